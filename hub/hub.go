@@ -1,0 +1,265 @@
+// Package hub is the domain of the population hub: the golden record every
+// person has, the history of changes applied to it, the notifications those
+// changes raise, and the Store port that keeps all three consistent.
+//
+// The merge rules live in hub/merge (pure); stores (hub/postgres, hub/memdb)
+// own transactions; hub/ingest feeds them from Kafka and hub/notify relays
+// their outbox to NATS JetStream.
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/pophub/pophub/schemas"
+	"github.com/pophub/pophub/schemas/citizenid"
+)
+
+// Error kinds. Callers test with errors.Is; the HTTP API maps them to status
+// codes in one table.
+var (
+	ErrNotFound    = errors.New("not found")
+	ErrInvalid     = errors.New("invalid request")
+	ErrConflict    = errors.New("concurrent update")
+	ErrUnavailable = errors.New("unavailable")
+)
+
+// Record is the golden record of one person, exactly as GET
+// /v1/persons/{id} answers it. A section is nil when nothing is known of it.
+// Records are values: a store never hands out one it will modify later.
+type Record struct {
+	CitizenID        citizenid.ID          `json:"citizen_id"`
+	Version          int64                 `json:"version"`
+	UpdatedAt        time.Time             `json:"updated_at"`
+	Status           string                `json:"status"`
+	Identity         *Identity             `json:"identity,omitempty"`
+	Hukou            *Hukou                `json:"hukou,omitempty"`
+	ResidencePermits []ResidencePermit     `json:"residence_permits,omitempty"`
+	Marital          *Marital              `json:"marital,omitempty"`
+	Education        *Education            `json:"education,omitempty"`
+	Employment       []Contract            `json:"employment,omitempty"`
+	SocialInsurance  *SocialInsurance      `json:"social_insurance,omitempty"`
+	Housing          *Housing              `json:"housing,omitempty"`
+	Tax              *Tax                  `json:"tax,omitempty"`
+	Anomalies        []Anomaly             `json:"anomalies,omitempty"`
+	Provenance       map[string]Provenance `json:"provenance,omitempty"`
+}
+
+// Person status values.
+const (
+	StatusActive    = "active"
+	StatusDeceased  = "deceased"
+	StatusCancelled = "cancelled"
+)
+
+// Identity comes from public_security (registration and corrections).
+type Identity struct {
+	Name      string `json:"name,omitempty"`
+	Gender    string `json:"gender,omitempty"`
+	BirthDate string `json:"birth_date,omitempty"`
+	Ethnicity string `json:"ethnicity,omitempty"`
+}
+
+// Hukou is the current place of registration.
+type Hukou struct {
+	AddressCode string `json:"address_code"`
+	RegionCode  string `json:"region_code"`
+	Since       string `json:"since"`
+	HouseholdID string `json:"household_id,omitempty"`
+}
+
+// ResidencePermit is a current residence permit (居住证) in one city.
+type ResidencePermit struct {
+	CityCode    string `json:"city_code"`
+	AddressCode string `json:"address_code"`
+	Basis       string `json:"basis"`
+	Since       string `json:"since"`
+	ValidUntil  string `json:"valid_until,omitempty"`
+}
+
+// Marital is the marital status with GB/T 2261.2 codes.
+type Marital struct {
+	Status   string       `json:"status"`
+	SpouseID citizenid.ID `json:"spouse_id,omitempty"`
+	Since    string       `json:"since"`
+}
+
+// Education is the highest level reached, and the enrolments known (for
+// residence-permit "continuous study").
+type Education struct {
+	HighestLevel string      `json:"highest_level,omitempty"`
+	Institution  string      `json:"institution,omitempty"`
+	GraduatedOn  string      `json:"graduated_on,omitempty"`
+	Enrolments   []Enrolment `json:"enrolments,omitempty"`
+}
+
+// Enrolment is a study enrolment.
+type Enrolment struct {
+	Institution string `json:"institution"`
+	Level       string `json:"level"`
+	Region      string `json:"region"`
+	Start       string `json:"start"`
+}
+
+// Contract is a labour contract; End is empty while it runs.
+type Contract struct {
+	ContractID   string `json:"contract_id"`
+	EmployerID   string `json:"employer_id"`
+	EmployerName string `json:"employer_name"`
+	WorkRegion   string `json:"work_region"`
+	Start        string `json:"start"`
+	End          string `json:"end,omitempty"`
+}
+
+// SocialInsurance is the person's social insurance.
+type SocialInsurance struct {
+	Scheme     string                   `json:"scheme,omitempty"`
+	Region     string                   `json:"region,omitempty"`
+	Insurances map[string]InsuranceLine `json:"insurances,omitempty"`
+}
+
+// InsuranceLine is one insurance: Months counts distinct contribution months;
+// Until is set when the insurance was terminated after its last enrolment.
+type InsuranceLine struct {
+	Since     string `json:"since,omitempty"`
+	Months    int    `json:"months"`
+	LastMonth string `json:"last_month,omitempty"`
+	Until     string `json:"until,omitempty"`
+}
+
+// Housing lists owned properties and rentals.
+type Housing struct {
+	Owned   []Property `json:"owned,omitempty"`
+	Rentals []Rental   `json:"rentals,omitempty"`
+}
+
+// Property is a property the person owns.
+type Property struct {
+	PropertyID  string `json:"property_id"`
+	AddressCode string `json:"address_code"`
+	Since       string `json:"since"`
+}
+
+// Rental is a lease; End is empty while it runs.
+type Rental struct {
+	LeaseID     string `json:"lease_id"`
+	AddressCode string `json:"address_code"`
+	Start       string `json:"start"`
+	End         string `json:"end,omitempty"`
+}
+
+// Tax lists registered businesses.
+type Tax struct {
+	Businesses []Business `json:"businesses,omitempty"`
+}
+
+// Business is a registered business.
+type Business struct {
+	BusinessID string `json:"business_id"`
+	Region     string `json:"region"`
+	Since      string `json:"since"`
+}
+
+// Anomaly kinds.
+const (
+	AnomalyDeathNotCancelled = "death_not_cancelled"
+	AnomalyUnregistered      = "unregistered"
+	AnomalyIDMismatch        = "id_mismatch"
+)
+
+// Anomaly is a condition that needs a department's attention.
+type Anomaly struct {
+	Kind  string `json:"kind"`
+	Since string `json:"since"`
+}
+
+// Provenance names the event a section's current state comes from.
+type Provenance struct {
+	Source  schemas.Source `json:"source"`
+	EventID string         `json:"event_id"`
+	Time    time.Time      `json:"time"`
+}
+
+// Change is one applied event in a person's history.
+type Change struct {
+	Version   int64           `json:"version"`
+	EventID   string          `json:"event_id"`
+	Source    schemas.Source  `json:"source"`
+	Type      schemas.Type    `json:"type"`
+	Time      time.Time       `json:"time"`
+	AppliedAt time.Time       `json:"applied_at"`
+	Sections  []string        `json:"sections"`
+	Data      json.RawMessage `json:"data,omitempty"`
+}
+
+// Input is one validated event on its way into a store, with the W3C trace
+// context it arrived with (copied onto the notifications it raises).
+type Input struct {
+	Event schemas.Event
+	Trace map[string]string
+}
+
+// ApplyResult counts what a batch did. Applied + Duplicates = len(batch).
+type ApplyResult struct {
+	Applied       int
+	Duplicates    int
+	Notifications int
+}
+
+// OutboxEntry is a notification committed with its change and waiting for
+// the relay. Seq orders entries; MsgID is the notification's change id.
+type OutboxEntry struct {
+	Seq       int64
+	Subject   string
+	MsgID     string
+	Body      []byte
+	Trace     map[string]string
+	CreatedAt time.Time
+}
+
+// Store keeps golden records, their history and the notification outbox.
+//
+// Implementations are safe for concurrent use, and several hub processes may
+// share one (PostgreSQL): no update is lost when two of them touch the same
+// person at once.
+type Store interface {
+	// Apply merges a batch of validated events atomically: the records,
+	// history rows and outbox entries of the whole batch commit together or
+	// not at all. An event whose (source, id) was applied before, in an earlier
+	// batch or earlier in this one, changes nothing and counts as a duplicate.
+	// The order of events in the batch does not affect the resulting records.
+	Apply(ctx context.Context, batch []Input) (ApplyResult, error)
+
+	// Person returns a copy of the golden record, or ErrNotFound.
+	Person(ctx context.Context, id citizenid.ID) (Record, error)
+
+	// History returns every applied change of a person in version order, or
+	// ErrNotFound.
+	History(ctx context.Context, id citizenid.ID) ([]Change, error)
+
+	// PendingOutbox returns up to limit unpublished outbox entries with
+	// Seq > after, in Seq order.
+	PendingOutbox(ctx context.Context, after int64, limit int) ([]OutboxEntry, error)
+
+	// MarkPublished records that the entries with these sequence numbers were
+	// acknowledged by JetStream. Marking twice is harmless.
+	MarkPublished(ctx context.Context, seqs []int64) error
+
+	// Stats reports totals for status pages and reconciliation.
+	Stats(ctx context.Context) (StoreStats, error)
+
+	// Ping checks the store is reachable.
+	Ping(ctx context.Context) error
+
+	// Close releases resources; calling it twice is safe.
+	Close() error
+}
+
+// StoreStats are store totals.
+type StoreStats struct {
+	Persons       int64 `json:"persons"`
+	Changes       int64 `json:"changes"`
+	OutboxPending int64 `json:"outbox_pending"`
+}

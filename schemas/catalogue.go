@@ -1,0 +1,602 @@
+package schemas
+
+import (
+	"io"
+	"sort"
+	"time"
+
+	"github.com/pophub/pophub/schemas/citizenid"
+	"github.com/pophub/pophub/schemas/codes"
+	"github.com/pophub/pophub/schemas/region"
+)
+
+var errIOEOF = io.EOF
+
+// Type is a CloudEvents type from the catalogue, "<domain>.<verb>".
+type Type string
+
+// The catalogue of event types.
+const (
+	HukouRegistered        Type = "hukou.registered"
+	HukouMigrated          Type = "hukou.migrated"
+	HukouCancelled         Type = "hukou.cancelled"
+	ResidencePermitIssued  Type = "residence_permit.issued"
+	ResidencePermitRevoked Type = "residence_permit.revoked"
+	IdentityCorrected      Type = "identity.corrected"
+	DeathCertified         Type = "death.certified"
+	ContractStarted        Type = "employment.contract_started"
+	ContractEnded          Type = "employment.contract_ended"
+	InsuranceEnrolled      Type = "social_insurance.enrolled"
+	ContributionRecorded   Type = "social_insurance.contribution_recorded"
+	InsuranceTerminated    Type = "social_insurance.terminated"
+	InsuranceTransferred   Type = "social_insurance.transferred"
+	EducationEnrolled      Type = "education.enrolled"
+	EducationGraduated     Type = "education.graduated"
+	PropertyRegistered     Type = "housing.property_registered"
+	PropertyTransferred    Type = "housing.property_transferred"
+	RentalRegistered       Type = "housing.rental_registered"
+	RentalEnded            Type = "housing.rental_ended"
+	BusinessRegistered     Type = "tax.business_registered"
+	BusinessDeregistered   Type = "tax.business_deregistered"
+	MarriageRegistered     Type = "marriage.registered"
+	MarriageDivorced       Type = "marriage.divorced"
+)
+
+// Data is the decoded data of one catalogue type.
+type Data interface {
+	validate(v *validator)
+}
+
+type typeSpec struct {
+	source Source
+	new    func() Data
+}
+
+var catalogue = map[Type]typeSpec{
+	HukouRegistered:        {PublicSecurity, func() Data { return new(HukouRegisteredData) }},
+	HukouMigrated:          {PublicSecurity, func() Data { return new(HukouMigratedData) }},
+	HukouCancelled:         {PublicSecurity, func() Data { return new(HukouCancelledData) }},
+	ResidencePermitIssued:  {PublicSecurity, func() Data { return new(ResidencePermitIssuedData) }},
+	ResidencePermitRevoked: {PublicSecurity, func() Data { return new(ResidencePermitRevokedData) }},
+	IdentityCorrected:      {PublicSecurity, func() Data { return new(IdentityCorrectedData) }},
+	DeathCertified:         {Health, func() Data { return new(DeathCertifiedData) }},
+	ContractStarted:        {Employment, func() Data { return new(ContractStartedData) }},
+	ContractEnded:          {Employment, func() Data { return new(ContractEndedData) }},
+	InsuranceEnrolled:      {SocialInsurance, func() Data { return new(InsuranceEnrolledData) }},
+	ContributionRecorded:   {SocialInsurance, func() Data { return new(ContributionRecordedData) }},
+	InsuranceTerminated:    {SocialInsurance, func() Data { return new(InsuranceTerminatedData) }},
+	InsuranceTransferred:   {SocialInsurance, func() Data { return new(InsuranceTransferredData) }},
+	EducationEnrolled:      {Education, func() Data { return new(EducationEnrolledData) }},
+	EducationGraduated:     {Education, func() Data { return new(EducationGraduatedData) }},
+	PropertyRegistered:     {Housing, func() Data { return new(PropertyRegisteredData) }},
+	PropertyTransferred:    {Housing, func() Data { return new(PropertyTransferredData) }},
+	RentalRegistered:       {Housing, func() Data { return new(RentalRegisteredData) }},
+	RentalEnded:            {Housing, func() Data { return new(RentalEndedData) }},
+	BusinessRegistered:     {Tax, func() Data { return new(BusinessRegisteredData) }},
+	BusinessDeregistered:   {Tax, func() Data { return new(BusinessDeregisteredData) }},
+	MarriageRegistered:     {Marriage, func() Data { return new(MarriageRegisteredData) }},
+	MarriageDivorced:       {Marriage, func() Data { return new(MarriageDivorcedData) }},
+}
+
+// Types lists the catalogue in a stable order.
+func Types() []Type {
+	out := make([]Type, 0, len(catalogue))
+	for t := range catalogue {
+		out = append(out, t)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+// SourceOf returns the source that owns type t, or "" if t is not in the
+// catalogue.
+func SourceOf(t Type) Source { return catalogue[t].source }
+
+// NewData returns a new zero data struct for t, or nil.
+func NewData(t Type) Data {
+	spec, ok := catalogue[t]
+	if !ok {
+		return nil
+	}
+	return spec.new()
+}
+
+// Enumerations used in event data.
+var (
+	RegistrationReasons = []string{"birth", "settlement", "restored", "other"}
+	MigrationReasons    = []string{"employment", "housing", "talent", "family", "study", "business", "other"}
+	CancellationReasons = []string{"death", "emigration", "military", "duplicate", "other"}
+	PermitBases         = []string{"employment", "housing", "study"}
+	Schemes             = []string{"employee", "resident"}
+	Insurances          = []string{"pension", "medical", "unemployment", "injury", "maternity"}
+	AcquiredKinds       = []string{"purchase", "gift", "inheritance", "self_built"}
+)
+
+// HukouRegisteredData registers a person's hukou (birth, settlement, restoration).
+type HukouRegisteredData struct {
+	Name        string `json:"name"`
+	Gender      string `json:"gender"`
+	BirthDate   string `json:"birth_date"`
+	Ethnicity   string `json:"ethnicity"`
+	AddressCode string `json:"address_code"`
+	HouseholdID string `json:"household_id"`
+	Relation    string `json:"relation,omitempty"`
+	Reason      string `json:"reason,omitempty"`
+}
+
+func (d *HukouRegisteredData) validate(v *validator) {
+	v.name("name", d.Name, true)
+	v.code("gender", d.Gender, codes.Gender, true)
+	v.date("birth_date", d.BirthDate, true)
+	v.notFuture("birth_date", d.BirthDate)
+	v.code("ethnicity", d.Ethnicity, codes.Ethnicity, true)
+	v.address("address_code", d.AddressCode, true)
+	v.text("household_id", d.HouseholdID, true, 64)
+	v.text("relation", d.Relation, false, 32)
+	v.enum("reason", d.Reason, RegistrationReasons, false)
+}
+
+// HukouMigratedData moves a hukou from one address to another.
+type HukouMigratedData struct {
+	FromAddressCode string `json:"from_address_code"`
+	ToAddressCode   string `json:"to_address_code"`
+	Reason          string `json:"reason"`
+	HouseholdID     string `json:"household_id,omitempty"`
+}
+
+func (d *HukouMigratedData) validate(v *validator) {
+	v.address("from_address_code", d.FromAddressCode, true)
+	v.address("to_address_code", d.ToAddressCode, true)
+	v.enum("reason", d.Reason, MigrationReasons, true)
+	v.text("household_id", d.HouseholdID, false, 64)
+}
+
+// HukouCancelledData cancels a hukou.
+type HukouCancelledData struct {
+	Reason string `json:"reason"`
+}
+
+func (d *HukouCancelledData) validate(v *validator) {
+	v.enum("reason", d.Reason, CancellationReasons, true)
+}
+
+// ResidencePermitIssuedData issues a residence permit (居住证) in a city.
+type ResidencePermitIssuedData struct {
+	CityCode    string `json:"city_code"`
+	AddressCode string `json:"address_code"`
+	Basis       string `json:"basis"`
+	ValidUntil  string `json:"valid_until,omitempty"`
+}
+
+func (d *ResidencePermitIssuedData) validate(v *validator) {
+	v.county("city_code", d.CityCode, true)
+	v.address("address_code", d.AddressCode, true)
+	v.enum("basis", d.Basis, PermitBases, true)
+	v.date("valid_until", d.ValidUntil, false)
+}
+
+// ResidencePermitRevokedData revokes the residence permit of a city.
+type ResidencePermitRevokedData struct {
+	CityCode string `json:"city_code"`
+}
+
+func (d *ResidencePermitRevokedData) validate(v *validator) { v.county("city_code", d.CityCode, true) }
+
+// IdentityCorrectedData corrects identity fields; absent fields are unchanged.
+type IdentityCorrectedData struct {
+	Name      string `json:"name,omitempty"`
+	Gender    string `json:"gender,omitempty"`
+	BirthDate string `json:"birth_date,omitempty"`
+	Ethnicity string `json:"ethnicity,omitempty"`
+}
+
+func (d *IdentityCorrectedData) validate(v *validator) {
+	v.name("name", d.Name, false)
+	v.code("gender", d.Gender, codes.Gender, false)
+	v.date("birth_date", d.BirthDate, false)
+	v.notFuture("birth_date", d.BirthDate)
+	v.code("ethnicity", d.Ethnicity, codes.Ethnicity, false)
+	if d.Name == "" && d.Gender == "" && d.BirthDate == "" && d.Ethnicity == "" {
+		v.fail("data", "at least one of name, gender, birth_date, ethnicity is required")
+	}
+}
+
+// DeathCertifiedData records a medical death certificate.
+type DeathCertifiedData struct {
+	DateOfDeath   string `json:"date_of_death"`
+	CertificateNo string `json:"certificate_no"`
+	PlaceCode     string `json:"place_code,omitempty"`
+}
+
+func (d *DeathCertifiedData) validate(v *validator) {
+	v.date("date_of_death", d.DateOfDeath, true)
+	v.notFuture("date_of_death", d.DateOfDeath)
+	v.text("certificate_no", d.CertificateNo, true, 64)
+	if d.PlaceCode != "" && !region.IsAddressCode(d.PlaceCode) && !region.IsCountyCode(d.PlaceCode) {
+		v.fail("place_code", "must be a 6- or 12-digit division code")
+	}
+}
+
+// ContractStartedData starts a labour contract.
+type ContractStartedData struct {
+	ContractID   string `json:"contract_id"`
+	EmployerID   string `json:"employer_id"`
+	EmployerName string `json:"employer_name"`
+	WorkRegion   string `json:"work_region"`
+	Start        string `json:"start"`
+	End          string `json:"end,omitempty"`
+}
+
+func (d *ContractStartedData) validate(v *validator) {
+	v.text("contract_id", d.ContractID, true, 64)
+	v.uscc("employer_id", d.EmployerID)
+	v.text("employer_name", d.EmployerName, true, 200)
+	v.county("work_region", d.WorkRegion, true)
+	v.date("start", d.Start, true)
+	v.date("end", d.End, false)
+	v.order("end", d.Start, d.End)
+}
+
+// ContractEndedData ends a labour contract.
+type ContractEndedData struct {
+	ContractID string `json:"contract_id"`
+	End        string `json:"end"`
+}
+
+func (d *ContractEndedData) validate(v *validator) {
+	v.text("contract_id", d.ContractID, true, 64)
+	v.date("end", d.End, true)
+}
+
+// InsuranceEnrolledData enrols a person in social insurance.
+type InsuranceEnrolledData struct {
+	Scheme     string   `json:"scheme"`
+	Insurances []string `json:"insurances"`
+	Region     string   `json:"region"`
+	Start      string   `json:"start"`
+}
+
+func (d *InsuranceEnrolledData) validate(v *validator) {
+	v.enum("scheme", d.Scheme, Schemes, true)
+	v.insurances("insurances", d.Insurances)
+	v.county("region", d.Region, true)
+	v.date("start", d.Start, true)
+}
+
+// ContributionRecordedData records one month of contributions.
+type ContributionRecordedData struct {
+	Month      string   `json:"month"`
+	Region     string   `json:"region"`
+	Insurances []string `json:"insurances"`
+}
+
+func (d *ContributionRecordedData) validate(v *validator) {
+	v.month("month", d.Month)
+	v.county("region", d.Region, true)
+	v.insurances("insurances", d.Insurances)
+}
+
+// InsuranceTerminatedData terminates insurances.
+type InsuranceTerminatedData struct {
+	Insurances []string `json:"insurances"`
+	Region     string   `json:"region"`
+	End        string   `json:"end"`
+}
+
+func (d *InsuranceTerminatedData) validate(v *validator) {
+	v.insurances("insurances", d.Insurances)
+	v.county("region", d.Region, true)
+	v.date("end", d.End, true)
+}
+
+// InsuranceTransferredData records a completed transfer (转移接续).
+type InsuranceTransferredData struct {
+	FromRegion string `json:"from_region"`
+	ToRegion   string `json:"to_region"`
+}
+
+func (d *InsuranceTransferredData) validate(v *validator) {
+	v.county("from_region", d.FromRegion, true)
+	v.county("to_region", d.ToRegion, true)
+}
+
+// EducationEnrolledData enrols a student.
+type EducationEnrolledData struct {
+	Institution string `json:"institution"`
+	Level       string `json:"level"`
+	Region      string `json:"region"`
+	Start       string `json:"start"`
+}
+
+func (d *EducationEnrolledData) validate(v *validator) {
+	v.text("institution", d.Institution, true, 200)
+	v.code("level", d.Level, codes.Education, true)
+	v.county("region", d.Region, true)
+	v.date("start", d.Start, true)
+}
+
+// EducationGraduatedData records a graduation.
+type EducationGraduatedData struct {
+	Institution   string `json:"institution"`
+	Level         string `json:"level"`
+	Date          string `json:"date"`
+	CertificateNo string `json:"certificate_no"`
+}
+
+func (d *EducationGraduatedData) validate(v *validator) {
+	v.text("institution", d.Institution, true, 200)
+	v.code("level", d.Level, codes.Education, true)
+	v.date("date", d.Date, true)
+	v.text("certificate_no", d.CertificateNo, true, 64)
+}
+
+// PropertyRegisteredData registers ownership of a property.
+type PropertyRegisteredData struct {
+	PropertyID  string   `json:"property_id"`
+	AddressCode string   `json:"address_code"`
+	Acquired    string   `json:"acquired"`
+	AreaM2      *float64 `json:"area_m2,omitempty"`
+}
+
+func (d *PropertyRegisteredData) validate(v *validator) {
+	v.text("property_id", d.PropertyID, true, 64)
+	v.address("address_code", d.AddressCode, true)
+	v.enum("acquired", d.Acquired, AcquiredKinds, true)
+	if d.AreaM2 != nil && (*d.AreaM2 <= 0 || *d.AreaM2 > 100000) {
+		v.fail("area_m2", "must be a positive area in square metres")
+	}
+}
+
+// PropertyTransferredData records that the person no longer owns a property.
+type PropertyTransferredData struct {
+	PropertyID string `json:"property_id"`
+}
+
+func (d *PropertyTransferredData) validate(v *validator) {
+	v.text("property_id", d.PropertyID, true, 64)
+}
+
+// RentalRegisteredData registers a lease.
+type RentalRegisteredData struct {
+	LeaseID     string `json:"lease_id"`
+	AddressCode string `json:"address_code"`
+	Start       string `json:"start"`
+	End         string `json:"end,omitempty"`
+}
+
+func (d *RentalRegisteredData) validate(v *validator) {
+	v.text("lease_id", d.LeaseID, true, 64)
+	v.address("address_code", d.AddressCode, true)
+	v.date("start", d.Start, true)
+	v.date("end", d.End, false)
+	v.order("end", d.Start, d.End)
+}
+
+// RentalEndedData ends a lease.
+type RentalEndedData struct {
+	LeaseID string `json:"lease_id"`
+	End     string `json:"end"`
+}
+
+func (d *RentalEndedData) validate(v *validator) {
+	v.text("lease_id", d.LeaseID, true, 64)
+	v.date("end", d.End, true)
+}
+
+// BusinessRegisteredData registers a business (licence and tax registration).
+type BusinessRegisteredData struct {
+	BusinessID string `json:"business_id"`
+	Region     string `json:"region"`
+	Name       string `json:"name,omitempty"`
+}
+
+func (d *BusinessRegisteredData) validate(v *validator) {
+	v.uscc("business_id", d.BusinessID)
+	v.county("region", d.Region, true)
+	v.text("name", d.Name, false, 200)
+}
+
+// BusinessDeregisteredData deregisters a business.
+type BusinessDeregisteredData struct {
+	BusinessID string `json:"business_id"`
+}
+
+func (d *BusinessDeregisteredData) validate(v *validator) { v.uscc("business_id", d.BusinessID) }
+
+// MarriageRegisteredData registers a marriage; the spouse gets its own event.
+type MarriageRegisteredData struct {
+	SpouseID citizenid.ID `json:"spouse_id"`
+}
+
+func (d *MarriageRegisteredData) validate(v *validator) { v.citizen("spouse_id", d.SpouseID) }
+
+// MarriageDivorcedData registers a divorce; the former spouse gets its own event.
+type MarriageDivorcedData struct {
+	SpouseID citizenid.ID `json:"spouse_id"`
+}
+
+func (d *MarriageDivorcedData) validate(v *validator) { v.citizen("spouse_id", d.SpouseID) }
+
+// validator collects the first data error; field names are JSON paths.
+type validator struct {
+	now time.Time
+	err *RejectError
+}
+
+func (v *validator) fail(field, detail string) {
+	if v.err == nil {
+		if field != "data" {
+			field = "data." + field
+		}
+		v.err = &RejectError{Reason: ReasonInvalidData, Field: field, Detail: detail}
+	}
+}
+
+func (v *validator) required(field, s string) bool {
+	if s == "" {
+		v.fail(field, "required field is missing or empty")
+		return false
+	}
+	return true
+}
+
+func (v *validator) text(field, s string, req bool, max int) {
+	if s == "" {
+		if req {
+			v.required(field, s)
+		}
+		return
+	}
+	if len(s) > max {
+		v.fail(field, "too long")
+	}
+}
+
+func (v *validator) name(field, s string, req bool) {
+	if s == "" {
+		if req {
+			v.required(field, s)
+		}
+		return
+	}
+	if len([]rune(s)) > 64 {
+		v.fail(field, "longer than 64 characters")
+	}
+}
+
+func (v *validator) code(field, s string, table map[string]string, req bool) {
+	if s == "" {
+		if req {
+			v.required(field, s)
+		}
+		return
+	}
+	if _, ok := table[s]; !ok {
+		v.fail(field, "not a code of its national standard")
+	}
+}
+
+func (v *validator) enum(field, s string, allowed []string, req bool) {
+	if s == "" {
+		if req {
+			v.required(field, s)
+		}
+		return
+	}
+	for _, a := range allowed {
+		if a == s {
+			return
+		}
+	}
+	v.fail(field, "must be one of "+joinQuoted(allowed))
+}
+
+func joinQuoted(ss []string) string {
+	out := ""
+	for i, s := range ss {
+		if i > 0 {
+			out += ", "
+		}
+		out += s
+	}
+	return out
+}
+
+// IsDate reports whether s is a real calendar date written YYYY-MM-DD.
+func IsDate(s string) bool {
+	if len(s) != 10 {
+		return false
+	}
+	_, err := time.Parse(time.DateOnly, s)
+	return err == nil
+}
+
+func (v *validator) date(field, s string, req bool) {
+	if s == "" {
+		if req {
+			v.required(field, s)
+		}
+		return
+	}
+	if !IsDate(s) {
+		v.fail(field, "must be a date YYYY-MM-DD")
+	}
+}
+
+func (v *validator) notFuture(field, s string) {
+	if IsDate(s) && s > v.now.Format(time.DateOnly) {
+		v.fail(field, "lies in the future")
+	}
+}
+
+func (v *validator) order(field, start, end string) {
+	if IsDate(start) && IsDate(end) && end < start {
+		v.fail(field, "is before start")
+	}
+}
+
+func (v *validator) month(field, s string) {
+	if !v.required(field, s) {
+		return
+	}
+	if _, err := time.Parse("2006-01", s); err != nil || len(s) != 7 {
+		v.fail(field, "must be a month YYYY-MM")
+	}
+}
+
+func (v *validator) address(field, s string, req bool) {
+	if s == "" {
+		if req {
+			v.required(field, s)
+		}
+		return
+	}
+	if !region.IsAddressCode(s) {
+		v.fail(field, "must be a 12-digit statistical division code")
+	}
+}
+
+func (v *validator) county(field, s string, req bool) {
+	if s == "" {
+		if req {
+			v.required(field, s)
+		}
+		return
+	}
+	if !region.IsCountyCode(s) {
+		v.fail(field, "must be a 6-digit division code")
+	}
+}
+
+func (v *validator) uscc(field, s string) {
+	if !v.required(field, s) {
+		return
+	}
+	if !codes.ValidUSCC(s) {
+		v.fail(field, "must be an 18-character unified social credit code with a valid check character")
+	}
+}
+
+func (v *validator) citizen(field string, id citizenid.ID) {
+	// spouse_id is decoded through citizenid.ID.UnmarshalText, which already
+	// validated it; an empty one is missing.
+	if id == "" {
+		v.fail(field, "required field is missing or empty")
+	}
+}
+
+func (v *validator) insurances(field string, list []string) {
+	if len(list) == 0 {
+		v.fail(field, "at least one insurance is required")
+		return
+	}
+	seen := map[string]bool{}
+	for _, s := range list {
+		if seen[s] {
+			v.fail(field, "lists "+s+" twice")
+			return
+		}
+		seen[s] = true
+		v.enum(field, s, Insurances, true)
+	}
+}

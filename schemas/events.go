@@ -1,0 +1,315 @@
+// Package schemas is pophub's wire contract: the CloudEvents envelope that
+// departments publish to Kafka, the catalogue of event types with the Go
+// struct of each type's data, the notifications the hub publishes on NATS,
+// and (in jsonschema/) the same contract as JSON Schema, AsyncAPI and
+// OpenAPI documents. It imports nothing else of pophub's, so departments and
+// subscribers can depend on it alone.
+package schemas
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/pophub/pophub/schemas/citizenid"
+)
+
+// Source names a department system. It is also the last token of the Kafka
+// topic the department publishes to.
+type Source string
+
+// The eight department sources.
+const (
+	PublicSecurity  Source = "public_security"
+	Health          Source = "health"
+	Employment      Source = "employment"
+	SocialInsurance Source = "social_insurance"
+	Education       Source = "education"
+	Housing         Source = "housing"
+	Tax             Source = "tax"
+	Marriage        Source = "marriage"
+)
+
+// Sources lists every department source in a stable order.
+var Sources = []Source{PublicSecurity, Health, Employment, SocialInsurance, Education, Housing, Tax, Marriage}
+
+// Valid reports whether s is one of the eight sources.
+func (s Source) Valid() bool {
+	for _, v := range Sources {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// TopicPrefix prefixes every source topic; DLQTopic receives rejects.
+const (
+	TopicPrefix = "pop.events."
+	DLQTopic    = "pop.events.dlq"
+)
+
+// Topic is the Kafka topic a source publishes to.
+func Topic(s Source) string { return TopicPrefix + string(s) }
+
+// SourceOfTopic returns the source a topic belongs to, or "" if the topic is
+// not a source topic.
+func SourceOfTopic(topic string) Source {
+	s := Source(strings.TrimPrefix(topic, TopicPrefix))
+	if !strings.HasPrefix(topic, TopicPrefix) || !s.Valid() {
+		return ""
+	}
+	return s
+}
+
+// Topics lists the eight source topics.
+func Topics() []string {
+	out := make([]string, len(Sources))
+	for i, s := range Sources {
+		out[i] = Topic(s)
+	}
+	return out
+}
+
+// SpecVersion is the only CloudEvents version accepted.
+const SpecVersion = "1.0"
+
+// Event is one department record change: a CloudEvents 1.0 event in
+// structured JSON mode. Data holds the raw JSON; Payload the same data
+// decoded into the catalogue struct of Type (set by Decode).
+type Event struct {
+	SpecVersion     string          `json:"specversion"`
+	ID              string          `json:"id"`
+	Source          Source          `json:"source"`
+	Type            Type            `json:"type"`
+	Subject         citizenid.ID    `json:"subject"`
+	Time            time.Time       `json:"time"`
+	DataContentType string          `json:"datacontenttype,omitempty"`
+	Data            json.RawMessage `json:"data"`
+	Payload         Data            `json:"-"`
+}
+
+// Key is the idempotency key of an event: (source, id).
+func (e *Event) Key() EventKey { return EventKey{Source: e.Source, ID: e.ID} }
+
+// EventKey identifies an event uniquely across all sources.
+type EventKey struct {
+	Source Source
+	ID     string
+}
+
+// Reasons an event is rejected to the DLQ. They are stable: metrics, DLQ
+// headers and operators' tooling use them.
+const (
+	ReasonNotJSON        = "not_json"
+	ReasonNotCloudEvent  = "not_cloudevent"
+	ReasonUnknownType    = "unknown_type"
+	ReasonSourceMismatch = "source_mismatch"
+	ReasonKeyMismatch    = "key_mismatch"
+	ReasonInvalidSubject = "invalid_subject"
+	ReasonInvalidData    = "invalid_data"
+)
+
+// Reasons lists every reject reason Decode can give.
+var Reasons = []string{ReasonNotJSON, ReasonNotCloudEvent, ReasonUnknownType, ReasonSourceMismatch,
+	ReasonKeyMismatch, ReasonInvalidSubject, ReasonInvalidData}
+
+// RejectError says why an event cannot be applied. Field names the offending
+// attribute or data field (JSON path), when there is one. It never contains
+// a citizen ID.
+type RejectError struct {
+	Reason string
+	Field  string
+	Detail string
+}
+
+func (e *RejectError) Error() string {
+	if e.Field != "" {
+		return fmt.Sprintf("%s: %s: %s", e.Reason, e.Field, e.Detail)
+	}
+	return fmt.Sprintf("%s: %s", e.Reason, e.Detail)
+}
+
+func reject(reason, field, format string, args ...any) *RejectError {
+	return &RejectError{Reason: reason, Field: field, Detail: fmt.Sprintf(format, args...)}
+}
+
+// ReasonOf returns the reject reason of err, or "" if err is not a
+// *RejectError.
+func ReasonOf(err error) string {
+	var re *RejectError
+	if errors.As(err, &re) {
+		return re.Reason
+	}
+	return ""
+}
+
+// envelope is the wire form used while decoding, so that every attribute can
+// be checked and reported on its own.
+type envelope struct {
+	SpecVersion     *string         `json:"specversion"`
+	ID              *string         `json:"id"`
+	Source          *string         `json:"source"`
+	Type            *string         `json:"type"`
+	Subject         *string         `json:"subject"`
+	Time            *string         `json:"time"`
+	DataContentType *string         `json:"datacontenttype"`
+	Data            json.RawMessage `json:"data"`
+}
+
+// Input carries what the decoder needs besides the value: the topic the
+// record came from (its source must match) and the record key (must equal
+// the subject). An empty Topic or nil Key skips that check, for events that
+// do not come from Kafka (the HTTP gateway, files).
+type Input struct {
+	Topic string
+	Key   []byte
+	Value []byte
+	Now   time.Time
+}
+
+// Decode parses and validates one event. Any failure is a *RejectError.
+func Decode(in Input) (Event, error) {
+	var env envelope
+	dec := json.NewDecoder(bytes.NewReader(in.Value))
+	dec.UseNumber()
+	if err := dec.Decode(&env); err != nil {
+		var se *json.SyntaxError
+		if errors.As(err, &se) || errors.Is(err, errIOEOF) || !json.Valid(in.Value) {
+			return Event{}, reject(ReasonNotJSON, "", "value is not a JSON document: %v", err)
+		}
+		return Event{}, reject(ReasonNotCloudEvent, "", "value is not a CloudEvents JSON object: %v", err)
+	}
+	if dec.More() {
+		return Event{}, reject(ReasonNotJSON, "", "trailing data after the JSON document")
+	}
+	now := in.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	var ev Event
+	switch {
+	case env.SpecVersion == nil:
+		return ev, reject(ReasonNotCloudEvent, "specversion", "required attribute is missing")
+	case *env.SpecVersion != SpecVersion:
+		return ev, reject(ReasonNotCloudEvent, "specversion", "must be %q", SpecVersion)
+	case env.ID == nil || *env.ID == "":
+		return ev, reject(ReasonNotCloudEvent, "id", "required attribute is missing or empty")
+	case len(*env.ID) > 200:
+		return ev, reject(ReasonNotCloudEvent, "id", "longer than 200 characters")
+	case env.Source == nil || *env.Source == "":
+		return ev, reject(ReasonNotCloudEvent, "source", "required attribute is missing or empty")
+	case env.Type == nil || *env.Type == "":
+		return ev, reject(ReasonNotCloudEvent, "type", "required attribute is missing or empty")
+	case env.Time == nil:
+		return ev, reject(ReasonNotCloudEvent, "time", "required attribute is missing")
+	case env.Subject == nil:
+		return ev, reject(ReasonNotCloudEvent, "subject", "required attribute is missing")
+	case env.DataContentType != nil && *env.DataContentType != "application/json" && !strings.HasPrefix(*env.DataContentType, "application/json;"):
+		return ev, reject(ReasonNotCloudEvent, "datacontenttype", "must be application/json")
+	case len(env.Data) == 0 || string(env.Data) == "null":
+		return ev, reject(ReasonNotCloudEvent, "data", "required attribute is missing")
+	}
+	t, err := time.Parse(time.RFC3339Nano, *env.Time)
+	if err != nil {
+		return ev, reject(ReasonNotCloudEvent, "time", "not an RFC 3339 timestamp")
+	}
+	ev = Event{SpecVersion: SpecVersion, ID: *env.ID, Source: Source(*env.Source), Type: Type(*env.Type),
+		Time: t, DataContentType: "application/json", Data: env.Data}
+	if !ev.Source.Valid() {
+		return ev, reject(ReasonSourceMismatch, "source", "%q is not a department source", *env.Source)
+	}
+	if in.Topic != "" && SourceOfTopic(in.Topic) != ev.Source {
+		return ev, reject(ReasonSourceMismatch, "source", "source %q does not match topic %q", ev.Source, in.Topic)
+	}
+	spec, ok := catalogue[ev.Type]
+	if !ok {
+		return ev, reject(ReasonUnknownType, "type", "%q is not in the catalogue", *env.Type)
+	}
+	if spec.source != ev.Source {
+		return ev, reject(ReasonSourceMismatch, "type", "type %q belongs to source %q, not %q", ev.Type, spec.source, ev.Source)
+	}
+	id, err := citizenid.ParseAt(*env.Subject, now)
+	if err != nil {
+		return ev, reject(ReasonInvalidSubject, "subject", "%v", errors.Unwrap(err))
+	}
+	ev.Subject = id
+	if in.Key != nil && string(in.Key) != string(id) {
+		return ev, reject(ReasonKeyMismatch, "subject", "record key does not equal the subject")
+	}
+	data := spec.new()
+	ddec := json.NewDecoder(bytes.NewReader(env.Data))
+	ddec.DisallowUnknownFields()
+	if err := ddec.Decode(data); err != nil {
+		return ev, dataDecodeError(err)
+	}
+	v := validator{now: now}
+	data.validate(&v)
+	if v.err != nil {
+		return ev, v.err
+	}
+	ev.Payload = data
+	return ev, nil
+}
+
+func dataDecodeError(err error) *RejectError {
+	var ce *citizenid.Error
+	if errors.As(err, &ce) {
+		return reject(ReasonInvalidData, "data.spouse_id", "%v", ce.Reason)
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return reject(ReasonInvalidData, "data."+te.Field, "must be a JSON %s", jsonKind(te.Type.Kind().String()))
+	}
+	msg := err.Error()
+	if strings.HasPrefix(msg, "json: unknown field ") {
+		return reject(ReasonInvalidData, "data."+strings.Trim(strings.TrimPrefix(msg, "json: unknown field "), `"`), "unknown field")
+	}
+	return reject(ReasonInvalidData, "data", "must be a JSON object: %v", err)
+}
+
+func jsonKind(k string) string {
+	switch k {
+	case "string":
+		return "string"
+	case "slice":
+		return "array"
+	case "struct", "map":
+		return "object"
+	case "float64", "int", "int64":
+		return "number"
+	case "ptr":
+		return "value"
+	}
+	return k
+}
+
+// Encode renders an event in structured JSON mode.
+func Encode(ev Event) ([]byte, error) {
+	if ev.SpecVersion == "" {
+		ev.SpecVersion = SpecVersion
+	}
+	if ev.DataContentType == "" {
+		ev.DataContentType = "application/json"
+	}
+	if ev.Data == nil && ev.Payload != nil {
+		b, err := json.Marshal(ev.Payload)
+		if err != nil {
+			return nil, fmt.Errorf("encoding data of %s: %w", ev.Type, err)
+		}
+		ev.Data = b
+	}
+	return json.Marshal(struct {
+		SpecVersion     string          `json:"specversion"`
+		ID              string          `json:"id"`
+		Source          Source          `json:"source"`
+		Type            Type            `json:"type"`
+		Subject         string          `json:"subject"`
+		Time            string          `json:"time"`
+		DataContentType string          `json:"datacontenttype"`
+		Data            json.RawMessage `json:"data"`
+	}{ev.SpecVersion, ev.ID, ev.Source, ev.Type, string(ev.Subject), ev.Time.Format(time.RFC3339Nano), ev.DataContentType, ev.Data})
+}

@@ -1,0 +1,95 @@
+// Package region knows the structure of the statistical division codes
+// (统计用区划代码): 2-digit province, 4-digit city, 6-digit county,
+// 9-digit township and 12-digit village or residents' committee. The full
+// table of names and urban-rural classes is reference data loaded elsewhere;
+// this package only checks shape and the province list, which never changes
+// without a State Council decision.
+package region
+
+import "strings"
+
+// provinces maps GB/T 2260 province codes to their names.
+var provinces = map[string]string{
+	"11": "北京市", "12": "天津市", "13": "河北省", "14": "山西省", "15": "内蒙古自治区",
+	"21": "辽宁省", "22": "吉林省", "23": "黑龙江省",
+	"31": "上海市", "32": "江苏省", "33": "浙江省", "34": "安徽省", "35": "福建省", "36": "江西省", "37": "山东省",
+	"41": "河南省", "42": "湖北省", "43": "湖南省", "44": "广东省", "45": "广西壮族自治区", "46": "海南省",
+	"50": "重庆市", "51": "四川省", "52": "贵州省", "53": "云南省", "54": "西藏自治区",
+	"61": "陕西省", "62": "甘肃省", "63": "青海省", "64": "宁夏回族自治区", "65": "新疆维吾尔自治区",
+	"71": "台湾省", "81": "香港特别行政区", "82": "澳门特别行政区",
+}
+
+// IsProvince reports whether code is a 2-digit province code.
+func IsProvince(code string) bool { _, ok := provinces[code]; return ok }
+
+// ProvinceName returns the name of a 2-digit province code, or "".
+func ProvinceName(code string) string { return provinces[code] }
+
+func digits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// IsAddressCode reports whether s has the shape of a 12-digit statistical
+// division code of a village or residents' committee in a real province.
+func IsAddressCode(s string) bool {
+	return len(s) == 12 && digits(s) && IsProvince(s[:2]) && s[2:6] != "0000"
+}
+
+// IsCountyCode reports whether s has the shape of a 6-digit county-level
+// division code (region and city codes in events) in a real province.
+func IsCountyCode(s string) bool {
+	return len(s) == 6 && digits(s) && IsProvince(s[:2])
+}
+
+// IsLevelCode reports whether s is a 2, 4, 6, 9 or 12-digit division code in
+// a real province, as accepted by region filters.
+func IsLevelCode(s string) bool {
+	switch len(s) {
+	case 2, 4, 6, 9, 12:
+		return digits(s) && IsProvince(s[:2])
+	}
+	return false
+}
+
+// County returns the 6-digit county code of a 6-, 9- or 12-digit code.
+func County(code string) string {
+	if len(code) < 6 {
+		return ""
+	}
+	return code[:6]
+}
+
+// Unknown is the subject token triple used when a person's region is not known.
+const Unknown = "00.0000.000000"
+
+// Tokens renders a division code as the three NATS subject tokens
+// province.city.county (e.g. "23.2301.230102"), so that a subscriber can
+// filter at any level with one subject filter. Codes shorter than six digits
+// or malformed give Unknown.
+func Tokens(code string) string {
+	if len(code) < 6 || !digits(code[:6]) {
+		return Unknown
+	}
+	return code[:2] + "." + code[:4] + "." + code[:6]
+}
+
+// Filter renders a 2-, 4- or 6-digit code as the token pattern matching it
+// and everything below: "23" → "23.*.*", "2301" → "23.2301.*",
+// "230102" → "23.2301.230102". Other inputs give "*.*.*".
+func Filter(code string) string {
+	code = strings.TrimSpace(code)
+	switch {
+	case len(code) >= 6 && digits(code[:6]):
+		return code[:2] + "." + code[:4] + "." + code[:6]
+	case len(code) == 4 && digits(code):
+		return code[:2] + "." + code + ".*"
+	case len(code) == 2 && digits(code):
+		return code + ".*.*"
+	}
+	return "*.*.*"
+}
