@@ -1,0 +1,185 @@
+package merge
+
+import (
+	"github.com/pophub/pophub/schemas"
+	"github.com/pophub/pophub/schemas/codes"
+)
+
+// affects lists the sections an event type can change, besides status and
+// anomalies, which every event may change (any event can end the
+// "unregistered" anomaly's window or start it).
+var affects = map[schemas.Type][]schemas.Section{
+	schemas.HukouRegistered:        {schemas.SecIdentity, schemas.SecHukou},
+	schemas.HukouMigrated:          {schemas.SecHukou},
+	schemas.HukouCancelled:         nil,
+	schemas.ResidencePermitIssued:  {schemas.SecResidencePermits},
+	schemas.ResidencePermitRevoked: {schemas.SecResidencePermits},
+	schemas.IdentityCorrected:      {schemas.SecIdentity},
+	schemas.DeathCertified:         nil,
+	schemas.ContractStarted:        {schemas.SecEmployment},
+	schemas.ContractEnded:          {schemas.SecEmployment},
+	schemas.InsuranceEnrolled:      {schemas.SecSocialInsurance},
+	schemas.ContributionRecorded:   {schemas.SecSocialInsurance},
+	schemas.InsuranceTerminated:    {schemas.SecSocialInsurance},
+	schemas.InsuranceTransferred:   {schemas.SecSocialInsurance},
+	schemas.EducationEnrolled:      {schemas.SecEducation},
+	schemas.EducationGraduated:     {schemas.SecEducation},
+	schemas.PropertyRegistered:     {schemas.SecHousing},
+	schemas.PropertyTransferred:    {schemas.SecHousing},
+	schemas.RentalRegistered:       {schemas.SecHousing},
+	schemas.RentalEnded:            {schemas.SecHousing},
+	schemas.BusinessRegistered:     {schemas.SecTax},
+	schemas.BusinessDeregistered:   {schemas.SecTax},
+	schemas.MarriageRegistered:     {schemas.SecMarital},
+	schemas.MarriageDivorced:       {schemas.SecMarital},
+}
+
+// Affected returns the sections an event of type t may change.
+func Affected(t schemas.Type) []schemas.Section {
+	out := append([]schemas.Section(nil), affects[t]...)
+	return append(out, schemas.SecStatus, schemas.SecAnomalies)
+}
+
+func regMap[V any](m *map[string]*Reg[V], key string) *Reg[V] {
+	if *m == nil {
+		*m = map[string]*Reg[V]{}
+	}
+	r, ok := (*m)[key]
+	if !ok {
+		r = &Reg[V]{}
+		(*m)[key] = r
+	}
+	return r
+}
+
+func entry[V any](m *map[string]*V, key string) *V {
+	if *m == nil {
+		*m = map[string]*V{}
+	}
+	r, ok := (*m)[key]
+	if !ok {
+		r = new(V)
+		(*m)[key] = r
+	}
+	return r
+}
+
+// apply folds one decoded event into s (a clone owned by the caller).
+func (s *State) apply(ev *schemas.Event) {
+	at := Stamp{T: ev.Time, Src: ev.Source, ID: ev.ID}
+	if s.First.IsZero() || ev.Time.Before(s.First) {
+		s.First = ev.Time
+	}
+	for _, sec := range affects[ev.Type] {
+		s.touch(sec, at)
+	}
+	switch d := ev.Payload.(type) {
+	case *schemas.HukouRegisteredData:
+		s.Name.set(ptr(d.Name), at)
+		s.Gender.set(ptr(d.Gender), at)
+		s.BirthDate.set(ptr(d.BirthDate), at)
+		s.Ethnicity.set(ptr(d.Ethnicity), at)
+		if at.After(s.Registered) {
+			s.Registered = at
+		}
+		s.Location.set(&location{Address: d.AddressCode}, at)
+		s.Household.set(ptr(d.HouseholdID), at)
+		s.Lifecycle.set(ptr("registered"), at)
+	case *schemas.HukouMigratedData:
+		s.Location.set(&location{Address: d.ToAddressCode}, at)
+		if d.HouseholdID != "" {
+			s.Household.set(ptr(d.HouseholdID), at)
+		}
+	case *schemas.HukouCancelledData:
+		s.Lifecycle.set(ptr("cancelled:"+d.Reason), at)
+	case *schemas.ResidencePermitIssuedData:
+		regMap(&s.Permits, d.CityCode).set(&permit{Address: d.AddressCode, Basis: d.Basis, ValidUntil: d.ValidUntil}, at)
+	case *schemas.ResidencePermitRevokedData:
+		regMap(&s.Permits, d.CityCode).set(nil, at)
+	case *schemas.IdentityCorrectedData:
+		if d.Name != "" {
+			s.Name.set(ptr(d.Name), at)
+		}
+		if d.Gender != "" {
+			s.Gender.set(ptr(d.Gender), at)
+		}
+		if d.BirthDate != "" {
+			s.BirthDate.set(ptr(d.BirthDate), at)
+		}
+		if d.Ethnicity != "" {
+			s.Ethnicity.set(ptr(d.Ethnicity), at)
+		}
+	case *schemas.DeathCertifiedData:
+		s.Death.set(&death{Date: d.DateOfDeath}, at)
+	case *schemas.ContractStartedData:
+		c := entry(&s.Contracts, d.ContractID)
+		c.Started.set(ptr(*d), at)
+	case *schemas.ContractEndedData:
+		c := entry(&s.Contracts, d.ContractID)
+		c.Ended.set(ptr(d.End), at)
+	case *schemas.InsuranceEnrolledData:
+		s.Scheme.set(ptr(d.Scheme), at)
+		s.SIRegion.set(ptr(d.Region), at)
+		for _, name := range d.Insurances {
+			entry(&s.Insurances, name).Enrolled.set(ptr(d.Start), at)
+		}
+	case *schemas.ContributionRecordedData:
+		for _, name := range d.Insurances {
+			line := entry(&s.Insurances, name)
+			line.Months, _ = addMonth(line.Months, d.Month)
+		}
+	case *schemas.InsuranceTerminatedData:
+		for _, name := range d.Insurances {
+			entry(&s.Insurances, name).Terminated.set(ptr(d.End), at)
+		}
+	case *schemas.InsuranceTransferredData:
+		s.SIRegion.set(ptr(d.ToRegion), at)
+	case *schemas.EducationEnrolledData:
+		regMap(&s.Enrolments, d.Institution+"\x00"+d.Level).set(&enrolment{
+			Institution: d.Institution, Level: d.Level, Region: d.Region, Start: d.Start}, at)
+	case *schemas.EducationGraduatedData:
+		// Education keeps the highest level, not the latest graduation.
+		g := graduation{Level: d.Level, Institution: d.Institution, Date: d.Date}
+		if cur, ok := s.Graduation.get(); !ok || higher(g, at, cur, s.Graduation.At) {
+			s.Graduation = Reg[graduation]{V: &g, At: at}
+		}
+	case *schemas.PropertyRegisteredData:
+		regMap(&s.Owned, d.PropertyID).set(&property{Address: d.AddressCode}, at)
+	case *schemas.PropertyTransferredData:
+		regMap(&s.Owned, d.PropertyID).set(nil, at)
+	case *schemas.RentalRegisteredData:
+		entry(&s.Rentals, d.LeaseID).Started.set(ptr(*d), at)
+	case *schemas.RentalEndedData:
+		entry(&s.Rentals, d.LeaseID).Ended.set(ptr(d.End), at)
+	case *schemas.BusinessRegisteredData:
+		regMap(&s.Businesses, d.BusinessID).set(&business{Region: d.Region}, at)
+	case *schemas.BusinessDeregisteredData:
+		regMap(&s.Businesses, d.BusinessID).set(nil, at)
+	case *schemas.MarriageRegisteredData:
+		s.Marital.set(&marital{Status: codes.MaritalMarried, Spouse: d.SpouseID}, at)
+	case *schemas.MarriageDivorcedData:
+		s.Marital.set(&marital{Status: codes.MaritalDivorced}, at)
+	}
+}
+
+// higher orders graduations: the higher level wins, then the later date,
+// then the later stamp.
+func higher(a graduation, aAt Stamp, b graduation, bAt Stamp) bool {
+	ra, rb := codes.EducationRank(a.Level), codes.EducationRank(b.Level)
+	if ra != rb {
+		return ra < rb
+	}
+	if a.Date != b.Date {
+		return a.Date > b.Date
+	}
+	return aAt.After(bAt)
+}
+
+func (s *State) touch(sec schemas.Section, at Stamp) {
+	if s.Prov == nil {
+		s.Prov = map[schemas.Section]Stamp{}
+	}
+	if cur, ok := s.Prov[sec]; !ok || at.After(cur) {
+		s.Prov[sec] = at
+	}
+}

@@ -1,0 +1,127 @@
+package merge
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"reflect"
+	"time"
+
+	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/schemas"
+	"github.com/pophub/pophub/schemas/citizenid"
+)
+
+// Entry is one history row: a change applied to a person.
+type Entry struct {
+	CitizenID citizenid.ID
+	Change    hub.Change
+}
+
+// Outcome is what a batch did, for the store to persist in one transaction.
+type Outcome struct {
+	// States holds the new state of every person the batch changed.
+	States map[citizenid.ID]*State
+	// History lists the applied changes in apply order.
+	History []Entry
+	// Outbox lists the notifications to publish; the store assigns Seq.
+	Outbox     []hub.OutboxEntry
+	Applied    int
+	Duplicates int
+}
+
+// ChangeID identifies one notification: derived from the event's
+// idempotency key and the notification kind (a section, "migration" or
+// "death"), so re-deriving it after a crash gives the same id and JetStream
+// drops the repeat by Nats-Msg-Id. It carries no citizen ID.
+func ChangeID(source schemas.Source, eventID, kind string) string {
+	h := sha256.Sum256([]byte(string(source) + "\x00" + eventID))
+	return hex.EncodeToString(h[:12]) + "." + kind
+}
+
+// Batch applies validated events to the loaded states. loaded maps a
+// person to their current state (absent or nil: unknown so far) and is not
+// modified. Events whose (source, id) the store already applied in an
+// earlier batch must be left out by the caller; repeats within in are
+// counted as duplicates here. now stamps applied_at and updated_at.
+func Batch(loaded map[citizenid.ID]*State, in []hub.Input, now time.Time) Outcome {
+	out := Outcome{States: make(map[citizenid.ID]*State)}
+	seen := make(map[schemas.EventKey]struct{}, len(in))
+	for i := range in {
+		ev := &in[i].Event
+		k := ev.Key()
+		if _, dup := seen[k]; dup {
+			out.Duplicates++
+			continue
+		}
+		seen[k] = struct{}{}
+		st, ok := out.States[ev.Subject]
+		if !ok {
+			if cur := loaded[ev.Subject]; cur != nil {
+				st = cur.Clone()
+			} else {
+				st = NewState(ev.Subject)
+			}
+			out.States[ev.Subject] = st
+		}
+		out.apply(st, &in[i], now)
+	}
+	return out
+}
+
+func (out *Outcome) apply(st *State, in *hub.Input, now time.Time) {
+	ev := &in.Event
+	secs := Affected(ev.Type)
+	before := make([]any, len(secs))
+	for i, sec := range secs {
+		before[i] = st.section(sec)
+	}
+	wasDeceased := st.Status() == hub.StatusDeceased
+
+	st.apply(ev)
+	st.Ver++
+	st.UpdatedAt = now
+
+	changed := []string{}
+	for i, sec := range secs {
+		if !reflect.DeepEqual(before[i], st.section(sec)) {
+			changed = append(changed, string(sec))
+		}
+	}
+	out.Applied++
+	out.History = append(out.History, Entry{CitizenID: st.ID, Change: hub.Change{
+		Version: st.Ver, EventID: ev.ID, Source: ev.Source, Type: ev.Type, Time: ev.Time,
+		AppliedAt: now, Sections: changed, Data: ev.Data,
+	}})
+
+	base := schemas.Notification{CitizenID: st.ID, Version: st.Ver, EventID: ev.ID, EventType: ev.Type,
+		Source: ev.Source, Time: ev.Time, AppliedAt: now}
+	addr := st.AddressCode()
+	for _, sec := range changed {
+		n := base
+		n.Section = sec
+		out.notify(schemas.ChangedSubject(addr, schemas.Section(sec)), n, in.Trace, now)
+	}
+	if d, ok := ev.Payload.(*schemas.HukouMigratedData); ok {
+		n := base
+		n.Section = schemas.KindMigration
+		n.FromAddressCode, n.ToAddressCode, n.Reason = d.FromAddressCode, d.ToAddressCode, d.Reason
+		out.notify(schemas.MigrationSubject(d.FromAddressCode, d.ToAddressCode), n, in.Trace, now)
+	}
+	if !wasDeceased && st.Status() == hub.StatusDeceased {
+		n := base
+		n.Section = schemas.KindDeath
+		n.DateOfDeath = st.DateOfDeath()
+		out.notify(schemas.DeathSubject(addr), n, in.Trace, now)
+	}
+}
+
+func (out *Outcome) notify(subject string, n schemas.Notification, trace map[string]string, now time.Time) {
+	n.ChangeID = ChangeID(n.Source, n.EventID, n.Section)
+	body, err := json.Marshal(n)
+	if err != nil {
+		// Notification holds only strings, numbers and times: Marshal cannot fail.
+		panic("encoding notification: " + err.Error())
+	}
+	out.Outbox = append(out.Outbox, hub.OutboxEntry{Subject: subject, MsgID: n.ChangeID, Body: body, Trace: trace, CreatedAt: now})
+}

@@ -1,0 +1,273 @@
+package merge
+
+import (
+	"reflect"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/schemas"
+)
+
+// china is China Standard Time; "since" dates derived from event times are
+// calendar dates there.
+var china = time.FixedZone("CST", 8*3600)
+
+func day(t time.Time) string { return t.In(china).Format(time.DateOnly) }
+
+// Status derives the person's status: deceased once death is certified or
+// the hukou was cancelled for death; cancelled while the latest lifecycle
+// event is another cancellation; otherwise active.
+func (s *State) Status() string {
+	if _, dead := s.Death.get(); dead {
+		return hub.StatusDeceased
+	}
+	if l, ok := s.Lifecycle.get(); ok && strings.HasPrefix(l, "cancelled:") {
+		if l == "cancelled:death" {
+			return hub.StatusDeceased
+		}
+		return hub.StatusCancelled
+	}
+	return hub.StatusActive
+}
+
+// DateOfDeath is the certified date of death, or the date of a cancellation
+// for death, or "".
+func (s *State) DateOfDeath() string {
+	if d, ok := s.Death.get(); ok {
+		return d.Date
+	}
+	if l, ok := s.Lifecycle.get(); ok && l == "cancelled:death" {
+		return day(s.Lifecycle.At.T)
+	}
+	return ""
+}
+
+// Record derives the golden record.
+func (s *State) Record() hub.Record {
+	r := hub.Record{
+		CitizenID: s.ID,
+		Version:   s.Ver,
+		UpdatedAt: s.UpdatedAt,
+		Status:    s.Status(),
+	}
+	for _, sec := range schemas.Sections {
+		s.fill(&r, sec)
+	}
+	if len(s.Prov) > 0 {
+		r.Provenance = map[string]hub.Provenance{}
+		for sec, at := range s.Prov {
+			if present(&r, sec) {
+				r.Provenance[string(sec)] = hub.Provenance{Source: at.Src, EventID: at.ID, Time: at.T}
+			}
+		}
+		if len(r.Provenance) == 0 {
+			r.Provenance = nil
+		}
+	}
+	return r
+}
+
+// sectionOf returns one section of a record; nil-valued when absent.
+func sectionOf(r *hub.Record, sec schemas.Section) any {
+	switch sec {
+	case schemas.SecIdentity:
+		return r.Identity
+	case schemas.SecHukou:
+		return r.Hukou
+	case schemas.SecStatus:
+		return r.Status
+	case schemas.SecResidencePermits:
+		return r.ResidencePermits
+	case schemas.SecMarital:
+		return r.Marital
+	case schemas.SecEducation:
+		return r.Education
+	case schemas.SecEmployment:
+		return r.Employment
+	case schemas.SecSocialInsurance:
+		return r.SocialInsurance
+	case schemas.SecHousing:
+		return r.Housing
+	case schemas.SecTax:
+		return r.Tax
+	case schemas.SecAnomalies:
+		return r.Anomalies
+	}
+	return nil
+}
+
+// present reports whether a record holds a data section (status and
+// anomalies are derived, and carry no provenance).
+func present(r *hub.Record, sec schemas.Section) bool {
+	if sec == schemas.SecStatus || sec == schemas.SecAnomalies {
+		return false
+	}
+	v := reflect.ValueOf(sectionOf(r, sec))
+	return v.IsValid() && !v.IsNil()
+}
+
+// section derives one section alone, for change detection.
+func (s *State) section(sec schemas.Section) any {
+	if sec == schemas.SecStatus {
+		return s.Status()
+	}
+	var r hub.Record
+	s.fill(&r, sec)
+	return sectionOf(&r, sec)
+}
+
+func val[T any](r Reg[T]) T { v, _ := r.get(); return v }
+
+func (s *State) fill(r *hub.Record, sec schemas.Section) {
+	switch sec {
+	case schemas.SecIdentity:
+		id := hub.Identity{Name: val(s.Name), Gender: val(s.Gender), BirthDate: val(s.BirthDate), Ethnicity: val(s.Ethnicity)}
+		if id != (hub.Identity{}) {
+			r.Identity = &id
+		}
+	case schemas.SecHukou:
+		if l, ok := s.Location.get(); ok {
+			r.Hukou = &hub.Hukou{AddressCode: l.Address, RegionCode: l.Address[:6], Since: day(s.Location.At.T), HouseholdID: val(s.Household)}
+		}
+	case schemas.SecResidencePermits:
+		for city, reg := range s.Permits {
+			if p, ok := reg.get(); ok {
+				r.ResidencePermits = append(r.ResidencePermits, hub.ResidencePermit{CityCode: city, AddressCode: p.Address,
+					Basis: p.Basis, Since: day(reg.At.T), ValidUntil: p.ValidUntil})
+			}
+		}
+		sort.Slice(r.ResidencePermits, func(i, j int) bool { return r.ResidencePermits[i].CityCode < r.ResidencePermits[j].CityCode })
+	case schemas.SecMarital:
+		if m, ok := s.Marital.get(); ok {
+			r.Marital = &hub.Marital{Status: m.Status, SpouseID: m.Spouse, Since: day(s.Marital.At.T)}
+		}
+	case schemas.SecEducation:
+		var e hub.Education
+		if g, ok := s.Graduation.get(); ok {
+			e = hub.Education{HighestLevel: g.Level, Institution: g.Institution, GraduatedOn: g.Date}
+		}
+		for _, reg := range s.Enrolments {
+			if en, ok := reg.get(); ok {
+				e.Enrolments = append(e.Enrolments, hub.Enrolment{Institution: en.Institution, Level: en.Level, Region: en.Region, Start: en.Start})
+			}
+		}
+		sort.Slice(e.Enrolments, func(i, j int) bool {
+			a, b := e.Enrolments[i], e.Enrolments[j]
+			if a.Start != b.Start {
+				return a.Start < b.Start
+			}
+			return a.Institution+a.Level < b.Institution+b.Level
+		})
+		if e.HighestLevel != "" || len(e.Enrolments) > 0 {
+			r.Education = &e
+		}
+	case schemas.SecEmployment:
+		for id, c := range s.Contracts {
+			st, ok := c.Started.get()
+			if !ok {
+				continue // an end without its start waits for the start
+			}
+			end := st.End
+			if e, ok := c.Ended.get(); ok {
+				end = e
+			}
+			r.Employment = append(r.Employment, hub.Contract{ContractID: id, EmployerID: st.EmployerID,
+				EmployerName: st.EmployerName, WorkRegion: st.WorkRegion, Start: st.Start, End: end})
+		}
+		sort.Slice(r.Employment, func(i, j int) bool {
+			a, b := r.Employment[i], r.Employment[j]
+			if a.Start != b.Start {
+				return a.Start < b.Start
+			}
+			return a.ContractID < b.ContractID
+		})
+	case schemas.SecSocialInsurance:
+		si := hub.SocialInsurance{Scheme: val(s.Scheme), Region: val(s.SIRegion)}
+		for name, line := range s.Insurances {
+			l := hub.InsuranceLine{Since: val(line.Enrolled), Months: len(line.Months)}
+			if n := len(line.Months); n > 0 {
+				l.LastMonth = line.Months[n-1]
+			}
+			if end, ok := line.Terminated.get(); ok && line.Terminated.At.After(line.Enrolled.At) {
+				l.Until = end
+			}
+			if si.Insurances == nil {
+				si.Insurances = map[string]hub.InsuranceLine{}
+			}
+			si.Insurances[name] = l
+		}
+		if si.Scheme != "" || si.Region != "" || si.Insurances != nil {
+			r.SocialInsurance = &si
+		}
+	case schemas.SecHousing:
+		var h hub.Housing
+		for id, reg := range s.Owned {
+			if p, ok := reg.get(); ok {
+				h.Owned = append(h.Owned, hub.Property{PropertyID: id, AddressCode: p.Address, Since: day(reg.At.T)})
+			}
+		}
+		sort.Slice(h.Owned, func(i, j int) bool { return h.Owned[i].PropertyID < h.Owned[j].PropertyID })
+		for id, rent := range s.Rentals {
+			st, ok := rent.Started.get()
+			if !ok {
+				continue
+			}
+			end := st.End
+			if e, ok := rent.Ended.get(); ok {
+				end = e
+			}
+			h.Rentals = append(h.Rentals, hub.Rental{LeaseID: id, AddressCode: st.AddressCode, Start: st.Start, End: end})
+		}
+		sort.Slice(h.Rentals, func(i, j int) bool {
+			a, b := h.Rentals[i], h.Rentals[j]
+			if a.Start != b.Start {
+				return a.Start < b.Start
+			}
+			return a.LeaseID < b.LeaseID
+		})
+		if h.Owned != nil || h.Rentals != nil {
+			r.Housing = &h
+		}
+	case schemas.SecTax:
+		var t hub.Tax
+		for id, reg := range s.Businesses {
+			if b, ok := reg.get(); ok {
+				t.Businesses = append(t.Businesses, hub.Business{BusinessID: id, Region: b.Region, Since: day(reg.At.T)})
+			}
+		}
+		sort.Slice(t.Businesses, func(i, j int) bool { return t.Businesses[i].BusinessID < t.Businesses[j].BusinessID })
+		if t.Businesses != nil {
+			r.Tax = &t
+		}
+	case schemas.SecAnomalies:
+		r.Anomalies = s.anomalies()
+	}
+}
+
+// anomalies derives the open anomalies, sorted by kind.
+func (s *State) anomalies() []hub.Anomaly {
+	var out []hub.Anomaly
+	if d, dead := s.Death.get(); dead {
+		if l, ok := s.Lifecycle.get(); !ok || !strings.HasPrefix(l, "cancelled:") {
+			// Seed 004: the hukou of the dead should be cancelled (应销未销).
+			out = append(out, hub.Anomaly{Kind: hub.AnomalyDeathNotCancelled, Since: d.Date})
+		}
+	}
+	if s.Registered.IsZero() && !s.First.IsZero() {
+		out = append(out, hub.Anomaly{Kind: hub.AnomalyUnregistered, Since: day(s.First)})
+	}
+	var since Stamp
+	if b, ok := s.BirthDate.get(); ok && b != s.ID.BirthDate().Format(time.DateOnly) {
+		since = s.BirthDate.At
+	}
+	if g, ok := s.Gender.get(); ok && (g == "1" || g == "2") && g != s.ID.Gender() && s.Gender.At.After(since) {
+		since = s.Gender.At
+	}
+	if !since.IsZero() {
+		out = append(out, hub.Anomaly{Kind: hub.AnomalyIDMismatch, Since: day(since.T)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Kind < out[j].Kind })
+	return out
+}

@@ -1,0 +1,247 @@
+// Package merge holds the pure merge rules of the golden record: how one
+// department event changes a person's state, which sections it changed and
+// which notifications that raises. It does no I/O.
+//
+// The state of a person is a join-semilattice: every field is either a
+// last-writer-wins register ordered by the event's effective time (ties
+// broken by source, then event id), a grow-only set, or a minimum. Applying
+// the same events in any order, any number of times, therefore gives the
+// same state; a late event older than a section's current state lands in
+// history without overriding it. The golden record is derived from the state.
+package merge
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/pophub/pophub/schemas"
+	"github.com/pophub/pophub/schemas/citizenid"
+)
+
+// Stamp orders events: effective time first, then source and event id, so
+// that two events with equal times still have one winner everywhere.
+type Stamp struct {
+	T   time.Time      `json:"t"`
+	Src schemas.Source `json:"s"`
+	ID  string         `json:"i"`
+}
+
+// IsZero reports whether the stamp is unset.
+func (a Stamp) IsZero() bool { return a.T.IsZero() && a.ID == "" }
+
+// After reports whether a wins over b.
+func (a Stamp) After(b Stamp) bool {
+	if !a.T.Equal(b.T) {
+		return a.T.After(b.T)
+	}
+	if a.Src != b.Src {
+		return a.Src > b.Src
+	}
+	return a.ID > b.ID
+}
+
+// Reg is a last-writer-wins register. A nil V with a stamp is a tombstone.
+type Reg[T any] struct {
+	V  *T    `json:"v,omitempty"`
+	At Stamp `json:"at"`
+}
+
+// set stores v if at wins over the current stamp and reports whether it did.
+func (r *Reg[T]) set(v *T, at Stamp) bool {
+	if !r.At.IsZero() && !at.After(r.At) {
+		return false
+	}
+	r.V, r.At = v, at
+	return true
+}
+
+func (r Reg[T]) get() (T, bool) {
+	if r.V == nil {
+		var zero T
+		return zero, false
+	}
+	return *r.V, true
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// location is the hukou address.
+type location struct {
+	Address string `json:"a"`
+}
+
+// lifecycle is "registered" or "cancelled:<reason>".
+type lifecycle = string
+
+type death struct {
+	Date string `json:"d"`
+}
+
+type permit struct {
+	Address    string `json:"a"`
+	Basis      string `json:"b"`
+	ValidUntil string `json:"u,omitempty"`
+}
+
+type marital struct {
+	Status string       `json:"s"`
+	Spouse citizenid.ID `json:"p,omitempty"`
+}
+
+type graduation struct {
+	Level       string `json:"l"`
+	Institution string `json:"n"`
+	Date        string `json:"d"`
+}
+
+type enrolment struct {
+	Institution string `json:"n"`
+	Level       string `json:"l"`
+	Region      string `json:"r"`
+	Start       string `json:"s"`
+}
+
+type contract struct {
+	Started Reg[schemas.ContractStartedData] `json:"s"`
+	Ended   Reg[string]                      `json:"e"`
+}
+
+type insurance struct {
+	Enrolled   Reg[string] `json:"e"` // start date
+	Terminated Reg[string] `json:"t"` // end date
+	Months     []string    `json:"m,omitempty"`
+}
+
+type property struct {
+	Address string `json:"a"`
+}
+
+type rental struct {
+	Started Reg[schemas.RentalRegisteredData] `json:"s"`
+	Ended   Reg[string]                       `json:"e"`
+}
+
+type business struct {
+	Region string `json:"r"`
+}
+
+// State is everything the hub knows of one person, in mergeable form.
+// A State handed to or returned by this package is never modified
+// afterwards; Batch works on clones.
+type State struct {
+	ID        citizenid.ID `json:"id"`
+	Ver       int64        `json:"ver"`
+	UpdatedAt time.Time    `json:"upd"`
+	// First is the earliest effective time of any applied event.
+	First time.Time `json:"first"`
+
+	Name       Reg[string]                `json:"name"`
+	Gender     Reg[string]                `json:"gender"`
+	BirthDate  Reg[string]                `json:"birth"`
+	Ethnicity  Reg[string]                `json:"eth"`
+	Registered Stamp                      `json:"reg"` // latest hukou.registered; zero if never
+	Location   Reg[location]              `json:"loc"`
+	Household  Reg[string]                `json:"hh"`
+	Lifecycle  Reg[lifecycle]             `json:"life"`
+	Death      Reg[death]                 `json:"death"`
+	Permits    map[string]*Reg[permit]    `json:"permits,omitempty"`
+	Marital    Reg[marital]               `json:"mar"`
+	Graduation Reg[graduation]            `json:"grad"` // highest level, not latest
+	Enrolments map[string]*Reg[enrolment] `json:"enr,omitempty"`
+	Contracts  map[string]*contract       `json:"con,omitempty"`
+	Scheme     Reg[string]                `json:"scheme"`
+	SIRegion   Reg[string]                `json:"sireg"`
+	Insurances map[string]*insurance      `json:"ins,omitempty"`
+	Owned      map[string]*Reg[property]  `json:"own,omitempty"`
+	Rentals    map[string]*rental         `json:"rent,omitempty"`
+	Businesses map[string]*Reg[business]  `json:"biz,omitempty"`
+	// Prov holds, per section, the stamp of the latest event of the
+	// section's source that touched it.
+	Prov map[schemas.Section]Stamp `json:"prov,omitempty"`
+}
+
+// NewState returns the empty state of a person the hub has not seen.
+func NewState(id citizenid.ID) *State { return &State{ID: id} }
+
+// CitizenID is the person's ID.
+func (s *State) CitizenID() citizenid.ID { return s.ID }
+
+// Version counts applied events.
+func (s *State) Version() int64 { return s.Ver }
+
+// AddressCode is the current hukou address, or "".
+func (s *State) AddressCode() string {
+	if l, ok := s.Location.get(); ok {
+		return l.Address
+	}
+	return ""
+}
+
+// Marshal encodes a state for storage.
+func Marshal(s *State) ([]byte, error) {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return nil, fmt.Errorf("encoding merge state: %w", err)
+	}
+	return b, nil
+}
+
+// Unmarshal decodes a state written by Marshal.
+func Unmarshal(b []byte) (*State, error) {
+	var s State
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("decoding merge state: %w", err)
+	}
+	return &s, nil
+}
+
+func cloneMap[V any](m map[string]*V, clone func(*V) *V) map[string]*V {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]*V, len(m))
+	for k, v := range m {
+		out[k] = clone(v)
+	}
+	return out
+}
+
+func shallow[V any](v *V) *V { c := *v; return &c }
+
+// Clone returns a deep copy. Register values are immutable once set, so
+// their pointers are shared.
+func (s *State) Clone() *State {
+	c := *s
+	c.Permits = cloneMap(s.Permits, shallow[Reg[permit]])
+	c.Enrolments = cloneMap(s.Enrolments, shallow[Reg[enrolment]])
+	c.Contracts = cloneMap(s.Contracts, shallow[contract])
+	c.Insurances = cloneMap(s.Insurances, func(v *insurance) *insurance {
+		n := *v
+		n.Months = append([]string(nil), v.Months...)
+		return &n
+	})
+	c.Owned = cloneMap(s.Owned, shallow[Reg[property]])
+	c.Rentals = cloneMap(s.Rentals, shallow[rental])
+	c.Businesses = cloneMap(s.Businesses, shallow[Reg[business]])
+	if s.Prov != nil {
+		c.Prov = make(map[schemas.Section]Stamp, len(s.Prov))
+		for k, v := range s.Prov {
+			c.Prov[k] = v
+		}
+	}
+	return &c
+}
+
+// addMonth inserts m into the sorted set and reports whether it was new.
+func addMonth(months []string, m string) ([]string, bool) {
+	i := sort.SearchStrings(months, m)
+	if i < len(months) && months[i] == m {
+		return months, false
+	}
+	months = append(months, "")
+	copy(months[i+1:], months[i:])
+	months[i] = m
+	return months, true
+}
