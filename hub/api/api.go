@@ -1,0 +1,196 @@
+// Package api is the hub's HTTP API: golden records and their history under
+// /v1/persons, liveness and readiness probes, and the Prometheus metrics
+// endpoint.
+//
+// Routing uses net/http.ServeMux method and path patterns. Every request,
+// matched or not, passes one middleware that counts it
+// (pophub_http_requests_total{route,method,code}), times it
+// (pophub_http_request_duration_seconds{route}), opens a server span named
+// after the route pattern, writes a debug access log line, and turns a panic
+// into a 500. The route is always the pattern ("/v1/persons/{citizen_id}"),
+// never the path: paths carry citizen IDs, which must not reach logs, metric
+// labels or spans.
+//
+// Errors are RFC 9457 problem details (application/problem+json), typed
+// "urn:pophub:problem:<slug>". Error kinds map to them in one table:
+//
+//	hub.ErrInvalid, malformed citizen ID  400  invalid-request
+//	ErrUnauthenticated                    401  unauthenticated
+//	ErrForbidden                          403  forbidden
+//	hub.ErrNotFound, unknown route        404  not-found
+//	wrong method                          405  method-not-allowed
+//	hub.ErrConflict                       409  conflict
+//	ErrRateLimited                        429  rate-limited
+//	hub.ErrUnavailable                    503  unavailable
+//	anything else                         500  internal
+//
+// A 500 says nothing of its cause; the cause is logged under the problem's
+// instance (the request id, also sent as X-Request-Id).
+//
+// Access control is a seam, not a feature, here: Config.Authorizer, when set,
+// is consulted on every /v1 request and can refuse it, narrow what it
+// returns and audit its outcome. The security issue plugs bearer tokens,
+// X-Purpose, section filtering and the audit trail in there.
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/schemas/citizenid"
+)
+
+// Reader is what the API needs of a store. hub.Store satisfies it.
+// Implementations are safe for concurrent use and return hub.ErrNotFound for
+// an unknown person.
+type Reader interface {
+	// Person returns the golden record, or an error wrapping hub.ErrNotFound.
+	Person(ctx context.Context, id citizenid.ID) (hub.Record, error)
+	// History returns every applied change in version order, or an error
+	// wrapping hub.ErrNotFound.
+	History(ctx context.Context, id citizenid.ID) ([]hub.Change, error)
+}
+
+// Check is one readiness probe: Probe returns nil when the dependency it
+// names (Kafka, the store, NATS) is reachable. It must honour ctx, which
+// carries Config.ReadyTimeout.
+type Check struct {
+	Name  string
+	Probe func(ctx context.Context) error
+}
+
+// Route patterns, as registered on the ServeMux. The path part (without the
+// method) is the route label in metrics and logs.
+const (
+	RoutePerson  = "GET /v1/persons/{citizen_id}"
+	RouteHistory = "GET /v1/persons/{citizen_id}/history"
+	RouteHealthz = "GET /healthz"
+	RouteReadyz  = "GET /readyz"
+	RouteMetrics = "GET /metrics"
+)
+
+// routeUnmatched labels requests no route matched (404, 405, redirects), so
+// that arbitrary paths never become label values.
+const routeUnmatched = "unmatched"
+
+// Config configures a Server. Only Store is required; the zero value of every
+// other field is usable.
+type Config struct {
+	// Store answers person and history reads. Required.
+	Store Reader
+
+	// Ready lists the readiness checks /readyz runs. None means always ready.
+	Ready []Check
+
+	// ReadyTimeout bounds each readiness check. Default 2 s.
+	ReadyTimeout time.Duration
+
+	// Metrics serves GET /metrics (telemetry.MetricsHandler). Nil means the
+	// route is not registered.
+	Metrics http.Handler
+
+	// Logger receives access logs (debug level), server errors and panics.
+	// Nil discards.
+	Logger *slog.Logger
+
+	// Meter creates the HTTP metrics. Nil means no metrics.
+	Meter metric.Meter
+
+	// Tracer opens a server span per request. Nil means no spans.
+	Tracer trace.Tracer
+
+	// Propagator extracts the caller's trace context from request headers
+	// (W3C traceparent). Nil means every request starts a new trace.
+	Propagator propagation.TextMapPropagator
+
+	// Authorizer, when set, is consulted on every /v1 request. Nil lets every
+	// caller read everything (development and the all-in-one demo).
+	Authorizer Authorizer
+
+	// ShutdownTimeout bounds the graceful shutdown of Run. Default 10 s.
+	ShutdownTimeout time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.ReadyTimeout <= 0 {
+		c.ReadyTimeout = 2 * time.Second
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Meter == nil {
+		c.Meter = metricnoop.NewMeterProvider().Meter("")
+	}
+	if c.Tracer == nil {
+		c.Tracer = tracenoop.NewTracerProvider().Tracer("")
+	}
+}
+
+// Server is the HTTP API. It is safe for concurrent use.
+type Server struct {
+	cfg      Config
+	mux      *http.ServeMux
+	routes   map[string]string // registered pattern → route label
+	requests metric.Int64Counter
+	duration metric.Float64Histogram
+}
+
+// New builds a Server. It panics if cfg.Store is nil or a readiness check has
+// no name or probe, as http.Handle panics on a nil handler: both are
+// programming errors.
+func New(cfg Config) *Server {
+	if cfg.Store == nil {
+		panic("api: Config.Store is nil")
+	}
+	for _, c := range cfg.Ready {
+		if c.Name == "" || c.Probe == nil {
+			panic("api: readiness check without name or probe")
+		}
+	}
+	cfg.setDefaults()
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), routes: map[string]string{}}
+	s.initMetrics()
+
+	s.handle(RoutePerson, s.personRoute(RoutePerson, s.person))
+	s.handle(RouteHistory, s.personRoute(RouteHistory, s.history))
+	s.handle(RouteHealthz, http.HandlerFunc(s.healthz))
+	s.handle(RouteReadyz, http.HandlerFunc(s.readyz))
+	if cfg.Metrics != nil {
+		s.handle(RouteMetrics, cfg.Metrics)
+	}
+	return s
+}
+
+func (s *Server) handle(pattern string, h http.Handler) {
+	s.mux.Handle(pattern, h)
+	_, path, _ := strings.Cut(pattern, " ")
+	s.routes[pattern] = path
+}
+
+// Handler returns the API with its middleware.
+func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serve) }
+
+// Routes returns the registered route patterns ("GET /v1/persons/{citizen_id}"),
+// sorted.
+func (s *Server) Routes() []string {
+	out := make([]string, 0, len(s.routes))
+	for p := range s.routes {
+		out = append(out, p)
+	}
+	slices.Sort(out)
+	return out
+}

@@ -1,0 +1,69 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+)
+
+// Health is the body of /healthz and /readyz. Checks maps each readiness
+// check's name to "ok" or its error text.
+type Health struct {
+	Status string            `json:"status"` // "ok" or "unavailable"
+	Checks map[string]string `json:"checks,omitempty"`
+}
+
+// healthz answers liveness: the process serves HTTP.
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	s.writeJSON(w, r, http.StatusOK, Health{Status: "ok"})
+}
+
+// readyz runs every readiness check concurrently, each under ReadyTimeout,
+// and answers 200 when all pass, 503 otherwise.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	results := make([]error, len(s.cfg.Ready))
+	var wg sync.WaitGroup
+	for i, c := range s.cfg.Ready {
+		wg.Go(func() { results[i] = s.probe(r.Context(), c) })
+	}
+	wg.Wait()
+
+	h := Health{Status: "ok", Checks: make(map[string]string, len(results))}
+	status := http.StatusOK
+	for i, err := range results {
+		name := s.cfg.Ready[i].Name
+		if err == nil {
+			h.Checks[name] = "ok"
+			continue
+		}
+		h.Status, status = "unavailable", http.StatusServiceUnavailable
+		h.Checks[name] = scrub(err.Error())
+		s.cfg.Logger.LogAttrs(r.Context(), slog.LevelWarn, "readiness check failed",
+			slog.String("check", name), slog.String("err", scrub(err.Error())))
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	s.writeJSON(w, r, status, h)
+}
+
+// probe runs one check under the timeout, turning a panic into an error.
+func (s *Server) probe(ctx context.Context, c Check) (err error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ReadyTimeout)
+	defer cancel()
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("probing %s: panic: %v", c.Name, v)
+		}
+	}()
+	err = c.Probe(ctx)
+	if err == nil && ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("no answer within %v", s.cfg.ReadyTimeout)
+	}
+	return err
+}

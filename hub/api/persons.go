@@ -1,0 +1,69 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/schemas/citizenid"
+)
+
+// personHandler reads one person's data; the route wrapper does the
+// authorisation, ID parsing, encoding and outcome reporting around it.
+type personHandler func(r *http.Request, id citizenid.ID, g Grant) (any, error)
+
+// personRoute wraps a personHandler: Authorize, parse {citizen_id}, read,
+// write JSON or a problem, report the Outcome to the Grant.
+func (s *Server) personRoute(route string, h personHandler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var g Grant = allowAll{}
+		if s.cfg.Authorizer != nil {
+			var err error
+			if g, err = s.cfg.Authorizer.Authorize(r, route); err != nil {
+				s.fail(w, r, fmt.Errorf("authorizing request: %w", err))
+				return
+			}
+		}
+		w.Header().Set("Cache-Control", "no-store")
+
+		var body any
+		id, err := citizenid.Parse(r.PathValue("citizen_id")) // id is zero on error
+		if err != nil {
+			err = fmt.Errorf("%w: %w", hub.ErrInvalid, err)
+		} else {
+			body, err = h(r, id, g)
+		}
+		status := http.StatusOK
+		if err != nil {
+			status = kindOf(err).status
+			s.fail(w, r, err)
+		} else {
+			s.writeJSON(w, r, status, body)
+		}
+		g.Done(r.Context(), Outcome{Route: route, CitizenID: id, Status: status, Err: err})
+	})
+}
+
+// person answers GET /v1/persons/{citizen_id}: the golden record exactly as
+// hub.Record encodes it.
+func (s *Server) person(r *http.Request, id citizenid.ID, g Grant) (any, error) {
+	rec, err := s.cfg.Store.Person(r.Context(), id)
+	if err != nil {
+		return nil, fmt.Errorf("reading person %v: %w", id, err)
+	}
+	return g.Record(r.Context(), rec), nil
+}
+
+// history answers GET /v1/persons/{citizen_id}/history: every applied change
+// in version order, as a JSON array.
+func (s *Server) history(r *http.Request, id citizenid.ID, g Grant) (any, error) {
+	changes, err := s.cfg.Store.History(r.Context(), id)
+	if err != nil {
+		return nil, fmt.Errorf("reading history of %v: %w", id, err)
+	}
+	changes = g.History(r.Context(), changes)
+	if changes == nil {
+		changes = []hub.Change{}
+	}
+	return changes, nil
+}

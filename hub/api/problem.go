@@ -1,0 +1,175 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/schemas/citizenid"
+)
+
+// Error kinds an Authorizer returns (wrapped) to refuse a request. They map
+// to status codes in the same table as the hub's kinds.
+var (
+	ErrUnauthenticated = errors.New("unauthenticated")
+	ErrForbidden       = errors.New("forbidden")
+	ErrRateLimited     = errors.New("rate limited")
+)
+
+// ProblemContentType is the media type of error responses (RFC 9457).
+const ProblemContentType = "application/problem+json"
+
+// ProblemTypePrefix prefixes every problem type URI; the rest is the slug
+// listed in the table of kindOf ("not-found", "invalid-request", ...).
+const ProblemTypePrefix = "urn:pophub:problem:"
+
+// Problem is an RFC 9457 problem details body. Instance identifies the
+// request ("urn:pophub:request:<id>", also sent as the X-Request-Id header
+// and logged), never its path, which may carry a citizen ID.
+type Problem struct {
+	Type     string `json:"type"`
+	Title    string `json:"title"`
+	Status   int    `json:"status"`
+	Detail   string `json:"detail,omitempty"`
+	Instance string `json:"instance,omitempty"`
+}
+
+// kind is one row of the error table.
+type kind struct {
+	err    error // matched with errors.Is; nil matches everything
+	status int
+	slug   string
+	// detail is the fixed detail; empty means the error's own text, which
+	// only kinds whose errors are written for the caller use (and which is
+	// scrubbed of anything shaped like a citizen ID all the same).
+	detail string
+}
+
+// kindOf is the one table mapping error kinds to problems. The last row
+// catches everything else: a 500 whose detail says nothing of the cause.
+func kindOf(err error) kind {
+	for _, k := range [...]kind{
+		{hub.ErrInvalid, http.StatusBadRequest, "invalid-request", ""},
+		{hub.ErrNotFound, http.StatusNotFound, "not-found", "nothing is known under this identifier"},
+		{hub.ErrConflict, http.StatusConflict, "conflict", "the record changed concurrently; retry"},
+		{hub.ErrUnavailable, http.StatusServiceUnavailable, "unavailable", "a dependency of the hub is unavailable; retry later"},
+		{ErrUnauthenticated, http.StatusUnauthorized, "unauthenticated", ""},
+		{ErrForbidden, http.StatusForbidden, "forbidden", ""},
+		{ErrRateLimited, http.StatusTooManyRequests, "rate-limited", ""},
+		{nil, http.StatusInternalServerError, "internal", "internal error; the request was logged under its instance id"},
+	} {
+		if k.err == nil || errors.Is(err, k.err) {
+			return k
+		}
+	}
+	panic("unreachable")
+}
+
+// fail answers err as a problem. 5xx errors are logged (scrubbed of citizen
+// IDs); the caller sees only the table's generic detail.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	k := kindOf(err)
+	detail := k.detail
+	if detail == "" {
+		var ce *citizenid.Error
+		if errors.As(err, &ce) {
+			detail = ce.Error()
+		} else {
+			detail = scrub(err.Error())
+		}
+	}
+	if k.status >= 500 {
+		s.cfg.Logger.LogAttrs(r.Context(), slog.LevelError, "serving request",
+			slog.String("route", routeOf(r)),
+			slog.String("request_id", requestID(r.Context())),
+			slog.String("err", scrub(err.Error())))
+	}
+	switch k.status {
+	case http.StatusUnauthorized:
+		w.Header().Set("WWW-Authenticate", "Bearer")
+	case http.StatusServiceUnavailable, http.StatusTooManyRequests:
+		if w.Header().Get("Retry-After") == "" {
+			w.Header().Set("Retry-After", "1")
+		}
+	}
+	s.writeProblem(w, r, k.status, k.slug, detail)
+}
+
+// writeProblem writes a problem body with the request's instance id.
+func (s *Server) writeProblem(w http.ResponseWriter, r *http.Request, status int, slug, detail string) {
+	p := Problem{
+		Type:     ProblemTypePrefix + slug,
+		Title:    http.StatusText(status),
+		Status:   status,
+		Detail:   detail,
+		Instance: instanceOf(r.Context()),
+	}
+	b, err := json.Marshal(p)
+	if err != nil { // cannot happen: Problem holds strings and an int
+		b = []byte(`{"type":"` + ProblemTypePrefix + `internal","title":"Internal Server Error","status":500}`)
+		status = http.StatusInternalServerError
+	}
+	h := w.Header()
+	h.Set("Content-Type", ProblemContentType)
+	h.Set("Content-Length", strconv.Itoa(len(b)+1))
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// writeJSON writes v as application/json, or a 500 problem when v cannot be
+// encoded.
+func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(b)+1))
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// scrub masks every run of 15 or more digits (optionally ending in X), the
+// shape of a citizen ID, keeping its first and last four characters. It
+// guards log lines and problem details against errors and panics that carry
+// a raw ID despite the rule that none should.
+func scrub(s string) string {
+	var b strings.Builder
+	last := 0 // s[:last] is already in b
+	for i := 0; i < len(s); {
+		if !isDigit(s[i]) {
+			i++
+			continue
+		}
+		j := i
+		for j < len(s) && isDigit(s[j]) {
+			j++
+		}
+		if j-i == 17 && j < len(s) && (s[j] == 'X' || s[j] == 'x') {
+			j++
+		}
+		if j-i >= 15 {
+			b.WriteString(s[last:i])
+			b.WriteString(s[i : i+4])
+			b.WriteString(strings.Repeat("*", j-i-8))
+			b.WriteString(s[j-4 : j])
+			last = j
+		}
+		i = j
+	}
+	if last == 0 {
+		return s
+	}
+	b.WriteString(s[last:])
+	return b.String()
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }

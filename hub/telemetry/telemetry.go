@@ -1,0 +1,265 @@
+// Package telemetry sets up the hub's OpenTelemetry providers: a meter
+// provider whose metrics are served in Prometheus text format from a private
+// registry, a tracer provider that exports over OTLP/HTTP when an endpoint is
+// configured, and the W3C TraceContext propagator that carries trace context
+// through HTTP, Kafka record headers and NATS headers.
+//
+// Setup touches no global state. cmd/pophub calls InstallGlobals once, so
+// that libraries which only know the otel globals (client instrumentation)
+// use the same providers; everything of pophub's takes its meter, tracer and
+// propagator as explicit dependencies.
+//
+// # Metric naming
+//
+// Name instruments "pophub.<area>.<what>" with a UCUM base unit: "s" for
+// durations, "By" for sizes, and an annotation such as "{event}" or
+// "{request}" for counts. The Prometheus exporter replaces dots with
+// underscores, appends the unit ("s" becomes "_seconds", "By" "_bytes";
+// annotations are dropped) and appends "_total" to counters, so
+//
+//	counter   "pophub.http.requests"          unit "{request}" → pophub_http_requests_total
+//	histogram "pophub.http.request.duration"  unit "s"         → pophub_http_request_duration_seconds
+//	gauge     "pophub.outbox.backlog"         unit "{entry}"   → pophub_outbox_backlog
+//
+// Every histogram in seconds gets the same buckets, DurationBuckets (0.5 ms
+// to 30 s), so that dashboards can compare them; a view installs them and
+// overrides boundaries passed when the instrument is created. (The SDK's
+// default buckets are meant for milliseconds.)
+//
+// Never use a citizen ID as an attribute value: attributes become metric
+// labels and span attributes.
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/otlptranslator"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Config configures Setup. The zero value is usable: service name "pophub",
+// no trace export, logs discarded.
+type Config struct {
+	// ServiceName is the service.name resource attribute. Default "pophub".
+	ServiceName string
+
+	// OTLPEndpoint is where spans are exported over OTLP/HTTP. Either a URL
+	// ("http://collector:4318", "https://otel.example/v1/traces"; a URL
+	// without a path gets /v1/traces) or host:port, which means plain HTTP
+	// ("localhost:4318"). Empty means traces are not exported: spans are
+	// then sampled only when an incoming trace context says so, and the
+	// sampled ones are dropped, so that trace context still passes through
+	// the hub unchanged.
+	OTLPEndpoint string
+
+	// Sampler overrides the sampler used when OTLPEndpoint is set. Nil means
+	// ParentBased(AlwaysSample).
+	Sampler sdktrace.Sampler
+
+	// Logger receives telemetry errors (failed exports) once InstallGlobals
+	// has routed the otel error handler to it. Nil discards.
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.ServiceName == "" {
+		c.ServiceName = "pophub"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Telemetry holds the providers Setup built. Its fields are safe for
+// concurrent use; call Shutdown once at exit to flush pending spans.
+type Telemetry struct {
+	// MeterProvider feeds the Prometheus registry served by MetricsHandler.
+	MeterProvider *sdkmetric.MeterProvider
+	// TracerProvider exports spans over OTLP/HTTP when configured.
+	TracerProvider *sdktrace.TracerProvider
+	// Propagator is the W3C TraceContext propagator.
+	Propagator propagation.TextMapPropagator
+
+	registry *prometheus.Registry
+	logger   *slog.Logger
+	exports  bool
+}
+
+// Setup builds the providers. It does not contact the OTLP endpoint (the
+// exporter connects lazily), and changes no global state.
+func Setup(ctx context.Context, cfg Config) (*Telemetry, error) {
+	cfg.setDefaults()
+	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(
+		attribute.String("service.name", cfg.ServiceName),
+	))
+	if err != nil {
+		return nil, fmt.Errorf("building telemetry resource: %w", err)
+	}
+
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(collectors.NewGoCollector()); err != nil {
+		return nil, fmt.Errorf("registering Go runtime metrics: %w", err)
+	}
+	if err := reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
+		return nil, fmt.Errorf("registering process metrics: %w", err)
+	}
+	exporter, err := otelprom.New(
+		otelprom.WithRegisterer(reg),
+		otelprom.WithTranslationStrategy(otlptranslator.UnderscoreEscapingWithSuffixes),
+		otelprom.WithoutTargetInfo(),
+		otelprom.WithoutScopeInfo(),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("creating Prometheus exporter: %w", err)
+	}
+	mp := sdkmetric.NewMeterProvider(
+		sdkmetric.WithResource(res),
+		sdkmetric.WithReader(exporter),
+		sdkmetric.WithView(secondsBuckets),
+	)
+
+	topts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
+	exports := cfg.OTLPEndpoint != ""
+	if exports {
+		opts, err := endpointOptions(cfg.OTLPEndpoint)
+		if err != nil {
+			_ = mp.Shutdown(ctx)
+			return nil, err
+		}
+		exp, err := otlptracehttp.New(ctx, opts...)
+		if err != nil {
+			_ = mp.Shutdown(ctx)
+			return nil, fmt.Errorf("creating OTLP trace exporter: %w", err)
+		}
+		sampler := cfg.Sampler
+		if sampler == nil {
+			sampler = sdktrace.ParentBased(sdktrace.AlwaysSample())
+		}
+		topts = append(topts, sdktrace.WithBatcher(exp), sdktrace.WithSampler(sampler))
+	} else {
+		// No processor: nothing is ever exported. ParentBased keeps the
+		// sampled flag of incoming trace context on the spans the hub adds,
+		// so downstream systems that do export see an unbroken trace.
+		topts = append(topts, sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.NeverSample())))
+	}
+
+	return &Telemetry{
+		MeterProvider:  mp,
+		TracerProvider: sdktrace.NewTracerProvider(topts...),
+		Propagator:     propagation.TraceContext{},
+		registry:       reg,
+		logger:         cfg.Logger,
+		exports:        exports,
+	}, nil
+}
+
+// secondsBuckets gives histograms measured in seconds buckets that suit
+// durations from sub-millisecond store calls to multi-second stalls.
+func secondsBuckets(inst sdkmetric.Instrument) (sdkmetric.Stream, bool) {
+	if inst.Kind != sdkmetric.InstrumentKindHistogram || inst.Unit != "s" {
+		return sdkmetric.Stream{}, false
+	}
+	return sdkmetric.Stream{
+		Name:        inst.Name,
+		Description: inst.Description,
+		Unit:        inst.Unit,
+		Aggregation: sdkmetric.AggregationExplicitBucketHistogram{
+			Boundaries: DurationBuckets(),
+		},
+	}, true
+}
+
+// DurationBuckets returns the histogram bucket boundaries, in seconds, that
+// duration histograms get by default.
+func DurationBuckets() []float64 {
+	return []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
+}
+
+func endpointOptions(endpoint string) ([]otlptracehttp.Option, error) {
+	if strings.Contains(endpoint, "://") {
+		u, err := url.Parse(endpoint)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("parsing OTLP endpoint %q: want http(s)://host[:port][/path] or host:port", endpoint)
+		}
+		if u.Path == "" || u.Path == "/" {
+			u.Path = "/v1/traces"
+		}
+		return []otlptracehttp.Option{otlptracehttp.WithEndpointURL(u.String())}, nil
+	}
+	if strings.ContainsAny(endpoint, "/?#") {
+		return nil, fmt.Errorf("parsing OTLP endpoint %q: want http(s)://host[:port][/path] or host:port", endpoint)
+	}
+	return []otlptracehttp.Option{otlptracehttp.WithEndpoint(endpoint), otlptracehttp.WithInsecure()}, nil
+}
+
+// Meter returns a meter of the hub's meter provider.
+func (t *Telemetry) Meter(name string) metric.Meter { return t.MeterProvider.Meter(name) }
+
+// Tracer returns a tracer of the hub's tracer provider.
+func (t *Telemetry) Tracer(name string) trace.Tracer { return t.TracerProvider.Tracer(name) }
+
+// ExportsTraces reports whether spans are exported (an OTLP endpoint is set).
+func (t *Telemetry) ExportsTraces() bool { return t.exports }
+
+// Registry is the private Prometheus registry MetricsHandler serves. Besides
+// the OpenTelemetry metrics it holds the standard go_* and process_*
+// collectors. Callers may register further collectors.
+func (t *Telemetry) Registry() *prometheus.Registry { return t.registry }
+
+// MetricsHandler serves the registry in the Prometheus text exposition format.
+func (t *Telemetry) MetricsHandler() http.Handler {
+	return promhttp.HandlerFor(t.registry, promhttp.HandlerOpts{
+		ErrorLog:      slogPromLogger{t.logger},
+		ErrorHandling: promhttp.ContinueOnError,
+	})
+}
+
+// InstallGlobals makes these providers and the propagator the otel globals
+// and routes otel's internal errors to the configured logger. Only
+// cmd/pophub calls it, once, at start.
+func (t *Telemetry) InstallGlobals() {
+	otel.SetMeterProvider(t.MeterProvider)
+	otel.SetTracerProvider(t.TracerProvider)
+	otel.SetTextMapPropagator(t.Propagator)
+	logger := t.logger
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+		logger.Warn("telemetry error", "err", err)
+	}))
+}
+
+// Shutdown flushes pending spans and stops both providers. Metrics are no
+// longer served afterwards. Calling it twice returns the providers' errors
+// for a repeated shutdown, which callers may ignore.
+func (t *Telemetry) Shutdown(ctx context.Context) error {
+	var errs []error
+	if err := t.TracerProvider.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("shutting down tracer provider: %w", err))
+	}
+	if err := t.MeterProvider.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("shutting down meter provider: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// slogPromLogger adapts slog to promhttp's Println-style error log.
+type slogPromLogger struct{ l *slog.Logger }
+
+func (s slogPromLogger) Println(v ...any) { s.l.Warn("serving metrics", "err", fmt.Sprint(v...)) }

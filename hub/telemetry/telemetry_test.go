@@ -1,0 +1,211 @@
+package telemetry_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/pophub/pophub/hub/telemetry"
+)
+
+func setup(tb testing.TB, cfg telemetry.Config) *telemetry.Telemetry {
+	tb.Helper()
+	tel, err := telemetry.Setup(context.Background(), cfg)
+	if err != nil {
+		tb.Fatalf("Setup: %v", err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = tel.Shutdown(ctx)
+	})
+	return tel
+}
+
+func scrape(tb testing.TB, h http.Handler) string {
+	tb.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if rec.Code != http.StatusOK {
+		tb.Fatalf("GET /metrics: status %d", rec.Code)
+	}
+	return rec.Body.String()
+}
+
+// TestMetricNames checks the names /metrics actually prints for the naming
+// convention documented in the package comment.
+func TestMetricNames(t *testing.T) {
+	tel := setup(t, telemetry.Config{ServiceName: "pophub-test"})
+	m := tel.Meter("test")
+	ctx := context.Background()
+
+	c, err := m.Int64Counter("pophub.http.requests", metric.WithUnit("{request}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Add(ctx, 3)
+	h, err := m.Float64Histogram("pophub.http.request.duration", metric.WithUnit("s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Record(ctx, 0.003)
+	g, err := m.Int64Gauge("pophub.outbox.backlog", metric.WithUnit("{entry}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Record(ctx, 7)
+	b, err := m.Int64Counter("pophub.ingest.bytes", metric.WithUnit("By"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Add(ctx, 100)
+
+	body := scrape(t, tel.MetricsHandler())
+	for _, want := range []string{
+		"pophub_http_requests_total 3",
+		`pophub_http_request_duration_seconds_bucket{le="0.0025"} 0`,
+		`pophub_http_request_duration_seconds_bucket{le="0.005"} 1`,
+		"pophub_http_request_duration_seconds_count 1",
+		"pophub_outbox_backlog 7",
+		"pophub_ingest_bytes_total 100",
+		"# TYPE go_goroutines gauge",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q; got:\n%s", want, body)
+		}
+	}
+	// Every metric is ours or a standard runtime collector's; no target_info,
+	// no otel_scope_* labels.
+	for _, line := range strings.Split(body, "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if !strings.HasPrefix(line, "pophub_") && !strings.HasPrefix(line, "go_") && !strings.HasPrefix(line, "process_") {
+			t.Errorf("unexpected metric line %q", line)
+		}
+		if strings.Contains(line, "otel_scope") {
+			t.Errorf("scope label in %q", line)
+		}
+	}
+}
+
+// TestSetupsAreIndependent checks that each Setup has its own registry, so
+// parallel tests and several hubs in one process do not collide.
+func TestSetupsAreIndependent(t *testing.T) {
+	a := setup(t, telemetry.Config{})
+	b := setup(t, telemetry.Config{})
+	c, err := a.Meter("a").Int64Counter("pophub.only.in.a", metric.WithUnit("{x}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Add(context.Background(), 1)
+	if got := scrape(t, b.MetricsHandler()); strings.Contains(got, "pophub_only_in_a") {
+		t.Errorf("metric of one Setup appears in another's /metrics")
+	}
+	if got := scrape(t, a.MetricsHandler()); !strings.Contains(got, "pophub_only_in_a_total 1") {
+		t.Errorf("metric missing from its own /metrics:\n%s", got)
+	}
+}
+
+// TestNoExport checks the provider without an endpoint: root spans are not
+// sampled, and a span under a sampled remote parent keeps the trace ID and
+// the sampled flag so downstream systems see one trace.
+func TestNoExport(t *testing.T) {
+	tel := setup(t, telemetry.Config{})
+	if tel.ExportsTraces() {
+		t.Fatal("ExportsTraces() = true without endpoint")
+	}
+	tr := tel.Tracer("test")
+
+	_, root := tr.Start(context.Background(), "root")
+	if root.SpanContext().IsSampled() {
+		t.Error("root span sampled without an endpoint")
+	}
+	root.End()
+
+	const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	ctx := tel.Propagator.Extract(context.Background(), propagation.MapCarrier{"traceparent": traceparent})
+	ctx, child := tr.Start(ctx, "child")
+	defer child.End()
+	sc := child.SpanContext()
+	if got, want := sc.TraceID().String(), "4bf92f3577b34da6a3ce929d0e0e4736"; got != want {
+		t.Errorf("trace ID = %s, want %s", got, want)
+	}
+	if !sc.IsSampled() {
+		t.Error("child of a sampled parent is not sampled")
+	}
+	out := propagation.MapCarrier{}
+	tel.Propagator.Inject(ctx, out)
+	if got := out["traceparent"]; !strings.HasPrefix(got, "00-4bf92f3577b34da6a3ce929d0e0e4736-") || !strings.HasSuffix(got, "-01") || got == traceparent {
+		t.Errorf("injected traceparent = %q, want same trace, new span, sampled", got)
+	}
+}
+
+// TestOTLPExport checks that spans reach an OTLP/HTTP endpoint, given as a
+// URL and as host:port.
+func TestOTLPExport(t *testing.T) {
+	var (
+		mu    sync.Mutex
+		paths []string
+		got   = make(chan struct{}, 10)
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		paths = append(paths, r.Method+" "+r.URL.Path+" "+r.Header.Get("Content-Type"))
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		w.WriteHeader(http.StatusOK)
+		got <- struct{}{}
+	}))
+	t.Cleanup(srv.Close)
+
+	for _, endpoint := range []string{srv.URL, strings.TrimPrefix(srv.URL, "http://")} {
+		t.Run(endpoint, func(t *testing.T) {
+			tel, err := telemetry.Setup(context.Background(), telemetry.Config{OTLPEndpoint: endpoint})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tel.ExportsTraces() {
+				t.Error("ExportsTraces() = false with endpoint")
+			}
+			_, span := tel.Tracer("test").Start(context.Background(), "op", trace.WithSpanKind(trace.SpanKindServer))
+			if !span.SpanContext().IsSampled() {
+				t.Error("root span not sampled with an endpoint")
+			}
+			span.End()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := tel.Shutdown(ctx); err != nil {
+				t.Fatalf("Shutdown: %v", err)
+			}
+			select {
+			case <-got:
+			case <-ctx.Done():
+				t.Fatal("no export request received")
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if want := "POST /v1/traces application/x-protobuf"; paths[len(paths)-1] != want {
+				t.Errorf("export request = %q, want %q", paths[len(paths)-1], want)
+			}
+		})
+	}
+}
+
+func TestBadEndpoint(t *testing.T) {
+	for _, endpoint := range []string{"ftp://x:1", "http://", "host:1/path"} {
+		if _, err := telemetry.Setup(context.Background(), telemetry.Config{OTLPEndpoint: endpoint}); err == nil {
+			t.Errorf("Setup(%q) succeeded, want error", endpoint)
+		}
+	}
+}
