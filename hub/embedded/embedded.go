@@ -1,0 +1,169 @@
+// Package embedded runs the hub's infrastructure in-process for `pophub dev`,
+// the demo and tests: a Kafka-protocol broker (kfake) and a NATS server with
+// JetStream. Both speak their real wire protocols over TCP, so any Kafka or
+// NATS client can connect to them.
+package embedded
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/pophub/pophub/schemas"
+)
+
+// KafkaConfig configures the embedded broker.
+type KafkaConfig struct {
+	// Addr is host:port to listen on; port 0 picks a free port.
+	// Default 127.0.0.1:0.
+	Addr string
+	// DataDir persists the log and consumer-group offsets; every produced
+	// batch is fsynced before it is acknowledged, so acknowledged records
+	// survive kill -9. Empty keeps everything in memory.
+	DataDir string
+	// Partitions of each topic seeded on first start (default 8).
+	Partitions int
+	Logger     *slog.Logger
+}
+
+// Kafka is a running embedded Kafka-protocol broker.
+type Kafka struct {
+	cluster *kfake.Cluster
+	addr    string
+	once    sync.Once
+}
+
+// StartKafka starts a single-broker cluster with the eight source topics
+// and the DLQ topic.
+func StartKafka(ctx context.Context, cfg KafkaConfig) (*Kafka, error) {
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:0"
+	}
+	if cfg.Partitions <= 0 {
+		cfg.Partitions = 8
+	}
+	host, portStr, err := net.SplitHostPort(cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("parsing Kafka listen address %q: %w", cfg.Addr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("parsing Kafka listen port %q: %w", portStr, err)
+	}
+	topics := append(schemas.Topics(), schemas.DLQTopic)
+	opts := []kfake.Opt{
+		kfake.NumBrokers(1),
+		kfake.Ports(port),
+		kfake.DefaultNumPartitions(cfg.Partitions),
+		kfake.SeedTopics(int32(cfg.Partitions), topics...),
+		// kfake always binds 127.0.0.1; honour another host if asked.
+		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
+			return net.Listen(network, net.JoinHostPort(host, strconv.Itoa(port)))
+		}),
+	}
+	if cfg.DataDir != "" {
+		opts = append(opts, kfake.DataDir(cfg.DataDir), kfake.SyncWrites())
+	}
+	c, err := kfake.NewCluster(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("starting kfake: %w", err)
+	}
+	addrs := c.ListenAddrs()
+	if len(addrs) == 0 {
+		c.Close()
+		return nil, errors.New("starting kfake: no listener")
+	}
+	return &Kafka{cluster: c, addr: addrs[0]}, nil
+}
+
+// Addr is the bootstrap address clients connect to.
+func (k *Kafka) Addr() string { return k.addr }
+
+// Cluster exposes the kfake cluster, for fault injection in tests.
+func (k *Kafka) Cluster() *kfake.Cluster { return k.cluster }
+
+// Close stops the broker, flushing its data directory. Safe to call twice.
+func (k *Kafka) Close() error {
+	k.once.Do(k.cluster.Close)
+	return nil
+}
+
+// NATSConfig configures the embedded NATS server.
+type NATSConfig struct {
+	// Addr is host:port; port 0 picks a free port. Default 127.0.0.1:0.
+	Addr string
+	// StoreDir holds JetStream's file store (required).
+	StoreDir string
+	Logger   *slog.Logger
+}
+
+// NATS is a running embedded NATS server with JetStream.
+type NATS struct {
+	srv  *server.Server
+	once sync.Once
+}
+
+// StartNATS starts a NATS server with JetStream on a file store that syncs
+// every write: JetStream's default (fsync every two minutes) can lose
+// acknowledged messages on a hard stop.
+func StartNATS(ctx context.Context, cfg NATSConfig) (*NATS, error) {
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:0"
+	}
+	if cfg.StoreDir == "" {
+		return nil, errors.New("starting NATS: a JetStream store directory is required")
+	}
+	host, portStr, err := net.SplitHostPort(cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("parsing NATS listen address %q: %w", cfg.Addr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("parsing NATS listen port %q: %w", portStr, err)
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	opts := &server.Options{
+		ServerName: "pophub-embedded",
+		Host:       host,
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   cfg.StoreDir,
+		SyncAlways: true,
+		NoSigs:     true,
+		NoLog:      true,
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("creating NATS server: %w", err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(30 * time.Second) {
+		srv.Shutdown()
+		return nil, errors.New("starting NATS server: not ready after 30s")
+	}
+	return &NATS{srv: srv}, nil
+}
+
+// ClientURL is the nats:// URL clients connect to.
+func (n *NATS) ClientURL() string { return n.srv.ClientURL() }
+
+// Server exposes the NATS server, for tests that restart it.
+func (n *NATS) Server() *server.Server { return n.srv }
+
+// Close shuts the server down and waits for it. Safe to call twice.
+func (n *NATS) Close() {
+	n.once.Do(func() {
+		n.srv.Shutdown()
+		n.srv.WaitForShutdown()
+	})
+}

@@ -1,0 +1,399 @@
+// Package ingest moves department events from Kafka into the store: a
+// consumer group reads the source topics in batches, decodes and validates
+// each record, copies rejects to the DLQ topic, applies the rest to the
+// store in one call, and only then commits the batch's offsets. A bad
+// record never stops a partition; a failing store stops progress (with
+// retries) but never skips a record.
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/schemas"
+)
+
+// Applier applies a batch of validated events atomically (hub.Store.Apply).
+type Applier interface {
+	Apply(ctx context.Context, batch []hub.Input) (hub.ApplyResult, error)
+}
+
+// Config configures a Consumer.
+type Config struct {
+	Brokers []string
+	// GroupID is the consumer group (default "pophub"); hub instances in
+	// one group share the partitions.
+	GroupID string
+	// Topics to consume (default: the eight source topics).
+	Topics []string
+	// MaxBatch is the most records applied in one store transaction
+	// (default 2000).
+	MaxBatch int
+	// MaxWait is how long to wait for more records once a batch has one
+	// (default 20ms).
+	MaxWait time.Duration
+	Logger  *slog.Logger
+	Meter   metric.Meter
+	Tracer  trace.Tracer
+}
+
+func (c *Config) setDefaults() {
+	if c.GroupID == "" {
+		c.GroupID = "pophub"
+	}
+	if len(c.Topics) == 0 {
+		c.Topics = schemas.Topics()
+	}
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = 2000
+	}
+	if c.MaxWait <= 0 {
+		c.MaxWait = 20 * time.Millisecond
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Meter == nil {
+		c.Meter = metricnoop.NewMeterProvider().Meter("")
+	}
+	if c.Tracer == nil {
+		c.Tracer = tracenoop.NewTracerProvider().Tracer("")
+	}
+}
+
+// Validate reports configuration errors.
+func (c *Config) Validate() error {
+	if len(c.Brokers) == 0 {
+		return errors.New("ingest: no Kafka brokers")
+	}
+	return nil
+}
+
+// Counts are totals since the consumer started.
+type Counts struct {
+	Consumed   int64
+	Applied    int64
+	Duplicates int64
+	Rejected   map[string]int64
+	// BySource counts consumed records per source topic.
+	BySource map[schemas.Source]int64
+}
+
+// RejectedTotal sums the rejects over all reasons.
+func (c Counts) RejectedTotal() int64 {
+	var n int64
+	for _, v := range c.Rejected {
+		n += v
+	}
+	return n
+}
+
+// Consumer is the Kafka → store path. Run it once; Close stops it.
+type Consumer struct {
+	cfg     Config
+	store   Applier
+	reader  *kafka.Reader
+	dlq     *kafka.Writer
+	lag     *lagTracker
+	metrics metrics
+
+	mu     sync.Mutex
+	counts Counts
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+type metrics struct {
+	consumed, applied, duplicates, rejected metric.Int64Counter
+	applyDuration                           metric.Float64Histogram
+	batchSize                               metric.Int64Histogram
+}
+
+// New creates a consumer that applies to store.
+func New(cfg Config, store Applier) (*Consumer, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	c := &Consumer{cfg: cfg, store: store, counts: Counts{Rejected: map[string]int64{}, BySource: map[schemas.Source]int64{}}}
+	c.reader = kafka.NewReader(kafka.ReaderConfig{
+		Brokers:        cfg.Brokers,
+		GroupID:        cfg.GroupID,
+		GroupTopics:    cfg.Topics,
+		StartOffset:    kafka.FirstOffset,
+		MinBytes:       1,
+		MaxBytes:       16 << 20,
+		MaxWait:        250 * time.Millisecond,
+		QueueCapacity:  cfg.MaxBatch * 2,
+		CommitInterval: 0, // synchronous commits, after the store committed
+		ReadBackoffMin: 50 * time.Millisecond,
+		ReadBackoffMax: time.Second,
+	})
+	c.dlq = &kafka.Writer{
+		Addr:                   kafka.TCP(cfg.Brokers...),
+		Topic:                  schemas.DLQTopic,
+		Balancer:               &kafka.Murmur2Balancer{},
+		RequiredAcks:           kafka.RequireAll,
+		BatchTimeout:           5 * time.Millisecond,
+		AllowAutoTopicCreation: false,
+	}
+	m := cfg.Meter
+	var err error
+	var errs []error
+	c.metrics.consumed, err = m.Int64Counter("pophub.events.consumed", metric.WithUnit("{event}"), metric.WithDescription("Records read from the source topics."))
+	errs = append(errs, err)
+	c.metrics.applied, err = m.Int64Counter("pophub.events.applied", metric.WithUnit("{event}"), metric.WithDescription("Events applied to golden records."))
+	errs = append(errs, err)
+	c.metrics.duplicates, err = m.Int64Counter("pophub.events.duplicate", metric.WithUnit("{event}"), metric.WithDescription("Events whose (source, id) was applied before."))
+	errs = append(errs, err)
+	c.metrics.rejected, err = m.Int64Counter("pophub.events.rejected", metric.WithUnit("{event}"), metric.WithDescription("Records copied to the DLQ, by reason."))
+	errs = append(errs, err)
+	c.metrics.applyDuration, err = m.Float64Histogram("pophub.apply.duration", metric.WithUnit("s"), metric.WithDescription("Time to apply one batch to the store."))
+	errs = append(errs, err)
+	c.metrics.batchSize, err = m.Int64Histogram("pophub.ingest.batch.size", metric.WithUnit("{event}"), metric.WithDescription("Records per ingest batch."),
+		metric.WithExplicitBucketBoundaries(1, 10, 50, 100, 250, 500, 1000, 2000, 5000))
+	errs = append(errs, err)
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("creating ingest metrics: %w", err)
+	}
+	c.lag, err = newLagTracker(cfg, m)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Counts returns a snapshot of the totals.
+func (c *Consumer) Counts() Counts {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := c.counts
+	out.Rejected = make(map[string]int64, len(c.counts.Rejected))
+	for k, v := range c.counts.Rejected {
+		out.Rejected[k] = v
+	}
+	out.BySource = make(map[schemas.Source]int64, len(c.counts.BySource))
+	for k, v := range c.counts.BySource {
+		out.BySource[k] = v
+	}
+	return out
+}
+
+// Run consumes until ctx is done or Kafka fails for good.
+func (c *Consumer) Run(ctx context.Context) error {
+	go c.lag.run(ctx)
+	for {
+		batch, err := c.fetch(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("fetching records: %w", err)
+		}
+		if err := c.process(ctx, batch); err != nil {
+			return err
+		}
+	}
+}
+
+// fetch blocks for the first record, then takes what arrives within
+// MaxWait, up to MaxBatch.
+func (c *Consumer) fetch(ctx context.Context) ([]kafka.Message, error) {
+	first, err := c.reader.FetchMessage(ctx)
+	if err != nil {
+		return nil, err
+	}
+	batch := make([]kafka.Message, 1, c.cfg.MaxBatch)
+	batch[0] = first
+	wctx, cancel := context.WithTimeout(ctx, c.cfg.MaxWait)
+	defer cancel()
+	for len(batch) < c.cfg.MaxBatch {
+		m, err := c.reader.FetchMessage(wctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			break // MaxWait passed
+		}
+		batch = append(batch, m)
+	}
+	return batch, nil
+}
+
+var propagator = propagation.TraceContext{}
+
+// headerCarrier reads W3C trace context from Kafka record headers.
+type headerCarrier []kafka.Header
+
+func (h headerCarrier) Get(key string) string {
+	for _, x := range h {
+		if x.Key == key {
+			return string(x.Value)
+		}
+	}
+	return ""
+}
+func (h headerCarrier) Set(string, string) {}
+func (h headerCarrier) Keys() []string {
+	out := make([]string, len(h))
+	for i, x := range h {
+		out[i] = x.Key
+	}
+	return out
+}
+
+func (c *Consumer) process(ctx context.Context, batch []kafka.Message) error {
+	var links []trace.Link
+	inputs := make([]hub.Input, 0, len(batch))
+	var rejects []kafka.Message
+	rejectedBy := map[string]int64{}
+	bySource := map[schemas.Source]int64{}
+	now := time.Now()
+	for _, m := range batch {
+		bySource[schemas.SourceOfTopic(m.Topic)]++
+		ev, err := schemas.Decode(schemas.Input{Topic: m.Topic, Key: m.Key, Value: m.Value, Now: now})
+		if err != nil {
+			var re *schemas.RejectError
+			if !errors.As(err, &re) {
+				re = &schemas.RejectError{Reason: schemas.ReasonInvalidData, Detail: err.Error()}
+			}
+			rejects = append(rejects, dlqRecord(m, re))
+			rejectedBy[re.Reason]++
+			continue
+		}
+		in := hub.Input{Event: ev}
+		if tp := headerCarrier(m.Headers).Get("traceparent"); tp != "" {
+			in.Trace = map[string]string{"traceparent": tp}
+			if ts := headerCarrier(m.Headers).Get("tracestate"); ts != "" {
+				in.Trace["tracestate"] = ts
+			}
+			if sc := trace.SpanContextFromContext(propagator.Extract(context.Background(), headerCarrier(m.Headers))); sc.IsValid() {
+				links = append(links, trace.Link{SpanContext: sc})
+			}
+		}
+		inputs = append(inputs, in)
+	}
+	ctx, span := c.cfg.Tracer.Start(ctx, "ingest batch", trace.WithLinks(links...),
+		trace.WithAttributes(attribute.Int("messaging.batch.message_count", len(batch)), attribute.String("messaging.system", "kafka")))
+	defer span.End()
+
+	if len(rejects) > 0 {
+		if err := retry(ctx, c.cfg.Logger, "writing rejects to the DLQ", func() error {
+			return c.dlq.WriteMessages(ctx, rejects...)
+		}); err != nil {
+			return err
+		}
+	}
+	var res hub.ApplyResult
+	if len(inputs) > 0 {
+		start := time.Now()
+		if err := retry(ctx, c.cfg.Logger, "applying batch", func() error {
+			var err error
+			res, err = c.store.Apply(ctx, inputs)
+			return err
+		}); err != nil {
+			return err
+		}
+		c.metrics.applyDuration.Record(ctx, time.Since(start).Seconds())
+	}
+	if err := retry(ctx, c.cfg.Logger, "committing offsets", func() error {
+		return c.reader.CommitMessages(ctx, batch...)
+	}); err != nil {
+		return err
+	}
+
+	c.metrics.batchSize.Record(ctx, int64(len(batch)))
+	for src, n := range bySource {
+		c.metrics.consumed.Add(ctx, n, metric.WithAttributes(attribute.String("source", string(src))))
+	}
+	c.metrics.applied.Add(ctx, int64(res.Applied))
+	c.metrics.duplicates.Add(ctx, int64(res.Duplicates))
+	for reason, n := range rejectedBy {
+		c.metrics.rejected.Add(ctx, n, metric.WithAttributes(attribute.String("reason", reason)))
+	}
+	c.mu.Lock()
+	c.counts.Consumed += int64(len(batch))
+	c.counts.Applied += int64(res.Applied)
+	c.counts.Duplicates += int64(res.Duplicates)
+	for reason, n := range rejectedBy {
+		c.counts.Rejected[reason] += n
+	}
+	for src, n := range bySource {
+		c.counts.BySource[src] += n
+	}
+	c.mu.Unlock()
+	if len(rejectedBy) > 0 {
+		c.cfg.Logger.Warn("rejected records to the DLQ", "count", len(rejects), "reasons", rejectedBy)
+	}
+	return nil
+}
+
+// DLQ record headers.
+const (
+	HeaderReason    = "pophub-reason"
+	HeaderField     = "pophub-field"
+	HeaderError     = "pophub-error"
+	HeaderTopic     = "pophub-topic"
+	HeaderPartition = "pophub-partition"
+	HeaderOffset    = "pophub-offset"
+)
+
+// dlqRecord copies a rejected record with headers naming why and whence.
+// The error text never contains a citizen ID.
+func dlqRecord(m kafka.Message, re *schemas.RejectError) kafka.Message {
+	headers := append([]kafka.Header(nil), m.Headers...)
+	headers = append(headers,
+		kafka.Header{Key: HeaderReason, Value: []byte(re.Reason)},
+		kafka.Header{Key: HeaderField, Value: []byte(re.Field)},
+		kafka.Header{Key: HeaderError, Value: []byte(re.Error())},
+		kafka.Header{Key: HeaderTopic, Value: []byte(m.Topic)},
+		kafka.Header{Key: HeaderPartition, Value: []byte(strconv.Itoa(m.Partition))},
+		kafka.Header{Key: HeaderOffset, Value: []byte(strconv.FormatInt(m.Offset, 10))},
+	)
+	return kafka.Message{Key: m.Key, Value: m.Value, Headers: headers}
+}
+
+// retry runs op until it succeeds or ctx ends, backing off exponentially
+// from 50ms to 5s. Ingest must not skip a record, so it waits out outages.
+func retry(ctx context.Context, log *slog.Logger, what string, op func() error) error {
+	backoff := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := op()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		log.Warn("retrying", "op", what, "attempt", attempt, "err", err, "backoff", backoff)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+// Close stops consuming. Safe to call twice.
+func (c *Consumer) Close() error {
+	c.closeOnce.Do(func() {
+		c.closeErr = errors.Join(c.reader.Close(), c.dlq.Close())
+	})
+	return c.closeErr
+}

@@ -1,0 +1,155 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/pophub/pophub/schemas"
+)
+
+func client(brokers []string) *kafka.Client {
+	return &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+}
+
+// EnsureTopics creates the eight source topics and the DLQ topic where they
+// are missing. It is idempotent; existing topics are left as they are.
+func EnsureTopics(ctx context.Context, brokers []string, partitions int) error {
+	if partitions < 1 {
+		partitions = 1
+	}
+	var configs []kafka.TopicConfig
+	for _, t := range append(schemas.Topics(), schemas.DLQTopic) {
+		configs = append(configs, kafka.TopicConfig{Topic: t, NumPartitions: partitions, ReplicationFactor: -1})
+	}
+	resp, err := client(brokers).CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: configs})
+	if err != nil {
+		return fmt.Errorf("creating topics: %w", err)
+	}
+	var errs []error
+	for topic, err := range resp.Errors {
+		if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
+			errs = append(errs, fmt.Errorf("creating topic %s: %w", topic, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Ping checks that a broker answers.
+func Ping(ctx context.Context, brokers []string) error {
+	var errs []error
+	for _, b := range brokers {
+		var d net.Dialer
+		conn, err := d.DialContext(ctx, "tcp", b)
+		if err == nil {
+			conn.Close()
+			return nil
+		}
+		errs = append(errs, err)
+	}
+	return fmt.Errorf("no Kafka broker reachable: %w", errors.Join(errs...))
+}
+
+// lagTracker periodically computes, per source partition, the high
+// watermark minus the group's committed offset, and exposes it as the
+// pophub_consumer_lag gauge.
+type lagTracker struct {
+	cfg Config
+	mu  sync.Mutex
+	lag map[string]map[int]int64
+}
+
+func newLagTracker(cfg Config, m metric.Meter) (*lagTracker, error) {
+	t := &lagTracker{cfg: cfg, lag: map[string]map[int]int64{}}
+	_, err := m.Int64ObservableGauge("pophub.consumer.lag", metric.WithUnit("{event}"),
+		metric.WithDescription("Records in a source partition not yet committed by the hub's consumer group."),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			t.mu.Lock()
+			defer t.mu.Unlock()
+			for topic, parts := range t.lag {
+				for p, n := range parts {
+					o.Observe(n, metric.WithAttributes(attribute.String("topic", topic), attribute.Int("partition", p)))
+				}
+			}
+			return nil
+		}))
+	if err != nil {
+		return nil, fmt.Errorf("creating lag gauge: %w", err)
+	}
+	return t, nil
+}
+
+func (t *lagTracker) run(ctx context.Context) {
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
+	for {
+		if err := t.update(ctx); err != nil && ctx.Err() == nil {
+			t.cfg.Logger.Debug("measuring consumer lag", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// Lag returns the last measured lag per topic and partition.
+func (c *Consumer) Lag() map[string]map[int]int64 {
+	c.lag.mu.Lock()
+	defer c.lag.mu.Unlock()
+	out := make(map[string]map[int]int64, len(c.lag.lag))
+	for t, parts := range c.lag.lag {
+		out[t] = make(map[int]int64, len(parts))
+		for p, n := range parts {
+			out[t][p] = n
+		}
+	}
+	return out
+}
+
+func (t *lagTracker) update(ctx context.Context) error {
+	cl := client(t.cfg.Brokers)
+	meta, err := cl.Metadata(ctx, &kafka.MetadataRequest{Topics: t.cfg.Topics})
+	if err != nil {
+		return fmt.Errorf("reading metadata: %w", err)
+	}
+	ends := map[string][]kafka.OffsetRequest{}
+	parts := map[string][]int{}
+	for _, topic := range meta.Topics {
+		for _, p := range topic.Partitions {
+			ends[topic.Name] = append(ends[topic.Name], kafka.LastOffsetOf(p.ID))
+			parts[topic.Name] = append(parts[topic.Name], p.ID)
+		}
+	}
+	hw, err := cl.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: ends})
+	if err != nil {
+		return fmt.Errorf("listing offsets: %w", err)
+	}
+	committed, err := cl.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: t.cfg.GroupID, Topics: parts})
+	if err != nil {
+		return fmt.Errorf("fetching committed offsets: %w", err)
+	}
+	lag := map[string]map[int]int64{}
+	for topic, offs := range hw.Topics {
+		lag[topic] = map[int]int64{}
+		done := map[int]int64{}
+		for _, c := range committed.Topics[topic] {
+			done[c.Partition] = max(c.CommittedOffset, 0)
+		}
+		for _, o := range offs {
+			lag[topic][o.Partition] = max(o.LastOffset-done[o.Partition], 0)
+		}
+	}
+	t.mu.Lock()
+	t.lag = lag
+	t.mu.Unlock()
+	return nil
+}

@@ -1,0 +1,383 @@
+// Package memdb is the single-process golden-record store on go-memdb, for
+// `pophub dev` and small deployments.
+//
+// Durability comes from a command log: every applied batch's events are
+// appended to a write-ahead log and fsynced before Apply returns, and
+// replaying the log through the same pure merge rules rebuilds the exact
+// state (the merge is deterministic given the batch's timestamp). Periodic
+// snapshots bound the replay. After kill -9 nothing that Apply acknowledged
+// is lost, and a re-delivered event is a duplicate because its history row
+// survived.
+package memdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-memdb"
+
+	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/hub/merge"
+	"github.com/pophub/pophub/schemas"
+	"github.com/pophub/pophub/schemas/citizenid"
+)
+
+// Config configures a Store. The zero value is an in-memory store.
+type Config struct {
+	// Dir holds the write-ahead log and snapshots; empty keeps everything
+	// in memory only.
+	Dir string
+	// SnapshotEvery writes a snapshot after this many applied events
+	// (default 500,000), so that a restart replays at most that many.
+	SnapshotEvery int
+	Logger        *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.SnapshotEvery <= 0 {
+		c.SnapshotEvery = 500_000
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Store implements hub.Store on go-memdb. Objects in the database are never
+// modified after insert; each batch inserts new ones.
+type Store struct {
+	cfg       Config
+	db        *memdb.MemDB
+	wal       *wal // nil when in memory
+	mu        sync.Mutex
+	sinceSnap int
+	closed    bool
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ hub.Store = (*Store)(nil)
+
+// person, historyRow, outboxRow and meta are the table objects.
+type person struct {
+	Key   string
+	State *merge.State
+}
+
+type historyRow struct {
+	Key     string
+	Source  string
+	EventID string
+	Change  hub.Change
+}
+
+type outboxRow struct {
+	Seq   uint64
+	Entry hub.OutboxEntry
+}
+
+type meta struct {
+	ID            string
+	NextSeq       uint64
+	Persons       int64
+	Changes       int64
+	OutboxPending int64
+}
+
+const metaID = "meta"
+
+func schema() *memdb.DBSchema {
+	return &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
+		"persons": {Name: "persons", Indexes: map[string]*memdb.IndexSchema{
+			"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Key"}},
+		}},
+		"history": {Name: "history", Indexes: map[string]*memdb.IndexSchema{
+			"id": {Name: "id", Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
+				&memdb.StringFieldIndex{Field: "Source"}, &memdb.StringFieldIndex{Field: "EventID"}}}},
+			"person": {Name: "person", Indexer: &memdb.StringFieldIndex{Field: "Key"}},
+		}},
+		"outbox": {Name: "outbox", Indexes: map[string]*memdb.IndexSchema{
+			"id": {Name: "id", Unique: true, Indexer: &memdb.UintFieldIndex{Field: "Seq"}},
+		}},
+		"meta": {Name: "meta", Indexes: map[string]*memdb.IndexSchema{
+			"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "ID"}},
+		}},
+	}}
+}
+
+// personKey derives the storage key of a person. It is the one place to
+// change when records are keyed by a keyed hash of the ID instead.
+func personKey(id citizenid.ID) string { return string(id) }
+
+// Open creates the store, recovering from Dir when it holds a snapshot or
+// log.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	cfg.setDefaults()
+	db, err := memdb.NewMemDB(schema())
+	if err != nil {
+		return nil, fmt.Errorf("creating memdb: %w", err)
+	}
+	s := &Store{cfg: cfg, db: db}
+	txn := db.Txn(true)
+	if err := txn.Insert("meta", &meta{ID: metaID, NextSeq: 1}); err != nil {
+		txn.Abort()
+		return nil, fmt.Errorf("initialising meta: %w", err)
+	}
+	txn.Commit()
+	if cfg.Dir == "" {
+		return s, nil
+	}
+	start := time.Now()
+	replayed, err := s.recover(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Logger.Info("memdb store recovered", "dir", cfg.Dir, "replayed_batches", replayed, "took", time.Since(start).Round(time.Millisecond))
+	return s, nil
+}
+
+func getMeta(txn *memdb.Txn) (meta, error) {
+	raw, err := txn.First("meta", "id", metaID)
+	if err != nil || raw == nil {
+		return meta{}, fmt.Errorf("reading meta: %v", err)
+	}
+	return *raw.(*meta), nil
+}
+
+// Apply implements hub.Store.
+func (s *Store) Apply(ctx context.Context, batch []hub.Input) (hub.ApplyResult, error) {
+	if err := ctx.Err(); err != nil {
+		return hub.ApplyResult{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return hub.ApplyResult{}, fmt.Errorf("applying batch: store closed: %w", hub.ErrUnavailable)
+	}
+	now := time.Now().UTC()
+	txn := s.db.Txn(true)
+	defer txn.Abort()
+	res, err := applyTxn(txn, batch, now)
+	if err != nil {
+		return hub.ApplyResult{}, err
+	}
+	if s.wal != nil && res.Applied > 0 {
+		if err := s.wal.appendBatch(now, batch); err != nil {
+			return hub.ApplyResult{}, fmt.Errorf("writing log: %w", err)
+		}
+	}
+	txn.Commit()
+	s.sinceSnap += res.Applied
+	if s.wal != nil && s.sinceSnap >= s.cfg.SnapshotEvery {
+		if err := s.snapshotLocked(); err != nil {
+			s.cfg.Logger.Error("writing snapshot", "err", err)
+		}
+	}
+	return res, nil
+}
+
+// applyTxn applies a batch inside a write transaction; replay uses it too,
+// so that recovery takes exactly the same path.
+func applyTxn(txn *memdb.Txn, batch []hub.Input, now time.Time) (hub.ApplyResult, error) {
+	var res hub.ApplyResult
+	fresh := make([]hub.Input, 0, len(batch))
+	loaded := make(map[citizenid.ID]*merge.State)
+	for _, in := range batch {
+		raw, err := txn.First("history", "id", string(in.Event.Source), in.Event.ID)
+		if err != nil {
+			return res, fmt.Errorf("checking idempotency key: %w", err)
+		}
+		if raw != nil {
+			res.Duplicates++
+			continue
+		}
+		fresh = append(fresh, in)
+		if _, ok := loaded[in.Event.Subject]; !ok {
+			p, err := txn.First("persons", "id", personKey(in.Event.Subject))
+			if err != nil {
+				return res, fmt.Errorf("loading person: %w", err)
+			}
+			if p != nil {
+				loaded[in.Event.Subject] = p.(*person).State
+			} else {
+				loaded[in.Event.Subject] = nil
+			}
+		}
+	}
+	if len(fresh) == 0 {
+		return res, nil
+	}
+	out := merge.Batch(loaded, fresh, now)
+	m, err := getMeta(txn)
+	if err != nil {
+		return res, err
+	}
+	for id, st := range out.States {
+		if loaded[id] == nil {
+			m.Persons++
+		}
+		if err := txn.Insert("persons", &person{Key: personKey(id), State: st}); err != nil {
+			return res, fmt.Errorf("writing person: %w", err)
+		}
+	}
+	for _, h := range out.History {
+		row := &historyRow{Key: personKey(h.CitizenID), Source: string(h.Change.Source), EventID: h.Change.EventID, Change: h.Change}
+		if err := txn.Insert("history", row); err != nil {
+			return res, fmt.Errorf("writing history: %w", err)
+		}
+	}
+	for _, e := range out.Outbox {
+		e.Seq = int64(m.NextSeq)
+		m.NextSeq++
+		if err := txn.Insert("outbox", &outboxRow{Seq: uint64(e.Seq), Entry: e}); err != nil {
+			return res, fmt.Errorf("writing outbox: %w", err)
+		}
+	}
+	m.Changes += int64(len(out.History))
+	m.OutboxPending += int64(len(out.Outbox))
+	if err := txn.Insert("meta", &m); err != nil {
+		return res, fmt.Errorf("writing meta: %w", err)
+	}
+	res.Applied = out.Applied
+	res.Duplicates += out.Duplicates
+	res.Notifications = len(out.Outbox)
+	return res, nil
+}
+
+// Person implements hub.Store.
+func (s *Store) Person(ctx context.Context, id citizenid.ID) (hub.Record, error) {
+	txn := s.db.Txn(false)
+	raw, err := txn.First("persons", "id", personKey(id))
+	if err != nil {
+		return hub.Record{}, fmt.Errorf("reading person: %w", err)
+	}
+	if raw == nil {
+		return hub.Record{}, fmt.Errorf("person %v: %w", id, hub.ErrNotFound)
+	}
+	return raw.(*person).State.Record(), nil
+}
+
+// History implements hub.Store.
+func (s *Store) History(ctx context.Context, id citizenid.ID) ([]hub.Change, error) {
+	txn := s.db.Txn(false)
+	it, err := txn.Get("history", "person", personKey(id))
+	if err != nil {
+		return nil, fmt.Errorf("reading history: %w", err)
+	}
+	var out []hub.Change
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		out = append(out, raw.(*historyRow).Change)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("person %v: %w", id, hub.ErrNotFound)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
+	return out, nil
+}
+
+// PendingOutbox implements hub.Store.
+func (s *Store) PendingOutbox(ctx context.Context, after int64, limit int) ([]hub.OutboxEntry, error) {
+	txn := s.db.Txn(false)
+	if after < 0 {
+		after = 0
+	}
+	it, err := txn.LowerBound("outbox", "id", uint64(after+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading outbox: %w", err)
+	}
+	var out []hub.OutboxEntry
+	for raw := it.Next(); raw != nil && len(out) < limit; raw = it.Next() {
+		out = append(out, raw.(*outboxRow).Entry)
+	}
+	return out, nil
+}
+
+// MarkPublished implements hub.Store. Published entries are removed; the
+// log records it without waiting for fsync, since re-publishing after a
+// crash is deduplicated by Nats-Msg-Id.
+func (s *Store) MarkPublished(ctx context.Context, seqs []int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return fmt.Errorf("marking published: store closed: %w", hub.ErrUnavailable)
+	}
+	txn := s.db.Txn(true)
+	defer txn.Abort()
+	if err := markTxn(txn, seqs); err != nil {
+		return err
+	}
+	if s.wal != nil {
+		if err := s.wal.appendPublished(seqs); err != nil {
+			return fmt.Errorf("writing log: %w", err)
+		}
+	}
+	txn.Commit()
+	return nil
+}
+
+func markTxn(txn *memdb.Txn, seqs []int64) error {
+	m, err := getMeta(txn)
+	if err != nil {
+		return err
+	}
+	for _, seq := range seqs {
+		raw, err := txn.First("outbox", "id", uint64(seq))
+		if err != nil {
+			return fmt.Errorf("reading outbox: %w", err)
+		}
+		if raw == nil {
+			continue
+		}
+		if err := txn.Delete("outbox", raw); err != nil {
+			return fmt.Errorf("deleting outbox entry: %w", err)
+		}
+		m.OutboxPending--
+	}
+	if err := txn.Insert("meta", &m); err != nil {
+		return fmt.Errorf("writing meta: %w", err)
+	}
+	return nil
+}
+
+// Stats implements hub.Store.
+func (s *Store) Stats(ctx context.Context) (hub.StoreStats, error) {
+	m, err := getMeta(s.db.Txn(false))
+	if err != nil {
+		return hub.StoreStats{}, err
+	}
+	return hub.StoreStats{Persons: m.Persons, Changes: m.Changes, OutboxPending: m.OutboxPending}, nil
+}
+
+// Ping implements hub.Store.
+func (s *Store) Ping(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errors.New("store closed")
+	}
+	return nil
+}
+
+// Close writes a final snapshot and closes the log. Safe to call twice.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.closed = true
+		if s.wal == nil {
+			return
+		}
+		s.closeErr = errors.Join(s.snapshotLocked(), s.wal.close())
+	})
+	return s.closeErr
+}
+
+// decodeLogged turns a logged event back into a hub.Input; now is the
+// batch's time, so that validation gives the same answer it gave then.
+func decodeLogged(value []byte, now time.Time) (schemas.Event, error) {
+	return schemas.Decode(schemas.Input{Value: value, Now: now.Add(24 * time.Hour)})
+}
