@@ -199,6 +199,9 @@ type Change struct {
 type Input struct {
 	Event schemas.Event
 	Trace map[string]string
+	// Raw is the record value the event was decoded from, when known;
+	// stores that log events keep it instead of encoding them again.
+	Raw []byte
 }
 
 // ApplyResult counts what a batch did. Applied + Duplicates = len(batch).

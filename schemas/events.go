@@ -174,17 +174,12 @@ type Input struct {
 // Decode parses and validates one event. Any failure is a *RejectError.
 func Decode(in Input) (Event, error) {
 	var env envelope
-	dec := json.NewDecoder(bytes.NewReader(in.Value))
-	dec.UseNumber()
-	if err := dec.Decode(&env); err != nil {
+	if err := json.Unmarshal(in.Value, &env); err != nil {
 		var se *json.SyntaxError
-		if errors.As(err, &se) || errors.Is(err, errIOEOF) || !json.Valid(in.Value) {
+		if errors.As(err, &se) || !json.Valid(in.Value) {
 			return Event{}, reject(ReasonNotJSON, "", "value is not a JSON document: %v", err)
 		}
 		return Event{}, reject(ReasonNotCloudEvent, "", "value is not a CloudEvents JSON object: %v", err)
-	}
-	if dec.More() {
-		return Event{}, reject(ReasonNotJSON, "", "trailing data after the JSON document")
 	}
 	now := in.Now
 	if now.IsZero() {

@@ -1,6 +1,8 @@
 package schemas
 
 import (
+	"encoding/json"
+	"strconv"
 	"time"
 
 	"github.com/pophub/pophub/schemas/citizenid"
@@ -84,4 +86,61 @@ type Notification struct {
 	ToAddressCode   string       `json:"to_address_code,omitempty"`
 	Reason          string       `json:"reason,omitempty"`
 	DateOfDeath     string       `json:"date_of_death,omitempty"`
+}
+
+// AppendJSON appends the notification's JSON encoding to b. It writes the
+// same document as encoding/json, several times faster: the hub encodes
+// one per changed section on its write path.
+func (n *Notification) AppendJSON(b []byte) []byte {
+	b = append(b, `{"change_id":`...)
+	b = strconv.AppendQuote(b, n.ChangeID)
+	b = append(b, `,"citizen_id":`...)
+	b = strconv.AppendQuote(b, string(n.CitizenID))
+	b = append(b, `,"version":`...)
+	b = strconv.AppendInt(b, n.Version, 10)
+	b = append(b, `,"section":`...)
+	b = strconv.AppendQuote(b, n.Section)
+	b = append(b, `,"event_id":`...)
+	b = appendJSONString(b, n.EventID)
+	b = append(b, `,"event_type":`...)
+	b = strconv.AppendQuote(b, string(n.EventType))
+	b = append(b, `,"source":`...)
+	b = strconv.AppendQuote(b, string(n.Source))
+	b = append(b, `,"time":"`...)
+	b = n.Time.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","applied_at":"`...)
+	b = n.AppliedAt.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, '"')
+	if n.FromAddressCode != "" {
+		b = append(b, `,"from_address_code":`...)
+		b = strconv.AppendQuote(b, n.FromAddressCode)
+	}
+	if n.ToAddressCode != "" {
+		b = append(b, `,"to_address_code":`...)
+		b = strconv.AppendQuote(b, n.ToAddressCode)
+	}
+	if n.Reason != "" {
+		b = append(b, `,"reason":`...)
+		b = strconv.AppendQuote(b, n.Reason)
+	}
+	if n.DateOfDeath != "" {
+		b = append(b, `,"date_of_death":`...)
+		b = strconv.AppendQuote(b, n.DateOfDeath)
+	}
+	return append(b, '}')
+}
+
+// appendJSONString quotes s as JSON; event ids are free text from
+// departments, so they go through encoding/json unless plain ASCII.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }

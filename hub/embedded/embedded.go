@@ -102,7 +102,10 @@ type NATSConfig struct {
 	Addr string
 	// StoreDir holds JetStream's file store (required).
 	StoreDir string
-	Logger   *slog.Logger
+	// SyncInterval is how often JetStream fsyncs its store; zero syncs every
+	// write, so that an acknowledged notification survives a hard stop.
+	SyncInterval time.Duration
+	Logger       *slog.Logger
 }
 
 // NATS is a running embedded NATS server with JetStream.
@@ -133,14 +136,15 @@ func StartNATS(ctx context.Context, cfg NATSConfig) (*NATS, error) {
 		port = server.RANDOM_PORT
 	}
 	opts := &server.Options{
-		ServerName: "pophub-embedded",
-		Host:       host,
-		Port:       port,
-		JetStream:  true,
-		StoreDir:   cfg.StoreDir,
-		SyncAlways: true,
-		NoSigs:     true,
-		NoLog:      true,
+		ServerName:   "pophub-embedded",
+		Host:         host,
+		Port:         port,
+		JetStream:    true,
+		StoreDir:     cfg.StoreDir,
+		SyncAlways:   cfg.SyncInterval == 0,
+		SyncInterval: cfg.SyncInterval,
+		NoSigs:       true,
+		NoLog:        true,
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {

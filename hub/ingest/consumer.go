@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -132,17 +133,27 @@ func New(cfg Config, store Applier) (*Consumer, error) {
 	}
 	c := &Consumer{cfg: cfg, store: store, counts: Counts{Rejected: map[string]int64{}, BySource: map[schemas.Source]int64{}}}
 	c.reader = kafka.NewReader(kafka.ReaderConfig{
-		Brokers:        cfg.Brokers,
-		GroupID:        cfg.GroupID,
-		GroupTopics:    cfg.Topics,
-		StartOffset:    kafka.FirstOffset,
-		MinBytes:       1,
-		MaxBytes:       16 << 20,
-		MaxWait:        250 * time.Millisecond,
-		QueueCapacity:  cfg.MaxBatch * 2,
-		CommitInterval: 0, // synchronous commits, after the store committed
-		ReadBackoffMin: 50 * time.Millisecond,
-		ReadBackoffMax: time.Second,
+		Brokers:       cfg.Brokers,
+		GroupID:       cfg.GroupID,
+		GroupTopics:   cfg.Topics,
+		StartOffset:   kafka.FirstOffset,
+		MinBytes:      1,
+		MaxBytes:      16 << 20,
+		MaxWait:       250 * time.Millisecond,
+		QueueCapacity: cfg.MaxBatch * 2,
+		// Offsets are handed to the reader only after the store committed
+		// the batch; the reader sends them to the broker every 100ms and on
+		// Close. A crash may forget up to that much, which comes back as
+		// duplicates that the store recognises.
+		CommitInterval: 100 * time.Millisecond,
+		// A crashed instance's partitions move to the others after the
+		// session timeout; keep it short so a restart resumes quickly.
+		SessionTimeout:    6 * time.Second,
+		HeartbeatInterval: time.Second,
+		RebalanceTimeout:  6 * time.Second,
+		JoinGroupBackoff:  500 * time.Millisecond,
+		ReadBackoffMin:    50 * time.Millisecond,
+		ReadBackoffMax:    time.Second,
 	})
 	c.dlq = &kafka.Writer{
 		Addr:                   kafka.TCP(cfg.Brokers...),
@@ -194,21 +205,40 @@ func (c *Consumer) Counts() Counts {
 	return out
 }
 
-// Run consumes until ctx is done or Kafka fails for good.
+// Run consumes until ctx is done or Kafka fails for good. Fetching and
+// decoding the next batch overlaps with applying the current one.
 func (c *Consumer) Run(ctx context.Context) error {
 	go c.lag.run(ctx)
-	for {
-		batch, err := c.fetch(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make(chan decoded, 2)
+	fetchErr := make(chan error, 1)
+	go func() {
+		defer close(batches)
+		for {
+			batch, err := c.fetch(ctx)
+			if err != nil {
+				fetchErr <- err
+				return
 			}
-			return fmt.Errorf("fetching records: %w", err)
+			select {
+			case batches <- c.decode(batch):
+			case <-ctx.Done():
+				fetchErr <- ctx.Err()
+				return
+			}
 		}
-		if err := c.process(ctx, batch); err != nil {
+	}()
+	for b := range batches {
+		if err := c.process(ctx, b); err != nil {
 			return err
 		}
 	}
+	err := <-fetchErr
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return fmt.Errorf("fetching records: %w", err)
 }
 
 // fetch blocks for the first record, then takes what arrives within
@@ -257,37 +287,84 @@ func (h headerCarrier) Keys() []string {
 	return out
 }
 
-func (c *Consumer) process(ctx context.Context, batch []kafka.Message) error {
-	var links []trace.Link
-	inputs := make([]hub.Input, 0, len(batch))
-	var rejects []kafka.Message
-	rejectedBy := map[string]int64{}
-	bySource := map[schemas.Source]int64{}
+// decoded is a fetched batch, split into valid inputs and DLQ records.
+type decoded struct {
+	batch      []kafka.Message
+	inputs     []hub.Input
+	rejects    []kafka.Message
+	rejectedBy map[string]int64
+	bySource   map[schemas.Source]int64
+	links      []trace.Link
+}
+
+// decode validates a batch, in parallel chunks on a multi-core machine,
+// keeping the records' order.
+func (c *Consumer) decode(batch []kafka.Message) decoded {
+	workers := runtime.GOMAXPROCS(0)
+	if len(batch) < 256 || workers < 2 {
+		return decodeChunk(batch)
+	}
+	size := (len(batch) + workers - 1) / workers
+	parts := make([]decoded, 0, workers)
+	for i := 0; i < len(batch); i += size {
+		parts = append(parts, decoded{batch: batch[i:min(i+size, len(batch))]})
+	}
+	var wg sync.WaitGroup
+	for i := range parts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			parts[i] = decodeChunk(parts[i].batch)
+		}()
+	}
+	wg.Wait()
+	d := decoded{batch: batch, inputs: make([]hub.Input, 0, len(batch)), rejectedBy: map[string]int64{}, bySource: map[schemas.Source]int64{}}
+	for _, p := range parts {
+		d.inputs = append(d.inputs, p.inputs...)
+		d.rejects = append(d.rejects, p.rejects...)
+		d.links = append(d.links, p.links...)
+		for k, v := range p.rejectedBy {
+			d.rejectedBy[k] += v
+		}
+		for k, v := range p.bySource {
+			d.bySource[k] += v
+		}
+	}
+	return d
+}
+
+func decodeChunk(batch []kafka.Message) decoded {
+	d := decoded{batch: batch, inputs: make([]hub.Input, 0, len(batch)), rejectedBy: map[string]int64{}, bySource: map[schemas.Source]int64{}}
 	now := time.Now()
 	for _, m := range batch {
-		bySource[schemas.SourceOfTopic(m.Topic)]++
+		d.bySource[schemas.SourceOfTopic(m.Topic)]++
 		ev, err := schemas.Decode(schemas.Input{Topic: m.Topic, Key: m.Key, Value: m.Value, Now: now})
 		if err != nil {
 			var re *schemas.RejectError
 			if !errors.As(err, &re) {
 				re = &schemas.RejectError{Reason: schemas.ReasonInvalidData, Detail: err.Error()}
 			}
-			rejects = append(rejects, dlqRecord(m, re))
-			rejectedBy[re.Reason]++
+			d.rejects = append(d.rejects, dlqRecord(m, re))
+			d.rejectedBy[re.Reason]++
 			continue
 		}
-		in := hub.Input{Event: ev}
+		in := hub.Input{Event: ev, Raw: m.Value}
 		if tp := headerCarrier(m.Headers).Get("traceparent"); tp != "" {
 			in.Trace = map[string]string{"traceparent": tp}
 			if ts := headerCarrier(m.Headers).Get("tracestate"); ts != "" {
 				in.Trace["tracestate"] = ts
 			}
 			if sc := trace.SpanContextFromContext(propagator.Extract(context.Background(), headerCarrier(m.Headers))); sc.IsValid() {
-				links = append(links, trace.Link{SpanContext: sc})
+				d.links = append(d.links, trace.Link{SpanContext: sc})
 			}
 		}
-		inputs = append(inputs, in)
+		d.inputs = append(d.inputs, in)
 	}
+	return d
+}
+
+func (c *Consumer) process(ctx context.Context, d decoded) error {
+	batch, inputs, rejects, rejectedBy, bySource, links := d.batch, d.inputs, d.rejects, d.rejectedBy, d.bySource, d.links
 	ctx, span := c.cfg.Tracer.Start(ctx, "ingest batch", trace.WithLinks(links...),
 		trace.WithAttributes(attribute.Int("messaging.batch.message_count", len(batch)), attribute.String("messaging.system", "kafka")))
 	defer span.End()

@@ -70,11 +70,15 @@ func (w *wal) appendBatch(now time.Time, batch []hub.Input) error {
 	b = binary.LittleEndian.AppendUint64(b, uint64(now.UnixNano()))
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(batch)))
 	for _, in := range batch {
-		value, err := schemas.Encode(in.Event)
-		if err != nil {
-			return fmt.Errorf("encoding event: %w", err)
+		value := in.Raw
+		if value == nil {
+			var err error
+			if value, err = schemas.Encode(in.Event); err != nil {
+				return fmt.Errorf("encoding event: %w", err)
+			}
 		}
-		b = putString(b, string(value))
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(value)))
+		b = append(b, value...)
 		b = binary.LittleEndian.AppendUint32(b, uint32(len(in.Trace)))
 		for k, v := range in.Trace {
 			b = putString(b, k)

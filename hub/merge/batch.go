@@ -3,8 +3,9 @@ package merge
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"reflect"
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/pophub/pophub/hub"
@@ -45,16 +46,79 @@ func ChangeID(source schemas.Source, eventID, kind string) string {
 // earlier batch must be left out by the caller; repeats within in are
 // counted as duplicates here. now stamps applied_at and updated_at.
 func Batch(loaded map[citizenid.ID]*State, in []hub.Input, now time.Time) Outcome {
-	out := Outcome{States: make(map[citizenid.ID]*State)}
+	// Repeats are found first, over the whole batch, so that a repeated
+	// (source, id) counts once whichever persons it names.
 	seen := make(map[schemas.EventKey]struct{}, len(in))
+	fresh := make([]*hub.Input, 0, len(in))
+	dups := 0
 	for i := range in {
-		ev := &in[i].Event
-		k := ev.Key()
+		k := in[i].Event.Key()
 		if _, dup := seen[k]; dup {
-			out.Duplicates++
+			dups++
 			continue
 		}
 		seen[k] = struct{}{}
+		fresh = append(fresh, &in[i])
+	}
+	var out Outcome
+	if shards := runtime.GOMAXPROCS(0); shards > 1 && len(fresh) >= parallelMin {
+		out = batchParallel(loaded, fresh, now, shards)
+	} else {
+		out = batchShard(loaded, fresh, now)
+	}
+	out.Duplicates += dups
+	return out
+}
+
+// parallelMin is the batch size from which persons are merged in parallel.
+const parallelMin = 512
+
+// batchParallel merges disjoint sets of persons concurrently. Each person's
+// events stay in arrival order within one shard; the outcome lists shard 0's
+// rows first, then shard 1's, so it is deterministic.
+func batchParallel(loaded map[citizenid.ID]*State, in []*hub.Input, now time.Time, shards int) Outcome {
+	parts := make([][]*hub.Input, shards)
+	for _, p := range in {
+		h := fnv32(string(p.Event.Subject)) % uint32(shards)
+		parts[h] = append(parts[h], p)
+	}
+	outs := make([]Outcome, shards)
+	var wg sync.WaitGroup
+	for i := range parts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			outs[i] = batchShard(loaded, parts[i], now)
+		}()
+	}
+	wg.Wait()
+	out := Outcome{States: make(map[citizenid.ID]*State, len(in))}
+	for _, o := range outs {
+		for k, v := range o.States {
+			out.States[k] = v
+		}
+		out.History = append(out.History, o.History...)
+		out.Outbox = append(out.Outbox, o.Outbox...)
+		out.Applied += o.Applied
+		out.Duplicates += o.Duplicates
+	}
+	return out
+}
+
+func fnv32(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
+		h *= 16777619
+	}
+	return h
+}
+
+// batchShard applies distinct events in order.
+func batchShard(loaded map[citizenid.ID]*State, in []*hub.Input, now time.Time) Outcome {
+	out := Outcome{States: make(map[citizenid.ID]*State), History: make([]Entry, 0, len(in)), Outbox: make([]hub.OutboxEntry, 0, 2*len(in))}
+	for _, p := range in {
+		ev := &p.Event
 		st, ok := out.States[ev.Subject]
 		if !ok {
 			if cur := loaded[ev.Subject]; cur != nil {
@@ -64,7 +128,7 @@ func Batch(loaded map[citizenid.ID]*State, in []hub.Input, now time.Time) Outcom
 			}
 			out.States[ev.Subject] = st
 		}
-		out.apply(st, &in[i], now)
+		out.apply(st, p, now)
 	}
 	return out
 }
@@ -118,10 +182,6 @@ func (out *Outcome) apply(st *State, in *hub.Input, now time.Time) {
 
 func (out *Outcome) notify(subject string, n schemas.Notification, trace map[string]string, now time.Time) {
 	n.ChangeID = ChangeID(n.Source, n.EventID, n.Section)
-	body, err := json.Marshal(n)
-	if err != nil {
-		// Notification holds only strings, numbers and times: Marshal cannot fail.
-		panic("encoding notification: " + err.Error())
-	}
+	body := n.AppendJSON(make([]byte, 0, 320))
 	out.Outbox = append(out.Outbox, hub.OutboxEntry{Subject: subject, MsgID: n.ChangeID, Body: body, Trace: trace, CreatedAt: now})
 }

@@ -1,0 +1,216 @@
+package memdb
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/hub/storetest"
+)
+
+func open(t testing.TB, dir string) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), Config{Dir: dir})
+	if err != nil {
+		t.Fatalf("opening store: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestConformanceInMemory(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) hub.Store { return open(t, "") })
+}
+
+func TestConformancePersisted(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) hub.Store { return open(t, t.TempDir()) })
+}
+
+func apply(t testing.TB, s *Store, in []hub.Input, batch int) {
+	t.Helper()
+	for i := 0; i < len(in); i += batch {
+		if _, err := s.Apply(context.Background(), in[i:min(i+batch, len(in))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestRecovery reopens a store from its log alone, from a snapshot plus a
+// log, and after outbox entries were published.
+func TestRecovery(t *testing.T) {
+	in := storetest.Population(t, 80, 21)
+	want := storetest.Expected(in)
+	tests := []struct {
+		name     string
+		snapshot int
+	}{
+		{"log only", 1 << 30},
+		{"snapshot and log", 300},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s, err := Open(context.Background(), Config{Dir: dir, SnapshotEvery: tc.snapshot})
+			if err != nil {
+				t.Fatal(err)
+			}
+			apply(t, s, in, 97)
+			pending, _ := s.PendingOutbox(context.Background(), 0, 1<<20)
+			var seqs []int64
+			for _, e := range pending[:len(pending)/2] {
+				seqs = append(seqs, e.Seq)
+			}
+			if err := s.MarkPublished(context.Background(), seqs); err != nil {
+				t.Fatal(err)
+			}
+			before, _ := s.Stats(context.Background())
+			// Simulate a crash: drop the store without Close (no final snapshot).
+			s.wal.f.Close()
+
+			r := open(t, dir)
+			storetest.CompareRecords(t, r, want)
+			after, _ := r.Stats(context.Background())
+			if after != before {
+				t.Errorf("stats after recovery %+v, before %+v", after, before)
+			}
+			res, err := r.Apply(context.Background(), in)
+			if err != nil || res.Applied != 0 || res.Duplicates != len(in) {
+				t.Errorf("re-delivery after recovery: %+v, %v; want all duplicates", res, err)
+			}
+		})
+	}
+}
+
+// TestTornLogTail cuts the log at every byte of its last frame: the store
+// must open, keep every complete batch and drop only the torn one.
+func TestTornLogTail(t *testing.T) {
+	in := storetest.Population(t, 20, 22)
+	dir := t.TempDir()
+	s, err := Open(context.Background(), Config{Dir: dir, SnapshotEvery: 1 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, last := in[:len(in)-5], in[len(in)-5:]
+	apply(t, s, first, len(first))
+	info, _ := s.wal.f.Stat()
+	cut := info.Size()
+	apply(t, s, last, len(last))
+	s.wal.f.Close()
+	full, err := os.ReadFile(filepath.Join(dir, walName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := storetest.Expected(first)
+	for n := cut; n < int64(len(full)); n += 7 {
+		d := t.TempDir()
+		if err := os.WriteFile(filepath.Join(d, walName), full[:n], 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r, err := Open(context.Background(), Config{Dir: d})
+		if err != nil {
+			t.Fatalf("open with log cut at %d of %d: %v", n, len(full), err)
+		}
+		storetest.CompareRecords(t, r, want)
+		st, _ := r.Stats(context.Background())
+		if st.Changes != int64(len(first)) {
+			t.Fatalf("cut at %d: %d changes, want %d", n, st.Changes, len(first))
+		}
+		r.Close()
+	}
+}
+
+// TestKill9 applies batches in a child process that reports each
+// acknowledged batch, kills it with SIGKILL at random moments, reopens the
+// store and checks that every acknowledged batch is there exactly once.
+func TestKill9(t *testing.T) {
+	if os.Getenv("POPHUB_MEMDB_CHILD") != "" {
+		childApply(os.Getenv("POPHUB_MEMDB_CHILD"))
+		return
+	}
+	dir := t.TempDir()
+	in := storetest.Population(t, 300, 23)
+	const batch = 50
+	acked := 0
+	kills := 0
+	for round := 0; round < 4 && acked*batch < len(in); round++ {
+		cmd := exec.Command(os.Args[0], "-test.run", "^TestKill9$")
+		cmd.Env = append(os.Environ(), "POPHUB_MEMDB_CHILD="+dir)
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(out)
+		killAfter := 2 + round*3
+		seen := 0
+		for sc.Scan() {
+			line := sc.Text()
+			if n, ok := strings.CutPrefix(line, "acked "); ok {
+				// The child starts over each time (re-applying what survived
+				// as duplicates); batches 1..n are acknowledged.
+				k, _ := strconv.Atoi(n)
+				acked = max(acked, k)
+				seen++
+				if seen == killAfter {
+					cmd.Process.Kill() // SIGKILL
+					kills++
+					break
+				}
+			}
+		}
+		cmd.Wait()
+	}
+	s := open(t, dir)
+	st, _ := s.Stats(context.Background())
+	t.Logf("after %d kills: %d batches of %d acknowledged, %d changes recovered", kills, acked, batch, st.Changes)
+	if kills == 0 {
+		t.Fatal("the child was never killed")
+	}
+	if st.Changes < int64(min(acked*batch, len(in))) {
+		t.Fatalf("%d changes survived, %d batches of %d were acknowledged", st.Changes, acked, batch)
+	}
+	// Everything acknowledged is there exactly once; finishing the run
+	// gives the records of an undisturbed run.
+	apply(t, s, in, batch)
+	storetest.CompareRecords(t, s, storetest.Expected(in))
+	st, _ = s.Stats(context.Background())
+	if st.Changes != int64(len(in)) {
+		t.Fatalf("%d changes after finishing, want %d", st.Changes, len(in))
+	}
+}
+
+// childApply runs in the child: applies the population batch by batch,
+// printing "acked N" after the Nth batch was acknowledged, slowly enough
+// for the parent to kill it mid-run.
+func childApply(dir string) {
+	s, err := Open(context.Background(), Config{Dir: dir, SnapshotEvery: 400})
+	if err != nil {
+		fmt.Println("open:", err)
+		os.Exit(2)
+	}
+	in, err := storetest.PopulationEvents(300, 23)
+	if err != nil {
+		fmt.Println("population:", err)
+		os.Exit(2)
+	}
+	const batch = 50
+	for i := 0; i*batch < len(in); i++ {
+		if _, err := s.Apply(context.Background(), in[i*batch:min((i+1)*batch, len(in))]); err != nil {
+			fmt.Println("apply:", err)
+			os.Exit(2)
+		}
+		fmt.Printf("acked %d\n", i+1)
+		time.Sleep(2 * time.Millisecond)
+	}
+	os.Exit(0)
+}

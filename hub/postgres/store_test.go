@@ -1,0 +1,198 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/hub/storetest"
+)
+
+// testURL is the test server: the machine's PostgreSQL unless
+// POPHUB_TEST_POSTGRES says otherwise.
+func testURL() string {
+	if u := os.Getenv("POPHUB_TEST_POSTGRES"); u != "" {
+		return u
+	}
+	return "postgres://postgres@127.0.0.1:5432/test"
+}
+
+var schemaSeq atomic.Int64
+
+// testSchema names a fresh schema and drops it when the test ends.
+func testSchema(t testing.TB) string {
+	t.Helper()
+	name := fmt.Sprintf("pophub_test_%d_%d", time.Now().UnixNano(), schemaSeq.Add(1))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, testURL())
+		if err != nil {
+			t.Errorf("dropping schema: %v", err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{name}.Sanitize()+" CASCADE"); err != nil {
+			t.Errorf("dropping schema: %v", err)
+		}
+	})
+	return name
+}
+
+// openTestStore opens a store on a schema of its own.
+func openTestStore(t testing.TB, schema string) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), Config{URL: testURL(), Schema: schema})
+	if err != nil {
+		t.Fatalf("opening PostgreSQL store: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) hub.Store { return openTestStore(t, testSchema(t)) })
+}
+
+// TestTwoInstances runs two stores on one schema, as two hub instances in
+// one consumer group would, applying the events of the same persons from
+// different "topics" at once: the result equals one instance's.
+func TestTwoInstances(t *testing.T) {
+	schema := testSchema(t)
+	a, b := openTestStore(t, schema), openTestStore(t, schema)
+	in := storetest.Population(t, 120, 31)
+	want := storetest.Expected(in)
+	// Split by source, as partitions of different topics would be.
+	var forA, forB []hub.Input
+	for _, e := range in {
+		if e.Event.Source == "social_insurance" || e.Event.Source == "housing" || e.Event.Source == "tax" {
+			forA = append(forA, e)
+		} else {
+			forB = append(forB, e)
+		}
+	}
+	// And a redelivery after a rebalance: some events go to both.
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < len(in)/10; i++ {
+		forA = append(forA, in[r.IntN(len(in))])
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	for _, job := range []struct {
+		s  *Store
+		in []hub.Input
+	}{{a, forA}, {b, forB}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < len(job.in); i += 50 {
+				if _, err := job.s.Apply(context.Background(), job.in[i:min(i+50, len(job.in))]); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("Apply: %v", err)
+	}
+	storetest.CompareRecords(t, a, want)
+	st, _ := b.Stats(context.Background())
+	if st.Changes != int64(len(in)) {
+		t.Errorf("%d history rows, want %d", st.Changes, len(in))
+	}
+}
+
+// TestMigrationsIdempotent opens the same schema twice, concurrently.
+func TestMigrationsIdempotent(t *testing.T) {
+	schema := testSchema(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 3)
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := Open(context.Background(), Config{URL: testURL(), Schema: schema})
+			if err != nil {
+				errs <- err
+				return
+			}
+			s.Close()
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("Open: %v", err)
+	}
+	s := openTestStore(t, schema)
+	var n int
+	if err := s.Pool().QueryRow(context.Background(), "SELECT count(*) FROM schema_migrations").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("schema_migrations has %d rows (%v), want 1", n, err)
+	}
+}
+
+func TestPruneOutbox(t *testing.T) {
+	s := openTestStore(t, testSchema(t))
+	ctx := context.Background()
+	in := storetest.Population(t, 5, 32)
+	if _, err := s.Apply(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	pending, _ := s.PendingOutbox(ctx, 0, 1000)
+	if err := s.MarkPublished(ctx, []int64{pending[0].Seq}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.PruneOutbox(ctx, time.Hour); err != nil || n != 0 {
+		t.Fatalf("pruned %d (%v) inside the retention window", n, err)
+	}
+	if n, err := s.PruneOutbox(ctx, -time.Second); err != nil || n != 1 {
+		t.Fatalf("pruned %d (%v), want the one published entry", n, err)
+	}
+	left, _ := s.PendingOutbox(ctx, 0, 1000)
+	if len(left) != len(pending)-1 {
+		t.Errorf("%d pending after pruning, want %d", len(left), len(pending)-1)
+	}
+}
+
+// BenchmarkApply reports the store's own apply rate next to the raw
+// baseline of the same writes.
+func BenchmarkApply(b *testing.B) {
+	in := storetest.Population(b, 5000, 33)
+	b.Run("baseline", func(b *testing.B) {
+		var rate float64
+		for b.Loop() {
+			r, err := Baseline(context.Background(), testURL(), testSchema(b), len(in))
+			if err != nil {
+				b.Fatal(err)
+			}
+			rate = r
+		}
+		b.ReportMetric(rate, "events/s")
+	})
+	b.Run("store", func(b *testing.B) {
+		n := 0
+		for b.Loop() {
+			b.StopTimer()
+			s := openTestStore(b, testSchema(b))
+			b.StartTimer()
+			for i := 0; i < len(in); i += 2000 {
+				if _, err := s.Apply(context.Background(), in[i:min(i+2000, len(in))]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			n += len(in)
+		}
+		b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
+	})
+}
