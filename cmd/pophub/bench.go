@@ -1,0 +1,357 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go"
+	"github.com/segmentio/kafka-go"
+	"github.com/spf13/cobra"
+
+	"github.com/pophub/pophub/adapters/synth"
+	"github.com/pophub/pophub/hub/embedded"
+	"github.com/pophub/pophub/hub/postgres"
+	"github.com/pophub/pophub/schemas"
+)
+
+func benchCommand(newLogger func() *slog.Logger) *cobra.Command {
+	var opts benchOptions
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure ingest throughput (PostgreSQL, memdb, raw PostgreSQL baseline) and notification latency",
+		Long: `Runs, in one process and on the same machine:
+  1. the raw PostgreSQL baseline: batched INSERT ... ON CONFLICT of golden rows plus
+     COPY of history rows, the same writes the hub makes, without the hub;
+  2. the hub end to end with PostgreSQL (Kafka protocol → ingest → PostgreSQL, fsync on);
+  3. the hub end to end with memdb (write-ahead log fsynced per batch);
+  4. notification latency from Kafka append to NATS delivery at a steady rate.
+Events come from the synthetic population generator and are produced to an embedded
+Kafka-protocol broker before timing starts. Ratios to the baseline are what to compare
+across machines.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			log := newLogger()
+			if !cmd.Flags().Changed("log-level") && os.Getenv("POPHUB_LOG_LEVEL") == "" {
+				log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			}
+			return runBench(cmd.Context(), cmd.OutOrStdout(), log, opts)
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&opts.Persons, "persons", 10000, "persons in the synthetic population")
+	f.IntVar(&opts.Months, "months", 24, "months of life events per person")
+	f.StringVar(&opts.Postgres, "postgres", envOr("POPHUB_POSTGRES", "postgres://postgres@127.0.0.1:5432/test"), "PostgreSQL URL (a scratch schema is created and dropped)")
+	f.IntVar(&opts.Rate, "latency-rate", 5000, "events per second for the latency run")
+	f.DurationVar(&opts.LatencyFor, "latency-duration", 10*time.Second, "length of the latency run")
+	f.DurationVar(&opts.NATSSync, "nats-sync", time.Second, "fsync interval of the embedded JetStream store (0 = every write)")
+	f.StringVar(&opts.CPUProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
+	f.StringVar(&opts.Only, "only", "", "run only one part: baseline, postgres, memdb or latency")
+	return cmd
+}
+
+type benchOptions struct {
+	Persons    int
+	Months     int
+	Postgres   string
+	Rate       int
+	LatencyFor time.Duration
+	CPUProfile string
+	Only       string
+	NATSSync   time.Duration
+}
+
+type benchResult struct {
+	Events         int
+	Baseline       float64
+	Postgres       float64
+	Memdb          float64
+	P50, P99, PMax time.Duration
+	Notified       int
+}
+
+func runBench(ctx context.Context, out io.Writer, log *slog.Logger, opts benchOptions) error {
+	dir, err := os.MkdirTemp("", "pophub-bench-")
+	if err != nil {
+		return fmt.Errorf("creating bench directory: %w", err)
+	}
+	defer os.RemoveAll(dir)
+
+	fmt.Fprintf(out, "pophub bench: %d persons × %d months, %d CPUs, %s\n", opts.Persons, opts.Months, runtime.NumCPU(), runtime.Version())
+	msgs, err := synthMessages(ctx, synth.Config{Persons: opts.Persons, Months: opts.Months, Seed: 7})
+	if err != nil {
+		return err
+	}
+	res := benchResult{Events: len(msgs)}
+	fmt.Fprintf(out, "generated %d events\n", len(msgs))
+
+	broker, err := embedded.StartKafka(ctx, embedded.KafkaConfig{Addr: "127.0.0.1:0", Partitions: 8, Logger: log})
+	if err != nil {
+		return fmt.Errorf("starting broker: %w", err)
+	}
+	defer broker.Close()
+	natsSrv, err := embedded.StartNATS(ctx, embedded.NATSConfig{Addr: "127.0.0.1:0", StoreDir: filepath.Join(dir, "nats"), SyncInterval: opts.NATSSync, Logger: log})
+	if err != nil {
+		return fmt.Errorf("starting NATS: %w", err)
+	}
+	defer natsSrv.Close()
+	if err := produce(ctx, broker.Addr(), msgs); err != nil {
+		return err
+	}
+
+	run := func(part string) bool { return opts.Only == "" || opts.Only == part }
+	if opts.CPUProfile != "" {
+		f, err := os.Create(opts.CPUProfile)
+		if err != nil {
+			return fmt.Errorf("creating profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("starting profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	schema := fmt.Sprintf("pophub_bench_%d", time.Now().UnixNano())
+	defer dropSchema(context.WithoutCancel(ctx), opts.Postgres, schema, schema+"_base")
+
+	// 1. Raw PostgreSQL baseline.
+	if run("baseline") {
+		res.Baseline, err = postgres.Baseline(ctx, opts.Postgres, schema+"_base", len(msgs))
+		if err != nil {
+			return fmt.Errorf("measuring PostgreSQL baseline: %w", err)
+		}
+		fmt.Fprintf(out, "  raw PostgreSQL baseline (upsert golden rows + COPY history)   %9.0f events/s\n", res.Baseline)
+	}
+
+	// 2. End to end with PostgreSQL.
+	pg := Config{KafkaBrokers: []string{broker.Addr()}, NATSURL: natsSrv.ClientURL(), PostgresURL: opts.Postgres,
+		PostgresSchema: schema, HTTPAddr: "127.0.0.1:0", GroupID: "bench-pg-" + schema}
+	if run("postgres") {
+		res.Postgres, err = timeIngest(ctx, log, pg, len(msgs))
+		if err != nil {
+			return fmt.Errorf("PostgreSQL run: %w", err)
+		}
+		fmt.Fprintf(out, "  hub end to end, PostgreSQL (fsync on)                         %9.0f events/s  = %.2f × baseline\n", res.Postgres, res.Postgres/res.Baseline)
+	}
+
+	// 3. End to end with memdb.
+	if run("memdb") {
+		md := Config{KafkaBrokers: []string{broker.Addr()}, NATSURL: natsSrv.ClientURL(), DataDir: filepath.Join(dir, "memdb"),
+			HTTPAddr: "127.0.0.1:0", GroupID: "bench-memdb-" + schema}
+		res.Memdb, err = timeIngest(ctx, log, md, len(msgs))
+		if err != nil {
+			return fmt.Errorf("memdb run: %w", err)
+		}
+		fmt.Fprintf(out, "  hub end to end, memdb (WAL fsync on)                          %9.0f events/s\n", res.Memdb)
+	}
+
+	// 4. Notification latency at a steady rate, PostgreSQL store.
+	if run("latency") {
+		pg.GroupID += "-latency"
+		if err := measureLatency(ctx, log, pg, broker.Addr(), natsSrv.ClientURL(), len(msgs), opts, &res); err != nil {
+			return fmt.Errorf("latency run: %w", err)
+		}
+		fmt.Fprintf(out, "  notification latency at %d events/s (Kafka append → NATS delivery, PostgreSQL): p50 %s, p99 %s, max %s over %d events\n",
+			opts.Rate, res.P50.Round(time.Millisecond), res.P99.Round(time.Millisecond), res.PMax.Round(time.Millisecond), res.Notified)
+	}
+	if opts.Only != "" {
+		return nil
+	}
+	fmt.Fprintf(out, "\ntargets: PostgreSQL ≥ 0.7 × baseline (%.2f) and ≥ 20000 events/s (%.0f); memdb ≥ 100000 events/s (%.0f); p99 < 500ms (%s)\n",
+		res.Postgres/res.Baseline, res.Postgres, res.Memdb, res.P99.Round(time.Millisecond))
+	return nil
+}
+
+// synthMessages renders the population as Kafka records.
+func synthMessages(ctx context.Context, cfg synth.Config) ([]kafka.Message, error) {
+	var msgs []kafka.Message
+	err := synth.Generate(ctx, cfg, func(ev schemas.Event) error {
+		b, err := schemas.Encode(ev)
+		if err != nil {
+			return err
+		}
+		msgs = append(msgs, kafka.Message{Topic: schemas.Topic(ev.Source), Key: []byte(ev.Subject), Value: b})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("generating events: %w", err)
+	}
+	return msgs, nil
+}
+
+func produce(ctx context.Context, addr string, msgs []kafka.Message) error {
+	w := &kafka.Writer{Addr: kafka.TCP(addr), Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll,
+		BatchSize: 2000, BatchBytes: 16 << 20, BatchTimeout: 5 * time.Millisecond}
+	defer w.Close()
+	for i := 0; i < len(msgs); i += 10000 {
+		end := min(i+10000, len(msgs))
+		if err := w.WriteMessages(ctx, msgs[i:end]...); err != nil {
+			return fmt.Errorf("producing events: %w", err)
+		}
+	}
+	return nil
+}
+
+// timeIngest starts a hub on cfg and measures how fast it consumes n events.
+func timeIngest(ctx context.Context, log *slog.Logger, cfg Config, n int) (float64, error) {
+	m := &Main{Config: cfg, Logger: log}
+	if err := m.Start(ctx); err != nil {
+		return 0, err
+	}
+	defer m.Close()
+	// Time from the first applied batch, so that the consumer group's
+	// join does not count as ingest time.
+	if err := waitConsumed(ctx, m, 1, time.Minute); err != nil {
+		return 0, err
+	}
+	start, first := time.Now(), m.Consumer.Counts().Consumed
+	if err := waitConsumed(ctx, m, int64(n), 10*time.Minute); err != nil {
+		return 0, err
+	}
+	return float64(int64(n)-first) / time.Since(start).Seconds(), nil
+}
+
+func waitConsumed(ctx context.Context, m *Main, n int64, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		c := m.Consumer.Counts()
+		if c.Applied+c.Duplicates+c.RejectedTotal() >= n {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("consumed %d of %d events before the time limit", c.Consumed, n)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+func measureLatency(ctx context.Context, log *slog.Logger, cfg Config, brokerAddr, natsURL string, already int, opts benchOptions, res *benchResult) error {
+	m := &Main{Config: cfg, Logger: log}
+	if err := m.Start(ctx); err != nil {
+		return err
+	}
+	defer m.Close()
+	if err := waitConsumed(ctx, m, int64(already), 10*time.Minute); err != nil {
+		return err
+	}
+
+	// New events for the same population, paced at the target rate.
+	msgs, err := synthMessages(ctx, synth.Config{Persons: opts.Persons, Months: opts.Months, Seed: 8})
+	if err != nil {
+		return err
+	}
+	if want := int(float64(opts.Rate) * opts.LatencyFor.Seconds()); len(msgs) > want {
+		msgs = msgs[:want]
+	}
+
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		return fmt.Errorf("connecting to NATS: %w", err)
+	}
+	defer nc.Close()
+	var dbg atomic.Int64
+	var mu sync.Mutex
+	sent := make(map[string]time.Time, len(msgs))
+	var lat []time.Duration
+	seen := make(map[string]bool, len(msgs))
+	sub, err := nc.Subscribe("pop.>", func(msg *nats.Msg) {
+		dbg.Add(1)
+		now := time.Now()
+		var n struct {
+			EventID string `json:"event_id"`
+		}
+		if json.Unmarshal(msg.Data, &n) != nil {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if t, ok := sent[n.EventID]; ok && !seen[n.EventID] {
+			seen[n.EventID] = true
+			lat = append(lat, now.Sub(t))
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("subscribing: %w", err)
+	}
+	defer sub.Unsubscribe()
+	sub.SetPendingLimits(-1, -1)
+
+	w := &kafka.Writer{Addr: kafka.TCP(brokerAddr), Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll,
+		BatchSize: 1000, BatchTimeout: time.Millisecond}
+	defer w.Close()
+	const tick = 10 * time.Millisecond
+	perTick := max(1, opts.Rate*int(tick)/int(time.Second))
+	ticker := time.NewTicker(tick)
+	defer ticker.Stop()
+	ids := func(ms []kafka.Message) []string {
+		out := make([]string, len(ms))
+		for i, msg := range ms {
+			var e struct {
+				ID string `json:"id"`
+			}
+			_ = json.Unmarshal(msg.Value, &e)
+			out[i] = e.ID
+		}
+		return out
+	}
+	for i := 0; i < len(msgs); i += perTick {
+		chunk := msgs[i:min(i+perTick, len(msgs))]
+		names := ids(chunk)
+		now := time.Now()
+		mu.Lock()
+		for _, id := range names {
+			sent[id] = now
+		}
+		mu.Unlock()
+		go func() {
+			if err := w.WriteMessages(ctx, chunk...); err != nil {
+				log.Warn("latency run: producing", "err", err)
+			}
+		}()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ticker.C:
+		}
+	}
+	if err := waitConsumed(ctx, m, int64(already+len(msgs)), 5*time.Minute); err != nil {
+		return err
+	}
+	time.Sleep(time.Second) // let the last notifications arrive
+	mu.Lock()
+	defer mu.Unlock()
+	if len(lat) == 0 {
+		return fmt.Errorf("no notification arrived (sent %d, consumed %+v, dbg %d)", len(sent), m.Consumer.Counts(), dbg.Load())
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	res.P50 = lat[len(lat)/2]
+	res.P99 = lat[len(lat)*99/100]
+	res.PMax = lat[len(lat)-1]
+	res.Notified = len(lat)
+	return nil
+}
+
+func dropSchema(ctx context.Context, url string, schemas ...string) {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return
+	}
+	defer conn.Close(ctx)
+	for _, s := range schemas {
+		_, _ = conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{s}.Sanitize()+" CASCADE")
+	}
+}

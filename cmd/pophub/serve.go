@@ -1,0 +1,100 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+func devCommand(newLogger func() *slog.Logger) *cobra.Command {
+	var cfg Config
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run the whole hub in one process: embedded Kafka-protocol broker, NATS JetStream and store",
+		Long: `Runs the hub with an in-process Kafka-protocol broker and NATS server, and the
+golden-record store in go-memdb persisted under --data (or PostgreSQL with --postgres).
+Any Kafka client (kcat, librdkafka, franz-go, kafka-go) can publish to --kafka.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg.Embedded = true
+			return runUntilSignal(cmd, newLogger(), cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.DataDir, "data", envOr("POPHUB_DATA", "pophub-data"), "directory for the broker log, NATS store and memdb store (env POPHUB_DATA)")
+	f.StringVar(&cfg.HTTPAddr, "http", envOr("POPHUB_HTTP", "127.0.0.1:8780"), "HTTP API listen address (env POPHUB_HTTP)")
+	f.StringVar(&cfg.KafkaAddr, "kafka", envOr("POPHUB_KAFKA_LISTEN", "127.0.0.1:19092"), "embedded Kafka-protocol broker listen address")
+	f.StringVar(&cfg.NATSAddr, "nats", envOr("POPHUB_NATS_LISTEN", "127.0.0.1:14222"), "embedded NATS listen address")
+	f.StringVar(&cfg.PostgresURL, "postgres", os.Getenv("POPHUB_POSTGRES"), "use PostgreSQL at this URL instead of memdb (env POPHUB_POSTGRES)")
+	f.StringVar(&cfg.OTLPEndpoint, "otlp", os.Getenv("POPHUB_OTLP"), "export traces to this OTLP/HTTP endpoint, e.g. http://127.0.0.1:4318 (env POPHUB_OTLP)")
+	f.IntVar(&cfg.Partitions, "partitions", 8, "partitions per source topic")
+	f.DurationVar(&cfg.NATSSync, "nats-sync", time.Second, "how often the embedded JetStream store fsyncs; 0 = every write (durable against power loss, slower)")
+	return cmd
+}
+
+func serveCommand(newLogger func() *slog.Logger) *cobra.Command {
+	var cfg Config
+	var brokers string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the hub against external Kafka, PostgreSQL and NATS (production)",
+		Long: `Runs one hub instance. Several instances with the same --group share the source
+topics' partitions and may apply events of one person concurrently: the PostgreSQL
+store locks the touched persons' rows, so no update is lost.
+Without --postgres the store is go-memdb persisted under --data (one instance only).`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg.KafkaBrokers = splitList(brokers)
+			return runUntilSignal(cmd, newLogger(), cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&brokers, "kafka", os.Getenv("POPHUB_KAFKA"), "comma-separated Kafka bootstrap brokers (env POPHUB_KAFKA)")
+	f.StringVar(&cfg.NATSURL, "nats", os.Getenv("POPHUB_NATS"), "NATS URL (env POPHUB_NATS)")
+	f.StringVar(&cfg.PostgresURL, "postgres", os.Getenv("POPHUB_POSTGRES"), "PostgreSQL URL (env POPHUB_POSTGRES)")
+	f.StringVar(&cfg.PostgresSchema, "postgres-schema", envOr("POPHUB_POSTGRES_SCHEMA", "public"), "PostgreSQL schema for the hub's tables")
+	f.StringVar(&cfg.DataDir, "data", os.Getenv("POPHUB_DATA"), "memdb store directory, when --postgres is not given")
+	f.StringVar(&cfg.HTTPAddr, "http", envOr("POPHUB_HTTP", "127.0.0.1:8780"), "HTTP API listen address")
+	f.StringVar(&cfg.GroupID, "group", envOr("POPHUB_GROUP", "pophub"), "Kafka consumer group")
+	f.StringVar(&cfg.OTLPEndpoint, "otlp", os.Getenv("POPHUB_OTLP"), "OTLP/HTTP trace endpoint")
+	f.IntVar(&cfg.Partitions, "partitions", 8, "partitions for topics the hub creates")
+	return cmd
+}
+
+func runUntilSignal(cmd *cobra.Command, log *slog.Logger, cfg Config) error {
+	m := &Main{Config: cfg, Logger: log}
+	ctx := cmd.Context()
+	if err := m.Start(ctx); err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	fmt.Fprintf(out, "pophub is running (store: %s)\n", m.storeName())
+	fmt.Fprintf(out, "  HTTP API   http://%s  (GET /v1/persons/{citizen_id}, /healthz, /readyz, /metrics)\n", m.HTTPAddr())
+	fmt.Fprintf(out, "  Kafka      %s  (topics pop.events.<source>, rejects in pop.events.dlq)\n", strings.Join(m.Brokers(), ","))
+	fmt.Fprintf(out, "  NATS       %s  (stream POP, subjects pop.>)\n", m.NATSURL())
+	errc := make(chan error, 1)
+	go func() { errc <- m.Wait() }()
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case err := <-errc:
+		if err != nil {
+			log.Error("hub stopped", "err", err)
+		}
+		m.Close()
+		return err
+	}
+	return m.Close()
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
