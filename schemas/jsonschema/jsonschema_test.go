@@ -1,0 +1,218 @@
+package jsonschema
+
+import (
+	"encoding/json"
+	"io/fs"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/hub/merge"
+	"github.com/pophub/pophub/schemas"
+)
+
+func validator(t *testing.T) *Validator {
+	t.Helper()
+	v, err := NewValidator()
+	if err != nil {
+		t.Fatalf("compiling schemas: %v", err)
+	}
+	return v
+}
+
+// envelope wraps data in a CloudEvent of type t.
+func envelope(t schemas.Type, data []byte) []byte {
+	b, _ := json.Marshal(map[string]any{"specversion": "1.0", "id": "x-1", "source": schemas.SourceOf(t), "type": t,
+		"subject": "230102199001011230", "time": "2026-01-01T00:00:00+08:00", "data": json.RawMessage(data)})
+	return b
+}
+
+// TestEveryTypeHasASchema: the catalogue and the schema files list the
+// same types.
+func TestEveryTypeHasASchema(t *testing.T) {
+	names, _ := fs.Glob(FS(), "*.*.schema.json")
+	var files []string
+	for _, n := range names {
+		files = append(files, strings.TrimSuffix(n, ".schema.json"))
+	}
+	sort.Strings(files)
+	var types []string
+	for _, typ := range schemas.Types() {
+		types = append(types, string(typ))
+	}
+	if strings.Join(files, ",") != strings.Join(types, ",") {
+		t.Fatalf("schema files %v\ncatalogue  %v", files, types)
+	}
+}
+
+// TestExamplesAgree: every documented example validates against its
+// schema, inside the envelope schema, and is accepted by the Go decoder.
+func TestExamplesAgree(t *testing.T) {
+	v := validator(t)
+	for _, typ := range schemas.Types() {
+		examples, err := Examples(typ)
+		if err != nil || len(examples) == 0 {
+			t.Errorf("%s: no examples (%v)", typ, err)
+			continue
+		}
+		for i, ex := range examples {
+			if err := v.ValidateData(typ, ex); err != nil {
+				t.Errorf("%s example %d fails its schema: %v", typ, i, err)
+			}
+			env := envelope(typ, ex)
+			if err := v.ValidateEvent(env); err != nil {
+				t.Errorf("%s example %d fails the envelope schema: %v", typ, i, err)
+			}
+			if _, err := schemas.Decode(schemas.Input{Value: env}); err != nil {
+				t.Errorf("%s example %d rejected by the decoder: %v", typ, i, err)
+			}
+		}
+	}
+}
+
+// TestInvalidDataRejectedByBoth: the schemas and the Go decoder reject the
+// same bad data, and the decoder names the field.
+func TestInvalidDataRejectedByBoth(t *testing.T) {
+	v := validator(t)
+	tests := []struct {
+		name  string
+		typ   schemas.Type
+		data  string
+		field string
+	}{
+		{"missing required", schemas.HukouCancelled, `{}`, "data.reason"},
+		{"bad enum", schemas.HukouCancelled, `{"reason":"vanished"}`, "data.reason"},
+		{"bad date", schemas.ContractEnded, `{"contract_id":"C1","end":"2025-13-01"}`, "data.end"},
+		{"unknown field", schemas.ContractEnded, `{"contract_id":"C1","end":"2025-01-01","note":"x"}`, "data.note"},
+		{"bad address code", schemas.PropertyRegistered, `{"property_id":"P","address_code":"2301","acquired":"gift"}`, "data.address_code"},
+		{"bad region code", schemas.InsuranceTransferred, `{"from_region":"23010","to_region":"230602"}`, "data.from_region"},
+		{"bad USCC alphabet", schemas.BusinessDeregistered, `{"business_id":"91230102MA1B2C3DIO"}`, "data.business_id"},
+		{"bad spouse id", schemas.MarriageRegistered, `{"spouse_id":"23010219920202124"}`, "data.spouse_id"},
+		{"empty insurances", schemas.ContributionRecorded, `{"month":"2024-05","region":"230102","insurances":[]}`, "data.insurances"},
+		{"repeated insurance", schemas.ContributionRecorded, `{"month":"2024-05","region":"230102","insurances":["pension","pension"]}`, "data.insurances"},
+		{"bad month", schemas.ContributionRecorded, `{"month":"2024-5","region":"230102","insurances":["pension"]}`, "data.month"},
+		{"empty correction", schemas.IdentityCorrected, `{}`, "data"},
+		{"bad gender", schemas.IdentityCorrected, `{"gender":"M"}`, "data.gender"},
+		{"bad ethnicity", schemas.IdentityCorrected, `{"ethnicity":"57"}`, "data.ethnicity"},
+		{"wrong JSON type", schemas.InsuranceEnrolled, `{"scheme":"employee","insurances":"pension","region":"230102","start":"2024-01-01"}`, "data.insurances"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := v.ValidateData(tc.typ, []byte(tc.data)); err == nil {
+				t.Errorf("schema accepts %s", tc.data)
+			}
+			_, err := schemas.Decode(schemas.Input{Value: envelope(tc.typ, []byte(tc.data))})
+			var re *schemas.RejectError
+			if err == nil || !asReject(err, &re) || re.Reason != schemas.ReasonInvalidData || re.Field != tc.field {
+				t.Errorf("decoder: %v, want invalid_data on %s", err, tc.field)
+			}
+		})
+	}
+}
+
+func asReject(err error, re **schemas.RejectError) bool {
+	r, ok := err.(*schemas.RejectError)
+	*re = r
+	return ok
+}
+
+// TestRecordsValidate: golden records, history entries and notifications
+// the hub derives validate against their schemas.
+func TestRecordsValidate(t *testing.T) {
+	v := validator(t)
+	var in []hub.Input
+	for _, typ := range schemas.Types() {
+		examples, _ := Examples(typ)
+		for i, ex := range examples {
+			b, _ := json.Marshal(map[string]any{"specversion": "1.0", "id": string(typ) + "-" + string(rune('a'+i)), "source": schemas.SourceOf(typ),
+				"type": typ, "subject": "230102199001011230", "time": "2025-01-01T00:00:00+08:00", "data": ex})
+			ev, err := schemas.Decode(schemas.Input{Value: b})
+			if err != nil {
+				t.Fatal(err)
+			}
+			in = append(in, hub.Input{Event: ev})
+		}
+	}
+	out := merge.Batch(nil, in, time.Now())
+	for _, st := range out.States {
+		b, _ := json.Marshal(st.Record())
+		if err := v.ValidateRecord(b); err != nil {
+			t.Errorf("record fails record.schema.json: %v\n%s", err, b)
+		}
+	}
+	for _, h := range out.History {
+		b, _ := json.Marshal(h.Change)
+		if err := v.ValidateChange(b); err != nil {
+			t.Errorf("history entry fails change.schema.json: %v", err)
+		}
+	}
+	for _, o := range out.Outbox {
+		if err := v.ValidateNotification(o.Body); err != nil {
+			t.Errorf("notification on %s fails notification.schema.json: %v", o.Subject, err)
+		}
+	}
+}
+
+// TestAsyncAPI: the document names exactly the source topics, the DLQ and
+// the three notification families, and every file it refers to exists.
+func TestAsyncAPI(t *testing.T) {
+	b, err := fs.ReadFile(FS(), "asyncapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Channels map[string]struct {
+			Address string `yaml:"address"`
+		} `yaml:"channels"`
+	}
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ch := range doc.Channels {
+		got = append(got, ch.Address)
+	}
+	sort.Strings(got)
+	want := append(schemas.Topics(), schemas.DLQTopic,
+		"pop.changed.{province}.{city}.{county}.{section}",
+		"pop.death.{province}.{city}.{county}",
+		"pop.migration.{fromProvince}.{fromCity}.{fromCounty}.{toProvince}.{toCity}.{toCounty}")
+	sort.Strings(want)
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("channels\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	checkRefs(t, "asyncapi.yaml", b)
+	ob, _ := fs.ReadFile(FS(), "openapi.yaml")
+	checkRefs(t, "openapi.yaml", ob)
+}
+
+var fileRef = regexp.MustCompile(`\$ref: '?([a-z_.]+\.schema\.json)`)
+
+func checkRefs(t *testing.T, name string, b []byte) {
+	t.Helper()
+	refs := fileRef.FindAllSubmatch(b, -1)
+	if len(refs) == 0 {
+		t.Errorf("%s refers to no schema file", name)
+	}
+	for _, m := range refs {
+		if _, err := fs.Stat(FS(), string(m[1])); err != nil {
+			t.Errorf("%s refers to missing %s", name, m[1])
+		}
+	}
+}
+
+func TestOpenAPIPaths(t *testing.T) {
+	got, err := OpenAPIPaths()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"GET /healthz", "GET /metrics", "GET /readyz", "GET /v1/persons/{citizen_id}", "GET /v1/persons/{citizen_id}/history"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("operations %v, want %v", got, want)
+	}
+}
