@@ -90,13 +90,19 @@ func (v *Validator) ValidateData(t schemas.Type, data []byte) error {
 }
 
 // ValidateEvent validates a whole CloudEvent.
-func (v *Validator) ValidateEvent(event []byte) error { return v.validate("cloudevent.schema.json", event) }
+func (v *Validator) ValidateEvent(event []byte) error {
+	return v.validate("cloudevent.schema.json", event)
+}
 
 // ValidateRecord validates a golden record.
-func (v *Validator) ValidateRecord(record []byte) error { return v.validate("record.schema.json", record) }
+func (v *Validator) ValidateRecord(record []byte) error {
+	return v.validate("record.schema.json", record)
+}
 
 // ValidateChange validates a history entry.
-func (v *Validator) ValidateChange(change []byte) error { return v.validate("change.schema.json", change) }
+func (v *Validator) ValidateChange(change []byte) error {
+	return v.validate("change.schema.json", change)
+}
 
 // ValidateNotification validates a notification body.
 func (v *Validator) ValidateNotification(n []byte) error {
