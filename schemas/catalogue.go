@@ -1,7 +1,6 @@
 package schemas
 
 import (
-	"io"
 	"sort"
 	"time"
 
@@ -9,8 +8,6 @@ import (
 	"github.com/pophub/pophub/schemas/codes"
 	"github.com/pophub/pophub/schemas/region"
 )
-
-var errIOEOF = io.EOF
 
 // Type is a CloudEvents type from the catalogue, "<domain>.<verb>".
 type Type string

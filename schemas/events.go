@@ -257,7 +257,11 @@ func dataDecodeError(err error) *RejectError {
 	}
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
-		return reject(ReasonInvalidData, "data."+te.Field, "must be a JSON %s", jsonKind(te.Type.Kind().String()))
+		field := "data"
+		if te.Field != "" {
+			field += "." + te.Field
+		}
+		return reject(ReasonInvalidData, field, "must be a JSON %s", jsonKind(te.Type.Kind().String()))
 	}
 	msg := err.Error()
 	if strings.HasPrefix(msg, "json: unknown field ") {

@@ -1,0 +1,121 @@
+package citizenid
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+var now = time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want error
+	}{
+		{"valid", "230102199001011230", nil},
+		{"valid with X check character", "11010519491231002X", nil},
+		{"lower-case x", "11010519491231002x", ErrCheck},
+		{"too short", "23010219900101123", ErrLength},
+		{"too long", "2301021990010112300", ErrLength},
+		{"letter in the digits", "2301021990A1011230", ErrDigits},
+		{"wrong check character", "230102199001011231", ErrCheck},
+		{"no such province", with(t, "99010219900101123"), ErrProvince},
+		{"no such date", with(t, "23010219900230123"), ErrBirthDate},
+		{"born in the future", with(t, "23010220301231123"), ErrFuture},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseAt(tc.in, now)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("ParseAt(%q) = %v, want %v", tc.in, err, tc.want)
+			}
+			if err != nil && strings.Contains(err.Error(), tc.in) {
+				t.Errorf("error %q repeats the input", err)
+			}
+		})
+	}
+}
+
+// with completes 17 digits with their check character.
+func with(t *testing.T, first17 string) string {
+	t.Helper()
+	return first17 + string(CheckChar(first17))
+}
+
+func TestDerivedFields(t *testing.T) {
+	id, err := ParseAt("230102199001011230", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := id.BirthDate().Format(time.DateOnly); got != "1990-01-01" {
+		t.Errorf("BirthDate = %s", got)
+	}
+	if id.Gender() != "1" || id.CountyCode() != "230102" {
+		t.Errorf("Gender %s, county %s", id.Gender(), id.CountyCode())
+	}
+	female, _ := ParseAt(with(t, "23010219920202124"), now)
+	if female.Gender() != "2" {
+		t.Errorf("even 17th digit gives gender %s", female.Gender())
+	}
+}
+
+func TestUpgrade15(t *testing.T) {
+	id, err := Upgrade15("230102900101123")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(id) != "230102199001011230" {
+		t.Errorf("Upgrade15 = %s", string(id))
+	}
+	if _, err := Upgrade15("23010290010112X"); !errors.Is(err, ErrDigits) {
+		t.Errorf("non-digit legacy ID: %v", err)
+	}
+}
+
+// TestNeverPrintedInFull: fmt verbs and slog mask the ID; JSON carries it.
+func TestNeverPrintedInFull(t *testing.T) {
+	id := ID("230102199001011230")
+	for _, verb := range []string{"%v", "%s", "%+v", "%#v", "%q"} {
+		if out := fmt.Sprintf(verb, id); strings.Contains(out, string(id)) {
+			t.Errorf("%s prints %s", verb, out)
+		}
+	}
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("x", "id", id)
+	if strings.Contains(buf.String(), string(id)) || !strings.Contains(buf.String(), "2301**********1230") {
+		t.Errorf("slog output %s", buf.String())
+	}
+	b, _ := json.Marshal(struct{ ID ID }{id})
+	var back struct{ ID ID }
+	if err := json.Unmarshal(b, &back); err != nil || back.ID != id {
+		t.Errorf("JSON round trip: %s, %v", b, err)
+	}
+	if err := json.Unmarshal([]byte(`{"ID":"230102199001011231"}`), &back); err == nil {
+		t.Error("unmarshalling an invalid ID succeeded")
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{"230102199001011230", "11010519491231002X", "", "000000000000000000", "23010219900230123X"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		id, err := ParseAt(s, now)
+		if err != nil {
+			return
+		}
+		if len(id) != 18 || CheckChar(string(id)) != id[17] {
+			t.Fatalf("accepted %q with a wrong check character", s)
+		}
+		if id.BirthDate().After(now) || id.BirthDate().IsZero() {
+			t.Fatalf("accepted %q with birth date %v", s, id.BirthDate())
+		}
+	})
+}

@@ -1,0 +1,168 @@
+package schemas
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+const validID = "230102199001011230"
+
+func env(source, typ, subject, data string) string {
+	return `{"specversion":"1.0","id":"e-1","source":"` + source + `","type":"` + typ + `","subject":"` + subject +
+		`","time":"2026-03-01T00:00:00+08:00","datacontenttype":"application/json","data":` + data + `}`
+}
+
+func TestDecodeRejects(t *testing.T) {
+	ended := `{"contract_id":"C1","end":"2026-03-01"}`
+	tests := []struct {
+		name, topic, key, value string
+		reason, field           string
+	}{
+		{"not JSON", "pop.events.employment", validID, `contract ended`, ReasonNotJSON, ""},
+		{"truncated JSON", "pop.events.employment", validID, `{"specversion":"1.0"`, ReasonNotJSON, ""},
+		{"JSON array", "pop.events.employment", validID, `[1,2]`, ReasonNotCloudEvent, ""},
+		{"missing specversion", "pop.events.employment", validID, strings.Replace(env("employment", "employment.contract_ended", validID, ended), `"specversion":"1.0",`, "", 1), ReasonNotCloudEvent, "specversion"},
+		{"wrong specversion", "pop.events.employment", validID, strings.Replace(env("employment", "employment.contract_ended", validID, ended), `"1.0"`, `"0.3"`, 1), ReasonNotCloudEvent, "specversion"},
+		{"missing id", "pop.events.employment", validID, strings.Replace(env("employment", "employment.contract_ended", validID, ended), `"id":"e-1",`, "", 1), ReasonNotCloudEvent, "id"},
+		{"missing time", "pop.events.employment", validID, strings.Replace(env("employment", "employment.contract_ended", validID, ended), `"time":"2026-03-01T00:00:00+08:00",`, "", 1), ReasonNotCloudEvent, "time"},
+		{"bad time", "pop.events.employment", validID, strings.Replace(env("employment", "employment.contract_ended", validID, ended), `2026-03-01T00:00:00+08:00`, `yesterday`, 1), ReasonNotCloudEvent, "time"},
+		{"missing data", "pop.events.employment", validID, strings.Replace(env("employment", "employment.contract_ended", validID, ended), `,"data":`+ended, "", 1), ReasonNotCloudEvent, "data"},
+		{"XML content", "pop.events.employment", validID, strings.Replace(env("employment", "employment.contract_ended", validID, ended), `application/json`, `application/xml`, 1), ReasonNotCloudEvent, "datacontenttype"},
+		{"unknown type", "pop.events.employment", validID, env("employment", "employment.promoted", validID, `{}`), ReasonUnknownType, "type"},
+		{"unknown source", "pop.events.employment", validID, env("police", "employment.contract_ended", validID, ended), ReasonSourceMismatch, "source"},
+		{"source not the topic's", "pop.events.tax", validID, env("employment", "employment.contract_ended", validID, ended), ReasonSourceMismatch, "source"},
+		{"type of another source", "pop.events.tax", validID, env("tax", "employment.contract_ended", validID, ended), ReasonSourceMismatch, "type"},
+		{"invalid subject", "pop.events.employment", "230102199001011231", env("employment", "employment.contract_ended", "230102199001011231", ended), ReasonInvalidSubject, "subject"},
+		{"key not the subject", "pop.events.employment", "110105194912310029", env("employment", "employment.contract_ended", validID, ended), ReasonKeyMismatch, "subject"},
+		{"invalid data", "pop.events.employment", validID, env("employment", "employment.contract_ended", validID, `{"contract_id":"C1"}`), ReasonInvalidData, "data.end"},
+		{"data not an object", "pop.events.employment", validID, env("employment", "employment.contract_ended", validID, `"C1"`), ReasonInvalidData, "data"},
+		{"end before start", "pop.events.employment", validID, env("employment", "employment.contract_started", validID,
+			`{"contract_id":"C1","employer_id":"91350100M000100Y43","employer_name":"x","work_region":"230102","start":"2026-03-01","end":"2026-02-01"}`), ReasonInvalidData, "data.end"},
+		{"death in the future", "pop.events.health", validID, env("health", "death.certified", validID, `{"date_of_death":"2999-01-01","certificate_no":"D"}`), ReasonInvalidData, "data.date_of_death"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Decode(Input{Topic: tc.topic, Key: []byte(tc.key), Value: []byte(tc.value)})
+			re, ok := err.(*RejectError)
+			if !ok || re.Reason != tc.reason || (tc.field != "" && re.Field != tc.field) {
+				t.Fatalf("Decode = %v, want %s on %q", err, tc.reason, tc.field)
+			}
+			if strings.Contains(re.Error(), validID) {
+				t.Errorf("error %q contains the citizen ID", re.Error())
+			}
+		})
+	}
+}
+
+func TestDecodeAccepts(t *testing.T) {
+	v := env("employment", "employment.contract_ended", validID, `{"contract_id":"C1","end":"2026-03-01"}`)
+	ev, err := Decode(Input{Topic: "pop.events.employment", Key: []byte(validID), Value: []byte(v)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &ContractEndedData{ContractID: "C1", End: "2026-03-01"}
+	if string(ev.Subject) != validID || ev.Source != Employment || !reflect.DeepEqual(ev.Payload, want) {
+		t.Errorf("decoded %+v", ev)
+	}
+	// Encode and decode again give the same event.
+	b, err := Encode(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := Decode(Input{Value: b})
+	if err != nil || !again.Time.Equal(ev.Time) || !reflect.DeepEqual(again.Payload, ev.Payload) || again.ID != ev.ID {
+		t.Errorf("round trip: %+v, %v", again, err)
+	}
+}
+
+// match is NATS subject matching: * one token, > the rest.
+func match(filter, subject string) bool {
+	f, s := strings.Split(filter, "."), strings.Split(subject, ".")
+	for i, tok := range f {
+		if tok == ">" {
+			return len(s) > i
+		}
+		if i >= len(s) || (tok != "*" && tok != s[i]) {
+			return false
+		}
+	}
+	return len(f) == len(s)
+}
+
+func TestSubjectFilters(t *testing.T) {
+	harbin := "230102001001" // 道里区, 哈尔滨
+	daqing := "230602002003" // 萨尔图区, 大庆
+	tests := []struct {
+		filter, subject string
+		want            bool
+	}{
+		{ChangedFilter("2301"), ChangedSubject(harbin, SecHukou), true},
+		{ChangedFilter("23"), ChangedSubject(daqing, SecMarital), true},
+		{ChangedFilter("230102"), ChangedSubject(daqing, SecHukou), false},
+		{MigrationOutFilter("2301"), MigrationSubject(harbin, daqing), true},
+		{MigrationInFilter("2301"), MigrationSubject(harbin, daqing), false},
+		{MigrationInFilter("2306"), MigrationSubject(harbin, daqing), true},
+		{DeathFilter("230102"), DeathSubject(harbin), true},
+		{DeathFilter("2306"), DeathSubject(harbin), false},
+		{StreamSubjects, DeathSubject(""), true},
+	}
+	for _, tc := range tests {
+		if got := match(tc.filter, tc.subject); got != tc.want {
+			t.Errorf("%s matches %s = %v, want %v", tc.filter, tc.subject, got, tc.want)
+		}
+	}
+}
+
+func ExampleDecode() {
+	value := `{"specversion":"1.0","id":"emp-2026-000123","source":"employment","type":"employment.contract_ended",
+		"subject":"230102199001011230","time":"2026-03-01T00:00:00+08:00","data":{"contract_id":"C-77","end":"2026-09-30"}}`
+	ev, err := Decode(Input{Topic: "pop.events.employment", Key: []byte("230102199001011230"), Value: []byte(value)})
+	fmt.Println(ev.Type, ev.Subject, ev.Payload.(*ContractEndedData).End, err)
+
+	_, err = Decode(Input{Topic: "pop.events.tax", Value: []byte(value)})
+	fmt.Println(ReasonOf(err))
+	// Output:
+	// employment.contract_ended 2301**********1230 2026-09-30 <nil>
+	// source_mismatch
+}
+
+func ExampleMigrationSubject() {
+	fmt.Println(MigrationSubject("230102001001", "230602002003"))
+	fmt.Println(MigrationOutFilter("2301"))
+	fmt.Println(MigrationInFilter("2301"))
+	fmt.Println(DeathSubject(""))
+	// Output:
+	// pop.migration.23.2301.230102.23.2306.230602
+	// pop.migration.23.2301.*.*.*.*
+	// pop.migration.*.*.*.23.2301.*
+	// pop.death.00.0000.000000
+}
+
+func FuzzDecode(f *testing.F) {
+	f.Add([]byte(env("employment", "employment.contract_ended", validID, `{"contract_id":"C1","end":"2026-03-01"}`)))
+	f.Add([]byte(env("marriage", "marriage.registered", validID, `{"spouse_id":"11010519491231002X"}`)))
+	f.Add([]byte(`{"specversion":"1.0"}`))
+	f.Add([]byte(`not json`))
+	f.Fuzz(func(t *testing.T, value []byte) {
+		ev, err := Decode(Input{Value: value})
+		if err != nil {
+			if ReasonOf(err) == "" {
+				t.Fatalf("error without a reason: %v", err)
+			}
+			return
+		}
+		b, err := Encode(ev)
+		if err != nil {
+			t.Fatalf("accepted event does not encode: %v", err)
+		}
+		again, err := Decode(Input{Value: b})
+		if err != nil {
+			t.Fatalf("re-encoded event rejected: %v\n%s", err, b)
+		}
+		if again.ID != ev.ID || again.Type != ev.Type || again.Subject != ev.Subject || !again.Time.Equal(ev.Time) || !reflect.DeepEqual(again.Payload, ev.Payload) {
+			t.Fatalf("round trip changed the event: %+v vs %+v", again, ev)
+		}
+	})
+}
