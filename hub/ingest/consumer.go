@@ -47,9 +47,12 @@ type Config struct {
 	// MaxWait is how long to wait for more records once a batch has one
 	// (default 20ms).
 	MaxWait time.Duration
-	Logger  *slog.Logger
-	Meter   metric.Meter
-	Tracer  trace.Tracer
+	// Concurrency is how many batches may be applied at once (default 2):
+	// one commits while the next merges. Offsets are committed in order.
+	Concurrency int
+	Logger      *slog.Logger
+	Meter       metric.Meter
+	Tracer      trace.Tracer
 }
 
 func (c *Config) setDefaults() {
@@ -64,6 +67,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxWait <= 0 {
 		c.MaxWait = 20 * time.Millisecond
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 2
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -229,10 +235,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 		}
 	}()
-	for b := range batches {
-		if err := c.process(ctx, b); err != nil {
-			return err
+	if err := c.applyInOrder(ctx, batches); err != nil {
+		cancel()
+		for range batches { // let the fetcher finish
 		}
+		return err
 	}
 	err := <-fetchErr
 	if ctx.Err() != nil {
@@ -363,9 +370,65 @@ func decodeChunk(batch []kafka.Message) decoded {
 	return d
 }
 
-func (c *Consumer) process(ctx context.Context, d decoded) error {
-	batch, inputs, rejects, rejectedBy, bySource, links := d.batch, d.inputs, d.rejects, d.rejectedBy, d.bySource, d.links
-	ctx, span := c.cfg.Tracer.Start(ctx, "ingest batch", trace.WithLinks(links...),
+// inflight is a batch being applied; done closes when apply returned.
+type inflight struct {
+	d    decoded
+	res  hub.ApplyResult
+	err  error
+	done chan struct{}
+}
+
+// applyInOrder applies up to Concurrency batches at once (the store keeps
+// concurrent batches consistent) and commits their offsets strictly in
+// fetch order, so that a committed offset never covers an unapplied record.
+func (c *Consumer) applyInOrder(ctx context.Context, batches <-chan decoded) error {
+	sem := make(chan struct{}, c.cfg.Concurrency)
+	queue := make(chan *inflight, c.cfg.Concurrency)
+	errc := make(chan error, 1)
+	go func() {
+		defer close(errc)
+		for f := range queue {
+			<-f.done
+			err := f.err
+			if err == nil {
+				err = c.commit(ctx, f.d, f.res)
+			}
+			<-sem
+			if err != nil {
+				errc <- err
+				for range queue { // drain: nothing more is committed
+				}
+				return
+			}
+		}
+	}()
+	var err error
+	for b := range batches {
+		select {
+		case sem <- struct{}{}:
+		case err = <-errc:
+		}
+		if err != nil {
+			break
+		}
+		f := &inflight{d: b, done: make(chan struct{})}
+		go func() {
+			defer close(f.done)
+			f.res, f.err = c.apply(ctx, f.d)
+		}()
+		queue <- f
+	}
+	close(queue)
+	if cerr := <-errc; err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// apply writes a batch's rejects to the DLQ and applies the rest.
+func (c *Consumer) apply(ctx context.Context, d decoded) (hub.ApplyResult, error) {
+	batch, inputs, rejects := d.batch, d.inputs, d.rejects
+	ctx, span := c.cfg.Tracer.Start(ctx, "ingest batch", trace.WithLinks(d.links...),
 		trace.WithAttributes(attribute.Int("messaging.batch.message_count", len(batch)), attribute.String("messaging.system", "kafka")))
 	defer span.End()
 
@@ -373,7 +436,7 @@ func (c *Consumer) process(ctx context.Context, d decoded) error {
 		if err := retry(ctx, c.cfg.Logger, "writing rejects to the DLQ", func() error {
 			return c.dlq.WriteMessages(ctx, rejects...)
 		}); err != nil {
-			return err
+			return hub.ApplyResult{}, err
 		}
 	}
 	var res hub.ApplyResult
@@ -384,10 +447,16 @@ func (c *Consumer) process(ctx context.Context, d decoded) error {
 			res, err = c.store.Apply(ctx, inputs)
 			return err
 		}); err != nil {
-			return err
+			return res, err
 		}
 		c.metrics.applyDuration.Record(ctx, time.Since(start).Seconds())
 	}
+	return res, nil
+}
+
+// commit hands the batch's offsets to the reader and counts it.
+func (c *Consumer) commit(ctx context.Context, d decoded, res hub.ApplyResult) error {
+	batch, rejects, rejectedBy, bySource := d.batch, d.rejects, d.rejectedBy, d.bySource
 	if err := retry(ctx, c.cfg.Logger, "committing offsets", func() error {
 		return c.reader.CommitMessages(ctx, batch...)
 	}); err != nil {

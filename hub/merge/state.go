@@ -45,7 +45,7 @@ func (a Stamp) After(b Stamp) bool {
 // Reg is a last-writer-wins register. A nil V with a stamp is a tombstone.
 type Reg[T any] struct {
 	V  *T    `json:"v,omitempty"`
-	At Stamp `json:"at"`
+	At Stamp `json:"at,omitzero"`
 }
 
 // set stores v if at wins over the current stamp and reports whether it did.
@@ -104,13 +104,13 @@ type enrolment struct {
 }
 
 type contract struct {
-	Started Reg[schemas.ContractStartedData] `json:"s"`
-	Ended   Reg[string]                      `json:"e"`
+	Started Reg[schemas.ContractStartedData] `json:"s,omitzero"`
+	Ended   Reg[string]                      `json:"e,omitzero"`
 }
 
 type insurance struct {
-	Enrolled   Reg[string] `json:"e"` // start date
-	Terminated Reg[string] `json:"t"` // end date
+	Enrolled   Reg[string] `json:"e,omitzero"` // start date
+	Terminated Reg[string] `json:"t,omitzero"` // end date
 	Months     []string    `json:"m,omitempty"`
 }
 
@@ -119,8 +119,8 @@ type property struct {
 }
 
 type rental struct {
-	Started Reg[schemas.RentalRegisteredData] `json:"s"`
-	Ended   Reg[string]                       `json:"e"`
+	Started Reg[schemas.RentalRegisteredData] `json:"s,omitzero"`
+	Ended   Reg[string]                       `json:"e,omitzero"`
 }
 
 type business struct {
@@ -133,26 +133,26 @@ type business struct {
 type State struct {
 	ID        citizenid.ID `json:"id"`
 	Ver       int64        `json:"ver"`
-	UpdatedAt time.Time    `json:"upd"`
+	UpdatedAt time.Time    `json:"upd,omitzero"`
 	// First is the earliest effective time of any applied event.
-	First time.Time `json:"first"`
+	First time.Time `json:"first,omitzero"`
 
-	Name       Reg[string]                `json:"name"`
-	Gender     Reg[string]                `json:"gender"`
-	BirthDate  Reg[string]                `json:"birth"`
-	Ethnicity  Reg[string]                `json:"eth"`
-	Registered Stamp                      `json:"reg"` // latest hukou.registered; zero if never
-	Location   Reg[location]              `json:"loc"`
-	Household  Reg[string]                `json:"hh"`
-	Lifecycle  Reg[lifecycle]             `json:"life"`
-	Death      Reg[death]                 `json:"death"`
+	Name       Reg[string]                `json:"name,omitzero"`
+	Gender     Reg[string]                `json:"gender,omitzero"`
+	BirthDate  Reg[string]                `json:"birth,omitzero"`
+	Ethnicity  Reg[string]                `json:"eth,omitzero"`
+	Registered Stamp                      `json:"reg,omitzero"` // latest hukou.registered; zero if never
+	Location   Reg[location]              `json:"loc,omitzero"`
+	Household  Reg[string]                `json:"hh,omitzero"`
+	Lifecycle  Reg[lifecycle]             `json:"life,omitzero"`
+	Death      Reg[death]                 `json:"death,omitzero"`
 	Permits    map[string]*Reg[permit]    `json:"permits,omitempty"`
-	Marital    Reg[marital]               `json:"mar"`
-	Graduation Reg[graduation]            `json:"grad"` // highest level, not latest
+	Marital    Reg[marital]               `json:"mar,omitzero"`
+	Graduation Reg[graduation]            `json:"grad,omitzero"` // highest level, not latest
 	Enrolments map[string]*Reg[enrolment] `json:"enr,omitempty"`
 	Contracts  map[string]*contract       `json:"con,omitempty"`
-	Scheme     Reg[string]                `json:"scheme"`
-	SIRegion   Reg[string]                `json:"sireg"`
+	Scheme     Reg[string]                `json:"scheme,omitzero"`
+	SIRegion   Reg[string]                `json:"sireg,omitzero"`
 	Insurances map[string]*insurance      `json:"ins,omitempty"`
 	Owned      map[string]*Reg[property]  `json:"own,omitempty"`
 	Rentals    map[string]*rental         `json:"rent,omitempty"`
