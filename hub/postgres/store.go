@@ -163,14 +163,24 @@ var errRetry = errors.New("concurrent update, retrying batch")
 func (s *Store) Apply(ctx context.Context, batch []hub.Input) (hub.ApplyResult, error) {
 	const attempts = 8
 	var err error
+	// Most batches hold only new events, so the first attempt skips the
+	// idempotency query and lets the unique key on history catch a repeat;
+	// then the batch is retried with the query.
+	checkKeys := false
 	for attempt := 1; attempt <= attempts; attempt++ {
 		var res hub.ApplyResult
-		res, err = s.applyOnce(ctx, batch)
+		res, err = s.applyOnce(ctx, batch, checkKeys)
 		if err == nil {
 			return res, nil
 		}
 		if !retryable(err) || ctx.Err() != nil {
 			return hub.ApplyResult{}, err
+		}
+		if isUniqueViolation(err) {
+			checkKeys = true
+			if attempt == 1 {
+				continue // a repeat, not a race: retry at once
+			}
 		}
 		// Jittered backoff so that racing instances do not collide again.
 		d := time.Duration(attempt*attempt)*5*time.Millisecond + time.Duration(rand.IntN(10))*time.Millisecond
@@ -181,6 +191,11 @@ func (s *Store) Apply(ctx context.Context, batch []hub.Input) (hub.ApplyResult, 
 		}
 	}
 	return hub.ApplyResult{}, fmt.Errorf("applying batch after retries: %w: %w", hub.ErrConflict, err)
+}
+
+func isUniqueViolation(err error) bool {
+	var pg *pgconn.PgError
+	return errors.As(err, &pg) && pg.Code == "23505"
 }
 
 func retryable(err error) bool {
@@ -197,7 +212,7 @@ func retryable(err error) bool {
 	return false
 }
 
-func (s *Store) applyOnce(ctx context.Context, batch []hub.Input) (res hub.ApplyResult, err error) {
+func (s *Store) applyOnce(ctx context.Context, batch []hub.Input, checkKeys bool) (res hub.ApplyResult, err error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return res, fmt.Errorf("beginning transaction: %w", err)
@@ -243,37 +258,10 @@ func (s *Store) applyOnce(ctx context.Context, batch []hub.Input) (res hub.Apply
 	}
 
 	// Leave out events applied in earlier batches.
-	sources := make([]string, len(batch))
-	eventIDs := make([]string, len(batch))
-	for i, in := range batch {
-		sources[i], eventIDs[i] = string(in.Event.Source), in.Event.ID
-	}
-	rows, err = tx.Query(ctx, `SELECT h.source, h.event_id FROM history h
-		JOIN unnest($1::text[], $2::text[]) AS b(source, event_id) ON h.source = b.source AND h.event_id = b.event_id`, sources, eventIDs)
-	if err != nil {
-		return res, fmt.Errorf("checking idempotency keys: %w", err)
-	}
-	seen := map[schemas.EventKey]bool{}
-	for rows.Next() {
-		var src, id string
-		if err := rows.Scan(&src, &id); err != nil {
-			rows.Close()
-			return res, fmt.Errorf("checking idempotency keys: %w", err)
-		}
-		seen[schemas.EventKey{Source: schemas.Source(src), ID: id}] = true
-	}
-	if err := rows.Err(); err != nil {
-		return res, fmt.Errorf("checking idempotency keys: %w", err)
-	}
 	fresh := batch
-	if len(seen) > 0 {
-		fresh = make([]hub.Input, 0, len(batch))
-		for _, in := range batch {
-			if seen[in.Event.Key()] {
-				res.Duplicates++
-				continue
-			}
-			fresh = append(fresh, in)
+	if checkKeys {
+		if fresh, res.Duplicates, err = applied(ctx, tx, batch); err != nil {
+			return res, err
 		}
 	}
 	if len(fresh) == 0 {
@@ -298,6 +286,46 @@ func (s *Store) applyOnce(ctx context.Context, batch []hub.Input) (res hub.Apply
 	res.Duplicates += out.Duplicates
 	res.Notifications = len(out.Outbox)
 	return res, nil
+}
+
+// applied returns the events of batch not yet in history, and how many
+// were.
+func applied(ctx context.Context, tx pgx.Tx, batch []hub.Input) ([]hub.Input, int, error) {
+	sources := make([]string, len(batch))
+	eventIDs := make([]string, len(batch))
+	for i, in := range batch {
+		sources[i], eventIDs[i] = string(in.Event.Source), in.Event.ID
+	}
+	rows, err := tx.Query(ctx, `SELECT h.source, h.event_id FROM history h
+		JOIN unnest($1::text[], $2::text[]) AS b(source, event_id) ON h.source = b.source AND h.event_id = b.event_id`, sources, eventIDs)
+	if err != nil {
+		return nil, 0, fmt.Errorf("checking idempotency keys: %w", err)
+	}
+	seen := map[schemas.EventKey]bool{}
+	for rows.Next() {
+		var src, id string
+		if err := rows.Scan(&src, &id); err != nil {
+			rows.Close()
+			return nil, 0, fmt.Errorf("checking idempotency keys: %w", err)
+		}
+		seen[schemas.EventKey{Source: schemas.Source(src), ID: id}] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("checking idempotency keys: %w", err)
+	}
+	if len(seen) == 0 {
+		return batch, 0, nil
+	}
+	fresh := make([]hub.Input, 0, len(batch))
+	dups := 0
+	for _, in := range batch {
+		if seen[in.Event.Key()] {
+			dups++
+			continue
+		}
+		fresh = append(fresh, in)
+	}
+	return fresh, dups, nil
 }
 
 func writePersons(ctx context.Context, tx pgx.Tx, loaded, states map[citizenid.ID]*merge.State, now time.Time) error {
