@@ -78,26 +78,22 @@ type Outbox interface {
 
 // Config configures a Relay.
 type Config struct {
-	// BatchSize is the most entries published per round (default 1000).
+	// BatchSize is the most entries published per round (default 2000).
 	BatchSize int
 	// PollInterval is how often an idle relay looks for entries that no
 	// Wake announced, e.g. from another hub instance (default 100ms).
 	PollInterval time.Duration
 	// AckTimeout bounds the wait for JetStream's acknowledgements (default 10s).
 	AckTimeout time.Duration
-	// Retention is how long published entries stay in an outbox that keeps
-	// them (PostgreSQL), so that a window can be re-published after a NATS
-	// server lost its unsynced tail; it must stay below the stream's
-	// duplicate window (default 5 minutes).
-	Retention time.Duration
-	Logger    *slog.Logger
-	Meter     metric.Meter
-	Tracer    trace.Tracer
+
+	Logger *slog.Logger
+	Meter  metric.Meter
+	Tracer trace.Tracer
 }
 
 func (c *Config) setDefaults() {
 	if c.BatchSize <= 0 {
-		c.BatchSize = 1000
+		c.BatchSize = 2000
 	}
 	if c.PollInterval <= 0 {
 		c.PollInterval = 100 * time.Millisecond
@@ -105,9 +101,7 @@ func (c *Config) setDefaults() {
 	if c.AckTimeout <= 0 {
 		c.AckTimeout = 10 * time.Second
 	}
-	if c.Retention <= 0 {
-		c.Retention = 5 * time.Minute
-	}
+
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -152,25 +146,11 @@ func (r *Relay) Wake() {
 	}
 }
 
-// pruner is an outbox that keeps published entries for a while.
-type pruner interface {
-	PruneOutbox(ctx context.Context, keep time.Duration) (int64, error)
-}
-
 // Run publishes until ctx ends. Errors (NATS down, store down) are retried
 // with backoff: an outage delays notifications but never loses one.
 func (r *Relay) Run(ctx context.Context) error {
 	backoff := 50 * time.Millisecond
-	lastPrune := time.Now()
 	for {
-		if p, ok := r.outbox.(pruner); ok && time.Since(lastPrune) > time.Minute {
-			lastPrune = time.Now()
-			if n, err := p.PruneOutbox(ctx, r.cfg.Retention); err != nil {
-				r.cfg.Logger.Warn("pruning published outbox entries", "err", err)
-			} else if n > 0 {
-				r.cfg.Logger.Debug("pruned published outbox entries", "count", n)
-			}
-		}
 		n, err := r.round(ctx)
 		if ctx.Err() != nil {
 			return ctx.Err()

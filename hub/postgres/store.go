@@ -460,7 +460,7 @@ func (s *Store) History(ctx context.Context, id citizenid.ID) ([]hub.Change, err
 // PendingOutbox implements hub.Store.
 func (s *Store) PendingOutbox(ctx context.Context, after int64, limit int) ([]hub.OutboxEntry, error) {
 	rows, err := s.pool.Query(ctx, `SELECT seq, subject, msg_id, body, trace, created_at FROM outbox
-		WHERE published_at IS NULL AND seq > $1 ORDER BY seq LIMIT $2`, after, limit)
+		WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("reading outbox: %w", err)
 	}
@@ -483,30 +483,21 @@ func (s *Store) PendingOutbox(ctx context.Context, after int64, limit int) ([]hu
 	return out, nil
 }
 
-// MarkPublished implements hub.Store.
+// MarkPublished implements hub.Store. Published entries are deleted: a
+// delete only marks the row, where an update would write a new version
+// of it and of its index entries.
 func (s *Store) MarkPublished(ctx context.Context, seqs []int64) error {
-	if _, err := s.pool.Exec(ctx, "UPDATE outbox SET published_at = now() WHERE seq = ANY($1) AND published_at IS NULL", seqs); err != nil {
+	if _, err := s.pool.Exec(ctx, "DELETE FROM outbox WHERE seq = ANY($1)", seqs); err != nil {
 		return fmt.Errorf("marking outbox entries published: %w", err)
 	}
 	return nil
-}
-
-// PruneOutbox deletes entries published longer ago than keep. The relay
-// keeps a window of published entries so that it can re-publish them after
-// a NATS server lost its unsynced tail.
-func (s *Store) PruneOutbox(ctx context.Context, keep time.Duration) (int64, error) {
-	tag, err := s.pool.Exec(ctx, "DELETE FROM outbox WHERE published_at < now() - $1::interval", keep.String())
-	if err != nil {
-		return 0, fmt.Errorf("pruning outbox: %w", err)
-	}
-	return tag.RowsAffected(), nil
 }
 
 // Stats implements hub.Store.
 func (s *Store) Stats(ctx context.Context) (hub.StoreStats, error) {
 	var st hub.StoreStats
 	err := s.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM persons), (SELECT count(*) FROM history),
-		(SELECT count(*) FROM outbox WHERE published_at IS NULL)`).Scan(&st.Persons, &st.Changes, &st.OutboxPending)
+		(SELECT count(*) FROM outbox)`).Scan(&st.Persons, &st.Changes, &st.OutboxPending)
 	if err != nil {
 		return st, fmt.Errorf("reading store totals: %w", err)
 	}

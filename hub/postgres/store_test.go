@@ -142,29 +142,6 @@ func TestMigrationsIdempotent(t *testing.T) {
 	}
 }
 
-func TestPruneOutbox(t *testing.T) {
-	s := openTestStore(t, testSchema(t))
-	ctx := context.Background()
-	in := storetest.Population(t, 5, 32)
-	if _, err := s.Apply(ctx, in); err != nil {
-		t.Fatal(err)
-	}
-	pending, _ := s.PendingOutbox(ctx, 0, 1000)
-	if err := s.MarkPublished(ctx, []int64{pending[0].Seq}); err != nil {
-		t.Fatal(err)
-	}
-	if n, err := s.PruneOutbox(ctx, time.Hour); err != nil || n != 0 {
-		t.Fatalf("pruned %d (%v) inside the retention window", n, err)
-	}
-	if n, err := s.PruneOutbox(ctx, -time.Second); err != nil || n != 1 {
-		t.Fatalf("pruned %d (%v), want the one published entry", n, err)
-	}
-	left, _ := s.PendingOutbox(ctx, 0, 1000)
-	if len(left) != len(pending)-1 {
-		t.Errorf("%d pending after pruning, want %d", len(left), len(pending)-1)
-	}
-}
-
 // BenchmarkApply reports the store's own apply rate next to the raw
 // baseline of the same writes.
 func BenchmarkApply(b *testing.B) {

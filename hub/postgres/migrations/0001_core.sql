@@ -29,17 +29,13 @@ CREATE TABLE history (
     CONSTRAINT history_idempotency UNIQUE (source, event_id)
 );
 
--- outbox holds notifications committed with their change, until the relay
--- has published them (and for a retention window after).
+-- outbox holds notifications committed with their change until the relay
+-- has published them; then they are deleted.
 CREATE TABLE outbox (
-    seq          bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    subject      text        NOT NULL,
-    msg_id       text        NOT NULL,
-    body         bytea       NOT NULL,
-    trace        jsonb,
-    created_at   timestamptz NOT NULL,
-    published_at timestamptz
+    seq        bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    subject    text        NOT NULL,
+    msg_id     text        NOT NULL,
+    body       bytea       NOT NULL,
+    trace      jsonb,
+    created_at timestamptz NOT NULL
 );
-
-CREATE INDEX outbox_pending ON outbox (seq) WHERE published_at IS NULL;
-CREATE INDEX outbox_published ON outbox (published_at) WHERE published_at IS NOT NULL;
