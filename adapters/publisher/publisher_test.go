@@ -9,21 +9,27 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/pophub/pophub/adapters/synth"
-	"github.com/pophub/pophub/hub/embedded"
 	"github.com/pophub/pophub/schemas"
 )
 
-func broker(t testing.TB) *embedded.Kafka {
+// kafkaBroker is an in-process Kafka-protocol broker with the hub's topics;
+// departments' code is tested against the protocol, not against the hub.
+type kafkaBroker struct{ c *kfake.Cluster }
+
+func (k kafkaBroker) Addr() string { return k.c.ListenAddrs()[0] }
+
+func broker(t testing.TB) kafkaBroker {
 	t.Helper()
-	k, err := embedded.StartKafka(context.Background(), embedded.KafkaConfig{Partitions: 2})
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, append(schemas.Topics(), schemas.DLQTopic)...))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { k.Close() })
-	return k
+	t.Cleanup(c.Close)
+	return kafkaBroker{c}
 }
 
 func population(t testing.TB, persons int) []schemas.Event {

@@ -75,9 +75,12 @@ type historyRow struct {
 	Change  hub.Change
 }
 
+// outboxRow holds the notifications of one batch, Seq being the first
+// entry's sequence number: one object per batch instead of one per
+// notification keeps the write path light. Entries are in Seq order.
 type outboxRow struct {
-	Seq   uint64
-	Entry hub.OutboxEntry
+	Seq     uint64
+	Entries []hub.OutboxEntry
 }
 
 type meta struct {
@@ -230,10 +233,13 @@ func applyTxn(txn *memdb.Txn, batch []hub.Input, now time.Time) (hub.ApplyResult
 			return res, fmt.Errorf("writing history: %w", err)
 		}
 	}
-	for _, e := range out.Outbox {
-		e.Seq = int64(m.NextSeq)
-		m.NextSeq++
-		if err := txn.Insert("outbox", &outboxRow{Seq: uint64(e.Seq), Entry: e}); err != nil {
+	if len(out.Outbox) > 0 {
+		row := &outboxRow{Seq: m.NextSeq, Entries: out.Outbox}
+		for i := range row.Entries {
+			row.Entries[i].Seq = int64(m.NextSeq)
+			m.NextSeq++
+		}
+		if err := txn.Insert("outbox", row); err != nil {
 			return res, fmt.Errorf("writing outbox: %w", err)
 		}
 	}
@@ -285,15 +291,38 @@ func (s *Store) PendingOutbox(ctx context.Context, after int64, limit int) ([]hu
 	if after < 0 {
 		after = 0
 	}
-	it, err := txn.LowerBound("outbox", "id", uint64(after+1))
+	start := uint64(0)
+	if row, err := chunkOf(txn, uint64(after+1)); err != nil {
+		return nil, err
+	} else if row != nil {
+		start = row.Seq
+	}
+	it, err := txn.LowerBound("outbox", "id", start)
 	if err != nil {
 		return nil, fmt.Errorf("reading outbox: %w", err)
 	}
 	var out []hub.OutboxEntry
 	for raw := it.Next(); raw != nil && len(out) < limit; raw = it.Next() {
-		out = append(out, raw.(*outboxRow).Entry)
+		for _, e := range raw.(*outboxRow).Entries {
+			if e.Seq > after && len(out) < limit {
+				out = append(out, e)
+			}
+		}
 	}
 	return out, nil
+}
+
+// chunkOf returns the outbox row whose first sequence number is the
+// largest one not above seq, or nil.
+func chunkOf(txn *memdb.Txn, seq uint64) (*outboxRow, error) {
+	it, err := txn.ReverseLowerBound("outbox", "id", seq)
+	if err != nil {
+		return nil, fmt.Errorf("reading outbox: %w", err)
+	}
+	if raw := it.Next(); raw != nil {
+		return raw.(*outboxRow), nil
+	}
+	return nil, nil
 }
 
 // MarkPublished implements hub.Store. Published entries are removed; the
@@ -324,18 +353,39 @@ func markTxn(txn *memdb.Txn, seqs []int64) error {
 	if err != nil {
 		return err
 	}
+	byChunk := map[uint64]map[int64]bool{}
+	rows := map[uint64]*outboxRow{}
 	for _, seq := range seqs {
-		raw, err := txn.First("outbox", "id", uint64(seq))
+		row, err := chunkOf(txn, uint64(seq))
 		if err != nil {
-			return fmt.Errorf("reading outbox: %w", err)
+			return err
 		}
-		if raw == nil {
+		if row == nil {
 			continue
 		}
-		if err := txn.Delete("outbox", raw); err != nil {
-			return fmt.Errorf("deleting outbox entry: %w", err)
+		if byChunk[row.Seq] == nil {
+			byChunk[row.Seq] = map[int64]bool{}
+			rows[row.Seq] = row
 		}
-		m.OutboxPending--
+		byChunk[row.Seq][seq] = true
+	}
+	for first, done := range byChunk {
+		row := rows[first]
+		left := make([]hub.OutboxEntry, 0, len(row.Entries))
+		for _, e := range row.Entries {
+			if !done[e.Seq] {
+				left = append(left, e)
+			}
+		}
+		m.OutboxPending -= int64(len(row.Entries) - len(left))
+		if len(left) == 0 {
+			err = txn.Delete("outbox", row)
+		} else {
+			err = txn.Insert("outbox", &outboxRow{Seq: row.Seq, Entries: left})
+		}
+		if err != nil {
+			return fmt.Errorf("updating outbox: %w", err)
+		}
 	}
 	if err := txn.Insert("meta", &m); err != nil {
 		return fmt.Errorf("writing meta: %w", err)

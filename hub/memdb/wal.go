@@ -253,14 +253,14 @@ func (s *Store) replay(payload []byte) error {
 
 // snapshotLine is one line of a snapshot file.
 type snapshotLine struct {
-	Kind    string           `json:"k"`
-	Meta    *meta            `json:"m,omitempty"`
-	Key     string           `json:"key,omitempty"`
-	State   json.RawMessage  `json:"s,omitempty"`
-	Source  string           `json:"src,omitempty"`
-	EventID string           `json:"eid,omitempty"`
-	Change  *hub.Change      `json:"c,omitempty"`
-	Outbox  *hub.OutboxEntry `json:"o,omitempty"`
+	Kind    string            `json:"k"`
+	Meta    *meta             `json:"m,omitempty"`
+	Key     string            `json:"key,omitempty"`
+	State   json.RawMessage   `json:"s,omitempty"`
+	Source  string            `json:"src,omitempty"`
+	EventID string            `json:"eid,omitempty"`
+	Change  *hub.Change       `json:"c,omitempty"`
+	Outbox  []hub.OutboxEntry `json:"o,omitempty"`
 }
 
 // snapshotLocked writes every table to a new snapshot file, then empties
@@ -299,7 +299,7 @@ func (s *Store) snapshotLocked() error {
 			case *historyRow:
 				err = enc.Encode(snapshotLine{Kind: "h", Key: o.Key, Source: o.Source, EventID: o.EventID, Change: &o.Change})
 			case *outboxRow:
-				err = enc.Encode(snapshotLine{Kind: "o", Outbox: &o.Entry})
+				err = enc.Encode(snapshotLine{Kind: "o", Outbox: o.Entries})
 			}
 		}
 	}
@@ -370,7 +370,10 @@ func (s *Store) loadSnapshot(path string) error {
 		case "h":
 			table, obj = "history", &historyRow{Key: line.Key, Source: line.Source, EventID: line.EventID, Change: *line.Change}
 		case "o":
-			table, obj = "outbox", &outboxRow{Seq: uint64(line.Outbox.Seq), Entry: *line.Outbox}
+			if len(line.Outbox) == 0 {
+				continue
+			}
+			table, obj = "outbox", &outboxRow{Seq: uint64(line.Outbox[0].Seq), Entries: line.Outbox}
 		default:
 			return fmt.Errorf("reading snapshot: unknown line kind %q", line.Kind)
 		}
