@@ -1,0 +1,68 @@
+package schemas_test
+
+import (
+	"encoding/json"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestDependenciesPointInward keeps the layering of the tree: the wire
+// contract imports nothing of ours; the pure core imports only the domain
+// and the contract; the department and subscriber sides never import the
+// hub. Test files are not checked.
+func TestDependenciesPointInward(t *testing.T) {
+	out, err := exec.Command("go", "list", "-json=ImportPath,Imports", "github.com/pophub/pophub/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	const mod = "github.com/pophub/pophub/"
+	rules := []struct {
+		pkg     string // prefix
+		allowed []string
+	}{
+		{"schemas", []string{"schemas"}},
+		{"hub/merge", []string{"hub", "schemas"}},
+		{"adapters", []string{"adapters", "schemas"}},
+		{"consumers", []string{"consumers", "schemas", "adapters"}},
+	}
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	checked := 0
+	for dec.More() {
+		var p struct {
+			ImportPath string
+			Imports    []string
+		}
+		if err := dec.Decode(&p); err != nil {
+			t.Fatal(err)
+		}
+		rel := strings.TrimPrefix(p.ImportPath, mod)
+		for _, r := range rules {
+			if rel != r.pkg && !strings.HasPrefix(rel, r.pkg+"/") {
+				continue
+			}
+			checked++
+			for _, imp := range p.Imports {
+				if !strings.HasPrefix(imp, mod) {
+					continue
+				}
+				dep := strings.TrimPrefix(imp, mod)
+				ok := false
+				for _, a := range r.allowed {
+					if dep == a || strings.HasPrefix(dep, a+"/") {
+						ok = true
+					}
+				}
+				if r.pkg == "hub/merge" && strings.HasPrefix(dep, "hub/") {
+					ok = false // the pure core may use hub itself, not its I/O packages
+				}
+				if !ok {
+					t.Errorf("%s imports %s", rel, dep)
+				}
+			}
+		}
+	}
+	if checked < 5 {
+		t.Fatalf("checked only %d packages", checked)
+	}
+}
