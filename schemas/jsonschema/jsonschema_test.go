@@ -3,6 +3,7 @@ package jsonschema
 import (
 	"encoding/json"
 	"io/fs"
+	"os"
 	"regexp"
 	"sort"
 	"strings"
@@ -214,5 +215,31 @@ func TestOpenAPIPaths(t *testing.T) {
 	want := []string{"GET /healthz", "GET /metrics", "GET /readyz", "GET /v1/persons/{citizen_id}", "GET /v1/persons/{citizen_id}/history"}
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("operations %v, want %v", got, want)
+	}
+}
+
+// TestReadmeEventExample: the event shown in the README is accepted by the
+// decoder and the envelope schema.
+func TestReadmeEventExample(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var example string
+	for _, block := range strings.Split(string(b), "```json")[1:] {
+		block = strings.SplitN(block, "```", 2)[0]
+		if strings.Contains(block, `"specversion"`) {
+			example = block
+			break
+		}
+	}
+	if example == "" {
+		t.Fatal("README shows no CloudEvent example")
+	}
+	if _, err := schemas.Decode(schemas.Input{Topic: "pop.events.employment", Value: []byte(example)}); err != nil {
+		t.Errorf("README example rejected: %v", err)
+	}
+	if err := validator(t).ValidateEvent([]byte(example)); err != nil {
+		t.Errorf("README example fails cloudevent.schema.json: %v", err)
 	}
 }
