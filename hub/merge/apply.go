@@ -34,11 +34,18 @@ var affects = map[schemas.Type][]schemas.Section{
 	schemas.MarriageDivorced:       {schemas.SecMarital},
 }
 
-// Affected returns the sections an event of type t may change.
-func Affected(t schemas.Type) []schemas.Section {
-	out := append([]schemas.Section(nil), affects[t]...)
-	return append(out, schemas.SecStatus, schemas.SecAnomalies)
-}
+// affectedAll is affects plus status and anomalies, computed once.
+var affectedAll = func() map[schemas.Type][]schemas.Section {
+	m := make(map[schemas.Type][]schemas.Section, len(affects))
+	for t, secs := range affects {
+		m[t] = append(append([]schemas.Section(nil), secs...), schemas.SecStatus, schemas.SecAnomalies)
+	}
+	return m
+}()
+
+// Affected returns the sections an event of type t may change. The slice
+// is shared: callers must not modify it.
+func Affected(t schemas.Type) []schemas.Section { return affectedAll[t] }
 
 func regMap[V any](m *map[string]*Reg[V], key string) *Reg[V] {
 	if *m == nil {

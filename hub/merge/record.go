@@ -8,6 +8,7 @@ import (
 
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/schemas"
+	"github.com/pophub/pophub/schemas/citizenid"
 )
 
 // china is China Standard Time; "since" dates derived from event times are
@@ -246,6 +247,15 @@ func (s *State) fill(r *hub.Record, sec schemas.Section) {
 	}
 }
 
+// idBirthDate is the birth date encoded in an ID, as YYYY-MM-DD.
+func idBirthDate(id citizenid.ID) string {
+	d := string(id)
+	if len(d) != 18 {
+		return ""
+	}
+	return d[6:10] + "-" + d[10:12] + "-" + d[12:14]
+}
+
 // anomalies derives the open anomalies, sorted by kind.
 func (s *State) anomalies() []hub.Anomaly {
 	var out []hub.Anomaly
@@ -259,7 +269,7 @@ func (s *State) anomalies() []hub.Anomaly {
 		out = append(out, hub.Anomaly{Kind: hub.AnomalyUnregistered, Since: day(s.First)})
 	}
 	var since Stamp
-	if b, ok := s.BirthDate.get(); ok && b != s.ID.BirthDate().Format(time.DateOnly) {
+	if b, ok := s.BirthDate.get(); ok && b != idBirthDate(s.ID) {
 		since = s.BirthDate.At
 	}
 	if g, ok := s.Gender.get(); ok && (g == "1" || g == "2") && g != s.ID.Gender() && s.Gender.At.After(since) {
