@@ -447,6 +447,9 @@ func (v *validator) text(field, s string, req bool, max int) {
 	if len(s) > max {
 		v.fail(field, "too long")
 	}
+	if !printable(s) {
+		v.fail(field, "must not contain control characters")
+	}
 }
 
 func (v *validator) name(field, s string, req bool) {
@@ -458,6 +461,9 @@ func (v *validator) name(field, s string, req bool) {
 	}
 	if len([]rune(s)) > 64 {
 		v.fail(field, "longer than 64 characters")
+	}
+	if !printable(s) {
+		v.fail(field, "must not contain control characters")
 	}
 }
 

@@ -212,6 +212,15 @@ func Decode(in Input) (Event, error) {
 	if err != nil {
 		return ev, reject(ReasonNotCloudEvent, "time", "not an RFC 3339 timestamp")
 	}
+	// A change cannot have taken effect in the future (a day of clock skew
+	// is allowed): one that claims to would win every later change of its
+	// section.
+	if t.After(now.Add(MaxClockSkew)) || t.Year() < 1850 {
+		return ev, reject(ReasonNotCloudEvent, "time", "must not lie in the future or before 1850")
+	}
+	if !printable(*env.ID) {
+		return ev, reject(ReasonNotCloudEvent, "id", "must not contain control characters")
+	}
 	ev = Event{SpecVersion: SpecVersion, ID: *env.ID, Source: Source(*env.Source), Type: Type(*env.Type),
 		Time: t, DataContentType: "application/json", Data: env.Data}
 	if !ev.Source.Valid() {
@@ -284,6 +293,20 @@ func jsonKind(k string) string {
 		return "value"
 	}
 	return k
+}
+
+// MaxClockSkew is how far in the future an event's time may lie.
+const MaxClockSkew = 24 * time.Hour
+
+// printable reports whether s has no control characters (stores and
+// headers cannot hold some of them, NUL above all).
+func printable(s string) bool {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // Encode renders an event in structured JSON mode.

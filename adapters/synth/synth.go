@@ -34,6 +34,8 @@ type Config struct {
 	// DuplicateRate is the fraction of events sent a second time with the
 	// same id (default 0).
 	DuplicateRate float64
+
+	windowEnd time.Time
 }
 
 var china = time.FixedZone("CST", 8*3600)
@@ -50,6 +52,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.LateRate < 0 {
 		c.LateRate = 0
+	}
+	// No event may take effect in the future: a window reaching past today
+	// ends today.
+	c.windowEnd = c.Start.AddDate(0, c.Months, 0)
+	if today := time.Now().In(china).Truncate(24 * time.Hour); c.windowEnd.After(today) {
+		c.windowEnd = today
 	}
 }
 
@@ -159,7 +167,7 @@ type gen struct {
 
 func newGen(cfg Config, pair int) *gen {
 	r := rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(pair)))
-	g := &gen{cfg: cfg, r: r, end: cfg.Start.AddDate(0, cfg.Months, 0)}
+	g := &gen{cfg: cfg, r: r, end: cfg.windowEnd}
 	for i := 0; i < 2 && pair*2+i < cfg.Persons; i++ {
 		g.people = append(g.people, g.newPerson(pair*2+i))
 	}
