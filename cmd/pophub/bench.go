@@ -21,6 +21,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pophub/pophub/adapters/synth"
+	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/hub/embedded"
 	"github.com/pophub/pophub/hub/postgres"
 	"github.com/pophub/pophub/schemas"
@@ -32,8 +33,9 @@ func benchCommand(newLogger func() *slog.Logger) *cobra.Command {
 		Use:   "bench",
 		Short: "Measure ingest throughput (PostgreSQL, memdb, raw PostgreSQL baseline) and notification latency",
 		Long: `Runs, in one process and on the same machine:
-  1. the raw PostgreSQL baseline: batched INSERT ... ON CONFLICT of golden rows plus
-     COPY of history rows, the same writes the hub makes, without the hub;
+  1. the raw PostgreSQL baseline: the same events merged beforehand (untimed) into
+     exactly the golden rows and history rows the hub writes, then written per batch
+     of 2,000 as one INSERT ... ON CONFLICT plus one COPY, without the hub;
   2. the hub end to end with PostgreSQL (Kafka protocol → ingest → PostgreSQL, fsync on);
   3. the hub end to end with memdb (write-ahead log fsynced per batch);
   4. notification latency from Kafka append to NATS delivery at a steady rate.
@@ -126,7 +128,11 @@ func runBench(ctx context.Context, out io.Writer, log *slog.Logger, opts benchOp
 
 	// 1. Raw PostgreSQL baseline.
 	if run("baseline") {
-		res.Baseline, err = postgres.Baseline(ctx, opts.Postgres, schema+"_base", len(msgs))
+		inputs, err := decodeAll(msgs)
+		if err != nil {
+			return err
+		}
+		res.Baseline, err = postgres.Baseline(ctx, opts.Postgres, schema+"_base", inputs, 2000)
 		if err != nil {
 			return fmt.Errorf("measuring PostgreSQL baseline: %w", err)
 		}
@@ -170,6 +176,19 @@ func runBench(ctx context.Context, out io.Writer, log *slog.Logger, opts benchOp
 	fmt.Fprintf(out, "\ntargets: PostgreSQL ≥ 0.7 × baseline (%.2f) and ≥ 20000 events/s (%.0f); memdb ≥ 100000 events/s (%.0f); p99 < 500ms (%s)\n",
 		res.Postgres/res.Baseline, res.Postgres, res.Memdb, res.P99.Round(time.Millisecond))
 	return nil
+}
+
+// decodeAll decodes records the way the hub does, for the baseline.
+func decodeAll(msgs []kafka.Message) ([]hub.Input, error) {
+	out := make([]hub.Input, 0, len(msgs))
+	for _, m := range msgs {
+		ev, err := schemas.Decode(schemas.Input{Topic: m.Topic, Key: m.Key, Value: m.Value})
+		if err != nil {
+			return nil, fmt.Errorf("decoding generated event: %w", err)
+		}
+		out = append(out, hub.Input{Event: ev})
+	}
+	return out, nil
 }
 
 // synthMessages renders the population as Kafka records.

@@ -149,7 +149,7 @@ func BenchmarkApply(b *testing.B) {
 	b.Run("baseline", func(b *testing.B) {
 		var rate float64
 		for b.Loop() {
-			r, err := Baseline(context.Background(), testURL(), testSchema(b), len(in))
+			r, err := Baseline(context.Background(), testURL(), testSchema(b), in, 2000)
 			if err != nil {
 				b.Fatal(err)
 			}
