@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-memdb"
@@ -56,8 +57,12 @@ type Store struct {
 	mu        sync.Mutex
 	sinceSnap int
 	closed    bool
-	closeOnce sync.Once
-	closeErr  error
+	// snapshotting is set while a background snapshot is written;
+	// snapshotDone closes when it ends.
+	snapshotting atomic.Bool
+	snapshotDone chan struct{}
+	closeOnce    sync.Once
+	closeErr     error
 }
 
 var _ hub.Store = (*Store)(nil)
@@ -176,8 +181,8 @@ func (s *Store) Apply(ctx context.Context, batch []hub.Input) (hub.ApplyResult, 
 	txn.Commit()
 	s.sinceSnap += res.Applied
 	if s.wal != nil && s.sinceSnap >= s.cfg.SnapshotEvery {
-		if err := s.snapshotLocked(); err != nil {
-			s.cfg.Logger.Error("writing snapshot", "err", err)
+		if err := s.startSnapshotLocked(); err != nil {
+			s.cfg.Logger.Error("starting snapshot", "err", err)
 		}
 	}
 	return res, nil
@@ -421,7 +426,16 @@ func (s *Store) Close() error {
 		if s.wal == nil {
 			return
 		}
-		s.closeErr = errors.Join(s.snapshotLocked(), s.wal.close())
+		// Wait for a background snapshot, then write a final one so that
+		// the next start replays nothing.
+		if s.snapshotDone != nil {
+			<-s.snapshotDone
+		}
+		err := s.startSnapshotLocked()
+		if s.snapshotDone != nil {
+			<-s.snapshotDone
+		}
+		s.closeErr = errors.Join(err, s.wal.close())
 	})
 	return s.closeErr
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -72,7 +71,14 @@ func TestRecovery(t *testing.T) {
 				t.Fatal(err)
 			}
 			before, _ := s.Stats(context.Background())
-			// Simulate a crash: drop the store without Close (no final snapshot).
+			// Simulate a crash: drop the store without Close (no final
+			// snapshot), once a background snapshot, if any, is written.
+			s.mu.Lock()
+			done := s.snapshotDone
+			s.mu.Unlock()
+			if done != nil {
+				<-done
+			}
 			s.wal.f.Close()
 
 			r := open(t, dir)
@@ -104,14 +110,15 @@ func TestTornLogTail(t *testing.T) {
 	cut := info.Size()
 	apply(t, s, last, len(last))
 	s.wal.f.Close()
-	full, err := os.ReadFile(filepath.Join(dir, walName))
+	gen := s.wal.gen
+	full, err := os.ReadFile(walPath(dir, gen))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := storetest.Expected(first)
 	for n := cut; n < int64(len(full)); n += 7 {
 		d := t.TempDir()
-		if err := os.WriteFile(filepath.Join(d, walName), full[:n], 0o600); err != nil {
+		if err := os.WriteFile(walPath(d, gen), full[:n], 0o600); err != nil {
 			t.Fatal(err)
 		}
 		r, err := Open(context.Background(), Config{Dir: d})

@@ -11,7 +11,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"time"
+
+	"github.com/hashicorp/go-memdb"
 
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/hub/merge"
@@ -21,8 +24,11 @@ import (
 // The log is a sequence of frames: length (uint32), CRC-32C of the payload
 // (uint32), payload. A torn or corrupt final frame (a crash mid-write) ends
 // the log; recovery truncates it.
+//
+// The log is split into generations, wal-<gen>.log. A snapshot records the
+// first generation it does not contain; recovery loads it and replays the
+// generations from there on.
 const (
-	walName      = "wal.log"
 	snapshotName = "snapshot.jsonl"
 
 	frameBatch     = 'B'
@@ -33,15 +39,41 @@ var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 type wal struct {
 	f   *os.File
+	gen uint64
 	buf []byte
 }
 
-func openWAL(path string) (*wal, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o600)
+func walPath(dir string, gen uint64) string {
+	return filepath.Join(dir, fmt.Sprintf("wal-%020d.log", gen))
+}
+
+// walGens lists the log generations present in dir, oldest first.
+func walGens(dir string) ([]uint64, error) {
+	names, err := filepath.Glob(filepath.Join(dir, "wal-*.log"))
+	if err != nil {
+		return nil, err
+	}
+	var gens []uint64
+	for _, n := range names {
+		var g uint64
+		if _, err := fmt.Sscanf(filepath.Base(n), "wal-%020d.log", &g); err == nil {
+			gens = append(gens, g)
+		}
+	}
+	sort.Slice(gens, func(i, j int) bool { return gens[i] < gens[j] })
+	return gens, nil
+}
+
+func openWAL(dir string, gen uint64) (*wal, error) {
+	f, err := os.OpenFile(walPath(dir, gen), os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("opening log: %w", err)
 	}
-	return &wal{f: f}, nil
+	if err := syncDir(dir); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &wal{f: f, gen: gen}, nil
 }
 
 func (w *wal) write(payload []byte, sync bool) error {
@@ -99,13 +131,6 @@ func (w *wal) appendPublished(seqs []int64) error {
 	return w.write(b, false)
 }
 
-func (w *wal) reset() error {
-	if err := w.f.Truncate(0); err != nil {
-		return fmt.Errorf("truncating log: %w", err)
-	}
-	return w.f.Sync()
-}
-
 func (w *wal) close() error {
 	if err := w.f.Sync(); err != nil {
 		w.f.Close()
@@ -151,17 +176,47 @@ func (r *reader) str() string {
 	return s
 }
 
-// recover loads the snapshot and replays the log, truncating a torn tail.
+// recover loads the snapshot and replays the log generations after it,
+// truncating a torn tail.
 func (s *Store) recover(ctx context.Context) (int, error) {
 	if err := os.MkdirAll(s.cfg.Dir, 0o700); err != nil {
 		return 0, fmt.Errorf("creating store directory: %w", err)
 	}
-	if err := s.loadSnapshot(filepath.Join(s.cfg.Dir, snapshotName)); err != nil {
+	from, err := s.loadSnapshot(filepath.Join(s.cfg.Dir, snapshotName))
+	if err != nil {
 		return 0, err
 	}
-	path := filepath.Join(s.cfg.Dir, walName)
+	gens, err := walGens(s.cfg.Dir)
+	if err != nil {
+		return 0, fmt.Errorf("listing log files: %w", err)
+	}
+	replayed := 0
+	next := from
+	for _, gen := range gens {
+		path := walPath(s.cfg.Dir, gen)
+		if gen < from { // already in the snapshot
+			if err := os.Remove(path); err != nil {
+				return replayed, fmt.Errorf("removing old log: %w", err)
+			}
+			continue
+		}
+		n, err := s.replayFile(ctx, path)
+		replayed += n
+		if err != nil {
+			return replayed, err
+		}
+		next = gen + 1
+	}
+	if s.wal, err = openWAL(s.cfg.Dir, next); err != nil {
+		return replayed, err
+	}
+	return replayed, nil
+}
+
+// replayFile replays one log file, truncating a torn or corrupt tail.
+func (s *Store) replayFile(ctx context.Context, path string) (int, error) {
 	data, err := os.ReadFile(path)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err != nil {
 		return 0, fmt.Errorf("reading log: %w", err)
 	}
 	good, replayed := 0, 0
@@ -175,20 +230,17 @@ func (s *Store) recover(ctx context.Context) (int, error) {
 			return replayed, err
 		}
 		if err := s.replay(data[off+8 : off+8+n]); err != nil {
-			return replayed, fmt.Errorf("replaying log frame at offset %d: %w", off, err)
+			return replayed, fmt.Errorf("replaying log frame at offset %d of %s: %w", off, filepath.Base(path), err)
 		}
 		off += 8 + n
 		good = off
 		replayed++
 	}
 	if good < len(data) {
-		s.cfg.Logger.Warn("truncating torn log tail", "offset", good, "bytes", len(data)-good)
+		s.cfg.Logger.Warn("truncating torn log tail", "file", filepath.Base(path), "offset", good, "bytes", len(data)-good)
 		if err := os.Truncate(path, int64(good)); err != nil {
 			return replayed, fmt.Errorf("truncating torn log tail: %w", err)
 		}
-	}
-	if s.wal, err = openWAL(path); err != nil {
-		return replayed, err
 	}
 	return replayed, nil
 }
@@ -255,6 +307,7 @@ func (s *Store) replay(payload []byte) error {
 type snapshotLine struct {
 	Kind    string            `json:"k"`
 	Meta    *meta             `json:"m,omitempty"`
+	WALGen  uint64            `json:"wal,omitempty"`
 	Key     string            `json:"key,omitempty"`
 	State   json.RawMessage   `json:"s,omitempty"`
 	Source  string            `json:"src,omitempty"`
@@ -263,11 +316,47 @@ type snapshotLine struct {
 	Outbox  []hub.OutboxEntry `json:"o,omitempty"`
 }
 
-// snapshotLocked writes every table to a new snapshot file, then empties
-// the log. Callers hold s.mu, so no batch is applied meanwhile. A crash
-// between the rename and the truncation only makes the next recovery
-// replay batches the snapshot already holds, which are then duplicates.
-func (s *Store) snapshotLocked() error {
+// startSnapshotLocked switches the log to a new generation and writes a
+// snapshot of the state as of the switch in the background, then removes
+// the older generations. Callers hold s.mu; batches go on meanwhile.
+func (s *Store) startSnapshotLocked() error {
+	if !s.snapshotting.CompareAndSwap(false, true) {
+		return nil // one at a time; the next trigger takes the rest
+	}
+	next, err := openWAL(s.cfg.Dir, s.wal.gen+1)
+	if err != nil {
+		s.snapshotting.Store(false)
+		return err
+	}
+	old := s.wal
+	s.wal = next
+	s.sinceSnap = 0
+	txn := s.db.Txn(false) // the state exactly as of the switch
+	s.snapshotDone = make(chan struct{})
+	go func(done chan struct{}) {
+		defer close(done)
+		defer s.snapshotting.Store(false)
+		if err := old.close(); err != nil {
+			s.cfg.Logger.Error("closing log", "err", err)
+		}
+		if err := s.writeSnapshot(txn, next.gen); err != nil {
+			s.cfg.Logger.Error("writing snapshot", "err", err)
+			return
+		}
+		gens, _ := walGens(s.cfg.Dir)
+		for _, g := range gens {
+			if g < next.gen {
+				os.Remove(walPath(s.cfg.Dir, g))
+			}
+		}
+	}(s.snapshotDone)
+	return nil
+}
+
+// writeSnapshot writes every table of txn to a new snapshot file that
+// covers the log generations before walGen. A crash while writing leaves
+// the previous snapshot and its logs in place.
+func (s *Store) writeSnapshot(txn *memdb.Txn, walGen uint64) error {
 	tmp := filepath.Join(s.cfg.Dir, snapshotName+".tmp")
 	f, err := os.Create(tmp)
 	if err != nil {
@@ -276,13 +365,12 @@ func (s *Store) snapshotLocked() error {
 	defer os.Remove(tmp)
 	w := bufio.NewWriterSize(f, 1<<20)
 	enc := json.NewEncoder(w)
-	txn := s.db.Txn(false)
 	m, err := getMeta(txn)
 	if err != nil {
 		f.Close()
 		return err
 	}
-	err = enc.Encode(snapshotLine{Kind: "meta", Meta: &m})
+	err = enc.Encode(snapshotLine{Kind: "meta", Meta: &m, WALGen: walGen})
 	for _, table := range []string{"persons", "history", "outbox"} {
 		it, ierr := txn.Get(table, "id")
 		if ierr != nil {
@@ -318,11 +406,7 @@ func (s *Store) snapshotLocked() error {
 	if err := os.Rename(tmp, filepath.Join(s.cfg.Dir, snapshotName)); err != nil {
 		return fmt.Errorf("installing snapshot: %w", err)
 	}
-	if err := syncDir(s.cfg.Dir); err != nil {
-		return err
-	}
-	s.sinceSnap = 0
-	return s.wal.reset()
+	return syncDir(s.cfg.Dir)
 }
 
 func syncDir(dir string) error {
@@ -337,14 +421,17 @@ func syncDir(dir string) error {
 	return nil
 }
 
-func (s *Store) loadSnapshot(path string) error {
+// loadSnapshot loads a snapshot and returns the first log generation it
+// does not contain.
+func (s *Store) loadSnapshot(path string) (uint64, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil
+		return 0, nil
 	}
 	if err != nil {
-		return fmt.Errorf("opening snapshot: %w", err)
+		return 0, fmt.Errorf("opening snapshot: %w", err)
 	}
+	var walGen uint64
 	defer f.Close()
 	dec := json.NewDecoder(bufio.NewReaderSize(f, 1<<20))
 	txn := s.db.Txn(true)
@@ -354,17 +441,17 @@ func (s *Store) loadSnapshot(path string) error {
 		if err := dec.Decode(&line); errors.Is(err, io.EOF) {
 			break
 		} else if err != nil {
-			return fmt.Errorf("reading snapshot: %w", err)
+			return 0, fmt.Errorf("reading snapshot: %w", err)
 		}
 		var obj any
 		table := ""
 		switch line.Kind {
 		case "meta":
-			table, obj = "meta", line.Meta
+			table, obj, walGen = "meta", line.Meta, line.WALGen
 		case "p":
 			st, err := merge.Unmarshal(line.State)
 			if err != nil {
-				return fmt.Errorf("reading snapshot: %w", err)
+				return 0, fmt.Errorf("reading snapshot: %w", err)
 			}
 			table, obj = "persons", &person{Key: line.Key, State: st}
 		case "h":
@@ -375,12 +462,12 @@ func (s *Store) loadSnapshot(path string) error {
 			}
 			table, obj = "outbox", &outboxRow{Seq: uint64(line.Outbox[0].Seq), Entries: line.Outbox}
 		default:
-			return fmt.Errorf("reading snapshot: unknown line kind %q", line.Kind)
+			return 0, fmt.Errorf("reading snapshot: unknown line kind %q", line.Kind)
 		}
 		if err := txn.Insert(table, obj); err != nil {
-			return fmt.Errorf("loading snapshot into %s: %w", table, err)
+			return 0, fmt.Errorf("loading snapshot into %s: %w", table, err)
 		}
 	}
 	txn.Commit()
-	return nil
+	return walGen, nil
 }

@@ -34,7 +34,7 @@ func FS() fs.FS { return files }
 func DataSchema(t schemas.Type) ([]byte, error) {
 	b, err := files.ReadFile(string(t) + ".schema.json")
 	if err != nil {
-		return nil, fmt.Errorf("no schema for event type %q: %w", t, err)
+		return nil, fmt.Errorf("reading the schema of event type %q: %w", t, err)
 	}
 	return b, nil
 }
@@ -44,15 +44,21 @@ type Validator struct {
 	compiled map[string]*jsonschema.Schema
 }
 
-// NewValidator compiles every embedded schema.
+// NewValidator compiles every embedded schema. Formats (date, date-time)
+// are asserted, not merely annotated, so that "2025-02-30" is rejected as
+// the hub rejects it. A Validator is safe for concurrent use.
 func NewValidator() (*Validator, error) {
 	c := jsonschema.NewCompiler()
+	c.AssertFormat()
 	names, err := fs.Glob(files, "*.schema.json")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("listing schemas: %w", err)
 	}
 	for _, name := range names {
-		b, _ := files.ReadFile(name)
+		b, err := files.ReadFile(name)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", name, err)
+		}
 		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
 		if err != nil {
 			return nil, fmt.Errorf("reading %s: %w", name, err)
@@ -75,7 +81,7 @@ func NewValidator() (*Validator, error) {
 func (v *Validator) validate(name string, doc []byte) error {
 	s, ok := v.compiled[name]
 	if !ok {
-		return fmt.Errorf("no schema %s", name)
+		return fmt.Errorf("validating against %s: %w", name, fs.ErrNotExist)
 	}
 	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(doc))
 	if err != nil {
@@ -84,7 +90,9 @@ func (v *Validator) validate(name string, doc []byte) error {
 	return s.Validate(inst)
 }
 
-// ValidateData validates an event's data against its type's schema.
+// ValidateData validates an event's data against its type's schema. An
+// unknown type is an error wrapping fs.ErrNotExist; a document that fails
+// its schema is a *jsonschema.ValidationError.
 func (v *Validator) ValidateData(t schemas.Type, data []byte) error {
 	return v.validate(string(t)+".schema.json", data)
 }
@@ -124,11 +132,14 @@ func Examples(t schemas.Type) ([]json.RawMessage, error) {
 	return doc.Examples, nil
 }
 
-// OpenAPIPaths lists the operations of openapi.yaml as "METHOD /path".
+// OpenAPIPaths lists the operations of openapi.yaml as "METHOD /path"
+// ("GET /v1/persons/{citizen_id}"), sorted: the form of net/http.ServeMux
+// patterns. Path-item keys that are not HTTP methods (parameters, summary)
+// are not operations.
 func OpenAPIPaths() ([]string, error) {
 	b, err := files.ReadFile("openapi.yaml")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("reading openapi.yaml: %w", err)
 	}
 	var doc struct {
 		Paths map[string]map[string]any `yaml:"paths"`
@@ -138,8 +149,11 @@ func OpenAPIPaths() ([]string, error) {
 	}
 	var out []string
 	for path, ops := range doc.Paths {
-		for method := range ops {
-			out = append(out, strings.ToUpper(method)+" "+path)
+		for key := range ops {
+			switch m := strings.ToUpper(key); m {
+			case "GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE":
+				out = append(out, m+" "+path)
+			}
 		}
 	}
 	sort.Strings(out)
