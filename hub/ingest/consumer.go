@@ -188,6 +188,10 @@ func New(cfg Config, store Applier) (*Consumer, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("creating ingest metrics: %w", err)
 	}
+	// Every reason shows on /metrics from the start, at zero.
+	for _, reason := range schemas.Reasons {
+		c.metrics.rejected.Add(context.Background(), 0, metric.WithAttributes(attribute.String("reason", reason)))
+	}
 	c.lag, err = newLagTracker(cfg, m)
 	if err != nil {
 		return nil, err
