@@ -70,6 +70,16 @@ func Batch(loaded map[citizenid.ID]*State, in []hub.Input, now time.Time) Outcom
 	return out
 }
 
+// lifecycleTypes are the events that can change status or anomalies other
+// than "unregistered": registration, cancellation, death, corrections of
+// birth date or gender.
+var lifecycleTypes = map[schemas.Type]bool{
+	schemas.HukouRegistered:   true,
+	schemas.HukouCancelled:    true,
+	schemas.DeathCertified:    true,
+	schemas.IdentityCorrected: true,
+}
+
 // parallelMin is the batch size from which persons are merged in parallel.
 const parallelMin = 512
 
@@ -136,9 +146,18 @@ func batchShard(loaded map[citizenid.ID]*State, in []*hub.Input, now time.Time) 
 func (out *Outcome) apply(st *State, in *hub.Input, now time.Time) {
 	ev := &in.Event
 	secs := Affected(ev.Type)
+	// Status and anomalies depend on a few registers only; skip deriving
+	// them when this event cannot touch those.
+	life := lifecycleTypes[ev.Type]
+	first := st.Registered.IsZero() && (st.First.IsZero() || ev.Time.Before(st.First))
+	skip := func(sec schemas.Section) bool {
+		return (sec == schemas.SecStatus && !life) || (sec == schemas.SecAnomalies && !life && !first)
+	}
 	before := make([]any, len(secs))
 	for i, sec := range secs {
-		before[i] = st.section(sec)
+		if !skip(sec) {
+			before[i] = st.section(sec)
+		}
 	}
 	wasDeceased := st.Status() == hub.StatusDeceased
 
@@ -148,7 +167,7 @@ func (out *Outcome) apply(st *State, in *hub.Input, now time.Time) {
 
 	changed := []string{}
 	for i, sec := range secs {
-		if !reflect.DeepEqual(before[i], st.section(sec)) {
+		if !skip(sec) && !reflect.DeepEqual(before[i], st.section(sec)) {
 			changed = append(changed, string(sec))
 		}
 	}
