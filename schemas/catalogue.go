@@ -1,8 +1,10 @@
 package schemas
 
 import (
+	"fmt"
 	"sort"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pophub/pophub/schemas/citizenid"
 	"github.com/pophub/pophub/schemas/codes"
@@ -444,8 +446,8 @@ func (v *validator) text(field, s string, req bool, max int) {
 		}
 		return
 	}
-	if len(s) > max {
-		v.fail(field, "too long")
+	if utf8.RuneCountInString(s) > max {
+		v.fail(field, fmt.Sprintf("longer than %d characters", max))
 	}
 	if !printable(s) {
 		v.fail(field, "must not contain control characters")

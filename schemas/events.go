@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pophub/pophub/schemas/citizenid"
 )
@@ -193,7 +194,7 @@ func Decode(in Input) (Event, error) {
 		return ev, reject(ReasonNotCloudEvent, "specversion", "must be %q", SpecVersion)
 	case env.ID == nil || *env.ID == "":
 		return ev, reject(ReasonNotCloudEvent, "id", "required attribute is missing or empty")
-	case len(*env.ID) > 200:
+	case utf8.RuneCountInString(*env.ID) > 200:
 		return ev, reject(ReasonNotCloudEvent, "id", "longer than 200 characters")
 	case env.Source == nil || *env.Source == "":
 		return ev, reject(ReasonNotCloudEvent, "source", "required attribute is missing or empty")

@@ -169,3 +169,17 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestTextLengthInCharacters: limits count characters, not bytes, so a
+// long Chinese employer name within 200 characters is accepted.
+func TestTextLengthInCharacters(t *testing.T) {
+	name := strings.Repeat("龙", 180) // 540 bytes
+	data := `{"contract_id":"C1","employer_id":"91350100M000100Y43","employer_name":"` + name + `","work_region":"230102","start":"2026-03-01"}`
+	if _, err := Decode(Input{Value: []byte(env("employment", "employment.contract_started", validID, data))}); err != nil {
+		t.Errorf("180-character name rejected: %v", err)
+	}
+	long := strings.Replace(data, name, strings.Repeat("龙", 201), 1)
+	if _, err := Decode(Input{Value: []byte(env("employment", "employment.contract_started", validID, long))}); ReasonOf(err) != ReasonInvalidData {
+		t.Errorf("201-character name: %v, want invalid_data", err)
+	}
+}

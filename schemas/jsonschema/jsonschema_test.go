@@ -4,13 +4,10 @@ import (
 	"encoding/json"
 	"io/fs"
 	"os"
-	"regexp"
 	"sort"
 	"strings"
 	"testing"
 	"time"
-
-	"gopkg.in/yaml.v3"
 
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/hub/merge"
@@ -155,54 +152,6 @@ func TestRecordsValidate(t *testing.T) {
 	for _, o := range out.Outbox {
 		if err := v.ValidateNotification(o.Body); err != nil {
 			t.Errorf("notification on %s fails notification.schema.json: %v", o.Subject, err)
-		}
-	}
-}
-
-// TestAsyncAPI: the document names exactly the source topics, the DLQ and
-// the three notification families, and every file it refers to exists.
-func TestAsyncAPI(t *testing.T) {
-	b, err := fs.ReadFile(FS(), "asyncapi.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc struct {
-		Channels map[string]struct {
-			Address string `yaml:"address"`
-		} `yaml:"channels"`
-	}
-	if err := yaml.Unmarshal(b, &doc); err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, ch := range doc.Channels {
-		got = append(got, ch.Address)
-	}
-	sort.Strings(got)
-	want := append(schemas.Topics(), schemas.DLQTopic,
-		"pop.changed.{province}.{city}.{county}.{section}",
-		"pop.death.{province}.{city}.{county}",
-		"pop.migration.{fromProvince}.{fromCity}.{fromCounty}.{toProvince}.{toCity}.{toCounty}")
-	sort.Strings(want)
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Errorf("channels\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
-	checkRefs(t, "asyncapi.yaml", b)
-	ob, _ := fs.ReadFile(FS(), "openapi.yaml")
-	checkRefs(t, "openapi.yaml", ob)
-}
-
-var fileRef = regexp.MustCompile(`\$ref: '?([a-z_.]+\.schema\.json)`)
-
-func checkRefs(t *testing.T, name string, b []byte) {
-	t.Helper()
-	refs := fileRef.FindAllSubmatch(b, -1)
-	if len(refs) == 0 {
-		t.Errorf("%s refers to no schema file", name)
-	}
-	for _, m := range refs {
-		if _, err := fs.Stat(FS(), string(m[1])); err != nil {
-			t.Errorf("%s refers to missing %s", name, m[1])
 		}
 	}
 }
