@@ -209,8 +209,8 @@ func Decode(in Input) (Event, error) {
 	case len(env.Data) == 0 || string(env.Data) == "null":
 		return ev, reject(ReasonNotCloudEvent, "data", "required attribute is missing")
 	}
-	t, err := time.Parse(time.RFC3339Nano, *env.Time)
-	if err != nil {
+	t, ok := parseTime(*env.Time)
+	if !ok {
 		return ev, reject(ReasonNotCloudEvent, "time", "not an RFC 3339 timestamp")
 	}
 	// A change cannot have taken effect in the future (a day of clock skew
@@ -294,6 +294,24 @@ func jsonKind(k string) string {
 		return "value"
 	}
 	return k
+}
+
+// parseTime parses an RFC 3339 timestamp. time.Parse also takes a comma
+// before the fraction of a second and zone offsets such as +08:60 or
+// +24:00, which RFC 3339 (and JSON Schema's date-time) do not allow; the
+// hub could not even write a +24:00 time back (time.Time.MarshalJSON
+// refuses it), so history and merge state would fail to encode and the
+// event would block its partition instead of going to the DLQ.
+func parseTime(s string) (time.Time, bool) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil || strings.IndexByte(s, ',') >= 0 {
+		return time.Time{}, false
+	}
+	// time.Parse succeeded, so s ends in Z or in an offset ±hh:mm.
+	if off := s[len(s)-6:]; s[len(s)-1] != 'Z' && (off[1:3] > "23" || off[4:6] > "59") {
+		return time.Time{}, false
+	}
+	return t, true
 }
 
 // MaxClockSkew is how far in the future an event's time may lie.

@@ -1,9 +1,13 @@
 // Package citizenid parses and validates the 18-character citizen identity
 // number of GB 11643-1999, the only key of the population database.
 //
-// An ID is sensitive personal information: its String and LogValue methods
-// mask it, so that printing or logging one never leaks it. Code that must
-// store or transmit the full number converts explicitly with string(id).
+// An ID is sensitive personal information: its String, Format and LogValue
+// methods mask it, so that printing or logging one never leaks it. Code that
+// must store or transmit the full number converts explicitly with
+// string(id). MarshalText writes the full number, because JSON bodies
+// carry it; so slog's JSON handler, which encodes slices and structs with
+// encoding/json, prints in full the IDs inside a slice or struct: log IDs
+// one attribute at a time.
 package citizenid
 
 import (
@@ -105,15 +109,23 @@ func parseDate(yyyymmdd string) (time.Time, bool) {
 	return t, true
 }
 
-// BirthDate is the date encoded in digits 7–14.
+// BirthDate is the date encoded in digits 7–14, or the zero time if id is
+// not 18 characters long (the zero ID).
 func (id ID) BirthDate() time.Time {
+	if len(id) != 18 {
+		return time.Time{}
+	}
 	t, _ := parseDate(string(id)[6:14])
 	return t
 }
 
 // Gender is the GB/T 2261.1 gender code implied by the 17th digit: "1"
-// (male) when odd, "2" (female) when even.
+// (male) when odd, "2" (female) when even; "" if id is not 18 characters
+// long.
 func (id ID) Gender() string {
+	if len(id) != 18 {
+		return ""
+	}
 	if (string(id)[16]-'0')%2 == 1 {
 		return "1"
 	}
@@ -121,8 +133,13 @@ func (id ID) Gender() string {
 }
 
 // CountyCode is the 6-digit division code of the place where the number was
-// first issued.
-func (id ID) CountyCode() string { return string(id)[:6] }
+// first issued, or "" if id is not 18 characters long.
+func (id ID) CountyCode() string {
+	if len(id) != 18 {
+		return ""
+	}
+	return string(id)[:6]
+}
 
 // Masked shows the first four and last four characters only, e.g.
 // 2301**********1234.
@@ -139,6 +156,19 @@ func (id ID) String() string { return id.Masked() }
 
 // GoString masks the ID in %#v output too.
 func (id ID) GoString() string { return fmt.Sprintf("citizenid.ID(%q)", id.Masked()) }
+
+// Format masks the ID under every fmt verb. Without it a wrong verb (%d,
+// %t) would print the digits in fmt's error text, "%!d(citizenid.ID=…)".
+// fmt cannot call methods on unexported struct fields, so a struct that
+// keeps an ID in an unexported field still prints it in full with %v:
+// give such structs a String or LogValue method of their own.
+func (id ID) Format(f fmt.State, verb rune) {
+	if verb == 'v' && f.Flag('#') {
+		fmt.Fprint(f, id.GoString())
+		return
+	}
+	fmt.Fprintf(f, fmt.FormatString(f, verb), id.Masked())
+}
 
 // LogValue masks the ID in structured logs.
 func (id ID) LogValue() slog.Value { return slog.StringValue(id.Masked()) }

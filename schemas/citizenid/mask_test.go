@@ -1,0 +1,213 @@
+package citizenid
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+// leaks reports whether out shows id, its first 17 digits or their hex.
+func leaks(out string, id ID) bool {
+	raw := string(id)
+	return strings.Contains(out, raw[:17]) || strings.Contains(strings.ToLower(out), hex.EncodeToString([]byte(raw[:17])))
+}
+
+// TestMaskedUnderEveryVerb: no fmt verb prints the digits, not even a
+// wrong one, whose error text "%!d(citizenid.ID=…)" used to show them.
+// (%p cannot be intercepted, and go vet rejects it for a string.)
+func TestMaskedUnderEveryVerb(t *testing.T) {
+	id := ID("11010519491231002X")
+	verbs := []string{"%v", "%+v", "%#v", "%s", "%q", "%#q", "%x", "%X", "%#x", "%10s", "%-30v", "%.6s",
+		"%d", "%#d", "%t", "%c", "%U", "%e", "%f", "%b", "%o"}
+	for _, verb := range verbs {
+		if out := fmt.Sprintf(verb, id); leaks(out, id) {
+			t.Errorf("%s prints %s", verb, out)
+		}
+	}
+	type holder struct{ Subject ID }
+	for name, v := range map[string]any{
+		"slice":          []ID{id},
+		"map key":        map[ID]int{id: 1},
+		"exported field": holder{id},
+		"pointer":        &id,
+		"error":          fmt.Errorf("applying %v: %w", id, errors.New("x")),
+	} {
+		for _, verb := range []string{"%v", "%+v", "%s", "%d"} {
+			if out := fmt.Sprintf(verb, v); leaks(out, id) {
+				t.Errorf("%s of a %s prints %s", verb, name, out)
+			}
+		}
+	}
+	if got := fmt.Sprint(id); got != "1101**********002X" {
+		t.Errorf("Sprint = %q", got)
+	}
+	if got := fmt.Sprintf("%#v", id); got != `citizenid.ID("1101**********002X")` {
+		t.Errorf("%%#v = %s", got)
+	}
+	if got := fmt.Sprintf("[%20s]", id); got != "[  1101**********002X]" {
+		t.Errorf("width is not kept: %s", got)
+	}
+}
+
+// TestMaskedInLogs: slog's text and JSON handlers, in groups and as Any,
+// show the masked form only. (The JSON handler writes a slice or struct
+// holding IDs with encoding/json, which carries the full number: see the
+// package documentation.)
+func TestMaskedInLogs(t *testing.T) {
+	id := ID("230102199001011230")
+	var buf bytes.Buffer
+	for _, h := range []slog.Handler{slog.NewTextHandler(&buf, nil), slog.NewJSONHandler(&buf, nil)} {
+		log := slog.New(h).With("citizen", id)
+		log.Info("applied", slog.Any("id", id), slog.Group("event", "subject", id))
+		log.Error("rejected", "err", fmt.Errorf("decoding %s: %w", id, &Error{ErrCheck}))
+	}
+	slog.New(slog.NewTextHandler(&buf, nil)).Info("batch", "ids", []ID{id, id})
+	if out := buf.String(); leaks(out, id) || strings.Count(out, "2301**********1230") != 12 {
+		t.Errorf("log output:\n%s", out)
+	}
+}
+
+// TestZeroIDIsSafe: the zero ID, and other strings that are not 18
+// characters long, do not panic in the accessors.
+func TestZeroIDIsSafe(t *testing.T) {
+	for _, id := range []ID{"", "2301", "23010219900101123"} {
+		if !id.BirthDate().IsZero() || id.Gender() != "" || id.CountyCode() != "" || id.Masked() == string(id) && id != "" {
+			t.Errorf("%q: birth %v, gender %q, county %q, masked %q", string(id), id.BirthDate(), id.Gender(), id.CountyCode(), id.Masked())
+		}
+	}
+	if got := fmt.Sprint(ID("")); got != "****" {
+		t.Errorf("zero ID prints %q", got)
+	}
+}
+
+// TestParseBirthDateBounds: a birth date of today is accepted, tomorrow
+// is in the future, and 1850 is the earliest year.
+func TestParseBirthDateBounds(t *testing.T) {
+	at := time.Date(2024, 2, 29, 23, 0, 0, 0, time.UTC)
+	tests := []struct {
+		first17 string
+		want    error
+	}{
+		{"23010220240229123", nil},          // born today
+		{"23010220240301123", ErrFuture},    // tomorrow
+		{"23010218500101123", nil},          // 1850
+		{"23010218491231123", ErrBirthDate}, // before 1850
+		{"23010220230229123", ErrBirthDate}, // 2023 is not a leap year
+		{"23010219000229123", ErrBirthDate}, // nor is 1900
+		{"23010220000229124", nil},          // 2000 is
+		{"23010219901301123", ErrBirthDate},
+		{"23010219900100123", ErrBirthDate},
+		{"00010219900101123", ErrProvince},
+		{"72010219900101123", ErrProvince}, // between 71 (Taiwan) and 81 (Hong Kong)
+		{"82010219900101123", nil},         // Macao
+	}
+	for _, tc := range tests {
+		s := tc.first17 + string(CheckChar(tc.first17))
+		id, err := ParseAt(s, at)
+		if !errors.Is(err, tc.want) {
+			t.Errorf("ParseAt(%s) = %v, want %v", tc.first17, err, tc.want)
+			continue
+		}
+		var ce *Error
+		if err != nil && (!errors.As(err, &ce) || strings.Contains(err.Error(), tc.first17)) {
+			t.Errorf("error %v: not an *Error, or shows the input", err)
+		}
+		if err == nil && id.BirthDate().Format("20060102") != tc.first17[6:14] {
+			t.Errorf("%s: BirthDate %v", tc.first17, id.BirthDate())
+		}
+	}
+}
+
+// TestGenderFromTheSeventeenthDigit: odd is male ("1"), even female ("2").
+func TestGenderFromTheSeventeenthDigit(t *testing.T) {
+	for d := byte('0'); d <= '9'; d++ {
+		first17 := "2301021990010112" + string(d)
+		id, err := ParseAt(first17+string(CheckChar(first17)), now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "2"
+		if (d-'0')%2 == 1 {
+			want = "1"
+		}
+		if id.Gender() != want || id.CountyCode() != "230102" {
+			t.Errorf("17th digit %c: gender %s, county %s", d, id.Gender(), id.CountyCode())
+		}
+	}
+}
+
+// TestCheckCharKnownIDs: the MOD 11-2 check character of published
+// examples, the X among them.
+func TestCheckCharKnownIDs(t *testing.T) {
+	for _, s := range []string{"11010519491231002X", "440524188001010014", "230102199001011230", "33060219850715231X"} {
+		if got := CheckChar(s[:17]); got != s[17] {
+			t.Errorf("CheckChar(%s) = %c, want %c", s[:17], got, s[17])
+		}
+	}
+	// Every check character occurs: the sum mod 11 takes every value.
+	seen := map[byte]bool{}
+	for seq := 100; seq < 200 && len(seen) < 11; seq++ {
+		seen[CheckChar(fmt.Sprintf("23010219900101%03d", seq))] = true
+	}
+	if len(seen) != 11 {
+		t.Errorf("check characters seen: %d of 11", len(seen))
+	}
+}
+
+// TestUpgrade15Cases: a legacy 15-digit number gains the century 19 and
+// its check character, X included, and is validated like Parse.
+func TestUpgrade15Cases(t *testing.T) {
+	tests := []struct {
+		in   string
+		want string
+		err  error
+	}{
+		{"110105491231002", "11010519491231002X", nil},
+		{"230102900101123", "230102199001011230", nil},
+		{"23010290010112", "", ErrLength},
+		{"2301029001011234", "", ErrLength},
+		{"2301029001011a3", "", ErrDigits},
+		{"990102900101123", "", ErrProvince},
+		{"230102900230123", "", ErrBirthDate},
+	}
+	for _, tc := range tests {
+		id, err := Upgrade15(tc.in)
+		if !errors.Is(err, tc.err) || string(id) != tc.want {
+			t.Errorf("Upgrade15(%s) = %s, %v; want %s, %v", tc.in, string(id), err, tc.want, tc.err)
+		}
+	}
+}
+
+// TestJSONCarriesTheFullID: JSON bodies carry the whole number (they go to
+// authorised systems), and decoding validates.
+func TestJSONCarriesTheFullID(t *testing.T) {
+	type body struct {
+		CitizenID ID   `json:"citizen_id"`
+		Spouses   []ID `json:"spouses,omitempty"`
+	}
+	in := body{CitizenID: "11010519491231002X", Spouses: []ID{"230102199001011230"}}
+	b, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"citizen_id":"11010519491231002X","spouses":["230102199001011230"]}`; string(b) != want {
+		t.Errorf("Marshal = %s, want %s", b, want)
+	}
+	var out body
+	if err := json.Unmarshal(b, &out); err != nil || out.CitizenID != in.CitizenID || len(out.Spouses) != 1 || out.Spouses[0] != in.Spouses[0] {
+		t.Errorf("Unmarshal = %+v, %v", out, err)
+	}
+	for _, bad := range []string{`{"citizen_id":"11010519491231002x"}`, `{"citizen_id":"1101051949123100"}`, `{"spouses":["230102199001011231"]}`} {
+		err := json.Unmarshal([]byte(bad), &out)
+		var ce *Error
+		if !errors.As(err, &ce) {
+			t.Errorf("Unmarshal(%s) = %v, want a *citizenid.Error", bad, err)
+		}
+	}
+}
