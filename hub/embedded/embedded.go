@@ -23,7 +23,9 @@ import (
 // KafkaConfig configures the embedded broker.
 type KafkaConfig struct {
 	// Addr is host:port to listen on; port 0 picks a free port.
-	// Default 127.0.0.1:0.
+	// Default 127.0.0.1:0. The broker advertises the address it listens
+	// on in metadata, so the host must be one clients can reach (not
+	// 0.0.0.0).
 	Addr string
 	// DataDir persists the log and consumer-group offsets; every produced
 	// batch is fsynced before it is acknowledged, so acknowledged records
@@ -71,6 +73,9 @@ func StartKafka(ctx context.Context, cfg KafkaConfig) (*Kafka, error) {
 	}
 	if cfg.DataDir != "" {
 		opts = append(opts, kfake.DataDir(cfg.DataDir), kfake.SyncWrites())
+	}
+	if cfg.Logger != nil {
+		opts = append(opts, kfake.WithLogger(kafkaLogger{cfg.Logger}))
 	}
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
@@ -150,10 +155,18 @@ func StartNATS(ctx context.Context, cfg NATSConfig) (*NATS, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating NATS server: %w", err)
 	}
+	if cfg.Logger != nil {
+		srv.SetLogger(natsLogger{cfg.Logger}, false, false)
+	}
 	go srv.Start()
-	if !srv.ReadyForConnections(30 * time.Second) {
+	wait := 30 * time.Second
+	if d, ok := ctx.Deadline(); ok {
+		wait = time.Until(d)
+	}
+	if !srv.ReadyForConnections(wait) {
 		srv.Shutdown()
-		return nil, errors.New("starting NATS server: not ready after 30s")
+		srv.WaitForShutdown()
+		return nil, fmt.Errorf("starting NATS server: not ready after %v", wait.Round(time.Millisecond))
 	}
 	return &NATS{srv: srv}, nil
 }
@@ -171,3 +184,42 @@ func (n *NATS) Close() {
 		n.srv.WaitForShutdown()
 	})
 }
+
+// kafkaLogger passes kfake's warnings and errors to slog; its per-request
+// info lines go to debug.
+type kafkaLogger struct{ log *slog.Logger }
+
+func (l kafkaLogger) Logf(level kfake.LogLevel, msg string, args ...any) {
+	lv := slog.LevelDebug
+	switch level {
+	case kfake.LogLevelNone:
+		return
+	case kfake.LogLevelError:
+		lv = slog.LevelError
+	case kfake.LogLevelWarn:
+		lv = slog.LevelWarn
+	}
+	if !l.log.Enabled(context.Background(), lv) {
+		return
+	}
+	l.log.Log(context.Background(), lv, "kafka broker: "+fmt.Sprintf(msg, args...), "component", "kfake")
+}
+
+// natsLogger passes the NATS server's log to slog: notices (its start-up
+// banner) at debug, warnings and errors as such. Debug and trace logging
+// stay off in the server, so message contents are never logged.
+type natsLogger struct{ log *slog.Logger }
+
+func (l natsLogger) logf(lv slog.Level, format string, v ...any) {
+	if !l.log.Enabled(context.Background(), lv) {
+		return
+	}
+	l.log.Log(context.Background(), lv, "nats server: "+fmt.Sprintf(format, v...), "component", "nats-server")
+}
+
+func (l natsLogger) Noticef(format string, v ...any) { l.logf(slog.LevelDebug, format, v...) }
+func (l natsLogger) Warnf(format string, v ...any)   { l.logf(slog.LevelWarn, format, v...) }
+func (l natsLogger) Fatalf(format string, v ...any)  { l.logf(slog.LevelError, format, v...) }
+func (l natsLogger) Errorf(format string, v ...any)  { l.logf(slog.LevelError, format, v...) }
+func (l natsLogger) Debugf(format string, v ...any)  { l.logf(slog.LevelDebug, format, v...) }
+func (l natsLogger) Tracef(format string, v ...any)  { l.logf(slog.LevelDebug-4, format, v...) }

@@ -4,14 +4,34 @@
 // store in one call, and only then commits the batch's offsets. A bad
 // record never stops a partition; a failing store stops progress (with
 // retries) but never skips a record.
+//
+// The consumer uses kafka-go's FetchMessage and CommitMessages (never
+// ReadMessage, which commits before the store has the records). kafka-go
+// may deliver records below the committed offset again after a rebalance,
+// and a crash forgets commits not yet sent; the store recognises those
+// events as duplicates.
+//
+// Telemetry: counters pophub_events_consumed_total{source},
+// pophub_events_applied_total{source}, pophub_events_duplicate_total{source}
+// and pophub_events_rejected_total{reason,source}; histograms
+// pophub_apply_duration_seconds and pophub_ingest_batch_size; the gauge
+// pophub_consumer_lag{topic,partition}, which kafka-go's group reader does
+// not expose: every five seconds the consumer asks the broker for each
+// partition's high watermark (ListOffsets) and the group's committed offset
+// (OffsetFetch) and reports the difference. One span "ingest batch" per
+// batch, linked to the trace contexts in the records' traceparent headers;
+// record keys (citizen IDs) never become attributes.
 package ingest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -90,18 +110,48 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// Counts are totals since the consumer started.
+// Counts are totals since the consumer started, over committed batches
+// only: a record is counted once its batch's offsets were handed to Kafka.
+// Consumed = Applied + Duplicates + the rejects, in total and per source.
 type Counts struct {
 	Consumed   int64
 	Applied    int64
 	Duplicates int64
-	Rejected   map[string]int64
+	// Rejected counts records copied to the DLQ, by reason.
+	Rejected map[string]int64
 	// BySource counts consumed records per source topic.
 	BySource map[schemas.Source]int64
+	// Sources breaks the totals down by source topic.
+	Sources map[schemas.Source]SourceCounts
+}
+
+// SourceCounts are one source topic's totals. Consumed = Accepted +
+// the rejects, and Accepted = Applied + Duplicates, exactly.
+//
+// The store reports applied and duplicate events per batch, not per
+// source, so when a batch mixes sources and holds duplicates its
+// duplicates are split across those sources in proportion to their
+// accepted events (largest remainder); Applied and Duplicates of a source
+// are then close, and their sum is still exact.
+type SourceCounts struct {
+	Consumed   int64
+	Accepted   int64
+	Applied    int64
+	Duplicates int64
+	Rejected   map[string]int64
 }
 
 // RejectedTotal sums the rejects over all reasons.
 func (c Counts) RejectedTotal() int64 {
+	var n int64
+	for _, v := range c.Rejected {
+		n += v
+	}
+	return n
+}
+
+// RejectedTotal sums the source's rejects over all reasons.
+func (c SourceCounts) RejectedTotal() int64 {
 	var n int64
 	for _, v := range c.Rejected {
 		n += v
@@ -137,7 +187,8 @@ func New(cfg Config, store Applier) (*Consumer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	c := &Consumer{cfg: cfg, store: store, counts: Counts{Rejected: map[string]int64{}, BySource: map[schemas.Source]int64{}}}
+	c := &Consumer{cfg: cfg, store: store, counts: Counts{Rejected: map[string]int64{}, BySource: map[schemas.Source]int64{},
+		Sources: map[schemas.Source]SourceCounts{}}}
 	c.reader = kafka.NewReader(kafka.ReaderConfig{
 		Brokers:       cfg.Brokers,
 		GroupID:       cfg.GroupID,
@@ -178,7 +229,7 @@ func New(cfg Config, store Applier) (*Consumer, error) {
 	errs = append(errs, err)
 	c.metrics.duplicates, err = m.Int64Counter("pophub.events.duplicate", metric.WithUnit("{event}"), metric.WithDescription("Events whose (source, id) was applied before."))
 	errs = append(errs, err)
-	c.metrics.rejected, err = m.Int64Counter("pophub.events.rejected", metric.WithUnit("{event}"), metric.WithDescription("Records copied to the DLQ, by reason."))
+	c.metrics.rejected, err = m.Int64Counter("pophub.events.rejected", metric.WithUnit("{event}"), metric.WithDescription("Records copied to the DLQ, by reason and source."))
 	errs = append(errs, err)
 	c.metrics.applyDuration, err = m.Float64Histogram("pophub.apply.duration", metric.WithUnit("s"), metric.WithDescription("Time to apply one batch to the store."))
 	errs = append(errs, err)
@@ -188,9 +239,15 @@ func New(cfg Config, store Applier) (*Consumer, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("creating ingest metrics: %w", err)
 	}
-	// Every reason shows on /metrics from the start, at zero.
-	for _, reason := range schemas.Reasons {
-		c.metrics.rejected.Add(context.Background(), 0, metric.WithAttributes(attribute.String("reason", reason)))
+	// Every reason and source shows on /metrics from the start, at zero.
+	for _, topic := range cfg.Topics {
+		src := attribute.String("source", string(schemas.SourceOfTopic(topic)))
+		for _, reason := range schemas.Reasons {
+			c.metrics.rejected.Add(context.Background(), 0, metric.WithAttributes(attribute.String("reason", reason), src))
+		}
+		for _, ctr := range []metric.Int64Counter{c.metrics.consumed, c.metrics.applied, c.metrics.duplicates} {
+			ctr.Add(context.Background(), 0, metric.WithAttributes(src))
+		}
 	}
 	c.lag, err = newLagTracker(cfg, m)
 	if err != nil {
@@ -212,15 +269,20 @@ func (c *Consumer) Counts() Counts {
 	for k, v := range c.counts.BySource {
 		out.BySource[k] = v
 	}
+	out.Sources = make(map[schemas.Source]SourceCounts, len(c.counts.Sources))
+	for k, v := range c.counts.Sources {
+		v.Rejected = maps.Clone(v.Rejected)
+		out.Sources[k] = v
+	}
 	return out
 }
 
 // Run consumes until ctx is done or Kafka fails for good. Fetching and
 // decoding the next batch overlaps with applying the current one.
 func (c *Consumer) Run(ctx context.Context) error {
-	go c.lag.run(ctx)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	go c.lag.run(ctx)
 	batches := make(chan decoded, 2)
 	fetchErr := make(chan error, 1)
 	go func() {
@@ -276,6 +338,12 @@ func (c *Consumer) fetch(ctx context.Context) ([]kafka.Message, error) {
 	return batch, nil
 }
 
+// W3C trace context header names.
+const (
+	traceparent = "traceparent"
+	tracestate  = "tracestate"
+)
+
 var propagator = propagation.TraceContext{}
 
 // headerCarrier reads W3C trace context from Kafka record headers.
@@ -300,12 +368,84 @@ func (h headerCarrier) Keys() []string {
 
 // decoded is a fetched batch, split into valid inputs and DLQ records.
 type decoded struct {
-	batch      []kafka.Message
-	inputs     []hub.Input
-	rejects    []kafka.Message
-	rejectedBy map[string]int64
-	bySource   map[schemas.Source]int64
-	links      []trace.Link
+	batch   []kafka.Message
+	inputs  []hub.Input
+	rejects []kafka.Message
+	tally   tally
+	links   []trace.Link
+}
+
+// tally counts a batch per source.
+type tally map[schemas.Source]*sourceTally
+
+type sourceTally struct {
+	consumed, accepted int64
+	rejected           map[string]int64
+}
+
+func (t tally) of(src schemas.Source) *sourceTally {
+	st := t[src]
+	if st == nil {
+		st = &sourceTally{rejected: map[string]int64{}}
+		t[src] = st
+	}
+	return st
+}
+
+func (t tally) add(o tally) {
+	for src, x := range o {
+		st := t.of(src)
+		st.consumed += x.consumed
+		st.accepted += x.accepted
+		for r, n := range x.rejected {
+			st.rejected[r] += n
+		}
+	}
+}
+
+// split attributes a batch's applied and duplicate events to its sources:
+// exactly when the batch holds one source or no duplicates, else in
+// proportion to each source's accepted events (largest remainder).
+func (t tally) split(res hub.ApplyResult) (applied, dups map[schemas.Source]int64) {
+	applied, dups = map[schemas.Source]int64{}, map[schemas.Source]int64{}
+	var total int64
+	var srcs []schemas.Source
+	for src, st := range t {
+		if st.accepted > 0 {
+			srcs = append(srcs, src)
+			total += st.accepted
+		}
+	}
+	if total == 0 {
+		return applied, dups
+	}
+	slices.Sort(srcs)
+	d := min(int64(res.Duplicates), total)
+	type rem struct {
+		src  schemas.Source
+		frac int64
+	}
+	var rems []rem
+	var given int64
+	for _, src := range srcs {
+		acc := t[src].accepted
+		share := d * acc / total
+		dups[src] = share
+		given += share
+		rems = append(rems, rem{src, d * acc % total})
+	}
+	slices.SortStableFunc(rems, func(a, b rem) int { return cmp.Compare(b.frac, a.frac) })
+	for i := 0; given < d; i++ {
+		src := rems[i%len(rems)].src
+		if dups[src] < t[src].accepted {
+			dups[src]++
+			given++
+		}
+	}
+	for _, src := range srcs {
+		applied[src] = t[src].accepted - dups[src]
+	}
+	return applied, dups
 }
 
 // decode validates a batch, in parallel chunks on a multi-core machine,
@@ -322,50 +462,44 @@ func (c *Consumer) decode(batch []kafka.Message) decoded {
 	}
 	var wg sync.WaitGroup
 	for i := range parts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			parts[i] = decodeChunk(parts[i].batch)
-		}()
+		wg.Go(func() { parts[i] = decodeChunk(parts[i].batch) })
 	}
 	wg.Wait()
-	d := decoded{batch: batch, inputs: make([]hub.Input, 0, len(batch)), rejectedBy: map[string]int64{}, bySource: map[schemas.Source]int64{}}
+	d := decoded{batch: batch, inputs: make([]hub.Input, 0, len(batch)), tally: tally{}}
 	for _, p := range parts {
 		d.inputs = append(d.inputs, p.inputs...)
 		d.rejects = append(d.rejects, p.rejects...)
 		d.links = append(d.links, p.links...)
-		for k, v := range p.rejectedBy {
-			d.rejectedBy[k] += v
-		}
-		for k, v := range p.bySource {
-			d.bySource[k] += v
-		}
+		d.tally.add(p.tally)
 	}
 	return d
 }
 
 func decodeChunk(batch []kafka.Message) decoded {
-	d := decoded{batch: batch, inputs: make([]hub.Input, 0, len(batch)), rejectedBy: map[string]int64{}, bySource: map[schemas.Source]int64{}}
+	d := decoded{batch: batch, inputs: make([]hub.Input, 0, len(batch)), tally: tally{}}
 	now := time.Now()
 	for _, m := range batch {
-		d.bySource[schemas.SourceOfTopic(m.Topic)]++
+		st := d.tally.of(schemas.SourceOfTopic(m.Topic))
+		st.consumed++
 		ev, err := schemas.Decode(schemas.Input{Topic: m.Topic, Key: m.Key, Value: m.Value, Now: now})
 		if err != nil {
-			var re *schemas.RejectError
-			if !errors.As(err, &re) {
-				re = &schemas.RejectError{Reason: schemas.ReasonInvalidData, Detail: err.Error()}
+			re, ok := errors.AsType[*schemas.RejectError](err)
+			if !ok {
+				re = &schemas.RejectError{Reason: schemas.ReasonInvalidData, Detail: "undecodable"}
 			}
 			d.rejects = append(d.rejects, dlqRecord(m, re))
-			d.rejectedBy[re.Reason]++
+			st.rejected[re.Reason]++
 			continue
 		}
+		st.accepted++
 		in := hub.Input{Event: ev, Raw: m.Value}
-		if tp := headerCarrier(m.Headers).Get("traceparent"); tp != "" {
-			in.Trace = map[string]string{"traceparent": tp}
-			if ts := headerCarrier(m.Headers).Get("tracestate"); ts != "" {
-				in.Trace["tracestate"] = ts
+		h := headerCarrier(m.Headers)
+		if tp := h.Get(traceparent); tp != "" {
+			in.Trace = map[string]string{traceparent: tp}
+			if ts := h.Get(tracestate); ts != "" {
+				in.Trace[tracestate] = ts
 			}
-			if sc := trace.SpanContextFromContext(propagator.Extract(context.Background(), headerCarrier(m.Headers))); sc.IsValid() {
+			if sc := trace.SpanContextFromContext(propagator.Extract(context.Background(), h)); sc.IsValid() {
 				d.links = append(d.links, trace.Link{SpanContext: sc})
 			}
 		}
@@ -460,35 +594,53 @@ func (c *Consumer) apply(ctx context.Context, d decoded) (hub.ApplyResult, error
 
 // commit hands the batch's offsets to the reader and counts it.
 func (c *Consumer) commit(ctx context.Context, d decoded, res hub.ApplyResult) error {
-	batch, rejects, rejectedBy, bySource := d.batch, d.rejects, d.rejectedBy, d.bySource
 	if err := retry(ctx, c.cfg.Logger, "committing offsets", func() error {
-		return c.reader.CommitMessages(ctx, batch...)
+		return c.reader.CommitMessages(ctx, d.batch...)
 	}); err != nil {
 		return err
 	}
 
-	c.metrics.batchSize.Record(ctx, int64(len(batch)))
-	for src, n := range bySource {
-		c.metrics.consumed.Add(ctx, n, metric.WithAttributes(attribute.String("source", string(src))))
+	applied, dups := d.tally.split(res)
+	c.metrics.batchSize.Record(ctx, int64(len(d.batch)))
+	rejectedBy := map[string]int64{}
+	for src, st := range d.tally {
+		attr := attribute.String("source", string(src))
+		c.metrics.consumed.Add(ctx, st.consumed, metric.WithAttributes(attr))
+		if n := applied[src]; n > 0 {
+			c.metrics.applied.Add(ctx, n, metric.WithAttributes(attr))
+		}
+		if n := dups[src]; n > 0 {
+			c.metrics.duplicates.Add(ctx, n, metric.WithAttributes(attr))
+		}
+		for reason, n := range st.rejected {
+			c.metrics.rejected.Add(ctx, n, metric.WithAttributes(attribute.String("reason", reason), attr))
+			rejectedBy[reason] += n
+		}
 	}
-	c.metrics.applied.Add(ctx, int64(res.Applied))
-	c.metrics.duplicates.Add(ctx, int64(res.Duplicates))
-	for reason, n := range rejectedBy {
-		c.metrics.rejected.Add(ctx, n, metric.WithAttributes(attribute.String("reason", reason)))
-	}
+
 	c.mu.Lock()
-	c.counts.Consumed += int64(len(batch))
+	c.counts.Consumed += int64(len(d.batch))
 	c.counts.Applied += int64(res.Applied)
 	c.counts.Duplicates += int64(res.Duplicates)
-	for reason, n := range rejectedBy {
-		c.counts.Rejected[reason] += n
-	}
-	for src, n := range bySource {
-		c.counts.BySource[src] += n
+	for src, st := range d.tally {
+		sc := c.counts.Sources[src]
+		if sc.Rejected == nil {
+			sc.Rejected = map[string]int64{}
+		}
+		sc.Consumed += st.consumed
+		sc.Accepted += st.accepted
+		sc.Applied += applied[src]
+		sc.Duplicates += dups[src]
+		for reason, n := range st.rejected {
+			sc.Rejected[reason] += n
+			c.counts.Rejected[reason] += n
+		}
+		c.counts.Sources[src] = sc
+		c.counts.BySource[src] += st.consumed
 	}
 	c.mu.Unlock()
-	if len(rejectedBy) > 0 {
-		c.cfg.Logger.Warn("rejected records to the DLQ", "count", len(rejects), "reasons", rejectedBy)
+	if len(d.rejects) > 0 {
+		c.cfg.Logger.Warn("rejected records to the DLQ", "count", len(d.rejects), "reasons", rejectedBy)
 	}
 	return nil
 }

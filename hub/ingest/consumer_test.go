@@ -25,21 +25,43 @@ func broker(t testing.TB) *embedded.Kafka {
 	return k
 }
 
-// recordingApplier records applied events and fails its first calls.
+// recordingApplier records applied events. It fails its first failFor
+// calls (closing failed after the last, then waiting for release), or
+// succeeds hangAfter times and then hangs until the context ends (closing
+// failed when it starts to).
 type recordingApplier struct {
-	mu      sync.Mutex
-	failFor int
-	calls   int
-	ids     map[string]int
-	traces  []map[string]string
+	failFor   int
+	hangAfter int
+	failed    chan struct{}
+	release   chan struct{}
+
+	mu     sync.Mutex
+	calls  int
+	ids    map[string]int
+	traces []map[string]string
 }
 
-func (a *recordingApplier) Apply(_ context.Context, batch []hub.Input) (hub.ApplyResult, error) {
+func (a *recordingApplier) Apply(ctx context.Context, batch []hub.Input) (hub.ApplyResult, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.calls++
 	if a.calls <= a.failFor {
+		if a.calls == a.failFor && a.failed != nil {
+			close(a.failed)
+			a.mu.Unlock()
+			<-a.release
+			a.mu.Lock()
+		}
 		return hub.ApplyResult{}, errors.New("store unavailable")
+	}
+	if a.hangAfter > 0 && a.calls > a.hangAfter {
+		if a.calls == a.hangAfter+1 {
+			close(a.failed)
+		}
+		a.mu.Unlock()
+		<-ctx.Done()
+		a.mu.Lock()
+		return hub.ApplyResult{}, ctx.Err()
 	}
 	if a.ids == nil {
 		a.ids = map[string]int{}
@@ -102,21 +124,42 @@ func waitUntil(t testing.TB, what string, cond func() bool) {
 }
 
 // TestFailingStoreLosesNothing: while the store fails, nothing is committed
-// or skipped; once it recovers every event is applied, and a consumer
-// restarted on the same group gets nothing again.
+// or skipped; once it recovers every event is applied once, with the trace
+// context of its record, and a consumer restarted on the same group gets
+// nothing again.
 func TestFailingStoreLosesNothing(t *testing.T) {
 	k := broker(t)
 	in := storetest.Population(t, 40, 51)
-	trace := []kafka.Header{{Key: "traceparent", Value: []byte("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")}}
+	trace := []kafka.Header{{Key: "traceparent", Value: []byte(testTraceparent)}, {Key: "tracestate", Value: []byte(testTracestate)}}
 	produce(t, k.Addr(), in, trace)
 
-	a := &recordingApplier{failFor: 3}
+	a := &recordingApplier{failFor: 4, failed: make(chan struct{}), release: make(chan struct{})}
 	c, err := New(Config{Brokers: []string{k.Addr()}, GroupID: "g1"}, a)
 	if err != nil {
 		t.Fatal(err)
 	}
 	stop := run(t, c)
+	<-a.failed // the store has failed four times
+	for tp, off := range committed(t, k.Addr(), "g1") {
+		if off >= 0 {
+			t.Errorf("offset %d committed on %v while the store failed", off, tp)
+		}
+	}
+	if got := totalLag(t, c); got != int64(len(in)) {
+		t.Errorf("consumer lag %d while the store failed, want %d", got, len(in))
+	}
+	close(a.release)
 	waitUntil(t, "every event applied", func() bool { return a.count() == len(in) })
+	waitUntil(t, "every offset committed", func() bool {
+		var n int64
+		for _, off := range committed(t, k.Addr(), "g1") {
+			n += max(off, 0)
+		}
+		return n == int64(len(in))
+	})
+	if got := totalLag(t, c); got != 0 {
+		t.Errorf("consumer lag %d after everything was committed, want 0", got)
+	}
 	stop()
 	if counts := c.Counts(); counts.Consumed != int64(len(in)) || counts.Applied != int64(len(in)) {
 		t.Errorf("counts %+v, want %d consumed and applied", counts, len(in))
@@ -126,8 +169,13 @@ func TestFailingStoreLosesNothing(t *testing.T) {
 			t.Errorf("event %s applied %d times", id, n)
 		}
 	}
-	if len(a.traces) != len(in) || a.traces[0]["traceparent"] == "" {
+	if len(a.traces) != len(in) {
 		t.Errorf("%d inputs carried trace context, want %d", len(a.traces), len(in))
+	}
+	for _, tr := range a.traces {
+		if len(tr) != 2 || tr["traceparent"] != testTraceparent || tr["tracestate"] != testTracestate {
+			t.Fatalf("Input.Trace = %v, want the record's traceparent and tracestate", tr)
+		}
 	}
 
 	// Restart on the same group: offsets were committed, nothing comes back.
@@ -145,6 +193,167 @@ func TestFailingStoreLosesNothing(t *testing.T) {
 	if b.count() != len(extra) {
 		t.Errorf("restarted consumer applied %d events, want only the %d new ones", b.count(), len(extra))
 	}
+	if len(b.traces) != 0 {
+		t.Errorf("records without trace headers gave inputs with trace context %v", b.traces[0])
+	}
+}
+
+// TestStopMidStreamResumesAtCommitted stops a consumer while batches are
+// being applied (as a crash would): every record below the committed
+// offsets was applied, and a new consumer in the group gets exactly the
+// records from the committed offsets on: nothing skipped, nothing older
+// again.
+func TestStopMidStreamResumesAtCommitted(t *testing.T) {
+	k := broker(t)
+	in := storetest.Population(t, 60, 53)
+	produce(t, k.Addr(), in, nil)
+	where := locate(t, k.Addr())
+	if len(where) != len(in) {
+		t.Fatalf("located %d records, produced %d", len(where), len(in))
+	}
+
+	// The first consumer applies three batches, then the store hangs.
+	a := &recordingApplier{hangAfter: 3, failed: make(chan struct{})}
+	cfg := Config{Brokers: []string{k.Addr()}, GroupID: "crash", MaxBatch: 40}
+	c, err := New(cfg, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := run(t, c)
+	<-a.failed
+	time.Sleep(300 * time.Millisecond) // let the reader send what was committed
+	stop()
+	done := committed(t, k.Addr(), "crash")
+
+	want := map[string]bool{}
+	for id, loc := range where {
+		if loc.offset >= max(done[loc.tp], 0) {
+			want[id] = true
+		} else if a.ids[id] != 1 {
+			t.Errorf("event %s at %v offset %d is below the committed offset %d but was applied %d times",
+				id, loc.tp, loc.offset, done[loc.tp], a.ids[id])
+		}
+	}
+	if len(want) == 0 || len(want) == len(in) {
+		t.Fatalf("%d of %d records left after the stop; the test needs some on both sides", len(want), len(in))
+	}
+
+	b := &recordingApplier{}
+	c2, err := New(cfg, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop2 := run(t, c2)
+	waitUntil(t, "the rest applied", func() bool { return b.count() >= len(want) })
+	time.Sleep(200 * time.Millisecond)
+	stop2()
+	for id := range b.ids {
+		if !want[id] {
+			t.Errorf("event %s was committed before the stop but delivered again", id)
+		}
+	}
+	for id := range want {
+		if b.ids[id] != 1 {
+			t.Errorf("event %s after the committed offset applied %d times by the new consumer", id, b.ids[id])
+		}
+	}
+	t.Logf("%d records, %d committed before the stop, %d applied but not committed (so applied twice)", len(in), len(in)-len(want), redelivered(a, want))
+}
+
+// totalLag measures the consumer's lag now and sums it.
+func totalLag(t testing.TB, c *Consumer) int64 {
+	t.Helper()
+	if err := c.lag.update(context.Background()); err != nil {
+		t.Fatalf("measuring lag: %v", err)
+	}
+	var n int64
+	for _, parts := range c.Lag() {
+		for _, v := range parts {
+			n += v
+		}
+	}
+	return n
+}
+
+func redelivered(a *recordingApplier, want map[string]bool) int {
+	n := 0
+	for id := range want {
+		if a.ids[id] > 0 {
+			n++
+		}
+	}
+	return n
+}
+
+type topicPartition struct {
+	topic     string
+	partition int
+}
+
+// committed returns the group's committed offset per source partition
+// (-1 where none).
+func committed(t testing.TB, addr, group string) map[topicPartition]int64 {
+	t.Helper()
+	parts := map[string][]int{}
+	for _, topic := range schemas.Topics() {
+		parts[topic] = []int{0, 1}
+	}
+	cl := &kafka.Client{Addr: kafka.TCP(addr), Timeout: 10 * time.Second}
+	resp, err := cl.OffsetFetch(context.Background(), &kafka.OffsetFetchRequest{GroupID: group, Topics: parts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[topicPartition]int64{}
+	for topic, ps := range resp.Topics {
+		for _, p := range ps {
+			out[topicPartition{topic, p.Partition}] = p.CommittedOffset
+		}
+	}
+	return out
+}
+
+type location struct {
+	tp     topicPartition
+	offset int64
+}
+
+// locate reads every source partition and says where each event is.
+func locate(t testing.TB, addr string) map[string]location {
+	t.Helper()
+	out := map[string]location{}
+	for _, topic := range schemas.Topics() {
+		for p := range 2 {
+			conn, err := kafka.DialLeader(context.Background(), "tcp", addr, topic, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			end, err := conn.ReadLastOffset()
+			conn.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if end == 0 {
+				continue
+			}
+			r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{addr}, Topic: topic, Partition: p, MaxWait: 50 * time.Millisecond})
+			for {
+				m, err := r.ReadMessage(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				ev, err := schemas.Decode(schemas.Input{Topic: m.Topic, Key: m.Key, Value: m.Value})
+				if err != nil {
+					t.Fatal(err)
+				}
+				out[ev.ID] = location{topicPartition{topic, p}, m.Offset}
+				if m.Offset == end-1 {
+					break
+				}
+			}
+			r.Close()
+		}
+	}
+	return out
 }
 
 func TestEnsureTopicsIdempotent(t *testing.T) {

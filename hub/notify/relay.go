@@ -5,6 +5,19 @@
 // committed but not yet published when the hub died leaves after the
 // restart. Each message carries Nats-Msg-Id = change id, so a re-publish
 // within the stream's duplicate window is dropped by JetStream.
+//
+// JetStream's file store fsyncs every two minutes by default, so a server
+// that stops hard can lose messages it has acknowledged. The embedded
+// server can sync every write; for a server that does not, set
+// Config.RepublishWindow above its sync interval and the relay publishes
+// the window again whenever its connection was re-established.
+//
+// Telemetry: pophub_notifications_published_total,
+// pophub_notifications_republished_total, the gauges pophub_outbox_backlog
+// and pophub_outbox_age_seconds, the histogram
+// pophub_relay_publish_duration_seconds, and one "outbox relay" span per
+// round. Each message carries the traceparent/tracestate its change
+// arrived with.
 package notify
 
 import (
@@ -53,6 +66,9 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig)
 	if cfg.DuplicateWindow == 0 {
 		cfg.DuplicateWindow = 10 * time.Minute
 	}
+	if cfg.MaxAge > 0 && cfg.DuplicateWindow > cfg.MaxAge {
+		cfg.DuplicateWindow = cfg.MaxAge // JetStream requires it
+	}
 	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        cfg.Name,
 		Description: "pophub golden-record change notifications",
@@ -70,21 +86,42 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig)
 	return nil
 }
 
-// Outbox is the part of the store the relay reads and acknowledges.
+// Outbox is the part of the store the relay reads and acknowledges
+// (hub.Store implements it).
 type Outbox interface {
+	// PendingOutbox returns up to limit entries not yet marked published
+	// with Seq > after, in Seq order. The relay always asks from after = 0,
+	// so an entry committed late with a lower Seq is not passed over.
 	PendingOutbox(ctx context.Context, after int64, limit int) ([]hub.OutboxEntry, error)
+	// MarkPublished records that JetStream acknowledged these entries; they
+	// are not returned again. Marking twice is harmless.
 	MarkPublished(ctx context.Context, seqs []int64) error
 }
 
 // Config configures a Relay.
 type Config struct {
-	// BatchSize is the most entries published per round (default 2000).
+	// BatchSize is the most entries published per round, and so the most
+	// publishes in flight (default 2000). It must not exceed the JetStream
+	// context's async publish limit (jetstream.WithPublishAsyncMaxPending,
+	// 4000 by default).
 	BatchSize int
 	// PollInterval is how often an idle relay looks for entries that no
 	// Wake announced, e.g. from another hub instance (default 100ms).
 	PollInterval time.Duration
 	// AckTimeout bounds the wait for JetStream's acknowledgements (default 10s).
 	AckTimeout time.Duration
+	// RepublishWindow is how long the relay keeps published entries in
+	// memory after JetStream acknowledged them; whenever the connection to
+	// NATS was re-established it publishes them again. Set it above the
+	// server's fsync interval (sync_interval, two minutes by default) when
+	// the server does not sync every write: an acknowledged message the
+	// server had not synced is lost if the server stops hard, and this
+	// publishes it again. Repeats of messages the server kept are dropped by
+	// Nats-Msg-Id, so the stream's duplicate window must be longer than this
+	// window plus the longest outage. Memory: about 0.5 KB per notification
+	// published within the window. Zero (the default) keeps nothing: right
+	// for a server that syncs every write, such as the embedded one.
+	RepublishWindow time.Duration
 
 	Logger *slog.Logger
 	Meter  metric.Meter
@@ -101,7 +138,6 @@ func (c *Config) setDefaults() {
 	if c.AckTimeout <= 0 {
 		c.AckTimeout = 10 * time.Second
 	}
-
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -113,32 +149,56 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// Relay moves outbox entries to JetStream.
+// Relay moves outbox entries to JetStream. It is the only publisher of
+// notifications: one Relay per hub process; several processes on one store
+// may publish the same entry, which JetStream then drops by Nats-Msg-Id.
 type Relay struct {
-	cfg       Config
-	js        jetstream.JetStream
-	outbox    Outbox
-	wake      chan struct{}
-	published metric.Int64Counter
-	backlog   metric.Int64Gauge
-	duration  metric.Float64Histogram
+	cfg    Config
+	js     jetstream.JetStream
+	outbox Outbox
+	wake   chan struct{}
+
+	published   metric.Int64Counter
+	republished metric.Int64Counter
+	backlog     metric.Int64Gauge
+	age         metric.Float64Gauge
+	duration    metric.Float64Histogram
+
+	// Run's own state; Run is not called concurrently.
+	recent     []sent // acknowledged within RepublishWindow, oldest first
+	reconnects uint64 // the connection's reconnect count when last seen
+	replay     bool   // recent must be published again
+}
+
+// sent is an acknowledged entry kept for RepublishWindow.
+type sent struct {
+	entry hub.OutboxEntry
+	at    time.Time
 }
 
 // New creates a relay publishing through js.
 func New(cfg Config, js jetstream.JetStream, outbox Outbox) *Relay {
 	cfg.setDefaults()
 	r := &Relay{cfg: cfg, js: js, outbox: outbox, wake: make(chan struct{}, 1)}
+	if nc := js.Conn(); nc != nil {
+		r.reconnects = nc.Stats().Reconnects
+	}
 	// Instrument creation only fails on invalid names, which these are not.
 	r.published, _ = cfg.Meter.Int64Counter("pophub.notifications.published", metric.WithUnit("{notification}"),
 		metric.WithDescription("Notifications acknowledged by JetStream."))
+	r.republished, _ = cfg.Meter.Int64Counter("pophub.notifications.republished", metric.WithUnit("{notification}"),
+		metric.WithDescription("Notifications published again after a reconnect, within the republish window."))
 	r.backlog, _ = cfg.Meter.Int64Gauge("pophub.outbox.backlog", metric.WithUnit("{notification}"),
 		metric.WithDescription("Outbox entries found waiting in the relay's last round (at most one batch)."))
+	r.age, _ = cfg.Meter.Float64Gauge("pophub.outbox.age", metric.WithUnit("s"),
+		metric.WithDescription("Age of the oldest outbox entry waiting in the relay's last round (0 when none waits)."))
 	r.duration, _ = cfg.Meter.Float64Histogram("pophub.relay.publish.duration", metric.WithUnit("s"),
 		metric.WithDescription("Time to publish one round of outbox entries and record them as published."))
 	return r
 }
 
-// Wake makes an idle relay look at the outbox now. It never blocks.
+// Wake makes an idle relay look at the outbox now. It never blocks and is
+// safe for concurrent use.
 func (r *Relay) Wake() {
 	select {
 	case r.wake <- struct{}{}:
@@ -146,8 +206,9 @@ func (r *Relay) Wake() {
 	}
 }
 
-// Run publishes until ctx ends. Errors (NATS down, store down) are retried
-// with backoff: an outage delays notifications but never loses one.
+// Run publishes until ctx ends, and returns ctx's error. Errors (NATS
+// down, store down) are retried with backoff: an outage delays
+// notifications but never loses one. Call Run once.
 func (r *Relay) Run(ctx context.Context) error {
 	backoff := 50 * time.Millisecond
 	for {
@@ -178,10 +239,12 @@ func (r *Relay) Run(ctx context.Context) error {
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
 	select {
 	case <-ctx.Done():
 		return false
-	case <-time.After(d):
+	case <-t.C:
 		return true
 	}
 }
@@ -191,19 +254,55 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // publish failed, or that another instance committed with a lower
 // sequence number later, is picked up by a following round.
 func (r *Relay) round(ctx context.Context) (int, error) {
+	if err := r.republish(ctx); err != nil {
+		return 0, err
+	}
 	entries, err := r.outbox.PendingOutbox(ctx, 0, r.cfg.BatchSize)
 	if err != nil {
 		return 0, fmt.Errorf("reading outbox: %w", err)
 	}
 	r.backlog.Record(ctx, int64(len(entries)))
 	if len(entries) == 0 {
+		r.age.Record(ctx, 0)
 		return 0, nil
+	}
+	if oldest := entries[0].CreatedAt; !oldest.IsZero() {
+		r.age.Record(ctx, max(time.Since(oldest).Seconds(), 0))
 	}
 	start := time.Now()
 	ctx, span := r.cfg.Tracer.Start(ctx, "outbox relay", trace.WithSpanKind(trace.SpanKindProducer),
 		trace.WithAttributes(attribute.Int("messaging.batch.message_count", len(entries)), attribute.String("messaging.system", "nats")))
 	defer span.End()
 
+	acked, pubErr := r.publish(ctx, entries)
+	if ctx.Err() != nil {
+		return 0, ctx.Err()
+	}
+	if len(acked) > 0 {
+		seqs := make([]int64, len(acked))
+		for i, e := range acked {
+			seqs[i] = e.Seq
+		}
+		if err := r.outbox.MarkPublished(ctx, seqs); err != nil {
+			// Published but not marked: the next round publishes them
+			// again and JetStream drops the repeats.
+			return 0, fmt.Errorf("recording published notifications: %w", err)
+		}
+		r.published.Add(ctx, int64(len(acked)))
+		r.keep(acked)
+	}
+	r.duration.Record(ctx, time.Since(start).Seconds())
+	if pubErr != nil {
+		span.RecordError(pubErr)
+		return len(acked), pubErr
+	}
+	return len(entries), nil
+}
+
+// publish sends entries asynchronously, all at once, and waits for their
+// acknowledgements. It returns the acknowledged entries and an error for
+// the others.
+func (r *Relay) publish(ctx context.Context, entries []hub.OutboxEntry) ([]hub.OutboxEntry, error) {
 	futures := make([]jetstream.PubAckFuture, len(entries))
 	var pubErr error
 	for i, e := range entries {
@@ -214,14 +313,14 @@ func (r *Relay) round(ctx context.Context) (int, error) {
 		}
 		f, err := r.js.PublishMsgAsync(msg, jetstream.WithMsgID(e.MsgID))
 		if err != nil {
-			pubErr = fmt.Errorf("publishing %s: %w", e.Subject, err)
+			pubErr = fmt.Errorf("publishing to %s: %w", e.Subject, err)
 			break
 		}
 		futures[i] = f
 	}
 	timeout := time.NewTimer(r.cfg.AckTimeout)
 	defer timeout.Stop()
-	acked := make([]int64, 0, len(entries))
+	acked := make([]hub.OutboxEntry, 0, len(entries))
 wait:
 	for i, f := range futures {
 		if f == nil {
@@ -229,26 +328,67 @@ wait:
 		}
 		select {
 		case <-f.Ok():
-			acked = append(acked, entries[i].Seq)
+			acked = append(acked, entries[i])
 		case err := <-f.Err():
-			pubErr = errors.Join(pubErr, fmt.Errorf("publishing %s: %w", entries[i].Subject, err))
+			pubErr = errors.Join(pubErr, fmt.Errorf("publishing to %s: %w", entries[i].Subject, err))
 		case <-timeout.C:
 			pubErr = errors.Join(pubErr, errors.New("timed out waiting for JetStream acknowledgements"))
 			break wait
 		case <-ctx.Done():
-			return 0, ctx.Err()
+			return nil, ctx.Err()
 		}
 	}
-	if len(acked) > 0 {
-		if err := r.outbox.MarkPublished(ctx, acked); err != nil {
-			return 0, fmt.Errorf("recording published notifications: %w", err)
+	return acked, pubErr
+}
+
+// keep remembers acknowledged entries for RepublishWindow.
+func (r *Relay) keep(acked []hub.OutboxEntry) {
+	if r.cfg.RepublishWindow <= 0 {
+		return
+	}
+	now := time.Now()
+	for _, e := range acked {
+		r.recent = append(r.recent, sent{entry: e, at: now})
+	}
+}
+
+// republish publishes the entries acknowledged within RepublishWindow
+// again when the connection was re-established since the last round: the
+// server may have restarted and lost what it had not synced.
+func (r *Relay) republish(ctx context.Context) error {
+	if r.cfg.RepublishWindow <= 0 {
+		return nil
+	}
+	cut := time.Now().Add(-r.cfg.RepublishWindow)
+	i := 0
+	for i < len(r.recent) && r.recent[i].at.Before(cut) {
+		i++
+	}
+	if i > 0 {
+		r.recent = append(r.recent[:0:0], r.recent[i:]...)
+	}
+	if nc := r.js.Conn(); nc != nil {
+		if n := nc.Stats().Reconnects; n != r.reconnects {
+			r.reconnects = n
+			r.replay = len(r.recent) > 0
 		}
-		r.published.Add(ctx, int64(len(acked)))
 	}
-	r.duration.Record(ctx, time.Since(start).Seconds())
-	if pubErr != nil {
-		span.RecordError(pubErr)
-		return len(acked), pubErr
+	if !r.replay {
+		return nil
 	}
-	return len(entries), nil
+	r.cfg.Logger.Info("publishing recent notifications again after a reconnect", "count", len(r.recent), "window", r.cfg.RepublishWindow)
+	for start := 0; start < len(r.recent); start += r.cfg.BatchSize {
+		chunk := r.recent[start:min(start+r.cfg.BatchSize, len(r.recent))]
+		entries := make([]hub.OutboxEntry, len(chunk))
+		for i, s := range chunk {
+			entries[i] = s.entry
+		}
+		acked, err := r.publish(ctx, entries)
+		r.republished.Add(ctx, int64(len(acked)))
+		if err != nil {
+			return fmt.Errorf("publishing recent notifications again: %w", err)
+		}
+	}
+	r.replay = false
+	return nil
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http/httptest"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/hub/embedded"
+	"github.com/pophub/pophub/hub/telemetry"
 	"github.com/pophub/pophub/schemas"
 )
 
@@ -27,14 +30,30 @@ type memOutbox struct {
 }
 
 func newOutbox(n int) *memOutbox {
+	return newOutboxWithPrefix(n, "pop")
+}
+
+// newOutboxWithPrefix holds n entries on subjects under prefix.
+func newOutboxWithPrefix(n int, prefix string) *memOutbox {
 	o := &memOutbox{published: map[int64]bool{}}
-	for i := 1; i <= n; i++ {
-		body, _ := json.Marshal(schemas.Notification{ChangeID: fmt.Sprintf("c%d.hukou", i), Section: "hukou"})
-		o.entries = append(o.entries, hub.OutboxEntry{Seq: int64(i), Subject: fmt.Sprintf("pop.changed.23.2301.230102.s%d", i%7),
-			MsgID: fmt.Sprintf("c%d.hukou", i), Body: body, Trace: map[string]string{"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}})
-	}
+	o.add(n, prefix)
 	return o
 }
+
+// add appends n entries.
+func (o *memOutbox) add(n int, prefix string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	first := len(o.entries) + 1
+	for i := first; i < first+n; i++ {
+		body, _ := json.Marshal(schemas.Notification{ChangeID: fmt.Sprintf("c%d.hukou", i), Section: "hukou"})
+		o.entries = append(o.entries, hub.OutboxEntry{Seq: int64(i), Subject: fmt.Sprintf("%s.changed.23.2301.230102.s%d", prefix, i%7),
+			MsgID: fmt.Sprintf("c%d.hukou", i), Body: body, Trace: map[string]string{"traceparent": testTraceparent},
+			CreatedAt: time.Now()})
+	}
+}
+
+const testTraceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 func (o *memOutbox) PendingOutbox(_ context.Context, after int64, limit int) ([]hub.OutboxEntry, error) {
 	o.mu.Lock()
@@ -67,12 +86,11 @@ func (o *memOutbox) done() int {
 	return len(o.published)
 }
 
-var syncInterval time.Duration
-
-// natsServer starts an embedded server for one test.
-func natsServer(t testing.TB) *embedded.NATS {
+// natsServer starts an embedded server for one test; sync is its fsync
+// interval (0: every write).
+func natsServer(t testing.TB, sync time.Duration) *embedded.NATS {
 	t.Helper()
-	n, err := embedded.StartNATS(context.Background(), embedded.NATSConfig{StoreDir: t.TempDir(), SyncInterval: syncInterval})
+	n, err := embedded.StartNATS(context.Background(), embedded.NATSConfig{StoreDir: t.TempDir(), SyncInterval: sync})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +155,7 @@ func streamMsgIDs(t testing.TB, js jetstream.JetStream, stream string) []string 
 		if err != nil {
 			t.Fatal(err)
 		}
-		if m.Header.Get("traceparent") == "" {
+		if m.Header.Get("traceparent") != testTraceparent {
 			t.Errorf("message %d lost its trace context", seq)
 		}
 		ids = append(ids, m.Header.Get("Nats-Msg-Id"))
@@ -147,7 +165,7 @@ func streamMsgIDs(t testing.TB, js jetstream.JetStream, stream string) []string 
 }
 
 func TestRelayPublishesEveryEntryOnce(t *testing.T) {
-	n := natsServer(t)
+	n := natsServer(t, 0)
 	js := connect(t, n.ClientURL())
 	if err := EnsureStream(context.Background(), js, StreamConfig{}); err != nil {
 		t.Fatal(err)
@@ -174,7 +192,7 @@ func TestRelayPublishesEveryEntryOnce(t *testing.T) {
 }
 
 // TestRelaySurvivesServerRestart stops the NATS server mid-stream: the
-// relay retries and publishes everything once the server is back.
+// relay retries and publishes everything, once, when the server is back.
 func TestRelaySurvivesServerRestart(t *testing.T) {
 	dir := t.TempDir()
 	srv, err := embedded.StartNATS(context.Background(), embedded.NATSConfig{Addr: "127.0.0.1:0", StoreDir: dir})
@@ -187,7 +205,9 @@ func TestRelaySurvivesServerRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := newOutbox(3000)
-	runRelay(t, New(Config{BatchSize: 100, AckTimeout: time.Second}, js, o))
+	// With a republish window, what was published before the restart goes
+	// out again after it, and the server drops it as repeats.
+	runRelay(t, New(Config{BatchSize: 100, AckTimeout: time.Second, RepublishWindow: time.Minute}, js, o))
 	waitDone(t, o, 200)
 	srv.Close()
 	time.Sleep(300 * time.Millisecond)
@@ -196,24 +216,36 @@ func TestRelaySurvivesServerRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv2.Close)
+	restarted, before := time.Now(), o.done()
+	for o.done() == before && time.Since(restarted) < 30*time.Second {
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("publishing resumed %v after the server was back", time.Since(restarted).Round(time.Millisecond))
 	waitDone(t, o, 3000)
-	if ids := streamMsgIDs(t, js, schemas.StreamName); len(ids) != 3000 {
-		t.Fatalf("stream holds %d messages after the restart, want 3000", len(ids))
+	t.Logf("all published %v after the server was back", time.Since(restarted).Round(time.Millisecond))
+	if ids := streamMsgIDs(t, js, schemas.StreamName); len(ids) != 3000 || hasRepeats(ids) {
+		t.Fatalf("stream holds %d messages after the restart (repeats: %v), want 3000 once", len(ids), hasRepeats(ids))
 	}
 }
 
-// TestEnsureStreamOnMachineServer checks stream setup against the
-// machine's NATS server (an older 2.9), on a stream name of its own.
-func TestEnsureStreamOnMachineServer(t *testing.T) {
+// TestRelayOnMachineServer runs stream setup and the relay against the
+// machine's NATS server (an older 2.9), on a stream and subjects of the
+// test's own: every entry arrives once, also when a second relay publishes
+// them all again, and stream setup is idempotent.
+func TestRelayOnMachineServer(t *testing.T) {
 	url := "nats://127.0.0.1:4222"
 	nc, err := nats.Connect(url)
 	if err != nil {
 		t.Fatalf("the machine's NATS server is not reachable at %s: %v", url, err)
 	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	name := fmt.Sprintf("POPTEST_%d", time.Now().UnixNano())
-	prefix := "poptest" + fmt.Sprint(time.Now().UnixNano())
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	suffix := time.Now().UnixNano()
+	name := fmt.Sprintf("POPTEST_%d", suffix)
+	prefix := fmt.Sprintf("poptest%d", suffix)
 	cfg := StreamConfig{Name: name, Subjects: []string{prefix + ".>"}, DuplicateWindow: time.Minute}
 	ctx := context.Background()
 	t.Cleanup(func() { js.DeleteStream(context.Background(), name) })
@@ -222,39 +254,157 @@ func TestEnsureStreamOnMachineServer(t *testing.T) {
 			t.Fatalf("EnsureStream on the machine's server: %v", err)
 		}
 	}
-	for range 2 {
-		if _, err := js.Publish(ctx, prefix+".changed.x", []byte("{}"), jetstream.WithMsgID("same")); err != nil {
-			t.Fatal(err)
+	o := newOutboxWithPrefix(700, prefix)
+	runRelay(t, New(Config{BatchSize: 250}, js, o))
+	waitDone(t, o, 700)
+	o2 := newOutboxWithPrefix(700, prefix) // the same entries, published again
+	runRelay(t, New(Config{}, js, o2))
+	waitDone(t, o2, 700)
+	if ids := streamMsgIDs(t, js, name); len(ids) != 700 || hasRepeats(ids) {
+		t.Errorf("stream holds %d messages (repeats: %v), want the 700 entries once", len(ids), hasRepeats(ids))
+	}
+	s, err := js.Stream(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Config.Duplicates != time.Minute || info.Config.Storage != jetstream.FileStorage {
+		t.Errorf("stream config %+v", info.Config)
+	}
+}
+
+func hasRepeats(sorted []string) bool {
+	for i := 1; i < len(sorted); i++ {
+		if sorted[i] == sorted[i-1] {
+			return true
 		}
 	}
-	s, _ := js.Stream(ctx, name)
-	info, _ := s.Info(ctx)
-	if info.State.Msgs != 1 {
-		t.Errorf("stream holds %d messages, want 1 (deduplicated)", info.State.Msgs)
+	return false
+}
+
+// TestRelayRepublishesAfterHardRestart: a server that does not sync every
+// write may lose acknowledged messages when it stops hard. The test stands
+// in a server that lost everything (a new store directory on the same
+// port) for one that lost its tail: with a republish window the relay
+// publishes the window's entries again after the reconnect; without one
+// they are gone, which is why the window exists.
+func TestRelayRepublishesAfterHardRestart(t *testing.T) {
+	for _, tc := range []struct {
+		window time.Duration
+		want   int
+	}{
+		{0, 0},
+		{time.Minute, 400},
+	} {
+		t.Run(fmt.Sprintf("window %v", tc.window), func(t *testing.T) {
+			srv, err := embedded.StartNATS(context.Background(), embedded.NATSConfig{StoreDir: t.TempDir(), SyncInterval: time.Minute})
+			if err != nil {
+				t.Fatal(err)
+			}
+			url := srv.ClientURL()
+			js := connect(t, url)
+			if err := EnsureStream(context.Background(), js, StreamConfig{}); err != nil {
+				t.Fatal(err)
+			}
+			o := newOutbox(400)
+			runRelay(t, New(Config{BatchSize: 100, AckTimeout: time.Second, RepublishWindow: tc.window}, js, o))
+			waitDone(t, o, 400)
+			srv.Close()
+			srv2, err := embedded.StartNATS(context.Background(), embedded.NATSConfig{Addr: strings.TrimPrefix(url, "nats://"), StoreDir: t.TempDir()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(srv2.Close)
+			// The hub's start-up would create the stream; here the test does.
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			for EnsureStream(ctx, js, StreamConfig{}) != nil {
+				if ctx.Err() != nil {
+					t.Fatal("stream not created on the restarted server")
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			wait := 10 * time.Second
+			if tc.want == 0 {
+				wait = time.Second // time enough for a wrong republish to show
+			}
+			var got int
+			for deadline := time.Now().Add(wait); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+				if got = len(streamMsgIDs(t, js, schemas.StreamName)); got >= 400 {
+					break
+				}
+			}
+			if got != tc.want {
+				t.Errorf("the restarted server holds %d notifications, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestRelayWake: an idle relay that would not poll for an hour publishes
+// new entries as soon as it is woken, and reports what it did in metrics.
+func TestRelayWake(t *testing.T) {
+	n := natsServer(t, 0)
+	js := connect(t, n.ClientURL())
+	if err := EnsureStream(context.Background(), js, StreamConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	tel, err := telemetry.Setup(context.Background(), telemetry.Config{ServiceName: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tel.Shutdown(context.Background()) })
+	o := newOutbox(0)
+	r := New(Config{PollInterval: time.Hour, Meter: tel.Meter("test")}, js, o)
+	runRelay(t, r)
+	time.Sleep(100 * time.Millisecond) // the relay has found nothing and sleeps
+	o.add(30, "pop")
+	start := time.Now()
+	r.Wake()
+	waitDone(t, o, 30)
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("woken relay took %v", d)
+	}
+	rec := httptest.NewRecorder()
+	tel.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body := rec.Body.String()
+	for _, line := range []string{"pophub_notifications_published_total 30", "pophub_relay_publish_duration_seconds_count 1", "pophub_outbox_backlog ", "pophub_outbox_age_seconds "} {
+		if !strings.Contains(body, line) {
+			t.Errorf("/metrics lacks %q", line)
+		}
 	}
 }
 
 // BenchmarkRelay reports notifications/s through the relay next to raw
-// async JetStream publishing of the same messages.
+// async JetStream publishing of the same messages, to the embedded server
+// syncing every write and syncing every second.
 func BenchmarkRelay(b *testing.B) {
 	const n = 20000
-	for _, mode := range []string{"raw", "relay", "relay-sync-1s"} {
-		b.Run(mode, func(b *testing.B) {
-			syncInterval = 0
-			if mode == "relay-sync-1s" {
-				syncInterval = time.Second
-			}
+	for _, mode := range []struct {
+		name  string
+		relay bool
+		sync  time.Duration
+	}{
+		{"raw/sync-always", false, 0},
+		{"relay/sync-always", true, 0},
+		{"raw/sync-1s", false, time.Second},
+		{"relay/sync-1s", true, time.Second},
+	} {
+		b.Run(mode.name, func(b *testing.B) {
 			total := 0
-			for b.Loop() {
-				b.StopTimer()
-				srv := natsServer(b)
+			b.StopTimer()
+			for range b.N {
+				srv := natsServer(b, mode.sync)
 				js := connect(b, srv.ClientURL())
 				if err := EnsureStream(context.Background(), js, StreamConfig{}); err != nil {
 					b.Fatal(err)
 				}
 				o := newOutbox(n)
 				b.StartTimer()
-				if mode == "raw" {
+				if !mode.relay {
 					for _, e := range o.entries {
 						_, err := js.PublishAsync(e.Subject, e.Body, jetstream.WithMsgID(e.MsgID))
 						if err != nil { // too many in flight: let them finish
@@ -268,10 +418,13 @@ func BenchmarkRelay(b *testing.B) {
 					<-js.PublishAsyncComplete()
 				} else {
 					ctx, cancel := context.WithCancel(context.Background())
-					go New(Config{}, js, o).Run(ctx)
+					done := make(chan struct{})
+					go func() { New(Config{}, js, o).Run(ctx); close(done) }()
 					waitDone(b, o, n)
 					cancel()
+					<-done
 				}
+				b.StopTimer()
 				total += n
 			}
 			b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "msgs/s")

@@ -1,0 +1,305 @@
+package embedded
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/pophub/pophub/schemas"
+)
+
+// freePort returns a TCP port nothing listens on right now.
+func freePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func startKafka(t testing.TB, cfg KafkaConfig) *Kafka {
+	t.Helper()
+	k, err := StartKafka(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("StartKafka: %v", err)
+	}
+	t.Cleanup(func() { k.Close() })
+	return k
+}
+
+// TestKafkaSeedsTopics: the eight source topics and the DLQ exist with
+// the configured partition count, on the address asked for.
+func TestKafkaSeedsTopics(t *testing.T) {
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	k := startKafka(t, KafkaConfig{Addr: addr, Partitions: 3})
+	if k.Addr() != addr {
+		t.Errorf("Addr() = %s, want %s", k.Addr(), addr)
+	}
+	cl := &kafka.Client{Addr: kafka.TCP(k.Addr()), Timeout: 10 * time.Second}
+	meta, err := cl.Metadata(context.Background(), &kafka.MetadataRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, topic := range meta.Topics {
+		got[topic.Name] = len(topic.Partitions)
+	}
+	for _, topic := range append(schemas.Topics(), schemas.DLQTopic) {
+		if got[topic] != 3 {
+			t.Errorf("topic %s has %d partitions, want 3", topic, got[topic])
+		}
+	}
+}
+
+// TestKafkaPersists: records acknowledged by the broker are there again
+// after it restarts on the same data directory.
+func TestKafkaPersists(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	k, err := StartKafka(ctx, KafkaConfig{DataDir: dir, Partitions: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &kafka.Writer{Addr: kafka.TCP(k.Addr()), Topic: schemas.DLQTopic, Balancer: &kafka.Murmur2Balancer{},
+		RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
+	var want []string
+	var msgs []kafka.Message
+	for i := range 50 {
+		v := fmt.Sprintf("record %d", i)
+		want = append(want, v)
+		msgs = append(msgs, kafka.Message{Key: []byte(fmt.Sprint(i)), Value: []byte(v)})
+	}
+	if err := w.WriteMessages(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	if err := k.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+
+	k2 := startKafka(t, KafkaConfig{DataDir: dir, Partitions: 2})
+	var got []string
+	for p := range 2 {
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{k2.Addr()}, Topic: schemas.DLQTopic, Partition: p, MaxWait: 50 * time.Millisecond})
+		r.SetOffset(kafka.FirstOffset)
+		for {
+			rctx, cancel := context.WithTimeout(ctx, time.Second)
+			m, err := r.ReadMessage(rctx)
+			cancel()
+			if err != nil {
+				break
+			}
+			got = append(got, string(m.Value))
+		}
+		r.Close()
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("after restart the broker holds %d records %q, want the %d written", len(got), got, len(want))
+	}
+}
+
+func TestKafkaBadAddr(t *testing.T) {
+	for _, addr := range []string{"nohost", "127.0.0.1:port"} {
+		if k, err := StartKafka(context.Background(), KafkaConfig{Addr: addr}); err == nil {
+			k.Close()
+			t.Errorf("StartKafka(%q) succeeded", addr)
+		}
+	}
+}
+
+// syncBuffer is a concurrency-safe log sink.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestNATS: JetStream with a file store that syncs every write unless told
+// otherwise; a random port; Close twice; the server's log goes to slog.
+func TestNATS(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		addr     string
+		interval time.Duration
+	}{
+		{"port 0 syncs every write", "127.0.0.1:0", 0},
+		{"port -1 syncs every second", "127.0.0.1:-1", time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs syncBuffer
+			log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			dir := t.TempDir()
+			n, err := StartNATS(context.Background(), NATSConfig{Addr: tc.addr, StoreDir: dir, SyncInterval: tc.interval, Logger: log})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(n.Close)
+			opts := n.Server().JetStreamConfig()
+			if opts == nil {
+				t.Fatal("JetStream is not enabled")
+			}
+			if want := tc.interval == 0; opts.SyncAlways != want {
+				t.Errorf("SyncAlways = %v, want %v", opts.SyncAlways, want)
+			}
+			nc, err := nats.Connect(n.ClientURL())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			js, err := jetstream.New(nc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			s, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "T", Subjects: []string{"t.>"}, Storage: jetstream.FileStorage})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := js.Publish(ctx, "t.x", []byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			if info, err := s.Info(ctx); err != nil || info.State.Msgs != 1 {
+				t.Fatalf("stream info %+v, %v", info, err)
+			}
+			nc.Close()
+			n.Close()
+			n.Close()
+
+			// The stream and its message are there after a restart.
+			n2, err := StartNATS(context.Background(), NATSConfig{StoreDir: dir, SyncInterval: tc.interval})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(n2.Close)
+			nc2, err := nats.Connect(n2.ClientURL())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc2.Close()
+			js2, _ := jetstream.New(nc2)
+			s2, err := js2.Stream(ctx, "T")
+			if err != nil {
+				t.Fatalf("stream after restart: %v", err)
+			}
+			if info, err := s2.Info(ctx); err != nil || info.State.Msgs != 1 {
+				t.Errorf("after restart stream info %+v, %v", info, err)
+			}
+			if !bytes.Contains([]byte(logs.String()), []byte("nats server:")) {
+				t.Errorf("nothing from the NATS server reached the logger: %q", logs.String())
+			}
+		})
+	}
+}
+
+func TestNATSNeedsStoreDir(t *testing.T) {
+	if n, err := StartNATS(context.Background(), NATSConfig{}); err == nil {
+		n.Close()
+		t.Error("StartNATS without a store directory succeeded")
+	}
+}
+
+// TestKafkaSurvivesKill9 runs the broker in a child process, produces
+// records with acks=all, kills the child with SIGKILL and restarts the
+// broker on its data directory: every acknowledged record is there.
+func TestKafkaSurvivesKill9(t *testing.T) {
+	if dir := os.Getenv("POPHUB_KFAKE_CHILD"); dir != "" {
+		kafkaChild(dir)
+		return
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestKafkaSurvivesKill9$")
+	cmd.Env = append(os.Environ(), "POPHUB_KFAKE_CHILD="+dir)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The child prints one line per acknowledged write of 100 records.
+	acked := 0
+	sc := bufio.NewScanner(out)
+	for sc.Scan() && acked < 5 {
+		if strings.HasPrefix(sc.Text(), "acked ") {
+			acked++
+		}
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	if acked < 5 {
+		t.Fatalf("the child acknowledged %d writes before it ended", acked)
+	}
+
+	k := startKafka(t, KafkaConfig{DataDir: dir, Partitions: 1})
+	conn, err := kafka.DialLeader(context.Background(), "tcp", k.Addr(), schemas.DLQTopic, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	end, err := conn.ReadLastOffset()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if end < int64(acked*100) {
+		t.Errorf("after kill -9 the partition ends at offset %d, want at least the %d acknowledged records", end, acked*100)
+	}
+	t.Logf("%d acknowledged records, %d there after kill -9", acked*100, end)
+}
+
+// kafkaChild is TestKafkaSurvivesKill9's child: it writes batches of 100
+// records until it is killed, printing a line after each acknowledged one.
+func kafkaChild(dir string) {
+	ctx := context.Background()
+	k, err := StartKafka(ctx, KafkaConfig{DataDir: dir, Partitions: 1})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	w := &kafka.Writer{Addr: kafka.TCP(k.Addr()), Topic: schemas.DLQTopic, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond, BatchSize: 100}
+	for i := 0; ; i++ {
+		msgs := make([]kafka.Message, 100)
+		for j := range msgs {
+			msgs[j] = kafka.Message{Value: []byte(fmt.Sprintf("record %d.%d", i, j))}
+		}
+		if err := w.WriteMessages(ctx, msgs...); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		fmt.Printf("acked %d\n", i)
+	}
+}

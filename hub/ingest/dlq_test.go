@@ -1,0 +1,228 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/pophub/pophub/hub/telemetry"
+	"github.com/pophub/pophub/schemas"
+)
+
+const (
+	idA = "230102199001011230"
+	idB = "11010519491231002X"
+	// A W3C trace context as a department's publisher would send it.
+	testTraceID     = "0af7651916cd43dd8448eb211c80319c"
+	testTraceparent = "00-" + testTraceID + "-b7ad6b7169203331-01"
+	testTracestate  = "congo=t61rcWkgMzE"
+)
+
+// cloudEvent is a structured-mode CloudEvent as raw JSON.
+func cloudEvent(id, source, typ, subject, data string) string {
+	return fmt.Sprintf(`{"specversion":"1.0","id":%q,"source":%q,"type":%q,"subject":%q,"time":"2026-03-01T00:00:00+08:00","datacontenttype":"application/json","data":%s}`,
+		id, source, typ, subject, data)
+}
+
+// toPartition0 puts every record on partition 0, whatever its key.
+var toPartition0 = kafka.BalancerFunc(func(_ kafka.Message, partitions ...int) int { return partitions[0] })
+
+// TestRejectsGoToDLQ writes one record per reject reason between good
+// records into one partition: each reject lands in the DLQ with its
+// original key, value and headers plus headers naming the reason and
+// origin; the good records, also those after the bad ones, are applied;
+// the counters, metrics and the batch span agree.
+func TestRejectsGoToDLQ(t *testing.T) {
+	k := broker(t)
+	topic := schemas.Topic(schemas.Marriage)
+	good := func(id string) string {
+		return cloudEvent(id, "marriage", "marriage.registered", idA, `{"spouse_id":"`+idB+`"}`)
+	}
+	records := []struct {
+		key, value string
+		reason     string // "" for a good record
+		field      string
+	}{
+		{idA, good("m-1"), "", ""},
+		{"", "\x00\x01 not JSON", schemas.ReasonNotJSON, ""},
+		{idA, good("m-2"), "", ""},
+		{idA, `{"specversion":"0.3","id":"x"}`, schemas.ReasonNotCloudEvent, "specversion"},
+		{idA, cloudEvent("m-u", "marriage", "marriage.annulled", idA, `{}`), schemas.ReasonUnknownType, "type"},
+		{idA, cloudEvent("h-1", "health", "death.certified", idA, `{"date_of_death":"2026-01-01","certificate_no":"C1"}`), schemas.ReasonSourceMismatch, "source"},
+		{idB, good("m-k"), schemas.ReasonKeyMismatch, "subject"},
+		{"11010519491231002x", cloudEvent("m-s", "marriage", "marriage.registered", "11010519491231002x", `{"spouse_id":"`+idA+`"}`), schemas.ReasonInvalidSubject, "subject"},
+		{idA, cloudEvent("m-d", "marriage", "marriage.registered", idA, `{"spouse_id":"110105194912310021"}`), schemas.ReasonInvalidData, "data.spouse_id"},
+		{idA, good("m-3"), "", ""},
+	}
+	var msgs []kafka.Message
+	for _, r := range records {
+		m := kafka.Message{Topic: topic, Value: []byte(r.value),
+			Headers: []kafka.Header{{Key: "traceparent", Value: []byte(testTraceparent)}, {Key: "origin", Value: []byte("test")}}}
+		if r.key != "" {
+			m.Key = []byte(r.key)
+		}
+		msgs = append(msgs, m)
+	}
+	w := &kafka.Writer{Addr: kafka.TCP(k.Addr()), Balancer: toPartition0, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
+	if err := w.WriteMessages(context.Background(), msgs...); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+
+	tel, err := telemetry.Setup(context.Background(), telemetry.Config{ServiceName: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tel.Shutdown(context.Background()) })
+	spans := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
+	a := &recordingApplier{}
+	c, err := New(Config{Brokers: []string{k.Addr()}, GroupID: "dlq", Meter: tel.Meter("test"), Tracer: tp.Tracer("test")}, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := run(t, c)
+	waitUntil(t, "the good records applied", func() bool { return a.count() == 3 })
+	waitUntil(t, "the batch committed", func() bool { return c.Counts().Consumed == int64(len(records)) })
+	stop()
+	for _, id := range []string{"m-1", "m-2", "m-3"} {
+		if a.ids[id] != 1 {
+			t.Errorf("event %s applied %d times, want 1", id, a.ids[id])
+		}
+	}
+
+	// The DLQ holds each reject once, as it was plus the pophub headers.
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{k.Addr()}, GroupID: "dlq-check", Topic: schemas.DLQTopic,
+		StartOffset: kafka.FirstOffset, MaxWait: 50 * time.Millisecond})
+	defer r.Close()
+	got := map[string]kafka.Message{}
+	for range 7 {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		m, err := r.ReadMessage(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("reading the DLQ after %d records: %v", len(got), err)
+		}
+		got[header(m, HeaderReason)] = m
+	}
+	for offset, rec := range records {
+		if rec.reason == "" {
+			continue
+		}
+		t.Run(rec.reason, func(t *testing.T) {
+			m, ok := got[rec.reason]
+			if !ok {
+				t.Fatalf("no DLQ record with reason %s", rec.reason)
+			}
+			if string(m.Key) != rec.key || string(m.Value) != rec.value {
+				t.Errorf("DLQ record key %q value %q, want the original %q %q", m.Key, m.Value, rec.key, rec.value)
+			}
+			want := map[string]string{
+				HeaderReason: rec.reason, HeaderTopic: topic, HeaderPartition: "0", HeaderOffset: strconv.Itoa(offset),
+				"traceparent": testTraceparent, "origin": "test",
+			}
+			if rec.field != "" {
+				want[HeaderField] = rec.field
+			}
+			for key, v := range want {
+				if got := header(m, key); got != v {
+					t.Errorf("header %s = %q, want %q", key, got, v)
+				}
+			}
+			detail := header(m, HeaderError)
+			if !strings.HasPrefix(detail, rec.reason+": ") {
+				t.Errorf("header %s = %q, want it to start with the reason", HeaderError, detail)
+			}
+			for _, id := range []string{idA, idB, strings.ToLower(idB), "110105194912310021"} {
+				if strings.Contains(detail, id) {
+					t.Errorf("header %s = %q contains a citizen ID", HeaderError, detail)
+				}
+			}
+		})
+	}
+
+	counts := c.Counts()
+	mc := counts.Sources[schemas.Marriage]
+	if counts.Consumed != 10 || counts.Applied != 3 || counts.RejectedTotal() != 7 ||
+		mc.Consumed != 10 || mc.Accepted != 3 || mc.Applied != 3 || mc.RejectedTotal() != 7 || counts.BySource[schemas.Marriage] != 10 {
+		t.Errorf("counts %+v, marriage %+v", counts, mc)
+	}
+	for _, reason := range schemas.Reasons {
+		if counts.Rejected[reason] != 1 || mc.Rejected[reason] != 1 {
+			t.Errorf("rejected[%s] = %d (marriage %d), want 1", reason, counts.Rejected[reason], mc.Rejected[reason])
+		}
+	}
+
+	// /metrics in Prometheus text, as the HTTP API serves it.
+	rec := httptest.NewRecorder()
+	tel.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body, _ := io.ReadAll(rec.Result().Body)
+	for _, line := range []string{
+		`pophub_events_consumed_total{source="marriage"} 10`,
+		`pophub_events_applied_total{source="marriage"} 3`,
+		`pophub_events_duplicate_total{source="marriage"} 0`,
+		`pophub_events_rejected_total{reason="key_mismatch",source="marriage"} 1`,
+		`pophub_events_rejected_total{reason="not_json",source="health"} 0`,
+		`pophub_ingest_batch_size_count`,
+		`pophub_apply_duration_seconds_count`,
+	} {
+		if !strings.Contains(string(body), line) {
+			t.Errorf("/metrics lacks %s", line)
+		}
+	}
+	if t.Failed() {
+		t.Logf("/metrics:\n%s", grepLines(string(body), "pophub_"))
+	}
+
+	// One span per batch, linked to the records' trace, without keys.
+	var batches int
+	for _, s := range spans.Ended() {
+		if s.Name() != "ingest batch" {
+			continue
+		}
+		batches++
+		var linked bool
+		for _, l := range s.Links() {
+			linked = linked || l.SpanContext.TraceID().String() == testTraceID
+		}
+		if !linked {
+			t.Errorf("span %s has no link to the records' trace", s.Name())
+		}
+		for _, kv := range s.Attributes() {
+			if v := kv.Value.Emit(); strings.Contains(v, idA) || strings.Contains(v, idB) {
+				t.Errorf("span attribute %s = %q holds a citizen ID", kv.Key, v)
+			}
+		}
+	}
+	if batches == 0 {
+		t.Error("no ingest batch span")
+	}
+}
+
+func header(m kafka.Message, key string) string {
+	for _, h := range m.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+func grepLines(s, substr string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, substr) && !strings.HasPrefix(l, "#") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
