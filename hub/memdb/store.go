@@ -12,6 +12,7 @@ package memdb
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -440,8 +441,28 @@ func (s *Store) Close() error {
 	return s.closeErr
 }
 
-// decodeLogged turns a logged event back into a hub.Input; now is the
-// batch's time, so that validation gives the same answer it gave then.
-func decodeLogged(value []byte, now time.Time) (schemas.Event, error) {
-	return schemas.Decode(schemas.Input{Value: value, Now: now.Add(24 * time.Hour)})
+// decodeLogged turns a logged event back into an event without validating
+// it again: it was valid when it was applied, and validation rules may have
+// been tightened since, which must not keep the store from opening.
+func decodeLogged(value []byte, _ time.Time) (schemas.Event, error) {
+	var env struct {
+		ID      string          `json:"id"`
+		Source  schemas.Source  `json:"source"`
+		Type    schemas.Type    `json:"type"`
+		Subject string          `json:"subject"`
+		Time    time.Time       `json:"time"`
+		Data    json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal(value, &env); err != nil {
+		return schemas.Event{}, fmt.Errorf("decoding logged event: %w", err)
+	}
+	data := schemas.NewData(env.Type)
+	if data == nil {
+		return schemas.Event{}, fmt.Errorf("decoding logged event: type %q left the catalogue", env.Type)
+	}
+	if err := json.Unmarshal(env.Data, data); err != nil {
+		return schemas.Event{}, fmt.Errorf("decoding logged event data: %w", err)
+	}
+	return schemas.Event{SpecVersion: schemas.SpecVersion, ID: env.ID, Source: env.Source, Type: env.Type,
+		Subject: citizenid.ID(env.Subject), Time: env.Time, DataContentType: "application/json", Data: env.Data, Payload: data}, nil
 }

@@ -221,3 +221,27 @@ func childApply(dir string) {
 	}
 	os.Exit(0)
 }
+
+// TestReplayDoesNotRevalidate: an event applied under older, looser rules
+// stays in the log; tightening validation later must not keep the store
+// from opening.
+func TestReplayDoesNotRevalidate(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(context.Background(), Config{Dir: dir, SnapshotEvery: 1 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := storetest.Population(t, 2, 61)
+	late := in[0]
+	late.Event.ID = "future-1"
+	late.Event.Time = time.Now().AddDate(5, 0, 0) // today's rules reject this
+	if _, err := s.Apply(context.Background(), append(in, late)); err != nil {
+		t.Fatal(err)
+	}
+	s.wal.f.Close() // crash: no final snapshot
+	r := open(t, dir)
+	st, _ := r.Stats(context.Background())
+	if st.Changes != int64(len(in)+1) {
+		t.Fatalf("%d changes after replay, want %d", st.Changes, len(in)+1)
+	}
+}

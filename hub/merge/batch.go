@@ -29,6 +29,16 @@ type Outcome struct {
 	Outbox     []hub.OutboxEntry
 	Applied    int
 	Duplicates int
+
+	// marks remember, per applied input, where its rows are, so that a
+	// parallel batch can be put back into input order.
+	marks []mark
+}
+
+type mark struct {
+	in           *hub.Input
+	history      int
+	outbox, upto int
 }
 
 // ChangeID identifies one notification: derived from the event's
@@ -83,9 +93,10 @@ var lifecycleTypes = map[schemas.Type]bool{
 // parallelMin is the batch size from which persons are merged in parallel.
 const parallelMin = 512
 
-// batchParallel merges disjoint sets of persons concurrently. Each person's
-// events stay in arrival order within one shard; the outcome lists shard 0's
-// rows first, then shard 1's, so it is deterministic.
+// batchParallel merges disjoint sets of persons concurrently, then lays
+// the history and outbox rows out in input order, exactly as a sequential
+// run would: stores number outbox entries in this order, and a replay on a
+// machine with another number of cores must number them the same.
 func batchParallel(loaded map[citizenid.ID]*State, in []*hub.Input, now time.Time, shards int) Outcome {
 	parts := make([][]*hub.Input, shards)
 	for _, p := range in {
@@ -102,15 +113,30 @@ func batchParallel(loaded map[citizenid.ID]*State, in []*hub.Input, now time.Tim
 		}()
 	}
 	wg.Wait()
-	out := Outcome{States: make(map[citizenid.ID]*State, len(in))}
-	for _, o := range outs {
+	type where struct {
+		shard int
+		m     mark
+	}
+	at := make(map[*hub.Input]where, len(in))
+	out := Outcome{States: make(map[citizenid.ID]*State, len(in)), History: make([]Entry, 0, len(in))}
+	for i, o := range outs {
 		for k, v := range o.States {
 			out.States[k] = v
 		}
-		out.History = append(out.History, o.History...)
-		out.Outbox = append(out.Outbox, o.Outbox...)
+		for _, m := range o.marks {
+			at[m.in] = where{i, m}
+		}
 		out.Applied += o.Applied
 		out.Duplicates += o.Duplicates
+	}
+	for _, p := range in {
+		w, ok := at[p]
+		if !ok {
+			continue
+		}
+		o := outs[w.shard]
+		out.History = append(out.History, o.History[w.m.history])
+		out.Outbox = append(out.Outbox, o.Outbox[w.m.outbox:w.m.upto]...)
 	}
 	return out
 }
@@ -138,7 +164,9 @@ func batchShard(loaded map[citizenid.ID]*State, in []*hub.Input, now time.Time) 
 			}
 			out.States[ev.Subject] = st
 		}
+		h, o := len(out.History), len(out.Outbox)
 		out.apply(st, p, now)
+		out.marks = append(out.marks, mark{in: p, history: h, outbox: o, upto: len(out.Outbox)})
 	}
 	return out
 }

@@ -524,3 +524,37 @@ func BenchmarkBatch(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(events)*b.N)/b.Elapsed().Seconds(), "events/s")
 }
+
+// TestBatchOrderIndependentOfCores: the history and outbox rows of a batch
+// come out in the same order whether persons are merged in parallel or
+// not, so that stores number outbox entries the same on any machine.
+func TestBatchOrderIndependentOfCores(t *testing.T) {
+	var in []hub.Input
+	for k := 0; k < 40; k++ {
+		for _, e := range scenario(t) {
+			e.Event.ID = fmt.Sprintf("%s-%d", e.Event.ID, k)
+			in = append(in, e)
+		}
+	}
+	ptrs := make([]*hub.Input, len(in))
+	for i := range in {
+		ptrs[i] = &in[i]
+	}
+	seq := batchShard(nil, ptrs, now)
+	for _, shards := range []int{2, 3, 7} {
+		par := batchParallel(nil, ptrs, now, shards)
+		if len(par.Outbox) != len(seq.Outbox) || len(par.History) != len(seq.History) {
+			t.Fatalf("%d shards: %d/%d rows, want %d/%d", shards, len(par.History), len(par.Outbox), len(seq.History), len(seq.Outbox))
+		}
+		for i := range seq.Outbox {
+			if par.Outbox[i].MsgID != seq.Outbox[i].MsgID {
+				t.Fatalf("%d shards: outbox[%d] = %s, want %s", shards, i, par.Outbox[i].MsgID, seq.Outbox[i].MsgID)
+			}
+		}
+		for i := range seq.History {
+			if par.History[i].Change.EventID != seq.History[i].Change.EventID {
+				t.Fatalf("%d shards: history[%d] = %s, want %s", shards, i, par.History[i].Change.EventID, seq.History[i].Change.EventID)
+			}
+		}
+	}
+}
