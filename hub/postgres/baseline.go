@@ -43,7 +43,7 @@ func Baseline(ctx context.Context, url, schema string, events []hub.Input, batch
 		out := merge.Batch(states, events[i:min(i+batchSize, len(events))], now)
 		var b baselineBatch
 		for id, st := range out.States {
-			raw, err := merge.Marshal(st)
+			raw, err := encodeState(st)
 			if err != nil {
 				return 0, err
 			}

@@ -1,7 +1,13 @@
 // Package storetest is the conformance suite every hub.Store passes: the
 // PostgreSQL and memdb stores run the same test bodies, so that both keep
 // the contract the hub relies on (atomic batches, idempotency, order
-// independence, outbox order, no lost updates under concurrency).
+// independence, outbox order, no lost updates under concurrency). What a
+// store must produce is derived from the pure merge rules (hub/merge)
+// applied to the same events, never written down by hand.
+//
+// It also provides the event builders other tests use: Event and NewEvent
+// build one validated event, ValidID makes citizen IDs, and Population
+// generates a small synthetic population covering every event type.
 package storetest
 
 import (
@@ -11,11 +17,11 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/pophub/pophub/adapters/synth"
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/hub/merge"
 	"github.com/pophub/pophub/schemas"
@@ -23,73 +29,41 @@ import (
 )
 
 // NewStore opens a fresh, empty store for one test and arranges its
-// cleanup.
+// cleanup (the suite closes some stores itself; Close must be safe to call
+// again).
 type NewStore func(t *testing.T) hub.Store
 
-// Run runs the suite.
+// Run runs the suite, each case as a subtest on a store of its own.
 func Run(t *testing.T, newStore NewStore) {
 	tests := []struct {
 		name string
 		fn   func(t *testing.T, s hub.Store)
 	}{
 		{"ApplyDerivesRecord", testApplyDerivesRecord},
+		{"EmptyBatch", testEmptyBatch},
 		{"HistoryInVersionOrder", testHistory},
-		{"DuplicatesChangeNothing", testDuplicates},
+		{"DuplicatesAcrossBatches", testDuplicatesAcrossBatches},
+		{"DuplicatesWithinBatch", testDuplicatesWithinBatch},
 		{"ShuffledAndRepeatedGiveSameRecords", testOrderIndependence},
+		{"LateEventGoesToHistoryOnly", testLateEvent},
 		{"UnknownPersonNotFound", testNotFound},
-		{"OutboxOrderAndPublishing", testOutbox},
+		{"OutboxFollowsMerge", testOutboxFollowsMerge},
+		{"OutboxPagingAndPublishing", testOutboxPaging},
+		{"OutboxSeqIncreasesAcrossBatches", testOutboxSeq},
 		{"Stats", testStats},
 		{"ConcurrentApplyLosesNothing", testConcurrent},
 		{"CanceledContext", testCanceled},
+		{"CloseTwice", testCloseTwice},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s := newStore(t)
-			tc.fn(t, s)
+			tc.fn(t, newStore(t))
 		})
 	}
-	t.Run("CloseTwice", func(t *testing.T) {
-		s := newStore(t)
-		if err := s.Close(); err != nil {
-			t.Fatalf("first Close: %v", err)
-		}
-		if err := s.Close(); err != nil {
-			t.Fatalf("second Close: %v", err)
-		}
-	})
-}
-
-// Population returns the decoded events of a small synthetic population
-// covering every event type.
-func Population(t testing.TB, persons int, seed int64) []hub.Input {
-	t.Helper()
-	in, err := PopulationEvents(persons, seed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return in
-}
-
-// PopulationEvents is Population for code that has no testing.TB.
-func PopulationEvents(persons int, seed int64) ([]hub.Input, error) {
-	var in []hub.Input
-	err := synth.Generate(context.Background(), synth.Config{Persons: persons, Months: 24, Seed: seed}, func(ev schemas.Event) error {
-		raw, err := schemas.Encode(ev)
-		if err != nil {
-			return err
-		}
-		dec, err := schemas.Decode(schemas.Input{Topic: schemas.Topic(ev.Source), Key: []byte(ev.Subject), Value: raw})
-		if err != nil {
-			return fmt.Errorf("synthetic event %s does not decode: %w", ev.ID, err)
-		}
-		in = append(in, hub.Input{Event: dec})
-		return nil
-	})
-	return in, err
 }
 
 // Expected derives the records the events must produce, with the pure
-// merge rules alone.
+// merge rules alone, applied in the given order as one batch.
 func Expected(in []hub.Input) map[citizenid.ID]hub.Record {
 	out := merge.Batch(nil, in, time.Now())
 	recs := make(map[citizenid.ID]hub.Record, len(out.States))
@@ -99,13 +73,83 @@ func Expected(in []hub.Input) map[citizenid.ID]hub.Record {
 	return recs
 }
 
+// ExpectedHistory derives every person's history from the pure merge
+// rules, applying the events in the given order. Applied-at times are
+// zero.
+func ExpectedHistory(in []hub.Input) map[citizenid.ID][]hub.Change {
+	out := merge.Batch(nil, in, time.Time{})
+	h := map[citizenid.ID][]hub.Change{}
+	for _, e := range out.History {
+		h[e.CitizenID] = append(h[e.CitizenID], e.Change)
+	}
+	return h
+}
+
 // Normal drops what depends on arrival rather than content.
 func Normal(r hub.Record) hub.Record {
 	r.UpdatedAt = time.Time{}
 	return r
 }
 
-func applyAll(t testing.TB, s hub.Store, in []hub.Input, batch int) hub.ApplyResult {
+// CompareRecords checks the store holds exactly the expected records, as
+// the API would render them, ignoring updated_at.
+func CompareRecords(t testing.TB, s hub.Store, want map[citizenid.ID]hub.Record) {
+	t.Helper()
+	for id, w := range want {
+		got, err := s.Person(context.Background(), id)
+		if err != nil {
+			t.Fatalf("Person(%v): %v", id, err)
+		}
+		gb, err := json.Marshal(Normal(got))
+		if err != nil {
+			t.Fatalf("encoding record: %v", err)
+		}
+		wb, err := json.Marshal(Normal(w))
+		if err != nil {
+			t.Fatalf("encoding record: %v", err)
+		}
+		if string(gb) != string(wb) {
+			t.Fatalf("person %v:\n got %s\nwant %s", id, gb, wb)
+		}
+	}
+}
+
+// normalChange drops the applied-at time and the time zone, which a store
+// need not keep (the instant is what matters).
+func normalChange(c hub.Change) hub.Change {
+	c.AppliedAt = time.Time{}
+	c.Time = c.Time.UTC()
+	if len(c.Data) == 0 {
+		c.Data = nil
+	}
+	return c
+}
+
+// CompareHistory checks the store holds exactly the expected histories,
+// ignoring applied_at.
+func CompareHistory(t testing.TB, s hub.Store, want map[citizenid.ID][]hub.Change) {
+	t.Helper()
+	for id, w := range want {
+		got, err := s.History(context.Background(), id)
+		if err != nil {
+			t.Fatalf("History(%v): %v", id, err)
+		}
+		if len(got) != len(w) {
+			t.Fatalf("person %v: %d history entries, want %d", id, len(got), len(w))
+		}
+		for i := range got {
+			g, e := normalChange(got[i]), normalChange(w[i])
+			if !reflect.DeepEqual(g, e) {
+				gb, _ := json.Marshal(g)
+				wb, _ := json.Marshal(e)
+				t.Fatalf("person %v history[%d]:\n got %s\nwant %s", id, i, gb, wb)
+			}
+		}
+	}
+}
+
+// ApplyAll applies in in batches of batch events and sums the results.
+func ApplyAll(t testing.TB, s hub.Store, in []hub.Input, batch int) hub.ApplyResult {
 	t.Helper()
 	var total hub.ApplyResult
 	for i := 0; i < len(in); i += batch {
@@ -120,108 +164,252 @@ func applyAll(t testing.TB, s hub.Store, in []hub.Input, batch int) hub.ApplyRes
 	return total
 }
 
-// CompareRecords checks the store holds exactly the expected records.
-func CompareRecords(t testing.TB, s hub.Store, want map[citizenid.ID]hub.Record) {
+// allPending reads every pending outbox entry, page by page.
+func allPending(t testing.TB, s hub.Store, page int) []hub.OutboxEntry {
 	t.Helper()
-	for id, w := range want {
-		got, err := s.Person(context.Background(), id)
+	var all []hub.OutboxEntry
+	after := int64(0)
+	for {
+		got, err := s.PendingOutbox(context.Background(), after, page)
 		if err != nil {
-			t.Fatalf("Person(%v): %v", id, err)
+			t.Fatalf("PendingOutbox: %v", err)
 		}
-		if !reflect.DeepEqual(Normal(got), Normal(w)) {
-			gb, _ := json.Marshal(Normal(got))
-			wb, _ := json.Marshal(Normal(w))
-			t.Fatalf("person %v:\n got %s\nwant %s", id, gb, wb)
+		if len(got) > page {
+			t.Fatalf("PendingOutbox(limit %d) returned %d entries", page, len(got))
 		}
+		if len(got) == 0 {
+			return all
+		}
+		all = append(all, got...)
+		after = got[len(got)-1].Seq
 	}
+}
+
+func subjects(in []hub.Input) map[citizenid.ID]int {
+	n := map[citizenid.ID]int{}
+	for _, e := range in {
+		n[e.Event.Subject]++
+	}
+	return n
+}
+
+func stats(t testing.TB, s hub.Store) hub.StoreStats {
+	t.Helper()
+	st, err := s.Stats(context.Background())
+	if err != nil {
+		t.Fatalf("Stats: %v", err)
+	}
+	return st
 }
 
 func testApplyDerivesRecord(t *testing.T, s hub.Store) {
-	in := Population(t, 60, 11)
-	res := applyAll(t, s, in, 100)
+	in := population(t, 30, 11)
+	types := map[schemas.Type]bool{}
+	for _, e := range in {
+		types[e.Event.Type] = true
+	}
+	if len(types) != len(schemas.Types()) {
+		t.Fatalf("the population covers %d event types, want all %d", len(types), len(schemas.Types()))
+	}
+	want := merge.Batch(nil, in, time.Now())
+	res := ApplyAll(t, s, in, 100)
 	if res.Applied != len(in) || res.Duplicates != 0 {
 		t.Errorf("applied %d duplicates %d, want %d and 0", res.Applied, res.Duplicates, len(in))
 	}
-	if res.Notifications == 0 {
-		t.Error("no notifications reported")
+	if res.Notifications != len(want.Outbox) {
+		t.Errorf("%d notifications, want %d as merge derives", res.Notifications, len(want.Outbox))
 	}
 	CompareRecords(t, s, Expected(in))
+	// The records carry what they must: versions count the events, and
+	// updated_at is set by the store.
+	for id, n := range subjects(in) {
+		r, err := s.Person(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Version != int64(n) || r.CitizenID != id || r.UpdatedAt.IsZero() {
+			t.Fatalf("person %v: version %d, id %v, updated_at %v; want version %d", id, r.Version, r.CitizenID, r.UpdatedAt, n)
+		}
+	}
+}
+
+func testEmptyBatch(t *testing.T, s hub.Store) {
+	res, err := s.Apply(context.Background(), nil)
+	if err != nil || res != (hub.ApplyResult{}) {
+		t.Fatalf("Apply(nil) = %+v, %v; want nothing done and no error", res, err)
+	}
+	if st := stats(t, s); st != (hub.StoreStats{}) {
+		t.Fatalf("stats after an empty batch: %+v", st)
+	}
 }
 
 func testHistory(t *testing.T, s hub.Store) {
-	in := Population(t, 10, 12)
-	applyAll(t, s, in, 7)
-	counts := map[citizenid.ID]int{}
-	for _, e := range in {
-		counts[e.Event.Subject]++
+	in := population(t, 12, 12)
+	for i := range in {
+		in[i].Trace = map[string]string{"traceparent": fmt.Sprintf("00-%032x-%016x-01", i+1, i+1)}
 	}
-	for id, n := range counts {
-		h, err := s.History(context.Background(), id)
+	ApplyAll(t, s, in, 7)
+	want := ExpectedHistory(in)
+	CompareHistory(t, s, want)
+	for id, h := range want {
+		got, err := s.History(context.Background(), id)
 		if err != nil {
-			t.Fatalf("History: %v", err)
+			t.Fatal(err)
 		}
-		if len(h) != n {
-			t.Fatalf("person %v: %d history rows, want %d", id, len(h), n)
-		}
-		for i, c := range h {
+		sections := 0
+		for i, c := range got {
 			if c.Version != int64(i+1) {
-				t.Fatalf("history[%d].Version = %d", i, c.Version)
+				t.Fatalf("person %v: history[%d].Version = %d", id, i, c.Version)
 			}
-			if c.EventID == "" || c.Source == "" || c.Type == "" || c.Time.IsZero() || c.AppliedAt.IsZero() || c.Sections == nil || len(c.Data) == 0 {
-				t.Fatalf("history[%d] incomplete: %+v", i, c)
+			if c.AppliedAt.IsZero() || c.Sections == nil || len(c.Data) == 0 {
+				t.Fatalf("person %v: history[%d] incomplete: %+v", id, i, c)
 			}
+			sections += len(c.Sections)
 		}
-		rec, _ := s.Person(context.Background(), id)
-		if rec.Version != int64(n) {
-			t.Fatalf("version %d, want %d", rec.Version, n)
+		if sections == 0 {
+			t.Fatalf("person %v: %d changes and no section changed", id, len(h))
+		}
+	}
+	// Trace context travels onto the notifications.
+	for _, e := range allPending(t, s, 1000) {
+		if e.Trace["traceparent"] == "" {
+			t.Fatalf("outbox entry %s lost its trace context", e.MsgID)
 		}
 	}
 }
 
-func testDuplicates(t *testing.T, s hub.Store) {
-	in := Population(t, 10, 13)
-	applyAll(t, s, in, 50)
-	st1, _ := s.Stats(context.Background())
-	// Again in one batch: all duplicates; and one batch holding the same
-	// event twice.
-	res := applyAll(t, s, in, len(in))
-	if res.Applied != 0 || res.Duplicates != len(in) || res.Notifications != 0 {
-		t.Errorf("re-apply: applied %d duplicates %d notifications %d", res.Applied, res.Duplicates, res.Notifications)
+func testDuplicatesAcrossBatches(t *testing.T, s hub.Store) {
+	ctx := context.Background()
+	in := population(t, 12, 13)
+	ApplyAll(t, s, in, 50)
+	st1 := stats(t, s)
+	pending1 := allPending(t, s, 1000)
+
+	// All again, in one batch and then in small reversed batches.
+	rev := slices.Clone(in)
+	slices.Reverse(rev)
+	for _, batch := range []int{len(in), 9} {
+		res := ApplyAll(t, s, rev, batch)
+		if res.Applied != 0 || res.Duplicates != len(in) || res.Notifications != 0 {
+			t.Errorf("re-apply in batches of %d: applied %d duplicates %d notifications %d; want 0, %d, 0",
+				batch, res.Applied, res.Duplicates, res.Notifications, len(in))
+		}
 	}
-	st2, _ := s.Stats(context.Background())
-	if st1 != st2 {
+	if st2 := stats(t, s); st1 != st2 {
 		t.Errorf("stats changed by duplicates: %+v → %+v", st1, st2)
 	}
-	CompareRecords(t, s, Expected(in))
-
-	extra := Population(t, 2, 114)
-	res = applyAll(t, s, append(extra, extra...), 10_000)
-	if res.Applied != len(extra) || res.Duplicates != len(extra) {
-		t.Errorf("batch with repeats: applied %d duplicates %d, want %d each", res.Applied, res.Duplicates, len(extra))
+	if pending2 := allPending(t, s, 1000); len(pending2) != len(pending1) {
+		t.Errorf("duplicates added outbox entries: %d → %d", len(pending1), len(pending2))
 	}
+	CompareRecords(t, s, Expected(in))
+	CompareHistory(t, s, ExpectedHistory(in))
+
+	// A repeat mixed with new events: only the new ones apply.
+	extra := population(t, 3, 113)
+	mixed := append(slices.Clone(in[:20]), extra...)
+	res, err := s.Apply(ctx, mixed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Applied != len(extra) || res.Duplicates != 20 {
+		t.Errorf("mixed batch: applied %d duplicates %d, want %d and 20", res.Applied, res.Duplicates, len(extra))
+	}
+	CompareRecords(t, s, Expected(append(slices.Clone(in), extra...)))
+}
+
+func testDuplicatesWithinBatch(t *testing.T, s hub.Store) {
+	in := population(t, 4, 14)
+	batch := append(slices.Clone(in), in...)
+	batch = append(batch, in[:5]...)
+	res, err := s.Apply(context.Background(), batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Applied != len(in) || res.Duplicates != len(in)+5 {
+		t.Errorf("batch with repeats: applied %d duplicates %d, want %d and %d", res.Applied, res.Duplicates, len(in), len(in)+5)
+	}
+	for id, n := range subjects(in) {
+		r, err := s.Person(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Version != int64(n) {
+			t.Errorf("person %v: version %d, want %d (one per distinct event)", id, r.Version, n)
+		}
+	}
+	if st := stats(t, s); st.Changes != int64(len(in)) {
+		t.Errorf("%d history rows, want %d", st.Changes, len(in))
+	}
+	CompareRecords(t, s, Expected(in))
 }
 
 func testOrderIndependence(t *testing.T, s hub.Store) {
-	in := Population(t, 40, 15)
+	in := population(t, 20, 15)
+	if len(in) < 200 {
+		t.Fatalf("population of %d events; want a few hundred", len(in))
+	}
 	want := Expected(in)
-	r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 3))
-	shuffled := append([]hub.Input(nil), in...)
-	for i := 0; i < len(in)/4; i++ {
+	seed := uint64(time.Now().UnixNano())
+	r := rand.New(rand.NewPCG(seed, 3))
+	shuffled := slices.Clone(in)
+	for i := 0; i < len(in)/3; i++ {
 		shuffled = append(shuffled, in[r.IntN(len(in))])
 	}
 	r.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+	applied, dups := 0, 0
 	for i := 0; i < len(shuffled); {
-		n := 1 + r.IntN(60)
-		if _, err := s.Apply(context.Background(), shuffled[i:min(i+n, len(shuffled))]); err != nil {
+		n := 1 + r.IntN(40)
+		res, err := s.Apply(context.Background(), shuffled[i:min(i+n, len(shuffled))])
+		if err != nil {
 			t.Fatal(err)
 		}
+		applied += res.Applied
+		dups += res.Duplicates
 		i += n
+	}
+	if applied != len(in) || dups != len(shuffled)-len(in) {
+		t.Errorf("seed %d: applied %d duplicates %d, want %d and %d", seed, applied, dups, len(in), len(shuffled)-len(in))
 	}
 	CompareRecords(t, s, want)
 }
 
+// testLateEvent applies an event older than a section's state: it lands in
+// history and changes no section.
+func testLateEvent(t *testing.T, s hub.Store) {
+	id := ValidID(424242)
+	day := func(d int) time.Time { return time.Date(2020, 1, d, 9, 0, 0, 0, time.UTC) }
+	reg := Event(t, schemas.HukouRegistered, id, "late-1", day(1), schemas.HukouRegisteredData{
+		Name: "王伟", Gender: id.Gender(), BirthDate: id.BirthDate().Format(time.DateOnly), Ethnicity: "01",
+		AddressCode: "230102001001", HouseholdID: "H1", Reason: "birth"})
+	newer := Event(t, schemas.HukouMigrated, id, "late-2", day(20), schemas.HukouMigratedData{
+		FromAddressCode: "230102001001", ToAddressCode: "230103002002", Reason: "housing"})
+	older := Event(t, schemas.HukouMigrated, id, "late-3", day(10), schemas.HukouMigratedData{
+		FromAddressCode: "230102001001", ToAddressCode: "110101003003", Reason: "employment"})
+	for _, in := range [][]hub.Input{{reg}, {newer}, {older}} {
+		if _, err := s.Apply(context.Background(), in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := s.Person(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Hukou == nil || r.Hukou.AddressCode != "230103002002" || r.Version != 3 {
+		t.Fatalf("record %+v: want the newer migration's address and version 3", r)
+	}
+	h, err := s.History(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h) != 3 || h[2].EventID != "late-3" || len(h[2].Sections) != 0 {
+		t.Fatalf("history %+v: want the late event third, changing no section", h)
+	}
+	CompareRecords(t, s, Expected([]hub.Input{reg, newer, older}))
+}
+
 func testNotFound(t *testing.T, s hub.Store) {
-	id := citizenid.ID("110101199003074477")
+	ApplyAll(t, s, population(t, 2, 16), 100)
+	id := ValidID(99_999_999)
 	if _, err := s.Person(context.Background(), id); !errors.Is(err, hub.ErrNotFound) {
 		t.Errorf("Person: %v, want ErrNotFound", err)
 	}
@@ -230,98 +418,152 @@ func testNotFound(t *testing.T, s hub.Store) {
 	}
 }
 
-func testOutbox(t *testing.T, s hub.Store) {
-	ctx := context.Background()
-	in := Population(t, 20, 16)
-	half := len(in) / 2
-	want := merge.Batch(nil, in[:half], time.Now()).Outbox
-	applyAll(t, s, in[:half], half)
-	applyAll(t, s, in[half:], 25)
-
-	var all []hub.OutboxEntry
-	after := int64(0)
-	for {
-		page, err := s.PendingOutbox(ctx, after, 17)
-		if err != nil {
+// testOutboxFollowsMerge checks the entries are exactly merge's
+// notifications, in merge's order, numbered in that order.
+func testOutboxFollowsMerge(t *testing.T, s hub.Store) {
+	in := population(t, 10, 17)
+	want := merge.Batch(nil, in, time.Now()).Outbox
+	// One batch after another, in order: the store must number entries in
+	// apply order.
+	ApplyAll(t, s, in, 25)
+	got := allPending(t, s, 10_000)
+	if len(got) != len(want) {
+		t.Fatalf("%d outbox entries, want %d", len(got), len(want))
+	}
+	for i := range got {
+		if i > 0 && got[i].Seq <= got[i-1].Seq {
+			t.Fatalf("outbox seq not increasing: %d after %d", got[i].Seq, got[i-1].Seq)
+		}
+		if got[i].Subject != want[i].Subject || got[i].MsgID != want[i].MsgID {
+			t.Fatalf("entry %d: %s %s, want %s %s", i, got[i].Subject, got[i].MsgID, want[i].Subject, want[i].MsgID)
+		}
+		if got[i].CreatedAt.IsZero() {
+			t.Fatalf("entry %d has no creation time", i)
+		}
+		var g, w schemas.Notification
+		if err := json.Unmarshal(got[i].Body, &g); err != nil {
+			t.Fatalf("entry %d body %s: %v", i, got[i].Body, err)
+		}
+		if err := json.Unmarshal(want[i].Body, &w); err != nil {
 			t.Fatal(err)
 		}
-		if len(page) == 0 {
-			break
-		}
-		all = append(all, page...)
-		after = page[len(page)-1].Seq
-	}
-	for i := 1; i < len(all); i++ {
-		if all[i].Seq <= all[i-1].Seq {
-			t.Fatalf("outbox seq not increasing: %d after %d", all[i].Seq, all[i-1].Seq)
+		g.AppliedAt, w.AppliedAt = time.Time{}, time.Time{}
+		if !reflect.DeepEqual(g, w) || g.ChangeID != got[i].MsgID {
+			t.Fatalf("entry %d body:\n got %+v\nwant %+v", i, g, w)
 		}
 	}
-	// The first batch's entries come first, with merge's subjects and ids.
-	if len(all) < len(want) {
-		t.Fatalf("%d outbox entries, want at least %d", len(all), len(want))
+}
+
+func testOutboxPaging(t *testing.T, s hub.Store) {
+	ctx := context.Background()
+	ApplyAll(t, s, population(t, 10, 18), 30)
+	all := allPending(t, s, 1_000_000)
+	if len(all) < 40 {
+		t.Fatalf("only %d outbox entries", len(all))
 	}
-	wantIDs := map[string]string{}
-	for _, w := range want {
-		wantIDs[w.MsgID] = w.Subject
+	// Pages of 7 give the same entries.
+	paged := allPending(t, s, 7)
+	if len(paged) != len(all) {
+		t.Fatalf("paging gave %d entries, one read %d", len(paged), len(all))
 	}
-	for _, e := range all[:len(want)] {
-		if subj, ok := wantIDs[e.MsgID]; !ok || subj != e.Subject {
-			t.Fatalf("entry %s on %s not among the first batch's notifications", e.MsgID, e.Subject)
+	for i := range all {
+		if paged[i].Seq != all[i].Seq || paged[i].MsgID != all[i].MsgID {
+			t.Fatalf("page entry %d differs", i)
 		}
-		var n schemas.Notification
-		if err := json.Unmarshal(e.Body, &n); err != nil || n.ChangeID != e.MsgID {
-			t.Fatalf("entry body %s: %v", e.Body, err)
-		}
+	}
+	// after skips everything up to and including it.
+	mid := all[len(all)/2].Seq
+	rest, err := s.PendingOutbox(ctx, mid, len(all))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rest) != len(all)-len(all)/2-1 || rest[0].Seq <= mid {
+		t.Fatalf("PendingOutbox(after %d) gave %d entries starting at %d", mid, len(rest), rest[0].Seq)
 	}
 
-	// Mark some published (twice), the rest stay pending.
+	// Mark every other entry, twice: they disappear from pending, the rest
+	// stay, in order.
 	var marked []int64
-	for i := 0; i < len(all); i += 2 {
-		marked = append(marked, all[i].Seq)
+	left := map[int64]bool{}
+	for i, e := range all {
+		if i%2 == 0 {
+			marked = append(marked, e.Seq)
+		} else {
+			left[e.Seq] = true
+		}
 	}
 	for range 2 {
 		if err := s.MarkPublished(ctx, marked); err != nil {
-			t.Fatal(err)
+			t.Fatalf("MarkPublished: %v", err)
 		}
 	}
-	pending, err := s.PendingOutbox(ctx, 0, len(all)+10)
-	if err != nil {
-		t.Fatal(err)
+	if err := s.MarkPublished(ctx, nil); err != nil {
+		t.Fatalf("MarkPublished(nil): %v", err)
 	}
-	if len(pending) != len(all)-len(marked) {
+	pending := allPending(t, s, 5)
+	if len(pending) != len(left) {
 		t.Fatalf("%d pending after marking %d of %d", len(pending), len(marked), len(all))
 	}
-	st, _ := s.Stats(ctx)
-	if st.OutboxPending != int64(len(pending)) {
-		t.Errorf("Stats.OutboxPending = %d, want %d", st.OutboxPending, len(pending))
+	for _, e := range pending {
+		if !left[e.Seq] {
+			t.Fatalf("entry %d still pending after it was marked", e.Seq)
+		}
 	}
-
-	// New entries get higher sequence numbers than any before.
-	more := Population(t, 4, 116)
-	applyAll(t, s, more, 1000)
-	after = all[len(all)-1].Seq
-	fresh, err := s.PendingOutbox(ctx, after, 1000)
-	if err != nil {
+	if st := stats(t, s); st.OutboxPending != int64(len(left)) {
+		t.Errorf("Stats.OutboxPending = %d, want %d", st.OutboxPending, len(left))
+	}
+	// Marking the rest empties the outbox.
+	var rest2 []int64
+	for seq := range left {
+		rest2 = append(rest2, seq)
+	}
+	if err := s.MarkPublished(ctx, rest2); err != nil {
 		t.Fatal(err)
 	}
-	if len(fresh) == 0 {
-		t.Fatal("no new outbox entries after a new batch")
+	if p := allPending(t, s, 100); len(p) != 0 {
+		t.Fatalf("%d pending after marking all", len(p))
+	}
+	if st := stats(t, s); st.OutboxPending != 0 {
+		t.Errorf("Stats.OutboxPending = %d after marking all", st.OutboxPending)
+	}
+}
+
+func testOutboxSeq(t *testing.T, s hub.Store) {
+	ctx := context.Background()
+	var last int64
+	for round, seed := range []int64{19, 119, 219} {
+		ApplyAll(t, s, population(t, 3, seed), 1000)
+		fresh, err := s.PendingOutbox(ctx, last, 100_000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(fresh) == 0 {
+			t.Fatalf("round %d: no new outbox entries", round)
+		}
+		for i, e := range fresh {
+			if e.Seq <= last {
+				t.Fatalf("round %d: entry %d has seq %d, not above %d", round, i, e.Seq, last)
+			}
+			last = e.Seq
+		}
+		// Publishing everything does not make sequence numbers restart.
+		seqs := make([]int64, len(fresh))
+		for i, e := range fresh {
+			seqs[i] = e.Seq
+		}
+		if err := s.MarkPublished(ctx, seqs); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
 func testStats(t *testing.T, s hub.Store) {
-	in := Population(t, 30, 17)
-	applyAll(t, s, in, 64)
-	st, err := s.Stats(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	persons := map[citizenid.ID]bool{}
-	for _, e := range in {
-		persons[e.Event.Subject] = true
-	}
-	if st.Persons != int64(len(persons)) || st.Changes != int64(len(in)) {
-		t.Errorf("stats %+v, want %d persons and %d changes", st, len(persons), len(in))
+	in := population(t, 25, 20)
+	res := ApplyAll(t, s, in, 64)
+	st := stats(t, s)
+	want := hub.StoreStats{Persons: int64(len(subjects(in))), Changes: int64(len(in)), OutboxPending: int64(res.Notifications)}
+	if st != want {
+		t.Errorf("stats %+v, want %+v", st, want)
 	}
 	if err := s.Ping(context.Background()); err != nil {
 		t.Errorf("Ping: %v", err)
@@ -329,38 +571,69 @@ func testStats(t *testing.T, s hub.Store) {
 }
 
 // testConcurrent applies overlapping batches from several goroutines, as
-// several consumers (or hub instances) would.
+// several consumers (or hub instances) would: every worker applies every
+// event, in its own order, so each event must be applied exactly once
+// overall and counted as a duplicate by the others.
 func testConcurrent(t *testing.T, s hub.Store) {
-	in := Population(t, 30, 18)
+	in := population(t, 30, 21)
 	want := Expected(in)
 	const workers = 4
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
-	for w := 0; w < workers; w++ {
+	var (
+		wg        sync.WaitGroup
+		mu        sync.Mutex
+		total     hub.ApplyResult
+		firstErr  error
+		batchSize = 40
+	)
+	for w := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			// Each worker applies every event, in its own order: each event
-			// must be applied exactly once overall.
 			r := rand.New(rand.NewPCG(uint64(w), 9))
-			mine := append([]hub.Input(nil), in...)
+			mine := slices.Clone(in)
 			r.Shuffle(len(mine), func(i, j int) { mine[i], mine[j] = mine[j], mine[i] })
-			for i := 0; i < len(mine); i += 40 {
-				if _, err := s.Apply(context.Background(), mine[i:min(i+40, len(mine))]); err != nil {
-					errs <- err
+			for i := 0; i < len(mine); i += batchSize {
+				res, err := s.Apply(context.Background(), mine[i:min(i+batchSize, len(mine))])
+				mu.Lock()
+				if err != nil && firstErr == nil {
+					firstErr = err
+				}
+				total.Applied += res.Applied
+				total.Duplicates += res.Duplicates
+				mu.Unlock()
+				if err != nil {
 					return
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatalf("concurrent Apply: %v", err)
+	if firstErr != nil {
+		t.Fatalf("concurrent Apply: %v", firstErr)
+	}
+	if total.Applied != len(in) || total.Duplicates != (workers-1)*len(in) {
+		t.Errorf("applied %d duplicates %d, want %d and %d", total.Applied, total.Duplicates, len(in), (workers-1)*len(in))
+	}
+	for id, n := range subjects(in) {
+		r, err := s.Person(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Version != int64(n) {
+			t.Fatalf("person %v: version %d, want %d: an update was lost or applied twice", id, r.Version, n)
+		}
+		h, err := s.History(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, c := range h {
+			if c.Version != int64(i+1) {
+				t.Fatalf("person %v: history[%d] has version %d", id, i, c.Version)
+			}
+		}
 	}
 	CompareRecords(t, s, want)
-	st, _ := s.Stats(context.Background())
-	if st.Changes != int64(len(in)) {
+	if st := stats(t, s); st.Changes != int64(len(in)) {
 		t.Errorf("%d history rows, want %d: an event was applied twice or lost", st.Changes, len(in))
 	}
 }
@@ -368,12 +641,25 @@ func testConcurrent(t *testing.T, s hub.Store) {
 func testCanceled(t *testing.T, s hub.Store) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	in := Population(t, 2, 19)
+	in := population(t, 2, 22)
 	if _, err := s.Apply(ctx, in); err == nil {
 		t.Error("Apply with a canceled context succeeded")
 	}
-	st, _ := s.Stats(context.Background())
-	if st.Changes != 0 {
-		t.Errorf("a canceled Apply left %d history rows", st.Changes)
+	if st := stats(t, s); st.Changes != 0 || st.Persons != 0 {
+		t.Errorf("a canceled Apply left %+v", st)
+	}
+	// The store still works afterwards.
+	if res := ApplyAll(t, s, in, 1000); res.Applied != len(in) {
+		t.Errorf("after a canceled Apply: applied %d of %d", res.Applied, len(in))
+	}
+}
+
+func testCloseTwice(t *testing.T, s hub.Store) {
+	ApplyAll(t, s, population(t, 2, 23), 100)
+	if err := s.Close(); err != nil {
+		t.Fatalf("first Close: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
 	}
 }

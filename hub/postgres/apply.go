@@ -1,0 +1,472 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/hub/merge"
+	"github.com/pophub/pophub/schemas"
+	"github.com/pophub/pophub/schemas/citizenid"
+)
+
+// maxAttempts bounds the tries of one batch that keeps conflicting.
+const maxAttempts = 10
+
+// Apply implements hub.Store: one transaction per batch, retried as a whole
+// when it holds an event applied before or hits a deadlock or
+// serialization failure (see the package comment).
+func (s *Store) Apply(ctx context.Context, batch []hub.Input) (hub.ApplyResult, error) {
+	if len(batch) == 0 {
+		return hub.ApplyResult{}, ctx.Err()
+	}
+	// Most batches hold only new events, so the first attempt skips the
+	// idempotency look-up and lets the unique key on history catch a
+	// repeat; the batch is then tried again with the look-up.
+	checkKeys := false
+	var err error
+	for attempt := 1; attempt <= maxAttempts; attempt++ {
+		var res hub.ApplyResult
+		res, err = s.applyOnce(ctx, batch, checkKeys)
+		if err == nil {
+			return res, nil
+		}
+		if ctx.Err() != nil {
+			return hub.ApplyResult{}, fmt.Errorf("applying batch: %w", ctx.Err())
+		}
+		var pg *pgconn.PgError
+		if !errors.As(err, &pg) {
+			return hub.ApplyResult{}, fmt.Errorf("applying batch: %w", err)
+		}
+		switch {
+		case pg.Code == "23505" && pg.ConstraintName == "history_idempotency" && !checkKeys:
+			checkKeys = true
+			continue // a repeat: again at once, leaving it out
+		case pg.Code == "23505", pg.Code == "40001", pg.Code == "40P01":
+			// Unique violation, serialization failure, deadlock: another
+			// instance got in the way; try again after a jittered pause so
+			// that the two do not collide again.
+		default:
+			return hub.ApplyResult{}, fmt.Errorf("applying batch: %w", err)
+		}
+		s.cfg.Logger.Debug("retrying batch", "attempt", attempt, "code", pg.Code, "constraint", pg.ConstraintName)
+		d := time.Duration(attempt*attempt)*2*time.Millisecond + rand.N(5*time.Millisecond)
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return hub.ApplyResult{}, fmt.Errorf("applying batch: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+	return hub.ApplyResult{}, fmt.Errorf("applying batch after %d attempts: %w: %w", maxAttempts, hub.ErrConflict, err)
+}
+
+// lockSQL locks persons in key order and returns the state of each one
+// unless the caller holds it at the same version ($2; -1 when not cached).
+const lockSQL = `SELECT p.person_key, CASE WHEN p.version = c.v THEN NULL ELSE p.state END
+	FROM unnest($1::text[], $2::bigint[]) AS c(k, v) JOIN persons p ON p.person_key = c.k
+	ORDER BY p.person_key FOR UPDATE OF p`
+
+// claimSQL inserts a placeholder row for each person not stored yet, which
+// this transaction then holds locked like the others, and returns the keys
+// it inserted. A key another transaction is inserting at the same moment
+// waits for it and is not returned if it committed: that person exists
+// now and is locked like any other.
+const claimSQL = `INSERT INTO persons (person_key, version, address_code, status, state, updated_at)
+	SELECT k, 0, '', '', '\x'::bytea, now() FROM unnest($1::text[]) AS k
+	ON CONFLICT (person_key) DO NOTHING RETURNING person_key`
+
+func (s *Store) applyOnce(ctx context.Context, batch []hub.Input, checkKeys bool) (res hub.ApplyResult, err error) {
+	// The touched persons, in key order, with what the cache holds.
+	ids := make(map[string]citizenid.ID, len(batch))
+	for i := range batch {
+		id := batch[i].Event.Subject
+		ids[personKey(id)] = id
+	}
+	keys := make([]string, 0, len(ids))
+	for k := range ids {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return res, fmt.Errorf("beginning transaction: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback(context.WithoutCancel(ctx))
+		}
+	}()
+
+	loaded, err := s.lockPersons(ctx, tx, keys, ids)
+	if err != nil {
+		return res, err
+	}
+
+	// Leave out events applied in earlier batches.
+	fresh := batch
+	if checkKeys {
+		if fresh, res.Duplicates, err = unapplied(ctx, tx, batch); err != nil {
+			return res, err
+		}
+	}
+	if len(fresh) == 0 {
+		// Nothing to write; placeholders claimed for persons of repeated
+		// events only must not stay.
+		if err := tx.Rollback(ctx); err != nil {
+			return res, fmt.Errorf("ending transaction: %w", err)
+		}
+		return res, nil
+	}
+
+	now := time.Now().UTC().Truncate(time.Microsecond) // the precision PostgreSQL keeps
+	out := merge.Batch(loaded, fresh, now)
+	if len(out.States) < len(keys) {
+		// Some persons had only repeated events: drop their placeholders.
+		if err := dropUnused(ctx, tx, loaded, out.States); err != nil {
+			return res, err
+		}
+	}
+
+	// Encode the new states on other cores while the history and outbox
+	// rows are copied.
+	encoded := make(chan personColumns, 1)
+	go func() { encoded <- encodePersons(out.States) }()
+	if err := writeHistory(ctx, tx, out.History); err != nil {
+		<-encoded
+		return res, err
+	}
+	if err := writeOutbox(ctx, tx, out.Outbox); err != nil {
+		<-encoded
+		return res, err
+	}
+	cols := <-encoded
+	if cols.err != nil {
+		return res, cols.err
+	}
+	if err := writePersons(ctx, tx, cols, now); err != nil {
+		return res, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		// The outcome may be unknown (the connection broke during the
+		// commit): forget these persons so that they are read again.
+		if s.cache != nil {
+			for id := range out.States {
+				s.cache.forget(personKey(id))
+			}
+		}
+		return res, fmt.Errorf("committing batch: %w", err)
+	}
+	if s.cache != nil {
+		for id, st := range out.States {
+			s.cache.put(personKey(id), st)
+		}
+	}
+	res.Applied = out.Applied
+	res.Duplicates += out.Duplicates
+	res.Notifications = len(out.Outbox)
+	return res, nil
+}
+
+// lockPersons locks the row of every person of keys (sorted), creating
+// placeholder rows for persons not stored yet, and returns the current
+// state of every stored person (nil for new ones): from the cache when it
+// holds the locked version, decoded from the row otherwise.
+func (s *Store) lockPersons(ctx context.Context, tx pgx.Tx, keys []string, ids map[string]citizenid.ID) (map[citizenid.ID]*merge.State, error) {
+	loaded := make(map[citizenid.ID]*merge.State, len(keys))
+	found, err := s.lockStored(ctx, tx, keys, ids, loaded)
+	if err != nil {
+		return nil, err
+	}
+	if found == len(keys) {
+		return loaded, nil
+	}
+	var missing []string
+	for _, k := range keys {
+		if _, ok := loaded[ids[k]]; !ok {
+			missing = append(missing, k)
+		}
+	}
+	rows, err := tx.Query(ctx, claimSQL, missing)
+	if err != nil {
+		return nil, fmt.Errorf("claiming new persons: %w", err)
+	}
+	claimed, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("claiming new persons: %w", err)
+	}
+	for _, k := range claimed {
+		loaded[ids[k]] = nil
+	}
+	if len(claimed) == len(missing) {
+		return loaded, nil
+	}
+	// Another transaction created some of them meanwhile: lock and read
+	// those like the others.
+	var raced []string
+	for _, k := range missing {
+		if _, ok := loaded[ids[k]]; !ok {
+			raced = append(raced, k)
+		}
+	}
+	n, err := s.lockStored(ctx, tx, raced, ids, loaded)
+	if err != nil {
+		return nil, err
+	}
+	if n != len(raced) {
+		// Created and deleted again: persons are never deleted.
+		return nil, fmt.Errorf("locking persons: %d of %d new persons vanished", len(raced)-n, len(raced))
+	}
+	return loaded, nil
+}
+
+// lockStored locks the stored persons among keys (sorted), adds their
+// states to loaded and returns how many it found.
+func (s *Store) lockStored(ctx context.Context, tx pgx.Tx, keys []string, ids map[string]citizenid.ID, loaded map[citizenid.ID]*merge.State) (int, error) {
+	versions := make([]int64, len(keys))
+	hits := make(map[string]*merge.State, len(keys))
+	for i, k := range keys {
+		versions[i] = -1
+		if s.cache != nil {
+			if e, ok := s.cache.get(k); ok {
+				versions[i] = e.version
+				hits[k] = e.state
+			}
+		}
+	}
+	rows, err := tx.Query(ctx, lockSQL, keys, versions)
+	if err != nil {
+		return 0, fmt.Errorf("locking persons: %w", err)
+	}
+	type miss struct {
+		key string
+		raw []byte
+	}
+	var misses []miss
+	found := 0
+	for rows.Next() {
+		var key string
+		var raw []byte
+		if err := rows.Scan(&key, &raw); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("locking persons: %w", err)
+		}
+		found++
+		if raw == nil {
+			loaded[ids[key]] = hits[key]
+			continue
+		}
+		misses = append(misses, miss{key, raw})
+	}
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("locking persons: %w", err)
+	}
+	// Decode the states read, in parallel when there are many.
+	states := make([]*merge.State, len(misses))
+	err = parallel(len(misses), func(i int) error {
+		st, err := decodeState(misses[i].raw)
+		states[i] = st
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	for i, m := range misses {
+		loaded[ids[m.key]] = states[i]
+		if s.cache != nil {
+			s.cache.put(m.key, states[i]) // committed, at the locked version
+		}
+	}
+	return found, nil
+}
+
+// dropUnused deletes the placeholders of new persons the batch did not
+// change after all (all their events were repeats).
+func dropUnused(ctx context.Context, tx pgx.Tx, loaded, changed map[citizenid.ID]*merge.State) error {
+	var unused []string
+	for id, st := range loaded {
+		if st == nil && changed[id] == nil {
+			unused = append(unused, personKey(id))
+		}
+	}
+	if len(unused) == 0 {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, "DELETE FROM persons WHERE person_key = ANY($1) AND version = 0", unused); err != nil {
+		return fmt.Errorf("dropping placeholders: %w", err)
+	}
+	return nil
+}
+
+// parallel calls fn(0) … fn(n-1) on up to GOMAXPROCS goroutines and
+// returns the errors.
+func parallel(n int, fn func(i int) error) error {
+	workers := min(runtime.GOMAXPROCS(0), n/64+1)
+	if workers <= 1 {
+		for i := 0; i < n; i++ {
+			if err := fn(i); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += workers {
+				if err := fn(i); err != nil {
+					errs[w] = err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// unapplied returns the events of batch not yet in history, and how many
+// were.
+func unapplied(ctx context.Context, tx pgx.Tx, batch []hub.Input) ([]hub.Input, int, error) {
+	sources := make([]string, len(batch))
+	eventIDs := make([]string, len(batch))
+	for i := range batch {
+		sources[i], eventIDs[i] = string(batch[i].Event.Source), batch[i].Event.ID
+	}
+	rows, err := tx.Query(ctx, `SELECT h.source, h.event_id FROM unnest($1::text[], $2::text[]) AS b(source, event_id)
+		JOIN history h ON h.source = b.source AND h.event_id = b.event_id`, sources, eventIDs)
+	if err != nil {
+		return nil, 0, fmt.Errorf("checking idempotency keys: %w", err)
+	}
+	seen := map[schemas.EventKey]bool{}
+	for rows.Next() {
+		var src, id string
+		if err := rows.Scan(&src, &id); err != nil {
+			rows.Close()
+			return nil, 0, fmt.Errorf("checking idempotency keys: %w", err)
+		}
+		seen[schemas.EventKey{Source: schemas.Source(src), ID: id}] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("checking idempotency keys: %w", err)
+	}
+	if len(seen) == 0 {
+		return batch, 0, nil
+	}
+	fresh := make([]hub.Input, 0, len(batch))
+	dups := 0
+	for _, in := range batch {
+		if seen[in.Event.Key()] {
+			dups++
+			continue
+		}
+		fresh = append(fresh, in)
+	}
+	return fresh, dups, nil
+}
+
+// personColumns are the persons rows to write, as parallel arrays for
+// unnest.
+type personColumns struct {
+	keys      []string
+	versions  []int64
+	addresses []string
+	statuses  []string
+	states    [][]byte
+	err       error
+}
+
+// encodePersons encodes the changed states (in parallel).
+func encodePersons(states map[citizenid.ID]*merge.State) personColumns {
+	var c personColumns
+	sts := make([]*merge.State, 0, len(states))
+	for id, st := range states {
+		sts = append(sts, st)
+		c.keys = append(c.keys, personKey(id))
+		c.versions = append(c.versions, st.Version())
+		c.addresses = append(c.addresses, st.AddressCode())
+		c.statuses = append(c.statuses, st.Status())
+	}
+	c.states = make([][]byte, len(sts))
+	c.err = parallel(len(sts), func(i int) error {
+		raw, err := encodeState(sts[i])
+		c.states[i] = raw
+		return err
+	})
+	return c
+}
+
+// writePersons writes the new states. Every row exists and is locked by
+// this transaction (new persons have placeholders).
+func writePersons(ctx context.Context, tx pgx.Tx, c personColumns, now time.Time) error {
+	tag, err := tx.Exec(ctx, `UPDATE persons p SET version = u.v, address_code = u.a, status = u.s, state = u.st, updated_at = $6
+		FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bytea[]) AS u(k, v, a, s, st)
+		WHERE p.person_key = u.k`, c.keys, c.versions, c.addresses, c.statuses, c.states, now)
+	if err != nil {
+		return fmt.Errorf("writing persons: %w", err)
+	}
+	if tag.RowsAffected() != int64(len(c.keys)) {
+		return fmt.Errorf("writing persons: %d of %d rows updated", tag.RowsAffected(), len(c.keys))
+	}
+	return nil
+}
+
+var historyColumns = []string{"person_key", "version", "source", "event_id", "type", "time", "applied_at", "sections", "data"}
+
+func writeHistory(ctx context.Context, tx pgx.Tx, history []merge.Entry) error {
+	rows := make([][]any, len(history))
+	for i := range history {
+		c := &history[i].Change
+		data := []byte(c.Data)
+		if data == nil {
+			data = []byte{}
+		}
+		rows[i] = []any{personKey(history[i].CitizenID), c.Version, string(c.Source), c.EventID, string(c.Type), c.Time, c.AppliedAt, c.Sections, data}
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"history"}, historyColumns, pgx.CopyFromRows(rows)); err != nil {
+		return fmt.Errorf("writing history: %w", err)
+	}
+	return nil
+}
+
+var outboxColumns = []string{"subject", "msg_id", "body", "trace", "created_at"}
+
+func writeOutbox(ctx context.Context, tx pgx.Tx, entries []hub.OutboxEntry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	rows := make([][]any, len(entries))
+	for i := range entries {
+		e := &entries[i]
+		var trace []byte
+		if len(e.Trace) > 0 {
+			b, err := json.Marshal(e.Trace)
+			if err != nil {
+				return fmt.Errorf("encoding trace context: %w", err)
+			}
+			trace = b
+		}
+		rows[i] = []any{e.Subject, e.MsgID, e.Body, trace, e.CreatedAt}
+	}
+	// COPY keeps the rows' order, so the identity column numbers them in
+	// merge's order.
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"outbox"}, outboxColumns, pgx.CopyFromRows(rows)); err != nil {
+		return fmt.Errorf("writing outbox: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,77 @@
+package postgres
+
+import (
+	"sync"
+
+	"github.com/pophub/pophub/hub/merge"
+)
+
+// stateCache keeps recently written merge states by person key, so that a
+// batch need not read and decode the states this process wrote itself.
+// Entries pair a state with its version: the store uses one only when the
+// version equals that of the row it has just locked, so a state another
+// instance changed since is read again, never served stale. States are
+// immutable (merge works on clones), so entries are shared without copying.
+//
+// Eviction is two-generational: entries go into the young map; when it is
+// full it becomes the old one and the previous old one is dropped; a hit
+// in the old map moves the entry back to the young one. It bounds memory
+// to 2×size entries and keeps what is used, at O(1) per operation.
+type stateCache struct {
+	mu         sync.Mutex
+	size       int
+	young, old map[string]cached
+}
+
+type cached struct {
+	version int64
+	state   *merge.State
+}
+
+func newStateCache(size int) *stateCache {
+	return &stateCache{size: size, young: make(map[string]cached)}
+}
+
+// get returns the cached state of key, if any.
+func (c *stateCache) get(key string) (cached, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.young[key]; ok {
+		return e, true
+	}
+	if e, ok := c.old[key]; ok {
+		delete(c.old, key)
+		c.putLocked(key, e)
+		return e, true
+	}
+	return cached{}, false
+}
+
+// put records the committed state of key at its version.
+func (c *stateCache) put(key string, st *merge.State) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.putLocked(key, cached{version: st.Version(), state: st})
+}
+
+func (c *stateCache) putLocked(key string, e cached) {
+	if _, ok := c.young[key]; !ok && len(c.young) >= c.size {
+		c.old, c.young = c.young, make(map[string]cached, c.size)
+	}
+	c.young[key] = e
+}
+
+// forget drops key.
+func (c *stateCache) forget(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.young, key)
+	delete(c.old, key)
+}
+
+// len counts the entries, for tests.
+func (c *stateCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.young) + len(c.old)
+}

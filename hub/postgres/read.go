@@ -1,0 +1,143 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/hub/merge"
+	"github.com/pophub/pophub/schemas"
+	"github.com/pophub/pophub/schemas/citizenid"
+)
+
+// Person implements hub.Store. A state this process holds at the stored
+// version is not read again.
+func (s *Store) Person(ctx context.Context, id citizenid.ID) (hub.Record, error) {
+	key := personKey(id)
+	cachedVersion := int64(-1)
+	var hit *merge.State
+	if s.cache != nil {
+		if e, ok := s.cache.get(key); ok {
+			cachedVersion, hit = e.version, e.state
+		}
+	}
+	var raw []byte
+	err := s.pool.QueryRow(ctx, "SELECT CASE WHEN version = $2 THEN NULL ELSE state END FROM persons WHERE person_key = $1",
+		key, cachedVersion).Scan(&raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return hub.Record{}, fmt.Errorf("person %v: %w", id, hub.ErrNotFound)
+	}
+	if err != nil {
+		return hub.Record{}, fmt.Errorf("reading person: %w", err)
+	}
+	if raw == nil {
+		return hit.Record(), nil
+	}
+	st, err := decodeState(raw)
+	if err != nil {
+		return hub.Record{}, fmt.Errorf("reading person: %w", err)
+	}
+	return st.Record(), nil
+}
+
+// History implements hub.Store. Times are returned in UTC.
+func (s *Store) History(ctx context.Context, id citizenid.ID) ([]hub.Change, error) {
+	rows, err := s.pool.Query(ctx, `SELECT version, event_id, source, type, time, applied_at, sections, data
+		FROM history WHERE person_key = $1 ORDER BY version`, personKey(id))
+	if err != nil {
+		return nil, fmt.Errorf("reading history: %w", err)
+	}
+	defer rows.Close()
+	var out []hub.Change
+	for rows.Next() {
+		var c hub.Change
+		var src, typ string
+		var data []byte
+		if err := rows.Scan(&c.Version, &c.EventID, &src, &typ, &c.Time, &c.AppliedAt, &c.Sections, &data); err != nil {
+			return nil, fmt.Errorf("reading history: %w", err)
+		}
+		c.Source, c.Type = schemas.Source(src), schemas.Type(typ)
+		c.Time, c.AppliedAt = c.Time.UTC(), c.AppliedAt.UTC()
+		if len(data) > 0 {
+			c.Data = data
+		}
+		if c.Sections == nil {
+			c.Sections = []string{}
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading history: %w", err)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("person %v: %w", id, hub.ErrNotFound)
+	}
+	return out, nil
+}
+
+// PendingOutbox implements hub.Store. Sequence numbers are taken when rows
+// are written, not when they commit, so a batch committing late may add
+// entries below ones already returned; the relay therefore always reads
+// from after = 0.
+func (s *Store) PendingOutbox(ctx context.Context, after int64, limit int) ([]hub.OutboxEntry, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT seq, subject, msg_id, body, trace, created_at FROM outbox
+		WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("reading outbox: %w", err)
+	}
+	defer rows.Close()
+	var out []hub.OutboxEntry
+	for rows.Next() {
+		var e hub.OutboxEntry
+		var trace []byte
+		if err := rows.Scan(&e.Seq, &e.Subject, &e.MsgID, &e.Body, &trace, &e.CreatedAt); err != nil {
+			return nil, fmt.Errorf("reading outbox: %w", err)
+		}
+		if len(trace) > 0 {
+			if err := json.Unmarshal(trace, &e.Trace); err != nil {
+				return nil, fmt.Errorf("reading outbox trace context: %w", err)
+			}
+		}
+		e.CreatedAt = e.CreatedAt.UTC()
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading outbox: %w", err)
+	}
+	return out, nil
+}
+
+// MarkPublished implements hub.Store. Published entries are deleted rather
+// than marked: a delete only sets the row's xmax, where an update writes a
+// new version of the row and of its index entries, and nothing reads a
+// published entry again (the relay keeps what it may need to republish in
+// memory).
+func (s *Store) MarkPublished(ctx context.Context, seqs []int64) error {
+	if len(seqs) == 0 {
+		return nil
+	}
+	if _, err := s.pool.Exec(ctx, "DELETE FROM outbox WHERE seq = ANY($1)", seqs); err != nil {
+		return fmt.Errorf("marking outbox entries published: %w", err)
+	}
+	return nil
+}
+
+// Stats implements hub.Store. It counts rows, which takes time on large
+// tables: it is meant for status pages and reconciliation, not for every
+// request.
+func (s *Store) Stats(ctx context.Context) (hub.StoreStats, error) {
+	var st hub.StoreStats
+	err := s.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM persons), (SELECT count(*) FROM history),
+		(SELECT count(*) FROM outbox)`).Scan(&st.Persons, &st.Changes, &st.OutboxPending)
+	if err != nil {
+		return st, fmt.Errorf("reading store totals: %w", err)
+	}
+	return st, nil
+}
