@@ -1,24 +1,44 @@
 // Package publisher is the library a department system uses to publish its
-// record changes to the hub: it validates each event locally against the
-// contract, sends it to pop.events.<source> keyed by the citizen ID with
-// kafka-go (acknowledged by all in-sync replicas, retried, batched), and
-// reports a result per event.
+// record changes to the hub.
+//
+// A Publisher validates each event locally exactly as the hub will (an
+// encode and schemas.Decode round trip), sends the valid ones to the
+// department's topic pop.events.<source> keyed by the citizen ID with
+// kafka-go, and reports a Result per event. Records are acknowledged by all
+// in-sync replicas, retried, batched and compressed; they are partitioned
+// with the Java client's murmur2 partitioner, so every department's client,
+// in any language, puts one citizen on the same partition. The W3C trace
+// context of the caller's ctx travels in the record headers (traceparent),
+// so a trace spans the department, Kafka and the hub.
 //
 // Event ids derived with EventID from the department's own record key and
-// version make a re-send idempotent: the hub applies each (source, id) once.
+// version make a re-send idempotent: the hub applies each (source, id)
+// once, so after a crash or a timeout a department simply sends again.
+//
+//	pub, err := publisher.New(publisher.Config{Brokers: []string{"kafka:9092"}, Source: schemas.Housing})
+//	…
+//	defer pub.Close()
+//	ev := schemas.Event{ID: publisher.EventID(schemas.Housing, lease.ID, lease.Version), Source: schemas.Housing,
+//		Type: schemas.RentalRegistered, Subject: tenantID, Time: lease.SignedAt,
+//		Payload: &schemas.RentalRegisteredData{LeaseID: lease.ID, AddressCode: lease.Address, Start: "2026-03-01"}}
+//	results, err := pub.Publish(ctx, ev)
 package publisher
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -27,79 +47,123 @@ import (
 	"github.com/pophub/pophub/schemas"
 )
 
-// Config configures a Publisher.
+// NoCompression, as Config.Compression, sends record batches uncompressed.
+const NoCompression kafka.Compression = -1
+
+// Config configures a Publisher. Only Brokers is required.
 type Config struct {
-	// Brokers are the Kafka bootstrap addresses (required).
+	// Brokers are the Kafka bootstrap addresses.
 	Brokers []string
-	// Source, when set, is the only source this publisher may send; events
-	// of another source are reported as errors.
+	// Source, when set, is the only source this publisher sends: events of
+	// another source are rejected (reason source_mismatch) and not sent.
 	Source schemas.Source
-	// BatchSize and BatchTimeout bound producer batching (defaults 1000, 10ms).
+	// BatchSize bounds the records of one produce request per partition
+	// (default 1000); BatchTimeout is how long a partial batch waits for
+	// more records (default 10ms).
 	BatchSize    int
 	BatchTimeout time.Duration
-	// Compression of record batches (default none, which every broker
-	// accepts; kafka.Snappy, kafka.Lz4 or kafka.Zstd where supported).
+	// Compression of record batches: kafka.Snappy (default), kafka.Lz4,
+	// kafka.Zstd, kafka.Gzip, or NoCompression.
 	Compression kafka.Compression
+	// MaxAttempts bounds the tries of a produce request (default 10).
+	MaxAttempts int
 	// Propagator injects the trace context of Publish's ctx into record
 	// headers (default W3C TraceContext).
 	Propagator propagation.TextMapPropagator
-	Logger     *slog.Logger
+	// Logger receives warnings about events the broker did not take
+	// (default: discard). It never sees citizen IDs.
+	Logger *slog.Logger
 }
 
-// Publisher sends events to the hub. It is safe for concurrent use.
+func (c *Config) setDefaults() {
+	if c.BatchSize <= 0 {
+		c.BatchSize = 1000
+	}
+	if c.BatchTimeout <= 0 {
+		c.BatchTimeout = 10 * time.Millisecond
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 10
+	}
+	switch c.Compression {
+	case 0:
+		c.Compression = kafka.Snappy
+	case NoCompression:
+		c.Compression = 0
+	}
+	if c.Propagator == nil {
+		c.Propagator = propagation.TraceContext{}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Validate reports whether the configuration can work.
+func (c *Config) Validate() error {
+	if len(c.Brokers) == 0 {
+		return errors.New("at least one Kafka broker is required")
+	}
+	if c.Source != "" && !c.Source.Valid() {
+		return fmt.Errorf("source %q is not a department source", c.Source)
+	}
+	if c.Compression != NoCompression && c.Compression != 0 && c.Compression.Codec() == nil {
+		return fmt.Errorf("compression %d is not a Kafka compression codec", c.Compression)
+	}
+	return nil
+}
+
+// Publisher sends events to the hub. It is safe for concurrent use; each
+// Publish call waits for its own records' acknowledgements.
 type Publisher struct {
 	cfg       Config
+	fileChunk int // lines of a file validated and sent at once
 	w         *kafka.Writer
 	closeOnce sync.Once
 	closeErr  error
 }
 
-// New creates a publisher.
+// New creates a publisher. It does not connect until the first Publish.
+// The hub's topics must exist: the publisher never creates topics.
 func New(cfg Config) (*Publisher, error) {
-	if len(cfg.Brokers) == 0 {
-		return nil, errors.New("publisher: at least one Kafka broker is required")
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("configuring publisher: %w", err)
 	}
-	if cfg.Source != "" && !cfg.Source.Valid() {
-		return nil, fmt.Errorf("publisher: %q is not a department source", cfg.Source)
-	}
-	if cfg.BatchSize <= 0 {
-		cfg.BatchSize = 1000
-	}
-	if cfg.BatchTimeout <= 0 {
-		cfg.BatchTimeout = 10 * time.Millisecond
-	}
-	if cfg.Propagator == nil {
-		cfg.Propagator = propagation.TraceContext{}
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	cfg.setDefaults()
 	w := &kafka.Writer{
 		Addr: kafka.TCP(cfg.Brokers...),
 		// Murmur2 is the Java client's partitioner: every department's
 		// client puts one citizen on the same partition.
 		Balancer:               &kafka.Murmur2Balancer{},
 		RequiredAcks:           kafka.RequireAll,
-		MaxAttempts:            10,
+		Async:                  false,
+		MaxAttempts:            cfg.MaxAttempts,
 		BatchSize:              cfg.BatchSize,
 		BatchBytes:             16 << 20,
 		BatchTimeout:           cfg.BatchTimeout,
 		Compression:            cfg.Compression,
 		AllowAutoTopicCreation: false,
 	}
-	return &Publisher{cfg: cfg, w: w}, nil
+	return &Publisher{cfg: cfg, w: w, fileChunk: max(cfg.BatchSize, 8192)}, nil
 }
 
 // EventID derives a stable event id from the department's own record key
-// and version, so that sending the same version twice is idempotent. The
-// record key is hashed: it may hold personal data.
+// and version, so that sending the same version twice is idempotent:
+// "<source>-<first 96 bits of SHA-256 in hex>". The record key is hashed
+// because it may hold personal data.
 func EventID(source schemas.Source, recordKey string, version int64) string {
-	h := sha256.Sum256([]byte(string(source) + "\x00" + recordKey + "\x00" + strconv.FormatInt(version, 10)))
-	return string(source) + "-" + hex.EncodeToString(h[:12])
+	h := sha256.New()
+	h.Write([]byte(source))
+	h.Write([]byte{0})
+	h.Write([]byte(recordKey))
+	h.Write([]byte{0})
+	h.Write(strconv.AppendInt(nil, version, 10))
+	return string(source) + "-" + hex.EncodeToString(h.Sum(nil)[:12])
 }
 
 // Result is the outcome for one event: Err is nil when the broker
-// acknowledged it.
+// acknowledged it. A validation failure is a *schemas.RejectError
+// (schemas.ReasonOf gives its reason); such an event was not sent.
 type Result struct {
 	ID  string
 	Err error
@@ -108,61 +172,138 @@ type Result struct {
 // headerCarrier writes trace context into Kafka headers.
 type headerCarrier struct{ h *[]kafka.Header }
 
-func (c headerCarrier) Get(string) string { return "" }
-func (c headerCarrier) Set(k, v string)   { *c.h = append(*c.h, kafka.Header{Key: k, Value: []byte(v)}) }
-func (c headerCarrier) Keys() []string    { return nil }
+func (c headerCarrier) Get(key string) string {
+	for _, h := range *c.h {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
 
-// Publish validates and sends events, waiting for the broker's
-// acknowledgement. Invalid events are not sent; their Result carries the
-// reason. The returned error is set only when sending failed as a whole.
+func (c headerCarrier) Set(k, v string) {
+	for i, h := range *c.h {
+		if h.Key == k {
+			(*c.h)[i].Value = []byte(v)
+			return
+		}
+	}
+	*c.h = append(*c.h, kafka.Header{Key: k, Value: []byte(v)})
+}
+
+func (c headerCarrier) Keys() []string {
+	keys := make([]string, len(*c.h))
+	for i, h := range *c.h {
+		keys[i] = h.Key
+	}
+	return keys
+}
+
+// Publish validates events and sends the valid ones, waiting until the
+// broker acknowledged them (or gave up). It returns one Result per event,
+// in order. Invalid events are not sent; their Result says why. The
+// returned error is set only when sending failed as a whole (broker
+// unreachable, ctx done): then every valid event's Result carries it too,
+// and none of them may be assumed delivered — send them again; the hub
+// ignores the repeats.
 func (p *Publisher) Publish(ctx context.Context, events ...schemas.Event) ([]Result, error) {
 	results := make([]Result, len(events))
+	values := p.validateAll(events, results)
+	return results, p.send(ctx, events, values, results)
+}
+
+// send produces the events whose result has no error yet, with their
+// encoded values, and records the outcome in results.
+func (p *Publisher) send(ctx context.Context, events []schemas.Event, values [][]byte, results []Result) error {
 	msgs := make([]kafka.Message, 0, len(events))
 	idx := make([]int, 0, len(events))
 	var headers []kafka.Header
 	p.cfg.Propagator.Inject(ctx, headerCarrier{&headers})
 	for i, ev := range events {
-		results[i].ID = ev.ID
-		value, err := p.validate(ev)
-		if err != nil {
-			results[i].Err = err
+		if results[i].Err != nil {
 			continue
 		}
-		msgs = append(msgs, kafka.Message{Topic: schemas.Topic(ev.Source), Key: []byte(ev.Subject), Value: value, Headers: headers})
+		msgs = append(msgs, kafka.Message{Topic: schemas.Topic(ev.Source), Key: []byte(ev.Subject), Value: values[i], Headers: headers})
 		idx = append(idx, i)
 	}
 	if len(msgs) == 0 {
-		return results, nil
+		return nil
 	}
 	err := p.w.WriteMessages(ctx, msgs...)
 	var werrs kafka.WriteErrors
 	switch {
 	case err == nil:
 	case errors.As(err, &werrs) && len(werrs) == len(msgs):
+		failed := 0
 		for j, e := range werrs {
 			if e != nil {
 				results[idx[j]].Err = fmt.Errorf("sending to Kafka: %w", e)
+				failed++
 			}
 		}
+		p.cfg.Logger.WarnContext(ctx, "publishing: the broker did not take some events", "failed", failed, "sent", len(msgs), "error", werrs[firstNonNil(werrs)])
 	default:
 		for _, i := range idx {
 			results[i].Err = fmt.Errorf("sending to Kafka: %w", err)
 		}
-		return results, fmt.Errorf("sending %d events: %w", len(msgs), err)
+		p.cfg.Logger.WarnContext(ctx, "publishing: sending failed", "events", len(msgs), "error", err)
+		return fmt.Errorf("sending %d events: %w", len(msgs), err)
 	}
-	return results, nil
+	return nil
+}
+
+func firstNonNil(errs kafka.WriteErrors) int {
+	for i, e := range errs {
+		if e != nil {
+			return i
+		}
+	}
+	return 0
+}
+
+// validateAll validates events into their encoded values, setting the
+// results' ids and validation errors. Decoding costs several microseconds
+// an event, far more than producing it, so large batches are validated on
+// all cores.
+func (p *Publisher) validateAll(events []schemas.Event, results []Result) [][]byte {
+	values := make([][]byte, len(events))
+	parallel(len(events), func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			results[i].ID = events[i].ID
+			values[i], results[i].Err = p.validate(events[i])
+		}
+	})
+	return values
+}
+
+// parallel runs fn over [0, n) split into ranges, one per core when n is
+// large enough to be worth it.
+func parallel(n int, fn func(lo, hi int)) {
+	const chunk = 256
+	workers := min(runtime.GOMAXPROCS(0), (n+chunk-1)/chunk)
+	if workers <= 1 {
+		fn(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	per := (n + workers - 1) / workers
+	for lo := 0; lo < n; lo += per {
+		wg.Go(func() { fn(lo, min(lo+per, n)) })
+	}
+	wg.Wait()
 }
 
 // validate encodes the event and checks it exactly as the hub will.
 func (p *Publisher) validate(ev schemas.Event) ([]byte, error) {
 	if p.cfg.Source != "" && ev.Source != p.cfg.Source {
-		return nil, fmt.Errorf("event source %q: this publisher sends only %q", ev.Source, p.cfg.Source)
+		return nil, &schemas.RejectError{Reason: schemas.ReasonSourceMismatch, Field: "source",
+			Detail: fmt.Sprintf("this publisher sends only %q events, not %q", p.cfg.Source, ev.Source)}
 	}
 	value, err := schemas.Encode(ev)
 	if err != nil {
-		return nil, err
+		return nil, &schemas.RejectError{Reason: schemas.ReasonInvalidData, Field: "data", Detail: err.Error()}
 	}
-	if _, err := schemas.Decode(schemas.Input{Topic: schemas.Topic(ev.Source), Value: value}); err != nil {
+	if _, err := schemas.Decode(schemas.Input{Topic: schemas.Topic(ev.Source), Key: []byte(ev.Subject), Value: value}); err != nil {
 		return nil, err
 	}
 	return value, nil
@@ -170,81 +311,168 @@ func (p *Publisher) validate(ev schemas.Event) ([]byte, error) {
 
 // FileReport summarises PublishFile.
 type FileReport struct {
-	Read      int
+	// Read counts the non-blank lines.
+	Read int
+	// Published counts the events the broker acknowledged.
 	Published int
-	Bad       []LineError
+	// Bad lists the lines not published, in line order.
+	Bad []LineError
 }
 
-// LineError is a bad line of a file.
+// LineError is a line of a file that was not published: invalid (a
+// *schemas.RejectError) or not acknowledged.
 type LineError struct {
 	Line int
 	Err  error
 }
 
-// PublishFile publishes a JSONL file of CloudEvents (one event per line),
-// in batches. Bad lines are reported with their line number and skipped.
+// PublishFile publishes a JSONL file of CloudEvents (one event per line,
+// as `pophub synth` writes them), validating one chunk of lines while the
+// previous one is being sent; records keep the file's order within each
+// partition. Blank lines are skipped; a byte order mark and CRLF line
+// ends are accepted. Bad lines are reported with their line number and not
+// sent. The error is set only if the file cannot be read or sending failed
+// as a whole; the report then covers the chunks sent before the failure,
+// and the file can simply be published again (the hub applies each event
+// once).
 func (p *Publisher) PublishFile(ctx context.Context, path string) (FileReport, error) {
-	var rep FileReport
 	f, err := os.Open(path)
 	if err != nil {
-		return rep, fmt.Errorf("opening events file: %w", err)
+		return FileReport{}, fmt.Errorf("opening events file: %w", err)
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	var batch []schemas.Event
-	var lines []int
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		results, err := p.Publish(ctx, batch...)
-		if err != nil {
-			return err
-		}
-		for i, r := range results {
-			if r.Err != nil {
-				rep.Bad = append(rep.Bad, LineError{Line: lines[i], Err: r.Err})
-			} else {
-				rep.Published++
-			}
-		}
-		batch, lines = batch[:0], lines[:0]
-		return nil
-	}
-	line := 0
-	for sc.Scan() {
-		line++
-		text := sc.Bytes()
-		if len(text) == 0 {
-			continue
-		}
-		rep.Read++
-		ev, err := schemas.Decode(schemas.Input{Value: text})
-		if err != nil {
-			rep.Bad = append(rep.Bad, LineError{Line: line, Err: err})
-			continue
-		}
-		if p.cfg.Source != "" && ev.Source != p.cfg.Source {
-			rep.Bad = append(rep.Bad, LineError{Line: line, Err: fmt.Errorf("event source %q is not %q", ev.Source, p.cfg.Source)})
-			continue
-		}
-		batch = append(batch, ev)
-		lines = append(lines, line)
-		if len(batch) == p.cfg.BatchSize {
-			if err := flush(); err != nil {
-				return rep, err
-			}
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return rep, fmt.Errorf("reading events file: %w", err)
-	}
-	return rep, flush()
+	return p.PublishJSONL(ctx, f)
 }
 
-// Close flushes and closes the producer. Safe to call twice.
+// PublishJSONL is PublishFile reading from r.
+func (p *Publisher) PublishJSONL(ctx context.Context, r io.Reader) (FileReport, error) {
+	var rep FileReport
+	// Lines go in chunks: while one chunk is being sent (which takes at
+	// least BatchTimeout), the next is read and validated.
+	chunks := make(chan []fileLine, 1)
+	var sent FileReport // Published and Bad, written by the sender only
+	var sendErr error
+	var failed atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for chunk := range chunks {
+			if sendErr != nil {
+				continue
+			}
+			if sendErr = p.sendLines(ctx, chunk, &sent); sendErr != nil {
+				failed.Store(true)
+			}
+		}
+	}()
+	finish := func(err error) (FileReport, error) {
+		close(chunks)
+		<-done
+		rep.Published, rep.Bad = sent.Published, sent.Bad
+		if err == nil {
+			err = sendErr
+		}
+		return rep, err
+	}
+
+	br := bufio.NewReaderSize(r, 1<<20)
+	chunkSize := p.fileChunk
+	var pending []fileLine
+	for line := 1; ; line++ {
+		text, readErr := br.ReadBytes('\n')
+		if readErr != nil && readErr != io.EOF {
+			return finish(fmt.Errorf("reading events file: %w", readErr))
+		}
+		text = bytes.TrimRight(text, "\r\n")
+		if line == 1 {
+			text = bytes.TrimPrefix(text, []byte("\xef\xbb\xbf")) // a UTF-8 byte order mark
+		}
+		if len(bytes.TrimSpace(text)) > 0 {
+			rep.Read++
+			pending = append(pending, fileLine{n: line, text: text})
+		}
+		if len(pending) == chunkSize || readErr == io.EOF && len(pending) > 0 {
+			if failed.Load() {
+				break
+			}
+			p.decodeLines(pending)
+			chunks <- pending
+			pending = nil
+		}
+		if readErr == io.EOF {
+			break
+		}
+	}
+	return finish(nil)
+}
+
+// fileLine is a line of a file and, once decoded, its event.
+type fileLine struct {
+	n     int
+	text  []byte
+	ev    schemas.Event
+	value []byte
+	err   error
+}
+
+// decodeLines validates lines, on all cores.
+func (p *Publisher) decodeLines(lines []fileLine) {
+	parallel(len(lines), func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			l := &lines[i]
+			l.ev, l.value, l.err = p.decodeLine(l.text)
+		}
+	})
+}
+
+// sendLines sends the valid lines and adds the outcome to rep, in line
+// order.
+func (p *Publisher) sendLines(ctx context.Context, lines []fileLine, rep *FileReport) error {
+	evs := make([]schemas.Event, len(lines))
+	values := make([][]byte, len(lines))
+	results := make([]Result, len(lines))
+	for i, l := range lines {
+		evs[i], values[i], results[i] = l.ev, l.value, Result{ID: l.ev.ID, Err: l.err}
+	}
+	if err := p.send(ctx, evs, values, results); err != nil {
+		return err
+	}
+	for i, r := range results {
+		if r.Err != nil {
+			rep.Bad = append(rep.Bad, LineError{Line: lines[i].n, Err: r.Err})
+		} else {
+			rep.Published++
+		}
+	}
+	return nil
+}
+
+// decodeLine validates a line as the hub will and returns the event in its
+// canonical encoding, which is what is sent (it goes to its source's topic
+// keyed by its subject, so the hub's topic and key checks hold).
+func (p *Publisher) decodeLine(text []byte) (schemas.Event, []byte, error) {
+	ev, err := schemas.Decode(schemas.Input{Value: text})
+	if err != nil {
+		return ev, nil, err
+	}
+	if p.cfg.Source != "" && ev.Source != p.cfg.Source {
+		return ev, nil, &schemas.RejectError{Reason: schemas.ReasonSourceMismatch, Field: "source",
+			Detail: fmt.Sprintf("this file is published as %q events, not %q", p.cfg.Source, ev.Source)}
+	}
+	value, err := schemas.Encode(ev)
+	if err != nil {
+		return ev, nil, &schemas.RejectError{Reason: schemas.ReasonInvalidData, Field: "data", Detail: err.Error()}
+	}
+	return ev, value, nil
+}
+
+// Close flushes and closes the producer. It is safe to call more than
+// once; Publish must not be called after Close.
 func (p *Publisher) Close() error {
-	p.closeOnce.Do(func() { p.closeErr = p.w.Close() })
+	p.closeOnce.Do(func() {
+		if err := p.w.Close(); err != nil {
+			p.closeErr = fmt.Errorf("closing Kafka writer: %w", err)
+		}
+	})
 	return p.closeErr
 }

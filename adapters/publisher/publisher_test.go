@@ -1,35 +1,49 @@
 package publisher
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/pophub/pophub/adapters/synth"
 	"github.com/pophub/pophub/schemas"
+	"github.com/pophub/pophub/schemas/citizenid"
 )
 
-// kafkaBroker is an in-process Kafka-protocol broker with the hub's topics;
-// departments' code is tested against the protocol, not against the hub.
-type kafkaBroker struct{ c *kfake.Cluster }
+const partitions = 3
 
-func (k kafkaBroker) Addr() string { return k.c.ListenAddrs()[0] }
-
-func broker(t testing.TB) kafkaBroker {
+// broker starts an in-process Kafka-protocol broker holding the hub's
+// topics: departments' code is tested against the protocol, not the hub.
+func broker(t testing.TB) string {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, append(schemas.Topics(), schemas.DLQTopic)...))
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, append(schemas.Topics(), schemas.DLQTopic)...))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	return kafkaBroker{c}
+	return c.ListenAddrs()[0]
+}
+
+func newPublisher(t testing.TB, cfg Config) *Publisher {
+	t.Helper()
+	p, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
 }
 
 func population(t testing.TB, persons int) []schemas.Event {
@@ -44,170 +58,471 @@ func population(t testing.TB, persons int) []schemas.Event {
 	return out
 }
 
-func readAll(t testing.TB, addr, topic string, n int) []kafka.Message {
+// consume reads n records from the topics, from the start.
+func consume(t testing.TB, addr string, topics []string, n int) []*kgo.Record {
 	t.Helper()
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{addr}, GroupID: "reader-" + topic, Topic: topic, StartOffset: kafka.FirstOffset, MinBytes: 1, MaxBytes: 1 << 20, MaxWait: 50 * time.Millisecond})
-	defer r.Close()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topics...), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	var out []kafka.Message
+	var out []*kgo.Record
 	for len(out) < n {
-		m, err := r.ReadMessage(ctx)
-		if err != nil {
-			t.Fatalf("read %d of %d from %s: %v", len(out), n, topic, err)
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read %d of %d records: %v", len(out), n, ctx.Err())
 		}
-		out = append(out, m)
+		fs.EachError(func(topic string, p int32, err error) { t.Fatalf("fetching %s/%d: %v", topic, p, err) })
+		fs.EachRecord(func(r *kgo.Record) { out = append(out, r) })
 	}
 	return out
 }
 
+// recordCount is the number of records in a topic: the sum of its
+// partitions' end offsets.
+func recordCount(t testing.TB, addr, topic string) int64 {
+	t.Helper()
+	var reqs []kafka.OffsetRequest
+	for p := range partitions {
+		reqs = append(reqs, kafka.LastOffsetOf(p))
+	}
+	cl := &kafka.Client{Addr: kafka.TCP(addr), Timeout: 10 * time.Second}
+	res, err := cl.ListOffsets(context.Background(), &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, po := range res.Topics[topic] {
+		if po.Error != nil {
+			t.Fatalf("listing offsets of %s/%d: %v", topic, po.Partition, po.Error)
+		}
+		n += po.LastOffset
+	}
+	return n
+}
+
+func header(r *kgo.Record, key string) string {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+// invalidEvents are one event for each way a department can get it wrong,
+// with the reason the hub would give.
+func invalidEvents(t testing.TB, valid schemas.Event) ([]schemas.Event, []string) {
+	t.Helper()
+	badData := valid
+	badData.ID, badData.Data, badData.Payload = "bad-data", []byte(`{"unexpected":true}`), nil
+	badSubject := valid
+	badSubject.ID = "bad-subject"
+	check := byte('1')
+	if valid.Subject[17] == '1' {
+		check = '2'
+	}
+	badSubject.Subject = valid.Subject[:17] + citizenid.ID(check)
+	wrongSource := valid
+	wrongSource.ID, wrongSource.Source = "wrong-source", schemas.Tax
+	noID := valid
+	noID.ID = ""
+	future := valid
+	future.ID, future.Time = "future", time.Now().AddDate(0, 1, 0)
+	return []schemas.Event{badData, badSubject, wrongSource, noID, future},
+		[]string{schemas.ReasonInvalidData, schemas.ReasonInvalidSubject, schemas.ReasonSourceMismatch, schemas.ReasonNotCloudEvent, schemas.ReasonNotCloudEvent}
+}
+
+// TestPublish: valid events land on their source's topic, keyed by the
+// citizen ID, on the partition a Java client would choose, with the
+// caller's trace context, byte for byte as the hub decodes them; invalid
+// ones are reported each with its reason and not sent.
 func TestPublish(t *testing.T) {
-	k := broker(t)
-	p, err := New(Config{Brokers: []string{k.Addr()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	events := population(t, 30)
-	bad := events[0]
-	bad.ID = "bad-1"
-	bad.Data = []byte(`{"unexpected":true}`)
-	bad.Payload = nil
-	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}, TraceFlags: trace.FlagsSampled})
+	addr := broker(t)
+	p := newPublisher(t, Config{Brokers: []string{addr}})
+	events := population(t, 80)
+	bad, reasons := invalidEvents(t, events[0])
+	all := append(append([]schemas.Event(nil), events[:len(events)/2]...), bad...)
+	all = append(all, events[len(events)/2:]...)
+
+	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1, 2, 3}, SpanID: trace.SpanID{4}, TraceFlags: trace.FlagsSampled})
 	ctx := trace.ContextWithSpanContext(context.Background(), sc)
-	results, err := p.Publish(ctx, append(events, bad)...)
+	results, err := p.Publish(ctx, all...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, r := range results[:len(events)] {
-		if r.Err != nil || r.ID != events[i].ID {
-			t.Fatalf("result %d = %+v", i, r)
+	if len(results) != len(all) {
+		t.Fatalf("%d results for %d events", len(results), len(all))
+	}
+	badAt := map[string]string{}
+	for i, ev := range bad {
+		badAt[ev.ID] = reasons[i]
+	}
+	for i, r := range results {
+		if r.ID != all[i].ID {
+			t.Fatalf("result %d is for %q, want %q", i, r.ID, all[i].ID)
+		}
+		want, isBad := badAt[r.ID]
+		if i < len(events)/2 || i >= len(events)/2+len(bad) {
+			isBad = false
+		}
+		switch {
+		case isBad && schemas.ReasonOf(r.Err) != want:
+			t.Errorf("invalid event %q: result %v, want reason %s", r.ID, r.Err, want)
+		case !isBad && r.Err != nil:
+			t.Errorf("event %s: %v", r.ID, r.Err)
 		}
 	}
-	if last := results[len(events)]; last.Err == nil || schemas.ReasonOf(last.Err) != schemas.ReasonInvalidData {
-		t.Fatalf("invalid event result = %+v, want invalid_data", last)
-	}
-	want := 0
-	for _, e := range events {
-		if e.Source == schemas.Employment {
-			want++
-		}
-	}
-	msgs := readAll(t, k.Addr(), schemas.Topic(schemas.Employment), want)
-	for _, m := range msgs {
-		ev, err := schemas.Decode(schemas.Input{Topic: m.Topic, Key: m.Key, Value: m.Value})
+
+	want := map[string][]byte{} // by topic/id: the encoded event
+	perTopic := map[string]int{}
+	for _, ev := range events {
+		v, err := schemas.Encode(ev)
 		if err != nil {
-			t.Fatalf("published record does not decode: %v", err)
+			t.Fatal(err)
 		}
-		if string(m.Key) != string(ev.Subject) {
-			t.Error("record key is not the citizen ID")
+		want[schemas.Topic(ev.Source)+"/"+ev.ID] = v
+		perTopic[schemas.Topic(ev.Source)]++
+	}
+	if len(perTopic) != len(schemas.Sources) {
+		t.Fatalf("the population covers %d sources, want all %d", len(perTopic), len(schemas.Sources))
+	}
+	records := consume(t, addr, schemas.Topics(), len(events))
+	javaPartition := kgo.StickyKeyPartitioner(nil)
+	traceparent := regexp.MustCompile(`^00-` + sc.TraceID().String() + `-[0-9a-f]{16}-01$`)
+	for _, r := range records {
+		ev, err := schemas.Decode(schemas.Input{Topic: r.Topic, Key: r.Key, Value: r.Value})
+		if err != nil {
+			t.Fatalf("a record on %s does not decode: %v", r.Topic, err)
 		}
-		tp := ""
-		for _, h := range m.Headers {
-			if h.Key == "traceparent" {
-				tp = string(h.Value)
-			}
+		v, ok := want[r.Topic+"/"+ev.ID]
+		if !ok {
+			t.Fatalf("unexpected record %s on %s", ev.ID, r.Topic)
 		}
-		if !strings.Contains(tp, sc.TraceID().String()) {
-			t.Errorf("traceparent header %q does not carry the caller's trace", tp)
+		delete(want, r.Topic+"/"+ev.ID)
+		if !bytes.Equal(r.Value, v) {
+			t.Errorf("record %s differs from the event published", ev.ID)
 		}
+		if string(r.Key) != string(ev.Subject) {
+			t.Errorf("record %s: key is not the citizen ID", ev.ID)
+		}
+		if got, want := r.Partition, int32(javaPartition.ForTopic(r.Topic).Partition(&kgo.Record{Key: r.Key}, partitions)); got != want {
+			t.Errorf("record %s on partition %d; the Java partitioner chooses %d", ev.ID, got, want)
+		}
+		if tp := header(r, "traceparent"); !traceparent.MatchString(tp) {
+			t.Errorf("record %s: traceparent %q does not carry the caller's trace", ev.ID, tp)
+		}
+	}
+	for topic, n := range perTopic {
+		if got := recordCount(t, addr, topic); got != int64(n) {
+			t.Errorf("%s holds %d records, want the %d valid events", topic, got, n)
+		}
+	}
+	if got := recordCount(t, addr, schemas.DLQTopic); got != 0 {
+		t.Errorf("the publisher wrote %d records to the DLQ", got)
 	}
 }
 
 func TestSourceRestriction(t *testing.T) {
-	k := broker(t)
-	p, err := New(Config{Brokers: []string{k.Addr()}, Source: schemas.Housing})
+	addr := broker(t)
+	p := newPublisher(t, Config{Brokers: []string{addr}, Source: schemas.Housing})
+	var housing, other schemas.Event
+	for _, e := range population(t, 40) {
+		switch {
+		case e.Source == schemas.Housing && housing.ID == "":
+			housing = e
+		case e.Source == schemas.PublicSecurity && other.ID == "":
+			other = e
+		}
+	}
+	res, err := p.Publish(context.Background(), other, housing)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Close()
-	var other schemas.Event
-	for _, e := range population(t, 10) {
-		if e.Source == schemas.Health || e.Source == schemas.PublicSecurity {
-			other = e
-			break
-		}
+	if schemas.ReasonOf(res[0].Err) != schemas.ReasonSourceMismatch || res[1].Err != nil {
+		t.Fatalf("results %+v: want source_mismatch for the public_security event, success for the housing one", res)
 	}
-	res, err := p.Publish(context.Background(), other)
-	if err != nil || res[0].Err == nil {
-		t.Fatalf("publishing another source's event: %+v, %v", res, err)
+	if n := recordCount(t, addr, schemas.Topic(schemas.PublicSecurity)); n != 0 {
+		t.Errorf("%d records on the public_security topic", n)
 	}
 }
 
-func TestEventIDStable(t *testing.T) {
+func TestEventID(t *testing.T) {
 	a := EventID(schemas.Housing, "lease-77", 3)
 	if a != EventID(schemas.Housing, "lease-77", 3) {
 		t.Error("EventID is not deterministic")
 	}
-	if a == EventID(schemas.Housing, "lease-77", 4) || a == EventID(schemas.Tax, "lease-77", 3) {
-		t.Error("EventID collides across versions or sources")
+	for _, other := range []string{
+		EventID(schemas.Housing, "lease-77", 4),
+		EventID(schemas.Tax, "lease-77", 3),
+		EventID(schemas.Housing, "lease-7", 73),
+		EventID(schemas.Housing, "lease-773", 0),
+	} {
+		if other == a {
+			t.Errorf("EventID collides: %s", a)
+		}
 	}
-	if strings.Contains(a, "lease-77") {
+	if !regexp.MustCompile(`^housing-[0-9a-f]{24}$`).MatchString(a) {
+		t.Errorf("EventID = %q, want housing-<24 hex digits>", a)
+	}
+	if strings.Contains(a, "lease") {
 		t.Error("EventID exposes the department's record key")
 	}
 }
 
-func TestPublishFile(t *testing.T) {
-	k := broker(t)
-	p, err := New(Config{Brokers: []string{k.Addr()}, Source: schemas.Housing, BatchSize: 7})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	var lines []string
-	for _, e := range population(t, 40) {
-		if e.Source == schemas.Housing {
-			b, _ := schemas.Encode(e)
-			lines = append(lines, string(b))
+// TestResend: publishing the same events again sends the same records, so
+// the hub, which applies each (source, id) once, sees no change.
+func TestResend(t *testing.T) {
+	addr := broker(t)
+	p := newPublisher(t, Config{Brokers: []string{addr}, Source: schemas.Marriage})
+	var evs []schemas.Event
+	for _, e := range population(t, 60) {
+		if e.Source == schemas.Marriage {
+			e.ID = EventID(schemas.Marriage, "certificate-"+e.ID, 1)
+			evs = append(evs, e)
 		}
 	}
-	lines = append(lines[:3], append([]string{"not json", `{"specversion":"1.0"}`}, lines[3:]...)...)
+	for range 2 {
+		if _, err := p.Publish(context.Background(), evs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recs := consume(t, addr, []string{schemas.Topic(schemas.Marriage)}, 2*len(evs))
+	byID := map[string][][]byte{}
+	for _, r := range recs {
+		ev, err := schemas.Decode(schemas.Input{Value: r.Value})
+		if err != nil {
+			t.Fatal(err)
+		}
+		byID[ev.ID] = append(byID[ev.ID], r.Value)
+	}
+	if len(byID) != len(evs) {
+		t.Fatalf("%d distinct ids for %d events", len(byID), len(evs))
+	}
+	for id, vs := range byID {
+		if len(vs) != 2 || !bytes.Equal(vs[0], vs[1]) {
+			t.Fatalf("event %s: the re-send is not the same record", id)
+		}
+	}
+}
+
+func TestPublishFile(t *testing.T) {
+	addr := broker(t)
+	p := newPublisher(t, Config{Brokers: []string{addr}, Source: schemas.Housing, BatchSize: 7})
+	p.fileChunk = 5 // many chunks, with bad lines at their edges
+	var lines []string
+	var other string
+	sent := map[string]bool{}
+	for _, e := range population(t, 80) {
+		b, err := schemas.Encode(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case e.Source == schemas.Housing:
+			lines = append(lines, string(b))
+			sent[string(b)] = true
+		case other == "":
+			other = string(b)
+		}
+	}
+	if len(lines) < 20 {
+		t.Fatalf("only %d housing events", len(lines))
+	}
+	valid := len(lines)
+	// Line numbers: 1 has a byte order mark and 2 a CRLF ending; 4 is
+	// blank; 5, 6, 7 and the last are bad.
+	lines[0] = "\xef\xbb\xbf" + lines[0]
+	lines[1] += "\r"
+	insert := []string{"", "not json", other, `{"specversion":"1.0"}`}
+	lines = append(lines[:3], append(insert, lines[3:]...)...)
+	lines = append(lines, `{"specversion":"1.0","id":"x","source":"housing","type":"housing.rental_ended","subject":"230102199001011234","time":"2025-01-01T00:00:00+08:00","data":{"lease_id":"L1","end":"2025-01-01"}}`)
 	path := filepath.Join(t.TempDir(), "housing.jsonl")
-	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	rep, err := p.PublishFile(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Read != len(lines) || rep.Published != len(lines)-2 || len(rep.Bad) != 2 || rep.Bad[0].Line != 4 || rep.Bad[1].Line != 5 {
-		t.Fatalf("report %+v (bad %+v), want %d read, %d published, bad lines 4 and 5", rep, rep.Bad, len(lines), len(lines)-2)
+	var badLines []string
+	for _, b := range rep.Bad {
+		badLines = append(badLines, fmt.Sprintf("%d:%s", b.Line, schemas.ReasonOf(b.Err)))
 	}
-	readAll(t, k.Addr(), schemas.Topic(schemas.Housing), rep.Published)
+	wantBad := fmt.Sprintf("[5:not_json 6:source_mismatch 7:not_cloudevent %d:invalid_subject]", len(lines))
+	if got := fmt.Sprint(badLines); got != wantBad {
+		t.Errorf("bad lines %s, want %s", got, wantBad)
+	}
+	if rep.Read != len(lines)-1 || rep.Published != valid {
+		t.Errorf("report: %d read, %d published; want %d and %d", rep.Read, rep.Published, len(lines)-1, valid)
+	}
+	for _, r := range consume(t, addr, []string{schemas.Topic(schemas.Housing)}, valid) {
+		if !sent[string(r.Value)] {
+			t.Errorf("record %s is not one of the file's events as encoded", r.Value)
+		}
+	}
+	if n := recordCount(t, addr, schemas.Topic(schemas.Housing)); n != int64(valid) {
+		t.Errorf("%d records on the topic, want %d", n, valid)
+	}
+
+	if _, err := p.PublishFile(context.Background(), filepath.Join(t.TempDir(), "missing.jsonl")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing file: %v", err)
+	}
 }
 
-// BenchmarkPublish reports the publisher's rate next to kafka-go's raw
-// WriteMessages of the same encoded records.
-func BenchmarkPublish(b *testing.B) {
-	k := broker(b)
-	events := population(b, 2000)
-	var msgs []kafka.Message
-	for _, e := range events {
-		v, _ := schemas.Encode(e)
-		msgs = append(msgs, kafka.Message{Topic: schemas.Topic(e.Source), Key: []byte(e.Subject), Value: v})
+// TestBrokerUnreachable: when nothing can be sent, Publish says so as a
+// whole and for every valid event; invalid ones keep their own reason.
+func TestBrokerUnreachable(t *testing.T) {
+	p := newPublisher(t, Config{Brokers: []string{"127.0.0.1:1"}, MaxAttempts: 2}) // nothing listens there
+	events := population(t, 4)[:3]
+	bad, reasons := invalidEvents(t, events[0])
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	results, err := p.Publish(ctx, append(events, bad[0])...)
+	if err == nil {
+		t.Fatal("Publish to an unreachable broker succeeded")
 	}
-	b.Run("raw", func(b *testing.B) {
-		w := &kafka.Writer{Addr: kafka.TCP(k.Addr()), Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll, BatchSize: 1000, BatchBytes: 16 << 20, BatchTimeout: 10 * time.Millisecond}
-		defer w.Close()
-		n := 0
-		for b.Loop() {
-			if err := w.WriteMessages(context.Background(), msgs...); err != nil {
-				b.Fatal(err)
-			}
-			n += len(msgs)
+	for i := range events {
+		if results[i].Err == nil {
+			t.Errorf("event %d: no error", i)
 		}
-		b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
-	})
-	b.Run("publisher", func(b *testing.B) {
-		p, _ := New(Config{Brokers: []string{k.Addr()}})
-		defer p.Close()
-		n := 0
-		for b.Loop() {
-			if _, err := p.Publish(context.Background(), events...); err != nil {
-				b.Fatal(err)
-			}
-			n += len(events)
+	}
+	if schemas.ReasonOf(results[len(events)].Err) != reasons[0] {
+		t.Errorf("invalid event: %v", results[len(events)].Err)
+	}
+
+	var jsonl []string
+	for _, ev := range events {
+		b, err := schemas.Encode(ev)
+		if err != nil {
+			t.Fatal(err)
 		}
-		b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
-	})
+		jsonl = append(jsonl, string(b))
+	}
+	rep, err := p.PublishJSONL(ctx, strings.NewReader(strings.Join(jsonl, "\n")))
+	if err == nil || rep.Published != 0 {
+		t.Errorf("PublishJSONL to an unreachable broker: %+v, %v", rep, err)
+	}
+}
+
+// TestCompression: every codec works end to end with the broker.
+func TestCompression(t *testing.T) {
+	addr := broker(t)
+	events := population(t, 10)
+	var evs []schemas.Event
+	for _, e := range events {
+		if e.Source == schemas.SocialInsurance {
+			evs = append(evs, e)
+		}
+	}
+	total := 0
+	for _, c := range []kafka.Compression{0, NoCompression, kafka.Gzip, kafka.Snappy, kafka.Lz4, kafka.Zstd} {
+		p := newPublisher(t, Config{Brokers: []string{addr}, Compression: c})
+		res, err := p.Publish(context.Background(), evs...)
+		if err != nil {
+			t.Fatalf("compression %v: %v", c, err)
+		}
+		for _, r := range res {
+			if r.Err != nil {
+				t.Fatalf("compression %v: %v", c, r.Err)
+			}
+		}
+		total += len(evs)
+		recs := consume(t, addr, []string{schemas.Topic(schemas.SocialInsurance)}, total)
+		for _, r := range recs[total-len(evs):] {
+			if _, err := schemas.Decode(schemas.Input{Topic: r.Topic, Key: r.Key, Value: r.Value}); err != nil {
+				t.Fatalf("compression %v: %v", c, err)
+			}
+		}
+	}
+}
+
+func TestConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"no brokers", Config{}},
+		{"unknown source", Config{Brokers: []string{"x:9092"}, Source: "police"}},
+		{"unknown codec", Config{Brokers: []string{"x:9092"}, Compression: 9}},
+	} {
+		if _, err := New(tc.cfg); err == nil {
+			t.Errorf("%s: no error", tc.name)
+		}
+	}
+	p, err := New(Config{Brokers: []string{"127.0.0.1:1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if err := p.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if p.w.Compression != kafka.Snappy || p.w.RequiredAcks != kafka.RequireAll || p.w.Async || p.w.AllowAutoTopicCreation {
+		t.Errorf("writer: compression %v, acks %v, async %v, auto-create %v", p.w.Compression, p.w.RequiredAcks, p.w.Async, p.w.AllowAutoTopicCreation)
+	}
+	if _, ok := p.w.Balancer.(*kafka.Murmur2Balancer); !ok {
+		t.Errorf("balancer %T, want murmur2", p.w.Balancer)
+	}
+}
+
+// BenchmarkPublish reports the publisher's rate (Publish, and PublishFile
+// of the same events as JSONL) next to kafka-go's raw Writer.WriteMessages
+// of the same encoded records with the same writer settings, measured in
+// turns in the same run. The difference is local validation: a
+// schemas.Decode costs several microseconds an event.
+func BenchmarkPublish(b *testing.B) {
+	addr := broker(b)
+	events := population(b, 1000)
+	msgs := make([]kafka.Message, len(events))
+	for i, e := range events {
+		v, err := schemas.Encode(e)
+		if err != nil {
+			b.Fatal(err)
+		}
+		msgs[i] = kafka.Message{Topic: schemas.Topic(e.Source), Key: []byte(e.Subject), Value: v}
+	}
+	file := filepath.Join(b.TempDir(), "events.jsonl")
+	var jsonl []byte
+	for _, m := range msgs {
+		jsonl = append(append(jsonl, m.Value...), '\n')
+	}
+	if err := os.WriteFile(file, jsonl, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	p := newPublisher(b, Config{Brokers: []string{addr}})
+	raw := &kafka.Writer{Addr: kafka.TCP(addr), Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll,
+		BatchSize: p.cfg.BatchSize, BatchBytes: 16 << 20, BatchTimeout: p.cfg.BatchTimeout, Compression: p.cfg.Compression}
+	defer raw.Close()
+	ctx := context.Background()
+	var rawTime, pubTime, fileTime time.Duration
+	n := 0
+	for b.Loop() {
+		t0 := time.Now()
+		if err := raw.WriteMessages(ctx, msgs...); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		if _, err := p.Publish(ctx, events...); err != nil {
+			b.Fatal(err)
+		}
+		t2 := time.Now()
+		if rep, err := p.PublishFile(ctx, file); err != nil || rep.Published != len(events) {
+			b.Fatalf("PublishFile: %+v, %v", rep, err)
+		}
+		rawTime += t1.Sub(t0)
+		pubTime += t2.Sub(t1)
+		fileTime += time.Since(t2)
+		n += len(events)
+	}
+	rawRate, pubRate, fileRate := float64(n)/rawTime.Seconds(), float64(n)/pubTime.Seconds(), float64(n)/fileTime.Seconds()
+	b.ReportMetric(rawRate, "raw_events/s")
+	b.ReportMetric(pubRate, "publisher_events/s")
+	b.ReportMetric(pubRate/rawRate, "publisher_ratio")
+	b.ReportMetric(fileRate, "file_events/s")
+	b.ReportMetric(fileRate/rawRate, "file_ratio")
 }
