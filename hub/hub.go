@@ -11,6 +11,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/pophub/pophub/schemas"
@@ -242,6 +243,16 @@ type Store interface {
 	// ErrNotFound.
 	History(ctx context.Context, id citizenid.ID) ([]Change, error)
 
+	// Persons walks the golden records whose hukou address lies in a
+	// region, a page at a time: it returns up to q.Limit records after
+	// q.After and the cursor of the next page ("" after the last page).
+	// A walk is not a snapshot: a record changed during the walk is
+	// returned as it is when its page is read, and one whose address
+	// moved may be missed or returned twice; subscribers bootstrap by
+	// pairing a walk with the notifications published after it started
+	// (see the subscriber SDK).
+	Persons(ctx context.Context, q PersonQuery) (records []Record, next string, err error)
+
 	// PendingOutbox returns up to limit unpublished outbox entries with
 	// Seq > after, in Seq order.
 	PendingOutbox(ctx context.Context, after int64, limit int) ([]OutboxEntry, error)
@@ -258,6 +269,38 @@ type Store interface {
 
 	// Close releases resources; calling it twice is safe.
 	Close() error
+}
+
+// PersonQuery selects a page of golden records.
+type PersonQuery struct {
+	// Region is a statistical division code or prefix of one (2 to 12
+	// digits) that the hukou address must start with; empty selects every
+	// person, those without a hukou registration included.
+	Region string
+	// After is the cursor a previous page returned; empty starts a walk.
+	// Cursors are opaque and belong to the store that made them.
+	After string
+	// Limit bounds the page (1 to MaxPersonsPage).
+	Limit int
+}
+
+// MaxPersonsPage bounds PersonQuery.Limit.
+const MaxPersonsPage = 1000
+
+// Validate reports what is wrong with the query, wrapping ErrInvalid.
+func (q PersonQuery) Validate() error {
+	if q.Limit < 1 || q.Limit > MaxPersonsPage {
+		return fmt.Errorf("limit %d is not between 1 and %d: %w", q.Limit, MaxPersonsPage, ErrInvalid)
+	}
+	if len(q.Region) > 12 {
+		return fmt.Errorf("region has %d digits, at most 12: %w", len(q.Region), ErrInvalid)
+	}
+	for _, c := range []byte(q.Region) {
+		if c < '0' || c > '9' {
+			return fmt.Errorf("region %q is not a division code: %w", q.Region, ErrInvalid)
+		}
+	}
+	return nil
 }
 
 // StoreStats are store totals.

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -465,4 +466,41 @@ func decodeLogged(value []byte, _ time.Time) (schemas.Event, error) {
 	}
 	return schemas.Event{SpecVersion: schemas.SpecVersion, ID: env.ID, Source: env.Source, Type: env.Type,
 		Subject: citizenid.ID(env.Subject), Time: env.Time, DataContentType: "application/json", Data: env.Data, Payload: data}, nil
+}
+
+// Persons implements hub.Store. It walks persons in key order and filters
+// on the address: the in-memory store keeps no address index, which would
+// cost every write a radix-tree insert to serve an occasional walk; a
+// page scans at most the whole table, which in memory takes milliseconds
+// per hundred thousand persons. The cursor is the last key returned.
+func (s *Store) Persons(ctx context.Context, q hub.PersonQuery) ([]hub.Record, string, error) {
+	if err := q.Validate(); err != nil {
+		return nil, "", err
+	}
+	txn := s.db.Txn(false)
+	it, err := txn.LowerBound("persons", "id", q.After)
+	if err != nil {
+		return nil, "", fmt.Errorf("listing persons: %w", err)
+	}
+	var out []hub.Record
+	scanned := 0
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		p := raw.(*person)
+		if p.Key == q.After {
+			continue
+		}
+		if scanned++; scanned%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, "", fmt.Errorf("listing persons: %w", err)
+			}
+		}
+		if q.Region != "" && !strings.HasPrefix(p.State.AddressCode(), q.Region) {
+			continue
+		}
+		out = append(out, p.State.Record())
+		if len(out) == q.Limit {
+			return out, p.Key, nil
+		}
+	}
+	return out, "", nil
 }

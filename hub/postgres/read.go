@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -140,4 +141,57 @@ func (s *Store) Stats(ctx context.Context) (hub.StoreStats, error) {
 		return st, fmt.Errorf("reading store totals: %w", err)
 	}
 	return st, nil
+}
+
+// Persons implements hub.Store. It walks persons in (address code, key)
+// order on the persons_address index; the cursor is the last address code
+// and key returned.
+func (s *Store) Persons(ctx context.Context, q hub.PersonQuery) ([]hub.Record, string, error) {
+	if err := q.Validate(); err != nil {
+		return nil, "", err
+	}
+	var afterAddr, afterKey string
+	if q.After != "" {
+		var ok bool
+		afterAddr, afterKey, ok = strings.Cut(q.After, "|")
+		if !ok {
+			return nil, "", fmt.Errorf("cursor %q was not made by this store: %w", q.After, hub.ErrInvalid)
+		}
+	}
+	// '~' sorts after every digit: [region, region~) is the prefix range.
+	// An empty region walks everyone, from the persons without an address.
+	lower, upper := q.Region, q.Region+"~"
+	if q.Region == "" {
+		upper = "~"
+	}
+	rows, err := s.pool.Query(ctx, `SELECT address_code, person_key, state FROM persons
+		WHERE address_code COLLATE "C" >= $1 AND address_code COLLATE "C" < $2
+		  AND (address_code COLLATE "C", person_key COLLATE "C") > ($3, $4)
+		  AND version > 0
+		ORDER BY address_code COLLATE "C", person_key COLLATE "C" LIMIT $5`,
+		lower, upper, afterAddr, afterKey, q.Limit)
+	if err != nil {
+		return nil, "", fmt.Errorf("listing persons: %w", err)
+	}
+	defer rows.Close()
+	var out []hub.Record
+	var lastAddr, lastKey string
+	for rows.Next() {
+		var raw []byte
+		if err := rows.Scan(&lastAddr, &lastKey, &raw); err != nil {
+			return nil, "", fmt.Errorf("listing persons: %w", err)
+		}
+		st, err := decodeState(raw)
+		if err != nil {
+			return nil, "", fmt.Errorf("listing persons: %w", err)
+		}
+		out = append(out, st.Record())
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("listing persons: %w", err)
+	}
+	if len(out) < q.Limit {
+		return out, "", nil
+	}
+	return out, lastAddr + "|" + lastKey, nil
 }

@@ -18,6 +18,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -51,6 +52,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"OutboxPagingAndPublishing", testOutboxPaging},
 		{"OutboxSeqIncreasesAcrossBatches", testOutboxSeq},
 		{"Stats", testStats},
+		{"PersonsWalksRegionInPages", testPersons},
 		{"ConcurrentApplyLosesNothing", testConcurrent},
 		{"CanceledContext", testCanceled},
 		{"CloseTwice", testCloseTwice},
@@ -567,6 +569,76 @@ func testStats(t *testing.T, s hub.Store) {
 	}
 	if err := s.Ping(context.Background()); err != nil {
 		t.Errorf("Ping: %v", err)
+	}
+}
+
+// testPersons walks every region level and the whole population in
+// pages of several sizes: each person whose hukou address lies in the
+// region comes exactly once, as the stored record, and no one else.
+func testPersons(t *testing.T, s hub.Store) {
+	in := population(t, 120, 22)
+	ApplyAll(t, s, in, 50)
+	want := Expected(in)
+	regions := map[string]bool{"": true}
+	for _, r := range want {
+		if r.Hukou == nil {
+			continue
+		}
+		a := r.Hukou.AddressCode
+		for _, n := range []int{2, 4, 6, 9, 12} {
+			regions[a[:n]] = true
+		}
+	}
+	regions["99"] = true // nobody lives there
+	for region := range regions {
+		for _, limit := range []int{1, 7, hub.MaxPersonsPage} {
+			seen := map[citizenid.ID]bool{}
+			after := ""
+			for pages := 0; ; pages++ {
+				if pages > len(want)+1 {
+					t.Fatalf("region %q, limit %d: the walk does not end", region, limit)
+				}
+				recs, next, err := s.Persons(context.Background(), hub.PersonQuery{Region: region, After: after, Limit: limit})
+				if err != nil {
+					t.Fatalf("Persons(%q, limit %d): %v", region, limit, err)
+				}
+				if len(recs) > limit {
+					t.Fatalf("region %q: page of %d, limit %d", region, len(recs), limit)
+				}
+				for _, r := range recs {
+					if seen[r.CitizenID] {
+						t.Fatalf("region %q, limit %d: a person returned twice", region, limit)
+					}
+					seen[r.CitizenID] = true
+					w, ok := want[r.CitizenID]
+					if !ok || !reflect.DeepEqual(Normal(r), Normal(w)) {
+						t.Fatalf("region %q: returned record differs from the stored one", region)
+					}
+				}
+				if next == "" {
+					break
+				}
+				after = next
+			}
+			n := 0
+			for id, r := range want {
+				in := region == "" || (r.Hukou != nil && strings.HasPrefix(r.Hukou.AddressCode, region))
+				if in {
+					n++
+				}
+				if in != seen[id] {
+					t.Fatalf("region %q, limit %d: person in region %v, returned %v", region, limit, in, seen[id])
+				}
+			}
+			if region == "99" && n != 0 {
+				t.Fatal("test population lives in region 99")
+			}
+		}
+	}
+	for _, q := range []hub.PersonQuery{{Limit: 0}, {Limit: hub.MaxPersonsPage + 1}, {Region: "23x", Limit: 5}, {Region: "1234567890123", Limit: 5}} {
+		if _, _, err := s.Persons(context.Background(), q); !errors.Is(err, hub.ErrInvalid) {
+			t.Errorf("Persons(%+v) = %v, want ErrInvalid", q, err)
+		}
 	}
 }
 
