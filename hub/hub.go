@@ -253,6 +253,12 @@ type Store interface {
 	// (see the subscriber SDK).
 	Persons(ctx context.Context, q PersonQuery) (records []Record, next string, err error)
 
+	// Counts returns, for each region of q, the registered population
+	// (urban and rural) and the residence-permit holders at the end of
+	// q.AsOf, from counters kept with the golden records (hub/stats).
+	// Regions without any count are returned with zeros.
+	Counts(ctx context.Context, q CountQuery) (map[string]Tally, error)
+
 	// PendingOutbox returns up to limit unpublished outbox entries with
 	// Seq > after, in Seq order.
 	PendingOutbox(ctx context.Context, after int64, limit int) ([]OutboxEntry, error)
@@ -269,6 +275,30 @@ type Store interface {
 
 	// Close releases resources; calling it twice is safe.
 	Close() error
+}
+
+// Interval is a span of days [From, To) in which a person counts at Code:
+// a 12-digit hukou address for the registered population, a city code for
+// residence permits. Dates are YYYY-MM-DD in China Standard Time; To is ""
+// while the span lasts.
+type Interval struct {
+	Code string `json:"code"`
+	From string `json:"from"`
+	To   string `json:"to,omitempty"`
+}
+
+// CountQuery asks for counts as of the end of a day.
+type CountQuery struct {
+	// Regions are division codes of 2, 4, 6, 9 or 12 digits.
+	Regions []string
+	// AsOf is a date, YYYY-MM-DD (China Standard Time).
+	AsOf string
+}
+
+// Tally is one region's counts on a day.
+type Tally struct {
+	Urban, Rural int64 // registered population by the class of the address
+	Permits      int64 // residence-permit holders (regions of 2, 4 or 6 digits)
 }
 
 // PersonQuery selects a page of golden records.

@@ -26,6 +26,7 @@ import (
 
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/hub/merge"
+	"github.com/pophub/pophub/hub/stats"
 	"github.com/pophub/pophub/schemas"
 	"github.com/pophub/pophub/schemas/citizenid"
 )
@@ -38,12 +39,18 @@ type Config struct {
 	// SnapshotEvery writes a snapshot after this many applied events
 	// (default 500,000), so that a restart replays at most that many.
 	SnapshotEvery int
-	Logger        *slog.Logger
+	// Classify tells urban from rural addresses for the counters (default
+	// stats.UrbanByCode).
+	Classify stats.Classify
+	Logger   *slog.Logger
 }
 
 func (c *Config) setDefaults() {
 	if c.SnapshotEvery <= 0 {
 		c.SnapshotEvery = 500_000
+	}
+	if c.Classify == nil {
+		c.Classify = stats.UrbanByCode
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -55,7 +62,8 @@ func (c *Config) setDefaults() {
 type Store struct {
 	cfg       Config
 	db        *memdb.MemDB
-	wal       *wal // nil when in memory
+	wal       *wal       // nil when in memory
+	counters  counterSet // beside go-memdb: see counters.go
 	mu        sync.Mutex
 	sinceSnap int
 	closed    bool
@@ -171,7 +179,7 @@ func (s *Store) Apply(ctx context.Context, batch []hub.Input) (hub.ApplyResult, 
 	now := time.Now().UTC()
 	txn := s.db.Txn(true)
 	defer txn.Abort()
-	res, err := applyTxn(txn, batch, now)
+	res, err := applyTxn(txn, batch, now, s.cfg.Classify)
 	if err != nil {
 		return hub.ApplyResult{}, err
 	}
@@ -181,19 +189,20 @@ func (s *Store) Apply(ctx context.Context, batch []hub.Input) (hub.ApplyResult, 
 		}
 	}
 	txn.Commit()
+	s.counters.add(res.counters)
 	s.sinceSnap += res.Applied
 	if s.wal != nil && s.sinceSnap >= s.cfg.SnapshotEvery {
 		if err := s.startSnapshotLocked(); err != nil {
 			s.cfg.Logger.Error("starting snapshot", "err", err)
 		}
 	}
-	return res, nil
+	return res.ApplyResult, nil
 }
 
 // applyTxn applies a batch inside a write transaction; replay uses it too,
 // so that recovery takes exactly the same path.
-func applyTxn(txn *memdb.Txn, batch []hub.Input, now time.Time) (hub.ApplyResult, error) {
-	var res hub.ApplyResult
+func applyTxn(txn *memdb.Txn, batch []hub.Input, now time.Time, urban stats.Classify) (applied, error) {
+	var res applied
 	fresh := make([]hub.Input, 0, len(batch))
 	loaded := make(map[citizenid.ID]*merge.State)
 	for _, in := range batch {
@@ -250,6 +259,15 @@ func applyTxn(txn *memdb.Txn, batch []hub.Input, now time.Time) (hub.ApplyResult
 			return res, fmt.Errorf("writing outbox: %w", err)
 		}
 	}
+	acc := stats.Acc{}
+	for id, st := range out.States {
+		var before stats.Timeline
+		if old := loaded[id]; old != nil {
+			before = old
+		}
+		acc.Person(before, st, urban)
+	}
+	res.counters = acc.Deltas()
 	m.Changes += int64(len(out.History))
 	m.OutboxPending += int64(len(out.Outbox))
 	if err := txn.Insert("meta", &m); err != nil {
@@ -259,6 +277,13 @@ func applyTxn(txn *memdb.Txn, batch []hub.Input, now time.Time) (hub.ApplyResult
 	res.Duplicates += out.Duplicates
 	res.Notifications = len(out.Outbox)
 	return res, nil
+}
+
+// applied is what applyTxn did: the counts, and the counter deltas to add
+// once the transaction has committed.
+type applied struct {
+	hub.ApplyResult
+	counters []stats.Delta
 }
 
 // Person implements hub.Store.
@@ -503,4 +528,17 @@ func (s *Store) Persons(ctx context.Context, q hub.PersonQuery) ([]hub.Record, s
 		}
 	}
 	return out, "", nil
+}
+
+// Counts implements hub.Store.
+func (s *Store) Counts(ctx context.Context, q hub.CountQuery) (map[string]hub.Tally, error) {
+	rs, err := stats.AsOf(q.AsOf)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]hub.Tally, len(q.Regions))
+	for _, region := range q.Regions {
+		out[region] = s.counters.tally(region, rs)
+	}
+	return out, ctx.Err()
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -83,6 +84,16 @@ func TestRecovery(t *testing.T) {
 
 			r := open(t, dir)
 			storetest.CompareRecords(t, r, want)
+			// Counters are rebuilt from the snapshot's persons and the log.
+			regions := []string{"11", "23", "2301", "230102", "31", "44", "51", "43"}
+			for _, day := range []string{"2016-06-30", "2020-12-31", "2024-12-31"} {
+				q := hub.CountQuery{Regions: regions, AsOf: day}
+				was, err1 := s.Counts(context.Background(), q)
+				got, err2 := r.Counts(context.Background(), q)
+				if err1 != nil || err2 != nil || !reflect.DeepEqual(was, got) {
+					t.Fatalf("counts as of %s before the crash %v (%v), after recovery %v (%v)", day, was, err1, got, err2)
+				}
+			}
 			after, _ := r.Stats(context.Background())
 			if after != before {
 				t.Errorf("stats after recovery %+v, before %+v", after, before)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/hub/merge"
+	"github.com/pophub/pophub/hub/stats"
 	"github.com/pophub/pophub/schemas"
 )
 
@@ -279,11 +280,14 @@ func (s *Store) replay(payload []byte) error {
 		if r.err != nil {
 			return r.err
 		}
-		res, err := applyTxn(txn, batch, now)
+		res, err := applyTxn(txn, batch, now, s.cfg.Classify)
 		if err != nil {
 			return err
 		}
+		txn.Commit()
+		s.counters.add(res.counters)
 		s.sinceSnap += res.Applied
+		return nil
 	case framePublished:
 		n := int(r.u32())
 		seqs := make([]int64, 0, n)
@@ -388,6 +392,7 @@ func (s *Store) writeSnapshot(txn *memdb.Txn, walGen uint64) error {
 				err = enc.Encode(snapshotLine{Kind: "h", Key: o.Key, Source: o.Source, EventID: o.EventID, Change: &o.Change})
 			case *outboxRow:
 				err = enc.Encode(snapshotLine{Kind: "o", Outbox: o.Entries})
+
 			}
 		}
 	}
@@ -436,6 +441,7 @@ func (s *Store) loadSnapshot(path string) (uint64, error) {
 	dec := json.NewDecoder(bufio.NewReaderSize(f, 1<<20))
 	txn := s.db.Txn(true)
 	defer txn.Abort()
+	acc := stats.Acc{}
 	for {
 		var line snapshotLine
 		if err := dec.Decode(&line); errors.Is(err, io.EOF) {
@@ -454,6 +460,7 @@ func (s *Store) loadSnapshot(path string) (uint64, error) {
 				return 0, fmt.Errorf("reading snapshot: %w", err)
 			}
 			table, obj = "persons", &person{Key: line.Key, State: st}
+			acc.Person(nil, st, s.cfg.Classify) // counters are derived, not stored
 		case "h":
 			table, obj = "history", &historyRow{Key: line.Key, Source: line.Source, EventID: line.EventID, Change: *line.Change}
 		case "o":
@@ -469,5 +476,6 @@ func (s *Store) loadSnapshot(path string) (uint64, error) {
 		}
 	}
 	txn.Commit()
+	s.counters.add(acc.Deltas())
 	return walGen, nil
 }

@@ -80,6 +80,7 @@ func (s *State) apply(ev *schemas.Event) {
 	for _, sec := range affects[ev.Type] {
 		s.touch(sec, at)
 	}
+	s.track(ev, at)
 	switch d := ev.Payload.(type) {
 	case *schemas.HukouRegisteredData:
 		s.Name.set(ptr(d.Name), at)

@@ -13,6 +13,7 @@ package merge
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -157,6 +158,10 @@ type State struct {
 	Owned      map[string]*Reg[property]  `json:"own,omitempty"`
 	Rentals    map[string]*rental         `json:"rent,omitempty"`
 	Businesses map[string]*Reg[business]  `json:"biz,omitempty"`
+	// HukouLine and PermitLine are the registration and residence-permit
+	// timelines, for statistics as of any date (timeline.go).
+	HukouLine  []point `json:"hkl,omitempty"`
+	PermitLine []point `json:"pml,omitempty"`
 	// Prov holds, per section, the stamp of the latest event of the
 	// section's source that touched it.
 	Prov map[schemas.Section]Stamp `json:"prov,omitempty"`
@@ -222,6 +227,8 @@ func (s *State) Clone() *State {
 		n.Months = append([]string(nil), v.Months...)
 		return &n
 	})
+	c.HukouLine = slices.Clone(s.HukouLine)
+	c.PermitLine = slices.Clone(s.PermitLine)
 	c.Owned = cloneMap(s.Owned, shallow[Reg[property]])
 	c.Rentals = cloneMap(s.Rentals, shallow[rental])
 	c.Businesses = cloneMap(s.Businesses, shallow[Reg[business]])

@@ -16,6 +16,7 @@ import (
 
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/hub/merge"
+	"github.com/pophub/pophub/hub/stats"
 	"github.com/pophub/pophub/schemas"
 	"github.com/pophub/pophub/schemas/citizenid"
 )
@@ -140,10 +141,16 @@ func (s *Store) applyOnce(ctx context.Context, batch []hub.Input, checkKeys bool
 		}
 	}
 
-	// Encode the new states on other cores while the history and outbox
-	// rows are copied.
+	// Encode the new states and derive the counter changes on other cores
+	// while the history and outbox rows are copied.
 	encoded := make(chan personColumns, 1)
-	go func() { encoded <- encodePersons(out.States) }()
+	go func() {
+		c := encodePersons(out.States)
+		if !s.noCounters {
+			c.counters = counterDeltas(loaded, out.States, s.cfg.Classify)
+		}
+		encoded <- c
+	}()
 	if err := writeHistory(ctx, tx, out.History); err != nil {
 		<-encoded
 		return res, err
@@ -157,6 +164,11 @@ func (s *Store) applyOnce(ctx context.Context, batch []hub.Input, checkKeys bool
 		return res, cols.err
 	}
 	if err := writePersons(ctx, tx, cols, now); err != nil {
+		return res, err
+	}
+	// Counters last: their rows are the most contended, so they are held
+	// for the shortest time.
+	if err := writeCounters(ctx, tx, cols.counters); err != nil {
 		return res, err
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -389,6 +401,7 @@ type personColumns struct {
 	statuses  []string
 	states    [][]byte
 	err       error
+	counters  []stats.Delta // the batch's counter changes, sorted
 }
 
 // encodePersons encodes the changed states (in parallel).

@@ -38,6 +38,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/hub/stats"
 	"github.com/pophub/pophub/schemas/citizenid"
 )
 
@@ -61,6 +62,9 @@ type Config struct {
 	// decoding the state of persons this process wrote recently. A state
 	// takes a few kilobytes.
 	CacheSize int
+	// Classify tells urban from rural addresses for the counters (default
+	// stats.UrbanByCode).
+	Classify stats.Classify
 	// Logger receives migration and retry messages (default: discarded).
 	Logger *slog.Logger
 }
@@ -74,6 +78,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.CacheSize == 0 {
 		c.CacheSize = 100_000
+	}
+	if c.Classify == nil {
+		c.Classify = stats.UrbanByCode
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -91,10 +98,13 @@ func (c Config) Validate() error {
 // Store implements hub.Store on PostgreSQL. It is safe for concurrent use,
 // and several Stores (in one process or many) may share one schema.
 type Store struct {
-	cfg       Config
-	pool      *pgxpool.Pool
-	cache     *stateCache // nil when disabled
-	closeOnce sync.Once
+	cfg   Config
+	pool  *pgxpool.Pool
+	cache *stateCache // nil when disabled
+	// noCounters skips the statistics counters, for the benchmark that
+	// measures what keeping them costs.
+	noCounters bool
+	closeOnce  sync.Once
 }
 
 var _ hub.Store = (*Store)(nil)

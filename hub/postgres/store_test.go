@@ -162,11 +162,12 @@ func BenchmarkApply(b *testing.B) {
 		}
 		b.ReportMetric(rate, "events/s")
 	})
-	b.Run("store", func(b *testing.B) {
+	store := func(b *testing.B, counters bool) {
 		n := 0
 		for b.Loop() {
 			b.StopTimer()
 			s := openTestStore(b, testSchema(b))
+			s.noCounters = !counters
 			b.StartTimer()
 			for i := 0; i < len(in); i += 2000 {
 				if _, err := s.Apply(context.Background(), in[i:min(i+2000, len(in))]); err != nil {
@@ -176,5 +177,27 @@ func BenchmarkApply(b *testing.B) {
 			n += len(in)
 		}
 		b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
-	})
+	}
+	// The counters' cost is the rate with them next to the rate without.
+	b.Run("store", func(b *testing.B) { store(b, true) })
+	b.Run("store-without-counters", func(b *testing.B) { store(b, false) })
+}
+
+// TestVerifyCountersFindsDrift checks that verification reports a counter
+// that no longer matches the records, with the size of the difference.
+func TestVerifyCountersFindsDrift(t *testing.T) {
+	s := openTestStore(t, testSchema(t))
+	storetest.ApplyAll(t, s, storetest.Population(t, 40, 5), 25)
+	if diffs, err := s.VerifyCounters(context.Background()); err != nil || len(diffs) != 0 {
+		t.Fatalf("fresh store: %d differences (%v)", len(diffs), err)
+	}
+	var region, bucket string
+	if err := s.Pool().QueryRow(context.Background(),
+		`UPDATE stats_counters SET n = n + 3 WHERE ctid = (SELECT ctid FROM stats_counters LIMIT 1) RETURNING region, bucket`).Scan(&region, &bucket); err != nil {
+		t.Fatal(err)
+	}
+	diffs, err := s.VerifyCounters(context.Background())
+	if err != nil || len(diffs) != 1 || diffs[0].Region != region || diffs[0].Bucket != bucket || diffs[0].N != 3 {
+		t.Fatalf("after drifting %s/%s by 3: %+v (%v)", region, bucket, diffs, err)
+	}
 }

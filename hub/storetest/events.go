@@ -180,7 +180,12 @@ var abbrev = map[schemas.Source]string{
 func date(t time.Time) string { return t.Format(time.DateOnly) }
 
 func address(r *rand.Rand) string {
-	return counties[r.IntN(len(counties))] + fmt.Sprintf("%03d%03d", 1+r.IntN(20), 1+r.IntN(30))
+	// Residents' committees are numbered 001–199, village committees 200–399.
+	village := 1 + r.IntN(30)
+	if r.IntN(2) == 0 {
+		village += 200
+	}
+	return counties[r.IntN(len(counties))] + fmt.Sprintf("%03d%03d", 1+r.IntN(20), village)
 }
 
 // uscc returns a unified social credit code with a valid check character.

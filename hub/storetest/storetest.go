@@ -53,6 +53,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"OutboxSeqIncreasesAcrossBatches", testOutboxSeq},
 		{"Stats", testStats},
 		{"PersonsWalksRegionInPages", testPersons},
+		{"CountsEqualRecount", testCounts},
 		{"ConcurrentApplyLosesNothing", testConcurrent},
 		{"CanceledContext", testCanceled},
 		{"CloseTwice", testCloseTwice},
@@ -195,7 +196,7 @@ func subjects(in []hub.Input) map[citizenid.ID]int {
 	return n
 }
 
-func stats(t testing.TB, s hub.Store) hub.StoreStats {
+func storeStats(t testing.TB, s hub.Store) hub.StoreStats {
 	t.Helper()
 	st, err := s.Stats(context.Background())
 	if err != nil {
@@ -240,7 +241,7 @@ func testEmptyBatch(t *testing.T, s hub.Store) {
 	if err != nil || res != (hub.ApplyResult{}) {
 		t.Fatalf("Apply(nil) = %+v, %v; want nothing done and no error", res, err)
 	}
-	if st := stats(t, s); st != (hub.StoreStats{}) {
+	if st := storeStats(t, s); st != (hub.StoreStats{}) {
 		t.Fatalf("stats after an empty batch: %+v", st)
 	}
 }
@@ -284,7 +285,7 @@ func testDuplicatesAcrossBatches(t *testing.T, s hub.Store) {
 	ctx := context.Background()
 	in := population(t, 12, 13)
 	ApplyAll(t, s, in, 50)
-	st1 := stats(t, s)
+	st1 := storeStats(t, s)
 	pending1 := allPending(t, s, 1000)
 
 	// All again, in one batch and then in small reversed batches.
@@ -297,7 +298,7 @@ func testDuplicatesAcrossBatches(t *testing.T, s hub.Store) {
 				batch, res.Applied, res.Duplicates, res.Notifications, len(in))
 		}
 	}
-	if st2 := stats(t, s); st1 != st2 {
+	if st2 := storeStats(t, s); st1 != st2 {
 		t.Errorf("stats changed by duplicates: %+v → %+v", st1, st2)
 	}
 	if pending2 := allPending(t, s, 1000); len(pending2) != len(pending1) {
@@ -339,7 +340,7 @@ func testDuplicatesWithinBatch(t *testing.T, s hub.Store) {
 			t.Errorf("person %v: version %d, want %d (one per distinct event)", id, r.Version, n)
 		}
 	}
-	if st := stats(t, s); st.Changes != int64(len(in)) {
+	if st := storeStats(t, s); st.Changes != int64(len(in)) {
 		t.Errorf("%d history rows, want %d", st.Changes, len(in))
 	}
 	CompareRecords(t, s, Expected(in))
@@ -511,7 +512,7 @@ func testOutboxPaging(t *testing.T, s hub.Store) {
 			t.Fatalf("entry %d still pending after it was marked", e.Seq)
 		}
 	}
-	if st := stats(t, s); st.OutboxPending != int64(len(left)) {
+	if st := storeStats(t, s); st.OutboxPending != int64(len(left)) {
 		t.Errorf("Stats.OutboxPending = %d, want %d", st.OutboxPending, len(left))
 	}
 	// Marking the rest empties the outbox.
@@ -525,7 +526,7 @@ func testOutboxPaging(t *testing.T, s hub.Store) {
 	if p := allPending(t, s, 100); len(p) != 0 {
 		t.Fatalf("%d pending after marking all", len(p))
 	}
-	if st := stats(t, s); st.OutboxPending != 0 {
+	if st := storeStats(t, s); st.OutboxPending != 0 {
 		t.Errorf("Stats.OutboxPending = %d after marking all", st.OutboxPending)
 	}
 }
@@ -562,7 +563,7 @@ func testOutboxSeq(t *testing.T, s hub.Store) {
 func testStats(t *testing.T, s hub.Store) {
 	in := population(t, 25, 20)
 	res := ApplyAll(t, s, in, 64)
-	st := stats(t, s)
+	st := storeStats(t, s)
 	want := hub.StoreStats{Persons: int64(len(subjects(in))), Changes: int64(len(in)), OutboxPending: int64(res.Notifications)}
 	if st != want {
 		t.Errorf("stats %+v, want %+v", st, want)
@@ -642,6 +643,94 @@ func testPersons(t *testing.T, s hub.Store) {
 	}
 }
 
+// testCounts applies a population with migrations, deaths, cancellations
+// and restorations, shuffled, repeated and in batches of varying size, and
+// checks the counts at every level and many dates against a recount of the
+// registration spans derived from all events at once.
+func testCounts(t *testing.T, s hub.Store) {
+	in := population(t, 150, 23)
+	// Restorations: a few persons' hukou cancelled and registered again
+	// elsewhere, the re-registration arriving before the cancellation.
+	var restored []citizenid.ID
+	for id := range subjects(in) {
+		if len(restored) < 5 {
+			restored = append(restored, id)
+		}
+	}
+	for i, id := range restored {
+		at := time.Date(2025, 3, 1+i, 9, 0, 0, 0, cst)
+		in = append(in,
+			Event(t, schemas.HukouRegistered, id, fmt.Sprintf("ps-restore-%d", i), at.AddDate(0, 2, 0), schemas.HukouRegisteredData{
+				Name: "王芳", Gender: "2", BirthDate: "1990-01-01", Ethnicity: "01", AddressCode: "110105001002", HouseholdID: "HR1", Reason: "restored"}),
+			Event(t, schemas.HukouCancelled, id, fmt.Sprintf("ps-cancel-%d", i), at, schemas.HukouCancelledData{Reason: "emigration"}))
+	}
+	r := rand.New(rand.NewPCG(23, 1))
+	shuffled := slices.Clone(in)
+	r.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+	shuffled = append(shuffled, shuffled[:len(shuffled)/5]...) // repeats
+	for i := 0; i < len(shuffled); {
+		n := 1 + r.IntN(60)
+		if _, err := s.Apply(context.Background(), shuffled[i:min(i+n, len(shuffled))]); err != nil {
+			t.Fatalf("Apply: %v", err)
+		}
+		i += n
+	}
+	spans, permits := ExpectedSpans(in)
+	regions := map[string]bool{}
+	for _, ivs := range spans {
+		for _, iv := range ivs {
+			for _, n := range []int{2, 4, 6, 9, 12} {
+				regions[iv.Code[:n]] = true
+			}
+		}
+	}
+	for _, ivs := range permits {
+		for _, iv := range ivs {
+			for _, n := range []int{2, 4, 6} {
+				regions[iv.Code[:n]] = true
+			}
+		}
+	}
+	var list []string
+	for reg := range regions {
+		list = append(list, reg)
+	}
+	slices.Sort(list)
+	days := []string{"2015-12-31", "2016-01-01", "2020-02-29", "2024-12-31", "2025-03-03", "2025-04-15", "2025-05-03", time.Now().Format(time.DateOnly)}
+	for range 20 {
+		days = append(days, genStart.AddDate(0, 0, r.IntN(genDays)).Format(time.DateOnly))
+	}
+	nonzero := 0
+	for _, d := range days {
+		got, err := s.Counts(context.Background(), hub.CountQuery{Regions: append(list, "99"), AsOf: d})
+		if err != nil {
+			t.Fatalf("Counts as of %s: %v", d, err)
+		}
+		want := Recount(spans, permits, list, d)
+		want["99"] = hub.Tally{}
+		for _, reg := range append(list, "99") {
+			if got[reg] != want[reg] {
+				t.Fatalf("region %s as of %s: counters %+v, recount %+v", reg, d, got[reg], want[reg])
+			}
+			if got[reg] != (hub.Tally{}) {
+				nonzero++
+			}
+		}
+	}
+	if nonzero < len(list) {
+		t.Fatalf("only %d nonzero counts: the scenario counts too little to test", nonzero)
+	}
+	if v, ok := s.(CounterVerifier); ok {
+		diffs, err := v.VerifyCounters(context.Background())
+		if err != nil || len(diffs) > 0 {
+			t.Fatalf("VerifyCounters: %d counters differ from the recount (%v); first: %+v", len(diffs), err, diffs[:min(len(diffs), 1)])
+		}
+	}
+	if _, err := s.Counts(context.Background(), hub.CountQuery{Regions: []string{"23"}, AsOf: "2026-02-30"}); !errors.Is(err, hub.ErrInvalid) {
+		t.Errorf("Counts with a bad date: %v, want ErrInvalid", err)
+	}
+}
+
 // testConcurrent applies overlapping batches from several goroutines, as
 // several consumers (or hub instances) would: every worker applies every
 // event, in its own order, so each event must be applied exactly once
@@ -705,7 +794,7 @@ func testConcurrent(t *testing.T, s hub.Store) {
 		}
 	}
 	CompareRecords(t, s, want)
-	if st := stats(t, s); st.Changes != int64(len(in)) {
+	if st := storeStats(t, s); st.Changes != int64(len(in)) {
 		t.Errorf("%d history rows, want %d: an event was applied twice or lost", st.Changes, len(in))
 	}
 }
@@ -717,7 +806,7 @@ func testCanceled(t *testing.T, s hub.Store) {
 	if _, err := s.Apply(ctx, in); err == nil {
 		t.Error("Apply with a canceled context succeeded")
 	}
-	if st := stats(t, s); st.Changes != 0 || st.Persons != 0 {
+	if st := storeStats(t, s); st.Changes != 0 || st.Persons != 0 {
 		t.Errorf("a canceled Apply left %+v", st)
 	}
 	// The store still works afterwards.

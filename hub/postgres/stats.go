@@ -1,0 +1,152 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/hub/merge"
+	"github.com/pophub/pophub/hub/stats"
+	"github.com/pophub/pophub/schemas/citizenid"
+)
+
+// counterDeltas derives the batch's counter changes from the states before
+// and after it.
+func counterDeltas(loaded, changed map[citizenid.ID]*merge.State, urban stats.Classify) []stats.Delta {
+	acc := stats.Acc{}
+	for id, st := range changed {
+		var before stats.Timeline
+		if old := loaded[id]; old != nil {
+			before = old
+		}
+		acc.Person(before, st, urban)
+	}
+	return acc.Deltas()
+}
+
+// writeCounters adds the deltas to the counters. The deltas come sorted by
+// key, so concurrent batches lock counter rows in one order.
+func writeCounters(ctx context.Context, tx pgx.Tx, deltas []stats.Delta) error {
+	if len(deltas) == 0 {
+		return nil
+	}
+	regions := make([]string, len(deltas))
+	classes := make([]string, len(deltas))
+	buckets := make([]string, len(deltas))
+	ns := make([]int64, len(deltas))
+	for i, d := range deltas {
+		regions[i], classes[i], buckets[i], ns[i] = d.Region, string(d.Class), d.Bucket, d.N
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO stats_counters (region, class, bucket, n)
+		SELECT r, c::"char", b, n FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS u(r, c, b, n)
+		ON CONFLICT (region, class, bucket) DO UPDATE SET n = stats_counters.n + excluded.n`,
+		regions, classes, buckets, ns)
+	if err != nil {
+		return fmt.Errorf("writing counters: %w", err)
+	}
+	return nil
+}
+
+// Counts implements hub.Store: one index range per region, class and
+// bucket range.
+func (s *Store) Counts(ctx context.Context, q hub.CountQuery) (map[string]hub.Tally, error) {
+	rs, err := stats.AsOf(q.AsOf)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, `SELECT c.region, c.class::text, sum(c.n)::bigint
+		FROM unnest($1::text[]) AS q(region)
+		CROSS JOIN unnest($2::text[]) AS k(class)
+		CROSS JOIN unnest($3::text[], $4::text[]) AS r(lo, hi)
+		JOIN stats_counters c ON c.region = q.region AND c.class = k.class::"char" AND c.bucket >= r.lo AND c.bucket < r.hi
+		GROUP BY c.region, c.class`,
+		q.Regions, []string{string(stats.Urban), string(stats.Rural), string(stats.Permit)},
+		[]string{rs[0].Lo, rs[1].Lo, rs[2].Lo}, []string{rs[0].Hi, rs[1].Hi, rs[2].Hi})
+	if err != nil {
+		return nil, fmt.Errorf("reading counters: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[string]hub.Tally, len(q.Regions))
+	for _, r := range q.Regions {
+		out[r] = hub.Tally{}
+	}
+	for rows.Next() {
+		var region, class string
+		var n int64
+		if err := rows.Scan(&region, &class, &n); err != nil {
+			return nil, fmt.Errorf("reading counters: %w", err)
+		}
+		t := out[region]
+		switch stats.Class(class[0]) {
+		case stats.Urban:
+			t.Urban = n
+		case stats.Rural:
+			t.Rural = n
+		case stats.Permit:
+			t.Permits = n
+		}
+		out[region] = t
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading counters: %w", err)
+	}
+	return out, nil
+}
+
+// VerifyCounters recomputes every counter from the persons' states, by a
+// full scan in one snapshot with the stored counters, and returns the
+// counters that differ: N is the stored value minus the recomputed one.
+func (s *Store) VerifyCounters(ctx context.Context) ([]stats.Delta, error) {
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, fmt.Errorf("verifying counters: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	acc := stats.Acc{}
+	rows, err := tx.Query(ctx, "SELECT state FROM persons WHERE version > 0")
+	if err != nil {
+		return nil, fmt.Errorf("verifying counters: %w", err)
+	}
+	for rows.Next() {
+		var raw []byte
+		if err := rows.Scan(&raw); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("verifying counters: %w", err)
+		}
+		st, err := decodeState(raw)
+		if err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("verifying counters: %w", err)
+		}
+		acc.Person(nil, st, s.cfg.Classify)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("verifying counters: %w", err)
+	}
+	rows, err = tx.Query(ctx, "SELECT region, class::text, bucket, n FROM stats_counters")
+	if err != nil {
+		return nil, fmt.Errorf("verifying counters: %w", err)
+	}
+	for rows.Next() {
+		var k stats.Key
+		var class string
+		var n int64
+		if err := rows.Scan(&k.Region, &class, &k.Bucket, &n); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("verifying counters: %w", err)
+		}
+		k.Class = stats.Class(class[0])
+		acc[k] -= n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("verifying counters: %w", err)
+	}
+	// acc now holds recomputed minus stored; report stored minus recomputed.
+	diffs := acc.Deltas()
+	for i := range diffs {
+		diffs[i].N = -diffs[i].N
+	}
+	return diffs, nil
+}
