@@ -25,6 +25,7 @@ import (
 	"github.com/pophub/pophub/hub/notify"
 	"github.com/pophub/pophub/hub/postgres"
 	"github.com/pophub/pophub/hub/telemetry"
+	"github.com/pophub/pophub/schemas"
 )
 
 // Config is the whole hub's configuration. `pophub dev` and `pophub serve`
@@ -185,7 +186,19 @@ func (m *Main) Start(ctx context.Context) (err error) {
 	}
 
 	server := api.New(api.Config{
-		Store:      m.Store,
+		Store:  m.Store,
+		Lister: m.Store,
+		StreamSequence: func(ctx context.Context) (uint64, error) {
+			st, err := js.Stream(ctx, schemas.StreamName)
+			if err != nil {
+				return 0, err
+			}
+			info, err := st.Info(ctx)
+			if err != nil {
+				return 0, err
+			}
+			return info.State.LastSeq, nil
+		},
 		Metrics:    m.tel.MetricsHandler(),
 		Logger:     log,
 		Meter:      meter,

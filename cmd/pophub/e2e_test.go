@@ -98,6 +98,31 @@ func TestEndToEnd(t *testing.T) {
 				ids[n.ChangeID] = true
 			}
 
+			// The region walk returns everyone registered in Heilongjiang,
+			// stamped with the stream's sequence once the relay has caught up.
+			waitFor(t, 10*time.Second, "relay caught up", func() bool {
+				st, err := m.Store.Stats(context.Background())
+				return err == nil && st.OutboxPending == 0
+			})
+			var page struct {
+				Persons        []hub.Record `json:"persons"`
+				Next           string       `json:"next"`
+				StreamSequence uint64       `json:"stream_sequence"`
+			}
+			if code := getInto(t, "http://"+m.HTTPAddr()+"/v1/persons?region=23&limit=1000", &page); code != 200 {
+				t.Fatalf("GET /v1/persons: HTTP %d", code)
+			}
+			inRegion := 0
+			for _, w := range want {
+				if w.Hukou != nil && w.Hukou.AddressCode[:2] == "23" {
+					inRegion++
+				}
+			}
+			if len(page.Persons) != inRegion || page.Next != "" || page.StreamSequence != uint64(len(ids)) {
+				t.Errorf("walk of 23: %d persons (want %d), next %q, stream sequence %d (want %d, one per notification)",
+					len(page.Persons), inRegion, page.Next, page.StreamSequence, len(ids))
+			}
+
 			// Unknown and malformed IDs.
 			if _, code := getRecord(t, m, personID(t, 999)); code != 404 {
 				t.Errorf("unknown person: HTTP %d, want 404", code)

@@ -78,6 +78,10 @@ const (
 	RouteHealthz = "GET /healthz"
 	RouteReadyz  = "GET /readyz"
 	RouteMetrics = "GET /metrics"
+
+	RoutePersons          = "GET /v1/persons"
+	RouteUrbanRural       = "GET /v1/stats/urban-rural"
+	RouteResidencePermits = "GET /v1/stats/residence-permits"
 )
 
 // routeUnmatched labels requests no route matched (404, 405, redirects), so
@@ -89,6 +93,19 @@ const routeUnmatched = "unmatched"
 type Config struct {
 	// Store answers person and history reads. Required.
 	Store Reader
+
+	// Lister serves GET /v1/persons (a region's records in pages) when
+	// set; hub.Store satisfies it.
+	Lister Lister
+
+	// StreamSequence returns the notification stream's last sequence, the
+	// stamp of a walk of GET /v1/persons. Nil stamps 0.
+	StreamSequence func(ctx context.Context) (uint64, error)
+
+	// Counter serves the statistics routes when set, with Regions
+	// (required with it); hub.Store satisfies Counter.
+	Counter Counter
+	Regions Regions
 
 	// Ready lists the readiness checks /readyz runs. None means always ready.
 	Ready []Check
@@ -161,12 +178,22 @@ func New(cfg Config) *Server {
 			panic("api: readiness check without name or probe")
 		}
 	}
+	if cfg.Counter != nil && cfg.Regions == nil {
+		panic("api: Config.Counter without Config.Regions")
+	}
 	cfg.setDefaults()
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), routes: map[string]string{}}
 	s.initMetrics()
 
 	s.handle(RoutePerson, s.personRoute(RoutePerson, s.person))
 	s.handle(RouteHistory, s.personRoute(RouteHistory, s.history))
+	if cfg.Lister != nil {
+		s.handle(RoutePersons, s.queryRoute(RoutePersons, s.listPersons))
+	}
+	if cfg.Counter != nil {
+		s.handle(RouteUrbanRural, s.queryRoute(RouteUrbanRural, s.urbanRural))
+		s.handle(RouteResidencePermits, s.queryRoute(RouteResidencePermits, s.residencePermits))
+	}
 	s.handle(RouteHealthz, http.HandlerFunc(s.healthz))
 	s.handle(RouteReadyz, http.HandlerFunc(s.readyz))
 	if cfg.Metrics != nil {

@@ -47,7 +47,8 @@ func openAPIOperations(tb testing.TB) []string {
 // TestRoutesMatchOpenAPI checks that the server serves exactly the
 // operations the OpenAPI document describes.
 func TestRoutesMatchOpenAPI(t *testing.T) {
-	srv := api.New(api.Config{Store: &memReader{}, Metrics: http.NotFoundHandler()})
+	store := newMemStore(t)
+	srv := api.New(api.Config{Store: store, Lister: store, Counter: store, Regions: testRegions{}, Metrics: http.NotFoundHandler()})
 	got := srv.Routes()
 	want := openAPIOperations(t)
 	for _, r := range got {

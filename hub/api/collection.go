@@ -1,0 +1,254 @@
+package api
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/hub/stats"
+	"github.com/pophub/pophub/schemas/region"
+)
+
+// Lister walks golden records by region. hub.Store satisfies it.
+type Lister interface {
+	Persons(ctx context.Context, q hub.PersonQuery) ([]hub.Record, string, error)
+}
+
+// Counter answers counts as of a day. hub.Store satisfies it.
+type Counter interface {
+	Counts(ctx context.Context, q hub.CountQuery) (map[string]hub.Tally, error)
+}
+
+// Regions is the division table the statistics routes name regions and
+// find children with.
+type Regions interface {
+	// Name returns a division's name, and whether the table has the code.
+	Name(code string) (string, bool)
+	// Children lists a division's direct children's codes in code order.
+	Children(code string) []string
+}
+
+// queryHandler answers a route that names no person.
+type queryHandler func(r *http.Request, g Grant) (any, error)
+
+// queryRoute wraps a queryHandler: Authorize, handle, write JSON or a
+// problem, report the Outcome to the Grant.
+func (s *Server) queryRoute(route string, h queryHandler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var g Grant = allowAll{}
+		if s.cfg.Authorizer != nil {
+			var err error
+			if g, err = s.cfg.Authorizer.Authorize(r, route); err != nil {
+				s.fail(w, r, fmt.Errorf("authorizing request: %w", err))
+				return
+			}
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		body, err := h(r, g)
+		status := http.StatusOK
+		if err != nil {
+			status = kindOf(err).status
+			s.fail(w, r, err)
+		} else {
+			s.writeJSON(w, r, status, body)
+		}
+		g.Done(r.Context(), Outcome{Route: route, Status: status, Err: err})
+	})
+}
+
+// PersonsPage is the body of GET /v1/persons.
+type PersonsPage struct {
+	Persons []hub.Record `json:"persons"`
+	// Next is the after= token of the next page; empty on the last.
+	Next string `json:"next"`
+	// StreamSequence is the last sequence of the notification stream when
+	// the walk began, the same on every page of one walk: a subscriber
+	// that then consumes from StreamSequence+1, skipping notifications of
+	// versions it already holds, misses nothing and sees nothing twice.
+	StreamSequence uint64 `json:"stream_sequence"`
+}
+
+// listPersons answers GET /v1/persons?region=&limit=&after=.
+func (s *Server) listPersons(r *http.Request, g Grant) (any, error) {
+	q := r.URL.Query()
+	limit := 100
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return nil, fmt.Errorf("limit %q is not a number: %w", v, hub.ErrInvalid)
+		}
+		limit = n
+	}
+	reg := q.Get("region")
+	if reg != "" && !region.IsLevelCode(reg) {
+		return nil, fmt.Errorf("region %q is not a 2-, 4-, 6-, 9- or 12-digit division code: %w", reg, hub.ErrInvalid)
+	}
+	var seq uint64
+	cursor := ""
+	if tok := q.Get("after"); tok != "" {
+		var err error
+		if seq, cursor, err = decodePageToken(tok); err != nil {
+			return nil, err
+		}
+	} else if s.cfg.StreamSequence != nil {
+		var err error
+		if seq, err = s.cfg.StreamSequence(r.Context()); err != nil {
+			return nil, fmt.Errorf("reading the notification stream's sequence: %w: %w", hub.ErrUnavailable, err)
+		}
+	}
+	recs, next, err := s.cfg.Lister.Persons(r.Context(), hub.PersonQuery{Region: reg, After: cursor, Limit: limit})
+	if err != nil {
+		return nil, fmt.Errorf("listing persons: %w", err)
+	}
+	page := PersonsPage{Persons: make([]hub.Record, 0, len(recs)), StreamSequence: seq}
+	for _, rec := range recs {
+		page.Persons = append(page.Persons, g.Record(r.Context(), rec))
+	}
+	if next != "" {
+		page.Next = encodePageToken(seq, next)
+	}
+	return page, nil
+}
+
+// A page token carries the walk's stream sequence and the store's cursor.
+func encodePageToken(seq uint64, cursor string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatUint(seq, 10) + ":" + cursor))
+}
+
+func decodePageToken(tok string) (uint64, string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(tok)
+	bad := fmt.Errorf("after: not a page token of this API: %w", hub.ErrInvalid)
+	if err != nil {
+		return 0, "", bad
+	}
+	seqText, cursor, ok := strings.Cut(string(b), ":")
+	seq, err := strconv.ParseUint(seqText, 10, 64)
+	if !ok || err != nil || cursor == "" {
+		return 0, "", bad
+	}
+	return seq, cursor, nil
+}
+
+// RegionCount is a region's counts in a statistics answer.
+type RegionCount struct {
+	Region string `json:"region"`
+	Name   string `json:"name"`
+	Urban  int64  `json:"urban"`
+	Rural  int64  `json:"rural"`
+	Total  int64  `json:"total"`
+}
+
+// UrbanRural is the body of GET /v1/stats/urban-rural.
+type UrbanRural struct {
+	RegionCount
+	AsOf     string        `json:"as_of"`
+	Children []RegionCount `json:"children,omitempty"`
+}
+
+// PermitCount is a region's residence-permit holders.
+type PermitCount struct {
+	Region  string `json:"region"`
+	Name    string `json:"name"`
+	Holders int64  `json:"holders"`
+}
+
+// ResidencePermits is the body of GET /v1/stats/residence-permits.
+type ResidencePermits struct {
+	PermitCount
+	AsOf     string        `json:"as_of"`
+	Children []PermitCount `json:"children,omitempty"`
+}
+
+// statsQuery reads region, as_of and children, and the regions to count.
+func (s *Server) statsQuery(r *http.Request, levels ...int) (code, asOf string, regions []string, err error) {
+	q := r.URL.Query()
+	code = q.Get("region")
+	okLevel := false
+	for _, l := range levels {
+		okLevel = okLevel || len(code) == l
+	}
+	if !okLevel || !region.IsLevelCode(code) {
+		return "", "", nil, fmt.Errorf("region %q is not a division code of %v digits: %w", code, levels, hub.ErrInvalid)
+	}
+	if _, known := s.cfg.Regions.Name(code); !known {
+		return "", "", nil, fmt.Errorf("region %s is not in the region table: %w", code, hub.ErrNotFound)
+	}
+	today := time.Now().In(chinaTime).Format(time.DateOnly)
+	asOf = q.Get("as_of")
+	if asOf == "" {
+		asOf = today
+	}
+	if _, err := stats.AsOf(asOf); err != nil {
+		return "", "", nil, err
+	}
+	if asOf > today {
+		return "", "", nil, fmt.Errorf("as_of %s is in the future: counts are known up to today (%s): %w", asOf, today, hub.ErrInvalid)
+	}
+	regions = []string{code}
+	switch v := q.Get("children"); v {
+	case "", "false":
+	case "true":
+		regions = append(regions, s.cfg.Regions.Children(code)...)
+	default:
+		return "", "", nil, fmt.Errorf("children=%q: want true or false: %w", v, hub.ErrInvalid)
+	}
+	return code, asOf, regions, nil
+}
+
+var chinaTime = time.FixedZone("CST", 8*3600)
+
+// urbanRural answers GET /v1/stats/urban-rural.
+func (s *Server) urbanRural(r *http.Request, _ Grant) (any, error) {
+	code, asOf, regions, err := s.statsQuery(r, 2, 4, 6, 9, 12)
+	if err != nil {
+		return nil, err
+	}
+	tallies, err := s.cfg.Counter.Counts(r.Context(), hub.CountQuery{Regions: regions, AsOf: asOf})
+	if err != nil {
+		return nil, fmt.Errorf("counting: %w", err)
+	}
+	count := func(c string) RegionCount {
+		t := tallies[c]
+		return RegionCount{Region: c, Name: s.regionName(c), Urban: t.Urban, Rural: t.Rural, Total: t.Urban + t.Rural}
+	}
+	out := UrbanRural{RegionCount: count(code), AsOf: asOf}
+	if r.URL.Query().Get("children") == "true" {
+		out.Children = make([]RegionCount, 0, len(regions)-1)
+		for _, c := range regions[1:] {
+			out.Children = append(out.Children, count(c))
+		}
+	}
+	return out, nil
+}
+
+// residencePermits answers GET /v1/stats/residence-permits.
+func (s *Server) residencePermits(r *http.Request, _ Grant) (any, error) {
+	code, asOf, regions, err := s.statsQuery(r, 2, 4, 6)
+	if err != nil {
+		return nil, err
+	}
+	if len(code) >= 4 {
+		regions = regions[:1] // permits are counted per city, not below
+	}
+	tallies, err := s.cfg.Counter.Counts(r.Context(), hub.CountQuery{Regions: regions, AsOf: asOf})
+	if err != nil {
+		return nil, fmt.Errorf("counting: %w", err)
+	}
+	out := ResidencePermits{PermitCount: PermitCount{Region: code, Name: s.regionName(code), Holders: tallies[code].Permits}, AsOf: asOf}
+	if r.URL.Query().Get("children") == "true" && len(regions) > 1 {
+		for _, c := range regions[1:] {
+			out.Children = append(out.Children, PermitCount{Region: c, Name: s.regionName(c), Holders: tallies[c].Permits})
+		}
+	}
+	return out, nil
+}
+
+func (s *Server) regionName(code string) string {
+	name, _ := s.cfg.Regions.Name(code)
+	return name
+}

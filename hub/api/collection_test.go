@@ -1,0 +1,198 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/hub/api"
+	"github.com/pophub/pophub/hub/memdb"
+	"github.com/pophub/pophub/hub/storetest"
+	"github.com/pophub/pophub/schemas"
+	"github.com/pophub/pophub/schemas/citizenid"
+)
+
+// testRegions is a small division table: Heilongjiang, Harbin and two of
+// its districts, each with a residents' and a village committee.
+type testRegions struct{}
+
+var testRegionNames = map[string]string{
+	"23": "黑龙江省", "2301": "哈尔滨市", "230102": "道里区", "230103": "南岗区",
+	"230102001": "兆麟街道", "230102001001": "兆麟社区居委会", "230102001201": "新农村委会",
+	"230103001": "花园街道", "230103001002": "花园社区居委会", "230103001202": "红旗村委会",
+}
+
+func (testRegions) Name(code string) (string, bool) { n, ok := testRegionNames[code]; return n, ok }
+
+func (testRegions) Children(code string) []string {
+	var out []string
+	for c := range testRegionNames {
+		if strings.HasPrefix(c, code) && c != code && !slices.ContainsFunc(out, func(o string) bool { return strings.HasPrefix(c, o) }) {
+			out = append(out, c)
+		}
+	}
+	// Keep only direct children: drop codes under another listed code.
+	slices.Sort(out)
+	var direct []string
+	for _, c := range out {
+		if len(direct) == 0 || !strings.HasPrefix(c, direct[len(direct)-1]) {
+			direct = append(direct, c)
+		}
+	}
+	return direct
+}
+
+func newMemStore(t testing.TB) *memdb.Store {
+	t.Helper()
+	s, err := memdb.Open(context.Background(), memdb.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+var cst = time.FixedZone("CST", 8*3600)
+
+func registration(t testing.TB, n int, addr string, at time.Time) hub.Input {
+	return storetest.Event(t, schemas.HukouRegistered, storetest.ValidID(n), fmt.Sprintf("ps-r%d", n), at,
+		schemas.HukouRegisteredData{Name: "李娜", Gender: "2", BirthDate: "1990-01-01", Ethnicity: "01", AddressCode: addr, HouseholdID: "H1", Reason: "birth"})
+}
+
+func TestUrbanRuralCounts(t *testing.T) {
+	store := newMemStore(t)
+	d := func(y int, m time.Month, day int) time.Time { return time.Date(y, m, day, 10, 0, 0, 0, cst) }
+	in := []hub.Input{
+		registration(t, 1, "230102001001", d(2020, 1, 1)), // urban, Daoli
+		registration(t, 2, "230102001201", d(2020, 1, 1)), // rural, Daoli
+		registration(t, 3, "230103001002", d(2021, 6, 1)), // urban, Nangang
+		storetest.Event(t, schemas.HukouMigrated, storetest.ValidID(1), "ps-m1", d(2022, 3, 1),
+			schemas.HukouMigratedData{FromAddressCode: "230102001001", ToAddressCode: "230103001202", Reason: "employment"}),
+		storetest.Event(t, schemas.DeathCertified, storetest.ValidID(2), "hl-d2", d(2023, 5, 5),
+			schemas.DeathCertifiedData{DateOfDeath: "2023-05-05", CertificateNo: "D2"}),
+	}
+	storetest.ApplyAll(t, store, in, 2)
+	srv := httptest.NewServer(api.New(api.Config{Store: store, Counter: store, Regions: testRegions{}}).Handler())
+	defer srv.Close()
+
+	tests := []struct {
+		query    string
+		want     api.RegionCount
+		children map[string][2]int64 // region → urban, rural
+	}{
+		{"region=2301&as_of=2019-12-31", api.RegionCount{Region: "2301", Name: "哈尔滨市"}, nil},
+		{"region=2301&as_of=2020-01-01&children=true", api.RegionCount{Region: "2301", Name: "哈尔滨市", Urban: 1, Rural: 1, Total: 2},
+			map[string][2]int64{"230102": {1, 1}, "230103": {0, 0}}},
+		{"region=23&as_of=2021-12-31", api.RegionCount{Region: "23", Name: "黑龙江省", Urban: 2, Rural: 1, Total: 3}, nil},
+		// The migration moves person 1 from an urban address in Daoli to a
+		// rural one in Nangang on its effective date.
+		{"region=2301&as_of=2022-03-01&children=true", api.RegionCount{Region: "2301", Name: "哈尔滨市", Urban: 1, Rural: 2, Total: 3},
+			map[string][2]int64{"230102": {0, 1}, "230103": {1, 1}}},
+		// Death ends the count from its date.
+		{"region=230102&as_of=2023-05-05", api.RegionCount{Region: "230102", Name: "道里区"}, nil},
+		{"region=230102001201&as_of=2023-05-04", api.RegionCount{Region: "230102001201", Name: "新农村委会", Rural: 1, Total: 1}, nil},
+	}
+	for _, tc := range tests {
+		var got api.UrbanRural
+		if code := getInto(t, srv.URL+"/v1/stats/urban-rural?"+tc.query, &got); code != http.StatusOK {
+			t.Fatalf("%s: status %d", tc.query, code)
+		}
+		if got.RegionCount != tc.want || got.AsOf != tc.query[strings.Index(tc.query, "as_of=")+6:][:10] {
+			t.Errorf("%s: %+v, want %+v", tc.query, got, tc.want)
+		}
+		if len(got.Children) != len(tc.children) {
+			t.Errorf("%s: %d children, want %d", tc.query, len(got.Children), len(tc.children))
+		}
+		for _, c := range got.Children {
+			if w := tc.children[c.Region]; c.Urban != w[0] || c.Rural != w[1] || c.Total != w[0]+w[1] || c.Name == "" {
+				t.Errorf("%s: child %+v, want urban %d rural %d", tc.query, c, w[0], w[1])
+			}
+		}
+	}
+	for _, bad := range []struct {
+		query string
+		code  int
+	}{
+		{"region=2301&as_of=2099-01-01", http.StatusBadRequest},
+		{"region=2301&as_of=2026-02-30", http.StatusBadRequest},
+		{"region=230", http.StatusBadRequest},
+		{"", http.StatusBadRequest},
+		{"region=2302", http.StatusNotFound},
+		{"region=2301&children=maybe", http.StatusBadRequest},
+	} {
+		var p api.Problem
+		if code := getInto(t, srv.URL+"/v1/stats/urban-rural?"+bad.query, &p); code != bad.code || p.Detail == "" {
+			t.Errorf("%q: status %d (%+v), want %d with a detail", bad.query, code, p, bad.code)
+		}
+	}
+}
+
+func TestListPersonsPages(t *testing.T) {
+	store := newMemStore(t)
+	var in []hub.Input
+	for n := range 25 {
+		addr := "230102001001"
+		if n%5 == 0 {
+			addr = "230103001002"
+		}
+		in = append(in, registration(t, 100+n, addr, time.Date(2020, 1, 1, 10, 0, 0, 0, cst)))
+	}
+	storetest.ApplyAll(t, store, in, 10)
+	seq := uint64(41)
+	srv := httptest.NewServer(api.New(api.Config{Store: store, Lister: store,
+		StreamSequence: func(context.Context) (uint64, error) { return seq, nil }}).Handler())
+	defer srv.Close()
+
+	seen := map[citizenid.ID]bool{}
+	url := srv.URL + "/v1/persons?region=230102&limit=7"
+	for pages := 0; ; pages++ {
+		var page api.PersonsPage
+		if code := getInto(t, url, &page); code != http.StatusOK {
+			t.Fatalf("page %d: status %d", pages, code)
+		}
+		if page.StreamSequence != 41 {
+			t.Fatalf("page %d stamped %d, want the sequence when the walk began (41)", pages, page.StreamSequence)
+		}
+		seq++ // the stream moves on during the walk
+		for _, r := range page.Persons {
+			if seen[r.CitizenID] || !strings.HasPrefix(r.Hukou.AddressCode, "230102") {
+				t.Fatalf("person returned twice or outside the region")
+			}
+			seen[r.CitizenID] = true
+		}
+		if page.Next == "" {
+			break
+		}
+		url = srv.URL + "/v1/persons?region=230102&limit=7&after=" + page.Next
+	}
+	if len(seen) != 20 {
+		t.Fatalf("walk returned %d persons, want 20", len(seen))
+	}
+	for _, bad := range []string{"limit=0", "limit=1001", "limit=x", "region=2", "after=!!", "after=MTI"} {
+		var p api.Problem
+		if code := getInto(t, srv.URL+"/v1/persons?"+bad, &p); code != http.StatusBadRequest {
+			t.Errorf("%s: status %d, want 400", bad, code)
+		}
+	}
+}
+
+// getInto GETs url and decodes the JSON body into v, returning the status.
+func getInto(t testing.TB, url string, v any) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("decoding %s: %v", url, err)
+	}
+	return resp.StatusCode
+}
