@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pophub/pophub/consumers/statsbureau"
+	"github.com/pophub/pophub/hub/memdb"
+	"github.com/pophub/pophub/hub/postgres"
+	"github.com/pophub/pophub/hub/stats"
+)
+
+func statsCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "stats",
+		Short: "Registered-population statistics: pull a report from a hub, verify a store's counters",
+	}
+	cmd.AddCommand(statsPullCommand(), statsVerifyCommand())
+	return cmd
+}
+
+func statsPullCommand() *cobra.Command {
+	var hubURL, region, asOf, format, out, depth, token string
+	cmd := &cobra.Command{
+		Use:   "pull --hub URL --region CODE [--as-of DATE] [--depth county] [--format csv|json] [--out FILE]",
+		Short: "Pull urban/rural counts for a region and every region below it down to a level",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			d, err := statsbureau.LevelLength(depth)
+			if err != nil {
+				return fmt.Errorf("--depth: %w", err)
+			}
+			write := statsbureau.WriteCSV
+			switch format {
+			case "csv":
+			case "json":
+				write = statsbureau.WriteJSON
+			default:
+				return fmt.Errorf("--format %q: want csv or json", format)
+			}
+			c, err := statsbureau.New(statsbureau.Config{HubURL: hubURL, Token: token})
+			if err != nil {
+				return fmt.Errorf("--hub: %w", err)
+			}
+			rep, err := c.Pull(cmd.Context(), region, asOf, d)
+			if err != nil {
+				return fmt.Errorf("pulling counts: %w", err)
+			}
+			var w io.Writer = cmd.OutOrStdout()
+			if out != "" && out != "-" {
+				f, err := os.Create(out)
+				if err != nil {
+					return fmt.Errorf("creating report: %w", err)
+				}
+				defer f.Close()
+				w = f
+			}
+			if err := write(w, rep); err != nil {
+				return err
+			}
+			if out != "" && out != "-" {
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s: %d regions as of %s\n", out, len(rep.Rows), rep.AsOf)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&hubURL, "hub", envOr("POPHUB_URL", "http://127.0.0.1:8780"), "hub API base URL")
+	f.StringVar(&token, "token", os.Getenv("POPHUB_TOKEN"), "bearer token (env POPHUB_TOKEN)")
+	f.StringVar(&region, "region", "", "division code of 2, 4, 6, 9 or 12 digits (required)")
+	f.StringVar(&asOf, "as-of", "", "reference date YYYY-MM-DD (default: today)")
+	f.StringVar(&depth, "depth", "county", "deepest level: province, city, county, township or village")
+	f.StringVar(&format, "format", "csv", "csv or json")
+	f.StringVar(&out, "out", "-", "output file (- for standard output)")
+	_ = cmd.MarkFlagRequired("region")
+	return cmd
+}
+
+// counterVerifier is what both stores offer to recount their counters.
+type counterVerifier interface {
+	VerifyCounters(ctx context.Context) ([]stats.Delta, error)
+	Close() error
+}
+
+func statsVerifyCommand() *cobra.Command {
+	var pgURL, schema, dataDir string
+	cmd := &cobra.Command{
+		Use:   "verify (--postgres URL [--schema S] | --data DIR)",
+		Short: "Recompute every counter from the golden records by a full scan and print any difference",
+		Long: `Reads every person's state, recomputes the urban/rural and residence-permit
+counters from their registration timelines, and compares them with the counters the
+store keeps. Exit status 1 when any differs. On PostgreSQL it reads one consistent
+snapshot while the hub runs; a memdb data directory must not be in use by a running hub.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			var s counterVerifier
+			var err error
+			switch {
+			case pgURL != "" && dataDir != "":
+				return errors.New("give either --postgres or --data, not both")
+			case pgURL != "":
+				s, err = postgres.Open(ctx, postgres.Config{URL: pgURL, Schema: schema})
+			case dataDir != "":
+				s, err = memdb.Open(ctx, memdb.Config{Dir: filepath.Join(dataDir, "store")})
+			default:
+				return errors.New("give --postgres URL or --data DIR")
+			}
+			if err != nil {
+				return fmt.Errorf("opening store: %w", err)
+			}
+			defer s.Close()
+			diffs, err := s.VerifyCounters(ctx)
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			for _, d := range diffs {
+				fmt.Fprintf(w, "region %s class %c bucket %s: stored %+d from the recount\n", d.Region, d.Class, d.Bucket, d.N)
+			}
+			if len(diffs) > 0 {
+				fmt.Fprintf(w, "%d counters differ from the recount\n", len(diffs))
+				return exitError(1)
+			}
+			fmt.Fprintln(w, "every counter equals the recount from the golden records")
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&pgURL, "postgres", os.Getenv("POPHUB_POSTGRES"), "PostgreSQL URL of the hub's store (env POPHUB_POSTGRES)")
+	f.StringVar(&schema, "schema", "public", "schema of the hub's tables")
+	f.StringVar(&dataDir, "data", "", "data directory of a stopped memdb hub")
+	return cmd
+}

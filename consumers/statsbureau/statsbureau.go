@@ -1,0 +1,265 @@
+// Package statsbureau is the statistics bureau's side of the hub: it pulls
+// the registered-population counts by urban/rural class for a region and
+// every region below it down to a chosen level, as of a reference date,
+// and writes them as the CSV or JSON a bureau loads into its own tools.
+//
+// It talks to the hub's HTTP API only (GET /v1/stats/urban-rural with
+// children=true, one request per region that has children), so it runs
+// anywhere the bureau can reach the hub.
+package statsbureau
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Levels of the division codes, by code length.
+var levelNames = map[int]string{2: "province", 4: "city", 6: "county", 9: "township", 12: "village"}
+
+// LevelLength returns the code length of a level name or length ("county"
+// or "6").
+func LevelLength(s string) (int, error) {
+	for n, name := range levelNames {
+		if s == name || s == strconv.Itoa(n) {
+			return n, nil
+		}
+	}
+	return 0, fmt.Errorf("level %q: want province, city, county, township or village (or 2, 4, 6, 9, 12)", s)
+}
+
+// Row is one region's counts.
+type Row struct {
+	Code       string  `json:"code"`
+	Name       string  `json:"name"`
+	Level      string  `json:"level"`
+	Urban      int64   `json:"urban"`
+	Rural      int64   `json:"rural"`
+	Total      int64   `json:"total"`
+	UrbanShare float64 `json:"urban_share"` // urban / total, 0 when total is 0
+}
+
+// Report is what a pull returns.
+type Report struct {
+	Region string `json:"region"`
+	AsOf   string `json:"as_of"`
+	Rows   []Row  `json:"rows"` // in code order, parents before children
+}
+
+// Config configures a Client. HubURL is required.
+type Config struct {
+	HubURL string
+	// Token is sent as a bearer token when set.
+	Token string
+	// Purpose is sent as X-Purpose (default "statistics").
+	Purpose string
+	// Concurrency bounds requests in flight (default 8).
+	Concurrency int
+	// HTTP is the client (default: one with a 30 s timeout).
+	HTTP *http.Client
+}
+
+func (c *Config) setDefaults() {
+	if c.Purpose == "" {
+		c.Purpose = "statistics"
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 8
+	}
+	if c.HTTP == nil {
+		c.HTTP = &http.Client{Timeout: 30 * time.Second}
+	}
+}
+
+// Validate reports what is wrong with the configuration.
+func (c Config) Validate() error {
+	u, err := url.Parse(c.HubURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("hub URL %q: want http(s)://host[:port]", c.HubURL)
+	}
+	return nil
+}
+
+// Client pulls counts from a hub.
+type Client struct{ cfg Config }
+
+// New returns a client.
+func New(cfg Config) (*Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	cfg.HubURL = strings.TrimRight(cfg.HubURL, "/")
+	return &Client{cfg: cfg}, nil
+}
+
+// answer is the hub's urban-rural body.
+type answer struct {
+	Region   string  `json:"region"`
+	Name     string  `json:"name"`
+	AsOf     string  `json:"as_of"`
+	Urban    int64   `json:"urban"`
+	Rural    int64   `json:"rural"`
+	Total    int64   `json:"total"`
+	Children []count `json:"children"`
+}
+
+type count struct {
+	Region string `json:"region"`
+	Name   string `json:"name"`
+	Urban  int64  `json:"urban"`
+	Rural  int64  `json:"rural"`
+	Total  int64  `json:"total"`
+}
+
+// Pull counts region and every region below it down to codes of depth
+// digits (2, 4, 6, 9 or 12), as of asOf (YYYY-MM-DD; empty: the hub's
+// today). Regions whose children are at or beyond depth are not asked for
+// their children.
+func (c *Client) Pull(ctx context.Context, region, asOf string, depth int) (Report, error) {
+	if _, ok := levelNames[len(region)]; !ok {
+		return Report{}, fmt.Errorf("region %q: want a 2-, 4-, 6-, 9- or 12-digit division code", region)
+	}
+	if _, ok := levelNames[depth]; !ok || depth < len(region) {
+		return Report{}, fmt.Errorf("depth %d: want a code length of 2, 4, 6, 9 or 12, at least the region's (%d)", depth, len(region))
+	}
+	top, err := c.get(ctx, region, asOf, depth > len(region))
+	if err != nil {
+		return Report{}, err
+	}
+	rep := Report{Region: region, AsOf: top.AsOf}
+	var mu sync.Mutex
+	add := func(cn count) {
+		mu.Lock()
+		rep.Rows = append(rep.Rows, row(cn))
+		mu.Unlock()
+	}
+	add(count{top.Region, top.Name, top.Urban, top.Rural, top.Total})
+
+	// Walk level by level; each level's regions are asked concurrently.
+	level := top.Children
+	for len(level) > 0 {
+		for _, cn := range level {
+			add(cn)
+		}
+		var next []count
+		var expand []string
+		for _, cn := range level {
+			if len(cn.Region) < depth && len(cn.Region) < 12 {
+				expand = append(expand, cn.Region)
+			}
+		}
+		if len(expand) == 0 {
+			break
+		}
+		results := make([][]count, len(expand))
+		errs := make([]error, len(expand))
+		sem := make(chan struct{}, c.cfg.Concurrency)
+		var wg sync.WaitGroup
+		for i, code := range expand {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				a, err := c.get(ctx, code, rep.AsOf, true)
+				results[i], errs[i] = a.Children, err
+			}()
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return Report{}, err
+		}
+		for _, r := range results {
+			next = append(next, r...)
+		}
+		level = next
+	}
+	sort.Slice(rep.Rows, func(i, j int) bool { return rep.Rows[i].Code < rep.Rows[j].Code })
+	return rep, nil
+}
+
+func row(c count) Row {
+	r := Row{Code: c.Region, Name: c.Name, Level: levelNames[len(c.Region)], Urban: c.Urban, Rural: c.Rural, Total: c.Total}
+	if c.Total > 0 {
+		r.UrbanShare = float64(c.Urban) / float64(c.Total)
+	}
+	return r
+}
+
+// get asks the hub for one region's counts.
+func (c *Client) get(ctx context.Context, region, asOf string, children bool) (answer, error) {
+	q := url.Values{"region": {region}}
+	if asOf != "" {
+		q.Set("as_of", asOf)
+	}
+	if children {
+		q.Set("children", "true")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.cfg.HubURL+"/v1/stats/urban-rural?"+q.Encode(), nil)
+	if err != nil {
+		return answer{}, fmt.Errorf("asking for %s: %w", region, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("X-Purpose", c.cfg.Purpose)
+	if c.cfg.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.cfg.Token)
+	}
+	resp, err := c.cfg.HTTP.Do(req)
+	if err != nil {
+		return answer{}, fmt.Errorf("asking for %s: %w", region, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return answer{}, fmt.Errorf("reading the counts of %s: %w", region, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var p struct {
+			Detail string `json:"detail"`
+		}
+		_ = json.Unmarshal(body, &p)
+		return answer{}, fmt.Errorf("asking for %s: hub answered %s: %s", region, resp.Status, p.Detail)
+	}
+	var a answer
+	if err := json.Unmarshal(body, &a); err != nil {
+		return answer{}, fmt.Errorf("decoding the counts of %s: %w", region, err)
+	}
+	return a, nil
+}
+
+// WriteCSV writes the report with a header line: code, name, level,
+// urban, rural, total, urban_share (four decimals).
+func WriteCSV(w io.Writer, rep Report) error {
+	cw := csv.NewWriter(w)
+	_ = cw.Write([]string{"code", "name", "level", "urban", "rural", "total", "urban_share"})
+	for _, r := range rep.Rows {
+		_ = cw.Write([]string{r.Code, r.Name, r.Level, strconv.FormatInt(r.Urban, 10), strconv.FormatInt(r.Rural, 10),
+			strconv.FormatInt(r.Total, 10), strconv.FormatFloat(r.UrbanShare, 'f', 4, 64)})
+	}
+	cw.Flush()
+	if err := cw.Error(); err != nil {
+		return fmt.Errorf("writing CSV: %w", err)
+	}
+	return nil
+}
+
+// WriteJSON writes the report as one JSON document.
+func WriteJSON(w io.Writer, rep Report) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(rep); err != nil {
+		return fmt.Errorf("writing JSON: %w", err)
+	}
+	return nil
+}

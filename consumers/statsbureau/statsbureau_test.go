@@ -1,0 +1,136 @@
+package statsbureau
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"fmt"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/hub/api"
+	"github.com/pophub/pophub/hub/memdb"
+	"github.com/pophub/pophub/hub/storetest"
+	"github.com/pophub/pophub/schemas"
+)
+
+// regions is a small division table for the hub under test.
+type regions map[string]string
+
+func (r regions) Name(code string) (string, bool) { n, ok := r[code]; return n, ok }
+
+func (r regions) Children(code string) []string {
+	var out []string
+	for c := range r {
+		if len(c) > len(code) && strings.HasPrefix(c, code) {
+			out = append(out, c)
+		}
+	}
+	slices.Sort(out)
+	var direct []string
+	for _, c := range out {
+		if len(direct) == 0 || !strings.HasPrefix(c, direct[len(direct)-1]) {
+			direct = append(direct, c)
+		}
+	}
+	return direct
+}
+
+var table = regions{
+	"23": "黑龙江省", "2301": "哈尔滨市", "2306": "大庆市", "230102": "道里区", "230602": "萨尔图区",
+	"230102001": "兆麟街道", "230102001001": "兆麟社区居委会", "230102001201": "新农村委会",
+	"230602001": "萨尔图街道", "230602001001": "会战社区居委会",
+}
+
+// startHub runs the hub's real API over a real memdb store holding
+// registrations at the given addresses (all on 2020-01-01).
+func startHub(t *testing.T, addrs ...string) string {
+	t.Helper()
+	store, err := memdb.Open(context.Background(), memdb.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	var in []hub.Input
+	for i, a := range addrs {
+		in = append(in, storetest.Event(t, schemas.HukouRegistered, storetest.ValidID(i), fmt.Sprintf("ps-%d", i),
+			time.Date(2020, 1, 1, 9, 0, 0, 0, time.FixedZone("CST", 8*3600)),
+			schemas.HukouRegisteredData{Name: "王伟", Gender: "1", BirthDate: "1980-05-05", Ethnicity: "01", AddressCode: a, HouseholdID: "H1", Reason: "birth"}))
+	}
+	storetest.ApplyAll(t, store, in, 10)
+	srv := httptest.NewServer(api.New(api.Config{Store: store, Counter: store, Regions: table}).Handler())
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func TestPullDownToVillages(t *testing.T) {
+	url := startHub(t, "230102001001", "230102001001", "230102001201", "230602001001")
+	c, err := New(Config{HubURL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := c.Pull(context.Background(), "23", "2020-06-30", 12)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Row{
+		{"23", "黑龙江省", "province", 3, 1, 4, 0.75},
+		{"2301", "哈尔滨市", "city", 2, 1, 3, 2.0 / 3},
+		{"230102", "道里区", "county", 2, 1, 3, 2.0 / 3},
+		{"230102001", "兆麟街道", "township", 2, 1, 3, 2.0 / 3},
+		{"230102001001", "兆麟社区居委会", "village", 2, 0, 2, 1},
+		{"230102001201", "新农村委会", "village", 0, 1, 1, 0},
+		{"2306", "大庆市", "city", 1, 0, 1, 1},
+		{"230602", "萨尔图区", "county", 1, 0, 1, 1},
+		{"230602001", "萨尔图街道", "township", 1, 0, 1, 1},
+		{"230602001001", "会战社区居委会", "village", 1, 0, 1, 1},
+	}
+	if rep.AsOf != "2020-06-30" || !slices.Equal(rep.Rows, want) {
+		t.Fatalf("report as of %s:\n%+v\nwant\n%+v", rep.AsOf, rep.Rows, want)
+	}
+
+	// Depth limits the walk; the date is the hub's business.
+	rep, err = c.Pull(context.Background(), "23", "2019-12-31", 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Rows) != 3 || rep.Rows[0].Total != 0 {
+		t.Fatalf("depth 4 before any registration: %+v", rep.Rows)
+	}
+
+	var buf bytes.Buffer
+	if err := WriteCSV(&buf, Report{Rows: want[:2]}); err != nil {
+		t.Fatal(err)
+	}
+	lines, err := csv.NewReader(&buf).ReadAll()
+	if err != nil || len(lines) != 3 || strings.Join(lines[0], ",") != "code,name,level,urban,rural,total,urban_share" ||
+		strings.Join(lines[2], ",") != "2301,哈尔滨市,city,2,1,3,0.6667" {
+		t.Fatalf("CSV %q (%v)", lines, err)
+	}
+}
+
+func TestPullErrors(t *testing.T) {
+	url := startHub(t, "230102001001")
+	c, _ := New(Config{HubURL: url})
+	for _, tc := range []struct {
+		region, asOf string
+		depth        int
+		want         string
+	}{
+		{"230", "", 6, "division code"},
+		{"2301", "", 2, "depth"},
+		{"2302", "", 6, "404"},
+		{"23", "2099-01-01", 4, "future"},
+	} {
+		if _, err := c.Pull(context.Background(), tc.region, tc.asOf, tc.depth); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Pull(%s, %q, %d) = %v, want an error mentioning %q", tc.region, tc.asOf, tc.depth, err, tc.want)
+		}
+	}
+	if _, err := New(Config{HubURL: "ftp://x"}); err == nil {
+		t.Error("New accepted an ftp URL")
+	}
+}
