@@ -193,6 +193,8 @@ func New(cfg Config) *Server {
 	if cfg.Counter != nil {
 		s.handle(RouteUrbanRural, s.queryRoute(RouteUrbanRural, s.urbanRural))
 		s.handle(RouteResidencePermits, s.queryRoute(RouteResidencePermits, s.residencePermits))
+		s.handle(RouteStatsPage, http.HandlerFunc(statsPage))
+		s.handle(RouteStatsAsset, http.HandlerFunc(statsPage))
 	}
 	s.handle(RouteHealthz, http.HandlerFunc(s.healthz))
 	s.handle(RouteReadyz, http.HandlerFunc(s.readyz))
