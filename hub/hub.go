@@ -69,6 +69,11 @@ type Hukou struct {
 	RegionCode  string `json:"region_code"`
 	Since       string `json:"since"`
 	HouseholdID string `json:"household_id,omitempty"`
+	// UrbanRural is "urban" or "rural" by the region table's class of the
+	// address; ClassCode is the NBS urban-rural classification code when
+	// an official table gives it (empty while the class is derived).
+	UrbanRural string `json:"urban_rural,omitempty"`
+	ClassCode  string `json:"class_code,omitempty"`
 }
 
 // ResidencePermit is a current residence permit (居住证) in one city.

@@ -56,6 +56,9 @@ type Config struct {
 	GroupID      string // Kafka consumer group, default "pophub"
 	Partitions   int    // partitions of topics the hub creates, default 8
 	OTLPEndpoint string // OTLP/HTTP trace endpoint; empty disables export
+	// RegionsFile is an official NBS urban-rural table saved by `pophub
+	// regions import`, laid over the built-in region table.
+	RegionsFile string
 }
 
 func (c *Config) setDefaults() {
@@ -145,6 +148,9 @@ func (m *Main) Start(ctx context.Context) (err error) {
 		}
 	}()
 
+	if err := loadRegions(m.Config.RegionsFile); err != nil {
+		return fmt.Errorf("--regions: %w", err)
+	}
 	if m.tel, err = telemetry.Setup(ctx, telemetry.Config{ServiceName: "pophub", OTLPEndpoint: m.Config.OTLPEndpoint, Logger: log}); err != nil {
 		return fmt.Errorf("setting up telemetry: %w", err)
 	}
@@ -199,6 +205,8 @@ func (m *Main) Start(ctx context.Context) (err error) {
 			}
 			return info.State.LastSeq, nil
 		},
+		Counter:    m.Store,
+		Regions:    apiRegions{},
 		Metrics:    m.tel.MetricsHandler(),
 		Logger:     log,
 		Meter:      meter,

@@ -123,6 +123,28 @@ func TestEndToEnd(t *testing.T) {
 					len(page.Persons), inRegion, page.Next, page.StreamSequence, len(ids))
 			}
 
+			// Today's count of Heilongjiang's registered population equals
+			// the active persons registered there, and the children add up.
+			var counts struct {
+				Urban, Rural, Total int64
+				Children            []struct{ Total int64 }
+			}
+			if code := getInto(t, "http://"+m.HTTPAddr()+"/v1/stats/urban-rural?region=23&children=true", &counts); code != 200 {
+				t.Fatalf("GET /v1/stats/urban-rural: HTTP %d", code)
+			}
+			active, sum := int64(0), int64(0)
+			for _, w := range want {
+				if w.Hukou != nil && w.Hukou.AddressCode[:2] == "23" && w.Status == hub.StatusActive {
+					active++
+				}
+			}
+			for _, c := range counts.Children {
+				sum += c.Total
+			}
+			if active == 0 || counts.Total != active || counts.Urban+counts.Rural != counts.Total || sum != counts.Total {
+				t.Errorf("Heilongjiang today: %+v, want a total of %d active registered persons, children summing to it", counts, active)
+			}
+
 			// Unknown and malformed IDs.
 			if _, code := getRecord(t, m, personID(t, 999)); code != 404 {
 				t.Errorf("unknown person: HTTP %d, want 404", code)

@@ -30,6 +30,7 @@ Any Kafka client (kcat, librdkafka, franz-go, kafka-go) can publish to --kafka.`
 	f.StringVar(&cfg.NATSAddr, "nats", envOr("POPHUB_NATS_LISTEN", "127.0.0.1:14222"), "embedded NATS listen address")
 	f.StringVar(&cfg.PostgresURL, "postgres", os.Getenv("POPHUB_POSTGRES"), "use PostgreSQL at this URL instead of memdb (env POPHUB_POSTGRES)")
 	f.StringVar(&cfg.OTLPEndpoint, "otlp", os.Getenv("POPHUB_OTLP"), "export traces to this OTLP/HTTP endpoint, e.g. http://127.0.0.1:4318 (env POPHUB_OTLP)")
+	f.StringVar(&cfg.RegionsFile, "regions", os.Getenv("POPHUB_REGIONS"), "official NBS urban-rural table saved by 'pophub regions import' (env POPHUB_REGIONS)")
 	f.IntVar(&cfg.Partitions, "partitions", 8, "partitions per source topic")
 	f.DurationVar(&cfg.NATSSync, "nats-sync", time.Second, "how often the embedded JetStream store fsyncs; 0 = every write (durable against power loss, slower)")
 	return cmd
@@ -59,6 +60,7 @@ Without --postgres the store is go-memdb persisted under --data (one instance on
 	f.StringVar(&cfg.HTTPAddr, "http", envOr("POPHUB_HTTP", "127.0.0.1:8780"), "HTTP API listen address")
 	f.StringVar(&cfg.GroupID, "group", envOr("POPHUB_GROUP", "pophub"), "Kafka consumer group")
 	f.StringVar(&cfg.OTLPEndpoint, "otlp", os.Getenv("POPHUB_OTLP"), "OTLP/HTTP trace endpoint")
+	f.StringVar(&cfg.RegionsFile, "regions", os.Getenv("POPHUB_REGIONS"), "official NBS urban-rural table saved by 'pophub regions import' (env POPHUB_REGIONS)")
 	f.IntVar(&cfg.Partitions, "partitions", 8, "partitions for topics the hub creates")
 	return cmd
 }

@@ -108,7 +108,7 @@ func TestRules(t *testing.T) {
 			name:   "registration fills identity and hukou",
 			events: []hub.Input{registered(t, p, "ps-1", "2020-01-01T08:00:00+08:00", "230102001001", "1", "1990-01-01")},
 			check: func(t *testing.T, r hub.Record, last Outcome) {
-				want := hub.Hukou{AddressCode: "230102001001", RegionCode: "230102", Since: "2020-01-01", HouseholdID: "H1"}
+				want := hub.Hukou{AddressCode: "230102001001", RegionCode: "230102", Since: "2020-01-01", HouseholdID: "H1", UrbanRural: "urban"}
 				if r.Hukou == nil || *r.Hukou != want {
 					t.Errorf("hukou = %+v, want %+v", r.Hukou, want)
 				}

@@ -9,6 +9,7 @@ import (
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/schemas"
 	"github.com/pophub/pophub/schemas/citizenid"
+	"github.com/pophub/pophub/schemas/region"
 )
 
 // china is China Standard Time; "since" dates derived from event times are
@@ -131,6 +132,11 @@ func (s *State) fill(r *hub.Record, sec schemas.Section) {
 	case schemas.SecHukou:
 		if l, ok := s.Location.get(); ok {
 			r.Hukou = &hub.Hukou{AddressCode: l.Address, RegionCode: l.Address[:6], Since: day(s.Location.At.T), HouseholdID: val(s.Household)}
+			// The class comes from the region table in use when the
+			// record is read, so an imported official table shows at once.
+			if d, ok := region.Lookup(l.Address); ok {
+				r.Hukou.UrbanRural, r.Hukou.ClassCode = d.UrbanRural, d.Class
+			}
 		}
 	case schemas.SecResidencePermits:
 		for city, reg := range s.Permits {

@@ -20,9 +20,11 @@ package stats
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/schemas/region"
 )
 
 // Levels are the lengths of the division codes counted: province, city,
@@ -219,12 +221,25 @@ func (a Acc) Person(before, after Timeline, urban Classify) {
 	}
 }
 
-// UrbanByCode classifies a 12-digit address by the NBS coding rule of
-// its last three digits: 001–199 number residents' committees (居委会,
-// urban), 200–399 village committees (村委会, rural).
+// UrbanByRegionTable classifies an address by the urban-rural class of
+// the region table in use (region.Default: the built-in table, with an
+// official NBS table over it when one was imported), and an address the
+// table lacks by UrbanByCode.
+func UrbanByRegionTable(address string) bool {
+	if d, ok := region.Lookup(address); ok && d.UrbanRural != "" {
+		return d.UrbanRural == "urban"
+	}
+	return UrbanByCode(address)
+}
+
+// UrbanByCode classifies a 12-digit address by the NBS numbering of its
+// last three digits: 001–199 residents' committees (居委会) and 400–499
+// those like them are urban; 200–399 village committees (村委会) and
+// 500–599 those like them are rural.
 func UrbanByCode(address string) bool {
 	if len(address) != 12 {
 		return false
 	}
-	return address[9] == '0' || address[9] == '1'
+	n, err := strconv.Atoi(address[9:])
+	return err == nil && (n >= 1 && n <= 199 || n >= 400 && n <= 499)
 }

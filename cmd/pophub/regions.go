@@ -1,0 +1,125 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pophub/pophub/schemas/region"
+)
+
+func regionsCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "regions",
+		Short: "The region table: show a division code, import the official NBS urban-rural table",
+	}
+	cmd.AddCommand(regionsShowCommand(), regionsImportCommand())
+	return cmd
+}
+
+func regionsShowCommand() *cobra.Command {
+	var overlay string
+	cmd := &cobra.Command{
+		Use:   "show CODE",
+		Short: "Print a division code's chain from the province, with the urban-rural class of a 12-digit code",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := loadRegions(overlay); err != nil {
+				return err
+			}
+			code := args[0]
+			d, ok := region.Lookup(code)
+			if !ok {
+				return fmt.Errorf("%s is not in the region table", code)
+			}
+			w := cmd.OutOrStdout()
+			for _, c := range region.Chain(code) {
+				fmt.Fprintf(w, "%-12s  %-8s  %s\n", c.Code, c.Level, c.Name)
+			}
+			if d.Level == region.VillageLevel {
+				class := d.Class
+				if d.Derived {
+					class = "derived from the name and committee number (no official class imported)"
+				}
+				fmt.Fprintf(w, "%s: %s, class %s\n", d.Code, d.UrbanRural, class)
+			} else {
+				fmt.Fprintf(w, "%d direct children\n", len(region.Children(code)))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&overlay, "regions", os.Getenv("POPHUB_REGIONS"), "an imported NBS table (from regions import) to show instead of the derived classes")
+	return cmd
+}
+
+func regionsImportCommand() *cobra.Command {
+	var file, out string
+	cmd := &cobra.Command{
+		Use:   "import --file NBS.csv --out FILE",
+		Short: "Validate the official NBS urban-rural table and save it for the hub's --regions flag",
+		Long: `Reads the NBS statistical division and urban-rural classification table as CSV
+(code, classification code, name per line; UTF-8; an optional header) and reports every
+bad line. A valid table is saved to FILE; start the hub with --regions FILE and its
+entries replace the derived classes of the built-in table (and add codes it lacks).
+Counters kept under the derived classes are not recomputed: check them afterwards with
+'pophub stats verify'.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if file == "" || out == "" {
+				return errors.New("--file and --out are required")
+			}
+			f, err := os.Open(file)
+			if err != nil {
+				return fmt.Errorf("opening NBS table: %w", err)
+			}
+			defer f.Close()
+			o, err := region.ParseNBS(f)
+			if err != nil {
+				return err
+			}
+			_, replaced, added := region.Builtin().With(o)
+			if err := region.WriteOverlay(out, o); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: %d entries; %d replace derived entries, %d are new; saved to %s\n", file, o.Len(), replaced, added, out)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&file, "file", "", "the NBS table as CSV (required)")
+	cmd.Flags().StringVar(&out, "out", "", "where to save the validated table (required)")
+	return cmd
+}
+
+// loadRegions makes the built-in table with the imported overlay at path
+// (if any) the table in use.
+func loadRegions(path string) error {
+	if path == "" {
+		return nil
+	}
+	o, err := region.LoadOverlay(path)
+	if err != nil {
+		return err
+	}
+	t, _, _ := region.Builtin().With(o)
+	region.SetDefault(t)
+	return nil
+}
+
+// apiRegions serves the API's region names and children from the table in
+// use.
+type apiRegions struct{}
+
+func (apiRegions) Name(code string) (string, bool) {
+	d, ok := region.Lookup(code)
+	return d.Name, ok
+}
+
+func (apiRegions) Children(code string) []string {
+	kids := region.Children(code)
+	out := make([]string, len(kids))
+	for i, k := range kids {
+		out[i] = k.Code
+	}
+	return out
+}
