@@ -40,7 +40,7 @@ type Config struct {
 	// (default 500,000), so that a restart replays at most that many.
 	SnapshotEvery int
 	// Classify tells urban from rural addresses for the counters (default
-	// stats.UrbanByCode).
+	// stats.UrbanByRegionTable).
 	Classify stats.Classify
 	Logger   *slog.Logger
 }
@@ -50,7 +50,7 @@ func (c *Config) setDefaults() {
 		c.SnapshotEvery = 500_000
 	}
 	if c.Classify == nil {
-		c.Classify = stats.UrbanByCode
+		c.Classify = stats.UrbanByRegionTable
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -63,7 +63,7 @@ type Config struct {
 	// takes a few kilobytes.
 	CacheSize int
 	// Classify tells urban from rural addresses for the counters (default
-	// stats.UrbanByCode).
+	// stats.UrbanByRegionTable).
 	Classify stats.Classify
 	// Logger receives migration and retry messages (default: discarded).
 	Logger *slog.Logger
@@ -80,7 +80,7 @@ func (c *Config) setDefaults() {
 		c.CacheSize = 100_000
 	}
 	if c.Classify == nil {
-		c.Classify = stats.UrbanByCode
+		c.Classify = stats.UrbanByRegionTable
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

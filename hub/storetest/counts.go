@@ -41,7 +41,7 @@ func Recount(registrations, permits map[citizenid.ID][]hub.Interval, regions []s
 		for _, ivs := range registrations {
 			for _, iv := range ivs {
 				if holds(iv) && strings.HasPrefix(iv.Code, reg) {
-					if stats.UrbanByCode(iv.Code) {
+					if stats.UrbanByRegionTable(iv.Code) {
 						t.Urban++
 					} else {
 						t.Rural++
