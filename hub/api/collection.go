@@ -40,15 +40,10 @@ type queryHandler func(r *http.Request, g Grant) (any, error)
 // problem, report the Outcome to the Grant.
 func (s *Server) queryRoute(route string, h queryHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var g Grant = allowAll{}
-		if s.cfg.Authorizer != nil {
-			var err error
-			if g, err = s.cfg.Authorizer.Authorize(r, route); err != nil {
-				s.fail(w, r, fmt.Errorf("authorizing request: %w", err))
-				return
-			}
+		g, ok := s.authorize(w, r, route)
+		if !ok {
+			return
 		}
-		w.Header().Set("Cache-Control", "no-store")
 		body, err := h(r, g)
 		status := http.StatusOK
 		if err != nil {

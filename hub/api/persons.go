@@ -16,15 +16,10 @@ type personHandler func(r *http.Request, id citizenid.ID, g Grant) (any, error)
 // write JSON or a problem, report the Outcome to the Grant.
 func (s *Server) personRoute(route string, h personHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var g Grant = allowAll{}
-		if s.cfg.Authorizer != nil {
-			var err error
-			if g, err = s.cfg.Authorizer.Authorize(r, route); err != nil {
-				s.fail(w, r, fmt.Errorf("authorizing request: %w", err))
-				return
-			}
+		g, ok := s.authorize(w, r, route)
+		if !ok {
+			return
 		}
-		w.Header().Set("Cache-Control", "no-store")
 
 		var body any
 		id, err := citizenid.Parse(r.PathValue("citizen_id")) // id is zero on error
@@ -42,6 +37,22 @@ func (s *Server) personRoute(route string, h personHandler) http.Handler {
 		}
 		g.Done(r.Context(), Outcome{Route: route, CitizenID: id, Status: status, Err: err})
 	})
+}
+
+// authorize asks the Authorizer for the request's Grant, answering the
+// refusal itself; every /v1 answer is private (Cache-Control: no-store).
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request, route string) (Grant, bool) {
+	if s.cfg.Authorizer == nil {
+		w.Header().Set("Cache-Control", "no-store")
+		return allowAll{}, true
+	}
+	g, err := s.cfg.Authorizer.Authorize(r, route)
+	if err != nil {
+		s.fail(w, r, fmt.Errorf("authorizing request: %w", err))
+		return nil, false
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	return g, true
 }
 
 // person answers GET /v1/persons/{citizen_id}: the golden record exactly as

@@ -249,9 +249,9 @@ func (b *builder) table() *Table {
 	return t
 }
 
-// parseTSV reads the table format: code, name, class, flag per line,
-// tab-separated; class is u/r (derived, flag "d") or an NBS code.
-func parseTSV(r io.Reader, b *builder) error {
+// eachLine calls fn with the tab-separated fields of every line of the
+// table format (code, name, class, flag), skipping blanks and # comments.
+func eachLine(r io.Reader, fn func(line int, f []string) error) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	line := 0
@@ -265,6 +265,17 @@ func parseTSV(r io.Reader, b *builder) error {
 		if len(f) != 4 {
 			return fmt.Errorf("line %d: %d fields, want 4", line, len(f))
 		}
+		if err := fn(line, f); err != nil {
+			return err
+		}
+	}
+	return sc.Err()
+}
+
+// parseTSV reads the table format into b; a 12-digit entry's class is u/r
+// (derived, flag "d") or an NBS code.
+func parseTSV(r io.Reader, b *builder) error {
+	return eachLine(r, func(line int, f []string) error {
 		var class byte
 		if len(f[0]) == 12 {
 			switch {
@@ -279,8 +290,8 @@ func parseTSV(r io.Reader, b *builder) error {
 		if err := b.add(f[0], f[1], class); err != nil {
 			return fmt.Errorf("line %d: %w", line, err)
 		}
-	}
-	return sc.Err()
+		return nil
+	})
 }
 
 func indexOf(list []string, s string) int {
@@ -456,22 +467,15 @@ func LoadOverlay(path string) (*Overlay, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading region overlay %s: %w", path, err)
 	}
-	sc := bufio.NewScanner(zr)
 	var o Overlay
-	line := 0
-	for sc.Scan() {
-		line++
-		text := sc.Text()
-		if text == "" || text[0] == '#' {
-			continue
-		}
-		f := strings.Split(text, "\t")
-		if len(f) != 4 || len(f[0]) != 12 || !classCodes[f[2]] {
-			return nil, fmt.Errorf("loading region overlay %s: line %d is malformed", path, line)
+	err = eachLine(zr, func(line int, f []string) error {
+		if len(f[0]) != 12 || !classCodes[f[2]] {
+			return fmt.Errorf("line %d is malformed", line)
 		}
 		o.entries = append(o.entries, overlayEntry{f[0], f[2], f[1]})
-	}
-	if err := sc.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("loading region overlay %s: %w", path, err)
 	}
 	return &o, nil
