@@ -558,6 +558,11 @@ func (v *validator) address(field, s string, req bool) {
 	}
 	if !region.IsAddressCode(s) {
 		v.fail(field, "must be a 12-digit statistical division code")
+		return
+	}
+	if !region.Known(s) && v.err == nil {
+		v.err = &RejectError{Reason: ReasonUnknownAddressCode, Field: "data." + field,
+			Detail: "address code " + s + " is not in the region table"}
 	}
 }
 

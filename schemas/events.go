@@ -112,11 +112,14 @@ const (
 	ReasonKeyMismatch    = "key_mismatch"
 	ReasonInvalidSubject = "invalid_subject"
 	ReasonInvalidData    = "invalid_data"
+	// ReasonUnknownAddressCode: a well-formed 12-digit address code that
+	// the region table (schemas/region) does not have.
+	ReasonUnknownAddressCode = "unknown_address_code"
 )
 
 // Reasons lists every reject reason Decode can give.
 var Reasons = []string{ReasonNotJSON, ReasonNotCloudEvent, ReasonUnknownType, ReasonSourceMismatch,
-	ReasonKeyMismatch, ReasonInvalidSubject, ReasonInvalidData}
+	ReasonKeyMismatch, ReasonInvalidSubject, ReasonInvalidData, ReasonUnknownAddressCode}
 
 // RejectError says why an event cannot be applied. Field names the offending
 // attribute or data field (JSON path), when there is one. It never contains

@@ -96,7 +96,7 @@ func match(filter, subject string) bool {
 
 func TestSubjectFilters(t *testing.T) {
 	harbin := "230102001001" // 道里区, 哈尔滨
-	daqing := "230602002003" // 萨尔图区, 大庆
+	daqing := "230602013004" // 萨尔图区, 大庆
 	tests := []struct {
 		filter, subject string
 		want            bool
@@ -132,7 +132,7 @@ func ExampleDecode() {
 }
 
 func ExampleMigrationSubject() {
-	fmt.Println(MigrationSubject("230102001001", "230602002003"))
+	fmt.Println(MigrationSubject("230102001001", "230602013004"))
 	fmt.Println(MigrationOutFilter("2301"))
 	fmt.Println(MigrationInFilter("2301"))
 	fmt.Println(DeathSubject(""))
@@ -181,5 +181,21 @@ func TestTextLengthInCharacters(t *testing.T) {
 	long := strings.Replace(data, name, strings.Repeat("龙", 201), 1)
 	if _, err := Decode(Input{Value: []byte(env("employment", "employment.contract_started", validID, long))}); ReasonOf(err) != ReasonInvalidData {
 		t.Errorf("201-character name: %v, want invalid_data", err)
+	}
+}
+
+// TestUnknownAddressCode: a well-formed address code the region table does
+// not have is rejected with its own reason, naming the field.
+func TestUnknownAddressCode(t *testing.T) {
+	for _, tc := range []struct{ typ, data, field string }{
+		{"hukou.migrated", `{"from_address_code":"230102001001","to_address_code":"230102001999","reason":"employment"}`, "data.to_address_code"},
+		{"housing.rental_registered", `{"lease_id":"L1","address_code":"230199001001","start":"2025-01-01"}`, "data.address_code"},
+	} {
+		src := string(SourceOf(Type(tc.typ)))
+		_, err := Decode(Input{Value: []byte(env(src, tc.typ, validID, tc.data))})
+		re, ok := err.(*RejectError)
+		if !ok || re.Reason != ReasonUnknownAddressCode || re.Field != tc.field {
+			t.Errorf("%s: %v, want unknown_address_code on %s", tc.typ, err, tc.field)
+		}
 	}
 }

@@ -18,7 +18,7 @@ func TestNotificationAppendJSON(t *testing.T) {
 			EventID: "ps-1", EventType: HukouRegistered, Source: PublicSecurity, Time: at, AppliedAt: at.UTC()}},
 		{"migration", Notification{ChangeID: "ab12.migration", CitizenID: "230102199001011237", Version: 8, Section: KindMigration,
 			EventID: "ps-2", EventType: HukouMigrated, Source: PublicSecurity, Time: at, AppliedAt: at,
-			FromAddressCode: "230102001001", ToAddressCode: "230602002003", Reason: "employment"}},
+			FromAddressCode: "230102001001", ToAddressCode: "230602013004", Reason: "employment"}},
 		{"death", Notification{ChangeID: "cd.death", CitizenID: "230102199001011237", Version: 9, Section: KindDeath,
 			EventID: "h-1", EventType: DeathCertified, Source: Health, Time: at, AppliedAt: at, DateOfDeath: "2026-02-28"}},
 		{"event id needing escapes", Notification{ChangeID: "x", EventID: "id \"quoted\" <b> 办理\n", Time: at, AppliedAt: at}},

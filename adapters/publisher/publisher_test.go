@@ -142,7 +142,7 @@ func invalidEvents(t testing.TB, valid schemas.Event) ([]schemas.Event, []string
 func TestPublish(t *testing.T) {
 	addr := broker(t)
 	p := newPublisher(t, Config{Brokers: []string{addr}})
-	events := population(t, 80)
+	events := population(t, 200)
 	bad, reasons := invalidEvents(t, events[0])
 	all := append(append([]schemas.Event(nil), events[:len(events)/2]...), bad...)
 	all = append(all, events[len(events)/2:]...)

@@ -4,9 +4,11 @@ import (
 	"math"
 	"math/rand/v2"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/pophub/pophub/schemas/citizenid"
+	"github.com/pophub/pophub/schemas/region"
 )
 
 // person is what everyone may know of person n without generating their
@@ -96,15 +98,26 @@ func (g *generator) profile(n int64) *person {
 	return p
 }
 
-// address draws a 12-digit statistical address code in a county: county +
-// 3-digit township + 3-digit village or residents' committee.
+// address draws a 12-digit statistical address code in a county: a real
+// village or residents' committee of the region table (schemas/region).
 func address(r *rand.Rand, countyCode string) string {
-	b := make([]byte, 0, 12)
-	b = append(b, countyCode...)
-	t, v := 1+r.IntN(15), 1+r.IntN(30)
-	b = append(b, '0', byte('0'+t/10), byte('0'+t%10), '0', byte('0'+v/10), byte('0'+v%10))
-	return string(b)
+	list := countyAddresses()[countyCode]
+	return list[r.IntN(len(list))]
 }
+
+// countyAddresses lists, per county of the built-in county list, the
+// 12-digit codes the region table has under it, in code order.
+var countyAddresses = sync.OnceValue(func() map[string][]string {
+	out := map[string][]string{}
+	for _, c := range counties() {
+		for _, t := range region.Children(c.code) {
+			for _, v := range region.Children(t.Code) {
+				out[c.code] = append(out[c.code], v.Code)
+			}
+		}
+	}
+	return out
+})
 
 func pad(s string, n int) string {
 	for len(s) < n {

@@ -5,12 +5,11 @@ import (
 	"strings"
 )
 
-// This file is the generator's small, built-in region table: real
-// county-level division codes of the provinces the seed documents come from
+// This file lists the counties the generator populates: real county-level
+// division codes of the provinces the seed documents come from
 // (Heilongjiang, Jilin, Hunan, Zhejiang, Inner Mongolia), with a rough
-// weight for how many people live there and the colleges of each city. It
-// stands in for the full division table of the region issue and will be
-// replaced by it.
+// weight for how many people live there and the colleges of each city.
+// Addresses within a county come from the region table (schemas/region).
 
 // county is one county-level division.
 type county struct {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/pophub/pophub/schemas"
 	"github.com/pophub/pophub/schemas/citizenid"
+	"github.com/pophub/pophub/schemas/region"
 )
 
 func collect(t testing.TB, cfg Config) ([]schemas.Event, Stats) {
@@ -578,5 +580,40 @@ func TestMillionIdentities(t *testing.T) {
 	}
 	if len(seen) < persons*9/10 {
 		t.Fatalf("only %d of %d persons born", len(seen), persons)
+	}
+}
+
+// TestAddressesInRegionTable checks every county has addresses in the
+// region table and every address synth emits is one of its codes.
+func TestAddressesInRegionTable(t *testing.T) {
+	for _, c := range counties() {
+		if len(countyAddresses()[c.code]) == 0 {
+			t.Errorf("county %s %s has no addresses in the region table", c.code, c.name)
+		}
+	}
+	evs, _ := collect(t, Config{Persons: 500, Seed: 4})
+	n := 0
+	for _, ev := range evs {
+		raw, err := schemas.Encode(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var env struct {
+			Data map[string]any `json:"data"`
+		}
+		if err := json.Unmarshal(raw, &env); err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range env.Data {
+			if s, ok := v.(string); ok && strings.HasSuffix(k, "address_code") {
+				n++
+				if !region.Known(s) {
+					t.Fatalf("%s %s = %s, not in the region table", ev.Type, k, s)
+				}
+			}
+		}
+	}
+	if n < 500 {
+		t.Fatalf("only %d address codes checked", n)
 	}
 }

@@ -32,7 +32,7 @@ func TestFranzGoClientPublishes(t *testing.T) {
 		t.Fatalf("applied %d of %d events sent with franz-go", c.Applied, len(msgs))
 	}
 	got, code := getRecord(t, m, personID(t, 1))
-	if code != 200 || got.Hukou == nil || got.Hukou.AddressCode != "230602002003" {
+	if code != 200 || got.Hukou == nil || got.Hukou.AddressCode != "230602013004" {
 		t.Errorf("golden record after franz-go publishing: HTTP %d, %+v", code, got.Hukou)
 	}
 }

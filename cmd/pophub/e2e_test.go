@@ -57,7 +57,7 @@ func TestEndToEnd(t *testing.T) {
 				return len(notes.bySubjectPrefix("pop.migration.")) == 1 && len(notes.bySubjectPrefix("pop.death.")) == 1
 			})
 			mig := notes.bySubjectPrefix("pop.migration.23.2301.230102.23.2306.230602")
-			if len(mig) != 1 || mig[0].CitizenID != a || mig[0].ToAddressCode != "230602002003" || mig[0].Reason != "employment" {
+			if len(mig) != 1 || mig[0].CitizenID != a || mig[0].ToAddressCode != "230602013004" || mig[0].Reason != "employment" {
 				t.Errorf("migration notifications = %+v", mig)
 			}
 			// Person c: death certified before registration arrived; the
@@ -213,6 +213,7 @@ func TestBadInput(t *testing.T) {
 		{schemas.ReasonKeyMismatch, kafka.Message{Topic: schemas.Topic(schemas.Employment), Key: []byte(personID(t, 2)), Value: env("employment", "employment.contract_ended", valid, `{"contract_id":"C9","end":"2025-01-01"}`)}},
 		{schemas.ReasonInvalidSubject, kafka.Message{Topic: schemas.Topic(schemas.Employment), Key: []byte(wrongCheck), Value: env("employment", "employment.contract_ended", wrongCheck, `{"contract_id":"C9","end":"2025-01-01"}`)}},
 		{schemas.ReasonInvalidData, kafka.Message{Topic: schemas.Topic(schemas.Employment), Key: []byte(valid), Value: env("employment", "employment.contract_ended", valid, `{"contract_id":"C9","end":"2025-13-01"}`)}},
+		{schemas.ReasonUnknownAddressCode, kafka.Message{Topic: schemas.Topic(schemas.Housing), Key: []byte(valid), Value: env("housing", "housing.rental_registered", valid, `{"lease_id":"L9","address_code":"230102001999","start":"2025-01-01"}`)}},
 	}
 	var all []kafka.Message
 	for i, b := range bad {

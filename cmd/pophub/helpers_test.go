@@ -135,8 +135,8 @@ func scenario(t testing.TB) []kafka.Message {
 	return []kafka.Message{
 		reg(a, "ps-1", "230102001001"),
 		reg(b, "ps-2", "230103002001"),
-		event(t, schemas.HukouMigrated, a, "ps-3", "2024-05-01T00:00:00+08:00", map[string]any{"from_address_code": "230102001001", "to_address_code": "230602002003", "reason": "employment"}),
-		event(t, schemas.ResidencePermitIssued, b, "ps-4", "2022-01-01T00:00:00+08:00", map[string]any{"city_code": "330602", "address_code": "330602001001", "basis": "employment", "valid_until": "2027-01-01"}),
+		event(t, schemas.HukouMigrated, a, "ps-3", "2024-05-01T00:00:00+08:00", map[string]any{"from_address_code": "230102001001", "to_address_code": "230602013004", "reason": "employment"}),
+		event(t, schemas.ResidencePermitIssued, b, "ps-4", "2022-01-01T00:00:00+08:00", map[string]any{"city_code": "330602", "address_code": "330602001004", "basis": "employment", "valid_until": "2027-01-01"}),
 		event(t, schemas.ResidencePermitRevoked, b, "ps-5", "2021-06-01T00:00:00+08:00", map[string]any{"city_code": "330602"}),
 		event(t, schemas.IdentityCorrected, b, "ps-6", "2023-01-01T00:00:00+08:00", map[string]any{"name": "李娜"}),
 		event(t, schemas.DeathCertified, c, "h-1", "2025-03-01T10:00:00+08:00", map[string]any{"date_of_death": "2025-02-28", "certificate_no": "D1"}),

@@ -25,8 +25,8 @@ type testRegions struct{}
 
 var testRegionNames = map[string]string{
 	"23": "黑龙江省", "2301": "哈尔滨市", "230102": "道里区", "230103": "南岗区",
-	"230102001": "兆麟街道", "230102001001": "兆麟社区居委会", "230102001201": "新农村委会",
-	"230103001": "花园街道", "230103001002": "花园社区居委会", "230103001202": "红旗村委会",
+	"230102001": "兆麟街道", "230102001001": "兆麟社区居委会", "230102019200": "新农村委会",
+	"230103001": "花园街道", "230103001001": "花园社区居委会", "230103020200": "红旗村委会",
 }
 
 func (testRegions) Name(code string) (string, bool) { n, ok := testRegionNames[code]; return n, ok }
@@ -71,10 +71,10 @@ func TestUrbanRuralCounts(t *testing.T) {
 	d := func(y int, m time.Month, day int) time.Time { return time.Date(y, m, day, 10, 0, 0, 0, cst) }
 	in := []hub.Input{
 		registration(t, 1, "230102001001", d(2020, 1, 1)), // urban, Daoli
-		registration(t, 2, "230102001201", d(2020, 1, 1)), // rural, Daoli
-		registration(t, 3, "230103001002", d(2021, 6, 1)), // urban, Nangang
+		registration(t, 2, "230102019200", d(2020, 1, 1)), // rural, Daoli
+		registration(t, 3, "230103001001", d(2021, 6, 1)), // urban, Nangang
 		storetest.Event(t, schemas.HukouMigrated, storetest.ValidID(1), "ps-m1", d(2022, 3, 1),
-			schemas.HukouMigratedData{FromAddressCode: "230102001001", ToAddressCode: "230103001202", Reason: "employment"}),
+			schemas.HukouMigratedData{FromAddressCode: "230102001001", ToAddressCode: "230103020200", Reason: "employment"}),
 		storetest.Event(t, schemas.DeathCertified, storetest.ValidID(2), "hl-d2", d(2023, 5, 5),
 			schemas.DeathCertifiedData{DateOfDeath: "2023-05-05", CertificateNo: "D2"}),
 	}
@@ -97,7 +97,7 @@ func TestUrbanRuralCounts(t *testing.T) {
 			map[string][2]int64{"230102": {0, 1}, "230103": {1, 1}}},
 		// Death ends the count from its date.
 		{"region=230102&as_of=2023-05-05", api.RegionCount{Region: "230102", Name: "道里区"}, nil},
-		{"region=230102001201&as_of=2023-05-04", api.RegionCount{Region: "230102001201", Name: "新农村委会", Rural: 1, Total: 1}, nil},
+		{"region=230102019200&as_of=2023-05-04", api.RegionCount{Region: "230102019200", Name: "新农村委会", Rural: 1, Total: 1}, nil},
 	}
 	for _, tc := range tests {
 		var got api.UrbanRural
@@ -140,7 +140,7 @@ func TestListPersonsPages(t *testing.T) {
 	for n := range 25 {
 		addr := "230102001001"
 		if n%5 == 0 {
-			addr = "230103001002"
+			addr = "230103001001"
 		}
 		in = append(in, registration(t, 100+n, addr, time.Date(2020, 1, 1, 10, 0, 0, 0, cst)))
 	}

@@ -49,11 +49,11 @@ func TestStatsPageInBrowser(t *testing.T) {
 	store := newMemStore(t)
 	at := time.Date(2020, 1, 1, 10, 0, 0, 0, cst)
 	var in []hub.Input
-	for i, addr := range []string{"230102001001", "230102001001", "230102001201", "230103001002", "230103001202", "230103001202"} {
+	for i, addr := range []string{"230102001001", "230102001001", "230102019200", "230103001001", "230103020200", "230103020200"} {
 		in = append(in, registration(t, 500+i, addr, at))
 	}
 	in = append(in, storetest.Event(t, schemas.HukouMigrated, storetest.ValidID(500), "ps-mig", at.AddDate(1, 0, 0),
-		schemas.HukouMigratedData{FromAddressCode: "230102001001", ToAddressCode: "230103001202", Reason: "employment"}))
+		schemas.HukouMigratedData{FromAddressCode: "230102001001", ToAddressCode: "230103020200", Reason: "employment"}))
 	storetest.ApplyAll(t, store, in, 3)
 	srv := httptest.NewServer(api.New(api.Config{Store: store, Counter: store, Regions: testRegions{}}).Handler())
 	defer srv.Close()

@@ -132,10 +132,10 @@ func TestRules(t *testing.T) {
 			events: []hub.Input{
 				registered(t, p, "ps-1", "2020-01-01T08:00:00+08:00", "230102001001", "1", "1990-01-01"),
 				ev(t, schemas.HukouMigrated, p, "ps-2", "2024-05-01T00:00:00+08:00", map[string]any{
-					"from_address_code": "230102001001", "to_address_code": "230602002003", "reason": "employment"}),
+					"from_address_code": "230102001001", "to_address_code": "230602013004", "reason": "employment"}),
 			},
 			check: func(t *testing.T, r hub.Record, last Outcome) {
-				if r.Hukou.AddressCode != "230602002003" || r.Hukou.Since != "2024-05-01" || r.Hukou.HouseholdID != "H1" {
+				if r.Hukou.AddressCode != "230602013004" || r.Hukou.Since != "2024-05-01" || r.Hukou.HouseholdID != "H1" {
 					t.Errorf("hukou = %+v", r.Hukou)
 				}
 				want := []string{"pop.changed.23.2306.230602.hukou", "pop.migration.23.2301.230102.23.2306.230602"}
@@ -144,7 +144,7 @@ func TestRules(t *testing.T) {
 				}
 				var n schemas.Notification
 				_ = json.Unmarshal(last.Outbox[1].Body, &n)
-				if n.FromAddressCode != "230102001001" || n.ToAddressCode != "230602002003" || n.Reason != "employment" || n.Version != 2 {
+				if n.FromAddressCode != "230102001001" || n.ToAddressCode != "230602013004" || n.Reason != "employment" || n.Version != 2 {
 					t.Errorf("migration notification = %+v", n)
 				}
 				if last.Outbox[1].MsgID != n.ChangeID || !strings.HasSuffix(n.ChangeID, ".migration") {
@@ -157,12 +157,12 @@ func TestRules(t *testing.T) {
 			events: []hub.Input{
 				registered(t, p, "ps-1", "2020-01-01T08:00:00+08:00", "230102001001", "1", "1990-01-01"),
 				ev(t, schemas.HukouMigrated, p, "ps-3", "2024-05-01T00:00:00+08:00", map[string]any{
-					"from_address_code": "230102001001", "to_address_code": "230602002003", "reason": "employment"}),
+					"from_address_code": "230102001001", "to_address_code": "230602013004", "reason": "employment"}),
 				ev(t, schemas.HukouMigrated, p, "ps-2", "2022-05-01T00:00:00+08:00", map[string]any{
 					"from_address_code": "230102001001", "to_address_code": "230103001001", "reason": "housing"}),
 			},
 			check: func(t *testing.T, r hub.Record, last Outcome) {
-				if r.Hukou.AddressCode != "230602002003" || r.Version != 3 {
+				if r.Hukou.AddressCode != "230602013004" || r.Version != 3 {
 					t.Errorf("hukou = %+v version %d", r.Hukou, r.Version)
 				}
 				h := last.History[len(last.History)-1].Change
@@ -336,7 +336,7 @@ func TestRules(t *testing.T) {
 				ev(t, schemas.RentalRegistered, p, "hs-4", "2021-01-01T00:00:00+08:00", map[string]any{"lease_id": "L1", "address_code": "230103001001", "start": "2021-01-01"}),
 				ev(t, schemas.RentalEnded, p, "hs-5", "2021-12-31T00:00:00+08:00", map[string]any{"lease_id": "L1", "end": "2021-12-31"}),
 				ev(t, schemas.BusinessRegistered, p, "tx-1", "2022-01-01T00:00:00+08:00", map[string]any{"business_id": emp, "region": "230102"}),
-				ev(t, schemas.ResidencePermitIssued, p, "ps-9", "2022-01-01T00:00:00+08:00", map[string]any{"city_code": "330602", "address_code": "330602001001", "basis": "employment", "valid_until": "2027-01-01"}),
+				ev(t, schemas.ResidencePermitIssued, p, "ps-9", "2022-01-01T00:00:00+08:00", map[string]any{"city_code": "330602", "address_code": "330602001004", "basis": "employment", "valid_until": "2027-01-01"}),
 				ev(t, schemas.ResidencePermitIssued, p, "ps-10", "2022-02-01T00:00:00+08:00", map[string]any{"city_code": "430102", "address_code": "430102001001", "basis": "study"}),
 				ev(t, schemas.ResidencePermitRevoked, p, "ps-11", "2023-02-01T00:00:00+08:00", map[string]any{"city_code": "430102"}),
 			},
@@ -349,7 +349,7 @@ func TestRules(t *testing.T) {
 				if r.Tax == nil || len(r.Tax.Businesses) != 1 || r.Tax.Businesses[0].Region != "230102" {
 					t.Errorf("tax = %+v", r.Tax)
 				}
-				wantP := []hub.ResidencePermit{{CityCode: "330602", AddressCode: "330602001001", Basis: "employment", Since: "2022-01-01", ValidUntil: "2027-01-01"}}
+				wantP := []hub.ResidencePermit{{CityCode: "330602", AddressCode: "330602001004", Basis: "employment", Since: "2022-01-01", ValidUntil: "2027-01-01"}}
 				if !reflect.DeepEqual(r.ResidencePermits, wantP) {
 					t.Errorf("permits = %+v", r.ResidencePermits)
 				}
@@ -382,7 +382,7 @@ func TestBatchDoesNotModifyLoadedStates(t *testing.T) {
 	states, _ := run([]hub.Input{registered(t, p, "ps-1", "2020-01-01T08:00:00+08:00", "230102001001", "1", "1990-01-01")})
 	before, _ := Marshal(states[p])
 	Batch(states, []hub.Input{ev(t, schemas.HukouMigrated, p, "ps-2", "2024-05-01T00:00:00+08:00", map[string]any{
-		"from_address_code": "230102001001", "to_address_code": "230602002003", "reason": "employment"})}, now)
+		"from_address_code": "230102001001", "to_address_code": "230602013004", "reason": "employment"})}, now)
 	after, _ := Marshal(states[p])
 	if string(before) != string(after) {
 		t.Error("Batch modified a loaded state")
@@ -414,9 +414,9 @@ func scenario(t testing.TB) []hub.Input {
 	return []hub.Input{
 		registered(t, p, "ps-1", "2020-01-01T08:00:00+08:00", "230102001001", "1", "1990-01-01"),
 		registered(t, f, "ps-2", "2020-01-01T08:00:00+08:00", "230103001001", "2", "1992-02-02"),
-		ev(t, schemas.HukouMigrated, p, "ps-3", "2024-05-01T00:00:00+08:00", map[string]any{"from_address_code": "230102001001", "to_address_code": "230602002003", "reason": "employment"}),
+		ev(t, schemas.HukouMigrated, p, "ps-3", "2024-05-01T00:00:00+08:00", map[string]any{"from_address_code": "230102001001", "to_address_code": "230602013004", "reason": "employment"}),
 		ev(t, schemas.HukouMigrated, p, "ps-4", "2022-05-01T00:00:00+08:00", map[string]any{"from_address_code": "230102001001", "to_address_code": "230103001001", "reason": "housing", "household_id": "H9"}),
-		ev(t, schemas.ResidencePermitIssued, f, "ps-5", "2022-01-01T00:00:00+08:00", map[string]any{"city_code": "330602", "address_code": "330602001001", "basis": "employment"}),
+		ev(t, schemas.ResidencePermitIssued, f, "ps-5", "2022-01-01T00:00:00+08:00", map[string]any{"city_code": "330602", "address_code": "330602001004", "basis": "employment"}),
 		ev(t, schemas.ResidencePermitRevoked, f, "ps-6", "2022-01-01T00:00:00+08:00", map[string]any{"city_code": "330602"}),
 		ev(t, schemas.IdentityCorrected, f, "ps-7", "2023-01-01T00:00:00+08:00", map[string]any{"name": "李娜"}),
 		ev(t, schemas.DeathCertified, p, "h-1", "2025-03-01T10:00:00+08:00", map[string]any{"date_of_death": "2025-02-28", "certificate_no": "D1"}),

@@ -75,7 +75,7 @@ func TestRegistrations(t *testing.T) {
 func TestPermitSpans(t *testing.T) {
 	p := id(t, male)
 	issue := func(eid, when, city string) hub.Input {
-		return ev(t, schemas.ResidencePermitIssued, p, eid, when, map[string]any{"city_code": city, "address_code": city[:4] + "02001001", "basis": "employment"})
+		return ev(t, schemas.ResidencePermitIssued, p, eid, when, map[string]any{"city_code": city, "address_code": map[string]string{"230100": "230102001001", "440100": "440106001001"}[city], "basis": "employment"})
 	}
 	revoke := func(eid, when, city string) hub.Input {
 		return ev(t, schemas.ResidencePermitRevoked, p, eid, when, map[string]any{"city_code": city})

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"sort"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/pophub/pophub/schemas"
 	"github.com/pophub/pophub/schemas/citizenid"
 	"github.com/pophub/pophub/schemas/codes"
+	"github.com/pophub/pophub/schemas/region"
 )
 
 // Event builds one event as a department would publish it: the data (a
@@ -162,7 +164,7 @@ var (
 	genDays    = 365 * 9 // events fall in 2016–2024
 	surnames   = []string{"王", "李", "张", "刘", "陈", "杨", "赵", "黄", "周", "吴", "徐", "孙"}
 	givenNames = []string{"伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "涛", "明"}
-	counties   = []string{"230102", "230103", "230104", "230302", "110101", "110105", "310104", "440106", "510107", "430102"}
+	counties   = []string{"230102", "230103", "230104", "230302", "110105", "430102", "220202", "230110", "330602", "150402"}
 	eduLevels  = []string{"21", "31", "61", "14", "11", "41"}
 )
 
@@ -179,14 +181,36 @@ var abbrev = map[schemas.Source]string{
 
 func date(t time.Time) string { return t.Format(time.DateOnly) }
 
+// address draws a real village or residents' committee of one of the
+// counties, so that half are urban and half rural.
 func address(r *rand.Rand) string {
-	// Residents' committees are numbered 001–199, village committees 200–399.
-	village := 1 + r.IntN(30)
-	if r.IntN(2) == 0 {
-		village += 200
-	}
-	return counties[r.IntN(len(counties))] + fmt.Sprintf("%03d%03d", 1+r.IntN(20), village)
+	byClass := countyAddresses()[counties[r.IntN(len(counties))]]
+	list := byClass[r.IntN(2)]
+	return list[r.IntN(len(list))]
 }
+
+// countyAddresses lists, per county, its urban and its rural 12-digit
+// codes in the region table.
+var countyAddresses = sync.OnceValue(func() map[string][2][]string {
+	out := map[string][2][]string{}
+	for _, c := range counties {
+		var both [2][]string
+		for _, t := range region.Children(c) {
+			for _, v := range region.Children(t.Code) {
+				if v.UrbanRural == "urban" {
+					both[0] = append(both[0], v.Code)
+				} else {
+					both[1] = append(both[1], v.Code)
+				}
+			}
+		}
+		if len(both[0]) == 0 || len(both[1]) == 0 {
+			panic("storetest: county " + c + " lacks urban or rural addresses in the region table")
+		}
+		out[c] = both
+	}
+	return out
+})
 
 // uscc returns a unified social credit code with a valid check character.
 func uscc(county string, n int) string {
@@ -238,10 +262,11 @@ func (g *generator) person(i int, ids []citizenid.ID) {
 		}
 	}
 	if all || r.IntN(5) == 0 {
-		city := counties[r.IntN(len(counties))][:4] + "00"
+		county := counties[r.IntN(len(counties))]
+		city := county[:4] + "00"
 		at := day(0, genDays-400)
 		g.add(schemas.ResidencePermitIssued, id, at, schemas.ResidencePermitIssuedData{
-			CityCode: city, AddressCode: city[:4] + "02001001", Basis: schemas.PermitBases[r.IntN(3)],
+			CityCode: city, AddressCode: countyAddresses()[county][0][0], Basis: schemas.PermitBases[r.IntN(3)],
 			ValidUntil: date(at.AddDate(3, 0, 0)),
 		})
 		if all || r.IntN(2) == 0 {

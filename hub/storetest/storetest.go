@@ -387,7 +387,7 @@ func testLateEvent(t *testing.T, s hub.Store) {
 	newer := Event(t, schemas.HukouMigrated, id, "late-2", day(20), schemas.HukouMigratedData{
 		FromAddressCode: "230102001001", ToAddressCode: "230103002002", Reason: "housing"})
 	older := Event(t, schemas.HukouMigrated, id, "late-3", day(10), schemas.HukouMigratedData{
-		FromAddressCode: "230102001001", ToAddressCode: "110101003003", Reason: "employment"})
+		FromAddressCode: "230102001001", ToAddressCode: "110105001024", Reason: "employment"})
 	for _, in := range [][]hub.Input{{reg}, {newer}, {older}} {
 		if _, err := s.Apply(context.Background(), in); err != nil {
 			t.Fatal(err)
@@ -661,7 +661,7 @@ func testCounts(t *testing.T, s hub.Store) {
 		at := time.Date(2025, 3, 1+i, 9, 0, 0, 0, cst)
 		in = append(in,
 			Event(t, schemas.HukouRegistered, id, fmt.Sprintf("ps-restore-%d", i), at.AddDate(0, 2, 0), schemas.HukouRegisteredData{
-				Name: "王芳", Gender: "2", BirthDate: "1990-01-01", Ethnicity: "01", AddressCode: "110105001002", HouseholdID: "HR1", Reason: "restored"}),
+				Name: "王芳", Gender: "2", BirthDate: "1990-01-01", Ethnicity: "01", AddressCode: "110105001024", HouseholdID: "HR1", Reason: "restored"}),
 			Event(t, schemas.HukouCancelled, id, fmt.Sprintf("ps-cancel-%d", i), at, schemas.HukouCancelledData{Reason: "emigration"}))
 	}
 	r := rand.New(rand.NewPCG(23, 1))

@@ -253,7 +253,7 @@ func TestSubjectsFitTheChannels(t *testing.T) {
 	tests := []struct{ subject, address string }{
 		{schemas.ChangedSubject("230102001001", schemas.SecHukou), "pop.changed.{province}.{city}.{county}.{section}"},
 		{schemas.ChangedSubject("", schemas.SecTax), "pop.changed.{province}.{city}.{county}.{section}"},
-		{schemas.MigrationSubject("230102001001", "330602001001"), "pop.migration.{fromProvince}.{fromCity}.{fromCounty}.{toProvince}.{toCity}.{toCounty}"},
+		{schemas.MigrationSubject("230102001001", "330602001004"), "pop.migration.{fromProvince}.{fromCity}.{fromCounty}.{toProvince}.{toCity}.{toCounty}"},
 		{schemas.DeathSubject("230102001001"), "pop.death.{province}.{city}.{county}"},
 	}
 	for _, tc := range tests {
@@ -427,9 +427,9 @@ func TestScenarioRecordsValidate(t *testing.T) {
 		in = append(in, hub.Input{Event: ev, Raw: b})
 	}
 	add(schemas.HukouRegistered, man, "ps-1", "2015-01-01T08:00:00+08:00", map[string]any{"name": "张伟", "gender": "1", "birth_date": "1990-01-01", "ethnicity": "01", "address_code": "230102001001", "household_id": "H1"})
-	add(schemas.HukouMigrated, man, "ps-2", "2024-05-01T00:00:00+08:00", map[string]any{"from_address_code": "230102001001", "to_address_code": "230602002003", "reason": "employment", "household_id": "H2"})
-	add(schemas.ResidencePermitIssued, man, "ps-3", "2023-01-01T00:00:00+08:00", map[string]any{"city_code": "330602", "address_code": "330602001001", "basis": "housing", "valid_until": "2028-01-01"})
-	add(schemas.HukouRegistered, woman, "ps-4", "2000-01-01T08:00:00+08:00", map[string]any{"name": "李娜", "gender": "1", "birth_date": "1985-07-16", "ethnicity": "03", "address_code": "330602001001", "household_id": "H3"}) // disagrees with her ID: id_mismatch
+	add(schemas.HukouMigrated, man, "ps-2", "2024-05-01T00:00:00+08:00", map[string]any{"from_address_code": "230102001001", "to_address_code": "230602013004", "reason": "employment", "household_id": "H2"})
+	add(schemas.ResidencePermitIssued, man, "ps-3", "2023-01-01T00:00:00+08:00", map[string]any{"city_code": "330602", "address_code": "330602001004", "basis": "housing", "valid_until": "2028-01-01"})
+	add(schemas.HukouRegistered, woman, "ps-4", "2000-01-01T08:00:00+08:00", map[string]any{"name": "李娜", "gender": "1", "birth_date": "1985-07-16", "ethnicity": "03", "address_code": "330602001004", "household_id": "H3"}) // disagrees with her ID: id_mismatch
 	add(schemas.MarriageRegistered, man, "m-1", "2021-05-20T00:00:00+08:00", map[string]any{"spouse_id": string(woman)})
 	add(schemas.MarriageRegistered, woman, "m-2", "2021-05-20T00:00:00+08:00", map[string]any{"spouse_id": string(man)})
 	add(schemas.ContractStarted, man, "emp-1", "2023-03-01T00:00:00+08:00", map[string]any{"contract_id": "C1", "employer_id": "91230102MA1B2C3D46", "employer_name": "龙江机械", "work_region": "230102", "start": "2023-03-01"})
@@ -440,7 +440,7 @@ func TestScenarioRecordsValidate(t *testing.T) {
 	add(schemas.InsuranceTerminated, man, "si-4", "2023-06-01T00:00:00+08:00", map[string]any{"insurances": []string{"maternity"}, "region": "230102", "end": "2023-05-31"})
 	add(schemas.InsuranceTransferred, man, "si-5", "2024-06-01T00:00:00+08:00", map[string]any{"from_region": "230102", "to_region": "230602"})
 	add(schemas.EducationGraduated, man, "ed-1", "2012-07-01T00:00:00+08:00", map[string]any{"institution": "哈尔滨工业大学", "level": "21", "date": "2012-07-01", "certificate_no": "B1"})
-	add(schemas.PropertyRegistered, man, "hs-1", "2024-06-01T00:00:00+08:00", map[string]any{"property_id": "P1", "address_code": "230602002003", "acquired": "purchase", "area_m2": 89.5})
+	add(schemas.PropertyRegistered, man, "hs-1", "2024-06-01T00:00:00+08:00", map[string]any{"property_id": "P1", "address_code": "230602013004", "acquired": "purchase", "area_m2": 89.5})
 	add(schemas.RentalRegistered, man, "hs-2", "2023-03-01T00:00:00+08:00", map[string]any{"lease_id": "L1", "address_code": "230102001001", "start": "2023-03-01", "end": "2024-02-29"})
 	add(schemas.BusinessRegistered, woman, "tx-1", "2022-01-01T00:00:00+08:00", map[string]any{"business_id": "92230102MA00X1Y2KE", "region": "230102", "name": "李记小吃"})
 	add(schemas.IdentityCorrected, woman, "ps-5", "2026-01-01T00:00:00+08:00", map[string]any{"name": "李娜娜"})
