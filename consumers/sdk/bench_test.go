@@ -1,0 +1,145 @@
+package sdk_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+
+	"github.com/pophub/pophub/consumers/sdk"
+	"github.com/pophub/pophub/consumers/sdk/sdktest"
+	"github.com/pophub/pophub/consumers/socialinsurance"
+	"github.com/pophub/pophub/schemas"
+)
+
+// BenchmarkSDK measures, on one in-process server and one stream of
+// notifications in the hub's format, in the same run:
+//
+//	raw_msgs/s  JetStream pull (Consumer.Messages) and Ack, no decoding
+//	sdk_msgs/s  the SDK with a no-op handler
+//	ratio       sdk / raw (target ≥ 0.8)
+//	pg_msgs/s   the SDK with the social-insurance PostgreSQL handler
+//
+// Run with -benchtime=1x: each run handles a fixed number of messages
+// (POPHUB_BENCH_N, default 100,000; a tenth of that through PostgreSQL).
+func BenchmarkSDK(b *testing.B) {
+	n := 100000
+	if v := os.Getenv("POPHUB_BENCH_N"); v != "" {
+		fmt.Sscan(v, &n)
+	}
+	srv := sdktest.StartServer(b)
+	_, js := sdktest.Connect(b, srv.URL())
+	sdktest.CreateStream(b, js, schemas.StreamName, "pop")
+	msgs := make([]*nats.Msg, n)
+	for i := range msgs {
+		from, to := daoli, beijing
+		if i%2 == 1 {
+			from, to = beijing, nangang
+		}
+		m := sdktest.Migration(fmt.Sprintf("b%d", i), sdktest.CitizenID(i%50000), int64(i/50000+1), from, to)
+		msgs[i] = sdktest.Msg(sdktest.Subject("pop", m, ""), m, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	}
+	sdktest.Publish(b, js, msgs...)
+	ctx := context.Background()
+
+	for b.Loop() {
+		raw := rawRate(b, ctx, js, n)
+		sdkRate := sdkRate(b, srv.URL(), n, func(context.Context, *sdk.Delivery) error { return nil })
+		b.ReportMetric(raw, "raw_msgs/s")
+		b.ReportMetric(sdkRate, "sdk_msgs/s")
+		b.ReportMetric(sdkRate/raw, "ratio")
+		b.ReportMetric(pgRate(b, srv.URL(), n/10), "pg_msgs/s")
+	}
+}
+
+func rawRate(b *testing.B, ctx context.Context, js jetstream.JetStream, n int) float64 {
+	name := fmt.Sprintf("raw%d", rand.Uint32())
+	cons, err := js.CreateConsumer(ctx, schemas.StreamName, jetstream.ConsumerConfig{Durable: name, AckPolicy: jetstream.AckExplicitPolicy,
+		FilterSubject: "pop.>", MaxAckPending: 2048})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer js.DeleteConsumer(ctx, schemas.StreamName, name)
+	start := time.Now()
+	it, err := cons.Messages(jetstream.PullMaxMessages(512))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer it.Stop()
+	for i := 0; i < n; i++ {
+		m, err := it.Next()
+		if err != nil {
+			b.Fatal(err)
+		}
+		_ = m.Ack()
+	}
+	return float64(n) / time.Since(start).Seconds()
+}
+
+func sdkRate(b *testing.B, url string, n int, h sdk.Handler) float64 {
+	var handled atomic.Int64
+	done := make(chan struct{})
+	wrapped := func(ctx context.Context, d *sdk.Delivery) error {
+		if err := h(ctx, d); err != nil {
+			return err
+		}
+		if handled.Add(1) == int64(n) {
+			close(done)
+		}
+		return nil
+	}
+	name := fmt.Sprintf("sdk%d", rand.Uint32())
+	s, err := sdk.New(sdk.Config{Name: name, URL: url, Filters: siFilters, Handler: wrapped, Start: sdk.Start{Policy: sdk.StartAll}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	start := time.Now()
+	go func() { errc <- s.Run(ctx) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Minute):
+		b.Fatalf("%d of %d handled", handled.Load(), n)
+	}
+	elapsed := time.Since(start)
+	cancel()
+	if err := <-errc; err != nil {
+		b.Fatal(err)
+	}
+	return float64(n) / elapsed.Seconds()
+}
+
+func pgRate(b *testing.B, url string, n int) float64 {
+	pg := os.Getenv("POPHUB_TEST_POSTGRES")
+	if pg == "" {
+		pg = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	}
+	schema := fmt.Sprintf("si_bench_%d", rand.Uint32())
+	ctx := context.Background()
+	defer func() {
+		if conn, err := pgx.Connect(ctx, pg); err == nil {
+			conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
+			conn.Close(ctx)
+		}
+	}()
+	store, err := socialinsurance.OpenStore(ctx, pg, schema, nil)
+	if err != nil {
+		b.Skipf("PostgreSQL: %v", err)
+	}
+	defer store.Close()
+	h, err := socialinsurance.NewHandler(store, "2301", metricnoop.NewMeterProvider())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return sdkRate(b, url, n, h.Handle)
+}

@@ -1,0 +1,148 @@
+package sdk
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/pophub/pophub/schemas/citizenid"
+)
+
+// Person is one golden record of a bootstrap snapshot.
+type Person struct {
+	CitizenID citizenid.ID
+	Version   int64
+	Status    string
+	// AddressCode is the hukou address ("" when the person has none).
+	AddressCode string
+	// Record is the golden record's JSON as the hub served it.
+	Record json.RawMessage
+}
+
+// personHead is the part of a golden record the SDK reads.
+type personHead struct {
+	CitizenID citizenid.ID `json:"citizen_id"`
+	Version   int64        `json:"version"`
+	Status    string       `json:"status"`
+	Hukou     *struct {
+		AddressCode string `json:"address_code"`
+	} `json:"hukou"`
+}
+
+// personsPage is one page of GET /v1/persons.
+type personsPage struct {
+	Persons        []json.RawMessage `json:"persons"`
+	Next           string            `json:"next"`
+	StreamSequence *uint64           `json:"stream_sequence"`
+}
+
+// bootstrap walks the snapshot of every bootstrap region, hands each
+// person to Bootstrap.Handle, remembers the highest version seen per
+// citizen, and returns the stream sequence to continue after: the lowest
+// of the walks', so that nothing a walk missed is skipped (the versions
+// drop what a later walk already had).
+//
+// The contract: every page of one walk carries the same stream_sequence S,
+// the POP stream's last sequence when the first page was served. The
+// records are at least as new as S, possibly newer; a notification after
+// S whose Version is not above the snapshot's is already in the snapshot.
+func (s *Subscriber) bootstrap(ctx context.Context) (uint64, error) {
+	b := s.cfg.Bootstrap
+	versions := make(map[citizenid.ID]int64)
+	var start uint64
+	for i, code := range b.Regions {
+		seq, n, err := s.walk(ctx, code, versions)
+		if err != nil {
+			return 0, fmt.Errorf("bootstrapping region %q: %w", code, err)
+		}
+		if i == 0 || seq < start {
+			start = seq
+		}
+		s.cfg.Logger.Info("subscriber: snapshot walked", "subscriber", s.cfg.Name, "region", code, "persons", n, "stream_sequence", seq)
+	}
+	s.snapshot = versions
+	return start, nil
+}
+
+func (s *Subscriber) walk(ctx context.Context, code string, versions map[citizenid.ID]int64) (seq uint64, persons int, err error) {
+	b := s.cfg.Bootstrap
+	after := ""
+	for page := 0; ; page++ {
+		p, err := s.fetchPage(ctx, code, after)
+		if err != nil {
+			return 0, persons, fmt.Errorf("fetching page %d: %w", page+1, err)
+		}
+		if p.StreamSequence == nil {
+			return 0, persons, fmt.Errorf("page %d has no stream_sequence", page+1)
+		}
+		if page == 0 {
+			seq = *p.StreamSequence
+		} else if *p.StreamSequence != seq {
+			return 0, persons, fmt.Errorf("page %d reflects stream sequence %d, the walk began at %d", page+1, *p.StreamSequence, seq)
+		}
+		for _, raw := range p.Persons {
+			var h personHead
+			if err := json.Unmarshal(raw, &h); err != nil {
+				return 0, persons, fmt.Errorf("decoding a person of page %d: %w", page+1, err)
+			}
+			person := Person{CitizenID: h.CitizenID, Version: h.Version, Status: h.Status, Record: raw}
+			if h.Hukou != nil {
+				person.AddressCode = h.Hukou.AddressCode
+			}
+			if err := b.Handle(ctx, person); err != nil {
+				return 0, persons, fmt.Errorf("handling a snapshot person: %w", err)
+			}
+			if h.Version > versions[h.CitizenID] {
+				versions[h.CitizenID] = h.Version
+			}
+			persons++
+		}
+		if p.Next == "" {
+			return seq, persons, nil
+		}
+		if p.Next == after {
+			return 0, persons, fmt.Errorf("page %d repeats its token", page+1)
+		}
+		after = p.Next
+	}
+}
+
+func (s *Subscriber) fetchPage(ctx context.Context, code, after string) (*personsPage, error) {
+	b := s.cfg.Bootstrap
+	q := url.Values{}
+	if code != "" {
+		q.Set("region", code)
+	}
+	q.Set("limit", strconv.Itoa(b.PageSize))
+	if after != "" {
+		q.Set("after", after)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(b.HubURL, "/")+"/v1/persons?"+q.Encode(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("building request: %w", err)
+	}
+	req.Header.Set("X-Purpose", b.Purpose)
+	req.Header.Set("Accept", "application/json")
+	if b.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+b.Token)
+	}
+	resp, err := b.Client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("requesting: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return nil, fmt.Errorf("hub answered %s: %s", resp.Status, strings.TrimSpace(string(body)))
+	}
+	var p personsPage
+	if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {
+		return nil, fmt.Errorf("decoding page: %w", err)
+	}
+	return &p, nil
+}

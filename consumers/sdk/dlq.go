@@ -1,0 +1,84 @@
+package sdk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Dead-letter headers. A dead letter carries the notification's body and
+// headers (traceparent included) unchanged, plus these.
+const (
+	HeaderError          = "Pophub-Error"           // the handler's last error
+	HeaderAttempts       = "Pophub-Attempts"        // attempts made
+	HeaderSubject        = "Pophub-Subject"         // the original subject
+	HeaderStreamSequence = "Pophub-Stream-Sequence" // the original stream sequence
+	HeaderSubscriber     = "Pophub-Subscriber"      // the subscriber's name
+)
+
+// DeadLetterSubject is where the subscriber's dead letters go:
+// <prefix>.<name>, "popdlq.<name>" by default. The prefix is deliberately
+// not "pop": the hub's stream captures "pop.>", and a dead letter there
+// would come back as a notification.
+func (s *Subscriber) DeadLetterSubject() string { return s.cfg.DeadLetterPrefix + "." + s.cfg.Name }
+
+// ensureDeadLetterStream creates a stream for <prefix>.> unless one
+// already captures the subscriber's dead-letter subject (an operator's,
+// with its own retention, is left as it is).
+func (s *Subscriber) ensureDeadLetterStream(ctx context.Context) error {
+	if _, err := s.js.StreamNameBySubject(ctx, s.DeadLetterSubject()); err == nil {
+		return nil
+	} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("looking up the dead-letter stream: %w", err)
+	}
+	_, err := s.js.CreateStream(ctx, jetstream.StreamConfig{
+		Name:        s.cfg.DeadLetterStream,
+		Description: "pophub subscribers' dead letters",
+		Subjects:    []string{s.cfg.DeadLetterPrefix + ".>"},
+		Storage:     jetstream.FileStorage,
+		MaxAge:      90 * 24 * time.Hour,
+	})
+	if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		return fmt.Errorf("creating the dead-letter stream %s: %w", s.cfg.DeadLetterStream, err)
+	}
+	return nil
+}
+
+// deadLetter publishes the message to the dead-letter subject with the
+// error attached, then terminates it on the consumer. If the publish
+// fails, the message is nakked with the longest backoff and comes back.
+func (s *Subscriber) deadLetter(ctx context.Context, msg jetstream.Msg, d *Delivery, cause error) {
+	dl := nats.NewMsg(s.DeadLetterSubject())
+	dl.Data = msg.Data()
+	for k, v := range msg.Headers() {
+		if k == nats.MsgIdHdr {
+			continue
+		}
+		dl.Header[k] = v
+	}
+	dl.Header.Set(HeaderError, cause.Error())
+	dl.Header.Set(HeaderAttempts, strconv.Itoa(d.Attempt))
+	dl.Header.Set(HeaderSubject, msg.Subject())
+	dl.Header.Set(HeaderStreamSequence, strconv.FormatUint(d.StreamSequence, 10))
+	dl.Header.Set(HeaderSubscriber, s.cfg.Name)
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	// The id makes a dead letter published again after a crash a duplicate.
+	id := s.cfg.Name + ":" + strconv.FormatUint(d.StreamSequence, 10)
+	if _, err := s.js.PublishMsg(pctx, dl, jetstream.WithMsgID(id)); err != nil {
+		s.cfg.Logger.Error("subscriber: publishing dead letter", "subscriber", s.cfg.Name, "seq", d.StreamSequence, "error", err)
+		_ = msg.NakWithDelay(s.cfg.Backoff[len(s.cfg.Backoff)-1])
+		return
+	}
+	if err := msg.Term(); err != nil {
+		s.cfg.Logger.Warn("subscriber: terminating dead letter", "subscriber", s.cfg.Name, "seq", d.StreamSequence, "error", err)
+	}
+	s.count("dead_lettered")
+	s.cfg.Logger.Error("subscriber: notification dead-lettered", "subscriber", s.cfg.Name, "seq", d.StreamSequence,
+		"attempts", d.Attempt, "subject", s.DeadLetterSubject(), "error", cause)
+}

@@ -1,0 +1,336 @@
+// Package sdk is the library a department system uses to subscribe to the
+// hub's change notifications on NATS JetStream.
+//
+// A Subscriber owns one durable pull consumer, named after the subscribing
+// system, on the hub's stream. It turns region filters into the hub's
+// subject filters, decodes each message into a schemas.Notification,
+// continues the hub's trace, and calls the Handler. It acks a message
+// after the Handler returned nil, retries it with growing delays when the
+// Handler fails, and after Config.MaxAttempts moves it to a dead-letter
+// subject with the error in a header.
+//
+// Guarantees:
+//   - At least once, and in practice exactly once: a message is acked only
+//     after its Handler returned nil, and a message already in flight in
+//     this process is never handed to a second worker. After a crash, the
+//     messages in flight are delivered again (after Config.AckWait), so a
+//     Handler must be idempotent; keying its writes on ChangeID is enough.
+//   - Per-citizen order: the notifications of one citizen are handled one
+//     at a time in stream order (the hub publishes them in version order);
+//     different citizens run on Config.Concurrency workers. A failing
+//     notification is retried in place and holds back the later ones of the
+//     same worker, so order survives retries. Only a crash can reorder:
+//     messages redelivered after AckWait may arrive after later ones of the
+//     same citizen, which the Version in every notification reveals.
+//   - Bootstrap: a new subscriber can start from a snapshot of the golden
+//     records (the hub's /v1/persons) and continue with the notifications
+//     after the stream sequence the snapshot reflects, skipping those the
+//     snapshot already contains (Version ≤ the snapshot's version).
+//   - Shutdown: when Run's context ends, no new message is started; the
+//     ones being handled finish (within Config.ShutdownTimeout) and are
+//     acked; the ones fetched but not started are returned to the server
+//     with a nak, so the next instance gets them at once.
+//   - Reconnection: the connection reconnects forever; the durable
+//     consumer keeps the position on the server, so a NATS restart or a
+//     subscriber restart resumes where the acks left off.
+//
+// Run one instance per subscriber name: instances sharing a durable share
+// its messages, and per-citizen order then holds only within an instance.
+package sdk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/pophub/pophub/schemas"
+)
+
+// Delivery is one notification handed to a Handler.
+type Delivery struct {
+	schemas.Notification
+	// Subject is the NATS subject it was published on; its region tokens
+	// give the person's region (e.g. the address of a death).
+	Subject string
+	// StreamSequence is its sequence in the hub's stream.
+	StreamSequence uint64
+	// Attempt counts the tries of this notification, from 1.
+	Attempt int
+}
+
+// Handler handles one notification. It is called concurrently for
+// different citizens and one at a time, in stream order, for one citizen.
+// Returning nil acks the notification; an error retries it after a delay
+// and, after Config.MaxAttempts, dead-letters it. The error text travels
+// in the dead-letter header: it must not contain citizen IDs. ctx carries
+// the hub's trace and is cancelled only Config.ShutdownTimeout after Run's
+// context ended.
+type Handler func(ctx context.Context, d *Delivery) error
+
+// StartPolicy says where a new durable consumer starts. It applies only
+// when the consumer is created; an existing one keeps its position.
+type StartPolicy int
+
+// Start policies.
+const (
+	// StartNew delivers only notifications published after the consumer
+	// was created (the zero value).
+	StartNew StartPolicy = iota
+	// StartAll delivers everything the stream retains.
+	StartAll
+	// StartTime delivers from Start.Time: a subscriber that starts late
+	// catches up on what it missed.
+	StartTime
+	// StartSequence delivers from stream sequence Start.Sequence.
+	StartSequence
+)
+
+// Start is where a new durable consumer starts.
+type Start struct {
+	Policy   StartPolicy
+	Time     time.Time // for StartTime
+	Sequence uint64    // for StartSequence, from 1
+}
+
+// Config configures a Subscriber. Name, Filters and Handler are required.
+type Config struct {
+	// Name names the durable consumer and the dead-letter subject: one
+	// per subscribing system (letters, digits, '-' and '_').
+	Name string
+	// URL is the NATS server (default nats.DefaultURL); ignored when Conn
+	// is set. The SDK's own connection reconnects forever.
+	URL string
+	// Conn is an existing connection to use; the caller owns and closes it
+	// and should configure reconnection (see ConnectOptions).
+	Conn *nats.Conn
+	// Stream is the hub's notification stream (default schemas.StreamName).
+	Stream string
+	// SubjectPrefix is the first subject token (default "pop", the hub's);
+	// tests running next to a real hub on one server use their own.
+	SubjectPrefix string
+	// Filters select the notifications; see filterSet for how several
+	// filters are served by one consumer.
+	Filters []Filter
+	// Handler handles each notification.
+	Handler Handler
+
+	// Concurrency is the number of workers (default 8). A citizen always
+	// goes to the same worker, chosen by a hash of the citizen ID.
+	Concurrency int
+	// FetchBatch is how many messages are pulled and buffered at once
+	// (default 512).
+	FetchBatch int
+	// MaxAttempts is how many times a notification is tried before it is
+	// dead-lettered (default 5). Deliveries count: a notification whose
+	// handling crashed the process MaxAttempts times is dead-lettered too.
+	MaxAttempts int
+	// Backoff are the delays before the second, third, … attempt; the
+	// last repeats (default 100ms, 1s, 5s, 15s).
+	Backoff []time.Duration
+	// AckWait is how long the server waits for an ack before it delivers
+	// a message again (default 30s). The SDK keeps messages it holds alive
+	// with in-progress acks, so this bounds only the redelivery delay
+	// after a crash.
+	AckWait time.Duration
+	// DeadLetterPrefix is the first token of the dead-letter subject
+	// <prefix>.<Name> (default "popdlq"). It must not fall under the
+	// notification stream's subjects ("pop.>"), or dead letters would be
+	// captured as notifications. If no stream captures <prefix>.>, the
+	// SDK creates DeadLetterStream for it.
+	DeadLetterPrefix string
+	// DeadLetterStream is the stream created for dead letters when none
+	// exists (default "POPDLQ").
+	DeadLetterStream string
+	// Start is where a new consumer starts when Bootstrap is nil.
+	Start Start
+	// Bootstrap, when set, makes a new consumer start from a snapshot.
+	Bootstrap *Bootstrap
+	// ShutdownTimeout bounds how long in-flight handlers may run after
+	// Run's context ended before their context is cancelled (default 30s).
+	ShutdownTimeout time.Duration
+
+	// TracerProvider starts one consumer span per notification (default
+	// otel's global provider, a no-op unless the program installed one).
+	TracerProvider trace.TracerProvider
+	// MeterProvider records pophub_sdk_notifications_total (default the
+	// global provider).
+	MeterProvider metric.MeterProvider
+	// Propagator extracts the hub's trace context from message headers
+	// (default W3C TraceContext).
+	Propagator propagation.TextMapPropagator
+	// Logger receives warnings (default: discard). It never sees citizen IDs.
+	Logger *slog.Logger
+}
+
+// Bootstrap configures the snapshot a new subscriber starts from.
+type Bootstrap struct {
+	// HubURL is the hub's HTTP API, e.g. http://hub:8080 (required).
+	HubURL string
+	// Regions are walked with GET /v1/persons?region=…; default: the
+	// distinct regions of the filters ("" is the whole country).
+	Regions []string
+	// Purpose is sent as X-Purpose, which the hub requires (required).
+	Purpose string
+	// Token, when set, is sent as "Authorization: Bearer <Token>".
+	Token string
+	// PageSize is the limit of one page (default 1000).
+	PageSize int
+	// Client does the requests (default: a client with a 60s timeout).
+	Client *http.Client
+	// Handle receives every person of the snapshot, once per region walk
+	// that lists it; it must be idempotent. An error aborts the bootstrap,
+	// which runs again from the start when Run is retried.
+	Handle func(ctx context.Context, p Person) error
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
+func (c *Config) setDefaults() {
+	if c.URL == "" {
+		c.URL = nats.DefaultURL
+	}
+	if c.Stream == "" {
+		c.Stream = schemas.StreamName
+	}
+	if c.SubjectPrefix == "" {
+		c.SubjectPrefix = "pop"
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 8
+	}
+	if c.FetchBatch <= 0 {
+		c.FetchBatch = 512
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 5
+	}
+	if len(c.Backoff) == 0 {
+		c.Backoff = []time.Duration{100 * time.Millisecond, time.Second, 5 * time.Second, 15 * time.Second}
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.DeadLetterPrefix == "" {
+		c.DeadLetterPrefix = "popdlq"
+	}
+	if c.DeadLetterStream == "" {
+		c.DeadLetterStream = "POPDLQ"
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 30 * time.Second
+	}
+	if c.TracerProvider == nil {
+		c.TracerProvider = otel.GetTracerProvider()
+	}
+	if c.MeterProvider == nil {
+		c.MeterProvider = otel.GetMeterProvider()
+	}
+	if c.Propagator == nil {
+		c.Propagator = propagation.TraceContext{}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if b := c.Bootstrap; b != nil {
+		if b.PageSize <= 0 {
+			b.PageSize = 1000
+		}
+		if b.Client == nil {
+			b.Client = &http.Client{Timeout: 60 * time.Second}
+		}
+		if len(b.Regions) == 0 {
+			for _, f := range c.Filters {
+				b.Regions = append(b.Regions, f.Region)
+			}
+		}
+		b.Regions = outermost(b.Regions)
+	}
+}
+
+// Validate reports whether the configuration can work.
+func (c *Config) Validate() error {
+	if !nameRE.MatchString(c.Name) {
+		return fmt.Errorf("subscriber name %q: want letters, digits, '-' or '_'", c.Name)
+	}
+	if len(c.Filters) == 0 {
+		return errors.New("at least one filter is required")
+	}
+	for _, f := range c.Filters {
+		if err := f.validate(); err != nil {
+			return err
+		}
+	}
+	if c.Handler == nil {
+		return errors.New("a handler is required")
+	}
+	prefix, dlq := c.SubjectPrefix, c.DeadLetterPrefix
+	if prefix == "" {
+		prefix = "pop"
+	}
+	if dlq == "" {
+		dlq = "popdlq"
+	}
+	if prefix == dlq || !nameRE.MatchString(prefix) || !nameRE.MatchString(dlq) {
+		return fmt.Errorf("subject prefix %q and dead-letter prefix %q must be distinct single tokens", prefix, dlq)
+	}
+	switch c.Start.Policy {
+	case StartNew, StartAll:
+	case StartTime:
+		if c.Start.Time.IsZero() {
+			return errors.New("start at a time needs Start.Time")
+		}
+	case StartSequence:
+		if c.Start.Sequence == 0 {
+			return errors.New("start at a sequence needs Start.Sequence ≥ 1")
+		}
+	default:
+		return fmt.Errorf("unknown start policy %d", c.Start.Policy)
+	}
+	if b := c.Bootstrap; b != nil {
+		if b.HubURL == "" || b.Purpose == "" || b.Handle == nil {
+			return errors.New("bootstrap needs HubURL, Purpose and Handle")
+		}
+	}
+	return nil
+}
+
+// ConnectOptions are the options the SDK connects with: reconnect forever,
+// and buffer what is published (acks) while disconnected. Use them for a
+// Conn passed in Config.
+func ConnectOptions(name string) []nats.Option {
+	return []nats.Option{
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.RetryOnFailedConnect(true),
+		nats.ReconnectBufSize(32 << 20),
+	}
+}
+
+// outermost drops duplicate regions and those inside another listed one;
+// "" (everything) swallows the rest.
+func outermost(codes []string) []string {
+	var out []string
+	for i, c := range codes {
+		inner := false
+		for j, o := range codes {
+			if j != i && len(o) < len(c) && c[:len(o)] == o || j < i && o == c {
+				inner = true
+			}
+		}
+		if !inner {
+			out = append(out, c)
+		}
+	}
+	return out
+}

@@ -1,0 +1,339 @@
+// Package socialinsurance is the reference subscriber: one city's (or
+// province's, or county's) social-insurance bureau. It subscribes through
+// the SDK to the hub's migrations out of and into its region and to deaths
+// in it, and turns them into tasks in its own PostgreSQL schema:
+//
+//   - a migration from outside the region into it: transfer_in;
+//   - a migration from the region to outside it: transfer_out;
+//   - a migration between two places inside the region: no task — the
+//     bureau's relationship does not move (a move between two counties of
+//     one city is a transfer only for a county-level bureau, whose region
+//     the move does cross);
+//   - a death in the region: stop_benefits.
+//
+// So a notification gives at most one task, and the task's natural key
+// (change_id, kind) makes a repeat delivery create nothing: the task and
+// the roster row are written in one statement, the SDK acks after it
+// committed, and a crash in between only repeats the statement.
+//
+// Completing a task (CLI or POST /tasks/{id}/complete) publishes an event
+// back to the hub through adapters/publisher — social_insurance.transferred
+// for a transfer, social_insurance.terminated for stop_benefits — then
+// marks the task done. The event id is derived from the task's natural key
+// (publisher.EventID over "task:<change_id>:<kind>"), not from the
+// database's serial id: completing twice, after a crash between publishing
+// and marking, or on a restored database, sends the same event id, which
+// the hub applies once.
+package socialinsurance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pophub/pophub/adapters/publisher"
+	"github.com/pophub/pophub/consumers/sdk"
+	"github.com/pophub/pophub/schemas"
+	"github.com/pophub/pophub/schemas/region"
+)
+
+// Config configures the service. Region, NATS and Postgres are required.
+type Config struct {
+	// Region is the bureau's 2-, 4- or 6-digit division code.
+	Region string
+	// Name is the durable subscriber name (default "socialinsurance-<Region>").
+	Name string
+	// NATS is the NATS server URL.
+	NATS string
+	// Stream and SubjectPrefix default to the hub's ("POP", "pop").
+	Stream        string
+	SubjectPrefix string
+	// Hub, when set, is the hub's HTTP API: the first start bootstraps the
+	// roster from a snapshot of the persons registered in the region and
+	// continues with the notifications after it. Without it the first
+	// start begins at Start.
+	Hub string
+	// Purpose is the X-Purpose sent to the hub (default
+	// "social-insurance-transfer"); Token, when set, a bearer token.
+	Purpose string
+	Token   string
+	// Start is where a new subscription starts when Hub is empty.
+	Start sdk.Start
+	// Postgres is the database URL; Schema the service's schema (default
+	// "socialinsurance").
+	Postgres string
+	Schema   string
+	// HTTPAddr, when set, serves /tasks, /healthz and /metrics.
+	HTTPAddr string
+	// Kafka are the brokers completions are published to; without them
+	// completing a task over HTTP answers 503.
+	Kafka []string
+	// Concurrency and AckWait tune the subscriber (see sdk.Config).
+	Concurrency int
+	AckWait     time.Duration
+	// TracerProvider is passed to the SDK (default otel's global).
+	TracerProvider trace.TracerProvider
+	// Logger receives the service's logs (default: discard).
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.Name == "" {
+		c.Name = "socialinsurance-" + c.Region
+	}
+	if c.Purpose == "" {
+		c.Purpose = "social-insurance-transfer"
+	}
+	if c.Schema == "" {
+		c.Schema = "socialinsurance"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Validate reports whether the configuration can work.
+func (c *Config) Validate() error {
+	switch len(c.Region) {
+	case 2, 4, 6:
+		if region.IsLevelCode(c.Region) {
+			break
+		}
+		fallthrough
+	default:
+		return fmt.Errorf("region %q: want a 2-, 4- or 6-digit division code", c.Region)
+	}
+	if c.NATS == "" {
+		return errors.New("a NATS URL is required")
+	}
+	if c.Postgres == "" {
+		return errors.New("a PostgreSQL URL is required")
+	}
+	return nil
+}
+
+// Filters are the bureau's subscription: migrations out of and into the
+// region, deaths in it.
+func Filters(code string) []sdk.Filter {
+	return []sdk.Filter{{Kind: sdk.MigrationsOut, Region: code}, {Kind: sdk.MigrationsIn, Region: code}, {Kind: sdk.Deaths, Region: code}}
+}
+
+// within reports whether a division code (12-digit address, or 6-digit
+// county) lies in the region.
+func within(code, reg string) bool { return code != "" && strings.HasPrefix(code, reg) }
+
+// changeFor decides what a notification means for the bureau of reg.
+func changeFor(d *sdk.Delivery, reg string) change {
+	c := change{citizenID: d.CitizenID, version: d.Version}
+	t := Task{CitizenID: d.CitizenID, ChangeID: d.ChangeID}
+	switch d.Section {
+	case schemas.KindMigration:
+		t.FromRegion, t.ToRegion = region.County(d.FromAddressCode), region.County(d.ToAddressCode)
+		from, to := within(d.FromAddressCode, reg), within(d.ToAddressCode, reg)
+		switch {
+		case from && !to:
+			t.Kind = TransferOut
+		case to && !from:
+			t.Kind = TransferIn
+		}
+		c.address = d.ToAddressCode
+	case schemas.KindDeath:
+		// The subject's last token is the county of the person's hukou.
+		county := d.Subject[strings.LastIndexByte(d.Subject, '.')+1:]
+		if within(county, reg) {
+			t.Kind, t.FromRegion, t.DateOfDeath = StopBenefits, county, d.DateOfDeath
+		}
+		c.status = "deceased"
+	}
+	c.task = t
+	return c
+}
+
+// Handler records notifications in the store: the SDK handler of the
+// service, usable on its own (the SDK benchmark measures it).
+type Handler struct {
+	store   *Store
+	region  string
+	created metric.Int64Counter
+}
+
+// NewHandler returns the notification handler for the bureau of reg.
+func NewHandler(store *Store, reg string, mp metric.MeterProvider) (*Handler, error) {
+	c, err := mp.Meter("github.com/pophub/pophub/consumers/socialinsurance").Int64Counter("pophub_si_tasks_created",
+		metric.WithDescription("Tasks created from notifications, by kind."))
+	if err != nil {
+		return nil, fmt.Errorf("creating metrics: %w", err)
+	}
+	return &Handler{store: store, region: reg, created: c}, nil
+}
+
+// Handle is an sdk.Handler.
+func (h *Handler) Handle(ctx context.Context, d *sdk.Delivery) error {
+	c := changeFor(d, h.region)
+	created, err := h.store.apply(ctx, c)
+	if err != nil {
+		return err
+	}
+	if created {
+		h.created.Add(ctx, 1, metric.WithAttributes(attribute.String("kind", c.task.Kind)))
+	}
+	return nil
+}
+
+// HandlePerson records a snapshot person in the roster.
+func (h *Handler) HandlePerson(ctx context.Context, p sdk.Person) error {
+	return h.store.upsertPerson(ctx, p.CitizenID, p.Version, p.AddressCode, p.Status)
+}
+
+// EventPublisher sends events to the hub (*publisher.Publisher).
+type EventPublisher interface {
+	Publish(ctx context.Context, events ...schemas.Event) ([]publisher.Result, error)
+}
+
+// Event is the event completing t reports to the hub.
+func Event(t Task, now time.Time) schemas.Event {
+	ev := schemas.Event{
+		ID:      publisher.EventID(schemas.SocialInsurance, "task:"+t.ChangeID+":"+t.Kind, 1),
+		Source:  schemas.SocialInsurance,
+		Subject: t.CitizenID,
+		Time:    now.UTC(),
+	}
+	if t.Kind == StopBenefits {
+		end := t.DateOfDeath
+		if end == "" {
+			end = now.Format(time.DateOnly)
+		}
+		ev.Type = schemas.InsuranceTerminated
+		ev.Payload = &schemas.InsuranceTerminatedData{Insurances: schemas.Insurances, Region: t.FromRegion, End: end}
+	} else {
+		ev.Type = schemas.InsuranceTransferred
+		ev.Payload = &schemas.InsuranceTransferredData{FromRegion: t.FromRegion, ToRegion: t.ToRegion}
+	}
+	return ev
+}
+
+// Complete publishes the task's event to the hub and marks it done. A
+// task already done is returned as it is, without publishing again.
+func Complete(ctx context.Context, store *Store, pub EventPublisher, id int64) (Task, error) {
+	t, err := store.Task(ctx, id)
+	if err != nil {
+		return Task{}, err
+	}
+	if t.Status == StatusDone {
+		return t, nil
+	}
+	ev := Event(t, time.Now())
+	results, err := pub.Publish(ctx, ev)
+	if err != nil {
+		return Task{}, fmt.Errorf("publishing completion: %w", err)
+	}
+	if err := results[0].Err; err != nil {
+		return Task{}, fmt.Errorf("publishing completion: %w", err)
+	}
+	if err := store.markDone(ctx, id, ev.ID); err != nil {
+		return Task{}, err
+	}
+	t.Status = StatusDone
+	return t, nil
+}
+
+// Service is the running subscriber with its HTTP API.
+type Service struct {
+	cfg       Config
+	store     *Store
+	sub       *sdk.Subscriber
+	pub       *publisher.Publisher
+	metrics   *metricsHandler
+	srv       *http.Server
+	closeOnce sync.Once
+}
+
+// New opens the store (migrating it), and prepares the subscriber and,
+// with Kafka brokers, the publisher.
+func New(ctx context.Context, cfg Config) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("configuring social-insurance subscriber: %w", err)
+	}
+	cfg.setDefaults()
+	mh, err := newMetrics()
+	if err != nil {
+		return nil, err
+	}
+	store, err := OpenStore(ctx, cfg.Postgres, cfg.Schema, cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
+	h, err := NewHandler(store, cfg.Region, mh.provider)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	scfg := sdk.Config{Name: cfg.Name, URL: cfg.NATS, Stream: cfg.Stream, SubjectPrefix: cfg.SubjectPrefix,
+		Filters: Filters(cfg.Region), Handler: h.Handle, Start: cfg.Start, Concurrency: cfg.Concurrency, AckWait: cfg.AckWait,
+		TracerProvider: cfg.TracerProvider, MeterProvider: mh.provider, Logger: cfg.Logger}
+	if cfg.Hub != "" {
+		scfg.Bootstrap = &sdk.Bootstrap{HubURL: cfg.Hub, Purpose: cfg.Purpose, Token: cfg.Token, Handle: h.HandlePerson}
+	}
+	sub, err := sdk.New(scfg)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	s := &Service{cfg: cfg, store: store, sub: sub, metrics: mh}
+	if len(cfg.Kafka) > 0 {
+		if s.pub, err = publisher.New(publisher.Config{Brokers: cfg.Kafka, Source: schemas.SocialInsurance, Logger: cfg.Logger}); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Store is the service's store.
+func (s *Service) Store() *Store { return s.store }
+
+// Run consumes notifications and serves HTTP until ctx ends; it returns
+// after the in-flight notifications were recorded and acked.
+func (s *Service) Run(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.sub.Run(gctx) })
+	if s.cfg.HTTPAddr != "" {
+		s.srv = &http.Server{Addr: s.cfg.HTTPAddr, Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		g.Go(func() error {
+			if err := s.srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("serving HTTP: %w", err)
+			}
+			return nil
+		})
+		g.Go(func() error {
+			<-gctx.Done()
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			return s.srv.Shutdown(sctx)
+		})
+	}
+	return g.Wait()
+}
+
+// Close releases the connections; safe to call twice, after Run returned.
+func (s *Service) Close() error {
+	s.closeOnce.Do(func() {
+		s.sub.Close()
+		if s.pub != nil {
+			s.pub.Close()
+		}
+		s.store.Close()
+		_ = s.metrics.provider.Shutdown(context.Background())
+	})
+	return nil
+}

@@ -1,0 +1,269 @@
+package socialinsurance
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pophub/pophub/schemas/citizenid"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Task kinds.
+const (
+	TransferOut  = "transfer_out"
+	TransferIn   = "transfer_in"
+	StopBenefits = "stop_benefits"
+)
+
+// Task statuses.
+const (
+	StatusOpen = "open"
+	StatusDone = "done"
+)
+
+// ErrNotFound is returned for a task id that does not exist.
+var ErrNotFound = errors.New("task not found")
+
+// Task is a piece of work for the bureau. Its natural key is
+// (ChangeID, Kind): one task per notification and kind.
+type Task struct {
+	ID          int64        `json:"id"`
+	Kind        string       `json:"kind"`
+	CitizenID   citizenid.ID `json:"citizen_id"`
+	ChangeID    string       `json:"change_id"`
+	Version     int64        `json:"-"`
+	FromRegion  string       `json:"from_region"`
+	ToRegion    string       `json:"to_region"`
+	DateOfDeath string       `json:"-"`
+	CreatedAt   time.Time    `json:"created_at"`
+	Status      string       `json:"status"`
+}
+
+// Store keeps tasks and the roster in the service's own schema.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+// OpenStore connects to PostgreSQL with search_path set to schema and
+// applies the embedded migrations. log (nil: discard) hears about them.
+func OpenStore(ctx context.Context, url, schema string, log *slog.Logger) (*Store, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	pc, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parsing PostgreSQL URL: %w", err)
+	}
+	pc.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{schema}.Sanitize()
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to PostgreSQL: %w", err)
+	}
+	if err := migrate(ctx, pool, schema, log); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return &Store{pool: pool}, nil
+}
+
+// Close closes the pool; safe to call twice.
+func (s *Store) Close() { s.pool.Close() }
+
+// Ping checks the database.
+func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
+
+// change is what one notification means for the store.
+type change struct {
+	task        Task   // Kind "" when no task is due
+	address     string // the person's new hukou address, "" if unchanged
+	status      string // the person's new status, "" if unchanged
+	citizenID   citizenid.ID
+	version     int64
+	taskCreated bool
+}
+
+// apply records a notification in one statement, hence one transaction:
+// the task (if any, once per change and kind) and the roster row (only
+// forward in version). It reports whether a task was created; a repeat
+// creates nothing.
+func (s *Store) apply(ctx context.Context, c change) (bool, error) {
+	const q = `WITH t AS (
+	INSERT INTO tasks (kind, citizen_id, change_id, version, from_region, to_region, date_of_death)
+	SELECT $1::text, $2::text, $3::text, $4::bigint, $5::text, $6::text, $7::text WHERE $1::text <> ''
+	ON CONFLICT (change_id, kind) DO NOTHING
+	RETURNING 1
+), u AS (
+	INSERT INTO persons AS p (citizen_id, version, address_code, status) VALUES ($2::text, $4::bigint, $8::text, $9::text)
+	ON CONFLICT (citizen_id) DO UPDATE SET version = excluded.version,
+		address_code = CASE WHEN excluded.address_code <> '' THEN excluded.address_code ELSE p.address_code END,
+		status = CASE WHEN excluded.status <> '' THEN excluded.status ELSE p.status END
+	WHERE p.version < excluded.version
+	RETURNING 1
+)
+SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM u)`
+	t := c.task
+	var created, updated int64
+	err := s.pool.QueryRow(ctx, q, t.Kind, string(c.citizenID), t.ChangeID, c.version, t.FromRegion, t.ToRegion, t.DateOfDeath,
+		c.address, c.status).Scan(&created, &updated)
+	if err != nil {
+		return false, fmt.Errorf("recording notification: %w", err)
+	}
+	return created > 0, nil
+}
+
+// upsertPerson records a snapshot person unless the roster is newer.
+func (s *Store) upsertPerson(ctx context.Context, id citizenid.ID, version int64, address, status string) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO persons AS p (citizen_id, version, address_code, status) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (citizen_id) DO UPDATE SET version = excluded.version, address_code = excluded.address_code, status = excluded.status
+		WHERE p.version < excluded.version`, string(id), version, address, status)
+	if err != nil {
+		return fmt.Errorf("recording snapshot person: %w", err)
+	}
+	return nil
+}
+
+// TaskFilter selects tasks; zero fields match everything.
+type TaskFilter struct {
+	Status    string
+	CitizenID citizenid.ID
+	After     int64 // id to continue after
+	Limit     int   // default 1000
+}
+
+const taskColumns = `id, kind, citizen_id, change_id, version, from_region, to_region, date_of_death, created_at, status`
+
+func scanTask(row pgx.CollectableRow) (Task, error) {
+	var t Task
+	var id string
+	err := row.Scan(&t.ID, &t.Kind, &id, &t.ChangeID, &t.Version, &t.FromRegion, &t.ToRegion, &t.DateOfDeath, &t.CreatedAt, &t.Status)
+	t.CitizenID = citizenid.ID(id)
+	return t, err
+}
+
+// Tasks lists tasks in id order.
+func (s *Store) Tasks(ctx context.Context, f TaskFilter) ([]Task, error) {
+	if f.Limit <= 0 {
+		f.Limit = 1000
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+taskColumns+` FROM tasks
+		WHERE ($1 = '' OR status = $1) AND ($2 = '' OR citizen_id = $2) AND id > $3
+		ORDER BY id LIMIT $4`, f.Status, string(f.CitizenID), f.After, f.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("listing tasks: %w", err)
+	}
+	tasks, err := pgx.CollectRows(rows, scanTask)
+	if err != nil {
+		return nil, fmt.Errorf("listing tasks: %w", err)
+	}
+	if tasks == nil {
+		tasks = []Task{}
+	}
+	return tasks, nil
+}
+
+// Task returns one task, or ErrNotFound.
+func (s *Store) Task(ctx context.Context, id int64) (Task, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+taskColumns+` FROM tasks WHERE id = $1`, id)
+	if err != nil {
+		return Task{}, fmt.Errorf("loading task: %w", err)
+	}
+	t, err := pgx.CollectExactlyOneRow(rows, scanTask)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Task{}, ErrNotFound
+	}
+	if err != nil {
+		return Task{}, fmt.Errorf("loading task: %w", err)
+	}
+	return t, nil
+}
+
+// markDone closes a task with the id of the event that reported it.
+func (s *Store) markDone(ctx context.Context, id int64, eventID string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE tasks SET status = 'done', completed_at = now(), event_id = $2 WHERE id = $1 AND status = 'open'`, id, eventID)
+	if err != nil {
+		return fmt.Errorf("marking task done: %w", err)
+	}
+	return nil
+}
+
+// migrate applies the embedded migrations (migrations/NNNN_name.sql, in
+// name order) that schema_migrations does not list yet, each in its own
+// transaction with its schema_migrations row, under a session advisory
+// lock per schema so that instances starting at once do not race. The
+// same tiny runner as the hub's store: plain SQL, forward only.
+func migrate(ctx context.Context, pool *pgxpool.Pool, schema string, log *slog.Logger) error {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("migrating: acquiring connection: %w", err)
+	}
+	defer conn.Release()
+	lockKey := "pophub-si-migrate:" + schema
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock(hashtext($1))", lockKey); err != nil {
+		return fmt.Errorf("migrating: taking lock: %w", err)
+	}
+	defer func() {
+		if _, err := conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock(hashtext($1))", lockKey); err != nil {
+			conn.Conn().Close(context.WithoutCancel(ctx)) // dropping the session releases the lock
+		}
+	}()
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize()); err != nil {
+		return fmt.Errorf("migrating: creating schema: %w", err)
+	}
+	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+		return fmt.Errorf("migrating: creating schema_migrations: %w", err)
+	}
+	rows, err := conn.Query(ctx, "SELECT version FROM schema_migrations")
+	if err != nil {
+		return fmt.Errorf("migrating: reading applied versions: %w", err)
+	}
+	applied, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("migrating: reading applied versions: %w", err)
+	}
+	done := make(map[string]bool, len(applied))
+	for _, v := range applied {
+		done[v] = true
+	}
+	files, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return fmt.Errorf("migrating: listing migrations: %w", err)
+	}
+	sort.Strings(files)
+	for _, f := range files {
+		version := strings.TrimSuffix(strings.TrimPrefix(f, "migrations/"), ".sql")
+		if done[version] {
+			continue
+		}
+		sql, err := migrations.ReadFile(f)
+		if err != nil {
+			return fmt.Errorf("migrating: reading %s: %w", version, err)
+		}
+		err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, string(sql)); err != nil {
+				return fmt.Errorf("applying: %w", err)
+			}
+			if _, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version) VALUES ($1)", version); err != nil {
+				return fmt.Errorf("recording: %w", err)
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("migrating %s: %w", version, err)
+		}
+		log.Info("applied migration", "version", version, "schema", schema)
+	}
+	return nil
+}
