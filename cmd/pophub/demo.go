@@ -46,16 +46,19 @@ and a few golden records. Exits 0 when the numbers add up.`,
 	f.IntVar(&opts.Months, "months", 24, "months of life events")
 	f.Int64Var(&opts.Seed, "seed", 1, "random seed (the same seed gives the same population)")
 	f.StringVar(&opts.Postgres, "postgres", "", "use PostgreSQL at this URL instead of memdb")
+	f.StringVar(&opts.SIPostgres, "si-postgres", envOr("POPHUB_POSTGRES", "postgres://postgres@127.0.0.1:5432/test"),
+		"PostgreSQL for the social-insurance subscriber's tasks (a scratch schema is dropped afterwards; skipped when unreachable)")
 	f.DurationVar(&opts.Timeout, "timeout", 2*time.Minute, "give up after this long")
 	return cmd
 }
 
 type demoOptions struct {
-	Persons  int
-	Months   int
-	Seed     int64
-	Postgres string
-	Timeout  time.Duration
+	Persons    int
+	Months     int
+	Seed       int64
+	Postgres   string
+	SIPostgres string
+	Timeout    time.Duration
 }
 
 // badRecords are malformed records a careless department might send; each
@@ -197,6 +200,14 @@ func runDemo(ctx context.Context, out io.Writer, log *slog.Logger, opts demoOpti
 		fmt.Fprintf(out, "\nGolden record of a person who %s (GET /v1/persons/%s):\n%s\n", p.why, p.id.Masked(), rec)
 	}
 
+	if err := demoStatistics(ctx, out, m); err != nil {
+		return err
+	}
+	if err := demoSocialInsurance(ctx, out, log, m, opts.SIPostgres); err != nil {
+		return err
+	}
+
+	c = m.Consumer.Counts()
 	if c.Applied+c.Duplicates+c.RejectedTotal() != c.Consumed {
 		return fmt.Errorf("counts do not add up: applied %d + duplicates %d + rejected %d != consumed %d",
 			c.Applied, c.Duplicates, c.RejectedTotal(), c.Consumed)

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pophub/pophub/adapters/publisher"
+	"github.com/pophub/pophub/consumers/sdk"
+	"github.com/pophub/pophub/consumers/socialinsurance"
+	"github.com/pophub/pophub/consumers/statsbureau"
+	"github.com/pophub/pophub/schemas"
+)
+
+// demoRegion is the city whose statistics and social-insurance bureau the
+// demo shows: Harbin, where most of the synthetic population lives.
+const demoRegion = "2301"
+
+// demoStatistics prints Harbin's registered population by urban/rural
+// class today, district by district, as the statistics bureau pulls it.
+func demoStatistics(ctx context.Context, out io.Writer, m *Main) error {
+	c, err := statsbureau.New(statsbureau.Config{HubURL: "http://" + m.HTTPAddr()})
+	if err != nil {
+		return err
+	}
+	rep, err := c.Pull(ctx, demoRegion, "", 6)
+	if err != nil {
+		return fmt.Errorf("pulling statistics: %w", err)
+	}
+	fmt.Fprintf(out, "\nRegistered population of %s by urban/rural class as of %s (GET /v1/stats/urban-rural; page at http://%s/stats?region=%s):\n",
+		rep.Rows[0].Name, rep.AsOf, m.HTTPAddr(), demoRegion)
+	for _, r := range rep.Rows {
+		if r.Total == 0 && len(r.Code) > len(demoRegion) {
+			continue
+		}
+		fmt.Fprintf(out, "  %-6s %-8s urban %6d  rural %6d  total %6d  (%.0f%% urban)\n", r.Code, r.Name, r.Urban, r.Rural, r.Total, 100*r.UrbanShare)
+	}
+	return nil
+}
+
+// demoSocialInsurance closes the loop department → hub → subscriber → hub:
+// Harbin's social-insurance subscriber turns the migrations and deaths
+// into tasks in its own PostgreSQL schema, completes one transfer, which
+// goes back to the hub as social_insurance.transferred, and shows the
+// person's golden record afterwards. It needs PostgreSQL for the tasks and
+// says so when there is none.
+func demoSocialInsurance(ctx context.Context, out io.Writer, log *slog.Logger, m *Main, pgURL string) error {
+	fmt.Fprintf(out, "\nSocial-insurance bureau of %s (pophub si-subscriber):\n", demoRegion)
+	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	conn, err := pgx.Connect(pctx, pgURL)
+	cancel()
+	if err != nil {
+		fmt.Fprintf(out, "  skipped: its tasks live in PostgreSQL and none answers at %s (--si-postgres)\n", redactURL(pgURL))
+		return nil
+	}
+	schema := fmt.Sprintf("pophub_demo_si_%d", time.Now().UnixNano())
+	defer func() {
+		_, _ = conn.Exec(context.WithoutCancel(ctx), "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
+		conn.Close(context.WithoutCancel(ctx))
+	}()
+
+	svc, err := socialinsurance.New(ctx, socialinsurance.Config{Region: demoRegion, NATS: m.NATSURL(), Postgres: pgURL, Schema: schema,
+		Start: sdk.Start{Policy: sdk.StartAll}, Logger: log})
+	if err != nil {
+		return fmt.Errorf("starting the social-insurance subscriber: %w", err)
+	}
+	defer svc.Close()
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(rctx) }()
+	defer func() { stop(); <-done }()
+
+	// Wait until the task list stops growing.
+	var tasks []socialinsurance.Task
+	for last, still := -1, 0; still < 10; {
+		if tasks, err = svc.Store().Tasks(ctx, socialinsurance.TaskFilter{Limit: 100000}); err != nil {
+			return fmt.Errorf("reading tasks: %w", err)
+		}
+		if len(tasks) == last && last > 0 {
+			still++
+		} else {
+			still, last = 0, len(tasks)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for tasks: %w", ctx.Err())
+		case err := <-done:
+			return fmt.Errorf("social-insurance subscriber stopped: %w", err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	kinds := map[string]int{}
+	var transfer *socialinsurance.Task
+	for i, t := range tasks {
+		kinds[t.Kind]++
+		if transfer == nil && t.Kind == socialinsurance.TransferOut {
+			transfer = &tasks[i]
+		}
+	}
+	fmt.Fprintf(out, "  tasks created    %d (transfer_out %d, transfer_in %d, stop_benefits %d), one per notification\n",
+		len(tasks), kinds[socialinsurance.TransferOut], kinds[socialinsurance.TransferIn], kinds[socialinsurance.StopBenefits])
+	if transfer == nil {
+		return nil
+	}
+
+	pub, err := publisher.New(publisher.Config{Brokers: m.Brokers(), Source: schemas.SocialInsurance, Logger: log})
+	if err != nil {
+		return fmt.Errorf("creating publisher: %w", err)
+	}
+	defer pub.Close()
+	before := m.Consumer.Counts().Applied
+	if _, err := socialinsurance.Complete(ctx, svc.Store(), pub, transfer.ID); err != nil {
+		return fmt.Errorf("completing task %d: %w", transfer.ID, err)
+	}
+	for m.Consumer.Counts().Applied == before {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the hub to apply the transfer: %w", ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	fmt.Fprintf(out, "  completed task %d: transfer_out of %s from %s to %s, sent back as social_insurance.transferred\n",
+		transfer.ID, transfer.CitizenID.Masked(), transfer.FromRegion, transfer.ToRegion)
+	rec, err := getJSON(ctx, "http://"+m.HTTPAddr()+"/v1/persons/"+string(transfer.CitizenID))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "  the person's golden record now:\n%s\n", rec)
+	return nil
+}
+
+// redactURL drops a password from a connection URL before printing it.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "the given URL"
+	}
+	return u.Redacted()
+}
