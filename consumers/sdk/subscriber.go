@@ -3,7 +3,6 @@ package sdk
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -18,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/pophub/pophub/schemas"
 	"github.com/pophub/pophub/schemas/citizenid"
 )
 
@@ -290,7 +290,7 @@ func (s *Subscriber) handle(ctx context.Context, it item) {
 		return
 	}
 	d := &Delivery{Subject: msg.Subject(), StreamSequence: seq, Attempt: int(it.meta.NumDelivered)}
-	if err := json.Unmarshal(msg.Data(), &d.Notification); err != nil {
+	if err := schemas.DecodeNotification(msg.Data(), &d.Notification); err != nil {
 		s.deadLetter(ctx, msg, d, fmt.Errorf("decoding notification: %w", err))
 		return
 	}
