@@ -201,3 +201,47 @@ func TestVerifyCountersFindsDrift(t *testing.T) {
 		t.Fatalf("after drifting %s/%s by 3: %+v (%v)", region, bucket, diffs, err)
 	}
 }
+
+// TestLoaderWritesWhatApplyWrites loads a population in bulk and checks
+// the records, history and counters equal those of applying it.
+func TestLoaderWritesWhatApplyWrites(t *testing.T) {
+	in := storetest.Population(t, 120, 31)
+	loaded := openTestStore(t, testSchema(t))
+	l := loaded.NewLoader()
+	// Chunks must hold whole persons: split the population by person.
+	byPerson := map[string][]hub.Input{}
+	var order []string
+	for _, e := range in {
+		k := string(e.Event.Subject)
+		if byPerson[k] == nil {
+			order = append(order, k)
+		}
+		byPerson[k] = append(byPerson[k], e)
+	}
+	var chunk []hub.Input
+	for i, k := range order {
+		chunk = append(chunk, byPerson[k]...)
+		if i%25 == 24 || i == len(order)-1 {
+			if err := l.Load(context.Background(), chunk); err != nil {
+				t.Fatal(err)
+			}
+			chunk = nil
+		}
+	}
+	if err := l.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	storetest.CompareRecords(t, loaded, storetest.Expected(in))
+	storetest.CompareHistory(t, loaded, storetest.ExpectedHistory(in))
+	if diffs, err := loaded.VerifyCounters(context.Background()); err != nil || len(diffs) != 0 {
+		t.Fatalf("counters after a bulk load: %d differ (%v)", len(diffs), err)
+	}
+	applied := openTestStore(t, testSchema(t))
+	storetest.ApplyAll(t, applied, in, 50)
+	q := hub.CountQuery{Regions: []string{"23", "2301", "230102", "11", "43", "4301"}, AsOf: "2022-06-30"}
+	a, err1 := applied.Counts(context.Background(), q)
+	b, err2 := loaded.Counts(context.Background(), q)
+	if err1 != nil || err2 != nil || fmt.Sprint(a) != fmt.Sprint(b) {
+		t.Fatalf("counts applied %v (%v), loaded %v (%v)", a, err1, b, err2)
+	}
+}
