@@ -26,11 +26,11 @@ func TestDecodeNotificationAgreesWithEncodingJSON(t *testing.T) {
 		hub,
 		` { "version" : 3 , "change_id" : "x.hukou" } `,
 		`{}`,
-		`{"change_id":"a\"b","version":1}`,                // escape: slow path
-		`{"event_id":"事件-1","version":1}`,                 // non-ASCII: slow path
-		`{"change_id":"x","extra":{"nested":[1,2]}}`,        // unknown field
+		`{"change_id":"a\"b","version":1}`, // escape: slow path
+		`{"event_id":"事件-1","version":1}`,  // non-ASCII: slow path
+		`{"change_id":"x","extra":{"nested":[1,2]}}`, // unknown field
 		`{"version":1.5}`, `{"version":-0}`, `{"version":01}`, // numbers
-		`{"citizen_id":"230102199001011231"}`,               // bad check character
+		`{"citizen_id":"230102199001011231"}`, // bad check character
 		`{"time":"yesterday"}`, `{"time":null}`, `{"version":null}`,
 		`{"change_id":"x",}`, `{"change_id":"x"`, `[]`, `"x"`, ``, `{"change_id":"x"} trailing`,
 	}
