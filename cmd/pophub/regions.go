@@ -63,8 +63,8 @@ func regionsImportCommand() *cobra.Command {
 (code, classification code, name per line; UTF-8; an optional header) and reports every
 bad line. A valid table is saved to FILE; start the hub with --regions FILE and its
 entries replace the derived classes of the built-in table (and add codes it lacks).
-Counters kept under the derived classes are not recomputed: check them afterwards with
-'pophub stats verify'.`,
+Counters kept under the derived classes are not recomputed by the import: run
+'pophub stats rebuild --regions FILE' once (a memdb hub rebuilds them when it starts).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if file == "" || out == "" {
 				return errors.New("--file and --out are required")

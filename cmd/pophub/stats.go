@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -21,7 +22,7 @@ func statsCommand() *cobra.Command {
 		Use:   "stats",
 		Short: "Registered-population statistics: pull a report from a hub, verify a store's counters",
 	}
-	cmd.AddCommand(statsPullCommand(), statsVerifyCommand())
+	cmd.AddCommand(statsPullCommand(), statsVerifyCommand(), statsRebuildCommand())
 	return cmd
 }
 
@@ -84,7 +85,45 @@ func statsPullCommand() *cobra.Command {
 // counterVerifier is what both stores offer to recount their counters.
 type counterVerifier interface {
 	VerifyCounters(ctx context.Context) ([]stats.Delta, error)
+	RebuildCounters(ctx context.Context) (int64, error)
 	Close() error
+}
+
+func statsRebuildCommand() *cobra.Command {
+	var pgURL, schema, regions string
+	cmd := &cobra.Command{
+		Use:   "rebuild --postgres URL [--schema S] [--regions NBS-FILE]",
+		Short: "Recompute every counter from the golden records (after importing an official region table)",
+		Long: `Replaces the PostgreSQL store's counters with ones recomputed from every person's
+registration timeline, in one transaction, classifying addresses by the region table in
+use (--regions: the table saved by 'pophub regions import', which the hub must then run
+with too). A running hub's batches wait for the rebuild and then add to it.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if pgURL == "" {
+				return errors.New("--postgres is required")
+			}
+			if err := loadRegions(regions); err != nil {
+				return fmt.Errorf("--regions: %w", err)
+			}
+			s, err := postgres.Open(cmd.Context(), postgres.Config{URL: pgURL, Schema: schema})
+			if err != nil {
+				return fmt.Errorf("opening store: %w", err)
+			}
+			defer s.Close()
+			start := time.Now()
+			n, err := s.RebuildCounters(cmd.Context())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "rebuilt the counters of %d persons in %s\n", n, time.Since(start).Round(time.Millisecond))
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&pgURL, "postgres", os.Getenv("POPHUB_POSTGRES"), "PostgreSQL URL of the hub's store (env POPHUB_POSTGRES)")
+	f.StringVar(&schema, "schema", "public", "schema of the hub's tables")
+	f.StringVar(&regions, "regions", os.Getenv("POPHUB_REGIONS"), "official NBS table saved by 'pophub regions import' (env POPHUB_REGIONS)")
+	return cmd
 }
 
 func statsVerifyCommand() *cobra.Command {

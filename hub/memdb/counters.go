@@ -91,3 +91,25 @@ func (s *Store) VerifyCounters(ctx context.Context) ([]stats.Delta, error) {
 	}
 	return diffs, ctx.Err()
 }
+
+// RebuildCounters recomputes every counter from the persons' states and
+// replaces the kept ones (after an official region table changed the
+// classes of addresses). It holds the write lock while it scans.
+func (s *Store) RebuildCounters(ctx context.Context) (persons int64, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	acc := stats.Acc{}
+	it, err := s.db.Txn(false).Get("persons", "id")
+	if err != nil {
+		return 0, fmt.Errorf("rebuilding counters: %w", err)
+	}
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		acc.Person(nil, raw.(*person).State, s.cfg.Classify)
+		persons++
+	}
+	s.counters.mu.Lock()
+	s.counters.m = nil
+	s.counters.mu.Unlock()
+	s.counters.add(acc.Deltas())
+	return persons, ctx.Err()
+}

@@ -26,6 +26,10 @@ type Loader struct {
 	n   int
 }
 
+// flushCounters bounds the counters held in memory: a person adds about
+// fifteen, so millions of persons would otherwise hold gigabytes.
+const flushCounters = 2_000_000
+
 // NewLoader starts a bulk load.
 func (s *Store) NewLoader() *Loader { return &Loader{s: s, acc: stats.Acc{}} }
 
@@ -55,28 +59,20 @@ func (l *Loader) Load(ctx context.Context, chunk []hub.Input) error {
 		return fmt.Errorf("loading chunk: %w", err)
 	}
 	l.n += len(chunk)
+	if len(l.acc) >= flushCounters {
+		return l.flush(ctx)
+	}
 	return nil
 }
 
-// Close writes the counters of everything loaded.
-func (l *Loader) Close(ctx context.Context) error {
+// Close writes the counters not written yet.
+func (l *Loader) Close(ctx context.Context) error { return l.flush(ctx) }
+
+// flush adds the counters summed so far to the table and starts afresh.
+func (l *Loader) flush(ctx context.Context) error {
 	deltas := l.acc.Deltas()
-	rows := make([][]any, len(deltas))
-	for i, d := range deltas {
-		rows[i] = []any{d.Region, string(d.Class), d.Bucket, d.N}
-	}
-	err := pgx.BeginFunc(ctx, l.s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE load_counters (region text, class text, bucket text, n bigint) ON COMMIT DROP`); err != nil {
-			return err
-		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"load_counters"}, []string{"region", "class", "bucket", "n"}, pgx.CopyFromRows(rows)); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, `INSERT INTO stats_counters (region, class, bucket, n)
-			SELECT region, class::"char", bucket, n FROM load_counters
-			ON CONFLICT (region, class, bucket) DO UPDATE SET n = stats_counters.n + excluded.n`)
-		return err
-	})
+	l.acc = stats.Acc{}
+	err := pgx.BeginFunc(ctx, l.s.pool, func(tx pgx.Tx) error { return writeCountersChunked(ctx, tx, deltas) })
 	if err != nil {
 		return fmt.Errorf("writing counters: %w", err)
 	}

@@ -150,3 +150,81 @@ func (s *Store) VerifyCounters(ctx context.Context) ([]stats.Delta, error) {
 	}
 	return diffs, nil
 }
+
+// RebuildCounters recomputes every counter from the persons' states and
+// replaces the stored ones, in one transaction: needed after an official
+// region table changes the urban/rural class of addresses, or after a bulk
+// load that wrote no counters. It locks the counters first, so batches
+// applied meanwhile wait and then add their changes to the rebuilt
+// counters; the scan sees every batch that committed before it.
+func (s *Store) RebuildCounters(ctx context.Context) (persons int64, err error) {
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead})
+	if err != nil {
+		return 0, fmt.Errorf("rebuilding counters: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	// LOCK is taken before the transaction's snapshot, which the first
+	// query after it fixes.
+	if _, err := tx.Exec(ctx, "LOCK TABLE stats_counters IN EXCLUSIVE MODE"); err != nil {
+		return 0, fmt.Errorf("rebuilding counters: %w", err)
+	}
+	if _, err := tx.Exec(ctx, "DELETE FROM stats_counters"); err != nil {
+		return 0, fmt.Errorf("rebuilding counters: %w", err)
+	}
+	// Pages of persons in key order: every query of the transaction sees
+	// its one snapshot, and between pages the connection is free to write
+	// the sums, which bounds the memory they take.
+	acc := stats.Acc{}
+	after := ""
+	for {
+		rows, err := tx.Query(ctx, "SELECT person_key, state FROM persons WHERE person_key > $1 AND version > 0 ORDER BY person_key LIMIT 10000", after)
+		if err != nil {
+			return 0, fmt.Errorf("rebuilding counters: %w", err)
+		}
+		n := 0
+		for rows.Next() {
+			var raw []byte
+			if err := rows.Scan(&after, &raw); err != nil {
+				rows.Close()
+				return 0, fmt.Errorf("rebuilding counters: %w", err)
+			}
+			st, err := decodeState(raw)
+			if err != nil {
+				rows.Close()
+				return 0, fmt.Errorf("rebuilding counters: %w", err)
+			}
+			acc.Person(nil, st, s.cfg.Classify)
+			n++
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return 0, fmt.Errorf("rebuilding counters: %w", err)
+		}
+		persons += int64(n)
+		if n == 0 || len(acc) >= flushCounters {
+			if err := writeCountersChunked(ctx, tx, acc.Deltas()); err != nil {
+				return 0, fmt.Errorf("rebuilding counters: %w", err)
+			}
+			acc = stats.Acc{}
+		}
+		if n == 0 {
+			break
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, fmt.Errorf("rebuilding counters: %w", err)
+	}
+	return persons, nil
+}
+
+// writeCountersChunked writes many deltas in statements of bounded size.
+func writeCountersChunked(ctx context.Context, tx pgx.Tx, deltas []stats.Delta) error {
+	for len(deltas) > 0 {
+		n := min(len(deltas), 200_000)
+		if err := writeCounters(ctx, tx, deltas[:n]); err != nil {
+			return err
+		}
+		deltas = deltas[n:]
+	}
+	return nil
+}

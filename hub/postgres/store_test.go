@@ -200,6 +200,13 @@ func TestVerifyCountersFindsDrift(t *testing.T) {
 	if err != nil || len(diffs) != 1 || diffs[0].Region != region || diffs[0].Bucket != bucket || diffs[0].N != 3 {
 		t.Fatalf("after drifting %s/%s by 3: %+v (%v)", region, bucket, diffs, err)
 	}
+	// A rebuild recomputes every counter from the records.
+	if n, err := s.RebuildCounters(context.Background()); err != nil || n != 40 {
+		t.Fatalf("RebuildCounters: %d persons, %v", n, err)
+	}
+	if diffs, err := s.VerifyCounters(context.Background()); err != nil || len(diffs) != 0 {
+		t.Fatalf("after a rebuild: %d differences (%v)", len(diffs), err)
+	}
 }
 
 // TestLoaderWritesWhatApplyWrites loads a population in bulk and checks

@@ -15,6 +15,7 @@ import (
 // scan; both stores implement it (pophub stats verify).
 type CounterVerifier interface {
 	VerifyCounters(ctx context.Context) ([]stats.Delta, error)
+	RebuildCounters(ctx context.Context) (persons int64, err error)
 }
 
 // ExpectedSpans derives every person's registration and permit spans from

@@ -725,6 +725,17 @@ func testCounts(t *testing.T, s hub.Store) {
 		if err != nil || len(diffs) > 0 {
 			t.Fatalf("VerifyCounters: %d counters differ from the recount (%v); first: %+v", len(diffs), err, diffs[:min(len(diffs), 1)])
 		}
+		before, err := s.Counts(context.Background(), hub.CountQuery{Regions: list, AsOf: "2022-12-31"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, err := v.RebuildCounters(context.Background()); err != nil || n != int64(len(spans)) {
+			t.Fatalf("RebuildCounters: %d persons (want %d), %v", n, len(spans), err)
+		}
+		after, err := s.Counts(context.Background(), hub.CountQuery{Regions: list, AsOf: "2022-12-31"})
+		if err != nil || !reflect.DeepEqual(before, after) {
+			t.Fatalf("counts changed by a rebuild: %v → %v (%v)", before, after, err)
+		}
 	}
 	if _, err := s.Counts(context.Background(), hub.CountQuery{Regions: []string{"23"}, AsOf: "2026-02-30"}); !errors.Is(err, hub.ErrInvalid) {
 		t.Errorf("Counts with a bad date: %v, want ErrInvalid", err)
