@@ -57,7 +57,8 @@ type Config struct {
 	Partitions   int    // partitions of topics the hub creates, default 8
 	OTLPEndpoint string // OTLP/HTTP trace endpoint; empty disables export
 	// RegionsFile is an official NBS urban-rural table saved by `pophub
-	// regions import`, laid over the built-in region table.
+	// regions import`, laid over the built-in region table; default
+	// DataDir/regions.tsv.gz when that exists.
 	RegionsFile string
 }
 
@@ -148,8 +149,17 @@ func (m *Main) Start(ctx context.Context) (err error) {
 		}
 	}()
 
-	if err := loadRegions(m.Config.RegionsFile); err != nil {
-		return fmt.Errorf("--regions: %w", err)
+	regions := m.Config.RegionsFile
+	if installed := filepath.Join(m.Config.DataDir, regionsFileName); regions == "" && m.Config.DataDir != "" {
+		if _, err := os.Stat(installed); err == nil {
+			regions = installed
+		}
+	}
+	if err := loadRegions(regions); err != nil {
+		return fmt.Errorf("loading the official region table: %w", err)
+	}
+	if regions != "" {
+		log.Info("official region table loaded", "file", regions)
 	}
 	if m.tel, err = telemetry.Setup(ctx, telemetry.Config{ServiceName: "pophub", OTLPEndpoint: m.Config.OTLPEndpoint, Logger: log}); err != nil {
 		return fmt.Errorf("setting up telemetry: %w", err)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -57,17 +58,21 @@ func regionsShowCommand() *cobra.Command {
 func regionsImportCommand() *cobra.Command {
 	var file, out string
 	cmd := &cobra.Command{
-		Use:   "import --file NBS.csv --out FILE",
-		Short: "Validate the official NBS urban-rural table and save it for the hub's --regions flag",
+		Use:   "import --file NBS.csv [--out FILE]",
+		Short: "Validate the official NBS urban-rural table and install it for the hub",
 		Long: `Reads the NBS statistical division and urban-rural classification table as CSV
 (code, classification code, name per line; UTF-8; an optional header) and reports every
-bad line. A valid table is saved to FILE; start the hub with --regions FILE and its
-entries replace the derived classes of the built-in table (and add codes it lacks).
+bad line. A valid table is saved to FILE, by default regions.tsv.gz in the hub's data
+directory, which the hub loads when it starts (or give --regions FILE); its entries
+replace the derived classes of the built-in table (and add codes it lacks).
 Counters kept under the derived classes are not recomputed by the import: run
 'pophub stats rebuild --regions FILE' once (a memdb hub rebuilds them when it starts).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if file == "" || out == "" {
-				return errors.New("--file and --out are required")
+			if file == "" {
+				return errors.New("--file is required")
+			}
+			if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+				return fmt.Errorf("creating %s: %w", filepath.Dir(out), err)
 			}
 			f, err := os.Open(file)
 			if err != nil {
@@ -87,9 +92,13 @@ Counters kept under the derived classes are not recomputed by the import: run
 		},
 	}
 	cmd.Flags().StringVar(&file, "file", "", "the NBS table as CSV (required)")
-	cmd.Flags().StringVar(&out, "out", "", "where to save the validated table (required)")
+	cmd.Flags().StringVar(&out, "out", filepath.Join(envOr("POPHUB_DATA", "pophub-data"), regionsFileName),
+		"where to save the validated table (default: the hub's data directory, env POPHUB_DATA)")
 	return cmd
 }
+
+// regionsFileName is the installed official table in a data directory.
+const regionsFileName = "regions.tsv.gz"
 
 // loadRegions makes the built-in table with the imported overlay at path
 // (if any) the table in use.
