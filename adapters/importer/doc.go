@@ -1,0 +1,68 @@
+// Package importer imports a department's export file — CSV (UTF-8 or
+// GBK), XLSX, or JSONL of CloudEvents — into the hub's Kafka topic
+// pop.events.<source>: `pophub import`.
+//
+// # Passes
+//
+// Validation comes first: every line is mapped to an event and checked
+// exactly as the hub will check it (schemas.Decode with the topic and the
+// record key), on all cores, and every bad line is reported (line, reason,
+// field, column) and written with its reason to the rejects file. Only then
+// are the valid events sent, from a spool of what was validated, so that
+// what is sent is exactly what was checked and no line is decoded twice.
+// Sending uses kafka-go configured as adapters/publisher configures it.
+//
+// # Resume
+//
+// A checkpoint next to the file (FILE.pophub-import.json) holds the file's
+// size and SHA-256, the mapping's digest, the last line acknowledged and
+// the topic's per-partition end offsets taken after that acknowledgement
+// and before any later line was sent. A run that finds the checkpoint of
+// the same file and mapping skips the acknowledged lines, then reads the
+// topic from the checkpointed offsets to its end and skips the lines whose
+// event id is there: Kafka took them but the run stopped before it could
+// checkpoint them. Event ids are deterministic (publisher.EventID), so this
+// finds them; every valid line is sent once. A checkpoint of other content
+// is ignored: the file is imported afresh.
+//
+// # Mapping
+//
+// A mapping is YAML; mappings/ has one for every source, and
+// mappings/README.md explains them. In short:
+//
+//	source: housing               # must equal the import's source
+//	encoding: auto                # CSV: auto (default; a BOM or valid UTF-8 is UTF-8, else GBK), utf-8, gbk
+//	sheet: 租赁登记                # XLSX: the sheet (default the first)
+//	header_row: 1                 # the row of column names; rows above are skipped
+//	type: housing.rental_ended    # a fixed type, or:
+//	type: {column: 业务类型, map: {租赁登记备案: housing.rental_registered, 租赁注销: housing.rental_ended}}
+//	subject: 权利人身份证号          # the citizen ID column; 15-digit legacy numbers are upgraded
+//	time: {column: 登记时间, layout: "2006-01-02 15:04:05", timezone: Asia/Shanghai}
+//	id:
+//	  key: [业务编号]              # record key columns; the type is always part of the key
+//	  version: 版本号              # an integer, or a time with a layout (Unix ms)
+//	data:                         # data field ← column, for every type
+//	  lease_id: 租赁合同编号
+//	data_by_type:                 # data fields of one type
+//	  housing.rental_registered:
+//	    start: {column: 租期起, kind: date, layout: "2006/1/2"}
+//	    gender: {column: 性别, codes: gender}       # 男 → 1 (a national code table by name)
+//	    acquired: {column: 取得方式, map: {购买: purchase}}
+//	    insurances: {column: 险种, kind: list, split: "、", map: {养老保险: pension}}
+//
+// The event id is publisher.EventID(source, type + key cells, version);
+// without id.key the record key is the whole row, so a repeated row is the
+// same event. Two lines of a file yielding one id are reported
+// (duplicate_id): the hub would apply only the first.
+//
+// A field is a column name or {column | value, default, map | codes, kind,
+// layout, timezone, split}. Kinds: string (default), number, date
+// (→ YYYY-MM-DD; Excel serial day numbers too), month (→ YYYY-MM), list
+// (→ JSON array), citizen_id (15 digits upgraded). An empty cell leaves the
+// field out unless it has a default. Unknown keys, types of another source,
+// data fields not in the type's data and columns missing from the header
+// are errors before any line is read.
+//
+// Reports and rejects never quote a cell — cells hold personal data; the
+// rejects file (mode 0600, like the input's sensitivity) holds the lines.
+package importer

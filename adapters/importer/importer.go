@@ -1,0 +1,632 @@
+package importer
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/pophub/pophub/schemas"
+	"github.com/pophub/pophub/schemas/citizenid"
+)
+
+// Format of an input file.
+type Format string
+
+// The formats Run reads.
+const (
+	CSV   Format = "csv"
+	JSONL Format = "jsonl"
+	XLSX  Format = "xlsx"
+)
+
+// FormatOf guesses a file's format from its extension, or returns "".
+func FormatOf(path string) Format {
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".csv", ".txt":
+		return CSV
+	case ".jsonl", ".ndjson", ".json":
+		return JSONL
+	case ".xlsx", ".xlsm":
+		return XLSX
+	}
+	return ""
+}
+
+// Reasons a line is rejected by the importer before it is an event; the
+// hub's own reasons (schemas.Reason…) are used for events it would reject.
+const (
+	// ReasonMalformedRow: the line cannot be read as a row of the file
+	// (broken CSV quoting, a wrong number of columns, bytes not valid in
+	// the file's encoding).
+	ReasonMalformedRow = "malformed_row"
+	// ReasonUnmappedValue: a cell's value is not in its value map.
+	ReasonUnmappedValue = "unmapped_value"
+	// ReasonInvalidValue: a cell cannot be converted (a date, number,
+	// time or version that does not parse, an empty required cell).
+	ReasonInvalidValue = "invalid_value"
+	// ReasonDuplicateID: an earlier line of the file yields the same event
+	// id, which the hub would ignore: the record key columns do not
+	// identify a row, or the row is repeated.
+	ReasonDuplicateID = "duplicate_id"
+)
+
+// Reject is a line that is not sent. It never holds a cell's value: the
+// rejects file carries the line itself.
+type Reject struct {
+	Line   int
+	Reason string // one of the importer's reasons or schemas.Reason…
+	Field  string // the event attribute or data field (JSON path), if known
+	Column string // the file's column, if known
+	Detail string
+}
+
+func (r Reject) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "line %d: %s", r.Line, r.Reason)
+	if r.Field != "" {
+		b.WriteString(": " + r.Field)
+	}
+	if r.Column != "" {
+		fmt.Fprintf(&b, " (column %s)", r.Column)
+	}
+	if r.Detail != "" {
+		b.WriteString(": " + r.Detail)
+	}
+	return b.String()
+}
+
+// Config configures one import. Source, File and, unless DryRun, Brokers
+// are required; Mapping is required for CSV and XLSX.
+type Config struct {
+	Source schemas.Source
+	File   string
+	// Format of File (default: from its extension).
+	Format Format
+	// Mapping turns CSV and XLSX rows into events; JSONL needs none.
+	Mapping *Mapping
+	// Encoding of a CSV file, overriding the mapping's: auto, utf-8, gbk.
+	Encoding string
+	// DryRun validates and reports (and writes the rejects file) but sends
+	// nothing and leaves the checkpoint alone.
+	DryRun  bool
+	Brokers []string
+	// BatchSize and BatchTimeout are the Kafka writer's (defaults 1000 and
+	// 10ms, the publisher's); ChunkSize is how many records one write
+	// waits for before the next (default 8 batches).
+	BatchSize    int
+	BatchTimeout time.Duration
+	ChunkSize    int
+	// Compression of record batches (default Snappy, like the publisher).
+	Compression kafka.Compression
+	// RejectsFile receives the bad lines (default File + ".rejects.csv").
+	RejectsFile string
+	// CheckpointFile records progress for a resume (default File +
+	// ".pophub-import.json").
+	CheckpointFile string
+	// CheckpointInterval bounds how often the checkpoint is written
+	// (default 1s); it is always written when the import ends or stops.
+	CheckpointInterval time.Duration
+	// TempDir holds the spool of validated events between validation and
+	// sending (default os.TempDir()).
+	TempDir string
+	// Progress, when set, receives a progress display: a redrawn bar when
+	// Terminal, else a plain line every ProgressInterval (default 5s).
+	Progress         io.Writer
+	Terminal         bool
+	ProgressInterval time.Duration
+	// Logger receives operational messages (default: discard). It never
+	// sees citizen IDs or cells.
+	Logger *slog.Logger
+
+	now    func() time.Time
+	hookOK func(chunk int) error // after a chunk is acknowledged (tests: a crash)
+}
+
+func (c *Config) setDefaults() {
+	if c.Format == "" {
+		c.Format = FormatOf(c.File)
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = 1000
+	}
+	if c.BatchTimeout <= 0 {
+		c.BatchTimeout = 10 * time.Millisecond
+	}
+	if c.ChunkSize <= 0 {
+		c.ChunkSize = 8 * c.BatchSize
+	}
+	if c.Compression == 0 {
+		c.Compression = kafka.Snappy
+	}
+	if c.RejectsFile == "" {
+		c.RejectsFile = c.File + ".rejects.csv"
+	}
+	if c.CheckpointFile == "" {
+		c.CheckpointFile = c.File + ".pophub-import.json"
+	}
+	if c.CheckpointInterval <= 0 {
+		c.CheckpointInterval = time.Second
+	}
+	if c.ProgressInterval <= 0 {
+		c.ProgressInterval = 5 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+}
+
+// Validate reports whether the configuration can work.
+func (c *Config) Validate() error {
+	var errs []error
+	if !c.Source.Valid() {
+		errs = append(errs, fmt.Errorf("source %q is not a department source", c.Source))
+	}
+	if c.File == "" {
+		errs = append(errs, errors.New("a file is required"))
+	}
+	format := c.Format
+	if format == "" {
+		format = FormatOf(c.File)
+	}
+	switch format {
+	case CSV, XLSX:
+		if c.Mapping == nil {
+			errs = append(errs, fmt.Errorf("a %s file needs a mapping", format))
+		} else if c.Mapping.Source != c.Source {
+			errs = append(errs, fmt.Errorf("the mapping is for source %s, not %s", c.Mapping.Source, c.Source))
+		}
+	case JSONL:
+	default:
+		errs = append(errs, fmt.Errorf("format %q is not csv, jsonl or xlsx", format))
+	}
+	if _, err := normalizeEncoding(c.Encoding); err != nil {
+		errs = append(errs, err)
+	}
+	if !c.DryRun && len(c.Brokers) == 0 {
+		errs = append(errs, errors.New("at least one Kafka broker is required"))
+	}
+	return errors.Join(errs...)
+}
+
+// Report summarises an import.
+type Report struct {
+	File   string
+	SHA256 string
+	// Read counts the data lines (not the header, not blank lines).
+	Read int
+	// Valid lines would be sent; Rejects are the others, in line order.
+	Valid   int
+	Rejects []Reject
+	// Upgraded counts legacy 15-digit IDs upgraded to 18 digits in valid
+	// lines.
+	Upgraded int
+	// Sent counts the events the broker acknowledged in this run;
+	// AlreadySent the valid lines an earlier, interrupted run sent.
+	Sent        int
+	AlreadySent int
+	// Resumed is set when a checkpoint of the same file was found.
+	Resumed bool
+	// RejectsFile is where the rejected lines were written ("" if none).
+	RejectsFile string
+	DryRun      bool
+	Elapsed     time.Duration
+}
+
+// ByReason counts the rejects by reason.
+func (r *Report) ByReason() map[string]int {
+	out := map[string]int{}
+	for _, rej := range r.Rejects {
+		out[rej.Reason]++
+	}
+	return out
+}
+
+// Summary is a one-line account: read, valid, sent, rejected by reason,
+// upgraded IDs.
+func (r *Report) Summary() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %d read, %d valid", filepath.Base(r.File), r.Read, r.Valid)
+	if r.DryRun {
+		b.WriteString(", dry run: nothing sent")
+	} else {
+		fmt.Fprintf(&b, ", %d sent", r.Sent)
+		if r.AlreadySent > 0 {
+			fmt.Fprintf(&b, " (%d already sent by an earlier run)", r.AlreadySent)
+		}
+	}
+	fmt.Fprintf(&b, ", %d rejected", len(r.Rejects))
+	if len(r.Rejects) > 0 {
+		by := r.ByReason()
+		reasons := make([]string, 0, len(by))
+		for k := range by {
+			reasons = append(reasons, k)
+		}
+		sort.Strings(reasons)
+		for i, k := range reasons {
+			sep := ", "
+			if i == 0 {
+				sep = " ("
+			}
+			fmt.Fprintf(&b, "%s%s %d", sep, k, by[k])
+		}
+		b.WriteString(")")
+	}
+	fmt.Fprintf(&b, ", %d legacy IDs upgraded, %s", r.Upgraded, r.Elapsed.Round(time.Millisecond))
+	return b.String()
+}
+
+// Run imports a file: it validates every line first (a report of every
+// bad line, written to the rejects file), then, unless DryRun, sends the
+// valid lines in file order to pop.events.<source>, checkpointing as it
+// goes. A run that finds a checkpoint of the same file (same size and
+// SHA-256, same mapping) resumes: lines the checkpoint counts as
+// acknowledged are skipped, and so are later lines whose event is already
+// on the topic past the checkpointed offsets (sent by a run that stopped
+// before it could checkpoint them). So a resumed import sends every valid
+// line exactly once.
+//
+// The error is set when the import could not finish (file unreadable,
+// broker unreachable, ctx cancelled); the report covers what was done, and
+// running again resumes. Rejected lines are not an error: see
+// Report.Rejects.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("configuring import: %w", err)
+	}
+	cfg.setDefaults()
+	start := time.Now()
+	rep := &Report{File: cfg.File, DryRun: cfg.DryRun}
+	defer func() { rep.Elapsed = time.Since(start) }()
+
+	spool, err := os.CreateTemp(cfg.TempDir, "pophub-import-*.spool")
+	if err != nil {
+		return rep, fmt.Errorf("creating spool: %w", err)
+	}
+	defer func() {
+		spool.Close()
+		os.Remove(spool.Name())
+	}()
+	v, err := validate(ctx, &cfg, rep, spool)
+	if err != nil {
+		return rep, err
+	}
+	if err := writeRejects(&cfg, rep, v); err != nil {
+		return rep, err
+	}
+	if cfg.DryRun {
+		return rep, nil
+	}
+	if _, err := spool.Seek(0, io.SeekStart); err != nil {
+		return rep, fmt.Errorf("rewinding spool: %w", err)
+	}
+	return rep, send(ctx, &cfg, rep, spool)
+}
+
+// validated is what the rejects file needs from the first pass.
+type validated struct {
+	header []string
+	lines  map[int][]string // rejected lines' cells or text, by line
+}
+
+// validate is the first pass: every line mapped and decoded as the hub
+// will, on all cores; the valid events go to the spool in line order.
+func validate(ctx context.Context, cfg *Config, rep *Report, spool io.Writer) (*validated, error) {
+	src, p, err := open(cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	var total int64
+	if st, err := os.Stat(cfg.File); err == nil && cfg.Format != XLSX {
+		total = st.Size()
+	}
+	prog := startProgress(cfg, "validating", total)
+	defer prog.finish()
+
+	sw := bufio.NewWriterSize(spool, 1<<20)
+	seen := map[string]int{} // event id → first line
+	const chunk = 2048
+	rows := make([]row, 0, chunk)
+	results := make([]mapped, chunk)
+	rejected := map[int]row{}
+	now := cfg.now()
+	flush := func() error {
+		parallel(len(rows), func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				results[i] = mapOne(p, cfg.Source, rows[i], now)
+			}
+		})
+		for i := range rows {
+			m := &results[i]
+			if m.rej == nil {
+				if first, dup := seen[m.id]; dup {
+					m.rej = &Reject{Line: m.line, Reason: ReasonDuplicateID, Field: "id",
+						Detail: fmt.Sprintf("line %d yields the same event id", first)}
+				} else {
+					seen[m.id] = m.line
+				}
+			}
+			if m.rej != nil {
+				rep.Rejects = append(rep.Rejects, *m.rej)
+				rejected[m.line] = rows[i]
+				continue
+			}
+			rep.Valid++
+			rep.Upgraded += m.upgraded
+			if err := writeSpool(sw, m); err != nil {
+				return err
+			}
+		}
+		prog.set(src.consumed(), int64(rep.Read))
+		rows = rows[:0]
+		return ctx.Err()
+	}
+	for {
+		r, err := src.next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("validating %s: %w", cfg.File, err)
+		}
+		rep.Read++
+		rows = append(rows, r)
+		if len(rows) == chunk {
+			if err := flush(); err != nil {
+				return nil, fmt.Errorf("validating %s: %w", cfg.File, err)
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return nil, fmt.Errorf("validating %s: %w", cfg.File, err)
+	}
+	if err := sw.Flush(); err != nil {
+		return nil, fmt.Errorf("writing spool: %w", err)
+	}
+	rep.SHA256 = src.digest()
+	v := &validated{header: src.header(), lines: map[int][]string{}}
+	for line, r := range rejected {
+		if r.text != nil {
+			v.lines[line] = []string{string(r.text)}
+		} else {
+			v.lines[line] = r.cells
+		}
+	}
+	return v, nil
+}
+
+// open opens the file's row source and, for tables, binds the mapping to
+// its header.
+func open(cfg *Config) (rowSource, *plan, error) {
+	enc, _ := normalizeEncoding(cfg.Encoding)
+	switch cfg.Format {
+	case JSONL:
+		s, err := openJSONL(cfg.File)
+		return s, nil, err
+	case CSV, XLSX:
+		m := cfg.Mapping
+		var src rowSource
+		var err error
+		if cfg.Format == CSV {
+			if enc == "" {
+				enc, _ = normalizeEncoding(m.Encoding)
+			}
+			src, err = openCSV(cfg.File, enc, m.HeaderRow)
+		} else {
+			src, err = openXLSX(cfg.File, m.Sheet, m.HeaderRow)
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("reading %s: %w", cfg.File, err)
+		}
+		p, err := newPlan(m, src.header())
+		if err != nil {
+			src.Close()
+			return nil, nil, fmt.Errorf("mapping the columns of %s: %w", cfg.File, err)
+		}
+		return src, p, nil
+	}
+	return nil, nil, fmt.Errorf("format %q is not csv, jsonl or xlsx", cfg.Format)
+}
+
+// mapOne maps a row of a table, or decodes a JSONL line.
+func mapOne(p *plan, source schemas.Source, r row, now time.Time) mapped {
+	if r.malformed != "" {
+		return mapped{line: r.line, rej: &Reject{Line: r.line, Reason: ReasonMalformedRow, Detail: r.malformed}}
+	}
+	if p != nil {
+		return p.mapRow(r.line, r.cells, now)
+	}
+	return decodeLine(source, r.line, r.text, now)
+}
+
+// decodeLine validates a JSONL line as the hub will. A legacy 15-digit
+// subject or spouse_id is upgraded first; the event is sent in its
+// canonical encoding.
+func decodeLine(source schemas.Source, line int, text []byte, now time.Time) mapped {
+	out := mapped{line: line}
+	topic := schemas.Topic(source)
+	ev, err := schemas.Decode(schemas.Input{Topic: topic, Value: text, Now: now})
+	if r := schemas.ReasonOf(err); r == schemas.ReasonInvalidSubject || r == schemas.ReasonInvalidData {
+		if up, n := upgradeLegacy(text); n > 0 {
+			if ev2, err2 := schemas.Decode(schemas.Input{Topic: topic, Value: up, Now: now}); err2 == nil {
+				ev, err, out.upgraded = ev2, nil, n
+			}
+		}
+	}
+	if err != nil {
+		var re *schemas.RejectError
+		if errors.As(err, &re) {
+			out.rej = &Reject{Line: line, Reason: re.Reason, Field: re.Field, Detail: re.Detail}
+		} else {
+			out.rej = &Reject{Line: line, Reason: schemas.ReasonNotCloudEvent, Detail: err.Error()}
+		}
+		return out
+	}
+	value, err := schemas.Encode(ev)
+	if err != nil {
+		out.rej = &Reject{Line: line, Reason: schemas.ReasonInvalidData, Field: "data", Detail: err.Error()}
+		return out
+	}
+	out.id, out.key, out.value = ev.ID, []byte(ev.Subject), value
+	return out
+}
+
+// upgradeLegacy rewrites a 15-digit subject and data.spouse_id to 18
+// digits, returning the new line and how many it upgraded.
+func upgradeLegacy(text []byte) ([]byte, int) {
+	var env map[string]json.RawMessage
+	if err := json.Unmarshal(text, &env); err != nil {
+		return nil, 0
+	}
+	n := 0
+	up := func(raw json.RawMessage) (json.RawMessage, bool) {
+		s, err := strconv.Unquote(string(raw))
+		if err != nil || len(s) != 15 {
+			return raw, false
+		}
+		id, err := citizenid.Upgrade15(s)
+		if err != nil {
+			return raw, false
+		}
+		n++
+		return json.RawMessage(strconv.Quote(string(id))), true
+	}
+	if v, ok := env["subject"]; ok {
+		env["subject"], _ = up(v)
+	}
+	if d, ok := env["data"]; ok {
+		var data map[string]json.RawMessage
+		if json.Unmarshal(d, &data) == nil {
+			if v, ok := data["spouse_id"]; ok {
+				if nv, changed := up(v); changed {
+					data["spouse_id"] = nv
+					if b, err := json.Marshal(data); err == nil {
+						env["data"] = b
+					}
+				}
+			}
+		}
+	}
+	if n == 0 {
+		return nil, 0
+	}
+	b, err := json.Marshal(env)
+	if err != nil {
+		return nil, 0
+	}
+	return b, n
+}
+
+// parallel runs fn over [0, n) split into one range per core.
+func parallel(n int, fn func(lo, hi int)) {
+	workers := min(runtime.GOMAXPROCS(0), (n+127)/128)
+	if workers <= 1 {
+		fn(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	per := (n + workers - 1) / workers
+	for lo := 0; lo < n; lo += per {
+		wg.Go(func() { fn(lo, min(lo+per, n)) })
+	}
+	wg.Wait()
+}
+
+// The spool holds the validated events between the passes, so that what
+// is sent is exactly what was validated, without mapping and decoding
+// every line twice: per event, uvarint line, then length-prefixed id, key
+// and value. It is a temporary file (mode 0600), removed when Run returns.
+func writeSpool(w *bufio.Writer, m *mapped) error {
+	var buf [binary.MaxVarintLen64]byte
+	w.Write(buf[:binary.PutUvarint(buf[:], uint64(m.line))])
+	for _, b := range [][]byte{[]byte(m.id), m.key, m.value} {
+		w.Write(buf[:binary.PutUvarint(buf[:], uint64(len(b)))])
+		if _, err := w.Write(b); err != nil {
+			return fmt.Errorf("writing spool: %w", err)
+		}
+	}
+	return nil
+}
+
+// spooled is one validated event read back from the spool.
+type spooled struct {
+	line       int
+	id         string
+	key, value []byte
+}
+
+func readSpool(r *bufio.Reader) (spooled, error) {
+	line, err := binary.ReadUvarint(r)
+	if err != nil {
+		return spooled{}, err // io.EOF at the end
+	}
+	var parts [3][]byte
+	for i := range parts {
+		n, err := binary.ReadUvarint(r)
+		if err != nil {
+			return spooled{}, fmt.Errorf("reading spool: %w", io.ErrUnexpectedEOF)
+		}
+		parts[i] = make([]byte, n)
+		if _, err := io.ReadFull(r, parts[i]); err != nil {
+			return spooled{}, fmt.Errorf("reading spool: %w", err)
+		}
+	}
+	return spooled{line: int(line), id: string(parts[0]), key: parts[1], value: parts[2]}, nil
+}
+
+// writeRejects writes the rejected lines, each with its reason, as CSV in
+// UTF-8 with a byte order mark (so that spreadsheet programs open it):
+// line, reason, field, column, detail, then the line's own cells (or, for
+// JSONL, the line). A stale rejects file of an earlier run is removed when
+// there are none now. The file holds personal data, like the input: mode
+// 0600.
+func writeRejects(cfg *Config, rep *Report, v *validated) error {
+	if len(rep.Rejects) == 0 {
+		if err := os.Remove(cfg.RejectsFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("removing stale rejects file: %w", err)
+		}
+		return nil
+	}
+	f, err := os.OpenFile(cfg.RejectsFile, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("creating rejects file: %w", err)
+	}
+	bw := bufio.NewWriter(f)
+	bw.WriteString(bom)
+	w := csv.NewWriter(bw)
+	head := []string{"line", "reason", "field", "column", "detail"}
+	if v.header != nil {
+		head = append(head, v.header...)
+	} else {
+		head = append(head, "original")
+	}
+	w.Write(head)
+	for _, r := range rep.Rejects {
+		w.Write(append([]string{strconv.Itoa(r.Line), r.Reason, r.Field, r.Column, r.Detail}, v.lines[r.Line]...))
+	}
+	w.Flush()
+	if err := errors.Join(w.Error(), bw.Flush(), f.Close()); err != nil {
+		return fmt.Errorf("writing rejects file: %w", err)
+	}
+	rep.RejectsFile = cfg.RejectsFile
+	return nil
+}

@@ -1,0 +1,553 @@
+package importer
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"golang.org/x/text/encoding/simplifiedchinese"
+
+	"github.com/pophub/pophub/schemas"
+)
+
+// TestExampleMappings: every shipped mapping turns its department's table
+// back into exactly the events the table was written from, in every file
+// format and encoding, with legacy 15-digit IDs upgraded.
+func TestExampleMappings(t *testing.T) {
+	for i, src := range schemas.Sources {
+		format, enc := CSV, []string{utf8Plain, utf8BOM, gbk}[i%3]
+		if i%4 == 3 {
+			format = XLSX
+		}
+		t.Run(fmt.Sprintf("%s/%s/%s", src, format, enc), func(t *testing.T) {
+			t.Parallel()
+			m := mustMapping(t, src)
+			persons := 300
+			if src == schemas.Health {
+				persons = 3000 // deaths are rare
+			}
+			tab, events := render(t, m, population(t, persons, src))
+			if len(events) < 5 {
+				t.Fatalf("only %d events of %s", len(events), src)
+			}
+			// Every fifth subject in its legacy 15-digit form.
+			upgrades := 0
+			subj := 1
+			for j, row := range tab.rows {
+				if j%5 == 0 {
+					if old, ok := legacy15(row[subj]); ok {
+						row[subj] = old
+						upgrades++
+					}
+				}
+			}
+			file := tempFile(t, "export."+string(format))
+			if format == XLSX {
+				m.HeaderRow = 2
+				writeXLSX(t, file, tab)
+			} else {
+				writeCSV(t, file, tab, enc)
+			}
+			addr := broker(t)
+			rep, err := Run(context.Background(), Config{Source: src, File: file, Mapping: m, Brokers: []string{addr}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rep.Rejects) > 0 {
+				t.Fatalf("rejects: %v", rep.Rejects[:min(5, len(rep.Rejects))])
+			}
+			if rep.Read != len(events) || rep.Valid != len(events) || rep.Sent != len(events) || rep.Upgraded != upgrades {
+				t.Errorf("report %+v; want %d read, valid and sent, %d upgraded", rep, len(events), upgrades)
+			}
+			layout := layoutsOr(m.Time.Layout, timeLayouts)[0]
+			want := map[string]int{}
+			for _, ev := range events {
+				want[fingerprint(t, ev, layout)]++
+			}
+			for _, ev := range decodeAll(t, readTopic(t, addr, schemas.Topic(src))) {
+				fp := fingerprint(t, ev, layout)
+				if want[fp] == 0 {
+					t.Fatalf("a %s event on the topic is not one of the table's (or is there twice)", ev.Type)
+				}
+				want[fp]--
+			}
+		})
+	}
+}
+
+// housingRows writes a housing table (the example mapping's columns)
+// from synthetic events.
+func housingRows(t testing.TB, persons int) (*Mapping, table, []schemas.Event) {
+	t.Helper()
+	m := mustMapping(t, schemas.Housing)
+	tab, events := render(t, m, population(t, persons, schemas.Housing))
+	return m, tab, events
+}
+
+func colIndex(t testing.TB, tab table, name string) int {
+	t.Helper()
+	for i, h := range tab.header {
+		if h == name {
+			return i
+		}
+	}
+	t.Fatalf("no column %s", name)
+	return -1
+}
+
+// TestBadLines: every bad line is reported with its line, reason, field
+// and column, written to the rejects file with its original cells, and
+// not sent; the good lines are sent.
+func TestBadLines(t *testing.T) {
+	m, tab, events := housingRows(t, 200)
+	good := len(tab.rows)
+	set := func(row []string, col, v string) []string {
+		out := append([]string(nil), row...)
+		out[colIndex(t, tab, col)] = v
+		return out
+	}
+	var rental, property []string
+	for _, r := range tab.rows {
+		switch r[colIndex(t, tab, "业务类型")] {
+		case "租赁登记备案":
+			rental = r
+		case "产权登记":
+			property = r
+		}
+	}
+	if rental == nil || property == nil {
+		t.Fatal("no rental or property registration in the population")
+	}
+	subject := rental[colIndex(t, tab, "权利人身份证号")]
+	badCheck := subject[:17] + map[bool]string{true: "1", false: "2"}[subject[17] != '1']
+	bad := []struct {
+		row                   []string
+		reason, field, column string
+	}{
+		{set(rental, "业务类型", "违章建筑"), ReasonUnmappedValue, "type", "业务类型"},
+		{set(set(rental, "权利人身份证号", badCheck), "业务编号", "b2"), schemas.ReasonInvalidSubject, "subject", "权利人身份证号"},
+		{set(rental, "登记时间", "2024-13-45 10:00:00"), ReasonInvalidValue, "time", "登记时间"},
+		{set(set(rental, "租期起", "下个月"), "业务编号", "b4"), ReasonInvalidValue, "data.start", "租期起"},
+		{set(set(rental, "房屋坐落区划代码", "123"), "业务编号", "b5"), schemas.ReasonInvalidData, "data.address_code", "房屋坐落区划代码"},
+		{rental, ReasonDuplicateID, "id", ""},
+		{set(rental, "版本号", "v2"), ReasonInvalidValue, "id", "版本号"},
+		{set(set(property, "取得方式", "抢来的"), "业务编号", "b8"), ReasonUnmappedValue, "data.acquired", "取得方式"},
+		{rental[:3], ReasonMalformedRow, "", ""},
+	}
+	// Bad rows go after the good ones; line 1 is the header.
+	var want []string
+	for i, b := range bad {
+		tab.rows = append(tab.rows, b.row)
+		want = append(want, fmt.Sprintf("%d %s %s %s", good+2+i, b.reason, b.field, b.column))
+	}
+	file := tempFile(t, "housing.csv")
+	writeCSV(t, file, tab, gbk)
+	addr := broker(t)
+	rep, err := Run(context.Background(), Config{Source: schemas.Housing, File: file, Mapping: m, Brokers: []string{addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range rep.Rejects {
+		got = append(got, fmt.Sprintf("%d %s %s %s", r.Line, r.Reason, r.Field, r.Column))
+		if strings.Contains(r.String(), subject) || strings.Contains(r.String(), badCheck) {
+			t.Errorf("reject %q shows a citizen ID", r)
+		}
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("rejects:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if rep.Read != good+len(bad) || rep.Valid != good || rep.Sent != good {
+		t.Errorf("report: %d read, %d valid, %d sent; want %d, %d, %d", rep.Read, rep.Valid, rep.Sent, good+len(bad), good, good)
+	}
+	if n := len(readTopic(t, addr, schemas.Topic(schemas.Housing))); n != len(events) {
+		t.Errorf("%d records on the topic, want %d", n, len(events))
+	}
+	for _, s := range []string{"unmapped_value 2", "malformed_row 1", "invalid_value 3", fmt.Sprintf("%d sent", good)} {
+		if !strings.Contains(rep.Summary(), s) {
+			t.Errorf("summary %q lacks %q", rep.Summary(), s)
+		}
+	}
+
+	// The rejects file: UTF-8 with a byte order mark, the reasons, then
+	// the original cells.
+	b, err := os.ReadFile(rep.RejectsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(b, []byte(bom)) {
+		t.Error("the rejects file has no byte order mark")
+	}
+	cr := csv.NewReader(bytes.NewReader(b[len(bom):]))
+	cr.FieldsPerRecord = -1
+	recs, err := cr.ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 1+len(bad) || strings.Join(recs[0][5:], ",") != strings.Join(tab.header, ",") {
+		t.Fatalf("rejects file: %d records, header %v", len(recs), recs[0])
+	}
+	for i, r := range recs[1:] {
+		if r[0] != fmt.Sprint(good+2+i) || r[1] != bad[i].reason || strings.Join(r[5:], ",") != strings.Join(bad[i].row, ",") {
+			t.Errorf("rejects file record %d: %v", i, r[:5])
+		}
+	}
+}
+
+// TestEncodings: GBK and UTF-8 files are detected or taken as told; a
+// file read in the wrong encoding is rejected row by row, not sent
+// garbled.
+func TestEncodings(t *testing.T) {
+	m := mustMapping(t, schemas.PublicSecurity)
+	tab, events := render(t, m, population(t, 40, schemas.PublicSecurity))
+	for _, tc := range []struct {
+		name          string
+		written, told string
+		wantValid     bool
+	}{
+		{"utf-8 detected", utf8Plain, "", true},
+		{"utf-8 with BOM detected", utf8BOM, "", true},
+		{"gbk detected", gbk, "", true},
+		{"gbk told", gbk, "gbk", true},
+		{"utf-8 with BOM told gbk", utf8BOM, "gbk", true}, // a BOM settles it
+		{"gbk told utf-8", gbk, "utf-8", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			file := tempFile(t, "hukou.csv")
+			writeCSV(t, file, tab, tc.written)
+			rep, err := Run(context.Background(), Config{Source: schemas.PublicSecurity, File: file, Mapping: m, Encoding: tc.told, DryRun: true})
+			if tc.wantValid {
+				if err != nil || rep.Valid != len(events) {
+					t.Fatalf("%v; report %+v, want %d valid", err, rep, len(events))
+				}
+				return
+			}
+			if err == nil && rep.Valid != 0 {
+				t.Fatalf("%d rows valid in the wrong encoding", rep.Valid)
+			}
+		})
+	}
+}
+
+// TestJSONL: one CloudEvent per line, no mapping; legacy subjects and
+// spouse IDs are upgraded; bad lines are reported with the hub's reasons.
+func TestJSONL(t *testing.T) {
+	events := population(t, 200, schemas.Marriage)
+	var lines []string
+	upgrades := 0
+	for i, ev := range events {
+		v, err := schemas.Encode(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		line := string(v)
+		if i%4 == 0 {
+			if old, ok := legacy15(string(ev.Subject)); ok {
+				line = strings.Replace(line, `"subject":"`+string(ev.Subject)+`"`, `"subject":"`+old+`"`, 1)
+				upgrades++
+			}
+		}
+		lines = append(lines, line)
+	}
+	valid := len(lines)
+	lines = append(lines, "", "not json", strings.Replace(lines[1], `"source":"marriage"`, `"source":"tax"`, 1), lines[2])
+	file := tempFile(t, "marriage.jsonl")
+	if err := os.WriteFile(file, []byte(bom+strings.Join(lines, "\r\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := broker(t)
+	rep, err := Run(context.Background(), Config{Source: schemas.Marriage, File: file, Brokers: []string{addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range rep.Rejects {
+		got = append(got, fmt.Sprintf("%d:%s", r.Line, r.Reason))
+	}
+	want := fmt.Sprintf("[%d:not_json %d:source_mismatch %d:duplicate_id]", valid+2, valid+3, valid+4)
+	if fmt.Sprint(got) != want {
+		t.Errorf("rejects %v, want %s", got, want)
+	}
+	if rep.Sent != valid || rep.Upgraded != upgrades || upgrades == 0 {
+		t.Errorf("sent %d, upgraded %d; want %d and %d", rep.Sent, rep.Upgraded, valid, upgrades)
+	}
+	for _, ev := range decodeAll(t, readTopic(t, addr, schemas.Topic(schemas.Marriage))) {
+		if len(ev.Subject) != 18 {
+			t.Fatal("a subject was sent in its legacy form")
+		}
+	}
+}
+
+// TestResume interrupts imports in the ways a run can stop — a crash
+// right after Kafka acknowledged a chunk (before any checkpoint, and after
+// one), a cancelled context, a resumed run that stops again — and resumes
+// them: every event id is on the topic exactly once.
+func TestResume(t *testing.T) {
+	type stop struct {
+		chunk    int  // the chunk after whose acknowledgement the run stops
+		cancel   bool // by cancelling the context (else a crash)
+		interval time.Duration
+	}
+	for _, tc := range []struct {
+		name  string
+		stops []stop
+	}{
+		{"crash before any checkpoint", []stop{{chunk: 7, interval: time.Hour}}},
+		{"crash after a checkpoint", []stop{{chunk: 6, interval: time.Nanosecond}}},
+		{"cancelled", []stop{{chunk: 4, cancel: true, interval: time.Nanosecond}}},
+		{"resumed run stops again", []stop{{chunk: 6, interval: time.Nanosecond}, {chunk: 2, interval: time.Nanosecond}, {chunk: 1, cancel: true, interval: time.Hour}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			m, tab, events := housingRows(t, 400)
+			file := tempFile(t, "housing.csv")
+			writeCSV(t, file, tab, gbk)
+			addr := broker(t)
+			cfg := Config{Source: schemas.Housing, File: file, Mapping: m, Brokers: []string{addr}, BatchSize: 10, ChunkSize: 20}
+			sent := 0
+			for i, s := range tc.stops {
+				ctx, cancel := context.WithCancel(context.Background())
+				c := cfg
+				c.CheckpointInterval = s.interval
+				crash := errors.New("crash")
+				c.hookOK = func(n int) error {
+					if n < s.chunk {
+						return nil
+					}
+					if s.cancel {
+						cancel()
+						return nil
+					}
+					return crash
+				}
+				rep, err := Run(ctx, c)
+				cancel()
+				if err == nil {
+					t.Fatalf("run %d was not interrupted", i)
+				}
+				if s.cancel != errors.Is(err, context.Canceled) || !s.cancel && !errors.Is(err, crash) {
+					t.Fatalf("run %d: %v", i, err)
+				}
+				if i > 0 && (!rep.Resumed || rep.AlreadySent < sent) {
+					t.Errorf("run %d: resumed %v, %d already sent; want at least %d", i, rep.Resumed, rep.AlreadySent, sent)
+				}
+				sent += rep.Sent
+			}
+			rep, err := Run(context.Background(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !rep.Resumed || rep.AlreadySent+rep.Sent != len(events) || rep.AlreadySent < sent {
+				t.Errorf("last run: resumed %v, %d already sent, %d sent; %d events, %d sent before", rep.Resumed, rep.AlreadySent, rep.Sent, len(events), sent)
+			}
+			byID := map[string]int{}
+			for _, ev := range decodeAll(t, readTopic(t, addr, schemas.Topic(schemas.Housing))) {
+				byID[ev.ID]++
+			}
+			if len(byID) != len(events) {
+				t.Errorf("%d distinct events on the topic, want %d", len(byID), len(events))
+			}
+			for id, n := range byID {
+				if n != 1 {
+					t.Errorf("event %s is on the topic %d times", id, n)
+				}
+			}
+
+			// Once complete, the file is not sent again.
+			again, err := Run(context.Background(), cfg)
+			if err != nil || again.Sent != 0 || again.AlreadySent != len(events) {
+				t.Errorf("a run after completion: %v, sent %d, already sent %d", err, again.Sent, again.AlreadySent)
+			}
+		})
+	}
+}
+
+// TestChangedFile: a checkpoint of other content is not resumed from.
+func TestChangedFile(t *testing.T) {
+	m, tab, events := housingRows(t, 100)
+	file := tempFile(t, "housing.csv")
+	addr := broker(t)
+	cfg := Config{Source: schemas.Housing, File: file, Mapping: m, Brokers: []string{addr}}
+	writeCSV(t, file, table{header: tab.header, rows: tab.rows[:10]}, gbk)
+	if _, err := Run(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	writeCSV(t, file, tab, gbk)
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Resumed || rep.Sent != len(events) {
+		t.Errorf("resumed %v, sent %d; want a fresh import of %d", rep.Resumed, rep.Sent, len(events))
+	}
+}
+
+// TestDryRun: validation only; nothing sent, no checkpoint, yet the
+// rejects file is written.
+func TestDryRun(t *testing.T) {
+	m, tab, _ := housingRows(t, 50)
+	tab.rows = append(tab.rows, tab.rows[0][:2])
+	file := tempFile(t, "housing.csv")
+	writeCSV(t, file, tab, gbk)
+	addr := broker(t)
+	rep, err := Run(context.Background(), Config{Source: schemas.Housing, File: file, Mapping: m, DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Rejects) != 1 || rep.Sent != 0 || rep.Valid != len(tab.rows)-1 {
+		t.Errorf("report %+v", rep)
+	}
+	if _, err := os.Stat(file + ".pophub-import.json"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a dry run wrote a checkpoint: %v", err)
+	}
+	if _, err := os.Stat(rep.RejectsFile); err != nil {
+		t.Errorf("no rejects file: %v", err)
+	}
+	if n := len(readTopic(t, addr, schemas.Topic(schemas.Housing))); n != 0 {
+		t.Errorf("a dry run sent %d records", n)
+	}
+}
+
+func TestMappingErrors(t *testing.T) {
+	const base = "source: housing\nsubject: 身份证号\ntime: 时间\n"
+	for _, tc := range []struct {
+		name, yaml, want string
+	}{
+		{"unknown key", base + "type: housing.rental_ended\ndata: {lease_id: 编号, end: 日期}\nsubjet: x\n", "field subjet not found"},
+		{"type of another source", base + "type: tax.business_registered\n", "belongs to source tax"},
+		{"type not in the catalogue", base + "type: housing.demolished\n", "not in the catalogue"},
+		{"type column without map", base + "type: {column: 类型}\n", "needs a map"},
+		{"field not in the data", base + "type: housing.rental_ended\ndata: {lease_id: 编号, tenant: 租户}\n", "data.tenant: not a field"},
+		{"by type for a type not yielded", base + "type: housing.rental_ended\ndata_by_type: {housing.rental_registered: {lease_id: x}}\n", "not a type this mapping yields"},
+		{"bad kind", base + "type: housing.rental_ended\ndata: {end: {column: 日期, kind: datetime}}\n", `kind "datetime"`},
+		{"bad code table", base + "type: housing.rental_ended\ndata: {end: {column: 日期, codes: colours}}\n", `codes "colours"`},
+		{"bad time zone", "source: housing\nsubject: 身份证号\ntime: {column: 时间, timezone: Mars/Olympus}\ntype: housing.rental_ended\n", "Mars/Olympus"},
+		{"no subject", "source: housing\ntime: 时间\ntype: housing.rental_ended\n", "subject: the column"},
+		{"bad encoding", base + "type: housing.rental_ended\nencoding: latin1\n", "encoding"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseMapping([]byte(tc.yaml))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+
+	// Columns are checked against the file's header.
+	m, err := ParseMapping([]byte(base + "type: housing.rental_ended\ndata: {lease_id: 编号, end: {column: 日期, kind: date}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newPlan(m, []string{"身份证号", "时间", "编号"}); err == nil || !strings.Contains(err.Error(), `data.end: column "日期" is not in the header`) {
+		t.Errorf("missing column: %v", err)
+	}
+	file := tempFile(t, "x.csv")
+	if err := os.WriteFile(file, []byte("身份证号,时间,编号\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Run(context.Background(), Config{Source: schemas.Housing, File: file, Mapping: m, DryRun: true}); err == nil || !strings.Contains(err.Error(), "日期") {
+		t.Errorf("Run with a missing column: %v", err)
+	}
+}
+
+func TestDetectEncoding(t *testing.T) {
+	gbkText, err := simplifiedchinese.GBK.NewEncoder().String("姓名,民族\n张三,汉族\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	utf := "姓名,民族\n张三,汉族\n"
+	for _, tc := range []struct {
+		name   string
+		sample string
+		atEOF  bool
+		want   string
+	}{
+		{"ascii", "a,b\n1,2\n", true, encodingUTF8},
+		{"utf-8", utf, true, encodingUTF8},
+		{"utf-8 cut inside a character", utf[:len(utf)-4], false, encodingUTF8},
+		{"bom", bom + gbkText, true, encodingUTF8},
+		{"gbk", gbkText, true, encodingGBK},
+	} {
+		if got := detectEncoding([]byte(tc.sample), tc.atEOF); got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestProgress(t *testing.T) {
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name  string
+		tty   bool
+		final bool
+		want  []string
+	}{
+		{"plain", false, false, []string{"sending: 250 lines (25%), 25 lines/s, ETA 30s\n"}},
+		{"terminal", true, false, []string{"\rsending", "███████░", " 25%", "250 lines", "25/s", "ETA 30s"}},
+		{"terminal final", true, true, []string{"done in 10s", "\n"}},
+	} {
+		p := &progress{tty: tc.tty, phase: "sending", total: 1000, start: at, now: func() time.Time { return at.Add(10 * time.Second) }}
+		p.set(250, 250)
+		got := p.render(tc.final)
+		for _, w := range tc.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("%s: %q lacks %q", tc.name, got, w)
+			}
+		}
+	}
+}
+
+// BenchmarkImport reports the import's rate, CSV file to acknowledged
+// events (validation pass and send pass), next to kafka-go's raw
+// WriteMessages of the same records with the same writer settings and
+// chunks, measured in turns in the same run on the same broker.
+func BenchmarkImport(b *testing.B) {
+	m, tab, events := housingRows(b, 30000)
+	b.ReportMetric(float64(len(events)), "events/op")
+	file := tempFile(b, "housing.csv")
+	writeCSV(b, file, tab, gbk)
+	addr := broker(b)
+	cfg := Config{Source: schemas.Housing, File: file, Mapping: m, Brokers: []string{addr}}
+	cfg.setDefaults()
+	msgs := make([]kafka.Message, len(events))
+	for i, e := range events {
+		v, err := schemas.Encode(e)
+		if err != nil {
+			b.Fatal(err)
+		}
+		msgs[i] = kafka.Message{Topic: schemas.Topic(e.Source), Key: []byte(e.Subject), Value: v}
+	}
+	raw := newWriter(&cfg)
+	defer raw.Close()
+	ctx := context.Background()
+	var rawTime, impTime time.Duration
+	n := 0
+	for b.Loop() {
+		t0 := time.Now()
+		for lo := 0; lo < len(msgs); lo += cfg.ChunkSize {
+			if err := raw.WriteMessages(ctx, msgs[lo:min(lo+cfg.ChunkSize, len(msgs))]...); err != nil {
+				b.Fatal(err)
+			}
+		}
+		t1 := time.Now()
+		os.Remove(cfg.CheckpointFile)
+		rep, err := Run(ctx, cfg)
+		if err != nil || rep.Sent != len(events) {
+			b.Fatalf("import: %v, %+v", err, rep)
+		}
+		rawTime += t1.Sub(t0)
+		impTime += time.Since(t1)
+		n += len(events)
+	}
+	rawRate, rate := float64(n)/rawTime.Seconds(), float64(n)/impTime.Seconds()
+	b.ReportMetric(rate, "events/s")
+	b.ReportMetric(rawRate, "raw_events/s")
+	b.ReportMetric(rate/rawRate, "ratio")
+}

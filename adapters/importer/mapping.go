@@ -1,0 +1,337 @@
+package importer
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/pophub/pophub/schemas"
+	"github.com/pophub/pophub/schemas/codes"
+)
+
+// Mapping describes how a department's table becomes events. It is read
+// from YAML (see the package documentation for the format); the zero value
+// of every optional field has a documented default.
+type Mapping struct {
+	// Source is the department the file belongs to; it must equal the
+	// import's source.
+	Source schemas.Source `yaml:"source"`
+	// Encoding of a CSV file: "auto" (default: UTF-8 if the file is valid
+	// UTF-8, else GBK), "utf-8" or "gbk" (decoded as GB 18030, its
+	// superset). A UTF-8 byte order mark is always accepted.
+	Encoding string `yaml:"encoding"`
+	// Sheet of an XLSX workbook (default: the first sheet).
+	Sheet string `yaml:"sheet"`
+	// HeaderRow is the 1-based row holding the column names (default 1);
+	// rows above it (a title, say) are skipped.
+	HeaderRow int `yaml:"header_row"`
+	// Type is the event type: a fixed type, or a column with a value map.
+	Type TypeSpec `yaml:"type"`
+	// Subject is the column holding the citizen ID (18 digits, or the
+	// legacy 15, which are upgraded).
+	Subject Field `yaml:"subject"`
+	// Time is the column holding when the change took effect.
+	Time Field `yaml:"time"`
+	// ID says how the event id is derived.
+	ID IDSpec `yaml:"id"`
+	// Data maps data fields (JSON names of the type's data struct) to
+	// columns, for every type.
+	Data map[string]Field `yaml:"data"`
+	// DataByType adds fields for one type each, when Type comes from a
+	// column and the types carry different data.
+	DataByType map[schemas.Type]map[string]Field `yaml:"data_by_type"`
+
+	digest string // SHA-256 of the YAML it was parsed from
+}
+
+// TypeSpec gives the event type: Value, or the value of Column through Map
+// (file value → catalogue type). In YAML a plain string is Value.
+type TypeSpec struct {
+	Value  schemas.Type            `yaml:"value"`
+	Column string                  `yaml:"column"`
+	Map    map[string]schemas.Type `yaml:"map"`
+}
+
+// UnmarshalYAML accepts a plain string as a fixed type.
+func (t *TypeSpec) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		t.Value = schemas.Type(n.Value)
+		return nil
+	}
+	type plain TypeSpec
+	return n.Decode((*plain)(t))
+}
+
+// IDSpec derives event ids with publisher.EventID from the record key (the
+// event type and the Key columns' values) and the Version column. Without
+// Key the whole row is the record key: a row sent again is the same event.
+type IDSpec struct {
+	Key     Columns `yaml:"key"`
+	Version Field   `yaml:"version"`
+}
+
+// Columns is a list of column names; in YAML a plain string is a list of
+// one.
+type Columns []string
+
+// UnmarshalYAML accepts a plain string as a list of one.
+func (c *Columns) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		*c = Columns{n.Value}
+		return nil
+	}
+	return n.Decode((*[]string)(c))
+}
+
+// Field is where a value comes from and how it is converted. In YAML a
+// plain string is Column.
+type Field struct {
+	// Column names the file's column (its header, exactly, spaces trimmed).
+	Column string `yaml:"column"`
+	// Value is a constant, used instead of a column.
+	Value string `yaml:"value"`
+	// Default replaces an empty cell. An empty cell without a default
+	// leaves the field out (the hub then rejects it if it is required).
+	Default string `yaml:"default"`
+	// Map translates the file's values (男 → 1); a value not in the map is
+	// rejected (unmapped_value). For a list it applies to each element.
+	Map map[string]string `yaml:"map"`
+	// Codes translates names of a national code table to codes, accepting
+	// the codes themselves too: gender, ethnicity (汉族 or 汉 → 01),
+	// education, marital.
+	Codes string `yaml:"codes"`
+	// Kind converts the value: string (default), number, date (YYYY-MM-DD),
+	// month (YYYY-MM), list (a JSON array of strings, split at Split),
+	// citizen_id (a 15-digit number is upgraded to 18).
+	Kind string `yaml:"kind"`
+	// Layout is the Go time layout of a date, month, time or version cell
+	// (default: several common ones, and Excel serial day numbers).
+	Layout string `yaml:"layout"`
+	// Timezone of Time and Version cells without an offset (default
+	// Asia/Shanghai).
+	Timezone string `yaml:"timezone"`
+	// Split separates list elements (default: any of , ， 、 ; ； |).
+	Split string `yaml:"split"`
+}
+
+// UnmarshalYAML accepts a plain string as a column name.
+func (f *Field) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		f.Column = n.Value
+		return nil
+	}
+	type plain Field
+	return n.Decode((*plain)(f))
+}
+
+// Field kinds.
+const (
+	KindString    = "string"
+	KindNumber    = "number"
+	KindDate      = "date"
+	KindMonth     = "month"
+	KindList      = "list"
+	KindCitizenID = "citizen_id"
+)
+
+var kinds = []string{KindString, KindNumber, KindDate, KindMonth, KindList, KindCitizenID}
+
+// codeTables are the tables Field.Codes may name.
+var codeTables = map[string]map[string]string{
+	"gender":    codes.Gender,
+	"ethnicity": codes.Ethnicity,
+	"education": codes.Education,
+	"marital":   codes.Marital,
+}
+
+//go:embed mappings/*.yaml
+var examples embed.FS
+
+// ExampleMapping returns the mapping shipped for a source, the starting
+// point a department adapts to its own columns.
+func ExampleMapping(source schemas.Source) (*Mapping, error) {
+	b, err := examples.ReadFile("mappings/" + string(source) + ".yaml")
+	if err != nil {
+		return nil, fmt.Errorf("reading example mapping of %q: %w", source, err)
+	}
+	return ParseMapping(b)
+}
+
+// LoadMapping reads and checks a mapping file.
+func LoadMapping(path string) (*Mapping, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading mapping: %w", err)
+	}
+	m, err := ParseMapping(b)
+	if err != nil {
+		return nil, fmt.Errorf("mapping %s: %w", path, err)
+	}
+	return m, nil
+}
+
+// ParseMapping parses and checks a mapping. Unknown keys are errors, so
+// that a misspelt option does not silently do nothing.
+func ParseMapping(b []byte) (*Mapping, error) {
+	var m Mapping
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("parsing mapping: %w", err)
+	}
+	sum := sha256.Sum256(b)
+	m.digest = hex.EncodeToString(sum[:])
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// Validate checks what can be checked without the file's header: the
+// types are in the catalogue and belong to the source, every data field is
+// a field of its type's data, kinds, code tables, layouts and time zones
+// exist.
+func (m *Mapping) Validate() error {
+	var errs []error
+	fail := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if !m.Source.Valid() {
+		fail("source: %q is not a department source", m.Source)
+	}
+	switch strings.ToLower(m.Encoding) {
+	case "", "auto", "utf-8", "utf8", "gbk", "gb2312", "gb18030":
+	default:
+		fail("encoding: %q is not auto, utf-8 or gbk", m.Encoding)
+	}
+	if m.HeaderRow < 0 {
+		fail("header_row: must be positive")
+	}
+	types := m.types()
+	switch {
+	case m.Type.Value != "" && m.Type.Column != "":
+		fail("type: give value or column, not both")
+	case m.Type.Value == "" && m.Type.Column == "":
+		fail("type: a fixed type or a column is required")
+	case m.Type.Column != "" && len(m.Type.Map) == 0:
+		fail("type: column %q needs a map from its values to event types", m.Type.Column)
+	}
+	for _, t := range types {
+		if src := schemas.SourceOf(t); src == "" {
+			fail("type: %q is not in the catalogue", t)
+		} else if src != m.Source {
+			fail("type: %q belongs to source %s, not %s", t, src, m.Source)
+		}
+	}
+	for t := range m.DataByType {
+		if !slices.Contains(types, t) {
+			fail("data_by_type: %q is not a type this mapping yields", t)
+		}
+	}
+	if m.Subject.Column == "" {
+		fail("subject: the column of the citizen ID is required")
+	}
+	if m.Time.Column == "" {
+		fail("time: a column is required")
+	}
+	if _, err := location(m.Time.Timezone); err != nil {
+		fail("time: %v", err)
+	}
+	if _, err := location(m.ID.Version.Timezone); err != nil {
+		fail("id.version: %v", err)
+	}
+	for _, t := range types {
+		known := dataFields(t)
+		for name, f := range m.fieldsOf(t) {
+			if known != nil && !slices.Contains(known, name) {
+				fail("data.%s: not a field of %s (its fields: %s)", name, t, strings.Join(known, ", "))
+			}
+			if err := f.check(); err != nil {
+				fail("data.%s: %v", name, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (f Field) check() error {
+	if f.Column == "" && f.Value == "" {
+		return errors.New("a column or a value is required")
+	}
+	if f.Kind != "" && !slices.Contains(kinds, f.Kind) {
+		return fmt.Errorf("kind %q is not one of %s", f.Kind, strings.Join(kinds, ", "))
+	}
+	if f.Codes != "" {
+		if _, ok := codeTables[f.Codes]; !ok {
+			return fmt.Errorf("codes %q is not one of gender, ethnicity, education, marital", f.Codes)
+		}
+		if f.Map != nil {
+			return errors.New("give map or codes, not both")
+		}
+	}
+	return nil
+}
+
+// types lists the event types the mapping can yield, sorted.
+func (m *Mapping) types() []schemas.Type {
+	if m.Type.Value != "" {
+		return []schemas.Type{m.Type.Value}
+	}
+	var out []schemas.Type
+	for _, t := range m.Type.Map {
+		if !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// fieldsOf merges Data and DataByType[t].
+func (m *Mapping) fieldsOf(t schemas.Type) map[string]Field {
+	out := make(map[string]Field, len(m.Data)+len(m.DataByType[t]))
+	for k, v := range m.Data {
+		out[k] = v
+	}
+	for k, v := range m.DataByType[t] {
+		out[k] = v
+	}
+	return out
+}
+
+// dataFields lists the JSON field names of t's data struct.
+func dataFields(t schemas.Type) []string {
+	d := schemas.NewData(t)
+	if d == nil {
+		return nil
+	}
+	rt := reflect.TypeOf(d).Elem()
+	out := make([]string, 0, rt.NumField())
+	for i := range rt.NumField() {
+		name, _, _ := strings.Cut(rt.Field(i).Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// location loads a time zone, Asia/Shanghai by default.
+func location(name string) (*time.Location, error) {
+	if name == "" {
+		name = "Asia/Shanghai"
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, fmt.Errorf("loading time zone %q: %w", name, err)
+	}
+	return loc, nil
+}

@@ -1,0 +1,469 @@
+package importer
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/pophub/pophub/adapters/publisher"
+	"github.com/pophub/pophub/schemas"
+	"github.com/pophub/pophub/schemas/citizenid"
+)
+
+// plan is a Mapping bound to a file's header: columns resolved to
+// indexes, time zones loaded, value maps ready. It is read-only once built,
+// so rows are mapped on several goroutines at once.
+type plan struct {
+	source   schemas.Source
+	header   []string
+	typeVal  schemas.Type
+	typeCol  int
+	typeMap  map[string]schemas.Type
+	subject  int
+	timeCol  int
+	timeLay  []string
+	timeLoc  *time.Location
+	keyCols  []int
+	version  *column // nil: version 0
+	fields   map[schemas.Type][]column
+	byColumn map[string]string // data field → column name, for reports
+}
+
+// column is one converted value: a data field, or the version.
+type column struct {
+	name    string // data field (JSON name)
+	col     int    // -1: constant
+	header  string
+	value   string
+	def     string
+	kind    string
+	layouts []string
+	loc     *time.Location
+	split   string
+	lookup  map[string]string // nil: no translation
+}
+
+// Default layouts, tried in order, when a mapping names none.
+var (
+	timeLayouts = []string{time.RFC3339Nano, "2006-01-02 15:04:05", "2006-01-02T15:04:05", "2006-01-02 15:04",
+		"2006/1/2 15:04:05", "2006/1/2 15:04", "20060102150405", "2006-01-02", "2006/1/2", "20060102", "2006年1月2日", "2006.1.2"}
+	dateLayouts  = []string{"2006-01-02", "2006/1/2", "20060102", "2006年1月2日", "2006.1.2", "2006-1-2", "2006-01-02 15:04:05", time.RFC3339}
+	monthLayouts = []string{"2006-01", "2006/1", "200601", "2006年1月", "2006.1", "2006-1"}
+)
+
+const defaultSplit = ",，、;；|"
+
+// newPlan binds m to a header. Every column the mapping names must be in
+// the header.
+func newPlan(m *Mapping, header []string) (*plan, error) {
+	idx := make(map[string]int, len(header))
+	for i, h := range header {
+		h = cleanHeader(h)
+		if _, dup := idx[h]; !dup && h != "" {
+			idx[h] = i
+		}
+	}
+	var errs []error
+	find := func(what, name string) int {
+		i, ok := idx[strings.TrimSpace(name)]
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s: column %q is not in the header", what, name))
+			return -1
+		}
+		return i
+	}
+	p := &plan{source: m.Source, header: header, typeVal: m.Type.Value, typeCol: -1, fields: map[schemas.Type][]column{},
+		byColumn: map[string]string{}}
+	if m.Type.Column != "" {
+		p.typeCol = find("type", m.Type.Column)
+		p.typeMap = m.Type.Map
+	}
+	p.subject = find("subject", m.Subject.Column)
+	p.timeCol = find("time", m.Time.Column)
+	p.timeLay = layoutsOr(m.Time.Layout, timeLayouts)
+	p.timeLoc, _ = location(m.Time.Timezone)
+	for _, k := range m.ID.Key {
+		p.keyCols = append(p.keyCols, find("id.key", k))
+	}
+	if m.ID.Version.Column != "" || m.ID.Version.Value != "" {
+		c := newColumn("id.version", m.ID.Version, find)
+		p.version = &c
+	}
+	for _, t := range m.types() {
+		fs := m.fieldsOf(t)
+		names := make([]string, 0, len(fs))
+		for name := range fs {
+			names = append(names, name)
+		}
+		slices.Sort(names)
+		for _, name := range names {
+			c := newColumn(name, fs[name], find)
+			p.fields[t] = append(p.fields[t], c)
+			if c.header != "" {
+				p.byColumn[name] = c.header
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func newColumn(name string, f Field, find func(what, name string) int) column {
+	c := column{name: name, col: -1, value: f.Value, def: f.Default, kind: f.Kind, split: f.Split}
+	if c.kind == "" {
+		c.kind = KindString
+	}
+	if f.Column != "" {
+		what := "data." + name
+		if name == "id.version" {
+			what = name
+		}
+		c.col, c.header = find(what, f.Column), f.Column
+	}
+	switch c.kind {
+	case KindDate:
+		c.layouts = layoutsOr(f.Layout, dateLayouts)
+	case KindMonth:
+		c.layouts = layoutsOr(f.Layout, monthLayouts)
+	default:
+		if f.Layout != "" {
+			c.layouts = []string{f.Layout}
+		}
+	}
+	c.loc, _ = location(f.Timezone)
+	if c.split == "" {
+		c.split = defaultSplit
+	}
+	switch {
+	case f.Map != nil:
+		c.lookup = f.Map
+	case f.Codes != "":
+		c.lookup = map[string]string{}
+		for code, label := range codeTables[f.Codes] {
+			c.lookup[code] = code
+			c.lookup[label] = code
+			if short, ok := strings.CutSuffix(label, "族"); ok && short != "" {
+				c.lookup[short] = code
+			}
+		}
+	}
+	return c
+}
+
+func layoutsOr(layout string, def []string) []string {
+	if layout != "" {
+		return []string{layout}
+	}
+	return def
+}
+
+// cleanHeader trims a header cell of spaces (ideographic ones too) and of
+// a byte order mark.
+func cleanHeader(s string) string {
+	return strings.TrimFunc(strings.TrimPrefix(s, "\ufeff"), unicode.IsSpace)
+}
+
+// cell returns the trimmed value of column i of row; "" if the row is short.
+func cell(row []string, i int) string {
+	if i < 0 || i >= len(row) {
+		return ""
+	}
+	return strings.TrimFunc(row[i], unicode.IsSpace)
+}
+
+// mapped is a row turned into an event, ready to send, or why not.
+type mapped struct {
+	line     int
+	id       string
+	key      []byte // the record key: the citizen ID
+	value    []byte // the encoded event
+	upgraded int    // legacy 15-digit IDs upgraded
+	rej      *Reject
+}
+
+// mapRow turns a row into an encoded event and validates it exactly as
+// the hub will (schemas.Decode with the topic and the key). Reject details
+// never quote a cell: cells hold personal data, and the rejects file
+// carries the line itself.
+func (p *plan) mapRow(line int, row []string, now time.Time) mapped {
+	out := mapped{line: line}
+	fail := func(reason, field, col, format string, args ...any) mapped {
+		out.rej = &Reject{Line: line, Reason: reason, Field: field, Column: col, Detail: fmt.Sprintf(format, args...)}
+		return out
+	}
+	for i, c := range row {
+		if !utf8.ValidString(c) {
+			return fail(ReasonMalformedRow, "", p.headerOf(i), "not valid UTF-8 (is the file GBK-encoded? set encoding: gbk)")
+		}
+	}
+	typ := p.typeVal
+	if p.typeCol >= 0 {
+		v := cell(row, p.typeCol)
+		t, ok := p.typeMap[v]
+		switch {
+		case v == "":
+			return fail(ReasonInvalidValue, "type", p.header[p.typeCol], "empty cell")
+		case !ok:
+			return fail(ReasonUnmappedValue, "type", p.header[p.typeCol], "value is not in the map of event types")
+		}
+		typ = t
+	}
+	subject := strings.ToUpper(cell(row, p.subject))
+	if len(subject) == 15 {
+		id, err := citizenid.Upgrade15(subject)
+		if err != nil {
+			return fail(schemas.ReasonInvalidSubject, "subject", p.header[p.subject], "legacy 15-digit ID: %v", errors.Unwrap(err))
+		}
+		subject = string(id)
+		out.upgraded++
+	}
+	tv := cell(row, p.timeCol)
+	if tv == "" {
+		return fail(ReasonInvalidValue, "time", p.header[p.timeCol], "empty cell")
+	}
+	at, ok := parseTime(tv, p.timeLay, p.timeLoc)
+	if !ok {
+		return fail(ReasonInvalidValue, "time", p.header[p.timeCol], "not a time in layout %s", strings.Join(p.timeLay, " or "))
+	}
+	var version int64
+	if p.version != nil {
+		v, err := p.version.versionOf(row)
+		if err != nil {
+			return fail(ReasonInvalidValue, "id", p.version.header, "version: %v", err)
+		}
+		version = v
+	}
+	data := make([]byte, 0, 256)
+	data = append(data, '{')
+	for _, c := range p.fields[typ] {
+		v, set, upgraded, err := c.convert(row)
+		if err != nil {
+			return fail(err.reason, "data."+c.name, c.header, "%s", err.detail)
+		}
+		if !set {
+			continue
+		}
+		out.upgraded += upgraded
+		if len(data) > 1 {
+			data = append(data, ',')
+		}
+		data = strconv.AppendQuote(data, c.name) // names are ASCII JSON field names
+		data = append(data, ':')
+		data = append(data, v...)
+	}
+	data = append(data, '}')
+
+	out.id = publisher.EventID(p.source, p.recordKey(typ, row), version)
+	ev := schemas.Event{ID: out.id, Source: p.source, Type: typ, Subject: citizenid.ID(subject), Time: at, Data: data}
+	value, err := schemas.Encode(ev)
+	if err != nil {
+		return fail(schemas.ReasonInvalidData, "data", "", "encoding: %v", err)
+	}
+	if _, err := schemas.Decode(schemas.Input{Topic: schemas.Topic(p.source), Key: []byte(subject), Value: value, Now: now}); err != nil {
+		var re *schemas.RejectError
+		if !errors.As(err, &re) {
+			return fail(schemas.ReasonInvalidData, "", "", "%v", err)
+		}
+		return fail(re.Reason, re.Field, p.columnOf(re.Field), "%s", re.Detail)
+	}
+	out.key, out.value = []byte(subject), value
+	return out
+}
+
+// recordKey is the department's key of the row: the type and the key
+// columns, or, without key columns, every cell. The type is part of it so
+// that one record (a lease) yields distinct events for its registration
+// and its end.
+func (p *plan) recordKey(typ schemas.Type, row []string) string {
+	var b strings.Builder
+	b.WriteString(string(typ))
+	if len(p.keyCols) == 0 {
+		for _, c := range row {
+			b.WriteByte(0x1f)
+			b.WriteString(strings.TrimFunc(c, unicode.IsSpace))
+		}
+		return b.String()
+	}
+	for _, i := range p.keyCols {
+		b.WriteByte(0x1f)
+		b.WriteString(cell(row, i))
+	}
+	return b.String()
+}
+
+func (p *plan) headerOf(i int) string {
+	if i < len(p.header) {
+		return p.header[i]
+	}
+	return fmt.Sprintf("#%d", i+1)
+}
+
+// columnOf names the column an event attribute or data field came from.
+func (p *plan) columnOf(field string) string {
+	switch field {
+	case "subject":
+		return p.header[p.subject]
+	case "time":
+		return p.header[p.timeCol]
+	case "type":
+		if p.typeCol >= 0 {
+			return p.header[p.typeCol]
+		}
+		return ""
+	}
+	name, _ := strings.CutPrefix(field, "data.")
+	name, _, _ = strings.Cut(name, "[")
+	return p.byColumn[name]
+}
+
+// convertError is a cell that cannot be converted.
+type convertError struct{ reason, detail string }
+
+// convert returns the JSON value of the field, whether it is set, and how
+// many legacy IDs it upgraded.
+func (c *column) convert(row []string) ([]byte, bool, int, *convertError) {
+	v := c.value
+	if c.col >= 0 {
+		v = cell(row, c.col)
+	}
+	if v == "" {
+		v = c.def
+	}
+	if v == "" {
+		return nil, false, 0, nil
+	}
+	if c.kind == KindList {
+		var out []byte
+		out = append(out, '[')
+		n := 0
+		for _, e := range strings.FieldsFunc(v, func(r rune) bool { return strings.ContainsRune(c.split, r) }) {
+			e = strings.TrimFunc(e, unicode.IsSpace)
+			if e == "" {
+				continue
+			}
+			if c.lookup != nil {
+				m, ok := c.lookup[e]
+				if !ok {
+					return nil, false, 0, &convertError{ReasonUnmappedValue, "an element is not in the value map"}
+				}
+				e = m
+			}
+			if n > 0 {
+				out = append(out, ',')
+			}
+			out = appendJSONString(out, e)
+			n++
+		}
+		return append(out, ']'), true, 0, nil
+	}
+	if c.lookup != nil {
+		m, ok := c.lookup[v]
+		if !ok {
+			return nil, false, 0, &convertError{ReasonUnmappedValue, "value is not in the value map"}
+		}
+		v = m
+	}
+	switch c.kind {
+	case KindNumber:
+		f, err := strconv.ParseFloat(strings.ReplaceAll(v, ",", ""), 64)
+		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+			return nil, false, 0, &convertError{ReasonInvalidValue, "not a number"}
+		}
+		return strconv.AppendFloat(nil, f, 'f', -1, 64), true, 0, nil
+	case KindDate, KindMonth:
+		t, ok := parseTime(v, c.layouts, time.UTC)
+		if !ok {
+			t, ok = excelDate(v)
+		}
+		if !ok {
+			return nil, false, 0, &convertError{ReasonInvalidValue, "not a " + c.kind + " in layout " + strings.Join(c.layouts, " or ")}
+		}
+		out := time.DateOnly
+		if c.kind == KindMonth {
+			out = "2006-01"
+		}
+		return appendJSONString(nil, t.Format(out)), true, 0, nil
+	case KindCitizenID:
+		v = strings.ToUpper(v)
+		if len(v) == 15 {
+			id, err := citizenid.Upgrade15(v)
+			if err != nil {
+				return nil, false, 0, &convertError{schemas.ReasonInvalidData, "legacy 15-digit ID: " + errors.Unwrap(err).Error()}
+			}
+			return appendJSONString(nil, string(id)), true, 1, nil
+		}
+	}
+	return appendJSONString(nil, v), true, 0, nil
+}
+
+// versionOf reads the version: an integer, or a time (in Layout) as Unix
+// milliseconds, so that a "last modified" column orders versions.
+func (c *column) versionOf(row []string) (int64, error) {
+	v := c.value
+	if c.col >= 0 {
+		v = cell(row, c.col)
+	}
+	if v == "" {
+		v = c.def
+	}
+	if v == "" {
+		return 0, errors.New("empty cell")
+	}
+	if c.layouts == nil {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, errors.New("not an integer (give a layout for a time)")
+		}
+		return n, nil
+	}
+	t, ok := parseTime(v, c.layouts, c.loc)
+	if !ok {
+		return 0, fmt.Errorf("not a time in layout %s", c.layouts[0])
+	}
+	return t.UnixMilli(), nil
+}
+
+func parseTime(v string, layouts []string, loc *time.Location) (time.Time, bool) {
+	for _, l := range layouts {
+		if t, err := time.ParseInLocation(l, v, loc); err == nil {
+			return t, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// excelDate reads an Excel serial day number (days since 1899-12-30), as
+// a date cell of a workbook reads when it is not formatted as a date.
+func excelDate(v string) (time.Time, bool) {
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f < 1 || f > 2958465 {
+		return time.Time{}, false
+	}
+	return time.Date(1899, 12, 30, 0, 0, 0, 0, time.UTC).AddDate(0, 0, int(f)), true
+}
+
+// appendJSONString appends s as a JSON string.
+func appendJSONString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			dst = append(dst, '\\', byte(r))
+		case r < 0x20:
+			dst = append(dst, fmt.Sprintf(`\u%04x`, r)...)
+		case r == '\u2028' || r == '\u2029':
+			dst = append(dst, fmt.Sprintf(`\u%04x`, r)...)
+		default:
+			dst = utf8.AppendRune(dst, r)
+		}
+	}
+	return append(dst, '"')
+}

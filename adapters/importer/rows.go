@@ -1,0 +1,335 @@
+package importer
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/csv"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"strings"
+	"sync/atomic"
+	"unicode/utf8"
+
+	"github.com/xuri/excelize/v2"
+	"golang.org/x/text/encoding/simplifiedchinese"
+	"golang.org/x/text/transform"
+)
+
+// row is one line of the file: cells (CSV, XLSX) or text (JSONL), or why
+// it could not be read (malformed).
+type row struct {
+	line      int
+	cells     []string
+	text      []byte
+	malformed string
+}
+
+// rowSource reads a file row by row, in order, hashing its bytes as it
+// goes. It is used by one goroutine.
+type rowSource interface {
+	// header is the file's column names (nil for JSONL).
+	header() []string
+	// next returns the next non-blank row, or io.EOF.
+	next() (row, error)
+	// digest is the SHA-256 of the whole file; valid after next returned
+	// io.EOF.
+	digest() string
+	// consumed counts the file's bytes read so far (progress).
+	consumed() int64
+	Close() error
+}
+
+// countingHasher hashes and counts what passes through it.
+type countingHasher struct {
+	r io.Reader
+	h hash.Hash
+	n atomic.Int64
+}
+
+func (c *countingHasher) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.h.Write(p[:n])
+	c.n.Add(int64(n))
+	return n, err
+}
+
+const bom = "\xef\xbb\xbf"
+
+// Encodings of a CSV file.
+const (
+	encodingUTF8 = "utf-8"
+	encodingGBK  = "gbk"
+)
+
+// normalizeEncoding maps the spellings a mapping or flag may use.
+func normalizeEncoding(e string) (string, error) {
+	switch strings.ToLower(strings.TrimSpace(e)) {
+	case "", "auto":
+		return "", nil
+	case "utf-8", "utf8":
+		return encodingUTF8, nil
+	case "gbk", "gb2312", "gb18030", "cp936":
+		return encodingGBK, nil
+	}
+	return "", fmt.Errorf("encoding %q is not auto, utf-8 or gbk", e)
+}
+
+// detectEncoding guesses a CSV file's encoding from its first bytes: a
+// byte order mark or valid UTF-8 is UTF-8, anything else GBK (GBK text of
+// any length is almost never valid UTF-8). Rows read later are checked
+// again, so a misguess rejects rows rather than sending garbled names.
+func detectEncoding(sample []byte, atEOF bool) string {
+	if bytes.HasPrefix(sample, []byte(bom)) {
+		return encodingUTF8
+	}
+	if !atEOF {
+		// The sample may end inside a character.
+		for i := 0; i < utf8.UTFMax-1 && len(sample) > 0 && !utf8.FullRune(sample[max(0, len(sample)-utf8.UTFMax):]); i++ {
+			sample = sample[:len(sample)-1]
+		}
+	}
+	if utf8.Valid(sample) {
+		return encodingUTF8
+	}
+	return encodingGBK
+}
+
+// csvSource reads CSV.
+type csvSource struct {
+	f        *os.File
+	in       *countingHasher
+	r        *csv.Reader
+	cols     []string
+	encoding string
+}
+
+func openCSV(path, encoding string, headerRow int) (*csvSource, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("opening file: %w", err)
+	}
+	s := &csvSource{f: f, in: &countingHasher{r: f, h: sha256.New()}}
+	br := bufio.NewReaderSize(s.in, 1<<20)
+	sample, err := br.Peek(1 << 20)
+	if err != nil && err != io.EOF && !errors.Is(err, bufio.ErrBufferFull) {
+		f.Close()
+		return nil, fmt.Errorf("reading file: %w", err)
+	}
+	if encoding == "" {
+		encoding = detectEncoding(sample, err == io.EOF)
+	}
+	s.encoding = encoding
+	var r io.Reader = br
+	if bytes.HasPrefix(sample, []byte(bom)) {
+		br.Discard(len(bom))
+	} else if encoding == encodingGBK {
+		r = transform.NewReader(br, simplifiedchinese.GB18030.NewDecoder())
+	}
+	s.r = csv.NewReader(r)
+	s.r.FieldsPerRecord = -1
+	for n := 1; n <= max(headerRow, 1); n++ {
+		rec, err := s.r.Read()
+		if err != nil {
+			f.Close()
+			if err == io.EOF {
+				return nil, errors.New("reading header: the file has no header row")
+			}
+			return nil, fmt.Errorf("reading header: %w", err)
+		}
+		s.cols = rec
+	}
+	for i, h := range s.cols {
+		if !utf8.ValidString(h) {
+			f.Close()
+			return nil, fmt.Errorf("reading header: column %d is not valid %s (set the encoding)", i+1, encoding)
+		}
+		s.cols[i] = cleanHeader(h)
+	}
+	return s, nil
+}
+
+func (s *csvSource) header() []string { return s.cols }
+
+func (s *csvSource) next() (row, error) {
+	rec, err := s.r.Read()
+	if err == io.EOF {
+		// Drain, so that the digest covers the whole file.
+		if _, err := io.Copy(io.Discard, s.in); err != nil {
+			return row{}, fmt.Errorf("reading file: %w", err)
+		}
+		return row{}, io.EOF
+	}
+	line, _ := s.r.FieldPos(0)
+	var pe *csv.ParseError
+	switch {
+	case errors.As(err, &pe):
+		return row{line: pe.StartLine, cells: rec, malformed: pe.Err.Error()}, nil
+	case err != nil:
+		return row{}, fmt.Errorf("reading file: %w", err)
+	case len(rec) != len(s.cols):
+		return row{line: line, cells: rec, malformed: fmt.Sprintf("has %d columns, the header %d", len(rec), len(s.cols))}, nil
+	}
+	return row{line: line, cells: rec}, nil
+}
+
+func (s *csvSource) digest() string  { return hex.EncodeToString(s.in.h.Sum(nil)) }
+func (s *csvSource) consumed() int64 { return s.in.n.Load() }
+func (s *csvSource) Close() error    { return s.f.Close() }
+
+// jsonlSource reads one CloudEvent per line.
+type jsonlSource struct {
+	f    *os.File
+	in   *countingHasher
+	br   *bufio.Reader
+	line int
+}
+
+func openJSONL(path string) (*jsonlSource, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("opening file: %w", err)
+	}
+	s := &jsonlSource{f: f, in: &countingHasher{r: f, h: sha256.New()}}
+	s.br = bufio.NewReaderSize(s.in, 1<<20)
+	return s, nil
+}
+
+func (s *jsonlSource) header() []string { return nil }
+
+func (s *jsonlSource) next() (row, error) {
+	for {
+		text, err := s.br.ReadBytes('\n')
+		if err != nil && err != io.EOF {
+			return row{}, fmt.Errorf("reading file: %w", err)
+		}
+		if err == io.EOF && len(text) == 0 {
+			return row{}, io.EOF
+		}
+		s.line++
+		text = bytes.TrimRight(text, "\r\n")
+		if s.line == 1 {
+			text = bytes.TrimPrefix(text, []byte(bom))
+		}
+		if len(bytes.TrimSpace(text)) == 0 {
+			continue
+		}
+		return row{line: s.line, text: text}, nil
+	}
+}
+
+func (s *jsonlSource) digest() string  { return hex.EncodeToString(s.in.h.Sum(nil)) }
+func (s *jsonlSource) consumed() int64 { return s.in.n.Load() }
+func (s *jsonlSource) Close() error    { return s.f.Close() }
+
+// xlsxSource reads a sheet of a workbook. Cells are read as displayed
+// (formatted), as a department would export them to CSV.
+type xlsxSource struct {
+	f    *excelize.File
+	rows *excelize.Rows
+	sum  string
+	size int64
+	cols []string
+	line int
+	done bool
+}
+
+func openXLSX(path, sheet string, headerRow int) (*xlsxSource, error) {
+	// The workbook is a zip: hash it first, then let excelize read it.
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("opening file: %w", err)
+	}
+	h := sha256.New()
+	size, err := io.Copy(h, f)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("reading file: %w", err)
+	}
+	x, err := excelize.OpenFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("opening workbook: %w", err)
+	}
+	if sheet == "" {
+		sheet = x.GetSheetName(0)
+	}
+	rows, err := x.Rows(sheet)
+	if err != nil {
+		x.Close()
+		return nil, fmt.Errorf("opening sheet %q: %w", sheet, err)
+	}
+	s := &xlsxSource{f: x, rows: rows, sum: hex.EncodeToString(h.Sum(nil)), size: size}
+	for s.line < max(headerRow, 1) {
+		if !rows.Next() {
+			s.Close()
+			return nil, errors.New("reading header: the sheet has no header row")
+		}
+		s.line++
+		if s.cols, err = rows.Columns(); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("reading header: %w", err)
+		}
+	}
+	for i, h := range s.cols {
+		s.cols[i] = cleanHeader(h)
+	}
+	return s, nil
+}
+
+func (s *xlsxSource) header() []string { return s.cols }
+
+func (s *xlsxSource) next() (row, error) {
+	for s.rows.Next() {
+		s.line++
+		cells, err := s.rows.Columns()
+		if err != nil {
+			return row{}, fmt.Errorf("reading row %d: %w", s.line, err)
+		}
+		blank := true
+		for _, c := range cells {
+			if strings.TrimSpace(c) != "" {
+				blank = false
+				break
+			}
+		}
+		if blank {
+			continue
+		}
+		for i := len(s.cols); i < len(cells); i++ {
+			if strings.TrimSpace(cells[i]) != "" {
+				return row{line: s.line, cells: cells, malformed: fmt.Sprintf("has a value in column %d, beyond the header's %d", i+1, len(s.cols))}, nil
+			}
+		}
+		// Excel leaves trailing empty cells out.
+		for len(cells) < len(s.cols) {
+			cells = append(cells, "")
+		}
+		return row{line: s.line, cells: cells[:len(s.cols)]}, nil
+	}
+	if err := s.rows.Error(); err != nil {
+		return row{}, fmt.Errorf("reading rows: %w", err)
+	}
+	s.done = true
+	return row{}, io.EOF
+}
+
+func (s *xlsxSource) digest() string { return s.sum }
+
+// consumed estimates progress by rows read: the unzipped sheet's size is
+// not known in advance, so the workbook's size stands in for it only once
+// done.
+func (s *xlsxSource) consumed() int64 {
+	if s.done {
+		return s.size
+	}
+	return 0
+}
+
+func (s *xlsxSource) Close() error {
+	s.rows.Close()
+	return s.f.Close()
+}

@@ -1,0 +1,427 @@
+package importer
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/propagation"
+
+	"github.com/pophub/pophub/schemas"
+)
+
+// checkpoint is the progress of an import, kept next to the file.
+//
+// Invariant: every valid line up to LinesAcked was acknowledged by the
+// broker, and every record of a later line sent before the checkpoint was
+// written lies at or after Offsets in its partition. So a resume skips
+// lines up to LinesAcked and reads the topic from Offsets on: the events
+// found there are the later lines already sent (Kafka acknowledged them
+// but the run stopped before it could checkpoint them).
+type checkpoint struct {
+	Version    int            `json:"version"`
+	File       string         `json:"file"`
+	Size       int64          `json:"size"`
+	SHA256     string         `json:"sha256"`
+	Source     schemas.Source `json:"source"`
+	Format     Format         `json:"format"`
+	Mapping    string         `json:"mapping_sha256,omitempty"`
+	LinesAcked int            `json:"lines_acknowledged"`
+	Sent       int            `json:"sent"`
+	Offsets    map[int]int64  `json:"offsets"` // partition → offset
+	Complete   bool           `json:"complete"`
+	Updated    time.Time      `json:"updated"`
+}
+
+// sameImport reports whether c checkpoints the import described by o: the
+// same bytes, source, format and mapping (a different mapping yields
+// different events).
+func (c *checkpoint) sameImport(o *checkpoint) bool {
+	return c.Version == o.Version && c.Size == o.Size && c.SHA256 == o.SHA256 && c.Source == o.Source &&
+		c.Format == o.Format && c.Mapping == o.Mapping
+}
+
+func loadCheckpoint(path string) (*checkpoint, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading checkpoint: %w", err)
+	}
+	var c checkpoint
+	if err := json.Unmarshal(b, &c); err != nil {
+		return nil, fmt.Errorf("reading checkpoint %s: %w", path, err)
+	}
+	return &c, nil
+}
+
+// save writes the checkpoint atomically: a crash leaves the old one or the
+// new one, never half of one.
+func (c *checkpoint) save(path string) error {
+	c.Updated = time.Now().UTC()
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding checkpoint: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("writing checkpoint: %w", err)
+	}
+	_, err = tmp.Write(append(b, '\n'))
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("writing checkpoint: %w", err)
+	}
+	return nil
+}
+
+// producer is the part of kafka-go's Writer the importer uses:
+// WriteMessages returns once every message was acknowledged, or with the
+// error of those that were not (kafka.WriteErrors).
+type producer interface {
+	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
+	Close() error
+}
+
+// newWriter configures kafka-go as the publisher does (adapters/publisher):
+// the Java client's murmur2 partitioner, acknowledgement by all in-sync
+// replicas, no auto-created topics. The importer does not send through
+// publisher.Publish, which would validate each event a second time:
+// validation is the costliest step, and the spool holds exactly what was
+// validated.
+func newWriter(cfg *Config) *kafka.Writer {
+	return &kafka.Writer{
+		Addr:                   kafka.TCP(cfg.Brokers...),
+		Balancer:               &kafka.Murmur2Balancer{},
+		RequiredAcks:           kafka.RequireAll,
+		MaxAttempts:            10,
+		BatchSize:              cfg.BatchSize,
+		BatchBytes:             16 << 20,
+		BatchTimeout:           cfg.BatchTimeout,
+		Compression:            cfg.Compression,
+		AllowAutoTopicCreation: false,
+	}
+}
+
+// send is the second pass: the spooled events in line order, a chunk at a
+// time, skipping what an earlier run sent, with a checkpoint after
+// acknowledged chunks.
+func send(ctx context.Context, cfg *Config, rep *Report, spool io.ReadSeeker) error {
+	st, err := os.Stat(cfg.File)
+	if err != nil {
+		return fmt.Errorf("checking %s: %w", cfg.File, err)
+	}
+	topic := schemas.Topic(cfg.Source)
+	ck := &checkpoint{Version: 1, File: filepath.Base(cfg.File), Size: st.Size(), SHA256: rep.SHA256, Source: cfg.Source, Format: cfg.Format}
+	if cfg.Mapping != nil && cfg.Format != JSONL {
+		ck.Mapping = cfg.Mapping.digest
+	}
+	client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 30 * time.Second}
+
+	prev, err := loadCheckpoint(cfg.CheckpointFile)
+	if err != nil {
+		return err
+	}
+	var seen map[string]bool // events already on the topic past the checkpoint
+	switch {
+	case prev != nil && prev.sameImport(ck):
+		rep.Resumed = true
+		if prev.Complete {
+			rep.AlreadySent = rep.Valid
+			cfg.Logger.InfoContext(ctx, "importing: this file was imported completely before", "file", cfg.File)
+			return nil
+		}
+		ck.LinesAcked, ck.Sent, ck.Offsets = prev.LinesAcked, prev.Sent, prev.Offsets
+		if seen, err = scanIDs(ctx, client, topic, prev.Offsets); err != nil {
+			return fmt.Errorf("reading what an earlier run sent: %w", err)
+		}
+		cfg.Logger.InfoContext(ctx, "importing: resuming", "file", cfg.File, "lines_acknowledged", prev.LinesAcked, "events_past_checkpoint", len(seen))
+	case prev != nil:
+		cfg.Logger.WarnContext(ctx, "importing: the checkpoint is of another version of the file or mapping; starting over", "checkpoint", cfg.CheckpointFile)
+		fallthrough
+	default:
+		// Checkpoint the start, so that a run stopped in its first chunk
+		// is resumed like any other.
+		if ck.Offsets, err = endOffsets(ctx, client, topic); err != nil {
+			return err
+		}
+		if err := ck.save(cfg.CheckpointFile); err != nil {
+			return err
+		}
+	}
+
+	toSend, maxSeen, err := pending(spool, ck.LinesAcked, seen, rep)
+	if err != nil {
+		return err
+	}
+	if _, err := spool.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("rewinding spool: %w", err)
+	}
+	w := newWriter(cfg)
+	defer w.Close()
+	s := &sender{cfg: cfg, rep: rep, w: w, client: client, topic: topic, ck: ck, seen: seen, maxSeen: maxSeen}
+	return s.run(ctx, spool, toSend)
+}
+
+// pending counts the spooled events to send: those past the checkpointed
+// line and not already on the topic (the others count as already sent).
+// maxSeen is the last line found on the topic: until the run has passed
+// it, new checkpoints keep the old offsets, because the records of those
+// lines lie between them and the topic's end.
+func pending(spool io.Reader, acked int, seen map[string]bool, rep *Report) (int, int, error) {
+	r := bufio.NewReaderSize(spool, 1<<20)
+	n, maxSeen := 0, 0
+	for {
+		s, err := readSpool(r)
+		if err == io.EOF {
+			return n, maxSeen, nil
+		}
+		if err != nil {
+			return 0, 0, err
+		}
+		switch {
+		case s.line <= acked:
+			rep.AlreadySent++
+		case seen[s.id]:
+			rep.AlreadySent++
+			maxSeen = max(maxSeen, s.line)
+		default:
+			n++
+		}
+	}
+}
+
+// sender sends the spool's pending events.
+type sender struct {
+	cfg     *Config
+	rep     *Report
+	w       producer
+	client  *kafka.Client
+	topic   string
+	ck      *checkpoint // as last saved
+	seen    map[string]bool
+	maxSeen int
+}
+
+func (s *sender) run(ctx context.Context, spool io.Reader, toSend int) error {
+	cfg := s.cfg
+	prog := startProgress(cfg, "sending", int64(toSend))
+	defer prog.finish()
+	var headers []kafka.Header
+	propagation.TraceContext{}.Inject(ctx, headerCarrier{&headers})
+
+	r := bufio.NewReaderSize(spool, 1<<20)
+	lastSave := time.Now()
+	msgs := make([]kafka.Message, 0, cfg.ChunkSize)
+	sent := s.ck.Sent
+	for n, eof := 0, false; !eof; n++ {
+		msgs = msgs[:0]
+		first, last := 0, 0 // lines of the chunk
+		for len(msgs) < cfg.ChunkSize {
+			e, err := readSpool(r)
+			if err == io.EOF {
+				eof = true
+				break
+			}
+			if err != nil {
+				return err
+			}
+			if e.line <= s.ck.LinesAcked || s.seen[e.id] {
+				continue
+			}
+			if first == 0 {
+				first = e.line
+			}
+			last = e.line
+			msgs = append(msgs, kafka.Message{Topic: s.topic, Key: e.key, Value: e.value, Headers: headers})
+		}
+		if len(msgs) == 0 {
+			break
+		}
+		// A failure leaves the saved checkpoint, which is valid: the
+		// records acknowledged since (of this chunk too, perhaps) lie past
+		// its offsets, where the next run looks for them.
+		if err := s.w.WriteMessages(ctx, msgs...); err != nil {
+			return fmt.Errorf("sending lines %d–%d: %w", first, last, err)
+		}
+		s.rep.Sent += len(msgs)
+		sent += len(msgs)
+		prog.set(int64(s.rep.Sent), int64(s.rep.Sent))
+		if cfg.hookOK != nil {
+			if err := cfg.hookOK(n); err != nil {
+				return err // a crash: no checkpoint
+			}
+		}
+		if time.Since(lastSave) >= cfg.CheckpointInterval && !eof {
+			if err := s.save(ctx, last, sent, false); err != nil {
+				return err
+			}
+			lastSave = time.Now()
+		}
+	}
+	return s.save(ctx, math.MaxInt, sent, true)
+}
+
+// save checkpoints lines up to acked, with the topic's end offsets taken
+// now, after their acknowledgement and before any later line is sent; or,
+// while lines an earlier run sent lie ahead, with the old offsets.
+func (s *sender) save(ctx context.Context, acked, sent int, complete bool) error {
+	ck := *s.ck
+	ck.LinesAcked, ck.Sent, ck.Complete = acked, sent, complete
+	if acked >= s.maxSeen {
+		offs, err := endOffsets(ctx, s.client, s.topic)
+		if err != nil {
+			return err
+		}
+		ck.Offsets = offs
+	}
+	if err := ck.save(s.cfg.CheckpointFile); err != nil {
+		return err
+	}
+	*s.ck = ck
+	return nil
+}
+
+// endOffsets returns the end offset of every partition of topic.
+func endOffsets(ctx context.Context, client *kafka.Client, topic string) (map[int]int64, error) {
+	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		return nil, fmt.Errorf("reading metadata of %s: %w", topic, err)
+	}
+	var reqs []kafka.OffsetRequest
+	for _, t := range md.Topics {
+		if t.Name != topic {
+			continue
+		}
+		if t.Error != nil {
+			return nil, fmt.Errorf("reading metadata of %s: %w", topic, t.Error)
+		}
+		for _, p := range t.Partitions {
+			reqs = append(reqs, kafka.LastOffsetOf(p.ID))
+		}
+	}
+	if len(reqs) == 0 {
+		return nil, fmt.Errorf("reading metadata of %s: the topic does not exist", topic)
+	}
+	res, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	if err != nil {
+		return nil, fmt.Errorf("listing offsets of %s: %w", topic, err)
+	}
+	out := make(map[int]int64, len(reqs))
+	for _, po := range res.Topics[topic] {
+		if po.Error != nil {
+			return nil, fmt.Errorf("listing offsets of %s/%d: %w", topic, po.Partition, po.Error)
+		}
+		out[po.Partition] = po.LastOffset
+	}
+	return out, nil
+}
+
+// scanIDs reads the ids of the events on topic from the given offsets to
+// the current end.
+func scanIDs(ctx context.Context, client *kafka.Client, topic string, from map[int]int64) (map[string]bool, error) {
+	end, err := endOffsets(ctx, client, topic)
+	if err != nil {
+		return nil, err
+	}
+	parts := make([]int, 0, len(end))
+	for p := range end {
+		parts = append(parts, p)
+	}
+	slices.Sort(parts)
+	ids := map[string]bool{}
+	for _, p := range parts {
+		off := from[p] // a partition added since starts at 0
+		for off < end[p] {
+			res, err := client.Fetch(ctx, &kafka.FetchRequest{Topic: topic, Partition: p, Offset: off,
+				MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 200 * time.Millisecond})
+			if err == nil {
+				err = res.Error
+			}
+			if err != nil {
+				return nil, fmt.Errorf("fetching %s/%d from %d: %w", topic, p, off, err)
+			}
+			next, err := readIDs(res.Records, off, end[p], ids)
+			if err != nil {
+				return nil, fmt.Errorf("reading %s/%d: %w", topic, p, err)
+			}
+			if next == off {
+				break // nothing more to read (a gap, or control records)
+			}
+			off = next
+		}
+	}
+	return ids, nil
+}
+
+// readIDs adds the event ids of the records in [from, end) to ids and
+// returns the offset after the last record read.
+func readIDs(rr kafka.RecordReader, from, end int64, ids map[string]bool) (int64, error) {
+	next := from
+	for {
+		rec, err := rr.ReadRecord()
+		if errors.Is(err, io.EOF) {
+			return next, nil
+		}
+		if err != nil {
+			return next, err
+		}
+		if rec.Offset < from || rec.Offset >= end {
+			continue // batches may start before the offset asked for
+		}
+		next = rec.Offset + 1
+		v, err := kafka.ReadAll(rec.Value)
+		if err != nil {
+			return next, err
+		}
+		var ev struct {
+			ID string `json:"id"`
+		}
+		if json.Unmarshal(v, &ev) == nil && ev.ID != "" {
+			ids[ev.ID] = true
+		}
+	}
+}
+
+// headerCarrier writes trace context into Kafka headers.
+type headerCarrier struct{ h *[]kafka.Header }
+
+func (c headerCarrier) Get(key string) string {
+	for _, h := range *c.h {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+func (c headerCarrier) Set(k, v string) {
+	*c.h = append(*c.h, kafka.Header{Key: k, Value: []byte(v)})
+}
+
+func (c headerCarrier) Keys() []string {
+	keys := make([]string, len(*c.h))
+	for i, h := range *c.h {
+		keys[i] = h.Key
+	}
+	return keys
+}
