@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,7 +31,9 @@ type Subscriber struct {
 	js      jetstream.JetStream
 	filters filterSet
 	tracer  trace.Tracer
-	seed    maphash.Seed
+	// spanName names every handling span ("process <name>").
+	spanName string
+	seed     maphash.Seed
 
 	// snapshot holds each citizen's version in the bootstrap snapshot;
 	// written before the workers start, read-only afterwards.
@@ -61,6 +64,7 @@ func New(cfg Config) (*Subscriber, error) {
 		cfg:      cfg,
 		filters:  newFilterSet(cfg.SubjectPrefix, cfg.Filters),
 		tracer:   cfg.TracerProvider.Tracer("github.com/pophub/pophub/consumers/sdk"),
+		spanName: "process " + cfg.Name,
 		seed:     maphash.MakeSeed(),
 		inflight: make(map[uint64]jetstream.Msg),
 		stopped:  make(chan struct{}),
@@ -306,7 +310,7 @@ func (s *Subscriber) handle(ctx context.Context, it item) {
 		return
 	}
 	ctx = s.cfg.Propagator.Extract(ctx, headerCarrier(msg.Headers()))
-	ctx, span := s.tracer.Start(ctx, "process "+s.cfg.Name, trace.WithSpanKind(trace.SpanKindConsumer))
+	ctx, span := s.tracer.Start(ctx, s.spanName, trace.WithSpanKind(trace.SpanKindConsumer))
 	if span.IsRecording() { // attributes cost allocations: only for sampled spans
 		span.SetAttributes(
 			attribute.String("messaging.system", "nats"),
@@ -361,7 +365,7 @@ func (c headerCarrier) Get(key string) string {
 		return v
 	}
 	for k, v := range c {
-		if len(v) > 0 && len(k) == len(key) && bytes.EqualFold([]byte(k), []byte(key)) {
+		if len(v) > 0 && strings.EqualFold(k, key) {
 			return v[0]
 		}
 	}
