@@ -207,6 +207,15 @@ func TestAsyncAPIChannels(t *testing.T) {
 			if f, _ := pointer(m, "/payload/format"); f != "binary" {
 				t.Errorf("DLQ payload format %v, want the original bytes", f)
 			}
+		case addr == "popdlq.{subscriber}":
+			// The subscriber SDK's dead letters (consumers/sdk checks
+			// its subjects and headers against this channel).
+			if ref, _ := pointer(m, "/payload/$ref"); ref != "notification.schema.json" {
+				t.Errorf("%s: payload %v", addr, ref)
+			}
+			if _, ok := pointer(ch, "/parameters/subscriber"); !ok {
+				t.Errorf("%s: parameter subscriber not declared", addr)
+			}
 		case strings.HasPrefix(addr, "pop."):
 			if ref, _ := pointer(m, "/payload/$ref"); ref != "notification.schema.json" {
 				t.Errorf("%s: payload %v", addr, ref)
@@ -231,7 +240,8 @@ func TestAsyncAPIChannels(t *testing.T) {
 	want := append(schemas.Topics(), schemas.DLQTopic,
 		"pop.changed.{province}.{city}.{county}.{section}",
 		"pop.death.{province}.{city}.{county}",
-		"pop.migration.{fromProvince}.{fromCity}.{fromCounty}.{toProvince}.{toCity}.{toCounty}")
+		"pop.migration.{fromProvince}.{fromCity}.{fromCounty}.{toProvince}.{toCity}.{toCounty}",
+		"popdlq.{subscriber}")
 	sort.Strings(want)
 	if !slices.Equal(addresses, want) {
 		t.Errorf("channels %v\nwant %v", addresses, want)
