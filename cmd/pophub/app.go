@@ -17,6 +17,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/pophub/pophub/adapters/gateway"
+	"github.com/pophub/pophub/adapters/publisher"
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/hub/api"
 	"github.com/pophub/pophub/hub/embedded"
@@ -60,6 +62,10 @@ type Config struct {
 	// regions import`, laid over the built-in region table; default
 	// DataDir/regions.tsv.gz when that exists.
 	RegionsFile string
+	// GatewayTokens is a tokens file (adapters/gateway); when set, the hub
+	// takes events over HTTP at POST /v1/events for the departments it
+	// names.
+	GatewayTokens string
 }
 
 func (c *Config) setDefaults() {
@@ -109,17 +115,19 @@ type Main struct {
 	Consumer *ingest.Consumer
 	Relay    *notify.Relay
 
-	kafka     *embedded.Kafka
-	natsSrv   *embedded.NATS
-	nc        *nats.Conn
-	tel       *telemetry.Telemetry
-	ln        net.Listener
-	brokers   []string
-	natsURL   string
-	group     *errgroup.Group
-	cancel    context.CancelFunc
-	closeOnce sync.Once
-	closeErr  error
+	kafka *embedded.Kafka
+	// gatewayPub publishes the events the HTTP gateway takes (nil when off).
+	gatewayPub *publisher.Publisher
+	natsSrv    *embedded.NATS
+	nc         *nats.Conn
+	tel        *telemetry.Telemetry
+	ln         net.Listener
+	brokers    []string
+	natsURL    string
+	group      *errgroup.Group
+	cancel     context.CancelFunc
+	closeOnce  sync.Once
+	closeErr   error
 }
 
 // Brokers returns the Kafka bootstrap addresses in use.
@@ -201,7 +209,23 @@ func (m *Main) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("creating consumer: %w", err)
 	}
 
+	mount := map[string]http.Handler{}
+	if m.Config.GatewayTokens != "" {
+		toks, err := gateway.LoadTokens(m.Config.GatewayTokens)
+		if err != nil {
+			return fmt.Errorf("--gateway-tokens: %w", err)
+		}
+		if m.gatewayPub, err = publisher.New(publisher.Config{Brokers: m.brokers, Logger: log}); err != nil {
+			return fmt.Errorf("creating the gateway's publisher: %w", err)
+		}
+		gw, err := gateway.New(gateway.Config{Sender: m.gatewayPub, Tokens: toks, Propagator: m.tel.Propagator, Logger: log})
+		if err != nil {
+			return err
+		}
+		mount[gateway.Route] = gw
+	}
 	server := api.New(api.Config{
+		Mount:  mount,
 		Store:  m.Store,
 		Lister: m.Store,
 		StreamSequence: func(ctx context.Context) (uint64, error) {
@@ -347,6 +371,9 @@ func (m *Main) Close() error {
 		}
 		if m.Consumer != nil {
 			errs = append(errs, m.Consumer.Close())
+		}
+		if m.gatewayPub != nil {
+			errs = append(errs, m.gatewayPub.Close())
 		}
 		if m.nc != nil {
 			m.nc.Close()

@@ -31,6 +31,7 @@ Any Kafka client (kcat, librdkafka, franz-go, kafka-go) can publish to --kafka.`
 	f.StringVar(&cfg.PostgresURL, "postgres", os.Getenv("POPHUB_POSTGRES"), "use PostgreSQL at this URL instead of memdb (env POPHUB_POSTGRES)")
 	f.StringVar(&cfg.OTLPEndpoint, "otlp", os.Getenv("POPHUB_OTLP"), "export traces to this OTLP/HTTP endpoint, e.g. http://127.0.0.1:4318 (env POPHUB_OTLP)")
 	f.StringVar(&cfg.RegionsFile, "regions", os.Getenv("POPHUB_REGIONS"), "official NBS urban-rural table saved by 'pophub regions import' (env POPHUB_REGIONS)")
+	f.StringVar(&cfg.GatewayTokens, "gateway-tokens", os.Getenv("POPHUB_GATEWAY_TOKENS"), "department tokens file: take events at POST /v1/events (env POPHUB_GATEWAY_TOKENS)")
 	f.IntVar(&cfg.Partitions, "partitions", 8, "partitions per source topic")
 	f.DurationVar(&cfg.NATSSync, "nats-sync", time.Second, "how often the embedded JetStream store fsyncs; 0 = every write (durable against power loss, slower)")
 	return cmd
@@ -61,6 +62,7 @@ Without --postgres the store is go-memdb persisted under --data (one instance on
 	f.StringVar(&cfg.GroupID, "group", envOr("POPHUB_GROUP", "pophub"), "Kafka consumer group")
 	f.StringVar(&cfg.OTLPEndpoint, "otlp", os.Getenv("POPHUB_OTLP"), "OTLP/HTTP trace endpoint")
 	f.StringVar(&cfg.RegionsFile, "regions", os.Getenv("POPHUB_REGIONS"), "official NBS urban-rural table saved by 'pophub regions import' (env POPHUB_REGIONS)")
+	f.StringVar(&cfg.GatewayTokens, "gateway-tokens", os.Getenv("POPHUB_GATEWAY_TOKENS"), "department tokens file: take events at POST /v1/events (env POPHUB_GATEWAY_TOKENS)")
 	f.IntVar(&cfg.Partitions, "partitions", 8, "partitions for topics the hub creates")
 	return cmd
 }

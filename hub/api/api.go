@@ -107,6 +107,11 @@ type Config struct {
 	Counter Counter
 	Regions Regions
 
+	// Mount adds handlers served under their patterns ("POST /v1/events")
+	// through the same middleware (metrics, spans, access log, request
+	// id), e.g. the department gateway.
+	Mount map[string]http.Handler
+
 	// Ready lists the readiness checks /readyz runs. None means always ready.
 	Ready []Check
 
@@ -195,6 +200,9 @@ func New(cfg Config) *Server {
 		s.handle(RouteResidencePermits, s.queryRoute(RouteResidencePermits, s.residencePermits))
 		s.handle(RouteStatsPage, http.HandlerFunc(statsPage))
 		s.handle(RouteStatsAsset, http.HandlerFunc(statsPage))
+	}
+	for pattern, h := range cfg.Mount {
+		s.handle(pattern, h)
 	}
 	s.handle(RouteHealthz, http.HandlerFunc(s.healthz))
 	s.handle(RouteReadyz, http.HandlerFunc(s.readyz))

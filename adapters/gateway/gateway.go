@@ -1,0 +1,315 @@
+// Package gateway is the HTTP door for departments that cannot run a Kafka
+// client: POST /v1/events takes one CloudEvent (application/cloudevents+json
+// or application/json) or a CloudEvents JSON batch
+// (application/cloudevents-batch+json, up to MaxBatch events), validates
+// every event exactly as the hub will, publishes them to the department's
+// topic, and answers 202 only after Kafka acknowledged them.
+//
+// A batch is all or nothing: when any event is invalid, none is sent and
+// the answer (422) lists every invalid event by index with the reason and
+// field, so the department fixes and resends the whole batch — which is
+// harmless, since the hub applies each (source, id) once.
+//
+// Each department authenticates with its own bearer token. Tokens are
+// configured by their SHA-256 (never in clear) with the one source they may
+// publish; an event of another source is refused (403). Errors are RFC 9457
+// problem details typed urn:pophub:problem:<slug>, as the rest of the API.
+//
+// The tokens file (LoadTokens):
+//
+//	tokens:
+//	  - source: housing
+//	    sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+package gateway
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+
+	"go.opentelemetry.io/otel/propagation"
+	"gopkg.in/yaml.v3"
+
+	"github.com/pophub/pophub/adapters/publisher"
+	"github.com/pophub/pophub/schemas"
+)
+
+// Route is the pattern the gateway serves.
+const Route = "POST /v1/events"
+
+// Media types.
+const (
+	ContentTypeEvent = "application/cloudevents+json"
+	ContentTypeBatch = "application/cloudevents-batch+json"
+)
+
+// Sender publishes validated events and reports a result per event;
+// *publisher.Publisher is one.
+type Sender interface {
+	Publish(ctx context.Context, events ...schemas.Event) ([]publisher.Result, error)
+}
+
+// Token is a department's credential: the SHA-256 of its bearer token and
+// the source it may publish.
+type Token struct {
+	Source schemas.Source `yaml:"source"`
+	SHA256 string         `yaml:"sha256"`
+}
+
+// Config configures a Handler. Sender and Tokens are required.
+type Config struct {
+	Sender Sender
+	Tokens []Token
+	// MaxBody bounds a request body (default 16 MiB); MaxBatch the events
+	// of one batch (default 1,000).
+	MaxBody  int64
+	MaxBatch int
+	// Propagator continues the caller's trace (traceparent) into the Kafka
+	// record headers (default W3C TraceContext).
+	Propagator propagation.TextMapPropagator
+	// Logger receives failures to publish (default: discard). It never sees
+	// citizen IDs or tokens.
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxBody <= 0 {
+		c.MaxBody = 16 << 20
+	}
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = 1000
+	}
+	if c.Propagator == nil {
+		c.Propagator = propagation.TraceContext{}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Validate reports what is wrong with the configuration.
+func (c Config) Validate() error {
+	if c.Sender == nil {
+		return errors.New("gateway: a Sender is required")
+	}
+	if len(c.Tokens) == 0 {
+		return errors.New("gateway: at least one department token is required")
+	}
+	for i, t := range c.Tokens {
+		if !t.Source.Valid() {
+			return fmt.Errorf("gateway: token %d: source %q is not a department source", i+1, t.Source)
+		}
+		if b, err := hex.DecodeString(t.SHA256); err != nil || len(b) != sha256.Size {
+			return fmt.Errorf("gateway: token %d (%s): sha256 must be 64 hexadecimal digits", i+1, t.Source)
+		}
+	}
+	return nil
+}
+
+// LoadTokens reads a tokens file (see the package comment).
+func LoadTokens(path string) ([]Token, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading tokens: %w", err)
+	}
+	var f struct {
+		Tokens []Token `yaml:"tokens"`
+	}
+	dec := yaml.NewDecoder(strings.NewReader(string(b)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("reading tokens %s: %w", path, err)
+	}
+	if err := (Config{Sender: nopSender{}, Tokens: f.Tokens}).Validate(); err != nil {
+		return nil, fmt.Errorf("reading tokens %s: %w", path, err)
+	}
+	return f.Tokens, nil
+}
+
+type nopSender struct{}
+
+func (nopSender) Publish(context.Context, ...schemas.Event) ([]publisher.Result, error) {
+	return nil, nil
+}
+
+// HashToken is the SHA-256 (hex) under which a token is configured.
+func HashToken(token string) string {
+	h := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(h[:])
+}
+
+// Handler serves POST /v1/events.
+type Handler struct {
+	cfg    Config
+	hashes [][]byte
+}
+
+// New returns the handler.
+func New(cfg Config) (*Handler, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	h := &Handler{cfg: cfg}
+	for _, t := range cfg.Tokens {
+		b, _ := hex.DecodeString(t.SHA256)
+		h.hashes = append(h.hashes, b)
+	}
+	return h, nil
+}
+
+// EventError is one invalid event of a request.
+type EventError struct {
+	Index  int    `json:"index"`
+	ID     string `json:"id,omitempty"`
+	Reason string `json:"reason"`
+	Field  string `json:"field,omitempty"`
+	Detail string `json:"detail"`
+}
+
+// Problem is an RFC 9457 problem with the per-event errors.
+type Problem struct {
+	Type   string       `json:"type"`
+	Title  string       `json:"title"`
+	Status int          `json:"status"`
+	Detail string       `json:"detail,omitempty"`
+	Errors []EventError `json:"errors,omitempty"`
+}
+
+// Accepted is the body of a 202.
+type Accepted struct {
+	Accepted int `json:"accepted"`
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	source, ok := h.authenticate(r)
+	if !ok {
+		w.Header().Set("WWW-Authenticate", "Bearer")
+		problem(w, http.StatusUnauthorized, "unauthenticated", "a department bearer token is required", nil)
+		return
+	}
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	batch := mt == ContentTypeBatch
+	if !batch && mt != ContentTypeEvent && mt != "application/json" {
+		problem(w, http.StatusUnsupportedMediaType, "unsupported-media-type",
+			"send "+ContentTypeEvent+" (one event) or "+ContentTypeBatch+" (a batch)", nil)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxBody))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		problem(w, http.StatusRequestEntityTooLarge, "too-large", fmt.Sprintf("the body exceeds %d bytes", h.cfg.MaxBody), nil)
+		return
+	case err != nil:
+		problem(w, http.StatusBadRequest, "invalid-request", "reading the body failed", nil)
+		return
+	}
+	var raws []json.RawMessage
+	if batch {
+		if err := json.Unmarshal(body, &raws); err != nil {
+			problem(w, http.StatusBadRequest, "invalid-request", "a batch must be a JSON array of CloudEvents", nil)
+			return
+		}
+	} else {
+		raws = []json.RawMessage{body}
+	}
+	if len(raws) == 0 || len(raws) > h.cfg.MaxBatch {
+		problem(w, http.StatusBadRequest, "invalid-request", fmt.Sprintf("a batch holds 1 to %d events, not %d", h.cfg.MaxBatch, len(raws)), nil)
+		return
+	}
+
+	events := make([]schemas.Event, len(raws))
+	var bad, foreign []EventError
+	for i, raw := range raws {
+		var env struct {
+			ID      string `json:"id"`
+			Source  string `json:"source"`
+			Subject string `json:"subject"`
+		}
+		_ = json.Unmarshal(raw, &env)
+		if env.Source != "" && schemas.Source(env.Source) != source {
+			foreign = append(foreign, EventError{Index: i, ID: env.ID, Reason: "forbidden_source", Field: "source",
+				Detail: fmt.Sprintf("this token publishes %s events only", source)})
+			continue
+		}
+		ev, err := schemas.Decode(schemas.Input{Topic: schemas.Topic(source), Key: []byte(env.Subject), Value: raw})
+		if err != nil {
+			e := EventError{Index: i, ID: env.ID, Reason: schemas.ReasonOf(err), Detail: err.Error()}
+			var re *schemas.RejectError
+			if errors.As(err, &re) {
+				e.Field, e.Detail = re.Field, re.Detail
+			}
+			bad = append(bad, e)
+			continue
+		}
+		events[i] = ev
+	}
+	if len(foreign) > 0 {
+		problem(w, http.StatusForbidden, "forbidden", "events of another department's source; nothing was sent", foreign)
+		return
+	}
+	if len(bad) > 0 {
+		problem(w, http.StatusUnprocessableEntity, "invalid-events",
+			fmt.Sprintf("%d of %d events are invalid; nothing was sent", len(bad), len(raws)), bad)
+		return
+	}
+	ctx := h.cfg.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+	results, err := h.cfg.Sender.Publish(ctx, events...)
+	if err == nil {
+		for _, res := range results {
+			if res.Err != nil {
+				err = res.Err
+				break
+			}
+		}
+	}
+	if err != nil {
+		h.cfg.Logger.Warn("gateway: publishing", "source", source, "events", len(events), "error", err)
+		w.Header().Set("Retry-After", "1")
+		problem(w, http.StatusServiceUnavailable, "unavailable", "Kafka did not acknowledge the events; send them again", nil)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusAccepted)
+	_ = json.NewEncoder(w).Encode(Accepted{Accepted: len(events)})
+}
+
+// authenticate finds the source of the request's bearer token, comparing
+// its hash with every configured one in constant time.
+func (h *Handler) authenticate(r *http.Request) (schemas.Source, bool) {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || tok == "" {
+		return "", false
+	}
+	sum := sha256.Sum256([]byte(tok))
+	found := -1
+	for i, hsh := range h.hashes {
+		if subtle.ConstantTimeCompare(sum[:], hsh) == 1 {
+			found = i
+		}
+	}
+	if found < 0 {
+		return "", false
+	}
+	return h.cfg.Tokens[found].Source, true
+}
+
+func problem(w http.ResponseWriter, status int, slug, detail string, errs []EventError) {
+	b, _ := json.Marshal(Problem{Type: "urn:pophub:problem:" + slug, Title: http.StatusText(status), Status: status, Detail: detail, Errors: errs})
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}

@@ -1,0 +1,212 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/pophub/pophub/adapters/publisher"
+	"github.com/pophub/pophub/adapters/synth"
+	"github.com/pophub/pophub/schemas"
+)
+
+// setup runs the gateway in front of an in-process Kafka-protocol broker,
+// with a token for housing.
+func setup(t testing.TB) (url, broker string) {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, schemas.Topics()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	broker = c.ListenAddrs()[0]
+	pub, err := publisher.New(publisher.Config{Brokers: []string{broker}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pub.Close() })
+	h, err := New(Config{Sender: pub, Tokens: []Token{{Source: schemas.Housing, SHA256: HashToken("housing-secret")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv.URL, broker
+}
+
+// housingEvents are valid housing events of a synthetic population.
+func housingEvents(t testing.TB, n int) []schemas.Event {
+	t.Helper()
+	var out []schemas.Event
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	synth.Generate(ctx, synth.Config{Persons: 50 * n, Seed: 5}, func(ev schemas.Event) error {
+		if ev.Source == schemas.Housing && len(out) < n {
+			out = append(out, ev)
+		}
+		if len(out) == n {
+			cancel()
+		}
+		return nil
+	})
+	if len(out) < n {
+		t.Fatalf("only %d housing events", len(out))
+	}
+	return out
+}
+
+func encodeAll(t testing.TB, evs []schemas.Event) []json.RawMessage {
+	out := make([]json.RawMessage, len(evs))
+	for i, ev := range evs {
+		b, err := schemas.Encode(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i] = b
+	}
+	return out
+}
+
+func post(t testing.TB, url, token, ctype string, body []byte) (int, Problem) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	req.Header.Set("Content-Type", ctype)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var p Problem
+	json.NewDecoder(resp.Body).Decode(&p)
+	return resp.StatusCode, p
+}
+
+// countRecords reads the housing topic and counts its records by event id.
+func countRecords(t testing.TB, broker string, want int) map[string]int {
+	t.Helper()
+	seen := map[string]int{}
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{broker}, GroupID: fmt.Sprint("check", time.Now().UnixNano()),
+		Topic: schemas.Topic(schemas.Housing), StartOffset: kafka.FirstOffset, MaxWait: 50 * time.Millisecond})
+	defer r.Close()
+	for n := 0; n < want; n++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		m, err := r.ReadMessage(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("read %d of %d records: %v", n, want, err)
+		}
+		var ev struct {
+			ID      string `json:"id"`
+			Subject string `json:"subject"`
+		}
+		json.Unmarshal(m.Value, &ev)
+		if string(m.Key) != ev.Subject {
+			t.Fatalf("record key is not the subject")
+		}
+		seen[ev.ID]++
+	}
+	return seen
+}
+
+func TestAcceptsSingleAndBatch(t *testing.T) {
+	url, broker := setup(t)
+	evs := housingEvents(t, 1001)
+	raws := encodeAll(t, evs)
+	if code, p := post(t, url, "housing-secret", ContentTypeEvent, raws[0]); code != http.StatusAccepted {
+		t.Fatalf("single event: %d %+v", code, p)
+	}
+	batch, _ := json.Marshal(raws[1:])
+	if code, p := post(t, url, "housing-secret", ContentTypeBatch, batch); code != http.StatusAccepted {
+		t.Fatalf("batch of 1,000: %d %+v", code, p)
+	}
+	seen := countRecords(t, broker, len(evs))
+	for _, ev := range evs {
+		if seen[ev.ID] != 1 {
+			t.Fatalf("event %s in Kafka %d times", ev.ID, seen[ev.ID])
+		}
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	url, broker := setup(t)
+	raws := encodeAll(t, housingEvents(t, 3))
+	bad := json.RawMessage(strings.Replace(string(raws[1]), `"subject":"`, `"subject":"x`, 1))
+	other := json.RawMessage(strings.Replace(string(raws[2]), `"source":"housing"`, `"source":"tax"`, 1))
+	batch := func(rs ...json.RawMessage) []byte { b, _ := json.Marshal(rs); return b }
+	tests := []struct {
+		name, token, ctype string
+		body               []byte
+		code               int
+		slug               string
+		index              int
+	}{
+		{"no token", "", ContentTypeEvent, raws[0], 401, "unauthenticated", -1},
+		{"unknown token", "guess", ContentTypeEvent, raws[0], 401, "unauthenticated", -1},
+		{"wrong content type", "housing-secret", "text/csv", raws[0], 415, "unsupported-media-type", -1},
+		{"not JSON", "housing-secret", ContentTypeBatch, []byte("[{"), 400, "invalid-request", -1},
+		{"empty batch", "housing-secret", ContentTypeBatch, []byte("[]"), 400, "invalid-request", -1},
+		{"invalid event in a batch", "housing-secret", ContentTypeBatch, batch(raws[0], bad), 422, "invalid-events", 1},
+		{"another department's event", "housing-secret", ContentTypeBatch, batch(raws[0], other), 403, "forbidden", 1},
+		{"too large", "housing-secret", ContentTypeEvent, bytes.Repeat([]byte(" "), 17<<20), 413, "too-large", -1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, p := post(t, url, tc.token, tc.ctype, tc.body)
+			if code != tc.code || p.Type != "urn:pophub:problem:"+tc.slug || p.Detail == "" {
+				t.Fatalf("%d %+v, want %d %s", code, p, tc.code, tc.slug)
+			}
+			if tc.index >= 0 && (len(p.Errors) != 1 || p.Errors[0].Index != tc.index || p.Errors[0].Reason == "") {
+				t.Fatalf("errors %+v, want one at index %d", p.Errors, tc.index)
+			}
+		})
+	}
+	// Nothing of the refused requests reached Kafka: the next accepted
+	// event is the first record.
+	if code, _ := post(t, url, "housing-secret", ContentTypeEvent, raws[2]); code != 202 {
+		t.Fatal(code)
+	}
+	if seen := countRecords(t, broker, 1); len(seen) != 1 {
+		t.Fatalf("records %v", seen)
+	}
+}
+
+func TestLoadTokens(t *testing.T) {
+	dir := t.TempDir()
+	good := dir + "/ok.yaml"
+	writeFile(t, good, "tokens:\n  - source: housing\n    sha256: "+HashToken("x")+"\n")
+	if toks, err := LoadTokens(good); err != nil || len(toks) != 1 || toks[0].Source != schemas.Housing {
+		t.Fatalf("LoadTokens: %+v, %v", toks, err)
+	}
+	for name, body := range map[string]string{
+		"bad source":  "tokens:\n  - source: police\n    sha256: " + HashToken("x") + "\n",
+		"bad hash":    "tokens:\n  - source: housing\n    sha256: abc\n",
+		"unknown key": "tokens:\n  - source: housing\n    token: plain\n",
+		"empty":       "tokens: []\n",
+	} {
+		p := dir + "/" + strings.ReplaceAll(name, " ", "_") + ".yaml"
+		writeFile(t, p, body)
+		if _, err := LoadTokens(p); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func writeFile(t *testing.T, path, s string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}

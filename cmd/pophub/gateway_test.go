@@ -1,0 +1,60 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/pophub/pophub/adapters/gateway"
+)
+
+// TestGatewayThroughTheHub posts a department's event to the hub's HTTP
+// gateway and reads the golden record it produced.
+func TestGatewayThroughTheHub(t *testing.T) {
+	dir := t.TempDir()
+	tokens := filepath.Join(dir, "tokens.yaml")
+	if err := os.WriteFile(tokens, []byte("tokens:\n  - source: public_security\n    sha256: "+gateway.HashToken("ps-token")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m := &Main{Config: Config{Embedded: true, DataDir: dir, KafkaAddr: "127.0.0.1:0", NATSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
+		Partitions: 2, NATSSync: time.Second, GatewayTokens: tokens}, Logger: testLogger(t)}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := m.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	msgs := scenario(t)
+	var first []byte
+	for _, msg := range msgs {
+		if msg.Topic == "pop.events.public_security" {
+			first = msg.Value
+			break
+		}
+	}
+	post := func(token string) int {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+m.HTTPAddr()+"/v1/events", bytes.NewReader(first))
+		req.Header.Set("Content-Type", gateway.ContentTypeEvent)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post("wrong"); code != http.StatusUnauthorized {
+		t.Fatalf("wrong token: HTTP %d", code)
+	}
+	if code := post("ps-token"); code != http.StatusAccepted {
+		t.Fatalf("POST /v1/events: HTTP %d", code)
+	}
+	waitCaughtUp(t, m, 1)
+	if _, code := getRecord(t, m, personID(t, 1)); code != 200 {
+		t.Fatalf("the posted registration made no golden record: HTTP %d", code)
+	}
+}
