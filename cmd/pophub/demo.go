@@ -78,6 +78,7 @@ func badRecords(good schemas.Event) []kafka.Message {
 		{Topic: schemas.Topic(schemas.Employment), Key: []byte("230102199001011234"), Value: []byte(env("employment", "employment.contract_ended", valid, `{"contract_id":"C1","end":"2025-01-01"}`))},
 		{Topic: schemas.Topic(schemas.Employment), Key: []byte(wrongCheck), Value: []byte(env("employment", "employment.contract_ended", wrongCheck, `{"contract_id":"C1","end":"2025-01-01"}`))},
 		{Topic: schemas.Topic(schemas.Employment), Key: []byte(valid), Value: []byte(env("employment", "employment.contract_ended", valid, `{"contract_id":"C1","end":"2025-13-01"}`))},
+		{Topic: schemas.Topic(schemas.Housing), Key: []byte(valid), Value: []byte(env("housing", "housing.rental_registered", valid, `{"lease_id":"L1","address_code":"230102001999","start":"2025-01-01"}`))},
 	}
 }
 
