@@ -1,0 +1,26 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDemo runs the README's first command on a small population: it must
+// end without error (its own checks: the counts add up, every malformed
+// record is rejected) and print each part of its summary.
+func TestDemo(t *testing.T) {
+	var out bytes.Buffer
+	opts := demoOptions{Persons: 400, Months: 24, Seed: 3, SIPostgres: postgresURL(), Timeout: 3 * time.Minute}
+	if err := runDemo(context.Background(), &out, testLogger(t), opts); err != nil {
+		t.Fatalf("demo: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{"What the hub did", "unknown_address_code", "golden records", "notifications",
+		"Registered population of 哈尔滨市", "tasks created", "completed task"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the demo's summary lacks %q:\n%s", want, out.String())
+		}
+	}
+}
