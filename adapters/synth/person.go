@@ -106,12 +106,16 @@ func address(r *rand.Rand, countyCode string) string {
 }
 
 // countyAddresses lists, per county of the built-in county list, the
-// 12-digit codes the region table has under it, in code order.
+// 12-digit codes the region table has under it, in code order. It reads
+// the built-in table rather than the one in use, so that a seed gives the
+// same persons whether or not an official table was imported (an overlay
+// only replaces and adds codes, so they stay known).
 var countyAddresses = sync.OnceValue(func() map[string][]string {
 	out := map[string][]string{}
+	tab := region.Builtin()
 	for _, c := range counties() {
-		for _, t := range region.Children(c.code) {
-			for _, v := range region.Children(t.Code) {
+		for _, t := range tab.Children(c.code) {
+			for _, v := range tab.Children(t.Code) {
 				out[c.code] = append(out[c.code], v.Code)
 			}
 		}

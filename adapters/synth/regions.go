@@ -2,6 +2,7 @@ package synth
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -9,7 +10,8 @@ import (
 // division codes of the provinces the seed documents come from
 // (Heilongjiang, Jilin, Hunan, Zhejiang, Inner Mongolia), with a rough
 // weight for how many people live there and the colleges of each city.
-// Addresses within a county come from the region table (schemas/region).
+// Addresses within a county come from the region table (schemas/region);
+// a county the table lacks is left out.
 
 // county is one county-level division.
 type county struct {
@@ -107,7 +109,9 @@ type regions struct {
 // "哈尔滨市", "道里区"). An empty filter selects every county.
 func newRegions(filter []string) (*regions, error) {
 	rg := &regions{cities: map[string]*cityInfo{}, byCode: map[string]*county{}}
-	all := counties()
+	// A county the region table lacks has no address to draw: leave it out.
+	addrs := countyAddresses()
+	all := slices.DeleteFunc(counties(), func(c county) bool { return len(addrs[c.code]) == 0 })
 	cs := cities()
 	cityByCode := map[string]*cityInfo{}
 	for i := range cs {

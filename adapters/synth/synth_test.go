@@ -587,8 +587,19 @@ func TestMillionIdentities(t *testing.T) {
 // region table and every address synth emits is one of its codes.
 func TestAddressesInRegionTable(t *testing.T) {
 	for _, c := range counties() {
+		if d, ok := region.Lookup(c.code); !ok || d.Name != c.name || d.Level != region.CountyLevel {
+			t.Errorf("county %s %s is %+v in the region table", c.code, c.name, d)
+		}
+		if d, ok := region.Lookup(c.city); !ok || d.Level != region.CityLevel {
+			t.Errorf("county %s %s: city %s is %+v in the region table", c.code, c.name, c.city, d)
+		}
 		if len(countyAddresses()[c.code]) == 0 {
 			t.Errorf("county %s %s has no addresses in the region table", c.code, c.name)
+		}
+		for _, a := range countyAddresses()[c.code] {
+			if !region.Known(a) || region.County(a) != c.code {
+				t.Fatalf("county %s: address %s is not a committee of it", c.code, a)
+			}
 		}
 	}
 	evs, _ := collect(t, Config{Persons: 500, Seed: 4})
@@ -604,14 +615,28 @@ func TestAddressesInRegionTable(t *testing.T) {
 		if err := json.Unmarshal(raw, &env); err != nil {
 			t.Fatal(err)
 		}
-		for k, v := range env.Data {
-			if s, ok := v.(string); ok && strings.HasSuffix(k, "address_code") {
-				n++
-				if !region.Known(s) {
-					t.Fatalf("%s %s = %s, not in the region table", ev.Type, k, s)
+		// Every field named *address_code, at any depth.
+		var walk func(k string, v any)
+		walk = func(k string, v any) {
+			switch v := v.(type) {
+			case map[string]any:
+				for k, v := range v {
+					walk(k, v)
+				}
+			case []any:
+				for _, v := range v {
+					walk(k, v)
+				}
+			case string:
+				if strings.HasSuffix(k, "address_code") {
+					n++
+					if !region.Known(v) {
+						t.Fatalf("%s %s = %s, not in the region table", ev.Type, k, v)
+					}
 				}
 			}
 		}
+		walk("", env.Data)
 	}
 	if n < 500 {
 		t.Fatalf("only %d address codes checked", n)

