@@ -1,0 +1,88 @@
+// Package cdc streams a department's own PostgreSQL table into hub events
+// by change data capture: the path for departments whose systems have only
+// a database, and no code that could call the publisher library.
+//
+// Inserts, updates and deletes of one table are read through logical
+// replication (the pgoutput plugin, as PostgreSQL's own subscribers use
+// it), turned into CloudEvents by a small YAML mapping, and published to
+// pop.events.<source> with adapters/publisher. On first start the rows
+// already in the table are sent too, copied from the snapshot the
+// replication slot exported when it was created, so the copy and the
+// stream meet exactly: nothing is missed between them, nothing is in both.
+//
+//	pophub cdc --source housing --postgres postgres://cdc@db/housing \
+//	    --table rentals --mapping rentals.yaml --kafka kafka:9092
+//
+// # Setting up the department's database
+//
+//   - wal_level = logical in postgresql.conf (ALTER SYSTEM SET wal_level =
+//     logical; it takes a restart), with max_replication_slots and
+//     max_wal_senders at least 1 more than already used.
+//   - A user with the REPLICATION attribute that owns the table (or can
+//     create a publication for it) and may SELECT it, allowed to connect
+//     for replication in pg_hba.conf (for example CREATE ROLE pophub_cdc
+//     LOGIN REPLICATION; ALTER TABLE rentals OWNER TO …, or let the owner
+//     create the publication beforehand).
+//   - When deletes are mapped, ALTER TABLE rentals REPLICA IDENTITY FULL:
+//     otherwise a deleted row arrives with its primary key only, and its
+//     event lacks the citizen ID. The stream checks this on start.
+//
+// The stream creates, when missing:
+//   - the publication pophub_<table> FOR TABLE <table> (inserts, updates
+//     and deletes; truncates carry no rows and are not published), whose
+//     comment records the slots whose initial snapshot completed;
+//   - the logical replication slot pophub_<source>_<table> (--slot).
+//
+// A slot keeps WAL until the stream confirms it: a stream stopped for
+// good must have its slot dropped (SELECT pg_drop_replication_slot(
+// 'pophub_housing_rentals')), or the department's disk fills up.
+//
+// # Position: nothing lost, nothing repeated
+//
+// The slot is the saved position; there is no other state. The stream
+// confirms a WAL position to PostgreSQL (a standby status update) only
+// after Kafka acknowledged every event before it, so after a crash or a
+// restart PostgreSQL sends again from the last confirmed transaction:
+// nothing is lost. A change sent again keeps its WAL position, and the
+// event id is publisher.EventID(source, record key, that LSN), so a
+// change published before the crash but not yet confirmed comes out with
+// the same id and the hub drops it as a duplicate. Transactions committed
+// before the confirmed position are skipped should PostgreSQL send them
+// again. On a graceful stop (ctx cancelled) the stream publishes the
+// changes of complete transactions, confirms them and closes, so the next
+// start sends nothing twice.
+//
+// Rows of the initial snapshot take the slot's starting LSN as their
+// version. If the first start fails during the copy, the next start drops
+// the slot and copies again; those rows then get new ids and the hub
+// applies them a second time (with the same content).
+//
+// # Bad rows
+//
+// A row whose citizen ID is invalid, whose values do not convert, or
+// whose event the schemas reject does not stop the stream: it is logged
+// with its WAL position, event id and reason (never its values) and
+// counted in Stats.Rejected, and its position is confirmed with the rest.
+//
+// # Mapping
+//
+// See Mapping and examples/rentals.yaml:
+//
+//	source: housing
+//	table: rentals
+//	citizen_id: tenant_id          # the subject and Kafka key
+//	key: [lease_id]                # the record key in the event id
+//	time: signed_at                # or $commit_time (the default)
+//	insert:
+//	  type: housing.rental_registered
+//	  data: {lease_id: lease_id, address_code: address_code, start: start_date, end: end_date}
+//	delete:
+//	  type: housing.rental_ended
+//	  time: $commit_time
+//	  data: {lease_id: lease_id, end: "end_date | $commit_date"}
+//
+// Values are read as PostgreSQL prints them (DateStyle ISO, TimeZone UTC)
+// and shaped by the data field they feed: a bigint lease_id becomes a JSON
+// string, a numeric area_m2 a number, a text[] a list. Date fields want
+// date columns.
+package cdc

@@ -1,0 +1,316 @@
+package cdc
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/pophub/pophub/adapters/publisher"
+	"github.com/pophub/pophub/schemas"
+	"github.com/pophub/pophub/schemas/citizenid"
+)
+
+// testPostgres is the machine's PostgreSQL (trust auth); POPHUB_TEST_POSTGRES
+// overrides it.
+func testPostgres() string {
+	if u := os.Getenv("POPHUB_TEST_POSTGRES"); u != "" {
+		return u
+	}
+	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+}
+
+const partitions = 3
+
+// connect opens a plain connection to the test database and checks that
+// it can do logical replication.
+func connect(t testing.TB) *pgx.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	db, err := pgx.Connect(ctx, testPostgres())
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("connecting to the test PostgreSQL: %v", err)
+		}
+		t.Skipf("no test PostgreSQL at %s: %v", testPostgres(), err)
+	}
+	t.Cleanup(func() { db.Close(context.Background()) })
+	var level string
+	if err := db.QueryRow(ctx, "SHOW wal_level").Scan(&level); err != nil {
+		t.Fatal(err)
+	}
+	if level != "logical" {
+		msg := fmt.Sprintf("wal_level is %q; change data capture needs logical: "+
+			"ALTER SYSTEM SET wal_level = logical and restart PostgreSQL (.ci/run does it)", level)
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return db
+}
+
+// rentalsTable creates a uniquely named rentals table and removes it, its
+// publication and the stream's slot when the test ends, even if the
+// stream failed or is still connected.
+func rentalsTable(t testing.TB, db *pgx.Conn) string {
+	t.Helper()
+	ctx := context.Background()
+	b := make([]byte, 5)
+	rand.Read(b)
+	table := "cdc_rentals_" + hex.EncodeToString(b)
+	_, err := db.Exec(ctx, `CREATE TABLE `+table+` (
+		lease_id     bigint PRIMARY KEY,
+		tenant_id    text,
+		address_code text NOT NULL,
+		start_date   date NOT NULL,
+		end_date     date,
+		signed_at    timestamptz NOT NULL DEFAULT now()
+	)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(ctx, "ALTER TABLE "+table+" REPLICA IDENTITY FULL"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// A fresh connection: the test's may be closed already.
+		db, err := pgx.Connect(ctx, testPostgres())
+		if err != nil {
+			t.Errorf("cleaning up: %v", err)
+			return
+		}
+		defer db.Close(ctx)
+		dropSlot(t, db, "pophub_housing_"+table)
+		if _, err := db.Exec(ctx, "DROP PUBLICATION IF EXISTS pophub_"+table); err != nil {
+			t.Errorf("dropping publication: %v", err)
+		}
+		if _, err := db.Exec(ctx, "DROP TABLE IF EXISTS "+table); err != nil {
+			t.Errorf("dropping table: %v", err)
+		}
+	})
+	return table
+}
+
+// dropSlot drops a replication slot, terminating the walsender that still
+// holds it.
+func dropSlot(t testing.TB, db *pgx.Conn, slot string) {
+	t.Helper()
+	ctx := context.Background()
+	for range 100 {
+		_, err := db.Exec(ctx, `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots
+			WHERE slot_name = $1 AND active_pid IS NOT NULL`, slot)
+		if err == nil {
+			_, err = db.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1`, slot)
+		}
+		if err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Errorf("could not drop slot %s", slot)
+}
+
+// broker starts an in-process Kafka-protocol broker holding the hub's
+// topics.
+func broker(t testing.TB) string {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, append(schemas.Topics(), schemas.DLQTopic)...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c.ListenAddrs()[0]
+}
+
+func newPublisher(t testing.TB, addr string) *publisher.Publisher {
+	t.Helper()
+	p, err := publisher.New(publisher.Config{Brokers: []string{addr}, Source: schemas.Housing, BatchTimeout: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+func exampleMapping(t testing.TB) Mapping {
+	t.Helper()
+	m, err := LoadMapping(filepath.Join("examples", "rentals.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func newStream(t testing.TB, table string, pub Publisher, m Mapping) *Stream {
+	t.Helper()
+	m.Table = table
+	s, err := New(Config{Source: schemas.Housing, Postgres: testPostgres(), Table: table, Mapping: m, Publisher: pub,
+		FlushInterval: 5 * time.Millisecond, StatusInterval: time.Second, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// running is a Stream's Run in the background.
+type running struct {
+	cancel context.CancelFunc
+	done   chan error
+	once   sync.Once
+	err    error
+}
+
+func start(t testing.TB, s *Stream) *running {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- s.Run(ctx) }()
+	t.Cleanup(func() { r.stop(t) })
+	return r
+}
+
+// stop cancels Run and waits for it; a clean stop returns context.Canceled.
+func (r *running) stop(t testing.TB) {
+	t.Helper()
+	r.once.Do(func() {
+		r.cancel()
+		select {
+		case r.err = <-r.done:
+		case <-time.After(60 * time.Second):
+			r.err = errors.New("Run did not return within 60s of cancellation")
+		}
+	})
+	if r.err != nil && !errors.Is(r.err, context.Canceled) {
+		t.Errorf("Run: %v", r.err)
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after 30s or if Run
+// ended.
+func waitFor(t testing.TB, r *running, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		select {
+		case err := <-r.done:
+			r.done <- err
+			t.Fatalf("waiting for %s: Run ended: %v", what, err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting for %s: timed out", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// citizen makes a valid citizen ID numbered n.
+func citizen(n int) string {
+	first := fmt.Sprintf("11010119900101%03d", n)
+	return first + string(citizenid.CheckChar(first))
+}
+
+// records reads every record of the housing topic, after checking with
+// kafka-go how many there are.
+func records(t testing.TB, addr string) []schemas.Event {
+	t.Helper()
+	topic := schemas.Topic(schemas.Housing)
+	var reqs []kafka.OffsetRequest
+	for p := range partitions {
+		reqs = append(reqs, kafka.LastOffsetOf(p))
+	}
+	kc := &kafka.Client{Addr: kafka.TCP(addr), Timeout: 10 * time.Second}
+	res, err := kc.ListOffsets(context.Background(), &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, po := range res.Topics[topic] {
+		if po.Error != nil {
+			t.Fatalf("listing offsets of %s/%d: %v", topic, po.Partition, po.Error)
+		}
+		n += po.LastOffset
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var out []schemas.Event
+	for int64(len(out)) < n {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read %d of %d records: %v", len(out), n, ctx.Err())
+		}
+		fs.EachError(func(topic string, p int32, err error) { t.Fatalf("fetching %s/%d: %v", topic, p, err) })
+		fs.EachRecord(func(r *kgo.Record) {
+			ev, err := schemas.Decode(schemas.Input{Topic: r.Topic, Key: r.Key, Value: r.Value})
+			if err != nil {
+				t.Errorf("record at %s/%d@%d does not decode: %v", r.Topic, r.Partition, r.Offset, err)
+			}
+			out = append(out, ev)
+		})
+	}
+	return out
+}
+
+// logBuffer collects a test's log lines; they are printed if the test
+// fails.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf = append(b.buf, p...)
+	return len(p), nil
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return string(b.buf)
+}
+
+var testLogs sync.Map // testing.TB → *logBuffer
+
+func testLogger(t testing.TB) *slog.Logger {
+	t.Helper()
+	v, loaded := testLogs.LoadOrStore(t, &logBuffer{})
+	b := v.(*logBuffer)
+	if !loaded {
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Log("logs:\n" + b.String())
+			}
+			testLogs.Delete(t)
+		})
+	}
+	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+func logsOf(t testing.TB) string {
+	v, ok := testLogs.Load(t)
+	if !ok {
+		return ""
+	}
+	return v.(*logBuffer).String()
+}

@@ -1,0 +1,589 @@
+package cdc
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/pophub/pophub/schemas"
+	"github.com/pophub/pophub/schemas/citizenid"
+)
+
+// Mapping says how the rows of one table become events. It is read from
+// YAML (see examples/rentals.yaml and the package documentation).
+type Mapping struct {
+	// Source, when set, must equal the stream's source: it guards against
+	// running one department's mapping under another's name.
+	Source schemas.Source `yaml:"source"`
+	// Table, when set, must equal the stream's table.
+	Table string `yaml:"table"`
+	// CitizenID is the column holding the 18-character citizen ID: the
+	// event's subject and Kafka key.
+	CitizenID string `yaml:"citizen_id"`
+	// Key lists the columns that identify a row (usually its primary key).
+	// With the change's WAL position they make the event id, so a change
+	// sent twice has one id.
+	Key []string `yaml:"key"`
+	// Time is the expression for the event time, when the change took
+	// effect: a date or timestamp column, or $commit_time (the default),
+	// the commit time of the change's transaction.
+	Time string `yaml:"time"`
+	// TimeZone is the zone of timestamp-without-time-zone and date columns
+	// and of $commit_date: an IANA name, or "" for China Standard Time
+	// (UTC+8, no daylight saving).
+	TimeZone string `yaml:"time_zone"`
+	// Insert, Update and Delete map each kind of change to an event. A
+	// kind left out is not sent (its changes are counted as ignored).
+	// Rows of the initial snapshot use Insert, or Update without Insert.
+	Insert *Operation `yaml:"insert"`
+	Update *Operation `yaml:"update"`
+	Delete *Operation `yaml:"delete"`
+}
+
+// Operation maps one kind of change to an event type and its data.
+type Operation struct {
+	// Type is the catalogue type of the event; it must belong to the
+	// stream's source.
+	Type schemas.Type `yaml:"type"`
+	// Time overrides Mapping.Time for this kind of change (a deleted
+	// row's own dates rarely say when it was deleted).
+	Time string `yaml:"time"`
+	// Data maps each data field (its JSON name in the type's data struct)
+	// to an expression: a column name; $commit_date or $commit_time;
+	// ='text' for a constant; or alternatives "a | b" taking the first
+	// that is not NULL. A field whose value is NULL is left out.
+	Data map[string]string `yaml:"data"`
+}
+
+// LoadMapping reads a mapping file.
+func LoadMapping(path string) (Mapping, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Mapping{}, fmt.Errorf("reading mapping: %w", err)
+	}
+	m, err := ParseMapping(b)
+	if err != nil {
+		return Mapping{}, fmt.Errorf("parsing mapping %s: %w", path, err)
+	}
+	return m, nil
+}
+
+// ParseMapping parses a mapping from YAML; unknown keys are errors, so a
+// misspelt key fails loudly instead of silently mapping nothing.
+func ParseMapping(b []byte) (Mapping, error) {
+	var m Mapping
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&m); err != nil {
+		return Mapping{}, fmt.Errorf("decoding YAML: %w", err)
+	}
+	return m, nil
+}
+
+// Kinds of change, as they appear in logs and Stats.
+const (
+	opInsert   = "insert"
+	opUpdate   = "update"
+	opDelete   = "delete"
+	opSnapshot = "snapshot"
+)
+
+// plan is a Mapping checked against a source and compiled.
+type plan struct {
+	source    schemas.Source
+	citizenID string
+	key       []string
+	loc       *time.Location
+	ops       map[string]*opPlan // by kind of change; snapshot included
+}
+
+type opPlan struct {
+	typ    schemas.Type
+	time   expr
+	fields []fieldPlan // sorted by name
+}
+
+type fieldPlan struct {
+	name string
+	kind fieldKind
+	expr expr
+}
+
+// fieldKind is the JSON shape a data field takes, from its Go type.
+type fieldKind int
+
+const (
+	kindString fieldKind = iota
+	kindNumber
+	kindBool
+	kindStrings
+)
+
+// expr is a list of alternatives; the first that is not NULL wins.
+type expr []term
+
+type term struct {
+	column  string // a column, or
+	special string // "commit_date", "commit_time", or
+	literal *string
+}
+
+func (e expr) String() string {
+	parts := make([]string, len(e))
+	for i, t := range e {
+		switch {
+		case t.column != "":
+			parts[i] = t.column
+		case t.special != "":
+			parts[i] = "$" + t.special
+		default:
+			parts[i] = "='" + *t.literal + "'"
+		}
+	}
+	return strings.Join(parts, " | ")
+}
+
+// columns lists the columns the expression reads.
+func (e expr) columns() []string {
+	var out []string
+	for _, t := range e {
+		if t.column != "" {
+			out = append(out, t.column)
+		}
+	}
+	return out
+}
+
+func parseExpr(s string) (expr, error) {
+	var e expr
+	for part := range strings.SplitSeq(s, "|") {
+		part = strings.TrimSpace(part)
+		switch {
+		case part == "":
+			return nil, fmt.Errorf("empty alternative in %q", s)
+		case part == "$commit_date", part == "$commit_time":
+			e = append(e, term{special: part[1:]})
+		case strings.HasPrefix(part, "$"):
+			return nil, fmt.Errorf("%q is not $commit_date or $commit_time", part)
+		case strings.HasPrefix(part, "="):
+			lit := strings.TrimPrefix(part, "=")
+			if len(lit) >= 2 && lit[0] == '\'' && lit[len(lit)-1] == '\'' {
+				lit = lit[1 : len(lit)-1]
+			}
+			e = append(e, term{literal: &lit})
+		default:
+			e = append(e, term{column: part})
+		}
+	}
+	return e, nil
+}
+
+// compile checks the mapping for source and table and compiles it.
+func (m Mapping) compile(source schemas.Source, table string) (*plan, error) {
+	if m.Source != "" && m.Source != source {
+		return nil, fmt.Errorf("mapping is for source %q, not %q", m.Source, source)
+	}
+	if m.Table != "" && m.Table != table {
+		return nil, fmt.Errorf("mapping is for table %q, not %q", m.Table, table)
+	}
+	if m.CitizenID == "" {
+		return nil, errors.New("citizen_id: the citizen ID column is required")
+	}
+	if len(m.Key) == 0 {
+		return nil, errors.New("key: at least one record key column is required")
+	}
+	p := &plan{source: source, citizenID: m.CitizenID, key: m.Key, ops: map[string]*opPlan{}}
+	p.loc = chinaStandardTime
+	if m.TimeZone != "" {
+		loc, err := time.LoadLocation(m.TimeZone)
+		if err != nil {
+			return nil, fmt.Errorf("time_zone: %w", err)
+		}
+		p.loc = loc
+	}
+	defTime := m.Time
+	if defTime == "" {
+		defTime = "$commit_time"
+	}
+	for _, o := range []struct {
+		kind string
+		op   *Operation
+	}{{opInsert, m.Insert}, {opUpdate, m.Update}, {opDelete, m.Delete}} {
+		if o.op == nil {
+			continue
+		}
+		op, err := o.op.compile(source, defTime)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", o.kind, err)
+		}
+		p.ops[o.kind] = op
+	}
+	if len(p.ops) == 0 {
+		return nil, errors.New("at least one of insert, update, delete must be mapped")
+	}
+	if op := p.ops[opInsert]; op != nil {
+		p.ops[opSnapshot] = op
+	} else if op := p.ops[opUpdate]; op != nil {
+		p.ops[opSnapshot] = op
+	}
+	return p, nil
+}
+
+func (o *Operation) compile(source schemas.Source, defTime string) (*opPlan, error) {
+	data := schemas.NewData(o.Type)
+	if data == nil {
+		return nil, fmt.Errorf("type %q is not in the catalogue", o.Type)
+	}
+	if s := schemas.SourceOf(o.Type); s != source {
+		return nil, fmt.Errorf("type %q belongs to source %q, not %q", o.Type, s, source)
+	}
+	kinds := dataFields(data)
+	op := &opPlan{typ: o.Type}
+	t := o.Time
+	if t == "" {
+		t = defTime
+	}
+	var err error
+	if op.time, err = parseExpr(t); err != nil {
+		return nil, fmt.Errorf("time: %w", err)
+	}
+	if len(o.Data) == 0 {
+		return nil, errors.New("data: at least one data field must be mapped")
+	}
+	for name, s := range o.Data {
+		kind, ok := kinds[name]
+		if !ok {
+			return nil, fmt.Errorf("data: %q is not a field of %s (fields: %s)", name, o.Type, strings.Join(slices.Sorted(maps.Keys(kinds)), ", "))
+		}
+		e, err := parseExpr(s)
+		if err != nil {
+			return nil, fmt.Errorf("data.%s: %w", name, err)
+		}
+		op.fields = append(op.fields, fieldPlan{name: name, kind: kind, expr: e})
+	}
+	slices.SortFunc(op.fields, func(a, b fieldPlan) int { return strings.Compare(a.name, b.name) })
+	return op, nil
+}
+
+// dataFields lists the JSON fields of a catalogue data struct with the
+// JSON shape of each, so that a bigint column feeds a string field as a
+// string and a numeric column a number field as a number.
+func dataFields(data schemas.Data) map[string]fieldKind {
+	out := map[string]fieldKind{}
+	t := reflect.TypeOf(data).Elem()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		ft := f.Type
+		if ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		switch ft.Kind() {
+		case reflect.Float32, reflect.Float64, reflect.Int, reflect.Int32, reflect.Int64:
+			out[name] = kindNumber
+		case reflect.Bool:
+			out[name] = kindBool
+		case reflect.Slice:
+			out[name] = kindStrings
+		default:
+			out[name] = kindString
+		}
+	}
+	return out
+}
+
+// columns lists every column the plan reads, without repeats, in a stable
+// order.
+func (p *plan) columns() []string {
+	cols := append([]string{p.citizenID}, p.key...)
+	for _, kind := range []string{opInsert, opUpdate, opDelete} {
+		op := p.ops[kind]
+		if op == nil {
+			continue
+		}
+		cols = append(cols, op.columns()...)
+	}
+	return uniq(cols)
+}
+
+func (op *opPlan) columns() []string {
+	cols := op.time.columns()
+	for _, f := range op.fields {
+		cols = append(cols, f.expr.columns()...)
+	}
+	return cols
+}
+
+// deleteColumns lists the columns a delete reads: those its old row must
+// carry.
+func (p *plan) deleteColumns() []string {
+	op := p.ops[opDelete]
+	if op == nil {
+		return nil
+	}
+	return uniq(append(append([]string{p.citizenID}, p.key...), op.columns()...))
+}
+
+func uniq(ss []string) []string {
+	var out []string
+	for _, s := range ss {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// chinaStandardTime is UTC+8. China has kept no daylight saving since
+// 1991, so a fixed zone needs no time zone database.
+var chinaStandardTime = time.FixedZone("CST", 8*3600)
+
+// cell is one column value of a row as PostgreSQL prints it (text format).
+type cell struct {
+	text string
+	null bool
+	// unchanged marks a TOASTed value an update left as it was: logical
+	// replication does not send it.
+	unchanged bool
+}
+
+// row is a table row by column name. Columns the change did not carry are
+// absent.
+type row map[string]cell
+
+// change is what event needs to know about one row change.
+type change struct {
+	kind   string // opInsert …
+	row    row
+	lsn    uint64    // the change's WAL position: the event version
+	commit time.Time // commit time of its transaction (snapshot: its time)
+}
+
+// rowError is a row that cannot become an event. Its message never holds
+// a citizen ID or another value of the row.
+type rowError struct {
+	reason string // a stable word for counting
+	detail string
+}
+
+func (e *rowError) Error() string { return e.reason + ": " + e.detail }
+
+// event turns a change into an event. An error, always a *rowError, means
+// the row is bad; the event's ID is set if the record key could be read. The event id is
+// derived from the record key and the change's LSN, so a change that
+// PostgreSQL sends again after a restart gets the same id.
+func (p *plan) event(c change) (schemas.Event, error) {
+	op := p.ops[c.kind]
+	key, err := p.recordKey(c.row)
+	if err != nil {
+		return schemas.Event{}, err
+	}
+	ev := schemas.Event{
+		SpecVersion: schemas.SpecVersion,
+		ID:          eventID(p.source, key, c.lsn),
+		Source:      p.source,
+		Type:        op.typ,
+	}
+	if ev.Subject, err = p.subject(c.row); err != nil {
+		return ev, err
+	}
+	tv, ok, err := p.value(op.time, c)
+	if err != nil {
+		return ev, &rowError{"bad_time", fmt.Sprintf("time (%s): %v", op.time, err)}
+	}
+	if !ok {
+		return ev, &rowError{"bad_time", fmt.Sprintf("time (%s) is NULL", op.time)}
+	}
+	if ev.Time, err = p.parseTime(tv); err != nil {
+		return ev, &rowError{"bad_time", fmt.Sprintf("time (%s): %v", op.time, err)}
+	}
+	data := make(map[string]any, len(op.fields))
+	for _, f := range op.fields {
+		v, ok, err := p.value(f.expr, c)
+		if err != nil {
+			return ev, &rowError{"bad_value", fmt.Sprintf("data.%s (%s): %v", f.name, f.expr, err)}
+		}
+		if !ok {
+			continue
+		}
+		if data[f.name], err = convert(v, f.kind); err != nil {
+			return ev, &rowError{"bad_value", fmt.Sprintf("data.%s (%s): %v", f.name, f.expr, err)}
+		}
+	}
+	if ev.Data, err = json.Marshal(data); err != nil {
+		return ev, &rowError{"bad_value", fmt.Sprintf("encoding data: %v", err)}
+	}
+	return ev, nil
+}
+
+func (p *plan) subject(r row) (citizenid.ID, error) {
+	c, ok := r[p.citizenID]
+	switch {
+	case !ok || c.unchanged:
+		return "", &rowError{"missing_citizen_id", fmt.Sprintf("the change does not carry column %s", p.citizenID)}
+	case c.null:
+		return "", &rowError{"invalid_citizen_id", fmt.Sprintf("column %s is NULL", p.citizenID)}
+	}
+	id, err := citizenid.Parse(strings.TrimSpace(c.text))
+	if err != nil {
+		var ce *citizenid.Error
+		if errors.As(err, &ce) {
+			return "", &rowError{"invalid_citizen_id", fmt.Sprintf("column %s: %v", p.citizenID, ce.Reason)}
+		}
+		return "", &rowError{"invalid_citizen_id", fmt.Sprintf("column %s is not a citizen ID", p.citizenID)}
+	}
+	return id, nil
+}
+
+// recordKey joins the key columns with a unit separator, which no sane
+// key value holds.
+func (p *plan) recordKey(r row) (string, error) {
+	var b strings.Builder
+	for i, col := range p.key {
+		c, ok := r[col]
+		if !ok || c.unchanged || c.null {
+			return "", &rowError{"missing_key", fmt.Sprintf("key column %s is NULL or not carried by the change", col)}
+		}
+		if i > 0 {
+			b.WriteByte(0x1f)
+		}
+		b.WriteString(c.text)
+	}
+	return b.String(), nil
+}
+
+// value evaluates an expression: its text and whether it is not NULL.
+func (p *plan) value(e expr, c change) (string, bool, error) {
+	for _, t := range e {
+		switch {
+		case t.literal != nil:
+			return *t.literal, true, nil
+		case t.special == "commit_time":
+			return c.commit.Format(time.RFC3339Nano), true, nil
+		case t.special == "commit_date":
+			return c.commit.In(p.loc).Format(time.DateOnly), true, nil
+		}
+		v, ok := c.row[t.column]
+		switch {
+		case !ok:
+			return "", false, fmt.Errorf("the change does not carry column %s (set REPLICA IDENTITY FULL for deletes)", t.column)
+		case v.unchanged:
+			return "", false, fmt.Errorf("column %s is an unchanged TOASTed value the change does not carry (set REPLICA IDENTITY FULL)", t.column)
+		case !v.null:
+			return v.text, true, nil
+		}
+	}
+	return "", false, nil
+}
+
+// parseTime reads a timestamp as PostgreSQL prints it with DateStyle ISO
+// (the stream sets it), or RFC 3339. Values without a zone are in the
+// mapping's time zone.
+func (p *plan) parseTime(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	for _, layout := range []string{"2006-01-02 15:04:05.999999999-07", "2006-01-02 15:04:05.999999999-07:00", "2006-01-02 15:04:05.999999999-07:00:00"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, nil
+		}
+	}
+	for _, layout := range []string{"2006-01-02 15:04:05.999999999", time.DateOnly} {
+		if t, err := time.ParseInLocation(layout, s, p.loc); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, errors.New("not a date or timestamp")
+}
+
+// convert gives a column's text the JSON shape of its data field.
+func convert(s string, kind fieldKind) (any, error) {
+	switch kind {
+	case kindNumber:
+		f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+		if err != nil {
+			return nil, errors.New("not a number")
+		}
+		return json.Number(strconv.FormatFloat(f, 'f', -1, 64)), nil
+	case kindBool:
+		switch strings.ToLower(strings.TrimSpace(s)) {
+		case "t", "true", "1", "y", "yes":
+			return true, nil
+		case "f", "false", "0", "n", "no":
+			return false, nil
+		}
+		return nil, errors.New("not a boolean")
+	case kindStrings:
+		return parseList(s)
+	}
+	return s, nil
+}
+
+// parseList reads a PostgreSQL array literal ({a,"b c"}) or a
+// comma-separated list.
+func parseList(s string) ([]string, error) {
+	s = strings.TrimSpace(s)
+	if !strings.HasPrefix(s, "{") {
+		out := []string{}
+		for part := range strings.SplitSeq(s, ",") {
+			if part = strings.TrimSpace(part); part != "" {
+				out = append(out, part)
+			}
+		}
+		return out, nil
+	}
+	if !strings.HasSuffix(s, "}") {
+		return nil, errors.New("not an array")
+	}
+	body := s[1 : len(s)-1]
+	out := []string{}
+	if body == "" {
+		return out, nil
+	}
+	var cur strings.Builder
+	quoted, inQuotes, escaped := false, false, false
+	for _, r := range body {
+		switch {
+		case escaped:
+			cur.WriteRune(r)
+			escaped = false
+		case r == '\\':
+			escaped = true
+		case r == '"':
+			inQuotes = !inQuotes
+			quoted = true
+		case r == ',' && !inQuotes:
+			if !quoted && cur.String() == "NULL" {
+				return nil, errors.New("NULL element in array")
+			}
+			out = append(out, cur.String())
+			cur.Reset()
+			quoted = false
+		case r == '{' && !inQuotes:
+			return nil, errors.New("nested arrays are not supported")
+		default:
+			cur.WriteRune(r)
+		}
+	}
+	if inQuotes {
+		return nil, errors.New("unterminated quote in array")
+	}
+	last := cur.String()
+	if !quoted && last == "NULL" {
+		return nil, errors.New("NULL element in array")
+	}
+	return append(out, last), nil
+}

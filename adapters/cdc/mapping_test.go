@@ -1,0 +1,211 @@
+package cdc
+
+import (
+	"encoding/json"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pophub/pophub/schemas"
+)
+
+func TestMappingCompile(t *testing.T) {
+	ok := func() Mapping {
+		return Mapping{CitizenID: "tenant_id", Key: []string{"lease_id"},
+			Insert: &Operation{Type: schemas.RentalRegistered, Data: map[string]string{"lease_id": "lease_id"}}}
+	}
+	tests := []struct {
+		name    string
+		edit    func(m *Mapping)
+		wantErr string
+	}{
+		{"valid", func(m *Mapping) {}, ""},
+		{"other source", func(m *Mapping) { m.Source = schemas.Tax }, `mapping is for source "tax"`},
+		{"other table", func(m *Mapping) { m.Table = "leases" }, `mapping is for table "leases"`},
+		{"no citizen ID", func(m *Mapping) { m.CitizenID = "" }, "citizen_id"},
+		{"no key", func(m *Mapping) { m.Key = nil }, "key"},
+		{"nothing mapped", func(m *Mapping) { m.Insert = nil }, "at least one of insert"},
+		{"type of another source", func(m *Mapping) { m.Insert.Type = schemas.ContractStarted }, `belongs to source "employment"`},
+		{"unknown type", func(m *Mapping) { m.Insert.Type = "housing.moved" }, "not in the catalogue"},
+		{"unknown field", func(m *Mapping) { m.Insert.Data["tenant"] = "tenant_id" }, `"tenant" is not a field`},
+		{"bad special", func(m *Mapping) { m.Insert.Data["end"] = "$now" }, "not $commit_date"},
+		{"bad time zone", func(m *Mapping) { m.TimeZone = "Mars/Olympus" }, "time_zone"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := ok()
+			tt.edit(&m)
+			_, err := m.compile(schemas.Housing, "rentals")
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("compile: %v", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("compile: %v, want an error with %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestParseMappingRejectsUnknownKeys(t *testing.T) {
+	_, err := ParseMapping([]byte("citizen_id: a\nkeys: [b]\n"))
+	if err == nil || !strings.Contains(err.Error(), "keys") {
+		t.Fatalf("ParseMapping: %v, want an error naming the misspelt key", err)
+	}
+}
+
+func TestExampleMappingEvents(t *testing.T) {
+	p, err := exampleMapping(t).compile(schemas.Housing, "rentals")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := p.columns(), []string{"tenant_id", "lease_id", "signed_at", "address_code", "end_date", "start_date"}; !slices.Equal(got, want) {
+		t.Errorf("columns %q, want %q", got, want)
+	}
+	commit := time.Date(2026, 3, 1, 20, 30, 0, 0, time.UTC) // 2026-03-02 04:30 in Beijing
+	full := row{"lease_id": {text: "42"}, "tenant_id": {text: citizen(7)}, "address_code": {text: "230102001001"},
+		"start_date": {text: "2026-03-01"}, "end_date": {null: true}, "signed_at": {text: "2026-02-28 09:15:00.5+00"}}
+	with := func(edit func(r row)) row {
+		r := row{}
+		for k, v := range full {
+			r[k] = v
+		}
+		edit(r)
+		return r
+	}
+	tests := []struct {
+		name     string
+		kind     string
+		row      row
+		wantType schemas.Type
+		wantData string
+		wantTime time.Time
+		wantErr  string // rowError reason
+	}{
+		{"snapshot", opSnapshot, full, schemas.RentalRegistered,
+			`{"address_code":"230102001001","lease_id":"42","start":"2026-03-01"}`, time.Date(2026, 2, 28, 9, 15, 0, 5e8, time.UTC), ""},
+		{"update at commit time", opUpdate, with(func(r row) { r["end_date"] = cell{text: "2027-02-28"} }), schemas.RentalRegistered,
+			`{"address_code":"230102001001","end":"2027-02-28","lease_id":"42","start":"2026-03-01"}`, commit, ""},
+		{"delete ends on the commit date in Beijing", opDelete, full, schemas.RentalEnded,
+			`{"end":"2026-03-02","lease_id":"42"}`, commit, ""},
+		{"delete keeps its own end date", opDelete, with(func(r row) { r["end_date"] = cell{text: "2026-12-31"} }), schemas.RentalEnded,
+			`{"end":"2026-12-31","lease_id":"42"}`, commit, ""},
+		{"naive timestamp is Beijing time", opInsert, with(func(r row) { r["signed_at"] = cell{text: "2026-02-28 09:15:00"} }), schemas.RentalRegistered,
+			`{"address_code":"230102001001","lease_id":"42","start":"2026-03-01"}`, time.Date(2026, 2, 28, 1, 15, 0, 0, time.UTC), ""},
+		{"invalid citizen ID", opInsert, with(func(r row) { r["tenant_id"] = cell{text: "110101199001010000"} }), "", "", time.Time{}, "invalid_citizen_id"},
+		{"NULL citizen ID", opInsert, with(func(r row) { r["tenant_id"] = cell{null: true} }), "", "", time.Time{}, "invalid_citizen_id"},
+		{"NULL key", opInsert, with(func(r row) { r["lease_id"] = cell{null: true} }), "", "", time.Time{}, "missing_key"},
+		{"bad time", opInsert, with(func(r row) { r["signed_at"] = cell{text: "infinity"} }), "", "", time.Time{}, "bad_time"},
+		{"unchanged TOAST", opUpdate, with(func(r row) { r["address_code"] = cell{unchanged: true} }), "", "", time.Time{}, "bad_value"},
+		{"column not carried", opDelete, row{"lease_id": {text: "42"}, "tenant_id": {text: citizen(7)}}, "", "", time.Time{}, "bad_value"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev, err := p.event(change{kind: tt.kind, row: tt.row, lsn: 0x16B3748, commit: commit})
+			if tt.wantErr != "" {
+				var re *rowError
+				if !errors.As(err, &re) || re.reason != tt.wantErr {
+					t.Fatalf("event: %v, want a %s row error", err, tt.wantErr)
+				}
+				if strings.Contains(err.Error(), tt.row["tenant_id"].text) && tt.row["tenant_id"].text != "" {
+					t.Errorf("the error %q holds the row's citizen ID", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("event: %v", err)
+			}
+			if ev.Type != tt.wantType || string(ev.Data) != tt.wantData || !ev.Time.Equal(tt.wantTime) {
+				t.Errorf("event %s %s at %v, want %s %s at %v", ev.Type, ev.Data, ev.Time, tt.wantType, tt.wantData, tt.wantTime)
+			}
+			if want := eventID(schemas.Housing, "42", 0x16B3748); ev.ID != want {
+				t.Errorf("id %s, want %s", ev.ID, want)
+			}
+			// The schemas accept it, as the hub will.
+			b, err := schemas.Encode(ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := schemas.Decode(schemas.Input{Value: b}); err != nil {
+				t.Errorf("the hub would reject it: %v", err)
+			}
+		})
+	}
+}
+
+func TestEventIDIsPerChange(t *testing.T) {
+	ids := map[string]bool{}
+	for _, key := range []string{"1", "2"} {
+		for _, lsn := range []uint64{100, 101} {
+			ids[eventID(schemas.Housing, key, lsn)] = true
+		}
+	}
+	if len(ids) != 4 {
+		t.Errorf("%d distinct ids for 2 keys × 2 positions", len(ids))
+	}
+	if eventID(schemas.Housing, "1", 100) != eventID(schemas.Housing, "1", 100) {
+		t.Error("the same change got two ids")
+	}
+}
+
+func TestConvert(t *testing.T) {
+	tests := []struct {
+		in      string
+		kind    fieldKind
+		want    string // JSON
+		wantErr bool
+	}{
+		{"42", kindString, `"42"`, false},
+		{"52.50", kindNumber, `52.5`, false},
+		{"1e3", kindNumber, `1000`, false},
+		{"NaN?", kindNumber, ``, true},
+		{"t", kindBool, `true`, false},
+		{"maybe", kindBool, ``, true},
+		{"{pension,medical}", kindStrings, `["pension","medical"]`, false},
+		{`{"a b","c,d",e}`, kindStrings, `["a b","c,d","e"]`, false},
+		{`{}`, kindStrings, `[]`, false},
+		{"pension, medical", kindStrings, `["pension","medical"]`, false},
+		{`{a,NULL}`, kindStrings, ``, true},
+		{`{NULL,a}`, kindStrings, ``, true},
+		{`{{a}}`, kindStrings, ``, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			v, err := convert(tt.in, tt.kind)
+			if tt.wantErr {
+				if err == nil {
+					t.Fatalf("convert: %v, want an error", v)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := json.Marshal(v)
+			if string(b) != tt.want {
+				t.Errorf("convert: %s, want %s", b, tt.want)
+			}
+		})
+	}
+}
+
+func TestConfigDefaults(t *testing.T) {
+	tests := []struct {
+		table, slot, publication string
+	}{
+		{"rentals", "pophub_housing_rentals", "pophub_rentals"},
+		{"Housing.Rentals", "pophub_housing_housing_rentals", "pophub_housing_rentals"},
+		{strings.Repeat("x", 80), "pophub_housing_" + strings.Repeat("x", 48), "pophub_" + strings.Repeat("x", 56)},
+	}
+	for _, tt := range tests {
+		c := Config{Source: schemas.Housing, Table: tt.table, Postgres: "postgres://x", Publisher: &crashAfterAck{}}
+		c.setDefaults()
+		if c.Slot != tt.slot || c.Publication != tt.publication {
+			t.Errorf("%s: slot %s, publication %s; want %s, %s", tt.table, c.Slot, c.Publication, tt.slot, tt.publication)
+		}
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s: %v", tt.table, err)
+		}
+	}
+}

@@ -1,0 +1,623 @@
+package cdc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/pophub/pophub/adapters/publisher"
+	"github.com/pophub/pophub/schemas"
+)
+
+// Publisher sends events to the hub's Kafka topics. *publisher.Publisher
+// is the one used in production. Publish returns one result per event, in
+// order, once the broker acknowledged them (or gave up); the stream
+// confirms a WAL position only after every event before it has a result
+// without error or with a *schemas.RejectError (a bad row, never sent).
+type Publisher interface {
+	Publish(ctx context.Context, events ...schemas.Event) ([]publisher.Result, error)
+}
+
+// Config configures a Stream. Source, Postgres, Table, Mapping and
+// Publisher are required.
+type Config struct {
+	// Source is the department the table belongs to.
+	Source schemas.Source
+	// Postgres is the department database's connection URL or DSN. Its
+	// user needs the REPLICATION attribute, SELECT on the table and, on
+	// first start, the right to create a publication for the table (its
+	// owner, and CREATE on the database).
+	Postgres string
+	// Table is the table to stream, optionally schema-qualified
+	// ("housing.rentals"); unquoted names are folded to lower case as in
+	// SQL.
+	Table string
+	// Mapping says how rows become events.
+	Mapping Mapping
+	// Publisher sends the events.
+	Publisher Publisher
+	// Slot is the replication slot (default pophub_<source>_<table>); it
+	// holds the stream's position.
+	Slot string
+	// Publication is the publication of the table (default
+	// pophub_<table>).
+	Publication string
+	// BatchSize bounds the events published at once (default 1000).
+	BatchSize int
+	// FlushInterval is how long changes wait for more before they are
+	// published (default 50ms).
+	FlushInterval time.Duration
+	// StatusInterval is how often the stream tells PostgreSQL its
+	// position when nothing else made it do so (default 10s); it must be
+	// well under the server's wal_sender_timeout (default 60s).
+	StatusInterval time.Duration
+	// SlotWait is how long to wait for the slot to be released by a
+	// previous connection that is still going away (default 30s).
+	SlotWait time.Duration
+	// Logger receives progress and bad rows (default: discard). It never
+	// sees a citizen ID or a row's values.
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	table := identPart(c.Table)
+	if c.Slot == "" {
+		c.Slot = truncate("pophub_"+string(c.Source)+"_"+table, 63)
+	}
+	if c.Publication == "" {
+		c.Publication = truncate("pophub_"+table, 63)
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = 1000
+	}
+	if c.FlushInterval <= 0 {
+		c.FlushInterval = 50 * time.Millisecond
+	}
+	if c.StatusInterval <= 0 {
+		c.StatusInterval = 10 * time.Second
+	}
+	if c.SlotWait <= 0 {
+		c.SlotWait = 30 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// identPart turns a table name into a slot and publication name part:
+// lower case, with anything but letters, digits and _ replaced by _.
+func identPart(table string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '_':
+			return r
+		case r >= 'A' && r <= 'Z':
+			return r + ('a' - 'A')
+		}
+		return '_'
+	}, table)
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+var slotName = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
+
+// Validate reports whether the configuration can work. It is called
+// after setDefaults, so Slot and Publication are set.
+func (c *Config) Validate() error {
+	switch {
+	case !c.Source.Valid():
+		return fmt.Errorf("source %q is not a department source", c.Source)
+	case c.Postgres == "":
+		return errors.New("the PostgreSQL connection URL is required")
+	case c.Table == "":
+		return errors.New("the table is required")
+	case c.Publisher == nil:
+		return errors.New("a publisher is required")
+	case !slotName.MatchString(c.Slot):
+		return fmt.Errorf("slot %q: a replication slot name has 1 to 63 lower-case letters, digits and _", c.Slot)
+	case !slotName.MatchString(c.Publication):
+		return fmt.Errorf("publication %q: use 1 to 63 lower-case letters, digits and _", c.Publication)
+	}
+	return nil
+}
+
+// Stream streams one table's changes into events. Create it with New and
+// call Run once.
+type Stream struct {
+	cfg   Config
+	plan  *plan
+	log   *slog.Logger
+	stats struct {
+		snapshot, published, rejected, ignored, skipped atomic.Int64
+		confirmed                                       atomic.Uint64
+	}
+}
+
+// Stats counts what a stream did since New. It is safe to read while the
+// stream runs.
+type Stats struct {
+	// Snapshot counts the rows of the initial snapshot read.
+	Snapshot int64
+	// Published counts events the broker acknowledged.
+	Published int64
+	// Rejected counts bad rows: an invalid citizen ID, a value that does
+	// not convert, or an event the schemas reject. They are logged, not
+	// sent, and do not stop the stream.
+	Rejected int64
+	// Ignored counts changes of a kind the mapping leaves out.
+	Ignored int64
+	// Skipped counts transactions PostgreSQL sent again that had been
+	// confirmed already.
+	Skipped int64
+	// Confirmed is the WAL position last confirmed to PostgreSQL.
+	Confirmed pglogrepl.LSN
+}
+
+// New checks the configuration and compiles the mapping; it does not
+// connect.
+func New(cfg Config) (*Stream, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("configuring cdc: %w", err)
+	}
+	p, err := cfg.Mapping.compile(cfg.Source, cfg.Table)
+	if err != nil {
+		return nil, fmt.Errorf("compiling mapping: %w", err)
+	}
+	log := cfg.Logger.With("source", string(cfg.Source), "table", cfg.Table, "slot", cfg.Slot)
+	return &Stream{cfg: cfg, plan: p, log: log}, nil
+}
+
+// Stats returns the counters.
+func (s *Stream) Stats() Stats {
+	return Stats{
+		Snapshot:  s.stats.snapshot.Load(),
+		Published: s.stats.published.Load(),
+		Rejected:  s.stats.rejected.Load(),
+		Ignored:   s.stats.ignored.Load(),
+		Skipped:   s.stats.skipped.Load(),
+		Confirmed: pglogrepl.LSN(s.stats.confirmed.Load()),
+	}
+}
+
+// Slot and Publication name what the stream uses in the database.
+func (s *Stream) Slot() string        { return s.cfg.Slot }
+func (s *Stream) Publication() string { return s.cfg.Publication }
+
+// Run sets up the publication and slot when they are missing (taking the
+// initial snapshot with a new slot), then streams changes until ctx ends.
+// It then publishes the changes of complete transactions received so far,
+// confirms their position, closes its connections and returns ctx's
+// error. A failure while streaming (the database restarting, Kafka
+// unreachable) is retried with backoff from the slot's confirmed
+// position; a failure before the first successful start (a missing table,
+// wal_level not logical, no REPLICATION privilege) is returned.
+func (s *Stream) Run(ctx context.Context) error {
+	backoff := 500 * time.Millisecond
+	started := false
+	for {
+		err := s.session(ctx, &started)
+		if ctx.Err() != nil {
+			if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+				return err // the final flush failed
+			}
+			return ctx.Err()
+		}
+		if !started {
+			return err
+		}
+		s.log.WarnContext(ctx, "cdc: streaming failed; reconnecting from the slot's position", "error", err, "backoff", backoff)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 30*time.Second)
+	}
+}
+
+// session connects, sets up and streams until ctx ends or an error.
+func (s *Stream) session(ctx context.Context, started *bool) error {
+	dbCfg, err := pgx.ParseConfig(s.cfg.Postgres)
+	if err != nil {
+		return fmt.Errorf("parsing PostgreSQL URL: %w", err)
+	}
+	setSessionParams(dbCfg.RuntimeParams)
+	db, err := pgx.ConnectConfig(ctx, dbCfg)
+	if err != nil {
+		return fmt.Errorf("connecting to PostgreSQL: %w", err)
+	}
+	defer db.Close(context.WithoutCancel(ctx))
+	tbl, err := s.inspect(ctx, db)
+	if err != nil {
+		return err
+	}
+	if err := s.ensurePublication(ctx, db, tbl); err != nil {
+		return err
+	}
+
+	replCfg, err := pgconn.ParseConfig(s.cfg.Postgres)
+	if err != nil {
+		return fmt.Errorf("parsing PostgreSQL URL: %w", err)
+	}
+	setSessionParams(replCfg.RuntimeParams)
+	replCfg.RuntimeParams["replication"] = "database"
+	repl, err := pgconn.ConnectConfig(ctx, replCfg)
+	if err != nil {
+		return fmt.Errorf("connecting to PostgreSQL for replication: %w", err)
+	}
+	defer repl.Close(context.WithoutCancel(ctx))
+
+	start, err := s.ensureSlot(ctx, db, repl, tbl)
+	if err != nil {
+		return err
+	}
+	db.Close(ctx) // streaming needs only the replication connection
+	err = pglogrepl.StartReplication(ctx, repl, s.cfg.Slot, start, pglogrepl.StartReplicationOptions{
+		PluginArgs: []string{"proto_version '1'", "publication_names '" + s.cfg.Publication + "'"},
+	})
+	if err != nil {
+		return fmt.Errorf("starting replication from slot %s: %w", s.cfg.Slot, err)
+	}
+	*started = true
+	s.stats.confirmed.Store(uint64(start))
+	s.log.InfoContext(ctx, "cdc: streaming", "from_lsn", start.String())
+	st := &streamState{conn: repl, tbl: tbl, rels: map[uint32]*pglogrepl.RelationMessage{},
+		acked: start, skipBefore: start, nextStatus: time.Now().Add(s.cfg.StatusInterval)}
+	return s.stream(ctx, st)
+}
+
+// setSessionParams fixes how PostgreSQL prints values, on both
+// connections, so that dates and timestamps read the same whether they
+// come from the snapshot or from the WAL.
+func setSessionParams(p map[string]string) {
+	p["DateStyle"] = "ISO, YMD"
+	p["TimeZone"] = "UTC"
+	p["IntervalStyle"] = "iso_8601"
+	p["extra_float_digits"] = "3"
+	if p["application_name"] == "" {
+		p["application_name"] = "pophub-cdc"
+	}
+}
+
+// streamState is one replication session's position bookkeeping.
+type streamState struct {
+	conn *pgconn.PgConn
+	tbl  *tableInfo
+	rels map[uint32]*pglogrepl.RelationMessage
+
+	// acked: every change before it is published (or bad, or not ours):
+	// the position confirmed to PostgreSQL.
+	acked pglogrepl.LSN
+	// skipBefore: a transaction whose commit record lies before it was
+	// confirmed in an earlier session; PostgreSQL may send it again.
+	skipBefore pglogrepl.LSN
+	// lastCommitEnd is the end of the last transaction fully received.
+	lastCommitEnd pglogrepl.LSN
+
+	inTx       bool
+	skipTx     bool
+	commitTime time.Time
+
+	pending []queued
+	// committed counts the pending events of complete transactions.
+	committed    int
+	pendingSince time.Time
+	nextStatus   time.Time
+}
+
+// stream receives, converts and publishes changes until ctx ends.
+func (s *Stream) stream(ctx context.Context, st *streamState) error {
+	for {
+		now := time.Now()
+		if st.committed > 0 && now.Sub(st.pendingSince) >= s.cfg.FlushInterval {
+			if err := s.flush(ctx, st, st.committed); err != nil {
+				return err
+			}
+		}
+		if !now.Before(st.nextStatus) {
+			if err := s.sendStatus(ctx, st); err != nil {
+				return err
+			}
+		}
+		deadline := st.nextStatus
+		if st.committed > 0 {
+			deadline = minTime(deadline, st.pendingSince.Add(s.cfg.FlushInterval))
+		}
+		rctx, cancel := context.WithDeadline(ctx, deadline)
+		msg, err := st.conn.ReceiveMessage(rctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return s.stop(ctx, st)
+			}
+			if pgconn.Timeout(err) {
+				continue
+			}
+			return fmt.Errorf("receiving replication message: %w", err)
+		}
+		switch msg := msg.(type) {
+		case *pgproto3.ErrorResponse:
+			return fmt.Errorf("replicating: %w", pgconn.ErrorResponseToPgError(msg))
+		case *pgproto3.CopyData:
+			if err := s.handleCopyData(ctx, st, msg.Data); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// stopTimeout bounds the publishing a stop waits for.
+const stopTimeout = 30 * time.Second
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// stop ends a session on cancellation: it publishes the events of
+// complete transactions, confirms their position and leaves the events of
+// a transaction still being received for PostgreSQL to send again.
+func (s *Stream) stop(ctx context.Context, st *streamState) error {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
+	defer cancel()
+	if err := s.flush(sctx, st, st.committed); err != nil {
+		return fmt.Errorf("publishing on stop: %w", err)
+	}
+	if err := s.sendStatus(sctx, st); err != nil {
+		return fmt.Errorf("confirming position on stop: %w", err)
+	}
+	s.log.InfoContext(sctx, "cdc: stopped", "confirmed_lsn", st.acked.String())
+	return ctx.Err()
+}
+
+func (s *Stream) handleCopyData(ctx context.Context, st *streamState, data []byte) error {
+	if len(data) == 0 {
+		return nil
+	}
+	switch data[0] {
+	case pglogrepl.PrimaryKeepaliveMessageByteID:
+		ka, err := pglogrepl.ParsePrimaryKeepaliveMessage(data[1:])
+		if err != nil {
+			return fmt.Errorf("parsing keepalive: %w", err)
+		}
+		// Between transactions with nothing pending, everything the
+		// server sent up to its WAL end is handled: confirming it lets the
+		// server recycle WAL that other tables' changes fill.
+		if !st.inTx && len(st.pending) == 0 && ka.ServerWALEnd > st.acked {
+			st.acked = ka.ServerWALEnd
+		}
+		if ka.ReplyRequested {
+			return s.sendStatus(ctx, st)
+		}
+	case pglogrepl.XLogDataByteID:
+		xld, err := pglogrepl.ParseXLogData(data[1:])
+		if err != nil {
+			return fmt.Errorf("parsing XLogData: %w", err)
+		}
+		return s.handleWAL(ctx, st, xld)
+	}
+	return nil
+}
+
+func (s *Stream) handleWAL(ctx context.Context, st *streamState, xld pglogrepl.XLogData) error {
+	m, err := pglogrepl.Parse(xld.WALData)
+	if err != nil {
+		return fmt.Errorf("decoding pgoutput message: %w", err)
+	}
+	switch m := m.(type) {
+	case *pglogrepl.RelationMessage:
+		st.rels[m.RelationID] = m
+	case *pglogrepl.BeginMessage:
+		st.inTx, st.commitTime = true, m.CommitTime
+		// pgoutput sends transactions in commit order; one committed
+		// before the confirmed position was handled by an earlier session.
+		st.skipTx = m.FinalLSN < st.skipBefore
+		if st.skipTx {
+			s.stats.skipped.Add(1)
+		}
+	case *pglogrepl.CommitMessage:
+		st.inTx, st.skipTx = false, false
+		st.lastCommitEnd = max(st.lastCommitEnd, m.TransactionEndLSN)
+		if len(st.pending) == 0 {
+			st.acked = max(st.acked, m.TransactionEndLSN)
+			return nil
+		}
+		if st.committed == 0 {
+			st.pendingSince = time.Now()
+		}
+		st.committed = len(st.pending)
+		if st.committed >= s.cfg.BatchSize {
+			return s.flush(ctx, st, st.committed)
+		}
+	case *pglogrepl.InsertMessage:
+		return s.handleChange(ctx, st, opInsert, m.RelationID, xld.WALStart, nil, m.Tuple)
+	case *pglogrepl.UpdateMessage:
+		return s.handleChange(ctx, st, opUpdate, m.RelationID, xld.WALStart, m.OldTuple, m.NewTuple)
+	case *pglogrepl.DeleteMessage:
+		return s.handleChange(ctx, st, opDelete, m.RelationID, xld.WALStart, m.OldTuple, nil)
+	case *pglogrepl.TruncateMessage:
+		if !st.skipTx {
+			s.log.WarnContext(ctx, "cdc: the table was truncated; no events are sent for the removed rows", "lsn", xld.WALStart.String())
+		}
+	}
+	return nil
+}
+
+// handleChange converts one row change into an event and queues it.
+func (s *Stream) handleChange(ctx context.Context, st *streamState, kind string, relID uint32, lsn pglogrepl.LSN, oldTuple, newTuple *pglogrepl.TupleData) error {
+	if st.skipTx {
+		return nil
+	}
+	rel, ok := st.rels[relID]
+	if !ok {
+		return fmt.Errorf("decoding %s at %s: relation %d was not described", kind, lsn, relID)
+	}
+	if rel.Namespace != st.tbl.schema || rel.RelationName != st.tbl.name {
+		return nil // another table of a shared publication
+	}
+	if s.plan.ops[kind] == nil {
+		s.stats.ignored.Add(1)
+		return nil
+	}
+	r := tupleRow(rel, newTuple)
+	if r == nil {
+		r = tupleRow(rel, oldTuple)
+	} else if old := tupleRow(rel, oldTuple); old != nil {
+		for name, c := range r {
+			if o, ok := old[name]; c.unchanged && ok && !o.unchanged {
+				r[name] = o
+			}
+		}
+	}
+	ev, err := s.plan.event(change{kind: kind, row: r, lsn: uint64(lsn), commit: st.commitTime})
+	if err != nil {
+		s.reject(ctx, kind, lsn, ev.ID, err)
+		return nil
+	}
+	st.pending = append(st.pending, queued{ev: ev, kind: kind, lsn: lsn})
+	if len(st.pending) >= 2*s.cfg.BatchSize {
+		// A transaction too large to hold: publish what there is. Its
+		// position is confirmed only at its commit, so after a crash its
+		// first events are sent again with the same ids.
+		return s.flush(ctx, st, len(st.pending))
+	}
+	return nil
+}
+
+// tupleRow reads a tuple by column name; nil for no tuple.
+func tupleRow(rel *pglogrepl.RelationMessage, t *pglogrepl.TupleData) row {
+	if t == nil {
+		return nil
+	}
+	r := make(row, len(t.Columns))
+	for i, c := range t.Columns {
+		if i >= len(rel.Columns) {
+			break
+		}
+		name := rel.Columns[i].Name
+		switch c.DataType {
+		case pglogrepl.TupleDataTypeNull:
+			r[name] = cell{null: true}
+		case pglogrepl.TupleDataTypeToast:
+			r[name] = cell{unchanged: true}
+		default:
+			r[name] = cell{text: string(c.Data)}
+		}
+	}
+	return r
+}
+
+// reject logs and counts a bad row. The log names the change by its WAL
+// position and event id (a hash), never by its values.
+func (s *Stream) reject(ctx context.Context, kind string, lsn pglogrepl.LSN, eventID string, err error) {
+	s.stats.rejected.Add(1)
+	reason := schemas.ReasonOf(err)
+	var re *rowError
+	if errors.As(err, &re) {
+		reason = re.reason
+	}
+	attrs := []any{"change", kind, "lsn", lsn.String(), "reason", reason, "error", err}
+	if eventID != "" {
+		attrs = append(attrs, "event_id", eventID)
+	}
+	s.log.WarnContext(ctx, "cdc: skipping bad row", attrs...)
+}
+
+// flush publishes the first n pending events, n being at least the
+// events of complete transactions, and, once they are acknowledged,
+// confirms the end of the last complete transaction.
+func (s *Stream) flush(ctx context.Context, st *streamState, n int) error {
+	if n > 0 {
+		// A publish under way finishes even if ctx ends meanwhile, so a
+		// stop confirms what Kafka took instead of leaving it to be sent
+		// again.
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
+		err := s.publish(pctx, st.pending[:n])
+		cancel()
+		if err != nil {
+			return err
+		}
+		st.pending = append(st.pending[:0], st.pending[n:]...)
+	}
+	st.committed = 0
+	st.acked = max(st.acked, st.lastCommitEnd)
+	return s.sendStatus(ctx, st)
+}
+
+// queued is an event waiting to be published, with the change it comes
+// from for the log.
+type queued struct {
+	ev   schemas.Event
+	kind string
+	lsn  pglogrepl.LSN
+}
+
+// publish sends events; bad ones are logged and counted. Any other failure
+// is returned: nothing after the first failed event may be confirmed.
+func (s *Stream) publish(ctx context.Context, batch []queued) error {
+	events := make([]schemas.Event, len(batch))
+	for i, q := range batch {
+		events[i] = q.ev
+	}
+	results, err := s.cfg.Publisher.Publish(ctx, events...)
+	if err != nil {
+		return fmt.Errorf("publishing %d events: %w", len(events), err)
+	}
+	var failed error
+	sent := 0
+	for i, r := range results {
+		switch {
+		case r.Err == nil:
+			sent++
+		case schemas.ReasonOf(r.Err) != "":
+			s.reject(ctx, batch[i].kind, batch[i].lsn, r.ID, r.Err)
+		case failed == nil:
+			failed = r.Err
+		}
+	}
+	s.stats.published.Add(int64(sent))
+	if failed != nil {
+		return fmt.Errorf("publishing events: the broker did not take them all: %w", failed)
+	}
+	return nil
+}
+
+// sendStatus tells PostgreSQL the confirmed position: the slot keeps it,
+// so that the next session starts there.
+func (s *Stream) sendStatus(ctx context.Context, st *streamState) error {
+	err := pglogrepl.SendStandbyStatusUpdate(ctx, st.conn, pglogrepl.StandbyStatusUpdate{
+		WALWritePosition: st.acked, WALFlushPosition: st.acked, WALApplyPosition: st.acked,
+	})
+	if err != nil {
+		return fmt.Errorf("sending standby status: %w", err)
+	}
+	s.stats.confirmed.Store(uint64(st.acked))
+	st.nextStatus = time.Now().Add(s.cfg.StatusInterval)
+	return nil
+}
+
+// eventID is the event id of a change: the record key and the change's
+// WAL position, which PostgreSQL sends unchanged when it sends the change
+// again.
+func eventID(source schemas.Source, recordKey string, lsn uint64) string {
+	return publisher.EventID(source, recordKey, int64(lsn))
+}

@@ -1,0 +1,346 @@
+package cdc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pophub/pophub/adapters/publisher"
+	"github.com/pophub/pophub/schemas"
+)
+
+const addressCode = "230102001001"
+
+func exec(t testing.TB, db *pgx.Conn, sql string, args ...any) {
+	t.Helper()
+	if _, err := db.Exec(context.Background(), sql, args...); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+// insertLease adds a lease signed on 2025-01-01 10:00 Beijing time.
+func insertLease(t testing.TB, db *pgx.Conn, table string, lease int, tenant string) {
+	t.Helper()
+	exec(t, db, `INSERT INTO `+table+` (lease_id, tenant_id, address_code, start_date, signed_at)
+		VALUES ($1, $2, $3, '2025-01-01', '2025-01-01 10:00:00+08')`, lease, tenant, addressCode)
+}
+
+// summary renders an event as "<type> <lease> <tenant number> end=<end>"
+// for comparing streams.
+func summary(t testing.TB, ev schemas.Event) string {
+	t.Helper()
+	tenant := -1
+	for n := range 1000 {
+		if citizen(n) == string(ev.Subject) {
+			tenant = n
+		}
+	}
+	switch d := ev.Payload.(type) {
+	case *schemas.RentalRegisteredData:
+		return fmt.Sprintf("%s %s %d end=%s", ev.Type, d.LeaseID, tenant, d.End)
+	case *schemas.RentalEndedData:
+		return fmt.Sprintf("%s %s %d end=%s", ev.Type, d.LeaseID, tenant, d.End)
+	}
+	t.Fatalf("unexpected payload %T", ev.Payload)
+	return ""
+}
+
+func summaries(t testing.TB, evs []schemas.Event) []string {
+	t.Helper()
+	out := make([]string, len(evs))
+	for i, ev := range evs {
+		out[i] = summary(t, ev)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func sorted(ss ...string) []string {
+	slices.Sort(ss)
+	return ss
+}
+
+// assertOnce fails unless every event id occurs exactly once.
+func assertOnce(t testing.TB, evs []schemas.Event) {
+	t.Helper()
+	seen := map[string]int{}
+	for _, ev := range evs {
+		seen[ev.ID]++
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("event %s published %d times", id, n)
+		}
+	}
+}
+
+func today() string { return time.Now().In(chinaStandardTime).Format(time.DateOnly) }
+
+// TestSnapshotThenChanges: rows present before the first start arrive
+// from the slot's snapshot, then inserts, updates and deletes arrive as
+// the mapping's events.
+func TestSnapshotThenChanges(t *testing.T) {
+	db := connect(t)
+	table := rentalsTable(t, db)
+	insertLease(t, db, table, 1, citizen(1))
+	insertLease(t, db, table, 2, citizen(2))
+	addr := broker(t)
+	s := newStream(t, table, newPublisher(t, addr), exampleMapping(t))
+	r := start(t, s)
+	waitFor(t, r, "the snapshot", func() bool { return s.Stats().Published == 2 })
+
+	insertLease(t, db, table, 3, citizen(3))
+	exec(t, db, "UPDATE "+table+" SET end_date = '2026-06-30' WHERE lease_id = 1")
+	exec(t, db, "DELETE FROM "+table+" WHERE lease_id = 2")
+	waitFor(t, r, "the changes", func() bool { return s.Stats().Published == 5 })
+	r.stop(t)
+
+	evs := records(t, addr)
+	want := sorted(
+		"housing.rental_registered 1 1 end=",           // snapshot
+		"housing.rental_registered 2 2 end=",           // snapshot
+		"housing.rental_registered 3 3 end=",           // insert
+		"housing.rental_registered 1 1 end=2026-06-30", // update
+		"housing.rental_ended 2 2 end="+today(),        // delete: $commit_date
+	)
+	if got := summaries(t, evs); !slices.Equal(got, want) {
+		t.Errorf("events:\n got %q\nwant %q", got, want)
+	}
+	assertOnce(t, evs)
+	signed := time.Date(2025, 1, 1, 2, 0, 0, 0, time.UTC)
+	for _, ev := range evs {
+		d, ok := ev.Payload.(*schemas.RentalRegisteredData)
+		switch {
+		case ok && d.End == "": // snapshot and insert: the time column
+			if !ev.Time.Equal(signed) {
+				t.Errorf("lease %s registered at %v, want signed_at %v", d.LeaseID, ev.Time, signed)
+			}
+		default: // update and delete: the commit time
+			if time.Since(ev.Time) > time.Minute || time.Until(ev.Time) > time.Second {
+				t.Errorf("%s at %v, want its commit time (about now)", ev.Type, ev.Time)
+			}
+		}
+		if ev.Source != schemas.Housing || !strings.HasPrefix(ev.ID, "housing-") {
+			t.Errorf("event %s from %s", ev.ID, ev.Source)
+		}
+	}
+	if st := s.Stats(); st.Snapshot != 2 || st.Rejected != 0 || st.Confirmed == 0 {
+		t.Errorf("stats %+v, want 2 snapshot rows, none rejected, a confirmed position", st)
+	}
+}
+
+// TestRestartLosesNothingRepeatsNothing stops the stream after some
+// changes, changes more while it is stopped, and starts it again: every
+// change is published once, and nothing twice.
+func TestRestartLosesNothingRepeatsNothing(t *testing.T) {
+	db := connect(t)
+	table := rentalsTable(t, db)
+	for lease := 1; lease <= 3; lease++ {
+		insertLease(t, db, table, lease, citizen(lease))
+	}
+	addr := broker(t)
+	pub := newPublisher(t, addr)
+	m := exampleMapping(t)
+
+	s1 := newStream(t, table, pub, m)
+	r1 := start(t, s1)
+	waitFor(t, r1, "the snapshot", func() bool { return s1.Stats().Published == 3 })
+	insertLease(t, db, table, 4, citizen(4))
+	insertLease(t, db, table, 5, citizen(5))
+	exec(t, db, "UPDATE "+table+" SET end_date = '2026-01-31' WHERE lease_id = 1")
+	waitFor(t, r1, "the first changes", func() bool { return s1.Stats().Published == 6 })
+	r1.stop(t)
+
+	// Stopped: these wait in the slot.
+	insertLease(t, db, table, 6, citizen(6))
+	tx, err := db.Begin(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sql := range []string{
+		"UPDATE " + table + " SET end_date = '2026-02-28' WHERE lease_id = 4",
+		"UPDATE " + table + " SET end_date = '2026-12-31' WHERE lease_id = 2",
+		"DELETE FROM " + table + " WHERE lease_id = 2",
+	} {
+		if _, err := tx.Exec(context.Background(), sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	s2 := newStream(t, table, pub, m)
+	r2 := start(t, s2)
+	waitFor(t, r2, "the changes made while stopped", func() bool { return s2.Stats().Published == 4 })
+	insertLease(t, db, table, 7, citizen(7))
+	exec(t, db, "DELETE FROM "+table+" WHERE lease_id = 5")
+	waitFor(t, r2, "the changes after the restart", func() bool { return s2.Stats().Published == 6 })
+	r2.stop(t)
+	if st := s2.Stats(); st.Snapshot != 0 {
+		t.Errorf("the restart copied %d rows again", st.Snapshot)
+	}
+	var slotLSN string
+	if err := db.QueryRow(context.Background(), "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1", s2.Slot()).Scan(&slotLSN); err != nil {
+		t.Fatal(err)
+	}
+	if slotLSN != s2.Stats().Confirmed.String() {
+		t.Errorf("slot confirmed %s, stream says %s", slotLSN, s2.Stats().Confirmed)
+	}
+
+	// A third start with nothing new publishes nothing.
+	s3 := newStream(t, table, pub, m)
+	r3 := start(t, s3)
+	waitFor(t, r3, "streaming", func() bool { return s3.Stats().Confirmed != 0 })
+	time.Sleep(500 * time.Millisecond)
+	r3.stop(t)
+	if n := s3.Stats().Published; n != 0 {
+		t.Errorf("a start with nothing new published %d events", n)
+	}
+
+	evs := records(t, addr)
+	want := sorted(
+		"housing.rental_registered 1 1 end=", "housing.rental_registered 2 2 end=", "housing.rental_registered 3 3 end=",
+		"housing.rental_registered 4 4 end=", "housing.rental_registered 5 5 end=", "housing.rental_registered 1 1 end=2026-01-31",
+		"housing.rental_registered 6 6 end=", "housing.rental_registered 4 4 end=2026-02-28", "housing.rental_registered 2 2 end=2026-12-31",
+		"housing.rental_ended 2 2 end=2026-12-31",
+		"housing.rental_registered 7 7 end=", "housing.rental_ended 5 5 end="+today(),
+	)
+	if got := summaries(t, evs); !slices.Equal(got, want) {
+		t.Errorf("events:\n got %q\nwant %q", got, want)
+	}
+	assertOnce(t, evs)
+}
+
+// crashAfterAck publishes for real and then, once armed, fails the first
+// call as if the process died after Kafka acknowledged the events but
+// before their position was confirmed.
+type crashAfterAck struct {
+	*publisher.Publisher
+	armed, crashed atomic.Bool
+}
+
+func (c *crashAfterAck) Publish(ctx context.Context, evs ...schemas.Event) ([]publisher.Result, error) {
+	res, err := c.Publisher.Publish(ctx, evs...)
+	if err == nil && c.armed.Load() && !c.crashed.Swap(true) {
+		return res, errors.New("simulated crash after the broker acknowledged")
+	}
+	return res, err
+}
+
+// TestResendKeepsEventIDs: changes published but not confirmed are sent
+// again after a reconnect, with the same event ids, so the hub drops the
+// copies.
+func TestResendKeepsEventIDs(t *testing.T) {
+	db := connect(t)
+	table := rentalsTable(t, db)
+	addr := broker(t)
+	pub := &crashAfterAck{Publisher: newPublisher(t, addr)}
+	pub.armed.Store(true)
+	s := newStream(t, table, pub, exampleMapping(t))
+	r := start(t, s)
+	waitFor(t, r, "streaming", func() bool { return s.Stats().Confirmed != 0 })
+	tx, err := db.Begin(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for lease := 1; lease <= 3; lease++ {
+		if _, err := tx.Exec(context.Background(), `INSERT INTO `+table+` (lease_id, tenant_id, address_code, start_date, signed_at)
+			VALUES ($1, $2, $3, '2025-01-01', '2025-01-01 10:00:00+08')`, lease, citizen(lease), addressCode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, r, "the resend", func() bool { return s.Stats().Published == 3 })
+	r.stop(t)
+	if !pub.crashed.Load() {
+		t.Fatal("the simulated crash did not happen")
+	}
+	evs := records(t, addr)
+	if len(evs) != 6 {
+		t.Fatalf("%d records, want 3 sent twice", len(evs))
+	}
+	byID := map[string][]string{}
+	for _, ev := range evs {
+		byID[ev.ID] = append(byID[ev.ID], summary(t, ev)+" "+ev.Time.String())
+	}
+	if len(byID) != 3 {
+		t.Errorf("%d distinct event ids, want 3 (the resend must repeat them)", len(byID))
+	}
+	for id, copies := range byID {
+		if len(copies) != 2 || copies[0] != copies[1] {
+			t.Errorf("event %s: copies %q, want two identical", id, copies)
+		}
+	}
+}
+
+// TestBadRowsDoNotStopTheStream: rows with an invalid or missing citizen
+// ID, or data the schemas reject, are logged without their values and
+// counted; the rows around them are published.
+func TestBadRowsDoNotStopTheStream(t *testing.T) {
+	db := connect(t)
+	table := rentalsTable(t, db)
+	badCheck := citizen(2)[:17] + "0"
+	if badCheck == citizen(2) {
+		badCheck = citizen(2)[:17] + "1"
+	}
+	insertLease(t, db, table, 1, badCheck) // in the snapshot
+	addr := broker(t)
+	s := newStream(t, table, newPublisher(t, addr), exampleMapping(t))
+	r := start(t, s)
+	waitFor(t, r, "the snapshot", func() bool { return s.Stats().Rejected == 1 })
+
+	insertLease(t, db, table, 2, citizen(2))
+	insertLease(t, db, table, 3, "")
+	exec(t, db, `INSERT INTO `+table+` (lease_id, tenant_id, address_code, start_date) VALUES (4, $1, '999999999999', '2025-01-01')`, citizen(4))
+	exec(t, db, `INSERT INTO `+table+` (lease_id, tenant_id, address_code, start_date) VALUES (5, NULL, $1, '2025-01-01')`, addressCode)
+	insertLease(t, db, table, 6, citizen(6))
+	waitFor(t, r, "the good rows", func() bool { return s.Stats().Published == 2 && s.Stats().Rejected == 4 })
+	insertLease(t, db, table, 7, citizen(7))
+	waitFor(t, r, "a row after the bad ones", func() bool { return s.Stats().Published == 3 })
+	r.stop(t)
+
+	want := sorted("housing.rental_registered 2 2 end=", "housing.rental_registered 6 6 end=", "housing.rental_registered 7 7 end=")
+	if got := summaries(t, records(t, addr)); !slices.Equal(got, want) {
+		t.Errorf("events:\n got %q\nwant %q", got, want)
+	}
+	logs := logsOf(t)
+	for _, reason := range []string{"reason=invalid_citizen_id", "reason=" + schemas.ReasonInvalidData} {
+		if !strings.Contains(logs, reason) {
+			t.Errorf("no bad row logged with %s", reason)
+		}
+	}
+	if n := strings.Count(logs, "skipping bad row"); n != 4 {
+		t.Errorf("%d bad rows logged, want 4", n)
+	}
+	for _, id := range []string{badCheck, citizen(4)} {
+		if strings.Contains(logs, id) {
+			t.Error("the logs hold a raw citizen ID")
+		}
+	}
+}
+
+// TestDeletesNeedTheWholeRow: with deletes mapped, a table whose deleted
+// rows carry only their primary key is refused on start, saying how to
+// fix it.
+func TestDeletesNeedTheWholeRow(t *testing.T) {
+	db := connect(t)
+	table := rentalsTable(t, db)
+	exec(t, db, "ALTER TABLE "+table+" REPLICA IDENTITY DEFAULT")
+	s := newStream(t, table, newPublisher(t, broker(t)), exampleMapping(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := s.Run(ctx)
+	if err == nil || !strings.Contains(err.Error(), "REPLICA IDENTITY FULL") {
+		t.Fatalf("Run: %v, want an error asking for REPLICA IDENTITY FULL", err)
+	}
+}
