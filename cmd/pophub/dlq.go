@@ -1,0 +1,236 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pophub/pophub/hub/dlq"
+	"github.com/pophub/pophub/schemas"
+)
+
+// dlqCommand is `pophub dlq list|show|replay`: inspect the records the hub
+// rejected and, after a fix, send chosen ones back to their topics.
+func dlqCommand() *cobra.Command {
+	var brokers string
+	cmd := &cobra.Command{
+		Use:   "dlq",
+		Short: "Inspect rejected records (" + schemas.DLQTopic + ") and replay them after a fix",
+		Long: `Inspects the dead-letter topic ` + schemas.DLQTopic + `, where the hub copies every record it
+could not apply, and replays chosen records to their original topic.
+
+A DLQ record is named PARTITION:OFFSET as 'dlq list' prints it (a bare OFFSET
+works when the DLQ has one partition). Citizen IDs are masked (first four and
+last four characters) everywhere, unless 'dlq show --reveal'.
+
+Replay is idempotent: the DLQ records replayed are kept in the topic
+` + dlq.LedgerTopic + ` and skipped next time; and the hub applies each
+(source, event id) once, so a record sent twice anyway changes nothing.`,
+	}
+	cmd.PersistentFlags().StringVar(&brokers, "kafka", envOr("POPHUB_KAFKA", "127.0.0.1:19092"), "comma-separated Kafka bootstrap brokers (env POPHUB_KAFKA; default: pophub dev's)")
+	client := func() (*dlq.Client, error) { return dlq.New(dlq.Config{Brokers: splitList(brokers)}) }
+	cmd.AddCommand(dlqListCommand(client), dlqShowCommand(client), dlqReplayCommand(client))
+	return cmd
+}
+
+func dlqListCommand(client func() (*dlq.Client, error)) *cobra.Command {
+	var source, reason string
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "Count rejects by source and reason and list them (never their keys or values)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := client()
+			if err != nil {
+				return err
+			}
+			recs, err := c.Records(cmd.Context(), dlq.Filter{Source: schemas.Source(source), Reason: reason})
+			if err != nil {
+				return err
+			}
+			printList(cmd.OutOrStdout(), recs)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&source, "source", "", "only records from this source's topic")
+	cmd.Flags().StringVar(&reason, "reason", "", "only records with this reject reason")
+	return cmd
+}
+
+func printList(out io.Writer, recs []dlq.Record) {
+	sum := dlq.Summarize(recs)
+	fmt.Fprintf(out, "%s: %d records\n", schemas.DLQTopic, sum.Total)
+	if sum.Total == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nSOURCE\tREASON\tRECORDS")
+	for _, src := range slices.Sorted(maps.Keys(sum.Counts)) {
+		for _, reason := range slices.Sorted(maps.Keys(sum.Counts[src])) {
+			fmt.Fprintf(tw, "%s\t%s\t%d\n", orDash(string(src)), reason, sum.Counts[src][reason])
+		}
+	}
+	fmt.Fprintln(tw, "\nDLQ\tTIME\tORIGIN\tREASON\tFIELD\tERROR")
+	for _, r := range recs {
+		origin := "-"
+		if r.Topic != "" {
+			origin = r.Topic + "/" + strconv.Itoa(r.Partition) + "@" + strconv.FormatInt(r.Offset, 10)
+		}
+		errText := r.Error
+		if r.ReplayOf != "" {
+			errText += " (replay of " + r.ReplayOf + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Time.UTC().Format(time.RFC3339), origin,
+			orDash(r.Reason), orDash(r.Field), dlq.Mask(errText))
+	}
+	tw.Flush()
+}
+
+func dlqShowCommand(client func() (*dlq.Client, error)) *cobra.Command {
+	var reveal bool
+	cmd := &cobra.Command{
+		Use:   "show PARTITION:OFFSET",
+		Short: "Print one rejected record in full: headers, key and value (citizen IDs masked)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := dlq.ParseID(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := client()
+			if err != nil {
+				return err
+			}
+			r, err := c.Record(cmd.Context(), id)
+			if err != nil {
+				return err
+			}
+			printRecord(cmd.OutOrStdout(), r, reveal)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&reveal, "reveal", false, "print citizen IDs in full")
+	return cmd
+}
+
+func printRecord(out io.Writer, r dlq.Record, reveal bool) {
+	mask := dlq.Mask
+	if reveal {
+		mask = func(s string) string { return s }
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "record:\t%s %s\n", schemas.DLQTopic, r.ID)
+	fmt.Fprintf(tw, "time:\t%s\n", r.Time.UTC().Format(time.RFC3339Nano))
+	fmt.Fprintf(tw, "reason:\t%s\n", orDash(r.Reason))
+	fmt.Fprintf(tw, "field:\t%s\n", orDash(r.Field))
+	fmt.Fprintf(tw, "error:\t%s\n", mask(orDash(r.Error)))
+	if r.Topic != "" {
+		fmt.Fprintf(tw, "origin:\t%s partition %d offset %d\n", r.Topic, r.Partition, r.Offset)
+	} else {
+		fmt.Fprintf(tw, "origin:\tunknown (no pophub-topic header)\n")
+	}
+	if r.ReplayOf != "" {
+		fmt.Fprintf(tw, "replay of:\t%s\n", r.ReplayOf)
+	}
+	tw.Flush()
+	fmt.Fprintln(out, "headers:")
+	if len(r.Headers) == 0 {
+		fmt.Fprintln(out, "  (none)")
+	}
+	for _, h := range r.Headers {
+		fmt.Fprintf(out, "  %s: %s\n", h.Key, mask(printable(h.Value)))
+	}
+	if r.Key == nil {
+		fmt.Fprintln(out, "key: (none)")
+	} else {
+		fmt.Fprintf(out, "key: %s\n", mask(printable(r.Key)))
+	}
+	fmt.Fprintln(out, "value:")
+	var pretty bytes.Buffer
+	if json.Valid(r.Value) && json.Indent(&pretty, r.Value, "  ", "  ") == nil {
+		fmt.Fprintf(out, "  %s\n", mask(pretty.String()))
+	} else {
+		fmt.Fprintf(out, "  %s (not JSON)\n", mask(printable(r.Value)))
+	}
+}
+
+func dlqReplayCommand(client func() (*dlq.Client, error)) *cobra.Command {
+	var offsets []string
+	var reason string
+	var all, dryRun bool
+	cmd := &cobra.Command{
+		Use:   "replay (--offset PARTITION:OFFSET... | --reason R | --all) [--dry-run]",
+		Short: "Send chosen rejects back to their original topic, once",
+		Long: `Writes the chosen DLQ records back to the topic named in their pophub-topic
+header, with their original key, value and headers (the pophub-* reject headers
+removed, pophub-replay-of added), waiting for all in-sync replicas. Records
+replayed before (per the ledger ` + dlq.LedgerTopic + `) are skipped.
+Every chosen record is checked before anything is sent.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			sel := dlq.Selection{Reason: reason, All: all}
+			for _, o := range offsets {
+				id, err := dlq.ParseID(o)
+				if err != nil {
+					return err
+				}
+				sel.IDs = append(sel.IDs, id)
+			}
+			if err := sel.Validate(); err != nil {
+				return fmt.Errorf("%w (--offset, --reason or --all)", err)
+			}
+			c, err := client()
+			if err != nil {
+				return err
+			}
+			res, err := c.Replay(cmd.Context(), sel, dryRun)
+			printReplay(cmd.OutOrStdout(), res)
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringSliceVar(&offsets, "offset", nil, "DLQ record PARTITION:OFFSET to replay (repeatable, or comma-separated)")
+	f.StringVar(&reason, "reason", "", "replay every record with this reject reason")
+	f.BoolVar(&all, "all", false, "replay every record in the DLQ")
+	f.BoolVar(&dryRun, "dry-run", false, "print what would be replayed, send nothing")
+	return cmd
+}
+
+func printReplay(out io.Writer, res dlq.ReplayResult) {
+	verb := "replayed"
+	if res.DryRun {
+		verb = "would replay"
+	}
+	for _, r := range res.Sent {
+		fmt.Fprintf(out, "%s %s -> %s (%s)\n", verb, r.ID, r.Topic, orDash(r.Reason))
+	}
+	for _, r := range res.Skipped {
+		fmt.Fprintf(out, "skipped %s: replayed before\n", r.ID)
+	}
+	fmt.Fprintf(out, "%d chosen, %d %s, %d skipped as replayed before\n", len(res.Chosen), len(res.Sent), verb, len(res.Skipped))
+}
+
+// printable shows bytes as text when they are valid UTF-8 without control
+// characters, quoted otherwise.
+func printable(b []byte) string {
+	s := string(b)
+	if q := strconv.Quote(s); q[1:len(q)-1] != s {
+		return q
+	}
+	return s
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

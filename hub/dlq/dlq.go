@@ -1,0 +1,457 @@
+// Package dlq inspects and replays the hub's dead-letter topic,
+// pop.events.dlq, where hub/ingest copies every record it could not apply
+// with the headers pophub-reason, pophub-field, pophub-error, pophub-topic,
+// pophub-partition and pophub-offset.
+//
+// The DLQ topic has several partitions (ingest writes rejects keyed by the
+// citizen ID), so a DLQ record is named by an ID "partition:offset", e.g.
+// "3:17"; a bare offset is accepted when the topic has one partition.
+//
+// # Replay
+//
+// Replay writes chosen records back to the topic named in their
+// pophub-topic header, with their original key, value and headers (the
+// pophub-* reject headers removed, a header pophub-replay-of naming the
+// DLQ record added), through a writer with the Murmur2 partitioner and
+// acknowledgement from all in-sync replicas.
+//
+// Which DLQ records were replayed is kept in a ledger topic,
+// pop.events.dlq.replayed (one partition, compacted, key = the DLQ record
+// ID, created on first use). Replay reads the whole ledger first and skips
+// the records it names, so running the same replay twice sends each record
+// once. A ledger entry is written only after the broker acknowledged the
+// replayed records: a replay that dies in between sends those records
+// again next time, never loses one. A consumer-group offset could not do
+// this job, since it is one watermark per partition while replays pick
+// arbitrary records; scanning the source topics for pophub-replay-of
+// headers would read every department's whole history.
+//
+// A record sent twice anyway (that crash window, or two operators
+// replaying at the same moment) is harmless: the hub applies each
+// (source, event id) once and counts the second copy as a duplicate. A
+// replayed record that is still bad lands in the DLQ again, carrying
+// pophub-replay-of, so `dlq list` shows it as a replay of the first.
+//
+// Privacy: record keys and values hold citizen IDs. Record carries them
+// for Replay; anything printed goes through Mask, which keeps the first
+// four and last four characters of every ID-shaped run of digits.
+package dlq
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/pophub/pophub/hub/ingest"
+	"github.com/pophub/pophub/schemas"
+)
+
+// HeaderReplayOf is set on every replayed record: the ID of the DLQ record
+// it was replayed from.
+const HeaderReplayOf = "pophub-replay-of"
+
+// LedgerTopic is the default ledger of replayed DLQ records.
+const LedgerTopic = schemas.DLQTopic + ".replayed"
+
+// rejectHeaders are the headers ingest adds to a DLQ record, plus the one
+// Replay adds; Replay strips them all before writing a record back.
+var rejectHeaders = []string{ingest.HeaderReason, ingest.HeaderField, ingest.HeaderError,
+	ingest.HeaderTopic, ingest.HeaderPartition, ingest.HeaderOffset, HeaderReplayOf}
+
+// Config configures a Client. The zero value with Brokers set is usable.
+type Config struct {
+	// Brokers are the Kafka bootstrap brokers (required).
+	Brokers []string
+	// Topic is the DLQ topic. Default schemas.DLQTopic.
+	Topic string
+	// LedgerTopic records replayed DLQ records. Default LedgerTopic.
+	LedgerTopic string
+	// Timeout bounds each request to the broker. Default 10s.
+	Timeout time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.Topic == "" {
+		c.Topic = schemas.DLQTopic
+	}
+	if c.LedgerTopic == "" {
+		c.LedgerTopic = LedgerTopic
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 10 * time.Second
+	}
+}
+
+// Validate reports configuration errors.
+func (c *Config) Validate() error {
+	if len(c.Brokers) == 0 {
+		return errors.New("dlq: no Kafka brokers")
+	}
+	return nil
+}
+
+// Client reads and replays the DLQ. It keeps no connection open between
+// calls and is safe for concurrent use; concurrent replays may send a
+// record twice (see the package comment), which the hub tolerates.
+type Client struct {
+	cfg    Config
+	client *kafka.Client
+}
+
+// New returns a client for the DLQ described by cfg. It does not contact
+// the brokers.
+func New(cfg Config) (*Client, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Client{cfg: cfg, client: &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: cfg.Timeout}}, nil
+}
+
+// ID names a DLQ record: its partition and offset in the DLQ topic.
+// Partition is -1 when parsed from a bare offset and not yet resolved.
+type ID struct {
+	Partition int
+	Offset    int64
+}
+
+// String formats the ID as "partition:offset".
+func (id ID) String() string {
+	return strconv.Itoa(id.Partition) + ":" + strconv.FormatInt(id.Offset, 10)
+}
+
+// ParseID parses "partition:offset" or a bare "offset" (Partition -1,
+// resolved by the client when the DLQ has a single partition).
+func ParseID(s string) (ID, error) {
+	p, o, found := strings.Cut(strings.TrimSpace(s), ":")
+	if !found {
+		p, o = "-1", p
+	}
+	part, perr := strconv.Atoi(p)
+	off, oerr := strconv.ParseInt(o, 10, 64)
+	if perr != nil || oerr != nil || part < -1 || (found && part < 0) || off < 0 {
+		return ID{}, fmt.Errorf("parsing DLQ record %q: want PARTITION:OFFSET (as `dlq list` prints) or OFFSET", s)
+	}
+	return ID{Partition: part, Offset: off}, nil
+}
+
+// Record is one DLQ record, decoded. Key, Value and Headers are the
+// original record's and hold citizen IDs: print them only through Mask.
+type Record struct {
+	ID   ID
+	Time time.Time // when ingest wrote it to the DLQ
+
+	Key, Value []byte
+	// Headers are the original record's headers, without the pophub-*
+	// headers ingest and Replay add.
+	Headers []kafka.Header
+
+	Reason string // pophub-reason
+	Field  string // pophub-field, may be empty
+	Error  string // pophub-error; never holds a citizen ID
+	// Topic, Partition and Offset locate the original record. Topic is
+	// empty and Partition and Offset are -1 when the header is missing.
+	Topic     string
+	Partition int
+	Offset    int64
+	// ReplayOf is the DLQ record this one is a failed replay of, if any.
+	ReplayOf string
+}
+
+// Source is the department whose topic the original record was on, or ""
+// when pophub-topic is missing or not a source topic.
+func (r Record) Source() schemas.Source { return schemas.SourceOfTopic(r.Topic) }
+
+func decode(p int, m kafka.Message) Record {
+	r := Record{ID: ID{Partition: p, Offset: m.Offset}, Time: m.Time, Key: m.Key, Value: m.Value, Partition: -1, Offset: -1}
+	for _, h := range m.Headers {
+		v := string(h.Value)
+		switch h.Key {
+		case ingest.HeaderReason:
+			r.Reason = v
+		case ingest.HeaderField:
+			r.Field = v
+		case ingest.HeaderError:
+			r.Error = v
+		case ingest.HeaderTopic:
+			r.Topic = v
+		case ingest.HeaderPartition:
+			if n, err := strconv.Atoi(v); err == nil {
+				r.Partition = n
+			}
+		case ingest.HeaderOffset:
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+				r.Offset = n
+			}
+		case HeaderReplayOf:
+			// A record replayed, rejected again and now in the DLQ once
+			// more; the last reject's headers follow, so keep the last.
+			r.ReplayOf = v
+		}
+		if !slices.Contains(rejectHeaders, h.Key) {
+			r.Headers = append(r.Headers, h)
+		}
+	}
+	return r
+}
+
+// Filter selects records by source and reason; empty fields match all.
+type Filter struct {
+	Source schemas.Source
+	Reason string
+}
+
+// Validate rejects unknown sources and reasons, so that a typo does not
+// look like an empty DLQ.
+func (f Filter) Validate() error {
+	if f.Source != "" && !f.Source.Valid() {
+		return fmt.Errorf("unknown source %q (want one of %s)", f.Source, joinSources())
+	}
+	if f.Reason != "" && !slices.Contains(schemas.Reasons, f.Reason) {
+		return fmt.Errorf("unknown reason %q (want one of %s)", f.Reason, strings.Join(schemas.Reasons, ", "))
+	}
+	return nil
+}
+
+func (f Filter) match(r Record) bool {
+	return (f.Source == "" || r.Source() == f.Source) && (f.Reason == "" || r.Reason == f.Reason)
+}
+
+func joinSources() string {
+	var s []string
+	for _, src := range schemas.Sources {
+		s = append(s, string(src))
+	}
+	return strings.Join(s, ", ")
+}
+
+// span is the offsets a partition holds: [first, end).
+type span struct{ first, end int64 }
+
+// offsets returns each partition's offset span of topic. A missing topic
+// yields kafka.UnknownTopicOrPartition.
+func (c *Client) offsets(ctx context.Context, topic string) (map[int]span, error) {
+	meta, err := c.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		return nil, fmt.Errorf("reading metadata of %s: %w", topic, err)
+	}
+	if len(meta.Topics) != 1 {
+		return nil, fmt.Errorf("reading metadata of %s: %w", topic, kafka.UnknownTopicOrPartition)
+	}
+	if err := meta.Topics[0].Error; err != nil {
+		return nil, fmt.Errorf("reading metadata of %s: %w", topic, err)
+	}
+	var reqs []kafka.OffsetRequest
+	for _, p := range meta.Topics[0].Partitions {
+		reqs = append(reqs, kafka.FirstOffsetOf(p.ID), kafka.LastOffsetOf(p.ID))
+	}
+	resp, err := c.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	if err != nil {
+		return nil, fmt.Errorf("listing offsets of %s: %w", topic, err)
+	}
+	out := map[int]span{}
+	for _, po := range resp.Topics[topic] {
+		if po.Error != nil {
+			return nil, fmt.Errorf("listing offsets of %s/%d: %w", topic, po.Partition, po.Error)
+		}
+		out[po.Partition] = span{first: max(po.FirstOffset, 0), end: max(po.LastOffset, 0)}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("listing offsets of %s: no partitions", topic)
+	}
+	return out, nil
+}
+
+// read calls fn for each record of topic/partition in [from, to).
+func (c *Client) read(ctx context.Context, topic string, partition int, from, to int64, fn func(kafka.Message) error) error {
+	if from >= to {
+		return nil
+	}
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: c.cfg.Brokers, Topic: topic, Partition: partition,
+		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 100 * time.Millisecond})
+	defer r.Close()
+	if err := r.SetOffset(from); err != nil {
+		return fmt.Errorf("seeking %s/%d to %d: %w", topic, partition, from, err)
+	}
+	for {
+		rctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+		m, err := r.FetchMessage(rctx)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("reading %s/%d at %d: %w", topic, partition, from, err)
+		}
+		if m.Offset >= to {
+			return nil
+		}
+		if err := fn(m); err != nil {
+			return err
+		}
+		if m.Offset+1 >= to {
+			return nil
+		}
+		from = m.Offset + 1
+	}
+}
+
+// Records reads the whole DLQ and returns the records f selects, ordered
+// by time of rejection (then partition and offset).
+func (c *Client) Records(ctx context.Context, f Filter) ([]Record, error) {
+	if err := f.Validate(); err != nil {
+		return nil, err
+	}
+	spans, err := c.offsets(ctx, c.cfg.Topic)
+	if err != nil {
+		return nil, err
+	}
+	var out []Record
+	for p, s := range spans {
+		err := c.read(ctx, c.cfg.Topic, p, s.first, s.end, func(m kafka.Message) error {
+			if r := decode(p, m); f.match(r) {
+				out = append(out, r)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("reading the DLQ: %w", err)
+		}
+	}
+	slices.SortFunc(out, func(a, b Record) int {
+		return cmp.Or(a.Time.Compare(b.Time), cmp.Compare(a.ID.Partition, b.ID.Partition), cmp.Compare(a.ID.Offset, b.ID.Offset))
+	})
+	return out, nil
+}
+
+// ErrUnknownRecord is returned for an ID the DLQ does not hold.
+var ErrUnknownRecord = errors.New("no such DLQ record")
+
+// resolve fills in a bare offset's partition and checks that the DLQ holds
+// the record.
+func resolve(id ID, spans map[int]span) (ID, error) {
+	if id.Partition < 0 {
+		if len(spans) != 1 {
+			return id, fmt.Errorf("DLQ record %d: the DLQ has %d partitions, give PARTITION:OFFSET as `dlq list` prints", id.Offset, len(spans))
+		}
+		for p := range spans {
+			id.Partition = p
+		}
+	}
+	s, ok := spans[id.Partition]
+	if !ok {
+		return id, fmt.Errorf("DLQ record %s: %w (the DLQ has no partition %d)", id, ErrUnknownRecord, id.Partition)
+	}
+	if id.Offset < s.first || id.Offset >= s.end {
+		if s.first == s.end {
+			return id, fmt.Errorf("DLQ record %s: %w (partition %d is empty)", id, ErrUnknownRecord, id.Partition)
+		}
+		return id, fmt.Errorf("DLQ record %s: %w (partition %d holds offsets %d to %d)", id, ErrUnknownRecord, id.Partition, s.first, s.end-1)
+	}
+	return id, nil
+}
+
+// Record reads one DLQ record.
+func (c *Client) Record(ctx context.Context, id ID) (Record, error) {
+	spans, err := c.offsets(ctx, c.cfg.Topic)
+	if err != nil {
+		return Record{}, err
+	}
+	recs, err := c.records(ctx, spans, []ID{id})
+	if err != nil {
+		return Record{}, err
+	}
+	return recs[0], nil
+}
+
+// records reads the given records, in the order given.
+func (c *Client) records(ctx context.Context, spans map[int]span, ids []ID) ([]Record, error) {
+	out := make([]Record, len(ids))
+	for i, id := range ids {
+		id, err := resolve(id, spans)
+		if err != nil {
+			return nil, err
+		}
+		found := false
+		err = c.read(ctx, c.cfg.Topic, id.Partition, id.Offset, id.Offset+1, func(m kafka.Message) error {
+			if m.Offset == id.Offset {
+				out[i], found = decode(id.Partition, m), true
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("reading DLQ record %s: %w", id, err)
+		}
+		if !found {
+			return nil, fmt.Errorf("DLQ record %s: %w", id, ErrUnknownRecord)
+		}
+	}
+	return out, nil
+}
+
+// Summary counts records by source and reason. Records whose pophub-topic
+// is missing or not a source topic count under source "".
+type Summary struct {
+	Total    int
+	BySource map[schemas.Source]int
+	ByReason map[string]int
+	// Counts is by source, then reason.
+	Counts map[schemas.Source]map[string]int
+}
+
+// Summarize counts recs.
+func Summarize(recs []Record) Summary {
+	s := Summary{BySource: map[schemas.Source]int{}, ByReason: map[string]int{}, Counts: map[schemas.Source]map[string]int{}}
+	for _, r := range recs {
+		src := r.Source()
+		s.Total++
+		s.BySource[src]++
+		s.ByReason[r.Reason]++
+		if s.Counts[src] == nil {
+			s.Counts[src] = map[string]int{}
+		}
+		s.Counts[src][r.Reason]++
+	}
+	return s
+}
+
+// Mask returns s with every run of 15 or more digits (a trailing X or x
+// included) shown as its first four and last four characters around
+// asterisks, e.g. 2301**********1230: citizen IDs, valid or not, 15- or
+// 18-character. Text without such runs is returned unchanged.
+func Mask(s string) string {
+	var b strings.Builder
+	last := 0
+	for i := 0; i < len(s); {
+		if !isDigit(s[i]) {
+			i++
+			continue
+		}
+		j := i
+		for j < len(s) && isDigit(s[j]) {
+			j++
+		}
+		if j < len(s) && (s[j] == 'X' || s[j] == 'x') {
+			j++
+		}
+		if j-i >= 15 {
+			b.WriteString(s[last:i])
+			b.WriteString(s[i : i+4])
+			b.WriteString(strings.Repeat("*", j-i-8))
+			b.WriteString(s[j-4 : j])
+			last = j
+		}
+		i = j
+	}
+	if last == 0 {
+		return s
+	}
+	b.WriteString(s[last:])
+	return b.String()
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }

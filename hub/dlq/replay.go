@@ -1,0 +1,238 @@
+package dlq
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// Selection chooses the records Replay sends: exactly one of IDs, Reason
+// and All.
+type Selection struct {
+	IDs    []ID
+	Reason string
+	All    bool
+}
+
+// Validate checks that exactly one choice is made and the reason is known.
+func (s Selection) Validate() error {
+	n := 0
+	if len(s.IDs) > 0 {
+		n++
+	}
+	if s.Reason != "" {
+		n++
+	}
+	if s.All {
+		n++
+	}
+	if n != 1 {
+		return errors.New("choose the records to replay: DLQ record IDs, a reason, or all")
+	}
+	return Filter{Reason: s.Reason}.Validate()
+}
+
+// ReplayResult says what Replay did (or, dry, would do).
+type ReplayResult struct {
+	// Chosen are the selected records, in the order of the selection
+	// (IDs) or of rejection (reason, all).
+	Chosen []Record
+	// Sent are the records written back to their topics (to be written,
+	// in a dry run).
+	Sent []Record
+	// Skipped are chosen records the ledger says were replayed before.
+	Skipped []Record
+	DryRun  bool
+}
+
+// ledgerEntry is the value of a ledger record; its key is the DLQ ID.
+type ledgerEntry struct {
+	Topic      string    `json:"topic"`
+	ReplayedAt time.Time `json:"replayed_at"`
+}
+
+// Replay writes the selected records back to the topics they were
+// rejected from, skipping those the ledger names, and then records them in
+// the ledger. With dryRun it only reports what it would send.
+//
+// It checks everything before sending anything: an ID the DLQ does not
+// hold (ErrUnknownRecord) or a record without a source topic in
+// pophub-topic fails the whole replay. On a failed write it records in the
+// ledger the records the broker did acknowledge and returns the error;
+// calling Replay again sends the rest.
+func (c *Client) Replay(ctx context.Context, sel Selection, dryRun bool) (ReplayResult, error) {
+	res := ReplayResult{DryRun: dryRun}
+	if err := sel.Validate(); err != nil {
+		return res, err
+	}
+	spans, err := c.offsets(ctx, c.cfg.Topic)
+	if err != nil {
+		return res, err
+	}
+	if len(sel.IDs) > 0 {
+		ids := make([]ID, 0, len(sel.IDs))
+		for _, id := range sel.IDs {
+			id, err := resolve(id, spans)
+			if err != nil {
+				return res, err
+			}
+			if !slices.Contains(ids, id) {
+				ids = append(ids, id)
+			}
+		}
+		res.Chosen, err = c.records(ctx, spans, ids)
+	} else {
+		res.Chosen, err = c.Records(ctx, Filter{Reason: sel.Reason})
+	}
+	if err != nil {
+		return res, err
+	}
+
+	var bad []string
+	for _, r := range res.Chosen {
+		switch {
+		case r.Topic == "":
+			bad = append(bad, fmt.Sprintf("DLQ record %s has no %s header, so its original topic is unknown", r.ID, "pophub-topic"))
+		case r.Source() == "":
+			bad = append(bad, fmt.Sprintf("DLQ record %s names topic %q, which is not a source topic", r.ID, r.Topic))
+		}
+	}
+	if len(bad) > 0 {
+		return res, fmt.Errorf("cannot replay: %s (replay the others by ID)", strings.Join(bad, "; "))
+	}
+
+	done, err := c.ledger(ctx)
+	if err != nil {
+		return res, err
+	}
+	for _, r := range res.Chosen {
+		if done[r.ID.String()] {
+			res.Skipped = append(res.Skipped, r)
+		} else {
+			res.Sent = append(res.Sent, r)
+		}
+	}
+	if dryRun || len(res.Sent) == 0 {
+		return res, nil
+	}
+	if err := c.ensureLedger(ctx); err != nil {
+		return res, err
+	}
+
+	msgs := make([]kafka.Message, len(res.Sent))
+	for i, r := range res.Sent {
+		headers := append(slices.Clip(r.Headers), kafka.Header{Key: HeaderReplayOf, Value: []byte(r.ID.String())})
+		msgs[i] = kafka.Message{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: headers}
+	}
+	w := c.writer("")
+	werr := w.WriteMessages(ctx, msgs...)
+	werr = errors.Join(werr, w.Close())
+	acked := res.Sent
+	if werr != nil {
+		var we kafka.WriteErrors
+		if !errors.As(werr, &we) || len(we) != len(msgs) {
+			res.Sent = nil
+			return res, fmt.Errorf("writing replayed records: %w", werr)
+		}
+		acked = nil
+		for i, e := range we {
+			if e == nil {
+				acked = append(acked, res.Sent[i])
+			}
+		}
+		res.Sent = acked
+	}
+	if lerr := c.record(ctx, acked); lerr != nil {
+		return res, errors.Join(werr, lerr)
+	}
+	if werr != nil {
+		return res, fmt.Errorf("writing replayed records: %w", werr)
+	}
+	return res, nil
+}
+
+// writer writes with the Java client's partitioner (the one departments
+// use, so a citizen's records stay on one partition) and waits for all
+// in-sync replicas. An empty topic means each message names its own.
+func (c *Client) writer(topic string) *kafka.Writer {
+	return &kafka.Writer{
+		Addr:                   kafka.TCP(c.cfg.Brokers...),
+		Topic:                  topic,
+		Balancer:               &kafka.Murmur2Balancer{},
+		RequiredAcks:           kafka.RequireAll,
+		BatchTimeout:           10 * time.Millisecond,
+		WriteTimeout:           c.cfg.Timeout,
+		ReadTimeout:            c.cfg.Timeout,
+		AllowAutoTopicCreation: false,
+	}
+}
+
+// ledger returns the IDs of the DLQ records replayed so far.
+func (c *Client) ledger(ctx context.Context) (map[string]bool, error) {
+	done := map[string]bool{}
+	spans, err := c.offsets(ctx, c.cfg.LedgerTopic)
+	if errors.Is(err, kafka.UnknownTopicOrPartition) {
+		return done, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the replay ledger: %w", err)
+	}
+	for p, s := range spans {
+		err := c.read(ctx, c.cfg.LedgerTopic, p, s.first, s.end, func(m kafka.Message) error {
+			if m.Value != nil { // a nil value (tombstone) forgets a replay
+				done[string(m.Key)] = true
+			} else {
+				delete(done, string(m.Key))
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("reading the replay ledger: %w", err)
+		}
+	}
+	return done, nil
+}
+
+// ensureLedger creates the ledger topic (one partition, compacted) if it
+// does not exist.
+func (c *Client) ensureLedger(ctx context.Context) error {
+	resp, err := c.client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
+		Topic: c.cfg.LedgerTopic, NumPartitions: 1, ReplicationFactor: -1,
+		ConfigEntries: []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "compact"}},
+	}}})
+	if err == nil {
+		err = resp.Errors[c.cfg.LedgerTopic]
+	}
+	if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
+		return fmt.Errorf("creating the replay ledger %s: %w", c.cfg.LedgerTopic, err)
+	}
+	return nil
+}
+
+// record writes ledger entries for recs.
+func (c *Client) record(ctx context.Context, recs []Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	now := time.Now().UTC()
+	msgs := make([]kafka.Message, len(recs))
+	for i, r := range recs {
+		v, err := json.Marshal(ledgerEntry{Topic: r.Topic, ReplayedAt: now})
+		if err != nil {
+			return fmt.Errorf("encoding ledger entry: %w", err)
+		}
+		msgs[i] = kafka.Message{Key: []byte(r.ID.String()), Value: v}
+	}
+	w := c.writer(c.cfg.LedgerTopic)
+	err := w.WriteMessages(ctx, msgs...)
+	if err = errors.Join(err, w.Close()); err != nil {
+		return fmt.Errorf("recording %d replayed records in the ledger (a rerun sends them again; the hub drops the duplicates): %w", len(recs), err)
+	}
+	return nil
+}
