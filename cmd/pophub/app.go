@@ -21,12 +21,15 @@ import (
 	"github.com/pophub/pophub/adapters/publisher"
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/hub/api"
+	"github.com/pophub/pophub/hub/eligibility"
+	"github.com/pophub/pophub/hub/eligibility/watch"
 	"github.com/pophub/pophub/hub/embedded"
 	"github.com/pophub/pophub/hub/ingest"
 	"github.com/pophub/pophub/hub/memdb"
 	"github.com/pophub/pophub/hub/notify"
 	"github.com/pophub/pophub/hub/postgres"
 	"github.com/pophub/pophub/hub/telemetry"
+	"github.com/pophub/pophub/ops/policies"
 	"github.com/pophub/pophub/schemas"
 )
 
@@ -66,6 +69,12 @@ type Config struct {
 	// takes events over HTTP at POST /v1/events for the departments it
 	// names.
 	GatewayTokens string
+	// PoliciesDir holds eligibility policies (the ops/policies layout) to
+	// use instead of the built-in ones.
+	PoliciesDir string
+	// EligibilityNotify lists the policies whose newly eligible persons are
+	// announced on pop.eligibility.<policy>.<R> ("all" for every one).
+	EligibilityNotify []string
 }
 
 func (c *Config) setDefaults() {
@@ -114,6 +123,9 @@ type Main struct {
 	Store    hub.Store
 	Consumer *ingest.Consumer
 	Relay    *notify.Relay
+	Policies *eligibility.Catalog
+	// Watcher announces eligibility (nil unless Config.EligibilityNotify).
+	Watcher *watch.Watcher
 
 	kafka *embedded.Kafka
 	// gatewayPub publishes the events the HTTP gateway takes (nil when off).
@@ -209,6 +221,22 @@ func (m *Main) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("creating consumer: %w", err)
 	}
 
+	if m.Policies, err = loadPolicies(m.Config.PoliciesDir); err != nil {
+		return err
+	}
+	if ids := m.Config.EligibilityNotify; len(ids) > 0 {
+		if len(ids) == 1 && ids[0] == "all" {
+			ids = nil
+			for _, p := range m.Policies.Policies() {
+				ids = append(ids, p.ID)
+			}
+		}
+		m.Watcher, err = watch.New(watch.Config{JS: js, Store: m.Store, Catalog: m.Policies, Policies: ids, Logger: log, Meter: meter})
+		if err != nil {
+			return fmt.Errorf("--eligibility-notify: %w", err)
+		}
+	}
+
 	mount := map[string]http.Handler{}
 	if m.Config.GatewayTokens != "" {
 		toks, err := gateway.LoadTokens(m.Config.GatewayTokens)
@@ -241,6 +269,7 @@ func (m *Main) Start(ctx context.Context) (err error) {
 		},
 		Counter:    m.Store,
 		Regions:    apiRegions{},
+		Policies:   m.Policies,
 		Metrics:    m.tel.MetricsHandler(),
 		Logger:     log,
 		Meter:      meter,
@@ -280,8 +309,25 @@ func (m *Main) Start(ctx context.Context) (err error) {
 	})
 	g.Go(func() error { return ignoreCanceled(m.Consumer.Run(gctx)) })
 	g.Go(func() error { return ignoreCanceled(m.Relay.Run(gctx)) })
+	if m.Watcher != nil {
+		g.Go(func() error { return ignoreCanceled(m.Watcher.Run(gctx)) })
+	}
 	log.Info("pophub started", "http", "http://"+m.HTTPAddr(), "kafka", strings.Join(m.brokers, ","), "nats", m.natsURL, "store", m.storeName())
 	return nil
+}
+
+// loadPolicies loads the eligibility policies from dir, or the built-in
+// ones when dir is empty.
+func loadPolicies(dir string) (*eligibility.Catalog, error) {
+	fsys := policies.FS()
+	if dir != "" {
+		fsys = os.DirFS(dir)
+	}
+	cat, err := eligibility.Load(fsys)
+	if err != nil {
+		return nil, fmt.Errorf("--policies: %w", err)
+	}
+	return cat, nil
 }
 
 func ignoreCanceled(err error) error {

@@ -94,7 +94,8 @@ func runDemo(ctx context.Context, out io.Writer, log *slog.Logger, opts demoOpti
 	defer os.RemoveAll(dir)
 
 	m := &Main{Logger: log, Config: Config{Embedded: true, DataDir: dir, PostgresURL: opts.Postgres,
-		KafkaAddr: "127.0.0.1:0", NATSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", NATSSync: time.Second}}
+		KafkaAddr: "127.0.0.1:0", NATSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", NATSSync: time.Second,
+		EligibilityNotify: []string{demoPolicy}}}
 	if opts.Postgres != "" {
 		m.Config.PostgresSchema = fmt.Sprintf("pophub_demo_%d", time.Now().UnixNano())
 	}
@@ -205,6 +206,9 @@ func runDemo(ctx context.Context, out io.Writer, log *slog.Logger, opts demoOpti
 		return err
 	}
 	if err := demoSocialInsurance(ctx, out, log, m, opts.SIPostgres); err != nil {
+		return err
+	}
+	if err := demoEligibility(ctx, out, m, pub); err != nil {
 		return err
 	}
 

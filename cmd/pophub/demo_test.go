@@ -18,7 +18,8 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
 	for _, want := range []string{"What the hub did", "unknown_address_code", "golden records", "notifications",
-		"Registered population of 哈尔滨市", "tasks created", "completed task"} {
+		"Registered population of 哈尔滨市", "tasks created", "completed task",
+		"not yet: insurance", "the hub announces on pop.eligibility.heilongjiang_daqing.23.2306.230602", "ELIGIBLE"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the demo's summary lacks %q:\n%s", want, out.String())
 		}

@@ -32,6 +32,8 @@ Any Kafka client (kcat, librdkafka, franz-go, kafka-go) can publish to --kafka.`
 	f.StringVar(&cfg.OTLPEndpoint, "otlp", os.Getenv("POPHUB_OTLP"), "export traces to this OTLP/HTTP endpoint, e.g. http://127.0.0.1:4318 (env POPHUB_OTLP)")
 	f.StringVar(&cfg.RegionsFile, "regions", os.Getenv("POPHUB_REGIONS"), "official NBS urban-rural table saved by 'pophub regions import' (env POPHUB_REGIONS)")
 	f.StringVar(&cfg.GatewayTokens, "gateway-tokens", os.Getenv("POPHUB_GATEWAY_TOKENS"), "department tokens file: take events at POST /v1/events (env POPHUB_GATEWAY_TOKENS)")
+	f.StringVar(&cfg.PoliciesDir, "policies", os.Getenv("POPHUB_POLICIES"), "directory of eligibility policies to use instead of the built-in ones (env POPHUB_POLICIES)")
+	f.StringSliceVar(&cfg.EligibilityNotify, "eligibility-notify", splitList(os.Getenv("POPHUB_ELIGIBILITY_NOTIFY")), "policies whose newly eligible persons are announced on pop.eligibility.<policy>.<R>, or \"all\" (env POPHUB_ELIGIBILITY_NOTIFY)")
 	f.IntVar(&cfg.Partitions, "partitions", 8, "partitions per source topic")
 	f.DurationVar(&cfg.NATSSync, "nats-sync", time.Second, "how often the embedded JetStream store fsyncs; 0 = every write (durable against power loss, slower)")
 	return cmd
@@ -63,6 +65,8 @@ Without --postgres the store is go-memdb persisted under --data (one instance on
 	f.StringVar(&cfg.OTLPEndpoint, "otlp", os.Getenv("POPHUB_OTLP"), "OTLP/HTTP trace endpoint")
 	f.StringVar(&cfg.RegionsFile, "regions", os.Getenv("POPHUB_REGIONS"), "official NBS urban-rural table saved by 'pophub regions import' (env POPHUB_REGIONS)")
 	f.StringVar(&cfg.GatewayTokens, "gateway-tokens", os.Getenv("POPHUB_GATEWAY_TOKENS"), "department tokens file: take events at POST /v1/events (env POPHUB_GATEWAY_TOKENS)")
+	f.StringVar(&cfg.PoliciesDir, "policies", os.Getenv("POPHUB_POLICIES"), "directory of eligibility policies to use instead of the built-in ones (env POPHUB_POLICIES)")
+	f.StringSliceVar(&cfg.EligibilityNotify, "eligibility-notify", splitList(os.Getenv("POPHUB_ELIGIBILITY_NOTIFY")), "policies whose newly eligible persons are announced on pop.eligibility.<policy>.<R>, or \"all\" (env POPHUB_ELIGIBILITY_NOTIFY)")
 	f.IntVar(&cfg.Partitions, "partitions", 8, "partitions for topics the hub creates")
 	return cmd
 }
@@ -75,7 +79,7 @@ func runUntilSignal(cmd *cobra.Command, log *slog.Logger, cfg Config) error {
 	}
 	out := cmd.OutOrStdout()
 	fmt.Fprintf(out, "pophub is running (store: %s)\n", m.storeName())
-	fmt.Fprintf(out, "  HTTP API   http://%s  (GET /v1/persons/{citizen_id}, /healthz, /readyz, /metrics)\n", m.HTTPAddr())
+	fmt.Fprintf(out, "  HTTP API   http://%s  (GET /v1/persons/{citizen_id}, /v1/eligibility/{citizen_id}, /stats, /healthz, /metrics)\n", m.HTTPAddr())
 	fmt.Fprintf(out, "  Kafka      %s  (topics pop.events.<source>, rejects in pop.events.dlq)\n", strings.Join(m.Brokers(), ","))
 	fmt.Fprintf(out, "  NATS       %s  (stream POP, subjects pop.>)\n", m.NATSURL())
 	errc := make(chan error, 1)

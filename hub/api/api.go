@@ -48,6 +48,7 @@ import (
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/hub/eligibility"
 	"github.com/pophub/pophub/schemas/citizenid"
 )
 
@@ -106,6 +107,11 @@ type Config struct {
 	// (required with it); hub.Store satisfies Counter.
 	Counter Counter
 	Regions Regions
+
+	// Policies serves GET /v1/policies and GET /v1/eligibility/{citizen_id}
+	// when set: settlement and residence-permit decisions from the golden
+	// records (Lister, when set, finds household members).
+	Policies *eligibility.Catalog
 
 	// Mount adds handlers served under their patterns ("POST /v1/events")
 	// through the same middleware (metrics, spans, access log, request
@@ -200,6 +206,10 @@ func New(cfg Config) *Server {
 		s.handle(RouteResidencePermits, s.queryRoute(RouteResidencePermits, s.residencePermits))
 		s.handle(RouteStatsPage, http.HandlerFunc(statsPage))
 		s.handle(RouteStatsAsset, http.HandlerFunc(statsPage))
+	}
+	if cfg.Policies != nil {
+		s.handle(RoutePolicies, s.queryRoute(RoutePolicies, s.policies))
+		s.handle(RouteEligibility, s.personRoute(RouteEligibility, s.eligibility))
 	}
 	for pattern, h := range cfg.Mount {
 		s.handle(pattern, h)

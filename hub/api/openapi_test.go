@@ -49,7 +49,7 @@ func openAPIOperations(tb testing.TB) []string {
 func TestRoutesMatchOpenAPI(t *testing.T) {
 	store := newMemStore(t)
 	// The department gateway (adapters/gateway) is mounted by the binary.
-	srv := api.New(api.Config{Store: store, Lister: store, Counter: store, Regions: testRegions{}, Metrics: http.NotFoundHandler(),
+	srv := api.New(api.Config{Store: store, Lister: store, Counter: store, Regions: testRegions{}, Metrics: http.NotFoundHandler(), Policies: loadPolicies(t),
 		Mount: map[string]http.Handler{"POST /v1/events": http.NotFoundHandler()}})
 	got := srv.Routes()
 	want := openAPIOperations(t)

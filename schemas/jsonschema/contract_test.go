@@ -217,7 +217,11 @@ func TestAsyncAPIChannels(t *testing.T) {
 				t.Errorf("%s: parameter subscriber not declared", addr)
 			}
 		case strings.HasPrefix(addr, "pop."):
-			if ref, _ := pointer(m, "/payload/$ref"); ref != "notification.schema.json" {
+			want := "notification.schema.json"
+			if strings.HasPrefix(addr, "pop.eligibility.") {
+				want = "eligibility.schema.json"
+			}
+			if ref, _ := pointer(m, "/payload/$ref"); ref != want {
 				t.Errorf("%s: payload %v", addr, ref)
 			}
 			req, _ := pointer(m, "/headers/required")
@@ -240,6 +244,7 @@ func TestAsyncAPIChannels(t *testing.T) {
 	want := append(schemas.Topics(), schemas.DLQTopic,
 		"pop.changed.{province}.{city}.{county}.{section}",
 		"pop.death.{province}.{city}.{county}",
+		"pop.eligibility.{policy}.{province}.{city}.{county}",
 		"pop.migration.{fromProvince}.{fromCity}.{fromCounty}.{toProvince}.{toCity}.{toCounty}",
 		"popdlq.{subscriber}")
 	sort.Strings(want)
@@ -265,6 +270,8 @@ func TestSubjectsFitTheChannels(t *testing.T) {
 		{schemas.ChangedSubject("", schemas.SecTax), "pop.changed.{province}.{city}.{county}.{section}"},
 		{schemas.MigrationSubject("230102001001", "330602001004"), "pop.migration.{fromProvince}.{fromCity}.{fromCounty}.{toProvince}.{toCity}.{toCounty}"},
 		{schemas.DeathSubject("230102001001"), "pop.death.{province}.{city}.{county}"},
+		{schemas.EligibilitySubject("heilongjiang/daqing", "230602"), "pop.eligibility.{policy}.{province}.{city}.{county}"},
+		{schemas.EligibilitySubject("residence-permit/jilin", ""), "pop.eligibility.{policy}.{province}.{city}.{county}"},
 	}
 	for _, tc := range tests {
 		s, a := strings.Split(tc.subject, "."), strings.Split(tc.address, ".")

@@ -159,3 +159,8 @@ func OpenAPIPaths() ([]string, error) {
 	sort.Strings(out)
 	return out, nil
 }
+
+// ValidateEligibility validates an eligibility notification body.
+func (v *Validator) ValidateEligibility(n []byte) error {
+	return v.validate("eligibility.schema.json", n)
+}

@@ -161,8 +161,8 @@ func TestOpenAPIPaths(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"GET /healthz", "GET /metrics", "GET /readyz", "GET /stats", "GET /stats/{asset}", "GET /v1/persons",
-		"GET /v1/persons/{citizen_id}", "GET /v1/persons/{citizen_id}/history", "GET /v1/stats/residence-permits", "GET /v1/stats/urban-rural",
+	want := []string{"GET /healthz", "GET /metrics", "GET /readyz", "GET /stats", "GET /stats/{asset}", "GET /v1/eligibility/{citizen_id}", "GET /v1/persons",
+		"GET /v1/persons/{citizen_id}", "GET /v1/persons/{citizen_id}/history", "GET /v1/policies", "GET /v1/stats/residence-permits", "GET /v1/stats/urban-rural",
 		"POST /v1/events"}
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("operations %v, want %v", got, want)

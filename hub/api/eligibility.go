@@ -1,0 +1,74 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/hub/eligibility"
+	"github.com/pophub/pophub/schemas/citizenid"
+)
+
+// Eligibility routes, served when Config.Policies is set.
+const (
+	RouteEligibility = "GET /v1/eligibility/{citizen_id}"
+	RoutePolicies    = "GET /v1/policies"
+)
+
+// PolicyList is the body of GET /v1/policies.
+type PolicyList struct {
+	Policies []eligibility.Summary `json:"policies"`
+}
+
+// policies answers GET /v1/policies.
+func (s *Server) policies(_ *http.Request, _ Grant) (any, error) {
+	return PolicyList{Policies: s.cfg.Policies.Policies()}, nil
+}
+
+// eligibility answers GET /v1/eligibility/{citizen_id}?policy=&as_of=: one
+// person decided against one policy from the golden records, with every
+// condition's facts, what is missing and the family who may come along.
+func (s *Server) eligibility(r *http.Request, id citizenid.ID, _ Grant) (any, error) {
+	q := r.URL.Query()
+	pid := q.Get("policy")
+	if pid == "" {
+		return nil, fmt.Errorf("the policy parameter is required (GET /v1/policies lists them): %w", hub.ErrInvalid)
+	}
+	p, ok := s.cfg.Policies.Policy(pid)
+	if !ok {
+		return nil, fmt.Errorf("no policy %q (GET /v1/policies lists them): %w", pid, hub.ErrInvalid)
+	}
+	asOf := time.Now()
+	if v := q.Get("as_of"); v != "" {
+		t, err := eligibility.AsOfDay(v)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", err, hub.ErrInvalid)
+		}
+		if t.Add(-24 * time.Hour).After(asOf) {
+			return nil, fmt.Errorf("as_of %s is in the future: records are known up to today; qualifies_on tells when the person will qualify: %w", v, hub.ErrInvalid)
+		}
+		asOf = t
+	}
+	d, err := eligibility.Decide(r.Context(), eligibilityReader{s.cfg.Store, s.cfg.Lister}, p, id, asOf)
+	if err != nil {
+		return nil, fmt.Errorf("deciding eligibility for %v: %w", id, err)
+	}
+	return d, nil
+}
+
+// eligibilityReader joins the API's reader and lister for eligibility.Decide;
+// without a lister, household members cannot be found and only the spouse
+// is listed.
+type eligibilityReader struct {
+	Reader
+	lister Lister
+}
+
+func (e eligibilityReader) Persons(ctx context.Context, q hub.PersonQuery) ([]hub.Record, string, error) {
+	if e.lister == nil {
+		return nil, "", nil
+	}
+	return e.lister.Persons(ctx, q)
+}

@@ -1,0 +1,788 @@
+package eligibility
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/schemas"
+	"github.com/pophub/pophub/schemas/citizenid"
+	"github.com/pophub/pophub/schemas/codes"
+)
+
+// Subject is the person evaluated: the golden record and every applied
+// change (any order; changes after the evaluation instant are ignored).
+type Subject struct {
+	Record  hub.Record
+	History []hub.Change
+}
+
+// Decision is the answer of GET /v1/eligibility/{citizen_id}. It carries
+// the full citizen ID because the caller is authorised to see it; never log
+// a Decision.
+type Decision struct {
+	CitizenID citizenid.ID `json:"citizen_id"`
+	Policy    string       `json:"policy"`
+	Title     string       `json:"title"`
+	AsOf      string       `json:"as_of"`
+	// Place is the place of the policy the person was evaluated in: the
+	// one where they are eligible, or else the one where they come closest.
+	Place    string `json:"place"`
+	Eligible bool   `json:"eligible"`
+	// Route is the way the person qualifies (or comes closest to).
+	Route      string            `json:"route"`
+	Conditions []ConditionResult `json:"conditions"`
+	// QualifiesOn is the day the person will qualify if nothing changes:
+	// running leases and contracts keep running to their registered end,
+	// monthly contributions that were paid for this month or the last one
+	// keep coming. It is "" when already eligible or not predictable (a
+	// missing contract, home or diploma cannot be foreseen).
+	QualifiesOn string         `json:"qualifies_on"`
+	Family      []FamilyMember `json:"family"`
+}
+
+// ConditionResult is one clause of the policy, met or not, with the facts
+// used and what is missing.
+type ConditionResult struct {
+	ID      string `json:"id"`
+	Text    string `json:"text"`
+	Seed    string `json:"seed"`
+	Met     bool   `json:"met"`
+	Facts   []Fact `json:"facts"`
+	Missing string `json:"missing,omitempty"`
+	Note    string `json:"note,omitempty"`
+}
+
+// Fact is one fact a clause used, with the event it comes from.
+type Fact struct {
+	Text    string         `json:"text"`
+	Source  schemas.Source `json:"source,omitempty"`
+	EventID string         `json:"event_id,omitempty"`
+}
+
+// outcome is a condition's result in one place.
+type outcome struct {
+	met     bool
+	facts   []Fact
+	missing string
+	// from is the first day the condition holds if nothing changes: the
+	// evaluation day when met, zero when not foreseeable.
+	from time.Time
+	// until is the last day it keeps holding, zero when open-ended.
+	until time.Time
+}
+
+// env is what conditions are evaluated against.
+type env struct {
+	f      *facts
+	place  Place
+	family []hub.Record
+}
+
+// employmentGapDays is the break between two contracts (or two homes) that
+// still counts as continuous: changing jobs or moving house rarely lines
+// up to the day. Renting at one address allows no break.
+const employmentGapDays = 31
+
+// horizonMonths bounds how far QualifiesOn looks ahead for points.
+const horizonMonths = 120
+
+// Evaluate decides one person against one policy as of an instant: only
+// changes with an effective time at or before asOf count, and dates are
+// compared as China Standard Time days. family holds the records the
+// caller could find of the person's relatives: the spouse (Marital.SpouseID)
+// and the members of the applicant's household (Hukou.HouseholdID), and
+// optionally of the spouse's household; see FamilyMember for how they are
+// matched to the policy's wording. Evaluate is pure and safe for
+// concurrent use.
+func Evaluate(p *Policy, subj Subject, family []hub.Record, asOf time.Time) Decision {
+	f := gather(&subj.Record, subj.History, asOf)
+	d := Decision{CitizenID: subj.Record.CitizenID, Policy: p.ID, Title: p.Title, AsOf: fmtDay(f.asOf),
+		Conditions: []ConditionResult{}, Family: []FamilyMember{}}
+
+	type placeResult struct {
+		place    Place
+		outs     []outcome
+		route    Route
+		eligible bool
+		from     time.Time
+		met      int
+	}
+	var best *placeResult
+	better := func(a, b *placeResult) bool {
+		if b == nil || a.eligible != b.eligible {
+			return b == nil || a.eligible
+		}
+		if !a.from.IsZero() || !b.from.IsZero() {
+			if b.from.IsZero() || (!a.from.IsZero() && a.from.Before(b.from)) {
+				return true
+			}
+			if a.from.IsZero() || b.from.Before(a.from) {
+				return false
+			}
+		}
+		return a.met > b.met
+	}
+	index := make(map[string]int, len(p.Clauses))
+	for i, cl := range p.Clauses {
+		index[cl.ID] = i
+	}
+	for _, pl := range p.Places {
+		e := &env{f: f, place: pl, family: family}
+		r := &placeResult{place: pl, outs: make([]outcome, len(p.Clauses))}
+		for i := range p.Clauses {
+			r.outs[i] = e.eval(&p.Clauses[i].Condition)
+			if r.outs[i].met {
+				r.met++
+			}
+		}
+		var bestRoute *placeResult
+		for _, rt := range p.routes() {
+			parts := make([]outcome, len(rt.Clauses))
+			for i, id := range rt.Clauses {
+				parts[i] = r.outs[index[id]]
+			}
+			all := allOf(parts, f.asOf)
+			cand := &placeResult{route: rt, eligible: all.met, from: all.from}
+			for _, o := range parts {
+				if o.met {
+					cand.met++
+				}
+			}
+			if better(cand, bestRoute) {
+				bestRoute = cand
+			}
+		}
+		r.route, r.eligible, r.from = bestRoute.route, bestRoute.eligible, bestRoute.from
+		if better(r, best) {
+			best = r
+		}
+	}
+	d.Place, d.Route, d.Eligible = best.place.Name, best.route.ID, best.eligible
+	for i, cl := range p.Clauses {
+		o := best.outs[i]
+		cr := ConditionResult{ID: cl.ID, Text: cl.Text, Seed: p.seedRef(&cl), Met: o.met, Facts: o.facts, Missing: o.missing, Note: cl.Note}
+		if cr.Facts == nil {
+			cr.Facts = []Fact{}
+		}
+		d.Conditions = append(d.Conditions, cr)
+	}
+	if !d.Eligible && !best.from.IsZero() {
+		d.QualifiesOn = fmtDay(best.from)
+	}
+	if st := subj.Record.Status; st == hub.StatusDeceased || st == hub.StatusCancelled {
+		d.Eligible, d.QualifiesOn = false, ""
+		d.Conditions = append(d.Conditions, ConditionResult{ID: "status", Text: "the person is alive and registered",
+			Seed: "—", Facts: []Fact{{Text: "status " + st}}, Missing: "the record's status is " + st})
+		return d
+	}
+	d.Family = familyOf(p, &subj.Record, f, family)
+	return d
+}
+
+func (p *Policy) seedRef(cl *Clause) string {
+	s := p.Seed
+	if cl.Seed != nil {
+		s = *cl.Seed
+	}
+	return fmt.Sprintf("%s %s (%s)", s.Doc, cl.Ref, s.File)
+}
+
+// eval evaluates one condition in the env's place.
+func (e *env) eval(c *Condition) outcome {
+	switch c.Kind {
+	case KindHukouElsewhere:
+		return e.hukouElsewhere()
+	case KindHukouIn:
+		return e.hukouIn(c.Codes)
+	case KindContract:
+		return e.contract(*c.MinMonths)
+	case KindEmployed:
+		return e.employed(*c.MinMonths)
+	case KindRental:
+		return e.rental(*c.MinMonths)
+	case KindOwnsHome:
+		return e.ownsHome()
+	case KindLiving:
+		return e.living(*c.MinMonths)
+	case KindInsurance:
+		return e.insurance(c)
+	case KindDiploma:
+		return e.diploma(c.Levels, c.WithinYears)
+	case KindBusiness:
+		return e.business()
+	case KindFamilyReunion:
+		return e.familyReunion()
+	case KindStudying:
+		return e.studying()
+	case KindPoints:
+		return e.points(c.Points)
+	case KindAnyOf:
+		parts := make([]outcome, len(c.Of))
+		for i := range c.Of {
+			parts[i] = e.eval(&c.Of[i])
+		}
+		return anyOf(parts)
+	case KindAllOf:
+		parts := make([]outcome, len(c.Of))
+		for i := range c.Of {
+			parts[i] = e.eval(&c.Of[i])
+		}
+		return allOf(parts, e.f.asOf)
+	}
+	return outcome{missing: "unknown condition " + c.Kind}
+}
+
+// allOf holds when every part holds; it will hold from the latest day a
+// part will, unless a part stops holding before that.
+func allOf(parts []outcome, asOf time.Time) outcome {
+	o := outcome{met: true, from: asOf}
+	var missing []string
+	for _, p := range parts {
+		o.facts = append(o.facts, p.facts...)
+		if !p.met {
+			o.met = false
+			if p.missing != "" {
+				missing = append(missing, p.missing)
+			}
+		}
+		if p.from.IsZero() || o.from.IsZero() {
+			o.from = time.Time{}
+		} else if p.from.After(o.from) {
+			o.from = p.from
+		}
+		if !p.until.IsZero() && (o.until.IsZero() || p.until.Before(o.until)) {
+			o.until = p.until
+		}
+	}
+	if !o.from.IsZero() && !o.until.IsZero() && o.from.After(o.until) {
+		o.from = time.Time{}
+	}
+	o.missing = strings.Join(missing, "; ")
+	return o
+}
+
+// anyOf holds when one part holds; if none does, it will hold from the
+// earliest day one will.
+func anyOf(parts []outcome) outcome {
+	var o outcome
+	var missing []string
+	for _, p := range parts {
+		o.facts = append(o.facts, p.facts...)
+		if p.met {
+			if !o.met || p.until.IsZero() || (!o.until.IsZero() && p.until.After(o.until)) {
+				o.until = p.until
+			}
+			o.met = true
+			o.from = p.from
+			continue
+		}
+		if p.missing != "" {
+			missing = append(missing, p.missing)
+		}
+		if !o.met && !p.from.IsZero() && (o.from.IsZero() || p.from.Before(o.from)) {
+			o.from = p.from
+		}
+	}
+	if !o.met {
+		o.missing = strings.Join(missing, ", or ")
+	}
+	return o
+}
+
+func (e *env) met(facts ...Fact) outcome {
+	return outcome{met: true, facts: facts, from: e.f.asOf}
+}
+
+func fact(text string, ev evidence) Fact {
+	return Fact{Text: text, Source: ev.source, EventID: ev.eventID}
+}
+
+func (e *env) hukouElsewhere() outcome {
+	f := e.f
+	if f.hukou == "" {
+		return e.met(Fact{Text: "no hukou registration on record"})
+	}
+	fa := fact("hukou registered at "+f.hukou, f.hukouEv)
+	if e.place.contains(f.hukou) {
+		return outcome{facts: []Fact{fa}, missing: "the hukou is already registered in " + e.place.Name}
+	}
+	return e.met(fa)
+}
+
+func (e *env) hukouIn(cs []string) outcome {
+	f := e.f
+	in := Place{Codes: cs}
+	if f.hukou != "" && in.contains(f.hukou) {
+		return e.met(fact("hukou registered at "+f.hukou, f.hukouEv))
+	}
+	o := outcome{missing: "a hukou registered in " + strings.Join(cs, ", ")}
+	if f.hukou != "" {
+		o.facts = []Fact{fact("hukou registered at "+f.hukou, f.hukouEv)}
+	}
+	return o
+}
+
+func describe(s span, what string) string {
+	end := "open-ended"
+	if !s.open {
+		end = "until " + fmtDay(s.to)
+	}
+	return fmt.Sprintf("%s %s in %s from %s %s", what, s.key, s.address, fmtDay(s.from), end)
+}
+
+// contract reads "签订N个月以上劳动合同" as the agreed term of a contract in
+// force: from its start to its agreed end (inclusive), or open-ended.
+func (e *env) contract(minMonths int) outcome {
+	var o outcome
+	for _, s := range e.f.contracts {
+		if !e.place.contains(s.address) || !s.coversDay(e.f.asOf) {
+			continue
+		}
+		long := s.open || !addMonths(s.from, minMonths).After(s.to.AddDate(0, 0, 1))
+		o.facts = append(o.facts, fact(describe(s, "labour contract"), s.ev))
+		if long && !o.met {
+			o.met, o.from = true, e.f.asOf
+			if !s.open {
+				o.until = s.to
+			}
+		}
+	}
+	if !o.met {
+		if len(o.facts) == 0 {
+			o.missing = "a labour contract in force in " + e.place.Name
+		} else {
+			o.missing = fmt.Sprintf("a labour contract with a term of at least %d months in %s", minMonths, e.place.Name)
+		}
+	}
+	return o
+}
+
+// duration evaluates "held for at least minMonths" over a run of spans.
+func (e *env) duration(start time.Time, run []span, ok bool, minMonths int, what, none string) outcome {
+	var o outcome
+	if !ok {
+		o.missing = none
+		return o
+	}
+	for _, s := range run {
+		o.facts = append(o.facts, fact(describe(s, what), s.ev))
+	}
+	have := monthsBetween(start, e.f.asOf)
+	due := addMonths(start, minMonths)
+	end, closed := lastDay(run)
+	o.facts = append(o.facts, Fact{Text: fmt.Sprintf("%d months since %s", have, fmtDay(start))})
+	if closed {
+		o.until = end
+	}
+	if !due.After(e.f.asOf) {
+		o.met, o.from = true, e.f.asOf
+		return o
+	}
+	o.missing = fmt.Sprintf("%s of %s in %s, due %s", plural(monthsShort(e.f.asOf, due), "more month"), what, e.place.Name, fmtDay(due))
+	if !closed || !end.Before(due) {
+		o.from = due
+	}
+	return o
+}
+
+// monthsShort counts the months still to go from asOf to due, rounding up.
+func monthsShort(asOf, due time.Time) int {
+	n := monthsBetween(asOf, due)
+	if addMonths(asOf, n).Before(due) {
+		n++
+	}
+	return n
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}
+
+func (e *env) employed(minMonths int) outcome {
+	start, run, ok := chain(e.f.contracts, e.f.asOf, employmentGapDays, func(s span) bool { return e.place.contains(s.address) })
+	return e.duration(start, run, ok, minMonths, "employment", "a labour contract in force in "+e.place.Name)
+}
+
+// bestRental finds the longest unbroken run of leases at one address in
+// the place that covers the evaluation day.
+func (e *env) bestRental() (start time.Time, run []span, ok bool) {
+	seen := map[string]bool{}
+	for _, s := range e.f.rentals {
+		if seen[s.address] || !e.place.contains(s.address) {
+			continue
+		}
+		seen[s.address] = true
+		addr := s.address
+		st, r, found := chain(e.f.rentals, e.f.asOf, 0, func(x span) bool { return x.address == addr })
+		if found && (!ok || st.Before(start)) {
+			start, run, ok = st, r, true
+		}
+	}
+	return start, run, ok
+}
+
+func (e *env) rental(minMonths int) outcome {
+	start, run, ok := e.bestRental()
+	return e.duration(start, run, ok, minMonths, "renting at one address", "a registered rental in force in "+e.place.Name)
+}
+
+func (e *env) livingSpans() []span {
+	var all []span
+	for _, s := range e.f.rentals {
+		if e.place.contains(s.address) {
+			all = append(all, s)
+		}
+	}
+	for _, s := range e.f.properties {
+		if e.place.contains(s.address) {
+			all = append(all, s)
+		}
+	}
+	return all
+}
+
+func (e *env) living(minMonths int) outcome {
+	start, run, ok := chain(e.livingSpans(), e.f.asOf, employmentGapDays, func(span) bool { return true })
+	return e.duration(start, run, ok, minMonths, "living", "a registered home (rented or owned) in "+e.place.Name)
+}
+
+func (e *env) ownsHome() outcome {
+	for _, s := range e.f.properties {
+		if e.place.contains(s.address) && s.coversDay(e.f.asOf) {
+			return e.met(fact(fmt.Sprintf("owns property %s at %s since %s", s.key, s.address, fmtDay(s.from)), s.ev))
+		}
+	}
+	return outcome{missing: "a home owned in " + e.place.Name}
+}
+
+// insuranceLine is one insurance kind's contributions as counted.
+type insuranceLine struct {
+	count   int
+	last    string // last month counted, "" if none
+	running bool
+	ev      evidence
+	first   string
+}
+
+// line counts a kind's contributions (local to the place when asked;
+// only the last unbroken run when continuous) and whether they are still
+// being paid: a contribution for this month or the last one, and no
+// termination since.
+func (e *env) line(kind string, local, continuous bool) insuranceLine {
+	var l insuranceLine
+	prev := ""
+	for _, c := range e.f.insurance[kind] {
+		if local && !e.place.contains(c.region) {
+			continue
+		}
+		if continuous && prev != "" && c.month != nextMonth(prev) {
+			l.count = 0
+			l.first = ""
+		}
+		if l.first == "" {
+			l.first = c.month
+		}
+		l.count++
+		l.last, l.ev, prev = c.month, c.ev, c.month
+	}
+	if l.last == "" {
+		return l
+	}
+	thisMonth := e.f.asOf.Format("2006-01")
+	lastMonth := addMonths(time.Date(e.f.asOf.Year(), e.f.asOf.Month(), 1, 0, 0, 0, 0, time.UTC), -1).Format("2006-01")
+	l.running = l.last >= lastMonth && l.last <= thisMonth
+	if end, ok := e.f.terminated[kind]; ok && end.Format("2006-01") >= l.last {
+		l.running = false
+	}
+	return l
+}
+
+func nextMonth(m string) string {
+	t, err := time.Parse("2006-01", m)
+	if err != nil {
+		return ""
+	}
+	return t.AddDate(0, 1, 0).Format("2006-01")
+}
+
+// monthStart parses YYYY-MM as its first day.
+func monthStart(m string) time.Time {
+	t, _ := time.Parse("2006-01", m)
+	return t
+}
+
+func (e *env) insurance(c *Condition) outcome {
+	local := c.Local == nil || *c.Local
+	o := outcome{met: true, from: e.f.asOf}
+	where := ""
+	if local {
+		where = " in " + e.place.Name
+	}
+	var missing []string
+	for _, k := range c.Kinds {
+		l := e.line(k, local, c.Continuous)
+		text := fmt.Sprintf("%s insurance: %s%s", k, plural(l.count, "month"), where)
+		if l.count > 0 {
+			text += fmt.Sprintf(" (%s … %s)", l.first, l.last)
+		}
+		if c.Continuous {
+			text += ", unbroken"
+		}
+		o.facts = append(o.facts, fact(text, l.ev))
+		need := *c.MinMonths - l.count
+		if need <= 0 {
+			continue
+		}
+		o.met = false
+		missing = append(missing, fmt.Sprintf("%s of %s insurance%s", plural(need, "more month"), k, where))
+		if !l.running || o.from.IsZero() {
+			o.from = time.Time{}
+			continue
+		}
+		// The month that completes the count is counted from its first
+		// day, but not before tomorrow: today's data is all there is.
+		due := addMonths(monthStart(l.last), need)
+		if tomorrow := e.f.asOf.AddDate(0, 0, 1); due.Before(tomorrow) {
+			due = tomorrow
+		}
+		if due.After(o.from) {
+			o.from = due
+		}
+	}
+	if !o.met {
+		o.missing = strings.Join(missing, "; ")
+	}
+	return o
+}
+
+func (e *env) diploma(levels []string, withinYears int) outcome {
+	var o outcome
+	var stale []string
+	for _, g := range e.f.grads {
+		if !slices.Contains(levels, g.level) {
+			continue
+		}
+		text := fmt.Sprintf("graduated %s (%s) from %s on %s", codes.Education[g.level], g.level, g.institution, fmtDay(g.date))
+		o.facts = append(o.facts, fact(text, g.ev))
+		if withinYears > 0 {
+			expiry := g.date.AddDate(withinYears, 0, 0) // 未满N年: before the Nth anniversary
+			if !e.f.asOf.Before(expiry) {
+				stale = append(stale, fmtDay(g.date))
+				continue
+			}
+			until := expiry.AddDate(0, 0, -1)
+			if !o.met || until.After(o.until) {
+				o.until = until
+			}
+		} else {
+			o.until = time.Time{}
+		}
+		o.met, o.from = true, e.f.asOf
+	}
+	if !o.met {
+		names := make([]string, len(levels))
+		for i, l := range levels {
+			names[i] = codes.Education[l]
+		}
+		o.missing = "a diploma: " + strings.Join(names, "/")
+		if withinYears > 0 {
+			o.missing += fmt.Sprintf(", graduated less than %d years ago", withinYears)
+		}
+		if len(stale) > 0 {
+			o.missing += fmt.Sprintf(" (graduated %s: %d years or more ago)", strings.Join(stale, ", "), withinYears)
+		}
+	}
+	return o
+}
+
+func (e *env) business() outcome {
+	for _, s := range e.f.businesses {
+		if e.place.contains(s.address) && s.coversDay(e.f.asOf) {
+			return e.met(fact(fmt.Sprintf("business %s registered in %s (licence and tax registration) since %s", s.key, s.address, fmtDay(s.from)), s.ev))
+		}
+	}
+	return outcome{missing: "a business licence with tax registration in " + e.place.Name}
+}
+
+// familyReunion holds when the spouse is registered in the place. Parents
+// and children cannot be established from the records, which carry no
+// parent links; a clerk checks those on the household register.
+func (e *env) familyReunion() outcome {
+	f := e.f
+	if !f.married || f.spouse == "" {
+		return outcome{missing: "a spouse (or, checked by a clerk, a parent or child) registered in " + e.place.Name}
+	}
+	married := fact("married (spouse on record)", f.maritalEv)
+	for i := range e.family {
+		r := &e.family[i]
+		if r.CitizenID != f.spouse || r.Hukou == nil || r.Status != hub.StatusActive {
+			continue
+		}
+		fa := fact("spouse's hukou registered at "+r.Hukou.AddressCode, provenance(r, schemas.SecHukou))
+		if e.place.contains(r.Hukou.AddressCode) {
+			return e.met(married, fa)
+		}
+		return outcome{facts: []Fact{married, fa}, missing: "a spouse registered in " + e.place.Name}
+	}
+	return outcome{facts: []Fact{married}, missing: "the spouse's record (not found) showing a hukou in " + e.place.Name}
+}
+
+func provenance(r *hub.Record, sec schemas.Section) evidence {
+	p, ok := r.Provenance[string(sec)]
+	if !ok {
+		return evidence{}
+	}
+	return evidence{p.Source, p.EventID}
+}
+
+func (e *env) studying() outcome {
+	f := e.f
+	for _, en := range f.enrols {
+		if !e.place.contains(en.region) || en.start.After(f.asOf) {
+			continue
+		}
+		done := false
+		for _, g := range f.grads {
+			if g.institution == en.institution && !g.date.Before(en.start) {
+				done = true
+			}
+		}
+		if !done {
+			return e.met(fact(fmt.Sprintf("enrolled at %s (%s) in %s since %s", en.institution, codes.Education[en.level], en.region, fmtDay(en.start)), en.ev))
+		}
+	}
+	return outcome{missing: "an enrolment at a school in " + e.place.Name}
+}
+
+// measure is a points measure's value in months on a day at or after the
+// evaluation day, assuming what runs keeps running.
+type measure func(d time.Time) int
+
+func (e *env) runMeasure(start time.Time, run []span, ok bool) measure {
+	if !ok {
+		return func(time.Time) int { return 0 }
+	}
+	end, closed := lastDay(run)
+	return func(d time.Time) int {
+		if closed && d.After(end) {
+			d = end
+		}
+		return monthsBetween(start, d)
+	}
+}
+
+func (e *env) measureOf(it *PointsItem) (measure, []Fact) {
+	switch it.Measure {
+	case MeasureEmployedMonths:
+		st, run, ok := chain(e.f.contracts, e.f.asOf, employmentGapDays, func(s span) bool { return e.place.contains(s.address) })
+		return e.runMeasure(st, run, ok), spanFacts(run, "labour contract")
+	case MeasureRentalMonths:
+		st, run, ok := e.bestRental()
+		return e.runMeasure(st, run, ok), spanFacts(run, "lease")
+	case MeasureLivingMonths:
+		st, run, ok := chain(e.livingSpans(), e.f.asOf, employmentGapDays, func(span) bool { return true })
+		return e.runMeasure(st, run, ok), spanFacts(run, "home")
+	case MeasureOwnsHome:
+		o := e.ownsHome()
+		v := 0
+		if o.met {
+			v = 1
+		}
+		return func(time.Time) int { return v }, o.facts
+	case MeasureInsuranceMonths:
+		lines := make([]insuranceLine, len(it.Kinds))
+		var fs []Fact
+		for i, k := range it.Kinds {
+			lines[i] = e.line(k, true, false)
+			fs = append(fs, fact(fmt.Sprintf("%s insurance: %s in %s", k, plural(lines[i].count, "month"), e.place.Name), lines[i].ev))
+		}
+		return func(d time.Time) int {
+			least := -1
+			for _, l := range lines {
+				n := l.count
+				if l.running && d.After(e.f.asOf) {
+					n += monthsBetween(monthStart(l.last), monthStart(d.Format("2006-01")))
+				}
+				if least < 0 || n < least {
+					least = n
+				}
+			}
+			return max(least, 0)
+		}, fs
+	}
+	return func(time.Time) int { return 0 }, nil
+}
+
+func spanFacts(run []span, what string) []Fact {
+	var out []Fact
+	for _, s := range run {
+		out = append(out, fact(describe(s, what), s.ev))
+	}
+	return out
+}
+
+func (it *PointsItem) score(v int) int {
+	if it.Measure == MeasureOwnsHome {
+		return v * it.Points
+	}
+	return min(it.Max, v/it.PerMonths*it.Points)
+}
+
+func (e *env) points(p *Points) outcome {
+	ms := make([]measure, len(p.Items))
+	var o outcome
+	total := func(d time.Time) int {
+		sum := 0
+		for i := range p.Items {
+			sum += p.Items[i].score(ms[i](d))
+		}
+		return sum
+	}
+	for i := range p.Items {
+		it := &p.Items[i]
+		var fs []Fact
+		ms[i], fs = e.measureOf(it)
+		v := ms[i](e.f.asOf)
+		unit := "months"
+		if it.Measure == MeasureOwnsHome {
+			unit = "(yes=1)"
+		}
+		o.facts = append(o.facts, Fact{Text: fmt.Sprintf("%s: %d %s → %d points", it.ID, v, unit, it.score(v))})
+		o.facts = append(o.facts, fs...)
+	}
+	now := total(e.f.asOf)
+	o.facts = append(o.facts, Fact{Text: fmt.Sprintf("%d points of %d needed", now, p.Threshold)})
+	if now >= p.Threshold {
+		o.met, o.from = true, e.f.asOf
+		return o
+	}
+	o.missing = fmt.Sprintf("%d more points (%d of %d)", p.Threshold-now, now, p.Threshold)
+	// Scores only grow while things keep running: find the first month
+	// that reaches the threshold, then the day within it.
+	prev := e.f.asOf
+	for k := 1; k <= horizonMonths; k++ {
+		d := addMonths(e.f.asOf, k)
+		if total(d) < p.Threshold {
+			prev = d
+			continue
+		}
+		lo, hi := prev, d // total(lo) < threshold <= total(hi)
+		for hi.Sub(lo) > 24*time.Hour {
+			mid := lo.AddDate(0, 0, int(hi.Sub(lo).Hours()/48))
+			if total(mid) >= p.Threshold {
+				hi = mid
+			} else {
+				lo = mid
+			}
+		}
+		o.from = hi
+		break
+	}
+	return o
+}

@@ -1,0 +1,329 @@
+package eligibility
+
+import (
+	"encoding/json"
+	"sort"
+	"time"
+
+	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/schemas"
+	"github.com/pophub/pophub/schemas/citizenid"
+)
+
+// china is China Standard Time: data dates and "as of" days are calendar
+// days there.
+var china = time.FixedZone("CST", 8*3600)
+
+// dayOf returns the CST calendar day of t as a UTC midnight, the form
+// every date in this package takes.
+func dayOf(t time.Time) time.Time {
+	y, m, d := t.In(china).Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+}
+
+// parseDay reads YYYY-MM-DD; ok is false for anything else.
+func parseDay(s string) (time.Time, bool) {
+	t, err := time.Parse(time.DateOnly, s)
+	return t, err == nil
+}
+
+func fmtDay(t time.Time) string { return t.Format(time.DateOnly) }
+
+// addMonths adds n calendar months, clamping to the end of a shorter
+// month: 2024-08-31 + 6 months is 2025-02-28, not 2025-03-03.
+func addMonths(d time.Time, n int) time.Time {
+	y, m, day := d.Date()
+	first := time.Date(y, m+time.Month(n), 1, 0, 0, 0, 0, time.UTC)
+	last := first.AddDate(0, 1, -1).Day()
+	if day > last {
+		day = last
+	}
+	return time.Date(first.Year(), first.Month(), day, 0, 0, 0, 0, time.UTC)
+}
+
+// monthsBetween counts whole months from a to b (0 when b is before a).
+func monthsBetween(a, b time.Time) int {
+	if b.Before(a) {
+		return 0
+	}
+	n := (b.Year()-a.Year())*12 + int(b.Month()-a.Month())
+	for n > 0 && addMonths(a, n).After(b) {
+		n--
+	}
+	return n
+}
+
+// evidence points at the event a fact comes from.
+type evidence struct {
+	source  schemas.Source
+	eventID string
+}
+
+// span is a time during which something held: [from, to] in days, to
+// inclusive; open is true while it lasts (to is then unused).
+type span struct {
+	key     string // lease id, contract id, property id
+	address string // address or region code
+	from    time.Time
+	to      time.Time
+	open    bool
+	ev      evidence
+}
+
+// coversDay reports whether the span holds on day d.
+func (s span) coversDay(d time.Time) bool {
+	return !d.Before(s.from) && (s.open || !d.After(s.to))
+}
+
+// contribution is one month of one insurance.
+type contribution struct {
+	month  string // YYYY-MM
+	region string
+	ev     evidence
+}
+
+type graduation struct {
+	level, institution string
+	date               time.Time
+	ev                 evidence
+}
+
+type enrolment struct {
+	institution, level, region string
+	start                      time.Time
+	ev                         evidence
+}
+
+// facts is what the history says as of one instant.
+type facts struct {
+	asOf time.Time // the evaluation day (CST)
+
+	hukou      string // 12-digit address, "" when none
+	hukouEv    evidence
+	married    bool
+	spouse     citizenid.ID
+	maritalEv  evidence
+	contracts  []span
+	rentals    []span
+	properties []span
+	// insurance per kind, sorted by month, one entry per month.
+	insurance  map[string][]contribution
+	terminated map[string]time.Time // last termination end per kind
+	grads      []graduation
+	enrols     []enrolment
+	businesses []span
+}
+
+// gather folds the history up to asOf (inclusive) into facts. Changes are
+// applied in order of their effective time, so late-arriving corrections
+// of older facts count where they belong; changes after asOf are ignored.
+// Undecodable data is skipped: the hub validated it on the way in.
+func gather(rec *hub.Record, history []hub.Change, asOf time.Time) *facts {
+	f := &facts{asOf: dayOf(asOf), insurance: map[string][]contribution{}, terminated: map[string]time.Time{}}
+	order := make([]*hub.Change, 0, len(history))
+	for i := range history {
+		if !history[i].Time.After(asOf) {
+			order = append(order, &history[i])
+		}
+	}
+	sort.SliceStable(order, func(i, j int) bool { return order[i].Time.Before(order[j].Time) })
+
+	contracts := map[string]int{}
+	leases := map[string]int{}
+	props := map[string]int{}
+	biz := map[string]int{}
+	months := map[string]map[string]contribution{}
+	sawHukou, sawMarital := false, false
+	for _, c := range order {
+		ev := evidence{c.Source, c.EventID}
+		day := dayOf(c.Time)
+		switch c.Type {
+		case schemas.HukouRegistered:
+			var d schemas.HukouRegisteredData
+			if json.Unmarshal(c.Data, &d) == nil {
+				f.hukou, f.hukouEv, sawHukou = d.AddressCode, ev, true
+			}
+		case schemas.HukouMigrated:
+			var d schemas.HukouMigratedData
+			if json.Unmarshal(c.Data, &d) == nil {
+				f.hukou, f.hukouEv, sawHukou = d.ToAddressCode, ev, true
+			}
+		case schemas.HukouCancelled:
+			f.hukou, f.hukouEv, sawHukou = "", ev, true
+		case schemas.MarriageRegistered:
+			var d schemas.MarriageRegisteredData
+			if json.Unmarshal(c.Data, &d) == nil {
+				f.married, f.spouse, f.maritalEv, sawMarital = true, d.SpouseID, ev, true
+			}
+		case schemas.MarriageDivorced:
+			f.married, f.spouse, f.maritalEv, sawMarital = false, "", ev, true
+		case schemas.ContractStarted:
+			var d schemas.ContractStartedData
+			if json.Unmarshal(c.Data, &d) == nil {
+				f.contracts = upsertSpan(f.contracts, contracts, d.ContractID, d.WorkRegion, d.Start, d.End, ev)
+			}
+		case schemas.ContractEnded:
+			var d schemas.ContractEndedData
+			if json.Unmarshal(c.Data, &d) == nil {
+				endSpan(f.contracts, contracts, d.ContractID, d.End)
+			}
+		case schemas.RentalRegistered:
+			var d schemas.RentalRegisteredData
+			if json.Unmarshal(c.Data, &d) == nil {
+				f.rentals = upsertSpan(f.rentals, leases, d.LeaseID, d.AddressCode, d.Start, d.End, ev)
+			}
+		case schemas.RentalEnded:
+			var d schemas.RentalEndedData
+			if json.Unmarshal(c.Data, &d) == nil {
+				endSpan(f.rentals, leases, d.LeaseID, d.End)
+			}
+		case schemas.PropertyRegistered:
+			var d schemas.PropertyRegisteredData
+			if json.Unmarshal(c.Data, &d) == nil {
+				f.properties = upsertSpan(f.properties, props, d.PropertyID, d.AddressCode, fmtDay(day), "", ev)
+			}
+		case schemas.PropertyTransferred:
+			var d schemas.PropertyTransferredData
+			if json.Unmarshal(c.Data, &d) == nil {
+				endSpan(f.properties, props, d.PropertyID, fmtDay(day))
+			}
+		case schemas.BusinessRegistered:
+			var d schemas.BusinessRegisteredData
+			if json.Unmarshal(c.Data, &d) == nil {
+				f.businesses = upsertSpan(f.businesses, biz, d.BusinessID, d.Region, fmtDay(day), "", ev)
+			}
+		case schemas.BusinessDeregistered:
+			var d schemas.BusinessDeregisteredData
+			if json.Unmarshal(c.Data, &d) == nil {
+				endSpan(f.businesses, biz, d.BusinessID, fmtDay(day))
+			}
+		case schemas.ContributionRecorded:
+			var d schemas.ContributionRecordedData
+			if json.Unmarshal(c.Data, &d) == nil && d.Month <= f.asOf.Format("2006-01") {
+				for _, k := range d.Insurances {
+					if months[k] == nil {
+						months[k] = map[string]contribution{}
+					}
+					months[k][d.Month] = contribution{month: d.Month, region: d.Region, ev: ev}
+				}
+			}
+		case schemas.InsuranceTerminated:
+			var d schemas.InsuranceTerminatedData
+			if json.Unmarshal(c.Data, &d) == nil {
+				if end, ok := parseDay(d.End); ok {
+					for _, k := range d.Insurances {
+						f.terminated[k] = end
+					}
+				}
+			}
+		case schemas.EducationGraduated:
+			var d schemas.EducationGraduatedData
+			if json.Unmarshal(c.Data, &d) == nil {
+				if t, ok := parseDay(d.Date); ok && !t.After(f.asOf) {
+					f.grads = append(f.grads, graduation{level: d.Level, institution: d.Institution, date: t, ev: ev})
+				}
+			}
+		case schemas.EducationEnrolled:
+			var d schemas.EducationEnrolledData
+			if json.Unmarshal(c.Data, &d) == nil {
+				if t, ok := parseDay(d.Start); ok {
+					f.enrols = append(f.enrols, enrolment{institution: d.Institution, level: d.Level, region: d.Region, start: t, ev: ev})
+				}
+			}
+		}
+	}
+	for k, m := range months {
+		list := make([]contribution, 0, len(m))
+		for _, c := range m {
+			list = append(list, c)
+		}
+		sort.Slice(list, func(i, j int) bool { return list[i].month < list[j].month })
+		f.insurance[k] = list
+	}
+	// A record handed in without history (or with history that predates
+	// the hub) still says where the person is registered and to whom they
+	// are married.
+	if !sawHukou && rec.Hukou != nil {
+		f.hukou = rec.Hukou.AddressCode
+	}
+	if !sawMarital && rec.Marital != nil && rec.Marital.SpouseID != "" {
+		f.married, f.spouse = true, rec.Marital.SpouseID
+	}
+	return f
+}
+
+// upsertSpan records the start of a span under key, replacing an earlier
+// registration of the same key (a corrected lease).
+func upsertSpan(list []span, idx map[string]int, key, where, start, end string, ev evidence) []span {
+	from, ok := parseDay(start)
+	if !ok {
+		return list
+	}
+	s := span{key: key, address: where, from: from, open: true, ev: ev}
+	if to, ok := parseDay(end); ok {
+		s.to, s.open = to, false
+	}
+	if i, ok := idx[key]; ok {
+		list[i] = s
+		return list
+	}
+	idx[key] = len(list)
+	return append(list, s)
+}
+
+// endSpan closes the span under key at end (inclusive).
+func endSpan(list []span, idx map[string]int, key, end string) {
+	i, ok := idx[key]
+	to, valid := parseDay(end)
+	if !ok || !valid {
+		return
+	}
+	list[i].to, list[i].open = to, false
+}
+
+// chain finds the run of spans accepted by keep that covers day d, joining
+// spans whose gap is at most gapDays; it returns the run's start and its
+// spans, or ok=false when none covers d.
+func chain(spans []span, d time.Time, gapDays int, keep func(span) bool) (start time.Time, used []span, ok bool) {
+	var cand []span
+	for _, s := range spans {
+		if keep(s) && !s.from.After(d) {
+			cand = append(cand, s)
+		}
+	}
+	sort.Slice(cand, func(i, j int) bool { return cand[i].from.Before(cand[j].from) })
+	// Walk forward merging runs; keep the run that covers d.
+	var runStart, runEnd time.Time
+	runOpen := false
+	var run []span
+	for i, s := range cand {
+		joins := i > 0 && (runOpen || !s.from.After(runEnd.AddDate(0, 0, gapDays+1)))
+		if !joins {
+			runStart, runEnd, runOpen, run = s.from, s.to, s.open, nil
+		}
+		run = append(run, s)
+		if s.open {
+			runOpen = true
+		} else if s.to.After(runEnd) {
+			runEnd = s.to
+		}
+	}
+	if len(run) == 0 || (!runOpen && runEnd.Before(d)) {
+		return time.Time{}, nil, false
+	}
+	return runStart, run, true
+}
+
+// lastDay is the last day of a run, or ok=false while it stays open.
+func lastDay(run []span) (time.Time, bool) {
+	var end time.Time
+	for _, s := range run {
+		if s.open {
+			return time.Time{}, false
+		}
+		if s.to.After(end) {
+			end = s.to
+		}
+	}
+	return end, true
+}

@@ -1,0 +1,150 @@
+package eligibility
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/schemas/citizenid"
+	"github.com/pophub/pophub/schemas/codes"
+)
+
+// FamilyMember is a relative who may settle with the applicant under the
+// policy's wording (本人及其共同居住生活的配偶、未成年子女、父母…).
+//
+// The golden records carry a spouse link (Marital.SpouseID) but no parent
+// links, so relations other than the spouse are presumed from what the
+// records hold: a member of the applicant's household (same
+// Hukou.HouseholdID, which also stands for 共同居住生活, living together)
+// born 15 to 35 years after the applicant is presumed a child, 36 or more
+// years after a grandchild, and 15 or more years before a parent; a
+// member of the spouse's household born 15 or more years before the spouse
+// is presumed a parent of the spouse. Minor means under 18 on the
+// evaluation day; unmarried means no marriage on record. Members between
+// (siblings, others) are not listed. Basis says how each was matched, so
+// that a clerk confirms it on the household register.
+type FamilyMember struct {
+	CitizenID citizenid.ID `json:"citizen_id"`
+	Name      string       `json:"name,omitempty"`
+	Relation  string       `json:"relation"`
+	Basis     string       `json:"basis"`
+}
+
+// Generation gaps, in years, for presuming relations by age.
+const (
+	generationYears      = 15
+	grandGenerationYears = 36
+	adultAge             = 18
+)
+
+func birthOf(r *hub.Record) (time.Time, bool) {
+	if r.Identity != nil {
+		if t, ok := parseDay(r.Identity.BirthDate); ok {
+			return t, true
+		}
+	}
+	if len(r.CitizenID) == 18 {
+		return r.CitizenID.BirthDate(), true
+	}
+	return time.Time{}, false
+}
+
+// yearsBetween counts whole years from a to b (negative when b is before a).
+func yearsBetween(a, b time.Time) int {
+	if b.Before(a) {
+		return -yearsBetween(b, a)
+	}
+	return monthsBetween(a, b) / 12
+}
+
+func familyOf(p *Policy, applicant *hub.Record, f *facts, family []hub.Record) []FamilyMember {
+	out := []FamilyMember{}
+	allows := func(rel string) bool { return slices.Contains(p.Family, rel) }
+	if len(p.Family) == 0 {
+		return out
+	}
+	seen := map[citizenid.ID]bool{applicant.CitizenID: true}
+	var spouse *hub.Record
+	if f.married && f.spouse != "" {
+		seen[f.spouse] = true
+		m := FamilyMember{CitizenID: f.spouse, Relation: "spouse", Basis: "spouse on the marriage record"}
+		for i := range family {
+			if family[i].CitizenID == f.spouse {
+				spouse = &family[i]
+				if spouse.Identity != nil {
+					m.Name = spouse.Identity.Name
+				}
+			}
+		}
+		if allows("spouse") && (spouse == nil || spouse.Status == hub.StatusActive) {
+			out = append(out, m)
+		}
+	}
+	born, ok := birthOf(applicant)
+	household := ""
+	if applicant.Hukou != nil {
+		household = applicant.Hukou.HouseholdID
+	}
+	spouseHousehold := ""
+	var spouseBorn time.Time
+	if spouse != nil && spouse.Hukou != nil {
+		spouseHousehold = spouse.Hukou.HouseholdID
+		spouseBorn, _ = birthOf(spouse)
+	}
+	for i := range family {
+		r := &family[i]
+		if seen[r.CitizenID] || r.Status != hub.StatusActive || r.Hukou == nil || r.Hukou.HouseholdID == "" {
+			continue
+		}
+		rb, known := birthOf(r)
+		if !known {
+			continue
+		}
+		name := ""
+		if r.Identity != nil {
+			name = r.Identity.Name
+		}
+		add := func(rel, basis string) {
+			seen[r.CitizenID] = true
+			out = append(out, FamilyMember{CitizenID: r.CitizenID, Name: name, Relation: rel, Basis: basis})
+		}
+		if ok && r.Hukou.HouseholdID == household {
+			gap := yearsBetween(born, rb) // positive: younger than the applicant
+			age := yearsBetween(rb, f.asOf)
+			unmarried := r.Marital == nil || r.Marital.Status == codes.MaritalUnmarried
+			basis := fmt.Sprintf("same household, born %d years %s the applicant", abs(gap), map[bool]string{true: "after", false: "before"}[gap >= 0])
+			switch {
+			case gap >= grandGenerationYears && allows("grandchildren"):
+				add("grandchild", basis)
+			case gap >= generationYears && allows("children"):
+				add("child", basis)
+			case gap >= generationYears && age < adultAge && allows("minor_children"):
+				add("child", fmt.Sprintf("%s, aged %d", basis, age))
+			case gap >= generationYears && unmarried && allows("unmarried_children"):
+				add("child", basis+", unmarried")
+			case gap <= -generationYears && allows("parents"):
+				add("parent", basis)
+			}
+			continue
+		}
+		if spouseHousehold != "" && r.Hukou.HouseholdID == spouseHousehold && !spouseBorn.IsZero() &&
+			yearsBetween(spouseBorn, rb) <= -generationYears && allows("spouse_parents") {
+			add("spouse_parent", fmt.Sprintf("spouse's household, born %d years before the spouse", -yearsBetween(spouseBorn, rb)))
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return relationOrder(out[i].Relation) < relationOrder(out[j].Relation) })
+	return out
+}
+
+func relationOrder(r string) int {
+	return slices.Index([]string{"spouse", "child", "grandchild", "parent", "spouse_parent"}, r)
+}
+
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
+}
