@@ -51,7 +51,7 @@ func (s *Server) eligibility(r *http.Request, id citizenid.ID, _ Grant) (any, er
 		}
 		asOf = t
 	}
-	d, err := eligibility.Decide(r.Context(), eligibilityReader{s.cfg.Store, s.cfg.Lister}, p, id, asOf)
+	d, err := eligibility.Decide(r.Context(), eligibilityReader{s.cfg.Store, s.cfg.Lister}, p, id, asOf, true)
 	if err != nil {
 		return nil, fmt.Errorf("deciding eligibility for %v: %w", id, err)
 	}

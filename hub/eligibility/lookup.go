@@ -22,9 +22,12 @@ type Reader interface {
 const maxHouseholdPages = 20
 
 // Decide reads a person, their history and their relatives from r and
-// evaluates them against p as of asOf. It returns an error wrapping
+// evaluates them against p as of asOf. With listFamily false, relatives are
+// read only when a clause of p needs them (family reunion), and the
+// decision's family list may be incomplete: what announcing eligibility
+// needs, at a fraction of the reads. It returns an error wrapping
 // hub.ErrNotFound for an unknown person.
-func Decide(ctx context.Context, r Reader, p *Policy, id citizenid.ID, asOf time.Time) (Decision, error) {
+func Decide(ctx context.Context, r Reader, p *Policy, id citizenid.ID, asOf time.Time, listFamily bool) (Decision, error) {
 	rec, err := r.Person(ctx, id)
 	if err != nil {
 		return Decision{}, fmt.Errorf("reading person: %w", err)
@@ -34,7 +37,7 @@ func Decide(ctx context.Context, r Reader, p *Policy, id citizenid.ID, asOf time
 		return Decision{}, fmt.Errorf("reading history: %w", err)
 	}
 	var family []hub.Record
-	if len(p.Family) > 0 || needsFamily(p) {
+	if (listFamily && len(p.Family) > 0) || needsFamily(p) {
 		if family, err = Relatives(ctx, r, rec); err != nil {
 			return Decision{}, err
 		}

@@ -160,13 +160,7 @@ func (w *Watcher) Relevant(section string) []*eligibility.Policy { return w.rele
 // and the durable consumer (starting with new notifications) when
 // missing, and resumes from the consumer's position otherwise.
 func (w *Watcher) Run(ctx context.Context) error {
-	kv, err := w.cfg.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: w.cfg.Bucket,
-		Description: "pophub: last eligibility decision per policy and person"})
-	if err != nil {
-		return fmt.Errorf("opening the eligibility bucket: %w", err)
-	}
-	w.kv = kv
-	if err := w.loadSchedule(ctx); err != nil {
+	if err := w.Open(ctx); err != nil {
 		return err
 	}
 	cons, err := w.cfg.JS.CreateOrUpdateConsumer(ctx, w.cfg.Stream, jetstream.ConsumerConfig{
@@ -219,6 +213,18 @@ func (w *Watcher) Run(ctx context.Context) error {
 	return ctx.Err()
 }
 
+// Open creates or opens the bucket of last decisions and rebuilds the
+// qualifying days from it. Run calls it; Process needs it done.
+func (w *Watcher) Open(ctx context.Context) error {
+	kv, err := w.cfg.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: w.cfg.Bucket,
+		Description: "pophub: last eligibility decision per policy and person"})
+	if err != nil {
+		return fmt.Errorf("opening the eligibility bucket: %w", err)
+	}
+	w.kv = kv
+	return w.loadSchedule(ctx)
+}
+
 // work is one person to decide against some policies.
 type work struct {
 	id       citizenid.ID
@@ -230,14 +236,29 @@ type work struct {
 // changed section a watched policy reads, each once, and announces those
 // who became eligible. An error means the batch must be retried.
 func (w *Watcher) Handle(ctx context.Context, msgs []jetstream.Msg) error {
-	byPerson := map[citizenid.ID]*work{}
-	var order []*work
+	notes := make([]schemas.Notification, 0, len(msgs))
 	for _, m := range msgs {
 		var n schemas.Notification
 		if err := schemas.DecodeNotification(m.Data(), &n); err != nil {
 			w.cfg.Logger.Warn("eligibility: skipping an undecodable notification", "subject", m.Subject(), "err", err)
 			continue
 		}
+		notes = append(notes, n)
+	}
+	_, err := w.Process(ctx, notes)
+	return err
+}
+
+// Process decides the persons of a batch of change notifications whose
+// changed section a watched policy reads, each person once per policy,
+// and announces those who became eligible. It returns how many decisions
+// it made.
+func (w *Watcher) Process(ctx context.Context, notes []schemas.Notification) (int, error) {
+	byPerson := map[citizenid.ID]*work{}
+	var order []*work
+	decisions := 0
+	for i := range notes {
+		n := &notes[i]
 		ps := w.relevant[n.Section]
 		if len(ps) == 0 {
 			continue
@@ -250,10 +271,13 @@ func (w *Watcher) Handle(ctx context.Context, msgs []jetstream.Msg) error {
 		}
 		wk.trigger = n.ChangeID // the latest change decides
 		for _, p := range ps {
-			wk.policies[p] = true
+			if !wk.policies[p] {
+				wk.policies[p] = true
+				decisions++
+			}
 		}
 	}
-	return w.decideAll(ctx, order)
+	return decisions, w.decideAll(ctx, order)
 }
 
 // decideAll decides the work items with Concurrency workers; a person
@@ -301,7 +325,7 @@ func key(p *eligibility.Policy, id citizenid.ID) string {
 // eligible.
 func (w *Watcher) decide(ctx context.Context, p *eligibility.Policy, id citizenid.ID, trigger string) error {
 	now := w.cfg.Now()
-	d, err := eligibility.Decide(ctx, w.cfg.Store, p, id, now)
+	d, err := eligibility.Decide(ctx, w.cfg.Store, p, id, now, false)
 	if errors.Is(err, hub.ErrNotFound) {
 		return nil
 	}
