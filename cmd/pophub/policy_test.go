@@ -1,0 +1,76 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pophub/pophub/hub/access"
+)
+
+func runPolicy(t *testing.T, stdin string, args ...string) (string, string, error) {
+	t.Helper()
+	cmd := policyCommand()
+	var out, errb bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&errb)
+	cmd.SetIn(strings.NewReader(stdin))
+	cmd.SetArgs(args)
+	cmd.SilenceUsage, cmd.SilenceErrors = true, true
+	err := cmd.Execute()
+	return out.String(), errb.String(), err
+}
+
+const example = "../../ops/policy.example.yaml"
+
+func TestPolicyCommands(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(bad, []byte("version: 2\nidentities:\n  - name: tax\n    kind: department\n    read: [salary]\n    credentials: {token: hunter2}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		stdin    string
+		args     []string
+		wantOut  []string
+		wantErr  []string
+		wantExit bool
+	}{
+		{name: "check example", args: []string{"check", example}, wantOut: []string{"valid"}},
+		{name: "check bad lists every problem", args: []string{"check", bad}, wantExit: true,
+			wantErr: []string{"version: want 1", `identities[0] "tax": read[0]: unknown section "salary"`, "field token not found", "exactly one identity of kind hub"}},
+		{name: "explain", args: []string{"explain", "--policy", example, "--identity", "si-harbin"},
+			wantOut: []string{"si-harbin (subscriber)", "pop.death.23.2301.*", "$JS.API.CONSUMER.CREATE.POP.si-harbin.pop.death.23.2301.*"}},
+		{name: "explain unknown", args: []string{"explain", "--policy", example, "--identity", "nobody"}, wantExit: true},
+		{name: "hash-token", stdin: "secret\n", args: []string{"hash-token"}, wantOut: []string{access.HashToken("secret")}},
+		{name: "new-token", args: []string{"new-token"}, wantOut: []string{"token:        pophub_", "token_sha256: "}},
+		{name: "hash-password", stdin: "pw\n", args: []string{"hash-password", "--iterations", "4096"}, wantOut: []string{"$2a$11$", "iterations: 4096"}},
+		{name: "nats-config", args: []string{"nats-config", "--policy", example}, wantOut: []string{"authorization {", `user: "si-harbin"`}},
+		{name: "kafka-acls", args: []string{"kafka-acls", "--policy", example}, wantOut: []string{"--allow-principal User:health --operation Write --operation Describe --topic pop.events.health"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out, errOut, err := runPolicy(t, tc.stdin, tc.args...)
+			if (err != nil) != tc.wantExit {
+				t.Fatalf("err = %v, want exit %v\n%s", err, tc.wantExit, errOut)
+			}
+			var ex exitError
+			if tc.wantExit && len(tc.wantErr) > 0 && !errors.As(err, &ex) {
+				t.Errorf("err = %v, want an exit status", err)
+			}
+			for _, w := range tc.wantOut {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+			for _, w := range tc.wantErr {
+				if !strings.Contains(errOut, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, errOut)
+				}
+			}
+		})
+	}
+}

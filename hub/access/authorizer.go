@@ -1,0 +1,292 @@
+package access
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/hub/api"
+	"github.com/pophub/pophub/schemas"
+	"github.com/pophub/pophub/schemas/citizenid"
+)
+
+// RouteEvents is the department gateway's route (adapters/gateway.Route;
+// hub does not import adapters, a test keeps the two equal).
+const RouteEvents = "POST /v1/events"
+
+// HeaderPurpose names the purpose of every request.
+const HeaderPurpose = "X-Purpose"
+
+// Access is one audited request: who asked what, for which purpose, and
+// the answer. A refused request has the Status of its refusal and, when
+// the credentials identified nobody, an empty Identity.
+type Access struct {
+	Identity  string
+	Route     string
+	CitizenID citizenid.ID // zero when the route names no person or the ID was malformed
+	Sections  []schemas.Section
+	Purpose   string
+	Status    int
+	Time      time.Time
+}
+
+// Auditor records accesses. Record is called once per /v1 request on the
+// request's goroutine, after the answer is known; it must not block for
+// long (buffer and write asynchronously) and must be safe for concurrent
+// use. It never fails the request: an auditor that cannot write must
+// deal with that itself (e.g. fail readiness).
+type Auditor interface {
+	Record(ctx context.Context, a Access)
+}
+
+// AuthorizerConfig configures an Authorizer. Policy is required.
+type AuthorizerConfig struct {
+	Policy *Policy
+	// Auditor receives every access, granted or refused. Nil audits nothing.
+	Auditor Auditor
+	// Now is the clock of audit records (default time.Now).
+	Now func() time.Time
+}
+
+// Authorizer is hub/api's Authorizer over a Policy. It is safe for
+// concurrent use.
+//
+// A request authenticates with "Authorization: Bearer <token>", whose
+// SHA-256 is compared in constant time with every identity's, or with a
+// TLS client certificate whose SHA-256 fingerprint an identity lists (the
+// server's tls.Config verifies the chain: ClientAuth
+// VerifyClientCertIfGiven with the CA). An identity with both a token and
+// a certificate must present both (the token is bound to the certificate).
+// Then, in order: the identity's token bucket (429), the X-Purpose header
+// (400 when missing or malformed), the route's permission and the
+// identity's purpose allow-list (403).
+type Authorizer struct {
+	cfg    AuthorizerConfig
+	ids    []*principal
+	tokens [][]byte // tokens[i] is ids[i]'s token hash, or nil
+}
+
+type principal struct {
+	Identity
+	mask     sectionMask
+	all      bool // reads every section
+	limiter  *rate.Limiter
+	cert     []byte
+	sections []schemas.Section
+	minCell  int
+}
+
+// NewAuthorizer returns the Authorizer of cfg.Policy.
+func NewAuthorizer(cfg AuthorizerConfig) (*Authorizer, error) {
+	if cfg.Policy == nil {
+		return nil, errors.New("access: AuthorizerConfig.Policy is required")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	a := &Authorizer{cfg: cfg}
+	for _, id := range cfg.Policy.Identities {
+		p := &principal{Identity: id, sections: id.Sections(), minCell: cfg.Policy.MinCell(id)}
+		p.mask = maskOf(p.sections)
+		p.all = len(p.sections) == len(schemas.Sections)
+		rl := id.RateLimit
+		p.limiter = rate.NewLimiter(rate.Limit(rl.RPS), rl.Burst)
+		var tok []byte
+		if id.Credentials.TokenSHA256 != "" {
+			tok, _ = hex.DecodeString(id.Credentials.TokenSHA256)
+		}
+		if id.Credentials.CertSHA256 != "" {
+			p.cert, _ = hex.DecodeString(id.Credentials.CertSHA256)
+		}
+		if tok == nil && p.cert == nil {
+			continue // not an HTTP identity
+		}
+		a.ids = append(a.ids, p)
+		a.tokens = append(a.tokens, tok)
+	}
+	return a, nil
+}
+
+// Errors, wrapping hub/api's kinds; their text is the problem detail.
+var (
+	errNoCredentials = fmt.Errorf("a bearer token or client certificate is required: %w", api.ErrUnauthenticated)
+	errBadCredential = fmt.Errorf("the credentials are not valid: %w", api.ErrUnauthenticated)
+	errCertRequired  = fmt.Errorf("this token is bound to a client certificate, which the request did not present: %w", api.ErrUnauthenticated)
+	errNoPurpose     = fmt.Errorf("the %s header must name the purpose of the request: %w", HeaderPurpose, hub.ErrInvalid)
+	errRateLimited   = fmt.Errorf("too many requests for this identity; slow down: %w", api.ErrRateLimited)
+)
+
+// Authorize implements api.Authorizer.
+func (a *Authorizer) Authorize(r *http.Request, route string) (api.Grant, error) {
+	p, err := a.authenticate(r)
+	if err != nil {
+		a.refuse(r, nil, route, "", http.StatusUnauthorized)
+		return nil, err
+	}
+	if !p.limiter.Allow() {
+		a.refuse(r, p, route, "", http.StatusTooManyRequests)
+		return nil, errRateLimited
+	}
+	purpose := r.Header.Get(HeaderPurpose)
+	if purposeProblem(purpose) != "" {
+		a.refuse(r, p, route, "", http.StatusBadRequest)
+		return nil, errNoPurpose
+	}
+	if err := p.permit(route, purpose); err != nil {
+		a.refuse(r, p, route, purpose, http.StatusForbidden)
+		return nil, err
+	}
+	g := &grant{a: a, p: p, purpose: purpose}
+	if personRoute(route) {
+		g.sections = p.sections
+	}
+	return g, nil
+}
+
+// Identify authenticates a request without a route: the identity its
+// credentials name, or an error wrapping api.ErrUnauthenticated. For
+// handlers outside the /v1 read routes (the gateway) that check their own
+// permissions.
+func (a *Authorizer) Identify(r *http.Request) (Identity, error) {
+	p, err := a.authenticate(r)
+	if err != nil {
+		return Identity{}, err
+	}
+	return p.Identity, nil
+}
+
+func (a *Authorizer) authenticate(r *http.Request) (*principal, error) {
+	var byToken, byCert *principal
+	h := r.Header.Get("Authorization")
+	if h != "" {
+		tok, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok || tok == "" {
+			return nil, errBadCredential
+		}
+		sum := sha256.Sum256([]byte(tok))
+		found := -1
+		for i, t := range a.tokens { // every hash, no early exit
+			if t != nil && subtle.ConstantTimeCompare(sum[:], t) == 1 {
+				found = i
+			}
+		}
+		if found < 0 {
+			return nil, errBadCredential
+		}
+		byToken = a.ids[found]
+	}
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		fp := sha256.Sum256(r.TLS.PeerCertificates[0].Raw)
+		for _, p := range a.ids {
+			if p.cert != nil && subtle.ConstantTimeCompare(fp[:], p.cert) == 1 {
+				byCert = p
+			}
+		}
+	}
+	switch {
+	case byToken != nil && byToken.cert != nil && byCert != byToken:
+		return nil, errCertRequired
+	case byToken != nil:
+		return byToken, nil
+	case byCert != nil:
+		return byCert, nil
+	case h == "" && (r.TLS == nil || len(r.TLS.PeerCertificates) == 0):
+		return nil, errNoCredentials
+	}
+	return nil, errBadCredential
+}
+
+func personRoute(route string) bool {
+	switch route {
+	case api.RoutePerson, api.RouteHistory, api.RoutePersons:
+		return true
+	}
+	return false
+}
+
+// permit checks the route against the identity's grants and its purpose
+// against the allow-list. Unknown routes are refused.
+func (p *principal) permit(route, purpose string) error {
+	var ok bool
+	switch route {
+	case api.RoutePerson, api.RouteHistory, api.RoutePersons:
+		ok = len(p.sections) > 0
+	case api.RouteUrbanRural, api.RouteResidencePermits:
+		ok = p.Stats
+	case RouteEvents:
+		ok = len(p.Publish) > 0
+	}
+	if !ok {
+		return fmt.Errorf("identity %s may not use %s: %w", p.Name, route, api.ErrForbidden)
+	}
+	if len(p.Purposes) > 0 && !slices.Contains(p.Purposes, purpose) {
+		return fmt.Errorf("identity %s may not act for this purpose (allowed: %s): %w", p.Name, strings.Join(p.Purposes, "; "), api.ErrForbidden)
+	}
+	return nil
+}
+
+func (a *Authorizer) refuse(r *http.Request, p *principal, route, purpose string, status int) {
+	if a.cfg.Auditor == nil {
+		return
+	}
+	acc := Access{Route: route, Purpose: purpose, Status: status, Time: a.cfg.Now()}
+	if p != nil {
+		acc.Identity = p.Name
+	}
+	if v := r.PathValue("citizen_id"); v != "" {
+		acc.CitizenID, _ = citizenid.Parse(v)
+	}
+	a.cfg.Auditor.Record(r.Context(), acc)
+}
+
+// grant is one authorised request.
+type grant struct {
+	a        *Authorizer
+	p        *principal
+	purpose  string
+	sections []schemas.Section
+}
+
+func (g *grant) Record(_ context.Context, rec hub.Record) hub.Record {
+	if g.p.all {
+		return rec
+	}
+	return filterRecord(rec, g.p.mask)
+}
+
+func (g *grant) History(_ context.Context, changes []hub.Change) []hub.Change {
+	if g.p.all {
+		return changes
+	}
+	return filterHistory(changes, g.p.mask)
+}
+
+func (g *grant) Done(ctx context.Context, o api.Outcome) {
+	if g.a.cfg.Auditor == nil {
+		return
+	}
+	acc := Access{Identity: g.p.Name, Route: o.Route, CitizenID: o.CitizenID, Purpose: g.purpose, Status: o.Status, Time: g.a.cfg.Now()}
+	if o.Status < 300 {
+		acc.Sections = g.sections
+	}
+	g.a.cfg.Auditor.Record(ctx, acc)
+}
+
+// Identity is the identity the request authenticated as.
+func (g *grant) Identity() string { return g.p.Name }
+
+// MinCell is the smallest statistics cell the caller may see (0: every
+// cell); see Suppress. hub/api reaches it through an interface assertion:
+//
+//	if m, ok := g.(interface{ MinCell() int }); ok { … }
+func (g *grant) MinCell() int { return g.p.minCell }

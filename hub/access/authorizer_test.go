@@ -1,0 +1,357 @@
+package access
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pophub/pophub/adapters/gateway"
+	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/hub/api"
+	"github.com/pophub/pophub/schemas"
+	"github.com/pophub/pophub/schemas/citizenid"
+)
+
+const personID = "11010519491231002X"
+
+type fakeStore struct{ rec hub.Record }
+
+func (f fakeStore) Person(context.Context, citizenid.ID) (hub.Record, error) { return f.rec, nil }
+func (f fakeStore) History(context.Context, citizenid.ID) ([]hub.Change, error) {
+	return []hub.Change{
+		{Version: 1, EventID: "ps-1", Sections: []string{"identity", "hukou"}, Data: json.RawMessage(`{"name":"张三"}`)},
+		{Version: 2, EventID: "tax-1", Sections: []string{"tax"}, Data: json.RawMessage(`{"business_id":"x"}`)},
+		{Version: 3, EventID: "si-1", Sections: []string{"social_insurance"}, Data: json.RawMessage(`{}`)},
+	}, nil
+}
+
+func fullRecord(t testing.TB) hub.Record {
+	id, err := citizenid.Parse(personID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hub.Record{
+		CitizenID: id, Version: 3, Status: hub.StatusActive,
+		Identity:        &hub.Identity{Name: "张三"},
+		Hukou:           &hub.Hukou{AddressCode: "230102001001", RegionCode: "230102"},
+		Tax:             &hub.Tax{Businesses: []hub.Business{{BusinessID: "x"}}},
+		SocialInsurance: &hub.SocialInsurance{Scheme: "urban_employee"},
+		Provenance:      map[string]hub.Provenance{"identity": {EventID: "ps-1"}, "tax": {EventID: "tax-1"}},
+	}
+}
+
+type auditLog struct {
+	mu  sync.Mutex
+	got []Access
+}
+
+func (l *auditLog) Record(_ context.Context, a Access) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.got = append(l.got, a)
+}
+
+func (l *auditLog) last() Access {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.got) == 0 {
+		return Access{}
+	}
+	return l.got[len(l.got)-1]
+}
+
+func examplePolicy(t testing.TB) *Policy {
+	t.Helper()
+	p, err := Load("../../ops/policy.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestRouteEventsIsTheGateway(t *testing.T) {
+	if RouteEvents != gateway.Route {
+		t.Errorf("RouteEvents = %q, gateway.Route = %q", RouteEvents, gateway.Route)
+	}
+}
+
+func TestAuthorizerOverHTTP(t *testing.T) {
+	p := examplePolicy(t)
+	audit := &auditLog{}
+	az, err := NewAuthorizer(AuthorizerConfig{Policy: p, Auditor: audit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api.New(api.Config{Store: fakeStore{fullRecord(t)}, Authorizer: az}).Handler())
+	t.Cleanup(srv.Close)
+
+	tok := func(name string) string { return DemoSecret("token:" + name) }
+	tests := []struct {
+		name       string
+		path       string
+		token      string
+		purpose    string
+		wantStatus int
+		wantHas    []string
+		wantLacks  []string
+	}{
+		{name: "no token", path: "/v1/persons/" + personID, purpose: "x", wantStatus: 401, wantHas: []string{"urn:pophub:problem:unauthenticated"}},
+		{name: "wrong token", path: "/v1/persons/" + personID, token: "nope", purpose: "x", wantStatus: 401},
+		{name: "missing purpose", path: "/v1/persons/" + personID, token: tok("tax"), wantStatus: 400, wantHas: []string{"X-Purpose"}},
+		{name: "sections filtered", path: "/v1/persons/" + personID, token: tok("tax"), purpose: "tax audit", wantStatus: 200,
+			wantHas: []string{`"identity"`, `"tax"`, `"businesses"`, `"hukou"`}, wantLacks: []string{`"social_insurance"`, `"urban_employee"`}},
+		{name: "health sees no tax", path: "/v1/persons/" + personID, token: tok("health"), purpose: "death certification", wantStatus: 200,
+			wantHas: []string{`"identity"`, `"status":"active"`}, wantLacks: []string{`"tax"`, `"tax-1"`, `"social_insurance"`}},
+		{name: "history filtered", path: "/v1/persons/" + personID + "/history", token: tok("tax"), purpose: "tax audit", wantStatus: 200,
+			wantHas: []string{`"tax-1"`, `"ps-1"`, "张三"}, wantLacks: []string{`"si-1"`}},
+		{name: "history without data of partly readable changes", path: "/v1/persons/" + personID + "/history", token: tok("stats-bureau"), purpose: "official population statistics", wantStatus: 403},
+		{name: "stats forbidden", path: "/v1/persons/" + personID, token: tok("stats-bureau"), purpose: "official population statistics", wantStatus: 403, wantHas: []string{"urn:pophub:problem:forbidden"}},
+		{name: "purpose not allowed", path: "/v1/persons/" + personID, token: tok("si-harbin"), purpose: "curiosity", wantStatus: 403, wantHas: []string{"may not act for this purpose"}},
+		{name: "admin reads all", path: "/v1/persons/" + personID, token: tok("admin"), purpose: "operations", wantStatus: 200, wantHas: []string{`"hukou"`, `"social_insurance"`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodGet, srv.URL+tc.path, nil)
+			if tc.token != "" {
+				req.Header.Set("Authorization", "Bearer "+tc.token)
+			}
+			if tc.purpose != "" {
+				req.Header.Set(HeaderPurpose, tc.purpose)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			raw, _ := io.ReadAll(resp.Body)
+			body := string(raw)
+			if resp.StatusCode != tc.wantStatus {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tc.wantStatus, body)
+			}
+			if tc.wantStatus >= 400 && resp.Header.Get("Content-Type") != "application/problem+json" {
+				t.Errorf("Content-Type %q, want problem+json", resp.Header.Get("Content-Type"))
+			}
+			if tc.wantStatus == 401 && resp.Header.Get("WWW-Authenticate") == "" {
+				t.Error("401 without WWW-Authenticate")
+			}
+			for _, w := range tc.wantHas {
+				if !strings.Contains(body, w) {
+					t.Errorf("body lacks %s: %s", w, body)
+				}
+			}
+			for _, w := range tc.wantLacks {
+				if strings.Contains(body, w) {
+					t.Errorf("body has %s: %s", w, body)
+				}
+			}
+			if a := audit.last(); a.Status != tc.wantStatus {
+				t.Errorf("audit status %d, want %d", a.Status, tc.wantStatus)
+			}
+		})
+	}
+	a := audit.got
+	var granted *Access
+	for i := range a {
+		if a[i].Status == 200 && a[i].Identity == "tax" {
+			granted = &a[i]
+			break
+		}
+	}
+	if granted == nil || granted.CitizenID.String() == "" || len(granted.Sections) != 5 || granted.Purpose != "tax audit" || granted.Time.IsZero() {
+		t.Errorf("granted access audited as %+v", granted)
+	}
+}
+
+func TestAuthorizeRateLimit(t *testing.T) {
+	p := examplePolicy(t)
+	az, _ := NewAuthorizer(AuthorizerConfig{Policy: p})
+	rl := mustID(t, p, "researcher").RateLimit // 2/s, burst 5
+	var codes []int
+	for range rl.Burst + 2 {
+		r := httptest.NewRequest(http.MethodGet, "/v1/stats/urban-rural?region=23", nil)
+		r.Header.Set("Authorization", "Bearer "+DemoSecret("token:researcher"))
+		r.Header.Set(HeaderPurpose, "research project 2026-017")
+		_, err := az.Authorize(r, api.RouteUrbanRural)
+		codes = append(codes, statusOf(err))
+	}
+	if codes[rl.Burst-1] != 200 || codes[rl.Burst] != 429 {
+		t.Errorf("statuses %v, want %d × 200 then 429", codes, rl.Burst)
+	}
+}
+
+func statusOf(err error) int {
+	switch {
+	case err == nil:
+		return 200
+	case errorsIs(err, api.ErrUnauthenticated):
+		return 401
+	case errorsIs(err, api.ErrForbidden):
+		return 403
+	case errorsIs(err, api.ErrRateLimited):
+		return 429
+	case errorsIs(err, hub.ErrInvalid):
+		return 400
+	}
+	return 500
+}
+
+func TestAuthorizeRoutes(t *testing.T) {
+	p := examplePolicy(t)
+	az, _ := NewAuthorizer(AuthorizerConfig{Policy: p})
+	tests := []struct {
+		identity, route, purpose string
+		want                     int
+	}{
+		{"stats-bureau", api.RouteUrbanRural, "official population statistics", 200},
+		{"stats-bureau", api.RouteResidencePermits, "official population statistics", 200},
+		{"tax", api.RouteUrbanRural, "x", 403},
+		{"tax", RouteEvents, "x", 200},
+		{"si-harbin", RouteEvents, "benefit termination on death", 403},
+		{"si-harbin", api.RoutePersons, "benefit termination on death", 200},
+		{"tax", "GET /v1/unknown", "x", 403},
+	}
+	for _, tc := range tests {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.Header.Set("Authorization", "Bearer "+DemoSecret("token:"+tc.identity))
+		r.Header.Set(HeaderPurpose, tc.purpose)
+		g, err := az.Authorize(r, tc.route)
+		if got := statusOf(err); got != tc.want {
+			t.Errorf("%s %s: %d (%v), want %d", tc.identity, tc.route, got, err, tc.want)
+		}
+		if tc.identity == "stats-bureau" && g != nil {
+			if m := g.(interface{ MinCell() int }).MinCell(); m != 0 {
+				t.Errorf("bureau MinCell %d", m)
+			}
+		}
+	}
+}
+
+func TestAuthorizeMTLS(t *testing.T) {
+	certA, certB := selfSigned(t), selfSigned(t)
+	fp := func(c *x509.Certificate) string { s := sha256.Sum256(c.Raw); return hex.EncodeToString(s[:]) }
+	src := strings.Replace(base, "      token_sha256: 0000000000000000000000000000000000000000000000000000000000000002\n",
+		"      cert_sha256: "+fp(certA)+"\n", 1)
+	// tax: token bound to certificate B.
+	src = strings.Replace(src, "      token_sha256: 0000000000000000000000000000000000000000000000000000000000000001\n",
+		"      token_sha256: "+HashToken("tax-token")+"\n      cert_sha256: "+fp(certB)+"\n", 1)
+	p, err := Parse([]byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	az, _ := NewAuthorizer(AuthorizerConfig{Policy: p})
+	tests := []struct {
+		name  string
+		cert  *x509.Certificate
+		token string
+		want  int
+	}{
+		{"certificate alone", certA, "", 200},
+		{"unknown certificate", selfSigned(t), "", 401},
+		{"bound token without certificate", nil, "tax-token", 401},
+		{"bound token with the wrong certificate", certA, "tax-token", 401},
+		{"bound token with its certificate", certB, "tax-token", 200},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodGet, "/", nil)
+			if tc.cert != nil {
+				r.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{tc.cert}}
+			}
+			if tc.token != "" {
+				r.Header.Set("Authorization", "Bearer "+tc.token)
+			}
+			r.Header.Set(HeaderPurpose, "x")
+			_, err := az.Authorize(r, api.RoutePerson)
+			if got := statusOf(err); got != tc.want {
+				t.Errorf("status %d (%v), want %d", got, err, tc.want)
+			}
+		})
+	}
+}
+
+func selfSigned(t testing.TB) *x509.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
+	tmpl := &x509.Certificate{SerialNumber: n, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestFilterHistoryKeepsInput(t *testing.T) {
+	in, _ := fakeStore{}.History(context.Background(), fullRecord(t).CitizenID)
+	out := FilterHistory(in, []schemas.Section{schemas.SecIdentity})
+	if len(out) != 1 || out[0].Data != nil || len(out[0].Sections) != 1 || in[0].Data == nil || len(in[0].Sections) != 2 {
+		t.Errorf("FilterHistory = %+v; input now %+v", out, in[0])
+	}
+}
+
+func BenchmarkAuthorize(b *testing.B) {
+	p := examplePolicy(b)
+	rec := fullRecord(b)
+	for _, bc := range []struct {
+		name string
+		az   api.Authorizer
+	}{{"none", nil}, {"policy", mustAuthorizer(b, p)}} {
+		b.Run(bc.name, func(b *testing.B) {
+			r := httptest.NewRequest(http.MethodGet, "/v1/persons/"+personID, nil)
+			r.Header.Set("Authorization", "Bearer "+DemoSecret("token:tax"))
+			r.Header.Set(HeaderPurpose, "tax audit")
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				if bc.az == nil {
+					_ = rec
+					continue
+				}
+				g, err := bc.az.Authorize(r, api.RoutePerson)
+				if err != nil {
+					b.Fatal(err)
+				}
+				_ = g.Record(ctx, rec)
+				g.Done(ctx, api.Outcome{Route: api.RoutePerson, Status: 200})
+			}
+		})
+	}
+}
+
+func mustAuthorizer(b *testing.B, p *Policy) *Authorizer {
+	// No rate limit in the benchmark: measure the checks, not the refusals.
+	q := *p
+	q.Identities = append([]Identity(nil), p.Identities...)
+	for i := range q.Identities {
+		q.Identities[i].RateLimit = &RateLimit{RPS: 1e12, Burst: 1 << 30}
+	}
+	az, err := NewAuthorizer(AuthorizerConfig{Policy: &q, Auditor: &auditLog{}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return az
+}
+
+func errorsIs(err, target error) bool { return errors.Is(err, target) }

@@ -1,0 +1,121 @@
+package access
+
+import (
+	"slices"
+
+	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/schemas"
+)
+
+// sectionMask has bit i set when schemas.Sections[i] may be read.
+type sectionMask uint32
+
+func maskOf(secs []schemas.Section) sectionMask {
+	var m sectionMask
+	for _, s := range secs {
+		m |= bitOf(s)
+	}
+	return m
+}
+
+func bitOf(s schemas.Section) sectionMask {
+	if i := slices.Index(schemas.Sections, s); i >= 0 {
+		return 1 << i
+	}
+	return 0
+}
+
+func (m sectionMask) has(s schemas.Section) bool { return m&bitOf(s) != 0 }
+
+// FilterRecord narrows a golden record to the readable sections. The
+// citizen ID, version and update time are always kept; an unreadable
+// status is emptied; provenance is kept for readable sections only. The
+// record is not modified (its maps and slices may be shared with the
+// result).
+func FilterRecord(rec hub.Record, readable []schemas.Section) hub.Record {
+	return filterRecord(rec, maskOf(readable))
+}
+
+func filterRecord(rec hub.Record, m sectionMask) hub.Record {
+	if !m.has(schemas.SecIdentity) {
+		rec.Identity = nil
+	}
+	if !m.has(schemas.SecHukou) {
+		rec.Hukou = nil
+	}
+	if !m.has(schemas.SecStatus) {
+		rec.Status = ""
+	}
+	if !m.has(schemas.SecResidencePermits) {
+		rec.ResidencePermits = nil
+	}
+	if !m.has(schemas.SecMarital) {
+		rec.Marital = nil
+	}
+	if !m.has(schemas.SecEducation) {
+		rec.Education = nil
+	}
+	if !m.has(schemas.SecEmployment) {
+		rec.Employment = nil
+	}
+	if !m.has(schemas.SecSocialInsurance) {
+		rec.SocialInsurance = nil
+	}
+	if !m.has(schemas.SecHousing) {
+		rec.Housing = nil
+	}
+	if !m.has(schemas.SecTax) {
+		rec.Tax = nil
+	}
+	if !m.has(schemas.SecAnomalies) {
+		rec.Anomalies = nil
+	}
+	if len(rec.Provenance) > 0 {
+		var prov map[string]hub.Provenance
+		for k, v := range rec.Provenance {
+			if m.has(schemas.Section(k)) {
+				if prov == nil {
+					prov = make(map[string]hub.Provenance, len(rec.Provenance))
+				}
+				prov[k] = v
+			}
+		}
+		rec.Provenance = prov
+	}
+	return rec
+}
+
+// FilterHistory narrows history entries to the readable sections: an entry
+// that touched none of them is dropped; one that touched some keeps only
+// those in Sections and loses its Data (the event's data may hold fields of
+// the other sections). The input is not modified.
+func FilterHistory(changes []hub.Change, readable []schemas.Section) []hub.Change {
+	return filterHistory(changes, maskOf(readable))
+}
+
+func filterHistory(changes []hub.Change, m sectionMask) []hub.Change {
+	out := make([]hub.Change, 0, len(changes))
+	for _, c := range changes {
+		n := 0
+		for _, s := range c.Sections {
+			if m.has(schemas.Section(s)) {
+				n++
+			}
+		}
+		switch {
+		case n == 0:
+			continue
+		case n < len(c.Sections):
+			secs := make([]string, 0, n)
+			for _, s := range c.Sections {
+				if m.has(schemas.Section(s)) {
+					secs = append(secs, s)
+				}
+			}
+			c.Sections = secs
+			c.Data = nil
+		}
+		out = append(out, c)
+	}
+	return out
+}

@@ -1,0 +1,194 @@
+package access
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/pophub/pophub/schemas"
+)
+
+// DeadLetterPrefix and DeadLetterStream are the subscriber SDK's defaults
+// (consumers/sdk): dead letters go to popdlq.<name> in stream POPDLQ.
+const (
+	DeadLetterPrefix = "popdlq"
+	DeadLetterStream = "POPDLQ"
+)
+
+// NATSPermissions are the publish and subscribe permissions of an
+// identity; nil means unrestricted (administrators).
+//
+// The hub publishes the notification subjects (pop.>) and manages the
+// POP stream and the dead-letter stream POPDLQ (subscribers may not
+// create streams: a stream is a capture of arbitrary subjects).
+//
+// An identity with subscriptions may subscribe to its subjects (core
+// NATS) and run one durable pull consumer named after itself on the POP
+// stream, filtered to one of its subjects. The JetStream API subjects that
+// needs, found by running the subscriber SDK and jetstream.Consumer
+// against an embedded server (see nats_test.go):
+//
+//	$JS.API.INFO                                  account info (jetstream.New, AccountInfo)
+//	$JS.API.STREAM.INFO.POP                       stream lookup
+//	$JS.API.STREAM.NAMES                          StreamNameBySubject (the SDK's dead-letter stream lookup)
+//	$JS.API.CONSUMER.INFO.POP.<name>              binding to the durable consumer
+//	$JS.API.CONSUMER.CREATE.POP.<name>.<filter>   create/update it, once per allowed filter: the
+//	                                              server refuses a body whose filter differs from
+//	                                              the subject's, so the filter is enforced
+//	$JS.API.CONSUMER.DELETE.POP.<name>            deleting it
+//	$JS.API.CONSUMER.MSG.NEXT.POP.<name>          pull requests
+//	$JS.ACK.POP.<name>.>                          acks, naks, in-progress, term
+//	popdlq.<name>                                 its dead letters
+//
+// and subscribe permission on its private inbox <inbox_prefix>.> (the
+// client sets nats.CustomInboxPrefix): pull-consumer messages and API
+// replies arrive there. The older $JS.API.CONSUMER.DURABLE.CREATE form,
+// which carries no filter in its subject, is not granted, nor is a
+// multi-filter consumer (FilterSubjects), for the same reason. A push
+// consumer would need subscribe permission on its deliver subject (and
+// publish on $JS.FC.POP.> for flow control); the SDK pulls, so none is
+// granted.
+func NATSPermissions(id Identity) *server.Permissions {
+	inbox := "_INBOX_" + id.Name
+	if id.Credentials.NATS != nil && id.Credentials.NATS.InboxPrefix != "" {
+		inbox = id.Credentials.NATS.InboxPrefix
+	}
+	switch id.Kind {
+	case KindAdmin:
+		return nil
+	case KindHub:
+		stream := schemas.StreamName
+		return &server.Permissions{
+			Publish: &server.SubjectPermission{Allow: []string{
+				schemas.StreamSubjects,
+				"$JS.API.INFO",
+				"$JS.API.STREAM.NAMES",
+				"$JS.API.STREAM.CREATE." + stream, "$JS.API.STREAM.UPDATE." + stream, "$JS.API.STREAM.INFO." + stream,
+				"$JS.API.STREAM.CREATE." + DeadLetterStream, "$JS.API.STREAM.UPDATE." + DeadLetterStream, "$JS.API.STREAM.INFO." + DeadLetterStream,
+			}},
+			Subscribe: &server.SubjectPermission{Allow: []string{inbox + ".>", "_INBOX.>"}},
+		}
+	}
+	perms := &server.Permissions{
+		Publish:   &server.SubjectPermission{Deny: []string{">"}}, // an empty allow list reads as "no restriction"
+		Subscribe: &server.SubjectPermission{Allow: []string{inbox + ".>"}},
+	}
+	if len(id.Subscribe) == 0 {
+		return perms
+	}
+	perms.Publish.Deny = nil
+	s, n := schemas.StreamName, id.Name
+	perms.Publish.Allow = append(perms.Publish.Allow,
+		"$JS.API.INFO",
+		"$JS.API.STREAM.NAMES",
+		"$JS.API.STREAM.INFO."+s,
+		"$JS.API.CONSUMER.INFO."+s+"."+n,
+		"$JS.API.CONSUMER.DELETE."+s+"."+n,
+		"$JS.API.CONSUMER.MSG.NEXT."+s+"."+n,
+		"$JS.ACK."+s+"."+n+".>",
+		DeadLetterPrefix+"."+n,
+	)
+	for _, subj := range id.Subscribe {
+		perms.Publish.Allow = append(perms.Publish.Allow, "$JS.API.CONSUMER.CREATE."+s+"."+n+"."+subj)
+		perms.Subscribe.Allow = append(perms.Subscribe.Allow, subj)
+	}
+	return perms
+}
+
+// NATSUsers are the embedded server's users: set Options.Users and
+// Options.Nkeys to them. Identities without a NATS credential are absent
+// and cannot connect.
+type NATSUsers struct {
+	Users []*server.User
+	Nkeys []*server.NkeyUser
+}
+
+// Apply sets opts' users (replacing any) and so turns authorization on.
+func (u NATSUsers) Apply(opts *server.Options) {
+	opts.Users = u.Users
+	opts.Nkeys = u.Nkeys
+}
+
+// NATSUsers returns the users of every identity with a NATS credential.
+// Passwords stay bcrypt hashes: nats-server compares bcrypt itself.
+func (p *Policy) NATSUsers() NATSUsers {
+	var out NATSUsers
+	for _, id := range p.Identities {
+		c := id.Credentials.NATS
+		if c == nil {
+			continue
+		}
+		perms := NATSPermissions(id)
+		if c.Nkey != "" {
+			out.Nkeys = append(out.Nkeys, &server.NkeyUser{Nkey: c.Nkey, Permissions: perms})
+		} else {
+			out.Users = append(out.Users, &server.User{Username: id.Name, Password: c.PasswordBcrypt, Permissions: perms})
+		}
+	}
+	return out
+}
+
+// NATSConfig renders the same users as a nats-server configuration
+// fragment (an authorization block) to include from the server's
+// configuration file: include ./policy-auth.conf.
+func (p *Policy) NATSConfig() string {
+	var b strings.Builder
+	b.WriteString("# Generated by `pophub policy nats-config` from the access policy; do not edit.\n")
+	b.WriteString("# Passwords are bcrypt hashes; clients set nats.CustomInboxPrefix to their inbox_prefix.\n")
+	b.WriteString("authorization {\n  users = [\n")
+	for _, id := range p.Identities {
+		c := id.Credentials.NATS
+		if c == nil {
+			continue
+		}
+		fmt.Fprintf(&b, "    # %s (%s)\n", id.Name, id.Kind)
+		if c.Nkey != "" {
+			fmt.Fprintf(&b, "    { nkey: %s", strconv.Quote(c.Nkey))
+		} else {
+			fmt.Fprintf(&b, "    { user: %s, password: %s", strconv.Quote(id.Name), strconv.Quote(c.PasswordBcrypt))
+		}
+		if perms := NATSPermissions(id); perms != nil {
+			b.WriteString(",\n      permissions: {\n")
+			fmt.Fprintf(&b, "        publish: %s\n", permText(perms.Publish))
+			fmt.Fprintf(&b, "        subscribe: %s\n", permText(perms.Subscribe))
+			b.WriteString("      }\n    }\n")
+		} else {
+			b.WriteString(" }\n")
+		}
+	}
+	b.WriteString("  ]\n}\n")
+	return b.String()
+}
+
+func permText(sp *server.SubjectPermission) string {
+	var parts []string
+	if len(sp.Allow) > 0 {
+		parts = append(parts, "allow: "+quoteList(sp.Allow))
+	}
+	if len(sp.Deny) > 0 {
+		parts = append(parts, "deny: "+quoteList(sp.Deny))
+	}
+	return "{ " + strings.Join(parts, ", ") + " }"
+}
+
+func quoteList(s []string) string {
+	q := make([]string, len(s))
+	for i, v := range s {
+		q[i] = strconv.Quote(v)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}
+
+// natsSummary is the Explain text of an identity's NATS permissions.
+func natsSummary(id Identity) []string {
+	perms := NATSPermissions(id)
+	if perms == nil {
+		return []string{"unrestricted (administrator)"}
+	}
+	return []string{
+		"publish   " + permText(perms.Publish),
+		"subscribe " + permText(perms.Subscribe),
+	}
+}
