@@ -50,7 +50,7 @@ across machines.`,
 			return runBench(cmd.Context(), cmd.OutOrStdout(), log, opts)
 		},
 	}
-	cmd.AddCommand(benchStatsCommand())
+	cmd.AddCommand(benchStatsCommand(), benchSoakCommand())
 	f := cmd.Flags()
 	f.IntVar(&opts.Persons, "persons", 10000, "persons in the synthetic population")
 	f.IntVar(&opts.Months, "months", 24, "months of life events per person")
