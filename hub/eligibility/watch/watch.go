@@ -142,11 +142,11 @@ func New(cfg Config) (*Watcher, error) {
 		}
 	}
 	var err error
-	if w.evaluations, err = cfg.Meter.Int64Counter("pophub_eligibility_evaluations",
+	if w.evaluations, err = cfg.Meter.Int64Counter("pophub.eligibility.evaluations",
 		metric.WithDescription("Eligibility decisions made for notifications, by policy and outcome (eligible, not_eligible, error).")); err != nil {
 		return nil, err
 	}
-	if w.announced, err = cfg.Meter.Int64Counter("pophub_eligibility_notifications",
+	if w.announced, err = cfg.Meter.Int64Counter("pophub.eligibility.notifications",
 		metric.WithDescription("Persons announced as newly eligible on pop.eligibility, by policy.")); err != nil {
 		return nil, err
 	}
