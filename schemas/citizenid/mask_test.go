@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // leaks reports whether out shows id, its first 17 digits or their hex.
@@ -210,4 +211,73 @@ func TestJSONCarriesTheFullID(t *testing.T) {
 			t.Errorf("Unmarshal(%s) = %v, want a *citizenid.Error", bad, err)
 		}
 	}
+}
+
+// TestMaskRawInput: Mask agrees with ID.Masked on valid IDs and is safe on
+// anything else.
+func TestMaskRawInput(t *testing.T) {
+	tests := []struct {
+		name, in, want string
+	}{
+		{"valid", "230102199001011230", "2301**********1230"},
+		{"valid with X", "11010519491231002X", "1101**********002X"},
+		{"legacy 15 digits", "230102900101123", "2301**********1123"},
+		{"empty", "", "****"},
+		{"short", "2301", "****"},
+		{"eight", "23010219", "****"},
+		{"fourteen", "23010219900101", "****"},
+		{"seventeen", "23010219900101123", "2301**********1123"},
+		{"long", strings.Repeat("1", 1000) + "ABCD", "1111**********ABCD"},
+		{"newline", "23\n1021990010112\r0", "23*1**********12*0"},
+		{"quotes", `"30102199001011230`, `*301**********1230`},
+		{"chinese", "张三李四王五赵六钱七孙八周九吴十", "******************"},
+		{"invalid UTF-8", "\xff\xfe0102199001011230", "**01**********1230"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Mask(tc.in)
+			if got != tc.want {
+				t.Errorf("Mask(%q) = %q, want %q", tc.in, got, tc.want)
+			}
+			if !utf8.ValidString(got) || len(got) > 18 {
+				t.Errorf("Mask(%q) = %q: invalid UTF-8 or too long", tc.in, got)
+			}
+		})
+	}
+	for _, s := range []string{"230102199001011230", "11010519491231002X", "440524188001010014"} {
+		if Mask(s) != ID(s).Masked() {
+			t.Errorf("Mask(%s) = %s, ID.Masked = %s", s[:4], Mask(s), ID(s).Masked())
+		}
+	}
+}
+
+// TestUnparsedMasked: an Unparsed value never prints in full.
+func TestUnparsedMasked(t *testing.T) {
+	u := Unparsed("11010519491231002x") // lower-case x: not a valid ID
+	var buf bytes.Buffer
+	slog.New(slog.NewTextHandler(&buf, nil)).Info("rejected", "key", u)
+	for _, out := range []string{fmt.Sprint(u), fmt.Sprintf("%v %s %q %d %#v %x", u, u, u, u, u, u), buf.String()} {
+		if strings.Contains(out, "1101051949123") || strings.Contains(strings.ToLower(out), hex.EncodeToString([]byte("1101051949123"))) {
+			t.Errorf("leaks: %s", out)
+		}
+	}
+	if got := fmt.Sprint(u); got != "1101**********002x" {
+		t.Errorf("Sprint = %q", got)
+	}
+}
+
+func FuzzMask(f *testing.F) {
+	f.Add("230102199001011230")
+	f.Add("\x00\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		got := Mask(s)
+		if !utf8.ValidString(got) || (got != "****" && len(got) != 18) {
+			t.Errorf("Mask(%q) = %q", s, got)
+		}
+		for _, c := range []byte(got) {
+			if !(c == '*' || c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z') {
+				t.Errorf("Mask(%q) = %q shows %q", s, got, c)
+			}
+		}
+	})
 }

@@ -1,0 +1,500 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/user"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pophub/pophub/hub/audit"
+	"github.com/pophub/pophub/schemas/citizenid"
+)
+
+// auditCommand is `pophub audit`: verify the audit trail, answer "who
+// looked at my data", export a signed archive for the regulator, purge
+// by the retention rules, and make the keys.
+func auditCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "audit",
+		Short: "The audit trail: verify its hash chain, who read a citizen's data, signed exports, retention",
+		Long: `Every read of a golden record or its history, every statistics pull and every policy
+change is an entry of an append-only, hash-chained log, in PostgreSQL (table audit_log,
+--postgres, --schema) or in a JSON-lines file (--file, the embedded hub's).
+
+The log never holds a citizen ID, only its HMAC-SHA-256 under the audit key. The key is
+32 random bytes written as hex: --key-file FILE (env POPHUB_AUDIT_KEY_FILE), or the hex
+itself in POPHUB_AUDIT_KEY. 'pophub audit keygen --key-file FILE' makes one. The same key
+seals every entry, so 'verify' with the key also catches a rewritten chain.`,
+	}
+	cmd.AddCommand(auditVerifyCommand(), auditWhoReadCommand(), auditExportCommand(),
+		auditVerifyExportCommand(), auditPurgeCommand(), auditKeygenCommand())
+	return cmd
+}
+
+// auditTarget is the flags that pick the log and the key.
+type auditTarget struct {
+	pgURL, schema, file, keyFile string
+}
+
+func (a *auditTarget) register(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&a.pgURL, "postgres", os.Getenv("POPHUB_POSTGRES"), "PostgreSQL URL of the hub's store (env POPHUB_POSTGRES)")
+	f.StringVar(&a.schema, "schema", "public", "schema of the audit tables")
+	f.StringVar(&a.file, "file", os.Getenv("POPHUB_AUDIT_FILE"), "JSON-lines audit file of an embedded hub (env POPHUB_AUDIT_FILE)")
+	f.StringVar(&a.keyFile, "key-file", os.Getenv("POPHUB_AUDIT_KEY_FILE"), "audit key file, hex (env POPHUB_AUDIT_KEY_FILE; or the hex in POPHUB_AUDIT_KEY)")
+}
+
+// open opens the chosen store.
+func (a *auditTarget) open(ctx context.Context) (audit.Store, error) {
+	switch {
+	case a.pgURL != "" && a.file != "":
+		return nil, errors.New("give either --postgres or --file, not both")
+	case a.pgURL != "":
+		s, err := audit.OpenPostgres(ctx, audit.PostgresConfig{URL: a.pgURL, Schema: a.schema})
+		if err != nil {
+			return nil, fmt.Errorf("opening audit log: %w", err)
+		}
+		return s, nil
+	case a.file != "":
+		s, err := audit.OpenFile(a.file)
+		if err != nil {
+			return nil, fmt.Errorf("opening audit log: %w", err)
+		}
+		return s, nil
+	}
+	return nil, errors.New("give --postgres URL or --file PATH")
+}
+
+// key loads the audit key; required says whether its absence is an error.
+func (a *auditTarget) key(required bool) (audit.Key, error) {
+	switch {
+	case a.keyFile != "":
+		return audit.LoadKey(a.keyFile)
+	case os.Getenv("POPHUB_AUDIT_KEY") != "":
+		k, err := audit.ParseKey(os.Getenv("POPHUB_AUDIT_KEY"))
+		if err != nil {
+			return audit.Key{}, fmt.Errorf("POPHUB_AUDIT_KEY: %w", err)
+		}
+		return k, nil
+	case required:
+		return audit.Key{}, errors.New("the audit key is required: --key-file FILE, POPHUB_AUDIT_KEY_FILE or POPHUB_AUDIT_KEY")
+	}
+	return audit.Key{}, nil
+}
+
+// record appends the tool's own use of the log (reading it is access too).
+func (a *auditTarget) record(ctx context.Context, s audit.Store, k audit.Key, e audit.Entry) error {
+	l, err := audit.NewLog(s, k, audit.LogConfig{})
+	if err != nil {
+		return err
+	}
+	if err := l.Append(ctx, e); err != nil {
+		l.Close(ctx)
+		return fmt.Errorf("recording this audit read: %w", err)
+	}
+	if err := l.Close(ctx); err != nil {
+		return fmt.Errorf("recording this audit read: %w", err)
+	}
+	return nil
+}
+
+// operator names who runs the tool, for the log.
+func operator(flag string) string {
+	if flag != "" {
+		return flag
+	}
+	if u, err := user.Current(); err == nil {
+		return "cli:" + u.Username
+	}
+	return "cli"
+}
+
+// parseAuditTime reads an RFC 3339 time, or a date YYYY-MM-DD in China
+// Standard Time; endOfDay moves a date to the start of the next day (an
+// inclusive --to).
+func parseAuditTime(s string, endOfDay bool) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	d, err := time.ParseInLocation(time.DateOnly, s, chinaTime)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q: want YYYY-MM-DD or an RFC 3339 time", s)
+	}
+	if endOfDay {
+		d = d.AddDate(0, 0, 1)
+	}
+	return d, nil
+}
+
+func auditVerifyCommand() *cobra.Command {
+	var t auditTarget
+	var manifest, pubKey string
+	cmd := &cobra.Command{
+		Use:   "verify (--postgres URL [--schema S] | --file PATH) [--key-file F] [--manifest M --public-key P]",
+		Short: "Check the whole hash chain and say where an entry was changed, removed or reordered",
+		Long: `Reads every entry in stored order and checks each one against its hash, each hash
+against the audit key's seal (when the key is given), and each entry's link to the one
+before it. It prints the first problems, each with its sequence number:
+
+  changed    the entry's fields do not match its hash
+  forged     the hash is not sealed by the audit key (the chain was recomputed)
+  removed    entries are missing
+  reordered  an entry is linked to another predecessor than the one stored before it
+  broken     a link is broken and the cause cannot be told (verify with the key)
+
+Removing the newest entries leaves the rest consistent: --manifest (a signed export's
+manifest, checked with --public-key) makes verify require that export's head.
+Exit status 1 when anything is wrong.`,
+		Example: `  pophub audit verify --postgres postgres://postgres@127.0.0.1:5432/pophub --key-file /etc/pophub/audit.key
+  pophub audit verify --file pophub-data/audit.jsonl --manifest q1.jsonl.manifest.json --public-key audit-signing.pem.pub`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			k, err := t.key(false)
+			if err != nil {
+				return err
+			}
+			opt := audit.VerifyOptions{Key: k}
+			if manifest != "" {
+				m, err := readSignedManifest(manifest, pubKey)
+				if err != nil {
+					return err
+				}
+				opt.Expect = audit.Link{Seq: m.LastSeq, Hash: m.Head}
+			}
+			s, err := t.open(ctx)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			start := time.Now()
+			rep, err := audit.Verify(ctx, s, opt)
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			for _, p := range rep.Problems {
+				fmt.Fprintf(w, "%-9s seq %d (%d entries): %s\n", p.Kind, p.Seq, p.Count, p.Detail)
+			}
+			if rep.NumProblems > int64(len(rep.Problems)) {
+				fmt.Fprintf(w, "… and %d more problems\n", rep.NumProblems-int64(len(rep.Problems)))
+			}
+			sealed := "seals checked"
+			if !rep.Sealed {
+				sealed = "seals NOT checked (no key)"
+			}
+			fmt.Fprintf(w, "%d entries, seq %d to %d after anchor %d, head %s, %s, in %s\n", rep.Entries,
+				rep.Anchor.Seq+1, rep.Head.Seq, rep.Anchor.Seq, rep.Head.Hash, sealed, time.Since(start).Round(time.Millisecond))
+			if !rep.OK() {
+				fmt.Fprintf(w, "the audit log does NOT verify: %d problems, the first at seq %d\n", rep.NumProblems, rep.Problems[0].Seq)
+				return exitError(1)
+			}
+			fmt.Fprintln(w, "the audit log verifies")
+			return nil
+		},
+	}
+	t.register(cmd)
+	cmd.Flags().StringVar(&manifest, "manifest", "", "a signed export's manifest whose head the log must contain")
+	cmd.Flags().StringVar(&pubKey, "public-key", "", "public key (PEM) that signed --manifest")
+	return cmd
+}
+
+// readSignedManifest reads path and path+".sig" and checks the signature.
+func readSignedManifest(path, pubKey string) (audit.Manifest, error) {
+	var m audit.Manifest
+	if pubKey == "" {
+		return m, errors.New("--manifest needs --public-key")
+	}
+	pub, err := audit.LoadPublicKey(pubKey)
+	if err != nil {
+		return m, err
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return m, fmt.Errorf("reading manifest: %w", err)
+	}
+	sig, err := os.ReadFile(path + ".sig")
+	if err != nil {
+		return m, fmt.Errorf("reading signature: %w", err)
+	}
+	return audit.VerifyManifest(b, sig, pub)
+}
+
+func auditWhoReadCommand() *cobra.Command {
+	var t auditTarget
+	var from, to, identity, purpose string
+	cmd := &cobra.Command{
+		Use:   "who-read CITIZEN_ID (--postgres URL | --file PATH) --key-file F [--from DATE] [--to DATE]",
+		Short: "Who looked at a citizen's data, when and why",
+		Long: `Lists every audit entry about the citizen: time (China Standard Time), who, what,
+which sections, the declared purpose and the result. The log is searched by the
+HMAC of the ID under the audit key, so the key that was in use when the entries were
+written is needed. This look-up is itself recorded (action audit_read).`,
+		Example: `  pophub audit who-read 230102199001011230 --postgres postgres://… --key-file /etc/pophub/audit.key --from 2026-01-01`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			id, err := citizenid.Parse(args[0])
+			if err != nil {
+				return err // *citizenid.Error never shows the input
+			}
+			k, err := t.key(true)
+			if err != nil {
+				return err
+			}
+			f, err := parseAuditTime(from, false)
+			if err != nil {
+				return fmt.Errorf("--from: %w", err)
+			}
+			tt, err := parseAuditTime(to, true)
+			if err != nil {
+				return fmt.Errorf("--to: %w", err)
+			}
+			s, err := t.open(ctx)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			subject := k.Subject(id)
+			entries, err := s.WhoRead(ctx, subject, f, tt)
+			if err != nil {
+				return err
+			}
+			if err := t.record(ctx, s, k, audit.Entry{Identity: operator(identity), Action: audit.ActionAuditRead,
+				Subject: subject, Purpose: purpose, Result: "ok", Detail: "who-read"}); err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "%s: %d entries from %s to %s\n", id, len(entries), f.In(chinaTime).Format(time.DateTime), tt.In(chinaTime).Format(time.DateTime))
+			for _, e := range entries {
+				sections := strings.Join(e.Sections, ",")
+				if sections == "" {
+					sections = "-"
+				}
+				fmt.Fprintf(w, "%s  seq %-8d %-24s %-14s %-30s purpose %q  %d %s\n", e.Time.In(chinaTime).Format(time.DateTime),
+					e.Seq, e.Identity, e.Action, sections, e.Purpose, e.Status, e.Result)
+			}
+			return nil
+		},
+	}
+	t.register(cmd)
+	f := cmd.Flags()
+	f.StringVar(&from, "from", "1970-01-01", "first day (YYYY-MM-DD, China Standard Time) or RFC 3339 time")
+	f.StringVar(&to, "to", "9999-12-30", "last day, inclusive (YYYY-MM-DD) or RFC 3339 time, exclusive")
+	f.StringVar(&identity, "identity", "", "who runs the look-up, for the log (default cli:$USER)")
+	f.StringVar(&purpose, "purpose", "citizen access request", "purpose of the look-up, for the log")
+	return cmd
+}
+
+func auditExportCommand() *cobra.Command {
+	var t auditTarget
+	var from, to, out, signingKey, identity string
+	cmd := &cobra.Command{
+		Use:   "export (--postgres URL | --file PATH) --from DATE --to DATE --out FILE --signing-key F",
+		Short: "Write a signed archive of the entries in a period for the regulator",
+		Long: `Writes the entries of the period (and any entry stored between them, so the archive
+is one stretch of the chain) as JSON lines to FILE, checking their chain on the way, and
+next to it FILE.manifest.json (period, sequence numbers, count, the hash before the first
+entry, the chain head hash, the archive's SHA-256) and FILE.manifest.json.sig, the
+manifest's Ed25519 signature by --signing-key ('pophub audit keygen --signing-key F'
+makes one; give the regulator F.pub). Check it with 'pophub audit verify-export', or with
+openssl and sha256sum as the manifest's documentation shows. The export is itself
+recorded (action audit_read) when the audit key is given.`,
+		Example: `  pophub audit export --postgres postgres://… --from 2026-01-01 --to 2026-03-31 --out 2026q1.jsonl --signing-key audit-signing.pem`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			f, err := parseAuditTime(from, false)
+			if err != nil {
+				return fmt.Errorf("--from: %w", err)
+			}
+			tt, err := parseAuditTime(to, true)
+			if err != nil {
+				return fmt.Errorf("--to: %w", err)
+			}
+			priv, err := audit.LoadSigningKey(signingKey)
+			if err != nil {
+				return fmt.Errorf("--signing-key: %w", err)
+			}
+			k, err := t.key(false)
+			if err != nil {
+				return err
+			}
+			s, err := t.open(ctx)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			file, err := os.Create(out)
+			if err != nil {
+				return fmt.Errorf("creating archive: %w", err)
+			}
+			m, err := audit.Export(ctx, s, f, tt, file)
+			if cerr := file.Close(); err == nil && cerr != nil {
+				err = fmt.Errorf("writing archive: %w", cerr)
+			}
+			if err != nil {
+				os.Remove(out)
+				return err
+			}
+			manifest, sig, err := m.Sign(priv)
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(out+".manifest.json", manifest, 0o644); err != nil {
+				return fmt.Errorf("writing manifest: %w", err)
+			}
+			if err := os.WriteFile(out+".manifest.json.sig", sig, 0o644); err != nil {
+				return fmt.Errorf("writing signature: %w", err)
+			}
+			if !k.IsZero() {
+				if err := t.record(ctx, s, k, audit.Entry{Identity: operator(identity), Action: audit.ActionAuditRead,
+					Purpose: "regulator export", Result: "ok", Detail: fmt.Sprintf("export seq %d-%d", m.FirstSeq, m.LastSeq)}); err != nil {
+					return err
+				}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: %d entries, seq %d to %d, head %s\n%s.manifest.json and .sig: signed\n",
+				out, m.Count, m.FirstSeq, m.LastSeq, m.Head, out)
+			return nil
+		},
+	}
+	t.register(cmd)
+	fl := cmd.Flags()
+	fl.StringVar(&from, "from", "", "first day (YYYY-MM-DD, China Standard Time) or RFC 3339 time (required)")
+	fl.StringVar(&to, "to", "", "last day, inclusive (YYYY-MM-DD), or RFC 3339 time, exclusive (required)")
+	fl.StringVar(&out, "out", "", "archive file; the manifest and signature are written next to it (required)")
+	fl.StringVar(&signingKey, "signing-key", os.Getenv("POPHUB_AUDIT_SIGNING_KEY"), "Ed25519 private key, PEM (env POPHUB_AUDIT_SIGNING_KEY)")
+	fl.StringVar(&identity, "identity", "", "who runs the export, for the log (default cli:$USER)")
+	for _, name := range []string{"from", "to", "out"} {
+		_ = cmd.MarkFlagRequired(name)
+	}
+	return cmd
+}
+
+func auditVerifyExportCommand() *cobra.Command {
+	var pubKey string
+	cmd := &cobra.Command{
+		Use:   "verify-export ARCHIVE --public-key P",
+		Short: "Check a signed export: signature, archive hash, and the chain from its first entry to its head",
+		Long: `Reads ARCHIVE, ARCHIVE.manifest.json and ARCHIVE.manifest.json.sig. Exit status 1
+when the signature does not verify under the public key, the archive's SHA-256 differs
+from the manifest's, or its entries do not form the chain the manifest describes.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if pubKey == "" {
+				return errors.New("--public-key is required: the key the hub's operator published, not the one in the manifest")
+			}
+			pub, err := audit.LoadPublicKey(pubKey)
+			if err != nil {
+				return err
+			}
+			manifest, err := os.ReadFile(args[0] + ".manifest.json")
+			if err != nil {
+				return fmt.Errorf("reading manifest: %w", err)
+			}
+			sig, err := os.ReadFile(args[0] + ".manifest.json.sig")
+			if err != nil {
+				return fmt.Errorf("reading signature: %w", err)
+			}
+			f, err := os.Open(args[0])
+			if err != nil {
+				return fmt.Errorf("opening archive: %w", err)
+			}
+			defer f.Close()
+			w := cmd.OutOrStdout()
+			m, rep, err := audit.VerifyExport(manifest, sig, pub, f)
+			if err != nil {
+				for _, p := range rep.Problems {
+					fmt.Fprintf(w, "%-9s seq %d (%d entries): %s\n", p.Kind, p.Seq, p.Count, p.Detail)
+				}
+				fmt.Fprintf(w, "the export does NOT verify: %v\n", err)
+				return exitError(1)
+			}
+			fmt.Fprintf(w, "the export verifies: %d entries, seq %d to %d, %s to %s, head %s\n", m.Count, m.FirstSeq, m.LastSeq,
+				m.From.In(chinaTime).Format(time.DateTime), m.To.In(chinaTime).Format(time.DateTime), m.Head)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&pubKey, "public-key", "", "the signer's Ed25519 public key, PEM (required)")
+	return cmd
+}
+
+func auditPurgeCommand() *cobra.Command {
+	var t auditTarget
+	var r audit.Retention
+	cmd := &cobra.Command{
+		Use:   "purge (--postgres URL | --file PATH) [--access-months N] [--processing-months N]",
+		Short: "Delete the entries past their retention, keeping the chain verifiable",
+		Long: fmt.Sprintf(`Deletes the oldest entries that are past their retention and keeps the last one
+deleted as the anchor the rest of the chain starts from. Access entries (reads,
+statistics pulls, audit reads) are kept --access-months, at least %d (Cybersecurity
+Law art. 21); processing records (policy changes and anything else) --processing-months,
+at least %d (PIPL art. 56). Shorter retentions are refused. The chain is one line: an
+entry still retained holds back every later one.`, audit.AccessFloorMonths, audit.ProcessingFloorMonths),
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := r.Validate(); err != nil {
+				return err
+			}
+			s, err := t.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			n, err := s.Purge(cmd.Context(), time.Now(), r)
+			if err != nil {
+				return err
+			}
+			a, err := s.Anchor(cmd.Context())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "purged %d entries; the log starts after seq %d\n", n, a.Seq)
+			return nil
+		},
+	}
+	t.register(cmd)
+	cmd.Flags().IntVar(&r.AccessMonths, "access-months", audit.AccessFloorMonths, "months to keep access entries")
+	cmd.Flags().IntVar(&r.ProcessingMonths, "processing-months", audit.ProcessingFloorMonths, "months to keep processing records")
+	return cmd
+}
+
+func auditKeygenCommand() *cobra.Command {
+	var keyFile, signingKey string
+	cmd := &cobra.Command{
+		Use:   "keygen [--key-file F] [--signing-key F]",
+		Short: "Make a new audit key (HMAC and seals) and/or an Ed25519 export signing key pair",
+		Long: `--key-file writes 32 random bytes as hex (mode 0600): the audit key the hub, who-read
+and verify use. Losing it makes who-read impossible for the entries it keyed.
+--signing-key writes an Ed25519 private key (PEM, PKCS #8, mode 0600) and its public key
+to F.pub, for signing exports. Existing files are never overwritten.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if keyFile == "" && signingKey == "" {
+				return errors.New("give --key-file and/or --signing-key")
+			}
+			w := cmd.OutOrStdout()
+			if keyFile != "" {
+				if err := audit.GenerateKeyFile(keyFile); err != nil {
+					return err
+				}
+				fmt.Fprintf(w, "%s: audit key\n", keyFile)
+			}
+			if signingKey != "" {
+				if _, err := audit.GenerateSigningKey(signingKey); err != nil {
+					return err
+				}
+				fmt.Fprintf(w, "%s: export signing key; %s.pub: its public key, for the regulator\n", signingKey, signingKey)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&keyFile, "key-file", "", "audit key file to create")
+	cmd.Flags().StringVar(&signingKey, "signing-key", "", "Ed25519 private key file to create")
+	return cmd
+}

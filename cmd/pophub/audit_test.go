@@ -1,0 +1,177 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pophub/pophub/hub/audit"
+	"github.com/pophub/pophub/schemas/citizenid"
+)
+
+// runAudit runs `pophub audit ARGS…` and returns its standard output.
+func runAudit(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	cmd := auditCommand()
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	cmd.SetArgs(args)
+	cmd.SilenceUsage, cmd.SilenceErrors = true, true
+	err := cmd.ExecuteContext(context.Background())
+	return out.String(), err
+}
+
+// seedAudit writes reads of two citizens through a Log, as the HTTP API
+// would, and returns the key.
+func seedAudit(t *testing.T, s audit.Store, keyFile string) audit.Key {
+	t.Helper()
+	k, err := audit.LoadKey(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := audit.NewLog(s, k, audit.LogConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	at := time.Date(2026, 3, 1, 9, 0, 0, 0, chinaTime)
+	for i, who := range []string{"housing-bureau", "tax-bureau", "employment-bureau", "housing-bureau", "stats-bureau"} {
+		id := citizenid.ID("230102199001011230")
+		if i%2 == 1 {
+			id = "11010519491231002X"
+		}
+		e := audit.Entry{Time: at.Add(time.Duration(i) * time.Minute), Identity: who, Action: audit.ActionReadRecord,
+			Subject: k.Subject(id), Sections: []string{"identity", "hukou"}, Purpose: "subsidy check", Status: 200, Result: "ok"}
+		if who == "stats-bureau" {
+			e.Action, e.Subject, e.Sections = audit.ActionStatsPull, "", nil
+		}
+		if err := l.Append(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func TestAuditCommandsFile(t *testing.T) {
+	dir := t.TempDir()
+	keyFile, signing, logFile := filepath.Join(dir, "audit.key"), filepath.Join(dir, "signing.pem"), filepath.Join(dir, "audit.jsonl")
+	if out, err := runAudit(t, "keygen", "--key-file", keyFile, "--signing-key", signing); err != nil {
+		t.Fatalf("keygen: %v\n%s", err, out)
+	}
+	s, err := audit.OpenFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seedAudit(t, s, keyFile)
+	s.Close()
+	target := []string{"--file", logFile, "--key-file", keyFile}
+
+	out, err := runAudit(t, append([]string{"verify"}, target...)...)
+	if err != nil || !strings.Contains(out, "the audit log verifies") || !strings.Contains(out, "5 entries") {
+		t.Fatalf("verify: %v\n%s", err, out)
+	}
+
+	out, err = runAudit(t, append([]string{"who-read", "230102199001011230", "--from", "2026-03-01", "--to", "2026-03-01", "--identity", "ombudsman"}, target...)...)
+	if err != nil {
+		t.Fatalf("who-read: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "2301**********1230: 2 entries") || strings.Count(out, "housing-bureau") != 1 ||
+		!strings.Contains(out, "employment-bureau") || strings.Contains(out, "tax-bureau") || strings.Contains(out, "230102199001011230") {
+		t.Errorf("who-read output:\n%s", out)
+	}
+	if out, err := runAudit(t, append([]string{"verify"}, target...)...); err != nil || !strings.Contains(out, "6 entries") {
+		t.Errorf("the who-read was not recorded: %v\n%s", err, out)
+	}
+	if _, err := runAudit(t, "who-read", "230102199001011231", "--file", logFile, "--key-file", keyFile); err == nil {
+		t.Error("who-read accepted an invalid ID")
+	}
+
+	archive := filepath.Join(dir, "2026-03.jsonl")
+	out, err = runAudit(t, append([]string{"export", "--from", "2026-03-01", "--to", "2026-03-31", "--out", archive, "--signing-key", signing}, target...)...)
+	if err != nil || !strings.Contains(out, "5 entries") { // not the who-read entry, written today
+		t.Fatalf("export: %v\n%s", err, out)
+	}
+	out, err = runAudit(t, "verify-export", archive, "--public-key", signing+".pub")
+	if err != nil || !strings.Contains(out, "the export verifies: 5 entries") {
+		t.Fatalf("verify-export: %v\n%s", err, out)
+	}
+	out, err = runAudit(t, append([]string{"verify", "--manifest", archive + ".manifest.json", "--public-key", signing + ".pub"}, target...)...)
+	if err != nil {
+		t.Fatalf("verify --manifest: %v\n%s", err, out)
+	}
+
+	// Alter the archive: verify-export fails.
+	b, _ := os.ReadFile(archive)
+	os.WriteFile(archive, bytes.Replace(b, []byte("tax-bureau"), []byte("tax-bureaU"), 1), 0o644)
+	out, err = runAudit(t, "verify-export", archive, "--public-key", signing+".pub")
+	if !errors.Is(err, exitError(1)) || !strings.Contains(out, "does NOT verify") {
+		t.Errorf("verify-export of an altered archive: %v\n%s", err, out)
+	}
+
+	// Alter the log: verify names the entry.
+	b, _ = os.ReadFile(logFile)
+	lines := bytes.SplitAfter(b, []byte("\n"))
+	lines[2] = bytes.Replace(lines[2], []byte("subsidy check"), []byte("curiosity"), 1)
+	os.WriteFile(logFile, bytes.Join(lines, nil), 0o600)
+	out, err = runAudit(t, append([]string{"verify"}, target...)...)
+	if !errors.Is(err, exitError(1)) || !strings.Contains(out, "changed   seq 3") || !strings.Contains(out, "first at seq 3") {
+		t.Errorf("verify of a changed log: %v\n%s", err, out)
+	}
+
+	out, err = runAudit(t, "purge", "--file", logFile, "--access-months", "3")
+	if !errors.Is(err, audit.ErrBelowFloor) {
+		t.Errorf("purge below the floor: %v\n%s", err, out)
+	}
+}
+
+func TestAuditCommandsPostgres(t *testing.T) {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, postgresURL())
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("PostgreSQL: %v", err)
+		}
+		t.Skipf("no PostgreSQL: %v", err)
+	}
+	conn.Close(ctx)
+	schema := testSchema(t)
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "audit.key")
+	if err := audit.GenerateKeyFile(keyFile); err != nil {
+		t.Fatal(err)
+	}
+	s, err := audit.OpenPostgres(ctx, audit.PostgresConfig{URL: postgresURL(), Schema: schema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	seedAudit(t, s, keyFile)
+	target := []string{"--postgres", postgresURL(), "--schema", schema, "--key-file", keyFile}
+	out, err := runAudit(t, append([]string{"verify"}, target...)...)
+	if err != nil || !strings.Contains(out, "the audit log verifies") {
+		t.Fatalf("verify: %v\n%s", err, out)
+	}
+	out, err = runAudit(t, append([]string{"who-read", "11010519491231002X"}, target...)...)
+	if err != nil || !strings.Contains(out, "1101**********002X: 2 entries") || strings.Count(out, "tax-bureau") != 1 {
+		t.Fatalf("who-read: %v\n%s", err, out)
+	}
+	// A superuser bypasses the trigger and deletes an entry.
+	if _, err := s.Pool().Exec(ctx, "BEGIN; SET LOCAL session_replication_role = replica; DELETE FROM "+s.Table()+" WHERE seq = 2; COMMIT"); err != nil {
+		t.Fatal(err)
+	}
+	out, err = runAudit(t, append([]string{"verify"}, target...)...)
+	if !errors.Is(err, exitError(1)) || !strings.Contains(out, "removed   seq 2") {
+		t.Errorf("verify after a deletion: %v\n%s", err, out)
+	}
+}

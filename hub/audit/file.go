@@ -1,0 +1,436 @@
+package audit
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// File is the audit log as an append-only JSON-lines file, for the
+// embedded single-process hub: one Entry per line in its JSON form, the
+// first line possibly {"anchor":{…}} after a purge.
+//
+// Each Append writes its batch with one write and fsyncs before returning,
+// so a stored batch survives a crash. A torn last line (a crash during a
+// write that was never acknowledged) is cut off when the file is opened.
+// Purge is the one operation that rewrites the file: it writes the
+// retained entries behind the new anchor line to a temporary file, fsyncs
+// it and renames it over the log. Writers in several processes take turns
+// on an flock of the file (on Unix) and pick up each other's entries and
+// purges before appending, so `pophub audit who-read` may record itself
+// while the hub runs; readers need no lock.
+type File struct {
+	path string
+
+	mu     sync.Mutex
+	f      *os.File // opened O_APPEND
+	size   int64    // bytes known good
+	head   Link
+	anchor Link
+	closed bool
+}
+
+// anchorLine is the form of the first line after a purge.
+type anchorLine struct {
+	Anchor *Link `json:"anchor"`
+}
+
+// OpenFile opens or creates the log file at path.
+func OpenFile(path string) (*File, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("creating audit directory: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("opening audit file: %w", err)
+	}
+	l := &File{path: path, f: f}
+	if err := l.load(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// load reads the anchor and the head, and cuts off a torn last line.
+func (l *File) load() error {
+	st, err := l.f.Stat()
+	if err != nil {
+		return fmt.Errorf("opening audit file: %w", err)
+	}
+	l.size = st.Size()
+	if l.size == 0 {
+		return nil
+	}
+	// The first line: the anchor, or the first entry.
+	first, err := readLineAt(l.f, 0)
+	if err != nil {
+		return err
+	}
+	if bytes.HasPrefix(first, []byte(`{"anchor"`)) {
+		var a anchorLine
+		if err := json.Unmarshal(first, &a); err != nil || a.Anchor == nil {
+			return fmt.Errorf("opening audit file: malformed anchor line")
+		}
+		l.anchor = *a.Anchor
+	}
+	l.head = l.anchor
+	// The last complete line.
+	tail := min(l.size, 1<<20)
+	buf := make([]byte, tail)
+	if _, err := l.f.ReadAt(buf, l.size-tail); err != nil {
+		return fmt.Errorf("reading audit file: %w", err)
+	}
+	if buf[len(buf)-1] != '\n' {
+		cut := bytes.LastIndexByte(buf, '\n') + 1
+		if cut == 0 && tail < l.size {
+			return errors.New("opening audit file: last line longer than 1 MiB")
+		}
+		l.size -= int64(len(buf) - cut)
+		buf = buf[:cut]
+		if err := l.f.Truncate(l.size); err != nil {
+			return fmt.Errorf("cutting a torn audit line: %w", err)
+		}
+	}
+	if len(buf) == 0 {
+		return nil
+	}
+	buf = buf[:len(buf)-1]
+	lastLine := buf[bytes.LastIndexByte(buf, '\n')+1:]
+	if bytes.HasPrefix(lastLine, []byte(`{"anchor"`)) {
+		return nil
+	}
+	var e Entry
+	if err := json.Unmarshal(lastLine, &e); err != nil {
+		return fmt.Errorf("reading the last audit entry: %w", err)
+	}
+	l.head = e.link()
+	return nil
+}
+
+func readLineAt(f *os.File, off int64) ([]byte, error) {
+	r := bufio.NewReaderSize(io.NewSectionReader(f, off, 1<<62), 64<<10)
+	line, err := r.ReadBytes('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("reading audit file: %w", err)
+	}
+	return bytes.TrimSuffix(line, []byte("\n")), nil
+}
+
+// Close closes the file. Safe to call twice.
+func (l *File) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil
+	}
+	l.closed = true
+	return l.f.Close()
+}
+
+// Path is the file's path.
+func (l *File) Path() string { return l.path }
+
+// Append implements Appender: one write and one fsync per batch.
+func (l *File) Append(ctx context.Context, batch []Entry, link func(head Link) Link) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	if err := l.lock(); err != nil {
+		return err
+	}
+	defer unlockFile(l.f)
+	head := link(l.head)
+	var buf bytes.Buffer
+	for i := range batch {
+		b, err := jsonLine(&batch[i])
+		if err != nil {
+			return err
+		}
+		buf.Write(b)
+	}
+	if _, err := l.f.Write(buf.Bytes()); err != nil {
+		// Take back a partial write so that the next batch starts on a
+		// line of its own.
+		l.f.Truncate(l.size)
+		return fmt.Errorf("writing audit entries: %w", err)
+	}
+	if err := l.f.Sync(); err != nil {
+		l.f.Truncate(l.size)
+		return fmt.Errorf("syncing audit file: %w", err)
+	}
+	l.size += int64(buf.Len())
+	l.head = head
+	return nil
+}
+
+// jsonLine is e's line in a log file or an export archive.
+func jsonLine(e *Entry) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(e); err != nil {
+		return nil, fmt.Errorf("encoding audit entry: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// lock takes the file lock and catches up with other processes: a purge
+// (the path names another file now) or appends (the size changed). The
+// caller holds l.mu and unlocks l.f.
+func (l *File) lock() error {
+	for {
+		if err := lockFile(l.f); err != nil {
+			return fmt.Errorf("locking audit file: %w", err)
+		}
+		cur, err1 := os.Stat(l.path)
+		mine, err2 := l.f.Stat()
+		if err := errors.Join(err1, err2); err != nil {
+			unlockFile(l.f)
+			return fmt.Errorf("locking audit file: %w", err)
+		}
+		if os.SameFile(cur, mine) {
+			if mine.Size() != l.size {
+				l.anchor, l.head = Link{}, Link{}
+				if err := l.load(); err != nil {
+					unlockFile(l.f)
+					return err
+				}
+			}
+			return nil
+		}
+		// Purged by another process: reopen the new file.
+		f, err := os.OpenFile(l.path, os.O_RDWR|os.O_APPEND, 0o600)
+		unlockFile(l.f)
+		if err != nil {
+			return fmt.Errorf("reopening audit file: %w", err)
+		}
+		l.f.Close()
+		l.f, l.size = f, -1
+	}
+}
+
+// Anchor implements Scanner, reading the file's first line (another
+// process may have purged).
+func (l *File) Anchor(ctx context.Context) (Link, error) {
+	f, err := os.Open(l.path)
+	if err != nil {
+		return Link{}, fmt.Errorf("opening audit file: %w", err)
+	}
+	defer f.Close()
+	first, err := readLineAt(f, 0)
+	if err != nil || !bytes.HasPrefix(first, []byte(`{"anchor"`)) {
+		return Link{}, err
+	}
+	var a anchorLine
+	if err := json.Unmarshal(first, &a); err != nil || a.Anchor == nil {
+		return Link{}, errors.New("reading audit file: malformed anchor line")
+	}
+	return *a.Anchor, nil
+}
+
+// Scan implements Scanner, in file order. A line that is not an entry
+// is an error.
+func (l *File) Scan(ctx context.Context, first, last int64, fn func(*Entry) error) error {
+	if last <= 0 {
+		last = 1<<63 - 1
+	}
+	return l.scan(ctx, func(e *Entry, _ []byte) error {
+		if e.Seq < first || e.Seq > last {
+			return nil
+		}
+		return fn(e)
+	})
+}
+
+// scan reads every complete entry line of the file as it is when the scan
+// starts, whoever wrote it (a purge replaces the file, so the open handle
+// keeps reading the old one; a line still being written is left out).
+func (l *File) scan(ctx context.Context, fn func(e *Entry, line []byte) error) error {
+	return l.scanTo(ctx, -1, fn)
+}
+
+// scanTo reads the entry lines in the first size bytes of the file (all
+// complete lines when size < 0).
+func (l *File) scanTo(ctx context.Context, size int64, fn func(e *Entry, line []byte) error) error {
+	f, err := os.Open(l.path)
+	if err != nil {
+		return fmt.Errorf("opening audit file: %w", err)
+	}
+	defer f.Close()
+	if size < 0 {
+		st, err := f.Stat()
+		if err != nil {
+			return fmt.Errorf("opening audit file: %w", err)
+		}
+		size = st.Size()
+	}
+	r := bufio.NewReaderSize(io.NewSectionReader(f, 0, size), 1<<20)
+	var e Entry
+	for n := 1; ; n++ {
+		line, err := r.ReadSlice('\n')
+		if errors.Is(err, io.EOF) {
+			return nil // the end, or a line still being written
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			return fmt.Errorf("reading audit file: line %d longer than 1 MiB", n)
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("reading audit file: %w", err)
+		}
+		if n == 1 && bytes.HasPrefix(line, []byte(`{"anchor"`)) {
+			continue
+		}
+		if n%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		e = Entry{}
+		if err := json.Unmarshal(line, &e); err != nil {
+			return fmt.Errorf("reading audit file: line %d: %w", n, err)
+		}
+		if err := fn(&e, line); err != nil {
+			return err
+		}
+	}
+}
+
+// SeqRange implements Store by a full scan.
+func (l *File) SeqRange(ctx context.Context, from, to time.Time) (first, last int64, ok bool, err error) {
+	err = l.scan(ctx, func(e *Entry, _ []byte) error {
+		if e.Time.Before(from) || !e.Time.Before(to) {
+			return nil
+		}
+		if !ok || e.Seq < first {
+			first = e.Seq
+		}
+		if !ok || e.Seq > last {
+			last = e.Seq
+		}
+		ok = true
+		return nil
+	})
+	return first, last, ok, err
+}
+
+// WhoRead implements Store by a full scan.
+func (l *File) WhoRead(ctx context.Context, subject string, from, to time.Time) ([]Entry, error) {
+	var out []Entry
+	if subject == "" {
+		return nil, nil
+	}
+	err := l.scan(ctx, func(e *Entry, _ []byte) error {
+		if e.Subject == subject && !e.Time.Before(from) && e.Time.Before(to) {
+			out = append(out, *e)
+		}
+		return nil
+	})
+	return out, err
+}
+
+var errNothingToPurge = errors.New("nothing to purge")
+
+// Purge implements Store: it rewrites the file behind a new anchor line.
+func (l *File) Purge(ctx context.Context, now time.Time, r Retention) (int64, error) {
+	if err := r.Validate(); err != nil {
+		return 0, err
+	}
+	accessCut, procCut := r.cutoffs(now)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return 0, ErrClosed
+	}
+	if err := l.lock(); err != nil {
+		return 0, err
+	}
+	locked := l.f
+	defer func() { unlockFile(locked) }()
+	tmp, err := os.CreateTemp(filepath.Dir(l.path), filepath.Base(l.path)+".purge-*")
+	if err != nil {
+		return 0, fmt.Errorf("purging the audit log: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	w := bufio.NewWriterSize(tmp, 1<<20)
+
+	// Read the old file under the lock (no append can interleave), and
+	// stream the retained lines behind the new anchor.
+	anchor, purged, keeping := l.anchor, int64(0), false
+	writeAnchor := func() {
+		a, _ := json.Marshal(anchorLine{Anchor: &anchor})
+		w.Write(a)
+		w.WriteByte('\n')
+	}
+	err = l.scanTo(ctx, l.size, func(e *Entry, line []byte) error {
+		if !keeping && expired(e, accessCut, procCut) {
+			anchor = e.link()
+			purged++
+			return nil
+		}
+		if !keeping {
+			keeping = true
+			if purged == 0 {
+				return errNothingToPurge
+			}
+			writeAnchor()
+		}
+		_, err := w.Write(line)
+		return err
+	})
+	if errors.Is(err, errNothingToPurge) || err == nil && purged == 0 {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("purging the audit log: %w", err)
+	}
+	if !keeping {
+		writeAnchor()
+	}
+	if err := w.Flush(); err != nil {
+		return 0, fmt.Errorf("purging the audit log: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return 0, fmt.Errorf("purging the audit log: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), l.path); err != nil {
+		return 0, fmt.Errorf("purging the audit log: %w", err)
+	}
+	if d, err := os.Open(filepath.Dir(l.path)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	f, err := os.OpenFile(l.path, os.O_RDWR|os.O_APPEND, 0o600)
+	if err != nil {
+		return 0, fmt.Errorf("reopening the audit file: %w", err)
+	}
+	l.f.Close()
+	l.f = f
+	l.anchor = anchor
+	if l.head.Seq <= anchor.Seq {
+		l.head = anchor
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return 0, fmt.Errorf("reopening the audit file: %w", err)
+	}
+	l.size = st.Size()
+	return purged, nil
+}

@@ -1,0 +1,143 @@
+package audit
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"os"
+	"strings"
+
+	"github.com/pophub/pophub/schemas/citizenid"
+)
+
+// MinKeyBytes is the shortest audit key accepted.
+const MinKeyBytes = 32
+
+// Key is the hub's audit key. Two HMAC-SHA-256 keys are derived from the
+// secret the caller gives: one for Subject (the keyed hash that stands for
+// a citizen ID) and one for the Seal of each chain hash. The zero Key is
+// valid only for Verify, which then checks the SHA-256 chain and not the
+// seals. A Key is a value and safe for concurrent use.
+type Key struct {
+	subject []byte
+	seal    []byte
+}
+
+// NewKey derives the audit keys from a secret of at least MinKeyBytes
+// bytes.
+func NewKey(secret []byte) (Key, error) {
+	if len(secret) < MinKeyBytes {
+		return Key{}, fmt.Errorf("audit key: %d bytes, want at least %d", len(secret), MinKeyBytes)
+	}
+	derive := func(label string) []byte {
+		m := hmac.New(sha256.New, secret)
+		m.Write([]byte(label))
+		return m.Sum(nil)
+	}
+	return Key{subject: derive("pophub audit subject v1"), seal: derive("pophub audit seal v1")}, nil
+}
+
+// ParseKey reads a key written as hex (surrounding white space ignored),
+// the form of a key file and of POPHUB_AUDIT_KEY.
+func ParseKey(text string) (Key, error) {
+	secret, err := hex.DecodeString(strings.TrimSpace(text))
+	if err != nil {
+		return Key{}, errors.New("audit key: not hex")
+	}
+	return NewKey(secret)
+}
+
+// LoadKey reads a key file: the secret as hex on one line.
+func LoadKey(path string) (Key, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Key{}, fmt.Errorf("reading audit key: %w", err)
+	}
+	return ParseKey(string(b))
+}
+
+// GenerateKeyFile writes a new random 32-byte key as hex to path, which
+// must not exist, readable by its owner only.
+func GenerateKeyFile(path string) error {
+	secret := make([]byte, MinKeyBytes)
+	rand.Read(secret)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("creating audit key: %w", err)
+	}
+	if _, err := fmt.Fprintln(f, hex.EncodeToString(secret)); err != nil {
+		f.Close()
+		return fmt.Errorf("writing audit key: %w", err)
+	}
+	return f.Close()
+}
+
+// IsZero reports whether k is the zero Key.
+func (k Key) IsZero() bool { return k.seal == nil }
+
+// Subject is the keyed hash that stands for a citizen ID in the log: the
+// hex HMAC-SHA-256 of the 18 characters. It returns "" for the zero ID
+// and panics on the zero Key.
+func (k Key) Subject(id citizenid.ID) string {
+	if id == "" {
+		return ""
+	}
+	if k.IsZero() {
+		panic("audit: Subject with the zero Key")
+	}
+	m := hmac.New(sha256.New, k.subject)
+	m.Write([]byte(id))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// chainer links entries: Seq, Prev, Hash and Seal. Not safe for
+// concurrent use (it reuses one HMAC state and one buffer).
+type chainer struct {
+	mac hash.Hash // nil without a key
+	buf []byte
+}
+
+func newChainer(k Key) *chainer {
+	c := &chainer{buf: make([]byte, 0, 512)}
+	if !k.IsZero() {
+		c.mac = hmac.New(sha256.New, k.seal)
+	}
+	return c
+}
+
+// hash computes SHA-256(prev || Canonical(e)).
+func (c *chainer) hash(prev Sum, e *Entry) Sum {
+	c.buf = append(c.buf[:0], prev[:]...)
+	c.buf = Canonical(c.buf, e)
+	return sha256.Sum256(c.buf)
+}
+
+// seal computes HMAC-SHA-256(seal key, h); the zero Sum without a key.
+func (c *chainer) seal(h Sum) Sum {
+	var s Sum
+	if c.mac == nil {
+		return s
+	}
+	c.mac.Reset()
+	c.mac.Write(h[:])
+	c.mac.Sum(s[:0])
+	return s
+}
+
+// link chains batch after head, in place, and returns the new head.
+func (c *chainer) link(head Link, batch []Entry) Link {
+	for i := range batch {
+		e := &batch[i]
+		normalize(e)
+		e.Seq = head.Seq + 1
+		e.Prev = head.Hash
+		e.Hash = c.hash(e.Prev, e)
+		e.Seal = c.seal(e.Hash)
+		head = e.link()
+	}
+	return head
+}

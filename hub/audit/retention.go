@@ -1,0 +1,68 @@
+package audit
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Legal retention floors, in months.
+const (
+	// AccessFloorMonths: network access logs are kept at least six months
+	// (Cybersecurity Law art. 21(3)).
+	AccessFloorMonths = 6
+	// ProcessingFloorMonths: processing records are kept at least three
+	// years (PIPL art. 56).
+	ProcessingFloorMonths = 36
+)
+
+// ErrBelowFloor is wrapped by Retention.Validate when a retention is
+// shorter than the law allows.
+var ErrBelowFloor = errors.New("retention below the legal floor")
+
+// Retention says how long entries are kept, per Class. The zero value keeps
+// each class for its legal floor.
+type Retention struct {
+	// AccessMonths keeps ClassAccess entries (reads, statistics pulls, audit
+	// reads); 0 means AccessFloorMonths.
+	AccessMonths int
+	// ProcessingMonths keeps ClassProcessing entries (policy changes and
+	// any other action); 0 means ProcessingFloorMonths.
+	ProcessingMonths int
+}
+
+func (r *Retention) setDefaults() {
+	if r.AccessMonths == 0 {
+		r.AccessMonths = AccessFloorMonths
+	}
+	if r.ProcessingMonths == 0 {
+		r.ProcessingMonths = ProcessingFloorMonths
+	}
+}
+
+// Validate refuses a retention shorter than a legal floor.
+func (r Retention) Validate() error {
+	r.setDefaults()
+	if r.AccessMonths < AccessFloorMonths {
+		return fmt.Errorf("access-log retention of %d months: %w: the Cybersecurity Law (art. 21) requires at least %d months", r.AccessMonths, ErrBelowFloor, AccessFloorMonths)
+	}
+	if r.ProcessingMonths < ProcessingFloorMonths {
+		return fmt.Errorf("processing-record retention of %d months: %w: PIPL art. 56 requires at least %d months (3 years)", r.ProcessingMonths, ErrBelowFloor, ProcessingFloorMonths)
+	}
+	return nil
+}
+
+// cutoffs returns the times before which entries of each class are past
+// their retention at now.
+func (r Retention) cutoffs(now time.Time) (access, processing time.Time) {
+	r.setDefaults()
+	return now.AddDate(0, -r.AccessMonths, 0), now.AddDate(0, -r.ProcessingMonths, 0)
+}
+
+// expired reports whether e is past its retention given the cutoffs.
+func expired(e *Entry, access, processing time.Time) bool {
+	if e.Action.Class() == ClassAccess {
+		return e.Time.Before(access)
+	}
+	return e.Time.Before(processing)
+}
