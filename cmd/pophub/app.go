@@ -20,7 +20,9 @@ import (
 	"github.com/pophub/pophub/adapters/gateway"
 	"github.com/pophub/pophub/adapters/publisher"
 	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/hub/access"
 	"github.com/pophub/pophub/hub/api"
+	"github.com/pophub/pophub/hub/audit"
 	"github.com/pophub/pophub/hub/eligibility"
 	"github.com/pophub/pophub/hub/eligibility/watch"
 	"github.com/pophub/pophub/hub/embedded"
@@ -72,6 +74,17 @@ type Config struct {
 	// PoliciesDir holds eligibility policies (the ops/policies layout) to
 	// use instead of the built-in ones.
 	PoliciesDir string
+	// PolicyFile is an access policy (hub/access): with it, every door
+	// asks for credentials — bearer tokens and X-Purpose on HTTP, users
+	// with permissions on the embedded NATS server — and every read is
+	// audited. Without it, everyone may do everything (development).
+	PolicyFile string
+	// AuditKeyFile holds the audit trail's key (pophub audit keygen);
+	// default <data>/audit.key, generated when missing.
+	AuditKeyFile string
+	// NATSPassword is the hub's own NATS password when a policy is on
+	// (the policy keeps only its bcrypt hash).
+	NATSPassword string
 	// EligibilityNotify lists the policies whose newly eligible persons are
 	// announced on pop.eligibility.<policy>.<R> ("all" for every one).
 	EligibilityNotify []string
@@ -124,8 +137,16 @@ type Main struct {
 	Consumer *ingest.Consumer
 	Relay    *notify.Relay
 	Policies *eligibility.Catalog
+	// Access is the access policy in force (nil: none).
+	Access *access.Policy
 	// Watcher announces eligibility (nil unless Config.EligibilityNotify).
 	Watcher *watch.Watcher
+
+	// auditor records every access when a policy is on (nil: none), to
+	// auditLog over auditStore.
+	auditor    access.Auditor
+	auditLog   *audit.Log
+	auditStore audit.Store
 
 	kafka *embedded.Kafka
 	// gatewayPub publishes the events the HTTP gateway takes (nil when off).
@@ -187,6 +208,11 @@ func (m *Main) Start(ctx context.Context) (err error) {
 	meter := m.tel.Meter("github.com/pophub/pophub")
 	tracer := m.tel.Tracer("github.com/pophub/pophub")
 
+	if m.Config.PolicyFile != "" {
+		if m.Access, err = access.Load(m.Config.PolicyFile); err != nil {
+			return fmt.Errorf("--policy: %w", err)
+		}
+	}
 	if m.Config.Embedded {
 		if err := m.startEmbedded(ctx); err != nil {
 			return err
@@ -202,7 +228,12 @@ func (m *Main) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("creating topics: %w", err)
 	}
 
-	m.nc, err = nats.Connect(m.natsURL, nats.Name("pophub"), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
+	natsOpts := []nats.Option{nats.Name("pophub"), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}
+	if m.Access != nil {
+		hubID := m.Access.Hub()
+		natsOpts = append(natsOpts, nats.UserInfo(hubID.Name, m.Config.NATSPassword), nats.CustomInboxPrefix(inboxPrefix(hubID)))
+	}
+	m.nc, err = nats.Connect(m.natsURL, natsOpts...)
 	if err != nil {
 		return fmt.Errorf("connecting to NATS: %w", err)
 	}
@@ -238,10 +269,17 @@ func (m *Main) Start(ctx context.Context) (err error) {
 	}
 
 	mount := map[string]http.Handler{}
-	if m.Config.GatewayTokens != "" {
-		toks, err := gateway.LoadTokens(m.Config.GatewayTokens)
-		if err != nil {
-			return fmt.Errorf("--gateway-tokens: %w", err)
+	if m.Config.GatewayTokens != "" || m.Access != nil {
+		var toks []gateway.Token
+		if m.Config.GatewayTokens != "" {
+			if toks, err = gateway.LoadTokens(m.Config.GatewayTokens); err != nil {
+				return fmt.Errorf("--gateway-tokens: %w", err)
+			}
+		}
+		if m.Access != nil {
+			for _, t := range m.Access.GatewayTokens() {
+				toks = append(toks, gateway.Token{Source: t.Source, SHA256: t.SHA256})
+			}
 		}
 		if m.gatewayPub, err = publisher.New(publisher.Config{Brokers: m.brokers, Logger: log}); err != nil {
 			return fmt.Errorf("creating the gateway's publisher: %w", err)
@@ -252,10 +290,20 @@ func (m *Main) Start(ctx context.Context) (err error) {
 		}
 		mount[gateway.Route] = gw
 	}
+	var authorizer api.Authorizer
+	if m.Access != nil {
+		if err := m.openAudit(ctx); err != nil {
+			return err
+		}
+		if authorizer, err = access.NewAuthorizer(access.AuthorizerConfig{Policy: m.Access, Auditor: m.auditor}); err != nil {
+			return fmt.Errorf("--policy: %w", err)
+		}
+	}
 	server := api.New(api.Config{
-		Mount:  mount,
-		Store:  m.Store,
-		Lister: m.Store,
+		Authorizer: authorizer,
+		Mount:      mount,
+		Store:      m.Store,
+		Lister:     m.Store,
 		StreamSequence: func(ctx context.Context) (uint64, error) {
 			st, err := js.Stream(ctx, schemas.StreamName)
 			if err != nil {
@@ -316,6 +364,15 @@ func (m *Main) Start(ctx context.Context) (err error) {
 	return nil
 }
 
+// inboxPrefix is the private reply-subject prefix of an identity's NATS
+// client, as the access policy grants it.
+func inboxPrefix(id access.Identity) string {
+	if id.Credentials.NATS != nil && id.Credentials.NATS.InboxPrefix != "" {
+		return id.Credentials.NATS.InboxPrefix
+	}
+	return "_INBOX_" + id.Name
+}
+
 // loadPolicies loads the eligibility policies from dir, or the built-in
 // ones when dir is empty.
 func loadPolicies(dir string) (*eligibility.Catalog, error) {
@@ -368,7 +425,11 @@ func (m *Main) startEmbedded(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("starting embedded Kafka-protocol broker: %w", err)
 	}
-	m.natsSrv, err = embedded.StartNATS(ctx, embedded.NATSConfig{Addr: m.Config.NATSAddr, StoreDir: natsDir, SyncInterval: m.Config.NATSSync, Logger: m.Logger})
+	natsCfg := embedded.NATSConfig{Addr: m.Config.NATSAddr, StoreDir: natsDir, SyncInterval: m.Config.NATSSync, Logger: m.Logger}
+	if m.Access != nil {
+		natsCfg.Authorize = m.Access.NATSUsers().Apply
+	}
+	m.natsSrv, err = embedded.StartNATS(ctx, natsCfg)
 	if err != nil {
 		return fmt.Errorf("starting embedded NATS server: %w", err)
 	}
@@ -420,6 +481,12 @@ func (m *Main) Close() error {
 		}
 		if m.gatewayPub != nil {
 			errs = append(errs, m.gatewayPub.Close())
+		}
+		if m.auditLog != nil { // after HTTP stopped: every access is in
+			ctx, done := context.WithTimeout(context.Background(), 10*time.Second)
+			errs = append(errs, m.auditLog.Close(ctx))
+			done()
+			errs = append(errs, m.auditStore.Close())
 		}
 		if m.nc != nil {
 			m.nc.Close()

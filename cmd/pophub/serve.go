@@ -34,6 +34,9 @@ Any Kafka client (kcat, librdkafka, franz-go, kafka-go) can publish to --kafka.`
 	f.StringVar(&cfg.GatewayTokens, "gateway-tokens", os.Getenv("POPHUB_GATEWAY_TOKENS"), "department tokens file: take events at POST /v1/events (env POPHUB_GATEWAY_TOKENS)")
 	f.StringVar(&cfg.PoliciesDir, "policies", os.Getenv("POPHUB_POLICIES"), "directory of eligibility policies to use instead of the built-in ones (env POPHUB_POLICIES)")
 	f.StringSliceVar(&cfg.EligibilityNotify, "eligibility-notify", splitList(os.Getenv("POPHUB_ELIGIBILITY_NOTIFY")), "policies whose newly eligible persons are announced on pop.eligibility.<policy>.<R>, or \"all\" (env POPHUB_ELIGIBILITY_NOTIFY)")
+	f.StringVar(&cfg.PolicyFile, "policy", os.Getenv("POPHUB_POLICY"), "access policy (see ops/policy.example.yaml): credentials at every door, reads audited (env POPHUB_POLICY)")
+	f.StringVar(&cfg.AuditKeyFile, "audit-key-file", os.Getenv("POPHUB_AUDIT_KEY_FILE"), "the audit trail's key, from 'pophub audit keygen' (env POPHUB_AUDIT_KEY_FILE; dev default <data>/audit.key)")
+	f.StringVar(&cfg.NATSPassword, "nats-password", os.Getenv("POPHUB_NATS_PASSWORD"), "the hub's own NATS password when --policy is on (env POPHUB_NATS_PASSWORD)")
 	f.IntVar(&cfg.Partitions, "partitions", 8, "partitions per source topic")
 	f.DurationVar(&cfg.NATSSync, "nats-sync", time.Second, "how often the embedded JetStream store fsyncs; 0 = every write (durable against power loss, slower)")
 	return cmd
@@ -67,6 +70,9 @@ Without --postgres the store is go-memdb persisted under --data (one instance on
 	f.StringVar(&cfg.GatewayTokens, "gateway-tokens", os.Getenv("POPHUB_GATEWAY_TOKENS"), "department tokens file: take events at POST /v1/events (env POPHUB_GATEWAY_TOKENS)")
 	f.StringVar(&cfg.PoliciesDir, "policies", os.Getenv("POPHUB_POLICIES"), "directory of eligibility policies to use instead of the built-in ones (env POPHUB_POLICIES)")
 	f.StringSliceVar(&cfg.EligibilityNotify, "eligibility-notify", splitList(os.Getenv("POPHUB_ELIGIBILITY_NOTIFY")), "policies whose newly eligible persons are announced on pop.eligibility.<policy>.<R>, or \"all\" (env POPHUB_ELIGIBILITY_NOTIFY)")
+	f.StringVar(&cfg.PolicyFile, "policy", os.Getenv("POPHUB_POLICY"), "access policy (see ops/policy.example.yaml): credentials at every door, reads audited (env POPHUB_POLICY)")
+	f.StringVar(&cfg.AuditKeyFile, "audit-key-file", os.Getenv("POPHUB_AUDIT_KEY_FILE"), "the audit trail's key, from 'pophub audit keygen' (env POPHUB_AUDIT_KEY_FILE; dev default <data>/audit.key)")
+	f.StringVar(&cfg.NATSPassword, "nats-password", os.Getenv("POPHUB_NATS_PASSWORD"), "the hub's own NATS password when --policy is on (env POPHUB_NATS_PASSWORD)")
 	f.IntVar(&cfg.Partitions, "partitions", 8, "partitions for topics the hub creates")
 	return cmd
 }

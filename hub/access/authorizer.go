@@ -225,6 +225,10 @@ func (p *principal) permit(route, purpose string) error {
 		ok = p.Stats
 	case RouteEvents:
 		ok = len(p.Publish) > 0
+	case api.RouteEligibility:
+		ok = p.Eligibility
+	case api.RoutePolicies:
+		ok = true // the policies are public rules
 	}
 	if !ok {
 		return fmt.Errorf("identity %s may not use %s: %w", p.Name, route, api.ErrForbidden)

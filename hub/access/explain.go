@@ -76,6 +76,9 @@ func (p *Policy) Explain(name string) (string, error) {
 			http = append(http, "GET /v1/stats/*: every cell")
 		}
 	}
+	if id.Eligibility {
+		http = append(http, "GET /v1/eligibility/{id}: settlement and residence-permit decisions with their facts")
+	}
 	if len(id.Publish) > 0 && c.TokenSHA256 != "" {
 		http = append(http, "POST /v1/events (gateway): "+string(id.Publish[0])+" events")
 	}

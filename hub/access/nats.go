@@ -17,6 +17,10 @@ const (
 	DeadLetterStream = "POPDLQ"
 )
 
+// EligibilityBucket is the key-value bucket of the hub's eligibility
+// watcher (hub/eligibility/watch).
+const EligibilityBucket = "pophub_eligibility"
+
 // NATSPermissions are the publish and subscribe permissions of an
 // identity; nil means unrestricted (administrators).
 //
@@ -59,14 +63,13 @@ func NATSPermissions(id Identity) *server.Permissions {
 	case KindAdmin:
 		return nil
 	case KindHub:
-		stream := schemas.StreamName
+		// The hub owns the streams: POP, POPDLQ, the eligibility bucket
+		// and its own durable consumers (eligibility watcher, status), so
+		// it may use the whole JetStream API; it publishes only
+		// notifications and its bucket's entries.
 		return &server.Permissions{
 			Publish: &server.SubjectPermission{Allow: []string{
-				schemas.StreamSubjects,
-				"$JS.API.INFO",
-				"$JS.API.STREAM.NAMES",
-				"$JS.API.STREAM.CREATE." + stream, "$JS.API.STREAM.UPDATE." + stream, "$JS.API.STREAM.INFO." + stream,
-				"$JS.API.STREAM.CREATE." + DeadLetterStream, "$JS.API.STREAM.UPDATE." + DeadLetterStream, "$JS.API.STREAM.INFO." + DeadLetterStream,
+				schemas.StreamSubjects, "$JS.API.>", "$JS.ACK.>", "$KV." + EligibilityBucket + ".>",
 			}},
 			Subscribe: &server.SubjectPermission{Allow: []string{inbox + ".>", "_INBOX.>"}},
 		}

@@ -110,6 +110,10 @@ type Identity struct {
 	Subscribe []string `yaml:"subscribe"`
 	// Stats allows the statistics routes.
 	Stats bool `yaml:"stats"`
+	// Eligibility allows settlement and residence-permit decisions
+	// (GET /v1/eligibility/{id}): a clerk's desk. A decision shows facts
+	// of every section its policy reads, so it is a grant of its own.
+	Eligibility bool `yaml:"eligibility"`
 	// StatsMinCell overrides the policy's for this identity; it may only
 	// raise it. The statistics bureau sees every cell.
 	StatsMinCell int `yaml:"stats_min_cell"`

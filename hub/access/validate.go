@@ -179,7 +179,7 @@ func (id *Identity) validate(p *Policy, path string, ve *ValidationError) {
 			ve.add(at, "section %s is listed twice", s)
 		}
 	}
-	if id.Kind == KindHub && (len(id.Read) > 0 || id.Stats || len(id.Subscribe) > 0) {
+	if id.Kind == KindHub && (len(id.Read) > 0 || id.Stats || id.Eligibility || len(id.Subscribe) > 0) {
 		ve.add(path, "the hub identity reads nothing over HTTP and subscribes to nothing; it publishes the notifications")
 	}
 

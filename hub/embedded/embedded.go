@@ -33,7 +33,10 @@ type KafkaConfig struct {
 	DataDir string
 	// Partitions of each topic seeded on first start (default 8).
 	Partitions int
-	Logger     *slog.Logger
+	// Options are added to the broker's, e.g. SASL users and ACLs from
+	// the access policy (access.Policy.KfakeOptions).
+	Options []kfake.Opt
+	Logger  *slog.Logger
 }
 
 // Kafka is a running embedded Kafka-protocol broker.
@@ -77,6 +80,7 @@ func StartKafka(ctx context.Context, cfg KafkaConfig) (*Kafka, error) {
 	if cfg.Logger != nil {
 		opts = append(opts, kfake.WithLogger(kafkaLogger{cfg.Logger}))
 	}
+	opts = append(opts, cfg.Options...)
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("starting kfake: %w", err)
@@ -110,7 +114,10 @@ type NATSConfig struct {
 	// SyncInterval is how often JetStream fsyncs its store; zero syncs every
 	// write, so that an acknowledged notification survives a hard stop.
 	SyncInterval time.Duration
-	Logger       *slog.Logger
+	// Authorize, when set, adjusts the server's options before it starts:
+	// users and permissions from the access policy (access.NATSUsers.Apply).
+	Authorize func(*server.Options)
+	Logger    *slog.Logger
 }
 
 // NATS is a running embedded NATS server with JetStream.
@@ -150,6 +157,9 @@ func StartNATS(ctx context.Context, cfg NATSConfig) (*NATS, error) {
 		SyncInterval: cfg.SyncInterval,
 		NoSigs:       true,
 		NoLog:        true,
+	}
+	if cfg.Authorize != nil {
+		cfg.Authorize(opts)
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
