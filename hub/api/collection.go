@@ -130,12 +130,15 @@ func decodePageToken(tok string) (uint64, string, error) {
 }
 
 // RegionCount is a region's counts in a statistics answer.
+//
+// A count is a JSON number, or the string "<k" when small-cell suppression
+// hides it from a caller who is not the statistics bureau (see MinCeller).
 type RegionCount struct {
-	Region string `json:"region"`
-	Name   string `json:"name"`
-	Urban  int64  `json:"urban"`
-	Rural  int64  `json:"rural"`
-	Total  int64  `json:"total"`
+	Region string     `json:"region"`
+	Name   string     `json:"name"`
+	Urban  stats.Cell `json:"urban"`
+	Rural  stats.Cell `json:"rural"`
+	Total  stats.Cell `json:"total"`
 }
 
 // UrbanRural is the body of GET /v1/stats/urban-rural.
@@ -147,9 +150,25 @@ type UrbanRural struct {
 
 // PermitCount is a region's residence-permit holders.
 type PermitCount struct {
-	Region  string `json:"region"`
-	Name    string `json:"name"`
-	Holders int64  `json:"holders"`
+	Region  string     `json:"region"`
+	Name    string     `json:"name"`
+	Holders stats.Cell `json:"holders"`
+}
+
+// MinCeller is implemented by a Grant whose caller sees statistics with
+// small cells suppressed: counts from 1 to MinCell()-1 are shown as
+// "<MinCell" (with a second cell where one alone could be worked out from
+// the total; see stats.Suppress). Zero shows every cell.
+type MinCeller interface {
+	MinCell() int
+}
+
+// minCell is the grant's minimum cell, 0 when it has none.
+func minCell(g Grant) int {
+	if m, ok := g.(MinCeller); ok {
+		return m.MinCell()
+	}
+	return 0
 }
 
 // ResidencePermits is the body of GET /v1/stats/residence-permits.
@@ -198,7 +217,7 @@ func (s *Server) statsQuery(r *http.Request, levels ...int) (code, asOf string, 
 var chinaTime = time.FixedZone("CST", 8*3600)
 
 // urbanRural answers GET /v1/stats/urban-rural.
-func (s *Server) urbanRural(r *http.Request, _ Grant) (any, error) {
+func (s *Server) urbanRural(r *http.Request, g Grant) (any, error) {
 	code, asOf, regions, err := s.statsQuery(r, 2, 4, 6, 9, 12)
 	if err != nil {
 		return nil, err
@@ -207,22 +226,35 @@ func (s *Server) urbanRural(r *http.Request, _ Grant) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("counting: %w", err)
 	}
+	k := minCell(g)
 	count := func(c string) RegionCount {
 		t := tallies[c]
-		return RegionCount{Region: c, Name: s.regionName(c), Urban: t.Urban, Rural: t.Rural, Total: t.Urban + t.Rural}
+		cells, total := stats.Suppress([]int64{t.Urban, t.Rural}, k)
+		return RegionCount{Region: c, Name: s.regionName(c), Urban: cells[0], Rural: cells[1], Total: total}
 	}
 	out := UrbanRural{RegionCount: count(code), AsOf: asOf}
 	if r.URL.Query().Get("children") == "true" {
 		out.Children = make([]RegionCount, 0, len(regions)-1)
+		totals := make([]int64, 0, len(regions)-1)
 		for _, c := range regions[1:] {
 			out.Children = append(out.Children, count(c))
+			totals = append(totals, tallies[c].Urban+tallies[c].Rural)
+		}
+		// The children add up to the parent: a child's total hidden
+		// alone could be worked out from the others.
+		cells, _ := stats.Suppress(totals, k)
+		for i, cell := range cells {
+			if cell.Suppressed {
+				hidden := stats.Cell{Suppressed: true, Min: k}
+				out.Children[i].Urban, out.Children[i].Rural, out.Children[i].Total = hidden, hidden, hidden
+			}
 		}
 	}
 	return out, nil
 }
 
 // residencePermits answers GET /v1/stats/residence-permits.
-func (s *Server) residencePermits(r *http.Request, _ Grant) (any, error) {
+func (s *Server) residencePermits(r *http.Request, g Grant) (any, error) {
 	code, asOf, regions, err := s.statsQuery(r, 2, 4, 6)
 	if err != nil {
 		return nil, err
@@ -234,10 +266,17 @@ func (s *Server) residencePermits(r *http.Request, _ Grant) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("counting: %w", err)
 	}
-	out := ResidencePermits{PermitCount: PermitCount{Region: code, Name: s.regionName(code), Holders: tallies[code].Permits}, AsOf: asOf}
+	k := minCell(g)
+	_, own := stats.Suppress([]int64{tallies[code].Permits}, k)
+	out := ResidencePermits{PermitCount: PermitCount{Region: code, Name: s.regionName(code), Holders: own}, AsOf: asOf}
 	if r.URL.Query().Get("children") == "true" && len(regions) > 1 {
+		counts := make([]int64, 0, len(regions)-1)
 		for _, c := range regions[1:] {
-			out.Children = append(out.Children, PermitCount{Region: c, Name: s.regionName(c), Holders: tallies[c].Permits})
+			counts = append(counts, tallies[c].Permits)
+		}
+		cells, _ := stats.Suppress(counts, k)
+		for i, c := range regions[1:] {
+			out.Children = append(out.Children, PermitCount{Region: c, Name: s.regionName(c), Holders: cells[i]})
 		}
 	}
 	return out, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/hub/api"
 	"github.com/pophub/pophub/hub/memdb"
+	"github.com/pophub/pophub/hub/stats"
 	"github.com/pophub/pophub/hub/storetest"
 	"github.com/pophub/pophub/schemas"
 	"github.com/pophub/pophub/schemas/citizenid"
@@ -88,16 +90,16 @@ func TestUrbanRuralCounts(t *testing.T) {
 		children map[string][2]int64 // region → urban, rural
 	}{
 		{"region=2301&as_of=2019-12-31", api.RegionCount{Region: "2301", Name: "哈尔滨市"}, nil},
-		{"region=2301&as_of=2020-01-01&children=true", api.RegionCount{Region: "2301", Name: "哈尔滨市", Urban: 1, Rural: 1, Total: 2},
+		{"region=2301&as_of=2020-01-01&children=true", api.RegionCount{Region: "2301", Name: "哈尔滨市", Urban: stats.Shown(1), Rural: stats.Shown(1), Total: stats.Shown(2)},
 			map[string][2]int64{"230102": {1, 1}, "230103": {0, 0}}},
-		{"region=23&as_of=2021-12-31", api.RegionCount{Region: "23", Name: "黑龙江省", Urban: 2, Rural: 1, Total: 3}, nil},
+		{"region=23&as_of=2021-12-31", api.RegionCount{Region: "23", Name: "黑龙江省", Urban: stats.Shown(2), Rural: stats.Shown(1), Total: stats.Shown(3)}, nil},
 		// The migration moves person 1 from an urban address in Daoli to a
 		// rural one in Nangang on its effective date.
-		{"region=2301&as_of=2022-03-01&children=true", api.RegionCount{Region: "2301", Name: "哈尔滨市", Urban: 1, Rural: 2, Total: 3},
+		{"region=2301&as_of=2022-03-01&children=true", api.RegionCount{Region: "2301", Name: "哈尔滨市", Urban: stats.Shown(1), Rural: stats.Shown(2), Total: stats.Shown(3)},
 			map[string][2]int64{"230102": {0, 1}, "230103": {1, 1}}},
 		// Death ends the count from its date.
 		{"region=230102&as_of=2023-05-05", api.RegionCount{Region: "230102", Name: "道里区"}, nil},
-		{"region=230102019200&as_of=2023-05-04", api.RegionCount{Region: "230102019200", Name: "新农村委会", Rural: 1, Total: 1}, nil},
+		{"region=230102019200&as_of=2023-05-04", api.RegionCount{Region: "230102019200", Name: "新农村委会", Rural: stats.Shown(1), Total: stats.Shown(1)}, nil},
 	}
 	for _, tc := range tests {
 		var got api.UrbanRural
@@ -111,7 +113,7 @@ func TestUrbanRuralCounts(t *testing.T) {
 			t.Errorf("%s: %d children, want %d", tc.query, len(got.Children), len(tc.children))
 		}
 		for _, c := range got.Children {
-			if w := tc.children[c.Region]; c.Urban != w[0] || c.Rural != w[1] || c.Total != w[0]+w[1] || c.Name == "" {
+			if w := tc.children[c.Region]; c.Urban != stats.Shown(w[0]) || c.Rural != stats.Shown(w[1]) || c.Total != stats.Shown(w[0]+w[1]) || c.Name == "" {
 				t.Errorf("%s: child %+v, want urban %d rural %d", tc.query, c, w[0], w[1])
 			}
 		}
@@ -195,4 +197,50 @@ func getInto(t testing.TB, url string, v any) int {
 		t.Fatalf("decoding %s: %v", url, err)
 	}
 	return resp.StatusCode
+}
+
+// cellGrant is a caller who sees statistics with small cells suppressed.
+type cellGrant struct{ min int }
+
+func (g cellGrant) Authorize(*http.Request, string) (api.Grant, error)   { return g, nil }
+func (cellGrant) Record(_ context.Context, r hub.Record) hub.Record      { return r }
+func (cellGrant) History(_ context.Context, c []hub.Change) []hub.Change { return c }
+func (cellGrant) Done(context.Context, api.Outcome)                      {}
+func (g cellGrant) MinCell() int                                         { return g.min }
+
+// TestStatisticsSmallCells: a caller with a minimum cell sees counts below
+// it as "<k", with a second cell hidden where one alone could be worked out
+// from the total; the statistics bureau (no minimum) sees every count.
+func TestStatisticsSmallCells(t *testing.T) {
+	store := newMemStore(t)
+	at := time.Date(2020, 1, 1, 10, 0, 0, 0, cst)
+	var in []hub.Input
+	for i := range 12 {
+		in = append(in, registration(t, 10+i, "230102001001", at)) // 12 urban in Daoli
+	}
+	in = append(in, registration(t, 30, "230102019200", at)) // 1 rural in Daoli
+	in = append(in, registration(t, 31, "230103001001", at)) // 1 urban in Nangang
+	storetest.ApplyAll(t, store, in, 3)
+	tests := []struct {
+		min  int
+		want string
+	}{
+		{0, `{"region":"2301","name":"哈尔滨市","urban":13,"rural":1,"total":14,"as_of":"2020-01-01","children":[` +
+			`{"region":"230102","name":"道里区","urban":12,"rural":1,"total":13},{"region":"230103","name":"南岗区","urban":1,"rural":0,"total":1}]}`},
+		{5, `{"region":"2301","name":"哈尔滨市","urban":"\u003c5","rural":"\u003c5","total":14,"as_of":"2020-01-01","children":[` +
+			`{"region":"230102","name":"道里区","urban":"\u003c5","rural":"\u003c5","total":"\u003c5"},{"region":"230103","name":"南岗区","urban":"\u003c5","rural":"\u003c5","total":"\u003c5"}]}`},
+	}
+	for _, tc := range tests {
+		srv := httptest.NewServer(api.New(api.Config{Store: store, Counter: store, Regions: testRegions{}, Authorizer: cellGrant{tc.min}}).Handler())
+		resp, err := http.Get(srv.URL + "/v1/stats/urban-rural?region=2301&as_of=2020-01-01&children=true")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		srv.Close()
+		if got := strings.TrimSpace(string(b)); got != tc.want {
+			t.Errorf("min cell %d:\n got %s\nwant %s", tc.min, got, tc.want)
+		}
+	}
 }

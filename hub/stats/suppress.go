@@ -1,7 +1,10 @@
-package access
+package stats
 
 import (
+	"encoding/json"
+	"fmt"
 	"strconv"
+	"strings"
 )
 
 // Cell is one statistics count as shown to a caller: the count, or a
@@ -12,6 +15,9 @@ type Cell struct {
 	Suppressed bool
 	Min        int // the minimum cell that suppressed it
 }
+
+// Shown is a cell that is shown.
+func Shown(n int64) Cell { return Cell{N: n} }
 
 // Marker is the text shown instead of a suppressed cell: "<10".
 func (c Cell) Marker() string { return "<" + strconv.Itoa(c.Min) }
@@ -67,4 +73,27 @@ func Suppress(counts []int64, minCell int) (cells []Cell, total Cell) {
 		cells[next] = Cell{Suppressed: true, Min: minCell}
 	}
 	return cells, total
+}
+
+// UnmarshalJSON reads a number or a "<k" marker.
+func (c *Cell) UnmarshalJSON(b []byte) error {
+	s := string(b)
+	if strings.HasPrefix(s, `"`) {
+		var m string
+		if err := json.Unmarshal(b, &m); err != nil || !strings.HasPrefix(m, "<") {
+			return fmt.Errorf("statistics cell %s: not a suppression marker", s)
+		}
+		k, err := strconv.Atoi(m[1:])
+		if err != nil {
+			return fmt.Errorf("statistics cell %s: not a suppression marker", s)
+		}
+		*c = Cell{Suppressed: true, Min: k}
+		return nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return fmt.Errorf("statistics cell %s: not a count", s)
+	}
+	*c = Cell{N: n}
+	return nil
 }
