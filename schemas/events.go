@@ -175,8 +175,24 @@ type Input struct {
 	Now   time.Time
 }
 
-// Decode parses and validates one event. Any failure is a *RejectError.
-func Decode(in Input) (Event, error) {
+// attrs are the envelope attributes as read from the wire: has* is false
+// for an attribute that is missing or JSON null. Both decoders fill it, and
+// checkEnvelope judges it, so the two agree on every rule.
+type attrs struct {
+	specVersion, id, source, typ, subject, time, dataContentType string
+
+	hasSpecVersion, hasID, hasSource, hasType, hasSubject, hasTime, hasDataContentType bool
+
+	// data is the raw JSON of the data attribute, owned by the decoder
+	// (it becomes Event.Data); nil when missing.
+	data []byte
+}
+
+// decodeStd is Decode written with encoding/json: the reference the fast
+// decoder is tested against, and what it falls back to for input it does
+// not handle itself (malformed JSON, type errors, keys that only match a
+// field case-insensitively, and so on).
+func decodeStd(in Input) (Event, error) {
 	var env envelope
 	if err := json.Unmarshal(in.Value, &env); err != nil {
 		var se *json.SyntaxError
@@ -185,68 +201,17 @@ func Decode(in Input) (Event, error) {
 		}
 		return Event{}, reject(ReasonNotCloudEvent, "", "value is not a CloudEvents JSON object: %v", err)
 	}
-	now := in.Now
-	if now.IsZero() {
-		now = time.Now()
-	}
-	var ev Event
-	switch {
-	case env.SpecVersion == nil:
-		return ev, reject(ReasonNotCloudEvent, "specversion", "required attribute is missing")
-	case *env.SpecVersion != SpecVersion:
-		return ev, reject(ReasonNotCloudEvent, "specversion", "must be %q", SpecVersion)
-	case env.ID == nil || *env.ID == "":
-		return ev, reject(ReasonNotCloudEvent, "id", "required attribute is missing or empty")
-	case utf8.RuneCountInString(*env.ID) > 200:
-		return ev, reject(ReasonNotCloudEvent, "id", "longer than 200 characters")
-	case env.Source == nil || *env.Source == "":
-		return ev, reject(ReasonNotCloudEvent, "source", "required attribute is missing or empty")
-	case env.Type == nil || *env.Type == "":
-		return ev, reject(ReasonNotCloudEvent, "type", "required attribute is missing or empty")
-	case env.Time == nil:
-		return ev, reject(ReasonNotCloudEvent, "time", "required attribute is missing")
-	case env.Subject == nil:
-		return ev, reject(ReasonNotCloudEvent, "subject", "required attribute is missing")
-	case env.DataContentType != nil && *env.DataContentType != "application/json" && !strings.HasPrefix(*env.DataContentType, "application/json;"):
-		return ev, reject(ReasonNotCloudEvent, "datacontenttype", "must be application/json")
-	case len(env.Data) == 0 || string(env.Data) == "null":
-		return ev, reject(ReasonNotCloudEvent, "data", "required attribute is missing")
-	}
-	t, ok := parseTime(*env.Time)
-	if !ok {
-		return ev, reject(ReasonNotCloudEvent, "time", "not an RFC 3339 timestamp")
-	}
-	// A change cannot have taken effect in the future (a day of clock skew
-	// is allowed): one that claims to would win every later change of its
-	// section.
-	if t.After(now.Add(MaxClockSkew)) || t.Year() < 1850 {
-		return ev, reject(ReasonNotCloudEvent, "time", "must not lie in the future or before 1850")
-	}
-	if !printable(*env.ID) {
-		return ev, reject(ReasonNotCloudEvent, "id", "must not contain control characters")
-	}
-	ev = Event{SpecVersion: SpecVersion, ID: *env.ID, Source: Source(*env.Source), Type: Type(*env.Type),
-		Time: t, DataContentType: "application/json", Data: env.Data}
-	if !ev.Source.Valid() {
-		return ev, reject(ReasonSourceMismatch, "source", "%q is not a department source", *env.Source)
-	}
-	if in.Topic != "" && SourceOfTopic(in.Topic) != ev.Source {
-		return ev, reject(ReasonSourceMismatch, "source", "source %q does not match topic %q", ev.Source, in.Topic)
-	}
-	spec, ok := catalogue[ev.Type]
-	if !ok {
-		return ev, reject(ReasonUnknownType, "type", "%q is not in the catalogue", *env.Type)
-	}
-	if spec.source != ev.Source {
-		return ev, reject(ReasonSourceMismatch, "type", "type %q belongs to source %q, not %q", ev.Type, spec.source, ev.Source)
-	}
-	id, err := citizenid.ParseAt(*env.Subject, now)
-	if err != nil {
-		return ev, reject(ReasonInvalidSubject, "subject", "%v", errors.Unwrap(err))
-	}
-	ev.Subject = id
-	if in.Key != nil && string(in.Key) != string(id) {
-		return ev, reject(ReasonKeyMismatch, "subject", "record key does not equal the subject")
+	a := attrs{data: env.Data}
+	a.specVersion, a.hasSpecVersion = deref(env.SpecVersion)
+	a.id, a.hasID = deref(env.ID)
+	a.source, a.hasSource = deref(env.Source)
+	a.typ, a.hasType = deref(env.Type)
+	a.subject, a.hasSubject = deref(env.Subject)
+	a.time, a.hasTime = deref(env.Time)
+	a.dataContentType, a.hasDataContentType = deref(env.DataContentType)
+	ev, spec, now, rej := checkEnvelope(in, &a)
+	if rej != nil {
+		return ev, rej
 	}
 	data := spec.new()
 	ddec := json.NewDecoder(bytes.NewReader(env.Data))
@@ -261,6 +226,84 @@ func Decode(in Input) (Event, error) {
 	}
 	ev.Payload = data
 	return ev, nil
+}
+
+func deref(p *string) (string, bool) {
+	if p == nil {
+		return "", false
+	}
+	return *p, true
+}
+
+// checkEnvelope applies the envelope rules to the attributes of in. It
+// returns the event filled as far as the checks got (with a reject), or the
+// event without Payload, the catalogue entry of its type and the time the
+// data is to be validated at.
+func checkEnvelope(in Input, a *attrs) (Event, typeSpec, time.Time, *RejectError) {
+	now := in.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	var ev Event
+	switch {
+	case !a.hasSpecVersion:
+		return ev, typeSpec{}, now, reject(ReasonNotCloudEvent, "specversion", "required attribute is missing")
+	case a.specVersion != SpecVersion:
+		return ev, typeSpec{}, now, reject(ReasonNotCloudEvent, "specversion", "must be %q", SpecVersion)
+	case !a.hasID || a.id == "":
+		return ev, typeSpec{}, now, reject(ReasonNotCloudEvent, "id", "required attribute is missing or empty")
+	case utf8.RuneCountInString(a.id) > 200:
+		return ev, typeSpec{}, now, reject(ReasonNotCloudEvent, "id", "longer than 200 characters")
+	case !a.hasSource || a.source == "":
+		return ev, typeSpec{}, now, reject(ReasonNotCloudEvent, "source", "required attribute is missing or empty")
+	case !a.hasType || a.typ == "":
+		return ev, typeSpec{}, now, reject(ReasonNotCloudEvent, "type", "required attribute is missing or empty")
+	case !a.hasTime:
+		return ev, typeSpec{}, now, reject(ReasonNotCloudEvent, "time", "required attribute is missing")
+	case !a.hasSubject:
+		return ev, typeSpec{}, now, reject(ReasonNotCloudEvent, "subject", "required attribute is missing")
+	case a.hasDataContentType && a.dataContentType != "application/json" && !strings.HasPrefix(a.dataContentType, "application/json;"):
+		return ev, typeSpec{}, now, reject(ReasonNotCloudEvent, "datacontenttype", "must be application/json")
+	case len(a.data) == 0 || string(a.data) == "null":
+		return ev, typeSpec{}, now, reject(ReasonNotCloudEvent, "data", "required attribute is missing")
+	}
+	t, ok := parseTime(a.time)
+	if !ok {
+		return ev, typeSpec{}, now, reject(ReasonNotCloudEvent, "time", "not an RFC 3339 timestamp")
+	}
+	// A change cannot have taken effect in the future (a day of clock skew
+	// is allowed): one that claims to would win every later change of its
+	// section.
+	if t.After(now.Add(MaxClockSkew)) || t.Year() < 1850 {
+		return ev, typeSpec{}, now, reject(ReasonNotCloudEvent, "time", "must not lie in the future or before 1850")
+	}
+	if !printable(a.id) {
+		return ev, typeSpec{}, now, reject(ReasonNotCloudEvent, "id", "must not contain control characters")
+	}
+	ev = Event{SpecVersion: SpecVersion, ID: a.id, Source: Source(a.source), Type: Type(a.typ),
+		Time: t, DataContentType: "application/json", Data: a.data}
+	if !ev.Source.Valid() {
+		return ev, typeSpec{}, now, reject(ReasonSourceMismatch, "source", "%q is not a department source", a.source)
+	}
+	if in.Topic != "" && SourceOfTopic(in.Topic) != ev.Source {
+		return ev, typeSpec{}, now, reject(ReasonSourceMismatch, "source", "source %q does not match topic %q", ev.Source, in.Topic)
+	}
+	spec, ok := catalogue[ev.Type]
+	if !ok {
+		return ev, typeSpec{}, now, reject(ReasonUnknownType, "type", "%q is not in the catalogue", a.typ)
+	}
+	if spec.source != ev.Source {
+		return ev, typeSpec{}, now, reject(ReasonSourceMismatch, "type", "type %q belongs to source %q, not %q", ev.Type, spec.source, ev.Source)
+	}
+	id, err := citizenid.ParseAt(a.subject, now)
+	if err != nil {
+		return ev, typeSpec{}, now, reject(ReasonInvalidSubject, "subject", "%v", errors.Unwrap(err))
+	}
+	ev.Subject = id
+	if in.Key != nil && string(in.Key) != string(id) {
+		return ev, typeSpec{}, now, reject(ReasonKeyMismatch, "subject", "record key does not equal the subject")
+	}
+	return ev, spec, now, nil
 }
 
 func dataDecodeError(err error) *RejectError {
