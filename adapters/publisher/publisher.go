@@ -7,9 +7,18 @@
 // kafka-go, and reports a Result per event. Records are acknowledged by all
 // in-sync replicas, retried, batched and compressed; they are partitioned
 // with the Java client's murmur2 partitioner, so every department's client,
-// in any language, puts one citizen on the same partition. The W3C trace
-// context of the caller's ctx travels in the record headers (traceparent),
-// so a trace spans the department, Kafka and the hub.
+// in any language, puts one citizen on the same partition.
+//
+// Tracing: each produce (a Publish call, or a chunk of PublishFile) is a
+// producer span "publish <topic>" ("publish" when its events go to several
+// topics), a child of the span in the caller's ctx, or a new trace when
+// there is none. Its W3C trace context travels in every record's headers
+// (traceparent, tracestate), so a trace spans the department, Kafka, the
+// hub and the subscribers. One span per produce rather than per event
+// keeps a large import cheap; a single-event Publish names its event
+// (cloudevents.event_id, source and type attributes). Record keys and
+// event subjects are citizen IDs and never become attributes
+// (messaging.kafka.message.key is deliberately not set).
 //
 // Event ids derived with EventID from the department's own record key and
 // version make a re-send idempotent: the hub applies each (source, id)
@@ -42,7 +51,11 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/pophub/pophub/schemas"
 )
@@ -67,9 +80,13 @@ type Config struct {
 	Compression kafka.Compression
 	// MaxAttempts bounds the tries of a produce request (default 10).
 	MaxAttempts int
-	// Propagator injects the trace context of Publish's ctx into record
-	// headers (default W3C TraceContext).
+	// Propagator injects the trace context of the publish span into
+	// record headers (default W3C TraceContext).
 	Propagator propagation.TextMapPropagator
+	// TracerProvider starts the publish spans (default otel's global
+	// provider, a no-op unless the program installed one; the caller's
+	// trace context then passes to the records unchanged).
+	TracerProvider trace.TracerProvider
 	// Logger receives warnings about events the broker did not take
 	// (default: discard). It never sees citizen IDs.
 	Logger *slog.Logger
@@ -94,6 +111,9 @@ func (c *Config) setDefaults() {
 	if c.Propagator == nil {
 		c.Propagator = propagation.TraceContext{}
 	}
+	if c.TracerProvider == nil {
+		c.TracerProvider = otel.GetTracerProvider()
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -117,6 +137,7 @@ func (c *Config) Validate() error {
 // Publish call waits for its own records' acknowledgements.
 type Publisher struct {
 	cfg       Config
+	tracer    trace.Tracer
 	fileChunk int // lines of a file validated and sent at once
 	w         *kafka.Writer
 	closeOnce sync.Once
@@ -144,7 +165,8 @@ func New(cfg Config) (*Publisher, error) {
 		Compression:            cfg.Compression,
 		AllowAutoTopicCreation: false,
 	}
-	return &Publisher{cfg: cfg, w: w, fileChunk: max(cfg.BatchSize, 8192)}, nil
+	return &Publisher{cfg: cfg, w: w, fileChunk: max(cfg.BatchSize, 8192),
+		tracer: cfg.TracerProvider.Tracer("github.com/pophub/pophub/adapters/publisher")}, nil
 }
 
 // EventID derives a stable event id from the department's own record key
@@ -217,17 +239,29 @@ func (p *Publisher) Publish(ctx context.Context, events ...schemas.Event) ([]Res
 func (p *Publisher) send(ctx context.Context, events []schemas.Event, values [][]byte, results []Result) error {
 	msgs := make([]kafka.Message, 0, len(events))
 	idx := make([]int, 0, len(events))
-	var headers []kafka.Header
-	p.cfg.Propagator.Inject(ctx, headerCarrier{&headers})
+	topic := "" // the records' topic, "" when they go to several
 	for i, ev := range events {
 		if results[i].Err != nil {
 			continue
 		}
-		msgs = append(msgs, kafka.Message{Topic: schemas.Topic(ev.Source), Key: []byte(ev.Subject), Value: values[i], Headers: headers})
+		t := schemas.Topic(ev.Source)
+		if len(msgs) == 0 {
+			topic = t
+		} else if t != topic {
+			topic = ""
+		}
+		msgs = append(msgs, kafka.Message{Topic: t, Key: []byte(ev.Subject), Value: values[i]})
 		idx = append(idx, i)
 	}
 	if len(msgs) == 0 {
 		return nil
+	}
+	ctx, span := p.startSpan(ctx, topic, msgs, events, idx)
+	defer span.End()
+	var headers []kafka.Header
+	p.cfg.Propagator.Inject(ctx, headerCarrier{&headers})
+	for i := range msgs {
+		msgs[i].Headers = headers
 	}
 	err := p.w.WriteMessages(ctx, msgs...)
 	var werrs kafka.WriteErrors
@@ -241,15 +275,52 @@ func (p *Publisher) send(ctx context.Context, events []schemas.Event, values [][
 				failed++
 			}
 		}
+		span.SetAttributes(attribute.Int("pophub.publish.failed", failed))
+		span.SetStatus(codes.Error, "the broker did not take some events")
 		p.cfg.Logger.WarnContext(ctx, "publishing: the broker did not take some events", "failed", failed, "sent", len(msgs), "error", werrs[firstNonNil(werrs)])
 	default:
 		for _, i := range idx {
 			results[i].Err = fmt.Errorf("sending to Kafka: %w", err)
 		}
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "sending failed")
 		p.cfg.Logger.WarnContext(ctx, "publishing: sending failed", "events", len(msgs), "error", err)
 		return fmt.Errorf("sending %d events: %w", len(msgs), err)
 	}
 	return nil
+}
+
+// startSpan starts the producer span of one produce. Attributes are set
+// only on a recording span; none names a citizen.
+func (p *Publisher) startSpan(ctx context.Context, topic string, msgs []kafka.Message, events []schemas.Event, idx []int) (context.Context, trace.Span) {
+	name := "publish"
+	if topic != "" {
+		name += " " + topic
+	}
+	ctx, span := p.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindProducer))
+	if !span.IsRecording() {
+		return ctx, span
+	}
+	attrs := []attribute.KeyValue{
+		attribute.String("messaging.system", "kafka"),
+		attribute.String("messaging.operation.type", "send"),
+		attribute.String("messaging.operation.name", "publish"),
+	}
+	if topic != "" {
+		attrs = append(attrs, attribute.String("messaging.destination.name", topic))
+	}
+	if len(msgs) == 1 {
+		ev := events[idx[0]]
+		attrs = append(attrs,
+			attribute.String("messaging.message.id", ev.ID),
+			attribute.String("cloudevents.event_id", ev.ID),
+			attribute.String("cloudevents.event_source", string(ev.Source)),
+			attribute.String("cloudevents.event_type", string(ev.Type)))
+	} else {
+		attrs = append(attrs, attribute.Int("messaging.batch.message_count", len(msgs)))
+	}
+	span.SetAttributes(attrs...)
+	return ctx, span
 }
 
 func firstNonNil(errs kafka.WriteErrors) int {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pophub/pophub/adapters/gateway"
@@ -63,6 +64,8 @@ type Config struct {
 	GroupID      string // Kafka consumer group, default "pophub"
 	Partitions   int    // partitions of topics the hub creates, default 8
 	OTLPEndpoint string // OTLP/HTTP trace endpoint; empty disables export
+	// SpanProcessor receives every span (tests record them with it).
+	SpanProcessor sdktrace.SpanProcessor
 	// RegionsFile is an official NBS urban-rural table saved by `pophub
 	// regions import`, laid over the built-in region table; default
 	// DataDir/regions.tsv.gz when that exists.
@@ -202,7 +205,8 @@ func (m *Main) Start(ctx context.Context) (err error) {
 	if regions != "" {
 		log.Info("official region table loaded", "file", regions)
 	}
-	if m.tel, err = telemetry.Setup(ctx, telemetry.Config{ServiceName: "pophub", OTLPEndpoint: m.Config.OTLPEndpoint, Logger: log}); err != nil {
+	if m.tel, err = telemetry.Setup(ctx, telemetry.Config{ServiceName: "pophub", OTLPEndpoint: m.Config.OTLPEndpoint,
+		SpanProcessor: m.Config.SpanProcessor, Logger: log}); err != nil {
 		return fmt.Errorf("setting up telemetry: %w", err)
 	}
 	meter := m.tel.Meter("github.com/pophub/pophub")
@@ -281,7 +285,8 @@ func (m *Main) Start(ctx context.Context) (err error) {
 				toks = append(toks, gateway.Token{Source: t.Source, SHA256: t.SHA256})
 			}
 		}
-		if m.gatewayPub, err = publisher.New(publisher.Config{Brokers: m.brokers, Logger: log}); err != nil {
+		if m.gatewayPub, err = publisher.New(publisher.Config{Brokers: m.brokers, Logger: log,
+			TracerProvider: m.tel.TracerProvider, Propagator: m.tel.Propagator}); err != nil {
 			return fmt.Errorf("creating the gateway's publisher: %w", err)
 		}
 		gw, err := gateway.New(gateway.Config{Sender: m.gatewayPub, Tokens: toks, Propagator: m.tel.Propagator, Logger: log})

@@ -162,8 +162,12 @@ type Config struct {
 	// TracerProvider starts one consumer span per notification (default
 	// otel's global provider, a no-op unless the program installed one).
 	TracerProvider trace.TracerProvider
-	// MeterProvider records pophub_sdk_notifications_total (default the
-	// global provider).
+	// MeterProvider records pophub_sdk_notifications_total{subscriber,
+	// outcome} and the gauges pophub_sdk_pending{subscriber} (notifications
+	// the durable consumer has not delivered yet: the subscriber's lag) and
+	// pophub_sdk_ack_pending{subscriber} (delivered, not yet acked), which
+	// are refreshed from each message's metadata and from a consumer info
+	// request every five seconds (default the global provider).
 	MeterProvider metric.MeterProvider
 	// Propagator extracts the hub's trace context from message headers
 	// (default W3C TraceContext).

@@ -50,6 +50,7 @@ type Subscriber struct {
 
 	outcomes  metric.Int64Counter
 	attrSets  map[string]metric.AddOption
+	backlog   backlog
 	closeOnce sync.Once
 }
 
@@ -71,7 +72,8 @@ func New(cfg Config) (*Subscriber, error) {
 		attrSets: make(map[string]metric.AddOption),
 	}
 	var err error
-	s.outcomes, err = cfg.MeterProvider.Meter("github.com/pophub/pophub/consumers/sdk").Int64Counter(
+	meter := cfg.MeterProvider.Meter("github.com/pophub/pophub/consumers/sdk")
+	s.outcomes, err = meter.Int64Counter(
 		"pophub_sdk_notifications_total",
 		metric.WithDescription("Notifications taken by the subscriber SDK, by outcome: handled, skipped (filtered out or in the snapshot), retried, dead_lettered."))
 	if err != nil {
@@ -79,6 +81,9 @@ func New(cfg Config) (*Subscriber, error) {
 	}
 	for _, o := range []string{"handled", "skipped", "retried", "dead_lettered"} {
 		s.attrSets[o] = metric.WithAttributeSet(attribute.NewSet(attribute.String("subscriber", cfg.Name), attribute.String("outcome", o)))
+	}
+	if err := s.backlog.register(meter, cfg.Name); err != nil {
+		return nil, fmt.Errorf("creating metrics: %w", err)
 	}
 	if cfg.Conn != nil {
 		s.nc = cfg.Conn
@@ -101,6 +106,9 @@ func New(cfg Config) (*Subscriber, error) {
 // it after Run returned.
 func (s *Subscriber) Close() error {
 	s.closeOnce.Do(func() {
+		if s.backlog.reg != nil {
+			_ = s.backlog.reg.Unregister()
+		}
 		if s.ownConn {
 			s.nc.Close()
 		}
@@ -143,6 +151,13 @@ func (s *Subscriber) Run(ctx context.Context) error {
 		time.AfterFunc(s.cfg.ShutdownTimeout, cancelHandlers)
 	})
 	defer stopWatch()
+
+	watching := make(chan struct{})
+	go func() {
+		defer close(watching)
+		s.watchBacklog(ctx, cons)
+	}()
+	defer func() { <-watching }()
 
 	queues := make([]chan item, s.cfg.Concurrency)
 	var workers sync.WaitGroup
@@ -227,6 +242,7 @@ func (s *Subscriber) dispatch(msg jetstream.Msg, queues []chan item) {
 		_ = msg.Term() // not a JetStream message: cannot happen on a pull consumer
 		return
 	}
+	s.backlog.delivered(meta)
 	if !s.filters.match(msg.Subject()) {
 		_ = msg.Ack()
 		s.count("skipped")

@@ -18,9 +18,30 @@
 // pophub_consumer_lag{topic,partition}, which kafka-go's group reader does
 // not expose: every five seconds the consumer asks the broker for each
 // partition's high watermark (ListOffsets) and the group's committed offset
-// (OffsetFetch) and reports the difference. One span "ingest batch" per
-// batch, linked to the trace contexts in the records' traceparent headers;
-// record keys (citizen IDs) never become attributes.
+// (OffsetFetch) and reports the difference; the histogram
+// pophub_store_apply_duration_seconds{outcome} times each call of the
+// store's Apply, failed attempts included (pophub_apply_duration_seconds
+// covers a batch's whole apply, retries and backoff included).
+//
+// Tracing: one span "ingest batch" per batch, linked to the trace contexts
+// in the records' traceparent headers. A record whose trace context is
+// sampled also gets spans in its own trace, so one event can be followed
+// from the department to the subscriber:
+//
+//	ingest <topic>   consumer span, child of the record's context, from
+//	                 decoding to the store's commit; linked to the batch span
+//	└ store commit   the batch's Apply as this event saw it (each sampled
+//	                 event of the batch has one, with the same times)
+//
+// and the event's notifications carry the context of its "store commit"
+// span in the outbox, so the relay's spans continue from it. The batch's
+// Apply is one transaction but the events belong to different traces, and
+// a span has one parent: so the commit is recorded once per sampled event,
+// in that event's trace, rather than as one span that all traces link to.
+// Records without trace context or with an unsampled one cost no spans;
+// their trace context passes to the outbox unchanged. Record keys (citizen
+// IDs) and event subjects never become attributes: spans carry topic,
+// partition, offset, consumer group, event id, source and type.
 package ingest
 
 import (
@@ -38,6 +59,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
@@ -179,6 +201,10 @@ type metrics struct {
 	consumed, applied, duplicates, rejected metric.Int64Counter
 	applyDuration                           metric.Float64Histogram
 	batchSize                               metric.Int64Histogram
+	// storeDuration times each Apply call; storeOK and storeFailed are
+	// its attribute sets, built once.
+	storeDuration        metric.Float64Histogram
+	storeOK, storeFailed metric.RecordOption
 }
 
 // New creates a consumer that applies to store.
@@ -236,6 +262,11 @@ func New(cfg Config, store Applier) (*Consumer, error) {
 	c.metrics.batchSize, err = m.Int64Histogram("pophub.ingest.batch.size", metric.WithUnit("{event}"), metric.WithDescription("Records per ingest batch."),
 		metric.WithExplicitBucketBoundaries(1, 10, 50, 100, 250, 500, 1000, 2000, 5000))
 	errs = append(errs, err)
+	c.metrics.storeDuration, err = m.Float64Histogram("pophub.store.apply.duration", metric.WithUnit("s"),
+		metric.WithDescription("Time of one store Apply call (one batch transaction), by outcome; failed attempts count too."))
+	errs = append(errs, err)
+	c.metrics.storeOK = metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", "ok")))
+	c.metrics.storeFailed = metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", "error")))
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("creating ingest metrics: %w", err)
 	}
@@ -373,6 +404,19 @@ type decoded struct {
 	rejects []kafka.Message
 	tally   tally
 	links   []trace.Link
+	// sampled lists the inputs whose record carries a sampled trace
+	// context: they get spans of their own (see the package comment).
+	sampled []sampledInput
+}
+
+// sampledInput is an input whose record carries a sampled trace context.
+type sampledInput struct {
+	input     int // index in decoded.inputs
+	parent    trace.SpanContext
+	topic     string
+	partition int
+	offset    int64
+	decoded   time.Time // when its chunk was decoded: the span's start
 }
 
 // tally counts a batch per source.
@@ -467,6 +511,10 @@ func (c *Consumer) decode(batch []kafka.Message) decoded {
 	wg.Wait()
 	d := decoded{batch: batch, inputs: make([]hub.Input, 0, len(batch)), tally: tally{}}
 	for _, p := range parts {
+		for _, si := range p.sampled {
+			si.input += len(d.inputs)
+			d.sampled = append(d.sampled, si)
+		}
 		d.inputs = append(d.inputs, p.inputs...)
 		d.rejects = append(d.rejects, p.rejects...)
 		d.links = append(d.links, p.links...)
@@ -501,6 +549,10 @@ func decodeChunk(batch []kafka.Message) decoded {
 			}
 			if sc := trace.SpanContextFromContext(propagator.Extract(context.Background(), h)); sc.IsValid() {
 				d.links = append(d.links, trace.Link{SpanContext: sc})
+				if sc.IsSampled() {
+					d.sampled = append(d.sampled, sampledInput{input: len(d.inputs), parent: sc,
+						topic: m.Topic, partition: m.Partition, offset: m.Offset, decoded: now})
+				}
 			}
 		}
 		d.inputs = append(d.inputs, in)
@@ -564,11 +616,13 @@ func (c *Consumer) applyInOrder(ctx context.Context, batches <-chan decoded) err
 }
 
 // apply writes a batch's rejects to the DLQ and applies the rest.
-func (c *Consumer) apply(ctx context.Context, d decoded) (hub.ApplyResult, error) {
+func (c *Consumer) apply(ctx context.Context, d decoded) (res hub.ApplyResult, err error) {
 	batch, inputs, rejects := d.batch, d.inputs, d.rejects
 	ctx, span := c.cfg.Tracer.Start(ctx, "ingest batch", trace.WithLinks(d.links...),
 		trace.WithAttributes(attribute.Int("messaging.batch.message_count", len(batch)), attribute.String("messaging.system", "kafka")))
 	defer span.End()
+	events := c.startEventSpans(span.SpanContext(), d)
+	defer func() { endEventSpans(events, err) }()
 
 	if len(rejects) > 0 {
 		if err := retry(ctx, c.cfg.Logger, "writing rejects to the DLQ", func() error {
@@ -577,19 +631,115 @@ func (c *Consumer) apply(ctx context.Context, d decoded) (hub.ApplyResult, error
 			return hub.ApplyResult{}, err
 		}
 	}
-	var res hub.ApplyResult
 	if len(inputs) > 0 {
+		commits := c.startCommitSpans(events, inputs)
 		start := time.Now()
-		if err := retry(ctx, c.cfg.Logger, "applying batch", func() error {
+		attempts := 0
+		err := retry(ctx, c.cfg.Logger, "applying batch", func() error {
+			attempts++
+			t0 := time.Now()
 			var err error
 			res, err = c.store.Apply(ctx, inputs)
+			opt := c.metrics.storeOK
+			if err != nil {
+				opt = c.metrics.storeFailed
+			}
+			c.metrics.storeDuration.Record(ctx, time.Since(t0).Seconds(), opt)
 			return err
-		}); err != nil {
+		})
+		endCommitSpans(commits, attempts, err)
+		if err != nil {
 			return res, err
 		}
 		c.metrics.applyDuration.Record(ctx, time.Since(start).Seconds())
 	}
 	return res, nil
+}
+
+// startEventSpans starts an "ingest <topic>" span for each sampled input,
+// a child of its record's trace context and linked to the batch span.
+// The spans start when the input was decoded.
+func (c *Consumer) startEventSpans(batch trace.SpanContext, d decoded) []eventSpan {
+	if len(d.sampled) == 0 {
+		return nil
+	}
+	links := []trace.Link{{SpanContext: batch}}
+	out := make([]eventSpan, 0, len(d.sampled))
+	for _, si := range d.sampled {
+		ev := d.inputs[si.input].Event
+		ctx := trace.ContextWithRemoteSpanContext(context.Background(), si.parent)
+		ctx, span := c.cfg.Tracer.Start(ctx, "ingest "+si.topic, trace.WithSpanKind(trace.SpanKindConsumer),
+			trace.WithTimestamp(si.decoded), trace.WithLinks(links...))
+		if !span.IsRecording() { // a tracer that records nothing: leave the record's context as it is
+			span.End()
+			continue
+		}
+		// Never the record key nor the event's subject: both are the
+		// citizen ID.
+		span.SetAttributes(
+			attribute.String("messaging.system", "kafka"),
+			attribute.String("messaging.operation.type", "process"),
+			attribute.String("messaging.operation.name", "ingest"),
+			attribute.String("messaging.destination.name", si.topic),
+			attribute.String("messaging.destination.partition.id", strconv.Itoa(si.partition)),
+			attribute.Int64("messaging.kafka.offset", si.offset),
+			attribute.String("messaging.consumer.group.name", c.cfg.GroupID),
+			attribute.String("messaging.message.id", ev.ID),
+			attribute.String("cloudevents.event_id", ev.ID),
+			attribute.String("cloudevents.event_source", string(ev.Source)),
+			attribute.String("cloudevents.event_type", string(ev.Type)),
+		)
+		out = append(out, eventSpan{ctx: ctx, span: span, input: si.input})
+	}
+	return out
+}
+
+// eventSpan is a sampled input's "ingest <topic>" span and its context.
+type eventSpan struct {
+	ctx   context.Context
+	span  trace.Span
+	input int
+}
+
+// startCommitSpans starts a "store commit" span under each event span and
+// puts its context into the input's trace context, which the store copies
+// onto the event's outbox entries.
+func (c *Consumer) startCommitSpans(events []eventSpan, inputs []hub.Input) []trace.Span {
+	if len(events) == 0 {
+		return nil
+	}
+	spans := make([]trace.Span, len(events))
+	size := attribute.Int("pophub.store.batch.size", len(inputs))
+	for i, e := range events {
+		ctx, span := c.cfg.Tracer.Start(e.ctx, "store commit", trace.WithAttributes(size))
+		tc := propagation.MapCarrier{}
+		propagator.Inject(ctx, tc)
+		inputs[e.input].Trace = tc
+		spans[i] = span
+	}
+	return spans
+}
+
+func endCommitSpans(spans []trace.Span, attempts int, err error) {
+	for _, span := range spans {
+		if attempts > 1 {
+			span.SetAttributes(attribute.Int("pophub.store.attempts", attempts))
+		}
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, "applying batch")
+		}
+		span.End()
+	}
+}
+
+func endEventSpans(events []eventSpan, err error) {
+	for _, e := range events {
+		if err != nil {
+			e.span.SetStatus(codes.Error, "applying batch")
+		}
+		e.span.End()
+	}
 }
 
 // commit hands the batch's offsets to the reader and counts it.

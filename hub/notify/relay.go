@@ -12,12 +12,25 @@
 // Config.RepublishWindow above its sync interval and the relay publishes
 // the window again whenever its connection was re-established.
 //
-// Telemetry: pophub_notifications_published_total,
-// pophub_notifications_republished_total, the gauges pophub_outbox_backlog
-// and pophub_outbox_age_seconds, the histogram
+// Telemetry: pophub_notifications_published_total{kind} (kind is the
+// subject's second token: changed, migration, death, eligibility; other
+// for anything else), pophub_notifications_republished_total (present
+// from the start, at zero), the gauges pophub_outbox_backlog and
+// pophub_outbox_age_seconds, the histogram
 // pophub_relay_publish_duration_seconds, and one "outbox relay" span per
-// round. Each message carries the traceparent/tracestate its change
-// arrived with.
+// round.
+//
+// Each message carries W3C trace context in its headers. An entry whose
+// trace context (the one its change was committed with) is sampled gets a
+// producer span "publish pop.<kind>" in that trace, a child of the
+// context in the entry and linked to the round's span, lasting until
+// JetStream acknowledged the message; the message carries that span's
+// context, so the subscriber's span is its child. An entry with an
+// unsampled trace context costs no span and carries its context
+// unchanged. Span names use the subject's kind, not the subject, whose
+// region tokens would make one name per region; the subject itself is the
+// messaging.destination.name attribute. Citizen IDs never appear: the
+// message id is the change id, a hash.
 package notify
 
 import (
@@ -25,13 +38,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
@@ -159,6 +175,7 @@ type Relay struct {
 	wake   chan struct{}
 
 	published   metric.Int64Counter
+	byKind      [len(kinds)]metric.AddOption // published's attribute sets
 	republished metric.Int64Counter
 	backlog     metric.Int64Gauge
 	age         metric.Float64Gauge
@@ -188,6 +205,12 @@ func New(cfg Config, js jetstream.JetStream, outbox Outbox) *Relay {
 		metric.WithDescription("Notifications acknowledged by JetStream."))
 	r.republished, _ = cfg.Meter.Int64Counter("pophub.notifications.republished", metric.WithUnit("{notification}"),
 		metric.WithDescription("Notifications published again after a reconnect, within the republish window."))
+	// Both counters show on /metrics from the start, at zero.
+	for i, k := range kinds {
+		r.byKind[i] = metric.WithAttributeSet(attribute.NewSet(attribute.String("kind", k)))
+		r.published.Add(context.Background(), 0, r.byKind[i])
+	}
+	r.republished.Add(context.Background(), 0)
 	r.backlog, _ = cfg.Meter.Int64Gauge("pophub.outbox.backlog", metric.WithUnit("{notification}"),
 		metric.WithDescription("Outbox entries found waiting in the relay's last round (at most one batch)."))
 	r.age, _ = cfg.Meter.Float64Gauge("pophub.outbox.age", metric.WithUnit("s"),
@@ -270,7 +293,7 @@ func (r *Relay) round(ctx context.Context) (int, error) {
 		r.age.Record(ctx, max(time.Since(oldest).Seconds(), 0))
 	}
 	start := time.Now()
-	ctx, span := r.cfg.Tracer.Start(ctx, "outbox relay", trace.WithSpanKind(trace.SpanKindProducer),
+	ctx, span := r.cfg.Tracer.Start(ctx, "outbox relay",
 		trace.WithAttributes(attribute.Int("messaging.batch.message_count", len(entries)), attribute.String("messaging.system", "nats")))
 	defer span.End()
 
@@ -288,7 +311,15 @@ func (r *Relay) round(ctx context.Context) (int, error) {
 			// again and JetStream drops the repeats.
 			return 0, fmt.Errorf("recording published notifications: %w", err)
 		}
-		r.published.Add(ctx, int64(len(acked)))
+		var n [len(kinds)]int64
+		for _, e := range acked {
+			n[kindOf(e.Subject)]++
+		}
+		for i, c := range n {
+			if c > 0 {
+				r.published.Add(ctx, c, r.byKind[i])
+			}
+		}
 		r.keep(acked)
 	}
 	r.duration.Record(ctx, time.Since(start).Seconds())
@@ -304,12 +335,20 @@ func (r *Relay) round(ctx context.Context) (int, error) {
 // the others.
 func (r *Relay) publish(ctx context.Context, entries []hub.OutboxEntry) ([]hub.OutboxEntry, error) {
 	futures := make([]jetstream.PubAckFuture, len(entries))
+	var spans []trace.Span // per entry, made when the first sampled one comes
 	var pubErr error
 	for i, e := range entries {
 		msg := nats.NewMsg(e.Subject)
 		msg.Data = e.Body
-		for k, v := range e.Trace {
-			msg.Header.Set(k, v)
+		if span := r.startSpan(ctx, e, msg.Header); span != nil {
+			if spans == nil {
+				spans = make([]trace.Span, len(entries))
+			}
+			spans[i] = span
+		} else {
+			for k, v := range e.Trace {
+				msg.Header.Set(k, v)
+			}
 		}
 		f, err := r.js.PublishMsgAsync(msg, jetstream.WithMsgID(e.MsgID))
 		if err != nil {
@@ -318,6 +357,23 @@ func (r *Relay) publish(ctx context.Context, entries []hub.OutboxEntry) ([]hub.O
 		}
 		futures[i] = f
 	}
+	// end ends entry i's span, if it has one.
+	end := func(i int, err error) {
+		if spans == nil || spans[i] == nil {
+			return
+		}
+		if err != nil {
+			spans[i].RecordError(err)
+			spans[i].SetStatus(codes.Error, "publishing")
+		}
+		spans[i].End()
+		spans[i] = nil
+	}
+	defer func() {
+		for i := range spans {
+			end(i, pubErr)
+		}
+	}()
 	timeout := time.NewTimer(r.cfg.AckTimeout)
 	defer timeout.Stop()
 	acked := make([]hub.OutboxEntry, 0, len(entries))
@@ -329,16 +385,100 @@ wait:
 		select {
 		case <-f.Ok():
 			acked = append(acked, entries[i])
+			end(i, nil)
 		case err := <-f.Err():
 			pubErr = errors.Join(pubErr, fmt.Errorf("publishing to %s: %w", entries[i].Subject, err))
+			end(i, err)
 		case <-timeout.C:
 			pubErr = errors.Join(pubErr, errors.New("timed out waiting for JetStream acknowledgements"))
 			break wait
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			pubErr = ctx.Err()
+			return nil, pubErr
 		}
 	}
 	return acked, pubErr
+}
+
+// startSpan starts the producer span of an entry whose trace context is
+// sampled, and writes the span's context into h. It returns nil, and
+// leaves h alone, for an entry without a sampled trace context.
+func (r *Relay) startSpan(ctx context.Context, e hub.OutboxEntry, h nats.Header) trace.Span {
+	if !sampled(e.Trace[traceparent]) {
+		return nil
+	}
+	parent := propagator.Extract(context.Background(), propagation.MapCarrier(e.Trace))
+	if !trace.SpanContextFromContext(parent).IsValid() {
+		return nil
+	}
+	kind := kinds[kindOf(e.Subject)]
+	pctx, span := r.cfg.Tracer.Start(parent, "publish pop."+kind, trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithLinks(trace.LinkFromContext(ctx)))
+	if !span.IsRecording() {
+		span.End()
+		return nil
+	}
+	span.SetAttributes(
+		attribute.String("messaging.system", "nats"),
+		attribute.String("messaging.operation.type", "send"),
+		attribute.String("messaging.operation.name", "publish"),
+		attribute.String("messaging.destination.name", e.Subject),
+		attribute.String("messaging.message.id", e.MsgID),
+		attribute.String("pophub.notification.kind", kind),
+		attribute.Int64("pophub.outbox.seq", e.Seq),
+	)
+	propagator.Inject(pctx, headerCarrier(h))
+	return span
+}
+
+// W3C trace context.
+const traceparent = "traceparent"
+
+var propagator = propagation.TraceContext{}
+
+// sampled reports whether a traceparent's flags have the sampled bit,
+// without parsing the rest: most entries of a busy hub are unsampled.
+func sampled(tp string) bool {
+	if len(tp) < 2 {
+		return false
+	}
+	c := tp[len(tp)-1]
+	switch {
+	case c >= '0' && c <= '9':
+		return (c-'0')&1 == 1
+	case c >= 'a' && c <= 'f':
+		return (c-'a'+10)&1 == 1
+	}
+	return false
+}
+
+// headerCarrier writes trace context into NATS headers with the exact,
+// lower-case W3C keys (nats.Header.Set keeps keys as given).
+type headerCarrier nats.Header
+
+func (c headerCarrier) Get(key string) string { return nats.Header(c).Get(key) }
+func (c headerCarrier) Set(key, value string) { nats.Header(c).Set(key, value) }
+func (c headerCarrier) Keys() []string {
+	keys := make([]string, 0, len(c))
+	for k := range c {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+// Notification kinds, the second token of their subjects; kindOf maps a
+// subject to its index here, other last.
+var kinds = [...]string{"changed", "migration", "death", "eligibility", "other"}
+
+func kindOf(subject string) int {
+	_, rest, _ := strings.Cut(subject, ".")
+	tok, _, _ := strings.Cut(rest, ".")
+	for i, k := range kinds[:len(kinds)-1] {
+		if tok == k {
+			return i
+		}
+	}
+	return len(kinds) - 1
 }
 
 // keep remembers acknowledged entries for RepublishWindow.

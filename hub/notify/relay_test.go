@@ -371,7 +371,8 @@ func TestRelayWake(t *testing.T) {
 	rec := httptest.NewRecorder()
 	tel.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	body := rec.Body.String()
-	for _, line := range []string{"pophub_notifications_published_total 30", "pophub_relay_publish_duration_seconds_count 1", "pophub_outbox_backlog ", "pophub_outbox_age_seconds "} {
+	for _, line := range []string{`pophub_notifications_published_total{kind="changed"} 30`,
+		`pophub_notifications_published_total{kind="death"} 0`, "pophub_notifications_republished_total 0", "pophub_relay_publish_duration_seconds_count 1", "pophub_outbox_backlog ", "pophub_outbox_age_seconds "} {
 		if !strings.Contains(body, line) {
 			t.Errorf("/metrics lacks %q", line)
 		}

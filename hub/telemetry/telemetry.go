@@ -70,9 +70,14 @@ type Config struct {
 	// the hub unchanged.
 	OTLPEndpoint string
 
-	// Sampler overrides the sampler used when OTLPEndpoint is set. Nil means
-	// ParentBased(AlwaysSample).
+	// Sampler overrides the sampler used when OTLPEndpoint or
+	// SpanProcessor is set. Nil means ParentBased(AlwaysSample).
 	Sampler sdktrace.Sampler
+
+	// SpanProcessor, when set, receives every sampled span besides the
+	// OTLP exporter (tests pass a tracetest.SpanRecorder). Spans are then
+	// sampled as with an endpoint, even without one.
+	SpanProcessor sdktrace.SpanProcessor
 
 	// Logger receives telemetry errors (failed exports) once InstallGlobals
 	// has routed the otel error handler to it. Nil discards.
@@ -149,11 +154,17 @@ func Setup(ctx context.Context, cfg Config) (*Telemetry, error) {
 			_ = mp.Shutdown(ctx)
 			return nil, fmt.Errorf("creating OTLP trace exporter: %w", err)
 		}
+		topts = append(topts, sdktrace.WithBatcher(exp))
+	}
+	if cfg.SpanProcessor != nil {
+		topts = append(topts, sdktrace.WithSpanProcessor(cfg.SpanProcessor))
+	}
+	if exports || cfg.SpanProcessor != nil {
 		sampler := cfg.Sampler
 		if sampler == nil {
 			sampler = sdktrace.ParentBased(sdktrace.AlwaysSample())
 		}
-		topts = append(topts, sdktrace.WithBatcher(exp), sdktrace.WithSampler(sampler))
+		topts = append(topts, sdktrace.WithSampler(sampler))
 	} else {
 		// No processor: nothing is ever exported. ParentBased keeps the
 		// sampled flag of incoming trace context on the spans the hub adds,
