@@ -51,6 +51,7 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -67,6 +68,9 @@ const NoCompression kafka.Compression = -1
 type Config struct {
 	// Brokers are the Kafka bootstrap addresses.
 	Brokers []string
+	// SASL authenticates the department to brokers that ask for it (its
+	// SCRAM-SHA-512 identity from the hub's access policy); nil for none.
+	SASL sasl.Mechanism
 	// Source, when set, is the only source this publisher sends: events of
 	// another source are rejected (reason source_mismatch) and not sent.
 	Source schemas.Source
@@ -153,6 +157,8 @@ func New(cfg Config) (*Publisher, error) {
 	cfg.setDefaults()
 	w := &kafka.Writer{
 		Addr: kafka.TCP(cfg.Brokers...),
+		// nil is kafka-go's default transport.
+		Transport: transport(cfg.SASL),
 		// Murmur2 is the Java client's partitioner: every department's
 		// client puts one citizen on the same partition.
 		Balancer:               &kafka.Murmur2Balancer{},
@@ -167,6 +173,14 @@ func New(cfg Config) (*Publisher, error) {
 	}
 	return &Publisher{cfg: cfg, w: w, fileChunk: max(cfg.BatchSize, 8192),
 		tracer: cfg.TracerProvider.Tracer("github.com/pophub/pophub/adapters/publisher")}, nil
+}
+
+// transport authenticates with m when set.
+func transport(m sasl.Mechanism) kafka.RoundTripper {
+	if m == nil {
+		return nil
+	}
+	return &kafka.Transport{SASL: m, DialTimeout: 10 * time.Second}
 }
 
 // EventID derives a stable event id from the department's own record key

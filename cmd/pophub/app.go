@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/segmentio/kafka-go/sasl"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"golang.org/x/sync/errgroup"
 
@@ -88,6 +89,10 @@ type Config struct {
 	// NATSPassword is the hub's own NATS password when a policy is on
 	// (the policy keeps only its bcrypt hash).
 	NATSPassword string
+	// Secrets resolves the policy's secret references (env:NAME,
+	// file:PATH) — the Kafka passwords the embedded broker is given and
+	// the hub's own; default access.ResolveSecret.
+	Secrets access.Resolver
 	// EligibilityNotify lists the policies whose newly eligible persons are
 	// announced on pop.eligibility.<policy>.<R> ("all" for every one).
 	EligibilityNotify []string
@@ -145,6 +150,8 @@ type Main struct {
 	// Watcher announces eligibility (nil unless Config.EligibilityNotify).
 	Watcher *watch.Watcher
 
+	// kafkaSASL is the hub's Kafka identity when a policy is on.
+	kafkaSASL sasl.Mechanism
 	// auditor records every access when a policy is on (nil: none), to
 	// auditLog over auditStore.
 	auditor    access.Auditor
@@ -216,6 +223,12 @@ func (m *Main) Start(ctx context.Context) (err error) {
 		if m.Access, err = access.Load(m.Config.PolicyFile); err != nil {
 			return fmt.Errorf("--policy: %w", err)
 		}
+		if m.Config.Secrets == nil {
+			m.Config.Secrets = access.ResolveSecret
+		}
+		if m.kafkaSASL, err = identityKafka(m.Access.Hub(), m.Config.Secrets); err != nil {
+			return fmt.Errorf("--policy: the hub's Kafka credential: %w", err)
+		}
 	}
 	if m.Config.Embedded {
 		if err := m.startEmbedded(ctx); err != nil {
@@ -228,7 +241,7 @@ func (m *Main) Start(ctx context.Context) (err error) {
 	if err := m.openStore(ctx); err != nil {
 		return err
 	}
-	if err := ingest.EnsureTopics(ctx, m.brokers, m.Config.Partitions); err != nil {
+	if err := ingest.EnsureTopics(ctx, m.brokers, m.Config.Partitions, m.kafkaSASL); err != nil {
 		return fmt.Errorf("creating topics: %w", err)
 	}
 
@@ -250,7 +263,7 @@ func (m *Main) Start(ctx context.Context) (err error) {
 	}
 	m.Relay = notify.New(notify.Config{Logger: log, Meter: meter, Tracer: tracer}, js, m.Store)
 
-	m.Consumer, err = ingest.New(ingest.Config{Brokers: m.brokers, GroupID: m.Config.GroupID, Logger: log, Meter: meter, Tracer: tracer},
+	m.Consumer, err = ingest.New(ingest.Config{Brokers: m.brokers, SASL: m.kafkaSASL, GroupID: m.Config.GroupID, Logger: log, Meter: meter, Tracer: tracer},
 		wakeAfterApply{m.Store, m.Relay})
 	if err != nil {
 		return fmt.Errorf("creating consumer: %w", err)
@@ -285,7 +298,7 @@ func (m *Main) Start(ctx context.Context) (err error) {
 				toks = append(toks, gateway.Token{Source: t.Source, SHA256: t.SHA256})
 			}
 		}
-		if m.gatewayPub, err = publisher.New(publisher.Config{Brokers: m.brokers, Logger: log,
+		if m.gatewayPub, err = publisher.New(publisher.Config{Brokers: m.brokers, SASL: m.kafkaSASL, Logger: log,
 			TracerProvider: m.tel.TracerProvider, Propagator: m.tel.Propagator}); err != nil {
 			return fmt.Errorf("creating the gateway's publisher: %w", err)
 		}
@@ -369,6 +382,20 @@ func (m *Main) Start(ctx context.Context) (err error) {
 	return nil
 }
 
+// identityKafka is the SASL mechanism of an identity's Kafka credential,
+// its password read through resolve.
+func identityKafka(id access.Identity, resolve access.Resolver) (sasl.Mechanism, error) {
+	k := id.Credentials.Kafka
+	if k == nil || k.Password == "" {
+		return nil, fmt.Errorf("identity %s has no Kafka password reference", id.Name)
+	}
+	pw, err := resolve(k.Password)
+	if err != nil {
+		return nil, err
+	}
+	return access.SCRAMClient{User: id.Name, Password: pw}, nil
+}
+
 // inboxPrefix is the private reply-subject prefix of an identity's NATS
 // client, as the access policy grants it.
 func inboxPrefix(id access.Identity) string {
@@ -426,7 +453,13 @@ func (m *Main) startEmbedded(ctx context.Context) error {
 		natsDir = dir
 	}
 	var err error
-	m.kafka, err = embedded.StartKafka(ctx, embedded.KafkaConfig{Addr: m.Config.KafkaAddr, DataDir: kafkaDir, Partitions: m.Config.Partitions, Logger: m.Logger})
+	kafkaCfg := embedded.KafkaConfig{Addr: m.Config.KafkaAddr, DataDir: kafkaDir, Partitions: m.Config.Partitions, Logger: m.Logger}
+	if m.Access != nil {
+		if kafkaCfg.Options, err = m.Access.KfakeOptions(m.Config.Secrets); err != nil {
+			return err
+		}
+	}
+	m.kafka, err = embedded.StartKafka(ctx, kafkaCfg)
 	if err != nil {
 		return fmt.Errorf("starting embedded Kafka-protocol broker: %w", err)
 	}

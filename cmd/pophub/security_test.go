@@ -27,7 +27,8 @@ var examplePolicy = filepath.Join("..", "..", "ops", "policy.example.yaml")
 func startSecureHub(t *testing.T) *Main {
 	t.Helper()
 	cfg := Config{Embedded: true, DataDir: t.TempDir(), KafkaAddr: "127.0.0.1:0", NATSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
-		Partitions: 2, NATSSync: time.Second, PolicyFile: examplePolicy, NATSPassword: access.DemoSecret("nats:hub")}
+		Partitions: 2, NATSSync: time.Second, PolicyFile: examplePolicy, NATSPassword: access.DemoSecret("nats:hub"),
+		Secrets: access.DemoResolver}
 	m := &Main{Config: cfg, Logger: testLogger(t)}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -75,7 +76,16 @@ func call(t *testing.T, method, url, identity, purpose string, body []byte) (int
 func TestSecurityAtEveryDoor(t *testing.T) {
 	m := startSecureHub(t)
 	msgs := scenario(t)
-	produceAll(t, m.Brokers(), msgs)
+	// Each department publishes its own events with its own credentials.
+	bySource := map[string][]kafka.Message{}
+	for _, msg := range msgs {
+		bySource[msg.Topic] = append(bySource[msg.Topic], msg)
+	}
+	for topic, ms := range bySource {
+		if err := writeAs(t, m, string(schemas.SourceOfTopic(topic)), topic, ms...); err != nil {
+			t.Fatalf("%s publishing its own events: %v", schemas.SourceOfTopic(topic), err)
+		}
+	}
 	waitCaughtUp(t, m, len(msgs))
 	id := personID(t, 1)
 	base := "http://" + m.HTTPAddr()
@@ -105,6 +115,19 @@ func TestSecurityAtEveryDoor(t *testing.T) {
 					t.Fatalf("status %d, want %d: %s", code, tc.want, body)
 				}
 			})
+		}
+	})
+
+	t.Run("Kafka", func(t *testing.T) {
+		tax := bySource[schemas.Topic(schemas.Tax)][0]
+		if err := writeAs(t, m, "health", schemas.Topic(schemas.Tax), tax); err == nil {
+			t.Error("health wrote to the tax topic")
+		}
+		if err := writeAs(t, m, "", schemas.Topic(schemas.Health), tax); err == nil {
+			t.Error("a client without credentials wrote to the health topic")
+		}
+		if err := writeAs(t, m, "si-harbin", schemas.Topic(schemas.Health), tax); err == nil {
+			t.Error("a subscriber wrote to the health topic")
 		}
 	})
 
@@ -198,6 +221,24 @@ func TestSecurityAtEveryDoor(t *testing.T) {
 			t.Errorf("who-read lists a statistics pull, which names no citizen:\n%s", out.String())
 		}
 	})
+}
+
+// writeAs produces records to topic as a policy identity (none: "").
+func writeAs(t *testing.T, m *Main, identity, topic string, msgs ...kafka.Message) error {
+	t.Helper()
+	w := &kafka.Writer{Addr: kafka.TCP(m.Brokers()...), Topic: topic, Balancer: &kafka.Murmur2Balancer{},
+		RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond, MaxAttempts: 1}
+	if id, ok := m.Access.Identity(identity); ok && id.Credentials.Kafka != nil {
+		w.Transport = &kafka.Transport{SASL: access.SCRAMClient{User: identity, Password: access.DemoSecret(id.Credentials.Kafka.Password)}}
+	}
+	defer w.Close()
+	out := make([]kafka.Message, len(msgs))
+	for i, msg := range msgs {
+		out[i] = kafka.Message{Key: msg.Key, Value: msg.Value}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	return w.WriteMessages(ctx, out...)
 }
 
 // eventBody is the first scenario event of a source, as a gateway body.

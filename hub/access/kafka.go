@@ -28,10 +28,13 @@ type KafkaACL struct {
 //   - the hub: READ and DESCRIBE on every source topic, READ on its
 //     consumer group, WRITE and DESCRIBE on the DLQ topic, and CREATE on
 //     all nine topics (it creates them at start when they are missing);
+//     and WRITE on the source topics for its HTTP gateway, which takes a
+//     department's events only with that department's token and only for
+//     its own source;
 //   - administrators are superusers and need none; others get none.
 //
 // Nobody but the hub may read a source topic, and nobody but its
-// department may write one.
+// department (or the hub's gateway on its behalf) may write one.
 func (p *Policy) KafkaACLs() []KafkaACL {
 	var out []KafkaACL
 	add := func(who string, rt kmsg.ACLResourceType, name string, ops ...kmsg.ACLOperation) {
@@ -51,7 +54,7 @@ func (p *Policy) KafkaACLs() []KafkaACL {
 			}
 		case KindHub:
 			for _, t := range schemas.Topics() {
-				add(id.Name, topic, t, kmsg.ACLOperationRead, kmsg.ACLOperationDescribe, kmsg.ACLOperationCreate)
+				add(id.Name, topic, t, kmsg.ACLOperationRead, kmsg.ACLOperationDescribe, kmsg.ACLOperationCreate, kmsg.ACLOperationWrite)
 			}
 			add(id.Name, group, p.KafkaGroup, kmsg.ACLOperationRead, kmsg.ACLOperationDescribe)
 			add(id.Name, topic, schemas.DLQTopic, kmsg.ACLOperationWrite, kmsg.ACLOperationDescribe, kmsg.ACLOperationCreate)

@@ -58,6 +58,7 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
@@ -78,6 +79,9 @@ type Applier interface {
 // Config configures a Consumer.
 type Config struct {
 	Brokers []string
+	// SASL authenticates to brokers that ask for it (the hub's
+	// SCRAM-SHA-512 identity when an access policy is on); nil for none.
+	SASL sasl.Mechanism
 	// GroupID is the consumer group (default "pophub"); hub instances in
 	// one group share the partitions.
 	GroupID string
@@ -217,6 +221,7 @@ func New(cfg Config, store Applier) (*Consumer, error) {
 		Sources: map[schemas.Source]SourceCounts{}}}
 	c.reader = kafka.NewReader(kafka.ReaderConfig{
 		Brokers:       cfg.Brokers,
+		Dialer:        dialer(cfg.SASL),
 		GroupID:       cfg.GroupID,
 		GroupTopics:   cfg.Topics,
 		StartOffset:   kafka.FirstOffset,
@@ -240,6 +245,7 @@ func New(cfg Config, store Applier) (*Consumer, error) {
 	})
 	c.dlq = &kafka.Writer{
 		Addr:                   kafka.TCP(cfg.Brokers...),
+		Transport:              Transport(cfg.SASL),
 		Topic:                  schemas.DLQTopic,
 		Balancer:               &kafka.Murmur2Balancer{},
 		RequiredAcks:           kafka.RequireAll,

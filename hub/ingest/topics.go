@@ -9,19 +9,38 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/pophub/pophub/schemas"
 )
 
-func client(brokers []string) *kafka.Client {
-	return &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+func client(brokers []string, m sasl.Mechanism) *kafka.Client {
+	return &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: Transport(m)}
+}
+
+// Transport is the kafka-go transport for writers and clients that
+// authenticate with m; nil m gives kafka-go's default transport.
+func Transport(m sasl.Mechanism) kafka.RoundTripper {
+	if m == nil {
+		return nil
+	}
+	return &kafka.Transport{SASL: m, DialTimeout: 10 * time.Second}
+}
+
+// dialer is the kafka-go dialer for readers that authenticate with m.
+func dialer(m sasl.Mechanism) *kafka.Dialer {
+	if m == nil {
+		return nil
+	}
+	return &kafka.Dialer{Timeout: 10 * time.Second, DualStack: true, SASLMechanism: m}
 }
 
 // EnsureTopics creates the eight source topics and the DLQ topic where they
-// are missing. It is idempotent; existing topics are left as they are.
-func EnsureTopics(ctx context.Context, brokers []string, partitions int) error {
+// are missing, authenticating with m when not nil. It is idempotent;
+// existing topics are left as they are.
+func EnsureTopics(ctx context.Context, brokers []string, partitions int, m sasl.Mechanism) error {
 	if partitions < 1 {
 		partitions = 1
 	}
@@ -29,7 +48,7 @@ func EnsureTopics(ctx context.Context, brokers []string, partitions int) error {
 	for _, t := range append(schemas.Topics(), schemas.DLQTopic) {
 		configs = append(configs, kafka.TopicConfig{Topic: t, NumPartitions: partitions, ReplicationFactor: -1})
 	}
-	resp, err := client(brokers).CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: configs})
+	resp, err := client(brokers, m).CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: configs})
 	if err != nil {
 		return fmt.Errorf("creating topics: %w", err)
 	}
@@ -116,7 +135,7 @@ func (c *Consumer) Lag() map[string]map[int]int64 {
 }
 
 func (t *lagTracker) update(ctx context.Context) error {
-	cl := client(t.cfg.Brokers)
+	cl := client(t.cfg.Brokers, t.cfg.SASL)
 	meta, err := cl.Metadata(ctx, &kafka.MetadataRequest{Topics: t.cfg.Topics})
 	if err != nil {
 		return fmt.Errorf("reading metadata: %w", err)
