@@ -275,6 +275,15 @@ type Store interface {
 	// Stats reports totals for status pages and reconciliation.
 	Stats(ctx context.Context) (StoreStats, error)
 
+	// KnownEvents reports, for each key in order, whether the event with
+	// that (source, id) was applied: whether the store holds its
+	// idempotency key. It sees committed batches only, so a key a
+	// concurrent Apply is committing may read either way. More than
+	// MaxKnownEvents keys wrap ErrInvalid; no keys answer an empty slice.
+	// Reconciliation (hub/reconcile) uses it to prove that every record
+	// below the consumer group's committed offsets reached the store.
+	KnownEvents(ctx context.Context, keys []schemas.EventKey) ([]bool, error)
+
 	// Ping checks the store is reachable.
 	Ping(ctx context.Context) error
 
@@ -317,6 +326,18 @@ type PersonQuery struct {
 	After string
 	// Limit bounds the page (1 to MaxPersonsPage).
 	Limit int
+}
+
+// MaxKnownEvents bounds the keys of one Store.KnownEvents call.
+const MaxKnownEvents = 10000
+
+// CheckKnownEvents reports a KnownEvents request too large to answer,
+// wrapping ErrInvalid.
+func CheckKnownEvents(keys []schemas.EventKey) error {
+	if len(keys) > MaxKnownEvents {
+		return fmt.Errorf("%d event keys, at most %d per call: %w", len(keys), MaxKnownEvents, ErrInvalid)
+	}
+	return nil
 }
 
 // MaxPersonsPage bounds PersonQuery.Limit.

@@ -317,6 +317,11 @@ func (m *Main) Start(ctx context.Context) (err error) {
 			return fmt.Errorf("--policy: %w", err)
 		}
 	}
+	adminCfg := m.adminConfig(js)
+	adminCfg.Authorizer = authorizer // with a policy, administrators only
+	for pattern, h := range api.AdminHandlers(adminCfg) {
+		mount[pattern] = h
+	}
 	server := api.New(api.Config{
 		Authorizer: authorizer,
 		Mount:      mount,

@@ -107,6 +107,9 @@ func TestSecurityAtEveryDoor(t *testing.T) {
 			{"eligibility at a registration desk", "GET", base + "/v1/eligibility/" + string(id) + "?policy=heilongjiang/daqing", "public_security", "settlement application", nil, http.StatusOK},
 			{"gateway: its own source", "POST", base + "/v1/events", "health", "death certification", eventBody(t, msgs, schemas.Health), http.StatusAccepted},
 			{"gateway: another department's source", "POST", base + "/v1/events", "health", "death certification", eventBody(t, msgs, schemas.Tax), http.StatusForbidden},
+			{"operator status as a department", "GET", base + "/v1/admin/status", "health", "death certification", nil, http.StatusForbidden},
+			{"operator status without a token", "GET", base + "/v1/admin/status", "", "operations", nil, http.StatusUnauthorized},
+			{"operator status as an administrator", "GET", base + "/v1/admin/status", "admin", "operations", nil, http.StatusOK},
 		}
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {

@@ -229,6 +229,8 @@ func (p *principal) permit(route, purpose string) error {
 		ok = p.Eligibility
 	case api.RoutePolicies:
 		ok = true // the policies are public rules
+	case api.RouteKnownEvents, api.RouteStatus:
+		ok = p.Kind == KindAdmin // operators: reconciliation and status
 	}
 	if !ok {
 		return fmt.Errorf("identity %s may not use %s: %w", p.Name, route, api.ErrForbidden)

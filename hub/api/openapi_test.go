@@ -50,7 +50,7 @@ func TestRoutesMatchOpenAPI(t *testing.T) {
 	store := newMemStore(t)
 	// The department gateway (adapters/gateway) is mounted by the binary.
 	srv := api.New(api.Config{Store: store, Lister: store, Counter: store, Regions: testRegions{}, Metrics: http.NotFoundHandler(), Policies: loadPolicies(t),
-		Mount: map[string]http.Handler{"POST /v1/events": http.NotFoundHandler()}})
+		Mount: mountAll(map[string]http.Handler{"POST /v1/events": http.NotFoundHandler()}, api.AdminHandlers(api.AdminConfig{Store: store}))})
 	got := srv.Routes()
 	want := openAPIOperations(t)
 	for _, r := range got {
@@ -63,4 +63,16 @@ func TestRoutesMatchOpenAPI(t *testing.T) {
 			t.Errorf("operation %q is documented in %s but not served", op, openAPIFile)
 		}
 	}
+}
+
+// mountAll merges handler sets, as the binary mounts the gateway and the
+// admin routes.
+func mountAll(sets ...map[string]http.Handler) map[string]http.Handler {
+	out := map[string]http.Handler{}
+	for _, set := range sets {
+		for p, h := range set {
+			out[p] = h
+		}
+	}
+	return out
 }

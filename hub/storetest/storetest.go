@@ -52,6 +52,8 @@ func Run(t *testing.T, newStore NewStore) {
 		{"OutboxPagingAndPublishing", testOutboxPaging},
 		{"OutboxSeqIncreasesAcrossBatches", testOutboxSeq},
 		{"Stats", testStats},
+		{"KnownEvents", testKnownEvents},
+		{"KnownEventsLimit", testKnownEventsLimit},
 		{"PersonsWalksRegionInPages", testPersons},
 		{"CountsEqualRecount", testCounts},
 		{"ConcurrentApplyLosesNothing", testConcurrent},

@@ -161,9 +161,9 @@ func TestOpenAPIPaths(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"GET /healthz", "GET /metrics", "GET /readyz", "GET /stats", "GET /stats/{asset}", "GET /v1/eligibility/{citizen_id}", "GET /v1/persons",
+	want := []string{"GET /healthz", "GET /metrics", "GET /readyz", "GET /stats", "GET /stats/{asset}", "GET /v1/admin/status", "GET /v1/eligibility/{citizen_id}", "GET /v1/persons",
 		"GET /v1/persons/{citizen_id}", "GET /v1/persons/{citizen_id}/history", "GET /v1/policies", "GET /v1/stats/residence-permits", "GET /v1/stats/urban-rural",
-		"POST /v1/events"}
+		"POST /v1/admin/known-events", "POST /v1/events"}
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("operations %v, want %v", got, want)
 	}

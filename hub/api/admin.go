@@ -1,0 +1,396 @@
+package api
+
+import (
+	"cmp"
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/schemas"
+)
+
+// Admin routes: operators' tools (`pophub reconcile`, `pophub status`).
+const (
+	RouteKnownEvents = "POST /v1/admin/known-events"
+	RouteStatus      = "GET /v1/admin/status"
+)
+
+// AdminStore is what the admin routes need of the store; hub.Store
+// satisfies it.
+type AdminStore interface {
+	KnownEvents(ctx context.Context, keys []schemas.EventKey) ([]bool, error)
+	Stats(ctx context.Context) (hub.StoreStats, error)
+	Ping(ctx context.Context) error
+}
+
+// AdminConfig configures the admin routes. Only Store is required; each
+// nil function leaves its part out of the status (the JSON omits it).
+// The functions are called concurrently, on the request's goroutines, each
+// under ProbeTimeout.
+type AdminConfig struct {
+	Store AdminStore
+
+	// Token, when set, is the bearer token every admin request must carry
+	// (Authorization: Bearer <token>). Authorizer, when set, is consulted
+	// as well, with the route pattern; its Grant's Done is called.
+	Token      string
+	Authorizer Authorizer
+
+	// Group is the consumer group shown with the lag.
+	Group string
+	// Lag is the consumer lag per topic and partition
+	// (ingest.Consumer.Lag).
+	Lag func() map[string]map[int]int64
+	// Counts are the consumer's totals since it started
+	// (ingest.Consumer.Counts, converted).
+	Counts func() IngestCounts
+	// DLQ counts the records in the DLQ topic.
+	DLQ func(ctx context.Context) (DLQCounts, error)
+	// Stream describes the notification stream.
+	Stream func(ctx context.Context) (StreamInfo, error)
+	// Consumers lists the durable consumers on the notification stream:
+	// the subscribers' positions.
+	Consumers func(ctx context.Context) ([]ConsumerPosition, error)
+
+	// ProbeTimeout bounds each part of the status. Default 5 s.
+	ProbeTimeout time.Duration
+	// Logger receives failures of the parts. Nil discards.
+	Logger *slog.Logger
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// EventKey is one key of a known-events request.
+type EventKey struct {
+	Source schemas.Source `json:"source"`
+	ID     string         `json:"id"`
+}
+
+// Status is the body of GET /v1/admin/status: what an operator looks at
+// first. A part that could not be read carries its error and zero values;
+// a part not configured is omitted.
+type Status struct {
+	Time   time.Time     `json:"time"`
+	Store  StoreStatus   `json:"store"`
+	Ingest *IngestStatus `json:"ingest,omitempty"`
+	DLQ    *DLQCounts    `json:"dlq,omitempty"`
+	Stream *StreamInfo   `json:"stream,omitempty"`
+}
+
+// StoreStatus is the store's health and totals.
+type StoreStatus struct {
+	OK            bool   `json:"ok"`
+	Error         string `json:"error,omitempty"`
+	Persons       int64  `json:"persons"`
+	Changes       int64  `json:"changes"`
+	OutboxPending int64  `json:"outbox_pending"`
+}
+
+// IngestStatus is the consumer group's lag and the consumer's counts.
+type IngestStatus struct {
+	Group    string         `json:"group,omitempty"`
+	TotalLag int64          `json:"total_lag"`
+	Lag      []PartitionLag `json:"lag"`
+	Counts   *IngestCounts  `json:"counts,omitempty"`
+}
+
+// PartitionLag is one partition's records not yet committed.
+type PartitionLag struct {
+	Topic     string `json:"topic"`
+	Partition int    `json:"partition"`
+	Lag       int64  `json:"lag"`
+}
+
+// IngestCounts are the consumer's totals since it started: Consumed =
+// Applied + Duplicates + the rejects.
+type IngestCounts struct {
+	Consumed   int64                      `json:"consumed"`
+	Applied    int64                      `json:"applied"`
+	Duplicates int64                      `json:"duplicates"`
+	Rejected   map[string]int64           `json:"rejected"`
+	Sources    map[string]IngestCountsSrc `json:"sources,omitempty"`
+}
+
+// IngestCountsSrc is one source's share of IngestCounts.
+type IngestCountsSrc struct {
+	Consumed   int64            `json:"consumed"`
+	Applied    int64            `json:"applied"`
+	Duplicates int64            `json:"duplicates"`
+	Rejected   map[string]int64 `json:"rejected,omitempty"`
+}
+
+// DLQCounts counts the DLQ topic's records by reason and by source.
+type DLQCounts struct {
+	Error    string           `json:"error,omitempty"`
+	Records  int64            `json:"records"`
+	ByReason map[string]int64 `json:"by_reason,omitempty"`
+	BySource map[string]int64 `json:"by_source,omitempty"`
+}
+
+// StreamInfo is the notification stream's state and its subscribers'
+// positions.
+type StreamInfo struct {
+	Error     string             `json:"error,omitempty"`
+	Name      string             `json:"name"`
+	Messages  uint64             `json:"messages"`
+	Bytes     uint64             `json:"bytes"`
+	FirstSeq  uint64             `json:"first_seq"`
+	LastSeq   uint64             `json:"last_seq"`
+	LastTime  time.Time          `json:"last_time,omitzero"`
+	Consumers []ConsumerPosition `json:"consumers"`
+	// ConsumersError is set when the consumers could not be listed.
+	ConsumersError string `json:"consumers_error,omitempty"`
+}
+
+// ConsumerPosition is a durable consumer's position on the stream:
+// Pending messages not yet delivered, AckPending delivered but not
+// acknowledged, AckFloor the stream sequence below which everything is
+// acknowledged.
+type ConsumerPosition struct {
+	Name        string    `json:"name"`
+	Filter      string    `json:"filter,omitempty"`
+	Pending     uint64    `json:"pending"`
+	AckPending  int       `json:"ack_pending"`
+	Redelivered int       `json:"redelivered"`
+	AckFloor    uint64    `json:"ack_floor"`
+	Delivered   uint64    `json:"delivered"`
+	LastActive  time.Time `json:"last_active,omitzero"`
+}
+
+// AdminHandlers returns the admin routes by pattern, for Config.Mount:
+//
+//   - POST /v1/admin/known-events takes a JSON array of {source, id}
+//     (at most hub.MaxKnownEvents) and answers an array of booleans in
+//     the same order: whether the store applied each event;
+//   - GET /v1/admin/status answers Status.
+//
+// Errors are problem+json. It panics if cfg.Store is nil.
+func AdminHandlers(cfg AdminConfig) map[string]http.Handler {
+	if cfg.Store == nil {
+		panic("api: AdminConfig.Store is nil")
+	}
+	if cfg.ProbeTimeout <= 0 {
+		cfg.ProbeTimeout = 5 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	a := &admin{cfg: cfg}
+	return map[string]http.Handler{
+		RouteKnownEvents: a.guard(RouteKnownEvents, a.knownEvents),
+		RouteStatus:      a.guard(RouteStatus, a.status),
+	}
+}
+
+type admin struct{ cfg AdminConfig }
+
+// guard checks the token and the Authorizer before h.
+func (a *admin) guard(route string, h func(w http.ResponseWriter, r *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		if a.cfg.Token != "" {
+			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(a.cfg.Token)) != 1 {
+				a.fail(w, r, fmt.Errorf("a valid bearer token is required: %w", ErrUnauthenticated))
+				return
+			}
+		}
+		var grant Grant = allowAll{}
+		if a.cfg.Authorizer != nil {
+			g, err := a.cfg.Authorizer.Authorize(r, route)
+			if err != nil {
+				a.fail(w, r, err)
+				return
+			}
+			grant = g
+		}
+		sw := &statusWriter{ResponseWriter: w}
+		err := h(sw, r)
+		if err != nil {
+			a.fail(sw, r, err)
+		}
+		status := sw.status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		grant.Done(r.Context(), Outcome{Route: route, Status: status, Err: err})
+	})
+}
+
+// fail answers err as a problem through the table of kindOf, as Server.fail
+// does.
+func (a *admin) fail(w http.ResponseWriter, r *http.Request, err error) {
+	k := kindOf(err)
+	detail := k.detail
+	if detail == "" {
+		detail = scrub(err.Error())
+	}
+	if k.status >= 500 {
+		a.cfg.Logger.LogAttrs(r.Context(), slog.LevelError, "serving admin request",
+			slog.String("route", routeOf(r)), slog.String("request_id", requestID(r.Context())), slog.String("err", scrub(err.Error())))
+	}
+	switch k.status {
+	case http.StatusUnauthorized:
+		w.Header().Set("WWW-Authenticate", "Bearer")
+	case http.StatusServiceUnavailable, http.StatusTooManyRequests:
+		if w.Header().Get("Retry-After") == "" {
+			w.Header().Set("Retry-After", "1")
+		}
+	}
+	b, _ := json.Marshal(Problem{Type: ProblemTypePrefix + k.slug, Title: http.StatusText(k.status), Status: k.status,
+		Detail: detail, Instance: instanceOf(r.Context())})
+	h := w.Header()
+	h.Set("Content-Type", ProblemContentType)
+	h.Set("Content-Length", strconv.Itoa(len(b)+1))
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(k.status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+func writeAdminJSON(w http.ResponseWriter, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encoding the answer: %w", err)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(b)+1))
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(append(b, '\n'))
+	return nil
+}
+
+// maxKnownEventsBody bounds the request body: 10,000 keys of generous
+// length.
+const maxKnownEventsBody = 4 << 20
+
+func (a *admin) knownEvents(w http.ResponseWriter, r *http.Request) error {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxKnownEventsBody))
+	if err != nil {
+		return fmt.Errorf("reading the body (at most %d bytes): %w", maxKnownEventsBody, hub.ErrInvalid)
+	}
+	var in []EventKey
+	if err := json.Unmarshal(body, &in); err != nil {
+		return fmt.Errorf("the body is not a JSON array of {\"source\",\"id\"}: %w", hub.ErrInvalid)
+	}
+	keys := make([]schemas.EventKey, len(in))
+	for i, k := range in {
+		if !k.Source.Valid() || k.ID == "" {
+			return fmt.Errorf("key %d: want a known source and a non-empty id: %w", i, hub.ErrInvalid)
+		}
+		keys[i] = schemas.EventKey{Source: k.Source, ID: k.ID}
+	}
+	if err := hub.CheckKnownEvents(keys); err != nil {
+		return err
+	}
+	known, err := a.cfg.Store.KnownEvents(r.Context(), keys)
+	if err != nil {
+		return fmt.Errorf("looking up events: %w", err)
+	}
+	return writeAdminJSON(w, known)
+}
+
+func (a *admin) status(w http.ResponseWriter, r *http.Request) error {
+	return writeAdminJSON(w, a.collect(r.Context()))
+}
+
+// collect gathers the status, its parts concurrently.
+func (a *admin) collect(ctx context.Context) Status {
+	st := Status{Time: a.cfg.Now().UTC()}
+	var wg sync.WaitGroup
+	probe := func(what string, fn func(ctx context.Context) error) string {
+		pctx, cancel := context.WithTimeout(ctx, a.cfg.ProbeTimeout)
+		defer cancel()
+		if err := fn(pctx); err != nil {
+			a.cfg.Logger.WarnContext(ctx, "reading status", "part", what, "err", scrub(err.Error()))
+			return scrub(err.Error())
+		}
+		return ""
+	}
+	wg.Go(func() {
+		st.Store.Error = probe("store", func(ctx context.Context) error {
+			if err := a.cfg.Store.Ping(ctx); err != nil {
+				return err
+			}
+			s, err := a.cfg.Store.Stats(ctx)
+			st.Store.Persons, st.Store.Changes, st.Store.OutboxPending = s.Persons, s.Changes, s.OutboxPending
+			return err
+		})
+		st.Store.OK = st.Store.Error == ""
+	})
+	if a.cfg.Lag != nil || a.cfg.Counts != nil {
+		st.Ingest = &IngestStatus{Group: a.cfg.Group, Lag: []PartitionLag{}}
+		if a.cfg.Lag != nil {
+			for topic, parts := range a.cfg.Lag() {
+				for p, n := range parts {
+					st.Ingest.Lag = append(st.Ingest.Lag, PartitionLag{Topic: topic, Partition: p, Lag: n})
+					st.Ingest.TotalLag += n
+				}
+			}
+			slices.SortFunc(st.Ingest.Lag, func(x, y PartitionLag) int {
+				return cmp.Or(strings.Compare(x.Topic, y.Topic), cmp.Compare(x.Partition, y.Partition))
+			})
+		}
+		if a.cfg.Counts != nil {
+			c := a.cfg.Counts()
+			st.Ingest.Counts = &c
+		}
+	}
+	if a.cfg.DLQ != nil {
+		st.DLQ = &DLQCounts{}
+		wg.Go(func() {
+			var d DLQCounts
+			err := probe("dlq", func(ctx context.Context) (err error) {
+				d, err = a.cfg.DLQ(ctx)
+				return err
+			})
+			d.Error = err
+			*st.DLQ = d
+		})
+	}
+	var info StreamInfo
+	var cons []ConsumerPosition
+	var infoErr, consErr string
+	if a.cfg.Stream != nil {
+		wg.Go(func() {
+			infoErr = probe("stream", func(ctx context.Context) (err error) {
+				info, err = a.cfg.Stream(ctx)
+				return err
+			})
+		})
+	}
+	if a.cfg.Consumers != nil {
+		wg.Go(func() {
+			consErr = probe("stream consumers", func(ctx context.Context) (err error) {
+				cons, err = a.cfg.Consumers(ctx)
+				return err
+			})
+		})
+	}
+	wg.Wait()
+	if a.cfg.Stream != nil || a.cfg.Consumers != nil {
+		info.Name = cmp.Or(info.Name, schemas.StreamName)
+		info.Error, info.ConsumersError = infoErr, consErr
+		info.Consumers = cons
+		if info.Consumers == nil {
+			info.Consumers = []ConsumerPosition{}
+		}
+		slices.SortFunc(info.Consumers, func(x, y ConsumerPosition) int { return strings.Compare(x.Name, y.Name) })
+		st.Stream = &info
+	}
+	return st
+}
