@@ -157,6 +157,7 @@ type Main struct {
 	auditor    access.Auditor
 	auditLog   *audit.Log
 	auditStore audit.Store
+	auditKey   audit.Key
 
 	kafka *embedded.Kafka
 	// gatewayPub publishes the events the HTTP gateway takes (nil when off).

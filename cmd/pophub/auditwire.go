@@ -63,7 +63,7 @@ func (m *Main) openAudit(ctx context.Context) error {
 		store.Close()
 		return err
 	}
-	m.auditStore, m.auditLog = store, l
+	m.auditStore, m.auditLog, m.auditKey = store, l, key
 	m.auditor = accessAuditor{log: l, key: key, logger: m.Logger}
 	return nil
 }

@@ -17,8 +17,8 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/spf13/cobra"
 
-	"github.com/pophub/pophub/adapters/publisher"
 	"github.com/pophub/pophub/adapters/synth"
+	"github.com/pophub/pophub/hub/access"
 	"github.com/pophub/pophub/schemas"
 	"github.com/pophub/pophub/schemas/citizenid"
 )
@@ -49,6 +49,7 @@ and a few golden records. Exits 0 when the numbers add up.`,
 	f.StringVar(&opts.SIPostgres, "si-postgres", envOr("POPHUB_POSTGRES", "postgres://postgres@127.0.0.1:5432/test"),
 		"PostgreSQL for the social-insurance subscriber's tasks (a scratch schema is dropped afterwards; skipped when unreachable)")
 	f.DurationVar(&opts.Timeout, "timeout", 2*time.Minute, "give up after this long")
+	f.StringVar(&opts.Policy, "policy", "", "run with this access policy (ops/policy.example.yaml): every system with its own credentials, every read audited")
 	return cmd
 }
 
@@ -59,6 +60,7 @@ type demoOptions struct {
 	Postgres   string
 	SIPostgres string
 	Timeout    time.Duration
+	Policy     string
 }
 
 // badRecords are malformed records a careless department might send; each
@@ -96,6 +98,11 @@ func runDemo(ctx context.Context, out io.Writer, log *slog.Logger, opts demoOpti
 	m := &Main{Logger: log, Config: Config{Embedded: true, DataDir: dir, PostgresURL: opts.Postgres,
 		KafkaAddr: "127.0.0.1:0", NATSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", NATSSync: time.Second,
 		EligibilityNotify: []string{demoPolicy}}}
+	if opts.Policy != "" {
+		// Every system uses its own credentials: the example policy's are
+		// public demo secrets.
+		m.Config.PolicyFile, m.Config.Secrets, m.Config.NATSPassword = opts.Policy, access.DemoResolver, access.DemoSecret("nats:hub")
+	}
 	if opts.Postgres != "" {
 		m.Config.PostgresSchema = fmt.Sprintf("pophub_demo_%d", time.Now().UnixNano())
 	}
@@ -105,11 +112,15 @@ func runDemo(ctx context.Context, out io.Writer, log *slog.Logger, opts demoOpti
 	defer m.Close()
 	fmt.Fprintf(out, "pophub demo: embedded hub up (Kafka %s, NATS %s, HTTP %s, store %s)\n",
 		strings.Join(m.Brokers(), ","), m.NATSURL(), m.HTTPAddr(), m.storeName())
+	creds := demoCreds{m.Access}
+	if m.Access != nil {
+		fmt.Fprintf(out, "access policy %s: every department, subscriber and reader below uses its own credentials\n", opts.Policy)
+	}
 
 	// Generate and publish the population's life events.
-	pub, err := publisher.New(publisher.Config{Brokers: m.Brokers(), Logger: log})
+	pub, err := newDemoDepartments(m.Brokers(), creds, log)
 	if err != nil {
-		return fmt.Errorf("creating publisher: %w", err)
+		return err
 	}
 	defer pub.Close()
 	picks := newPicker()
@@ -149,11 +160,9 @@ func runDemo(ctx context.Context, out io.Writer, log *slog.Logger, opts demoOpti
 		return err
 	}
 	bad := badRecords(picks.any)
-	w := &kafka.Writer{Addr: kafka.TCP(m.Brokers()...), RequiredAcks: kafka.RequireAll, BatchTimeout: 10 * time.Millisecond}
-	if err := w.WriteMessages(ctx, bad...); err != nil {
+	if err := writeRaw(ctx, m.Brokers(), creds, bad); err != nil {
 		return fmt.Errorf("publishing malformed records: %w", err)
 	}
-	w.Close()
 	total := published + len(bad)
 	fmt.Fprintf(out, "published %d events from %d persons (%s) and %d malformed records\n",
 		published, opts.Persons, formatSources(bySource), len(bad))
@@ -195,20 +204,23 @@ func runDemo(ctx context.Context, out io.Writer, log *slog.Logger, opts demoOpti
 		notes["total"], notes["changed"], notes["migration"], notes["death"])
 
 	for _, p := range picks.list() {
-		rec, err := getJSON(ctx, "http://"+m.HTTPAddr()+"/v1/persons/"+string(p.id))
+		rec, err := getJSON(ctx, "http://"+m.HTTPAddr()+"/v1/persons/"+string(p.id), creds, "admin")
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "\nGolden record of a person who %s (GET /v1/persons/%s):\n%s\n", p.why, p.id.Masked(), rec)
 	}
 
-	if err := demoStatistics(ctx, out, m); err != nil {
+	if err := demoStatistics(ctx, out, m, creds); err != nil {
 		return err
 	}
 	if err := demoSocialInsurance(ctx, out, log, m, opts.SIPostgres); err != nil {
 		return err
 	}
-	if err := demoEligibility(ctx, out, m, pub); err != nil {
+	if err := demoEligibility(ctx, out, m, pub, creds); err != nil {
+		return err
+	}
+	if err := demoWhoRead(ctx, out, m); err != nil {
 		return err
 	}
 
@@ -262,10 +274,15 @@ func notificationCounts(ctx context.Context, m *Main) (map[string]int64, error) 
 	return out, nil
 }
 
-func getJSON(ctx context.Context, url string) (string, error) {
+// getJSON reads a golden record as identity (with a policy) and indents it.
+func getJSON(ctx context.Context, url string, creds demoCreds, identity string) (string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return "", err
+	}
+	req.Header.Set("X-Purpose", creds.purpose(identity, "demo"))
+	if t := creds.token(identity); t != "" {
+		req.Header.Set("Authorization", "Bearer "+t)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -40,7 +41,7 @@ var demoEmployer = func() string {
 // insurance short, the clerk's view says so; the social-insurance bureau's
 // next contribution makes them eligible, the hub announces it on
 // pop.eligibility, and the clerk's view now explains why.
-func demoEligibility(ctx context.Context, out io.Writer, m *Main, pub *publisher.Publisher) error {
+func demoEligibility(ctx context.Context, out io.Writer, m *Main, pub *demoDepartments, creds demoCreds) error {
 	fmt.Fprintf(out, "\nSettling in Daqing (%s), decided from shared records:\n", demoPolicy)
 	js, err := jetstream.New(m.nc)
 	if err != nil {
@@ -80,7 +81,11 @@ func demoEligibility(ctx context.Context, out io.Writer, m *Main, pub *publisher
 	if err := publishAll(ctx, pub, events); err != nil {
 		return err
 	}
-	before, err := waitDecision(ctx, m, func(d eligibility.Decision) bool { return len(d.Conditions) > 0 && d.Conditions[0].Met })
+	desk := func(u string, d *eligibility.Decision) error {
+		_, err := hubGet(ctx, u, creds.token("public_security"), "settlement application", d)
+		return err
+	}
+	before, err := waitDecision(ctx, m, desk, func(d eligibility.Decision) bool { return len(d.Conditions) > 0 && d.Conditions[0].Met })
 	if err != nil {
 		return err
 	}
@@ -115,7 +120,7 @@ func demoEligibility(ctx context.Context, out io.Writer, m *Main, pub *publisher
 		fmt.Fprintf(out, "  … and the hub announces on %s: %s is eligible in %s as of %s\n\n", msg.Subject(), n.CitizenID.Masked(), n.Place, n.AsOf)
 		break
 	}
-	after, err := waitDecision(ctx, m, func(d eligibility.Decision) bool { return d.Eligible })
+	after, err := waitDecision(ctx, m, desk, func(d eligibility.Decision) bool { return d.Eligible })
 	if err != nil {
 		return err
 	}
@@ -131,12 +136,12 @@ func demoEligibility(ctx context.Context, out io.Writer, m *Main, pub *publisher
 
 // waitDecision asks the hub for the newcomer's decision until ok accepts
 // it (the hub applies events asynchronously).
-func waitDecision(ctx context.Context, m *Main, ok func(eligibility.Decision) bool) (eligibility.Decision, error) {
+func waitDecision(ctx context.Context, m *Main, get func(string, *eligibility.Decision) error, ok func(eligibility.Decision) bool) (eligibility.Decision, error) {
 	u := "http://" + m.HTTPAddr() + "/v1/eligibility/" + string(demoNewcomer) + "?policy=" + demoPolicy
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var d eligibility.Decision
-		_, err := hubGet(ctx, u, "", "demo", &d)
+		err := get(u, &d)
 		if err == nil && ok(d) {
 			return d, nil
 		}
@@ -151,7 +156,7 @@ func waitDecision(ctx context.Context, m *Main, ok func(eligibility.Decision) bo
 	}
 }
 
-func publishAll(ctx context.Context, pub *publisher.Publisher, events []schemas.Event) error {
+func publishAll(ctx context.Context, pub *demoDepartments, events []schemas.Event) error {
 	results, err := pub.Publish(ctx, events...)
 	if err != nil {
 		return fmt.Errorf("publishing events: %w", err)
@@ -160,6 +165,29 @@ func publishAll(ctx context.Context, pub *publisher.Publisher, events []schemas.
 		if r.Err != nil {
 			return fmt.Errorf("publishing event %s: %w", events[i].ID, r.Err)
 		}
+	}
+	return nil
+}
+
+// demoWhoRead answers, from the audit trail, who looked at the newcomer's
+// data (pophub audit who-read); only a hub with an access policy keeps one.
+func demoWhoRead(ctx context.Context, out io.Writer, m *Main) error {
+	if m.auditLog == nil {
+		return nil
+	}
+	if err := m.auditLog.Flush(ctx); err != nil {
+		return fmt.Errorf("flushing the audit log: %w", err)
+	}
+	entries, err := m.auditStore.WhoRead(ctx, m.auditKey.Subject(demoNewcomer), time.Time{}, time.Now().Add(time.Minute))
+	if err != nil {
+		return fmt.Errorf("asking the audit trail: %w", err)
+	}
+	fmt.Fprintf(out, "\nWho looked at %s's data (pophub audit who-read):\n", demoNewcomer.Masked())
+	for _, e := range entries {
+		fmt.Fprintf(out, "  %s  %-16s %-12s %-3d purpose %q\n", e.Time.In(chinaTime).Format("2006-01-02 15:04:05"), e.Identity, e.Action, e.Status, e.Purpose)
+	}
+	if len(entries) == 0 {
+		return errors.New("the audit trail holds no read of the newcomer")
 	}
 	return nil
 }
