@@ -249,7 +249,10 @@ func (m *Main) Start(ctx context.Context) (err error) {
 	natsOpts := []nats.Option{nats.Name("pophub"), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}
 	if m.Access != nil {
 		hubID := m.Access.Hub()
-		natsOpts = append(natsOpts, nats.UserInfo(hubID.Name, m.Config.NATSPassword), nats.CustomInboxPrefix(inboxPrefix(hubID)))
+		// The server checks the password with bcrypt, which can take longer
+		// than the default two-second connect timeout on a busy machine.
+		natsOpts = append(natsOpts, nats.UserInfo(hubID.Name, m.Config.NATSPassword), nats.CustomInboxPrefix(inboxPrefix(hubID)),
+			nats.Timeout(20*time.Second))
 	}
 	m.nc, err = nats.Connect(m.natsURL, natsOpts...)
 	if err != nil {

@@ -160,12 +160,12 @@ func TestSecurityAtEveryDoor(t *testing.T) {
 			nc.Close()
 			t.Fatal("a client without credentials connected")
 		}
-		if nc, err := nats.Connect(m.NATSURL(), nats.UserInfo("si-harbin", "guess")); err == nil {
+		if nc, err := nats.Connect(m.NATSURL(), nats.UserInfo("si-harbin", "guess"), nats.Timeout(20*time.Second)); err == nil {
 			nc.Close()
 			t.Fatal("a wrong password connected")
 		}
 		nc, err := nats.Connect(m.NATSURL(), nats.UserInfo("si-harbin", access.DemoSecret("nats:si-harbin")),
-			nats.CustomInboxPrefix("_INBOX_si-harbin"))
+			nats.CustomInboxPrefix("_INBOX_si-harbin"), nats.Timeout(20*time.Second))
 		if err != nil {
 			t.Fatalf("si-harbin with its password: %v", err)
 		}

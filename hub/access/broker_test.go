@@ -36,7 +36,8 @@ func startNATS(t *testing.T, p *Policy) *server.Server {
 func connect(t *testing.T, srv *server.Server, p *Policy, name string, errs chan<- error) *nats.Conn {
 	t.Helper()
 	id := mustID(t, p, name)
-	nc, err := nats.Connect(srv.ClientURL(), nats.UserInfo(name, DemoSecret("nats:"+name)),
+	// bcrypt on the server takes a while under -race on a busy machine.
+	nc, err := nats.Connect(srv.ClientURL(), nats.UserInfo(name, DemoSecret("nats:"+name)), nats.Timeout(20*time.Second),
 		nats.CustomInboxPrefix(id.Credentials.NATS.InboxPrefix),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			if errs != nil {
