@@ -78,7 +78,7 @@ func BenchmarkSecurity(b *testing.B) {
 		// Person reads: 4 clients as the administrator, every read
 		// authenticated, limited (the limit set out of reach), filtered and
 		// audited.
-		const clients, perClient = 4, 1500
+		const clients, perClient = 4, 5000
 		var ok atomic.Int64
 		var wg sync.WaitGroup
 		t0 := time.Now()
