@@ -60,20 +60,18 @@ func BenchmarkSecurity(b *testing.B) {
 		}
 		defer m.Close()
 		creds := demoCreds{m.Access}
-		// Produce everything first (each department as itself), then time
-		// the consumption from the first applied record.
+		// Ingest: from the first record produced (each department as
+		// itself, authenticated when the policy is on) to the last one
+		// applied; the hub consumes while the departments produce.
+		start := time.Now()
 		if err := writeRaw(ctx, m.Brokers(), creds, msgs); err != nil {
 			b.Fatal(err)
 		}
-		if err := waitConsumed(ctx, m, 1, time.Minute); err != nil {
-			b.Fatal(err)
-		}
-		start, first := time.Now(), m.Consumer.Counts().Consumed
 		if err := waitConsumed(ctx, m, int64(len(msgs)), 5*time.Minute); err != nil {
 			b.Fatal(err)
 		}
 		var r result
-		r.ingest = float64(int64(len(msgs))-first) / time.Since(start).Seconds()
+		r.ingest = float64(len(msgs)) / time.Since(start).Seconds()
 
 		// Person reads: 4 clients as the administrator, every read
 		// authenticated, limited (the limit set out of reach), filtered and
