@@ -187,6 +187,10 @@ func TestShuffledAndDuplicated(t *testing.T) {
 					t.Errorf("person %v:\n got %s\nwant %s", id, gb, wb)
 				}
 			}
+			rep := assertReconciled(t, m)
+			if tot := rep.Total(); tot.Applied != int64(len(msgs)) || tot.Duplicates != int64(len(shuffled)-len(msgs)) {
+				t.Errorf("reconciliation: %+v, want %d applied and %d duplicates", tot, len(msgs), len(shuffled)-len(msgs))
+			}
 		})
 	}
 }
@@ -265,5 +269,8 @@ func TestBadInput(t *testing.T) {
 		if string(msg.Value) != string(b.msg.Value) || string(msg.Key) != string(b.msg.Key) {
 			t.Errorf("%s: DLQ record changed the original key or value", b.reason)
 		}
+	}
+	if tot := assertReconciled(t, m).Total(); tot.Rejected != int64(len(bad)) || tot.Applied != int64(len(good)) {
+		t.Errorf("reconciliation: %+v, want %d applied and %d rejected", tot, len(good), len(bad))
 	}
 }

@@ -191,6 +191,20 @@ func (r Report) Gaps() int {
 	return n
 }
 
+// Total sums every source's counts (its Source and Topic are empty and it
+// holds no gap records; see Gaps).
+func (r Report) Total() SourceReport {
+	var t SourceReport
+	for _, s := range r.Sources {
+		t.Records += s.Records
+		t.Applied += s.Applied
+		t.Duplicates += s.Duplicates
+		t.Rejected += s.Rejected
+		t.InFlight += s.InFlight
+	}
+	return t
+}
+
 // Tally adds classified records to the report of their topic's source.
 // recs and classes are parallel (Classify's input and output).
 func (r *Report) Tally(recs []Record, classes []Class) {
