@@ -49,6 +49,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"runtime"
@@ -324,11 +325,26 @@ func (c *Consumer) Run(ctx context.Context) error {
 	fetchErr := make(chan error, 1)
 	go func() {
 		defer close(batches)
+		var lastWarn time.Time
+		suppressed := 0
 		for {
 			batch, err := c.fetch(ctx)
 			if err != nil {
-				fetchErr <- err
-				return
+				// kafka-go's group reader reports broker, partition and
+				// group errors here and keeps retrying on its own with
+				// its own backoff; only a closed reader or ctx ends it.
+				// A broker restart must pause the hub, not stop it.
+				if ctx.Err() != nil || errors.Is(err, io.EOF) {
+					fetchErr <- err
+					return
+				}
+				if time.Since(lastWarn) >= 5*time.Second {
+					c.cfg.Logger.Warn("fetching records; the reader retries", "err", err, "errors_since_last_warning", suppressed)
+					lastWarn, suppressed = time.Now(), 0
+				} else {
+					suppressed++
+				}
+				continue
 			}
 			select {
 			case batches <- c.decode(batch):
