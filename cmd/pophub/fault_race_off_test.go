@@ -1,0 +1,6 @@
+//go:build !race
+
+package main
+
+// raceEnabled sizes the fault battery down under the race detector.
+const raceEnabled = false
