@@ -255,6 +255,9 @@ func checkPoison(t testing.TB, run poisonRun, l *faultLoad, want map[string]int)
 		t.Errorf("applied %d events, want %d", c.Applied, l.distinct)
 	}
 	storetest.CompareRecords(t, run.hub.Store, l.want)
+	if tot := assertReconciled(t, run.hub.Main).Total(); tot.Rejected != int64(nbad) || tot.Applied != l.distinct {
+		t.Errorf("reconcile: %+v, want %d applied and %d rejected", tot, l.distinct, nbad)
+	}
 	var reasons []string
 	for r, n := range got {
 		reasons = append(reasons, fmt.Sprintf("%s=%d", r, n))

@@ -338,6 +338,10 @@ func checkOutcome(t *testing.T, m *servedHub, l *faultLoad, logged int64, natsUR
 	t.Logf("%d records consumed of %d in the log (%d delivered again), %d applied, %d duplicates, %d rejected; %d golden records equal the expected ones",
 		c.Consumed, logged, c.Consumed-logged, c.Applied, c.Duplicates, c.RejectedTotal(), len(l.want))
 	checkNotifications(t, m.Store, natsURL, l.want)
+	// And the operator's own check: every committed record accounted for.
+	if tot := assertReconciled(t, m.Main).Total(); tot.Applied != l.distinct {
+		t.Errorf("reconcile: %d applied, want %d", tot.Applied, l.distinct)
+	}
 }
 
 // streamCount reads stream POP's message count on its own connection.
