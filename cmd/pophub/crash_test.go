@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -23,6 +25,7 @@ import (
 	"github.com/pophub/pophub/hub/merge"
 	"github.com/pophub/pophub/hub/notify"
 	"github.com/pophub/pophub/hub/postgres"
+	"github.com/pophub/pophub/hub/reconcile"
 	"github.com/pophub/pophub/hub/storetest"
 	"github.com/pophub/pophub/schemas"
 	"github.com/pophub/pophub/schemas/citizenid"
@@ -134,11 +137,12 @@ func TestCrash(t *testing.T) {
 			r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 5))
 			var recoveries []time.Duration
 			total := int64(len(msgs))
-			for kill := 0; kill < 3; kill++ {
+			const kills = 10
+			for kill := 0; kill < kills; kill++ {
 				cmd := start()
 				// Kill at a random point of the remaining ingest.
 				done, _ := committed(ctx, broker.Addr(), group)
-				target := done + (total-done)*int64(10+r.IntN(40))/100
+				target := done + (total-done)*int64(5+r.IntN(20))/100
 				restarted := time.Now()
 				var progressed time.Duration
 				for {
@@ -211,6 +215,18 @@ func TestCrash(t *testing.T) {
 				t.Fatalf("%d history rows, want %d distinct events", stats.Changes, countDistinct(inputs))
 			}
 			checkNotifications(t, st, natsSrv.ClientURL(), want)
+			rep, err := reconcile.Run(ctx, reconcile.Config{Brokers: []string{broker.Addr()}, Group: group, Store: st})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tot := rep.Total(); rep.Gaps() > 0 || tot.Applied != countDistinct(inputs) || tot.InFlight > 0 {
+				var b strings.Builder
+				rep.Write(&b)
+				t.Fatalf("reconciliation after %d kills:\n%s", kills, b.String())
+			}
+			slices.Sort(recoveries)
+			t.Logf("%d kills; recovery (restart to first commit) min %v, median %v, max %v", kills,
+				recoveries[0].Round(time.Millisecond), recoveries[len(recoveries)/2].Round(time.Millisecond), recoveries[len(recoveries)-1].Round(time.Millisecond))
 		})
 	}
 }
