@@ -54,6 +54,14 @@ type Config struct {
 	// KafkaBrokers and NATSURL name external servers (ignored when Embedded).
 	KafkaBrokers []string
 	NATSURL      string
+	// NATSRepublishWindow is how long the relay keeps notifications
+	// JetStream acknowledged and publishes them again after a reconnect
+	// (notify.Config.RepublishWindow): an external server that syncs only
+	// every two minutes (JetStream's default) loses acknowledged messages
+	// on a hard stop, and these come back; repeats are dropped by
+	// Nats-Msg-Id within the stream's ten-minute duplicate window. Zero
+	// for a server that syncs every write, like the embedded one.
+	NATSRepublishWindow time.Duration
 
 	// PostgresURL selects the PostgreSQL store; empty selects memdb,
 	// persisted under DataDir (in memory only when DataDir is empty).
@@ -265,7 +273,11 @@ func (m *Main) Start(ctx context.Context) (err error) {
 	if err := notify.EnsureStream(ctx, js, notify.StreamConfig{}); err != nil {
 		return fmt.Errorf("creating stream: %w", err)
 	}
-	m.Relay = notify.New(notify.Config{Logger: log, Meter: meter, Tracer: tracer}, js, m.Store)
+	republish := m.Config.NATSRepublishWindow
+	if m.Config.Embedded && m.Config.NATSSync == 0 {
+		republish = 0 // the embedded server synced every write
+	}
+	m.Relay = notify.New(notify.Config{Logger: log, Meter: meter, Tracer: tracer, RepublishWindow: republish}, js, m.Store)
 
 	m.Consumer, err = ingest.New(ingest.Config{Brokers: m.brokers, SASL: m.kafkaSASL, GroupID: m.Config.GroupID, Logger: log, Meter: meter, Tracer: tracer},
 		wakeAfterApply{m.Store, m.Relay})

@@ -39,6 +39,8 @@ Any Kafka client (kcat, librdkafka, franz-go, kafka-go) can publish to --kafka.`
 	f.StringVar(&cfg.NATSPassword, "nats-password", os.Getenv("POPHUB_NATS_PASSWORD"), "the hub's own NATS password when --policy is on (env POPHUB_NATS_PASSWORD)")
 	f.IntVar(&cfg.Partitions, "partitions", 8, "partitions per source topic")
 	f.DurationVar(&cfg.NATSSync, "nats-sync", time.Second, "how often the embedded JetStream store fsyncs; 0 = every write (durable against power loss, slower)")
+	f.DurationVar(&cfg.NATSRepublishWindow, "nats-republish-window", 5*time.Second,
+		"keep acknowledged notifications this long and publish them again after a reconnect (cover --nats-sync)")
 	return cmd
 }
 
@@ -60,6 +62,8 @@ Without --postgres the store is go-memdb persisted under --data (one instance on
 	f := cmd.Flags()
 	f.StringVar(&brokers, "kafka", os.Getenv("POPHUB_KAFKA"), "comma-separated Kafka bootstrap brokers (env POPHUB_KAFKA)")
 	f.StringVar(&cfg.NATSURL, "nats", os.Getenv("POPHUB_NATS"), "NATS URL (env POPHUB_NATS)")
+	f.DurationVar(&cfg.NATSRepublishWindow, "nats-republish-window", 150*time.Second,
+		"keep acknowledged notifications this long and publish them again after a reconnect; above the server's sync interval (2 min by default), 0 when it syncs every write")
 	f.StringVar(&cfg.PostgresURL, "postgres", os.Getenv("POPHUB_POSTGRES"), "PostgreSQL URL (env POPHUB_POSTGRES)")
 	f.StringVar(&cfg.PostgresSchema, "postgres-schema", envOr("POPHUB_POSTGRES_SCHEMA", "public"), "PostgreSQL schema for the hub's tables")
 	f.StringVar(&cfg.DataDir, "data", os.Getenv("POPHUB_DATA"), "memdb store directory, when --postgres is not given")
