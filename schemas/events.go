@@ -374,8 +374,11 @@ func printable(s string) bool {
 	return true
 }
 
-// Encode renders an event in structured JSON mode.
-func Encode(ev Event) ([]byte, error) {
+// encodeStd is Encode written with encoding/json: the reference
+// Event.AppendJSON is tested against, and what it falls back to for what
+// it does not handle itself (data that is not compact JSON, a Payload
+// outside the catalogue, an area that is not a finite number).
+func encodeStd(ev Event) ([]byte, error) {
 	if ev.SpecVersion == "" {
 		ev.SpecVersion = SpecVersion
 	}
