@@ -45,6 +45,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -144,6 +145,11 @@ type Publisher struct {
 	tracer    trace.Tracer
 	fileChunk int // lines of a file validated and sent at once
 	w         *kafka.Writer
+	// topics maps each department source to its topic, so that no
+	// record builds the name again.
+	topics map[schemas.Source]string
+	// meta reads partition counts from the writer's transport cache.
+	meta      *kafka.Client
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -171,7 +177,12 @@ func New(cfg Config) (*Publisher, error) {
 		Compression:            cfg.Compression,
 		AllowAutoTopicCreation: false,
 	}
-	return &Publisher{cfg: cfg, w: w, fileChunk: max(cfg.BatchSize, 8192),
+	topics := make(map[schemas.Source]string, len(schemas.Sources))
+	for _, s := range schemas.Sources {
+		topics[s] = schemas.Topic(s)
+	}
+	return &Publisher{cfg: cfg, w: w, fileChunk: max(cfg.BatchSize, 8192), topics: topics,
+		meta:   &kafka.Client{Addr: w.Addr, Transport: w.Transport, Timeout: 10 * time.Second},
 		tracer: cfg.TracerProvider.Tracer("github.com/pophub/pophub/adapters/publisher")}, nil
 }
 
@@ -188,13 +199,20 @@ func transport(m sasl.Mechanism) kafka.RoundTripper {
 // "<source>-<first 96 bits of SHA-256 in hex>". The record key is hashed
 // because it may hold personal data.
 func EventID(source schemas.Source, recordKey string, version int64) string {
-	h := sha256.New()
-	h.Write([]byte(source))
-	h.Write([]byte{0})
-	h.Write([]byte(recordKey))
-	h.Write([]byte{0})
-	h.Write(strconv.AppendInt(nil, version, 10))
-	return string(source) + "-" + hex.EncodeToString(h.Sum(nil)[:12])
+	// The hashed input and the id are built on the stack when they fit;
+	// the id string is then the only allocation.
+	var in [256]byte
+	b := append(in[:0], source...)
+	b = append(b, 0)
+	b = append(b, recordKey...)
+	b = append(b, 0)
+	b = strconv.AppendInt(b, version, 10)
+	sum := sha256.Sum256(b)
+	var out [64]byte
+	id := append(out[:0], source...)
+	id = append(id, '-')
+	id = hex.AppendEncode(id, sum[:12])
+	return string(id)
 }
 
 // Result is the outcome for one event: Err is nil when the broker
@@ -242,41 +260,205 @@ func (c headerCarrier) Keys() []string {
 // unreachable, ctx done): then every valid event's Result carries it too,
 // and none of them may be assumed delivered — send them again; the hub
 // ignores the repeats.
+//
+// Records of one partition are sent in one WriteMessages, in the order of
+// events. A large call is validated and sent in groups of partitions: a
+// group's records are on their way (waiting out BatchTimeout, compressed,
+// produced) while the next group is validated.
 func (p *Publisher) Publish(ctx context.Context, events ...schemas.Event) ([]Result, error) {
 	results := make([]Result, len(events))
-	values := p.validateAll(events, results)
-	return results, p.send(ctx, events, values, results)
+	if len(events) >= groupedMin {
+		if groups := p.partitionGroups(ctx, events); groups != nil {
+			return results, p.publishGroups(ctx, events, groups, results)
+		}
+	}
+	msgs := p.validateAll(events, results)
+	return results, p.send(ctx, msgs, results, func(i int) *schemas.Event { return &events[i] })
 }
 
-// send produces the events whose result has no error yet, with their
-// encoded values, and records the outcome in results.
-func (p *Publisher) send(ctx context.Context, events []schemas.Event, values [][]byte, results []Result) error {
-	msgs := make([]kafka.Message, 0, len(events))
-	idx := make([]int, 0, len(events))
-	topic := "" // the records' topic, "" when they go to several
-	for i, ev := range events {
+// groupedMin is the number of events from which Publish sends in groups
+// of partitions, and sendGroups the number of groups.
+const (
+	groupedMin = 2048
+	sendGroups = 4
+)
+
+// partitionGroups splits the indexes of events into groups that share no
+// partition, each in the order of events, the largest first. The
+// partitions are the writer's own: its balancer over the partition counts
+// of the transport's metadata cache, which the writer reads too. It
+// returns nil when that metadata cannot be had (the send then says why).
+func (p *Publisher) partitionGroups(ctx context.Context, events []schemas.Event) [][]int {
+	topics := make([]string, 0, len(schemas.Sources))
+	for _, s := range schemas.Sources {
+		topics = append(topics, p.topics[s])
+	}
+	md, err := p.meta.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
+	if err != nil {
+		return nil
+	}
+	// Topic-partitions are numbered from base[topic]; tp 0 takes the
+	// events of unknown topics (not sent, or refused by the writer).
+	base := make(map[string]int, len(md.Topics))
+	count := make(map[string]int, len(md.Topics))
+	next, most := 1, 0
+	for _, t := range md.Topics {
+		if t.Error == nil && len(t.Partitions) > 0 {
+			base[t.Name], count[t.Name] = next, len(t.Partitions)
+			next += len(t.Partitions)
+			most = max(most, len(t.Partitions))
+		}
+	}
+	partitions := make([]int, most)
+	for i := range partitions {
+		partitions[i] = i
+	}
+	tpOf := make([]int, len(events))
+	size := make([]int, next)
+	var key []byte
+	for i := range events {
+		topic := p.topic(events[i].Source)
+		tp := 0
+		if n, ok := count[topic]; ok {
+			key = append(key[:0], events[i].Subject...)
+			tp = base[topic] + p.w.Balancer.Balance(kafka.Message{Topic: topic, Key: key}, partitions[:n]...)
+		}
+		tpOf[i] = tp
+		size[tp]++
+	}
+	// The largest topic-partitions first, each to the smallest group.
+	order := make([]int, next)
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return size[b] - size[a] })
+	groupOf := make([]int, next)
+	load := make([]int, sendGroups)
+	for _, tp := range order {
+		g := 0
+		for j := range load {
+			if load[j] < load[g] {
+				g = j
+			}
+		}
+		groupOf[tp] = g
+		load[g] += size[tp]
+	}
+	groups := make([][]int, sendGroups)
+	for g := range groups {
+		groups[g] = make([]int, 0, load[g])
+	}
+	for i, tp := range tpOf {
+		g := groupOf[tp]
+		groups[g] = append(groups[g], i)
+	}
+	slices.SortStableFunc(groups, func(a, b []int) int { return len(b) - len(a) })
+	return slices.DeleteFunc(groups, func(g []int) bool { return len(g) == 0 })
+}
+
+// publishGroups validates and sends events group by group: each group in
+// one WriteMessages, started as soon as the group is validated, while the
+// next one is. One span covers the whole produce.
+func (p *Publisher) publishGroups(ctx context.Context, events []schemas.Event, groups [][]int, results []Result) error {
+	topic := "" // the events' topic, "" when they go to several
+	for i := range events {
+		if t := p.topic(events[i].Source); i == 0 {
+			topic = t
+		} else if t != topic {
+			topic = ""
+			break
+		}
+	}
+	ctx, span := p.startSpan(ctx, topic, len(events), nil)
+	defer span.End()
+	var headers []kafka.Header
+	p.cfg.Propagator.Inject(ctx, headerCarrier{&headers})
+
+	var wg sync.WaitGroup
+	errs := make([]error, len(groups))
+	sent := 0
+	for g, idx := range groups {
+		group := make([]kafka.Message, len(idx)) // group[j] is the record of events[idx[j]]
+		parallel(len(idx), func(lo, hi int) {
+			var a arena
+			for j := lo; j < hi; j++ {
+				i := idx[j]
+				results[i].ID = events[i].ID
+				results[i].Err = p.validate(&a, &events[i], &group[j])
+			}
+		})
+		valid := make([]int, 0, len(idx))
+		for j, i := range idx {
+			if results[i].Err == nil {
+				group[len(valid)] = group[j]
+				group[len(valid)].Headers = headers
+				valid = append(valid, i)
+			}
+		}
+		group = group[:len(valid)]
+		if len(group) == 0 {
+			continue
+		}
+		sent += len(group)
+		wg.Go(func() { errs[g] = p.write(ctx, span, group, valid, results) })
+	}
+	wg.Wait()
+	span.SetAttributes(attribute.Int("messaging.batch.message_count", sent))
+	err := errors.Join(errs...)
+	if err == nil {
+		return nil
+	}
+	// As documented: when sending failed as a whole, no valid event may
+	// be taken as delivered.
+	for _, idx := range groups {
+		for _, i := range idx {
+			if results[i].Err == nil {
+				results[i].Err = fmt.Errorf("sending to Kafka: %w", err)
+			}
+		}
+	}
+	return err
+}
+
+// send produces, in one WriteMessages, msgs[i] for every i whose result
+// has no error yet, and records the outcome in results. It moves those
+// records to the front of msgs. event gives the event of msgs[i], for the
+// span of a single-event produce.
+func (p *Publisher) send(ctx context.Context, msgs []kafka.Message, results []Result, event func(i int) *schemas.Event) error {
+	idx := make([]int, 0, len(msgs)) // the index in results of each record sent
+	topic := ""                      // the records' topic, "" when they go to several
+	for i := range msgs {
 		if results[i].Err != nil {
 			continue
 		}
-		t := schemas.Topic(ev.Source)
-		if len(msgs) == 0 {
+		t := msgs[i].Topic
+		if len(idx) == 0 {
 			topic = t
 		} else if t != topic {
 			topic = ""
 		}
-		msgs = append(msgs, kafka.Message{Topic: t, Key: []byte(ev.Subject), Value: values[i]})
+		msgs[len(idx)] = msgs[i]
 		idx = append(idx, i)
 	}
+	msgs = msgs[:len(idx)]
 	if len(msgs) == 0 {
 		return nil
 	}
-	ctx, span := p.startSpan(ctx, topic, msgs, events, idx)
+	ctx, span := p.startSpan(ctx, topic, len(msgs), func() *schemas.Event { return event(idx[0]) })
 	defer span.End()
+	// One trace context for the produce: every record shares its headers.
 	var headers []kafka.Header
 	p.cfg.Propagator.Inject(ctx, headerCarrier{&headers})
 	for i := range msgs {
 		msgs[i].Headers = headers
 	}
+	return p.write(ctx, span, msgs, idx, results)
+}
+
+// write produces msgs in one WriteMessages and records the outcome of
+// msgs[j] in results[idx[j]]. It returns an error when sending failed as
+// a whole.
+func (p *Publisher) write(ctx context.Context, span trace.Span, msgs []kafka.Message, idx []int, results []Result) error {
 	err := p.w.WriteMessages(ctx, msgs...)
 	var werrs kafka.WriteErrors
 	switch {
@@ -304,9 +486,10 @@ func (p *Publisher) send(ctx context.Context, events []schemas.Event, values [][
 	return nil
 }
 
-// startSpan starts the producer span of one produce. Attributes are set
-// only on a recording span; none names a citizen.
-func (p *Publisher) startSpan(ctx context.Context, topic string, msgs []kafka.Message, events []schemas.Event, idx []int) (context.Context, trace.Span) {
+// startSpan starts the producer span of one produce of n records; single
+// gives the event when n is 1 (and may be nil otherwise). Attributes are set only on a recording
+// span; none names a citizen.
+func (p *Publisher) startSpan(ctx context.Context, topic string, n int, single func() *schemas.Event) (context.Context, trace.Span) {
 	name := "publish"
 	if topic != "" {
 		name += " " + topic
@@ -323,15 +506,15 @@ func (p *Publisher) startSpan(ctx context.Context, topic string, msgs []kafka.Me
 	if topic != "" {
 		attrs = append(attrs, attribute.String("messaging.destination.name", topic))
 	}
-	if len(msgs) == 1 {
-		ev := events[idx[0]]
+	if n == 1 {
+		ev := single()
 		attrs = append(attrs,
 			attribute.String("messaging.message.id", ev.ID),
 			attribute.String("cloudevents.event_id", ev.ID),
 			attribute.String("cloudevents.event_source", string(ev.Source)),
 			attribute.String("cloudevents.event_type", string(ev.Type)))
 	} else {
-		attrs = append(attrs, attribute.Int("messaging.batch.message_count", len(msgs)))
+		attrs = append(attrs, attribute.Int("messaging.batch.message_count", n))
 	}
 	span.SetAttributes(attrs...)
 	return ctx, span
@@ -346,19 +529,20 @@ func firstNonNil(errs kafka.WriteErrors) int {
 	return 0
 }
 
-// validateAll validates events into their encoded values, setting the
-// results' ids and validation errors. Decoding costs several microseconds
-// an event, far more than producing it, so large batches are validated on
-// all cores.
-func (p *Publisher) validateAll(events []schemas.Event, results []Result) [][]byte {
-	values := make([][]byte, len(events))
+// validateAll validates events into their records, setting the results'
+// ids and validation errors; the record of an invalid event is left zero.
+// Decoding costs a microsecond or two an event, about as much as
+// producing it, so large batches are validated on all cores.
+func (p *Publisher) validateAll(events []schemas.Event, results []Result) []kafka.Message {
+	msgs := make([]kafka.Message, len(events))
 	parallel(len(events), func(lo, hi int) {
+		var a arena
 		for i := lo; i < hi; i++ {
 			results[i].ID = events[i].ID
-			values[i], results[i].Err = p.validate(events[i])
+			results[i].Err = p.validate(&a, &events[i], &msgs[i])
 		}
 	})
-	return values
+	return msgs
 }
 
 // parallel runs fn over [0, n) split into ranges, one per core when n is
@@ -378,20 +562,77 @@ func parallel(n int, fn func(lo, hi int)) {
 	wg.Wait()
 }
 
-// validate encodes the event and checks it exactly as the hub will.
-func (p *Publisher) validate(ev schemas.Event) ([]byte, error) {
+// validate encodes the event into its record, in a's memory, and checks
+// the record exactly as the hub will: schemas.Decode of the value, from
+// the source's topic, under the citizen ID as key.
+func (p *Publisher) validate(a *arena, ev *schemas.Event, msg *kafka.Message) error {
 	if p.cfg.Source != "" && ev.Source != p.cfg.Source {
-		return nil, &schemas.RejectError{Reason: schemas.ReasonSourceMismatch, Field: "source",
+		return &schemas.RejectError{Reason: schemas.ReasonSourceMismatch, Field: "source",
 			Detail: fmt.Sprintf("this publisher sends only %q events, not %q", p.cfg.Source, ev.Source)}
 	}
-	value, err := schemas.Encode(ev)
+	value, err := a.encode(ev)
 	if err != nil {
-		return nil, &schemas.RejectError{Reason: schemas.ReasonInvalidData, Field: "data", Detail: err.Error()}
+		return &schemas.RejectError{Reason: schemas.ReasonInvalidData, Field: "data", Detail: err.Error()}
 	}
-	if _, err := schemas.Decode(schemas.Input{Topic: schemas.Topic(ev.Source), Key: []byte(ev.Subject), Value: value}); err != nil {
+	topic, key := p.topic(ev.Source), a.copy(string(ev.Subject))
+	if _, err := schemas.Decode(schemas.Input{Topic: topic, Key: key, Value: value}); err != nil {
+		return err
+	}
+	*msg = kafka.Message{Topic: topic, Key: key, Value: value}
+	return nil
+}
+
+// topic is the topic of source s.
+func (p *Publisher) topic(s schemas.Source) string {
+	if t, ok := p.topics[s]; ok {
+		return t
+	}
+	return schemas.Topic(s)
+}
+
+// arena carves records' keys and values out of large blocks, so that a
+// batch costs a few allocations rather than two an event. A block is
+// never written again once handed out, so every slice stays valid for as
+// long as its record is referenced. An arena is not safe for concurrent
+// use: each worker has its own.
+type arena struct{ buf []byte }
+
+// arenaBlock is the size of a block: a few hundred records.
+const arenaBlock = 64 << 10
+
+// reserve makes room for n more bytes in the current block.
+func (a *arena) reserve(n int) {
+	if a.buf == nil || cap(a.buf)-len(a.buf) < n {
+		a.buf = make([]byte, 0, max(arenaBlock, n))
+	}
+}
+
+// encode appends the event's encoding (schemas.Encode's) and returns it.
+func (a *arena) encode(ev *schemas.Event) ([]byte, error) {
+	// Room for the envelope around the data; should the encoding need
+	// more after all, append moves it to a new array, which becomes the
+	// block, and what was handed out stays where it was.
+	a.reserve(512 + len(ev.ID) + len(ev.Subject) + 2*len(ev.Data))
+	start := len(a.buf)
+	b, err := ev.AppendJSON(a.buf)
+	if err != nil {
 		return nil, err
 	}
-	return value, nil
+	a.buf = b
+	return b[start:len(b):len(b)], nil
+}
+
+// copy returns s copied into the arena (non-nil even when empty).
+func (a *arena) copy(s string) []byte { return arenaCopy(a, s) }
+
+// copyBytes is copy of a []byte.
+func (a *arena) copyBytes(b []byte) []byte { return arenaCopy(a, b) }
+
+func arenaCopy[T string | []byte](a *arena, s T) []byte {
+	a.reserve(len(s))
+	start := len(a.buf)
+	a.buf = append(a.buf, s...)
+	return a.buf[start:len(a.buf):len(a.buf)]
 }
 
 // FileReport summarises PublishFile.
@@ -463,18 +704,22 @@ func (p *Publisher) PublishJSONL(ctx context.Context, r io.Reader) (FileReport, 
 	br := bufio.NewReaderSize(r, 1<<20)
 	chunkSize := p.fileChunk
 	var pending []fileLine
+	var text arena // the lines of the pending chunk
 	for line := 1; ; line++ {
-		text, readErr := br.ReadBytes('\n')
+		raw, readErr := readLine(br, &text)
 		if readErr != nil && readErr != io.EOF {
 			return finish(fmt.Errorf("reading events file: %w", readErr))
 		}
-		text = bytes.TrimRight(text, "\r\n")
+		raw = bytes.TrimRight(raw, "\r\n")
 		if line == 1 {
-			text = bytes.TrimPrefix(text, []byte("\xef\xbb\xbf")) // a UTF-8 byte order mark
+			raw = bytes.TrimPrefix(raw, []byte("\xef\xbb\xbf")) // a UTF-8 byte order mark
 		}
-		if len(bytes.TrimSpace(text)) > 0 {
+		if len(bytes.TrimSpace(raw)) > 0 {
 			rep.Read++
-			pending = append(pending, fileLine{n: line, text: text})
+			if pending == nil {
+				pending = make([]fileLine, 0, chunkSize)
+			}
+			pending = append(pending, fileLine{n: line, text: raw})
 		}
 		if len(pending) == chunkSize || readErr == io.EOF && len(pending) > 0 {
 			if failed.Load() {
@@ -482,7 +727,7 @@ func (p *Publisher) PublishJSONL(ctx context.Context, r io.Reader) (FileReport, 
 			}
 			p.decodeLines(pending)
 			chunks <- pending
-			pending = nil
+			pending, text = nil, arena{}
 		}
 		if readErr == io.EOF {
 			break
@@ -491,21 +736,36 @@ func (p *Publisher) PublishJSONL(ctx context.Context, r io.Reader) (FileReport, 
 	return finish(nil)
 }
 
-// fileLine is a line of a file and, once decoded, its event.
+// readLine reads a line, with its '\n' if it has one, into a.
+func readLine(br *bufio.Reader, a *arena) ([]byte, error) {
+	frag, err := br.ReadSlice('\n')
+	if err != bufio.ErrBufferFull {
+		return a.copyBytes(frag), err
+	}
+	line := append([]byte(nil), frag...) // longer than the reader's buffer
+	for err == bufio.ErrBufferFull {
+		frag, err = br.ReadSlice('\n')
+		line = append(line, frag...)
+	}
+	return line, err
+}
+
+// fileLine is a line of a file and, once decoded, its event and record.
 type fileLine struct {
-	n     int
-	text  []byte
-	ev    schemas.Event
-	value []byte
-	err   error
+	n    int
+	text []byte
+	ev   schemas.Event
+	msg  kafka.Message
+	err  error
 }
 
 // decodeLines validates lines, on all cores.
 func (p *Publisher) decodeLines(lines []fileLine) {
 	parallel(len(lines), func(lo, hi int) {
+		var a arena
 		for i := lo; i < hi; i++ {
 			l := &lines[i]
-			l.ev, l.value, l.err = p.decodeLine(l.text)
+			l.ev, l.err = p.decodeLine(&a, l.text, &l.msg)
 		}
 	})
 }
@@ -513,13 +773,12 @@ func (p *Publisher) decodeLines(lines []fileLine) {
 // sendLines sends the valid lines and adds the outcome to rep, in line
 // order.
 func (p *Publisher) sendLines(ctx context.Context, lines []fileLine, rep *FileReport) error {
-	evs := make([]schemas.Event, len(lines))
-	values := make([][]byte, len(lines))
+	msgs := make([]kafka.Message, len(lines))
 	results := make([]Result, len(lines))
-	for i, l := range lines {
-		evs[i], values[i], results[i] = l.ev, l.value, Result{ID: l.ev.ID, Err: l.err}
+	for i := range lines {
+		msgs[i], results[i] = lines[i].msg, Result{ID: lines[i].ev.ID, Err: lines[i].err}
 	}
-	if err := p.send(ctx, evs, values, results); err != nil {
+	if err := p.send(ctx, msgs, results, func(i int) *schemas.Event { return &lines[i].ev }); err != nil {
 		return err
 	}
 	for i, r := range results {
@@ -532,23 +791,24 @@ func (p *Publisher) sendLines(ctx context.Context, lines []fileLine, rep *FileRe
 	return nil
 }
 
-// decodeLine validates a line as the hub will and returns the event in its
-// canonical encoding, which is what is sent (it goes to its source's topic
-// keyed by its subject, so the hub's topic and key checks hold).
-func (p *Publisher) decodeLine(text []byte) (schemas.Event, []byte, error) {
+// decodeLine validates a line as the hub will and makes its record: the
+// event in its canonical encoding (what is sent) on its source's topic,
+// keyed by its subject, so the hub's topic and key checks hold.
+func (p *Publisher) decodeLine(a *arena, text []byte, msg *kafka.Message) (schemas.Event, error) {
 	ev, err := schemas.Decode(schemas.Input{Value: text})
 	if err != nil {
-		return ev, nil, err
+		return ev, err
 	}
 	if p.cfg.Source != "" && ev.Source != p.cfg.Source {
-		return ev, nil, &schemas.RejectError{Reason: schemas.ReasonSourceMismatch, Field: "source",
+		return ev, &schemas.RejectError{Reason: schemas.ReasonSourceMismatch, Field: "source",
 			Detail: fmt.Sprintf("this file is published as %q events, not %q", p.cfg.Source, ev.Source)}
 	}
-	value, err := schemas.Encode(ev)
+	value, err := a.encode(&ev)
 	if err != nil {
-		return ev, nil, &schemas.RejectError{Reason: schemas.ReasonInvalidData, Field: "data", Detail: err.Error()}
+		return ev, &schemas.RejectError{Reason: schemas.ReasonInvalidData, Field: "data", Detail: err.Error()}
 	}
-	return ev, value, nil
+	*msg = kafka.Message{Topic: p.topic(ev.Source), Key: a.copy(string(ev.Subject)), Value: value}
+	return ev, nil
 }
 
 // Close flushes and closes the producer. It is safe to call more than
