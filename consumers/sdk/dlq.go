@@ -78,7 +78,7 @@ func (s *Subscriber) deadLetter(ctx context.Context, msg jetstream.Msg, d *Deliv
 	if err := msg.Term(); err != nil {
 		s.cfg.Logger.Warn("subscriber: terminating dead letter", "subscriber", s.cfg.Name, "seq", d.StreamSequence, "error", err)
 	}
-	s.count("dead_lettered")
+	s.count(s.deadLettered)
 	s.cfg.Logger.Error("subscriber: notification dead-lettered", "subscriber", s.cfg.Name, "seq", d.StreamSequence,
 		"attempts", d.Attempt, "subject", s.DeadLetterSubject(), "error", cause)
 }

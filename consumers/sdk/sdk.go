@@ -161,6 +161,9 @@ type Config struct {
 
 	// TracerProvider starts one consumer span per notification (default
 	// otel's global provider, a no-op unless the program installed one).
+	// While it records nothing, the SDK skips starting spans and checks
+	// again every second; the handler's context carries the hub's span
+	// context either way.
 	TracerProvider trace.TracerProvider
 	// MeterProvider records pophub_sdk_notifications_total{subscriber,
 	// outcome} and the gauges pophub_sdk_pending{subscriber} (notifications

@@ -33,6 +33,8 @@ type Subscriber struct {
 	tracer  trace.Tracer
 	// spanName names every handling span ("process <name>").
 	spanName string
+	// spanOpts are the options of every handling span, built once.
+	spanOpts []trace.SpanStartOption
 	seed     maphash.Seed
 
 	// snapshot holds each citizen's version in the bootstrap snapshot;
@@ -45,13 +47,18 @@ type Subscriber struct {
 	mu       sync.Mutex
 	inflight map[uint64]jetstream.Msg
 
+	// spanless is set while the tracer passes contexts through (see
+	// startSpan) and cleared every spanProbe.
+	spanless atomic.Bool
 	stopping atomic.Bool
 	stopped  chan struct{} // closed when Run's ctx ends
 
-	outcomes  metric.Int64Counter
-	attrSets  map[string]metric.AddOption
-	backlog   backlog
-	closeOnce sync.Once
+	outcomes metric.Int64Counter
+	// The outcomes' attribute sets, built once: recording one is an
+	// atomic add on the metrics SDK's side, and nothing on a no-op one.
+	handled, skipped, retried, deadLettered []metric.AddOption
+	backlog                                 backlog
+	closeOnce                               sync.Once
 }
 
 // New validates cfg and connects to NATS (without waiting for the server:
@@ -66,10 +73,10 @@ func New(cfg Config) (*Subscriber, error) {
 		filters:  newFilterSet(cfg.SubjectPrefix, cfg.Filters),
 		tracer:   cfg.TracerProvider.Tracer("github.com/pophub/pophub/consumers/sdk"),
 		spanName: "process " + cfg.Name,
+		spanOpts: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer)},
 		seed:     maphash.MakeSeed(),
 		inflight: make(map[uint64]jetstream.Msg),
 		stopped:  make(chan struct{}),
-		attrSets: make(map[string]metric.AddOption),
 	}
 	var err error
 	meter := cfg.MeterProvider.Meter("github.com/pophub/pophub/consumers/sdk")
@@ -79,9 +86,10 @@ func New(cfg Config) (*Subscriber, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating metrics: %w", err)
 	}
-	for _, o := range []string{"handled", "skipped", "retried", "dead_lettered"} {
-		s.attrSets[o] = metric.WithAttributeSet(attribute.NewSet(attribute.String("subscriber", cfg.Name), attribute.String("outcome", o)))
+	outcome := func(o string) []metric.AddOption {
+		return []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("subscriber", cfg.Name), attribute.String("outcome", o)))}
 	}
+	s.handled, s.skipped, s.retried, s.deadLettered = outcome("handled"), outcome("skipped"), outcome("retried"), outcome("dead_lettered")
 	if err := s.backlog.register(meter, cfg.Name); err != nil {
 		return nil, fmt.Errorf("creating metrics: %w", err)
 	}
@@ -119,8 +127,9 @@ func (s *Subscriber) Close() error {
 // FilterSubject is the subject filter of the durable consumer.
 func (s *Subscriber) FilterSubject() string { return s.filters.cover }
 
-func (s *Subscriber) count(outcome string) {
-	s.outcomes.Add(context.Background(), 1, s.attrSets[outcome])
+// count records one notification with an outcome's attribute set.
+func (s *Subscriber) count(outcome []metric.AddOption) {
+	s.outcomes.Add(context.Background(), 1, outcome...)
 }
 
 // item is a message on its way to a worker.
@@ -159,32 +168,47 @@ func (s *Subscriber) Run(ctx context.Context) error {
 	}()
 	defer func() { <-watching }()
 
-	queues := make([]chan item, s.cfg.Concurrency)
+	queues := make([]*queue, s.cfg.Concurrency)
 	var workers sync.WaitGroup
 	for i := range queues {
-		queues[i] = make(chan item, max(16, 2*s.cfg.FetchBatch/s.cfg.Concurrency))
+		queues[i] = newQueue(max(16, 2*s.cfg.FetchBatch/s.cfg.Concurrency))
 		workers.Go(func() {
-			for it := range queues[i] {
-				s.handle(hctx, it)
+			var batch []item
+			for {
+				var ok bool
+				if batch, ok = queues[i].take(batch); !ok {
+					return
+				}
+				for _, it := range batch {
+					s.handle(hctx, it)
+				}
 			}
 		})
 	}
 	keepAlive := time.NewTicker(max(s.cfg.AckWait/3, 10*time.Millisecond))
 	defer keepAlive.Stop()
+	probe := time.NewTicker(spanProbe)
+	defer probe.Stop()
+	flush := time.NewTicker(gatherWait)
+	defer flush.Stop()
 	go func() {
 		for {
 			select {
 			case <-s.stopped:
 				return
+			case <-flush.C:
+				flushAll(queues)
 			case <-keepAlive.C:
 				s.touchInflight()
+			case <-probe.C:
+				s.spanless.Store(false)
 			}
 		}
 	}()
 
 	s.fetchLoop(ctx, cons, queues)
 	for _, q := range queues {
-		close(q)
+		q.close()
 	}
 	workers.Wait()
 	s.touchInflight() // nothing should be left; keep any straggler alive
@@ -193,39 +217,37 @@ func (s *Subscriber) Run(ctx context.Context) error {
 }
 
 // fetchLoop pulls messages and hands them to workers until ctx ends.
-func (s *Subscriber) fetchLoop(ctx context.Context, cons jetstream.Consumer, queues []chan item) {
+//
+// It uses Consumer.Consume, which keeps a pull request outstanding while
+// the previous batch is being handed out (the next pull goes out when half
+// of FetchBatch has arrived), and calls dispatch on the subscription's own
+// goroutine: no goroutine of its own between the connection and the
+// workers, and no timer allocated per message for the heartbeat check.
+// dispatch blocks while the worker's queue is full, which stops further
+// pulls: the queues bound what the process holds.
+func (s *Subscriber) fetchLoop(ctx context.Context, cons jetstream.Consumer, queues []*queue) {
 	for ctx.Err() == nil {
-		it, err := cons.Messages(jetstream.PullMaxMessages(s.cfg.FetchBatch))
+		gather := s.gather(cons, queues[0].limit)
+		cc, err := cons.Consume(func(msg jetstream.Msg) {
+			if ctx.Err() != nil {
+				_ = msg.Nak() // fetched but not started: to the next instance at once
+				return
+			}
+			s.dispatch(msg, queues, gather)
+		}, jetstream.PullMaxMessages(s.cfg.FetchBatch), jetstream.ConsumeErrHandler(s.consumeError))
 		if err != nil {
 			s.cfg.Logger.Warn("subscriber: starting to pull", "subscriber", s.cfg.Name, "error", err)
 			sleep(ctx, time.Second)
 			continue
 		}
-		stop := context.AfterFunc(ctx, it.Drain)
-		for {
-			msg, err := it.Next()
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				break
-			}
-			if err != nil {
-				if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
-					s.cfg.Logger.Error("subscriber: the durable consumer is gone", "subscriber", s.cfg.Name, "error", err)
-					it.Stop()
-					break
-				}
-				// Missed heartbeats and the like: nats.go keeps pulling
-				// and re-pulls after a reconnect.
-				s.cfg.Logger.Debug("subscriber: pulling", "subscriber", s.cfg.Name, "error", err)
-				continue
-			}
-			if ctx.Err() != nil {
-				_ = msg.Nak() // fetched but not started: to the next instance at once
-				continue
-			}
-			s.dispatch(msg, queues)
-		}
+		// Drain hands what is buffered to the callback (which naks it)
+		// before Closed is closed.
+		stop := context.AfterFunc(ctx, cc.Drain)
+		<-cc.Closed()
 		stop()
 		if ctx.Err() == nil {
+			// The durable consumer is gone or the connection closed:
+			// set up again.
 			sleep(ctx, time.Second)
 			if c, err := s.setup(ctx); err == nil {
 				cons = c
@@ -234,18 +256,47 @@ func (s *Subscriber) fetchLoop(ctx context.Context, cons jetstream.Consumer, que
 	}
 }
 
+// gather is how many queued messages wake a sleeping worker (see queue):
+// 16, at most limit, and few enough that the messages waiting in all
+// queues stay well below the consumer's MaxAckPending, at which the server
+// stops delivering until acks arrive.
+func (s *Subscriber) gather(cons jetstream.Consumer, limit int) int {
+	g := min(16, limit)
+	if m := cons.CachedInfo().Config.MaxAckPending; m > 0 {
+		g = min(g, m/(2*s.cfg.Concurrency))
+	}
+	return max(1, g)
+}
+
+// consumeError logs the errors Consume reports. nats.go stops consuming
+// by itself on the terminal ones (the durable consumer deleted), and keeps
+// pulling, re-pulling after a reconnect, on the others (missed heartbeats
+// and the like).
+func (s *Subscriber) consumeError(_ jetstream.ConsumeContext, err error) {
+	if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
+		s.cfg.Logger.Error("subscriber: the durable consumer is gone", "subscriber", s.cfg.Name, "error", err)
+		return
+	}
+	s.cfg.Logger.Debug("subscriber: pulling", "subscriber", s.cfg.Name, "error", err)
+}
+
 // dispatch acks what no filter wants and queues the rest on the worker
 // of its citizen.
-func (s *Subscriber) dispatch(msg jetstream.Msg, queues []chan item) {
+func (s *Subscriber) dispatch(msg jetstream.Msg, queues []*queue, gather int) {
 	meta, err := msg.Metadata()
 	if err != nil {
 		_ = msg.Term() // not a JetStream message: cannot happen on a pull consumer
 		return
 	}
 	s.backlog.delivered(meta)
+	if meta.NumPending == 0 {
+		// Caught up: nothing else will come soon, so no queued message
+		// waits for company.
+		defer flushAll(queues)
+	}
 	if !s.filters.match(msg.Subject()) {
 		_ = msg.Ack()
-		s.count("skipped")
+		s.count(s.skipped)
 		return
 	}
 	seq := meta.Sequence.Stream
@@ -262,7 +313,7 @@ func (s *Subscriber) dispatch(msg jetstream.Msg, queues []chan item) {
 	if id := citizenOf(msg.Data()); id != nil {
 		w = int(maphash.Bytes(s.seed, id) % uint64(len(queues)))
 	}
-	queues[w] <- item{msg: msg, meta: meta}
+	queues[w].push(item{msg: msg, meta: meta}, gather)
 }
 
 // citizenOf finds the citizen ID in a notification body without decoding
@@ -316,7 +367,7 @@ func (s *Subscriber) handle(ctx context.Context, it item) {
 	}
 	if v, ok := s.snapshot[d.CitizenID]; ok && d.Version <= v {
 		_ = msg.Ack() // already in the snapshot the subscriber started from
-		s.count("skipped")
+		s.count(s.skipped)
 		return
 	}
 	if d.Attempt > s.cfg.MaxAttempts {
@@ -326,7 +377,7 @@ func (s *Subscriber) handle(ctx context.Context, it item) {
 		return
 	}
 	ctx = s.cfg.Propagator.Extract(ctx, headerCarrier(msg.Headers()))
-	ctx, span := s.tracer.Start(ctx, s.spanName, trace.WithSpanKind(trace.SpanKindConsumer))
+	ctx, span := s.startSpan(ctx)
 	if span.IsRecording() { // attributes cost allocations: only for sampled spans
 		span.SetAttributes(
 			attribute.String("messaging.system", "nats"),
@@ -348,7 +399,7 @@ func (s *Subscriber) handle(ctx context.Context, it item) {
 			if err := msg.Ack(); err != nil {
 				s.cfg.Logger.Warn("subscriber: acking", "subscriber", s.cfg.Name, "seq", seq, "error", err)
 			}
-			s.count("handled")
+			s.count(s.handled)
 			return
 		}
 		span.RecordError(err)
@@ -357,7 +408,7 @@ func (s *Subscriber) handle(ctx context.Context, it item) {
 			s.deadLetter(ctx, msg, d, err)
 			return
 		}
-		s.count("retried")
+		s.count(s.retried)
 		delay := s.cfg.Backoff[min(d.Attempt, len(s.cfg.Backoff))-1]
 		s.cfg.Logger.Warn("subscriber: handler failed, retrying", "subscriber", s.cfg.Name, "seq", seq,
 			"attempt", d.Attempt, "delay", delay, "error", err)
@@ -370,6 +421,34 @@ func (s *Subscriber) handle(ctx context.Context, it item) {
 		}
 		d.Attempt++
 	}
+}
+
+// spanProbe is how long the SDK goes without starting spans once the
+// tracer turned out to pass contexts through, before it tries again.
+const spanProbe = time.Second
+
+// startSpan starts the consumer span of one notification, a child of the
+// hub's span that ctx carries.
+//
+// With no tracing installed (the global provider before the program sets
+// one, or a no-op provider) the span the tracer returns records nothing
+// and carries its parent's span context unchanged: starting it costs three
+// allocations and gives the handler nothing the extracted context does
+// not already hold. When a span comes back like that, the following
+// notifications skip Start and use the extracted context as it is, until
+// spanProbe later a span is started again; so a provider installed later
+// (the global provider delegates to it) is picked up within spanProbe. A
+// real provider's spans, recorded or not, always have their own span ID,
+// so they never turn Start off.
+func (s *Subscriber) startSpan(ctx context.Context) (context.Context, trace.Span) {
+	if s.spanless.Load() {
+		return ctx, trace.SpanFromContext(ctx)
+	}
+	sctx, span := s.tracer.Start(ctx, s.spanName, s.spanOpts...)
+	if !span.IsRecording() && span.SpanContext().Equal(trace.SpanContextFromContext(ctx)) {
+		s.spanless.Store(true)
+	}
+	return sctx, span
 }
 
 // headerCarrier reads W3C trace context from NATS headers, whose keys are

@@ -17,6 +17,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/pophub/pophub/consumers/sdk"
 	"github.com/pophub/pophub/consumers/sdk/sdktest"
@@ -390,6 +392,38 @@ func TestTraceContinued(t *testing.T) {
 	for _, a := range s.Attributes() {
 		if v := a.Value.Emit(); len(v) == 18 && v == string(sdktest.CitizenID(3)) {
 			t.Errorf("span attribute %s holds the citizen ID", a.Key)
+		}
+	}
+}
+
+// TestTraceContinuedWithoutProvider: with tracing off the SDK stops
+// starting spans (see startSpan), and every handler still gets the hub's
+// span context, the first notification as well as the later ones.
+func TestTraceContinuedWithoutProvider(t *testing.T) {
+	e := newEnv(t)
+	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+	var msgs []*nats.Msg
+	for i := range 5 {
+		m := sdktest.Migration(fmt.Sprintf("untraced%d", i), sdktest.CitizenID(i), 1, beijing, nangang)
+		msgs = append(msgs, sdktest.Msg(sdktest.Subject("pop", m, ""), m, fmt.Sprintf("00-%s-%016x-01", traceID, i+1)))
+	}
+	sdktest.Publish(t, e.js, msgs...)
+	var mu sync.Mutex
+	got := map[string]string{} // change id → trace id/parent span id in the handler's context
+	run(t, sdk.Config{Name: "untraced", URL: e.srv.URL(), Filters: siFilters, TracerProvider: tracenoop.NewTracerProvider(),
+		Start: sdk.Start{Policy: sdk.StartAll},
+		Handler: func(ctx context.Context, d *sdk.Delivery) error {
+			sc := trace.SpanContextFromContext(ctx)
+			mu.Lock()
+			got[d.ChangeID] = sc.TraceID().String() + "/" + sc.SpanID().String()
+			mu.Unlock()
+			return nil
+		}})
+	waitFor(t, "handled", 10*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == len(msgs) })
+	for i := range msgs {
+		id := fmt.Sprintf("untraced%d", i)
+		if want := fmt.Sprintf("%s/%016x", traceID, i+1); got[id] != want {
+			t.Errorf("%s: handler's trace %s, want %s", id, got[id], want)
 		}
 	}
 }
