@@ -6,19 +6,26 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/segmentio/kafka-go"
 	"github.com/spf13/cobra"
 
 	"github.com/pophub/pophub/adapters/synth"
 	"github.com/pophub/pophub/consumers/sdk"
+	"github.com/pophub/pophub/hub/api"
+	"github.com/pophub/pophub/hub/embedded"
 	"github.com/pophub/pophub/schemas"
 )
 
@@ -27,6 +34,7 @@ type soakOptions struct {
 	Rate            int
 	Postgres        string
 	Memdb           bool
+	Persons         int
 }
 
 // benchSoakCommand is `pophub bench soak`: the hub at a steady rate for a
@@ -55,7 +63,8 @@ first. Memory and lag that stay flat mean nothing accumulates.`,
 	f.DurationVar(&o.Every, "every", time.Minute, "sampling interval")
 	f.IntVar(&o.Rate, "rate", 5000, "events per second")
 	f.StringVar(&o.Postgres, "postgres", envOr("POPHUB_POSTGRES", "postgres://postgres@127.0.0.1:5432/test"), "PostgreSQL URL (a scratch schema is created and dropped)")
-	f.BoolVar(&o.Memdb, "memdb", false, "use the memdb store instead of PostgreSQL")
+	f.BoolVar(&o.Memdb, "memdb", false, "use the memdb store instead of PostgreSQL (it keeps all history in memory, so its memory grows by design)")
+	f.IntVar(&o.Persons, "persons", 20000, "persons of the synthetic population sent round after round")
 	return cmd
 }
 
@@ -75,19 +84,60 @@ func runSoak(ctx context.Context, out io.Writer, log *slog.Logger, o soakOptions
 		return err
 	}
 	defer os.RemoveAll(dir)
-	cfg := Config{Embedded: true, DataDir: dir, KafkaAddr: "127.0.0.1:0", NATSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
-		NATSSync: time.Second, EligibilityNotify: []string{"all"}}
-	if !o.Memdb {
-		cfg.PostgresURL = o.Postgres
-		cfg.PostgresSchema = fmt.Sprintf("pophub_soak_%d", time.Now().UnixNano())
-		defer dropSchema(context.WithoutCancel(ctx), o.Postgres, cfg.PostgresSchema)
+
+	// The hub runs as its own process (pophub serve), so that its memory
+	// is its own: the broker, NATS, the load and the subscribers live in
+	// this one. The broker keeps every record in memory and grows; the
+	// hub must not.
+	broker, err := embedded.StartKafka(ctx, embedded.KafkaConfig{Addr: "127.0.0.1:0", Partitions: 8, Logger: log})
+	if err != nil {
+		return fmt.Errorf("starting the broker: %w", err)
 	}
-	m := &Main{Config: cfg, Logger: log}
-	if err := m.Start(ctx); err != nil {
+	defer broker.Close()
+	natsSrv, err := embedded.StartNATS(ctx, embedded.NATSConfig{Addr: "127.0.0.1:0", StoreDir: filepath.Join(dir, "nats"), SyncInterval: time.Second, Logger: log})
+	if err != nil {
+		return fmt.Errorf("starting NATS: %w", err)
+	}
+	defer natsSrv.Close()
+	httpAddr, err := freeLocalAddr()
+	if err != nil {
 		return err
 	}
-	defer m.Close()
-	fmt.Fprintf(out, "pophub bench soak: %d events/s for %s, store %s, %d CPUs, %s\n", o.Rate, o.Duration, m.storeName(), runtime.NumCPU(), runtime.Version())
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	args := []string{"serve", "--kafka", broker.Addr(), "--nats", natsSrv.ClientURL(), "--http", httpAddr,
+		"--eligibility-notify", "all", "--log-level", "warn"}
+	store := "postgres"
+	if o.Memdb {
+		store = "memdb"
+		args = append(args, "--data", filepath.Join(dir, "store"))
+	} else {
+		schema := fmt.Sprintf("pophub_soak_%d", time.Now().UnixNano())
+		defer dropSchema(context.WithoutCancel(ctx), o.Postgres, schema)
+		args = append(args, "--postgres", o.Postgres, "--postgres-schema", schema)
+	}
+	hubCmd := exec.CommandContext(ctx, self, args...)
+	hubCmd.Stdout, hubCmd.Stderr = io.Discard, os.Stderr
+	if err := hubCmd.Start(); err != nil {
+		return fmt.Errorf("starting pophub serve: %w", err)
+	}
+	defer func() {
+		hubCmd.Process.Signal(os.Interrupt)
+		hubCmd.Wait()
+	}()
+	hubURL := "http://" + httpAddr
+	if err := waitHTTP(ctx, hubURL+"/readyz", time.Minute); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "pophub bench soak: %d events/s for %s, hub process %d (store %s), %d CPUs, %s\n",
+		o.Rate, o.Duration, hubCmd.Process.Pid, store, runtime.NumCPU(), runtime.Version())
+	nc, err := nats.Connect(natsSrv.ClientURL())
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
 
 	// Subscribers.
 	runCtx, cancel := context.WithCancel(ctx)
@@ -96,7 +146,7 @@ func runSoak(ctx context.Context, out io.Writer, log *slog.Logger, o soakOptions
 	filters := [][]sdk.Filter{{{Kind: sdk.Changes}}, {{Kind: sdk.MigrationsOut}, {Kind: sdk.Deaths}}}
 	var handled atomic.Int64
 	for i, name := range names {
-		s, err := sdk.New(sdk.Config{Name: name, URL: m.NATSURL(), Filters: filters[i], Logger: log,
+		s, err := sdk.New(sdk.Config{Name: name, URL: natsSrv.ClientURL(), Filters: filters[i], Logger: log,
 			Handler: func(context.Context, *sdk.Delivery) error { handled.Add(1); return nil }})
 		if err != nil {
 			return err
@@ -108,34 +158,47 @@ func runSoak(ctx context.Context, out io.Writer, log *slog.Logger, o soakOptions
 			}
 		}()
 	}
-	js, err := jetstream.New(m.nc)
+	js, err := jetstream.New(nc)
 	if err != nil {
 		return err
 	}
 
-	// Events: a synthetic population large enough for the whole run.
-	persons := max(1000, o.Rate*int(o.Duration.Seconds())/12)
+	// Events: the life events of a synthetic population, generated once
+	// before the clock starts and sent round after round with fresh ids,
+	// so that the generator holds the same memory all along and every
+	// round is new work for the hub.
+	var population []schemas.Event
+	if err := synth.Generate(ctx, synth.Config{Persons: o.Persons, Months: 24, Seed: 17}, func(ev schemas.Event) error {
+		population = append(population, ev)
+		return nil
+	}); err != nil {
+		return fmt.Errorf("generating the population: %w", err)
+	}
+	fmt.Fprintf(out, "%d events of %d persons, sent round after round with fresh ids\n", len(population), o.Persons)
 	events := make(chan kafka.Message, 4*o.Rate)
 	go func() {
 		defer close(events)
-		_ = synth.Generate(runCtx, synth.Config{Persons: persons, Months: 24, Seed: 17}, func(ev schemas.Event) error {
-			b, err := schemas.Encode(ev)
-			if err != nil {
-				return err
+		for round := 0; ; round++ {
+			for _, ev := range population {
+				ev.ID = ev.ID + "-r" + strconv.Itoa(round)
+				b, err := schemas.Encode(ev)
+				if err != nil {
+					log.Error("soak: encoding an event", "err", err)
+					return
+				}
+				select {
+				case events <- kafka.Message{Topic: schemas.Topic(ev.Source), Key: []byte(ev.Subject), Value: b}:
+				case <-runCtx.Done():
+					return
+				}
 			}
-			select {
-			case events <- kafka.Message{Topic: schemas.Topic(ev.Source), Key: []byte(ev.Subject), Value: b}:
-				return nil
-			case <-runCtx.Done():
-				return runCtx.Err()
-			}
-		})
+		}
 	}()
-	w := &kafka.Writer{Addr: kafka.TCP(m.Brokers()...), Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll,
-		BatchSize: 1000, BatchTimeout: 2 * time.Millisecond, Async: false}
+	w := &kafka.Writer{Addr: kafka.TCP(broker.Addr()), Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll,
+		BatchSize: 1000, BatchBytes: 16 << 20, BatchTimeout: 5 * time.Millisecond}
 	defer w.Close()
 	var produced atomic.Int64
-	const tick = 20 * time.Millisecond
+	const tick = 100 * time.Millisecond
 	perTick := max(1, o.Rate*int(tick)/int(time.Second))
 	prodDone := make(chan error, 1)
 	go func() {
@@ -183,18 +246,20 @@ func runSoak(ctx context.Context, out io.Writer, log *slog.Logger, o soakOptions
 
 	start := time.Now()
 	var samples []soakSample
-	fmt.Fprintf(out, "%8s %10s %10s %8s %8s %10s %10s %8s %8s\n", "t", "produced", "done", "lag", "outbox", "changes", "mig+death", "heap MB", "RSS MB")
+	fmt.Fprintf(out, "%8s %10s %10s %8s %8s %10s %10s %8s %8s\n", "t", "produced", "done", "lag", "outbox", "changes", "mig+death", "peak MB", "RSS MB")
 	sample := func() {
 		s := soakSample{At: time.Since(start).Round(time.Second), Produced: produced.Load()}
-		c := m.Consumer.Counts()
-		s.Applied = c.Applied + c.Duplicates + c.RejectedTotal()
-		for _, parts := range m.Consumer.Lag() {
-			for _, l := range parts {
-				s.Lag += l
+		if st, err := hubStatus(ctx, hubURL); err == nil {
+			if st.Ingest != nil {
+				s.Lag = st.Ingest.TotalLag
+				if c := st.Ingest.Counts; c != nil {
+					s.Applied = c.Applied + c.Duplicates
+					for _, n := range c.Rejected {
+						s.Applied += n
+					}
+				}
 			}
-		}
-		if es, err := m.Store.PendingOutbox(ctx, 0, 100000); err == nil {
-			s.Outbox = len(es)
+			s.Outbox = int(st.Store.OutboxPending)
 		}
 		for _, name := range names {
 			var p uint64
@@ -205,10 +270,7 @@ func runSoak(ctx context.Context, out io.Writer, log *slog.Logger, o soakOptions
 			}
 			s.Pending = append(s.Pending, p)
 		}
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		s.HeapMB = float64(ms.HeapInuse) / (1 << 20)
-		s.RSSMB = rssMB()
+		s.HeapMB, s.RSSMB = processMemMB(hubCmd.Process.Pid)
 		samples = append(samples, s)
 		fmt.Fprintf(out, "%8s %10d %10d %8d %8d %10d %10d %8.0f %8.0f\n", s.At, s.Produced, s.Applied, s.Lag, s.Outbox,
 			s.Pending[0], s.Pending[1], s.HeapMB, s.RSSMB)
@@ -231,8 +293,15 @@ loop:
 	if prodErr != nil {
 		return prodErr
 	}
-	if err := waitConsumed(ctx, m, produced.Load(), 5*time.Minute); err != nil {
-		return err
+	for deadline := time.Now().Add(5 * time.Minute); ; {
+		st, err := hubStatus(ctx, hubURL)
+		if err == nil && st.Ingest != nil && st.Ingest.Counts != nil && st.Ingest.Counts.Consumed >= produced.Load() {
+			break
+		}
+		if time.Now().After(deadline) {
+			return errors.New("the hub did not catch up within 5 minutes of the last event")
+		}
+		time.Sleep(time.Second)
 	}
 	fmt.Fprintf(out, "\nproduced %d events in %s (%.0f/s); all consumed %s after the last; subscribers handled %d notifications\n",
 		produced.Load(), samples[len(samples)-1].At, float64(produced.Load())/samples[len(samples)-1].At.Seconds(),
@@ -251,7 +320,7 @@ loop:
 			name string
 			f    func(soakSample) float64
 		}{
-			{"heap MB", func(s soakSample) float64 { return s.HeapMB }},
+			{"peak RSS MB", func(s soakSample) float64 { return s.HeapMB }},
 			{"RSS MB", func(s soakSample) float64 { return s.RSSMB }},
 			{"consumer lag", func(s soakSample) float64 { return float64(s.Lag) }},
 			{"outbox backlog", func(s soakSample) float64 { return float64(s.Outbox) }},
@@ -269,16 +338,60 @@ loop:
 	return nil
 }
 
-// rssMB reads the process's resident set from /proc (0 where there is none).
-func rssMB() float64 {
-	b, err := os.ReadFile("/proc/self/statm")
+// processMemMB reads a process's peak and current resident set from /proc
+// (zeros where there is none).
+func processMemMB(pid int) (peak, rss float64) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0
+		return 0, 0
 	}
-	f := strings.Fields(string(b))
-	if len(f) < 2 {
-		return 0
+	for l := range strings.Lines(string(b)) {
+		f := strings.Fields(l)
+		if len(f) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseFloat(f[1], 64)
+		switch f[0] {
+		case "VmHWM:":
+			peak = kb / 1024
+		case "VmRSS:":
+			rss = kb / 1024
+		}
 	}
-	pages, _ := strconv.ParseFloat(f[1], 64)
-	return pages * float64(os.Getpagesize()) / (1 << 20)
+	return peak, rss
+}
+
+// hubStatus reads GET /v1/admin/status.
+func hubStatus(ctx context.Context, hubURL string) (api.Status, error) {
+	var st api.Status
+	_, err := hubGet(ctx, hubURL+"/v1/admin/status", "", "operations", &st)
+	return st, err
+}
+
+// waitHTTP polls url until it answers 200.
+func waitHTTP(ctx context.Context, url string, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not answer 200 within %s", url, limit)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// freeLocalAddr is a free 127.0.0.1 port.
+func freeLocalAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
 }
