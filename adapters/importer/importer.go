@@ -3,6 +3,7 @@ package importer
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"encoding/csv"
 	"encoding/json"
@@ -106,6 +107,9 @@ type Config struct {
 	// nothing and leaves the checkpoint alone.
 	DryRun  bool
 	Brokers []string
+	// TLS, when set, is the client configuration for brokers that speak
+	// TLS; nil connects in plaintext.
+	TLS *tls.Config
 	// BatchSize and BatchTimeout are the Kafka writer's (defaults 1000 and
 	// 10ms, the publisher's); ChunkSize is how many records one write
 	// waits for before the next (default 8 batches).

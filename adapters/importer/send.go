@@ -3,6 +3,7 @@ package importer
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -111,6 +112,7 @@ type producer interface {
 func newWriter(cfg *Config) *kafka.Writer {
 	return &kafka.Writer{
 		Addr:                   kafka.TCP(cfg.Brokers...),
+		Transport:              transport(cfg.TLS),
 		Balancer:               &kafka.Murmur2Balancer{},
 		RequiredAcks:           kafka.RequireAll,
 		MaxAttempts:            10,
@@ -120,6 +122,14 @@ func newWriter(cfg *Config) *kafka.Writer {
 		Compression:            cfg.Compression,
 		AllowAutoTopicCreation: false,
 	}
+}
+
+// transport speaks TLS with tc when set; nil is kafka-go's default.
+func transport(tc *tls.Config) kafka.RoundTripper {
+	if tc == nil {
+		return nil
+	}
+	return &kafka.Transport{TLS: tc, DialTimeout: 10 * time.Second}
 }
 
 // send is the second pass: the spooled events in line order, a chunk at a
@@ -135,7 +145,7 @@ func send(ctx context.Context, cfg *Config, rep *Report, spool io.ReadSeeker) er
 	if cfg.Mapping != nil && cfg.Format != JSONL {
 		ck.Mapping = cfg.Mapping.digest
 	}
-	client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 30 * time.Second}
+	client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 30 * time.Second, Transport: transport(cfg.TLS)}
 
 	prev, err := loadCheckpoint(cfg.CheckpointFile)
 	if err != nil {

@@ -38,6 +38,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -72,6 +73,9 @@ type Config struct {
 	// SASL authenticates the department to brokers that ask for it (its
 	// SCRAM-SHA-512 identity from the hub's access policy); nil for none.
 	SASL sasl.Mechanism
+	// TLS, when set, is the client configuration for brokers that speak
+	// TLS, its RootCAs holding the hub's CA; nil connects in plaintext.
+	TLS *tls.Config
 	// Source, when set, is the only source this publisher sends: events of
 	// another source are rejected (reason source_mismatch) and not sent.
 	Source schemas.Source
@@ -164,7 +168,7 @@ func New(cfg Config) (*Publisher, error) {
 	w := &kafka.Writer{
 		Addr: kafka.TCP(cfg.Brokers...),
 		// nil is kafka-go's default transport.
-		Transport: transport(cfg.SASL),
+		Transport: transport(cfg.SASL, cfg.TLS),
 		// Murmur2 is the Java client's partitioner: every department's
 		// client puts one citizen on the same partition.
 		Balancer:               &kafka.Murmur2Balancer{},
@@ -186,12 +190,12 @@ func New(cfg Config) (*Publisher, error) {
 		tracer: cfg.TracerProvider.Tracer("github.com/pophub/pophub/adapters/publisher")}, nil
 }
 
-// transport authenticates with m when set.
-func transport(m sasl.Mechanism) kafka.RoundTripper {
-	if m == nil {
+// transport authenticates with m and speaks TLS with tc when set.
+func transport(m sasl.Mechanism, tc *tls.Config) kafka.RoundTripper {
+	if m == nil && tc == nil {
 		return nil
 	}
-	return &kafka.Transport{SASL: m, DialTimeout: 10 * time.Second}
+	return &kafka.Transport{SASL: m, TLS: tc, DialTimeout: 10 * time.Second}
 }
 
 // EventID derives a stable event id from the department's own record key

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,6 +34,7 @@ import (
 	"github.com/pophub/pophub/hub/notify"
 	"github.com/pophub/pophub/hub/postgres"
 	"github.com/pophub/pophub/hub/telemetry"
+	"github.com/pophub/pophub/hub/tlsconf"
 	"github.com/pophub/pophub/ops/policies"
 	"github.com/pophub/pophub/schemas"
 )
@@ -104,6 +106,28 @@ type Config struct {
 	// EligibilityNotify lists the policies whose newly eligible persons are
 	// announced on pop.eligibility.<policy>.<R> ("all" for every one).
 	EligibilityNotify []string
+
+	// TLS (`pophub dev --tls`, Embedded only) makes a local CA and a server
+	// certificate under DataDir/tls (a temporary directory without
+	// DataDir; see tlsconf.EnsureDev) and runs the broker, the NATS server
+	// and the HTTP API with TLS only, so that a laptop runs the encrypted
+	// stack production runs; TLSCert, TLSKey and TLSCA are then set to the
+	// generated files.
+	TLS bool
+	// TLSCert and TLSKey are the HTTP API's certificate chain and private
+	// key (PEM): with them it serves HTTPS only. Both or neither.
+	TLSCert, TLSKey string
+	// TLSCA is a CA file (PEM) the hub trusts for its Kafka brokers and
+	// NATS server: with it, the hub speaks TLS to both. Empty speaks
+	// plaintext.
+	TLSCA string
+	// TLSClientCA, with an HTTPS API, is a CA file (PEM) whose client
+	// certificates the API asks for and verifies; a verified certificate
+	// whose SHA-256 fingerprint an identity of the access policy lists
+	// (credentials.cert_sha256) authenticates as that identity, with or
+	// without its bearer token (hub/access). Requests without a
+	// certificate are still served, with a token.
+	TLSClientCA string
 }
 
 func (c *Config) setDefaults() {
@@ -140,6 +164,15 @@ func (c *Config) Validate() error {
 	if c.Partitions < 1 {
 		errs = append(errs, errors.New("--partitions must be at least 1"))
 	}
+	if c.TLS && !c.Embedded {
+		errs = append(errs, errors.New("--tls makes certificates for the embedded servers only; give external ones --tls-cert, --tls-key and --tls-ca"))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("--tls-cert and --tls-key go together"))
+	}
+	if c.TLSClientCA != "" && c.TLSCert == "" && !c.TLS {
+		errs = append(errs, errors.New("--tls-client-ca needs an HTTPS API: --tls, or --tls-cert and --tls-key"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -167,6 +200,15 @@ type Main struct {
 	auditStore audit.Store
 	auditKey   audit.Key
 
+	// serverTLS is the certificate the HTTP API (and with Config.TLS the
+	// embedded servers) present, httpTLS the HTTP API's configuration
+	// (serverTLS plus client certificates with TLSClientCA), clientTLS
+	// that of the hub's own Kafka and NATS clients. Nil for plaintext.
+	serverTLS, httpTLS, clientTLS *tls.Config
+	// tempTLSDir holds generated certificates without a data directory;
+	// removed on Close.
+	tempTLSDir string
+
 	kafka *embedded.Kafka
 	// gatewayPub publishes the events the HTTP gateway takes (nil when off).
 	gatewayPub *publisher.Publisher
@@ -190,6 +232,18 @@ func (m *Main) NATSURL() string { return m.natsURL }
 
 // HTTPAddr returns the address the HTTP API listens on.
 func (m *Main) HTTPAddr() string { return m.ln.Addr().String() }
+
+// HTTPURL returns the HTTP API's base URL: https:// when it serves TLS.
+func (m *Main) HTTPURL() string {
+	if m.httpTLS != nil {
+		return "https://" + m.HTTPAddr()
+	}
+	return "http://" + m.HTTPAddr()
+}
+
+// CAFile returns the CA file the hub's clients trust (with TLS), for
+// printing and for tests; empty without one.
+func (m *Main) CAFile() string { return m.Config.TLSCA }
 
 // Start brings the hub up: servers (when embedded), store, topics, stream,
 // HTTP, consumer and relay. It returns once everything listens; the parts
@@ -239,6 +293,9 @@ func (m *Main) Start(ctx context.Context) (err error) {
 			return fmt.Errorf("--policy: the hub's Kafka credential: %w", err)
 		}
 	}
+	if err := m.setupTLS(); err != nil {
+		return err
+	}
 	if m.Config.Embedded {
 		if err := m.startEmbedded(ctx); err != nil {
 			return err
@@ -250,7 +307,7 @@ func (m *Main) Start(ctx context.Context) (err error) {
 	if err := m.openStore(ctx); err != nil {
 		return err
 	}
-	if err := ingest.EnsureTopics(ctx, m.brokers, m.Config.Partitions, m.kafkaSASL); err != nil {
+	if err := ingest.EnsureTopics(ctx, m.brokers, m.Config.Partitions, m.kafkaSASL, m.clientTLS); err != nil {
 		return fmt.Errorf("creating topics: %w", err)
 	}
 
@@ -261,6 +318,9 @@ func (m *Main) Start(ctx context.Context) (err error) {
 		// than the default two-second connect timeout on a busy machine.
 		natsOpts = append(natsOpts, nats.UserInfo(hubID.Name, m.Config.NATSPassword), nats.CustomInboxPrefix(inboxPrefix(hubID)),
 			nats.Timeout(20*time.Second))
+	}
+	if m.clientTLS != nil {
+		natsOpts = append(natsOpts, nats.Secure(m.clientTLS))
 	}
 	m.nc, err = nats.Connect(m.natsURL, natsOpts...)
 	if err != nil {
@@ -279,7 +339,7 @@ func (m *Main) Start(ctx context.Context) (err error) {
 	}
 	m.Relay = notify.New(notify.Config{Logger: log, Meter: meter, Tracer: tracer, RepublishWindow: republish}, js, m.Store)
 
-	m.Consumer, err = ingest.New(ingest.Config{Brokers: m.brokers, SASL: m.kafkaSASL, GroupID: m.Config.GroupID, Logger: log, Meter: meter, Tracer: tracer},
+	m.Consumer, err = ingest.New(ingest.Config{Brokers: m.brokers, SASL: m.kafkaSASL, TLS: m.clientTLS, GroupID: m.Config.GroupID, Logger: log, Meter: meter, Tracer: tracer},
 		wakeAfterApply{m.Store, m.Relay})
 	if err != nil {
 		return fmt.Errorf("creating consumer: %w", err)
@@ -314,7 +374,7 @@ func (m *Main) Start(ctx context.Context) (err error) {
 				toks = append(toks, gateway.Token{Source: t.Source, SHA256: t.SHA256})
 			}
 		}
-		if m.gatewayPub, err = publisher.New(publisher.Config{Brokers: m.brokers, SASL: m.kafkaSASL, Logger: log,
+		if m.gatewayPub, err = publisher.New(publisher.Config{Brokers: m.brokers, SASL: m.kafkaSASL, TLS: m.clientTLS, Logger: log,
 			TracerProvider: m.tel.TracerProvider, Propagator: m.tel.Propagator}); err != nil {
 			return fmt.Errorf("creating the gateway's publisher: %w", err)
 		}
@@ -382,8 +442,14 @@ func (m *Main) Start(ctx context.Context) (err error) {
 	g, gctx := errgroup.WithContext(runCtx)
 	m.group = g
 	httpServer := &http.Server{Handler: server.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	serve := func() error { return httpServer.Serve(m.ln) }
+	if m.httpTLS != nil {
+		httpServer.TLSConfig = m.httpTLS
+		// The certificate is in TLSConfig; ServeTLS adds HTTP/2.
+		serve = func() error { return httpServer.ServeTLS(m.ln, "", "") }
+	}
 	g.Go(func() error {
-		if err := httpServer.Serve(m.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("serving HTTP: %w", err)
 		}
 		return nil
@@ -399,7 +465,57 @@ func (m *Main) Start(ctx context.Context) (err error) {
 	if m.Watcher != nil {
 		g.Go(func() error { return ignoreCanceled(m.Watcher.Run(gctx)) })
 	}
-	log.Info("pophub started", "http", "http://"+m.HTTPAddr(), "kafka", strings.Join(m.brokers, ","), "nats", m.natsURL, "store", m.storeName())
+	started := []any{"http", m.HTTPURL(), "kafka", strings.Join(m.brokers, ","), "nats", m.natsURL, "store", m.storeName()}
+	if m.Config.TLSCA != "" {
+		started = append(started, "tls_ca", m.Config.TLSCA)
+	}
+	log.Info("pophub started", started...)
+	return nil
+}
+
+// setupTLS makes the development certificates when Config.TLS asks for
+// them and loads the server and client configurations.
+func (m *Main) setupTLS() error {
+	c := &m.Config
+	if c.TLS {
+		dir := ""
+		if c.DataDir != "" {
+			dir = filepath.Join(c.DataDir, "tls")
+		} else {
+			tmp, err := os.MkdirTemp("", "pophub-tls-")
+			if err != nil {
+				return fmt.Errorf("creating TLS directory: %w", err)
+			}
+			dir, m.tempTLSDir = tmp, tmp
+		}
+		files, err := tlsconf.EnsureDev(dir)
+		if err != nil {
+			return fmt.Errorf("--tls: making development certificates: %w", err)
+		}
+		c.TLSCert, c.TLSKey, c.TLSCA = files.Cert, files.Key, files.CA
+	}
+	var err error
+	if c.TLSCert != "" {
+		if m.serverTLS, err = tlsconf.Server(c.TLSCert, c.TLSKey); err != nil {
+			return fmt.Errorf("--tls-cert: %w", err)
+		}
+		m.httpTLS = m.serverTLS.Clone()
+	}
+	if c.TLSClientCA != "" {
+		pool, err := tlsconf.LoadPool(c.TLSClientCA)
+		if err != nil {
+			return fmt.Errorf("--tls-client-ca: %w", err)
+		}
+		// Optional, so that token-only clients keep working; a certificate
+		// that is presented must verify, and hub/access maps it to an
+		// identity.
+		m.httpTLS.ClientCAs, m.httpTLS.ClientAuth = pool, tls.VerifyClientCertIfGiven
+	}
+	if c.TLSCA != "" {
+		if m.clientTLS, err = tlsconf.Client(c.TLSCA); err != nil {
+			return fmt.Errorf("--tls-ca: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -474,7 +590,13 @@ func (m *Main) startEmbedded(ctx context.Context) error {
 		natsDir = dir
 	}
 	var err error
-	kafkaCfg := embedded.KafkaConfig{Addr: m.Config.KafkaAddr, DataDir: kafkaDir, Partitions: m.Config.Partitions, Logger: m.Logger}
+	// With --tls the embedded servers present the HTTP API's certificate,
+	// which the hub's own clients trust through the generated CA.
+	var serverTLS *tls.Config
+	if m.Config.TLS {
+		serverTLS = m.serverTLS
+	}
+	kafkaCfg := embedded.KafkaConfig{Addr: m.Config.KafkaAddr, DataDir: kafkaDir, Partitions: m.Config.Partitions, TLS: serverTLS, Logger: m.Logger}
 	if m.Access != nil {
 		if kafkaCfg.Options, err = m.Access.KfakeOptions(m.Config.Secrets); err != nil {
 			return err
@@ -484,7 +606,7 @@ func (m *Main) startEmbedded(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("starting embedded Kafka-protocol broker: %w", err)
 	}
-	natsCfg := embedded.NATSConfig{Addr: m.Config.NATSAddr, StoreDir: natsDir, SyncInterval: m.Config.NATSSync, Logger: m.Logger}
+	natsCfg := embedded.NATSConfig{Addr: m.Config.NATSAddr, StoreDir: natsDir, SyncInterval: m.Config.NATSSync, TLS: serverTLS, Logger: m.Logger}
 	if m.Access != nil {
 		natsCfg.Authorize = m.Access.NATSUsers().Apply
 	}
@@ -563,6 +685,9 @@ func (m *Main) Close() error {
 			ctx, done := context.WithTimeout(context.Background(), 5*time.Second)
 			errs = append(errs, m.tel.Shutdown(ctx))
 			done()
+		}
+		if m.tempTLSDir != "" {
+			errs = append(errs, os.RemoveAll(m.tempTLSDir))
 		}
 		m.closeErr = errors.Join(errs...)
 	})

@@ -364,7 +364,7 @@ func processMemMB(pid int) (peak, rss float64) {
 // hubStatus reads GET /v1/admin/status.
 func hubStatus(ctx context.Context, hubURL string) (api.Status, error) {
 	var st api.Status
-	_, err := hubGet(ctx, hubURL+"/v1/admin/status", "", "operations", &st)
+	_, err := hubGet(ctx, http.DefaultClient, hubURL+"/v1/admin/status", "", "operations", &st)
 	return st, err
 }
 

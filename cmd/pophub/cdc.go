@@ -16,6 +16,7 @@ import (
 // cdcCommand streams a department's own PostgreSQL table to the hub.
 func cdcCommand(newLogger func() *slog.Logger) *cobra.Command {
 	var source, postgres, table, mapping, brokers, slot string
+	var ca *caFlag
 	cmd := &cobra.Command{
 		Use:   "cdc --source S --postgres URL --table T --mapping mapping.yaml",
 		Short: "Stream a department's PostgreSQL table to the hub by change data capture",
@@ -43,8 +44,12 @@ needs wal_level=logical and a user with REPLICATION. Runs until interrupted.`,
 			if err != nil {
 				return err
 			}
+			tc, err := ca.tls()
+			if err != nil {
+				return fmt.Errorf("--ca: %w", err)
+			}
 			log := newLogger()
-			pub, err := publisher.New(publisher.Config{Brokers: splitList(brokers), Source: src, Logger: log})
+			pub, err := publisher.New(publisher.Config{Brokers: splitList(brokers), TLS: tc, Source: src, Logger: log})
 			if err != nil {
 				return fmt.Errorf("creating publisher: %w", err)
 			}
@@ -71,5 +76,6 @@ needs wal_level=logical and a user with REPLICATION. Runs until interrupted.`,
 	f.StringVar(&mapping, "mapping", "", "YAML mapping of the table's rows to events (required)")
 	f.StringVar(&brokers, "kafka", envOr("POPHUB_KAFKA", "127.0.0.1:19092"), "comma-separated Kafka bootstrap brokers (default: pophub dev's)")
 	f.StringVar(&slot, "slot", "", "replication slot name (default pophub_<source>_<table>)")
+	ca = addCAFlag(f)
 	return cmd
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"time"
 
@@ -82,7 +83,7 @@ func demoEligibility(ctx context.Context, out io.Writer, m *Main, pub *demoDepar
 		return err
 	}
 	desk := func(u string, d *eligibility.Decision) error {
-		_, err := hubGet(ctx, u, creds.token("public_security"), "settlement application", d)
+		_, err := hubGet(ctx, http.DefaultClient, u, creds.token("public_security"), "settlement application", d)
 		return err
 	}
 	before, err := waitDecision(ctx, m, desk, func(d eligibility.Decision) bool { return len(d.Conditions) > 0 && d.Conditions[0].Met })

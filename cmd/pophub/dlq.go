@@ -36,7 +36,14 @@ Replay is idempotent: the DLQ records replayed are kept in the topic
 (source, event id) once, so a record sent twice anyway changes nothing.`,
 	}
 	cmd.PersistentFlags().StringVar(&brokers, "kafka", envOr("POPHUB_KAFKA", "127.0.0.1:19092"), "comma-separated Kafka bootstrap brokers (env POPHUB_KAFKA; default: pophub dev's)")
-	client := func() (*dlq.Client, error) { return dlq.New(dlq.Config{Brokers: splitList(brokers)}) }
+	ca := addCAFlag(cmd.PersistentFlags())
+	client := func() (*dlq.Client, error) {
+		tc, err := ca.tls()
+		if err != nil {
+			return nil, fmt.Errorf("--ca: %w", err)
+		}
+		return dlq.New(dlq.Config{Brokers: splitList(brokers), TLS: tc})
+	}
 	cmd.AddCommand(dlqListCommand(client), dlqShowCommand(client), dlqReplayCommand(client))
 	return cmd
 }

@@ -24,6 +24,7 @@ import (
 func eligibilityCommand() *cobra.Command {
 	var hubURL, policy, asOf, token, purpose string
 	var asJSON bool
+	var ca *caFlag
 	cmd := &cobra.Command{
 		Use:   "eligibility CITIZEN_ID --policy ID",
 		Short: "Decide whether a person may settle or get a residence permit, with the explanation",
@@ -44,8 +45,12 @@ policies.`,
 				q.Set("as_of", asOf)
 			}
 			u := strings.TrimRight(hubURL, "/") + "/v1/eligibility/" + url.PathEscape(args[0]) + "?" + q.Encode()
+			hc, err := ca.httpClient(0)
+			if err != nil {
+				return fmt.Errorf("--ca: %w", err)
+			}
 			var d eligibility.Decision
-			body, err := hubGet(cmd.Context(), u, token, purpose, &d)
+			body, err := hubGet(cmd.Context(), hc, u, token, purpose, &d)
 			if err != nil {
 				return err
 			}
@@ -64,12 +69,13 @@ policies.`,
 	f.StringVar(&token, "token", os.Getenv("POPHUB_TOKEN"), "bearer token (env POPHUB_TOKEN)")
 	f.StringVar(&purpose, "purpose", "settlement-application", "the purpose sent as X-Purpose")
 	f.BoolVar(&asJSON, "json", false, "print the hub's JSON answer")
+	ca = addCAFlag(f)
 	return cmd
 }
 
 // hubGet GETs a hub API URL and decodes its JSON answer into v, turning a
 // problem+json answer into an error carrying its detail.
-func hubGet(ctx context.Context, u, token, purpose string, v any) ([]byte, error) {
+func hubGet(ctx context.Context, hc *http.Client, u, token, purpose string, v any) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
@@ -82,7 +88,7 @@ func hubGet(ctx context.Context, u, token, purpose string, v any) ([]byte, error
 	if purpose != "" {
 		req.Header.Set("X-Purpose", purpose)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("asking the hub: %w", err)
 	}

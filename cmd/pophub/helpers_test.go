@@ -67,8 +67,14 @@ func startHub(t testing.TB, store string) *Main {
 		cfg.PostgresURL = postgresURL()
 		cfg.PostgresSchema = testSchema(t)
 	}
+	return startMain(t, cfg)
+}
+
+// startMain runs the hub with cfg until the test ends.
+func startMain(t testing.TB, cfg Config) *Main {
+	t.Helper()
 	m := &Main{Config: cfg, Logger: testLogger(t)}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if err := m.Start(ctx); err != nil {
 		t.Fatalf("starting hub: %v", err)

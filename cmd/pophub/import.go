@@ -16,6 +16,7 @@ import (
 func importCommand(newLogger func() *slog.Logger) *cobra.Command {
 	var source, file, format, mapping, encoding, brokers, rejects string
 	var dryRun bool
+	var ca *caFlag
 	cmd := &cobra.Command{
 		Use:   "import --source S --file F [--format csv|jsonl|xlsx] [--mapping mapping.yaml] [--dry-run]",
 		Short: "Import a department's export file (CSV, XLSX or JSONL) into the hub's Kafka topics",
@@ -36,7 +37,11 @@ if any line was rejected.`,
 			if file == "" {
 				return errors.New("--file is required")
 			}
-			cfg := importer.Config{Source: src, File: file, Format: importer.Format(format), Encoding: encoding,
+			tc, err := ca.tls()
+			if err != nil {
+				return fmt.Errorf("--ca: %w", err)
+			}
+			cfg := importer.Config{TLS: tc, Source: src, File: file, Format: importer.Format(format), Encoding: encoding,
 				DryRun: dryRun, Brokers: splitList(brokers), RejectsFile: rejects, Logger: newLogger(),
 				Progress: os.Stderr, Terminal: term.IsTerminal(int(os.Stderr.Fd()))}
 			if cfg.Format == "" {
@@ -82,5 +87,6 @@ if any line was rejected.`,
 	f.BoolVar(&dryRun, "dry-run", false, "validate and report only; send nothing")
 	f.StringVar(&rejects, "rejects", "", "file for the rejected lines (default: FILE.rejects.csv)")
 	f.StringVar(&brokers, "kafka", envOr("POPHUB_KAFKA", "127.0.0.1:19092"), "comma-separated Kafka bootstrap brokers (default: pophub dev's)")
+	ca = addCAFlag(f)
 	return cmd
 }

@@ -17,6 +17,7 @@ import (
 
 func publishCommand(newLogger func() *slog.Logger) *cobra.Command {
 	var source, file, brokers string
+	var ca *caFlag
 	cmd := &cobra.Command{
 		Use:   "publish --source S --file events.jsonl",
 		Short: "Publish a file of CloudEvents (one JSON event per line) to the hub's Kafka topics",
@@ -32,7 +33,11 @@ was bad. Re-publishing a file is harmless: the hub applies each (source, id) onc
 			if file == "" {
 				return errors.New("--file is required")
 			}
-			pub, err := publisher.New(publisher.Config{Brokers: splitList(brokers), Source: src, Logger: newLogger()})
+			tc, err := ca.tls()
+			if err != nil {
+				return fmt.Errorf("--ca: %w", err)
+			}
+			pub, err := publisher.New(publisher.Config{Brokers: splitList(brokers), TLS: tc, Source: src, Logger: newLogger()})
 			if err != nil {
 				return fmt.Errorf("creating publisher: %w", err)
 			}
@@ -56,12 +61,14 @@ was bad. Re-publishing a file is harmless: the hub applies each (source, id) onc
 	f.StringVar(&source, "source", "", "department source: the events' source and topic (required)")
 	f.StringVar(&file, "file", "", "JSONL file of CloudEvents (required)")
 	f.StringVar(&brokers, "kafka", envOr("POPHUB_KAFKA", "127.0.0.1:19092"), "comma-separated Kafka bootstrap brokers (default: pophub dev's)")
+	ca = addCAFlag(f)
 	return cmd
 }
 
 // healthcheckCommand probes a URL; the container image has no curl.
 func healthcheckCommand() *cobra.Command {
 	var url string
+	var ca *caFlag
 	cmd := &cobra.Command{
 		Use:    "healthcheck",
 		Short:  "Exit 0 if the URL answers 200 (for container health checks)",
@@ -73,7 +80,11 @@ func healthcheckCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			resp, err := http.DefaultClient.Do(req)
+			hc, err := ca.httpClient(0)
+			if err != nil {
+				return fmt.Errorf("--ca: %w", err)
+			}
+			resp, err := hc.Do(req)
 			if err != nil {
 				return err
 			}
@@ -86,5 +97,6 @@ func healthcheckCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&url, "url", "http://127.0.0.1:8780/readyz", "URL to probe")
+	ca = addCAFlag(cmd.Flags())
 	return cmd
 }

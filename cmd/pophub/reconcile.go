@@ -16,6 +16,7 @@ import (
 // hub's committed offsets was applied, was a duplicate, or is in the DLQ.
 func reconcileCommand() *cobra.Command {
 	var hubURL, brokers, group, source, token, kafkaUser, kafkaPassword string
+	var ca *caFlag
 	cmd := &cobra.Command{
 		Use:   "reconcile",
 		Short: "Check that every record up to the committed offsets was applied, a duplicate, or rejected (exit 1 on a gap)",
@@ -38,8 +39,12 @@ The exit status is 1 when there is a gap. The store is asked through the hub's
 admin API (POST /v1/admin/known-events).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg := reconcile.Config{Brokers: splitList(brokers), Group: group,
-				Store: &reconcile.HubClient{URL: hubURL, Token: token}}
+			tc, err := ca.tls()
+			if err != nil {
+				return fmt.Errorf("--ca: %w", err)
+			}
+			cfg := reconcile.Config{Brokers: splitList(brokers), Group: group, TLS: tc,
+				Store: &reconcile.HubClient{URL: hubURL, Token: token, HTTP: newHTTPClient(tc, 60*time.Second)}}
 			if kafkaUser != "" {
 				cfg.SASL = access.SCRAMClient{User: kafkaUser, Password: kafkaPassword}
 			}
@@ -67,7 +72,7 @@ admin API (POST /v1/admin/known-events).`,
 			return nil
 		},
 	}
-	hubFlags(cmd, &hubURL, &token)
+	ca = hubFlags(cmd, &hubURL, &token)
 	cmd.Flags().StringVar(&brokers, "kafka", envOr("POPHUB_KAFKA", "127.0.0.1:19092"), "comma-separated Kafka bootstrap brokers (env POPHUB_KAFKA; default: pophub dev's)")
 	cmd.Flags().StringVar(&group, "group", envOr("POPHUB_GROUP", "pophub"), "the hub's consumer group (env POPHUB_GROUP)")
 	cmd.Flags().StringVar(&source, "source", "", "check only this source's topic")
@@ -76,8 +81,10 @@ admin API (POST /v1/admin/known-events).`,
 	return cmd
 }
 
-// hubFlags adds --hub and --token, for commands that talk to a running hub.
-func hubFlags(cmd *cobra.Command, hubURL, token *string) {
+// hubFlags adds --hub, --token and --ca, for commands that talk to a
+// running hub.
+func hubFlags(cmd *cobra.Command, hubURL, token *string) *caFlag {
 	cmd.Flags().StringVar(hubURL, "hub", envOr("POPHUB_URL", "http://127.0.0.1:8780"), "the hub's HTTP API (env POPHUB_URL)")
 	cmd.Flags().StringVar(token, "token", envOr("POPHUB_TOKEN", ""), "bearer token for the admin API (env POPHUB_TOKEN)")
+	return addCAFlag(cmd.Flags())
 }

@@ -29,13 +29,7 @@ func startSecureHub(t *testing.T) *Main {
 	cfg := Config{Embedded: true, DataDir: t.TempDir(), KafkaAddr: "127.0.0.1:0", NATSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
 		Partitions: 2, NATSSync: time.Second, PolicyFile: examplePolicy, NATSPassword: access.DemoSecret("nats:hub"),
 		Secrets: access.DemoResolver}
-	m := &Main{Config: cfg, Logger: testLogger(t)}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := m.Start(ctx); err != nil {
-		t.Fatalf("starting hub: %v", err)
-	}
-	t.Cleanup(func() { m.Close() })
+	m := startMain(t, cfg)
 	return m
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 func devCommand(newLogger func() *slog.Logger) *cobra.Command {
@@ -38,6 +39,8 @@ Any Kafka client (kcat, librdkafka, franz-go, kafka-go) can publish to --kafka.`
 	f.StringVar(&cfg.AuditKeyFile, "audit-key-file", os.Getenv("POPHUB_AUDIT_KEY_FILE"), "the audit trail's key, from 'pophub audit keygen' (env POPHUB_AUDIT_KEY_FILE; dev default <data>/audit.key)")
 	f.StringVar(&cfg.NATSPassword, "nats-password", os.Getenv("POPHUB_NATS_PASSWORD"), "the hub's own NATS password when --policy is on (env POPHUB_NATS_PASSWORD)")
 	f.IntVar(&cfg.Partitions, "partitions", 8, "partitions per source topic")
+	f.BoolVar(&cfg.TLS, "tls", os.Getenv("POPHUB_TLS") == "true", "serve Kafka, NATS and HTTP over TLS only, with a local CA and certificate made in <data>/tls; clients trust <data>/tls/ca.pem (env POPHUB_TLS=true)")
+	tlsClientCAFlag(f, &cfg)
 	f.DurationVar(&cfg.NATSSync, "nats-sync", time.Second, "how often the embedded JetStream store fsyncs; 0 = every write (durable against power loss, slower)")
 	f.DurationVar(&cfg.NATSRepublishWindow, "nats-republish-window", 5*time.Second,
 		"keep acknowledged notifications this long and publish them again after a reconnect (cover --nats-sync)")
@@ -78,7 +81,17 @@ Without --postgres the store is go-memdb persisted under --data (one instance on
 	f.StringVar(&cfg.AuditKeyFile, "audit-key-file", os.Getenv("POPHUB_AUDIT_KEY_FILE"), "the audit trail's key, from 'pophub audit keygen' (env POPHUB_AUDIT_KEY_FILE; dev default <data>/audit.key)")
 	f.StringVar(&cfg.NATSPassword, "nats-password", os.Getenv("POPHUB_NATS_PASSWORD"), "the hub's own NATS password when --policy is on (env POPHUB_NATS_PASSWORD)")
 	f.IntVar(&cfg.Partitions, "partitions", 8, "partitions for topics the hub creates")
+	f.StringVar(&cfg.TLSCert, "tls-cert", os.Getenv("POPHUB_TLS_CERT"), "serve the HTTP API over HTTPS only with this PEM certificate chain (env POPHUB_TLS_CERT)")
+	f.StringVar(&cfg.TLSKey, "tls-key", os.Getenv("POPHUB_TLS_KEY"), "the PEM private key of --tls-cert (env POPHUB_TLS_KEY)")
+	f.StringVar(&cfg.TLSCA, "tls-ca", os.Getenv("POPHUB_TLS_CA"), "speak TLS to Kafka and NATS, trusting the CA certificates in this PEM file (env POPHUB_TLS_CA)")
+	tlsClientCAFlag(f, &cfg)
 	return cmd
+}
+
+// tlsClientCAFlag adds --tls-client-ca, the same for dev and serve.
+func tlsClientCAFlag(f *pflag.FlagSet, cfg *Config) {
+	f.StringVar(&cfg.TLSClientCA, "tls-client-ca", os.Getenv("POPHUB_TLS_CLIENT_CA"),
+		"ask HTTPS clients for certificates signed by this PEM CA; one whose fingerprint a policy identity lists (cert_sha256) authenticates as it (env POPHUB_TLS_CLIENT_CA)")
 }
 
 func runUntilSignal(cmd *cobra.Command, log *slog.Logger, cfg Config) error {
@@ -89,9 +102,12 @@ func runUntilSignal(cmd *cobra.Command, log *slog.Logger, cfg Config) error {
 	}
 	out := cmd.OutOrStdout()
 	fmt.Fprintf(out, "pophub is running (store: %s)\n", m.storeName())
-	fmt.Fprintf(out, "  HTTP API   http://%s  (GET /v1/persons/{citizen_id}, /v1/eligibility/{citizen_id}, /stats, /healthz, /metrics)\n", m.HTTPAddr())
+	fmt.Fprintf(out, "  HTTP API   %s  (GET /v1/persons/{citizen_id}, /v1/eligibility/{citizen_id}, /stats, /healthz, /metrics)\n", m.HTTPURL())
 	fmt.Fprintf(out, "  Kafka      %s  (topics pop.events.<source>, rejects in pop.events.dlq)\n", strings.Join(m.Brokers(), ","))
 	fmt.Fprintf(out, "  NATS       %s  (stream POP, subjects pop.>)\n", m.NATSURL())
+	if m.CAFile() != "" {
+		fmt.Fprintf(out, "  TLS CA     %s  (clients trust it: --ca %s, curl --cacert %s)\n", m.CAFile(), m.CAFile(), m.CAFile())
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- m.Wait() }()
 	select {

@@ -24,6 +24,7 @@ import (
 func siSubscriberCommand(newLogger func() *slog.Logger) *cobra.Command {
 	var cfg socialinsurance.Config
 	var kafkaBrokers, start string
+	var ca *caFlag
 	cmd := &cobra.Command{
 		Use:   "si-subscriber --region CODE --nats URL --postgres URL [--hub URL] [--http ADDR]",
 		Short: "Run the social-insurance reference subscriber: tasks from migrations and deaths",
@@ -42,6 +43,9 @@ publishes the completion to the hub through Kafka.`,
 			}
 			cfg.Start = st
 			cfg.Kafka = splitList(kafkaBrokers)
+			if cfg.TLS, err = ca.tls(); err != nil {
+				return fmt.Errorf("--ca: %w", err)
+			}
 			cfg.Logger = newLogger()
 			svc, err := socialinsurance.New(cmd.Context(), cfg)
 			if err != nil {
@@ -56,6 +60,7 @@ publishes the completion to the hub through Kafka.`,
 	f.StringVar(&cfg.Postgres, "postgres", envOr("POPHUB_SI_POSTGRES", ""), "PostgreSQL URL (env POPHUB_SI_POSTGRES)")
 	f.StringVar(&cfg.Schema, "schema", envOr("POPHUB_SI_SCHEMA", "socialinsurance"), "the service's PostgreSQL schema (env POPHUB_SI_SCHEMA)")
 	f.StringVar(&kafkaBrokers, "kafka", envOr("POPHUB_KAFKA", "127.0.0.1:19092"), "comma-separated Kafka brokers completions are published to (env POPHUB_KAFKA)")
+	ca = addCAFlag(f)
 	lf := cmd.Flags()
 	lf.StringVar(&cfg.Region, "region", envOr("POPHUB_SI_REGION", ""), "the bureau's 2-, 4- or 6-digit region code (env POPHUB_SI_REGION)")
 	lf.StringVar(&cfg.NATS, "nats", envOr("POPHUB_NATS", "nats://127.0.0.1:4222"), "NATS server URL (env POPHUB_NATS)")
@@ -66,11 +71,11 @@ publishes the completion to the hub through Kafka.`,
 	lf.StringVar(&cfg.Name, "name", "", "durable subscriber name (default socialinsurance-<region>)")
 	lf.IntVar(&cfg.Concurrency, "concurrency", 8, "notifications handled in parallel (one citizen at a time)")
 	lf.StringVar(&start, "start", "new", "where a new subscription starts without --hub: new, all, seq:N, or an RFC 3339 time")
-	cmd.AddCommand(siCompleteCommand(newLogger, &cfg, &kafkaBrokers))
+	cmd.AddCommand(siCompleteCommand(newLogger, &cfg, &kafkaBrokers, ca))
 	return cmd
 }
 
-func siCompleteCommand(newLogger func() *slog.Logger, cfg *socialinsurance.Config, kafkaBrokers *string) *cobra.Command {
+func siCompleteCommand(newLogger func() *slog.Logger, cfg *socialinsurance.Config, kafkaBrokers *string, ca *caFlag) *cobra.Command {
 	return &cobra.Command{
 		Use:   "complete TASK",
 		Short: "Complete a task: publish social_insurance.transferred (or .terminated) to the hub and mark it done",
@@ -86,13 +91,17 @@ event once.`,
 			if cfg.Postgres == "" {
 				return fmt.Errorf("--postgres is required")
 			}
+			tc, err := ca.tls()
+			if err != nil {
+				return fmt.Errorf("--ca: %w", err)
+			}
 			log := newLogger()
 			store, err := socialinsurance.OpenStore(cmd.Context(), cfg.Postgres, cfg.Schema, log)
 			if err != nil {
 				return err
 			}
 			defer store.Close()
-			pub, err := publisher.New(publisher.Config{Brokers: splitList(*kafkaBrokers), Source: schemas.SocialInsurance, Logger: log})
+			pub, err := publisher.New(publisher.Config{Brokers: splitList(*kafkaBrokers), TLS: tc, Source: schemas.SocialInsurance, Logger: log})
 			if err != nil {
 				return fmt.Errorf("creating publisher: %w", err)
 			}

@@ -28,6 +28,7 @@ func statsCommand() *cobra.Command {
 
 func statsPullCommand() *cobra.Command {
 	var hubURL, region, asOf, format, out, depth, token string
+	var ca *caFlag
 	cmd := &cobra.Command{
 		Use:   "pull --hub URL --region CODE [--as-of DATE] [--depth county] [--format csv|json] [--out FILE]",
 		Short: "Pull urban/rural counts for a region and every region below it down to a level",
@@ -44,7 +45,11 @@ func statsPullCommand() *cobra.Command {
 			default:
 				return fmt.Errorf("--format %q: want csv or json", format)
 			}
-			c, err := statsbureau.New(statsbureau.Config{HubURL: hubURL, Token: token})
+			tc, err := ca.tls()
+			if err != nil {
+				return fmt.Errorf("--ca: %w", err)
+			}
+			c, err := statsbureau.New(statsbureau.Config{HubURL: hubURL, Token: token, TLS: tc})
 			if err != nil {
 				return fmt.Errorf("--hub: %w", err)
 			}
@@ -73,6 +78,7 @@ func statsPullCommand() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&hubURL, "hub", envOr("POPHUB_URL", "http://127.0.0.1:8780"), "hub API base URL")
 	f.StringVar(&token, "token", os.Getenv("POPHUB_TOKEN"), "bearer token (env POPHUB_TOKEN)")
+	ca = addCAFlag(f)
 	f.StringVar(&region, "region", "", "division code of 2, 4, 6, 9 or 12 digits (required)")
 	f.StringVar(&asOf, "as-of", "", "reference date YYYY-MM-DD (default: today)")
 	f.StringVar(&depth, "depth", "county", "deepest level: province, city, county, township or village")

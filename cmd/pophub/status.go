@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -29,6 +30,7 @@ import (
 func statusCommand() *cobra.Command {
 	var hubURL, token string
 	var raw bool
+	var ca *caFlag
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "One screen: store health, consumer lag, DLQ, notification stream and subscriber positions",
@@ -41,7 +43,11 @@ awaiting acknowledgement, acknowledgement floor). --json prints the raw answer.`
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
 			defer cancel()
-			body, err := getStatus(ctx, hubURL, token)
+			hc, err := ca.httpClient(0)
+			if err != nil {
+				return fmt.Errorf("--ca: %w", err)
+			}
+			body, err := getStatus(ctx, hc, hubURL, token)
 			if err != nil {
 				return err
 			}
@@ -56,12 +62,12 @@ awaiting acknowledgement, acknowledgement floor). --json prints the raw answer.`
 			return renderStatus(cmd.OutOrStdout(), hubURL, st)
 		},
 	}
-	hubFlags(cmd, &hubURL, &token)
+	ca = hubFlags(cmd, &hubURL, &token)
 	cmd.Flags().BoolVar(&raw, "json", false, "print the status JSON as the hub answers it")
 	return cmd
 }
 
-func getStatus(ctx context.Context, hubURL, token string) ([]byte, error) {
+func getStatus(ctx context.Context, hc *http.Client, hubURL, token string) ([]byte, error) {
 	url := strings.TrimRight(hubURL, "/") + "/v1/admin/status"
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
@@ -71,7 +77,7 @@ func getStatus(ctx context.Context, hubURL, token string) ([]byte, error) {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("asking the hub for its status: %w", err)
 	}
@@ -193,7 +199,7 @@ func countsLine(m map[string]int64) string {
 // store, the consumer's lag and counts, the DLQ and the notification
 // stream with its durable consumers.
 func (m *Main) adminConfig(js jetstream.JetStream) api.AdminConfig {
-	dlqCounts := &cachedDLQ{brokers: m.brokers, ttl: 10 * time.Second}
+	dlqCounts := &cachedDLQ{brokers: m.brokers, tls: m.clientTLS, ttl: 10 * time.Second}
 	return api.AdminConfig{
 		Store:     m.Store,
 		Group:     m.Config.GroupID,
@@ -263,6 +269,7 @@ func streamConsumers(ctx context.Context, js jetstream.JetStream) ([]api.Consume
 // time.
 type cachedDLQ struct {
 	brokers []string
+	tls     *tls.Config // nil: plaintext
 	ttl     time.Duration
 
 	mu   sync.Mutex
@@ -276,7 +283,7 @@ func (c *cachedDLQ) get(ctx context.Context) (api.DLQCounts, error) {
 	if !c.at.IsZero() && time.Since(c.at) < c.ttl {
 		return c.last, nil
 	}
-	cl, err := dlq.New(dlq.Config{Brokers: c.brokers})
+	cl, err := dlq.New(dlq.Config{Brokers: c.brokers, TLS: c.tls})
 	if err != nil {
 		return api.DLQCounts{}, err
 	}

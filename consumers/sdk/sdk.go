@@ -40,6 +40,7 @@ package sdk
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -113,6 +114,12 @@ type Config struct {
 	// Conn is an existing connection to use; the caller owns and closes it
 	// and should configure reconnection (see ConnectOptions).
 	Conn *nats.Conn
+	// TLS, when set, is the client configuration of the SDK's own NATS
+	// connection and of the bootstrap's default HTTP client, for a hub
+	// that speaks TLS; its RootCAs hold the hub's CA when that is not in
+	// the system's trust store. Nil connects in plaintext, or with the
+	// system's roots where the server asks for TLS.
+	TLS *tls.Config
 	// Stream is the hub's notification stream (default schemas.StreamName).
 	Stream string
 	// SubjectPrefix is the first subject token (default "pop", the hub's);
@@ -192,7 +199,8 @@ type Bootstrap struct {
 	Token string
 	// PageSize is the limit of one page (default 1000).
 	PageSize int
-	// Client does the requests (default: a client with a 60s timeout).
+	// Client does the requests (default: a client with a 60s timeout
+	// that trusts Config.TLS's roots).
 	Client *http.Client
 	// Handle receives every person of the snapshot, once per region walk
 	// that lists it; it must be idempotent. An error aborts the bootstrap,
@@ -254,6 +262,9 @@ func (c *Config) setDefaults() {
 		}
 		if b.Client == nil {
 			b.Client = &http.Client{Timeout: 60 * time.Second}
+			if c.TLS != nil {
+				b.Client.Transport = httpTransport(c.TLS)
+			}
 		}
 		if len(b.Regions) == 0 {
 			for _, f := range c.Filters {
@@ -340,4 +351,12 @@ func outermost(codes []string) []string {
 		}
 	}
 	return out
+}
+
+// httpTransport is net/http's default transport with tc's roots and
+// settings.
+func httpTransport(tc *tls.Config) *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = tc
+	return t
 }

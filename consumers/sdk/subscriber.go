@@ -96,7 +96,11 @@ func New(cfg Config) (*Subscriber, error) {
 	if cfg.Conn != nil {
 		s.nc = cfg.Conn
 	} else {
-		s.nc, err = nats.Connect(cfg.URL, ConnectOptions("pophub-sdk-"+cfg.Name)...)
+		opts := ConnectOptions("pophub-sdk-" + cfg.Name)
+		if cfg.TLS != nil {
+			opts = append(opts, nats.Secure(cfg.TLS))
+		}
+		s.nc, err = nats.Connect(cfg.URL, opts...)
 		if err != nil {
 			return nil, fmt.Errorf("connecting to NATS: %w", err)
 		}

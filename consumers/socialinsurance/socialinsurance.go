@@ -28,6 +28,7 @@ package socialinsurance
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -55,6 +56,10 @@ type Config struct {
 	Name string
 	// NATS is the NATS server URL.
 	NATS string
+	// TLS, when set, is the client configuration for a hub, NATS server
+	// and Kafka brokers that speak TLS, its RootCAs holding the hub's CA;
+	// nil connects in plaintext.
+	TLS *tls.Config
 	// Stream and SubjectPrefix default to the hub's ("POP", "pop").
 	Stream        string
 	SubjectPrefix string
@@ -280,7 +285,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	scfg := sdk.Config{Name: cfg.Name, URL: cfg.NATS, Stream: cfg.Stream, SubjectPrefix: cfg.SubjectPrefix,
 		Filters: Filters(cfg.Region), Handler: h.Handle, Start: cfg.Start, Concurrency: cfg.Concurrency, AckWait: cfg.AckWait,
-		TracerProvider: cfg.TracerProvider, MeterProvider: mh.provider, Logger: cfg.Logger}
+		TracerProvider: cfg.TracerProvider, MeterProvider: mh.provider, Logger: cfg.Logger, TLS: cfg.TLS}
 	if cfg.Hub != "" {
 		scfg.Bootstrap = &sdk.Bootstrap{HubURL: cfg.Hub, Purpose: cfg.Purpose, Token: cfg.Token, Handle: h.HandlePerson}
 	}
@@ -291,7 +296,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	s := &Service{cfg: cfg, store: store, sub: sub, metrics: mh}
 	if len(cfg.Kafka) > 0 {
-		if s.pub, err = publisher.New(publisher.Config{Brokers: cfg.Kafka, Source: schemas.SocialInsurance, Logger: cfg.Logger}); err != nil {
+		if s.pub, err = publisher.New(publisher.Config{Brokers: cfg.Kafka, TLS: cfg.TLS, Source: schemas.SocialInsurance, Logger: cfg.Logger}); err != nil {
 			s.Close()
 			return nil, err
 		}

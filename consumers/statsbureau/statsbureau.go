@@ -10,6 +10,7 @@ package statsbureau
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -65,8 +66,13 @@ type Config struct {
 	Purpose string
 	// Concurrency bounds requests in flight (default 8).
 	Concurrency int
-	// HTTP is the client (default: one with a 30 s timeout).
+	// HTTP is the client (default: one with a 30 s timeout that trusts
+	// TLS's roots).
 	HTTP *http.Client
+	// TLS, when set and HTTP is nil, is the client configuration for an
+	// https:// hub, its RootCAs holding the hub's CA when that is not in
+	// the system's trust store.
+	TLS *tls.Config
 }
 
 func (c *Config) setDefaults() {
@@ -78,6 +84,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.HTTP == nil {
 		c.HTTP = &http.Client{Timeout: 30 * time.Second}
+		if c.TLS != nil {
+			c.HTTP.Transport = httpTransport(c.TLS)
+		}
 	}
 }
 
@@ -262,4 +271,12 @@ func WriteJSON(w io.Writer, rep Report) error {
 		return fmt.Errorf("writing JSON: %w", err)
 	}
 	return nil
+}
+
+// httpTransport is net/http's default transport with tc's roots and
+// settings.
+func httpTransport(tc *tls.Config) *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = tc
+	return t
 }

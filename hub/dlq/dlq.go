@@ -40,6 +40,7 @@ package dlq
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"slices"
@@ -75,6 +76,9 @@ type Config struct {
 	LedgerTopic string
 	// Timeout bounds each request to the broker. Default 10s.
 	Timeout time.Duration
+	// TLS, when set, is the client configuration for brokers that speak
+	// TLS; nil connects in plaintext.
+	TLS *tls.Config
 }
 
 func (c *Config) setDefaults() {
@@ -112,7 +116,11 @@ func New(cfg Config) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Client{cfg: cfg, client: &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: cfg.Timeout}}, nil
+	cl := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: cfg.Timeout}
+	if cfg.TLS != nil {
+		cl.Transport = &kafka.Transport{TLS: cfg.TLS, DialTimeout: cfg.Timeout}
+	}
+	return &Client{cfg: cfg, client: cl}, nil
 }
 
 // ID names a DLQ record: its partition and offset in the DLQ topic.

@@ -163,6 +163,7 @@ func (c *Client) Replay(ctx context.Context, sel Selection, dryRun bool) (Replay
 func (c *Client) writer(topic string) *kafka.Writer {
 	return &kafka.Writer{
 		Addr:                   kafka.TCP(c.cfg.Brokers...),
+		Transport:              c.client.Transport,
 		Topic:                  topic,
 		Balancer:               &kafka.Murmur2Balancer{},
 		RequiredAcks:           kafka.RequireAll,

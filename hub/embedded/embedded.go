@@ -6,6 +6,7 @@ package embedded
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -36,7 +37,10 @@ type KafkaConfig struct {
 	// Options are added to the broker's, e.g. SASL users and ACLs from
 	// the access policy (access.Policy.KfakeOptions).
 	Options []kfake.Opt
-	Logger  *slog.Logger
+	// TLS, when set, makes the broker speak only TLS with this server
+	// configuration; plaintext clients are refused.
+	TLS    *tls.Config
+	Logger *slog.Logger
 }
 
 // Kafka is a running embedded Kafka-protocol broker.
@@ -80,6 +84,9 @@ func StartKafka(ctx context.Context, cfg KafkaConfig) (*Kafka, error) {
 	if cfg.Logger != nil {
 		opts = append(opts, kfake.WithLogger(kafkaLogger{cfg.Logger}))
 	}
+	if cfg.TLS != nil {
+		opts = append(opts, kfake.TLS(cfg.TLS))
+	}
 	opts = append(opts, cfg.Options...)
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
@@ -117,7 +124,10 @@ type NATSConfig struct {
 	// Authorize, when set, adjusts the server's options before it starts:
 	// users and permissions from the access policy (access.NATSUsers.Apply).
 	Authorize func(*server.Options)
-	Logger    *slog.Logger
+	// TLS, when set, makes the server require TLS with this server
+	// configuration; ClientURL then starts with tls://.
+	TLS    *tls.Config
+	Logger *slog.Logger
 }
 
 // NATS is a running embedded NATS server with JetStream.
@@ -157,6 +167,12 @@ func StartNATS(ctx context.Context, cfg NATSConfig) (*NATS, error) {
 		SyncInterval: cfg.SyncInterval,
 		NoSigs:       true,
 		NoLog:        true,
+	}
+	if cfg.TLS != nil {
+		opts.TLS, opts.TLSConfig = true, cfg.TLS
+		// The server's default of two seconds is short for a handshake
+		// under the race detector on a busy two-core machine.
+		opts.TLSTimeout = 5
 	}
 	if cfg.Authorize != nil {
 		cfg.Authorize(opts)

@@ -47,6 +47,7 @@ package ingest
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -83,6 +84,9 @@ type Config struct {
 	// SASL authenticates to brokers that ask for it (the hub's
 	// SCRAM-SHA-512 identity when an access policy is on); nil for none.
 	SASL sasl.Mechanism
+	// TLS, when set, is the client configuration for brokers that speak
+	// TLS; nil connects in plaintext.
+	TLS *tls.Config
 	// GroupID is the consumer group (default "pophub"); hub instances in
 	// one group share the partitions.
 	GroupID string
@@ -222,7 +226,7 @@ func New(cfg Config, store Applier) (*Consumer, error) {
 		Sources: map[schemas.Source]SourceCounts{}}}
 	c.reader = kafka.NewReader(kafka.ReaderConfig{
 		Brokers:       cfg.Brokers,
-		Dialer:        dialer(cfg.SASL),
+		Dialer:        dialer(cfg.SASL, cfg.TLS),
 		GroupID:       cfg.GroupID,
 		GroupTopics:   cfg.Topics,
 		StartOffset:   kafka.FirstOffset,
@@ -246,7 +250,7 @@ func New(cfg Config, store Applier) (*Consumer, error) {
 	})
 	c.dlq = &kafka.Writer{
 		Addr:                   kafka.TCP(cfg.Brokers...),
-		Transport:              Transport(cfg.SASL),
+		Transport:              Transport(cfg.SASL, cfg.TLS),
 		Topic:                  schemas.DLQTopic,
 		Balancer:               &kafka.Murmur2Balancer{},
 		RequiredAcks:           kafka.RequireAll,

@@ -359,7 +359,7 @@ func locate(t testing.TB, addr string) map[string]location {
 func TestEnsureTopicsIdempotent(t *testing.T) {
 	k := broker(t)
 	for range 2 {
-		if err := EnsureTopics(context.Background(), []string{k.Addr()}, 3, nil); err != nil {
+		if err := EnsureTopics(context.Background(), []string{k.Addr()}, 3, nil, nil); err != nil {
 			t.Fatalf("EnsureTopics: %v", err)
 		}
 	}

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -16,31 +17,33 @@ import (
 	"github.com/pophub/pophub/schemas"
 )
 
-func client(brokers []string, m sasl.Mechanism) *kafka.Client {
-	return &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: Transport(m)}
+func client(brokers []string, m sasl.Mechanism, tc *tls.Config) *kafka.Client {
+	return &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: Transport(m, tc)}
 }
 
 // Transport is the kafka-go transport for writers and clients that
-// authenticate with m; nil m gives kafka-go's default transport.
-func Transport(m sasl.Mechanism) kafka.RoundTripper {
-	if m == nil {
+// authenticate with m and speak TLS with tc; with both nil it is nil,
+// kafka-go's default transport.
+func Transport(m sasl.Mechanism, tc *tls.Config) kafka.RoundTripper {
+	if m == nil && tc == nil {
 		return nil
 	}
-	return &kafka.Transport{SASL: m, DialTimeout: 10 * time.Second}
+	return &kafka.Transport{SASL: m, TLS: tc, DialTimeout: 10 * time.Second}
 }
 
-// dialer is the kafka-go dialer for readers that authenticate with m.
-func dialer(m sasl.Mechanism) *kafka.Dialer {
-	if m == nil {
+// dialer is the kafka-go dialer for readers that authenticate with m and
+// speak TLS with tc.
+func dialer(m sasl.Mechanism, tc *tls.Config) *kafka.Dialer {
+	if m == nil && tc == nil {
 		return nil
 	}
-	return &kafka.Dialer{Timeout: 10 * time.Second, DualStack: true, SASLMechanism: m}
+	return &kafka.Dialer{Timeout: 10 * time.Second, DualStack: true, SASLMechanism: m, TLS: tc}
 }
 
 // EnsureTopics creates the eight source topics and the DLQ topic where they
-// are missing, authenticating with m when not nil. It is idempotent;
-// existing topics are left as they are.
-func EnsureTopics(ctx context.Context, brokers []string, partitions int, m sasl.Mechanism) error {
+// are missing, authenticating with m and speaking TLS with tc when not
+// nil. It is idempotent; existing topics are left as they are.
+func EnsureTopics(ctx context.Context, brokers []string, partitions int, m sasl.Mechanism, tc *tls.Config) error {
 	if partitions < 1 {
 		partitions = 1
 	}
@@ -48,7 +51,7 @@ func EnsureTopics(ctx context.Context, brokers []string, partitions int, m sasl.
 	for _, t := range append(schemas.Topics(), schemas.DLQTopic) {
 		configs = append(configs, kafka.TopicConfig{Topic: t, NumPartitions: partitions, ReplicationFactor: -1})
 	}
-	resp, err := client(brokers, m).CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: configs})
+	resp, err := client(brokers, m, tc).CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: configs})
 	if err != nil {
 		return fmt.Errorf("creating topics: %w", err)
 	}
@@ -135,7 +138,7 @@ func (c *Consumer) Lag() map[string]map[int]int64 {
 }
 
 func (t *lagTracker) update(ctx context.Context) error {
-	cl := client(t.cfg.Brokers, t.cfg.SASL)
+	cl := client(t.cfg.Brokers, t.cfg.SASL, t.cfg.TLS)
 	meta, err := cl.Metadata(ctx, &kafka.MetadataRequest{Topics: t.cfg.Topics})
 	if err != nil {
 		return fmt.Errorf("reading metadata: %w", err)

@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -47,6 +48,9 @@ type Config struct {
 	Parallel int
 	// SASL, when set, authenticates every connection to the brokers.
 	SASL sasl.Mechanism
+	// TLS, when set, is the client configuration for brokers that speak
+	// TLS; nil connects in plaintext.
+	TLS *tls.Config
 }
 
 func (c *Config) setDefaults() {
@@ -98,8 +102,8 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		return Report{}, err
 	}
 	cl := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: cfg.Timeout}
-	if cfg.SASL != nil {
-		cl.Transport = &kafka.Transport{SASL: cfg.SASL, DialTimeout: cfg.Timeout}
+	if cfg.SASL != nil || cfg.TLS != nil {
+		cl.Transport = &kafka.Transport{SASL: cfg.SASL, TLS: cfg.TLS, DialTimeout: cfg.Timeout}
 	}
 	r := &runner{cfg: cfg, client: cl}
 	return r.run(ctx)
