@@ -3,6 +3,7 @@ package dlq_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -240,8 +241,11 @@ func readTopic(t *testing.T, addr, topic string) []kafka.Message {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// In partition order: the response lists partitions in no fixed order.
+	parts := resp.Topics[topic]
+	slices.SortFunc(parts, func(a, b kafka.PartitionOffsets) int { return a.Partition - b.Partition })
 	var out []kafka.Message
-	for _, po := range resp.Topics[topic] {
+	for _, po := range parts {
 		if po.LastOffset <= 0 {
 			continue
 		}
