@@ -27,6 +27,9 @@ import (
 //	raw_msgs/s  JetStream pull (Consumer.Messages) and Ack, no decoding
 //	sdk_msgs/s  the SDK with a no-op handler
 //	ratio       sdk / raw (target ≥ 0.8)
+//	raw_consume_msgs/s, consume_ratio
+//	            the same raw loop with Consumer.Consume, the callback API
+//	            the SDK itself uses, and sdk / that
 //	pg_msgs/s   the SDK with the social-insurance PostgreSQL handler
 //
 // Both sides read the whole stream through a new durable consumer with
@@ -67,22 +70,27 @@ func BenchmarkSDK(b *testing.B) {
 
 	noop := func(context.Context, *sdk.Delivery) error { return nil }
 	for b.Loop() {
-		var raws, sdks, ratios []float64
+		var raws, rawConsumes, sdks, ratios, consumeRatios []float64
 		for r := range max(rounds, 1) {
-			var raw, s float64
+			var raw, rawConsume, s float64
 			if r%2 == 0 {
 				raw = rawRate(b, ctx, js, n)
+				rawConsume = rawConsumeRate(b, ctx, js, n)
 				s = sdkRate(b, srv.URL(), n, noop)
 			} else {
 				s = sdkRate(b, srv.URL(), n, noop)
+				rawConsume = rawConsumeRate(b, ctx, js, n)
 				raw = rawRate(b, ctx, js, n)
 			}
-			raws, sdks, ratios = append(raws, raw), append(sdks, s), append(ratios, s/raw)
+			raws, rawConsumes, sdks = append(raws, raw), append(rawConsumes, rawConsume), append(sdks, s)
+			ratios, consumeRatios = append(ratios, s/raw), append(consumeRatios, s/rawConsume)
 		}
-		b.Logf("ratios by round: %.2f", ratios)
+		b.Logf("ratios by round: %.2f; to raw Consume: %.2f", ratios, consumeRatios)
 		b.ReportMetric(median(raws), "raw_msgs/s")
+		b.ReportMetric(median(rawConsumes), "raw_consume_msgs/s")
 		b.ReportMetric(median(sdks), "sdk_msgs/s")
 		b.ReportMetric(median(ratios), "ratio")
+		b.ReportMetric(median(consumeRatios), "consume_ratio")
 		b.ReportMetric(pgRate(b, srv.URL(), n/10), "pg_msgs/s")
 	}
 }
@@ -119,6 +127,35 @@ func rawRate(b *testing.B, ctx context.Context, js jetstream.JetStream, n int) f
 		}
 	}
 	return float64(n-1) / time.Since(start).Seconds()
+}
+
+// rawConsumeRate is rawRate with Consumer.Consume: the callback acks.
+func rawConsumeRate(b *testing.B, ctx context.Context, js jetstream.JetStream, n int) float64 {
+	name := fmt.Sprintf("rawc%d", rand.Uint32())
+	cons, err := js.CreateConsumer(ctx, schemas.StreamName, jetstream.ConsumerConfig{Durable: name, AckPolicy: jetstream.AckExplicitPolicy,
+		FilterSubject: "pop.>", MaxAckPending: 2048})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer js.DeleteConsumer(ctx, schemas.StreamName, name)
+	var seen atomic.Int64
+	var start time.Time
+	done := make(chan time.Time, 1)
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		_ = m.Ack()
+		switch seen.Add(1) {
+		case 1:
+			start = time.Now()
+		case int64(n):
+			done <- time.Now()
+		}
+	}, jetstream.PullMaxMessages(512))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cc.Stop()
+	end := <-done
+	return float64(n-1) / end.Sub(start).Seconds()
 }
 
 // sdkRate, like rawRate, times from the first message handled to the
