@@ -533,3 +533,14 @@ func appendData(b []byte, d Data) ([]byte, bool) {
 	}
 	return append(b, '}'), true
 }
+
+// AppendJSONString appends s as encoding/json writes a string (HTML
+// characters, U+2028 and U+2029 escaped; invalid UTF-8 as U+FFFD). Stores
+// that write their own JSON lines use it.
+func AppendJSONString(b []byte, s string) []byte { return appendQuoted(b, s) }
+
+// IsCompactJSON reports whether b is one JSON value that encoding/json
+// would write unchanged as a json.RawMessage: no white space outside
+// strings and nothing it escapes (HTML characters, U+2028, U+2029). Such
+// a value can be appended as is.
+func IsCompactJSON(b []byte) bool { return compactJSON(b) }

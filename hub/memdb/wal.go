@@ -375,6 +375,7 @@ func (s *Store) writeSnapshot(txn *memdb.Txn, walGen uint64) error {
 		return err
 	}
 	err = enc.Encode(snapshotLine{Kind: "meta", Meta: &m, WALGen: walGen})
+	var line []byte // reused for every line
 	for _, table := range []string{"persons", "history", "outbox"} {
 		it, ierr := txn.Get(table, "id")
 		if ierr != nil {
@@ -382,17 +383,26 @@ func (s *Store) writeSnapshot(txn *memdb.Txn, walGen uint64) error {
 			break
 		}
 		for raw := it.Next(); raw != nil && err == nil; raw = it.Next() {
+			line = line[:0]
+			var ok bool
 			switch o := raw.(type) {
 			case *person:
 				var st []byte
-				if st, err = merge.Marshal(o.State); err == nil {
-					err = enc.Encode(snapshotLine{Kind: "p", Key: o.Key, State: st})
+				if st, err = merge.Marshal(o.State); err != nil {
+					break
+				}
+				if line, ok = appendPersonLine(line, o.Key, st); !ok {
+					line, err = encodeLineStd(line, snapshotLine{Kind: "p", Key: o.Key, State: st})
 				}
 			case *historyRow:
-				err = enc.Encode(snapshotLine{Kind: "h", Key: o.Key, Source: o.Source, EventID: o.EventID, Change: &o.Change})
+				if line, ok = appendHistoryLine(line, o); !ok {
+					line, err = encodeLineStd(line, snapshotLine{Kind: "h", Key: o.Key, Source: o.Source, EventID: o.EventID, Change: &o.Change})
+				}
 			case *outboxRow:
-				err = enc.Encode(snapshotLine{Kind: "o", Outbox: o.Entries})
-
+				line, err = encodeLineStd(line, snapshotLine{Kind: "o", Outbox: o.Entries})
+			}
+			if err == nil {
+				_, err = w.Write(line)
 			}
 		}
 	}

@@ -1,0 +1,140 @@
+package memdb
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/hub/merge"
+	"github.com/pophub/pophub/hub/storetest"
+)
+
+// TestSnapshotLinesMatchEncodingJSON: the hand-written snapshot lines are
+// byte for byte what json.Encoder writes, for a store's real rows and for
+// the awkward ones, and awkward ones it cannot write go to encoding/json.
+func TestSnapshotLinesMatchEncodingJSON(t *testing.T) {
+	s := open(t, "")
+	apply(t, s, storetest.Population(t, 60, 5), 50)
+	txn := s.db.Txn(false)
+	var persons, histories int
+	for _, table := range []string{"persons", "history"} {
+		it, err := txn.Get(table, "id")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for raw := it.Next(); raw != nil; raw = it.Next() {
+			switch o := raw.(type) {
+			case *person:
+				st, err := merge.Marshal(o.State)
+				if err != nil {
+					t.Fatal(err)
+				}
+				checkPersonLine(t, o.Key, st)
+				persons++
+			case *historyRow:
+				checkHistoryLine(t, o)
+				histories++
+			}
+		}
+	}
+	if persons < 60 || histories < persons {
+		t.Fatalf("compared %d persons and %d history rows; the population has more", persons, histories)
+	}
+
+	at := time.Date(2024, 3, 1, 8, 0, 0, 123456789, time.FixedZone("CST", 8*3600))
+	base := hub.Change{Version: 3, EventID: "e-1", Source: "health", Type: "death.certified", Time: at, AppliedAt: at.UTC(),
+		Sections: []string{"status"}, Data: json.RawMessage(`{"date_of_death":"2024-03-01"}`)}
+	tests := []struct {
+		name     string
+		mutate   func(*historyRow)
+		fallback bool // the appender hands it to encoding/json
+	}{
+		{"plain", func(*historyRow) {}, false},
+		{"HTML and quotes in an id", func(h *historyRow) { h.Change.EventID = `a<b>&"c"\` + "\u2028" }, false},
+		{"no sections", func(h *historyRow) { h.Change.Sections = nil }, false},
+		{"empty sections", func(h *historyRow) { h.Change.Sections = []string{} }, false},
+		{"no data", func(h *historyRow) { h.Change.Data = nil }, false},
+		{"empty key, source and id", func(h *historyRow) { h.Key, h.Source, h.EventID = "", "", "" }, false},
+		{"invalid UTF-8", func(h *historyRow) { h.Change.Type = "x\xffy" }, false},
+		{"data with spaces", func(h *historyRow) { h.Change.Data = json.RawMessage(`{ "a": 1 }`) }, true},
+		{"data with HTML", func(h *historyRow) { h.Change.Data = json.RawMessage(`{"a":"<b>"}`) }, true},
+		{"zone with seconds", func(h *historyRow) { h.Change.Time = at.In(time.FixedZone("LMT", 8*3600+5)) }, true},
+		{"year 10000", func(h *historyRow) { h.Change.AppliedAt = at.AddDate(8000, 0, 0) }, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := &historyRow{Key: "230102199001011230", Source: "health", EventID: "e-1", Change: base}
+			tc.mutate(h)
+			if _, ok := appendHistoryLine(nil, h); ok == tc.fallback {
+				t.Fatalf("handled = %v, want %v", ok, !tc.fallback)
+			}
+			if !tc.fallback {
+				checkHistoryLine(t, h)
+			}
+		})
+	}
+	checkPersonLine(t, "", []byte(`{"a":[1,2,{"b":null}]}`))
+	if _, ok := appendPersonLine(nil, "k", []byte(`{"a": 1}`)); ok {
+		t.Error("a state with spaces was written as is; encoding/json compacts it")
+	}
+}
+
+func checkPersonLine(t *testing.T, key string, st []byte) {
+	t.Helper()
+	got, ok := appendPersonLine(nil, key, st)
+	want, err := encodeLineStd(nil, snapshotLine{Kind: "p", Key: key, State: st})
+	if !ok || err != nil || string(got) != string(want) {
+		t.Fatalf("person line (handled %v, %v):\n got %s\nwant %s", ok, err, got, want)
+	}
+}
+
+func checkHistoryLine(t *testing.T, h *historyRow) {
+	t.Helper()
+	got, ok := appendHistoryLine(nil, h)
+	want, err := encodeLineStd(nil, snapshotLine{Kind: "h", Key: h.Key, Source: h.Source, EventID: h.EventID, Change: &h.Change})
+	if !ok || err != nil || string(got) != string(want) {
+		t.Fatalf("history line (handled %v, %v):\n got %s\nwant %s", ok, err, got, want)
+	}
+}
+
+// BenchmarkSnapshotLines: writing a snapshot's person and history lines
+// by hand and through encoding/json.
+func BenchmarkSnapshotLines(b *testing.B) {
+	s := open(b, "")
+	apply(b, s, storetest.Population(b, 2000, 5), 500)
+	txn := s.db.Txn(false)
+	var rows []any
+	for _, table := range []string{"persons", "history"} {
+		it, _ := txn.Get(table, "id")
+		for raw := it.Next(); raw != nil; raw = it.Next() {
+			rows = append(rows, raw)
+		}
+	}
+	for _, mode := range []string{"hand", "encoding-json"} {
+		b.Run(mode, func(b *testing.B) {
+			var line []byte
+			for b.Loop() {
+				for _, raw := range rows {
+					line = line[:0]
+					switch o := raw.(type) {
+					case *person:
+						st, _ := merge.Marshal(o.State)
+						if mode == "hand" {
+							line, _ = appendPersonLine(line, o.Key, st)
+						} else {
+							line, _ = encodeLineStd(line, snapshotLine{Kind: "p", Key: o.Key, State: st})
+						}
+					case *historyRow:
+						if mode == "hand" {
+							line, _ = appendHistoryLine(line, o)
+						} else {
+							line, _ = encodeLineStd(line, snapshotLine{Kind: "h", Key: o.Key, Source: o.Source, EventID: o.EventID, Change: &o.Change})
+						}
+					}
+				}
+			}
+			b.ReportMetric(float64(len(rows))*float64(b.N)/b.Elapsed().Seconds(), "lines/s")
+		})
+	}
+}
