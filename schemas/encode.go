@@ -544,3 +544,19 @@ func AppendJSONString(b []byte, s string) []byte { return appendQuoted(b, s) }
 // strings and nothing it escapes (HTML characters, U+2028, U+2029). Such
 // a value can be appended as is.
 func IsCompactJSON(b []byte) bool { return compactJSON(b) }
+
+// AppendJSONTime appends t quoted as time.Time.MarshalJSON writes it, and
+// reports false (b unchanged) for the times it would not write that way:
+// a year outside 0–9999 or a zone offset that is not whole minutes within
+// a day.
+func AppendJSONTime(b []byte, t time.Time) ([]byte, bool) {
+	if y := t.Year(); y < 0 || y > 9999 {
+		return b, false
+	}
+	if _, off := t.Zone(); off%60 != 0 || off <= -24*3600 || off >= 24*3600 {
+		return b, false
+	}
+	b = append(b, '"')
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	return append(b, '"'), true
+}

@@ -3,7 +3,6 @@ package memdb
 import (
 	"encoding/json"
 	"strconv"
-	"time"
 
 	"github.com/pophub/pophub/schemas"
 )
@@ -34,9 +33,10 @@ func appendPersonLine(b []byte, key string, state []byte) (_ []byte, ok bool) {
 // false when its data is not compact JSON or a time has no RFC 3339 form.
 func appendHistoryLine(b []byte, h *historyRow) (_ []byte, ok bool) {
 	c := &h.Change
-	if (len(c.Data) > 0 && !schemas.IsCompactJSON(c.Data)) || !rfc3339able(c.Time) || !rfc3339able(c.AppliedAt) {
+	if len(c.Data) > 0 && !schemas.IsCompactJSON(c.Data) {
 		return b, false
 	}
+	start := len(b)
 	b = append(b, `{"k":"h"`...)
 	b = appendOptString(b, "key", h.Key)
 	b = appendOptString(b, "src", h.Source)
@@ -49,11 +49,15 @@ func appendHistoryLine(b []byte, h *historyRow) (_ []byte, ok bool) {
 	b = schemas.AppendJSONString(b, string(c.Source))
 	b = append(b, `,"type":`...)
 	b = schemas.AppendJSONString(b, string(c.Type))
-	b = append(b, `,"time":"`...)
-	b = c.Time.AppendFormat(b, time.RFC3339Nano)
-	b = append(b, `","applied_at":"`...)
-	b = c.AppliedAt.AppendFormat(b, time.RFC3339Nano)
-	b = append(b, `","sections":`...)
+	b = append(b, `,"time":`...)
+	if b, ok = schemas.AppendJSONTime(b, c.Time); !ok {
+		return b[:start], false
+	}
+	b = append(b, `,"applied_at":`...)
+	if b, ok = schemas.AppendJSONTime(b, c.AppliedAt); !ok {
+		return b[:start], false
+	}
+	b = append(b, `,"sections":`...)
 	if c.Sections == nil {
 		b = append(b, "null"...)
 	} else {
@@ -82,17 +86,6 @@ func appendOptString(b []byte, key, s string) []byte {
 	b = append(b, key...)
 	b = append(b, '"', ':')
 	return schemas.AppendJSONString(b, s)
-}
-
-// rfc3339able reports whether time.Time.MarshalJSON would write t as
-// AppendFormat(RFC3339Nano) does: a four-digit year and a zone offset
-// of whole minutes within a day.
-func rfc3339able(t time.Time) bool {
-	if y := t.Year(); y < 0 || y > 9999 {
-		return false
-	}
-	_, off := t.Zone()
-	return off%60 == 0 && off > -24*3600 && off < 24*3600
 }
 
 // encodeLineStd is the encoding/json form of a snapshot line, the

@@ -186,6 +186,9 @@ func (s *State) AddressCode() string {
 
 // Marshal encodes a state for storage.
 func Marshal(s *State) ([]byte, error) {
+	if b, ok := appendState(make([]byte, 0, 1024), s); ok {
+		return b, nil
+	}
 	b, err := json.Marshal(s)
 	if err != nil {
 		return nil, fmt.Errorf("encoding merge state: %w", err)
