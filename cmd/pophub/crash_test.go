@@ -26,6 +26,7 @@ import (
 	"github.com/pophub/pophub/hub/notify"
 	"github.com/pophub/pophub/hub/postgres"
 	"github.com/pophub/pophub/hub/reconcile"
+	"github.com/pophub/pophub/hub/sealing"
 	"github.com/pophub/pophub/hub/storetest"
 	"github.com/pophub/pophub/schemas"
 	"github.com/pophub/pophub/schemas/citizenid"
@@ -119,6 +120,16 @@ func TestCrash(t *testing.T) {
 			defer natsSrv.Close()
 			group := fmt.Sprintf("crash-%s-%d", store, time.Now().UnixNano())
 			args := []string{"serve", "--kafka", broker.Addr(), "--nats", natsSrv.ClientURL(), "--group", group, "--partitions", "4"}
+			// The hub runs sealed, with keys from a key file (serve --keys).
+			keyFile := filepath.Join(t.TempDir(), "keys")
+			if err := sealing.CreateFile(keyFile); err != nil {
+				t.Fatal(err)
+			}
+			keys, err := sealing.Load(ctx, sealing.File(keyFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			args = append(args, "--keys", keyFile)
 			dataDir, schema := t.TempDir(), ""
 			if store == "postgres" {
 				schema = testSchema(t)
@@ -182,7 +193,7 @@ func TestCrash(t *testing.T) {
 			// Wait for the relay to drain, then stop.
 			waitFor(t, 2*time.Minute, "outbox drained", func() bool {
 				if store == "postgres" {
-					s := openPG(t, schema)
+					s := openPG(t, schema, keys)
 					defer s.Close()
 					ss, err := s.Stats(ctx)
 					pending = ss.OutboxPending
@@ -195,9 +206,9 @@ func TestCrash(t *testing.T) {
 				t.Fatalf("hub did not stop cleanly: %v", err)
 			}
 			if store == "postgres" {
-				st = openPG(t, schema)
+				st = openPG(t, schema, keys)
 			} else {
-				m, err := memdb.Open(ctx, memdb.Config{Dir: filepath.Join(dataDir, "store")})
+				m, err := memdb.Open(ctx, memdb.Config{Dir: filepath.Join(dataDir, "store"), Keys: keys})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -231,9 +242,9 @@ func TestCrash(t *testing.T) {
 	}
 }
 
-func openPG(t *testing.T, schema string) *postgres.Store {
+func openPG(t *testing.T, schema string, keys *sealing.Keyring) *postgres.Store {
 	t.Helper()
-	s, err := postgres.Open(context.Background(), postgres.Config{URL: postgresURL(), Schema: schema})
+	s, err := postgres.Open(context.Background(), postgres.Config{URL: postgresURL(), Schema: schema, Keys: keys})
 	if err != nil {
 		t.Fatal(err)
 	}
