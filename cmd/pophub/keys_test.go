@@ -71,3 +71,14 @@ func TestKeysRotate(t *testing.T) {
 		t.Fatalf("second keys rotate: %q, %v", out, err)
 	}
 }
+
+// TestDevSealsByDefault checks that the development stack generates keys
+// in its data directory and seals its store with them.
+func TestDevSealsByDefault(t *testing.T) {
+	m := startHub(t, "memdb")
+	for _, f := range []string{"keys", filepath.Join("store", "keys.check")} {
+		if _, err := os.Stat(filepath.Join(m.Config.DataDir, f)); err != nil {
+			t.Errorf("dev did not seal its store: %v", err)
+		}
+	}
+}

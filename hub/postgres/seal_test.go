@@ -224,3 +224,34 @@ func TestSealingModeIsChecked(t *testing.T) {
 		t.Fatalf("listing with a moved state: %v, want ErrTampered", err)
 	}
 }
+
+// TestResealWhileApplying re-seals while batches touching the same persons
+// are applied: neither loses the other's writes, and nothing is left on
+// the old key.
+func TestResealWhileApplying(t *testing.T) {
+	ctx := context.Background()
+	in := storetest.Population(t, 150, 41)
+	first, second := in[:len(in)/2], in[len(in)/2:]
+	mat := testKeys(t)
+	schema := testSchema(t)
+	storetest.ApplyAll(t, openSealedStore(t, schema, keyring(t, mat)), first, 100)
+	if err := mat.AddDataKey(); err != nil {
+		t.Fatal(err)
+	}
+	k := keyring(t, mat)
+	a, r := openSealedStore(t, schema, k), openSealedStore(t, schema, k)
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.Reseal(ctx, 5, nil)
+		done <- err
+	}()
+	storetest.ApplyAll(t, a, second, 20)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if left := oldVersionRows(t, a); left != 0 {
+		t.Errorf("%d values left on the old key", left)
+	}
+	storetest.CompareRecords(t, a, storetest.Expected(in))
+	storetest.CompareHistory(t, a, storetest.ExpectedHistory(in))
+}
