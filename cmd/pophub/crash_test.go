@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -137,20 +138,21 @@ func TestCrash(t *testing.T) {
 			} else {
 				args = append(args, "--data", dataDir)
 			}
-			start := func() *exec.Cmd {
-				cmd := exec.Command(bin, append(args, "--http", freeAddr(t), "--log-level", "error")...)
+			start := func() (*exec.Cmd, string) {
+				addr := freeAddr(t)
+				cmd := exec.Command(bin, append(args, "--http", addr, "--log-level", "error")...)
 				cmd.Stderr = os.Stderr
 				if err := cmd.Start(); err != nil {
 					t.Fatalf("starting hub: %v", err)
 				}
-				return cmd
+				return cmd, addr
 			}
 			r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 5))
 			var recoveries []time.Duration
 			total := int64(len(msgs))
 			const kills = 10
 			for kill := 0; kill < kills; kill++ {
-				cmd := start()
+				cmd, _ := start()
 				// Kill at a random point of the remaining ingest.
 				done, _ := committed(ctx, broker.Addr(), group)
 				target := done + (total-done)*int64(5+r.IntN(20))/100
@@ -175,8 +177,18 @@ func TestCrash(t *testing.T) {
 				}
 				t.Logf("killed the hub with SIGKILL at %d of %d records committed", target, total)
 			}
-			// Let it finish, then stop it gracefully.
-			cmd := start()
+			// Let it finish, then stop it gracefully. The killed hub may have
+			// committed everything already, so wait until this one serves
+			// (and so handles SIGTERM) before stopping it.
+			cmd, addr := start()
+			waitFor(t, time.Minute, "hub serving HTTP", func() bool {
+				resp, err := http.Get("http://" + addr + "/healthz")
+				if err != nil {
+					return false
+				}
+				resp.Body.Close()
+				return true
+			})
 			deadline := time.Now().Add(5 * time.Minute)
 			for {
 				n, err := committed(ctx, broker.Addr(), group)
