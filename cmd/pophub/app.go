@@ -33,6 +33,7 @@ import (
 	"github.com/pophub/pophub/hub/memdb"
 	"github.com/pophub/pophub/hub/notify"
 	"github.com/pophub/pophub/hub/postgres"
+	"github.com/pophub/pophub/hub/sealing"
 	"github.com/pophub/pophub/hub/telemetry"
 	"github.com/pophub/pophub/hub/tlsconf"
 	"github.com/pophub/pophub/ops/policies"
@@ -70,6 +71,15 @@ type Config struct {
 	PostgresURL    string
 	PostgresSchema string
 	DataDir        string
+	// KeysFile is the key file (hub/sealing) that seals personal data at
+	// rest in the store; "none" stores it in clear. Empty: POPHUB_KEYS
+	// when set, else in dev with a DataDir <data>/keys, generated when
+	// missing (a memdb store already written in clear stays so), else in
+	// clear.
+	KeysFile string
+	// KeySource, when set, supplies the keys instead of KeysFile: a KMS or
+	// HSM client.
+	KeySource sealing.KeySource
 
 	HTTPAddr     string // default 127.0.0.1:8780
 	GroupID      string // Kafka consumer group, default "pophub"
@@ -620,9 +630,18 @@ func (m *Main) startEmbedded(ctx context.Context) error {
 }
 
 func (m *Main) openStore(ctx context.Context) error {
-	var err error
+	src, err := m.keySource()
+	if err != nil {
+		return err
+	}
+	var keys *sealing.Keyring
+	if src != nil {
+		if keys, err = sealing.Load(ctx, src); err != nil {
+			return err
+		}
+	}
 	if m.Config.PostgresURL != "" {
-		m.Store, err = postgres.Open(ctx, postgres.Config{URL: m.Config.PostgresURL, Schema: m.Config.PostgresSchema, Logger: m.Logger})
+		m.Store, err = postgres.Open(ctx, postgres.Config{URL: m.Config.PostgresURL, Schema: m.Config.PostgresSchema, Logger: m.Logger, Keys: keys})
 		if err != nil {
 			return fmt.Errorf("opening PostgreSQL store: %w", err)
 		}
@@ -632,7 +651,7 @@ func (m *Main) openStore(ctx context.Context) error {
 	if m.Config.DataDir != "" {
 		dir = filepath.Join(m.Config.DataDir, "store")
 	}
-	m.Store, err = memdb.Open(ctx, memdb.Config{Dir: dir, Logger: m.Logger})
+	m.Store, err = memdb.Open(ctx, memdb.Config{Dir: dir, Logger: m.Logger, Keys: keys})
 	if err != nil {
 		return fmt.Errorf("opening memdb store: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,6 +27,7 @@ import (
 	"github.com/pophub/pophub/hub/notify"
 	"github.com/pophub/pophub/hub/postgres"
 	"github.com/pophub/pophub/hub/reconcile"
+	"github.com/pophub/pophub/hub/sealing"
 	"github.com/pophub/pophub/hub/storetest"
 	"github.com/pophub/pophub/schemas"
 	"github.com/pophub/pophub/schemas/citizenid"
@@ -119,6 +121,16 @@ func TestCrash(t *testing.T) {
 			defer natsSrv.Close()
 			group := fmt.Sprintf("crash-%s-%d", store, time.Now().UnixNano())
 			args := []string{"serve", "--kafka", broker.Addr(), "--nats", natsSrv.ClientURL(), "--group", group, "--partitions", "4"}
+			// The hub runs sealed, with keys from a key file (serve --keys).
+			keyFile := filepath.Join(t.TempDir(), "keys")
+			if err := sealing.CreateFile(keyFile); err != nil {
+				t.Fatal(err)
+			}
+			keys, err := sealing.Load(ctx, sealing.File(keyFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			args = append(args, "--keys", keyFile)
 			dataDir, schema := t.TempDir(), ""
 			if store == "postgres" {
 				schema = testSchema(t)
@@ -126,20 +138,21 @@ func TestCrash(t *testing.T) {
 			} else {
 				args = append(args, "--data", dataDir)
 			}
-			start := func() *exec.Cmd {
-				cmd := exec.Command(bin, append(args, "--http", freeAddr(t), "--log-level", "error")...)
+			start := func() (*exec.Cmd, string) {
+				addr := freeAddr(t)
+				cmd := exec.Command(bin, append(args, "--http", addr, "--log-level", "error")...)
 				cmd.Stderr = os.Stderr
 				if err := cmd.Start(); err != nil {
 					t.Fatalf("starting hub: %v", err)
 				}
-				return cmd
+				return cmd, addr
 			}
 			r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 5))
 			var recoveries []time.Duration
 			total := int64(len(msgs))
 			const kills = 10
 			for kill := 0; kill < kills; kill++ {
-				cmd := start()
+				cmd, _ := start()
 				// Kill at a random point of the remaining ingest.
 				done, _ := committed(ctx, broker.Addr(), group)
 				target := done + (total-done)*int64(5+r.IntN(20))/100
@@ -164,8 +177,18 @@ func TestCrash(t *testing.T) {
 				}
 				t.Logf("killed the hub with SIGKILL at %d of %d records committed", target, total)
 			}
-			// Let it finish, then stop it gracefully.
-			cmd := start()
+			// Let it finish, then stop it gracefully. The killed hub may have
+			// committed everything already, so wait until this one serves
+			// (and so handles SIGTERM) before stopping it.
+			cmd, addr := start()
+			waitFor(t, time.Minute, "hub serving HTTP", func() bool {
+				resp, err := http.Get("http://" + addr + "/healthz")
+				if err != nil {
+					return false
+				}
+				resp.Body.Close()
+				return true
+			})
 			deadline := time.Now().Add(5 * time.Minute)
 			for {
 				n, err := committed(ctx, broker.Addr(), group)
@@ -182,7 +205,7 @@ func TestCrash(t *testing.T) {
 			// Wait for the relay to drain, then stop.
 			waitFor(t, 2*time.Minute, "outbox drained", func() bool {
 				if store == "postgres" {
-					s := openPG(t, schema)
+					s := openPG(t, schema, keys)
 					defer s.Close()
 					ss, err := s.Stats(ctx)
 					pending = ss.OutboxPending
@@ -195,9 +218,9 @@ func TestCrash(t *testing.T) {
 				t.Fatalf("hub did not stop cleanly: %v", err)
 			}
 			if store == "postgres" {
-				st = openPG(t, schema)
+				st = openPG(t, schema, keys)
 			} else {
-				m, err := memdb.Open(ctx, memdb.Config{Dir: filepath.Join(dataDir, "store")})
+				m, err := memdb.Open(ctx, memdb.Config{Dir: filepath.Join(dataDir, "store"), Keys: keys})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -231,9 +254,9 @@ func TestCrash(t *testing.T) {
 	}
 }
 
-func openPG(t *testing.T, schema string) *postgres.Store {
+func openPG(t *testing.T, schema string, keys *sealing.Keyring) *postgres.Store {
 	t.Helper()
-	s, err := postgres.Open(context.Background(), postgres.Config{URL: postgresURL(), Schema: schema})
+	s, err := postgres.Open(context.Background(), postgres.Config{URL: postgresURL(), Schema: schema, Keys: keys})
 	if err != nil {
 		t.Fatal(err)
 	}

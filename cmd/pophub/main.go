@@ -65,7 +65,7 @@ func rootCommand() *cobra.Command {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
 	}
 	root.AddCommand(devCommand(newLogger), serveCommand(newLogger), demoCommand(newLogger),
-		publishCommand(newLogger), importCommand(newLogger), cdcCommand(newLogger), synthCommand(), eligibilityCommand(), policiesCommand(), dlqCommand(), policyCommand(), auditCommand(), reconcileCommand(), statusCommand(), statsCommand(), regionsCommand(), siSubscriberCommand(newLogger), benchCommand(newLogger), healthcheckCommand(), tlsCommand())
+		publishCommand(newLogger), importCommand(newLogger), cdcCommand(newLogger), synthCommand(), eligibilityCommand(), policiesCommand(), dlqCommand(), policyCommand(), auditCommand(), reconcileCommand(), statusCommand(), statsCommand(), regionsCommand(), siSubscriberCommand(newLogger), benchCommand(newLogger), healthcheckCommand(), tlsCommand(), keysCommand())
 	return root
 }
 

@@ -96,7 +96,7 @@ type counterVerifier interface {
 }
 
 func statsRebuildCommand() *cobra.Command {
-	var pgURL, schema, regions string
+	var pgURL, schema, regions, keysFile string
 	cmd := &cobra.Command{
 		Use:   "rebuild --postgres URL [--schema S] [--regions NBS-FILE]",
 		Short: "Recompute every counter from the golden records (after importing an official region table)",
@@ -111,7 +111,11 @@ with too). A running hub's batches wait for the rebuild and then add to it.`,
 			if err := loadRegions(regions); err != nil {
 				return fmt.Errorf("--regions: %w", err)
 			}
-			s, err := postgres.Open(cmd.Context(), postgres.Config{URL: pgURL, Schema: schema})
+			keys, err := loadKeys(cmd.Context(), keysFile, "")
+			if err != nil {
+				return err
+			}
+			s, err := postgres.Open(cmd.Context(), postgres.Config{URL: pgURL, Schema: schema, Keys: keys})
 			if err != nil {
 				return fmt.Errorf("opening store: %w", err)
 			}
@@ -129,11 +133,12 @@ with too). A running hub's batches wait for the rebuild and then add to it.`,
 	f.StringVar(&pgURL, "postgres", os.Getenv("POPHUB_POSTGRES"), "PostgreSQL URL of the hub's store (env POPHUB_POSTGRES)")
 	f.StringVar(&schema, "schema", "public", "schema of the hub's tables")
 	f.StringVar(&regions, "regions", os.Getenv("POPHUB_REGIONS"), "official NBS table saved by 'pophub regions import' (env POPHUB_REGIONS)")
+	keysFlag(f, &keysFile, "")
 	return cmd
 }
 
 func statsVerifyCommand() *cobra.Command {
-	var pgURL, schema, dataDir string
+	var pgURL, schema, dataDir, keysFile string
 	cmd := &cobra.Command{
 		Use:   "verify (--postgres URL [--schema S] | --data DIR)",
 		Short: "Recompute every counter from the golden records by a full scan and print any difference",
@@ -144,14 +149,17 @@ snapshot while the hub runs; a memdb data directory must not be in use by a runn
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			var s counterVerifier
-			var err error
+			keys, err := loadKeys(ctx, keysFile, dataDir)
+			if err != nil {
+				return err
+			}
 			switch {
 			case pgURL != "" && dataDir != "":
 				return errors.New("give either --postgres or --data, not both")
 			case pgURL != "":
-				s, err = postgres.Open(ctx, postgres.Config{URL: pgURL, Schema: schema})
+				s, err = postgres.Open(ctx, postgres.Config{URL: pgURL, Schema: schema, Keys: keys})
 			case dataDir != "":
-				s, err = memdb.Open(ctx, memdb.Config{Dir: filepath.Join(dataDir, "store")})
+				s, err = memdb.Open(ctx, memdb.Config{Dir: filepath.Join(dataDir, "store"), Keys: keys})
 			default:
 				return errors.New("give --postgres URL or --data DIR")
 			}
@@ -179,5 +187,6 @@ snapshot while the hub runs; a memdb data directory must not be in use by a runn
 	f.StringVar(&pgURL, "postgres", os.Getenv("POPHUB_POSTGRES"), "PostgreSQL URL of the hub's store (env POPHUB_POSTGRES)")
 	f.StringVar(&schema, "schema", "public", "schema of the hub's tables")
 	f.StringVar(&dataDir, "data", "", "data directory of a stopped memdb hub")
+	keysFlag(f, &keysFile, "; default <data>/keys when it exists")
 	return cmd
 }

@@ -23,17 +23,22 @@ func synthInputs(b *testing.B, persons int) []hub.Input {
 }
 
 // BenchmarkApply applies a synthetic population in batches of 2,000 and
-// reports events/s, in memory and with the fsynced log.
+// reports events/s, in memory, with the fsynced log, and with the log
+// sealed.
 func BenchmarkApply(b *testing.B) {
 	in := synthInputs(b, 5000)
-	for _, mode := range []string{"memory", "wal"} {
+	keys := keyring(b, testKeys(b))
+	for _, mode := range []string{"memory", "wal", "wal-sealed"} {
 		b.Run(mode, func(b *testing.B) {
 			ctx := context.Background()
 			n := 0
 			for b.Loop() {
 				cfg := Config{}
-				if mode == "wal" {
+				if mode != "memory" {
 					cfg.Dir = b.TempDir()
+				}
+				if mode == "wal-sealed" {
+					cfg.Keys = keys
 				}
 				s, err := Open(ctx, cfg)
 				if err != nil {

@@ -8,6 +8,9 @@
 // snapshots bound the replay. After kill -9 nothing that Apply acknowledged
 // is lost, and a re-delivered event is a duplicate because its history row
 // survived.
+//
+// With keys (Config.Keys) the log and snapshots are sealed and persons are
+// keyed by a keyed hash of the ID; see sealed.go.
 package memdb
 
 import (
@@ -26,6 +29,7 @@ import (
 
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/hub/merge"
+	"github.com/pophub/pophub/hub/sealing"
 	"github.com/pophub/pophub/hub/stats"
 	"github.com/pophub/pophub/schemas"
 	"github.com/pophub/pophub/schemas/citizenid"
@@ -43,6 +47,10 @@ type Config struct {
 	// stats.UrbanByRegionTable).
 	Classify stats.Classify
 	Logger   *slog.Logger
+	// Keys seals what the store writes to Dir (see sealed.go); nil writes
+	// it in clear. A directory opens only with the mode, and the keys, it
+	// was first written with.
+	Keys *sealing.Keyring
 }
 
 func (c *Config) setDefaults() {
@@ -127,10 +135,6 @@ func schema() *memdb.DBSchema {
 	}}
 }
 
-// personKey derives the storage key of a person. It is the one place to
-// change when records are keyed by a keyed hash of the ID instead.
-func personKey(id citizenid.ID) string { return string(id) }
-
 // Open creates the store, recovering from Dir when it holds a snapshot or
 // log.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
@@ -179,7 +183,7 @@ func (s *Store) Apply(ctx context.Context, batch []hub.Input) (hub.ApplyResult, 
 	now := time.Now().UTC()
 	txn := s.db.Txn(true)
 	defer txn.Abort()
-	res, err := applyTxn(txn, batch, now, s.cfg.Classify)
+	res, err := s.applyTxn(txn, batch, now)
 	if err != nil {
 		return hub.ApplyResult{}, err
 	}
@@ -201,7 +205,7 @@ func (s *Store) Apply(ctx context.Context, batch []hub.Input) (hub.ApplyResult, 
 
 // applyTxn applies a batch inside a write transaction; replay uses it too,
 // so that recovery takes exactly the same path.
-func applyTxn(txn *memdb.Txn, batch []hub.Input, now time.Time, urban stats.Classify) (applied, error) {
+func (s *Store) applyTxn(txn *memdb.Txn, batch []hub.Input, now time.Time) (applied, error) {
 	var res applied
 	fresh := make([]hub.Input, 0, len(batch))
 	loaded := make(map[citizenid.ID]*merge.State)
@@ -216,7 +220,7 @@ func applyTxn(txn *memdb.Txn, batch []hub.Input, now time.Time, urban stats.Clas
 		}
 		fresh = append(fresh, in)
 		if _, ok := loaded[in.Event.Subject]; !ok {
-			p, err := txn.First("persons", "id", personKey(in.Event.Subject))
+			p, err := txn.First("persons", "id", s.personKey(in.Event.Subject))
 			if err != nil {
 				return res, fmt.Errorf("loading person: %w", err)
 			}
@@ -239,12 +243,12 @@ func applyTxn(txn *memdb.Txn, batch []hub.Input, now time.Time, urban stats.Clas
 		if loaded[id] == nil {
 			m.Persons++
 		}
-		if err := txn.Insert("persons", &person{Key: personKey(id), State: st}); err != nil {
+		if err := txn.Insert("persons", &person{Key: s.personKey(id), State: st}); err != nil {
 			return res, fmt.Errorf("writing person: %w", err)
 		}
 	}
 	for _, h := range out.History {
-		row := &historyRow{Key: personKey(h.CitizenID), Source: string(h.Change.Source), EventID: h.Change.EventID, Change: h.Change}
+		row := &historyRow{Key: s.personKey(h.CitizenID), Source: string(h.Change.Source), EventID: h.Change.EventID, Change: h.Change}
 		if err := txn.Insert("history", row); err != nil {
 			return res, fmt.Errorf("writing history: %w", err)
 		}
@@ -265,7 +269,7 @@ func applyTxn(txn *memdb.Txn, batch []hub.Input, now time.Time, urban stats.Clas
 		if old := loaded[id]; old != nil {
 			before = old
 		}
-		acc.Person(before, st, urban)
+		acc.Person(before, st, s.cfg.Classify)
 	}
 	res.counters = acc.Deltas()
 	m.Changes += int64(len(out.History))
@@ -289,7 +293,7 @@ type applied struct {
 // Person implements hub.Store.
 func (s *Store) Person(ctx context.Context, id citizenid.ID) (hub.Record, error) {
 	txn := s.db.Txn(false)
-	raw, err := txn.First("persons", "id", personKey(id))
+	raw, err := txn.First("persons", "id", s.personKey(id))
 	if err != nil {
 		return hub.Record{}, fmt.Errorf("reading person: %w", err)
 	}
@@ -302,7 +306,7 @@ func (s *Store) Person(ctx context.Context, id citizenid.ID) (hub.Record, error)
 // History implements hub.Store.
 func (s *Store) History(ctx context.Context, id citizenid.ID) ([]hub.Change, error) {
 	txn := s.db.Txn(false)
-	it, err := txn.Get("history", "person", personKey(id))
+	it, err := txn.Get("history", "person", s.personKey(id))
 	if err != nil {
 		return nil, fmt.Errorf("reading history: %w", err)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/hub/merge"
+	"github.com/pophub/pophub/hub/sealing"
 	"github.com/pophub/pophub/hub/stats"
 	"github.com/pophub/pophub/schemas"
 )
@@ -39,9 +40,11 @@ const (
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 type wal struct {
-	f   *os.File
-	gen uint64
-	buf []byte
+	f    *os.File
+	gen  uint64
+	buf  []byte
+	keys *sealing.Keyring // seals frames when not nil
+	n    uint64           // frames written to this generation
 }
 
 func walPath(dir string, gen uint64) string {
@@ -65,7 +68,9 @@ func walGens(dir string) ([]uint64, error) {
 	return gens, nil
 }
 
-func openWAL(dir string, gen uint64) (*wal, error) {
+// openWAL starts generation gen, a new file (recovery and snapshots always
+// move on to a generation not written yet, so frame numbers start at 0).
+func openWAL(dir string, gen uint64, keys *sealing.Keyring) (*wal, error) {
 	f, err := os.OpenFile(walPath(dir, gen), os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("opening log: %w", err)
@@ -74,10 +79,14 @@ func openWAL(dir string, gen uint64) (*wal, error) {
 		f.Close()
 		return nil, err
 	}
-	return &wal{f: f, gen: gen}, nil
+	return &wal{f: f, gen: gen, keys: keys}, nil
 }
 
 func (w *wal) write(payload []byte, sync bool) error {
+	if w.keys != nil {
+		payload = w.keys.Seal(payload, frameAD(w.gen, w.n))
+	}
+	w.n++
 	frame := make([]byte, 8, 8+len(payload))
 	binary.LittleEndian.PutUint32(frame[0:4], uint32(len(payload)))
 	binary.LittleEndian.PutUint32(frame[4:8], crc32.Checksum(payload, crcTable))
@@ -183,6 +192,9 @@ func (s *Store) recover(ctx context.Context) (int, error) {
 	if err := os.MkdirAll(s.cfg.Dir, 0o700); err != nil {
 		return 0, fmt.Errorf("creating store directory: %w", err)
 	}
+	if err := s.checkSealing(); err != nil {
+		return 0, err
+	}
 	from, err := s.loadSnapshot(filepath.Join(s.cfg.Dir, snapshotName))
 	if err != nil {
 		return 0, err
@@ -201,21 +213,21 @@ func (s *Store) recover(ctx context.Context) (int, error) {
 			}
 			continue
 		}
-		n, err := s.replayFile(ctx, path)
+		n, err := s.replayFile(ctx, path, gen)
 		replayed += n
 		if err != nil {
 			return replayed, err
 		}
 		next = gen + 1
 	}
-	if s.wal, err = openWAL(s.cfg.Dir, next); err != nil {
+	if s.wal, err = openWAL(s.cfg.Dir, next, s.cfg.Keys); err != nil {
 		return replayed, err
 	}
 	return replayed, nil
 }
 
 // replayFile replays one log file, truncating a torn or corrupt tail.
-func (s *Store) replayFile(ctx context.Context, path string) (int, error) {
+func (s *Store) replayFile(ctx context.Context, path string, gen uint64) (int, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return 0, fmt.Errorf("reading log: %w", err)
@@ -230,7 +242,13 @@ func (s *Store) replayFile(ctx context.Context, path string) (int, error) {
 		if err := ctx.Err(); err != nil {
 			return replayed, err
 		}
-		if err := s.replay(data[off+8 : off+8+n]); err != nil {
+		payload := data[off+8 : off+8+n]
+		if s.cfg.Keys != nil {
+			if payload, err = s.cfg.Keys.Open(payload, frameAD(gen, uint64(replayed))); err != nil {
+				return replayed, fmt.Errorf("opening log frame at offset %d of %s: %w", off, filepath.Base(path), err)
+			}
+		}
+		if err := s.replay(payload); err != nil {
 			return replayed, fmt.Errorf("replaying log frame at offset %d of %s: %w", off, filepath.Base(path), err)
 		}
 		off += 8 + n
@@ -280,7 +298,7 @@ func (s *Store) replay(payload []byte) error {
 		if r.err != nil {
 			return r.err
 		}
-		res, err := applyTxn(txn, batch, now, s.cfg.Classify)
+		res, err := s.applyTxn(txn, batch, now)
 		if err != nil {
 			return err
 		}
@@ -327,7 +345,7 @@ func (s *Store) startSnapshotLocked() error {
 	if !s.snapshotting.CompareAndSwap(false, true) {
 		return nil // one at a time; the next trigger takes the rest
 	}
-	next, err := openWAL(s.cfg.Dir, s.wal.gen+1)
+	next, err := openWAL(s.cfg.Dir, s.wal.gen+1, s.cfg.Keys)
 	if err != nil {
 		s.snapshotting.Store(false)
 		return err
@@ -368,7 +386,13 @@ func (s *Store) writeSnapshot(txn *memdb.Txn, walGen uint64) error {
 	}
 	defer os.Remove(tmp)
 	w := bufio.NewWriterSize(f, 1<<20)
-	enc := json.NewEncoder(w)
+	var out io.Writer = w
+	var sealed *chunkWriter
+	if s.cfg.Keys != nil {
+		sealed = &chunkWriter{w: w, k: s.cfg.Keys}
+		out = sealed
+	}
+	enc := json.NewEncoder(out)
 	m, err := getMeta(txn)
 	if err != nil {
 		f.Close()
@@ -405,6 +429,9 @@ func (s *Store) writeSnapshot(txn *memdb.Txn, walGen uint64) error {
 				_, err = w.Write(line)
 			}
 		}
+	}
+	if err == nil && sealed != nil {
+		err = sealed.Close()
 	}
 	if err == nil {
 		err = w.Flush()
@@ -448,7 +475,11 @@ func (s *Store) loadSnapshot(path string) (uint64, error) {
 	}
 	var walGen uint64
 	defer f.Close()
-	dec := json.NewDecoder(bufio.NewReaderSize(f, 1<<20))
+	var in io.Reader = bufio.NewReaderSize(f, 1<<20)
+	if s.cfg.Keys != nil {
+		in = &chunkReader{r: in.(*bufio.Reader), k: s.cfg.Keys}
+	}
+	dec := json.NewDecoder(in)
 	txn := s.db.Txn(true)
 	defer txn.Abort()
 	acc := stats.Acc{}

@@ -93,7 +93,7 @@ func (s *Store) applyOnce(ctx context.Context, batch []hub.Input, checkKeys bool
 	ids := make(map[string]citizenid.ID, len(batch))
 	for i := range batch {
 		id := batch[i].Event.Subject
-		ids[personKey(id)] = id
+		ids[s.personKey(id)] = id
 	}
 	keys := make([]string, 0, len(ids))
 	for k := range ids {
@@ -136,7 +136,7 @@ func (s *Store) applyOnce(ctx context.Context, batch []hub.Input, checkKeys bool
 	out := merge.Batch(loaded, fresh, now)
 	if len(out.States) < len(keys) {
 		// Some persons had only repeated events: drop their placeholders.
-		if err := dropUnused(ctx, tx, loaded, out.States); err != nil {
+		if err := s.dropUnused(ctx, tx, loaded, out.States); err != nil {
 			return res, err
 		}
 	}
@@ -145,17 +145,17 @@ func (s *Store) applyOnce(ctx context.Context, batch []hub.Input, checkKeys bool
 	// while the history and outbox rows are copied.
 	encoded := make(chan personColumns, 1)
 	go func() {
-		c := encodePersons(out.States)
+		c := s.encodePersons(out.States)
 		if !s.noCounters {
 			c.counters = counterDeltas(loaded, out.States, s.cfg.Classify)
 		}
 		encoded <- c
 	}()
-	if err := writeHistory(ctx, tx, out.History); err != nil {
+	if err := s.writeHistory(ctx, tx, out.History); err != nil {
 		<-encoded
 		return res, err
 	}
-	if err := writeOutbox(ctx, tx, out.Outbox); err != nil {
+	if err := s.writeOutbox(ctx, tx, out.Outbox); err != nil {
 		<-encoded
 		return res, err
 	}
@@ -176,14 +176,14 @@ func (s *Store) applyOnce(ctx context.Context, batch []hub.Input, checkKeys bool
 		// commit): forget these persons so that they are read again.
 		if s.cache != nil {
 			for id := range out.States {
-				s.cache.forget(personKey(id))
+				s.cache.forget(s.personKey(id))
 			}
 		}
 		return res, fmt.Errorf("committing batch: %w", err)
 	}
 	if s.cache != nil {
 		for id, st := range out.States {
-			s.cache.put(personKey(id), st)
+			s.cache.put(s.personKey(id), st)
 		}
 	}
 	res.Applied = out.Applied
@@ -288,7 +288,7 @@ func (s *Store) lockStored(ctx context.Context, tx pgx.Tx, keys []string, ids ma
 	// Decode the states read, in parallel when there are many.
 	states := make([]*merge.State, len(misses))
 	err = parallel(len(misses), func(i int) error {
-		st, err := decodeState(misses[i].raw)
+		st, err := s.seal.openState(misses[i].key, misses[i].raw)
 		states[i] = st
 		return err
 	})
@@ -306,11 +306,11 @@ func (s *Store) lockStored(ctx context.Context, tx pgx.Tx, keys []string, ids ma
 
 // dropUnused deletes the placeholders of new persons the batch did not
 // change after all (all their events were repeats).
-func dropUnused(ctx context.Context, tx pgx.Tx, loaded, changed map[citizenid.ID]*merge.State) error {
+func (s *Store) dropUnused(ctx context.Context, tx pgx.Tx, loaded, changed map[citizenid.ID]*merge.State) error {
 	var unused []string
 	for id, st := range loaded {
 		if st == nil && changed[id] == nil {
-			unused = append(unused, personKey(id))
+			unused = append(unused, s.personKey(id))
 		}
 	}
 	if len(unused) == 0 {
@@ -404,20 +404,20 @@ type personColumns struct {
 	counters  []stats.Delta // the batch's counter changes, sorted
 }
 
-// encodePersons encodes the changed states (in parallel).
-func encodePersons(states map[citizenid.ID]*merge.State) personColumns {
+// encodePersons encodes (and seals) the changed states, in parallel.
+func (s *Store) encodePersons(states map[citizenid.ID]*merge.State) personColumns {
 	var c personColumns
 	sts := make([]*merge.State, 0, len(states))
 	for id, st := range states {
 		sts = append(sts, st)
-		c.keys = append(c.keys, personKey(id))
+		c.keys = append(c.keys, s.personKey(id))
 		c.versions = append(c.versions, st.Version())
 		c.addresses = append(c.addresses, st.AddressCode())
 		c.statuses = append(c.statuses, st.Status())
 	}
 	c.states = make([][]byte, len(sts))
 	c.err = parallel(len(sts), func(i int) error {
-		raw, err := encodeState(sts[i])
+		raw, err := s.seal.sealState(c.keys[i], sts[i])
 		c.states[i] = raw
 		return err
 	})
@@ -441,7 +441,7 @@ func writePersons(ctx context.Context, tx pgx.Tx, c personColumns, now time.Time
 
 var historyColumns = []string{"person_key", "version", "source", "event_id", "type", "time", "applied_at", "sections", "data"}
 
-func writeHistory(ctx context.Context, tx pgx.Tx, history []merge.Entry) error {
+func (s *Store) writeHistory(ctx context.Context, tx pgx.Tx, history []merge.Entry) error {
 	rows := make([][]any, len(history))
 	for i := range history {
 		c := &history[i].Change
@@ -449,7 +449,8 @@ func writeHistory(ctx context.Context, tx pgx.Tx, history []merge.Entry) error {
 		if data == nil {
 			data = []byte{}
 		}
-		rows[i] = []any{personKey(history[i].CitizenID), c.Version, string(c.Source), c.EventID, string(c.Type), c.Time, c.AppliedAt, c.Sections, data}
+		key := s.personKey(history[i].CitizenID)
+		rows[i] = []any{key, c.Version, string(c.Source), c.EventID, string(c.Type), c.Time, c.AppliedAt, c.Sections, s.seal.sealHistory(key, c.Version, data)}
 	}
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"history"}, historyColumns, pgx.CopyFromRows(rows)); err != nil {
 		return fmt.Errorf("writing history: %w", err)
@@ -459,7 +460,7 @@ func writeHistory(ctx context.Context, tx pgx.Tx, history []merge.Entry) error {
 
 var outboxColumns = []string{"subject", "msg_id", "body", "trace", "created_at"}
 
-func writeOutbox(ctx context.Context, tx pgx.Tx, entries []hub.OutboxEntry) error {
+func (s *Store) writeOutbox(ctx context.Context, tx pgx.Tx, entries []hub.OutboxEntry) error {
 	if len(entries) == 0 {
 		return nil
 	}
@@ -474,7 +475,7 @@ func writeOutbox(ctx context.Context, tx pgx.Tx, entries []hub.OutboxEntry) erro
 			}
 			trace = b
 		}
-		rows[i] = []any{e.Subject, e.MsgID, e.Body, trace, e.CreatedAt}
+		rows[i] = []any{e.Subject, e.MsgID, s.seal.sealBody(e.MsgID, e.Body), trace, e.CreatedAt}
 	}
 	// COPY keeps the rows' order, so the identity column numbers them in
 	// merge's order.

@@ -48,7 +48,7 @@ func Baseline(ctx context.Context, url, schema string, events []hub.Input, batch
 				return 0, err
 			}
 			states[id] = st
-			b.keys = append(b.keys, personKey(id))
+			b.keys = append(b.keys, s.personKey(id))
 			b.versions = append(b.versions, st.Version())
 			b.addrs = append(b.addrs, st.AddressCode())
 			b.statuses = append(b.statuses, st.Status())
@@ -56,7 +56,7 @@ func Baseline(ctx context.Context, url, schema string, events []hub.Input, batch
 		}
 		for _, h := range out.History {
 			c := h.Change
-			b.history = append(b.history, []any{personKey(h.CitizenID), c.Version, string(c.Source), c.EventID, string(c.Type),
+			b.history = append(b.history, []any{s.personKey(h.CitizenID), c.Version, string(c.Source), c.EventID, string(c.Type),
 				c.Time, c.AppliedAt, c.Sections, []byte(c.Data)})
 		}
 		batches = append(batches, b)

@@ -14,8 +14,8 @@ import (
 // microseconds a state; writing a third of the bytes cuts what every
 // update sends, what PostgreSQL writes to WAL and the full-page images
 // after each checkpoint. Rows that begin with '{' are plain JSON (written
-// before compression); the key-management issue can add an encrypted
-// format beside these without reshaping the table.
+// before compression). With keys, the encoded state is sealed as a whole
+// (seal.go), after compression, since ciphertext does not compress.
 const (
 	formatS2JSON = 0x01
 )

@@ -37,7 +37,7 @@ func (s *Store) NewLoader() *Loader { return &Loader{s: s, acc: stats.Acc{}} }
 func (l *Loader) Load(ctx context.Context, chunk []hub.Input) error {
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	out := merge.Batch(nil, chunk, now)
-	cols := encodePersons(out.States)
+	cols := l.s.encodePersons(out.States)
 	if cols.err != nil {
 		return cols.err
 	}
@@ -53,7 +53,7 @@ func (l *Loader) Load(ctx context.Context, chunk []hub.Input) error {
 			pgx.CopyFromRows(rows)); err != nil {
 			return fmt.Errorf("writing persons: %w", err)
 		}
-		return writeHistory(ctx, tx, out.History)
+		return l.s.writeHistory(ctx, tx, out.History)
 	})
 	if err != nil {
 		return fmt.Errorf("loading chunk: %w", err)

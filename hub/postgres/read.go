@@ -18,7 +18,7 @@ import (
 // Person implements hub.Store. A state this process holds at the stored
 // version is not read again.
 func (s *Store) Person(ctx context.Context, id citizenid.ID) (hub.Record, error) {
-	key := personKey(id)
+	key := s.personKey(id)
 	cachedVersion := int64(-1)
 	var hit *merge.State
 	if s.cache != nil {
@@ -38,7 +38,7 @@ func (s *Store) Person(ctx context.Context, id citizenid.ID) (hub.Record, error)
 	if raw == nil {
 		return hit.Record(), nil
 	}
-	st, err := decodeState(raw)
+	st, err := s.seal.openState(key, raw)
 	if err != nil {
 		return hub.Record{}, fmt.Errorf("reading person: %w", err)
 	}
@@ -47,8 +47,9 @@ func (s *Store) Person(ctx context.Context, id citizenid.ID) (hub.Record, error)
 
 // History implements hub.Store. Times are returned in UTC.
 func (s *Store) History(ctx context.Context, id citizenid.ID) ([]hub.Change, error) {
+	key := s.personKey(id)
 	rows, err := s.pool.Query(ctx, `SELECT version, event_id, source, type, time, applied_at, sections, data
-		FROM history WHERE person_key = $1 ORDER BY version`, personKey(id))
+		FROM history WHERE person_key = $1 ORDER BY version`, key)
 	if err != nil {
 		return nil, fmt.Errorf("reading history: %w", err)
 	}
@@ -63,6 +64,9 @@ func (s *Store) History(ctx context.Context, id citizenid.ID) ([]hub.Change, err
 		}
 		c.Source, c.Type = schemas.Source(src), schemas.Type(typ)
 		c.Time, c.AppliedAt = c.Time.UTC(), c.AppliedAt.UTC()
+		if data, err = s.seal.openHistory(key, c.Version, data); err != nil {
+			return nil, fmt.Errorf("reading history: %w", err)
+		}
 		if len(data) > 0 {
 			c.Data = data
 		}
@@ -105,6 +109,10 @@ func (s *Store) PendingOutbox(ctx context.Context, after int64, limit int) ([]hu
 			if err := json.Unmarshal(trace, &e.Trace); err != nil {
 				return nil, fmt.Errorf("reading outbox trace context: %w", err)
 			}
+		}
+		var err error
+		if e.Body, err = s.seal.openBody(e.MsgID, e.Body); err != nil {
+			return nil, fmt.Errorf("reading outbox: %w", err)
 		}
 		e.CreatedAt = e.CreatedAt.UTC()
 		out = append(out, e)
@@ -181,7 +189,7 @@ func (s *Store) Persons(ctx context.Context, q hub.PersonQuery) ([]hub.Record, s
 		if err := rows.Scan(&lastAddr, &lastKey, &raw); err != nil {
 			return nil, "", fmt.Errorf("listing persons: %w", err)
 		}
-		st, err := decodeState(raw)
+		st, err := s.seal.openState(lastKey, raw)
 		if err != nil {
 			return nil, "", fmt.Errorf("listing persons: %w", err)
 		}

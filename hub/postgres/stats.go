@@ -105,17 +105,18 @@ func (s *Store) VerifyCounters(ctx context.Context) ([]stats.Delta, error) {
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
 	acc := stats.Acc{}
-	rows, err := tx.Query(ctx, "SELECT state FROM persons WHERE version > 0")
+	rows, err := tx.Query(ctx, "SELECT person_key, state FROM persons WHERE version > 0")
 	if err != nil {
 		return nil, fmt.Errorf("verifying counters: %w", err)
 	}
 	for rows.Next() {
+		var key string
 		var raw []byte
-		if err := rows.Scan(&raw); err != nil {
+		if err := rows.Scan(&key, &raw); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("verifying counters: %w", err)
 		}
-		st, err := decodeState(raw)
+		st, err := s.seal.openState(key, raw)
 		if err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("verifying counters: %w", err)
@@ -188,7 +189,7 @@ func (s *Store) RebuildCounters(ctx context.Context) (persons int64, err error) 
 				rows.Close()
 				return 0, fmt.Errorf("rebuilding counters: %w", err)
 			}
-			st, err := decodeState(raw)
+			st, err := s.seal.openState(after, raw)
 			if err != nil {
 				rows.Close()
 				return 0, fmt.Errorf("rebuilding counters: %w", err)

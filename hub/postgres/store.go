@@ -19,11 +19,12 @@
 // batch retried; serialization failures, deadlocks and unique violations
 // are retried with jittered backoff.
 //
-// Persons are keyed by person_key, which today is the citizen ID itself.
-// The ID is kept only in that key, in the merge state blob and in the
-// notification bodies of the outbox, so that records can later be keyed by a
-// keyed hash with the ID kept encrypted inside the state, without
-// reshaping the tables.
+// Persons are keyed by person_key. The ID is kept only in that key, in the
+// merge state blob, in the history data and in the notification bodies of
+// the outbox. With a keyring (Config.Keys) the key is a keyed hash of the
+// ID and those three blobs are sealed, so that a dump of the schema holds
+// no ID or name in clear (see seal.go); without one they are stored in
+// clear. A schema records which it is, and refuses the other.
 package postgres
 
 import (
@@ -38,6 +39,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/hub/sealing"
 	"github.com/pophub/pophub/hub/stats"
 	"github.com/pophub/pophub/schemas/citizenid"
 )
@@ -67,6 +69,10 @@ type Config struct {
 	Classify stats.Classify
 	// Logger receives migration and retry messages (default: discarded).
 	Logger *slog.Logger
+	// Keys seals personal data at rest (see seal.go); nil stores it in
+	// clear. A schema is opened only with the mode, and the keys, it was
+	// first opened with.
+	Keys *sealing.Keyring
 }
 
 func (c *Config) setDefaults() {
@@ -100,7 +106,8 @@ func (c Config) Validate() error {
 type Store struct {
 	cfg   Config
 	pool  *pgxpool.Pool
-	cache *stateCache // nil when disabled
+	cache *stateCache // nil when disabled; holds opened states only
+	seal  sealer
 	// noCounters skips the statistics counters, for the benchmark that
 	// measures what keeping them costs.
 	noCounters bool
@@ -130,7 +137,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connecting to PostgreSQL: %w", err)
 	}
-	s := &Store{cfg: cfg, pool: pool}
+	s := &Store{cfg: cfg, pool: pool, seal: sealer{cfg.Keys}}
 	if cfg.CacheSize > 0 {
 		s.cache = newStateCache(cfg.CacheSize)
 	}
@@ -138,12 +145,16 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
+	if err := checkSealing(ctx, pool, cfg.Keys); err != nil {
+		pool.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
-// personKey derives the storage key of a person: the one place to change
-// when records are keyed by a keyed hash of the ID.
-func personKey(id citizenid.ID) string { return string(id) }
+// personKey derives the storage key of a person: the ID in clear, or its
+// keyed hash when the store has keys.
+func (s *Store) personKey(id citizenid.ID) string { return s.seal.key(id) }
 
 // Ping implements hub.Store.
 func (s *Store) Ping(ctx context.Context) error {

@@ -162,11 +162,17 @@ func BenchmarkApply(b *testing.B) {
 		}
 		b.ReportMetric(rate, "events/s")
 	})
-	store := func(b *testing.B, counters bool) {
+	store := func(b *testing.B, counters, sealed bool) {
 		n := 0
+		k := keyring(b, testKeys(b))
 		for b.Loop() {
 			b.StopTimer()
-			s := openTestStore(b, testSchema(b))
+			var s *Store
+			if sealed {
+				s = openSealedStore(b, testSchema(b), k)
+			} else {
+				s = openTestStore(b, testSchema(b))
+			}
 			s.noCounters = !counters
 			b.StartTimer()
 			for i := 0; i < len(in); i += 2000 {
@@ -179,8 +185,10 @@ func BenchmarkApply(b *testing.B) {
 		b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
 	}
 	// The counters' cost is the rate with them next to the rate without.
-	b.Run("store", func(b *testing.B) { store(b, true) })
-	b.Run("store-without-counters", func(b *testing.B) { store(b, false) })
+	b.Run("store", func(b *testing.B) { store(b, true, false) })
+	b.Run("store-without-counters", func(b *testing.B) { store(b, false, false) })
+	// Sealing's cost is this rate next to the store's.
+	b.Run("store-sealed", func(b *testing.B) { store(b, true, true) })
 }
 
 // TestVerifyCountersFindsDrift checks that verification reports a counter

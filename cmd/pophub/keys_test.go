@@ -1,0 +1,84 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pophub/pophub/hub/postgres"
+	"github.com/pophub/pophub/hub/sealing"
+	"github.com/pophub/pophub/hub/storetest"
+)
+
+// runKeys runs `pophub keys ARGS…` and returns its standard output.
+func runKeys(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	cmd := keysCommand()
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	cmd.SetArgs(args)
+	cmd.SilenceUsage, cmd.SilenceErrors = true, true
+	err := cmd.ExecuteContext(context.Background())
+	return out.String(), err
+}
+
+// TestKeysRotate goes through a rotation as an operator would: keys init,
+// a hub writing with them, keys add, the hub restarted, keys rotate.
+func TestKeysRotate(t *testing.T) {
+	ctx := context.Background()
+	file := filepath.Join(t.TempDir(), "keys")
+	if _, err := runKeys(t, "init", file); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(file); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v, mode %v; want 0600", err, fi.Mode().Perm())
+	}
+	if _, err := runKeys(t, "init", file); err == nil {
+		t.Fatal("keys init overwrote a key file")
+	}
+	schema := testSchema(t)
+	open := func() *postgres.Store {
+		k, err := sealing.Load(ctx, sealing.File(file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := postgres.Open(ctx, postgres.Config{URL: postgresURL(), Schema: schema, Keys: k})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	m := storetest.MarkedPerson(t)
+	storetest.ApplyAll(t, open(), m.In, 50)
+
+	out, err := runKeys(t, "add", file)
+	if err != nil || !strings.Contains(out, "version 2") {
+		t.Fatalf("keys add: %q, %v", out, err)
+	}
+	s := open()
+	out, err = runKeys(t, "rotate", "--postgres", postgresURL(), "--schema", schema, "--keys", file, "--batch", "10")
+	if err != nil || !strings.Contains(out, "with data key version 2") || strings.Contains(out, "re-sealed 0 values") {
+		t.Fatalf("keys rotate: %q, %v", out, err)
+	}
+	storetest.CompareRecords(t, s, storetest.Expected(m.In))
+	out, err = runKeys(t, "rotate", "--postgres", postgresURL(), "--schema", schema, "--keys", file)
+	if err != nil || !strings.Contains(out, "re-sealed 0 values") {
+		t.Fatalf("second keys rotate: %q, %v", out, err)
+	}
+}
+
+// TestDevSealsByDefault checks that the development stack generates keys
+// in its data directory and seals its store with them.
+func TestDevSealsByDefault(t *testing.T) {
+	m := startHub(t, "memdb")
+	for _, f := range []string{"keys", filepath.Join("store", "keys.check")} {
+		if _, err := os.Stat(filepath.Join(m.Config.DataDir, f)); err != nil {
+			t.Errorf("dev did not seal its store: %v", err)
+		}
+	}
+}

@@ -1,0 +1,257 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/hub/sealing"
+	"github.com/pophub/pophub/hub/storetest"
+)
+
+// testKeys returns fresh key material.
+func testKeys(t testing.TB) sealing.Material {
+	t.Helper()
+	m, err := sealing.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func keyring(t testing.TB, m sealing.Material) *sealing.Keyring {
+	t.Helper()
+	k, err := sealing.New(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// openSealedStore opens a store with keys on a schema.
+func openSealedStore(t testing.TB, schema string, k *sealing.Keyring) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), Config{URL: testURL(), Schema: schema, Keys: k})
+	if err != nil {
+		t.Fatalf("opening sealed PostgreSQL store: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestConformanceSealed(t *testing.T) {
+	k := keyring(t, testKeys(t))
+	storetest.Run(t, func(t *testing.T) hub.Store { return openSealedStore(t, testSchema(t), k) })
+}
+
+// dump returns every value of every table of the store's schema, byte
+// columns as raw bytes and the others as text, as a dump would hold them.
+func dump(t testing.TB, s *Store) []byte {
+	t.Helper()
+	ctx := context.Background()
+	rows, err := s.pool.Query(ctx, "SELECT table_name FROM information_schema.tables WHERE table_schema = $1", s.cfg.Schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []byte
+	for _, table := range tables {
+		rows, err := s.pool.Query(ctx, "SELECT * FROM "+pgx.Identifier{table}.Sanitize())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			vals, err := rows.Values()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, v := range vals {
+				if b, ok := v.([]byte); ok {
+					out = append(out, b...)
+				} else {
+					out = fmt.Appendf(out, "%v", v)
+				}
+				out = append(out, '\n')
+			}
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+// oldVersionRows counts the sealed values not on the newest key.
+func oldVersionRows(t testing.TB, s *Store) int {
+	t.Helper()
+	newest := []byte{byte(s.seal.k.Newest() >> 24), byte(s.seal.k.Newest() >> 16), byte(s.seal.k.Newest() >> 8), byte(s.seal.k.Newest())}
+	var n int
+	err := s.pool.QueryRow(context.Background(), `SELECT
+		(SELECT count(*) FROM persons WHERE substring(state from 2 for 4) <> $1) +
+		(SELECT count(*) FROM history WHERE substring(data from 2 for 4) <> $1) +
+		(SELECT count(*) FROM outbox WHERE substring(body from 2 for 4) <> $1)`, newest).Scan(&n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestNoPersonalDataAtRest applies the events of a marked person and
+// looks for their ID and names in every column of every table: found in
+// a store without keys (which shows the dump sees them), absent from a
+// sealed one, before and after a key rotation.
+func TestNoPersonalDataAtRest(t *testing.T) {
+	ctx := context.Background()
+	m := storetest.MarkedPerson(t)
+	want, wantHistory := storetest.Expected(m.In), storetest.ExpectedHistory(m.In)
+
+	clear := openTestStore(t, testSchema(t))
+	storetest.ApplyAll(t, clear, m.In, 50)
+	if leaks := m.Leaks(dump(t, clear)); len(leaks) != len(m.Secrets()) {
+		t.Fatalf("a store in clear shows %d of the %d secrets; the dump misses something", len(leaks), len(m.Secrets()))
+	}
+
+	mat := testKeys(t)
+	schema := testSchema(t)
+	s := openSealedStore(t, schema, keyring(t, mat))
+	storetest.ApplyAll(t, s, m.In, 50)
+	if leaks := m.Leaks(dump(t, s)); len(leaks) > 0 {
+		t.Fatalf("a sealed store holds in clear: %q", leaks)
+	}
+	storetest.CompareRecords(t, s, want)
+	storetest.CompareHistory(t, s, wantHistory)
+	pending, err := s.PendingOutbox(ctx, 0, 1<<20)
+	if err != nil || len(pending) == 0 {
+		t.Fatalf("pending outbox: %d entries, %v", len(pending), err)
+	}
+	if !strings.Contains(string(pending[0].Body), "{") {
+		t.Fatalf("outbox body not opened: %q", pending[0].Body)
+	}
+
+	// Rotation: a new data key, then Reseal while the store is open.
+	if err := mat.AddDataKey(); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s2 := openSealedStore(t, schema, keyring(t, mat))
+	before := oldVersionRows(t, s2)
+	if before == 0 {
+		t.Fatal("no value on the old key before resealing")
+	}
+	n, err := s2.Reseal(ctx, 7, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != int64(before) {
+		t.Errorf("Reseal changed %d values, want %d", n, before)
+	}
+	if left := oldVersionRows(t, s2); left != 0 {
+		t.Errorf("%d values left on the old key", left)
+	}
+	if n, err := s2.Reseal(ctx, 7, nil); err != nil || n != 0 {
+		t.Errorf("second Reseal = %d, %v; want nothing to do", n, err)
+	}
+	if leaks := m.Leaks(dump(t, s2)); len(leaks) > 0 {
+		t.Fatalf("a resealed store holds in clear: %q", leaks)
+	}
+	storetest.CompareRecords(t, s2, want)
+	storetest.CompareHistory(t, s2, wantHistory)
+	after, err := s2.PendingOutbox(ctx, 0, 1<<20)
+	if err != nil || !reflect.DeepEqual(after, pending) {
+		t.Fatalf("outbox after resealing differs (%v)", err)
+	}
+	if diffs, err := s2.VerifyCounters(ctx); err != nil || len(diffs) > 0 {
+		t.Fatalf("VerifyCounters after resealing: %v, %v", diffs, err)
+	}
+	// The records are found by ID (through the keyed hash) and walked by
+	// region with their states opened.
+	recs, _, err := s2.Persons(ctx, hub.PersonQuery{Region: "11", Limit: 1000})
+	if err != nil || len(recs) == 0 {
+		t.Fatalf("walking region 11: %d records, %v", len(recs), err)
+	}
+}
+
+// TestSealingModeIsChecked opens schemas with the wrong keys or none.
+func TestSealingModeIsChecked(t *testing.T) {
+	ctx := context.Background()
+	m := storetest.MarkedPerson(t)
+	k := keyring(t, testKeys(t))
+	sealed := testSchema(t)
+	storetest.ApplyAll(t, openSealedStore(t, sealed, k), m.In[:2], 10)
+	clear := testSchema(t)
+	storetest.ApplyAll(t, openTestStore(t, clear), m.In[:2], 10)
+
+	tests := []struct {
+		name   string
+		schema string
+		keys   *sealing.Keyring
+		want   string
+	}{
+		{"sealed without keys", sealed, nil, "is sealed"},
+		{"sealed with other keys", sealed, keyring(t, testKeys(t)), "do not match"},
+		{"clear with keys", clear, k, "in clear"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := Open(ctx, Config{URL: testURL(), Schema: tc.schema, Keys: tc.keys})
+			if err == nil {
+				s.Close()
+				t.Fatal("opened")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %q does not say %q", err, tc.want)
+			}
+		})
+	}
+
+	// A row whose state was moved to another person does not open.
+	s := openSealedStore(t, sealed, k)
+	if _, err := s.pool.Exec(ctx, `INSERT INTO persons (person_key, version, address_code, status, state, updated_at)
+		SELECT 'f00d', version, address_code, status, state, updated_at FROM persons WHERE person_key = $1`, k.PersonKey(string(m.ID))); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := s.Persons(ctx, hub.PersonQuery{Limit: 10})
+	if !errors.Is(err, sealing.ErrTampered) {
+		t.Fatalf("listing with a moved state: %v, want ErrTampered", err)
+	}
+}
+
+// TestResealWhileApplying re-seals while batches touching the same persons
+// are applied: neither loses the other's writes, and nothing is left on
+// the old key.
+func TestResealWhileApplying(t *testing.T) {
+	ctx := context.Background()
+	in := storetest.Population(t, 150, 41)
+	first, second := in[:len(in)/2], in[len(in)/2:]
+	mat := testKeys(t)
+	schema := testSchema(t)
+	storetest.ApplyAll(t, openSealedStore(t, schema, keyring(t, mat)), first, 100)
+	if err := mat.AddDataKey(); err != nil {
+		t.Fatal(err)
+	}
+	k := keyring(t, mat)
+	a, r := openSealedStore(t, schema, k), openSealedStore(t, schema, k)
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.Reseal(ctx, 5, nil)
+		done <- err
+	}()
+	storetest.ApplyAll(t, a, second, 20)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if left := oldVersionRows(t, a); left != 0 {
+		t.Errorf("%d values left on the old key", left)
+	}
+	storetest.CompareRecords(t, a, storetest.Expected(in))
+	storetest.CompareHistory(t, a, storetest.ExpectedHistory(in))
+}

@@ -1,0 +1,124 @@
+package sealing
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+)
+
+// KeySource supplies keyring material. A KMS or HSM client implements it
+// (unwrapping data keys it holds); File and Env serve development and
+// small deployments. Material is called once when a store opens; it may
+// block and should honour ctx.
+type KeySource interface {
+	Material(ctx context.Context) (Material, error)
+}
+
+// Load builds a keyring from a source.
+func Load(ctx context.Context, src KeySource) (*Keyring, error) {
+	m, err := src.Material(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("loading keys: %w", err)
+	}
+	return New(m)
+}
+
+// File is a key file: Material's JSON, readable by its owner only.
+type File string
+
+// Material implements KeySource. It refuses a file that others can read.
+func (f File) Material(context.Context) (Material, error) {
+	fi, err := os.Stat(string(f))
+	if err != nil {
+		return Material{}, fmt.Errorf("reading key file: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return Material{}, fmt.Errorf("reading key file %s: mode %v lets others read it; chmod 600", f, fi.Mode().Perm())
+	}
+	b, err := os.ReadFile(string(f))
+	if err != nil {
+		return Material{}, fmt.Errorf("reading key file: %w", err)
+	}
+	return parse(b)
+}
+
+// Env is the name of an environment variable holding a key file's
+// contents (POPHUB_KEYS).
+type Env string
+
+// Material implements KeySource.
+func (e Env) Material(context.Context) (Material, error) {
+	v, ok := os.LookupEnv(string(e))
+	if !ok || v == "" {
+		return Material{}, fmt.Errorf("reading keys: %s is not set", string(e))
+	}
+	return parse([]byte(v))
+}
+
+func parse(b []byte) (Material, error) {
+	var m Material
+	if err := json.Unmarshal(b, &m); err != nil {
+		return Material{}, fmt.Errorf("parsing keys: %w", err)
+	}
+	if _, err := New(m); err != nil {
+		return Material{}, err
+	}
+	return m, nil
+}
+
+// CreateFile writes fresh material to a new key file with mode 0600; it
+// refuses to overwrite one, whose loss would make sealed data unreadable.
+func CreateFile(path string) error {
+	m, err := Generate()
+	if err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("creating key file: %w", err)
+	}
+	_, err = f.Write(append(b, '\n'))
+	if err == nil {
+		err = f.Sync()
+	}
+	return errors.Join(err, f.Close())
+}
+
+// AddToFile adds a data key version to a key file (replacing it
+// atomically) and returns the new version.
+func AddToFile(ctx context.Context, path string) (uint32, error) {
+	m, err := File(path).Material(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if err := m.AddDataKey(); err != nil {
+		return 0, err
+	}
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return 0, err
+	}
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return 0, fmt.Errorf("writing key file: %w", err)
+	}
+	_, err = f.Write(append(b, '\n'))
+	if err == nil {
+		err = f.Sync()
+	}
+	if err = errors.Join(err, f.Close()); err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return 0, fmt.Errorf("writing key file: %w", err)
+	}
+	return m.Data[len(m.Data)-1].Version, nil
+}
