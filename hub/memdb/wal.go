@@ -426,7 +426,7 @@ func (s *Store) writeSnapshot(txn *memdb.Txn, walGen uint64) error {
 				line, err = encodeLineStd(line, snapshotLine{Kind: "o", Outbox: o.Entries})
 			}
 			if err == nil {
-				_, err = w.Write(line)
+				_, err = out.Write(line)
 			}
 		}
 	}
