@@ -331,9 +331,17 @@ func checkOutcome(t *testing.T, m *servedHub, l *faultLoad, logged int64, natsUR
 	if st.Changes != l.distinct {
 		t.Fatalf("%d history rows, want %d distinct events", st.Changes, l.distinct)
 	}
+	// History holds each event once (above). The consumer's own counters
+	// agree, except that a batch whose commit succeeded while its
+	// connection broke (outcome unknown) is applied again and its events
+	// then count as duplicates: the counters never count more than the
+	// store holds, and nothing goes uncounted.
 	c := m.Consumer.Counts()
-	if c.Applied != l.distinct {
-		t.Fatalf("applied %d events, want %d: an event was applied twice or not at all", c.Applied, l.distinct)
+	if c.Applied > l.distinct || c.Applied+c.Duplicates < l.distinct {
+		t.Fatalf("applied %d events and %d duplicates, want %d applied: an event was applied twice or not at all", c.Applied, c.Duplicates, l.distinct)
+	}
+	if c.Applied < l.distinct {
+		t.Logf("%d events of a batch whose commit outcome was unknown counted as duplicates when it was applied again", l.distinct-c.Applied)
 	}
 	t.Logf("%d records consumed of %d in the log (%d delivered again), %d applied, %d duplicates, %d rejected; %d golden records equal the expected ones",
 		c.Consumed, logged, c.Consumed-logged, c.Applied, c.Duplicates, c.RejectedTotal(), len(l.want))
