@@ -6,6 +6,7 @@ import (
 
 	"github.com/pophub/pophub/adapters/synth"
 	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/hub/storetest"
 	"github.com/pophub/pophub/schemas"
 )
 
@@ -27,7 +28,7 @@ func synthInputs(b *testing.B, persons int) []hub.Input {
 // sealed.
 func BenchmarkApply(b *testing.B) {
 	in := synthInputs(b, 5000)
-	keys := keyring(b, testKeys(b))
+	keys := storetest.Keyring(b, storetest.Keys(b))
 	for _, mode := range []string{"memory", "wal", "wal-sealed"} {
 		b.Run(mode, func(b *testing.B) {
 			ctx := context.Background()

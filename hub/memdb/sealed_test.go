@@ -17,24 +17,6 @@ import (
 	"github.com/pophub/pophub/hub/storetest"
 )
 
-func testKeys(t testing.TB) sealing.Material {
-	t.Helper()
-	m, err := sealing.Generate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
-func keyring(t testing.TB, m sealing.Material) *sealing.Keyring {
-	t.Helper()
-	k, err := sealing.New(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
 func openSealed(t testing.TB, cfg Config) *Store {
 	t.Helper()
 	s, err := Open(context.Background(), cfg)
@@ -46,7 +28,7 @@ func openSealed(t testing.TB, cfg Config) *Store {
 }
 
 func TestConformanceSealed(t *testing.T) {
-	k := keyring(t, testKeys(t))
+	k := storetest.Keyring(t, storetest.Keys(t))
 	storetest.Run(t, func(t *testing.T) hub.Store { return openSealed(t, Config{Dir: t.TempDir(), Keys: k}) })
 }
 
@@ -94,9 +76,9 @@ func TestNoPersonalDataAtRest(t *testing.T) {
 		t.Fatalf("a directory in clear shows %d of the %d secrets; the test misses something", len(leaks), len(m.Secrets()))
 	}
 
-	mat := testKeys(t)
+	mat := storetest.Keys(t)
 	dir := t.TempDir()
-	s := openSealed(t, Config{Dir: dir, Keys: keyring(t, mat), SnapshotEvery: 200})
+	s := openSealed(t, Config{Dir: dir, Keys: storetest.Keyring(t, mat), SnapshotEvery: 200})
 	storetest.ApplyAll(t, s, m.In, 40) // log and background snapshots
 	waitSnapshot(s)                    // it removes old logs while the directory is read
 	if leaks := m.Leaks(readDir(t, dir)); len(leaks) > 0 {
@@ -115,7 +97,7 @@ func TestNoPersonalDataAtRest(t *testing.T) {
 	if err := mat.AddDataKey(); err != nil {
 		t.Fatal(err)
 	}
-	r := openSealed(t, Config{Dir: dir, Keys: keyring(t, mat)})
+	r := openSealed(t, Config{Dir: dir, Keys: storetest.Keyring(t, mat)})
 	storetest.CompareRecords(t, r, want)
 	extra := storetest.Population(t, 5, 78)
 	storetest.ApplyAll(t, r, extra, 40)
@@ -124,7 +106,7 @@ func TestNoPersonalDataAtRest(t *testing.T) {
 	}
 	newOnly := mat
 	newOnly.Data = mat.Data[1:]
-	n := openSealed(t, Config{Dir: dir, Keys: keyring(t, newOnly)})
+	n := openSealed(t, Config{Dir: dir, Keys: storetest.Keyring(t, newOnly)})
 	storetest.CompareRecords(t, n, want)
 	if leaks := m.Leaks(readDir(t, dir)); len(leaks) > 0 {
 		t.Fatalf("the directory holds in clear after rotation: %q", leaks)
@@ -139,7 +121,7 @@ func TestNoPersonalDataAtRest(t *testing.T) {
 func TestSealingModeIsChecked(t *testing.T) {
 	ctx := context.Background()
 	m := storetest.MarkedPerson(t)
-	k := keyring(t, testKeys(t))
+	k := storetest.Keyring(t, storetest.Keys(t))
 	sealed := t.TempDir()
 	s := openSealed(t, Config{Dir: sealed, Keys: k, SnapshotEvery: 1 << 30})
 	storetest.ApplyAll(t, s, m.In, 40)
@@ -154,7 +136,7 @@ func TestSealingModeIsChecked(t *testing.T) {
 		want string
 	}{
 		{"sealed without keys", sealed, nil, "is sealed"},
-		{"sealed with other keys", sealed, keyring(t, testKeys(t)), "do not match"},
+		{"sealed with other keys", sealed, storetest.Keyring(t, storetest.Keys(t)), "do not match"},
 		{"clear with keys", clear, k, "in clear"},
 	}
 	for _, tc := range tests {
@@ -194,7 +176,7 @@ func TestSealingModeIsChecked(t *testing.T) {
 // TestSealedSnapshotChunks round-trips the chunked snapshot format and
 // refuses a cut or reordered one.
 func TestSealedSnapshotChunks(t *testing.T) {
-	k := keyring(t, testKeys(t))
+	k := storetest.Keyring(t, storetest.Keys(t))
 	plain := []byte(strings.Repeat("0123456789abcdef", snapshotChunk/16*2+100)) // three chunks
 	var buf bytes.Buffer
 	bw := bufio.NewWriter(&buf)

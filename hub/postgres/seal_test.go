@@ -15,25 +15,6 @@ import (
 	"github.com/pophub/pophub/hub/storetest"
 )
 
-// testKeys returns fresh key material.
-func testKeys(t testing.TB) sealing.Material {
-	t.Helper()
-	m, err := sealing.Generate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
-func keyring(t testing.TB, m sealing.Material) *sealing.Keyring {
-	t.Helper()
-	k, err := sealing.New(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
 // openSealedStore opens a store with keys on a schema.
 func openSealedStore(t testing.TB, schema string, k *sealing.Keyring) *Store {
 	t.Helper()
@@ -46,7 +27,7 @@ func openSealedStore(t testing.TB, schema string, k *sealing.Keyring) *Store {
 }
 
 func TestConformanceSealed(t *testing.T) {
-	k := keyring(t, testKeys(t))
+	k := storetest.Keyring(t, storetest.Keys(t))
 	storetest.Run(t, func(t *testing.T) hub.Store { return openSealedStore(t, testSchema(t), k) })
 }
 
@@ -120,9 +101,9 @@ func TestNoPersonalDataAtRest(t *testing.T) {
 		t.Fatalf("a store in clear shows %d of the %d secrets; the dump misses something", len(leaks), len(m.Secrets()))
 	}
 
-	mat := testKeys(t)
+	mat := storetest.Keys(t)
 	schema := testSchema(t)
-	s := openSealedStore(t, schema, keyring(t, mat))
+	s := openSealedStore(t, schema, storetest.Keyring(t, mat))
 	storetest.ApplyAll(t, s, m.In, 50)
 	if leaks := m.Leaks(dump(t, s)); len(leaks) > 0 {
 		t.Fatalf("a sealed store holds in clear: %q", leaks)
@@ -142,7 +123,7 @@ func TestNoPersonalDataAtRest(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	s2 := openSealedStore(t, schema, keyring(t, mat))
+	s2 := openSealedStore(t, schema, storetest.Keyring(t, mat))
 	before := oldVersionRows(t, s2)
 	if before == 0 {
 		t.Fatal("no value on the old key before resealing")
@@ -184,7 +165,7 @@ func TestNoPersonalDataAtRest(t *testing.T) {
 func TestSealingModeIsChecked(t *testing.T) {
 	ctx := context.Background()
 	m := storetest.MarkedPerson(t)
-	k := keyring(t, testKeys(t))
+	k := storetest.Keyring(t, storetest.Keys(t))
 	sealed := testSchema(t)
 	storetest.ApplyAll(t, openSealedStore(t, sealed, k), m.In[:2], 10)
 	clear := testSchema(t)
@@ -197,7 +178,7 @@ func TestSealingModeIsChecked(t *testing.T) {
 		want   string
 	}{
 		{"sealed without keys", sealed, nil, "is sealed"},
-		{"sealed with other keys", sealed, keyring(t, testKeys(t)), "do not match"},
+		{"sealed with other keys", sealed, storetest.Keyring(t, storetest.Keys(t)), "do not match"},
 		{"clear with keys", clear, k, "in clear"},
 	}
 	for _, tc := range tests {
@@ -232,13 +213,13 @@ func TestResealWhileApplying(t *testing.T) {
 	ctx := context.Background()
 	in := storetest.Population(t, 150, 41)
 	first, second := in[:len(in)/2], in[len(in)/2:]
-	mat := testKeys(t)
+	mat := storetest.Keys(t)
 	schema := testSchema(t)
-	storetest.ApplyAll(t, openSealedStore(t, schema, keyring(t, mat)), first, 100)
+	storetest.ApplyAll(t, openSealedStore(t, schema, storetest.Keyring(t, mat)), first, 100)
 	if err := mat.AddDataKey(); err != nil {
 		t.Fatal(err)
 	}
-	k := keyring(t, mat)
+	k := storetest.Keyring(t, mat)
 	a, r := openSealedStore(t, schema, k), openSealedStore(t, schema, k)
 	done := make(chan error, 1)
 	go func() {

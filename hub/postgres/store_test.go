@@ -164,7 +164,7 @@ func BenchmarkApply(b *testing.B) {
 	})
 	store := func(b *testing.B, counters, sealed bool) {
 		n := 0
-		k := keyring(b, testKeys(b))
+		k := storetest.Keyring(b, storetest.Keys(b))
 		for b.Loop() {
 			b.StopTimer()
 			var s *Store

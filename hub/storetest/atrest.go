@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/hub/sealing"
 	"github.com/pophub/pophub/schemas"
 	"github.com/pophub/pophub/schemas/citizenid"
 )
@@ -53,4 +54,24 @@ func (m Marked) Leaks(dump []byte) []string {
 		}
 	}
 	return found
+}
+
+// Keys returns fresh key material for a sealed store.
+func Keys(t testing.TB) sealing.Material {
+	t.Helper()
+	m, err := sealing.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// Keyring builds the keyring of m.
+func Keyring(t testing.TB, m sealing.Material) *sealing.Keyring {
+	t.Helper()
+	k, err := sealing.New(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }
