@@ -93,9 +93,14 @@ func (a accessAuditor) Record(ctx context.Context, x access.Access) {
 	if x.Route == api.RouteEligibility {
 		e.Detail = "eligibility decision"
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-	defer cancel()
-	if err := a.log.Append(ctx, e); err != nil {
+	queued, err := a.log.TryAppend(e)
+	if !queued && err == nil {
+		// The buffer is full (a store that is down fills it): wait a little.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		err = a.log.Append(ctx, e)
+	}
+	if err != nil {
 		a.logger.Error("audit: an access could not be recorded", "identity", e.Identity, "route", x.Route, "err", err)
 	}
 }

@@ -4,14 +4,18 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
+
+	"github.com/pophub/pophub/schemas"
 )
 
 // File is the audit log as an append-only JSON-lines file, for the
@@ -36,6 +40,7 @@ type File struct {
 	head   Link
 	anchor Link
 	closed bool
+	buf    []byte // the lines of a batch, reused
 }
 
 // anchorLine is the form of the first line after a purge.
@@ -157,15 +162,15 @@ func (l *File) Append(ctx context.Context, batch []Entry, link func(head Link) L
 	}
 	defer unlockFile(l.f)
 	head := link(l.head)
-	var buf bytes.Buffer
+	buf := l.buf[:0]
 	for i := range batch {
-		b, err := jsonLine(&batch[i])
-		if err != nil {
+		var err error
+		if buf, err = appendLine(buf, &batch[i]); err != nil {
 			return err
 		}
-		buf.Write(b)
 	}
-	if _, err := l.f.Write(buf.Bytes()); err != nil {
+	l.buf = buf
+	if _, err := l.f.Write(buf); err != nil {
 		// Take back a partial write so that the next batch starts on a
 		// line of its own.
 		l.f.Truncate(l.size)
@@ -175,20 +180,72 @@ func (l *File) Append(ctx context.Context, batch []Entry, link func(head Link) L
 		l.f.Truncate(l.size)
 		return fmt.Errorf("syncing audit file: %w", err)
 	}
-	l.size += int64(buf.Len())
+	l.size += int64(len(buf))
 	l.head = head
 	return nil
 }
 
-// jsonLine is e's line in a log file or an export archive.
-func jsonLine(e *Entry) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(e); err != nil {
-		return nil, fmt.Errorf("encoding audit entry: %w", err)
+// jsonLine is e's line in a log file.
+func jsonLine(e *Entry) ([]byte, error) { return appendLine(nil, e) }
+
+// appendLine appends e's line: the JSON object encoding/json writes for
+// an Entry (and reads back unchanged), then a newline. Written by hand
+// because the writer encodes an entry for every audited read.
+func appendLine(b []byte, e *Entry) ([]byte, error) {
+	b = append(b, `{"seq":`...)
+	b = strconv.AppendInt(b, e.Seq, 10)
+	b = append(b, `,"time":`...)
+	var ok bool
+	if b, ok = schemas.AppendJSONTime(b, e.Time); !ok {
+		t, err := e.Time.MarshalJSON()
+		if err != nil {
+			return b, fmt.Errorf("encoding audit entry %d: %w", e.Seq, err)
+		}
+		b = append(b, t...)
 	}
-	return buf.Bytes(), nil
+	b = appendField(b, "identity", e.Identity)
+	b = appendField(b, "action", string(e.Action))
+	if e.Subject != "" {
+		b = appendField(b, "subject", e.Subject)
+	}
+	if len(e.Sections) > 0 {
+		b = append(b, `,"sections":[`...)
+		for i, s := range e.Sections {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = schemas.AppendJSONString(b, s)
+		}
+		b = append(b, ']')
+	}
+	b = appendField(b, "purpose", e.Purpose)
+	if e.Status != 0 {
+		b = append(b, `,"status":`...)
+		b = strconv.AppendInt(b, int64(e.Status), 10)
+	}
+	b = appendField(b, "result", e.Result)
+	if e.Detail != "" {
+		b = appendField(b, "detail", e.Detail)
+	}
+	for _, f := range [...]struct {
+		name string
+		sum  *Sum
+	}{{"prev", &e.Prev}, {"hash", &e.Hash}, {"seal", &e.Seal}} {
+		b = append(b, `,"`...)
+		b = append(b, f.name...)
+		b = append(b, `":"`...)
+		b = hex.AppendEncode(b, f.sum[:])
+		b = append(b, '"')
+	}
+	return append(b, "}\n"...), nil
+}
+
+// appendField appends ,"name":value with value as a JSON string.
+func appendField(b []byte, name, value string) []byte {
+	b = append(b, `,"`...)
+	b = append(b, name...)
+	b = append(b, `":`...)
+	return schemas.AppendJSONString(b, value)
 }
 
 // lock takes the file lock and catches up with other processes: a purge

@@ -10,6 +10,7 @@ import (
 	"hash"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/pophub/pophub/schemas/citizenid"
 )
@@ -25,6 +26,9 @@ const MinKeyBytes = 32
 type Key struct {
 	subject []byte
 	seal    []byte
+	// macs holds HMAC states keyed for Subject: every audited read
+	// computes one, and a fresh state costs two hash setups.
+	macs *sync.Pool
 }
 
 // NewKey derives the audit keys from a secret of at least MinKeyBytes
@@ -38,7 +42,9 @@ func NewKey(secret []byte) (Key, error) {
 		m.Write([]byte(label))
 		return m.Sum(nil)
 	}
-	return Key{subject: derive("pophub audit subject v1"), seal: derive("pophub audit seal v1")}, nil
+	subject := derive("pophub audit subject v1")
+	return Key{subject: subject, seal: derive("pophub audit seal v1"),
+		macs: &sync.Pool{New: func() any { return hmac.New(sha256.New, subject) }}}, nil
 }
 
 // ParseKey reads a key written as hex (surrounding white space ignored),
@@ -89,9 +95,13 @@ func (k Key) Subject(id citizenid.ID) string {
 	if k.IsZero() {
 		panic("audit: Subject with the zero Key")
 	}
-	m := hmac.New(sha256.New, k.subject)
+	m := k.macs.Get().(hash.Hash)
+	m.Reset()
 	m.Write([]byte(id))
-	return hex.EncodeToString(m.Sum(nil))
+	var sum [sha256.Size]byte
+	m.Sum(sum[:0])
+	k.macs.Put(m)
+	return hex.EncodeToString(sum[:])
 }
 
 // chainer links entries: Seq, Prev, Hash and Seal. Not safe for
