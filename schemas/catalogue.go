@@ -2,6 +2,7 @@ package schemas
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"sort"
 	"time"
@@ -51,6 +52,16 @@ type typeSpec struct {
 	source Source
 	new    func() Data
 }
+
+// payloadTypes are the types of the catalogue's payload structs (what
+// typeSpec.new returns), by event type.
+var payloadTypes = func() map[Type]reflect.Type {
+	m := make(map[Type]reflect.Type, len(catalogue))
+	for t, spec := range catalogue {
+		m[t] = reflect.TypeOf(spec.new())
+	}
+	return m
+}()
 
 var catalogue = map[Type]typeSpec{
 	HukouRegistered:        {PublicSecurity, func() Data { return new(HukouRegisteredData) }},

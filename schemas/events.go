@@ -186,6 +186,11 @@ type attrs struct {
 	// data is the raw JSON of the data attribute, owned by the decoder
 	// (it becomes Event.Data); nil when missing.
 	data []byte
+
+	// parsedTime is the time attribute itself when timeParsed
+	// (CheckEncoded); otherwise time is parsed.
+	parsedTime time.Time
+	timeParsed bool
 }
 
 // decodeStd is Decode written with encoding/json: the reference the fast
@@ -267,7 +272,7 @@ func checkEnvelope(in Input, a *attrs) (Event, typeSpec, time.Time, *RejectError
 	case len(a.data) == 0 || string(a.data) == "null":
 		return ev, typeSpec{}, now, reject(ReasonNotCloudEvent, "data", "required attribute is missing")
 	}
-	t, ok := parseTime(a.time)
+	t, ok := a.timeOf()
 	if !ok {
 		return ev, typeSpec{}, now, reject(ReasonNotCloudEvent, "time", "not an RFC 3339 timestamp")
 	}

@@ -1,8 +1,9 @@
 // Package publisher is the library a department system uses to publish its
 // record changes to the hub.
 //
-// A Publisher validates each event locally exactly as the hub will (an
-// encode and schemas.Decode round trip), sends the valid ones to the
+// A Publisher validates each event locally exactly as the hub will (it
+// encodes the event and judges it as schemas.Decode would judge that
+// encoding: schemas.CheckEncoded), sends the valid ones to the
 // department's topic pop.events.<source> keyed by the citizen ID with
 // kafka-go, and reports a Result per event. Records are acknowledged by all
 // in-sync replicas, retried, batched and compressed; they are partitioned
@@ -567,8 +568,10 @@ func parallel(n int, fn func(lo, hi int)) {
 }
 
 // validate encodes the event into its record, in a's memory, and checks
-// the record exactly as the hub will: schemas.Decode of the value, from
-// the source's topic, under the citizen ID as key.
+// the record exactly as the hub will: what schemas.Decode of the value,
+// from the source's topic, under the citizen ID as key, would say
+// (schemas.CheckEncoded, which judges a typed payload without parsing the
+// JSON back).
 func (p *Publisher) validate(a *arena, ev *schemas.Event, msg *kafka.Message) error {
 	if p.cfg.Source != "" && ev.Source != p.cfg.Source {
 		return &schemas.RejectError{Reason: schemas.ReasonSourceMismatch, Field: "source",
@@ -579,7 +582,7 @@ func (p *Publisher) validate(a *arena, ev *schemas.Event, msg *kafka.Message) er
 		return &schemas.RejectError{Reason: schemas.ReasonInvalidData, Field: "data", Detail: err.Error()}
 	}
 	topic, key := p.topic(ev.Source), a.copy(string(ev.Subject))
-	if _, err := schemas.Decode(schemas.Input{Topic: topic, Key: key, Value: value}); err != nil {
+	if err := schemas.CheckEncoded(ev, schemas.Input{Topic: topic, Key: key, Value: value}); err != nil {
 		return err
 	}
 	*msg = kafka.Message{Topic: topic, Key: key, Value: value}
