@@ -101,12 +101,41 @@ func Upgrade15(s string) (ID, error) {
 	return Parse(first17 + string(CheckChar(first17)))
 }
 
+// parseDate reads YYYYMMDD as time.Parse("20060102", s) does, refusing
+// years before 1850. Written out because every event's subject goes
+// through it.
 func parseDate(yyyymmdd string) (time.Time, bool) {
-	t, err := time.Parse("20060102", yyyymmdd)
-	if err != nil || t.Year() < 1850 {
+	if len(yyyymmdd) != 8 {
 		return time.Time{}, false
 	}
-	return t, true
+	var n [8]int
+	for i := range 8 {
+		c := yyyymmdd[i]
+		if c < '0' || c > '9' {
+			return time.Time{}, false
+		}
+		n[i] = int(c - '0')
+	}
+	year := n[0]*1000 + n[1]*100 + n[2]*10 + n[3]
+	month := n[4]*10 + n[5]
+	day := n[6]*10 + n[7]
+	if year < 1850 || month < 1 || month > 12 || day < 1 || day > daysIn(month, year) {
+		return time.Time{}, false
+	}
+	return time.Date(year, time.Month(month), day, 0, 0, 0, 0, time.UTC), true
+}
+
+func daysIn(month, year int) int {
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
 }
 
 // BirthDate is the date encoded in digits 7–14, or the zero time if id is
