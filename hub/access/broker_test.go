@@ -19,7 +19,10 @@ import (
 
 func startNATS(t *testing.T, p *Policy) *server.Server {
 	t.Helper()
-	opts := &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true}
+	// No short first PING: it can overtake the answer to a CONNECT whose
+	// bcrypt check runs long under -race (see hub/embedded).
+	opts := &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
+		DisableShortFirstPing: true}
 	p.NATSUsers().Apply(opts)
 	srv, err := server.NewServer(opts)
 	if err != nil {
@@ -68,7 +71,8 @@ func TestNATSPermissions(t *testing.T) {
 	}
 	harbin := schemas.DeathSubject("230102001001")
 	other := schemas.DeathSubject("440103001001")
-	for _, s := range []string{harbin, other} {
+	leaving := schemas.MigrationSubject("230102001001", "110105001001") // out of Harbin
+	for _, s := range []string{harbin, other, leaving} {
 		if _, err := hjs.Publish(ctx, s, []byte(`{}`)); err != nil {
 			t.Fatalf("hub publishing %s: %v", s, err)
 		}
@@ -138,7 +142,52 @@ func TestNATSPermissions(t *testing.T) {
 			t.Errorf("publishing a dead letter: %v", err)
 		}
 	})
+	// The subscriber SDK's per-filter mode: a consumer per subject, named
+	// schemas.FilterConsumerName(identity, subject), created, bound,
+	// pulled from and acked with the identity's own credentials.
+	t.Run("a durable pull consumer per subject", func(t *testing.T) {
+		id := mustID(t, p, "si-harbin")
+		want := map[string][]string{ // subject → what its consumer delivers
+			"pop.migration.23.2301.*.*.*.*": {leaving},
+			"pop.migration.*.*.*.23.2301.*": nil,
+			"pop.death.23.2301.*":           {harbin},
+		}
+		if len(id.Subscribe) != len(want) {
+			t.Fatalf("si-harbin subscribes to %v; the test expects %d subjects", id.Subscribe, len(want))
+		}
+		for _, subj := range id.Subscribe {
+			name := schemas.FilterConsumerName("si-harbin", subj)
+			cons, err := js.CreateConsumer(ctx, schemas.StreamName, jetstream.ConsumerConfig{
+				Durable: name, FilterSubject: subj, AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverAllPolicy})
+			if err != nil {
+				t.Fatalf("creating consumer %s on %s: %v", name, subj, err)
+			}
+			batch, err := cons.Fetch(5, jetstream.FetchMaxWait(time.Second))
+			if err != nil {
+				t.Fatalf("pulling from %s: %v", name, err)
+			}
+			var got []string
+			for m := range batch.Messages() {
+				got = append(got, m.Subject())
+				if err := m.DoubleAck(ctx); err != nil {
+					t.Errorf("ack on %s: %v", name, err)
+				}
+			}
+			if strings.Join(got, " ") != strings.Join(want[subj], " ") {
+				t.Errorf("consumer on %s delivered %v, want %v", subj, got, want[subj])
+			}
+			bound, err := js.Consumer(ctx, schemas.StreamName, name)
+			if err != nil {
+				t.Fatalf("binding to %s: %v", name, err)
+			}
+			info, err := bound.Info(ctx)
+			if err != nil || info.NumAckPending != 0 || info.Config.FilterSubject != subj {
+				t.Errorf("consumer %s: %+v, %v; want filter %s, everything acked", name, info, err, subj)
+			}
+		}
+	})
 	t.Run("refused", func(t *testing.T) {
+		death, out := "pop.death.23.2301.*", "pop.migration.23.2301.*.*.*.*"
 		for _, tc := range []struct {
 			name string
 			cfg  jetstream.ConsumerConfig
@@ -148,6 +197,14 @@ func TestNATSPermissions(t *testing.T) {
 			{"no filter", jetstream.ConsumerConfig{Durable: "si-harbin"}},
 			{"several filters", jetstream.ConsumerConfig{Durable: "si-harbin", FilterSubjects: []string{"pop.death.23.2301.*", "pop.death.44.4401.*"}}},
 			{"another's name", jetstream.ConsumerConfig{Durable: "hub", FilterSubject: "pop.death.23.2301.*"}},
+			{"per-subject name on a subject it lacks", jetstream.ConsumerConfig{
+				Durable: schemas.FilterConsumerName("si-harbin", "pop.death.44.4401.*"), FilterSubject: "pop.death.44.4401.*"}},
+			{"per-subject name on the cover", jetstream.ConsumerConfig{
+				Durable: schemas.FilterConsumerName("si-harbin", "pop.>"), FilterSubject: "pop.>"}},
+			{"per-subject name on another of its subjects", jetstream.ConsumerConfig{
+				Durable: schemas.FilterConsumerName("si-harbin", death), FilterSubject: out}},
+			{"per-subject name of another identity", jetstream.ConsumerConfig{
+				Durable: schemas.FilterConsumerName("researcher", death), FilterSubject: death}},
 		} {
 			c, cancel := context.WithTimeout(ctx, 2*time.Second)
 			_, err := js.CreateOrUpdateConsumer(c, schemas.StreamName, tc.cfg)

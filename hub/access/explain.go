@@ -97,7 +97,10 @@ func (p *Policy) Explain(name string) (string, error) {
 	if c.NATS != nil {
 		if len(id.Subscribe) > 0 {
 			line("subscribe", strings.Join(id.Subscribe, " "))
-			line("consumer", fmt.Sprintf("durable pull consumer %s on stream %s, inbox prefix %s", id.Name, schemas.StreamName, c.NATS.InboxPrefix))
+			line("consumer", fmt.Sprintf("durable pull consumer %s on stream %s on one of those subjects, inbox prefix %s", id.Name, schemas.StreamName, c.NATS.InboxPrefix))
+			for _, subj := range id.Subscribe {
+				line("consumer", fmt.Sprintf("durable pull consumer %s on %s (one per subject: sdk.Config.ConsumerPerFilter)", schemas.FilterConsumerName(id.Name, subj), subj))
+			}
 		}
 		for _, l := range natsSummary(id) {
 			line("nats", l)

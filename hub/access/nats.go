@@ -29,22 +29,30 @@ const EligibilityBucket = "pophub_eligibility"
 // create streams: a stream is a capture of arbitrary subjects).
 //
 // An identity with subscriptions may subscribe to its subjects (core
-// NATS) and run one durable pull consumer named after itself on the POP
-// stream, filtered to one of its subjects. The JetStream API subjects that
-// needs, found by running the subscriber SDK and jetstream.Consumer
-// against an embedded server (see nats_test.go):
+// NATS) and run durable pull consumers on the POP stream, each filtered to
+// one of its subjects: one named after itself, on any one of its
+// subjects, and for each subject S one named
+// schemas.FilterConsumerName(<name>, S) on exactly S. The second kind is
+// what the subscriber SDK creates with Config.ConsumerPerFilter: an
+// identity with several subjects cannot cover them with one consumer
+// (NATS 2.9 takes one filter subject per consumer, and the cover, e.g.
+// pop.>, is more than it may read), so it runs one per subject. The
+// JetStream API subjects that needs, found by running the subscriber SDK
+// and jetstream.Consumer against an embedded server (see broker_test.go),
+// for <c> the identity's name and each per-subject name:
 //
 //	$JS.API.INFO                                  account info (jetstream.New, AccountInfo)
 //	$JS.API.STREAM.INFO.POP                       stream lookup
 //	$JS.API.STREAM.NAMES                          StreamNameBySubject (the SDK's dead-letter stream lookup)
-//	$JS.API.CONSUMER.INFO.POP.<name>              binding to the durable consumer
-//	$JS.API.CONSUMER.CREATE.POP.<name>.<filter>   create/update it, once per allowed filter: the
-//	                                              server refuses a body whose filter differs from
-//	                                              the subject's, so the filter is enforced
-//	$JS.API.CONSUMER.DELETE.POP.<name>            deleting it
-//	$JS.API.CONSUMER.MSG.NEXT.POP.<name>          pull requests
-//	$JS.ACK.POP.<name>.>                          acks, naks, in-progress, term
-//	popdlq.<name>                                 its dead letters
+//	$JS.API.CONSUMER.INFO.POP.<c>                 binding to the durable consumer
+//	$JS.API.CONSUMER.CREATE.POP.<c>.<filter>      create/update it: for <name> once per allowed
+//	                                              filter, for a per-subject name only with its own
+//	                                              subject; the server refuses a body whose filter
+//	                                              differs from the subject's, so the filter is enforced
+//	$JS.API.CONSUMER.DELETE.POP.<c>               deleting it
+//	$JS.API.CONSUMER.MSG.NEXT.POP.<c>             pull requests
+//	$JS.ACK.POP.<c>.>                             acks, naks, in-progress, term
+//	popdlq.<name>                                 its dead letters (one subject for all its consumers)
 //
 // and subscribe permission on its private inbox <inbox_prefix>.> (the
 // client sets nats.CustomInboxPrefix): pull-consumer messages and API
@@ -53,7 +61,10 @@ const EligibilityBucket = "pophub_eligibility"
 // multi-filter consumer (FilterSubjects), for the same reason. A push
 // consumer would need subscribe permission on its deliver subject (and
 // publish on $JS.FC.POP.> for flow control); the SDK pulls, so none is
-// granted.
+// granted. Consumer names are the fence between identities: Validate
+// refuses an identity named like another's per-subject consumer, which
+// would otherwise get that consumer's INFO, MSG.NEXT and ACK subjects as
+// its own.
 func NATSPermissions(id Identity) *server.Permissions {
 	inbox := "_INBOX_" + id.Name
 	if id.Credentials.NATS != nil && id.Credentials.NATS.InboxPrefix != "" {
@@ -97,7 +108,29 @@ func NATSPermissions(id Identity) *server.Permissions {
 		perms.Publish.Allow = append(perms.Publish.Allow, "$JS.API.CONSUMER.CREATE."+s+"."+n+"."+subj)
 		perms.Subscribe.Allow = append(perms.Subscribe.Allow, subj)
 	}
+	for _, subj := range id.Subscribe {
+		c := schemas.FilterConsumerName(n, subj)
+		perms.Publish.Allow = append(perms.Publish.Allow,
+			"$JS.API.CONSUMER.CREATE."+s+"."+c+"."+subj,
+			"$JS.API.CONSUMER.INFO."+s+"."+c,
+			"$JS.API.CONSUMER.DELETE."+s+"."+c,
+			"$JS.API.CONSUMER.MSG.NEXT."+s+"."+c,
+			"$JS.ACK."+s+"."+c+".>",
+		)
+	}
 	return perms
+}
+
+// filterConsumerNames maps the names of identities' per-subject
+// consumers (schemas.FilterConsumerName) to the identity owning each.
+func filterConsumerNames(ids []Identity) map[string]string {
+	out := map[string]string{}
+	for _, id := range ids {
+		for _, subj := range id.Subscribe {
+			out[schemas.FilterConsumerName(id.Name, subj)] = id.Name
+		}
+	}
+	return out
 }
 
 // NATSUsers are the embedded server's users: set Options.Users and

@@ -14,7 +14,8 @@
 //     gateway.
 //   - NATS: NATSUsers gives nats-server Options users whose publish and
 //     subscribe permissions allow exactly the identity's subjects and the
-//     JetStream API calls its durable pull consumer needs; NATSConfig
+//     JetStream API calls its durable pull consumers need (one named after
+//     it, or one per subject: see NATSPermissions); NATSConfig
 //     renders the same as a nats-server configuration file.
 //   - Kafka: KfakeOptions gives the embedded broker SCRAM-SHA-512 users and
 //     ACLs; KafkaScript renders kafka-configs.sh and kafka-acls.sh commands
@@ -89,8 +90,9 @@ type Policy struct {
 // Identity is one system's grants and credentials.
 type Identity struct {
 	// Name is the identity: Kafka principal User:<name>, NATS user and
-	// durable consumer name, audit name. Lower-case letters, digits, '-'
-	// and '_'.
+	// durable consumer name (and prefix of its per-subject consumers'
+	// names, schemas.FilterConsumerName), audit name. Lower-case letters,
+	// digits, '-' and '_'.
 	Name string `yaml:"name"`
 	Kind Kind   `yaml:"kind"`
 	// Description is free text for Explain.

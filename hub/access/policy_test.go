@@ -115,6 +115,8 @@ func TestValidation(t *testing.T) {
 		{"purpose control char", "read: [identity, tax]", "read: [identity, tax]\n    purposes: [\"a\\tb\", \"\"]", []string{"purposes[0]: a purpose must not contain control characters", "purposes[1]: a purpose must not be empty"}},
 		{"scram malformed", "kafka: {password: env:HUB_PW}", "kafka: {scram_sha512: {salt: c2hvcnQ=, iterations: 100, stored_key: x, server_key: x}}", []string{"salt: want at least 16", "iterations: want at least 4096", "stored_key: want 64 bytes", "server_key: want 64 bytes"}},
 		{"bad fingerprint", "      token_sha256: 0000000000000000000000000000000000000000000000000000000000000001\n", "      cert_sha256: zz\n", []string{"cert_sha256: want the certificate's SHA-256 fingerprint"}},
+		{"named like another's consumer", "", "  - name: si-bcc33398\n    kind: subscriber\n    stats: true\n    credentials: {token_sha256: 0000000000000000000000000000000000000000000000000000000000000003}\n",
+			[]string{`identities[3] "si-bcc33398": name is that of a durable consumer of identity "si"`}},
 		{"several problems at once", "publish: [tax]\n    read: [identity, tax]", "publish: [health]\n    read: [salary]", []string{"publish[0]", "unknown section \"salary\""}},
 	}
 	for _, tc := range tests {
@@ -162,6 +164,7 @@ func TestExplain(t *testing.T) {
 		{"researcher", "cells below 10 suppressed"},
 		{"stats-bureau", "every cell"},
 		{"admin", "superuser"},
+		{"si-harbin", "durable pull consumer si-harbin-bcc33398 on pop.death.23.2301.*"},
 	} {
 		text, err := p.Explain(tc.name)
 		if err != nil || !strings.Contains(text, tc.want) {

@@ -131,6 +131,22 @@ func (p *Policy) validate(ve *ValidationError) {
 	if hubs != 1 {
 		ve.add("identities", "want exactly one identity of kind hub, not %d", hubs)
 	}
+	// An identity named like another's per-subject consumer would hold
+	// that consumer's NATS API subjects as its own (see NATSPermissions).
+	consumers := filterConsumerNames(p.Identities)
+	for i, id := range p.Identities {
+		if owner, ok := consumers[id.Name]; ok && owner != id.Name {
+			ve.add(fmt.Sprintf("identities[%d] %q", i, id.Name), "name is that of a durable consumer of identity %q (one per subject it subscribes to): choose another", owner)
+		}
+		seen := map[string]string{}
+		for _, subj := range id.Subscribe {
+			c := schemas.FilterConsumerName(id.Name, subj)
+			if other, dup := seen[c]; dup && other != subj {
+				ve.add(fmt.Sprintf("identities[%d] %q", i, id.Name), "subjects %q and %q get the same consumer name %s: rename the identity", other, subj, c)
+			}
+			seen[c] = subj
+		}
+	}
 }
 
 func (id *Identity) validate(p *Policy, path string, ve *ValidationError) {
