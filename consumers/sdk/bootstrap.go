@@ -42,31 +42,30 @@ type personsPage struct {
 }
 
 // bootstrap walks the snapshot of every bootstrap region, hands each
-// person to Bootstrap.Handle, remembers the highest version seen per
-// citizen, and returns the stream sequence to continue after: the lowest
-// of the walks', so that nothing a walk missed is skipped (the versions
-// drop what a later walk already had).
+// person to Bootstrap.Handle, and returns the highest version seen per
+// citizen and the stream sequence to continue after: the lowest of the
+// walks', so that nothing a walk missed is skipped (the versions drop
+// what a later walk already had).
 //
 // The contract: every page of one walk carries the same stream_sequence S,
 // the POP stream's last sequence when the first page was served. The
 // records are at least as new as S, possibly newer; a notification after
 // S whose Version is not above the snapshot's is already in the snapshot.
-func (s *Subscriber) bootstrap(ctx context.Context) (uint64, error) {
+func (s *Subscriber) bootstrap(ctx context.Context) (uint64, map[citizenid.ID]int64, error) {
 	b := s.cfg.Bootstrap
 	versions := make(map[citizenid.ID]int64)
 	var start uint64
 	for i, code := range b.Regions {
 		seq, n, err := s.walk(ctx, code, versions)
 		if err != nil {
-			return 0, fmt.Errorf("bootstrapping region %q: %w", code, err)
+			return 0, nil, fmt.Errorf("bootstrapping region %q: %w", code, err)
 		}
 		if i == 0 || seq < start {
 			start = seq
 		}
 		s.cfg.Logger.Info("subscriber: snapshot walked", "subscriber", s.cfg.Name, "region", code, "persons", n, "stream_sequence", seq)
 	}
-	s.snapshot = versions
-	return start, nil
+	return start, versions, nil
 }
 
 func (s *Subscriber) walk(ctx context.Context, code string, versions map[citizenid.ID]int64) (seq uint64, persons int, err error) {

@@ -109,8 +109,23 @@ func (h *fakeHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // reflects versions 3, later pages version 4 (the hub moved on during the
 // walk), and versions 5 and 6 come after; every version of every citizen
 // reaches the subscriber exactly once, through the snapshot or a
-// notification.
+// notification. With a consumer per filter the two filters overlap (every
+// citizen lives in Daoli, which both cover), so both consumers start from
+// the snapshot and deliver every notification: still once, and in order.
 func TestBootstrapNothingMissedNothingTwice(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		perFilter bool
+		filters   []sdk.Filter
+	}{
+		{"one consumer", false, []sdk.Filter{{Kind: sdk.Changes, Region: "2301"}}},
+		{"consumer per filter", true, []sdk.Filter{{Kind: sdk.Changes, Region: "2301"}, {Kind: sdk.Changes, Region: "230102"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testBootstrap(t, tc.perFilter, tc.filters) })
+	}
+}
+
+func testBootstrap(t *testing.T, perFilter bool, filters []sdk.Filter) {
 	e := newEnv(t)
 	const citizens, pageSize = 60, 10
 	hub := &fakeHub{t: t, js: e.js, citizens: citizens, version: make([]int64, citizens)}
@@ -124,7 +139,7 @@ func TestBootstrapNothingMissedNothingTwice(t *testing.T) {
 	var mu sync.Mutex
 	snap := map[citizenid.ID]int64{}
 	rec := newRecorder()
-	run(t, sdk.Config{Name: "bootstrapped", URL: e.srv.URL(), Filters: []sdk.Filter{{Kind: sdk.Changes, Region: "2301"}}, Handler: rec.handle,
+	run(t, sdk.Config{Name: "bootstrapped", URL: e.srv.URL(), Filters: filters, ConsumerPerFilter: perFilter, Handler: rec.handle,
 		Bootstrap: &sdk.Bootstrap{HubURL: srv.URL, Purpose: "si-test", Token: "s3cret", PageSize: pageSize,
 			Handle: func(ctx context.Context, p sdk.Person) error {
 				mu.Lock()

@@ -50,9 +50,10 @@ func (s *Subscriber) ensureDeadLetterStream(ctx context.Context) error {
 }
 
 // deadLetter publishes the message to the dead-letter subject with the
-// error attached, then terminates it on the consumer. If the publish
-// fails, the message is nakked with the longest backoff and comes back.
-func (s *Subscriber) deadLetter(ctx context.Context, msg jetstream.Msg, d *Delivery, cause error) {
+// error attached, then terminates it on the consumer, and reports true.
+// If the publish fails, the message is nakked with the longest backoff and
+// comes back, and it reports false.
+func (s *Subscriber) deadLetter(ctx context.Context, msg jetstream.Msg, d *Delivery, cause error) bool {
 	dl := nats.NewMsg(s.DeadLetterSubject())
 	dl.Data = msg.Data()
 	for k, v := range msg.Headers() {
@@ -68,12 +69,13 @@ func (s *Subscriber) deadLetter(ctx context.Context, msg jetstream.Msg, d *Deliv
 	dl.Header.Set(HeaderSubscriber, s.cfg.Name)
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	// The id makes a dead letter published again after a crash a duplicate.
+	// The id makes a dead letter published again after a crash, or by
+	// another filter's consumer (ConsumerPerFilter), a duplicate.
 	id := s.cfg.Name + ":" + strconv.FormatUint(d.StreamSequence, 10)
 	if _, err := s.js.PublishMsg(pctx, dl, jetstream.WithMsgID(id)); err != nil {
 		s.cfg.Logger.Error("subscriber: publishing dead letter", "subscriber", s.cfg.Name, "seq", d.StreamSequence, "error", err)
 		_ = msg.NakWithDelay(s.cfg.Backoff[len(s.cfg.Backoff)-1])
-		return
+		return false
 	}
 	if err := msg.Term(); err != nil {
 		s.cfg.Logger.Warn("subscriber: terminating dead letter", "subscriber", s.cfg.Name, "seq", d.StreamSequence, "error", err)
@@ -81,4 +83,5 @@ func (s *Subscriber) deadLetter(ctx context.Context, msg jetstream.Msg, d *Deliv
 	s.count(s.deadLettered)
 	s.cfg.Logger.Error("subscriber: notification dead-lettered", "subscriber", s.cfg.Name, "seq", d.StreamSequence,
 		"attempts", d.Attempt, "subject", s.DeadLetterSubject(), "error", cause)
+	return true
 }

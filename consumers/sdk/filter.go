@@ -78,9 +78,15 @@ func (f Filter) Subject(prefix string) string {
 // citizen survives only within one consumer, and (2) a migration within
 // the region matches both the in and the out filter and must be handled
 // once. The price is reading, and acking, the covered subjects that are
-// not wanted; an ack costs a fraction of a handled notification.
+// not wanted; an ack costs a fraction of a handled notification, and
+// permission to read the cover, which a subscriber under the hub's access
+// policy does not have: Config.ConsumerPerFilter then gives each subject
+// its own consumer, at the cost of those two properties (see there).
 type filterSet struct {
-	cover    string
+	cover string
+	// subjects are the distinct filter subjects, in the order of the
+	// filters; patterns are the same, tokenised.
+	subjects []string
 	patterns [][]string
 }
 
@@ -93,6 +99,7 @@ func newFilterSet(prefix string, filters []Filter) filterSet {
 			continue
 		}
 		seen[s] = true
+		fs.subjects = append(fs.subjects, s)
 		fs.patterns = append(fs.patterns, strings.Split(s, "."))
 	}
 	fs.cover = cover(fs.patterns)
@@ -152,6 +159,17 @@ func (fs filterSet) match(subject string) bool {
 		}
 	}
 	return false
+}
+
+// matching returns the filters subject matches, bit i for subjects[i].
+func (fs filterSet) matching(subject string) uint64 {
+	var m uint64
+	for i, p := range fs.patterns {
+		if matchSubject(p, subject) {
+			m |= 1 << i
+		}
+	}
+	return m
 }
 
 // matchSubject matches a NATS subject against a tokenised filter with

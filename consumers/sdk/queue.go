@@ -28,7 +28,7 @@ const gatherWait = 5 * time.Millisecond
 // messages, queued or being handled.
 type queue struct {
 	mu       sync.Mutex
-	notFull  sync.Cond // the fetch side waits here while the queue is full
+	notFull  sync.Cond // the fetch side (a pull loop per consumer) waits here while the queue is full
 	items    []item
 	busy     int // messages the worker took and may not have handled yet
 	limit    int
@@ -95,7 +95,11 @@ func (q *queue) take(done []item) ([]item, bool) {
 	q.mu.Lock()
 	if q.busy > 0 {
 		q.busy = 0
-		q.notFull.Signal() // only the fetch side waits
+		// Every consumer's pull loop may be waiting (one per filter with
+		// Config.ConsumerPerFilter): a Signal would wake one, and the others
+		// would wait on for a take that, with the queue no longer full,
+		// may never come.
+		q.notFull.Broadcast()
 	}
 	for len(q.items) == 0 {
 		if q.closed {

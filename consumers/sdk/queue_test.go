@@ -115,3 +115,54 @@ func waitSleeping(t *testing.T, q *queue) {
 		}
 	}
 }
+
+// TestQueueSeveralPushers: with a pull loop per consumer
+// (ConsumerPerFilter) several pushers can wait on a full queue; when the
+// worker takes, every one of them must go on, not only the first, even
+// though nothing else will wake them (as at shutdown, when no flush comes).
+func TestQueueSeveralPushers(t *testing.T) {
+	const limit, gather, pushers = 4, 4, 3
+	q := newQueue(limit)
+	msg := func(s uint64) item {
+		return item{meta: &jetstream.MsgMetadata{Sequence: jetstream.SequencePair{Stream: s}}}
+	}
+	for s := range uint64(limit) {
+		q.push(msg(s), gather)
+	}
+	done := make(chan struct{}, pushers)
+	for p := range uint64(pushers) {
+		go func() { q.push(msg(100+p), gather); done <- struct{}{} }()
+	}
+	// Let them all wait on the full queue.
+	for deadline := time.Now().Add(5 * time.Second); len(done) == 0 && time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		q.mu.Lock()
+		n := len(q.items)
+		q.mu.Unlock()
+		if n == limit {
+			time.Sleep(20 * time.Millisecond)
+			break
+		}
+	}
+	if len(done) != 0 {
+		t.Fatal("a push did not wait on a full queue")
+	}
+	batch, ok := q.take(nil) // the worker takes the four…
+	if !ok || len(batch) != limit {
+		t.Fatalf("took %d, want %d", len(batch), limit)
+	}
+	// …handles them and comes back, which makes room for every pusher
+	// (three items: below gather, so the worker sleeps on them).
+	taken := make(chan []item)
+	go func() { b, _ := q.take(batch); taken <- b }()
+	for range pushers {
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("a pusher still waits on a queue that has room")
+		}
+	}
+	q.close()
+	if b := <-taken; len(b) != pushers {
+		t.Errorf("the worker then took %d, want %d", len(b), pushers)
+	}
+}

@@ -2,7 +2,9 @@
 // hub's change notifications on NATS JetStream.
 //
 // A Subscriber owns one durable pull consumer, named after the subscribing
-// system, on the hub's stream. It turns region filters into the hub's
+// system, on the hub's stream, or with Config.ConsumerPerFilter one per
+// filter (for a subscriber that may read only its own subjects, as under
+// the hub's access policy). It turns region filters into the hub's
 // subject filters, decodes each message into a schemas.Notification,
 // continues the hub's trace, and calls the Handler. It acks a message
 // after the Handler returned nil, retries it with growing delays when the
@@ -21,7 +23,9 @@
 //     notification is retried in place and holds back the later ones of the
 //     same worker, so order survives retries. Only a crash can reorder:
 //     messages redelivered after AckWait may arrive after later ones of the
-//     same citizen, which the Version in every notification reveals.
+//     same citizen, which the Version in every notification reveals. With
+//     Config.ConsumerPerFilter the order holds within each filter; see
+//     there for what that mode trades.
 //   - Bootstrap: a new subscriber can start from a snapshot of the golden
 //     records (the hub's /v1/persons) and continue with the notifications
 //     after the stream sequence the snapshot reflects, skipping those the
@@ -126,10 +130,60 @@ type Config struct {
 	// tests running next to a real hub on one server use their own.
 	SubjectPrefix string
 	// Filters select the notifications; see filterSet for how several
-	// filters are served by one consumer.
+	// filters are served by one consumer, and ConsumerPerFilter for the
+	// alternative.
 	Filters []Filter
 	// Handler handles each notification.
 	Handler Handler
+
+	// ConsumerPerFilter makes the subscriber create one durable pull
+	// consumer per distinct filter subject, filtered to exactly that
+	// subject and named schemas.FilterConsumerName(Name, subject), and
+	// consume them all into the same workers, instead of one consumer
+	// named Name on the narrowest subject covering every filter. The
+	// default (false) reads the cover and drops what no filter wants;
+	// that needs permission to read the cover, which a subscriber under
+	// the hub's access policy lacks: it may create consumers only on its
+	// own subjects (hub/access NATSPermissions), and a 2.9 server takes
+	// one filter subject per consumer. What the mode trades:
+	//
+	//   - A notification matching two filters (a move between two places
+	//     of the region matches migrations out and in) is on two
+	//     consumers. Both copies go to the citizen's worker, and a copy of
+	//     a stream message the worker already handled or dead-lettered is
+	//     acked without calling the Handler again, as long as the process
+	//     remembers it: until every filter's copy arrived, and for at
+	//     least the 16,384 newer such messages of the worker. After a
+	//     restart in between, or when one consumer lags further behind
+	//     than that, the second copy is handled again: at least once per
+	//     filter, like any redelivery, which the idempotent Handler the
+	//     SDK asks for absorbs. (Keyed on the stream sequence, which both
+	//     copies share, and kept until the copies are in rather than for a
+	//     time: a window of time would not cover a consumer lagging
+	//     further behind than it, and costs the same.)
+	//   - Per-citizen order holds within each filter's consumer; across
+	//     filters the consumers advance independently, so while they catch
+	//     up a citizen's death may be handled before their earlier
+	//     migration. Version reveals it.
+	//   - The pending gauges add the consumers up: a notification on two
+	//     counts twice.
+	//   - Switching the mode of an existing subscriber creates the other
+	//     mode's consumers at Start (or from Bootstrap) and leaves the old
+	//     ones on the server, where they hold messages back from nobody
+	//     but cost the server their state: delete them.
+	ConsumerPerFilter bool
+	// User and Password authenticate the SDK's own connection (ignored
+	// when Conn is set), for a server with users, such as the hub's under
+	// an access policy, where User is the subscriber's identity and Name
+	// must be it too (the policy lets an identity create only consumers
+	// named after itself).
+	User, Password string
+	// InboxPrefix replaces "_INBOX" in the reply subjects of the SDK's own
+	// connection (nats.CustomInboxPrefix). Under the hub's access policy a
+	// subscriber may subscribe only to its private inbox prefix,
+	// "_INBOX_<identity>" unless the policy names another; pull requests
+	// and API replies arrive there.
+	InboxPrefix string
 
 	// Concurrency is the number of workers (default 8). A citizen always
 	// goes to the same worker, chosen by a hash of the citizen ID.
@@ -291,6 +345,9 @@ func (c *Config) Validate() error {
 	if c.Handler == nil {
 		return errors.New("a handler is required")
 	}
+	if c.Password != "" && c.User == "" {
+		return errors.New("a NATS password needs a user")
+	}
 	prefix, dlq := c.SubjectPrefix, c.DeadLetterPrefix
 	if prefix == "" {
 		prefix = "pop"
@@ -300,6 +357,11 @@ func (c *Config) Validate() error {
 	}
 	if prefix == dlq || !nameRE.MatchString(prefix) || !nameRE.MatchString(dlq) {
 		return fmt.Errorf("subject prefix %q and dead-letter prefix %q must be distinct single tokens", prefix, dlq)
+	}
+	if c.ConsumerPerFilter {
+		if err := checkFilterConsumers(c.Name, newFilterSet(prefix, c.Filters)); err != nil {
+			return err
+		}
 	}
 	switch c.Start.Policy {
 	case StartNew, StartAll:
@@ -333,6 +395,28 @@ func ConnectOptions(name string) []nats.Option {
 		nats.RetryOnFailedConnect(true),
 		nats.ReconnectBufSize(32 << 20),
 	}
+}
+
+// maxFilterConsumers bounds the consumers of one subscriber in the
+// per-filter mode: the copies of a stream message are tracked in a 64-bit
+// mask (see copies).
+const maxFilterConsumers = 64
+
+// checkFilterConsumers reports whether every distinct filter subject gets
+// a consumer name of its own, and not too many of them.
+func checkFilterConsumers(name string, fs filterSet) error {
+	if len(fs.subjects) > maxFilterConsumers {
+		return fmt.Errorf("%d distinct filters: one consumer per filter allows at most %d", len(fs.subjects), maxFilterConsumers)
+	}
+	names := make(map[string]string, len(fs.subjects))
+	for _, subj := range fs.subjects {
+		n := schemas.FilterConsumerName(name, subj)
+		if other, dup := names[n]; dup {
+			return fmt.Errorf("filters %q and %q get the same consumer name %s: rename the subscriber", other, subj, n)
+		}
+		names[n] = subj
+	}
+	return nil
 }
 
 // outermost drops duplicate regions and those inside another listed one;

@@ -30,6 +30,12 @@ type Subscriber struct {
 	ownConn bool
 	js      jetstream.JetStream
 	filters filterSet
+	// durables are the durable consumers: one on the filters' cover, or
+	// one per filter subject (durables[i] on filters.subjects[i]).
+	durables []*durable
+	// setupMu serialises setup: each consumer's pull loop sets up again
+	// when its consumer disappears, and two must not create one twice.
+	setupMu sync.Mutex
 	tracer  trace.Tracer
 	// spanName names every handling span ("process <name>").
 	spanName string
@@ -37,15 +43,13 @@ type Subscriber struct {
 	spanOpts []trace.SpanStartOption
 	seed     maphash.Seed
 
-	// snapshot holds each citizen's version in the bootstrap snapshot;
-	// written before the workers start, read-only afterwards.
-	snapshot map[citizenid.ID]int64
-
 	// inflight holds the messages fetched and not yet acked or nakked, by
-	// stream sequence: a redelivery of one of them is not handed out
-	// again, and all of them get in-progress acks while they wait.
+	// consumer and stream sequence: a redelivery of one of them is not
+	// handed out again, and all of them get in-progress acks while they
+	// wait. (Two consumers' copies of one stream message are two
+	// messages, each acked on its own consumer.)
 	mu       sync.Mutex
-	inflight map[uint64]jetstream.Msg
+	inflight map[inflightKey]jetstream.Msg
 
 	// spanless is set while the tracer passes contexts through (see
 	// startSpan) and cleared every spanProbe.
@@ -59,6 +63,29 @@ type Subscriber struct {
 	handled, skipped, retried, deadLettered []metric.AddOption
 	backlog                                 backlog
 	closeOnce                               sync.Once
+}
+
+// durable is one of the subscriber's durable consumers.
+type durable struct {
+	name, filter string
+	// snapshot holds each citizen's version in the bootstrap snapshot the
+	// consumer was created from (nil: none); its notifications at or below
+	// those versions are skipped. Set when setup creates the consumer,
+	// which may happen again while the workers read it.
+	snapshot atomic.Pointer[map[citizenid.ID]int64]
+}
+
+// inflightKey identifies a message held by the subscriber.
+type inflightKey struct {
+	durable int
+	seq     uint64
+}
+
+// Durable names one of the subscriber's durable consumers on the hub's
+// stream and the subject it filters.
+type Durable struct {
+	Name          string
+	FilterSubject string
 }
 
 // New validates cfg and connects to NATS (without waiting for the server:
@@ -75,14 +102,21 @@ func New(cfg Config) (*Subscriber, error) {
 		spanName: "process " + cfg.Name,
 		spanOpts: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer)},
 		seed:     maphash.MakeSeed(),
-		inflight: make(map[uint64]jetstream.Msg),
+		inflight: make(map[inflightKey]jetstream.Msg),
 		stopped:  make(chan struct{}),
+	}
+	if cfg.ConsumerPerFilter {
+		for _, subj := range s.filters.subjects {
+			s.durables = append(s.durables, &durable{name: schemas.FilterConsumerName(cfg.Name, subj), filter: subj})
+		}
+	} else {
+		s.durables = []*durable{{name: cfg.Name, filter: s.filters.cover}}
 	}
 	var err error
 	meter := cfg.MeterProvider.Meter("github.com/pophub/pophub/consumers/sdk")
 	s.outcomes, err = meter.Int64Counter(
 		"pophub_sdk_notifications_total",
-		metric.WithDescription("Notifications taken by the subscriber SDK, by outcome: handled, skipped (filtered out or in the snapshot), retried, dead_lettered."))
+		metric.WithDescription("Notifications taken by the subscriber SDK, by outcome: handled, skipped (filtered out, in the snapshot, or a copy already handled from another filter's consumer), retried, dead_lettered."))
 	if err != nil {
 		return nil, fmt.Errorf("creating metrics: %w", err)
 	}
@@ -90,7 +124,7 @@ func New(cfg Config) (*Subscriber, error) {
 		return []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("subscriber", cfg.Name), attribute.String("outcome", o)))}
 	}
 	s.handled, s.skipped, s.retried, s.deadLettered = outcome("handled"), outcome("skipped"), outcome("retried"), outcome("dead_lettered")
-	if err := s.backlog.register(meter, cfg.Name); err != nil {
+	if err := s.backlog.register(meter, cfg.Name, len(s.durables)); err != nil {
 		return nil, fmt.Errorf("creating metrics: %w", err)
 	}
 	if cfg.Conn != nil {
@@ -99,6 +133,15 @@ func New(cfg Config) (*Subscriber, error) {
 		opts := ConnectOptions("pophub-sdk-" + cfg.Name)
 		if cfg.TLS != nil {
 			opts = append(opts, nats.Secure(cfg.TLS))
+		}
+		if cfg.User != "" {
+			// The server checks a password with bcrypt, which can take
+			// longer than the default two-second connect timeout on a busy
+			// machine.
+			opts = append(opts, nats.UserInfo(cfg.User, cfg.Password), nats.Timeout(20*time.Second))
+		}
+		if cfg.InboxPrefix != "" {
+			opts = append(opts, nats.CustomInboxPrefix(cfg.InboxPrefix))
 		}
 		s.nc, err = nats.Connect(cfg.URL, opts...)
 		if err != nil {
@@ -128,8 +171,22 @@ func (s *Subscriber) Close() error {
 	return nil
 }
 
-// FilterSubject is the subject filter of the durable consumer.
+// FilterSubject is the subject filter of the durable consumer: the
+// narrowest subject covering every filter. With Config.ConsumerPerFilter
+// no consumer uses it; see Durables.
 func (s *Subscriber) FilterSubject() string { return s.filters.cover }
+
+// Durables are the durable consumers the subscriber binds, or creates when
+// they do not exist: one named Config.Name filtering FilterSubject, or with
+// Config.ConsumerPerFilter one per distinct filter subject, named
+// schemas.FilterConsumerName(Config.Name, subject).
+func (s *Subscriber) Durables() []Durable {
+	out := make([]Durable, len(s.durables))
+	for i, d := range s.durables {
+		out[i] = Durable{Name: d.name, FilterSubject: d.filter}
+	}
+	return out
+}
 
 // count records one notification with an outcome's attribute set.
 func (s *Subscriber) count(outcome []metric.AddOption) {
@@ -138,8 +195,9 @@ func (s *Subscriber) count(outcome []metric.AddOption) {
 
 // item is a message on its way to a worker.
 type item struct {
-	msg  jetstream.Msg
-	meta *jetstream.MsgMetadata
+	msg     jetstream.Msg
+	meta    *jetstream.MsgMetadata
+	durable int // the index of the consumer that delivered it
 }
 
 // Run consumes until ctx ends, then finishes the messages being handled
@@ -147,7 +205,7 @@ type item struct {
 // (a bad configuration the server rejects); transient failures, such as
 // the server being down, are retried.
 func (s *Subscriber) Run(ctx context.Context) error {
-	cons, err := s.setup(ctx)
+	conss, err := s.setup(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -168,7 +226,7 @@ func (s *Subscriber) Run(ctx context.Context) error {
 	watching := make(chan struct{})
 	go func() {
 		defer close(watching)
-		s.watchBacklog(ctx, cons)
+		s.watchBacklog(ctx, conss)
 	}()
 	defer func() { <-watching }()
 
@@ -177,6 +235,10 @@ func (s *Subscriber) Run(ctx context.Context) error {
 	for i := range queues {
 		queues[i] = newQueue(max(16, 2*s.cfg.FetchBatch/s.cfg.Concurrency))
 		workers.Go(func() {
+			var cp *copies // only where one stream message can come twice
+			if len(s.durables) > 1 {
+				cp = new(copies)
+			}
 			var batch []item
 			for {
 				var ok bool
@@ -184,7 +246,7 @@ func (s *Subscriber) Run(ctx context.Context) error {
 					return
 				}
 				for _, it := range batch {
-					s.handle(hctx, it)
+					s.handle(hctx, it, cp)
 				}
 			}
 		})
@@ -210,7 +272,11 @@ func (s *Subscriber) Run(ctx context.Context) error {
 		}
 	}()
 
-	s.fetchLoop(ctx, cons, queues)
+	var loops sync.WaitGroup
+	for i, cons := range conss {
+		loops.Go(func() { s.fetchLoop(ctx, i, cons, queues) })
+	}
+	loops.Wait()
 	for _, q := range queues {
 		q.close()
 	}
@@ -220,7 +286,9 @@ func (s *Subscriber) Run(ctx context.Context) error {
 	return nil
 }
 
-// fetchLoop pulls messages and hands them to workers until ctx ends.
+// fetchLoop pulls messages from the consumer durables[d] and hands them
+// to workers until ctx ends. Run runs one per consumer, all feeding the
+// same queues.
 //
 // It uses Consumer.Consume, which keeps a pull request outstanding while
 // the previous batch is being handed out (the next pull goes out when half
@@ -229,7 +297,9 @@ func (s *Subscriber) Run(ctx context.Context) error {
 // workers, and no timer allocated per message for the heartbeat check.
 // dispatch blocks while the worker's queue is full, which stops further
 // pulls: the queues bound what the process holds.
-func (s *Subscriber) fetchLoop(ctx context.Context, cons jetstream.Consumer, queues []*queue) {
+func (s *Subscriber) fetchLoop(ctx context.Context, d int, cons jetstream.Consumer, queues []*queue) {
+	name := s.durables[d].name
+	onError := func(_ jetstream.ConsumeContext, err error) { s.consumeError(name, err) }
 	for ctx.Err() == nil {
 		gather := s.gather(cons, queues[0].limit)
 		cc, err := cons.Consume(func(msg jetstream.Msg) {
@@ -237,10 +307,10 @@ func (s *Subscriber) fetchLoop(ctx context.Context, cons jetstream.Consumer, que
 				_ = msg.Nak() // fetched but not started: to the next instance at once
 				return
 			}
-			s.dispatch(msg, queues, gather)
-		}, jetstream.PullMaxMessages(s.cfg.FetchBatch), jetstream.ConsumeErrHandler(s.consumeError))
+			s.dispatch(msg, d, queues, gather)
+		}, jetstream.PullMaxMessages(s.cfg.FetchBatch), jetstream.ConsumeErrHandler(onError))
 		if err != nil {
-			s.cfg.Logger.Warn("subscriber: starting to pull", "subscriber", s.cfg.Name, "error", err)
+			s.cfg.Logger.Warn("subscriber: starting to pull", "subscriber", s.cfg.Name, "consumer", name, "error", err)
 			sleep(ctx, time.Second)
 			continue
 		}
@@ -253,8 +323,8 @@ func (s *Subscriber) fetchLoop(ctx context.Context, cons jetstream.Consumer, que
 			// The durable consumer is gone or the connection closed:
 			// set up again.
 			sleep(ctx, time.Second)
-			if c, err := s.setup(ctx); err == nil {
-				cons = c
+			if cs, err := s.setup(ctx); err == nil {
+				cons = cs[d]
 			}
 		}
 	}
@@ -276,48 +346,49 @@ func (s *Subscriber) gather(cons jetstream.Consumer, limit int) int {
 // by itself on the terminal ones (the durable consumer deleted), and keeps
 // pulling, re-pulling after a reconnect, on the others (missed heartbeats
 // and the like).
-func (s *Subscriber) consumeError(_ jetstream.ConsumeContext, err error) {
+func (s *Subscriber) consumeError(consumer string, err error) {
 	if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
-		s.cfg.Logger.Error("subscriber: the durable consumer is gone", "subscriber", s.cfg.Name, "error", err)
+		s.cfg.Logger.Error("subscriber: the durable consumer is gone", "subscriber", s.cfg.Name, "consumer", consumer, "error", err)
 		return
 	}
-	s.cfg.Logger.Debug("subscriber: pulling", "subscriber", s.cfg.Name, "error", err)
+	s.cfg.Logger.Debug("subscriber: pulling", "subscriber", s.cfg.Name, "consumer", consumer, "error", err)
 }
 
 // dispatch acks what no filter wants and queues the rest on the worker
-// of its citizen.
-func (s *Subscriber) dispatch(msg jetstream.Msg, queues []*queue, gather int) {
+// of its citizen. d is the index of the consumer that delivered msg.
+func (s *Subscriber) dispatch(msg jetstream.Msg, d int, queues []*queue, gather int) {
 	meta, err := msg.Metadata()
 	if err != nil {
 		_ = msg.Term() // not a JetStream message: cannot happen on a pull consumer
 		return
 	}
-	s.backlog.delivered(meta)
+	s.backlog.delivered(d, meta)
 	if meta.NumPending == 0 {
 		// Caught up: nothing else will come soon, so no queued message
 		// waits for company.
 		defer flushAll(queues)
 	}
-	if !s.filters.match(msg.Subject()) {
+	// A consumer of its own per filter delivers exactly that filter.
+	if !s.cfg.ConsumerPerFilter && !s.filters.match(msg.Subject()) {
 		_ = msg.Ack()
 		s.count(s.skipped)
 		return
 	}
-	seq := meta.Sequence.Stream
+	key := inflightKey{durable: d, seq: meta.Sequence.Stream}
 	s.mu.Lock()
-	if _, dup := s.inflight[seq]; dup {
+	if _, dup := s.inflight[key]; dup {
 		// Redelivered while this process still holds it (a slow queue
 		// or handler outlived AckWait): the held copy will be acked.
 		s.mu.Unlock()
 		return
 	}
-	s.inflight[seq] = msg
+	s.inflight[key] = msg
 	s.mu.Unlock()
 	w := 0
 	if id := citizenOf(msg.Data()); id != nil {
 		w = int(maphash.Bytes(s.seed, id) % uint64(len(queues)))
 	}
-	queues[w].push(item{msg: msg, meta: meta}, gather)
+	queues[w].push(item{msg: msg, meta: meta, durable: d}, gather)
 }
 
 // citizenOf finds the citizen ID in a notification body without decoding
@@ -336,9 +407,9 @@ func citizenOf(body []byte) []byte {
 	return rest[:j]
 }
 
-func (s *Subscriber) release(seq uint64) {
+func (s *Subscriber) release(key inflightKey) {
 	s.mu.Lock()
-	delete(s.inflight, seq)
+	delete(s.inflight, key)
 	s.mu.Unlock()
 }
 
@@ -357,27 +428,50 @@ func (s *Subscriber) touchInflight() {
 }
 
 // handle runs one message through the handler, with retries in place.
-func (s *Subscriber) handle(ctx context.Context, it item) {
+// cp is the worker's memory of messages that come more than once (nil
+// with a single consumer).
+func (s *Subscriber) handle(ctx context.Context, it item, cp *copies) {
 	msg, seq := it.msg, it.meta.Sequence.Stream
-	defer s.release(seq)
+	defer s.release(inflightKey{durable: it.durable, seq: seq})
+	// A copy of a message handled from another filter's consumer is acked
+	// even when stopping: given back, it would be handled again after the
+	// restart, which remembers nothing.
+	if cp != nil && cp.seen(seq, it.durable) {
+		_ = msg.Ack()
+		s.count(s.skipped)
+		return
+	}
 	if s.stopping.Load() {
 		_ = msg.Nak()
 		return
 	}
+	var due uint64 // the other consumers that deliver this stream message too
+	if cp != nil {
+		due = s.filters.matching(msg.Subject()) &^ (1 << it.durable)
+	}
 	d := &Delivery{Subject: msg.Subject(), StreamSequence: seq, Attempt: int(it.meta.NumDelivered)}
 	if err := schemas.DecodeNotification(msg.Data(), &d.Notification); err != nil {
-		s.deadLetter(ctx, msg, d, fmt.Errorf("decoding notification: %w", err))
+		if s.deadLetter(ctx, msg, d, fmt.Errorf("decoding notification: %w", err)) {
+			cp.handled(seq, due)
+		}
 		return
 	}
-	if v, ok := s.snapshot[d.CitizenID]; ok && d.Version <= v {
-		_ = msg.Ack() // already in the snapshot the subscriber started from
-		s.count(s.skipped)
-		return
+	if snap := s.durables[it.durable].snapshot.Load(); snap != nil {
+		if v, ok := (*snap)[d.CitizenID]; ok && d.Version <= v {
+			// Already in the snapshot the consumer started from. Not
+			// remembered as handled: another consumer's copy is skipped
+			// by its own snapshot, if it has one.
+			_ = msg.Ack()
+			s.count(s.skipped)
+			return
+		}
 	}
 	if d.Attempt > s.cfg.MaxAttempts {
 		// Delivered again and again without an ack: its handling kills
 		// the process, or never finishes within AckWait.
-		s.deadLetter(ctx, msg, d, fmt.Errorf("delivered %d times without an ack", d.Attempt))
+		if s.deadLetter(ctx, msg, d, fmt.Errorf("delivered %d times without an ack", d.Attempt)) {
+			cp.handled(seq, due)
+		}
 		return
 	}
 	ctx = s.cfg.Propagator.Extract(ctx, headerCarrier(msg.Headers()))
@@ -403,13 +497,16 @@ func (s *Subscriber) handle(ctx context.Context, it item) {
 			if err := msg.Ack(); err != nil {
 				s.cfg.Logger.Warn("subscriber: acking", "subscriber", s.cfg.Name, "seq", seq, "error", err)
 			}
+			cp.handled(seq, due)
 			s.count(s.handled)
 			return
 		}
 		span.RecordError(err)
 		if d.Attempt >= s.cfg.MaxAttempts {
 			span.SetStatus(codes.Error, "dead-lettered")
-			s.deadLetter(ctx, msg, d, err)
+			if s.deadLetter(ctx, msg, d, err) {
+				cp.handled(seq, due)
+			}
 			return
 		}
 		s.count(s.retried)

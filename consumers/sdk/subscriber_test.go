@@ -470,12 +470,19 @@ func TestMachineNATS(t *testing.T) {
 		msgs = append(msgs, sdktest.Msg(sdktest.Subject(prefix, n, ""), n, ""))
 	}
 	sdktest.Publish(t, js, msgs...)
-	rec := newRecorder()
-	run(t, sdk.Config{Name: "smoke", URL: url, Stream: stream, SubjectPrefix: prefix, DeadLetterPrefix: dlq, DeadLetterStream: "DLQ_" + tag,
-		Filters: siFilters, Handler: rec.handle, Start: sdk.Start{Policy: sdk.StartAll}})
-	waitFor(t, "all wanted", 20*time.Second, func() bool { return rec.distinct() == want })
-	time.Sleep(100 * time.Millisecond)
-	if got, d := rec.distinct(), rec.duplicates(); got != want || d != 0 {
-		t.Errorf("handled %d (%d duplicates), want %d", got, d, want)
+	// Both ways of serving several filters: one consumer on their cover,
+	// and one consumer per filter (which a 2.9 server must support too).
+	for _, perFilter := range []bool{false, true} {
+		t.Run(fmt.Sprintf("consumer per filter %v", perFilter), func(t *testing.T) {
+			rec := newRecorder()
+			run(t, sdk.Config{Name: fmt.Sprintf("smoke-%v", perFilter), URL: url, Stream: stream, SubjectPrefix: prefix,
+				DeadLetterPrefix: dlq, DeadLetterStream: "DLQ_" + tag, Filters: siFilters, ConsumerPerFilter: perFilter,
+				Handler: rec.handle, Start: sdk.Start{Policy: sdk.StartAll}})
+			waitFor(t, "all wanted", 20*time.Second, func() bool { return rec.distinct() == want })
+			time.Sleep(100 * time.Millisecond)
+			if got, d := rec.distinct(), rec.duplicates(); got != want || d != 0 {
+				t.Errorf("handled %d (%d duplicates), want %d", got, d, want)
+			}
+		})
 	}
 }
