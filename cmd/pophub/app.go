@@ -343,6 +343,13 @@ func (m *Main) Start(ctx context.Context) (err error) {
 	if err := notify.EnsureStream(ctx, js, notify.StreamConfig{}); err != nil {
 		return fmt.Errorf("creating stream: %w", err)
 	}
+	if m.Access != nil {
+		// Subscribers may not create streams under a policy: the hub
+		// creates the one their dead letters go to.
+		if err := notify.EnsureDeadLetterStream(ctx, js, access.DeadLetterStream, access.DeadLetterPrefix); err != nil {
+			return err
+		}
+	}
 	republish := m.Config.NATSRepublishWindow
 	if m.Config.Embedded && m.Config.NATSSync == 0 {
 		republish = 0 // the embedded server synced every write

@@ -214,7 +214,7 @@ func runDemo(ctx context.Context, out io.Writer, log *slog.Logger, opts demoOpti
 	if err := demoStatistics(ctx, out, m, creds); err != nil {
 		return err
 	}
-	if err := demoSocialInsurance(ctx, out, log, m, opts.SIPostgres); err != nil {
+	if err := demoSocialInsurance(ctx, out, log, m, pub, creds, opts.SIPostgres); err != nil {
 		return err
 	}
 	if err := demoEligibility(ctx, out, m, pub, creds); err != nil {

@@ -32,6 +32,19 @@ func (c demoCreds) kafka(identity string) sasl.Mechanism {
 	return access.SCRAMClient{User: identity, Password: access.DemoSecret(id.Credentials.Kafka.Password)}
 }
 
+// nats is identity's NATS user, password and inbox prefix, all "" without
+// a policy.
+func (c demoCreds) nats(identity string) (user, password, inbox string) {
+	if c.p == nil {
+		return "", "", ""
+	}
+	id, ok := c.p.Identity(identity)
+	if !ok || id.Credentials.NATS == nil {
+		return "", "", ""
+	}
+	return identity, access.DemoSecret("nats:" + identity), inboxPrefix(id)
+}
+
 // token is identity's bearer token, "" without a policy.
 func (c demoCreds) token(identity string) string {
 	if c.p == nil {

@@ -6,11 +6,11 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pophub/pophub/adapters/publisher"
 	"github.com/pophub/pophub/consumers/sdk"
 	"github.com/pophub/pophub/consumers/socialinsurance"
 	"github.com/pophub/pophub/consumers/statsbureau"
@@ -20,6 +20,10 @@ import (
 // demoRegion is the city whose statistics and social-insurance bureau the
 // demo shows: Harbin, where most of the synthetic population lives.
 const demoRegion = "2301"
+
+// demoBureau is the identity of Harbin's social-insurance bureau in the
+// example access policy.
+const demoBureau = "si-harbin"
 
 // demoStatistics prints Harbin's registered population by urban/rural
 // class today, district by district, as the statistics bureau pulls it.
@@ -47,18 +51,16 @@ func demoStatistics(ctx context.Context, out io.Writer, m *Main, creds demoCreds
 // demoSocialInsurance closes the loop department → hub → subscriber → hub:
 // Harbin's social-insurance subscriber turns the migrations and deaths
 // into tasks in its own PostgreSQL schema, completes one transfer, which
-// goes back to the hub as social_insurance.transferred, and shows the
-// person's golden record afterwards. It needs PostgreSQL for the tasks and
-// says so when there is none.
-func demoSocialInsurance(ctx context.Context, out io.Writer, log *slog.Logger, m *Main, pgURL string) error {
+// goes back to the hub as social_insurance.transferred through pub (the
+// social_insurance department's publisher), and shows the person's golden
+// record afterwards. Under an access policy the bureau is identity
+// si-harbin throughout: its NATS user, a durable consumer per filter (it
+// may not read the subject covering its three), its token and purpose for
+// the read, which shows only the sections it may read. It needs PostgreSQL
+// for the tasks and says so when there is none.
+func demoSocialInsurance(ctx context.Context, out io.Writer, log *slog.Logger, m *Main, pub socialinsurance.EventPublisher,
+	creds demoCreds, pgURL string) error {
 	fmt.Fprintf(out, "\nSocial-insurance bureau of %s (pophub si-subscriber):\n", demoRegion)
-	if m.Access != nil {
-		// Its three filters (migrations out, in, deaths) share one durable
-		// consumer whose subject must cover them all: pop.>, which the
-		// policy rightly refuses it.
-		fmt.Fprintf(out, "  skipped under an access policy: the subscriber's one durable consumer would need a filter covering more than it may read\n")
-		return nil
-	}
 	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	conn, err := pgx.Connect(pctx, pgURL)
 	cancel()
@@ -72,8 +74,20 @@ func demoSocialInsurance(ctx context.Context, out io.Writer, log *slog.Logger, m
 		conn.Close(context.WithoutCancel(ctx))
 	}()
 
-	svc, err := socialinsurance.New(ctx, socialinsurance.Config{Region: demoRegion, NATS: m.NATSURL(), Postgres: pgURL, Schema: schema,
-		Start: sdk.Start{Policy: sdk.StartAll}, Logger: log})
+	cfg := socialinsurance.Config{Region: demoRegion, NATS: m.NATSURL(), Postgres: pgURL, Schema: schema,
+		Start: sdk.Start{Policy: sdk.StartAll}, Logger: log}
+	reader := "" // who reads the golden record at the end
+	if m.Access != nil {
+		reader = demoBureau
+		cfg.Name, cfg.ConsumerPerFilter = demoBureau, true
+		cfg.NATSUser, cfg.NATSPassword, cfg.NATSInboxPrefix = creds.nats(demoBureau)
+		fmt.Fprintf(out, "  as identity %s (NATS user %s), one durable consumer per filter, each on a subject the policy grants it:\n", demoBureau, cfg.NATSUser)
+		for _, f := range socialinsurance.Filters(demoRegion) {
+			subj := f.Subject("pop")
+			fmt.Fprintf(out, "    %-20s %s\n", schemas.FilterConsumerName(demoBureau, subj), subj)
+		}
+	}
+	svc, err := socialinsurance.New(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("starting the social-insurance subscriber: %w", err)
 	}
@@ -116,11 +130,6 @@ func demoSocialInsurance(ctx context.Context, out io.Writer, log *slog.Logger, m
 		return nil
 	}
 
-	pub, err := publisher.New(publisher.Config{Brokers: m.Brokers(), Source: schemas.SocialInsurance, Logger: log})
-	if err != nil {
-		return fmt.Errorf("creating publisher: %w", err)
-	}
-	defer pub.Close()
 	before := m.Consumer.Counts().Applied
 	if _, err := socialinsurance.Complete(ctx, svc.Store(), pub, transfer.ID); err != nil {
 		return fmt.Errorf("completing task %d: %w", transfer.ID, err)
@@ -134,9 +143,15 @@ func demoSocialInsurance(ctx context.Context, out io.Writer, log *slog.Logger, m
 	}
 	fmt.Fprintf(out, "  completed task %d: transfer_out of %s from %s to %s, sent back as social_insurance.transferred\n",
 		transfer.ID, transfer.CitizenID.Masked(), transfer.FromRegion, transfer.ToRegion)
-	rec, err := getJSON(ctx, "http://"+m.HTTPAddr()+"/v1/persons/"+string(transfer.CitizenID), demoCreds{}, "")
+	rec, err := getJSON(ctx, "http://"+m.HTTPAddr()+"/v1/persons/"+string(transfer.CitizenID), creds, reader)
 	if err != nil {
 		return err
+	}
+	if reader != "" {
+		id, _ := m.Access.Identity(reader)
+		fmt.Fprintf(out, "  the person's golden record now, as %s reads it (purpose %q; sections %s):\n%s\n",
+			reader, creds.purpose(reader, ""), strings.Join(id.Read, ", "), rec)
+		return nil
 	}
 	fmt.Fprintf(out, "  the person's golden record now:\n%s\n", rec)
 	return nil

@@ -3,9 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pophub/pophub/consumers/socialinsurance"
+	"github.com/pophub/pophub/schemas"
 )
 
 // TestDemo runs the README's first command on a small population: it must
@@ -29,10 +34,13 @@ func TestDemo(t *testing.T) {
 // TestDemoWithPolicy runs the demo with the example access policy: every
 // department publishes with its own Kafka credentials, every reader uses
 // its own token and purpose, and the audit trail answers who read the
-// newcomer.
+// newcomer. Harbin's social-insurance bureau runs as identity si-harbin
+// with a durable consumer per filter, creates tasks, completes a transfer
+// through the social_insurance department's Kafka user, and reads the
+// person back with its own token, seeing only its sections.
 func TestDemoWithPolicy(t *testing.T) {
 	var out bytes.Buffer
-	opts := demoOptions{Persons: 300, Months: 24, Seed: 5, Timeout: 3 * time.Minute, Policy: examplePolicy}
+	opts := demoOptions{Persons: 300, Months: 24, Seed: 5, SIPostgres: postgresURL(), Timeout: 3 * time.Minute, Policy: examplePolicy}
 	if err := runDemo(context.Background(), &out, testLogger(t), opts); err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
@@ -40,6 +48,45 @@ func TestDemoWithPolicy(t *testing.T) {
 		"Registered population of 哈尔滨市", "ELIGIBLE", "Who looked at", `public_security  read_record  200 purpose "settlement application"`} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the demo's summary lacks %q:\n%s", want, out.String())
+		}
+	}
+
+	// The social-insurance section, up to the next one.
+	text := out.String()
+	start := strings.Index(text, "Social-insurance bureau of")
+	if start < 0 {
+		t.Fatalf("no social-insurance section:\n%s", text)
+	}
+	si := text[start:]
+	if end := strings.Index(si, "\n\n"); end >= 0 {
+		si = si[:end]
+	}
+	for _, f := range socialinsurance.Filters(demoRegion) {
+		subj := f.Subject("pop")
+		if want := schemas.FilterConsumerName(demoBureau, subj); !strings.Contains(si, want+" ") || !strings.Contains(si, subj) {
+			t.Errorf("the social-insurance section does not show consumer %s on %s:\n%s", want, subj, si)
+		}
+	}
+	m := regexp.MustCompile(`tasks created +(\d+) \(transfer_out (\d+),`).FindStringSubmatch(si)
+	if m == nil {
+		t.Fatalf("the social-insurance section reports no tasks:\n%s", si)
+	}
+	if tasks, _ := strconv.Atoi(m[1]); tasks == 0 {
+		t.Errorf("no task created:\n%s", si)
+	}
+	if out, _ := strconv.Atoi(m[2]); out == 0 {
+		t.Errorf("no transfer_out task to complete:\n%s", si)
+	}
+	for _, want := range []string{"as identity si-harbin (NATS user si-harbin)", "completed task", "sent back as social_insurance.transferred",
+		"as si-harbin reads it", `"social_insurance": {`} {
+		if !strings.Contains(si, want) {
+			t.Errorf("the social-insurance section lacks %q:\n%s", want, si)
+		}
+	}
+	// si-harbin reads identity, hukou, status and social_insurance only.
+	for _, hidden := range []string{`"marital"`, `"employment"`, `"education"`, `"housing"`, `"tax"`, `"residence_permits"`} {
+		if strings.Contains(si, hidden) {
+			t.Errorf("si-harbin was shown %s, which it may not read:\n%s", hidden, si)
 		}
 	}
 }

@@ -53,9 +53,24 @@ type Config struct {
 	// Region is the bureau's 2-, 4- or 6-digit division code.
 	Region string
 	// Name is the durable subscriber name (default "socialinsurance-<Region>").
+	// Under the hub's access policy it must be the bureau's identity,
+	// e.g. "si-harbin": an identity may create only consumers named after
+	// itself.
 	Name string
 	// NATS is the NATS server URL.
 	NATS string
+	// NATSUser, NATSPassword and NATSInboxPrefix authenticate to a NATS
+	// server with users, such as the hub's under an access policy (see
+	// sdk.Config's User, Password and InboxPrefix); empty connects
+	// without.
+	NATSUser, NATSPassword, NATSInboxPrefix string
+	// ConsumerPerFilter gives each of the three filters a durable
+	// consumer of its own (sdk.Config.ConsumerPerFilter). Needed under the
+	// hub's access policy, which does not let the bureau read the subject
+	// covering all three; a migration within the region is still handled
+	// once, and a repeat after a restart creates nothing (tasks are keyed
+	// by change and kind).
+	ConsumerPerFilter bool
 	// TLS, when set, is the client configuration for a hub, NATS server
 	// and Kafka brokers that speak TLS, its RootCAs holding the hub's CA;
 	// nil connects in plaintext.
@@ -285,7 +300,8 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	scfg := sdk.Config{Name: cfg.Name, URL: cfg.NATS, Stream: cfg.Stream, SubjectPrefix: cfg.SubjectPrefix,
 		Filters: Filters(cfg.Region), Handler: h.Handle, Start: cfg.Start, Concurrency: cfg.Concurrency, AckWait: cfg.AckWait,
-		TracerProvider: cfg.TracerProvider, MeterProvider: mh.provider, Logger: cfg.Logger, TLS: cfg.TLS}
+		TracerProvider: cfg.TracerProvider, MeterProvider: mh.provider, Logger: cfg.Logger, TLS: cfg.TLS,
+		ConsumerPerFilter: cfg.ConsumerPerFilter, User: cfg.NATSUser, Password: cfg.NATSPassword, InboxPrefix: cfg.NATSInboxPrefix}
 	if cfg.Hub != "" {
 		scfg.Bootstrap = &sdk.Bootstrap{HubURL: cfg.Hub, Purpose: cfg.Purpose, Token: cfg.Token, Handle: h.HandlePerson}
 	}
