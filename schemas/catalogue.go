@@ -532,7 +532,7 @@ func IsDate(s string) bool {
 		return false
 	}
 	day, ok := twoDigits(s[8:])
-	return ok && day >= 1 && day <= daysIn(month, year)
+	return ok && day >= 1 && day <= citizenid.DaysIn(month, year)
 }
 
 // yearMonth parses YYYY-MM as time.Parse("2006-01", s) does (four
@@ -555,21 +555,6 @@ func twoDigits(s string) (int, bool) {
 		return 0, false
 	}
 	return int(s[0]-'0')*10 + int(s[1]-'0'), true
-}
-
-// daysIn is the number of days of month in year, leap years as in package
-// time.
-func daysIn(month, year int) int {
-	switch month {
-	case 2:
-		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
-			return 29
-		}
-		return 28
-	case 4, 6, 9, 11:
-		return 30
-	}
-	return 31
 }
 
 func (v *validator) date(field, s string, req bool) {

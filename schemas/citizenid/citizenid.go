@@ -119,13 +119,15 @@ func parseDate(yyyymmdd string) (time.Time, bool) {
 	year := n[0]*1000 + n[1]*100 + n[2]*10 + n[3]
 	month := n[4]*10 + n[5]
 	day := n[6]*10 + n[7]
-	if year < 1850 || month < 1 || month > 12 || day < 1 || day > daysIn(month, year) {
+	if year < 1850 || month < 1 || month > 12 || day < 1 || day > DaysIn(month, year) {
 		return time.Time{}, false
 	}
 	return time.Date(year, time.Month(month), day, 0, 0, 0, 0, time.UTC), true
 }
 
-func daysIn(month, year int) int {
+// DaysIn is the number of days of month (1–12) in year, leap years as in
+// package time.
+func DaysIn(month, year int) int {
 	switch month {
 	case 2:
 		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
