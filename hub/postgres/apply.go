@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -23,6 +24,27 @@ import (
 
 // maxAttempts bounds the tries of one batch that keeps conflicting.
 const maxAttempts = 10
+
+// Retries are the batch attempts made again since the store opened, by
+// cause. Repeats are expected after a redelivery; the others mean that
+// concurrent batches got in each other's way, and a deadlock costs its
+// batch PostgreSQL's deadlock_timeout (one second by default).
+type Retries struct {
+	Repeats       int64 // a batch held events applied before
+	Deadlocks     int64
+	Serialization int64
+	Unique        int64 // a unique key other than the idempotency key
+}
+
+type retryCounters struct {
+	repeats, deadlocks, serialization, unique atomic.Int64
+}
+
+// Retries returns the retry counts since the store opened.
+func (s *Store) Retries() Retries {
+	r := &s.retries
+	return Retries{Repeats: r.repeats.Load(), Deadlocks: r.deadlocks.Load(), Serialization: r.serialization.Load(), Unique: r.unique.Load()}
+}
 
 // Apply implements hub.Store: one transaction per batch, retried as a whole
 // when it holds an event applied before or hits a deadlock or
@@ -51,12 +73,18 @@ func (s *Store) Apply(ctx context.Context, batch []hub.Input) (hub.ApplyResult, 
 		}
 		switch {
 		case pg.Code == "23505" && pg.ConstraintName == "history_idempotency" && !checkKeys:
+			s.retries.repeats.Add(1)
 			checkKeys = true
 			continue // a repeat: again at once, leaving it out
-		case pg.Code == "23505", pg.Code == "40001", pg.Code == "40P01":
-			// Unique violation, serialization failure, deadlock: another
-			// instance got in the way; try again after a jittered pause so
-			// that the two do not collide again.
+		// Unique violation, serialization failure, deadlock: another
+		// instance got in the way; try again after a jittered pause so
+		// that the two do not collide again.
+		case pg.Code == "23505":
+			s.retries.unique.Add(1)
+		case pg.Code == "40001":
+			s.retries.serialization.Add(1)
+		case pg.Code == "40P01":
+			s.retries.deadlocks.Add(1)
 		default:
 			return hub.ApplyResult{}, fmt.Errorf("applying batch: %w", err)
 		}
@@ -73,20 +101,26 @@ func (s *Store) Apply(ctx context.Context, batch []hub.Input) (hub.ApplyResult, 
 	return hub.ApplyResult{}, fmt.Errorf("applying batch after %d attempts: %w: %w", maxAttempts, hub.ErrConflict, err)
 }
 
-// lockSQL locks persons in key order and returns the state of each one
-// unless the caller holds it at the same version ($2; -1 when not cached).
-const lockSQL = `SELECT p.person_key, CASE WHEN p.version = c.v THEN NULL ELSE p.state END
-	FROM unnest($1::text[], $2::bigint[]) AS c(k, v) JOIN persons p ON p.person_key = c.k
-	ORDER BY p.person_key FOR UPDATE OF p`
+// lockSQL locks the row of every person of $1, inserting a placeholder
+// row for each person not stored yet, all in key order and in one
+// statement, and returns the keys it inserted. One global order is what
+// keeps concurrent batches (and hub instances) from deadlocking: locking
+// the stored persons first and inserting the new ones after would not be,
+// since a person new to one batch may be stored and locked by another.
+// ON CONFLICT … DO UPDATE … WHERE false locks a stored row without
+// changing it; a key another transaction is inserting at the same moment
+// waits for that transaction and is then locked like any stored row.
+const lockSQL = `INSERT INTO persons (person_key, version, address_code, status, state, updated_at)
+	SELECT k, 0, '', '', '\x'::bytea, now() FROM unnest($1::text[]) AS k ORDER BY k
+	ON CONFLICT (person_key) DO UPDATE SET version = persons.version WHERE false
+	RETURNING person_key`
 
-// claimSQL inserts a placeholder row for each person not stored yet, which
-// this transaction then holds locked like the others, and returns the keys
-// it inserted. A key another transaction is inserting at the same moment
-// waits for it and is not returned if it committed: that person exists
-// now and is locked like any other.
-const claimSQL = `INSERT INTO persons (person_key, version, address_code, status, state, updated_at)
-	SELECT k, 0, '', '', '\x'::bytea, now() FROM unnest($1::text[]) AS k
-	ON CONFLICT (person_key) DO NOTHING RETURNING person_key`
+// readSQL returns the state of each locked person unless the caller holds
+// it at the same version ($2; -1 when not cached). Run after lockSQL in
+// its own statement, it sees what the transactions it waited for
+// committed.
+const readSQL = `SELECT p.person_key, CASE WHEN p.version = c.v THEN NULL ELSE p.state END
+	FROM unnest($1::text[], $2::bigint[]) AS c(k, v) JOIN persons p ON p.person_key = c.k`
 
 func (s *Store) applyOnce(ctx context.Context, batch []hub.Input, checkKeys bool) (res hub.ApplyResult, err error) {
 	// The touched persons, in key order, with what the cache holds.
@@ -197,56 +231,44 @@ func (s *Store) applyOnce(ctx context.Context, batch []hub.Input, checkKeys bool
 // state of every stored person (nil for new ones): from the cache when it
 // holds the locked version, decoded from the row otherwise.
 func (s *Store) lockPersons(ctx context.Context, tx pgx.Tx, keys []string, ids map[string]citizenid.ID) (map[citizenid.ID]*merge.State, error) {
+	rows, err := tx.Query(ctx, lockSQL, keys)
+	if err != nil {
+		return nil, fmt.Errorf("locking persons: %w", err)
+	}
+	inserted, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("locking persons: %w", err)
+	}
 	loaded := make(map[citizenid.ID]*merge.State, len(keys))
-	found, err := s.lockStored(ctx, tx, keys, ids, loaded)
-	if err != nil {
-		return nil, err
-	}
-	if found == len(keys) {
-		return loaded, nil
-	}
-	var missing []string
-	for _, k := range keys {
-		if _, ok := loaded[ids[k]]; !ok {
-			missing = append(missing, k)
-		}
-	}
-	rows, err := tx.Query(ctx, claimSQL, missing)
-	if err != nil {
-		return nil, fmt.Errorf("claiming new persons: %w", err)
-	}
-	claimed, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("claiming new persons: %w", err)
-	}
-	for _, k := range claimed {
+	for _, k := range inserted {
 		loaded[ids[k]] = nil
 	}
-	if len(claimed) == len(missing) {
+	if len(inserted) == len(keys) {
 		return loaded, nil
 	}
-	// Another transaction created some of them meanwhile: lock and read
-	// those like the others.
-	var raced []string
-	for _, k := range missing {
-		if _, ok := loaded[ids[k]]; !ok {
-			raced = append(raced, k)
+	stored := keys
+	if len(inserted) > 0 {
+		stored = make([]string, 0, len(keys)-len(inserted))
+		for _, k := range keys {
+			if _, ok := loaded[ids[k]]; !ok {
+				stored = append(stored, k)
+			}
 		}
 	}
-	n, err := s.lockStored(ctx, tx, raced, ids, loaded)
+	found, err := s.readLocked(ctx, tx, stored, ids, loaded)
 	if err != nil {
 		return nil, err
 	}
-	if n != len(raced) {
-		// Created and deleted again: persons are never deleted.
-		return nil, fmt.Errorf("locking persons: %d of %d new persons vanished", len(raced)-n, len(raced))
+	if found != len(stored) {
+		// Persons are never deleted, and this transaction holds their rows.
+		return nil, fmt.Errorf("locking persons: %d of %d locked persons not found", len(stored)-found, len(stored))
 	}
 	return loaded, nil
 }
 
-// lockStored locks the stored persons among keys (sorted), adds their
-// states to loaded and returns how many it found.
-func (s *Store) lockStored(ctx context.Context, tx pgx.Tx, keys []string, ids map[string]citizenid.ID, loaded map[citizenid.ID]*merge.State) (int, error) {
+// readLocked adds the states of the locked persons of keys to loaded and
+// returns how many it found.
+func (s *Store) readLocked(ctx context.Context, tx pgx.Tx, keys []string, ids map[string]citizenid.ID, loaded map[citizenid.ID]*merge.State) (int, error) {
 	versions := make([]int64, len(keys))
 	hits := make(map[string]*merge.State, len(keys))
 	for i, k := range keys {
@@ -258,9 +280,9 @@ func (s *Store) lockStored(ctx context.Context, tx pgx.Tx, keys []string, ids ma
 			}
 		}
 	}
-	rows, err := tx.Query(ctx, lockSQL, keys, versions)
+	rows, err := tx.Query(ctx, readSQL, keys, versions)
 	if err != nil {
-		return 0, fmt.Errorf("locking persons: %w", err)
+		return 0, fmt.Errorf("reading persons: %w", err)
 	}
 	type miss struct {
 		key string
@@ -273,7 +295,7 @@ func (s *Store) lockStored(ctx context.Context, tx pgx.Tx, keys []string, ids ma
 		var raw []byte
 		if err := rows.Scan(&key, &raw); err != nil {
 			rows.Close()
-			return 0, fmt.Errorf("locking persons: %w", err)
+			return 0, fmt.Errorf("reading persons: %w", err)
 		}
 		found++
 		if raw == nil {
@@ -283,7 +305,7 @@ func (s *Store) lockStored(ctx context.Context, tx pgx.Tx, keys []string, ids ma
 		misses = append(misses, miss{key, raw})
 	}
 	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("locking persons: %w", err)
+		return 0, fmt.Errorf("reading persons: %w", err)
 	}
 	// Decode the states read, in parallel when there are many.
 	states := make([]*merge.State, len(misses))

@@ -2,22 +2,23 @@
 // (pgx v5).
 //
 // Writes are batch-first: one transaction per batch (1) locks the touched
-// persons' rows in key order with one SELECT … FOR UPDATE, which also
-// returns the merge state of every person whose state is not already in
-// this process's cache at the locked version; (2) merges in memory
-// (hub/merge); (3) writes the history and outbox rows with COPY while the
-// new states are encoded on another core; (4) writes the persons with one
-// UPDATE from unnest arrays (new persons got a locked placeholder row in
-// step 1); and commits. The (source, event id) unique key on history is the
-// idempotency key: a batch holding an event applied before fails on it and
-// is retried with an explicit look-up that leaves such events out.
+// persons' rows with one INSERT … ON CONFLICT DO UPDATE … WHERE false in
+// key order, which inserts a placeholder row for each new person and locks
+// the stored ones, then reads the merge state of every stored person whose
+// state is not already in this process's cache at the locked version; (2)
+// merges in memory (hub/merge); (3) writes the history and outbox rows
+// with COPY while the new states are encoded on another core; (4) writes
+// the persons with one UPDATE from unnest arrays; and commits. The
+// (source, event id) unique key on history is the idempotency key: a batch
+// holding an event applied before fails on it and is retried with an
+// explicit look-up that leaves such events out.
 //
 // Several hub instances may share one schema. The row locks serialise
-// batches touching the same person (one writer per person at a time,
-// acquired in key order so that two batches cannot deadlock on them); a
-// race to create the same new person is detected by the insert and the
-// batch retried; serialization failures, deadlocks and unique violations
-// are retried with jittered backoff.
+// batches touching the same person (one writer per person at a time). All
+// of a batch's persons, stored or new, are locked by one statement in key
+// order, so two batches cannot deadlock on them; serialization failures,
+// deadlocks and unique violations are still retried with jittered
+// backoff.
 //
 // Persons are keyed by person_key. The ID is kept only in that key, in the
 // merge state blob, in the history data and in the notification bodies of
@@ -111,6 +112,7 @@ type Store struct {
 	// noCounters skips the statistics counters, for the benchmark that
 	// measures what keeping them costs.
 	noCounters bool
+	retries    retryCounters
 	closeOnce  sync.Once
 }
 

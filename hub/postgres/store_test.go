@@ -85,32 +85,65 @@ func TestTwoInstances(t *testing.T) {
 	for i := 0; i < len(in)/10; i++ {
 		forA = append(forA, in[r.IntN(len(in))])
 	}
+	applyConcurrently(t, []applyJob{{a, forA, 0, 50, 50}, {b, forB, 0, 50, 50}})
+	storetest.CompareRecords(t, a, want)
+	st, _ := b.Stats(context.Background())
+	if st.Changes != int64(len(in)) {
+		t.Errorf("%d history rows, want %d", st.Changes, len(in))
+	}
+}
+
+// TestConcurrentBatchesDoNotDeadlock applies a population's events as the
+// consumer does with several batches in flight: consecutive batches at
+// once, each holding persons stored by earlier batches and persons new to
+// the store, some of them being created by a batch still in flight. Every
+// batch must lock its persons without a deadlock (each costs its batch
+// PostgreSQL's deadlock_timeout) and nothing may be lost.
+func TestConcurrentBatchesDoNotDeadlock(t *testing.T) {
+	s := openTestStore(t, testSchema(t))
+	in := storetest.Population(t, 400, 41)
+	const workers, size = 4, 60
+	var jobs []applyJob
+	for w := range workers {
+		jobs = append(jobs, applyJob{s, in, w * size, size, workers * size})
+	}
+	applyConcurrently(t, jobs)
+	if r := s.Retries(); r.Deadlocks != 0 {
+		t.Errorf("%d batches deadlocked (retries %+v)", r.Deadlocks, r)
+	}
+	storetest.CompareRecords(t, s, storetest.Expected(in))
+	if st, _ := s.Stats(context.Background()); st.Changes != int64(len(in)) {
+		t.Errorf("%d history rows, want %d", st.Changes, len(in))
+	}
+}
+
+// applyJob applies the batches in[first:first+size], in[first+step:…], … to
+// s, in order.
+type applyJob struct {
+	s                 *Store
+	in                []hub.Input
+	first, size, step int
+}
+
+// applyConcurrently runs the jobs at once and fails on the first error.
+func applyConcurrently(t *testing.T, jobs []applyJob) {
+	t.Helper()
 	var wg sync.WaitGroup
-	errs := make(chan error, 2)
-	for _, job := range []struct {
-		s  *Store
-		in []hub.Input
-	}{{a, forA}, {b, forB}} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < len(job.in); i += 50 {
-				if _, err := job.s.Apply(context.Background(), job.in[i:min(i+50, len(job.in))]); err != nil {
+	errs := make(chan error, len(jobs))
+	for _, job := range jobs {
+		wg.Go(func() {
+			for i := job.first; i < len(job.in); i += job.step {
+				if _, err := job.s.Apply(context.Background(), job.in[i:min(i+job.size, len(job.in))]); err != nil {
 					errs <- err
 					return
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	close(errs)
 	for err := range errs {
 		t.Fatalf("Apply: %v", err)
-	}
-	storetest.CompareRecords(t, a, want)
-	st, _ := b.Stats(context.Background())
-	if st.Changes != int64(len(in)) {
-		t.Errorf("%d history rows, want %d", st.Changes, len(in))
 	}
 }
 
