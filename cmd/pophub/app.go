@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/segmentio/kafka-go/sasl"
+	"go.opentelemetry.io/otel/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"golang.org/x/sync/errgroup"
 
@@ -314,7 +315,7 @@ func (m *Main) Start(ctx context.Context) (err error) {
 		m.brokers, m.natsURL = m.Config.KafkaBrokers, m.Config.NATSURL
 	}
 
-	if err := m.openStore(ctx); err != nil {
+	if err := m.openStore(ctx, meter); err != nil {
 		return err
 	}
 	if err := ingest.EnsureTopics(ctx, m.brokers, m.Config.Partitions, m.kafkaSASL, m.clientTLS); err != nil {
@@ -636,7 +637,7 @@ func (m *Main) startEmbedded(ctx context.Context) error {
 	return nil
 }
 
-func (m *Main) openStore(ctx context.Context) error {
+func (m *Main) openStore(ctx context.Context, meter metric.Meter) error {
 	src, err := m.keySource()
 	if err != nil {
 		return err
@@ -648,7 +649,7 @@ func (m *Main) openStore(ctx context.Context) error {
 		}
 	}
 	if m.Config.PostgresURL != "" {
-		m.Store, err = postgres.Open(ctx, postgres.Config{URL: m.Config.PostgresURL, Schema: m.Config.PostgresSchema, Logger: m.Logger, Keys: keys})
+		m.Store, err = postgres.Open(ctx, postgres.Config{URL: m.Config.PostgresURL, Schema: m.Config.PostgresSchema, Logger: m.Logger, Keys: keys, Meter: meter})
 		if err != nil {
 			return fmt.Errorf("opening PostgreSQL store: %w", err)
 		}

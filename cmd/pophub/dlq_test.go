@@ -127,7 +127,7 @@ func TestDashboardMetricsExported(t *testing.T) {
 	produceAll(t, m.Brokers(), msgs)
 	waitCaughtUp(t, m, len(msgs))
 
-	get := func() string {
+	get := func(m *Main) string {
 		resp, err := http.Get("http://" + m.HTTPAddr() + "/metrics")
 		if err != nil {
 			t.Fatal(err)
@@ -139,11 +139,22 @@ func TestDashboardMetricsExported(t *testing.T) {
 		}
 		return string(b)
 	}
-	get() // so that pophub_http_requests_total has a sample
-	hubBody := get()
+	get(m) // so that pophub_http_requests_total has a sample
+	hubBody := get(m)
 	for _, name := range want["hub"] {
 		if !hasSeries(hubBody, name) {
 			t.Errorf("the hub's /metrics has no series %s (ops/dashboards/metrics.txt)", name)
+		}
+	}
+
+	// Series of the PostgreSQL store, on a hub that has one.
+	pg := startHub(t, "postgres")
+	produceAll(t, pg.Brokers(), scenario(t))
+	waitCaughtUp(t, pg, len(scenario(t)))
+	pgBody := get(pg)
+	for _, name := range want["hub-postgres"] {
+		if !hasSeries(pgBody, name) {
+			t.Errorf("the /metrics of a hub on PostgreSQL has no series %s (ops/dashboards/metrics.txt)", name)
 		}
 	}
 

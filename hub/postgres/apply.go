@@ -14,6 +14,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/hub/merge"
@@ -38,6 +40,34 @@ type Retries struct {
 
 type retryCounters struct {
 	repeats, deadlocks, serialization, unique atomic.Int64
+}
+
+// register exports the counts as pophub.store.retries{cause}.
+func (r *retryCounters) register(m metric.Meter) (metric.Registration, error) {
+	c, err := m.Int64ObservableCounter("pophub.store.retries", metric.WithUnit("{batch}"),
+		metric.WithDescription("Store batch attempts made again, by cause: repeat (the batch held events applied before), deadlock, serialization, unique."))
+	if err != nil {
+		return nil, fmt.Errorf("creating retry counter: %w", err)
+	}
+	causes := []struct {
+		n    *atomic.Int64
+		attr metric.ObserveOption
+	}{
+		{&r.repeats, metric.WithAttributes(attribute.String("cause", "repeat"))},
+		{&r.deadlocks, metric.WithAttributes(attribute.String("cause", "deadlock"))},
+		{&r.serialization, metric.WithAttributes(attribute.String("cause", "serialization"))},
+		{&r.unique, metric.WithAttributes(attribute.String("cause", "unique"))},
+	}
+	reg, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		for _, c2 := range causes {
+			o.ObserveInt64(c, c2.n.Load(), c2.attr)
+		}
+		return nil
+	}, c)
+	if err != nil {
+		return nil, fmt.Errorf("registering retry counter: %w", err)
+	}
+	return reg, nil
 }
 
 // Retries returns the retry counts since the store opened.

@@ -38,6 +38,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/hub/sealing"
@@ -74,6 +75,9 @@ type Config struct {
 	// clear. A schema is opened only with the mode, and the keys, it was
 	// first opened with.
 	Keys *sealing.Keyring
+	// Meter receives pophub.store.retries, the batches tried again by
+	// cause (default: none).
+	Meter metric.Meter
 }
 
 func (c *Config) setDefaults() {
@@ -113,6 +117,7 @@ type Store struct {
 	// measures what keeping them costs.
 	noCounters bool
 	retries    retryCounters
+	metrics    metric.Registration
 	closeOnce  sync.Once
 }
 
@@ -151,6 +156,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
+	if cfg.Meter != nil {
+		if s.metrics, err = s.retries.register(cfg.Meter); err != nil {
+			pool.Close()
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
@@ -172,6 +183,11 @@ func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 // Close closes the pool, waiting for connections in use to be released.
 // Safe to call twice.
 func (s *Store) Close() error {
-	s.closeOnce.Do(s.pool.Close)
+	s.closeOnce.Do(func() {
+		if s.metrics != nil {
+			s.metrics.Unregister()
+		}
+		s.pool.Close()
+	})
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"sync"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/hub/storetest"
@@ -114,6 +117,54 @@ func TestConcurrentBatchesDoNotDeadlock(t *testing.T) {
 	storetest.CompareRecords(t, s, storetest.Expected(in))
 	if st, _ := s.Stats(context.Background()); st.Changes != int64(len(in)) {
 		t.Errorf("%d history rows, want %d", st.Changes, len(in))
+	}
+}
+
+// TestRetriesCounted re-sends a batch, as a redelivery after a rebalance
+// does: the store retries it once, leaving the applied events out, and
+// pophub.store.retries{cause="repeat"} says so.
+func TestRetriesCounted(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { provider.Shutdown(context.Background()) })
+	s, err := Open(context.Background(), Config{URL: testURL(), Schema: testSchema(t), Meter: provider.Meter("test")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	in := storetest.Population(t, 5, 43)
+	ctx := context.Background()
+	if _, err := s.Apply(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Apply(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Applied != 0 || res.Duplicates != len(in) {
+		t.Errorf("again: applied %d duplicates %d, want 0 and %d", res.Applied, res.Duplicates, len(in))
+	}
+	if r := s.Retries(); r != (Retries{Repeats: 1}) {
+		t.Errorf("retries %+v, want one repeat", r)
+	}
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(ctx, &rm); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name != "pophub.store.retries" {
+				continue
+			}
+			for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+				cause, _ := dp.Attributes.Value("cause")
+				got[cause.AsString()] = dp.Value
+			}
+		}
+	}
+	if want := map[string]int64{"repeat": 1, "deadlock": 0, "serialization": 0, "unique": 0}; !maps.Equal(got, want) {
+		t.Errorf("pophub.store.retries %v, want %v", got, want)
 	}
 }
 
