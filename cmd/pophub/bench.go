@@ -238,7 +238,21 @@ func timeIngest(ctx context.Context, log *slog.Logger, cfg Config, n int) (float
 	if err := waitConsumed(ctx, m, int64(n), 10*time.Minute); err != nil {
 		return 0, err
 	}
-	return float64(int64(n)-first) / time.Since(start).Seconds(), nil
+	rate := float64(int64(n)-first) / time.Since(start).Seconds()
+	warnConflicts(log, m)
+	return rate, nil
+}
+
+// warnConflicts says when batches of the PostgreSQL store got in each
+// other's way during a run: every such retry costs time the figures show.
+func warnConflicts(log *slog.Logger, m *Main) {
+	ps, ok := m.Store.(*postgres.Store)
+	if !ok {
+		return
+	}
+	if r := ps.Retries(); r.Deadlocks+r.Serialization+r.Unique > 0 {
+		log.Warn("store batches retried after conflicts", "deadlocks", r.Deadlocks, "serialization", r.Serialization, "unique", r.Unique)
+	}
 }
 
 func waitConsumed(ctx context.Context, m *Main, n int64, limit time.Duration) error {
@@ -348,6 +362,7 @@ func measureLatency(ctx context.Context, log *slog.Logger, cfg Config, brokerAdd
 		case <-ticker.C:
 		}
 	}
+	defer warnConflicts(log, m)
 	if err := waitConsumed(ctx, m, int64(already+len(msgs)), 5*time.Minute); err != nil {
 		return err
 	}
