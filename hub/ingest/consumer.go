@@ -225,14 +225,23 @@ func New(cfg Config, store Applier) (*Consumer, error) {
 	c := &Consumer{cfg: cfg, store: store, counts: Counts{Rejected: map[string]int64{}, BySource: map[schemas.Source]int64{},
 		Sources: map[schemas.Source]SourceCounts{}}}
 	c.reader = kafka.NewReader(kafka.ReaderConfig{
-		Brokers:       cfg.Brokers,
-		Dialer:        dialer(cfg.SASL, cfg.TLS),
-		GroupID:       cfg.GroupID,
-		GroupTopics:   cfg.Topics,
-		StartOffset:   kafka.FirstOffset,
-		MinBytes:      1,
-		MaxBytes:      16 << 20,
-		MaxWait:       250 * time.Millisecond,
+		Brokers:     cfg.Brokers,
+		Dialer:      dialer(cfg.SASL, cfg.TLS),
+		GroupID:     cfg.GroupID,
+		GroupTopics: cfg.Topics,
+		StartOffset: kafka.FirstOffset,
+		MinBytes:    1,
+		MaxBytes:    16 << 20,
+		// kafka-go waits MaxWait for the first bytes of each fetch
+		// response, not only for records to arrive: a broker that takes
+		// longer to start answering (a large fetch while it catches up
+		// from disk, a pause) made the reader drop the connection and ask
+		// again, for ever, at the same offset. With MinBytes 1 the broker
+		// answers as soon as a record is there, so a longer MaxWait does
+		// not delay records; it bounds how long an idle partition's
+		// fetch, and so a rebalance or Close, waits. It stays well below
+		// the rebalance timeout.
+		MaxWait:       2 * time.Second,
 		QueueCapacity: cfg.MaxBatch * 2,
 		// Offsets are handed to the reader only after the store committed
 		// the batch; the reader sends them to the broker every 100ms and on
