@@ -166,7 +166,12 @@ func TestCrash(t *testing.T) {
 					if err == nil && n >= target {
 						break
 					}
-					time.Sleep(10 * time.Millisecond)
+					if time.Since(restarted) > 3*time.Minute {
+						cmd.Process.Kill()
+						cmd.Wait()
+						t.Fatalf("restart %d: the hub committed %d of %d records in 3 minutes, want %d (committed at restart %d; err %v)", kill, n, total, target, done, err)
+					}
+					time.Sleep(100 * time.Millisecond)
 				}
 				if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 					t.Fatal(err)
@@ -198,7 +203,7 @@ func TestCrash(t *testing.T) {
 				if time.Now().After(deadline) {
 					t.Fatalf("the hub did not finish: %d of %d committed", n, total)
 				}
-				time.Sleep(20 * time.Millisecond)
+				time.Sleep(100 * time.Millisecond)
 			}
 			var st hub.Store
 			pending := int64(-1)
