@@ -56,7 +56,7 @@ func BenchmarkConsume(b *testing.B) {
 		b.StopTimer()
 		for range b.N {
 			r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{k.Addr()}, GroupID: "raw-" + time.Now().String(), GroupTopics: schemas.Topics(),
-				StartOffset: kafka.FirstOffset, MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 250 * time.Millisecond, QueueCapacity: 4000, CommitInterval: 100 * time.Millisecond})
+				StartOffset: kafka.FirstOffset, MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 2 * time.Second, QueueCapacity: 4000, CommitInterval: 100 * time.Millisecond})
 			batch := make([]kafka.Message, 0, 2000)
 			for i := 0; i < len(msgs); i++ {
 				m, err := r.FetchMessage(ctx)
