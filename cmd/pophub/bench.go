@@ -362,10 +362,10 @@ func measureLatency(ctx context.Context, log *slog.Logger, cfg Config, brokerAdd
 		case <-ticker.C:
 		}
 	}
-	defer warnConflicts(log, m)
 	if err := waitConsumed(ctx, m, int64(already+len(msgs)), 5*time.Minute); err != nil {
 		return err
 	}
+	warnConflicts(log, m)
 	time.Sleep(time.Second) // let the last notifications arrive
 	mu.Lock()
 	defer mu.Unlock()

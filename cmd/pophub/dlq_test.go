@@ -149,8 +149,9 @@ func TestDashboardMetricsExported(t *testing.T) {
 
 	// Series of the PostgreSQL store, on a hub that has one.
 	pg := startHub(t, "postgres")
-	produceAll(t, pg.Brokers(), scenario(t))
-	waitCaughtUp(t, pg, len(scenario(t)))
+	pgMsgs := scenario(t)
+	produceAll(t, pg.Brokers(), pgMsgs)
+	waitCaughtUp(t, pg, len(pgMsgs))
 	pgBody := get(pg)
 	for _, name := range want["hub-postgres"] {
 		if !hasSeries(pgBody, name) {

@@ -42,28 +42,27 @@ type retryCounters struct {
 	repeats, deadlocks, serialization, unique atomic.Int64
 }
 
+func (r *retryCounters) snapshot() Retries {
+	return Retries{Repeats: r.repeats.Load(), Deadlocks: r.deadlocks.Load(), Serialization: r.serialization.Load(), Unique: r.unique.Load()}
+}
+
 // register exports the counts as pophub.store.retries{cause}.
 func (r *retryCounters) register(m metric.Meter) (metric.Registration, error) {
-	c, err := m.Int64ObservableCounter("pophub.store.retries", metric.WithUnit("{batch}"),
+	counter, err := m.Int64ObservableCounter("pophub.store.retries", metric.WithUnit("{batch}"),
 		metric.WithDescription("Store batch attempts made again, by cause: repeat (the batch held events applied before), deadlock, serialization, unique."))
 	if err != nil {
 		return nil, fmt.Errorf("creating retry counter: %w", err)
 	}
-	causes := []struct {
-		n    *atomic.Int64
-		attr metric.ObserveOption
-	}{
-		{&r.repeats, metric.WithAttributes(attribute.String("cause", "repeat"))},
-		{&r.deadlocks, metric.WithAttributes(attribute.String("cause", "deadlock"))},
-		{&r.serialization, metric.WithAttributes(attribute.String("cause", "serialization"))},
-		{&r.unique, metric.WithAttributes(attribute.String("cause", "unique"))},
-	}
 	reg, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-		for _, c2 := range causes {
-			o.ObserveInt64(c, c2.n.Load(), c2.attr)
+		n := r.snapshot()
+		for _, c := range []struct {
+			cause string
+			n     int64
+		}{{"repeat", n.Repeats}, {"deadlock", n.Deadlocks}, {"serialization", n.Serialization}, {"unique", n.Unique}} {
+			o.ObserveInt64(counter, c.n, metric.WithAttributes(attribute.String("cause", c.cause)))
 		}
 		return nil
-	}, c)
+	}, counter)
 	if err != nil {
 		return nil, fmt.Errorf("registering retry counter: %w", err)
 	}
@@ -71,10 +70,7 @@ func (r *retryCounters) register(m metric.Meter) (metric.Registration, error) {
 }
 
 // Retries returns the retry counts since the store opened.
-func (s *Store) Retries() Retries {
-	r := &s.retries
-	return Retries{Repeats: r.repeats.Load(), Deadlocks: r.deadlocks.Load(), Serialization: r.serialization.Load(), Unique: r.unique.Load()}
-}
+func (s *Store) Retries() Retries { return s.retries.snapshot() }
 
 // Apply implements hub.Store: one transaction per batch, retried as a whole
 // when it holds an event applied before or hits a deadlock or
