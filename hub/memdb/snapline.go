@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strconv"
 
+	"github.com/pophub/pophub/hub/merge"
 	"github.com/pophub/pophub/schemas"
 )
 
@@ -86,6 +87,26 @@ func appendOptString(b []byte, key, s string) []byte {
 	b = append(b, key...)
 	b = append(b, '"', ':')
 	return schemas.AppendJSONString(b, s)
+}
+
+// appendPersonLines appends the snapshot line of a person.
+func appendPersonLines(b []byte, p *person) ([]byte, error) {
+	st, err := merge.Marshal(p.State)
+	if err != nil {
+		return b, err
+	}
+	if out, ok := appendPersonLine(b, p.Key, st); ok {
+		return out, nil
+	}
+	return encodeLineStd(b, snapshotLine{Kind: "p", Key: p.Key, State: st})
+}
+
+// historyLine appends the snapshot line of a history row.
+func historyLine(b []byte, h *historyRow) ([]byte, error) {
+	if out, ok := appendHistoryLine(b, h); ok {
+		return out, nil
+	}
+	return encodeLineStd(b, snapshotLine{Kind: "h", Key: h.Key, Source: h.Source, EventID: h.EventID, Change: &h.Change})
 }
 
 // encodeLineStd is the encoding/json form of a snapshot line, the

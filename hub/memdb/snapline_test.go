@@ -16,26 +16,19 @@ import (
 func TestSnapshotLinesMatchEncodingJSON(t *testing.T) {
 	s := open(t, "")
 	apply(t, s, storetest.Population(t, 60, 5), 50)
-	txn := s.db.Txn(false)
 	var persons, histories int
-	for _, table := range []string{"persons", "history"} {
-		it, err := txn.Get(table, "id")
-		if err != nil {
-			t.Fatal(err)
-		}
-		for raw := it.Next(); raw != nil; raw = it.Next() {
-			switch o := raw.(type) {
-			case *person:
-				st, err := merge.Marshal(o.State)
-				if err != nil {
-					t.Fatal(err)
-				}
-				checkPersonLine(t, o.Key, st)
-				persons++
-			case *historyRow:
-				checkHistoryLine(t, o)
-				histories++
+	for _, raw := range snapshotRows(t, s) {
+		switch o := raw.(type) {
+		case *person:
+			st, err := merge.Marshal(o.State)
+			if err != nil {
+				t.Fatal(err)
 			}
+			checkPersonLine(t, o.Key, st)
+			persons++
+		case *historyRow:
+			checkHistoryLine(t, o)
+			histories++
 		}
 	}
 	if persons < 60 || histories < persons {
@@ -98,19 +91,31 @@ func checkHistoryLine(t *testing.T, h *historyRow) {
 	}
 }
 
+// snapshotRows lists what a snapshot writes as person and history lines:
+// each person, then their history rows.
+func snapshotRows(tb testing.TB, s *Store) []any {
+	tb.Helper()
+	it, err := s.db.Txn(false).Get("persons", "id")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var rows []any
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		p := raw.(*person)
+		rows = append(rows, p)
+		for _, c := range p.History.oldestFirst() {
+			rows = append(rows, &historyRow{Key: p.Key, Source: string(c.Source), EventID: c.EventID, Change: c})
+		}
+	}
+	return rows
+}
+
 // BenchmarkSnapshotLines: writing a snapshot's person and history lines
 // by hand and through encoding/json.
 func BenchmarkSnapshotLines(b *testing.B) {
 	s := open(b, "")
 	apply(b, s, storetest.Population(b, 2000, 5), 500)
-	txn := s.db.Txn(false)
-	var rows []any
-	for _, table := range []string{"persons", "history"} {
-		it, _ := txn.Get(table, "id")
-		for raw := it.Next(); raw != nil; raw = it.Next() {
-			rows = append(rows, raw)
-		}
-	}
+	rows := snapshotRows(b, s)
 	for _, mode := range []string{"hand", "encoding-json"} {
 		b.Run(mode, func(b *testing.B) {
 			var line []byte

@@ -2,6 +2,7 @@ package memdb
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -11,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"time"
 
@@ -302,9 +304,7 @@ func (s *Store) replay(payload []byte) error {
 		if err != nil {
 			return err
 		}
-		txn.Commit()
-		s.counters.add(res.counters)
-		s.sinceSnap += res.Applied
+		s.commit(txn, res)
 		return nil
 	case framePublished:
 		n := int(r.u32())
@@ -400,7 +400,7 @@ func (s *Store) writeSnapshot(txn *memdb.Txn, walGen uint64) error {
 	}
 	err = enc.Encode(snapshotLine{Kind: "meta", Meta: &m, WALGen: walGen})
 	var line []byte // reused for every line
-	for _, table := range []string{"persons", "history", "outbox"} {
+	for _, table := range []string{"persons", "outbox"} {
 		it, ierr := txn.Get(table, "id")
 		if ierr != nil {
 			err = errors.Join(err, ierr)
@@ -408,25 +408,24 @@ func (s *Store) writeSnapshot(txn *memdb.Txn, walGen uint64) error {
 		}
 		for raw := it.Next(); raw != nil && err == nil; raw = it.Next() {
 			line = line[:0]
-			var ok bool
 			switch o := raw.(type) {
 			case *person:
-				var st []byte
-				if st, err = merge.Marshal(o.State); err != nil {
-					break
+				// A person's line, then their history, oldest first.
+				if line, err = appendPersonLines(line, o); err == nil {
+					_, err = out.Write(line)
 				}
-				if line, ok = appendPersonLine(line, o.Key, st); !ok {
-					line, err = encodeLineStd(line, snapshotLine{Kind: "p", Key: o.Key, State: st})
-				}
-			case *historyRow:
-				if line, ok = appendHistoryLine(line, o); !ok {
-					line, err = encodeLineStd(line, snapshotLine{Kind: "h", Key: o.Key, Source: o.Source, EventID: o.EventID, Change: &o.Change})
+				for _, c := range o.History.oldestFirst() {
+					if err != nil {
+						break
+					}
+					if line, err = historyLine(line[:0], &historyRow{Key: o.Key, Source: string(c.Source), EventID: c.EventID, Change: c}); err == nil {
+						_, err = out.Write(line)
+					}
 				}
 			case *outboxRow:
-				line, err = encodeLineStd(line, snapshotLine{Kind: "o", Outbox: o.Entries})
-			}
-			if err == nil {
-				_, err = out.Write(line)
+				if line, err = encodeLineStd(line, snapshotLine{Kind: "o", Outbox: o.Entries}); err == nil {
+					_, err = out.Write(line)
+				}
 			}
 		}
 	}
@@ -483,6 +482,11 @@ func (s *Store) loadSnapshot(path string) (uint64, error) {
 	txn := s.db.Txn(true)
 	defer txn.Abort()
 	acc := stats.Acc{}
+	// History lines name their person by key; snapshots written before
+	// history moved into the person list them after all persons, in event
+	// key order, so they are gathered and linked at the end.
+	persons := map[string]*person{}
+	history := map[string][]hub.Change{}
 	for {
 		var line snapshotLine
 		if err := dec.Decode(&line); errors.Is(err, io.EOF) {
@@ -500,10 +504,15 @@ func (s *Store) loadSnapshot(path string) (uint64, error) {
 			if err != nil {
 				return 0, fmt.Errorf("reading snapshot: %w", err)
 			}
-			table, obj = "persons", &person{Key: line.Key, State: st}
+			p := &person{Key: line.Key, State: st}
+			table, obj, persons[line.Key] = "persons", p, p
 			acc.Person(nil, st, s.cfg.Classify) // counters are derived, not stored
 		case "h":
-			table, obj = "history", &historyRow{Key: line.Key, Source: line.Source, EventID: line.EventID, Change: *line.Change}
+			if line.Change == nil {
+				return 0, errors.New("reading snapshot: history line without a change")
+			}
+			history[line.Key] = append(history[line.Key], *line.Change)
+			continue
 		case "o":
 			if len(line.Outbox) == 0 {
 				continue
@@ -514,6 +523,17 @@ func (s *Store) loadSnapshot(path string) (uint64, error) {
 		}
 		if err := txn.Insert(table, obj); err != nil {
 			return 0, fmt.Errorf("loading snapshot into %s: %w", table, err)
+		}
+	}
+	for key, changes := range history {
+		p := persons[key]
+		if p == nil {
+			return 0, fmt.Errorf("reading snapshot: history of a person the snapshot does not hold (%d changes)", len(changes))
+		}
+		slices.SortFunc(changes, func(a, b hub.Change) int { return cmp.Compare(a.Version, b.Version) })
+		for _, c := range changes {
+			p.History = &changeList{Change: c, Next: p.History}
+			s.events.addLocked(schemas.EventKey{Source: c.Source, ID: c.EventID})
 		}
 	}
 	txn.Commit()
