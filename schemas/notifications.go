@@ -93,19 +93,19 @@ type Notification struct {
 // one per changed section on its write path.
 func (n *Notification) AppendJSON(b []byte) []byte {
 	b = append(b, `{"change_id":`...)
-	b = strconv.AppendQuote(b, n.ChangeID)
+	b = appendJSONString(b, n.ChangeID)
 	b = append(b, `,"citizen_id":`...)
-	b = strconv.AppendQuote(b, string(n.CitizenID))
+	b = appendJSONString(b, string(n.CitizenID))
 	b = append(b, `,"version":`...)
 	b = strconv.AppendInt(b, n.Version, 10)
 	b = append(b, `,"section":`...)
-	b = strconv.AppendQuote(b, n.Section)
+	b = appendJSONString(b, n.Section)
 	b = append(b, `,"event_id":`...)
 	b = appendJSONString(b, n.EventID)
 	b = append(b, `,"event_type":`...)
-	b = strconv.AppendQuote(b, string(n.EventType))
+	b = appendJSONString(b, string(n.EventType))
 	b = append(b, `,"source":`...)
-	b = strconv.AppendQuote(b, string(n.Source))
+	b = appendJSONString(b, string(n.Source))
 	b = append(b, `,"time":"`...)
 	b = n.Time.AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","applied_at":"`...)
@@ -113,25 +113,26 @@ func (n *Notification) AppendJSON(b []byte) []byte {
 	b = append(b, '"')
 	if n.FromAddressCode != "" {
 		b = append(b, `,"from_address_code":`...)
-		b = strconv.AppendQuote(b, n.FromAddressCode)
+		b = appendJSONString(b, n.FromAddressCode)
 	}
 	if n.ToAddressCode != "" {
 		b = append(b, `,"to_address_code":`...)
-		b = strconv.AppendQuote(b, n.ToAddressCode)
+		b = appendJSONString(b, n.ToAddressCode)
 	}
 	if n.Reason != "" {
 		b = append(b, `,"reason":`...)
-		b = strconv.AppendQuote(b, n.Reason)
+		b = appendJSONString(b, n.Reason)
 	}
 	if n.DateOfDeath != "" {
 		b = append(b, `,"date_of_death":`...)
-		b = strconv.AppendQuote(b, n.DateOfDeath)
+		b = appendJSONString(b, n.DateOfDeath)
 	}
 	return append(b, '}')
 }
 
-// appendJSONString quotes s as JSON; event ids are free text from
-// departments, so they go through encoding/json unless plain ASCII.
+// appendJSONString quotes s as encoding/json does: event ids are free text
+// from departments, so anything but plain printable ASCII without
+// characters that encoding/json escapes goes through encoding/json.
 func appendJSONString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		c := s[i]

@@ -22,6 +22,8 @@ func TestNotificationAppendJSON(t *testing.T) {
 		{"death", Notification{ChangeID: "cd.death", CitizenID: "230102199001011237", Version: 9, Section: KindDeath,
 			EventID: "h-1", EventType: DeathCertified, Source: Health, Time: at, AppliedAt: at, DateOfDeath: "2026-02-28"}},
 		{"event id needing escapes", Notification{ChangeID: "x", EventID: "id \"quoted\" <b> 办理\n", Time: at, AppliedAt: at}},
+		{"every string needing escapes", Notification{ChangeID: "a<b", CitizenID: "x\"y", Section: "s&", EventType: "t\u2028",
+			Source: "src\\", FromAddressCode: "<", ToAddressCode: ">", Reason: "r\x01", DateOfDeath: "办理\xff", Time: at, AppliedAt: at}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -46,8 +46,14 @@ type mark struct {
 // "death"), so re-deriving it after a crash gives the same id and JetStream
 // drops the repeat by Nats-Msg-Id. It carries no citizen ID.
 func ChangeID(source schemas.Source, eventID, kind string) string {
+	return eventDigest(source, eventID) + "." + kind
+}
+
+// eventDigest is the part of an event's change ids that names the event,
+// computed once per event however many notifications it raises.
+func eventDigest(source schemas.Source, eventID string) string {
 	h := sha256.Sum256([]byte(string(source) + "\x00" + eventID))
-	return hex.EncodeToString(h[:12]) + "." + kind
+	return hex.EncodeToString(h[:12])
 }
 
 // Batch applies validated events to the loaded states. loaded maps a
@@ -208,27 +214,34 @@ func (out *Outcome) apply(st *State, in *hub.Input, now time.Time) {
 	base := schemas.Notification{CitizenID: st.ID, Version: st.Ver, EventID: ev.ID, EventType: ev.Type,
 		Source: ev.Source, Time: ev.Time, AppliedAt: now}
 	addr := st.AddressCode()
+	migration, _ := ev.Payload.(*schemas.HukouMigratedData)
+	died := !wasDeceased && st.Status() == hub.StatusDeceased
+	digest := ""
+	if len(changed) > 0 || migration != nil || died {
+		digest = eventDigest(ev.Source, ev.ID)
+	}
 	for _, sec := range changed {
 		n := base
 		n.Section = sec
-		out.notify(schemas.ChangedSubject(addr, schemas.Section(sec)), n, in.Trace, now)
+		out.notify(schemas.ChangedSubject(addr, schemas.Section(sec)), n, digest, in.Trace, now)
 	}
-	if d, ok := ev.Payload.(*schemas.HukouMigratedData); ok {
+	if d := migration; d != nil {
 		n := base
 		n.Section = schemas.KindMigration
 		n.FromAddressCode, n.ToAddressCode, n.Reason = d.FromAddressCode, d.ToAddressCode, d.Reason
-		out.notify(schemas.MigrationSubject(d.FromAddressCode, d.ToAddressCode), n, in.Trace, now)
+		out.notify(schemas.MigrationSubject(d.FromAddressCode, d.ToAddressCode), n, digest, in.Trace, now)
 	}
-	if !wasDeceased && st.Status() == hub.StatusDeceased {
+	if died {
 		n := base
 		n.Section = schemas.KindDeath
 		n.DateOfDeath = st.DateOfDeath()
-		out.notify(schemas.DeathSubject(addr), n, in.Trace, now)
+		out.notify(schemas.DeathSubject(addr), n, digest, in.Trace, now)
 	}
 }
 
-func (out *Outcome) notify(subject string, n schemas.Notification, trace map[string]string, now time.Time) {
-	n.ChangeID = ChangeID(n.Source, n.EventID, n.Section)
+// notify adds a notification; digest is eventDigest of its event.
+func (out *Outcome) notify(subject string, n schemas.Notification, digest string, trace map[string]string, now time.Time) {
+	n.ChangeID = digest + "." + n.Section
 	body := n.AppendJSON(make([]byte, 0, 320))
 	out.Outbox = append(out.Outbox, hub.OutboxEntry{Subject: subject, MsgID: n.ChangeID, Body: body, Trace: trace, CreatedAt: now})
 }
