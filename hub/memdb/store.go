@@ -192,14 +192,27 @@ func (s *Store) Apply(ctx context.Context, batch []hub.Input) (hub.ApplyResult, 
 	now := time.Now().UTC()
 	txn := s.db.Txn(true)
 	defer txn.Abort()
-	res, err := s.applyTxn(txn, batch, now)
+	l, err := s.lookup(txn, batch)
 	if err != nil {
 		return hub.ApplyResult{}, err
 	}
-	if s.wal != nil && res.Applied > 0 {
-		if err := s.wal.appendBatch(now, batch); err != nil {
-			return hub.ApplyResult{}, fmt.Errorf("writing log: %w", err)
+	// The log holds the batch's new events, not their merged result, so
+	// it is written and fsynced while they merge: the fsync's wait
+	// overlaps the batch's CPU work. Nothing becomes visible before both
+	// are done.
+	var logged chan error
+	if s.wal != nil && len(l.fresh) > 0 {
+		logged = make(chan error, 1)
+		go func(w *wal) { logged <- w.appendBatch(now, l.fresh) }(s.wal)
+	}
+	res, err := s.write(txn, l, now)
+	if logged != nil {
+		if lerr := <-logged; lerr != nil {
+			return hub.ApplyResult{}, fmt.Errorf("writing log: %w", lerr)
 		}
+	}
+	if err != nil {
+		return hub.ApplyResult{}, err
 	}
 	s.commit(txn, res)
 	if s.wal != nil && s.sinceSnap >= s.cfg.SnapshotEvery {
@@ -219,36 +232,79 @@ func (s *Store) commit(txn *memdb.Txn, res applied) {
 }
 
 // applyTxn applies a batch inside a write transaction; replay uses it too,
-// so that recovery takes exactly the same path. Callers hold s.mu, which
-// keeps s.events still while it is read here without its lock.
+// so that recovery takes the same path as Apply.
 func (s *Store) applyTxn(txn *memdb.Txn, batch []hub.Input, now time.Time) (applied, error) {
-	var res applied
-	fresh := make([]hub.Input, 0, len(batch))
-	loaded := make(map[citizenid.ID]*merge.State)
-	prev := make(map[citizenid.ID]*person)
+	l, err := s.lookup(txn, batch)
+	if err != nil {
+		return applied{}, err
+	}
+	return s.write(txn, l, now)
+}
+
+// looked is a batch split into events applied before and new ones, with
+// the stored persons the new ones name.
+type looked struct {
+	fresh      []hub.Input
+	duplicates int
+	loaded     map[citizenid.ID]*merge.State // nil state: a new person
+	prev       map[citizenid.ID]*person
+}
+
+// lookup finds the batch's events applied before and loads the persons of
+// the others. Callers hold s.mu, which keeps s.events still while it is
+// read here without its lock.
+func (s *Store) lookup(txn *memdb.Txn, batch []hub.Input) (looked, error) {
+	l := looked{fresh: make([]hub.Input, 0, len(batch)), loaded: make(map[citizenid.ID]*merge.State), prev: make(map[citizenid.ID]*person)}
 	for _, in := range batch {
 		if s.events.hasLocked(in.Event.Key()) {
-			res.Duplicates++
+			l.duplicates++
 			continue
 		}
-		fresh = append(fresh, in)
-		if _, ok := loaded[in.Event.Subject]; !ok {
+		l.fresh = append(l.fresh, in)
+		if _, ok := l.loaded[in.Event.Subject]; !ok {
 			p, err := txn.First("persons", "id", s.personKey(in.Event.Subject))
 			if err != nil {
-				return res, fmt.Errorf("loading person: %w", err)
+				return l, fmt.Errorf("loading person: %w", err)
 			}
 			if p != nil {
-				prev[in.Event.Subject] = p.(*person)
-				loaded[in.Event.Subject] = p.(*person).State
+				l.prev[in.Event.Subject] = p.(*person)
+				l.loaded[in.Event.Subject] = p.(*person).State
 			} else {
-				loaded[in.Event.Subject] = nil
+				l.loaded[in.Event.Subject] = nil
 			}
 		}
 	}
-	if len(fresh) == 0 {
+	return l, nil
+}
+
+// write merges the new events of a batch and writes the result into txn.
+func (s *Store) write(txn *memdb.Txn, l looked, now time.Time) (applied, error) {
+	res := applied{ApplyResult: hub.ApplyResult{Duplicates: l.duplicates}}
+	if len(l.fresh) == 0 {
 		return res, nil
 	}
-	out := merge.Batch(loaded, fresh, now)
+	loaded, prev := l.loaded, l.prev
+	out := merge.Batch(loaded, l.fresh, now)
+	// The counter deltas are pure and take a while: they are worked out
+	// beside the inserts.
+	counted := make(chan []stats.Delta, 1)
+	go func() {
+		acc := stats.Acc{}
+		for id, st := range out.States {
+			var before stats.Timeline
+			if old := loaded[id]; old != nil {
+				before = old
+			}
+			acc.Person(before, st, s.cfg.Classify)
+		}
+		counted <- acc.Deltas()
+	}()
+	received := false
+	defer func() {
+		if !received {
+			<-counted // an error: do not leave it running
+		}
+	}()
 	m, err := getMeta(txn)
 	if err != nil {
 		return res, err
@@ -282,20 +338,12 @@ func (s *Store) applyTxn(txn *memdb.Txn, batch []hub.Input, now time.Time) (appl
 			return res, fmt.Errorf("writing outbox: %w", err)
 		}
 	}
-	acc := stats.Acc{}
-	for id, st := range out.States {
-		var before stats.Timeline
-		if old := loaded[id]; old != nil {
-			before = old
-		}
-		acc.Person(before, st, s.cfg.Classify)
-	}
-	res.counters = acc.Deltas()
 	m.Changes += int64(len(out.History))
 	m.OutboxPending += int64(len(out.Outbox))
 	if err := txn.Insert("meta", &m); err != nil {
 		return res, fmt.Errorf("writing meta: %w", err)
 	}
+	res.counters, received = <-counted, true
 	res.Applied = out.Applied
 	res.Duplicates += out.Duplicates
 	res.Notifications = len(out.Outbox)
@@ -472,6 +520,9 @@ func (s *Store) Ping(ctx context.Context) error {
 	defer s.mu.Unlock()
 	if s.closed {
 		return errors.New("store closed")
+	}
+	if s.wal != nil && s.wal.err != nil {
+		return fmt.Errorf("write-ahead log failed, reopen the store: %w", s.wal.err)
 	}
 	return nil
 }

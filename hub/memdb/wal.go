@@ -47,6 +47,12 @@ type wal struct {
 	buf  []byte
 	keys *sealing.Keyring // seals frames when not nil
 	n    uint64           // frames written to this generation
+	// err is the first failed write or fsync. A failed write may leave
+	// part of a frame behind, and recovery stops at the first bad frame:
+	// a frame written after it would be acknowledged and then lost. So
+	// the log refuses every write after one fails, and the store stops
+	// taking batches until it is reopened.
+	err error
 }
 
 func walPath(dir string, gen uint64) string {
@@ -85,6 +91,17 @@ func openWAL(dir string, gen uint64, keys *sealing.Keyring) (*wal, error) {
 }
 
 func (w *wal) write(payload []byte, sync bool) error {
+	if w.err != nil {
+		return fmt.Errorf("log failed earlier, reopen the store: %w", w.err)
+	}
+	if err := w.writeFrame(payload, sync); err != nil {
+		w.err = err
+		return err
+	}
+	return nil
+}
+
+func (w *wal) writeFrame(payload []byte, sync bool) error {
 	if w.keys != nil {
 		payload = w.keys.Seal(payload, frameAD(w.gen, w.n))
 	}
