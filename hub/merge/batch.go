@@ -33,6 +33,16 @@ type Outcome struct {
 	// marks remember, per applied input, where its rows are, so that a
 	// parallel batch can be put back into input order.
 	marks []mark
+	// derived holds, per person, the sections as the last event of the
+	// batch left them: the "before" of the person's next event, which
+	// would otherwise be derived again. An event changes only the
+	// sections it affects, so the others stay valid.
+	derived map[*State]map[schemas.Section]any
+	// bodies is the shard's arena for notification bodies, which are
+	// many and small and never change once written.
+	bodies []byte
+	// appliedAt is now in the notifications' time format.
+	appliedAt []byte
 }
 
 type mark struct {
@@ -158,7 +168,8 @@ func fnv32(s string) uint32 {
 
 // batchShard applies distinct events in order.
 func batchShard(loaded map[citizenid.ID]*State, in []*hub.Input, now time.Time) Outcome {
-	out := Outcome{States: make(map[citizenid.ID]*State), History: make([]Entry, 0, len(in)), Outbox: make([]hub.OutboxEntry, 0, 2*len(in))}
+	out := Outcome{States: make(map[citizenid.ID]*State), History: make([]Entry, 0, len(in)), Outbox: make([]hub.OutboxEntry, 0, len(in)+len(in)/2),
+		derived: make(map[*State]map[schemas.Section]any), appliedAt: now.AppendFormat(nil, time.RFC3339Nano)}
 	for _, p := range in {
 		ev := &p.Event
 		st, ok := out.States[ev.Subject]
@@ -187,11 +198,23 @@ func (out *Outcome) apply(st *State, in *hub.Input, now time.Time) {
 	skip := func(sec schemas.Section) bool {
 		return (sec == schemas.SecStatus && !life) || (sec == schemas.SecAnomalies && !life && !first)
 	}
-	before := make([]any, len(secs))
-	for i, sec := range secs {
-		if !skip(sec) {
-			before[i] = st.section(sec)
+	derived := out.derived[st]
+	if derived == nil {
+		derived = make(map[schemas.Section]any, len(secs))
+		out.derived[st] = derived
+	}
+	var buf [4]any
+	before := buf[:0]
+	for _, sec := range secs {
+		var v any
+		if skip(sec) {
+			delete(derived, sec) // not derived after this event either
+		} else if d, ok := derived[sec]; ok {
+			v = d
+		} else {
+			v = st.section(sec)
 		}
+		before = append(before, v)
 	}
 	wasDeceased := st.Status() == hub.StatusDeceased
 
@@ -201,7 +224,12 @@ func (out *Outcome) apply(st *State, in *hub.Input, now time.Time) {
 
 	changed := []string{}
 	for i, sec := range secs {
-		if !skip(sec) && !reflect.DeepEqual(before[i], st.section(sec)) {
+		if skip(sec) {
+			continue
+		}
+		after := st.section(sec)
+		derived[sec] = after
+		if !reflect.DeepEqual(before[i], after) {
 			changed = append(changed, string(sec))
 		}
 	}
@@ -213,6 +241,8 @@ func (out *Outcome) apply(st *State, in *hub.Input, now time.Time) {
 
 	base := schemas.Notification{CitizenID: st.ID, Version: st.Ver, EventID: ev.ID, EventType: ev.Type,
 		Source: ev.Source, Time: ev.Time, AppliedAt: now}
+	var timeBuf [40]byte
+	timeText := ev.Time.AppendFormat(timeBuf[:0], time.RFC3339Nano)
 	addr := st.AddressCode()
 	migration, _ := ev.Payload.(*schemas.HukouMigratedData)
 	died := !wasDeceased && st.Status() == hub.StatusDeceased
@@ -223,25 +253,31 @@ func (out *Outcome) apply(st *State, in *hub.Input, now time.Time) {
 	for _, sec := range changed {
 		n := base
 		n.Section = sec
-		out.notify(schemas.ChangedSubject(addr, schemas.Section(sec)), n, digest, in.Trace, now)
+		out.notify(schemas.ChangedSubject(addr, schemas.Section(sec)), n, digest, timeText, in.Trace, now)
 	}
 	if d := migration; d != nil {
 		n := base
 		n.Section = schemas.KindMigration
 		n.FromAddressCode, n.ToAddressCode, n.Reason = d.FromAddressCode, d.ToAddressCode, d.Reason
-		out.notify(schemas.MigrationSubject(d.FromAddressCode, d.ToAddressCode), n, digest, in.Trace, now)
+		out.notify(schemas.MigrationSubject(d.FromAddressCode, d.ToAddressCode), n, digest, timeText, in.Trace, now)
 	}
 	if died {
 		n := base
 		n.Section = schemas.KindDeath
 		n.DateOfDeath = st.DateOfDeath()
-		out.notify(schemas.DeathSubject(addr), n, digest, in.Trace, now)
+		out.notify(schemas.DeathSubject(addr), n, digest, timeText, in.Trace, now)
 	}
 }
 
-// notify adds a notification; digest is eventDigest of its event.
-func (out *Outcome) notify(subject string, n schemas.Notification, digest string, trace map[string]string, now time.Time) {
+// notify adds a notification; digest is eventDigest of its event and
+// timeText its time as notifications write it.
+func (out *Outcome) notify(subject string, n schemas.Notification, digest string, timeText []byte, trace map[string]string, now time.Time) {
 	n.ChangeID = digest + "." + n.Section
-	body := n.AppendJSON(make([]byte, 0, 320))
+	if cap(out.bodies)-len(out.bodies) < 1024 {
+		out.bodies = make([]byte, 0, 64<<10)
+	}
+	start := len(out.bodies)
+	out.bodies = n.AppendJSONTimes(out.bodies, timeText, out.appliedAt)
+	body := out.bodies[start:len(out.bodies):len(out.bodies)]
 	out.Outbox = append(out.Outbox, hub.OutboxEntry{Subject: subject, MsgID: n.ChangeID, Body: body, Trace: trace, CreatedAt: now})
 }
