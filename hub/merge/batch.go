@@ -3,7 +3,6 @@ package merge
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"reflect"
 	"runtime"
 	"sync"
 	"time"
@@ -229,7 +228,7 @@ func (out *Outcome) apply(st *State, in *hub.Input, now time.Time) {
 		}
 		after := st.section(sec)
 		derived[sec] = after
-		if !reflect.DeepEqual(before[i], after) {
+		if !sectionEqual(before[i], after) {
 			changed = append(changed, string(sec))
 		}
 	}
