@@ -61,8 +61,12 @@ func ChangeID(source schemas.Source, eventID, kind string) string {
 // eventDigest is the part of an event's change ids that names the event,
 // computed once per event however many notifications it raises.
 func eventDigest(source schemas.Source, eventID string) string {
-	h := sha256.Sum256([]byte(string(source) + "\x00" + eventID))
-	return hex.EncodeToString(h[:12])
+	var buf [128]byte
+	b := append(append(append(buf[:0], source...), 0), eventID...)
+	h := sha256.Sum256(b)
+	var out [24]byte
+	hex.Encode(out[:], h[:12])
+	return string(out[:])
 }
 
 // Batch applies validated events to the loaded states. loaded maps a

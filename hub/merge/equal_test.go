@@ -2,7 +2,10 @@ package merge
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/pophub/pophub/adapters/synth"
@@ -78,5 +81,29 @@ func TestSectionEqualIsDeepEqual(t *testing.T) {
 	}
 	if pairs < 10000 || equal == 0 || equal == pairs {
 		t.Fatalf("%d pairs compared, %d equal: the population does not exercise both answers", pairs, equal)
+	}
+}
+
+// TestChangeIDStable: change ids are the Nats-Msg-Id of notifications, so
+// a re-publish after a restart or an upgrade must derive the same ones.
+func TestChangeIDStable(t *testing.T) {
+	tests := []struct {
+		source        schemas.Source
+		id, kind, out string
+	}{
+		{schemas.Housing, "h-1", "housing", "b8377fd399e7693f3b2b8a1a.housing"},
+		{schemas.PublicSecurity, "ps-2026-000123", schemas.KindMigration, "45e79c2becb169b3aefad818.migration"},
+		{schemas.Health, "事件-1", schemas.KindDeath, "e8a194b8f6f1981b37c54321.death"},
+		// An id longer than the digest's stack buffer.
+		{schemas.Tax, strings.Repeat("x", 200), "tax", "%"},
+	}
+	for _, tc := range tests {
+		if tc.out == "%" {
+			h := sha256.Sum256([]byte(string(tc.source) + "\x00" + tc.id))
+			tc.out = hex.EncodeToString(h[:12]) + "." + tc.kind
+		}
+		if got := ChangeID(tc.source, tc.id, tc.kind); got != tc.out {
+			t.Errorf("ChangeID(%s, %s, %s) = %s, want %s", tc.source, tc.id, tc.kind, got, tc.out)
+		}
 	}
 }
