@@ -6,8 +6,8 @@
 // replaying the log through the same pure merge rules rebuilds the exact
 // state (the merge is deterministic given the batch's timestamp). Periodic
 // snapshots bound the replay. After kill -9 nothing that Apply acknowledged
-// is lost, and a re-delivered event is a duplicate because its history row
-// survived.
+// is lost, and a re-delivered event is a duplicate because its history
+// survived (the set of applied event keys is rebuilt from it).
 //
 // With keys (Config.Keys) the log and snapshots are sealed and persons are
 // keyed by a keyed hash of the ID; see sealed.go.
