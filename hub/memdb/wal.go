@@ -42,11 +42,14 @@ const (
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 type wal struct {
-	f    *os.File
-	gen  uint64
-	buf  []byte
-	keys *sealing.Keyring // seals frames when not nil
-	n    uint64           // frames written to this generation
+	f   *os.File
+	gen uint64
+	buf []byte
+	// frame is reused for every frame: a batch's frame is about a
+	// megabyte, and a fresh one per batch cost page faults and GC work.
+	frame []byte
+	keys  *sealing.Keyring // seals frames when not nil
+	n     uint64           // frames written to this generation
 	// err is the first failed write or fsync. A failed write may leave
 	// part of a frame behind, and recovery stops at the first bad frame:
 	// a frame written after it would be acknowledged and then lost. So
@@ -106,10 +109,10 @@ func (w *wal) writeFrame(payload []byte, sync bool) error {
 		payload = w.keys.Seal(payload, frameAD(w.gen, w.n))
 	}
 	w.n++
-	frame := make([]byte, 8, 8+len(payload))
-	binary.LittleEndian.PutUint32(frame[0:4], uint32(len(payload)))
-	binary.LittleEndian.PutUint32(frame[4:8], crc32.Checksum(payload, crcTable))
+	frame := binary.LittleEndian.AppendUint32(w.frame[:0], uint32(len(payload)))
+	frame = binary.LittleEndian.AppendUint32(frame, crc32.Checksum(payload, crcTable))
 	frame = append(frame, payload...)
+	w.frame = frame
 	if _, err := w.f.Write(frame); err != nil {
 		return err
 	}

@@ -29,7 +29,7 @@ type Outcome struct {
 	Applied    int
 	Duplicates int
 
-	// marks remember, per applied input, where its rows are, so that a
+	// marks remember, per input in order, where its rows are, so that a
 	// parallel batch can be put back into input order.
 	marks []mark
 	// derived holds, per person, the sections as the last event of the
@@ -45,7 +45,6 @@ type Outcome struct {
 }
 
 type mark struct {
-	in           *hub.Input
 	history      int
 	outbox, upto int
 }
@@ -118,9 +117,11 @@ const parallelMin = 512
 // machine with another number of cores must number them the same.
 func batchParallel(loaded map[citizenid.ID]*State, in []*hub.Input, now time.Time, shards int) Outcome {
 	parts := make([][]*hub.Input, shards)
-	for _, p := range in {
+	index := make([][]int, shards) // of each part's inputs in in
+	for i, p := range in {
 		h := fnv32(string(p.Event.Subject)) % uint32(shards)
 		parts[h] = append(parts[h], p)
+		index[h] = append(index[h], i)
 	}
 	outs := make([]Outcome, shards)
 	var wg sync.WaitGroup
@@ -136,23 +137,22 @@ func batchParallel(loaded map[citizenid.ID]*State, in []*hub.Input, now time.Tim
 		shard int
 		m     mark
 	}
-	at := make(map[*hub.Input]where, len(in))
+	at := make([]where, len(in)) // batchShard marks every input, in order
 	out := Outcome{States: make(map[citizenid.ID]*State, len(in)), History: make([]Entry, 0, len(in))}
+	outboxLen := 0
 	for i, o := range outs {
 		for k, v := range o.States {
 			out.States[k] = v
 		}
-		for _, m := range o.marks {
-			at[m.in] = where{i, m}
+		for j, m := range o.marks {
+			at[index[i][j]] = where{i, m}
 		}
 		out.Applied += o.Applied
 		out.Duplicates += o.Duplicates
+		outboxLen += len(o.Outbox)
 	}
-	for _, p := range in {
-		w, ok := at[p]
-		if !ok {
-			continue
-		}
+	out.Outbox = make([]hub.OutboxEntry, 0, outboxLen)
+	for _, w := range at {
 		o := outs[w.shard]
 		out.History = append(out.History, o.History[w.m.history])
 		out.Outbox = append(out.Outbox, o.Outbox[w.m.outbox:w.m.upto]...)
@@ -186,7 +186,7 @@ func batchShard(loaded map[citizenid.ID]*State, in []*hub.Input, now time.Time) 
 		}
 		h, o := len(out.History), len(out.Outbox)
 		out.apply(st, p, now)
-		out.marks = append(out.marks, mark{in: p, history: h, outbox: o, upto: len(out.Outbox)})
+		out.marks = append(out.marks, mark{history: h, outbox: o, upto: len(out.Outbox)})
 	}
 	return out
 }

@@ -95,9 +95,10 @@ func (a Acc) Registrations(before, after []hub.Interval, urban Classify) {
 		if urban(k.code) {
 			c = Urban
 		}
+		b := bucketsOf(k.day)
 		for _, l := range Levels {
 			if l <= len(k.code) {
-				a.add(k.code[:l], c, k.day, n)
+				a.addBuckets(k.code[:l], c, b, n)
 			}
 		}
 	}
@@ -108,19 +109,26 @@ func (a Acc) Registrations(before, after []hub.Interval, urban Classify) {
 // counted at the city (4 and 6 digits) and its province.
 func (a Acc) Permits(before, after []hub.Interval) {
 	for k, n := range diff(before, after) {
+		b := bucketsOf(k.day)
 		for _, l := range []int{2, 4, 6} {
 			if l <= len(k.code) {
-				a.add(k.code[:l], Permit, k.day, n)
+				a.addBuckets(k.code[:l], Permit, b, n)
 			}
 		}
 	}
 }
 
-func (a Acc) add(region string, c Class, day string, n int64) {
+// bucketsOf names the year, month and day buckets of a YYYY-MM-DD day,
+// once for all the regions it is counted in.
+func bucketsOf(day string) [3]string {
 	y, m, d := day[0:4], day[5:7], day[8:10]
-	a[Key{region, c, "Y" + y}] += n
-	a[Key{region, c, "M" + y + m}] += n
-	a[Key{region, c, "D" + y + m + d}] += n
+	return [3]string{"Y" + y, "M" + y + m, "D" + y + m + d}
+}
+
+func (a Acc) addBuckets(region string, c Class, b [3]string, n int64) {
+	for _, bucket := range b {
+		a[Key{region, c, bucket}] += n
+	}
 }
 
 // Deltas lists the nonzero deltas in key order, the order in which a
