@@ -1,7 +1,6 @@
 package schemas
 
 import (
-	"encoding/json"
 	"strconv"
 	"time"
 
@@ -101,19 +100,19 @@ func (n *Notification) AppendJSON(b []byte) []byte {
 // notifications.
 func (n *Notification) AppendJSONTimes(b []byte, timeText, appliedText []byte) []byte {
 	b = append(b, `{"change_id":`...)
-	b = appendJSONString(b, n.ChangeID)
+	b = appendQuoted(b, n.ChangeID)
 	b = append(b, `,"citizen_id":`...)
-	b = appendJSONString(b, string(n.CitizenID))
+	b = appendQuoted(b, string(n.CitizenID))
 	b = append(b, `,"version":`...)
 	b = strconv.AppendInt(b, n.Version, 10)
 	b = append(b, `,"section":`...)
-	b = appendJSONString(b, n.Section)
+	b = appendQuoted(b, n.Section)
 	b = append(b, `,"event_id":`...)
-	b = appendJSONString(b, n.EventID)
+	b = appendQuoted(b, n.EventID)
 	b = append(b, `,"event_type":`...)
-	b = appendJSONString(b, string(n.EventType))
+	b = appendQuoted(b, string(n.EventType))
 	b = append(b, `,"source":`...)
-	b = appendJSONString(b, string(n.Source))
+	b = appendQuoted(b, string(n.Source))
 	b = append(b, `,"time":"`...)
 	b = append(b, timeText...)
 	b = append(b, `","applied_at":"`...)
@@ -121,35 +120,19 @@ func (n *Notification) AppendJSONTimes(b []byte, timeText, appliedText []byte) [
 	b = append(b, '"')
 	if n.FromAddressCode != "" {
 		b = append(b, `,"from_address_code":`...)
-		b = appendJSONString(b, n.FromAddressCode)
+		b = appendQuoted(b, n.FromAddressCode)
 	}
 	if n.ToAddressCode != "" {
 		b = append(b, `,"to_address_code":`...)
-		b = appendJSONString(b, n.ToAddressCode)
+		b = appendQuoted(b, n.ToAddressCode)
 	}
 	if n.Reason != "" {
 		b = append(b, `,"reason":`...)
-		b = appendJSONString(b, n.Reason)
+		b = appendQuoted(b, n.Reason)
 	}
 	if n.DateOfDeath != "" {
 		b = append(b, `,"date_of_death":`...)
-		b = appendJSONString(b, n.DateOfDeath)
+		b = appendQuoted(b, n.DateOfDeath)
 	}
 	return append(b, '}')
-}
-
-// appendJSONString quotes s as encoding/json does: event ids are free text
-// from departments, so anything but plain printable ASCII without
-// characters that encoding/json escapes goes through encoding/json.
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s)
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }
