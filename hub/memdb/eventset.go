@@ -54,5 +54,5 @@ func (e *eventSet) commit(txn *memdb.Txn, keys []schemas.EventKey) {
 	}
 }
 
-// addLocked adds keys while the store loads, before it is shared.
+// addLocked adds a key while the store loads, before it is shared.
 func (e *eventSet) addLocked(k schemas.EventKey) { e.keys[k] = struct{}{} }

@@ -89,8 +89,8 @@ func appendOptString(b []byte, key, s string) []byte {
 	return schemas.AppendJSONString(b, s)
 }
 
-// appendPersonLines appends the snapshot line of a person.
-func appendPersonLines(b []byte, p *person) ([]byte, error) {
+// personLine appends the snapshot line of a person.
+func personLine(b []byte, p *person) ([]byte, error) {
 	st, err := merge.Marshal(p.State)
 	if err != nil {
 		return b, err

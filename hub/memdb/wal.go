@@ -431,7 +431,7 @@ func (s *Store) writeSnapshot(txn *memdb.Txn, walGen uint64) error {
 			switch o := raw.(type) {
 			case *person:
 				// A person's line, then their history, oldest first.
-				if line, err = appendPersonLines(line, o); err == nil {
+				if line, err = personLine(line, o); err == nil {
 					_, err = out.Write(line)
 				}
 				for _, c := range o.History.oldestFirst() {
