@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/pophub/pophub/hub/tlsconf"
+	"github.com/pophub/pophub/internal/tlshttp"
 )
 
 // caFlag is the --ca flag every command that talks to a hub shares: a CA
@@ -51,7 +52,5 @@ func newHTTPClient(tc *tls.Config, timeout time.Duration) *http.Client {
 	if tc == nil {
 		return &http.Client{Timeout: timeout}
 	}
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.TLSClientConfig = tc
-	return &http.Client{Timeout: timeout, Transport: t}
+	return &http.Client{Timeout: timeout, Transport: tlshttp.Transport(tc)}
 }

@@ -58,6 +58,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/pophub/pophub/internal/tlshttp"
 	"github.com/pophub/pophub/schemas"
 )
 
@@ -317,7 +318,7 @@ func (c *Config) setDefaults() {
 		if b.Client == nil {
 			b.Client = &http.Client{Timeout: 60 * time.Second}
 			if c.TLS != nil {
-				b.Client.Transport = httpTransport(c.TLS)
+				b.Client.Transport = tlshttp.Transport(c.TLS)
 			}
 		}
 		if len(b.Regions) == 0 {
@@ -435,12 +436,4 @@ func outermost(codes []string) []string {
 		}
 	}
 	return out
-}
-
-// httpTransport is net/http's default transport with tc's roots and
-// settings.
-func httpTransport(tc *tls.Config) *http.Transport {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.TLSClientConfig = tc
-	return t
 }

@@ -23,6 +23,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/pophub/pophub/internal/tlshttp"
 )
 
 // Levels of the division codes, by code length.
@@ -85,7 +87,7 @@ func (c *Config) setDefaults() {
 	if c.HTTP == nil {
 		c.HTTP = &http.Client{Timeout: 30 * time.Second}
 		if c.TLS != nil {
-			c.HTTP.Transport = httpTransport(c.TLS)
+			c.HTTP.Transport = tlshttp.Transport(c.TLS)
 		}
 	}
 }
@@ -271,12 +273,4 @@ func WriteJSON(w io.Writer, rep Report) error {
 		return fmt.Errorf("writing JSON: %w", err)
 	}
 	return nil
-}
-
-// httpTransport is net/http's default transport with tc's roots and
-// settings.
-func httpTransport(tc *tls.Config) *http.Transport {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.TLSClientConfig = tc
-	return t
 }
