@@ -211,7 +211,9 @@ func httpGet(ctx context.Context, hc *http.Client, url string) error {
 func kafkaMetadata(ctx context.Context, brokers []string, tc *tls.Config) error {
 	cl := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 5 * time.Second}
 	if tc != nil {
-		cl.Transport = &kafka.Transport{TLS: tc, DialTimeout: 5 * time.Second}
+		tr := &kafka.Transport{TLS: tc, DialTimeout: 5 * time.Second}
+		defer tr.CloseIdleConnections()
+		cl.Transport = tr
 	}
 	_, err := cl.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{schemas.DLQTopic}})
 	return err
