@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -502,33 +501,6 @@ func (s *Store) writeHistory(ctx context.Context, tx pgx.Tx, history []merge.Ent
 	}
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"history"}, historyColumns, pgx.CopyFromRows(rows)); err != nil {
 		return fmt.Errorf("writing history: %w", err)
-	}
-	return nil
-}
-
-var outboxColumns = []string{"subject", "msg_id", "body", "trace", "created_at"}
-
-func (s *Store) writeOutbox(ctx context.Context, tx pgx.Tx, entries []hub.OutboxEntry) error {
-	if len(entries) == 0 {
-		return nil
-	}
-	rows := make([][]any, len(entries))
-	for i := range entries {
-		e := &entries[i]
-		var trace []byte
-		if len(e.Trace) > 0 {
-			b, err := json.Marshal(e.Trace)
-			if err != nil {
-				return fmt.Errorf("encoding trace context: %w", err)
-			}
-			trace = b
-		}
-		rows[i] = []any{e.Subject, e.MsgID, s.seal.sealBody(e.MsgID, e.Body), trace, e.CreatedAt}
-	}
-	// COPY keeps the rows' order, so the identity column numbers them in
-	// merge's order.
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"outbox"}, outboxColumns, pgx.CopyFromRows(rows)); err != nil {
-		return fmt.Errorf("writing outbox: %w", err)
 	}
 	return nil
 }

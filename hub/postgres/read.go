@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -84,67 +83,13 @@ func (s *Store) History(ctx context.Context, id citizenid.ID) ([]hub.Change, err
 	return out, nil
 }
 
-// PendingOutbox implements hub.Store. Sequence numbers are taken when rows
-// are written, not when they commit, so a batch committing late may add
-// entries below ones already returned; the relay therefore always reads
-// from after = 0.
-func (s *Store) PendingOutbox(ctx context.Context, after int64, limit int) ([]hub.OutboxEntry, error) {
-	if limit <= 0 {
-		return nil, nil
-	}
-	rows, err := s.pool.Query(ctx, `SELECT seq, subject, msg_id, body, trace, created_at FROM outbox
-		WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit)
-	if err != nil {
-		return nil, fmt.Errorf("reading outbox: %w", err)
-	}
-	defer rows.Close()
-	var out []hub.OutboxEntry
-	for rows.Next() {
-		var e hub.OutboxEntry
-		var trace []byte
-		if err := rows.Scan(&e.Seq, &e.Subject, &e.MsgID, &e.Body, &trace, &e.CreatedAt); err != nil {
-			return nil, fmt.Errorf("reading outbox: %w", err)
-		}
-		if len(trace) > 0 {
-			if err := json.Unmarshal(trace, &e.Trace); err != nil {
-				return nil, fmt.Errorf("reading outbox trace context: %w", err)
-			}
-		}
-		var err error
-		if e.Body, err = s.seal.openBody(e.MsgID, e.Body); err != nil {
-			return nil, fmt.Errorf("reading outbox: %w", err)
-		}
-		e.CreatedAt = e.CreatedAt.UTC()
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reading outbox: %w", err)
-	}
-	return out, nil
-}
-
-// MarkPublished implements hub.Store. Published entries are deleted rather
-// than marked: a delete only sets the row's xmax, where an update writes a
-// new version of the row and of its index entries, and nothing reads a
-// published entry again (the relay keeps what it may need to republish in
-// memory).
-func (s *Store) MarkPublished(ctx context.Context, seqs []int64) error {
-	if len(seqs) == 0 {
-		return nil
-	}
-	if _, err := s.pool.Exec(ctx, "DELETE FROM outbox WHERE seq = ANY($1)", seqs); err != nil {
-		return fmt.Errorf("marking outbox entries published: %w", err)
-	}
-	return nil
-}
-
 // Stats implements hub.Store. It counts rows, which takes time on large
 // tables: it is meant for status pages and reconciliation, not for every
 // request.
 func (s *Store) Stats(ctx context.Context) (hub.StoreStats, error) {
 	var st hub.StoreStats
 	err := s.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM persons), (SELECT count(*) FROM history),
-		(SELECT count(*) FROM outbox)`).Scan(&st.Persons, &st.Changes, &st.OutboxPending)
+		(SELECT coalesce(sum(size - cardinality(published)), 0) FROM outbox_batches)`).Scan(&st.Persons, &st.Changes, &st.OutboxPending)
 	if err != nil {
 		return st, fmt.Errorf("reading store totals: %w", err)
 	}

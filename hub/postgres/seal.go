@@ -19,9 +19,9 @@ import (
 // reads. With a keyring, person_key is the keyed hash of the ID and the
 // three columns that hold IDs and names are sealed: persons.state and
 // history.data bound to their person key (and history's version), so that
-// a blob copied to another person's row does not open, and outbox.body
-// bound to its msg_id. Without one (the zero value) everything is stored
-// in clear as before. The address code, status, event metadata, outbox
+// a blob copied to another person's row does not open, and the outbox's
+// lists of notifications (outbox.go). Without one (the zero value)
+// everything is stored in clear as before. The address code, status, event metadata, outbox
 // subjects and the statistics counters stay clear: queries and the
 // region walk need them, and they name no one.
 type sealer struct{ k *sealing.Keyring }
@@ -74,13 +74,30 @@ func (z sealer) openHistory(key string, version int64, b []byte) ([]byte, error)
 	return raw, nil
 }
 
-func (z sealer) sealBody(msgID string, body []byte) []byte {
+// outboxAD is what a sealed outbox list is bound to. Lists are not bound
+// to their rows: one moved to another row would only change the order in
+// which its notifications are published.
+var outboxAD = []byte("outbox_batches")
+
+func (z sealer) sealOutbox(list []byte) []byte {
 	if z.k == nil {
-		return body
+		return list
 	}
-	return z.k.Seal(body, []byte(msgID))
+	return z.k.Seal(list, outboxAD)
 }
 
+func (z sealer) openOutbox(b []byte) ([]byte, error) {
+	if z.k == nil {
+		return b, nil
+	}
+	raw, err := z.k.Open(b, outboxAD)
+	if err != nil {
+		return nil, fmt.Errorf("opening stored notifications: %w", err)
+	}
+	return raw, nil
+}
+
+// openBody opens a body of a legacy outbox list (outboxLegacy).
 func (z sealer) openBody(msgID string, b []byte) ([]byte, error) {
 	if z.k == nil {
 		return b, nil
@@ -121,8 +138,9 @@ func checkSealing(ctx context.Context, pool *pgxpool.Pool, k *sealing.Keyring) e
 }
 
 // Reseal re-encrypts, with the newest data key, the sealed values written
-// with older ones, batch rows at a time, each batch in a short
-// transaction of its own; it returns how many values it changed. It is
+// with older ones, batch rows at a time (outbox rows, which hold a batch's
+// notifications each, one at a time), each in a short transaction of its
+// own; it returns how many values it changed. It is
 // meant to run while the hub runs: persons are locked in key order as
 // Apply locks them, so the two wait for each other but cannot deadlock,
 // and their versions do not change, so caches stay valid. Every instance
@@ -244,44 +262,36 @@ func (s *Store) Reseal(ctx context.Context, batch int, progress func(table strin
 		report("history", n)
 	}
 
-	// Outbox rows not yet published; rows the relay is deleting are
-	// skipped, they are about to go.
-	afterSeq := int64(0)
+	// Outbox batch rows not yet published, one per transaction (a row
+	// holds a batch's notifications). A row the relay is marking is waited
+	// for (a short transaction); one it deletes meanwhile is passed over.
+	// Rows moved from the old outbox table are rewritten in the current
+	// format.
+	afterBatch := int64(0)
 	for {
 		var n int
 		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-			rows, err := tx.Query(ctx, `SELECT seq, msg_id, body FROM outbox
-				WHERE seq > $1 AND substring(body from 2 for 4) < $2
-				ORDER BY seq LIMIT $3 FOR UPDATE SKIP LOCKED`, afterSeq, newest, batch)
+			var b int64
+			var format int16
+			var value []byte
+			err := tx.QueryRow(ctx, `SELECT batch, format, entries FROM outbox_batches
+				WHERE batch > $1 AND (format <> $2 OR substring(entries from 2 for 4) < $3)
+				ORDER BY batch LIMIT 1 FOR UPDATE`, afterBatch, outboxS2, newest).Scan(&b, &format, &value)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return nil
+			}
 			if err != nil {
 				return err
 			}
-			var seqs []int64
-			var blobs [][]byte
-			for rows.Next() {
-				var seq int64
-				var id string
-				var b []byte
-				if err := rows.Scan(&seq, &id, &b); err != nil {
-					rows.Close()
-					return err
-				}
-				raw, err := s.seal.k.Open(b, []byte(id))
-				if err != nil {
-					rows.Close()
-					return fmt.Errorf("opening notification: %w", err)
-				}
-				seqs, blobs = append(seqs, seq), append(blobs, s.seal.k.Seal(raw, []byte(id)))
+			entries, err := s.seal.decodeOutbox(format, value)
+			if err != nil {
+				return fmt.Errorf("batch row %d: %w", b, err)
 			}
-			if err := rows.Err(); err != nil {
-				return err
+			if value, err = s.seal.encodeOutbox(entries); err != nil {
+				return fmt.Errorf("batch row %d: %w", b, err)
 			}
-			if n = len(seqs); n == 0 {
-				return nil
-			}
-			afterSeq = seqs[n-1]
-			_, err = tx.Exec(ctx, `UPDATE outbox o SET body = u.b FROM unnest($1::bigint[], $2::bytea[]) AS u(s, b)
-				WHERE o.seq = u.s`, seqs, blobs)
+			afterBatch, n = b, len(entries)
+			_, err = tx.Exec(ctx, `UPDATE outbox_batches SET format = $2, entries = $3 WHERE batch = $1`, b, outboxS2, value)
 			return err
 		})
 		if err != nil {

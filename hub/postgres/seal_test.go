@@ -79,7 +79,7 @@ func oldVersionRows(t testing.TB, s *Store) int {
 	err := s.pool.QueryRow(context.Background(), `SELECT
 		(SELECT count(*) FROM persons WHERE substring(state from 2 for 4) <> $1) +
 		(SELECT count(*) FROM history WHERE substring(data from 2 for 4) <> $1) +
-		(SELECT count(*) FROM outbox WHERE substring(body from 2 for 4) <> $1)`, newest).Scan(&n)
+		(SELECT coalesce(sum(size), 0) FROM outbox_batches WHERE format <> $2 OR substring(entries from 2 for 4) <> $1)`, newest, outboxS2).Scan(&n)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,8 +6,9 @@
 // key order, which inserts a placeholder row for each new person and locks
 // the stored ones, then reads the merge state of every stored person whose
 // state is not already in this process's cache at the locked version; (2)
-// merges in memory (hub/merge); (3) writes the history and outbox rows
-// with COPY while the new states are encoded on another core; (4) writes
+// merges in memory (hub/merge); (3) writes the history rows with COPY and
+// the batch's notifications as one compressed outbox row (outbox.go) while
+// the new states are encoded on another core; (4) writes
 // the persons with one UPDATE from unnest arrays; and commits. The
 // (source, event id) unique key on history is the idempotency key: a batch
 // holding an event applied before fails on it and is retried with an

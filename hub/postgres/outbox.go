@@ -1,0 +1,322 @@
+package postgres
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/klauspost/compress/s2"
+
+	"github.com/pophub/pophub/hub"
+)
+
+// The outbox keeps one row per applied batch (migration 0006): the
+// batch's notifications as one list, in merge order. Notification i of
+// batch row b has the sequence number b<<entryBits | i.
+const (
+	entryBits  = 20
+	maxEntries = 1 << entryBits // notifications per row
+)
+
+// Formats of outbox_batches.entries.
+const (
+	// outboxLegacy is a list moved from the old one-row-per-notification
+	// table: uncompressed, each body as it was stored there (sealed on its
+	// own, bound to its msg_id, when the schema is sealed).
+	outboxLegacy = 0
+	// outboxS2 is the list S2-compressed, sealed as a whole when the
+	// schema is sealed.
+	outboxS2 = 1
+)
+
+// appendList appends entries as a list: for each, its subject, msg_id,
+// body and trace context (JSON, empty for none), each a 4-byte big-endian
+// length and the bytes (what the migration builds with int4send).
+func appendList(dst []byte, entries []hub.OutboxEntry) ([]byte, error) {
+	for i := range entries {
+		e := &entries[i]
+		var trace []byte
+		if len(e.Trace) > 0 {
+			var err error
+			if trace, err = json.Marshal(e.Trace); err != nil {
+				return nil, fmt.Errorf("encoding trace context: %w", err)
+			}
+		}
+		dst = appendField(dst, e.Subject)
+		dst = appendField(dst, e.MsgID)
+		dst = appendField(dst, e.Body)
+		dst = appendField(dst, trace)
+	}
+	return dst, nil
+}
+
+func appendField[T string | []byte](dst []byte, f T) []byte {
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(f)))
+	return append(dst, f...)
+}
+
+// parseList reads a list that appendList wrote. Bodies share b's memory.
+func parseList(b []byte) ([]hub.OutboxEntry, error) {
+	var out []hub.OutboxEntry
+	next := func() ([]byte, error) {
+		if len(b) < 4 {
+			return nil, errors.New("truncated length")
+		}
+		n := binary.BigEndian.Uint32(b)
+		if uint64(n) > uint64(len(b)-4) {
+			return nil, errors.New("truncated field")
+		}
+		f := b[4 : 4+n : 4+n]
+		b = b[4+n:]
+		return f, nil
+	}
+	for len(b) > 0 {
+		var fields [4][]byte
+		for i := range fields {
+			f, err := next()
+			if err != nil {
+				return nil, fmt.Errorf("notification %d: %w", len(out), err)
+			}
+			fields[i] = f
+		}
+		e := hub.OutboxEntry{Subject: string(fields[0]), MsgID: string(fields[1]), Body: fields[2]}
+		if len(fields[3]) > 0 {
+			if err := json.Unmarshal(fields[3], &e.Trace); err != nil {
+				return nil, fmt.Errorf("notification %s: trace context: %w", e.MsgID, err)
+			}
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// encodeOutbox is the outboxS2 value of entries.
+func (z sealer) encodeOutbox(entries []hub.OutboxEntry) ([]byte, error) {
+	list, err := appendList(nil, entries)
+	if err != nil {
+		return nil, err
+	}
+	return z.sealOutbox(s2.Encode(nil, list)), nil
+}
+
+// decodeOutbox reads an entries value of either format; the entries
+// come without Seq and CreatedAt.
+func (z sealer) decodeOutbox(format int16, b []byte) ([]hub.OutboxEntry, error) {
+	switch format {
+	case outboxS2:
+		sealed, err := z.openOutbox(b)
+		if err != nil {
+			return nil, err
+		}
+		list, err := s2.Decode(nil, sealed)
+		if err != nil {
+			return nil, fmt.Errorf("decompressing notifications: %w", err)
+		}
+		return parseList(list)
+	case outboxLegacy:
+		entries, err := parseList(b)
+		if err != nil {
+			return nil, err
+		}
+		for i := range entries {
+			if entries[i].Body, err = z.openBody(entries[i].MsgID, entries[i].Body); err != nil {
+				return nil, err
+			}
+		}
+		return entries, nil
+	}
+	return nil, fmt.Errorf("unknown format %d", format)
+}
+
+// writeOutbox adds the batch's notifications as one row (more only past
+// maxEntries), numbered from the outbox_batch_seq sequence.
+func (s *Store) writeOutbox(ctx context.Context, tx pgx.Tx, entries []hub.OutboxEntry) error {
+	for len(entries) > 0 {
+		part := entries[:min(len(entries), maxEntries)]
+		entries = entries[len(part):]
+		value, err := s.seal.encodeOutbox(part)
+		if err != nil {
+			return fmt.Errorf("writing outbox: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO outbox_batches (batch, size, format, entries, created_at)
+			VALUES (nextval('outbox_batch_seq'), $1, $2, $3, $4)`, len(part), outboxS2, value, part[0].CreatedAt); err != nil {
+			return fmt.Errorf("writing outbox: %w", err)
+		}
+	}
+	return nil
+}
+
+// PendingOutbox implements hub.Store. Batch rows are numbered when they
+// are written, not when they commit, so a batch committing late may add
+// entries below ones already returned; the relay therefore always reads
+// from after = 0. It reads the rows' sizes first, then the lists of only
+// the rows that hold the next limit entries.
+func (s *Store) PendingOutbox(ctx context.Context, after int64, limit int) ([]hub.OutboxEntry, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	after = max(after, 0)
+	rows, err := s.pool.Query(ctx, `SELECT batch, size, published FROM outbox_batches
+		WHERE batch >= $1 ORDER BY batch LIMIT $2`, after>>entryBits, limit+1)
+	if err != nil {
+		return nil, fmt.Errorf("reading outbox: %w", err)
+	}
+	var need []int64
+	pending := 0
+	for rows.Next() && pending < limit {
+		var batch int64
+		var size int
+		var published []int32
+		if err := rows.Scan(&batch, &size, &published); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("reading outbox: %w", err)
+		}
+		n := size - len(published)
+		if first := batch << entryBits; first <= after {
+			// The row after points into: only its entries past after.
+			done := publishedSet(published, size)
+			n = 0
+			for i := int(after-first) + 1; i < size; i++ {
+				if !done[i] {
+					n++
+				}
+			}
+		}
+		if n > 0 {
+			need = append(need, batch)
+			pending += n
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading outbox: %w", err)
+	}
+	if len(need) == 0 {
+		return nil, nil
+	}
+
+	rows, err = s.pool.Query(ctx, `SELECT batch, format, entries, created_at, published
+		FROM outbox_batches WHERE batch = ANY($1) ORDER BY batch`, need)
+	if err != nil {
+		return nil, fmt.Errorf("reading outbox: %w", err)
+	}
+	defer rows.Close()
+	out := make([]hub.OutboxEntry, 0, min(pending, limit))
+	for rows.Next() && len(out) < limit {
+		var (
+			batch     int64
+			format    int16
+			value     []byte
+			createdAt time.Time
+			published []int32
+		)
+		if err := rows.Scan(&batch, &format, &value, &createdAt, &published); err != nil {
+			return nil, fmt.Errorf("reading outbox: %w", err)
+		}
+		entries, err := s.seal.decodeOutbox(format, value)
+		if err != nil {
+			return nil, fmt.Errorf("reading outbox batch row %d: %w", batch, err)
+		}
+		done := publishedSet(published, len(entries))
+		for i := range entries {
+			seq := batch<<entryBits | int64(i)
+			if seq <= after || done[i] {
+				continue
+			}
+			e := entries[i]
+			e.Seq, e.CreatedAt = seq, createdAt.UTC()
+			out = append(out, e)
+			if len(out) == limit {
+				break
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading outbox: %w", err)
+	}
+	return out, nil
+}
+
+// MarkPublished implements hub.Store. It adds the entries to their batch
+// rows' published lists and deletes the rows whose entries have all been
+// published, under row locks so that two relays marking one row do not
+// lose each other's marks.
+func (s *Store) MarkPublished(ctx context.Context, seqs []int64) error {
+	marks := map[int64][]int32{}
+	for _, seq := range seqs {
+		if seq > 0 {
+			b := seq >> entryBits
+			marks[b] = append(marks[b], int32(seq&(maxEntries-1)))
+		}
+	}
+	if len(marks) == 0 {
+		return nil
+	}
+	batches := make([]int64, 0, len(marks))
+	for b := range marks {
+		batches = append(batches, b)
+	}
+	slices.Sort(batches)
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT batch, size, published FROM outbox_batches
+			WHERE batch = ANY($1) ORDER BY batch FOR UPDATE`, batches)
+		if err != nil {
+			return err
+		}
+		var finished []int64
+		var updates pgx.Batch
+		for rows.Next() {
+			var batch int64
+			var size int32
+			var published []int32
+			if err := rows.Scan(&batch, &size, &published); err != nil {
+				rows.Close()
+				return err
+			}
+			done := publishedSet(published, int(size))
+			for _, i := range marks[batch] {
+				if i < size && !done[i] {
+					done[i] = true
+					published = append(published, i)
+				}
+			}
+			if int32(len(published)) >= size {
+				finished = append(finished, batch)
+				continue
+			}
+			slices.Sort(published)
+			updates.Queue(`UPDATE outbox_batches SET published = $2 WHERE batch = $1`, batch, published)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(finished) > 0 {
+			updates.Queue(`DELETE FROM outbox_batches WHERE batch = ANY($1)`, finished)
+		}
+		if updates.Len() == 0 {
+			return nil
+		}
+		return tx.SendBatch(ctx, &updates).Close()
+	})
+	if err != nil {
+		return fmt.Errorf("marking outbox entries published: %w", err)
+	}
+	return nil
+}
+
+// publishedSet marks the published indexes below size.
+func publishedSet(published []int32, size int) []bool {
+	done := make([]bool, size)
+	for _, i := range published {
+		if i >= 0 && int(i) < size {
+			done[i] = true
+		}
+	}
+	return done
+}
