@@ -143,3 +143,106 @@ func BenchmarkSnapshotLines(b *testing.B) {
 		})
 	}
 }
+
+// TestOutboxLinesMatchEncodingJSON: the hand-written outbox lines are byte
+// for byte what encoding/json writes, for a store's pending notifications
+// and for awkward ones; a time it cannot write goes to encoding/json.
+func TestOutboxLinesMatchEncodingJSON(t *testing.T) {
+	s := open(t, "")
+	apply(t, s, storetest.Population(t, 60, 5), 50)
+	it, err := s.db.Txn(false).Get("outbox", "id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := 0
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		checkOutboxLine(t, raw.(*outboxRow).Entries)
+		rows++
+	}
+	if rows < 2 {
+		t.Fatalf("compared %d outbox rows; the population has more", rows)
+	}
+
+	at := time.Date(2024, 3, 1, 8, 0, 0, 123456789, time.FixedZone("CST", 8*3600))
+	base := hub.OutboxEntry{Seq: 7, Subject: "pop.death.23.2301.230102", MsgID: "c-1", Body: []byte(`{"a":"<b>"}`),
+		Trace: map[string]string{"traceparent": "00-1-2-01", "tracestate": "a=b"}, CreatedAt: at}
+	tests := []struct {
+		name     string
+		mutate   func(*hub.OutboxEntry)
+		fallback bool
+	}{
+		{"plain", func(*hub.OutboxEntry) {}, false},
+		{"no body", func(e *hub.OutboxEntry) { e.Body = nil }, false},
+		{"empty body", func(e *hub.OutboxEntry) { e.Body = []byte{} }, false},
+		{"no trace", func(e *hub.OutboxEntry) { e.Trace = nil }, false},
+		{"empty trace", func(e *hub.OutboxEntry) { e.Trace = map[string]string{} }, false},
+		{"HTML, quotes and invalid UTF-8", func(e *hub.OutboxEntry) {
+			e.Subject, e.MsgID = `a<b>&"c"\`+"\u2028", "x\xffy"
+			e.Trace = map[string]string{"<k>": "&v", "a\xff": "\u2029"}
+		}, false},
+		{"zero time", func(e *hub.OutboxEntry) { e.CreatedAt = time.Time{} }, false},
+		{"zone with seconds", func(e *hub.OutboxEntry) { e.CreatedAt = at.In(time.FixedZone("LMT", 8*3600+5)) }, true},
+		{"year 10000", func(e *hub.OutboxEntry) { e.CreatedAt = at.AddDate(8000, 0, 0) }, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := base
+			tc.mutate(&e)
+			entries := []hub.OutboxEntry{base, e}
+			if _, ok := appendOutboxLine(nil, entries); ok == tc.fallback {
+				t.Fatalf("handled = %v, want %v", ok, !tc.fallback)
+			}
+			if !tc.fallback {
+				checkOutboxLine(t, entries)
+			}
+			// What the snapshot writes: the same bytes, or the same error.
+			got, err := outboxLine([]byte("x"), entries)
+			want, wantErr := encodeLineStd([]byte("x"), snapshotLine{Kind: "o", Outbox: entries})
+			if (err == nil) != (wantErr == nil) || (err == nil && string(got) != string(want)) {
+				t.Fatalf("outboxLine: %v (encoding/json: %v)\n got %s\nwant %s", err, wantErr, got, want)
+			}
+		})
+	}
+	checkOutboxLine(t, nil)
+}
+
+func checkOutboxLine(t *testing.T, entries []hub.OutboxEntry) {
+	t.Helper()
+	got, ok := appendOutboxLine(nil, entries)
+	want, err := encodeLineStd(nil, snapshotLine{Kind: "o", Outbox: entries})
+	if !ok || err != nil || string(got) != string(want) {
+		t.Fatalf("outbox line (handled %v, %v):\n got %s\nwant %s", ok, err, got, want)
+	}
+}
+
+// BenchmarkSnapshotOutboxLines: writing the pending notifications' lines
+// by hand and through encoding/json.
+func BenchmarkSnapshotOutboxLines(b *testing.B) {
+	s := open(b, "")
+	apply(b, s, storetest.Population(b, 2000, 5), 500)
+	it, err := s.db.Txn(false).Get("outbox", "id")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var rows [][]hub.OutboxEntry
+	n := 0
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		rows = append(rows, raw.(*outboxRow).Entries)
+		n += len(raw.(*outboxRow).Entries)
+	}
+	for _, mode := range []string{"hand", "encoding-json"} {
+		b.Run(mode, func(b *testing.B) {
+			var line []byte
+			for b.Loop() {
+				for _, entries := range rows {
+					if mode == "hand" {
+						line, _ = appendOutboxLine(line[:0], entries)
+					} else {
+						line, _ = encodeLineStd(line[:0], snapshotLine{Kind: "o", Outbox: entries})
+					}
+				}
+			}
+			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "notifications/s")
+		})
+	}
+}

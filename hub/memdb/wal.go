@@ -443,7 +443,7 @@ func (s *Store) writeSnapshot(txn *memdb.Txn, walGen uint64) error {
 					}
 				}
 			case *outboxRow:
-				if line, err = encodeLineStd(line, snapshotLine{Kind: "o", Outbox: o.Entries}); err == nil {
+				if line, err = outboxLine(line, o.Entries); err == nil {
 					_, err = out.Write(line)
 				}
 			}
