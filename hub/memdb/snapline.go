@@ -14,11 +14,12 @@ import (
 // Persons and history rows are nearly all of a snapshot, and writing them
 // through encoding/json (reflection, and compacting every raw state and
 // event body once more) cost about a sixth of the hub's CPU while a
-// snapshot ran; the notifications still waiting for the relay, which
-// encoding/json writes through reflection and a buffer copied twice, cost
-// most of a snapshot's CPU after that. The appenders below write the same bytes json.Encoder
-// writes for their snapshotLine (TestSnapshotLinesMatchEncodingJSON) and
-// hand anything they do not handle to it.
+// snapshot ran; after that, the notifications still waiting for the
+// relay (reflection, base64 and a buffer copied twice) cost most of a
+// snapshot's CPU. The appenders below write the same bytes encoding/json
+// writes for their snapshotLine (TestSnapshotLinesMatchEncodingJSON,
+// TestOutboxLinesMatchEncodingJSON) and hand anything they do not handle
+// to it.
 
 // appendPersonLine appends the snapshot line of a person with the given
 // encoded merge state; ok is false when state is not compact JSON.

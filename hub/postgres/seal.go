@@ -21,8 +21,8 @@ import (
 // history.data bound to their person key (and history's version), so that
 // a blob copied to another person's row does not open, and the outbox's
 // lists of notifications (outbox.go). Without one (the zero value)
-// everything is stored in clear as before. The address code, status, event metadata, outbox
-// subjects and the statistics counters stay clear: queries and the
+// everything is stored in clear as before. The address code, status,
+// event metadata and the statistics counters stay clear: queries and the
 // region walk need them, and they name no one.
 type sealer struct{ k *sealing.Keyring }
 
@@ -140,13 +140,14 @@ func checkSealing(ctx context.Context, pool *pgxpool.Pool, k *sealing.Keyring) e
 // Reseal re-encrypts, with the newest data key, the sealed values written
 // with older ones, batch rows at a time (outbox rows, which hold a batch's
 // notifications each, one at a time), each in a short transaction of its
-// own; it returns how many values it changed. It is
-// meant to run while the hub runs: persons are locked in key order as
-// Apply locks them, so the two wait for each other but cannot deadlock,
-// and their versions do not change, so caches stay valid. Every instance
-// must run with the new key file before Reseal starts, or one still on
-// the old key keeps writing old-version rows. progress, if not nil, is
-// called after every batch with the table and the running total.
+// own; it returns how many values it changed (an outbox row counts its
+// notifications). It is meant to run while the hub runs: persons are
+// locked in key order as Apply locks them, so the two wait for each other
+// but cannot deadlock, and their versions do not change, so caches stay
+// valid. Every instance must run with the new key file before Reseal
+// starts, or one still on the old key keeps writing old-version rows.
+// progress, if not nil, is called after every batch with the table and
+// the running total.
 func (s *Store) Reseal(ctx context.Context, batch int, progress func(table string, n int64)) (int64, error) {
 	if s.seal.k == nil {
 		return 0, errors.New("resealing: the store has no keys")
