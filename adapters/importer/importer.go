@@ -332,7 +332,10 @@ type validated struct {
 }
 
 // validate is the first pass: every line mapped and decoded as the hub
-// will, on all cores; the valid events go to the spool in line order.
+// will; the valid events go to the spool in line order. Three stages
+// overlap, a chunk of lines apart: reading the file (CSV parsing and
+// GBK decoding are not cheap), mapping and decoding on all cores, and the
+// bookkeeping in line order (duplicate ids, rejects, spool).
 func validate(ctx context.Context, cfg *Config, rep *Report, spool io.Writer) (*validated, error) {
 	src, p, err := open(cfg)
 	if err != nil {
@@ -346,21 +349,29 @@ func validate(ctx context.Context, cfg *Config, rep *Report, spool io.Writer) (*
 	prog := startProgress(cfg, "validating", total)
 	defer prog.finish()
 
+	// The stages stop when this returns, before the file is closed.
+	ctx, cancel := context.WithCancel(ctx)
+	var stages sync.WaitGroup
+	defer func() {
+		cancel()
+		stages.Wait()
+	}()
+	read := make(chan *chunk, 2)
+	done := make(chan *chunk, 2)
+	stages.Go(func() { readChunks(ctx, src, read) })
+	now := cfg.now()
+	stages.Go(func() { mapChunks(ctx, p, cfg.Source, now, read, done) })
+
 	sw := bufio.NewWriterSize(spool, 1<<20)
 	seen := map[string]int{} // event id → first line
-	const chunk = 2048
-	rows := make([]row, 0, chunk)
-	results := make([]mapped, chunk)
 	rejected := map[int]row{}
-	now := cfg.now()
-	flush := func() error {
-		parallel(len(rows), func(lo, hi int) {
-			for i := lo; i < hi; i++ {
-				results[i] = mapOne(p, cfg.Source, rows[i], now)
-			}
-		})
-		for i := range rows {
-			m := &results[i]
+	for c := range done {
+		rep.Read += len(c.rows)
+		if c.err != nil {
+			return nil, fmt.Errorf("validating %s: %w", cfg.File, c.err)
+		}
+		for i := range c.rows {
+			m := &c.results[i]
 			if m.rej == nil {
 				if first, dup := seen[m.id]; dup {
 					m.rej = &Reject{Line: m.line, Reason: ReasonDuplicateID, Field: "id",
@@ -371,36 +382,22 @@ func validate(ctx context.Context, cfg *Config, rep *Report, spool io.Writer) (*
 			}
 			if m.rej != nil {
 				rep.Rejects = append(rep.Rejects, *m.rej)
-				rejected[m.line] = rows[i]
+				rejected[m.line] = c.rows[i]
 				continue
 			}
 			rep.Valid++
 			rep.Upgraded += m.upgraded
 			if err := writeSpool(sw, m); err != nil {
-				return err
+				return nil, err
 			}
 		}
-		prog.set(src.consumed(), int64(rep.Read))
-		rows = rows[:0]
-		return ctx.Err()
-	}
-	for {
-		r, err := src.next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
+		prog.set(c.consumed, int64(rep.Read))
+		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("validating %s: %w", cfg.File, err)
 		}
-		rep.Read++
-		rows = append(rows, r)
-		if len(rows) == chunk {
-			if err := flush(); err != nil {
-				return nil, fmt.Errorf("validating %s: %w", cfg.File, err)
-			}
-		}
 	}
-	if err := flush(); err != nil {
+	if err := ctx.Err(); err != nil {
+		// The stages stopped early: done closed before the file's end.
 		return nil, fmt.Errorf("validating %s: %w", cfg.File, err)
 	}
 	if err := sw.Flush(); err != nil {
@@ -416,6 +413,74 @@ func validate(ctx context.Context, cfg *Config, rep *Report, spool io.Writer) (*
 		}
 	}
 	return v, nil
+}
+
+// chunk is a run of consecutive rows on its way through validate's
+// stages.
+type chunk struct {
+	rows     []row
+	results  []mapped // results[i] is rows[i] mapped
+	consumed int64    // the file's bytes read up to the chunk's end
+	err      error    // reading stopped after rows with this error
+}
+
+// chunkRows is how many rows travel together: enough to keep every core
+// mapping, few enough that the stages overlap on a small file.
+const chunkRows = 2048
+
+// readChunks sends the rows of src to out in chunks, in order, and closes
+// out after the last one, after a chunk with an error, or when ctx is
+// done.
+func readChunks(ctx context.Context, src rowSource, out chan<- *chunk) {
+	defer close(out)
+	for {
+		c := &chunk{rows: make([]row, 0, chunkRows)}
+		eof := false
+		for len(c.rows) < chunkRows {
+			r, err := src.next()
+			if err == io.EOF {
+				eof = true
+				break
+			}
+			if err != nil {
+				c.err = err
+				break
+			}
+			c.rows = append(c.rows, r)
+		}
+		c.consumed = src.consumed()
+		if len(c.rows) == 0 && c.err == nil {
+			return
+		}
+		select {
+		case out <- c:
+		case <-ctx.Done():
+			return
+		}
+		if eof || c.err != nil {
+			return
+		}
+	}
+}
+
+// mapChunks maps the rows of every chunk from in on all cores and passes
+// the chunk on to out, in order; it closes out when in is closed or ctx
+// is done.
+func mapChunks(ctx context.Context, p *plan, source schemas.Source, now time.Time, in <-chan *chunk, out chan<- *chunk) {
+	defer close(out)
+	for c := range in {
+		c.results = make([]mapped, len(c.rows))
+		parallel(len(c.rows), func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				c.results[i] = mapOne(p, source, c.rows[i], now)
+			}
+		})
+		select {
+		case out <- c:
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // open opens the file's row source and, for tables, binds the mapping to

@@ -179,12 +179,16 @@ func send(ctx context.Context, cfg *Config, rep *Report, spool io.ReadSeeker) er
 		}
 	}
 
-	toSend, maxSeen, err := pending(spool, ck.LinesAcked, seen, rep)
-	if err != nil {
-		return err
-	}
-	if _, err := spool.Seek(0, io.SeekStart); err != nil {
-		return fmt.Errorf("rewinding spool: %w", err)
+	// A fresh import sends every valid line; a resumed one first counts
+	// what is left.
+	toSend, maxSeen := rep.Valid, 0
+	if rep.Resumed {
+		if toSend, maxSeen, err = pending(spool, ck.LinesAcked, seen, rep); err != nil {
+			return err
+		}
+		if _, err := spool.Seek(0, io.SeekStart); err != nil {
+			return fmt.Errorf("rewinding spool: %w", err)
+		}
 	}
 	w := newWriter(cfg)
 	defer w.Close()
