@@ -8,15 +8,17 @@ import (
 
 // CheckEncoded judges an event the way Decode judges its encoding: in.Value
 // must be ev's encoding (Event.AppendJSON or Encode), and the result is the
-// error Decode(in) returns, or nil. A publisher that builds events from
-// typed payloads uses it to validate locally exactly as the hub will,
-// without parsing back the JSON it has just written: when the encoding is
-// known to read back as ev itself (a Payload of its type's struct, no raw
-// Data, text that is valid UTF-8, a time RFC 3339 writes exactly), the
-// envelope rules and the payload's validation run on ev directly, which
-// costs a fifth of a decode. Anything else is decoded.
+// error Decode(in) returns, or nil. A publisher or an importer that builds
+// events uses it to validate locally exactly as the hub will, without
+// parsing back the envelope it has just written: when the encoding is
+// known to read back as ev itself (text that is valid UTF-8, a time RFC
+// 3339 writes exactly), the envelope rules run on ev directly. A Payload of
+// its type's struct is then validated as it is, at a fifth of a decode;
+// raw Data, which the encoding carries verbatim, is read into its type's
+// struct as Decode reads it. Anything else is decoded.
 func CheckEncoded(ev *Event, in Input) error {
-	if !readsBackAsIs(ev, in.Value) {
+	typed := readsBackAsIs(ev, in.Value)
+	if !typed && !rawReadsBack(ev, in.Value) {
 		_, err := Decode(in)
 		return err
 	}
@@ -30,23 +32,34 @@ func CheckEncoded(ev *Event, in Input) error {
 		dataContentType: ev.DataContentType, hasDataContentType: true,
 		data: encodedObject,
 	}
+	if !typed {
+		a.data = ev.Data
+	}
 	if a.specVersion == "" {
 		a.specVersion = SpecVersion
 	}
 	if a.dataContentType == "" {
 		a.dataContentType = "application/json"
 	}
-	_, _, now, rej := checkEnvelope(in, &a)
+	_, spec, now, rej := checkEnvelope(in, &a)
 	if rej != nil {
 		return rej
 	}
-	if reflect.TypeOf(ev.Payload) != payloadTypes[ev.Type] {
+	data := ev.Payload
+	switch {
+	case typed && reflect.TypeOf(ev.Payload) != payloadTypes[ev.Type]:
 		// The hub reads the data into its type's struct, not this one.
 		_, err := Decode(in)
 		return err
+	case !typed:
+		data = spec.new()
+		if ds := (scanner{b: ev.Data}); !ds.data(data) {
+			_, err := Decode(in) // what the scanner leaves to encoding/json
+			return err
+		}
 	}
 	v := validator{now: now}
-	ev.Payload.validate(&v)
+	data.validate(&v)
 	if v.err != nil {
 		return v.err
 	}
@@ -66,18 +79,37 @@ func readsBackAsIs(ev *Event, value []byte) bool {
 	if p := reflect.ValueOf(ev.Payload); p.Kind() != reflect.Pointer || p.IsNil() {
 		return false
 	}
-	// RFC 3339 writes a four-digit year and an offset in whole minutes,
-	// within a day: anything else reads back as another time, or not at all.
-	if y := ev.Time.Year(); y < 0 || y > 9999 {
-		return false
-	}
-	if _, off := ev.Time.Zone(); off%60 != 0 || off <= -24*3600 || off >= 24*3600 {
-		return false
-	}
 	// The encoder writes invalid UTF-8 as U+FFFD, which reads back as
 	// another string. (A string holding a backslash and "ufffd" lands here
 	// too, and is simply decoded.)
-	return !bytes.Contains(value, []byte(`\ufffd`))
+	return timeReadsBack(ev.Time) && !bytes.Contains(value, []byte(`\ufffd`))
+}
+
+// rawReadsBack reports whether Decode of value, ev's encoding, would see
+// exactly ev's attributes, and ev.Data as the data attribute: the encoding
+// ends with it, as written when it is compact JSON.
+func rawReadsBack(ev *Event, value []byte) bool {
+	if ev.Data == nil || ev.Payload != nil || !timeReadsBack(ev.Time) {
+		return false
+	}
+	const key = `,"data":`
+	n := len(value) - 1 - len(ev.Data) // where the data attribute starts
+	if n < len(key) || value[len(value)-1] != '}' || !bytes.Equal(value[n:len(value)-1], ev.Data) ||
+		string(value[n-len(key):n]) != key {
+		return false
+	}
+	return !bytes.Contains(value[:n], []byte(`\ufffd`))
+}
+
+// timeReadsBack reports whether RFC 3339 writes t exactly: a four-digit
+// year and an offset in whole minutes, within a day. Anything else reads
+// back as another time, or not at all.
+func timeReadsBack(t time.Time) bool {
+	if y := t.Year(); y < 0 || y > 9999 {
+		return false
+	}
+	_, off := t.Zone()
+	return off%60 == 0 && off > -24*3600 && off < 24*3600
 }
 
 // timeOf is the time attribute a check judges: parsed from the wire, or

@@ -1,6 +1,8 @@
 package schemas
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"reflect"
 	"strings"
@@ -9,9 +11,10 @@ import (
 )
 
 // TestCheckEncodedAsDecode: for every catalogue type, valid and broken in
-// every envelope attribute and every payload field, CheckEncoded of an
-// event and its encoding returns exactly what Decode of that encoding
-// returns, from a topic under a key and without either.
+// every envelope attribute and every payload field, with a typed payload
+// and with the payload as raw JSON data, CheckEncoded of an event and its
+// encoding returns exactly what Decode of that encoding returns, from a
+// topic under a key and without either.
 func TestCheckEncodedAsDecode(t *testing.T) {
 	var bases []Event
 	for _, f := range append(schemaFixtures(t), handFixtures()...) {
@@ -28,9 +31,9 @@ func TestCheckEncodedAsDecode(t *testing.T) {
 	if len(bases) < len(catalogue) {
 		t.Fatalf("%d valid fixtures for %d types", len(bases), len(catalogue))
 	}
-	typed, total := 0, 0
+	typed, raw, total := 0, 0, 0
 	for _, base := range bases {
-		for _, v := range variants(base) {
+		for _, v := range withRawData(t, variants(base)) {
 			value, err := Encode(v.ev)
 			if err != nil {
 				continue // the publisher reports encoding errors itself
@@ -43,6 +46,9 @@ func TestCheckEncodedAsDecode(t *testing.T) {
 				if readsBackAsIs(&v.ev, value) {
 					typed++
 				}
+				if rawReadsBack(&v.ev, value) {
+					raw++
+				}
 				_, want := Decode(in)
 				got := CheckEncoded(&v.ev, in)
 				if !sameReject(got, want) {
@@ -51,10 +57,46 @@ func TestCheckEncodedAsDecode(t *testing.T) {
 			}
 		}
 	}
-	if typed < total/2 {
-		t.Errorf("only %d of %d checks took the typed path", typed, total)
+	if typed < total/4 || raw < total/4 {
+		t.Errorf("of %d checks only %d took the typed path and %d the raw data path", total, typed, raw)
 	}
-	t.Logf("%d checks, %d on the typed path", total, typed)
+	t.Logf("%d checks, %d on the typed path, %d on the raw data path", total, typed, raw)
+}
+
+// withRawData adds to vs, for each variant with a typed payload, the same
+// event carrying that payload as raw JSON data, compact (read from the
+// encoding as it is) and indented (which the encoder rewrites), and a few
+// data attributes no payload gives.
+func withRawData(t *testing.T, vs []variant) []variant {
+	out := vs
+	for _, v := range vs {
+		if v.ev.Payload == nil || reflect.ValueOf(v.ev.Payload).IsNil() {
+			continue
+		}
+		compact, err := json.Marshal(v.ev.Payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var indented bytes.Buffer
+		if err := json.Indent(&indented, compact, "", " "); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range []struct {
+			name string
+			data []byte
+		}{{"raw", compact}, {"raw indented", indented.Bytes()}} {
+			ev := v.ev
+			ev.Payload, ev.Data = nil, r.data
+			out = append(out, variant{v.name + ", " + r.name, ev})
+		}
+	}
+	base := vs[0].ev
+	for _, d := range []string{`{}`, `null`, `[]`, `"x"`, `{"unknown":1}`, `{"a":1,"a":2}`, `{"x":"\ufffd"}`, `{"x":"\u0000"}`} {
+		ev := base
+		ev.Payload, ev.Data = nil, []byte(d)
+		out = append(out, variant{"raw " + d, ev})
+	}
+	return out
 }
 
 func sameReject(a, b error) bool {

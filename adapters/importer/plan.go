@@ -190,7 +190,8 @@ type mapped struct {
 }
 
 // mapRow turns a row into an encoded event and validates it exactly as
-// the hub will (schemas.Decode with the topic and the key). Reject details
+// the hub will (schemas.Decode with the topic and the key, through
+// schemas.CheckEncoded). Reject details
 // never quote a cell: cells hold personal data, and the rejects file
 // carries the line itself.
 func (p *plan) mapRow(line int, row []string, now time.Time) mapped {
@@ -267,7 +268,9 @@ func (p *plan) mapRow(line int, row []string, now time.Time) mapped {
 	if err != nil {
 		return fail(schemas.ReasonInvalidData, "data", "", "encoding: %v", err)
 	}
-	if _, err := schemas.Decode(schemas.Input{Topic: schemas.Topic(p.source), Key: []byte(subject), Value: value, Now: now}); err != nil {
+	// As schemas.Decode of the value would judge it, without parsing back
+	// the envelope just written.
+	if err := schemas.CheckEncoded(&ev, schemas.Input{Topic: schemas.Topic(p.source), Key: []byte(subject), Value: value, Now: now}); err != nil {
 		var re *schemas.RejectError
 		if !errors.As(err, &re) {
 			return fail(schemas.ReasonInvalidData, "", "", "%v", err)
