@@ -39,6 +39,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"go.opentelemetry.io/otel/propagation"
 	"gopkg.in/yaml.v3"
@@ -242,7 +243,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	events := make([]schemas.Event, len(raws))
 	errs := make([]*EventError, len(raws))
-	parallel(len(raws), func(i int) { events[i], errs[i] = h.check(source, i, raws[i]) })
+	now := time.Now() // one present for the request's checks
+	parallel(len(raws), func(i int) { events[i], errs[i] = h.check(source, i, raws[i], now) })
 	var bad, foreign []EventError
 	for _, e := range errs {
 		switch {
@@ -289,14 +291,14 @@ const reasonForbiddenSource = "forbidden_source"
 
 // check decodes and validates the i-th event of a request by source's
 // token: the event, ready for the publisher, or why it cannot be sent.
-func (h *Handler) check(source schemas.Source, i int, raw []byte) (schemas.Event, *EventError) {
+func (h *Handler) check(source schemas.Source, i int, raw []byte, now time.Time) (schemas.Event, *EventError) {
 	forbidden := func(id string) *EventError {
 		return &EventError{Index: i, ID: id, Reason: reasonForbiddenSource, Field: "source",
 			Detail: fmt.Sprintf("this token publishes %s events only", source)}
 	}
 	// Validated without a topic: an event of another source is forbidden
 	// (403), not invalid (422).
-	ev, err := schemas.Decode(schemas.Input{Value: raw})
+	ev, err := schemas.Decode(schemas.Input{Value: raw, Now: now})
 	if err != nil {
 		// Its attributes as sent, for the report.
 		var env struct {
