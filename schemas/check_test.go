@@ -99,6 +99,26 @@ func withRawData(t *testing.T, vs []variant) []variant {
 	return out
 }
 
+// sameCheck fails unless CheckEncoded of ev and its encoding says what
+// Decode of the encoding says, from ev's topic under its subject as key
+// and without either (an event Encode refuses is not checked).
+func sameCheck(t testing.TB, name string, ev Event) {
+	t.Helper()
+	value, err := Encode(ev)
+	if err != nil {
+		return
+	}
+	for _, in := range []Input{
+		{Topic: Topic(ev.Source), Key: []byte(ev.Subject), Value: value, Now: fixedNow},
+		{Value: value, Now: fixedNow},
+	} {
+		_, want := Decode(in)
+		if got := CheckEncoded(&ev, in); !sameReject(got, want) {
+			t.Fatalf("%s: %s, topic %q: CheckEncoded says %v, Decode says %v", name, value, in.Topic, got, want)
+		}
+	}
+}
+
 func sameReject(a, b error) bool {
 	if a == nil || b == nil {
 		return a == nil && b == nil

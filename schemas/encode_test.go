@@ -294,6 +294,7 @@ func FuzzEncode(f *testing.F) {
 			ev.Data = data
 		}
 		sameEncoding(t, "raw data", ev)
+		sameCheck(t, "raw data", ev)
 		// A payload of the chosen type, every string field the text.
 		d := NewData(types[int(which)%len(types)])
 		rv := reflect.ValueOf(d).Elem()
@@ -309,6 +310,7 @@ func FuzzEncode(f *testing.F) {
 		}
 		ev.Data, ev.Payload = nil, d
 		sameEncoding(t, "payload", ev)
+		sameCheck(t, "payload", ev)
 	})
 }
 
