@@ -191,9 +191,8 @@ type mapped struct {
 
 // mapRow turns a row into an encoded event and validates it exactly as
 // the hub will (schemas.Decode with the topic and the key, through
-// schemas.CheckEncoded). Reject details
-// never quote a cell: cells hold personal data, and the rejects file
-// carries the line itself.
+// schemas.CheckEncoded). Reject details never quote a cell: cells hold
+// personal data, and the rejects file carries the line itself.
 func (p *plan) mapRow(line int, row []string, now time.Time) mapped {
 	out := mapped{line: line}
 	fail := func(reason, field, col, format string, args ...any) mapped {
