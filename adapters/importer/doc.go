@@ -5,12 +5,13 @@
 // # Passes
 //
 // Validation comes first: every line is mapped to an event and checked
-// exactly as the hub will check it (schemas.Decode with the topic and the
-// record key), on all cores, and every bad line is reported (line, reason,
-// field, column) and written with its reason to the rejects file. Only then
-// are the valid events sent, from a spool of what was validated, so that
-// what is sent is exactly what was checked and no line is decoded twice.
-// Sending uses kafka-go configured as adapters/publisher configures it.
+// exactly as the hub will check it (schemas.Decode's verdict with the
+// topic and the record key), on all cores while the file is read ahead,
+// and every bad line is reported (line, reason, field, column) and written
+// with its reason to the rejects file. Only then are the valid events
+// sent, from a spool of what was validated, so that what is sent is
+// exactly what was checked and no line is decoded twice. Sending uses
+// kafka-go configured as adapters/publisher configures it.
 //
 // # Resume
 //
