@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pophub/pophub/internal/testenv"
 )
 
 // BenchmarkStream measures changes a second from commit to Kafka
@@ -16,7 +18,7 @@ import (
 func BenchmarkStream(b *testing.B) {
 	db := connect(b)
 	table := rentalsTable(b, db)
-	addr := broker(b)
+	addr := testenv.Kafka(b, partitions)
 	s := newStream(b, table, newPublisher(b, addr), exampleMapping(b))
 	r := start(b, s)
 	waitFor(b, r, "streaming", func() bool { return s.Stats().Confirmed != 0 })

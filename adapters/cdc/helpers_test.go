@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -15,22 +14,13 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/segmentio/kafka-go"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pophub/pophub/adapters/publisher"
+	"github.com/pophub/pophub/internal/testenv"
 	"github.com/pophub/pophub/schemas"
 	"github.com/pophub/pophub/schemas/citizenid"
 )
-
-// testPostgres is the machine's PostgreSQL (trust auth); POPHUB_TEST_POSTGRES
-// overrides it.
-func testPostgres() string {
-	if u := os.Getenv("POPHUB_TEST_POSTGRES"); u != "" {
-		return u
-	}
-	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-}
 
 const partitions = 3
 
@@ -40,12 +30,9 @@ func connect(t testing.TB) *pgx.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	db, err := pgx.Connect(ctx, testPostgres())
+	db, err := pgx.Connect(ctx, testenv.Postgres(t))
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("connecting to the test PostgreSQL: %v", err)
-		}
-		t.Skipf("no test PostgreSQL at %s: %v", testPostgres(), err)
+		t.Fatalf("connecting to the test PostgreSQL: %v", err)
 	}
 	t.Cleanup(func() { db.Close(context.Background()) })
 	var level string
@@ -53,12 +40,8 @@ func connect(t testing.TB) *pgx.Conn {
 		t.Fatal(err)
 	}
 	if level != "logical" {
-		msg := fmt.Sprintf("wal_level is %q; change data capture needs logical: "+
+		testenv.Unavailable(t, "wal_level is %q; change data capture needs logical: "+
 			"ALTER SYSTEM SET wal_level = logical and restart PostgreSQL (.ci/run does it)", level)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
 	}
 	return db
 }
@@ -88,7 +71,7 @@ func rentalsTable(t testing.TB, db *pgx.Conn) string {
 	}
 	t.Cleanup(func() {
 		// A fresh connection: the test's may be closed already.
-		db, err := pgx.Connect(ctx, testPostgres())
+		db, err := pgx.Connect(ctx, testenv.PostgresURL())
 		if err != nil {
 			t.Errorf("cleaning up: %v", err)
 			return
@@ -124,18 +107,6 @@ func dropSlot(t testing.TB, db *pgx.Conn, slot string) {
 	t.Errorf("could not drop slot %s", slot)
 }
 
-// broker starts an in-process Kafka-protocol broker holding the hub's
-// topics.
-func broker(t testing.TB) string {
-	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, append(schemas.Topics(), schemas.DLQTopic)...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c.ListenAddrs()[0]
-}
-
 func newPublisher(t testing.TB, addr string) *publisher.Publisher {
 	t.Helper()
 	p, err := publisher.New(publisher.Config{Brokers: []string{addr}, Source: schemas.Housing, BatchTimeout: time.Millisecond})
@@ -158,7 +129,7 @@ func exampleMapping(t testing.TB) Mapping {
 func newStream(t testing.TB, table string, pub Publisher, m Mapping) *Stream {
 	t.Helper()
 	m.Table = table
-	s, err := New(Config{Source: schemas.Housing, Postgres: testPostgres(), Table: table, Mapping: m, Publisher: pub,
+	s, err := New(Config{Source: schemas.Housing, Postgres: testenv.PostgresURL(), Table: table, Mapping: m, Publisher: pub,
 		FlushInterval: 5 * time.Millisecond, StatusInterval: time.Second, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pophub/pophub/adapters/publisher"
+	"github.com/pophub/pophub/internal/testenv"
 	"github.com/pophub/pophub/schemas"
 )
 
@@ -91,7 +92,7 @@ func TestSnapshotThenChanges(t *testing.T) {
 	table := rentalsTable(t, db)
 	insertLease(t, db, table, 1, citizen(1))
 	insertLease(t, db, table, 2, citizen(2))
-	addr := broker(t)
+	addr := testenv.Kafka(t, partitions)
 	s := newStream(t, table, newPublisher(t, addr), exampleMapping(t))
 	r := start(t, s)
 	waitFor(t, r, "the snapshot", func() bool { return s.Stats().Published == 2 })
@@ -145,7 +146,7 @@ func TestRestartLosesNothingRepeatsNothing(t *testing.T) {
 	for lease := 1; lease <= 3; lease++ {
 		insertLease(t, db, table, lease, citizen(lease))
 	}
-	addr := broker(t)
+	addr := testenv.Kafka(t, partitions)
 	pub := newPublisher(t, addr)
 	m := exampleMapping(t)
 
@@ -241,7 +242,7 @@ func (c *crashAfterAck) Publish(ctx context.Context, evs ...schemas.Event) ([]pu
 func TestResendKeepsEventIDs(t *testing.T) {
 	db := connect(t)
 	table := rentalsTable(t, db)
-	addr := broker(t)
+	addr := testenv.Kafka(t, partitions)
 	pub := &crashAfterAck{Publisher: newPublisher(t, addr)}
 	pub.armed.Store(true)
 	s := newStream(t, table, pub, exampleMapping(t))
@@ -294,7 +295,7 @@ func TestBadRowsDoNotStopTheStream(t *testing.T) {
 		badCheck = citizen(2)[:17] + "1"
 	}
 	insertLease(t, db, table, 1, badCheck) // in the snapshot
-	addr := broker(t)
+	addr := testenv.Kafka(t, partitions)
 	s := newStream(t, table, newPublisher(t, addr), exampleMapping(t))
 	r := start(t, s)
 	waitFor(t, r, "the snapshot", func() bool { return s.Stats().Rejected == 1 })
@@ -336,7 +337,7 @@ func TestDeletesNeedTheWholeRow(t *testing.T) {
 	db := connect(t)
 	table := rentalsTable(t, db)
 	exec(t, db, "ALTER TABLE "+table+" REPLICA IDENTITY DEFAULT")
-	s := newStream(t, table, newPublisher(t, broker(t)), exampleMapping(t))
+	s := newStream(t, table, newPublisher(t, testenv.Kafka(t, partitions)), exampleMapping(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err := s.Run(ctx)

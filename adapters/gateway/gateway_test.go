@@ -13,10 +13,10 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
-	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/pophub/pophub/adapters/publisher"
 	"github.com/pophub/pophub/adapters/synth"
+	"github.com/pophub/pophub/internal/testenv"
 	"github.com/pophub/pophub/schemas"
 )
 
@@ -24,12 +24,7 @@ import (
 // with a token for housing.
 func setup(t testing.TB) (url, broker string) {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, schemas.Topics()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	broker = c.ListenAddrs()[0]
+	broker = testenv.Kafka(t, 4)
 	pub, err := publisher.New(publisher.Config{Brokers: []string{broker}})
 	if err != nil {
 		t.Fatal(err)

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/xuri/excelize/v2"
 	"golang.org/x/text/encoding/simplifiedchinese"
@@ -24,18 +23,6 @@ import (
 )
 
 const partitions = 3
-
-// broker starts an in-process Kafka-protocol broker holding the hub's
-// topics.
-func broker(t testing.TB) string {
-	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, append(schemas.Topics(), schemas.DLQTopic)...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c.ListenAddrs()[0]
-}
 
 // population returns synthetic events of one source, each with its data
 // as JSON (synth sets only Payload).

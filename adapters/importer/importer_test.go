@@ -14,6 +14,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"golang.org/x/text/encoding/simplifiedchinese"
 
+	"github.com/pophub/pophub/internal/testenv"
 	"github.com/pophub/pophub/schemas"
 )
 
@@ -55,7 +56,7 @@ func TestExampleMappings(t *testing.T) {
 			} else {
 				writeCSV(t, file, tab, enc)
 			}
-			addr := broker(t)
+			addr := testenv.Kafka(t, partitions)
 			rep, err := Run(context.Background(), Config{Source: src, File: file, Mapping: m, Brokers: []string{addr}})
 			if err != nil {
 				t.Fatal(err)
@@ -149,7 +150,7 @@ func TestBadLines(t *testing.T) {
 	}
 	file := tempFile(t, "housing.csv")
 	writeCSV(t, file, tab, gbk)
-	addr := broker(t)
+	addr := testenv.Kafka(t, partitions)
 	rep, err := Run(context.Background(), Config{Source: schemas.Housing, File: file, Mapping: m, Brokers: []string{addr}})
 	if err != nil {
 		t.Fatal(err)
@@ -262,7 +263,7 @@ func TestJSONL(t *testing.T) {
 	if err := os.WriteFile(file, []byte(bom+strings.Join(lines, "\r\n")), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addr := broker(t)
+	addr := testenv.Kafka(t, partitions)
 	rep, err := Run(context.Background(), Config{Source: schemas.Marriage, File: file, Brokers: []string{addr}})
 	if err != nil {
 		t.Fatal(err)
@@ -309,7 +310,7 @@ func TestResume(t *testing.T) {
 			m, tab, events := housingRows(t, 400)
 			file := tempFile(t, "housing.csv")
 			writeCSV(t, file, tab, gbk)
-			addr := broker(t)
+			addr := testenv.Kafka(t, partitions)
 			cfg := Config{Source: schemas.Housing, File: file, Mapping: m, Brokers: []string{addr}, BatchSize: 10, ChunkSize: 20}
 			sent := 0
 			for i, s := range tc.stops {
@@ -373,7 +374,7 @@ func TestResume(t *testing.T) {
 func TestChangedFile(t *testing.T) {
 	m, tab, events := housingRows(t, 100)
 	file := tempFile(t, "housing.csv")
-	addr := broker(t)
+	addr := testenv.Kafka(t, partitions)
 	cfg := Config{Source: schemas.Housing, File: file, Mapping: m, Brokers: []string{addr}}
 	writeCSV(t, file, table{header: tab.header, rows: tab.rows[:10]}, gbk)
 	if _, err := Run(context.Background(), cfg); err != nil {
@@ -396,7 +397,7 @@ func TestDryRun(t *testing.T) {
 	tab.rows = append(tab.rows, tab.rows[0][:2])
 	file := tempFile(t, "housing.csv")
 	writeCSV(t, file, tab, gbk)
-	addr := broker(t)
+	addr := testenv.Kafka(t, partitions)
 	rep, err := Run(context.Background(), Config{Source: schemas.Housing, File: file, Mapping: m, DryRun: true})
 	if err != nil {
 		t.Fatal(err)
@@ -513,7 +514,7 @@ func BenchmarkImport(b *testing.B) {
 	b.ReportMetric(float64(len(events)), "events/op")
 	file := tempFile(b, "housing.csv")
 	writeCSV(b, file, tab, gbk)
-	addr := broker(b)
+	addr := testenv.Kafka(b, partitions)
 	cfg := Config{Source: schemas.Housing, File: file, Mapping: m, Brokers: []string{addr}}
 	cfg.setDefaults()
 	msgs := make([]kafka.Message, len(events))

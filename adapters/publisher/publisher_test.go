@@ -20,23 +20,12 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/pophub/pophub/adapters/synth"
+	"github.com/pophub/pophub/internal/testenv"
 	"github.com/pophub/pophub/schemas"
 	"github.com/pophub/pophub/schemas/citizenid"
 )
 
 const partitions = 3
-
-// broker starts an in-process Kafka-protocol broker holding the hub's
-// topics: departments' code is tested against the protocol, not the hub.
-func broker(t testing.TB) string {
-	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, append(schemas.Topics(), schemas.DLQTopic)...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c.ListenAddrs()[0]
-}
 
 func newPublisher(t testing.TB, cfg Config) *Publisher {
 	t.Helper()
@@ -142,7 +131,7 @@ func invalidEvents(t testing.TB, valid schemas.Event) ([]schemas.Event, []string
 // caller's trace context, byte for byte as the hub decodes them; invalid
 // ones are reported each with its reason and not sent.
 func TestPublish(t *testing.T) {
-	addr := broker(t)
+	addr := testenv.Kafka(t, partitions)
 	p := newPublisher(t, Config{Brokers: []string{addr}})
 	events := population(t, 200)
 	bad, reasons := invalidEvents(t, events[0])
@@ -228,7 +217,7 @@ func TestPublish(t *testing.T) {
 }
 
 func TestSourceRestriction(t *testing.T) {
-	addr := broker(t)
+	addr := testenv.Kafka(t, partitions)
 	p := newPublisher(t, Config{Brokers: []string{addr}, Source: schemas.Housing})
 	var housing, other schemas.Event
 	for _, e := range population(t, 40) {
@@ -277,7 +266,7 @@ func TestEventID(t *testing.T) {
 // TestResend: publishing the same events again sends the same records, so
 // the hub, which applies each (source, id) once, sees no change.
 func TestResend(t *testing.T) {
-	addr := broker(t)
+	addr := testenv.Kafka(t, partitions)
 	p := newPublisher(t, Config{Brokers: []string{addr}, Source: schemas.Marriage})
 	var evs []schemas.Event
 	for _, e := range population(t, 60) {
@@ -311,7 +300,7 @@ func TestResend(t *testing.T) {
 }
 
 func TestPublishFile(t *testing.T) {
-	addr := broker(t)
+	addr := testenv.Kafka(t, partitions)
 	p := newPublisher(t, Config{Brokers: []string{addr}, Source: schemas.Housing, BatchSize: 7})
 	p.fileChunk = 5 // many chunks, with bad lines at their edges
 	var lines []string
@@ -411,7 +400,7 @@ func TestBrokerUnreachable(t *testing.T) {
 
 // TestCompression: every codec works end to end with the broker.
 func TestCompression(t *testing.T) {
-	addr := broker(t)
+	addr := testenv.Kafka(t, partitions)
 	events := population(t, 10)
 	var evs []schemas.Event
 	for _, e := range events {
@@ -476,7 +465,7 @@ func TestConfig(t *testing.T) {
 // partitions, still puts every partition's records in the order of the
 // events, and each on the partition a Java client would choose.
 func TestPublishGroupsKeepOrder(t *testing.T) {
-	addr := broker(t)
+	addr := testenv.Kafka(t, partitions)
 	p := newPublisher(t, Config{Brokers: []string{addr}})
 	events := population(t, 300)
 	if len(events) < groupedMin {
@@ -574,7 +563,7 @@ func TestPublishGroupsFailure(t *testing.T) {
 // run is reported as well: unlike the rates it hardly depends on what
 // else the machine is doing.
 func BenchmarkPublish(b *testing.B) {
-	addr := broker(b)
+	addr := testenv.Kafka(b, partitions)
 	events := population(b, 1000)
 	for i := range events {
 		// As a department builds them (the package example): a typed

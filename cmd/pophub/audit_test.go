@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pophub/pophub/hub/audit"
+	"github.com/pophub/pophub/internal/testenv"
 	"github.com/pophub/pophub/schemas/citizenid"
 )
 
@@ -137,7 +138,7 @@ func TestAuditCommandsFile(t *testing.T) {
 
 func TestAuditCommandsPostgres(t *testing.T) {
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, postgresURL())
+	conn, err := pgx.Connect(ctx, testenv.PostgresURL())
 	if err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("PostgreSQL: %v", err)
@@ -145,19 +146,19 @@ func TestAuditCommandsPostgres(t *testing.T) {
 		t.Skipf("no PostgreSQL: %v", err)
 	}
 	conn.Close(ctx)
-	schema := testSchema(t)
+	schema := testenv.Schema(t)
 	dir := t.TempDir()
 	keyFile := filepath.Join(dir, "audit.key")
 	if err := audit.GenerateKeyFile(keyFile); err != nil {
 		t.Fatal(err)
 	}
-	s, err := audit.OpenPostgres(ctx, audit.PostgresConfig{URL: postgresURL(), Schema: schema})
+	s, err := audit.OpenPostgres(ctx, audit.PostgresConfig{URL: testenv.PostgresURL(), Schema: schema})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
 	seedAudit(t, s, keyFile)
-	target := []string{"--postgres", postgresURL(), "--schema", schema, "--key-file", keyFile}
+	target := []string{"--postgres", testenv.PostgresURL(), "--schema", schema, "--key-file", keyFile}
 	out, err := runAudit(t, append([]string{"verify"}, target...)...)
 	if err != nil || !strings.Contains(out, "the audit log verifies") {
 		t.Fatalf("verify: %v\n%s", err, out)

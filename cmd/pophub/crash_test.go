@@ -29,6 +29,7 @@ import (
 	"github.com/pophub/pophub/hub/reconcile"
 	"github.com/pophub/pophub/hub/sealing"
 	"github.com/pophub/pophub/hub/storetest"
+	"github.com/pophub/pophub/internal/testenv"
 	"github.com/pophub/pophub/schemas"
 	"github.com/pophub/pophub/schemas/citizenid"
 )
@@ -114,11 +115,7 @@ func TestCrash(t *testing.T) {
 
 	for _, store := range stores {
 		t.Run(store, func(t *testing.T) {
-			natsSrv, err := embedded.StartNATS(ctx, embedded.NATSConfig{StoreDir: t.TempDir(), SyncInterval: time.Second})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer natsSrv.Close()
+			natsSrv := testenv.NATS(t, embedded.NATSConfig{SyncInterval: time.Second})
 			group := fmt.Sprintf("crash-%s-%d", store, time.Now().UnixNano())
 			args := []string{"serve", "--kafka", broker.Addr(), "--nats", natsSrv.ClientURL(), "--group", group, "--partitions", "4"}
 			// The hub runs sealed, with keys from a key file (serve --keys).
@@ -133,8 +130,8 @@ func TestCrash(t *testing.T) {
 			args = append(args, "--keys", keyFile)
 			dataDir, schema := t.TempDir(), ""
 			if store == "postgres" {
-				schema = testSchema(t)
-				args = append(args, "--postgres", postgresURL(), "--postgres-schema", schema)
+				schema = testenv.Schema(t)
+				args = append(args, "--postgres", testenv.PostgresURL(), "--postgres-schema", schema)
 			} else {
 				args = append(args, "--data", dataDir)
 			}
@@ -261,7 +258,7 @@ func TestCrash(t *testing.T) {
 
 func openPG(t *testing.T, schema string, keys *sealing.Keyring) *postgres.Store {
 	t.Helper()
-	s, err := postgres.Open(context.Background(), postgres.Config{URL: postgresURL(), Schema: schema, Keys: keys})
+	s, err := postgres.Open(context.Background(), postgres.Config{URL: testenv.PostgresURL(), Schema: schema, Keys: keys})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pophub/pophub/consumers/socialinsurance"
+	"github.com/pophub/pophub/internal/testenv"
 	"github.com/pophub/pophub/schemas"
 )
 
@@ -18,7 +19,7 @@ import (
 // record is rejected) and print each part of its summary.
 func TestDemo(t *testing.T) {
 	var out bytes.Buffer
-	opts := demoOptions{Persons: 400, Months: 24, Seed: 3, SIPostgres: postgresURL(), Timeout: 3 * time.Minute}
+	opts := demoOptions{Persons: 400, Months: 24, Seed: 3, SIPostgres: testenv.PostgresURL(), Timeout: 3 * time.Minute}
 	if err := runDemo(context.Background(), &out, testLogger(t), opts); err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
@@ -40,7 +41,7 @@ func TestDemo(t *testing.T) {
 // person back with its own token, seeing only its sections.
 func TestDemoWithPolicy(t *testing.T) {
 	var out bytes.Buffer
-	opts := demoOptions{Persons: 300, Months: 24, Seed: 5, SIPostgres: postgresURL(), Timeout: 3 * time.Minute, Policy: examplePolicy}
+	opts := demoOptions{Persons: 300, Months: 24, Seed: 5, SIPostgres: testenv.PostgresURL(), Timeout: 3 * time.Minute, Policy: examplePolicy}
 	if err := runDemo(context.Background(), &out, testLogger(t), opts); err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/pophub/pophub/hub/embedded"
 	"github.com/pophub/pophub/hub/storetest"
+	"github.com/pophub/pophub/internal/testenv"
 	"github.com/pophub/pophub/schemas"
 )
 
@@ -194,7 +195,7 @@ func runLoad(t testing.TB, msgs []kafka.Message, store string) poisonRun {
 	ns := startNATS(t)
 	cfg := Config{KafkaBrokers: []string{k.Addr()}, NATSURL: ns.ClientURL()}
 	if store == "postgres" {
-		cfg.PostgresURL, cfg.PostgresSchema = postgresURL(), testSchema(t)
+		cfg.PostgresURL, cfg.PostgresSchema = testenv.PostgresURL(), testenv.Schema(t)
 	}
 	start := time.Now()
 	m := startServe(t, cfg)

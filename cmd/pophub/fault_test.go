@@ -50,6 +50,7 @@ import (
 	"github.com/pophub/pophub/hub/embedded"
 	"github.com/pophub/pophub/hub/storetest"
 	"github.com/pophub/pophub/internal/faults"
+	"github.com/pophub/pophub/internal/testenv"
 	"github.com/pophub/pophub/schemas"
 	"github.com/pophub/pophub/schemas/citizenid"
 )
@@ -124,12 +125,7 @@ func startBroker(t testing.TB, cfg embedded.KafkaConfig) *embedded.Kafka {
 
 func startNATS(t testing.TB) *embedded.NATS {
 	t.Helper()
-	n, err := embedded.StartNATS(context.Background(), embedded.NATSConfig{StoreDir: t.TempDir(), SyncInterval: time.Second})
-	if err != nil {
-		t.Fatalf("starting NATS: %v", err)
-	}
-	t.Cleanup(n.Close)
-	return n
+	return testenv.NATS(t, embedded.NATSConfig{SyncInterval: time.Second})
 }
 
 // servedHub is a running Main and what ended it, if something did.
@@ -428,7 +424,7 @@ func TestFaultPostgresRestart(t *testing.T) {
 // a second, 50ms of latency each way. Nothing may be lost.
 func TestFaultProxy(t *testing.T) {
 	l := newFaultLoad(t, faultPersons(), 12)
-	pgu, err := url.Parse(postgresURL())
+	pgu, err := url.Parse(testenv.PostgresURL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -452,7 +448,7 @@ func TestFaultProxy(t *testing.T) {
 	k := startBroker(t, embedded.KafkaConfig{})
 	t.Cleanup(func() { k.Close() })
 	m := startServe(t, Config{KafkaBrokers: []string{k.Addr()}, NATSURL: "nats://" + natsProxy.Addr(),
-		PostgresURL: pgu.String(), PostgresSchema: testSchema(t)})
+		PostgresURL: pgu.String(), PostgresSchema: testenv.Schema(t)})
 
 	count := consumed(m)
 	published := streamCount(t, ns.ClientURL())

@@ -13,43 +13,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/hub/merge"
+	"github.com/pophub/pophub/internal/testenv"
 	"github.com/pophub/pophub/schemas"
 	"github.com/pophub/pophub/schemas/citizenid"
 	"github.com/pophub/pophub/schemas/codes"
 )
-
-// postgresURL is the test server (the machine's PostgreSQL by default).
-func postgresURL() string {
-	return envOr("POPHUB_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test")
-}
-
-// testSchema reserves a unique PostgreSQL schema name and drops it when the
-// test ends.
-func testSchema(t testing.TB) string {
-	t.Helper()
-	name := fmt.Sprintf("pophub_e2e_%d", time.Now().UnixNano())
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, postgresURL())
-		if err != nil {
-			t.Logf("dropping schema %s: %v", name, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{name}.Sanitize()+" CASCADE"); err != nil {
-			t.Logf("dropping schema %s: %v", name, err)
-		}
-	})
-	return name
-}
 
 func testLogger(t testing.TB) *slog.Logger {
 	if testing.Verbose() {
@@ -64,8 +38,8 @@ func startHub(t testing.TB, store string) *Main {
 	t.Helper()
 	cfg := Config{Embedded: true, DataDir: t.TempDir(), KafkaAddr: "127.0.0.1:0", NATSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", Partitions: 4, NATSSync: time.Second}
 	if store == "postgres" {
-		cfg.PostgresURL = postgresURL()
-		cfg.PostgresSchema = testSchema(t)
+		cfg.PostgresURL = testenv.PostgresURL()
+		cfg.PostgresSchema = testenv.Schema(t)
 	}
 	return startMain(t, cfg)
 }

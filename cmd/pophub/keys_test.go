@@ -11,6 +11,7 @@ import (
 	"github.com/pophub/pophub/hub/postgres"
 	"github.com/pophub/pophub/hub/sealing"
 	"github.com/pophub/pophub/hub/storetest"
+	"github.com/pophub/pophub/internal/testenv"
 )
 
 // runKeys runs `pophub keys ARGS…` and returns its standard output.
@@ -40,13 +41,13 @@ func TestKeysRotate(t *testing.T) {
 	if _, err := runKeys(t, "init", file); err == nil {
 		t.Fatal("keys init overwrote a key file")
 	}
-	schema := testSchema(t)
+	schema := testenv.Schema(t)
 	open := func() *postgres.Store {
 		k, err := sealing.Load(ctx, sealing.File(file))
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, err := postgres.Open(ctx, postgres.Config{URL: postgresURL(), Schema: schema, Keys: k})
+		s, err := postgres.Open(ctx, postgres.Config{URL: testenv.PostgresURL(), Schema: schema, Keys: k})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -61,12 +62,12 @@ func TestKeysRotate(t *testing.T) {
 		t.Fatalf("keys add: %q, %v", out, err)
 	}
 	s := open()
-	out, err = runKeys(t, "rotate", "--postgres", postgresURL(), "--schema", schema, "--keys", file, "--batch", "10")
+	out, err = runKeys(t, "rotate", "--postgres", testenv.PostgresURL(), "--schema", schema, "--keys", file, "--batch", "10")
 	if err != nil || !strings.Contains(out, "with data key version 2") || strings.Contains(out, "re-sealed 0 values") {
 		t.Fatalf("keys rotate: %q, %v", out, err)
 	}
 	storetest.CompareRecords(t, s, storetest.Expected(m.In))
-	out, err = runKeys(t, "rotate", "--postgres", postgresURL(), "--schema", schema, "--keys", file)
+	out, err = runKeys(t, "rotate", "--postgres", testenv.PostgresURL(), "--schema", schema, "--keys", file)
 	if err != nil || !strings.Contains(out, "re-sealed 0 values") {
 		t.Fatalf("second keys rotate: %q, %v", out, err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/pophub/pophub/hub/api"
 	"github.com/pophub/pophub/hub/reconcile"
 	"github.com/pophub/pophub/hub/storetest"
+	"github.com/pophub/pophub/internal/testenv"
 	"github.com/pophub/pophub/schemas"
 )
 
@@ -149,7 +150,7 @@ func TestReconcile(t *testing.T) {
 			var lost []string // event ids reconcile must report
 			if store == "postgres" {
 				// An applied event vanishes from the store.
-				conn, err := pgx.Connect(context.Background(), postgresURL())
+				conn, err := pgx.Connect(context.Background(), testenv.PostgresURL())
 				if err != nil {
 					t.Fatal(err)
 				}

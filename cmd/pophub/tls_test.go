@@ -27,6 +27,7 @@ import (
 	"github.com/pophub/pophub/hub/access"
 	"github.com/pophub/pophub/hub/embedded"
 	"github.com/pophub/pophub/hub/tlsconf"
+	"github.com/pophub/pophub/internal/testenv"
 	"github.com/pophub/pophub/schemas"
 	"github.com/pophub/pophub/schemas/citizenid"
 )
@@ -289,11 +290,7 @@ func TestTLSServe(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { k.Close() })
-	n, err := embedded.StartNATS(ctx, embedded.NATSConfig{StoreDir: t.TempDir(), TLS: srvTLS})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(n.Close)
+	n := testenv.NATS(t, embedded.NATSConfig{TLS: srvTLS})
 
 	m := &Main{Config: Config{KafkaBrokers: []string{k.Addr()}, NATSURL: n.ClientURL(), HTTPAddr: "127.0.0.1:0", Partitions: 2,
 		DataDir: t.TempDir(), TLSCert: files.Cert, TLSKey: files.Key, TLSCA: files.CA}, Logger: testLogger(t)}

@@ -21,6 +21,7 @@ import (
 	"github.com/pophub/pophub/hub/ingest"
 	"github.com/pophub/pophub/hub/memdb"
 	"github.com/pophub/pophub/hub/notify"
+	"github.com/pophub/pophub/internal/testenv"
 	"github.com/pophub/pophub/schemas"
 	"github.com/pophub/pophub/schemas/citizenid"
 )
@@ -50,10 +51,7 @@ func startTracedPipeline(t *testing.T, hubTP, subTP trace.TracerProvider) *trace
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := embedded.StartNATS(ctx, embedded.NATSConfig{StoreDir: t.TempDir(), SyncInterval: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := testenv.NATS(t, embedded.NATSConfig{SyncInterval: time.Second})
 	store, err := memdb.Open(ctx, memdb.Config{})
 	if err != nil {
 		t.Fatal(err)

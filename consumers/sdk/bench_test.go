@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
@@ -18,6 +17,7 @@ import (
 	"github.com/pophub/pophub/consumers/sdk"
 	"github.com/pophub/pophub/consumers/sdk/sdktest"
 	"github.com/pophub/pophub/consumers/socialinsurance"
+	"github.com/pophub/pophub/internal/testenv"
 	"github.com/pophub/pophub/schemas"
 )
 
@@ -200,21 +200,10 @@ func sdkRate(b *testing.B, url string, n int, h sdk.Handler) float64 {
 }
 
 func pgRate(b *testing.B, url string, n int) float64 {
-	pg := os.Getenv("POPHUB_TEST_POSTGRES")
-	if pg == "" {
-		pg = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
-	schema := fmt.Sprintf("si_bench_%d", rand.Uint32())
 	ctx := context.Background()
-	defer func() {
-		if conn, err := pgx.Connect(ctx, pg); err == nil {
-			conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
-			conn.Close(ctx)
-		}
-	}()
-	store, err := socialinsurance.OpenStore(ctx, pg, schema, nil)
+	store, err := socialinsurance.OpenStore(ctx, testenv.PostgresURL(), testenv.Schema(b), nil)
 	if err != nil {
-		b.Skipf("PostgreSQL: %v", err)
+		b.Fatalf("opening the social-insurance store: %v", err)
 	}
 	defer store.Close()
 	h, err := socialinsurance.NewHandler(store, "2301", metricnoop.NewMeterProvider())

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net"
-	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -22,6 +20,7 @@ import (
 
 	"github.com/pophub/pophub/consumers/sdk"
 	"github.com/pophub/pophub/consumers/sdk/sdktest"
+	"github.com/pophub/pophub/internal/testenv"
 	"github.com/pophub/pophub/schemas"
 	"github.com/pophub/pophub/schemas/citizenid"
 )
@@ -432,18 +431,7 @@ func TestTraceContinuedWithoutProvider(t *testing.T) {
 // stream, subject prefix and dead-letter prefix of its own, so it cannot
 // collide with a hub or another test on that server.
 func TestMachineNATS(t *testing.T) {
-	url := os.Getenv("POPHUB_TEST_NATS")
-	if url == "" {
-		url = "nats://127.0.0.1:4222"
-	}
-	if c, err := net.DialTimeout("tcp", url[len("nats://"):], time.Second); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("the machine's NATS server is not reachable: %v", err)
-		}
-		t.Skipf("no NATS server at %s", url)
-	} else {
-		c.Close()
-	}
+	url := testenv.MachineNATS(t)
 	nc, js := sdktest.Connect(t, url)
 	t.Logf("server version %s", nc.ConnectedServerVersion())
 	tag := strconv.FormatUint(rand.Uint64()%1e12, 36)

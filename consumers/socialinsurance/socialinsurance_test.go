@@ -19,11 +19,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/segmentio/kafka-go"
-	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/pophub/pophub/adapters/publisher"
 	"github.com/pophub/pophub/consumers/sdk"
 	"github.com/pophub/pophub/consumers/sdk/sdktest"
+	"github.com/pophub/pophub/internal/testenv"
 	"github.com/pophub/pophub/schemas"
 )
 
@@ -33,26 +33,6 @@ const (
 	saertu  = "230602002003" // Daqing
 	beijing = "110105001001"
 )
-
-// testPostgres returns the test database URL and a schema of the test's
-// own, dropped when it ends.
-func testPostgres(t testing.TB) (url, schema string) {
-	t.Helper()
-	url = os.Getenv("POPHUB_TEST_POSTGRES")
-	if url == "" {
-		url = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
-	schema = fmt.Sprintf("si_test_%d_%d", time.Now().UnixNano()%1e9, rand.IntN(1e6))
-	t.Cleanup(func() {
-		conn, err := pgx.Connect(context.Background(), url)
-		if err != nil {
-			return
-		}
-		defer conn.Close(context.Background())
-		_, _ = conn.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
-	})
-	return url, schema
-}
 
 func TestChangeFor(t *testing.T) {
 	id := sdktest.CitizenID(7)
@@ -141,7 +121,7 @@ func TestKilledTwice(t *testing.T) {
 	srv := sdktest.StartServer(t)
 	nc, js := sdktest.Connect(t, srv.URL())
 	sdktest.CreateStream(t, js, schemas.StreamName, "pop")
-	pg, schema := testPostgres(t)
+	pg, schema := testenv.PostgresURL(), testenv.Schema(t)
 
 	// Migrations rotate through out, in, within (no task) and elsewhere
 	// (filtered out); deaths alternate between Harbin and Daqing.
@@ -251,7 +231,7 @@ func newService(t *testing.T, brokers []string) (*Service, jetstream.JetStream) 
 	srv := sdktest.StartServer(t)
 	_, js := sdktest.Connect(t, srv.URL())
 	sdktest.CreateStream(t, js, schemas.StreamName, "pop")
-	pg, schema := testPostgres(t)
+	pg, schema := testenv.PostgresURL(), testenv.Schema(t)
 	svc, err := New(context.Background(), Config{Region: "2301", NATS: srv.URL(), Postgres: pg, Schema: schema, Kafka: brokers,
 		Start: sdk.Start{Policy: sdk.StartAll}})
 	if err != nil {
@@ -272,12 +252,7 @@ func newService(t *testing.T, brokers []string) (*Service, jetstream.JetStream) 
 }
 
 func TestHTTPAndComplete(t *testing.T) {
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, schemas.Topics()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cluster.Close)
-	brokers := cluster.ListenAddrs()
+	brokers := []string{testenv.Kafka(t, 1)}
 	svc, js := newService(t, brokers)
 	api := httptest.NewServer(svc.Handler())
 	t.Cleanup(api.Close)

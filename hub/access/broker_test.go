@@ -12,28 +12,15 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/segmentio/kafka-go"
-	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/pophub/pophub/hub/embedded"
+	"github.com/pophub/pophub/internal/testenv"
 	"github.com/pophub/pophub/schemas"
 )
 
 func startNATS(t *testing.T, p *Policy) *server.Server {
 	t.Helper()
-	// No short first PING: it can overtake the answer to a CONNECT whose
-	// bcrypt check runs long under -race (see hub/embedded).
-	opts := &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
-		DisableShortFirstPing: true}
-	p.NATSUsers().Apply(opts)
-	srv, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS not ready")
-	}
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	return srv
+	return testenv.NATS(t, embedded.NATSConfig{Authorize: p.NATSUsers().Apply}).Server()
 }
 
 func connect(t *testing.T, srv *server.Server, p *Policy, name string, errs chan<- error) *nats.Conn {
@@ -271,13 +258,7 @@ func TestKafkaACLs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	topics := append(schemas.Topics(), schemas.DLQTopic)
-	c, err := kfake.NewCluster(append(opts, kfake.NumBrokers(1), kfake.SeedTopics(1, topics...))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	addr := c.ListenAddrs()[0]
+	addr := testenv.Kafka(t, 1, opts...)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 

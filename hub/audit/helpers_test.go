@@ -4,64 +4,28 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pophub/pophub/internal/testenv"
 	"github.com/pophub/pophub/schemas/citizenid"
 )
 
-// testURL is the test server: the machine's PostgreSQL unless
-// POPHUB_TEST_POSTGRES says otherwise.
-func testURL() string {
-	if u := os.Getenv("POPHUB_TEST_POSTGRES"); u != "" {
-		return u
-	}
-	return "postgres://postgres@127.0.0.1:5432/test"
-}
-
-var schemaSeq atomic.Int64
-
-// testPostgres opens a Postgres store on a fresh schema, dropped when the
-// test ends. Without a server the test is skipped, except under CI=true,
-// where it fails.
+// testPostgres opens a Postgres store on a schema of its own, dropped
+// when the test ends.
 func testPostgres(t testing.TB) *Postgres {
 	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, testURL())
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("PostgreSQL: %v", err)
-		}
-		t.Skipf("no PostgreSQL: %v", err)
-	}
-	conn.Close(ctx)
-	name := fmt.Sprintf("pophub_audit_test_%d_%d", time.Now().UnixNano(), schemaSeq.Add(1))
-	p, err := OpenPostgres(ctx, PostgresConfig{URL: testURL(), Schema: name})
+	p, err := OpenPostgres(context.Background(), PostgresConfig{URL: testenv.PostgresURL(), Schema: testenv.Schema(t)})
 	if err != nil {
 		t.Fatalf("opening store: %v", err)
 	}
-	t.Cleanup(func() {
-		p.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, testURL())
-		if err != nil {
-			t.Errorf("dropping schema: %v", err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{name}.Sanitize()+" CASCADE"); err != nil {
-			t.Errorf("dropping schema: %v", err)
-		}
-	})
+	t.Cleanup(func() { p.Close() })
 	return p
 }
 

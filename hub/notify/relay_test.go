@@ -17,6 +17,7 @@ import (
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/hub/embedded"
 	"github.com/pophub/pophub/hub/telemetry"
+	"github.com/pophub/pophub/internal/testenv"
 	"github.com/pophub/pophub/schemas"
 )
 
@@ -90,12 +91,7 @@ func (o *memOutbox) done() int {
 // interval (0: every write).
 func natsServer(t testing.TB, sync time.Duration) *embedded.NATS {
 	t.Helper()
-	n, err := embedded.StartNATS(context.Background(), embedded.NATSConfig{StoreDir: t.TempDir(), SyncInterval: sync})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(n.Close)
-	return n
+	return testenv.NATS(t, embedded.NATSConfig{SyncInterval: sync})
 }
 
 func connect(t testing.TB, url string) jetstream.JetStream {
@@ -195,10 +191,7 @@ func TestRelayPublishesEveryEntryOnce(t *testing.T) {
 // relay retries and publishes everything, once, when the server is back.
 func TestRelaySurvivesServerRestart(t *testing.T) {
 	dir := t.TempDir()
-	srv, err := embedded.StartNATS(context.Background(), embedded.NATSConfig{Addr: "127.0.0.1:0", StoreDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := testenv.NATS(t, embedded.NATSConfig{StoreDir: dir})
 	url := srv.ClientURL()
 	js := connect(t, url)
 	if err := EnsureStream(context.Background(), js, StreamConfig{}); err != nil {
@@ -211,11 +204,7 @@ func TestRelaySurvivesServerRestart(t *testing.T) {
 	waitDone(t, o, 200)
 	srv.Close()
 	time.Sleep(300 * time.Millisecond)
-	srv2, err := embedded.StartNATS(context.Background(), embedded.NATSConfig{Addr: url[len("nats://"):], StoreDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv2.Close)
+	testenv.NATS(t, embedded.NATSConfig{Addr: url[len("nats://"):], StoreDir: dir}) // the same server again
 	restarted, before := time.Now(), o.done()
 	for o.done() == before && time.Since(restarted) < 30*time.Second {
 		time.Sleep(5 * time.Millisecond)
@@ -233,10 +222,10 @@ func TestRelaySurvivesServerRestart(t *testing.T) {
 // test's own: every entry arrives once, also when a second relay publishes
 // them all again, and stream setup is idempotent.
 func TestRelayOnMachineServer(t *testing.T) {
-	url := "nats://127.0.0.1:4222"
+	url := testenv.MachineNATS(t)
 	nc, err := nats.Connect(url)
 	if err != nil {
-		t.Fatalf("the machine's NATS server is not reachable at %s: %v", url, err)
+		t.Fatalf("connecting to the machine's NATS server at %s: %v", url, err)
 	}
 	t.Cleanup(nc.Close)
 	js, err := jetstream.New(nc)
@@ -300,10 +289,7 @@ func TestRelayRepublishesAfterHardRestart(t *testing.T) {
 		{time.Minute, 400},
 	} {
 		t.Run(fmt.Sprintf("window %v", tc.window), func(t *testing.T) {
-			srv, err := embedded.StartNATS(context.Background(), embedded.NATSConfig{StoreDir: t.TempDir(), SyncInterval: time.Minute})
-			if err != nil {
-				t.Fatal(err)
-			}
+			srv := testenv.NATS(t, embedded.NATSConfig{SyncInterval: time.Minute})
 			url := srv.ClientURL()
 			js := connect(t, url)
 			if err := EnsureStream(context.Background(), js, StreamConfig{}); err != nil {
@@ -313,11 +299,7 @@ func TestRelayRepublishesAfterHardRestart(t *testing.T) {
 			runRelay(t, New(Config{BatchSize: 100, AckTimeout: time.Second, RepublishWindow: tc.window}, js, o))
 			waitDone(t, o, 400)
 			srv.Close()
-			srv2, err := embedded.StartNATS(context.Background(), embedded.NATSConfig{Addr: strings.TrimPrefix(url, "nats://"), StoreDir: t.TempDir()})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(srv2.Close)
+			testenv.NATS(t, embedded.NATSConfig{Addr: strings.TrimPrefix(url, "nats://")}) // a new, empty server at the same address
 			// The hub's start-up would create the stream; here the test does.
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()

@@ -14,6 +14,7 @@ import (
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/hub/sealing"
 	"github.com/pophub/pophub/hub/storetest"
+	"github.com/pophub/pophub/internal/testenv"
 )
 
 // TestOutboxMigration upgrades schemas that still have one outbox row per
@@ -35,8 +36,8 @@ func testOutboxMigration(t *testing.T, sealed bool) {
 		mat = storetest.Keys(t)
 		k = storetest.Keyring(t, mat)
 	}
-	schema := testSchema(t)
-	conn, err := pgx.Connect(ctx, testURL())
+	schema := testenv.Schema(t)
+	conn, err := pgx.Connect(ctx, testenv.PostgresURL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +95,7 @@ func testOutboxMigration(t *testing.T, sealed bool) {
 		t.Fatal(err)
 	}
 
-	s, err := Open(ctx, Config{URL: testURL(), Schema: schema, Keys: k}) // applies 0006
+	s, err := Open(ctx, Config{URL: testenv.PostgresURL(), Schema: schema, Keys: k}) // applies 0006
 	if err != nil {
 		t.Fatalf("opening the store: %v", err)
 	}
@@ -141,7 +142,7 @@ func testOutboxMigration(t *testing.T, sealed bool) {
 			t.Fatal(err)
 		}
 		s.Close()
-		if s, err = Open(ctx, Config{URL: testURL(), Schema: schema, Keys: storetest.Keyring(t, mat)}); err != nil {
+		if s, err = Open(ctx, Config{URL: testenv.PostgresURL(), Schema: schema, Keys: storetest.Keyring(t, mat)}); err != nil {
 			t.Fatal(err)
 		}
 		defer s.Close()

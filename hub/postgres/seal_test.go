@@ -13,12 +13,13 @@ import (
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/hub/sealing"
 	"github.com/pophub/pophub/hub/storetest"
+	"github.com/pophub/pophub/internal/testenv"
 )
 
 // openSealedStore opens a store with keys on a schema.
 func openSealedStore(t testing.TB, schema string, k *sealing.Keyring) *Store {
 	t.Helper()
-	s, err := Open(context.Background(), Config{URL: testURL(), Schema: schema, Keys: k})
+	s, err := Open(context.Background(), Config{URL: testenv.PostgresURL(), Schema: schema, Keys: k})
 	if err != nil {
 		t.Fatalf("opening sealed PostgreSQL store: %v", err)
 	}
@@ -28,7 +29,7 @@ func openSealedStore(t testing.TB, schema string, k *sealing.Keyring) *Store {
 
 func TestConformanceSealed(t *testing.T) {
 	k := storetest.Keyring(t, storetest.Keys(t))
-	storetest.Run(t, func(t *testing.T) hub.Store { return openSealedStore(t, testSchema(t), k) })
+	storetest.Run(t, func(t *testing.T) hub.Store { return openSealedStore(t, testenv.Schema(t), k) })
 }
 
 // dump returns every value of every table of the store's schema, byte
@@ -95,14 +96,14 @@ func TestNoPersonalDataAtRest(t *testing.T) {
 	m := storetest.MarkedPerson(t)
 	want, wantHistory := storetest.Expected(m.In), storetest.ExpectedHistory(m.In)
 
-	clear := openTestStore(t, testSchema(t))
+	clear := openTestStore(t, testenv.Schema(t))
 	storetest.ApplyAll(t, clear, m.In, 50)
 	if leaks := m.Leaks(dump(t, clear)); len(leaks) != len(m.Secrets()) {
 		t.Fatalf("a store in clear shows %d of the %d secrets; the dump misses something", len(leaks), len(m.Secrets()))
 	}
 
 	mat := storetest.Keys(t)
-	schema := testSchema(t)
+	schema := testenv.Schema(t)
 	s := openSealedStore(t, schema, storetest.Keyring(t, mat))
 	storetest.ApplyAll(t, s, m.In, 50)
 	if leaks := m.Leaks(dump(t, s)); len(leaks) > 0 {
@@ -166,9 +167,9 @@ func TestSealingModeIsChecked(t *testing.T) {
 	ctx := context.Background()
 	m := storetest.MarkedPerson(t)
 	k := storetest.Keyring(t, storetest.Keys(t))
-	sealed := testSchema(t)
+	sealed := testenv.Schema(t)
 	storetest.ApplyAll(t, openSealedStore(t, sealed, k), m.In[:2], 10)
-	clear := testSchema(t)
+	clear := testenv.Schema(t)
 	storetest.ApplyAll(t, openTestStore(t, clear), m.In[:2], 10)
 
 	tests := []struct {
@@ -183,7 +184,7 @@ func TestSealingModeIsChecked(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := Open(ctx, Config{URL: testURL(), Schema: tc.schema, Keys: tc.keys})
+			s, err := Open(ctx, Config{URL: testenv.PostgresURL(), Schema: tc.schema, Keys: tc.keys})
 			if err == nil {
 				s.Close()
 				t.Fatal("opened")
@@ -214,7 +215,7 @@ func TestResealWhileApplying(t *testing.T) {
 	in := storetest.Population(t, 150, 41)
 	first, second := in[:len(in)/2], in[len(in)/2:]
 	mat := storetest.Keys(t)
-	schema := testSchema(t)
+	schema := testenv.Schema(t)
 	storetest.ApplyAll(t, openSealedStore(t, schema, storetest.Keyring(t, mat)), first, 100)
 	if err := mat.AddDataKey(); err != nil {
 		t.Fatal(err)

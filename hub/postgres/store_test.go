@@ -6,55 +6,21 @@ import (
 	"io/fs"
 	"maps"
 	"math/rand/v2"
-	"os"
 	"sync"
-	"sync/atomic"
 	"testing"
-	"time"
 
-	"github.com/jackc/pgx/v5"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/hub/storetest"
+	"github.com/pophub/pophub/internal/testenv"
 )
-
-// testURL is the test server: the machine's PostgreSQL unless
-// POPHUB_TEST_POSTGRES says otherwise.
-func testURL() string {
-	if u := os.Getenv("POPHUB_TEST_POSTGRES"); u != "" {
-		return u
-	}
-	return "postgres://postgres@127.0.0.1:5432/test"
-}
-
-var schemaSeq atomic.Int64
-
-// testSchema names a fresh schema and drops it when the test ends.
-func testSchema(t testing.TB) string {
-	t.Helper()
-	name := fmt.Sprintf("pophub_test_%d_%d", time.Now().UnixNano(), schemaSeq.Add(1))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, testURL())
-		if err != nil {
-			t.Errorf("dropping schema: %v", err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{name}.Sanitize()+" CASCADE"); err != nil {
-			t.Errorf("dropping schema: %v", err)
-		}
-	})
-	return name
-}
 
 // openTestStore opens a store on a schema of its own.
 func openTestStore(t testing.TB, schema string) *Store {
 	t.Helper()
-	s, err := Open(context.Background(), Config{URL: testURL(), Schema: schema})
+	s, err := Open(context.Background(), Config{URL: testenv.PostgresURL(), Schema: schema})
 	if err != nil {
 		t.Fatalf("opening PostgreSQL store: %v", err)
 	}
@@ -63,14 +29,14 @@ func openTestStore(t testing.TB, schema string) *Store {
 }
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) hub.Store { return openTestStore(t, testSchema(t)) })
+	storetest.Run(t, func(t *testing.T) hub.Store { return openTestStore(t, testenv.Schema(t)) })
 }
 
 // TestTwoInstances runs two stores on one schema, as two hub instances in
 // one consumer group would, applying the events of the same persons from
 // different "topics" at once: the result equals one instance's.
 func TestTwoInstances(t *testing.T) {
-	schema := testSchema(t)
+	schema := testenv.Schema(t)
 	a, b := openTestStore(t, schema), openTestStore(t, schema)
 	in := storetest.Population(t, 120, 31)
 	want := storetest.Expected(in)
@@ -103,7 +69,7 @@ func TestTwoInstances(t *testing.T) {
 // batch must lock its persons without a deadlock (each costs its batch
 // PostgreSQL's deadlock_timeout) and nothing may be lost.
 func TestConcurrentBatchesDoNotDeadlock(t *testing.T) {
-	s := openTestStore(t, testSchema(t))
+	s := openTestStore(t, testenv.Schema(t))
 	in := storetest.Population(t, 400, 41)
 	const workers, size = 4, 60
 	var jobs []applyJob
@@ -127,7 +93,7 @@ func TestRetriesCounted(t *testing.T) {
 	reader := sdkmetric.NewManualReader()
 	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	t.Cleanup(func() { provider.Shutdown(context.Background()) })
-	s, err := Open(context.Background(), Config{URL: testURL(), Schema: testSchema(t), Meter: provider.Meter("test")})
+	s, err := Open(context.Background(), Config{URL: testenv.PostgresURL(), Schema: testenv.Schema(t), Meter: provider.Meter("test")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,14 +166,14 @@ func applyConcurrently(t *testing.T, jobs []applyJob) {
 
 // TestMigrationsIdempotent opens the same schema twice, concurrently.
 func TestMigrationsIdempotent(t *testing.T) {
-	schema := testSchema(t)
+	schema := testenv.Schema(t)
 	var wg sync.WaitGroup
 	errs := make(chan error, 3)
 	for range 3 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s, err := Open(context.Background(), Config{URL: testURL(), Schema: schema})
+			s, err := Open(context.Background(), Config{URL: testenv.PostgresURL(), Schema: schema})
 			if err != nil {
 				errs <- err
 				return
@@ -238,7 +204,7 @@ func BenchmarkApply(b *testing.B) {
 	b.Run("baseline", func(b *testing.B) {
 		var rate float64
 		for b.Loop() {
-			r, err := Baseline(context.Background(), testURL(), testSchema(b), in, 2000)
+			r, err := Baseline(context.Background(), testenv.PostgresURL(), testenv.Schema(b), in, 2000)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -253,9 +219,9 @@ func BenchmarkApply(b *testing.B) {
 			b.StopTimer()
 			var s *Store
 			if sealed {
-				s = openSealedStore(b, testSchema(b), k)
+				s = openSealedStore(b, testenv.Schema(b), k)
 			} else {
-				s = openTestStore(b, testSchema(b))
+				s = openTestStore(b, testenv.Schema(b))
 			}
 			s.noCounters = !counters
 			b.StartTimer()
@@ -278,7 +244,7 @@ func BenchmarkApply(b *testing.B) {
 // TestVerifyCountersFindsDrift checks that verification reports a counter
 // that no longer matches the records, with the size of the difference.
 func TestVerifyCountersFindsDrift(t *testing.T) {
-	s := openTestStore(t, testSchema(t))
+	s := openTestStore(t, testenv.Schema(t))
 	storetest.ApplyAll(t, s, storetest.Population(t, 40, 5), 25)
 	if diffs, err := s.VerifyCounters(context.Background()); err != nil || len(diffs) != 0 {
 		t.Fatalf("fresh store: %d differences (%v)", len(diffs), err)
@@ -305,7 +271,7 @@ func TestVerifyCountersFindsDrift(t *testing.T) {
 // the records, history and counters equal those of applying it.
 func TestLoaderWritesWhatApplyWrites(t *testing.T) {
 	in := storetest.Population(t, 120, 31)
-	loaded := openTestStore(t, testSchema(t))
+	loaded := openTestStore(t, testenv.Schema(t))
 	l := loaded.NewLoader()
 	// Chunks must hold whole persons: split the population by person.
 	byPerson := map[string][]hub.Input{}
@@ -335,7 +301,7 @@ func TestLoaderWritesWhatApplyWrites(t *testing.T) {
 	if diffs, err := loaded.VerifyCounters(context.Background()); err != nil || len(diffs) != 0 {
 		t.Fatalf("counters after a bulk load: %d differ (%v)", len(diffs), err)
 	}
-	applied := openTestStore(t, testSchema(t))
+	applied := openTestStore(t, testenv.Schema(t))
 	storetest.ApplyAll(t, applied, in, 50)
 	q := hub.CountQuery{Regions: []string{"23", "2301", "230102", "11", "43", "4301"}, AsOf: "2022-06-30"}
 	a, err1 := applied.Counts(context.Background(), q)

@@ -15,6 +15,7 @@ import (
 	"github.com/pophub/pophub/hub/eligibility/watch"
 	"github.com/pophub/pophub/hub/embedded"
 	"github.com/pophub/pophub/hub/memdb"
+	"github.com/pophub/pophub/internal/testenv"
 	"github.com/pophub/pophub/ops/policies"
 	"github.com/pophub/pophub/schemas"
 )
@@ -116,11 +117,7 @@ func BenchmarkDayOfCity(b *testing.B) {
 		total += len(d)
 	}
 
-	srv, err := embedded.StartNATS(ctx, embedded.NATSConfig{Addr: "127.0.0.1:0", StoreDir: b.TempDir(), SyncInterval: time.Second})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer srv.Close()
+	srv := testenv.NATS(b, embedded.NATSConfig{SyncInterval: time.Second})
 	nc, err := nats.Connect(srv.ClientURL())
 	if err != nil {
 		b.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"github.com/pophub/pophub/hub/embedded"
 	"github.com/pophub/pophub/hub/memdb"
 	"github.com/pophub/pophub/hub/notify"
+	"github.com/pophub/pophub/internal/testenv"
 	"github.com/pophub/pophub/ops/policies"
 	"github.com/pophub/pophub/schemas"
 	"github.com/pophub/pophub/schemas/citizenid"
@@ -40,11 +41,7 @@ func newRig(t *testing.T, now time.Time, watched ...string) *rig {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	srv, err := embedded.StartNATS(ctx, embedded.NATSConfig{Addr: "127.0.0.1:0", StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
+	srv := testenv.NATS(t, embedded.NATSConfig{})
 	nc, err := nats.Connect(srv.ClientURL())
 	if err != nil {
 		t.Fatal(err)

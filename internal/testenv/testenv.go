@@ -1,0 +1,162 @@
+// Package testenv gives tests the real services they run against, one
+// helper per service, so that every package reaches them, names what it
+// creates and cleans up in the same way:
+//
+//   - PostgreSQL: the machine's server (POPHUB_TEST_POSTGRES overrides
+//     it), with a schema of the test's own, dropped when the test ends;
+//   - Kafka: an in-process Kafka-protocol broker (kfake) holding the hub's
+//     topics and the dead-letter topic, closed when the test ends;
+//   - NATS: an embedded server with JetStream on a temporary store, or
+//     the machine's server (POPHUB_TEST_NATS overrides it).
+//
+// A machine service that cannot be reached skips the test, except under
+// CI=true, where the test fails: a CI run never passes by skipping.
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/pophub/pophub/hub/embedded"
+	"github.com/pophub/pophub/schemas"
+)
+
+// Unavailable ends a test whose service cannot be reached: it fails under
+// CI=true and is skipped elsewhere.
+func Unavailable(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf(format, args...)
+	}
+	t.Skipf(format, args...)
+}
+
+// PostgresURL is the test database: the machine's PostgreSQL (trust
+// authentication, database test) unless POPHUB_TEST_POSTGRES names
+// another.
+func PostgresURL() string {
+	if u := os.Getenv("POPHUB_TEST_POSTGRES"); u != "" {
+		return u
+	}
+	return "postgres://postgres@127.0.0.1:5432/test"
+}
+
+// Postgres checks that the test database answers and returns its URL.
+func Postgres(t testing.TB) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, PostgresURL())
+	if err != nil {
+		Unavailable(t, "PostgreSQL at %s is not reachable: %v", redact(PostgresURL()), err)
+	}
+	conn.Close(ctx)
+	return PostgresURL()
+}
+
+var schemaSeq atomic.Int64
+
+// Schema checks that the test database (PostgresURL) answers and returns
+// the name of a schema unique to this test, across processes too, which
+// it drops with everything in it when the test ends. The schema itself is
+// not created: the stores create theirs when they open. The name leaves
+// room for a suffix of up to 20 bytes within PostgreSQL's 63.
+func Schema(t testing.TB) string {
+	t.Helper()
+	url := Postgres(t)
+	schema := fmt.Sprintf("pophub_test_%d_%d_%d", os.Getpid(), time.Now().UnixNano()%1e12, schemaSeq.Add(1))
+	t.Cleanup(func() { DropSchema(t, url, schema) })
+	return schema
+}
+
+// DropSchema drops a schema and everything in it, if it exists.
+func DropSchema(t testing.TB, url, schema string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Errorf("dropping schema %s: %v", schema, err)
+		return
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
+		t.Errorf("dropping schema %s: %v", schema, err)
+	}
+}
+
+// Kafka starts an in-process Kafka-protocol broker holding every source's
+// topic and the dead-letter topic, each with the given number of
+// partitions, and returns its address. opts add to the broker's options
+// (access control, for one).
+func Kafka(t testing.TB, partitions int, opts ...kfake.Opt) string {
+	t.Helper()
+	topics := append(schemas.Topics(), schemas.DLQTopic)
+	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(int32(partitions), topics...)}, opts...)...)
+	if err != nil {
+		t.Fatalf("starting Kafka-protocol broker: %v", err)
+	}
+	t.Cleanup(c.Close)
+	return c.ListenAddrs()[0]
+}
+
+// NATS starts an embedded NATS server with JetStream, closed when the test
+// ends (closing it earlier is fine). cfg's zero StoreDir is a temporary
+// directory of the test's; its zero Addr a free port on 127.0.0.1.
+func NATS(t testing.TB, cfg embedded.NATSConfig) *embedded.NATS {
+	t.Helper()
+	if cfg.StoreDir == "" {
+		cfg.StoreDir = t.TempDir()
+	}
+	n, err := embedded.StartNATS(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("starting embedded NATS server: %v", err)
+	}
+	t.Cleanup(n.Close)
+	return n
+}
+
+// MachineNATSURL is the machine's NATS server (an older 2.9 with
+// JetStream) unless POPHUB_TEST_NATS names another.
+func MachineNATSURL() string {
+	if u := os.Getenv("POPHUB_TEST_NATS"); u != "" {
+		return u
+	}
+	return "nats://127.0.0.1:4222"
+}
+
+// MachineNATS checks that the machine's NATS server accepts connections
+// and returns its URL. Tests on it must use streams and subjects of their
+// own.
+func MachineNATS(t testing.TB) string {
+	t.Helper()
+	u := MachineNATSURL()
+	addr := u
+	if p, err := url.Parse(u); err == nil && p.Host != "" {
+		addr = p.Host
+	}
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		Unavailable(t, "the NATS server at %s is not reachable: %v", u, err)
+	}
+	c.Close()
+	return u
+}
+
+// redact hides a URL's password.
+func redact(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return p.Redacted()
+}

@@ -1,0 +1,97 @@
+package testenv
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/pophub/pophub/hub/embedded"
+	"github.com/pophub/pophub/schemas"
+)
+
+// TestSchemaIsDroppedAtTheEnd: a schema is unique to its test and gone,
+// with what the test put in it, when the test ends.
+func TestSchemaIsDroppedAtTheEnd(t *testing.T) {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+
+	var a, b string
+	t.Run("uses two schemas", func(t *testing.T) {
+		a, b = Schema(t), Schema(t)
+		if a == b {
+			t.Fatalf("two schemas of one test share the name %s", a)
+		}
+		if len(a)+20 > 63 {
+			t.Errorf("schema name %s leaves no room for a 20-byte suffix", a)
+		}
+		if _, err := conn.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{a}.Sanitize()+"; CREATE TABLE "+pgx.Identifier{a, "t"}.Sanitize()+" (x int)"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_namespace WHERE nspname = ANY($1)", []string{a, b}).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("%d of the test's schemas are still there after it ended", n)
+	}
+}
+
+// TestKafkaHoldsTheHubsTopics: a Kafka client finds every source's topic
+// and the dead-letter topic, with the partitions asked for.
+func TestKafkaHoldsTheHubsTopics(t *testing.T) {
+	addr := Kafka(t, 3)
+	conn, err := kafka.DialContext(context.Background(), "tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	want := append(schemas.Topics(), schemas.DLQTopic)
+	parts, err := conn.ReadPartitions(want...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, p := range parts {
+		got[p.Topic]++
+	}
+	for _, topic := range want {
+		if got[topic] != 3 {
+			t.Errorf("topic %s has %d partitions, want 3", topic, got[topic])
+		}
+	}
+}
+
+// TestNATSServesJetStream: the embedded server takes connections and has
+// JetStream.
+func TestNATSServesJetStream(t *testing.T) {
+	srv := NATS(t, embedded.NATSConfig{SyncInterval: time.Second})
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := nc.JetStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.AccountInfo(); err != nil {
+		t.Errorf("JetStream: %v", err)
+	}
+}
+
+func TestMachineNATSAnswers(t *testing.T) {
+	nc, err := nats.Connect(MachineNATS(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Close()
+}
