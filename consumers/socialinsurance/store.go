@@ -5,15 +5,13 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"sort"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/pophub/pophub/internal/pgmigrate"
 	"github.com/pophub/pophub/schemas/citizenid"
 )
 
@@ -71,7 +69,7 @@ func OpenStore(ctx context.Context, url, schema string, log *slog.Logger) (*Stor
 	if err != nil {
 		return nil, fmt.Errorf("connecting to PostgreSQL: %w", err)
 	}
-	if err := migrate(ctx, pool, schema, log); err != nil {
+	if err := pgmigrate.Apply(ctx, pool, migrations, schema, "pophub-si-migrate", log); err != nil {
 		pool.Close()
 		return nil, err
 	}
@@ -194,76 +192,6 @@ func (s *Store) markDone(ctx context.Context, id int64, eventID string) error {
 	_, err := s.pool.Exec(ctx, `UPDATE tasks SET status = 'done', completed_at = now(), event_id = $2 WHERE id = $1 AND status = 'open'`, id, eventID)
 	if err != nil {
 		return fmt.Errorf("marking task done: %w", err)
-	}
-	return nil
-}
-
-// migrate applies the embedded migrations (migrations/NNNN_name.sql, in
-// name order) that schema_migrations does not list yet, each in its own
-// transaction with its schema_migrations row, under a session advisory
-// lock per schema so that instances starting at once do not race. The
-// same tiny runner as the hub's store: plain SQL, forward only.
-func migrate(ctx context.Context, pool *pgxpool.Pool, schema string, log *slog.Logger) error {
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		return fmt.Errorf("migrating: acquiring connection: %w", err)
-	}
-	defer conn.Release()
-	lockKey := "pophub-si-migrate:" + schema
-	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock(hashtext($1))", lockKey); err != nil {
-		return fmt.Errorf("migrating: taking lock: %w", err)
-	}
-	defer func() {
-		if _, err := conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock(hashtext($1))", lockKey); err != nil {
-			conn.Conn().Close(context.WithoutCancel(ctx)) // dropping the session releases the lock
-		}
-	}()
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize()); err != nil {
-		return fmt.Errorf("migrating: creating schema: %w", err)
-	}
-	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
-		return fmt.Errorf("migrating: creating schema_migrations: %w", err)
-	}
-	rows, err := conn.Query(ctx, "SELECT version FROM schema_migrations")
-	if err != nil {
-		return fmt.Errorf("migrating: reading applied versions: %w", err)
-	}
-	applied, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return fmt.Errorf("migrating: reading applied versions: %w", err)
-	}
-	done := make(map[string]bool, len(applied))
-	for _, v := range applied {
-		done[v] = true
-	}
-	files, err := fs.Glob(migrations, "migrations/*.sql")
-	if err != nil {
-		return fmt.Errorf("migrating: listing migrations: %w", err)
-	}
-	sort.Strings(files)
-	for _, f := range files {
-		version := strings.TrimSuffix(strings.TrimPrefix(f, "migrations/"), ".sql")
-		if done[version] {
-			continue
-		}
-		sql, err := migrations.ReadFile(f)
-		if err != nil {
-			return fmt.Errorf("migrating: reading %s: %w", version, err)
-		}
-		err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, string(sql)); err != nil {
-				return fmt.Errorf("applying: %w", err)
-			}
-			if _, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version) VALUES ($1)", version); err != nil {
-				return fmt.Errorf("recording: %w", err)
-			}
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("migrating %s: %w", version, err)
-		}
-		log.Info("applied migration", "version", version, "schema", schema)
 	}
 	return nil
 }

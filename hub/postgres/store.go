@@ -44,6 +44,7 @@ import (
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/hub/sealing"
 	"github.com/pophub/pophub/hub/stats"
+	"github.com/pophub/pophub/internal/pgmigrate"
 	"github.com/pophub/pophub/schemas/citizenid"
 )
 
@@ -149,7 +150,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.CacheSize > 0 {
 		s.cache = newStateCache(cfg.CacheSize)
 	}
-	if err := migrate(ctx, pool, cfg.Schema, cfg.Logger); err != nil {
+	if err := pgmigrate.Apply(ctx, pool, migrations, cfg.Schema, "pophub-migrate", cfg.Logger); err != nil {
 		pool.Close()
 		return nil, err
 	}

@@ -1,4 +1,11 @@
-package postgres
+// Package pgmigrate applies a component's embedded SQL migrations to its
+// PostgreSQL schema: the hub's store and the social-insurance consumer
+// each keep theirs in the binary and apply them on start.
+//
+// A tiny runner rather than a migration library: the files are plain SQL
+// applied forward only, and the one thing a library would add here, the
+// lock that serialises instances starting at once, is one statement.
+package pgmigrate
 
 import (
 	"context"
@@ -12,20 +19,24 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// migrate applies the embedded migrations (migrations/NNNN_name.sql, in
-// name order) that schema_migrations does not list yet, each in a
-// transaction of its own together with its schema_migrations row. A
-// session advisory lock per schema serialises instances starting at once;
-// the second finds everything applied. A tiny runner rather than a
-// migration library: the files are plain SQL applied forward only, and the
-// one thing a library would add here, the lock, is one statement.
-func migrate(ctx context.Context, pool *pgxpool.Pool, schema string, log *slog.Logger) error {
+// Apply applies the migrations of files (migrations/NNNN_name.sql, in
+// name order) that the schema's schema_migrations table does not list
+// yet, each in a transaction of its own together with its
+// schema_migrations row, creating the schema and the table first if
+// needed. The pool's search_path must name the schema. A session advisory
+// lock named by lock and the schema serialises instances starting at
+// once; the second finds everything applied. log (nil: discard) hears of
+// each migration applied.
+func Apply(ctx context.Context, pool *pgxpool.Pool, files fs.FS, schema, lock string, log *slog.Logger) error {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("migrating: acquiring connection: %w", err)
 	}
 	defer conn.Release()
-	lockKey := "pophub-migrate:" + schema
+	lockKey := lock + ":" + schema
 	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock(hashtext($1))", lockKey); err != nil {
 		return fmt.Errorf("migrating: taking lock: %w", err)
 	}
@@ -57,17 +68,17 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string, log *slog.L
 		done[v] = true
 	}
 
-	files, err := fs.Glob(migrations, "migrations/*.sql")
+	names, err := fs.Glob(files, "migrations/*.sql")
 	if err != nil {
 		return fmt.Errorf("migrating: listing migrations: %w", err)
 	}
-	sort.Strings(files)
-	for _, f := range files {
-		version := strings.TrimSuffix(strings.TrimPrefix(f, "migrations/"), ".sql")
+	sort.Strings(names)
+	for _, name := range names {
+		version := strings.TrimSuffix(strings.TrimPrefix(name, "migrations/"), ".sql")
 		if done[version] {
 			continue
 		}
-		sql, err := migrations.ReadFile(f)
+		sql, err := fs.ReadFile(files, name)
 		if err != nil {
 			return fmt.Errorf("migrating: reading %s: %w", version, err)
 		}
