@@ -15,6 +15,7 @@ import (
 
 	"github.com/pophub/pophub/hub/dlq"
 	"github.com/pophub/pophub/schemas"
+	"github.com/pophub/pophub/schemas/citizenid"
 )
 
 // dlqCommand is `pophub dlq list|show|replay`: inspect the records the hub
@@ -96,7 +97,7 @@ func printList(out io.Writer, recs []dlq.Record) {
 			errText += " (replay of " + r.ReplayOf + ")"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Time.UTC().Format(time.RFC3339), origin,
-			orDash(r.Reason), orDash(r.Field), dlq.Mask(errText))
+			orDash(r.Reason), orDash(r.Field), citizenid.MaskText(errText))
 	}
 	tw.Flush()
 }
@@ -129,7 +130,7 @@ func dlqShowCommand(client func() (*dlq.Client, error)) *cobra.Command {
 }
 
 func printRecord(out io.Writer, r dlq.Record, reveal bool) {
-	mask := dlq.Mask
+	mask := citizenid.MaskText
 	if reveal {
 		mask = func(s string) string { return s }
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/schemas"
+	"github.com/pophub/pophub/schemas/citizenid"
 )
 
 // Admin routes: operators' tools (`pophub reconcile`, `pophub status`).
@@ -236,11 +237,11 @@ func (a *admin) fail(w http.ResponseWriter, r *http.Request, err error) {
 	k := kindOf(err)
 	detail := k.detail
 	if detail == "" {
-		detail = scrub(err.Error())
+		detail = citizenid.MaskText(err.Error())
 	}
 	if k.status >= 500 {
 		a.cfg.Logger.LogAttrs(r.Context(), slog.LevelError, "serving admin request",
-			slog.String("route", routeOf(r)), slog.String("request_id", requestID(r.Context())), slog.String("err", scrub(err.Error())))
+			slog.String("route", routeOf(r)), slog.String("request_id", requestID(r.Context())), slog.String("err", citizenid.MaskText(err.Error())))
 	}
 	switch k.status {
 	case http.StatusUnauthorized:
@@ -316,8 +317,8 @@ func (a *admin) collect(ctx context.Context) Status {
 		pctx, cancel := context.WithTimeout(ctx, a.cfg.ProbeTimeout)
 		defer cancel()
 		if err := fn(pctx); err != nil {
-			a.cfg.Logger.WarnContext(ctx, "reading status", "part", what, "err", scrub(err.Error()))
-			return scrub(err.Error())
+			a.cfg.Logger.WarnContext(ctx, "reading status", "part", what, "err", citizenid.MaskText(err.Error()))
+			return citizenid.MaskText(err.Error())
 		}
 		return ""
 	}

@@ -318,6 +318,45 @@ func TestStoreErrors(t *testing.T) {
 	}
 }
 
+// TestErrorsNeverShowACitizenID: an error or a panic that carries a raw
+// citizen ID, against the rule that none should, shows it masked in the
+// problem detail and in the log.
+func TestErrorsNeverShowACitizenID(t *testing.T) {
+	f := newFixture(t)
+	const raw = "230102199001011234"
+	tests := []struct {
+		name string
+		fail func(citizenid.ID) error
+	}{
+		{"invalid request", func(citizenid.ID) error { return fmt.Errorf("loading %s: %w", raw, hub.ErrInvalid) }},
+		{"internal error", func(citizenid.ID) error { return fmt.Errorf("loading %s: connection reset", raw) }},
+		{"panic", func(citizenid.ID) error { panic("no state for " + raw) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			h := api.New(api.Config{Store: &memReader{fail: tt.fail}, Logger: logger}).Handler()
+			rec := do(t, h, "GET", "/v1/persons/"+string(f.known), nil)
+			if rec.Code != 400 && rec.Code != 500 {
+				t.Fatalf("status = %d", rec.Code)
+			}
+			if body := rec.Body.String(); strings.Contains(body, raw) {
+				t.Errorf("the problem shows the ID: %s", body)
+			}
+			if strings.Contains(logs.String(), raw) {
+				t.Errorf("the log shows the ID:\n%s", logs.String())
+			}
+			if rec.Code == 400 && !strings.Contains(rec.Body.String(), "2301**********1234") {
+				t.Errorf("the problem detail lost the masked ID: %s", rec.Body.String())
+			}
+			if rec.Code == 500 && !strings.Contains(logs.String(), "2301**********1234") {
+				t.Errorf("the log lost the masked ID:\n%s", logs.String())
+			}
+		})
+	}
+}
+
 func TestPanicRecovery(t *testing.T) {
 	f := newFixture(t)
 	var logs bytes.Buffer

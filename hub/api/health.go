@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+
+	"github.com/pophub/pophub/schemas/citizenid"
 )
 
 // Health is the body of /healthz and /readyz. Checks maps each readiness
@@ -41,9 +43,9 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		h.Status, status = "unavailable", http.StatusServiceUnavailable
-		h.Checks[name] = scrub(err.Error())
+		h.Checks[name] = citizenid.MaskText(err.Error())
 		s.cfg.Logger.LogAttrs(r.Context(), slog.LevelWarn, "readiness check failed",
-			slog.String("check", name), slog.String("err", scrub(err.Error())))
+			slog.String("check", name), slog.String("err", citizenid.MaskText(err.Error())))
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	s.writeJSON(w, r, status, h)

@@ -17,6 +17,8 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/pophub/pophub/schemas/citizenid"
 )
 
 func (s *Server) initMetrics() {
@@ -117,8 +119,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			s.cfg.Logger.LogAttrs(ctx, slog.LevelError, "panic serving request",
 				slog.String("route", route),
 				slog.String("request_id", reqID),
-				slog.String("panic", scrub(fmt.Sprint(v))),
-				slog.String("stack", scrub(string(debug.Stack()))))
+				slog.String("panic", citizenid.MaskText(fmt.Sprint(v))),
+				slog.String("stack", citizenid.MaskText(string(debug.Stack()))))
 			span.SetStatus(codes.Error, "panic")
 			if !sw.wrote {
 				s.writeProblem(sw, r, http.StatusInternalServerError, "internal",

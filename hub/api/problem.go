@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/schemas/citizenid"
@@ -79,14 +78,14 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		if errors.As(err, &ce) {
 			detail = ce.Error()
 		} else {
-			detail = scrub(err.Error())
+			detail = citizenid.MaskText(err.Error())
 		}
 	}
 	if k.status >= 500 {
 		s.cfg.Logger.LogAttrs(r.Context(), slog.LevelError, "serving request",
 			slog.String("route", routeOf(r)),
 			slog.String("request_id", requestID(r.Context())),
-			slog.String("err", scrub(err.Error())))
+			slog.String("err", citizenid.MaskText(err.Error())))
 	}
 	switch k.status {
 	case http.StatusUnauthorized:
@@ -136,40 +135,3 @@ func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v
 	w.WriteHeader(status)
 	_, _ = w.Write(append(b, '\n'))
 }
-
-// scrub masks every run of 15 or more digits (optionally ending in X), the
-// shape of a citizen ID, keeping its first and last four characters. It
-// guards log lines and problem details against errors and panics that carry
-// a raw ID despite the rule that none should.
-func scrub(s string) string {
-	var b strings.Builder
-	last := 0 // s[:last] is already in b
-	for i := 0; i < len(s); {
-		if !isDigit(s[i]) {
-			i++
-			continue
-		}
-		j := i
-		for j < len(s) && isDigit(s[j]) {
-			j++
-		}
-		if j-i == 17 && j < len(s) && (s[j] == 'X' || s[j] == 'x') {
-			j++
-		}
-		if j-i >= 15 {
-			b.WriteString(s[last:i])
-			b.WriteString(s[i : i+4])
-			b.WriteString(strings.Repeat("*", j-i-8))
-			b.WriteString(s[j-4 : j])
-			last = j
-		}
-		i = j
-	}
-	if last == 0 {
-		return s
-	}
-	b.WriteString(s[last:])
-	return b.String()
-}
-
-func isDigit(c byte) bool { return c >= '0' && c <= '9' }

@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/pophub/pophub/schemas/citizenid"
 )
 
 // ListenAndServe listens on addr (host:port) and runs the API until ctx
@@ -64,7 +66,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 type scrubHandler struct{ slog.Handler }
 
 func (h scrubHandler) Handle(ctx context.Context, r slog.Record) error {
-	r2 := slog.NewRecord(r.Time, r.Level, scrub(r.Message), r.PC)
+	r2 := slog.NewRecord(r.Time, r.Level, citizenid.MaskText(r.Message), r.PC)
 	r.Attrs(func(a slog.Attr) bool { r2.AddAttrs(a); return true })
 	return h.Handler.Handle(ctx, r2)
 }

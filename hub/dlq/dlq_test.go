@@ -215,23 +215,6 @@ func TestParseID(t *testing.T) {
 	}
 }
 
-func TestMask(t *testing.T) {
-	for _, tc := range []struct{ name, in, want string }{
-		{"18 digits", idA, "2301**********1230"},
-		{"trailing X", idB, "1101**********002X"},
-		{"lower x", "11010519491231002x", "1101**********002x"},
-		{"15 digits", "230102900101123", "2301*******1123"},
-		{"in JSON, adjacent", `{"subject":"` + idA + `","ids":[` + idA + `,` + idB + `]}`,
-			`{"subject":"2301**********1230","ids":[2301**********1230,1101**********002X]}`},
-		{"short numbers kept", "offset 12345678901234 and 230102", "offset 12345678901234 and 230102"},
-		{"no digits", "invalid_data: data.spouse_id", "invalid_data: data.spouse_id"},
-	} {
-		if got := dlq.Mask(tc.in); got != tc.want {
-			t.Errorf("%s: Mask(%q) = %q, want %q", tc.name, tc.in, got, tc.want)
-		}
-	}
-}
-
 // readTopic returns every record of topic, by partition order.
 func readTopic(t *testing.T, addr, topic string) []kafka.Message {
 	t.Helper()

@@ -42,8 +42,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/pophub/pophub/hub/dlq"
 	"github.com/pophub/pophub/schemas"
+	"github.com/pophub/pophub/schemas/citizenid"
 )
 
 // Loc locates a record in a topic.
@@ -267,7 +267,7 @@ func (r Report) Write(w io.Writer) error {
 			if id == "" {
 				id = "-"
 			}
-			fmt.Fprintf(&b, "  GAP %s event %s: %s\n", g.Loc, dlq.Mask(id), g.Why)
+			fmt.Fprintf(&b, "  GAP %s event %s: %s\n", g.Loc, citizenid.MaskText(id), g.Why)
 		}
 		total.Records += s.Records
 		total.Applied += s.Applied

@@ -3,6 +3,7 @@ package citizenid
 import (
 	"fmt"
 	"log/slog"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -42,6 +43,44 @@ func Mask(s string) string {
 	return string(out)
 }
 
+// MaskText masks every run of 15 or more digits in free text (a trailing X
+// or x included), the shape of a citizen ID valid or not, legacy or not,
+// as its first four and last four characters around asterisks, e.g.
+// 2301**********1230. It guards what must show text that may carry an ID
+// despite the rule that none should: error messages in problem details and
+// logs, dead-letter reasons, reports. Shorter numbers (ports, offsets,
+// region codes) and text without such runs are returned unchanged.
+func MaskText(s string) string {
+	var b strings.Builder
+	last := 0 // s[:last] is already in b
+	for i := 0; i < len(s); {
+		if !isDigit(s[i]) {
+			i++
+			continue
+		}
+		j := i
+		for j < len(s) && isDigit(s[j]) {
+			j++
+		}
+		if j < len(s) && (s[j] == 'X' || s[j] == 'x') {
+			j++
+		}
+		if j-i >= 15 {
+			b.WriteString(s[last:i])
+			b.WriteString(s[i : i+4])
+			b.WriteString(strings.Repeat("*", j-i-8))
+			b.WriteString(s[j-4 : j])
+			last = j
+		}
+		i = j
+	}
+	if last == 0 {
+		return s
+	}
+	b.WriteString(s[last:])
+	return b.String()
+}
+
 // Unparsed is a string that should be a citizen ID but may not be one. Like
 // ID it masks itself (with Mask) under fmt and slog, so code that logs a
 // rejected key or a raw path segment cannot leak it. Convert with
@@ -65,3 +104,5 @@ func (u Unparsed) Format(f fmt.State, verb rune) {
 
 // LogValue masks in structured logs.
 func (u Unparsed) LogValue() slog.Value { return slog.StringValue(Mask(string(u))) }
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }

@@ -281,3 +281,26 @@ func FuzzMask(f *testing.F) {
 		}
 	})
 }
+
+func TestMaskText(t *testing.T) {
+	tests := []struct{ name, in, want string }{
+		{"empty", "", ""},
+		{"no digits", "invalid_data: data.spouse_id", "invalid_data: data.spouse_id"},
+		{"short numbers kept", "port 5432, offset 12345678901234 and region 230102", "port 5432, offset 12345678901234 and region 230102"},
+		{"18 digits", "id 230102199001011234 failed", "id 2301**********1234 failed"},
+		{"trailing X", "id 11010519491231002X.", "id 1101**********002X."},
+		{"lower x", "11010519491231002x", "1101**********002x"},
+		{"whole text", "230102199001011234", "2301**********1234"},
+		{"legacy 15 digits", "legacy 230102900101123", "legacy 2301*******1123"},
+		{"two, adjacent", "a 230102199001011234,110105194912310021 b", "a 2301**********1234,1101**********0021 b"},
+		{"in JSON", `{"subject":"230102199001011230","ids":[11010519491231002X]}`, `{"subject":"2301**********1230","ids":[1101**********002X]}`},
+		{"longer runs too", "long 12345678901234567890123", "long 1234***************0123"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := MaskText(tt.in); got != tt.want {
+				t.Errorf("MaskText(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}
