@@ -17,6 +17,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.opentelemetry.io/otel/propagation"
 
+	"github.com/pophub/pophub/internal/kafkaheaders"
 	"github.com/pophub/pophub/schemas"
 )
 
@@ -241,7 +242,7 @@ func (s *sender) run(ctx context.Context, spool io.Reader, toSend int) error {
 	prog := startProgress(cfg, "sending", int64(toSend))
 	defer prog.finish()
 	var headers []kafka.Header
-	propagation.TraceContext{}.Inject(ctx, headerCarrier{&headers})
+	propagation.TraceContext{}.Inject(ctx, kafkaheaders.Carrier{Headers: &headers})
 
 	r := bufio.NewReaderSize(spool, 1<<20)
 	lastSave := time.Now()
@@ -414,28 +415,4 @@ func readIDs(rr kafka.RecordReader, from, end int64, ids map[string]bool) (int64
 			ids[ev.ID] = true
 		}
 	}
-}
-
-// headerCarrier writes trace context into Kafka headers.
-type headerCarrier struct{ h *[]kafka.Header }
-
-func (c headerCarrier) Get(key string) string {
-	for _, h := range *c.h {
-		if h.Key == key {
-			return string(h.Value)
-		}
-	}
-	return ""
-}
-
-func (c headerCarrier) Set(k, v string) {
-	*c.h = append(*c.h, kafka.Header{Key: k, Value: []byte(v)})
-}
-
-func (c headerCarrier) Keys() []string {
-	keys := make([]string, len(*c.h))
-	for i, h := range *c.h {
-		keys[i] = h.Key
-	}
-	return keys
 }

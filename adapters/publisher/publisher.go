@@ -61,6 +61,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/pophub/pophub/internal/kafkaheaders"
 	"github.com/pophub/pophub/schemas"
 )
 
@@ -228,36 +229,6 @@ type Result struct {
 	Err error
 }
 
-// headerCarrier writes trace context into Kafka headers.
-type headerCarrier struct{ h *[]kafka.Header }
-
-func (c headerCarrier) Get(key string) string {
-	for _, h := range *c.h {
-		if h.Key == key {
-			return string(h.Value)
-		}
-	}
-	return ""
-}
-
-func (c headerCarrier) Set(k, v string) {
-	for i, h := range *c.h {
-		if h.Key == k {
-			(*c.h)[i].Value = []byte(v)
-			return
-		}
-	}
-	*c.h = append(*c.h, kafka.Header{Key: k, Value: []byte(v)})
-}
-
-func (c headerCarrier) Keys() []string {
-	keys := make([]string, len(*c.h))
-	for i, h := range *c.h {
-		keys[i] = h.Key
-	}
-	return keys
-}
-
 // Publish validates events and sends the valid ones, waiting until the
 // broker acknowledged them (or gave up). It returns one Result per event,
 // in order. Invalid events are not sent; their Result says why. The
@@ -377,7 +348,7 @@ func (p *Publisher) publishGroups(ctx context.Context, events []schemas.Event, g
 	ctx, span := p.startSpan(ctx, topic, len(events), nil)
 	defer span.End()
 	var headers []kafka.Header
-	p.cfg.Propagator.Inject(ctx, headerCarrier{&headers})
+	p.cfg.Propagator.Inject(ctx, kafkaheaders.Carrier{Headers: &headers})
 
 	now := time.Now() // the clock the hub's checks of "not in the future" read
 	var wg sync.WaitGroup
@@ -454,7 +425,7 @@ func (p *Publisher) send(ctx context.Context, msgs []kafka.Message, results []Re
 	defer span.End()
 	// One trace context for the produce: every record shares its headers.
 	var headers []kafka.Header
-	p.cfg.Propagator.Inject(ctx, headerCarrier{&headers})
+	p.cfg.Propagator.Inject(ctx, kafkaheaders.Carrier{Headers: &headers})
 	for i := range msgs {
 		msgs[i].Headers = headers
 	}

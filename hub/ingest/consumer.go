@@ -70,6 +70,7 @@ import (
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/internal/kafkaheaders"
 	"github.com/pophub/pophub/schemas"
 )
 
@@ -412,26 +413,6 @@ const (
 
 var propagator = propagation.TraceContext{}
 
-// headerCarrier reads W3C trace context from Kafka record headers.
-type headerCarrier []kafka.Header
-
-func (h headerCarrier) Get(key string) string {
-	for _, x := range h {
-		if x.Key == key {
-			return string(x.Value)
-		}
-	}
-	return ""
-}
-func (h headerCarrier) Set(string, string) {}
-func (h headerCarrier) Keys() []string {
-	out := make([]string, len(h))
-	for i, x := range h {
-		out[i] = x.Key
-	}
-	return out
-}
-
 // decoded is a fetched batch, split into valid inputs and DLQ records.
 type decoded struct {
 	batch   []kafka.Message
@@ -576,13 +557,13 @@ func decodeChunk(batch []kafka.Message) decoded {
 		}
 		st.accepted++
 		in := hub.Input{Event: ev, Raw: m.Value}
-		h := headerCarrier(m.Headers)
-		if tp := h.Get(traceparent); tp != "" {
+		if tp := kafkaheaders.Get(m.Headers, traceparent); tp != "" {
 			in.Trace = map[string]string{traceparent: tp}
-			if ts := h.Get(tracestate); ts != "" {
+			if ts := kafkaheaders.Get(m.Headers, tracestate); ts != "" {
 				in.Trace[tracestate] = ts
 			}
-			if sc := trace.SpanContextFromContext(propagator.Extract(context.Background(), h)); sc.IsValid() {
+			headers := m.Headers // escapes only for records that carry a trace
+			if sc := trace.SpanContextFromContext(propagator.Extract(context.Background(), kafkaheaders.Carrier{Headers: &headers})); sc.IsValid() {
 				d.links = append(d.links, trace.Link{SpanContext: sc})
 				if sc.IsSampled() {
 					d.sampled = append(d.sampled, sampledInput{input: len(d.inputs), parent: sc,
