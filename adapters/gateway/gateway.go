@@ -35,16 +35,15 @@ import (
 	"mime"
 	"net/http"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/propagation"
 	"gopkg.in/yaml.v3"
 
 	"github.com/pophub/pophub/adapters/publisher"
+	"github.com/pophub/pophub/internal/par"
 	"github.com/pophub/pophub/schemas"
 )
 
@@ -244,7 +243,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	events := make([]schemas.Event, len(raws))
 	errs := make([]*EventError, len(raws))
 	now := time.Now() // one present for the request's checks
-	parallel(len(raws), func(i int) { events[i], errs[i] = h.check(source, i, raws[i], now) })
+	par.Ranges(len(raws), 128, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			events[i], errs[i] = h.check(source, i, raws[i], now)
+		}
+	})
 	var bad, foreign []EventError
 	for _, e := range errs {
 		switch {
@@ -324,29 +327,6 @@ func (h *Handler) check(source schemas.Source, i int, raw []byte, now time.Time)
 	// be decoded a second time.
 	ev.Data = nil
 	return ev, nil
-}
-
-// parallel calls fn(i) for every i in [0, n), on every core when n is
-// large enough to be worth it.
-func parallel(n int, fn func(i int)) {
-	const chunk = 128
-	workers := min(runtime.GOMAXPROCS(0), (n+chunk-1)/chunk)
-	if workers <= 1 {
-		for i := range n {
-			fn(i)
-		}
-		return
-	}
-	var wg sync.WaitGroup
-	per := (n + workers - 1) / workers
-	for lo := 0; lo < n; lo += per {
-		wg.Go(func() {
-			for i := lo; i < min(lo+per, n); i++ {
-				fn(i)
-			}
-		})
-	}
-	wg.Wait()
 }
 
 // authenticate finds the source of the request's bearer token, comparing

@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/pophub/pophub/internal/par"
 	"github.com/pophub/pophub/schemas"
 	"github.com/pophub/pophub/schemas/citizenid"
 )
@@ -470,7 +470,7 @@ func mapChunks(ctx context.Context, p *plan, source schemas.Source, now time.Tim
 	defer close(out)
 	for c := range in {
 		c.results = make([]mapped, len(c.rows))
-		parallel(len(c.rows), func(lo, hi int) {
+		par.Ranges(len(c.rows), 128, func(lo, hi int) {
 			for i := lo; i < hi; i++ {
 				c.results[i] = mapOne(p, source, c.rows[i], now)
 			}
@@ -603,21 +603,6 @@ func upgradeLegacy(text []byte) ([]byte, int) {
 		return nil, 0
 	}
 	return b, n
-}
-
-// parallel runs fn over [0, n) split into one range per core.
-func parallel(n int, fn func(lo, hi int)) {
-	workers := min(runtime.GOMAXPROCS(0), (n+127)/128)
-	if workers <= 1 {
-		fn(0, n)
-		return
-	}
-	var wg sync.WaitGroup
-	per := (n + workers - 1) / workers
-	for lo := 0; lo < n; lo += per {
-		wg.Go(func() { fn(lo, min(lo+per, n)) })
-	}
-	wg.Wait()
 }
 
 // The spool holds the validated events between the passes, so that what

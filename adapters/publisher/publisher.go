@@ -46,7 +46,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -62,6 +61,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/pophub/pophub/internal/kafkaheaders"
+	"github.com/pophub/pophub/internal/par"
 	"github.com/pophub/pophub/schemas"
 )
 
@@ -356,7 +356,7 @@ func (p *Publisher) publishGroups(ctx context.Context, events []schemas.Event, g
 	sent := 0
 	for g, idx := range groups {
 		group := make([]kafka.Message, len(idx)) // group[j] is the record of events[idx[j]]
-		parallel(len(idx), func(lo, hi int) {
+		par.Ranges(len(idx), 256, func(lo, hi int) {
 			var a arena
 			for j := lo; j < hi; j++ {
 				i := idx[j]
@@ -513,7 +513,7 @@ func firstNonNil(errs kafka.WriteErrors) int {
 func (p *Publisher) validateAll(events []schemas.Event, results []Result) []kafka.Message {
 	msgs := make([]kafka.Message, len(events))
 	now := time.Now()
-	parallel(len(events), func(lo, hi int) {
+	par.Ranges(len(events), 256, func(lo, hi int) {
 		var a arena
 		for i := lo; i < hi; i++ {
 			results[i].ID = events[i].ID
@@ -521,23 +521,6 @@ func (p *Publisher) validateAll(events []schemas.Event, results []Result) []kafk
 		}
 	})
 	return msgs
-}
-
-// parallel runs fn over [0, n) split into ranges, one per core when n is
-// large enough to be worth it.
-func parallel(n int, fn func(lo, hi int)) {
-	const chunk = 256
-	workers := min(runtime.GOMAXPROCS(0), (n+chunk-1)/chunk)
-	if workers <= 1 {
-		fn(0, n)
-		return
-	}
-	var wg sync.WaitGroup
-	per := (n + workers - 1) / workers
-	for lo := 0; lo < n; lo += per {
-		wg.Go(func() { fn(lo, min(lo+per, n)) })
-	}
-	wg.Wait()
 }
 
 // validate encodes the event into its record, in a's memory, and checks
@@ -744,7 +727,7 @@ type fileLine struct {
 // decodeLines validates lines, on all cores.
 func (p *Publisher) decodeLines(lines []fileLine) {
 	now := time.Now()
-	parallel(len(lines), func(lo, hi int) {
+	par.Ranges(len(lines), 256, func(lo, hi int) {
 		var a arena
 		for i := lo; i < hi; i++ {
 			l := &lines[i]

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"runtime"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -19,6 +17,7 @@ import (
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/hub/merge"
 	"github.com/pophub/pophub/hub/stats"
+	"github.com/pophub/pophub/internal/par"
 	"github.com/pophub/pophub/schemas"
 	"github.com/pophub/pophub/schemas/citizenid"
 )
@@ -334,7 +333,7 @@ func (s *Store) readLocked(ctx context.Context, tx pgx.Tx, keys []string, ids ma
 	}
 	// Decode the states read, in parallel when there are many.
 	states := make([]*merge.State, len(misses))
-	err = parallel(len(misses), func(i int) error {
+	err = par.Each(len(misses), 64, func(i int) error {
 		st, err := s.seal.openState(misses[i].key, misses[i].raw)
 		states[i] = st
 		return err
@@ -367,36 +366,6 @@ func (s *Store) dropUnused(ctx context.Context, tx pgx.Tx, loaded, changed map[c
 		return fmt.Errorf("dropping placeholders: %w", err)
 	}
 	return nil
-}
-
-// parallel calls fn(0) … fn(n-1) on up to GOMAXPROCS goroutines and
-// returns the errors.
-func parallel(n int, fn func(i int) error) error {
-	workers := min(runtime.GOMAXPROCS(0), n/64+1)
-	if workers <= 1 {
-		for i := 0; i < n; i++ {
-			if err := fn(i); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	errs := make([]error, workers)
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < n; i += workers {
-				if err := fn(i); err != nil {
-					errs[w] = err
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
 }
 
 // unapplied returns the events of batch not yet in history, and how many
@@ -463,7 +432,7 @@ func (s *Store) encodePersons(states map[citizenid.ID]*merge.State) personColumn
 		c.statuses = append(c.statuses, st.Status())
 	}
 	c.states = make([][]byte, len(sts))
-	c.err = parallel(len(sts), func(i int) error {
+	c.err = par.Each(len(sts), 64, func(i int) error {
 		raw, err := s.seal.sealState(c.keys[i], sts[i])
 		c.states[i] = raw
 		return err
