@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/segmentio/kafka-go"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pophub/pophub/adapters/publisher"
 	"github.com/pophub/pophub/internal/testenv"
@@ -195,48 +193,16 @@ func citizen(n int) string {
 	return first + string(citizenid.CheckChar(first))
 }
 
-// records reads every record of the housing topic, after checking with
-// kafka-go how many there are.
+// records reads and decodes every record of the housing topic.
 func records(t testing.TB, addr string) []schemas.Event {
 	t.Helper()
-	topic := schemas.Topic(schemas.Housing)
-	var reqs []kafka.OffsetRequest
-	for p := range partitions {
-		reqs = append(reqs, kafka.LastOffsetOf(p))
-	}
-	kc := &kafka.Client{Addr: kafka.TCP(addr), Timeout: 10 * time.Second}
-	res, err := kc.ListOffsets(context.Background(), &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n int64
-	for _, po := range res.Topics[topic] {
-		if po.Error != nil {
-			t.Fatalf("listing offsets of %s/%d: %v", topic, po.Partition, po.Error)
-		}
-		n += po.LastOffset
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
 	var out []schemas.Event
-	for int64(len(out)) < n {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("read %d of %d records: %v", len(out), n, ctx.Err())
+	for _, r := range testenv.Records(t, addr, schemas.Topic(schemas.Housing)) {
+		ev, err := schemas.Decode(schemas.Input{Topic: r.Topic, Key: r.Key, Value: r.Value})
+		if err != nil {
+			t.Errorf("record at %s/%d@%d does not decode: %v", r.Topic, r.Partition, r.Offset, err)
 		}
-		fs.EachError(func(topic string, p int32, err error) { t.Fatalf("fetching %s/%d: %v", topic, p, err) })
-		fs.EachRecord(func(r *kgo.Record) {
-			ev, err := schemas.Decode(schemas.Input{Topic: r.Topic, Key: r.Key, Value: r.Value})
-			if err != nil {
-				t.Errorf("record at %s/%d@%d does not decode: %v", r.Topic, r.Partition, r.Offset, err)
-			}
-			out = append(out, ev)
-		})
+		out = append(out, ev)
 	}
 	return out
 }

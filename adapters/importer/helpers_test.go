@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/xuri/excelize/v2"
 	"golang.org/x/text/encoding/simplifiedchinese"
@@ -255,41 +254,6 @@ func writeXLSX(t testing.TB, path string, tab table) {
 	if err := f.SaveAs(path); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// readTopic reads every record of a topic.
-func readTopic(t testing.TB, addr, topic string) []*kgo.Record {
-	t.Helper()
-	var reqs []kafka.OffsetRequest
-	for p := range partitions {
-		reqs = append(reqs, kafka.LastOffsetOf(p))
-	}
-	kc := &kafka.Client{Addr: kafka.TCP(addr), Timeout: 10 * time.Second}
-	res, err := kc.ListOffsets(context.Background(), &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n int64
-	for _, po := range res.Topics[topic] {
-		n += po.LastOffset
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	var out []*kgo.Record
-	for int64(len(out)) < n {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("read %d of %d records: %v", len(out), n, ctx.Err())
-		}
-		fs.EachError(func(topic string, p int32, err error) { t.Fatalf("fetching %s/%d: %v", topic, p, err) })
-		fs.EachRecord(func(r *kgo.Record) { out = append(out, r) })
-	}
-	return out
 }
 
 // decodeAll decodes records as the hub does.

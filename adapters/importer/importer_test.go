@@ -72,7 +72,7 @@ func TestExampleMappings(t *testing.T) {
 			for _, ev := range events {
 				want[fingerprint(t, ev, layout)]++
 			}
-			for _, ev := range decodeAll(t, readTopic(t, addr, schemas.Topic(src))) {
+			for _, ev := range decodeAll(t, testenv.Records(t, addr, schemas.Topic(src))) {
 				fp := fingerprint(t, ev, layout)
 				if want[fp] == 0 {
 					t.Fatalf("a %s event on the topic is not one of the table's (or is there twice)", ev.Type)
@@ -168,7 +168,7 @@ func TestBadLines(t *testing.T) {
 	if rep.Read != good+len(bad) || rep.Valid != good || rep.Sent != good {
 		t.Errorf("report: %d read, %d valid, %d sent; want %d, %d, %d", rep.Read, rep.Valid, rep.Sent, good+len(bad), good, good)
 	}
-	if n := len(readTopic(t, addr, schemas.Topic(schemas.Housing))); n != len(events) {
+	if n := len(testenv.Records(t, addr, schemas.Topic(schemas.Housing))); n != len(events) {
 		t.Errorf("%d records on the topic, want %d", n, len(events))
 	}
 	for _, s := range []string{"unmapped_value 2", "malformed_row 1", "invalid_value 3", fmt.Sprintf("%d sent", good)} {
@@ -279,7 +279,7 @@ func TestJSONL(t *testing.T) {
 	if rep.Sent != valid || rep.Upgraded != upgrades || upgrades == 0 {
 		t.Errorf("sent %d, upgraded %d; want %d and %d", rep.Sent, rep.Upgraded, valid, upgrades)
 	}
-	for _, ev := range decodeAll(t, readTopic(t, addr, schemas.Topic(schemas.Marriage))) {
+	for _, ev := range decodeAll(t, testenv.Records(t, addr, schemas.Topic(schemas.Marriage))) {
 		if len(ev.Subject) != 18 {
 			t.Fatal("a subject was sent in its legacy form")
 		}
@@ -349,7 +349,7 @@ func TestResume(t *testing.T) {
 				t.Errorf("last run: resumed %v, %d already sent, %d sent; %d events, %d sent before", rep.Resumed, rep.AlreadySent, rep.Sent, len(events), sent)
 			}
 			byID := map[string]int{}
-			for _, ev := range decodeAll(t, readTopic(t, addr, schemas.Topic(schemas.Housing))) {
+			for _, ev := range decodeAll(t, testenv.Records(t, addr, schemas.Topic(schemas.Housing))) {
 				byID[ev.ID]++
 			}
 			if len(byID) != len(events) {
@@ -411,7 +411,7 @@ func TestDryRun(t *testing.T) {
 	if _, err := os.Stat(rep.RejectsFile); err != nil {
 		t.Errorf("no rejects file: %v", err)
 	}
-	if n := len(readTopic(t, addr, schemas.Topic(schemas.Housing))); n != 0 {
+	if n := len(testenv.Records(t, addr, schemas.Topic(schemas.Housing))); n != 0 {
 		t.Errorf("a dry run sent %d records", n)
 	}
 }

@@ -71,29 +71,6 @@ func consume(t testing.TB, addr string, topics []string, n int) []*kgo.Record {
 	return out
 }
 
-// recordCount is the number of records in a topic: the sum of its
-// partitions' end offsets.
-func recordCount(t testing.TB, addr, topic string) int64 {
-	t.Helper()
-	var reqs []kafka.OffsetRequest
-	for p := range partitions {
-		reqs = append(reqs, kafka.LastOffsetOf(p))
-	}
-	cl := &kafka.Client{Addr: kafka.TCP(addr), Timeout: 10 * time.Second}
-	res, err := cl.ListOffsets(context.Background(), &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n int64
-	for _, po := range res.Topics[topic] {
-		if po.Error != nil {
-			t.Fatalf("listing offsets of %s/%d: %v", topic, po.Partition, po.Error)
-		}
-		n += po.LastOffset
-	}
-	return n
-}
-
 func header(r *kgo.Record, key string) string {
 	for _, h := range r.Headers {
 		if h.Key == key {
@@ -207,11 +184,11 @@ func TestPublish(t *testing.T) {
 		}
 	}
 	for topic, n := range perTopic {
-		if got := recordCount(t, addr, topic); got != int64(n) {
+		if got := testenv.RecordCount(t, addr, topic); got != int64(n) {
 			t.Errorf("%s holds %d records, want the %d valid events", topic, got, n)
 		}
 	}
-	if got := recordCount(t, addr, schemas.DLQTopic); got != 0 {
+	if got := testenv.RecordCount(t, addr, schemas.DLQTopic); got != 0 {
 		t.Errorf("the publisher wrote %d records to the DLQ", got)
 	}
 }
@@ -235,7 +212,7 @@ func TestSourceRestriction(t *testing.T) {
 	if schemas.ReasonOf(res[0].Err) != schemas.ReasonSourceMismatch || res[1].Err != nil {
 		t.Fatalf("results %+v: want source_mismatch for the public_security event, success for the housing one", res)
 	}
-	if n := recordCount(t, addr, schemas.Topic(schemas.PublicSecurity)); n != 0 {
+	if n := testenv.RecordCount(t, addr, schemas.Topic(schemas.PublicSecurity)); n != 0 {
 		t.Errorf("%d records on the public_security topic", n)
 	}
 }
@@ -354,7 +331,7 @@ func TestPublishFile(t *testing.T) {
 			t.Errorf("record %s is not one of the file's events as encoded", r.Value)
 		}
 	}
-	if n := recordCount(t, addr, schemas.Topic(schemas.Housing)); n != int64(valid) {
+	if n := testenv.RecordCount(t, addr, schemas.Topic(schemas.Housing)); n != int64(valid) {
 		t.Errorf("%d records on the topic, want %d", n, valid)
 	}
 

@@ -24,7 +24,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pophub/pophub/hub/embedded"
 	"github.com/pophub/pophub/schemas"
@@ -107,6 +109,65 @@ func Kafka(t testing.TB, partitions int, opts ...kfake.Opt) string {
 	}
 	t.Cleanup(c.Close)
 	return c.ListenAddrs()[0]
+}
+
+// RecordCount is the number of records in topic at addr: the sum of its
+// partitions' end offsets.
+func RecordCount(t testing.TB, addr, topic string) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := kafka.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		t.Fatalf("connecting to Kafka at %s: %v", addr, err)
+	}
+	parts, err := conn.ReadPartitions(topic)
+	conn.Close()
+	if err != nil {
+		t.Fatalf("reading the partitions of %s: %v", topic, err)
+	}
+	reqs := make([]kafka.OffsetRequest, len(parts))
+	for i, p := range parts {
+		reqs[i] = kafka.LastOffsetOf(p.ID)
+	}
+	cl := &kafka.Client{Addr: kafka.TCP(addr), Timeout: 10 * time.Second}
+	res, err := cl.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	if err != nil {
+		t.Fatalf("listing the offsets of %s: %v", topic, err)
+	}
+	var n int64
+	for _, po := range res.Topics[topic] {
+		if po.Error != nil {
+			t.Fatalf("listing offsets of %s/%d: %v", topic, po.Partition, po.Error)
+		}
+		n += po.LastOffset
+	}
+	return n
+}
+
+// Records reads every record of topic at addr (RecordCount of them) with
+// another Kafka client than the adapters' (franz-go), in each partition's
+// order.
+func Records(t testing.TB, addr, topic string) []*kgo.Record {
+	t.Helper()
+	n := RecordCount(t, addr, topic)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatalf("creating Kafka client: %v", err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var out []*kgo.Record
+	for int64(len(out)) < n {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read %d of %d records of %s: %v", len(out), n, topic, ctx.Err())
+		}
+		fs.EachError(func(topic string, p int32, err error) { t.Fatalf("fetching %s/%d: %v", topic, p, err) })
+		fs.EachRecord(func(r *kgo.Record) { out = append(out, r) })
+	}
+	return out
 }
 
 // NATS starts an embedded NATS server with JetStream, closed when the test

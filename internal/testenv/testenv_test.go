@@ -68,6 +68,29 @@ func TestKafkaHoldsTheHubsTopics(t *testing.T) {
 			t.Errorf("topic %s has %d partitions, want 3", topic, got[topic])
 		}
 	}
+
+	// What one client writes, Records reads back whole.
+	topic := schemas.Topic(schemas.Housing)
+	w := &kafka.Writer{Addr: kafka.TCP(addr), Topic: topic, Balancer: &kafka.Hash{}, BatchTimeout: time.Millisecond}
+	defer w.Close()
+	var msgs []kafka.Message
+	for i := range 50 {
+		msgs = append(msgs, kafka.Message{Key: []byte{byte(i)}, Value: []byte{byte(i), 1}})
+	}
+	if err := w.WriteMessages(context.Background(), msgs...); err != nil {
+		t.Fatal(err)
+	}
+	if n := RecordCount(t, addr, topic); n != 50 {
+		t.Errorf("RecordCount = %d, want 50", n)
+	}
+	recs := Records(t, addr, topic)
+	seen := map[byte]bool{}
+	for _, r := range recs {
+		seen[r.Key[0]] = true
+	}
+	if len(recs) != 50 || len(seen) != 50 {
+		t.Errorf("Records read %d records, %d distinct, want 50", len(recs), len(seen))
+	}
 }
 
 // TestNATSServesJetStream: the embedded server takes connections and has
