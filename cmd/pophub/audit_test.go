@@ -17,19 +17,6 @@ import (
 	"github.com/pophub/pophub/schemas/citizenid"
 )
 
-// runAudit runs `pophub audit ARGS…` and returns its standard output.
-func runAudit(t *testing.T, args ...string) (string, error) {
-	t.Helper()
-	cmd := auditCommand()
-	var out bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&out)
-	cmd.SetArgs(args)
-	cmd.SilenceUsage, cmd.SilenceErrors = true, true
-	err := cmd.ExecuteContext(context.Background())
-	return out.String(), err
-}
-
 // seedAudit writes reads of two citizens through a Log, as the HTTP API
 // would, and returns the key.
 func seedAudit(t *testing.T, s audit.Store, keyFile string) audit.Key {
@@ -67,7 +54,7 @@ func seedAudit(t *testing.T, s audit.Store, keyFile string) audit.Key {
 func TestAuditCommandsFile(t *testing.T) {
 	dir := t.TempDir()
 	keyFile, signing, logFile := filepath.Join(dir, "audit.key"), filepath.Join(dir, "signing.pem"), filepath.Join(dir, "audit.jsonl")
-	if out, err := runAudit(t, "keygen", "--key-file", keyFile, "--signing-key", signing); err != nil {
+	if out, err := execute(t, auditCommand(), "keygen", "--key-file", keyFile, "--signing-key", signing); err != nil {
 		t.Fatalf("keygen: %v\n%s", err, out)
 	}
 	s, err := audit.OpenFile(logFile)
@@ -78,12 +65,12 @@ func TestAuditCommandsFile(t *testing.T) {
 	s.Close()
 	target := []string{"--file", logFile, "--key-file", keyFile}
 
-	out, err := runAudit(t, append([]string{"verify"}, target...)...)
+	out, err := execute(t, auditCommand(), append([]string{"verify"}, target...)...)
 	if err != nil || !strings.Contains(out, "the audit log verifies") || !strings.Contains(out, "5 entries") {
 		t.Fatalf("verify: %v\n%s", err, out)
 	}
 
-	out, err = runAudit(t, append([]string{"who-read", "230102199001011230", "--from", "2026-03-01", "--to", "2026-03-01", "--identity", "ombudsman"}, target...)...)
+	out, err = execute(t, auditCommand(), append([]string{"who-read", "230102199001011230", "--from", "2026-03-01", "--to", "2026-03-01", "--identity", "ombudsman"}, target...)...)
 	if err != nil {
 		t.Fatalf("who-read: %v\n%s", err, out)
 	}
@@ -91,23 +78,23 @@ func TestAuditCommandsFile(t *testing.T) {
 		!strings.Contains(out, "employment-bureau") || strings.Contains(out, "tax-bureau") || strings.Contains(out, "230102199001011230") {
 		t.Errorf("who-read output:\n%s", out)
 	}
-	if out, err := runAudit(t, append([]string{"verify"}, target...)...); err != nil || !strings.Contains(out, "6 entries") {
+	if out, err := execute(t, auditCommand(), append([]string{"verify"}, target...)...); err != nil || !strings.Contains(out, "6 entries") {
 		t.Errorf("the who-read was not recorded: %v\n%s", err, out)
 	}
-	if _, err := runAudit(t, "who-read", "230102199001011231", "--file", logFile, "--key-file", keyFile); err == nil {
+	if _, err := execute(t, auditCommand(), "who-read", "230102199001011231", "--file", logFile, "--key-file", keyFile); err == nil {
 		t.Error("who-read accepted an invalid ID")
 	}
 
 	archive := filepath.Join(dir, "2026-03.jsonl")
-	out, err = runAudit(t, append([]string{"export", "--from", "2026-03-01", "--to", "2026-03-31", "--out", archive, "--signing-key", signing}, target...)...)
+	out, err = execute(t, auditCommand(), append([]string{"export", "--from", "2026-03-01", "--to", "2026-03-31", "--out", archive, "--signing-key", signing}, target...)...)
 	if err != nil || !strings.Contains(out, "5 entries") { // not the who-read entry, written today
 		t.Fatalf("export: %v\n%s", err, out)
 	}
-	out, err = runAudit(t, "verify-export", archive, "--public-key", signing+".pub")
+	out, err = execute(t, auditCommand(), "verify-export", archive, "--public-key", signing+".pub")
 	if err != nil || !strings.Contains(out, "the export verifies: 5 entries") {
 		t.Fatalf("verify-export: %v\n%s", err, out)
 	}
-	out, err = runAudit(t, append([]string{"verify", "--manifest", archive + ".manifest.json", "--public-key", signing + ".pub"}, target...)...)
+	out, err = execute(t, auditCommand(), append([]string{"verify", "--manifest", archive + ".manifest.json", "--public-key", signing + ".pub"}, target...)...)
 	if err != nil {
 		t.Fatalf("verify --manifest: %v\n%s", err, out)
 	}
@@ -115,7 +102,7 @@ func TestAuditCommandsFile(t *testing.T) {
 	// Alter the archive: verify-export fails.
 	b, _ := os.ReadFile(archive)
 	os.WriteFile(archive, bytes.Replace(b, []byte("tax-bureau"), []byte("tax-bureaU"), 1), 0o644)
-	out, err = runAudit(t, "verify-export", archive, "--public-key", signing+".pub")
+	out, err = execute(t, auditCommand(), "verify-export", archive, "--public-key", signing+".pub")
 	if !errors.Is(err, exitError(1)) || !strings.Contains(out, "does NOT verify") {
 		t.Errorf("verify-export of an altered archive: %v\n%s", err, out)
 	}
@@ -125,12 +112,12 @@ func TestAuditCommandsFile(t *testing.T) {
 	lines := bytes.SplitAfter(b, []byte("\n"))
 	lines[2] = bytes.Replace(lines[2], []byte("subsidy check"), []byte("curiosity"), 1)
 	os.WriteFile(logFile, bytes.Join(lines, nil), 0o600)
-	out, err = runAudit(t, append([]string{"verify"}, target...)...)
+	out, err = execute(t, auditCommand(), append([]string{"verify"}, target...)...)
 	if !errors.Is(err, exitError(1)) || !strings.Contains(out, "changed   seq 3") || !strings.Contains(out, "first at seq 3") {
 		t.Errorf("verify of a changed log: %v\n%s", err, out)
 	}
 
-	out, err = runAudit(t, "purge", "--file", logFile, "--access-months", "3")
+	out, err = execute(t, auditCommand(), "purge", "--file", logFile, "--access-months", "3")
 	if !errors.Is(err, audit.ErrBelowFloor) {
 		t.Errorf("purge below the floor: %v\n%s", err, out)
 	}
@@ -159,11 +146,11 @@ func TestAuditCommandsPostgres(t *testing.T) {
 	defer s.Close()
 	seedAudit(t, s, keyFile)
 	target := []string{"--postgres", testenv.PostgresURL(), "--schema", schema, "--key-file", keyFile}
-	out, err := runAudit(t, append([]string{"verify"}, target...)...)
+	out, err := execute(t, auditCommand(), append([]string{"verify"}, target...)...)
 	if err != nil || !strings.Contains(out, "the audit log verifies") {
 		t.Fatalf("verify: %v\n%s", err, out)
 	}
-	out, err = runAudit(t, append([]string{"who-read", "11010519491231002X"}, target...)...)
+	out, err = execute(t, auditCommand(), append([]string{"who-read", "11010519491231002X"}, target...)...)
 	if err != nil || !strings.Contains(out, "1101**********002X: 2 entries") || strings.Count(out, "tax-bureau") != 1 {
 		t.Fatalf("who-read: %v\n%s", err, out)
 	}
@@ -171,7 +158,7 @@ func TestAuditCommandsPostgres(t *testing.T) {
 	if _, err := s.Pool().Exec(ctx, "BEGIN; SET LOCAL session_replication_role = replica; DELETE FROM "+s.Table()+" WHERE seq = 2; COMMIT"); err != nil {
 		t.Fatal(err)
 	}
-	out, err = runAudit(t, append([]string{"verify"}, target...)...)
+	out, err = execute(t, auditCommand(), append([]string{"verify"}, target...)...)
 	if !errors.Is(err, exitError(1)) || !strings.Contains(out, "removed   seq 2") {
 		t.Errorf("verify after a deletion: %v\n%s", err, out)
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -22,15 +21,7 @@ import (
 // runDLQ runs `pophub dlq args...` against brokers and returns its output.
 func runDLQ(t *testing.T, brokers []string, args ...string) (string, error) {
 	t.Helper()
-	cmd := dlqCommand()
-	var out bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&out)
-	cmd.SetArgs(append(args, "--kafka", strings.Join(brokers, ",")))
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	err := cmd.ExecuteContext(ctx)
-	return out.String(), err
+	return execute(t, dlqCommand(), append(args, "--kafka", strings.Join(brokers, ","))...)
 }
 
 // TestDLQCommand rejects a record through the real hub, then lists, shows

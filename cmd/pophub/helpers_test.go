@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/segmentio/kafka-go"
+	"github.com/spf13/cobra"
 
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/hub/merge"
@@ -24,6 +26,22 @@ import (
 	"github.com/pophub/pophub/schemas/citizenid"
 	"github.com/pophub/pophub/schemas/codes"
 )
+
+// execute runs a pophub command in-process, as the binary would with
+// args, under a five-minute deadline, and returns what it wrote to
+// standard output and standard error together.
+func execute(t testing.TB, cmd *cobra.Command, args ...string) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	cmd.SetArgs(args)
+	cmd.SilenceUsage, cmd.SilenceErrors = true, true
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	err := cmd.ExecuteContext(ctx)
+	return out.String(), err
+}
 
 func testLogger(t testing.TB) *slog.Logger {
 	if testing.Verbose() {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -14,31 +13,18 @@ import (
 	"github.com/pophub/pophub/internal/testenv"
 )
 
-// runKeys runs `pophub keys ARGS…` and returns its standard output.
-func runKeys(t *testing.T, args ...string) (string, error) {
-	t.Helper()
-	cmd := keysCommand()
-	var out bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&out)
-	cmd.SetArgs(args)
-	cmd.SilenceUsage, cmd.SilenceErrors = true, true
-	err := cmd.ExecuteContext(context.Background())
-	return out.String(), err
-}
-
 // TestKeysRotate goes through a rotation as an operator would: keys init,
 // a hub writing with them, keys add, the hub restarted, keys rotate.
 func TestKeysRotate(t *testing.T) {
 	ctx := context.Background()
 	file := filepath.Join(t.TempDir(), "keys")
-	if _, err := runKeys(t, "init", file); err != nil {
+	if _, err := execute(t, keysCommand(), "init", file); err != nil {
 		t.Fatal(err)
 	}
 	if fi, err := os.Stat(file); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("key file: %v, mode %v; want 0600", err, fi.Mode().Perm())
 	}
-	if _, err := runKeys(t, "init", file); err == nil {
+	if _, err := execute(t, keysCommand(), "init", file); err == nil {
 		t.Fatal("keys init overwrote a key file")
 	}
 	schema := testenv.Schema(t)
@@ -57,17 +43,17 @@ func TestKeysRotate(t *testing.T) {
 	m := storetest.MarkedPerson(t)
 	storetest.ApplyAll(t, open(), m.In, 50)
 
-	out, err := runKeys(t, "add", file)
+	out, err := execute(t, keysCommand(), "add", file)
 	if err != nil || !strings.Contains(out, "version 2") {
 		t.Fatalf("keys add: %q, %v", out, err)
 	}
 	s := open()
-	out, err = runKeys(t, "rotate", "--postgres", testenv.PostgresURL(), "--schema", schema, "--keys", file, "--batch", "10")
+	out, err = execute(t, keysCommand(), "rotate", "--postgres", testenv.PostgresURL(), "--schema", schema, "--keys", file, "--batch", "10")
 	if err != nil || !strings.Contains(out, "with data key version 2") || strings.Contains(out, "re-sealed 0 values") {
 		t.Fatalf("keys rotate: %q, %v", out, err)
 	}
 	storetest.CompareRecords(t, s, storetest.Expected(m.In))
-	out, err = runKeys(t, "rotate", "--postgres", testenv.PostgresURL(), "--schema", schema, "--keys", file)
+	out, err = execute(t, keysCommand(), "rotate", "--postgres", testenv.PostgresURL(), "--schema", schema, "--keys", file)
 	if err != nil || !strings.Contains(out, "re-sealed 0 values") {
 		t.Fatalf("second keys rotate: %q, %v", out, err)
 	}

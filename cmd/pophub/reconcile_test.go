@@ -68,20 +68,6 @@ func assertReconciled(t testing.TB, m *Main) reconcile.Report {
 	return rep
 }
 
-// runReconcile runs `pophub reconcile` in-process.
-func runReconcile(t testing.TB, args ...string) (string, error) {
-	t.Helper()
-	cmd := reconcileCommand()
-	var out, errOut bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&errOut)
-	cmd.SetArgs(args)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	err := cmd.ExecuteContext(ctx)
-	return out.String(), err
-}
-
 // line returns the report line of a source.
 func line(out string, src schemas.Source) string {
 	for l := range strings.Lines(out) {
@@ -126,7 +112,7 @@ func TestReconcile(t *testing.T) {
 			}
 
 			args := []string{"--hub", url, "--kafka", strings.Join(m.Brokers(), ",")}
-			out, err := runReconcile(t, args...)
+			out, err := execute(t, reconcileCommand(), args...)
 			if err != nil {
 				t.Fatalf("reconcile: %v\n%s", err, out)
 			}
@@ -142,7 +128,7 @@ func TestReconcile(t *testing.T) {
 			if !strings.Contains(out, "all sources: 34 records up to committed offsets = 28 applied + 4 duplicates + 2 rejected; gap 0; in flight 0") {
 				t.Errorf("no total line:\n%s", out)
 			}
-			out, err = runReconcile(t, append(args, "--source", "tax")...)
+			out, err = execute(t, reconcileCommand(), append(args, "--source", "tax")...)
 			if err != nil || line(out, schemas.Tax) == "" || line(out, schemas.Housing) != "" {
 				t.Errorf("--source tax: %v\n%s", err, out)
 			}
@@ -175,7 +161,7 @@ func TestReconcile(t *testing.T) {
 			commitOffset(t, m.Brokers(), m.Config.GroupID, topic, part, off+1)
 			lost = append(lost, "hs-lost")
 
-			out, err = runReconcile(t, args...)
+			out, err = execute(t, reconcileCommand(), args...)
 			if exit, ok := errors.AsType[exitError](err); !ok || exit != 1 {
 				t.Fatalf("reconcile after a loss: %v, want exit status 1\n%s", err, out)
 			}
