@@ -200,8 +200,15 @@ func (s *Store) PendingOutbox(ctx context.Context, after int64, limit int) ([]hu
 		return nil, nil
 	}
 
-	rows, err = s.pool.Query(ctx, `SELECT batch, format, entries, created_at, published
-		FROM outbox_batches WHERE batch = ANY($1) ORDER BY batch`, need)
+	// A row's entries never change once written (only its published
+	// list does), so the row read in part last time is not read again.
+	part := s.partRow.Load()
+	partBatch := int64(-1)
+	if part != nil {
+		partBatch = part.batch
+	}
+	rows, err = s.pool.Query(ctx, `SELECT batch, format, CASE WHEN batch = $2 THEN NULL ELSE entries END, created_at, published
+		FROM outbox_batches WHERE batch = ANY($1) ORDER BY batch`, need, partBatch)
 	if err != nil {
 		return nil, fmt.Errorf("reading outbox: %w", err)
 	}
@@ -218,8 +225,10 @@ func (s *Store) PendingOutbox(ctx context.Context, after int64, limit int) ([]hu
 		if err := rows.Scan(&batch, &format, &value, &createdAt, &published); err != nil {
 			return nil, fmt.Errorf("reading outbox: %w", err)
 		}
-		entries, err := s.seal.decodeOutbox(format, value)
-		if err != nil {
+		var entries []hub.OutboxEntry
+		if value == nil && batch == partBatch {
+			entries = part.entries
+		} else if entries, err = s.seal.decodeOutbox(format, value); err != nil {
 			return nil, fmt.Errorf("reading outbox batch row %d: %w", batch, err)
 		}
 		done := publishedSet(published, len(entries))
@@ -232,6 +241,9 @@ func (s *Store) PendingOutbox(ctx context.Context, after int64, limit int) ([]hu
 			e.Seq, e.CreatedAt = seq, createdAt.UTC()
 			out = append(out, e)
 			if len(out) == limit {
+				if i+1 < len(entries) && batch != partBatch {
+					s.partRow.Store(&decodedRow{batch: batch, entries: entries})
+				}
 				break
 			}
 		}
@@ -240,6 +252,12 @@ func (s *Store) PendingOutbox(ctx context.Context, after int64, limit int) ([]hu
 		return nil, fmt.Errorf("reading outbox: %w", err)
 	}
 	return out, nil
+}
+
+// decodedRow is an outbox row's entries, decoded.
+type decodedRow struct {
+	batch   int64
+	entries []hub.OutboxEntry
 }
 
 // MarkPublished implements hub.Store. It adds the entries to their batch

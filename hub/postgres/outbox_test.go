@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"maps"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -194,4 +196,114 @@ func TestOutboxListRejectsDamage(t *testing.T) {
 	if _, err := parseList(long); err == nil {
 		t.Error("a length past the end was accepted")
 	}
+}
+
+// TestOutboxRowReadInParts: a relay reading less than a row per round gets
+// the row's entries from the previous round's decoding, and they equal
+// what a store reading the row whole returns, body and trace included,
+// also after some of them were marked published out of order.
+func TestOutboxRowReadInParts(t *testing.T) {
+	ctx := context.Background()
+	schema := testenv.Schema(t)
+	s, whole := openTestStore(t, schema), openTestStore(t, schema)
+	for r := range 3 {
+		entries := make([]hub.OutboxEntry, 10+r)
+		for i := range entries {
+			entries[i] = hub.OutboxEntry{Subject: fmt.Sprintf("pop.changed.23.2301.230102.s%d", i), MsgID: fmt.Sprintf("chg-%d-%d", r, i),
+				Body: []byte(fmt.Sprintf(`{"row":%d,"i":%d}`, r, i)), Trace: map[string]string{"traceparent": fmt.Sprintf("00-%032x-%016x-01", r+1, i+1)}, CreatedAt: time.Now()}
+		}
+		if err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return s.writeOutbox(ctx, tx, entries) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := whole.PendingOutbox(ctx, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(want) != 33 {
+		t.Fatalf("%d entries written, want 33", len(want))
+	}
+	// Mark a few out of order; the parts must leave them out.
+	marked := map[int64]bool{want[3].Seq: true, want[12].Seq: true, want[13].Seq: true, want[30].Seq: true}
+	if err := s.MarkPublished(ctx, slices.Collect(maps.Keys(marked))); err != nil {
+		t.Fatal(err)
+	}
+	var got []hub.OutboxEntry
+	after, usedPart := int64(0), false
+	for {
+		page, err := s.PendingOutbox(ctx, after, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		usedPart = usedPart || s.partRow.Load() != nil
+		got = append(got, page...)
+		after = page[len(page)-1].Seq
+	}
+	if !usedPart {
+		t.Error("no row was kept between rounds")
+	}
+	var left []hub.OutboxEntry
+	for _, e := range want {
+		if !marked[e.Seq] {
+			left = append(left, e)
+		}
+	}
+	if !reflect.DeepEqual(got, left) {
+		t.Errorf("read in parts:\n%v\nread whole:\n%v", got, left)
+	}
+}
+
+// BenchmarkOutboxDrain measures what the relay asks of the outbox: rows of
+// 3,000 notifications (a batch of 2,000 events), read 2,000 at a time and
+// marked published, until none is left.
+func BenchmarkOutboxDrain(b *testing.B) {
+	const rows, perRow, round = 20, 3000, 2000
+	ctx := context.Background()
+	s := openTestStore(b, testenv.Schema(b))
+	body := []byte(`{"change_id":"` + strings.Repeat("c", 40) + `","citizen_id":"230102199001011234","version":7,"section":"social_insurance","event_id":"social_insurance-` + strings.Repeat("e", 24) + `","event_type":"social_insurance.contribution_recorded","source":"social_insurance","time":"2026-03-01T00:00:00+08:00","applied_at":"2026-12-03T20:00:00.123456Z"}`)
+	fill := func() {
+		for r := range rows {
+			entries := make([]hub.OutboxEntry, perRow)
+			for i := range entries {
+				entries[i] = hub.OutboxEntry{Subject: "pop.changed.23.2301.230102.social_insurance", MsgID: fmt.Sprintf("chg-%d-%d", r, i), Body: body, CreatedAt: time.Now()}
+			}
+			err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return s.writeOutbox(ctx, tx, entries) })
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	var drained int
+	var elapsed time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		fill()
+		b.StartTimer()
+		start := time.Now()
+		for {
+			entries, err := s.PendingOutbox(ctx, 0, round)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(entries) == 0 {
+				break
+			}
+			seqs := make([]int64, len(entries))
+			for i, e := range entries {
+				seqs[i] = e.Seq
+			}
+			if err := s.MarkPublished(ctx, seqs); err != nil {
+				b.Fatal(err)
+			}
+			drained += len(entries)
+		}
+		elapsed += time.Since(start)
+	}
+	if drained != b.N*rows*perRow {
+		b.Fatalf("drained %d notifications, want %d", drained, b.N*rows*perRow)
+	}
+	b.ReportMetric(float64(drained)/elapsed.Seconds(), "notifications/s")
 }

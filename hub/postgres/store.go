@@ -36,6 +36,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -118,9 +119,13 @@ type Store struct {
 	// noCounters skips the statistics counters, for the benchmark that
 	// measures what keeping them costs.
 	noCounters bool
-	retries    retryCounters
-	metrics    metric.Registration
-	closeOnce  sync.Once
+	// partRow is the outbox row PendingOutbox last returned only in part,
+	// decoded, so that the next round, which starts in it, does not read
+	// and decompress it again.
+	partRow   atomic.Pointer[decodedRow]
+	retries   retryCounters
+	metrics   metric.Registration
+	closeOnce sync.Once
 }
 
 var _ hub.Store = (*Store)(nil)
