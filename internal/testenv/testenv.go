@@ -52,9 +52,16 @@ func PostgresURL() string {
 	return "postgres://postgres@127.0.0.1:5432/test"
 }
 
+// postgresUp is set once the test database has answered: a test process
+// connects to check it once, not for every schema.
+var postgresUp atomic.Bool
+
 // Postgres checks that the test database answers and returns its URL.
 func Postgres(t testing.TB) string {
 	t.Helper()
+	if postgresUp.Load() {
+		return PostgresURL()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, PostgresURL())
@@ -62,6 +69,7 @@ func Postgres(t testing.TB) string {
 		Unavailable(t, "PostgreSQL at %s is not reachable: %v", redact(PostgresURL()), err)
 	}
 	conn.Close(ctx)
+	postgresUp.Store(true)
 	return PostgresURL()
 }
 

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pophub/pophub/internal/testenv"
 )
 
 // TestClassify: names decide first, then committee numbers.
@@ -46,7 +48,7 @@ func TestClassify(t *testing.T) {
 // and checks the table written from it, twice, for identical bytes.
 func TestRunOnASmallPackage(t *testing.T) {
 	if _, err := exec.LookPath("sqlite3"); err != nil {
-		t.Skip("sqlite3 not installed")
+		testenv.Unavailable(t, "sqlite3 is not installed (apt-get install sqlite3); .ci/run installs it")
 	}
 	dir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "dist"), 0o755); err != nil {
