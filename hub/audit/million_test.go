@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"os"
 	"testing"
 	"time"
 )
@@ -13,7 +14,7 @@ import (
 func TestVerifyMillion(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
-			if testing.Short() {
+			if testing.Short() && os.Getenv("CI") != "true" {
 				t.Skip("-short")
 			}
 			n := 1_000_000
