@@ -21,6 +21,7 @@ import (
 // so rows are mapped on several goroutines at once.
 type plan struct {
 	source   schemas.Source
+	topic    string
 	header   []string
 	typeVal  schemas.Type
 	typeCol  int
@@ -38,6 +39,7 @@ type plan struct {
 // column is one converted value: a data field, or the version.
 type column struct {
 	name    string // data field (JSON name)
+	member  []byte // `"name":`, ready to append
 	col     int    // -1: constant
 	header  string
 	value   string
@@ -78,7 +80,7 @@ func newPlan(m *Mapping, header []string) (*plan, error) {
 		}
 		return i
 	}
-	p := &plan{source: m.Source, header: header, typeVal: m.Type.Value, typeCol: -1, fields: map[schemas.Type][]column{},
+	p := &plan{source: m.Source, topic: schemas.Topic(m.Source), header: header, typeVal: m.Type.Value, typeCol: -1, fields: map[schemas.Type][]column{},
 		byColumn: map[string]string{}}
 	if m.Type.Column != "" {
 		p.typeCol = find("type", m.Type.Column)
@@ -118,6 +120,7 @@ func newPlan(m *Mapping, header []string) (*plan, error) {
 
 func newColumn(name string, f Field, find func(what, name string) int) column {
 	c := column{name: name, col: -1, value: f.Value, def: f.Default, kind: f.Kind, split: f.Split}
+	c.member = append(strconv.AppendQuote(nil, name), ':') // names are ASCII JSON field names
 	if c.kind == "" {
 		c.kind = KindString
 	}
@@ -243,25 +246,30 @@ func (p *plan) mapRow(line int, row []string, now time.Time) mapped {
 	}
 	data := make([]byte, 0, 256)
 	data = append(data, '{')
-	for _, c := range p.fields[typ] {
-		v, set, upgraded, err := c.convert(row)
+	for i := range p.fields[typ] {
+		c := &p.fields[typ][i]
+		mark := len(data)
+		if mark > 1 {
+			data = append(data, ',')
+		}
+		data = append(data, c.member...)
+		var set bool
+		var upgraded int
+		var err *convertError
+		data, set, upgraded, err = c.appendValue(data, row)
 		if err != nil {
 			return fail(err.reason, "data."+c.name, c.header, "%s", err.detail)
 		}
 		if !set {
+			data = data[:mark]
 			continue
 		}
 		out.upgraded += upgraded
-		if len(data) > 1 {
-			data = append(data, ',')
-		}
-		data = strconv.AppendQuote(data, c.name) // names are ASCII JSON field names
-		data = append(data, ':')
-		data = append(data, v...)
 	}
 	data = append(data, '}')
 
-	out.id = publisher.EventID(p.source, p.recordKey(typ, row), version)
+	var keyBuf [128]byte
+	out.id = publisher.EventID(p.source, string(p.appendRecordKey(keyBuf[:0], typ, row)), version)
 	ev := schemas.Event{ID: out.id, Source: p.source, Type: typ, Subject: citizenid.ID(subject), Time: at, Data: data}
 	value, err := schemas.Encode(ev)
 	if err != nil {
@@ -269,36 +277,36 @@ func (p *plan) mapRow(line int, row []string, now time.Time) mapped {
 	}
 	// As schemas.Decode of the value would judge it, without parsing back
 	// the envelope just written.
-	if err := schemas.CheckEncoded(&ev, schemas.Input{Topic: schemas.Topic(p.source), Key: []byte(subject), Value: value, Now: now}); err != nil {
+	key := []byte(subject)
+	if err := schemas.CheckEncoded(&ev, schemas.Input{Topic: p.topic, Key: key, Value: value, Now: now}); err != nil {
 		var re *schemas.RejectError
 		if !errors.As(err, &re) {
 			return fail(schemas.ReasonInvalidData, "", "", "%v", err)
 		}
 		return fail(re.Reason, re.Field, p.columnOf(re.Field), "%s", re.Detail)
 	}
-	out.key, out.value = []byte(subject), value
+	out.key, out.value = key, value
 	return out
 }
 
-// recordKey is the department's key of the row: the type and the key
-// columns, or, without key columns, every cell. The type is part of it so
-// that one record (a lease) yields distinct events for its registration
-// and its end.
-func (p *plan) recordKey(typ schemas.Type, row []string) string {
-	var b strings.Builder
-	b.WriteString(string(typ))
+// appendRecordKey appends the department's key of the row: the type and
+// the key columns, or, without key columns, every cell. The type is part
+// of it so that one record (a lease) yields distinct events for its
+// registration and its end.
+func (p *plan) appendRecordKey(b []byte, typ schemas.Type, row []string) []byte {
+	b = append(b, typ...)
 	if len(p.keyCols) == 0 {
 		for _, c := range row {
-			b.WriteByte(0x1f)
-			b.WriteString(strings.TrimFunc(c, unicode.IsSpace))
+			b = append(b, 0x1f)
+			b = append(b, strings.TrimFunc(c, unicode.IsSpace)...)
 		}
-		return b.String()
+		return b
 	}
 	for _, i := range p.keyCols {
-		b.WriteByte(0x1f)
-		b.WriteString(cell(row, i))
+		b = append(b, 0x1f)
+		b = append(b, cell(row, i)...)
 	}
-	return b.String()
+	return b
 }
 
 func (p *plan) headerOf(i int) string {
@@ -329,9 +337,10 @@ func (p *plan) columnOf(field string) string {
 // convertError is a cell that cannot be converted.
 type convertError struct{ reason, detail string }
 
-// convert returns the JSON value of the field, whether it is set, and how
-// many legacy IDs it upgraded.
-func (c *column) convert(row []string) ([]byte, bool, int, *convertError) {
+// appendValue appends the JSON value of the field to dst and returns it,
+// whether the field is set (dst is unchanged when not), and how many
+// legacy IDs it upgraded.
+func (c *column) appendValue(dst []byte, row []string) ([]byte, bool, int, *convertError) {
 	v := c.value
 	if c.col >= 0 {
 		v = cell(row, c.col)
@@ -340,11 +349,10 @@ func (c *column) convert(row []string) ([]byte, bool, int, *convertError) {
 		v = c.def
 	}
 	if v == "" {
-		return nil, false, 0, nil
+		return dst, false, 0, nil
 	}
 	if c.kind == KindList {
-		var out []byte
-		out = append(out, '[')
+		out := append(dst, '[')
 		n := 0
 		for _, e := range strings.FieldsFunc(v, func(r rune) bool { return strings.ContainsRune(c.split, r) }) {
 			e = strings.TrimFunc(e, unicode.IsSpace)
@@ -354,7 +362,7 @@ func (c *column) convert(row []string) ([]byte, bool, int, *convertError) {
 			if c.lookup != nil {
 				m, ok := c.lookup[e]
 				if !ok {
-					return nil, false, 0, &convertError{ReasonUnmappedValue, "an element is not in the value map"}
+					return dst, false, 0, &convertError{ReasonUnmappedValue, "an element is not in the value map"}
 				}
 				e = m
 			}
@@ -369,7 +377,7 @@ func (c *column) convert(row []string) ([]byte, bool, int, *convertError) {
 	if c.lookup != nil {
 		m, ok := c.lookup[v]
 		if !ok {
-			return nil, false, 0, &convertError{ReasonUnmappedValue, "value is not in the value map"}
+			return dst, false, 0, &convertError{ReasonUnmappedValue, "value is not in the value map"}
 		}
 		v = m
 	}
@@ -377,33 +385,34 @@ func (c *column) convert(row []string) ([]byte, bool, int, *convertError) {
 	case KindNumber:
 		f, err := strconv.ParseFloat(strings.ReplaceAll(v, ",", ""), 64)
 		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
-			return nil, false, 0, &convertError{ReasonInvalidValue, "not a number"}
+			return dst, false, 0, &convertError{ReasonInvalidValue, "not a number"}
 		}
-		return strconv.AppendFloat(nil, f, 'f', -1, 64), true, 0, nil
+		return strconv.AppendFloat(dst, f, 'f', -1, 64), true, 0, nil
 	case KindDate, KindMonth:
 		t, ok := parseTime(v, c.layouts, time.UTC)
 		if !ok {
 			t, ok = excelDate(v)
 		}
 		if !ok {
-			return nil, false, 0, &convertError{ReasonInvalidValue, "not a " + c.kind + " in layout " + strings.Join(c.layouts, " or ")}
+			return dst, false, 0, &convertError{ReasonInvalidValue, "not a " + c.kind + " in layout " + strings.Join(c.layouts, " or ")}
 		}
 		out := time.DateOnly
 		if c.kind == KindMonth {
 			out = "2006-01"
 		}
-		return appendJSONString(nil, t.Format(out)), true, 0, nil
+		dst = append(dst, '"')
+		return append(t.AppendFormat(dst, out), '"'), true, 0, nil
 	case KindCitizenID:
 		v = strings.ToUpper(v)
 		if len(v) == 15 {
 			id, err := citizenid.Upgrade15(v)
 			if err != nil {
-				return nil, false, 0, &convertError{schemas.ReasonInvalidData, "legacy 15-digit ID: " + errors.Unwrap(err).Error()}
+				return dst, false, 0, &convertError{schemas.ReasonInvalidData, "legacy 15-digit ID: " + errors.Unwrap(err).Error()}
 			}
-			return appendJSONString(nil, string(id)), true, 1, nil
+			return appendJSONString(dst, string(id)), true, 1, nil
 		}
 	}
-	return appendJSONString(nil, v), true, 0, nil
+	return appendJSONString(dst, v), true, 0, nil
 }
 
 // versionOf reads the version: an integer, or a time (in Layout) as Unix
@@ -452,20 +461,31 @@ func excelDate(v string) (time.Time, bool) {
 	return time.Date(1899, 12, 30, 0, 0, 0, 0, time.UTC).AddDate(0, 0, int(f)), true
 }
 
-// appendJSONString appends s as a JSON string.
+// appendJSONString appends s, valid UTF-8, as a JSON string. Runs of
+// characters that need no escape are copied whole.
 func appendJSONString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
-	for _, r := range s {
+	start := 0
+	for i := 0; i < len(s); {
+		b := s[i]
 		switch {
-		case r == '"' || r == '\\':
-			dst = append(dst, '\\', byte(r))
-		case r < 0x20:
-			dst = append(dst, fmt.Sprintf(`\u%04x`, r)...)
-		case r == '\u2028' || r == '\u2029':
-			dst = append(dst, fmt.Sprintf(`\u%04x`, r)...)
+		case b == '"' || b == '\\':
+			dst = append(append(dst, s[start:i]...), '\\', b)
+			i++
+			start = i
+		case b < 0x20:
+			dst = append(append(dst, s[start:i]...), fmt.Sprintf(`\u%04x`, b)...)
+			i++
+			start = i
+		case b == 0xe2 && i+2 < len(s) && s[i+1] == 0x80 && (s[i+2] == 0xa8 || s[i+2] == 0xa9):
+			// U+2028 and U+2029 end lines in JavaScript.
+			dst = append(append(dst, s[start:i]...), `\u202`...)
+			dst = append(dst, "89"[s[i+2]-0xa8])
+			i += 3
+			start = i
 		default:
-			dst = utf8.AppendRune(dst, r)
+			i++
 		}
 	}
-	return append(dst, '"')
+	return append(append(dst, s[start:]...), '"')
 }

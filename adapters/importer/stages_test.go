@@ -1,7 +1,9 @@
 package importer
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"sync"
@@ -93,5 +95,33 @@ func TestValidationStages(t *testing.T) {
 				t.Errorf("%d rows handed on, want %d", next-1, tc.rows)
 			}
 		})
+	}
+}
+
+// TestAppendJSONString checks that cells reach the event as the same
+// text: escaped where JSON needs it, and U+2028/U+2029 escaped so that the
+// event is safe in JavaScript too.
+func TestAppendJSONString(t *testing.T) {
+	for _, s := range []string{
+		"", "plain", "朝阳区建国路88号", `引号"与\反斜杠`, "tab\tnew\nline\x01", "line\u2028sep\u2029para",
+		"\u2027\u202a edge neighbours", "emoji 😀 and ½", `"`, `\`, "\u2028",
+	} {
+		got := appendJSONString([]byte("x"), s)
+		if got[0] != 'x' {
+			t.Fatalf("%q: the prefix was overwritten", s)
+		}
+		var back string
+		if err := json.Unmarshal(got[1:], &back); err != nil || back != s {
+			t.Errorf("%q: encoded %s reads back as %q (%v)", s, got[1:], back, err)
+		}
+		if bytes.ContainsAny(got, "\u2028\u2029") {
+			t.Errorf("%q: %s holds a raw line or paragraph separator", s, got[1:])
+		}
+		for _, c := range got {
+			if c < 0x20 {
+				t.Errorf("%q: %s holds a raw control character", s, got[1:])
+				break
+			}
+		}
 	}
 }
