@@ -17,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/segmentio/kafka-go"
 	"github.com/spf13/cobra"
 
@@ -47,7 +48,8 @@ across machines.`,
 			if !cmd.Flags().Changed("log-level") && os.Getenv("POPHUB_LOG_LEVEL") == "" {
 				log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 			}
-			return runBench(cmd.Context(), cmd.OutOrStdout(), log, opts)
+			_, err := runBench(cmd.Context(), cmd.OutOrStdout(), log, opts)
+			return err
 		},
 	}
 	cmd.AddCommand(benchStatsCommand(), benchSoakCommand())
@@ -75,52 +77,74 @@ type benchOptions struct {
 }
 
 type benchResult struct {
-	Events         int
-	Baseline       float64
-	Postgres       float64
-	Memdb          float64
-	P50, P99, PMax time.Duration
-	Notified       int
+	Events          int
+	Baseline        float64
+	Postgres, Memdb ingestRun
+	P50, P99, PMax  time.Duration
+	Notified        int
 }
 
-func runBench(ctx context.Context, out io.Writer, log *slog.Logger, opts benchOptions) error {
+// ingestRun is one end-to-end run: the apply rate, and how the
+// notifications followed.
+type ingestRun struct {
+	Rate float64 // events applied per second
+	// Stored is how many notifications the run's stream holds once the
+	// outbox is empty; Drained is how long after the last event was
+	// applied that was.
+	Stored  uint64
+	Drained time.Duration
+}
+
+func (r ingestRun) String() string {
+	return fmt.Sprintf("%9.0f events/s  (%d notifications stored, the last %s after the last event)",
+		r.Rate, r.Stored, r.Drained.Round(time.Millisecond))
+}
+
+func runBench(ctx context.Context, out io.Writer, log *slog.Logger, opts benchOptions) (res benchResult, err error) {
 	dir, err := os.MkdirTemp("", "pophub-bench-")
 	if err != nil {
-		return fmt.Errorf("creating bench directory: %w", err)
+		return res, fmt.Errorf("creating bench directory: %w", err)
 	}
 	defer os.RemoveAll(dir)
 
 	fmt.Fprintf(out, "pophub bench: %d persons × %d months, %d CPUs, %s\n", opts.Persons, opts.Months, runtime.NumCPU(), runtime.Version())
 	msgs, err := synthMessages(ctx, synth.Config{Persons: opts.Persons, Months: opts.Months, Seed: 7})
 	if err != nil {
-		return err
+		return res, err
 	}
-	res := benchResult{Events: len(msgs)}
+	res.Events = len(msgs)
 	fmt.Fprintf(out, "generated %d events\n", len(msgs))
 
 	broker, err := embedded.StartKafka(ctx, embedded.KafkaConfig{Addr: "127.0.0.1:0", Partitions: 8, Logger: log})
 	if err != nil {
-		return fmt.Errorf("starting broker: %w", err)
+		return res, fmt.Errorf("starting broker: %w", err)
 	}
 	defer broker.Close()
-	natsSrv, err := embedded.StartNATS(ctx, embedded.NATSConfig{Addr: "127.0.0.1:0", StoreDir: filepath.Join(dir, "nats"), SyncInterval: opts.NATSSync, Logger: log})
-	if err != nil {
-		return fmt.Errorf("starting NATS: %w", err)
-	}
-	defer natsSrv.Close()
 	if err := produce(ctx, broker.Addr(), msgs); err != nil {
-		return err
+		return res, err
+	}
+	// Each run gets a NATS server with an empty store of its own. On a
+	// shared one, a later run's notifications would repeat the earlier
+	// run's change ids (they derive from the events), and JetStream would
+	// drop them as duplicates instead of storing them.
+	startNATS := func(run string) (*embedded.NATS, error) {
+		srv, err := embedded.StartNATS(ctx, embedded.NATSConfig{Addr: "127.0.0.1:0", StoreDir: filepath.Join(dir, "nats-"+run),
+			SyncInterval: opts.NATSSync, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("starting NATS for the %s run: %w", run, err)
+		}
+		return srv, nil
 	}
 
 	run := func(part string) bool { return opts.Only == "" || opts.Only == part }
 	if opts.CPUProfile != "" {
 		f, err := os.Create(opts.CPUProfile)
 		if err != nil {
-			return fmt.Errorf("creating profile: %w", err)
+			return res, fmt.Errorf("creating profile: %w", err)
 		}
 		defer f.Close()
 		if err := pprof.StartCPUProfile(f); err != nil {
-			return fmt.Errorf("starting profile: %w", err)
+			return res, fmt.Errorf("starting profile: %w", err)
 		}
 		defer pprof.StopCPUProfile()
 	}
@@ -131,52 +155,58 @@ func runBench(ctx context.Context, out io.Writer, log *slog.Logger, opts benchOp
 	if run("baseline") {
 		inputs, err := decodeAll(msgs)
 		if err != nil {
-			return err
+			return res, err
 		}
 		res.Baseline, err = postgres.Baseline(ctx, opts.Postgres, schema+"_base", inputs, 2000)
 		if err != nil {
-			return fmt.Errorf("measuring PostgreSQL baseline: %w", err)
+			return res, fmt.Errorf("measuring PostgreSQL baseline: %w", err)
 		}
 		fmt.Fprintf(out, "  raw PostgreSQL baseline (upsert golden rows + COPY history)   %9.0f events/s\n", res.Baseline)
 	}
 
 	// 2. End to end with PostgreSQL.
-	pg := Config{KafkaBrokers: []string{broker.Addr()}, NATSURL: natsSrv.ClientURL(), PostgresURL: opts.Postgres,
+	pg := Config{KafkaBrokers: []string{broker.Addr()}, PostgresURL: opts.Postgres,
 		PostgresSchema: schema, HTTPAddr: "127.0.0.1:0", GroupID: "bench-pg-" + schema}
 	if run("postgres") {
-		res.Postgres, err = timeIngest(ctx, log, pg, len(msgs))
+		res.Postgres, err = timeIngest(ctx, log, pg, len(msgs), func() (*embedded.NATS, error) { return startNATS("postgres") })
 		if err != nil {
-			return fmt.Errorf("PostgreSQL run: %w", err)
+			return res, fmt.Errorf("PostgreSQL run: %w", err)
 		}
-		fmt.Fprintf(out, "  hub end to end, PostgreSQL (fsync on)                         %9.0f events/s  = %.2f × baseline\n", res.Postgres, res.Postgres/res.Baseline)
+		fmt.Fprintf(out, "  hub end to end, PostgreSQL (fsync on)                         %s  = %.2f × baseline\n", res.Postgres, res.Postgres.Rate/res.Baseline)
 	}
 
 	// 3. End to end with memdb.
 	if run("memdb") {
-		md := Config{KafkaBrokers: []string{broker.Addr()}, NATSURL: natsSrv.ClientURL(), DataDir: filepath.Join(dir, "memdb"),
+		md := Config{KafkaBrokers: []string{broker.Addr()}, DataDir: filepath.Join(dir, "memdb"),
 			HTTPAddr: "127.0.0.1:0", GroupID: "bench-memdb-" + schema}
-		res.Memdb, err = timeIngest(ctx, log, md, len(msgs))
+		res.Memdb, err = timeIngest(ctx, log, md, len(msgs), func() (*embedded.NATS, error) { return startNATS("memdb") })
 		if err != nil {
-			return fmt.Errorf("memdb run: %w", err)
+			return res, fmt.Errorf("memdb run: %w", err)
 		}
-		fmt.Fprintf(out, "  hub end to end, memdb (WAL fsync on)                          %9.0f events/s\n", res.Memdb)
+		fmt.Fprintf(out, "  hub end to end, memdb (WAL fsync on)                          %s\n", res.Memdb)
 	}
 
 	// 4. Notification latency at a steady rate, PostgreSQL store.
 	if run("latency") {
 		pg.GroupID += "-latency"
+		natsSrv, err := startNATS("latency")
+		if err != nil {
+			return res, err
+		}
+		defer natsSrv.Close()
+		pg.NATSURL = natsSrv.ClientURL()
 		if err := measureLatency(ctx, log, pg, broker.Addr(), natsSrv.ClientURL(), len(msgs), opts, &res); err != nil {
-			return fmt.Errorf("latency run: %w", err)
+			return res, fmt.Errorf("latency run: %w", err)
 		}
 		fmt.Fprintf(out, "  notification latency at %d events/s (Kafka append → NATS delivery, PostgreSQL): p50 %s, p99 %s, max %s over %d events\n",
 			opts.Rate, res.P50.Round(time.Millisecond), res.P99.Round(time.Millisecond), res.PMax.Round(time.Millisecond), res.Notified)
 	}
 	if opts.Only != "" {
-		return nil
+		return res, nil
 	}
 	fmt.Fprintf(out, "\ntargets: PostgreSQL ≥ 0.7 × baseline (%.2f) and ≥ 20000 events/s (%.0f); memdb ≥ 100000 events/s (%.0f); p99 < 500ms (%s)\n",
-		res.Postgres/res.Baseline, res.Postgres, res.Memdb, res.P99.Round(time.Millisecond))
-	return nil
+		res.Postgres.Rate/res.Baseline, res.Postgres.Rate, res.Memdb.Rate, res.P99.Round(time.Millisecond))
+	return res, nil
 }
 
 // decodeAll decodes records the way the hub does, for the baseline.
@@ -222,25 +252,88 @@ func produce(ctx context.Context, addr string, msgs []kafka.Message) error {
 	return nil
 }
 
-// timeIngest starts a hub on cfg and measures how fast it consumes n events.
-func timeIngest(ctx context.Context, log *slog.Logger, cfg Config, n int) (float64, error) {
+// timeIngest starts a hub on cfg, with a NATS server of its own from
+// startNATS, and measures how fast it applies n events; then it waits
+// until every notification has left the outbox and counts what the
+// stream stored.
+func timeIngest(ctx context.Context, log *slog.Logger, cfg Config, n int, startNATS func() (*embedded.NATS, error)) (ingestRun, error) {
+	var run ingestRun
+	natsSrv, err := startNATS()
+	if err != nil {
+		return run, err
+	}
+	defer natsSrv.Close()
+	cfg.NATSURL = natsSrv.ClientURL()
+	began := time.Now()
 	m := &Main{Config: cfg, Logger: log}
 	if err := m.Start(ctx); err != nil {
-		return 0, err
+		return run, err
 	}
 	defer m.Close()
 	// Time from the first applied batch, so that the consumer group's
 	// join does not count as ingest time.
 	if err := waitConsumed(ctx, m, 1, time.Minute); err != nil {
-		return 0, err
+		return run, err
 	}
 	start, first := time.Now(), m.Consumer.Counts().Consumed
 	if err := waitConsumed(ctx, m, int64(n), 10*time.Minute); err != nil {
-		return 0, err
+		return run, err
 	}
-	rate := float64(int64(n)-first) / time.Since(start).Seconds()
+	applied := time.Now()
+	run.Rate = float64(int64(n)-first) / applied.Sub(start).Seconds()
 	warnConflicts(log, m)
-	return rate, nil
+
+	for {
+		st, err := m.Store.Stats(ctx)
+		if err != nil {
+			return run, fmt.Errorf("reading the outbox: %w", err)
+		}
+		if st.OutboxPending == 0 {
+			break
+		}
+		if time.Since(applied) > 10*time.Minute {
+			return run, fmt.Errorf("%d notifications still in the outbox after 10 minutes", st.OutboxPending)
+		}
+		select {
+		case <-ctx.Done():
+			return run, ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	run.Drained = time.Since(applied)
+	state, err := notificationStream(ctx, natsSrv.ClientURL())
+	if err != nil {
+		return run, err
+	}
+	// Notifications stored before this run would have made its own
+	// notifications duplicates, which JetStream drops without storing.
+	if state.Msgs > 0 && state.FirstTime.Before(began) {
+		return run, fmt.Errorf("the notification stream held messages from before the run (first at %s)", state.FirstTime.Format(time.RFC3339Nano))
+	}
+	run.Stored = state.Msgs
+	return run, nil
+}
+
+// notificationStream reads the state of the notification stream.
+func notificationStream(ctx context.Context, url string) (jetstream.StreamState, error) {
+	nc, err := nats.Connect(url)
+	if err != nil {
+		return jetstream.StreamState{}, fmt.Errorf("connecting to NATS: %w", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return jetstream.StreamState{}, fmt.Errorf("opening JetStream: %w", err)
+	}
+	st, err := js.Stream(ctx, schemas.StreamName)
+	if err != nil {
+		return jetstream.StreamState{}, fmt.Errorf("reading stream %s: %w", schemas.StreamName, err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return jetstream.StreamState{}, fmt.Errorf("reading stream %s: %w", schemas.StreamName, err)
+	}
+	return info.State, nil
 }
 
 // warnConflicts says when batches of the PostgreSQL store got in each
