@@ -13,6 +13,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -88,6 +89,11 @@ type benchResult struct {
 // notifications followed.
 type ingestRun struct {
 	Rate float64 // events applied per second
+	// CPU is the hub process's CPU time (user and system, every thread,
+	// the embedded broker and NATS server included; not PostgreSQL's)
+	// per event applied in the timed window. Unlike the rate it hardly
+	// depends on what else the machine is doing.
+	CPU time.Duration
 	// Stored is how many notifications the run's stream holds once the
 	// outbox is empty; Drained is how long after the last event was
 	// applied that was.
@@ -96,8 +102,8 @@ type ingestRun struct {
 }
 
 func (r ingestRun) String() string {
-	return fmt.Sprintf("%9.0f events/s  (%d notifications stored, the last %s after the last event)",
-		r.Rate, r.Stored, r.Drained.Round(time.Millisecond))
+	return fmt.Sprintf("%9.0f events/s  (%.1f µs of hub CPU an event; %d notifications stored, the last %s after the last event)",
+		r.Rate, float64(r.CPU.Nanoseconds())/1e3, r.Stored, r.Drained.Round(time.Millisecond))
 }
 
 func runBench(ctx context.Context, out io.Writer, log *slog.Logger, opts benchOptions) (res benchResult, err error) {
@@ -275,12 +281,15 @@ func timeIngest(ctx context.Context, log *slog.Logger, cfg Config, n int, startN
 	if err := waitConsumed(ctx, m, 1, time.Minute); err != nil {
 		return run, err
 	}
-	start, first := time.Now(), m.Consumer.Counts().Consumed
+	start, first, cpu0 := time.Now(), m.Consumer.Counts().Consumed, processCPU()
 	if err := waitConsumed(ctx, m, int64(n), 10*time.Minute); err != nil {
 		return run, err
 	}
-	applied := time.Now()
+	applied, cpu1 := time.Now(), processCPU()
 	run.Rate = float64(int64(n)-first) / applied.Sub(start).Seconds()
+	if k := int64(n) - first; k > 0 {
+		run.CPU = (cpu1 - cpu0) / time.Duration(k)
+	}
 	warnConflicts(log, m)
 
 	for {
@@ -312,6 +321,15 @@ func timeIngest(ctx context.Context, log *slog.Logger, cfg Config, n int, startN
 	}
 	run.Stored = state.Msgs
 	return run, nil
+}
+
+// processCPU is the CPU time this process has used, user and system.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // notificationStream reads the state of the notification stream.

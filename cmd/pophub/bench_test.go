@@ -42,13 +42,16 @@ func TestBench(t *testing.T) {
 			t.Errorf("%s rate %v", name, rate)
 		}
 	}
+	if res.Postgres.CPU <= 0 || res.Memdb.CPU <= 0 {
+		t.Errorf("hub CPU an event: PostgreSQL run %s, memdb run %s", res.Postgres.CPU, res.Memdb.CPU)
+	}
 	if res.Postgres.Stored == 0 || res.Memdb.Stored == 0 {
 		t.Errorf("notifications stored: PostgreSQL run %d, memdb run %d", res.Postgres.Stored, res.Memdb.Stored)
 	}
 	if res.Notified == 0 || res.P50 > res.P99 || res.P99 > res.PMax {
 		t.Errorf("latency run: %d notifications, p50 %s, p99 %s, max %s", res.Notified, res.P50, res.P99, res.PMax)
 	}
-	for _, want := range []string{"raw PostgreSQL baseline", "hub end to end, PostgreSQL", "hub end to end, memdb", "notifications stored", "notification latency", "targets:"} {
+	for _, want := range []string{"raw PostgreSQL baseline", "hub end to end, PostgreSQL", "hub end to end, memdb", "µs of hub CPU an event", "notifications stored", "notification latency", "targets:"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the output lacks %q", want)
 		}
