@@ -286,34 +286,19 @@ func timeIngest(ctx context.Context, log *slog.Logger, cfg Config, n int, startN
 		return run, err
 	}
 	applied, cpu1 := time.Now(), processCPU()
-	run.Rate = float64(int64(n)-first) / applied.Sub(start).Seconds()
-	if k := int64(n) - first; k > 0 {
-		run.CPU = (cpu1 - cpu0) / time.Duration(k)
+	k := int64(n) - first
+	if k <= 0 {
+		return run, fmt.Errorf("all %d events were applied before timing began: too few to time (raise --persons)", n)
 	}
+	run.Rate = float64(k) / applied.Sub(start).Seconds()
+	run.CPU = (cpu1 - cpu0) / time.Duration(k)
 	warnConflicts(log, m)
 
-	for {
-		st, err := m.Store.Stats(ctx)
-		if err != nil {
-			return run, fmt.Errorf("reading the outbox: %w", err)
-		}
-		if st.OutboxPending == 0 {
-			break
-		}
-		if time.Since(applied) > 10*time.Minute {
-			return run, fmt.Errorf("%d notifications still in the outbox after 10 minutes", st.OutboxPending)
-		}
-		select {
-		case <-ctx.Done():
-			return run, ctx.Err()
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
-	run.Drained = time.Since(applied)
-	state, err := notificationStream(ctx, natsSrv.ClientURL())
+	state, last, err := awaitNotifications(ctx, m, natsSrv.ClientURL(), applied)
 	if err != nil {
 		return run, err
 	}
+	run.Drained = last.Sub(applied)
 	// Notifications stored before this run would have made its own
 	// notifications duplicates, which JetStream drops without storing.
 	if state.Msgs > 0 && state.FirstTime.Before(began) {
@@ -323,6 +308,59 @@ func timeIngest(ctx context.Context, log *slog.Logger, cfg Config, n int, startN
 	return run, nil
 }
 
+// awaitNotifications waits until the hub's outbox is empty and returns
+// the notification stream's state and when its message count last grew
+// (from since on). It watches the stream, which is cheap to ask, and asks
+// the store, whose totals are counted (tens of milliseconds on PostgreSQL,
+// in competition with the relay), only once the stream has stopped
+// growing.
+func awaitNotifications(ctx context.Context, m *Main, natsURL string, since time.Time) (jetstream.StreamState, time.Time, error) {
+	var state jetstream.StreamState
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		return state, since, fmt.Errorf("connecting to NATS: %w", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return state, since, fmt.Errorf("opening JetStream: %w", err)
+	}
+	stream, err := js.Stream(ctx, schemas.StreamName)
+	if err != nil {
+		return state, since, fmt.Errorf("opening stream %s: %w", schemas.StreamName, err)
+	}
+	const quiet = 50 * time.Millisecond // no growth for this long: ask the store
+	last := since
+	for {
+		info, err := stream.Info(ctx)
+		if err != nil {
+			return state, last, fmt.Errorf("reading stream %s: %w", schemas.StreamName, err)
+		}
+		now := time.Now()
+		if info.State.Msgs != state.Msgs {
+			last = now
+		}
+		state = info.State
+		if now.Sub(last) >= quiet {
+			st, err := m.Store.Stats(ctx)
+			if err != nil {
+				return state, last, fmt.Errorf("reading the outbox: %w", err)
+			}
+			if st.OutboxPending == 0 {
+				return state, last, nil
+			}
+			if now.Sub(since) > 10*time.Minute {
+				return state, last, fmt.Errorf("%d notifications still in the outbox after 10 minutes", st.OutboxPending)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return state, last, ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
 // processCPU is the CPU time this process has used, user and system.
 func processCPU() time.Duration {
 	var ru syscall.Rusage
@@ -330,28 +368,6 @@ func processCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// notificationStream reads the state of the notification stream.
-func notificationStream(ctx context.Context, url string) (jetstream.StreamState, error) {
-	nc, err := nats.Connect(url)
-	if err != nil {
-		return jetstream.StreamState{}, fmt.Errorf("connecting to NATS: %w", err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return jetstream.StreamState{}, fmt.Errorf("opening JetStream: %w", err)
-	}
-	st, err := js.Stream(ctx, schemas.StreamName)
-	if err != nil {
-		return jetstream.StreamState{}, fmt.Errorf("reading stream %s: %w", schemas.StreamName, err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		return jetstream.StreamState{}, fmt.Errorf("reading stream %s: %w", schemas.StreamName, err)
-	}
-	return info.State, nil
 }
 
 // warnConflicts says when batches of the PostgreSQL store got in each

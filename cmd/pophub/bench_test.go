@@ -26,7 +26,7 @@ func TestBench(t *testing.T) {
 	defer cancel()
 	var out bytes.Buffer
 	res, err := runBench(ctx, &out, slog.New(slog.DiscardHandler), benchOptions{
-		Persons: 600, Months: 12, Postgres: testenv.PostgresURL(),
+		Persons: 3000, Months: 12, Postgres: testenv.PostgresURL(),
 		Rate: 300, LatencyFor: time.Second, NATSSync: time.Second,
 	})
 	if err != nil {
