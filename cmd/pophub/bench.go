@@ -91,8 +91,8 @@ type ingestRun struct {
 	Rate float64 // events applied per second
 	// CPU is the hub process's CPU time (user and system, every thread,
 	// the embedded broker and NATS server included; not PostgreSQL's)
-	// per event applied in the timed window. Unlike the rate it hardly
-	// depends on what else the machine is doing.
+	// per event applied in the timed window: what the rate needs of the
+	// cores the hub gets.
 	CPU time.Duration
 	// Stored is how many notifications the run's stream holds once the
 	// outbox is empty; Drained is how long after the last event was
