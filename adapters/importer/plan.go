@@ -369,7 +369,7 @@ func (c *column) appendValue(dst []byte, row []string) ([]byte, bool, int, *conv
 			if n > 0 {
 				out = append(out, ',')
 			}
-			out = appendJSONString(out, e)
+			out = schemas.AppendJSONString(out, e)
 			n++
 		}
 		return append(out, ']'), true, 0, nil
@@ -409,10 +409,10 @@ func (c *column) appendValue(dst []byte, row []string) ([]byte, bool, int, *conv
 			if err != nil {
 				return dst, false, 0, &convertError{schemas.ReasonInvalidData, "legacy 15-digit ID: " + errors.Unwrap(err).Error()}
 			}
-			return appendJSONString(dst, string(id)), true, 1, nil
+			return schemas.AppendJSONString(dst, string(id)), true, 1, nil
 		}
 	}
-	return appendJSONString(dst, v), true, 0, nil
+	return schemas.AppendJSONString(dst, v), true, 0, nil
 }
 
 // versionOf reads the version: an integer, or a time (in Layout) as Unix
@@ -459,33 +459,4 @@ func excelDate(v string) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return time.Date(1899, 12, 30, 0, 0, 0, 0, time.UTC).AddDate(0, 0, int(f)), true
-}
-
-// appendJSONString appends s, valid UTF-8, as a JSON string. Runs of
-// characters that need no escape are copied whole.
-func appendJSONString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		b := s[i]
-		switch {
-		case b == '"' || b == '\\':
-			dst = append(append(dst, s[start:i]...), '\\', b)
-			i++
-			start = i
-		case b < 0x20:
-			dst = append(append(dst, s[start:i]...), fmt.Sprintf(`\u%04x`, b)...)
-			i++
-			start = i
-		case b == 0xe2 && i+2 < len(s) && s[i+1] == 0x80 && (s[i+2] == 0xa8 || s[i+2] == 0xa9):
-			// U+2028 and U+2029 end lines in JavaScript.
-			dst = append(append(dst, s[start:i]...), `\u202`...)
-			dst = append(dst, "89"[s[i+2]-0xa8])
-			i += 3
-			start = i
-		default:
-			i++
-		}
-	}
-	return append(append(dst, s[start:]...), '"')
 }

@@ -98,15 +98,16 @@ func TestValidationStages(t *testing.T) {
 	}
 }
 
-// TestAppendJSONString checks that cells reach the event as the same
-// text: escaped where JSON needs it, and U+2028/U+2029 escaped so that the
-// event is safe in JavaScript too.
+// TestAppendJSONString checks that cells reach the event's data
+// (schemas.AppendJSONString) as the same text: escaped where JSON needs
+// it, and U+2028/U+2029 escaped so that the event is safe in JavaScript
+// too.
 func TestAppendJSONString(t *testing.T) {
 	for _, s := range []string{
 		"", "plain", "朝阳区建国路88号", `引号"与\反斜杠`, "tab\tnew\nline\x01", "line\u2028sep\u2029para",
 		"\u2027\u202a edge neighbours", "emoji 😀 and ½", `"`, `\`, "\u2028",
 	} {
-		got := appendJSONString([]byte("x"), s)
+		got := schemas.AppendJSONString([]byte("x"), s)
 		if got[0] != 'x' {
 			t.Fatalf("%q: the prefix was overwritten", s)
 		}
