@@ -182,12 +182,13 @@ type streamer struct {
 func stream(t testing.TB, broker string, msgs []kafka.Message, over time.Duration) *streamer {
 	t.Helper()
 	s := &streamer{done: make(chan struct{})}
+	tr := ownTransport(t)
 	const chunk = 200
 	every := over / time.Duration(max(1, (len(msgs)+chunk-1)/chunk))
 	go func() {
 		defer close(s.done)
 		w := &kafka.Writer{Addr: kafka.TCP(broker), Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll,
-			BatchTimeout: 2 * time.Millisecond, BatchSize: chunk, MaxAttempts: 3}
+			BatchTimeout: 2 * time.Millisecond, BatchSize: chunk, MaxAttempts: 3, Transport: tr}
 		defer w.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()

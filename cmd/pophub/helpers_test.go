@@ -184,7 +184,8 @@ func expected(t testing.TB, msgs []kafka.Message) map[citizenid.ID]hub.Record {
 
 func produceAll(t testing.TB, brokers []string, msgs []kafka.Message) {
 	t.Helper()
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond, BatchSize: 2000}
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond, BatchSize: 2000,
+		Transport: ownTransport(t)}
 	defer w.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -193,6 +194,18 @@ func produceAll(t testing.TB, brokers []string, msgs []kafka.Message) {
 			t.Fatalf("producing: %v", err)
 		}
 	}
+}
+
+// ownTransport is a kafka-go transport for one test's writer. kafka-go's
+// default transport is shared by the whole process and keeps each
+// address's metadata for seconds; the tests start brokers on free ports,
+// and a port the system hands out again within that time would bring the
+// previous broker's partition count with it (a write to partition 2 of a
+// two-partition topic fails with "topic partition not found").
+func ownTransport(t testing.TB) *kafka.Transport {
+	tr := &kafka.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	return tr
 }
 
 // waitFor polls cond until it holds or the timeout passes.

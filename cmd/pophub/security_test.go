@@ -224,7 +224,7 @@ func TestSecurityAtEveryDoor(t *testing.T) {
 func writeAs(t *testing.T, m *Main, identity, topic string, msgs ...kafka.Message) error {
 	t.Helper()
 	w := &kafka.Writer{Addr: kafka.TCP(m.Brokers()...), Topic: topic, Balancer: &kafka.Murmur2Balancer{},
-		RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond, MaxAttempts: 1}
+		RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond, MaxAttempts: 1, Transport: ownTransport(t)}
 	if id, ok := m.Access.Identity(identity); ok && id.Credentials.Kafka != nil {
 		w.Transport = &kafka.Transport{SASL: access.SCRAMClient{User: identity, Password: access.DemoSecret(id.Credentials.Kafka.Password)}}
 	}
