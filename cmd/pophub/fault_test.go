@@ -27,6 +27,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -197,7 +198,8 @@ func stream(t testing.TB, broker string, msgs []kafka.Message, over time.Duratio
 			time.Sleep(time.Until(next))
 			next = next.Add(every)
 			part := msgs[i:min(i+chunk, len(msgs))]
-			for {
+			n := len(part)
+			for len(part) > 0 {
 				err := w.WriteMessages(ctx, part...)
 				if err == nil {
 					break
@@ -206,13 +208,32 @@ func stream(t testing.TB, broker string, msgs []kafka.Message, over time.Duratio
 					s.err = fmt.Errorf("producing: %w", err)
 					return
 				}
+				// Send again only what failed: a chunk spans partitions,
+				// and the ones that succeeded are already in the log.
+				part = unsent(part, err)
 				time.Sleep(100 * time.Millisecond)
 			}
-			s.sent.Add(int64(len(part)))
+			s.sent.Add(int64(n))
 		}
 	}()
 	t.Cleanup(func() { <-s.done })
 	return s
+}
+
+// unsent returns the messages of msgs that err says were not written: all
+// of them unless err is kafka-go's per-message WriteErrors.
+func unsent(msgs []kafka.Message, err error) []kafka.Message {
+	var werrs kafka.WriteErrors
+	if !errors.As(err, &werrs) || len(werrs) != len(msgs) {
+		return msgs
+	}
+	failed := make([]kafka.Message, 0, werrs.Count())
+	for i, e := range werrs {
+		if e != nil {
+			failed = append(failed, msgs[i])
+		}
+	}
+	return failed
 }
 
 func (s *streamer) wait(t testing.TB) {
