@@ -10,7 +10,10 @@
 // and every bad line is reported (line, reason, field, column) and written
 // with its reason to the rejects file. Only then are the valid events
 // sent, from a spool of what was validated, so that what is sent is
-// exactly what was checked and no line is decoded twice. Sending uses
+// exactly what was checked and no line is decoded twice. With a
+// RejectLimit, a file with that many bad lines or more sends nothing at
+// all: validating first is what lets the import refuse a wrongly mapped
+// or broken file before any of it reaches the hub. Sending uses
 // kafka-go configured as adapters/publisher configures it.
 //
 // # Resume

@@ -105,8 +105,14 @@ type Config struct {
 	Encoding string
 	// DryRun validates and reports (and writes the rejects file) but sends
 	// nothing and leaves the checkpoint alone.
-	DryRun  bool
-	Brokers []string
+	DryRun bool
+	// RejectLimit, when positive, makes an import whose validation rejects
+	// that many lines or more send nothing (ErrTooManyRejects): so many bad
+	// lines usually mean a wrong mapping or a broken export, and the lines
+	// that did pass are better sent together with the corrected rest. 1
+	// refuses a file with any bad line; 0 (the default) sets no limit.
+	RejectLimit int
+	Brokers     []string
 	// TLS, when set, is the client configuration for brokers that speak
 	// TLS; nil connects in plaintext.
 	TLS *tls.Config
@@ -205,6 +211,9 @@ func (c *Config) Validate() error {
 	if _, err := normalizeEncoding(c.Encoding); err != nil {
 		errs = append(errs, err)
 	}
+	if c.RejectLimit < 0 {
+		errs = append(errs, fmt.Errorf("reject limit %d is negative (0 sets no limit)", c.RejectLimit))
+	}
 	if !c.DryRun && len(c.Brokers) == 0 {
 		errs = append(errs, errors.New("at least one Kafka broker is required"))
 	}
@@ -232,8 +241,16 @@ type Report struct {
 	// RejectsFile is where the rejected lines were written ("" if none).
 	RejectsFile string
 	DryRun      bool
+	// Refused is set when the rejects reached Config.RejectLimit, so that
+	// nothing was sent.
+	Refused     bool
+	RejectLimit int
 	Elapsed     time.Duration
 }
+
+// ErrTooManyRejects is Run's error when validation rejected
+// Config.RejectLimit lines or more: nothing was sent.
+var ErrTooManyRejects = errors.New("reject limit reached")
 
 // ByReason counts the rejects by reason.
 func (r *Report) ByReason() map[string]int {
@@ -249,9 +266,12 @@ func (r *Report) ByReason() map[string]int {
 func (r *Report) Summary() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %d read, %d valid", filepath.Base(r.File), r.Read, r.Valid)
-	if r.DryRun {
+	switch {
+	case r.Refused:
+		fmt.Fprintf(&b, ", refused at the reject limit of %d: nothing sent", r.RejectLimit)
+	case r.DryRun:
 		b.WriteString(", dry run: nothing sent")
-	} else {
+	default:
 		fmt.Fprintf(&b, ", %d sent", r.Sent)
 		if r.AlreadySent > 0 {
 			fmt.Fprintf(&b, " (%d already sent by an earlier run)", r.AlreadySent)
@@ -279,8 +299,8 @@ func (r *Report) Summary() string {
 }
 
 // Run imports a file: it validates every line first (a report of every
-// bad line, written to the rejects file), then, unless DryRun, sends the
-// valid lines in file order to pop.events.<source>, checkpointing as it
+// bad line, written to the rejects file), then, unless DryRun or the
+// rejects reach RejectLimit, sends the valid lines in file order to pop.events.<source>, checkpointing as it
 // goes. A run that finds a checkpoint of the same file (same size and
 // SHA-256, same mapping) resumes: lines the checkpoint counts as
 // acknowledged are skipped, and so are later lines whose event is already
@@ -298,7 +318,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	cfg.setDefaults()
 	start := time.Now()
-	rep := &Report{File: cfg.File, DryRun: cfg.DryRun}
+	rep := &Report{File: cfg.File, DryRun: cfg.DryRun, RejectLimit: cfg.RejectLimit}
 	defer func() { rep.Elapsed = time.Since(start) }()
 
 	spool, err := os.CreateTemp(cfg.TempDir, "pophub-import-*.spool")
@@ -315,6 +335,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	if err := writeRejects(&cfg, rep, v); err != nil {
 		return rep, err
+	}
+	if cfg.RejectLimit > 0 && len(rep.Rejects) >= cfg.RejectLimit {
+		rep.Refused = true
+		return rep, fmt.Errorf("%w: %d of %d lines rejected, the limit is %d; nothing sent", ErrTooManyRejects, len(rep.Rejects), rep.Read, cfg.RejectLimit)
 	}
 	if cfg.DryRun {
 		return rep, nil

@@ -286,6 +286,74 @@ func TestJSONL(t *testing.T) {
 	}
 }
 
+// TestRejectLimit: a file with as many bad lines as the limit or more
+// sends nothing, still reports every bad line and writes the rejects file,
+// and leaves no checkpoint, so the corrected file imports afresh; under
+// the limit, or with none, the good lines go.
+func TestRejectLimit(t *testing.T) {
+	events := population(t, 50, schemas.Marriage)
+	var lines []string
+	for _, ev := range events {
+		v, err := schemas.Encode(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, string(v))
+	}
+	valid := len(lines)
+	lines = append(lines, "not json", strings.Replace(lines[1], `"source":"marriage"`, `"source":"tax"`, 1), lines[2])
+	const rejected = 3
+	for _, tc := range []struct {
+		name   string
+		limit  int
+		dryRun bool
+		refuse bool
+	}{
+		{"no limit", 0, false, false},
+		{"under the limit", rejected + 1, false, false},
+		{"at the limit", rejected, false, true},
+		{"any bad line", 1, false, true},
+		{"dry run at the limit", rejected, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			file := tempFile(t, "marriage.jsonl")
+			if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			addr := testenv.Kafka(t, partitions)
+			cfg := Config{Source: schemas.Marriage, File: file, Brokers: []string{addr}, RejectLimit: tc.limit, DryRun: tc.dryRun}
+			rep, err := Run(context.Background(), cfg)
+			if tc.refuse != errors.Is(err, ErrTooManyRejects) || (!tc.refuse && err != nil) {
+				t.Fatalf("error %v; want refused %v", err, tc.refuse)
+			}
+			if len(rep.Rejects) != rejected || rep.Refused != tc.refuse {
+				t.Errorf("%d rejects reported, refused %v; want %d, %v", len(rep.Rejects), rep.Refused, rejected, tc.refuse)
+			}
+			if _, err := os.Stat(rep.RejectsFile); err != nil {
+				t.Errorf("rejects file: %v", err)
+			}
+			want := valid
+			if tc.refuse || tc.dryRun {
+				want = 0
+			}
+			if n := testenv.RecordCount(t, addr, schemas.Topic(schemas.Marriage)); rep.Sent != want || n != int64(want) {
+				t.Errorf("%d sent, %d records on the topic; want %d", rep.Sent, n, want)
+			}
+			if tc.refuse {
+				if !strings.Contains(rep.Summary(), fmt.Sprintf("refused at the reject limit of %d: nothing sent", tc.limit)) {
+					t.Errorf("summary %q does not say the import was refused", rep.Summary())
+				}
+				if _, err := os.Stat(cfg.File + ".pophub-import.json"); !os.IsNotExist(err) {
+					t.Errorf("a refused import left a checkpoint (%v)", err)
+				}
+			}
+		})
+	}
+	if _, err := Run(context.Background(), Config{Source: schemas.Marriage, File: "x.jsonl", DryRun: true, RejectLimit: -1}); err == nil || !strings.Contains(err.Error(), "reject limit -1 is negative") {
+		t.Errorf("a negative reject limit: %v", err)
+	}
+}
+
 // TestResume interrupts imports in the ways a run can stop — a crash
 // right after Kafka acknowledged a chunk (before any checkpoint, and after
 // one), a cancelled context, a resumed run that stops again — and resumes
