@@ -286,6 +286,20 @@ func fingerprint(t testing.TB, ev schemas.Event, timeLayout string) string {
 	return strings.Join([]string{string(ev.Type), string(ev.Subject), ev.Time.In(sh).Format(timeLayout), string(d)}, "|")
 }
 
+// encodeLines encodes events as JSONL lines, one CloudEvent each.
+func encodeLines(t testing.TB, events []schemas.Event) []string {
+	t.Helper()
+	lines := make([]string, len(events))
+	for i, ev := range events {
+		v, err := schemas.Encode(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines[i] = string(v)
+	}
+	return lines
+}
+
 // legacy15 is the 15-digit form of an 18-digit ID born in the 1900s.
 func legacy15(id string) (string, bool) {
 	if len(id) != 18 || id[6:8] != "19" {

@@ -241,11 +241,14 @@ type Report struct {
 	// RejectsFile is where the rejected lines were written ("" if none).
 	RejectsFile string
 	DryRun      bool
-	// Refused is set when the rejects reached Config.RejectLimit, so that
-	// nothing was sent.
-	Refused     bool
-	RejectLimit int
+	RejectLimit int // Config.RejectLimit
 	Elapsed     time.Duration
+}
+
+// Refused reports whether the rejects reached the reject limit, so that
+// nothing was sent.
+func (r *Report) Refused() bool {
+	return r.RejectLimit > 0 && len(r.Rejects) >= r.RejectLimit
 }
 
 // ErrTooManyRejects is Run's error when validation rejected
@@ -267,7 +270,7 @@ func (r *Report) Summary() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %d read, %d valid", filepath.Base(r.File), r.Read, r.Valid)
 	switch {
-	case r.Refused:
+	case r.Refused():
 		fmt.Fprintf(&b, ", refused at the reject limit of %d: nothing sent", r.RejectLimit)
 	case r.DryRun:
 		b.WriteString(", dry run: nothing sent")
@@ -300,8 +303,8 @@ func (r *Report) Summary() string {
 
 // Run imports a file: it validates every line first (a report of every
 // bad line, written to the rejects file), then, unless DryRun or the
-// rejects reach RejectLimit, sends the valid lines in file order to pop.events.<source>, checkpointing as it
-// goes. A run that finds a checkpoint of the same file (same size and
+// rejects reach RejectLimit, sends the valid lines in file order to
+// pop.events.<source>, checkpointing as it goes. A run that finds a checkpoint of the same file (same size and
 // SHA-256, same mapping) resumes: lines the checkpoint counts as
 // acknowledged are skipped, and so are later lines whose event is already
 // on the topic past the checkpointed offsets (sent by a run that stopped
@@ -336,8 +339,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := writeRejects(&cfg, rep, v); err != nil {
 		return rep, err
 	}
-	if cfg.RejectLimit > 0 && len(rep.Rejects) >= cfg.RejectLimit {
-		rep.Refused = true
+	if rep.Refused() {
 		return rep, fmt.Errorf("%w: %d of %d lines rejected, the limit is %d; nothing sent", ErrTooManyRejects, len(rep.Rejects), rep.Read, cfg.RejectLimit)
 	}
 	if cfg.DryRun {

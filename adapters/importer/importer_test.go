@@ -241,21 +241,15 @@ func TestEncodings(t *testing.T) {
 // spouse IDs are upgraded; bad lines are reported with the hub's reasons.
 func TestJSONL(t *testing.T) {
 	events := population(t, 200, schemas.Marriage)
-	var lines []string
+	lines := encodeLines(t, events)
 	upgrades := 0
 	for i, ev := range events {
-		v, err := schemas.Encode(ev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		line := string(v)
 		if i%4 == 0 {
 			if old, ok := legacy15(string(ev.Subject)); ok {
-				line = strings.Replace(line, `"subject":"`+string(ev.Subject)+`"`, `"subject":"`+old+`"`, 1)
+				lines[i] = strings.Replace(lines[i], `"subject":"`+string(ev.Subject)+`"`, `"subject":"`+old+`"`, 1)
 				upgrades++
 			}
 		}
-		lines = append(lines, line)
 	}
 	valid := len(lines)
 	lines = append(lines, "", "not json", strings.Replace(lines[1], `"source":"marriage"`, `"source":"tax"`, 1), lines[2])
@@ -291,15 +285,7 @@ func TestJSONL(t *testing.T) {
 // and leaves no checkpoint, so the corrected file imports afresh; under
 // the limit, or with none, the good lines go.
 func TestRejectLimit(t *testing.T) {
-	events := population(t, 50, schemas.Marriage)
-	var lines []string
-	for _, ev := range events {
-		v, err := schemas.Encode(ev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		lines = append(lines, string(v))
-	}
+	lines := encodeLines(t, population(t, 50, schemas.Marriage))
 	valid := len(lines)
 	lines = append(lines, "not json", strings.Replace(lines[1], `"source":"marriage"`, `"source":"tax"`, 1), lines[2])
 	const rejected = 3
@@ -326,8 +312,8 @@ func TestRejectLimit(t *testing.T) {
 			if tc.refuse != errors.Is(err, ErrTooManyRejects) || (!tc.refuse && err != nil) {
 				t.Fatalf("error %v; want refused %v", err, tc.refuse)
 			}
-			if len(rep.Rejects) != rejected || rep.Refused != tc.refuse {
-				t.Errorf("%d rejects reported, refused %v; want %d, %v", len(rep.Rejects), rep.Refused, rejected, tc.refuse)
+			if len(rep.Rejects) != rejected || rep.Refused() != tc.refuse {
+				t.Errorf("%d rejects reported, refused %v; want %d, %v", len(rep.Rejects), rep.Refused(), rejected, tc.refuse)
 			}
 			if _, err := os.Stat(rep.RejectsFile); err != nil {
 				t.Errorf("rejects file: %v", err)
