@@ -3,9 +3,11 @@ package importer
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"encoding/binary"
 	"encoding/csv"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -301,10 +303,13 @@ func (r *Report) Summary() string {
 	return b.String()
 }
 
-// Run imports a file: it validates every line first (a report of every
-// bad line, written to the rejects file), then, unless DryRun or the
-// rejects reach RejectLimit, sends the valid lines in file order to
-// pop.events.<source>, checkpointing as it goes. A run that finds a checkpoint of the same file (same size and
+// Run imports a file. Without a reject limit it streams: lines are
+// validated in order, bad ones reported (and written to the rejects file
+// at the end), and the valid ones sent while later lines are still being
+// validated. With RejectLimit (and for DryRun) it validates every line
+// first and sends only once the whole file has passed. Either way it sends
+// the valid lines in file order to pop.events.<source>, checkpointing as
+// it goes. A run that finds a checkpoint of the same file (same size and
 // SHA-256, same mapping) resumes: lines the checkpoint counts as
 // acknowledged are skipped, and so are later lines whose event is already
 // on the topic past the checkpointed offsets (sent by a run that stopped
@@ -323,46 +328,196 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	start := time.Now()
 	rep := &Report{File: cfg.File, DryRun: cfg.DryRun, RejectLimit: cfg.RejectLimit}
 	defer func() { rep.Elapsed = time.Since(start) }()
+	if cfg.DryRun || cfg.RejectLimit > 0 {
+		return rep, validateFirst(ctx, &cfg, rep)
+	}
+	return rep, stream(ctx, &cfg, rep)
+}
 
+// validateFirst validates the whole file into a spool, writes the rejects
+// file, and sends the spool only if the rejects stay under the limit.
+func validateFirst(ctx context.Context, cfg *Config, rep *Report) error {
 	spool, err := os.CreateTemp(cfg.TempDir, "pophub-import-*.spool")
 	if err != nil {
-		return rep, fmt.Errorf("creating spool: %w", err)
+		return fmt.Errorf("creating spool: %w", err)
 	}
 	defer func() {
 		spool.Close()
 		os.Remove(spool.Name())
 	}()
-	v, err := validate(ctx, &cfg, rep, spool)
+	sw := bufio.NewWriterSize(spool, 1<<20)
+	v, err := validate(ctx, cfg, rep, "validating", func(m *mapped) error { return writeSpool(sw, m) })
 	if err != nil {
-		return rep, err
+		return err
 	}
-	if err := writeRejects(&cfg, rep, v); err != nil {
-		return rep, err
+	if err := sw.Flush(); err != nil {
+		return fmt.Errorf("writing spool: %w", err)
+	}
+	rep.SHA256 = v.digest
+	if err := writeRejects(cfg, rep, v); err != nil {
+		return err
 	}
 	if rep.Refused() {
-		return rep, fmt.Errorf("%w: %d of %d lines rejected, the limit is %d; nothing sent", ErrTooManyRejects, len(rep.Rejects), rep.Read, cfg.RejectLimit)
+		return fmt.Errorf("%w: %d of %d lines rejected, the limit is %d; nothing sent", ErrTooManyRejects, len(rep.Rejects), rep.Read, cfg.RejectLimit)
 	}
 	if cfg.DryRun {
-		return rep, nil
+		return nil
+	}
+	s, err := startSending(ctx, cfg, rep)
+	if err != nil || s == nil {
+		if s == nil && err == nil {
+			rep.AlreadySent = rep.Valid // imported completely before
+		}
+		return err
+	}
+	// A resumed import first counts what is left.
+	toSend := rep.Valid
+	if rep.Resumed {
+		if _, err := spool.Seek(0, io.SeekStart); err != nil {
+			return fmt.Errorf("rewinding spool: %w", err)
+		}
+		if toSend, err = s.pending(spool); err != nil {
+			return err
+		}
 	}
 	if _, err := spool.Seek(0, io.SeekStart); err != nil {
-		return rep, fmt.Errorf("rewinding spool: %w", err)
+		return fmt.Errorf("rewinding spool: %w", err)
 	}
-	return rep, send(ctx, &cfg, rep, spool)
+	r := bufio.NewReaderSize(spool, 1<<20)
+	prog := startProgress(cfg, "sending", int64(toSend))
+	defer prog.finish()
+	return s.run(ctx, func() (spooled, error) { return readSpool(r) }, prog)
 }
 
-// validated is what the rejects file needs from the first pass.
+// stream validates and sends at the same time: the valid lines of each
+// validated chunk go to the sender while later chunks are read and
+// mapped, so an import takes about as long as the slower of the two
+// instead of their sum. The checkpoint needs the file's digest before the
+// first line is sent, so the file is hashed first; the validation pass
+// hashes it again as it reads, and an import of a file that changed in
+// between stops with an error before its checkpoint is marked complete.
+func stream(ctx context.Context, cfg *Config, rep *Report) error {
+	sum, err := fileDigest(cfg.File)
+	if err != nil {
+		return err
+	}
+	rep.SHA256 = sum
+	s, err := startSending(ctx, cfg, rep)
+	if err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	f := &feed{ch: make(chan []spooled, 2)}
+	var sendErr error
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		if s == nil {
+			// Imported completely before: validate only, for the report.
+			for range f.ch {
+			}
+			return
+		}
+		if sendErr = s.run(ctx, f.next(), &progress{}); sendErr != nil {
+			cancel() // stop validating
+		}
+	}()
+
+	batch := make([]spooled, 0, chunkRows)
+	handOn := func() error {
+		select {
+		case f.ch <- batch:
+			batch = make([]spooled, 0, chunkRows)
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("validating %s: %w", cfg.File, ctx.Err())
+		}
+	}
+	v, verr := validate(ctx, cfg, rep, "importing", func(m *mapped) error {
+		batch = append(batch, spooled{line: m.line, id: m.id, key: m.key, value: m.value})
+		if len(batch) == cap(batch) {
+			return handOn()
+		}
+		return nil
+	})
+	if verr == nil && v.digest != sum {
+		verr = fmt.Errorf("%s changed while it was being imported; run the import again", cfg.File)
+	}
+	if verr == nil && len(batch) > 0 {
+		verr = handOn()
+	}
+	f.err = verr // read by the sender once ch is closed
+	close(f.ch)
+	<-sent
+	if sendErr != nil {
+		return sendErr
+	}
+	if verr != nil {
+		return verr
+	}
+	if s == nil {
+		rep.AlreadySent = rep.Valid
+	}
+	return writeRejects(cfg, rep, v)
+}
+
+// feed hands validated events from the validation pass to the sender.
+type feed struct {
+	ch  chan []spooled
+	err error // why validation stopped; set before ch is closed
+}
+
+// next returns the events one by one: io.EOF after the last when
+// validation went through, else its error.
+func (f *feed) next() func() (spooled, error) {
+	var cur []spooled
+	return func() (spooled, error) {
+		for len(cur) == 0 {
+			b, ok := <-f.ch
+			if !ok {
+				if f.err != nil {
+					return spooled{}, f.err
+				}
+				return spooled{}, io.EOF
+			}
+			cur = b
+		}
+		e := cur[0]
+		cur = cur[1:]
+		return e, nil
+	}
+}
+
+// fileDigest is the SHA-256 of a file, hex-encoded.
+func fileDigest(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("opening file: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("reading file: %w", err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// validated is what the rejects file needs from the validation pass, and
+// the digest of the file it read.
 type validated struct {
 	header []string
 	lines  map[int][]string // rejected lines' cells or text, by line
+	digest string
 }
 
-// validate is the first pass: every line mapped and decoded as the hub
-// will; the valid events go to the spool in line order. Three stages
+// validate is the validation pass: every line mapped and decoded as the
+// hub will; emit receives the valid events in line order. Three stages
 // overlap, a chunk of lines apart: reading the file (CSV parsing and
 // GBK decoding are not cheap), mapping and decoding on all cores, and the
-// bookkeeping in line order (duplicate ids, rejects, spool).
-func validate(ctx context.Context, cfg *Config, rep *Report, spool io.Writer) (*validated, error) {
+// bookkeeping in line order (duplicate ids, rejects, emit).
+func validate(ctx context.Context, cfg *Config, rep *Report, phase string, emit func(*mapped) error) (*validated, error) {
 	src, p, err := open(cfg)
 	if err != nil {
 		return nil, err
@@ -372,7 +527,7 @@ func validate(ctx context.Context, cfg *Config, rep *Report, spool io.Writer) (*
 	if st, err := os.Stat(cfg.File); err == nil && cfg.Format != XLSX {
 		total = st.Size()
 	}
-	prog := startProgress(cfg, "validating", total)
+	prog := startProgress(cfg, phase, total)
 	defer prog.finish()
 
 	// The stages stop when this returns, before the file is closed.
@@ -388,7 +543,6 @@ func validate(ctx context.Context, cfg *Config, rep *Report, spool io.Writer) (*
 	now := cfg.now()
 	stages.Go(func() { mapChunks(ctx, p, cfg.Source, now, read, done) })
 
-	sw := bufio.NewWriterSize(spool, 1<<20)
 	seen := map[string]int{} // event id → first line
 	rejected := map[int]row{}
 	for c := range done {
@@ -413,7 +567,7 @@ func validate(ctx context.Context, cfg *Config, rep *Report, spool io.Writer) (*
 			}
 			rep.Valid++
 			rep.Upgraded += m.upgraded
-			if err := writeSpool(sw, m); err != nil {
+			if err := emit(m); err != nil {
 				return nil, err
 			}
 		}
@@ -426,11 +580,7 @@ func validate(ctx context.Context, cfg *Config, rep *Report, spool io.Writer) (*
 		// The stages stopped early: done closed before the file's end.
 		return nil, fmt.Errorf("validating %s: %w", cfg.File, err)
 	}
-	if err := sw.Flush(); err != nil {
-		return nil, fmt.Errorf("writing spool: %w", err)
-	}
-	rep.SHA256 = src.digest()
-	v := &validated{header: src.header(), lines: map[int][]string{}}
+	v := &validated{header: src.header(), lines: map[int][]string{}, digest: src.digest()}
 	for line, r := range rejected {
 		if r.text != nil {
 			v.lines[line] = []string{string(r.text)}

@@ -343,13 +343,9 @@ func TestRejectLimit(t *testing.T) {
 // TestResume interrupts imports in the ways a run can stop — a crash
 // right after Kafka acknowledged a chunk (before any checkpoint, and after
 // one), a cancelled context, a resumed run that stops again — and resumes
-// them: every event id is on the topic exactly once.
+// them: every event id is on the topic exactly once. Each case runs both
+// streaming and, with a reject limit it does not reach, validating first.
 func TestResume(t *testing.T) {
-	type stop struct {
-		chunk    int  // the chunk after whose acknowledgement the run stops
-		cancel   bool // by cancelling the context (else a crash)
-		interval time.Duration
-	}
 	for _, tc := range []struct {
 		name  string
 		stops []stop
@@ -359,69 +355,86 @@ func TestResume(t *testing.T) {
 		{"cancelled", []stop{{chunk: 4, cancel: true, interval: time.Nanosecond}}},
 		{"resumed run stops again", []stop{{chunk: 6, interval: time.Nanosecond}, {chunk: 2, interval: time.Nanosecond}, {chunk: 1, cancel: true, interval: time.Hour}}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			m, tab, events := housingRows(t, 400)
-			file := tempFile(t, "housing.csv")
-			writeCSV(t, file, tab, gbk)
-			addr := testenv.Kafka(t, partitions)
-			cfg := Config{Source: schemas.Housing, File: file, Mapping: m, Brokers: []string{addr}, BatchSize: 10, ChunkSize: 20}
-			sent := 0
-			for i, s := range tc.stops {
-				ctx, cancel := context.WithCancel(context.Background())
-				c := cfg
-				c.CheckpointInterval = s.interval
-				crash := errors.New("crash")
-				c.hookOK = func(n int) error {
-					if n < s.chunk {
-						return nil
-					}
-					if s.cancel {
-						cancel()
-						return nil
-					}
-					return crash
-				}
-				rep, err := Run(ctx, c)
-				cancel()
-				if err == nil {
-					t.Fatalf("run %d was not interrupted", i)
-				}
-				if s.cancel != errors.Is(err, context.Canceled) || !s.cancel && !errors.Is(err, crash) {
-					t.Fatalf("run %d: %v", i, err)
-				}
-				if i > 0 && (!rep.Resumed || rep.AlreadySent < sent) {
-					t.Errorf("run %d: resumed %v, %d already sent; want at least %d", i, rep.Resumed, rep.AlreadySent, sent)
-				}
-				sent += rep.Sent
+		for _, limit := range []int{0, 1 << 20} {
+			name := tc.name + "/streaming"
+			if limit > 0 {
+				name = tc.name + "/validating first"
 			}
-			rep, err := Run(context.Background(), cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !rep.Resumed || rep.AlreadySent+rep.Sent != len(events) || rep.AlreadySent < sent {
-				t.Errorf("last run: resumed %v, %d already sent, %d sent; %d events, %d sent before", rep.Resumed, rep.AlreadySent, rep.Sent, len(events), sent)
-			}
-			byID := map[string]int{}
-			for _, ev := range decodeAll(t, testenv.Records(t, addr, schemas.Topic(schemas.Housing))) {
-				byID[ev.ID]++
-			}
-			if len(byID) != len(events) {
-				t.Errorf("%d distinct events on the topic, want %d", len(byID), len(events))
-			}
-			for id, n := range byID {
-				if n != 1 {
-					t.Errorf("event %s is on the topic %d times", id, n)
-				}
-			}
-
-			// Once complete, the file is not sent again.
-			again, err := Run(context.Background(), cfg)
-			if err != nil || again.Sent != 0 || again.AlreadySent != len(events) {
-				t.Errorf("a run after completion: %v, sent %d, already sent %d", err, again.Sent, again.AlreadySent)
-			}
-		})
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				testResume(t, tc.stops, limit)
+			})
+		}
 	}
+}
+
+func testResume(t *testing.T, stops []stop, limit int) {
+	m, tab, events := housingRows(t, 400)
+	file := tempFile(t, "housing.csv")
+	writeCSV(t, file, tab, gbk)
+	addr := testenv.Kafka(t, partitions)
+	cfg := Config{Source: schemas.Housing, File: file, Mapping: m, Brokers: []string{addr}, BatchSize: 10, ChunkSize: 20, RejectLimit: limit}
+	sent := 0
+	for i, s := range stops {
+		ctx, cancel := context.WithCancel(context.Background())
+		c := cfg
+		c.CheckpointInterval = s.interval
+		crash := errors.New("crash")
+		c.hookOK = func(n int) error {
+			if n < s.chunk {
+				return nil
+			}
+			if s.cancel {
+				cancel()
+				return nil
+			}
+			return crash
+		}
+		rep, err := Run(ctx, c)
+		cancel()
+		if err == nil {
+			t.Fatalf("run %d was not interrupted", i)
+		}
+		if s.cancel != errors.Is(err, context.Canceled) || !s.cancel && !errors.Is(err, crash) {
+			t.Fatalf("run %d: %v", i, err)
+		}
+		if i > 0 && (!rep.Resumed || rep.AlreadySent < sent) {
+			t.Errorf("run %d: resumed %v, %d already sent; want at least %d", i, rep.Resumed, rep.AlreadySent, sent)
+		}
+		sent += rep.Sent
+	}
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Resumed || rep.AlreadySent+rep.Sent != len(events) || rep.AlreadySent < sent {
+		t.Errorf("last run: resumed %v, %d already sent, %d sent; %d events, %d sent before", rep.Resumed, rep.AlreadySent, rep.Sent, len(events), sent)
+	}
+	byID := map[string]int{}
+	for _, ev := range decodeAll(t, testenv.Records(t, addr, schemas.Topic(schemas.Housing))) {
+		byID[ev.ID]++
+	}
+	if len(byID) != len(events) {
+		t.Errorf("%d distinct events on the topic, want %d", len(byID), len(events))
+	}
+	for id, n := range byID {
+		if n != 1 {
+			t.Errorf("event %s is on the topic %d times", id, n)
+		}
+	}
+
+	// Once complete, the file is not sent again.
+	again, err := Run(context.Background(), cfg)
+	if err != nil || again.Sent != 0 || again.AlreadySent != len(events) {
+		t.Errorf("a run after completion: %v, sent %d, already sent %d", err, again.Sent, again.AlreadySent)
+	}
+}
+
+// stop is how TestResume interrupts a run.
+type stop struct {
+	chunk    int  // the chunk after whose acknowledgement the run stops
+	cancel   bool // by cancelling the context (else a crash)
+	interval time.Duration
 }
 
 // TestChangedFile: a checkpoint of other content is not resumed from.
@@ -441,6 +454,61 @@ func TestChangedFile(t *testing.T) {
 	}
 	if rep.Resumed || rep.Sent != len(events) {
 		t.Errorf("resumed %v, sent %d; want a fresh import of %d", rep.Resumed, rep.Sent, len(events))
+	}
+}
+
+// TestFileChangedDuringImport: a streamed import sends lines before it
+// has read the whole file, so it must notice a file that changes under it:
+// it stops with an error and does not mark its checkpoint complete, and
+// the next run, seeing other content, imports the file afresh.
+func TestFileChangedDuringImport(t *testing.T) {
+	base := population(t, 200, schemas.Marriage)
+	// More lines than the validation pass reads ahead of the sender
+	// (about ten chunks of lines), so that it is still reading when the
+	// first chunk has been acknowledged.
+	const n = 12 * chunkRows
+	events := make([]schemas.Event, n+1)
+	for i := range events {
+		events[i] = base[i%len(base)]
+		events[i].ID = fmt.Sprintf("%s-%d", events[i].ID, i)
+	}
+	lines := encodeLines(t, events)
+	file := tempFile(t, "marriage.jsonl")
+	if err := os.WriteFile(file, []byte(strings.Join(lines[:n], "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := testenv.Kafka(t, partitions)
+	cfg := Config{Source: schemas.Marriage, File: file, Brokers: []string{addr}, ChunkSize: 1000}
+	c := cfg
+	c.hookOK = func(chunk int) error {
+		if chunk > 0 {
+			return nil
+		}
+		f, err := os.OpenFile(file, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			return err
+		}
+		_, err = f.WriteString(lines[n] + "\n")
+		return errors.Join(err, f.Close())
+	}
+	rep, err := Run(context.Background(), c)
+	if err == nil || !strings.Contains(err.Error(), "changed while it was being imported") {
+		t.Fatalf("import of a file that changed: %v", err)
+	}
+	if rep.Sent == 0 || rep.Sent >= n {
+		t.Errorf("sent %d before noticing the change, want some of %d", rep.Sent, n)
+	}
+	ck, err := loadCheckpoint(cfg.File + ".pophub-import.json")
+	if err != nil || ck == nil || ck.Complete {
+		t.Fatalf("checkpoint after the change: %+v, %v", ck, err)
+	}
+
+	again, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Resumed || again.Sent != n+1 {
+		t.Errorf("next run: resumed %v, sent %d; want a fresh import of %d", again.Resumed, again.Sent, n+1)
 	}
 }
 

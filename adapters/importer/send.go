@@ -96,14 +96,6 @@ func (c *checkpoint) save(path string) error {
 	return nil
 }
 
-// producer is the part of kafka-go's Writer the importer uses:
-// WriteMessages returns once every message was acknowledged, or with the
-// error of those that were not (kafka.WriteErrors).
-type producer interface {
-	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
-	Close() error
-}
-
 // newWriter configures kafka-go as the publisher does (adapters/publisher):
 // the Java client's murmur2 partitioner, acknowledgement by all in-sync
 // replicas, no auto-created topics. The importer does not send through
@@ -133,13 +125,15 @@ func transport(tc *tls.Config) kafka.RoundTripper {
 	return &kafka.Transport{TLS: tc, DialTimeout: 10 * time.Second}
 }
 
-// send is the second pass: the spooled events in line order, a chunk at a
-// time, skipping what an earlier run sent, with a checkpoint after
-// acknowledged chunks.
-func send(ctx context.Context, cfg *Config, rep *Report, spool io.ReadSeeker) error {
+// startSending prepares the sending of an import whose file digest is in
+// rep: it loads the checkpoint and, when it is of the same import,
+// resumes from it (reading the ids of what an earlier run sent past it),
+// else checkpoints the start. It returns nil when the checkpoint says the
+// file was imported completely before.
+func startSending(ctx context.Context, cfg *Config, rep *Report) (*sender, error) {
 	st, err := os.Stat(cfg.File)
 	if err != nil {
-		return fmt.Errorf("checking %s: %w", cfg.File, err)
+		return nil, fmt.Errorf("checking %s: %w", cfg.File, err)
 	}
 	topic := schemas.Topic(cfg.Source)
 	ck := &checkpoint{Version: 1, File: filepath.Base(cfg.File), Size: st.Size(), SHA256: rep.SHA256, Source: cfg.Source, Format: cfg.Format}
@@ -150,20 +144,19 @@ func send(ctx context.Context, cfg *Config, rep *Report, spool io.ReadSeeker) er
 
 	prev, err := loadCheckpoint(cfg.CheckpointFile)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var seen map[string]bool // events already on the topic past the checkpoint
 	switch {
 	case prev != nil && prev.sameImport(ck):
 		rep.Resumed = true
 		if prev.Complete {
-			rep.AlreadySent = rep.Valid
 			cfg.Logger.InfoContext(ctx, "importing: this file was imported completely before", "file", cfg.File)
-			return nil
+			return nil, nil
 		}
 		ck.LinesAcked, ck.Sent, ck.Offsets = prev.LinesAcked, prev.Sent, prev.Offsets
 		if seen, err = scanIDs(ctx, client, topic, prev.Offsets); err != nil {
-			return fmt.Errorf("reading what an earlier run sent: %w", err)
+			return nil, fmt.Errorf("reading what an earlier run sent: %w", err)
 		}
 		cfg.Logger.InfoContext(ctx, "importing: resuming", "file", cfg.File, "lines_acknowledged", prev.LinesAcked, "events_past_checkpoint", len(seen))
 	case prev != nil:
@@ -173,78 +166,66 @@ func send(ctx context.Context, cfg *Config, rep *Report, spool io.ReadSeeker) er
 		// Checkpoint the start, so that a run stopped in its first chunk
 		// is resumed like any other.
 		if ck.Offsets, err = endOffsets(ctx, client, topic); err != nil {
-			return err
+			return nil, err
 		}
 		if err := ck.save(cfg.CheckpointFile); err != nil {
-			return err
+			return nil, err
 		}
 	}
-
-	// A fresh import sends every valid line; a resumed one first counts
-	// what is left.
-	toSend, maxSeen := rep.Valid, 0
-	if rep.Resumed {
-		if toSend, maxSeen, err = pending(spool, ck.LinesAcked, seen, rep); err != nil {
-			return err
-		}
-		if _, err := spool.Seek(0, io.SeekStart); err != nil {
-			return fmt.Errorf("rewinding spool: %w", err)
-		}
-	}
-	w := newWriter(cfg)
-	defer w.Close()
-	s := &sender{cfg: cfg, rep: rep, w: w, client: client, topic: topic, ck: ck, seen: seen, maxSeen: maxSeen}
-	return s.run(ctx, spool, toSend)
+	return &sender{cfg: cfg, rep: rep, client: client, topic: topic, ck: ck, seen: seen}, nil
 }
 
 // pending counts the spooled events to send: those past the checkpointed
-// line and not already on the topic (the others count as already sent).
-// maxSeen is the last line found on the topic: until the run has passed
-// it, new checkpoints keep the old offsets, because the records of those
-// lines lie between them and the topic's end.
-func pending(spool io.Reader, acked int, seen map[string]bool, rep *Report) (int, int, error) {
+// line and not already on the topic. It also drops from s.seen the events
+// on the topic that are not lines of this file still ahead (another
+// system's, on the same topic), so that once the run has passed the lines
+// left in it, checkpoints move on to new offsets.
+func (s *sender) pending(spool io.Reader) (int, error) {
 	r := bufio.NewReaderSize(spool, 1<<20)
-	n, maxSeen := 0, 0
+	n := 0
+	ahead := map[string]bool{}
 	for {
-		s, err := readSpool(r)
+		e, err := readSpool(r)
 		if err == io.EOF {
-			return n, maxSeen, nil
+			s.seen = ahead
+			return n, nil
 		}
 		if err != nil {
-			return 0, 0, err
+			return 0, err
 		}
 		switch {
-		case s.line <= acked:
-			rep.AlreadySent++
-		case seen[s.id]:
-			rep.AlreadySent++
-			maxSeen = max(maxSeen, s.line)
+		case e.line <= s.ck.LinesAcked:
+		case s.seen[e.id]:
+			ahead[e.id] = true
 		default:
 			n++
 		}
 	}
 }
 
-// sender sends the spool's pending events.
+// sender sends an import's valid events.
 type sender struct {
-	cfg     *Config
-	rep     *Report
-	w       producer
-	client  *kafka.Client
-	topic   string
-	ck      *checkpoint // as last saved
-	seen    map[string]bool
-	maxSeen int
+	cfg    *Config
+	rep    *Report
+	client *kafka.Client
+	topic  string
+	ck     *checkpoint // as last saved
+	// seen holds the events an earlier run sent past the checkpoint that
+	// this run has not passed yet. While it is not empty, checkpoints keep
+	// the old offsets: those events lie between them and the topic's end.
+	seen map[string]bool
 }
 
-func (s *sender) run(ctx context.Context, spool io.Reader, toSend int) error {
+// run sends the events next yields, in line order, a chunk at a time,
+// skipping what an earlier run sent and checkpointing after acknowledged
+// chunks; once next says io.EOF, it checkpoints the import as complete.
+func (s *sender) run(ctx context.Context, next func() (spooled, error), prog *progress) error {
 	cfg := s.cfg
-	prog := startProgress(cfg, "sending", int64(toSend))
-	defer prog.finish()
+	w := newWriter(cfg)
+	defer w.Close()
 	var headers []kafka.Header
 	propagation.TraceContext{}.Inject(ctx, kafkaheaders.Carrier{Headers: &headers})
 
-	r := bufio.NewReaderSize(spool, 1<<20)
 	lastSave := time.Now()
 	msgs := make([]kafka.Message, 0, cfg.ChunkSize)
 	sent := s.ck.Sent
@@ -252,7 +233,7 @@ func (s *sender) run(ctx context.Context, spool io.Reader, toSend int) error {
 		msgs = msgs[:0]
 		first, last := 0, 0 // lines of the chunk
 		for len(msgs) < cfg.ChunkSize {
-			e, err := readSpool(r)
+			e, err := next()
 			if err == io.EOF {
 				eof = true
 				break
@@ -260,7 +241,13 @@ func (s *sender) run(ctx context.Context, spool io.Reader, toSend int) error {
 			if err != nil {
 				return err
 			}
-			if e.line <= s.ck.LinesAcked || s.seen[e.id] {
+			if e.line <= s.ck.LinesAcked {
+				s.rep.AlreadySent++
+				continue
+			}
+			if s.seen[e.id] {
+				delete(s.seen, e.id)
+				s.rep.AlreadySent++
 				continue
 			}
 			if first == 0 {
@@ -275,7 +262,7 @@ func (s *sender) run(ctx context.Context, spool io.Reader, toSend int) error {
 		// A failure leaves the saved checkpoint, which is valid: the
 		// records acknowledged since (of this chunk too, perhaps) lie past
 		// its offsets, where the next run looks for them.
-		if err := s.w.WriteMessages(ctx, msgs...); err != nil {
+		if err := w.WriteMessages(ctx, msgs...); err != nil {
 			return fmt.Errorf("sending lines %d–%d: %w", first, last, err)
 		}
 		s.rep.Sent += len(msgs)
@@ -298,11 +285,11 @@ func (s *sender) run(ctx context.Context, spool io.Reader, toSend int) error {
 
 // save checkpoints lines up to acked, with the topic's end offsets taken
 // now, after their acknowledgement and before any later line is sent; or,
-// while lines an earlier run sent lie ahead, with the old offsets.
+// while lines an earlier run sent may lie ahead, with the old offsets.
 func (s *sender) save(ctx context.Context, acked, sent int, complete bool) error {
 	ck := *s.ck
 	ck.LinesAcked, ck.Sent, ck.Complete = acked, sent, complete
-	if acked >= s.maxSeen {
+	if len(s.seen) == 0 {
 		offs, err := endOffsets(ctx, s.client, s.topic)
 		if err != nil {
 			return err

@@ -24,9 +24,10 @@ func importCommand(newLogger func() *slog.Logger) *cobra.Command {
 		Long: `Maps each row of a department's table to a CloudEvent with a mapping file (the
 shipped example for the source when --mapping is not given; JSONL needs none),
 validates every line as the hub will and reports every bad line, writing them
-with their reasons to F.rejects.csv. Unless --dry-run, the valid lines are then
-sent to pop.events.<source>; with --reject-limit N, nothing is sent when N lines
-or more were rejected (a wrong mapping or a broken export, most likely).
+with their reasons to F.rejects.csv. Unless --dry-run, the valid lines are sent
+to pop.events.<source> while later lines are still being validated. With
+--reject-limit N the whole file is validated first, and nothing is sent when N
+lines or more were rejected (a wrong mapping or a broken export, most likely).
 Legacy 15-digit ID numbers are upgraded to 18.
 
 An interrupted import resumes where it stopped when run again on the same file
