@@ -21,7 +21,8 @@
 // mapped or broken file is refused before any of it reaches the hub.
 // Either way what is sent is exactly what was checked, and no line is
 // decoded twice. Sending uses kafka-go configured as adapters/publisher
-// configures it.
+// configures it, except for a 1ms batch linger: the importer hands the
+// writer whole chunks and waits for them.
 //
 // # Resume
 //

@@ -118,9 +118,12 @@ type Config struct {
 	// TLS, when set, is the client configuration for brokers that speak
 	// TLS; nil connects in plaintext.
 	TLS *tls.Config
-	// BatchSize and BatchTimeout are the Kafka writer's (defaults 1000 and
-	// 10ms, the publisher's); ChunkSize is how many records one write
-	// waits for before the next (default 8 batches).
+	// BatchSize and BatchTimeout are the Kafka writer's (defaults 1000,
+	// the publisher's, and 1ms); ChunkSize is how many records one write
+	// waits for before the next (default 8 batches). A chunk is handed to
+	// the writer whole and waited for, so no record can join a partial
+	// batch while it lingers: the publisher's 10ms would only idle, once
+	// per chunk.
 	BatchSize    int
 	BatchTimeout time.Duration
 	ChunkSize    int
@@ -158,7 +161,7 @@ func (c *Config) setDefaults() {
 		c.BatchSize = 1000
 	}
 	if c.BatchTimeout <= 0 {
-		c.BatchTimeout = 10 * time.Millisecond
+		c.BatchTimeout = time.Millisecond
 	}
 	if c.ChunkSize <= 0 {
 		c.ChunkSize = 8 * c.BatchSize
