@@ -260,6 +260,12 @@ func (r *Report) Refused() bool {
 // Config.RejectLimit lines or more: nothing was sent.
 var ErrTooManyRejects = errors.New("reject limit reached")
 
+// ErrFileChanged is Run's error when the file changed while a streamed
+// import read it. What was sent stays sent; the next run sees other
+// content and imports the file afresh (the hub ignores the events it
+// already holds).
+var ErrFileChanged = errors.New("the file changed while it was being imported")
+
 // ByReason counts the rejects by reason.
 func (r *Report) ByReason() map[string]int {
 	out := map[string]int{}
@@ -446,7 +452,7 @@ func stream(ctx context.Context, cfg *Config, rep *Report) error {
 		return nil
 	})
 	if verr == nil && v.digest != sum {
-		verr = fmt.Errorf("%s changed while it was being imported; run the import again", cfg.File)
+		verr = fmt.Errorf("%w: %s; run the import again, and it starts afresh", ErrFileChanged, cfg.File)
 	}
 	if verr == nil && len(batch) > 0 {
 		verr = handOn()

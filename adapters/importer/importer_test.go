@@ -492,7 +492,7 @@ func TestFileChangedDuringImport(t *testing.T) {
 		return errors.Join(err, f.Close())
 	}
 	rep, err := Run(context.Background(), c)
-	if err == nil || !strings.Contains(err.Error(), "changed while it was being imported") {
+	if !errors.Is(err, ErrFileChanged) {
 		t.Fatalf("import of a file that changed: %v", err)
 	}
 	if rep.Sent == 0 || rep.Sent >= n {

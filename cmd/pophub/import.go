@@ -73,8 +73,8 @@ if any line was rejected.`,
 					fmt.Fprintf(out, "rejected lines written to %s\n", rep.RejectsFile)
 				}
 			}
-			if errors.Is(err, importer.ErrTooManyRejects) {
-				return fmt.Errorf("importing %s: %w", file, err)
+			if errors.Is(err, importer.ErrTooManyRejects) || errors.Is(err, importer.ErrFileChanged) {
+				return fmt.Errorf("importing %s: %w", file, err) // running again does not resume these
 			}
 			if err != nil {
 				return fmt.Errorf("importing %s: %w (run again to resume)", file, err)

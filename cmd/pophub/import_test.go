@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pophub/pophub/adapters/importer"
+	"github.com/pophub/pophub/adapters/synth"
+	"github.com/pophub/pophub/internal/testenv"
+	"github.com/pophub/pophub/schemas"
+)
+
+// TestImportCommand runs `pophub import` as a department would: every bad
+// line is printed, a summary ends the run, the exit status says whether
+// lines were rejected, and a refused import neither sends anything nor
+// suggests running again to resume.
+func TestImportCommand(t *testing.T) {
+	var lines []string
+	err := synth.Generate(context.Background(), synth.Config{Persons: 300, Months: 12, Seed: 7}, func(ev schemas.Event) error {
+		if ev.Source != schemas.Housing {
+			return nil
+		}
+		v, err := schemas.Encode(ev)
+		lines = append(lines, string(v))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lines) < 20 {
+		t.Fatalf("the population has %d housing events, too few to test with", len(lines))
+	}
+	good := len(lines)
+	bad := append(append([]string{}, lines...), "not json", strings.Replace(lines[0], `"source":"housing"`, `"source":"tax"`, 1))
+
+	for _, tc := range []struct {
+		name    string
+		lines   []string
+		flags   []string
+		exit1   bool   // exit status 1, for rejected lines
+		errText string // else this error
+		sent    int
+		output  []string
+	}{
+		{"clean file", lines, nil, false, "", good,
+			[]string{fmt.Sprintf("%d read, %d valid, %d sent, 0 rejected", good, good, good)}},
+		{"bad lines", bad, nil, true, "", good,
+			[]string{fmt.Sprintf("line %d: not_json", good+1), fmt.Sprintf("line %d: source_mismatch", good+2),
+				fmt.Sprintf("%d sent, 2 rejected (not_json 1, source_mismatch 1)", good), "rejected lines written to"}},
+		{"under the reject limit", bad, []string{"--reject-limit", "3"}, true, "", good,
+			[]string{fmt.Sprintf("%d sent, 2 rejected", good)}},
+		{"at the reject limit", bad, []string{"--reject-limit", "2"}, false, "reject limit reached: 2 of", 0,
+			[]string{"refused at the reject limit of 2: nothing sent", "rejected lines written to"}},
+		{"dry run", bad, []string{"--dry-run"}, true, "", 0,
+			[]string{"dry run: nothing sent, 2 rejected"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := testenv.Kafka(t, 3)
+			file := filepath.Join(t.TempDir(), "housing.jsonl")
+			if err := os.WriteFile(file, []byte(strings.Join(tc.lines, "\n")+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			args := append([]string{"--source", "housing", "--file", file, "--kafka", addr}, tc.flags...)
+			out, err := execute(t, importCommand(func() *slog.Logger { return testLogger(t) }), args...)
+			switch {
+			case tc.exit1:
+				if !errors.Is(err, exitError(1)) {
+					t.Errorf("error %v, want exit status 1\n%s", err, out)
+				}
+			case tc.errText != "":
+				if err == nil || !strings.Contains(err.Error(), tc.errText) || strings.Contains(err.Error(), "resume") {
+					t.Errorf("error %v, want one saying %q and not suggesting a resume", err, tc.errText)
+				}
+				if !errors.Is(err, importer.ErrTooManyRejects) {
+					t.Errorf("error %v is not importer.ErrTooManyRejects", err)
+				}
+			default:
+				if err != nil {
+					t.Errorf("error %v\n%s", err, out)
+				}
+			}
+			for _, want := range tc.output {
+				if !strings.Contains(out, want) {
+					t.Errorf("output lacks %q:\n%s", want, out)
+				}
+			}
+			if n := testenv.RecordCount(t, addr, schemas.Topic(schemas.Housing)); n != int64(tc.sent) {
+				t.Errorf("%d records on the topic, want %d", n, tc.sent)
+			}
+		})
+	}
+}
