@@ -4,25 +4,29 @@
 //
 // # Validation and sending
 //
-// Every line is mapped to an event and checked exactly as the hub will
-// check it (schemas.Decode's verdict with the topic and the record key),
-// on all cores while the file is read ahead, and every bad line is
-// reported (line, reason, field, column) and written with its reason to
-// the rejects file. By default the import streams: the valid events of
-// each validated chunk of lines go to the sender while later lines are
-// read and mapped, so an import takes about as long as the slower of
-// validating and sending. The file is hashed before the first line is sent
-// (the checkpoint names it) and again as it is read; an import of a file
-// that changed in between stops with an error.
+// Validation comes first: every line is mapped to an event and checked
+// exactly as the hub will check it (schemas.Decode's verdict with the
+// topic and the record key), on all cores while the file is read ahead,
+// and every bad line is reported (line, reason, field, column) and
+// written with its reason to the rejects file. Only then are the valid
+// events sent, from a spool of what was validated, so that what is sent
+// is exactly what was checked and no line is decoded twice. With a
+// RejectLimit, a file with that many bad lines or more sends nothing at
+// all: validating first is what lets the import refuse a wrongly mapped
+// or broken file before any of it reaches the hub.
 //
-// With a RejectLimit (and for a dry run) validation comes first: the valid
-// events go to a spool, and only once the whole file has passed — with
-// fewer rejects than the limit — is the spool sent, so that a wrongly
-// mapped or broken file is refused before any of it reaches the hub.
-// Either way what is sent is exactly what was checked, and no line is
-// decoded twice. Sending uses kafka-go configured as adapters/publisher
-// configures it, except for a 1ms batch linger: the importer hands the
-// writer whole chunks and waits for them.
+// Config.Stream trades that for speed on large exports: the valid events
+// of each validated chunk of lines go to the sender while later lines are
+// read and mapped, so the import takes about as long as the slower of
+// validating and sending, and no spool is written. Bad lines are reported
+// all the same, the rejects file once the whole file is read. The file is
+// hashed before the first line is sent (the checkpoint names it) and
+// again as it is read; a file that changed in between stops the import
+// with ErrFileChanged.
+//
+// Sending uses kafka-go configured as adapters/publisher configures it,
+// except for a 1ms batch linger: the importer hands the writer whole
+// chunks and waits for them.
 //
 // # Resume
 //

@@ -108,6 +108,14 @@ type Config struct {
 	// DryRun validates and reports (and writes the rejects file) but sends
 	// nothing and leaves the checkpoint alone.
 	DryRun bool
+	// Stream sends the valid lines while later lines are still being
+	// validated, instead of validating the whole file first: the import
+	// takes about as long as the slower of the two instead of their sum,
+	// and needs no spool of the file's events on disk, but lines go out
+	// before every bad line is known. For large exports from a system
+	// whose exports are known to be sound. It cannot be combined with a
+	// RejectLimit.
+	Stream bool
 	// RejectLimit, when positive, makes an import whose validation rejects
 	// that many lines or more send nothing (ErrTooManyRejects): so many bad
 	// lines usually mean a wrong mapping or a broken export, and the lines
@@ -219,6 +227,9 @@ func (c *Config) Validate() error {
 	if c.RejectLimit < 0 {
 		errs = append(errs, fmt.Errorf("reject limit %d is negative (0 sets no limit)", c.RejectLimit))
 	}
+	if c.Stream && c.RejectLimit > 0 {
+		errs = append(errs, errors.New("a streamed import cannot refuse a file at a reject limit: it sends lines before the whole file is validated"))
+	}
 	if !c.DryRun && len(c.Brokers) == 0 {
 		errs = append(errs, errors.New("at least one Kafka broker is required"))
 	}
@@ -312,11 +323,10 @@ func (r *Report) Summary() string {
 	return b.String()
 }
 
-// Run imports a file. Without a reject limit it streams: lines are
-// validated in order, bad ones reported (and written to the rejects file
-// at the end), and the valid ones sent while later lines are still being
-// validated. With RejectLimit (and for DryRun) it validates every line
-// first and sends only once the whole file has passed. Either way it sends
+// Run imports a file. It validates every line first (a report of every
+// bad line, written to the rejects file), then, unless DryRun or the
+// rejects reach RejectLimit, sends the valid lines; with Stream it sends
+// them while later lines are still being validated. Either way it sends
 // the valid lines in file order to pop.events.<source>, checkpointing as
 // it goes. A run that finds a checkpoint of the same file (same size and
 // SHA-256, same mapping) resumes: lines the checkpoint counts as
@@ -337,10 +347,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	start := time.Now()
 	rep := &Report{File: cfg.File, DryRun: cfg.DryRun, RejectLimit: cfg.RejectLimit}
 	defer func() { rep.Elapsed = time.Since(start) }()
-	if cfg.DryRun || cfg.RejectLimit > 0 {
-		return rep, validateFirst(ctx, &cfg, rep)
+	if cfg.Stream && !cfg.DryRun {
+		return rep, stream(ctx, &cfg, rep)
 	}
-	return rep, stream(ctx, &cfg, rep)
+	return rep, validateFirst(ctx, &cfg, rep)
 }
 
 // validateFirst validates the whole file into a spool, writes the rejects
@@ -398,10 +408,9 @@ func validateFirst(ctx context.Context, cfg *Config, rep *Report) error {
 	return s.run(ctx, func() (spooled, error) { return readSpool(r) }, prog)
 }
 
-// stream validates and sends at the same time: the valid lines of each
-// validated chunk go to the sender while later chunks are read and
-// mapped, so an import takes about as long as the slower of the two
-// instead of their sum. The checkpoint needs the file's digest before the
+// stream validates and sends at the same time (Config.Stream): the valid
+// lines of each validated chunk go to the sender while later chunks are
+// read and mapped. The checkpoint needs the file's digest before the
 // first line is sent, so the file is hashed first; the validation pass
 // hashes it again as it reads, and an import of a file that changed in
 // between stops with an error before its checkpoint is marked complete.

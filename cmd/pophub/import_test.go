@@ -44,21 +44,26 @@ func TestImportCommand(t *testing.T) {
 		lines   []string
 		flags   []string
 		exit1   bool   // exit status 1, for rejected lines
-		errText string // else this error
+		errText string // else an error saying this
+		is      error  // which is this error, if set
 		sent    int
 		output  []string
 	}{
-		{"clean file", lines, nil, false, "", good,
+		{"clean file", lines, nil, false, "", nil, good,
 			[]string{fmt.Sprintf("%d read, %d valid, %d sent, 0 rejected", good, good, good)}},
-		{"bad lines", bad, nil, true, "", good,
+		{"bad lines", bad, nil, true, "", nil, good,
 			[]string{fmt.Sprintf("line %d: not_json", good+1), fmt.Sprintf("line %d: source_mismatch", good+2),
 				fmt.Sprintf("%d sent, 2 rejected (not_json 1, source_mismatch 1)", good), "rejected lines written to"}},
-		{"under the reject limit", bad, []string{"--reject-limit", "3"}, true, "", good,
+		{"under the reject limit", bad, []string{"--reject-limit", "3"}, true, "", nil, good,
 			[]string{fmt.Sprintf("%d sent, 2 rejected", good)}},
-		{"at the reject limit", bad, []string{"--reject-limit", "2"}, false, "reject limit reached: 2 of", 0,
+		{"at the reject limit", bad, []string{"--reject-limit", "2"}, false, "reject limit reached: 2 of", importer.ErrTooManyRejects, 0,
 			[]string{"refused at the reject limit of 2: nothing sent", "rejected lines written to"}},
-		{"dry run", bad, []string{"--dry-run"}, true, "", 0,
+		{"dry run", bad, []string{"--dry-run"}, true, "", nil, 0,
 			[]string{"dry run: nothing sent, 2 rejected"}},
+		{"streamed", bad, []string{"--stream"}, true, "", nil, good,
+			[]string{fmt.Sprintf("line %d: not_json", good+1), fmt.Sprintf("%d sent, 2 rejected", good), "rejected lines written to"}},
+		{"streamed at a reject limit", bad, []string{"--stream", "--reject-limit", "2"}, false,
+			"a streamed import cannot refuse a file at a reject limit", nil, 0, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			addr := testenv.Kafka(t, 3)
@@ -77,8 +82,8 @@ func TestImportCommand(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), tc.errText) || strings.Contains(err.Error(), "resume") {
 					t.Errorf("error %v, want one saying %q and not suggesting a resume", err, tc.errText)
 				}
-				if !errors.Is(err, importer.ErrTooManyRejects) {
-					t.Errorf("error %v is not importer.ErrTooManyRejects", err)
+				if tc.is != nil && !errors.Is(err, tc.is) {
+					t.Errorf("error %v is not %v", err, tc.is)
 				}
 			default:
 				if err != nil {
