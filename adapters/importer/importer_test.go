@@ -20,14 +20,19 @@ import (
 
 // TestExampleMappings: every shipped mapping turns its department's table
 // back into exactly the events the table was written from, in every file
-// format and encoding, with legacy 15-digit IDs upgraded.
+// format and encoding, validating first and streaming, with legacy
+// 15-digit IDs upgraded.
 func TestExampleMappings(t *testing.T) {
 	for i, src := range schemas.Sources {
 		format, enc := CSV, []string{utf8Plain, utf8BOM, gbk}[i%3]
 		if i%4 == 3 {
 			format = XLSX
 		}
-		t.Run(fmt.Sprintf("%s/%s/%s", src, format, enc), func(t *testing.T) {
+		mode, stream := "validating first", i%2 == 1
+		if stream {
+			mode = "streaming"
+		}
+		t.Run(fmt.Sprintf("%s/%s/%s/%s", src, format, enc, mode), func(t *testing.T) {
 			t.Parallel()
 			m := mustMapping(t, src)
 			persons := 300
@@ -57,7 +62,7 @@ func TestExampleMappings(t *testing.T) {
 				writeCSV(t, file, tab, enc)
 			}
 			addr := testenv.Kafka(t, partitions)
-			rep, err := Run(context.Background(), Config{Source: src, File: file, Mapping: m, Brokers: []string{addr}})
+			rep, err := Run(context.Background(), Config{Source: src, File: file, Mapping: m, Brokers: []string{addr}, Stream: stream})
 			if err != nil {
 				t.Fatal(err)
 			}
