@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"log/slog"
 	"os"
@@ -561,7 +562,7 @@ func validate(ctx context.Context, cfg *Config, rep *Report, phase string, emit 
 	now := cfg.now()
 	stages.Go(func() { mapChunks(ctx, p, cfg.Source, now, read, done) })
 
-	seen := map[string]int{} // event id → first line
+	seen := newEventIDs()
 	rejected := map[int]row{}
 	for c := range done {
 		rep.Read += len(c.rows)
@@ -571,11 +572,9 @@ func validate(ctx context.Context, cfg *Config, rep *Report, phase string, emit 
 		for i := range c.rows {
 			m := &c.results[i]
 			if m.rej == nil {
-				if first, dup := seen[m.id]; dup {
+				if first, dup := seen.add(m.id, m.line); dup {
 					m.rej = &Reject{Line: m.line, Reason: ReasonDuplicateID, Field: "id",
 						Detail: fmt.Sprintf("line %d yields the same event id", first)}
-				} else {
-					seen[m.id] = m.line
 				}
 			}
 			if m.rej != nil {
@@ -607,6 +606,32 @@ func validate(ctx context.Context, cfg *Config, rep *Report, phase string, emit 
 		}
 	}
 	return v, nil
+}
+
+// eventIDs remembers the event id of every line of a file, to find lines
+// that yield the same one. It keeps a 128-bit hash of each id (two
+// independently seeded maphashes) rather than the id itself: a file of ten
+// million lines would otherwise keep ten million strings alive, for the
+// garbage collector to scan at every cycle. Two distinct ids of one file
+// share a hash with odds of about n²/2¹²⁹: never, in practice.
+type eventIDs struct {
+	seeds [2]maphash.Seed
+	first map[[2]uint64]int // hash → the first line with that id
+}
+
+func newEventIDs() *eventIDs {
+	return &eventIDs{seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}, first: map[[2]uint64]int{}}
+}
+
+// add records that line yields id; if an earlier line did, it returns
+// that line and true instead.
+func (s *eventIDs) add(id string, line int) (int, bool) {
+	k := [2]uint64{maphash.String(s.seeds[0], id), maphash.String(s.seeds[1], id)}
+	if first, ok := s.first[k]; ok {
+		return first, true
+	}
+	s.first[k] = line
+	return line, false
 }
 
 // chunk is a run of consecutive rows on its way through validate's

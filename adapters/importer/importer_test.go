@@ -274,6 +274,8 @@ func TestJSONL(t *testing.T) {
 	want := fmt.Sprintf("[%d:not_json %d:source_mismatch %d:duplicate_id]", valid+2, valid+3, valid+4)
 	if fmt.Sprint(got) != want {
 		t.Errorf("rejects %v, want %s", got, want)
+	} else if d := rep.Rejects[2].Detail; d != "line 3 yields the same event id" {
+		t.Errorf("the duplicate's detail is %q, want it to name line 3", d)
 	}
 	if rep.Sent != valid || rep.Upgraded != upgrades || upgrades == 0 {
 		t.Errorf("sent %d, upgraded %d; want %d and %d", rep.Sent, rep.Upgraded, valid, upgrades)
