@@ -8,9 +8,12 @@
 // exactly as the hub will check it (schemas.Decode's verdict with the
 // topic and the record key), on all cores while the file is read ahead,
 // and every bad line is reported (line, reason, field, column) and
-// written with its reason to the rejects file. Only then are the valid
-// events sent, from a spool of what was validated, so that what is sent
-// is exactly what was checked and no line is decoded twice. With a
+// written with its reason to the rejects file as it is found; the report
+// counts them all but lists only the first thousand (Config.ListRejects),
+// so that a wrongly mapped file of millions of lines is never held in
+// memory. Only then are the valid events sent, from a spool of what was
+// validated, so that what is sent is exactly what was checked and no line
+// is decoded twice. With a
 // RejectLimit, a file with that many bad lines or more sends nothing at
 // all: validating first is what lets the import refuse a wrongly mapped
 // or broken file before any of it reaches the hub.

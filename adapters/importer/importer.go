@@ -14,6 +14,7 @@ import (
 	"hash/maphash"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -140,6 +141,11 @@ type Config struct {
 	Compression kafka.Compression
 	// RejectsFile receives the bad lines (default File + ".rejects.csv").
 	RejectsFile string
+	// ListRejects bounds how many rejects Report.Rejects lists (default
+	// 1000), so that a wrongly mapped file of millions of lines does not
+	// hold them all in memory; every one is counted, and written to the
+	// rejects file.
+	ListRejects int
 	// CheckpointFile records progress for a resume (default File +
 	// ".pophub-import.json").
 	CheckpointFile string
@@ -180,6 +186,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.RejectsFile == "" {
 		c.RejectsFile = c.File + ".rejects.csv"
+	}
+	if c.ListRejects <= 0 {
+		c.ListRejects = 1000
 	}
 	if c.CheckpointFile == "" {
 		c.CheckpointFile = c.File + ".pophub-import.json"
@@ -243,9 +252,13 @@ type Report struct {
 	SHA256 string
 	// Read counts the data lines (not the header, not blank lines).
 	Read int
-	// Valid lines would be sent; Rejects are the others, in line order.
-	Valid   int
-	Rejects []Reject
+	// Valid lines would be sent; Rejected counts the others. Rejects
+	// lists them in line order, the first Config.ListRejects of them; the
+	// rejects file holds every one.
+	Valid    int
+	Rejected int
+	Rejects  []Reject
+	byReason map[string]int
 	// Upgraded counts legacy 15-digit IDs upgraded to 18 digits in valid
 	// lines.
 	Upgraded int
@@ -265,7 +278,19 @@ type Report struct {
 // Refused reports whether the rejects reached the reject limit, so that
 // nothing was sent.
 func (r *Report) Refused() bool {
-	return r.RejectLimit > 0 && len(r.Rejects) >= r.RejectLimit
+	return r.RejectLimit > 0 && r.Rejected >= r.RejectLimit
+}
+
+// reject counts a rejected line, and lists it while fewer than list are.
+func (r *Report) reject(rej Reject, list int) {
+	r.Rejected++
+	if r.byReason == nil {
+		r.byReason = map[string]int{}
+	}
+	r.byReason[rej.Reason]++
+	if len(r.Rejects) < list {
+		r.Rejects = append(r.Rejects, rej)
+	}
 }
 
 // ErrTooManyRejects is Run's error when validation rejected
@@ -278,12 +303,10 @@ var ErrTooManyRejects = errors.New("reject limit reached")
 // already holds).
 var ErrFileChanged = errors.New("the file changed while it was being imported")
 
-// ByReason counts the rejects by reason.
+// ByReason counts the rejected lines by reason.
 func (r *Report) ByReason() map[string]int {
-	out := map[string]int{}
-	for _, rej := range r.Rejects {
-		out[rej.Reason]++
-	}
+	out := make(map[string]int, len(r.byReason))
+	maps.Copy(out, r.byReason)
 	return out
 }
 
@@ -303,8 +326,8 @@ func (r *Report) Summary() string {
 			fmt.Fprintf(&b, " (%d already sent by an earlier run)", r.AlreadySent)
 		}
 	}
-	fmt.Fprintf(&b, ", %d rejected", len(r.Rejects))
-	if len(r.Rejects) > 0 {
+	fmt.Fprintf(&b, ", %d rejected", r.Rejected)
+	if r.Rejected > 0 {
 		by := r.ByReason()
 		reasons := make([]string, 0, len(by))
 		for k := range by {
@@ -366,19 +389,16 @@ func validateFirst(ctx context.Context, cfg *Config, rep *Report) error {
 		os.Remove(spool.Name())
 	}()
 	sw := bufio.NewWriterSize(spool, 1<<20)
-	v, err := validate(ctx, cfg, rep, "validating", func(m *mapped) error { return writeSpool(sw, m) })
+	digest, err := validate(ctx, cfg, rep, "validating", func(m *mapped) error { return writeSpool(sw, m) })
 	if err != nil {
 		return err
 	}
 	if err := sw.Flush(); err != nil {
 		return fmt.Errorf("writing spool: %w", err)
 	}
-	rep.SHA256 = v.digest
-	if err := writeRejects(cfg, rep, v); err != nil {
-		return err
-	}
+	rep.SHA256 = digest
 	if rep.Refused() {
-		return fmt.Errorf("%w: %d of %d lines rejected, the limit is %d; nothing sent", ErrTooManyRejects, len(rep.Rejects), rep.Read, cfg.RejectLimit)
+		return fmt.Errorf("%w: %d of %d lines rejected, the limit is %d; nothing sent", ErrTooManyRejects, rep.Rejected, rep.Read, cfg.RejectLimit)
 	}
 	if cfg.DryRun {
 		return nil
@@ -454,14 +474,14 @@ func stream(ctx context.Context, cfg *Config, rep *Report) error {
 			return fmt.Errorf("validating %s: %w", cfg.File, ctx.Err())
 		}
 	}
-	v, verr := validate(ctx, cfg, rep, "importing", func(m *mapped) error {
+	digest, verr := validate(ctx, cfg, rep, "importing", func(m *mapped) error {
 		batch = append(batch, spooled{line: m.line, id: m.id, key: m.key, value: m.value})
 		if len(batch) == cap(batch) {
 			return handOn()
 		}
 		return nil
 	})
-	if verr == nil && v.digest != sum {
+	if verr == nil && digest != sum {
 		verr = fmt.Errorf("%w: %s; run the import again, and it starts afresh", ErrFileChanged, cfg.File)
 	}
 	if verr == nil && len(batch) > 0 {
@@ -479,7 +499,7 @@ func stream(ctx context.Context, cfg *Config, rep *Report) error {
 	if s == nil {
 		rep.AlreadySent = rep.Valid
 	}
-	return writeRejects(cfg, rep, v)
+	return nil
 }
 
 // feed hands validated events from the validation pass to the sender.
@@ -523,25 +543,21 @@ func fileDigest(path string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// validated is what the rejects file needs from the validation pass, and
-// the digest of the file it read.
-type validated struct {
-	header []string
-	lines  map[int][]string // rejected lines' cells or text, by line
-	digest string
-}
-
 // validate is the validation pass: every line mapped and decoded as the
 // hub will; emit receives the valid events in line order. Three stages
 // overlap, a chunk of lines apart: reading the file (CSV parsing and
 // GBK decoding are not cheap), mapping and decoding on all cores, and the
-// bookkeeping in line order (duplicate ids, rejects, emit).
-func validate(ctx context.Context, cfg *Config, rep *Report, phase string, emit func(*mapped) error) (*validated, error) {
+// bookkeeping in line order (duplicate ids, rejects, emit). Once the
+// whole file has been read it puts the rejects file in place and returns
+// the file's digest.
+func validate(ctx context.Context, cfg *Config, rep *Report, phase string, emit func(*mapped) error) (string, error) {
 	src, p, err := open(cfg)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	defer src.Close()
+	rejects := &rejectsFile{path: cfg.RejectsFile, header: src.header()}
+	defer rejects.discard()
 	var total int64
 	if st, err := os.Stat(cfg.File); err == nil && cfg.Format != XLSX {
 		total = st.Size()
@@ -563,11 +579,10 @@ func validate(ctx context.Context, cfg *Config, rep *Report, phase string, emit 
 	stages.Go(func() { mapChunks(ctx, p, cfg.Source, now, read, done) })
 
 	seen := newEventIDs()
-	rejected := map[int]row{}
 	for c := range done {
 		rep.Read += len(c.rows)
 		if c.err != nil {
-			return nil, fmt.Errorf("validating %s: %w", cfg.File, c.err)
+			return "", fmt.Errorf("validating %s: %w", cfg.File, c.err)
 		}
 		for i := range c.rows {
 			m := &c.results[i]
@@ -578,34 +593,31 @@ func validate(ctx context.Context, cfg *Config, rep *Report, phase string, emit 
 				}
 			}
 			if m.rej != nil {
-				rep.Rejects = append(rep.Rejects, *m.rej)
-				rejected[m.line] = c.rows[i]
+				rep.reject(*m.rej, cfg.ListRejects)
+				if err := rejects.add(m.rej, c.rows[i]); err != nil {
+					return "", err
+				}
 				continue
 			}
 			rep.Valid++
 			rep.Upgraded += m.upgraded
 			if err := emit(m); err != nil {
-				return nil, err
+				return "", err
 			}
 		}
 		prog.set(c.consumed, int64(rep.Read))
 		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("validating %s: %w", cfg.File, err)
+			return "", fmt.Errorf("validating %s: %w", cfg.File, err)
 		}
 	}
 	if err := ctx.Err(); err != nil {
 		// The stages stopped early: done closed before the file's end.
-		return nil, fmt.Errorf("validating %s: %w", cfg.File, err)
+		return "", fmt.Errorf("validating %s: %w", cfg.File, err)
 	}
-	v := &validated{header: src.header(), lines: map[int][]string{}, digest: src.digest()}
-	for line, r := range rejected {
-		if r.text != nil {
-			v.lines[line] = []string{string(r.text)}
-		} else {
-			v.lines[line] = r.cells
-		}
+	if rep.RejectsFile, err = rejects.finish(); err != nil {
+		return "", err
 	}
-	return v, nil
+	return src.digest(), nil
 }
 
 // eventIDs remembers the event id of every line of a file, to find lines
@@ -866,40 +878,77 @@ func readSpool(r *bufio.Reader) (spooled, error) {
 	return spooled{line: int(line), id: string(parts[0]), key: parts[1], value: parts[2]}, nil
 }
 
-// writeRejects writes the rejected lines, each with its reason, as CSV in
-// UTF-8 with a byte order mark (so that spreadsheet programs open it):
-// line, reason, field, column, detail, then the line's own cells (or, for
-// JSONL, the line). A stale rejects file of an earlier run is removed when
-// there are none now. The file holds personal data, like the input: mode
-// 0600.
-func writeRejects(cfg *Config, rep *Report, v *validated) error {
-	if len(rep.Rejects) == 0 {
-		if err := os.Remove(cfg.RejectsFile); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("removing stale rejects file: %w", err)
+// rejectsFile writes the rejected lines as validation finds them, each
+// with its reason, as CSV in UTF-8 with a byte order mark (so that
+// spreadsheet programs open it): line, reason, field, column, detail, then
+// the line's own cells (or, for JSONL, the line). It writes to a temporary
+// file beside the rejects file and puts it in place when validation has
+// gone through, so that an interrupted run leaves the last complete one.
+// The file holds personal data, like the input: mode 0600.
+type rejectsFile struct {
+	path   string
+	header []string // the file's column names; nil for JSONL
+	f      *os.File // nil until the first reject
+	bw     *bufio.Writer
+	w      *csv.Writer
+}
+
+func (r *rejectsFile) add(rej *Reject, line row) error {
+	if r.f == nil {
+		f, err := os.CreateTemp(filepath.Dir(r.path), filepath.Base(r.path)+".*")
+		if err != nil {
+			return fmt.Errorf("creating rejects file: %w", err)
 		}
-		return nil
+		r.f, r.bw = f, bufio.NewWriterSize(f, 1<<16)
+		r.bw.WriteString(bom)
+		r.w = csv.NewWriter(r.bw)
+		head := []string{"line", "reason", "field", "column", "detail"}
+		if r.header != nil {
+			head = append(head, r.header...)
+		} else {
+			head = append(head, "original")
+		}
+		r.w.Write(head)
 	}
-	f, err := os.OpenFile(cfg.RejectsFile, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("creating rejects file: %w", err)
-	}
-	bw := bufio.NewWriter(f)
-	bw.WriteString(bom)
-	w := csv.NewWriter(bw)
-	head := []string{"line", "reason", "field", "column", "detail"}
-	if v.header != nil {
-		head = append(head, v.header...)
+	rec := []string{strconv.Itoa(rej.Line), rej.Reason, rej.Field, rej.Column, rej.Detail}
+	if line.text != nil {
+		rec = append(rec, string(line.text))
 	} else {
-		head = append(head, "original")
+		rec = append(rec, line.cells...)
 	}
-	w.Write(head)
-	for _, r := range rep.Rejects {
-		w.Write(append([]string{strconv.Itoa(r.Line), r.Reason, r.Field, r.Column, r.Detail}, v.lines[r.Line]...))
-	}
-	w.Flush()
-	if err := errors.Join(w.Error(), bw.Flush(), f.Close()); err != nil {
+	if err := r.w.Write(rec); err != nil {
 		return fmt.Errorf("writing rejects file: %w", err)
 	}
-	rep.RejectsFile = cfg.RejectsFile
 	return nil
+}
+
+// finish puts the rejects file in place, or, with no rejects, removes a
+// stale one of an earlier run; it returns the file's path ("" if none).
+func (r *rejectsFile) finish() (string, error) {
+	if r.f == nil {
+		if err := os.Remove(r.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return "", fmt.Errorf("removing stale rejects file: %w", err)
+		}
+		return "", nil
+	}
+	r.w.Flush()
+	err := errors.Join(r.w.Error(), r.bw.Flush(), r.f.Close())
+	if err == nil {
+		err = os.Rename(r.f.Name(), r.path)
+	}
+	if err != nil {
+		os.Remove(r.f.Name())
+		return "", fmt.Errorf("writing rejects file: %w", err)
+	}
+	r.f = nil
+	return r.path, nil
+}
+
+// discard removes what was written, when validation did not go through.
+func (r *rejectsFile) discard() {
+	if r.f != nil {
+		r.f.Close()
+		os.Remove(r.f.Name())
+		r.f = nil
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -207,6 +208,77 @@ func TestBadLines(t *testing.T) {
 	}
 }
 
+// TestManyRejects: a file of mostly bad lines — a wrong mapping, a broken
+// export — is reported in full without being held in memory: the report
+// lists the first ListRejects rejects and counts them all, the rejects
+// file holds every one, and a run that stops midway leaves the last
+// complete rejects file in place and no partial one beside it.
+func TestManyRejects(t *testing.T) {
+	base := population(t, 200, schemas.Marriage)
+	const n, list = 12 * chunkRows, 100
+	events := make([]schemas.Event, n)
+	for i := range events {
+		events[i] = base[i%len(base)]
+		events[i].ID = fmt.Sprintf("%s-%d", events[i].ID, i)
+	}
+	lines := encodeLines(t, events)
+	bad := 0
+	for i := range lines {
+		if i%10 == 9 {
+			lines[i] = "not json"
+			bad++
+		}
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "marriage.jsonl")
+	if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := testenv.Kafka(t, partitions)
+	cfg := Config{Source: schemas.Marriage, File: file, Brokers: []string{addr}, ListRejects: list}
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Rejected != bad || len(rep.Rejects) != list || rep.ByReason()[schemas.ReasonNotJSON] != bad || rep.Sent != n-bad {
+		t.Errorf("report: %d rejected, %d listed, by reason %v, %d sent; want %d, %d, all not_json, %d",
+			rep.Rejected, len(rep.Rejects), rep.ByReason(), rep.Sent, bad, list, n-bad)
+	}
+	for i, r := range rep.Rejects {
+		if r.Line != 10*(i+1) {
+			t.Fatalf("listed reject %d is line %d, want %d: the first ones are listed, in order", i, r.Line, 10*(i+1))
+		}
+	}
+	if want := fmt.Sprintf("%d rejected (not_json %d)", bad, bad); !strings.Contains(rep.Summary(), want) {
+		t.Errorf("summary %q lacks %q", rep.Summary(), want)
+	}
+	complete, err := os.ReadFile(rep.RejectsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := bytes.Count(complete, []byte("\n")); got != 1+bad {
+		t.Errorf("the rejects file has %d lines, want a header and %d", got, bad)
+	}
+
+	// A streamed run that fails after its first chunk, with rejects found
+	// but the file not read to its end, leaves the complete file alone.
+	c := cfg
+	c.Stream, c.ChunkSize = true, 1000
+	crash := errors.New("crash")
+	c.hookOK = func(int) error { return crash }
+	os.Remove(file + ".pophub-import.json")
+	if _, err := Run(context.Background(), c); !errors.Is(err, crash) {
+		t.Fatalf("interrupted run: %v", err)
+	}
+	if b, err := os.ReadFile(rep.RejectsFile); err != nil || !bytes.Equal(b, complete) {
+		t.Errorf("the interrupted run changed the rejects file (%v)", err)
+	}
+	names, _ := filepath.Glob(filepath.Join(dir, "*.rejects.csv.*"))
+	if len(names) > 0 {
+		t.Errorf("the interrupted run left %v", names)
+	}
+}
+
 // TestEncodings: GBK and UTF-8 files are detected or taken as told; a
 // file read in the wrong encoding is rejected row by row, not sent
 // garbled.
@@ -319,8 +391,8 @@ func TestRejectLimit(t *testing.T) {
 			if tc.refuse != errors.Is(err, ErrTooManyRejects) || (!tc.refuse && err != nil) {
 				t.Fatalf("error %v; want refused %v", err, tc.refuse)
 			}
-			if len(rep.Rejects) != rejected || rep.Refused() != tc.refuse {
-				t.Errorf("%d rejects reported, refused %v; want %d, %v", len(rep.Rejects), rep.Refused(), rejected, tc.refuse)
+			if rep.Rejected != rejected || len(rep.Rejects) != rejected || rep.Refused() != tc.refuse {
+				t.Errorf("%d rejects reported (%d listed), refused %v; want %d, %v", rep.Rejected, len(rep.Rejects), rep.Refused(), rejected, tc.refuse)
 			}
 			if _, err := os.Stat(rep.RejectsFile); err != nil {
 				t.Errorf("rejects file: %v", err)
@@ -534,7 +606,7 @@ func TestDryRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Rejects) != 1 || rep.Sent != 0 || rep.Valid != len(tab.rows)-1 {
+	if rep.Rejected != 1 || len(rep.Rejects) != 1 || rep.Sent != 0 || rep.Valid != len(tab.rows)-1 {
 		t.Errorf("report %+v", rep)
 	}
 	if _, err := os.Stat(file + ".pophub-import.json"); !errors.Is(err, os.ErrNotExist) {

@@ -71,6 +71,9 @@ if any line was rejected.`,
 			for _, r := range rep.Rejects {
 				fmt.Fprintln(out, r)
 			}
+			if more := rep.Rejected - len(rep.Rejects); more > 0 {
+				fmt.Fprintf(out, "… and %d more rejected lines, listed in the rejects file\n", more)
+			}
 			fmt.Fprintln(out, rep.Summary())
 			if rep.RejectsFile != "" {
 				fmt.Fprintf(out, "rejected lines written to %s\n", rep.RejectsFile)
@@ -81,7 +84,7 @@ if any line was rejected.`,
 			if err != nil {
 				return fmt.Errorf("importing %s: %w (run again to resume)", file, err)
 			}
-			if len(rep.Rejects) > 0 {
+			if rep.Rejected > 0 {
 				return exitError(1)
 			}
 			return nil

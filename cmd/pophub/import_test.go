@@ -38,6 +38,10 @@ func TestImportCommand(t *testing.T) {
 	}
 	good := len(lines)
 	bad := append(append([]string{}, lines...), "not json", strings.Replace(lines[0], `"source":"housing"`, `"source":"tax"`, 1))
+	many := append([]string{}, lines...)
+	for range 1005 {
+		many = append(many, "not json")
+	}
 
 	for _, tc := range []struct {
 		name    string
@@ -58,6 +62,9 @@ func TestImportCommand(t *testing.T) {
 			[]string{fmt.Sprintf("%d sent, 2 rejected", good)}},
 		{"at the reject limit", bad, []string{"--reject-limit", "2"}, false, "reject limit reached: 2 of", importer.ErrTooManyRejects, 0,
 			[]string{"refused at the reject limit of 2: nothing sent", "rejected lines written to"}},
+		{"more bad lines than are listed", many, nil, true, "", nil, good,
+			[]string{fmt.Sprintf("line %d: not_json", good+1000), "… and 5 more rejected lines, listed in the rejects file",
+				fmt.Sprintf("%d sent, 1005 rejected (not_json 1005)", good)}},
 		{"dry run", bad, []string{"--dry-run"}, true, "", nil, 0,
 			[]string{"dry run: nothing sent, 2 rejected"}},
 		{"streamed", bad, []string{"--stream"}, true, "", nil, good,
