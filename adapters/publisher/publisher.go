@@ -150,6 +150,7 @@ type Publisher struct {
 	cfg       Config
 	tracer    trace.Tracer
 	fileChunk int // lines of a file validated and sent at once
+	listBad   int // most lines FileReport.Bad lists
 	w         *kafka.Writer
 	// topics maps each department source to its topic, so that no
 	// record builds the name again.
@@ -187,7 +188,7 @@ func New(cfg Config) (*Publisher, error) {
 	for _, s := range schemas.Sources {
 		topics[s] = schemas.Topic(s)
 	}
-	return &Publisher{cfg: cfg, w: w, fileChunk: max(cfg.BatchSize, 8192), topics: topics,
+	return &Publisher{cfg: cfg, w: w, fileChunk: max(cfg.BatchSize, 8192), listBad: 1000, topics: topics,
 		meta:   &kafka.Client{Addr: w.Addr, Transport: w.Transport, Timeout: 10 * time.Second},
 		tracer: cfg.TracerProvider.Tracer("github.com/pophub/pophub/adapters/publisher")}, nil
 }
@@ -606,8 +607,11 @@ type FileReport struct {
 	Read int
 	// Published counts the events the broker acknowledged.
 	Published int
-	// Bad lists the lines not published, in line order.
-	Bad []LineError
+	// BadLines counts the lines not published; Bad lists the first
+	// thousand of them, in line order, so that a file of millions of bad
+	// lines is not held in memory.
+	BadLines int
+	Bad      []LineError
 }
 
 // LineError is a line of a file that was not published: invalid (a
@@ -659,7 +663,7 @@ func (p *Publisher) PublishJSONL(ctx context.Context, r io.Reader) (FileReport, 
 	finish := func(err error) (FileReport, error) {
 		close(chunks)
 		<-done
-		rep.Published, rep.Bad = sent.Published, sent.Bad
+		rep.Published, rep.BadLines, rep.Bad = sent.Published, sent.BadLines, sent.Bad
 		if err == nil {
 			err = sendErr
 		}
@@ -749,7 +753,10 @@ func (p *Publisher) sendLines(ctx context.Context, lines []fileLine, rep *FileRe
 	}
 	for i, r := range results {
 		if r.Err != nil {
-			rep.Bad = append(rep.Bad, LineError{Line: lines[i].n, Err: r.Err})
+			rep.BadLines++
+			if len(rep.Bad) < p.listBad {
+				rep.Bad = append(rep.Bad, LineError{Line: lines[i].n, Err: r.Err})
+			}
 		} else {
 			rep.Published++
 		}

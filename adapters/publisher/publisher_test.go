@@ -320,8 +320,8 @@ func TestPublishFile(t *testing.T) {
 		badLines = append(badLines, fmt.Sprintf("%d:%s", b.Line, schemas.ReasonOf(b.Err)))
 	}
 	wantBad := fmt.Sprintf("[5:not_json 6:source_mismatch 7:not_cloudevent %d:invalid_subject]", len(lines))
-	if got := fmt.Sprint(badLines); got != wantBad {
-		t.Errorf("bad lines %s, want %s", got, wantBad)
+	if got := fmt.Sprint(badLines); got != wantBad || rep.BadLines != 4 {
+		t.Errorf("bad lines %s (%d counted), want %s", got, rep.BadLines, wantBad)
 	}
 	if rep.Read != len(lines)-1 || rep.Published != valid {
 		t.Errorf("report: %d read, %d published; want %d and %d", rep.Read, rep.Published, len(lines)-1, valid)
@@ -333,6 +333,13 @@ func TestPublishFile(t *testing.T) {
 	}
 	if n := testenv.RecordCount(t, addr, schemas.Topic(schemas.Housing)); n != int64(valid) {
 		t.Errorf("%d records on the topic, want %d", n, valid)
+	}
+
+	// Past the listing's bound, bad lines are counted and not listed.
+	p.listBad = 2
+	again, err := p.PublishFile(context.Background(), path)
+	if err != nil || again.BadLines != 4 || len(again.Bad) != 2 || again.Bad[1].Line != 6 {
+		t.Errorf("with 2 listed: %v, %d bad lines, listed %v", err, again.BadLines, again.Bad)
 	}
 
 	if _, err := p.PublishFile(context.Background(), filepath.Join(t.TempDir(), "missing.jsonl")); !errors.Is(err, os.ErrNotExist) {

@@ -50,8 +50,11 @@ was bad. Re-publishing a file is harmless: the hub applies each (source, id) onc
 			for _, bad := range rep.Bad {
 				fmt.Fprintf(out, "line %d: %v\n", bad.Line, bad.Err)
 			}
-			fmt.Fprintf(out, "%s: %d lines read, %d published, %d bad\n", file, rep.Read, rep.Published, len(rep.Bad))
-			if len(rep.Bad) > 0 {
+			if more := rep.BadLines - len(rep.Bad); more > 0 {
+				fmt.Fprintf(out, "… and %d more bad lines\n", more)
+			}
+			fmt.Fprintf(out, "%s: %d lines read, %d published, %d bad\n", file, rep.Read, rep.Published, rep.BadLines)
+			if rep.BadLines > 0 {
 				return exitError(1)
 			}
 			return nil
