@@ -362,7 +362,7 @@ func (r *Report) Summary() string {
 // The error is set when the import could not finish (file unreadable,
 // broker unreachable, ctx cancelled); the report covers what was done, and
 // running again resumes. Rejected lines are not an error: see
-// Report.Rejects.
+// Report.Rejected and Report.Rejects.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("configuring import: %w", err)
@@ -404,11 +404,12 @@ func validateFirst(ctx context.Context, cfg *Config, rep *Report) error {
 		return nil
 	}
 	s, err := startSending(ctx, cfg, rep)
-	if err != nil || s == nil {
-		if s == nil && err == nil {
-			rep.AlreadySent = rep.Valid // imported completely before
-		}
+	if err != nil {
 		return err
+	}
+	if s == nil {
+		rep.AlreadySent = rep.Valid // imported completely before
+		return nil
 	}
 	// A resumed import first counts what is left.
 	toSend := rep.Valid
