@@ -116,10 +116,11 @@ func New(cfg Config) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cl := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: cfg.Timeout}
-	if cfg.TLS != nil {
-		cl.Transport = &kafka.Transport{TLS: cfg.TLS, DialTimeout: cfg.Timeout}
-	}
+	// A transport of its own rather than kafka-go's process-wide default:
+	// its pooled connections are to these brokers only, and none is left
+	// for another client to pick up after the brokers went away.
+	cl := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: cfg.Timeout,
+		Transport: &kafka.Transport{TLS: cfg.TLS, DialTimeout: cfg.Timeout}}
 	return &Client{cfg: cfg, client: cl}, nil
 }
 

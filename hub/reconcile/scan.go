@@ -101,11 +101,11 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if err := cfg.Validate(); err != nil {
 		return Report{}, err
 	}
-	cl := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: cfg.Timeout}
-	if cfg.SASL != nil || cfg.TLS != nil {
-		cl.Transport = &kafka.Transport{SASL: cfg.SASL, TLS: cfg.TLS, DialTimeout: cfg.Timeout}
-	}
-	r := &runner{cfg: cfg, client: cl}
+	// A transport of its own, closed when the scan ends: kafka-go's
+	// process-wide default would keep the scan's connections pooled.
+	tr := &kafka.Transport{SASL: cfg.SASL, TLS: cfg.TLS, DialTimeout: cfg.Timeout}
+	defer tr.CloseIdleConnections()
+	r := &runner{cfg: cfg, client: &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: cfg.Timeout, Transport: tr}}
 	return r.run(ctx)
 }
 
