@@ -164,8 +164,9 @@ type Config struct {
 	// sees citizen IDs or cells.
 	Logger *slog.Logger
 
-	now    func() time.Time
-	hookOK func(chunk int) error // after a chunk is acknowledged (tests: a crash)
+	now       func() time.Time
+	hookOK    func(chunk int) error // after a chunk is acknowledged (tests: a crash)
+	transport *kafka.Transport      // set by Run: see kafkaTransport
 }
 
 func (c *Config) setDefaults() {
@@ -371,6 +372,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	start := time.Now()
 	rep := &Report{File: cfg.File, DryRun: cfg.DryRun, RejectLimit: cfg.RejectLimit}
 	defer func() { rep.Elapsed = time.Since(start) }()
+	cfg.transport = cfg.kafkaTransport()
+	defer cfg.transport.CloseIdleConnections()
 	if cfg.Stream && !cfg.DryRun {
 		return rep, stream(ctx, &cfg, rep)
 	}

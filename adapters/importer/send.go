@@ -3,7 +3,6 @@ package importer
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -105,7 +104,7 @@ func (c *checkpoint) save(path string) error {
 func newWriter(cfg *Config) *kafka.Writer {
 	return &kafka.Writer{
 		Addr:                   kafka.TCP(cfg.Brokers...),
-		Transport:              transport(cfg.TLS),
+		Transport:              cfg.kafkaTransport(),
 		Balancer:               &kafka.Murmur2Balancer{},
 		RequiredAcks:           kafka.RequireAll,
 		MaxAttempts:            10,
@@ -117,12 +116,15 @@ func newWriter(cfg *Config) *kafka.Writer {
 	}
 }
 
-// transport speaks TLS with tc when set; nil is kafka-go's default.
-func transport(tc *tls.Config) kafka.RoundTripper {
-	if tc == nil {
-		return nil
+// kafkaTransport is the import's connection pool to the brokers (TLS when
+// configured): Run's own, whose connections it closes when it returns,
+// rather than kafka-go's process-wide default, which would keep those of
+// every import a program runs; outside Run, a new one.
+func (c *Config) kafkaTransport() *kafka.Transport {
+	if c.transport != nil {
+		return c.transport
 	}
-	return &kafka.Transport{TLS: tc, DialTimeout: 10 * time.Second}
+	return &kafka.Transport{TLS: c.TLS, DialTimeout: 10 * time.Second}
 }
 
 // startSending prepares the sending of an import whose file digest is in
@@ -140,7 +142,7 @@ func startSending(ctx context.Context, cfg *Config, rep *Report) (*sender, error
 	if cfg.Mapping != nil && cfg.Format != JSONL {
 		ck.Mapping = cfg.Mapping.digest
 	}
-	client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 30 * time.Second, Transport: transport(cfg.TLS)}
+	client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 30 * time.Second, Transport: cfg.kafkaTransport()}
 
 	prev, err := loadCheckpoint(cfg.CheckpointFile)
 	if err != nil {
