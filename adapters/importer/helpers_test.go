@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -284,6 +285,19 @@ func fingerprint(t testing.TB, ev schemas.Event, timeLayout string) string {
 	}
 	sh, _ := location("")
 	return strings.Join([]string{string(ev.Type), string(ev.Subject), ev.Time.In(sh).Format(timeLayout), string(d)}, "|")
+}
+
+// marriageLines is n valid, distinct JSONL lines: a small population's
+// marriage events repeated under new event ids.
+func marriageLines(t testing.TB, n int) []string {
+	t.Helper()
+	base := population(t, 200, schemas.Marriage)
+	events := make([]schemas.Event, n)
+	for i := range events {
+		events[i] = base[i%len(base)]
+		events[i].ID = fmt.Sprintf("%s-%d", events[i].ID, i)
+	}
+	return encodeLines(t, events)
 }
 
 // encodeLines encodes events as JSONL lines, one CloudEvent each.

@@ -214,14 +214,8 @@ func TestBadLines(t *testing.T) {
 // file holds every one, and a run that stops midway leaves the last
 // complete rejects file in place and no partial one beside it.
 func TestManyRejects(t *testing.T) {
-	base := population(t, 200, schemas.Marriage)
 	const n, list = 12 * chunkRows, 100
-	events := make([]schemas.Event, n)
-	for i := range events {
-		events[i] = base[i%len(base)]
-		events[i].ID = fmt.Sprintf("%s-%d", events[i].ID, i)
-	}
-	lines := encodeLines(t, events)
+	lines := marriageLines(t, n)
 	bad := 0
 	for i := range lines {
 		if i%10 == 9 {
@@ -547,17 +541,11 @@ func TestChangedFile(t *testing.T) {
 // it stops with an error and does not mark its checkpoint complete, and
 // the next run, seeing other content, imports the file afresh.
 func TestFileChangedDuringImport(t *testing.T) {
-	base := population(t, 200, schemas.Marriage)
 	// More lines than the validation pass reads ahead of the sender
 	// (about ten chunks of lines), so that it is still reading when the
 	// first chunk has been acknowledged.
 	const n = 12 * chunkRows
-	events := make([]schemas.Event, n+1)
-	for i := range events {
-		events[i] = base[i%len(base)]
-		events[i].ID = fmt.Sprintf("%s-%d", events[i].ID, i)
-	}
-	lines := encodeLines(t, events)
+	lines := marriageLines(t, n+1)
 	file := tempFile(t, "marriage.jsonl")
 	if err := os.WriteFile(file, []byte(strings.Join(lines[:n], "\n")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
