@@ -1,6 +1,7 @@
 package schemas
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -569,8 +570,10 @@ func (v *validator) date(field, s string, req bool) {
 	}
 }
 
+// notFuture judges "the future" by the calendar day in China, as
+// citizenid.ParseAt does for birth dates, whatever zone v.now is in.
 func (v *validator) notFuture(field, s string) {
-	if IsDate(s) && s > v.now.Format(time.DateOnly) {
+	if IsDate(s) && s > citizenid.Today(v.now).Format(time.DateOnly) {
 		v.fail(field, "lies in the future")
 	}
 }
@@ -628,11 +631,20 @@ func (v *validator) uscc(field, s string) {
 	}
 }
 
+// citizen checks an ID field again although decoding through
+// citizenid.ID.UnmarshalText validated it: CheckEncoded validates a typed
+// payload that was never decoded, where an ID is whatever string the
+// publisher set, and must reject it as Decode rejects its encoding. So the
+// detail is the parser's, as Decode gives it (dataDecodeError), also for
+// an empty ID, which the encoding carries as "" (and never contains the
+// ID).
 func (v *validator) citizen(field string, id citizenid.ID) {
-	// spouse_id is decoded through citizenid.ID.UnmarshalText, which already
-	// validated it; an empty one is missing.
-	if id == "" {
-		v.fail(field, "required field is missing or empty")
+	if _, err := citizenid.ParseAt(string(id), v.now); err != nil {
+		var ce *citizenid.Error
+		if errors.As(err, &ce) {
+			err = ce.Reason
+		}
+		v.fail(field, err.Error())
 	}
 }
 

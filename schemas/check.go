@@ -98,7 +98,9 @@ func rawReadsBack(ev *Event, value []byte) bool {
 		string(value[n-len(key):n]) != key {
 		return false
 	}
-	return !bytes.Contains(value[:n], []byte(`\ufffd`))
+	// The encoding carries the data verbatim, so data that is not text
+	// Decode reads (checkText) makes Decode reject the whole value first.
+	return !bytes.Contains(value[:n], []byte(`\ufffd`)) && checkText(ev.Data) == nil
 }
 
 // timeReadsBack reports whether RFC 3339 writes t exactly: a four-digit

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pophub/pophub/schemas/citizenid"
 )
 
 // TestCheckEncodedAsDecode: for every catalogue type, valid and broken in
@@ -61,6 +63,87 @@ func TestCheckEncodedAsDecode(t *testing.T) {
 		t.Errorf("of %d checks only %d took the typed path and %d the raw data path", total, typed, raw)
 	}
 	t.Logf("%d checks, %d on the typed path, %d on the raw data path", total, typed, raw)
+}
+
+// TestCheckEncodedSpouseID: a typed payload holds a spouse_id as the
+// publisher set it, never parsed; CheckEncoded must still reject an
+// invalid one exactly as Decode of its encoding does.
+func TestCheckEncodedSpouseID(t *testing.T) {
+	tests := []struct {
+		name   string
+		typ    Type
+		spouse string
+		want   error // the reason under the invalid_data reject, or nil
+	}{
+		{"valid", MarriageRegistered, "11010519491231002X", nil},
+		{"wrong check character", MarriageRegistered, "230102199001011231", citizenid.ErrCheck},
+		{"not an ID", MarriageRegistered, "bogus", citizenid.ErrLength},
+		{"letter among the digits", MarriageDivorced, "230102199001011x30", citizenid.ErrDigits},
+		{"lower-case x", MarriageDivorced, "11010519491231002x", citizenid.ErrCheck},
+		{"born after now", MarriageRegistered, withCheck("23010220261201001"), citizenid.ErrFuture},
+		{"empty", MarriageDivorced, "", citizenid.ErrLength},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := Event{ID: "m-1", Source: Marriage, Type: tc.typ, Subject: validID, Time: fixedNow.Add(-time.Hour)}
+			if tc.typ == MarriageRegistered {
+				ev.Payload = &MarriageRegisteredData{SpouseID: citizenid.ID(tc.spouse)}
+			} else {
+				ev.Payload = &MarriageDivorcedData{SpouseID: citizenid.ID(tc.spouse)}
+			}
+			value, err := Encode(ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			in := Input{Topic: Topic(Marriage), Key: []byte(validID), Value: value, Now: fixedNow}
+			got := CheckEncoded(&ev, in)
+			if _, want := Decode(in); !sameReject(got, want) {
+				t.Fatalf("CheckEncoded says %v, Decode says %v", got, want)
+			}
+			if tc.want == nil {
+				if got != nil {
+					t.Errorf("CheckEncoded = %v, want nil", got)
+				}
+				return
+			}
+			re, ok := errors.AsType[*RejectError](got)
+			if !ok || re.Reason != ReasonInvalidData || re.Field != "data.spouse_id" || re.Detail != tc.want.Error() {
+				t.Errorf("CheckEncoded = %v, want invalid_data: data.spouse_id: %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestCheckEncodedRawDataNotUnicode: raw data is written verbatim, so
+// data that is not UTF-8 or holds a lone surrogate escape makes Decode
+// reject the whole value as not_json before any envelope rule; CheckEncoded
+// must too, even for an event whose envelope is also wrong.
+func TestCheckEncodedRawDataNotUnicode(t *testing.T) {
+	tests := []struct {
+		name   string
+		source Source
+		data   string
+	}{
+		{"invalid UTF-8", Marriage, "{\"spouse_id\":\"\xff\"}"},
+		{"lone surrogate escape", Marriage, `{"spouse_id":"\ud800"}`},
+		{"invalid UTF-8 and unknown source", "police", "{\"\":\"\xff\"}"},
+		{"lone surrogate escape and unknown source", "police", `{"x":"\udc00"}`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := Event{ID: "m-1", Source: tc.source, Type: MarriageRegistered, Subject: validID,
+				Time: fixedNow.Add(-time.Hour), Data: []byte(tc.data)}
+			value, err := Encode(ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			in := Input{Topic: Topic(Marriage), Key: []byte(validID), Value: value, Now: fixedNow}
+			got := CheckEncoded(&ev, in)
+			if _, want := Decode(in); !sameReject(got, want) || ReasonOf(got) != ReasonNotJSON {
+				t.Errorf("CheckEncoded says %v, Decode says %v; want both not_json", got, want)
+			}
+		})
+	}
 }
 
 // withRawData adds to vs, for each variant with a typed payload, the same
@@ -189,16 +272,19 @@ func variants(base Event) []variant {
 	for i := range fields.NumField() {
 		f := fields.Field(i)
 		var values []any
-		switch f.Type.Kind() {
-		case reflect.String:
+		switch {
+		case f.Type == reflect.TypeFor[citizenid.ID]():
+			values = []any{citizenid.ID(""), citizenid.ID("bogus"), citizenid.ID("230102199001011231"),
+				citizenid.ID("11010519491231002x"), citizenid.ID(withCheck("23010220990101123")), citizenid.ID("11010519491231002X")}
+		case f.Type.Kind() == reflect.String:
 			values = []any{"", "x", "\xff", "<&>", "2026-13-01", "2026-02", "230102", "230102001001", "999999999999",
 				"11010519491231002X", "91350100M000100Y43", "  ", "\u2028"}
-		case reflect.Slice:
+		case f.Type.Kind() == reflect.Slice:
 			values = []any{[]string(nil), []string{}, []string{"pension", "pension"}, []string{"bogus"}, []string{"medical", "\xff"}}
-		case reflect.Pointer:
+		case f.Type.Kind() == reflect.Pointer:
 			s := func(v string) *string { return &v }
 			values = []any{(*string)(nil), s(""), s("bogus"), s("\xff"), s("2026-01-01")}
-		case reflect.Float64:
+		case f.Type.Kind() == reflect.Float64:
 			values = []any{-1.0, 0.0, 1e9, 123.45}
 		}
 		for _, val := range values {

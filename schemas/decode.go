@@ -15,9 +15,10 @@ import (
 // encoding/json reference: the same Event for every input, the same
 // RejectError for every rejected one. The scanner only ever takes the
 // decision on input it fully understands: anything else — malformed JSON,
-// a value of the wrong JSON type, an unknown data field, a key that only
-// matches a field case-insensitively or is escaped, deep nesting — is
-// handed to decodeStd, which then produces the reject (or, for the rare
+// text that is not UTF-8 or holds a lone surrogate escape, a value of the
+// wrong JSON type, an unknown data field, a data key that only matches a
+// field case-insensitively, a member name that is escaped or not a
+// CloudEvents attribute name, deep nesting — is handed to decodeStd, which then produces the reject (or, for the rare
 // valid oddity, the event). The rules on attributes and data are shared
 // (checkEnvelope, the validators), so only the JSON reading differs.
 func Decode(in Input) (Event, error) {
@@ -183,11 +184,9 @@ func (s *scanner) attribute(a *attrs, key []byte, plain bool) bool {
 		a.data = s.b[start:s.i]
 		return true
 	default:
-		// encoding/json ignores unknown members, but matches keys to
-		// fields case-insensitively (with Unicode folding) and after
-		// unescaping: only a key that is plain and has no upper-case
-		// letter surely names no attribute.
-		if !plain || hasUpper(key) {
+		// Any other member is an extension attribute. decodeStd judges
+		// an escaped name (after unescaping) and rejects an invalid one.
+		if !plain || !attributeName(key) {
 			return false
 		}
 		return s.skipValue()
@@ -206,15 +205,6 @@ func (s *scanner) attribute(a *attrs, key []byte, plain bool) bool {
 		}
 		*val, *has = s.attrString(name, raw, flags), true
 		return true
-	}
-	return false
-}
-
-func hasUpper(b []byte) bool {
-	for _, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			return true
-		}
 	}
 	return false
 }
@@ -297,21 +287,51 @@ func (s *scanner) rawString() (raw []byte, flags uint8, ok bool) {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 				i += 2
 			case 'u':
-				if i+6 > len(b) || !isHex(b[i+2]) || !isHex(b[i+3]) || !isHex(b[i+4]) || !isHex(b[i+5]) {
+				n := escapeLen(b[i:])
+				if n == 0 {
 					return nil, 0, false
 				}
-				i += 6
+				i += n
 			default:
 				return nil, 0, false
 			}
 		case c >= utf8.RuneSelf:
 			flags |= strNonASCII
-			i++
+			r, size := utf8.DecodeRune(b[i:])
+			if r == utf8.RuneError && size == 1 {
+				return nil, 0, false // not UTF-8: decodeStd rejects the value
+			}
+			i += size
 		default: // a control character
 			return nil, 0, false
 		}
 	}
 	return nil, 0, false
+}
+
+// escapeLen is the length of the \u escape at the start of b: 6, or 12 for
+// a surrogate pair, or 0 for a malformed escape or a lone surrogate, which
+// encoding/json would read as U+FFFD and the hub rejects (see checkText).
+func escapeLen(b []byte) int {
+	r, ok := hexEscape(b)
+	switch {
+	case !ok:
+		return 0
+	case !utf16.IsSurrogate(r):
+		return 6
+	}
+	if r2, ok := hexEscape(b[6:]); ok && r < 0xdc00 && 0xdc00 <= r2 && r2 <= 0xdfff {
+		return 12
+	}
+	return 0
+}
+
+// hexEscape reads the \uXXXX escape at the start of b.
+func hexEscape(b []byte) (rune, bool) {
+	if len(b) < 6 || b[0] != '\\' || b[1] != 'u' || !isHex(b[2]) || !isHex(b[3]) || !isHex(b[4]) || !isHex(b[5]) {
+		return 0, false
+	}
+	return hex4(b[2:]), true
 }
 
 // plainByte marks the bytes a JSON string holds as they are: ASCII other
@@ -340,56 +360,45 @@ func (s *scanner) stringValue() (string, bool) {
 }
 
 // unquote returns the value of raw string contents that rawString
-// accepted, as encoding/json decodes it: escapes resolved, a \u escape
-// that is not part of a valid surrogate pair and every byte of invalid
-// UTF-8 replaced by U+FFFD.
+// accepted, as encoding/json decodes it: escapes resolved. rawString lets
+// through only valid UTF-8 and \u escapes that are not lone surrogates, so
+// nothing here is replaced by U+FFFD.
 func unquote(raw []byte, flags uint8) []byte {
-	if flags == strNonASCII && utf8.Valid(raw) {
+	if flags == strNonASCII {
 		return raw
 	}
 	out := make([]byte, 0, len(raw)+utf8.UTFMax)
 	for r := 0; r < len(raw); {
 		c := raw[r]
-		switch {
-		case c == '\\':
-			switch e := raw[r+1]; e {
-			case 'b':
-				out = append(out, '\b')
-			case 'f':
-				out = append(out, '\f')
-			case 'n':
-				out = append(out, '\n')
-			case 'r':
-				out = append(out, '\r')
-			case 't':
-				out = append(out, '\t')
-			case 'u':
-				rr := hex4(raw[r+2:])
-				r += 6
-				if utf16.IsSurrogate(rr) {
-					if r+6 <= len(raw) && raw[r] == '\\' && raw[r+1] == 'u' {
-						if dec := utf16.DecodeRune(rr, hex4(raw[r+2:])); dec != utf8.RuneError {
-							out = utf8.AppendRune(out, dec)
-							r += 6
-							continue
-						}
-					}
-					rr = utf8.RuneError
-				}
-				out = utf8.AppendRune(out, rr)
-				continue
-			default: // '"', '\\', '/'
-				out = append(out, e)
-			}
-			r += 2
-		case c < utf8.RuneSelf:
+		if c != '\\' {
 			out = append(out, c)
 			r++
-		default:
-			rr, size := utf8.DecodeRune(raw[r:])
-			out = utf8.AppendRune(out, rr)
-			r += size
+			continue
 		}
+		switch e := raw[r+1]; e {
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'u':
+			rr := hex4(raw[r+2:])
+			r += 6
+			if utf16.IsSurrogate(rr) { // the high half of a pair
+				rr = utf16.DecodeRune(rr, hex4(raw[r+2:]))
+				r += 6
+			}
+			out = utf8.AppendRune(out, rr)
+			continue
+		default: // '"', '\\', '/'
+			out = append(out, e)
+		}
+		r += 2
 	}
 	return out
 }

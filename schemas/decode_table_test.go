@@ -137,3 +137,185 @@ func TestEncodeFromPayload(t *testing.T) {
 		t.Errorf("decoded %+v, %v", out, err)
 	}
 }
+
+// TestDecodeJudgesTodayInChina: "not in the future" means not after the
+// calendar day in China (UTC+8), whatever zone the hub's clock runs in: a
+// death certified, or a newborn registered, early on 2 May in Harbin is
+// accepted by a hub for which it is still 1 May in UTC.
+func TestDecodeJudgesTodayInChina(t *testing.T) {
+	cst := time.FixedZone("CST", 8*3600)
+	death := func(date string) string {
+		return env("health", "death.certified", validID, `{"date_of_death":"`+date+`","certificate_no":"D1"}`)
+	}
+	newborn := func(date string) string {
+		id := withCheck("230102" + strings.ReplaceAll(date, "-", "") + "123")
+		return env("public_security", "hukou.registered", id, `{"name":"张伟","gender":"1","birth_date":"`+date+
+			`","ethnicity":"01","address_code":"230102001001","household_id":"H1","reason":"birth"}`)
+	}
+	morningUTC := time.Date(2026, 5, 1, 23, 30, 0, 0, time.UTC) // 07:30 on 2 May in China
+	tests := []struct {
+		name   string
+		now    time.Time
+		value  string
+		reason string // "" when accepted
+	}{
+		{"death today in China, clock in UTC", morningUTC, death("2026-05-02"), ""},
+		{"death today in China, clock in CST", morningUTC.In(cst), death("2026-05-02"), ""},
+		{"death tomorrow in China", morningUTC, death("2026-05-03"), ReasonInvalidData},
+		{"newborn today in China, clock in UTC", morningUTC, newborn("2026-05-02"), ""},
+		{"newborn today in China, clock in UTC-5", morningUTC.In(time.FixedZone("", -5*3600)), newborn("2026-05-02"), ""},
+		{"newborn tomorrow in China", morningUTC, newborn("2026-05-03"), ReasonInvalidSubject},
+		{"death just before midnight in China", time.Date(2026, 5, 2, 15, 59, 0, 0, time.UTC), death("2026-05-03"), ReasonInvalidData},
+		{"death just after midnight in China", time.Date(2026, 5, 2, 16, 0, 0, 0, time.UTC), death("2026-05-03"), ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Decode(Input{Value: []byte(tc.value), Now: tc.now})
+			if ReasonOf(err) != tc.reason {
+				t.Errorf("Decode = %v, want reason %q", err, tc.reason)
+			}
+		})
+	}
+}
+
+// TestDecodeKeyCheck: a Kafka record's key must be the subject, also when
+// the record has no key at all (kafka-go gives a null key as nil); input
+// from elsewhere (HTTP, files) has no key to check.
+func TestDecodeKeyCheck(t *testing.T) {
+	value := []byte(env("marriage", "marriage.registered", validID, `{"spouse_id":"11010519491231002X"}`))
+	tests := []struct {
+		name      string
+		key       []byte
+		fromKafka bool
+		reason    string // "" when accepted
+	}{
+		{"Kafka record keyed by the subject", []byte(validID), true, ""},
+		{"Kafka record without a key", nil, true, ReasonKeyMismatch},
+		{"Kafka record with an empty key", []byte{}, true, ReasonKeyMismatch},
+		{"Kafka record keyed by another person", []byte("11010519491231002X"), true, ReasonKeyMismatch},
+		{"HTTP or file input without a key", nil, false, ""},
+		{"input keyed by another person", []byte("11010519491231002X"), false, ReasonKeyMismatch},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := Input{Topic: Topic(Marriage), Key: tc.key, Value: value, Now: fixedNow, FromKafka: tc.fromKafka}
+			_, err := Decode(in)
+			if ReasonOf(err) != tc.reason {
+				t.Fatalf("Decode = %v, want reason %q", err, tc.reason)
+			}
+			if re, ok := errors.AsType[*RejectError](err); ok && re.Field != "subject" {
+				t.Errorf("Decode = %v, want it to name the subject", err)
+			}
+			ev, _ := Decode(Input{Value: value, Now: fixedNow})
+			ev.Data = nil
+			if got := CheckEncoded(&ev, in); ReasonOf(got) != tc.reason {
+				t.Errorf("CheckEncoded = %v, want reason %q", got, tc.reason)
+			}
+		})
+	}
+}
+
+// TestDecodeRejectsTextThatIsNotUnicode: a value that is not UTF-8, or a
+// string escape of half a UTF-16 surrogate pair, is not JSON the hub
+// reads (RFC 7493, I-JSON): encoding/json would turn either into U+FFFD,
+// so the distinct ids "ps-\xfe" and "ps-\xff" would become one and the
+// second event be dropped as a duplicate of the first.
+func TestDecodeRejectsTextThatIsNotUnicode(t *testing.T) {
+	ok := env("marriage", "marriage.registered", validID, `{"spouse_id":"11010519491231002X"}`)
+	withID := func(id string) string { return strings.Replace(ok, `"id":"e-1"`, `"id":"`+id+`"`, 1) }
+	tests := []struct {
+		name   string
+		value  string
+		wantID string // the decoded id when accepted
+	}{
+		{"id with byte FE", withID("ps-\xfe"), ""},
+		{"id with byte FF", withID("ps-\xff"), ""},
+		{"id with a truncated sequence", withID("ps-\xe9\xbe"), ""},
+		{"id with an encoded surrogate", withID("ps-\xed\xa0\x80"), ""},
+		{"id with a lone high surrogate escape", withID(`ps-\ud800`), ""},
+		{"id with a lone low surrogate escape", withID(`ps-\udc00`), ""},
+		{"id with a high surrogate escape before a letter", withID(`ps-\ud800\u0041`), ""},
+		{"subject with a lone surrogate escape", strings.Replace(ok, `"subject":"`+validID, `"subject":"\ud800`+validID, 1), ""},
+		{"extension with invalid UTF-8", strings.Replace(ok, `"id":"e-1"`, "\"id\":\"e-1\",\"origin\":\"\xff\"", 1), ""},
+		{"member name with invalid UTF-8", strings.Replace(ok, `"id":"e-1"`, "\"id\":\"e-1\",\"o\xff\":1", 1), ""},
+		{"data with invalid UTF-8", env("tax", "tax.business_registered", validID, "{\"business_id\":\"91350100M000100Y43\",\"region\":\"230102\",\"name\":\"\xff\"}"), ""},
+		{"data with a lone surrogate escape", env("tax", "tax.business_registered", validID, `{"business_id":"91350100M000100Y43","region":"230102","name":"\udfff"}`), ""},
+		{"id with a surrogate pair escape", withID(`ps-\ud83d\ude00`), "ps-😀"},
+		{"id with an escaped backslash before u", withID(`ps-\\ud800`), `ps-\ud800`},
+		{"id with U+FFFD itself", withID("ps-\uFFFD"), "ps-\uFFFD"},
+		{"id with U+FFFD escaped", withID(`ps-\uFFFD`), "ps-\uFFFD"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := Input{Value: []byte(tc.value), Now: fixedNow}
+			for name, decode := range map[string]func(Input) (Event, error){"Decode": Decode, "decodeStd": decodeStd} {
+				ev, err := decode(in)
+				if tc.wantID != "" {
+					if err != nil || ev.ID != tc.wantID {
+						t.Errorf("%s = id %q, %v; want id %q", name, ev.ID, err, tc.wantID)
+					}
+					continue
+				}
+				if ReasonOf(err) != ReasonNotJSON {
+					t.Errorf("%s = id %q, %v; want not_json", name, ev.ID, err)
+				}
+			}
+		})
+	}
+}
+
+// TestDecodeAttributeNamesAreExact: CloudEvents attribute names are
+// lower-case and case-sensitive. A member spelled like an attribute in
+// another case (or with a character that folds to one, ſ for s) once
+// overrode the attribute, as encoding/json matches struct fields without
+// regard to case; any member whose name is not a CloudEvents attribute
+// name is now rejected, naming it.
+func TestDecodeAttributeNamesAreExact(t *testing.T) {
+	base := env("public_security", "hukou.cancelled", validID, `{"reason":"death"}`)
+	with := func(member string) string {
+		return strings.Replace(base, `"specversion":"1.0",`, `"specversion":"1.0",`+member+`,`, 1)
+	}
+	tests := []struct {
+		name     string
+		value    string
+		accepted bool
+		named    string // the member the reject names
+	}{
+		{"Subject", with(`"Subject":"11010519491231002X"`), false, "Subject"},
+		{"SUBJECT", with(`"SUBJECT":"bogus"`), false, "SUBJECT"},
+		{"subject with a long s", with(`"ſubject":"11010519491231002X"`), false, "ſubject"},
+		{"Data", with(`"Data":{"reason":"emigration"}`), false, "Data"},
+		{"Time", with(`"Time":"1999-01-01T00:00:00Z"`), false, "Time"},
+		{"Id", with(`"Id":"other-id"`), false, "Id"},
+		{"Type", with(`"Type":"hukou.registered"`), false, "Type"},
+		{"escaped upper case", with(`"\u0044ata":{}`), false, "Data"},
+		{"underscore", with(`"data_base64":"AAAA"`), false, "data_base64"},
+		{"hyphen", with(`"trace-parent":"x"`), false, "trace-parent"},
+		{"21 characters", with(`"abcdefghijklmnopqrstu":1`), false, "abcdefghijklmnopqrstu"},
+		{"empty name", with(`"":1`), false, ""},
+		{"first bad name in byte order", with(`"Zeta":1,"Alpha":2`), false, "Alpha"},
+		{"extension", with(`"traceparent":"00-abc-def-01"`), true, ""},
+		{"extension with digits", with(`"partitionkey2":"x"`), true, ""},
+		{"20 characters", with(`"abcdefghijklmnopqrst":{"a":[1]}`), true, ""},
+		{"escaped attribute name", with(`"\u0064ataschema":"x"`), true, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := Input{Topic: Topic(PublicSecurity), Key: []byte(validID), Value: []byte(tc.value), Now: fixedNow}
+			for name, decode := range map[string]func(Input) (Event, error){"Decode": Decode, "decodeStd": decodeStd} {
+				ev, err := decode(in)
+				if tc.accepted {
+					want := &HukouCancelledData{Reason: "death"}
+					if err != nil || ev.ID != "e-1" || string(ev.Subject) != validID || !reflect.DeepEqual(ev.Payload, want) {
+						t.Errorf("%s = %+v, %v; want the event as it is", name, ev, err)
+					}
+					continue
+				}
+				re, ok := errors.AsType[*RejectError](err)
+				if !ok || re.Reason != ReasonNotCloudEvent || !strings.Contains(re.Detail, fmt.Sprintf("%q", tc.named)) {
+					t.Errorf("%s = %v; want not_cloudevent naming %q", name, err, tc.named)
+				}
+			}
+		})
+	}
+}

@@ -151,28 +151,21 @@ func ReasonOf(err error) string {
 	return ""
 }
 
-// envelope is the wire form used while decoding, so that every attribute can
-// be checked and reported on its own.
-type envelope struct {
-	SpecVersion     *string         `json:"specversion"`
-	ID              *string         `json:"id"`
-	Source          *string         `json:"source"`
-	Type            *string         `json:"type"`
-	Subject         *string         `json:"subject"`
-	Time            *string         `json:"time"`
-	DataContentType *string         `json:"datacontenttype"`
-	Data            json.RawMessage `json:"data"`
-}
-
 // Input carries what the decoder needs besides the value: the topic the
 // record came from (its source must match) and the record key (must equal
-// the subject). An empty Topic or nil Key skips that check, for events that
-// do not come from Kafka (the HTTP gateway, files).
+// the subject). An empty Topic, or a nil Key without FromKafka, skips that
+// check, for events that do not come from Kafka (the HTTP gateway, files).
 type Input struct {
 	Topic string
 	Key   []byte
 	Value []byte
 	Now   time.Time
+
+	// FromKafka says the value is a Kafka record's, whose key must be
+	// the subject: a nil Key (a record without a key) is then a
+	// key_mismatch, not a check to skip. Kafka clients give a null key
+	// as nil, which is otherwise indistinguishable from "no key here".
+	FromKafka bool
 }
 
 // attrs are the envelope attributes as read from the wire: has* is false
@@ -195,31 +188,58 @@ type attrs struct {
 
 // decodeStd is Decode written with encoding/json: the reference the fast
 // decoder is tested against, and what it falls back to for input it does
-// not handle itself (malformed JSON, type errors, keys that only match a
-// field case-insensitively, and so on).
+// not handle itself (malformed JSON, type errors, escaped member names, and
+// so on).
+//
+// The envelope is read into a map rather than a struct: encoding/json
+// matches struct fields case-insensitively, which would let a member
+// "Subject" or "Data" override the real attribute, where CloudEvents
+// attribute names are lower-case and case-sensitive.
 func decodeStd(in Input) (Event, error) {
-	var env envelope
-	if err := json.Unmarshal(in.Value, &env); err != nil {
+	if rej := checkText(in.Value); rej != nil {
+		return Event{}, rej
+	}
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(in.Value, &members); err != nil {
 		var se *json.SyntaxError
 		if errors.As(err, &se) || !json.Valid(in.Value) {
 			return Event{}, reject(ReasonNotJSON, "", "value is not a JSON document: %v", err)
 		}
 		return Event{}, reject(ReasonNotCloudEvent, "", "value is not a CloudEvents JSON object: %v", err)
 	}
-	a := attrs{data: env.Data}
-	a.specVersion, a.hasSpecVersion = deref(env.SpecVersion)
-	a.id, a.hasID = deref(env.ID)
-	a.source, a.hasSource = deref(env.Source)
-	a.typ, a.hasType = deref(env.Type)
-	a.subject, a.hasSubject = deref(env.Subject)
-	a.time, a.hasTime = deref(env.Time)
-	a.dataContentType, a.hasDataContentType = deref(env.DataContentType)
+	if rej := checkNames(members); rej != nil {
+		return Event{}, rej
+	}
+	a := attrs{data: members["data"]}
+	for _, f := range []struct {
+		name string
+		val  *string
+		has  *bool
+	}{
+		{"specversion", &a.specVersion, &a.hasSpecVersion},
+		{"id", &a.id, &a.hasID},
+		{"source", &a.source, &a.hasSource},
+		{"type", &a.typ, &a.hasType},
+		{"subject", &a.subject, &a.hasSubject},
+		{"time", &a.time, &a.hasTime},
+		{"datacontenttype", &a.dataContentType, &a.hasDataContentType},
+	} {
+		raw, ok := members[f.name]
+		if !ok {
+			continue
+		}
+		var p *string // null unsets the attribute, as the scanner does
+		if err := json.Unmarshal(raw, &p); err != nil {
+			return Event{}, reject(ReasonNotCloudEvent, f.name, "must be a string")
+		}
+		*f.val, *f.has = deref(p)
+	}
 	ev, spec, now, rej := checkEnvelope(in, &a)
 	if rej != nil {
 		return ev, rej
 	}
 	data := spec.new()
-	ddec := json.NewDecoder(bytes.NewReader(env.Data))
+	ddec := json.NewDecoder(bytes.NewReader(a.data))
 	ddec.DisallowUnknownFields()
 	if err := ddec.Decode(data); err != nil {
 		return ev, dataDecodeError(err)
@@ -231,6 +251,70 @@ func decodeStd(in Input) (Event, error) {
 	}
 	ev.Payload = data
 	return ev, nil
+}
+
+// checkText holds the value to I-JSON (RFC 7493): UTF-8 throughout, and no
+// \u escape of a lone UTF-16 surrogate. encoding/json would read either as
+// U+FFFD, so two distinct events (ids "ps-\xfe" and "ps-\xff") would
+// become one id and the second be dropped as a duplicate.
+func checkText(b []byte) *RejectError {
+	if !utf8.Valid(b) {
+		return reject(ReasonNotJSON, "", "value is not valid UTF-8")
+	}
+	// Outside strings a backslash is a syntax error, which json.Unmarshal
+	// reports; inside them, escapes are read left to right.
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\\' {
+			continue
+		}
+		if i+1 < len(b) && b[i+1] == 'u' {
+			if n := escapeLen(b[i:]); n > 0 {
+				i += n - 1
+				continue
+			}
+			if _, ok := hexEscape(b[i:]); ok {
+				return reject(ReasonNotJSON, "", "a string holds a lone UTF-16 surrogate escape")
+			}
+		}
+		i++ // the escaped character: the second \ of \\ starts nothing
+	}
+	return nil
+}
+
+// checkNames rejects a member whose name is not a CloudEvents attribute
+// name. Of several, it names the first in byte order, so that the reject
+// does not depend on map order.
+func checkNames(members map[string]json.RawMessage) *RejectError {
+	bad, found := "", false
+	for name := range members {
+		if !attributeName(name) && (!found || name < bad) {
+			bad, found = name, true
+		}
+	}
+	if !found {
+		return nil
+	}
+	const max = 32 // bytes of the name quoted in the detail
+	if len(bad) > max {
+		bad = strings.ToValidUTF8(bad[:max], "") + "…"
+	}
+	return reject(ReasonNotCloudEvent, "", "member %q is not a CloudEvents attribute name (1 to 20 lower-case letters and digits; names are case-sensitive)", bad)
+}
+
+// attributeName reports whether name is a CloudEvents attribute name: 1 to
+// 20 lower-case ASCII letters and digits (CloudEvents 1.0, "Attribute
+// Naming Convention"; 20 is a SHOULD there, a rule here). The envelope
+// schema states the same rule as propertyNames.
+func attributeName[S ~string | ~[]byte](name S) bool {
+	if len(name) == 0 || len(name) > 20 {
+		return false
+	}
+	for i := range len(name) {
+		if c := name[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
 }
 
 func deref(p *string) (string, bool) {
@@ -305,7 +389,10 @@ func checkEnvelope(in Input, a *attrs) (Event, typeSpec, time.Time, *RejectError
 		return ev, typeSpec{}, now, reject(ReasonInvalidSubject, "subject", "%v", errors.Unwrap(err))
 	}
 	ev.Subject = id
-	if in.Key != nil && string(in.Key) != string(id) {
+	switch {
+	case in.Key == nil && in.FromKafka:
+		return ev, typeSpec{}, now, reject(ReasonKeyMismatch, "subject", "record has no key; it must be the subject")
+	case in.Key != nil && string(in.Key) != string(id):
 		return ev, typeSpec{}, now, reject(ReasonKeyMismatch, "subject", "record key does not equal the subject")
 	}
 	return ev, spec, now, nil

@@ -152,6 +152,10 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(env("marriage", "marriage.registered", validID, `{"spouse_id":"11010519491231002X"}`)))
 	f.Add([]byte(`{"specversion":"1.0"}`))
 	f.Add([]byte(`not json`))
+	hukou := env("public_security", "hukou.cancelled", validID, `{"reason":"death"}`)
+	f.Add([]byte(strings.Replace(hukou, `{`, `{"Subject":"11010519491231002X","ſubject":"x",`, 1)))
+	f.Add([]byte(strings.Replace(hukou, `"e-1"`, "\"e-\xff\"", 1)))
+	f.Add([]byte(strings.Replace(hukou, `"e-1"`, `"e-\ud800\ud83d\ude00"`, 1)))
 	corpus, fixtures := diffCorpus(f)
 	for _, fx := range fixtures {
 		f.Add([]byte(fx.value(plainQuote, "")))
@@ -170,6 +174,7 @@ func FuzzDecode(f *testing.F) {
 		in := Input{Value: value, Now: fixedNow}
 		sameAsStd(t, "fuzz", in)
 		sameAsStd(t, "fuzz from Kafka", Input{Value: value, Now: fixedNow, Topic: "pop.events.marriage", Key: []byte(validID)})
+		sameAsStd(t, "fuzz from Kafka without a key", Input{Value: value, Now: fixedNow, Topic: "pop.events.marriage", FromKafka: true})
 		ev, err := Decode(in)
 		if err != nil {
 			if ReasonOf(err) == "" {

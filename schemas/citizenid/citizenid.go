@@ -58,7 +58,8 @@ func CheckChar(first17 string) byte {
 // real province code.
 func Parse(s string) (ID, error) { return ParseAt(s, time.Now()) }
 
-// ParseAt is Parse with an explicit "now" for the future-date check.
+// ParseAt is Parse with an explicit "now" for the future-date check, which
+// judges the birth date against Today(now).
 func ParseAt(s string, now time.Time) (ID, error) {
 	if len(s) != 18 {
 		return "", &Error{ErrLength}
@@ -78,11 +79,25 @@ func ParseAt(s string, now time.Time) (ID, error) {
 	if !ok {
 		return "", &Error{ErrBirthDate}
 	}
-	y, m, d := now.Date()
-	if birth.After(time.Date(y, m, d, 0, 0, 0, 0, time.UTC)) {
+	if birth.After(Today(now)) {
 		return "", &Error{ErrFuture}
 	}
 	return ID(s), nil
+}
+
+// china is China Standard Time: UTC+8 all year, no daylight saving time.
+var china = time.FixedZone("CST", 8*3600)
+
+// Today is the calendar day of now in China Standard Time, as midnight UTC
+// (the form parseDate gives birth dates in). Births, deaths and
+// registrations happen on Chinese calendar days: a child born and
+// registered at 07:30 on 2 May in Harbin is born "today" even on a hub
+// whose clock runs in UTC, where it is still 1 May. So every "not in the
+// future" check on a date (here and in package schemas) compares against
+// this day rather than the date of now in its own location.
+func Today(now time.Time) time.Time {
+	y, m, d := now.In(china).Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
 }
 
 // Upgrade15 turns a legacy 15-digit number (GB 11643-1989) into its 18-digit

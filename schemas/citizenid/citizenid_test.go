@@ -119,3 +119,32 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestParseAtJudgesTodayInChina: a birth date is in the future only after
+// the calendar day in China (UTC+8), whatever zone now is in; at 23:30 UTC
+// on 1 May it is already 2 May in China, and a child born that day exists.
+func TestParseAtJudgesTodayInChina(t *testing.T) {
+	bornMay2 := with(t, "23010220260502123")
+	tests := []struct {
+		name string
+		now  time.Time
+		want error
+	}{
+		{"07:30 in China, clock in UTC", time.Date(2026, 5, 1, 23, 30, 0, 0, time.UTC), nil},
+		{"07:30 in China, clock in UTC-10", time.Date(2026, 5, 1, 13, 30, 0, 0, time.FixedZone("", -10*3600)), nil},
+		{"07:30 in China, clock in China", time.Date(2026, 5, 2, 7, 30, 0, 0, time.FixedZone("CST", 8*3600)), nil},
+		{"23:59 the day before in China", time.Date(2026, 5, 1, 15, 59, 0, 0, time.UTC), ErrFuture},
+		{"midnight in China", time.Date(2026, 5, 1, 16, 0, 0, 0, time.UTC), nil},
+		{"2 May in UTC+14, still 1 May in China", time.Date(2026, 5, 1, 23, 0, 0, 0, time.FixedZone("", 14*3600)), ErrFuture},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := ParseAt(bornMay2, tc.now); !errors.Is(err, tc.want) {
+				t.Errorf("ParseAt(born 2026-05-02, %v) = %v, want %v", tc.now, err, tc.want)
+			}
+			if got, want := Today(tc.now), tc.now.In(time.FixedZone("CST", 8*3600)).Format(time.DateOnly); got.Format(time.DateOnly) != want || got.Location() != time.UTC {
+				t.Errorf("Today(%v) = %v, want %s at midnight UTC", tc.now, got, want)
+			}
+		})
+	}
+}

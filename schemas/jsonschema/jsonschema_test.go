@@ -113,6 +113,44 @@ func TestInvalidDataRejectedByBoth(t *testing.T) {
 	}
 }
 
+// TestEnvelopeMemberNamesAgree: the envelope schema (propertyNames) and
+// the decoder accept the same member names: CloudEvents attribute names,
+// lower-case and case-sensitive, so that a "Subject" or "Data" beside the
+// real attribute is refused by both rather than read by one.
+func TestEnvelopeMemberNamesAgree(t *testing.T) {
+	v := validator(t)
+	tests := []struct {
+		member string
+		ok     bool
+	}{
+		{`"traceparent":"00-abc-def-01"`, true},
+		{`"partitionkey2":"x"`, true},
+		{`"abcdefghijklmnopqrst":1`, true},
+		{`"Subject":"11010519491231002X"`, false},
+		{`"ſubject":"11010519491231002X"`, false},
+		{`"Data":{"reason":"other"}`, false},
+		{`"Time":"1999-01-01T00:00:00Z"`, false},
+		{`"Id":"other-id"`, false},
+		{`"\u0054ype":"hukou.registered"`, false},
+		{`"data_base64":"AAAA"`, false},
+		{`"abcdefghijklmnopqrstu":1`, false},
+		{`"":1`, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.member, func(t *testing.T) {
+			value := []byte(strings.Replace(string(envelope(schemas.HukouCancelled, []byte(`{"reason":"death"}`))), `{`, `{`+tc.member+`,`, 1))
+			schemaErr := v.ValidateEvent(value)
+			_, goErr := schemas.Decode(schemas.Input{Value: value, Now: decodeNow})
+			if (schemaErr == nil) != tc.ok || (goErr == nil) != tc.ok {
+				t.Errorf("schema: %v, decoder: %v; want both to accept: %v", schemaErr, goErr, tc.ok)
+			}
+			if !tc.ok && schemas.ReasonOf(goErr) != schemas.ReasonNotCloudEvent {
+				t.Errorf("decoder: %v, want not_cloudevent", goErr)
+			}
+		})
+	}
+}
+
 func asReject(err error, re **schemas.RejectError) bool {
 	r, ok := err.(*schemas.RejectError)
 	*re = r

@@ -11,6 +11,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -51,7 +52,7 @@ const maxBadLines = 50
 // name on every line, in UTF-8 (convert a GBK download first); a first line
 // whose code is not digits is taken as a header. Every line is checked
 // (a 12-digit code in a real province, a class among 111, 112, 121, 122,
-// 123, 210 and 220, a name, no code twice) and the error names each bad
+// 123, 210 and 220, a name without control characters, no code twice) and the error names each bad
 // line by number, up to 50 of them, so that one run shows what to fix.
 func ParseNBS(r io.Reader) (*Overlay, error) {
 	cr := csv.NewReader(r)
@@ -94,6 +95,11 @@ func ParseNBS(r io.Reader) (*Overlay, error) {
 			bad(line, "code %s has no name", code)
 		case !utf8.ValidString(name):
 			bad(line, "name of %s is not UTF-8 (convert the file from GBK first)", code)
+		case strings.ContainsFunc(name, unicode.IsControl):
+			// The table format separates fields with tabs and entries
+			// with line breaks: such a name would be written as is and
+			// make the saved overlay unreadable at the hub's next start.
+			bad(line, "name of %s contains a control character (a tab or line break inside quotes?)", code)
 		default:
 			entries = append(entries, overlayEntry{code: n, class: c, name: name})
 			lines = append(lines, line)

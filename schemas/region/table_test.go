@@ -213,6 +213,9 @@ func TestParseNBSReportsEveryBadLine(t *testing.T) {
 		{"header only", "code,class,name\n", []string{"no entries"}},
 		{"empty", "", []string{"no entries"}},
 		{"broken quotes", "230102001001,111,\"甲\n", []string{"reading NBS table"}},
+		{"control characters in names", "230102001001,111,\"甲\t乙居委会\"\n230102001002,111,\"甲\n乙\"\n230102001003,111,\"甲\r乙\"\n230102001004,111,甲\x00\n230102001005,111,甲\u0085乙\n",
+			[]string{"line 1: name of 230102001001 contains a control character", "line 2: name of 230102001002 contains", "line 4: name of 230102001003 contains",
+				"line 5: name of 230102001004 contains", "line 6: name of 230102001005 contains"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
