@@ -319,3 +319,42 @@ func TestDecodeAttributeNamesAreExact(t *testing.T) {
 		})
 	}
 }
+
+// Data field names are case-sensitive too: encoding/json would read
+// "Reason" (or "ſpouse_id", by Unicode folding) as the field, where the
+// JSON Schemas reject it.
+func TestDecodeDataNamesAreExact(t *testing.T) {
+	spouse := `"` + validID + `"`
+	tests := []struct {
+		name  string
+		src   Source
+		typ   Type
+		data  string
+		field string // the field the reject names; "" when accepted
+	}{
+		{"exact", PublicSecurity, HukouCancelled, `{"reason":"death"}`, ""},
+		{"escaped exact", PublicSecurity, HukouCancelled, `{"\u0072eason":"death"}`, ""},
+		{"upper case", PublicSecurity, HukouCancelled, `{"Reason":"death"}`, "data.Reason"},
+		{"upper case beside the real one", PublicSecurity, HukouCancelled, `{"reason":"death","REASON":"other"}`, "data.REASON"},
+		{"long s", Marriage, MarriageRegistered, `{"ſpouse_id":` + spouse + `}`, "data.ſpouse_id"},
+		{"unknown field", PublicSecurity, HukouCancelled, `{"reason":"death","cause":"x"}`, "data.cause"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := Input{Topic: Topic(tc.src), Key: []byte(validID), Value: []byte(env(string(tc.src), string(tc.typ), validID, tc.data)), Now: fixedNow}
+			for name, decode := range map[string]func(Input) (Event, error){"Decode": Decode, "decodeStd": decodeStd} {
+				_, err := decode(in)
+				if tc.field == "" {
+					if err != nil {
+						t.Errorf("%s: %v; want accepted", name, err)
+					}
+					continue
+				}
+				re, ok := errors.AsType[*RejectError](err)
+				if !ok || re.Reason != ReasonInvalidData || re.Field != tc.field {
+					t.Errorf("%s = %v; want invalid_data naming %s", name, err, tc.field)
+				}
+			}
+		})
+	}
+}

@@ -238,6 +238,9 @@ func decodeStd(in Input) (Event, error) {
 	if rej != nil {
 		return ev, rej
 	}
+	if rej := checkDataNames(ev.Type, a.data); rej != nil {
+		return ev, rej
+	}
 	data := spec.new()
 	ddec := json.NewDecoder(bytes.NewReader(a.data))
 	ddec.DisallowUnknownFields()
@@ -280,6 +283,58 @@ func checkText(b []byte) *RejectError {
 	}
 	return nil
 }
+
+// checkDataNames rejects a data member whose name is a field of typ's
+// payload in another case only. encoding/json matches names
+// case-insensitively, so {"Reason":"other"} would be read as reason where
+// the JSON Schemas (additionalProperties: false) reject it; field names
+// are case-sensitive, as attribute names are. Data that is not an object
+// is left to the decoder, which says what it must be.
+func checkDataNames(typ Type, raw json.RawMessage) *RejectError {
+	var members map[string]json.RawMessage
+	if json.Unmarshal(raw, &members) != nil {
+		return nil
+	}
+	names := dataNames[typ]
+	bad, found := "", false
+	for name := range members {
+		if !names[name] && folds(names, name) && (!found || name < bad) {
+			bad, found = name, true
+		}
+	}
+	if !found {
+		return nil // an unknown name the decoder rejects, if any
+	}
+	return reject(ReasonInvalidData, "data."+bad, "unknown field (field names are case-sensitive)")
+}
+
+// folds reports whether name equals one of names under Unicode case
+// folding, as encoding/json would match it.
+func folds(names map[string]bool, name string) bool {
+	for n := range names {
+		if strings.EqualFold(n, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// dataNames are the JSON names of each payload's fields, by event type.
+var dataNames = func() map[Type]map[string]bool {
+	m := make(map[Type]map[string]bool, len(payloadTypes))
+	for t, rt := range payloadTypes {
+		rt = rt.Elem()
+		names := make(map[string]bool, rt.NumField())
+		for i := range rt.NumField() {
+			name, _, _ := strings.Cut(rt.Field(i).Tag.Get("json"), ",")
+			if name != "" && name != "-" {
+				names[name] = true
+			}
+		}
+		m[t] = names
+	}
+	return m
+}()
 
 // checkNames rejects a member whose name is not a CloudEvents attribute
 // name. Of several, it names the first in byte order, so that the reject
