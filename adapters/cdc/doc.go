@@ -52,10 +52,12 @@
 // changes of complete transactions, confirms them and closes, so the next
 // start sends nothing twice.
 //
-// Rows of the initial snapshot take the slot's starting LSN as their
-// version. If the first start fails during the copy, the next start drops
-// the slot and copies again; those rows then get new ids and the hub
-// applies them a second time (with the same content).
+// Rows of the initial snapshot take a hash of their mapped values as their
+// version (negative, never a WAL position), not the slot's starting LSN.
+// If the first start fails during the copy, the next start drops the slot
+// and copies again from a new one; a re-copy repeats no unchanged row: an
+// unchanged row comes out with the event id it had, which the hub drops
+// as a duplicate, and only a row that changed in between gets a new id.
 //
 // # Bad rows
 //

@@ -366,10 +366,12 @@ type row map[string]cell
 
 // change is what event needs to know about one row change.
 type change struct {
-	kind   string // opInsert …
-	row    row
-	lsn    uint64    // the change's WAL position: the event version
-	commit time.Time // commit time of its transaction (snapshot: its time)
+	kind string // opInsert …
+	row  row
+	// version is the event version: the change's WAL position, or, for
+	// a row of the initial snapshot, snapshotVersion.
+	version int64
+	commit  time.Time // commit time of its transaction (snapshot: its time)
 }
 
 // rowError is a row that cannot become an event. Its message never holds
@@ -383,8 +385,9 @@ func (e *rowError) Error() string { return e.reason + ": " + e.detail }
 
 // event turns a change into an event. An error, always a *rowError, means
 // the row is bad; the event's ID is set if the record key could be read. The event id is
-// derived from the record key and the change's LSN, so a change that
-// PostgreSQL sends again after a restart gets the same id.
+// derived from the record key and the change's version, so a change that
+// PostgreSQL sends again after a restart gets the same id, and so does an
+// unchanged row copied again by a new snapshot.
 func (p *plan) event(c change) (schemas.Event, error) {
 	op := p.ops[c.kind]
 	key, err := p.recordKey(c.row)
@@ -393,7 +396,7 @@ func (p *plan) event(c change) (schemas.Event, error) {
 	}
 	ev := schemas.Event{
 		SpecVersion: schemas.SpecVersion,
-		ID:          eventID(p.source, key, c.lsn),
+		ID:          eventID(p.source, key, c.version),
 		Source:      p.source,
 		Type:        op.typ,
 	}

@@ -102,7 +102,7 @@ func TestExampleMappingEvents(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ev, err := p.event(change{kind: tt.kind, row: tt.row, lsn: 0x16B3748, commit: commit})
+			ev, err := p.event(change{kind: tt.kind, row: tt.row, version: 0x16B3748, commit: commit})
 			if tt.wantErr != "" {
 				var re *rowError
 				if !errors.As(err, &re) || re.reason != tt.wantErr {
@@ -137,7 +137,7 @@ func TestExampleMappingEvents(t *testing.T) {
 func TestEventIDIsPerChange(t *testing.T) {
 	ids := map[string]bool{}
 	for _, key := range []string{"1", "2"} {
-		for _, lsn := range []uint64{100, 101} {
+		for _, lsn := range []int64{100, 101} {
 			ids[eventID(schemas.Housing, key, lsn)] = true
 		}
 	}

@@ -2,6 +2,8 @@ package cdc
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"regexp"
@@ -128,7 +130,8 @@ func (s *Stream) ensurePublication(ctx context.Context, db *pgx.Conn, t *tableIn
 // an object the stream owns: the slot itself cannot carry it. A slot
 // without that mark is from a start that failed during its snapshot; its
 // exported snapshot is gone, so the slot is dropped and the snapshot
-// taken again (its rows get new event ids, the hub applies them again).
+// taken again (its unchanged rows get the same event ids: see
+// snapshotVersion).
 func (s *Stream) ensureSlot(ctx context.Context, db *pgx.Conn, repl *pgconn.PgConn, t *tableInfo) (pglogrepl.LSN, error) {
 	confirmed, exists, err := s.idleSlot(ctx, db)
 	if err != nil {
@@ -269,8 +272,10 @@ func (s *Stream) markSnapshot(ctx context.Context, db *pgx.Conn, done bool) erro
 var snapshotName = regexp.MustCompile(`^[0-9A-Fa-f-]+$`)
 
 // snapshot publishes the rows of the exported snapshot, as of the slot's
-// start. Their event version is the slot's start position: unique per
-// row, since the record key is, and below every change that follows.
+// start. Their event version is snapshotVersion, not the slot's start
+// position: a copy taken again, after a first start that failed during
+// its snapshot, comes from a new slot, and must not send every row again
+// under a new id.
 func (s *Stream) snapshot(ctx context.Context, db *pgx.Conn, t *tableInfo, name string, start pglogrepl.LSN) error {
 	if s.plan.ops[opSnapshot] == nil {
 		return nil // neither inserts nor updates are mapped: rows have no event
@@ -318,7 +323,7 @@ func (s *Stream) snapshot(ctx context.Context, db *pgx.Conn, t *tableInfo, name 
 			}
 		}
 		s.stats.snapshot.Add(1)
-		ev, err := s.plan.event(change{kind: opSnapshot, row: r, lsn: uint64(start), commit: at})
+		ev, err := s.plan.event(change{kind: opSnapshot, row: r, version: snapshotVersion(cols, vals), commit: at})
 		if err != nil {
 			s.reject(ctx, opSnapshot, start, ev.ID, err)
 			continue
@@ -344,4 +349,28 @@ func (s *Stream) snapshot(ctx context.Context, db *pgx.Conn, t *tableInfo, name 
 	}
 	s.log.InfoContext(ctx, "cdc: copied existing rows", "rows", n)
 	return nil
+}
+
+// snapshotVersion is the event version of a snapshot row: a hash of the
+// values the mapping reads, so that a row copied again unchanged has the
+// same event id (the hub drops the repeat), while a row that changed in
+// between has a new one. It is negative, so that it never equals the WAL
+// position a change of the row takes as its version.
+func snapshotVersion(cols []string, vals []*string) int64 {
+	h := sha256.New()
+	var n [binary.MaxVarintLen64]byte
+	field := func(b []byte) {
+		h.Write(n[:binary.PutUvarint(n[:], uint64(len(b)))])
+		h.Write(b)
+	}
+	for i, c := range cols {
+		field([]byte(c))
+		if vals[i] == nil {
+			h.Write([]byte{0}) // NULL, unlike any text
+			continue
+		}
+		h.Write([]byte{1})
+		field([]byte(*vals[i]))
+	}
+	return -int64(binary.BigEndian.Uint64(h.Sum(nil))>>1) - 1
 }

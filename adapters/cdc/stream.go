@@ -488,7 +488,7 @@ func (s *Stream) handleChange(ctx context.Context, st *streamState, kind string,
 			}
 		}
 	}
-	ev, err := s.plan.event(change{kind: kind, row: r, lsn: uint64(lsn), commit: st.commitTime})
+	ev, err := s.plan.event(change{kind: kind, row: r, version: int64(lsn), commit: st.commitTime})
 	if err != nil {
 		s.reject(ctx, kind, lsn, ev.ID, err)
 		return nil
@@ -616,8 +616,8 @@ func (s *Stream) sendStatus(ctx context.Context, st *streamState) error {
 }
 
 // eventID is the event id of a change: the record key and the change's
-// WAL position, which PostgreSQL sends unchanged when it sends the change
-// again.
-func eventID(source schemas.Source, recordKey string, lsn uint64) string {
-	return publisher.EventID(source, recordKey, int64(lsn))
+// version (see change.version), which PostgreSQL sends unchanged when it
+// sends the change again.
+func eventID(source schemas.Source, recordKey string, version int64) string {
+	return publisher.EventID(source, recordKey, version)
 }

@@ -34,10 +34,11 @@
 // # Resume
 //
 // A checkpoint next to the file (FILE.pophub-import.json) holds the file's
-// size and SHA-256, the mapping's digest, the last line acknowledged and
-// the topic's per-partition end offsets taken after that acknowledgement
-// and before any later line was sent. A run that finds the checkpoint of
-// the same file and mapping skips the acknowledged lines, then reads the
+// size and SHA-256, the mapping's digest, the encoding a CSV file was read
+// in, the last line acknowledged and the topic's per-partition end offsets
+// taken after that acknowledgement and before any later line was sent. A
+// run that finds the checkpoint of the same file, mapping and encoding
+// skips the acknowledged lines, then reads the
 // topic from the checkpointed offsets to its end and skips the lines whose
 // event id is there: Kafka took them but the run stopped before it could
 // checkpoint them. Event ids are deterministic (publisher.EventID), so this
@@ -76,11 +77,19 @@
 //
 // A field is a column name or {column | value, default, map | codes, kind,
 // layout, timezone, split}. Kinds: string (default), number, date
-// (→ YYYY-MM-DD; Excel serial day numbers too), month (→ YYYY-MM), list
+// (→ YYYY-MM-DD; text only in its layouts, a workbook's number cell as an
+// Excel serial day number too), month (→ YYYY-MM), list
 // (→ JSON array), citizen_id (15 digits upgraded). An empty cell leaves the
 // field out unless it has a default. Unknown keys, types of another source,
 // data fields not in the type's data and columns missing from the header
 // are errors before any line is read.
+//
+// Blank lines — empty, or only commas and white space, as a spreadsheet
+// saves its empty rows as CSV — and a workbook's empty rows are skipped
+// and not counted. A workbook's cells are read as displayed, except
+// numbers formatted as dates or times, which are read from their value
+// whatever the format shows ("6/4/06 10:29"), for date fields and the
+// time column alike.
 //
 // Reports and rejects never quote a cell — cells hold personal data; the
 // rejects file (mode 0600, like the input's sensitivity) holds the lines.

@@ -105,7 +105,9 @@ type Config struct {
 	Format Format
 	// Mapping turns CSV and XLSX rows into events; JSONL needs none.
 	Mapping *Mapping
-	// Encoding of a CSV file, overriding the mapping's: auto, utf-8, gbk.
+	// Encoding of a CSV file, overriding the mapping's: auto (detect,
+	// even when the mapping names one), utf-8, gbk; "" leaves it to the
+	// mapping.
 	Encoding string
 	// DryRun validates and reports (and writes the rejects file) but sends
 	// nothing and leaves the checkpoint alone.
@@ -269,6 +271,13 @@ type Report struct {
 	AlreadySent int
 	// Resumed is set when a checkpoint of the same file was found.
 	Resumed bool
+	// Resumable is set once sending has begun, in this run or in the
+	// earlier one it resumes: an import that fails after that is resumed
+	// by running it again on the same file. One that fails before (the
+	// file unreadable, its header not the mapping's, the reject limit
+	// reached, the brokers unreachable) has sent nothing to resume; nor is
+	// one that stopped with ErrFileChanged resumed.
+	Resumable bool
 	// RejectsFile is where the rejected lines were written ("" if none).
 	RejectsFile string
 	DryRun      bool
@@ -354,15 +363,16 @@ func (r *Report) Summary() string {
 // them while later lines are still being validated. Either way it sends
 // the valid lines in file order to pop.events.<source>, checkpointing as
 // it goes. A run that finds a checkpoint of the same file (same size and
-// SHA-256, same mapping) resumes: lines the checkpoint counts as
-// acknowledged are skipped, and so are later lines whose event is already
-// on the topic past the checkpointed offsets (sent by a run that stopped
-// before it could checkpoint them). So a resumed import sends every valid
-// line exactly once.
+// SHA-256, same mapping, a CSV file read in the same encoding) resumes:
+// lines the checkpoint counts as acknowledged are skipped, and so are
+// later lines whose event is already on the topic past the checkpointed
+// offsets (sent by a run that stopped before it could checkpoint them).
+// So a resumed import sends every valid line exactly once.
 //
 // The error is set when the import could not finish (file unreadable,
 // broker unreachable, ctx cancelled); the report covers what was done, and
-// running again resumes. Rejected lines are not an error: see
+// says whether running again resumes it (Report.Resumable). Rejected
+// lines are not an error: see
 // Report.Rejected and Report.Rejects.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := cfg.Validate(); err != nil {
@@ -494,6 +504,9 @@ func stream(ctx context.Context, cfg *Config, rep *Report) error {
 	f.err = verr // read by the sender once ch is closed
 	close(f.ch)
 	<-sent
+	if errors.Is(verr, ErrFileChanged) {
+		rep.Resumable = false // the next run starts afresh
+	}
 	if sendErr != nil {
 		return sendErr
 	}
@@ -718,10 +731,22 @@ func mapChunks(ctx context.Context, p *plan, source schemas.Source, now time.Tim
 	}
 }
 
+// csvEncoding is the encoding a CSV file is to be read in: Config's,
+// else the mapping's; "" to detect it (neither set, or auto).
+func (c *Config) csvEncoding() string {
+	enc, _ := normalizeEncoding(c.Encoding)
+	if enc == "" && c.Mapping != nil {
+		enc, _ = normalizeEncoding(c.Mapping.Encoding)
+	}
+	if enc == encodingAuto {
+		return ""
+	}
+	return enc
+}
+
 // open opens the file's row source and, for tables, binds the mapping to
 // its header.
 func open(cfg *Config) (rowSource, *plan, error) {
-	enc, _ := normalizeEncoding(cfg.Encoding)
 	switch cfg.Format {
 	case JSONL:
 		s, err := openJSONL(cfg.File)
@@ -731,10 +756,7 @@ func open(cfg *Config) (rowSource, *plan, error) {
 		var src rowSource
 		var err error
 		if cfg.Format == CSV {
-			if enc == "" {
-				enc, _ = normalizeEncoding(m.Encoding)
-			}
-			src, err = openCSV(cfg.File, enc, m.HeaderRow)
+			src, err = openCSV(cfg.File, cfg.csvEncoding(), m.HeaderRow)
 		} else {
 			src, err = openXLSX(cfg.File, m.Sheet, m.HeaderRow)
 		}
@@ -744,6 +766,11 @@ func open(cfg *Config) (rowSource, *plan, error) {
 		p, err := newPlan(m, src.header())
 		if err != nil {
 			src.Close()
+			// A header read in the wrong encoding has none of the
+			// mapping's Chinese column names.
+			if cs, ok := src.(*csvSource); ok && cs.encoding != cs.detected {
+				return nil, nil, fmt.Errorf("mapping the columns of %s: %w\n(the file may not be %s; try --encoding auto)", cfg.File, err, cs.encoding)
+			}
 			return nil, nil, fmt.Errorf("mapping the columns of %s: %w", cfg.File, err)
 		}
 		return src, p, nil
@@ -757,7 +784,7 @@ func mapOne(p *plan, source schemas.Source, r row, now time.Time) mapped {
 		return mapped{line: r.line, rej: &Reject{Line: r.line, Reason: ReasonMalformedRow, Detail: r.malformed}}
 	}
 	if p != nil {
-		return p.mapRow(r.line, r.cells, now)
+		return p.mapRow(r.line, r.cells, r.kinds, now)
 	}
 	return decodeLine(source, r.line, r.text, now)
 }

@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/xuri/excelize/v2"
 	"golang.org/x/text/encoding/simplifiedchinese"
 
 	"github.com/pophub/pophub/internal/testenv"
@@ -273,38 +275,282 @@ func TestManyRejects(t *testing.T) {
 	}
 }
 
-// TestEncodings: GBK and UTF-8 files are detected or taken as told; a
-// file read in the wrong encoding is rejected row by row, not sent
-// garbled.
+// TestEncodings: GBK and UTF-8 files are detected or taken as told, the
+// flag (Config.Encoding) over the mapping, an explicit auto detecting even
+// when the mapping names an encoding; a file read in the wrong encoding is
+// rejected row by row, not sent garbled, and one whose header is read in
+// the wrong one says so.
 func TestEncodings(t *testing.T) {
 	m := mustMapping(t, schemas.PublicSecurity)
 	tab, events := render(t, m, population(t, 40, schemas.PublicSecurity))
 	for _, tc := range []struct {
-		name          string
-		written, told string
-		wantValid     bool
+		name                   string
+		written, mapping, told string
+		wantValid              bool
+		wantErr                string
 	}{
-		{"utf-8 detected", utf8Plain, "", true},
-		{"utf-8 with BOM detected", utf8BOM, "", true},
-		{"gbk detected", gbk, "", true},
-		{"gbk told", gbk, "gbk", true},
-		{"utf-8 with BOM told gbk", utf8BOM, "gbk", true}, // a BOM settles it
-		{"gbk told utf-8", gbk, "utf-8", false},
+		{"utf-8 detected", utf8Plain, "", "", true, ""},
+		{"utf-8 with BOM detected", utf8BOM, "", "", true, ""},
+		{"gbk detected", gbk, "", "", true, ""},
+		{"gbk told", gbk, "", "gbk", true, ""},
+		{"utf-8 with BOM told gbk", utf8BOM, "", "gbk", true, ""}, // a BOM settles it
+		{"gbk told utf-8", gbk, "", "utf-8", false, ""},
+		{"gbk mapping", gbk, "gbk", "", true, ""},
+		{"utf-8 with a gbk mapping told auto", utf8Plain, "gbk", "auto", true, ""},
+		{"gbk with a utf-8 mapping told auto", gbk, "utf-8", "auto", true, ""},
+		{"utf-8 with a gbk mapping told utf-8", utf8Plain, "gbk", "utf-8", true, ""},
+		{"utf-8 with a gbk mapping", utf8Plain, "gbk", "", false, "the file may not be gbk; try --encoding auto"},
+		{"utf-8 told gbk", utf8Plain, "auto", "gbk", false, "the file may not be gbk; try --encoding auto"},
+		{"gbk told utf-8 by the mapping", gbk, "utf-8", "", false, "the file may not be utf-8; try --encoding auto"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			file := tempFile(t, "hukou.csv")
 			writeCSV(t, file, tab, tc.written)
-			rep, err := Run(context.Background(), Config{Source: schemas.PublicSecurity, File: file, Mapping: m, Encoding: tc.told, DryRun: true})
-			if tc.wantValid {
+			m := *m
+			m.Encoding = tc.mapping
+			rep, err := Run(context.Background(), Config{Source: schemas.PublicSecurity, File: file, Mapping: &m, Encoding: tc.told, DryRun: true})
+			switch {
+			case tc.wantErr != "":
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want one saying %q", err, tc.wantErr)
+				}
+			case tc.wantValid:
 				if err != nil || rep.Valid != len(events) {
 					t.Fatalf("%v; report %+v, want %d valid", err, rep, len(events))
 				}
-				return
-			}
-			if err == nil && rep.Valid != 0 {
+			case err == nil && rep.Valid != 0:
 				t.Fatalf("%d rows valid in the wrong encoding", rep.Valid)
 			}
 		})
+	}
+	// A header that is wrong in its own encoding gets no hint.
+	file := tempFile(t, "hukou.csv")
+	writeCSV(t, file, table{header: tab.header[1:], rows: nil}, gbk)
+	m2 := *m
+	m2.Encoding = "gbk"
+	_, err := Run(context.Background(), Config{Source: schemas.PublicSecurity, File: file, Mapping: &m2, DryRun: true})
+	if err == nil || strings.Contains(err.Error(), "--encoding") {
+		t.Errorf("error %v, want a missing column without an encoding hint", err)
+	}
+}
+
+// TestBlankCSVLines: lines that hold no value — empty, only commas (a
+// spreadsheet's empty row saved as CSV), only white space — are skipped
+// and not counted, as blank rows of a workbook are; the lines around them
+// keep their line numbers.
+func TestBlankCSVLines(t *testing.T) {
+	m, tab, _ := housingRows(t, 50)
+	m.Encoding = "utf-8"
+	commas := strings.Repeat(",", len(tab.header)-1)
+	for _, tc := range []struct {
+		name, blank string
+	}{
+		{"empty", "\n"},
+		{"only commas", commas + "\n"},
+		{"only commas, CRLF", commas + "\r\n"},
+		{"white space", "  \t\n"},
+		{"white space between commas", " ," + strings.Repeat("\u3000,", len(tab.header)-2) + " \n"},
+		{"quoted empty cells", strings.Repeat(`"",`, len(tab.header)-1) + `""` + "\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b bytes.Buffer
+			w := csv.NewWriter(&b)
+			w.Write(tab.header)
+			w.WriteAll(tab.rows[:2])
+			b.WriteString(tc.blank)
+			w.WriteAll(tab.rows[2:])
+			b.WriteString(tc.blank)
+			w.Write(tab.rows[0][:3]) // a short row: rejected, on its own line
+			w.Flush()
+			b.WriteString(tc.blank)
+			file := tempFile(t, "housing.csv")
+			if err := os.WriteFile(file, b.Bytes(), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			rep, err := Run(context.Background(), Config{Source: schemas.Housing, File: file, Mapping: m, DryRun: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rows := len(tab.rows)
+			if rep.Read != rows+1 || rep.Valid != rows || rep.Rejected != 1 {
+				t.Fatalf("%d read, %d valid, %d rejected (%v); want %d, %d and the short row", rep.Read, rep.Valid, rep.Rejected, rep.Rejects, rows+1, rows)
+			}
+			if r := rep.Rejects[0]; r.Reason != ReasonMalformedRow || r.Line != rows+4 {
+				t.Errorf("reject %s; want line %d malformed", r, rows+4)
+			}
+		})
+	}
+}
+
+// TestDateCells: a date field or the time column reads text only in its
+// layouts — "1985" in a CSV file is no date — a workbook's number that is
+// in none of them as an Excel serial day number, and a workbook's date
+// cell (read from its value, see xlsxSource) whatever the layouts.
+func TestDateCells(t *testing.T) {
+	m, tab, _ := housingRows(t, 50)
+	p, err := newPlan(m, tab.header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rental []string
+	for _, r := range tab.rows {
+		if r[colIndex(t, tab, "业务类型")] == "租赁登记备案" {
+			rental = r
+			break
+		}
+	}
+	if rental == nil {
+		t.Fatal("no rental registration in the population")
+	}
+	startCol, timeCol := colIndex(t, tab, "租期起"), colIndex(t, tab, "登记时间")
+	for _, tc := range []struct {
+		name      string
+		col       int
+		value     string
+		kind      cellKind
+		want      string // in the event: data.start, or the time in UTC
+		wantCause string // else the reject's detail says this
+	}{
+		{"text in the layout", startCol, "2024/3/1", textCell, `"start":"2024-03-01"`, ""},
+		{"a year as text", startCol, "1985", textCell, "", "not a date in layout 2006/1/2"},
+		{"a serial number as text", startCol, "45352", textCell, "", "not a date in layout 2006/1/2"},
+		{"a serial number in a workbook", startCol, "45352", numberCell, `"start":"2024-03-01"`, ""},
+		{"a workbook's number too large for a serial", startCol, "20240301", numberCell, "", "not a date in layout 2006/1/2"},
+		{"a workbook's date cell", startCol, "2024-03-01 00:00:00", dateCell, `"start":"2024-03-01"`, ""},
+		{"a workbook's date cell in the time column", timeCol, "2024-03-01 10:29:00", dateCell, "2024-03-01T02:29:00Z", ""},
+		{"a serial number in the time column", timeCol, "45352.4375", numberCell, "2024-03-01T02:30:00Z", ""},
+		{"a serial number as text in the time column", timeCol, "45352.4375", textCell, "", "not a time in layout"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cells := append([]string(nil), rental...)
+			cells[startCol], cells[colIndex(t, tab, "租期止")] = "2024/3/1", "2030/1/1"
+			cells[tc.col] = tc.value
+			kinds := make([]cellKind, len(cells))
+			kinds[tc.col] = tc.kind
+			got := p.mapRow(2, cells, kinds, time.Now())
+			switch {
+			case tc.wantCause != "":
+				if got.rej == nil || got.rej.Reason != ReasonInvalidValue || !strings.Contains(got.rej.Detail, tc.wantCause) {
+					t.Errorf("reject %v, want invalid_value saying %q", got.rej, tc.wantCause)
+				}
+			case got.rej != nil:
+				t.Errorf("rejected: %s", got.rej)
+			case tc.col == timeCol:
+				ev, err := schemas.Decode(schemas.Input{Value: got.value})
+				if err != nil || ev.Time.UTC().Format(time.RFC3339) != tc.want {
+					t.Errorf("time %v (%v), want %s", ev.Time.UTC(), err, tc.want)
+				}
+			case !bytes.Contains(got.value, []byte(tc.want)):
+				t.Errorf("event %s lacks %s", got.value, tc.want)
+			}
+		})
+	}
+}
+
+// TestXLSXDateCells: a workbook as office software saves it, with the
+// time and the dates as numbers in date formats — built-in ones, whose
+// display depends on the locale ("6/4/06 10:29"), and custom ones
+// ("12-01-25") — or unformatted serial numbers, imports to the very events
+// the table was written from.
+func TestXLSXDateCells(t *testing.T) {
+	m, tab, events := housingRows(t, 100)
+	f := excelize.NewFile()
+	defer f.Close()
+	sheet := f.GetSheetName(0)
+	style := func(s *excelize.Style) int {
+		id, err := f.NewStyle(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	short := "yy-mm-dd"
+	cn := "yyyy\"年\"m\"月\"d\"日\""
+	dateTime := style(&excelize.Style{NumFmt: 22}) // m/d/yy h:mm
+	dateStyles := []int{style(&excelize.Style{NumFmt: 14}), style(&excelize.Style{CustomNumFmt: &short}), style(&excelize.Style{CustomNumFmt: &cn}), 0}
+	serial := func(wall string, layout string) float64 {
+		w, err := time.Parse(layout, wall)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return float64(w.Sub(time.Date(1899, 12, 30, 0, 0, 0, 0, time.UTC))) / float64(24*time.Hour)
+	}
+	set := func(col, row int, v any, style int) {
+		c, err := excelize.CoordinatesToCellName(col+1, row)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.SetCellValue(sheet, c, v); err != nil {
+			t.Fatal(err)
+		}
+		if style != 0 {
+			if err := f.SetCellStyle(sheet, c, c, style); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	timeCol := colIndex(t, tab, "登记时间")
+	dateCols := []int{colIndex(t, tab, "租期起"), colIndex(t, tab, "租期止")}
+	for i, h := range tab.header {
+		set(i, 1, h, 0)
+	}
+	for r, row := range tab.rows {
+		for i, v := range row {
+			switch {
+			case i == timeCol:
+				set(i, r+2, serial(v, "2006-01-02 15:04:05"), dateTime)
+			case slices.Contains(dateCols, i) && v != "":
+				set(i, r+2, serial(v, "2006/1/2"), dateStyles[r%len(dateStyles)])
+			default:
+				set(i, r+2, v, 0)
+			}
+		}
+	}
+	file := tempFile(t, "housing.xlsx")
+	if err := f.SaveAs(file); err != nil {
+		t.Fatal(err)
+	}
+	addr := testenv.Kafka(t, partitions)
+	rep, err := Run(context.Background(), Config{Source: schemas.Housing, File: file, Mapping: m, Brokers: []string{addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Rejected > 0 || rep.Sent != len(events) {
+		t.Fatalf("%d sent, %d rejected (%v); want %d sent", rep.Sent, rep.Rejected, rep.Rejects[:min(3, len(rep.Rejects))], len(events))
+	}
+	layout := layoutsOr(m.Time.Layout, timeLayouts)[0]
+	want := map[string]int{}
+	for _, ev := range events {
+		want[fingerprint(t, ev, layout)]++
+	}
+	for _, ev := range decodeAll(t, testenv.Records(t, addr, schemas.Topic(schemas.Housing))) {
+		fp := fingerprint(t, ev, layout)
+		if want[fp] == 0 {
+			t.Fatalf("a %s event on the topic is not one of the table's: %s", ev.Type, ev.Data)
+		}
+		want[fp]--
+	}
+}
+
+func TestIsDateFormat(t *testing.T) {
+	for _, tc := range []struct {
+		code string
+		want bool
+	}{
+		{"yy-mm-dd", true},
+		{`yyyy"年"m"月"d"日"`, true},
+		{"[$-804]yyyy/m/d", true},
+		{"h:mm:ss AM/PM", true},
+		{"[h]:mm", true},
+		{"General", false},
+		{"0.00E+00", false},
+		{"#,##0.00_);[Red](#,##0.00)", false},
+		{`0" days"`, false},
+		{`\d0`, false},
+	} {
+		if got := isDateFormat(tc.code); got != tc.want {
+			t.Errorf("isDateFormat(%q) = %v, want %v", tc.code, got, tc.want)
+		}
 	}
 }
 
@@ -476,6 +722,9 @@ func testResume(t *testing.T, stops []stop, stream bool) {
 		if s.cancel != errors.Is(err, context.Canceled) || !s.cancel && !errors.Is(err, crash) {
 			t.Fatalf("run %d: %v", i, err)
 		}
+		if !rep.Resumable {
+			t.Errorf("run %d stopped while sending, but the report says running again does not resume it", i)
+		}
 		if i > 0 && (!rep.Resumed || rep.AlreadySent < sent) {
 			t.Errorf("run %d: resumed %v, %d already sent; want at least %d", i, rep.Resumed, rep.AlreadySent, sent)
 		}
@@ -571,6 +820,9 @@ func TestFileChangedDuringImport(t *testing.T) {
 	if rep.Sent == 0 || rep.Sent >= n {
 		t.Errorf("sent %d before noticing the change, want some of %d", rep.Sent, n)
 	}
+	if rep.Resumable {
+		t.Error("the report says running again resumes; it starts afresh")
+	}
 	ck, err := loadCheckpoint(cfg.File + ".pophub-import.json")
 	if err != nil || ck == nil || ck.Complete {
 		t.Fatalf("checkpoint after the change: %+v, %v", ck, err)
@@ -582,6 +834,55 @@ func TestFileChangedDuringImport(t *testing.T) {
 	}
 	if again.Resumed || again.Sent != n+1 {
 		t.Errorf("next run: resumed %v, sent %d; want a fresh import of %d", again.Resumed, again.Sent, n+1)
+	}
+}
+
+// TestEncodingChangedIsAnotherImport: a CSV file imported in one encoding
+// and then in another is imported afresh, not taken as imported already:
+// read in the other encoding, its lines are other events, or valid where
+// they were rejected. (Column names in ASCII, as some systems export
+// them, read the same in both.)
+func TestEncodingChangedIsAnotherImport(t *testing.T) {
+	m := mustMapping(t, schemas.PublicSecurity)
+	ascii := map[string]string{}
+	rename := func(c string) string {
+		if c == "" {
+			return ""
+		}
+		if _, ok := ascii[c]; !ok {
+			ascii[c] = fmt.Sprintf("col%d", len(ascii))
+		}
+		return ascii[c]
+	}
+	m.Type.Column, m.Subject.Column, m.Time.Column = rename(m.Type.Column), rename(m.Subject.Column), rename(m.Time.Column)
+	for i, k := range m.ID.Key {
+		m.ID.Key[i] = rename(k)
+	}
+	for _, fields := range m.DataByType {
+		for name, f := range fields {
+			f.Column = rename(f.Column)
+			fields[name] = f
+		}
+	}
+	tab, events := render(t, m, population(t, 40, schemas.PublicSecurity))
+	file := tempFile(t, "hukou.csv")
+	writeCSV(t, file, tab, gbk)
+	addr := testenv.Kafka(t, partitions)
+	cfg := Config{Source: schemas.PublicSecurity, File: file, Mapping: m, Brokers: []string{addr}, Encoding: "utf-8"}
+	wrong, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wrong.Rejected == 0 {
+		t.Fatal("no line rejected in the wrong encoding: the test needs names in Chinese")
+	}
+	cfg.Encoding = "auto"
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Resumed || rep.Rejected != 0 || rep.Sent != len(events) {
+		t.Errorf("run in the right encoding: resumed %v, %d rejected, %d sent; want a fresh import of %d", rep.Resumed, rep.Rejected, rep.Sent, len(events))
 	}
 }
 
@@ -659,6 +960,10 @@ func TestDetectEncoding(t *testing.T) {
 		t.Fatal(err)
 	}
 	utf := "姓名,民族\n张三,汉族\n"
+	// The sample of a longer file ends wherever 1 MiB does: one, two or
+	// three bytes into a character, or right after one.
+	cut := "姓名,公民身份号码,业务类型\n张三,x,户口登记\n李四四,y,户口迁移"
+	wide := "姓名\n𠮷" // a four-byte character
 	for _, tc := range []struct {
 		name   string
 		sample string
@@ -668,8 +973,15 @@ func TestDetectEncoding(t *testing.T) {
 		{"ascii", "a,b\n1,2\n", true, encodingUTF8},
 		{"utf-8", utf, true, encodingUTF8},
 		{"utf-8 cut inside a character", utf[:len(utf)-4], false, encodingUTF8},
+		{"utf-8 cut after a character", cut, false, encodingUTF8},
+		{"utf-8 cut one byte into a character", cut[:len(cut)-2], false, encodingUTF8},
+		{"utf-8 cut two bytes into a character", cut[:len(cut)-1], false, encodingUTF8},
+		{"utf-8 cut one byte into a four-byte character", wide[:len(wide)-3], false, encodingUTF8},
+		{"utf-8 cut three bytes into a four-byte character", wide[:len(wide)-1], false, encodingUTF8},
+		{"utf-8 cut inside a character at the end of the file", cut[:len(cut)-1], true, encodingGBK},
 		{"bom", bom + gbkText, true, encodingUTF8},
 		{"gbk", gbkText, true, encodingGBK},
+		{"gbk cut inside a character", gbkText[:len(gbkText)-2], false, encodingGBK},
 	} {
 		if got := detectEncoding([]byte(tc.sample), tc.atEOF); got != tc.want {
 			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)

@@ -207,10 +207,8 @@ func (m *Mapping) Validate() error {
 	if !m.Source.Valid() {
 		fail("source: %q is not a department source", m.Source)
 	}
-	switch strings.ToLower(m.Encoding) {
-	case "", "auto", "utf-8", "utf8", "gbk", "gb2312", "gb18030":
-	default:
-		fail("encoding: %q is not auto, utf-8 or gbk", m.Encoding)
+	if _, err := normalizeEncoding(m.Encoding); err != nil {
+		fail("%v", err)
 	}
 	if m.HeaderRow < 0 {
 		fail("header_row: must be positive")

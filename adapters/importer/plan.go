@@ -194,9 +194,10 @@ type mapped struct {
 
 // mapRow turns a row into an encoded event and validates it exactly as
 // the hub will (schemas.Decode with the topic and the key, through
-// schemas.CheckEncoded). Reject details never quote a cell: cells hold
-// personal data, and the rejects file carries the line itself.
-func (p *plan) mapRow(line int, row []string, now time.Time) mapped {
+// schemas.CheckEncoded). kinds says which cells of a workbook are numbers
+// or dates (nil: all text, as in CSV). Reject details never quote a cell:
+// cells hold personal data, and the rejects file carries the line itself.
+func (p *plan) mapRow(line int, row []string, kinds []cellKind, now time.Time) mapped {
 	out := mapped{line: line}
 	fail := func(reason, field, col, format string, args ...any) mapped {
 		out.rej = &Reject{Line: line, Reason: reason, Field: field, Column: col, Detail: fmt.Sprintf(format, args...)}
@@ -232,13 +233,13 @@ func (p *plan) mapRow(line int, row []string, now time.Time) mapped {
 	if tv == "" {
 		return fail(ReasonInvalidValue, "time", p.header[p.timeCol], "empty cell")
 	}
-	at, ok := parseTime(tv, p.timeLay, p.timeLoc)
+	at, ok := parseCell(tv, kindAt(kinds, p.timeCol), p.timeLay, p.timeLoc)
 	if !ok {
 		return fail(ReasonInvalidValue, "time", p.header[p.timeCol], "not a time in layout %s", strings.Join(p.timeLay, " or "))
 	}
 	var version int64
 	if p.version != nil {
-		v, err := p.version.versionOf(row)
+		v, err := p.version.versionOf(row, kinds)
 		if err != nil {
 			return fail(ReasonInvalidValue, "id", p.version.header, "version: %v", err)
 		}
@@ -256,7 +257,7 @@ func (p *plan) mapRow(line int, row []string, now time.Time) mapped {
 		var set bool
 		var upgraded int
 		var err *convertError
-		data, set, upgraded, err = c.appendValue(data, row)
+		data, set, upgraded, err = c.appendValue(data, row, kinds)
 		if err != nil {
 			return fail(err.reason, "data."+c.name, c.header, "%s", err.detail)
 		}
@@ -340,13 +341,13 @@ type convertError struct{ reason, detail string }
 // appendValue appends the JSON value of the field to dst and returns it,
 // whether the field is set (dst is unchanged when not), and how many
 // legacy IDs it upgraded.
-func (c *column) appendValue(dst []byte, row []string) ([]byte, bool, int, *convertError) {
-	v := c.value
+func (c *column) appendValue(dst []byte, row []string, kinds []cellKind) ([]byte, bool, int, *convertError) {
+	v, kind := c.value, textCell
 	if c.col >= 0 {
-		v = cell(row, c.col)
+		v, kind = cell(row, c.col), kindAt(kinds, c.col)
 	}
 	if v == "" {
-		v = c.def
+		v, kind = c.def, textCell
 	}
 	if v == "" {
 		return dst, false, 0, nil
@@ -379,7 +380,7 @@ func (c *column) appendValue(dst []byte, row []string) ([]byte, bool, int, *conv
 		if !ok {
 			return dst, false, 0, &convertError{ReasonUnmappedValue, "value is not in the value map"}
 		}
-		v = m
+		v, kind = m, textCell
 	}
 	switch c.kind {
 	case KindNumber:
@@ -389,10 +390,7 @@ func (c *column) appendValue(dst []byte, row []string) ([]byte, bool, int, *conv
 		}
 		return strconv.AppendFloat(dst, f, 'f', -1, 64), true, 0, nil
 	case KindDate, KindMonth:
-		t, ok := parseTime(v, c.layouts, time.UTC)
-		if !ok {
-			t, ok = excelDate(v)
-		}
+		t, ok := parseCell(v, kind, c.layouts, time.UTC)
 		if !ok {
 			return dst, false, 0, &convertError{ReasonInvalidValue, "not a " + c.kind + " in layout " + strings.Join(c.layouts, " or ")}
 		}
@@ -417,13 +415,13 @@ func (c *column) appendValue(dst []byte, row []string) ([]byte, bool, int, *conv
 
 // versionOf reads the version: an integer, or a time (in Layout) as Unix
 // milliseconds, so that a "last modified" column orders versions.
-func (c *column) versionOf(row []string) (int64, error) {
-	v := c.value
+func (c *column) versionOf(row []string, kinds []cellKind) (int64, error) {
+	v, kind := c.value, textCell
 	if c.col >= 0 {
-		v = cell(row, c.col)
+		v, kind = cell(row, c.col), kindAt(kinds, c.col)
 	}
 	if v == "" {
-		v = c.def
+		v, kind = c.def, textCell
 	}
 	if v == "" {
 		return 0, errors.New("empty cell")
@@ -435,7 +433,7 @@ func (c *column) versionOf(row []string) (int64, error) {
 		}
 		return n, nil
 	}
-	t, ok := parseTime(v, c.layouts, c.loc)
+	t, ok := parseCell(v, kind, c.layouts, c.loc)
 	if !ok {
 		return 0, fmt.Errorf("not a time in layout %s", c.layouts[0])
 	}
@@ -451,12 +449,32 @@ func parseTime(v string, layouts []string, loc *time.Location) (time.Time, bool)
 	return time.Time{}, false
 }
 
-// excelDate reads an Excel serial day number (days since 1899-12-30), as
-// a date cell of a workbook reads when it is not formatted as a date.
-func excelDate(v string) (time.Time, bool) {
-	f, err := strconv.ParseFloat(v, 64)
+// parseCell reads a time from a cell. A workbook's date cell was written
+// in dateCellLayout when it was read (see xlsxSource), whatever the
+// layouts; a workbook's number that is in none of the layouts is an Excel
+// serial day number, as a date reads when its cell is not formatted as
+// one. Text is only ever read in the layouts: "1985" in a CSV file is no
+// date.
+func parseCell(v string, kind cellKind, layouts []string, loc *time.Location) (time.Time, bool) {
+	switch kind {
+	case dateCell:
+		t, err := time.ParseInLocation(dateCellLayout, v, loc)
+		return t, err == nil
+	case numberCell:
+		if t, ok := parseTime(v, layouts, loc); ok {
+			return t, true
+		}
+		return excelDate(v, loc)
+	}
+	return parseTime(v, layouts, loc)
+}
+
+// excelDate reads an Excel serial day number (days since 1899-12-30; a
+// fraction is the time of day) as a wall time in loc.
+func excelDate(v string, loc *time.Location) (time.Time, bool) {
+	f, err := strconv.ParseFloat(strings.ReplaceAll(v, ",", ""), 64)
 	if err != nil || f < 1 || f > 2958465 {
 		return time.Time{}, false
 	}
-	return time.Date(1899, 12, 30, 0, 0, 0, 0, time.UTC).AddDate(0, 0, int(f)), true
+	return excelTime(f, false, loc), true
 }

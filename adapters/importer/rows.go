@@ -13,6 +13,7 @@ import (
 	"os"
 	"strings"
 	"sync/atomic"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/xuri/excelize/v2"
@@ -25,6 +26,7 @@ import (
 type row struct {
 	line      int
 	cells     []string
+	kinds     []cellKind // of cells; nil when all are text (CSV)
 	text      []byte
 	malformed string
 }
@@ -62,15 +64,21 @@ const bom = "\xef\xbb\xbf"
 
 // Encodings of a CSV file.
 const (
+	encodingAuto = "auto" // detected: see detectEncoding
 	encodingUTF8 = "utf-8"
 	encodingGBK  = "gbk"
 )
 
-// normalizeEncoding maps the spellings a mapping or flag may use.
+// normalizeEncoding maps the spellings a mapping or flag may use. "" is
+// not set, and leaves the choice to the mapping; an explicit auto is kept
+// apart from it, so that a flag can override a mapping's gbk with
+// detection.
 func normalizeEncoding(e string) (string, error) {
 	switch strings.ToLower(strings.TrimSpace(e)) {
-	case "", "auto":
+	case "":
 		return "", nil
+	case "auto":
+		return encodingAuto, nil
 	case "utf-8", "utf8":
 		return encodingUTF8, nil
 	case "gbk", "gb2312", "gb18030", "cp936":
@@ -88,10 +96,7 @@ func detectEncoding(sample []byte, atEOF bool) string {
 		return encodingUTF8
 	}
 	if !atEOF {
-		// The sample may end inside a character.
-		for i := 0; i < utf8.UTFMax-1 && len(sample) > 0 && !utf8.FullRune(sample[max(0, len(sample)-utf8.UTFMax):]); i++ {
-			sample = sample[:len(sample)-1]
-		}
+		sample = trimPartialRune(sample)
 	}
 	if utf8.Valid(sample) {
 		return encodingUTF8
@@ -99,15 +104,63 @@ func detectEncoding(sample []byte, atEOF bool) string {
 	return encodingGBK
 }
 
-// csvSource reads CSV.
-type csvSource struct {
-	f        *os.File
-	in       *countingHasher
-	r        *csv.Reader
-	cols     []string
-	encoding string
+// trimPartialRune drops an incomplete character from the end of b: a
+// sample cut from a longer file may end inside one, and a UTF-8 file
+// must not be judged GBK for it. The last character starts at most
+// utf8.UTFMax-1 bytes before the end; bytes that are no UTF-8 at all are
+// left for utf8.Valid to judge.
+func trimPartialRune(b []byte) []byte {
+	for i := len(b) - 1; i >= max(0, len(b)-(utf8.UTFMax-1)); i-- {
+		if utf8.RuneStart(b[i]) {
+			if !utf8.FullRune(b[i:]) {
+				return b[:i]
+			}
+			break
+		}
+	}
+	return b
 }
 
+// chooseEncoding returns the encoding a CSV file whose first bytes are
+// sample is read in — the one told, unless "" or the file starts with a
+// byte order mark — and the one detectEncoding makes of it.
+func chooseEncoding(sample []byte, atEOF bool, told string) (enc, detected string) {
+	detected = detectEncoding(sample, atEOF)
+	if told == "" || bytes.HasPrefix(sample, []byte(bom)) {
+		return detected, detected
+	}
+	return told, detected
+}
+
+// csvEncoding returns the encoding openCSV reads the file in.
+func csvEncoding(path, told string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("opening file: %w", err)
+	}
+	defer f.Close()
+	sample := make([]byte, 1<<20)
+	n, err := io.ReadFull(f, sample)
+	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+		return "", fmt.Errorf("reading file: %w", err)
+	}
+	enc, _ := chooseEncoding(sample[:n], err != nil, told)
+	return enc, nil
+}
+
+// csvSource reads CSV.
+type csvSource struct {
+	f    *os.File
+	in   *countingHasher
+	r    *csv.Reader
+	cols []string
+	// encoding is the one the file is read in; detected is what
+	// detectEncoding made of it, which differs when the encoding was told.
+	encoding, detected string
+}
+
+// openCSV opens a CSV file in the encoding told, or, if "", the one
+// detected. A byte order mark makes it UTF-8 whatever was told.
 func openCSV(path, encoding string, headerRow int) (*csvSource, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -120,14 +173,11 @@ func openCSV(path, encoding string, headerRow int) (*csvSource, error) {
 		f.Close()
 		return nil, fmt.Errorf("reading file: %w", err)
 	}
-	if encoding == "" {
-		encoding = detectEncoding(sample, err == io.EOF)
-	}
-	s.encoding = encoding
+	s.encoding, s.detected = chooseEncoding(sample, err == io.EOF, encoding)
 	var r io.Reader = br
 	if bytes.HasPrefix(sample, []byte(bom)) {
 		br.Discard(len(bom))
-	} else if encoding == encodingGBK {
+	} else if s.encoding == encodingGBK {
 		r = transform.NewReader(br, simplifiedchinese.GB18030.NewDecoder())
 	}
 	s.r = csv.NewReader(r)
@@ -146,7 +196,11 @@ func openCSV(path, encoding string, headerRow int) (*csvSource, error) {
 	for i, h := range s.cols {
 		if !utf8.ValidString(h) {
 			f.Close()
-			return nil, fmt.Errorf("reading header: column %d is not valid %s (set the encoding)", i+1, encoding)
+			hint := "set the encoding"
+			if s.encoding != s.detected {
+				hint = "the file may not be " + s.encoding + "; try --encoding auto"
+			}
+			return nil, fmt.Errorf("reading header: column %d is not valid %s (%s)", i+1, s.encoding, hint)
 		}
 		s.cols[i] = cleanHeader(h)
 	}
@@ -155,26 +209,44 @@ func openCSV(path, encoding string, headerRow int) (*csvSource, error) {
 
 func (s *csvSource) header() []string { return s.cols }
 
+// next skips blank records as well as empty lines: a spreadsheet saved as
+// CSV writes its empty rows as ",,,," (and some exports pad them with
+// spaces), which are no more a line of data than an empty row of a
+// workbook is.
 func (s *csvSource) next() (row, error) {
-	rec, err := s.r.Read()
-	if err == io.EOF {
-		// Drain, so that the digest covers the whole file.
-		if _, err := io.Copy(io.Discard, s.in); err != nil {
-			return row{}, fmt.Errorf("reading file: %w", err)
+	for {
+		rec, err := s.r.Read()
+		if err == io.EOF {
+			// Drain, so that the digest covers the whole file.
+			if _, err := io.Copy(io.Discard, s.in); err != nil {
+				return row{}, fmt.Errorf("reading file: %w", err)
+			}
+			return row{}, io.EOF
 		}
-		return row{}, io.EOF
+		line, _ := s.r.FieldPos(0)
+		var pe *csv.ParseError
+		switch {
+		case errors.As(err, &pe):
+			return row{line: pe.StartLine, cells: rec, malformed: pe.Err.Error()}, nil
+		case err != nil:
+			return row{}, fmt.Errorf("reading file: %w", err)
+		case blank(rec):
+			continue
+		case len(rec) != len(s.cols):
+			return row{line: line, cells: rec, malformed: fmt.Sprintf("has %d columns, the header %d", len(rec), len(s.cols))}, nil
+		}
+		return row{line: line, cells: rec}, nil
 	}
-	line, _ := s.r.FieldPos(0)
-	var pe *csv.ParseError
-	switch {
-	case errors.As(err, &pe):
-		return row{line: pe.StartLine, cells: rec, malformed: pe.Err.Error()}, nil
-	case err != nil:
-		return row{}, fmt.Errorf("reading file: %w", err)
-	case len(rec) != len(s.cols):
-		return row{line: line, cells: rec, malformed: fmt.Sprintf("has %d columns, the header %d", len(rec), len(s.cols))}, nil
+}
+
+// blank reports whether every cell is empty or white space.
+func blank(cells []string) bool {
+	for _, c := range cells {
+		if strings.TrimFunc(c, unicode.IsSpace) != "" {
+			return false
+		}
 	}
-	return row{line: line, cells: rec}, nil
+	return true
 }
 
 func (s *csvSource) digest() string  { return hex.EncodeToString(s.in.h.Sum(nil)) }
@@ -227,15 +299,20 @@ func (s *jsonlSource) consumed() int64 { return s.in.n.Load() }
 func (s *jsonlSource) Close() error    { return s.f.Close() }
 
 // xlsxSource reads a sheet of a workbook. Cells are read as displayed
-// (formatted), as a department would export them to CSV.
+// (formatted), as a department would export them to CSV, except dates:
+// a number formatted as a date or time is read from its value, in
+// dateCellLayout, since how it is displayed depends on the workbook and
+// the locale ("6/4/06 10:29"). Which cells those are, excelize's Rows do
+// not say: sheetCells reads it beside them.
 type xlsxSource struct {
-	f    *excelize.File
-	rows *excelize.Rows
-	sum  string
-	size int64
-	cols []string
-	line int
-	done bool
+	f     *excelize.File
+	rows  *excelize.Rows
+	types *sheetCells
+	sum   string
+	size  int64
+	cols  []string
+	line  int
+	done  bool
 }
 
 func openXLSX(path, sheet string, headerRow int) (*xlsxSource, error) {
@@ -262,7 +339,13 @@ func openXLSX(path, sheet string, headerRow int) (*xlsxSource, error) {
 		x.Close()
 		return nil, fmt.Errorf("opening sheet %q: %w", sheet, err)
 	}
-	s := &xlsxSource{f: x, rows: rows, sum: hex.EncodeToString(h.Sum(nil)), size: size}
+	types, err := openSheetCells(path, sheet)
+	if err != nil {
+		rows.Close()
+		x.Close()
+		return nil, err
+	}
+	s := &xlsxSource{f: x, rows: rows, types: types, sum: hex.EncodeToString(h.Sum(nil)), size: size}
 	for s.line < max(headerRow, 1) {
 		if !rows.Next() {
 			s.Close()
@@ -289,14 +372,7 @@ func (s *xlsxSource) next() (row, error) {
 		if err != nil {
 			return row{}, fmt.Errorf("reading row %d: %w", s.line, err)
 		}
-		blank := true
-		for _, c := range cells {
-			if strings.TrimSpace(c) != "" {
-				blank = false
-				break
-			}
-		}
-		if blank {
+		if blank(cells) {
 			continue
 		}
 		for i := len(s.cols); i < len(cells); i++ {
@@ -308,7 +384,22 @@ func (s *xlsxSource) next() (row, error) {
 		for len(cells) < len(s.cols) {
 			cells = append(cells, "")
 		}
-		return row{line: s.line, cells: cells[:len(s.cols)]}, nil
+		cells = cells[:len(s.cols)]
+		kinds, dates, err := s.types.row(s.line)
+		if err != nil {
+			return row{}, fmt.Errorf("reading row %d: %w", s.line, err)
+		}
+		var out []cellKind
+		if len(kinds) > 0 {
+			out = make([]cellKind, len(cells))
+			copy(out, kinds)
+			for i, d := range dates {
+				if i < len(cells) {
+					cells[i] = d
+				}
+			}
+		}
+		return row{line: s.line, cells: cells, kinds: out}, nil
 	}
 	if err := s.rows.Error(); err != nil {
 		return row{}, fmt.Errorf("reading rows: %w", err)
@@ -331,5 +422,5 @@ func (s *xlsxSource) consumed() int64 {
 
 func (s *xlsxSource) Close() error {
 	s.rows.Close()
-	return s.f.Close()
+	return errors.Join(s.types.Close(), s.f.Close())
 }

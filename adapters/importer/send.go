@@ -36,6 +36,7 @@ type checkpoint struct {
 	Source     schemas.Source `json:"source"`
 	Format     Format         `json:"format"`
 	Mapping    string         `json:"mapping_sha256,omitempty"`
+	Encoding   string         `json:"encoding,omitempty"` // CSV: the one the file was read in
 	LinesAcked int            `json:"lines_acknowledged"`
 	Sent       int            `json:"sent"`
 	Offsets    map[int]int64  `json:"offsets"` // partition → offset
@@ -44,11 +45,12 @@ type checkpoint struct {
 }
 
 // sameImport reports whether c checkpoints the import described by o: the
-// same bytes, source, format and mapping (a different mapping yields
-// different events).
+// same bytes, source, format, mapping and encoding (a different mapping
+// yields different events; a CSV file read in another encoding, other
+// names, or valid lines where there were rejects).
 func (c *checkpoint) sameImport(o *checkpoint) bool {
 	return c.Version == o.Version && c.Size == o.Size && c.SHA256 == o.SHA256 && c.Source == o.Source &&
-		c.Format == o.Format && c.Mapping == o.Mapping
+		c.Format == o.Format && c.Mapping == o.Mapping && c.Encoding == o.Encoding
 }
 
 func loadCheckpoint(path string) (*checkpoint, error) {
@@ -142,6 +144,11 @@ func startSending(ctx context.Context, cfg *Config, rep *Report) (*sender, error
 	if cfg.Mapping != nil && cfg.Format != JSONL {
 		ck.Mapping = cfg.Mapping.digest
 	}
+	if cfg.Format == CSV {
+		if ck.Encoding, err = csvEncoding(cfg.File, cfg.csvEncoding()); err != nil {
+			return nil, fmt.Errorf("checking %s: %w", cfg.File, err)
+		}
+	}
 	client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 30 * time.Second, Transport: cfg.kafkaTransport()}
 
 	prev, err := loadCheckpoint(cfg.CheckpointFile)
@@ -151,7 +158,7 @@ func startSending(ctx context.Context, cfg *Config, rep *Report) (*sender, error
 	var seen map[string]bool // events already on the topic past the checkpoint
 	switch {
 	case prev != nil && prev.sameImport(ck):
-		rep.Resumed = true
+		rep.Resumed, rep.Resumable = true, true
 		if prev.Complete {
 			cfg.Logger.InfoContext(ctx, "importing: this file was imported completely before", "file", cfg.File)
 			return nil, nil
@@ -264,6 +271,7 @@ func (s *sender) run(ctx context.Context, next func() (spooled, error), prog *pr
 		// A failure leaves the saved checkpoint, which is valid: the
 		// records acknowledged since (of this chunk too, perhaps) lie past
 		// its offsets, where the next run looks for them.
+		s.rep.Resumable = true
 		if err := w.WriteMessages(ctx, msgs...); err != nil {
 			return fmt.Errorf("sending lines %d–%d: %w", first, last, err)
 		}

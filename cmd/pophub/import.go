@@ -78,11 +78,14 @@ if any line was rejected.`,
 			if rep.RejectsFile != "" {
 				fmt.Fprintf(out, "rejected lines written to %s\n", rep.RejectsFile)
 			}
-			if errors.Is(err, importer.ErrTooManyRejects) || errors.Is(err, importer.ErrFileChanged) {
-				return fmt.Errorf("importing %s: %w", file, err) // running again does not resume these
-			}
 			if err != nil {
-				return fmt.Errorf("importing %s: %w (run again to resume)", file, err)
+				// Only an import that stopped while sending has something
+				// to resume; a refused file, a changed one, or one that
+				// could not be read or mapped fails the same way again.
+				if rep.Resumable && !errors.Is(err, importer.ErrFileChanged) {
+					return fmt.Errorf("importing %s: %w (run again to resume)", file, err)
+				}
+				return fmt.Errorf("importing %s: %w", file, err)
 			}
 			if rep.Rejected > 0 {
 				return exitError(1)
@@ -95,7 +98,7 @@ if any line was rejected.`,
 	f.StringVar(&file, "file", "", "the file to import (required)")
 	f.StringVar(&format, "format", "", "csv, jsonl or xlsx (default: from the file's extension)")
 	f.StringVar(&mapping, "mapping", "", "mapping file for csv and xlsx (default: the example mapping of the source)")
-	f.StringVar(&encoding, "encoding", "", "encoding of a csv file: auto, utf-8 or gbk (default: the mapping's, else detected)")
+	f.StringVar(&encoding, "encoding", "", "encoding of a csv file: auto (detect, even over the mapping's), utf-8 or gbk (default: the mapping's, else detected)")
 	f.BoolVar(&dryRun, "dry-run", false, "validate and report only; send nothing")
 	f.BoolVar(&stream, "stream", false, "send valid lines while later ones are still being validated (not with --reject-limit)")
 	f.IntVar(&rejectLimit, "reject-limit", 0, "send nothing when this many lines or more are rejected (1: any bad line; 0: no limit)")

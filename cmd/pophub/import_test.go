@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/twmb/franz-go/pkg/kfake"
+
 	"github.com/pophub/pophub/adapters/importer"
 	"github.com/pophub/pophub/adapters/synth"
 	"github.com/pophub/pophub/internal/testenv"
@@ -104,6 +106,40 @@ func TestImportCommand(t *testing.T) {
 			}
 			if n := testenv.RecordCount(t, addr, schemas.Topic(schemas.Housing)); n != int64(tc.sent) {
 				t.Errorf("%d records on the topic, want %d", n, tc.sent)
+			}
+		})
+	}
+
+	// Only an import that stopped while sending is resumed by running it
+	// again; one that could not read or map its file has nothing to resume.
+	garbage := string([]byte{0x00, 0xff, 0xfe, 0x01}) + "\x89PNG\r\n\x1a\n"
+	for _, tc := range []struct {
+		name, file, content string
+		kafka               []kfake.Opt
+		errText             string
+		resume              bool
+	}{
+		{"missing file", "missing.csv", "", nil, "no such file", false},
+		{"garbage header", "housing.csv", garbage + "\n1,2,3\n", nil, "is not in the header", false},
+		{"not a workbook", "housing.xlsx", "PK not really a zip", nil, "opening workbook", false},
+		{"columns missing", "housing.csv", "编号,姓名\n1,张三\n", nil, `column "业务类型" is not in the header`, false},
+		{"sending fails", "housing.jsonl", strings.Join(lines, "\n"), []kfake.Opt{kfake.BrokerConfigs(map[string]string{"message.max.bytes": "100"})},
+			"sending lines 1–", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := testenv.Kafka(t, 3, tc.kafka...)
+			file := filepath.Join(t.TempDir(), tc.file)
+			if tc.content != "" {
+				if err := os.WriteFile(file, []byte(tc.content), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			out, err := execute(t, importCommand(func() *slog.Logger { return testLogger(t) }), "--source", "housing", "--file", file, "--kafka", addr)
+			if err == nil || !strings.Contains(err.Error(), tc.errText) {
+				t.Fatalf("error %v, want one saying %q\n%s", err, tc.errText, out)
+			}
+			if got := strings.HasSuffix(err.Error(), "(run again to resume)"); got != tc.resume {
+				t.Errorf("error %q; suggests a resume: %v, want %v", err, got, tc.resume)
 			}
 		})
 	}
