@@ -171,6 +171,13 @@ func (c *Config) Validate() error {
 		if c.NATSURL == "" {
 			errs = append(errs, errors.New("--nats: a NATS URL is required"))
 		}
+		// With memdb in memory only, a restart would lose every golden
+		// record while the external broker keeps their offsets committed,
+		// so nothing would bring them back. (dev without --data may: its
+		// broker forgets the offsets along with the records.)
+		if c.PostgresURL == "" && c.DataDir == "" {
+			errs = append(errs, errors.New("--postgres or --data is required: without either the golden records would be kept in memory only, while their Kafka offsets are committed, and a restart would lose them"))
+		}
 	}
 	if c.Partitions < 1 {
 		errs = append(errs, errors.New("--partitions must be at least 1"))

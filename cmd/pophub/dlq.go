@@ -148,6 +148,9 @@ func printRecord(out io.Writer, r dlq.Record, reveal bool) {
 	if r.ReplayOf != "" {
 		fmt.Fprintf(tw, "replay of:\t%s\n", r.ReplayOf)
 	}
+	if r.Dropped != "" {
+		fmt.Fprintf(tw, "left out:\t%s (the copy was too large for the DLQ; the original is whole at its origin)\n", r.Dropped)
+	}
 	tw.Flush()
 	fmt.Fprintln(out, "headers:")
 	if len(r.Headers) == 0 {

@@ -186,7 +186,7 @@ type poisonRun struct {
 }
 
 // runLoad produces msgs into a fresh broker, then starts a hub (memdb in
-// memory, or PostgreSQL) and times it until it committed every record.
+// a temporary directory, or PostgreSQL) and times it until it committed every record.
 func runLoad(t testing.TB, msgs []kafka.Message, store string) poisonRun {
 	t.Helper()
 	k := startBroker(t, embedded.KafkaConfig{})

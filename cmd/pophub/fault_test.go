@@ -149,6 +149,9 @@ func startServe(t testing.TB, cfg Config) *servedHub {
 	t.Helper()
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.Partitions = faultPartitions
+	if cfg.PostgresURL == "" && cfg.DataDir == "" {
+		cfg.DataDir = t.TempDir() // serve refuses a store in memory only
+	}
 	if cfg.GroupID == "" {
 		cfg.GroupID = fmt.Sprintf("fault-%d", time.Now().UnixNano())
 	}

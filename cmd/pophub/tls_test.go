@@ -342,7 +342,7 @@ func TestTLSConfigValidate(t *testing.T) {
 		{"serve --tls", Config{KafkaBrokers: []string{"k:9092"}, NATSURL: "tls://n:4222", TLS: true}, "--tls makes certificates"},
 		{"cert without key", Config{Embedded: true, TLSCert: "c.pem"}, "--tls-cert and --tls-key"},
 		{"key without cert", Config{Embedded: true, TLSKey: "k.pem"}, "--tls-cert and --tls-key"},
-		{"cert, key and CA", Config{KafkaBrokers: []string{"k:9092"}, NATSURL: "tls://n:4222", TLSCert: "c.pem", TLSKey: "k.pem", TLSCA: "ca.pem"}, ""},
+		{"cert, key and CA", Config{KafkaBrokers: []string{"k:9092"}, NATSURL: "tls://n:4222", PostgresURL: "postgres://p/db", TLSCert: "c.pem", TLSKey: "k.pem", TLSCA: "ca.pem"}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

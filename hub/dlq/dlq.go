@@ -1,7 +1,8 @@
 // Package dlq inspects and replays the hub's dead-letter topic,
 // pop.events.dlq, where hub/ingest copies every record it could not apply
 // with the headers pophub-reason, pophub-field, pophub-error, pophub-topic,
-// pophub-partition and pophub-offset.
+// pophub-partition and pophub-offset; a copy that was too large for the
+// DLQ lacks its value (or more) and says so in pophub-dropped.
 //
 // The DLQ topic has several partitions (ingest writes rejects keyed by the
 // citizen ID), so a DLQ record is named by an ID "partition:offset", e.g.
@@ -64,7 +65,7 @@ const LedgerTopic = schemas.DLQTopic + ".replayed"
 // rejectHeaders are the headers ingest adds to a DLQ record, plus the one
 // Replay adds; Replay strips them all before writing a record back.
 var rejectHeaders = []string{ingest.HeaderReason, ingest.HeaderField, ingest.HeaderError,
-	ingest.HeaderTopic, ingest.HeaderPartition, ingest.HeaderOffset, HeaderReplayOf}
+	ingest.HeaderTopic, ingest.HeaderPartition, ingest.HeaderOffset, ingest.HeaderDropped, HeaderReplayOf}
 
 // Config configures a Client. The zero value with Brokers set is usable.
 type Config struct {
@@ -172,6 +173,11 @@ type Record struct {
 	Offset    int64
 	// ReplayOf is the DLQ record this one is a failed replay of, if any.
 	ReplayOf string
+	// Dropped (pophub-dropped) names what ingest left out of a copy too
+	// large for the DLQ: "value", or "key,value,headers". Such a record
+	// cannot be replayed; the original is whole at Topic, Partition and
+	// Offset. Empty for a whole copy.
+	Dropped string
 }
 
 // Source is the department whose topic the original record was on, or ""
@@ -199,6 +205,8 @@ func decode(p int, m kafka.Message) Record {
 			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
 				r.Offset = n
 			}
+		case ingest.HeaderDropped:
+			r.Dropped = v
 		case HeaderReplayOf:
 			// A record replayed, rejected again and now in the DLQ once
 			// more; the last reject's headers follow, so keep the last.

@@ -57,30 +57,38 @@ func setup(t *testing.T) (*dlq.Client, string) {
 	}
 	t.Cleanup(func() { k.Close() })
 	for _, r := range seeded {
-		headers := append([]kafka.Header(nil), originalHeaders...)
-		headers = append(headers,
-			kafka.Header{Key: ingest.HeaderReason, Value: []byte(r.reason)},
-			kafka.Header{Key: ingest.HeaderField, Value: []byte(r.field)},
-			kafka.Header{Key: ingest.HeaderError, Value: []byte(r.reason + ": something is wrong")})
-		if r.topic != "" {
-			headers = append(headers,
-				kafka.Header{Key: ingest.HeaderTopic, Value: []byte(r.topic)},
-				kafka.Header{Key: ingest.HeaderPartition, Value: []byte(strconv.Itoa(r.partition))},
-				kafka.Header{Key: ingest.HeaderOffset, Value: []byte(strconv.FormatInt(r.offset, 10))})
-		}
-		p := r.dlqPartition
-		w := &kafka.Writer{Addr: kafka.TCP(k.Addr()), Topic: schemas.DLQTopic, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond,
-			Balancer: kafka.BalancerFunc(func(kafka.Message, ...int) int { return p })}
-		if err := w.WriteMessages(context.Background(), kafka.Message{Key: []byte(r.key), Value: []byte(r.value), Headers: headers}); err != nil {
-			t.Fatal(err)
-		}
-		w.Close()
+		writeReject(t, k.Addr(), r)
 	}
 	c, err := dlq.New(dlq.Config{Brokers: []string{k.Addr()}, Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c, k.Addr()
+}
+
+// writeReject writes r to the DLQ as ingest would, with extra headers
+// last.
+func writeReject(t *testing.T, addr string, r reject, extra ...kafka.Header) {
+	t.Helper()
+	headers := append([]kafka.Header(nil), originalHeaders...)
+	headers = append(headers,
+		kafka.Header{Key: ingest.HeaderReason, Value: []byte(r.reason)},
+		kafka.Header{Key: ingest.HeaderField, Value: []byte(r.field)},
+		kafka.Header{Key: ingest.HeaderError, Value: []byte(r.reason + ": something is wrong")})
+	if r.topic != "" {
+		headers = append(headers,
+			kafka.Header{Key: ingest.HeaderTopic, Value: []byte(r.topic)},
+			kafka.Header{Key: ingest.HeaderPartition, Value: []byte(strconv.Itoa(r.partition))},
+			kafka.Header{Key: ingest.HeaderOffset, Value: []byte(strconv.FormatInt(r.offset, 10))})
+	}
+	headers = append(headers, extra...)
+	p := r.dlqPartition
+	w := &kafka.Writer{Addr: kafka.TCP(addr), Topic: schemas.DLQTopic, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond,
+		Balancer: kafka.BalancerFunc(func(kafka.Message, ...int) int { return p })}
+	defer w.Close()
+	if err := w.WriteMessages(context.Background(), kafka.Message{Key: []byte(r.key), Value: []byte(r.value), Headers: headers}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func ctx(t *testing.T) context.Context {
@@ -356,4 +364,33 @@ func indexIn(r reject) int {
 		}
 	}
 	return -1
+}
+
+// TestReplayRefusesDroppedCopy: a copy that ingest wrote without its value
+// (too large for the DLQ) decodes with Dropped set, and replaying it fails
+// with an error that points to the original, sending nothing, rather than
+// sending an empty record in its place.
+func TestReplayRefusesDroppedCopy(t *testing.T) {
+	c, addr := setup(t)
+	marriage := schemas.Topic(schemas.Marriage)
+	writeReject(t, addr, reject{1, idA, "", schemas.ReasonNotJSON, "", marriage, 0, 12},
+		kafka.Header{Key: ingest.HeaderDropped, Value: []byte("value")})
+	id := dlq.ID{Partition: 1, Offset: 1}
+
+	r, err := c.Record(ctx(t), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Dropped != "value" || r.Topic != marriage || r.Offset != 12 || len(r.Headers) != len(originalHeaders) {
+		t.Errorf("record %+v; want Dropped \"value\", the origin, and only the original headers", r)
+	}
+
+	_, err = c.Replay(ctx(t), dlq.Selection{IDs: []dlq.ID{{Partition: 0, Offset: 0}, id}}, false)
+	want := "DLQ record 1:1 is a copy without its value (too large for the DLQ); the original is whole in " + marriage + " partition 0 at offset 12"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("replay error %v, want it to say %q", err, want)
+	}
+	if got := readTopic(t, addr, marriage); len(got) != 0 {
+		t.Errorf("a refused replay sent %d records to %s", len(got), marriage)
+	}
 }

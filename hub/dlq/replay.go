@@ -62,8 +62,10 @@ type ledgerEntry struct {
 // the ledger. With dryRun it only reports what it would send.
 //
 // It checks everything before sending anything: an ID the DLQ does not
-// hold (ErrUnknownRecord) or a record without a source topic in
-// pophub-topic fails the whole replay. On a failed write it records in the
+// hold (ErrUnknownRecord), a record without a source topic in
+// pophub-topic, or a copy that lacks parts of the original (Dropped: it
+// was too large for the DLQ, and sending it would apply a truncated
+// record) fails the whole replay. On a failed write it records in the
 // ledger the records the broker did acknowledge and returns the error;
 // calling Replay again sends the rest.
 func (c *Client) Replay(ctx context.Context, sel Selection, dryRun bool) (ReplayResult, error) {
@@ -101,6 +103,9 @@ func (c *Client) Replay(ctx context.Context, sel Selection, dryRun bool) (Replay
 			bad = append(bad, fmt.Sprintf("DLQ record %s has no %s header, so its original topic is unknown", r.ID, "pophub-topic"))
 		case r.Source() == "":
 			bad = append(bad, fmt.Sprintf("DLQ record %s names topic %q, which is not a source topic", r.ID, r.Topic))
+		case r.Dropped != "":
+			bad = append(bad, fmt.Sprintf("DLQ record %s is a copy without its %s (too large for the DLQ); the original is whole in %s partition %d at offset %d",
+				r.ID, r.Dropped, r.Topic, r.Partition, r.Offset))
 		}
 	}
 	if len(bad) > 0 {

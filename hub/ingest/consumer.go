@@ -13,7 +13,9 @@
 //
 // Telemetry: counters pophub_events_consumed_total{source},
 // pophub_events_applied_total{source}, pophub_events_duplicate_total{source}
-// and pophub_events_rejected_total{reason,source}; histograms
+// and pophub_events_rejected_total{reason,source};
+// pophub_dlq_dropped_total{source,dropped} counts rejects too large for the
+// DLQ, copied there without their value (see HeaderDropped); histograms
 // pophub_apply_duration_seconds and pophub_ingest_batch_size; the gauge
 // pophub_consumer_lag{topic,partition}, which kafka-go's group reader does
 // not expose: every five seconds the consumer asks the broker for each
@@ -215,6 +217,8 @@ type metrics struct {
 	// its attribute sets, built once.
 	storeDuration        metric.Float64Histogram
 	storeOK, storeFailed metric.RecordOption
+	// dlqDropped counts rejects whose DLQ copy was too large for Kafka.
+	dlqDropped metric.Int64Counter
 }
 
 // New creates a consumer that applies to store.
@@ -265,6 +269,7 @@ func New(cfg Config, store Applier) (*Consumer, error) {
 		Balancer:               &kafka.Murmur2Balancer{},
 		RequiredAcks:           kafka.RequireAll,
 		BatchTimeout:           5 * time.Millisecond,
+		BatchBytes:             dlqMaxBytes,
 		AllowAutoTopicCreation: false,
 	}
 	m := cfg.Meter
@@ -277,6 +282,9 @@ func New(cfg Config, store Applier) (*Consumer, error) {
 	c.metrics.duplicates, err = m.Int64Counter("pophub.events.duplicate", metric.WithUnit("{event}"), metric.WithDescription("Events whose (source, id) was applied before."))
 	errs = append(errs, err)
 	c.metrics.rejected, err = m.Int64Counter("pophub.events.rejected", metric.WithUnit("{event}"), metric.WithDescription("Records copied to the DLQ, by reason and source."))
+	errs = append(errs, err)
+	c.metrics.dlqDropped, err = m.Int64Counter("pophub.dlq.dropped", metric.WithUnit("{event}"),
+		metric.WithDescription("Rejects too large for the DLQ, copied without the parts named by dropped (\"record\": not copied); the originals stay in their source topics."))
 	errs = append(errs, err)
 	c.metrics.applyDuration, err = m.Float64Histogram("pophub.apply.duration", metric.WithUnit("s"), metric.WithDescription("Time to apply one batch to the store."))
 	errs = append(errs, err)
@@ -545,7 +553,7 @@ func decodeChunk(batch []kafka.Message) decoded {
 	for _, m := range batch {
 		st := d.tally.of(schemas.SourceOfTopic(m.Topic))
 		st.consumed++
-		ev, err := schemas.Decode(schemas.Input{Topic: m.Topic, Key: m.Key, Value: m.Value, Now: now})
+		ev, err := schemas.Decode(schemas.Input{Topic: m.Topic, Key: m.Key, Value: m.Value, Now: now, FromKafka: true})
 		if err != nil {
 			re, ok := errors.AsType[*schemas.RejectError](err)
 			if !ok {
@@ -641,9 +649,7 @@ func (c *Consumer) apply(ctx context.Context, d decoded) (res hub.ApplyResult, e
 	defer func() { endEventSpans(events, err) }()
 
 	if len(rejects) > 0 {
-		if err := retry(ctx, c.cfg.Logger, "writing rejects to the DLQ", func() error {
-			return c.dlq.WriteMessages(ctx, rejects...)
-		}); err != nil {
+		if err := c.writeRejects(ctx, rejects); err != nil {
 			return hub.ApplyResult{}, err
 		}
 	}
@@ -819,6 +825,12 @@ const (
 	HeaderTopic     = "pophub-topic"
 	HeaderPartition = "pophub-partition"
 	HeaderOffset    = "pophub-offset"
+	// HeaderDropped marks a copy too large for the DLQ and names what it
+	// lacks: "value", or "key,value,headers" (the original record's key
+	// and headers too). The original is whole at pophub-topic,
+	// pophub-partition and pophub-offset; the DLQ tools refuse to replay
+	// such a copy.
+	HeaderDropped = "pophub-dropped"
 )
 
 // dlqRecord copies a rejected record with headers naming why and whence.
@@ -862,6 +874,9 @@ func retry(ctx context.Context, log *slog.Logger, what string, op func() error) 
 func (c *Consumer) Close() error {
 	c.closeOnce.Do(func() {
 		c.closeErr = errors.Join(c.reader.Close(), c.dlq.Close())
+		// The writer leaves a transport given to it open.
+		CloseTransport(c.dlq.Transport)
+		c.lag.close()
 	})
 	return c.closeErr
 }

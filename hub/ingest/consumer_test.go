@@ -3,15 +3,18 @@ package ingest
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
 
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/hub/embedded"
 	"github.com/pophub/pophub/hub/storetest"
+	"github.com/pophub/pophub/hub/tlsconf"
 	"github.com/pophub/pophub/schemas"
 )
 
@@ -271,6 +274,77 @@ func totalLag(t testing.TB, c *Consumer) int64 {
 		for _, v := range parts {
 			n += v
 		}
+	}
+	return n
+}
+
+// TestLagUpdatesReuseOneTransport: with TLS (or SASL) the lag poller has
+// a transport of its own. Built anew for every update (every five seconds)
+// and never closed, each kept a goroutine and connections for ever; now the
+// updates share one, and closing the tracker releases it.
+func TestLagUpdatesReuseOneTransport(t *testing.T) {
+	files, err := tlsconf.EnsureDev(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := tlsconf.Server(files.Cert, files.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, err := tlsconf.Client(files.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := embedded.StartKafka(context.Background(), embedded.KafkaConfig{Partitions: 2, TLS: srv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { k.Close() })
+	cfg := Config{Brokers: []string{k.Addr()}, TLS: cli}
+	cfg.setDefaults()
+	lt, err := newLagTracker(cfg, metricnoop.NewMeterProvider().Meter(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	update := func(n int) {
+		t.Helper()
+		for range n {
+			if err := lt.update(ctx); err != nil {
+				t.Fatalf("measuring lag over TLS: %v", err)
+			}
+		}
+	}
+	// The transport's pool grows to a connection per request in flight
+	// at once (about 20 here) and stays there. Other tests' goroutines
+	// wind down meanwhile, so the bounds leave room for noise; a
+	// transport per update added about 30 goroutines per update.
+	update(10)
+	before := settledGoroutines()
+	const updates = 40
+	update(updates)
+	after := settledGoroutines()
+	t.Logf("%d goroutines before %d lag updates, %d after", before, updates, after)
+	if after-before > 20 {
+		t.Errorf("%d goroutines before %d lag updates, %d after: a transport per update leaks", before, updates, after)
+	}
+	lt.close()
+	if closed := settledGoroutines(); closed > after-20 {
+		t.Errorf("%d goroutines after closing the tracker, %d while it was open: close did not release its transport", closed, after)
+	}
+}
+
+// settledGoroutines counts goroutines once the count stops changing
+// (connections and their goroutines wind down asynchronously).
+func settledGoroutines() int {
+	n := runtime.NumGoroutine()
+	for range 20 {
+		time.Sleep(100 * time.Millisecond)
+		m := runtime.NumGoroutine()
+		if m == n {
+			return n
+		}
+		n = m
 	}
 	return n
 }

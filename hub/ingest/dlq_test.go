@@ -229,3 +229,157 @@ func grepLines(s, substr string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestDecodeChunkChecksTheKey: a record whose key is not its subject is
+// rejected as key_mismatch, also a record without a key, which kafka-go
+// gives as a nil key (and which schemas.Decode alone reads as "no key to
+// check", for HTTP and file input).
+func TestDecodeChunkChecksTheKey(t *testing.T) {
+	value := []byte(cloudEvent("m-1", "marriage", "marriage.registered", idA, `{"spouse_id":"`+idB+`"}`))
+	tests := []struct {
+		name   string
+		key    []byte
+		reason string // "" when accepted
+	}{
+		{"keyed by the subject", []byte(idA), ""},
+		{"without a key", nil, schemas.ReasonKeyMismatch},
+		{"empty key", []byte{}, schemas.ReasonKeyMismatch},
+		{"keyed by another person", []byte(idB), schemas.ReasonKeyMismatch},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := decodeChunk([]kafka.Message{{Topic: schemas.Topic(schemas.Marriage), Key: tc.key, Value: value}})
+			if tc.reason == "" {
+				if len(d.inputs) != 1 || len(d.rejects) != 0 {
+					t.Fatalf("%d inputs, %d rejects; want the record applied", len(d.inputs), len(d.rejects))
+				}
+				return
+			}
+			if len(d.inputs) != 0 || len(d.rejects) != 1 {
+				t.Fatalf("%d inputs, %d rejects; want the record rejected", len(d.inputs), len(d.rejects))
+			}
+			if got := header(d.rejects[0], HeaderReason); got != tc.reason {
+				t.Errorf("reject reason %q, want %q", got, tc.reason)
+			}
+		})
+	}
+}
+
+// TestOversizedRejectGoesOn: a reject whose DLQ copy Kafka can never take,
+// too large for the DLQ writer or for the DLQ topic's max.message.bytes,
+// used to fail for ever and stop ingest. Now the copy goes to the DLQ
+// without its value, marked with HeaderDropped and counted, other rejects
+// of the batch are copied whole, and the event after it is applied.
+func TestOversizedRejectGoesOn(t *testing.T) {
+	tests := []struct {
+		name string
+		// dlqMax, when not 0, is set as the DLQ topic's max.message.bytes.
+		dlqMax int
+		// big is the size of the oversized, not-JSON record's value.
+		big int
+	}{
+		{"over the writer's batch bytes", 0, 1<<20 - 100},
+		{"over the DLQ topic's max.message.bytes", 64 << 10, 100 << 10},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			k := broker(t)
+			if tc.dlqMax > 0 {
+				setTopicConfig(t, k.Addr(), schemas.DLQTopic, "max.message.bytes", strconv.Itoa(tc.dlqMax))
+			}
+			topic := schemas.Topic(schemas.Marriage)
+			records := []kafka.Message{
+				{Topic: topic, Key: []byte(idA), Value: []byte("small, not JSON")},
+				{Topic: topic, Key: []byte(idA), Value: []byte(strings.Repeat("x", tc.big)), Headers: []kafka.Header{{Key: "origin", Value: []byte("test")}}},
+				{Topic: topic, Key: []byte(idA), Value: []byte(cloudEvent("m-1", "marriage", "marriage.registered", idA, `{"spouse_id":"`+idB+`"}`))},
+			}
+			w := &kafka.Writer{Addr: kafka.TCP(k.Addr()), Balancer: toPartition0, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond, BatchBytes: 4 << 20}
+			for _, m := range records { // one by one: the broker takes each alone
+				if err := w.WriteMessages(context.Background(), m); err != nil {
+					t.Fatal(err)
+				}
+			}
+			w.Close()
+
+			tel, err := telemetry.Setup(context.Background(), telemetry.Config{ServiceName: "test"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { tel.Shutdown(context.Background()) })
+			a := &recordingApplier{}
+			c, err := New(Config{Brokers: []string{k.Addr()}, GroupID: "big", Meter: tel.Meter("test")}, a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stop := run(t, c)
+			waitUntil(t, "the records committed", func() bool { return c.Counts().Consumed == int64(len(records)) })
+			stop()
+			if a.ids["m-1"] != 1 {
+				t.Errorf("the event after the oversized reject was applied %d times, want 1", a.ids["m-1"])
+			}
+			if got := c.Counts().Rejected[schemas.ReasonNotJSON]; got != 2 {
+				t.Errorf("rejected not_json = %d, want 2", got)
+			}
+
+			got := map[string]kafka.Message{} // by original offset
+			for _, m := range readTopic(t, k.Addr(), schemas.DLQTopic, 2) {
+				got[header(m, HeaderOffset)] = m
+			}
+			small, large := got["0"], got["1"]
+			if string(small.Value) != "small, not JSON" || header(small, HeaderDropped) != "" {
+				t.Errorf("small reject copied as value %q, %s %q; want it whole", small.Value, HeaderDropped, header(small, HeaderDropped))
+			}
+			want := map[string]string{HeaderDropped: "value", HeaderReason: schemas.ReasonNotJSON, HeaderTopic: topic, HeaderPartition: "0", HeaderOffset: "1", "origin": "test"}
+			for key, v := range want {
+				if got := header(large, key); got != v {
+					t.Errorf("oversized reject's copy: header %s = %q, want %q", key, got, v)
+				}
+			}
+			if string(large.Key) != idA || len(large.Value) != 0 {
+				t.Errorf("oversized reject's copy: key %q, %d bytes of value; want the key and no value", large.Key, len(large.Value))
+			}
+
+			rec := httptest.NewRecorder()
+			tel.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+			body, _ := io.ReadAll(rec.Result().Body)
+			if line := `pophub_dlq_dropped_total{dropped="value",source="marriage"} 1`; !strings.Contains(string(body), line) {
+				t.Errorf("/metrics lacks %s:\n%s", line, grepLines(string(body), "pophub_dlq"))
+			}
+		})
+	}
+}
+
+// setTopicConfig sets one configuration entry of topic.
+func setTopicConfig(t testing.TB, addr, topic, name, value string) {
+	t.Helper()
+	cl := &kafka.Client{Addr: kafka.TCP(addr), Timeout: 10 * time.Second}
+	resp, err := cl.AlterConfigs(context.Background(), &kafka.AlterConfigsRequest{Resources: []kafka.AlterConfigRequestResource{{
+		ResourceType: kafka.ResourceTypeTopic, ResourceName: topic,
+		Configs: []kafka.AlterConfigRequestConfig{{Name: name, Value: value}},
+	}}})
+	if err == nil {
+		err = resp.Errors[kafka.AlterConfigsResponseResource{Type: int8(kafka.ResourceTypeTopic), Name: topic}]
+	}
+	if err != nil {
+		t.Fatalf("setting %s of %s: %v", name, topic, err)
+	}
+}
+
+// readTopic reads the first n records of topic, from all partitions.
+func readTopic(t testing.TB, addr, topic string, n int) []kafka.Message {
+	t.Helper()
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{addr}, GroupID: "read-" + topic, Topic: topic,
+		StartOffset: kafka.FirstOffset, MaxWait: 50 * time.Millisecond})
+	defer r.Close()
+	var out []kafka.Message
+	for len(out) < n {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		m, err := r.ReadMessage(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("reading %s after %d records: %v", topic, len(out), err)
+		}
+		out = append(out, m)
+	}
+	return out
+}

@@ -17,18 +17,33 @@ import (
 	"github.com/pophub/pophub/schemas"
 )
 
-func client(brokers []string, m sasl.Mechanism, tc *tls.Config) *kafka.Client {
-	return &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: Transport(m, tc)}
+// client is a kafka-go client of brokers over rt (nil: kafka-go's default
+// transport).
+func client(brokers []string, rt kafka.RoundTripper) *kafka.Client {
+	return &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: rt}
 }
 
 // Transport is the kafka-go transport for writers and clients that
 // authenticate with m and speak TLS with tc; with both nil it is nil,
 // kafka-go's default transport.
+//
+// A transport of its own keeps a metadata goroutine and pooled connections
+// per broker set until closed with CloseTransport; build one per long-lived
+// writer or client, not one per request.
 func Transport(m sasl.Mechanism, tc *tls.Config) kafka.RoundTripper {
 	if m == nil && tc == nil {
 		return nil
 	}
 	return &kafka.Transport{SASL: m, TLS: tc, DialTimeout: 10 * time.Second}
+}
+
+// CloseTransport closes the connections and stops the goroutines of a
+// transport from Transport; nil (the shared default) is left alone. The
+// transport stays usable: a later request connects again.
+func CloseTransport(rt kafka.RoundTripper) {
+	if t, ok := rt.(*kafka.Transport); ok && t != nil {
+		t.CloseIdleConnections()
+	}
 }
 
 // dialer is the kafka-go dialer for readers that authenticate with m and
@@ -51,7 +66,9 @@ func EnsureTopics(ctx context.Context, brokers []string, partitions int, m sasl.
 	for _, t := range append(schemas.Topics(), schemas.DLQTopic) {
 		configs = append(configs, kafka.TopicConfig{Topic: t, NumPartitions: partitions, ReplicationFactor: -1})
 	}
-	resp, err := client(brokers, m, tc).CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: configs})
+	rt := Transport(m, tc)
+	defer CloseTransport(rt)
+	resp, err := client(brokers, rt).CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: configs})
 	if err != nil {
 		return fmt.Errorf("creating topics: %w", err)
 	}
@@ -84,12 +101,16 @@ func Ping(ctx context.Context, brokers []string) error {
 // pophub_consumer_lag gauge.
 type lagTracker struct {
 	cfg Config
-	mu  sync.Mutex
-	lag map[string]map[int]int64
+	// client is built once and reused by every update: with TLS or SASL
+	// it has a transport of its own, and one per update leaked its
+	// goroutines and connections every five seconds.
+	client *kafka.Client
+	mu     sync.Mutex
+	lag    map[string]map[int]int64
 }
 
 func newLagTracker(cfg Config, m metric.Meter) (*lagTracker, error) {
-	t := &lagTracker{cfg: cfg, lag: map[string]map[int]int64{}}
+	t := &lagTracker{cfg: cfg, client: client(cfg.Brokers, Transport(cfg.SASL, cfg.TLS)), lag: map[string]map[int]int64{}}
 	_, err := m.Int64ObservableGauge("pophub.consumer.lag", metric.WithUnit("{event}"),
 		metric.WithDescription("Records in a source partition not yet committed by the hub's consumer group."),
 		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
@@ -108,7 +129,10 @@ func newLagTracker(cfg Config, m metric.Meter) (*lagTracker, error) {
 	return t, nil
 }
 
+// run updates the lag every five seconds until ctx ends, then closes the
+// tracker's connections.
 func (t *lagTracker) run(ctx context.Context) {
+	defer t.close()
 	tick := time.NewTicker(5 * time.Second)
 	defer tick.Stop()
 	for {
@@ -137,8 +161,11 @@ func (c *Consumer) Lag() map[string]map[int]int64 {
 	return out
 }
 
+// close closes the tracker's connections; a later update opens new ones.
+func (t *lagTracker) close() { CloseTransport(t.client.Transport) }
+
 func (t *lagTracker) update(ctx context.Context) error {
-	cl := client(t.cfg.Brokers, t.cfg.SASL, t.cfg.TLS)
+	cl := t.client
 	meta, err := cl.Metadata(ctx, &kafka.MetadataRequest{Topics: t.cfg.Topics})
 	if err != nil {
 		return fmt.Errorf("reading metadata: %w", err)

@@ -125,9 +125,13 @@ func TestSealingModeIsChecked(t *testing.T) {
 	sealed := t.TempDir()
 	s := openSealed(t, Config{Dir: sealed, Keys: k, SnapshotEvery: 1 << 30})
 	storetest.ApplyAll(t, s, m.In, 40)
-	s.wal.f.Close() // a crash: the log is all there is
+	crash(s) // the log is all there is
 	clear := t.TempDir()
-	storetest.ApplyAll(t, openSealed(t, Config{Dir: clear}), m.In[:2], 10)
+	c := openSealed(t, Config{Dir: clear})
+	storetest.ApplyAll(t, c, m.In[:2], 10)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
 
 	tests := []struct {
 		name string

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -70,6 +71,7 @@ type Store struct {
 	cfg       Config
 	db        *memdb.MemDB
 	wal       *wal       // nil when in memory
+	lock      *os.File   // holds Dir's lock (lock.go); nil when in memory
 	counters  counterSet // beside go-memdb: see counters.go
 	events    eventSet   // beside go-memdb: see eventset.go
 	mu        sync.Mutex
@@ -165,7 +167,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	start := time.Now()
 	replayed, err := s.recover(ctx)
 	if err != nil {
-		return nil, err
+		return nil, errors.Join(err, unlockDir(s.lock))
 	}
 	cfg.Logger.Info("memdb store recovered", "dir", cfg.Dir, "replayed_batches", replayed, "took", time.Since(start).Round(time.Millisecond))
 	return s, nil
@@ -545,7 +547,7 @@ func (s *Store) Close() error {
 		if s.snapshotDone != nil {
 			<-s.snapshotDone
 		}
-		s.closeErr = errors.Join(err, s.wal.close())
+		s.closeErr = errors.Join(err, s.wal.close(), unlockDir(s.lock))
 	})
 	return s.closeErr
 }

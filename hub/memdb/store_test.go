@@ -36,6 +36,22 @@ func TestConformancePersisted(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) hub.Store { return open(t, t.TempDir()) })
 }
 
+// crash drops s as kill -9 would: without Close and so without a final
+// snapshot (once a background snapshot, if any, is written), its
+// directory lock released as the kernel releases it. Close is a no-op
+// afterwards.
+func crash(s *Store) {
+	s.mu.Lock()
+	done := s.snapshotDone
+	s.mu.Unlock()
+	if done != nil {
+		<-done
+	}
+	s.wal.f.Close()
+	s.lock.Close()
+	s.closeOnce.Do(func() { s.closed = true })
+}
+
 func apply(t testing.TB, s *Store, in []hub.Input, batch int) {
 	t.Helper()
 	for i := 0; i < len(in); i += batch {
@@ -74,15 +90,7 @@ func TestRecovery(t *testing.T) {
 				t.Fatal(err)
 			}
 			before, _ := s.Stats(context.Background())
-			// Simulate a crash: drop the store without Close (no final
-			// snapshot), once a background snapshot, if any, is written.
-			s.mu.Lock()
-			done := s.snapshotDone
-			s.mu.Unlock()
-			if done != nil {
-				<-done
-			}
-			s.wal.f.Close()
+			crash(s)
 
 			r := open(t, dir)
 			storetest.CompareRecords(t, r, want)
@@ -291,6 +299,33 @@ func TestKill9(t *testing.T) {
 	}
 }
 
+// TestDirInUse: a second store on a directory in use is refused, since
+// the two would delete each other's log files and lose applied events;
+// once the first is closed the directory opens again. (TestKill9 shows
+// that a killed holder's lock goes with it.)
+func TestDirInUse(t *testing.T) {
+	dir := t.TempDir()
+	first := open(t, dir)
+	apply(t, first, storetest.Population(t, 5, 3), 10)
+
+	second, err := Open(context.Background(), Config{Dir: dir})
+	if err == nil {
+		second.Close()
+		t.Fatal("a second store opened a directory in use")
+	}
+	if want := "data directory " + dir + " is in use by another pophub process"; !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q, want it to say %q", err, want)
+	}
+
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again := open(t, dir)
+	if st, _ := again.Stats(context.Background()); st.Changes == 0 {
+		t.Error("the reopened store lost the first one's changes")
+	}
+}
+
 // childApply runs in the child: applies the population batch by batch,
 // printing "acked N" after the Nth batch was acknowledged, slowly enough
 // for the parent to kill it mid-run.
@@ -333,7 +368,7 @@ func TestReplayDoesNotRevalidate(t *testing.T) {
 	if _, err := s.Apply(context.Background(), append(in, late)); err != nil {
 		t.Fatal(err)
 	}
-	s.wal.f.Close() // crash: no final snapshot
+	crash(s)
 	r := open(t, dir)
 	st, _ := r.Stats(context.Background())
 	if st.Changes != int64(len(in)+1) {

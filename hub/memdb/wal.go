@@ -214,6 +214,10 @@ func (s *Store) recover(ctx context.Context) (int, error) {
 	if err := os.MkdirAll(s.cfg.Dir, 0o700); err != nil {
 		return 0, fmt.Errorf("creating store directory: %w", err)
 	}
+	var err error
+	if s.lock, err = lockDir(s.cfg.Dir); err != nil {
+		return 0, err
+	}
 	if err := s.checkSealing(); err != nil {
 		return 0, err
 	}

@@ -118,11 +118,16 @@ func checkSealing(ctx context.Context, pool *pgxpool.Pool, k *sealing.Keyring) e
 	if k != nil {
 		want = k.Check()
 	}
+	// Two statements, not one: when another instance inserts the row
+	// first, the INSERT waits for it to commit and does nothing, but a
+	// SELECT in the same statement reads the snapshot taken before that
+	// commit and finds no row. A new statement takes a new snapshot.
+	if _, err := pool.Exec(ctx, `INSERT INTO hub_meta (name, value) VALUES ('sealed', $1)
+		ON CONFLICT (name) DO NOTHING`, want); err != nil {
+		return fmt.Errorf("recording sealing mode: %w", err)
+	}
 	var got string
-	err := pool.QueryRow(ctx, `WITH ins AS (INSERT INTO hub_meta (name, value) VALUES ('sealed', $1)
-		ON CONFLICT (name) DO NOTHING RETURNING value)
-		SELECT value FROM ins UNION ALL SELECT value FROM hub_meta WHERE name = 'sealed'`, want).Scan(&got)
-	if err != nil {
+	if err := pool.QueryRow(ctx, `SELECT value FROM hub_meta WHERE name = 'sealed'`).Scan(&got); err != nil {
 		return fmt.Errorf("reading sealing mode: %w", err)
 	}
 	switch {

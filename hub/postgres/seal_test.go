@@ -207,6 +207,35 @@ func TestSealingModeIsChecked(t *testing.T) {
 	}
 }
 
+// TestSealingModeRecordedConcurrently: instances opening a fresh schema
+// together all record or read its sealing mode. Done in one statement,
+// an INSERT that met another instance's row read a snapshot without it and
+// failed "no rows in result set".
+func TestSealingModeRecordedConcurrently(t *testing.T) {
+	ctx := context.Background()
+	s := openTestStore(t, testenv.Schema(t))
+	const rounds, instances = 20, 8
+	for round := range rounds {
+		if _, err := s.pool.Exec(ctx, `DELETE FROM hub_meta WHERE name = 'sealed'`); err != nil {
+			t.Fatal(err)
+		}
+		start := make(chan struct{})
+		errs := make(chan error, instances)
+		for range instances {
+			go func() {
+				<-start
+				errs <- checkSealing(ctx, s.pool, nil)
+			}()
+		}
+		close(start)
+		for range instances {
+			if err := <-errs; err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+	}
+}
+
 // TestResealWhileApplying re-seals while batches touching the same persons
 // are applied: neither loses the other's writes, and nothing is left on
 // the old key.
