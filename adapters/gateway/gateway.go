@@ -12,8 +12,11 @@
 //
 // Each department authenticates with its own bearer token. Tokens are
 // configured by their SHA-256 (never in clear) with the one source they may
-// publish; an event of another source is refused (403). Errors are RFC 9457
-// problem details typed urn:pophub:problem:<slug>, as the rest of the API.
+// publish; an event of another source is refused (403). Under the hub's
+// access policy the hub checks the credentials in front of the handler
+// instead (with X-Purpose, rate limit and audit, as on every /v1 route) and
+// Config.Caller names the source. Errors are RFC 9457 problem details typed
+// urn:pophub:problem:<slug>, as the rest of the API.
 //
 // The tokens file (LoadTokens):
 //
@@ -69,10 +72,15 @@ type Token struct {
 	SHA256 string         `yaml:"sha256"`
 }
 
-// Config configures a Handler. Sender and Tokens are required.
+// Config configures a Handler. Sender is required, and Tokens or Caller.
 type Config struct {
 	Sender Sender
 	Tokens []Token
+	// Caller, when set, replaces Tokens: it returns the source the
+	// request's caller may publish, from credentials already checked in
+	// front of the handler (the hub's access policy), or false to refuse
+	// the request (401).
+	Caller func(r *http.Request) (schemas.Source, bool)
 	// MaxBody bounds a request body (default 16 MiB); MaxBatch the events
 	// of one batch (default 1,000).
 	MaxBody  int64
@@ -105,8 +113,8 @@ func (c Config) Validate() error {
 	if c.Sender == nil {
 		return errors.New("gateway: a Sender is required")
 	}
-	if len(c.Tokens) == 0 {
-		return errors.New("gateway: at least one department token is required")
+	if len(c.Tokens) == 0 && c.Caller == nil {
+		return errors.New("gateway: at least one department token (or a Caller) is required")
 	}
 	for i, t := range c.Tokens {
 		if !t.Source.Valid() {
@@ -330,8 +338,11 @@ func (h *Handler) check(source schemas.Source, i int, raw []byte, now time.Time)
 }
 
 // authenticate finds the source of the request's bearer token, comparing
-// its hash with every configured one in constant time.
+// its hash with every configured one in constant time; or asks the Caller.
 func (h *Handler) authenticate(r *http.Request) (schemas.Source, bool) {
+	if h.cfg.Caller != nil {
+		return h.cfg.Caller(r)
+	}
 	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || tok == "" {
 		return "", false

@@ -205,3 +205,50 @@ func writeFile(t *testing.T, path, s string) {
 		t.Fatal(err)
 	}
 }
+
+// recordingSender keeps what it was asked to publish.
+type recordingSender struct{ got []schemas.Event }
+
+func (s *recordingSender) Publish(_ context.Context, evs ...schemas.Event) ([]publisher.Result, error) {
+	s.got = append(s.got, evs...)
+	return make([]publisher.Result, len(evs)), nil
+}
+
+// TestCaller: with a Caller (the hub's policy checked the credentials in
+// front), no token list is needed; the Caller's source decides what may be
+// published and its refusal answers 401.
+func TestCaller(t *testing.T) {
+	ev := housingEvents(t, 1)
+	body := encodeAll(t, ev)[0]
+	tests := []struct {
+		name   string
+		source schemas.Source
+		known  bool
+		want   int
+	}{
+		{"its own source", schemas.Housing, true, http.StatusAccepted},
+		{"another source", schemas.Tax, true, http.StatusForbidden},
+		{"nobody", "", false, http.StatusUnauthorized},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			sender := &recordingSender{}
+			h, err := New(Config{Sender: sender, Caller: func(*http.Request) (schemas.Source, bool) { return tc.source, tc.known }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := httptest.NewServer(h)
+			defer srv.Close()
+			code, p := post(t, srv.URL+"/v1/events", "", ContentTypeEvent, body)
+			if code != tc.want {
+				t.Fatalf("HTTP %d, want %d: %+v", code, tc.want, p)
+			}
+			if sent := len(sender.got); (code == http.StatusAccepted) != (sent == 1) {
+				t.Errorf("%d events sent with HTTP %d", sent, code)
+			}
+		})
+	}
+	if _, err := New(Config{Sender: &recordingSender{}}); err == nil {
+		t.Error("a gateway without tokens or a Caller was built")
+	}
+}

@@ -92,9 +92,13 @@ type Config struct {
 	// regions import`, laid over the built-in region table; default
 	// DataDir/regions.tsv.gz when that exists.
 	RegionsFile string
+	// HTTPReadTimeout bounds the reading of a whole HTTP request, body
+	// included (api.Config.ReadTimeout); default 1 minute.
+	HTTPReadTimeout time.Duration
 	// GatewayTokens is a tokens file (adapters/gateway); when set, the hub
 	// takes events over HTTP at POST /v1/events for the departments it
-	// names.
+	// names. With PolicyFile the gateway is on for the policy's departments
+	// instead, and GatewayTokens is refused.
 	GatewayTokens string
 	// PoliciesDir holds eligibility policies (the ops/policies layout) to
 	// use instead of the built-in ones.
@@ -187,6 +191,9 @@ func (c *Config) Validate() error {
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("--tls-cert and --tls-key go together"))
+	}
+	if c.GatewayTokens != "" && c.PolicyFile != "" {
+		errs = append(errs, errors.New("--gateway-tokens and --policy: under a policy the gateway's departments are the policy's identities (token_sha256); drop --gateway-tokens"))
 	}
 	if c.TLSClientCA != "" && c.TLSCert == "" && !c.TLS {
 		errs = append(errs, errors.New("--tls-client-ca needs an HTTPS API: --tls, or --tls-cert and --tls-key"))
@@ -387,28 +394,7 @@ func (m *Main) Start(ctx context.Context) (err error) {
 	}
 
 	mount := map[string]http.Handler{}
-	if m.Config.GatewayTokens != "" || m.Access != nil {
-		var toks []gateway.Token
-		if m.Config.GatewayTokens != "" {
-			if toks, err = gateway.LoadTokens(m.Config.GatewayTokens); err != nil {
-				return fmt.Errorf("--gateway-tokens: %w", err)
-			}
-		}
-		if m.Access != nil {
-			for _, t := range m.Access.GatewayTokens() {
-				toks = append(toks, gateway.Token{Source: t.Source, SHA256: t.SHA256})
-			}
-		}
-		if m.gatewayPub, err = publisher.New(publisher.Config{Brokers: m.brokers, SASL: m.kafkaSASL, TLS: m.clientTLS, Logger: log,
-			TracerProvider: m.tel.TracerProvider, Propagator: m.tel.Propagator}); err != nil {
-			return fmt.Errorf("creating the gateway's publisher: %w", err)
-		}
-		gw, err := gateway.New(gateway.Config{Sender: m.gatewayPub, Tokens: toks, Propagator: m.tel.Propagator, Logger: log})
-		if err != nil {
-			return err
-		}
-		mount[gateway.Route] = gw
-	}
+	guarded := map[string]http.Handler{}
 	var authorizer api.Authorizer
 	if m.Access != nil {
 		if err := m.openAudit(ctx); err != nil {
@@ -418,6 +404,27 @@ func (m *Main) Start(ctx context.Context) (err error) {
 			return fmt.Errorf("--policy: %w", err)
 		}
 	}
+	if m.Config.GatewayTokens != "" || m.Access != nil {
+		gwCfg := gateway.Config{Propagator: m.tel.Propagator, Logger: log}
+		if m.Access != nil {
+			// The policy's departments: the authorizer checks their
+			// token, X-Purpose and rate limit and audits every request,
+			// as on the other /v1 routes.
+			gwCfg.Caller = m.gatewayCaller
+		} else if gwCfg.Tokens, err = gateway.LoadTokens(m.Config.GatewayTokens); err != nil {
+			return fmt.Errorf("--gateway-tokens: %w", err)
+		}
+		if m.gatewayPub, err = publisher.New(publisher.Config{Brokers: m.brokers, SASL: m.kafkaSASL, TLS: m.clientTLS, Logger: log,
+			TracerProvider: m.tel.TracerProvider, Propagator: m.tel.Propagator}); err != nil {
+			return fmt.Errorf("creating the gateway's publisher: %w", err)
+		}
+		gwCfg.Sender = m.gatewayPub
+		gw, err := gateway.New(gwCfg)
+		if err != nil {
+			return err
+		}
+		guarded[gateway.Route] = gw // served as a plain mount without a policy
+	}
 	adminCfg := m.adminConfig(js)
 	adminCfg.Authorizer = authorizer // with a policy, administrators only
 	for pattern, h := range api.AdminHandlers(adminCfg) {
@@ -426,6 +433,7 @@ func (m *Main) Start(ctx context.Context) (err error) {
 	server := api.New(api.Config{
 		Authorizer: authorizer,
 		Mount:      mount,
+		Guarded:    guarded,
 		Store:      m.Store,
 		Lister:     m.Store,
 		StreamSequence: func(ctx context.Context) (uint64, error) {
@@ -447,6 +455,10 @@ func (m *Main) Start(ctx context.Context) (err error) {
 		Meter:      meter,
 		Tracer:     tracer,
 		Propagator: m.tel.Propagator,
+		// Shutdown waits 5 s for requests in flight; a request's body
+		// must arrive within ReadTimeout.
+		ShutdownTimeout: 5 * time.Second,
+		ReadTimeout:     m.Config.HTTPReadTimeout,
 		Ready: []api.Check{
 			{Name: "store", Probe: m.Store.Ping},
 			{Name: "nats", Probe: func(context.Context) error {
@@ -466,25 +478,17 @@ func (m *Main) Start(ctx context.Context) (err error) {
 	m.cancel = cancel
 	g, gctx := errgroup.WithContext(runCtx)
 	m.group = g
-	httpServer := &http.Server{Handler: server.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	serve := func() error { return httpServer.Serve(m.ln) }
+	ln := m.ln
 	if m.httpTLS != nil {
-		httpServer.TLSConfig = m.httpTLS
-		// The certificate is in TLSConfig; ServeTLS adds HTTP/2.
-		serve = func() error { return httpServer.ServeTLS(m.ln, "", "") }
-	}
-	g.Go(func() error {
-		if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("serving HTTP: %w", err)
+		cfg := m.httpTLS.Clone()
+		if len(cfg.NextProtos) == 0 {
+			cfg.NextProtos = []string{"h2", "http/1.1"} // as ServeTLS offers
 		}
-		return nil
-	})
-	g.Go(func() error {
-		<-gctx.Done()
-		shutdownCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
-		defer done()
-		return httpServer.Shutdown(shutdownCtx)
-	})
+		ln = tls.NewListener(ln, cfg)
+	}
+	// The API's own Run: its timeouts, its shutdown and its ErrorLog,
+	// which masks citizen IDs in net/http's messages.
+	g.Go(func() error { return server.Run(gctx, ln) })
 	g.Go(func() error { return ignoreCanceled(m.Consumer.Run(gctx)) })
 	g.Go(func() error { return ignoreCanceled(m.Relay.Run(gctx)) })
 	if m.Watcher != nil {
@@ -565,6 +569,25 @@ func inboxPrefix(id access.Identity) string {
 		return id.Credentials.NATS.InboxPrefix
 	}
 	return "_INBOX_" + id.Name
+}
+
+// gatewayCaller is the gateway's Caller under a policy: the source of the
+// identity the authorizer let through (api.Config.Guarded), its first
+// publish grant as in Policy.GatewayTokens.
+func (m *Main) gatewayCaller(r *http.Request) (schemas.Source, bool) {
+	g, ok := api.GrantOf(r.Context())
+	if !ok {
+		return "", false
+	}
+	named, ok := g.(interface{ Identity() string })
+	if !ok {
+		return "", false
+	}
+	id, ok := m.Access.Identity(named.Identity())
+	if !ok || len(id.Publish) == 0 {
+		return "", false
+	}
+	return id.Publish[0], true
 }
 
 // loadPolicies loads the eligibility policies from dir, or the built-in

@@ -90,7 +90,10 @@ func (a accessAuditor) Record(ctx context.Context, x access.Access) {
 	for _, s := range x.Sections {
 		e.Sections = append(e.Sections, string(s))
 	}
-	if x.Route == api.RouteEligibility {
+	switch {
+	case x.Detail != "":
+		e.Detail = x.Detail
+	case x.Route == api.RouteEligibility:
 		e.Detail = "eligibility decision"
 	}
 	queued, err := a.log.TryAppend(e)
@@ -105,9 +108,16 @@ func (a accessAuditor) Record(ctx context.Context, x access.Access) {
 	}
 }
 
+// actionPublishEvents records a request to the department gateway. It
+// reads no record, so it names no citizen, and as a processing record it
+// is kept for the longer floor (audit.ClassProcessing).
+const actionPublishEvents audit.Action = "publish_events"
+
 // auditAction names what a route does to personal data.
 func auditAction(route string) audit.Action {
 	switch route {
+	case access.RouteEvents:
+		return actionPublishEvents
 	case api.RoutePerson, api.RouteEligibility:
 		return audit.ActionReadRecord
 	case api.RouteHistory:

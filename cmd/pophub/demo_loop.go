@@ -40,10 +40,14 @@ func demoStatistics(ctx context.Context, out io.Writer, m *Main, creds demoCreds
 	fmt.Fprintf(out, "\nRegistered population of %s by urban/rural class as of %s (GET /v1/stats/urban-rural; page at http://%s/stats?region=%s):\n",
 		rep.Rows[0].Name, rep.AsOf, m.HTTPAddr(), demoRegion)
 	for _, r := range rep.Rows {
-		if r.Total == 0 && len(r.Code) > len(demoRegion) {
+		if r.Total == (statsbureau.Count{}) && len(r.Code) > len(demoRegion) {
 			continue
 		}
-		fmt.Fprintf(out, "  %-6s %-8s urban %6d  rural %6d  total %6d  (%.0f%% urban)\n", r.Code, r.Name, r.Urban, r.Rural, r.Total, 100*r.UrbanShare)
+		share := "" // the demo reads as the statistics bureau: nothing is hidden
+		if r.UrbanShare != nil {
+			share = fmt.Sprintf("  (%.0f%% urban)", 100**r.UrbanShare)
+		}
+		fmt.Fprintf(out, "  %-6s %-8s urban %6s  rural %6s  total %6s%s\n", r.Code, r.Name, r.Urban, r.Rural, r.Total, share)
 	}
 	return nil
 }

@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -21,7 +24,7 @@ func TestGatewayThroughTheHub(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := &Main{Config: Config{Embedded: true, DataDir: dir, KafkaAddr: "127.0.0.1:0", NATSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
-		Partitions: 2, NATSSync: time.Second, GatewayTokens: tokens}, Logger: testLogger(t)}
+		Partitions: 2, NATSSync: time.Second, GatewayTokens: tokens, HTTPReadTimeout: 500 * time.Millisecond}, Logger: testLogger(t)}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := m.Start(ctx); err != nil {
@@ -56,5 +59,22 @@ func TestGatewayThroughTheHub(t *testing.T) {
 	waitCaughtUp(t, m, 1)
 	if _, code := getRecord(t, m, personID(t, 1)); code != 200 {
 		t.Fatalf("the posted registration made no golden record: HTTP %d", code)
+	}
+
+	// A department that trickles its upload does not hold the connection
+	// past the read timeout.
+	conn, err := net.Dial("tcp", m.HTTPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "POST /v1/events HTTP/1.1\r\nHost: hub\r\nAuthorization: Bearer ps-token\r\n"+
+		"Content-Type: "+gateway.ContentTypeEvent+"\r\nContent-Length: 100000\r\n\r\n{\"specversion\""); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var ne net.Error
+	if _, err := io.ReadAll(conn); errors.As(err, &ne) && ne.Timeout() {
+		t.Fatal("a trickled upload held its connection past the read timeout")
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/pophub/pophub/hub/access"
+	"github.com/pophub/pophub/hub/audit"
 	"github.com/pophub/pophub/schemas"
 )
 
@@ -84,6 +85,17 @@ func TestSecurityAtEveryDoor(t *testing.T) {
 	id := personID(t, 1)
 	base := "http://" + m.HTTPAddr()
 	person := base + "/v1/persons/" + string(id)
+	// The person's address: listing it must leave a trace under the person.
+	code, body := call(t, "GET", person, "admin", "operations", nil)
+	var rec struct {
+		Hukou struct {
+			AddressCode string `json:"address_code"`
+		} `json:"hukou"`
+	}
+	if err := json.Unmarshal(body, &rec); code != http.StatusOK || err != nil || rec.Hukou.AddressCode == "" {
+		t.Fatalf("reading the person as admin: HTTP %d, %v: %s", code, err, body)
+	}
+	list := base + "/v1/persons?region=" + rec.Hukou.AddressCode
 
 	t.Run("HTTP", func(t *testing.T) {
 		tests := []struct {
@@ -101,6 +113,10 @@ func TestSecurityAtEveryDoor(t *testing.T) {
 			{"eligibility at a registration desk", "GET", base + "/v1/eligibility/" + string(id) + "?policy=heilongjiang/daqing", "public_security", "settlement application", nil, http.StatusOK},
 			{"gateway: its own source", "POST", base + "/v1/events", "health", "death certification", eventBody(t, msgs, schemas.Health), http.StatusAccepted},
 			{"gateway: another department's source", "POST", base + "/v1/events", "health", "death certification", eventBody(t, msgs, schemas.Tax), http.StatusForbidden},
+			{"gateway: missing purpose", "POST", base + "/v1/events", "health", "", eventBody(t, msgs, schemas.Health), http.StatusBadRequest},
+			{"gateway: no token", "POST", base + "/v1/events", "", "death certification", eventBody(t, msgs, schemas.Health), http.StatusUnauthorized},
+			{"gateway: not a department", "POST", base + "/v1/events", "si-harbin", "benefit termination on death", eventBody(t, msgs, schemas.Health), http.StatusForbidden},
+			{"listing the person's address", "GET", list, "tax", "tax audit", nil, http.StatusOK},
 			{"operator status as a department", "GET", base + "/v1/admin/status", "health", "death certification", nil, http.StatusForbidden},
 			{"operator status without a token", "GET", base + "/v1/admin/status", "", "operations", nil, http.StatusUnauthorized},
 			{"operator status as an administrator", "GET", base + "/v1/admin/status", "admin", "operations", nil, http.StatusOK},
@@ -112,6 +128,78 @@ func TestSecurityAtEveryDoor(t *testing.T) {
 					t.Fatalf("status %d, want %d: %s", code, tc.want, body)
 				}
 			})
+		}
+	})
+
+	t.Run("stats pull", func(t *testing.T) {
+		tests := []struct {
+			name     string
+			identity string
+			args     []string
+			env      string // POPHUB_PURPOSE
+			wantErr  bool
+		}{
+			{"the bureau with the default purpose", "stats-bureau", nil, "", false},
+			{"the bureau naming its purpose", "stats-bureau", []string{"--purpose", "official population statistics"}, "curiosity", false},
+			{"a purpose from the environment", "stats-bureau", nil, "official population statistics", false},
+			{"a purpose the identity lacks", "stats-bureau", []string{"--purpose", "curiosity"}, "", true},
+			{"a purpose from the environment the identity lacks", "stats-bureau", nil, "curiosity", true},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				if tc.env != "" {
+					t.Setenv("POPHUB_PURPOSE", tc.env)
+				}
+				var out bytes.Buffer
+				cmd := statsCommand()
+				cmd.SetOut(&out)
+				cmd.SetErr(&out)
+				cmd.SetArgs(append([]string{"pull", "--hub", base, "--token", access.DemoSecret("token:" + tc.identity),
+					"--region", "23", "--depth", "province"}, tc.args...))
+				err := cmd.Execute()
+				if (err != nil) != tc.wantErr {
+					t.Fatalf("stats pull: %v, want error %v\n%s", err, tc.wantErr, out.String())
+				}
+				if !tc.wantErr && !strings.Contains(out.String(), "23") {
+					t.Errorf("no row for region 23:\n%s", out.String())
+				}
+			})
+		}
+	})
+
+	t.Run("gateway audited", func(t *testing.T) {
+		ctx := context.Background()
+		if err := m.auditLog.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		type access struct {
+			identity, purpose string
+			status            int
+		}
+		got := map[access]bool{}
+		first, last, ok, err := m.auditStore.SeqRange(ctx, time.Time{}, time.Now().Add(time.Minute))
+		if err != nil || !ok {
+			t.Fatalf("audit range: %v (entries: %v)", err, ok)
+		}
+		err = m.auditStore.Scan(ctx, first, last, func(e *audit.Entry) error {
+			if e.Action == actionPublishEvents {
+				got[access{e.Identity, e.Purpose, e.Status}] = true
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []access{
+			{"health", "death certification", http.StatusAccepted},
+			{"health", "death certification", http.StatusForbidden},
+			{"health", "", http.StatusBadRequest},
+			{"(unidentified)", "", http.StatusUnauthorized},
+			{"si-harbin", "benefit termination on death", http.StatusForbidden},
+		} {
+			if !got[want] {
+				t.Errorf("no gateway entry %+v in the audit trail; have %v", want, got)
+			}
 		}
 	})
 
@@ -209,7 +297,7 @@ func TestSecurityAtEveryDoor(t *testing.T) {
 		if err := cmd.Execute(); err != nil {
 			t.Fatalf("audit who-read: %v\n%s", err, out.String())
 		}
-		for _, want := range []string{"health", "death certification", "public_security", "settlement application"} {
+		for _, want := range []string{"health", "death certification", "public_security", "settlement application", "list_persons", "tax audit"} {
 			if !strings.Contains(out.String(), want) {
 				t.Errorf("who-read does not name %q:\n%s", want, out.String())
 			}

@@ -27,7 +27,7 @@ func statsCommand() *cobra.Command {
 }
 
 func statsPullCommand() *cobra.Command {
-	var hubURL, region, asOf, format, out, depth, token string
+	var hubURL, region, asOf, format, out, depth, token, purpose string
 	var ca *caFlag
 	cmd := &cobra.Command{
 		Use:   "pull --hub URL --region CODE [--as-of DATE] [--depth county] [--format csv|json] [--out FILE]",
@@ -49,7 +49,7 @@ func statsPullCommand() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("--ca: %w", err)
 			}
-			c, err := statsbureau.New(statsbureau.Config{HubURL: hubURL, Token: token, TLS: tc})
+			c, err := statsbureau.New(statsbureau.Config{HubURL: hubURL, Token: token, Purpose: purpose, TLS: tc})
 			if err != nil {
 				return fmt.Errorf("--hub: %w", err)
 			}
@@ -78,6 +78,10 @@ func statsPullCommand() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&hubURL, "hub", envOr("POPHUB_URL", "http://127.0.0.1:8780"), "hub API base URL")
 	f.StringVar(&token, "token", os.Getenv("POPHUB_TOKEN"), "bearer token (env POPHUB_TOKEN)")
+	// The default is the statistics bureau's purpose in the example
+	// policy; another identity names one of its own.
+	f.StringVar(&purpose, "purpose", envOr("POPHUB_PURPOSE", statsbureau.DefaultPurpose),
+		"purpose sent as X-Purpose, one the token's identity may act for under a policy (env POPHUB_PURPOSE)")
 	ca = addCAFlag(f)
 	f.StringVar(&region, "region", "", "division code of 2, 4, 6, 9 or 12 digits (required)")
 	f.StringVar(&asOf, "as-of", "", "reference date YYYY-MM-DD (default: today)")

@@ -43,13 +43,60 @@ func LevelLength(s string) (int, error) {
 
 // Row is one region's counts.
 type Row struct {
-	Code       string  `json:"code"`
-	Name       string  `json:"name"`
-	Level      string  `json:"level"`
-	Urban      int64   `json:"urban"`
-	Rural      int64   `json:"rural"`
-	Total      int64   `json:"total"`
-	UrbanShare float64 `json:"urban_share"` // urban / total, 0 when total is 0
+	Code  string `json:"code"`
+	Name  string `json:"name"`
+	Level string `json:"level"`
+	Urban Count  `json:"urban"`
+	Rural Count  `json:"rural"`
+	Total Count  `json:"total"`
+	// UrbanShare is urban / total, 0 when total is 0, and nil when either
+	// is hidden.
+	UrbanShare *float64 `json:"urban_share"`
+}
+
+// Count is one count of a row: a number, or hidden by the hub's
+// small-cell suppression, which shows callers other than the statistics
+// bureau a count below their minimum cell k as the string "<k".
+type Count struct {
+	N      int64
+	Hidden string // the hub's marker ("<5") when hidden, else ""
+}
+
+// String is the number, or the marker when hidden.
+func (c Count) String() string {
+	if c.Hidden != "" {
+		return c.Hidden
+	}
+	return strconv.FormatInt(c.N, 10)
+}
+
+// MarshalJSON writes the count as the hub does: a number or the marker.
+func (c Count) MarshalJSON() ([]byte, error) {
+	if c.Hidden != "" {
+		return strconv.AppendQuote(nil, c.Hidden), nil
+	}
+	return strconv.AppendInt(nil, c.N, 10), nil
+}
+
+// UnmarshalJSON reads a number or a "<k" marker.
+func (c *Count) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		var m string
+		if err := json.Unmarshal(b, &m); err != nil || len(m) < 2 || m[0] != '<' {
+			return fmt.Errorf("count %s: neither a number nor a hidden cell (\"<k\")", b)
+		}
+		if _, err := strconv.Atoi(m[1:]); err != nil {
+			return fmt.Errorf("count %s: neither a number nor a hidden cell (\"<k\")", b)
+		}
+		*c = Count{Hidden: m}
+		return nil
+	}
+	n, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil {
+		return fmt.Errorf("count %s: neither a number nor a hidden cell (\"<k\")", b)
+	}
+	*c = Count{N: n}
+	return nil
 }
 
 // Report is what a pull returns.
@@ -64,7 +111,8 @@ type Config struct {
 	HubURL string
 	// Token is sent as a bearer token when set.
 	Token string
-	// Purpose is sent as X-Purpose (default "statistics").
+	// Purpose is sent as X-Purpose (default DefaultPurpose). Under an
+	// access policy it must be one of the token's identity's purposes.
 	Purpose string
 	// Concurrency bounds requests in flight (default 8).
 	Concurrency int
@@ -77,9 +125,13 @@ type Config struct {
 	TLS *tls.Config
 }
 
+// DefaultPurpose is the statistics bureau's purpose in the example access
+// policy (ops/policy.example.yaml); a hub without a policy takes any.
+const DefaultPurpose = "official population statistics"
+
 func (c *Config) setDefaults() {
 	if c.Purpose == "" {
-		c.Purpose = "statistics"
+		c.Purpose = DefaultPurpose
 	}
 	if c.Concurrency <= 0 {
 		c.Concurrency = 8
@@ -119,18 +171,18 @@ type answer struct {
 	Region   string  `json:"region"`
 	Name     string  `json:"name"`
 	AsOf     string  `json:"as_of"`
-	Urban    int64   `json:"urban"`
-	Rural    int64   `json:"rural"`
-	Total    int64   `json:"total"`
+	Urban    Count   `json:"urban"`
+	Rural    Count   `json:"rural"`
+	Total    Count   `json:"total"`
 	Children []count `json:"children"`
 }
 
 type count struct {
 	Region string `json:"region"`
 	Name   string `json:"name"`
-	Urban  int64  `json:"urban"`
-	Rural  int64  `json:"rural"`
-	Total  int64  `json:"total"`
+	Urban  Count  `json:"urban"`
+	Rural  Count  `json:"rural"`
+	Total  Count  `json:"total"`
 }
 
 // Pull counts region and every region below it down to codes of depth
@@ -202,8 +254,12 @@ func (c *Client) Pull(ctx context.Context, region, asOf string, depth int) (Repo
 
 func row(c count) Row {
 	r := Row{Code: c.Region, Name: c.Name, Level: levelNames[len(c.Region)], Urban: c.Urban, Rural: c.Rural, Total: c.Total}
-	if c.Total > 0 {
-		r.UrbanShare = float64(c.Urban) / float64(c.Total)
+	if c.Urban.Hidden == "" && c.Total.Hidden == "" {
+		share := 0.0
+		if c.Total.N > 0 {
+			share = float64(c.Urban.N) / float64(c.Total.N)
+		}
+		r.UrbanShare = &share
 	}
 	return r
 }
@@ -250,13 +306,17 @@ func (c *Client) get(ctx context.Context, region, asOf string, children bool) (a
 }
 
 // WriteCSV writes the report with a header line: code, name, level,
-// urban, rural, total, urban_share (four decimals).
+// urban, rural, total, urban_share (four decimals; a hidden count is its
+// marker, "<5", and the share of a row with one is empty).
 func WriteCSV(w io.Writer, rep Report) error {
 	cw := csv.NewWriter(w)
 	_ = cw.Write([]string{"code", "name", "level", "urban", "rural", "total", "urban_share"})
 	for _, r := range rep.Rows {
-		_ = cw.Write([]string{r.Code, r.Name, r.Level, strconv.FormatInt(r.Urban, 10), strconv.FormatInt(r.Rural, 10),
-			strconv.FormatInt(r.Total, 10), strconv.FormatFloat(r.UrbanShare, 'f', 4, 64)})
+		share := ""
+		if r.UrbanShare != nil {
+			share = strconv.FormatFloat(*r.UrbanShare, 'f', 4, 64)
+		}
+		_ = cw.Write([]string{r.Code, r.Name, r.Level, r.Urban.String(), r.Rural.String(), r.Total.String(), share})
 	}
 	cw.Flush()
 	if err := cw.Error(); err != nil {
@@ -269,6 +329,7 @@ func WriteCSV(w io.Writer, rep Report) error {
 func WriteJSON(w io.Writer, rep Report) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // a hidden count reads "<5", not "\u003c5"
 	if err := enc.Encode(rep); err != nil {
 		return fmt.Errorf("writing JSON: %w", err)
 	}

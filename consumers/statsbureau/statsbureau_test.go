@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
@@ -77,40 +79,113 @@ func TestPullDownToVillages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Row{
-		{"23", "黑龙江省", "province", 3, 1, 4, 0.75},
-		{"2301", "哈尔滨市", "city", 2, 1, 3, 2.0 / 3},
-		{"230102", "道里区", "county", 2, 1, 3, 2.0 / 3},
-		{"230102001", "兆麟街道", "township", 2, 0, 2, 1},
-		{"230102001001", "兆麟社区居委会", "village", 2, 0, 2, 1},
-		{"230102019", "新农镇", "township", 0, 1, 1, 0},
-		{"230102019200", "新农村委会", "village", 0, 1, 1, 0},
-		{"2306", "大庆市", "city", 1, 0, 1, 1},
-		{"230602", "萨尔图区", "county", 1, 0, 1, 1},
-		{"230602013", "萨尔图街道", "township", 1, 0, 1, 1},
-		{"230602013001", "会战社区居委会", "village", 1, 0, 1, 1},
+	want := []string{
+		"23 黑龙江省 province 3 1 4 0.7500",
+		"2301 哈尔滨市 city 2 1 3 0.6667",
+		"230102 道里区 county 2 1 3 0.6667",
+		"230102001 兆麟街道 township 2 0 2 1.0000",
+		"230102001001 兆麟社区居委会 village 2 0 2 1.0000",
+		"230102019 新农镇 township 0 1 1 0.0000",
+		"230102019200 新农村委会 village 0 1 1 0.0000",
+		"2306 大庆市 city 1 0 1 1.0000",
+		"230602 萨尔图区 county 1 0 1 1.0000",
+		"230602013 萨尔图街道 township 1 0 1 1.0000",
+		"230602013001 会战社区居委会 village 1 0 1 1.0000",
 	}
-	if rep.AsOf != "2020-06-30" || !slices.Equal(rep.Rows, want) {
-		t.Fatalf("report as of %s:\n%+v\nwant\n%+v", rep.AsOf, rep.Rows, want)
+	if got := rowTexts(rep.Rows); rep.AsOf != "2020-06-30" || !slices.Equal(got, want) {
+		t.Fatalf("report as of %s:\n%s\nwant\n%s", rep.AsOf, strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 
 	// Depth limits the walk; the date is the hub's business.
+	first := rep
 	rep, err = c.Pull(context.Background(), "23", "2019-12-31", 4)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Rows) != 3 || rep.Rows[0].Total != 0 {
+	if len(rep.Rows) != 3 || rep.Rows[0].Total.N != 0 {
 		t.Fatalf("depth 4 before any registration: %+v", rep.Rows)
 	}
 
 	var buf bytes.Buffer
-	if err := WriteCSV(&buf, Report{Rows: want[:2]}); err != nil {
+	if err := WriteCSV(&buf, Report{Rows: first.Rows[:2]}); err != nil {
 		t.Fatal(err)
 	}
 	lines, err := csv.NewReader(&buf).ReadAll()
 	if err != nil || len(lines) != 3 || strings.Join(lines[0], ",") != "code,name,level,urban,rural,total,urban_share" ||
 		strings.Join(lines[2], ",") != "2301,哈尔滨市,city,2,1,3,0.6667" {
 		t.Fatalf("CSV %q (%v)", lines, err)
+	}
+}
+
+// rowTexts shows rows as "code name level urban rural total share".
+func rowTexts(rows []Row) []string {
+	var out []string
+	for _, r := range rows {
+		share := "-"
+		if r.UrbanShare != nil {
+			share = fmt.Sprintf("%.4f", *r.UrbanShare)
+		}
+		out = append(out, fmt.Sprintf("%s %s %s %s %s %s %s", r.Code, r.Name, r.Level, r.Urban, r.Rural, r.Total, share))
+	}
+	return out
+}
+
+// minCellGrant is the grant of a caller whose small cells the hub hides
+// (an identity other than the statistics bureau, under a policy).
+type minCellGrant struct{ k int }
+
+func (g minCellGrant) Authorize(*http.Request, string) (api.Grant, error) { return g, nil }
+func (minCellGrant) Record(_ context.Context, rec hub.Record) hub.Record  { return rec }
+func (minCellGrant) History(_ context.Context, ch []hub.Change) []hub.Change {
+	return ch
+}
+func (minCellGrant) Done(context.Context, api.Outcome) {}
+func (g minCellGrant) MinCell() int                    { return g.k }
+
+// A caller whose small cells are hidden gets the hub's markers through,
+// in the report and the CSV, and no share where a count is hidden.
+func TestPullHiddenCells(t *testing.T) {
+	store, err := memdb.Open(context.Background(), memdb.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	var in []hub.Input
+	for i, a := range []string{"230102001001", "230102001001", "230102001001", "230102019200"} {
+		in = append(in, storetest.Event(t, schemas.HukouRegistered, storetest.ValidID(i), fmt.Sprintf("ps-%d", i),
+			time.Date(2020, 1, 1, 9, 0, 0, 0, time.FixedZone("CST", 8*3600)),
+			schemas.HukouRegisteredData{Name: "王伟", Gender: "1", BirthDate: "1980-05-05", Ethnicity: "01", AddressCode: a, HouseholdID: "H1", Reason: "birth"}))
+	}
+	storetest.ApplyAll(t, store, in, 10)
+	srv := httptest.NewServer(api.New(api.Config{Store: store, Counter: store, Regions: table, Authorizer: minCellGrant{k: 2}}).Handler())
+	t.Cleanup(srv.Close)
+
+	c, err := New(Config{HubURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := c.Pull(context.Background(), "230102", "2020-06-30", 6)
+	if err != nil {
+		t.Fatalf("pulling with small cells hidden: %v", err)
+	}
+	// Rural 1 is below 2, and urban with it, since one alone would give
+	// the other away from the total.
+	if got, want := rowTexts(rep.Rows), []string{"230102 道里区 county <2 <2 4 -"}; !slices.Equal(got, want) {
+		t.Fatalf("rows %q, want %q", got, want)
+	}
+	var buf bytes.Buffer
+	if err := WriteCSV(&buf, rep); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Split(strings.TrimSpace(buf.String()), "\n")[1]; got != "230102,道里区,county,<2,<2,4," {
+		t.Errorf("CSV row %q", got)
+	}
+	// The JSON report carries the markers as the hub wrote them.
+	var buf2 bytes.Buffer
+	enc := json.NewEncoder(&buf2)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(rep.Rows[0]); err != nil || !strings.Contains(buf2.String(), `"urban":"<2","rural":"<2","total":4,"urban_share":null`) {
+		t.Errorf("JSON %s (%v)", buf2.String(), err)
 	}
 }
 

@@ -27,9 +27,15 @@ const RouteEvents = "POST /v1/events"
 // HeaderPurpose names the purpose of every request.
 const HeaderPurpose = "X-Purpose"
 
-// Access is one audited request: who asked what, for which purpose, and
-// the answer. A refused request has the Status of its refusal and, when
-// the credentials identified nobody, an empty Identity.
+// Access is one audited request, or one person a request disclosed: who
+// asked what, for which purpose, and the answer. A refused request has the
+// Status of its refusal and, when the credentials identified nobody, an
+// empty Identity.
+//
+// A request that disclosed several people (a page of GET /v1/persons, an
+// eligibility decision listing family) is recorded once for itself and
+// once more for each person, with that person's CitizenID, so that the
+// audit trail finds every read of a citizen by the citizen alone.
 type Access struct {
 	Identity  string
 	Route     string
@@ -38,6 +44,10 @@ type Access struct {
 	Purpose   string
 	Status    int
 	Time      time.Time
+	// Detail says, without personal data, why a person was disclosed when
+	// the route does not say it ("eligibility decision: listed as family
+	// member"); usually empty.
+	Detail string
 }
 
 // Auditor records accesses. Record is called once per /v1 request on the
@@ -66,7 +76,8 @@ type AuthorizerConfig struct {
 // TLS client certificate whose SHA-256 fingerprint an identity lists (the
 // server's tls.Config verifies the chain: ClientAuth
 // VerifyClientCertIfGiven with the CA). An identity with both a token and
-// a certificate must present both (the token is bound to the certificate).
+// a certificate must present both (each is bound to the other): either
+// alone answers 401.
 // Then, in order: the identity's token bucket (429), the X-Purpose header
 // (400 when missing or malformed), the route's permission and the
 // identity's purpose allow-list (403).
@@ -78,6 +89,7 @@ type Authorizer struct {
 
 type principal struct {
 	Identity
+	index    int // in Authorizer.ids and Authorizer.tokens
 	mask     sectionMask
 	all      bool // reads every section
 	limiter  *rate.Limiter
@@ -111,6 +123,7 @@ func NewAuthorizer(cfg AuthorizerConfig) (*Authorizer, error) {
 		if tok == nil && p.cert == nil {
 			continue // not an HTTP identity
 		}
+		p.index = len(a.ids)
 		a.ids = append(a.ids, p)
 		a.tokens = append(a.tokens, tok)
 	}
@@ -122,6 +135,7 @@ var (
 	errNoCredentials = fmt.Errorf("a bearer token or client certificate is required: %w", api.ErrUnauthenticated)
 	errBadCredential = fmt.Errorf("the credentials are not valid: %w", api.ErrUnauthenticated)
 	errCertRequired  = fmt.Errorf("this token is bound to a client certificate, which the request did not present: %w", api.ErrUnauthenticated)
+	errTokenRequired = fmt.Errorf("this client certificate is bound to a bearer token, which the request did not present: %w", api.ErrUnauthenticated)
 	errNoPurpose     = fmt.Errorf("the %s header must name the purpose of the request: %w", HeaderPurpose, hub.ErrInvalid)
 	errRateLimited   = fmt.Errorf("too many requests for this identity; slow down: %w", api.ErrRateLimited)
 )
@@ -198,6 +212,10 @@ func (a *Authorizer) authenticate(r *http.Request) (*principal, error) {
 		return nil, errCertRequired
 	case byToken != nil:
 		return byToken, nil
+	case byCert != nil && a.tokens[byCert.index] != nil:
+		// Both listed, both required: a stolen certificate alone is not
+		// the identity.
+		return nil, errTokenRequired
 	case byCert != nil:
 		return byCert, nil
 	case h == "" && (r.TLS == nil || len(r.TLS.PeerCertificates) == 0):
@@ -284,8 +302,19 @@ func (g *grant) Done(ctx context.Context, o api.Outcome) {
 	acc := Access{Identity: g.p.Name, Route: o.Route, CitizenID: o.CitizenID, Purpose: g.purpose, Status: o.Status, Time: g.a.cfg.Now()}
 	if o.Status < 300 {
 		acc.Sections = g.sections
+		if o.Sections != nil {
+			acc.Sections = o.Sections
+		}
 	}
 	g.a.cfg.Auditor.Record(ctx, acc)
+	for _, d := range o.Others {
+		other := acc
+		other.CitizenID, other.Detail, other.Sections = d.CitizenID, d.Detail, d.Sections
+		if other.Sections == nil {
+			other.Sections = g.p.sections
+		}
+		g.a.cfg.Auditor.Record(ctx, other)
+	}
 }
 
 // Identity is the identity the request authenticated as.

@@ -15,6 +15,7 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -265,6 +266,7 @@ func TestAuthorizeMTLS(t *testing.T) {
 		{"bound token without certificate", nil, "tax-token", 401},
 		{"bound token with the wrong certificate", certA, "tax-token", 401},
 		{"bound token with its certificate", certB, "tax-token", 200},
+		{"bound certificate without its token", certB, "", 401},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -355,3 +357,64 @@ func mustAuthorizer(b *testing.B, p *Policy) *Authorizer {
 }
 
 func errorsIs(err, target error) bool { return errors.Is(err, target) }
+
+// TestDoneAuditsEveryDisclosedPerson: a request that disclosed other
+// people (a page of GET /v1/persons, an eligibility decision's family) is
+// audited once for itself and once per person, under that person's ID,
+// with the sections disclosed.
+func TestDoneAuditsEveryDisclosedPerson(t *testing.T) {
+	az, err := NewAuthorizer(AuthorizerConfig{Policy: examplePolicy(t), Auditor: &auditLog{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := citizenid.ID("110105194912310037")
+	family := []schemas.Section{schemas.SecIdentity, schemas.SecHukou}
+	decision := []schemas.Section{schemas.SecHousing, schemas.SecStatus}
+	tax, _ := examplePolicy(t).Identity("tax")
+	taxSections := tax.Sections()
+	tests := []struct {
+		name    string
+		token   string
+		purpose string
+		out     api.Outcome
+		want    []Access
+	}{
+		{"a page of persons", "tax", "tax audit",
+			api.Outcome{Route: api.RoutePersons, Status: 200, Others: []api.Disclosure{{CitizenID: personID}, {CitizenID: other}}},
+			[]Access{
+				{Identity: "tax", Route: api.RoutePersons, Purpose: "tax audit", Status: 200, Sections: taxSections},
+				{Identity: "tax", Route: api.RoutePersons, Purpose: "tax audit", Status: 200, Sections: taxSections, CitizenID: personID},
+				{Identity: "tax", Route: api.RoutePersons, Purpose: "tax audit", Status: 200, Sections: taxSections, CitizenID: other},
+			}},
+		{"an eligibility decision with family", "public_security", "settlement application",
+			api.Outcome{Route: api.RouteEligibility, CitizenID: personID, Sections: decision, Status: 200,
+				Others: []api.Disclosure{{CitizenID: other, Sections: family, Detail: "listed as family member"}}},
+			[]Access{
+				{Identity: "public_security", Route: api.RouteEligibility, Purpose: "settlement application", Status: 200, Sections: decision, CitizenID: personID},
+				{Identity: "public_security", Route: api.RouteEligibility, Purpose: "settlement application", Status: 200, Sections: family, CitizenID: other, Detail: "listed as family member"},
+			}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			log := &auditLog{}
+			az.cfg.Auditor = log
+			r := httptest.NewRequest(http.MethodGet, "/", nil)
+			r.Header.Set("Authorization", "Bearer "+DemoSecret("token:"+tc.token))
+			r.Header.Set(HeaderPurpose, tc.purpose)
+			g, err := az.Authorize(r, tc.out.Route)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g.Done(context.Background(), tc.out)
+			if len(log.got) != len(tc.want) {
+				t.Fatalf("audited %d accesses, want %d: %+v", len(log.got), len(tc.want), log.got)
+			}
+			for i, a := range log.got {
+				a.Time = time.Time{}
+				if !reflect.DeepEqual(a, tc.want[i]) {
+					t.Errorf("access %d = %+v, want %+v", i, a, tc.want[i])
+				}
+			}
+		})
+	}
+}

@@ -10,8 +10,8 @@
 //   - HTTP: Authorizer implements hub/api's Authorizer (bearer tokens by
 //     SHA-256, optional client-certificate fingerprints, the X-Purpose
 //     header, a token bucket per identity, section filtering of records and
-//     history, an audit seam) and GatewayTokens feeds the department
-//     gateway.
+//     history, an audit seam), also in front of the department gateway
+//     (RouteEvents), whose source is the identity's publish grant.
 //   - NATS: NATSUsers gives nats-server Options users whose publish and
 //     subscribe permissions allow exactly the identity's subjects and the
 //     JetStream API calls its durable pull consumers need (one named after
@@ -323,24 +323,4 @@ func (p *Policy) MinCell(id Identity) int {
 		return 0
 	}
 	return max(id.StatsMinCell, p.StatsMinCell)
-}
-
-// GatewayToken is what the department gateway (adapters/gateway.Token)
-// needs of a department: its token's hash and the one source it may
-// publish.
-type GatewayToken struct {
-	Source schemas.Source
-	SHA256 string
-}
-
-// GatewayTokens lists the departments that have an HTTP token and publish.
-// cmd/pophub converts them to gateway.Token (hub does not import adapters).
-func (p *Policy) GatewayTokens() []GatewayToken {
-	var out []GatewayToken
-	for _, id := range p.Identities {
-		if id.Kind == KindDepartment && len(id.Publish) > 0 && id.Credentials.TokenSHA256 != "" {
-			out = append(out, GatewayToken{Source: id.Publish[0], SHA256: id.Credentials.TokenSHA256})
-		}
-	}
-	return out
 }

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -670,7 +671,7 @@ func TestAuthorizer(t *testing.T) {
 			t.Errorf("outcome %d: Err = %v with status %d", i, o.Err, o.Status)
 		}
 		o.Err = nil
-		if o != want[i] {
+		if !reflect.DeepEqual(o, want[i]) {
 			t.Errorf("outcome %d = %+v, want %+v", i, o, want[i])
 		}
 	}
@@ -770,5 +771,43 @@ func TestServerRoutes(t *testing.T) {
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("Routes() = %q, want %q", got, want)
+	}
+}
+
+// TestRunReadTimeout: a client that trickles a request body is cut off
+// after Config.ReadTimeout instead of holding its connection.
+func TestRunReadTimeout(t *testing.T) {
+	f := newFixture(t)
+	upload := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := io.ReadAll(r.Body); err != nil {
+			w.WriteHeader(http.StatusRequestTimeout)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	srv := api.New(api.Config{Store: f.reader, ReadTimeout: 200 * time.Millisecond, Mount: map[string]http.Handler{"POST /upload": upload}})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx, ln) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "POST /upload HTTP/1.1\r\nHost: hub\r\nContent-Length: 1000\r\n\r\n0123456789"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err = io.ReadAll(conn) // a response, then the close; or the close alone
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("the server still held the connection after %v", time.Since(start))
 	}
 }

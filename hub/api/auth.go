@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/schemas"
 	"github.com/pophub/pophub/schemas/citizenid"
 )
 
@@ -45,8 +46,30 @@ type Outcome struct {
 	// CitizenID is the person the request was about; zero when the path
 	// held a malformed ID.
 	CitizenID citizenid.ID
-	Status    int   // the HTTP status answered
-	Err       error // the error behind a non-2xx status, or nil
+	// Sections, when not nil, are the sections of CitizenID's record the
+	// answer was built from, where the route knows them better than the
+	// Grant (an eligibility decision reads what its policy needs, not what
+	// the caller may read). Nil leaves them to the Grant.
+	Sections []schemas.Section
+	// Others are the other people whose records the answer disclosed (each
+	// person of a GET /v1/persons page, the family an eligibility decision
+	// lists). Each is audited under its own citizen, so that "who read my
+	// data" finds reads that did not name the person in the path.
+	Others []Disclosure
+	Status int   // the HTTP status answered
+	Err    error // the error behind a non-2xx status, or nil
+}
+
+// Disclosure is one person whose record an answer disclosed besides the
+// person the path names.
+type Disclosure struct {
+	CitizenID citizenid.ID
+	// Sections disclosed; nil means the sections the Grant lets the
+	// caller read.
+	Sections []schemas.Section
+	// Detail says why, in words with no personal data ("listed as family
+	// member"); empty when the route says enough.
+	Detail string
 }
 
 // allowAll is the Grant when no Authorizer is configured.
@@ -55,3 +78,33 @@ type allowAll struct{}
 func (allowAll) Record(_ context.Context, rec hub.Record) hub.Record     { return rec }
 func (allowAll) History(_ context.Context, ch []hub.Change) []hub.Change { return ch }
 func (allowAll) Done(context.Context, Outcome)                           {}
+
+type grantKey struct{}
+
+// GrantOf returns the Grant of a request served by a Config.Guarded
+// handler, and false when no Authorizer is configured.
+func GrantOf(ctx context.Context) (Grant, bool) {
+	g, ok := ctx.Value(grantKey{}).(Grant)
+	return g, ok
+}
+
+// guardedRoute wraps a Config.Guarded handler: Authorize, serve with the
+// Grant in the context, report the status to the Grant.
+func (s *Server) guardedRoute(route string, h http.Handler) http.Handler {
+	if s.cfg.Authorizer == nil {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g, ok := s.authorize(w, r, route)
+		if !ok {
+			return
+		}
+		sw := &statusWriter{ResponseWriter: w}
+		h.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), grantKey{}, g)))
+		status := sw.status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		g.Done(r.Context(), Outcome{Route: route, Status: status})
+	})
+}

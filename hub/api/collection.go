@@ -33,8 +33,9 @@ type Regions interface {
 	Children(code string) []string
 }
 
-// queryHandler answers a route that names no person.
-type queryHandler func(r *http.Request, g Grant) (any, error)
+// queryHandler answers a route that names no person. It may add to o the
+// people whose records it disclosed.
+type queryHandler func(r *http.Request, g Grant, o *Outcome) (any, error)
 
 // queryRoute wraps a queryHandler: Authorize, handle, write JSON or a
 // problem, report the Outcome to the Grant.
@@ -44,15 +45,18 @@ func (s *Server) queryRoute(route string, h queryHandler) http.Handler {
 		if !ok {
 			return
 		}
-		body, err := h(r, g)
+		var o Outcome
+		body, err := h(r, g, &o)
 		status := http.StatusOK
 		if err != nil {
 			status = kindOf(err).status
 			s.fail(w, r, err)
+			o = Outcome{} // nothing was disclosed
 		} else {
 			s.writeJSON(w, r, status, body)
 		}
-		g.Done(r.Context(), Outcome{Route: route, Status: status, Err: err})
+		o.Route, o.Status, o.Err = route, status, err
+		g.Done(r.Context(), o)
 	})
 }
 
@@ -68,8 +72,10 @@ type PersonsPage struct {
 	StreamSequence uint64 `json:"stream_sequence"`
 }
 
-// listPersons answers GET /v1/persons?region=&limit=&after=.
-func (s *Server) listPersons(r *http.Request, g Grant) (any, error) {
+// listPersons answers GET /v1/persons?region=&limit=&after=. Every
+// person on the page is a disclosure of its own: a walk reads records as
+// surely as GET /v1/persons/{citizen_id} does.
+func (s *Server) listPersons(r *http.Request, g Grant, o *Outcome) (any, error) {
 	q := r.URL.Query()
 	limit := 100
 	if v := q.Get("limit"); v != "" {
@@ -101,8 +107,10 @@ func (s *Server) listPersons(r *http.Request, g Grant) (any, error) {
 		return nil, fmt.Errorf("listing persons: %w", err)
 	}
 	page := PersonsPage{Persons: make([]hub.Record, 0, len(recs)), StreamSequence: seq}
+	o.Others = make([]Disclosure, 0, len(recs))
 	for _, rec := range recs {
 		page.Persons = append(page.Persons, g.Record(r.Context(), rec))
+		o.Others = append(o.Others, Disclosure{CitizenID: rec.CitizenID})
 	}
 	if next != "" {
 		page.Next = encodePageToken(seq, next)
@@ -217,7 +225,7 @@ func (s *Server) statsQuery(r *http.Request, levels ...int) (code, asOf string, 
 var chinaTime = time.FixedZone("CST", 8*3600)
 
 // urbanRural answers GET /v1/stats/urban-rural.
-func (s *Server) urbanRural(r *http.Request, g Grant) (any, error) {
+func (s *Server) urbanRural(r *http.Request, g Grant, _ *Outcome) (any, error) {
 	code, asOf, regions, err := s.statsQuery(r, 2, 4, 6, 9, 12)
 	if err != nil {
 		return nil, err
@@ -254,7 +262,7 @@ func (s *Server) urbanRural(r *http.Request, g Grant) (any, error) {
 }
 
 // residencePermits answers GET /v1/stats/residence-permits.
-func (s *Server) residencePermits(r *http.Request, g Grant) (any, error) {
+func (s *Server) residencePermits(r *http.Request, g Grant, _ *Outcome) (any, error) {
 	code, asOf, regions, err := s.statsQuery(r, 2, 4, 6)
 	if err != nil {
 		return nil, err

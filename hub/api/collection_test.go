@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -242,5 +243,79 @@ func TestStatisticsSmallCells(t *testing.T) {
 		if got := strings.TrimSpace(string(b)); got != tc.want {
 			t.Errorf("min cell %d:\n got %s\nwant %s", tc.min, got, tc.want)
 		}
+	}
+}
+
+// outcomeLog is an Authorizer that lets everyone read everything and keeps
+// the outcomes reported to it, for the audit's view of a request.
+type outcomeLog struct {
+	mu  sync.Mutex
+	got []api.Outcome
+}
+
+func (l *outcomeLog) Authorize(*http.Request, string) (api.Grant, error) { return outcomeGrant{l}, nil }
+
+// last is the latest outcome.
+func (l *outcomeLog) last(t testing.TB) api.Outcome {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.got) == 0 {
+		t.Fatal("no outcome was reported")
+	}
+	return l.got[len(l.got)-1]
+}
+
+type outcomeGrant struct{ l *outcomeLog }
+
+func (outcomeGrant) Record(_ context.Context, r hub.Record) hub.Record      { return r }
+func (outcomeGrant) History(_ context.Context, c []hub.Change) []hub.Change { return c }
+func (g outcomeGrant) Done(_ context.Context, o api.Outcome) {
+	g.l.mu.Lock()
+	defer g.l.mu.Unlock()
+	g.l.got = append(g.l.got, o)
+}
+
+// TestListPersonsDisclosesEachPerson: every person on a page of GET
+// /v1/persons is reported as a disclosure of its own, so that the audit
+// trail finds reads through the list by the citizen.
+func TestListPersonsDisclosesEachPerson(t *testing.T) {
+	store := newMemStore(t)
+	at := time.Date(2020, 1, 1, 10, 0, 0, 0, cst)
+	in := []hub.Input{registration(t, 1, "230102001001", at), registration(t, 2, "230102001001", at), registration(t, 3, "230103001001", at)}
+	if _, err := store.Apply(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	log := &outcomeLog{}
+	srv := httptest.NewServer(api.New(api.Config{Store: store, Lister: store, Authorizer: log}).Handler())
+	defer srv.Close()
+	tests := []struct {
+		name   string
+		query  string
+		status int
+	}{
+		{"a region", "region=230102", http.StatusOK},
+		{"a page", "limit=2", http.StatusOK},
+		{"nobody there", "region=230104", http.StatusOK},
+		{"refused query", "region=2301x", http.StatusBadRequest},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var page api.PersonsPage
+			if code := getInto(t, srv.URL+"/v1/persons?"+tc.query, &page); code != tc.status {
+				t.Fatalf("status %d, want %d", code, tc.status)
+			}
+			o := log.last(t)
+			var got, want []citizenid.ID
+			for _, d := range o.Others {
+				got = append(got, d.CitizenID)
+			}
+			for _, p := range page.Persons {
+				want = append(want, p.CitizenID)
+			}
+			if o.Route != api.RoutePersons || o.Status != tc.status || !slices.Equal(got, want) {
+				t.Errorf("outcome %+v: disclosed %v, want %v", o, got, want)
+			}
+		})
 	}
 }

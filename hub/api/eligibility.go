@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/hub/eligibility"
+	"github.com/pophub/pophub/schemas"
 	"github.com/pophub/pophub/schemas/citizenid"
 )
 
@@ -23,14 +25,17 @@ type PolicyList struct {
 }
 
 // policies answers GET /v1/policies.
-func (s *Server) policies(_ *http.Request, _ Grant) (any, error) {
+func (s *Server) policies(_ *http.Request, _ Grant, _ *Outcome) (any, error) {
 	return PolicyList{Policies: s.cfg.Policies.Policies()}, nil
 }
 
 // eligibility answers GET /v1/eligibility/{citizen_id}?policy=&as_of=: one
 // person decided against one policy from the golden records, with every
 // condition's facts, what is missing and the family who may come along.
-func (s *Server) eligibility(r *http.Request, id citizenid.ID, _ Grant) (any, error) {
+//
+// For the audit, o gets the sections the decision read of the person, and
+// each family member it lists (by name) as a disclosure of their own.
+func (s *Server) eligibility(r *http.Request, id citizenid.ID, _ Grant, o *Outcome) (any, error) {
 	q := r.URL.Query()
 	pid := q.Get("policy")
 	if pid == "" {
@@ -55,7 +60,32 @@ func (s *Server) eligibility(r *http.Request, id citizenid.ID, _ Grant) (any, er
 	if err != nil {
 		return nil, fmt.Errorf("deciding eligibility for %v: %w", id, err)
 	}
+	o.Sections = decisionSections(p)
+	for _, m := range d.Family {
+		o.Others = append(o.Others, Disclosure{CitizenID: m.CitizenID, Sections: familySections, Detail: "eligibility decision: listed as family member"})
+	}
 	return d, nil
+}
+
+// familySections are what a decision reads of a relative: identity (the
+// name it shows, the birth date that presumes the relation), hukou (the
+// household), marital and status (who may come along).
+var familySections = []schemas.Section{schemas.SecIdentity, schemas.SecHukou, schemas.SecStatus, schemas.SecMarital}
+
+// decisionSections are the sections a decision under p reads of the
+// person: those its conditions depend on, and, when it lists family, the
+// sections that find relatives (hukou, marital) and presume relations by
+// age (identity).
+func decisionSections(p *eligibility.Policy) []schemas.Section {
+	secs := eligibility.RelevantSections(p)
+	if len(p.Family) > 0 {
+		for _, sec := range familySections {
+			if !slices.Contains(secs, sec) {
+				secs = append(secs, sec)
+			}
+		}
+	}
+	return secs
 }
 
 // eligibilityReader joins the API's reader and lister for eligibility.Decide;

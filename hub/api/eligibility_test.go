@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/pophub/pophub/hub/eligibility"
 	"github.com/pophub/pophub/hub/storetest"
 	"github.com/pophub/pophub/ops/policies"
+	"github.com/pophub/pophub/schemas"
 )
 
 func loadPolicies(t testing.TB) *eligibility.Catalog {
@@ -63,7 +65,8 @@ func TestEligibilityFromStore(t *testing.T) {
 				if _, err := store.Apply(context.Background(), in); err != nil {
 					t.Fatal(err)
 				}
-				srv := httptest.NewServer(api.New(api.Config{Store: store, Lister: store, Policies: cat}).Handler())
+				log := &outcomeLog{}
+				srv := httptest.NewServer(api.New(api.Config{Store: store, Lister: store, Policies: cat, Authorizer: log}).Handler())
 				defer srv.Close()
 				var d eligibility.Decision
 				u := srv.URL + "/v1/eligibility/" + string(ids[0]) + "?" + url.Values{"policy": {pid}, "as_of": {c.AsOf}}.Encode()
@@ -96,6 +99,7 @@ func TestEligibilityFromStore(t *testing.T) {
 						t.Errorf("family = %v, want %v", got, c.Expect.Family)
 					}
 				}
+				checkDecisionAudit(t, log.last(t), cat, pid, d)
 			})
 		}
 		return nil
@@ -171,3 +175,24 @@ func TestPoliciesList(t *testing.T) {
 }
 
 func cstDay(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 10, 0, 0, 0, cst) }
+
+// checkDecisionAudit: the outcome of an eligibility decision names the
+// sections it read of the person (at least those the policy depends on)
+// and each family member it lists as a disclosure of their own.
+func checkDecisionAudit(t *testing.T, o api.Outcome, cat *eligibility.Catalog, pid string, d eligibility.Decision) {
+	t.Helper()
+	p, _ := cat.Policy(pid)
+	for _, sec := range eligibility.RelevantSections(p) {
+		if !slices.Contains(o.Sections, sec) {
+			t.Errorf("outcome sections %v lack %s, which the policy reads", o.Sections, sec)
+		}
+	}
+	if len(o.Others) != len(d.Family) {
+		t.Fatalf("outcome discloses %d people, the decision lists %d family members", len(o.Others), len(d.Family))
+	}
+	for i, m := range d.Family {
+		if got := o.Others[i]; got.CitizenID != m.CitizenID || !slices.Contains(got.Sections, schemas.SecIdentity) || got.Detail == "" {
+			t.Errorf("family member %d disclosed as %+v", i, got)
+		}
+	}
+}

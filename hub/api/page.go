@@ -21,15 +21,16 @@ const (
 )
 
 // statsPage serves the page and its assets. The page calls only this
-// hub's API, so a strict Content-Security-Policy holds.
-func statsPage(w http.ResponseWriter, r *http.Request) {
+// hub's API, so a strict Content-Security-Policy holds. An unknown asset
+// is a not-found problem, as every other error of the API.
+func (s *Server) statsPage(w http.ResponseWriter, r *http.Request) {
 	name := "stats.html"
 	if a := r.PathValue("asset"); a != "" {
 		name = a
 	}
 	b, err := fs.ReadFile(web, path.Join("web", path.Base(name)))
 	if err != nil || name == "stats.html" && r.PathValue("asset") != "" {
-		http.NotFound(w, r)
+		s.writeProblem(w, r, http.StatusNotFound, "not-found", "no such asset of the statistics page")
 		return
 	}
 	h := w.Header()

@@ -3,9 +3,11 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"image"
 	_ "image/jpeg"
 	_ "image/png"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -123,5 +125,71 @@ func TestStatsPageInBrowser(t *testing.T) {
 	}
 	if len(colours) < 20 || blue < 100 {
 		t.Errorf("screenshot looks blank: %d colours, %d pixels of urban bars", len(colours), blue)
+	}
+
+	// Under a policy: refused without credentials; the token and purpose
+	// typed into the page are sent, and kept for the tab across a reload.
+	guarded := httptest.NewServer(api.New(api.Config{Store: store, Counter: store, Regions: testRegions{},
+		Authorizer: tokenAuth{token: "page-token", purpose: "official population statistics"}}).Handler())
+	defer guarded.Close()
+	if err := chromedp.Do(ctx, chromedp.Navigate(guarded.URL+"/stats?region=23&as_of=2020-06-30"),
+		chromedp.WaitVisible(css(`#status.error`))); err != nil {
+		t.Fatalf("loading the page under a policy: %v", err)
+	}
+	if msg := text(`#status`); !strings.Contains(msg, "token") {
+		t.Errorf("refusal shown as %q", msg)
+	}
+	if err := chromedp.Do(ctx, chromedp.SetValue(css(`#token`), "page-token"),
+		chromedp.SetValue(css(`#purpose`), "official population statistics"),
+		chromedp.Click(css(`#query button`)),
+		chromedp.WaitVisible(css(`#table tbody tr.child`))); err != nil {
+		t.Fatalf("showing counts with a token: %v", err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Reload(), chromedp.WaitVisible(css(`#table tbody tr.child`))); err != nil {
+		t.Fatalf("reloading with the token kept: %v", err)
+	}
+}
+
+// tokenAuth grants requests with its bearer token and purpose only.
+type tokenAuth struct{ token, purpose string }
+
+func (a tokenAuth) Authorize(r *http.Request, _ string) (api.Grant, error) {
+	if r.Header.Get("Authorization") != "Bearer "+a.token {
+		return nil, fmt.Errorf("a bearer token is required: %w", api.ErrUnauthenticated)
+	}
+	if r.Header.Get("X-Purpose") != a.purpose {
+		return nil, fmt.Errorf("purpose %q is not allowed: %w", r.Header.Get("X-Purpose"), api.ErrForbidden)
+	}
+	return cellGrant{}, nil
+}
+
+// TestStatsPageAssets: the page and its assets are served with their types;
+// anything else under /stats/ is a not-found problem like every other
+// error of the API.
+func TestStatsPageAssets(t *testing.T) {
+	store := newMemStore(t)
+	h := api.New(api.Config{Store: store, Counter: store, Regions: testRegions{}}).Handler()
+	tests := []struct {
+		path        string
+		status      int
+		contentType string
+	}{
+		{"/stats", 200, "text/html; charset=utf-8"},
+		{"/stats/stats.js", 200, "text/javascript; charset=utf-8"},
+		{"/stats/stats.css", 200, "text/css; charset=utf-8"},
+		{"/stats/nothing.js", 404, api.ProblemContentType},
+		{"/stats/stats.html", 404, api.ProblemContentType},
+	}
+	for _, tc := range tests {
+		t.Run(tc.path, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest("GET", tc.path, nil))
+			if rec.Code != tc.status || rec.Header().Get("Content-Type") != tc.contentType {
+				t.Fatalf("HTTP %d %s, want %d %s", rec.Code, rec.Header().Get("Content-Type"), tc.status, tc.contentType)
+			}
+			if tc.status == 404 && !strings.Contains(rec.Body.String(), api.ProblemTypePrefix+"not-found") {
+				t.Errorf("body %s is not a not-found problem", rec.Body)
+			}
+		})
 	}
 }

@@ -10,7 +10,9 @@ import (
 
 // personHandler reads one person's data; the route wrapper does the
 // authorisation, ID parsing, encoding and outcome reporting around it.
-type personHandler func(r *http.Request, id citizenid.ID, g Grant) (any, error)
+// It may add to o what the audit should know beyond the route and the
+// status (the sections it read, other people it disclosed).
+type personHandler func(r *http.Request, id citizenid.ID, g Grant, o *Outcome) (any, error)
 
 // personRoute wraps a personHandler: Authorize, parse {citizen_id}, read,
 // write JSON or a problem, report the Outcome to the Grant.
@@ -22,20 +24,23 @@ func (s *Server) personRoute(route string, h personHandler) http.Handler {
 		}
 
 		var body any
+		var o Outcome
 		id, err := citizenid.Parse(r.PathValue("citizen_id")) // id is zero on error
 		if err != nil {
 			err = fmt.Errorf("%w: %w", hub.ErrInvalid, err)
 		} else {
-			body, err = h(r, id, g)
+			body, err = h(r, id, g, &o)
 		}
 		status := http.StatusOK
 		if err != nil {
 			status = kindOf(err).status
 			s.fail(w, r, err)
+			o = Outcome{} // nothing was disclosed
 		} else {
 			s.writeJSON(w, r, status, body)
 		}
-		g.Done(r.Context(), Outcome{Route: route, CitizenID: id, Status: status, Err: err})
+		o.Route, o.CitizenID, o.Status, o.Err = route, id, status, err
+		g.Done(r.Context(), o)
 	})
 }
 
@@ -57,7 +62,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, route string)
 
 // person answers GET /v1/persons/{citizen_id}: the golden record exactly as
 // hub.Record encodes it.
-func (s *Server) person(r *http.Request, id citizenid.ID, g Grant) (any, error) {
+func (s *Server) person(r *http.Request, id citizenid.ID, g Grant, _ *Outcome) (any, error) {
 	rec, err := s.cfg.Store.Person(r.Context(), id)
 	if err != nil {
 		return nil, fmt.Errorf("reading person %v: %w", id, err)
@@ -67,7 +72,7 @@ func (s *Server) person(r *http.Request, id citizenid.ID, g Grant) (any, error) 
 
 // history answers GET /v1/persons/{citizen_id}/history: every applied change
 // in version order, as a JSON array.
-func (s *Server) history(r *http.Request, id citizenid.ID, g Grant) (any, error) {
+func (s *Server) history(r *http.Request, id citizenid.ID, g Grant, _ *Outcome) (any, error) {
 	changes, err := s.cfg.Store.History(r.Context(), id)
 	if err != nil {
 		return nil, fmt.Errorf("reading history of %v: %w", id, err)

@@ -31,10 +31,15 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
 //
 // Request contexts are not cancelled when ctx ends, so that requests in
 // flight can finish during the shutdown.
+//
+// Every server of the API is built here, so that each has the same
+// timeouts and an ErrorLog that masks citizen IDs in net/http's own
+// messages.
 func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       s.cfg.ReadTimeout,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(scrubHandler{s.cfg.Logger.Handler()}, slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },

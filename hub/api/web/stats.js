@@ -1,16 +1,32 @@
 // The statistics page: counts of a region and its children as of a date,
 // from GET /v1/stats/urban-rural, as a table and a stacked bar chart.
+//
+// Under an access policy the API wants a bearer token and a purpose the
+// token's identity may act for: the page asks for both and keeps them in
+// sessionStorage (this tab only, gone when it closes), never in the URL.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const levels = [2, 4, 6, 9, 12];
 const nf = new Intl.NumberFormat("zh-CN");
+// The statistics bureau's purpose in ops/policy.example.yaml; a hub
+// without a policy takes any.
+const defaultPurpose = "official population statistics";
+
+const credentials = ["token", "purpose"];
+for (const id of credentials) $(id).value = sessionStorage.getItem("pophub." + id) || "";
+function keepCredentials() {
+  for (const id of credentials) sessionStorage.setItem("pophub." + id, $(id).value.trim());
+}
 
 async function fetchCounts(region, asOf, children) {
   const q = new URLSearchParams({ region });
   if (asOf) q.set("as_of", asOf);
   if (children) q.set("children", "true");
-  const resp = await fetch("/v1/stats/urban-rural?" + q, { headers: { "X-Purpose": "statistics", Accept: "application/json" } });
+  const headers = { "X-Purpose": $("purpose").value.trim() || defaultPurpose, Accept: "application/json" };
+  const token = $("token").value.trim();
+  if (token) headers.Authorization = "Bearer " + token;
+  const resp = await fetch("/v1/stats/urban-rural?" + q, { headers });
   const body = await resp.json();
   if (!resp.ok) throw new Error(body.detail || resp.statusText);
   return body;
@@ -136,6 +152,7 @@ async function show(region, asOf, push) {
 
 $("query").addEventListener("submit", (e) => {
   e.preventDefault();
+  keepCredentials();
   show($("region").value.trim(), $("asof").value, true);
 });
 window.addEventListener("popstate", (e) => {
