@@ -66,6 +66,11 @@ type Config struct {
 	// Nats-Msg-Id within the stream's ten-minute duplicate window. Zero
 	// for a server that syncs every write, like the embedded one.
 	NATSRepublishWindow time.Duration
+	// StreamReplicas and StreamMaxAge set the notification stream's
+	// replicas and retention (notify.StreamConfig); zero keeps what an
+	// existing stream has (1 replica, no age limit when creating it).
+	StreamReplicas int
+	StreamMaxAge   time.Duration
 
 	// PostgresURL selects the PostgreSQL store; empty selects memdb,
 	// persisted under DataDir (in memory only when DataDir is empty).
@@ -182,6 +187,12 @@ func (c *Config) Validate() error {
 		if c.PostgresURL == "" && c.DataDir == "" {
 			errs = append(errs, errors.New("--postgres or --data is required: without either the golden records would be kept in memory only, while their Kafka offsets are committed, and a restart would lose them"))
 		}
+	}
+	if c.StreamReplicas < 0 || c.StreamReplicas > 5 {
+		errs = append(errs, errors.New("--stream-replicas must be from 1 to 5 (0 keeps the stream's)"))
+	}
+	if c.StreamMaxAge != 0 && c.StreamMaxAge < streamMinAge {
+		errs = append(errs, fmt.Errorf("--stream-max-age must be at least %v, the stream's duplicate window: a notification published again after a reconnect must still be recognised", streamMinAge))
 	}
 	if c.Partitions < 1 {
 		errs = append(errs, errors.New("--partitions must be at least 1"))
@@ -355,7 +366,7 @@ func (m *Main) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("opening JetStream: %w", err)
 	}
-	if err := notify.EnsureStream(ctx, js, notify.StreamConfig{}); err != nil {
+	if err := notify.EnsureStream(ctx, js, notify.StreamConfig{Replicas: m.Config.StreamReplicas, MaxAge: m.Config.StreamMaxAge}); err != nil {
 		return fmt.Errorf("creating stream: %w", err)
 	}
 	if m.Access != nil {
@@ -589,6 +600,10 @@ func (m *Main) gatewayCaller(r *http.Request) (schemas.Source, bool) {
 	}
 	return id.Publish[0], true
 }
+
+// streamMinAge is the shortest retention of the notification stream:
+// its duplicate window (notify.StreamConfig.DuplicateWindow's default).
+const streamMinAge = 10 * time.Minute
 
 // loadPolicies loads the eligibility policies from dir, or the built-in
 // ones when dir is empty.

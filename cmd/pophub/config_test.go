@@ -3,13 +3,16 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
-// TestServeNeedsAStore: `pophub serve` without --postgres or --data kept
+// TestServeValidate: `pophub serve` without --postgres or --data kept
 // the golden records in memory while committing Kafka offsets, so a
 // restart lost them all; Validate now refuses it. `pophub dev` may still
-// run in memory: its broker forgets the offsets with the records.
-func TestServeNeedsAStore(t *testing.T) {
+// run in memory: its broker forgets the offsets with the records. The
+// notification stream's retention may not be shorter than its duplicate
+// window.
+func TestServeValidate(t *testing.T) {
 	serve := func(c Config) Config {
 		c.KafkaBrokers, c.NATSURL = []string{"kafka:9092"}, "nats://nats:4222"
 		return c
@@ -25,6 +28,9 @@ func TestServeNeedsAStore(t *testing.T) {
 		{"dev in memory", Config{Embedded: true}, ""},
 		{"dev --data", Config{Embedded: true, DataDir: "/tmp/pophub"}, ""},
 		{"dev --postgres", Config{Embedded: true, PostgresURL: "postgres://localhost/pophub"}, ""},
+		{"serve --stream-replicas 3 --stream-max-age 720h", serve(Config{DataDir: "/d", StreamReplicas: 3, StreamMaxAge: 720 * time.Hour}), ""},
+		{"serve --stream-replicas 7", serve(Config{DataDir: "/d", StreamReplicas: 7}), "--stream-replicas must be from 1 to 5"},
+		{"serve --stream-max-age 1m", serve(Config{DataDir: "/d", StreamMaxAge: time.Minute}), "--stream-max-age must be at least 10m0s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

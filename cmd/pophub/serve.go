@@ -68,6 +68,8 @@ Without --postgres the store is go-memdb persisted under --data (one instance on
 	f.StringVar(&cfg.NATSURL, "nats", os.Getenv("POPHUB_NATS"), "NATS URL (env POPHUB_NATS)")
 	f.DurationVar(&cfg.NATSRepublishWindow, "nats-republish-window", 150*time.Second,
 		"keep acknowledged notifications this long and publish them again after a reconnect; above the server's sync interval (2 min by default), 0 when it syncs every write")
+	f.IntVar(&cfg.StreamReplicas, "stream-replicas", 0, "replicas of the notification stream POP (0: keep the stream's; 1 when creating it)")
+	f.DurationVar(&cfg.StreamMaxAge, "stream-max-age", 0, "keep notifications this long, at least 10m (0: keep the stream's limit; none when creating it)")
 	f.StringVar(&cfg.PostgresURL, "postgres", os.Getenv("POPHUB_POSTGRES"), "PostgreSQL URL (env POPHUB_POSTGRES)")
 	f.StringVar(&cfg.PostgresSchema, "postgres-schema", envOr("POPHUB_POSTGRES_SCHEMA", "public"), "PostgreSQL schema for the hub's tables")
 	f.StringVar(&cfg.DataDir, "data", os.Getenv("POPHUB_DATA"), "memdb store directory, when --postgres is not given")

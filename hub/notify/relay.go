@@ -60,15 +60,24 @@ type StreamConfig struct {
 	// Name and Subjects default to POP and pop.>; tests may override them.
 	Name     string
 	Subjects []string
+	// Replicas is the stream's replica count; 0 keeps an existing
+	// stream's count (an operator may have scaled it) and creates the
+	// stream with 1.
 	Replicas int
-	// MaxAge bounds retention (0: keep everything).
+	// MaxAge bounds retention; 0 keeps an existing stream's limit and
+	// creates the stream without one (keep everything).
 	MaxAge time.Duration
 	// DuplicateWindow must cover the longest time a notification may be
 	// re-published after its first publish (default 10 minutes).
 	DuplicateWindow time.Duration
 }
 
-// EnsureStream creates the notification stream, or updates it to cfg.
+// EnsureStream creates the notification stream, or updates it to cfg. An
+// existing stream keeps the limits the hub does not set (size and message
+// limits, placement, and replicas and age unless cfg sets them), so that
+// an operator's tuning survives a restart of the hub; the hub sets what
+// its guarantees rest on: subjects, file storage, the duplicate window,
+// limits retention.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) error {
 	if cfg.Name == "" {
 		cfg.Name = schemas.StreamName
@@ -76,27 +85,32 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig)
 	if len(cfg.Subjects) == 0 {
 		cfg.Subjects = []string{schemas.StreamSubjects}
 	}
-	if cfg.Replicas == 0 {
-		cfg.Replicas = 1
-	}
 	if cfg.DuplicateWindow == 0 {
 		cfg.DuplicateWindow = 10 * time.Minute
 	}
-	if cfg.MaxAge > 0 && cfg.DuplicateWindow > cfg.MaxAge {
-		cfg.DuplicateWindow = cfg.MaxAge // JetStream requires it
+	sc := jetstream.StreamConfig{Name: cfg.Name, Replicas: 1}
+	switch st, err := js.Stream(ctx, cfg.Name); {
+	case err == nil:
+		sc = st.CachedInfo().Config
+	case !errors.Is(err, jetstream.ErrStreamNotFound):
+		return fmt.Errorf("looking up stream %s: %w", cfg.Name, err)
 	}
-	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        cfg.Name,
-		Description: "pophub golden-record change notifications",
-		Subjects:    cfg.Subjects,
-		Storage:     jetstream.FileStorage,
-		Replicas:    cfg.Replicas,
-		MaxAge:      cfg.MaxAge,
-		Duplicates:  cfg.DuplicateWindow,
-		Retention:   jetstream.LimitsPolicy,
-		Discard:     jetstream.DiscardOld,
-	})
-	if err != nil {
+	sc.Description = "pophub golden-record change notifications"
+	sc.Subjects = cfg.Subjects
+	sc.Storage = jetstream.FileStorage
+	sc.Retention = jetstream.LimitsPolicy
+	sc.Discard = jetstream.DiscardOld // a full stream never refuses the relay
+	if cfg.Replicas > 0 {
+		sc.Replicas = cfg.Replicas
+	}
+	if cfg.MaxAge > 0 {
+		sc.MaxAge = cfg.MaxAge
+	}
+	sc.Duplicates = cfg.DuplicateWindow
+	if sc.MaxAge > 0 && sc.Duplicates > sc.MaxAge {
+		sc.Duplicates = sc.MaxAge // JetStream requires it
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
 		return fmt.Errorf("creating or updating stream %s: %w", cfg.Name, err)
 	}
 	return nil

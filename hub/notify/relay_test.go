@@ -265,6 +265,69 @@ func TestRelayOnMachineServer(t *testing.T) {
 	}
 }
 
+// TestEnsureStreamKeepsOperatorLimits: on the machine's server, a stream
+// an operator tuned keeps its size limit and age across EnsureStream (a
+// hub restart), the hub's own settings are restored, and an age the hub
+// is configured with replaces the operator's.
+func TestEnsureStreamKeepsOperatorLimits(t *testing.T) {
+	url := testenv.MachineNATS(t)
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatalf("connecting to the machine's NATS server at %s: %v", url, err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	suffix := time.Now().UnixNano()
+	name := fmt.Sprintf("POPTEST_LIMITS_%d", suffix)
+	subjects := []string{fmt.Sprintf("poplimits%d.>", suffix)}
+	t.Cleanup(func() { js.DeleteStream(context.Background(), name) })
+	cfg := StreamConfig{Name: name, Subjects: subjects}
+	if err := EnsureStream(ctx, js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	info := streamConfig(t, js, name)
+	if info.Replicas != 1 || info.MaxAge != 0 || info.Duplicates != 10*time.Minute || info.Discard != jetstream.DiscardOld {
+		t.Fatalf("created %+v, want 1 replica, no age limit, a 10-minute duplicate window, discard old", info)
+	}
+
+	// The operator caps the stream and turns it to refuse new messages.
+	info.MaxBytes, info.MaxAge, info.Discard = 64<<20, 72*time.Hour, jetstream.DiscardNew
+	if _, err := js.UpdateStream(ctx, info); err != nil {
+		t.Fatal(err)
+	}
+	if err := EnsureStream(ctx, js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	got := streamConfig(t, js, name)
+	if got.MaxBytes != 64<<20 || got.MaxAge != 72*time.Hour {
+		t.Errorf("after a restart: max bytes %d, max age %v; want the operator's 64 MiB and 72h", got.MaxBytes, got.MaxAge)
+	}
+	if got.Discard != jetstream.DiscardOld {
+		t.Errorf("after a restart: discard %v; want old (a full stream must not refuse the relay)", got.Discard)
+	}
+
+	cfg.MaxAge = 24 * time.Hour
+	if err := EnsureStream(ctx, js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if got := streamConfig(t, js, name); got.MaxAge != 24*time.Hour || got.MaxBytes != 64<<20 {
+		t.Errorf("with --stream-max-age 24h: max age %v, max bytes %d", got.MaxAge, got.MaxBytes)
+	}
+}
+
+func streamConfig(t *testing.T, js jetstream.JetStream, name string) jetstream.StreamConfig {
+	t.Helper()
+	s, err := js.Stream(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.CachedInfo().Config
+}
+
 func hasRepeats(sorted []string) bool {
 	for i := 1; i < len(sorted); i++ {
 		if sorted[i] == sorted[i-1] {
