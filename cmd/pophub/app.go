@@ -478,7 +478,7 @@ func (m *Main) Start(ctx context.Context) (err error) {
 				}
 				return nil
 			}},
-			{Name: "kafka", Probe: func(ctx context.Context) error { return ingest.Ping(ctx, m.brokers) }},
+			{Name: "kafka", Probe: m.Consumer.Ping},
 		},
 	})
 	if m.ln, err = net.Listen("tcp", m.Config.HTTPAddr); err != nil {

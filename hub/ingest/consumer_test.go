@@ -3,7 +3,9 @@ package ingest
 import (
 	"context"
 	"errors"
+	"net"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -437,11 +439,81 @@ func TestEnsureTopicsIdempotent(t *testing.T) {
 			t.Fatalf("EnsureTopics: %v", err)
 		}
 	}
-	if err := Ping(context.Background(), []string{k.Addr()}); err != nil {
-		t.Errorf("Ping: %v", err)
+}
+
+// TestPing: the readiness probe says ready only when a broker answers in
+// the Kafka protocol, with the consumer's TLS, and has every source
+// topic; a port that merely accepts connections is not Kafka.
+func TestPing(t *testing.T) {
+	plain := broker(t)
+	if err := EnsureTopics(context.Background(), []string{plain.Addr()}, 2, nil, nil); err != nil {
+		t.Fatal(err)
 	}
-	if err := Ping(context.Background(), []string{"127.0.0.1:1"}); err == nil {
-		t.Error("Ping of a closed port succeeded")
+	files, err := tlsconf.EnsureDev(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := tlsconf.Server(files.Cert, files.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, err := tlsconf.Client(files.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secure, err := embedded.StartKafka(context.Background(), embedded.KafkaConfig{Partitions: 2, TLS: srv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { secure.Close() })
+	if err := EnsureTopics(context.Background(), []string{secure.Addr()}, 2, nil, cli); err != nil {
+		t.Fatal(err)
+	}
+	// A listener that accepts and says nothing, as a wrong port might.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { conn.Close() })
+		}
+	}()
+
+	tests := []struct {
+		name string
+		cfg  Config
+		want string // in the error; "" when ready
+	}{
+		{"the source topics", Config{Brokers: []string{plain.Addr()}}, ""},
+		{"TLS", Config{Brokers: []string{secure.Addr()}, TLS: cli}, ""},
+		{"a topic missing", Config{Brokers: []string{plain.Addr()}, Topics: []string{"pop.events.housing", "pop.events.nope"}}, "pop.events.nope"},
+		{"plaintext to a TLS listener", Config{Brokers: []string{secure.Addr()}}, "asking Kafka"},
+		{"not Kafka", Config{Brokers: []string{ln.Addr().String()}}, "asking Kafka"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.cfg.GroupID = "ping"
+			c, err := New(tt.cfg, &recordingApplier{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			err = c.Ping(ctx)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("Ping: %v; want ready", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("Ping: %v; want an error about %q", err, tt.want)
+			}
+		})
 	}
 }
 

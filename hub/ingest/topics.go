@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
 	"sync"
 	"time"
 
@@ -81,19 +80,29 @@ func EnsureTopics(ctx context.Context, brokers []string, partitions int, m sasl.
 	return errors.Join(errs...)
 }
 
-// Ping checks that a broker answers.
-func Ping(ctx context.Context, brokers []string) error {
-	var errs []error
-	for _, b := range brokers {
-		var d net.Dialer
-		conn, err := d.DialContext(ctx, "tcp", b)
-		if err == nil {
-			conn.Close()
-			return nil
-		}
-		errs = append(errs, err)
+// Ping asks the brokers, in the Kafka protocol and with the consumer's
+// credentials (TLS, SASL), for the metadata of the source topics: ready
+// means a broker answers as Kafka, lets the hub in, and has the topics,
+// each with a leader for every partition. A TCP connection alone would
+// pass a wrong port or a broker that refuses the hub's credentials.
+func (c *Consumer) Ping(ctx context.Context) error {
+	md, err := c.lag.client.Metadata(ctx, &kafka.MetadataRequest{Topics: c.cfg.Topics})
+	if err != nil {
+		return fmt.Errorf("asking Kafka for the source topics: %w", err)
 	}
-	return fmt.Errorf("no Kafka broker reachable: %w", errors.Join(errs...))
+	var errs []error
+	for _, t := range md.Topics {
+		if t.Error != nil {
+			errs = append(errs, fmt.Errorf("topic %s: %w", t.Name, t.Error))
+			continue
+		}
+		for _, p := range t.Partitions {
+			if p.Error != nil {
+				errs = append(errs, fmt.Errorf("topic %s partition %d: %w", t.Name, p.ID, p.Error))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // lagTracker periodically computes, per source partition, the high
