@@ -46,6 +46,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/pophub/pophub/adapters/publisher"
+	"github.com/pophub/pophub/internal/bearer"
 	"github.com/pophub/pophub/internal/par"
 	"github.com/pophub/pophub/schemas"
 )
@@ -343,7 +344,7 @@ func (h *Handler) authenticate(r *http.Request) (schemas.Source, bool) {
 	if h.cfg.Caller != nil {
 		return h.cfg.Caller(r)
 	}
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	tok, ok := bearer.Token(r.Header.Get("Authorization"))
 	if !ok || tok == "" {
 		return "", false
 	}

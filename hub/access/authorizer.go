@@ -16,6 +16,7 @@ import (
 
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/hub/api"
+	"github.com/pophub/pophub/internal/bearer"
 	"github.com/pophub/pophub/schemas"
 	"github.com/pophub/pophub/schemas/citizenid"
 )
@@ -183,7 +184,7 @@ func (a *Authorizer) authenticate(r *http.Request) (*principal, error) {
 	var byToken, byCert *principal
 	h := r.Header.Get("Authorization")
 	if h != "" {
-		tok, ok := strings.CutPrefix(h, "Bearer ")
+		tok, ok := bearer.Token(h)
 		if !ok || tok == "" {
 			return nil, errBadCredential
 		}

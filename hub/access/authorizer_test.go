@@ -1,6 +1,7 @@
 package access
 
 import (
+	"cmp"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -106,11 +107,14 @@ func TestAuthorizerOverHTTP(t *testing.T) {
 		name       string
 		path       string
 		token      string
+		scheme     string // of the Authorization header; default "Bearer"
 		purpose    string
 		wantStatus int
 		wantHas    []string
 		wantLacks  []string
 	}{
+		{name: "scheme in lower case (RFC 9110: case-insensitive)", path: "/v1/persons/" + personID, scheme: "bearer", token: tok("tax"), purpose: "tax audit", wantStatus: 200},
+		{name: "another scheme", path: "/v1/persons/" + personID, scheme: "Basic", token: tok("tax"), purpose: "tax audit", wantStatus: 401},
 		{name: "no token", path: "/v1/persons/" + personID, purpose: "x", wantStatus: 401, wantHas: []string{"urn:pophub:problem:unauthenticated"}},
 		{name: "wrong token", path: "/v1/persons/" + personID, token: "nope", purpose: "x", wantStatus: 401},
 		{name: "missing purpose", path: "/v1/persons/" + personID, token: tok("tax"), wantStatus: 400, wantHas: []string{"X-Purpose"}},
@@ -129,7 +133,8 @@ func TestAuthorizerOverHTTP(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			req, _ := http.NewRequest(http.MethodGet, srv.URL+tc.path, nil)
 			if tc.token != "" {
-				req.Header.Set("Authorization", "Bearer "+tc.token)
+				scheme := cmp.Or(tc.scheme, "Bearer")
+				req.Header.Set("Authorization", scheme+" "+tc.token)
 			}
 			if tc.purpose != "" {
 				req.Header.Set(HeaderPurpose, tc.purpose)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/internal/bearer"
 	"github.com/pophub/pophub/schemas"
 	"github.com/pophub/pophub/schemas/citizenid"
 )
@@ -203,7 +204,7 @@ func (a *admin) guard(route string, h func(w http.ResponseWriter, r *http.Reques
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		if a.cfg.Token != "" {
-			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			got, ok := bearer.Token(r.Header.Get("Authorization"))
 			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(a.cfg.Token)) != 1 {
 				a.fail(w, r, fmt.Errorf("a valid bearer token is required: %w", ErrUnauthenticated))
 				return
