@@ -31,6 +31,9 @@ The same --seed gives the same files; person i is the same person whatever --per
 			if out == "" {
 				return errors.New("--out is required")
 			}
+			if err := synthFlags(&cfg); err != nil {
+				return err
+			}
 			cfg.Cities = cities
 			start := time.Now()
 			st, err := synth.WriteJSONL(cmd.Context(), cfg, out)
@@ -61,4 +64,23 @@ The same --seed gives the same files; person i is the same person whatever --per
 	f.StringSliceVar(&cities, "cities", nil, "restrict to these cities or counties (codes, prefixes or names); default all")
 	f.StringVar(&out, "out", "", "output directory (required)")
 	return cmd
+}
+
+// synthFlags checks the flags the library would otherwise take as "use the
+// default" and turns them into its Config: --months 0 would silently mean
+// 24, and --late 0 the default 5% (the library's zero value), where the
+// user asked for none.
+func synthFlags(cfg *synth.Config) error {
+	switch {
+	case cfg.Months < 1:
+		return fmt.Errorf("--months %d: want at least 1", cfg.Months)
+	case cfg.LateRate < 0 || cfg.LateRate > 1:
+		return fmt.Errorf("--late %g: want a fraction from 0 to 1", cfg.LateRate)
+	case cfg.DuplicateRate < 0 || cfg.DuplicateRate > 1:
+		return fmt.Errorf("--duplicates %g: want a fraction from 0 to 1", cfg.DuplicateRate)
+	}
+	if cfg.LateRate == 0 {
+		cfg.LateRate = -1 // none (synth.Config.LateRate)
+	}
+	return nil
 }
