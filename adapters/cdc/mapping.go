@@ -188,12 +188,45 @@ func parseExpr(s string) (expr, error) {
 	return e, nil
 }
 
+// sameTable reports whether the mapping's table names the configured
+// one as PostgreSQL would read both: unquoted identifiers fold to lower
+// case, and a mapping that names no schema matches the table in any
+// (--table RENTALS and public.rentals are the mapping's rentals).
+func sameTable(mapping, configured string) bool {
+	ms, mn := splitTable(mapping)
+	cs, cn := splitTable(configured)
+	return mn == cn && (ms == "" || cs == "" && ms == "public" || ms == cs)
+}
+
+// splitTable splits an optionally schema-qualified table name into its
+// schema ("" when none) and name, each folded as SQL folds it: a quoted
+// identifier keeps its case (and may hold a dot), an unquoted one is
+// lower-cased.
+func splitTable(s string) (schema, name string) {
+	fold := func(id string) string {
+		if len(id) >= 2 && id[0] == '"' && id[len(id)-1] == '"' {
+			return strings.ReplaceAll(id[1:len(id)-1], `""`, `"`)
+		}
+		return strings.ToLower(id)
+	}
+	quoted := false
+	for i := range len(s) {
+		switch {
+		case s[i] == '"':
+			quoted = !quoted
+		case s[i] == '.' && !quoted:
+			return fold(s[:i]), fold(s[i+1:])
+		}
+	}
+	return "", fold(s)
+}
+
 // compile checks the mapping for source and table and compiles it.
 func (m Mapping) compile(source schemas.Source, table string) (*plan, error) {
 	if m.Source != "" && m.Source != source {
 		return nil, fmt.Errorf("mapping is for source %q, not %q", m.Source, source)
 	}
-	if m.Table != "" && m.Table != table {
+	if m.Table != "" && !sameTable(m.Table, table) {
 		return nil, fmt.Errorf("mapping is for table %q, not %q", m.Table, table)
 	}
 	if m.CitizenID == "" {

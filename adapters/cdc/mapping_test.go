@@ -209,3 +209,32 @@ func TestConfigDefaults(t *testing.T) {
 		}
 	}
 }
+
+// The mapping's table matches the configured one as PostgreSQL reads
+// names: --table RENTALS and public.rentals are the mapping's rentals.
+func TestSameTable(t *testing.T) {
+	tests := []struct {
+		mapping, configured string
+		want                bool
+	}{
+		{"rentals", "rentals", true},
+		{"rentals", "RENTALS", true},
+		{"rentals", "public.rentals", true},
+		{"rentals", "housing.rentals", true},
+		{"housing.rentals", "housing.rentals", true},
+		{"housing.rentals", "Housing.Rentals", true},
+		{"housing.rentals", "rentals", false},
+		{"public.rentals", "rentals", true},
+		{"housing.rentals", "public.rentals", false},
+		{"rentals", "leases", false},
+		{"rentals", `"Rentals"`, false},
+		{`"Rentals"`, `"Rentals"`, true},
+		{`"a.b"`, `"a.b"`, true},
+		{`"a.b"`, "a.b", false},
+	}
+	for _, tt := range tests {
+		if got := sameTable(tt.mapping, tt.configured); got != tt.want {
+			t.Errorf("sameTable(%q, %q) = %v, want %v", tt.mapping, tt.configured, got, tt.want)
+		}
+	}
+}
