@@ -301,6 +301,29 @@ func TestRules(t *testing.T) {
 			},
 		},
 		{
+			name: "a contract started again after its end runs again",
+			events: []hub.Input{
+				ev(t, schemas.ContractStarted, p, "emp-1", "2023-03-01T00:00:00+08:00", map[string]any{"contract_id": "C1",
+					"employer_id": emp, "employer_name": "龙江机械", "work_region": "230102", "start": "2023-03-01"}),
+				ev(t, schemas.ContractEnded, p, "emp-2", "2024-12-31T00:00:00+08:00", map[string]any{"contract_id": "C1", "end": "2024-12-31"}),
+				ev(t, schemas.ContractStarted, p, "emp-3", "2025-03-01T00:00:00+08:00", map[string]any{"contract_id": "C1",
+					"employer_id": emp, "employer_name": "龙江机械", "work_region": "230102", "start": "2025-03-01", "end": "2027-02-28"}),
+				ev(t, schemas.RentalRegistered, p, "hs-1", "2021-01-01T00:00:00+08:00", map[string]any{"lease_id": "L1", "address_code": "230103001001", "start": "2021-01-01"}),
+				ev(t, schemas.RentalEnded, p, "hs-2", "2021-12-31T00:00:00+08:00", map[string]any{"lease_id": "L1", "end": "2021-12-31"}),
+				ev(t, schemas.RentalRegistered, p, "hs-3", "2022-06-01T00:00:00+08:00", map[string]any{"lease_id": "L1", "address_code": "230103001001", "start": "2022-06-01"}),
+			},
+			check: func(t *testing.T, r hub.Record, last Outcome) {
+				wantE := []hub.Contract{{ContractID: "C1", EmployerID: emp, EmployerName: "龙江机械", WorkRegion: "230102", Start: "2025-03-01", End: "2027-02-28"}}
+				if !reflect.DeepEqual(r.Employment, wantE) {
+					t.Errorf("employment = %+v, want %+v", r.Employment, wantE)
+				}
+				wantR := []hub.Rental{{LeaseID: "L1", AddressCode: "230103001001", Start: "2022-06-01"}}
+				if r.Housing == nil || !reflect.DeepEqual(r.Housing.Rentals, wantR) {
+					t.Errorf("housing = %+v, want rentals %+v", r.Housing, wantR)
+				}
+			},
+		},
+		{
 			name: "marriage then divorce",
 			events: []hub.Input{
 				ev(t, schemas.MarriageRegistered, p, "m-1", "2021-05-20T00:00:00+08:00", map[string]any{"spouse_id": string(f)}),

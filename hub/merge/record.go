@@ -177,7 +177,7 @@ func (s *State) fill(r *hub.Record, sec schemas.Section) {
 				continue // an end without its start waits for the start
 			}
 			end := st.End
-			if e, ok := c.Ended.get(); ok {
+			if e, ok := c.Ended.get(); ok && !endedBefore(c.Started.At, c.Ended.At) {
 				end = e
 			}
 			r.Employment = append(r.Employment, hub.Contract{ContractID: id, EmployerID: st.EmployerID,
@@ -222,7 +222,7 @@ func (s *State) fill(r *hub.Record, sec schemas.Section) {
 				continue
 			}
 			end := st.End
-			if e, ok := rent.Ended.get(); ok {
+			if e, ok := rent.Ended.get(); ok && !endedBefore(rent.Started.At, rent.Ended.At) {
 				end = e
 			}
 			h.Rentals = append(h.Rentals, hub.Rental{LeaseID: id, AddressCode: st.AddressCode, Start: st.Start, End: end})
@@ -286,4 +286,13 @@ func (s *State) anomalies() []hub.Anomaly {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Kind < out[j].Kind })
 	return out
+}
+
+// endedBefore reports whether a contract's or lease's end took effect
+// before its latest start: a start registered again after the end (the
+// contract resumed, the lease renewed under its id) supersedes the end,
+// as changes take effect in order of time. An end at the same instant as
+// the start still ends it.
+func endedBefore(started, ended Stamp) bool {
+	return started.T.After(ended.T)
 }
