@@ -619,6 +619,11 @@ func (v *validator) county(field, s string, req bool) {
 	}
 	if !region.IsCountyCode(s) {
 		v.fail(field, "must be a 6-digit division code")
+		return
+	}
+	if !region.KnownRegion(s) && v.err == nil {
+		v.err = &RejectError{Reason: ReasonUnknownAddressCode, Field: "data." + field,
+			Detail: "region code " + s + " is not in the region table"}
 	}
 }
 

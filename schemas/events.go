@@ -112,8 +112,9 @@ const (
 	ReasonKeyMismatch    = "key_mismatch"
 	ReasonInvalidSubject = "invalid_subject"
 	ReasonInvalidData    = "invalid_data"
-	// ReasonUnknownAddressCode: a well-formed 12-digit address code that
-	// the region table (schemas/region) does not have.
+	// ReasonUnknownAddressCode: a well-formed 12-digit address code, or
+	// 6-digit region or city code, that the region table (schemas/region)
+	// does not have.
 	ReasonUnknownAddressCode = "unknown_address_code"
 )
 

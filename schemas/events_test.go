@@ -210,12 +210,15 @@ func TestTextLengthInCharacters(t *testing.T) {
 	}
 }
 
-// TestUnknownAddressCode: a well-formed address code the region table does
-// not have is rejected with its own reason, naming the field.
+// TestUnknownAddressCode: a well-formed address or region code the region
+// table does not have is rejected with its own reason, naming the field.
 func TestUnknownAddressCode(t *testing.T) {
 	for _, tc := range []struct{ typ, data, field string }{
 		{"hukou.migrated", `{"from_address_code":"230102001001","to_address_code":"230102001999","reason":"employment"}`, "data.to_address_code"},
 		{"housing.rental_registered", `{"lease_id":"L1","address_code":"230199001001","start":"2025-01-01"}`, "data.address_code"},
+		{"social_insurance.transferred", `{"from_region":"230102","to_region":"239999"}`, "data.to_region"},
+		{"employment.contract_started", `{"contract_id":"C1","employer_id":"91350100M000100Y43","employer_name":"x","work_region":"230199","start":"2026-03-01"}`, "data.work_region"},
+		{"residence_permit.revoked", `{"city_code":"239900"}`, "data.city_code"},
 	} {
 		src := string(SourceOf(Type(tc.typ)))
 		_, err := Decode(Input{Value: []byte(env(src, tc.typ, validID, tc.data))})

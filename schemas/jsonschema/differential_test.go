@@ -114,7 +114,7 @@ func unknownAddress(data map[string]any, goErr error) bool {
 		return false
 	}
 	s, _ := data[strings.TrimPrefix(re.Field, "data.")].(string)
-	return region.IsAddressCode(s) && !region.Known(s)
+	return region.IsAddressCode(s) && !region.Known(s) || region.IsCountyCode(s) && !region.KnownRegion(s)
 }
 
 // mayBreakIJSON reports whether b may be what the decoder refuses as not
@@ -149,6 +149,7 @@ func FuzzDataAgreement(f *testing.F) {
 	seed(schemas.HukouCancelled, `{"Reason":"death"}`)
 	// Well-formed, but not in the region table: unknown_address_code.
 	seed(schemas.PropertyRegistered, `{"property_id":"P","address_code":"210001000000","acquired":"purchase","area_m2":100000}`)
+	seed(schemas.InsuranceTransferred, `{"from_region":"230102","to_region":"239999"}`)
 	seed(schemas.DeathCertified, "{\"date_of_death\":\"2025-01-01\",\"certificate_no\":\"D\xff\"}")
 	seed(schemas.DeathCertified, `{"date_of_death":"2025-01-01","certificate_no":"D\ud800"}`)
 	v, err := NewValidator()

@@ -63,3 +63,7 @@ func Chain(code string) []Division { return Default().Chain(code) }
 
 // Known reports whether a 12-digit address code is in the default table.
 func Known(address string) bool { return Default().Known(address) }
+
+// KnownRegion reports whether a 6-digit region code is in the default
+// table (Table.KnownRegion).
+func KnownRegion(code string) bool { return Default().KnownRegion(code) }

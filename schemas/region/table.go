@@ -219,6 +219,28 @@ func (t *Table) Known(address string) bool {
 	return ok
 }
 
+// KnownRegion reports whether a 6-digit region code names a division in
+// the table: a county (230102), or a city (230100) or province (230000)
+// written in six digits, as departments write a city-wide region. In a
+// province the table has no divisions of (Hong Kong, Macao, Taiwan: the
+// statistical division codes stop at their borders) any code is taken.
+func (t *Table) KnownRegion(code string) bool {
+	if len(code) != 6 {
+		return false
+	}
+	name := code
+	switch {
+	case code[2:] == "0000":
+		name = code[:2]
+	case code[4:] == "00":
+		name = code[:4]
+	}
+	if _, ok := t.Lookup(name); ok {
+		return true
+	}
+	return IsProvince(code[:2]) && len(t.Children(code[:2])) == 0
+}
+
 // Children lists the direct children of code in code order: the entries
 // of the next level whose codes start with it. The data has a city level
 // under every province, so the counties of a municipality are children of

@@ -58,6 +58,29 @@ func TestLookup(t *testing.T) {
 
 // TestChain: from the province down to the code; levels the table lacks
 // are skipped and malformed codes give nothing.
+func TestKnownRegion(t *testing.T) {
+	tests := []struct {
+		code string
+		want bool
+	}{
+		{"230102", true},  // 道里区
+		{"110101", true},  // 东城区
+		{"230100", true},  // 哈尔滨市, written in six digits
+		{"230000", true},  // 黑龙江省
+		{"239999", false}, // no such county
+		{"230199", false},
+		{"239900", false}, // no such city
+		{"820001", true},  // Macao: the table has no divisions there to judge by
+		{"990102", false}, // no such province
+		{"2301", false},
+	}
+	for _, tt := range tests {
+		if got := Builtin().KnownRegion(tt.code); got != tt.want {
+			t.Errorf("KnownRegion(%s) = %v, want %v", tt.code, got, tt.want)
+		}
+	}
+}
+
 func TestChain(t *testing.T) {
 	tests := []struct {
 		name, code string
