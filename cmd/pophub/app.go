@@ -328,11 +328,6 @@ func (m *Main) Start(ctx context.Context) (err error) {
 		if m.kafkaSASL, err = identityKafka(m.Access.Hub(), m.Config.Secrets); err != nil {
 			return fmt.Errorf("--policy: the hub's Kafka credential: %w", err)
 		}
-	} else if !m.Config.Embedded {
-		// Production without a policy is a deployment mistake more often
-		// than a choice: say so where operators look.
-		log.Warn("no --policy: the HTTP API answers every golden record to anyone who can reach it, unauthenticated and unaudited",
-			"http", m.Config.HTTPAddr)
 	}
 	if err := m.setupTLS(); err != nil {
 		return err

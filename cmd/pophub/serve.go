@@ -60,7 +60,14 @@ store locks the touched persons' rows, so no update is lost.
 Without --postgres the store is go-memdb persisted under --data (one instance only).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg.KafkaBrokers = splitList(brokers)
-			return runUntilSignal(cmd, newLogger(), cfg)
+			log := newLogger()
+			if cfg.PolicyFile == "" {
+				// Production without a policy is a deployment mistake
+				// more often than a choice: say so where operators look.
+				log.Warn("no --policy: the HTTP API answers every golden record to anyone who can reach it, unauthenticated and unaudited",
+					"http", cfg.HTTPAddr)
+			}
+			return runUntilSignal(cmd, log, cfg)
 		},
 	}
 	f := cmd.Flags()
