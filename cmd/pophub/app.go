@@ -470,16 +470,7 @@ func (m *Main) Start(ctx context.Context) (err error) {
 		// must arrive within ReadTimeout.
 		ShutdownTimeout: 5 * time.Second,
 		ReadTimeout:     m.Config.HTTPReadTimeout,
-		Ready: []api.Check{
-			{Name: "store", Probe: m.Store.Ping},
-			{Name: "nats", Probe: func(context.Context) error {
-				if !m.nc.IsConnected() {
-					return errors.New("not connected")
-				}
-				return nil
-			}},
-			{Name: "kafka", Probe: m.Consumer.Ping},
-		},
+		Ready:           m.readyChecks(),
 	})
 	if m.ln, err = net.Listen("tcp", m.Config.HTTPAddr); err != nil {
 		return fmt.Errorf("listening for HTTP on %s: %w", m.Config.HTTPAddr, err)
@@ -580,6 +571,25 @@ func inboxPrefix(id access.Identity) string {
 		return id.Credentials.NATS.InboxPrefix
 	}
 	return "_INBOX_" + id.Name
+}
+
+// readyChecks are what /readyz asks: the store, NATS, Kafka, and under a
+// policy the audit trail, since reads go on while it cannot be written.
+func (m *Main) readyChecks() []api.Check {
+	checks := []api.Check{
+		{Name: "store", Probe: m.Store.Ping},
+		{Name: "nats", Probe: func(context.Context) error {
+			if !m.nc.IsConnected() {
+				return errors.New("not connected")
+			}
+			return nil
+		}},
+		{Name: "kafka", Probe: m.Consumer.Ping},
+	}
+	if m.auditLog != nil {
+		checks = append(checks, api.Check{Name: "audit", Probe: func(context.Context) error { return m.auditLog.Err() }})
+	}
+	return checks
 }
 
 // gatewayCaller is the gateway's Caller under a policy: the source of the

@@ -97,6 +97,21 @@ func TestSecurityAtEveryDoor(t *testing.T) {
 	}
 	list := base + "/v1/persons?region=" + rec.Hukou.AddressCode
 
+	t.Run("readiness includes the audit trail", func(t *testing.T) {
+		resp, err := http.Get(base + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var ready struct {
+			Status string            `json:"status"`
+			Checks map[string]string `json:"checks"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&ready); err != nil || resp.StatusCode != http.StatusOK || ready.Checks["audit"] != "ok" {
+			t.Errorf("/readyz: HTTP %d, %+v (%v); want ready with an audit check", resp.StatusCode, ready, err)
+		}
+	})
+
 	t.Run("HTTP", func(t *testing.T) {
 		tests := []struct {
 			name, method, url, identity, purpose string

@@ -100,6 +100,13 @@ type Log struct {
 	closeOnce sync.Once
 	abortOnce sync.Once
 	head      atomic.Pointer[Link]
+	failing   atomic.Pointer[failure] // nil while the store takes entries
+}
+
+// failure is the store's error since the first of a run of failed writes.
+type failure struct {
+	err   error
+	since time.Time
 }
 
 // NewLog starts a Log writing to store. The key seals every entry; it is
@@ -192,6 +199,19 @@ func (l *Log) Flush(ctx context.Context) error {
 			return fmt.Errorf("flushing audit log: %w", ctx.Err())
 		}
 	}
+}
+
+// Err is nil while the store takes entries, and otherwise the store's
+// last error and since when writes have failed. Reads go on while the
+// trail cannot be written (the queue holds them, then reads wait for it),
+// so a hub reports this through readiness: an operator must know that
+// accesses are not being recorded.
+func (l *Log) Err() error {
+	f := l.failing.Load()
+	if f == nil {
+		return nil
+	}
+	return fmt.Errorf("the audit trail cannot be written (failing since %s): %w", f.since.UTC().Format(time.RFC3339), f.err)
 }
 
 // Head is the last position this Log stored (zero before its first batch).
@@ -289,6 +309,7 @@ func (l *Log) store1(ctx context.Context, batch []Entry) bool {
 			return head
 		})
 		if err == nil {
+			l.failing.Store(nil)
 			l.head.Store(&head)
 			l.written.Add(int64(len(batch)))
 			l.wmu.Lock()
@@ -297,6 +318,11 @@ func (l *Log) store1(ctx context.Context, batch []Entry) bool {
 			l.wmu.Unlock()
 			return true
 		}
+		since := time.Now()
+		if f := l.failing.Load(); f != nil {
+			since = f.since
+		}
+		l.failing.Store(&failure{err: err, since: since})
 		l.cfg.Logger.Error("storing audit entries; retrying", "entries", len(batch), "err", err, "backoff", backoff)
 		select {
 		case <-time.After(backoff):

@@ -128,9 +128,20 @@ func TestLogRetries(t *testing.T) {
 		t.Errorf("verify: %+v, %v", rep, err)
 	}
 
+	if err := l.Err(); err != nil {
+		t.Errorf("Err after the store recovered: %v", err)
+	}
+
 	s = &failing{Appender: f, fails: 1 << 30}
 	l, _ = NewLog(s, k, LogConfig{})
 	l.Append(ctx, sample(k, base, 0))
+	deadline := time.Now().Add(5 * time.Second)
+	for l.Err() == nil && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := l.Err(); err == nil || !strings.Contains(err.Error(), "connection reset") {
+		t.Errorf("Err while the store fails: %v; want the store's error", err)
+	}
 	cctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()
 	if err := l.Close(cctx); !errors.Is(err, context.DeadlineExceeded) {
