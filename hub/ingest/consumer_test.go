@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"runtime"
@@ -28,6 +29,30 @@ func broker(t testing.TB) *embedded.Kafka {
 	}
 	t.Cleanup(func() { k.Close() })
 	return k
+}
+
+// tlsBroker starts an embedded broker that speaks only TLS, with a
+// development CA, and returns it with a client configuration trusting it.
+func tlsBroker(t testing.TB) (*embedded.Kafka, *tls.Config) {
+	t.Helper()
+	files, err := tlsconf.EnsureDev(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := tlsconf.Server(files.Cert, files.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, err := tlsconf.Client(files.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := embedded.StartKafka(context.Background(), embedded.KafkaConfig{Partitions: 2, TLS: srv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { k.Close() })
+	return k, cli
 }
 
 // recordingApplier records applied events. It fails its first failFor
@@ -285,23 +310,7 @@ func totalLag(t testing.TB, c *Consumer) int64 {
 // and never closed, each kept a goroutine and connections for ever; now the
 // updates share one, and closing the tracker releases it.
 func TestLagUpdatesReuseOneTransport(t *testing.T) {
-	files, err := tlsconf.EnsureDev(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := tlsconf.Server(files.Cert, files.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cli, err := tlsconf.Client(files.CA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := embedded.StartKafka(context.Background(), embedded.KafkaConfig{Partitions: 2, TLS: srv})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { k.Close() })
+	k, cli := tlsBroker(t)
 	cfg := Config{Brokers: []string{k.Addr()}, TLS: cli}
 	cfg.setDefaults()
 	lt, err := newLagTracker(cfg, metricnoop.NewMeterProvider().Meter(""))
@@ -449,23 +458,7 @@ func TestPing(t *testing.T) {
 	if err := EnsureTopics(context.Background(), []string{plain.Addr()}, 2, nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	files, err := tlsconf.EnsureDev(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := tlsconf.Server(files.Cert, files.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cli, err := tlsconf.Client(files.CA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	secure, err := embedded.StartKafka(context.Background(), embedded.KafkaConfig{Partitions: 2, TLS: srv})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { secure.Close() })
+	secure, cli := tlsBroker(t)
 	if err := EnsureTopics(context.Background(), []string{secure.Addr()}, 2, nil, cli); err != nil {
 		t.Fatal(err)
 	}

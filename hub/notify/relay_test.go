@@ -222,16 +222,7 @@ func TestRelaySurvivesServerRestart(t *testing.T) {
 // test's own: every entry arrives once, also when a second relay publishes
 // them all again, and stream setup is idempotent.
 func TestRelayOnMachineServer(t *testing.T) {
-	url := testenv.MachineNATS(t)
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatalf("connecting to the machine's NATS server at %s: %v", url, err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := machineJetStream(t)
 	suffix := time.Now().UnixNano()
 	name := fmt.Sprintf("POPTEST_%d", suffix)
 	prefix := fmt.Sprintf("poptest%d", suffix)
@@ -270,16 +261,7 @@ func TestRelayOnMachineServer(t *testing.T) {
 // hub restart), the hub's own settings are restored, and an age the hub
 // is configured with replaces the operator's.
 func TestEnsureStreamKeepsOperatorLimits(t *testing.T) {
-	url := testenv.MachineNATS(t)
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatalf("connecting to the machine's NATS server at %s: %v", url, err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := machineJetStream(t)
 	ctx := context.Background()
 	suffix := time.Now().UnixNano()
 	name := fmt.Sprintf("POPTEST_LIMITS_%d", suffix)
@@ -326,6 +308,22 @@ func streamConfig(t *testing.T, js jetstream.JetStream, name string) jetstream.S
 		t.Fatal(err)
 	}
 	return s.CachedInfo().Config
+}
+
+// machineJetStream connects to the machine's NATS server (an older 2.9).
+func machineJetStream(t *testing.T) jetstream.JetStream {
+	t.Helper()
+	url := testenv.MachineNATS(t)
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatalf("connecting to the machine's NATS server at %s: %v", url, err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
 }
 
 func hasRepeats(sorted []string) bool {
