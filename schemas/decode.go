@@ -18,7 +18,8 @@ import (
 // text that is not UTF-8 or holds a lone surrogate escape, a value of the
 // wrong JSON type, an unknown data field, a data key that only matches a
 // field case-insensitively, a member name that is escaped or not a
-// CloudEvents attribute name, deep nesting — is handed to decodeStd, which then produces the reject (or, for the rare
+// CloudEvents attribute name, a member name that comes twice in one
+// object, deep nesting — is handed to decodeStd, which then produces the reject (or, for the rare
 // valid oddity, the event). The rules on attributes and data are shared
 // (checkEnvelope, the validators), so only the JSON reading differs.
 func Decode(in Input) (Event, error) {
@@ -64,6 +65,12 @@ type scanner struct {
 	// none or data() gave up.
 	payload     Data
 	payloadType string
+
+	// seen has a bit for each attribute read so far (see attribute), and
+	// ext the names of the extension attributes: a member name that comes
+	// twice sends the value to decodeStd, which rejects it.
+	seen uint8
+	ext  [][]byte
 }
 
 func (s *scanner) skipSpace() {
@@ -148,22 +155,26 @@ func (s *scanner) attribute(a *attrs, key []byte, plain bool) bool {
 	var val *string
 	var has *bool
 	var name string
+	var bit uint8 // the attribute's bit in s.seen
 	switch string(key) {
 	case "specversion":
-		val, has, name = &a.specVersion, &a.hasSpecVersion, "specversion"
+		val, has, name, bit = &a.specVersion, &a.hasSpecVersion, "specversion", 1<<0
 	case "id":
-		val, has = &a.id, &a.hasID
+		val, has, bit = &a.id, &a.hasID, 1<<1
 	case "source":
-		val, has, name = &a.source, &a.hasSource, "source"
+		val, has, name, bit = &a.source, &a.hasSource, "source", 1<<2
 	case "type":
-		val, has, name = &a.typ, &a.hasType, "type"
+		val, has, name, bit = &a.typ, &a.hasType, "type", 1<<3
 	case "subject":
-		val, has = &a.subject, &a.hasSubject
+		val, has, bit = &a.subject, &a.hasSubject, 1<<4
 	case "time":
-		val, has = &a.time, &a.hasTime
+		val, has, bit = &a.time, &a.hasTime, 1<<5
 	case "datacontenttype":
-		val, has, name = &a.dataContentType, &a.hasDataContentType, "datacontenttype"
+		val, has, name, bit = &a.dataContentType, &a.hasDataContentType, "datacontenttype", 1<<6
 	case "data":
+		if !s.firstSeen(1 << 7) {
+			return false
+		}
 		start := s.i
 		s.payload, s.payloadType = nil, ""
 		// Usually type comes before data: then read the data into its
@@ -189,7 +200,13 @@ func (s *scanner) attribute(a *attrs, key []byte, plain bool) bool {
 		if !plain || !attributeName(key) {
 			return false
 		}
+		if !s.firstTime(&s.ext, key) {
+			return false
+		}
 		return s.skipValue()
+	}
+	if !s.firstSeen(bit) {
+		return false
 	}
 	switch s.peek() {
 	case 'n':
@@ -490,8 +507,11 @@ func (s *scanner) skipValue() bool {
 			s.depth--
 			return true
 		}
+		var buf [maxNames][]byte
+		names := buf[:0]
 		for {
-			if _, _, ok := s.key(); !ok || !s.skipValue() {
+			key, plain, ok := s.key()
+			if !ok || !plain || !s.firstTime(&names, key) || !s.skipValue() {
 				return false
 			}
 			c := s.peek()
@@ -540,6 +560,36 @@ func (s *scanner) skipValue() bool {
 	}
 }
 
+// firstSeen reports whether the attribute of bit has not been read yet,
+// and marks it read.
+func (s *scanner) firstSeen(bit uint8) bool {
+	if s.seen&bit != 0 {
+		return false
+	}
+	s.seen |= bit
+	return true
+}
+
+// firstTime reports whether key is not yet among names, and adds it.
+// Past maxNames names it reports false, to leave a large object to
+// decodeStd rather than compare every pair.
+func (s *scanner) firstTime(names *[][]byte, key []byte) bool {
+	if len(*names) == maxNames {
+		return false
+	}
+	for _, name := range *names {
+		if string(name) == string(key) {
+			return false
+		}
+	}
+	*names = append(*names, key)
+	return true
+}
+
+// maxNames is the most member names of one object that the scanner
+// compares with each other (see firstTime).
+const maxNames = 16
+
 // field is where the value of one data member goes: one pointer is set,
 // by the Go type of the struct field.
 type field struct {
@@ -564,12 +614,24 @@ func (s *scanner) data(d Data) bool {
 		s.i++
 		return true
 	}
+	var seen [12]field // the fields read so far; a payload has at most 8
+	n := 0
 	for {
 		key, plain, ok := s.key()
 		if !ok || !plain {
 			return false
 		}
 		f := dataField(d, key)
+		for _, g := range seen[:n] {
+			if f == g {
+				return false // a name that comes twice
+			}
+		}
+		if n == len(seen) {
+			return false
+		}
+		seen[n] = f
+		n++
 		if !s.member(f) {
 			return false
 		}

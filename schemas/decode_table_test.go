@@ -264,6 +264,58 @@ func TestDecodeRejectsTextThatIsNotUnicode(t *testing.T) {
 	}
 }
 
+// TestDecodeRejectsRepeatedMemberNames: a member name that comes twice in
+// one object (RFC 7493, I-JSON) is not_json, naming it. encoding/json
+// keeps the last, other parsers the first, so a department's tools would
+// read another id or reason than the hub applied.
+func TestDecodeRejectsRepeatedMemberNames(t *testing.T) {
+	ok := env("public_security", "hukou.cancelled", validID, `{"reason":"death"}`)
+	with := func(old, new string) string {
+		t.Helper()
+		if !strings.Contains(ok, old) {
+			t.Fatalf("%q not in %s", old, ok)
+		}
+		return strings.Replace(ok, old, new, 1)
+	}
+	tests := []struct {
+		name      string
+		value     string
+		wantField string // "" when the value is accepted
+	}{
+		{"id twice", with(`"id":"e-1"`, `"id":"e-1","id":"e-2"`), "id"},
+		{"id null then id", with(`"id":"e-1"`, `"id":null,"id":"e-1"`), "id"},
+		{"id escaped the second time", with(`"id":"e-1"`, `"id":"e-1","\u0069d":"e-2"`), "id"},
+		{"subject twice", with(`"subject":"`+validID+`"`, `"subject":"`+validID+`","subject":"11010519491231002X"`), "subject"},
+		{"data twice", with(`"data":{"reason":"death"}`, `"data":{"reason":"death"},"data":{"reason":"other"}`), "data"},
+		{"type twice", with(`"type":"hukou.cancelled"`, `"type":"hukou.cancelled","type":"hukou.cancelled"`), "type"},
+		{"extension twice", with(`"id":"e-1"`, `"id":"e-1","origin":"a","origin":"b"`), "origin"},
+		{"inside an extension's object", with(`"id":"e-1"`, `"id":"e-1","origin":{"a":1,"b":[{"c":1,"c":2}]}`), "origin.b.c"},
+		{"data field twice", with(`{"reason":"death"}`, `{"reason":"other","reason":"death"}`), "data.reason"},
+		{"data field escaped the second time", with(`{"reason":"death"}`, `{"reason":"other","r\u0065ason":"death"}`), "data.reason"},
+		{"a name holding a citizen ID", with(`"id":"e-1"`, `"id":"e-1","x":{"`+validID+`":1,"`+validID+`":2}`), "x.(a name holding 15 or more digits)"},
+		{"same name in two objects", with(`"id":"e-1"`, `"id":"e-1","origin":{"reason":1}`), ""},
+		{"same name in an extension and in data", with(`"id":"e-1"`, `"id":"e-1","reason":"x"`), ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := Input{Value: []byte(tc.value), Now: fixedNow}
+			for name, decode := range map[string]func(Input) (Event, error){"Decode": Decode, "decodeStd": decodeStd} {
+				ev, err := decode(in)
+				if tc.wantField == "" {
+					if err != nil {
+						t.Errorf("%s: %v; want accepted", name, err)
+					}
+					continue
+				}
+				var re *RejectError
+				if !errors.As(err, &re) || re.Reason != ReasonNotJSON || re.Field != tc.wantField {
+					t.Errorf("%s = id %q, %v; want not_json at %s", name, ev.ID, err, tc.wantField)
+				}
+			}
+		})
+	}
+}
+
 // TestDecodeAttributeNamesAreExact: CloudEvents attribute names are
 // lower-case and case-sensitive. A member spelled like an attribute in
 // another case (or with a character that folds to one, ſ for s) once

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -208,6 +209,9 @@ func decodeStd(in Input) (Event, error) {
 		}
 		return Event{}, reject(ReasonNotCloudEvent, "", "value is not a CloudEvents JSON object: %v", err)
 	}
+	if rej := checkUniqueNames(in.Value); rej != nil {
+		return Event{}, rej
+	}
 	if rej := checkNames(members); rej != nil {
 		return Event{}, rej
 	}
@@ -283,6 +287,115 @@ func checkText(b []byte) *RejectError {
 		i++ // the escaped character: the second \ of \\ starts nothing
 	}
 	return nil
+}
+
+// checkUniqueNames holds the value to I-JSON's unique member names (RFC
+// 7493, 2.3), in the envelope and at any depth of its data. encoding/json
+// keeps the last of two members of one name, other parsers the first: a
+// department's own tools would read another id, subject or reason than
+// the hub applies. Names are compared after unescaping, so "id" and
+// "\u0069d" are one name. b must already be valid JSON.
+func checkUniqueNames(b []byte) *RejectError {
+	type frame struct {
+		object  bool
+		names   map[string]bool
+		path    string // the JSON path of this value, by member names
+		last    string // the name of the member being read
+		wantKey bool   // an object's next token is a name (or its end)
+	}
+	var stack []frame
+	// ended marks a value complete: in an object, a name comes next.
+	ended := func() {
+		if n := len(stack); n > 0 && stack[n-1].object {
+			stack[n-1].wantKey = true
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil // the end, or a syntax error json.Unmarshal reports
+		}
+		n := len(stack)
+		if n > 0 && stack[n-1].wantKey {
+			top := &stack[n-1]
+			if name, ok := tok.(string); ok {
+				if top.names[name] {
+					return reject(ReasonNotJSON, joinPath(top.path, name),
+						"member %s appears twice in one object (I-JSON, RFC 7493: member names are unique)", quoteName(name))
+				}
+				top.names[name], top.last, top.wantKey = true, name, false
+				continue
+			}
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			path := ""
+			if n > 0 {
+				path = stack[n-1].path
+				if stack[n-1].object {
+					path = joinPath(path, stack[n-1].last)
+				}
+			}
+			object := tok == json.Delim('{')
+			stack = append(stack, frame{object: object, names: map[string]bool{}, path: path, wantKey: object})
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:n-1]
+			ended()
+		default:
+			ended()
+		}
+	}
+}
+
+// joinPath is the JSON path of member name in the value at path.
+func joinPath(path, name string) string {
+	if path == "" {
+		return quoteName(name)
+	}
+	return path + "." + quoteName(name)
+}
+
+// quoteName is a member name as a reject names it: as is when it is a
+// plain identifier, else quoted, and cut to 32 bytes.
+func quoteName(name string) string {
+	const max = 32
+	cut := len(name) > max
+	if cut {
+		name = strings.ToValidUTF8(name[:max], "")
+	}
+	if longDigitRun(name) {
+		return "(a name holding 15 or more digits)" // perhaps a citizen ID
+	}
+	plain := name != ""
+	for i := range len(name) {
+		if c := name[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' {
+			plain = false
+			break
+		}
+	}
+	if !plain {
+		name = strconv.Quote(name)
+	}
+	if cut {
+		name += "…"
+	}
+	return name
+}
+
+// longDigitRun reports whether s holds 15 or more digits in a row.
+func longDigitRun(s string) bool {
+	run := 0
+	for i := range len(s) {
+		if s[i] >= '0' && s[i] <= '9' {
+			if run++; run >= 15 {
+				return true
+			}
+		} else {
+			run = 0
+		}
+	}
+	return false
 }
 
 // checkDataNames rejects a data member whose name is a field of typ's

@@ -156,6 +156,8 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(strings.Replace(hukou, `{`, `{"Subject":"11010519491231002X","ſubject":"x",`, 1)))
 	f.Add([]byte(strings.Replace(hukou, `"e-1"`, "\"e-\xff\"", 1)))
 	f.Add([]byte(strings.Replace(hukou, `"e-1"`, `"e-\ud800\ud83d\ude00"`, 1)))
+	f.Add([]byte(strings.Replace(hukou, `{"reason":"death"}`, `{"reason":"other","reason":"death"}`, 1)))
+	f.Add([]byte(strings.Replace(hukou, `"id":"e-1"`, `"id":"e-1","x":{"y":1,"y":2},"\u0069d":"e-2"`, 1)))
 	corpus, fixtures := diffCorpus(f)
 	for _, fx := range fixtures {
 		f.Add([]byte(fx.value(plainQuote, "")))

@@ -118,11 +118,54 @@ func unknownAddress(data map[string]any, goErr error) bool {
 }
 
 // mayBreakIJSON reports whether b may be what the decoder refuses as not
-// JSON although encoding/json parses it: text that is not UTF-8, or a lone
-// UTF-16 surrogate escape (RFC 7493). A schema validator cannot see
-// either: its JSON parser has already turned them into U+FFFD.
+// JSON although encoding/json parses it: text that is not UTF-8, a lone
+// UTF-16 surrogate escape, or a member name twice in one object (RFC
+// 7493). A schema validator cannot see any of them: its JSON parser has
+// already turned them into U+FFFD, or kept one of the two members.
 func mayBreakIJSON(b []byte) bool {
-	return !utf8.Valid(b) || bytes.Contains(bytes.ToLower(b), []byte(`\ud`))
+	return !utf8.Valid(b) || bytes.Contains(bytes.ToLower(b), []byte(`\ud`)) || repeatsName(b)
+}
+
+// repeatsName reports whether a member name comes twice in one object of
+// the JSON text b.
+func repeatsName(b []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	type frame struct {
+		names   map[string]bool
+		wantKey bool
+	}
+	var stack []*frame // nil entries are arrays
+	ended := func() {
+		if n := len(stack); n > 0 && stack[n-1] != nil {
+			stack[n-1].wantKey = true
+		}
+	}
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		if n := len(stack); n > 0 && stack[n-1] != nil && stack[n-1].wantKey {
+			if name, ok := tok.(string); ok {
+				if stack[n-1].names[name] {
+					return true
+				}
+				stack[n-1].names[name], stack[n-1].wantKey = true, false
+				continue
+			}
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, &frame{names: map[string]bool{}, wantKey: true})
+		case json.Delim('['):
+			stack = append(stack, nil)
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+			ended()
+		default:
+			ended()
+		}
+	}
 }
 
 // FuzzDataAgreement: for any data of any catalogue type, the JSON Schema
@@ -152,6 +195,7 @@ func FuzzDataAgreement(f *testing.F) {
 	seed(schemas.InsuranceTransferred, `{"from_region":"230102","to_region":"239999"}`)
 	seed(schemas.DeathCertified, "{\"date_of_death\":\"2025-01-01\",\"certificate_no\":\"D\xff\"}")
 	seed(schemas.DeathCertified, `{"date_of_death":"2025-01-01","certificate_no":"D\ud800"}`)
+	seed(schemas.HukouCancelled, `{"reason":"other","reason":"death"}`)
 	v, err := NewValidator()
 	if err != nil {
 		f.Fatal(err)
@@ -235,7 +279,7 @@ func FuzzEventAgreement(f *testing.F) {
 		f.Add([]byte(strings.Replace(string(envelope(schemas.HukouCancelled, []byte(`{"reason":"death"}`))), "2026-01-01T00:00:00+08:00", tm, 1)))
 	}
 	for _, member := range []string{`"Subject":"11010519491231002X"`, `"ſubject":"11010519491231002X"`, `"Data":{"reason":"other"}`,
-		`"traceparent":"x"`, "\"x\":\"\xff\"", `"x":"\udc00"`} {
+		`"traceparent":"x"`, "\"x\":\"\xff\"", `"x":"\udc00"`, `"id":"other"`, `"x":{"y":1,"y":2}`} {
 		f.Add([]byte(strings.Replace(string(envelope(schemas.HukouCancelled, []byte(`{"reason":"death"}`))), `{`, `{`+member+`,`, 1)))
 	}
 	v, err := NewValidator()
