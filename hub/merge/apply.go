@@ -78,6 +78,9 @@ func (s *State) apply(ev *schemas.Event) {
 		s.First = ev.Time
 	}
 	for _, sec := range affects[ev.Type] {
+		if ev.Type == schemas.EducationGraduated {
+			continue // see educationProvenance
+		}
 		s.touch(sec, at)
 	}
 	s.track(ev, at)
@@ -147,10 +150,10 @@ func (s *State) apply(ev *schemas.Event) {
 			Institution: d.Institution, Level: d.Level, Region: d.Region, Start: d.Start}, at)
 	case *schemas.EducationGraduatedData:
 		// Education keeps the highest level, not the latest graduation.
-		g := graduation{Level: d.Level, Institution: d.Institution, Date: d.Date}
-		if cur, ok := s.Graduation.get(); !ok || higher(g, at, cur, s.Graduation.At) {
-			s.Graduation = Reg[graduation]{V: &g, At: at}
+		if s.outranks(d, at) {
+			s.Graduation = Reg[graduation]{V: &graduation{Level: d.Level, Institution: d.Institution, Date: d.Date}, At: at}
 		}
+		s.educationProvenance()
 	case *schemas.PropertyRegisteredData:
 		regMap(&s.Owned, d.PropertyID).set(&property{Address: d.AddressCode}, at)
 	case *schemas.PropertyTransferredData:
@@ -168,6 +171,32 @@ func (s *State) apply(ev *schemas.Event) {
 	case *schemas.MarriageDivorcedData:
 		s.Marital.set(&marital{Status: codes.MaritalDivorced}, at)
 	}
+}
+
+// educationProvenance names, as the education section's provenance, the
+// latest of the events it shows: the graduation it keeps and the
+// enrolments. A lower graduation, later or not, is not shown, so it is not
+// named; and the result does not depend on the order events arrived in.
+func (s *State) educationProvenance() {
+	latest := s.Graduation.At
+	for _, reg := range s.Enrolments {
+		if reg.At.After(latest) {
+			latest = reg.At
+		}
+	}
+	if latest.IsZero() {
+		return
+	}
+	if s.Prov == nil {
+		s.Prov = map[schemas.Section]Stamp{}
+	}
+	s.Prov[schemas.SecEducation] = latest
+}
+
+// outranks reports whether graduation d, of at, replaces the one s shows.
+func (s *State) outranks(d *schemas.EducationGraduatedData, at Stamp) bool {
+	cur, ok := s.Graduation.get()
+	return !ok || higher(graduation{Level: d.Level, Institution: d.Institution, Date: d.Date}, at, cur, s.Graduation.At)
 }
 
 // higher orders graduations: the higher level wins, then the later date,

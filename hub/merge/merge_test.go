@@ -348,6 +348,50 @@ func TestRules(t *testing.T) {
 				if r.Education == nil || !reflect.DeepEqual(*r.Education, want) {
 					t.Errorf("education = %+v", r.Education)
 				}
+				// The provenance names the graduation shown, not the later,
+				// lower one (e-3) nor the earlier-arrived one it replaced.
+				if got := r.Provenance["education"].EventID; got != "e-1" {
+					t.Errorf("education provenance = %s, want e-1", got)
+				}
+			},
+		},
+		{
+			name: "education provenance is the latest shown event, enrolments included",
+			events: []hub.Input{
+				ev(t, schemas.EducationGraduated, p, "e-1", "2012-07-01T00:00:00+08:00", map[string]any{"institution": "哈尔滨工业大学", "level": "21", "date": "2012-07-01", "certificate_no": "B1"}),
+				ev(t, schemas.EducationEnrolled, p, "e-2", "2014-09-01T00:00:00+08:00", map[string]any{"institution": "哈尔滨工业大学", "level": "14", "region": "230102", "start": "2014-09-01"}),
+				ev(t, schemas.EducationGraduated, p, "e-3", "2020-07-01T00:00:00+08:00", map[string]any{"institution": "某职校", "level": "61", "date": "2020-07-01", "certificate_no": "H1"}),
+			},
+			check: func(t *testing.T, r hub.Record, last Outcome) {
+				if got := r.Provenance["education"].EventID; got != "e-2" {
+					t.Errorf("education provenance = %s, want e-2", got)
+				}
+			},
+		},
+		{
+			name: "an insurance ended at the instant it began is ended, whatever the event ids",
+			events: []hub.Input{
+				ev(t, schemas.InsuranceEnrolled, p, "si-b", "2024-01-01T00:00:00+08:00", map[string]any{"scheme": "employee",
+					"insurances": []string{"pension", "medical"}, "region": "230102", "start": "2024-01-01"}),
+				ev(t, schemas.InsuranceTerminated, p, "si-a", "2024-01-01T00:00:00+08:00", map[string]any{"insurances": []string{"pension"}, "region": "230102", "end": "2024-01-01"}),
+			},
+			check: func(t *testing.T, r hub.Record, last Outcome) {
+				si := r.SocialInsurance
+				if si == nil || si.Insurances["pension"].Until != "2024-01-01" || si.Insurances["medical"].Until != "" {
+					t.Errorf("social insurance = %+v, want pension until 2024-01-01, medical running", si)
+				}
+			},
+		},
+		{
+			name: "death of a person never registered is unregistered, not death_not_cancelled",
+			events: []hub.Input{
+				ev(t, schemas.DeathCertified, p, "h-1", "2025-03-01T10:00:00+08:00", map[string]any{"date_of_death": "2025-02-28", "certificate_no": "D1"}),
+			},
+			check: func(t *testing.T, r hub.Record, last Outcome) {
+				want := []hub.Anomaly{{Kind: hub.AnomalyUnregistered, Since: "2025-03-01"}}
+				if r.Status != hub.StatusDeceased || !reflect.DeepEqual(r.Anomalies, want) {
+					t.Errorf("status %s anomalies %+v, want deceased and %+v", r.Status, r.Anomalies, want)
+				}
 			},
 		},
 		{

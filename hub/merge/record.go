@@ -197,7 +197,7 @@ func (s *State) fill(r *hub.Record, sec schemas.Section) {
 			if n := len(line.Months); n > 0 {
 				l.LastMonth = line.Months[n-1]
 			}
-			if end, ok := line.Terminated.get(); ok && line.Terminated.At.After(line.Enrolled.At) {
+			if end, ok := line.Terminated.get(); ok && !endedBefore(line.Enrolled.At, line.Terminated.At) {
 				l.Until = end
 			}
 			if si.Insurances == nil {
@@ -265,9 +265,11 @@ func idBirthDate(id citizenid.ID) string {
 // anomalies derives the open anomalies, sorted by kind.
 func (s *State) anomalies() []hub.Anomaly {
 	var out []hub.Anomaly
-	if d, dead := s.Death.get(); dead {
+	if d, dead := s.Death.get(); dead && !s.Registered.IsZero() {
 		if l, ok := s.Lifecycle.get(); !ok || !strings.HasPrefix(l, "cancelled:") {
 			// Seed 004: the hukou of the dead should be cancelled (应销未销).
+			// Without a registration there is no hukou to cancel: the
+			// person is unregistered, below.
 			out = append(out, hub.Anomaly{Kind: hub.AnomalyDeathNotCancelled, Since: d.Date})
 		}
 	}
@@ -288,7 +290,7 @@ func (s *State) anomalies() []hub.Anomaly {
 	return out
 }
 
-// endedBefore reports whether a contract's or lease's end took effect
+// endedBefore reports whether a contract's, lease's or insurance's end took effect
 // before its latest start: a start registered again after the end (the
 // contract resumed, the lease renewed under its id) supersedes the end,
 // as changes take effect in order of time. An end at the same instant as
