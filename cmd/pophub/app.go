@@ -366,7 +366,7 @@ func (m *Main) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("opening JetStream: %w", err)
 	}
-	if err := notify.EnsureStream(ctx, js, notify.StreamConfig{Replicas: m.Config.StreamReplicas, MaxAge: m.Config.StreamMaxAge}); err != nil {
+	if err := notify.EnsureStream(ctx, js, notify.StreamConfig{Replicas: m.Config.StreamReplicas, MaxAge: m.Config.StreamMaxAge, Logger: log}); err != nil {
 		return fmt.Errorf("creating stream: %w", err)
 	}
 	if m.Access != nil {

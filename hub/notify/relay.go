@@ -70,6 +70,9 @@ type StreamConfig struct {
 	// DuplicateWindow must cover the longest time a notification may be
 	// re-published after its first publish (default 10 minutes).
 	DuplicateWindow time.Duration
+	// Logger is told when the stream's age limit shortens the duplicate
+	// window (default: discard).
+	Logger *slog.Logger
 }
 
 // EnsureStream creates the notification stream, or updates it to cfg. An
@@ -108,7 +111,14 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig)
 	}
 	sc.Duplicates = cfg.DuplicateWindow
 	if sc.MaxAge > 0 && sc.Duplicates > sc.MaxAge {
-		sc.Duplicates = sc.MaxAge // JetStream requires it
+		// JetStream requires it. Nothing is lost, but a notification
+		// re-published after the shorter window is stored twice (under
+		// the same Nats-Msg-Id), so the operator should hear of it.
+		sc.Duplicates = sc.MaxAge
+		if cfg.Logger != nil {
+			cfg.Logger.WarnContext(ctx, "the stream's age limit shortens its duplicate window: a notification re-published after it is stored twice",
+				"stream", cfg.Name, "max_age", sc.MaxAge, "duplicate_window", sc.Duplicates, "needed", cfg.DuplicateWindow)
+		}
 	}
 	if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
 		return fmt.Errorf("creating or updating stream %s: %w", cfg.Name, err)

@@ -1,9 +1,11 @@
 package notify
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http/httptest"
 	"sort"
 	"strings"
@@ -298,6 +300,24 @@ func TestEnsureStreamKeepsOperatorLimits(t *testing.T) {
 	}
 	if got := streamConfig(t, js, name); got.MaxAge != 24*time.Hour || got.MaxBytes != 64<<20 {
 		t.Errorf("with --stream-max-age 24h: max age %v, max bytes %d", got.MaxAge, got.MaxBytes)
+	}
+
+	// An operator's age limit below the duplicate window shortens the
+	// window, as JetStream requires, and the hub says so.
+	got.MaxAge, got.Duplicates = 5*time.Minute, 5*time.Minute
+	if _, err := js.UpdateStream(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	cfg.MaxAge, cfg.Logger = 0, slog.New(slog.NewTextHandler(&logs, nil))
+	if err := EnsureStream(ctx, js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if got := streamConfig(t, js, name); got.MaxAge != 5*time.Minute || got.Duplicates != 5*time.Minute {
+		t.Errorf("with the operator's 5m age: max age %v, duplicate window %v; want both 5m", got.MaxAge, got.Duplicates)
+	}
+	if !strings.Contains(logs.String(), "shortens its duplicate window") {
+		t.Errorf("no warning of the shorter duplicate window; logs: %q", logs.String())
 	}
 }
 
