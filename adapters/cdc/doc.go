@@ -25,12 +25,19 @@
 //     create the publication beforehand).
 //   - When deletes are mapped, ALTER TABLE rentals REPLICA IDENTITY FULL:
 //     otherwise a deleted row arrives with its primary key only, and its
-//     event lacks the citizen ID. The stream checks this on start.
+//     event lacks the citizen ID. The stream checks this on start. For a
+//     partitioned table, set it on every partition (the table's own
+//     setting does not pass to them), including partitions added later.
+//   - A partitioned table needs PostgreSQL 13 or later.
 //
 // The stream creates, when missing:
 //   - the publication pophub_<table> FOR TABLE <table> (inserts, updates
 //     and deletes; truncates carry no rows and are not published), whose
-//     comment records the slots whose initial snapshot completed;
+//     comment records the slots whose initial snapshot completed. For a
+//     partitioned table it is created WITH (publish_via_partition_root =
+//     true), so that the changes of every partition, present or future,
+//     arrive under the table's name; an existing publication without that
+//     setting is refused on start, saying how to fix it;
 //   - the logical replication slot pophub_<source>_<table> (--slot).
 //
 // A slot keeps WAL until the stream confirms it: a stream stopped for

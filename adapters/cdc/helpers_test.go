@@ -67,6 +67,47 @@ func rentalsTable(t testing.TB, db *pgx.Conn) string {
 	if _, err := db.Exec(ctx, "ALTER TABLE "+table+" REPLICA IDENTITY FULL"); err != nil {
 		t.Fatal(err)
 	}
+	cleanUpRentals(t, table)
+	return table
+}
+
+// partitionedRentalsTable is rentalsTable partitioned by start_date into
+// 2025 (table_2025) and 2026 (table_2026), each with REPLICA IDENTITY
+// FULL.
+func partitionedRentalsTable(t testing.TB, db *pgx.Conn) string {
+	t.Helper()
+	ctx := context.Background()
+	b := make([]byte, 5)
+	rand.Read(b)
+	table := "cdc_rentals_" + hex.EncodeToString(b)
+	cleanUpRentals(t, table)
+	for _, sql := range []string{
+		`CREATE TABLE ` + table + ` (
+			lease_id     bigint,
+			tenant_id    text,
+			address_code text NOT NULL,
+			start_date   date NOT NULL,
+			end_date     date,
+			signed_at    timestamptz NOT NULL DEFAULT now(),
+			PRIMARY KEY (lease_id, start_date)
+		) PARTITION BY RANGE (start_date)`,
+		`CREATE TABLE ` + table + `_2025 PARTITION OF ` + table + ` FOR VALUES FROM ('2025-01-01') TO ('2026-01-01')`,
+		`CREATE TABLE ` + table + `_2026 PARTITION OF ` + table + ` FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')`,
+		`ALTER TABLE ` + table + `_2025 REPLICA IDENTITY FULL`,
+		`ALTER TABLE ` + table + `_2026 REPLICA IDENTITY FULL`,
+	} {
+		if _, err := db.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	return table
+}
+
+// cleanUpRentals removes table, its publication and the stream's slot
+// when the test ends, even if the stream failed or is still connected.
+func cleanUpRentals(t testing.TB, table string) {
+	t.Helper()
+	ctx := context.Background()
 	t.Cleanup(func() {
 		// A fresh connection: the test's may be closed already.
 		db, err := pgx.Connect(ctx, testenv.PostgresURL())
@@ -83,7 +124,6 @@ func rentalsTable(t testing.TB, db *pgx.Conn) string {
 			t.Errorf("dropping table: %v", err)
 		}
 	})
-	return table
 }
 
 // dropSlot drops a replication slot, terminating the walsender that still

@@ -23,6 +23,10 @@ type tableInfo struct {
 	name      string
 	qualified string // quoted, for SQL
 	columns   []string
+	// partitioned: the table is a partitioned table, whose rows live in
+	// its partitions; the publication must publish their changes under
+	// the table's own name (publish_via_partition_root).
+	partitioned bool
 }
 
 // inspect checks the server and the table: wal_level, the columns the
@@ -38,15 +42,25 @@ func (s *Stream) inspect(ctx context.Context, db *pgx.Conn) (*tableInfo, error) 
 	}
 	t := &tableInfo{}
 	var replIdent string
-	err := db.QueryRow(ctx, `SELECT c.oid, n.nspname, c.relname, c.relreplident::text, format('%I.%I', n.nspname, c.relname)
+	err := db.QueryRow(ctx, `SELECT c.oid, n.nspname, c.relname, c.relreplident::text, format('%I.%I', n.nspname, c.relname), c.relkind = 'p'
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE c.oid = to_regclass($1) AND c.relkind IN ('r', 'p')`, s.cfg.Table).
-		Scan(&t.oid, &t.schema, &t.name, &replIdent, &t.qualified)
+		Scan(&t.oid, &t.schema, &t.name, &replIdent, &t.qualified, &t.partitioned)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("checking the table: table %q does not exist", s.cfg.Table)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("looking up table %q: %w", s.cfg.Table, err)
+	}
+	if t.partitioned {
+		var version int
+		if err := db.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&version); err != nil {
+			return nil, fmt.Errorf("reading the server version: %w", err)
+		}
+		if version < 130000 {
+			return nil, fmt.Errorf("checking the table: %s is partitioned; streaming a partitioned table needs PostgreSQL 13 or later "+
+				"(publish_via_partition_root), or stream each partition as a table of its own", t.qualified)
+		}
 	}
 	rows, err := db.Query(ctx, `SELECT attname FROM pg_attribute
 		WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum`, t.oid)
@@ -65,17 +79,56 @@ func (s *Stream) inspect(ctx context.Context, db *pgx.Conn) (*tableInfo, error) 
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("checking the mapping: table %s has no column %s", t.qualified, strings.Join(missing, ", "))
 	}
-	if s.plan.ops[opDelete] != nil && replIdent != "f" {
-		// A deleted row arrives with only its replica identity columns.
+	if s.plan.ops[opDelete] != nil {
+		if err := s.checkDeletedRows(ctx, db, t, replIdent); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+// checkDeletedRows checks that a deleted row carries the columns its event
+// needs: it arrives with only its replica identity columns. The rows of a
+// partitioned table live in its partitions, and the WAL holds what each
+// partition's own replica identity says (the table's own setting does not
+// pass to them), so each partition is checked. A partition attached after
+// the start is not: give it REPLICA IDENTITY FULL too.
+func (s *Stream) checkDeletedRows(ctx context.Context, db *pgx.Conn, t *tableInfo, replIdent string) error {
+	type relation struct {
+		oid       uint32
+		qualified string
+		replIdent string
+	}
+	rels := []relation{{t.oid, t.qualified, replIdent}}
+	if t.partitioned {
+		rows, err := db.Query(ctx, `SELECT c.oid, format('%I.%I', n.nspname, c.relname), c.relreplident::text
+			FROM pg_partition_tree($1) p JOIN pg_class c ON c.oid = p.relid JOIN pg_namespace n ON n.oid = c.relnamespace
+			WHERE p.isleaf ORDER BY 2`, t.oid)
+		if err != nil {
+			return fmt.Errorf("listing the partitions of %s: %w", t.qualified, err)
+		}
+		rels, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (relation, error) {
+			var rel relation
+			err := r.Scan(&rel.oid, &rel.qualified, &rel.replIdent)
+			return rel, err
+		})
+		if err != nil {
+			return fmt.Errorf("listing the partitions of %s: %w", t.qualified, err)
+		}
+	}
+	for _, rel := range rels {
+		if rel.replIdent == "f" {
+			continue
+		}
 		rows, err := db.Query(ctx, `SELECT a.attname FROM pg_index i
 			JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
-			WHERE i.indrelid = $1 AND CASE $2 WHEN 'd' THEN i.indisprimary WHEN 'i' THEN i.indisreplident ELSE false END`, t.oid, replIdent)
+			WHERE i.indrelid = $1 AND CASE $2 WHEN 'd' THEN i.indisprimary WHEN 'i' THEN i.indisreplident ELSE false END`, rel.oid, rel.replIdent)
 		if err != nil {
-			return nil, fmt.Errorf("reading the replica identity of %s: %w", t.qualified, err)
+			return fmt.Errorf("reading the replica identity of %s: %w", rel.qualified, err)
 		}
 		ident, err := pgx.CollectRows(rows, pgx.RowTo[string])
 		if err != nil {
-			return nil, fmt.Errorf("reading the replica identity of %s: %w", t.qualified, err)
+			return fmt.Errorf("reading the replica identity of %s: %w", rel.qualified, err)
 		}
 		var lacking []string
 		for _, c := range s.plan.deleteColumns() {
@@ -84,15 +137,21 @@ func (s *Stream) inspect(ctx context.Context, db *pgx.Conn) (*tableInfo, error) 
 			}
 		}
 		if len(lacking) > 0 {
-			return nil, fmt.Errorf("checking the table: deletes are mapped, but a deleted row of %s carries only its replica identity, without %s: "+
-				"run ALTER TABLE %s REPLICA IDENTITY FULL", t.qualified, strings.Join(lacking, ", "), t.qualified)
+			return fmt.Errorf("checking the table: deletes are mapped, but a deleted row of %s carries only its replica identity, without %s: "+
+				"run ALTER TABLE %s REPLICA IDENTITY FULL", rel.qualified, strings.Join(lacking, ", "), rel.qualified)
 		}
 	}
-	return t, nil
+	return nil
 }
 
 // ensurePublication creates the table's publication unless it exists.
 // Truncates are left out: they carry no rows to turn into events.
+//
+// A partitioned table's changes happen in its partitions, and without
+// publish_via_partition_root they arrive under the partitions' names,
+// which the stream would take for other tables' and skip, confirming its
+// position past them: lost. So a partitioned table's publication is
+// created with it, and an existing one without it is refused.
 func (s *Stream) ensurePublication(ctx context.Context, db *pgx.Conn, t *tableInfo) error {
 	var exists, hasTable bool
 	err := db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1),
@@ -101,14 +160,30 @@ func (s *Stream) ensurePublication(ctx context.Context, db *pgx.Conn, t *tableIn
 	if err != nil {
 		return fmt.Errorf("looking up publication %s: %w", s.cfg.Publication, err)
 	}
+	if exists && t.partitioned {
+		// pubviaroot exists from PostgreSQL 13, which inspect required.
+		var viaRoot bool
+		err := db.QueryRow(ctx, `SELECT pubviaroot FROM pg_publication WHERE pubname = $1`, s.cfg.Publication).Scan(&viaRoot)
+		if err != nil {
+			return fmt.Errorf("looking up publication %s: %w", s.cfg.Publication, err)
+		}
+		if !viaRoot {
+			return fmt.Errorf("checking publication %s: %s is partitioned, and the publication would send its changes "+
+				"under the partitions' names, which the stream does not read: run ALTER PUBLICATION %s SET (publish_via_partition_root = true)",
+				s.cfg.Publication, t.qualified, s.cfg.Publication)
+		}
+	}
 	switch {
 	case exists && hasTable:
 		return nil
 	case exists:
 		return fmt.Errorf("checking publication %s: it exists but does not publish %s", s.cfg.Publication, t.qualified)
 	}
-	_, err = db.Exec(ctx, fmt.Sprintf("CREATE PUBLICATION %s FOR TABLE %s WITH (publish = 'insert, update, delete')",
-		s.cfg.Publication, t.qualified))
+	with := "publish = 'insert, update, delete'"
+	if t.partitioned {
+		with += ", publish_via_partition_root = true"
+	}
+	_, err = db.Exec(ctx, fmt.Sprintf("CREATE PUBLICATION %s FOR TABLE %s WITH (%s)", s.cfg.Publication, t.qualified, with))
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "42710" { // duplicate_object: created meanwhile
 		return nil

@@ -472,7 +472,10 @@ func (s *Stream) handleChange(ctx context.Context, st *streamState, kind string,
 		return fmt.Errorf("decoding %s at %s: relation %d was not described", kind, lsn, relID)
 	}
 	if rel.Namespace != st.tbl.schema || rel.RelationName != st.tbl.name {
-		return nil // another table of a shared publication
+		// Another table of a shared publication. A partitioned table's
+		// changes arrive under its own name: its publication publishes via
+		// the partition root (see ensurePublication).
+		return nil
 	}
 	if s.plan.ops[kind] == nil {
 		s.stats.ignored.Add(1)

@@ -393,3 +393,73 @@ func TestDeletesNeedTheWholeRow(t *testing.T) {
 		t.Fatalf("Run: %v, want an error asking for REPLICA IDENTITY FULL", err)
 	}
 }
+
+// TestPartitionedTable: a partitioned table's changes happen in its
+// partitions; they are published like a plain table's, after the
+// snapshot as well as in it, whichever partition they touch.
+func TestPartitionedTable(t *testing.T) {
+	db := connect(t)
+	table := partitionedRentalsTable(t, db)
+	insertLease(t, db, table, 1, citizen(1)) // 2025
+	exec(t, db, `INSERT INTO `+table+` (lease_id, tenant_id, address_code, start_date, signed_at)
+		VALUES (2, $1, $2, '2026-03-01', '2025-01-01 10:00:00+08')`, citizen(2), addressCode)
+	addr := testenv.Kafka(t, partitions)
+	s := newStream(t, table, newPublisher(t, addr), exampleMapping(t))
+	r := start(t, s)
+	waitFor(t, r, "the snapshot", func() bool { return s.Stats().Published == 2 })
+
+	exec(t, db, `INSERT INTO `+table+` (lease_id, tenant_id, address_code, start_date, signed_at)
+		VALUES (3, $1, $2, '2026-04-01', '2025-01-01 10:00:00+08')`, citizen(3), addressCode)
+	exec(t, db, "UPDATE "+table+" SET end_date = '2026-06-30' WHERE lease_id = 1")
+	exec(t, db, "DELETE FROM "+table+" WHERE lease_id = 2")
+	waitFor(t, r, "the changes", func() bool { return s.Stats().Published == 5 })
+	r.stop(t)
+
+	evs := records(t, addr)
+	want := sorted(
+		"housing.rental_registered 1 1 end=",           // snapshot, 2025 partition
+		"housing.rental_registered 2 2 end=",           // snapshot, 2026 partition
+		"housing.rental_registered 3 3 end=",           // insert
+		"housing.rental_registered 1 1 end=2026-06-30", // update
+		"housing.rental_ended 2 2 end="+today(),        // delete
+	)
+	if got := summaries(t, evs); !slices.Equal(got, want) {
+		t.Errorf("events:\n got %q\nwant %q", got, want)
+	}
+	assertOnce(t, evs)
+	if st := s.Stats(); st.Rejected != 0 || st.Ignored != 0 {
+		t.Errorf("stats %+v, want nothing rejected or ignored", st)
+	}
+}
+
+// TestPartitionedTableRefused: a partitioned table whose changes would
+// not arrive whole under its name is refused on start, saying what to
+// run.
+func TestPartitionedTableRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		prepare string // run before the start; %[1]s is the table
+		want    string // the statement the error asks for
+	}{{
+		name:    "publication sends changes under the partitions' names",
+		prepare: "CREATE PUBLICATION pophub_%[1]s FOR TABLE %[1]s",
+		want:    "ALTER PUBLICATION pophub_%[1]s SET (publish_via_partition_root = true)",
+	}, {
+		name:    "a partition's deleted rows carry only their key",
+		prepare: "ALTER TABLE %[1]s_2026 REPLICA IDENTITY DEFAULT",
+		want:    "ALTER TABLE public.%[1]s_2026 REPLICA IDENTITY FULL",
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			db := connect(t)
+			table := partitionedRentalsTable(t, db)
+			exec(t, db, fmt.Sprintf(tc.prepare, table))
+			s := newStream(t, table, newPublisher(t, testenv.Kafka(t, partitions)), exampleMapping(t))
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			err := s.Run(ctx)
+			if want := fmt.Sprintf(tc.want, table); err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("Run: %v, want an error asking for %q", err, want)
+			}
+		})
+	}
+}
