@@ -50,6 +50,7 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl"
 
 	"github.com/pophub/pophub/hub/ingest"
 	"github.com/pophub/pophub/schemas"
@@ -80,6 +81,11 @@ type Config struct {
 	// TLS, when set, is the client configuration for brokers that speak
 	// TLS; nil connects in plaintext.
 	TLS *tls.Config
+	// SASL, when set, authenticates every connection to the brokers:
+	// under an access policy, an administrator's SCRAM-SHA-512 identity
+	// (only administrators may read the DLQ and write back to the source
+	// topics). Nil for brokers that ask for none.
+	SASL sasl.Mechanism
 }
 
 func (c *Config) setDefaults() {
@@ -121,7 +127,7 @@ func New(cfg Config) (*Client, error) {
 	// its pooled connections are to these brokers only, and none is left
 	// for another client to pick up after the brokers went away.
 	cl := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: cfg.Timeout,
-		Transport: &kafka.Transport{TLS: cfg.TLS, DialTimeout: cfg.Timeout}}
+		Transport: &kafka.Transport{TLS: cfg.TLS, SASL: cfg.SASL, DialTimeout: cfg.Timeout}}
 	return &Client{cfg: cfg, client: cl}, nil
 }
 
@@ -291,8 +297,11 @@ func (c *Client) read(ctx context.Context, topic string, partition int, from, to
 	if from >= to {
 		return nil
 	}
+	// A reader dials for itself, not through the client's transport: it
+	// needs the same TLS and SASL in a dialer of its own.
 	r := kafka.NewReader(kafka.ReaderConfig{Brokers: c.cfg.Brokers, Topic: topic, Partition: partition,
-		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 100 * time.Millisecond})
+		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 100 * time.Millisecond,
+		Dialer: &kafka.Dialer{Timeout: c.cfg.Timeout, DualStack: true, TLS: c.cfg.TLS, SASLMechanism: c.cfg.SASL}})
 	defer r.Close()
 	if err := r.SetOffset(from); err != nil {
 		return fmt.Errorf("seeking %s/%d to %d: %w", topic, partition, from, err)

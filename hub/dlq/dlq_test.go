@@ -10,7 +10,10 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl"
+	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/pophub/pophub/hub/access"
 	"github.com/pophub/pophub/hub/dlq"
 	"github.com/pophub/pophub/hub/embedded"
 	"github.com/pophub/pophub/hub/ingest"
@@ -70,6 +73,12 @@ func setup(t *testing.T) (*dlq.Client, string) {
 // last.
 func writeReject(t *testing.T, addr string, r reject, extra ...kafka.Header) {
 	t.Helper()
+	writeRejectAs(t, addr, nil, r, extra...)
+}
+
+// writeRejectAs is writeReject logging in with login (nil: none).
+func writeRejectAs(t *testing.T, addr string, login sasl.Mechanism, r reject, extra ...kafka.Header) {
+	t.Helper()
 	headers := append([]kafka.Header(nil), originalHeaders...)
 	headers = append(headers,
 		kafka.Header{Key: ingest.HeaderReason, Value: []byte(r.reason)},
@@ -85,6 +94,9 @@ func writeReject(t *testing.T, addr string, r reject, extra ...kafka.Header) {
 	p := r.dlqPartition
 	w := &kafka.Writer{Addr: kafka.TCP(addr), Topic: schemas.DLQTopic, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond,
 		Balancer: kafka.BalancerFunc(func(kafka.Message, ...int) int { return p })}
+	if login != nil {
+		w.Transport = &kafka.Transport{SASL: login}
+	}
 	defer w.Close()
 	if err := w.WriteMessages(context.Background(), kafka.Message{Key: []byte(r.key), Value: []byte(r.value), Headers: headers}); err != nil {
 		t.Fatal(err)
@@ -226,7 +238,18 @@ func TestParseID(t *testing.T) {
 // readTopic returns every record of topic, by partition order.
 func readTopic(t *testing.T, addr, topic string) []kafka.Message {
 	t.Helper()
+	return readTopicAs(t, addr, nil, topic)
+}
+
+// readTopicAs is readTopic logging in with login (nil: none).
+func readTopicAs(t *testing.T, addr string, login sasl.Mechanism, topic string) []kafka.Message {
+	t.Helper()
 	cl := &kafka.Client{Addr: kafka.TCP(addr), Timeout: 5 * time.Second}
+	var dialer *kafka.Dialer
+	if login != nil {
+		cl.Transport = &kafka.Transport{SASL: login}
+		dialer = &kafka.Dialer{Timeout: 5 * time.Second, SASLMechanism: login}
+	}
 	resp, err := cl.ListOffsets(ctx(t), &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
 		topic: {kafka.LastOffsetOf(0), kafka.LastOffsetOf(1)}}})
 	if err != nil {
@@ -240,7 +263,7 @@ func readTopic(t *testing.T, addr, topic string) []kafka.Message {
 		if po.LastOffset <= 0 {
 			continue
 		}
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{addr}, Topic: topic, Partition: po.Partition, MaxWait: 50 * time.Millisecond})
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{addr}, Topic: topic, Partition: po.Partition, MaxWait: 50 * time.Millisecond, Dialer: dialer})
 		for range po.LastOffset {
 			m, err := r.FetchMessage(ctx(t))
 			if err != nil {
@@ -392,5 +415,57 @@ func TestReplayRefusesDroppedCopy(t *testing.T) {
 	}
 	if got := readTopic(t, addr, marriage); len(got) != 0 {
 		t.Errorf("a refused replay sent %d records to %s", len(got), marriage)
+	}
+}
+
+// TestSASL: against brokers that require SASL/SCRAM-SHA-512 (an access
+// policy), a client with Config.SASL lists, shows and replays, through
+// every connection it makes (metadata, readers, the replay writer, the
+// ledger); one without is refused.
+func TestSASL(t *testing.T) {
+	admin := access.SCRAMClient{User: "admin", Password: "pw"}
+	k, err := embedded.StartKafka(context.Background(), embedded.KafkaConfig{Partitions: 2,
+		Options: []kfake.Opt{kfake.EnableSASL(), kfake.Superuser(access.SCRAMMechanism, admin.User, admin.Password)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { k.Close() })
+	r := seeded[0]
+	writeRejectAs(t, k.Addr(), admin, r)
+
+	anonymous, err := dlq.New(dlq.Config{Brokers: []string{k.Addr()}, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := anonymous.Records(ctx(t), dlq.Filter{}); err == nil {
+		t.Error("a client without SASL read the DLQ of brokers that require it")
+	}
+
+	c, err := dlq.New(dlq.Config{Brokers: []string{k.Addr()}, Timeout: 5 * time.Second, SASL: admin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := c.Records(ctx(t), dlq.Filter{})
+	if err != nil {
+		t.Fatalf("Records: %v", err)
+	}
+	if ids(recs) != "0:0" {
+		t.Fatalf("records %s, want 0:0", ids(recs))
+	}
+	if rec, err := c.Record(ctx(t), dlq.ID{Partition: 0, Offset: 0}); err != nil || string(rec.Value) != r.value {
+		t.Fatalf("Record 0:0: %q, %v; want the seeded value", rec.Value, err)
+	}
+	sel := dlq.Selection{IDs: []dlq.ID{{Partition: 0, Offset: 0}}}
+	res, err := c.Replay(ctx(t), sel, false)
+	if err != nil || ids(res.Sent) != "0:0" {
+		t.Fatalf("Replay: sent %q, %v", ids(res.Sent), err)
+	}
+	if got := readTopicAs(t, k.Addr(), admin, r.topic); len(got) != 1 || string(got[0].Value) != r.value {
+		t.Errorf("%s holds %d records, want the replayed one", r.topic, len(got))
+	}
+	// The ledger, written and read through SASL too, skips it next time.
+	res, err = c.Replay(ctx(t), sel, false)
+	if err != nil || len(res.Sent) != 0 || ids(res.Skipped) != "0:0" {
+		t.Errorf("second Replay: sent %q, skipped %q, %v; want 0:0 skipped", ids(res.Sent), ids(res.Skipped), err)
 	}
 }
