@@ -29,21 +29,28 @@
 //
 // Sending uses kafka-go configured as adapters/publisher configures it,
 // except for a 1ms batch linger: the importer hands the writer whole
-// chunks and waits for them.
+// chunks and waits for them. Every connection to the brokers — sending,
+// reading offsets, a resume's reading of the topic — logs in with
+// Config.SASL and speaks TLS with Config.TLS when they are set.
 //
 // # Resume
 //
 // A checkpoint next to the file (FILE.pophub-import.json) holds the file's
 // size and SHA-256, the mapping's digest, the encoding a CSV file was read
-// in, the last line acknowledged and the topic's per-partition end offsets
-// taken after that acknowledgement and before any later line was sent. A
-// run that finds the checkpoint of the same file, mapping and encoding
-// skips the acknowledged lines, then reads the
+// in, the Kafka cluster's id, the last line acknowledged and the topic's
+// per-partition end offsets taken after that acknowledgement and before
+// any later line was sent. A run that finds the checkpoint of the same
+// file, mapping and encoding, sent to the same cluster, skips the
+// acknowledged lines, then reads the
 // topic from the checkpointed offsets to its end and skips the lines whose
 // event id is there: Kafka took them but the run stopped before it could
 // checkpoint them. Event ids are deterministic (publisher.EventID), so this
 // finds them; every valid line is sent once. A checkpoint of other content
-// is ignored: the file is imported afresh.
+// or of another cluster — or one that names no cluster, or whose offsets
+// the topic is behind (recreated, or another cluster with the same id) —
+// is set aside (Report.SetAside): the file is imported afresh. In doubt
+// the import sends lines again rather than skip them: the hub drops
+// events it already holds.
 //
 // # Mapping
 //
@@ -90,6 +97,15 @@
 // numbers formatted as dates or times, which are read from their value
 // whatever the format shows ("6/4/06 10:29"), for date fields and the
 // time column alike.
+//
+// A CSV line whose quoting is broken (a bare " in an unquoted cell, text
+// after a closing quote) is a malformed_row with its line number, and the
+// lines after it are read as usual; since it cannot be split into cells,
+// the rejects file holds it as it is, in its first column. A quote never
+// closed runs to the end of the file: those lines are one malformed row.
+// Bytes not valid in a GBK file's encoding (GB18030, of which GBK is part)
+// make their line a malformed_row too, rather than U+FFFD in a name; in
+// the rejects file they show as U+FFFD.
 //
 // Reports and rejects never quote a cell — cells hold personal data; the
 // rejects file (mode 0600, like the input's sensitivity) holds the lines.

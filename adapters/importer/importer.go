@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl"
 
 	"github.com/pophub/pophub/internal/par"
 	"github.com/pophub/pophub/schemas"
@@ -127,6 +128,11 @@ type Config struct {
 	// refuses a file with any bad line; 0 (the default) sets no limit.
 	RejectLimit int
 	Brokers     []string
+	// SASL authenticates the import to brokers that require it (the
+	// department's SCRAM-SHA-512 identity from the hub's access policy),
+	// on every connection: sending, and reading the topic's offsets and
+	// what an earlier run sent; nil for none.
+	SASL sasl.Mechanism
 	// TLS, when set, is the client configuration for brokers that speak
 	// TLS; nil connects in plaintext.
 	TLS *tls.Config
@@ -269,8 +275,12 @@ type Report struct {
 	// AlreadySent the valid lines an earlier, interrupted run sent.
 	Sent        int
 	AlreadySent int
-	// Resumed is set when a checkpoint of the same file was found.
-	Resumed bool
+	// Resumed is set when a checkpoint of the same file was found and
+	// resumed from. SetAside says why a checkpoint found beside the file
+	// was not (another version of the file, mapping or encoding, or
+	// another Kafka cluster): then the file was imported afresh.
+	Resumed  bool
+	SetAside string
 	// Resumable is set once sending has begun, in this run or in the
 	// earlier one it resumes: an import that fails after that is resumed
 	// by running it again on the same file. One that fails before (the
@@ -335,6 +345,9 @@ func (r *Report) Summary() string {
 		if r.AlreadySent > 0 {
 			fmt.Fprintf(&b, " (%d already sent by an earlier run)", r.AlreadySent)
 		}
+		if r.SetAside != "" {
+			fmt.Fprintf(&b, " (afresh: %s)", r.SetAside)
+		}
 	}
 	fmt.Fprintf(&b, ", %d rejected", r.Rejected)
 	if r.Rejected > 0 {
@@ -363,7 +376,8 @@ func (r *Report) Summary() string {
 // them while later lines are still being validated. Either way it sends
 // the valid lines in file order to pop.events.<source>, checkpointing as
 // it goes. A run that finds a checkpoint of the same file (same size and
-// SHA-256, same mapping, a CSV file read in the same encoding) resumes:
+// SHA-256, same mapping, a CSV file read in the same encoding) sent to
+// the same Kafka cluster resumes:
 // lines the checkpoint counts as acknowledged are skipped, and so are
 // later lines whose event is already on the topic past the checkpointed
 // offsets (sent by a run that stopped before it could checkpoint them).
@@ -912,7 +926,8 @@ func readSpool(r *bufio.Reader) (spooled, error) {
 // rejectsFile writes the rejected lines as validation finds them, each
 // with its reason, as CSV in UTF-8 with a byte order mark (so that
 // spreadsheet programs open it): line, reason, field, column, detail, then
-// the line's own cells (or, for JSONL, the line). It writes to a temporary
+// the line's own cells (or, for JSONL and for a CSV line whose quoting
+// keeps it from being split into cells, the line). It writes to a temporary
 // file beside the rejects file and puts it in place when validation has
 // gone through, so that an interrupted run leaves the last complete one.
 // The file holds personal data, like the input: mode 0600.
@@ -946,6 +961,11 @@ func (r *rejectsFile) add(rej *Reject, line row) error {
 		rec = append(rec, string(line.text))
 	} else {
 		rec = append(rec, line.cells...)
+	}
+	// The file is UTF-8: bytes that are not (a UTF-8 file's, or invalid
+	// GBK, see strictGB18030) show as U+FFFD where they were.
+	for i := 5; i < len(rec); i++ {
+		rec[i] = strings.ToValidUTF8(rec[i], "\uFFFD")
 	}
 	if err := r.w.Write(rec); err != nil {
 		return fmt.Errorf("writing rejects file: %w", err)

@@ -11,6 +11,7 @@ import (
 	"hash"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"unicode"
@@ -153,6 +154,8 @@ type csvSource struct {
 	f    *os.File
 	in   *countingHasher
 	r    *csv.Reader
+	raw  *recordText    // what r read of the record it reads
+	gbk  *strictGB18030 // the decoder of a GBK file; nil for UTF-8
 	cols []string
 	// encoding is the one the file is read in; detected is what
 	// detectEncoding made of it, which differs when the encoding was told.
@@ -178,9 +181,11 @@ func openCSV(path, encoding string, headerRow int) (*csvSource, error) {
 	if bytes.HasPrefix(sample, []byte(bom)) {
 		br.Discard(len(bom))
 	} else if s.encoding == encodingGBK {
-		r = transform.NewReader(br, simplifiedchinese.GB18030.NewDecoder())
+		s.gbk = &strictGB18030{dec: simplifiedchinese.GB18030.NewDecoder()}
+		r = transform.NewReader(br, s.gbk)
 	}
-	s.r = csv.NewReader(r)
+	s.raw = &recordText{r: r}
+	s.r = csv.NewReader(s.raw)
 	s.r.FieldsPerRecord = -1
 	for n := 1; n <= max(headerRow, 1); n++ {
 		rec, err := s.r.Read()
@@ -215,6 +220,8 @@ func (s *csvSource) header() []string { return s.cols }
 // workbook is.
 func (s *csvSource) next() (row, error) {
 	for {
+		start := s.r.InputOffset()
+		s.raw.forget(start)
 		rec, err := s.r.Read()
 		if err == io.EOF {
 			// Drain, so that the digest covers the whole file.
@@ -223,19 +230,156 @@ func (s *csvSource) next() (row, error) {
 			}
 			return row{}, io.EOF
 		}
-		line, _ := s.r.FieldPos(0)
 		var pe *csv.ParseError
-		switch {
-		case errors.As(err, &pe):
-			return row{line: pe.StartLine, cells: rec, malformed: pe.Err.Error()}, nil
-		case err != nil:
+		if errors.As(err, &pe) {
+			return s.unparsed(pe, rec, start), nil
+		}
+		if err != nil {
 			return row{}, fmt.Errorf("reading file: %w", err)
-		case blank(rec):
+		}
+		if blank(rec) {
 			continue
-		case len(rec) != len(s.cols):
+		}
+		line, _ := s.r.FieldPos(0) // a record read without error has a field
+		if s.gbk != nil && s.gbk.invalid {
+			for i, c := range rec {
+				if !utf8.ValidString(c) {
+					return row{line: line, cells: rec, malformed: fmt.Sprintf("column %s holds bytes that are not valid GBK (GB18030)", s.columnName(i))}, nil
+				}
+			}
+		}
+		if len(rec) != len(s.cols) {
 			return row{line: line, cells: rec, malformed: fmt.Sprintf("has %d columns, the header %d", len(rec), len(s.cols))}, nil
 		}
 		return row{line: line, cells: rec}, nil
+	}
+}
+
+// unparsed is the malformed row of a record encoding/csv could not parse
+// (broken quoting), which began at offset start of the decoded text. The
+// reader gives only the cells before the error, so the rejects file gets
+// the line's text as read instead, unless it was too long to keep. The
+// reader goes on at the line after the one it stopped on; a quote never
+// closed runs to the end of the file, whose lines are then one row.
+func (s *csvSource) unparsed(pe *csv.ParseError, cells []string, start int64) row {
+	r := row{line: pe.StartLine, malformed: pe.Err.Error()}
+	if pe.Line > pe.StartLine {
+		r.malformed += fmt.Sprintf(" (lines %d–%d were read as one row)", pe.StartLine, pe.Line)
+	}
+	if text := s.raw.text(start, s.r.InputOffset()); text != nil {
+		// Without the empty lines the reader skipped before the record,
+		// and the line end.
+		r.text = bytes.Clone(bytes.Trim(text, "\r\n"))
+		r.malformed += "; the rejects file holds the line unsplit, in its first column"
+	} else {
+		r.cells = cells
+		r.malformed += "; the line is too long to copy: the rejects file holds its cells before the error"
+	}
+	return r
+}
+
+// columnName names column i (from 0) for a reject's detail: by the
+// header, or by number beyond it.
+func (s *csvSource) columnName(i int) string {
+	if i < len(s.cols) && s.cols[i] != "" {
+		return s.cols[i]
+	}
+	return strconv.Itoa(i + 1)
+}
+
+// recordText keeps the decoded text the CSV reader has read since the
+// start of the record it is reading, so that a line it cannot parse
+// reaches the rejects file as it is: encoding/csv returns only the cells
+// before the error, and not the line. It costs a copy of the text; it
+// keeps no more than maxRecordText bytes of one record (a quote never
+// closed swallows the rest of the file).
+type recordText struct {
+	r     io.Reader
+	buf   []byte // the text from offset start to what r has returned
+	start int64
+}
+
+const maxRecordText = 1 << 20
+
+func (k *recordText) Read(p []byte) (int, error) {
+	n, err := k.r.Read(p)
+	if len(k.buf)+n > maxRecordText {
+		// Give up the record, not what this read has of the next one.
+		k.start += int64(len(k.buf))
+		k.buf = k.buf[:0]
+	}
+	k.buf = append(k.buf, p[:n]...)
+	return n, err
+}
+
+// forget drops the text before offset off, where the next record begins.
+// It moves the text kept only once 64 KiB can go, so that reading a file
+// copies its bytes about once more, not once per record.
+func (k *recordText) forget(off int64) {
+	if d := off - k.start; d >= 64<<10 && d <= int64(len(k.buf)) {
+		k.buf = k.buf[:copy(k.buf, k.buf[d:])]
+		k.start = off
+	}
+}
+
+// text returns the text from offset from to offset to, or nil if it was
+// not kept.
+func (k *recordText) text(from, to int64) []byte {
+	if from < k.start || to-k.start > int64(len(k.buf)) || from > to {
+		return nil
+	}
+	return k.buf[from-k.start : to-k.start]
+}
+
+// strictGB18030 decodes GB18030 (which GBK is part of) as simplifiedchinese
+// does, except for bytes that are not valid in it: where the decoder
+// writes U+FFFD for them, this writes invalidGBK, which is not UTF-8, so
+// that a row holding them is a malformed row rather than a name with
+// U+FFFD in it. U+FFFD in the file, validly encoded (0x84 0x31 0xA4 0x37),
+// stays U+FFFD. Text without U+FFFD in it, nearly every file, costs one
+// scan of the decoded bytes.
+type strictGB18030 struct {
+	dec transform.Transformer
+	// invalid is set once an invalid byte was decoded (it may be in a
+	// row the reader has not reached yet).
+	invalid bool
+}
+
+var (
+	replacementChar = []byte("\uFFFD")
+	gb18030FFFD     = []byte{0x84, 0x31, 0xA4, 0x37} // U+FFFD in GB18030
+	invalidGBK      = []byte{0xFF, 0xFF, 0xFF}       // as long as U+FFFD in UTF-8
+)
+
+func (d *strictGB18030) Reset() { d.dec.Reset() }
+
+func (d *strictGB18030) Transform(dst, src []byte, atEOF bool) (int, int, error) {
+	nDst, nSrc, err := d.dec.Transform(dst, src, atEOF)
+	if bytes.Contains(dst[:nDst], replacementChar) {
+		d.mark(dst[:nDst], src, nSrc, atEOF)
+	}
+	return nDst, nSrc, err
+}
+
+// mark decodes src[:nSrc] again, a character at a time, and overwrites
+// in out, its decoded text, each U+FFFD that stands for invalid bytes.
+// Given room for n bytes and no fewer, the decoder writes exactly one
+// character, of n bytes, and says how many bytes of src it took.
+func (d *strictGB18030) mark(out, src []byte, nSrc int, atEOF bool) {
+	var one [utf8.UTFMax]byte
+	for i, j := 0, 0; i < nSrc; {
+		w, n := 0, 0
+		for room := 1; room <= len(one) && w == 0; room++ {
+			w, n, _ = d.dec.Transform(one[:room], src[i:], atEOF)
+		}
+		if w == 0 || n == 0 || j+w > len(out) {
+			return // cannot be: the decoder decoded these bytes before
+		}
+		if bytes.Equal(one[:w], replacementChar) && !bytes.Equal(src[i:i+n], gb18030FFFD) {
+			copy(out[j:], invalidGBK)
+			d.invalid = true
+		}
+		i, j = i+n, j+w
 	}
 }
 

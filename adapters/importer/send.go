@@ -20,14 +20,15 @@ import (
 	"github.com/pophub/pophub/schemas"
 )
 
-// checkpoint is the progress of an import, kept next to the file.
+// checkpoint is the progress of an import into one Kafka cluster, kept
+// next to the file.
 //
 // Invariant: every valid line up to LinesAcked was acknowledged by the
-// broker, and every record of a later line sent before the checkpoint was
-// written lies at or after Offsets in its partition. So a resume skips
-// lines up to LinesAcked and reads the topic from Offsets on: the events
-// found there are the later lines already sent (Kafka acknowledged them
-// but the run stopped before it could checkpoint them).
+// brokers of Cluster, and every record of a later line sent before the
+// checkpoint was written lies at or after Offsets in its partition. So a
+// resume skips lines up to LinesAcked and reads the topic from Offsets on:
+// the events found there are the later lines already sent (Kafka
+// acknowledged them but the run stopped before it could checkpoint them).
 type checkpoint struct {
 	Version    int            `json:"version"`
 	File       string         `json:"file"`
@@ -36,7 +37,8 @@ type checkpoint struct {
 	Source     schemas.Source `json:"source"`
 	Format     Format         `json:"format"`
 	Mapping    string         `json:"mapping_sha256,omitempty"`
-	Encoding   string         `json:"encoding,omitempty"` // CSV: the one the file was read in
+	Encoding   string         `json:"encoding,omitempty"`         // CSV: the one the file was read in
+	Cluster    string         `json:"kafka_cluster_id,omitempty"` // from the cluster's metadata; see sameTopic
 	LinesAcked int            `json:"lines_acknowledged"`
 	Sent       int            `json:"sent"`
 	Offsets    map[int]int64  `json:"offsets"` // partition → offset
@@ -51,6 +53,33 @@ type checkpoint struct {
 func (c *checkpoint) sameImport(o *checkpoint) bool {
 	return c.Version == o.Version && c.Size == o.Size && c.SHA256 == o.SHA256 && c.Source == o.Source &&
 		c.Format == o.Format && c.Mapping == o.Mapping && c.Encoding == o.Encoding
+}
+
+// sameTopic says why the checkpoint, of the same import, cannot be
+// resumed on the topic of cluster whose partitions end at end, or "" if it
+// can. Resuming skips lines the checkpoint counts as sent, so any doubt
+// that they are on this topic means importing afresh: that only sends
+// some lines again, whose events the hub recognises (their ids are
+// derived from the lines) and drops. Hence a checkpoint that names no
+// cluster (written before checkpoints did) or a cluster that gives no id
+// is not resumed, and nor is one whose offsets the topic is behind: the
+// topic was recreated, or is another cluster's that has the same id (every
+// kfake broker calls itself "kfake", pophub dev's among them).
+func (c *checkpoint) sameTopic(cluster string, end map[int]int64) string {
+	switch {
+	case c.Cluster == "":
+		return "the checkpoint found does not say which Kafka cluster it is for"
+	case cluster == "":
+		return "the Kafka cluster gives no id to match the checkpoint found"
+	case c.Cluster != cluster:
+		return "the checkpoint found is for another Kafka cluster"
+	}
+	for p, off := range c.Offsets {
+		if end[p] < off {
+			return "the topic holds fewer records than the checkpoint found counted: it is another cluster's, or was recreated"
+		}
+	}
+	return ""
 }
 
 func loadCheckpoint(path string) (*checkpoint, error) {
@@ -126,14 +155,26 @@ func (c *Config) kafkaTransport() *kafka.Transport {
 	if c.transport != nil {
 		return c.transport
 	}
-	return &kafka.Transport{TLS: c.TLS, DialTimeout: 10 * time.Second}
+	return &kafka.Transport{SASL: c.SASL, TLS: c.TLS, DialTimeout: 10 * time.Second}
+}
+
+// brokerError adds to err, from the first request to the brokers, what a
+// connection closed without an answer most likely means: kafka-go only
+// says EOF when a broker that requires SASL drops a client that does not
+// log in.
+func (c *Config) brokerError(err error) error {
+	if c.SASL == nil && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) {
+		return fmt.Errorf("%w (the broker closed the connection: does it require SASL credentials?)", err)
+	}
+	return err
 }
 
 // startSending prepares the sending of an import whose file digest is in
-// rep: it loads the checkpoint and, when it is of the same import,
-// resumes from it (reading the ids of what an earlier run sent past it),
-// else checkpoints the start. It returns nil when the checkpoint says the
-// file was imported completely before.
+// rep: it loads the checkpoint and, when it is of the same import into
+// the same cluster's topic (see sameTopic), resumes from it (reading the
+// ids of what an earlier run sent past it), else sets it aside
+// (Report.SetAside) and checkpoints the start. It returns nil when the
+// checkpoint says the file was imported completely before.
 func startSending(ctx context.Context, cfg *Config, rep *Report) (*sender, error) {
 	st, err := os.Stat(cfg.File)
 	if err != nil {
@@ -155,9 +196,20 @@ func startSending(ctx context.Context, cfg *Config, rep *Report) (*sender, error
 	if err != nil {
 		return nil, err
 	}
+	var end map[int]int64
+	if ck.Cluster, end, err = topicState(ctx, client, topic); err != nil {
+		return nil, cfg.brokerError(err)
+	}
+	switch {
+	case prev == nil:
+	case !prev.sameImport(ck):
+		rep.SetAside = "the checkpoint found is of another version of the file, mapping or encoding"
+	default:
+		rep.SetAside = prev.sameTopic(ck.Cluster, end)
+	}
 	var seen map[string]bool // events already on the topic past the checkpoint
 	switch {
-	case prev != nil && prev.sameImport(ck):
+	case prev != nil && rep.SetAside == "":
 		rep.Resumed, rep.Resumable = true, true
 		if prev.Complete {
 			cfg.Logger.InfoContext(ctx, "importing: this file was imported completely before", "file", cfg.File)
@@ -169,14 +221,12 @@ func startSending(ctx context.Context, cfg *Config, rep *Report) (*sender, error
 		}
 		cfg.Logger.InfoContext(ctx, "importing: resuming", "file", cfg.File, "lines_acknowledged", prev.LinesAcked, "events_past_checkpoint", len(seen))
 	case prev != nil:
-		cfg.Logger.WarnContext(ctx, "importing: the checkpoint is of another version of the file or mapping; starting over", "checkpoint", cfg.CheckpointFile)
+		cfg.Logger.WarnContext(ctx, "importing: the checkpoint is set aside; starting over", "checkpoint", cfg.CheckpointFile, "reason", rep.SetAside)
 		fallthrough
 	default:
 		// Checkpoint the start, so that a run stopped in its first chunk
 		// is resumed like any other.
-		if ck.Offsets, err = endOffsets(ctx, client, topic); err != nil {
-			return nil, err
-		}
+		ck.Offsets = end
 		if err := ck.save(cfg.CheckpointFile); err != nil {
 			return nil, err
 		}
@@ -315,9 +365,16 @@ func (s *sender) save(ctx context.Context, acked, sent int, complete bool) error
 
 // endOffsets returns the end offset of every partition of topic.
 func endOffsets(ctx context.Context, client *kafka.Client, topic string) (map[int]int64, error) {
+	_, end, err := topicState(ctx, client, topic)
+	return end, err
+}
+
+// topicState returns the cluster's id ("" if it gives none) and the end
+// offset of every partition of topic.
+func topicState(ctx context.Context, client *kafka.Client, topic string) (string, map[int]int64, error) {
 	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
-		return nil, fmt.Errorf("reading metadata of %s: %w", topic, err)
+		return "", nil, fmt.Errorf("reading metadata of %s: %w", topic, err)
 	}
 	var reqs []kafka.OffsetRequest
 	for _, t := range md.Topics {
@@ -325,27 +382,27 @@ func endOffsets(ctx context.Context, client *kafka.Client, topic string) (map[in
 			continue
 		}
 		if t.Error != nil {
-			return nil, fmt.Errorf("reading metadata of %s: %w", topic, t.Error)
+			return "", nil, fmt.Errorf("reading metadata of %s: %w", topic, t.Error)
 		}
 		for _, p := range t.Partitions {
 			reqs = append(reqs, kafka.LastOffsetOf(p.ID))
 		}
 	}
 	if len(reqs) == 0 {
-		return nil, fmt.Errorf("reading metadata of %s: the topic does not exist", topic)
+		return "", nil, fmt.Errorf("reading metadata of %s: the topic does not exist", topic)
 	}
 	res, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
 	if err != nil {
-		return nil, fmt.Errorf("listing offsets of %s: %w", topic, err)
+		return "", nil, fmt.Errorf("listing offsets of %s: %w", topic, err)
 	}
 	out := make(map[int]int64, len(reqs))
 	for _, po := range res.Topics[topic] {
 		if po.Error != nil {
-			return nil, fmt.Errorf("listing offsets of %s/%d: %w", topic, po.Partition, po.Error)
+			return "", nil, fmt.Errorf("listing offsets of %s/%d: %w", topic, po.Partition, po.Error)
 		}
 		out[po.Partition] = po.LastOffset
 	}
-	return out, nil
+	return md.ClusterID, out, nil
 }
 
 // scanIDs reads the ids of the events on topic from the given offsets to

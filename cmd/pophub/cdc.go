@@ -17,6 +17,7 @@ import (
 func cdcCommand(newLogger func() *slog.Logger) *cobra.Command {
 	var source, postgres, table, mapping, brokers, slot string
 	var ca *caFlag
+	var login *kafkaLogin
 	cmd := &cobra.Command{
 		Use:   "cdc --source S --postgres URL --table T --mapping mapping.yaml",
 		Short: "Stream a department's PostgreSQL table to the hub by change data capture",
@@ -48,8 +49,12 @@ needs wal_level=logical and a user with REPLICATION. Runs until interrupted.`,
 			if err != nil {
 				return fmt.Errorf("--ca: %w", err)
 			}
+			mech, err := login.mechanism()
+			if err != nil {
+				return err
+			}
 			log := newLogger()
-			pub, err := publisher.New(publisher.Config{Brokers: splitList(brokers), TLS: tc, Source: src, Logger: log})
+			pub, err := publisher.New(publisher.Config{Brokers: splitList(brokers), TLS: tc, SASL: mech, Source: src, Logger: log})
 			if err != nil {
 				return fmt.Errorf("creating publisher: %w", err)
 			}
@@ -77,5 +82,6 @@ needs wal_level=logical and a user with REPLICATION. Runs until interrupted.`,
 	f.StringVar(&brokers, "kafka", envOr("POPHUB_KAFKA", "127.0.0.1:19092"), "comma-separated Kafka bootstrap brokers (default: pophub dev's)")
 	f.StringVar(&slot, "slot", "", "replication slot name (default pophub_<source>_<table>)")
 	ca = addCAFlag(f)
+	login = addKafkaLoginFlags(f, "the department's identity in the access policy")
 	return cmd
 }

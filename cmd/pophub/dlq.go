@@ -38,12 +38,17 @@ Replay is idempotent: the DLQ records replayed are kept in the topic
 	}
 	cmd.PersistentFlags().StringVar(&brokers, "kafka", envOr("POPHUB_KAFKA", "127.0.0.1:19092"), "comma-separated Kafka bootstrap brokers (env POPHUB_KAFKA; default: pophub dev's)")
 	ca := addCAFlag(cmd.PersistentFlags())
+	login := addKafkaLoginFlags(cmd.PersistentFlags(), "an administrator of the access policy")
 	client := func() (*dlq.Client, error) {
 		tc, err := ca.tls()
 		if err != nil {
 			return nil, fmt.Errorf("--ca: %w", err)
 		}
-		return dlq.New(dlq.Config{Brokers: splitList(brokers), TLS: tc})
+		mech, err := login.mechanism()
+		if err != nil {
+			return nil, err
+		}
+		return dlq.New(dlq.Config{Brokers: splitList(brokers), TLS: tc, SASL: mech})
 	}
 	cmd.AddCommand(dlqListCommand(client), dlqShowCommand(client), dlqReplayCommand(client))
 	return cmd

@@ -18,6 +18,7 @@ func importCommand(newLogger func() *slog.Logger) *cobra.Command {
 	var dryRun, stream bool
 	var rejectLimit int
 	var ca *caFlag
+	var login *kafkaLogin
 	cmd := &cobra.Command{
 		Use:   "import --source S --file F [--format csv|jsonl|xlsx] [--mapping mapping.yaml] [--dry-run] [--reject-limit N | --stream]",
 		Short: "Import a department's export file (CSV, XLSX or JSONL) into the hub's Kafka topics",
@@ -46,7 +47,11 @@ if any line was rejected.`,
 			if err != nil {
 				return fmt.Errorf("--ca: %w", err)
 			}
-			cfg := importer.Config{TLS: tc, Source: src, File: file, Format: importer.Format(format), Encoding: encoding,
+			mech, err := login.mechanism()
+			if err != nil {
+				return err
+			}
+			cfg := importer.Config{TLS: tc, SASL: mech, Source: src, File: file, Format: importer.Format(format), Encoding: encoding,
 				DryRun: dryRun, Stream: stream, RejectLimit: rejectLimit, Brokers: splitList(brokers), RejectsFile: rejects, Logger: newLogger(),
 				Progress: os.Stderr, Terminal: term.IsTerminal(int(os.Stderr.Fd()))}
 			if cfg.Format == "" {
@@ -105,5 +110,6 @@ if any line was rejected.`,
 	f.StringVar(&rejects, "rejects", "", "file for the rejected lines (default: FILE.rejects.csv)")
 	f.StringVar(&brokers, "kafka", envOr("POPHUB_KAFKA", "127.0.0.1:19092"), "comma-separated Kafka bootstrap brokers (default: pophub dev's)")
 	ca = addCAFlag(f)
+	login = addKafkaLoginFlags(f, "the department's identity in the access policy")
 	return cmd
 }

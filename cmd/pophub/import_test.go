@@ -120,7 +120,7 @@ func TestImportCommand(t *testing.T) {
 		resume              bool
 	}{
 		{"missing file", "missing.csv", "", nil, "no such file", false},
-		{"garbage header", "housing.csv", garbage + "\n1,2,3\n", nil, "is not in the header", false},
+		{"garbage header", "housing.csv", garbage + "\n1,2,3\n", nil, "reading header: column 1 is not valid gbk", false},
 		{"not a workbook", "housing.xlsx", "PK not really a zip", nil, "opening workbook", false},
 		{"columns missing", "housing.csv", "编号,姓名\n1,张三\n", nil, `column "业务类型" is not in the header`, false},
 		{"sending fails", "housing.jsonl", strings.Join(lines, "\n"), []kfake.Opt{kfake.BrokerConfigs(map[string]string{"message.max.bytes": "100"})},

@@ -18,6 +18,7 @@ import (
 func publishCommand(newLogger func() *slog.Logger) *cobra.Command {
 	var source, file, brokers string
 	var ca *caFlag
+	var login *kafkaLogin
 	cmd := &cobra.Command{
 		Use:   "publish --source S --file events.jsonl",
 		Short: "Publish a file of CloudEvents (one JSON event per line) to the hub's Kafka topics",
@@ -37,7 +38,11 @@ was bad. Re-publishing a file is harmless: the hub applies each (source, id) onc
 			if err != nil {
 				return fmt.Errorf("--ca: %w", err)
 			}
-			pub, err := publisher.New(publisher.Config{Brokers: splitList(brokers), TLS: tc, Source: src, Logger: newLogger()})
+			mech, err := login.mechanism()
+			if err != nil {
+				return err
+			}
+			pub, err := publisher.New(publisher.Config{Brokers: splitList(brokers), TLS: tc, SASL: mech, Source: src, Logger: newLogger()})
 			if err != nil {
 				return fmt.Errorf("creating publisher: %w", err)
 			}
@@ -65,6 +70,7 @@ was bad. Re-publishing a file is harmless: the hub applies each (source, id) onc
 	f.StringVar(&file, "file", "", "JSONL file of CloudEvents (required)")
 	f.StringVar(&brokers, "kafka", envOr("POPHUB_KAFKA", "127.0.0.1:19092"), "comma-separated Kafka bootstrap brokers (default: pophub dev's)")
 	ca = addCAFlag(f)
+	login = addKafkaLoginFlags(f, "the department's identity in the access policy")
 	return cmd
 }
 

@@ -2,12 +2,10 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/pophub/pophub/hub/access"
 	"github.com/pophub/pophub/hub/reconcile"
 	"github.com/pophub/pophub/schemas"
 )
@@ -15,8 +13,9 @@ import (
 // reconcileCommand is `pophub reconcile`: prove that every record up to the
 // hub's committed offsets was applied, was a duplicate, or is in the DLQ.
 func reconcileCommand() *cobra.Command {
-	var hubURL, brokers, group, source, token, kafkaUser, kafkaPassword string
+	var hubURL, brokers, group, source, token string
 	var ca *caFlag
+	var login *kafkaLogin
 	cmd := &cobra.Command{
 		Use:   "reconcile",
 		Short: "Check that every record up to the committed offsets was applied, a duplicate, or rejected (exit 1 on a gap)",
@@ -43,11 +42,12 @@ admin API (POST /v1/admin/known-events).`,
 			if err != nil {
 				return fmt.Errorf("--ca: %w", err)
 			}
-			cfg := reconcile.Config{Brokers: splitList(brokers), Group: group, TLS: tc,
-				Store: &reconcile.HubClient{URL: hubURL, Token: token, HTTP: newHTTPClient(tc, 60*time.Second)}}
-			if kafkaUser != "" {
-				cfg.SASL = access.SCRAMClient{User: kafkaUser, Password: kafkaPassword}
+			mech, err := login.mechanism()
+			if err != nil {
+				return err
 			}
+			cfg := reconcile.Config{Brokers: splitList(brokers), Group: group, TLS: tc, SASL: mech,
+				Store: &reconcile.HubClient{URL: hubURL, Token: token, HTTP: newHTTPClient(tc, 60*time.Second)}}
 			if source != "" {
 				s := schemas.Source(source)
 				if !s.Valid() {
@@ -76,8 +76,7 @@ admin API (POST /v1/admin/known-events).`,
 	cmd.Flags().StringVar(&brokers, "kafka", envOr("POPHUB_KAFKA", "127.0.0.1:19092"), "comma-separated Kafka bootstrap brokers (env POPHUB_KAFKA; default: pophub dev's)")
 	cmd.Flags().StringVar(&group, "group", envOr("POPHUB_GROUP", "pophub"), "the hub's consumer group (env POPHUB_GROUP)")
 	cmd.Flags().StringVar(&source, "source", "", "check only this source's topic")
-	cmd.Flags().StringVar(&kafkaUser, "kafka-user", os.Getenv("POPHUB_KAFKA_USER"), "SASL/SCRAM-SHA-512 user when the brokers ask for one: an administrator of the access policy (env POPHUB_KAFKA_USER)")
-	cmd.Flags().StringVar(&kafkaPassword, "kafka-password", os.Getenv("POPHUB_KAFKA_PASSWORD"), "its password (env POPHUB_KAFKA_PASSWORD)")
+	login = addKafkaLoginFlags(cmd.Flags(), "an administrator of the access policy")
 	return cmd
 }
 
