@@ -299,12 +299,7 @@ func (m *Main) Start(ctx context.Context) (err error) {
 		}
 	}()
 
-	regions := m.Config.RegionsFile
-	if installed := filepath.Join(m.Config.DataDir, regionsFileName); regions == "" && m.Config.DataDir != "" {
-		if _, err := os.Stat(installed); err == nil {
-			regions = installed
-		}
-	}
+	regions := regionsFile(m.Config.RegionsFile, m.Config.DataDir)
 	if err := loadRegions(regions); err != nil {
 		return fmt.Errorf("loading the official region table: %w", err)
 	}

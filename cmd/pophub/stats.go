@@ -141,17 +141,37 @@ with too). A running hub's batches wait for the rebuild and then add to it.`,
 	return cmd
 }
 
+// regionsFile is the official region table a command runs with: the one
+// named (--regions), else the one 'pophub regions import' installed in the
+// data directory, when there is one; "" for the built-in table alone. A
+// command that recounts must classify addresses as the hub did.
+func regionsFile(named, dataDir string) string {
+	if named != "" || dataDir == "" {
+		return named
+	}
+	installed := filepath.Join(dataDir, regionsFileName)
+	if _, err := os.Stat(installed); err != nil {
+		return ""
+	}
+	return installed
+}
+
 func statsVerifyCommand() *cobra.Command {
-	var pgURL, schema, dataDir, keysFile string
+	var pgURL, schema, dataDir, keysFile, regions string
 	cmd := &cobra.Command{
-		Use:   "verify (--postgres URL [--schema S] | --data DIR)",
+		Use:   "verify (--postgres URL [--schema S] | --data DIR) [--regions NBS-FILE]",
 		Short: "Recompute every counter from the golden records by a full scan and print any difference",
 		Long: `Reads every person's state, recomputes the urban/rural and residence-permit
 counters from their registration timelines, and compares them with the counters the
-store keeps. Exit status 1 when any differs. On PostgreSQL it reads one consistent
-snapshot while the hub runs; a memdb data directory must not be in use by a running hub.`,
+store keeps. Exit status 1 when any differs. Addresses are classified by the region
+table the hub runs with: --regions, else the one installed in the --data directory.
+On PostgreSQL it reads one consistent snapshot while the hub runs; a memdb data
+directory must not be in use by a running hub.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			if err := loadRegions(regionsFile(regions, dataDir)); err != nil {
+				return fmt.Errorf("--regions: %w", err)
+			}
 			var s counterVerifier
 			keys, err := loadKeys(ctx, keysFile, dataDir)
 			if err != nil {
@@ -191,6 +211,8 @@ snapshot while the hub runs; a memdb data directory must not be in use by a runn
 	f.StringVar(&pgURL, "postgres", os.Getenv("POPHUB_POSTGRES"), "PostgreSQL URL of the hub's store (env POPHUB_POSTGRES)")
 	f.StringVar(&schema, "schema", "public", "schema of the hub's tables")
 	f.StringVar(&dataDir, "data", "", "data directory of a stopped memdb hub")
+	f.StringVar(&regions, "regions", os.Getenv("POPHUB_REGIONS"),
+		"official NBS table the hub runs with, saved by 'pophub regions import' (env POPHUB_REGIONS; default <data>/"+regionsFileName+" when it exists)")
 	keysFlag(f, &keysFile, "; default <data>/keys when it exists")
 	return cmd
 }

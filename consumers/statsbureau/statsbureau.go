@@ -56,11 +56,16 @@ type Row struct {
 
 // Count is one count of a row: a number, or hidden by the hub's
 // small-cell suppression, which shows callers other than the statistics
-// bureau a count below their minimum cell k as the string "<k".
+// bureau a count below their minimum cell k as the string "<k", and a
+// count of any size hidden so that another cannot be worked out by
+// subtraction as "suppressed".
 type Count struct {
 	N      int64
-	Hidden string // the hub's marker ("<5") when hidden, else ""
+	Hidden string // the hub's marker ("<5" or "suppressed") when hidden, else ""
 }
+
+// complementMarker is the hub's marker of a cell hidden to protect another.
+const complementMarker = "suppressed"
 
 // String is the number, or the marker when hidden.
 func (c Count) String() string {
@@ -78,22 +83,28 @@ func (c Count) MarshalJSON() ([]byte, error) {
 	return strconv.AppendInt(nil, c.N, 10), nil
 }
 
-// UnmarshalJSON reads a number or a "<k" marker.
+// UnmarshalJSON reads a number, a "<k" marker or "suppressed".
 func (c *Count) UnmarshalJSON(b []byte) error {
+	bad := fmt.Errorf("count %s: neither a number nor a hidden cell (\"<k\" or %q)", b, complementMarker)
 	if len(b) > 0 && b[0] == '"' {
 		var m string
-		if err := json.Unmarshal(b, &m); err != nil || len(m) < 2 || m[0] != '<' {
-			return fmt.Errorf("count %s: neither a number nor a hidden cell (\"<k\")", b)
+		if err := json.Unmarshal(b, &m); err != nil {
+			return bad
 		}
-		if _, err := strconv.Atoi(m[1:]); err != nil {
-			return fmt.Errorf("count %s: neither a number nor a hidden cell (\"<k\")", b)
+		if m != complementMarker {
+			if len(m) < 2 || m[0] != '<' {
+				return bad
+			}
+			if _, err := strconv.Atoi(m[1:]); err != nil {
+				return bad
+			}
 		}
 		*c = Count{Hidden: m}
 		return nil
 	}
 	n, err := strconv.ParseInt(string(b), 10, 64)
 	if err != nil {
-		return fmt.Errorf("count %s: neither a number nor a hidden cell (\"<k\")", b)
+		return bad
 	}
 	*c = Count{N: n}
 	return nil
@@ -307,7 +318,7 @@ func (c *Client) get(ctx context.Context, region, asOf string, children bool) (a
 
 // WriteCSV writes the report with a header line: code, name, level,
 // urban, rural, total, urban_share (four decimals; a hidden count is its
-// marker, "<5", and the share of a row with one is empty).
+// marker, "<5" or "suppressed", and the share of a row with one is empty).
 func WriteCSV(w io.Writer, rep Report) error {
 	cw := csv.NewWriter(w)
 	_ = cw.Write([]string{"code", "name", "level", "urban", "rural", "total", "urban_share"})

@@ -169,22 +169,23 @@ func TestPullHiddenCells(t *testing.T) {
 		t.Fatalf("pulling with small cells hidden: %v", err)
 	}
 	// Rural 1 is below 2, and urban with it, since one alone would give
-	// the other away from the total.
-	if got, want := rowTexts(rep.Rows), []string{"230102 道里区 county <2 <2 4 -"}; !slices.Equal(got, want) {
+	// the other away from the total; urban 3 is not small, so its marker
+	// is "suppressed".
+	if got, want := rowTexts(rep.Rows), []string{"230102 道里区 county suppressed <2 4 -"}; !slices.Equal(got, want) {
 		t.Fatalf("rows %q, want %q", got, want)
 	}
 	var buf bytes.Buffer
 	if err := WriteCSV(&buf, rep); err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Split(strings.TrimSpace(buf.String()), "\n")[1]; got != "230102,道里区,county,<2,<2,4," {
+	if got := strings.Split(strings.TrimSpace(buf.String()), "\n")[1]; got != "230102,道里区,county,suppressed,<2,4," {
 		t.Errorf("CSV row %q", got)
 	}
 	// The JSON report carries the markers as the hub wrote them.
 	var buf2 bytes.Buffer
 	enc := json.NewEncoder(&buf2)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(rep.Rows[0]); err != nil || !strings.Contains(buf2.String(), `"urban":"<2","rural":"<2","total":4,"urban_share":null`) {
+	if err := enc.Encode(rep.Rows[0]); err != nil || !strings.Contains(buf2.String(), `"urban":"suppressed","rural":"<2","total":4,"urban_share":null`) {
 		t.Errorf("JSON %s (%v)", buf2.String(), err)
 	}
 }
@@ -208,5 +209,38 @@ func TestPullErrors(t *testing.T) {
 	}
 	if _, err := New(Config{HubURL: "ftp://x"}); err == nil {
 		t.Error("New accepted an ftp URL")
+	}
+}
+
+// TestCountJSON: a count reads a number or either of the hub's markers,
+// and writes back what it read.
+func TestCountJSON(t *testing.T) {
+	tests := []struct {
+		name, in string
+		want     Count
+		wantErr  bool
+	}{
+		{"number", `42`, Count{N: 42}, false},
+		{"small cell", `"<5"`, Count{Hidden: "<5"}, false},
+		{"complementary cell", `"suppressed"`, Count{Hidden: "suppressed"}, false},
+		{"other text", `"hidden"`, Count{}, true},
+		{"bare marker", `"<"`, Count{}, true},
+		{"not a number", `4.5`, Count{}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var got Count
+			err := json.Unmarshal([]byte(tc.in), &got)
+			if (err != nil) != tc.wantErr || got != tc.want {
+				t.Fatalf("reading %s: %+v, %v; want %+v (error %v)", tc.in, got, err, tc.want, tc.wantErr)
+			}
+			if tc.wantErr {
+				return
+			}
+			var back Count
+			if b, _ := json.Marshal(got); json.Unmarshal(b, &back) != nil || back != got {
+				t.Errorf("%s written back as %s", tc.in, b)
+			}
+		})
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -139,8 +140,10 @@ func decodePageToken(tok string) (uint64, string, error) {
 
 // RegionCount is a region's counts in a statistics answer.
 //
-// A count is a JSON number, or the string "<k" when small-cell suppression
-// hides it from a caller who is not the statistics bureau (see MinCeller).
+// A count is a JSON number, or a marker when small-cell suppression hides
+// it from a caller who is not the statistics bureau (see MinCeller): "<k"
+// for a count below k, "suppressed" for one hidden so that another cannot
+// be worked out.
 type RegionCount struct {
 	Region string     `json:"region"`
 	Name   string     `json:"name"`
@@ -165,8 +168,9 @@ type PermitCount struct {
 
 // MinCeller is implemented by a Grant whose caller sees statistics with
 // small cells suppressed: counts from 1 to MinCell()-1 are shown as
-// "<MinCell" (with a second cell where one alone could be worked out from
-// the total; see stats.Suppress). Zero shows every cell.
+// "<MinCell", and others as "suppressed" wherever a hidden cell could
+// otherwise be worked out from shown ones, in this answer or another (see
+// stats.SuppressLineage). Zero shows every cell.
 type MinCeller interface {
 	MinCell() int
 }
@@ -230,32 +234,19 @@ func (s *Server) urbanRural(r *http.Request, g Grant, _ *Outcome) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	tallies, err := s.cfg.Counter.Counts(r.Context(), hub.CountQuery{Regions: regions, AsOf: asOf})
+	row := func(t hub.Tally) []int64 { return []int64{t.Urban, t.Rural, t.Urban + t.Rural} }
+	own, kids, err := s.suppressedCounts(r.Context(), code, regions[1:], asOf, minCell(g), row, true)
 	if err != nil {
-		return nil, fmt.Errorf("counting: %w", err)
+		return nil, err
 	}
-	k := minCell(g)
-	count := func(c string) RegionCount {
-		t := tallies[c]
-		cells, total := stats.Suppress([]int64{t.Urban, t.Rural}, k)
-		return RegionCount{Region: c, Name: s.regionName(c), Urban: cells[0], Rural: cells[1], Total: total}
+	count := func(c string, cells []stats.Cell) RegionCount {
+		return RegionCount{Region: c, Name: s.regionName(c), Urban: cells[0], Rural: cells[1], Total: cells[2]}
 	}
-	out := UrbanRural{RegionCount: count(code), AsOf: asOf}
+	out := UrbanRural{RegionCount: count(code, own), AsOf: asOf}
 	if r.URL.Query().Get("children") == "true" {
 		out.Children = make([]RegionCount, 0, len(regions)-1)
-		totals := make([]int64, 0, len(regions)-1)
-		for _, c := range regions[1:] {
-			out.Children = append(out.Children, count(c))
-			totals = append(totals, tallies[c].Urban+tallies[c].Rural)
-		}
-		// The children add up to the parent: a child's total hidden
-		// alone could be worked out from the others.
-		cells, _ := stats.Suppress(totals, k)
-		for i, cell := range cells {
-			if cell.Suppressed {
-				hidden := stats.Cell{Suppressed: true, Min: k}
-				out.Children[i].Urban, out.Children[i].Rural, out.Children[i].Total = hidden, hidden, hidden
-			}
+		for i, c := range regions[1:] {
+			out.Children = append(out.Children, count(c, kids[i]))
 		}
 	}
 	return out, nil
@@ -270,24 +261,101 @@ func (s *Server) residencePermits(r *http.Request, g Grant, _ *Outcome) (any, er
 	if len(code) >= 4 {
 		regions = regions[:1] // permits are counted per city, not below
 	}
-	tallies, err := s.cfg.Counter.Counts(r.Context(), hub.CountQuery{Regions: regions, AsOf: asOf})
+	row := func(t hub.Tally) []int64 { return []int64{t.Permits} }
+	own, kids, err := s.suppressedCounts(r.Context(), code, regions[1:], asOf, minCell(g), row, false)
 	if err != nil {
-		return nil, fmt.Errorf("counting: %w", err)
+		return nil, err
 	}
-	k := minCell(g)
-	_, own := stats.Suppress([]int64{tallies[code].Permits}, k)
-	out := ResidencePermits{PermitCount: PermitCount{Region: code, Name: s.regionName(code), Holders: own}, AsOf: asOf}
+	out := ResidencePermits{PermitCount: PermitCount{Region: code, Name: s.regionName(code), Holders: own[0]}, AsOf: asOf}
 	if r.URL.Query().Get("children") == "true" && len(regions) > 1 {
-		counts := make([]int64, 0, len(regions)-1)
-		for _, c := range regions[1:] {
-			counts = append(counts, tallies[c].Permits)
-		}
-		cells, _ := stats.Suppress(counts, k)
 		for i, c := range regions[1:] {
-			out.Children = append(out.Children, PermitCount{Region: c, Name: s.regionName(c), Holders: cells[i]})
+			out.Children = append(out.Children, PermitCount{Region: c, Name: s.regionName(c), Holders: kids[i][0]})
 		}
 	}
 	return out, nil
+}
+
+// suppressedCounts reads the rows of code and of its children kids (none
+// when not asked for) as of a day, in one counter query, and shows them as
+// a caller with minimum cell k may see them (stats.SuppressLineage). A
+// region's cells must read the same in every answer, so its row is decided
+// in its parent's family table, which rests on the grandparent's, up to
+// the top-level region: under a minimum cell the query also reads every
+// ancestor's children (a few dozen regions at most per level; none more
+// for a province).
+func (s *Server) suppressedCounts(ctx context.Context, code string, kids []string, asOf string, k int,
+	row func(hub.Tally) []int64, totalled bool) (own []stats.Cell, children [][]stats.Cell, err error) {
+	lineage := []string{code}
+	var siblings [][]string // siblings[i]: the children of lineage[i], lineage[i+1] among them
+	if k >= 2 {
+		lineage, siblings = s.lineage(code)
+	}
+	regions := []string{lineage[0]}
+	for _, family := range siblings {
+		regions = append(regions, family...)
+	}
+	regions = append(regions, kids...)
+	tallies, err := s.cfg.Counter.Counts(ctx, hub.CountQuery{Regions: regions, AsOf: asOf})
+	if err != nil {
+		return nil, nil, fmt.Errorf("counting: %w", err)
+	}
+	rows := func(codes []string) [][]int64 {
+		out := make([][]int64, len(codes))
+		for i, c := range codes {
+			out[i] = row(tallies[c])
+		}
+		return out
+	}
+	families := make([]stats.Family, len(lineage))
+	for i, c := range lineage {
+		families[i].Own = row(tallies[c])
+		if i < len(siblings) {
+			families[i].Children = rows(siblings[i])
+			families[i].Next = slices.Index(siblings[i], lineage[i+1])
+		}
+	}
+	families[len(families)-1].Children = rows(kids)
+	own, children = stats.SuppressLineage(families, totalled, k)
+	return own, children, nil
+}
+
+// lineage is code's ancestry, from its top-level region down to code, each
+// region the parent of the next, with the children of every ancestor. A
+// region's parent is its code cut to the level above, when the table has it
+// and lists the region among its children.
+func (s *Server) lineage(code string) (lineage []string, siblings [][]string) {
+	lineage = []string{code}
+	for {
+		p := parentCode(lineage[0])
+		if p == "" {
+			break
+		}
+		if _, known := s.cfg.Regions.Name(p); !known {
+			break
+		}
+		kids := s.cfg.Regions.Children(p)
+		if !slices.Contains(kids, lineage[0]) {
+			break
+		}
+		lineage = append([]string{p}, lineage...)
+		siblings = append([][]string{kids}, siblings...)
+	}
+	return lineage, siblings
+}
+
+// parentCode cuts a division code to the level above: "" for a province.
+func parentCode(code string) string {
+	switch len(code) {
+	case 4:
+		return code[:2]
+	case 6:
+		return code[:4]
+	case 9:
+		return code[:6]
+	case 12:
+		return code[:9]
+	}
+	return ""
 }
 
 func (s *Server) regionName(code string) string {

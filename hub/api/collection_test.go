@@ -210,8 +210,8 @@ func (cellGrant) Done(context.Context, api.Outcome)                      {}
 func (g cellGrant) MinCell() int                                         { return g.min }
 
 // TestStatisticsSmallCells: a caller with a minimum cell sees counts below
-// it as "<k", with a second cell hidden where one alone could be worked out
-// from the total; the statistics bureau (no minimum) sees every count.
+// it as "<k", and "suppressed" where a cell is hidden so that no hidden one
+// can be worked out; the statistics bureau (no minimum) sees every count.
 func TestStatisticsSmallCells(t *testing.T) {
 	store := newMemStore(t)
 	at := time.Date(2020, 1, 1, 10, 0, 0, 0, cst)
@@ -228,8 +228,12 @@ func TestStatisticsSmallCells(t *testing.T) {
 	}{
 		{0, `{"region":"2301","name":"哈尔滨市","urban":13,"rural":1,"total":14,"as_of":"2020-01-01","children":[` +
 			`{"region":"230102","name":"道里区","urban":12,"rural":1,"total":13},{"region":"230103","name":"南岗区","urban":1,"rural":0,"total":1}]}`},
-		{5, `{"region":"2301","name":"哈尔滨市","urban":"\u003c5","rural":"\u003c5","total":14,"as_of":"2020-01-01","children":[` +
-			`{"region":"230102","name":"道里区","urban":"\u003c5","rural":"\u003c5","total":"\u003c5"},{"region":"230103","name":"南岗区","urban":"\u003c5","rural":"\u003c5","total":"\u003c5"}]}`},
+		// Harbin is Heilongjiang's only city, so its row is decided in the
+		// province's table: rural 1 is small, urban 13 goes with it. In
+		// Harbin's table, Nangang's total 1 leaves a single hidden total
+		// in the column, so Daoli's goes too; Nangang's rural 0 is shown.
+		{5, `{"region":"2301","name":"哈尔滨市","urban":"suppressed","rural":"\u003c5","total":14,"as_of":"2020-01-01","children":[` +
+			`{"region":"230102","name":"道里区","urban":"suppressed","rural":"\u003c5","total":"suppressed"},{"region":"230103","name":"南岗区","urban":"\u003c5","rural":0,"total":"\u003c5"}]}`},
 	}
 	for _, tc := range tests {
 		srv := httptest.NewServer(api.New(api.Config{Store: store, Counter: store, Regions: testRegions{}, Authorizer: cellGrant{tc.min}}).Handler())
@@ -317,5 +321,127 @@ func TestListPersonsDisclosesEachPerson(t *testing.T) {
 				t.Errorf("outcome %+v: disclosed %v, want %v", o, got, want)
 			}
 		})
+	}
+}
+
+// TestSuppressionAcrossAnswers: a hidden cell cannot be worked out by
+// subtraction from the shown cells of a region and its children, whether
+// they come in one answer or in several (the region alone, then each
+// child alone), and a region's row reads the same in every answer.
+func TestSuppressionAcrossAnswers(t *testing.T) {
+	tests := []struct {
+		name string
+		// urban and rural residents of Daoli and Nangang
+		daoli, nangang [2]int
+	}{
+		// Harbin urban 14 shown, Daoli 12 shown gave Nangang's 2 away.
+		{"small urban", [2]int{12, 20}, [2]int{2, 30}},
+		// Harbin rural 12 shown, Nangang 10 shown gave Daoli's 2 away.
+		{"small rural", [2]int{20, 2}, [2]int{10, 10}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			store := newMemStore(t)
+			at := time.Date(2020, 1, 1, 10, 0, 0, 0, cst)
+			var in []hub.Input
+			n := 100
+			add := func(k int, addr string) {
+				for range k {
+					in = append(in, registration(t, n, addr, at))
+					n++
+				}
+			}
+			add(tc.daoli[0], "230102001001")
+			add(tc.daoli[1], "230102019200")
+			add(tc.nangang[0], "230103001001")
+			add(tc.nangang[1], "230103020200")
+			storetest.ApplyAll(t, store, in, 3)
+			srv := httptest.NewServer(api.New(api.Config{Store: store, Counter: store, Regions: testRegions{}, Authorizer: cellGrant{5}}).Handler())
+			defer srv.Close()
+			ask := func(query string) api.UrbanRural {
+				t.Helper()
+				var got api.UrbanRural
+				if code := getInto(t, srv.URL+"/v1/stats/urban-rural?as_of=2020-01-01&"+query, &got); code != http.StatusOK {
+					t.Fatalf("%s: status %d", query, code)
+				}
+				return got
+			}
+			family := ask("region=2301&children=true")
+			harbin := ask("region=2301").RegionCount
+			alone := []api.RegionCount{ask("region=230102").RegionCount, ask("region=230102&children=true").RegionCount, ask("region=230103").RegionCount}
+			if family.RegionCount != harbin {
+				t.Errorf("Harbin reads %+v with its children, %+v alone", family.RegionCount, harbin)
+			}
+			if family.Children[0] != alone[0] || alone[0] != alone[1] || family.Children[1] != alone[2] {
+				t.Errorf("a district reads differently alone and as Harbin's child:\n as children %+v\n alone %+v", family.Children, alone)
+			}
+			// Every line of the table of Harbin and its districts, as
+			// the answers show it, has zero or at least two hidden cells.
+			cells := func(c api.RegionCount) [3]stats.Cell { return [3]stats.Cell{c.Urban, c.Rural, c.Total} }
+			rows := [][3]stats.Cell{cells(harbin), cells(alone[0]), cells(alone[2])}
+			hiddenIn := func(cs ...stats.Cell) int {
+				h := 0
+				for _, c := range cs {
+					if c.Suppressed {
+						h++
+					}
+				}
+				return h
+			}
+			for i, r := range rows {
+				if hiddenIn(r[:]...) == 1 {
+					t.Errorf("row %d %v has one hidden cell", i, r)
+				}
+			}
+			for j, col := range []string{"urban", "rural", "total"} {
+				if hiddenIn(rows[0][j], rows[1][j], rows[2][j]) == 1 {
+					t.Errorf("the %s column (Harbin %v, Daoli %v, Nangang %v) has one hidden cell", col, rows[0][j], rows[1][j], rows[2][j])
+				}
+			}
+			// A cell hidden only to protect another is not called small.
+			for _, r := range rows {
+				for j, c := range r {
+					if c.Suppressed && !c.Complementary && j < 2 && c.Min != 5 {
+						t.Errorf("cell %v: a small cell's marker names k=%d", c, c.Min)
+					}
+				}
+			}
+		})
+	}
+}
+
+// permitCounter answers fixed residence-permit counts.
+type permitCounter map[string]int64
+
+func (c permitCounter) Counts(_ context.Context, q hub.CountQuery) (map[string]hub.Tally, error) {
+	out := make(map[string]hub.Tally, len(q.Regions))
+	for _, r := range q.Regions {
+		out[r] = hub.Tally{Permits: c[r]}
+	}
+	return out, nil
+}
+
+// TestPermitsSuppressedAcrossAnswers: Harbin's 12 holders, Daoli's 10 and
+// Nangang's 2, each asked for alone: Daoli's 10 shown would give Nangang's
+// 2 away, so it is hidden too, in every answer.
+func TestPermitsSuppressedAcrossAnswers(t *testing.T) {
+	counts := permitCounter{"23": 12, "2301": 12, "230102": 10, "230103": 2}
+	srv := httptest.NewServer(api.New(api.Config{Store: newMemStore(t), Counter: counts, Regions: testRegions{}, Authorizer: cellGrant{5}}).Handler())
+	defer srv.Close()
+	ask := func(code string) stats.Cell {
+		var got api.ResidencePermits
+		if status := getInto(t, srv.URL+"/v1/stats/residence-permits?as_of=2020-01-01&region="+code, &got); status != http.StatusOK {
+			t.Fatalf("%s: status %d", code, status)
+		}
+		return got.Holders
+	}
+	harbin, daoli, nangang := ask("2301"), ask("230102"), ask("230103")
+	if !nangang.Suppressed || harbin.Suppressed == daoli.Suppressed {
+		t.Errorf("holders: Harbin %+v, Daoli %+v, Nangang %+v: Nangang's can be worked out", harbin, daoli, nangang)
+	}
+	var province api.ResidencePermits
+	getInto(t, srv.URL+"/v1/stats/residence-permits?region=23&children=true&as_of=2020-01-01", &province)
+	if len(province.Children) != 1 || province.Children[0].Holders != harbin {
+		t.Errorf("Harbin reads %+v among the province's cities, %+v alone", province.Children, harbin)
 	}
 }

@@ -32,7 +32,18 @@ async function fetchCounts(region, asOf, children) {
   return body;
 }
 
+// A count is a number, or a marker where the hub hides it from the caller:
+// "<k" for a small count, "suppressed" for one hidden to protect another.
+function count(v) {
+  return typeof v === "number" ? nf.format(v) : v;
+}
+// barValue is a count for the chart: a hidden one draws nothing.
+function barValue(v) {
+  return typeof v === "number" ? v : 0;
+}
+
 function share(c) {
+  if (typeof c.urban !== "number" || typeof c.total !== "number") return "–";
   return c.total > 0 ? (100 * c.urban / c.total).toFixed(1) + "%" : "–";
 }
 
@@ -50,7 +61,7 @@ function row(c, isChild) {
     tr.title = "drill down";
     tr.addEventListener("click", () => show(c.region, $("asof").value, true));
   }
-  [c.region, c.name, nf.format(c.urban), nf.format(c.rural), nf.format(c.total), share(c)].forEach((t) => cell(tr, t));
+  [c.region, c.name, count(c.urban), count(c.rural), count(c.total), share(c)].forEach((t) => cell(tr, t));
   return tr;
 }
 
@@ -87,7 +98,7 @@ function chart(children) {
   svg.setAttribute("width", width);
   svg.setAttribute("height", height);
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
-  const max = Math.max(1, ...children.map((c) => c.total));
+  const max = Math.max(1, ...children.map((c) => barValue(c.urban) + barValue(c.rural)));
   const el = (name, attrs, text) => {
     const e = document.createElementNS(ns, name);
     for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
@@ -99,11 +110,11 @@ function chart(children) {
   el("text", { x: 4, y: top + 8, class: "label" }, nf.format(max));
   children.forEach((c, i) => {
     const x = left + gap + i * (barW + gap);
-    const hu = plotH * c.urban / max, hr = plotH * c.rural / max;
+    const hu = plotH * barValue(c.urban) / max, hr = plotH * barValue(c.rural) / max;
     el("rect", { x, y: top + plotH - hu - hr, width: barW, height: hr, class: "rural" }).appendChild(
-      Object.assign(document.createElementNS(ns, "title"), { textContent: `${c.name} 乡村 rural ${nf.format(c.rural)}` }));
+      Object.assign(document.createElementNS(ns, "title"), { textContent: `${c.name} 乡村 rural ${count(c.rural)}` }));
     el("rect", { x, y: top + plotH - hu, width: barW, height: hu, class: "urban" }).appendChild(
-      Object.assign(document.createElementNS(ns, "title"), { textContent: `${c.name} 城镇 urban ${nf.format(c.urban)}` }));
+      Object.assign(document.createElementNS(ns, "title"), { textContent: `${c.name} 城镇 urban ${count(c.urban)}` }));
     el("text", { x: x + barW / 2, y: top + plotH + 12, class: "label", transform: `rotate(60 ${x + barW / 2} ${top + plotH + 12})` }, c.name || c.region);
   });
   el("rect", { x: left, y: 2, width: 10, height: 10, class: "urban" });
@@ -127,7 +138,7 @@ async function show(region, asOf, push) {
     const body = await fetchCounts(region, asOf, true);
     $("asof").value = body.as_of;
     $("title").textContent = `${body.name} (${body.region}) · ${body.as_of}`;
-    $("totals").textContent = `城镇 urban ${nf.format(body.urban)} · 乡村 rural ${nf.format(body.rural)} · 合计 total ${nf.format(body.total)} · 城镇化率 ${share(body)}`;
+    $("totals").textContent = `城镇 urban ${count(body.urban)} · 乡村 rural ${count(body.rural)} · 合计 total ${count(body.total)} · 城镇化率 ${share(body)}`;
     $("summary").hidden = false;
     const tbody = $("table").querySelector("tbody");
     tbody.textContent = "";
