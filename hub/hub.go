@@ -34,7 +34,7 @@ type Record struct {
 	CitizenID        citizenid.ID          `json:"citizen_id"`
 	Version          int64                 `json:"version"`
 	UpdatedAt        time.Time             `json:"updated_at"`
-	Status           string                `json:"status"`
+	Status           string                `json:"status,omitempty"`
 	Identity         *Identity             `json:"identity,omitempty"`
 	Hukou            *Hukou                `json:"hukou,omitempty"`
 	ResidencePermits []ResidencePermit     `json:"residence_permits,omitempty"`

@@ -29,7 +29,9 @@ func (m sectionMask) has(s schemas.Section) bool { return m&bitOf(s) != 0 }
 
 // FilterRecord narrows a golden record to the readable sections. The
 // citizen ID, version and update time are always kept; an unreadable
-// status is emptied; provenance is kept for readable sections only. The
+// status is emptied, which leaves it out of the JSON (record.schema.json:
+// status is a section like the others, optional for that reason);
+// provenance is kept for readable sections only. The
 // record is not modified (its maps and slices may be shared with the
 // result).
 func FilterRecord(rec hub.Record, readable []schemas.Section) hub.Record {

@@ -12,6 +12,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/hub/access"
 	"github.com/pophub/pophub/hub/ingest"
 	"github.com/pophub/pophub/hub/merge"
 	"github.com/pophub/pophub/schemas"
@@ -430,6 +431,48 @@ func mustAtoi(s string) int {
 // cancelled, a migration, a marriage) validate against their schemas.
 func TestScenarioRecordsValidate(t *testing.T) {
 	v := validator(t)
+	out := scenario(t)
+	var all strings.Builder
+	for id, st := range out.States {
+		b, err := json.Marshal(st.Record())
+		if err != nil {
+			t.Fatal(err)
+		}
+		all.Write(b)
+		if err := v.ValidateRecord(b); err != nil {
+			t.Errorf("record of %v fails record.schema.json: %v\n%s", id, err, b)
+		}
+	}
+	// The scenario exercises the optional parts of the schema.
+	for _, part := range []string{`"enrolments"`, `"until"`, `"valid_until"`, `"anomalies"`, `"death_not_cancelled"`, `"unregistered"`,
+		`"id_mismatch"`, `"spouse_id"`, `"residence_permits"`, `"rentals"`, `"owned"`, `"businesses"`, `"provenance"`, `"deceased"`} {
+		if !strings.Contains(all.String(), part) {
+			t.Errorf("no record has %s", part)
+		}
+	}
+	for _, h := range out.History {
+		b, _ := json.Marshal(h.Change)
+		if err := v.ValidateChange(b); err != nil {
+			t.Errorf("history entry fails change.schema.json: %v\n%s", err, b)
+		}
+	}
+	kinds := map[string]bool{}
+	for _, o := range out.Outbox {
+		if err := v.ValidateNotification(o.Body); err != nil {
+			t.Errorf("notification on %s fails notification.schema.json: %v", o.Subject, err)
+		}
+		kinds[strings.SplitN(o.Subject, ".", 3)[1]] = true
+	}
+	if !kinds["changed"] || !kinds["migration"] || !kinds["death"] {
+		t.Errorf("notification families %v, want changed, migration and death", kinds)
+	}
+}
+
+// scenario merges events touching every section for three persons: a
+// student with an enrolment, a terminated insurance, a death not yet
+// cancelled, a migration, a marriage.
+func scenario(t *testing.T) merge.Outcome {
+	t.Helper()
 	man, woman, student := citizenid.ID("230102199001011230"), citizenid.ID("33060219850715231X"), citizenid.ID("440304200002290022")
 	var in []hub.Input
 	add := func(typ schemas.Type, who citizenid.ID, id, when string, data map[string]any) {
@@ -469,38 +512,38 @@ func TestScenarioRecordsValidate(t *testing.T) {
 	if out.Applied != len(in) || len(out.States) != 3 {
 		t.Fatalf("applied %d of %d events to %d persons", out.Applied, len(in), len(out.States))
 	}
-	var all strings.Builder
-	for id, st := range out.States {
-		b, err := json.Marshal(st.Record())
-		if err != nil {
-			t.Fatal(err)
-		}
-		all.Write(b)
-		if err := v.ValidateRecord(b); err != nil {
-			t.Errorf("record of %v fails record.schema.json: %v\n%s", id, err, b)
-		}
+	return out
+}
+
+// TestFilteredRecordsValidate: a record narrowed to what an identity may
+// read (hub/access, GET /v1/persons/{id} under a policy) still validates
+// against record.schema.json, for every identity of the example policy
+// and every single section, status left out included.
+func TestFilteredRecordsValidate(t *testing.T) {
+	v := validator(t)
+	policy, err := access.Load("../../ops/policy.example.yaml")
+	if err != nil {
+		t.Fatal(err)
 	}
-	// The scenario exercises the optional parts of the schema.
-	for _, part := range []string{`"enrolments"`, `"until"`, `"valid_until"`, `"anomalies"`, `"death_not_cancelled"`, `"unregistered"`,
-		`"id_mismatch"`, `"spouse_id"`, `"residence_permits"`, `"rentals"`, `"owned"`, `"businesses"`, `"provenance"`, `"deceased"`} {
-		if !strings.Contains(all.String(), part) {
-			t.Errorf("no record has %s", part)
-		}
+	grants := map[string][]schemas.Section{"nothing": nil}
+	for _, s := range schemas.Sections {
+		grants["only "+string(s)] = []schemas.Section{s}
 	}
-	for _, h := range out.History {
-		b, _ := json.Marshal(h.Change)
-		if err := v.ValidateChange(b); err != nil {
-			t.Errorf("history entry fails change.schema.json: %v\n%s", err, b)
-		}
+	for _, id := range policy.Identities {
+		grants["identity "+id.Name] = id.Sections()
 	}
-	kinds := map[string]bool{}
-	for _, o := range out.Outbox {
-		if err := v.ValidateNotification(o.Body); err != nil {
-			t.Errorf("notification on %s fails notification.schema.json: %v", o.Subject, err)
-		}
-		kinds[strings.SplitN(o.Subject, ".", 3)[1]] = true
-	}
-	if !kinds["changed"] || !kinds["migration"] || !kinds["death"] {
-		t.Errorf("notification families %v, want changed, migration and death", kinds)
+	out := scenario(t)
+	for name, readable := range grants {
+		t.Run(name, func(t *testing.T) {
+			for _, st := range out.States {
+				b, err := json.Marshal(access.FilterRecord(st.Record(), readable))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := v.ValidateRecord(b); err != nil {
+					t.Errorf("filtered record fails record.schema.json: %v\n%s", err, b)
+				}
+			}
+		})
 	}
 }
