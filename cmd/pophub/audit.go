@@ -32,7 +32,7 @@ itself in POPHUB_AUDIT_KEY. 'pophub audit keygen --key-file FILE' makes one. The
 seals every entry, so 'verify' with the key also catches a rewritten chain.`,
 	}
 	cmd.AddCommand(auditVerifyCommand(), auditWhoReadCommand(), auditExportCommand(),
-		auditVerifyExportCommand(), auditPurgeCommand(), auditKeygenCommand())
+		auditVerifyExportCommand(), auditPurgeCommand(), auditKeygenCommand(), auditPolicyChangesCommand())
 	return cmd
 }
 
@@ -496,5 +496,45 @@ to F.pub, for signing exports. Existing files are never overwritten.`,
 	}
 	cmd.Flags().StringVar(&keyFile, "key-file", "", "audit key file to create")
 	cmd.Flags().StringVar(&signingKey, "signing-key", "", "Ed25519 private key file to create")
+	return cmd
+}
+
+func auditPolicyChangesCommand() *cobra.Command {
+	var t auditTarget
+	cmd := &cobra.Command{
+		Use:   "policy-changes (--postgres URL | --file PATH)",
+		Short: "List the access-policy changes the trail records",
+		Long: `Lists every policy_change entry: time (China Standard Time), sequence number, who, and
+what changed. A hub started with --policy records one whenever the policy's digest
+(SHA-256 of its canonical form) differs from the last one recorded, with the old and
+new digests and the identities added, removed or changed — names only, never a
+credential. It reads the whole log, and needs no key: the entries name no citizen.`,
+		Example: `  pophub audit policy-changes --file pophub-data/audit.jsonl`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			s, err := t.open(ctx)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			w := cmd.OutOrStdout()
+			n := 0
+			err = s.Scan(ctx, 0, 0, func(e *audit.Entry) error {
+				if e.Action != audit.ActionPolicyChange {
+					return nil
+				}
+				n++
+				fmt.Fprintf(w, "%s  seq %-8d %-12s %s\n", e.Time.In(chinaTime).Format(time.DateTime), e.Seq, e.Identity, e.Detail)
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("reading the audit log: %w", err)
+			}
+			fmt.Fprintf(w, "%d policy changes\n", n)
+			return nil
+		},
+	}
+	t.register(cmd)
 	return cmd
 }

@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -9,6 +12,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/pophub/pophub/hub/access"
@@ -65,6 +70,145 @@ func (m *Main) openAudit(ctx context.Context) error {
 	}
 	m.auditStore, m.auditLog, m.auditKey = store, l, key
 	m.auditor = accessAuditor{log: l, key: key, logger: m.Logger}
+	if err := m.recordPolicy(ctx); err != nil {
+		return err
+	}
+	return nil
+}
+
+// policyDetail is the Detail of the policy_change entry the hub writes
+// when it starts under a policy other than the last one recorded: digests
+// and identity names, never a credential (the policy holds only hashes
+// and secret references, and those are left out too).
+type policyDetail struct {
+	// Old is the digest of the policy recorded before ("" for none); New
+	// the digest of the one now in force (policyDigest).
+	Old string `json:"old"`
+	New string `json:"new"`
+	// Added, Removed and Changed name the identities that appeared,
+	// disappeared or whose entry (grants, limits, credentials) changed.
+	Added   []string `json:"added,omitempty"`
+	Removed []string `json:"removed,omitempty"`
+	Changed []string `json:"changed,omitempty"`
+	// SettingsChanged: a policy-wide setting (version, stats_min_cell,
+	// rate_limit, kafka_group) changed.
+	SettingsChanged bool `json:"settings_changed,omitempty"`
+	// Unknown: the previous entry did not say enough to compare
+	// identities (none recorded, or one written by another tool).
+	Unknown bool `json:"previous_unknown,omitempty"`
+	// Identities maps each identity to the first 8 hex digits of its
+	// entry's digest: what the next change is compared with.
+	Identities map[string]string `json:"identities,omitempty"`
+}
+
+// maxPolicyDetail keeps a policy_change Detail under the log's limit on
+// the field (4096 bytes), which would cut it.
+const maxPolicyDetail = 4000
+
+// policyDigest is the SHA-256 of the policy's canonical form (its
+// settings and its identities sorted by name, each as encoding/json
+// writes the validated values), so that comments, layout and identity
+// order in the file do not count as changes; and the digest of each
+// identity, shortened. Credentials count: a new token hash is a change.
+func policyDigest(p *access.Policy) (string, map[string]string) {
+	settings, _ := json.Marshal(struct {
+		Version, StatsMinCell int
+		RateLimit             *access.RateLimit
+		KafkaGroup            string
+	}{p.Version, p.StatsMinCell, p.RateLimit, p.KafkaGroup})
+	ids := slices.Clone(p.Identities)
+	slices.SortFunc(ids, func(a, b access.Identity) int { return strings.Compare(a.Name, b.Name) })
+	h := sha256.New()
+	h.Write(settings)
+	short := make(map[string]string, len(ids))
+	for _, id := range ids {
+		b, _ := json.Marshal(id)
+		sum := sha256.Sum256(b)
+		short[id.Name] = hex.EncodeToString(sum[:4])
+		fmt.Fprintf(h, "\n%d:%s", len(b), b)
+	}
+	settingsSum := sha256.Sum256(settings)
+	short[""] = hex.EncodeToString(settingsSum[:4]) // the settings, under a name no identity has
+	return hex.EncodeToString(h.Sum(nil)), short
+}
+
+// comparePolicy describes the change from the last recorded policy
+// (prev, nil for none) to the one in force.
+func comparePolicy(prev *policyDetail, cur *access.Policy) policyDetail {
+	d := policyDetail{}
+	d.New, d.Identities = policyDigest(cur)
+	if prev == nil || prev.Identities == nil {
+		if prev != nil {
+			d.Old = prev.New
+		}
+		d.Unknown = true
+		return d
+	}
+	d.Old = prev.New
+	for name, sum := range d.Identities {
+		old, ok := prev.Identities[name]
+		switch {
+		case name == "":
+			d.SettingsChanged = ok && old != sum
+		case !ok:
+			d.Added = append(d.Added, name)
+		case old != sum:
+			d.Changed = append(d.Changed, name)
+		}
+	}
+	for name := range prev.Identities {
+		if _, ok := d.Identities[name]; !ok && name != "" {
+			d.Removed = append(d.Removed, name)
+		}
+	}
+	slices.Sort(d.Added)
+	slices.Sort(d.Changed)
+	slices.Sort(d.Removed)
+	return d
+}
+
+// recordPolicy appends a policy_change entry when the policy in force is
+// not the last one the trail records (or it records none), and waits
+// until the entry is stored, so the hub never serves under an unrecorded
+// policy. Finding the last entry reads no more than one entry of the
+// trail (audit.Store.LastPolicyChange).
+func (m *Main) recordPolicy(ctx context.Context) error {
+	last, ok, err := m.auditStore.LastPolicyChange(ctx)
+	if err != nil {
+		return fmt.Errorf("reading the last recorded policy: %w", err)
+	}
+	var prev *policyDetail
+	if ok {
+		prev = &policyDetail{}
+		if json.Unmarshal([]byte(last.Detail), prev) != nil {
+			prev = &policyDetail{} // written by someone else: compare with nothing
+		}
+	}
+	d := comparePolicy(prev, m.Access)
+	if prev != nil && prev.New == d.New {
+		return nil
+	}
+	detail, _ := json.Marshal(d)
+	if len(detail) > maxPolicyDetail {
+		d.Identities = nil // the next change then reports previous_unknown
+		detail, _ = json.Marshal(d)
+	}
+	if len(detail) > maxPolicyDetail {
+		d.Added, d.Removed, d.Changed = nil, nil, nil
+		detail, _ = json.Marshal(d)
+	}
+	e := audit.Entry{Identity: "pophub", Action: audit.ActionPolicyChange, Purpose: "policy in force at start",
+		Result: "ok", Detail: string(detail)}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := m.auditLog.Append(ctx, e); err != nil {
+		return fmt.Errorf("recording the policy change: %w", err)
+	}
+	if err := m.auditLog.Flush(ctx); err != nil {
+		return fmt.Errorf("recording the policy change: %w", err)
+	}
+	m.Logger.Info("audit: policy change recorded", "old", d.Old, "new", d.New,
+		"added", d.Added, "removed", d.Removed, "changed", d.Changed)
 	return nil
 }
 

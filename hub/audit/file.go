@@ -24,7 +24,10 @@ import (
 //
 // Each Append writes its batch with one write and fsyncs before returning,
 // so a stored batch survives a crash. A torn last line (a crash during a
-// write that was never acknowledged) is cut off when the file is opened.
+// write that was never acknowledged) is cut off by the next writer, under
+// the file lock: an unterminated last line seen without the lock may be
+// another process's batch still being written, so opening the file and
+// reading it only leave that line out.
 // Purge is the one operation that rewrites the file: it writes the
 // retained entries behind the new anchor line to a temporary file, fsyncs
 // it and renames it over the log. Writers in several processes take turns
@@ -58,15 +61,19 @@ func OpenFile(path string) (*File, error) {
 		return nil, fmt.Errorf("opening audit file: %w", err)
 	}
 	l := &File{path: path, f: f}
-	if err := l.load(); err != nil {
+	if err := l.load(false); err != nil {
 		f.Close()
 		return nil, err
 	}
 	return l, nil
 }
 
-// load reads the anchor and the head, and cuts off a torn last line.
-func (l *File) load() error {
+// load reads the anchor and the head. An unterminated last line is left
+// out of size; it is cut off only when locked (the caller holds the file
+// lock, so no writer is in the middle of a batch and the line is torn).
+// Without the lock it may be a batch another process is writing, and
+// cutting it would leave that writer's rest behind a hole.
+func (l *File) load(locked bool) error {
 	st, err := l.f.Stat()
 	if err != nil {
 		return fmt.Errorf("opening audit file: %w", err)
@@ -101,8 +108,10 @@ func (l *File) load() error {
 		}
 		l.size -= int64(len(buf) - cut)
 		buf = buf[:cut]
-		if err := l.f.Truncate(l.size); err != nil {
-			return fmt.Errorf("cutting a torn audit line: %w", err)
+		if locked {
+			if err := l.f.Truncate(l.size); err != nil {
+				return fmt.Errorf("cutting a torn audit line: %w", err)
+			}
 		}
 	}
 	if len(buf) == 0 {
@@ -163,13 +172,24 @@ func (l *File) Append(ctx context.Context, batch []Entry, link func(head Link) L
 	defer unlockFile(l.f)
 	head := link(l.head)
 	buf := l.buf[:0]
+	var mark *policyMark // the batch's last policy change
 	for i := range batch {
+		if batch[i].Action == ActionPolicyChange {
+			mark = &policyMark{Offset: l.size + int64(len(buf)), Seq: batch[i].Seq}
+		}
 		var err error
 		if buf, err = appendLine(buf, &batch[i]); err != nil {
 			return err
 		}
 	}
 	l.buf = buf
+	if mark != nil {
+		// No mark while the batch is in flight: a crash leaves none
+		// rather than one naming an older change.
+		if err := l.writePolicyMark(nil); err != nil {
+			return err
+		}
+	}
 	if _, err := l.f.Write(buf); err != nil {
 		// Take back a partial write so that the next batch starts on a
 		// line of its own.
@@ -182,6 +202,11 @@ func (l *File) Append(ctx context.Context, batch []Entry, link func(head Link) L
 	}
 	l.size += int64(len(buf))
 	l.head = head
+	if mark != nil {
+		// The batch is stored; without the mark the next look-up reads
+		// the file backwards instead.
+		l.writePolicyMark(mark)
+	}
 	return nil
 }
 
@@ -265,7 +290,7 @@ func (l *File) lock() error {
 		if os.SameFile(cur, mine) {
 			if mine.Size() != l.size {
 				l.anchor, l.head = Link{}, Link{}
-				if err := l.load(); err != nil {
+				if err := l.load(true); err != nil {
 					unlockFile(l.f)
 					return err
 				}
@@ -431,10 +456,13 @@ func (l *File) Purge(ctx context.Context, now time.Time, r Retention) (int64, er
 	// Read the old file under the lock (no append can interleave), and
 	// stream the retained lines behind the new anchor.
 	anchor, purged, keeping := l.anchor, int64(0), false
+	var written int64    // bytes of the new file so far
+	var mark *policyMark // its last policy change
 	writeAnchor := func() {
 		a, _ := json.Marshal(anchorLine{Anchor: &anchor})
 		w.Write(a)
 		w.WriteByte('\n')
+		written += int64(len(a)) + 1
 	}
 	err = l.scanTo(ctx, l.size, func(e *Entry, line []byte) error {
 		if !keeping && expired(e, accessCut, procCut) {
@@ -449,6 +477,10 @@ func (l *File) Purge(ctx context.Context, now time.Time, r Retention) (int64, er
 			}
 			writeAnchor()
 		}
+		if e.Action == ActionPolicyChange {
+			mark = &policyMark{Offset: written, Seq: e.Seq}
+		}
+		written += int64(len(line))
 		_, err := w.Write(line)
 		return err
 	})
@@ -467,8 +499,15 @@ func (l *File) Purge(ctx context.Context, now time.Time, r Retention) (int64, er
 	if err := tmp.Sync(); err != nil {
 		return 0, fmt.Errorf("purging the audit log: %w", err)
 	}
+	// The old mark names offsets of the old file.
+	if err := l.writePolicyMark(nil); err != nil {
+		return 0, fmt.Errorf("purging the audit log: %w", err)
+	}
 	if err := os.Rename(tmp.Name(), l.path); err != nil {
 		return 0, fmt.Errorf("purging the audit log: %w", err)
+	}
+	if mark != nil {
+		l.writePolicyMark(mark) // without it, look-ups read backwards
 	}
 	if d, err := os.Open(filepath.Dir(l.path)); err == nil {
 		d.Sync()

@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -200,5 +201,73 @@ func TestFileTwoWriters(t *testing.T) {
 	rep, err := Verify(context.Background(), b, VerifyOptions{Key: k})
 	if err != nil || !rep.OK() || rep.Entries != 5 || rep.Anchor.Seq != 5 || rep.Head.Seq != 10 {
 		t.Errorf("verify: %+v, %v", rep, err)
+	}
+}
+
+// TestFileTornTail: an unterminated last line is cut only by a writer
+// holding the file lock. A reader (pophub audit who-read, verify, export
+// while the hub runs) that opens the file while the hub's batch is partly
+// written must leave it alone, or the hub's rest lands behind a hole.
+func TestFileTornTail(t *testing.T) {
+	k := testKey(t)
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name string
+		// finish says whether the batch's writer completes it (it held
+		// the lock and was only slow) or crashed (the line is torn).
+		finish      bool
+		wantEntries int64
+	}{
+		{name: "a batch still being written is left to its writer", finish: true, wantEntries: 6},
+		{name: "a torn line is cut by the next writer", finish: false, wantEntries: 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hubFile := testFile(t)
+			fill(t, hubFile, k, base, 3, 3)
+
+			// The hub's next batch, as Append encodes it.
+			batch := []Entry{sample(k, base, 3), sample(k, base, 4)}
+			newChainer(k).link(hubFile.head, batch)
+			var buf []byte
+			for i := range batch {
+				buf, _ = appendLine(buf, &batch[i])
+			}
+			// It reaches the file in part while the hub holds the lock (a
+			// large write lands page by page).
+			w, err := os.OpenFile(hubFile.Path(), os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			if err := lockFile(hubFile.f); err != nil {
+				t.Fatal(err)
+			}
+			off, half := hubFile.size, len(buf)/2
+			if _, err := w.WriteAt(buf[:half], off); err != nil {
+				t.Fatal(err)
+			}
+			// Meanwhile a tool opens the file and reads it.
+			tool, err := OpenFile(hubFile.Path())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tool.Close()
+			if rep, err := Verify(context.Background(), tool, VerifyOptions{Key: k}); err != nil || !rep.OK() || rep.Entries != 3 {
+				t.Fatalf("verify during the write: %+v, %v", rep, err)
+			}
+			if tc.finish {
+				if _, err := w.WriteAt(buf[half:], off+int64(half)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			unlockFile(hubFile.f)
+
+			// The tool then records itself, after the hub's batch.
+			fill(t, tool, k, base.Add(time.Hour), 1, 1)
+			rep, err := Verify(context.Background(), hubFile, VerifyOptions{Key: k})
+			if err != nil || !rep.OK() || rep.Entries != tc.wantEntries {
+				t.Fatalf("verify after the write: %+v, %v", rep, err)
+			}
+		})
 	}
 }

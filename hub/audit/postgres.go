@@ -112,6 +112,7 @@ CREATE TABLE IF NOT EXISTS $S.audit_log (
 );
 CREATE INDEX IF NOT EXISTS audit_log_subject ON $S.audit_log (subject, at) WHERE subject <> '';
 CREATE INDEX IF NOT EXISTS audit_log_at ON $S.audit_log (at);
+CREATE INDEX IF NOT EXISTS audit_log_policy_change ON $S.audit_log (seq) WHERE action = 'policy_change';
 CREATE TABLE IF NOT EXISTS $S.audit_anchor (
 	id   integer PRIMARY KEY CHECK (id = 1),
 	seq  bigint NOT NULL,

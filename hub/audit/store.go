@@ -24,6 +24,10 @@ type Store interface {
 	// It refuses a retention below the legal floors (ErrBelowFloor) and
 	// returns how many entries it deleted.
 	Purge(ctx context.Context, now time.Time, r Retention) (int64, error)
+	// LastPolicyChange returns the newest entry of ActionPolicyChange, false
+	// when there is none, without reading the whole log (a hub checks it on
+	// every start).
+	LastPolicyChange(ctx context.Context) (Entry, bool, error)
 	// Close releases the store. Safe to call twice.
 	Close() error
 }

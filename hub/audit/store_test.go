@@ -1,8 +1,10 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -265,5 +267,96 @@ func TestWhoRead(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestLastPolicyChange finds the newest policy change on both stores, as
+// a starting hub asks for it.
+func TestLastPolicyChange(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			k := testKey(t)
+			s, _ := b.open(t)
+			ctx := context.Background()
+			if e, ok, err := s.LastPolicyChange(ctx); err != nil || ok {
+				t.Fatalf("empty log: %+v, %v, %v", e, ok, err)
+			}
+			fill(t, s, k, base, 12, 5) // sample: a policy change at i%5 == 4, so seq 5 and 10
+			fill(t, s, k, base.Add(time.Hour), 3, 3)
+			e, ok, err := s.LastPolicyChange(ctx)
+			if err != nil || !ok || e.Seq != 10 || e.Action != ActionPolicyChange || e.Detail == "" {
+				t.Fatalf("got %+v, %v, %v; want seq 10", e, ok, err)
+			}
+		})
+	}
+}
+
+// TestFilePolicyMark: the File's mark is only a short cut. Without it, or
+// with one that names the wrong line, the log is read backwards; a purge
+// moves it to the entry's new place.
+func TestFilePolicyMark(t *testing.T) {
+	k := testKey(t)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	for _, tc := range []struct {
+		name  string
+		spoil func(t *testing.T, f *File)
+	}{
+		{"mark", func(*testing.T, *File) {}},
+		{"no mark", func(t *testing.T, f *File) { f.writePolicyMark(nil) }},
+		{"a mark naming another line", func(t *testing.T, f *File) { f.writePolicyMark(&policyMark{Offset: 0, Seq: 13}) }},
+		{"a mark past the end", func(t *testing.T, f *File) { f.writePolicyMark(&policyMark{Offset: 1 << 40, Seq: 13}) }},
+		{"an unreadable mark", func(t *testing.T, f *File) {
+			os.WriteFile(f.Path()+policyMarkSuffix, []byte("{"), 0o600)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := testFile(t)
+			fill(t, f, k, now.AddDate(-4, 0, 0), 12, 5) // past every floor: purged
+			fill(t, f, k, now, 14, 4)                   // policy changes at seq 17 and 22
+			fill(t, f, k, now.Add(time.Second), 3, 3)
+			tc.spoil(t, f)
+			if e, ok, err := f.LastPolicyChange(ctx); err != nil || !ok || e.Seq != 22 {
+				t.Fatalf("got seq %d, %v, %v; want 22", e.Seq, ok, err)
+			}
+			if n, err := f.Purge(ctx, now, Retention{}); err != nil || n != 12 {
+				t.Fatalf("purge: %d, %v", n, err)
+			}
+			r, _ := os.Open(f.Path())
+			defer r.Close()
+			if e, ok := f.markedPolicyChange(r); !ok || e.Seq != 22 {
+				t.Errorf("after the purge the mark names seq %d, %v; want 22", e.Seq, ok)
+			}
+		})
+	}
+}
+
+// TestLastPolicyLineChunks reads backwards in chunks of every size from
+// the longest line up, so lines cut by a chunk's edge are put together.
+func TestLastPolicyLineChunks(t *testing.T) {
+	k := testKey(t)
+	f := testFile(t)
+	fill(t, f, k, base, 30, 7) // the last policy change: i = 29, seq 30
+	fill(t, f, k, base.Add(time.Hour), 4, 4)
+	r, err := os.Open(f.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	// A torn line at the end is left out.
+	w, _ := os.OpenFile(f.Path(), os.O_WRONLY|os.O_APPEND, 0)
+	w.WriteString(`{"seq":35,"time":"2026-03-01T09:00:00Z","identity":"x","action":"policy_change"`)
+	w.Close()
+	st, _ := r.Stat()
+	longest := 0
+	b, _ := os.ReadFile(f.Path())
+	for _, line := range bytes.SplitAfter(b, []byte("\n")) {
+		longest = max(longest, len(line))
+	}
+	for chunk := int64(longest); chunk < st.Size()+10; chunk += 37 {
+		e, ok, err := lastPolicyLine(context.Background(), r, st.Size(), chunk)
+		if err != nil || !ok || e.Seq != 30 {
+			t.Fatalf("chunk %d: seq %d, %v, %v; want 30", chunk, e.Seq, ok, err)
+		}
 	}
 }

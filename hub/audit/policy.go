@@ -1,0 +1,168 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// The newest policy_change entry is what a starting hub compares its
+// policy with, so both stores find it without reading the trail: Postgres
+// through a partial index of policy changes, File through a small mark
+// file beside the log (policyMarkSuffix) that locates the entry's line.
+
+// policyMarkSuffix names the File's mark: <log>.last-policy holds
+// {"offset":N,"seq":S}, the byte offset and Seq of the newest
+// policy_change line. It is a cache, checked against the line it names:
+// a writer removes it before storing a batch with a policy change and
+// writes it after the fsync, so a crash leaves no mark rather than a stale
+// one, and without a usable mark the log is read backwards from its end.
+const policyMarkSuffix = ".last-policy"
+
+type policyMark struct {
+	Offset int64 `json:"offset"`
+	Seq    int64 `json:"seq"`
+}
+
+// LastPolicyChange implements Store: the mark's line when it checks out,
+// else the newest policy_change line found reading the file backwards.
+func (l *File) LastPolicyChange(ctx context.Context) (Entry, bool, error) {
+	f, err := os.Open(l.path)
+	if err != nil {
+		return Entry{}, false, fmt.Errorf("opening audit file: %w", err)
+	}
+	defer f.Close()
+	if e, ok := l.markedPolicyChange(f); ok {
+		return e, true, nil
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return Entry{}, false, fmt.Errorf("opening audit file: %w", err)
+	}
+	return lastPolicyLine(ctx, f, st.Size(), 1<<20)
+}
+
+// markedPolicyChange reads the entry the mark names; false when there is
+// no mark or it does not name a policy_change entry of that Seq (a purge
+// or a tool rewrote the file).
+func (l *File) markedPolicyChange(f *os.File) (Entry, bool) {
+	b, err := os.ReadFile(l.path + policyMarkSuffix)
+	if err != nil {
+		return Entry{}, false
+	}
+	var m policyMark
+	if json.Unmarshal(b, &m) != nil || m.Offset < 0 {
+		return Entry{}, false
+	}
+	line, err := readLineAt(f, m.Offset)
+	if err != nil {
+		return Entry{}, false
+	}
+	var e Entry
+	if json.Unmarshal(line, &e) != nil || e.Action != ActionPolicyChange || e.Seq != m.Seq {
+		return Entry{}, false
+	}
+	return e, true
+}
+
+// policyNeedle is how a policy_change entry's line names its action
+// (appendLine; a string value cannot hold it unescaped).
+var policyNeedle = []byte(`"action":"` + string(ActionPolicyChange) + `"`)
+
+// lastPolicyLine reads the complete lines of the first size bytes of f
+// from the end, chunk bytes at a time (at least the longest line), and
+// returns the newest policy_change entry.
+func lastPolicyLine(ctx context.Context, f *os.File, size, chunk int64) (Entry, bool, error) {
+	var carry []byte // the start of a line that began before the chunk read last
+	first := true
+	for end := size; end > 0; {
+		if err := ctx.Err(); err != nil {
+			return Entry{}, false, err
+		}
+		start := max(0, end-chunk)
+		seg := make([]byte, end-start, end-start+int64(len(carry)))
+		if _, err := f.ReadAt(seg, start); err != nil {
+			return Entry{}, false, fmt.Errorf("reading audit file: %w", err)
+		}
+		seg = append(seg, carry...)
+		if first {
+			// An unterminated last line is still being written, or torn.
+			seg = seg[:bytes.LastIndexByte(seg, '\n')+1]
+			first = false
+		}
+		carry = nil
+		if start > 0 {
+			cut := bytes.IndexByte(seg, '\n') + 1
+			if cut == 0 {
+				return Entry{}, false, errors.New("reading audit file: a line longer than the chunk read")
+			}
+			carry, seg = seg[:cut], seg[cut:]
+		}
+		for len(seg) > 0 {
+			seg = seg[:len(seg)-1] // the newline
+			i := bytes.LastIndexByte(seg, '\n') + 1
+			line := seg[i:]
+			seg = seg[:i]
+			if !bytes.Contains(line, policyNeedle) {
+				continue
+			}
+			var e Entry
+			if err := json.Unmarshal(line, &e); err != nil {
+				return Entry{}, false, fmt.Errorf("reading audit file: %w", err)
+			}
+			if e.Action == ActionPolicyChange {
+				return e, true, nil
+			}
+		}
+		end = start
+	}
+	return Entry{}, false, nil
+}
+
+// writePolicyMark replaces the mark atomically; nil m removes it.
+func (l *File) writePolicyMark(m *policyMark) error {
+	path := l.path + policyMarkSuffix
+	if m == nil {
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("removing the policy mark: %w", err)
+		}
+		return nil
+	}
+	b, _ := json.Marshal(m)
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("writing the policy mark: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.Write(b)
+	if err = errors.Join(err, tmp.Close()); err != nil {
+		return fmt.Errorf("writing the policy mark: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("writing the policy mark: %w", err)
+	}
+	return nil
+}
+
+// LastPolicyChange implements Store through the partial index
+// audit_log_policy_change.
+func (p *Postgres) LastPolicyChange(ctx context.Context) (Entry, bool, error) {
+	var out Entry
+	found := false
+	err := p.query(ctx, "seq = (SELECT max(seq) FROM "+p.log+" WHERE action = '"+string(ActionPolicyChange)+"')", nil, func(e *Entry) error {
+		out, found = *e, true
+		out.Sections = append([]string(nil), e.Sections...)
+		if len(out.Sections) == 0 {
+			out.Sections = nil
+		}
+		return nil
+	})
+	if err != nil {
+		return Entry{}, false, fmt.Errorf("finding the last policy change: %w", err)
+	}
+	return out, found, nil
+}
