@@ -14,8 +14,15 @@ import (
 // Dead-letter headers. A dead letter carries the notification's body and
 // headers (traceparent included) unchanged, plus these.
 const (
-	HeaderError          = "Pophub-Error"           // the handler's last error
-	HeaderAttempts       = "Pophub-Attempts"        // attempts made
+	// HeaderError says why: the handler's last error when it failed
+	// Config.MaxAttempts times, "delivered N times without an ack, more
+	// than MaxDeliveries (M)" when the crash-loop bound was hit, or
+	// "decoding notification: …".
+	HeaderError = "Pophub-Error"
+	// HeaderAttempts is the handler's failed attempts (1 for a body that
+	// does not decode), or the server's deliveries when
+	// Config.MaxDeliveries was exceeded.
+	HeaderAttempts       = "Pophub-Attempts"
 	HeaderSubject        = "Pophub-Subject"         // the original subject
 	HeaderStreamSequence = "Pophub-Stream-Sequence" // the original stream sequence
 	HeaderSubscriber     = "Pophub-Subscriber"      // the subscriber's name
@@ -50,10 +57,11 @@ func (s *Subscriber) ensureDeadLetterStream(ctx context.Context) error {
 }
 
 // deadLetter publishes the message to the dead-letter subject with the
-// error attached, then terminates it on the consumer, and reports true.
-// If the publish fails, the message is nakked with the longest backoff and
-// comes back, and it reports false.
-func (s *Subscriber) deadLetter(ctx context.Context, msg jetstream.Msg, d *Delivery, cause error) bool {
+// error and attempts attached (see HeaderError and HeaderAttempts), then
+// terminates it on the consumer, and reports true. If the publish fails,
+// the message is nakked with the longest backoff and comes back, and it
+// reports false.
+func (s *Subscriber) deadLetter(ctx context.Context, msg jetstream.Msg, d *Delivery, attempts int, cause error) bool {
 	dl := nats.NewMsg(s.DeadLetterSubject())
 	dl.Data = msg.Data()
 	for k, v := range msg.Headers() {
@@ -63,7 +71,7 @@ func (s *Subscriber) deadLetter(ctx context.Context, msg jetstream.Msg, d *Deliv
 		dl.Header[k] = v
 	}
 	dl.Header.Set(HeaderError, cause.Error())
-	dl.Header.Set(HeaderAttempts, strconv.Itoa(d.Attempt))
+	dl.Header.Set(HeaderAttempts, strconv.Itoa(attempts))
 	dl.Header.Set(HeaderSubject, msg.Subject())
 	dl.Header.Set(HeaderStreamSequence, strconv.FormatUint(d.StreamSequence, 10))
 	dl.Header.Set(HeaderSubscriber, s.cfg.Name)
@@ -82,6 +90,6 @@ func (s *Subscriber) deadLetter(ctx context.Context, msg jetstream.Msg, d *Deliv
 	}
 	s.count(s.deadLettered)
 	s.cfg.Logger.Error("subscriber: notification dead-lettered", "subscriber", s.cfg.Name, "seq", d.StreamSequence,
-		"attempts", d.Attempt, "subject", s.DeadLetterSubject(), "error", cause)
+		"attempts", attempts, "subject", s.DeadLetterSubject(), "error", cause)
 	return true
 }

@@ -8,8 +8,10 @@
 // subject filters, decodes each message into a schemas.Notification,
 // continues the hub's trace, and calls the Handler. It acks a message
 // after the Handler returned nil, retries it with growing delays when the
-// Handler fails, and after Config.MaxAttempts moves it to a dead-letter
-// subject with the error in a header.
+// Handler fails, and after Config.MaxAttempts failures moves it to a
+// dead-letter subject with the error in a header. A notification the server
+// delivered more than Config.MaxDeliveries times without an ack (its
+// handling kills the process) is dead-lettered too.
 //
 // Guarantees:
 //   - At least once, and in practice exactly once: a message is acked only
@@ -33,7 +35,9 @@
 //   - Shutdown: when Run's context ends, no new message is started; the
 //     ones being handled finish (within Config.ShutdownTimeout) and are
 //     acked; the ones fetched but not started are returned to the server
-//     with a nak, so the next instance gets them at once.
+//     with a nak, so the next instance gets them at once. The nak counts
+//     as a delivery on the server, which is why Config.MaxDeliveries is
+//     far above Config.MaxAttempts: restarts alone do not dead-letter.
 //   - Reconnection: the connection reconnects forever; the durable
 //     consumer keeps the position on the server, so a NATS restart or a
 //     subscriber restart resumes where the acks left off.
@@ -70,17 +74,24 @@ type Delivery struct {
 	Subject string
 	// StreamSequence is its sequence in the hub's stream.
 	StreamSequence uint64
-	// Attempt counts the tries of this notification, from 1.
+	// Attempt counts the Handler's tries of this notification in this
+	// process, from 1; it starts again at 1 after a restart.
 	Attempt int
+	// Deliveries counts the server's deliveries of this notification,
+	// from 1: a redelivery after a crash or a graceful shutdown (which
+	// gives back what it fetched but did not start) counts, whether or not
+	// the Handler ran.
+	Deliveries int
 }
 
 // Handler handles one notification. It is called concurrently for
 // different citizens and one at a time, in stream order, for one citizen.
 // Returning nil acks the notification; an error retries it after a delay
-// and, after Config.MaxAttempts, dead-letters it. The error text travels
-// in the dead-letter header: it must not contain citizen IDs. ctx carries
-// the hub's trace and is cancelled only Config.ShutdownTimeout after Run's
-// context ended.
+// and, after Config.MaxAttempts errors, dead-letters it. A panic is not
+// recovered: it kills the process, and Config.MaxDeliveries bounds how
+// often that can happen. The error text travels in the dead-letter
+// header: it must not contain citizen IDs. ctx carries the hub's trace and
+// is cancelled only Config.ShutdownTimeout after Run's context ended.
 type Handler func(ctx context.Context, d *Delivery) error
 
 // StartPolicy says where a new durable consumer starts. It applies only
@@ -192,10 +203,23 @@ type Config struct {
 	// FetchBatch is how many messages are pulled and buffered at once
 	// (default 512).
 	FetchBatch int
-	// MaxAttempts is how many times a notification is tried before it is
-	// dead-lettered (default 5). Deliveries count: a notification whose
-	// handling crashed the process MaxAttempts times is dead-lettered too.
+	// MaxAttempts is how many times the Handler may fail (return an
+	// error) at a notification before it is dead-lettered (default 5).
+	// Only the Handler's failures count, not the server's deliveries: a
+	// graceful shutdown naks the notifications fetched but not started,
+	// and that is a delivery on the server although the Handler never
+	// ran. The count is kept in the process, so it starts again after a
+	// restart: across restarts a failing Handler is bounded by
+	// MaxDeliveries instead.
 	MaxAttempts int
+	// MaxDeliveries is how many times the server may deliver a
+	// notification without an ack before it is dead-lettered without
+	// calling the Handler again (default max(10×MaxAttempts, 50)): the
+	// bound on a notification whose handling kills the process, or keeps
+	// failing across restarts. Graceful shutdowns
+	// add a delivery to each notification fetched but not started, so
+	// keep it well above the restarts a backlog may see.
+	MaxDeliveries int
 	// Backoff are the delays before the second, third, … attempt; the
 	// last repeats (default 100ms, 1s, 5s, 15s).
 	Backoff []time.Duration
@@ -283,6 +307,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 5
+	}
+	if c.MaxDeliveries <= 0 {
+		c.MaxDeliveries = max(10*c.MaxAttempts, 50)
 	}
 	if len(c.Backoff) == 0 {
 		c.Backoff = []time.Duration{100 * time.Millisecond, time.Second, 5 * time.Second, 15 * time.Second}

@@ -239,6 +239,9 @@ func (s *Subscriber) Run(ctx context.Context) error {
 			if len(s.durables) > 1 {
 				cp = new(copies)
 			}
+			// One citizen's messages always reach the same worker, so each
+			// worker counts the failures of its own messages unlocked.
+			failed := make(failures)
 			var batch []item
 			for {
 				var ok bool
@@ -246,7 +249,7 @@ func (s *Subscriber) Run(ctx context.Context) error {
 					return
 				}
 				for _, it := range batch {
-					s.handle(hctx, it, cp)
+					s.handle(hctx, it, cp, failed)
 				}
 			}
 		})
@@ -427,10 +430,26 @@ func (s *Subscriber) touchInflight() {
 	}
 }
 
+// failures counts, per stream sequence, the handler's failed attempts at
+// the messages a worker still holds or gave back without handling them:
+// MaxAttempts bounds these, not the server's deliveries, which a graceful
+// shutdown also adds to (it naks what it fetched but did not start). An
+// entry goes when its message is acked or dead-lettered; it outlives the
+// message only when dead-lettering failed and the message comes back, or
+// when a shutdown gave it back with a nak, and it dies with the process.
+type failures map[uint64]failure
+
+// failure is the handler's failed attempts at one message so far.
+type failure struct {
+	attempts int
+	last     error // the latest failure's error
+}
+
 // handle runs one message through the handler, with retries in place.
 // cp is the worker's memory of messages that come more than once (nil
-// with a single consumer).
-func (s *Subscriber) handle(ctx context.Context, it item, cp *copies) {
+// with a single consumer); failed counts the handler's failures at the
+// worker's messages.
+func (s *Subscriber) handle(ctx context.Context, it item, cp *copies, failed failures) {
 	msg, seq := it.msg, it.meta.Sequence.Stream
 	defer s.release(inflightKey{durable: it.durable, seq: seq})
 	// A copy of a message handled from another filter's consumer is acked
@@ -449,9 +468,13 @@ func (s *Subscriber) handle(ctx context.Context, it item, cp *copies) {
 	if cp != nil {
 		due = s.filters.matching(msg.Subject()) &^ (1 << it.durable)
 	}
-	d := &Delivery{Subject: msg.Subject(), StreamSequence: seq, Attempt: int(it.meta.NumDelivered)}
+	var before failure // the handler's failures at it in this process
+	if len(failed) > 0 {
+		before = failed[seq]
+	}
+	d := &Delivery{Subject: msg.Subject(), StreamSequence: seq, Attempt: before.attempts + 1, Deliveries: int(it.meta.NumDelivered)}
 	if err := schemas.DecodeNotification(msg.Data(), &d.Notification); err != nil {
-		if s.deadLetter(ctx, msg, d, fmt.Errorf("decoding notification: %w", err)) {
+		if s.deadLetter(ctx, msg, d, d.Attempt, fmt.Errorf("decoding notification: %w", err)) {
 			cp.handled(seq, due)
 		}
 		return
@@ -466,10 +489,21 @@ func (s *Subscriber) handle(ctx context.Context, it item, cp *copies) {
 			return
 		}
 	}
-	if d.Attempt > s.cfg.MaxAttempts {
+	if before.attempts >= s.cfg.MaxAttempts {
+		// Back after publishing its dead letter failed: try that again,
+		// not the handler.
+		if s.deadLetter(ctx, msg, d, before.attempts, before.last) {
+			delete(failed, seq)
+			cp.handled(seq, due)
+		}
+		return
+	}
+	if d.Deliveries > s.cfg.MaxDeliveries {
 		// Delivered again and again without an ack: its handling kills
 		// the process, or never finishes within AckWait.
-		if s.deadLetter(ctx, msg, d, fmt.Errorf("delivered %d times without an ack", d.Attempt)) {
+		err := fmt.Errorf("delivered %d times without an ack, more than MaxDeliveries (%d)", d.Deliveries, s.cfg.MaxDeliveries)
+		if s.deadLetter(ctx, msg, d, d.Deliveries, err) {
+			delete(failed, seq)
 			cp.handled(seq, due)
 		}
 		return
@@ -497,14 +531,17 @@ func (s *Subscriber) handle(ctx context.Context, it item, cp *copies) {
 			if err := msg.Ack(); err != nil {
 				s.cfg.Logger.Warn("subscriber: acking", "subscriber", s.cfg.Name, "seq", seq, "error", err)
 			}
+			delete(failed, seq)
 			cp.handled(seq, due)
 			s.count(s.handled)
 			return
 		}
 		span.RecordError(err)
+		failed[seq] = failure{attempts: d.Attempt, last: err}
 		if d.Attempt >= s.cfg.MaxAttempts {
 			span.SetStatus(codes.Error, "dead-lettered")
-			if s.deadLetter(ctx, msg, d, err) {
+			if s.deadLetter(ctx, msg, d, d.Attempt, err) {
+				delete(failed, seq)
 				cp.handled(seq, due)
 			}
 			return

@@ -255,6 +255,9 @@ func TestDeadLetter(t *testing.T) {
 	var calls atomic.Int64
 	handler := func(ctx context.Context, d *sdk.Delivery) error {
 		calls.Add(1)
+		if d.Deliveries != 1 {
+			t.Errorf("attempt %d came with delivery %d: retries should stay in place", d.Attempt, d.Deliveries)
+		}
 		return errors.New("the bureau's system rejects it")
 	}
 	const n, attempts = 5, 3
@@ -305,6 +308,139 @@ func TestDeadLetter(t *testing.T) {
 	})
 	if got := calls.Load(); got != n*attempts {
 		t.Errorf("handler called %d times, want %d", got, n*attempts)
+	}
+}
+
+// TestGracefulRestartsDoNotDeadLetter restarts a subscriber gracefully
+// while one citizen's notifications queue behind a slow handler. Each
+// shutdown naks what was fetched but not started, which the server counts
+// as a delivery; MaxAttempts counts the handler's failures, so none of
+// them is dead-lettered and every version is handled.
+func TestGracefulRestartsDoNotDeadLetter(t *testing.T) {
+	e := newEnv(t)
+	const versions = 8
+	var msgs []*nats.Msg
+	for v := 1; v <= versions; v++ {
+		n := sdktest.Migration(fmt.Sprintf("v%d", v), sdktest.CitizenID(1), int64(v), daoli, beijing)
+		msgs = append(msgs, sdktest.Msg(sdktest.Subject("pop", n, ""), n, ""))
+	}
+	sdktest.Publish(t, e.js, msgs...)
+	var mu sync.Mutex
+	handled := map[int64]bool{}
+	entered := make(chan struct{}, 100)
+	handler := func(ctx context.Context, d *sdk.Delivery) error {
+		entered <- struct{}{}
+		time.Sleep(300 * time.Millisecond) // a slow handler: the rest wait queued
+		mu.Lock()
+		handled[d.Version] = true
+		mu.Unlock()
+		return nil
+	}
+	cfg := sdk.Config{Name: "restarts", URL: e.srv.URL(), Filters: siFilters, Handler: handler,
+		Concurrency: 1, Start: sdk.Start{Policy: sdk.StartAll}}
+	for range versions {
+		stop := run(t, cfg)
+		select {
+		case <-entered:
+		case <-time.After(5 * time.Second):
+		}
+		time.Sleep(50 * time.Millisecond)
+		stop() // graceful: the one in flight finishes, the queued ones are nakked
+	}
+	ctx := context.Background()
+	dlq, err := e.js.Stream(ctx, "POPDLQ") // created by the first subscriber
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadLetters := func() uint64 {
+		info, err := dlq.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.State.Msgs
+	}
+	stop := run(t, cfg)
+	waitFor(t, "every version handled or dead-lettered", 20*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return uint64(len(handled))+deadLetters() >= versions
+	})
+	stop()
+
+	for seq := uint64(1); seq <= deadLetters(); seq++ {
+		m, err := dlq.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Errorf("dead-lettered after graceful restarts, though the handler never failed: %s (attempts %s)",
+			m.Header.Get(sdk.HeaderError), m.Header.Get(sdk.HeaderAttempts))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(handled) != versions {
+		t.Errorf("handled versions %v, want all %d", handled, versions)
+	}
+}
+
+// TestMaxDeliveries dead-letters a notification whose handling kills the
+// process: the handler closes the subscriber's connection before anything
+// is acked, so the server delivers the notification again after AckWait to
+// the next instance, which starts counting the handler's attempts afresh.
+func TestMaxDeliveries(t *testing.T) {
+	e := newEnv(t)
+	n := sdktest.Death("crash", sdktest.CitizenID(1), 1, "2026-01-02")
+	sdktest.Publish(t, e.js, sdktest.Msg(sdktest.Subject("pop", n, daoli), n, ""))
+	const maxDeliveries = 3
+	var calls atomic.Int64
+	ctx := context.Background()
+	for instance := 1; instance <= maxDeliveries+1; instance++ {
+		nc, _ := sdktest.Connect(t, e.srv.URL())
+		crashed := make(chan struct{})
+		handler := func(ctx context.Context, d *sdk.Delivery) error {
+			calls.Add(1)
+			if d.Attempt != 1 || d.Deliveries != instance {
+				t.Errorf("instance %d: attempt %d, deliveries %d; want 1 and %d", instance, d.Attempt, d.Deliveries, instance)
+			}
+			nc.Close() // the process dies before it acks
+			close(crashed)
+			return nil
+		}
+		stop := run(t, sdk.Config{Name: "crashing", Conn: nc, Filters: siFilters, Handler: handler,
+			Start: sdk.Start{Policy: sdk.StartAll}, AckWait: time.Second, MaxDeliveries: maxDeliveries})
+		if instance <= maxDeliveries {
+			select {
+			case <-crashed:
+			case <-time.After(20 * time.Second):
+				t.Fatalf("instance %d: the handler was not called", instance)
+			}
+		} else {
+			waitFor(t, "the dead letter", 20*time.Second, func() bool {
+				dlq, err := e.js.Stream(ctx, "POPDLQ")
+				if err != nil {
+					return false
+				}
+				info, err := dlq.Info(ctx)
+				return err == nil && info.State.Msgs == 1
+			})
+		}
+		stop()
+	}
+	if got := calls.Load(); got != maxDeliveries {
+		t.Errorf("handler called %d times, want %d", got, maxDeliveries)
+	}
+	dlq, err := e.js.Stream(ctx, "POPDLQ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := dlq.GetMsg(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := m.Header.Get(sdk.HeaderError), "delivered 4 times without an ack, more than MaxDeliveries (3)"; got != want {
+		t.Errorf("error header %q, want %q", got, want)
+	}
+	if got := m.Header.Get(sdk.HeaderAttempts); got != "4" {
+		t.Errorf("attempts header %q, want 4", got)
 	}
 }
 
