@@ -28,6 +28,10 @@ the log start up to the consumer group's committed offset and classifies each:
   duplicate  the store holds its (source, id) and an earlier record carried it
   gap        none of these: the hub committed past a record it lost
 
+Offsets between the committed offset and a higher log start are "expired
+unread": retention deleted them before the hub read them, and they count
+as lost.
+
 and prints, per source,
 
   housing: 12,345 records up to committed offsets = 12,000 applied + 300 duplicates + 45 rejected; gap 0

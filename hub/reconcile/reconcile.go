@@ -6,7 +6,10 @@
 // store and an earlier record carried it), or rejected (the DLQ holds a
 // copy naming its topic, partition and offset). Anything else is a gap:
 // the hub committed past a record that reached neither the store nor the
-// DLQ.
+// DLQ. So are the offsets retention deleted before the group committed
+// past them (committed offset below the log start): "expired unread",
+// records the hub never read, or read without committing, and that can no
+// longer be checked.
 //
 // The evidence comes from three places the hub writes to, never from what
 // it counted: the source topics themselves (scanned with kafka-go), the
@@ -25,7 +28,10 @@
 // never as gaps.
 //
 // Limits: records that retention deleted (below the log start) cannot be
-// checked; a key whose first occurrence was deleted makes its remaining
+// checked; those below the committed offset were read and pass unseen,
+// those at or past it are counted as expired unread, offsets rather than
+// records (a compacted-away offset or transaction marker among them counts
+// too). A key whose first occurrence was deleted makes its remaining
 // occurrence count as applied rather than as a duplicate (the sum is still
 // exact). Memory grows with the records of the largest source below the
 // committed offsets (about 100 bytes each); sources are checked one after
@@ -143,7 +149,8 @@ type Report struct {
 }
 
 // SourceReport is one source topic's equation: Records = Applied +
-// Duplicates + Rejected + len(Gaps).
+// Duplicates + Rejected + len(Gaps). Its lost records are len(Gaps) +
+// ExpiredUnread.
 type SourceReport struct {
 	Source     schemas.Source
 	Topic      string
@@ -152,6 +159,13 @@ type SourceReport struct {
 	Duplicates int64
 	Rejected   int64
 	Gaps       []GapRecord
+	// ExpiredUnread counts the offsets retention deleted before the group
+	// committed past them: from each partition's committed offset up to
+	// its log start, when that is higher. The hub never read them (or
+	// never committed reading them) and nothing can check them now, so
+	// they count as lost. They are outside Records, which ends at the
+	// committed offsets.
+	ExpiredUnread int64
 	// InFlight counts offsets at or past the committed offsets (up to the
 	// high watermark when read): records the hub has not committed yet.
 	InFlight   int64
@@ -168,6 +182,18 @@ type PartitionSpan struct {
 	End       int64
 }
 
+// ExpiredUnread counts the offsets [Committed, LogStart) that retention
+// deleted before the group committed past them; 0 when the group has
+// committed nothing on the partition (the hub reads from the log start
+// then, and whether the deleted records were ever meant for it is
+// unknown).
+func (p PartitionSpan) ExpiredUnread() int64 {
+	if p.Committed < 0 {
+		return 0
+	}
+	return max(p.LogStart-p.Committed, 0)
+}
+
 // GapRecord is a lost record: its location and event id (empty when the
 // record holds no decodable event), and why it is a gap.
 type GapRecord struct {
@@ -182,11 +208,12 @@ const (
 	WhyUnknown = "not in the DLQ and its event is not in the store"
 )
 
-// Gaps counts the gaps of every source.
+// Gaps counts the lost records of every source: its gaps and its expired
+// unread offsets. `pophub reconcile` exits 1 when it is not 0.
 func (r Report) Gaps() int {
 	n := 0
 	for _, s := range r.Sources {
-		n += len(s.Gaps)
+		n += len(s.Gaps) + int(s.ExpiredUnread)
 	}
 	return n
 }
@@ -200,6 +227,7 @@ func (r Report) Total() SourceReport {
 		t.Applied += s.Applied
 		t.Duplicates += s.Duplicates
 		t.Rejected += s.Rejected
+		t.ExpiredUnread += s.ExpiredUnread
 		t.InFlight += s.InFlight
 	}
 	return t
@@ -240,8 +268,9 @@ func (r *Report) Tally(recs []Record, classes []Class) {
 	}
 }
 
-// Write prints the report: the equation of each source, its records in
-// flight, and every gap.
+// Write prints the report: the equation of each source, its expired
+// unread offsets (only when there are some), its records in flight, and
+// every gap.
 func (r Report) Write(w io.Writer) error {
 	var b strings.Builder
 	var total SourceReport
@@ -251,15 +280,19 @@ func (r Report) Write(w io.Writer) error {
 		if name == "" {
 			name = s.Topic
 		}
-		fmt.Fprintf(&b, "%s: %s records up to committed offsets = %s applied + %s duplicates + %s rejected; gap %s\n",
+		fmt.Fprintf(&b, "%s: %s records up to committed offsets = %s applied + %s duplicates + %s rejected; gap %s",
 			name, Commas(s.Records), Commas(s.Applied), Commas(s.Duplicates), Commas(s.Rejected), Commas(int64(len(s.Gaps))))
+		if s.ExpiredUnread > 0 {
+			fmt.Fprintf(&b, "; expired unread %s", Commas(s.ExpiredUnread))
+		}
+		b.WriteByte('\n')
 		if s.InFlight > 0 {
 			fmt.Fprintf(&b, "  in flight: %s records past the committed offsets (not checked)\n", Commas(s.InFlight))
 		}
 		for _, p := range s.Partitions {
-			if p.Committed >= 0 && p.Committed < p.LogStart {
-				fmt.Fprintf(&b, "  partition %d: committed offset %d is below the log start %d; retention deleted records the hub never read\n",
-					p.Partition, p.Committed, p.LogStart)
+			if n := p.ExpiredUnread(); n > 0 {
+				fmt.Fprintf(&b, "  EXPIRED UNREAD %s/%d@%d..%d: committed offset %d is below the log start %d; retention deleted %s records the hub never read\n",
+					s.Topic, p.Partition, p.Committed, p.LogStart-1, p.Committed, p.LogStart, Commas(n))
 			}
 		}
 		for _, g := range s.Gaps {
@@ -273,11 +306,16 @@ func (r Report) Write(w io.Writer) error {
 		total.Applied += s.Applied
 		total.Duplicates += s.Duplicates
 		total.Rejected += s.Rejected
+		total.ExpiredUnread += s.ExpiredUnread
 		total.InFlight += s.InFlight
 		gaps += len(s.Gaps)
 	}
-	fmt.Fprintf(&b, "all sources: %s records up to committed offsets = %s applied + %s duplicates + %s rejected; gap %s; in flight %s\n",
-		Commas(total.Records), Commas(total.Applied), Commas(total.Duplicates), Commas(total.Rejected), Commas(int64(gaps)), Commas(total.InFlight))
+	fmt.Fprintf(&b, "all sources: %s records up to committed offsets = %s applied + %s duplicates + %s rejected; gap %s",
+		Commas(total.Records), Commas(total.Applied), Commas(total.Duplicates), Commas(total.Rejected), Commas(int64(gaps)))
+	if total.ExpiredUnread > 0 {
+		fmt.Fprintf(&b, "; expired unread %s", Commas(total.ExpiredUnread))
+	}
+	fmt.Fprintf(&b, "; in flight %s\n", Commas(total.InFlight))
 	_, err := io.WriteString(w, b.String())
 	return err
 }

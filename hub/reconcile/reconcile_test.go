@@ -109,6 +109,43 @@ all sources: 5 records up to committed offsets = 1 applied + 1 duplicates + 1 re
 	}
 }
 
+func TestPartitionSpanExpiredUnread(t *testing.T) {
+	tests := []struct {
+		name string
+		span PartitionSpan
+		want int64
+	}{
+		{"nothing committed", PartitionSpan{LogStart: 4, Committed: -1, End: 6}, 0},
+		{"committed past the log start", PartitionSpan{LogStart: 4, Committed: 5, End: 6}, 0},
+		{"committed at the log start", PartitionSpan{LogStart: 4, Committed: 4, End: 6}, 0},
+		{"committed below the log start", PartitionSpan{LogStart: 4, Committed: 2, End: 6}, 2},
+		{"committed at 0, all deleted", PartitionSpan{LogStart: 6, Committed: 0, End: 6}, 6},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.span.ExpiredUnread(); got != tc.want {
+				t.Errorf("ExpiredUnread() = %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestReportGapsCountExpiredUnread: offsets retention deleted before the
+// hub read them are lost records, so they count in Gaps, which decides the
+// exit status of `pophub reconcile`.
+func TestReportGapsCountExpiredUnread(t *testing.T) {
+	r := Report{Sources: []SourceReport{
+		{Source: schemas.Housing, Topic: "pop.events.housing", ExpiredUnread: 3, Gaps: []GapRecord{{}}},
+		{Source: schemas.Health, Topic: "pop.events.health", ExpiredUnread: 2},
+	}}
+	if got := r.Gaps(); got != 6 {
+		t.Errorf("Gaps() = %d, want 6", got)
+	}
+	if got := r.Total().ExpiredUnread; got != 5 {
+		t.Errorf("Total().ExpiredUnread = %d, want 5", got)
+	}
+}
+
 func TestCommas(t *testing.T) {
 	for n, want := range map[int64]string{0: "0", 12: "12", 999: "999", 1000: "1,000", 12345: "12,345", 1234567: "1,234,567", -1234: "-1,234"} {
 		if got := Commas(n); got != want {

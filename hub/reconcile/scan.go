@@ -154,6 +154,7 @@ func (r *runner) run(ctx context.Context) (Report, error) {
 				}
 			}
 			sr.InFlight += max(ps.End-max(ps.Committed, ps.LogStart), 0)
+			sr.ExpiredUnread += ps.ExpiredUnread()
 			sr.Partitions = append(sr.Partitions, ps)
 		}
 		report.Sources = append(report.Sources, sr)

@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/pophub/pophub/hub/embedded"
 	"github.com/pophub/pophub/hub/ingest"
@@ -185,6 +188,72 @@ func TestRunNothingCommitted(t *testing.T) {
 	s := rep.Sources[0]
 	if s.Records != 0 || s.InFlight != 1 || rep.Gaps() != 0 || s.Partitions[0].Committed != -1 {
 		t.Errorf("got %+v", s)
+	}
+}
+
+// TestRunExpiredUnread: retention deletes records past the committed
+// offset while the hub is stopped. The hub never read them, so they are
+// lost, and the report must count them among the gaps (which makes
+// `pophub reconcile` exit 1) rather than pass them unseen.
+func TestRunExpiredUnread(t *testing.T) {
+	brokers := startKafka(t, 1)
+	topic := schemas.Topic(schemas.Housing)
+	var msgs []kafka.Message
+	for i := range 6 {
+		msgs = append(msgs, kafka.Message{Topic: topic, Partition: 0, Value: envelope(schemas.Housing, "h"+strconv.Itoa(i))})
+	}
+	produce(t, brokers, msgs)
+	store := &keyStore{keys: map[schemas.EventKey]bool{
+		{Source: schemas.Housing, ID: "h0"}: true, {Source: schemas.Housing, ID: "h1"}: true}}
+	commit(t, brokers, "pophub", map[string]map[int]int64{topic: {0: 2}})
+	deleteRecords(t, brokers, topic, 0, 4) // offsets 0 to 3: 2 and 3 were never read
+
+	rep, err := Run(context.Background(), Config{Brokers: brokers, Store: store, Sources: []schemas.Source{schemas.Housing}})
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	var b strings.Builder
+	if err := rep.Write(&b); err != nil {
+		t.Fatal(err)
+	}
+	want := `housing: 0 records up to committed offsets = 0 applied + 0 duplicates + 0 rejected; gap 0; expired unread 2
+  in flight: 2 records past the committed offsets (not checked)
+  EXPIRED UNREAD pop.events.housing/0@2..3: committed offset 2 is below the log start 4; retention deleted 2 records the hub never read
+all sources: 0 records up to committed offsets = 0 applied + 0 duplicates + 0 rejected; gap 0; expired unread 2; in flight 2
+`
+	if b.String() != want {
+		t.Errorf("report:\n%s\nwant:\n%s", b.String(), want)
+	}
+	if got := rep.Gaps(); got != 2 {
+		t.Errorf("Gaps() = %d, want 2: offsets 2 and 3 were neither applied nor rejected", got)
+	}
+	if got := rep.Sources[0].ExpiredUnread; got != 2 {
+		t.Errorf("ExpiredUnread = %d, want 2", got)
+	}
+}
+
+// deleteRecords deletes a partition's records below offset before, as
+// retention does.
+func deleteRecords(t testing.TB, brokers []string, topic string, partition int32, before int64) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrDeleteRecordsRequest()
+	rt := kmsg.NewDeleteRecordsRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewDeleteRecordsRequestTopicPartition()
+	rp.Partition, rp.Offset = partition, before
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(context.Background(), cl)
+	if err != nil {
+		t.Fatalf("deleting records of %s/%d: %v", topic, partition, err)
+	}
+	if err := kerr.ErrorForCode(resp.Topics[0].Partitions[0].ErrorCode); err != nil {
+		t.Fatalf("deleting records of %s/%d: %v", topic, partition, err)
 	}
 }
 
