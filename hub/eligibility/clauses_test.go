@@ -57,6 +57,12 @@ func business(id, region, at string) eligibility.CaseEvent {
 	return eligibility.CaseEvent{Type: schemas.BusinessRegistered, Time: at, Data: map[string]any{"business_id": id, "region": region}}
 }
 
+// registeredOn is ev sent on day registered, ahead of the start it states.
+func registeredOn(registered string, ev eligibility.CaseEvent) eligibility.CaseEvent {
+	ev.Time = registered
+	return ev
+}
+
 func evs(groups ...any) []eligibility.CaseEvent {
 	var out []eligibility.CaseEvent
 	for _, g := range groups {
@@ -374,6 +380,54 @@ func clauseCases() []clauseCase {
 		{"residence-permit/hunan", "湖南 四（二） with 居住证暂行条例 第二条: no basis", eligibility.Case{
 			Name: "lived but lease ended", AsOf: "2024-09-01", Person: outsider, Events: evs(lease("L1", changsha, "2023-01-01", ""), leaseEnded("L1", "2024-08-01")),
 			Expect: eligibility.CaseExpect{Conditions: map[string]bool{"living": false, "basis": false}}}},
+
+		// --- registered ahead: a lease or contract sent before it starts keeps
+		// running to its registered end when predicting qualifies_on, but
+		// never meets a condition before its start.
+		{"heilongjiang/nine-cities", hlj9 + " 在同一地址租住半年以上: a renewal at the same address registered ahead is foreseen", eligibility.Case{
+			Name: "lease renewal registered ahead, before", AsOf: "2024-06-25", Person: outsider,
+			Events: evs(contract("C1", "231002", "2023-01-01", ""), lease("L1", mudanjiangA, "2024-01-01", "2024-06-30"),
+				registeredOn("2024-06-20", lease("L2", mudanjiangA, "2024-07-01", "2025-06-30")), contrib("231002", "2023-01..2024-06", "pension")),
+			Expect: eligibility.CaseExpect{Conditions: map[string]bool{"contract": true, "residence": false, "insurance": true}, QualifiesOn: "2024-07-01"}}},
+		{"heilongjiang/nine-cities", hlj9 + " 在同一地址租住半年以上: the renewal registered ahead continues the count", eligibility.Case{
+			Name: "lease renewal registered ahead, after", AsOf: "2024-07-01", Person: outsider,
+			Events: evs(contract("C1", "231002", "2023-01-01", ""), lease("L1", mudanjiangA, "2024-01-01", "2024-06-30"),
+				registeredOn("2024-06-20", lease("L2", mudanjiangA, "2024-07-01", "2025-06-30")), contrib("231002", "2023-01..2024-06", "pension")),
+			Expect: eligibility.CaseExpect{Eligible: true, Conditions: map[string]bool{"residence": true}}}},
+		{"heilongjiang/nine-cities", hlj9 + " 签订半年以上劳动合同: a renewal registered ahead keeps the contract in force", eligibility.Case{
+			Name: "contract renewal registered ahead", AsOf: "2024-06-25", Person: outsider,
+			Events: evs(contract("C1", "231002", "2024-01-01", "2024-06-30"), registeredOn("2024-06-20", contract("C2", "231002", "2024-07-01", "2025-06-30")),
+				lease("L1", mudanjiangA, "2024-01-15", ""), contrib("231002", "2023-01..2024-06", "pension")),
+			Expect: eligibility.CaseExpect{Conditions: map[string]bool{"contract": true, "residence": false, "insurance": true}, QualifiesOn: "2024-07-15"}}},
+		{"heilongjiang/nine-cities", hlj9 + " 签订半年以上劳动合同: a contract registered ahead is not in force before its start", eligibility.Case{
+			Name: "contract registered ahead", AsOf: "2024-06-25", Person: outsider,
+			Events: evs(registeredOn("2024-06-20", contract("C1", "231002", "2024-07-01", "2025-06-30")),
+				lease("L1", mudanjiangA, "2023-01-01", ""), contrib("231002", "2023-01..2024-06", "pension")),
+			Expect: eligibility.CaseExpect{Conditions: map[string]bool{"contract": false, "residence": true, "insurance": true}, QualifiesOn: "2024-07-01"}}},
+		{"hunan/1m-3m", "湖南 三（二） 合法稳定就业达到一定年限: the next job registered ahead continues employment", eligibility.Case{
+			Name: "employment continued by a contract registered ahead", AsOf: "2024-12-25", Person: outsider,
+			Events: evs(contract("C1", "430405", "2023-01-01", "2024-12-31"), registeredOn("2024-12-20", contract("C2", "430407", "2025-01-01", "")),
+				lease("L1", hengyang, "2023-01-01", ""), contrib("430405", "2023-01..2024-12", "pension")),
+			Expect: eligibility.CaseExpect{Conditions: map[string]bool{"job": false, "residence": true, "insurance": true}, QualifiesOn: "2025-01-01"}}},
+		{"jilin/city", "吉市政发〔2015〕5号 （十二） 有合法稳定职业: between jobs, the next one registered ahead is not a job today", eligibility.Case{
+			Name: "between jobs", AsOf: "2024-06-20", Person: outsider,
+			Events: evs(contract("C1", "220204", "2023-01-01", "2024-06-10"), registeredOn("2024-06-15", contract("C2", "220204", "2024-07-01", "")),
+				lease("L1", jilinCity, "2022-01-01", ""), contrib("220202", "2023-06..2024-05", "pension", "medical", "unemployment")),
+			Expect: eligibility.CaseExpect{Conditions: map[string]bool{"job": false, "residence": true, "insurance": true}, QualifiesOn: "2024-07-01"}}},
+		{"heilongjiang/harbin", hljHRB + " 合理设置积分: employment continued by a contract registered ahead keeps scoring", eligibility.Case{
+			Name: "points with a contract registered ahead", AsOf: "2023-12-31", Person: outsider,
+			Events: evs(contract("C1", "230103", "2021-01-01", "2023-12-31"), registeredOn("2023-12-20", contract("C2", "230103", "2024-01-01", "")),
+				lease("L1", harbinAddr, "2021-01-01", ""), contrib("230103", "2021-01..2023-12", "pension")),
+			Expect: eligibility.CaseExpect{Conditions: map[string]bool{"points": false}, QualifiesOn: "2024-01-01"}}},
+		{"shaoxing/city", "绍政发〔2016〕38号 二（二）1 在城镇有合法稳定住所(含租赁): a lease registered ahead is no residence yet", eligibility.Case{
+			Name: "lease registered ahead", AsOf: "2024-02-25", Person: outsider,
+			Events: evs(registeredOn("2024-02-20", lease("L1", shaoxingAddr, "2024-03-01", ""))),
+			Expect: eligibility.CaseExpect{Conditions: map[string]bool{"residence": false}, QualifiesOn: "2024-03-01"}}},
+		{"residence-permit/heilongjiang", "黑政发〔2014〕25号 二（二） 居住半年以上: moving house with the next lease registered ahead", eligibility.Case{
+			Name: "between homes, next lease registered ahead", AsOf: "2024-08-25", Person: outsider,
+			Events: evs(lease("L1", harbinAddr, "2023-09-01", ""), leaseEnded("L1", "2024-08-20"),
+				registeredOn("2024-08-01", lease("L2", harbinAddr, "2024-09-01", ""))),
+			Expect: eligibility.CaseExpect{Conditions: map[string]bool{"living": false, "basis": false}, QualifiesOn: "2024-09-01"}}},
 	}
 }
 

@@ -36,9 +36,10 @@ type Decision struct {
 	Conditions []ConditionResult `json:"conditions"`
 	// QualifiesOn is the day the person will qualify if nothing changes:
 	// running leases and contracts keep running to their registered end,
-	// monthly contributions that were paid for this month or the last one
-	// keep coming. It is "" when already eligible or not predictable (a
-	// missing contract, home or diploma cannot be foreseen).
+	// those registered ahead start on their registered start, monthly
+	// contributions that were paid for this month or the last one keep
+	// coming. It is "" when already eligible or not predictable (a missing
+	// contract, home or diploma cannot be foreseen).
 	QualifiesOn string         `json:"qualifies_on"`
 	Family      []FamilyMember `json:"family"`
 }
@@ -325,65 +326,127 @@ func (e *env) hukouIn(cs []string) outcome {
 	return o
 }
 
-func describe(s span, what string) string {
+// describe words a span as a fact, marking one registered ahead (starting
+// after the evaluation day): it explains a prediction, never a met
+// condition.
+func (e *env) describe(s span, what string) string {
 	end := "open-ended"
 	if !s.open {
 		end = "until " + fmtDay(s.to)
 	}
-	return fmt.Sprintf("%s %s in %s from %s %s", what, s.key, s.address, fmtDay(s.from), end)
+	text := fmt.Sprintf("%s %s in %s from %s %s", what, s.key, s.address, fmtDay(s.from), end)
+	if s.from.After(e.f.asOf) {
+		text += " (registered ahead)"
+	}
+	return text
+}
+
+// aheadFacts lists the spans of a run registered ahead.
+func (e *env) aheadFacts(r *run, what string) []Fact {
+	var out []Fact
+	for _, s := range r.spans {
+		if s.from.After(e.f.asOf) {
+			out = append(out, fact(e.describe(s, what), s.ev))
+		}
+	}
+	return out
 }
 
 // contract reads "签订N个月以上劳动合同" as the agreed term of a contract in
-// force: from its start to its agreed end (inclusive), or open-ended.
+// force: from its start to its agreed end (inclusive), or open-ended. Long
+// contracts that follow each other without a day's break keep it holding,
+// and one registered ahead predicts when it will, without counting today.
 func (e *env) contract(minMonths int) outcome {
 	var o outcome
+	asOf := e.f.asOf
 	for _, s := range e.f.contracts {
-		if !e.place.contains(s.address) || !s.coversDay(e.f.asOf) {
-			continue
-		}
-		long := s.open || !addMonths(s.from, minMonths).After(s.to.AddDate(0, 0, 1))
-		o.facts = append(o.facts, fact(describe(s, "labour contract"), s.ev))
-		if long && !o.met {
-			o.met, o.from = true, e.f.asOf
-			if !s.open {
-				o.until = s.to
-			}
+		if e.place.contains(s.address) && s.coversDay(asOf) {
+			o.facts = append(o.facts, fact(e.describe(s, "labour contract"), s.ev))
 		}
 	}
-	if !o.met {
-		if len(o.facts) == 0 {
-			o.missing = "a labour contract in force in " + e.place.Name
-		} else {
-			o.missing = fmt.Sprintf("a labour contract with a term of at least %d months in %s", minMonths, e.place.Name)
+	long := func(s span) bool {
+		return e.place.contains(s.address) && (s.open || !addMonths(s.from, minMonths).After(s.to.AddDate(0, 0, 1)))
+	}
+	runs := runsOf(e.f.contracts, 0, long)
+	if now, ok := current(runs, asOf); ok {
+		o.met, o.from = true, asOf
+		if !now.open {
+			o.until = now.end
+		}
+		o.facts = append(o.facts, e.aheadFacts(now, "labour contract")...)
+		return o
+	}
+	if len(o.facts) == 0 {
+		o.missing = "a labour contract in force in " + e.place.Name
+	} else {
+		o.missing = fmt.Sprintf("a labour contract with a term of at least %d months in %s", minMonths, e.place.Name)
+	}
+	var next *run
+	for i := range runs {
+		if day, ok := runs[i].firstDayFrom(asOf); ok && (next == nil || day.Before(o.from)) {
+			next, o.from = &runs[i], day
 		}
 	}
+	if next == nil {
+		return o
+	}
+	if !next.open {
+		o.until = next.end
+	}
+	o.facts = append(o.facts, e.aheadFacts(next, "labour contract")...)
+	o.missing += "; one registered ahead starts " + fmtDay(o.from)
 	return o
 }
 
-// duration evaluates "held for at least minMonths" over a run of spans.
-func (e *env) duration(start time.Time, run []span, ok bool, minMonths int, what, none string) outcome {
+// duration evaluates "held for at least minMonths" over runs of spans. It
+// is met when the run in force today (judged by spans that have started)
+// began minMonths ago. Otherwise it will hold on the first day a run,
+// spans registered ahead included, has lasted minMonths and is in force:
+// a renewal registered before the lease ends keeps the count going.
+func (e *env) duration(runs []run, minMonths int, what, none string) outcome {
 	var o outcome
-	if !ok {
+	asOf := e.f.asOf
+	now, inForce := current(runs, asOf)
+	if inForce {
+		for _, s := range now.spans {
+			o.facts = append(o.facts, fact(e.describe(s, what), s.ev))
+		}
+		o.facts = append(o.facts, Fact{Text: fmt.Sprintf("%d months since %s", monthsBetween(now.start, asOf), fmtDay(now.start))})
+		if !now.open {
+			o.until = now.end
+		}
+		due := addMonths(now.start, minMonths)
+		if !due.After(asOf) {
+			o.met, o.from = true, asOf
+			return o
+		}
+		o.missing = fmt.Sprintf("%s of %s in %s, due %s", plural(monthsShort(asOf, due), "more month"), what, e.place.Name, fmtDay(due))
+	} else {
 		o.missing = none
+	}
+	var next *run
+	for i := range runs {
+		r := &runs[i]
+		due := addMonths(r.start, minMonths)
+		if due.Before(asOf) {
+			due = asOf
+		}
+		if day, ok := r.firstDayFrom(due); ok && (next == nil || day.Before(o.from)) {
+			next, o.from = r, day
+		}
+	}
+	if next == nil {
 		return o
 	}
-	for _, s := range run {
-		o.facts = append(o.facts, fact(describe(s, what), s.ev))
+	o.until = time.Time{}
+	if !next.open {
+		o.until = next.end
 	}
-	have := monthsBetween(start, e.f.asOf)
-	due := addMonths(start, minMonths)
-	end, closed := lastDay(run)
-	o.facts = append(o.facts, Fact{Text: fmt.Sprintf("%d months since %s", have, fmtDay(start))})
-	if closed {
-		o.until = end
-	}
-	if !due.After(e.f.asOf) {
-		o.met, o.from = true, e.f.asOf
-		return o
-	}
-	o.missing = fmt.Sprintf("%s of %s in %s, due %s", plural(monthsShort(e.f.asOf, due), "more month"), what, e.place.Name, fmtDay(due))
-	if !closed || !end.Before(due) {
-		o.from = due
+	if next != now {
+		for _, s := range next.spans {
+			o.facts = append(o.facts, fact(e.describe(s, what), s.ev))
+		}
+		o.missing += "; with what is registered ahead, met from " + fmtDay(o.from)
 	}
 	return o
 }
@@ -404,14 +467,19 @@ func plural(n int, word string) string {
 	return fmt.Sprintf("%d %ss", n, word)
 }
 
-func (e *env) employed(minMonths int) outcome {
-	start, run, ok := chain(e.f.contracts, e.f.asOf, employmentGapDays, func(s span) bool { return e.place.contains(s.address) })
-	return e.duration(start, run, ok, minMonths, "employment", "a labour contract in force in "+e.place.Name)
+// employmentRuns joins the contracts in the place across short breaks.
+func (e *env) employmentRuns() []run {
+	return runsOf(e.f.contracts, employmentGapDays, func(s span) bool { return e.place.contains(s.address) })
 }
 
-// bestRental finds the longest unbroken run of leases at one address in
-// the place that covers the evaluation day.
-func (e *env) bestRental() (start time.Time, run []span, ok bool) {
+func (e *env) employed(minMonths int) outcome {
+	return e.duration(e.employmentRuns(), minMonths, "employment", "a labour contract in force in "+e.place.Name)
+}
+
+// rentalRuns joins the leases at each address in the place that follow
+// each other without a day's break; every address has its own runs.
+func (e *env) rentalRuns() []run {
+	var all []run
 	seen := map[string]bool{}
 	for _, s := range e.f.rentals {
 		if seen[s.address] || !e.place.contains(s.address) {
@@ -419,17 +487,13 @@ func (e *env) bestRental() (start time.Time, run []span, ok bool) {
 		}
 		seen[s.address] = true
 		addr := s.address
-		st, r, found := chain(e.f.rentals, e.f.asOf, 0, func(x span) bool { return x.address == addr })
-		if found && (!ok || st.Before(start)) {
-			start, run, ok = st, r, true
-		}
+		all = append(all, runsOf(e.f.rentals, 0, func(x span) bool { return x.address == addr })...)
 	}
-	return start, run, ok
+	return all
 }
 
 func (e *env) rental(minMonths int) outcome {
-	start, run, ok := e.bestRental()
-	return e.duration(start, run, ok, minMonths, "renting at one address", "a registered rental in force in "+e.place.Name)
+	return e.duration(e.rentalRuns(), minMonths, "renting at one address", "a registered rental in force in "+e.place.Name)
 }
 
 func (e *env) livingSpans() []span {
@@ -447,9 +511,13 @@ func (e *env) livingSpans() []span {
 	return all
 }
 
+// livingRuns joins the homes in the place across short breaks.
+func (e *env) livingRuns() []run {
+	return runsOf(e.livingSpans(), employmentGapDays, func(span) bool { return true })
+}
+
 func (e *env) living(minMonths int) outcome {
-	start, run, ok := chain(e.livingSpans(), e.f.asOf, employmentGapDays, func(span) bool { return true })
-	return e.duration(start, run, ok, minMonths, "living", "a registered home (rented or owned) in "+e.place.Name)
+	return e.duration(e.livingRuns(), minMonths, "living", "a registered home (rented or owned) in "+e.place.Name)
 }
 
 func (e *env) ownsHome() outcome {
@@ -664,30 +732,47 @@ func (e *env) studying() outcome {
 // evaluation day, assuming what runs keeps running.
 type measure func(d time.Time) int
 
-func (e *env) runMeasure(start time.Time, run []span, ok bool) measure {
+// runMeasure measures the run in force on the evaluation day, or else the
+// first to come into force (a lease or contract registered ahead, or a
+// run resuming after a short break): nothing before it is in force, its
+// months since its start after, frozen at its registered end.
+func (e *env) runMeasure(runs []run, what string) (measure, []Fact) {
+	asOf := e.f.asOf
+	r, ok := current(runs, asOf)
+	begins := asOf
 	if !ok {
-		return func(time.Time) int { return 0 }
-	}
-	end, closed := lastDay(run)
-	return func(d time.Time) int {
-		if closed && d.After(end) {
-			d = end
+		for i := range runs {
+			if day, found := runs[i].firstDayFrom(asOf); found && (r == nil || day.Before(begins)) {
+				r, begins = &runs[i], day
+			}
 		}
-		return monthsBetween(start, d)
 	}
+	if r == nil {
+		return func(time.Time) int { return 0 }, nil
+	}
+	var fs []Fact
+	for _, s := range r.spans {
+		fs = append(fs, fact(e.describe(s, what), s.ev))
+	}
+	return func(d time.Time) int {
+		if d.Before(begins) {
+			return 0
+		}
+		if !r.open && d.After(r.end) {
+			d = r.end
+		}
+		return monthsBetween(r.start, d)
+	}, fs
 }
 
 func (e *env) measureOf(it *PointsItem) (measure, []Fact) {
 	switch it.Measure {
 	case MeasureEmployedMonths:
-		st, run, ok := chain(e.f.contracts, e.f.asOf, employmentGapDays, func(s span) bool { return e.place.contains(s.address) })
-		return e.runMeasure(st, run, ok), spanFacts(run, "labour contract")
+		return e.runMeasure(e.employmentRuns(), "labour contract")
 	case MeasureRentalMonths:
-		st, run, ok := e.bestRental()
-		return e.runMeasure(st, run, ok), spanFacts(run, "lease")
+		return e.runMeasure(e.rentalRuns(), "lease")
 	case MeasureLivingMonths:
-		st, run, ok := chain(e.livingSpans(), e.f.asOf, employmentGapDays, func(span) bool { return true })
-		return e.runMeasure(st, run, ok), spanFacts(run, "home")
+		return e.runMeasure(e.livingRuns(), "home")
 	case MeasureOwnsHome:
 		o := e.ownsHome()
 		v := 0
@@ -717,14 +802,6 @@ func (e *env) measureOf(it *PointsItem) (measure, []Fact) {
 		}, fs
 	}
 	return func(time.Time) int { return 0 }, nil
-}
-
-func spanFacts(run []span, what string) []Fact {
-	var out []Fact
-	for _, s := range run {
-		out = append(out, fact(describe(s, what), s.ev))
-	}
-	return out
 }
 
 func (it *PointsItem) score(v int) int {

@@ -281,49 +281,82 @@ func endSpan(list []span, idx map[string]int, key, end string) {
 	list[i].to, list[i].open = to, false
 }
 
-// chain finds the run of spans accepted by keep that covers day d, joining
-// spans whose gap is at most gapDays; it returns the run's start and its
-// spans, or ok=false when none covers d.
-func chain(spans []span, d time.Time, gapDays int, keep func(span) bool) (start time.Time, used []span, ok bool) {
+// run is spans joined into one stretch: each starts at most the allowed
+// gap after the days covered so far. It may hold spans registered ahead,
+// starting after the evaluation day, which only predictions may use.
+type run struct {
+	start time.Time
+	end   time.Time // last day; unused while open
+	open  bool
+	spans []span // in order of start
+}
+
+// runsOf joins the spans accepted by keep into runs, a span joining the
+// run before it when it starts at most gapDays after that run's last day
+// (or while that run is open); runs come in order of start. Spans that
+// start after the evaluation day are included: a lease or contract
+// registered ahead extends the run it joins.
+func runsOf(spans []span, gapDays int, keep func(span) bool) []run {
 	var cand []span
 	for _, s := range spans {
-		if keep(s) && !s.from.After(d) {
+		if keep(s) {
 			cand = append(cand, s)
 		}
 	}
-	sort.Slice(cand, func(i, j int) bool { return cand[i].from.Before(cand[j].from) })
-	// Walk forward merging runs; keep the run that covers d.
-	var runStart, runEnd time.Time
-	runOpen := false
-	var run []span
-	for i, s := range cand {
-		joins := i > 0 && (runOpen || !s.from.After(runEnd.AddDate(0, 0, gapDays+1)))
-		if !joins {
-			runStart, runEnd, runOpen, run = s.from, s.to, s.open, nil
+	sort.SliceStable(cand, func(i, j int) bool { return cand[i].from.Before(cand[j].from) })
+	var runs []run
+	for _, s := range cand {
+		if n := len(runs); n > 0 && (runs[n-1].open || !s.from.After(runs[n-1].end.AddDate(0, 0, gapDays+1))) {
+			r := &runs[n-1]
+			r.spans = append(r.spans, s)
+			if s.open {
+				r.open = true
+			} else if s.to.After(r.end) {
+				r.end = s.to
+			}
+			continue
 		}
-		run = append(run, s)
-		if s.open {
-			runOpen = true
-		} else if s.to.After(runEnd) {
-			runEnd = s.to
-		}
+		runs = append(runs, run{start: s.from, end: s.to, open: s.open, spans: []span{s}})
 	}
-	if len(run) == 0 || (!runOpen && runEnd.Before(d)) {
-		return time.Time{}, nil, false
-	}
-	return runStart, run, true
+	return runs
 }
 
-// lastDay is the last day of a run, or ok=false while it stays open.
-func lastDay(run []span) (time.Time, bool) {
-	var end time.Time
-	for _, s := range run {
-		if s.open {
-			return time.Time{}, false
-		}
-		if s.to.After(end) {
-			end = s.to
+// inForceOn reports whether a span of the run covers asOf. It decides a
+// condition as of asOf, so only spans that have started count: one
+// registered ahead never makes a person eligible before its start.
+func (r *run) inForceOn(asOf time.Time) bool {
+	for _, s := range r.spans {
+		if !s.from.After(asOf) && s.coversDay(asOf) {
+			return true
 		}
 	}
-	return end, true
+	return false
+}
+
+// firstDayFrom is the first day on or after d that a span of the run
+// covers, spans registered ahead included; ok is false when the run has
+// ended by d.
+func (r *run) firstDayFrom(d time.Time) (day time.Time, ok bool) {
+	for _, s := range r.spans {
+		if s.coversDay(d) {
+			return d, true
+		}
+		if s.from.After(d) && (!ok || s.from.Before(day)) {
+			day, ok = s.from, true
+		}
+	}
+	return day, ok
+}
+
+// current picks, among runs, the one in force on asOf with the earliest
+// start (the longest), judged only by spans that have started.
+func current(runs []run, asOf time.Time) (*run, bool) {
+	var best *run
+	for i := range runs {
+		r := &runs[i]
+		if r.inForceOn(asOf) && (best == nil || r.start.Before(best.start)) {
+			best = r
+		}
+	}
+	return best, best != nil
 }
