@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -298,10 +299,10 @@ func checkText(b []byte) *RejectError {
 func checkUniqueNames(b []byte) *RejectError {
 	type frame struct {
 		object  bool
-		names   map[string]bool
-		path    string // the JSON path of this value, by member names
-		last    string // the name of the member being read
-		wantKey bool   // an object's next token is a name (or its end)
+		names   []string        // an object's names so far, while few
+		set     map[string]bool // and all of them, once many
+		last    string          // the name of the member being read
+		wantKey bool            // an object's next token is a name (or its end)
 	}
 	var stack []frame
 	// ended marks a value complete: in an object, a name comes next.
@@ -309,6 +310,28 @@ func checkUniqueNames(b []byte) *RejectError {
 		if n := len(stack); n > 0 && stack[n-1].object {
 			stack[n-1].wantKey = true
 		}
+	}
+	// seen reports whether f already has name, and adds it. A few names
+	// are compared in a list; a map is made only for a large object.
+	seen := func(f *frame, name string) bool {
+		if f.set != nil {
+			if f.set[name] {
+				return true
+			}
+			f.set[name] = true
+			return false
+		}
+		if slices.Contains(f.names, name) {
+			return true
+		}
+		if f.names = append(f.names, name); len(f.names) > 16 {
+			f.set = make(map[string]bool, 2*len(f.names))
+			for _, n := range f.names {
+				f.set[n] = true
+			}
+			f.names = nil
+		}
+		return false
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	for {
@@ -318,27 +341,28 @@ func checkUniqueNames(b []byte) *RejectError {
 		}
 		n := len(stack)
 		if n > 0 && stack[n-1].wantKey {
-			top := &stack[n-1]
 			if name, ok := tok.(string); ok {
-				if top.names[name] {
-					return reject(ReasonNotJSON, joinPath(top.path, name),
+				top := &stack[n-1]
+				if seen(top, name) {
+					// The path is built only now, from the names of the
+					// members the objects on the stack are reading.
+					path := ""
+					for _, f := range stack[:n-1] {
+						if f.object {
+							path = joinPath(path, f.last)
+						}
+					}
+					return reject(ReasonNotJSON, joinPath(path, name),
 						"member %s appears twice in one object (I-JSON, RFC 7493: member names are unique)", quoteName(name))
 				}
-				top.names[name], top.last, top.wantKey = true, name, false
+				top.last, top.wantKey = name, false
 				continue
 			}
 		}
 		switch tok {
 		case json.Delim('{'), json.Delim('['):
-			path := ""
-			if n > 0 {
-				path = stack[n-1].path
-				if stack[n-1].object {
-					path = joinPath(path, stack[n-1].last)
-				}
-			}
 			object := tok == json.Delim('{')
-			stack = append(stack, frame{object: object, names: map[string]bool{}, path: path, wantKey: object})
+			stack = append(stack, frame{object: object, wantKey: object})
 		case json.Delim('}'), json.Delim(']'):
 			stack = stack[:n-1]
 			ended()
