@@ -123,14 +123,18 @@ func lastPolicyLine(ctx context.Context, f *os.File, size, chunk int64) (Entry, 
 	return Entry{}, false, nil
 }
 
-// writePolicyMark replaces the mark atomically; nil m removes it.
+// writePolicyMark replaces the mark atomically; nil m removes it. Both
+// are made durable (the file, then the directory) before it returns: a
+// removal undone by a power loss would bring back a mark naming an older
+// policy change, which still matches its line, and the hub would then
+// take an older policy for the one last recorded.
 func (l *File) writePolicyMark(m *policyMark) error {
 	path := l.path + policyMarkSuffix
 	if m == nil {
 		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("removing the policy mark: %w", err)
 		}
-		return nil
+		return syncDir(filepath.Dir(path))
 	}
 	b, _ := json.Marshal(m)
 	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*")
@@ -139,11 +143,28 @@ func (l *File) writePolicyMark(m *policyMark) error {
 	}
 	defer os.Remove(tmp.Name())
 	_, err = tmp.Write(b)
+	if err == nil {
+		err = tmp.Sync()
+	}
 	if err = errors.Join(err, tmp.Close()); err != nil {
 		return fmt.Errorf("writing the policy mark: %w", err)
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("writing the policy mark: %w", err)
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// syncDir makes the names in dir durable: a file created, renamed or
+// removed there.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("syncing directory %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("syncing directory %s: %w", dir, err)
 	}
 	return nil
 }
