@@ -63,7 +63,9 @@ func (s *Store) checkSealing() error {
 		if s.cfg.Keys == nil {
 			return nil
 		}
-		if err := os.WriteFile(path, []byte(s.cfg.Keys.Check()+"\n"), 0o600); err != nil {
+		// The file's content is synced as well as its name: an empty
+		// keys.check after a power loss would refuse the right keys.
+		if err := writeSynced(path, []byte(s.cfg.Keys.Check()+"\n")); err != nil {
 			return fmt.Errorf("recording sealing mode: %w", err)
 		}
 		return syncDir(s.cfg.Dir)
@@ -178,4 +180,17 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 	n := copy(p, c.buf)
 	c.buf = c.buf[n:]
 	return n, nil
+}
+
+// writeSynced writes a new file and syncs its content.
+func writeSynced(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	return errors.Join(err, f.Close())
 }

@@ -262,7 +262,11 @@ func (s *Store) replayFile(ctx context.Context, path string, gen uint64) (int, e
 	for off := 0; off+8 <= len(data); {
 		n := int(binary.LittleEndian.Uint32(data[off:]))
 		sum := binary.LittleEndian.Uint32(data[off+4:])
-		if off+8+n > len(data) || crc32.Checksum(data[off+8:off+8+n], crcTable) != sum {
+		// No frame is empty (each starts with its kind), and an empty
+		// payload's CRC-32C is 0: zeros past the last write (blocks a
+		// crash left allocated but unwritten) would otherwise read as a
+		// frame. Like a torn frame, they end the log.
+		if n == 0 || off+8+n > len(data) || crc32.Checksum(data[off+8:off+8+n], crcTable) != sum {
 			break
 		}
 		if err := ctx.Err(); err != nil {
