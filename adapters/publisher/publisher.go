@@ -63,6 +63,7 @@ import (
 	"github.com/pophub/pophub/internal/kafkaheaders"
 	"github.com/pophub/pophub/internal/par"
 	"github.com/pophub/pophub/schemas"
+	"github.com/pophub/pophub/schemas/citizenid"
 )
 
 // NoCompression, as Config.Compression, sends record batches uncompressed.
@@ -487,8 +488,9 @@ func (p *Publisher) startSpan(ctx context.Context, topic string, n int, single f
 	if n == 1 {
 		ev := single()
 		attrs = append(attrs,
-			attribute.String("messaging.message.id", ev.ID),
-			attribute.String("cloudevents.event_id", ev.ID),
+			// A department may build its event ids from citizen IDs.
+			attribute.String("messaging.message.id", citizenid.MaskText(ev.ID)),
+			attribute.String("cloudevents.event_id", citizenid.MaskText(ev.ID)),
 			attribute.String("cloudevents.event_source", string(ev.Source)),
 			attribute.String("cloudevents.event_type", string(ev.Type)))
 	} else {

@@ -74,6 +74,7 @@ import (
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/internal/kafkaheaders"
 	"github.com/pophub/pophub/schemas"
+	"github.com/pophub/pophub/schemas/citizenid"
 )
 
 // Applier applies a batch of validated events atomically (hub.Store.Apply).
@@ -706,8 +707,9 @@ func (c *Consumer) startEventSpans(batch trace.SpanContext, d decoded) []eventSp
 			attribute.String("messaging.destination.partition.id", strconv.Itoa(si.partition)),
 			attribute.Int64("messaging.kafka.offset", si.offset),
 			attribute.String("messaging.consumer.group.name", c.cfg.GroupID),
-			attribute.String("messaging.message.id", ev.ID),
-			attribute.String("cloudevents.event_id", ev.ID),
+			// A department may build its event ids from citizen IDs.
+			attribute.String("messaging.message.id", citizenid.MaskText(ev.ID)),
+			attribute.String("cloudevents.event_id", citizenid.MaskText(ev.ID)),
 			attribute.String("cloudevents.event_source", string(ev.Source)),
 			attribute.String("cloudevents.event_type", string(ev.Type)),
 		)
