@@ -120,6 +120,9 @@ const (
 	ReasonUnknownAddressCode = "unknown_address_code"
 )
 
+// MaxIDLength is the most characters an event id may have.
+const MaxIDLength = 200
+
 // Reasons lists every reject reason Decode can give.
 var Reasons = []string{ReasonNotJSON, ReasonNotCloudEvent, ReasonUnknownType, ReasonSourceMismatch,
 	ReasonKeyMismatch, ReasonInvalidSubject, ReasonInvalidData, ReasonUnknownAddressCode}
@@ -534,8 +537,8 @@ func checkEnvelope(in Input, a *attrs) (Event, typeSpec, time.Time, *RejectError
 		return ev, typeSpec{}, now, reject(ReasonNotCloudEvent, "specversion", "must be %q", SpecVersion)
 	case !a.hasID || a.id == "":
 		return ev, typeSpec{}, now, reject(ReasonNotCloudEvent, "id", "required attribute is missing or empty")
-	case utf8.RuneCountInString(a.id) > 200:
-		return ev, typeSpec{}, now, reject(ReasonNotCloudEvent, "id", "longer than 200 characters")
+	case utf8.RuneCountInString(a.id) > MaxIDLength:
+		return ev, typeSpec{}, now, reject(ReasonNotCloudEvent, "id", "longer than %d characters", MaxIDLength)
 	case !a.hasSource || a.source == "":
 		return ev, typeSpec{}, now, reject(ReasonNotCloudEvent, "source", "required attribute is missing or empty")
 	case !a.hasType || a.typ == "":

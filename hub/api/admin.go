@@ -276,9 +276,11 @@ func writeAdminJSON(w http.ResponseWriter, v any) error {
 	return nil
 }
 
-// maxKnownEventsBody bounds the request body: 10,000 keys of generous
-// length.
-const maxKnownEventsBody = 4 << 20
+// maxKnownEventsBody bounds the request body: hub.MaxKnownEvents keys of
+// the longest ids, each character as a 6-byte JSON escape (encoding/json
+// writes <, > and & so), plus the source and the framing. 4 MiB once
+// refused a batch of valid keys of CJK ids, and reconcile failed.
+const maxKnownEventsBody = hub.MaxKnownEvents * (6*schemas.MaxIDLength + 64)
 
 func (a *admin) knownEvents(w http.ResponseWriter, r *http.Request) error {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxKnownEventsBody))

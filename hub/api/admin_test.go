@@ -15,6 +15,7 @@ import (
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/hub/api"
 	"github.com/pophub/pophub/hub/storetest"
+	"github.com/pophub/pophub/schemas"
 )
 
 // adminServer mounts the admin routes on a Server, as the binary does.
@@ -56,6 +57,11 @@ func TestAdminKnownEvents(t *testing.T) {
 	body := fmt.Sprintf(`[{"source":%q,"id":%q},{"source":"housing","id":"never"}]`, k.Source, k.ID)
 
 	tooMany := "[" + strings.Repeat(`{"source":"tax","id":"x"},`, hub.MaxKnownEvents) + `{"source":"tax","id":"x"}]`
+	// The most keys of the longest ids, every character escaped as
+	// encoding/json writes "<": 12 MB, which reconcile may send.
+	longest := `{"source":"marriage","id":"` + strings.Repeat(`\u003c`, schemas.MaxIDLength) + `"}`
+	mostLongest := "[" + strings.Repeat(longest+",", hub.MaxKnownEvents-1) + longest + "]"
+	allUnknown := "[" + strings.Repeat("false,", hub.MaxKnownEvents-1) + "false]\n"
 	tests := []struct {
 		name, token, body string
 		status            int
@@ -68,6 +74,7 @@ func TestAdminKnownEvents(t *testing.T) {
 		{"not JSON", "s3cret", "{", http.StatusBadRequest, "invalid-request"},
 		{"unknown source", "s3cret", `[{"source":"nope","id":"x"}]`, http.StatusBadRequest, "invalid-request"},
 		{"too many keys", "s3cret", tooMany, http.StatusBadRequest, "invalid-request"},
+		{"the most keys of the longest ids", "s3cret", mostLongest, http.StatusOK, allUnknown},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
