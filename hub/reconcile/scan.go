@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"slices"
 	"strconv"
 	"sync"
@@ -295,18 +296,57 @@ func EnvelopeKey(src schemas.Source, value []byte) (schemas.EventKey, bool) {
 	return schemas.EventKey{Source: src, ID: *env.ID}, true
 }
 
+// fetchAttempts is how many times a fetch is tried when the broker is
+// slow or busy (a timeout, a retriable Kafka error) before the scan gives
+// up: a reconciliation of millions of records should not fail on one
+// slow answer.
+const fetchAttempts = 4
+
+// fetch reads records of topic/partition from offset from, trying again
+// with growing pauses after a transient failure.
+func (r *runner) fetch(ctx context.Context, topic string, partition int, from int64) (*kafka.FetchResponse, error) {
+	pause := 500 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		resp, err := r.client.Fetch(ctx, &kafka.FetchRequest{Topic: topic, Partition: partition, Offset: from,
+			MinBytes: 1, MaxBytes: int64(r.cfg.FetchBytes), MaxWait: 500 * time.Millisecond})
+		if err == nil && resp.Error != nil {
+			err = resp.Error
+		}
+		if err == nil {
+			return resp, nil
+		}
+		if attempt == fetchAttempts || !transient(err) {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(pause):
+		}
+		pause *= 2
+	}
+}
+
+// transient reports whether a failed request may succeed when tried
+// again: a network timeout, or a Kafka error the protocol calls
+// retriable (a leader moving, a broker not yet ready).
+func transient(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	var ke kafka.Error
+	return errors.As(err, &ke) && ke.Temporary()
+}
+
 // scan calls fn for every record of topic/partition in [from, to), in
 // offset order, with fetch requests straight to the partition's leader.
 // An offset with no record (compaction, transaction markers) is skipped.
 func (r *runner) scan(ctx context.Context, topic string, partition int, from, to int64, fn func(offset int64, headers []kafka.Header, value []byte)) error {
 	for from < to {
-		resp, err := r.client.Fetch(ctx, &kafka.FetchRequest{Topic: topic, Partition: partition, Offset: from,
-			MinBytes: 1, MaxBytes: int64(r.cfg.FetchBytes), MaxWait: 500 * time.Millisecond})
+		resp, err := r.fetch(ctx, topic, partition, from)
 		if err != nil {
 			return fmt.Errorf("reading %s/%d at %d: %w", topic, partition, from, err)
-		}
-		if resp.Error != nil {
-			return fmt.Errorf("reading %s/%d at %d: %w", topic, partition, from, resp.Error)
 		}
 		n := 0
 		for {

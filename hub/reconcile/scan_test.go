@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -322,4 +323,54 @@ func BenchmarkRun(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(n), "records/op")
+}
+
+// TestRunRetriesTransientFetchErrors: a broker that answers a fetch with
+// a retriable error (a leader moving) is asked again; the scan does not
+// fail on one slow or busy answer.
+func TestRunRetriesTransientFetchErrors(t *testing.T) {
+	k, err := embedded.StartKafka(context.Background(), embedded.KafkaConfig{Partitions: 1})
+	if err != nil {
+		t.Fatalf("starting kfake: %v", err)
+	}
+	t.Cleanup(func() { k.Close() })
+	brokers := []string{k.Addr()}
+	msgs := []kafka.Message{{Topic: schemas.Topic(schemas.Tax), Value: envelope(schemas.Tax, "t-1")},
+		{Topic: schemas.Topic(schemas.Tax), Value: envelope(schemas.Tax, "t-2")}}
+	produce(t, brokers, msgs)
+	commit(t, brokers, "hub", map[string]map[int]int64{schemas.Topic(schemas.Tax): {0: 2}})
+
+	var refused atomic.Int32
+	c := k.Cluster()
+	c.ControlKey(int16(kmsg.Fetch), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if refused.Load() >= fetchAttempts-1 {
+			return nil, nil, false
+		}
+		refused.Add(1)
+		fetch := req.(*kmsg.FetchRequest)
+		resp := fetch.ResponseKind().(*kmsg.FetchResponse)
+		for _, rt := range fetch.Topics {
+			t := kmsg.NewFetchResponseTopic()
+			t.Topic, t.TopicID = rt.Topic, rt.TopicID
+			for _, rp := range rt.Partitions {
+				p := kmsg.NewFetchResponseTopicPartition()
+				p.Partition, p.ErrorCode = rp.Partition, kerr.NotLeaderForPartition.Code
+				t.Partitions = append(t.Partitions, p)
+			}
+			resp.Topics = append(resp.Topics, t)
+		}
+		return resp, nil, true
+	})
+	rep, err := Run(context.Background(), Config{Brokers: brokers, Group: "hub", Sources: []schemas.Source{schemas.Tax},
+		Store: &keyStore{keys: map[schemas.EventKey]bool{{Source: schemas.Tax, ID: "t-1"}: true, {Source: schemas.Tax, ID: "t-2"}: true}}})
+	if err != nil {
+		t.Fatalf("Run after %d refused fetches: %v", refused.Load(), err)
+	}
+	if refused.Load() != fetchAttempts-1 {
+		t.Errorf("%d fetches refused, want %d: the test did not exercise the retry", refused.Load(), fetchAttempts-1)
+	}
+	if tot := rep.Total(); tot.Applied != 2 || rep.Gaps() != 0 {
+		t.Errorf("report %+v, want 2 applied and no gap", tot)
+	}
 }
