@@ -62,8 +62,8 @@ func (p *Policy) validate(ve *ValidationError) {
 	if p.Version != 1 {
 		ve.add("version", "want 1, not %d", p.Version)
 	}
-	if p.StatsMinCell < 0 || p.StatsMinCell == 1 {
-		ve.add("stats_min_cell", "want 2 or more (0 for the default %d), not %d: a cell of 1 is a person", DefaultStatsMinCell, p.StatsMinCell)
+	if p.StatsMinCell < 0 || p.StatsMinCell == 1 || p.StatsMinCell == 2 {
+		ve.add("stats_min_cell", "want 3 or more (0 for the default %d), not %d: a cell of 1 is a person, and \"<2\" would say it is 1", DefaultStatsMinCell, p.StatsMinCell)
 	}
 	if p.RateLimit != nil {
 		validateRate("rate_limit", *p.RateLimit, ve)

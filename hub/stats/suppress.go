@@ -9,7 +9,8 @@ import (
 
 // ComplementMarker is the text shown instead of a cell hidden only so that
 // another hidden cell cannot be worked out from the shown ones. It is not
-// "<k": such a cell may hold any count, and "<k" would misstate it.
+// "<k": such a cell holds k or more (a smaller count would be "<k" itself,
+// and zeros are shown), and the audit counts on a caller knowing that.
 const ComplementMarker = "suppressed"
 
 // Cell is one statistics count as shown to a caller: the count, or a
@@ -83,12 +84,22 @@ func (c *Cell) UnmarshalJSON(b []byte) error {
 // suppressed (zeros are shown), and, because a single suppressed count is
 // the total minus the others, when exactly one count is suppressed the
 // smallest other non-zero one is suppressed with it (complementary). The
-// total is suppressed when it is itself below minCell. minCell < 2
-// suppresses nothing. Pure: counts is not modified.
+// total is suppressed when it is itself below minCell. The result is then
+// audited as SuppressFamily's is: while the markers' ranges and the total
+// pin a hidden count to one value (<10 <10 50 of 52: both are 1), one more
+// cell is hidden. minCell < 2 suppresses nothing. Pure: counts is not
+// modified.
 //
 // It protects one table at a time; counts published in several tables
 // that share cells (a region's row and its children's) need SuppressFamily.
 func Suppress(counts []int64, minCell int) (cells []Cell, total Cell) {
+	cells, total, _ = suppressLine(counts, minCell)
+	return cells, total
+}
+
+// suppressLine is Suppress, with the range a caller can narrow each cell
+// to (the counts', then the total's), for the tables below it.
+func suppressLine(counts []int64, minCell int) (cells []Cell, total Cell, ranges []span) {
 	var sum int64
 	for _, n := range counts {
 		sum += n
@@ -101,7 +112,12 @@ func Suppress(counts []int64, minCell int) (cells []Cell, total Cell) {
 	line = append(line, t.add(sum, false, Cell{}))
 	t.lines = [][]int{line}
 	t.suppress()
-	return t.cells[:len(counts)], t.cells[len(counts)]
+	lo, hi := t.bounds()
+	ranges = make([]span, len(line))
+	for x, i := range line {
+		ranges[x] = span{lo[i], hi[i]}
+	}
+	return t.cells[:len(counts)], t.cells[len(counts)], ranges
 }
 
 // SuppressFamily suppresses the cells of a region's children as one
@@ -121,17 +137,43 @@ func Suppress(counts []int64, minCell int) (cells []Cell, total Cell) {
 // is never chosen: it protects nothing, since zeros are always shown. Nor is
 // a cell whose column is otherwise only zeros and a shown parent cell: it is
 // known from the parent, and hiding it would leave that column with one
-// hidden cell for good. When the children add up to the parent, every line
-// ends with zero or at least two hidden cells.
+// hidden cell for good; nor a cell whose other line has no hidden cell and
+// nothing else to hide, for the same reason.
+//
+// Two hidden cells can still give each other away through their markers'
+// ranges ("<k" is 1 to k-1, "suppressed" k or more): <10 and <10 in a
+// column that leaves 2 for them are both 1. So the pattern is audited as a
+// caller would read it (table.audit): while a hidden cell's range narrows
+// to one value, the smallest cell worth hiding in one of its lines is
+// hidden too and the lines are completed again. When no line of such a
+// cell can hide more, every non-zero child cell is hidden; what the
+// parent's row, decided one level up, still gives away then stays given
+// away. When the children add up to the parent, every line otherwise ends
+// with zero or at least two hidden cells.
 //
 // minCell < 2 shows every cell. Pure: the arguments are not modified. The
 // result has one row of cells per child, in order.
 func SuppressFamily(parent []int64, parentCells []Cell, children [][]int64, totalled bool, minCell int) [][]Cell {
+	cells, _ := suppressFamily(parent, parentCells, nil, children, totalled, minCell)
+	return cells
+}
+
+// suppressFamily is SuppressFamily, where a caller may already know the
+// parent's cells to be within parentRanges (nil: only what their markers
+// say), as the parent's own table shows them. It returns the range a caller
+// can narrow each child's cells to, for the tables below.
+func suppressFamily(parent []int64, parentCells []Cell, parentRanges []span, children [][]int64, totalled bool, minCell int) ([][]Cell, [][]span) {
 	t := table{minCell: minCell}
 	cols := len(parent)
 	margin := make([]int, cols)
 	for j, n := range parent {
 		margin[j] = t.add(n, true, parentCells[j])
+		if parentRanges != nil {
+			if t.given == nil {
+				t.given = make(map[int]span, cols)
+			}
+			t.given[margin[j]] = parentRanges[j]
+		}
 	}
 	rows := make([][]int, len(children))
 	for i, counts := range children {
@@ -152,25 +194,38 @@ func SuppressFamily(parent []int64, parentCells []Cell, children [][]int64, tota
 		t.lines = append(t.lines, append(col, margin[j]))
 	}
 	t.suppress()
+	lo, hi := t.bounds()
 	out := make([][]Cell, len(children))
+	ranges := make([][]span, len(children))
 	for i := range children {
 		out[i] = make([]Cell, cols)
-		for j := range cols {
-			out[i][j] = t.cells[rows[i][j]]
+		ranges[i] = make([]span, cols)
+		for j, c := range rows[i] {
+			out[i][j] = t.cells[c]
+			ranges[i][j] = span{lo[c], hi[c]}
 		}
 	}
-	return out
+	return out, ranges
 }
 
-// table is a set of counts tied by lines: each line's counts add up (one
-// of them is the sum of the others), so a line with exactly one hidden cell
-// gives that cell away.
+// span is the range of counts a caller can narrow a cell to.
+type span struct{ lo, hi int64 }
+
+// table is a set of counts tied by lines: the last cell of each line is
+// the sum of the others, so a line with exactly one hidden cell gives that
+// cell away, and the markers' ranges can give away more (see audit).
 type table struct {
 	minCell int
 	counts  []int64
 	cells   []Cell
-	pinned  []bool // decided elsewhere: neither hidden nor shown here
+	pinned  []bool       // decided elsewhere: neither hidden nor shown here
+	given   map[int]span // pinned cells a caller knows more of, from their own table
 	lines   [][]int
+
+	// Filled by index, once the primary cells are hidden.
+	linesOf [][]int // the lines each cell is in
+	hidden  []int   // hidden cells per line
+	known   []bool  // cells never worth hiding (see markKnown)
 }
 
 // add adds a count; a pinned one keeps the cell given.
@@ -185,8 +240,10 @@ func (t *table) add(n int64, pinned bool, c Cell) int {
 }
 
 // suppress hides the small cells, then complementary ones until every line
-// has zero or at least two hidden cells, or no line with one can get a
-// second.
+// has zero or at least two hidden cells (or no line with one can get a
+// second), and then audits the pattern: while the markers' ranges give a
+// hidden cell's count away, it hides one more cell beside it and starts
+// again. Each round hides at least one more cell, so it ends.
 func (t *table) suppress() {
 	if t.minCell < 2 {
 		return
@@ -196,34 +253,112 @@ func (t *table) suppress() {
 			t.cells[i] = small(t.minCell)
 		}
 	}
-	known := t.known()
+	t.index()
+	for {
+		t.complete()
+		exact := t.audit()
+		if len(exact) == 0 {
+			return
+		}
+		if !t.hideBeside(exact) {
+			t.hideAll()
+			return
+		}
+	}
+}
+
+// index fills linesOf, hidden and known.
+func (t *table) index() {
+	t.linesOf = make([][]int, len(t.cells))
+	t.hidden = make([]int, len(t.lines))
+	for l, line := range t.lines {
+		for _, i := range line {
+			t.linesOf[i] = append(t.linesOf[i], l)
+			if t.cells[i].Suppressed {
+				t.hidden[l]++
+			}
+		}
+	}
+	t.markKnown()
+}
+
+// hide hides cell i as complementary.
+func (t *table) hide(i int) {
+	t.cells[i] = complement
+	for _, l := range t.linesOf[i] {
+		t.hidden[l]++
+	}
+}
+
+// complete gives every line with one hidden cell a second, its smallest
+// cell worth hiding, until nothing changes.
+func (t *table) complete() {
 	for changed := true; changed; {
 		changed = false
-		for _, line := range t.lines {
-			hidden, next := 0, -1
-			for _, i := range line {
-				switch {
-				case t.cells[i].Suppressed:
-					hidden++
-				case t.pinned[i] || t.counts[i] == 0 || known[i]:
-				case next < 0 || t.counts[i] < t.counts[next]:
-					next = i
-				}
+		for l, line := range t.lines {
+			if t.hidden[l] != 1 {
+				continue
 			}
-			if hidden == 1 && next >= 0 {
-				t.cells[next] = complement
+			if next := t.smallestHideable(line, -1); next >= 0 {
+				t.hide(next)
 				changed = true
 			}
 		}
 	}
 }
 
-// known marks the cells that are never worth hiding: those in a line whose
-// other cells are all zero or pinned shown, so they can be worked out
+// smallestHideable is the hideable cell of line with the smallest count
+// (the first of equals), other than skip; -1 when there is none.
+func (t *table) smallestHideable(line []int, skip int) int {
+	best := -1
+	for _, i := range line {
+		if i != skip && t.hideable(i) && (best < 0 || t.counts[i] < t.counts[best]) {
+			best = i
+		}
+	}
+	return best
+}
+
+// hideable reports whether cell i is worth hiding as a complement: shown,
+// decided here, not zero (zeros are always shown, so a hidden one protects
+// nothing), not known whatever else is hidden, and not the only cell that
+// could be hidden in a line with none hidden yet: hiding it would leave
+// that line with one hidden cell for good, plainly the line's sum minus
+// the others.
+func (t *table) hideable(i int) bool {
+	if !t.open(i) {
+		return false
+	}
+	for _, l := range t.linesOf[i] {
+		if t.hidden[l] == 0 && !t.hasOpen(t.lines[l], i) {
+			return false
+		}
+	}
+	return true
+}
+
+// open reports whether cell i could be hidden at all.
+func (t *table) open(i int) bool {
+	return !t.cells[i].Suppressed && !t.pinned[i] && t.counts[i] != 0 && !t.known[i]
+}
+
+// hasOpen reports whether line has a cell other than skip that could be
+// hidden.
+func (t *table) hasOpen(line []int, skip int) bool {
+	for _, i := range line {
+		if i != skip && t.open(i) {
+			return true
+		}
+	}
+	return false
+}
+
+// markKnown marks the cells that are never worth hiding: those in a line
+// whose other cells are all zero or pinned shown, so they can be worked out
 // whatever else is hidden.
-func (t *table) known() []bool {
+func (t *table) markKnown() {
 	fixed := func(i int) bool { return t.counts[i] == 0 || t.pinned[i] && !t.cells[i].Suppressed }
-	known := make([]bool, len(t.counts))
+	t.known = make([]bool, len(t.counts))
 	for _, line := range t.lines {
 		open := -1
 		for _, i := range line {
@@ -236,10 +371,138 @@ func (t *table) known() []bool {
 			}
 		}
 		if open >= 0 {
-			known[open] = true
+			t.known[open] = true
 		}
 	}
-	return known
+}
+
+// hideBeside hides one more cell in a line of a cell given away: the
+// smallest hideable cell of those lines, trying the given-away cells in
+// order. It reports false when none of their lines has one.
+func (t *table) hideBeside(exact []int) bool {
+	for _, e := range exact {
+		best := -1
+		for _, l := range t.linesOf[e] {
+			if i := t.smallestHideable(t.lines[l], -1); i >= 0 && (best < 0 || t.counts[i] < t.counts[best]) {
+				best = i
+			}
+		}
+		if best >= 0 {
+			t.hide(best)
+			return true
+		}
+	}
+	return false
+}
+
+// hideAll is the last resort when a hidden cell is still given away and no
+// line of it can hide another cell: every non-zero cell decided here is
+// hidden. The pinned cells stay as decided elsewhere.
+func (t *table) hideAll() {
+	for i := range t.cells {
+		if !t.cells[i].Suppressed && !t.pinned[i] && t.counts[i] != 0 {
+			t.hide(i)
+		}
+	}
+}
+
+// unbounded stands for "no upper bound known" in the audit: far above any
+// population count, and far enough below the int64 limit that sums of a
+// table's bounds cannot overflow.
+const unbounded = int64(1) << 40
+
+// auditSweeps caps the audit's passes over the lines. Bounds in these
+// small tables settle within a few passes; a capped audit only leaves some
+// bounds wider than an attacker could make them.
+const auditSweeps = 64
+
+// audit returns the hidden cells whose count the table gives away, in
+// table order. It works out what a caller can: each hidden cell's range
+// from its marker ("<k" is 1..k-1, zeros being shown; "suppressed" is k or
+// more, since a smaller count would read "<k"), narrowed by interval
+// propagation over every line (the line's sum is the sum of the others'
+// ranges, each other cell is the sum minus the rest) until no bound moves.
+// A cell is given away when its range is one value, except a "<2", which
+// its marker alone gives away and nothing hidden beside it can protect.
+func (t *table) audit() []int {
+	lo, hi := t.bounds()
+	var exact []int
+	for i, c := range t.cells {
+		if c.Suppressed && lo[i] == hi[i] && !(!c.Complementary && c.Min == 2) {
+			exact = append(exact, i)
+		}
+	}
+	return exact
+}
+
+// bounds is each cell's range as a caller can narrow it (see audit). A
+// line whose cells do not add up (the children of a region need not cover
+// it) bounds only from above: its cells are at most the sum less the
+// others.
+func (t *table) bounds() (lo, hi []int64) {
+	lo = make([]int64, len(t.cells))
+	hi = make([]int64, len(t.cells))
+	for i, c := range t.cells {
+		switch {
+		case !c.Suppressed:
+			lo[i], hi[i] = c.N, c.N
+		case c.Complementary:
+			lo[i], hi[i] = int64(t.minCell), unbounded
+		default:
+			lo[i], hi[i] = 1, int64(c.Min)-1
+		}
+		if g, ok := t.given[i]; ok {
+			lo[i], hi[i] = max(lo[i], g.lo), min(hi[i], g.hi)
+		}
+	}
+	adds := make([]bool, len(t.lines))
+	for l, line := range t.lines {
+		var sum int64
+		for _, i := range line[:len(line)-1] {
+			sum += t.counts[i]
+		}
+		adds[l] = sum == t.counts[line[len(line)-1]]
+	}
+	narrow := func(i int, l, h int64) bool {
+		moved := false
+		if l > lo[i] {
+			lo[i], moved = l, true
+		}
+		if h < hi[i] {
+			hi[i], moved = h, true
+		}
+		return moved
+	}
+	for range auditSweeps {
+		moved := false
+		for l, line := range t.lines {
+			parts, total := line[:len(line)-1], line[len(line)-1]
+			var partsLo, partsHi int64
+			for _, i := range parts {
+				partsLo += lo[i]
+				partsHi += hi[i]
+			}
+			if adds[l] {
+				moved = narrow(total, partsLo, partsHi) || moved
+			} else {
+				moved = narrow(total, partsLo, unbounded) || moved
+			}
+			for _, i := range parts {
+				// The others' sums are taken before i moves, so they
+				// can only be wider than the latest: still sound.
+				othersLo, othersHi := partsLo-lo[i], partsHi-hi[i]
+				floor := int64(0)
+				if adds[l] {
+					floor = lo[total] - othersHi
+				}
+				moved = narrow(i, floor, hi[total]-othersLo) || moved
+			}
+		}
+		if !moved {
+			break
+		}
+	}
+	return lo, hi
 }
 
 // Family is a region's row of counts with its direct children's rows, one
@@ -265,24 +528,27 @@ type Family struct {
 // is the sum of the others. Pure.
 func SuppressLineage(lineage []Family, totalled bool, minCell int) (own []Cell, children [][]Cell) {
 	top := lineage[0].Own
+	var ownRanges []span
 	if totalled {
-		cells, total := Suppress(top[:len(top)-1], minCell)
-		own = append(cells, total)
+		cells, total, ranges := suppressLine(top[:len(top)-1], minCell)
+		own, ownRanges = append(cells, total), ranges
 	} else {
 		own = make([]Cell, len(top))
+		ownRanges = make([]span, len(top))
 		for j, n := range top {
-			_, own[j] = Suppress([]int64{n}, minCell)
+			_, total, ranges := suppressLine([]int64{n}, minCell)
+			own[j], ownRanges[j] = total, ranges[1]
 		}
 	}
 	for i, f := range lineage {
 		if i == len(lineage)-1 && len(f.Children) == 0 {
 			break
 		}
-		cells := SuppressFamily(f.Own, own, f.Children, totalled, minCell)
+		cells, ranges := suppressFamily(f.Own, own, ownRanges, f.Children, totalled, minCell)
 		if i == len(lineage)-1 {
 			return own, cells
 		}
-		own = cells[f.Next]
+		own, ownRanges = cells[f.Next], ranges[f.Next]
 	}
 	return own, nil
 }

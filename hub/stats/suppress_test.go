@@ -2,6 +2,8 @@ package stats
 
 import (
 	"encoding/json"
+	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 )
@@ -22,6 +24,10 @@ func TestSuppress(t *testing.T) {
 		{"two small", []int64{3, 4, 50}, 10, "<10 <10 50", "57"},
 		{"zeros shown", []int64{0, 50}, 10, "0 50", "50"},
 		{"small total", []int64{2, 3}, 10, "<10 <10", "<10"},
+		// Shown as <10 <10 50 of 52, the pair adds up to 2: both are 1.
+		{"a pair whose sum gives it away gets a third", []int64{1, 1, 50}, 10, "<10 <10 suppressed", "52"},
+		// Shown as <5 <5 of 8, each is at most 4: both are 4.
+		{"a pair at its markers' limit hides the total", []int64{4, 4}, 5, "<5 <5", "suppressed"},
 		{"bureau", []int64{1, 2}, 0, "1 2", "3"},
 	}
 	for _, tc := range tests {
@@ -142,6 +148,35 @@ func TestSuppressFamily(t *testing.T) {
 			want:     []string{"30 <5 suppressed", "0 suppressed suppressed"},
 		},
 		{
+			// Shown as <10 suppressed 16 twice and 49 0 49, the urban
+			// column leaves 2 for the two small cells: both are 1. The
+			// totals, then the 49s, are hidden beside them.
+			name:     "a column whose small cells add up to the least they can",
+			parent:   urbanRural(51, 30),
+			children: [][]int64{urbanRural(1, 15), urbanRural(1, 15), urbanRural(49, 0)},
+			min:      10,
+			want:     []string{"<10 suppressed suppressed", "<10 suppressed suppressed", "suppressed 0 suppressed"},
+		},
+		{
+			// Shown as <5 <5 8, the row's small cells add up to 8: both
+			// are 4.
+			name:     "a row whose small cells add up to the most they can",
+			parent:   urbanRural(20, 17),
+			children: [][]int64{urbanRural(4, 4), urbanRural(15, 4), urbanRural(1, 9)},
+			min:      5,
+			want:     []string{"<5 <5 suppressed", "suppressed <5 19", "<5 suppressed suppressed"},
+		},
+		{
+			// Child 0's total would protect the total column, but its
+			// row's rural 14 is known from the parent (the only rural
+			// residents): hidden, the total would be 0 + 14 for good.
+			name:     "a complement needs a line that can take a second",
+			parent:   urbanRural(20, 14),
+			children: [][]int64{urbanRural(0, 14), urbanRural(1, 0), urbanRural(19, 0)},
+			min:      5,
+			want:     []string{"0 14 14", "<5 0 <5", "suppressed 0 suppressed"},
+		},
+		{
 			name:     "nothing small",
 			parent:   urbanRural(30, 50),
 			children: [][]int64{urbanRural(10, 20), urbanRural(20, 30)},
@@ -242,5 +277,227 @@ func TestSuppressLineage(t *testing.T) {
 	}
 	if got := cellTexts(district); got != "<5 suppressed 32" {
 		t.Errorf("district 1 reads %q, want its small urban hidden with its rural", got)
+	}
+}
+
+// TestSuppressLineageGivesNothingAway: over random regions with mostly
+// small counts, a caller who reads a lineage's answers (the top region's
+// row, then each family's table) and narrows every hidden cell's range by
+// its marker and the lines' sums cannot pin a hidden count to one value,
+// and no line keeps exactly one hidden cell, unless the family had nothing
+// left to hide: then the parent's row, decided one level up, gives it away.
+func TestSuppressLineageGivesNothingAway(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	lastResort, audited := 0, 0
+	for iter := range 3000 {
+		k := 3 + rng.IntN(8)
+		count := func() int64 {
+			switch rng.IntN(5) {
+			case 0:
+				return 0
+			case 1, 2:
+				return int64(1 + rng.IntN(k-1))
+			default:
+				return int64(k + rng.IntN(3*k))
+			}
+		}
+		family := func(n int) (own []int64, children [][]int64) {
+			own = make([]int64, 3)
+			for range n {
+				row := urbanRural(count(), count())
+				children = append(children, row)
+				for j := range own {
+					own[j] += row[j]
+				}
+			}
+			return own, children
+		}
+		// Two levels: a top region, its children, and one child's own.
+		top, cities := family(2 + rng.IntN(4))
+		next := rng.IntN(len(cities))
+		districts := make([][]int64, 0)
+		if rng.IntN(2) == 0 {
+			var own []int64
+			own, districts = family(1 + rng.IntN(5))
+			copy(cities[next], own)
+			top = urbanRural(0, 0)
+			for _, c := range cities {
+				top[0], top[1], top[2] = top[0]+c[0], top[1]+c[1], top[2]+c[2]
+			}
+		}
+		lineage := []Family{{Own: top, Children: cities, Next: next}, {Own: cities[next], Children: districts}}
+		topCells, _ := SuppressLineage(lineage[:1], true, k)
+		_, cityCells := SuppressLineage([]Family{{Own: top, Children: cities}}, true, k)
+		_, districtCells := SuppressLineage(lineage, true, k)
+
+		var a attack
+		a.k = k
+		topRow := a.row(top, topCells)
+		cityRows := make([][]int, len(cities))
+		for i := range cities {
+			cityRows[i] = a.row(cities[i], cityCells[i])
+		}
+		districtRows := make([][]int, len(districts))
+		for i := range districts {
+			districtRows[i] = a.row(districts[i], districtCells[i])
+		}
+		a.family(topRow, cityRows)
+		if len(districts) > 0 {
+			a.family(cityRows[next], districtRows)
+		}
+		a.line(topRow)
+		a.narrow()
+		name := fmt.Sprintf("iteration %d, k=%d: top %v cities %v districts of %d %v", iter, k, top, cities, next, districts)
+		// A table may leave a cell given away only when it hid every
+		// non-zero cell it could; what its pinned parent row then gives
+		// away also reaches the tables above, so such lineages are only
+		// counted.
+		if a.allHidden([][]int{topRow}) || a.allHidden(cityRows) || a.allHidden(districtRows) {
+			lastResort++
+		} else {
+			for c, cell := range a.cells {
+				audited++
+				if cell.Suppressed && a.lo[c] == a.hi[c] {
+					t.Errorf("%s: a hidden cell %s (%d) is worked out", name, cellTexts([]Cell{cell}), a.lo[c])
+				}
+			}
+		}
+		for _, l := range a.lines {
+			hidden := 0
+			for _, c := range l {
+				if a.cells[c].Suppressed {
+					hidden++
+				}
+			}
+			if hidden == 1 && !a.allHidden([][]int{l[:len(l)-1]}) {
+				t.Errorf("%s: a line %v has one hidden cell", name, a.texts(l))
+			}
+		}
+		if t.Failed() {
+			return
+		}
+	}
+	t.Logf("%d cells audited; %d lineages had a table hide every non-zero cell", audited, lastResort)
+}
+
+// attack is what a caller can work out from the cells shown, written apart
+// from table.bounds so that each checks the other: every line's last cell
+// is the sum of the others; a shown cell is its count, "<k" is 1..k-1,
+// "suppressed" is k or more.
+type attack struct {
+	k      int
+	counts []int64
+	cells  []Cell
+	lines  [][]int
+	lo, hi []int64
+}
+
+// row adds a row of cells and returns their indexes.
+func (a *attack) row(counts []int64, cells []Cell) []int {
+	idx := make([]int, len(cells))
+	for j, c := range cells {
+		idx[j] = len(a.cells)
+		a.counts = append(a.counts, counts[j])
+		a.cells = append(a.cells, c)
+	}
+	return idx
+}
+
+// line adds a line: its last cell is the sum of the others.
+func (a *attack) line(cells []int) { a.lines = append(a.lines, cells) }
+
+// family adds the rows and columns of a parent row and its children.
+func (a *attack) family(parent []int, children [][]int) {
+	for _, row := range children {
+		a.line(row)
+	}
+	for j := range parent {
+		var col []int
+		for _, row := range children {
+			col = append(col, row[j])
+		}
+		a.line(append(col, parent[j]))
+	}
+}
+
+// narrow narrows every cell's range until nothing moves.
+func (a *attack) narrow() {
+	a.lo = make([]int64, len(a.cells))
+	a.hi = make([]int64, len(a.cells))
+	for i, c := range a.cells {
+		switch {
+		case !c.Suppressed:
+			a.lo[i], a.hi[i] = c.N, c.N
+		case c.Complementary:
+			a.lo[i], a.hi[i] = int64(a.k), 1<<40
+		default:
+			a.lo[i], a.hi[i] = 1, int64(c.Min-1)
+		}
+	}
+	for moved := true; moved; {
+		moved = false
+		for _, l := range a.lines {
+			for x, c := range l {
+				// c = sum - others when c is a part, or the sum of the parts.
+				var lo, hi int64
+				for y, o := range l {
+					switch {
+					case y == x:
+					case x == len(l)-1:
+						lo, hi = lo+a.lo[o], hi+a.hi[o]
+					case y == len(l)-1:
+						lo, hi = lo+a.lo[o], hi+a.hi[o]
+					default:
+						lo, hi = lo-a.hi[o], hi-a.lo[o]
+					}
+				}
+				if lo > a.lo[c] {
+					a.lo[c], moved = lo, true
+				}
+				if hi < a.hi[c] {
+					a.hi[c], moved = hi, true
+				}
+			}
+		}
+	}
+}
+
+// allHidden reports whether every non-zero cell of rows is hidden.
+func (a *attack) allHidden(rows [][]int) bool {
+	any := false
+	for _, row := range rows {
+		for _, c := range row {
+			any = true
+			if a.counts[c] != 0 && !a.cells[c].Suppressed {
+				return false
+			}
+		}
+	}
+	return any
+}
+
+func (a *attack) texts(l []int) string {
+	var cells []Cell
+	for _, c := range l {
+		cells = append(cells, a.cells[c])
+	}
+	return cellTexts(cells)
+}
+
+// BenchmarkSuppressFamily: a town's children list is about 30 rows; 100
+// rows of mostly small counts is well above it.
+func BenchmarkSuppressFamily(b *testing.B) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	parent := make([]int64, 3)
+	children := make([][]int64, 100)
+	for i := range children {
+		children[i] = urbanRural(rng.Int64N(15), rng.Int64N(15))
+		for j := range parent {
+			parent[j] += children[i][j]
+		}
+	}
+	parentCells := []Cell{Shown(parent[0]), Shown(parent[1]), Shown(parent[2])}
+	for b.Loop() {
+		SuppressFamily(parent, parentCells, children, true, 10)
 	}
 }
