@@ -220,6 +220,7 @@ func (out *Outcome) apply(st *State, in *hub.Input, now time.Time) {
 		before = append(before, v)
 	}
 	wasDeceased := st.Status() == hub.StatusDeceased
+	wasAddr := st.AddressCode()
 
 	st.apply(ev)
 	st.Ver++
@@ -249,6 +250,13 @@ func (out *Outcome) apply(st *State, in *hub.Input, now time.Time) {
 	addr := st.AddressCode()
 	migration, _ := ev.Payload.(*schemas.HukouMigratedData)
 	died := !wasDeceased && st.Status() == hub.StatusDeceased
+	// A death certified before the person's registration arrived was
+	// announced under the unknown region (00.0000.000000), which no
+	// region's subscriber follows: once the hukou becomes known, the
+	// death is announced again there, under this event's change id.
+	if wasDeceased && wasAddr == "" && addr != "" && st.Status() == hub.StatusDeceased {
+		died = true
+	}
 	digest := ""
 	if len(changed) > 0 || migration != nil || died {
 		digest = eventDigest(ev.Source, ev.ID)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -192,6 +193,21 @@ func TestRules(t *testing.T) {
 				want2 := []string{"pop.changed.23.2301.230102.status", "pop.changed.23.2301.230102.anomalies", "pop.death.23.2301.230102"}
 				if got := subjects(last); !reflect.DeepEqual(got, want2) {
 					t.Errorf("subjects = %v, want %v", got, want2)
+				}
+			},
+		},
+		{
+			name: "a death certified before the registration is announced again in the person's region",
+			events: []hub.Input{
+				ev(t, schemas.DeathCertified, p, "h-1", "2025-03-01T10:00:00+08:00", map[string]any{"date_of_death": "2025-02-28", "certificate_no": "D1"}),
+				registered(t, p, "ps-1", "2020-01-01T08:00:00+08:00", "230102001001", "1", "1990-01-01"),
+			},
+			check: func(t *testing.T, r hub.Record, last Outcome) {
+				if r.Status != hub.StatusDeceased || r.Hukou == nil || r.Hukou.RegionCode != "230102" {
+					t.Fatalf("record = %+v", r)
+				}
+				if got := subjects(last); !slices.Contains(got, "pop.death.23.2301.230102") {
+					t.Errorf("subjects = %v, want the death announced in 230102, where the Harbin bureau follows it", got)
 				}
 			},
 		},
