@@ -232,6 +232,15 @@ func TestCrash(t *testing.T) {
 			t.Logf("recovery after restart (first batch committed): %v; outbox pending %d", recoveries, pending)
 
 			storetest.CompareRecords(t, st, want)
+			// The statistics counters, kept in the same transactions as the
+			// records, equal a recount from them.
+			v, ok := st.(counterVerifier)
+			if !ok {
+				t.Fatalf("%T cannot verify its counters", st)
+			}
+			if diffs, err := v.VerifyCounters(ctx); err != nil || len(diffs) > 0 {
+				t.Fatalf("counters after %d kills differ from a recount: %v (%v)", kills, diffs, err)
+			}
 			// A stopped hub may leave committed notifications in the outbox;
 			// the next start publishes them, as here.
 			drainOutbox(t, st, natsSrv.ClientURL())
