@@ -5,12 +5,17 @@
 package embedded
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -81,6 +86,11 @@ func StartKafka(ctx context.Context, cfg KafkaConfig) (*Kafka, error) {
 	if cfg.DataDir != "" {
 		opts = append(opts, kfake.DataDir(cfg.DataDir), kfake.SyncWrites())
 	}
+	id, err := clusterID(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, kfake.ClusterID(id))
 	if cfg.Logger != nil {
 		opts = append(opts, kfake.WithLogger(kafkaLogger{cfg.Logger}))
 	}
@@ -102,6 +112,38 @@ func StartKafka(ctx context.Context, cfg KafkaConfig) (*Kafka, error) {
 
 // Addr is the bootstrap address clients connect to.
 func (k *Kafka) Addr() string { return k.addr }
+
+// clusterID is the broker's cluster id: kept beside its data directory,
+// so that a restart is the same cluster, and new for a new directory or
+// an in-memory broker. kfake's default, "kfake" for every broker, made
+// two pophub dev brokers look like one cluster to clients that tell
+// clusters apart by it (the importer's checkpoint does).
+func clusterID(dataDir string) (string, error) {
+	path := ""
+	if dataDir != "" {
+		path = filepath.Clean(dataDir) + ".cluster-id"
+		switch b, err := os.ReadFile(path); {
+		case err == nil && len(bytes.TrimSpace(b)) > 0:
+			return string(bytes.TrimSpace(b)), nil
+		case err != nil && !errors.Is(err, os.ErrNotExist):
+			return "", fmt.Errorf("reading the Kafka cluster id: %w", err)
+		}
+	}
+	var raw [16]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", fmt.Errorf("making a Kafka cluster id: %w", err)
+	}
+	id := base64.RawURLEncoding.EncodeToString(raw[:]) // as Kafka writes its ids
+	if path != "" {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return "", fmt.Errorf("saving the Kafka cluster id: %w", err)
+		}
+		if err := os.WriteFile(path, []byte(id+"\n"), 0o600); err != nil {
+			return "", fmt.Errorf("saving the Kafka cluster id: %w", err)
+		}
+	}
+	return id, nil
+}
 
 // Cluster exposes the kfake cluster, for fault injection in tests.
 func (k *Kafka) Cluster() *kfake.Cluster { return k.cluster }

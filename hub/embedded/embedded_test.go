@@ -119,6 +119,40 @@ func TestKafkaPersists(t *testing.T) {
 	}
 }
 
+// TestKafkaClusterID: a broker keeps its cluster id across restarts on
+// its data directory, and another directory (or an in-memory broker) is
+// another cluster. Every kfake broker once said "kfake", so an import
+// tried on one pophub dev and sent to another took the two for one
+// cluster and sent nothing.
+func TestKafkaClusterID(t *testing.T) {
+	ctx := context.Background()
+	clusterOf := func(k *Kafka) string {
+		t.Helper()
+		c := &kafka.Client{Addr: kafka.TCP(k.Addr()), Timeout: 10 * time.Second}
+		md, err := c.Metadata(ctx, &kafka.MetadataRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return md.ClusterID
+	}
+	dir := t.TempDir()
+	k, err := StartKafka(ctx, KafkaConfig{DataDir: dir, Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := clusterOf(k)
+	k.Close()
+	again := clusterOf(startKafka(t, KafkaConfig{DataDir: dir, Partitions: 1}))
+	other := clusterOf(startKafka(t, KafkaConfig{DataDir: t.TempDir(), Partitions: 1}))
+	memory := clusterOf(startKafka(t, KafkaConfig{Partitions: 1}))
+	if first == "" || first == "kfake" || again != first {
+		t.Errorf("cluster id %q, after a restart %q; want one id of its own, kept", first, again)
+	}
+	if other == first || memory == first || memory == other {
+		t.Errorf("cluster ids %q, %q (another directory), %q (in memory); want three clusters", first, other, memory)
+	}
+}
+
 func TestKafkaBadAddr(t *testing.T) {
 	for _, addr := range []string{"nohost", "127.0.0.1:port"} {
 		if k, err := StartKafka(context.Background(), KafkaConfig{Addr: addr}); err == nil {
