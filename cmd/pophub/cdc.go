@@ -18,6 +18,7 @@ func cdcCommand(newLogger func() *slog.Logger) *cobra.Command {
 	var source, postgres, table, mapping, brokers, slot string
 	var ca *caFlag
 	var login *kafkaLogin
+	var otlp *otlpFlag
 	cmd := &cobra.Command{
 		Use:   "cdc --source S --postgres URL --table T --mapping mapping.yaml",
 		Short: "Stream a department's PostgreSQL table to the hub by change data capture",
@@ -27,7 +28,8 @@ rows into events with a YAML mapping (see adapters/cdc/examples/rentals.yaml).
 On first start it creates the publication pophub_<table> and the replication
 slot pophub_<source>_<table> and sends the rows already in the table. The slot
 holds the position: a restart loses nothing and repeats nothing. The database
-needs wal_level=logical and a user with REPLICATION. Runs until interrupted.`,
+needs wal_level=logical and a user with REPLICATION. Runs until interrupted. With
+--otlp, each produce request is a span whose trace context its records carry.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			src := schemas.Source(source)
 			if !src.Valid() {
@@ -54,7 +56,13 @@ needs wal_level=logical and a user with REPLICATION. Runs until interrupted.`,
 				return err
 			}
 			log := newLogger()
-			pub, err := publisher.New(publisher.Config{Brokers: splitList(brokers), TLS: tc, SASL: mech, Source: src, Logger: log})
+			tel, err := otlp.setup(cmd.Context(), "pophub-cdc", startsTraces, log)
+			if err != nil {
+				return err
+			}
+			defer shutdownTelemetry(tel, log)
+			pub, err := publisher.New(publisher.Config{Brokers: splitList(brokers), TLS: tc, SASL: mech, Source: src, Logger: log,
+				TracerProvider: tel.TracerProvider, Propagator: tel.Propagator})
 			if err != nil {
 				return fmt.Errorf("creating publisher: %w", err)
 			}
@@ -83,5 +91,6 @@ needs wal_level=logical and a user with REPLICATION. Runs until interrupted.`,
 	f.StringVar(&slot, "slot", "", "replication slot name (default pophub_<source>_<table>)")
 	ca = addCAFlag(f)
 	login = addKafkaLoginFlags(f, "the department's identity in the access policy")
+	otlp = addOTLPFlag(f)
 	return cmd
 }

@@ -19,13 +19,16 @@ func publishCommand(newLogger func() *slog.Logger) *cobra.Command {
 	var source, file, brokers string
 	var ca *caFlag
 	var login *kafkaLogin
+	var otlp *otlpFlag
 	cmd := &cobra.Command{
 		Use:   "publish --source S --file events.jsonl",
 		Short: "Publish a file of CloudEvents (one JSON event per line) to the hub's Kafka topics",
 		Long: `Validates every line locally and publishes the valid events to pop.events.<source>,
 keyed by the citizen ID, waiting for the broker's acknowledgement. Bad lines are
 reported with their line number and are not sent; the exit status is 1 if any line
-was bad. Re-publishing a file is harmless: the hub applies each (source, id) once.`,
+was bad. Re-publishing a file is harmless: the hub applies each (source, id) once.
+With --otlp, each produce request is a span whose trace context the records carry,
+so the hub and the subscribers continue its trace.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			src := schemas.Source(source)
 			if !src.Valid() {
@@ -42,7 +45,14 @@ was bad. Re-publishing a file is harmless: the hub applies each (source, id) onc
 			if err != nil {
 				return err
 			}
-			pub, err := publisher.New(publisher.Config{Brokers: splitList(brokers), TLS: tc, SASL: mech, Source: src, Logger: newLogger()})
+			log := newLogger()
+			tel, err := otlp.setup(cmd.Context(), "pophub-publish", startsTraces, log)
+			if err != nil {
+				return err
+			}
+			defer shutdownTelemetry(tel, log) // after Close: the last produce's span has ended
+			pub, err := publisher.New(publisher.Config{Brokers: splitList(brokers), TLS: tc, SASL: mech, Source: src, Logger: log,
+				TracerProvider: tel.TracerProvider, Propagator: tel.Propagator})
 			if err != nil {
 				return fmt.Errorf("creating publisher: %w", err)
 			}
@@ -71,6 +81,7 @@ was bad. Re-publishing a file is harmless: the hub applies each (source, id) onc
 	f.StringVar(&brokers, "kafka", envOr("POPHUB_KAFKA", "127.0.0.1:19092"), "comma-separated Kafka bootstrap brokers (default: pophub dev's)")
 	ca = addCAFlag(f)
 	login = addKafkaLoginFlags(f, "the department's identity in the access policy")
+	otlp = addOTLPFlag(f)
 	return cmd
 }
 

@@ -25,6 +25,7 @@ func siSubscriberCommand(newLogger func() *slog.Logger) *cobra.Command {
 	var cfg socialinsurance.Config
 	var kafkaBrokers, start string
 	var ca *caFlag
+	var otlp *otlpFlag
 	cmd := &cobra.Command{
 		Use:   "si-subscriber --region CODE --nats URL --postgres URL [--hub URL] [--http ADDR]",
 		Short: "Run the social-insurance reference subscriber: tasks from migrations and deaths",
@@ -34,7 +35,8 @@ boundary; moves within it need no transfer) and stop_benefits. With --hub, the f
 bootstraps the roster from the hub's snapshot of the region and continues with the
 notifications after it; otherwise it starts at --start. Tasks are listed at GET /tasks and
 completed with POST /tasks/{id}/complete or "pophub si-subscriber complete TASK", which
-publishes the completion to the hub through Kafka.`,
+publishes the completion to the hub through Kafka. With --otlp, the handling of each
+notification the hub passes on with sampled trace context is a span of that trace.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, err := parseStart(start)
@@ -47,6 +49,12 @@ publishes the completion to the hub through Kafka.`,
 				return fmt.Errorf("--ca: %w", err)
 			}
 			cfg.Logger = newLogger()
+			tel, err := otlp.setup(cmd.Context(), "pophub-si-subscriber", continuesTraces, cfg.Logger)
+			if err != nil {
+				return err
+			}
+			defer shutdownTelemetry(tel, cfg.Logger)
+			cfg.TracerProvider = tel.TracerProvider
 			svc, err := socialinsurance.New(cmd.Context(), cfg)
 			if err != nil {
 				return err
@@ -61,6 +69,7 @@ publishes the completion to the hub through Kafka.`,
 	f.StringVar(&cfg.Schema, "schema", envOr("POPHUB_SI_SCHEMA", "socialinsurance"), "the service's PostgreSQL schema (env POPHUB_SI_SCHEMA)")
 	f.StringVar(&kafkaBrokers, "kafka", envOr("POPHUB_KAFKA", "127.0.0.1:19092"), "comma-separated Kafka brokers completions are published to (env POPHUB_KAFKA)")
 	ca = addCAFlag(f)
+	otlp = addOTLPFlag(f)
 	lf := cmd.Flags()
 	lf.StringVar(&cfg.Region, "region", envOr("POPHUB_SI_REGION", ""), "the bureau's 2-, 4- or 6-digit region code (env POPHUB_SI_REGION)")
 	lf.StringVar(&cfg.NATS, "nats", envOr("POPHUB_NATS", "nats://127.0.0.1:4222"), "NATS server URL (env POPHUB_NATS)")
@@ -75,17 +84,17 @@ publishes the completion to the hub through Kafka.`,
 	lf.StringVar(&cfg.Name, "name", "", "durable subscriber name (default socialinsurance-<region>)")
 	lf.IntVar(&cfg.Concurrency, "concurrency", 8, "notifications handled in parallel (one citizen at a time)")
 	lf.StringVar(&start, "start", "new", "where a new subscription starts without --hub: new, all, seq:N, or an RFC 3339 time")
-	cmd.AddCommand(siCompleteCommand(newLogger, &cfg, &kafkaBrokers, ca))
+	cmd.AddCommand(siCompleteCommand(newLogger, &cfg, &kafkaBrokers, ca, otlp))
 	return cmd
 }
 
-func siCompleteCommand(newLogger func() *slog.Logger, cfg *socialinsurance.Config, kafkaBrokers *string, ca *caFlag) *cobra.Command {
+func siCompleteCommand(newLogger func() *slog.Logger, cfg *socialinsurance.Config, kafkaBrokers *string, ca *caFlag, otlp *otlpFlag) *cobra.Command {
 	return &cobra.Command{
 		Use:   "complete TASK",
 		Short: "Complete a task: publish social_insurance.transferred (or .terminated) to the hub and mark it done",
 		Long: `Publishes the task's completion to the hub through Kafka, then marks it done. The event
 id is derived from the task, so completing twice sends nothing new and the hub applies the
-event once.`,
+event once. With --otlp, the completion's publish starts a trace.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := strconv.ParseInt(args[0], 10, 64)
@@ -105,7 +114,13 @@ event once.`,
 				return err
 			}
 			defer store.Close()
-			pub, err := publisher.New(publisher.Config{Brokers: splitList(*kafkaBrokers), TLS: tc, Source: schemas.SocialInsurance, Logger: log})
+			tel, err := otlp.setup(cmd.Context(), "pophub-si-subscriber", startsTraces, log)
+			if err != nil {
+				return err
+			}
+			defer shutdownTelemetry(tel, log)
+			pub, err := publisher.New(publisher.Config{Brokers: splitList(*kafkaBrokers), TLS: tc, Source: schemas.SocialInsurance, Logger: log,
+				TracerProvider: tel.TracerProvider, Propagator: tel.Propagator})
 			if err != nil {
 				return fmt.Errorf("creating publisher: %w", err)
 			}

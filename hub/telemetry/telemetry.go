@@ -4,10 +4,12 @@
 // configured, and the W3C TraceContext propagator that carries trace context
 // through HTTP, Kafka record headers and NATS headers.
 //
-// Setup touches no global state. cmd/pophub calls InstallGlobals once, so
-// that libraries which only know the otel globals (client instrumentation)
-// use the same providers; everything of pophub's takes its meter, tracer and
-// propagator as explicit dependencies.
+// Setup touches no global state, and cmd/pophub does not install the
+// providers as the otel globals: everything of pophub's takes its meter,
+// tracer and propagator as explicit dependencies. serve and dev, and the
+// client commands given --otlp (publish, import, cdc, si-subscriber), each
+// build their own Telemetry. InstallGlobals is there for a program that
+// embeds pophub beside libraries which only know the globals.
 //
 // # Metric naming
 //
@@ -53,6 +55,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 )
 
 // Config configures Setup. The zero value is usable: service name "pophub",
@@ -64,10 +67,10 @@ type Config struct {
 	// OTLPEndpoint is where spans are exported over OTLP/HTTP. Either a URL
 	// ("http://collector:4318", "https://otel.example/v1/traces"; a URL
 	// without a path gets /v1/traces) or host:port, which means plain HTTP
-	// ("localhost:4318"). Empty means traces are not exported: spans are
-	// then sampled only when an incoming trace context says so, and the
-	// sampled ones are dropped, so that trace context still passes through
-	// the hub unchanged.
+	// ("localhost:4318"). Empty (and no SpanProcessor) means traces are
+	// not exported: the tracer provider is then a no-op whose spans never
+	// record and carry their parent's context, so trace context passes
+	// through the hub unchanged.
 	OTLPEndpoint string
 
 	// Sampler overrides the sampler used when OTLPEndpoint or
@@ -80,7 +83,8 @@ type Config struct {
 	SpanProcessor sdktrace.SpanProcessor
 
 	// Logger receives telemetry errors (failed exports) once InstallGlobals
-	// has routed the otel error handler to it. Nil discards.
+	// has routed the otel error handler to it; until then they go to otel's
+	// default handler, which writes them to standard error. Nil discards.
 	Logger *slog.Logger
 }
 
@@ -98,14 +102,17 @@ func (c *Config) setDefaults() {
 type Telemetry struct {
 	// MeterProvider feeds the Prometheus registry served by MetricsHandler.
 	MeterProvider *sdkmetric.MeterProvider
-	// TracerProvider exports spans over OTLP/HTTP when configured.
-	TracerProvider *sdktrace.TracerProvider
+	// TracerProvider exports spans over OTLP/HTTP when configured. When
+	// nothing exports, it is a no-op provider (see Config.OTLPEndpoint).
+	TracerProvider trace.TracerProvider
 	// Propagator is the W3C TraceContext propagator.
 	Propagator propagation.TextMapPropagator
 
 	registry *prometheus.Registry
 	logger   *slog.Logger
 	exports  bool
+	// spans is TracerProvider when it records; nil when it is the no-op.
+	spans *sdktrace.TracerProvider
 }
 
 // Setup builds the providers. It does not contact the OTLP endpoint (the
@@ -159,27 +166,32 @@ func Setup(ctx context.Context, cfg Config) (*Telemetry, error) {
 	if cfg.SpanProcessor != nil {
 		topts = append(topts, sdktrace.WithSpanProcessor(cfg.SpanProcessor))
 	}
+	tel := &Telemetry{
+		MeterProvider: mp,
+		Propagator:    propagation.TraceContext{},
+		registry:      reg,
+		logger:        cfg.Logger,
+		exports:       exports,
+	}
 	if exports || cfg.SpanProcessor != nil {
 		sampler := cfg.Sampler
 		if sampler == nil {
 			sampler = sdktrace.ParentBased(sdktrace.AlwaysSample())
 		}
-		topts = append(topts, sdktrace.WithSampler(sampler))
+		tel.spans = sdktrace.NewTracerProvider(append(topts, sdktrace.WithSampler(sampler))...)
+		tel.TracerProvider = tel.spans
 	} else {
-		// No processor: nothing is ever exported. ParentBased keeps the
-		// sampled flag of incoming trace context on the spans the hub adds,
-		// so downstream systems that do export see an unbroken trace.
-		topts = append(topts, sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.NeverSample())))
+		// Nothing is ever exported, so no span may record, whatever its
+		// parent says: a span sampled under a sampled parent would hand
+		// on its own span ID, which no backend receives, and the next
+		// system's spans would hang from a missing parent. Nor may a span
+		// replace the context it was started in: the SDK's non-recording
+		// spans get a new span ID and clear the sampled flag, and the
+		// gateway's publisher injects whatever its span carries. The no-op
+		// provider's spans are their parent's context.
+		tel.TracerProvider = tracenoop.NewTracerProvider()
 	}
-
-	return &Telemetry{
-		MeterProvider:  mp,
-		TracerProvider: sdktrace.NewTracerProvider(topts...),
-		Propagator:     propagation.TraceContext{},
-		registry:       reg,
-		logger:         cfg.Logger,
-		exports:        exports,
-	}, nil
+	return tel, nil
 }
 
 // secondsBuckets gives histograms measured in seconds buckets that suit
@@ -244,8 +256,9 @@ func (t *Telemetry) MetricsHandler() http.Handler {
 }
 
 // InstallGlobals makes these providers and the propagator the otel globals
-// and routes otel's internal errors to the configured logger. Only
-// cmd/pophub calls it, once, at start.
+// and routes otel's internal errors to the configured logger. pophub's own
+// commands do not call it (they pass the providers explicitly); a program
+// embedding pophub may, once, at start.
 func (t *Telemetry) InstallGlobals() {
 	otel.SetMeterProvider(t.MeterProvider)
 	otel.SetTracerProvider(t.TracerProvider)
@@ -261,8 +274,10 @@ func (t *Telemetry) InstallGlobals() {
 // for a repeated shutdown, which callers may ignore.
 func (t *Telemetry) Shutdown(ctx context.Context) error {
 	var errs []error
-	if err := t.TracerProvider.Shutdown(ctx); err != nil {
-		errs = append(errs, fmt.Errorf("shutting down tracer provider: %w", err))
+	if t.spans != nil {
+		if err := t.spans.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("shutting down tracer provider: %w", err))
+		}
 	}
 	if err := t.MeterProvider.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("shutting down meter provider: %w", err))
