@@ -72,7 +72,7 @@ notification the hub passes on with sampled trace context is a span of that trac
 	otlp = addOTLPFlag(f)
 	lf := cmd.Flags()
 	lf.StringVar(&cfg.Region, "region", envOr("POPHUB_SI_REGION", ""), "the bureau's 2-, 4- or 6-digit region code (env POPHUB_SI_REGION)")
-	lf.StringVar(&cfg.NATS, "nats", envOr("POPHUB_NATS", "nats://127.0.0.1:4222"), "NATS server URL (env POPHUB_NATS)")
+	lf.StringVar(&cfg.NATS, "nats", envOr("POPHUB_NATS", "nats://127.0.0.1:14222"), "NATS server URL (env POPHUB_NATS; default: pophub dev's, as --kafka)")
 	lf.StringVar(&cfg.NATSUser, "nats-user", envOr("POPHUB_SI_NATS_USER", ""), "NATS user: the bureau's identity under an access policy, which --name must equal (env POPHUB_SI_NATS_USER)")
 	lf.StringVar(&cfg.NATSPassword, "nats-password", envOr("POPHUB_SI_NATS_PASSWORD", ""), "its NATS password (env POPHUB_SI_NATS_PASSWORD)")
 	lf.StringVar(&cfg.NATSInboxPrefix, "nats-inbox-prefix", envOr("POPHUB_SI_NATS_INBOX_PREFIX", ""), "its private inbox prefix under an access policy, _INBOX_<identity> unless the policy says otherwise (env POPHUB_SI_NATS_INBOX_PREFIX)")

@@ -198,6 +198,15 @@ func StartNATS(ctx context.Context, cfg NATSConfig) (*NATS, error) {
 	}
 	if port == 0 {
 		port = server.RANDOM_PORT
+	} else if port > 0 {
+		// The server reports a listen error only to its log and then
+		// never becomes ready: say at once that the port is taken, as
+		// the broker and the HTTP server do, rather than after the wait.
+		l, err := net.Listen("tcp", cfg.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("starting NATS server: %w", err)
+		}
+		l.Close()
 	}
 	opts := &server.Options{
 		ServerName:   "pophub-embedded",

@@ -264,6 +264,26 @@ func TestNATSNeedsStoreDir(t *testing.T) {
 	}
 }
 
+// TestNATSPortTaken: a taken port is an error at once that names it, as
+// for the broker; the server once waited its full 30 s and then said only
+// that it was not ready.
+func TestNATSPortTaken(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	start := time.Now()
+	n, err := StartNATS(context.Background(), NATSConfig{Addr: l.Addr().String(), StoreDir: t.TempDir()})
+	if err == nil {
+		n.Close()
+		t.Fatal("StartNATS on a taken port succeeded")
+	}
+	if !strings.Contains(err.Error(), "address already in use") || time.Since(start) > 5*time.Second {
+		t.Errorf("after %v: %v; want at once an error saying the address is in use", time.Since(start).Round(time.Millisecond), err)
+	}
+}
+
 // TestKafkaSurvivesKill9 runs the broker in a child process, produces
 // records with acks=all, kills the child with SIGKILL and restarts the
 // broker on its data directory: every acknowledged record is there.
