@@ -454,6 +454,10 @@ func (p *Publisher) write(ctx context.Context, span trace.Span, msgs []kafka.Mes
 		span.SetStatus(codes.Error, "the broker did not take some events")
 		p.cfg.Logger.WarnContext(ctx, "publishing: the broker did not take some events", "failed", failed, "sent", len(msgs), "error", werrs[firstNonNil(werrs)])
 	default:
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			// All a client sees of a broker that wants TLS or a login.
+			err = fmt.Errorf("%w (the broker closed the connection: does it require TLS or SASL credentials?)", err)
+		}
 		for _, i := range idx {
 			results[i].Err = fmt.Errorf("sending to Kafka: %w", err)
 		}

@@ -99,8 +99,12 @@ func TestKafkaLoginPublishAndImport(t *testing.T) {
 				file, _ = eventFile(t)
 				args[3] = file
 			}
-			if out, err := execute(t, tc.cmd(), args...); err == nil {
+			out, err = execute(t, tc.cmd(), args...)
+			if err == nil {
 				t.Errorf("without a login the command succeeded:\n%s", out)
+			} else if !strings.Contains(err.Error()+out, "does it require") {
+				// All the client sees is the connection closing: say why it may.
+				t.Errorf("without a login: %v\n%s\nwant a hint that the broker may require credentials", err, out)
 			}
 		})
 	}
