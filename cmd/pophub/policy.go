@@ -20,7 +20,7 @@ func policyCommand() *cobra.Command {
 		Short: "The access policy: check it, explain an identity, make token hashes, render NATS and Kafka configuration",
 	}
 	cmd.AddCommand(policyCheckCommand(), policyExplainCommand(), policyHashTokenCommand(), policyNewTokenCommand(),
-		policyHashPasswordCommand(), policyNATSConfigCommand(), policyKafkaACLsCommand())
+		policyHashPasswordCommand(), policyNATSConfigCommand(), policyKafkaACLsCommand(), policyDemoEnvCommand())
 	return cmd
 }
 
@@ -201,4 +201,46 @@ func policyKafkaACLsCommand() *cobra.Command {
 	}
 	policyFlag(cmd, &path)
 	return cmd
+}
+
+// policyDemoEnvCommand is `pophub policy demo-env FILE`: the environment a
+// hub needs to run under the example policy, whose secrets are public
+// demo secrets (access.DemoSecret): every env: Kafka password reference,
+// and the hub's NATS password. It refuses a policy whose Kafka keys are
+// not the demo's, so it never prints guesses for a real one.
+func policyDemoEnvCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "demo-env FILE",
+		Short: "Print the shell exports that run a hub under the example policy (its public demo secrets)",
+		Long: `Prints, for eval in a shell, the environment pophub dev or serve needs under
+the example policy: each env: Kafka password reference and the hub's NATS
+password (POPHUB_NATS_PASSWORD). The example policy's secrets are public demo
+secrets; a policy whose Kafka keys are not the demo's is refused.
+
+  eval "$(pophub policy demo-env ops/policy.example.yaml)"
+  pophub dev --policy ops/policy.example.yaml`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := access.Load(args[0])
+			if err != nil {
+				return err
+			}
+			if err := p.VerifySecrets(access.DemoResolver); err != nil {
+				return fmt.Errorf("%s does not hold the demo's secrets, which are for the example policy only: %w", args[0], err)
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintln(out, "# pophub demo secrets: public, for the example policy only, never for production")
+			for _, id := range p.Identities {
+				if k := id.Credentials.Kafka; k != nil {
+					if name, ok := strings.CutPrefix(k.Password, "env:"); ok {
+						fmt.Fprintf(out, "export %s='%s'\n", name, access.DemoSecret(k.Password))
+					}
+				}
+			}
+			if hub := p.Hub(); hub.Name != "" {
+				fmt.Fprintf(out, "export POPHUB_NATS_PASSWORD='%s'\n", access.DemoSecret("nats:"+hub.Name))
+			}
+			return nil
+		},
+	}
 }

@@ -74,3 +74,50 @@ func TestPolicyCommands(t *testing.T) {
 		})
 	}
 }
+
+// TestPolicyDemoEnv: the exports `policy demo-env` prints for the example
+// policy resolve every Kafka password reference to a password its SCRAM
+// keys accept, so `pophub dev --policy` starts after eval; a policy whose
+// keys are not the demo's is refused rather than given guesses.
+func TestPolicyDemoEnv(t *testing.T) {
+	out, err := execute(t, policyCommand(), "demo-env", "../../ops/policy.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := 0
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		name, value, ok := strings.Cut(strings.TrimPrefix(line, "export "), "=")
+		if !ok || !strings.HasPrefix(line, "export ") {
+			t.Fatalf("line %q is not an export", line)
+		}
+		t.Setenv(name, strings.Trim(value, "'"))
+		set++
+	}
+	p, err := access.Load("../../ops/policy.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.VerifySecrets(access.ResolveSecret); err != nil {
+		t.Errorf("after the %d exports: %v", set, err)
+	}
+	if got, want := os.Getenv("POPHUB_NATS_PASSWORD"), access.DemoSecret("nats:"+p.Hub().Name); got != want {
+		t.Errorf("POPHUB_NATS_PASSWORD = %q, want the hub's demo NATS password", got)
+	}
+
+	other := filepath.Join(t.TempDir(), "policy.yaml")
+	b, err := os.ReadFile("../../ops/policy.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another password reference for the hub: its keys no longer match.
+	b = bytes.Replace(b, []byte("password: env:POPHUB_KAFKA_PW_HUB"), []byte("password: env:POPHUB_KAFKA_PW_REAL_HUB"), 1)
+	if err := os.WriteFile(other, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := execute(t, policyCommand(), "demo-env", other); err == nil || !strings.Contains(err.Error(), "does not hold the demo's secrets") {
+		t.Errorf("a policy with other keys: %v\n%s", err, out)
+	}
+}
