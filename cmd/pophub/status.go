@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/segmentio/kafka-go/sasl"
 	"github.com/spf13/cobra"
 
 	"github.com/pophub/pophub/hub/api"
@@ -199,7 +200,7 @@ func countsLine(m map[string]int64) string {
 // store, the consumer's lag and counts, the DLQ and the notification
 // stream with its durable consumers.
 func (m *Main) adminConfig(js jetstream.JetStream) api.AdminConfig {
-	dlqCounts := &cachedDLQ{brokers: m.brokers, tls: m.clientTLS, ttl: 10 * time.Second}
+	dlqCounts := &cachedDLQ{brokers: m.brokers, tls: m.clientTLS, sasl: m.kafkaSASL, ttl: 10 * time.Second}
 	return api.AdminConfig{
 		Store:     m.Store,
 		Group:     m.Config.GroupID,
@@ -269,7 +270,8 @@ func streamConsumers(ctx context.Context, js jetstream.JetStream) ([]api.Consume
 // time.
 type cachedDLQ struct {
 	brokers []string
-	tls     *tls.Config // nil: plaintext
+	tls     *tls.Config    // nil: plaintext
+	sasl    sasl.Mechanism // the hub's login under a policy; nil: none
 	ttl     time.Duration
 
 	mu   sync.Mutex
@@ -283,7 +285,7 @@ func (c *cachedDLQ) get(ctx context.Context) (api.DLQCounts, error) {
 	if !c.at.IsZero() && time.Since(c.at) < c.ttl {
 		return c.last, nil
 	}
-	cl, err := dlq.New(dlq.Config{Brokers: c.brokers, TLS: c.tls})
+	cl, err := dlq.New(dlq.Config{Brokers: c.brokers, TLS: c.tls, SASL: c.sasl})
 	if err != nil {
 		return api.DLQCounts{}, err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -109,5 +110,27 @@ func TestStatusUnauthorized(t *testing.T) {
 	cmd.SetArgs([]string{"--hub", ts.URL, "--token", "t0ken"})
 	if err := cmd.Execute(); err != nil {
 		t.Errorf("with the token: %v", err)
+	}
+}
+
+// TestStatusUnderPolicy: under an access policy the brokers require a
+// login, and the status page reads the DLQ as the hub, with its login
+// and a Read grant on the DLQ topic. It once read without one, and every
+// status under a policy said "dlq unreadable".
+func TestStatusUnderPolicy(t *testing.T) {
+	m := startSecureHub(t)
+	code, body := call(t, "GET", "http://"+m.HTTPAddr()+"/v1/admin/status", "admin", "operations", nil)
+	if code != http.StatusOK {
+		t.Fatalf("HTTP %d: %s", code, body)
+	}
+	var st api.Status
+	if err := json.Unmarshal(body, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.DLQ == nil || st.DLQ.Error != "" {
+		t.Errorf("dlq part %+v, want the DLQ counted: %s", st.DLQ, body)
+	}
+	if st.Stream == nil || st.Stream.Error != "" || !st.Store.OK {
+		t.Errorf("stream %+v, store %+v: %s", st.Stream, st.Store, body)
 	}
 }

@@ -57,7 +57,8 @@ func (p *Policy) KafkaACLs() []KafkaACL {
 				add(id.Name, topic, t, kmsg.ACLOperationRead, kmsg.ACLOperationDescribe, kmsg.ACLOperationCreate, kmsg.ACLOperationWrite)
 			}
 			add(id.Name, group, p.KafkaGroup, kmsg.ACLOperationRead, kmsg.ACLOperationDescribe)
-			add(id.Name, topic, schemas.DLQTopic, kmsg.ACLOperationWrite, kmsg.ACLOperationDescribe, kmsg.ACLOperationCreate)
+			// Read too: the admin status counts the DLQ as the hub.
+			add(id.Name, topic, schemas.DLQTopic, kmsg.ACLOperationRead, kmsg.ACLOperationWrite, kmsg.ACLOperationDescribe, kmsg.ACLOperationCreate)
 		}
 	}
 	return out
