@@ -151,13 +151,13 @@ func TestPullHiddenCells(t *testing.T) {
 	}
 	t.Cleanup(func() { store.Close() })
 	var in []hub.Input
-	for i, a := range []string{"230102001001", "230102001001", "230102001001", "230102019200"} {
+	for i, a := range []string{"230102001001", "230102001001", "230102001001", "230102001001", "230102001001", "230102019200", "230102019200"} {
 		in = append(in, storetest.Event(t, schemas.HukouRegistered, storetest.ValidID(i), fmt.Sprintf("ps-%d", i),
 			time.Date(2020, 1, 1, 9, 0, 0, 0, time.FixedZone("CST", 8*3600)),
 			schemas.HukouRegisteredData{Name: "王伟", Gender: "1", BirthDate: "1980-05-05", Ethnicity: "01", AddressCode: a, HouseholdID: "H1", Reason: "birth"}))
 	}
 	storetest.ApplyAll(t, store, in, 10)
-	srv := httptest.NewServer(api.New(api.Config{Store: store, Counter: store, Regions: table, Authorizer: minCellGrant{k: 2}}).Handler())
+	srv := httptest.NewServer(api.New(api.Config{Store: store, Counter: store, Regions: table, Authorizer: minCellGrant{k: 3}}).Handler())
 	t.Cleanup(srv.Close)
 
 	c, err := New(Config{HubURL: srv.URL})
@@ -168,24 +168,25 @@ func TestPullHiddenCells(t *testing.T) {
 	if err != nil {
 		t.Fatalf("pulling with small cells hidden: %v", err)
 	}
-	// Rural 1 is below 2, and urban with it, since one alone would give
-	// the other away from the total; urban 3 is not small, so its marker
-	// is "suppressed".
-	if got, want := rowTexts(rep.Rows), []string{"230102 道里区 county suppressed <2 4 -"}; !slices.Equal(got, want) {
+	// Rural 2 is below 3, and urban with it, since one alone would give
+	// the other away from the total; urban 5 is not small, so its marker
+	// is "suppressed". With the total 7 shown, rural is 1 or 2 and urban
+	// 5 or 6: neither is given away.
+	if got, want := rowTexts(rep.Rows), []string{"230102 道里区 county suppressed <3 7 -"}; !slices.Equal(got, want) {
 		t.Fatalf("rows %q, want %q", got, want)
 	}
 	var buf bytes.Buffer
 	if err := WriteCSV(&buf, rep); err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Split(strings.TrimSpace(buf.String()), "\n")[1]; got != "230102,道里区,county,suppressed,<2,4," {
+	if got := strings.Split(strings.TrimSpace(buf.String()), "\n")[1]; got != "230102,道里区,county,suppressed,<3,7," {
 		t.Errorf("CSV row %q", got)
 	}
 	// The JSON report carries the markers as the hub wrote them.
 	var buf2 bytes.Buffer
 	enc := json.NewEncoder(&buf2)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(rep.Rows[0]); err != nil || !strings.Contains(buf2.String(), `"urban":"suppressed","rural":"<2","total":4,"urban_share":null`) {
+	if err := enc.Encode(rep.Rows[0]); err != nil || !strings.Contains(buf2.String(), `"urban":"suppressed","rural":"<3","total":7,"urban_share":null`) {
 		t.Errorf("JSON %s (%v)", buf2.String(), err)
 	}
 }
