@@ -113,7 +113,13 @@ func (a *recordingApplier) count() int {
 
 func produce(t testing.TB, addr string, in []hub.Input, headers []kafka.Header) {
 	t.Helper()
-	w := &kafka.Writer{Addr: kafka.TCP(addr), Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
+	// A transport of its own: kafka-go's default one pools connections by
+	// address, and a broker of an earlier test may have had this port
+	// (under -shuffle a pooled connection to it was reset mid-write).
+	tr := &kafka.Transport{}
+	defer tr.CloseIdleConnections()
+	w := &kafka.Writer{Addr: kafka.TCP(addr), Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond,
+		Transport: tr}
 	defer w.Close()
 	var msgs []kafka.Message
 	for _, e := range in {
