@@ -71,7 +71,13 @@ func TestKafkaHoldsTheHubsTopics(t *testing.T) {
 
 	// What one client writes, Records reads back whole.
 	topic := schemas.Topic(schemas.Housing)
-	w := &kafka.Writer{Addr: kafka.TCP(addr), Topic: topic, Balancer: &kafka.Hash{}, BatchTimeout: time.Millisecond}
+	// Acknowledged by the broker before WriteMessages returns (kafka-go's
+	// default is not to wait: the count below once read 34 of 50), through
+	// a transport of its own (the default pools connections by address).
+	tr := &kafka.Transport{}
+	defer tr.CloseIdleConnections()
+	w := &kafka.Writer{Addr: kafka.TCP(addr), Topic: topic, Balancer: &kafka.Hash{}, BatchTimeout: time.Millisecond,
+		RequiredAcks: kafka.RequireAll, Transport: tr}
 	defer w.Close()
 	var msgs []kafka.Message
 	for i := range 50 {
