@@ -32,30 +32,6 @@ func securedKafka(t *testing.T) (addr string, login sasl.Mechanism) {
 		access.SCRAMClient{User: "u", Password: "pw"}
 }
 
-// recordCountAs is testenv.RecordCount for a broker that requires login:
-// the records in topic's two partitions.
-func recordCountAs(t *testing.T, addr string, login sasl.Mechanism, topic string) int64 {
-	t.Helper()
-	tr := &kafka.Transport{SASL: login}
-	defer tr.CloseIdleConnections()
-	cl := &kafka.Client{Addr: kafka.TCP(addr), Timeout: 10 * time.Second, Transport: tr}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	res, err := cl.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
-		topic: {kafka.LastOffsetOf(0), kafka.LastOffsetOf(1)}}})
-	if err != nil {
-		t.Fatalf("listing the offsets of %s: %v", topic, err)
-	}
-	var n int64
-	for _, po := range res.Topics[topic] {
-		if po.Error != nil {
-			t.Fatalf("listing offsets of %s/%d: %v", topic, po.Partition, po.Error)
-		}
-		n += po.LastOffset
-	}
-	return n
-}
-
 // eventFile writes the scenario's first event as a one-line JSONL file
 // and returns it with the event's source.
 func eventFile(t *testing.T) (string, schemas.Source) {
@@ -90,7 +66,7 @@ func TestKafkaLoginPublishAndImport(t *testing.T) {
 			if err != nil || !strings.Contains(out, tc.sent) {
 				t.Fatalf("with the login: %v\n%s", err, out)
 			}
-			if n := recordCountAs(t, addr, login, schemas.Topic(src)); n != 1 {
+			if n := testenv.RecordCountAs(t, addr, login, schemas.Topic(src)); n != 1 {
 				t.Errorf("%d records on %s, want 1", n, schemas.Topic(src))
 			}
 
@@ -144,7 +120,7 @@ func TestKafkaLoginDLQ(t *testing.T) {
 	if out, err := dlqAs(append([]string{"replay", "--offset", "0:0"}, flags...)...); err != nil || !strings.Contains(out, "replayed 0:0 -> "+marriage) {
 		t.Errorf("dlq replay: %v\n%s", err, out)
 	}
-	if n := recordCountAs(t, addr, login, marriage); n != 1 {
+	if n := testenv.RecordCountAs(t, addr, login, marriage); n != 1 {
 		t.Errorf("%d records on %s after the replay, want 1", n, marriage)
 	}
 	t.Setenv("POPHUB_KAFKA_USER", "u")

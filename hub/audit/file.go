@@ -506,12 +506,11 @@ func (l *File) Purge(ctx context.Context, now time.Time, r Retention) (int64, er
 	if err := os.Rename(tmp.Name(), l.path); err != nil {
 		return 0, fmt.Errorf("purging the audit log: %w", err)
 	}
+	// The rename made durable (best effort: the purge is done either way),
+	// then the mark, which syncs the directory itself.
+	_ = syncDir(filepath.Dir(l.path))
 	if mark != nil {
 		l.writePolicyMark(mark) // without it, look-ups read backwards
-	}
-	if d, err := os.Open(filepath.Dir(l.path)); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	f, err := os.OpenFile(l.path, os.O_RDWR|os.O_APPEND, 0o600)
 	if err != nil {

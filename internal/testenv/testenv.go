@@ -25,6 +25,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -123,22 +124,27 @@ func Kafka(t testing.TB, partitions int, opts ...kfake.Opt) string {
 // partitions' end offsets.
 func RecordCount(t testing.TB, addr, topic string) int64 {
 	t.Helper()
+	return RecordCountAs(t, addr, nil, topic)
+}
+
+// RecordCountAs is RecordCount on a broker that requires a login (nil
+// for none).
+func RecordCountAs(t testing.TB, addr string, login sasl.Mechanism, topic string) int64 {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, err := kafka.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		t.Fatalf("connecting to Kafka at %s: %v", addr, err)
+	tr := &kafka.Transport{SASL: login}
+	defer tr.CloseIdleConnections()
+	cl := &kafka.Client{Addr: kafka.TCP(addr), Timeout: 10 * time.Second, Transport: tr}
+	md, err := cl.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil || len(md.Topics) != 1 || md.Topics[0].Error != nil {
+		t.Fatalf("reading the partitions of %s at %s: %v %+v", topic, addr, err, md)
 	}
-	parts, err := conn.ReadPartitions(topic)
-	conn.Close()
-	if err != nil {
-		t.Fatalf("reading the partitions of %s: %v", topic, err)
-	}
+	parts := md.Topics[0].Partitions
 	reqs := make([]kafka.OffsetRequest, len(parts))
 	for i, p := range parts {
 		reqs[i] = kafka.LastOffsetOf(p.ID)
 	}
-	cl := &kafka.Client{Addr: kafka.TCP(addr), Timeout: 10 * time.Second}
 	res, err := cl.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
 	if err != nil {
 		t.Fatalf("listing the offsets of %s: %v", topic, err)
