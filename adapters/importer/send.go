@@ -63,8 +63,8 @@ func (c *checkpoint) sameImport(o *checkpoint) bool {
 // derived from the lines) and drops. Hence a checkpoint that names no
 // cluster (written before checkpoints did) or a cluster that gives no id
 // is not resumed, and nor is one whose offsets the topic is behind: the
-// topic was recreated, or is another cluster's that has the same id (every
-// kfake broker calls itself "kfake", pophub dev's among them).
+// topic was recreated, or is another cluster's that has the same id (a
+// kfake broker started without kfake.ClusterID calls itself "kfake").
 func (c *checkpoint) sameTopic(cluster string, end map[int]int64) string {
 	switch {
 	case c.Cluster == "":
