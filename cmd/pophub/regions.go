@@ -39,7 +39,7 @@ func regionsShowCommand() *cobra.Command {
 			}
 			code := args[0]
 			if !region.IsLevelCode(code) {
-				return fmt.Errorf("%q is not a 2-, 4-, 6-, 9- or 12-digit division code", code)
+				return notLevelCode(code)
 			}
 			w := cmd.OutOrStdout()
 			for _, c := range region.Chain(code) {
@@ -64,6 +64,22 @@ func regionsShowCommand() *cobra.Command {
 	cmd.Flags().StringVar(&overlay, "regions", os.Getenv("POPHUB_REGIONS"),
 		"an imported NBS table (from regions import) to lay over the built-in one (env POPHUB_REGIONS)")
 	return cmd
+}
+
+// notLevelCode says what is wrong with code, which region.IsLevelCode
+// refused: its length, its characters or its province.
+func notLevelCode(code string) error {
+	switch len(code) {
+	case 2, 4, 6, 9, 12:
+	default:
+		return fmt.Errorf("%q is not a 2-, 4-, 6-, 9- or 12-digit division code", code)
+	}
+	for _, r := range code {
+		if r < '0' || r > '9' {
+			return fmt.Errorf("%q is not a division code: it has a character other than a digit", code)
+		}
+	}
+	return fmt.Errorf("%q is not a division code: %s is not a province code", code, code[:2])
 }
 
 func regionsImportCommand() *cobra.Command {

@@ -65,3 +65,38 @@ func TestImportedRegionTable(t *testing.T) {
 		t.Fatalf("the hub did not load the installed table: %+v", got)
 	}
 }
+
+// TestRegionsShow checks what `pophub regions show` prints for a code in
+// the table and what it says of codes it cannot show.
+func TestRegionsShow(t *testing.T) {
+	tests := []struct {
+		code    string
+		want    string // in the output, or in the error when wantErr
+		wantErr bool
+	}{
+		{code: "230102", want: "230102"},
+		{code: "12345", want: "not a 2-, 4-, 6-, 9- or 12-digit division code", wantErr: true},
+		{code: "23010x", want: "a character other than a digit", wantErr: true},
+		{code: "999999", want: "99 is not a province code", wantErr: true},
+		{code: "239999", want: "239999 is not in the region table", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.code, func(t *testing.T) {
+			var out bytes.Buffer
+			cmd := rootCommand()
+			cmd.SetOut(&out)
+			cmd.SetErr(&out)
+			cmd.SetArgs([]string{"regions", "show", tt.code})
+			err := cmd.Execute()
+			if tt.wantErr {
+				if err == nil || !strings.Contains(err.Error(), tt.want) {
+					t.Fatalf("regions show %s: error %v, want one saying %q", tt.code, err, tt.want)
+				}
+				return
+			}
+			if err != nil || !strings.Contains(out.String(), tt.want) || !strings.Contains(out.String(), "direct children") {
+				t.Fatalf("regions show %s: %v, %q", tt.code, err, out.String())
+			}
+		})
+	}
+}
