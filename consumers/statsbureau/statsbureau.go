@@ -49,8 +49,9 @@ type Row struct {
 	Urban Count  `json:"urban"`
 	Rural Count  `json:"rural"`
 	Total Count  `json:"total"`
-	// UrbanShare is urban / total, 0 when total is 0, and nil when either
-	// is hidden.
+	// UrbanShare is urban / total; nil when either is hidden, and when
+	// total is 0: a region where nobody lives has no urban share, and 0
+	// would read as wholly rural.
 	UrbanShare *float64 `json:"urban_share"`
 }
 
@@ -265,11 +266,8 @@ func (c *Client) Pull(ctx context.Context, region, asOf string, depth int) (Repo
 
 func row(c count) Row {
 	r := Row{Code: c.Region, Name: c.Name, Level: levelNames[len(c.Region)], Urban: c.Urban, Rural: c.Rural, Total: c.Total}
-	if c.Urban.Hidden == "" && c.Total.Hidden == "" {
-		share := 0.0
-		if c.Total.N > 0 {
-			share = float64(c.Urban.N) / float64(c.Total.N)
-		}
+	if c.Urban.Hidden == "" && c.Total.Hidden == "" && c.Total.N > 0 {
+		share := float64(c.Urban.N) / float64(c.Total.N)
 		r.UrbanShare = &share
 	}
 	return r
@@ -318,7 +316,8 @@ func (c *Client) get(ctx context.Context, region, asOf string, children bool) (a
 
 // WriteCSV writes the report with a header line: code, name, level,
 // urban, rural, total, urban_share (four decimals; a hidden count is its
-// marker, "<5" or "suppressed", and the share of a row with one is empty).
+// marker, "<5" or "suppressed"; the share of a row with one, or of a
+// region where nobody lives, is empty).
 func WriteCSV(w io.Writer, rep Report) error {
 	cw := csv.NewWriter(w)
 	_ = cw.Write([]string{"code", "name", "level", "urban", "rural", "total", "urban_share"})

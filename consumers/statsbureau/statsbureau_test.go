@@ -105,6 +105,14 @@ func TestPullDownToVillages(t *testing.T) {
 	if len(rep.Rows) != 3 || rep.Rows[0].Total.N != 0 {
 		t.Fatalf("depth 4 before any registration: %+v", rep.Rows)
 	}
+	// Nobody lives there yet: no share, rather than a wholly rural 0.
+	if rep.Rows[0].UrbanShare != nil {
+		t.Fatalf("empty region %s has urban share %v, want none", rep.Rows[0].Code, *rep.Rows[0].UrbanShare)
+	}
+	var empty bytes.Buffer
+	if err := WriteCSV(&empty, Report{Rows: rep.Rows[:1]}); err != nil || !strings.HasSuffix(strings.TrimSpace(empty.String()), ",0,0,0,") {
+		t.Fatalf("CSV of an empty region: %q (%v)", empty.String(), err)
+	}
 
 	var buf bytes.Buffer
 	if err := WriteCSV(&buf, Report{Rows: first.Rows[:2]}); err != nil {
