@@ -24,8 +24,19 @@ func policyCommand() *cobra.Command {
 	return cmd
 }
 
+// policyFlag is --policy, which has no default beyond POPHUB_POLICY: a
+// default file would let kafka-acls or nats-config print the example's
+// grants for a real cluster when the flag is forgotten.
 func policyFlag(cmd *cobra.Command, path *string) {
-	cmd.Flags().StringVar(path, "policy", envOr("POPHUB_POLICY", "ops/policy.example.yaml"), "policy file (env POPHUB_POLICY)")
+	cmd.Flags().StringVar(path, "policy", envOr("POPHUB_POLICY", ""), "policy file (env POPHUB_POLICY; required)")
+}
+
+// loadPolicy loads the policy file that --policy names.
+func loadPolicy(path string) (*access.Policy, error) {
+	if path == "" {
+		return nil, errors.New("no policy file: give --policy FILE or set POPHUB_POLICY (the example is ops/policy.example.yaml)")
+	}
+	return access.Load(path)
 }
 
 func policyCheckCommand() *cobra.Command {
@@ -64,11 +75,11 @@ func policyCheckCommand() *cobra.Command {
 func policyExplainCommand() *cobra.Command {
 	var path, identity string
 	cmd := &cobra.Command{
-		Use:   "explain --identity NAME [--policy FILE]",
+		Use:   "explain --identity NAME --policy FILE",
 		Short: "Print what an identity may do over HTTP, Kafka and NATS",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := access.Load(path)
+			p, err := loadPolicy(path)
 			if err != nil {
 				return err
 			}
@@ -168,11 +179,11 @@ func policyHashPasswordCommand() *cobra.Command {
 func policyNATSConfigCommand() *cobra.Command {
 	var path string
 	cmd := &cobra.Command{
-		Use:   "nats-config [--policy FILE]",
+		Use:   "nats-config --policy FILE",
 		Short: "Print the nats-server authorization block generated from the policy",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := access.Load(path)
+			p, err := loadPolicy(path)
 			if err != nil {
 				return err
 			}
@@ -187,11 +198,11 @@ func policyNATSConfigCommand() *cobra.Command {
 func policyKafkaACLsCommand() *cobra.Command {
 	var path string
 	cmd := &cobra.Command{
-		Use:   "kafka-acls [--policy FILE]",
+		Use:   "kafka-acls --policy FILE",
 		Short: "Print a shell script of kafka-configs.sh and kafka-acls.sh commands generated from the policy",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := access.Load(path)
+			p, err := loadPolicy(path)
 			if err != nil {
 				return err
 			}

@@ -75,6 +75,27 @@ func TestPolicyCommands(t *testing.T) {
 	}
 }
 
+// TestPolicyFileRequired: the commands that render or explain a policy
+// name the flag they lack rather than read a file of the working
+// directory, so the example's grants never stand in for a real policy.
+func TestPolicyFileRequired(t *testing.T) {
+	t.Setenv("POPHUB_POLICY", "")
+	for _, sub := range []string{"kafka-acls", "nats-config", "explain"} {
+		args := []string{sub}
+		if sub == "explain" {
+			args = append(args, "--identity", "si-harbin")
+		}
+		out, _, err := runPolicy(t, "", args...)
+		if err == nil || !strings.Contains(err.Error(), "give --policy FILE or set POPHUB_POLICY") || out != "" {
+			t.Errorf("policy %s without --policy: %v, output %q", sub, err, out)
+		}
+	}
+	t.Setenv("POPHUB_POLICY", example)
+	if out, _, err := runPolicy(t, "", "kafka-acls"); err != nil || !strings.Contains(out, "User:health") {
+		t.Errorf("policy kafka-acls with POPHUB_POLICY: %v, %q", err, out)
+	}
+}
+
 // TestPolicyDemoEnv: the exports `policy demo-env` prints for the example
 // policy resolve every Kafka password reference to a password its SCRAM
 // keys accept, so `pophub dev --policy` starts after eval; a policy whose
