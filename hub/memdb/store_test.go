@@ -2,8 +2,10 @@ package memdb
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -114,6 +116,45 @@ func TestRecovery(t *testing.T) {
 				t.Errorf("re-delivery after recovery: %+v, %v; want all duplicates", res, err)
 			}
 		})
+	}
+}
+
+// TestRecoveryIsLogged: opening a store with data logs that it is
+// recovering, and how far a long replay has come, before it logs that it
+// has recovered; an operator watching a restart sees why the hub is not
+// serving yet.
+func TestRecoveryIsLogged(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	apply(t, s, storetest.Population(t, 20, 5), 10)
+	crash(s)
+
+	was := recoveryReportEvery
+	recoveryReportEvery = 0 // report at every frame
+	t.Cleanup(func() { recoveryReportEvery = was })
+	var buf bytes.Buffer
+	r, err := Open(context.Background(), Config{Dir: dir, Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	log := buf.String()
+	start := strings.Index(log, "memdb store recovering: loading snapshot and replaying log")
+	progress := strings.Index(log, "memdb store recovering: replaying log")
+	done := strings.Index(log, "memdb store recovered")
+	if start < 0 || progress < start || done < progress {
+		t.Fatalf("recovery log lacks a start, progress and end in that order:\n%s", log)
+	}
+
+	// An empty directory is a new store, not a recovery.
+	buf.Reset()
+	e, err := Open(context.Background(), Config{Dir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Close()
+	if strings.Contains(buf.String(), "recovering") {
+		t.Errorf("a new store logged a recovery:\n%s", buf.String())
 	}
 }
 

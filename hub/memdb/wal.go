@@ -221,6 +221,10 @@ func (s *Store) recover(ctx context.Context) (int, error) {
 	if err := s.checkSealing(); err != nil {
 		return 0, err
 	}
+	// A large store takes minutes to load: say so before, not only after.
+	if size := recoverySize(s.cfg.Dir); size > 0 {
+		s.cfg.Logger.Info("memdb store recovering: loading snapshot and replaying log", "dir", s.cfg.Dir, "bytes", size)
+	}
 	from, err := s.loadSnapshot(filepath.Join(s.cfg.Dir, snapshotName))
 	if err != nil {
 		return 0, err
@@ -252,6 +256,28 @@ func (s *Store) recover(ctx context.Context) (int, error) {
 	return replayed, nil
 }
 
+// recoveryReportEvery is how often a long replay logs its progress.
+var recoveryReportEvery = 10 * time.Second
+
+// recoverySize is the bytes of snapshot and log in dir that opening the
+// store reads (0 when there are none or they cannot be listed).
+func recoverySize(dir string) int64 {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0
+	}
+	var size int64
+	for _, e := range entries {
+		if ok, _ := filepath.Match("wal-*.log", e.Name()); !ok && e.Name() != snapshotName {
+			continue
+		}
+		if info, err := e.Info(); err == nil && info.Mode().IsRegular() {
+			size += info.Size()
+		}
+	}
+	return size
+}
+
 // replayFile replays one log file, truncating a torn or corrupt tail.
 func (s *Store) replayFile(ctx context.Context, path string, gen uint64) (int, error) {
 	data, err := os.ReadFile(path)
@@ -259,7 +285,12 @@ func (s *Store) replayFile(ctx context.Context, path string, gen uint64) (int, e
 		return 0, fmt.Errorf("reading log: %w", err)
 	}
 	good, replayed := 0, 0
+	lastReport := time.Now()
 	for off := 0; off+8 <= len(data); {
+		if time.Since(lastReport) >= recoveryReportEvery {
+			lastReport = time.Now()
+			s.cfg.Logger.Info("memdb store recovering: replaying log", "file", filepath.Base(path), "offset", off, "bytes", len(data))
+		}
 		n := int(binary.LittleEndian.Uint32(data[off:]))
 		sum := binary.LittleEndian.Uint32(data[off+4:])
 		// No frame is empty (each starts with its kind), and an empty
