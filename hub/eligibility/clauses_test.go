@@ -419,6 +419,16 @@ func clauseCases() []clauseCase {
 			Events: evs(contract("C1", "230103", "2021-01-01", "2023-12-31"), registeredOn("2023-12-20", contract("C2", "230103", "2024-01-01", "")),
 				lease("L1", harbinAddr, "2021-01-01", ""), contrib("230103", "2021-01..2023-12", "pension")),
 			Expect: eligibility.CaseExpect{Conditions: map[string]bool{"points": false}, QualifiesOn: "2024-01-01"}}},
+		{"heilongjiang/harbin", hljHRB + " 合理设置积分: the threshold falls in a break between jobs; the points come when the next job starts", eligibility.Case{
+			Name: "points reached in a break between jobs", AsOf: "2022-12-20", Person: outsider,
+			Events: evs(contract("C1", "230103", "2020-01-01", "2022-12-31"), registeredOn("2022-12-15", contract("C2", "230103", "2023-01-20", "")),
+				lease("L1", harbinAddr, "2020-01-01", ""), contrib("230103", "2020-01..2022-12", "pension")),
+			Expect: eligibility.CaseExpect{Conditions: map[string]bool{"points": false}, QualifiesOn: "2023-01-20"}}},
+		{"heilongjiang/harbin", hljHRB + " 合理设置积分: on a day in the break the employment scores nothing", eligibility.Case{
+			Name: "points in a break between jobs", AsOf: "2023-01-10", Person: outsider,
+			Events: evs(contract("C1", "230103", "2020-01-01", "2022-12-31"), registeredOn("2022-12-15", contract("C2", "230103", "2023-01-20", "")),
+				lease("L1", harbinAddr, "2020-01-01", ""), contrib("230103", "2020-01..2022-12", "pension")),
+			Expect: eligibility.CaseExpect{Conditions: map[string]bool{"points": false}, QualifiesOn: "2023-01-20"}}},
 		{"shaoxing/city", "绍政发〔2016〕38号 二（二）1 在城镇有合法稳定住所(含租赁): a lease registered ahead is no residence yet", eligibility.Case{
 			Name: "lease registered ahead", AsOf: "2024-02-25", Person: outsider,
 			Events: evs(registeredOn("2024-02-20", lease("L1", shaoxingAddr, "2024-03-01", ""))),

@@ -734,8 +734,10 @@ type measure func(d time.Time) int
 
 // runMeasure measures the run in force on the evaluation day, or else the
 // first to come into force (a lease or contract registered ahead, or a
-// run resuming after a short break): nothing before it is in force, its
-// months since its start after, frozen at its registered end.
+// run resuming after a short break): on a day one of its spans covers,
+// its months since its start; on any other day (before it, in a short
+// break within it, after its registered end) nothing, as evaluating on
+// that day would find, so that a predicted day is one Evaluate agrees on.
 func (e *env) runMeasure(runs []run, what string) (measure, []Fact) {
 	asOf := e.f.asOf
 	r, ok := current(runs, asOf)
@@ -755,11 +757,8 @@ func (e *env) runMeasure(runs []run, what string) (measure, []Fact) {
 		fs = append(fs, fact(e.describe(s, what), s.ev))
 	}
 	return func(d time.Time) int {
-		if d.Before(begins) {
+		if d.Before(begins) || !r.covers(d) {
 			return 0
-		}
-		if !r.open && d.After(r.end) {
-			d = r.end
 		}
 		return monthsBetween(r.start, d)
 	}, fs
@@ -840,8 +839,10 @@ func (e *env) points(p *Points) outcome {
 		return o
 	}
 	o.missing = fmt.Sprintf("%d more points (%d of %d)", p.Threshold-now, now, p.Threshold)
-	// Scores only grow while things keep running: find the first month
-	// that reaches the threshold, then the day within it.
+	// Scores grow while things keep running (a measure drops to nothing
+	// only in a break or after a registered end): find the first month
+	// that reaches the threshold, then a day within it on which the total
+	// turns from short to enough.
 	prev := e.f.asOf
 	for k := 1; k <= horizonMonths; k++ {
 		d := addMonths(e.f.asOf, k)
