@@ -250,11 +250,14 @@ func (out *Outcome) apply(st *State, in *hub.Input, now time.Time) {
 	addr := st.AddressCode()
 	migration, _ := ev.Payload.(*schemas.HukouMigratedData)
 	died := !wasDeceased && st.Status() == hub.StatusDeceased
-	// A death certified before the person's registration arrived was
-	// announced under the unknown region (00.0000.000000), which no
-	// region's subscriber follows: once the hukou becomes known, the
-	// death is announced again there, under this event's change id.
-	if wasDeceased && wasAddr == "" && addr != "" && st.Status() == hub.StatusDeceased {
+	// A death is announced in the region of the hukou known when it
+	// arrived: under the unknown region (00.0000.000000), which no
+	// region's subscriber follows, when the registration came later, or
+	// in the old region when a migration that took effect before the
+	// death came later. Once the hukou's region is known or corrected,
+	// the death is announced again there, under this event's change id,
+	// so the bureau that pays the person hears of it.
+	if wasDeceased && st.Status() == hub.StatusDeceased && addr != "" && addr != wasAddr {
 		died = true
 	}
 	digest := ""

@@ -212,6 +212,45 @@ func TestRules(t *testing.T) {
 			},
 		},
 		{
+			name: "a death that arrived before an earlier migration is announced again in the new region",
+			events: []hub.Input{
+				registered(t, p, "ps-1", "2020-01-01T08:00:00+08:00", "230102001001", "1", "1990-01-01"),
+				ev(t, schemas.DeathCertified, p, "h-1", "2025-03-01T10:00:00+08:00", map[string]any{"date_of_death": "2025-02-28", "certificate_no": "D1"}),
+				ev(t, schemas.HukouMigrated, p, "ps-2", "2024-05-01T00:00:00+08:00", map[string]any{
+					"from_address_code": "230102001001", "to_address_code": "430104001001", "reason": "employment"}),
+			},
+			check: func(t *testing.T, r hub.Record, last Outcome) {
+				if r.Status != hub.StatusDeceased || r.Hukou == nil || r.Hukou.RegionCode != "430104" {
+					t.Fatalf("record = %+v", r)
+				}
+				got := subjects(last)
+				if !slices.Contains(got, "pop.death.43.4301.430104") || !slices.Contains(got, "pop.migration.23.2301.230102.43.4301.430104") {
+					t.Errorf("subjects = %v, want the migration and the death announced in 430104, where the person was insured when they died", got)
+				}
+			},
+		},
+		{
+			name: "a late migration older than the current hukou announces no second death",
+			events: []hub.Input{
+				registered(t, p, "ps-1", "2020-01-01T08:00:00+08:00", "230102001001", "1", "1990-01-01"),
+				ev(t, schemas.HukouMigrated, p, "ps-3", "2024-05-01T00:00:00+08:00", map[string]any{
+					"from_address_code": "230102001001", "to_address_code": "430104001001", "reason": "employment"}),
+				ev(t, schemas.DeathCertified, p, "h-1", "2025-03-01T10:00:00+08:00", map[string]any{"date_of_death": "2025-02-28", "certificate_no": "D1"}),
+				ev(t, schemas.HukouMigrated, p, "ps-2", "2022-05-01T00:00:00+08:00", map[string]any{
+					"from_address_code": "230102001001", "to_address_code": "230103001001", "reason": "housing"}),
+			},
+			check: func(t *testing.T, r hub.Record, last Outcome) {
+				if r.Hukou == nil || r.Hukou.RegionCode != "430104" {
+					t.Fatalf("record = %+v", r)
+				}
+				for _, s := range subjects(last) {
+					if strings.HasPrefix(s, "pop.death.") {
+						t.Errorf("second death notification %s", s)
+					}
+				}
+			},
+		},
+		{
 			name: "cancellation for death clears the anomaly and announces no second death",
 			events: []hub.Input{
 				registered(t, p, "ps-1", "2020-01-01T08:00:00+08:00", "230102001001", "1", "1990-01-01"),
