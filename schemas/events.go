@@ -565,8 +565,12 @@ func checkEnvelope(in Input, a *attrs) (Event, typeSpec, time.Time, *RejectError
 	if !printable(a.id) {
 		return ev, typeSpec{}, now, reject(ReasonNotCloudEvent, "id", "must not contain control characters")
 	}
+	// Times are kept to the microsecond, PostgreSQL's resolution, so that
+	// both stores order, answer and record the same instant: a finer
+	// fraction would show in memdb and in the golden record's provenance
+	// but not in PostgreSQL's history.
 	ev = Event{SpecVersion: SpecVersion, ID: a.id, Source: Source(a.source), Type: Type(a.typ),
-		Time: t, DataContentType: "application/json", Data: a.data}
+		Time: t.Truncate(time.Microsecond), DataContentType: "application/json", Data: a.data}
 	if !ev.Source.Valid() {
 		return ev, typeSpec{}, now, reject(ReasonSourceMismatch, "source", "%q is not a department source", a.source)
 	}

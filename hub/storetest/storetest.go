@@ -11,6 +11,7 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -43,6 +44,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"ApplyDerivesRecord", testApplyDerivesRecord},
 		{"EmptyBatch", testEmptyBatch},
 		{"HistoryInVersionOrder", testHistory},
+		{"SubSecondTimesAgree", testSubSecondTimes},
 		{"DuplicatesAcrossBatches", testDuplicatesAcrossBatches},
 		{"DuplicatesWithinBatch", testDuplicatesWithinBatch},
 		{"ShuffledAndRepeatedGiveSameRecords", testOrderIndependence},
@@ -279,6 +281,36 @@ func testHistory(t *testing.T, s hub.Store) {
 	for _, e := range allPending(t, s, 1000) {
 		if e.Trace["traceparent"] == "" {
 			t.Fatalf("outbox entry %s lost its trace context", e.MsgID)
+		}
+	}
+}
+
+// testSubSecondTimes: an event time with nanoseconds is kept to the
+// microsecond, the same in the golden record's provenance, in history and
+// in the notification, whichever store holds it.
+func testSubSecondTimes(t *testing.T, s hub.Store) {
+	id := ValidID(777)
+	at := time.Date(2020, 1, 1, 9, 0, 0, 123456789, time.UTC)
+	want := at.Truncate(time.Microsecond)
+	reg := Event(t, schemas.HukouRegistered, id, "ns-1", at, schemas.HukouRegisteredData{
+		Name: "王伟", Gender: id.Gender(), BirthDate: id.BirthDate().Format(time.DateOnly), Ethnicity: "01",
+		AddressCode: "230102001001", HouseholdID: "H1", Reason: "birth"})
+	ApplyAll(t, s, []hub.Input{reg}, 1)
+	r, err := s.Person(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := s.History(context.Background(), id)
+	if err != nil || len(h) != 1 {
+		t.Fatalf("history %+v, %v", h, err)
+	}
+	if p := r.Provenance["hukou"].Time; !p.Equal(want) || !h[0].Time.Equal(want) {
+		t.Errorf("event at %s: provenance time %s, history time %s; want both %s",
+			at.Format(time.RFC3339Nano), p.Format(time.RFC3339Nano), h[0].Time.Format(time.RFC3339Nano), want.Format(time.RFC3339Nano))
+	}
+	for _, e := range allPending(t, s, 100) {
+		if !bytes.Contains(e.Body, []byte(`"time":"2020-01-01T09:00:00.123456Z"`)) {
+			t.Errorf("notification %s: %s; want the time to the microsecond", e.MsgID, e.Body)
 		}
 	}
 }
