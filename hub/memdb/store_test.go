@@ -119,6 +119,39 @@ func TestRecovery(t *testing.T) {
 	}
 }
 
+// TestFilesAreOwnerOnly: the snapshot, the log and the lock file hold or
+// guard personal data, so only the hub's own user may read them, whatever
+// the umask.
+func TestFilesAreOwnerOnly(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(context.Background(), Config{Dir: dir, SnapshotEvery: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply(t, s, storetest.Population(t, 30, 3), 10)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snapshot := false
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		snapshot = snapshot || e.Name() == snapshotName
+		if info.Mode().IsRegular() && info.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s has mode %v; want no access for group or others", e.Name(), info.Mode().Perm())
+		}
+	}
+	if !snapshot {
+		t.Fatalf("no snapshot written in %v", entries)
+	}
+}
+
 // TestRecoveryIsLogged: opening a store with data logs that it is
 // recovering, and how far a long replay has come, before it logs that it
 // has recovered; an operator watching a restart sees why the hub is not

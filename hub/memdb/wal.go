@@ -439,7 +439,8 @@ func (s *Store) startSnapshotLocked() error {
 // the previous snapshot and its logs in place.
 func (s *Store) writeSnapshot(txn *memdb.Txn, walGen uint64) error {
 	tmp := filepath.Join(s.cfg.Dir, snapshotName+".tmp")
-	f, err := os.Create(tmp)
+	// Owner only, like the log: the snapshot holds every golden record.
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return fmt.Errorf("creating snapshot: %w", err)
 	}
