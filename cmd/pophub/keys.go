@@ -40,7 +40,12 @@ func (m *Main) keySource() (sealing.KeySource, error) {
 		return sealing.File(c.KeysFile), nil
 	case os.Getenv("POPHUB_KEYS") != "":
 		return sealing.Env("POPHUB_KEYS"), nil
-	case !c.Embedded || c.DataDir == "":
+	case !c.Embedded:
+		// Production stores hold a province's records: in clear only when
+		// the operator says so (--keys none), and never silently.
+		m.Logger.Warn("personal data will be stored in clear: give --keys FILE (from 'pophub keys init') or POPHUB_KEYS to seal it, or --keys none to say it is meant")
+		return nil, nil
+	case c.DataDir == "":
 		return nil, nil
 	}
 	path := filepath.Join(c.DataDir, "keys")

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -66,6 +68,30 @@ func TestDevSealsByDefault(t *testing.T) {
 	for _, f := range []string{"keys", filepath.Join("store", "keys.check")} {
 		if _, err := os.Stat(filepath.Join(m.Config.DataDir, f)); err != nil {
 			t.Errorf("dev did not seal its store: %v", err)
+		}
+	}
+}
+
+// TestServeWarnsWhenInClear: serve without keys stores a province's
+// records in clear; it says so unless the operator chose it (--keys none).
+func TestServeWarnsWhenInClear(t *testing.T) {
+	t.Setenv("POPHUB_KEYS", "")
+	tests := []struct {
+		keys string
+		warn bool
+	}{
+		{keys: "", warn: true},
+		{keys: noKeys, warn: false},
+	}
+	for _, tt := range tests {
+		var log bytes.Buffer
+		m := &Main{Config: Config{KeysFile: tt.keys}, Logger: slog.New(slog.NewTextHandler(&log, nil))}
+		src, err := m.keySource()
+		if err != nil || src != nil {
+			t.Fatalf("--keys %q: %v, %v; want a store in clear", tt.keys, src, err)
+		}
+		if got := strings.Contains(log.String(), "personal data will be stored in clear"); got != tt.warn {
+			t.Errorf("--keys %q: warned %v, want %v:\n%s", tt.keys, got, tt.warn, log.String())
 		}
 	}
 }
