@@ -224,6 +224,10 @@ func clauseCases() []clauseCase {
 		{"heilongjiang/daqing", hljDQ + " 可以在当地申请登记常住户口: already registered in Daqing", eligibility.Case{
 			Name: "hukou in Daqing", AsOf: "2025-03-01", Person: eligibility.CasePerson{BirthDate: "1990-01-01", Hukou: daqingAddr},
 			Expect: eligibility.CaseExpect{Conditions: map[string]bool{"hukou_elsewhere": false}}}},
+		{"heilongjiang/daqing", hljDQ + " 可以在当地申请登记常住户口: no registration on record is not a hukou elsewhere", eligibility.Case{
+			Name: "hukou not yet known", AsOf: "2025-03-01", Person: eligibility.CasePerson{BirthDate: "1990-01-01"},
+			Events: evs(contract("C1", "230602", "2024-03-01", ""), lease("L1", daqingAddr, "2023-01-01", ""), contrib("230604", "2023-01..2025-02", "pension")),
+			Expect: eligibility.CaseExpect{Conditions: map[string]bool{"hukou_elsewhere": false, "contract": true, "residence": true, "insurance": true}}}},
 		{"heilongjiang/qiqihar", hljDQ + " 在同一地址租住2年以上 (齐齐哈尔)", eligibility.Case{
 			Name: "qiqihar all met", AsOf: "2025-03-01", Person: outsider,
 			Events: evs(contract("C1", "230202", "2024-03-01", ""), lease("L1", qiqiharAddr, "2023-01-01", ""), contrib("230202", "2023-01..2025-02", "pension")),

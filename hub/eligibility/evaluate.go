@@ -304,7 +304,11 @@ func fact(text string, ev evidence) Fact {
 func (e *env) hukouElsewhere() outcome {
 	f := e.f
 	if f.hukou == "" {
-		return e.met(Fact{Text: "no hukou registration on record"})
+		// Unknown is not elsewhere: the registration may simply not have
+		// arrived yet (events come late), and a person registered here
+		// would be told they qualify as an outsider. A person without any
+		// hukou first needs one registered.
+		return outcome{missing: "a hukou registration on record (public security has registered none)"}
 	}
 	fa := fact("hukou registered at "+f.hukou, f.hukouEv)
 	if e.place.contains(f.hukou) {

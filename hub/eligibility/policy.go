@@ -106,7 +106,8 @@ type Route struct {
 // Condition kinds. Each takes the parameters listed; "in the place" means
 // within the place the person is evaluated in.
 const (
-	// KindHukouElsewhere: the hukou (as of the date) is not in the place.
+	// KindHukouElsewhere: the hukou (as of the date) is known and not in the
+	// place; a person with no registration on record does not meet it.
 	KindHukouElsewhere = "hukou_elsewhere"
 	// KindHukouIn {codes}: the hukou lies in one of the codes.
 	KindHukouIn = "hukou_in"
