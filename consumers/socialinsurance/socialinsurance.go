@@ -19,11 +19,16 @@
 // Completing a task (CLI or POST /tasks/{id}/complete) publishes an event
 // back to the hub through adapters/publisher — social_insurance.transferred
 // for a transfer, social_insurance.terminated for stop_benefits — then
-// marks the task done. The event id is derived from the task's natural key
-// (publisher.EventID over "task:<change_id>:<kind>"), not from the
-// database's serial id: completing twice, after a crash between publishing
-// and marking, or on a restored database, sends the same event id, which
-// the hub applies once.
+// marks the task done. The event takes effect at the time of the change
+// that caused the task (the move, or the death), not at completion: the
+// hub keeps the transfer with the latest time, and bureaus complete their
+// tasks in any order, so only the change's time lets the person's
+// social-insurance region follow the order of the moves. The event id is
+// derived from the task's natural key (publisher.EventID over
+// "task:<change_id>:<kind>"), not from the database's serial id nor the
+// time: completing twice, after a crash between publishing and marking, or
+// on a restored database, sends the same event id, which the hub applies
+// once.
 package socialinsurance
 
 import (
@@ -155,7 +160,7 @@ func within(code, reg string) bool { return code != "" && strings.HasPrefix(code
 // changeFor decides what a notification means for the bureau of reg.
 func changeFor(d *sdk.Delivery, reg string) change {
 	c := change{citizenID: d.CitizenID, version: d.Version}
-	t := Task{CitizenID: d.CitizenID, ChangeID: d.ChangeID}
+	t := Task{CitizenID: d.CitizenID, ChangeID: d.ChangeID, ChangedAt: d.Time}
 	switch d.Section {
 	case schemas.KindMigration:
 		t.FromRegion, t.ToRegion = region.County(d.FromAddressCode), region.County(d.ToAddressCode)
@@ -220,13 +225,25 @@ type EventPublisher interface {
 	Publish(ctx context.Context, events ...schemas.Event) ([]publisher.Result, error)
 }
 
-// Event is the event completing t reports to the hub.
+// Event is the event completing t at now reports to the hub. It takes
+// effect when the change behind t did (t.ChangedAt), so that a bureau
+// completing late does not undo a later move. A task recorded before the
+// change's time was kept falls back to when it was recorded (t.CreatedAt),
+// which is after the change but never after its completion; a task with
+// neither, to now.
 func Event(t Task, now time.Time) schemas.Event {
+	effective := t.ChangedAt
+	if effective.IsZero() {
+		effective = t.CreatedAt
+	}
+	if effective.IsZero() {
+		effective = now
+	}
 	ev := schemas.Event{
 		ID:      publisher.EventID(schemas.SocialInsurance, "task:"+t.ChangeID+":"+t.Kind, 1),
 		Source:  schemas.SocialInsurance,
 		Subject: t.CitizenID,
-		Time:    now.UTC(),
+		Time:    effective.UTC(),
 	}
 	if t.Kind == StopBenefits {
 		end := t.DateOfDeath

@@ -294,7 +294,7 @@ func TestHTTPAndComplete(t *testing.T) {
 		mine[0]["from_region"] != "230102" || mine[0]["to_region"] != "110105" || mine[0]["change_id"] != "chg-out" {
 		t.Fatalf("tasks of citizen 1: %v", mine)
 	}
-	for _, k := range []string{"id", "kind", "citizen_id", "change_id", "from_region", "to_region", "created_at", "status"} {
+	for _, k := range []string{"id", "kind", "citizen_id", "change_id", "from_region", "to_region", "changed_at", "created_at", "status"} {
 		if _, ok := mine[0][k]; !ok {
 			t.Errorf("task JSON lacks %s", k)
 		}

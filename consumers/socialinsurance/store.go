@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pophub/pophub/internal/pgmigrate"
@@ -35,7 +36,10 @@ const (
 var ErrNotFound = errors.New("task not found")
 
 // Task is a piece of work for the bureau. Its natural key is
-// (ChangeID, Kind): one task per notification and kind.
+// (ChangeID, Kind): one task per notification and kind. Its JSON, as
+// GET /tasks and the complete command answer it, is {id, kind, citizen_id,
+// change_id, from_region, to_region, changed_at, created_at, status};
+// changed_at is absent for tasks recorded before it was kept.
 type Task struct {
 	ID          int64        `json:"id"`
 	Kind        string       `json:"kind"`
@@ -45,8 +49,11 @@ type Task struct {
 	FromRegion  string       `json:"from_region"`
 	ToRegion    string       `json:"to_region"`
 	DateOfDeath string       `json:"-"`
-	CreatedAt   time.Time    `json:"created_at"`
-	Status      string       `json:"status"`
+	// ChangedAt is when the change that caused the task took effect (the
+	// notification's time); zero for tasks recorded before it was kept.
+	ChangedAt time.Time `json:"changed_at,omitzero"`
+	CreatedAt time.Time `json:"created_at"`
+	Status    string    `json:"status"`
 }
 
 // Store keeps tasks and the roster in the service's own schema.
@@ -98,8 +105,8 @@ type change struct {
 // creates nothing.
 func (s *Store) apply(ctx context.Context, c change) (bool, error) {
 	const q = `WITH t AS (
-	INSERT INTO tasks (kind, citizen_id, change_id, version, from_region, to_region, date_of_death)
-	SELECT $1::text, $2::text, $3::text, $4::bigint, $5::text, $6::text, $7::text WHERE $1::text <> ''
+	INSERT INTO tasks (kind, citizen_id, change_id, version, from_region, to_region, date_of_death, changed_at)
+	SELECT $1::text, $2::text, $3::text, $4::bigint, $5::text, $6::text, $7::text, $10::timestamptz WHERE $1::text <> ''
 	ON CONFLICT (change_id, kind) DO NOTHING
 	RETURNING 1
 ), u AS (
@@ -113,8 +120,9 @@ func (s *Store) apply(ctx context.Context, c change) (bool, error) {
 SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM u)`
 	t := c.task
 	var created, updated int64
+	changedAt := pgtype.Timestamptz{Time: t.ChangedAt, Valid: !t.ChangedAt.IsZero()}
 	err := s.pool.QueryRow(ctx, q, t.Kind, string(c.citizenID), t.ChangeID, c.version, t.FromRegion, t.ToRegion, t.DateOfDeath,
-		c.address, c.status).Scan(&created, &updated)
+		c.address, c.status, changedAt).Scan(&created, &updated)
 	if err != nil {
 		return false, fmt.Errorf("recording notification: %w", err)
 	}
@@ -140,13 +148,17 @@ type TaskFilter struct {
 	Limit     int   // default 1000
 }
 
-const taskColumns = `id, kind, citizen_id, change_id, version, from_region, to_region, date_of_death, created_at, status`
+const taskColumns = `id, kind, citizen_id, change_id, version, from_region, to_region, date_of_death, changed_at, created_at, status`
 
 func scanTask(row pgx.CollectableRow) (Task, error) {
 	var t Task
 	var id string
-	err := row.Scan(&t.ID, &t.Kind, &id, &t.ChangeID, &t.Version, &t.FromRegion, &t.ToRegion, &t.DateOfDeath, &t.CreatedAt, &t.Status)
+	var changedAt pgtype.Timestamptz
+	err := row.Scan(&t.ID, &t.Kind, &id, &t.ChangeID, &t.Version, &t.FromRegion, &t.ToRegion, &t.DateOfDeath, &changedAt, &t.CreatedAt, &t.Status)
 	t.CitizenID = citizenid.ID(id)
+	if changedAt.Valid {
+		t.ChangedAt = changedAt.Time
+	}
 	return t, err
 }
 

@@ -1,0 +1,299 @@
+package socialinsurance
+
+import (
+	"context"
+	"encoding/json"
+	"io/fs"
+	"strconv"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/metric/noop"
+
+	"github.com/pophub/pophub/adapters/publisher"
+	"github.com/pophub/pophub/consumers/sdk"
+	"github.com/pophub/pophub/consumers/sdk/sdktest"
+	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/hub/merge"
+	"github.com/pophub/pophub/internal/pgmigrate"
+	"github.com/pophub/pophub/internal/testenv"
+	"github.com/pophub/pophub/schemas"
+	"github.com/pophub/pophub/schemas/citizenid"
+)
+
+const yuelu = "430104001001" // Changsha
+
+// hubPublisher stands in for Kafka: it encodes each event as the
+// publisher would and decodes it as the hub's ingest does, so the events
+// it keeps are the ones the hub would apply.
+type hubPublisher struct {
+	t      *testing.T
+	inputs []hub.Input
+}
+
+func (p *hubPublisher) Publish(_ context.Context, events ...schemas.Event) ([]publisher.Result, error) {
+	p.t.Helper()
+	results := make([]publisher.Result, len(events))
+	for i, ev := range events {
+		value, err := schemas.Encode(ev)
+		if err != nil {
+			p.t.Fatalf("encoding %s: %v", ev.Type, err)
+		}
+		decoded, err := schemas.Decode(schemas.Input{Topic: schemas.Topic(ev.Source), Key: []byte(ev.Subject), Value: value, FromKafka: true})
+		if err != nil {
+			p.t.Fatalf("the hub would reject %s: %v", ev.Type, err)
+		}
+		p.inputs = append(p.inputs, hub.Input{Event: decoded, Raw: value})
+		results[i] = publisher.Result{ID: ev.ID}
+	}
+	return results, nil
+}
+
+// applyInArrivalOrder merges the events one batch each, in the order the
+// hub received them, and returns the person's golden record.
+func applyInArrivalOrder(t *testing.T, id citizenid.ID, inputs []hub.Input) hub.Record {
+	t.Helper()
+	loaded := map[citizenid.ID]*merge.State{}
+	for _, in := range inputs {
+		out := merge.Batch(loaded, []hub.Input{in}, time.Now())
+		if st, ok := out.States[id]; ok {
+			loaded[id] = st
+		}
+	}
+	st, ok := loaded[id]
+	if !ok {
+		t.Fatal("the hub holds no record of the person")
+	}
+	return st.Record()
+}
+
+// bureau is one social-insurance bureau: its store and its handler.
+type bureau struct {
+	store   *Store
+	handler *Handler
+}
+
+func openBureau(t *testing.T, region string) bureau {
+	t.Helper()
+	store, err := OpenStore(context.Background(), testenv.PostgresURL(), testenv.Schema(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(store.Close)
+	h, err := NewHandler(store, region, noop.NewMeterProvider())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bureau{store: store, handler: h}
+}
+
+func (b bureau) deliver(t *testing.T, n schemas.Notification) {
+	t.Helper()
+	if err := b.handler.Handle(context.Background(), &sdk.Delivery{Notification: n, Subject: sdktest.Subject("pop", n, "")}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// task returns the bureau's one task of the change and kind.
+func (b bureau) task(t *testing.T, id citizenid.ID, changeID, kind string) Task {
+	t.Helper()
+	tasks, err := b.store.Tasks(context.Background(), TaskFilter{CitizenID: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range tasks {
+		if task.ChangeID == changeID && task.Kind == kind {
+			return task
+		}
+	}
+	t.Fatalf("no %s task for change %s in %v", kind, changeID, tasks)
+	return Task{}
+}
+
+// TestCompletionFollowsTheMoves: a person moves Harbin → Changsha in
+// January and Changsha → Beijing in June. Whatever order the three
+// bureaus complete the four transfer tasks in, the golden record's
+// social-insurance region is Beijing's once all are done.
+func TestCompletionFollowsTheMoves(t *testing.T) {
+	harbin, changsha, peking := openBureau(t, "2301"), openBureau(t, "4301"), openBureau(t, "1101")
+	type step struct {
+		bureau   *bureau
+		changeID string // "m1" (to Changsha) or "m2" (to Beijing), prefixed per case
+		kind     string
+	}
+	harbinOut1 := step{&harbin, "m1", TransferOut}
+	changshaIn1 := step{&changsha, "m1", TransferIn}
+	changshaOut2 := step{&changsha, "m2", TransferOut}
+	beijingIn2 := step{&peking, "m2", TransferIn}
+	tests := []struct {
+		name  string
+		order []step
+	}{
+		{"in the order of the moves", []step{harbinOut1, changshaIn1, changshaOut2, beijingIn2}},
+		{"Harbin completes the first move last", []step{changshaIn1, changshaOut2, beijingIn2, harbinOut1}},
+		{"Changsha takes the person in last", []step{harbinOut1, changshaOut2, beijingIn2, changshaIn1}},
+		{"in reverse", []step{beijingIn2, changshaOut2, changshaIn1, harbinOut1}},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			id := sdktest.CitizenID(100 + i)
+			prefix := "case" + strconv.Itoa(i) + "-"
+			m1 := sdktest.Migration(prefix+"m1", id, 2, daoli, yuelu)
+			m1.Time = time.Date(2025, 1, 15, 9, 0, 0, 0, time.UTC)
+			m2 := sdktest.Migration(prefix+"m2", id, 3, yuelu, beijing)
+			m2.Time = time.Date(2025, 6, 2, 9, 0, 0, 0, time.UTC)
+			// Each bureau hears of the moves across its region.
+			harbin.deliver(t, m1)
+			changsha.deliver(t, m1)
+			changsha.deliver(t, m2)
+			peking.deliver(t, m2)
+
+			pub := &hubPublisher{t: t}
+			for _, s := range tc.order {
+				task := s.bureau.task(t, id, prefix+s.changeID, s.kind)
+				if _, err := Complete(context.Background(), s.bureau.store, pub, task.ID); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r := applyInArrivalOrder(t, id, pub.inputs)
+			if r.SocialInsurance == nil || r.SocialInsurance.Region != "110105" {
+				t.Errorf("social_insurance = %+v, want region 110105 (Beijing, the last move)", r.SocialInsurance)
+			}
+		})
+	}
+}
+
+// TestEventIsTheSameWhenCompletedAgain: completing a task a second time,
+// after a crash between publishing and marking it done, sends the same
+// event, which the hub applies once; the event takes effect when the
+// change behind the task did.
+func TestEventIsTheSameWhenCompletedAgain(t *testing.T) {
+	id := sdktest.CitizenID(1)
+	moved := time.Date(2025, 3, 1, 8, 30, 0, 0, time.FixedZone("CST", 8*3600))
+	recorded := time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name     string
+		task     Task
+		wantTime time.Time
+	}{
+		{"transfer", Task{Kind: TransferOut, CitizenID: id, ChangeID: "c1", FromRegion: "230102", ToRegion: "110105", ChangedAt: moved, CreatedAt: recorded}, moved},
+		{"stop benefits", Task{Kind: StopBenefits, CitizenID: id, ChangeID: "c2", FromRegion: "230102", DateOfDeath: "2025-02-27", ChangedAt: moved, CreatedAt: recorded}, moved},
+		{"recorded before the change time was kept", Task{Kind: TransferIn, CitizenID: id, ChangeID: "c3", FromRegion: "110105", ToRegion: "230102", CreatedAt: recorded}, recorded},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			first := Event(tc.task, time.Date(2025, 7, 1, 10, 0, 0, 0, time.UTC))
+			again := Event(tc.task, time.Date(2025, 7, 9, 16, 0, 0, 0, time.UTC))
+			if first.ID != again.ID || !first.Time.Equal(again.Time) {
+				t.Errorf("completed again: event %s at %v, first %s at %v", again.ID, again.Time, first.ID, first.Time)
+			}
+			if !first.Time.Equal(tc.wantTime) {
+				t.Errorf("event time %v, want %v", first.Time, tc.wantTime)
+			}
+		})
+	}
+}
+
+// TestUpgradeKeepsOpenTasks: a bureau's database written before tasks kept
+// the change's time opens after the upgrade; its open tasks list and
+// complete (as of when they were recorded), repeats of their
+// notifications still create nothing, and new tasks keep the change's
+// time.
+func TestUpgradeKeepsOpenTasks(t *testing.T) {
+	ctx := context.Background()
+	url, schema := testenv.PostgresURL(), testenv.Schema(t)
+	id := sdktest.CitizenID(9)
+	recorded := time.Date(2025, 4, 3, 2, 1, 0, 0, time.UTC)
+
+	// The database as the first release left it, with an open task.
+	first, err := fs.ReadFile(migrations, "migrations/0001_tasks.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{schema}.Sanitize()
+	old, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	if err := pgmigrate.Apply(ctx, old, fstest.MapFS{"migrations/0001_tasks.sql": {Data: first}}, schema, "pophub-si-migrate", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.Exec(ctx, `INSERT INTO tasks (kind, citizen_id, change_id, version, from_region, to_region, created_at)
+		VALUES ('transfer_out', $1, 'old-change', 2, '230102', '110105', $2)`, string(id), recorded); err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+
+	store, err := OpenStore(ctx, url, schema, nil)
+	if err != nil {
+		t.Fatalf("opening a database of the first release: %v", err)
+	}
+	defer store.Close()
+	h, err := NewHandler(store, "2301", noop.NewMeterProvider())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := bureau{store: store, handler: h}
+
+	oldTask := b.task(t, id, "old-change", TransferOut)
+	if !oldTask.ChangedAt.IsZero() {
+		t.Errorf("task of the first release: changed_at %v, want none", oldTask.ChangedAt)
+	}
+	body, err := json.Marshal(oldTask)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shape map[string]any
+	if err := json.Unmarshal(body, &shape); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := shape["changed_at"]; ok {
+		t.Errorf("task of the first release shows changed_at: %s", body)
+	}
+
+	// A repeat of its notification creates nothing; a new one keeps its time.
+	repeat := sdktest.Migration("old-change", id, 2, daoli, beijing)
+	b.deliver(t, repeat)
+	moved := time.Date(2025, 5, 6, 7, 8, 9, 123456000, time.UTC)
+	back := sdktest.Migration("new-change", id, 3, beijing, nangang)
+	back.Time = moved
+	b.deliver(t, back)
+	tasks, err := store.Tasks(ctx, TaskFilter{CitizenID: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tasks) != 2 {
+		t.Fatalf("%d tasks after a repeat and a new notification, want 2: %v", len(tasks), tasks)
+	}
+	newTask := b.task(t, id, "new-change", TransferIn)
+	if !newTask.ChangedAt.Equal(moved) {
+		t.Errorf("new task: changed_at %v, want %v", newTask.ChangedAt, moved)
+	}
+
+	pub := &hubPublisher{t: t}
+	for _, task := range []Task{oldTask, newTask} {
+		done, err := Complete(ctx, store, pub, task.ID)
+		if err != nil {
+			t.Fatalf("completing task %s: %v", task.ChangeID, err)
+		}
+		if done.Status != StatusDone {
+			t.Errorf("task %s: status %s, want done", task.ChangeID, done.Status)
+		}
+	}
+	if len(pub.inputs) != 2 {
+		t.Fatalf("%d events published, want 2", len(pub.inputs))
+	}
+	for i, want := range []time.Time{recorded, moved} {
+		if got := pub.inputs[i].Event.Time; !got.Equal(want) {
+			t.Errorf("event %d takes effect at %v, want %v", i, got, want)
+		}
+	}
+}
