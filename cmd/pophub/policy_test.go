@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -140,5 +142,25 @@ func TestPolicyDemoEnv(t *testing.T) {
 	}
 	if out, err := execute(t, policyCommand(), "demo-env", other); err == nil || !strings.Contains(err.Error(), "does not hold the demo's secrets") {
 		t.Errorf("a policy with other keys: %v\n%s", err, out)
+	}
+}
+
+// TestSISubscriberDefaultPurposeIsAllowed: the subscriber's default
+// X-Purpose is one the example policy lets si-harbin act for, so the
+// README's run under that policy bootstraps without --purpose.
+func TestSISubscriberDefaultPurposeIsAllowed(t *testing.T) {
+	t.Setenv("POPHUB_SI_PURPOSE", "")
+	p, err := access.Load(example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, ok := p.Identity("si-harbin")
+	if !ok {
+		t.Fatal("no si-harbin in the example policy")
+	}
+	cmd := siSubscriberCommand(func() *slog.Logger { return slog.New(slog.DiscardHandler) })
+	f := cmd.Flags().Lookup("purpose")
+	if f == nil || !slices.Contains(id.Purposes, f.DefValue) {
+		t.Fatalf("si-subscriber --purpose default %v; si-harbin may act for %q", f, id.Purposes)
 	}
 }

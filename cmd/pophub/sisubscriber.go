@@ -78,7 +78,7 @@ notification the hub passes on with sampled trace context is a span of that trac
 	lf.StringVar(&cfg.NATSInboxPrefix, "nats-inbox-prefix", envOr("POPHUB_SI_NATS_INBOX_PREFIX", ""), "its private inbox prefix under an access policy, _INBOX_<identity> unless the policy says otherwise (env POPHUB_SI_NATS_INBOX_PREFIX)")
 	lf.BoolVar(&cfg.ConsumerPerFilter, "consumer-per-filter", false, "one durable consumer per filter (out, in, deaths), as an access policy requires, instead of one on the subject covering them")
 	lf.StringVar(&cfg.Hub, "hub", envOr("POPHUB_HUB", ""), "hub HTTP API for the bootstrap snapshot, e.g. http://127.0.0.1:8780 (env POPHUB_HUB)")
-	lf.StringVar(&cfg.Purpose, "purpose", envOr("POPHUB_SI_PURPOSE", "social-insurance-transfer"), "X-Purpose sent to the hub (env POPHUB_SI_PURPOSE)")
+	lf.StringVar(&cfg.Purpose, "purpose", envOr("POPHUB_SI_PURPOSE", "social-insurance transfer (社会保险关系转移)"), "X-Purpose sent to the hub (env POPHUB_SI_PURPOSE)")
 	lf.StringVar(&cfg.Token, "token", envOr("POPHUB_SI_TOKEN", ""), "bearer token for the hub (env POPHUB_SI_TOKEN)")
 	lf.StringVar(&cfg.HTTPAddr, "http", envOr("POPHUB_SI_HTTP", "127.0.0.1:8090"), "address of the tasks API, /healthz and /metrics (env POPHUB_SI_HTTP)")
 	lf.StringVar(&cfg.Name, "name", "", "durable subscriber name (default socialinsurance-<region>)")

@@ -137,7 +137,11 @@ func (s *Subscriber) fetchPage(ctx context.Context, code, after string) (*person
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return nil, fmt.Errorf("hub answered %s: %s", resp.Status, strings.TrimSpace(string(body)))
+		err := fmt.Errorf("hub answered %s: %s", resp.Status, strings.TrimSpace(string(body)))
+		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+			err = fmt.Errorf("%w: %w", ErrBootstrapRefused, err)
+		}
+		return nil, err
 	}
 	var p personsPage
 	if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {

@@ -3,6 +3,7 @@ package sdk_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -191,5 +192,47 @@ func testBootstrap(t *testing.T, perFilter bool, filters []sdk.Filter) {
 		if got := rec.versions[id]; fmt.Sprint(got) != fmt.Sprint(expect) {
 			t.Errorf("citizen %d: notifications %v, want %v", c, got, expect)
 		}
+	}
+}
+
+// TestBootstrapRefusedStopsRun: a hub that refuses the bootstrap (a wrong
+// token, a purpose the identity may not use) makes Run return at once,
+// saying so, instead of retrying a request that can never succeed; a
+// hub that fails for a while is retried.
+func TestBootstrapRefusedStopsRun(t *testing.T) {
+	tests := []struct {
+		status  int
+		refused bool
+	}{
+		{http.StatusForbidden, true},
+		{http.StatusUnauthorized, true},
+		{http.StatusServiceUnavailable, false},
+	}
+	for _, tc := range tests {
+		t.Run(http.StatusText(tc.status), func(t *testing.T) {
+			e := newEnv(t)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				http.Error(w, `{"title":"may not act for this purpose"}`, tc.status)
+			}))
+			t.Cleanup(srv.Close)
+			s, err := sdk.New(sdk.Config{Name: "refused", URL: e.srv.URL(), Filters: []sdk.Filter{{Kind: sdk.Changes, Region: "2301"}},
+				Handler: func(context.Context, *sdk.Delivery) error { return nil },
+				Bootstrap: &sdk.Bootstrap{HubURL: srv.URL, Purpose: "wrong", Handle: func(context.Context, sdk.Person) error { return nil }}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			err = s.Run(ctx)
+			if tc.refused {
+				if !errors.Is(err, sdk.ErrBootstrapRefused) || !strings.Contains(err.Error(), "may not act for this purpose") || ctx.Err() != nil {
+					t.Fatalf("Run = %v (ctx %v); want ErrBootstrapRefused with the hub's reason, at once", err, ctx.Err())
+				}
+				return
+			}
+			if err != nil || ctx.Err() == nil {
+				t.Fatalf("Run = %v before its context ended; want retries until then", err)
+			}
+		})
 	}
 }

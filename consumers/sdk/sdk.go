@@ -265,6 +265,12 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// ErrBootstrapRefused is wrapped by Run's error when the hub refuses the
+// bootstrap's requests (401 or 403: a wrong token, or a purpose or region
+// the identity may not use). Retrying cannot help, so Run returns it
+// rather than retrying for ever.
+var ErrBootstrapRefused = errors.New("the hub refused the bootstrap")
+
 // Bootstrap configures the snapshot a new subscriber starts from.
 type Bootstrap struct {
 	// HubURL is the hub's HTTP API, e.g. http://hub:8080 (required).

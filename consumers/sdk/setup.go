@@ -28,6 +28,9 @@ func (s *Subscriber) setup(ctx context.Context) ([]jetstream.Consumer, error) {
 		if errors.As(err, &apiErr) && apiErr.Code == 400 {
 			return nil, err // the server rejects the configuration itself
 		}
+		if errors.Is(err, ErrBootstrapRefused) {
+			return nil, err // the credentials or purpose are wrong
+		}
 		s.cfg.Logger.Warn("subscriber: setting up, retrying", "subscriber", s.cfg.Name, "error", err, "delay", delay)
 		sleep(ctx, delay)
 		if ctx.Err() != nil {

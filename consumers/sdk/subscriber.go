@@ -202,7 +202,8 @@ type item struct {
 
 // Run consumes until ctx ends, then finishes the messages being handled
 // and returns nil. It returns an error only if setting up failed for good
-// (a bad configuration the server rejects); transient failures, such as
+// (a bad configuration the server rejects, or a bootstrap the hub
+// refuses: ErrBootstrapRefused); transient failures, such as
 // the server being down, are retried.
 func (s *Subscriber) Run(ctx context.Context) error {
 	conss, err := s.setup(ctx)

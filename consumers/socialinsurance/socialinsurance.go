@@ -89,7 +89,7 @@ type Config struct {
 	// start begins at Start.
 	Hub string
 	// Purpose is the X-Purpose sent to the hub (default
-	// "social-insurance-transfer"); Token, when set, a bearer token.
+	// "social-insurance transfer (社会保险关系转移)"); Token, when set, a bearer token.
 	Purpose string
 	Token   string
 	// Start is where a new subscription starts when Hub is empty.
@@ -117,7 +117,7 @@ func (c *Config) setDefaults() {
 		c.Name = "socialinsurance-" + c.Region
 	}
 	if c.Purpose == "" {
-		c.Purpose = "social-insurance-transfer"
+		c.Purpose = "social-insurance transfer (社会保险关系转移)"
 	}
 	if c.Schema == "" {
 		c.Schema = "socialinsurance"
