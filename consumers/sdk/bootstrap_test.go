@@ -216,7 +216,7 @@ func TestBootstrapRefusedStopsRun(t *testing.T) {
 			}))
 			t.Cleanup(srv.Close)
 			s, err := sdk.New(sdk.Config{Name: "refused", URL: e.srv.URL(), Filters: []sdk.Filter{{Kind: sdk.Changes, Region: "2301"}},
-				Handler: func(context.Context, *sdk.Delivery) error { return nil },
+				Handler:   func(context.Context, *sdk.Delivery) error { return nil },
 				Bootstrap: &sdk.Bootstrap{HubURL: srv.URL, Purpose: "wrong", Handle: func(context.Context, sdk.Person) error { return nil }}})
 			if err != nil {
 				t.Fatal(err)
