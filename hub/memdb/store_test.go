@@ -152,6 +152,50 @@ func TestFilesAreOwnerOnly(t *testing.T) {
 	}
 }
 
+// TestDamagedLogFrameRefused: one damaged byte inside the log, with
+// frames after it, is damage, not a torn tail: those frames hold
+// acknowledged batches whose Kafka offsets are committed. The store
+// refuses to open, names the file and offset, and leaves the file alone.
+func TestDamagedLogFrameRefused(t *testing.T) {
+	in := storetest.Population(t, 30, 22)
+	dir := t.TempDir()
+	s, err := Open(context.Background(), Config{Dir: dir, SnapshotEvery: 1 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	third := len(in) / 3
+	apply(t, s, in[:third], third)
+	info, err := s.wal.f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := info.Size() // the second frame starts here
+	apply(t, s, in[third:2*third], third)
+	apply(t, s, in[2*third:], len(in)-2*third)
+	path := walPath(dir, s.wal.gen)
+	crash(s)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[second+100] ^= 0x01 // one bit inside the second frame's payload
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(context.Background(), Config{Dir: dir})
+	if err == nil {
+		r.Close()
+		t.Fatal("opened a store whose log is damaged before two acknowledged batches")
+	}
+	if want := fmt.Sprintf("is damaged at offset %d", second); !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not say %q", err, want)
+	}
+	after, err := os.ReadFile(path)
+	if err != nil || !bytes.Equal(after, data) {
+		t.Errorf("the damaged log was changed (%d bytes, was %d): %v", len(after), len(data), err)
+	}
+}
+
 // TestRecoveryIsLogged: opening a store with data logs that it is
 // recovering, and how far a long replay has come, before it logs that it
 // has recovered; an operator watching a restart sees why the hub is not

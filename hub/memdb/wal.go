@@ -243,7 +243,7 @@ func (s *Store) recover(ctx context.Context) (int, error) {
 			}
 			continue
 		}
-		n, err := s.replayFile(ctx, path, gen)
+		n, err := s.replayFile(ctx, path, gen, gen == gens[len(gens)-1])
 		replayed += n
 		if err != nil {
 			return replayed, err
@@ -254,6 +254,21 @@ func (s *Store) recover(ctx context.Context) (int, error) {
 		return replayed, err
 	}
 	return replayed, nil
+}
+
+// tornTail reports whether rest, the log from a frame that does not read
+// back (whose header declares n payload bytes), is what an interrupted
+// last write leaves: zeros to the end, or one frame reaching the end.
+func tornTail(rest []byte, n int) bool {
+	if n > 0 && 8+n >= len(rest) {
+		return true
+	}
+	for _, b := range rest {
+		if b != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // recoveryReportEvery is how often a long replay logs its progress.
@@ -278,8 +293,12 @@ func recoverySize(dir string) int64 {
 	return size
 }
 
-// replayFile replays one log file, truncating a torn or corrupt tail.
-func (s *Store) replayFile(ctx context.Context, path string, gen uint64) (int, error) {
+// replayFile replays one log file. In the newest file (newest), a torn
+// last frame, or zeros up to the end, is what a crash mid-write leaves:
+// it is cut off. Any other bad frame is damage with acknowledged batches
+// after it, whose Kafka offsets are committed and which would never come
+// back: the store refuses to open and leaves the file as it is.
+func (s *Store) replayFile(ctx context.Context, path string, gen uint64, newest bool) (int, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return 0, fmt.Errorf("reading log: %w", err)
@@ -298,6 +317,11 @@ func (s *Store) replayFile(ctx context.Context, path string, gen uint64) (int, e
 		// crash left allocated but unwritten) would otherwise read as a
 		// frame. Like a torn frame, they end the log.
 		if n == 0 || off+8+n > len(data) || crc32.Checksum(data[off+8:off+8+n], crcTable) != sum {
+			if !newest || !tornTail(data[off:], n) {
+				return replayed, fmt.Errorf("log file %s is damaged at offset %d, with %d bytes after it that may hold acknowledged batches: "+
+					"refusing to open the store; restore the data directory from a backup (or, to give up every batch from that offset on, truncate the file there)",
+					filepath.Base(path), off, len(data)-off)
+			}
 			break
 		}
 		if err := ctx.Err(); err != nil {
