@@ -698,21 +698,26 @@ func (m *Main) openStore(ctx context.Context, meter metric.Meter) error {
 			return err
 		}
 	}
+	// m.Store is set only on success: a failed Open returns a nil
+	// *Store, which in the interface would not be nil, and Close would
+	// call through it.
 	if m.Config.PostgresURL != "" {
-		m.Store, err = postgres.Open(ctx, postgres.Config{URL: m.Config.PostgresURL, Schema: m.Config.PostgresSchema, Logger: m.Logger, Keys: keys, Meter: meter})
+		s, err := postgres.Open(ctx, postgres.Config{URL: m.Config.PostgresURL, Schema: m.Config.PostgresSchema, Logger: m.Logger, Keys: keys, Meter: meter})
 		if err != nil {
 			return fmt.Errorf("opening PostgreSQL store: %w", err)
 		}
+		m.Store = s
 		return nil
 	}
 	dir := ""
 	if m.Config.DataDir != "" {
 		dir = filepath.Join(m.Config.DataDir, "store")
 	}
-	m.Store, err = memdb.Open(ctx, memdb.Config{Dir: dir, Logger: m.Logger, Keys: keys})
+	s, err := memdb.Open(ctx, memdb.Config{Dir: dir, Logger: m.Logger, Keys: keys})
 	if err != nil {
 		return fmt.Errorf("opening memdb store: %w", err)
 	}
+	m.Store = s
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -41,6 +42,46 @@ func TestServeValidate(t *testing.T) {
 				t.Fatalf("Validate: %v", err)
 			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
 				t.Fatalf("Validate: %v, want an error about %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestStoreOpenErrorIsReported: a store that cannot be opened (PostgreSQL
+// unreachable, a memdb directory another hub holds) gives the operator
+// its error from Start, and Close after it does not fail.
+func TestStoreOpenErrorIsReported(t *testing.T) {
+	held := t.TempDir()
+	first := &Main{Logger: testLogger(t), Config: Config{DataDir: held, KeysFile: noKeys}}
+	if err := first.openStore(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { first.Store.Close() })
+	tests := []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{name: "PostgreSQL unreachable", want: "opening PostgreSQL store",
+			cfg: Config{PostgresURL: "postgres://postgres@127.0.0.1:1/x?connect_timeout=1"}},
+		{name: "memdb directory in use", want: "opening memdb store", cfg: Config{DataDir: held}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.cfg.KafkaBrokers, tt.cfg.NATSURL, tt.cfg.HTTPAddr, tt.cfg.KeysFile = []string{"127.0.0.1:1"}, "nats://127.0.0.1:1", "127.0.0.1:0", noKeys
+			m := &Main{Logger: testLogger(t), Config: tt.cfg}
+			var err error
+			func() {
+				defer func() {
+					if r := recover(); r != nil {
+						t.Fatalf("Start panicked: %v", r)
+					}
+				}()
+				err = m.Start(context.Background())
+				m.Close()
+			}()
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Start: %v; want an error %q", err, tt.want)
 			}
 		})
 	}
