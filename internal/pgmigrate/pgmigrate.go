@@ -73,6 +73,24 @@ func Apply(ctx context.Context, pool *pgxpool.Pool, files fs.FS, schema, lock st
 		return fmt.Errorf("migrating: listing migrations: %w", err)
 	}
 	sort.Strings(names)
+	// A schema a newer binary has migrated may hold tables this one does
+	// not know and lack ones it writes: running would fail every batch,
+	// for ever, behind a healthy start.
+	known := make(map[string]bool, len(names))
+	for _, name := range names {
+		known[strings.TrimSuffix(strings.TrimPrefix(name, "migrations/"), ".sql")] = true
+	}
+	var newer []string
+	for _, v := range applied {
+		if !known[v] {
+			newer = append(newer, v)
+		}
+	}
+	if len(newer) > 0 {
+		sort.Strings(newer)
+		return fmt.Errorf("migrating: schema %s has migrations this binary does not know (%s): a newer version migrated it; run that version or a later one",
+			schema, strings.Join(newer, ", "))
+	}
 	for _, name := range names {
 		version := strings.TrimSuffix(strings.TrimPrefix(name, "migrations/"), ".sql")
 		if done[version] {

@@ -67,6 +67,8 @@ func TestApply(t *testing.T) {
 		{name: "again: nothing to do", runs: []fstest.MapFS{first, first}, want: "0001_a,0002_b"},
 		{name: "a later release adds one", runs: []fstest.MapFS{first, later}, want: "0001_a,0002_b,0003_c", rows: 1},
 		{name: "a failing migration changes nothing", runs: []fstest.MapFS{first, broken}, want: "0001_a,0002_b", wantErr: "migrating 0003_c: applying"},
+		{name: "an older binary on a newer schema is refused", runs: []fstest.MapFS{later, first}, want: "0001_a,0002_b,0003_c", rows: 1,
+			wantErr: "migrations this binary does not know (0003_c)"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

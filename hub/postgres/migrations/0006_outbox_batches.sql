@@ -30,6 +30,12 @@ ALTER TABLE outbox_batches ALTER COLUMN entries SET STORAGE EXTERNAL;
 -- Rows are updated and deleted all the time; vacuum them early.
 ALTER TABLE outbox_batches SET (autovacuum_vacuum_scale_factor = 0.0, autovacuum_vacuum_threshold = 200);
 
+-- An older instance still running commits its batches to the old table:
+-- wait for those in flight and keep any more out until the old table is
+-- gone, so that none is committed after the copy below and dropped with
+-- the table. (Its next batch then fails; it must be stopped.)
+LOCK TABLE outbox IN ACCESS EXCLUSIVE MODE;
+
 -- Notifications pending at the upgrade move over in their order, up to
 -- 10,000 to a row, as a format 0 list: for each notification its subject,
 -- msg_id, body and trace context (JSON, empty for none), each a 4-byte
