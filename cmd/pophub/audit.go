@@ -277,7 +277,7 @@ written is needed. This look-up is itself recorded (action audit_read).`,
 					sections = "-"
 				}
 				fmt.Fprintf(w, "%s  seq %-8d %-24s %-14s %-30s purpose %q  %d %s\n", e.Time.In(chinaTime).Format(time.DateTime),
-					e.Seq, e.Identity, e.Action, sections, e.Purpose, e.Status, e.Result)
+					e.Seq, e.Identity, e.Action, sections, citizenid.MaskText(e.Purpose), e.Status, e.Result)
 			}
 			return nil
 		},

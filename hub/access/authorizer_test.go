@@ -36,9 +36,9 @@ type fakeStore struct{ rec hub.Record }
 func (f fakeStore) Person(context.Context, citizenid.ID) (hub.Record, error) { return f.rec, nil }
 func (f fakeStore) History(context.Context, citizenid.ID) ([]hub.Change, error) {
 	return []hub.Change{
-		{Version: 1, EventID: "ps-1", Sections: []string{"identity", "hukou"}, Data: json.RawMessage(`{"name":"张三"}`)},
-		{Version: 2, EventID: "tax-1", Sections: []string{"tax"}, Data: json.RawMessage(`{"business_id":"x"}`)},
-		{Version: 3, EventID: "si-1", Sections: []string{"social_insurance"}, Data: json.RawMessage(`{}`)},
+		{Version: 1, EventID: "ps-1", Type: schemas.HukouRegistered, Sections: []string{"identity", "hukou"}, Data: json.RawMessage(`{"name":"张三"}`)},
+		{Version: 2, EventID: "tax-1", Type: schemas.BusinessRegistered, Sections: []string{"tax"}, Data: json.RawMessage(`{"business_id":"x"}`)},
+		{Version: 3, EventID: "si-1", Type: schemas.InsuranceEnrolled, Sections: []string{"social_insurance"}, Data: json.RawMessage(`{}`)},
 	}, nil
 }
 

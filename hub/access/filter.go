@@ -4,6 +4,7 @@ import (
 	"slices"
 
 	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/hub/merge"
 	"github.com/pophub/pophub/schemas"
 )
 
@@ -26,6 +27,33 @@ func bitOf(s schemas.Section) sectionMask {
 }
 
 func (m sectionMask) has(s schemas.Section) bool { return m&bitOf(s) != 0 }
+
+// covers reports whether every section of o may be read.
+func (m sectionMask) covers(o sectionMask) bool { return m&o == o }
+
+// dataSections are the sections whose fields an event of type t carries
+// in its data: those the type writes (a registration's name and birth
+// date as well as its address), whatever one change of that type altered.
+// Status and anomalies are the hub's conclusions, not event fields, except
+// for the events that write no section of their own: a death's date and
+// certificate, a cancellation's reason are what status is made of. A
+// type the hub does not know carries every section.
+func dataSections(t schemas.Type) sectionMask {
+	affected := merge.Affected(t)
+	if affected == nil {
+		return maskOf(schemas.Sections)
+	}
+	var m sectionMask
+	for _, s := range affected {
+		if s != schemas.SecStatus && s != schemas.SecAnomalies {
+			m |= bitOf(s)
+		}
+	}
+	if m == 0 {
+		m = bitOf(schemas.SecStatus)
+	}
+	return m
+}
 
 // FilterRecord narrows a golden record to the readable sections. The
 // citizen ID, version and update time are always kept; an unreadable
@@ -88,9 +116,13 @@ func filterRecord(rec hub.Record, m sectionMask) hub.Record {
 }
 
 // FilterHistory narrows history entries to the readable sections: an entry
-// that touched none of them is dropped; one that touched some keeps only
-// those in Sections and loses its Data (the event's data may hold fields of
-// the other sections). The input is not modified.
+// keeps only those in Sections, and is dropped when it touched none of
+// them and its data is not readable either. An entry keeps its Data only
+// when every section the
+// event's data holds fields of is readable (dataSections): what a change
+// altered says nothing about what its event carries, e.g. a contract start
+// that arrived late alters only anomalies, and its data still names the
+// employer. The input is not modified.
 func FilterHistory(changes []hub.Change, readable []schemas.Section) []hub.Change {
 	return filterHistory(changes, maskOf(readable))
 }
@@ -104,10 +136,15 @@ func filterHistory(changes []hub.Change, m sectionMask) []hub.Change {
 				n++
 			}
 		}
-		switch {
-		case n == 0:
+		// An event whose data the caller may read in full is shown even
+		// when it altered nothing the caller reads: a department's own
+		// late event, superseded on arrival ("sections": []), is history
+		// it relies on.
+		readsData := m.covers(dataSections(c.Type))
+		if n == 0 && !readsData {
 			continue
-		case n < len(c.Sections):
+		}
+		if n < len(c.Sections) {
 			secs := make([]string, 0, n)
 			for _, s := range c.Sections {
 				if m.has(schemas.Section(s)) {
@@ -115,6 +152,8 @@ func filterHistory(changes []hub.Change, m sectionMask) []hub.Change {
 				}
 			}
 			c.Sections = secs
+		}
+		if !readsData {
 			c.Data = nil
 		}
 		out = append(out, c)
