@@ -51,6 +51,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/pophub/pophub/schemas/citizenid"
 )
 
 // Action names what an entry records.
@@ -147,7 +149,8 @@ type Entry struct {
 	// Sections are the record sections the caller was shown (after
 	// filtering), in the order given.
 	Sections []string `json:"sections,omitempty"`
-	// Purpose is the declared purpose (the X-Purpose header).
+	// Purpose is the declared purpose (the X-Purpose header), with any
+	// citizen ID in it masked when the entry is chained.
 	Purpose string `json:"purpose"`
 	// Status is the HTTP status answered, or 0 outside HTTP.
 	Status int `json:"status,omitempty"`
@@ -223,13 +226,17 @@ const (
 // before it is hashed: UTC, microseconds, nil for no sections, valid UTF-8
 // without NUL (PostgreSQL text refuses both, and JSON would rewrite
 // invalid UTF-8), bounded lengths. Without it one odd X-Purpose header
-// could make a batch unstorable.
+// could make a batch unstorable. The purpose is a clerk's free text and
+// may name another citizen ("settlement application of 2301…"), while the
+// trail names citizens only by their keyed hash: its ID-shaped numbers are
+// masked (citizenid.MaskText), before the length cut, which could leave
+// 14 digits of an ID, too few to be recognised as one.
 func normalize(e *Entry) {
 	e.Time = e.Time.UTC().Truncate(time.Microsecond)
 	e.Identity = clean(e.Identity, maxField)
 	e.Action = Action(clean(string(e.Action), maxField))
 	e.Subject = clean(e.Subject, maxField)
-	e.Purpose = clean(e.Purpose, maxField)
+	e.Purpose = clean(citizenid.MaskText(e.Purpose), maxField)
 	e.Result = clean(e.Result, maxField)
 	e.Detail = clean(e.Detail, maxDetail)
 	if len(e.Sections) == 0 {
