@@ -108,7 +108,10 @@ type Identity struct {
 	Read []string `yaml:"read"`
 	// Subscribe lists NATS subject patterns of the hub's notification
 	// scheme (pop.changed.<R>.<section>, pop.migration.<R>.<R>,
-	// pop.death.<R>, R = three region tokens).
+	// pop.death.<R>, pop.eligibility.<policy>.<R>, R = three region
+	// tokens). Each needs the sections its notifications carry, hukou
+	// when the region of a changed or death subject is not one county,
+	// and Eligibility for eligibility subjects.
 	Subscribe []string `yaml:"subscribe"`
 	// Stats allows the statistics routes.
 	Stats bool `yaml:"stats"`

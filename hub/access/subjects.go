@@ -3,10 +3,12 @@ package access
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 
 	"github.com/pophub/pophub/schemas"
+	"github.com/pophub/pophub/schemas/region"
 )
 
 // The hub's notification subjects (schemas.ChangedSubject and friends):
@@ -14,91 +16,154 @@ import (
 //	pop.changed.<P>.<C>.<D>.<section>
 //	pop.migration.<P>.<C>.<D>.<P>.<C>.<D>
 //	pop.death.<P>.<C>.<D>
+//	pop.eligibility.<policy>.<P>.<C>.<D>
 //
 // where P, C, D are the 2-, 4- and 6-digit province, city and county codes
-// of a region (00.0000.000000 when unknown).
+// of a region (00.0000.000000 when unknown), and policy is an eligibility
+// policy's id as one token (schemas.PolicyToken: heilongjiang_daqing).
 const subjectRoot = "pop"
 
+// subjectNeeds is what an identity must be granted to subscribe to a
+// subject pattern.
+type subjectNeeds struct {
+	// sections are those whose data the matching notifications carry: the
+	// changed section, hukou for migrations (their addresses), status for
+	// deaths (the date of death).
+	sections []schemas.Section
+	// regionHukou is set when the region of changed or death notifications
+	// is not fixed to one county by the pattern: each notification's
+	// subject then names the person's hukou county, which a reader without
+	// hukou never sees over HTTP. A pattern fixed to a county says no more
+	// than GET /v1/persons?region=<county> does.
+	regionHukou bool
+	// eligibility is set for eligibility notifications: each names a
+	// citizen and the policy they qualify under, as the eligibility
+	// decision route does.
+	eligibility bool
+}
+
+// kindLayout is the shape of one kind of subject after pop.<kind>.
+type kindLayout struct {
+	policy  bool   // a leading policy token
+	regions int    // region triples
+	section bool   // a trailing section token
+	text    string // the layout, for error messages
+}
+
+var subjectKinds = map[string]kindLayout{
+	"changed":     {regions: 1, section: true, text: "pop.changed.<province>.<city>.<county>.<section>"},
+	"migration":   {regions: 2, text: "pop.migration.<province>.<city>.<county>.<province>.<city>.<county> (from, to)"},
+	"death":       {regions: 1, text: "pop.death.<province>.<city>.<county>"},
+	"eligibility": {policy: true, regions: 1, text: "pop.eligibility.<policy>.<province>.<city>.<county>"},
+}
+
 // checkSubject validates a subscription pattern against the hub's subject
-// scheme and returns the sections whose data the matching notifications
-// carry: the changed section, hukou for migrations (their addresses),
-// status for deaths (the date of death).
-func checkSubject(pattern string) ([]schemas.Section, error) {
+// scheme and returns what subscribing to it needs.
+func checkSubject(pattern string) (subjectNeeds, error) {
 	if pattern == "" {
-		return nil, errors.New("empty subject")
+		return subjectNeeds{}, errors.New("empty subject")
 	}
 	t := strings.Split(pattern, ".")
 	for i, tok := range t {
 		switch {
 		case tok == "":
-			return nil, errors.New("empty token")
+			return subjectNeeds{}, errors.New("empty token")
 		case tok == ">" && i != len(t)-1:
-			return nil, errors.New("'>' must be the last token")
+			return subjectNeeds{}, errors.New("'>' must be the last token")
 		case tok != "*" && tok != ">" && strings.ContainsAny(tok, "*> \t"):
-			return nil, fmt.Errorf("token %q mixes a wildcard with text", tok)
+			return subjectNeeds{}, fmt.Errorf("token %q mixes a wildcard with text", tok)
 		}
 	}
 	if t[0] != subjectRoot {
-		return nil, fmt.Errorf("not a hub subject: it must start with %q", subjectRoot+".")
+		return subjectNeeds{}, fmt.Errorf("not a hub subject: it must start with %q", subjectRoot+".")
 	}
 	if len(t) == 2 && t[1] == ">" {
-		return slices.Concat(schemas.Sections), nil // every notification
+		// Every notification.
+		return subjectNeeds{sections: slices.Clone(schemas.Sections), regionHukou: true, eligibility: true}, nil
 	}
 	if len(t) < 2 {
-		return nil, errors.New("want pop.changed…, pop.migration… or pop.death…")
+		return subjectNeeds{}, errors.New("want pop.changed…, pop.migration…, pop.death… or pop.eligibility…")
+	}
+	kind, ok := subjectKinds[t[1]]
+	if !ok {
+		return subjectNeeds{}, fmt.Errorf("unknown kind %q: want changed, migration, death or eligibility (or pop.>)", t[1])
 	}
 	rest := t[2:]
-	var regions int
-	var needs []schemas.Section
-	switch t[1] {
-	case "changed":
-		regions = 1
-	case "migration":
-		regions, needs = 2, []schemas.Section{schemas.SecHukou}
-	case "death":
-		regions, needs = 1, []schemas.Section{schemas.SecStatus}
-	default:
-		return nil, fmt.Errorf("unknown kind %q: want changed, migration or death (or pop.>)", t[1])
+	lead := 0
+	if kind.policy {
+		lead = 1
 	}
-	want := 3 * regions
-	if t[1] == "changed" {
+	want := lead + 3*kind.regions
+	if kind.section {
 		want++
 	}
 	tail := len(rest) > 0 && rest[len(rest)-1] == ">"
 	switch {
 	case tail && len(rest) > want:
-		return nil, fmt.Errorf("too many tokens: %s", layout(t[1]))
+		return subjectNeeds{}, fmt.Errorf("too many tokens: %s", kind.text)
 	case !tail && len(rest) != want:
-		return nil, fmt.Errorf("want %d tokens after pop.%s: %s", want, t[1], layout(t[1]))
+		return subjectNeeds{}, fmt.Errorf("want %d tokens after pop.%s: %s", want, t[1], kind.text)
 	}
-	for r := 0; r < regions; r++ {
-		if err := checkRegion(rest, 3*r); err != nil {
-			return nil, err
+	if kind.policy {
+		if err := checkPolicyToken(rest[0]); err != nil {
+			return subjectNeeds{}, err
 		}
 	}
-	if t[1] == "changed" {
+	for r := 0; r < kind.regions; r++ {
+		if err := checkRegion(rest, lead+3*r); err != nil {
+			return subjectNeeds{}, err
+		}
+	}
+
+	var needs subjectNeeds
+	switch t[1] {
+	case "changed":
 		if len(rest) < want || rest[3] == "*" || rest[3] == ">" {
-			needs = slices.Concat(schemas.Sections) // any section
+			needs.sections = slices.Clone(schemas.Sections) // any section
 		} else {
 			sec := schemas.Section(rest[3])
 			if !slices.Contains(schemas.Sections, sec) {
-				return nil, fmt.Errorf("unknown section %q (known: %s)", rest[3], joinSections())
+				return subjectNeeds{}, fmt.Errorf("unknown section %q (known: %s)", rest[3], joinSections())
 			}
-			needs = []schemas.Section{sec}
+			needs.sections = []schemas.Section{sec}
 		}
+		needs.regionHukou = !oneCounty(rest)
+	case "migration":
+		needs.sections = []schemas.Section{schemas.SecHukou}
+	case "death":
+		needs.sections = []schemas.Section{schemas.SecStatus}
+		needs.regionHukou = !oneCounty(rest)
+	case "eligibility":
+		needs.eligibility = true
 	}
 	return needs, nil
 }
 
-func layout(kind string) string {
-	switch kind {
-	case "changed":
-		return "pop.changed.<province>.<city>.<county>.<section>"
-	case "migration":
-		return "pop.migration.<province>.<city>.<county>.<province>.<city>.<county> (from, to)"
+// oneCounty reports whether the region triple at the start of rest is
+// fixed to one known county. The unknown region 00.0000.000000 is not
+// one: it tells that a person has no hukou registration.
+func oneCounty(rest []string) bool {
+	if len(rest) < 3 {
+		return false
 	}
-	return "pop.death.<province>.<city>.<county>"
+	for _, tok := range rest[:3] {
+		if tok == "*" || tok == ">" {
+			return false
+		}
+	}
+	return strings.Join(rest[:3], ".") != region.Unknown
 }
+
+// checkPolicyToken checks an eligibility policy token: '*', '>' or a
+// policy id as schemas.PolicyToken renders it.
+func checkPolicyToken(tok string) error {
+	if tok == "*" || tok == ">" || policyTokenRE.MatchString(tok) {
+		return nil
+	}
+	return fmt.Errorf("policy token %q: want a policy id with '_' for '/' (heilongjiang_daqing) or '*'", tok)
+}
+
+var policyTokenRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
 
 // checkRegion checks the region triple starting at rest[at], as far as it
 // goes before a '>'.

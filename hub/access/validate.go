@@ -208,13 +208,19 @@ func (id *Identity) validate(p *Policy, path string, ve *ValidationError) {
 			continue
 		}
 		var missing []string
-		for _, sec := range needs {
+		for _, sec := range needs.sections {
 			if !id.CanRead(sec) {
 				missing = append(missing, string(sec))
 			}
 		}
 		if len(missing) > 0 {
 			ve.add(at, "%q carries data of sections the identity may not read: %s (add them to read or narrow the subject)", s, strings.Join(missing, ", "))
+		}
+		if needs.regionHukou && !id.CanRead(schemas.SecHukou) && !slices.Contains(needs.sections, schemas.SecHukou) {
+			ve.add(at, "%q names each person's hukou county in its region tokens, and the identity may not read hukou (add hukou to read or fix the region to one county, e.g. 23.2301.230102)", s)
+		}
+		if needs.eligibility && !id.Eligibility {
+			ve.add(at, "%q names citizens and the policies they qualify under: the identity needs eligibility: true", s)
 		}
 		if slices.Index(id.Subscribe, s) < j {
 			ve.add(at, "%q is listed twice", s)
