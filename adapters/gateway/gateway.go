@@ -191,11 +191,14 @@ type EventError struct {
 
 // Problem is an RFC 9457 problem with the per-event errors.
 type Problem struct {
-	Type   string       `json:"type"`
-	Title  string       `json:"title"`
-	Status int          `json:"status"`
-	Detail string       `json:"detail,omitempty"`
-	Errors []EventError `json:"errors,omitempty"`
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail,omitempty"`
+	// Instance names the request, urn:pophub:request:<id>, when the hub's
+	// API gave it an id (the X-Request-Id header), as its other answers do.
+	Instance string       `json:"instance,omitempty"`
+	Errors   []EventError `json:"errors,omitempty"`
 }
 
 // Accepted is the body of a 202.
@@ -362,7 +365,11 @@ func (h *Handler) authenticate(r *http.Request) (schemas.Source, bool) {
 }
 
 func problem(w http.ResponseWriter, status int, slug, detail string, errs []EventError) {
-	b, _ := json.Marshal(Problem{Type: "urn:pophub:problem:" + slug, Title: http.StatusText(status), Status: status, Detail: detail, Errors: errs})
+	p := Problem{Type: "urn:pophub:problem:" + slug, Title: http.StatusText(status), Status: status, Detail: detail, Errors: errs}
+	if id := w.Header().Get("X-Request-Id"); id != "" {
+		p.Instance = "urn:pophub:request:" + id
+	}
+	b, _ := json.Marshal(p)
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
 	w.WriteHeader(status)

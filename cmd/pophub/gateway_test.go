@@ -3,16 +3,19 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/pophub/pophub/adapters/gateway"
+	"github.com/pophub/pophub/schemas/jsonschema"
 )
 
 // TestGatewayThroughTheHub posts a department's event to the hub's HTTP
@@ -57,6 +60,40 @@ func TestGatewayThroughTheHub(t *testing.T) {
 		t.Fatalf("POST /v1/events: HTTP %d", code)
 	}
 	waitCaughtUp(t, m, 1)
+
+	// Its refusals are problem details as the rest of the API answers
+	// them: a documented type, and the request named as instance.
+	v, err := jsonschema.NewValidator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	refusals := []struct {
+		contentType, token, body string
+		status                   int
+	}{
+		{gateway.ContentTypeEvent, "wrong", string(first), http.StatusUnauthorized},
+		{"text/plain", "ps-token", string(first), http.StatusUnsupportedMediaType},
+		{gateway.ContentTypeEvent, "ps-token", `{"specversion":"1.0"}`, http.StatusUnprocessableEntity},
+	}
+	for _, rf := range refusals {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+m.HTTPAddr()+"/v1/events", strings.NewReader(rf.body))
+		req.Header.Set("Content-Type", rf.contentType)
+		req.Header.Set("Authorization", "Bearer "+rf.token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var p gateway.Problem
+		if resp.StatusCode != rf.status || json.Unmarshal(body, &p) != nil || p.Instance != "urn:pophub:request:"+resp.Header.Get("X-Request-Id") {
+			t.Errorf("%s: HTTP %d %s; want %d naming request %s", rf.contentType, resp.StatusCode, body, rf.status, resp.Header.Get("X-Request-Id"))
+		}
+		if err := v.ValidateProblem(body); err != nil {
+			t.Errorf("HTTP %d %s does not follow problem.schema.json: %v", resp.StatusCode, body, err)
+		}
+	}
+
 	if _, code := getRecord(t, m, personID(t, 1)); code != 200 {
 		t.Fatalf("the posted registration made no golden record: HTTP %d", code)
 	}

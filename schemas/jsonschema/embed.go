@@ -117,6 +117,11 @@ func (v *Validator) ValidateNotification(n []byte) error {
 	return v.validate("notification.schema.json", n)
 }
 
+// ValidateProblem validates a problem details body.
+func (v *Validator) ValidateProblem(p []byte) error {
+	return v.validate("problem.schema.json", p)
+}
+
 // Examples returns the examples embedded in an event type's data schema.
 func Examples(t schemas.Type) ([]json.RawMessage, error) {
 	b, err := DataSchema(t)
