@@ -241,7 +241,7 @@ func (a *admin) fail(w http.ResponseWriter, r *http.Request, err error) {
 		detail = citizenid.MaskText(err.Error())
 	}
 	if k.status >= 500 {
-		a.cfg.Logger.LogAttrs(r.Context(), slog.LevelError, "serving admin request",
+		a.cfg.Logger.LogAttrs(r.Context(), serverErrorLevel(k.status), "serving admin request",
 			slog.String("route", routeOf(r)), slog.String("request_id", requestID(r.Context())), slog.String("err", citizenid.MaskText(err.Error())))
 	}
 	switch k.status {

@@ -25,7 +25,9 @@
 //	anything else                         500  internal
 //
 // A 500 says nothing of its cause; the cause is logged under the problem's
-// instance (the request id, also sent as X-Request-Id).
+// instance (the request id, also sent as X-Request-Id), as an error. A 503
+// carries Retry-After and its cause is logged as a warning: the store or
+// another dependency is down, which /readyz reports too.
 //
 // Access control is a seam, not a feature, here: Config.Authorizer, when set,
 // is consulted on every /v1 request and can refuse it, narrow what it

@@ -190,19 +190,23 @@ type ResidencePermits struct {
 	Children []PermitCount `json:"children,omitempty"`
 }
 
-// statsQuery reads region, as_of and children, and the regions to count.
-func (s *Server) statsQuery(r *http.Request, levels ...int) (code, asOf string, regions []string, err error) {
+// statsQuery reads region, as_of and children: asked is the region as the
+// request wrote it, which the answer repeats; code is the region as the
+// table names it (tableCode); regions are the regions to count, code and
+// then its children when asked for.
+func (s *Server) statsQuery(r *http.Request, levels ...int) (asked, code, asOf string, regions []string, err error) {
 	q := r.URL.Query()
-	code = q.Get("region")
+	asked = q.Get("region")
 	okLevel := false
 	for _, l := range levels {
-		okLevel = okLevel || len(code) == l
+		okLevel = okLevel || len(asked) == l
 	}
-	if !okLevel || !region.IsLevelCode(code) {
-		return "", "", nil, fmt.Errorf("region %q is not a division code of %v digits: %w", code, levels, hub.ErrInvalid)
+	if !okLevel || !region.IsLevelCode(asked) {
+		return "", "", "", nil, fmt.Errorf("region %q is not a division code of %v digits: %w", asked, levels, hub.ErrInvalid)
 	}
+	code = tableCode(asked)
 	if _, known := s.cfg.Regions.Name(code); !known {
-		return "", "", nil, fmt.Errorf("region %s is not in the region table: %w", code, hub.ErrNotFound)
+		return "", "", "", nil, fmt.Errorf("region %s is not in the region table: %w", asked, hub.ErrNotFound)
 	}
 	today := time.Now().In(chinaTime).Format(time.DateOnly)
 	asOf = q.Get("as_of")
@@ -210,10 +214,10 @@ func (s *Server) statsQuery(r *http.Request, levels ...int) (code, asOf string, 
 		asOf = today
 	}
 	if _, err := stats.AsOf(asOf); err != nil {
-		return "", "", nil, err
+		return "", "", "", nil, err
 	}
 	if asOf > today {
-		return "", "", nil, fmt.Errorf("as_of %s is in the future: counts are known up to today (%s): %w", asOf, today, hub.ErrInvalid)
+		return "", "", "", nil, fmt.Errorf("as_of %s is in the future: counts are known up to today (%s): %w", asOf, today, hub.ErrInvalid)
 	}
 	regions = []string{code}
 	switch v := q.Get("children"); v {
@@ -221,16 +225,29 @@ func (s *Server) statsQuery(r *http.Request, levels ...int) (code, asOf string, 
 	case "true":
 		regions = append(regions, s.cfg.Regions.Children(code)...)
 	default:
-		return "", "", nil, fmt.Errorf("children=%q: want true or false: %w", v, hub.ErrInvalid)
+		return "", "", "", nil, fmt.Errorf("children=%q: want true or false: %w", v, hub.ErrInvalid)
 	}
-	return code, asOf, regions, nil
+	return asked, code, asOf, regions, nil
+}
+
+// tableCode is the code the region table knows a statistics region by. A
+// city written in six digits (230100), as departments write a city-wide
+// region and residence permits carry it in city_code, is its 4-digit city
+// (2301), as region.Table.KnownRegion reads it, and counts as the city.
+// A province in six digits (230000) is not a city: its 4-digit code is in
+// no table. Every other code is its own.
+func tableCode(code string) string {
+	if len(code) == 6 && code[4:] == "00" {
+		return code[:4]
+	}
+	return code
 }
 
 var chinaTime = time.FixedZone("CST", 8*3600)
 
 // urbanRural answers GET /v1/stats/urban-rural.
 func (s *Server) urbanRural(r *http.Request, g Grant, _ *Outcome) (any, error) {
-	code, asOf, regions, err := s.statsQuery(r, 2, 4, 6, 9, 12)
+	asked, code, asOf, regions, err := s.statsQuery(r, 2, 4, 6, 9, 12)
 	if err != nil {
 		return nil, err
 	}
@@ -243,6 +260,7 @@ func (s *Server) urbanRural(r *http.Request, g Grant, _ *Outcome) (any, error) {
 		return RegionCount{Region: c, Name: s.regionName(c), Urban: cells[0], Rural: cells[1], Total: cells[2]}
 	}
 	out := UrbanRural{RegionCount: count(code, own), AsOf: asOf}
+	out.Region = asked
 	if r.URL.Query().Get("children") == "true" {
 		out.Children = make([]RegionCount, 0, len(regions)-1)
 		for i, c := range regions[1:] {
@@ -254,7 +272,7 @@ func (s *Server) urbanRural(r *http.Request, g Grant, _ *Outcome) (any, error) {
 
 // residencePermits answers GET /v1/stats/residence-permits.
 func (s *Server) residencePermits(r *http.Request, g Grant, _ *Outcome) (any, error) {
-	code, asOf, regions, err := s.statsQuery(r, 2, 4, 6)
+	asked, code, asOf, regions, err := s.statsQuery(r, 2, 4, 6)
 	if err != nil {
 		return nil, err
 	}
@@ -266,7 +284,7 @@ func (s *Server) residencePermits(r *http.Request, g Grant, _ *Outcome) (any, er
 	if err != nil {
 		return nil, err
 	}
-	out := ResidencePermits{PermitCount: PermitCount{Region: code, Name: s.regionName(code), Holders: own[0]}, AsOf: asOf}
+	out := ResidencePermits{PermitCount: PermitCount{Region: asked, Name: s.regionName(code), Holders: own[0]}, AsOf: asOf}
 	if r.URL.Query().Get("children") == "true" && len(regions) > 1 {
 		for i, c := range regions[1:] {
 			out.Children = append(out.Children, PermitCount{Region: c, Name: s.regionName(c), Holders: kids[i][0]})

@@ -445,3 +445,112 @@ func TestPermitsSuppressedAcrossAnswers(t *testing.T) {
 		t.Errorf("Harbin reads %+v among the province's cities, %+v alone", province.Children, harbin)
 	}
 }
+
+// TestStatisticsCityInSixDigits: a city written in six digits (230100), as
+// residence permits carry it in city_code, is asked for as the 4-digit
+// city it is and answered under the code as asked, with the city's counts;
+// a code that is not a city in six digits is still not found.
+func TestStatisticsCityInSixDigits(t *testing.T) {
+	store := newMemStore(t)
+	d := func(m time.Month, day int) time.Time { return time.Date(2020, m, day, 10, 0, 0, 0, cst) }
+	permit := func(n int) hub.Input {
+		return storetest.Event(t, schemas.ResidencePermitIssued, storetest.ValidID(n), fmt.Sprintf("ps-p%d", n), d(2, 1),
+			schemas.ResidencePermitIssuedData{CityCode: "230100", AddressCode: "230102001001", Basis: "employment"})
+	}
+	in := []hub.Input{
+		registration(t, 1, "230102001001", d(1, 1)), // urban, Daoli
+		registration(t, 2, "230103020200", d(1, 1)), // rural, Nangang
+		permit(3), permit(4),
+	}
+	storetest.ApplyAll(t, store, in, 2)
+	tests := []struct {
+		name   string
+		query  string
+		status int
+		want   string
+	}{
+		{"permits, city in six digits", "residence-permits?region=230100&as_of=2020-06-01", http.StatusOK,
+			`{"region":"230100","name":"哈尔滨市","holders":2,"as_of":"2020-06-01"}`},
+		{"permits, city in four digits", "residence-permits?region=2301&as_of=2020-06-01", http.StatusOK,
+			`{"region":"2301","name":"哈尔滨市","holders":2,"as_of":"2020-06-01"}`},
+		{"permits, before they were issued", "residence-permits?region=230100&as_of=2020-01-31", http.StatusOK,
+			`{"region":"230100","name":"哈尔滨市","holders":0,"as_of":"2020-01-31"}`},
+		{"permits, the province's cities", "residence-permits?region=23&children=true&as_of=2020-06-01", http.StatusOK,
+			`{"region":"23","name":"黑龙江省","holders":2,"as_of":"2020-06-01","children":[{"region":"2301","name":"哈尔滨市","holders":2}]}`},
+		{"permits, a county", "residence-permits?region=230102&as_of=2020-06-01", http.StatusOK,
+			`{"region":"230102","name":"道里区","holders":0,"as_of":"2020-06-01"}`},
+		{"permits, province in six digits", "residence-permits?region=230000", http.StatusNotFound, ""},
+		{"permits, no such city", "residence-permits?region=239900", http.StatusNotFound, ""},
+		{"urban-rural, city in six digits", "urban-rural?region=230100&as_of=2020-06-01&children=true", http.StatusOK,
+			`{"region":"230100","name":"哈尔滨市","urban":1,"rural":1,"total":2,"as_of":"2020-06-01","children":[` +
+				`{"region":"230102","name":"道里区","urban":1,"rural":0,"total":1},{"region":"230103","name":"南岗区","urban":0,"rural":1,"total":1}]}`},
+		{"urban-rural, province in six digits", "urban-rural?region=230000", http.StatusNotFound, ""},
+	}
+	srv := httptest.NewServer(api.New(api.Config{Store: store, Counter: store, Regions: testRegions{}}).Handler())
+	defer srv.Close()
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := http.Get(srv.URL + "/v1/stats/" + tc.query)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tc.status, b)
+			}
+			if got := strings.TrimSpace(string(b)); tc.want != "" && got != tc.want {
+				t.Errorf("\n got %s\nwant %s", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestCityInSixDigitsSuppressedAsTheCity: under a minimum cell, a city
+// asked for in six digits shows the very cells it shows in four digits, so
+// that asking both ways gives nothing away.
+func TestCityInSixDigitsSuppressedAsTheCity(t *testing.T) {
+	counts := tallyCounter{
+		"23":     {Urban: 13, Rural: 1, Permits: 12},
+		"2301":   {Urban: 13, Rural: 1, Permits: 12},
+		"230102": {Urban: 12, Rural: 1, Permits: 10},
+		"230103": {Urban: 1, Permits: 2},
+	}
+	srv := httptest.NewServer(api.New(api.Config{Store: newMemStore(t), Counter: counts, Regions: testRegions{}, Authorizer: cellGrant{5}}).Handler())
+	defer srv.Close()
+	get := func(t *testing.T, url string) string {
+		t.Helper()
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: status %d: %s", url, resp.StatusCode, b)
+		}
+		return string(b)
+	}
+	// Harbin's rural 1 is small in Heilongjiang's table, which hides its
+	// urban 13 too; its 12 holders are shown.
+	for _, route := range []string{"residence-permits", "urban-rural"} {
+		t.Run(route, func(t *testing.T) {
+			base := srv.URL + "/v1/stats/" + route + "?as_of=2020-01-01&children=true&region="
+			four, six := get(t, base+"2301"), get(t, base+"230100")
+			if want := strings.Replace(four, `"region":"2301"`, `"region":"230100"`, 1); six != want {
+				t.Errorf("230100 reads\n%s\nwant, as 2301 reads,\n%s", six, want)
+			}
+		})
+	}
+}
+
+// tallyCounter answers fixed counts.
+type tallyCounter map[string]hub.Tally
+
+func (c tallyCounter) Counts(_ context.Context, q hub.CountQuery) (map[string]hub.Tally, error) {
+	out := make(map[string]hub.Tally, len(q.Regions))
+	for _, r := range q.Regions {
+		out[r] = c[r]
+	}
+	return out, nil
+}

@@ -69,7 +69,7 @@ func kindOf(err error) kind {
 }
 
 // fail answers err as a problem. 5xx errors are logged (scrubbed of citizen
-// IDs); the caller sees only the table's generic detail.
+// IDs) at serverErrorLevel; the caller sees only the table's generic detail.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	k := kindOf(err)
 	detail := k.detail
@@ -82,7 +82,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		}
 	}
 	if k.status >= 500 {
-		s.cfg.Logger.LogAttrs(r.Context(), slog.LevelError, "serving request",
+		s.cfg.Logger.LogAttrs(r.Context(), serverErrorLevel(k.status), "serving request",
 			slog.String("route", routeOf(r)),
 			slog.String("request_id", requestID(r.Context())),
 			slog.String("err", citizenid.MaskText(err.Error())))
@@ -96,6 +96,17 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		}
 	}
 	s.writeProblem(w, r, k.status, k.slug, detail)
+}
+
+// serverErrorLevel is the level a 5xx answer is logged at. A dependency
+// that is unavailable (503) is a warning: the caller was told to retry,
+// /readyz reports the dependency, and the request itself did nothing
+// wrong. Anything else is an error.
+func serverErrorLevel(status int) slog.Level {
+	if status == http.StatusServiceUnavailable {
+		return slog.LevelWarn
+	}
+	return slog.LevelError
 }
 
 // writeProblem writes a problem body with the request's instance id.

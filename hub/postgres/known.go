@@ -27,7 +27,7 @@ func (s *Store) KnownEvents(ctx context.Context, keys []schemas.EventKey) ([]boo
 	rows, err := s.pool.Query(ctx, `SELECT k.ord, EXISTS (SELECT 1 FROM history h WHERE h.source = k.source AND h.event_id = k.event_id)
 		FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(source, event_id, ord)`, sources, ids)
 	if err != nil {
-		return nil, fmt.Errorf("looking up event keys: %w", err)
+		return nil, readFailed(ctx, "looking up event keys", err)
 	}
 	defer rows.Close()
 	n := 0
@@ -35,7 +35,7 @@ func (s *Store) KnownEvents(ctx context.Context, keys []schemas.EventKey) ([]boo
 		var ord int64
 		var known bool
 		if err := rows.Scan(&ord, &known); err != nil {
-			return nil, fmt.Errorf("looking up event keys: %w", err)
+			return nil, readFailed(ctx, "looking up event keys", err)
 		}
 		if ord < 1 || ord > int64(len(out)) {
 			return nil, fmt.Errorf("looking up event keys: ordinal %d out of range", ord)
@@ -44,7 +44,7 @@ func (s *Store) KnownEvents(ctx context.Context, keys []schemas.EventKey) ([]boo
 		n++
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("looking up event keys: %w", err)
+		return nil, readFailed(ctx, "looking up event keys", err)
 	}
 	if n != len(keys) {
 		return nil, fmt.Errorf("looking up event keys: %d answers for %d keys", n, len(keys))

@@ -32,7 +32,7 @@ func (s *Store) Person(ctx context.Context, id citizenid.ID) (hub.Record, error)
 		return hub.Record{}, fmt.Errorf("person %v: %w", id, hub.ErrNotFound)
 	}
 	if err != nil {
-		return hub.Record{}, fmt.Errorf("reading person: %w", err)
+		return hub.Record{}, readFailed(ctx, "reading person", err)
 	}
 	if raw == nil {
 		return hit.Record(), nil
@@ -50,7 +50,7 @@ func (s *Store) History(ctx context.Context, id citizenid.ID) ([]hub.Change, err
 	rows, err := s.pool.Query(ctx, `SELECT version, event_id, source, type, time, applied_at, sections, data
 		FROM history WHERE person_key = $1 ORDER BY version`, key)
 	if err != nil {
-		return nil, fmt.Errorf("reading history: %w", err)
+		return nil, readFailed(ctx, "reading history", err)
 	}
 	defer rows.Close()
 	var out []hub.Change
@@ -59,7 +59,7 @@ func (s *Store) History(ctx context.Context, id citizenid.ID) ([]hub.Change, err
 		var src, typ string
 		var data []byte
 		if err := rows.Scan(&c.Version, &c.EventID, &src, &typ, &c.Time, &c.AppliedAt, &c.Sections, &data); err != nil {
-			return nil, fmt.Errorf("reading history: %w", err)
+			return nil, readFailed(ctx, "reading history", err)
 		}
 		c.Source, c.Type = schemas.Source(src), schemas.Type(typ)
 		c.Time, c.AppliedAt = c.Time.UTC(), c.AppliedAt.UTC()
@@ -75,7 +75,7 @@ func (s *Store) History(ctx context.Context, id citizenid.ID) ([]hub.Change, err
 		out = append(out, c)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reading history: %w", err)
+		return nil, readFailed(ctx, "reading history", err)
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("person %v: %w", id, hub.ErrNotFound)
@@ -91,7 +91,7 @@ func (s *Store) Stats(ctx context.Context) (hub.StoreStats, error) {
 	err := s.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM persons), (SELECT count(*) FROM history),
 		(SELECT coalesce(sum(size - cardinality(published)), 0) FROM outbox_batches)`).Scan(&st.Persons, &st.Changes, &st.OutboxPending)
 	if err != nil {
-		return st, fmt.Errorf("reading store totals: %w", err)
+		return st, readFailed(ctx, "reading store totals", err)
 	}
 	return st, nil
 }
@@ -124,7 +124,7 @@ func (s *Store) Persons(ctx context.Context, q hub.PersonQuery) ([]hub.Record, s
 		ORDER BY address_code COLLATE "C", person_key COLLATE "C" LIMIT $5`,
 		lower, upper, afterAddr, afterKey, q.Limit)
 	if err != nil {
-		return nil, "", fmt.Errorf("listing persons: %w", err)
+		return nil, "", readFailed(ctx, "listing persons", err)
 	}
 	defer rows.Close()
 	var out []hub.Record
@@ -132,7 +132,7 @@ func (s *Store) Persons(ctx context.Context, q hub.PersonQuery) ([]hub.Record, s
 	for rows.Next() {
 		var raw []byte
 		if err := rows.Scan(&lastAddr, &lastKey, &raw); err != nil {
-			return nil, "", fmt.Errorf("listing persons: %w", err)
+			return nil, "", readFailed(ctx, "listing persons", err)
 		}
 		st, err := s.seal.openState(lastKey, raw)
 		if err != nil {
@@ -141,7 +141,7 @@ func (s *Store) Persons(ctx context.Context, q hub.PersonQuery) ([]hub.Record, s
 		out = append(out, st.Record())
 	}
 	if err := rows.Err(); err != nil {
-		return nil, "", fmt.Errorf("listing persons: %w", err)
+		return nil, "", readFailed(ctx, "listing persons", err)
 	}
 	if len(out) < q.Limit {
 		return out, "", nil

@@ -65,7 +65,7 @@ func (s *Store) Counts(ctx context.Context, q hub.CountQuery) (map[string]hub.Ta
 		q.Regions, []string{string(stats.Urban), string(stats.Rural), string(stats.Permit)},
 		[]string{rs[0].Lo, rs[1].Lo, rs[2].Lo}, []string{rs[0].Hi, rs[1].Hi, rs[2].Hi})
 	if err != nil {
-		return nil, fmt.Errorf("reading counters: %w", err)
+		return nil, readFailed(ctx, "reading counters", err)
 	}
 	defer rows.Close()
 	out := make(map[string]hub.Tally, len(q.Regions))
@@ -76,7 +76,7 @@ func (s *Store) Counts(ctx context.Context, q hub.CountQuery) (map[string]hub.Ta
 		var region, class string
 		var n int64
 		if err := rows.Scan(&region, &class, &n); err != nil {
-			return nil, fmt.Errorf("reading counters: %w", err)
+			return nil, readFailed(ctx, "reading counters", err)
 		}
 		t := out[region]
 		switch stats.Class(class[0]) {
@@ -90,7 +90,7 @@ func (s *Store) Counts(ctx context.Context, q hub.CountQuery) (map[string]hub.Ta
 		out[region] = t
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reading counters: %w", err)
+		return nil, readFailed(ctx, "reading counters", err)
 	}
 	return out, nil
 }

@@ -1,0 +1,196 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/hub/storetest"
+	"github.com/pophub/pophub/internal/faults"
+	"github.com/pophub/pophub/internal/testenv"
+	"github.com/pophub/pophub/schemas"
+)
+
+// openThroughProxy opens a store on a schema of its own whose connections
+// pass through a proxy the test can cut.
+func openThroughProxy(t testing.TB) (*Store, *faults.Proxy) {
+	t.Helper()
+	schema := testenv.Schema(t)
+	u, err := url.Parse(testenv.PostgresURL())
+	if err != nil || u.Host == "" {
+		t.Skipf("the test database is not a URL this test can put a proxy into: %v", err)
+	}
+	target := u.Host
+	if u.Port() == "" {
+		target = net.JoinHostPort(u.Hostname(), "5432")
+	}
+	p, err := faults.NewProxy(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	u.Host = p.Addr()
+	s, err := Open(context.Background(), Config{URL: u.String(), Schema: schema})
+	if err != nil {
+		t.Fatalf("opening PostgreSQL store through a proxy: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, p
+}
+
+// storeReads are the reads the HTTP API serves from the store.
+func storeReads(in []hub.Input) []struct {
+	name string
+	read func(ctx context.Context, s *Store) error
+} {
+	id := in[0].Event.Subject
+	return []struct {
+		name string
+		read func(ctx context.Context, s *Store) error
+	}{
+		{"person", func(ctx context.Context, s *Store) error { _, err := s.Person(ctx, id); return err }},
+		{"history", func(ctx context.Context, s *Store) error { _, err := s.History(ctx, id); return err }},
+		{"persons", func(ctx context.Context, s *Store) error {
+			_, _, err := s.Persons(ctx, hub.PersonQuery{Region: "23", Limit: 10})
+			return err
+		}},
+		{"counts", func(ctx context.Context, s *Store) error {
+			_, err := s.Counts(ctx, hub.CountQuery{Regions: []string{"23", "2301"}, AsOf: "2026-01-01"})
+			return err
+		}},
+		{"known events", func(ctx context.Context, s *Store) error {
+			_, err := s.KnownEvents(ctx, []schemas.EventKey{in[0].Event.Key()})
+			return err
+		}},
+		{"stats", func(ctx context.Context, s *Store) error { _, err := s.Stats(ctx); return err }},
+	}
+}
+
+// TestReadsDuringOutage: while PostgreSQL cannot be reached, every read
+// the API serves fails with hub.ErrUnavailable (which the API answers as
+// 503 with Retry-After) and keeps the cause; once PostgreSQL is back, the
+// same reads succeed again.
+func TestReadsDuringOutage(t *testing.T) {
+	outages := []struct {
+		name string
+		cut  func(p *faults.Proxy)
+	}{
+		{"connections closed", func(p *faults.Proxy) { p.SetDown(true); p.Cut() }},
+		{"connections reset", func(p *faults.Proxy) { p.SetDown(true); p.Reset() }},
+	}
+	in := storetest.Population(t, 5, 17)
+	for _, outage := range outages {
+		t.Run(outage.name, func(t *testing.T) {
+			s, p := openThroughProxy(t)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if _, err := s.Apply(ctx, in); err != nil {
+				t.Fatal(err)
+			}
+			reads := storeReads(in)
+			for _, r := range reads {
+				if err := r.read(ctx, s); err != nil {
+					t.Fatalf("%s before the outage: %v", r.name, err)
+				}
+			}
+			outage.cut(p)
+			for _, r := range reads {
+				err := r.read(ctx, s)
+				if !errors.Is(err, hub.ErrUnavailable) {
+					t.Errorf("%s during the outage: %v, want an error wrapping hub.ErrUnavailable", r.name, err)
+					continue
+				}
+				if strings.HasSuffix(err.Error(), hub.ErrUnavailable.Error()) {
+					t.Errorf("%s during the outage: %q does not say what failed", r.name, err)
+				}
+			}
+			p.SetDown(false)
+			for _, r := range reads {
+				if err := r.read(ctx, s); err != nil {
+					t.Errorf("%s after the outage: %v", r.name, err)
+				}
+			}
+		})
+	}
+}
+
+// TestReadErrorsThatAreNotOutages: a read that fails because its caller
+// gave up, or because the server refused the statement, is not reported
+// as the store being unavailable, so it is not answered as one to retry.
+func TestReadErrorsThatAreNotOutages(t *testing.T) {
+	in := storetest.Population(t, 2, 19)
+	s, p := openThroughProxy(t)
+	if _, err := s.Apply(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, r := range storeReads(in) {
+		t.Run("caller gave up/"+r.name, func(t *testing.T) {
+			if err := r.read(cancelled, s); err == nil || errors.Is(err, hub.ErrUnavailable) {
+				t.Errorf("got %v, want an error that is not hub.ErrUnavailable", err)
+			}
+		})
+	}
+	if _, err := s.Pool().Exec(context.Background(), "DROP TABLE stats_counters"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Counts(context.Background(), hub.CountQuery{Regions: []string{"23"}, AsOf: "2026-01-01"})
+	if err == nil || errors.Is(err, hub.ErrUnavailable) {
+		t.Errorf("statement refused: got %v, want an error that is not hub.ErrUnavailable", err)
+	}
+	// A deadline of the caller's that passes while the server is slow to
+	// answer is the caller giving up too.
+	p.SetLatency(time.Second)
+	short, cancelShort := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancelShort()
+	if err := storeReads(in)[0].read(short, s); err == nil || errors.Is(err, hub.ErrUnavailable) {
+		t.Errorf("caller's deadline passed: got %v, want an error that is not hub.ErrUnavailable", err)
+	}
+	p.SetLatency(0)
+}
+
+// TestConnectionLost: the driver's ways of saying that no connection could
+// be had or that it broke are outages; the server's answers to a statement,
+// and anything after the caller's context ended, are not.
+func TestConnectionLost(t *testing.T) {
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	tests := []struct {
+		name string
+		ctx  context.Context
+		err  error
+		want bool
+	}{
+		{"no connection could be opened", context.Background(), fmt.Errorf("acquiring: %w", &pgconn.ConnectError{}), true},
+		{"connection closed by the server", context.Background(), fmt.Errorf("receive message failed: %w", io.ErrUnexpectedEOF), true},
+		{"connection reset", context.Background(), &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}, true},
+		{"connection refused", context.Background(), &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}, true},
+		{"connection closed by the driver", context.Background(), fmt.Errorf("querying: %w", pgconn.ErrConnClosed), true},
+		{"server shutting down", context.Background(), &pgconn.PgError{Code: "57P01"}, true},
+		{"connection failure", context.Background(), &pgconn.PgError{Code: "08006"}, true},
+		{"undefined table", context.Background(), &pgconn.PgError{Code: "42P01"}, false},
+		{"serialization failure", context.Background(), &pgconn.PgError{Code: "40001"}, false},
+		{"decoding a value", context.Background(), errors.New("can't scan into dest[0]"), false},
+		{"caller cancelled", done, context.Canceled, false},
+		{"connection lost after the caller cancelled", done, io.ErrUnexpectedEOF, false},
+		{"no error", context.Background(), nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := connectionLost(tt.ctx, tt.err); got != tt.want {
+				t.Errorf("connectionLost(%v) = %v, want %v", tt.err, got, tt.want)
+			}
+		})
+	}
+}
