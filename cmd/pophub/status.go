@@ -120,7 +120,15 @@ func renderStatus(w io.Writer, hubURL string, st api.Status) error {
 				behind++
 			}
 		}
-		fmt.Fprintf(&b, "ingest   group %s  lag %s (%d of %d partitions behind)\n", cmp.Or(in.Group, "-"), n(in.TotalLag), behind, len(in.Lag))
+		if in.LagError != "" {
+			last := "never"
+			if in.LagMeasuredAt != nil {
+				last = st.Time.Sub(*in.LagMeasuredAt).Round(time.Second).String() + " ago"
+			}
+			fmt.Fprintf(&b, "ingest   group %s  lag UNKNOWN: %s (last measured %s)\n", cmp.Or(in.Group, "-"), in.LagError, last)
+		} else {
+			fmt.Fprintf(&b, "ingest   group %s  lag %s (%d of %d partitions behind)\n", cmp.Or(in.Group, "-"), n(in.TotalLag), behind, len(in.Lag))
+		}
 		if c := in.Counts; c != nil {
 			var rej int64
 			for _, v := range c.Rejected {
@@ -202,14 +210,15 @@ func countsLine(m map[string]int64) string {
 func (m *Main) adminConfig(js jetstream.JetStream) api.AdminConfig {
 	dlqCounts := &cachedDLQ{brokers: m.brokers, tls: m.clientTLS, sasl: m.kafkaSASL, ttl: 10 * time.Second}
 	return api.AdminConfig{
-		Store:     m.Store,
-		Group:     m.Config.GroupID,
-		Lag:       m.Consumer.Lag,
-		Counts:    func() api.IngestCounts { return ingestCounts(m.Consumer.Counts()) },
-		DLQ:       dlqCounts.get,
-		Stream:    func(ctx context.Context) (api.StreamInfo, error) { return streamInfo(ctx, js) },
-		Consumers: func(ctx context.Context) ([]api.ConsumerPosition, error) { return streamConsumers(ctx, js) },
-		Logger:    m.Logger,
+		Store:       m.Store,
+		Group:       m.Config.GroupID,
+		Lag:         m.Consumer.Lag,
+		LagMeasured: m.Consumer.LagMeasured,
+		Counts:      func() api.IngestCounts { return ingestCounts(m.Consumer.Counts()) },
+		DLQ:         dlqCounts.get,
+		Stream:      func(ctx context.Context) (api.StreamInfo, error) { return streamInfo(ctx, js) },
+		Consumers:   func(ctx context.Context) ([]api.ConsumerPosition, error) { return streamConsumers(ctx, js) },
+		Logger:      m.Logger,
 	}
 }
 

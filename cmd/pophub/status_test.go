@@ -134,3 +134,34 @@ func TestStatusUnderPolicy(t *testing.T) {
 		t.Errorf("stream %+v, store %+v: %s", st.Stream, st.Store, body)
 	}
 }
+
+// TestStatusLagUnknown: while the lag cannot be measured, the status says
+// so, with the reason and when it last was, instead of showing lag 0.
+func TestStatusLagUnknown(t *testing.T) {
+	at := time.Date(2026, 12, 4, 8, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name string
+		in   api.IngestStatus
+		want string
+	}{
+		{"measured", api.IngestStatus{Group: "pophub", Lag: []api.PartitionLag{{Topic: "pop.events.tax", Lag: 0}}},
+			"ingest   group pophub  lag 0 (0 of 1 partitions behind)"},
+		{"failing since", api.IngestStatus{Group: "pophub", Lag: []api.PartitionLag{}, LagMeasuredAt: &at, LagError: "dial tcp: connection refused"},
+			"ingest   group pophub  lag UNKNOWN: dial tcp: connection refused (last measured 1m30s ago)"},
+		{"never measured", api.IngestStatus{Group: "pophub", Lag: []api.PartitionLag{}, LagError: "no broker"},
+			"lag UNKNOWN: no broker (last measured never)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := tt.in
+			var out bytes.Buffer
+			st := api.Status{Time: at.Add(90 * time.Second), Store: api.StoreStatus{OK: true}, Ingest: &in}
+			if err := renderStatus(&out, "http://hub", st); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(out.String(), tt.want) {
+				t.Errorf("no %q in\n%s", tt.want, out.String())
+			}
+		})
+	}
+}

@@ -53,6 +53,10 @@ type AdminConfig struct {
 	// Lag is the consumer lag per topic and partition
 	// (ingest.Consumer.Lag).
 	Lag func() map[string]map[int]int64
+	// LagMeasured is when the lag was last measured, and why the latest
+	// measurement failed (ingest.Consumer.LagMeasured): while it fails,
+	// Lag is empty, and the status says the lag is unknown, not zero.
+	LagMeasured func() (time.Time, error)
 	// Counts are the consumer's totals since it started
 	// (ingest.Consumer.Counts, converted).
 	Counts func() IngestCounts
@@ -103,7 +107,11 @@ type IngestStatus struct {
 	Group    string         `json:"group,omitempty"`
 	TotalLag int64          `json:"total_lag"`
 	Lag      []PartitionLag `json:"lag"`
-	Counts   *IngestCounts  `json:"counts,omitempty"`
+	// LagMeasuredAt is when the lag was last measured; LagError why the
+	// latest measurement failed (then Lag is empty: unknown, not zero).
+	LagMeasuredAt *time.Time    `json:"lag_measured_at,omitempty"`
+	LagError      string        `json:"lag_error,omitempty"`
+	Counts        *IngestCounts `json:"counts,omitempty"`
 }
 
 // PartitionLag is one partition's records not yet committed.
@@ -348,6 +356,15 @@ func (a *admin) collect(ctx context.Context) Status {
 			slices.SortFunc(st.Ingest.Lag, func(x, y PartitionLag) int {
 				return cmp.Or(strings.Compare(x.Topic, y.Topic), cmp.Compare(x.Partition, y.Partition))
 			})
+		}
+		if a.cfg.LagMeasured != nil {
+			at, err := a.cfg.LagMeasured()
+			if !at.IsZero() {
+				st.Ingest.LagMeasuredAt = &at
+			}
+			if err != nil {
+				st.Ingest.LagError = citizenid.MaskText(err.Error())
+			}
 		}
 		if a.cfg.Counts != nil {
 			c := a.cfg.Counts()

@@ -20,10 +20,12 @@
 // pophub_consumer_lag{topic,partition}, which kafka-go's group reader does
 // not expose: every five seconds the consumer asks the broker for each
 // partition's high watermark (ListOffsets) and the group's committed offset
-// (OffsetFetch) and reports the difference; the histogram
-// pophub_store_apply_duration_seconds{outcome} times each call of the
-// store's Apply, failed attempts included (pophub_apply_duration_seconds
-// covers a batch's whole apply, retries and backoff included).
+// (OffsetFetch) and reports the difference, or no series while that fails;
+// the gauge pophub_consumer_lag_timestamp_seconds says when it last
+// succeeded; the histogram pophub_store_apply_duration_seconds{outcome}
+// times each call of the store's Apply, failed attempts included
+// (pophub_apply_duration_seconds covers a batch's whole apply, retries and
+// backoff included).
 //
 // Tracing: one span "ingest batch" per batch, linked to the trace contexts
 // in the records' traceparent headers. A record whose trace context is
@@ -339,10 +341,12 @@ func (c *Consumer) Counts() Counts {
 }
 
 // Run consumes until ctx is done or Kafka fails for good. Fetching and
-// decoding the next batch overlaps with applying the current one.
+// decoding the next batch overlaps with applying the current one. It first
+// warns when the DLQ topic would delete rejected records.
 func (c *Consumer) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	c.warnIfDLQExpires(ctx)
 	go c.lag.run(ctx)
 	batches := make(chan decoded, 2)
 	fetchErr := make(chan error, 1)

@@ -5,6 +5,9 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -54,17 +57,29 @@ func dialer(m sasl.Mechanism, tc *tls.Config) *kafka.Dialer {
 	return &kafka.Dialer{Timeout: 10 * time.Second, DualStack: true, SASLMechanism: m, TLS: tc}
 }
 
+// dlqTopicConfigs keep rejected records until an operator deletes them:
+// they wait in the DLQ until their cause is fixed and they are replayed,
+// which may take longer than a broker's default retention (seven days).
+var dlqTopicConfigs = []kafka.ConfigEntry{
+	{ConfigName: "retention.ms", ConfigValue: "-1"},
+	{ConfigName: "retention.bytes", ConfigValue: "-1"},
+}
+
 // EnsureTopics creates the eight source topics and the DLQ topic where they
 // are missing, authenticating with m and speaking TLS with tc when not
-// nil. It is idempotent; existing topics are left as they are.
+// nil. It is idempotent; existing topics are left as they are. The source
+// topics get the broker's defaults; the DLQ keeps its records for ever
+// (dlqTopicConfigs). Consumer.Run warns when an existing DLQ does not.
 func EnsureTopics(ctx context.Context, brokers []string, partitions int, m sasl.Mechanism, tc *tls.Config) error {
 	if partitions < 1 {
 		partitions = 1
 	}
 	var configs []kafka.TopicConfig
-	for _, t := range append(schemas.Topics(), schemas.DLQTopic) {
+	for _, t := range schemas.Topics() {
 		configs = append(configs, kafka.TopicConfig{Topic: t, NumPartitions: partitions, ReplicationFactor: -1})
 	}
+	configs = append(configs, kafka.TopicConfig{Topic: schemas.DLQTopic, NumPartitions: partitions, ReplicationFactor: -1,
+		ConfigEntries: dlqTopicConfigs})
 	rt := Transport(m, tc)
 	defer CloseTransport(rt)
 	resp, err := client(brokers, rt).CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: configs})
@@ -80,17 +95,83 @@ func EnsureTopics(ctx context.Context, brokers []string, partitions int, m sasl.
 	return errors.Join(errs...)
 }
 
+// dlqRetention is the DLQ topic's retention.ms and retention.bytes as the
+// broker reports them; -1 means no limit.
+func dlqRetention(ctx context.Context, cl *kafka.Client) (ms, bytes int64, err error) {
+	resp, err := cl.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
+		ResourceType: kafka.ResourceTypeTopic, ResourceName: schemas.DLQTopic, ConfigNames: []string{"retention.ms", "retention.bytes"},
+	}}})
+	if err != nil {
+		return 0, 0, fmt.Errorf("describing topic %s: %w", schemas.DLQTopic, err)
+	}
+	ms, bytes = -1, -1
+	for _, r := range resp.Resources {
+		if r.Error != nil {
+			return 0, 0, fmt.Errorf("describing topic %s: %w", schemas.DLQTopic, r.Error)
+		}
+		for _, e := range r.ConfigEntries {
+			n, err := strconv.ParseInt(e.ConfigValue, 10, 64)
+			if err != nil {
+				return 0, 0, fmt.Errorf("reading %s of topic %s: %w", e.ConfigName, schemas.DLQTopic, err)
+			}
+			switch e.ConfigName {
+			case "retention.ms":
+				ms = n
+			case "retention.bytes":
+				bytes = n
+			}
+		}
+	}
+	return ms, bytes, nil
+}
+
+// warnIfDLQExpires logs a warning when the DLQ topic deletes records by
+// age or size: a reject deleted before it is replayed is lost to the DLQ
+// tools. The topic may be the operator's, so it is reported, not changed.
+func (c *Consumer) warnIfDLQExpires(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	ms, bytes, err := dlqRetention(ctx, c.lag.client)
+	switch {
+	case errors.Is(ctx.Err(), context.Canceled): // stopping
+	case err != nil:
+		c.cfg.Logger.Warn("checking that the DLQ keeps rejected records", "topic", schemas.DLQTopic, "err", err)
+	case ms >= 0 || bytes >= 0:
+		args := []any{"topic", schemas.DLQTopic}
+		if ms >= 0 {
+			args = append(args, "retention", (time.Duration(ms) * time.Millisecond).String())
+		}
+		if bytes >= 0 {
+			args = append(args, "retention_bytes", bytes)
+		}
+		c.cfg.Logger.Warn("the DLQ topic deletes rejected records at a limit, replayed or not; "+
+			"set retention.ms=-1 and retention.bytes=-1 on it to keep them until an operator deletes them", args...)
+	}
+}
+
+// probeTimeout bounds each request to the brokers that checks on them
+// (Ping, the DLQ's retention): a broker that does not answer within it
+// is not ready.
+const probeTimeout = 5 * time.Second
+
 // Ping asks the brokers, in the Kafka protocol and with the consumer's
-// credentials (TLS, SASL), for the metadata of the source topics: ready
-// means a broker answers as Kafka, lets the hub in, and has the topics,
-// each with a leader for every partition. A TCP connection alone would
+// credentials (TLS, SASL), for the source topics: ready means each topic
+// has a leader for every partition, and every leader answers as Kafka,
+// lets the hub in and has its partition. A TCP connection alone would
 // pass a wrong port or a broker that refuses the hub's credentials.
+//
+// kafka-go answers Metadata requests from its transport's cache, which
+// goes on listing brokers that have stopped, so the leaders are asked for
+// their partitions' end offsets as well: that request always goes to them.
 func (c *Consumer) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
 	md, err := c.lag.client.Metadata(ctx, &kafka.MetadataRequest{Topics: c.cfg.Topics})
 	if err != nil {
 		return fmt.Errorf("asking Kafka for the source topics: %w", err)
 	}
 	var errs []error
+	ends := map[string][]kafka.OffsetRequest{}
 	for _, t := range md.Topics {
 		if t.Error != nil {
 			errs = append(errs, fmt.Errorf("topic %s: %w", t.Name, t.Error))
@@ -99,6 +180,28 @@ func (c *Consumer) Ping(ctx context.Context) error {
 		for _, p := range t.Partitions {
 			if p.Error != nil {
 				errs = append(errs, fmt.Errorf("topic %s partition %d: %w", t.Name, p.ID, p.Error))
+				continue
+			}
+			ends[t.Name] = append(ends[t.Name], kafka.LastOffsetOf(p.ID))
+		}
+	}
+	if len(ends) == 0 {
+		return errors.Join(errs...)
+	}
+	offs, err := c.lag.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: ends})
+	if err != nil {
+		return errors.Join(append(errs, fmt.Errorf("asking Kafka for the source partitions: %w", err))...)
+	}
+	return errors.Join(append(errs, offsetErrors(offs))...)
+}
+
+// offsetErrors joins the partitions' errors of a ListOffsets response.
+func offsetErrors(resp *kafka.ListOffsetsResponse) error {
+	var errs []error
+	for _, topic := range slices.Sorted(maps.Keys(resp.Topics)) {
+		for _, p := range resp.Topics[topic] {
+			if p.Error != nil {
+				errs = append(errs, fmt.Errorf("topic %s partition %d: %w", topic, p.Partition, p.Error))
 			}
 		}
 	}
@@ -107,7 +210,12 @@ func (c *Consumer) Ping(ctx context.Context) error {
 
 // lagTracker periodically computes, per source partition, the high
 // watermark minus the group's committed offset, and exposes it as the
-// pophub_consumer_lag gauge.
+// pophub_consumer_lag gauge, and the time of the last measurement as
+// pophub_consumer_lag_timestamp_seconds.
+//
+// A lag that cannot be measured is unknown, not what it was: when an
+// update fails, the lag is dropped (the gauge's series disappear and Lag
+// is empty) until an update succeeds, and the timestamp stops advancing.
 type lagTracker struct {
 	cfg Config
 	// client is built once and reused by every update: with TLS or SASL
@@ -115,13 +223,18 @@ type lagTracker struct {
 	// goroutines and connections every five seconds.
 	client *kafka.Client
 	mu     sync.Mutex
-	lag    map[string]map[int]int64
+	// lag is the last update's measurement; nil when it failed.
+	lag map[string]map[int]int64
+	// measuredAt is when an update last succeeded (zero before the
+	// first); err is why the last update failed (nil when it did not).
+	measuredAt time.Time
+	err        error
 }
 
 func newLagTracker(cfg Config, m metric.Meter) (*lagTracker, error) {
-	t := &lagTracker{cfg: cfg, client: client(cfg.Brokers, Transport(cfg.SASL, cfg.TLS)), lag: map[string]map[int]int64{}}
+	t := &lagTracker{cfg: cfg, client: client(cfg.Brokers, Transport(cfg.SASL, cfg.TLS))}
 	_, err := m.Int64ObservableGauge("pophub.consumer.lag", metric.WithUnit("{event}"),
-		metric.WithDescription("Records in a source partition not yet committed by the hub's consumer group."),
+		metric.WithDescription("Records in a source partition not yet committed by the hub's consumer group; absent while the lag cannot be measured."),
 		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
 			t.mu.Lock()
 			defer t.mu.Unlock()
@@ -134,6 +247,19 @@ func newLagTracker(cfg Config, m metric.Meter) (*lagTracker, error) {
 		}))
 	if err != nil {
 		return nil, fmt.Errorf("creating lag gauge: %w", err)
+	}
+	_, err = m.Float64ObservableGauge("pophub.consumer.lag.timestamp", metric.WithUnit("s"),
+		metric.WithDescription("When the consumer lag was last measured, in seconds since the Unix epoch; it stops advancing while the lag cannot be measured."),
+		metric.WithFloat64Callback(func(_ context.Context, o metric.Float64Observer) error {
+			t.mu.Lock()
+			defer t.mu.Unlock()
+			if !t.measuredAt.IsZero() {
+				o.Observe(float64(t.measuredAt.UnixMilli()) / 1000)
+			}
+			return nil
+		}))
+	if err != nil {
+		return nil, fmt.Errorf("creating lag timestamp gauge: %w", err)
 	}
 	return t, nil
 }
@@ -156,7 +282,9 @@ func (t *lagTracker) run(ctx context.Context) {
 	}
 }
 
-// Lag returns the last measured lag per topic and partition.
+// Lag returns the lag per topic and partition as last measured; it is
+// empty before the first measurement and while the lag cannot be measured
+// (LagMeasured says since when and why).
 func (c *Consumer) Lag() map[string]map[int]int64 {
 	c.lag.mu.Lock()
 	defer c.lag.mu.Unlock()
@@ -170,14 +298,39 @@ func (c *Consumer) Lag() map[string]map[int]int64 {
 	return out
 }
 
+// LagMeasured returns when the lag was last measured (zero before the
+// first measurement) and, when the latest attempt failed, why: the lag is
+// then unknown, and Lag is empty.
+func (c *Consumer) LagMeasured() (at time.Time, err error) {
+	c.lag.mu.Lock()
+	defer c.lag.mu.Unlock()
+	return c.lag.measuredAt, c.lag.err
+}
+
 // close closes the tracker's connections; a later update opens new ones.
 func (t *lagTracker) close() { CloseTransport(t.client.Transport) }
 
+// update measures the lag and records the outcome: the new lag, or no lag
+// and the error.
 func (t *lagTracker) update(ctx context.Context) error {
+	lag, err := t.measure(ctx)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.lag, t.err = lag, err
+	if err == nil {
+		t.measuredAt = time.Now()
+	}
+	return err
+}
+
+// measure asks the brokers for every source partition's high watermark
+// and the group's committed offsets. A partition whose leader does not
+// answer fails the whole measurement rather than showing a lag of zero.
+func (t *lagTracker) measure(ctx context.Context) (map[string]map[int]int64, error) {
 	cl := t.client
 	meta, err := cl.Metadata(ctx, &kafka.MetadataRequest{Topics: t.cfg.Topics})
 	if err != nil {
-		return fmt.Errorf("reading metadata: %w", err)
+		return nil, fmt.Errorf("reading metadata: %w", err)
 	}
 	ends := map[string][]kafka.OffsetRequest{}
 	parts := map[string][]int{}
@@ -189,25 +342,33 @@ func (t *lagTracker) update(ctx context.Context) error {
 	}
 	hw, err := cl.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: ends})
 	if err != nil {
-		return fmt.Errorf("listing offsets: %w", err)
+		return nil, fmt.Errorf("listing offsets: %w", err)
+	}
+	if err := offsetErrors(hw); err != nil {
+		return nil, fmt.Errorf("listing offsets: %w", err)
 	}
 	committed, err := cl.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: t.cfg.GroupID, Topics: parts})
 	if err != nil {
-		return fmt.Errorf("fetching committed offsets: %w", err)
+		return nil, fmt.Errorf("fetching committed offsets: %w", err)
+	}
+	// A group that has not committed yet may not exist: its lag is all
+	// of every partition.
+	if err := committed.Error; err != nil && !errors.Is(err, kafka.GroupIdNotFound) {
+		return nil, fmt.Errorf("fetching committed offsets: %w", err)
 	}
 	lag := map[string]map[int]int64{}
 	for topic, offs := range hw.Topics {
 		lag[topic] = map[int]int64{}
 		done := map[int]int64{}
 		for _, c := range committed.Topics[topic] {
+			if c.Error != nil {
+				return nil, fmt.Errorf("fetching committed offsets of topic %s partition %d: %w", topic, c.Partition, c.Error)
+			}
 			done[c.Partition] = max(c.CommittedOffset, 0)
 		}
 		for _, o := range offs {
 			lag[topic][o.Partition] = max(o.LastOffset-done[o.Partition], 0)
 		}
 	}
-	t.mu.Lock()
-	t.lag = lag
-	t.mu.Unlock()
-	return nil
+	return lag, nil
 }

@@ -1,0 +1,264 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/pophub/pophub/hub/telemetry"
+	"github.com/pophub/pophub/schemas"
+)
+
+// bareBroker starts a Kafka-protocol broker with no topics, as an
+// operator's new cluster would be.
+func bareBroker(t testing.TB, opts ...kfake.Opt) *kfake.Cluster {
+	t.Helper()
+	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// writeRecords writes msgs as they are, each naming its topic, over a
+// transport of its own (see produce).
+func writeRecords(t testing.TB, addr string, msgs ...kafka.Message) {
+	t.Helper()
+	tr := &kafka.Transport{}
+	defer tr.CloseIdleConnections()
+	w := &kafka.Writer{Addr: kafka.TCP(addr), RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond, Transport: tr}
+	defer w.Close()
+	if err := w.WriteMessages(context.Background(), msgs...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPingBrokerGone: once the only broker stops, the readiness probe
+// fails at once, although kafka-go still holds the broker's metadata.
+func TestPingBrokerGone(t *testing.T) {
+	k := broker(t)
+	if err := EnsureTopics(context.Background(), []string{k.Addr()}, 2, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(Config{Brokers: []string{k.Addr()}, GroupID: "ping-gone"}, &recordingApplier{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	ping := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		return c.Ping(ctx)
+	}
+	if err := ping(); err != nil {
+		t.Fatalf("Ping with the broker up: %v", err)
+	}
+
+	k.Close()
+	stopped := time.Now()
+	for {
+		err := ping()
+		if err != nil {
+			t.Logf("Ping %v after the broker stopped: %v", time.Since(stopped).Round(time.Millisecond), err)
+			return
+		}
+		if time.Since(stopped) > 5*time.Second {
+			t.Fatalf("Ping still reports Kafka ready %v after the only broker stopped", time.Since(stopped).Round(time.Second))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestLagUnknownWhileBrokerGone: while the lag cannot be measured, neither
+// /metrics nor Lag go on showing the last value as the current lag; the
+// time of the last measurement stays, so that staleness shows.
+func TestLagUnknownWhileBrokerGone(t *testing.T) {
+	k := broker(t)
+	tel, err := telemetry.Setup(context.Background(), telemetry.Config{ServiceName: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tel.Shutdown(context.Background()) })
+	c, err := New(Config{Brokers: []string{k.Addr()}, GroupID: "lag-gone", Meter: tel.Meter("test")}, &recordingApplier{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	writeRecords(t, k.Addr(), kafka.Message{Topic: "pop.events.housing", Value: []byte("a")}, kafka.Message{Topic: "pop.events.housing", Value: []byte("b")})
+	scrape := func() string {
+		rec := httptest.NewRecorder()
+		tel.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		body, _ := io.ReadAll(rec.Result().Body)
+		return string(body)
+	}
+	stamp := regexp.MustCompile(`(?m)^pophub_consumer_lag_timestamp_seconds (\S+)$`)
+
+	if n := totalLag(t, c); n != 2 {
+		t.Fatalf("lag with the broker up: %d, want 2", n)
+	}
+	measured, _ := c.LagMeasured()
+	before := scrape()
+	if !strings.Contains(before, `pophub_consumer_lag{partition=`) {
+		t.Fatalf("/metrics lacks the lag with the broker up:\n%s", grepLines(before, "pophub_consumer_lag"))
+	}
+	wantStamp := stamp.FindStringSubmatch(before)
+	if wantStamp == nil {
+		t.Fatalf("/metrics lacks the lag's timestamp:\n%s", grepLines(before, "pophub_consumer_lag"))
+	}
+
+	k.Close()
+	if err := c.lag.update(context.Background()); err == nil {
+		t.Fatal("measuring the lag with the broker stopped succeeded")
+	}
+	if lag := c.Lag(); len(lag) != 0 {
+		t.Errorf("Lag with the broker stopped = %v, want none", lag)
+	}
+	at, err := c.LagMeasured()
+	if err == nil || !at.Equal(measured) {
+		t.Errorf("LagMeasured with the broker stopped = %v, %v; want %v and why not since", at, err, measured)
+	}
+	after := scrape()
+	if strings.Contains(after, `pophub_consumer_lag{`) {
+		t.Errorf("/metrics shows a lag that cannot be measured:\n%s", grepLines(after, "pophub_consumer_lag"))
+	}
+	if got := stamp.FindStringSubmatch(after); got == nil || got[1] != wantStamp[1] {
+		t.Errorf("lag timestamp with the broker stopped: %v, want the last measurement's %s", got, wantStamp[1])
+	}
+}
+
+// describeTopicConfig returns the value of each named configuration entry
+// of topic, as the broker reports it.
+func describeTopicConfig(t testing.TB, addr, topic string, names ...string) map[string]string {
+	t.Helper()
+	cl := &kafka.Client{Addr: kafka.TCP(addr), Timeout: 10 * time.Second}
+	resp, err := cl.DescribeConfigs(context.Background(), &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
+		ResourceType: kafka.ResourceTypeTopic, ResourceName: topic, ConfigNames: names,
+	}}})
+	if err != nil {
+		t.Fatalf("describing %s: %v", topic, err)
+	}
+	out := map[string]string{}
+	for _, r := range resp.Resources {
+		if r.Error != nil {
+			t.Fatalf("describing %s: %v", topic, r.Error)
+		}
+		for _, e := range r.ConfigEntries {
+			out[e.ConfigName] = e.ConfigValue
+		}
+	}
+	return out
+}
+
+// TestEnsureTopicsKeepsRejects: the DLQ that EnsureTopics creates keeps
+// rejected records however old they are, where a source topic has the
+// broker's default retention (seven days).
+func TestEnsureTopicsKeepsRejects(t *testing.T) {
+	cluster := bareBroker(t)
+	addr := cluster.ListenAddrs()[0]
+	if err := EnsureTopics(context.Background(), []string{addr}, 2, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	got := describeTopicConfig(t, addr, schemas.DLQTopic, "retention.ms", "retention.bytes")
+	if got["retention.ms"] != "-1" || got["retention.bytes"] != "-1" {
+		t.Errorf("DLQ configs %v, want retention.ms and retention.bytes -1", got)
+	}
+
+	old := time.Now().Add(-30 * 24 * time.Hour)
+	const source = "pop.events.housing"
+	writeRecords(t, addr,
+		kafka.Message{Topic: schemas.DLQTopic, Key: []byte("k"), Value: []byte("reject"), Time: old},
+		kafka.Message{Topic: source, Key: []byte("k"), Value: []byte("event"), Time: old})
+	cluster.ApplyRetention()
+	if n := recordsLeft(t, addr, source); n != 0 {
+		t.Fatalf("%s keeps a 30-day-old record after retention: the broker does not apply retention, so the test proves nothing", source)
+	}
+	if n := recordsLeft(t, addr, schemas.DLQTopic); n != 1 {
+		t.Errorf("the DLQ holds %d records after retention, want the 30-day-old reject", n)
+	}
+}
+
+// recordsLeft counts the records between the log start and the end of
+// every partition of topic.
+func recordsLeft(t testing.TB, addr, topic string) int64 {
+	t.Helper()
+	cl := &kafka.Client{Addr: kafka.TCP(addr), Timeout: 10 * time.Second}
+	md, err := cl.Metadata(context.Background(), &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := map[string][]kafka.OffsetRequest{}
+	for _, p := range md.Topics[0].Partitions {
+		req[topic] = append(req[topic], kafka.FirstOffsetOf(p.ID), kafka.LastOffsetOf(p.ID))
+	}
+	resp, err := cl.ListOffsets(context.Background(), &kafka.ListOffsetsRequest{Topics: req})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := offsetErrors(resp); err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, p := range resp.Topics[topic] {
+		n += p.LastOffset - p.FirstOffset
+	}
+	return n
+}
+
+// TestWarnsWhenDLQExpires: at start the consumer warns, naming the limit,
+// when an existing DLQ deletes records, and stays quiet when it keeps them.
+func TestWarnsWhenDLQExpires(t *testing.T) {
+	tests := []struct {
+		name    string
+		configs map[string]string // set on a DLQ that EnsureTopics created
+		seeded  bool              // the DLQ was created with the broker's defaults instead
+		want    []string          // in the warning; none: no warning
+	}{
+		{name: "created by EnsureTopics"},
+		{name: "the broker's default retention", seeded: true, want: []string{"retention=168h0m0s"}},
+		{name: "a retention of a day", configs: map[string]string{"retention.ms": "86400000"}, want: []string{"retention=24h0m0s"}},
+		{name: "a size limit", configs: map[string]string{"retention.bytes": "1073741824"}, want: []string{"retention_bytes=1073741824"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var addr string
+			if tt.seeded {
+				addr = bareBroker(t, kfake.SeedTopics(1, schemas.DLQTopic)).ListenAddrs()[0]
+			} else {
+				addr = bareBroker(t).ListenAddrs()[0]
+				if err := EnsureTopics(context.Background(), []string{addr}, 1, nil, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for name, value := range tt.configs {
+				setTopicConfig(t, addr, schemas.DLQTopic, name, value)
+			}
+			var logs bytes.Buffer
+			c, err := New(Config{Brokers: []string{addr}, GroupID: "dlq-retention", Logger: slog.New(slog.NewTextHandler(&logs, nil))}, &recordingApplier{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			c.warnIfDLQExpires(context.Background())
+
+			warnings := grepLines(logs.String(), "level=WARN")
+			if len(tt.want) == 0 && warnings != "" {
+				t.Errorf("warned about a DLQ that keeps its records:\n%s", warnings)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(warnings, w) || !strings.Contains(warnings, schemas.DLQTopic) {
+					t.Errorf("no warning naming %s and %s:\n%s", schemas.DLQTopic, w, logs.String())
+				}
+			}
+		})
+	}
+}
