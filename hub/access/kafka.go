@@ -58,7 +58,9 @@ func (p *Policy) KafkaACLs() []KafkaACL {
 			}
 			add(id.Name, group, p.KafkaGroup, kmsg.ACLOperationRead, kmsg.ACLOperationDescribe)
 			// Read too: the admin status counts the DLQ as the hub.
-			add(id.Name, topic, schemas.DLQTopic, kmsg.ACLOperationRead, kmsg.ACLOperationWrite, kmsg.ACLOperationDescribe, kmsg.ACLOperationCreate)
+			// DescribeConfigs: the hub checks that the DLQ keeps rejects.
+			add(id.Name, topic, schemas.DLQTopic, kmsg.ACLOperationRead, kmsg.ACLOperationWrite, kmsg.ACLOperationDescribe, kmsg.ACLOperationCreate,
+				kmsg.ACLOperationDescribeConfigs)
 		}
 	}
 	return out
@@ -203,6 +205,8 @@ func aclOpName(op kmsg.ACLOperation) string {
 		return "Create"
 	case kmsg.ACLOperationDescribe:
 		return "Describe"
+	case kmsg.ACLOperationDescribeConfigs:
+		return "DescribeConfigs"
 	}
 	return op.String()
 }

@@ -72,7 +72,7 @@ func StartKafka(ctx context.Context, cfg KafkaConfig) (*Kafka, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parsing Kafka listen port %q: %w", portStr, err)
 	}
-	topics := append(schemas.Topics(), schemas.DLQTopic)
+	topics := schemas.Topics()
 	opts := []kfake.Opt{
 		kfake.NumBrokers(1),
 		kfake.Ports(port),
@@ -101,6 +101,15 @@ func StartKafka(ctx context.Context, cfg KafkaConfig) (*Kafka, error) {
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("starting kfake: %w", err)
+	}
+	// The DLQ keeps rejects until an operator deletes them, as
+	// ingest.EnsureTopics creates it on any broker; seeded, it would take
+	// the broker's seven-day retention. A data directory keeps its own.
+	if c.TopicInfo(schemas.DLQTopic) == nil {
+		if err := c.CreateTopic(schemas.DLQTopic, int32(cfg.Partitions), map[string]string{"retention.ms": "-1", "retention.bytes": "-1"}); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("creating topic %s: %w", schemas.DLQTopic, err)
+		}
 	}
 	addrs := c.ListenAddrs()
 	if len(addrs) == 0 {

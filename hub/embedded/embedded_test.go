@@ -65,6 +65,20 @@ func TestKafkaSeedsTopics(t *testing.T) {
 			t.Errorf("topic %s has %d partitions, want 3", topic, got[topic])
 		}
 	}
+	// The DLQ keeps rejects until an operator deletes them.
+	dc, err := cl.DescribeConfigs(context.Background(), &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
+		ResourceType: kafka.ResourceTypeTopic, ResourceName: schemas.DLQTopic, ConfigNames: []string{"retention.ms", "retention.bytes"}}}})
+	if err != nil || len(dc.Resources) != 1 {
+		t.Fatalf("describing %s: %v", schemas.DLQTopic, err)
+	}
+	for _, e := range dc.Resources[0].ConfigEntries {
+		if e.ConfigValue != "-1" {
+			t.Errorf("%s %s = %s, want -1 (no limit)", schemas.DLQTopic, e.ConfigName, e.ConfigValue)
+		}
+	}
+	if len(dc.Resources[0].ConfigEntries) != 2 {
+		t.Errorf("%s configs %+v", schemas.DLQTopic, dc.Resources[0].ConfigEntries)
+	}
 }
 
 // TestKafkaPersists: records acknowledged by the broker are there again
