@@ -424,6 +424,25 @@ const (
 	tracestate  = "tracestate"
 )
 
+// maxTraceState bounds the tracestate kept with an event: the length W3C
+// Trace Context asks every platform to pass on. A record's headers are a
+// department's to fill, and what is kept travels into every notification's
+// NATS headers, where an oversized one would fail each publish.
+const maxTraceState = 512
+
+// traceContext is the trace context an event carries on, written anew
+// from the parsed span context: a valid traceparent, and its tracestate
+// when that is within maxTraceState. Whatever else a record's headers held
+// stays behind.
+func traceContext(sc trace.SpanContext) map[string]string {
+	tc := make(map[string]string, 2)
+	propagator.Inject(trace.ContextWithRemoteSpanContext(context.Background(), sc), propagation.MapCarrier(tc))
+	if len(tc[tracestate]) > maxTraceState {
+		delete(tc, tracestate)
+	}
+	return tc
+}
+
 var propagator = propagation.TraceContext{}
 
 // decoded is a fetched batch, split into valid inputs and DLQ records.
@@ -571,12 +590,9 @@ func decodeChunk(batch []kafka.Message) decoded {
 		st.accepted++
 		in := hub.Input{Event: ev, Raw: m.Value}
 		if tp := kafkaheaders.Get(m.Headers, traceparent); tp != "" {
-			in.Trace = map[string]string{traceparent: tp}
-			if ts := kafkaheaders.Get(m.Headers, tracestate); ts != "" {
-				in.Trace[tracestate] = ts
-			}
 			headers := m.Headers // escapes only for records that carry a trace
 			if sc := trace.SpanContextFromContext(propagator.Extract(context.Background(), kafkaheaders.Carrier{Headers: &headers})); sc.IsValid() {
+				in.Trace = traceContext(sc)
 				d.links = append(d.links, trace.Link{SpanContext: sc})
 				if sc.IsSampled() {
 					d.sampled = append(d.sampled, sampledInput{input: len(d.inputs), parent: sc,

@@ -1,10 +1,12 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net/http/httptest"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -382,4 +384,36 @@ func readTopic(t testing.TB, addr, topic string, n int) []kafka.Message {
 		out = append(out, m)
 	}
 	return out
+}
+
+// TestDecodeChunkBoundsTraceContext: the trace context an event carries on
+// is a valid traceparent and a tracestate of at most maxTraceState bytes;
+// a record with junk or oversized trace headers is applied without them,
+// so that its notifications stay publishable.
+func TestDecodeChunkBoundsTraceContext(t *testing.T) {
+	value := []byte(cloudEvent("m-1", "marriage", "marriage.registered", idA, `{"spouse_id":"`+idB+`"}`))
+	const parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	tests := []struct {
+		name      string
+		headers   []kafka.Header
+		wantTrace map[string]string
+	}{
+		{"none", nil, nil},
+		{"valid, with state", []kafka.Header{{Key: "traceparent", Value: []byte(parent)}, {Key: "tracestate", Value: []byte("pophub=t61rcWkgMzE")}},
+			map[string]string{"traceparent": parent, "tracestate": "pophub=t61rcWkgMzE"}},
+		{"junk traceparent", []kafka.Header{{Key: "traceparent", Value: bytes.Repeat([]byte("x"), 2<<20)}}, nil},
+		{"oversized tracestate", []kafka.Header{{Key: "traceparent", Value: []byte(parent)},
+			{Key: "tracestate", Value: []byte("a=" + strings.Repeat("b", 2000))}}, map[string]string{"traceparent": parent}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := decodeChunk([]kafka.Message{{Topic: schemas.Topic(schemas.Marriage), Key: []byte(idA), Value: value, Headers: tc.headers}})
+			if len(d.inputs) != 1 {
+				t.Fatalf("%d inputs, %d rejects; want the record applied", len(d.inputs), len(d.rejects))
+			}
+			if got := d.inputs[0].Trace; !reflect.DeepEqual(got, tc.wantTrace) && (len(got) != 0 || len(tc.wantTrace) != 0) {
+				t.Errorf("trace context %.200v, want %v", got, tc.wantTrace)
+			}
+		})
+	}
 }
