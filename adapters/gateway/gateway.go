@@ -26,6 +26,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -260,6 +261,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			events[i], errs[i] = h.check(source, i, raws[i], now)
 		}
 	})
+	markDuplicateIDs(events, raws, errs)
 	var bad, foreign []EventError
 	for _, e := range errs {
 		switch {
@@ -303,6 +305,36 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // reasonForbiddenSource is the reason of an event of another source than
 // the token's.
 const reasonForbiddenSource = "forbidden_source"
+
+// reasonDuplicateID is the reason of an event whose id an earlier event of
+// the batch has, with other content: the hub applies one event per
+// (source, id), so the later one would be dropped as a repeat while the
+// department was told it was accepted. `pophub import` refuses the same.
+const reasonDuplicateID = "duplicate_id"
+
+// markDuplicateIDs sets the error of every valid event whose id an earlier
+// valid event of the batch has with different bytes. A byte-identical
+// repeat is a harmless resend, applied once.
+func markDuplicateIDs(events []schemas.Event, raws [][]byte, errs []*EventError) {
+	if len(events) < 2 {
+		return
+	}
+	first := make(map[string]int, len(events))
+	for i := range events {
+		if errs[i] != nil {
+			continue
+		}
+		j, seen := first[events[i].ID]
+		if !seen {
+			first[events[i].ID] = i
+			continue
+		}
+		if !bytes.Equal(raws[i], raws[j]) {
+			errs[i] = &EventError{Index: i, ID: events[i].ID, Reason: reasonDuplicateID, Field: "id",
+				Detail: fmt.Sprintf("event %d of the batch has this id with other content; an id names one event of its source", j)}
+		}
+	}
+}
 
 // check decodes and validates the i-th event of a request by source's
 // token: the event, ready for the publisher, or why it cannot be sent.

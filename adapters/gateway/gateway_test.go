@@ -141,6 +141,14 @@ func TestRefusals(t *testing.T) {
 	bad := json.RawMessage(strings.Replace(string(raws[1]), `"subject":"`, `"subject":"x`, 1))
 	other := json.RawMessage(strings.Replace(string(raws[2]), `"source":"housing"`, `"source":"tax"`, 1))
 	batch := func(rs ...json.RawMessage) []byte { b, _ := json.Marshal(rs); return b }
+	// raws[1] under raws[0]'s id: another event the hub would drop as a
+	// repeat of the first.
+	var first, second map[string]any
+	if json.Unmarshal(raws[0], &first) != nil || json.Unmarshal(raws[1], &second) != nil {
+		t.Fatal("decoding events")
+	}
+	second["id"] = first["id"]
+	sameID, _ := json.Marshal(second)
 	tests := []struct {
 		name, token, ctype string
 		body               []byte
@@ -155,6 +163,7 @@ func TestRefusals(t *testing.T) {
 		{"empty batch", "housing-secret", ContentTypeBatch, []byte("[]"), 400, "invalid-request", -1},
 		{"invalid event in a batch", "housing-secret", ContentTypeBatch, batch(raws[0], bad), 422, "invalid-events", 1},
 		{"another department's event", "housing-secret", ContentTypeBatch, batch(raws[0], other), 403, "forbidden", 1},
+		{"two events with one id", "housing-secret", ContentTypeBatch, batch(raws[0], sameID), 422, "invalid-events", 1},
 		{"too large", "housing-secret", ContentTypeEvent, bytes.Repeat([]byte(" "), 17<<20), 413, "too-large", -1},
 	}
 	for _, tc := range tests {
@@ -250,5 +259,39 @@ func TestCaller(t *testing.T) {
 	}
 	if _, err := New(Config{Sender: &recordingSender{}}); err == nil {
 		t.Error("a gateway without tokens or a Caller was built")
+	}
+}
+
+// TestMarkDuplicateIDs: within a batch, a later event with an earlier
+// event's id and other content is refused; a byte-identical resend is not.
+func TestMarkDuplicateIDs(t *testing.T) {
+	ev := func(id string) schemas.Event { return schemas.Event{ID: id} }
+	tests := []struct {
+		name   string
+		events []schemas.Event
+		raws   []string
+		errs   []*EventError
+		want   []bool // marked duplicate
+	}{
+		{"distinct ids", []schemas.Event{ev("a"), ev("b")}, []string{"1", "2"}, make([]*EventError, 2), []bool{false, false}},
+		{"identical resend", []schemas.Event{ev("a"), ev("a")}, []string{"1", "1"}, make([]*EventError, 2), []bool{false, false}},
+		{"other content", []schemas.Event{ev("a"), ev("b"), ev("a")}, []string{"1", "2", "3"}, make([]*EventError, 3), []bool{false, false, true}},
+		{"an invalid first does not count", []schemas.Event{ev("a"), ev("a")}, []string{"1", "2"},
+			[]*EventError{{Reason: "invalid_data"}, nil}, []bool{false, false}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			raws := make([][]byte, len(tc.raws))
+			for i, r := range tc.raws {
+				raws[i] = []byte(r)
+			}
+			markDuplicateIDs(tc.events, raws, tc.errs)
+			for i, want := range tc.want {
+				got := tc.errs[i] != nil && tc.errs[i].Reason == reasonDuplicateID
+				if got != want {
+					t.Errorf("event %d marked %v, want %v", i, got, want)
+				}
+			}
+		})
 	}
 }
