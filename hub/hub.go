@@ -264,13 +264,32 @@ type Store interface {
 	// Regions without any count are returned with zeros.
 	Counts(ctx context.Context, q CountQuery) (map[string]Tally, error)
 
-	// PendingOutbox returns up to limit unpublished outbox entries with
-	// Seq > after, in Seq order.
+	// PendingOutbox returns up to limit outbox entries JetStream has not
+	// acknowledged yet with Seq > after, in Seq order.
 	PendingOutbox(ctx context.Context, after int64, limit int) ([]OutboxEntry, error)
 
+	// CountPendingOutbox counts the entries PendingOutbox would return
+	// from after = 0 (what Stats reports as OutboxPending), cheaply
+	// enough to be asked at every metrics scrape.
+	CountPendingOutbox(ctx context.Context) (int64, error)
+
 	// MarkPublished records that the entries with these sequence numbers were
-	// acknowledged by JetStream. Marking twice is harmless.
+	// acknowledged by JetStream, and when (by the store's clock):
+	// PendingOutbox no longer returns them; PublishedOutbox does until
+	// DeletePublished removes them, also across a restart, since a NATS
+	// server that stops hard may lose what it acknowledged last. Marking
+	// twice is harmless.
 	MarkPublished(ctx context.Context, seqs []int64) error
+
+	// PublishedOutbox returns up to limit entries marked published and
+	// not deleted yet with Seq > after, in Seq order.
+	PublishedOutbox(ctx context.Context, after int64, limit int) ([]OutboxEntry, error)
+
+	// DeletePublished deletes the published entries acknowledged at least
+	// olderThan ago by the store's clock (zero: all of them). A store may
+	// keep an entry longer: PostgreSQL keeps a batch's entries until the
+	// last of them was acknowledged that long ago.
+	DeletePublished(ctx context.Context, olderThan time.Duration) error
 
 	// Stats reports totals for status pages and reconciliation.
 	Stats(ctx context.Context) (StoreStats, error)

@@ -58,11 +58,12 @@ type Config struct {
 	// KafkaBrokers and NATSURL name external servers (ignored when Embedded).
 	KafkaBrokers []string
 	NATSURL      string
-	// NATSRepublishWindow is how long the relay keeps notifications
-	// JetStream acknowledged and publishes them again after a reconnect
-	// (notify.Config.RepublishWindow): an external server that syncs only
-	// every two minutes (JetStream's default) loses acknowledged messages
-	// on a hard stop, and these come back; repeats are dropped by
+	// NATSRepublishWindow is how long the store keeps notifications
+	// JetStream acknowledged, which the relay publishes again when it
+	// starts and after a reconnect (notify.Config.RepublishWindow): an
+	// external server that syncs only every two minutes (JetStream's
+	// default) loses acknowledged messages on a hard stop, also when the
+	// hub stops with it, and these come back; repeats are dropped by
 	// Nats-Msg-Id within the stream's ten-minute duplicate window. Zero
 	// for a server that syncs every write, like the embedded one.
 	NATSRepublishWindow time.Duration
@@ -193,6 +194,9 @@ func (c *Config) Validate() error {
 	}
 	if c.StreamMaxAge != 0 && c.StreamMaxAge < streamMinAge {
 		errs = append(errs, fmt.Errorf("--stream-max-age must be at least %v, the stream's duplicate window: a notification published again after a reconnect must still be recognised", streamMinAge))
+	}
+	if c.NATSRepublishWindow < 0 || c.NATSRepublishWindow >= streamMinAge {
+		errs = append(errs, fmt.Errorf("--nats-republish-window must be from 0 to below %v, the stream's duplicate window, which must also cover an outage: a notification published again after it is stored twice", streamMinAge))
 	}
 	if c.Partitions < 1 {
 		errs = append(errs, errors.New("--partitions must be at least 1"))
@@ -361,7 +365,10 @@ func (m *Main) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("opening JetStream: %w", err)
 	}
-	if err := notify.EnsureStream(ctx, js, notify.StreamConfig{Replicas: m.Config.StreamReplicas, MaxAge: m.Config.StreamMaxAge, Logger: log}); err != nil {
+	// The relay creates the stream again with the same settings if it
+	// goes missing.
+	stream := notify.StreamConfig{Replicas: m.Config.StreamReplicas, MaxAge: m.Config.StreamMaxAge, Logger: log}
+	if err := notify.EnsureStream(ctx, js, stream); err != nil {
 		return fmt.Errorf("creating stream: %w", err)
 	}
 	if m.Access != nil {
@@ -375,7 +382,7 @@ func (m *Main) Start(ctx context.Context) (err error) {
 	if m.Config.Embedded && m.Config.NATSSync == 0 {
 		republish = 0 // the embedded server synced every write
 	}
-	m.Relay = notify.New(notify.Config{Logger: log, Meter: meter, Tracer: tracer, RepublishWindow: republish}, js, m.Store)
+	m.Relay = notify.New(notify.Config{Logger: log, Meter: meter, Tracer: tracer, RepublishWindow: republish, Stream: stream}, js, m.Store)
 
 	m.Consumer, err = ingest.New(ingest.Config{Brokers: m.brokers, SASL: m.kafkaSASL, TLS: m.clientTLS, GroupID: m.Config.GroupID, Logger: log, Meter: meter, Tracer: tracer},
 		wakeAfterApply{m.Store, m.Relay})
@@ -568,17 +575,13 @@ func inboxPrefix(id access.Identity) string {
 	return "_INBOX_" + id.Name
 }
 
-// readyChecks are what /readyz asks: the store, NATS, Kafka, and under a
-// policy the audit trail, since reads go on while it cannot be written.
+// readyChecks are what /readyz asks: the store, NATS (the notification
+// stream answers, not only the connection), Kafka, and under a policy the
+// audit trail, since reads go on while it cannot be written.
 func (m *Main) readyChecks() []api.Check {
 	checks := []api.Check{
 		{Name: "store", Probe: m.Store.Ping},
-		{Name: "nats", Probe: func(context.Context) error {
-			if !m.nc.IsConnected() {
-				return errors.New("not connected")
-			}
-			return nil
-		}},
+		{Name: "nats", Probe: m.Relay.Ping},
 		{Name: "kafka", Probe: m.Consumer.Ping},
 	}
 	if m.auditLog != nil {

@@ -44,7 +44,7 @@ Any Kafka client (kcat, librdkafka, franz-go, kafka-go) can publish to --kafka.`
 	tlsClientCAFlag(f, &cfg)
 	f.DurationVar(&cfg.NATSSync, "nats-sync", time.Second, "how often the embedded JetStream store fsyncs; 0 = every write (durable against power loss, slower)")
 	f.DurationVar(&cfg.NATSRepublishWindow, "nats-republish-window", 5*time.Second,
-		"keep acknowledged notifications this long and publish them again after a reconnect (cover --nats-sync)")
+		"keep acknowledged notifications this long in the store and publish them again at start and after a reconnect (cover --nats-sync)")
 	return cmd
 }
 
@@ -74,7 +74,7 @@ Without --postgres the store is go-memdb persisted under --data (one instance on
 	f.StringVar(&brokers, "kafka", os.Getenv("POPHUB_KAFKA"), "comma-separated Kafka bootstrap brokers (env POPHUB_KAFKA)")
 	f.StringVar(&cfg.NATSURL, "nats", os.Getenv("POPHUB_NATS"), "NATS URL (env POPHUB_NATS)")
 	f.DurationVar(&cfg.NATSRepublishWindow, "nats-republish-window", 150*time.Second,
-		"keep acknowledged notifications this long and publish them again after a reconnect; above the server's sync interval (2 min by default), 0 when it syncs every write")
+		"keep acknowledged notifications this long in the store and publish them again at start and after a reconnect; above the server's sync interval (2 min by default), below the stream's 10-minute duplicate window, 0 when it syncs every write")
 	f.IntVar(&cfg.StreamReplicas, "stream-replicas", 0, "replicas of the notification stream POP (0: keep the stream's; 1 when creating it)")
 	f.DurationVar(&cfg.StreamMaxAge, "stream-max-age", 0, "keep notifications this long, at least 10m (0: keep the stream's limit; none when creating it)")
 	f.StringVar(&cfg.PostgresURL, "postgres", os.Getenv("POPHUB_POSTGRES"), "PostgreSQL URL (env POPHUB_POSTGRES)")

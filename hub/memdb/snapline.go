@@ -118,11 +118,20 @@ func historyLine(b []byte, h *historyRow) ([]byte, error) {
 // appendOutboxLine appends the snapshot line of an outbox row; ok is false
 // when a creation time has no RFC 3339 form.
 func appendOutboxLine(b []byte, entries []hub.OutboxEntry) (_ []byte, ok bool) {
-	if len(entries) == 0 {
-		return append(b, `{"k":"o"}`+"\n"...), true
-	}
+	return appendEntriesLine(b, "o", entries, 0)
+}
+
+// appendEntriesLine appends a snapshot line of kind with entries and,
+// when not zero, at; ok is false when a creation time has no RFC 3339
+// form.
+func appendEntriesLine(b []byte, kind string, entries []hub.OutboxEntry, at int64) (_ []byte, ok bool) {
 	start := len(b)
-	b = append(b, `{"k":"o","o":[`...)
+	b = append(b, `{"k":`...)
+	b = schemas.AppendJSONString(b, kind)
+	if len(entries) == 0 {
+		return appendAt(b, at), true
+	}
+	b = append(b, `,"o":[`...)
 	var keys []string
 	for i := range entries {
 		e := &entries[i]
@@ -169,7 +178,16 @@ func appendOutboxLine(b []byte, entries []hub.OutboxEntry) (_ []byte, ok bool) {
 		}
 		b = append(b, '}')
 	}
-	return append(b, ']', '}', '\n'), true
+	return appendAt(append(b, ']'), at), true
+}
+
+// appendAt ends a line with its "at" field when at is not zero.
+func appendAt(b []byte, at int64) []byte {
+	if at != 0 {
+		b = append(b, `,"at":`...)
+		b = strconv.AppendInt(b, at, 10)
+	}
+	return append(b, '}', '\n')
 }
 
 // outboxLine appends the snapshot line of an outbox row.
@@ -178,6 +196,14 @@ func outboxLine(b []byte, entries []hub.OutboxEntry) ([]byte, error) {
 		return out, nil
 	}
 	return encodeLineStd(b, snapshotLine{Kind: "o", Outbox: entries})
+}
+
+// publishedLine appends the snapshot line of a published row.
+func publishedLine(b []byte, row *publishedRow) ([]byte, error) {
+	if out, ok := appendEntriesLine(b, "a", row.Entries, row.At); ok {
+		return out, nil
+	}
+	return encodeLineStd(b, snapshotLine{Kind: "a", Outbox: row.Entries, At: row.At})
 }
 
 // encodeLineStd is the encoding/json form of a snapshot line, the

@@ -144,9 +144,10 @@ func BenchmarkSnapshotLines(b *testing.B) {
 	}
 }
 
-// TestOutboxLinesMatchEncodingJSON: the hand-written outbox lines are byte
-// for byte what encoding/json writes, for a store's pending notifications
-// and for awkward ones; a time it cannot write goes to encoding/json.
+// TestOutboxLinesMatchEncodingJSON: the hand-written outbox lines, of
+// pending and of published notifications, are byte for byte what
+// encoding/json writes, for a store's pending notifications and for
+// awkward ones; a time it cannot write goes to encoding/json.
 func TestOutboxLinesMatchEncodingJSON(t *testing.T) {
 	s := open(t, "")
 	apply(t, s, storetest.Population(t, 60, 5), 50)
@@ -201,6 +202,12 @@ func TestOutboxLinesMatchEncodingJSON(t *testing.T) {
 			if (err == nil) != (wantErr == nil) || (err == nil && string(got) != string(want)) {
 				t.Fatalf("outboxLine: %v (encoding/json: %v)\n got %s\nwant %s", err, wantErr, got, want)
 			}
+			row := &publishedRow{Seq: 7, At: at.UnixNano(), Entries: entries}
+			got, err = publishedLine([]byte("x"), row)
+			want, wantErr = encodeLineStd([]byte("x"), snapshotLine{Kind: "a", Outbox: entries, At: row.At})
+			if (err == nil) != (wantErr == nil) || (err == nil && string(got) != string(want)) {
+				t.Fatalf("publishedLine: %v (encoding/json: %v)\n got %s\nwant %s", err, wantErr, got, want)
+			}
 		})
 	}
 	checkOutboxLine(t, nil)
@@ -212,6 +219,13 @@ func checkOutboxLine(t *testing.T, entries []hub.OutboxEntry) {
 	want, err := encodeLineStd(nil, snapshotLine{Kind: "o", Outbox: entries})
 	if !ok || err != nil || string(got) != string(want) {
 		t.Fatalf("outbox line (handled %v, %v):\n got %s\nwant %s", ok, err, got, want)
+	}
+	for _, at := range []int64{0, 1_709_251_200_123_456_789, -5} {
+		got, ok := appendEntriesLine(nil, "a", entries, at)
+		want, err := encodeLineStd(nil, snapshotLine{Kind: "a", Outbox: entries, At: at})
+		if !ok || err != nil || string(got) != string(want) {
+			t.Fatalf("published line (handled %v, %v):\n got %s\nwant %s", ok, err, got, want)
+		}
 	}
 }
 

@@ -14,12 +14,14 @@
 package memdb
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -87,7 +89,7 @@ type Store struct {
 
 var _ hub.Store = (*Store)(nil)
 
-// person, outboxRow and meta are the table objects.
+// person, outboxRow, publishedRow and meta are the table objects.
 type person struct {
 	Key     string
 	State   *merge.State
@@ -122,6 +124,18 @@ type outboxRow struct {
 	Entries []hub.OutboxEntry
 }
 
+// publishedRow holds notifications JetStream acknowledged, the last of
+// them at At (Unix nanoseconds), kept until DeletePublished removes them.
+// Seq is the first entry's sequence number. Entries are in Seq order, and
+// the spans from first to last entry of two rows never overlap: entries
+// marked within a row's span are merged into it (keepPublished), so the
+// rows read in key order give the entries in Seq order.
+type publishedRow struct {
+	Seq     uint64
+	At      int64
+	Entries []hub.OutboxEntry
+}
+
 type meta struct {
 	ID            string
 	NextSeq       uint64
@@ -138,6 +152,9 @@ func schema() *memdb.DBSchema {
 			"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Key"}},
 		}},
 		"outbox": {Name: "outbox", Indexes: map[string]*memdb.IndexSchema{
+			"id": {Name: "id", Unique: true, Indexer: &memdb.UintFieldIndex{Field: "Seq"}},
+		}},
+		"published": {Name: "published", Indexes: map[string]*memdb.IndexSchema{
 			"id": {Name: "id", Unique: true, Indexer: &memdb.UintFieldIndex{Field: "Seq"}},
 		}},
 		"meta": {Name: "meta", Indexes: map[string]*memdb.IndexSchema{
@@ -401,27 +418,44 @@ func (s *Store) History(ctx context.Context, id citizenid.ID) ([]hub.Change, err
 
 // PendingOutbox implements hub.Store.
 func (s *Store) PendingOutbox(ctx context.Context, after int64, limit int) ([]hub.OutboxEntry, error) {
-	txn := s.db.Txn(false)
-	if after < 0 {
-		after = 0
-	}
-	start := uint64(0)
-	if row, err := chunkOf(txn, uint64(after+1)); err != nil {
-		return nil, err
-	} else if row != nil {
-		start = row.Seq
-	}
-	it, err := txn.LowerBound("outbox", "id", start)
+	return readEntries(s.db.Txn(false), "outbox", after, limit)
+}
+
+// entryRow is a row of the outbox or published table: entries in Seq
+// order, keyed by a sequence number not above the first one's.
+type entryRow interface {
+	list() []hub.OutboxEntry
+}
+
+func (r *outboxRow) list() []hub.OutboxEntry    { return r.Entries }
+func (r *publishedRow) list() []hub.OutboxEntry { return r.Entries }
+
+// readEntries returns up to limit entries with Seq > after from table
+// ("outbox" or "published"), in Seq order.
+func readEntries(txn *memdb.Txn, table string, after int64, limit int) ([]hub.OutboxEntry, error) {
+	after = max(after, 0)
+	// From the row whose key is the largest not above after+1: it may
+	// hold entries above after.
+	it, err := txn.ReverseLowerBound(table, "id", uint64(after+1))
 	if err != nil {
-		return nil, fmt.Errorf("reading outbox: %w", err)
+		return nil, fmt.Errorf("reading %s: %w", table, err)
 	}
 	var out []hub.OutboxEntry
-	for raw := it.Next(); raw != nil && len(out) < limit; raw = it.Next() {
-		for _, e := range raw.(*outboxRow).Entries {
+	take := func(raw any) {
+		for _, e := range raw.(entryRow).list() {
 			if e.Seq > after && len(out) < limit {
 				out = append(out, e)
 			}
 		}
+	}
+	if raw := it.Next(); raw != nil {
+		take(raw)
+	}
+	if it, err = txn.LowerBound(table, "id", uint64(after+2)); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", table, err)
+	}
+	for raw := it.Next(); raw != nil && len(out) < limit; raw = it.Next() {
+		take(raw)
 	}
 	return out, nil
 }
@@ -439,22 +473,34 @@ func chunkOf(txn *memdb.Txn, seq uint64) (*outboxRow, error) {
 	return nil, nil
 }
 
-// MarkPublished implements hub.Store. Published entries are removed; the
-// log records it without waiting for fsync, since re-publishing after a
-// crash is deduplicated by Nats-Msg-Id.
+// CountPendingOutbox implements hub.Store.
+func (s *Store) CountPendingOutbox(ctx context.Context) (int64, error) {
+	m, err := getMeta(s.db.Txn(false))
+	if err != nil {
+		return 0, err
+	}
+	return m.OutboxPending, nil
+}
+
+// MarkPublished implements hub.Store. Published entries move to the
+// published table with the time of the call; the log records both
+// without waiting for fsync: after a crash that loses the record, the
+// entries are pending again and are published again, which JetStream
+// drops by Nats-Msg-Id.
 func (s *Store) MarkPublished(ctx context.Context, seqs []int64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return fmt.Errorf("marking published: store closed: %w", hub.ErrUnavailable)
 	}
+	at := time.Now()
 	txn := s.db.Txn(true)
 	defer txn.Abort()
-	if err := markTxn(txn, seqs); err != nil {
+	if err := markTxn(txn, seqs, at); err != nil {
 		return err
 	}
 	if s.wal != nil {
-		if err := s.wal.appendPublished(seqs); err != nil {
+		if err := s.wal.appendPublished(at, seqs); err != nil {
 			return fmt.Errorf("writing log: %w", err)
 		}
 	}
@@ -462,7 +508,10 @@ func (s *Store) MarkPublished(ctx context.Context, seqs []int64) error {
 	return nil
 }
 
-func markTxn(txn *memdb.Txn, seqs []int64) error {
+// markTxn takes the entries seqs name out of the outbox and keeps them
+// as published at at; a zero at drops them (a log written before
+// published entries were kept).
+func markTxn(txn *memdb.Txn, seqs []int64, at time.Time) error {
 	m, err := getMeta(txn)
 	if err != nil {
 		return err
@@ -491,6 +540,9 @@ func markTxn(txn *memdb.Txn, seqs []int64) error {
 				left = append(left, e)
 			}
 		}
+		if len(left) == len(row.Entries) {
+			continue // marked before
+		}
 		m.OutboxPending -= int64(len(row.Entries) - len(left))
 		if len(left) == 0 {
 			err = txn.Delete("outbox", row)
@@ -500,11 +552,108 @@ func markTxn(txn *memdb.Txn, seqs []int64) error {
 		if err != nil {
 			return fmt.Errorf("updating outbox: %w", err)
 		}
+		if at.IsZero() {
+			continue
+		}
+		moved := make([]hub.OutboxEntry, 0, len(row.Entries)-len(left))
+		for _, e := range row.Entries {
+			if done[e.Seq] {
+				moved = append(moved, e)
+			}
+		}
+		if err := keepPublished(txn, moved, at); err != nil {
+			return err
+		}
 	}
 	if err := txn.Insert("meta", &m); err != nil {
 		return fmt.Errorf("writing meta: %w", err)
 	}
 	return nil
+}
+
+// keepPublished adds entries (in Seq order) to the published table as
+// acknowledged at at, merged with the rows whose spans they overlap.
+func keepPublished(txn *memdb.Txn, entries []hub.OutboxEntry, at time.Time) error {
+	lo, hi := entries[0].Seq, entries[len(entries)-1].Seq
+	it, err := txn.ReverseLowerBound("published", "id", uint64(hi))
+	if err != nil {
+		return fmt.Errorf("keeping published notifications: %w", err)
+	}
+	var overlapping []*publishedRow
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		row := raw.(*publishedRow)
+		if row.Entries[len(row.Entries)-1].Seq < lo {
+			break // spans do not overlap: neither do the rows before
+		}
+		overlapping = append(overlapping, row)
+	}
+	if len(overlapping) > 0 {
+		merged := slices.Clone(entries)
+		for _, row := range overlapping {
+			merged = append(merged, row.Entries...)
+			if err := txn.Delete("published", row); err != nil {
+				return fmt.Errorf("keeping published notifications: %w", err)
+			}
+		}
+		slices.SortFunc(merged, func(a, b hub.OutboxEntry) int { return cmp.Compare(a.Seq, b.Seq) })
+		entries = merged
+	}
+	if err := txn.Insert("published", &publishedRow{Seq: uint64(entries[0].Seq), At: at.UnixNano(), Entries: entries}); err != nil {
+		return fmt.Errorf("keeping published notifications: %w", err)
+	}
+	return nil
+}
+
+// PublishedOutbox implements hub.Store.
+func (s *Store) PublishedOutbox(ctx context.Context, after int64, limit int) ([]hub.OutboxEntry, error) {
+	return readEntries(s.db.Txn(false), "published", after, limit)
+}
+
+// DeletePublished implements hub.Store. The log records the cut without
+// waiting for fsync: entries a crash brings back are deleted by the next
+// call.
+func (s *Store) DeletePublished(ctx context.Context, olderThan time.Duration) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return fmt.Errorf("deleting published notifications: store closed: %w", hub.ErrUnavailable)
+	}
+	cut := time.Now().Add(-max(olderThan, 0))
+	txn := s.db.Txn(true)
+	defer txn.Abort()
+	n, err := deletePublishedTxn(txn, cut)
+	if err != nil || n == 0 {
+		return err
+	}
+	if s.wal != nil {
+		if err := s.wal.appendDeletedPublished(cut); err != nil {
+			return fmt.Errorf("writing log: %w", err)
+		}
+	}
+	txn.Commit()
+	return nil
+}
+
+// deletePublishedTxn deletes the published rows acknowledged at or before
+// cut and returns how many. The table holds what was acknowledged within
+// the relay's republish window, so it is walked whole.
+func deletePublishedTxn(txn *memdb.Txn, cut time.Time) (int, error) {
+	it, err := txn.Get("published", "id")
+	if err != nil {
+		return 0, fmt.Errorf("reading published notifications: %w", err)
+	}
+	var old []*publishedRow
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		if row := raw.(*publishedRow); row.At <= cut.UnixNano() {
+			old = append(old, row)
+		}
+	}
+	for _, row := range old {
+		if err := txn.Delete("published", row); err != nil {
+			return 0, fmt.Errorf("deleting published notifications: %w", err)
+		}
+	}
+	return len(old), nil
 }
 
 // Stats implements hub.Store.

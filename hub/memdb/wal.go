@@ -35,8 +35,14 @@ import (
 const (
 	snapshotName = "snapshot.jsonl"
 
-	frameBatch     = 'B'
+	frameBatch = 'B'
+	// framePublished is MarkPublished before published entries were
+	// kept: replayed, it drops them.
 	framePublished = 'P'
+	// framePublishedAt is MarkPublished: when, and which entries.
+	framePublishedAt = 'A'
+	// frameDeletedPublished is DeletePublished: the cut.
+	frameDeletedPublished = 'D'
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -153,13 +159,23 @@ func (w *wal) appendBatch(now time.Time, batch []hub.Input) error {
 	return w.write(b, true)
 }
 
-// appendPublished logs published outbox entries without waiting for fsync.
-func (w *wal) appendPublished(seqs []int64) error {
-	b := []byte{framePublished}
+// appendPublished logs outbox entries published at at without waiting
+// for fsync.
+func (w *wal) appendPublished(at time.Time, seqs []int64) error {
+	b := []byte{framePublishedAt}
+	b = binary.LittleEndian.AppendUint64(b, uint64(at.UnixNano()))
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(seqs)))
 	for _, s := range seqs {
 		b = binary.LittleEndian.AppendUint64(b, uint64(s))
 	}
+	return w.write(b, false)
+}
+
+// appendDeletedPublished logs a DeletePublished cut without waiting for
+// fsync.
+func (w *wal) appendDeletedPublished(cut time.Time) error {
+	b := []byte{frameDeletedPublished}
+	b = binary.LittleEndian.AppendUint64(b, uint64(cut.UnixNano()))
 	return w.write(b, false)
 }
 
@@ -389,7 +405,11 @@ func (s *Store) replay(payload []byte) error {
 		}
 		s.commit(txn, res)
 		return nil
-	case framePublished:
+	case framePublished, framePublishedAt:
+		var at time.Time
+		if payload[0] == framePublishedAt {
+			at = time.Unix(0, int64(r.u64()))
+		}
 		n := int(r.u32())
 		seqs := make([]int64, 0, n)
 		for i := 0; i < n && r.err == nil; i++ {
@@ -398,7 +418,15 @@ func (s *Store) replay(payload []byte) error {
 		if r.err != nil {
 			return r.err
 		}
-		if err := markTxn(txn, seqs); err != nil {
+		if err := markTxn(txn, seqs, at); err != nil {
+			return err
+		}
+	case frameDeletedPublished:
+		cut := time.Unix(0, int64(r.u64()))
+		if r.err != nil {
+			return r.err
+		}
+		if _, err := deletePublishedTxn(txn, cut); err != nil {
 			return err
 		}
 	default:
@@ -419,6 +447,8 @@ type snapshotLine struct {
 	EventID string            `json:"eid,omitempty"`
 	Change  *hub.Change       `json:"c,omitempty"`
 	Outbox  []hub.OutboxEntry `json:"o,omitempty"`
+	// At is when a published row ("a") was acknowledged, Unix nanoseconds.
+	At int64 `json:"at,omitempty"`
 }
 
 // startSnapshotLocked switches the log to a new generation and writes a
@@ -484,7 +514,7 @@ func (s *Store) writeSnapshot(txn *memdb.Txn, walGen uint64) error {
 	}
 	err = enc.Encode(snapshotLine{Kind: "meta", Meta: &m, WALGen: walGen})
 	var line []byte // reused for every line
-	for _, table := range []string{"persons", "outbox"} {
+	for _, table := range []string{"persons", "outbox", "published"} {
 		it, ierr := txn.Get(table, "id")
 		if ierr != nil {
 			err = errors.Join(err, ierr)
@@ -508,6 +538,10 @@ func (s *Store) writeSnapshot(txn *memdb.Txn, walGen uint64) error {
 				}
 			case *outboxRow:
 				if line, err = outboxLine(line, o.Entries); err == nil {
+					_, err = out.Write(line)
+				}
+			case *publishedRow:
+				if line, err = publishedLine(line, o); err == nil {
 					_, err = out.Write(line)
 				}
 			}
@@ -602,6 +636,11 @@ func (s *Store) loadSnapshot(path string) (uint64, error) {
 				continue
 			}
 			table, obj = "outbox", &outboxRow{Seq: uint64(line.Outbox[0].Seq), Entries: line.Outbox}
+		case "a":
+			if len(line.Outbox) == 0 {
+				continue
+			}
+			table, obj = "published", &publishedRow{Seq: uint64(line.Outbox[0].Seq), At: line.At, Entries: line.Outbox}
 		default:
 			return 0, fmt.Errorf("reading snapshot: unknown line kind %q", line.Kind)
 		}

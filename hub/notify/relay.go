@@ -9,14 +9,21 @@
 // JetStream's file store fsyncs every two minutes by default, so a server
 // that stops hard can lose messages it has acknowledged. The embedded
 // server can sync every write; for a server that does not, set
-// Config.RepublishWindow above its sync interval and the relay publishes
-// the window again whenever its connection was re-established.
+// Config.RepublishWindow above its sync interval: the store keeps
+// acknowledged entries that long, and the relay publishes them again when
+// it starts (the hub may have gone down with the server, as in a power
+// loss), whenever its connection was re-established, and when it had to
+// create the stream again.
+//
+// A stream that is gone (a lost volume, a deletion by mistake) is created
+// again, with Config.Stream, as soon as publishing finds it missing.
 //
 // Telemetry: pophub_notifications_published_total{kind} (kind is the
 // subject's second token: changed, migration, death, eligibility; other
 // for anything else), pophub_notifications_republished_total (present
-// from the start, at zero), the gauges pophub_outbox_backlog and
-// pophub_outbox_age_seconds, the histogram
+// from the start, at zero), the gauges pophub_outbox_backlog (the
+// store's count of entries not yet acknowledged, read at each scrape)
+// and pophub_outbox_age_seconds, the histogram
 // pophub_relay_publish_duration_seconds, and one "outbox relay" span per
 // round.
 //
@@ -75,6 +82,18 @@ type StreamConfig struct {
 	Logger *slog.Logger
 }
 
+func (c *StreamConfig) setDefaults() {
+	if c.Name == "" {
+		c.Name = schemas.StreamName
+	}
+	if len(c.Subjects) == 0 {
+		c.Subjects = []string{schemas.StreamSubjects}
+	}
+	if c.DuplicateWindow == 0 {
+		c.DuplicateWindow = 10 * time.Minute
+	}
+}
+
 // EnsureStream creates the notification stream, or updates it to cfg. An
 // existing stream keeps the limits the hub does not set (size and message
 // limits, placement, and replicas and age unless cfg sets them), so that
@@ -82,15 +101,7 @@ type StreamConfig struct {
 // its guarantees rest on: subjects, file storage, the duplicate window,
 // limits retention.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) error {
-	if cfg.Name == "" {
-		cfg.Name = schemas.StreamName
-	}
-	if len(cfg.Subjects) == 0 {
-		cfg.Subjects = []string{schemas.StreamSubjects}
-	}
-	if cfg.DuplicateWindow == 0 {
-		cfg.DuplicateWindow = 10 * time.Minute
-	}
+	cfg.setDefaults()
 	sc := jetstream.StreamConfig{Name: cfg.Name, Replicas: 1}
 	switch st, err := js.Stream(ctx, cfg.Name); {
 	case err == nil:
@@ -127,15 +138,25 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig)
 }
 
 // Outbox is the part of the store the relay reads and acknowledges
-// (hub.Store implements it).
+// (hub.Store implements it; see its methods for the full contract).
 type Outbox interface {
 	// PendingOutbox returns up to limit entries not yet marked published
 	// with Seq > after, in Seq order. The relay always asks from after = 0,
 	// so an entry committed late with a lower Seq is not passed over.
 	PendingOutbox(ctx context.Context, after int64, limit int) ([]hub.OutboxEntry, error)
-	// MarkPublished records that JetStream acknowledged these entries; they
-	// are not returned again. Marking twice is harmless.
+	// CountPendingOutbox counts the entries not yet marked published; it
+	// is read at every metrics scrape.
+	CountPendingOutbox(ctx context.Context) (int64, error)
+	// MarkPublished records that JetStream acknowledged these entries;
+	// PendingOutbox does not return them again, PublishedOutbox does
+	// until DeletePublished removes them. Marking twice is harmless.
 	MarkPublished(ctx context.Context, seqs []int64) error
+	// PublishedOutbox returns up to limit entries marked published and
+	// not deleted yet with Seq > after, in Seq order.
+	PublishedOutbox(ctx context.Context, after int64, limit int) ([]hub.OutboxEntry, error)
+	// DeletePublished deletes the entries marked published at least
+	// olderThan ago.
+	DeletePublished(ctx context.Context, olderThan time.Duration) error
 }
 
 // Config configures a Relay.
@@ -150,18 +171,26 @@ type Config struct {
 	PollInterval time.Duration
 	// AckTimeout bounds the wait for JetStream's acknowledgements (default 10s).
 	AckTimeout time.Duration
-	// RepublishWindow is how long the relay keeps published entries in
-	// memory after JetStream acknowledged them; whenever the connection to
-	// NATS was re-established it publishes them again. Set it above the
-	// server's fsync interval (sync_interval, two minutes by default) when
-	// the server does not sync every write: an acknowledged message the
-	// server had not synced is lost if the server stops hard, and this
-	// publishes it again. Repeats of messages the server kept are dropped by
-	// Nats-Msg-Id, so the stream's duplicate window must be longer than this
-	// window plus the longest outage. Memory: about 0.5 KB per notification
-	// published within the window. Zero (the default) keeps nothing: right
-	// for a server that syncs every write, such as the embedded one.
+	// RepublishWindow is how long the store keeps entries after JetStream
+	// acknowledged them. The relay publishes the entries kept again when it
+	// starts, whenever its connection to NATS was re-established, and
+	// after it created a missing stream again; it deletes them once they
+	// are older than the window, but never while the server may be down,
+	// so a window cut short by an outage is still there when the server is
+	// back. Set it above the server's fsync interval (sync_interval, two
+	// minutes by default) when the server does not sync every write: an
+	// acknowledged message the server had not synced is lost if the server
+	// stops hard, and this publishes it again, even when the hub went down
+	// with the server. Repeats of messages the server kept are dropped by
+	// Nats-Msg-Id, so the stream's duplicate window must be longer than
+	// this window plus the longest outage (of the server or of the hub).
+	// Zero (the default) keeps nothing: right for a server that syncs
+	// every write, such as the embedded one.
 	RepublishWindow time.Duration
+	// Stream is the stream's configuration, as given to EnsureStream at
+	// start: the relay creates the stream again with it when publishing
+	// finds the stream missing. Its Logger defaults to Logger.
+	Stream StreamConfig
 
 	Logger *slog.Logger
 	Meter  metric.Meter
@@ -187,6 +216,10 @@ func (c *Config) setDefaults() {
 	if c.Tracer == nil {
 		c.Tracer = tracenoop.NewTracerProvider().Tracer("")
 	}
+	if c.Stream.Logger == nil {
+		c.Stream.Logger = c.Logger
+	}
+	c.Stream.setDefaults()
 }
 
 // Relay moves outbox entries to JetStream. It is the only publisher of
@@ -201,20 +234,13 @@ type Relay struct {
 	published   metric.Int64Counter
 	byKind      [len(kinds)]metric.AddOption // published's attribute sets
 	republished metric.Int64Counter
-	backlog     metric.Int64Gauge
 	age         metric.Float64Gauge
 	duration    metric.Float64Histogram
 
 	// Run's own state; Run is not called concurrently.
-	recent     []sent // acknowledged within RepublishWindow, oldest first
-	reconnects uint64 // the connection's reconnect count when last seen
-	replay     bool   // recent must be published again
-}
-
-// sent is an acknowledged entry kept for RepublishWindow.
-type sent struct {
-	entry hub.OutboxEntry
-	at    time.Time
+	reconnects uint64    // the connection's reconnect count when last seen
+	replay     bool      // the entries the store keeps must be published again
+	deletedAt  time.Time // when deleteOld last ran
 }
 
 // New creates a relay publishing through js.
@@ -224,6 +250,9 @@ func New(cfg Config, js jetstream.JetStream, outbox Outbox) *Relay {
 	if nc := js.Conn(); nc != nil {
 		r.reconnects = nc.Stats().Reconnects
 	}
+	// The server may have lost what it acknowledged before this start
+	// (the hub may have gone down with it).
+	r.replay = cfg.RepublishWindow > 0
 	// Instrument creation only fails on invalid names, which these are not.
 	r.published, _ = cfg.Meter.Int64Counter("pophub.notifications.published", metric.WithUnit("{notification}"),
 		metric.WithDescription("Notifications acknowledged by JetStream."))
@@ -235,13 +264,51 @@ func New(cfg Config, js jetstream.JetStream, outbox Outbox) *Relay {
 		r.published.Add(context.Background(), 0, r.byKind[i])
 	}
 	r.republished.Add(context.Background(), 0)
-	r.backlog, _ = cfg.Meter.Int64Gauge("pophub.outbox.backlog", metric.WithUnit("{notification}"),
-		metric.WithDescription("Outbox entries found waiting in the relay's last round (at most one batch)."))
+	// The backlog is the store's count, read at each scrape: a relay
+	// round sees at most one batch of it.
+	_, _ = cfg.Meter.Int64ObservableGauge("pophub.outbox.backlog", metric.WithUnit("{notification}"),
+		metric.WithDescription("Outbox entries JetStream has not acknowledged yet, as the store counts them when scraped."),
+		metric.WithInt64Callback(r.observeBacklog))
 	r.age, _ = cfg.Meter.Float64Gauge("pophub.outbox.age", metric.WithUnit("s"),
 		metric.WithDescription("Age of the oldest outbox entry waiting in the relay's last round (0 when none waits)."))
 	r.duration, _ = cfg.Meter.Float64Histogram("pophub.relay.publish.duration", metric.WithUnit("s"),
 		metric.WithDescription("Time to publish one round of outbox entries and record them as published."))
 	return r
+}
+
+// backlogTimeout bounds the store's count at a scrape.
+const backlogTimeout = 2 * time.Second
+
+// observeBacklog reports the store's pending count; a store that does not
+// answer in time reports nothing, and the scrape goes on without it.
+func (r *Relay) observeBacklog(ctx context.Context, o metric.Int64Observer) error {
+	ctx, cancel := context.WithTimeout(ctx, backlogTimeout)
+	defer cancel()
+	n, err := r.outbox.CountPendingOutbox(ctx)
+	if err != nil {
+		r.cfg.Logger.Debug("counting the outbox backlog", "err", err)
+		return nil
+	}
+	o.Observe(n)
+	return nil
+}
+
+// pingTimeout bounds Ping's question to the server.
+const pingTimeout = 2 * time.Second
+
+// Ping reports whether the relay can publish: it is connected to NATS and
+// the server answers for the stream within a couple of seconds. It is
+// safe for concurrent use (readiness checks).
+func (r *Relay) Ping(ctx context.Context) error {
+	if nc := r.js.Conn(); nc != nil && !nc.IsConnected() {
+		return errors.New("not connected to NATS")
+	}
+	ctx, cancel := context.WithTimeout(ctx, pingTimeout)
+	defer cancel()
+	if _, err := r.js.Stream(ctx, r.cfg.Stream.Name); err != nil {
+		return fmt.Errorf("looking up stream %s: %w", r.cfg.Stream.Name, err)
+	}
+	return nil
 }
 
 // Wake makes an idle relay look at the outbox now. It never blocks and is
@@ -265,6 +332,11 @@ func (r *Relay) Run(ctx context.Context) error {
 		}
 		switch {
 		case err != nil:
+			if streamMissing(err) {
+				if serr := r.restoreStream(ctx); serr != nil {
+					err = errors.Join(err, serr)
+				}
+			}
 			r.cfg.Logger.Warn("publishing notifications", "err", err, "backoff", backoff)
 			if !sleep(ctx, backoff) {
 				return ctx.Err()
@@ -308,10 +380,9 @@ func (r *Relay) round(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("reading outbox: %w", err)
 	}
-	r.backlog.Record(ctx, int64(len(entries)))
 	if len(entries) == 0 {
 		r.age.Record(ctx, 0)
-		return 0, nil
+		return 0, r.deleteOld(ctx)
 	}
 	if oldest := entries[0].CreatedAt; !oldest.IsZero() {
 		r.age.Record(ctx, max(time.Since(oldest).Seconds(), 0))
@@ -344,14 +415,13 @@ func (r *Relay) round(ctx context.Context) (int, error) {
 				r.published.Add(ctx, c, r.byKind[i])
 			}
 		}
-		r.keep(acked)
 	}
 	r.duration.Record(ctx, time.Since(start).Seconds())
 	if pubErr != nil {
 		span.RecordError(pubErr)
 		return len(acked), pubErr
 	}
-	return len(entries), nil
+	return len(entries), r.deleteOld(ctx)
 }
 
 // publish sends entries asynchronously, all at once, and waits for their
@@ -401,6 +471,9 @@ func (r *Relay) publish(ctx context.Context, entries []hub.OutboxEntry) ([]hub.O
 	timeout := time.NewTimer(r.cfg.AckTimeout)
 	defer timeout.Stop()
 	acked := make([]hub.OutboxEntry, 0, len(entries))
+	// A missing stream refuses every entry: one error says so, with the
+	// first refusal, not one per entry.
+	refused, firstRefusal := 0, error(nil)
 wait:
 	for i, f := range futures {
 		if f == nil {
@@ -411,7 +484,9 @@ wait:
 			acked = append(acked, entries[i])
 			end(i, nil)
 		case err := <-f.Err():
-			pubErr = errors.Join(pubErr, fmt.Errorf("publishing to %s: %w", entries[i].Subject, err))
+			if refused++; firstRefusal == nil {
+				firstRefusal = fmt.Errorf("publishing to %s: %w", entries[i].Subject, err)
+			}
 			end(i, err)
 		case <-timeout.C:
 			pubErr = errors.Join(pubErr, errors.New("timed out waiting for JetStream acknowledgements"))
@@ -420,6 +495,9 @@ wait:
 			pubErr = ctx.Err()
 			return nil, pubErr
 		}
+	}
+	if refused > 0 {
+		pubErr = errors.Join(pubErr, fmt.Errorf("%d of %d notifications refused, the first: %w", refused, len(entries), firstRefusal))
 	}
 	return acked, pubErr
 }
@@ -505,54 +583,100 @@ func kindOf(subject string) int {
 	return len(kinds) - 1
 }
 
-// keep remembers acknowledged entries for RepublishWindow.
-func (r *Relay) keep(acked []hub.OutboxEntry) {
-	if r.cfg.RepublishWindow <= 0 {
-		return
-	}
-	now := time.Now()
-	for _, e := range acked {
-		r.recent = append(r.recent, sent{entry: e, at: now})
-	}
-}
-
-// republish publishes the entries acknowledged within RepublishWindow
-// again when the connection was re-established since the last round: the
-// server may have restarted and lost what it had not synced.
+// republish publishes the entries the store keeps again when the server
+// may have lost them: at the relay's start, when the connection was
+// re-established since the last round, and after the stream was created
+// again.
 func (r *Relay) republish(ctx context.Context) error {
 	if r.cfg.RepublishWindow <= 0 {
 		return nil
 	}
-	cut := time.Now().Add(-r.cfg.RepublishWindow)
-	i := 0
-	for i < len(r.recent) && r.recent[i].at.Before(cut) {
-		i++
-	}
-	if i > 0 {
-		r.recent = append(r.recent[:0:0], r.recent[i:]...)
-	}
 	if nc := r.js.Conn(); nc != nil {
 		if n := nc.Stats().Reconnects; n != r.reconnects {
 			r.reconnects = n
-			r.replay = len(r.recent) > 0
+			r.replay = true
 		}
 	}
 	if !r.replay {
 		return nil
 	}
-	r.cfg.Logger.Info("publishing recent notifications again after a reconnect", "count", len(r.recent), "window", r.cfg.RepublishWindow)
-	for start := 0; start < len(r.recent); start += r.cfg.BatchSize {
-		chunk := r.recent[start:min(start+r.cfg.BatchSize, len(r.recent))]
-		entries := make([]hub.OutboxEntry, len(chunk))
-		for i, s := range chunk {
-			entries[i] = s.entry
+	total := 0
+	for after := int64(0); ; {
+		entries, err := r.outbox.PublishedOutbox(ctx, after, r.cfg.BatchSize)
+		if err != nil {
+			return fmt.Errorf("reading published notifications: %w", err)
+		}
+		if len(entries) == 0 {
+			break
 		}
 		acked, err := r.publish(ctx, entries)
 		r.republished.Add(ctx, int64(len(acked)))
+		total += len(acked)
 		if err != nil {
 			return fmt.Errorf("publishing recent notifications again: %w", err)
 		}
+		after = entries[len(entries)-1].Seq
+	}
+	if total > 0 {
+		r.cfg.Logger.Info("published recent notifications again: the server may have lost them", "count", total, "window", r.cfg.RepublishWindow)
 	}
 	r.replay = false
+	return nil
+}
+
+// deleteEvery is how often the relay deletes published entries older
+// than the republish window.
+func (r *Relay) deleteEvery() time.Duration {
+	return min(max(r.cfg.RepublishWindow/10, time.Second), 15*time.Second)
+}
+
+// deleteOld deletes the published entries older than the republish
+// window, now and then. With a window it first makes sure the server is
+// there and was not restarted since the last republish: entries kept
+// while the server is down must survive until it is back and they were
+// published again, however long the outage.
+func (r *Relay) deleteOld(ctx context.Context) error {
+	if time.Since(r.deletedAt) < r.deleteEvery() {
+		return nil
+	}
+	r.deletedAt = time.Now()
+	if r.cfg.RepublishWindow > 0 {
+		nc := r.js.Conn()
+		if nc == nil || !nc.IsConnected() || nc.FlushTimeout(pingTimeout) != nil || nc.Stats().Reconnects != r.reconnects || r.replay {
+			return nil // a later round republishes first, or tries again
+		}
+	}
+	if err := r.outbox.DeletePublished(ctx, r.cfg.RepublishWindow); err != nil {
+		return fmt.Errorf("deleting published notifications: %w", err)
+	}
+	return nil
+}
+
+// streamMissing reports whether a publish failed because no stream took
+// the message: the stream is gone, or JetStream did not answer.
+func streamMissing(err error) bool {
+	return errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) ||
+		errors.Is(err, jetstream.ErrStreamNotFound)
+}
+
+// restoreStream creates the stream again, with the configured settings,
+// when it is missing; the entries kept for the republish window are then
+// published into it again. A stream that is there (JetStream was only
+// slow to answer) is left alone.
+func (r *Relay) restoreStream(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.AckTimeout)
+	defer cancel()
+	name := r.cfg.Stream.Name
+	switch _, err := r.js.Stream(ctx, name); {
+	case err == nil:
+		return nil
+	case !errors.Is(err, jetstream.ErrStreamNotFound):
+		return fmt.Errorf("looking up stream %s: %w", name, err)
+	}
+	r.cfg.Logger.Warn("the notification stream is missing: creating it again", "stream", name)
+	if err := EnsureStream(ctx, r.js, r.cfg.Stream); err != nil {
+		return err
+	}
+	r.replay = r.cfg.RepublishWindow > 0
 	return nil
 }

@@ -28,8 +28,9 @@ import (
 type memOutbox struct {
 	mu        sync.Mutex
 	entries   []hub.OutboxEntry
-	published map[int64]bool
-	fail      int // fail this many reads first
+	published map[int64]time.Time // when marked
+	deleted   map[int64]bool      // published and deleted since
+	fail      int                 // fail this many reads first
 }
 
 func newOutbox(n int) *memOutbox {
@@ -38,7 +39,7 @@ func newOutbox(n int) *memOutbox {
 
 // newOutboxWithPrefix holds n entries on subjects under prefix.
 func newOutboxWithPrefix(n int, prefix string) *memOutbox {
-	o := &memOutbox{published: map[int64]bool{}}
+	o := &memOutbox{published: map[int64]time.Time{}, deleted: map[int64]bool{}}
 	o.add(n, prefix)
 	return o
 }
@@ -67,20 +68,59 @@ func (o *memOutbox) PendingOutbox(_ context.Context, after int64, limit int) ([]
 	}
 	var out []hub.OutboxEntry
 	for _, e := range o.entries {
-		if e.Seq > after && !o.published[e.Seq] && len(out) < limit {
+		if _, done := o.published[e.Seq]; e.Seq > after && !done && len(out) < limit {
 			out = append(out, e)
 		}
 	}
 	return out, nil
 }
 
+func (o *memOutbox) CountPendingOutbox(context.Context) (int64, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return int64(len(o.entries) - len(o.published)), nil
+}
+
 func (o *memOutbox) MarkPublished(_ context.Context, seqs []int64) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for _, s := range seqs {
-		o.published[s] = true
+		if _, ok := o.published[s]; !ok {
+			o.published[s] = time.Now()
+		}
 	}
 	return nil
+}
+
+func (o *memOutbox) PublishedOutbox(_ context.Context, after int64, limit int) ([]hub.OutboxEntry, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var out []hub.OutboxEntry
+	for _, e := range o.entries {
+		if _, done := o.published[e.Seq]; e.Seq > after && done && !o.deleted[e.Seq] && len(out) < limit {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+func (o *memOutbox) DeletePublished(_ context.Context, olderThan time.Duration) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	cut := time.Now().Add(-olderThan)
+	for seq, at := range o.published {
+		if !at.After(cut) {
+			o.deleted[seq] = true
+		}
+	}
+	return nil
+}
+
+// kept counts the published entries not deleted.
+func (o *memOutbox) kept() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.published) - len(o.deleted)
 }
 
 func (o *memOutbox) done() int {

@@ -17,7 +17,10 @@ import (
 
 // The outbox keeps one row per applied batch (migration 0006): the
 // batch's notifications as one list, in merge order. Notification i of
-// batch row b has the sequence number b<<entryBits | i.
+// batch row b has the sequence number b<<entryBits | i. A row whose
+// notifications have all been published stays until DeletePublished
+// removes it (migration 0007), so that the relay can publish it again
+// after NATS lost what it had acknowledged.
 const (
 	entryBits  = 20
 	maxEntries = 1 << entryBits // notifications per row
@@ -162,7 +165,7 @@ func (s *Store) PendingOutbox(ctx context.Context, after int64, limit int) ([]hu
 	}
 	after = max(after, 0)
 	rows, err := s.pool.Query(ctx, `SELECT batch, size, published FROM outbox_batches
-		WHERE batch >= $1 ORDER BY batch LIMIT $2`, after>>entryBits, limit+1)
+		WHERE batch >= $1 AND cardinality(published) < size ORDER BY batch LIMIT $2`, after>>entryBits, limit+1)
 	if err != nil {
 		return nil, fmt.Errorf("reading outbox: %w", err)
 	}
@@ -260,10 +263,22 @@ type decodedRow struct {
 	entries []hub.OutboxEntry
 }
 
+// CountPendingOutbox implements hub.Store: the sum over the rows with
+// notifications left to publish, read on the outbox_batches_pending index.
+func (s *Store) CountPendingOutbox(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.pool.QueryRow(ctx, `SELECT coalesce(sum(size - cardinality(published)), 0) FROM outbox_batches
+		WHERE cardinality(published) < size`).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("counting pending notifications: %w", err)
+	}
+	return n, nil
+}
+
 // MarkPublished implements hub.Store. It adds the entries to their batch
-// rows' published lists and deletes the rows whose entries have all been
-// published, under row locks so that two relays marking one row do not
-// lose each other's marks.
+// rows' published lists and sets the rows' published_at, under row locks
+// so that two relays marking one row do not lose each other's marks. A
+// row whose entries have all been published stays for DeletePublished.
 func (s *Store) MarkPublished(ctx context.Context, seqs []int64) error {
 	marks := map[int64][]int32{}
 	for _, seq := range seqs {
@@ -286,7 +301,6 @@ func (s *Store) MarkPublished(ctx context.Context, seqs []int64) error {
 		if err != nil {
 			return err
 		}
-		var finished []int64
 		var updates pgx.Batch
 		for rows.Next() {
 			var batch int64
@@ -297,25 +311,23 @@ func (s *Store) MarkPublished(ctx context.Context, seqs []int64) error {
 				return err
 			}
 			done := publishedSet(published, int(size))
+			grew := false
 			for _, i := range marks[batch] {
-				if i < size && !done[i] {
+				if i >= 0 && i < size && !done[i] {
 					done[i] = true
 					published = append(published, i)
+					grew = true
 				}
 			}
-			if int32(len(published)) >= size {
-				finished = append(finished, batch)
-				continue
+			if !grew {
+				continue // marked before: its published_at stays
 			}
 			slices.Sort(published)
-			updates.Queue(`UPDATE outbox_batches SET published = $2 WHERE batch = $1`, batch, published)
+			updates.Queue(`UPDATE outbox_batches SET published = $2, published_at = now() WHERE batch = $1`, batch, published)
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return err
-		}
-		if len(finished) > 0 {
-			updates.Queue(`DELETE FROM outbox_batches WHERE batch = ANY($1)`, finished)
 		}
 		if updates.Len() == 0 {
 			return nil
@@ -324,6 +336,102 @@ func (s *Store) MarkPublished(ctx context.Context, seqs []int64) error {
 	})
 	if err != nil {
 		return fmt.Errorf("marking outbox entries published: %w", err)
+	}
+	return nil
+}
+
+// PublishedOutbox implements hub.Store: the published entries of every
+// row still held, those of rows with entries left to publish included.
+// Like PendingOutbox it reads the rows' published lists first, then the
+// entries of only the rows that hold the next limit.
+func (s *Store) PublishedOutbox(ctx context.Context, after int64, limit int) ([]hub.OutboxEntry, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	after = max(after, 0)
+	rows, err := s.pool.Query(ctx, `SELECT batch, published FROM outbox_batches
+		WHERE batch >= $1 AND cardinality(published) > 0 ORDER BY batch LIMIT $2`, after>>entryBits, limit+1)
+	if err != nil {
+		return nil, fmt.Errorf("reading published outbox: %w", err)
+	}
+	var need []int64
+	found := 0
+	for rows.Next() && found < limit {
+		var batch int64
+		var published []int32
+		if err := rows.Scan(&batch, &published); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("reading published outbox: %w", err)
+		}
+		n := 0
+		for _, i := range published {
+			if batch<<entryBits|int64(i) > after {
+				n++
+			}
+		}
+		if n > 0 {
+			need = append(need, batch)
+			found += n
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading published outbox: %w", err)
+	}
+	if len(need) == 0 {
+		return nil, nil
+	}
+	rows, err = s.pool.Query(ctx, `SELECT batch, format, entries, created_at, published
+		FROM outbox_batches WHERE batch = ANY($1) ORDER BY batch`, need)
+	if err != nil {
+		return nil, fmt.Errorf("reading published outbox: %w", err)
+	}
+	defer rows.Close()
+	out := make([]hub.OutboxEntry, 0, min(found, limit))
+	for rows.Next() && len(out) < limit {
+		var (
+			batch     int64
+			format    int16
+			value     []byte
+			createdAt time.Time
+			published []int32
+		)
+		if err := rows.Scan(&batch, &format, &value, &createdAt, &published); err != nil {
+			return nil, fmt.Errorf("reading published outbox: %w", err)
+		}
+		entries, err := s.seal.decodeOutbox(format, value)
+		if err != nil {
+			return nil, fmt.Errorf("reading outbox batch row %d: %w", batch, err)
+		}
+		done := publishedSet(published, len(entries))
+		for i := range entries {
+			seq := batch<<entryBits | int64(i)
+			if seq <= after || !done[i] {
+				continue
+			}
+			e := entries[i]
+			e.Seq, e.CreatedAt = seq, createdAt.UTC()
+			out = append(out, e)
+			if len(out) == limit {
+				break
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading published outbox: %w", err)
+	}
+	return out, nil
+}
+
+// DeletePublished implements hub.Store: it deletes the rows whose entries
+// have all been published, the last of them at least olderThan ago by the
+// database's clock.
+func (s *Store) DeletePublished(ctx context.Context, olderThan time.Duration) error {
+	_, err := s.pool.Exec(ctx, `DELETE FROM outbox_batches
+		WHERE cardinality(published) >= size AND published_at <= now() - $1::bigint * interval '1 microsecond'`,
+		max(olderThan, 0).Microseconds())
+	if err != nil {
+		return fmt.Errorf("deleting published notifications: %w", err)
 	}
 	return nil
 }

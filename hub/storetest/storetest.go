@@ -53,6 +53,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"OutboxFollowsMerge", testOutboxFollowsMerge},
 		{"OutboxPagingAndPublishing", testOutboxPaging},
 		{"OutboxSeqIncreasesAcrossBatches", testOutboxSeq},
+		{"OutboxKeepsPublished", testOutboxKeepsPublished},
 		{"Stats", testStats},
 		{"KnownEvents", testKnownEvents},
 		{"KnownEventsLimit", testKnownEventsLimit},
@@ -562,6 +563,97 @@ func testOutboxPaging(t *testing.T, s hub.Store) {
 	}
 	if st := storeStats(t, s); st.OutboxPending != 0 {
 		t.Errorf("Stats.OutboxPending = %d after marking all", st.OutboxPending)
+	}
+}
+
+// testOutboxKeepsPublished: published entries leave PendingOutbox and
+// the pending count at once, but stay in PublishedOutbox, in Seq order,
+// until DeletePublished removes them, so that a relay starting after NATS
+// lost them can publish them again. Pending entries behind more
+// published batches than a page holds are still found.
+func testOutboxKeepsPublished(t *testing.T, s hub.Store) {
+	ctx := context.Background()
+	ApplyAll(t, s, population(t, 20, 23), 10)
+	all := allPending(t, s, 1_000_000)
+	if len(all) < 40 {
+		t.Fatalf("only %d outbox entries", len(all))
+	}
+	// The first two thirds, and the last entry out of order.
+	cut := len(all) * 2 / 3
+	marked := append(slices.Clone(all[:cut]), all[len(all)-1])
+	left := all[cut : len(all)-1]
+	seqs := func(es []hub.OutboxEntry) []int64 {
+		out := make([]int64, len(es))
+		for i, e := range es {
+			out[i] = e.Seq
+		}
+		return out
+	}
+	for range 2 { // marking twice is harmless
+		if err := s.MarkPublished(ctx, seqs(marked)); err != nil {
+			t.Fatalf("MarkPublished: %v", err)
+		}
+	}
+	checkOutbox := func(stage string, pending, published []hub.OutboxEntry) {
+		t.Helper()
+		if got := allPending(t, s, 1); !reflect.DeepEqual(seqs(got), seqs(pending)) {
+			t.Fatalf("%s: pending %v, want %v", stage, seqs(got), seqs(pending))
+		}
+		n, err := s.CountPendingOutbox(ctx)
+		if err != nil || n != int64(len(pending)) {
+			t.Fatalf("%s: CountPendingOutbox = %d, %v; want %d", stage, n, err, len(pending))
+		}
+		if st := storeStats(t, s); st.OutboxPending != n {
+			t.Fatalf("%s: Stats.OutboxPending = %d, CountPendingOutbox %d", stage, st.OutboxPending, n)
+		}
+		for _, page := range []int{3, 1_000_000} {
+			got := allPublished(t, s, page)
+			if len(got) != len(published) {
+				t.Fatalf("%s: %d published entries kept (pages of %d), want %d", stage, len(got), page, len(published))
+			}
+			for i := range got {
+				if !reflect.DeepEqual(got[i], published[i]) {
+					t.Fatalf("%s: published entry %d (pages of %d):\n got %+v\nwant %+v", stage, i, page, got[i], published[i])
+				}
+			}
+		}
+	}
+	wantPublished := append(slices.Clone(all[:cut]), all[len(all)-1])
+	checkOutbox("after marking two thirds", left, wantPublished)
+	// Nothing was acknowledged an hour ago.
+	if err := s.DeletePublished(ctx, time.Hour); err != nil {
+		t.Fatalf("DeletePublished: %v", err)
+	}
+	checkOutbox("after deleting those older than an hour", left, wantPublished)
+
+	if err := s.MarkPublished(ctx, seqs(left)); err != nil {
+		t.Fatal(err)
+	}
+	checkOutbox("after marking the rest", nil, all)
+	if err := s.DeletePublished(ctx, 0); err != nil {
+		t.Fatalf("DeletePublished: %v", err)
+	}
+	checkOutbox("after deleting all published", nil, nil)
+}
+
+// allPublished reads every published entry still kept, page by page.
+func allPublished(t testing.TB, s hub.Store, page int) []hub.OutboxEntry {
+	t.Helper()
+	var all []hub.OutboxEntry
+	after := int64(0)
+	for {
+		got, err := s.PublishedOutbox(context.Background(), after, page)
+		if err != nil {
+			t.Fatalf("PublishedOutbox: %v", err)
+		}
+		if len(got) > page {
+			t.Fatalf("PublishedOutbox(limit %d) returned %d entries", page, len(got))
+		}
+		if len(got) == 0 {
+			return all
+		}
+		all = append(all, got...)
+		after = got[len(got)-1].Seq
 	}
 }
 
