@@ -301,6 +301,8 @@ func (e *stateEncoder) points(k string, ps []point) {
 		e.raw(`,"k":`)
 		e.str(ps[i].Kind)
 		e.optStr("a", ps[i].Code)
+		e.optStr("u", ps[i].Until)
+		e.optStr("r", ps[i].Reason)
 		e.b = append(e.b, '}')
 	}
 	e.b = append(e.b, ']')

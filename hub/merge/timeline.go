@@ -2,6 +2,8 @@ package merge
 
 import (
 	"slices"
+	"strings"
+	"time"
 
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/schemas"
@@ -13,7 +15,7 @@ const (
 	pointMigrated   = "m"
 	pointCancelled  = "c"
 	pointDied       = "d"
-	pointPermit     = "p" // a residence permit issued: A is the city code
+	pointPermit     = "p" // a residence permit issued: A is the city code, U its valid_until
 	pointRevoked    = "x" // a residence permit revoked: A is the city code
 )
 
@@ -25,6 +27,10 @@ type point struct {
 	At   Stamp  `json:"at"`
 	Kind string `json:"k"`
 	Code string `json:"a,omitempty"`
+	// Until is an issued permit's last valid day (valid_until).
+	Until string `json:"u,omitempty"`
+	// Reason is a cancellation's reason.
+	Reason string `json:"r,omitempty"`
 }
 
 // addPoint inserts p in stamp order unless a point with its stamp is there.
@@ -53,11 +59,11 @@ func (s *State) track(ev *schemas.Event, at Stamp) {
 	case *schemas.HukouMigratedData:
 		p = point{At: at, Kind: pointMigrated, Code: d.ToAddressCode}
 	case *schemas.HukouCancelledData:
-		p = point{At: at, Kind: pointCancelled}
+		p = point{At: at, Kind: pointCancelled, Reason: d.Reason}
 	case *schemas.DeathCertifiedData:
 		p = point{At: at, Kind: pointDied}
 	case *schemas.ResidencePermitIssuedData:
-		s.PermitLine = addPoint(s.PermitLine, point{At: at, Kind: pointPermit, Code: d.CityCode})
+		s.PermitLine = addPoint(s.PermitLine, point{At: at, Kind: pointPermit, Code: d.CityCode, Until: d.ValidUntil})
 		return
 	case *schemas.ResidencePermitRevokedData:
 		s.PermitLine = addPoint(s.PermitLine, point{At: at, Kind: pointRevoked, Code: d.CityCode})
@@ -99,21 +105,67 @@ func (s *State) Registrations() []hub.Interval {
 }
 
 // PermitSpans returns the spans of days in which the person holds a residence
-// permit, per city code. A permit's validity end is not applied here: an
-// expired permit counts until it is revoked or renewed, as the issuing
-// city's register keeps it.
+// permit, per city code: from an issue's day until the day after its
+// valid_until, carried on by a renewal (a later issue in the city) made by
+// then and resumed by one made later. A revocation ends the permit, and so
+// do death, which is final as for the registration, and a cancellation of
+// the hukou that permitEndingCancellations names. Days are China Standard
+// Time dates of the events' effective times; steps on one day leave only
+// that day's final state, as in Registrations.
 func (s *State) PermitSpans() []hub.Interval {
+	if len(s.PermitLine) == 0 {
+		return nil
+	}
 	byCity := map[string][]step{}
-	var cities []string
-	for _, p := range s.PermitLine {
-		if _, ok := byCity[p.Code]; !ok {
-			cities = append(cities, p.Code)
+	ends := map[string]string{} // of each permit held: the first day it no longer covers, "" for none
+	end := func(city, d string) {
+		byCity[city] = append(byCity[city], step{d, ""})
+		delete(ends, city)
+	}
+	// expireBy ends the permits whose validity ran out by day d.
+	expireBy := func(d string) {
+		for city, e := range ends {
+			if e != "" && e <= d {
+				end(city, e)
+			}
 		}
-		code := ""
-		if p.Kind == pointPermit {
-			code = p.Code
+	}
+	dead := false
+	hukou, permits := s.HukouLine, s.PermitLine
+	for len(hukou) > 0 || len(permits) > 0 {
+		if len(permits) == 0 || len(hukou) > 0 && permits[0].At.After(hukou[0].At) {
+			p := hukou[0]
+			hukou = hukou[1:]
+			d := day(p.At.T)
+			expireBy(d)
+			if p.Kind == pointDied || p.Kind == pointCancelled && permitEndingCancellations[s.cancellationReason(p)] {
+				for city := range ends {
+					end(city, d)
+				}
+				dead = dead || p.Kind == pointDied
+			}
+			continue
 		}
-		byCity[p.Code] = append(byCity[p.Code], step{day(p.At.T), code})
+		p := permits[0]
+		permits = permits[1:]
+		d := day(p.At.T)
+		expireBy(d)
+		if p.Kind != pointPermit || dead {
+			end(p.Code, d)
+			continue
+		}
+		e := dayAfter(s.permitUntil(p))
+		if e != "" && e <= d {
+			end(p.Code, d) // issued already expired
+			continue
+		}
+		byCity[p.Code] = append(byCity[p.Code], step{d, p.Code})
+		ends[p.Code] = e
+	}
+	expireBy("9999-12-31") // the validity ends still ahead
+	cities := make([]string, 0, len(byCity))
+	for c := range byCity {
+		cities = append(cities, c)
 	}
 	slices.Sort(cities)
 	var out []hub.Interval
@@ -121,6 +173,53 @@ func (s *State) PermitSpans() []hub.Interval {
 		out = append(out, intervals(byCity[c])...)
 	}
 	return out
+}
+
+// permitEndingCancellations are the reasons for cancelling a hukou that
+// also end the person's residence permits. A residence permit (居住证) is
+// held by a citizen living away from their hukou place in China (seed 000
+// clause 二(二), seed 003 clause 十五): it ends with death and with settling
+// abroad. Enlistment does not end it: seeds 000, 001, 003 and 004 make
+// military service a duty of permit holders, which seed 003 lets them do
+// where they live. A duplicate
+// hukou's cancellation leaves the person's other registration and their
+// permits, and an unspecified ("other") reason is not taken to end them;
+// such permits end when revoked or at their valid_until.
+var permitEndingCancellations = map[string]bool{"death": true, "emigration": true}
+
+// cancellationReason is the reason of cancellation point p. States stored
+// before points carried it have it only in the lifecycle register, when p
+// is the latest registration or cancellation.
+func (s *State) cancellationReason(p point) string {
+	if p.Reason != "" {
+		return p.Reason
+	}
+	if v, ok := s.Lifecycle.get(); ok && s.Lifecycle.At.Src == p.At.Src && s.Lifecycle.At.ID == p.At.ID {
+		return strings.TrimPrefix(v, "cancelled:")
+	}
+	return ""
+}
+
+// permitUntil is the valid_until of permit point p. States stored before
+// points carried it have it only in the city's permit register, when p is
+// the city's latest issue.
+func (s *State) permitUntil(p point) string {
+	if p.Until != "" {
+		return p.Until
+	}
+	if r := s.Permits[p.Code]; r != nil && r.V != nil && r.At.Src == p.At.Src && r.At.ID == p.At.ID {
+		return r.V.ValidUntil
+	}
+	return ""
+}
+
+// dayAfter returns the day after a YYYY-MM-DD date, "" for none.
+func dayAfter(date string) string {
+	t, err := time.Parse(time.DateOnly, date)
+	if err != nil {
+		return ""
+	}
+	return t.AddDate(0, 0, 1).Format(time.DateOnly)
 }
 
 // step says where the person counts ("" nowhere) from a day on.

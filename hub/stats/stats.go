@@ -199,6 +199,8 @@ type Count struct {
 // Timeline (a person not stored before) has no spans.
 type Timeline interface {
 	Registrations() []hub.Interval
+	// PermitSpans depends on both timelines: death and some
+	// cancellations of the hukou end a permit.
 	PermitSpans() []hub.Interval
 	// TimelineLen counts the steps behind the spans; the steps are a
 	// grow-only set, so an unchanged count means unchanged spans.
@@ -220,7 +222,9 @@ func (a Acc) Person(before, after Timeline, urban Classify) {
 		}
 		a.Registrations(old, after.Registrations(), urban)
 	}
-	if ap != bp {
+	// Death and some cancellations end a permit too, so the permit spans
+	// of a holder follow both timelines.
+	if ap != bp || (ar != br && ap > 0) {
 		var old []hub.Interval
 		if before != nil {
 			old = before.PermitSpans()

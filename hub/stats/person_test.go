@@ -1,0 +1,100 @@
+package stats_test
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/hub/merge"
+	"github.com/pophub/pophub/hub/stats"
+	"github.com/pophub/pophub/hub/storetest"
+	"github.com/pophub/pophub/schemas"
+	"github.com/pophub/pophub/schemas/citizenid"
+)
+
+// TestPersonPermitCountsFollowLateEvents applies a permit holder's events
+// in batches, as a store does, keeping the counters from each batch's
+// before and after states: a death or a renewal that arrives late moves
+// the permit holders counted on the dates it concerns, and the counters
+// end equal to those of the final state counted afresh.
+func TestPersonPermitCountsFollowLateEvents(t *testing.T) {
+	p := storetest.ValidID(1)
+	cst := time.FixedZone("CST", 8*3600)
+	at := func(date string) time.Time {
+		d, err := time.ParseInLocation(time.DateOnly, date, cst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.Add(10 * time.Hour)
+	}
+	reg := storetest.Event(t, schemas.HukouRegistered, p, "r1", at("2020-01-01"), schemas.HukouRegisteredData{
+		Name: "王芳", Gender: p.Gender(), BirthDate: p.BirthDate().Format(time.DateOnly), Ethnicity: "01",
+		AddressCode: "440106001001", HouseholdID: "H1", Reason: "birth"})
+	issue := func(id, date, validUntil string) hub.Input {
+		return storetest.Event(t, schemas.ResidencePermitIssued, p, id, at(date), schemas.ResidencePermitIssuedData{
+			CityCode: "230100", AddressCode: "230102001001", Basis: "employment", ValidUntil: validUntil})
+	}
+	death := storetest.Event(t, schemas.DeathCertified, p, "d1", at("2025-03-04"), schemas.DeathCertifiedData{
+		DateOfDeath: "2025-03-04", CertificateNo: "D1"})
+	emigration := storetest.Event(t, schemas.HukouCancelled, p, "c1", at("2025-03-04"), schemas.HukouCancelledData{Reason: "emigration"})
+	tests := []struct {
+		name    string
+		batches [][]hub.Input
+		holders map[string]int64 // Harbin's permit holders at the end of each day
+	}{
+		{"a late death", [][]hub.Input{{reg, issue("p1", "2024-01-01", "2026-12-31")}, {death}},
+			map[string]int64{"2023-12-31": 0, "2024-01-01": 1, "2025-03-03": 1, "2025-03-04": 0, "2026-06-30": 0}},
+		{"a late emigration", [][]hub.Input{{reg, issue("p1", "2024-01-01", "2026-12-31")}, {emigration}},
+			map[string]int64{"2025-03-03": 1, "2025-03-04": 0, "2026-06-30": 0}},
+		{"a death before the registration arrived", [][]hub.Input{{issue("p1", "2024-01-01", "2026-12-31")}, {death}, {reg}},
+			map[string]int64{"2025-03-03": 1, "2025-03-04": 0}},
+		{"a late renewal", [][]hub.Input{{reg, issue("p1", "2024-01-01", "2024-12-31")}, {issue("p2", "2024-12-20", "2025-12-31")}},
+			map[string]int64{"2024-12-31": 1, "2025-01-01": 1, "2025-12-31": 1, "2026-01-01": 0}},
+		{"a late first permit before a renewal after its expiry",
+			[][]hub.Input{{reg, issue("p2", "2025-03-01", "2026-02-28")}, {issue("p1", "2024-01-01", "2024-12-31")}},
+			map[string]int64{"2024-12-31": 1, "2025-01-01": 0, "2025-03-01": 1, "2026-02-28": 1, "2026-03-01": 0}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			states := map[citizenid.ID]*merge.State{}
+			kept := stats.Acc{}
+			for _, batch := range tc.batches {
+				out := merge.Batch(states, batch, time.Now())
+				for id, after := range out.States {
+					var before stats.Timeline
+					if old := states[id]; old != nil {
+						before = old
+					}
+					kept.Person(before, after, stats.UrbanByCode)
+					states[id] = after
+				}
+			}
+			for day, want := range tc.holders {
+				if got := permitHolders(t, kept, "2301", day); got != want {
+					t.Errorf("Harbin's permit holders at the end of %s: %d, want %d", day, got, want)
+				}
+			}
+			afresh := stats.Acc{}
+			afresh.Person(nil, states[p], stats.UrbanByCode)
+			if got, want := kept.Deltas(), afresh.Deltas(); !slices.Equal(got, want) {
+				t.Errorf("counters kept batch by batch %v, counted afresh %v", got, want)
+			}
+		})
+	}
+}
+
+func permitHolders(t *testing.T, acc stats.Acc, region, day string) int64 {
+	t.Helper()
+	rs, err := stats.AsOf(day)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for k, v := range acc {
+		if k.Region == region && k.Class == stats.Permit && stats.In(k.Bucket, rs) {
+			n += v
+		}
+	}
+	return n
+}
