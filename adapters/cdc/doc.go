@@ -25,9 +25,10 @@
 //     create the publication beforehand).
 //   - When deletes are mapped, ALTER TABLE rentals REPLICA IDENTITY FULL:
 //     otherwise a deleted row arrives with its primary key only, and its
-//     event lacks the citizen ID. The stream checks this on start. For a
-//     partitioned table, set it on every partition (the table's own
-//     setting does not pass to them), including partitions added later.
+//     event lacks the citizen ID. The stream checks this on start and
+//     while it runs (see Changes to the table). For a partitioned table,
+//     set it on every partition (the table's own setting does not pass to
+//     them), including partitions added later.
 //   - A partitioned table needs PostgreSQL 13 or later.
 //
 // The stream creates, when missing:
@@ -72,6 +73,36 @@
 // whose event the schemas reject does not stop the stream: it is logged
 // with its WAL position, event id and reason (never its values) and
 // counted in Stats.Rejected, and its position is confirmed with the rest.
+// A change that lacks a column the mapping reads is not a bad row but a
+// table that changed: see below.
+//
+// # Changes to the table
+//
+// PostgreSQL describes the table to the stream before its first change
+// and again after its definition changed, each time as it was when the
+// change was made. The stream knows the table by its OID, which a rename
+// keeps, and checks each description against the mapping. When a change
+// no longer fits, Run returns ErrTableChanged, saying what changed and
+// what to do, without confirming that change: once the table or the
+// mapping is fixed, the next start resumes with it, and nothing is lost.
+//
+//   - A column the mapping reads was renamed or dropped: change the
+//     mapping to name the columns as the changes describe them (renaming
+//     the column back does not alter the changes made meanwhile).
+//   - The table was renamed or moved to another schema: rename it back;
+//     the changes made under the other name are then sent. The stream
+//     does not follow the new name: its slot, publication and mapping are
+//     named after the table, and a rename is often the first step of a
+//     migration that puts a new table under the old name, whose changes
+//     the stream would otherwise miss while it followed the old one.
+//   - Deletes are mapped and the table's replica identity no longer keeps
+//     the columns they read (set back to DEFAULT, or a partition without
+//     FULL): set REPLICA IDENTITY FULL again. A row deleted in between
+//     cannot be sent, since PostgreSQL kept only its key: the next start
+//     reports it as a bad row.
+//
+// Adding columns, or changing those the mapping does not read, needs
+// nothing.
 //
 // # Mapping
 //

@@ -27,6 +27,10 @@ type tableInfo struct {
 	// its partitions; the publication must publish their changes under
 	// the table's own name (publish_via_partition_root).
 	partitioned bool
+	// inspectedAt is the server's WAL position just before the table was
+	// inspected: a transaction committed before it was made while the
+	// table was as inspect found it or earlier (see checkRelation).
+	inspectedAt pglogrepl.LSN
 }
 
 // inspect checks the server and the table: wal_level, the columns the
@@ -41,8 +45,18 @@ func (s *Stream) inspect(ctx context.Context, db *pgx.Conn) (*tableInfo, error) 
 			"(ALTER SYSTEM SET wal_level = logical, then restart PostgreSQL)", walLevel)
 	}
 	t := &tableInfo{}
+	// Read before the catalog, so that whatever the catalog shows was
+	// committed after every transaction before this position.
+	var walPos string
+	err := db.QueryRow(ctx, `SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text`).Scan(&walPos)
+	if err != nil {
+		return nil, fmt.Errorf("reading the server's WAL position: %w", err)
+	}
+	if t.inspectedAt, err = pglogrepl.ParseLSN(walPos); err != nil {
+		return nil, fmt.Errorf("parsing the server's WAL position: %w", err)
+	}
 	var replIdent string
-	err := db.QueryRow(ctx, `SELECT c.oid, n.nspname, c.relname, c.relreplident::text, format('%I.%I', n.nspname, c.relname), c.relkind = 'p'
+	err = db.QueryRow(ctx, `SELECT c.oid, n.nspname, c.relname, c.relreplident::text, format('%I.%I', n.nspname, c.relname), c.relkind = 'p'
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE c.oid = to_regclass($1) AND c.relkind IN ('r', 'p')`, s.cfg.Table).
 		Scan(&t.oid, &t.schema, &t.name, &replIdent, &t.qualified, &t.partitioned)
@@ -91,8 +105,10 @@ func (s *Stream) inspect(ctx context.Context, db *pgx.Conn) (*tableInfo, error) 
 // needs: it arrives with only its replica identity columns. The rows of a
 // partitioned table live in its partitions, and the WAL holds what each
 // partition's own replica identity says (the table's own setting does not
-// pass to them), so each partition is checked. A partition attached after
-// the start is not: give it REPLICA IDENTITY FULL too.
+// pass to them), so each partition is checked. While the stream runs,
+// they are checked again when a delete cannot become its event (see
+// checkPartitions), which catches a partition attached later without
+// REPLICA IDENTITY FULL.
 func (s *Stream) checkDeletedRows(ctx context.Context, db *pgx.Conn, t *tableInfo, replIdent string) error {
 	type relation struct {
 		oid       uint32
@@ -137,11 +153,22 @@ func (s *Stream) checkDeletedRows(ctx context.Context, db *pgx.Conn, t *tableInf
 			}
 		}
 		if len(lacking) > 0 {
-			return fmt.Errorf("checking the table: deletes are mapped, but a deleted row of %s carries only its replica identity, without %s: "+
-				"run ALTER TABLE %s REPLICA IDENTITY FULL", rel.qualified, strings.Join(lacking, ", "), rel.qualified)
+			return &identityGapError{relation: rel.qualified, lacking: lacking}
 		}
 	}
 	return nil
+}
+
+// identityGapError is a table or partition whose deleted rows keep only
+// their replica identity, which lacks columns that deletes read.
+type identityGapError struct {
+	relation string // quoted, for SQL
+	lacking  []string
+}
+
+func (e *identityGapError) Error() string {
+	return fmt.Sprintf("checking the table: deletes are mapped, but a deleted row of %s carries only its replica identity, without %s: "+
+		"run ALTER TABLE %s REPLICA IDENTITY FULL", e.relation, strings.Join(e.lacking, ", "), e.relation)
 }
 
 // ensurePublication creates the table's publication unless it exists.

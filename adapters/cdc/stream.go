@@ -157,7 +157,8 @@ type Stats struct {
 	// Published counts events the broker acknowledged.
 	Published int64
 	// Rejected counts bad rows: an invalid citizen ID, a value that does
-	// not convert, or an event the schemas reject. They are logged, not
+	// not convert, an event the schemas reject, or a delete whose row
+	// PostgreSQL did not keep (see ErrTableChanged). They are logged, not
 	// sent, and do not stop the stream.
 	Rejected int64
 	// Ignored counts changes of a kind the mapping leaves out.
@@ -207,7 +208,8 @@ func (s *Stream) Publication() string { return s.cfg.Publication }
 // error. A failure while streaming (the database restarting, Kafka
 // unreachable) is retried with backoff from the slot's confirmed
 // position; a failure before the first successful start (a missing table,
-// wal_level not logical, no REPLICATION privilege) is returned.
+// wal_level not logical, no REPLICATION privilege) is returned, and so is
+// ErrTableChanged, which no retry can cure.
 func (s *Stream) Run(ctx context.Context) error {
 	backoff := 500 * time.Millisecond
 	started := false
@@ -219,7 +221,7 @@ func (s *Stream) Run(ctx context.Context) error {
 			}
 			return ctx.Err()
 		}
-		if !started {
+		if !started || errors.Is(err, ErrTableChanged) {
 			return err
 		}
 		s.log.WarnContext(ctx, "cdc: streaming failed; reconnecting from the slot's position", "error", err, "backoff", backoff)
@@ -278,7 +280,7 @@ func (s *Stream) session(ctx context.Context, started *bool) error {
 	*started = true
 	s.stats.confirmed.Store(uint64(start))
 	s.log.InfoContext(ctx, "cdc: streaming", "from_lsn", start.String())
-	st := &streamState{conn: repl, tbl: tbl, rels: map[uint32]*pglogrepl.RelationMessage{},
+	st := &streamState{conn: repl, tbl: tbl,
 		acked: start, skipBefore: start, nextStatus: time.Now().Add(s.cfg.StatusInterval)}
 	return s.stream(ctx, st)
 }
@@ -300,7 +302,10 @@ func setSessionParams(p map[string]string) {
 type streamState struct {
 	conn *pgconn.PgConn
 	tbl  *tableInfo
-	rels map[uint32]*pglogrepl.RelationMessage
+	// rel is PostgreSQL's latest description of the table, and relFit
+	// what checkRelation found of it.
+	rel    *pglogrepl.RelationMessage
+	relFit relationFit
 
 	// acked: every change before it is published (or bad, or not ours):
 	// the position confirmed to PostgreSQL.
@@ -314,6 +319,8 @@ type streamState struct {
 	inTx       bool
 	skipTx     bool
 	commitTime time.Time
+	// commitLSN is the position of the current transaction's commit.
+	commitLSN pglogrepl.LSN
 
 	pending []queued
 	// committed counts the pending events of complete transactions.
@@ -425,9 +432,15 @@ func (s *Stream) handleWAL(ctx context.Context, st *streamState, xld pglogrepl.X
 	}
 	switch m := m.(type) {
 	case *pglogrepl.RelationMessage:
-		st.rels[m.RelationID] = m
+		// The table is known by its OID, which a rename keeps. PostgreSQL
+		// describes it before its first change of a session and again
+		// after its definition changed; the description is checked at the
+		// first change it describes.
+		if m.RelationID == st.tbl.oid {
+			st.rel, st.relFit = m, relationUnchecked
+		}
 	case *pglogrepl.BeginMessage:
-		st.inTx, st.commitTime = true, m.CommitTime
+		st.inTx, st.commitTime, st.commitLSN = true, m.CommitTime, m.FinalLSN
 		// pgoutput sends transactions in commit order; one committed
 		// before the confirmed position was handled by an earlier session.
 		st.skipTx = m.FinalLSN < st.skipBefore
@@ -449,11 +462,13 @@ func (s *Stream) handleWAL(ctx context.Context, st *streamState, xld pglogrepl.X
 			return s.flush(ctx, st, st.committed)
 		}
 	case *pglogrepl.InsertMessage:
-		return s.handleChange(ctx, st, opInsert, m.RelationID, xld.WALStart, nil, m.Tuple)
+		return s.handleChange(ctx, st, rowChange{kind: opInsert, relID: m.RelationID, lsn: xld.WALStart, newTuple: m.Tuple})
 	case *pglogrepl.UpdateMessage:
-		return s.handleChange(ctx, st, opUpdate, m.RelationID, xld.WALStart, m.OldTuple, m.NewTuple)
+		return s.handleChange(ctx, st, rowChange{kind: opUpdate, relID: m.RelationID, lsn: xld.WALStart,
+			oldTuple: m.OldTuple, oldKeyOnly: m.OldTupleType == pglogrepl.UpdateMessageTupleTypeKey, newTuple: m.NewTuple})
 	case *pglogrepl.DeleteMessage:
-		return s.handleChange(ctx, st, opDelete, m.RelationID, xld.WALStart, m.OldTuple, nil)
+		return s.handleChange(ctx, st, rowChange{kind: opDelete, relID: m.RelationID, lsn: xld.WALStart,
+			oldTuple: m.OldTuple, oldKeyOnly: m.OldTupleType == pglogrepl.DeleteMessageTupleTypeKey})
 	case *pglogrepl.TruncateMessage:
 		if !st.skipTx {
 			s.log.WarnContext(ctx, "cdc: the table was truncated; no events are sent for the removed rows", "lsn", xld.WALStart.String())
@@ -462,41 +477,67 @@ func (s *Stream) handleWAL(ctx context.Context, st *streamState, xld pglogrepl.X
 	return nil
 }
 
-// handleChange converts one row change into an event and queues it.
-func (s *Stream) handleChange(ctx context.Context, st *streamState, kind string, relID uint32, lsn pglogrepl.LSN, oldTuple, newTuple *pglogrepl.TupleData) error {
-	if st.skipTx {
+// rowChange is one row change as pgoutput sends it.
+type rowChange struct {
+	kind               string // opInsert, opUpdate or opDelete
+	relID              uint32
+	lsn                pglogrepl.LSN
+	oldTuple, newTuple *pglogrepl.TupleData
+	// oldKeyOnly: oldTuple holds only the replica identity's columns; the
+	// others come as NULL, though they were simply not kept.
+	oldKeyOnly bool
+}
+
+// handleChange converts one row change into an event and queues it. A
+// change that shows the table no longer fits the mapping stops the
+// stream before its position is confirmed.
+func (s *Stream) handleChange(ctx context.Context, st *streamState, c rowChange) error {
+	if st.skipTx || c.relID != st.tbl.oid {
+		// Confirmed already, or another table of a shared publication. A
+		// partitioned table's changes arrive under its own OID: its
+		// publication publishes via the partition root (see
+		// ensurePublication).
 		return nil
 	}
-	rel, ok := st.rels[relID]
-	if !ok {
-		return fmt.Errorf("decoding %s at %s: relation %d was not described", kind, lsn, relID)
+	if st.rel == nil {
+		return fmt.Errorf("decoding %s at %s: relation %d was not described", c.kind, c.lsn, c.relID)
 	}
-	if rel.Namespace != st.tbl.schema || rel.RelationName != st.tbl.name {
-		// Another table of a shared publication. A partitioned table's
-		// changes arrive under its own name: its publication publishes via
-		// the partition root (see ensurePublication).
-		return nil
+	if err := s.checkRelation(ctx, st, c.lsn); err != nil {
+		return s.stopOnTableChange(ctx, st, err)
 	}
-	if s.plan.ops[kind] == nil {
+	if s.plan.ops[c.kind] == nil {
 		s.stats.ignored.Add(1)
 		return nil
 	}
-	r := tupleRow(rel, newTuple)
+	// A partitioned table's old rows are marked by the root's replica
+	// identity, yet hold what the partition's kept: the mark says nothing.
+	oldKeyOnly := c.oldKeyOnly && !st.tbl.partitioned
+	r := tupleRow(st.rel, c.newTuple, false)
 	if r == nil {
-		r = tupleRow(rel, oldTuple)
-	} else if old := tupleRow(rel, oldTuple); old != nil {
-		for name, c := range r {
-			if o, ok := old[name]; c.unchanged && ok && !o.unchanged {
+		r = tupleRow(st.rel, c.oldTuple, oldKeyOnly)
+	} else if old := tupleRow(st.rel, c.oldTuple, oldKeyOnly); old != nil {
+		for name, cl := range r {
+			if o, ok := old[name]; cl.unchanged && ok && !o.unchanged {
 				r[name] = o
 			}
 		}
 	}
-	ev, err := s.plan.event(change{kind: kind, row: r, version: int64(lsn), commit: st.commitTime})
+	ev, err := s.plan.event(change{kind: c.kind, row: r, version: int64(c.lsn), commit: st.commitTime})
 	if err != nil {
-		s.reject(ctx, kind, lsn, ev.ID, err)
+		if c.kind == opDelete && st.tbl.partitioned {
+			// Which partition held the row, and what it kept of it, the
+			// change does not say: the partitions' settings now do.
+			switch err := s.checkPartitions(ctx, st, c.lsn); {
+			case errors.Is(err, ErrTableChanged):
+				return s.stopOnTableChange(ctx, st, err)
+			case err != nil:
+				return err
+			}
+		}
+		s.reject(ctx, c.kind, c.lsn, ev.ID, err)
 		return nil
 	}
-	st.pending = append(st.pending, queued{ev: ev, kind: kind, lsn: lsn})
+	st.pending = append(st.pending, queued{ev: ev, kind: c.kind, lsn: c.lsn})
 	if len(st.pending) >= 2*s.cfg.BatchSize {
 		// A transaction too large to hold: publish what there is. Its
 		// position is confirmed only at its commit, so after a crash its
@@ -506,8 +547,10 @@ func (s *Stream) handleChange(ctx context.Context, st *streamState, kind string,
 	return nil
 }
 
-// tupleRow reads a tuple by column name; nil for no tuple.
-func tupleRow(rel *pglogrepl.RelationMessage, t *pglogrepl.TupleData) row {
+// tupleRow reads a tuple by column name; nil for no tuple. With keyOnly,
+// only the replica identity's columns are read: the others are absent,
+// not NULL.
+func tupleRow(rel *pglogrepl.RelationMessage, t *pglogrepl.TupleData, keyOnly bool) row {
 	if t == nil {
 		return nil
 	}
@@ -515,6 +558,9 @@ func tupleRow(rel *pglogrepl.RelationMessage, t *pglogrepl.TupleData) row {
 	for i, c := range t.Columns {
 		if i >= len(rel.Columns) {
 			break
+		}
+		if keyOnly && !isKeyColumn(rel.Columns[i]) {
+			continue
 		}
 		name := rel.Columns[i].Name
 		switch c.DataType {

@@ -1,0 +1,185 @@
+package cdc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+)
+
+// ErrTableChanged is returned by Run when the table stopped fitting the
+// mapping while the stream ran: a mapped column was renamed or dropped,
+// the table was renamed or moved to another schema, or its deleted rows
+// no longer carry the columns the mapping reads. No retry can cure that,
+// so Run returns it; the change that showed it is not confirmed, so the
+// next start, once the table or the mapping is fixed, resumes with it.
+var ErrTableChanged = errors.New("the table no longer fits the mapping")
+
+// relationFit is what checkRelation found of the table's description.
+type relationFit int
+
+const (
+	relationUnchecked relationFit = iota
+	// relationFitsPast: the description differs from the table that
+	// inspect found in a way the table has since been fixed (its name, or
+	// its replica identity), so it is accepted for the transactions
+	// committed before the inspection, and only for them.
+	relationFitsPast
+	relationFits
+)
+
+// checkRelation checks PostgreSQL's description of the table, as it was
+// when the change at lsn was made, against the mapping.
+//
+// Every column the mapping reads must be there, whenever the change was
+// made: a change without them cannot become its event, and confirming it
+// would lose it. The table must have its configured name and, with
+// deletes mapped, a replica identity that keeps the columns deletes read;
+// a description that breaks either rule yet is older than the inspection
+// at the start of the session (which found the table as configured)
+// records a fault fixed since: the stream follows the table through an
+// old name, and reports deletes that kept only their key as bad rows,
+// since PostgreSQL never wrote the rest of the row.
+func (s *Stream) checkRelation(ctx context.Context, st *streamState, lsn pglogrepl.LSN) error {
+	past := st.commitLSN < st.tbl.inspectedAt
+	if st.relFit == relationFits || st.relFit == relationFitsPast && past {
+		return nil
+	}
+	rel, tbl := st.rel, st.tbl
+	columns := make([]string, len(rel.Columns))
+	for i, c := range rel.Columns {
+		columns[i] = c.Name
+	}
+	var missing []string
+	for _, c := range s.plan.columns() {
+		if !slices.Contains(columns, c) {
+			missing = append(missing, c)
+		}
+	}
+	if len(missing) > 0 {
+		return tableChanged(tbl, lsn, fmt.Sprintf("when this change was made, it had no column %s (renamed or dropped?); its columns were %s. "+
+			"PostgreSQL describes every change with the columns the table had when it was made: "+
+			"change the mapping to name them and start again (renaming the column back does not alter changes already made)",
+			strings.Join(missing, ", "), strings.Join(columns, ", ")))
+	}
+
+	fit := relationFits
+	if rel.Namespace != tbl.schema || rel.RelationName != tbl.name {
+		other := rel.Namespace + "." + rel.RelationName
+		if !past {
+			return tableChanged(tbl, lsn, fmt.Sprintf("it was renamed to %s. The stream's slot, publication and mapping go by the name "+
+				"it was configured with, so it does not follow: rename the table back (%s) and start again, "+
+				"and the changes made under the other name are sent", other, renameBack(tbl, rel)))
+		}
+		s.log.InfoContext(ctx, "cdc: these changes were made while the table had another name; it has its own name again, and the stream follows it",
+			"name_then", other, "lsn", lsn.String())
+		fit = relationFitsPast
+	}
+	if lacking, key := s.keyOnlyDeletesLack(tbl, rel); len(lacking) > 0 {
+		if !past {
+			return tableChanged(tbl, lsn, fmt.Sprintf("deletes are mapped, but its deleted rows now keep only their replica identity (%s), without %s: "+
+				"run ALTER TABLE %s REPLICA IDENTITY FULL and start again. A row deleted before then cannot be sent, "+
+				"as PostgreSQL kept only its key: it is reported as a bad row",
+				key, strings.Join(lacking, ", "), tbl.qualified))
+		}
+		s.log.WarnContext(ctx, "cdc: these changes were made while deleted rows kept only their key; such deletes are reported as bad rows",
+			"lsn", lsn.String())
+		fit = relationFitsPast
+	}
+	st.relFit = fit
+	return nil
+}
+
+// keyOnlyDeletesLack lists the columns deletes read that a deleted row,
+// as the description says the table keeps it, lacks, and names the
+// columns it keeps. A partitioned table's description gives the root's
+// replica identity, not its partitions' that decide what a deleted row
+// keeps: see checkPartitions.
+func (s *Stream) keyOnlyDeletesLack(tbl *tableInfo, rel *pglogrepl.RelationMessage) (lacking []string, key string) {
+	const full = 'f'
+	if s.plan.ops[opDelete] == nil || tbl.partitioned || rel.ReplicaIdentity == full {
+		return nil, ""
+	}
+	var keyColumns []string
+	for _, c := range rel.Columns {
+		if isKeyColumn(c) {
+			keyColumns = append(keyColumns, c.Name)
+		}
+	}
+	for _, c := range s.plan.deleteColumns() {
+		if !slices.Contains(keyColumns, c) {
+			lacking = append(lacking, c)
+		}
+	}
+	if len(keyColumns) == 0 {
+		return lacking, "no column"
+	}
+	return lacking, strings.Join(keyColumns, ", ")
+}
+
+// isKeyColumn reports whether a column belongs to the replica identity.
+func isKeyColumn(c *pglogrepl.RelationMessageColumn) bool { return c.Flags&1 != 0 }
+
+// renameBack is the SQL giving the table its configured name back.
+func renameBack(tbl *tableInfo, rel *pglogrepl.RelationMessage) string {
+	var stmts []string
+	current := pgx.Identifier{rel.Namespace, rel.RelationName}
+	if rel.Namespace != tbl.schema {
+		stmts = append(stmts, fmt.Sprintf("ALTER TABLE %s SET SCHEMA %s", current.Sanitize(), pgx.Identifier{tbl.schema}.Sanitize()))
+		current = pgx.Identifier{tbl.schema, rel.RelationName}
+	}
+	if rel.RelationName != tbl.name {
+		stmts = append(stmts, fmt.Sprintf("ALTER TABLE %s RENAME TO %s", current.Sanitize(), pgx.Identifier{tbl.name}.Sanitize()))
+	}
+	return strings.Join(stmts, "; ")
+}
+
+func tableChanged(tbl *tableInfo, lsn pglogrepl.LSN, detail string) error {
+	return fmt.Errorf("streaming %s: %w: %s. The change at LSN %s and those after it are not confirmed: the next start resumes with them",
+		tbl.qualified, ErrTableChanged, detail, lsn)
+}
+
+// checkPartitions checks, when a delete of a partitioned table cannot
+// become its event, whether the partitions' replica identities keep what
+// deletes read: the change does not say which partition its row was in,
+// nor what that partition kept of it, but the catalog says what the
+// partitions keep now. One that does not (its identity changed, or it was
+// attached without FULL) is a table that no longer fits the mapping; when
+// they all do, the row is a bad row, or one deleted before they were fixed.
+func (s *Stream) checkPartitions(ctx context.Context, st *streamState, lsn pglogrepl.LSN) error {
+	cfg, err := pgx.ParseConfig(s.cfg.Postgres)
+	if err != nil {
+		return fmt.Errorf("parsing PostgreSQL URL: %w", err)
+	}
+	setSessionParams(cfg.RuntimeParams)
+	db, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("connecting to PostgreSQL to check the partitions: %w", err)
+	}
+	defer db.Close(context.WithoutCancel(ctx))
+	err = s.checkDeletedRows(ctx, db, st.tbl, "")
+	var gap *identityGapError
+	if errors.As(err, &gap) {
+		return tableChanged(st.tbl, lsn, fmt.Sprintf("deletes are mapped, but a deleted row of its partition %s now keeps only its replica identity, without %s: "+
+			"run ALTER TABLE %s REPLICA IDENTITY FULL and start again. A row deleted before then cannot be sent, "+
+			"as PostgreSQL kept only its key: it is reported as a bad row",
+			gap.relation, strings.Join(gap.lacking, ", "), gap.relation))
+	}
+	return err
+}
+
+// stopOnTableChange ends the session at a change that does not fit the
+// mapping: it publishes and confirms the transactions completed before
+// it, and returns err. The change's own transaction stays unconfirmed, for
+// the next start to receive again.
+func (s *Stream) stopOnTableChange(ctx context.Context, st *streamState, err error) error {
+	if ferr := s.flush(ctx, st, st.committed); ferr != nil {
+		return errors.Join(err, fmt.Errorf("publishing the changes before it: %w", ferr))
+	}
+	s.log.ErrorContext(ctx, "cdc: stopping: the table no longer fits the mapping", "confirmed_lsn", st.acked.String(), "error", err)
+	return err
+}
