@@ -181,6 +181,15 @@ func clauseCases() []clauseCase {
 			Events: evs(contract("C1", "231002", "2023-01-01", ""), lease("L1", mudanjiangA, "2023-01-01", ""),
 				contrib("231002", "2023-01..2023-06", "pension"), contrib("231002", "2024-01..2024-05", "pension")),
 			Expect: eligibility.CaseExpect{Conditions: map[string]bool{"insurance": false}, QualifiesOn: "none"}}},
+		{"heilongjiang/nine-cities", hlj9 + " 同一地址租住半年以上……参加城镇社会保险满1年: the lease ends before the insurance year is complete", eligibility.Case{
+			Name: "lease ends before the insurance year", AsOf: "2024-04-20", Person: outsider,
+			Events: evs(contract("C1", "231002", "2023-01-01", ""), lease("L1", mudanjiangA, "2024-01-01", "2024-12-31"), contrib("231002", "2024-03..2024-04", "pension")),
+			Expect: eligibility.CaseExpect{Conditions: map[string]bool{"contract": true, "residence": false, "insurance": false}, QualifiesOn: "none"}}},
+		{"heilongjiang/nine-cities", hlj9 + " 同一地址租住半年以上……参加城镇社会保险满1年: a renewal registered ahead keeps the home until the insurance year is complete", eligibility.Case{
+			Name: "lease renewed ahead of the insurance year", AsOf: "2024-04-20", Person: outsider,
+			Events: evs(contract("C1", "231002", "2023-01-01", ""), lease("L1", mudanjiangA, "2024-01-01", "2024-12-31"),
+				registeredOn("2024-04-10", lease("L2", mudanjiangA, "2025-01-01", "")), contrib("231002", "2024-03..2024-04", "pension")),
+			Expect: eligibility.CaseExpect{Conditions: map[string]bool{"contract": true, "residence": false, "insurance": false}, QualifiesOn: "2025-02-01"}}},
 		{"heilongjiang/nine-cities", hlj9 + " 参加城镇社会保险: contributions in another city do not count", eligibility.Case{
 			Name: "insurance elsewhere", AsOf: "2024-07-15", Person: outsider,
 			Events: evs(contract("C1", "231002", "2023-01-01", ""), lease("L1", mudanjiangA, "2023-01-01", ""), contrib("230803", "2023-01..2024-06", "pension")),
@@ -242,6 +251,10 @@ func clauseCases() []clauseCase {
 			Name: "points one day short", AsOf: "2023-12-31", Person: outsider,
 			Events: evs(contract("C1", "230103", "2021-01-01", ""), lease("L1", harbinAddr, "2021-01-01", ""), contrib("230103", "2021-01..2023-12", "pension")),
 			Expect: eligibility.CaseExpect{Conditions: map[string]bool{"points": false}, QualifiesOn: "2024-01-01"}}},
+		{"heilongjiang/harbin", hljHRB + " 合法稳定住所（含租赁）: moving house, the new lease scores from its own start once the old one ends", eligibility.Case{
+			Name: "points after moving house", AsOf: "2025-03-15", Person: outsider,
+			Events: evs(contract("C1", "230103", "2021-01-01", ""), lease("LA", "230102001001", "2022-01-01", "2025-03-31"), lease("LB", harbinAddr, "2025-03-01", "")),
+			Expect: eligibility.CaseExpect{Conditions: map[string]bool{"points": false}, QualifiesOn: "2028-03-01"}}},
 
 		// --- jilin
 		{"jilin/counties", "吉市政发〔2015〕5号 （十一） 有合法稳定住所（含租赁房屋）", eligibility.Case{
@@ -258,6 +271,16 @@ func clauseCases() []clauseCase {
 			Name: "unemployment short", AsOf: "2025-01-20", Person: outsider,
 			Events: evs(contract("C1", "220204", "2024-01-01", ""), lease("L1", jilinCity, "2023-01-01", ""), contrib("220202", "2024-01..2024-12", "pension", "medical"), contrib("220202", "2024-02..2024-12", "unemployment")),
 			Expect: eligibility.CaseExpect{Conditions: map[string]bool{"insurance": false}}}},
+		{"jilin/city", "吉市政发〔2015〕5号 （十二） 同时参加养老保险、医疗保险、失业保险一年以上: a year of each in three different years is not a year of the three at the same time", eligibility.Case{
+			Name: "insurances in turn, never together", AsOf: "2025-06-15", Person: outsider,
+			Events: evs(contract("C1", "220202", "2021-01-01", ""), lease("L1", jilinCity, "2021-01-01", ""), contrib("220202", "2021-01..2021-12", "pension"),
+				contrib("220202", "2022-01..2022-12", "medical"), contrib("220202", "2023-01..2023-12", "unemployment")),
+			Expect: eligibility.CaseExpect{Conditions: map[string]bool{"residence": true, "job": true, "insurance": false}, QualifiesOn: "none"}}},
+		{"jilin/city", "吉市政发〔2015〕5号 （十二） 同时参加……一年以上: 12 months of each, one of them together; the other eleven still to come", eligibility.Case{
+			Name: "insurances overlap one month", AsOf: "2025-01-20", Person: outsider,
+			Events: evs(contract("C1", "220204", "2024-01-01", ""), lease("L1", jilinCity, "2023-01-01", ""),
+				contrib("220202", "2024-01..2024-12", "pension", "medical"), contrib("220202", "2023-01..2023-11", "unemployment"), contrib("220202", "2024-12..2024-12", "unemployment")),
+			Expect: eligibility.CaseExpect{Conditions: map[string]bool{"residence": true, "job": true, "insurance": false}, QualifiesOn: "2025-11-01"}}},
 		{"jilin/city", "吉市政发〔2015〕5号 （十二） 含租赁房屋两年以上: 23 months", eligibility.Case{
 			Name: "rental short", AsOf: "2025-01-20", Person: outsider,
 			Events: evs(contract("C1", "220204", "2024-01-01", ""), lease("L1", jilinCity, "2023-03-01", ""), contrib("220202", "2024-01..2024-12", "pension", "medical", "unemployment")),

@@ -38,8 +38,11 @@ type Decision struct {
 	// running leases and contracts keep running to their registered end,
 	// those registered ahead start on their registered start, monthly
 	// contributions that were paid for this month or the last one keep
-	// coming. It is "" when already eligible or not predictable (a missing
-	// contract, home or diploma cannot be foreseen).
+	// coming. It is "" when already eligible or not predictable: a missing
+	// contract, home or diploma cannot be foreseen, and when a condition
+	// stops holding (a lease at its registered end, a break between two
+	// jobs) before the others are met, no day is given, even if it would
+	// hold again later.
 	QualifiesOn string         `json:"qualifies_on"`
 	Family      []FamilyMember `json:"family"`
 }
@@ -266,18 +269,16 @@ func allOf(parts []outcome, asOf time.Time) outcome {
 }
 
 // anyOf holds when one part holds; if none does, it will hold from the
-// earliest day one will.
+// earliest day one will. Either way it keeps holding for as long as the
+// parts, one taking over from another without a day's break, keep it
+// holding: allOf needs that last day to see a prediction run past it.
 func anyOf(parts []outcome) outcome {
 	var o outcome
 	var missing []string
 	for _, p := range parts {
 		o.facts = append(o.facts, p.facts...)
 		if p.met {
-			if !o.met || p.until.IsZero() || (!o.until.IsZero() && p.until.After(o.until)) {
-				o.until = p.until
-			}
-			o.met = true
-			o.from = p.from
+			o.met, o.from = true, p.from
 			continue
 		}
 		if p.missing != "" {
@@ -290,7 +291,32 @@ func anyOf(parts []outcome) outcome {
 	if !o.met {
 		o.missing = strings.Join(missing, ", or ")
 	}
+	if !o.from.IsZero() {
+		o.until = heldUntil(parts, o.from)
+	}
 	return o
+}
+
+// heldUntil is the last day of the stretch from day on that the parts
+// cover between them without a break, each from its from to its until;
+// zero when the stretch is open-ended.
+func heldUntil(parts []outcome, day time.Time) time.Time {
+	last := day.AddDate(0, 0, -1)
+	for extended := true; extended; {
+		extended = false
+		for _, p := range parts {
+			if p.from.IsZero() || p.from.After(last.AddDate(0, 0, 1)) {
+				continue
+			}
+			if p.until.IsZero() {
+				return time.Time{}
+			}
+			if p.until.After(last) {
+				last, extended = p.until, true
+			}
+		}
+	}
+	return last
 }
 
 func (e *env) met(facts ...Fact) outcome {
@@ -406,7 +432,9 @@ func (e *env) contract(minMonths int) outcome {
 // is met when the run in force today (judged by spans that have started)
 // began minMonths ago. Otherwise it will hold on the first day a run,
 // spans registered ahead included, has lasted minMonths and is in force:
-// a renewal registered before the lease ends keeps the count going.
+// a renewal registered before the lease ends keeps the count going. It
+// keeps holding until the run's first break (between two jobs, say),
+// when nothing is in force.
 func (e *env) duration(runs []run, minMonths int, what, none string) outcome {
 	var o outcome
 	asOf := e.f.asOf
@@ -416,9 +444,7 @@ func (e *env) duration(runs []run, minMonths int, what, none string) outcome {
 			o.facts = append(o.facts, fact(e.describe(s, what), s.ev))
 		}
 		o.facts = append(o.facts, Fact{Text: fmt.Sprintf("%d months since %s", monthsBetween(now.start, asOf), fmtDay(now.start))})
-		if !now.open {
-			o.until = now.end
-		}
+		o.until = now.coveredUntil(asOf)
 		due := addMonths(now.start, minMonths)
 		if !due.After(asOf) {
 			o.met, o.from = true, asOf
@@ -442,10 +468,7 @@ func (e *env) duration(runs []run, minMonths int, what, none string) outcome {
 	if next == nil {
 		return o
 	}
-	o.until = time.Time{}
-	if !next.open {
-		o.until = next.end
-	}
+	o.until = next.coveredUntil(o.from)
 	if next != now {
 		for _, s := range next.spans {
 			o.facts = append(o.facts, fact(e.describe(s, what), s.ev))
@@ -533,7 +556,8 @@ func (e *env) ownsHome() outcome {
 	return outcome{missing: "a home owned in " + e.place.Name}
 }
 
-// insuranceLine is one insurance kind's contributions as counted.
+// insuranceLine is the contributions to one insurance kind, or to several
+// at the same time, as counted.
 type insuranceLine struct {
 	count   int
 	last    string // last month counted, "" if none
@@ -542,15 +566,36 @@ type insuranceLine struct {
 	first   string
 }
 
-// line counts a kind's contributions (local to the place when asked;
-// only the last unbroken run when continuous) and whether they are still
-// being paid: a contribution for this month or the last one, and no
-// termination since.
-func (e *env) line(kind string, local, continuous bool) insuranceLine {
+// line counts the months contributed to every one of kinds (one kind, or
+// several at the same time), local to the place when asked and only the
+// last unbroken run when continuous, and whether they are still being
+// paid: a month counted for this month or the last one, and none of the
+// kinds terminated since.
+func (e *env) line(kinds []string, local, continuous bool) insuranceLine {
 	var l insuranceLine
+	counts := func(c contribution) bool { return !local || e.place.contains(c.region) }
+	// others holds, for each further kind, the months it was contributed.
+	others := make([]map[string]bool, 0, len(kinds)-1)
+	for _, k := range kinds[1:] {
+		months := map[string]bool{}
+		for _, c := range e.f.insurance[k] {
+			if counts(c) {
+				months[c.month] = true
+			}
+		}
+		others = append(others, months)
+	}
+	paidByOthers := func(month string) bool {
+		for _, months := range others {
+			if !months[month] {
+				return false
+			}
+		}
+		return true
+	}
 	prev := ""
-	for _, c := range e.f.insurance[kind] {
-		if local && !e.place.contains(c.region) {
+	for _, c := range e.f.insurance[kinds[0]] {
+		if !counts(c) || !paidByOthers(c.month) {
 			continue
 		}
 		if continuous && prev != "" && c.month != nextMonth(prev) {
@@ -569,8 +614,10 @@ func (e *env) line(kind string, local, continuous bool) insuranceLine {
 	thisMonth := e.f.asOf.Format("2006-01")
 	lastMonth := addMonths(time.Date(e.f.asOf.Year(), e.f.asOf.Month(), 1, 0, 0, 0, 0, time.UTC), -1).Format("2006-01")
 	l.running = l.last >= lastMonth && l.last <= thisMonth
-	if end, ok := e.f.terminated[kind]; ok && end.Format("2006-01") >= l.last {
-		l.running = false
+	for _, k := range kinds {
+		if end, ok := e.f.terminated[k]; ok && end.Format("2006-01") >= l.last {
+			l.running = false
+		}
 	}
 	return l
 }
@@ -596,10 +643,24 @@ func (e *env) insurance(c *Condition) outcome {
 	if local {
 		where = " in " + e.place.Name
 	}
-	var missing []string
+	// Each kind is counted on its own, or, together, only the months in
+	// which every kind was contributed; the kinds' own counts still show.
+	type counted struct {
+		kinds       []string
+		name        string
+		explainOnly bool // a kind's own count, shown beside the count made together
+	}
+	var lines []counted
 	for _, k := range c.Kinds {
-		l := e.line(k, local, c.Continuous)
-		text := fmt.Sprintf("%s insurance: %s%s", k, plural(l.count, "month"), where)
+		lines = append(lines, counted{kinds: []string{k}, name: k + " insurance", explainOnly: c.Together})
+	}
+	if c.Together {
+		lines = append(lines, counted{kinds: c.Kinds, name: joinAnd(c.Kinds) + " insurance at the same time"})
+	}
+	var missing []string
+	for _, cl := range lines {
+		l := e.line(cl.kinds, local, c.Continuous)
+		text := fmt.Sprintf("%s: %s%s", cl.name, plural(l.count, "month"), where)
 		if l.count > 0 {
 			text += fmt.Sprintf(" (%s … %s)", l.first, l.last)
 		}
@@ -608,11 +669,11 @@ func (e *env) insurance(c *Condition) outcome {
 		}
 		o.facts = append(o.facts, fact(text, l.ev))
 		need := *c.MinMonths - l.count
-		if need <= 0 {
+		if need <= 0 || cl.explainOnly {
 			continue
 		}
 		o.met = false
-		missing = append(missing, fmt.Sprintf("%s of %s insurance%s", plural(need, "more month"), k, where))
+		missing = append(missing, fmt.Sprintf("%s of %s%s", plural(need, "more month"), cl.name, where))
 		if !l.running || o.from.IsZero() {
 			o.from = time.Time{}
 			continue
@@ -631,6 +692,14 @@ func (e *env) insurance(c *Condition) outcome {
 		o.missing = strings.Join(missing, "; ")
 	}
 	return o
+}
+
+// joinAnd lists words as "a, b and c".
+func joinAnd(words []string) string {
+	if len(words) < 2 {
+		return strings.Join(words, "")
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " and " + words[len(words)-1]
 }
 
 func (e *env) diploma(levels []string, withinYears int) outcome {
@@ -732,79 +801,157 @@ func (e *env) studying() outcome {
 	return outcome{missing: "an enrolment at a school in " + e.place.Name}
 }
 
-// measure is a points measure's value in months on a day at or after the
-// evaluation day, assuming what runs keeps running.
-type measure func(d time.Time) int
+// measure is a points item's measure on days at or after the evaluation
+// day, assuming what runs keeps running: value is the months (or, for a
+// home, 1) that evaluating on day d would count, and next is the first day
+// after d on which the item's score may change, zero when it never does.
+// Between one such day and the next the score holds, so they are the only
+// days a points total needs looking at.
+type measure struct {
+	value func(d time.Time) int
+	next  func(d time.Time) time.Time
+}
 
-// runMeasure measures the run in force on the evaluation day, or else the
-// first to come into force (a lease or contract registered ahead, or a
-// run resuming after a short break): on a day one of its spans covers,
-// its months since its start; on any other day (before it, in a short
-// break within it, after its registered end) nothing, as evaluating on
-// that day would find, so that a predicted day is one Evaluate agrees on.
-func (e *env) runMeasure(runs []run, what string) (measure, []Fact) {
+// constant is a measure that never changes.
+func constant(v int) measure {
+	return measure{value: func(time.Time) int { return v }, next: func(time.Time) time.Time { return time.Time{} }}
+}
+
+// nextScoring is the first number of months above v at which the item's
+// score changes, or 0 when its maximum is reached by then.
+func (it *PointsItem) nextScoring(v int) int {
+	n := (v/it.PerMonths + 1) * it.PerMonths
+	if full := (it.Max + it.Points - 1) / it.Points * it.PerMonths; n > full {
+		return 0
+	}
+	return n
+}
+
+// runMeasure measures, on each day, the run that is in force on that day
+// (current's pick: the longest, judged by spans that have started by
+// then, those registered ahead included once they start): its months
+// since its start. On a day no span covers (a break, after a registered
+// end, before the first start) it is nothing, as evaluating on that day
+// would find. A newer run taking over from one that ends is followed, so
+// moving house or changing jobs counts from the new start. The facts are
+// those of the run in force on the evaluation day, or else of the first
+// to come into force.
+func (e *env) runMeasure(it *PointsItem, runs []run, what string) (measure, []Fact) {
 	asOf := e.f.asOf
-	r, ok := current(runs, asOf)
-	begins := asOf
+	shown, ok := current(runs, asOf)
 	if !ok {
+		begins := asOf
 		for i := range runs {
-			if day, found := runs[i].firstDayFrom(asOf); found && (r == nil || day.Before(begins)) {
-				r, begins = &runs[i], day
+			if day, found := runs[i].firstDayFrom(asOf); found && (shown == nil || day.Before(begins)) {
+				shown, begins = &runs[i], day
 			}
 		}
 	}
-	if r == nil {
-		return func(time.Time) int { return 0 }, nil
-	}
 	var fs []Fact
-	for _, s := range r.spans {
-		fs = append(fs, fact(e.describe(s, what), s.ev))
+	if shown != nil {
+		for _, s := range shown.spans {
+			fs = append(fs, fact(e.describe(s, what), s.ev))
+		}
 	}
-	return func(d time.Time) int {
-		if d.Before(begins) || !r.covers(d) {
+	value := func(d time.Time) int {
+		r, ok := current(runs, d)
+		if !ok {
 			return 0
 		}
 		return monthsBetween(r.start, d)
-	}, fs
+	}
+	// The score changes only when a span starts or ends, or when a run
+	// that still runs reaches a number of months that scores more.
+	next := func(d time.Time) time.Time {
+		var first time.Time
+		consider := func(day time.Time) {
+			if day.After(d) && (first.IsZero() || day.Before(first)) {
+				first = day
+			}
+		}
+		for i := range runs {
+			r := &runs[i]
+			for _, s := range r.spans {
+				consider(s.from)
+				if !s.open {
+					consider(s.to.AddDate(0, 0, 1))
+				}
+			}
+			if n := it.nextScoring(monthsBetween(r.start, d)); n > 0 {
+				if day := addMonths(r.start, n); r.open || !day.After(r.end) {
+					consider(day)
+				}
+			}
+		}
+		return first
+	}
+	return measure{value: value, next: next}, fs
 }
 
 func (e *env) measureOf(it *PointsItem) (measure, []Fact) {
 	switch it.Measure {
 	case MeasureEmployedMonths:
-		return e.runMeasure(e.employmentRuns(), "labour contract")
+		return e.runMeasure(it, e.employmentRuns(), "labour contract")
 	case MeasureRentalMonths:
-		return e.runMeasure(e.rentalRuns(), "lease")
+		return e.runMeasure(it, e.rentalRuns(), "lease")
 	case MeasureLivingMonths:
-		return e.runMeasure(e.livingRuns(), "home")
+		return e.runMeasure(it, e.livingRuns(), "home")
 	case MeasureOwnsHome:
 		o := e.ownsHome()
 		v := 0
 		if o.met {
 			v = 1
 		}
-		return func(time.Time) int { return v }, o.facts
+		return constant(v), o.facts
 	case MeasureInsuranceMonths:
-		lines := make([]insuranceLine, len(it.Kinds))
-		var fs []Fact
-		for i, k := range it.Kinds {
-			lines[i] = e.line(k, true, false)
-			fs = append(fs, fact(fmt.Sprintf("%s insurance: %s in %s", k, plural(lines[i].count, "month"), e.place.Name), lines[i].ev))
-		}
-		return func(d time.Time) int {
-			least := -1
-			for _, l := range lines {
-				n := l.count
-				if l.running && d.After(e.f.asOf) {
-					n += monthsBetween(monthStart(l.last), monthStart(d.Format("2006-01")))
-				}
-				if least < 0 || n < least {
-					least = n
-				}
-			}
-			return max(least, 0)
-		}, fs
+		return e.insuranceMeasure(it)
 	}
-	return func(time.Time) int { return 0 }, nil
+	return constant(0), nil
+}
+
+// insuranceMeasure counts the months of local contributions of the kind
+// with the fewest; contributions still being paid count on, a month from
+// its first day (but not before tomorrow).
+func (e *env) insuranceMeasure(it *PointsItem) (measure, []Fact) {
+	asOf := e.f.asOf
+	lines := make([]insuranceLine, len(it.Kinds))
+	var fs []Fact
+	running := false
+	for i, k := range it.Kinds {
+		lines[i] = e.line([]string{k}, true, false)
+		running = running || lines[i].running
+		fs = append(fs, fact(fmt.Sprintf("%s insurance: %s in %s", k, plural(lines[i].count, "month"), e.place.Name), lines[i].ev))
+	}
+	value := func(d time.Time) int {
+		least := -1
+		for _, l := range lines {
+			n := l.count
+			if l.running && d.After(asOf) {
+				n += monthsBetween(monthStart(l.last), monthStart(d.Format("2006-01")))
+			}
+			if least < 0 || n < least {
+				least = n
+			}
+		}
+		return max(least, 0)
+	}
+	// The count grows by at most a month on the first of each month (and
+	// tomorrow, for this month when only last month's is in).
+	next := func(d time.Time) time.Time {
+		if !running {
+			return time.Time{}
+		}
+		if !d.After(asOf) {
+			return asOf.AddDate(0, 0, 1)
+		}
+		v := value(d)
+		n := it.nextScoring(v)
+		if n == 0 {
+			return time.Time{}
+		}
+		return addMonths(monthStart(d.Format("2006-01")), n-v)
+	}
+	return measure{value: value, next: next}, fs
 }
 
 func (it *PointsItem) score(v int) int {
@@ -820,7 +967,7 @@ func (e *env) points(p *Points) outcome {
 	total := func(d time.Time) int {
 		sum := 0
 		for i := range p.Items {
-			sum += p.Items[i].score(ms[i](d))
+			sum += p.Items[i].score(ms[i].value(d))
 		}
 		return sum
 	}
@@ -828,7 +975,7 @@ func (e *env) points(p *Points) outcome {
 		it := &p.Items[i]
 		var fs []Fact
 		ms[i], fs = e.measureOf(it)
-		v := ms[i](e.f.asOf)
+		v := ms[i].value(e.f.asOf)
 		unit := "months"
 		if it.Measure == MeasureOwnsHome {
 			unit = "(yes=1)"
@@ -843,28 +990,25 @@ func (e *env) points(p *Points) outcome {
 		return o
 	}
 	o.missing = fmt.Sprintf("%d more points (%d of %d)", p.Threshold-now, now, p.Threshold)
-	// Scores grow while things keep running (a measure drops to nothing
-	// only in a break or after a registered end): find the first month
-	// that reaches the threshold, then a day within it on which the total
-	// turns from short to enough.
-	prev := e.f.asOf
-	for k := 1; k <= horizonMonths; k++ {
-		d := addMonths(e.f.asOf, k)
-		if total(d) < p.Threshold {
-			prev = d
-			continue
-		}
-		lo, hi := prev, d // total(lo) < threshold <= total(hi)
-		for hi.Sub(lo) > 24*time.Hour {
-			mid := lo.AddDate(0, 0, int(hi.Sub(lo).Hours()/48))
-			if total(mid) >= p.Threshold {
-				hi = mid
-			} else {
-				lo = mid
+	// The total can fall as well as rise (a lease ends, a newer one takes
+	// over from its own start), so no day is skipped on which it may
+	// change: the first of them that reaches the threshold is the day.
+	horizon := addMonths(e.f.asOf, horizonMonths)
+	for d := e.f.asOf; ; {
+		var next time.Time
+		for i := range ms {
+			if day := ms[i].next(d); !day.IsZero() && (next.IsZero() || day.Before(next)) {
+				next = day
 			}
 		}
-		o.from = hi
-		break
+		if next.IsZero() || next.After(horizon) {
+			break
+		}
+		if total(next) >= p.Threshold {
+			o.from = next
+			break
+		}
+		d = next
 	}
 	return o
 }

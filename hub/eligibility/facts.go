@@ -359,6 +359,26 @@ func (r *run) firstDayFrom(d time.Time) (day time.Time, ok bool) {
 	return day, ok
 }
 
+// coveredUntil is the last day of the stretch from day d on that the
+// run's spans, those registered ahead included, cover without a break;
+// zero when it is open-ended. A run joined across a short break stops
+// being in force in the break.
+func (r *run) coveredUntil(d time.Time) time.Time {
+	last := d.AddDate(0, 0, -1)
+	for _, s := range r.spans {
+		if s.from.After(last.AddDate(0, 0, 1)) {
+			break
+		}
+		if s.open {
+			return time.Time{}
+		}
+		if s.to.After(last) {
+			last = s.to
+		}
+	}
+	return last
+}
+
 // current picks, among runs, the one in force on asOf with the earliest
 // start (the longest), judged only by spans that have started.
 func current(runs []run, asOf time.Time) (*run, bool) {

@@ -125,9 +125,13 @@ const (
 	// KindLiving {min_months}: has lived in the place (rented or owned
 	// homes, any addresses, without a break) for at least min_months.
 	KindLiving = "living"
-	// KindInsurance {kinds, min_months, local (default true), continuous}:
-	// contributed at least min_months to each insurance kind, counting
-	// distinct months (in the place when local).
+	// KindInsurance {kinds, min_months, local (default true), continuous,
+	// together}: contributed at least min_months to each insurance kind,
+	// counting distinct months (in the place when local). With together,
+	// for seeds that ask for the insurances held at the same time (同时参加),
+	// only months in which every listed kind was contributed count, so a
+	// year of pension followed by a year of medical insurance is no year
+	// of both; it needs at least two kinds.
 	KindInsurance = "insurance_months"
 	// KindDiploma {levels, within_years}: graduated at one of the GB/T 4658
 	// levels, less than within_years ago when set.
@@ -163,7 +167,7 @@ var params = map[string][]string{
 	KindRental:         {"min_months"},
 	KindOwnsHome:       {},
 	KindLiving:         {"min_months"},
-	KindInsurance:      {"kinds", "min_months", "local", "continuous"},
+	KindInsurance:      {"kinds", "min_months", "local", "continuous", "together"},
 	KindDiploma:        {"levels", "within_years"},
 	KindBusiness:       {"with_tax_registration"},
 	KindFamilyReunion:  {},
@@ -190,6 +194,7 @@ type Condition struct {
 	Kinds      []string
 	Local      *bool
 	Continuous bool
+	Together   bool // only months in which every kind was contributed count
 	Levels     []string
 	// WithinYears is 0 when the diploma may be of any date.
 	WithinYears int
@@ -256,6 +261,7 @@ func (c *Condition) UnmarshalYAML(n *yaml.Node) error {
 		Kinds       []string `yaml:"kinds"`
 		Local       *bool    `yaml:"local"`
 		Continuous  bool     `yaml:"continuous"`
+		Together    bool     `yaml:"together"`
 		Levels      []string `yaml:"levels"`
 		WithinYears int      `yaml:"within_years"`
 		WithTax     bool     `yaml:"with_tax_registration"`
@@ -264,7 +270,7 @@ func (c *Condition) UnmarshalYAML(n *yaml.Node) error {
 	if err := v.Decode(&p); err != nil {
 		return err
 	}
-	c.MinMonths, c.Kinds, c.Local, c.Continuous = p.MinMonths, p.Kinds, p.Local, p.Continuous
+	c.MinMonths, c.Kinds, c.Local, c.Continuous, c.Together = p.MinMonths, p.Kinds, p.Local, p.Continuous, p.Together
 	c.Levels, c.WithinYears, c.WithTax, c.Codes = p.Levels, p.WithinYears, p.WithTax, p.Codes
 	return nil
 }
@@ -306,6 +312,9 @@ func (c *Condition) validate(capMonths int) error {
 		}
 		if err := checkInsurances(c.Kinds); err != nil {
 			return err
+		}
+		if c.Together && len(c.Kinds) < 2 {
+			return errors.New("insurance_months: together needs at least two kinds held at the same time")
 		}
 		return overCap(*c.MinMonths)
 	case KindDiploma:

@@ -56,6 +56,8 @@ func TestLoadRejectsInvalidPolicies(t *testing.T) {
 			"{points: {threshold: 10, items: [{id: job, text: 就业, measure: employed_months, points: 5, per_months: 12, max: 25}]}}", 1),
 			"family: [spouse]", "family: [spouse]\ncap_months: 36", 1),
 			[]string{"item job keeps scoring up to 60 months, above the seed's cap of 36 months"}},
+		{"together with one kind", "test/city.yaml", strings.Replace(validPolicy, "min_months: 24}", "min_months: 24, together: true}", 1),
+			[]string{"clause insurance", "together needs at least two kinds"}},
 		{"diploma level", "test/city.yaml", strings.Replace(validPolicy,
 			"{insurance_months: {kinds: [pension], min_months: 24}}", `{diploma: {levels: ["99"]}}`, 1),
 			[]string{`"99" is not a GB/T 4658 education level`}},
@@ -183,7 +185,7 @@ func TestMissingSaysWhatIsLeft(t *testing.T) {
 			contrib("220202", "2024-01..2024-12", "pension", "medical"), contrib("220202", "2024-06..2024-12", "unemployment"))}
 	r := eligibility.RunCase(p, c)
 	for _, cr := range r.Decision.Conditions {
-		if cr.ID == "insurance" && cr.Missing != "5 more months of unemployment insurance in 吉林市市区" {
+		if cr.ID == "insurance" && cr.Missing != "5 more months of pension, medical and unemployment insurance at the same time in 吉林市市区" {
 			t.Errorf("missing = %q", cr.Missing)
 		}
 	}
