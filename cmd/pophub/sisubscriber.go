@@ -1,9 +1,12 @@
 package main
 
 import (
+	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -13,17 +16,19 @@ import (
 	"github.com/pophub/pophub/adapters/publisher"
 	"github.com/pophub/pophub/consumers/sdk"
 	"github.com/pophub/pophub/consumers/socialinsurance"
+	"github.com/pophub/pophub/hub/tlsconf"
 	"github.com/pophub/pophub/schemas"
 )
 
 // siSubscriberCommand runs the social-insurance reference subscriber and
 // completes its tasks:
 //
-//	pophub si-subscriber --hub URL --nats URL --region 2301 --postgres URL --http ADDR
+//	pophub si-subscriber --hub URL --nats URL --region 2301 --postgres URL --http ADDR --api-token-file FILE
 //	pophub si-subscriber complete TASK --postgres URL --kafka BROKERS
 func siSubscriberCommand(newLogger func() *slog.Logger) *cobra.Command {
 	var cfg socialinsurance.Config
 	var kafkaBrokers, start string
+	var api siAPIFlags
 	var ca *caFlag
 	var otlp *otlpFlag
 	cmd := &cobra.Command{
@@ -36,7 +41,12 @@ bootstraps the roster from the hub's snapshot of the region and continues with t
 notifications after it; otherwise it starts at --start. Tasks are listed at GET /tasks and
 completed with POST /tasks/{id}/complete or "pophub si-subscriber complete TASK", which
 publishes the completion to the hub through Kafka. With --otlp, the handling of each
-notification the hub passes on with sampled trace context is a span of that trace.`,
+notification the hub passes on with sampled trace context is a span of that trace.
+
+The tasks routes show full citizen IDs and change golden records, so they require the
+bearer token in --api-token-file (or POPHUB_SI_API_TOKEN) and refuse every request
+without one; /healthz and /metrics stay open. --http off the loopback interface is
+refused without a token. --tls-cert and --tls-key serve the API over HTTPS only.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, err := parseStart(start)
@@ -48,6 +58,9 @@ notification the hub passes on with sampled trace context is a span of that trac
 			if cfg.TLS, err = ca.tls(); err != nil {
 				return fmt.Errorf("--ca: %w", err)
 			}
+			if cfg.APIToken, cfg.HTTPTLS, err = api.load(); err != nil {
+				return err
+			}
 			cfg.Logger = newLogger()
 			tel, err := otlp.setup(cmd.Context(), "pophub-si-subscriber", continuesTraces, cfg.Logger)
 			if err != nil {
@@ -56,11 +69,17 @@ notification the hub passes on with sampled trace context is a span of that trac
 			defer shutdownTelemetry(tel, cfg.Logger)
 			cfg.TracerProvider = tel.TracerProvider
 			svc, err := socialinsurance.New(cmd.Context(), cfg)
+			if errors.Is(err, socialinsurance.ErrAPITokenRequired) {
+				return fmt.Errorf("--http %s: give --api-token-file or POPHUB_SI_API_TOKEN: %w", cfg.HTTPAddr, err)
+			}
 			if err != nil {
 				return err
 			}
 			defer svc.Close()
-			cfg.Logger.Info("social-insurance subscriber running", "region", cfg.Region, "http", cfg.HTTPAddr)
+			if cfg.HTTPAddr != "" && cfg.APIToken == "" {
+				cfg.Logger.Warn("the tasks API refuses every request: no API token (--api-token-file or POPHUB_SI_API_TOKEN)")
+			}
+			cfg.Logger.Info("social-insurance subscriber running", "region", cfg.Region, "http", cfg.HTTPAddr, "https", cfg.HTTPTLS != nil)
 			return svc.Run(cmd.Context())
 		},
 	}
@@ -81,11 +100,44 @@ notification the hub passes on with sampled trace context is a span of that trac
 	lf.StringVar(&cfg.Purpose, "purpose", envOr("POPHUB_SI_PURPOSE", "social-insurance transfer (社会保险关系转移)"), "X-Purpose sent to the hub (env POPHUB_SI_PURPOSE)")
 	lf.StringVar(&cfg.Token, "token", envOr("POPHUB_SI_TOKEN", ""), "bearer token for the hub (env POPHUB_SI_TOKEN)")
 	lf.StringVar(&cfg.HTTPAddr, "http", envOr("POPHUB_SI_HTTP", "127.0.0.1:8090"), "address of the tasks API, /healthz and /metrics (env POPHUB_SI_HTTP)")
+	lf.StringVar(&api.tokenFile, "api-token-file", "", "file holding the bearer token the tasks API requires (or the token in env POPHUB_SI_API_TOKEN); without one the API refuses every request")
+	lf.StringVar(&api.tlsCert, "tls-cert", envOr("POPHUB_SI_TLS_CERT", ""), "serve the HTTP API over HTTPS only with this PEM certificate chain (env POPHUB_SI_TLS_CERT)")
+	lf.StringVar(&api.tlsKey, "tls-key", envOr("POPHUB_SI_TLS_KEY", ""), "the PEM private key of --tls-cert (env POPHUB_SI_TLS_KEY)")
 	lf.StringVar(&cfg.Name, "name", "", "durable subscriber name (default socialinsurance-<region>)")
 	lf.IntVar(&cfg.Concurrency, "concurrency", 8, "notifications handled in parallel (one citizen at a time)")
 	lf.StringVar(&start, "start", "new", "where a new subscription starts without --hub: new, all, seq:N, or an RFC 3339 time")
 	cmd.AddCommand(siCompleteCommand(newLogger, &cfg, &kafkaBrokers, ca, otlp))
 	return cmd
+}
+
+// siAPIFlags are the credentials of the subscriber's own HTTP API.
+type siAPIFlags struct {
+	tokenFile, tlsCert, tlsKey string
+}
+
+// load reads the API token (--api-token-file, else POPHUB_SI_API_TOKEN;
+// "" when neither is given) and the HTTPS configuration (nil without
+// --tls-cert).
+func (f siAPIFlags) load() (token string, tc *tls.Config, err error) {
+	token = strings.TrimSpace(os.Getenv("POPHUB_SI_API_TOKEN"))
+	if f.tokenFile != "" {
+		b, err := os.ReadFile(f.tokenFile)
+		if err != nil {
+			return "", nil, fmt.Errorf("--api-token-file: %w", err)
+		}
+		if token = strings.TrimSpace(string(b)); token == "" {
+			return "", nil, fmt.Errorf("--api-token-file %s holds no token", f.tokenFile)
+		}
+	}
+	if (f.tlsCert == "") != (f.tlsKey == "") {
+		return "", nil, errors.New("--tls-cert and --tls-key go together")
+	}
+	if f.tlsCert != "" {
+		if tc, err = tlsconf.Server(f.tlsCert, f.tlsKey); err != nil {
+			return "", nil, fmt.Errorf("--tls-cert: %w", err)
+		}
+	}
+	return token, tc, nil
 }
 
 func siCompleteCommand(newLogger func() *slog.Logger, cfg *socialinsurance.Config, kafkaBrokers *string, ca *caFlag, otlp *otlpFlag) *cobra.Command {

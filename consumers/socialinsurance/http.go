@@ -1,9 +1,13 @@
 package socialinsurance
 
 import (
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 
@@ -14,8 +18,31 @@ import (
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
+	"github.com/pophub/pophub/internal/bearer"
 	"github.com/pophub/pophub/schemas/citizenid"
 )
+
+// ErrAPITokenRequired is returned by Validate for an HTTPAddr other
+// machines can reach while no APIToken is set.
+var ErrAPITokenRequired = errors.New("an API token is required to serve the tasks API beyond this machine")
+
+// validateHTTP refuses to serve the tasks API where other machines reach
+// it without a token. Only a loopback IP address or "localhost" passes
+// without one: a host name may resolve anywhere, and an empty host
+// listens on every interface.
+func (c *Config) validateHTTP() error {
+	if c.HTTPAddr == "" || c.APIToken != "" {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(c.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("HTTP address %q: %w", c.HTTPAddr, err)
+	}
+	if ip := net.ParseIP(host); host == "localhost" || ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("HTTP address %q is not a loopback address: %w", c.HTTPAddr, ErrAPITokenRequired)
+}
 
 // metricsHandler is the service's private Prometheus registry, fed by an
 // OpenTelemetry meter provider (the SDK's and the service's counters).
@@ -47,10 +74,16 @@ func newMetrics() (*metricsHandler, error) {
 //	POST /tasks/{id}/complete                                     publish the completion, mark done
 //	GET  /healthz                                                 200 when the database answers
 //	GET  /metrics                                                 Prometheus
+//
+// The tasks routes require Config.APIToken as a bearer token and answer
+// 401 (problem+json) to any request without it, to every request when no
+// token is configured: tasks carry full citizen IDs, and completing one
+// changes golden records at the hub. /healthz and /metrics carry neither
+// and stay open to probes and scrapers.
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /tasks", s.listTasks)
-	mux.HandleFunc("POST /tasks/{id}/complete", s.completeTask)
+	mux.Handle("GET /tasks", requireToken(s.cfg.APIToken, http.HandlerFunc(s.listTasks)))
+	mux.Handle("POST /tasks/{id}/complete", requireToken(s.cfg.APIToken, http.HandlerFunc(s.completeTask)))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if err := s.store.Ping(r.Context()); err != nil {
 			http.Error(w, "database unavailable", http.StatusServiceUnavailable)
@@ -95,7 +128,7 @@ func (s *Service) listTasks(w http.ResponseWriter, r *http.Request) {
 	}
 	tasks, err := s.store.Tasks(r.Context(), f)
 	if err != nil {
-		s.cfg.Logger.Error("listing tasks", "error", err)
+		s.cfg.Logger.Error("listing tasks", maskedError(err))
 		http.Error(w, "listing tasks failed", http.StatusInternalServerError)
 		return
 	}
@@ -117,11 +150,58 @@ func (s *Service) completeTask(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, ErrNotFound):
 		http.Error(w, "no such task", http.StatusNotFound)
 	case err != nil:
-		s.cfg.Logger.Error("completing task", "task", id, "error", err)
+		s.cfg.Logger.Error("completing task", "task", id, maskedError(err))
 		http.Error(w, "completing the task failed; try again", http.StatusBadGateway)
 	default:
 		writeJSON(w, http.StatusOK, t)
 	}
+}
+
+// listenAndServe serves s.srv on its address, over HTTPS only when it has
+// a TLS configuration.
+func (s *Service) listenAndServe() error {
+	if s.srv.TLSConfig != nil {
+		return s.srv.ListenAndServeTLS("", "") // the certificates are in TLSConfig
+	}
+	return s.srv.ListenAndServe()
+}
+
+// requireToken passes on only the requests bearing token; with token
+// empty, none. The digests are compared so that the time taken tells
+// neither the token nor its length.
+func requireToken(token string, next http.Handler) http.Handler {
+	want := sha256.Sum256([]byte(token))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store") // the answers carry citizen IDs
+		got, ok := bearer.Token(r.Header.Get("Authorization"))
+		sum := sha256.Sum256([]byte(got))
+		if token == "" || !ok || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="pophub-si-subscriber"`)
+			writeProblem(w, http.StatusUnauthorized, "unauthenticated", "a valid bearer token is required")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// problem is an RFC 9457 problem details body, shaped as the hub's.
+type problem struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail,omitempty"`
+}
+
+func writeProblem(w http.ResponseWriter, status int, slug, detail string) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(problem{Type: "urn:pophub:problem:" + slug, Title: http.StatusText(status), Status: status, Detail: detail})
+}
+
+// maskedError is err as a log attribute with anything shaped like a
+// citizen ID masked: a database or broker error may quote one.
+func maskedError(err error) slog.Attr {
+	return slog.String("error", citizenid.MaskText(err.Error()))
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

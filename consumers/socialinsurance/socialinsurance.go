@@ -100,6 +100,13 @@ type Config struct {
 	Schema   string
 	// HTTPAddr, when set, serves /tasks, /healthz and /metrics.
 	HTTPAddr string
+	// APIToken is the bearer token the tasks routes require (see
+	// Handler); without one they refuse every request, and an HTTPAddr
+	// that is not a loopback address is refused.
+	APIToken string
+	// HTTPTLS, when set, serves HTTPAddr over HTTPS only with its
+	// certificates; nil serves plain HTTP.
+	HTTPTLS *tls.Config
 	// Kafka are the brokers completions are published to; without them
 	// completing a task over HTTP answers 503.
 	Kafka []string
@@ -144,7 +151,7 @@ func (c *Config) Validate() error {
 	if c.Postgres == "" {
 		return errors.New("a PostgreSQL URL is required")
 	}
-	return nil
+	return c.validateHTTP()
 }
 
 // Filters are the bureau's subscription: migrations out of and into the
@@ -346,9 +353,9 @@ func (s *Service) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.sub.Run(gctx) })
 	if s.cfg.HTTPAddr != "" {
-		s.srv = &http.Server{Addr: s.cfg.HTTPAddr, Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		s.srv = &http.Server{Addr: s.cfg.HTTPAddr, Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, TLSConfig: s.cfg.HTTPTLS.Clone()}
 		g.Go(func() error {
-			if err := s.srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := s.listenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("serving HTTP: %w", err)
 			}
 			return nil

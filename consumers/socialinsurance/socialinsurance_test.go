@@ -233,7 +233,7 @@ func newService(t *testing.T, brokers []string) (*Service, jetstream.JetStream) 
 	sdktest.CreateStream(t, js, schemas.StreamName, "pop")
 	pg, schema := testenv.PostgresURL(), testenv.Schema(t)
 	svc, err := New(context.Background(), Config{Region: "2301", NATS: srv.URL(), Postgres: pg, Schema: schema, Kafka: brokers,
-		Start: sdk.Start{Policy: sdk.StartAll}})
+		Start: sdk.Start{Policy: sdk.StartAll}, APIToken: testAPIToken})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,6 +256,7 @@ func TestHTTPAndComplete(t *testing.T) {
 	svc, js := newService(t, brokers)
 	api := httptest.NewServer(svc.Handler())
 	t.Cleanup(api.Close)
+	client := bearerClient(testAPIToken, nil)
 
 	out := sdktest.Migration("chg-out", sdktest.CitizenID(1), 4, daoli, beijing)
 	in := sdktest.Migration("chg-in", sdktest.CitizenID(2), 2, beijing, nangang)
@@ -268,7 +269,7 @@ func TestHTTPAndComplete(t *testing.T) {
 
 	get := func(query string) []map[string]any {
 		t.Helper()
-		resp, err := http.Get(api.URL + "/tasks" + query)
+		resp, err := client.Get(api.URL + "/tasks" + query)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -303,7 +304,7 @@ func TestHTTPAndComplete(t *testing.T) {
 
 	// Complete over HTTP, then again on the CLI path: one event.
 	for i := 0; i < 2; i++ {
-		resp, err := http.Post(fmt.Sprintf("%s/tasks/%d/complete", api.URL, id), "", nil)
+		resp, err := client.Post(fmt.Sprintf("%s/tasks/%d/complete", api.URL, id), "", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -359,7 +360,7 @@ func TestHTTPAndComplete(t *testing.T) {
 
 	// Health, metrics and errors.
 	for path, want := range map[string]int{"/healthz": 200, "/metrics": 200, "/tasks?status=maybe": 400, "/tasks?citizen_id=123": 400} {
-		resp, err := http.Get(api.URL + path)
+		resp, err := client.Get(api.URL + path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -370,7 +371,7 @@ func TestHTTPAndComplete(t *testing.T) {
 			t.Errorf("GET %s: %s, want %d", path, resp.Status, want)
 		}
 	}
-	resp, err := http.Post(api.URL+"/tasks/999999/complete", "", nil)
+	resp, err := client.Post(api.URL+"/tasks/999999/complete", "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
