@@ -107,6 +107,19 @@
 // make their line a malformed_row too, rather than U+FFFD in a name; in
 // the rejects file they show as U+FFFD.
 //
+// No event is larger than a few kilobytes, so a line of a JSONL file or
+// a row of a CSV file (a quoted cell may span lines) longer than 1 MiB is
+// a malformed_row ("line longer than 1 MiB") with its line number; it is
+// read past without being held in memory, the rejects file gets its
+// first 4 KiB marked as cut, and the lines after it keep their numbers.
+// An XLSX file is a zip of XML and a small one can expand to gigabytes:
+// a workbook over the limits a department's export stays well within —
+// 4 GB of XML in all, 64 MB of it outside the sheets and shared strings,
+// a million XML elements there, five million shared strings, 16 MB of
+// XML a row, 1 MB a tag or text — is refused before any of it is read,
+// with an error naming the part and the limit. Checking costs a
+// decompression of the workbook.
+//
 // Reports and rejects never quote a cell — cells hold personal data; the
 // rejects file (mode 0600, like the input's sensitivity) holds the lines.
 package importer

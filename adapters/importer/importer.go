@@ -59,7 +59,7 @@ func FormatOf(path string) Format {
 const (
 	// ReasonMalformedRow: the line cannot be read as a row of the file
 	// (broken CSV quoting, a wrong number of columns, bytes not valid in
-	// the file's encoding).
+	// the file's encoding, longer than 1 MiB).
 	ReasonMalformedRow = "malformed_row"
 	// ReasonUnmappedValue: a cell's value is not in its value map.
 	ReasonUnmappedValue = "unmapped_value"

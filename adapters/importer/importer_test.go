@@ -903,7 +903,7 @@ func TestBrokenQuoting(t *testing.T) {
 	m, tab, events := housingRows(t, 50)
 	m.Encoding = "utf-8"
 	rows := len(tab.rows)
-	long := "租赁登记备案," + strings.Repeat("长", maxRecordText/3+1) + "\"x,1"
+	long := "租赁登记备案," + strings.Repeat("长", maxRowBytes/3+1) + "\"x,1"
 	for _, tc := range []struct {
 		name string
 		bad  string // the broken line(s), inserted as line 4
@@ -920,7 +920,7 @@ func TestBrokenQuoting(t *testing.T) {
 		{"broken quote across lines", "租赁登记备案,\"a\nb\"c,x\n", 0, false, "lines {line}–{last} were read as one row", "租赁登记备案,\"a\nb\"c,x"},
 		{"after empty lines", "\n\r\n租赁\"登记备案\n", 2, false, `bare " in non-quoted-field`, "租赁\"登记备案"},
 		{"quote never closed", "租赁登记备案,\"ab\n\n,\n" + strings.Repeat("c,d\n", 3), 0, true, "lines {line}–{last} were read as one row", "租赁登记备案,\"ab\n\n,\n" + strings.Repeat("c,d\n", 2) + "c,d"},
-		{"a line too long to keep", long + "\n", 0, false, "too long to copy", "租赁登记备案"},
+		{"a line too long", long + "\n", 0, false, "line longer than 1 MiB", long[:4096] + fmt.Sprintf("… [cut: the row is %d bytes]", len(long))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var b bytes.Buffer
@@ -994,40 +994,45 @@ func TestBrokenQuoting(t *testing.T) {
 }
 
 // TestRecordText: the text kept of the record being read is the text
-// from its start, however the reads and records fall, until one record
-// outgrows maxRecordText; the record after it is kept again.
+// from its start, however the reads and records fall; a record is read
+// no further than maxRowBytes, and the line ends before the record are
+// counted.
 func TestRecordText(t *testing.T) {
-	text := strings.Repeat("0123456789", 20_000) // 200 KB
-	k := &recordText{r: strings.NewReader(text + strings.Repeat("y", maxRecordText+10) + "tail")}
+	text := strings.Repeat("012345678\n", 20_000) // 200 KB
+	long := strings.Repeat("y", maxRowBytes+10)
+	k := &recordText{r: strings.NewReader(text + long)}
 	buf := make([]byte, 4096)
 	var read int64
-	readTo := func(off int64) {
+	readTo := func(off int64) error {
 		for read < off {
 			n, err := k.Read(buf)
 			read += int64(n)
 			if err != nil {
-				t.Fatal(err)
+				return err
 			}
 		}
+		return nil
 	}
 	for off := int64(0); off+777 < int64(len(text)); off += 777 {
 		k.forget(off)
-		readTo(off + 777)
+		if err := readTo(off + 777); err != nil {
+			t.Fatal(err)
+		}
 		if got := k.text(off, off+777); string(got) != text[off:off+777] {
 			t.Fatalf("text at %d: %.20q…, want %.20q…", off, got, text[off:])
+		}
+		if want := strings.Count(text[:off], "\n"); k.lines != want {
+			t.Fatalf("at %d: %d line ends before the record, want %d", off, k.lines, want)
 		}
 	}
 	start := int64(len(text))
 	k.forget(start)
-	readTo(start + maxRecordText + 10)
-	if got := k.text(start, start+maxRecordText+10); got != nil {
-		t.Errorf("kept %d bytes of a record longer than %d", len(got), maxRecordText)
+	err := readTo(start + int64(len(long)))
+	if !errors.Is(err, errRowTooLong) || !k.tooLong || read != start+maxRowBytes {
+		t.Errorf("reading a record longer than %d: read %d of it, %v (too long: %v)", maxRowBytes, read-start, err, k.tooLong)
 	}
-	after := start + maxRecordText + 10
-	k.forget(after)
-	readTo(after + 4)
-	if got := k.text(after, after+4); string(got) != "tail" {
-		t.Errorf("the record after the long one: %q", got)
+	if got := k.text(start, read); string(got) != long[:read-start] {
+		t.Errorf("the long record's text as read is not kept")
 	}
 }
 

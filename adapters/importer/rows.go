@@ -20,6 +20,8 @@ import (
 	"github.com/xuri/excelize/v2"
 	"golang.org/x/text/encoding/simplifiedchinese"
 	"golang.org/x/text/transform"
+
+	"github.com/pophub/pophub/adapters/publisher"
 )
 
 // row is one line of the file: cells (CSV, XLSX) or text (JSONL), or why
@@ -151,12 +153,15 @@ func csvEncoding(path, told string) (string, error) {
 
 // csvSource reads CSV.
 type csvSource struct {
-	f    *os.File
-	in   *countingHasher
-	r    *csv.Reader
-	raw  *recordText    // what r read of the record it reads
-	gbk  *strictGB18030 // the decoder of a GBK file; nil for UTF-8
-	cols []string
+	f   *os.File
+	in  *countingHasher
+	r   *csv.Reader
+	raw *recordText    // what r read of the record it reads
+	gbk *strictGB18030 // the decoder of a GBK file; nil for UTF-8
+	// lineBase counts the lines before those r numbers: r is replaced
+	// after a row too long to read (see skipRow).
+	lineBase int
+	cols     []string
 	// encoding is the one the file is read in; detected is what
 	// detectEncoding made of it, which differs when the encoding was told.
 	encoding, detected string
@@ -185,10 +190,14 @@ func openCSV(path, encoding string, headerRow int) (*csvSource, error) {
 		r = transform.NewReader(br, s.gbk)
 	}
 	s.raw = &recordText{r: r}
-	s.r = csv.NewReader(s.raw)
-	s.r.FieldsPerRecord = -1
+	s.r = newCSVReader(s.raw)
 	for n := 1; n <= max(headerRow, 1); n++ {
+		s.raw.forget(s.r.InputOffset())
 		rec, err := s.r.Read()
+		if s.raw.tooLong {
+			f.Close()
+			return nil, fmt.Errorf("reading header: line %d is longer than %d bytes", s.raw.lines+1, maxRowBytes)
+		}
 		if err != nil {
 			f.Close()
 			if err == io.EOF {
@@ -212,6 +221,13 @@ func openCSV(path, encoding string, headerRow int) (*csvSource, error) {
 	return s, nil
 }
 
+// newCSVReader reads CSV records from r.
+func newCSVReader(r io.Reader) *csv.Reader {
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = -1
+	return cr
+}
+
 func (s *csvSource) header() []string { return s.cols }
 
 // next skips blank records as well as empty lines: a spreadsheet saved as
@@ -223,6 +239,16 @@ func (s *csvSource) next() (row, error) {
 		start := s.r.InputOffset()
 		s.raw.forget(start)
 		rec, err := s.r.Read()
+		if s.raw.tooLong {
+			r, skipped, err := s.skipRow(start)
+			if err != nil {
+				return row{}, err
+			}
+			if skipped {
+				return r, nil
+			}
+			continue
+		}
 		if err == io.EOF {
 			// Drain, so that the digest covers the whole file.
 			if _, err := io.Copy(io.Discard, s.in); err != nil {
@@ -241,6 +267,7 @@ func (s *csvSource) next() (row, error) {
 			continue
 		}
 		line, _ := s.r.FieldPos(0) // a record read without error has a field
+		line += s.lineBase
 		if s.gbk != nil && s.gbk.invalid {
 			for i, c := range rec {
 				if !utf8.ValidString(c) {
@@ -258,13 +285,14 @@ func (s *csvSource) next() (row, error) {
 // unparsed is the malformed row of a record encoding/csv could not parse
 // (broken quoting), which began at offset start of the decoded text. The
 // reader gives only the cells before the error, so the rejects file gets
-// the line's text as read instead, unless it was too long to keep. The
-// reader goes on at the line after the one it stopped on; a quote never
-// closed runs to the end of the file, whose lines are then one row.
+// the line's text as read instead. The reader goes on at the line after
+// the one it stopped on; a quote never closed runs to the end of the
+// file, whose lines are then one row (or one row too long: skipRow).
 func (s *csvSource) unparsed(pe *csv.ParseError, cells []string, start int64) row {
-	r := row{line: pe.StartLine, malformed: pe.Err.Error()}
-	if pe.Line > pe.StartLine {
-		r.malformed += fmt.Sprintf(" (lines %d–%d were read as one row)", pe.StartLine, pe.Line)
+	first, last := s.lineBase+pe.StartLine, s.lineBase+pe.Line
+	r := row{line: first, malformed: pe.Err.Error()}
+	if last > first {
+		r.malformed += fmt.Sprintf(" (lines %d–%d were read as one row)", first, last)
 	}
 	if text := s.raw.text(start, s.r.InputOffset()); text != nil {
 		// Without the empty lines the reader skipped before the record,
@@ -273,9 +301,166 @@ func (s *csvSource) unparsed(pe *csv.ParseError, cells []string, start int64) ro
 		r.malformed += "; the rejects file holds the line unsplit, in its first column"
 	} else {
 		r.cells = cells
-		r.malformed += "; the line is too long to copy: the rejects file holds its cells before the error"
 	}
 	return r
+}
+
+// maxRowBytes bounds a row of a CSV file (its text, line end included;
+// a quoted cell may span lines) and a line of a JSONL file, as the
+// publisher bounds a line: a valid event is a few kilobytes at most, and
+// Kafka takes about a megabyte a record. A longer one is a malformed_row,
+// read past without being held; the rejects file gets its first
+// rejectedPrefixBytes, marked as cut.
+const (
+	maxRowBytes         = publisher.MaxLineBytes
+	rejectedPrefixBytes = 4 << 10
+)
+
+// tooLongDetail is the detail of a row longer than maxRowBytes.
+const tooLongDetail = "line longer than 1 MiB"
+
+// cutText is the start of an over-long row's text, on a whole character,
+// followed by a note of the row's size.
+func cutText(text []byte, size int64) []byte {
+	text = trimPartialRune(text[:min(len(text), rejectedPrefixBytes)])
+	return fmt.Appendf(bytes.Clone(text), "… [cut: the row is %d bytes]", size)
+}
+
+// skipRow handles a record the reader stopped reading at maxRowBytes
+// (recordText.tooLong), which began at offset start of its text. If empty
+// lines came before the record, which the reader skips, they made it
+// long: it goes on with a new reader at the record itself, and skipped is
+// false. Otherwise it reads past the record, holding no more of it than
+// a buffer, to where encoding/csv would have ended it — a line end
+// outside quotes, or the end of the file — and returns it as a malformed
+// row; a new reader goes on after it.
+func (s *csvSource) skipRow(start int64) (r row, skipped bool, err error) {
+	k := s.raw
+	text := k.buf[start-k.start:] // the text read from the record's start
+	if n, lines := emptyLines(text); lines > 0 {
+		s.restart(text[n:], k.lines+lines)
+		return row{}, false, nil
+	}
+	first := s.lineBase + k.lines + 1
+	end := rowEnd{cellStart: true}
+	rest := text[:0]
+	if n := end.scan(text); n >= 0 {
+		rest = text[n:] // cannot be: the reader asked for more
+	} else if n := end.scan(k.ahead); n >= 0 {
+		rest, k.ahead = k.ahead[n:], nil
+	} else {
+		k.ahead = nil
+		buf := make([]byte, 64<<10)
+		for {
+			m, rerr := k.r.Read(buf)
+			if n := end.scan(buf[:m]); n >= 0 {
+				rest = buf[n:m]
+				break
+			}
+			if rerr == io.EOF {
+				break
+			}
+			if rerr != nil {
+				return row{}, false, fmt.Errorf("reading file: %w", rerr)
+			}
+		}
+	}
+	last := first + end.lines
+	if !end.ended && end.newline {
+		last-- // the file ends with the line end of the row's last line
+	}
+	r = row{line: first, malformed: tooLongDetail, text: cutText(text, end.size)}
+	if last > first {
+		r.malformed = fmt.Sprintf("row longer than 1 MiB (lines %d–%d were read as one row)", first, last)
+	}
+	if end.quoted {
+		r.malformed += "; a quote is never closed"
+	}
+	lines := end.lines
+	if end.ended {
+		lines++
+	}
+	s.restart(rest, k.lines+lines)
+	return r, true, nil
+}
+
+// restart goes on with a new CSV reader at text (read, not yet parsed),
+// after lines more lines than the current reader started after.
+func (s *csvSource) restart(text []byte, lines int) {
+	k := s.raw
+	k.ahead = append(bytes.Clone(text), k.ahead...)
+	k.buf, k.start, k.record, k.lines, k.tooLong = k.buf[:0], 0, 0, 0, false
+	s.lineBase += lines
+	s.r = newCSVReader(k)
+}
+
+// emptyLines measures the empty lines ("\n" or "\r\n") text starts with:
+// their bytes and their number.
+func emptyLines(text []byte) (n, lines int) {
+	for {
+		switch {
+		case bytes.HasPrefix(text[n:], []byte("\n")):
+			n++
+		case bytes.HasPrefix(text[n:], []byte("\r\n")):
+			n += 2
+		default:
+			return n, lines
+		}
+		lines++
+	}
+}
+
+// rowEnd finds where a CSV record ends as encoding/csv ends it: at a line
+// end outside quotes. It is fed the record's text from its start, in
+// pieces; it starts at the start of a cell.
+type rowEnd struct {
+	quoted    bool  // in a quoted cell
+	quote     bool  // in a quoted cell, just after a '"': its end, or the first of ""
+	cellStart bool  // at the start of a cell
+	lines     int   // line ends in the record before its own
+	size      int64 // the record's bytes, its line end aside
+	ended     bool  // found the record's line end
+	newline   bool  // the last byte fed is a line end in a quoted cell
+}
+
+// scan feeds b and returns the offset in b just past the record's end,
+// or -1 if the record goes on past b.
+func (e *rowEnd) scan(b []byte) int {
+	for i, c := range b {
+		if e.quote {
+			e.quote = false
+			if c == '"' {
+				e.size++
+				continue
+			}
+			e.quoted = false // the cell's closing quote; c follows it
+		}
+		if e.quoted {
+			e.size++
+			e.newline = c == '\n'
+			switch c {
+			case '"':
+				e.quote = true
+			case '\n':
+				e.lines++
+			}
+			continue
+		}
+		switch c {
+		case '\n':
+			e.ended = true
+			return i + 1
+		case ',':
+			e.cellStart = true
+		case '"':
+			e.quoted = e.cellStart
+			e.cellStart = false
+		default:
+			e.cellStart = false
+		}
+		e.size++
+	}
+	return -1
 }
 
 // columnName names column i (from 0) for a reject's detail: by the
@@ -290,33 +475,56 @@ func (s *csvSource) columnName(i int) string {
 // recordText keeps the decoded text the CSV reader has read since the
 // start of the record it is reading, so that a line it cannot parse
 // reaches the rejects file as it is: encoding/csv returns only the cells
-// before the error, and not the line. It costs a copy of the text; it
-// keeps no more than maxRecordText bytes of one record (a quote never
-// closed swallows the rest of the file).
+// before the error, and not the line. It also bounds the record, which
+// encoding/csv does not (a quoted cell may run over any number of
+// lines): once it has given the reader maxRowBytes of the record, it
+// fails the reader's next read and sets tooLong, and skipRow takes over.
+// So it never keeps more than a record's maxRowBytes and 64 KiB.
 type recordText struct {
 	r     io.Reader
-	buf   []byte // the text from offset start to what r has returned
+	ahead []byte // text read from r by skipRow and not yet given out
+	buf   []byte // the text from offset start to what Read has given out
 	start int64
+	// record is where the record being read begins, and lines counts
+	// the line ends before it.
+	record  int64
+	lines   int
+	tooLong bool
 }
 
-const maxRecordText = 1 << 20
+// errRowTooLong fails a read past maxRowBytes of a record: the reader
+// stops where it is.
+var errRowTooLong = errors.New("row longer than the limit")
 
 func (k *recordText) Read(p []byte) (int, error) {
-	n, err := k.r.Read(p)
-	if len(k.buf)+n > maxRecordText {
-		// Give up the record, not what this read has of the next one.
-		k.start += int64(len(k.buf))
-		k.buf = k.buf[:0]
+	room := k.record + maxRowBytes - (k.start + int64(len(k.buf)))
+	if room <= 0 {
+		k.tooLong = true
+		return 0, errRowTooLong
+	}
+	p = p[:min(int64(len(p)), room)]
+	var n int
+	var err error
+	if len(k.ahead) > 0 {
+		n = copy(p, k.ahead)
+		k.ahead = k.ahead[n:]
+	} else {
+		n, err = k.r.Read(p)
 	}
 	k.buf = append(k.buf, p[:n]...)
 	return n, err
 }
 
-// forget drops the text before offset off, where the next record begins.
-// It moves the text kept only once 64 KiB can go, so that reading a file
-// copies its bytes about once more, not once per record.
+// forget notes that the next record begins at offset off, and drops the
+// text before it. It moves the text kept only once 64 KiB can go, so that
+// reading a file copies its bytes about once more, not once per record.
 func (k *recordText) forget(off int64) {
-	if d := off - k.start; d >= 64<<10 && d <= int64(len(k.buf)) {
+	if off <= k.record || off > k.start+int64(len(k.buf)) {
+		return
+	}
+	k.lines += bytes.Count(k.buf[k.record-k.start:off-k.start], []byte("\n"))
+	k.record = off
+	if d := off - k.start; d >= 64<<10 {
 		k.buf = k.buf[:copy(k.buf, k.buf[d:])]
 		k.start = off
 	}
@@ -411,7 +619,8 @@ func openJSONL(path string) (*jsonlSource, error) {
 		return nil, fmt.Errorf("opening file: %w", err)
 	}
 	s := &jsonlSource{f: f, in: &countingHasher{r: f, h: sha256.New()}}
-	s.br = bufio.NewReaderSize(s.in, 1<<20)
+	// A line, its line end included, fits the buffer or is too long.
+	s.br = bufio.NewReaderSize(s.in, maxRowBytes)
 	return s, nil
 }
 
@@ -419,7 +628,11 @@ func (s *jsonlSource) header() []string { return nil }
 
 func (s *jsonlSource) next() (row, error) {
 	for {
-		text, err := s.br.ReadBytes('\n')
+		text, err := s.br.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			s.line++
+			return s.skipLine(text)
+		}
 		if err != nil && err != io.EOF {
 			return row{}, fmt.Errorf("reading file: %w", err)
 		}
@@ -434,7 +647,28 @@ func (s *jsonlSource) next() (row, error) {
 		if len(bytes.TrimSpace(text)) == 0 {
 			continue
 		}
-		return row{line: s.line, text: text}, nil
+		return row{line: s.line, text: bytes.Clone(text)}, nil
+	}
+}
+
+// skipLine reads past the rest of a line longer than maxRowBytes, whose
+// first maxRowBytes are head, and returns it as a malformed row.
+func (s *jsonlSource) skipLine(head []byte) (row, error) {
+	if s.line == 1 {
+		head = bytes.TrimPrefix(head, []byte(bom))
+	}
+	prefix := bytes.Clone(head[:rejectedPrefixBytes])
+	size := int64(len(head))
+	for {
+		frag, err := s.br.ReadSlice('\n')
+		size += int64(len(bytes.TrimRight(frag, "\r\n")))
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err != nil && err != io.EOF {
+			return row{}, fmt.Errorf("reading file: %w", err)
+		}
+		return row{line: s.line, malformed: tooLongDetail, text: cutText(prefix, size)}, nil
 	}
 }
 
@@ -471,7 +705,13 @@ func openXLSX(path, sheet string, headerRow int) (*xlsxSource, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading file: %w", err)
 	}
-	x, err := excelize.OpenFile(path)
+	if err := checkWorkbook(path); err != nil {
+		if _, ok := errors.AsType[*limitError](err); ok {
+			return nil, fmt.Errorf("opening workbook: %w (a larger export imports as CSV)", err)
+		}
+		return nil, fmt.Errorf("opening workbook: %w", err)
+	}
+	x, err := excelize.OpenFile(path, excelize.Options{UnzipSizeLimit: maxWorkbookBytes, UnzipXMLSizeLimit: spillBytes})
 	if err != nil {
 		return nil, fmt.Errorf("opening workbook: %w", err)
 	}

@@ -170,17 +170,22 @@ func (s *sheetCells) readStyles() error {
 
 var zipNotFound = errors.New("no such part")
 
+// decodePart decodes a part read whole, which may be no larger than
+// maxInMemoryBytes (see checkWorkbook).
 func (s *sheetCells) decodePart(name string, v any) error {
 	for _, f := range s.zr.File {
 		if f.Name != name {
 			continue
+		}
+		if f.UncompressedSize64 > maxInMemoryBytes {
+			return overLimit("workbook part %s expands to %d bytes, over the limit of %d", name, f.UncompressedSize64, maxInMemoryBytes)
 		}
 		rc, err := f.Open()
 		if err != nil {
 			return fmt.Errorf("opening %s: %w", name, err)
 		}
 		defer rc.Close()
-		if err := xml.NewDecoder(rc).Decode(v); err != nil {
+		if err := xml.NewDecoder(io.LimitReader(rc, maxInMemoryBytes)).Decode(v); err != nil {
 			return fmt.Errorf("reading %s: %w", name, err)
 		}
 		return nil

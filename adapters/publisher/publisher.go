@@ -621,20 +621,31 @@ type FileReport struct {
 }
 
 // LineError is a line of a file that was not published: invalid (a
-// *schemas.RejectError) or not acknowledged.
+// *schemas.RejectError, or ErrLineTooLong) or not acknowledged.
 type LineError struct {
 	Line int
 	Err  error
 }
 
+// MaxLineBytes bounds a line of a file PublishFile reads, its line end
+// included. A valid event is a few kilobytes at most (the schemas bound
+// every text field) and Kafka takes about a megabyte a record, so a
+// longer line can never be sent: it is read past without being held, and
+// reported as ErrLineTooLong.
+const MaxLineBytes = 1 << 20
+
+// ErrLineTooLong is the LineError of a line longer than MaxLineBytes.
+var ErrLineTooLong = errors.New("line longer than 1 MiB")
+
 // PublishFile publishes a JSONL file of CloudEvents (one event per line,
 // as `pophub synth` writes them), validating one chunk of lines while the
 // previous one is being sent; records keep the file's order within each
 // partition. Blank lines are skipped; a byte order mark and CRLF line
-// ends are accepted. Bad lines are reported with their line number and not
-// sent. The error is set only if the file cannot be read or sending failed
-// as a whole; the report then covers the chunks sent before the failure,
-// and the file can simply be published again (the hub applies each event
+// ends are accepted. Bad lines, among them lines longer than
+// MaxLineBytes, are reported with their line number and not sent. The
+// error is set only if the file cannot be read or sending failed as a
+// whole; the report then covers the chunks sent before the failure, and
+// the file can simply be published again (the hub applies each event
 // once).
 func (p *Publisher) PublishFile(ctx context.Context, path string) (FileReport, error) {
 	f, err := os.Open(path)
@@ -676,12 +687,17 @@ func (p *Publisher) PublishJSONL(ctx context.Context, r io.Reader) (FileReport, 
 		return rep, err
 	}
 
-	br := bufio.NewReaderSize(r, 1<<20)
+	// A line, its line end included, fits the buffer or is too long.
+	br := bufio.NewReaderSize(r, MaxLineBytes)
 	chunkSize := p.fileChunk
 	var pending []fileLine
 	var text arena // the lines of the pending chunk
 	for line := 1; ; line++ {
 		raw, readErr := readLine(br, &text)
+		var lineErr error // the line's own
+		if readErr == ErrLineTooLong {
+			lineErr, readErr = readErr, nil
+		}
 		if readErr != nil && readErr != io.EOF {
 			return finish(fmt.Errorf("reading events file: %w", readErr))
 		}
@@ -689,12 +705,12 @@ func (p *Publisher) PublishJSONL(ctx context.Context, r io.Reader) (FileReport, 
 		if line == 1 {
 			raw = bytes.TrimPrefix(raw, []byte("\xef\xbb\xbf")) // a UTF-8 byte order mark
 		}
-		if len(bytes.TrimSpace(raw)) > 0 {
+		if lineErr != nil || len(bytes.TrimSpace(raw)) > 0 {
 			rep.Read++
 			if pending == nil {
 				pending = make([]fileLine, 0, chunkSize)
 			}
-			pending = append(pending, fileLine{n: line, text: raw})
+			pending = append(pending, fileLine{n: line, text: raw, err: lineErr})
 		}
 		if len(pending) == chunkSize || readErr == io.EOF && len(pending) > 0 {
 			if failed.Load() {
@@ -711,18 +727,21 @@ func (p *Publisher) PublishJSONL(ctx context.Context, r io.Reader) (FileReport, 
 	return finish(nil)
 }
 
-// readLine reads a line, with its '\n' if it has one, into a.
+// readLine reads a line, with its '\n' if it has one, into a. A line
+// longer than br's buffer is read past, and its error is ErrLineTooLong
+// (or the error that ended it, but io.EOF).
 func readLine(br *bufio.Reader, a *arena) ([]byte, error) {
 	frag, err := br.ReadSlice('\n')
 	if err != bufio.ErrBufferFull {
 		return a.copyBytes(frag), err
 	}
-	line := append([]byte(nil), frag...) // longer than the reader's buffer
 	for err == bufio.ErrBufferFull {
-		frag, err = br.ReadSlice('\n')
-		line = append(line, frag...)
+		_, err = br.ReadSlice('\n')
 	}
-	return line, err
+	if err == nil || err == io.EOF {
+		err = ErrLineTooLong
+	}
+	return nil, err
 }
 
 // fileLine is a line of a file and, once decoded, its event and record.
@@ -734,14 +753,16 @@ type fileLine struct {
 	err  error
 }
 
-// decodeLines validates lines, on all cores.
+// decodeLines validates lines, on all cores; a line with an error
+// already (too long to read) is left as it is.
 func (p *Publisher) decodeLines(lines []fileLine) {
 	now := time.Now()
 	par.Ranges(len(lines), 256, func(lo, hi int) {
 		var a arena
 		for i := lo; i < hi; i++ {
-			l := &lines[i]
-			l.ev, l.err = p.decodeLine(&a, l.text, &l.msg, now)
+			if l := &lines[i]; l.err == nil {
+				l.ev, l.err = p.decodeLine(&a, l.text, &l.msg, now)
+			}
 		}
 	})
 }

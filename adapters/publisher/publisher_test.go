@@ -1,6 +1,7 @@
 package publisher
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -344,6 +346,76 @@ func TestPublishFile(t *testing.T) {
 
 	if _, err := p.PublishFile(context.Background(), filepath.Join(t.TempDir(), "missing.jsonl")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing file: %v", err)
+	}
+}
+
+// TestPublishFileLongLine: a line longer than MaxLineBytes is reported
+// with its line number as ErrLineTooLong and read past without being
+// held — publishing allocates far less than the line's size — and the
+// lines around it are sent.
+func TestPublishFileLongLine(t *testing.T) {
+	addr := testenv.Kafka(t, partitions)
+	p := newPublisher(t, Config{Brokers: []string{addr}, Source: schemas.Housing})
+	var lines []string
+	want := map[string]bool{}
+	for _, e := range population(t, 80) {
+		if e.Source != schemas.Housing {
+			continue
+		}
+		b, err := schemas.Encode(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, string(b))
+		want[e.ID] = true
+	}
+	const longLine, longBytes = 3, 64 << 20
+	path := filepath.Join(t.TempDir(), "housing.jsonl")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := bufio.NewWriter(f)
+	for i, l := range lines {
+		if i == longLine-1 {
+			w.WriteString(`{"specversion":"1.0","id":"`)
+			for range longBytes / 1024 {
+				w.WriteString(strings.Repeat("x", 1024))
+			}
+			w.WriteString("\"}\n")
+		}
+		w.WriteString(l + "\n")
+	}
+	if err := errors.Join(w.Flush(), f.Close()); err != nil {
+		t.Fatal(err)
+	}
+
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	rep, err := p.PublishFile(context.Background(), path)
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > longBytes/2 {
+		t.Errorf("publishing allocated %d MB for a line of %d MB", alloc>>20, longBytes>>20)
+	}
+	if rep.Read != len(lines)+1 || rep.Published != len(lines) || rep.BadLines != 1 || len(rep.Bad) != 1 ||
+		rep.Bad[0].Line != longLine || !errors.Is(rep.Bad[0].Err, ErrLineTooLong) {
+		t.Errorf("report %+v; want %d read, %d published, line %d too long", rep, len(lines)+1, len(lines), longLine)
+	}
+	for _, r := range consume(t, addr, []string{schemas.Topic(schemas.Housing)}, len(lines)) {
+		ev, err := schemas.Decode(schemas.Input{Value: r.Value})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !want[ev.ID] {
+			t.Errorf("event %s on the topic is not one of the file's, or is there twice", ev.ID)
+		}
+		delete(want, ev.ID)
+	}
+	if n := testenv.RecordCount(t, addr, schemas.Topic(schemas.Housing)); n != int64(len(lines)) {
+		t.Errorf("%d records on the topic, want %d", n, len(lines))
 	}
 }
 
