@@ -95,6 +95,12 @@ func TestDashboards(t *testing.T) {
 							t.Errorf("panel %q: unbalanced expression %q", p.Title, tg.Expr)
 						}
 						for _, n := range names {
+							// Every instance of a group reports the whole
+							// group's lag: a panel summing the series
+							// would count it once per instance.
+							if n == "pophub_consumer_lag" && !strings.Contains(tg.Expr, "max by (topic, partition) (pophub_consumer_lag)") {
+								t.Errorf("panel %q: %q must take one value per partition (max by (topic, partition)): each hub instance reports the group's lag", p.Title, tg.Expr)
+							}
 							used[n] = true
 							if !slices.Contains(all, n) {
 								t.Errorf("panel %q: %q is not a series the hub or SDK exports (metrics.txt)", p.Title, n)
