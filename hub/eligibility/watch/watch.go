@@ -322,8 +322,24 @@ func key(p *eligibility.Policy, id citizenid.ID) string {
 }
 
 // decide re-decides one person under one policy and announces a turn to
-// eligible.
+// eligible. Several hub instances share the watcher's consumer and may
+// decide one person at once: the last decision is saved only over the
+// revision the decision was made against, and a decision that lost that
+// race is made again, so an older one never overwrites a newer.
 func (w *Watcher) decide(ctx context.Context, p *eligibility.Policy, id citizenid.ID, trigger string) error {
+	for attempt := 1; ; attempt++ {
+		err := w.decideOnce(ctx, p, id, trigger)
+		if !errors.Is(err, jetstream.ErrKeyExists) || attempt == maxDecideAttempts {
+			return err
+		}
+	}
+}
+
+// maxDecideAttempts bounds how often decide starts over after another
+// instance saved a decision for the same person first.
+const maxDecideAttempts = 5
+
+func (w *Watcher) decideOnce(ctx context.Context, p *eligibility.Policy, id citizenid.ID, trigger string) error {
 	now := w.cfg.Now()
 	d, err := eligibility.Decide(ctx, w.cfg.Store, p, id, now, false)
 	if errors.Is(err, hub.ErrNotFound) {
@@ -342,8 +358,10 @@ func (w *Watcher) decide(ctx context.Context, p *eligibility.Policy, id citizeni
 
 	k := key(p, id)
 	var prev state
+	var rev uint64 // 0: no decision saved yet
 	if e, err := w.kv.Get(ctx, k); err == nil {
 		_ = json.Unmarshal(e.Value(), &prev)
+		rev = e.Revision()
 	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return fmt.Errorf("reading the last decision: %w", err)
 	}
@@ -363,7 +381,14 @@ func (w *Watcher) decide(ctx context.Context, p *eligibility.Policy, id citizeni
 	}
 	if next != prev {
 		b, _ := json.Marshal(next)
-		if _, err := w.kv.Put(ctx, k, b); err != nil {
+		var err error
+		if rev == 0 {
+			_, err = w.kv.Create(ctx, k, b)
+		} else {
+			_, err = w.kv.Update(ctx, k, b, rev)
+		}
+		if err != nil {
+			// ErrKeyExists: another instance saved first; decide again.
 			return fmt.Errorf("saving the decision: %w", err)
 		}
 	}
