@@ -36,7 +36,10 @@ func (s *Subscriber) DeadLetterSubject() string { return s.cfg.DeadLetterPrefix 
 
 // ensureDeadLetterStream creates a stream for <prefix>.> unless one
 // already captures the subscriber's dead-letter subject (an operator's,
-// with its own retention, is left as it is).
+// with its own retention, is left as it is). The stream it creates has no
+// limits: a dead letter waits there until its cause is fixed and an
+// operator replays or deletes it, however long that takes, as the hub's
+// Kafka DLQ keeps rejected records.
 func (s *Subscriber) ensureDeadLetterStream(ctx context.Context) error {
 	if _, err := s.js.StreamNameBySubject(ctx, s.DeadLetterSubject()); err == nil {
 		return nil
@@ -48,12 +51,53 @@ func (s *Subscriber) ensureDeadLetterStream(ctx context.Context) error {
 		Description: "pophub subscribers' dead letters",
 		Subjects:    []string{s.cfg.DeadLetterPrefix + ".>"},
 		Storage:     jetstream.FileStorage,
-		MaxAge:      90 * 24 * time.Hour,
 	})
 	if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 		return fmt.Errorf("creating the dead-letter stream %s: %w", s.cfg.DeadLetterStream, err)
 	}
 	return nil
+}
+
+// warnIfDeadLettersExpire logs a warning when the stream holding the
+// subscriber's dead letters deletes messages at a limit (age, count,
+// size): a dead letter deleted before anyone looked at it is a
+// notification lost without a trace. The stream may be an operator's, or
+// one created by an earlier version with a 90-day limit, so it is
+// reported, not changed. A subscriber that may not read the stream's
+// info (under the hub's access policy) logs that at debug level.
+func (s *Subscriber) warnIfDeadLettersExpire(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	name, err := s.js.StreamNameBySubject(ctx, s.DeadLetterSubject())
+	var st jetstream.Stream
+	if err == nil {
+		st, err = s.js.Stream(ctx, name)
+	}
+	if err != nil {
+		if !errors.Is(err, context.Canceled) {
+			s.cfg.Logger.Debug("subscriber: checking that the dead-letter stream keeps dead letters", "subscriber", s.cfg.Name, "error", err)
+		}
+		return
+	}
+	c := st.CachedInfo().Config
+	if c.MaxAge <= 0 && c.MaxMsgs <= 0 && c.MaxBytes <= 0 && c.MaxMsgsPerSubject <= 0 {
+		return
+	}
+	args := []any{"subscriber", s.cfg.Name, "stream", name}
+	if c.MaxAge > 0 {
+		args = append(args, "max_age", c.MaxAge.String())
+	}
+	if c.MaxMsgs > 0 {
+		args = append(args, "max_msgs", c.MaxMsgs)
+	}
+	if c.MaxBytes > 0 {
+		args = append(args, "max_bytes", c.MaxBytes)
+	}
+	if c.MaxMsgsPerSubject > 0 {
+		args = append(args, "max_msgs_per_subject", c.MaxMsgsPerSubject)
+	}
+	s.cfg.Logger.Warn("subscriber: the dead-letter stream deletes dead letters at a limit, looked at or not; "+
+		"remove its limits to keep them until an operator deletes them", args...)
 }
 
 // deadLetter publishes the message to the dead-letter subject with the

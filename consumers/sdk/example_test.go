@@ -2,6 +2,7 @@ package sdk_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"os/signal"
@@ -37,4 +38,25 @@ func Example() {
 	if err := sub.Run(ctx); err != nil { // until SIGINT; in-flight messages finish
 		log.Fatal(err)
 	}
+}
+
+// A handler marks the failures of its own database as transient: the
+// notification then waits for the database however long it is down,
+// instead of being dead-lettered after MaxAttempts. A failure the
+// notification causes stays an ordinary error.
+func ExampleTransient() {
+	errConnRefused := errors.New("dial tcp 127.0.0.1:5432: connect: connection refused")
+	save := func(context.Context, *sdk.Delivery) error { return errConnRefused }
+	handler := func(ctx context.Context, d *sdk.Delivery) error {
+		if err := save(ctx, d); err != nil {
+			if errors.Is(err, errConnRefused) {
+				err = sdk.Transient(err)
+			}
+			return fmt.Errorf("recording task: %w", err)
+		}
+		return nil
+	}
+	err := handler(context.Background(), &sdk.Delivery{})
+	fmt.Println(sdk.IsTransient(err), err)
+	// Output: true recording task: dial tcp 127.0.0.1:5432: connect: connection refused
 }

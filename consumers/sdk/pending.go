@@ -78,28 +78,65 @@ func (b *backlog) delivered(d int, meta *jetstream.MsgMetadata) {
 }
 
 // watchBacklog refreshes the values from the consumers' info until ctx
-// ends; conss are by consumer index.
-func (s *Subscriber) watchBacklog(ctx context.Context, conss []jetstream.Consumer) {
+// ends, and with them what the subscriber knows of each consumer's
+// position: where a lost one is created again, and whether the stream
+// deleted messages before the consumer took them (see durable.advance).
+func (s *Subscriber) watchBacklog(ctx context.Context) {
 	tick := time.NewTicker(pendingRefresh)
 	defer tick.Stop()
 	for {
-		for i, cons := range conss {
-			ictx, cancel := context.WithTimeout(ctx, pendingRefresh)
-			info, err := cons.Info(ictx)
-			cancel()
-			switch {
-			case err == nil:
-				s.backlog.durables[i].pending.Store(int64(info.NumPending))
-				s.backlog.durables[i].ackPending.Store(int64(info.NumAckPending))
-				s.backlog.known.Store(true)
-			case ctx.Err() == nil:
-				s.cfg.Logger.Debug("subscriber: reading consumer info", "subscriber", s.cfg.Name, "consumer", s.durables[i].name, "error", err)
-			}
-		}
+		s.refreshBacklog(ctx)
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
 	}
+}
+
+// refreshBacklog reads the stream's info, then each consumer's.
+func (s *Subscriber) refreshBacklog(ctx context.Context) {
+	sctx, cancel := context.WithTimeout(ctx, pendingRefresh)
+	si, err := s.streamInfo(sctx)
+	cancel()
+	if err != nil && ctx.Err() == nil {
+		s.cfg.Logger.Debug("subscriber: reading stream info", "subscriber", s.cfg.Name, "error", err)
+	}
+	for i, d := range s.durables {
+		cons := d.consumer()
+		if cons == nil {
+			continue
+		}
+		ictx, cancel := context.WithTimeout(ctx, pendingRefresh)
+		info, err := cons.Info(ictx)
+		cancel()
+		switch {
+		case err == nil:
+			s.backlog.durables[i].pending.Store(int64(info.NumPending))
+			s.backlog.durables[i].ackPending.Store(int64(info.NumAckPending))
+			s.backlog.known.Store(true)
+			if si != nil {
+				s.observe(d, cons, si, info)
+			}
+		case ctx.Err() == nil:
+			s.cfg.Logger.Debug("subscriber: reading consumer info", "subscriber", s.cfg.Name, "consumer", d.name, "error", err)
+		}
+	}
+}
+
+// observe records the info ci of consumer cons, read after the stream's
+// info si, while Run runs, and reports a gap it shows. Info about a
+// consumer d no longer reads, or about another stream than d's, is
+// dropped: setup is replacing the consumer.
+func (s *Subscriber) observe(d *durable, cons jetstream.Consumer, si *jetstream.StreamInfo, ci *jetstream.ConsumerInfo) {
+	d.mu.Lock()
+	if d.cons != cons || !si.Created.Equal(d.streamCreated) {
+		d.mu.Unlock()
+		return
+	}
+	// What the consumer delivered is acked, or held by this process,
+	// which handles it even if the stream deletes it meanwhile.
+	from, to := d.advance(si, ci, ci.Delivered.Stream)
+	d.mu.Unlock()
+	s.reportGap(d, from, to)
 }

@@ -30,17 +30,45 @@
 //     there for what that mode trades.
 //   - Bootstrap: a new subscriber can start from a snapshot of the golden
 //     records (the hub's /v1/persons) and continue with the notifications
-//     after the stream sequence the snapshot reflects, skipping those the
-//     snapshot already contains (Version ≤ the snapshot's version).
+//     after the stream sequence the snapshot reflects: nothing is missed.
+//     The hub keeps applying changes while the snapshot is walked, so some
+//     of those notifications are already in it (Version ≤ the citizen's
+//     version in the snapshot). The process that walked the snapshot acks
+//     them without calling the Handler or, with Bootstrap.DeliverCovered,
+//     hands them over marked Delivery.InSnapshot. Only that process knows
+//     the snapshot's versions (they can be millions, one per person of the
+//     regions): after a restart the ones it had not reached yet arrive
+//     like any notification. A Handler that copies records therefore
+//     ignores a notification whose Version is not above the version it
+//     stored (from Person.Version or an earlier notification), which the
+//     idempotence asked above gives anyway.
 //   - Shutdown: when Run's context ends, no new message is started; the
 //     ones being handled finish (within Config.ShutdownTimeout) and are
-//     acked; the ones fetched but not started are returned to the server
-//     with a nak, so the next instance gets them at once. The nak counts
-//     as a delivery on the server, which is why Config.MaxDeliveries is
-//     far above Config.MaxAttempts: restarts alone do not dead-letter.
+//     acked; the ones fetched but not started, and one waiting for its
+//     retry, are returned to the server with a nak, in stream order, so
+//     the next instance gets them at once and in order. The nak counts as
+//     a delivery on the server, which is why Config.MaxDeliveries is far
+//     above Config.MaxAttempts: restarts alone do not dead-letter.
 //   - Reconnection: the connection reconnects forever; the durable
 //     consumer keeps the position on the server, so a NATS restart or a
-//     subscriber restart resumes where the acks left off.
+//     subscriber restart resumes where the acks left off. A consumer that
+//     disappears while Run runs (deleted by mistake, or lost with the
+//     stream, which the hub creates again) is created again where this
+//     process left off, not at Config.Start: after the last message the
+//     server reported acked, or from the first message of a stream
+//     created since. That is logged at ERROR and counted in
+//     pophub_sdk_consumers_recreated_total; the notifications acked in
+//     the last five seconds or so before the loss come again.
+//   - Expiry: a notification the stream deletes (its age or size limits)
+//     before the subscriber took it is lost to the subscriber. When it
+//     binds its consumers, and every five seconds while it runs, the
+//     subscriber compares the stream's first sequence with how far each
+//     consumer got, and logs a gap at ERROR with the stream sequences
+//     deleted unseen and counts it in pophub_sdk_gaps_total. The stream
+//     does not say which of them matched the filter: after a restart, a
+//     filter that matched nothing for longer than the stream keeps
+//     messages reports a gap that lost nothing. See Bootstrap for
+//     starting over from a snapshot.
 //
 // Run one instance per subscriber name: instances sharing a durable share
 // its messages, and per-citizen order then holds only within an instance.
@@ -82,12 +110,25 @@ type Delivery struct {
 	// gives back what it fetched but did not start) counts, whether or not
 	// the Handler ran.
 	Deliveries int
+	// SnapshotVersion is the citizen's version in the bootstrap snapshot
+	// the consumer was created from, when this process walked it and the
+	// citizen was in it; 0 otherwise (no bootstrap, another process, or a
+	// citizen the snapshot did not list).
+	SnapshotVersion int64
+	// InSnapshot reports that the snapshot already reflects this
+	// notification (0 < Version ≤ SnapshotVersion). Only with
+	// Bootstrap.DeliverCovered does a Handler see it true: without, such
+	// notifications are acked without calling it.
+	InSnapshot bool
 }
 
 // Handler handles one notification. It is called concurrently for
 // different citizens and one at a time, in stream order, for one citizen.
 // Returning nil acks the notification; an error retries it after a delay
-// and, after Config.MaxAttempts errors, dead-letters it. A panic is not
+// and, after Config.MaxAttempts errors, dead-letters it. An error marked
+// with Transient (the handler's database or a service it calls is
+// unreachable) is retried until the Handler succeeds or Run's context
+// ends, and does not count against MaxAttempts. A panic is not
 // recovered: it kills the process, and Config.MaxDeliveries bounds how
 // often that can happen. The error text travels in the dead-letter
 // header: it must not contain citizen IDs. ctx carries the hub's trace and
@@ -95,7 +136,8 @@ type Delivery struct {
 type Handler func(ctx context.Context, d *Delivery) error
 
 // StartPolicy says where a new durable consumer starts. It applies only
-// when the consumer is created; an existing one keeps its position.
+// when the consumer is created; an existing one keeps its position, and
+// one this process bound and lost is created again where it left off.
 type StartPolicy int
 
 // Start policies.
@@ -205,7 +247,8 @@ type Config struct {
 	FetchBatch int
 	// MaxAttempts is how many times the Handler may fail (return an
 	// error) at a notification before it is dead-lettered (default 5).
-	// Only the Handler's failures count, not the server's deliveries: a
+	// Failures marked Transient do not count. Only the Handler's failures
+	// count, not the server's deliveries: a
 	// graceful shutdown naks the notifications fetched but not started,
 	// and that is a delivery on the server although the Handler never
 	// ran. The count is kept in the process, so it starts again after a
@@ -252,11 +295,14 @@ type Config struct {
 	// context either way.
 	TracerProvider trace.TracerProvider
 	// MeterProvider records pophub_sdk_notifications_total{subscriber,
-	// outcome} and the gauges pophub_sdk_pending{subscriber} (notifications
+	// outcome}, the gauges pophub_sdk_pending{subscriber} (notifications
 	// the durable consumer has not delivered yet: the subscriber's lag) and
 	// pophub_sdk_ack_pending{subscriber} (delivered, not yet acked), which
 	// are refreshed from each message's metadata and from a consumer info
-	// request every five seconds (default the global provider).
+	// request every five seconds, and the counters
+	// pophub_sdk_consumers_recreated_total{subscriber} and
+	// pophub_sdk_gaps_total{subscriber} (see the package doc's Reconnection
+	// and Expiry), which should stay at 0 (default the global provider).
 	MeterProvider metric.MeterProvider
 	// Propagator extracts the hub's trace context from message headers
 	// (default W3C TraceContext).
@@ -271,7 +317,12 @@ type Config struct {
 // rather than retrying for ever.
 var ErrBootstrapRefused = errors.New("the hub refused the bootstrap")
 
-// Bootstrap configures the snapshot a new subscriber starts from.
+// Bootstrap configures the snapshot a new subscriber starts from: it
+// applies when the subscriber creates a consumer that this process has not
+// bound before. A subscriber that missed notifications the stream deleted
+// (a gap, see the package doc) starts over from a snapshot this way: stop
+// it, delete its durable consumers (Subscriber.Durables; under the hub's
+// access policy the subscriber's identity may), and start it again.
 type Bootstrap struct {
 	// HubURL is the hub's HTTP API, e.g. http://hub:8080 (required).
 	HubURL string
@@ -291,6 +342,13 @@ type Bootstrap struct {
 	// that lists it; it must be idempotent. An error aborts the bootstrap,
 	// which runs again from the start when Run is retried.
 	Handle func(ctx context.Context, p Person) error
+	// DeliverCovered hands the Handler the notifications the snapshot
+	// already reflects, marked Delivery.InSnapshot, instead of acking them
+	// unseen. For a Handler whose notifications are work rather than
+	// copies (a death published during the walk must still stop the
+	// person's benefits, though the snapshot shows them deceased). Off by
+	// default: a Handler that copies records gains nothing from them.
+	DeliverCovered bool
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)

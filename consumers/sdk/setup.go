@@ -40,10 +40,17 @@ func (s *Subscriber) setup(ctx context.Context) ([]jetstream.Consumer, error) {
 	}
 }
 
-// trySetup binds every consumer that exists and creates the others, all
-// from one start position: one bootstrap, or Config.Start.
+// trySetup binds every consumer that exists and creates the others: one
+// this process bound before and lost where it left off (see recreate),
+// the rest from one start position: one bootstrap, or Config.Start.
 func (s *Subscriber) trySetup(ctx context.Context) ([]jetstream.Consumer, error) {
 	if err := s.ensureDeadLetterStream(ctx); err != nil {
+		return nil, err
+	}
+	// The stream's info before the consumers': its sequences are then at
+	// most those the consumers' info reflects (see durable.advance).
+	si, err := s.streamInfo(ctx)
+	if err != nil {
 		return nil, err
 	}
 	conss := make([]jetstream.Consumer, len(s.durables))
@@ -53,6 +60,11 @@ func (s *Subscriber) trySetup(ctx context.Context) ([]jetstream.Consumer, error)
 		switch {
 		case err == nil:
 			conss[i] = cons // an existing consumer keeps its position
+			s.adopt(d, cons, si, 0)
+		case errors.Is(err, jetstream.ErrConsumerNotFound) && d.consumer() != nil:
+			if conss[i], err = s.recreate(ctx, d, si); err != nil {
+				return nil, err
+			}
 		case errors.Is(err, jetstream.ErrConsumerNotFound):
 			missing = append(missing, i)
 		default:
@@ -63,14 +75,7 @@ func (s *Subscriber) trySetup(ctx context.Context) ([]jetstream.Consumer, error)
 		return conss, nil
 	}
 
-	cc := jetstream.ConsumerConfig{
-		AckPolicy: jetstream.AckExplicitPolicy,
-		AckWait:   s.cfg.AckWait,
-		// The SDK counts attempts and dead-letters itself; the server
-		// must never silently give up on a message.
-		MaxDeliver:    -1,
-		MaxAckPending: max(1000, 4*s.cfg.FetchBatch),
-	}
+	var cc jetstream.ConsumerConfig
 	var snapshot map[citizenid.ID]int64
 	if s.cfg.Bootstrap != nil {
 		seq, versions, err := s.bootstrap(ctx)
@@ -79,6 +84,10 @@ func (s *Subscriber) trySetup(ctx context.Context) ([]jetstream.Consumer, error)
 		}
 		snapshot = versions
 		cc.DeliverPolicy, cc.OptStartSeq = jetstream.DeliverByStartSequencePolicy, seq+1
+		// The walk may have taken longer than the stream keeps messages.
+		if si, err = s.streamInfo(ctx); err != nil {
+			return nil, err
+		}
 	} else {
 		switch s.cfg.Start.Policy {
 		case StartNew:
@@ -94,12 +103,8 @@ func (s *Subscriber) trySetup(ctx context.Context) ([]jetstream.Consumer, error)
 	}
 	for _, i := range missing {
 		d := s.durables[i]
-		c := cc
-		c.Durable, c.FilterSubject = d.name, d.filter
-		c.Description = "pophub subscriber " + s.cfg.Name
-		if d.name != s.cfg.Name {
-			c.Description += ", filter " + d.filter
-		}
+		c := s.consumerConfig(d)
+		c.DeliverPolicy, c.OptStartSeq, c.OptStartTime = cc.DeliverPolicy, cc.OptStartSeq, cc.OptStartTime
 		cons, err := s.js.CreateConsumer(ctx, s.cfg.Stream, c)
 		if err != nil {
 			return nil, fmt.Errorf("creating consumer %s: %w", d.name, err)
@@ -110,8 +115,101 @@ func (s *Subscriber) trySetup(ctx context.Context) ([]jetstream.Consumer, error)
 		conss[i] = cons
 		s.cfg.Logger.Info("subscriber: created durable consumer", "subscriber", s.cfg.Name, "consumer", d.name, "filter", c.FilterSubject,
 			"deliver", c.DeliverPolicy.String(), "start_seq", c.OptStartSeq)
+		s.adopt(d, cons, si, c.OptStartSeq)
 	}
 	return conss, nil
+}
+
+// consumerConfig is the configuration of d's consumer, without its start.
+func (s *Subscriber) consumerConfig(d *durable) jetstream.ConsumerConfig {
+	c := jetstream.ConsumerConfig{
+		Durable:       d.name,
+		FilterSubject: d.filter,
+		Description:   "pophub subscriber " + s.cfg.Name,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       s.cfg.AckWait,
+		// The SDK counts attempts and dead-letters itself; the server
+		// must never silently give up on a message.
+		MaxDeliver:    -1,
+		MaxAckPending: max(1000, 4*s.cfg.FetchBatch),
+	}
+	if d.name != s.cfg.Name {
+		c.Description += ", filter " + d.filter
+	}
+	return c
+}
+
+// streamInfo reads the notification stream's info.
+func (s *Subscriber) streamInfo(ctx context.Context) (*jetstream.StreamInfo, error) {
+	st, err := s.js.Stream(ctx, s.cfg.Stream)
+	if err != nil {
+		return nil, fmt.Errorf("looking up stream %s: %w", s.cfg.Stream, err)
+	}
+	return st.CachedInfo(), nil
+}
+
+// recreate creates again a consumer this process had bound and that is
+// gone (deleted by mistake, or lost with the stream, which the hub's relay
+// creates again), where this process left off rather than at
+// Config.Start or from a new bootstrap: after the last message the server
+// reported acked, when the stream is the one the consumer was on, or from
+// the first message of a stream created since. What was acked after that
+// report comes again, which the idempotent Handler absorbs.
+func (s *Subscriber) recreate(ctx context.Context, d *durable, si *jetstream.StreamInfo) (jetstream.Consumer, error) {
+	c := s.consumerConfig(d)
+	d.mu.Lock()
+	sameStream, floor := si.Created.Equal(d.streamCreated), d.ackFloor
+	d.mu.Unlock()
+	if sameStream {
+		c.DeliverPolicy, c.OptStartSeq = jetstream.DeliverByStartSequencePolicy, floor+1
+	} else {
+		c.DeliverPolicy = jetstream.DeliverAllPolicy
+	}
+	cons, err := s.js.CreateConsumer(ctx, s.cfg.Stream, c)
+	if err != nil {
+		return nil, fmt.Errorf("creating lost consumer %s again: %w", d.name, err)
+	}
+	s.recreated.Add(ctx, 1, s.attrs...)
+	s.cfg.Logger.Error("subscriber: the durable consumer was gone; created it again where this process left off",
+		"subscriber", s.cfg.Name, "consumer", d.name, "same_stream", sameStream, "deliver", c.DeliverPolicy.String(), "start_seq", c.OptStartSeq)
+	s.adopt(d, cons, si, c.OptStartSeq)
+	return cons, nil
+}
+
+// adopt makes cons, on the stream si describes, the consumer d reads, and
+// reports a gap its position shows. start is the stream sequence a
+// consumer just created was asked to start at (0: none), which the server
+// moves up to the stream's first sequence when the messages before it
+// are gone.
+func (s *Subscriber) adopt(d *durable, cons jetstream.Consumer, si *jetstream.StreamInfo, start uint64) {
+	ci := cons.CachedInfo()
+	d.mu.Lock()
+	if !si.Created.Equal(d.streamCreated) {
+		d.streamCreated, d.ackFloor, d.accounted = si.Created, 0, 0
+	}
+	d.cons = cons
+	// Only what was acked counts: what was delivered and not acked may
+	// have gone to an earlier instance, and comes again unless it is gone
+	// (what this process holds, it accounted for already).
+	reached := min(ci.AckFloor.Stream, ci.Delivered.Stream)
+	if start > 0 {
+		reached = start - 1
+	}
+	from, to := d.advance(si, ci, reached)
+	d.mu.Unlock()
+	s.reportGap(d, from, to)
+}
+
+// reportGap logs and counts stream sequences [from, to] that the stream
+// deleted before consumer d took them; to 0 reports nothing.
+func (s *Subscriber) reportGap(d *durable, from, to uint64) {
+	if to == 0 {
+		return
+	}
+	s.gaps.Add(context.Background(), 1, s.attrs...)
+	s.cfg.Logger.Error("subscriber: the stream deleted messages before this subscriber took them; the notifications among them that match its filter are lost to it",
+		"subscriber", s.cfg.Name, "consumer", d.name, "filter", d.filter, "first_seq", from, "last_seq", to,
+		"recovery", "stop the subscriber, delete its durable consumers and start it with a bootstrap to start over from a snapshot")
 }
 
 // bind looks up an existing durable consumer, checks that it filters

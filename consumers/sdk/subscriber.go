@@ -2,10 +2,12 @@ package sdk
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -50,6 +52,10 @@ type Subscriber struct {
 	// messages, each acked on its own consumer.)
 	mu       sync.Mutex
 	inflight map[inflightKey]jetstream.Msg
+	// givingBack holds, under mu, the messages fetched but not handled
+	// when Run's context ended, until returnGivenBack naks them in stream
+	// order.
+	givingBack []heldMsg
 
 	// spanless is set while the tracer passes contexts through (see
 	// startSpan) and cleared every spanProbe.
@@ -61,8 +67,13 @@ type Subscriber struct {
 	// The outcomes' attribute sets, built once: recording one is an
 	// atomic add on the metrics SDK's side, and nothing on a no-op one.
 	handled, skipped, retried, deadLettered []metric.AddOption
-	backlog                                 backlog
-	closeOnce                               sync.Once
+	// recreated counts consumers created again after they were lost, and
+	// gaps the notifications the stream deleted before a consumer took
+	// them (see reportGap); attrs is their attribute set.
+	recreated, gaps metric.Int64Counter
+	attrs           []metric.AddOption
+	backlog         backlog
+	closeOnce       sync.Once
 }
 
 // durable is one of the subscriber's durable consumers.
@@ -70,15 +81,72 @@ type durable struct {
 	name, filter string
 	// snapshot holds each citizen's version in the bootstrap snapshot the
 	// consumer was created from (nil: none); its notifications at or below
-	// those versions are skipped. Set when setup creates the consumer,
-	// which may happen again while the workers read it.
+	// those versions are covered by it (see Bootstrap.DeliverCovered). Set
+	// when setup creates the consumer, which may happen again while the
+	// workers read it.
 	snapshot atomic.Pointer[map[citizenid.ID]int64]
+
+	// mu guards what this process knows of the consumer, which outlives
+	// the consumer: a lost one is created again from it (see recreate).
+	mu sync.Mutex
+	// cons is the consumer as last bound or created; nil until setup
+	// first did.
+	cons jetstream.Consumer
+	// streamCreated is when the stream cons is on was created: a stream
+	// created again starts its sequences over.
+	streamCreated time.Time
+	// ackFloor is the stream sequence up to which the server last
+	// reported every message of the consumer acked.
+	ackFloor uint64
+	// accounted is the stream sequence up to which every message
+	// matching the filter was acked, is held by this process, or was
+	// reported as a gap (see advance).
+	accounted uint64
+}
+
+// consumer returns the consumer d reads now, or nil before setup.
+func (d *durable) consumer() jetstream.Consumer {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cons
+}
+
+// advance records the consumer's info ci, read after the stream's info si
+// (so that si's sequences are at most those ci saw), and returns the
+// stream sequences [from, to] the stream deleted before the consumer took
+// them (to 0: none). reached is the sequence up to which ci shows every
+// matching message taken: acked, or with held also delivered to this
+// process, which still holds or handled it. It must be called under d.mu,
+// with si describing the stream d.cons is on.
+//
+// Which of the deleted messages matched the filter, the stream no longer
+// says. A consumer that this process saw caught up (nothing pending, and
+// nothing unacked) took every matching message up to the stream's last
+// sequence at the time, which keeps a quiet filter from reporting the
+// unrelated messages that expire after it.
+func (d *durable) advance(si *jetstream.StreamInfo, ci *jetstream.ConsumerInfo, reached uint64) (from, to uint64) {
+	d.ackFloor = max(d.ackFloor, ci.AckFloor.Stream)
+	d.accounted = max(d.accounted, reached)
+	if first := si.State.FirstSeq; first > d.accounted+1 {
+		from, to = d.accounted+1, first-1
+		d.accounted = to
+	}
+	if ci.NumPending == 0 && ci.NumAckPending == 0 {
+		d.accounted = max(d.accounted, si.State.LastSeq)
+	}
+	return from, to
 }
 
 // inflightKey identifies a message held by the subscriber.
 type inflightKey struct {
 	durable int
 	seq     uint64
+}
+
+// heldMsg is a message the subscriber holds, with its key.
+type heldMsg struct {
+	msg jetstream.Msg
+	key inflightKey
 }
 
 // Durable names one of the subscriber's durable consumers on the hub's
@@ -124,6 +192,21 @@ func New(cfg Config) (*Subscriber, error) {
 		return []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("subscriber", cfg.Name), attribute.String("outcome", o)))}
 	}
 	s.handled, s.skipped, s.retried, s.deadLettered = outcome("handled"), outcome("skipped"), outcome("retried"), outcome("dead_lettered")
+	s.attrs = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("subscriber", cfg.Name)))}
+	s.recreated, err = meter.Int64Counter("pophub_sdk_consumers_recreated_total",
+		metric.WithDescription("Durable consumers the subscriber found gone while it ran and created again where it had left off."))
+	if err != nil {
+		return nil, fmt.Errorf("creating metrics: %w", err)
+	}
+	s.gaps, err = meter.Int64Counter("pophub_sdk_gaps_total",
+		metric.WithDescription("Times the subscriber found that the stream had deleted messages before its consumer took them: the notifications among them are lost to it."))
+	if err != nil {
+		return nil, fmt.Errorf("creating metrics: %w", err)
+	}
+	// Exported at 0 from the start, so that an alert on any increase has
+	// a series to watch.
+	s.recreated.Add(context.Background(), 0, s.attrs...)
+	s.gaps.Add(context.Background(), 0, s.attrs...)
 	if err := s.backlog.register(meter, cfg.Name, len(s.durables)); err != nil {
 		return nil, fmt.Errorf("creating metrics: %w", err)
 	}
@@ -224,12 +307,10 @@ func (s *Subscriber) Run(ctx context.Context) error {
 	})
 	defer stopWatch()
 
-	watching := make(chan struct{})
-	go func() {
-		defer close(watching)
-		s.watchBacklog(ctx, conss)
-	}()
-	defer func() { <-watching }()
+	var background sync.WaitGroup
+	background.Go(func() { s.watchBacklog(ctx) })
+	background.Go(func() { s.warnIfDeadLettersExpire(ctx) })
+	defer background.Wait()
 
 	queues := make([]*queue, s.cfg.Concurrency)
 	var workers sync.WaitGroup
@@ -261,10 +342,13 @@ func (s *Subscriber) Run(ctx context.Context) error {
 	defer probe.Stop()
 	flush := time.NewTicker(gatherWait)
 	defer flush.Stop()
+	// The keep-alive runs until every message was acked or given back.
+	returned := make(chan struct{})
+	defer close(returned)
 	go func() {
 		for {
 			select {
-			case <-s.stopped:
+			case <-returned:
 				return
 			case <-flush.C:
 				flushAll(queues)
@@ -285,9 +369,59 @@ func (s *Subscriber) Run(ctx context.Context) error {
 		q.close()
 	}
 	workers.Wait()
+	s.returnGivenBack()
 	s.touchInflight() // nothing should be left; keep any straggler alive
 	s.cfg.Logger.Info("subscriber stopped", "subscriber", s.cfg.Name)
 	return nil
+}
+
+// giveBack keeps msg, fetched but not handled when Run's context ended,
+// for returnGivenBack.
+func (s *Subscriber) giveBack(msg jetstream.Msg, key inflightKey) {
+	s.mu.Lock()
+	s.givingBack = append(s.givingBack, heldMsg{msg: msg, key: key})
+	s.mu.Unlock()
+}
+
+// returnGivenBack returns the messages given back at shutdown to the
+// server with a nak each, in stream order per consumer. The server
+// redelivers nakked messages in the order the naks arrive, so a citizen's
+// notifications reach the next instance in order, whether they were
+// waiting for a retry, queued behind it, or still arriving when Run's
+// context ended. Call it after the pull loops stopped.
+func (s *Subscriber) returnGivenBack() {
+	s.mu.Lock()
+	back := s.givingBack
+	s.givingBack = nil
+	s.mu.Unlock()
+	if len(back) == 0 {
+		return
+	}
+	slices.SortFunc(back, func(a, b heldMsg) int {
+		return cmp.Or(cmp.Compare(a.key.durable, b.key.durable), cmp.Compare(a.key.seq, b.key.seq))
+	})
+	// The server still holds the pull loops' last requests. Handing a
+	// redelivery to one of them, it finds nobody listening and queues the
+	// message again behind the others (nats-server 2.9 to 2.15), which
+	// would reorder them. A consumer info request drops such requests.
+	for i, m := range back {
+		if i > 0 && m.key.durable == back[i-1].key.durable {
+			continue
+		}
+		d := s.durables[m.key.durable]
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if _, err := d.consumer().Info(ctx); err != nil {
+			s.cfg.Logger.Warn("subscriber: reading consumer info before returning unhandled notifications",
+				"subscriber", s.cfg.Name, "consumer", d.name, "error", err)
+		}
+		cancel()
+	}
+	for _, m := range back {
+		_ = m.msg.Nak()
+	}
+	if err := s.nc.FlushTimeout(5 * time.Second); err != nil {
+		s.cfg.Logger.Warn("subscriber: returning unhandled notifications", "subscriber", s.cfg.Name, "error", err)
+	}
 }
 
 // fetchLoop pulls messages from the consumer durables[d] and hands them
@@ -308,7 +442,7 @@ func (s *Subscriber) fetchLoop(ctx context.Context, d int, cons jetstream.Consum
 		gather := s.gather(cons, queues[0].limit)
 		cc, err := cons.Consume(func(msg jetstream.Msg) {
 			if ctx.Err() != nil {
-				_ = msg.Nak() // fetched but not started: to the next instance at once
+				s.giveBackArrived(msg, d) // fetched but not started: to the next instance
 				return
 			}
 			s.dispatch(msg, d, queues, gather)
@@ -331,6 +465,24 @@ func (s *Subscriber) fetchLoop(ctx context.Context, d int, cons jetstream.Consum
 				cons = cs[d]
 			}
 		}
+	}
+}
+
+// giveBackArrived gives back a message of consumer d that arrived after
+// Run's context ended, unless it is a redelivery of one this process
+// holds, which is acked or given back itself.
+func (s *Subscriber) giveBackArrived(msg jetstream.Msg, d int) {
+	meta, err := msg.Metadata()
+	if err != nil {
+		_ = msg.Term() // not a JetStream message: cannot happen on a pull consumer
+		return
+	}
+	key := inflightKey{durable: d, seq: meta.Sequence.Stream}
+	s.mu.Lock()
+	_, held := s.inflight[key]
+	s.mu.Unlock()
+	if !held {
+		s.giveBack(msg, key)
 	}
 }
 
@@ -421,9 +573,12 @@ func (s *Subscriber) release(key inflightKey) {
 // worked on, so waiting in a queue or a retry does not cause redelivery.
 func (s *Subscriber) touchInflight() {
 	s.mu.Lock()
-	msgs := make([]jetstream.Msg, 0, len(s.inflight))
+	msgs := make([]jetstream.Msg, 0, len(s.inflight)+len(s.givingBack))
 	for _, m := range s.inflight {
 		msgs = append(msgs, m)
+	}
+	for _, m := range s.givingBack {
+		msgs = append(msgs, m.msg)
 	}
 	s.mu.Unlock()
 	for _, m := range msgs {
@@ -431,13 +586,14 @@ func (s *Subscriber) touchInflight() {
 	}
 }
 
-// failures counts, per stream sequence, the handler's failed attempts at
-// the messages a worker still holds or gave back without handling them:
-// MaxAttempts bounds these, not the server's deliveries, which a graceful
-// shutdown also adds to (it naks what it fetched but did not start). An
-// entry goes when its message is acked or dead-lettered; it outlives the
-// message only when dead-lettering failed and the message comes back, or
-// when a shutdown gave it back with a nak, and it dies with the process.
+// failures counts, per stream sequence, the handler's failed attempts
+// (those not marked Transient) at the messages a worker still holds or
+// gave back without handling them: MaxAttempts bounds these, not the
+// server's deliveries, which a graceful shutdown also adds to (it naks
+// what it fetched but did not start). An entry goes when its message is
+// acked or dead-lettered; it outlives the message only when dead-lettering
+// failed and the message comes back, or when a shutdown gave it back with
+// a nak, and it dies with the process.
 type failures map[uint64]failure
 
 // failure is the handler's failed attempts at one message so far.
@@ -452,7 +608,8 @@ type failure struct {
 // worker's messages.
 func (s *Subscriber) handle(ctx context.Context, it item, cp *copies, failed failures) {
 	msg, seq := it.msg, it.meta.Sequence.Stream
-	defer s.release(inflightKey{durable: it.durable, seq: seq})
+	key := inflightKey{durable: it.durable, seq: seq}
+	defer s.release(key)
 	// A copy of a message handled from another filter's consumer is acked
 	// even when stopping: given back, it would be handled again after the
 	// restart, which remembers nothing.
@@ -462,7 +619,7 @@ func (s *Subscriber) handle(ctx context.Context, it item, cp *copies, failed fai
 		return
 	}
 	if s.stopping.Load() {
-		_ = msg.Nak()
+		s.giveBack(msg, key)
 		return
 	}
 	var due uint64 // the other consumers that deliver this stream message too
@@ -481,7 +638,10 @@ func (s *Subscriber) handle(ctx context.Context, it item, cp *copies, failed fai
 		return
 	}
 	if snap := s.durables[it.durable].snapshot.Load(); snap != nil {
-		if v, ok := (*snap)[d.CitizenID]; ok && d.Version <= v {
+		if v, ok := (*snap)[d.CitizenID]; ok {
+			d.SnapshotVersion, d.InSnapshot = v, d.Version <= v
+		}
+		if d.InSnapshot && !s.cfg.Bootstrap.DeliverCovered {
 			// Already in the snapshot the consumer started from. Not
 			// remembered as handled: another consumer's copy is skipped
 			// by its own snapshot, if it has one.
@@ -523,6 +683,7 @@ func (s *Subscriber) handle(ctx context.Context, it item, cp *copies, failed fai
 		)
 	}
 	defer span.End()
+	counted := before.attempts // the failures that count against MaxAttempts
 	for {
 		if d.Attempt > 1 {
 			span.SetAttributes(attribute.Int("pophub.attempt", d.Attempt))
@@ -538,24 +699,29 @@ func (s *Subscriber) handle(ctx context.Context, it item, cp *copies, failed fai
 			return
 		}
 		span.RecordError(err)
-		failed[seq] = failure{attempts: d.Attempt, last: err}
-		if d.Attempt >= s.cfg.MaxAttempts {
-			span.SetStatus(codes.Error, "dead-lettered")
-			if s.deadLetter(ctx, msg, d, d.Attempt, err) {
-				delete(failed, seq)
-				cp.handled(seq, due)
+		transient := IsTransient(err)
+		if !transient {
+			counted++
+			failed[seq] = failure{attempts: counted, last: err}
+			if counted >= s.cfg.MaxAttempts {
+				span.SetStatus(codes.Error, "dead-lettered")
+				if s.deadLetter(ctx, msg, d, counted, err) {
+					delete(failed, seq)
+					cp.handled(seq, due)
+				}
+				return
 			}
-			return
 		}
 		s.count(s.retried)
 		delay := s.cfg.Backoff[min(d.Attempt, len(s.cfg.Backoff))-1]
 		s.cfg.Logger.Warn("subscriber: handler failed, retrying", "subscriber", s.cfg.Name, "seq", seq,
-			"attempt", d.Attempt, "delay", delay, "error", err)
+			"attempt", d.Attempt, "transient", transient, "delay", delay, "error", err)
 		select {
 		case <-time.After(delay):
 		case <-s.stopped:
-			// Shutting down: let the server redeliver it after the delay.
-			_ = msg.NakWithDelay(delay)
+			// Shutting down: given back with the messages behind it, in
+			// stream order, so the next instance takes it first.
+			s.giveBack(msg, key)
 			return
 		}
 		d.Attempt++

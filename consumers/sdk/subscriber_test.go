@@ -454,9 +454,12 @@ func TestNATSRestartLosesNothing(t *testing.T) {
 	run(t, sdk.Config{Name: "restart", URL: e.srv.URL(), Filters: siFilters, Handler: rec.handle,
 		Start: sdk.Start{Policy: sdk.StartAll}, AckWait: 2 * time.Second, Concurrency: 4})
 	waitFor(t, "some handled", 20*time.Second, func() bool { return rec.distinct() > half/3 })
+	reconnects := e.nc.Stats().Reconnects
 	e.srv.Restart()
 	t.Logf("restarted NATS after %d notifications", rec.distinct())
-	waitFor(t, "publisher reconnected", 10*time.Second, func() bool { return e.nc.IsConnected() })
+	// Until the publisher notices the old connection is gone, it still
+	// reports being connected.
+	waitFor(t, "publisher reconnected", 10*time.Second, func() bool { return e.nc.IsConnected() && e.nc.Stats().Reconnects > reconnects })
 	sdktest.Publish(t, e.js, all[half:]...)
 	waitFor(t, "all notifications", 60*time.Second, func() bool { return rec.distinct() == len(all) })
 	rec.mu.Lock()

@@ -36,12 +36,15 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
@@ -214,12 +217,34 @@ func (h *Handler) Handle(ctx context.Context, d *sdk.Delivery) error {
 	c := changeFor(d, h.region)
 	created, err := h.store.apply(ctx, c)
 	if err != nil {
+		if databaseUnreachable(ctx, err) {
+			// Waiting out the database beats dead-lettering the bureau's work.
+			return sdk.Transient(err)
+		}
 		return err
 	}
 	if created {
 		h.created.Add(ctx, 1, metric.WithAttributes(attribute.String("kind", c.task.Kind)))
 	}
 	return nil
+}
+
+// databaseUnreachable reports whether err says PostgreSQL could not be
+// reached or was not serving (down, restarting, out of connections), as
+// opposed to refusing the statement; a caller that gave up is neither.
+func databaseUnreachable(ctx context.Context, err error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		c := pgErr.Code
+		return strings.HasPrefix(c, "08") || strings.HasPrefix(c, "53") || strings.HasPrefix(c, "57P") || c == "40001" || c == "40P01"
+	}
+	var connectErr *pgconn.ConnectError
+	var netErr net.Error
+	return errors.As(err, &connectErr) || errors.As(err, &netErr) || pgconn.Timeout(err) || pgconn.SafeToRetry(err) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // HandlePerson records a snapshot person in the roster.
@@ -327,7 +352,9 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		TracerProvider: cfg.TracerProvider, MeterProvider: mh.provider, Logger: cfg.Logger, TLS: cfg.TLS,
 		ConsumerPerFilter: cfg.ConsumerPerFilter, User: cfg.NATSUser, Password: cfg.NATSPassword, InboxPrefix: cfg.NATSInboxPrefix}
 	if cfg.Hub != "" {
-		scfg.Bootstrap = &sdk.Bootstrap{HubURL: cfg.Hub, Purpose: cfg.Purpose, Token: cfg.Token, Handle: h.HandlePerson}
+		// Notifications the snapshot already holds are still work: a death
+		// during the walk must become a stop_benefits task.
+		scfg.Bootstrap = &sdk.Bootstrap{HubURL: cfg.Hub, Purpose: cfg.Purpose, Token: cfg.Token, Handle: h.HandlePerson, DeliverCovered: true}
 	}
 	sub, err := sdk.New(scfg)
 	if err != nil {

@@ -43,6 +43,7 @@ const EligibilityBucket = "pophub_eligibility"
 //
 //	$JS.API.INFO                                  account info (jetstream.New, AccountInfo)
 //	$JS.API.STREAM.INFO.POP                       stream lookup
+//	$JS.API.STREAM.INFO.POPDLQ                    the dead-letter stream's limits (the SDK warns when it expires them)
 //	$JS.API.STREAM.NAMES                          StreamNameBySubject (the SDK's dead-letter stream lookup)
 //	$JS.API.CONSUMER.INFO.POP.<c>                 binding to the durable consumer
 //	$JS.API.CONSUMER.CREATE.POP.<c>.<filter>      create/update it: for <name> once per allowed
@@ -98,6 +99,7 @@ func NATSPermissions(id Identity) *server.Permissions {
 		"$JS.API.INFO",
 		"$JS.API.STREAM.NAMES",
 		"$JS.API.STREAM.INFO."+s,
+		"$JS.API.STREAM.INFO."+DeadLetterStream,
 		"$JS.API.CONSUMER.INFO."+s+"."+n,
 		"$JS.API.CONSUMER.DELETE."+s+"."+n,
 		"$JS.API.CONSUMER.MSG.NEXT."+s+"."+n,

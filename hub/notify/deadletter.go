@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -15,8 +14,9 @@ import (
 // SDK creates the same stream itself when it may; under an access policy
 // subscribers may not create streams (a stream captures arbitrary
 // subjects), so the hub, which may, creates it for them. Its settings are
-// the SDK's: file storage, 90 days. An existing stream, the SDK's or an
-// operator's, is left as it is.
+// the SDK's: file storage and no limits, so that a dead letter waits until
+// an operator replays or deletes it, as rejected records do in the Kafka
+// DLQ. An existing stream, the SDK's or an operator's, is left as it is.
 func EnsureDeadLetterStream(ctx context.Context, js jetstream.JetStream, name, prefix string) error {
 	if _, err := js.StreamNameBySubject(ctx, prefix+".>"); err == nil {
 		return nil
@@ -28,7 +28,6 @@ func EnsureDeadLetterStream(ctx context.Context, js jetstream.JetStream, name, p
 		Description: "pophub subscribers' dead letters",
 		Subjects:    []string{prefix + ".>"},
 		Storage:     jetstream.FileStorage,
-		MaxAge:      90 * 24 * time.Hour,
 	})
 	if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 		return fmt.Errorf("creating the dead-letter stream %s: %w", name, err)
