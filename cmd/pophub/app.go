@@ -382,7 +382,12 @@ func (m *Main) Start(ctx context.Context) (err error) {
 	if m.Config.Embedded && m.Config.NATSSync == 0 {
 		republish = 0 // the embedded server synced every write
 	}
-	m.Relay = notify.New(notify.Config{Logger: log, Meter: meter, Tracer: tracer, RepublishWindow: republish, Stream: stream}, js, m.Store)
+	relayCfg := notify.Config{Logger: log, Meter: meter, Tracer: tracer, RepublishWindow: republish, Stream: stream}
+	if pg, ok := m.Store.(*postgres.Store); ok {
+		// Instances sharing the schema take turns: one relay publishes.
+		relayCfg.Lease = pg.RelayLease()
+	}
+	m.Relay = notify.New(relayCfg, js, m.Store)
 
 	m.Consumer, err = ingest.New(ingest.Config{Brokers: m.brokers, SASL: m.kafkaSASL, TLS: m.clientTLS, GroupID: m.Config.GroupID, Logger: log, Meter: meter, Tracer: tracer},
 		wakeAfterApply{m.Store, m.Relay})

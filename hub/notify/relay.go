@@ -18,14 +18,25 @@
 // A stream that is gone (a lost volume, a deletion by mistake) is created
 // again, with Config.Stream, as soon as publishing finds it missing.
 //
+// Several hub instances sharing one store run one relay each, but only
+// the one holding the store's lease (Config.Lease) publishes; the others
+// stand by and take over within a couple of seconds when the leader stops
+// or its lease is lost. Two relays publishing the whole outbox would
+// multiply NATS traffic and contend on the same rows for nothing.
+//
 // Telemetry: pophub_notifications_published_total{kind} (kind is the
 // subject's second token: changed, migration, death, eligibility; other
-// for anything else), pophub_notifications_republished_total (present
-// from the start, at zero), the gauges pophub_outbox_backlog (the
-// store's count of entries not yet acknowledged, read at each scrape)
-// and pophub_outbox_age_seconds, the histogram
-// pophub_relay_publish_duration_seconds, and one "outbox relay" span per
-// round.
+// for anything else) counts the notifications the stream stored, so that
+// its sum over instances is what the stream gained;
+// pophub_notifications_republished_total those of the republish window
+// it stored again (it had lost them); pophub_notifications_duplicate_total
+// the acknowledgements of notifications the stream already held, which it
+// dropped (all three present from the start, at zero); the gauges
+// pophub_relay_leader (1 while this instance's relay publishes, 0 while it
+// stands by), pophub_outbox_backlog (the store's count of entries not yet
+// acknowledged, read at each scrape) and pophub_outbox_age_seconds, the
+// histogram pophub_relay_publish_duration_seconds, and one "outbox relay"
+// span per round.
 //
 // Each message carries W3C trace context in its headers. An entry whose
 // trace context (the one its change was committed with) is sampled gets a
@@ -46,6 +57,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -159,6 +171,25 @@ type Outbox interface {
 	DeletePublished(ctx context.Context, olderThan time.Duration) error
 }
 
+// Lease elects the relay that publishes when several hub instances share
+// one store: the relay publishes only while it holds the lease. A Lease is
+// used by one relay, from one goroutine at a time.
+type Lease interface {
+	// TryAcquire takes the lease if no one else holds it, without
+	// waiting, and reports whether this Lease holds it (true again when
+	// it already did).
+	TryAcquire(ctx context.Context) (bool, error)
+	// Check returns an error when the lease may have been lost (the
+	// connection it is held on failed or does not answer in time); the
+	// lease is then no longer held, and TryAcquire may take it again. It
+	// must not report the lease held after another instance could have
+	// taken it.
+	Check(ctx context.Context) error
+	// Release gives the lease up so that another instance takes it at its
+	// next try. It is safe to call when the lease is not held.
+	Release(ctx context.Context)
+}
+
 // Config configures a Relay.
 type Config struct {
 	// BatchSize is the most entries published per round, and so the most
@@ -191,6 +222,15 @@ type Config struct {
 	// start: the relay creates the stream again with it when publishing
 	// finds the stream missing. Its Logger defaults to Logger.
 	Stream StreamConfig
+	// Lease makes this relay one of several on a shared store (PostgreSQL)
+	// that publish one at a time: it publishes only while it holds the
+	// lease. Nil (a store only one process opens, such as memdb): the
+	// relay always publishes.
+	Lease Lease
+	// LeaseInterval is how often a standing-by relay tries to take the
+	// lease, and how often the leading one checks that it still holds it
+	// (default 1s).
+	LeaseInterval time.Duration
 
 	Logger *slog.Logger
 	Meter  metric.Meter
@@ -206,6 +246,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.AckTimeout <= 0 {
 		c.AckTimeout = 10 * time.Second
+	}
+	if c.LeaseInterval <= 0 {
+		c.LeaseInterval = time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -223,17 +266,22 @@ func (c *Config) setDefaults() {
 }
 
 // Relay moves outbox entries to JetStream. It is the only publisher of
-// notifications: one Relay per hub process; several processes on one store
-// may publish the same entry, which JetStream then drops by Nats-Msg-Id.
+// notifications: one Relay per hub process, and with a Lease one
+// publishing per store. Should two publish the same entry anyway (a
+// leader cut off before it noticed, a crash before an entry was marked),
+// JetStream drops the repeat by Nats-Msg-Id.
 type Relay struct {
 	cfg    Config
 	js     jetstream.JetStream
 	outbox Outbox
 	wake   chan struct{}
+	// leading is whether Run publishes now (holds the lease, or needs none).
+	leading atomic.Bool
 
 	published   metric.Int64Counter
 	byKind      [len(kinds)]metric.AddOption // published's attribute sets
 	republished metric.Int64Counter
+	duplicates  metric.Int64Counter
 	age         metric.Float64Gauge
 	duration    metric.Float64Histogram
 
@@ -255,15 +303,29 @@ func New(cfg Config, js jetstream.JetStream, outbox Outbox) *Relay {
 	r.replay = cfg.RepublishWindow > 0
 	// Instrument creation only fails on invalid names, which these are not.
 	r.published, _ = cfg.Meter.Int64Counter("pophub.notifications.published", metric.WithUnit("{notification}"),
-		metric.WithDescription("Notifications acknowledged by JetStream."))
+		metric.WithDescription("Notifications JetStream acknowledged and stored; repeats it dropped count as duplicates."))
 	r.republished, _ = cfg.Meter.Int64Counter("pophub.notifications.republished", metric.WithUnit("{notification}"),
-		metric.WithDescription("Notifications published again after a reconnect, within the republish window."))
-	// Both counters show on /metrics from the start, at zero.
+		metric.WithDescription("Notifications of the republish window JetStream stored again after a reconnect, a restart or a re-created stream: it had lost them."))
+	r.duplicates, _ = cfg.Meter.Int64Counter("pophub.notifications.duplicate", metric.WithUnit("{notification}"),
+		metric.WithDescription("Notifications JetStream acknowledged as repeats of ones it held (same Nats-Msg-Id within its duplicate window) and did not store again."))
+	// The counters show on /metrics from the start, at zero.
 	for i, k := range kinds {
 		r.byKind[i] = metric.WithAttributeSet(attribute.NewSet(attribute.String("kind", k)))
 		r.published.Add(context.Background(), 0, r.byKind[i])
 	}
 	r.republished.Add(context.Background(), 0)
+	r.duplicates.Add(context.Background(), 0)
+	// No unit: the exporter would name a unit of 1 pophub_relay_leader_ratio.
+	_, _ = cfg.Meter.Int64ObservableGauge("pophub.relay.leader",
+		metric.WithDescription("1 while this instance's relay publishes the outbox (it holds the store's relay lease, or needs none), 0 while it stands by."),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			if r.leading.Load() {
+				o.Observe(1)
+			} else {
+				o.Observe(0)
+			}
+			return nil
+		}))
 	// The backlog is the store's count, read at each scrape: a relay
 	// round sees at most one batch of it.
 	_, _ = cfg.Meter.Int64ObservableGauge("pophub.outbox.backlog", metric.WithUnit("{notification}"),
@@ -311,6 +373,10 @@ func (r *Relay) Ping(ctx context.Context) error {
 	return nil
 }
 
+// Leading reports whether the relay publishes now: it runs and holds the
+// store's lease, or needs none. It is safe for concurrent use.
+func (r *Relay) Leading() bool { return r.leading.Load() }
+
 // Wake makes an idle relay look at the outbox now. It never blocks and is
 // safe for concurrent use.
 func (r *Relay) Wake() {
@@ -322,8 +388,111 @@ func (r *Relay) Wake() {
 
 // Run publishes until ctx ends, and returns ctx's error. Errors (NATS
 // down, store down) are retried with backoff: an outage delays
-// notifications but never loses one. Call Run once.
+// notifications but never loses one. With a Lease, Run publishes only
+// while it holds the lease: it tries to take it every LeaseInterval,
+// checks it as often while leading, stops publishing as soon as a check
+// fails, and releases it when ctx ends. Call Run once.
 func (r *Relay) Run(ctx context.Context) error {
+	if r.cfg.Lease == nil {
+		r.leading.Store(true)
+		defer r.leading.Store(false)
+		return r.publishLoop(ctx)
+	}
+	defer r.releaseLease()
+	var state string // what was last logged of the lease
+	logState := func(next string, level slog.Level, msg string, args ...any) {
+		if next != state {
+			state = next
+			r.cfg.Logger.Log(ctx, level, msg, args...)
+		}
+	}
+	for {
+		tctx, cancel := context.WithTimeout(ctx, leaseTimeout)
+		held, err := r.cfg.Lease.TryAcquire(tctx)
+		cancel()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		switch {
+		case err != nil:
+			logState("failing", slog.LevelWarn, "taking the outbox relay lease failed: standing by, trying again", "err", err, "every", r.cfg.LeaseInterval)
+		case !held:
+			logState("standby", slog.LevelInfo, "another hub instance leads the outbox relay: standing by", "every", r.cfg.LeaseInterval)
+		default:
+			r.cfg.Logger.Info("took the outbox relay lease: this instance publishes the notifications")
+			lost := r.lead(ctx)
+			if ctx.Err() != nil {
+				r.cfg.Logger.Info("released the outbox relay lease: stopping")
+				return ctx.Err()
+			}
+			state = "lost"
+			r.cfg.Logger.Info("lost the outbox relay lease: stopped publishing, standing by", "err", lost)
+		}
+		if !sleep(ctx, r.cfg.LeaseInterval) {
+			return ctx.Err()
+		}
+	}
+}
+
+// leaseTimeout bounds each question to the lease. A check that takes
+// longer counts as a lost lease, well before a server that lost the
+// leader's connection would release it to another instance.
+const leaseTimeout = 3 * time.Second
+
+// lead publishes while the lease is held: until ctx ends, or a check of
+// the lease fails, whose error it returns. It then releases the lease.
+func (r *Relay) lead(ctx context.Context) error {
+	leadCtx, lose := context.WithCancelCause(ctx)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		r.watchLease(leadCtx, lose)
+	}()
+	// The previous leader may have gone down with the NATS server: publish
+	// the window the store keeps again, as at a start.
+	r.replay = r.cfg.RepublishWindow > 0
+	r.leading.Store(true)
+	_ = r.publishLoop(leadCtx)
+	r.leading.Store(false)
+	lose(nil)
+	<-watched
+	// Standing by, this instance no longer sees the oldest entry's age:
+	// the leader reports it.
+	r.age.Record(context.WithoutCancel(ctx), 0)
+	r.releaseLease()
+	return context.Cause(leadCtx)
+}
+
+// watchLease checks the lease every LeaseInterval until ctx ends, and
+// calls lose with the error of the first check that fails.
+func (r *Relay) watchLease(ctx context.Context, lose context.CancelCauseFunc) {
+	tick := time.NewTicker(r.cfg.LeaseInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		cctx, cancel := context.WithTimeout(ctx, leaseTimeout)
+		err := r.cfg.Lease.Check(cctx)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			lose(err)
+			return
+		}
+	}
+}
+
+// releaseLease gives the lease up, even when Run's context has ended.
+func (r *Relay) releaseLease() {
+	ctx, cancel := context.WithTimeout(context.Background(), leaseTimeout)
+	defer cancel()
+	r.cfg.Lease.Release(ctx)
+}
+
+// publishLoop publishes rounds until ctx ends, and returns ctx's error.
+func (r *Relay) publishLoop(ctx context.Context) error {
 	backoff := 50 * time.Millisecond
 	for {
 		n, err := r.round(ctx)
@@ -392,7 +561,7 @@ func (r *Relay) round(ctx context.Context) (int, error) {
 		trace.WithAttributes(attribute.Int("messaging.batch.message_count", len(entries)), attribute.String("messaging.system", "nats")))
 	defer span.End()
 
-	acked, pubErr := r.publish(ctx, entries)
+	acked, duplicate, pubErr := r.publish(ctx, entries)
 	if ctx.Err() != nil {
 		return 0, ctx.Err()
 	}
@@ -406,14 +575,24 @@ func (r *Relay) round(ctx context.Context) (int, error) {
 			// again and JetStream drops the repeats.
 			return 0, fmt.Errorf("recording published notifications: %w", err)
 		}
+		// Only what the stream stored counts as published: summed over
+		// instances, the counter is what the stream gained.
 		var n [len(kinds)]int64
-		for _, e := range acked {
-			n[kindOf(e.Subject)]++
+		dups := int64(0)
+		for i, e := range acked {
+			if duplicate[i] {
+				dups++
+			} else {
+				n[kindOf(e.Subject)]++
+			}
 		}
 		for i, c := range n {
 			if c > 0 {
 				r.published.Add(ctx, c, r.byKind[i])
 			}
+		}
+		if dups > 0 {
+			r.duplicates.Add(ctx, dups)
 		}
 	}
 	r.duration.Record(ctx, time.Since(start).Seconds())
@@ -425,9 +604,10 @@ func (r *Relay) round(ctx context.Context) (int, error) {
 }
 
 // publish sends entries asynchronously, all at once, and waits for their
-// acknowledgements. It returns the acknowledged entries and an error for
-// the others.
-func (r *Relay) publish(ctx context.Context, entries []hub.OutboxEntry) ([]hub.OutboxEntry, error) {
+// acknowledgements. It returns the acknowledged entries, whether JetStream
+// acknowledged each as a duplicate (it held the message already and did
+// not store it again), and an error for the others.
+func (r *Relay) publish(ctx context.Context, entries []hub.OutboxEntry) (acked []hub.OutboxEntry, duplicate []bool, _ error) {
 	futures := make([]jetstream.PubAckFuture, len(entries))
 	var spans []trace.Span // per entry, made when the first sampled one comes
 	var pubErr error
@@ -470,7 +650,8 @@ func (r *Relay) publish(ctx context.Context, entries []hub.OutboxEntry) ([]hub.O
 	}()
 	timeout := time.NewTimer(r.cfg.AckTimeout)
 	defer timeout.Stop()
-	acked := make([]hub.OutboxEntry, 0, len(entries))
+	acked = make([]hub.OutboxEntry, 0, len(entries))
+	duplicate = make([]bool, 0, len(entries))
 	// A missing stream refuses every entry: one error says so, with the
 	// first refusal, not one per entry.
 	refused, firstRefusal := 0, error(nil)
@@ -480,8 +661,9 @@ wait:
 			break
 		}
 		select {
-		case <-f.Ok():
+		case ack := <-f.Ok():
 			acked = append(acked, entries[i])
+			duplicate = append(duplicate, ack.Duplicate)
 			end(i, nil)
 		case err := <-f.Err():
 			if refused++; firstRefusal == nil {
@@ -493,13 +675,13 @@ wait:
 			break wait
 		case <-ctx.Done():
 			pubErr = ctx.Err()
-			return nil, pubErr
+			return nil, nil, pubErr
 		}
 	}
 	if refused > 0 {
 		pubErr = errors.Join(pubErr, fmt.Errorf("%d of %d notifications refused, the first: %w", refused, len(entries), firstRefusal))
 	}
-	return acked, pubErr
+	return acked, duplicate, pubErr
 }
 
 // startSpan starts the producer span of an entry whose trace context is
@@ -600,7 +782,7 @@ func (r *Relay) republish(ctx context.Context) error {
 	if !r.replay {
 		return nil
 	}
-	total := 0
+	total, restored := 0, 0
 	for after := int64(0); ; {
 		entries, err := r.outbox.PublishedOutbox(ctx, after, r.cfg.BatchSize)
 		if err != nil {
@@ -609,16 +791,24 @@ func (r *Relay) republish(ctx context.Context) error {
 		if len(entries) == 0 {
 			break
 		}
-		acked, err := r.publish(ctx, entries)
-		r.republished.Add(ctx, int64(len(acked)))
+		acked, duplicate, err := r.publish(ctx, entries)
+		dups := 0
+		for _, d := range duplicate {
+			if d {
+				dups++
+			}
+		}
+		r.republished.Add(ctx, int64(len(acked)-dups))
+		r.duplicates.Add(ctx, int64(dups))
 		total += len(acked)
+		restored += len(acked) - dups
 		if err != nil {
 			return fmt.Errorf("publishing recent notifications again: %w", err)
 		}
 		after = entries[len(entries)-1].Seq
 	}
 	if total > 0 {
-		r.cfg.Logger.Info("published recent notifications again: the server may have lost them", "count", total, "window", r.cfg.RepublishWindow)
+		r.cfg.Logger.Info("published recent notifications again: the server may have lost them", "count", total, "stored_again", restored, "window", r.cfg.RepublishWindow)
 	}
 	r.replay = false
 	return nil

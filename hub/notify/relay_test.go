@@ -229,6 +229,68 @@ func TestRelayPublishesEveryEntryOnce(t *testing.T) {
 	}
 }
 
+// TestRelayCountsOnlyStoredNotifications: a notification JetStream
+// acknowledges as a duplicate (it held it already) is not counted as
+// published, whether pending entries are published a second time (a
+// second relay, a crash before they were marked) or the republish window
+// is published again to a server that kept it: the published counters
+// summed over relays equal the stream's messages, and the repeats show as
+// duplicates.
+func TestRelayCountsOnlyStoredNotifications(t *testing.T) {
+	const n = 50
+	for _, tc := range []struct {
+		name string
+		// again is the second relay's outbox, holding the first's entries.
+		again  func(t *testing.T) *memOutbox
+		window time.Duration
+		// counter is what the second relay counts its acknowledgements in.
+		counter string
+	}{
+		{"pending entries published again", func(*testing.T) *memOutbox { return newOutbox(n) }, 0, "pophub_notifications_published_total"},
+		{"republish window published again", func(t *testing.T) *memOutbox {
+			o := newOutbox(n)
+			seqs := make([]int64, n)
+			for i := range seqs {
+				seqs[i] = int64(i + 1)
+			}
+			if err := o.MarkPublished(context.Background(), seqs); err != nil {
+				t.Fatal(err)
+			}
+			return o
+		}, time.Minute, "pophub_notifications_republished_total"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			js := connect(t, natsServer(t, 0).ClientURL())
+			if err := EnsureStream(context.Background(), js, StreamConfig{}); err != nil {
+				t.Fatal(err)
+			}
+			firstTel, secondTel := newTelemetry(t), newTelemetry(t)
+			o := newOutbox(n)
+			runRelay(t, New(Config{Meter: firstTel.Meter("test")}, js, o))
+			waitDone(t, o, n)
+			runRelay(t, New(Config{Meter: secondTel.Meter("test"), RepublishWindow: tc.window}, js, tc.again(t)))
+			waitFor(t, "the second relay's acknowledgements", func() bool {
+				return metricSum(t, secondTel, tc.counter)+metricSum(t, secondTel, "pophub_notifications_duplicate_total") >= n
+			})
+			if got := streamLen(t, js); got != n {
+				t.Fatalf("stream holds %d notifications, want %d", got, n)
+			}
+			if got := metricSum(t, firstTel, "pophub_notifications_published_total"); got != n {
+				t.Errorf("first relay: published %v, want %d", got, n)
+			}
+			if got := metricSum(t, secondTel, tc.counter); got != 0 {
+				t.Errorf("second relay: %s %v, want 0: the stream stored none of its notifications", tc.counter, got)
+			}
+			if got := metricSum(t, secondTel, "pophub_notifications_duplicate_total"); got != n {
+				t.Errorf("second relay: %v duplicates, want %d", got, n)
+			}
+			if got := metricSum(t, firstTel, "pophub_notifications_duplicate_total"); got != 0 {
+				t.Errorf("first relay: %v duplicates, want 0", got)
+			}
+		})
+	}
+}
+
 // TestRelaySurvivesServerRestart stops the NATS server mid-stream: the
 // relay retries and publishes everything, once, when the server is back.
 func TestRelaySurvivesServerRestart(t *testing.T) {

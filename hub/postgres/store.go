@@ -19,7 +19,8 @@
 // of a batch's persons, stored or new, are locked by one statement in key
 // order, so two batches cannot deadlock on them; serialization failures,
 // deadlocks and unique violations are still retried with jittered
-// backoff.
+// backoff. Their outbox relays take turns: the one holding the schema's
+// RelayLease (lease.go) publishes.
 //
 // Persons are keyed by person_key. The ID is kept only in that key, in the
 // merge state blob, in the history data and in the notification bodies of

@@ -1,0 +1,111 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// RelayLease elects the one outbox relay that publishes a schema's
+// notifications when several hub instances share the schema: it is a
+// session-level advisory lock, keyed by the schema, held on a connection
+// of its own (outside the pool) for as long as the relay leads. The lock
+// lives exactly as long as that session, so an instance that dies, or
+// whose connection the server closes, gives the lease up by itself, and a
+// standing-by instance takes it at its next try.
+//
+// A RelayLease is not safe for concurrent use: the relay calls it from
+// one goroutine at a time (notify.Lease).
+type RelayLease struct {
+	connConfig *pgx.ConnConfig
+	key        string
+	// conn is the lease's session: the lock's holder while held is true,
+	// kept open between tries while standing by. Nil when closed.
+	conn *pgx.Conn
+	held bool
+}
+
+// Server-side TCP keepalives on the lease's session, in seconds: when the
+// leading instance's host vanishes without closing the connection, the
+// server ends the session, and with it the lock, about idle + interval ×
+// count seconds later instead of after the system's two hours. They do
+// not apply over a Unix socket, where the session ends with the process.
+const (
+	leaseKeepaliveIdle     = "5"
+	leaseKeepaliveInterval = "2"
+	leaseKeepaliveCount    = "3"
+)
+
+// RelayLease returns the relay lease of the store's schema. Every Store
+// on the same database and schema, in any process, competes for the same
+// lease.
+func (s *Store) RelayLease() *RelayLease {
+	cc := s.pool.Config().ConnConfig.Copy()
+	for param, value := range map[string]string{
+		"tcp_keepalives_idle":     leaseKeepaliveIdle,
+		"tcp_keepalives_interval": leaseKeepaliveInterval,
+		"tcp_keepalives_count":    leaseKeepaliveCount,
+	} {
+		if cc.RuntimeParams[param] == "" {
+			cc.RuntimeParams[param] = value
+		}
+	}
+	return &RelayLease{connConfig: cc, key: "pophub-relay:" + s.cfg.Schema}
+}
+
+// TryAcquire takes the lease if no other session holds it, without
+// waiting, and reports whether this RelayLease holds it.
+func (l *RelayLease) TryAcquire(ctx context.Context) (bool, error) {
+	if l.held {
+		return true, nil
+	}
+	if l.conn == nil || l.conn.IsClosed() {
+		conn, err := pgx.ConnectConfig(ctx, l.connConfig)
+		if err != nil {
+			return false, fmt.Errorf("connecting for the relay lease: %w", err)
+		}
+		l.conn = conn
+	}
+	var got bool
+	if err := l.conn.QueryRow(ctx, "SELECT pg_try_advisory_lock(hashtext($1))", l.key).Scan(&got); err != nil {
+		l.closeConn(ctx)
+		return false, fmt.Errorf("taking the relay lease: %w", err)
+	}
+	l.held = got
+	return got, nil
+}
+
+// Check reports an error when the lease may be lost: it is not held, or
+// its session does not answer. The lock is only ever released with the
+// session, so a session that answers still holds it. After an error the
+// session is closed and the lease is no longer held; TryAcquire may take
+// it again.
+func (l *RelayLease) Check(ctx context.Context) error {
+	if !l.held || l.conn == nil {
+		return errors.New("checking the relay lease: not held")
+	}
+	if err := l.conn.Ping(ctx); err != nil {
+		l.closeConn(ctx)
+		return fmt.Errorf("checking the relay lease: %w", err)
+	}
+	return nil
+}
+
+// Release gives the lease up by ending its session, and with it the
+// lock, so that a standing-by instance takes it at its next try. Safe to
+// call when not held, and more than once; TryAcquire may take the lease
+// again afterwards.
+func (l *RelayLease) Release(ctx context.Context) {
+	l.closeConn(ctx)
+}
+
+// closeConn ends the lease's session; the lock, if held, goes with it.
+func (l *RelayLease) closeConn(ctx context.Context) {
+	if l.conn != nil {
+		_ = l.conn.Close(ctx) // a broken connection is closed anyway
+		l.conn = nil
+	}
+	l.held = false
+}
