@@ -29,8 +29,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
 	"os"
 	"strconv"
 	"sync"
@@ -446,20 +444,7 @@ func TestFaultPostgresRestart(t *testing.T) {
 // a second, 50ms of latency each way. Nothing may be lost.
 func TestFaultProxy(t *testing.T) {
 	l := newFaultLoad(t, faultPersons(), 12)
-	pgu, err := url.Parse(testenv.PostgresURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	target := pgu.Host
-	if pgu.Port() == "" {
-		target = net.JoinHostPort(pgu.Hostname(), "5432")
-	}
-	pgProxy, err := faults.NewProxy(target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pgProxy.Close() })
-	pgu.Host = pgProxy.Addr()
+	pgURL, pgProxy := testenv.PostgresThroughProxy(t)
 
 	ns := startNATS(t)
 	natsProxy, err := faults.NewProxy(ns.Server().Addr().String())
@@ -470,7 +455,7 @@ func TestFaultProxy(t *testing.T) {
 	k := startBroker(t, embedded.KafkaConfig{})
 	t.Cleanup(func() { k.Close() })
 	m := startServe(t, Config{KafkaBrokers: []string{k.Addr()}, NATSURL: "nats://" + natsProxy.Addr(),
-		PostgresURL: pgu.String(), PostgresSchema: testenv.Schema(t)})
+		PostgresURL: pgURL, PostgresSchema: testenv.Schema(t)})
 
 	count := consumed(m)
 	published := streamCount(t, ns.ClientURL())

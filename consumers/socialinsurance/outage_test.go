@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"testing"
 	"time"
 
@@ -13,7 +12,6 @@ import (
 
 	"github.com/pophub/pophub/consumers/sdk"
 	"github.com/pophub/pophub/consumers/sdk/sdktest"
-	"github.com/pophub/pophub/internal/faults"
 	"github.com/pophub/pophub/internal/testenv"
 	"github.com/pophub/pophub/schemas"
 )
@@ -26,18 +24,9 @@ func TestDatabaseOutageLosesNoTask(t *testing.T) {
 	srv := sdktest.StartServer(t)
 	_, js := sdktest.Connect(t, srv.URL())
 	sdktest.CreateStream(t, js, schemas.StreamName, "pop")
-	u, err := url.Parse(testenv.PostgresURL())
-	if err != nil {
-		t.Fatal(err)
-	}
 	schema := testenv.Schema(t)
-	p, err := faults.NewProxy(u.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	u.Host = p.Addr()
-	svc, err := New(context.Background(), Config{Region: "2301", NATS: srv.URL(), Postgres: u.String(), Schema: schema,
+	pgURL, p := testenv.PostgresThroughProxy(t)
+	svc, err := New(context.Background(), Config{Region: "2301", NATS: srv.URL(), Postgres: pgURL, Schema: schema,
 		Start: sdk.Start{Policy: sdk.StartAll}})
 	if err != nil {
 		t.Fatal(err)

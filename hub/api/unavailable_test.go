@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -17,7 +16,6 @@ import (
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/hub/api"
 	"github.com/pophub/pophub/hub/postgres"
-	"github.com/pophub/pophub/internal/faults"
 	"github.com/pophub/pophub/internal/testenv"
 	"github.com/pophub/pophub/schemas/citizenid"
 )
@@ -28,23 +26,10 @@ import (
 // not as an internal error; once PostgreSQL is back, the routes answer
 // again.
 func TestStoreOutage(t *testing.T) {
-	u, err := url.Parse(testenv.Postgres(t))
-	if err != nil || u.Host == "" {
-		t.Skipf("the test database is not a URL this test can put a proxy into: %v", err)
-	}
-	target := u.Host
-	if u.Port() == "" {
-		target = net.JoinHostPort(u.Hostname(), "5432")
-	}
-	proxy, err := faults.NewProxy(target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { proxy.Close() })
-	u.Host = proxy.Addr()
+	pgURL, proxy := testenv.PostgresThroughProxy(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	store, err := postgres.Open(ctx, postgres.Config{URL: u.String(), Schema: testenv.Schema(t)})
+	store, err := postgres.Open(ctx, postgres.Config{URL: pgURL, Schema: testenv.Schema(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/url"
 	"strings"
 	"syscall"
 	"testing"
@@ -26,21 +25,8 @@ import (
 func openThroughProxy(t testing.TB) (*Store, *faults.Proxy) {
 	t.Helper()
 	schema := testenv.Schema(t)
-	u, err := url.Parse(testenv.PostgresURL())
-	if err != nil || u.Host == "" {
-		t.Skipf("the test database is not a URL this test can put a proxy into: %v", err)
-	}
-	target := u.Host
-	if u.Port() == "" {
-		target = net.JoinHostPort(u.Hostname(), "5432")
-	}
-	p, err := faults.NewProxy(target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	u.Host = p.Addr()
-	s, err := Open(context.Background(), Config{URL: u.String(), Schema: schema})
+	pgURL, p := testenv.PostgresThroughProxy(t)
+	s, err := Open(context.Background(), Config{URL: pgURL, Schema: schema})
 	if err != nil {
 		t.Fatalf("opening PostgreSQL store through a proxy: %v", err)
 	}

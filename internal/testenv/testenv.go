@@ -30,6 +30,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pophub/pophub/hub/embedded"
+	"github.com/pophub/pophub/internal/faults"
 	"github.com/pophub/pophub/schemas"
 )
 
@@ -72,6 +73,28 @@ func Postgres(t testing.TB) string {
 	conn.Close(ctx)
 	postgresUp.Store(true)
 	return PostgresURL()
+}
+
+// PostgresThroughProxy returns the test database's URL pointed at a proxy
+// in front of it, which the test can cut, slow or refuse (faults.Proxy);
+// the proxy closes when the test ends.
+func PostgresThroughProxy(t testing.TB) (string, *faults.Proxy) {
+	t.Helper()
+	u, err := url.Parse(Postgres(t))
+	if err != nil || u.Host == "" {
+		Unavailable(t, "the test database %s is not a URL a proxy can stand in: %v", redact(PostgresURL()), err)
+	}
+	target := u.Host
+	if u.Port() == "" {
+		target = net.JoinHostPort(u.Hostname(), "5432")
+	}
+	p, err := faults.NewProxy(target)
+	if err != nil {
+		t.Fatalf("starting a proxy to PostgreSQL: %v", err)
+	}
+	t.Cleanup(func() { p.Close() })
+	u.Host = p.Addr()
+	return u.String(), p
 }
 
 var schemaSeq atomic.Int64
