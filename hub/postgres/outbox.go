@@ -203,6 +203,13 @@ func (s *Store) PendingOutbox(ctx context.Context, after int64, limit int) ([]hu
 		return nil, nil
 	}
 
+	return s.outboxEntries(ctx, need, after, min(pending, limit), false)
+}
+
+// outboxEntries reads the rows need, in batch order, and returns up to
+// limit of their entries past after that are published, or pending when
+// published is false.
+func (s *Store) outboxEntries(ctx context.Context, need []int64, after int64, limit int, published bool) ([]hub.OutboxEntry, error) {
 	// A row's entries never change once written (only its published
 	// list does), so the row read in part last time is not read again.
 	part := s.partRow.Load()
@@ -210,22 +217,22 @@ func (s *Store) PendingOutbox(ctx context.Context, after int64, limit int) ([]hu
 	if part != nil {
 		partBatch = part.batch
 	}
-	rows, err = s.pool.Query(ctx, `SELECT batch, format, CASE WHEN batch = $2 THEN NULL ELSE entries END, created_at, published
+	rows, err := s.pool.Query(ctx, `SELECT batch, format, CASE WHEN batch = $2 THEN NULL ELSE entries END, created_at, published
 		FROM outbox_batches WHERE batch = ANY($1) ORDER BY batch`, need, partBatch)
 	if err != nil {
 		return nil, fmt.Errorf("reading outbox: %w", err)
 	}
 	defer rows.Close()
-	out := make([]hub.OutboxEntry, 0, min(pending, limit))
+	out := make([]hub.OutboxEntry, 0, limit)
 	for rows.Next() && len(out) < limit {
 		var (
 			batch     int64
 			format    int16
 			value     []byte
 			createdAt time.Time
-			published []int32
+			marks     []int32
 		)
-		if err := rows.Scan(&batch, &format, &value, &createdAt, &published); err != nil {
+		if err := rows.Scan(&batch, &format, &value, &createdAt, &marks); err != nil {
 			return nil, fmt.Errorf("reading outbox: %w", err)
 		}
 		var entries []hub.OutboxEntry
@@ -234,10 +241,10 @@ func (s *Store) PendingOutbox(ctx context.Context, after int64, limit int) ([]hu
 		} else if entries, err = s.seal.decodeOutbox(format, value); err != nil {
 			return nil, fmt.Errorf("reading outbox batch row %d: %w", batch, err)
 		}
-		done := publishedSet(published, len(entries))
+		done := publishedSet(marks, len(entries))
 		for i := range entries {
 			seq := batch<<entryBits | int64(i)
-			if seq <= after || done[i] {
+			if seq <= after || done[i] != published {
 				continue
 			}
 			e := entries[i]
@@ -381,46 +388,7 @@ func (s *Store) PublishedOutbox(ctx context.Context, after int64, limit int) ([]
 	if len(need) == 0 {
 		return nil, nil
 	}
-	rows, err = s.pool.Query(ctx, `SELECT batch, format, entries, created_at, published
-		FROM outbox_batches WHERE batch = ANY($1) ORDER BY batch`, need)
-	if err != nil {
-		return nil, fmt.Errorf("reading published outbox: %w", err)
-	}
-	defer rows.Close()
-	out := make([]hub.OutboxEntry, 0, min(found, limit))
-	for rows.Next() && len(out) < limit {
-		var (
-			batch     int64
-			format    int16
-			value     []byte
-			createdAt time.Time
-			published []int32
-		)
-		if err := rows.Scan(&batch, &format, &value, &createdAt, &published); err != nil {
-			return nil, fmt.Errorf("reading published outbox: %w", err)
-		}
-		entries, err := s.seal.decodeOutbox(format, value)
-		if err != nil {
-			return nil, fmt.Errorf("reading outbox batch row %d: %w", batch, err)
-		}
-		done := publishedSet(published, len(entries))
-		for i := range entries {
-			seq := batch<<entryBits | int64(i)
-			if seq <= after || !done[i] {
-				continue
-			}
-			e := entries[i]
-			e.Seq, e.CreatedAt = seq, createdAt.UTC()
-			out = append(out, e)
-			if len(out) == limit {
-				break
-			}
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reading published outbox: %w", err)
-	}
-	return out, nil
+	return s.outboxEntries(ctx, need, after, min(found, limit), true)
 }
 
 // DeletePublished implements hub.Store: it deletes the rows whose entries
