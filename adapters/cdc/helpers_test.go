@@ -247,32 +247,12 @@ func records(t testing.TB, addr string) []schemas.Event {
 	return out
 }
 
-// logBuffer collects a test's log lines; they are printed if the test
-// fails.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf []byte
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf = append(b.buf, p...)
-	return len(p), nil
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return string(b.buf)
-}
-
-var testLogs sync.Map // testing.TB → *logBuffer
+var testLogs sync.Map // testing.TB → *testenv.LogBuffer
 
 func testLogger(t testing.TB) *slog.Logger {
 	t.Helper()
-	v, loaded := testLogs.LoadOrStore(t, &logBuffer{})
-	b := v.(*logBuffer)
+	v, loaded := testLogs.LoadOrStore(t, &testenv.LogBuffer{})
+	b := v.(*testenv.LogBuffer)
 	if !loaded {
 		t.Cleanup(func() {
 			if t.Failed() {
@@ -289,5 +269,5 @@ func logsOf(t testing.TB) string {
 	if !ok {
 		return ""
 	}
-	return v.(*logBuffer).String()
+	return v.(*testenv.LogBuffer).String()
 }

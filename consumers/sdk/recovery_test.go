@@ -1,7 +1,6 @@
 package sdk_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -22,28 +21,12 @@ import (
 
 	"github.com/pophub/pophub/consumers/sdk"
 	"github.com/pophub/pophub/consumers/sdk/sdktest"
+	"github.com/pophub/pophub/internal/testenv"
 	"github.com/pophub/pophub/schemas"
 )
 
-// logBuffer collects a subscriber's log lines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *logBuffer) logger() *slog.Logger {
+// debugLogger logs everything, down to debug, into l.
+func debugLogger(l *testenv.LogBuffer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
@@ -325,9 +308,9 @@ func TestLostConsumerCreatedAgainWhereItLeftOff(t *testing.T) {
 			e := newEnv(t)
 			rec := newRecorder()
 			reader := sdkmetric.NewManualReader()
-			var logs logBuffer
+			var logs testenv.LogBuffer
 			run(t, sdk.Config{Name: "lost", URL: e.srv.URL(), Filters: []sdk.Filter{{Kind: sdk.MigrationsOut, Region: "2301"}},
-				Handler: rec.handle, MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)), Logger: logs.logger()})
+				Handler: rec.handle, MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)), Logger: debugLogger(&logs)})
 			waitFor(t, "the consumer", 10*time.Second, func() bool {
 				_, err := e.js.Consumer(context.Background(), schemas.StreamName, "lost")
 				return err == nil
@@ -379,9 +362,9 @@ func TestGapReported(t *testing.T) {
 		srv, js := newStream(t, 2*time.Second)
 		rec := newRecorder()
 		reader := sdkmetric.NewManualReader()
-		var logs logBuffer
+		var logs testenv.LogBuffer
 		cfg := sdk.Config{Name: "late", URL: srv.URL(), Filters: []sdk.Filter{{Kind: sdk.MigrationsOut, Region: "2301"}},
-			Handler: rec.handle, MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)), Logger: logs.logger()}
+			Handler: rec.handle, MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)), Logger: debugLogger(&logs)}
 		stop := run(t, cfg)
 		waitForConsumer(t, js, "late")
 		sdktest.Publish(t, js, migrationMsgs(0, 5)...) // stream sequences 1-5
@@ -411,9 +394,9 @@ func TestGapReported(t *testing.T) {
 		srv, js := newStream(t, 6*time.Second)
 		rec := newRecorder()
 		reader := sdkmetric.NewManualReader()
-		var logs logBuffer
+		var logs testenv.LogBuffer
 		run(t, sdk.Config{Name: "quiet", URL: srv.URL(), Filters: []sdk.Filter{{Kind: sdk.Deaths, Region: "2301"}},
-			Handler: rec.handle, MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)), Logger: logs.logger()})
+			Handler: rec.handle, MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)), Logger: debugLogger(&logs)})
 		waitForConsumer(t, js, "quiet")
 		death := sdktest.Death("d1", sdktest.CitizenID(1), 1, "2026-01-02")
 		sdktest.Publish(t, js, sdktest.Msg(sdktest.Subject("pop", death, daoli), death, ""))
@@ -452,8 +435,8 @@ func TestDeadLetterStreamRetention(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			var logs logBuffer
-			stop := run(t, sdk.Config{Name: "dlq", URL: e.srv.URL(), Filters: siFilters, Handler: newRecorder().handle, Logger: logs.logger()})
+			var logs testenv.LogBuffer
+			stop := run(t, sdk.Config{Name: "dlq", URL: e.srv.URL(), Filters: siFilters, Handler: newRecorder().handle, Logger: debugLogger(&logs)})
 			const warning = "the dead-letter stream deletes dead letters at a limit"
 			waitFor(t, "the subscriber to check the dead-letter stream", 10*time.Second, func() bool {
 				return strings.Contains(logs.String(), warning) || strings.Contains(logs.String(), "created durable consumer")

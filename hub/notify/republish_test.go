@@ -1,14 +1,12 @@
 package notify
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -156,7 +154,7 @@ func TestRelayRecreatesDeletedStream(t *testing.T) {
 	if err := EnsureStream(ctx, js, stream); err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs testenv.LogBuffer
 	o := newOutbox(100)
 	r := New(Config{PollInterval: time.Hour, AckTimeout: 2 * time.Second, RepublishWindow: time.Minute, Stream: stream,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))}, js, o)
@@ -308,22 +306,4 @@ func streamMsgIDsAny(t testing.TB, js jetstream.JetStream) []string {
 	}
 	slices.Sort(ids)
 	return ids
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
