@@ -36,9 +36,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -52,6 +50,7 @@ import (
 
 	"github.com/pophub/pophub/adapters/publisher"
 	"github.com/pophub/pophub/consumers/sdk"
+	"github.com/pophub/pophub/internal/pgreach"
 	"github.com/pophub/pophub/schemas"
 	"github.com/pophub/pophub/schemas/region"
 )
@@ -230,21 +229,14 @@ func (h *Handler) Handle(ctx context.Context, d *sdk.Delivery) error {
 }
 
 // databaseUnreachable reports whether err says PostgreSQL could not be
-// reached or was not serving (down, restarting, out of connections), as
-// opposed to refusing the statement; a caller that gave up is neither.
+// reached or was not serving (pgreach.Lost), or aborted the statement
+// for a conflict that a retry resolves; a caller that gave up is neither.
 func databaseUnreachable(ctx context.Context, err error) bool {
-	if ctx.Err() != nil {
-		return false
-	}
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		c := pgErr.Code
-		return strings.HasPrefix(c, "08") || strings.HasPrefix(c, "53") || strings.HasPrefix(c, "57P") || c == "40001" || c == "40P01"
+	if ctx.Err() == nil && errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01") {
+		return true
 	}
-	var connectErr *pgconn.ConnectError
-	var netErr net.Error
-	return errors.As(err, &connectErr) || errors.As(err, &netErr) || pgconn.Timeout(err) || pgconn.SafeToRetry(err) ||
-		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+	return pgreach.Lost(ctx, err)
 }
 
 // HandlePerson records a snapshot person in the roster.

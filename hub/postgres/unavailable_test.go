@@ -3,15 +3,9 @@ package postgres
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io"
-	"net"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/hub/storetest"
@@ -144,39 +138,4 @@ func TestReadErrorsThatAreNotOutages(t *testing.T) {
 		t.Errorf("caller's deadline passed: got %v, want an error that is not hub.ErrUnavailable", err)
 	}
 	p.SetLatency(0)
-}
-
-// TestConnectionLost: the driver's ways of saying that no connection could
-// be had or that it broke are outages; the server's answers to a statement,
-// and anything after the caller's context ended, are not.
-func TestConnectionLost(t *testing.T) {
-	done, cancel := context.WithCancel(context.Background())
-	cancel()
-	tests := []struct {
-		name string
-		ctx  context.Context
-		err  error
-		want bool
-	}{
-		{"no connection could be opened", context.Background(), fmt.Errorf("acquiring: %w", &pgconn.ConnectError{}), true},
-		{"connection closed by the server", context.Background(), fmt.Errorf("receive message failed: %w", io.ErrUnexpectedEOF), true},
-		{"connection reset", context.Background(), &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}, true},
-		{"connection refused", context.Background(), &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}, true},
-		{"connection closed by the driver", context.Background(), fmt.Errorf("querying: %w", pgconn.ErrConnClosed), true},
-		{"server shutting down", context.Background(), &pgconn.PgError{Code: "57P01"}, true},
-		{"connection failure", context.Background(), &pgconn.PgError{Code: "08006"}, true},
-		{"undefined table", context.Background(), &pgconn.PgError{Code: "42P01"}, false},
-		{"serialization failure", context.Background(), &pgconn.PgError{Code: "40001"}, false},
-		{"decoding a value", context.Background(), errors.New("can't scan into dest[0]"), false},
-		{"caller cancelled", done, context.Canceled, false},
-		{"connection lost after the caller cancelled", done, io.ErrUnexpectedEOF, false},
-		{"no error", context.Background(), nil, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := connectionLost(tt.ctx, tt.err); got != tt.want {
-				t.Errorf("connectionLost(%v) = %v, want %v", tt.err, got, tt.want)
-			}
-		})
-	}
 }
