@@ -93,11 +93,17 @@ func (l *RelayLease) Check(ctx context.Context) error {
 	return nil
 }
 
-// Release gives the lease up by ending its session, and with it the
-// lock, so that a standing-by instance takes it at its next try. Safe to
-// call when not held, and more than once; TryAcquire may take the lease
-// again afterwards.
+// Release gives the lease up, so that a standing-by instance takes it at
+// its next try: it unlocks first, since the server lets go of a closed
+// session's locks only once the session's process has ended, which a try
+// an instant later can beat; then it ends the session. Safe to call when
+// not held, and more than once; TryAcquire may take the lease again
+// afterwards.
 func (l *RelayLease) Release(ctx context.Context) {
+	if l.held && l.conn != nil {
+		// A failure leaves the lock to the session's end below.
+		_, _ = l.conn.Exec(ctx, "SELECT pg_advisory_unlock(hashtext($1))", l.key)
+	}
 	l.closeConn(ctx)
 }
 
