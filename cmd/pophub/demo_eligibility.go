@@ -86,7 +86,13 @@ func demoEligibility(ctx context.Context, out io.Writer, m *Main, pub *demoDepar
 		_, err := hubGet(ctx, http.DefaultClient, u, creds.token("public_security"), "settlement application", d)
 		return err
 	}
-	before, err := waitDecision(ctx, m, desk, func(d eligibility.Decision) bool { return len(d.Conditions) > 0 && d.Conditions[0].Met })
+	// The events travel on four departments' topics and are applied in any
+	// order: ask only once all of them are in the record, so that the clerk
+	// sees the one month short and not whatever arrived first.
+	if err := waitApplied(ctx, m, int64(len(events))); err != nil {
+		return err
+	}
+	before, err := waitDecision(ctx, m, desk, func(d eligibility.Decision) bool { return len(d.Conditions) > 0 })
 	if err != nil {
 		return err
 	}
@@ -133,6 +139,26 @@ func demoEligibility(ctx context.Context, out io.Writer, m *Main, pub *demoDepar
 		}
 	}
 	return nil
+}
+
+// waitApplied waits until the newcomer's golden record holds n events
+// (every event applied raises its version by one).
+func waitApplied(ctx context.Context, m *Main, n int64) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r, err := m.Store.Person(ctx, demoNewcomer)
+		if err == nil && r.Version >= n {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("waiting for the newcomer's %d events to be applied: version %d, %v", n, r.Version, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // waitDecision asks the hub for the newcomer's decision until ok accepts
