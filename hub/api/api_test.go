@@ -614,15 +614,20 @@ func TestAuthorizer(t *testing.T) {
 		wantSlug   string
 		wantDetail string
 		wantBody   string
+		wantHeader map[string]string // besides Cache-Control: no-store, which every answer carries
 	}{
 		{name: "no token", path: person, wantStatus: 401, wantSlug: "unauthenticated",
-			wantDetail: "authorizing request: no bearer token: unauthenticated"},
+			wantDetail: "authorizing request: no bearer token: unauthenticated", wantHeader: map[string]string{"WWW-Authenticate": "Bearer"}},
 		{name: "wrong token", token: "Bearer bad", path: person, wantStatus: 403, wantSlug: "forbidden"},
-		{name: "rate limited", token: "Bearer busy", path: person, wantStatus: 429, wantSlug: "rate-limited"},
+		{name: "rate limited", token: "Bearer busy", path: person, wantStatus: 429, wantSlug: "rate-limited",
+			wantHeader: map[string]string{"Retry-After": "1"}},
 		{name: "filtered record", token: "Bearer good", path: person, wantStatus: 200,
 			wantBody: `{"citizen_id":"` + string(f.known) + `","version":2,"updated_at":"2026-03-01T08:30:00Z","status":"active",` +
 				`"identity":{"name":"张三","gender":"1","birth_date":"1990-01-01","ethnicity":"01"}}` + "\n"},
-		{name: "filtered history", token: "Bearer good", path: person + "/history", wantStatus: 200},
+		// The Grant keeps only the first change: the marriage is not shown.
+		{name: "filtered history", token: "Bearer good", path: person + "/history", wantStatus: 200,
+			wantBody: `[{"version":1,"event_id":"ps-1","source":"public_security","type":"hukou.registered",` +
+				`"time":"2026-03-01T00:00:00+08:00","applied_at":"2026-03-01T08:30:00Z","sections":["identity","hukou"]}]` + "\n"},
 		{name: "unknown person", token: "Bearer good", path: "/v1/persons/" + string(f.unknown), wantStatus: 404, wantSlug: "not-found"},
 		{name: "malformed", token: "Bearer good", path: "/v1/persons/123", wantStatus: 400, wantSlug: "invalid-request"},
 		{name: "probes are not authorised", path: "/healthz", wantStatus: 200},
@@ -646,8 +651,15 @@ func TestAuthorizer(t *testing.T) {
 					t.Errorf("detail = %q, want %q", p.Detail, tt.wantDetail)
 				}
 			}
-			if tt.wantStatus == 401 && rec.Header().Get("WWW-Authenticate") != "Bearer" {
-				t.Errorf("401 without WWW-Authenticate: Bearer")
+			// Every answer is private, refusals included: none may be
+			// kept by a shared cache and shown to another caller.
+			if got := rec.Header().Get("Cache-Control"); got != "no-store" {
+				t.Errorf("Cache-Control = %q, want no-store", got)
+			}
+			for k, v := range tt.wantHeader {
+				if got := rec.Header().Get(k); got != v {
+					t.Errorf("%s = %q, want %q", k, got, v)
+				}
 			}
 			if tt.wantBody != "" && rec.Body.String() != tt.wantBody {
 				t.Errorf("body =\n%s\nwant\n%s", rec.Body, tt.wantBody)

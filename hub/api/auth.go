@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 
 	"github.com/pophub/pophub/hub"
@@ -99,6 +100,7 @@ func (s *Server) guardedRoute(route string, h http.Handler) http.Handler {
 		if !ok {
 			return
 		}
+		defer doneOnPanic(r.Context(), g, func() Outcome { return Outcome{Route: route} })
 		sw := &statusWriter{ResponseWriter: w}
 		h.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), grantKey{}, g)))
 		status := sw.status
@@ -107,4 +109,19 @@ func (s *Server) guardedRoute(route string, h http.Handler) http.Handler {
 		}
 		g.Done(r.Context(), Outcome{Route: route, Status: status})
 	})
+}
+
+// doneOnPanic, deferred by a route that holds a Grant, reports a handler's
+// panic to the Grant as a 500 before the middleware recovers it: the
+// access still reaches the audit trail, as every granted access must.
+// base gives the route and citizen the handler was serving.
+func doneOnPanic(ctx context.Context, g Grant, base func() Outcome) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	o := base()
+	o.Status, o.Err = http.StatusInternalServerError, errors.New("internal error: the handler panicked")
+	g.Done(ctx, o)
+	panic(v)
 }

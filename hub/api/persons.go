@@ -23,6 +23,8 @@ func (s *Server) personRoute(route string, h personHandler) http.Handler {
 			return
 		}
 
+		var id citizenid.ID
+		defer doneOnPanic(r.Context(), g, func() Outcome { return Outcome{Route: route, CitizenID: id} })
 		var body any
 		var o Outcome
 		id, err := citizenid.Parse(r.PathValue("citizen_id")) // id is zero on error
@@ -45,10 +47,11 @@ func (s *Server) personRoute(route string, h personHandler) http.Handler {
 }
 
 // authorize asks the Authorizer for the request's Grant, answering the
-// refusal itself; every /v1 answer is private (Cache-Control: no-store).
+// refusal itself; every /v1 answer is private (Cache-Control: no-store),
+// refusals included.
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request, route string) (Grant, bool) {
+	w.Header().Set("Cache-Control", "no-store")
 	if s.cfg.Authorizer == nil {
-		w.Header().Set("Cache-Control", "no-store")
 		return allowAll{}, true
 	}
 	g, err := s.cfg.Authorizer.Authorize(r, route)
@@ -56,7 +59,6 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, route string)
 		s.fail(w, r, fmt.Errorf("authorizing request: %w", err))
 		return nil, false
 	}
-	w.Header().Set("Cache-Control", "no-store")
 	return g, true
 }
 

@@ -19,6 +19,8 @@ func TestSuppress(t *testing.T) {
 		wantTotal string
 	}{
 		{"none below", []int64{120, 40}, 10, "120 40", "160"},
+		// The minimum is the smallest count published: only counts below it are hidden.
+		{"a cell at the minimum is shown", []int64{10, 40}, 10, "10 40", "50"},
 		{"one small pulls the smallest other", []int64{3, 40, 12}, 10, "<10 40 suppressed", "55"},
 		{"a zero protects nothing", []int64{3, 0, 40}, 10, "<10 0 suppressed", "43"},
 		{"two small", []int64{3, 4, 50}, 10, "<10 <10 50", "57"},

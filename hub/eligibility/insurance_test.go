@@ -1,0 +1,119 @@
+package eligibility_test
+
+import (
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"github.com/pophub/pophub/hub/eligibility"
+	"github.com/pophub/pophub/schemas"
+)
+
+// insuranceTerminated is the social insurance department ending kinds on
+// day end, sent on day at.
+func insuranceTerminated(region, at, end string, kinds ...string) eligibility.CaseEvent {
+	ks := make([]any, len(kinds))
+	for i, k := range kinds {
+		ks[i] = k
+	}
+	return eligibility.CaseEvent{Type: schemas.InsuranceTerminated, Time: at,
+		Data: map[string]any{"insurances": ks, "region": region, "end": end}}
+}
+
+// TestInsuranceMonths covers what no shipped policy asks for: a clause
+// counting only the last unbroken run of contributions, and a
+// termination that stops the months still to come from being foreseen.
+func TestInsuranceMonths(t *testing.T) {
+	const daqing = "230602"
+	tests := []struct {
+		name      string
+		condition string // the clause's insurance_months parameters
+		asOf      string
+		events    []eligibility.CaseEvent
+		wantMet   bool
+		// wantFact is a fragment of the clause's fact.
+		wantFact    string
+		wantMissing string
+		// wantQualifiesOn is the decision's prediction, "" for none.
+		wantQualifiesOn string
+	}{
+		{
+			name:      "continuous: a one-month gap starts the count again",
+			condition: "{kinds: [pension], min_months: 12, continuous: true}",
+			asOf:      "2025-02-15",
+			events:    evs(contrib(daqing, "2024-01..2024-06", "pension"), contrib(daqing, "2024-08..2025-01", "pension")),
+			wantFact:  "pension insurance: 6 months in 大庆市市区 (2024-08 … 2025-01), unbroken",
+			// Still paying: the twelfth unbroken month is 2025-07.
+			wantMissing: "6 more months of pension insurance in 大庆市市区", wantQualifiesOn: "2025-07-01",
+		},
+		{
+			name:      "not continuous: months on both sides of a gap add up",
+			condition: "{kinds: [pension], min_months: 12}",
+			asOf:      "2025-02-15",
+			events:    evs(contrib(daqing, "2024-01..2024-06", "pension"), contrib(daqing, "2024-08..2025-01", "pension")),
+			wantMet:   true, wantFact: "pension insurance: 12 months in 大庆市市区 (2024-01 … 2025-01)",
+		},
+		{
+			name:        "still paying: the missing months are foreseen",
+			condition:   "{kinds: [pension], min_months: 12}",
+			asOf:        "2025-06-10",
+			events:      evs(contrib(daqing, "2024-12..2025-05", "pension")),
+			wantFact:    "pension insurance: 6 months in 大庆市市区 (2024-12 … 2025-05)",
+			wantMissing: "6 more months of pension insurance in 大庆市市区", wantQualifiesOn: "2025-11-01",
+		},
+		{
+			name:      "terminated at the end of the last month paid: nothing is foreseen",
+			condition: "{kinds: [pension], min_months: 12}",
+			asOf:      "2025-06-10",
+			events: evs(contrib(daqing, "2024-12..2025-05", "pension"),
+				insuranceTerminated(daqing, "2025-06-01", "2025-05-31", "pension")),
+			wantFact:    "pension insurance: 6 months in 大庆市市区 (2024-12 … 2025-05)",
+			wantMissing: "6 more months of pension insurance in 大庆市市区", wantQualifiesOn: "",
+		},
+		{
+			name:      "terminated, then paying again: the later months are foreseen",
+			condition: "{kinds: [pension], min_months: 12}",
+			asOf:      "2025-06-10",
+			events: evs(contrib(daqing, "2024-12..2025-02", "pension"),
+				insuranceTerminated(daqing, "2025-03-01", "2025-02-28", "pension"), contrib(daqing, "2025-04..2025-05", "pension")),
+			wantFact:    "pension insurance: 5 months in 大庆市市区 (2024-12 … 2025-05)",
+			wantMissing: "7 more months of pension insurance in 大庆市市区", wantQualifiesOn: "2025-12-01",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			policy := strings.Replace(validPolicy, "{kinds: [pension], min_months: 24}", tt.condition, 1)
+			cat, err := eligibility.Load(fstest.MapFS{"test/city.yaml": {Data: []byte(policy)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, _ := cat.Policy("test/city")
+			r := eligibility.RunCase(p, eligibility.Case{AsOf: tt.asOf, Person: outsider, Events: tt.events})
+			var cr *eligibility.ConditionResult
+			for i := range r.Decision.Conditions {
+				if r.Decision.Conditions[i].ID == "insurance" {
+					cr = &r.Decision.Conditions[i]
+				}
+			}
+			if cr == nil {
+				t.Fatalf("no insurance condition in %+v", r.Decision.Conditions)
+			}
+			if cr.Met != tt.wantMet || r.Decision.Eligible != tt.wantMet {
+				t.Errorf("met = %t, eligible = %t, want %t (missing: %s)", cr.Met, r.Decision.Eligible, tt.wantMet, cr.Missing)
+			}
+			var facts []string
+			for _, f := range cr.Facts {
+				facts = append(facts, f.Text)
+			}
+			if !strings.Contains(strings.Join(facts, "\n"), tt.wantFact) {
+				t.Errorf("facts %q do not contain %q", facts, tt.wantFact)
+			}
+			if cr.Missing != tt.wantMissing {
+				t.Errorf("missing = %q, want %q", cr.Missing, tt.wantMissing)
+			}
+			if r.Decision.QualifiesOn != tt.wantQualifiesOn {
+				t.Errorf("qualifies_on = %q, want %q", r.Decision.QualifiesOn, tt.wantQualifiesOn)
+			}
+		})
+	}
+}
