@@ -1,11 +1,16 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/pophub/pophub/hub/api"
 	"github.com/pophub/pophub/hub/reconcile"
 	"github.com/pophub/pophub/schemas"
 )
@@ -50,8 +55,13 @@ admin API (POST /v1/admin/known-events).`,
 			if err != nil {
 				return err
 			}
+			hc := newHTTPClient(tc, 60*time.Second)
+			group, err := hubGroup(cmd.Context(), hc, hubURL, token, group)
+			if err != nil {
+				return err
+			}
 			cfg := reconcile.Config{Brokers: splitList(brokers), Group: group, TLS: tc, SASL: mech,
-				Store: &reconcile.HubClient{URL: hubURL, Token: token, HTTP: newHTTPClient(tc, 60*time.Second)}}
+				Store: &reconcile.HubClient{URL: hubURL, Token: token, HTTP: hc}}
 			if source != "" {
 				s := schemas.Source(source)
 				if !s.Valid() {
@@ -78,10 +88,39 @@ admin API (POST /v1/admin/known-events).`,
 	}
 	ca = hubFlags(cmd, &hubURL, &token)
 	cmd.Flags().StringVar(&brokers, "kafka", envOr("POPHUB_KAFKA", "127.0.0.1:19092"), "comma-separated Kafka bootstrap brokers (env POPHUB_KAFKA; default: pophub dev's)")
-	cmd.Flags().StringVar(&group, "group", envOr("POPHUB_GROUP", "pophub"), "the hub's consumer group (env POPHUB_GROUP)")
+	cmd.Flags().StringVar(&group, "group", os.Getenv("POPHUB_GROUP"), "the hub's consumer group, checked against the one the hub reports (env POPHUB_GROUP; default: the hub's)")
 	cmd.Flags().StringVar(&source, "source", "", "check only this source's topic")
 	login = addKafkaLoginFlags(cmd.Flags(), "an administrator of the access policy")
 	return cmd
+}
+
+// hubGroup returns the consumer group to reconcile: the one the hub at
+// hubURL reports it consumes with. A group given by the operator must be
+// that one: another group's committed offsets say nothing about what this
+// hub applied, and reconciling them would report "gap 0" having checked
+// nothing.
+func hubGroup(ctx context.Context, hc *http.Client, hubURL, token, given string) (string, error) {
+	body, err := getStatus(ctx, hc, hubURL, token)
+	if err != nil {
+		return "", err
+	}
+	var st api.Status
+	if err := json.Unmarshal(body, &st); err != nil {
+		return "", fmt.Errorf("decoding the hub's status: %w", err)
+	}
+	var reported string
+	if st.Ingest != nil {
+		reported = st.Ingest.Group
+	}
+	switch {
+	case reported == "" && given == "":
+		return "", fmt.Errorf("the hub at %s does not report its consumer group: give --group", hubURL)
+	case reported == "":
+		return given, nil
+	case given != "" && given != reported:
+		return "", fmt.Errorf("--group %s is not the consumer group of the hub at %s, which consumes as %s", given, hubURL, reported)
+	}
+	return reported, nil
 }
 
 // hubFlags adds --hub, --token and --ca, for commands that talk to a

@@ -22,12 +22,13 @@ import (
 	"github.com/pophub/pophub/schemas"
 )
 
-// adminHub serves the admin routes over m's store, as `pophub serve`
-// mounts them, on a test server of its own (the hub's own API does not
-// depend on this package's wiring).
+// adminHub serves the admin routes over m's store and consumer, as `pophub
+// serve` mounts them, on a test server of its own: it keeps answering
+// after the test stops m's consumer.
 func adminHub(t testing.TB, m *Main) string {
 	t.Helper()
-	srv := api.New(api.Config{Store: m.Store, Mount: api.AdminHandlers(api.AdminConfig{Store: m.Store})})
+	admin := api.AdminConfig{Store: m.Store, Group: m.Config.GroupID, Lag: m.Consumer.Lag}
+	srv := api.New(api.Config{Store: m.Store, Mount: api.AdminHandlers(admin)})
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
 	return ts.URL
@@ -131,6 +132,15 @@ func TestReconcile(t *testing.T) {
 			out, err = execute(t, reconcileCommand(), append(args, "--source", "tax")...)
 			if err != nil || line(out, schemas.Tax) == "" || line(out, schemas.Housing) != "" {
 				t.Errorf("--source tax: %v\n%s", err, out)
+			}
+			// Another group's offsets say nothing about this hub: refused,
+			// not "gap 0" over nothing checked.
+			out, err = execute(t, reconcileCommand(), append(args, "--group", m.Config.GroupID+"-typo")...)
+			if err == nil || !strings.Contains(err.Error(), "is not the consumer group of the hub at") || !strings.Contains(err.Error(), "consumes as "+m.Config.GroupID) {
+				t.Errorf("reconcile with another group: %v, want a refusal naming the hub's group\n%s", err, out)
+			}
+			if out, err = execute(t, reconcileCommand(), append(args, "--group", m.Config.GroupID, "--source", "tax")...); err != nil {
+				t.Errorf("reconcile with the hub's own group: %v\n%s", err, out)
 			}
 
 			var lost []string // event ids reconcile must report
