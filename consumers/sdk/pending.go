@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -18,14 +19,31 @@ const pendingRefresh = 5 * time.Second
 // backlog is the subscriber's lag as the gauges pophub_sdk_pending (stream
 // messages matching the filter not yet delivered to this durable) and
 // pophub_sdk_ack_pending (delivered and not yet acknowledged) report it,
-// summed over the subscriber's consumers (one, or one per filter).
-// Messages' metadata update pending for free; a consumer info request
-// every pendingRefresh updates both, so they stay right when nothing is
-// delivered. Nothing is observed before the first value is known.
+// summed over the subscriber's consumers (one, or one per filter), and
+// pophub_sdk_pending_timestamp_seconds, when they were last read from the
+// server. Messages' metadata update pending for free; a refresh every
+// pendingRefresh (the stream's info, then every consumer's) updates both,
+// so they stay right when nothing is delivered.
+//
+// A backlog that cannot be read is unknown, not what it was: nothing is
+// observed before the first refresh succeeded, nor after one failed until
+// one succeeds again; the timestamp then stops advancing. The first failed
+// refresh already counts, with no grace, as for the hub's
+// pophub_consumer_lag: a request refused, or unanswered for
+// pendingRefresh, already means the subscriber cannot see its position,
+// and a frozen value reads as a healthy subscriber while the server may
+// hold thousands of notifications back from it. Alerts that want a grace
+// take it from the timestamp.
 type backlog struct {
 	durables []durableBacklog // by consumer index
-	known    atomic.Bool
-	reg      metric.Registration
+	// known is set while the last refresh succeeded; refreshed is when a
+	// refresh last succeeded, in Unix milliseconds (0 before the first).
+	known     atomic.Bool
+	refreshed atomic.Int64
+	// failingSince is when the refreshes started failing (zero while they
+	// succeed); only the goroutine of watchBacklog uses it.
+	failingSince time.Time
+	reg          metric.Registration
 }
 
 // durableBacklog is one consumer's share of the backlog.
@@ -47,17 +65,25 @@ func (b *backlog) sum() (pending, ackPending int64) {
 func (b *backlog) register(m metric.Meter, name string, consumers int) error {
 	b.durables = make([]durableBacklog, consumers)
 	pending, err := m.Int64ObservableGauge("pophub.sdk.pending", metric.WithUnit("{notification}"),
-		metric.WithDescription("Notifications matching the subscriber's filter that its durable consumer has not delivered yet."))
+		metric.WithDescription("Notifications matching the subscriber's filter that its durable consumer has not delivered yet; absent while they cannot be read from the server."))
 	if err != nil {
 		return fmt.Errorf("creating pending gauge: %w", err)
 	}
 	ackPending, err := m.Int64ObservableGauge("pophub.sdk.ack_pending", metric.WithUnit("{notification}"),
-		metric.WithDescription("Notifications delivered to the subscriber and not yet acknowledged."))
+		metric.WithDescription("Notifications delivered to the subscriber and not yet acknowledged; absent while they cannot be read from the server."))
 	if err != nil {
 		return fmt.Errorf("creating ack-pending gauge: %w", err)
 	}
+	refreshed, err := m.Float64ObservableGauge("pophub.sdk.pending.timestamp", metric.WithUnit("s"),
+		metric.WithDescription("When the subscriber last read its pending counts from the server, in seconds since the Unix epoch; it stops advancing while that fails."))
+	if err != nil {
+		return fmt.Errorf("creating pending timestamp gauge: %w", err)
+	}
 	attrs := metric.WithAttributeSet(attribute.NewSet(attribute.String("subscriber", name)))
 	b.reg, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		if ms := b.refreshed.Load(); ms != 0 {
+			o.ObserveFloat64(refreshed, float64(ms)/1000, attrs)
+		}
 		if !b.known.Load() {
 			return nil
 		}
@@ -65,7 +91,7 @@ func (b *backlog) register(m metric.Meter, name string, consumers int) error {
 		o.ObserveInt64(pending, p, attrs)
 		o.ObserveInt64(ackPending, a, attrs)
 		return nil
-	}, pending, ackPending)
+	}, pending, ackPending, refreshed)
 	if err != nil {
 		return fmt.Errorf("registering pending gauges: %w", err)
 	}
@@ -94,33 +120,69 @@ func (s *Subscriber) watchBacklog(ctx context.Context) {
 	}
 }
 
-// refreshBacklog reads the stream's info, then each consumer's.
+// refreshBacklog reads the stream's info, then each consumer's, and
+// records the outcome (see backlog). It succeeds only when it read all of
+// them; what ctx's end cut short is not recorded.
 func (s *Subscriber) refreshBacklog(ctx context.Context) {
 	sctx, cancel := context.WithTimeout(ctx, pendingRefresh)
 	si, err := s.streamInfo(sctx)
 	cancel()
-	if err != nil && ctx.Err() == nil {
-		s.cfg.Logger.Debug("subscriber: reading stream info", "subscriber", s.cfg.Name, "error", err)
+	var errs []error
+	if err != nil {
+		errs = append(errs, err)
 	}
 	for i, d := range s.durables {
 		cons := d.consumer()
-		if cons == nil {
+		if cons == nil { // cannot happen: Run watches after setup bound them all
+			errs = append(errs, fmt.Errorf("consumer %s not bound", d.name))
 			continue
 		}
 		ictx, cancel := context.WithTimeout(ctx, pendingRefresh)
 		info, err := cons.Info(ictx)
 		cancel()
-		switch {
-		case err == nil:
-			s.backlog.durables[i].pending.Store(int64(info.NumPending))
-			s.backlog.durables[i].ackPending.Store(int64(info.NumAckPending))
-			s.backlog.known.Store(true)
-			if si != nil {
-				s.observe(d, cons, si, info)
-			}
-		case ctx.Err() == nil:
-			s.cfg.Logger.Debug("subscriber: reading consumer info", "subscriber", s.cfg.Name, "consumer", d.name, "error", err)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("reading consumer %s info: %w", d.name, err))
+			continue
 		}
+		s.backlog.durables[i].pending.Store(int64(info.NumPending))
+		s.backlog.durables[i].ackPending.Store(int64(info.NumAckPending))
+		if si != nil {
+			s.observe(d, cons, si, info)
+		}
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	s.recordRefresh(errors.Join(errs...), time.Now())
+}
+
+// recordRefresh records the outcome of a refresh at now: without err the
+// values are known and the timestamp advances; with err they are unknown
+// until a refresh succeeds. The first failure after a success (or before
+// the first) is logged at WARN with its error, the next ones only at
+// DEBUG, and the recovery at INFO.
+func (s *Subscriber) recordRefresh(err error, now time.Time) {
+	b := &s.backlog
+	if err != nil {
+		b.known.Store(false)
+		if b.failingSince.IsZero() {
+			b.failingSince = now
+			args := []any{"subscriber", s.cfg.Name, "error", err}
+			if ms := b.refreshed.Load(); ms != 0 {
+				args = append(args, "last_refreshed", time.UnixMilli(ms))
+			}
+			s.cfg.Logger.Warn("subscriber: reading the backlog from the server is failing; the pending gauges are not reported until it succeeds", args...)
+			return
+		}
+		s.cfg.Logger.Debug("subscriber: reading the backlog from the server", "subscriber", s.cfg.Name, "error", err)
+		return
+	}
+	b.refreshed.Store(now.UnixMilli())
+	b.known.Store(true)
+	if !b.failingSince.IsZero() {
+		s.cfg.Logger.Info("subscriber: reading the backlog from the server again", "subscriber", s.cfg.Name,
+			"failed_for", now.Sub(b.failingSince).Round(time.Millisecond))
+		b.failingSince = time.Time{}
 	}
 }
 

@@ -295,12 +295,16 @@ type Config struct {
 	// context either way.
 	TracerProvider trace.TracerProvider
 	// MeterProvider records pophub_sdk_notifications_total{subscriber,
-	// outcome}, the gauges pophub_sdk_pending{subscriber} (notifications
+	// outcome}; the gauges pophub_sdk_pending{subscriber} (notifications
 	// the durable consumer has not delivered yet: the subscriber's lag) and
 	// pophub_sdk_ack_pending{subscriber} (delivered, not yet acked), which
-	// are refreshed from each message's metadata and from a consumer info
-	// request every five seconds, and the counters
-	// pophub_sdk_consumers_recreated_total{subscriber} and
+	// are refreshed from each message's metadata and from the stream's and
+	// consumers' info every five seconds, and are absent from the first
+	// refresh that fails (the server unreachable or refusing) until one
+	// succeeds, logged at WARN when that starts and at INFO when it ends;
+	// the gauge pophub_sdk_pending_timestamp_seconds{subscriber}, when a
+	// refresh last succeeded, which stops advancing while they fail; and
+	// the counters pophub_sdk_consumers_recreated_total{subscriber} and
 	// pophub_sdk_gaps_total{subscriber} (see the package doc's Reconnection
 	// and Expiry), which should stay at 0 (default the global provider).
 	MeterProvider metric.MeterProvider
