@@ -15,7 +15,10 @@
 // pophub_events_applied_total{source}, pophub_events_duplicate_total{source}
 // and pophub_events_rejected_total{reason,source};
 // pophub_dlq_dropped_total{source,dropped} counts rejects too large for the
-// DLQ, copied there without their value (see HeaderDropped); histograms
+// DLQ, copied there without some parts (dropped "value" or
+// "key,value,headers", see HeaderDropped) or not at all ("record"); every
+// source's counters, with each reason and dropped value, start at zero, so
+// that increase() sees their first event; histograms
 // pophub_apply_duration_seconds and pophub_ingest_batch_size; the gauge
 // pophub_consumer_lag{topic,partition}, which kafka-go's group reader does
 // not expose: every five seconds the consumer asks the broker for each
@@ -310,6 +313,11 @@ func New(cfg Config, store Applier) (*Consumer, error) {
 		}
 		for _, ctr := range []metric.Int64Counter{c.metrics.consumed, c.metrics.applied, c.metrics.duplicates} {
 			ctr.Add(context.Background(), 0, metric.WithAttributes(src))
+		}
+		// Drops are rare, so a series born at its first drop would be
+		// the one increase() and rate() cannot see.
+		for _, dropped := range []string{dropValue, dropAll, dropRecord} {
+			c.metrics.dlqDropped.Add(context.Background(), 0, metric.WithAttributes(src, attribute.String("dropped", dropped)))
 		}
 	}
 	c.lag, err = newLagTracker(cfg, m)

@@ -9,6 +9,8 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+
+	"github.com/pophub/pophub/schemas"
 )
 
 // dlqMaxBytes is the DLQ writer's BatchBytes, the most a copy may weigh as
@@ -129,8 +131,10 @@ func (c *Consumer) noteDropped(ctx context.Context, p dlqCopy) {
 }
 
 func dropAttrs(orig kafka.Message, dropped string) metric.AddOption {
-	topic := lastHeader(orig, HeaderTopic)
-	return metric.WithAttributes(attribute.String("source", strings.TrimPrefix(topic, "pop.events.")), attribute.String("dropped", dropped))
+	// The source as the other ingest counters name it, so that the series
+	// New started at zero are the ones counted here.
+	src := schemas.SourceOfTopic(lastHeader(orig, HeaderTopic))
+	return metric.WithAttributes(attribute.String("source", string(src)), attribute.String("dropped", dropped))
 }
 
 // fit returns the copy m whole, or without the parts shrink drops, as far

@@ -351,6 +351,39 @@ func TestOversizedRejectGoesOn(t *testing.T) {
 	}
 }
 
+// TestDLQDroppedStartsAtZero: a fresh consumer's /metrics has
+// pophub_dlq_dropped_total at zero for every source and every dropped
+// value, so that increase() sees the first drop; a series born at 1 has no
+// earlier sample to increase from.
+func TestDLQDroppedStartsAtZero(t *testing.T) {
+	k := broker(t)
+	tel, err := telemetry.Setup(context.Background(), telemetry.Config{ServiceName: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tel.Shutdown(context.Background()) })
+	c, err := New(Config{Brokers: []string{k.Addr()}, GroupID: "fresh", Meter: tel.Meter("test")}, &recordingApplier{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+
+	rec := httptest.NewRecorder()
+	tel.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body := rec.Body.String()
+	for _, src := range schemas.Sources {
+		for _, dropped := range []string{"value", "key,value,headers", "record"} {
+			line := fmt.Sprintf("pophub_dlq_dropped_total{dropped=%q,source=%q} 0\n", dropped, src)
+			if !strings.Contains(body, line) {
+				t.Errorf("/metrics lacks %s", strings.TrimSpace(line))
+			}
+		}
+	}
+	if t.Failed() {
+		t.Logf("/metrics:\n%s", grepLines(body, "pophub_dlq"))
+	}
+}
+
 // setTopicConfig sets one configuration entry of topic.
 func setTopicConfig(t testing.TB, addr, topic, name, value string) {
 	t.Helper()

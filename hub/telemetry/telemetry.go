@@ -30,6 +30,23 @@
 //
 // Never use a citizen ID as an attribute value: attributes become metric
 // labels and span attributes.
+//
+// # Trace export
+//
+// Spans wait for export in a queue of Config.SpanQueueSize spans and go to
+// the collector in requests of up to 2048. When the queue is full a span is
+// dropped rather than make the code that ended it wait, and a warning is
+// logged at most every ten seconds. With an OTLP endpoint, /metrics shows
+// what became of the spans, every series from zero:
+//
+//	pophub_trace_spans_ended_total                    sampled spans ended for export
+//	pophub_trace_spans_exported_total                 spans the collector accepted
+//	pophub_trace_spans_dropped_total{reason}          queue_full or export_failed
+//	pophub_trace_spans_queued                         spans waiting in the queue
+//	pophub_trace_spans_queue_capacity                 the queue's size
+//
+// ended = exported + dropped + queued, bar the spans of an export under
+// way.
 package telemetry
 
 import (
@@ -82,15 +99,26 @@ type Config struct {
 	// sampled as with an endpoint, even without one.
 	SpanProcessor sdktrace.SpanProcessor
 
-	// Logger receives telemetry errors (failed exports) once InstallGlobals
-	// has routed the otel error handler to it; until then they go to otel's
-	// default handler, which writes them to standard error. Nil discards.
+	// SpanQueueSize is how many ended spans may wait for export to
+	// OTLPEndpoint (default DefaultSpanQueueSize). When the queue is full
+	// a span is dropped rather than wait: it is counted in
+	// pophub_trace_spans_dropped_total{reason="queue_full"} and logged at
+	// most every ten seconds.
+	SpanQueueSize int
+
+	// Logger receives dropped spans (rate-limited), and telemetry errors
+	// (failed exports) once InstallGlobals has routed the otel error
+	// handler to it; until then those go to otel's default handler, which
+	// writes them to standard error. Nil discards.
 	Logger *slog.Logger
 }
 
 func (c *Config) setDefaults() {
 	if c.ServiceName == "" {
 		c.ServiceName = "pophub"
+	}
+	if c.SpanQueueSize <= 0 {
+		c.SpanQueueSize = DefaultSpanQueueSize
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -161,7 +189,15 @@ func Setup(ctx context.Context, cfg Config) (*Telemetry, error) {
 			_ = mp.Shutdown(ctx)
 			return nil, fmt.Errorf("creating OTLP trace exporter: %w", err)
 		}
-		topts = append(topts, sdktrace.WithBatcher(exp))
+		// Not sdktrace.WithBatcher(exp): its defaults (a queue of 2048)
+		// dropped most spans under load, and without a word.
+		sp, err := newSpanPipeline(exp, cfg.SpanQueueSize, mp.Meter("github.com/pophub/pophub/hub/telemetry"), cfg.Logger)
+		if err != nil {
+			_ = exp.Shutdown(ctx)
+			_ = mp.Shutdown(ctx)
+			return nil, err
+		}
+		topts = append(topts, sdktrace.WithSpanProcessor(sp))
 	}
 	if cfg.SpanProcessor != nil {
 		topts = append(topts, sdktrace.WithSpanProcessor(cfg.SpanProcessor))
