@@ -1,9 +1,10 @@
 // Package dashboards ships the Grafana dashboards of the docker-compose
 // stack (ingest, notifications, subscribers, DLQ; provisioned by
 // ops/docker/grafana) and metrics.txt, the Prometheus series they may use.
-// Tests check the dashboards against that list and the list against a
-// scrape of a running hub, so a renamed instrument breaks a test rather
-// than a dashboard.
+// Tests check the dashboards and the alerting rules of
+// ops/docker/alerts.yml against that list, and the list against a scrape
+// of a running hub, so a renamed instrument breaks a test rather than a
+// dashboard or an alert.
 package dashboards
 
 import (

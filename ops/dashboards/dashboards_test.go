@@ -2,6 +2,7 @@ package dashboards_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -15,8 +16,12 @@ import (
 	"github.com/pophub/pophub/ops/dashboards"
 )
 
-// metricName matches the series names a PromQL expression may use.
-var metricName = regexp.MustCompile(`\b(?:pophub|go|process)_[a-zA-Z0-9_]+\b`)
+// metricName matches the series names a PromQL expression may use;
+// upSeries Prometheus's own series of each target's scrape health.
+var (
+	metricName = regexp.MustCompile(`\b(?:pophub|go|process)_[a-zA-Z0-9_]+\b`)
+	upSeries   = regexp.MustCompile(`\bup\s*\{`)
+)
 
 type panel struct {
 	Type       string `json:"type"`
@@ -87,24 +92,8 @@ func TestDashboards(t *testing.T) {
 						t.Errorf("panel %q: want datasource uid \"prometheus\" (ops/docker/grafana provisioning)", p.Title)
 					}
 					for _, tg := range p.Targets {
-						names := metricName.FindAllString(tg.Expr, -1)
-						if len(names) == 0 {
-							t.Errorf("panel %q: expression %q names no metric", p.Title, tg.Expr)
-						}
-						if strings.Count(tg.Expr, "(") != strings.Count(tg.Expr, ")") || strings.Count(tg.Expr, "{") != strings.Count(tg.Expr, "}") {
-							t.Errorf("panel %q: unbalanced expression %q", p.Title, tg.Expr)
-						}
-						for _, n := range names {
-							// Every instance of a group reports the whole
-							// group's lag: a panel summing the series
-							// would count it once per instance.
-							if n == "pophub_consumer_lag" && !strings.Contains(tg.Expr, "max by (topic, partition) (pophub_consumer_lag)") {
-								t.Errorf("panel %q: %q must take one value per partition (max by (topic, partition)): each hub instance reports the group's lag", p.Title, tg.Expr)
-							}
+						for _, n := range checkExpr(t, fmt.Sprintf("panel %q", p.Title), tg.Expr, all) {
 							used[n] = true
-							if !slices.Contains(all, n) {
-								t.Errorf("panel %q: %q is not a series the hub or SDK exports (metrics.txt)", p.Title, n)
-							}
 						}
 					}
 				}
@@ -114,11 +103,44 @@ func TestDashboards(t *testing.T) {
 	}
 	for _, n := range []string{"pophub_consumer_lag", "pophub_apply_duration_seconds_bucket", "pophub_ingest_batch_size_bucket",
 		"pophub_events_applied_total", "pophub_events_duplicate_total", "pophub_outbox_backlog", "pophub_outbox_age_seconds",
-		"pophub_notifications_published_total", "pophub_sdk_notifications_total", "pophub_events_rejected_total"} {
+		"pophub_notifications_published_total", "pophub_sdk_notifications_total", "pophub_events_rejected_total",
+		// What the alerts of ops/docker/alerts.yml watch.
+		"pophub_relay_leader", "pophub_consumer_lag_timestamp_seconds", "pophub_dlq_dropped_total", "pophub_sdk_gaps_total",
+		"pophub_notifications_republished_total"} {
 		if !used[n] {
 			t.Errorf("no dashboard shows %s", n)
 		}
 	}
+}
+
+// checkExpr reports, as the expression of where, a PromQL expression that
+// names no metric (up{...} counts), is unbalanced, names a series that
+// metrics.txt (known) does not list, or sums pophub_consumer_lag over
+// instances; it returns the series names.
+func checkExpr(t *testing.T, where, expr string, known []string) []string {
+	t.Helper()
+	names := metricName.FindAllString(expr, -1)
+	if len(names) == 0 && !upSeries.MatchString(expr) {
+		t.Errorf("%s: expression %q names no metric", where, expr)
+	}
+	if strings.Count(expr, "(") != strings.Count(expr, ")") || strings.Count(expr, "{") != strings.Count(expr, "}") {
+		t.Errorf("%s: unbalanced expression %q", where, expr)
+	}
+	lag := 0
+	for _, n := range names {
+		if n == "pophub_consumer_lag" {
+			lag++
+		}
+		if !slices.Contains(known, n) {
+			t.Errorf("%s: %q is not a series the hub or SDK exports (metrics.txt)", where, n)
+		}
+	}
+	// Every instance of a group reports the whole group's lag: an
+	// expression summing the series would count it once per instance.
+	if strings.Count(expr, "max by (topic, partition) (pophub_consumer_lag)") != lag {
+		t.Errorf("%s: %q must take one value per partition (max by (topic, partition)) wherever it names pophub_consumer_lag: each hub instance reports the group's lag", where, expr)
+	}
+	return names
 }
 
 // repo is the repository root, two directories up.
@@ -136,6 +158,18 @@ func readYAML(t *testing.T, path string, v any) {
 	if err := yaml.Unmarshal(b, v); err != nil {
 		t.Fatalf("parsing %s: %v", path, err)
 	}
+}
+
+// promConfig is what the tests read of ops/docker/prometheus.yml.
+type promConfig struct {
+	RuleFiles     []string `yaml:"rule_files"`
+	ScrapeConfigs []struct {
+		JobName       string `yaml:"job_name"`
+		MetricsPath   string `yaml:"metrics_path"`
+		StaticConfigs []struct {
+			Targets []string `yaml:"targets"`
+		} `yaml:"static_configs"`
+	} `yaml:"scrape_configs"`
 }
 
 // TestComposeStack checks the YAML of the observability stack and that its
@@ -225,18 +259,20 @@ func TestComposeStack(t *testing.T) {
 		t.Errorf("the collector offers no metrics to Prometheus")
 	}
 
-	var prom struct {
-		ScrapeConfigs []struct {
-			JobName       string `yaml:"job_name"`
-			MetricsPath   string `yaml:"metrics_path"`
-			StaticConfigs []struct {
-				Targets []string `yaml:"targets"`
-			} `yaml:"static_configs"`
-		} `yaml:"scrape_configs"`
-	}
+	var prom promConfig
 	readYAML(t, "ops/docker/prometheus.yml", &prom)
 	if mounts["/etc/prometheus/prometheus.yml"] != "./ops/docker/prometheus.yml" {
 		t.Errorf("Prometheus does not mount ops/docker/prometheus.yml")
+	}
+	// The rule files are container paths: each must be mounted, and the
+	// alerts of ops/docker/alerts.yml must be among them.
+	for _, rf := range prom.RuleFiles {
+		if _, ok := mounts[rf]; !ok {
+			t.Errorf("prometheus.yml loads rule file %s, which docker-compose.yml does not mount", rf)
+		}
+	}
+	if !slices.ContainsFunc(prom.RuleFiles, func(rf string) bool { return mounts[rf] == "./ops/docker/alerts.yml" }) {
+		t.Errorf("prometheus.yml's rule_files %v: none is where docker-compose.yml mounts ./ops/docker/alerts.yml", prom.RuleFiles)
 	}
 	targets := map[string][]string{}
 	for _, sc := range prom.ScrapeConfigs {
