@@ -79,7 +79,7 @@ func TestCheckEncodedSpouseID(t *testing.T) {
 		{"wrong check character", MarriageRegistered, "230102199001011231", citizenid.ErrCheck},
 		{"not an ID", MarriageRegistered, "bogus", citizenid.ErrLength},
 		{"letter among the digits", MarriageDivorced, "230102199001011x30", citizenid.ErrDigits},
-		{"lower-case x", MarriageDivorced, "11010519491231002x", citizenid.ErrCheck},
+		{"lower-case x", MarriageDivorced, "11010519491231002x", citizenid.ErrCheckCase},
 		{"born after now", MarriageRegistered, withCheck("23010220261201001"), citizenid.ErrFuture},
 		{"empty", MarriageDivorced, "", citizenid.ErrLength},
 	}

@@ -155,7 +155,7 @@ func renderValue(t testing.TB, f Field, v any) string {
 		case f.Map != nil:
 			return inverse(f.Map, s)
 		case f.Codes != "":
-			return codeTables[f.Codes][s]
+			return codeTables[f.Codes].names[s]
 		}
 		return s
 	}

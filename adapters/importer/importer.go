@@ -61,7 +61,8 @@ const (
 	// (broken CSV quoting, a wrong number of columns, bytes not valid in
 	// the file's encoding, longer than 1 MiB).
 	ReasonMalformedRow = "malformed_row"
-	// ReasonUnmappedValue: a cell's value is not in its value map.
+	// ReasonUnmappedValue: a cell's value is not in its value map, or
+	// not a name or code of its national code table.
 	ReasonUnmappedValue = "unmapped_value"
 	// ReasonInvalidValue: a cell cannot be converted (a date, number,
 	// time or version that does not parse, an empty required cell).

@@ -108,7 +108,10 @@ type Field struct {
 	Map map[string]string `yaml:"map"`
 	// Codes translates names of a national code table to codes, accepting
 	// the codes themselves too: gender, ethnicity (汉族 or 汉 → 01),
-	// education, marital.
+	// education, marital. Education takes the full GB/T 4658 names and the
+	// short ones of codes.EducationAliases (本科 → 20 大学本科教育 in an
+	// enrolment, 21 大学本科毕业 in a graduation). A value of neither is
+	// rejected (unmapped_value).
 	Codes string `yaml:"codes"`
 	// Kind converts the value: string (default), number, date (YYYY-MM-DD),
 	// month (YYYY-MM), list (a JSON array of strings, split at Split),
@@ -146,12 +149,18 @@ const (
 
 var kinds = []string{KindString, KindNumber, KindDate, KindMonth, KindList, KindCitizenID}
 
+// codeTable is a national code table Field.Codes may name.
+type codeTable struct {
+	names    map[string]string // code → name
+	standard string            // the standard that defines it, for reject details
+}
+
 // codeTables are the tables Field.Codes may name.
-var codeTables = map[string]map[string]string{
-	"gender":    codes.Gender,
-	"ethnicity": codes.Ethnicity,
-	"education": codes.Education,
-	"marital":   codes.Marital,
+var codeTables = map[string]codeTable{
+	"gender":    {codes.Gender, "GB/T 2261.1"},
+	"ethnicity": {codes.Ethnicity, "GB 3304"},
+	"education": {codes.Education, "GB/T 4658"},
+	"marital":   {codes.Marital, "GB/T 2261.2"},
 }
 
 //go:embed mappings/*.yaml

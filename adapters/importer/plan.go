@@ -14,6 +14,7 @@ import (
 	"github.com/pophub/pophub/adapters/publisher"
 	"github.com/pophub/pophub/schemas"
 	"github.com/pophub/pophub/schemas/citizenid"
+	"github.com/pophub/pophub/schemas/codes"
 )
 
 // plan is a Mapping bound to a file's header: columns resolved to
@@ -49,6 +50,8 @@ type column struct {
 	loc     *time.Location
 	split   string
 	lookup  map[string]string // nil: no translation
+	table   string            // a Codes field's table and standard, for reject details: "education table (GB/T 4658)"
+	vague   map[string]bool   // short names of the table that fit several codes in this type
 }
 
 // Default layouts, tried in order, when a mapping names none.
@@ -94,7 +97,7 @@ func newPlan(m *Mapping, header []string) (*plan, error) {
 		p.keyCols = append(p.keyCols, find("id.key", k))
 	}
 	if m.ID.Version.Column != "" || m.ID.Version.Value != "" {
-		c := newColumn("id.version", m.ID.Version, find)
+		c := newColumn("", "id.version", m.ID.Version, find)
 		p.version = &c
 	}
 	for _, t := range m.types() {
@@ -105,7 +108,7 @@ func newPlan(m *Mapping, header []string) (*plan, error) {
 		}
 		slices.Sort(names)
 		for _, name := range names {
-			c := newColumn(name, fs[name], find)
+			c := newColumn(t, name, fs[name], find)
 			p.fields[t] = append(p.fields[t], c)
 			if c.header != "" {
 				p.byColumn[name] = c.header
@@ -118,7 +121,8 @@ func newPlan(m *Mapping, header []string) (*plan, error) {
 	return p, nil
 }
 
-func newColumn(name string, f Field, find func(what, name string) int) column {
+// newColumn binds a field of events of type t ("" for the version).
+func newColumn(t schemas.Type, name string, f Field, find func(what, name string) int) column {
 	c := column{name: name, col: -1, value: f.Value, def: f.Default, kind: f.Kind, split: f.Split}
 	c.member = append(strconv.AppendQuote(nil, name), ':') // names are ASCII JSON field names
 	if c.kind == "" {
@@ -149,16 +153,48 @@ func newColumn(name string, f Field, find func(what, name string) int) column {
 	case f.Map != nil:
 		c.lookup = f.Map
 	case f.Codes != "":
+		tab := codeTables[f.Codes]
+		c.table = f.Codes + " table (" + tab.standard + ")"
 		c.lookup = map[string]string{}
-		for code, label := range codeTables[f.Codes] {
+		for code, label := range tab.names {
 			c.lookup[code] = code
 			c.lookup[label] = code
 			if short, ok := strings.CutSuffix(label, "族"); ok && short != "" {
 				c.lookup[short] = code
 			}
 		}
+		if f.Codes == "education" {
+			c.vague = map[string]bool{}
+			for short, a := range codes.EducationAliases {
+				code := a.Stage
+				if t == schemas.EducationGraduated {
+					code = a.Graduated
+				}
+				if code == "" {
+					c.vague[short] = true
+				} else {
+					c.lookup[short] = code
+				}
+			}
+		}
 	}
 	return c
+}
+
+// unmapped explains why v, a value or a list's element, has no
+// translation, naming the code table of a Codes field.
+func (c *column) unmapped(v string, element bool) *convertError {
+	what := "value"
+	if element {
+		what = "an element"
+	}
+	switch {
+	case c.vague[v]:
+		return &convertError{ReasonUnmappedValue, what + " is a short name that stands for several codes of the " + c.table + " in this event type: write the full name or the code"}
+	case c.table != "":
+		return &convertError{ReasonUnmappedValue, what + " is not a name or code of the " + c.table}
+	}
+	return &convertError{ReasonUnmappedValue, what + " is not in the value map"}
 }
 
 func layoutsOr(layout string, def []string) []string {
@@ -363,7 +399,7 @@ func (c *column) appendValue(dst []byte, row []string, kinds []cellKind) ([]byte
 			if c.lookup != nil {
 				m, ok := c.lookup[e]
 				if !ok {
-					return dst, false, 0, &convertError{ReasonUnmappedValue, "an element is not in the value map"}
+					return dst, false, 0, c.unmapped(e, true)
 				}
 				e = m
 			}
@@ -378,7 +414,7 @@ func (c *column) appendValue(dst []byte, row []string, kinds []cellKind) ([]byte
 	if c.lookup != nil {
 		m, ok := c.lookup[v]
 		if !ok {
-			return dst, false, 0, &convertError{ReasonUnmappedValue, "value is not in the value map"}
+			return dst, false, 0, c.unmapped(v, false)
 		}
 		v, kind = m, textCell
 	}

@@ -28,6 +28,7 @@ var (
 	ErrLength    = errors.New("must be 18 characters")
 	ErrDigits    = errors.New("first 17 characters must be digits")
 	ErrCheck     = errors.New("check character does not match (GB 11643 MOD 11-2)")
+	ErrCheckCase = errors.New("check character must be upper-case X, not x (GB 11643)")
 	ErrProvince  = errors.New("first two digits are not a province code")
 	ErrBirthDate = errors.New("birth date digits are not a real date")
 	ErrFuture    = errors.New("birth date lies in the future")
@@ -56,6 +57,12 @@ func CheckChar(first17 string) byte {
 // Parse validates s against GB 11643-1999 as of now: 17 digits, the MOD 11-2
 // check character (upper-case X), a real birth date not in the future, and a
 // real province code.
+//
+// A lower-case x is not accepted where the check character is X, but it is
+// not reported as a wrong check character either: when the ID is valid but
+// for its case, the error is ErrCheckCase, so that the sender upper-cases it
+// rather than doubting the number. An ID wrong in other ways as well gets
+// the error of its other fault.
 func Parse(s string) (ID, error) { return ParseAt(s, time.Now()) }
 
 // ParseAt is Parse with an explicit "now" for the future-date check, which
@@ -69,7 +76,9 @@ func ParseAt(s string, now time.Time) (ID, error) {
 			return "", &Error{ErrDigits}
 		}
 	}
-	if CheckChar(s) != s[17] {
+	c := CheckChar(s)
+	lowerX := c == 'X' && s[17] == 'x'
+	if c != s[17] && !lowerX {
 		return "", &Error{ErrCheck}
 	}
 	if !region.IsProvince(s[:2]) {
@@ -81,6 +90,9 @@ func ParseAt(s string, now time.Time) (ID, error) {
 	}
 	if birth.After(Today(now)) {
 		return "", &Error{ErrFuture}
+	}
+	if lowerX {
+		return "", &Error{ErrCheckCase}
 	}
 	return ID(s), nil
 }

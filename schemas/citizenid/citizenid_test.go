@@ -21,7 +21,12 @@ func TestParse(t *testing.T) {
 	}{
 		{"valid", "230102199001011230", nil},
 		{"valid with X check character", "11010519491231002X", nil},
-		{"lower-case x", "11010519491231002x", ErrCheck},
+		{"lower-case x", "11010519491231002x", ErrCheckCase},
+		{"lower-case x, another", "23010219900101102x", ErrCheckCase},
+		{"lower-case x where the check character is a digit", "23010219900101123x", ErrCheck},
+		{"lower-case x and no such province", lowerX(t, "9901021990010112"), ErrProvince},
+		{"lower-case x and no such date", lowerX(t, "2301021990023012"), ErrBirthDate},
+		{"lower-case x and born in the future", lowerX(t, "2301022030123112"), ErrFuture},
 		{"too short", "23010219900101123", ErrLength},
 		{"too long", "2301021990010112300", ErrLength},
 		{"letter in the digits", "2301021990A1011230", ErrDigits},
@@ -39,8 +44,26 @@ func TestParse(t *testing.T) {
 			if err != nil && strings.Contains(err.Error(), tc.in) {
 				t.Errorf("error %q repeats the input", err)
 			}
+			if tc.want == ErrCheckCase {
+				if _, err := ParseAt(strings.ToUpper(tc.in), now); err != nil {
+					t.Errorf("upper-cased, ParseAt = %v, want the ID accepted", err)
+				}
+			}
 		})
 	}
+}
+
+// lowerX completes 16 digits with the 17th digit that makes the check
+// character X, and writes it as a lower-case x.
+func lowerX(t *testing.T, first16 string) string {
+	t.Helper()
+	for d := '0'; d <= '9'; d++ {
+		if first17 := first16 + string(d); CheckChar(first17) == 'X' {
+			return first17 + "x"
+		}
+	}
+	t.Fatalf("no 17th digit gives %s… the check character X", first16[:4])
+	return ""
 }
 
 // with completes 17 digits with their check character.

@@ -50,6 +50,47 @@ var Education = map[string]string{
 	"90": "其他",
 }
 
+// EducationAlias is what a short name of a GB/T 4658 level stands for. A
+// short name such as 本科 names a stage of education, where the table has a
+// code for the stage (20 大学本科教育) and codes for leaving it (21 毕业,
+// 22 结业, 23 肄业); which one the name means depends on the record.
+type EducationAlias struct {
+	// Stage is the code of studying at the stage, for an enrolment; ""
+	// where the table has none.
+	Stage string
+	// Graduated is the code of graduating (毕业) from the stage, for a
+	// graduation; "" where the name fits several (研究生: a doctorate, a
+	// master's or a postgraduate class).
+	Graduated string
+}
+
+// EducationAliases maps the short names department systems use for GB/T
+// 4658 levels to their codes. None is a full name of Education. The
+// postgraduate degrees have no stage code of their own: studying for one
+// is 10 研究生教育.
+var EducationAliases = map[string]EducationAlias{
+	"研究生":   {Stage: "10"},
+	"博士":    {Stage: "10", Graduated: "11"},
+	"博士研究生": {Stage: "10", Graduated: "11"},
+	"硕士":    {Stage: "10", Graduated: "14"},
+	"硕士研究生": {Stage: "10", Graduated: "14"},
+	"本科":    {Stage: "20", Graduated: "21"},
+	"大学本科":  {Stage: "20", Graduated: "21"},
+	"大专":    {Stage: "30", Graduated: "31"},
+	"专科":    {Stage: "30", Graduated: "31"},
+	"大学专科":  {Stage: "30", Graduated: "31"},
+	"中职":    {Stage: "40"},
+	"中专":    {Stage: "40", Graduated: "41"},
+	"职高":    {Stage: "40", Graduated: "44"},
+	"职业高中":  {Stage: "40", Graduated: "44"},
+	"技校":    {Stage: "40", Graduated: "47"},
+	"技工学校":  {Stage: "40", Graduated: "47"},
+	"高中":    {Stage: "60", Graduated: "61"},
+	"普通高中":  {Stage: "60", Graduated: "61"},
+	"初中":    {Stage: "70", Graduated: "71"},
+	"小学":    {Stage: "80", Graduated: "81"},
+}
+
 // EducationRank orders education levels: a smaller rank is a higher level.
 // The first digit is the stage (1 postgraduate … 9 other); within a stage the
 // code order puts graduation before completion before incomplete study.
