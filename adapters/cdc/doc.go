@@ -17,7 +17,9 @@
 //
 //   - wal_level = logical in postgresql.conf (ALTER SYSTEM SET wal_level =
 //     logical; it takes a restart), with max_replication_slots and
-//     max_wal_senders at least 1 more than already used.
+//     max_wal_senders at least 2 more than already used: the stream uses
+//     one of each, and a second for a while when it takes its initial
+//     copy again (see A first start that fails during its copy).
 //   - A user with the REPLICATION attribute that owns the table (or can
 //     create a publication for it) and may SELECT it, allowed to connect
 //     for replication in pg_hba.conf (for example CREATE ROLE pophub_cdc
@@ -29,12 +31,12 @@
 //     while it runs (see Changes to the table). For a partitioned table,
 //     set it on every partition (the table's own setting does not pass to
 //     them), including partitions added later.
-//   - A partitioned table needs PostgreSQL 13 or later.
+//   - PostgreSQL 11 or later; a partitioned table needs 13 or later.
 //
 // The stream creates, when missing:
 //   - the publication pophub_<table> FOR TABLE <table> (inserts, updates
 //     and deletes; truncates carry no rows and are not published), whose
-//     comment records the slots whose initial snapshot completed. For a
+//     comment records how far each slot's initial copy got. For a
 //     partitioned table it is created WITH (publish_via_partition_root =
 //     true), so that the changes of every partition, present or future,
 //     arrive under the table's name; an existing publication without that
@@ -47,10 +49,11 @@
 //
 // # Position: nothing lost, nothing repeated
 //
-// The slot is the saved position; there is no other state. The stream
-// confirms a WAL position to PostgreSQL (a standby status update) only
-// after Kafka acknowledged every event before it, so after a crash or a
-// restart PostgreSQL sends again from the last confirmed transaction:
+// Once the initial copy completed, the slot is the saved position; there
+// is no other state (for a copy that did not complete, see below). The
+// stream confirms a WAL position to PostgreSQL (a standby status update)
+// only after Kafka acknowledged every event before it, so after a crash
+// or a restart PostgreSQL sends again from the last confirmed transaction:
 // nothing is lost. A change sent again keeps its WAL position, and the
 // event id is publisher.EventID(source, record key, that LSN), so a
 // change published before the crash but not yet confirmed comes out with
@@ -61,11 +64,46 @@
 // start sends nothing twice.
 //
 // Rows of the initial snapshot take a hash of their mapped values as their
-// version (negative, never a WAL position), not the slot's starting LSN.
-// If the first start fails during the copy, the next start drops the slot
-// and copies again from a new one; a re-copy repeats no unchanged row: an
-// unchanged row comes out with the event id it had, which the hub drops
-// as a duplicate, and only a row that changed in between gets a new id.
+// version (negative, never a WAL position), not the slot's starting LSN,
+// so that a copy taken again repeats no unchanged row: an unchanged row
+// comes out with the event id it had, which the hub drops as a duplicate,
+// and only a row that changed in between gets a new id.
+//
+// # A first start that fails during its copy
+//
+// The copy sends rows in batches, and Kafka may have taken some, which
+// the hub applied, when the first start dies (killed, or Kafka failing).
+// The next start takes the copy again; but a row the first copy sent that
+// was deleted in between is not in the new copy, and a row moved to
+// another citizen or record key is in it only where it is now: their ends
+// are only in the slot's changes. So the slot is kept, and the next start
+//
+//  1. creates a temporary slot, whose snapshot the new copy is read from;
+//  2. replays the kept slot up to that snapshot's position and sends the
+//     ends owed: the delete's event of each row a failed copy may have
+//     sent that was deleted, or moved away (see Mapping), in between, with
+//     the event id the stream gives that change. An end is left out when
+//     the new copy registers the row again as it was (deleted and
+//     inserted again, or moved back), as the copy's event may be dated
+//     before the end. It then confirms that position, before which the
+//     new copy holds every change;
+//  3. copies, and streams from that position once the copy completed.
+//
+// Which rows a failed copy may have sent is recorded as it goes: the copy
+// reads rows in the order of a hash of their record key, and before each
+// batch is published, the greatest hash sent so far is written in the
+// publication's comment (a hash, as the comment is readable by every user
+// of the database and the key may be personal data). A failed copy's
+// last batch counts as sent, as Kafka may have taken part of it: a row of
+// it deleted in between gets an end although the hub may never have
+// registered it (an end without a registration shows in no record), and
+// so does the citizen a row was moved to and back from. Rows past the
+// bound owe nothing. A slot left by an earlier version, which recorded no
+// bound, is taken to have sent every row. Should the copy taken again
+// fail too, the next start goes on from the position confirmed in step 2,
+// with the rows of both copies counted as sent. Reading in hash order
+// sorts the table once, on the department's server, for each initial
+// copy.
 //
 // # Bad rows
 //
@@ -120,6 +158,14 @@
 //	  type: housing.rental_ended
 //	  time: $commit_time
 //	  data: {lease_id: lease_id, end: "end_date | $commit_date"}
+//
+// An update that moves a row to another citizen (the citizen_id column
+// changed) or another record key registers it where it is now, with the
+// update's event, and, when deletes are mapped, ends it where it was with
+// the delete's event of the old row: otherwise the old citizen's record
+// would hold it for ever. That end's event id is derived from the old
+// record key and the update's WAL position, and differs from the
+// update's own.
 //
 // Values are read as PostgreSQL prints them (DateStyle ISO, TimeZone UTC)
 // and shaped by the data field they feed: a bigint lease_id becomes a JSON

@@ -405,6 +405,11 @@ type change struct {
 	// a row of the initial snapshot, snapshotVersion.
 	version int64
 	commit  time.Time // commit time of its transaction (snapshot: its time)
+	// oldSide marks the end of the row an update moved away (see
+	// plan.movedAway): kind opDelete, row the update's old row. Its event
+	// id differs from the update's own, which has the same key and version
+	// when only the citizen changed.
+	oldSide bool
 }
 
 // rowError is a row that cannot become an event. Its message never holds
@@ -426,6 +431,11 @@ func (p *plan) event(c change) (schemas.Event, error) {
 	key, err := p.recordKey(c.row)
 	if err != nil {
 		return schemas.Event{}, err
+	}
+	if c.oldSide {
+		// The record separator, like the unit separator between key
+		// columns, is in no sane key value.
+		key += "\x1eold"
 	}
 	ev := schemas.Event{
 		SpecVersion: schemas.SpecVersion,
@@ -463,6 +473,31 @@ func (p *plan) event(c change) (schemas.Event, error) {
 		return ev, &rowError{"bad_value", fmt.Sprintf("encoding data: %v", err)}
 	}
 	return ev, nil
+}
+
+// movedAway reports whether an update took a row away from the record
+// the hub holds it under: to another citizen, or to another record key.
+// The update's own event registers the row where it is now; the old
+// citizen's record, or the old key, would keep it for ever unless it is
+// ended like a deleted row. An old row that could not have become an
+// event (no valid citizen ID, no key) was never sent, and owes nothing.
+func (p *plan) movedAway(old, cur row) bool {
+	if old == nil {
+		return false
+	}
+	oldKey, err := p.recordKey(old)
+	if err != nil {
+		return false
+	}
+	oldID, err := p.subject(old)
+	if err != nil {
+		return false
+	}
+	if key, err := p.recordKey(cur); err != nil || key != oldKey {
+		return true
+	}
+	id, err := p.subject(cur)
+	return err != nil || id != oldID
 }
 
 func (p *plan) subject(r row) (citizenid.ID, error) {

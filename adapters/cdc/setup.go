@@ -23,6 +23,8 @@ type tableInfo struct {
 	name      string
 	qualified string // quoted, for SQL
 	columns   []string
+	// keyTypes are the SQL types of the mapping's key columns, in order.
+	keyTypes []string
 	// partitioned: the table is a partitioned table, whose rows live in
 	// its partitions; the publication must publish their changes under
 	// the table's own name (publish_via_partition_root).
@@ -92,6 +94,14 @@ func (s *Stream) inspect(ctx context.Context, db *pgx.Conn) (*tableInfo, error) 
 	}
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("checking the mapping: table %s has no column %s", t.qualified, strings.Join(missing, ", "))
+	}
+	rows, err = db.Query(ctx, `SELECT format_type(a.atttypid, a.atttypmod) FROM unnest($2::text[]) WITH ORDINALITY AS k(name, ord)
+		JOIN pg_attribute a ON a.attrelid = $1 AND a.attname = k.name ORDER BY k.ord`, t.oid, s.plan.key)
+	if err != nil {
+		return nil, fmt.Errorf("reading the key column types of %s: %w", t.qualified, err)
+	}
+	if t.keyTypes, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+		return nil, fmt.Errorf("reading the key column types of %s: %w", t.qualified, err)
 	}
 	if s.plan.ops[opDelete] != nil {
 		if err := s.checkDeletedRows(ctx, db, t, replIdent); err != nil {
@@ -223,57 +233,126 @@ func (s *Stream) ensurePublication(ctx context.Context, db *pgx.Conn, t *tableIn
 }
 
 // ensureSlot returns the position to stream from. With a slot whose
-// initial snapshot completed, that is the slot's confirmed position.
-// Otherwise it creates the slot, copies the table's rows as they were at
-// the slot's start, and returns that start: every change after it comes
-// from the slot, every one before it is in the copy.
+// initial copy completed, that is the slot's confirmed position.
+// Otherwise it copies the table's rows as they were at a position, and
+// returns that position: every change after it comes from the slot, every
+// one before it is in the copy.
 //
-// Whether the snapshot completed is written in the publication's comment,
-// an object the stream owns: the slot itself cannot carry it. A slot
-// without that mark is from a start that failed during its snapshot; its
-// exported snapshot is gone, so the slot is dropped and the snapshot
-// taken again (its unchanged rows get the same event ids: see
-// snapshotVersion).
+// Without a slot, it creates one, and copies from the snapshot the slot
+// exported at its start. A slot whose copy did not complete is from a
+// start that failed during its copy, which may have sent some rows; their
+// later deletes, and moves to another citizen or key, are in the slot
+// alone. So the slot is kept: the copy is taken again from a temporary
+// slot's snapshot, and before it, the ends those rows owe are sent from
+// the slot's changes up to that snapshot (see resend).
+//
+// Whether the copy completed, and which rows a failed copy may have sent,
+// is written in the publication's comment, an object the stream owns: the
+// slot itself cannot carry it (see copyState).
 func (s *Stream) ensureSlot(ctx context.Context, db *pgx.Conn, repl *pgconn.PgConn, t *tableInfo) (pglogrepl.LSN, error) {
 	confirmed, exists, err := s.idleSlot(ctx, db)
 	if err != nil {
 		return 0, err
 	}
-	if exists {
-		done, err := s.snapshotDone(ctx, db)
-		if err != nil {
+	state, err := s.copyState(ctx, db)
+	if err != nil {
+		return 0, err
+	}
+	if exists && state.done {
+		return confirmed, nil
+	}
+	// db holds the copy's snapshot until the copy ends: its progress is
+	// recorded on a connection of its own.
+	marks, err := s.connect(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer marks.Close(context.WithoutCancel(ctx))
+
+	var start pglogrepl.LSN
+	var snap pgx.Tx
+	if !exists {
+		// A slot dropped by hand takes what its copy owed with it.
+		state = copyState{}
+		if err := s.setCopyState(ctx, marks, state); err != nil {
 			return 0, err
 		}
-		if done {
-			return confirmed, nil
+		if start, snap, err = s.createSlot(ctx, db, repl, s.cfg.Slot, false); err != nil {
+			return 0, err
 		}
-		s.log.WarnContext(ctx, "cdc: the slot's initial snapshot did not complete; dropping the slot to take it again")
-		if _, err := db.Exec(ctx, "SELECT pg_drop_replication_slot($1)", s.cfg.Slot); err != nil {
-			return 0, fmt.Errorf("dropping slot %s: %w", s.cfg.Slot, err)
+		defer snap.Rollback(context.WithoutCancel(ctx))
+		s.log.InfoContext(ctx, "cdc: created replication slot; copying existing rows", "lsn", start.String())
+	} else {
+		s.log.WarnContext(ctx, "cdc: the slot's initial snapshot did not complete; taking it again, "+
+			"after sending the ends of the rows it sent that were deleted or moved since", "confirmed_lsn", confirmed.String(), "sent", state.sent.String())
+		// Named after the replication connection's backend, which the
+		// temporary slot lives and dies with: unique while it exists.
+		tmp := fmt.Sprintf("pophub_copy_%d", repl.PID())
+		if start, snap, err = s.createSlot(ctx, db, repl, tmp, true); err != nil {
+			return 0, err
 		}
+		defer snap.Rollback(context.WithoutCancel(ctx))
+		// The snapshot is imported: the temporary slot has done its part.
+		if err := pglogrepl.DropReplicationSlot(ctx, repl, tmp, pglogrepl.DropReplicationSlotOptions{}); err != nil {
+			return 0, fmt.Errorf("dropping temporary replication slot %s: %w", tmp, err)
+		}
+		if confirmed < start {
+			if err := s.resend(ctx, t, snap, confirmed, start, state.sent); err != nil {
+				return 0, err
+			}
+			if confirmed, _, err = s.idleSlot(ctx, marks); err != nil {
+				return 0, err
+			}
+			if confirmed < start {
+				return 0, fmt.Errorf("checking slot %s: it kept position %s, not %s, after the ends were sent", s.cfg.Slot, confirmed, start)
+			}
+		}
+		s.log.InfoContext(ctx, "cdc: copying existing rows again", "lsn", start.String())
 	}
-	if err := s.markSnapshot(ctx, db, false); err != nil {
+	if err := s.snapshot(ctx, snap, marks, t, start, state.sent); err != nil {
 		return 0, err
 	}
-	res, err := pglogrepl.CreateReplicationSlot(ctx, repl, s.cfg.Slot, "pgoutput",
-		pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication, SnapshotAction: "EXPORT_SNAPSHOT"})
-	if err != nil {
-		return 0, fmt.Errorf("creating replication slot %s: %w", s.cfg.Slot, err)
+	if err := snap.Commit(ctx); err != nil {
+		return 0, fmt.Errorf("ending snapshot transaction: %w", err)
 	}
-	start, err := pglogrepl.ParseLSN(res.ConsistentPoint)
-	if err != nil {
-		return 0, fmt.Errorf("parsing the slot's consistent point: %w", err)
-	}
-	s.log.InfoContext(ctx, "cdc: created replication slot; copying existing rows", "lsn", start.String())
-	// The exported snapshot lives until the replication connection's next
-	// command, so the copy runs before replication starts.
-	if err := s.snapshot(ctx, db, t, res.SnapshotName, start); err != nil {
-		return 0, err
-	}
-	if err := s.markSnapshot(ctx, db, true); err != nil {
+	if err := s.setCopyState(ctx, marks, copyState{done: true}); err != nil {
 		return 0, err
 	}
 	return start, nil
+}
+
+// createSlot creates a replication slot and imports the snapshot it
+// exported into a transaction on db, which it returns with the slot's
+// start: the transaction sees every transaction committed before it, and
+// the slot sends every one committed after. The exported snapshot lives
+// only until the replication connection's next command.
+func (s *Stream) createSlot(ctx context.Context, db *pgx.Conn, repl *pgconn.PgConn, name string, temporary bool) (pglogrepl.LSN, pgx.Tx, error) {
+	res, err := pglogrepl.CreateReplicationSlot(ctx, repl, name, "pgoutput",
+		pglogrepl.CreateReplicationSlotOptions{Temporary: temporary, Mode: pglogrepl.LogicalReplication, SnapshotAction: "EXPORT_SNAPSHOT"})
+	var pgErr *pgconn.PgError
+	if temporary && errors.As(err, &pgErr) && pgErr.Code == "53400" { // configuration_limit_exceeded
+		return 0, nil, fmt.Errorf("creating temporary replication slot %s to take the initial copy again: %w "+
+			"(it needs one replication slot more than streaming does: raise max_replication_slots)", name, err)
+	}
+	if err != nil {
+		return 0, nil, fmt.Errorf("creating replication slot %s: %w", name, err)
+	}
+	start, err := pglogrepl.ParseLSN(res.ConsistentPoint)
+	if err != nil {
+		return 0, nil, fmt.Errorf("parsing the consistent point of slot %s: %w", name, err)
+	}
+	if !snapshotName.MatchString(res.SnapshotName) {
+		return 0, nil, fmt.Errorf("taking snapshot: unexpected snapshot name %q", res.SnapshotName)
+	}
+	tx, err := db.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return 0, nil, fmt.Errorf("beginning snapshot transaction: %w", err)
+	}
+	if _, err := tx.Exec(ctx, "SET TRANSACTION SNAPSHOT '"+res.SnapshotName+"'"); err != nil {
+		tx.Rollback(context.WithoutCancel(ctx))
+		return 0, nil, fmt.Errorf("importing the snapshot of slot %s: %w", name, err)
+	}
+	return start, tx, nil
 }
 
 // idleSlot reads the slot's confirmed position once no other connection
@@ -329,82 +408,48 @@ func deref[T any](p *T) T {
 	return *p
 }
 
-// markPrefix starts the publication comment listing the slots whose
-// initial snapshot completed (several sources may share a table).
-const markPrefix = "pophub cdc: initial snapshot complete for slots:"
-
-func (s *Stream) snapshotDone(ctx context.Context, db *pgx.Conn) (bool, error) {
-	slots, err := s.markedSlots(ctx, db)
-	return slices.Contains(slots, s.cfg.Slot), err
-}
-
-func (s *Stream) markedSlots(ctx context.Context, db *pgx.Conn) ([]string, error) {
-	var comment *string
-	err := db.QueryRow(ctx, `SELECT obj_description(oid, 'pg_publication') FROM pg_publication WHERE pubname = $1`, s.cfg.Publication).Scan(&comment)
-	if err != nil {
-		return nil, fmt.Errorf("reading the comment of publication %s: %w", s.cfg.Publication, err)
-	}
-	if comment == nil || !strings.HasPrefix(*comment, markPrefix) {
-		return nil, nil
-	}
-	return strings.Fields(strings.TrimPrefix(*comment, markPrefix)), nil
-}
-
-// markSnapshot adds the slot to the publication's comment, or removes it.
-func (s *Stream) markSnapshot(ctx context.Context, db *pgx.Conn, done bool) error {
-	slots, err := s.markedSlots(ctx, db)
-	if err != nil {
-		return err
-	}
-	slots = slices.DeleteFunc(slots, func(x string) bool { return x == s.cfg.Slot })
-	if done {
-		slots = append(slots, s.cfg.Slot)
-	}
-	comment := "NULL"
-	if len(slots) > 0 {
-		// Slot names are [a-z0-9_]: nothing to escape.
-		comment = "'" + markPrefix + " " + strings.Join(slots, " ") + "'"
-	}
-	if _, err := db.Exec(ctx, fmt.Sprintf("COMMENT ON PUBLICATION %s IS %s", s.cfg.Publication, comment)); err != nil {
-		return fmt.Errorf("marking the snapshot of slot %s: %w", s.cfg.Slot, err)
-	}
-	return nil
-}
-
 var snapshotName = regexp.MustCompile(`^[0-9A-Fa-f-]+$`)
 
-// snapshot publishes the rows of the exported snapshot, as of the slot's
+// snapshot publishes the rows of the snapshot imported into tx, as of
 // start. Their event version is snapshotVersion, not the slot's start
 // position: a copy taken again, after a first start that failed during
-// its snapshot, comes from a new slot, and must not send every row again
-// under a new id.
-func (s *Stream) snapshot(ctx context.Context, db *pgx.Conn, t *tableInfo, name string, start pglogrepl.LSN) error {
+// its copy, comes from another snapshot, and must not send every row
+// again under a new id.
+//
+// Rows come in copyOrder. Before each batch is published, the bound of
+// the rows sent (sent, widened to the batch) is recorded on marks: should
+// the copy fail, Kafka may have taken any row of a batch whose publishing
+// began, and the next start sends the ends those rows owe (see resend).
+func (s *Stream) snapshot(ctx context.Context, tx pgx.Tx, marks *pgx.Conn, t *tableInfo, start pglogrepl.LSN, sent sentBound) error {
 	if s.plan.ops[opSnapshot] == nil {
 		return nil // neither inserts nor updates are mapped: rows have no event
-	}
-	if !snapshotName.MatchString(name) {
-		return fmt.Errorf("taking snapshot: unexpected snapshot name %q", name)
-	}
-	tx, err := db.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
-	if err != nil {
-		return fmt.Errorf("beginning snapshot transaction: %w", err)
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
-	if _, err := tx.Exec(ctx, "SET TRANSACTION SNAPSHOT '"+name+"'"); err != nil {
-		return fmt.Errorf("importing the slot's snapshot: %w", err)
 	}
 	cols := s.plan.columns()
 	sel := make([]string, len(cols))
 	for i, c := range cols {
 		sel[i] = pgx.Identifier{c}.Sanitize() + "::text"
 	}
-	rows, err := tx.Query(ctx, "SELECT "+strings.Join(sel, ", ")+" FROM "+t.qualified)
+	rows, err := tx.Query(ctx, "SELECT "+strings.Join(sel, ", ")+" FROM "+t.qualified+" ORDER BY "+s.plan.copyOrderSQL())
 	if err != nil {
 		return fmt.Errorf("reading existing rows: %w", err)
 	}
 	defer rows.Close()
 	at := time.Now()
 	batch := make([]queued, 0, s.cfg.BatchSize)
+	pending := sent // sent, widened to the batch being filled
+	publish := func() error {
+		if pending != sent {
+			if err := s.setCopyState(ctx, marks, copyState{sent: pending}); err != nil {
+				return err
+			}
+			sent = pending
+		}
+		if err := s.publish(ctx, batch); err != nil {
+			return fmt.Errorf("publishing existing rows: %w", err)
+		}
+		batch = batch[:0]
+		return nil
+	}
 	vals := make([]*string, len(cols))
 	dest := make([]any, len(cols))
 	for i := range vals {
@@ -430,24 +475,22 @@ func (s *Stream) snapshot(ctx context.Context, db *pgx.Conn, t *tableInfo, name 
 			s.reject(ctx, opSnapshot, start, ev.ID, err)
 			continue
 		}
+		key, _ := s.plan.recordKey(r) // the event has one
+		pending = pending.with(copyOrder(key))
 		batch = append(batch, queued{ev: ev, kind: opSnapshot, lsn: start})
 		if len(batch) == s.cfg.BatchSize {
-			if err := s.publish(ctx, batch); err != nil {
-				return fmt.Errorf("publishing existing rows: %w", err)
+			if err := publish(); err != nil {
+				return err
 			}
-			batch = batch[:0]
 		}
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("reading existing rows: %w", err)
 	}
 	if len(batch) > 0 {
-		if err := s.publish(ctx, batch); err != nil {
-			return fmt.Errorf("publishing existing rows: %w", err)
+		if err := publish(); err != nil {
+			return err
 		}
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("ending snapshot transaction: %w", err)
 	}
 	s.log.InfoContext(ctx, "cdc: copied existing rows", "rows", n)
 	return nil

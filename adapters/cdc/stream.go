@@ -236,14 +236,9 @@ func (s *Stream) Run(ctx context.Context) error {
 
 // session connects, sets up and streams until ctx ends or an error.
 func (s *Stream) session(ctx context.Context, started *bool) error {
-	dbCfg, err := pgx.ParseConfig(s.cfg.Postgres)
+	db, err := s.connect(ctx)
 	if err != nil {
-		return fmt.Errorf("parsing PostgreSQL URL: %w", err)
-	}
-	setSessionParams(dbCfg.RuntimeParams)
-	db, err := pgx.ConnectConfig(ctx, dbCfg)
-	if err != nil {
-		return fmt.Errorf("connecting to PostgreSQL: %w", err)
+		return err
 	}
 	defer db.Close(context.WithoutCancel(ctx))
 	tbl, err := s.inspect(ctx, db)
@@ -253,16 +248,9 @@ func (s *Stream) session(ctx context.Context, started *bool) error {
 	if err := s.ensurePublication(ctx, db, tbl); err != nil {
 		return err
 	}
-
-	replCfg, err := pgconn.ParseConfig(s.cfg.Postgres)
+	repl, err := s.connectReplication(ctx)
 	if err != nil {
-		return fmt.Errorf("parsing PostgreSQL URL: %w", err)
-	}
-	setSessionParams(replCfg.RuntimeParams)
-	replCfg.RuntimeParams["replication"] = "database"
-	repl, err := pgconn.ConnectConfig(ctx, replCfg)
-	if err != nil {
-		return fmt.Errorf("connecting to PostgreSQL for replication: %w", err)
+		return err
 	}
 	defer repl.Close(context.WithoutCancel(ctx))
 
@@ -271,11 +259,8 @@ func (s *Stream) session(ctx context.Context, started *bool) error {
 		return err
 	}
 	db.Close(ctx) // streaming needs only the replication connection
-	err = pglogrepl.StartReplication(ctx, repl, s.cfg.Slot, start, pglogrepl.StartReplicationOptions{
-		PluginArgs: []string{"proto_version '1'", "publication_names '" + s.cfg.Publication + "'"},
-	})
-	if err != nil {
-		return fmt.Errorf("starting replication from slot %s: %w", s.cfg.Slot, err)
+	if err := s.startReplication(ctx, repl, start); err != nil {
+		return err
 	}
 	*started = true
 	s.stats.confirmed.Store(uint64(start))
@@ -283,6 +268,46 @@ func (s *Stream) session(ctx context.Context, started *bool) error {
 	st := &streamState{conn: repl, tbl: tbl,
 		acked: start, skipBefore: start, nextStatus: time.Now().Add(s.cfg.StatusInterval)}
 	return s.stream(ctx, st)
+}
+
+// connect opens a plain connection to the department's database.
+func (s *Stream) connect(ctx context.Context) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig(s.cfg.Postgres)
+	if err != nil {
+		return nil, fmt.Errorf("parsing PostgreSQL URL: %w", err)
+	}
+	setSessionParams(cfg.RuntimeParams)
+	db, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to PostgreSQL: %w", err)
+	}
+	return db, nil
+}
+
+// connectReplication opens a replication connection.
+func (s *Stream) connectReplication(ctx context.Context) (*pgconn.PgConn, error) {
+	cfg, err := pgconn.ParseConfig(s.cfg.Postgres)
+	if err != nil {
+		return nil, fmt.Errorf("parsing PostgreSQL URL: %w", err)
+	}
+	setSessionParams(cfg.RuntimeParams)
+	cfg.RuntimeParams["replication"] = "database"
+	repl, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to PostgreSQL for replication: %w", err)
+	}
+	return repl, nil
+}
+
+// startReplication starts streaming the slot's changes from a position.
+func (s *Stream) startReplication(ctx context.Context, repl *pgconn.PgConn, from pglogrepl.LSN) error {
+	err := pglogrepl.StartReplication(ctx, repl, s.cfg.Slot, from, pglogrepl.StartReplicationOptions{
+		PluginArgs: []string{"proto_version '1'", "publication_names '" + s.cfg.Publication + "'"},
+	})
+	if err != nil {
+		return fmt.Errorf("starting replication from slot %s: %w", s.cfg.Slot, err)
+	}
+	return nil
 }
 
 // setSessionParams fixes how PostgreSQL prints values, on both
@@ -327,6 +352,10 @@ type streamState struct {
 	committed    int
 	pendingSince time.Time
 	nextStatus   time.Time
+
+	// catchUp, when set, makes this a session that only sends the ends a
+	// failed initial copy owes, up to a new copy's position (see resend).
+	catchUp *catchUp
 }
 
 // stream receives, converts and publishes changes until ctx ends.
@@ -366,6 +395,9 @@ func (s *Stream) stream(ctx context.Context, st *streamState) error {
 			if err := s.handleCopyData(ctx, st, msg.Data); err != nil {
 				return err
 			}
+			if st.catchUp != nil && st.catchUp.done {
+				return s.finishCatchUp(ctx, st)
+			}
 		}
 	}
 }
@@ -378,6 +410,17 @@ func minTime(a, b time.Time) time.Time {
 		return b
 	}
 	return a
+}
+
+// finishCatchUp ends a catch-up session once every transaction before
+// its position was received: it publishes their ends and confirms the
+// position, past which the new copy holds every change.
+func (s *Stream) finishCatchUp(ctx context.Context, st *streamState) error {
+	if err := s.flush(ctx, st, len(st.pending)); err != nil {
+		return err
+	}
+	st.acked = max(st.acked, st.catchUp.until)
+	return s.sendStatus(ctx, st)
 }
 
 // stop ends a session on cancellation: it publishes the events of
@@ -406,10 +449,19 @@ func (s *Stream) handleCopyData(ctx context.Context, st *streamState, data []byt
 		if err != nil {
 			return fmt.Errorf("parsing keepalive: %w", err)
 		}
-		// Between transactions with nothing pending, everything the
-		// server sent up to its WAL end is handled: confirming it lets the
-		// server recycle WAL that other tables' changes fill.
-		if !st.inTx && len(st.pending) == 0 && ka.ServerWALEnd > st.acked {
+		// Between transactions, everything the server sent up to its WAL
+		// end was received. With nothing pending it is handled: confirming
+		// it lets the server recycle WAL that other tables' changes fill.
+		// A catch-up is done once that reaches its position, and must not
+		// confirm past it: the changes after it are the stream's.
+		switch {
+		case st.inTx:
+		case st.catchUp != nil:
+			st.catchUp.done = ka.ServerWALEnd >= st.catchUp.until
+			if st.catchUp.done {
+				return nil
+			}
+		case len(st.pending) == 0 && ka.ServerWALEnd > st.acked:
 			st.acked = ka.ServerWALEnd
 		}
 		if ka.ReplyRequested {
@@ -440,6 +492,11 @@ func (s *Stream) handleWAL(ctx context.Context, st *streamState, xld pglogrepl.X
 			st.rel, st.relFit = m, relationUnchecked
 		}
 	case *pglogrepl.BeginMessage:
+		if st.catchUp != nil && m.FinalLSN >= st.catchUp.until {
+			// Sent in commit order: every transaction before it came.
+			st.catchUp.done = true
+			return nil
+		}
 		st.inTx, st.commitTime, st.commitLSN = true, m.CommitTime, m.FinalLSN
 		// pgoutput sends transactions in commit order; one committed
 		// before the confirmed position was handled by an earlier session.
@@ -488,9 +545,11 @@ type rowChange struct {
 	oldKeyOnly bool
 }
 
-// handleChange converts one row change into an event and queues it. A
-// change that shows the table no longer fits the mapping stops the
-// stream before its position is confirmed.
+// handleChange converts one row change into its events and queues them:
+// the mapping's event, and, for an update that moved the row to another
+// citizen or record key with deletes mapped, the end of the row where it
+// was (see plan.movedAway). A change that shows the table no longer fits
+// the mapping stops the stream before its position is confirmed.
 func (s *Stream) handleChange(ctx context.Context, st *streamState, c rowChange) error {
 	if st.skipTx || c.relID != st.tbl.oid {
 		// Confirmed already, or another table of a shared publication. A
@@ -505,26 +564,45 @@ func (s *Stream) handleChange(ctx context.Context, st *streamState, c rowChange)
 	if err := s.checkRelation(ctx, st, c.lsn); err != nil {
 		return s.stopOnTableChange(ctx, st, err)
 	}
-	if s.plan.ops[c.kind] == nil {
-		s.stats.ignored.Add(1)
-		return nil
-	}
 	// A partitioned table's old rows are marked by the root's replica
 	// identity, yet hold what the partition's kept: the mark says nothing.
 	oldKeyOnly := c.oldKeyOnly && !st.tbl.partitioned
+	old := tupleRow(st.rel, c.oldTuple, oldKeyOnly)
 	r := tupleRow(st.rel, c.newTuple, false)
 	if r == nil {
-		r = tupleRow(st.rel, c.oldTuple, oldKeyOnly)
-	} else if old := tupleRow(st.rel, c.oldTuple, oldKeyOnly); old != nil {
+		r = old
+	} else if old != nil {
 		for name, cl := range r {
 			if o, ok := old[name]; cl.unchanged && ok && !o.unchanged {
 				r[name] = o
 			}
 		}
 	}
-	ev, err := s.plan.event(change{kind: c.kind, row: r, version: int64(c.lsn), commit: st.commitTime})
+	if c.kind == opUpdate && s.plan.ops[opDelete] != nil && s.plan.movedAway(old, r) {
+		end := change{kind: opDelete, row: old, version: int64(c.lsn), commit: st.commitTime, oldSide: true}
+		if err := s.queue(ctx, st, c, end); err != nil {
+			return err
+		}
+	}
+	if st.catchUp != nil && c.kind != opDelete {
+		return nil // the new copy holds the row as it is now
+	}
+	if s.plan.ops[c.kind] == nil {
+		s.stats.ignored.Add(1)
+		return nil
+	}
+	return s.queue(ctx, st, c, change{kind: c.kind, row: r, version: int64(c.lsn), commit: st.commitTime})
+}
+
+// queue converts a row change into its event and queues it. In a
+// catch-up, only the ends a failed copy owes are queued.
+func (s *Stream) queue(ctx context.Context, st *streamState, c rowChange, ch change) error {
+	if st.catchUp != nil && !st.catchUp.owes(s.plan, ch.row) {
+		return nil
+	}
+	ev, err := s.plan.event(ch)
 	if err != nil {
-		if c.kind == opDelete && st.tbl.partitioned {
+		if ch.kind == opDelete && st.tbl.partitioned {
 			// Which partition held the row, and what it kept of it, the
 			// change does not say: the partitions' settings now do.
 			switch err := s.checkPartitions(ctx, st, c.lsn); {
@@ -537,7 +615,11 @@ func (s *Stream) handleChange(ctx context.Context, st *streamState, c rowChange)
 		s.reject(ctx, c.kind, c.lsn, ev.ID, err)
 		return nil
 	}
-	st.pending = append(st.pending, queued{ev: ev, kind: c.kind, lsn: c.lsn})
+	q := queued{ev: ev, kind: c.kind, lsn: c.lsn}
+	if st.catchUp != nil {
+		q.row = ch.row
+	}
+	st.pending = append(st.pending, q)
 	if len(st.pending) >= 2*s.cfg.BatchSize {
 		// A transaction too large to hold: publish what there is. Its
 		// position is confirmed only at its commit, so after a crash its
@@ -600,10 +682,19 @@ func (s *Stream) flush(ctx context.Context, st *streamState, n int) error {
 		// stop confirms what Kafka took instead of leaving it to be sent
 		// again.
 		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
-		err := s.publish(pctx, st.pending[:n])
-		cancel()
-		if err != nil {
-			return err
+		defer cancel()
+		batch := st.pending[:n]
+		if st.catchUp != nil {
+			var err error
+			if batch, err = s.dropRecopied(pctx, st, batch); err != nil {
+				return err
+			}
+			st.catchUp.resent += len(batch)
+		}
+		if len(batch) > 0 {
+			if err := s.publish(pctx, batch); err != nil {
+				return err
+			}
 		}
 		st.pending = append(st.pending[:0], st.pending[n:]...)
 	}
@@ -618,6 +709,8 @@ type queued struct {
 	ev   schemas.Event
 	kind string
 	lsn  pglogrepl.LSN
+	// row is the ended row, in a catch-up (see dropRecopied).
+	row row
 }
 
 // publish sends events; bad ones are logged and counted. Any other failure

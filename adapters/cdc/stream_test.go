@@ -138,8 +138,8 @@ func TestSnapshotThenChanges(t *testing.T) {
 }
 
 // TestSnapshotTakenAgainKeepsEventIDs: a first start that did not
-// complete its snapshot leaves a slot the next start drops, copying the
-// table again from a new slot. The rows that did not change in between
+// complete its snapshot leaves a slot whose copy the next start takes
+// again, from a new snapshot. The rows that did not change in between
 // come out with the event ids they had (the hub drops the repeats); a row
 // that changed, with a new one.
 func TestSnapshotTakenAgainKeepsEventIDs(t *testing.T) {
