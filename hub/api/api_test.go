@@ -200,7 +200,7 @@ func TestRoutes(t *testing.T) {
 		{name: "malformed id: check character", method: "GET", path: "/v1/persons/" + wrongCheck(f.known),
 			wantStatus: 400, wantProblem: "invalid-request", wantDetail: "invalid citizen ID: check character does not match (GB 11643 MOD 11-2)"},
 		{name: "malformed id: lower-case x", method: "GET", path: "/v1/persons/11010519491231002x",
-			wantStatus: 400, wantProblem: "invalid-request"},
+			wantStatus: 400, wantProblem: "invalid-request", wantDetail: "invalid citizen ID: check character must be upper-case X, not x (GB 11643)"},
 		{name: "unknown person", method: "GET", path: "/v1/persons/" + string(f.unknown),
 			wantStatus: 404, wantProblem: "not-found", wantDetail: "nothing is known under this identifier"},
 		{name: "history in version order", method: "GET", path: "/v1/persons/" + string(f.known) + "/history",
