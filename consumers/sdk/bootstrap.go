@@ -9,6 +9,9 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pophub/pophub/schemas/citizenid"
 )
@@ -22,6 +25,49 @@ type Person struct {
 	AddressCode string
 	// Record is the golden record's JSON as the hub served it.
 	Record json.RawMessage
+}
+
+// snapshot is what a consumer keeps of the bootstrap snapshot it was
+// created from: each citizen's highest version in it, for telling the
+// notifications it already covers (see Bootstrap.DeliverCovered). The map
+// costs some 70 bytes a person, gigabytes for a province, so it is kept
+// only while a notification it may cover can still reach the workers
+// (see releaseSnapshot). It is never modified after setup built it.
+type snapshot struct {
+	versions map[citizenid.ID]int64
+	// through is the stream's last sequence when the walk had finished:
+	// the hub published every change the snapshot reflects at or before
+	// it, unless its outbox relay was behind.
+	through uint64
+	// stream is when the stream was created that through counts on.
+	stream time.Time
+}
+
+// releaseSnapshot drops consumer d's snapshot once no notification it
+// covers can come to the workers again: when the consumer's info ci, read
+// after the stream's info si, shows every message up to through acked (the
+// ack floor reached it, or nothing is pending or unacked on a stream that
+// reached it), or shows a stream created again since the walk, which holds
+// none of them. Acked is what counts, not delivered: a message delivered
+// before a later one may still wait in a queue or a retry, unchecked.
+//
+// A notification after through is not looked up any more, though one the
+// hub published late (its relay was behind during the walk) may be
+// covered: it reaches the Handler as after a restart, unmarked.
+func (s *Subscriber) releaseSnapshot(d *durable, si *jetstream.StreamInfo, ci *jetstream.ConsumerInfo) {
+	snap := d.snapshot.Load()
+	if snap == nil {
+		return
+	}
+	caughtUp := ci.NumPending == 0 && ci.NumAckPending == 0 && si.State.LastSeq >= snap.through
+	newStream := !si.Created.Equal(snap.stream)
+	if ci.AckFloor.Stream < snap.through && !caughtUp && !newStream {
+		return
+	}
+	if d.snapshot.CompareAndSwap(snap, nil) {
+		s.cfg.Logger.Info("subscriber: the consumer is past the bootstrap snapshot; dropped its versions",
+			"subscriber", s.cfg.Name, "consumer", d.name, "persons", len(snap.versions), "through_seq", snap.through)
+	}
 }
 
 // personHead is the part of a golden record the SDK reads.

@@ -187,9 +187,10 @@ func (s *Subscriber) recordRefresh(err error, now time.Time) {
 }
 
 // observe records the info ci of consumer cons, read after the stream's
-// info si, while Run runs, and reports a gap it shows. Info about a
-// consumer d no longer reads, or about another stream than d's, is
-// dropped: setup is replacing the consumer.
+// info si, while Run runs, reports a gap it shows, and drops the bootstrap
+// snapshot once the consumer is past it. Info about a consumer d no
+// longer reads, or about another stream than d's, is dropped: setup is
+// replacing the consumer.
 func (s *Subscriber) observe(d *durable, cons jetstream.Consumer, si *jetstream.StreamInfo, ci *jetstream.ConsumerInfo) {
 	d.mu.Lock()
 	if d.cons != cons || !si.Created.Equal(d.streamCreated) {
@@ -201,4 +202,5 @@ func (s *Subscriber) observe(d *durable, cons jetstream.Consumer, si *jetstream.
 	from, to := d.advance(si, ci, ci.Delivered.Stream)
 	d.mu.Unlock()
 	s.reportGap(d, from, to)
+	s.releaseSnapshot(d, si, ci)
 }

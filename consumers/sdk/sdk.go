@@ -37,11 +37,17 @@
 //     them without calling the Handler or, with Bootstrap.DeliverCovered,
 //     hands them over marked Delivery.InSnapshot. Only that process knows
 //     the snapshot's versions (they can be millions, one per person of the
-//     regions): after a restart the ones it had not reached yet arrive
-//     like any notification. A Handler that copies records therefore
-//     ignores a notification whose Version is not above the version it
-//     stored (from Person.Version or an earlier notification), which the
-//     idempotence asked above gives anyway.
+//     regions), and only until its consumer is past the walk: once every
+//     notification up to the stream's last sequence when the walk finished
+//     was acked, it drops them (within five seconds), so that they do not
+//     stay in memory for the life of the process. After a restart the
+//     covered notifications it had not reached yet arrive like any
+//     notification, and so does one the hub published only after the walk
+//     finished (its outbox was behind) although the snapshot reflects it.
+//     A Handler that copies records therefore ignores a notification whose
+//     Version is not above the version it stored (from Person.Version or
+//     an earlier notification), which the idempotence asked above gives
+//     anyway.
 //   - Shutdown: when Run's context ends, no new message is started; the
 //     ones being handled finish (within Config.ShutdownTimeout) and are
 //     acked; the ones fetched but not started, and one waiting for its
@@ -111,9 +117,10 @@ type Delivery struct {
 	// the Handler ran.
 	Deliveries int
 	// SnapshotVersion is the citizen's version in the bootstrap snapshot
-	// the consumer was created from, when this process walked it and the
-	// citizen was in it; 0 otherwise (no bootstrap, another process, or a
-	// citizen the snapshot did not list).
+	// the consumer was created from, when this process walked it, still
+	// held it (see the package doc's Bootstrap) and the citizen was in it;
+	// 0 otherwise (no bootstrap, another process, a notification after
+	// the snapshot was dropped, or a citizen the snapshot did not list).
 	SnapshotVersion int64
 	// InSnapshot reports that the snapshot already reflects this
 	// notification (0 < Version ≤ SnapshotVersion). Only with

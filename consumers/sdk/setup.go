@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/pophub/pophub/schemas/citizenid"
 )
 
 // setup makes sure the dead-letter stream and the durable consumers exist,
@@ -76,18 +74,19 @@ func (s *Subscriber) trySetup(ctx context.Context) ([]jetstream.Consumer, error)
 	}
 
 	var cc jetstream.ConsumerConfig
-	var snapshot map[citizenid.ID]int64
+	var snap *snapshot
 	if s.cfg.Bootstrap != nil {
 		seq, versions, err := s.bootstrap(ctx)
 		if err != nil {
 			return nil, err
 		}
-		snapshot = versions
 		cc.DeliverPolicy, cc.OptStartSeq = jetstream.DeliverByStartSequencePolicy, seq+1
 		// The walk may have taken longer than the stream keeps messages.
 		if si, err = s.streamInfo(ctx); err != nil {
 			return nil, err
 		}
+		// What the hub published after this read is newer than the walk.
+		snap = &snapshot{versions: versions, through: si.State.LastSeq, stream: si.Created}
 	} else {
 		switch s.cfg.Start.Policy {
 		case StartNew:
@@ -109,8 +108,8 @@ func (s *Subscriber) trySetup(ctx context.Context) ([]jetstream.Consumer, error)
 		if err != nil {
 			return nil, fmt.Errorf("creating consumer %s: %w", d.name, err)
 		}
-		if snapshot != nil {
-			d.snapshot.Store(&snapshot)
+		if snap != nil {
+			d.snapshot.Store(snap)
 		}
 		conss[i] = cons
 		s.cfg.Logger.Info("subscriber: created durable consumer", "subscriber", s.cfg.Name, "consumer", d.name, "filter", c.FilterSubject,
@@ -198,6 +197,7 @@ func (s *Subscriber) adopt(d *durable, cons jetstream.Consumer, si *jetstream.St
 	from, to := d.advance(si, ci, reached)
 	d.mu.Unlock()
 	s.reportGap(d, from, to)
+	s.releaseSnapshot(d, si, ci)
 }
 
 // reportGap logs and counts stream sequences [from, to] that the stream

@@ -21,7 +21,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/pophub/pophub/schemas"
-	"github.com/pophub/pophub/schemas/citizenid"
 )
 
 // Subscriber consumes the hub's notifications. Create it with New, call
@@ -80,11 +79,12 @@ type Subscriber struct {
 type durable struct {
 	name, filter string
 	// snapshot holds each citizen's version in the bootstrap snapshot the
-	// consumer was created from (nil: none); its notifications at or below
-	// those versions are covered by it (see Bootstrap.DeliverCovered). Set
-	// when setup creates the consumer, which may happen again while the
-	// workers read it.
-	snapshot atomic.Pointer[map[citizenid.ID]int64]
+	// consumer was created from (nil: none, or no longer needed); its
+	// notifications at or below those versions are covered by it (see
+	// Bootstrap.DeliverCovered). Set when setup creates the consumer, and
+	// set to nil by releaseSnapshot once every notification up to the
+	// snapshot's end was acked, while the workers read it.
+	snapshot atomic.Pointer[snapshot]
 
 	// mu guards what this process knows of the consumer, which outlives
 	// the consumer: a lost one is created again from it (see recreate).
@@ -638,7 +638,7 @@ func (s *Subscriber) handle(ctx context.Context, it item, cp *copies, failed fai
 		return
 	}
 	if snap := s.durables[it.durable].snapshot.Load(); snap != nil {
-		if v, ok := (*snap)[d.CitizenID]; ok {
+		if v, ok := snap.versions[d.CitizenID]; ok {
 			d.SnapshotVersion, d.InSnapshot = v, d.Version <= v
 		}
 		if d.InSnapshot && !s.cfg.Bootstrap.DeliverCovered {

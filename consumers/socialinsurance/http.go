@@ -1,15 +1,18 @@
 package socialinsurance
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -79,11 +82,12 @@ func newMetrics() (*metricsHandler, error) {
 // 401 (problem+json) to any request without it, to every request when no
 // token is configured: tasks carry full citizen IDs, and completing one
 // changes golden records at the hub. /healthz and /metrics carry neither
-// and stay open to probes and scrapers.
+// and stay open to probes and scrapers. Neither tasks route takes a body:
+// one longer than maxTaskBody is refused with 413.
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /tasks", requireToken(s.cfg.APIToken, http.HandlerFunc(s.listTasks)))
-	mux.Handle("POST /tasks/{id}/complete", requireToken(s.cfg.APIToken, http.HandlerFunc(s.completeTask)))
+	mux.Handle("GET /tasks", limitBody(maxTaskBody, requireToken(s.cfg.APIToken, http.HandlerFunc(s.listTasks))))
+	mux.Handle("POST /tasks/{id}/complete", limitBody(maxTaskBody, requireToken(s.cfg.APIToken, http.HandlerFunc(s.completeTask))))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if err := s.store.Ping(r.Context()); err != nil {
 			http.Error(w, "database unavailable", http.StatusServiceUnavailable)
@@ -157,6 +161,45 @@ func (s *Service) completeTask(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// newServer is the HTTP server of Config.HTTPAddr. Its timeouts are the
+// hub's API server's (hub/api Run), which consumers may not import: a
+// request, body included, must arrive within ReadTimeout, so a client
+// that sends headers and then nothing (or trickles a body) loses its
+// connection instead of holding it and a descriptor for ever, and an
+// idle kept-alive connection goes after IdleTimeout. net/http's own
+// messages (which can quote a request line) reach the logger with
+// citizen IDs masked.
+func (s *Service) newServer() *http.Server {
+	return &http.Server{
+		Addr:              s.cfg.HTTPAddr,
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: min(10*time.Second, s.cfg.ReadTimeout),
+		ReadTimeout:       s.cfg.ReadTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		ErrorLog:          slog.NewLogLogger(scrubHandler{s.cfg.Logger.Handler()}, slog.LevelWarn),
+		TLSConfig:         s.cfg.HTTPTLS.Clone(),
+	}
+}
+
+// shutdownHTTP stops s.srv gracefully for up to Config.ShutdownTimeout,
+// then closes the connections still open: a request still running, or a
+// client that holds its connection without finishing a request. That is
+// how the service stops, not a failure: only another error is returned.
+func (s *Service) shutdownHTTP(ctx context.Context) error {
+	sctx, cancel := context.WithTimeout(ctx, s.cfg.ShutdownTimeout)
+	defer cancel()
+	err := s.srv.Shutdown(sctx)
+	if err == nil {
+		return nil
+	}
+	_ = s.srv.Close()
+	if errors.Is(err, context.DeadlineExceeded) {
+		s.cfg.Logger.Warn("HTTP connections still open at the end of the shutdown timeout were closed", "timeout", s.cfg.ShutdownTimeout)
+		return nil
+	}
+	return fmt.Errorf("shutting down HTTP server: %w", err)
+}
+
 // listenAndServe serves s.srv on its address, over HTTPS only when it has
 // a TLS configuration.
 func (s *Service) listenAndServe() error {
@@ -164,6 +207,56 @@ func (s *Service) listenAndServe() error {
 		return s.srv.ListenAndServeTLS("", "") // the certificates are in TLSConfig
 	}
 	return s.srv.ListenAndServe()
+}
+
+// maxTaskBody bounds the request body on the tasks routes, which take
+// none: whatever a client sends, the service reads no more than this.
+const maxTaskBody = 4 << 10
+
+// limitBody reads the request's body before next sees it and refuses one
+// longer than n bytes with 413, without reading it when its declared
+// length says so, and closes the connection. next thus acts only on a
+// request that arrived whole (within Config.ReadTimeout): a completion
+// whose body never comes is not carried out.
+func limitBody(n int64, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > n {
+			w.Header().Set("Connection", "close")
+			writeProblem(w, http.StatusRequestEntityTooLarge, "too-large", fmt.Sprintf("the body exceeds %d bytes", n))
+			return
+		}
+		_, err := io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, n))
+		var tooBig *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooBig):
+			writeProblem(w, http.StatusRequestEntityTooLarge, "too-large", fmt.Sprintf("the body exceeds %d bytes", n))
+			return
+		case err != nil:
+			w.Header().Set("Connection", "close")
+			writeProblem(w, http.StatusBadRequest, "invalid-request", "reading the body failed")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// scrubHandler masks anything shaped like a citizen ID in the messages
+// net/http logs itself (they can quote a request line), as the hub's API
+// server does.
+type scrubHandler struct{ slog.Handler }
+
+func (h scrubHandler) Handle(ctx context.Context, r slog.Record) error {
+	r2 := slog.NewRecord(r.Time, r.Level, citizenid.MaskText(r.Message), r.PC)
+	r.Attrs(func(a slog.Attr) bool { r2.AddAttrs(a); return true })
+	return h.Handler.Handle(ctx, r2)
+}
+
+func (h scrubHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return scrubHandler{h.Handler.WithAttrs(as)}
+}
+
+func (h scrubHandler) WithGroup(name string) slog.Handler {
+	return scrubHandler{h.Handler.WithGroup(name)}
 }
 
 // requireToken passes on only the requests bearing token; with token

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -55,6 +56,19 @@ func (b bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // and a schema of its own until the test ends.
 func startService(t *testing.T, cfg Config) *Service {
 	t.Helper()
+	svc, stop := runService(t, cfg)
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return svc
+}
+
+// runService runs the service as startService does; stop ends Run and
+// returns its error. The test's end stops it too.
+func runService(t *testing.T, cfg Config) (svc *Service, stop func() error) {
+	t.Helper()
 	srv := sdktest.StartServer(t)
 	_, js := sdktest.Connect(t, srv.URL())
 	sdktest.CreateStream(t, js, schemas.StreamName, "pop")
@@ -67,14 +81,18 @@ func startService(t *testing.T, cfg Config) *Service {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-		svc.Close()
-	})
-	return svc
+	var once sync.Once
+	var runErr error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			runErr = <-done
+			svc.Close()
+		})
+		return runErr
+	}
+	t.Cleanup(func() { _ = stop() })
+	return svc, stop
 }
 
 // addTask records a transfer_out task for citizen as a notification would.
@@ -335,6 +353,184 @@ func TestMaskedError(t *testing.T) {
 			}
 			if !strings.Contains(got, "**") {
 				t.Errorf("logged %q, want the ID masked", got)
+			}
+		})
+	}
+}
+
+// slowRequest is a request whose headers announce a body that never
+// comes: it holds a connection unless the server times the read out.
+func slowRequest(route string) string {
+	method, path, _ := strings.Cut(route, " ")
+	return method + " " + path + " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + testAPIToken + "\r\nContent-Length: 100\r\n\r\n"
+}
+
+// dialSlow opens a connection to addr and sends slowRequest(route) on it.
+func dialSlow(t *testing.T, addr, route string) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if _, err := io.WriteString(conn, slowRequest(route)); err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
+
+// waitServing waits until the service answers /healthz on addr.
+func waitServing(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the service does not serve %s: %v", addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestSlowClientDisconnected: a client that sends a request's headers and
+// then nothing of the body they announce loses its connection after
+// Config.ReadTimeout rather than holding it for ever; on a tasks route the
+// request is refused, not carried out.
+func TestSlowClientDisconnected(t *testing.T) {
+	addr := freeLoopbackAddr(t)
+	const readTimeout = time.Second
+	startService(t, Config{HTTPAddr: addr, APIToken: testAPIToken, ReadTimeout: readTimeout})
+	waitServing(t, addr)
+	tests := []struct {
+		route      string
+		wantStatus string // what the answer sent before the close starts with
+	}{
+		{"GET /healthz", "HTTP/1.1 200"},
+		{"POST /tasks/1/complete", "HTTP/1.1 400"}, // not 503 (no Kafka): the handler never ran
+		{"GET /tasks", "HTTP/1.1 400"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.route, func(t *testing.T) {
+			conns := make([]net.Conn, 5)
+			for i := range conns {
+				conns[i] = dialSlow(t, addr, tt.route)
+			}
+			start := time.Now()
+			for _, conn := range conns {
+				_ = conn.SetReadDeadline(start.Add(10 * readTimeout))
+				got, err := io.ReadAll(conn) // an answer, then the close
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					t.Fatalf("the server still held the connection after %v", time.Since(start).Round(time.Millisecond))
+				}
+				if !strings.HasPrefix(string(got), tt.wantStatus) {
+					t.Errorf("answered %q, want %s", got, tt.wantStatus)
+				}
+			}
+			if took := time.Since(start); took < readTimeout/2 {
+				t.Errorf("disconnected after %v, before the read timeout (%v)", took, readTimeout)
+			}
+		})
+	}
+}
+
+// TestShutdownWithSlowClient: clients holding connections with requests
+// that never finish (the read timeout is the default minute) do not make
+// the shutdown fail or wait past Config.ShutdownTimeout: their
+// connections are closed and Run returns nil.
+func TestShutdownWithSlowClient(t *testing.T) {
+	addr := freeLoopbackAddr(t)
+	const shutdownTimeout = time.Second
+	_, stop := runService(t, Config{HTTPAddr: addr, APIToken: testAPIToken, ShutdownTimeout: shutdownTimeout})
+	waitServing(t, addr)
+	var conns []net.Conn
+	for _, route := range []string{"GET /healthz", "POST /tasks/1/complete", "GET /tasks"} {
+		conns = append(conns, dialSlow(t, addr, route))
+	}
+
+	start := time.Now()
+	if err := stop(); err != nil {
+		t.Errorf("Run: %v, want nil", err)
+	}
+	if took := time.Since(start); took > shutdownTimeout+5*time.Second {
+		t.Errorf("Run returned %v after its context ended, want about the shutdown timeout (%v)", took.Round(time.Millisecond), shutdownTimeout)
+	}
+	for _, conn := range conns {
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err := io.ReadAll(conn)
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Error("a connection is still open after Run returned")
+		}
+	}
+}
+
+// TestTasksBodyLimit: the tasks routes, which take no body, refuse one
+// longer than maxTaskBody, declared or chunked, before authenticating or
+// acting on the request, and close the connection; a short body is read
+// and ignored.
+func TestTasksBodyLimit(t *testing.T) {
+	svc := startService(t, Config{APIToken: testAPIToken})
+	task := addTask(t, svc, "chg-body", 4)
+	api := httptest.NewServer(svc.Handler())
+	t.Cleanup(api.Close)
+	big := strings.Repeat("x", maxTaskBody+1)
+	complete := fmt.Sprintf("POST /tasks/%d/complete", task.ID)
+	tests := []struct {
+		name    string
+		route   string
+		body    io.Reader
+		chunked bool
+		want    int
+	}{
+		{"list with a short body", "GET /tasks", strings.NewReader("{}"), false, http.StatusOK},
+		{"list with a long body", "GET /tasks", strings.NewReader(big), false, http.StatusRequestEntityTooLarge},
+		{"complete with a long body", complete, strings.NewReader(big), false, http.StatusRequestEntityTooLarge},
+		{"complete with a long chunked body", complete, strings.NewReader(big), true, http.StatusRequestEntityTooLarge},
+		{"complete with a short chunked body", complete, strings.NewReader("{}"), true, http.StatusServiceUnavailable}, // no Kafka
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			method, path, _ := strings.Cut(tt.route, " ")
+			req, err := http.NewRequest(method, api.URL+path, tt.body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.chunked {
+				req.ContentLength = -1 // sent chunked
+				req.Body = io.NopCloser(tt.body)
+			}
+			req.Header.Set("Authorization", "Bearer "+testAPIToken)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.want {
+				t.Fatalf("%s: %s, want %d\n%s", tt.route, resp.Status, tt.want, body)
+			}
+			if tt.want == http.StatusRequestEntityTooLarge {
+				var p problem
+				if json.Unmarshal(body, &p) != nil || p.Status != tt.want {
+					t.Errorf("refusal %q, want a problem with status %d", body, tt.want)
+				}
+				if !resp.Close {
+					t.Error("the connection stays open after a body too long")
+				}
+			}
+			got, err := svc.store.Task(context.Background(), task.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Status != StatusOpen {
+				t.Errorf("task status %s", got.Status)
 			}
 		})
 	}

@@ -109,6 +109,14 @@ type Config struct {
 	// HTTPTLS, when set, serves HTTPAddr over HTTPS only with its
 	// certificates; nil serves plain HTTP.
 	HTTPTLS *tls.Config
+	// ReadTimeout bounds the reading of a whole request, body included,
+	// so that a client sending its headers and then nothing, or
+	// trickling a body, cannot hold a connection (default 1 minute, the
+	// hub's). IdleTimeout closes a kept-alive connection with no request
+	// (default 2 minutes). ShutdownTimeout bounds the graceful shutdown
+	// of the HTTP server when Run's context ends (default 10 s); the
+	// connections still open then are closed.
+	ReadTimeout, IdleTimeout, ShutdownTimeout time.Duration
 	// Kafka are the brokers completions are published to; without them
 	// completing a task over HTTP answers 503.
 	Kafka []string
@@ -130,6 +138,15 @@ func (c *Config) setDefaults() {
 	}
 	if c.Schema == "" {
 		c.Schema = "socialinsurance"
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = time.Minute
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 2 * time.Minute
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 10 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -367,12 +384,15 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 func (s *Service) Store() *Store { return s.store }
 
 // Run consumes notifications and serves HTTP until ctx ends; it returns
-// after the in-flight notifications were recorded and acked.
+// after the in-flight notifications were recorded and acked. The HTTP
+// server lets the requests in flight finish for up to
+// Config.ShutdownTimeout, then closes the connections left: a client
+// holding one open does not fail the shutdown.
 func (s *Service) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.sub.Run(gctx) })
 	if s.cfg.HTTPAddr != "" {
-		s.srv = &http.Server{Addr: s.cfg.HTTPAddr, Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, TLSConfig: s.cfg.HTTPTLS.Clone()}
+		s.srv = s.newServer()
 		g.Go(func() error {
 			if err := s.listenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("serving HTTP: %w", err)
@@ -381,9 +401,7 @@ func (s *Service) Run(ctx context.Context) error {
 		})
 		g.Go(func() error {
 			<-gctx.Done()
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			defer cancel()
-			return s.srv.Shutdown(sctx)
+			return s.shutdownHTTP(context.WithoutCancel(ctx))
 		})
 	}
 	return g.Wait()
