@@ -11,6 +11,7 @@ type property struct {
 	id     string
 	county string
 	bought time.Time
+	sold   bool
 }
 
 // housing: properties owned (before and during the window) and sold,
@@ -23,9 +24,10 @@ func (lc *lifeCourse) housing() {
 		propNo++
 		prop := property{id: "FC" + c + "-" + strconv.FormatInt(p.n, 10) + "-" + strconv.Itoa(propNo), county: c, bought: t}
 		area := float64(450+lc.r.IntN(1200)) / 10
-		lc.alive(t, schemas.PropertyRegistered, &schemas.PropertyRegisteredData{PropertyID: prop.id, AddressCode: address(lc.r, c),
-			Acquired: acquired, AreaM2: &area})
-		lc.owned = append(lc.owned, prop)
+		if lc.alive(t, schemas.PropertyRegistered, &schemas.PropertyRegisteredData{PropertyID: prop.id, AddressCode: address(lc.r, c),
+			Acquired: acquired, AreaM2: &area}) {
+			lc.owned = append(lc.owned, prop)
+		}
 	}
 	acquiredKind := func() string {
 		switch u := lc.r.Float64(); {
@@ -44,14 +46,15 @@ func (lc *lifeCourse) housing() {
 		buy(t, lc.homeOrWork(t).code, acquiredKind())
 	}
 	// Purchases during the window.
-	if t := lc.after(g.start, 0.02); a >= 22 && a < 60 && t.Before(lc.stop) {
+	if t := lc.after(g.start, 0.02); a >= 22 && a < 60 && t.Before(lc.stop) && !lc.inService(t) {
 		buy(lc.on(t, 10), lc.homeOrWork(t).code, "purchase")
 	}
 	// Sales.
-	for _, pr := range lc.owned {
+	for i := range lc.owned {
+		pr := &lc.owned[i]
 		from := maxTime(g.start, pr.bought.AddDate(0, 1, 0))
 		if t := lc.after(from, 0.025); t.Before(lc.stop) {
-			lc.alive(lc.on(t, 15), schemas.PropertyTransferred, &schemas.PropertyTransferredData{PropertyID: pr.id})
+			pr.sold = lc.alive(lc.on(t, 15), schemas.PropertyTransferred, &schemas.PropertyTransferredData{PropertyID: pr.id})
 		}
 	}
 
@@ -70,6 +73,10 @@ func (lc *lifeCourse) housing() {
 	}
 	addr := ""
 	for leaseStart.Before(lc.stop) {
+		if lc.inService(leaseStart) { // no lease while serving in the army
+			leaseStart, addr = lc.on(lc.military[1].AddDate(0, 0, 10+lc.r.IntN(60)), 10), ""
+			continue
+		}
 		leaseNo++
 		id := "ZL" + strconv.FormatInt(p.n, 10) + "-" + strconv.Itoa(leaseNo)
 		if addr == "" {
@@ -83,7 +90,9 @@ func (lc *lifeCourse) housing() {
 		} else {
 			data.End = day(end)
 		}
-		lc.alive(leaseStart, schemas.RentalRegistered, data)
+		if !lc.alive(leaseStart, schemas.RentalRegistered, data) {
+			return
+		}
 		// A purchase ends the lease early.
 		for _, pr := range lc.owned {
 			if pr.bought.After(leaseStart) && pr.bought.Before(end) {
@@ -132,7 +141,9 @@ func (lc *lifeCourse) business() {
 		if lc.chance(0.8) {
 			name = p.name[:3] + "记" + shopKinds[lc.r.IntN(len(shopKinds))]
 		}
-		lc.alive(t, schemas.BusinessRegistered, &schemas.BusinessRegisteredData{BusinessID: id, Region: p.home.code, Name: name})
+		if !lc.alive(t, schemas.BusinessRegistered, &schemas.BusinessRegisteredData{BusinessID: id, Region: p.home.code, Name: name}) {
+			return
+		}
 		from := maxTime(g.start, t.AddDate(0, 3, 0))
 		if end := lc.after(from, 0.08); end.Before(lc.stop) {
 			lc.alive(lc.on(end, 14), schemas.BusinessDeregistered, &schemas.BusinessDeregisteredData{BusinessID: id})

@@ -17,8 +17,15 @@ import (
 // the age pyramid is that of the table below. Slot k is found by a
 // multiplicative permutation of the slot space (so that consecutive
 // persons are of all ages), and the woman is born on the slot's day, the
-// man g(s) days earlier (his age gap depends on s only, so for each s the
-// men's birth days are a rotation of the women's: still distinct). The ID's
+// man g(s) days earlier. His age gap depends on s only, and is taken
+// modulo a run of days: so for each s the men's birth days are a rotation
+// of the women's, still distinct. The run is all days, except for the
+// sequence indexes of the babies born in the window: for those it ends
+// with the oldest cohort that has the index, so that the boys of the
+// window's last days come from the women of that cohort (over all days,
+// they would come from the oldest cohorts, which have few sequence
+// indexes, and boys would be born ever fewer as the window goes on). The
+// ID's
 // sequence digits are 2s+1 for the man and 2s for the woman (the 17th
 // digit is odd for men, even for women). When the slot space is used up,
 // a new round starts with sequence indexes above the largest cohort's, so
@@ -27,7 +34,8 @@ import (
 // cohorts gives, for bands of age at the start of the window, the number of
 // sequence indexes per birth day: roughly China's 2020s population by age
 // (the 1960s and 1980s–90s booms, the recent fall in births). The first
-// band is babies born in the two years after the window starts.
+// band is babies born after the window starts: over the window, and at
+// least over two years.
 var cohortTable = []struct{ fromAge, toAge, perDay int }{
 	{-2, 0, 4}, {0, 5, 4}, {5, 10, 7}, {10, 15, 6}, {15, 20, 6}, {20, 25, 6}, {25, 30, 6},
 	{30, 35, 9}, {35, 40, 8}, {40, 45, 7}, {45, 50, 8}, {50, 55, 10}, {55, 60, 9},
@@ -35,10 +43,10 @@ var cohortTable = []struct{ fromAge, toAge, perDay int }{
 }
 
 const (
-	maxPerDay = 10  // the largest perDay above
-	maxSeq    = 499 // sequence indexes per gender: three digits, one parity, never 000 or 001
-	rounds    = maxSeq / maxPerDay
-	newbornD  = 730 // days of the first band
+	maxPerDay          = 10  // the largest perDay above
+	maxSeq             = 499 // sequence indexes per gender: three digits, one parity, never 000 or 001
+	rounds             = maxSeq / maxPerDay
+	defaultNewbornDays = 730 // days of the first band, unless the window is longer
 )
 
 // band is a run of birth days with the same slots per day. Days are
@@ -53,22 +61,21 @@ type band struct {
 // slotSpace maps a slot number to a birth day and a sequence index.
 type slotSpace struct {
 	bands    []band
-	total    int64 // slots per round (= persons per gender per round)
-	mult     int64 // permutation multiplier, coprime with total
-	offset   int64 // permutation offset, from the seed
-	dMin     int   // first day (most negative d)
-	dSpan    int   // number of days
+	total    int64             // slots per round (= persons per gender per round)
+	mult     int64             // permutation multiplier, coprime with total
+	offset   int64             // permutation offset, from the seed
+	runs     [maxPerDay][2]int // per sequence index within a round: the days [from, to) men's birth days rotate over
 	startDay time.Time
 }
 
 func dayOfAge(years int) int { return years * 36525 / 100 }
 
-func newSlotSpace(seed int64, start time.Time) *slotSpace {
+func newSlotSpace(seed int64, start time.Time, newbornDays int) *slotSpace {
 	s := &slotSpace{startDay: time.Date(start.Year(), start.Month(), start.Day(), 0, 0, 0, 0, china)}
 	for _, c := range cohortTable {
 		var b band
 		if c.fromAge < 0 {
-			b = band{d0: -newbornD + 1, d1: 1, perDay: c.perDay}
+			b = band{d0: -newbornDays + 1, d1: 1, perDay: c.perDay}
 		} else {
 			b = band{d0: dayOfAge(c.fromAge) + 1, d1: dayOfAge(c.toAge) + 1, perDay: c.perDay}
 		}
@@ -76,8 +83,16 @@ func newSlotSpace(seed int64, start time.Time) *slotSpace {
 		s.total += int64(b.d1-b.d0) * int64(b.perDay)
 		s.bands = append(s.bands, b)
 	}
-	s.dMin = s.bands[0].d0
-	s.dSpan = s.bands[len(s.bands)-1].d1 - s.dMin
+	for i := range s.runs {
+		s.runs[i] = [2]int{s.bands[0].d0, s.bands[len(s.bands)-1].d1}
+		if i < s.bands[0].perDay {
+			for _, b := range s.bands {
+				if b.perDay > i {
+					s.runs[i][1] = b.d1
+				}
+			}
+		}
+	}
 	// A step of the golden ratio of the space spreads consecutive slots
 	// evenly over all ages (a Weyl sequence).
 	s.mult = int64(float64(s.total) * 0.6180339887498949)
@@ -120,7 +135,8 @@ func (s *slotSpace) birth(n int64) (time.Time, int) {
 	d, seq := s.slot(n / 2)
 	digits := 2 * (seq + 1)
 	if n%2 == 1 {
-		d = s.dMin + ((d-s.dMin+manGap(seq))%s.dSpan+s.dSpan)%s.dSpan
+		from, to := s.runs[seq%maxPerDay][0], s.runs[seq%maxPerDay][1]
+		d = from + ((d-from+manGap(seq))%(to-from)+(to-from))%(to-from)
 		digits++
 	}
 	return s.startDay.AddDate(0, 0, -d), digits
@@ -158,6 +174,7 @@ const (
 	streamLife
 	streamArrival
 	streamPair
+	streamPlace
 )
 
 func newRand(seed int64, n int64, stream uint64) *rand.Rand {

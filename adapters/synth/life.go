@@ -27,6 +27,7 @@ type lifeCourse struct {
 	workFrom   time.Time
 	degree     bool // graduated from a bachelor's programme or higher
 	spells     []spell
+	insured    bool         // enrolled in the employee scheme
 	military   [2]time.Time // enlistment and discharge
 	owned      []property
 	moves      []move
@@ -42,20 +43,22 @@ type move struct {
 }
 
 // add appends an event if it takes effect before the window's end and
-// after the birth.
-func (lc *lifeCourse) add(t time.Time, typ schemas.Type, data schemas.Data) {
+// after the birth, and reports whether it did: what follows from an event
+// (a divorce from a marriage, a deregistration from a registration) is
+// only added if the event was.
+func (lc *lifeCourse) add(t time.Time, typ schemas.Type, data schemas.Data) bool {
 	if !t.Before(lc.g.end) || t.Before(lc.p.birth) {
-		return
+		return false
 	}
 	lc.evs = append(lc.evs, schemas.Event{SpecVersion: schemas.SpecVersion, Source: schemas.SourceOf(typ), Type: typ,
 		Subject: lc.p.id, Time: t, DataContentType: "application/json", Payload: data})
+	return true
 }
 
-// alive appends an event that only a living, resident person causes.
-func (lc *lifeCourse) alive(t time.Time, typ schemas.Type, data schemas.Data) {
-	if t.Before(lc.stop) {
-		lc.add(t, typ, data)
-	}
+// alive appends an event that only a living, resident person causes, and
+// reports whether it did.
+func (lc *lifeCourse) alive(t time.Time, typ schemas.Type, data schemas.Data) bool {
+	return t.Before(lc.stop) && lc.add(t, typ, data)
 }
 
 func (lc *lifeCourse) chance(p float64) bool { return lc.r.Float64() < p }
@@ -115,38 +118,36 @@ func (lc *lifeCourse) generate(m marriage, spouse *person) []schemas.Event {
 	return lc.evs
 }
 
-// registration: every person's hukou.registered. Most at birth; some
-// settled later (before or during the window); a few were never registered
-// until the window (people without hukou, 黑户) and show up in other
-// departments' records first; a few are registered with a birth date that
-// disagrees with their ID number.
+// registration: every person's hukou.registered, into the household of
+// the profile (see person.go). Most at birth; some settled later (before
+// or during the window); a few were never registered until the window
+// (people without hukou, 黑户) and show up in other departments' records
+// first; a few are registered with a birth date that disagrees with their
+// ID number.
 func (lc *lifeCourse) registration() {
 	p, g := lc.p, lc.g
 	a := p.ageAt(g.start)
 	reason := "birth"
-	relation := "子"
-	if !p.male {
-		relation = "女"
-	}
-	uKind := lc.r.Float64()
-	switch {
-	case !p.birth.Before(g.start): // born in the window
-		lc.regAt = lc.on(p.birth.AddDate(0, 0, 3+lc.r.IntN(38)), 9)
-		if !lc.regAt.Before(g.end) {
-			lc.regAt = p.birth.Add(12 * time.Hour)
-		}
-	case uKind < 0.004 && a >= 1:
-		lc.regAt, reason, relation = lc.between(g.start, lc.stop), "other", "户主"
-	case uKind < 0.02 && a >= 18 && a < 45:
-		lc.regAt, reason, relation = lc.between(g.start, lc.stop), "settlement", "户主"
-	case uKind < 0.12 && a >= 19:
+	switch p.reg {
+	case regUnregistered:
+		lc.regAt, reason = lc.between(g.start, lc.stop), "other"
+	case regLateSettled:
+		lc.regAt, reason = lc.between(g.start, lc.stop), "settlement"
+	case regSettled:
 		span := min(a-18, 22)
-		lc.regAt, reason, relation = lc.on(p.birth.Add(years(18+lc.r.Float64()*span)), 10), "settlement", "户主"
+		lc.regAt, reason = lc.on(p.birth.Add(years(18+lc.r.Float64()*span)), 10), "settlement"
 		if !lc.regAt.Before(g.start) {
 			lc.regAt = lc.on(g.start.AddDate(0, 0, -1-lc.r.IntN(300)), 10)
 		}
 	default:
-		lc.regAt = lc.on(p.birth.AddDate(0, 0, 1+lc.r.IntN(30)), 10)
+		if !p.birth.Before(g.start) { // born in the window
+			lc.regAt = lc.on(p.birth.AddDate(0, 0, 3+lc.r.IntN(38)), 9)
+			if !lc.regAt.Before(g.end) {
+				lc.regAt = p.birth.Add(12 * time.Hour)
+			}
+		} else {
+			lc.regAt = lc.on(p.birth.AddDate(0, 0, 1+lc.r.IntN(30)), 10)
+		}
 	}
 	birth := day(p.birth)
 	if a >= 1 && lc.chance(0.003) { // a clerical error: id_mismatch until corrected
@@ -164,7 +165,7 @@ func (lc *lifeCourse) registration() {
 		gender = "1"
 	}
 	lc.add(lc.regAt, schemas.HukouRegistered, &schemas.HukouRegisteredData{Name: p.name, Gender: gender, BirthDate: birth,
-		Ethnicity: p.ethnicity, AddressCode: p.addr, HouseholdID: p.household, Relation: relation, Reason: reason})
+		Ethnicity: p.ethnicity, AddressCode: p.addr, HouseholdID: p.household, Relation: p.relation, Reason: reason})
 }
 
 // identity: name changes (改名) at a low rate.
@@ -173,13 +174,14 @@ func (lc *lifeCourse) identity() {
 	if lc.regAt.After(from) {
 		from = lc.regAt.Add(24 * time.Hour)
 	}
-	if t := lc.after(from, 0.004); t.Before(lc.stop) {
+	if t := lc.after(from, 0.004); t.Before(lc.stop) && !lc.inService(t) {
 		lc.alive(lc.on(t, 10), schemas.IdentityCorrected, &schemas.IdentityCorrectedData{Name: randomName(lc.r, lc.p.male)})
 	}
 }
 
 // militaryService: a few young men enlist in September; their hukou is
-// cancelled (military) and restored on discharge two years later.
+// cancelled (military) and restored on discharge two years later, into
+// their household. While serving they have no civilian life events.
 func (lc *lifeCourse) militaryService() {
 	p, g := lc.p, lc.g
 	if !p.male {
@@ -192,9 +194,10 @@ func (lc *lifeCourse) militaryService() {
 			continue
 		}
 		if lc.chance(0.03) {
-			lc.military = [2]time.Time{t, t.AddDate(2, 0, -5)}
-			lc.alive(lc.on(t, 9), schemas.HukouCancelled, &schemas.HukouCancelledData{Reason: "military"})
-			lc.alive(lc.on(lc.military[1], 10), schemas.HukouRegistered, lc.reRegistration())
+			if lc.alive(lc.on(t, 9), schemas.HukouCancelled, &schemas.HukouCancelledData{Reason: "military"}) {
+				lc.military = [2]time.Time{t, t.AddDate(2, 0, -5)}
+				lc.alive(lc.on(lc.military[1], 10), schemas.HukouRegistered, lc.reRegistration())
+			}
 			return
 		}
 	}
@@ -206,7 +209,7 @@ func (lc *lifeCourse) reRegistration() *schemas.HukouRegisteredData {
 		gender = "1"
 	}
 	return &schemas.HukouRegisteredData{Name: lc.p.name, Gender: gender, BirthDate: day(lc.p.birth), Ethnicity: lc.p.ethnicity,
-		AddressCode: lc.p.addr, HouseholdID: lc.p.household, Relation: "户主", Reason: "restored"}
+		AddressCode: lc.p.addr, HouseholdID: lc.p.household, Relation: lc.p.relation, Reason: "restored"}
 }
 
 func (lc *lifeCourse) inService(t time.Time) bool {
@@ -218,8 +221,7 @@ func (lc *lifeCourse) marriage(m marriage, spouse *person) {
 	if spouse == nil || m.wed.IsZero() {
 		return
 	}
-	lc.add(m.wed, schemas.MarriageRegistered, &schemas.MarriageRegisteredData{SpouseID: spouse.id})
-	if !m.divorced.IsZero() {
+	if lc.add(m.wed, schemas.MarriageRegistered, &schemas.MarriageRegisteredData{SpouseID: spouse.id}) && !m.divorced.IsZero() {
 		lc.add(m.divorced, schemas.MarriageDivorced, &schemas.MarriageDivorcedData{SpouseID: spouse.id})
 	}
 }
@@ -249,13 +251,13 @@ func (lc *lifeCourse) endOfLife() {
 	if n := len(lc.spells); n > 0 && lc.spells[n-1].end.IsZero() && lc.chance(0.85) {
 		t := lc.on(p.death.AddDate(0, 0, 3+lc.r.IntN(17)), 16)
 		lc.add(t, schemas.ContractEnded, &schemas.ContractEndedData{ContractID: lc.spells[n-1].contract, End: day(p.death)})
-		if lc.chance(0.8) {
+		if lc.chance(0.8) && lc.insured {
 			lc.add(lc.on(t.AddDate(0, 0, 10+lc.r.IntN(30)), 10), schemas.InsuranceTerminated, &schemas.InsuranceTerminatedData{
 				Insurances: lc.spells[n-1].insurances, Region: lc.spells[n-1].county.code, End: day(p.death)})
 		}
 	}
 	for _, pr := range lc.owned {
-		if lc.chance(0.25) { // inherited
+		if lc.chance(0.25) && !pr.sold { // inherited
 			lc.add(lc.on(p.death.AddDate(0, 2+lc.r.IntN(10), 0), 15), schemas.PropertyTransferred, &schemas.PropertyTransferredData{PropertyID: pr.id})
 		}
 	}

@@ -2,7 +2,6 @@ package synth
 
 import (
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/pophub/pophub/schemas"
@@ -11,6 +10,8 @@ import (
 // migrations: hukou moves for study, work (to the city of a job held for a
 // while), a purchased home, marriage (the wife into the husband's
 // household) and, rarely, other reasons; each from the current address.
+// Who moves for work, a home or other reasons starts a household of their
+// own in the new county.
 func (lc *lifeCourse) migrations(m marriage, spouse *person) {
 	p, g := lc.p, lc.g
 	moves := append([]move(nil), lc.studyMoves...)
@@ -44,9 +45,14 @@ func (lc *lifeCourse) migrations(m marriage, spouse *person) {
 		}
 	}
 	slices.SortFunc(moves, func(a, b move) int { return a.at.Compare(b.at) })
-	cur, curCounty := p.addr, p.home
+	cur, curCounty, curHousehold := p.addr, p.home, p.household
 	for _, mv := range moves {
-		if !mv.at.Before(lc.stop) || mv.at.Before(lc.regAt) || lc.inService(mv.at) || mv.to == nil || mv.to.code == curCounty.code {
+		if !mv.at.Before(lc.stop) || mv.at.Before(lc.regAt) || lc.inService(mv.at) || mv.to == nil {
+			continue
+		}
+		// Into a household (the husband's, a college's): unless already
+		// there. Otherwise: to another county.
+		if mv.household != "" && mv.household == curHousehold || mv.household == "" && mv.to.code == curCounty.code {
 			continue
 		}
 		to := mv.addr
@@ -55,12 +61,14 @@ func (lc *lifeCourse) migrations(m marriage, spouse *person) {
 		}
 		hh := mv.household
 		if hh == "" {
-			hh = "H" + mv.to.code + pad(strconv.FormatInt(p.n, 10), 9)
+			hh = householdID(mv.to, p.n)
 		}
-		lc.alive(mv.at, schemas.HukouMigrated, &schemas.HukouMigratedData{FromAddressCode: cur, ToAddressCode: to, Reason: mv.reason, HouseholdID: hh})
+		if !lc.alive(mv.at, schemas.HukouMigrated, &schemas.HukouMigratedData{FromAddressCode: cur, ToAddressCode: to, Reason: mv.reason, HouseholdID: hh}) {
+			continue
+		}
 		mv.addr = to
 		lc.moves = append(lc.moves, mv)
-		cur, curCounty = to, mv.to
+		cur, curCounty, curHousehold = to, mv.to, hh
 	}
 }
 

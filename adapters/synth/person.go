@@ -6,28 +6,49 @@ import (
 	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pophub/pophub/schemas/citizenid"
 	"github.com/pophub/pophub/schemas/region"
 )
 
 // person is what everyone may know of person n without generating their
-// life course: identity, registered home, and the dates that end their
-// life in the region (death, emigration). A spouse's life course reads it.
+// life course: identity, household, registered home, the pair's marriage,
+// and the dates that end their life in the region (death, emigration). A
+// spouse's life course reads it.
 type person struct {
 	n         int64
 	id        citizenid.ID
 	birth     time.Time // midnight, China Standard Time
+	seq       int       // the ID's sequence digits
 	male      bool
 	born      bool // born before the window's end
-	home      *county
-	addr      string // registration address
+	reg       registration
+	atHome    float64 // drawn once: whether an unmarried adult still lives with the parents
+	home      *county // county of the household registered in when the window opens (at birth for the newborn)
+	addr      string  // registration address: the household's
 	name      string
 	ethnicity string
 	household string
+	relation  string    // to the head of household: 户主, 配偶, 子 or 女
+	m         marriage  // of the pair, when the partner is in the population
 	death     time.Time // within the window, or zero
 	emigrated time.Time // within the window, or zero
 }
+
+// registration is how a person came to be on the hukou register.
+type registration uint8
+
+const (
+	regBirth        registration = iota // at birth
+	regSettled                          // settled as an adult, before the window
+	regUnregistered                     // without hukou (黑户) until registered in the window
+	regLateSettled                      // settles in the window
+)
+
+// registeredBefore reports whether the person is on the register when the
+// window opens (the newborn are not, but are registered at birth).
+func (r registration) registeredBefore() bool { return r == regBirth || r == regSettled }
 
 // stop is when the person stops producing life events: death, emigration
 // or the window's end.
@@ -47,28 +68,82 @@ func (p *person) ageAt(t time.Time) float64 { return t.Sub(p.birth).Hours() / ho
 
 const hoursPerYear = 24 * 365.25
 
-func years(y float64) time.Duration { return time.Duration(y * hoursPerYear * float64(time.Hour)) }
+// maxYears caps a span of years: a waiting time drawn longer than that
+// means no event in any window. time.Duration holds only about 292 years,
+// and converting a larger float is undefined (it differs by platform).
+const maxYears = 200
 
-// profile derives person n from its own random stream.
-func (g *generator) profile(n int64) *person {
+func years(y float64) time.Duration {
+	if !(y < maxYears) { // NaN too
+		y = maxYears
+	} else if y < -maxYears {
+		y = -maxYears
+	}
+	return time.Duration(y * hoursPerYear * float64(time.Hour))
+}
+
+// Households. A household is registered at the address of its head (户主)
+// and named after the head's county and person index: "H" + county code +
+// nine digits. A couple married when the window opens (both registered by
+// then) is one household, the husband its head and the wife his spouse
+// (配偶). A person registered at birth (or a minor without hukou yet) who
+// is unmarried when the window opens, a minor or an adult still living
+// with the parents (homeRate), is a child (子, 女) in the household of
+// their parents, if the parents are found (see parents); so is a baby born
+// in the window, from birth. Everyone else heads a household of their own.
+// The parents are found among the pairs before the child's, so they are
+// in every population that the child is in, and nothing is held:
+// membership is derived from indexes.
+
+// parentSearch is how many earlier pairs are searched for a child's
+// parents, of which one in parentPick is considered (drawn by a hash of
+// the pair and the child): taking the nearest of all would give the few
+// couples followed by a long run of unsuitable ones many children.
+const (
+	parentSearch = 2000
+	parentPick   = 16
+)
+
+func householdID(c *county, head int64) string {
+	return "H" + c.code + pad(strconv.FormatInt(head, 10), 9)
+}
+
+// homeRate is the share of unmarried persons of age a still registered in
+// their parents' household.
+func homeRate(a float64) float64 {
+	switch {
+	case a < 18:
+		return 1
+	case a < 30:
+		return 0.8
+	case a < 40:
+		return 0.4
+	}
+	return 0.15
+}
+
+// core derives what the pairing and the household search read of person
+// n: birth, sex, registration, death and emigration.
+func (g *generator) core(n int64) *person {
 	r := newRand(g.cfg.Seed, n, streamProfile)
 	birth, seq := g.slots.birth(n)
-	p := &person{n: n, birth: birth, male: n%2 == 1}
+	p := &person{n: n, birth: birth, seq: seq, male: n%2 == 1}
 	p.born = !birth.AddDate(0, 0, 1).After(g.end)
-	p.home = g.rg.pick(r.Float64())
-	if n%2 == 1 {
-		// Most potential couples live in one city.
-		if u := r.Float64(); u < 0.8 {
-			wife := g.rg.pick(newRand(g.cfg.Seed, n-1, streamProfile).Float64())
-			p.home = g.rg.pickInCity(u/0.8, wife.city)
-		}
+	uDeath, uEmig, tDeath, tEmig, uKind := r.Float64(), r.Float64(), r.Float64(), r.Float64(), r.Float64()
+	p.atHome = r.Float64()
+
+	// Registration: most at birth; some settled later (before or during
+	// the window); a few were never registered until the window (people
+	// without hukou, 黑户) and show up in other departments' records first.
+	switch a := p.ageAt(g.start); {
+	case !birth.Before(g.start):
+	case uKind < 0.004 && a >= 1:
+		p.reg = regUnregistered
+	case uKind < 0.02 && a >= 18 && a < 45:
+		p.reg = regLateSettled
+	case uKind < 0.12 && a >= 19:
+		p.reg = regSettled
 	}
-	p.id = makeID(p.home.code, birth, seq)
-	p.addr = address(r, p.home.code)
-	p.name = randomName(r, p.male)
-	p.ethnicity = pickWeighted(r, ethnicities(p.home.code[:2]))
-	// Persons 2k and 2k+1 of one county share a household.
-	p.household = "H" + p.home.code + pad(strconv.FormatInt(n/2, 10), 9)
 
 	// Death: a Gompertz hazard (about 1.5 per thousand a year at 40, 9 at
 	// 60, 55 at 80), plus infant mortality; a crude rate near China's 7‰.
@@ -77,8 +152,6 @@ func (g *generator) profile(n int64) *person {
 		from = birth.AddDate(0, 0, 45) // after the newborn's registration
 	}
 	span := g.end.Sub(from)
-	uDeath, uEmig := r.Float64(), r.Float64()
-	tDeath, tEmig := r.Float64(), r.Float64()
 	if span > 0 && p.born {
 		a := p.ageAt(from)
 		h := 4.1e-5 * math.Exp(0.09*a)
@@ -96,6 +169,134 @@ func (g *generator) profile(n int64) *person {
 		}
 	}
 	return p
+}
+
+// place draws person p's own county, address, name and ethnicity, which a
+// spouse or child replaces with the household head's.
+func (g *generator) place(p *person) {
+	r := newRand(g.cfg.Seed, p.n, streamPlace)
+	p.home = g.rg.pick(r.Float64())
+	if p.n%2 == 1 {
+		// Most potential couples live in one city.
+		if u := r.Float64(); u < 0.8 {
+			wife := g.rg.pick(newRand(g.cfg.Seed, p.n-1, streamPlace).Float64())
+			p.home = g.rg.pickInCity(u/0.8, wife.city)
+		}
+	}
+	p.addr = address(r, p.home.code)
+	p.name = randomName(r, p.male)
+	p.ethnicity = pickWeighted(r, ethnicities(p.home.code[:2]))
+}
+
+// profile derives person n: core, pair, household and place.
+func (g *generator) profile(n int64) *person {
+	p := g.core(n)
+	g.place(p)
+	origin := p.home // the county of the ID: where the person was first registered
+	var partner *person
+	if k := n ^ 1; k < int64(g.cfg.Persons) && p.born {
+		partner = g.core(k)
+		if p.male {
+			p.m = g.pair(n/2, partner, p)
+		} else {
+			p.m = g.pair(n/2, p, partner)
+		}
+	}
+	switch {
+	case !p.born:
+	case partner != nil && g.coupleAtStart(p.m, p, partner):
+		if !p.male {
+			g.place(partner)
+			p.home, p.addr = partner.home, partner.addr
+			p.household, p.relation = householdID(partner.home, partner.n), "配偶"
+		}
+	case (p.reg == regBirth || p.reg == regUnregistered && p.ageAt(g.start) < 18) &&
+		(p.m.wed.IsZero() || !p.m.wed.Before(g.start)) && p.atHome < homeRate(p.ageAt(g.start)):
+		if f := g.parents(p); f != nil {
+			p.home, p.addr, p.ethnicity = f.home, f.addr, f.ethnicity
+			p.name = surname(f.name) + p.name[len(surname(p.name)):]
+			p.household, p.relation = householdID(f.home, f.n), "子"
+			if !p.male {
+				p.relation = "女"
+			}
+			origin = f.home
+		}
+	}
+	if p.household == "" {
+		p.household, p.relation = householdID(p.home, n), "户主"
+	}
+	p.id = makeID(origin.code, p.birth, p.seq)
+	return p
+}
+
+// coupleAtStart reports whether a pair forms one household when the window
+// opens: married before it, not divorced by then, both on the register.
+func (g *generator) coupleAtStart(m marriage, a, b *person) bool {
+	return !m.wed.IsZero() && m.wed.Before(g.start) && (m.divorced.IsZero() || !m.divorced.Before(g.start)) &&
+		a.reg.registeredBefore() && b.reg.registeredBefore()
+}
+
+// parents returns the father of child c, with his place drawn, or nil.
+// The parents are an earlier pair, at most parentSearch pairs before c's,
+// that is a couple when the window opens (for a baby born in the window:
+// married before the birth and not divorced by then), the husband on the
+// register since his birth (so that his household is older than the
+// child), both alive at the birth, the mother 20 to 34 and the father 20
+// to 35 years old at it. Of the pairs that qualify, the nearest of those a
+// hash of pair and child picks (one in parentPick), or else the nearest.
+//
+// The mother's ages keep the children of one couple less than 15 years
+// apart, and the father's keep him less than 36 years older than them, so
+// that the hub's presumptions by age gap within a household (15 years or
+// more: parent and child; 36 or more: grandparent) hold. A woman's
+// parents are searched among the pairs an odd number before hers, her
+// potential husband's among those an even number before, so that the two
+// are never brother and sister. As each child's parents are found on
+// their own, the number of children per couple scatters: most couples
+// with children at home have one or two, a few five or more.
+func (g *generator) parents(c *person) *person {
+	if f := g.searchParents(c, parentPick); f != nil {
+		return f
+	}
+	return g.searchParents(c, 1) // near the first index, few pairs precede
+}
+
+// searchParents is parents, considering one pair in pick.
+func (g *generator) searchParents(c *person, pick uint64) *person {
+	k := c.n / 2
+	for j := k - 1 - c.n%2; j >= 0 && j >= k-parentSearch; j -= 2 {
+		if mix(uint64(c.n), uint64(j))%pick != 0 {
+			continue
+		}
+		if wb, _ := g.slots.birth(2 * j); !parentAge(wb, c.birth, 35) {
+			continue
+		}
+		if hb, _ := g.slots.birth(2*j + 1); !parentAge(hb, c.birth, 36) {
+			continue
+		}
+		wife, husband := g.core(2*j), g.core(2*j+1)
+		m := g.pair(j, wife, husband)
+		if !g.coupleAtStart(m, wife, husband) || husband.reg != regBirth || !c.birth.Before(g.start) && !m.wed.Before(c.birth) ||
+			!m.divorced.IsZero() && !m.divorced.After(c.birth) ||
+			!wife.stop(g.end).After(c.birth) || !husband.stop(g.end).After(c.birth) {
+			continue
+		}
+		g.place(husband)
+		return husband
+	}
+	return nil
+}
+
+// parentAge reports whether a parent born on parent is at least 20 and
+// under below years old when the child is born.
+func parentAge(parent, child time.Time, below int) bool {
+	return !child.Before(parent.AddDate(20, 0, 0)) && child.Before(parent.AddDate(below, 0, 0))
+}
+
+// surname is the first character of a name (every surname drawn has one).
+func surname(name string) string {
+	_, size := utf8.DecodeRuneInString(name)
+	return name[:size]
 }
 
 // address draws a 12-digit statistical address code in a county: a real
@@ -208,7 +409,9 @@ func (g *generator) pair(k int64, wife, husband *person) marriage {
 			return m
 		}
 		m.wed = wed
-		if wife.home.code != husband.home.code && uMove < 0.3 {
+		// Half the newly-wed wives move their hukou into the husband's
+		// household, within six months.
+		if uMove < 0.5 {
 			if t := atHour(wed.Add(time.Duration(15+int(uMoveT*165))*24*time.Hour), 9); t.Before(limit) {
 				m.familyMove = t
 			}

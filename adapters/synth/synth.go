@@ -1,30 +1,42 @@
 // Package synth generates a synthetic population and the department events
 // of its life courses, for `pophub demo`, benchmarks and tests.
 //
-// It is deterministic for a seed, and person i is the same person whatever
-// the population size, so a larger run extends a smaller one: every person
-// is derived from random streams seeded with (Seed, i) alone. Events stream
-// out person by person without the population being held in memory: the
-// memory used does not grow with the number of persons.
+// It is deterministic for a seed (and window), and person i is the same
+// person whatever the population size, so a larger run extends a smaller
+// one: every person is derived from random streams seeded with (Seed, i)
+// and, for their household, with the indexes of earlier persons (their
+// parents come before them). Events stream out person by person without
+// the population being held in memory: the memory used does not grow with
+// the number of persons.
 //
 // Every person has a valid, unique citizen ID (a real county code of the
 // built-in region table, a real birth date drawn from an age pyramid, a
 // sequence number derived from the person's index, the GB 11643 check
-// character), a common Chinese name and a hukou registration; over the
-// window they go to school, graduate, sign and end labour contracts, pay
-// social insurance, rent and buy homes, open and close businesses, marry
-// and divorce (persons 2k and 2k+1 are a potential couple, and each
-// spouse gets their own event naming the other), move their hukou between
-// cities, obtain residence permits, and die, usually followed by the
-// cancellation of their hukou (not always: 应销未销). Each event is valid
-// for schemas.Decode, and all times are in China Standard Time (+08:00).
+// character), a common Chinese name and a hukou registration in a
+// household; over the window they go to school, graduate, sign and end
+// labour contracts, pay social insurance, rent and buy homes, open and
+// close businesses, marry and divorce (persons 2k and 2k+1 are a potential
+// couple, and each spouse gets their own event naming the other), move
+// their hukou between cities, obtain residence permits, and die, usually
+// followed by the cancellation of their hukou (not always: 应销未销). Each
+// event is valid for schemas.Decode, and all times are in China Standard
+// Time (+08:00); what ends something (a divorce, the end of a contract or
+// lease, a sale, a deregistration, an insurance termination) always
+// follows the event that began it.
+//
+// Households are registered as in the hukou register: a married couple's
+// household has the husband as its head (户主) and the wife as spouse
+// (配偶), with their unmarried children (子, 女) born when the parents were
+// 20 to 35, babies born in the window among them; everyone else heads a
+// household of their own. Babies are born over the whole window.
 //
 // Life events take effect within the window. The events that describe
 // each person's state when the window opens — the hukou registration, a
-// marriage, the current labour contract and insurance enrolment, the last
-// graduation and current enrolment, homes owned and rented, businesses —
-// carry their real, earlier effective times, as a department's first load
-// of its records would.
+// marriage, the current labour contract and insurance enrolment with the
+// contract's monthly contributions of up to three years before the
+// window, the last graduation and current enrolment, homes owned and
+// rented, businesses — carry their real, earlier effective times, as a
+// department's first load of its records would.
 package synth
 
 import (
@@ -187,7 +199,13 @@ func newGenerator(cfg Config) (*generator, error) {
 	if !g.end.After(g.start) {
 		return nil, fmt.Errorf("the window starting %s lies in the future", g.start.Format(time.DateOnly))
 	}
-	g.slots = newSlotSpace(cfg.Seed, g.start)
+	// Babies are born over two years, or over the whole of a longer window
+	// (a window of up to 24 months has the same persons).
+	newborn := defaultNewbornDays
+	if cfg.Months > 24 {
+		newborn = max(newborn, int(g.start.AddDate(0, cfg.Months, 0).Sub(g.start).Hours()/24))
+	}
+	g.slots = newSlotSpace(cfg.Seed, g.start, newborn)
 	if max := g.slots.maxPersons(); int64(cfg.Persons) > max {
 		return nil, fmt.Errorf("%d persons: at most %d have distinct citizen IDs", cfg.Persons, max)
 	}
@@ -200,7 +218,7 @@ func newGenerator(cfg Config) (*generator, error) {
 
 // MaxPersons is the largest population with distinct citizen IDs.
 func MaxPersons() int64 {
-	return newSlotSpace(0, time.Date(2024, 1, 1, 0, 0, 0, 0, china)).maxPersons()
+	return newSlotSpace(0, time.Date(2024, 1, 1, 0, 0, 0, 0, china), defaultNewbornDays).maxPersons()
 }
 
 // eventID is "<source>-<seed>-<person>-<n>", n counting the person's events
@@ -220,18 +238,12 @@ func (g *generator) person(n int64, buf []schemas.Event) []schemas.Event {
 	if !p.born {
 		return buf
 	}
-	var m marriage
 	var spouse *person
 	if partner := n ^ 1; partner < int64(g.cfg.Persons) {
 		spouse = g.profile(partner)
-		if p.male {
-			m = g.pair(n/2, spouse, p)
-		} else {
-			m = g.pair(n/2, p, spouse)
-		}
 	}
 	lc := &lifeCourse{g: g, p: p, r: newRand(g.cfg.Seed, n, streamLife), evs: buf}
-	return lc.generate(m, spouse)
+	return lc.generate(p.m, spouse)
 }
 
 // pending is an event held back to arrive late or a second time.

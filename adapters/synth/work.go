@@ -15,8 +15,9 @@ type spell struct {
 	county     *county
 	contract   string
 	insurances []string
-	fixed      bool // a three-year fixed-term contract
-	renewal    bool // renews the previous contract
+	fixed      bool      // a three-year fixed-term contract
+	renewal    bool      // renews the previous contract
+	insured    time.Time // since when the employee scheme covers it
 }
 
 // retirement is the statutory age: 60 for men, 55 for women (the 2025
@@ -27,6 +28,10 @@ func (lc *lifeCourse) retirement() time.Time {
 	}
 	return lc.p.birth.AddDate(55, 0, 0)
 }
+
+// backMonths is how far before the window the contributions of the
+// contract running when it opens go back.
+const backMonths = 36
 
 var insuranceSets = [][]string{
 	{"pension", "medical", "unemployment", "injury", "maternity"},
@@ -59,7 +64,6 @@ func (lc *lifeCourse) work() {
 			return g.rg.pickOtherCity(lc.r.Float64(), p.home.city)
 		}
 	}
-	insured := false // in the employee scheme
 	insRegion := ""
 	var insSet []string
 
@@ -74,22 +78,29 @@ func (lc *lifeCourse) work() {
 		if sp.fixed {
 			data.End = day(t.AddDate(3, 0, -1))
 		}
-		lc.alive(t, schemas.ContractStarted, data)
+		if !lc.alive(t, schemas.ContractStarted, data) {
+			return // no contract, so nothing ends or is paid
+		}
 		switch {
-		case !insured:
+		case !lc.insured:
 			enrol := t.Add(time.Hour)
 			if pre && lc.chance(0.6) { // insured since an earlier job
 				enrol = lc.on(lc.between(maxTime(lc.workFrom, t.AddDate(-15, 0, 0)), t), 9)
 			}
-			lc.alive(enrol, schemas.InsuranceEnrolled, &schemas.InsuranceEnrolledData{Scheme: "employee", Insurances: sp.insurances,
-				Region: c.code, Start: day(enrol)})
-			insured, insRegion, insSet = true, c.code, sp.insurances
+			if lc.alive(enrol, schemas.InsuranceEnrolled, &schemas.InsuranceEnrolledData{Scheme: "employee", Insurances: sp.insurances,
+				Region: c.code, Start: day(enrol)}) {
+				lc.insured, insRegion, insSet = true, c.code, sp.insurances
+				sp.insured = enrol
+			}
 		case g.rg.byCode[insRegion] == nil || g.rg.byCode[insRegion].city != c.city:
 			if lc.chance(0.6) {
 				lc.alive(lc.on(t.AddDate(0, 1, lc.r.IntN(60)), 11), schemas.InsuranceTransferred,
 					&schemas.InsuranceTransferredData{FromRegion: insRegion, ToRegion: c.code})
 			}
 			insRegion = c.code
+			sp.insured = t
+		default:
+			sp.insured = t
 		}
 		sp.insurances = insSet
 		lc.spells = append(lc.spells, sp)
@@ -132,10 +143,12 @@ func (lc *lifeCourse) work() {
 	if len(lc.spells) == 0 && a >= 2 && lc.chance(0.9) {
 		// The resident scheme (城乡居民): medical for all, pension from 16.
 		resident = []string{"medical"}
+		from := p.birth.AddDate(1, 0, 0)
 		if a >= 16 && !lc.inSchool(g.start) {
 			resident = []string{"pension", "medical"}
+			from = p.birth.AddDate(16, 0, 0)
 		}
-		enrol := lc.on(lc.between(maxTime(p.birth.AddDate(1, 0, 0), g.start.AddDate(-10, 0, 0)), g.start), 9)
+		enrol := lc.on(lc.between(maxTime(from, g.start.AddDate(-10, 0, 0)), g.start), 9)
 		lc.add(enrol, schemas.InsuranceEnrolled, &schemas.InsuranceEnrolledData{Scheme: "resident", Insurances: resident,
 			Region: p.home.code, Start: day(enrol)})
 	}
@@ -154,7 +167,7 @@ func (lc *lifeCourse) work() {
 			case !retire.After(quit) && !retire.After(renew):
 				if retire.Before(lc.stop) {
 					endJob(lc.on(retire, 17))
-					if ins := without(insSet, "pension", "medical"); len(ins) > 0 {
+					if ins := without(insSet, "pension", "medical"); len(ins) > 0 && lc.insured {
 						lc.add(lc.on(retire.AddDate(0, 0, 5), 10), schemas.InsuranceTerminated, &schemas.InsuranceTerminatedData{
 							Insurances: ins, Region: insRegion, End: day(retire)})
 					}
@@ -182,10 +195,11 @@ func (lc *lifeCourse) work() {
 			endJob(quit)
 			t = quit
 			gap := lc.after(t, 4) // about three months between jobs
-			if gap.Sub(t) > 31*24*time.Hour && lc.chance(0.6) && insured {
-				lc.alive(lc.on(t.AddDate(0, 0, 31), 10), schemas.InsuranceTerminated, &schemas.InsuranceTerminatedData{
-					Insurances: insSet, Region: insRegion, End: day(t.AddDate(0, 0, 31))})
-				insured = false
+			if gap.Sub(t) > 31*24*time.Hour && lc.chance(0.6) && lc.insured {
+				if lc.alive(lc.on(t.AddDate(0, 0, 31), 10), schemas.InsuranceTerminated, &schemas.InsuranceTerminatedData{
+					Insurances: insSet, Region: insRegion, End: day(t.AddDate(0, 0, 31))}) {
+					lc.insured = false
+				}
 			}
 			if lc.chance(0.85) && gap.Before(retire) && gap.Before(lc.stop) && !lc.inService(gap) {
 				startJob(lc.on(gap, 9), workCounty(), false, false)
@@ -219,34 +233,36 @@ func (lc *lifeCourse) work() {
 	}
 
 	// Resident contributions are yearly, recorded for January, while not
-	// employed.
+	// employed nor serving in the army.
 	for y := g.start.Year(); resident != nil && y <= g.end.Year(); y++ {
 		t := time.Date(y, time.January, 20, 10, lc.r.IntN(60), 0, 0, china)
-		if !t.Before(g.start) && !lc.employedAt(t) {
+		if !t.Before(g.start) && !lc.employedAt(t) && !lc.inService(t) {
 			lc.alive(t, schemas.ContributionRecorded, &schemas.ContributionRecordedData{Month: t.Format("2006-01"),
 				Region: p.home.code, Insurances: resident})
 		}
 	}
 
-	// Monthly contributions while employed, recorded on the 25th.
+	// Monthly contributions while employed and insured, recorded on the
+	// 25th. The contract running when the window opens brings its history,
+	// as the insurer's first load would: up to backMonths months before
+	// the window, from the later of the contract's start and the
+	// enrolment.
 	for _, sp := range lc.spells {
+		if sp.insured.IsZero() {
+			continue
+		}
 		end := sp.end
 		if end.IsZero() {
 			end = lc.stop
 		}
-		m := time.Date(g.start.Year(), g.start.Month(), 1, 0, 0, 0, 0, china)
-		if sp.start.After(m) {
-			m = time.Date(sp.start.Year(), sp.start.Month(), 1, 0, 0, 0, 0, china)
-		}
-		for ; m.Before(end); m = m.AddDate(0, 1, 0) {
-			if mid := m.AddDate(0, 0, 14); mid.Before(sp.start) || !mid.Before(end) {
+		from := maxTime(sp.start, maxTime(sp.insured, g.start.AddDate(0, -backMonths, 0)))
+		for m := time.Date(from.Year(), from.Month(), 1, 0, 0, 0, 0, china); m.Before(end); m = m.AddDate(0, 1, 0) {
+			if mid := m.AddDate(0, 0, 14); mid.Before(from) || !mid.Before(end) {
 				continue
 			}
 			rec := time.Date(m.Year(), m.Month(), 25, 10, lc.r.IntN(60), 0, 0, china)
-			if !rec.Before(g.start) {
-				lc.alive(rec, schemas.ContributionRecorded, &schemas.ContributionRecordedData{Month: rec.Format("2006-01"),
-					Region: sp.county.code, Insurances: sp.insurances})
-			}
+			lc.alive(rec, schemas.ContributionRecorded, &schemas.ContributionRecordedData{Month: rec.Format("2006-01"),
+				Region: sp.county.code, Insurances: sp.insurances})
 		}
 	}
 }
