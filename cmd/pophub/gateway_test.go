@@ -34,6 +34,11 @@ func TestGatewayThroughTheHub(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
+	var banner strings.Builder
+	printRunning(&banner, m)
+	if want := "gateway    " + m.HTTPURL() + "/v1/events"; !strings.Contains(banner.String(), want) {
+		t.Errorf("the start-up lines do not name the gateway (%q):\n%s", want, banner.String())
+	}
 	msgs := scenario(t)
 	var first []byte
 	for _, msg := range msgs {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"strings"
@@ -111,14 +112,7 @@ func runUntilSignal(cmd *cobra.Command, log *slog.Logger, cfg Config) error {
 	if err := m.Start(ctx); err != nil {
 		return err
 	}
-	out := cmd.OutOrStdout()
-	fmt.Fprintf(out, "pophub is running (store: %s)\n", m.storeName())
-	fmt.Fprintf(out, "  HTTP API   %s  (GET /v1/persons/{citizen_id}, /v1/eligibility/{citizen_id}, /stats, /healthz, /metrics)\n", m.HTTPURL())
-	fmt.Fprintf(out, "  Kafka      %s  (topics pop.events.<source>, rejects in pop.events.dlq)\n", strings.Join(m.Brokers(), ","))
-	fmt.Fprintf(out, "  NATS       %s  (stream POP, subjects pop.>)\n", m.NATSURL())
-	if m.CAFile() != "" {
-		fmt.Fprintf(out, "  TLS CA     %s  (clients trust it: --ca %s, curl --cacert %s)\n", m.CAFile(), m.CAFile(), m.CAFile())
-	}
+	printRunning(cmd.OutOrStdout(), m)
 	errc := make(chan error, 1)
 	go func() { errc <- m.Wait() }()
 	select {
@@ -142,4 +136,19 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// printRunning tells the operator where the running hub m listens and
+// what it serves there.
+func printRunning(out io.Writer, m *Main) {
+	fmt.Fprintf(out, "pophub is running (store: %s)\n", m.storeName())
+	fmt.Fprintf(out, "  HTTP API   %s  (GET /v1/persons/{citizen_id}, /v1/eligibility/{citizen_id}, /stats, /healthz, /metrics)\n", m.HTTPURL())
+	if m.gatewayPub != nil {
+		fmt.Fprintf(out, "  gateway    %s/v1/events  (POST one CloudEvent or a batch of up to 1,000, with a department's bearer token)\n", m.HTTPURL())
+	}
+	fmt.Fprintf(out, "  Kafka      %s  (topics pop.events.<source>, rejects in pop.events.dlq)\n", strings.Join(m.Brokers(), ","))
+	fmt.Fprintf(out, "  NATS       %s  (stream POP, subjects pop.>)\n", m.NATSURL())
+	if m.CAFile() != "" {
+		fmt.Fprintf(out, "  TLS CA     %s  (clients trust it: --ca %s, curl --cacert %s)\n", m.CAFile(), m.CAFile(), m.CAFile())
+	}
 }
