@@ -20,11 +20,9 @@
 //     max_wal_senders at least 2 more than already used: the stream uses
 //     one of each, and a second for a while when it takes its initial
 //     copy again (see A first start that fails during its copy).
-//   - A user with the REPLICATION attribute that owns the table (or can
-//     create a publication for it) and may SELECT it, allowed to connect
-//     for replication in pg_hba.conf (for example CREATE ROLE pophub_cdc
-//     LOGIN REPLICATION; ALTER TABLE rentals OWNER TO …, or let the owner
-//     create the publication beforehand).
+//   - A user with the REPLICATION attribute, allowed to connect for
+//     replication in pg_hba.conf, that may SELECT the table and owns its
+//     publication (see below).
 //   - When deletes are mapped, ALTER TABLE rentals REPLICA IDENTITY FULL:
 //     otherwise a deleted row arrives with its primary key only, and its
 //     event lacks the citizen ID. The stream checks this on start and
@@ -32,6 +30,31 @@
 //     set it on every partition (the table's own setting does not pass to
 //     them), including partitions added later.
 //   - PostgreSQL 11 or later; a partitioned table needs 13 or later.
+//
+// The stream's user must own the table's publication: the publication's
+// comment records how far the initial copy got (see A first start that
+// fails during its copy), and only its owner may write it. On first start
+// the stream creates the publication, which takes owning the table and
+// CREATE on the database:
+//
+//	CREATE ROLE cdc LOGIN REPLICATION PASSWORD '…';
+//	ALTER TABLE rentals OWNER TO cdc;
+//	ALTER TABLE rentals REPLICA IDENTITY FULL;
+//	GRANT CREATE ON DATABASE housing TO cdc;
+//
+// Or the table stays with its owner, who creates the publication (for a
+// partitioned table, WITH publish_via_partition_root = true as well), and
+// the publication is handed to the user. Handing it over takes a
+// superuser, or, short of one, the table's owner as a member of cdc
+// (GRANT cdc TO owner) while cdc has CREATE on the database:
+//
+//	CREATE ROLE cdc LOGIN REPLICATION PASSWORD '…';
+//	GRANT SELECT ON rentals TO cdc;
+//	CREATE PUBLICATION pophub_rentals FOR TABLE rentals WITH (publish = 'insert, update, delete');
+//	ALTER PUBLICATION pophub_rentals OWNER TO cdc;
+//
+// A start that lacks one of these rights stops before it creates its
+// slot, saying which grant or ownership is missing, with the SQL to run.
 //
 // The stream creates, when missing:
 //   - the publication pophub_<table> FOR TABLE <table> (inserts, updates
@@ -107,8 +130,10 @@
 //
 // # Bad rows
 //
-// A row whose citizen ID is invalid, whose values do not convert, or
-// whose event the schemas reject does not stop the stream: it is logged
+// A row whose citizen ID is invalid (a lower-case x, spaces around it
+// and a legacy 15-digit number are not: see Mapping), whose values do
+// not convert, or whose event the schemas reject does not stop the
+// stream: it is logged
 // with its WAL position, event id and reason (never its values) and
 // counted in Stats.Rejected, and its position is confirmed with the rest.
 // A change that lacks a column the mapping reads is not a bad row but a
@@ -159,11 +184,21 @@
 //	  time: $commit_time
 //	  data: {lease_id: lease_id, end: "end_date | $commit_date"}
 //
+// The citizen ID is read as `pophub import` reads one: spaces around it
+// are dropped (a character(18) column pads a 15-digit number), a
+// lower-case x is upper-cased, and a legacy 15-digit number (GB
+// 11643-1989) is upgraded to its 18-digit form, counted in Stats.Upgraded
+// and in the progress the stream logs every minute. Data fields that
+// hold a citizen ID (spouse_id) are read the same way. A citizen ID
+// column in the record key is taken as read too, so that rewriting a
+// legacy number in 18 digits keeps the row's record and event ids.
+//
 // An update that moves a row to another citizen (the citizen_id column
 // changed) or another record key registers it where it is now, with the
 // update's event, and, when deletes are mapped, ends it where it was with
 // the delete's event of the old row: otherwise the old citizen's record
-// would hold it for ever. That end's event id is derived from the old
+// would hold it for ever. Citizen IDs are compared as read: an update
+// that only upgrades a legacy number or upper-cases an x moves nothing. That end's event id is derived from the old
 // record key and the update's WAL position, and differs from the
 // update's own.
 //

@@ -27,8 +27,13 @@ type Mapping struct {
 	Source schemas.Source `yaml:"source"`
 	// Table, when set, must equal the stream's table.
 	Table string `yaml:"table"`
-	// CitizenID is the column holding the 18-character citizen ID: the
-	// event's subject and Kafka key.
+	// CitizenID is the column holding the citizen ID: the event's
+	// subject and Kafka key. It is read as `pophub import` reads one:
+	// spaces around it (a character(18) column pads a shorter value) are
+	// dropped, a lower-case check character x is upper-cased, and a legacy
+	// 15-digit number is upgraded to its 18-digit form (see
+	// Stats.Upgraded). Data fields that hold a citizen ID (spouse_id) are
+	// read the same way.
 	CitizenID string `yaml:"citizen_id"`
 	// Key lists the columns that identify a row (usually its primary key).
 	// With the change's WAL position they make the event id, so a change
@@ -127,6 +132,9 @@ const (
 	kindNumber
 	kindBool
 	kindStrings
+	// kindCitizenID is a field of type citizenid.ID, read as the subject
+	// is (see canonicalCitizenID).
+	kindCitizenID
 )
 
 // expr is a list of alternatives; the first that is not NULL wins.
@@ -324,6 +332,10 @@ func dataFields(data schemas.Data) map[string]fieldKind {
 		if ft.Kind() == reflect.Pointer {
 			ft = ft.Elem()
 		}
+		if ft == reflect.TypeFor[citizenid.ID]() {
+			out[name] = kindCitizenID
+			continue
+		}
 		switch ft.Kind() {
 		case reflect.Float32, reflect.Float64, reflect.Int, reflect.Int32, reflect.Int64:
 			out[name] = kindNumber
@@ -421,58 +433,75 @@ type rowError struct {
 
 func (e *rowError) Error() string { return e.reason + ": " + e.detail }
 
-// event turns a change into an event. An error, always a *rowError, means
-// the row is bad; the event's ID is set if the record key could be read. The event id is
-// derived from the record key and the change's version, so a change that
-// PostgreSQL sends again after a restart gets the same id, and so does an
-// unchanged row copied again by a new snapshot.
-func (p *plan) event(c change) (schemas.Event, error) {
+// event turns a change into an event, and counts the legacy 15-digit
+// citizen IDs it upgraded (its subject's and its data's). An error, always
+// a *rowError, means the row is bad; the event's ID is set if the record
+// key could be read. The event id is derived from the record key and the
+// change's version, so a change that PostgreSQL sends again after a
+// restart gets the same id, and so does an unchanged row copied again by a
+// new snapshot.
+func (p *plan) event(c change) (ev schemas.Event, upgraded int, err error) {
 	op := p.ops[c.kind]
 	key, err := p.recordKey(c.row)
 	if err != nil {
-		return schemas.Event{}, err
+		return schemas.Event{}, 0, err
 	}
 	if c.oldSide {
 		// The record separator, like the unit separator between key
 		// columns, is in no sane key value.
 		key += "\x1eold"
 	}
-	ev := schemas.Event{
+	ev = schemas.Event{
 		SpecVersion: schemas.SpecVersion,
 		ID:          eventID(p.source, key, c.version),
 		Source:      p.source,
 		Type:        op.typ,
 	}
-	if ev.Subject, err = p.subject(c.row); err != nil {
-		return ev, err
+	var up bool
+	if ev.Subject, up, err = p.subject(c.row); err != nil {
+		return ev, 0, err
+	}
+	if up {
+		upgraded++
 	}
 	tv, ok, err := p.value(op.time, c)
 	if err != nil {
-		return ev, &rowError{"bad_time", fmt.Sprintf("time (%s): %v", op.time, err)}
+		return ev, 0, &rowError{"bad_time", fmt.Sprintf("time (%s): %v", op.time, err)}
 	}
 	if !ok {
-		return ev, &rowError{"bad_time", fmt.Sprintf("time (%s) is NULL", op.time)}
+		return ev, 0, &rowError{"bad_time", fmt.Sprintf("time (%s) is NULL", op.time)}
 	}
 	if ev.Time, err = p.parseTime(tv); err != nil {
-		return ev, &rowError{"bad_time", fmt.Sprintf("time (%s): %v", op.time, err)}
+		return ev, 0, &rowError{"bad_time", fmt.Sprintf("time (%s): %v", op.time, err)}
 	}
 	data := make(map[string]any, len(op.fields))
 	for _, f := range op.fields {
 		v, ok, err := p.value(f.expr, c)
 		if err != nil {
-			return ev, &rowError{"bad_value", fmt.Sprintf("data.%s (%s): %v", f.name, f.expr, err)}
+			return ev, 0, &rowError{"bad_value", fmt.Sprintf("data.%s (%s): %v", f.name, f.expr, err)}
 		}
 		if !ok {
 			continue
 		}
+		if f.kind == kindCitizenID {
+			id, up, err := canonicalCitizenID(v)
+			if err != nil {
+				return ev, 0, &rowError{"bad_value", fmt.Sprintf("data.%s (%s): %v", f.name, f.expr, err)}
+			}
+			if up {
+				upgraded++
+			}
+			data[f.name] = id
+			continue
+		}
 		if data[f.name], err = convert(v, f.kind); err != nil {
-			return ev, &rowError{"bad_value", fmt.Sprintf("data.%s (%s): %v", f.name, f.expr, err)}
+			return ev, 0, &rowError{"bad_value", fmt.Sprintf("data.%s (%s): %v", f.name, f.expr, err)}
 		}
 	}
 	if ev.Data, err = json.Marshal(data); err != nil {
-		return ev, &rowError{"bad_value", fmt.Sprintf("encoding data: %v", err)}
+		return ev, 0, &rowError{"bad_value", fmt.Sprintf("encoding data: %v", err)}
 	}
-	return ev, nil
+	return ev, upgraded, nil
 }
 
 // movedAway reports whether an update took a row away from the record
@@ -481,6 +510,9 @@ func (p *plan) event(c change) (schemas.Event, error) {
 // citizen's record, or the old key, would keep it for ever unless it is
 // ended like a deleted row. An old row that could not have become an
 // event (no valid citizen ID, no key) was never sent, and owes nothing.
+// Citizen IDs compare as read (see canonicalCitizenID): an update that
+// only rewrites a legacy 15-digit ID in 18 digits, or upper-cases its x,
+// moves nothing.
 func (p *plan) movedAway(old, cur row) bool {
 	if old == nil {
 		return false
@@ -489,38 +521,76 @@ func (p *plan) movedAway(old, cur row) bool {
 	if err != nil {
 		return false
 	}
-	oldID, err := p.subject(old)
+	oldID, _, err := p.subject(old)
 	if err != nil {
 		return false
 	}
 	if key, err := p.recordKey(cur); err != nil || key != oldKey {
 		return true
 	}
-	id, err := p.subject(cur)
+	id, _, err := p.subject(cur)
 	return err != nil || id != oldID
 }
 
-func (p *plan) subject(r row) (citizenid.ID, error) {
+// subject reads the row's citizen ID (see canonicalCitizenID), and
+// whether it was a legacy 15-digit one, upgraded.
+func (p *plan) subject(r row) (citizenid.ID, bool, error) {
 	c, ok := r[p.citizenID]
 	switch {
 	case !ok || c.unchanged:
-		return "", &rowError{"missing_citizen_id", fmt.Sprintf("the change does not carry column %s", p.citizenID)}
+		return "", false, &rowError{"missing_citizen_id", fmt.Sprintf("the change does not carry column %s", p.citizenID)}
 	case c.null:
-		return "", &rowError{"invalid_citizen_id", fmt.Sprintf("column %s is NULL", p.citizenID)}
+		return "", false, &rowError{"invalid_citizen_id", fmt.Sprintf("column %s is NULL", p.citizenID)}
 	}
-	id, err := citizenid.Parse(strings.TrimSpace(c.text))
+	id, upgraded, err := parseCitizenID(c.text)
+	if err != nil {
+		return "", false, &rowError{"invalid_citizen_id", fmt.Sprintf("column %s: %v", p.citizenID, err)}
+	}
+	return id, upgraded, nil
+}
+
+// canonicalCitizenID reads a citizen ID as `pophub import` does: spaces
+// around it are dropped (a character(18) column pads a 15-digit number
+// with three), letters are upper-cased (a check character x is X), and a
+// legacy 15-digit number (GB 11643-1989) is upgraded to its 18-digit form,
+// which upgraded reports. Any other value is returned trimmed and
+// upper-cased, for the schemas to judge. The error, a bad 15-digit
+// number, never holds the value.
+func canonicalCitizenID(s string) (id string, upgraded bool, err error) {
+	s = strings.ToUpper(strings.TrimSpace(s))
+	if len(s) != 15 {
+		return s, false, nil
+	}
+	up, err := citizenid.Upgrade15(s)
+	if err != nil {
+		return s, false, fmt.Errorf("legacy 15-digit ID: %w", errors.Unwrap(err))
+	}
+	return string(up), true, nil
+}
+
+// parseCitizenID is canonicalCitizenID, validated. The error never holds
+// the value.
+func parseCitizenID(s string) (citizenid.ID, bool, error) {
+	text, upgraded, err := canonicalCitizenID(s)
+	if err != nil {
+		return "", false, err
+	}
+	id, err := citizenid.Parse(text)
 	if err != nil {
 		var ce *citizenid.Error
 		if errors.As(err, &ce) {
-			return "", &rowError{"invalid_citizen_id", fmt.Sprintf("column %s: %v", p.citizenID, ce.Reason)}
+			return "", false, ce.Reason
 		}
-		return "", &rowError{"invalid_citizen_id", fmt.Sprintf("column %s is not a citizen ID", p.citizenID)}
+		return "", false, errors.New("not a citizen ID")
 	}
-	return id, nil
+	return id, upgraded, nil
 }
 
 // recordKey joins the key columns with a unit separator, which no sane
-// key value holds.
+// key value holds. The citizen ID column, when it is a key column, is
+// taken as read (see canonicalCitizenID): the forms of one ID are one
+// record, and its legacy form, rewritten in 18 digits, keeps its event
+// ids.
 func (p *plan) recordKey(r row) (string, error) {
 	var b strings.Builder
 	for i, col := range p.key {
@@ -531,7 +601,11 @@ func (p *plan) recordKey(r row) (string, error) {
 		if i > 0 {
 			b.WriteByte(0x1f)
 		}
-		b.WriteString(c.text)
+		text := c.text
+		if col == p.citizenID {
+			text, _, _ = canonicalCitizenID(text)
+		}
+		b.WriteString(text)
 	}
 	return b.String(), nil
 }

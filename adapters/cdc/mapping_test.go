@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pophub/pophub/schemas"
+	"github.com/pophub/pophub/schemas/citizenid"
 )
 
 func TestMappingCompile(t *testing.T) {
@@ -102,7 +103,7 @@ func TestExampleMappingEvents(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ev, err := p.event(change{kind: tt.kind, row: tt.row, version: 0x16B3748, commit: commit})
+			ev, _, err := p.event(change{kind: tt.kind, row: tt.row, version: 0x16B3748, commit: commit})
 			if tt.wantErr != "" {
 				var re *rowError
 				if !errors.As(err, &re) || re.reason != tt.wantErr {
@@ -235,6 +236,171 @@ func TestSameTable(t *testing.T) {
 	for _, tt := range tests {
 		if got := sameTable(tt.mapping, tt.configured); got != tt.want {
 			t.Errorf("sameTable(%q, %q) = %v, want %v", tt.mapping, tt.configured, got, tt.want)
+		}
+	}
+}
+
+// citizenWithX is a valid citizen ID whose check character is X, and its
+// number for citizen.
+func citizenWithX(t testing.TB) (string, int) {
+	t.Helper()
+	for n := range 1000 {
+		if id := citizen(n); strings.HasSuffix(id, "X") {
+			return id, n
+		}
+	}
+	t.Fatal("no citizen number has the check character X")
+	return "", 0
+}
+
+// legacy is the 15-digit form (GB 11643-1989) of an 18-digit citizen ID
+// born in the 1900s.
+func legacy(id string) string { return id[:6] + id[8:17] }
+
+// TestCitizenIDsReadAsImportDoes: the subject column is read as `pophub
+// import` reads it: trimmed, upper-cased, a legacy 15-digit number
+// upgraded and counted.
+func TestCitizenIDsReadAsImportDoes(t *testing.T) {
+	p, err := exampleMapping(t).compile(schemas.Housing, "rentals")
+	if err != nil {
+		t.Fatal(err)
+	}
+	withX, _ := citizenWithX(t)
+	tests := []struct {
+		name         string
+		text         string
+		want         string
+		wantUpgraded int
+		wantErr      string // rowError reason
+	}{
+		{"18 digits", citizen(7), citizen(7), 0, ""},
+		{"lower-case x", strings.ToLower(withX), withX, 0, ""},
+		{"spaces around", "  " + citizen(7) + " ", citizen(7), 0, ""},
+		{"legacy 15 digits", legacy(citizen(7)), citizen(7), 1, ""},
+		{"legacy padded by character(18)", legacy(citizen(7)) + "   ", citizen(7), 1, ""},
+		{"legacy with a bad date", "110101901301001", "", 0, "invalid_citizen_id"},
+		{"legacy with a letter", "11010190010100X", "", 0, "invalid_citizen_id"},
+		{"bad check character", citizen(7)[:17] + "0", "", 0, "invalid_citizen_id"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := row{"lease_id": {text: "42"}, "tenant_id": {text: tt.text}, "address_code": {text: "230102001001"},
+				"start_date": {text: "2026-03-01"}, "end_date": {null: true}, "signed_at": {text: "2026-02-28 09:15:00+00"}}
+			ev, upgraded, err := p.event(change{kind: opInsert, row: r, version: 7})
+			if tt.wantErr != "" {
+				var re *rowError
+				if !errors.As(err, &re) || re.reason != tt.wantErr {
+					t.Fatalf("event: %v, want a %s row error", err, tt.wantErr)
+				}
+				if strings.Contains(err.Error(), strings.TrimSpace(tt.text)) {
+					t.Errorf("the error %q holds the citizen ID", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("event: %v", err)
+			}
+			if string(ev.Subject) != tt.want || upgraded != tt.wantUpgraded {
+				t.Errorf("subject %s, %d upgraded; want %s, %d", ev.Subject.Masked(), upgraded, citizenid.Mask(tt.want), tt.wantUpgraded)
+			}
+			if want := eventID(schemas.Housing, "42", 7); ev.ID != want {
+				t.Errorf("id %s, want %s: the citizen ID is no part of it", ev.ID, want)
+			}
+		})
+	}
+}
+
+// TestSpouseIDReadAsImportDoes: a data field that holds a citizen ID is
+// read as the subject is.
+func TestSpouseIDReadAsImportDoes(t *testing.T) {
+	m := Mapping{CitizenID: "citizen_id", Key: []string{"marriage_id"},
+		Insert: &Operation{Type: schemas.MarriageRegistered, Data: map[string]string{"spouse_id": "spouse_id"}}}
+	p, err := m.compile(schemas.Marriage, "marriages")
+	if err != nil {
+		t.Fatal(err)
+	}
+	withX, _ := citizenWithX(t)
+	for _, tt := range []struct {
+		citizen, spouse string
+		wantUpgraded    int
+		wantSpouse      string
+	}{
+		{citizen(1), citizen(2), 0, citizen(2)},
+		{citizen(1), strings.ToLower(withX), 0, withX},
+		{legacy(citizen(1)), legacy(citizen(2)) + "   ", 2, citizen(2)},
+	} {
+		r := row{"marriage_id": {text: "9"}, "citizen_id": {text: tt.citizen}, "spouse_id": {text: tt.spouse}}
+		ev, upgraded, err := p.event(change{kind: opInsert, row: r, version: 7, commit: time.Now()})
+		if err != nil {
+			t.Fatalf("event: %v", err)
+		}
+		if want := `{"spouse_id":"` + tt.wantSpouse + `"}`; string(ev.Data) != want || upgraded != tt.wantUpgraded {
+			t.Errorf("data %s, %d upgraded; want %s, %d", citizenid.MaskText(string(ev.Data)), upgraded, citizenid.MaskText(want), tt.wantUpgraded)
+		}
+		b, err := schemas.Encode(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := schemas.Decode(schemas.Input{Value: b}); err != nil {
+			t.Errorf("the hub would reject it: %v", err)
+		}
+	}
+	r := row{"marriage_id": {text: "9"}, "citizen_id": {text: citizen(1)}, "spouse_id": {text: "110101901301001"}}
+	var re *rowError
+	if _, _, err := p.event(change{kind: opInsert, row: r, version: 7, commit: time.Now()}); !errors.As(err, &re) || re.reason != "bad_value" {
+		t.Errorf("a bad legacy spouse_id: %v, want a bad_value row error", err)
+	}
+}
+
+// TestCitizenIDFormsAreOneRecord: rewriting a citizen ID in another form
+// moves nothing, and, with the citizen ID column in the record key,
+// keeps the record key and so the event ids.
+func TestCitizenIDFormsAreOneRecord(t *testing.T) {
+	m := exampleMapping(t)
+	m.Key = []string{"tenant_id", "lease_id"}
+	p, err := m.compile(schemas.Housing, "rentals")
+	if err != nil {
+		t.Fatal(err)
+	}
+	withX, _ := citizenWithX(t)
+	r := func(tenant string) row { return row{"lease_id": {text: "42"}, "tenant_id": {text: tenant}} }
+	for _, tt := range []struct {
+		name     string
+		old, cur string
+		moved    bool
+	}{
+		{"legacy to 18 digits", legacy(citizen(7)), citizen(7), false},
+		{"padded legacy to 18 digits", legacy(citizen(7)) + "   ", citizen(7), false},
+		{"x to X", strings.ToLower(withX), withX, false},
+		{"another citizen", legacy(citizen(7)), citizen(8), true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := p.movedAway(r(tt.old), r(tt.cur)); got != tt.moved {
+				t.Errorf("movedAway = %v, want %v", got, tt.moved)
+			}
+			ko, _ := p.recordKey(r(tt.old))
+			kc, _ := p.recordKey(r(tt.cur))
+			if (ko != kc) != tt.moved {
+				t.Errorf("record keys differ: %v, want %v", ko != kc, tt.moved)
+			}
+		})
+	}
+}
+
+func TestCitizenIDForms(t *testing.T) {
+	withX, _ := citizenWithX(t)
+	id := citizen(7)
+	for _, tt := range []struct {
+		text string
+		want []string
+	}{
+		{id, []string{id, legacy(id)}},
+		{legacy(id) + "   ", []string{legacy(id) + "   ", id, legacy(id)}},
+		{strings.ToLower(withX), []string{strings.ToLower(withX), withX, legacy(withX)}},
+		{"not an ID", []string{"not an ID"}},
+	} {
+		if got := citizenIDForms(tt.text); !slices.Equal(got, tt.want) {
+			t.Errorf("citizenIDForms(%s) gave %d forms, want %d", citizenid.Mask(tt.text), len(got), len(tt.want))
 		}
 	}
 }

@@ -6,14 +6,13 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
-
-	"github.com/pophub/pophub/schemas/citizenid"
 )
 
 // An initial copy that fails part-way has sent some rows, which the hub
@@ -42,11 +41,15 @@ func copyOrder(recordKey string) uint64 {
 // as bytes do, that is as the big-endian numbers copyOrder makes of them.
 // Whether the two agree decides only how tight the recorded bound is,
 // never whether it holds every row sent: the bound is the greatest
-// copyOrder of the rows sent, whatever order they came in.
+// copyOrder of the rows sent, whatever order they came in. (They differ
+// for a legacy 15-digit citizen ID in the key, which recordKey upgrades.)
 func (p *plan) copyOrderSQL() string {
 	cols := make([]string, len(p.key))
 	for i, k := range p.key {
 		cols[i] = pgx.Identifier{k}.Sanitize() + "::text"
+		if k == p.citizenID {
+			cols[i] = "upper(btrim(" + cols[i] + "))" // as canonicalCitizenID reads it
+		}
 	}
 	return "substr(sha256(convert_to(concat_ws(E'\\x1f', " + strings.Join(cols, ", ") + "), 'UTF8')), 1, 8)"
 }
@@ -188,6 +191,9 @@ func (s *Stream) setCopyState(ctx context.Context, db *pgx.Conn, st copyState) e
 		_, err = tx.Exec(ctx, fmt.Sprintf("COMMENT ON PUBLICATION %s IS '%s %s'", s.cfg.Publication, markPrefix, strings.Join(kept, " ")))
 		return err
 	})
+	if insufficientPrivilege(err) {
+		return s.copyStateDenied(ctx, db, err)
+	}
 	if err != nil {
 		return fmt.Errorf("recording the initial copy of slot %s: %w", s.cfg.Slot, err)
 	}
@@ -259,33 +265,54 @@ func (s *Stream) resend(ctx context.Context, t *tableInfo, snap pgx.Tx, from, un
 }
 
 // dropRecopied removes from batch the ends of rows the new copy registers
-// again as they were: the same record key for the same citizen.
+// again as they were: the same record key for the same citizen, citizen
+// IDs compared as read (see canonicalCitizenID). When the citizen ID
+// column is a key column, the row is looked up under each form of its ID
+// (see citizenIDForms), as the table may hold it in another since.
 func (s *Stream) dropRecopied(ctx context.Context, st *streamState, batch []queued) ([]queued, error) {
 	if s.plan.ops[opSnapshot] == nil || len(batch) == 0 {
 		return batch, nil // the copy registers nothing
 	}
 	t := st.tbl
-	keys := make([]any, len(s.plan.key))
-	cols := make([]string, len(s.plan.key))
+	citizenKey := slices.Index(s.plan.key, s.plan.citizenID)
+	var ords []int64 // the batch index + 1 of each looked-up key
+	vals := make([][]string, len(s.plan.key))
+	for j, q := range batch {
+		forms := []string{""}
+		if citizenKey >= 0 {
+			forms = citizenIDForms(q.row[s.plan.citizenID].text)
+		}
+		for _, f := range forms {
+			ords = append(ords, int64(j+1))
+			for i, k := range s.plan.key {
+				v := q.row[k].text
+				if i == citizenKey {
+					v = f
+				}
+				vals[i] = append(vals[i], v)
+			}
+		}
+	}
+	args := []any{ords}
+	cols := []string{"$1::bigint[]"}
+	names := []string{"ord"}
 	on := make([]string, len(s.plan.key))
 	for i, k := range s.plan.key {
-		vals := make([]string, len(batch))
-		for j, q := range batch {
-			vals[j] = q.row[k].text
-		}
-		keys[i] = vals
-		cols[i] = fmt.Sprintf("$%d::text[]", i+1)
+		args = append(args, vals[i])
+		cols = append(cols, fmt.Sprintf("$%d::text[]", i+2))
+		names = append(names, fmt.Sprintf("k%d", i))
 		// Compared as the column's type: by its index, and as the table
-		// compares keys (a character(n) value's padding aside).
+		// compares keys (a character(n) value's padding aside). A form
+		// too long for the column is cut by the cast, and may find
+		// another citizen's row, which the comparison below leaves out.
 		on[i] = fmt.Sprintf("t.%s = u.k%d::%s", pgx.Identifier{k}.Sanitize(), i, t.keyTypes[i])
 	}
-	names := make([]string, len(s.plan.key))
-	for i := range names {
-		names[i] = fmt.Sprintf("k%d", i)
-	}
-	sql := fmt.Sprintf("SELECT u.ord, t.%s::text FROM unnest(%s) WITH ORDINALITY AS u(%s, ord) JOIN %s t ON %s",
+	sql := fmt.Sprintf("SELECT u.ord, t.%s::text FROM unnest(%s) AS u(%s) JOIN %s t ON %s",
 		pgx.Identifier{s.plan.citizenID}.Sanitize(), strings.Join(cols, ", "), strings.Join(names, ", "), t.qualified, strings.Join(on, " AND "))
-	rows, err := st.catchUp.snap.Query(ctx, sql, keys...)
+	rows, err := st.catchUp.snap.Query(ctx, sql, args...)
+	if insufficientPrivilege(err) {
+		return nil, readDenied(t, "looking up the rows the new copy holds", err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("looking up the rows the new copy holds: %w", err)
 	}
@@ -300,11 +327,13 @@ func (s *Stream) dropRecopied(ctx context.Context, st *streamState, batch []queu
 		if citizen == nil || ord < 1 || ord > int64(len(batch)) {
 			continue
 		}
-		if id, err := citizenid.Parse(strings.TrimSpace(*citizen)); err == nil && id == batch[ord-1].ev.Subject {
+		if id, _, err := parseCitizenID(*citizen); err == nil && id == batch[ord-1].ev.Subject {
 			recopied[ord-1] = true
 		}
 	}
-	if err := rows.Err(); err != nil {
+	if err := rows.Err(); insufficientPrivilege(err) {
+		return nil, readDenied(t, "looking up the rows the new copy holds", err)
+	} else if err != nil {
 		return nil, fmt.Errorf("looking up the rows the new copy holds: %w", err)
 	}
 	out := make([]queued, 0, len(batch))
@@ -314,4 +343,30 @@ func (s *Stream) dropRecopied(ctx context.Context, st *streamState, batch []queu
 		}
 	}
 	return out, nil
+}
+
+// citizenIDForms lists the texts a table may hold for the citizen ID that
+// text reads as (see canonicalCitizenID): text itself, its 18-digit form,
+// that form with a lower-case x, and its legacy 15-digit form when it has
+// one (born in the 1900s). A text that is no citizen ID has itself alone.
+func citizenIDForms(text string) []string {
+	forms := []string{text}
+	add := func(f string) {
+		if !slices.Contains(forms, f) {
+			forms = append(forms, f)
+		}
+	}
+	id, _, err := parseCitizenID(text)
+	if err != nil {
+		return forms
+	}
+	s := string(id)
+	add(s)
+	if strings.HasSuffix(s, "X") {
+		add(s[:17] + "x")
+	}
+	if s[6:8] == "19" {
+		add(s[:6] + s[8:17]) // Upgrade15 gives id back: id is valid
+	}
+	return forms
 }

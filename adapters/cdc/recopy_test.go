@@ -470,3 +470,61 @@ func TestCopyOrderAgreesWithSQL(t *testing.T) {
 		t.Fatalf("read %d rows: %v", n, err)
 	}
 }
+
+// TestInterruptedCopyComparesCitizenIDsAsRead: a row the failed copy sent
+// that was deleted and inserted again with its citizen ID in another
+// form (legacy 15 digits, a lower-case x) is registered again by the new
+// copy as the hub has it, and owes no end.
+func TestInterruptedCopyComparesCitizenIDsAsRead(t *testing.T) {
+	db := connect(t)
+	table := rentalsTable(t, db)
+	exec(t, db, "ALTER TABLE "+table+" ALTER COLUMN tenant_id TYPE character(18)")
+	withX, x := citizenWithX(t)
+	order := inCopyOrder([]string{"1", "2", "3"})
+	tenants := map[string]int{order[0]: 7, order[1]: x, order[2]: 9}
+	for l, n := range tenants {
+		insertLease(t, db, table, atoi(t, l), citizen(n))
+	}
+	addr := testenv.Kafka(t, partitions)
+	pub := newPublisher(t, addr)
+	m := exampleMapping(t)
+	m.Table = table
+	s, err := New(Config{Source: schemas.Housing, Postgres: testenv.PostgresURL(), Table: table, Mapping: m,
+		Publisher: &failCopyAfter{p: pub, n: 2}, BatchSize: 1, FlushInterval: 5 * time.Millisecond,
+		StatusInterval: time.Second, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	err = s.Run(ctx)
+	cancel()
+	if err == nil || !strings.Contains(err.Error(), "injected") {
+		t.Fatalf("Run: %v, want the injected failure", err)
+	}
+	// While down, both rows it sent are written again in another form.
+	exec(t, db, "DELETE FROM "+table+" WHERE lease_id = $1", order[0])
+	insertLease(t, db, table, atoi(t, order[0]), legacy(citizen(7)))
+	exec(t, db, "DELETE FROM "+table+" WHERE lease_id = $1", order[1])
+	insertLease(t, db, table, atoi(t, order[1]), strings.ToLower(withX))
+
+	s2 := newStream(t, table, pub, exampleMapping(t))
+	r := start(t, s2)
+	waitFor(t, r, "streaming", func() bool { return strings.Contains(logsOf(t), `msg="cdc: streaming"`) })
+	r.stop(t)
+	if !strings.Contains(logsOf(t), "initial snapshot did not complete") {
+		t.Fatal("the second start did not take the copy again")
+	}
+	evs := records(t, addr)
+	want := map[holding]bool{}
+	for l, n := range tenants {
+		want[holding{l, n}] = true
+	}
+	if got := hubView(evs); !maps.Equal(got, want) {
+		t.Errorf("the hub holds %v; the table %v", got, want)
+	}
+	for _, ev := range evs {
+		if ev.Type == schemas.RentalEnded {
+			t.Errorf("%s was sent", summary(t, ev))
+		}
+	}
+}

@@ -33,10 +33,14 @@ type tableInfo struct {
 	// inspected: a transaction committed before it was made while the
 	// table was as inspect found it or earlier (see checkRelation).
 	inspectedAt pglogrepl.LSN
+	// user and database are the stream's, as the server names them, for
+	// the messages that say which grant the user lacks (see grants.go).
+	user, database string
 }
 
 // inspect checks the server and the table: wal_level, the columns the
-// mapping reads, and that deletes carry the columns their events need.
+// mapping reads and the user's right to read them, and that deletes carry
+// the columns their events need.
 func (s *Stream) inspect(ctx context.Context, db *pgx.Conn) (*tableInfo, error) {
 	var walLevel string
 	if err := db.QueryRow(ctx, "SHOW wal_level").Scan(&walLevel); err != nil {
@@ -47,6 +51,9 @@ func (s *Stream) inspect(ctx context.Context, db *pgx.Conn) (*tableInfo, error) 
 			"(ALTER SYSTEM SET wal_level = logical, then restart PostgreSQL)", walLevel)
 	}
 	t := &tableInfo{}
+	if err := db.QueryRow(ctx, "SELECT current_user, current_database()").Scan(&t.user, &t.database); err != nil {
+		return nil, fmt.Errorf("reading the user's name: %w", err)
+	}
 	// Read before the catalog, so that whatever the catalog shows was
 	// committed after every transaction before this position.
 	var walPos string
@@ -64,6 +71,9 @@ func (s *Stream) inspect(ctx context.Context, db *pgx.Conn) (*tableInfo, error) 
 		Scan(&t.oid, &t.schema, &t.name, &replIdent, &t.qualified, &t.partitioned)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("checking the table: table %q does not exist", s.cfg.Table)
+	}
+	if insufficientPrivilege(err) {
+		return nil, s.schemaDenied(t.user, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("looking up table %q: %w", s.cfg.Table, err)
@@ -94,6 +104,15 @@ func (s *Stream) inspect(ctx context.Context, db *pgx.Conn) (*tableInfo, error) 
 	}
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("checking the mapping: table %s has no column %s", t.qualified, strings.Join(missing, ", "))
+	}
+	// Checked before the slot is created, which holds WAL from then on.
+	var canRead bool
+	err = db.QueryRow(ctx, `SELECT bool_and(has_column_privilege($1::oid, c, 'SELECT')) FROM unnest($2::text[]) c`, t.oid, s.plan.columns()).Scan(&canRead)
+	if err != nil {
+		return nil, fmt.Errorf("checking the right to read %s: %w", t.qualified, err)
+	}
+	if !canRead {
+		return nil, readDenied(t, "checking the table", nil)
 	}
 	rows, err = db.Query(ctx, `SELECT format_type(a.atttypid, a.atttypmod) FROM unnest($2::text[]) WITH ORDINALITY AS k(name, ord)
 		JOIN pg_attribute a ON a.attrelid = $1 AND a.attname = k.name ORDER BY k.ord`, t.oid, s.plan.key)
@@ -216,14 +235,13 @@ func (s *Stream) ensurePublication(ctx context.Context, db *pgx.Conn, t *tableIn
 	case exists:
 		return fmt.Errorf("checking publication %s: it exists but does not publish %s", s.cfg.Publication, t.qualified)
 	}
-	with := "publish = 'insert, update, delete'"
-	if t.partitioned {
-		with += ", publish_via_partition_root = true"
-	}
-	_, err = db.Exec(ctx, fmt.Sprintf("CREATE PUBLICATION %s FOR TABLE %s WITH (%s)", s.cfg.Publication, t.qualified, with))
+	_, err = db.Exec(ctx, s.createPublicationSQL(t))
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "42710" { // duplicate_object: created meanwhile
 		return nil
+	}
+	if insufficientPrivilege(err) {
+		return s.publicationDenied(ctx, db, t, err)
 	}
 	if err != nil {
 		return fmt.Errorf("creating publication %s: %w", s.cfg.Publication, err)
@@ -430,6 +448,9 @@ func (s *Stream) snapshot(ctx context.Context, tx pgx.Tx, marks *pgx.Conn, t *ta
 		sel[i] = pgx.Identifier{c}.Sanitize() + "::text"
 	}
 	rows, err := tx.Query(ctx, "SELECT "+strings.Join(sel, ", ")+" FROM "+t.qualified+" ORDER BY "+s.plan.copyOrderSQL())
+	if insufficientPrivilege(err) {
+		return readDenied(t, "reading existing rows", err)
+	}
 	if err != nil {
 		return fmt.Errorf("reading existing rows: %w", err)
 	}
@@ -470,21 +491,23 @@ func (s *Stream) snapshot(ctx context.Context, tx pgx.Tx, marks *pgx.Conn, t *ta
 			}
 		}
 		s.stats.snapshot.Add(1)
-		ev, err := s.plan.event(change{kind: opSnapshot, row: r, version: snapshotVersion(cols, vals), commit: at})
+		ev, upgraded, err := s.plan.event(change{kind: opSnapshot, row: r, version: snapshotVersion(cols, vals), commit: at})
 		if err != nil {
 			s.reject(ctx, opSnapshot, start, ev.ID, err)
 			continue
 		}
 		key, _ := s.plan.recordKey(r) // the event has one
 		pending = pending.with(copyOrder(key))
-		batch = append(batch, queued{ev: ev, kind: opSnapshot, lsn: start})
+		batch = append(batch, queued{ev: ev, kind: opSnapshot, lsn: start, upgraded: upgraded})
 		if len(batch) == s.cfg.BatchSize {
 			if err := publish(); err != nil {
 				return err
 			}
 		}
 	}
-	if err := rows.Err(); err != nil {
+	if err := rows.Err(); insufficientPrivilege(err) {
+		return readDenied(t, "reading existing rows", err)
+	} else if err != nil {
 		return fmt.Errorf("reading existing rows: %w", err)
 	}
 	if len(batch) > 0 {

@@ -34,9 +34,12 @@ type Config struct {
 	// Source is the department the table belongs to.
 	Source schemas.Source
 	// Postgres is the department database's connection URL or DSN. Its
-	// user needs the REPLICATION attribute, SELECT on the table and, on
-	// first start, the right to create a publication for the table (its
-	// owner, and CREATE on the database).
+	// user needs the REPLICATION attribute, SELECT on the table, and the
+	// ownership of the table's publication, whose comment records the
+	// initial copy: on first start it creates the publication, for which
+	// it must own the table and have CREATE on the database; or the
+	// table's owner creates it beforehand and hands it over (see the
+	// package documentation).
 	Postgres string
 	// Table is the table to stream, optionally schema-qualified
 	// ("housing.rentals"); unquoted names are folded to lower case as in
@@ -64,6 +67,10 @@ type Config struct {
 	// SlotWait is how long to wait for the slot to be released by a
 	// previous connection that is still going away (default 30s).
 	SlotWait time.Duration
+	// ProgressInterval is how often the stream, while streaming, logs its
+	// counters (see Stats) when they changed since it last did (default
+	// 1m). It logs them too when it stops.
+	ProgressInterval time.Duration
 	// Logger receives progress and bad rows (default: discard). It never
 	// sees a citizen ID or a row's values.
 	Logger *slog.Logger
@@ -88,6 +95,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.SlotWait <= 0 {
 		c.SlotWait = 30 * time.Second
+	}
+	if c.ProgressInterval <= 0 {
+		c.ProgressInterval = time.Minute
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -144,9 +154,12 @@ type Stream struct {
 	plan  *plan
 	log   *slog.Logger
 	stats struct {
-		snapshot, published, rejected, ignored, skipped atomic.Int64
-		confirmed                                       atomic.Uint64
+		snapshot, published, rejected, ignored, skipped, upgraded atomic.Int64
+		confirmed                                                 atomic.Uint64
 	}
+	// logged is what the last progress log said; only Run's goroutine
+	// touches it.
+	logged Stats
 }
 
 // Stats counts what a stream did since New. It is safe to read while the
@@ -166,6 +179,9 @@ type Stats struct {
 	// Skipped counts transactions PostgreSQL sent again that had been
 	// confirmed already.
 	Skipped int64
+	// Upgraded counts the legacy 15-digit citizen IDs (subjects, and data
+	// fields such as spouse_id) upgraded to 18 digits in published events.
+	Upgraded int64
 	// Confirmed is the WAL position last confirmed to PostgreSQL.
 	Confirmed pglogrepl.LSN
 }
@@ -193,9 +209,23 @@ func (s *Stream) Stats() Stats {
 		Rejected:  s.stats.rejected.Load(),
 		Ignored:   s.stats.ignored.Load(),
 		Skipped:   s.stats.skipped.Load(),
+		Upgraded:  s.stats.upgraded.Load(),
 		Confirmed: pglogrepl.LSN(s.stats.confirmed.Load()),
 	}
 }
+
+// logProgress logs the counters, unless they are what it logged last.
+func (s *Stream) logProgress(ctx context.Context, msg string) {
+	st := s.Stats()
+	if st == s.logged && msg == progressMsg {
+		return
+	}
+	s.logged = st
+	s.log.InfoContext(ctx, msg, "snapshot_rows", st.Snapshot, "published", st.Published, "bad_rows", st.Rejected,
+		"ignored", st.Ignored, "skipped_transactions", st.Skipped, "upgraded_ids", st.Upgraded, "confirmed_lsn", st.Confirmed.String())
+}
+
+const progressMsg = "cdc: progress"
 
 // Slot and Publication name what the stream uses in the database.
 func (s *Stream) Slot() string        { return s.cfg.Slot }
@@ -206,15 +236,19 @@ func (s *Stream) Publication() string { return s.cfg.Publication }
 // It then publishes the changes of complete transactions received so far,
 // confirms their position, closes its connections and returns ctx's
 // error. A failure while streaming (the database restarting, Kafka
-// unreachable) is retried with backoff from the slot's confirmed
-// position; a failure before the first successful start (a missing table,
+// unreachable) is retried from the slot's confirmed position, after a
+// wait that starts at half a second and doubles, up to 30s, while
+// sessions keep failing; a session that streamed for a minute, or
+// confirmed events it published, starts the waits over (see nextBackoff).
+// A failure before the first successful start (a missing table,
 // wal_level not logical, no REPLICATION privilege) is returned, and so is
 // ErrTableChanged, which no retry can cure.
 func (s *Stream) Run(ctx context.Context) error {
-	backoff := 500 * time.Millisecond
+	var backoff time.Duration
 	started := false
 	for {
-		err := s.session(ctx, &started)
+		var sess sessionRecord
+		err := s.session(ctx, &started, &sess)
 		if ctx.Err() != nil {
 			if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 				return err // the final flush failed
@@ -224,18 +258,62 @@ func (s *Stream) Run(ctx context.Context) error {
 		if !started || errors.Is(err, ErrTableChanged) {
 			return err
 		}
+		backoff = nextBackoff(backoff, sess.healthy())
 		s.log.WarnContext(ctx, "cdc: streaming failed; reconnecting from the slot's position", "error", err, "backoff", backoff)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(backoff):
 		}
-		backoff = min(backoff*2, 30*time.Second)
 	}
 }
 
-// session connects, sets up and streams until ctx ends or an error.
-func (s *Stream) session(ctx context.Context, started *bool) error {
+// Reconnecting: the first wait, the longest, and how long a session must
+// stream for its failure to count as a new outage rather than more of
+// the same.
+const (
+	minBackoff    = 500 * time.Millisecond
+	maxBackoff    = 30 * time.Second
+	healthyStream = time.Minute
+)
+
+// nextBackoff is the wait before reconnecting after a failed session,
+// given the wait before it (0 before the first) and whether the session
+// was healthy: a healthy one starts the waits over, so that a brief blip
+// after a long outage costs half a second, not the longest wait; a
+// session failing again and again doubles them up to maxBackoff.
+func nextBackoff(prev time.Duration, healthy bool) time.Duration {
+	if prev == 0 || healthy {
+		return minBackoff
+	}
+	return min(prev*2, maxBackoff)
+}
+
+// sessionRecord is what Run learns of a session for its backoff.
+type sessionRecord struct {
+	// streamedAt is when it started streaming (zero: it did not).
+	streamedAt time.Time
+	// from is the position it streamed from, and published
+	// Stats.Published then.
+	from      pglogrepl.LSN
+	published int64
+	// progressed: Kafka took events of the session, and the stream
+	// confirmed a position past from. Neither alone says the stream
+	// works: a transaction too large to hold publishes events it cannot
+	// confirm yet, and with Kafka down, the position still moves past
+	// other tables' changes.
+	progressed bool
+}
+
+// healthy reports whether the session streamed for healthyStream or
+// confirmed events it published.
+func (r *sessionRecord) healthy() bool {
+	return !r.streamedAt.IsZero() && (time.Since(r.streamedAt) >= healthyStream || r.progressed)
+}
+
+// session connects, sets up and streams until ctx ends or an error,
+// recording in rec how far it got.
+func (s *Stream) session(ctx context.Context, started *bool, rec *sessionRecord) error {
 	db, err := s.connect(ctx)
 	if err != nil {
 		return err
@@ -265,8 +343,10 @@ func (s *Stream) session(ctx context.Context, started *bool) error {
 	*started = true
 	s.stats.confirmed.Store(uint64(start))
 	s.log.InfoContext(ctx, "cdc: streaming", "from_lsn", start.String())
-	st := &streamState{conn: repl, tbl: tbl,
-		acked: start, skipBefore: start, nextStatus: time.Now().Add(s.cfg.StatusInterval)}
+	now := time.Now()
+	*rec = sessionRecord{streamedAt: now, from: start, published: s.stats.published.Load()}
+	st := &streamState{conn: repl, tbl: tbl, rec: rec,
+		acked: start, skipBefore: start, nextStatus: now.Add(s.cfg.StatusInterval), nextProgress: now.Add(s.cfg.ProgressInterval)}
 	return s.stream(ctx, st)
 }
 
@@ -278,6 +358,9 @@ func (s *Stream) connect(ctx context.Context) (*pgx.Conn, error) {
 	}
 	setSessionParams(cfg.RuntimeParams)
 	db, err := pgx.ConnectConfig(ctx, cfg)
+	if insufficientPrivilege(err) {
+		return nil, connectDenied(&cfg.Config, false, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("connecting to PostgreSQL: %w", err)
 	}
@@ -293,6 +376,9 @@ func (s *Stream) connectReplication(ctx context.Context) (*pgconn.PgConn, error)
 	setSessionParams(cfg.RuntimeParams)
 	cfg.RuntimeParams["replication"] = "database"
 	repl, err := pgconn.ConnectConfig(ctx, cfg)
+	if insufficientPrivilege(err) {
+		return nil, connectDenied(cfg, true, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("connecting to PostgreSQL for replication: %w", err)
 	}
@@ -352,6 +438,10 @@ type streamState struct {
 	committed    int
 	pendingSince time.Time
 	nextStatus   time.Time
+	nextProgress time.Time // the next progress log (streaming only)
+
+	// rec is Run's record of a streaming session; nil in a catch-up.
+	rec *sessionRecord
 
 	// catchUp, when set, makes this a session that only sends the ends a
 	// failed initial copy owes, up to a new copy's position (see resend).
@@ -371,6 +461,12 @@ func (s *Stream) stream(ctx context.Context, st *streamState) error {
 			if err := s.sendStatus(ctx, st); err != nil {
 				return err
 			}
+		}
+		if st.rec != nil && !now.Before(st.nextProgress) {
+			// Checked at least every StatusInterval, which is precise
+			// enough for a log.
+			s.logProgress(ctx, progressMsg)
+			st.nextProgress = now.Add(s.cfg.ProgressInterval)
 		}
 		deadline := st.nextStatus
 		if st.committed > 0 {
@@ -435,7 +531,7 @@ func (s *Stream) stop(ctx context.Context, st *streamState) error {
 	if err := s.sendStatus(sctx, st); err != nil {
 		return fmt.Errorf("confirming position on stop: %w", err)
 	}
-	s.log.InfoContext(sctx, "cdc: stopped", "confirmed_lsn", st.acked.String())
+	s.logProgress(sctx, "cdc: stopped")
 	return ctx.Err()
 }
 
@@ -600,7 +696,7 @@ func (s *Stream) queue(ctx context.Context, st *streamState, c rowChange, ch cha
 	if st.catchUp != nil && !st.catchUp.owes(s.plan, ch.row) {
 		return nil
 	}
-	ev, err := s.plan.event(ch)
+	ev, upgraded, err := s.plan.event(ch)
 	if err != nil {
 		if ch.kind == opDelete && st.tbl.partitioned {
 			// Which partition held the row, and what it kept of it, the
@@ -615,7 +711,7 @@ func (s *Stream) queue(ctx context.Context, st *streamState, c rowChange, ch cha
 		s.reject(ctx, c.kind, c.lsn, ev.ID, err)
 		return nil
 	}
-	q := queued{ev: ev, kind: c.kind, lsn: c.lsn}
+	q := queued{ev: ev, kind: c.kind, lsn: c.lsn, upgraded: upgraded}
 	if st.catchUp != nil {
 		q.row = ch.row
 	}
@@ -711,6 +807,8 @@ type queued struct {
 	lsn  pglogrepl.LSN
 	// row is the ended row, in a catch-up (see dropRecopied).
 	row row
+	// upgraded counts the legacy citizen IDs the event's were.
+	upgraded int
 }
 
 // publish sends events; bad ones are logged and counted. Any other failure
@@ -725,11 +823,12 @@ func (s *Stream) publish(ctx context.Context, batch []queued) error {
 		return fmt.Errorf("publishing %d events: %w", len(events), err)
 	}
 	var failed error
-	sent := 0
+	sent, upgraded := 0, 0
 	for i, r := range results {
 		switch {
 		case r.Err == nil:
 			sent++
+			upgraded += batch[i].upgraded
 		case schemas.ReasonOf(r.Err) != "":
 			s.reject(ctx, batch[i].kind, batch[i].lsn, r.ID, r.Err)
 		case failed == nil:
@@ -737,6 +836,7 @@ func (s *Stream) publish(ctx context.Context, batch []queued) error {
 		}
 	}
 	s.stats.published.Add(int64(sent))
+	s.stats.upgraded.Add(int64(upgraded))
 	if failed != nil {
 		return fmt.Errorf("publishing events: the broker did not take them all: %w", failed)
 	}
@@ -754,6 +854,9 @@ func (s *Stream) sendStatus(ctx context.Context, st *streamState) error {
 	}
 	s.stats.confirmed.Store(uint64(st.acked))
 	st.nextStatus = time.Now().Add(s.cfg.StatusInterval)
+	if st.rec != nil && !st.rec.progressed {
+		st.rec.progressed = st.acked > st.rec.from && s.stats.published.Load() > st.rec.published
+	}
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -461,5 +462,139 @@ func TestPartitionedTableRefused(t *testing.T) {
 				t.Fatalf("Run: %v, want an error asking for %q", err, want)
 			}
 		})
+	}
+}
+
+// TestStreamReadsCitizenIDsAsImportDoes: rows whose citizen ID has a lower-case
+// x, or is a legacy 15-digit number (padded by a character(18) column in
+// the WAL), reach the hub under the 18-digit ID, as `pophub import` sends
+// them: from the initial copy, from a copy taken again (with the ids the
+// first gave them) and from the stream. The upgrades are counted and
+// logged, and an update that only rewrites a legacy ID in 18 digits
+// moves nothing.
+func TestStreamReadsCitizenIDsAsImportDoes(t *testing.T) {
+	db := connect(t)
+	table := rentalsTable(t, db)
+	exec(t, db, "ALTER TABLE "+table+" ALTER COLUMN tenant_id TYPE character(18)")
+	withX, x := citizenWithX(t)
+	insertLease(t, db, table, 1, strings.ToLower(withX))
+	insertLease(t, db, table, 2, legacy(citizen(2)))
+	addr := testenv.Kafka(t, partitions)
+	pub := newPublisher(t, addr)
+	m := exampleMapping(t)
+	m.Table = table
+	newCitizenStream := func() *Stream {
+		t.Helper()
+		s, err := New(Config{Source: schemas.Housing, Postgres: testenv.PostgresURL(), Table: table, Mapping: m, Publisher: pub,
+			FlushInterval: 5 * time.Millisecond, StatusInterval: 100 * time.Millisecond, ProgressInterval: 100 * time.Millisecond,
+			Logger: testLogger(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+
+	s1 := newCitizenStream()
+	r1 := start(t, s1)
+	waitFor(t, r1, "the snapshot", func() bool { return s1.Stats().Published == 2 })
+	r1.stop(t)
+	if st := s1.Stats(); st.Rejected != 0 || st.Upgraded != 1 {
+		t.Errorf("first copy: %d bad rows, %d IDs upgraded; want 0, 1", st.Rejected, st.Upgraded)
+	}
+	// Taken again, as after a start interrupted during its copy.
+	exec(t, db, "COMMENT ON PUBLICATION pophub_"+table+" IS NULL")
+
+	s2 := newCitizenStream()
+	r2 := start(t, s2)
+	waitFor(t, r2, "the copy taken again", func() bool { return s2.Stats().Published == 2 })
+	insertLease(t, db, table, 3, legacy(citizen(3)))
+	exec(t, db, "UPDATE "+table+" SET tenant_id = $1 WHERE lease_id = 2", citizen(2))
+	exec(t, db, "DELETE FROM "+table+" WHERE lease_id = 1")
+	last := walPosition(t, db)
+	insertLease(t, db, table, 4, strings.ToLower(withX))
+	waitFor(t, r2, "the changes", func() bool { return s2.Stats().Confirmed > last })
+	progress := regexp.MustCompile(`msg="cdc: progress" .* published=6 .* upgraded_ids=2 `)
+	waitFor(t, r2, "the progress log", func() bool { return progress.MatchString(logsOf(t)) })
+	r2.stop(t)
+	if st := s2.Stats(); st.Rejected != 0 || st.Upgraded != 2 || st.Published != 6 {
+		t.Errorf("second start: %d published, %d bad rows, %d IDs upgraded; want 6, 0, 2", st.Published, st.Rejected, st.Upgraded)
+	}
+	if strings.Contains(logsOf(t), "skipping bad row") {
+		t.Error("a row was skipped as bad")
+	}
+
+	evs := records(t, addr)
+	want := sorted(
+		fmt.Sprintf("housing.rental_registered 1 %d end=", x), "housing.rental_registered 2 2 end=", // first copy
+		fmt.Sprintf("housing.rental_registered 1 %d end=", x), "housing.rental_registered 2 2 end=", // copy taken again
+		"housing.rental_registered 3 3 end=", // insert
+		"housing.rental_registered 2 2 end=", // update: the same tenant, no end
+		fmt.Sprintf("housing.rental_ended 1 %d end=%s", x, today()),
+		fmt.Sprintf("housing.rental_registered 4 %d end=", x),
+	)
+	if got := summaries(t, evs); !slices.Equal(got, want) {
+		t.Errorf("events:\n got %q\nwant %q", got, want)
+	}
+	ids := map[string]map[string]int{} // summary → event id → records
+	for _, ev := range evs {
+		sum := summary(t, ev)
+		if ids[sum] == nil {
+			ids[sum] = map[string]int{}
+		}
+		ids[sum][ev.ID]++
+	}
+	if got := ids[fmt.Sprintf("housing.rental_registered 1 %d end=", x)]; len(got) != 1 {
+		t.Errorf("the row with a lower-case x, copied twice unchanged, has %d event ids; want 1", len(got))
+	}
+	if got := ids["housing.rental_registered 2 2 end="]; len(got) != 2 {
+		t.Errorf("the legacy row, copied twice unchanged and then updated, has %d event ids; want 2 (copies, update)", len(got))
+	}
+}
+
+// TestNextBackoff: the waits double while sessions keep failing, up to
+// the longest, and a healthy session starts them over.
+func TestNextBackoff(t *testing.T) {
+	steps := []struct {
+		healthy bool
+		want    time.Duration
+	}{
+		{false, 500 * time.Millisecond}, // the first failure
+		{false, time.Second},
+		{false, 2 * time.Second},
+		{false, 4 * time.Second},
+		{false, 8 * time.Second},
+		{false, 16 * time.Second},
+		{false, 30 * time.Second},
+		{false, 30 * time.Second},
+		{true, 500 * time.Millisecond}, // a blip after a long outage
+		{false, time.Second},
+		{true, 500 * time.Millisecond},
+		{true, 500 * time.Millisecond},
+	}
+	var wait time.Duration
+	for i, st := range steps {
+		wait = nextBackoff(wait, st.healthy)
+		if wait != st.want {
+			t.Errorf("failure %d (healthy %v): wait %v, want %v", i+1, st.healthy, wait, st.want)
+		}
+	}
+}
+
+func TestSessionHealthy(t *testing.T) {
+	now := time.Now()
+	tests := []struct {
+		name string
+		rec  sessionRecord
+		want bool
+	}{
+		{"never streamed", sessionRecord{}, false},
+		{"failed soon", sessionRecord{streamedAt: now.Add(-time.Second)}, false},
+		{"streamed a while", sessionRecord{streamedAt: now.Add(-healthyStream)}, true},
+		{"confirmed events soon", sessionRecord{streamedAt: now.Add(-time.Second), progressed: true}, true},
+	}
+	for _, tt := range tests {
+		if got := tt.rec.healthy(); got != tt.want {
+			t.Errorf("%s: healthy = %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }

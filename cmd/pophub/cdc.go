@@ -28,7 +28,8 @@ rows into events with a YAML mapping (see adapters/cdc/examples/rentals.yaml).
 On first start it creates the publication pophub_<table> and the replication
 slot pophub_<source>_<table> and sends the rows already in the table. The slot
 holds the position: a restart loses nothing and repeats nothing. The database
-needs wal_level=logical and a user with REPLICATION. Runs until interrupted. With
+needs wal_level=logical and a user with REPLICATION that owns the publication
+(see adapters/cdc for the grants). Runs until interrupted. With
 --otlp, each produce request is a span whose trace context its records carry.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			src := schemas.Source(source)
@@ -74,8 +75,8 @@ needs wal_level=logical and a user with REPLICATION. Runs until interrupted. Wit
 			}
 			err = s.Run(cmd.Context())
 			st := s.Stats()
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: %d existing rows copied, %d events published, %d bad rows, %d changes ignored; confirmed %s\n",
-				table, st.Snapshot, st.Published, st.Rejected, st.Ignored, st.Confirmed)
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: %d existing rows copied, %d events published, %d bad rows, %d legacy IDs upgraded, %d changes ignored; confirmed %s\n",
+				table, st.Snapshot, st.Published, st.Rejected, st.Upgraded, st.Ignored, st.Confirmed)
 			if errors.Is(err, context.Canceled) {
 				return nil // interrupted: a clean stop
 			}
