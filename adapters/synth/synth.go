@@ -211,7 +211,7 @@ func newGenerator(cfg Config) (*generator, error) {
 	}
 	seed := strconv.FormatInt(cfg.Seed, 10)
 	for _, s := range schemas.Sources {
-		g.idPrefix[s] = string(s) + "-" + seed + "-"
+		g.idPrefix[s] = string(s) + "-" + idGeneration + "-" + seed + "-"
 	}
 	return g, nil
 }
@@ -221,8 +221,15 @@ func MaxPersons() int64 {
 	return newSlotSpace(0, time.Date(2024, 1, 1, 0, 0, 0, 0, china), defaultNewbornDays).maxPersons()
 }
 
-// eventID is "<source>-<seed>-<person>-<n>", n counting the person's events
-// in time order from 1.
+// idGeneration names the generator's rules in every event id
+// (<source>-<generation>-<seed>-<person>-<n>). The hub applies one event
+// per source and id, so when the rules change what a seed produces, the
+// generation changes too: a population generated anew and sent to a hub
+// that holds an older one is applied, not dropped as duplicates.
+const idGeneration = "g2"
+
+// eventID is "<source>-<generation>-<seed>-<person>-<n>", n counting the
+// person's events in time order from 1.
 func (g *generator) eventID(src schemas.Source, person int64, n int) string {
 	b := make([]byte, 0, 40)
 	b = append(b, g.idPrefix[src]...)

@@ -35,14 +35,14 @@ func collect(t testing.TB, cfg Config) ([]schemas.Event, Stats) {
 }
 
 // personOf parses the person index out of an event id
-// "<source>-<seed>-<person>-<n>".
+// "<source>-<generation>-<seed>-<person>-<n>".
 func personOf(t testing.TB, id string) int {
 	t.Helper()
 	parts := strings.Split(id, "-")
-	if len(parts) != 4 {
-		t.Fatalf("event id %q is not <source>-<seed>-<person>-<n>", id)
+	if len(parts) != 5 || parts[1] != "g2" {
+		t.Fatalf("event id %q is not <source>-g2-<seed>-<person>-<n>", id)
 	}
-	n, err := strconv.Atoi(parts[2])
+	n, err := strconv.Atoi(parts[3])
 	if err != nil {
 		t.Fatalf("event id %q: %v", id, err)
 	}
