@@ -1,11 +1,13 @@
 package api_test
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"reflect"
 	"testing"
 
+	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/hub/api"
 )
 
@@ -81,5 +83,29 @@ func TestGuardedRoute(t *testing.T) {
 				t.Errorf("outcomes = %+v, want %+v", auth.outcomes, tt.wantOutcomes)
 			}
 		})
+	}
+}
+
+// panicLister is a store whose region walk panics.
+type panicLister struct{}
+
+func (panicLister) Persons(context.Context, hub.PersonQuery) ([]hub.Record, string, error) {
+	panic("bug in the store")
+}
+
+// TestQueryRoutePanicAudited: a granted walk of a region whose store
+// panics answers 500 and still reaches the audit trail, once.
+func TestQueryRoutePanicAudited(t *testing.T) {
+	auth := &fakeAuth{}
+	h := api.New(api.Config{Store: newFixture(t).reader, Authorizer: auth, Lister: panicLister{}}).Handler()
+	rec := do(t, h, "GET", "/v1/persons?region=23", http.Header{"Authorization": {"Bearer good"}})
+	if rec.Code != http.StatusInternalServerError {
+		t.Errorf("status = %d, want 500", rec.Code)
+	}
+	auth.mu.Lock()
+	defer auth.mu.Unlock()
+	want := []api.Outcome{{Route: "GET /v1/persons", Status: http.StatusInternalServerError, Err: errors.New("internal error: the handler panicked")}}
+	if !reflect.DeepEqual(auth.outcomes, want) {
+		t.Errorf("outcomes = %+v, want %+v", auth.outcomes, want)
 	}
 }

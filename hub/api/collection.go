@@ -46,6 +46,7 @@ func (s *Server) queryRoute(route string, h queryHandler) http.Handler {
 		if !ok {
 			return
 		}
+		defer doneOnPanic(r.Context(), g, func() Outcome { return Outcome{Route: route} })
 		var o Outcome
 		body, err := h(r, g, &o)
 		status := http.StatusOK
