@@ -71,6 +71,8 @@ const (
 // Notification is the body of every message the hub publishes on NATS.
 // ChangeID is also the Nats-Msg-Id header, so a re-publish is deduplicated.
 // Section is the changed section, or "migration"/"death" for those subjects.
+// Time is when the change took effect, the time of the event behind it; on
+// a death notification, of the event its date_of_death comes from.
 type Notification struct {
 	ChangeID        string       `json:"change_id"`
 	CitizenID       citizenid.ID `json:"citizen_id"`

@@ -221,6 +221,10 @@ func (out *Outcome) apply(st *State, in *hub.Input, now time.Time) {
 	}
 	wasDeceased := st.Status() == hub.StatusDeceased
 	wasAddr := st.AddressCode()
+	wasDate := ""
+	if life {
+		wasDate = st.DateOfDeath()
+	}
 
 	st.apply(ev)
 	st.Ver++
@@ -256,8 +260,12 @@ func (out *Outcome) apply(st *State, in *hub.Input, now time.Time) {
 	// in the old region when a migration that took effect before the
 	// death came later. Once the hukou's region is known or corrected,
 	// the death is announced again there, under this event's change id,
-	// so the bureau that pays the person hears of it.
-	if wasDeceased && st.Status() == hub.StatusDeceased && addr != "" && addr != wasAddr {
+	// so the bureau that pays the person hears of it. Likewise when the
+	// date of death changes (a certificate arriving after a cancellation
+	// for death, whose date stood in for it): subscribers act on the
+	// date, so the corrected one is announced.
+	if wasDeceased && st.Status() == hub.StatusDeceased &&
+		((addr != "" && addr != wasAddr) || (life && st.DateOfDeath() != wasDate)) {
 		died = true
 	}
 	digest := ""
@@ -279,7 +287,15 @@ func (out *Outcome) apply(st *State, in *hub.Input, now time.Time) {
 		n := base
 		n.Section = schemas.KindDeath
 		n.DateOfDeath = st.DateOfDeath()
-		out.notify(schemas.DeathSubject(addr), n, digest, timeText, in.Trace, now)
+		// The time is when the death took effect: that of the event the
+		// date of death comes from, also when another event announces it
+		// again (a registration's time may be decades earlier).
+		deathText := timeText
+		if at := st.deathAt(); !at.IsZero() && (at.Src != ev.Source || at.ID != ev.ID) {
+			n.Time = at.T
+			deathText = at.T.AppendFormat(nil, time.RFC3339Nano)
+		}
+		out.notify(schemas.DeathSubject(addr), n, digest, deathText, in.Trace, now)
 	}
 }
 

@@ -46,6 +46,18 @@ func (s *State) DateOfDeath() string {
 	return ""
 }
 
+// deathAt is the stamp of the event DateOfDeath comes from: the
+// certificate, or else the cancellation for death; zero if neither.
+func (s *State) deathAt() Stamp {
+	if _, ok := s.Death.get(); ok {
+		return s.Death.At
+	}
+	if l, ok := s.Lifecycle.get(); ok && l == "cancelled:death" {
+		return s.Lifecycle.At
+	}
+	return Stamp{}
+}
+
 // Record derives the golden record.
 func (s *State) Record() hub.Record {
 	r := hub.Record{
@@ -193,6 +205,12 @@ func (s *State) fill(r *hub.Record, sec schemas.Section) {
 	case schemas.SecSocialInsurance:
 		si := hub.SocialInsurance{Scheme: val(s.Scheme), Region: val(s.SIRegion)}
 		for name, line := range s.Insurances {
+			if line.Enrolled.V == nil && len(line.Months) == 0 {
+				// Only terminated so far: a termination may name
+				// insurances the person never had, or arrive before its
+				// enrolment, which then shows it with its until.
+				continue
+			}
 			l := hub.InsuranceLine{Since: val(line.Enrolled), Months: len(line.Months)}
 			if n := len(line.Months); n > 0 {
 				l.LastMonth = line.Months[n-1]
