@@ -180,7 +180,8 @@ func TestEventIsTheSameWhenCompletedAgain(t *testing.T) {
 		wantTime time.Time
 	}{
 		{"transfer", Task{Kind: TransferOut, CitizenID: id, ChangeID: "c1", FromRegion: "230102", ToRegion: "110105", ChangedAt: moved, CreatedAt: recorded}, moved},
-		{"stop benefits", Task{Kind: StopBenefits, CitizenID: id, ChangeID: "c2", FromRegion: "230102", DateOfDeath: "2025-02-27", ChangedAt: moved, CreatedAt: recorded}, moved},
+		{"stop benefits, at the end of the day of death", Task{Kind: StopBenefits, CitizenID: id, ChangeID: "c2", FromRegion: "230102", DateOfDeath: "2025-02-27", ChangedAt: moved, CreatedAt: recorded},
+			time.Date(2025, 2, 27, 23, 59, 59, 999999000, china)},
 		{"recorded before the change time was kept", Task{Kind: TransferIn, CitizenID: id, ChangeID: "c3", FromRegion: "110105", ToRegion: "230102", CreatedAt: recorded}, recorded},
 	}
 	for _, tc := range tests {
@@ -295,5 +296,130 @@ func TestUpgradeKeepsOpenTasks(t *testing.T) {
 		if got := pub.inputs[i].Event.Time; !got.Equal(want) {
 			t.Errorf("event %d takes effect at %v, want %v", i, got, want)
 		}
+	}
+}
+
+// deliverDeath hands the bureau a death notification on the death subject
+// of address, the person's hukou address.
+func (b bureau) deliverDeath(t *testing.T, n schemas.Notification, address string) {
+	t.Helper()
+	if err := b.handler.Handle(context.Background(), &sdk.Delivery{Notification: n, Subject: sdktest.Subject("pop", n, address)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// hubEvent decodes an event as the hub's ingest does.
+func hubEvent(t *testing.T, typ schemas.Type, id citizenid.ID, eventID, at string, data any) hub.Input {
+	t.Helper()
+	raw, err := json.Marshal(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	value, err := json.Marshal(map[string]any{"specversion": "1.0", "id": eventID, "source": schemas.SourceOf(typ), "type": typ,
+		"subject": id, "time": at, "datacontenttype": "application/json", "data": json.RawMessage(raw)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := schemas.Decode(schemas.Input{Value: value})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hub.Input{Event: ev, Raw: value}
+}
+
+// TestStopBenefitsEndsOnTheDateOfDeath: health certifies a death before
+// public security's late registration (birth 1943) arrives, and the hub
+// announces the death in the person's region under the registration,
+// with its time. The completion still ends the pension and medical
+// insurance enrolled in 2015 on the date of death.
+func TestStopBenefitsEndsOnTheDateOfDeath(t *testing.T) {
+	harbin := openBureau(t, "2301")
+	id := sdktest.CitizenID(21)
+	death := sdktest.Death("late-registration", id, 3, "2024-11-15")
+	death.Time = time.Date(1943, 2, 18, 2, 2, 0, 0, time.UTC)
+	harbin.deliverDeath(t, death, daoli)
+
+	pub := &hubPublisher{t: t}
+	task := harbin.task(t, id, "late-registration", StopBenefits)
+	done, err := Complete(context.Background(), harbin.store, pub, task.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done.Status != StatusDone || done.DateOfDeath != "2024-11-15" {
+		t.Errorf("completed task: status %s, date of death %q, want done, 2024-11-15", done.Status, done.DateOfDeath)
+	}
+	if got, want := pub.inputs[0].Event.Time, time.Date(2024, 11, 15, 23, 59, 59, 999999000, china); !got.Equal(want) {
+		t.Errorf("termination takes effect at %v, want %v", got, want)
+	}
+	inputs := append([]hub.Input{
+		hubEvent(t, schemas.InsuranceEnrolled, id, "si-1", "2015-06-26T09:00:00+08:00",
+			map[string]any{"scheme": "resident", "insurances": []string{"pension", "medical"}, "region": "230102", "start": "2015-06-26"}),
+		hubEvent(t, schemas.DeathCertified, id, "h-1", "2024-11-15T08:00:00+08:00", map[string]any{"date_of_death": "2024-11-15", "certificate_no": "D1"}),
+	}, pub.inputs...)
+	r := applyInArrivalOrder(t, id, inputs)
+	if r.SocialInsurance == nil {
+		t.Fatal("no social insurance on the record")
+	}
+	for _, name := range []string{"pension", "medical"} {
+		if got := r.SocialInsurance.Insurances[name]; got.Until != "2024-11-15" {
+			t.Errorf("%s after the completion = %+v, want until 2024-11-15", name, got)
+		}
+	}
+}
+
+// TestRepeatDeathNotificationsUpdateOneTask: the hub announces a person's
+// death again — in another county of the bureau's region, with a
+// corrected date, redelivered out of order — and the bureau keeps one
+// stop_benefits task with the latest (highest version) date while it is
+// open; once done, a different date is recorded as corrected, not as a
+// new task.
+func TestRepeatDeathNotificationsUpdateOneTask(t *testing.T) {
+	ctx := context.Background()
+	harbin := openBureau(t, "2301")
+	id := sdktest.CitizenID(22)
+	first := sdktest.Death("death-1", id, 3, "2024-11-15")
+	elsewhere := sdktest.Death("death-2", id, 4, "2024-11-15") // a repeat under the hukou's new county
+	corrected := sdktest.Death("death-3", id, 5, "2024-11-13")
+	afterDone := sdktest.Death("death-4", id, 6, "2024-11-12")
+
+	harbin.deliverDeath(t, first, daoli)
+	harbin.deliverDeath(t, elsewhere, nangang)
+	harbin.deliverDeath(t, corrected, daoli)
+	harbin.deliverDeath(t, first, daoli) // redelivered late: older, changes nothing
+	tasks, err := harbin.store.Tasks(ctx, TaskFilter{CitizenID: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tasks) != 1 {
+		t.Fatalf("%d tasks after four death notifications, want 1: %+v", len(tasks), tasks)
+	}
+	task := tasks[0]
+	if task.Kind != StopBenefits || task.ChangeID != "death-1" || task.DateOfDeath != "2024-11-13" || task.Status != StatusOpen {
+		t.Fatalf("task %+v, want the open stop_benefits task of death-1 with date 2024-11-13", task)
+	}
+
+	pub := &hubPublisher{t: t}
+	if _, err := Complete(ctx, harbin.store, pub, task.ID); err != nil {
+		t.Fatal(err)
+	}
+	d, ok := pub.inputs[0].Event.Payload.(*schemas.InsuranceTerminatedData)
+	if !ok || d.End != "2024-11-13" {
+		t.Errorf("termination %#v, want end 2024-11-13", pub.inputs[0].Event.Payload)
+	}
+
+	harbin.deliverDeath(t, afterDone, daoli)
+	tasks, err = harbin.store.Tasks(ctx, TaskFilter{CitizenID: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tasks) != 1 {
+		t.Fatalf("%d tasks after a correction of a done task, want 1: %+v", len(tasks), tasks)
+	}
+	if got := tasks[0]; got.Status != StatusDone || got.DateOfDeath != "2024-11-13" || got.CorrectedDateOfDeath != "2024-11-12" {
+		t.Errorf("done task after a correction: status %s, date %q, corrected %q; want done, 2024-11-13, 2024-11-12",
+			got.Status, got.DateOfDeath, got.CorrectedDateOfDeath)
+	}
+	if _, err := Complete(ctx, harbin.store, pub, task.ID); err != nil || len(pub.inputs) != 1 {
+		t.Errorf("completing the done task again: %v, %d events, want 1", err, len(pub.inputs))
 	}
 }

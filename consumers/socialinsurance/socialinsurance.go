@@ -11,19 +11,28 @@
 //     the move does cross);
 //   - a death in the region: stop_benefits.
 //
-// So a notification gives at most one task, and the task's natural key
-// (change_id, kind) makes a repeat delivery create nothing: the task and
+// So a notification gives at most one task. A transfer task's natural key
+// is (change_id, kind), so a repeat delivery creates nothing: the task and
 // the roster row are written in one statement, the SDK acks after it
-// committed, and a crash in between only repeats the statement.
+// committed, and a crash in between only repeats the statement. A
+// stop_benefits task's key is the person: the hub announces a death again
+// (in another region, after a late registration, or with a corrected date
+// of death), and a later announcement updates the person's one task
+// instead of adding another — its date of death while the task is open;
+// once it is done, a different date is kept as the task's corrected date
+// of death for the bureau to review, since the hub already holds the
+// termination (see Store.apply).
 //
 // Completing a task (CLI or POST /tasks/{id}/complete) publishes an event
 // back to the hub through adapters/publisher — social_insurance.transferred
 // for a transfer, social_insurance.terminated for stop_benefits — then
-// marks the task done. The event takes effect at the time of the change
-// that caused the task (the move, or the death), not at completion: the
-// hub keeps the transfer with the latest time, and bureaus complete their
-// tasks in any order, so only the change's time lets the person's
-// social-insurance region follow the order of the moves. The event id is
+// marks the task done. A transfer takes effect at the time of the move
+// that caused the task, not at completion: the hub keeps the transfer
+// with the latest time, and bureaus complete their tasks in any order, so
+// only the change's time lets the person's social-insurance region follow
+// the order of the moves. A termination ends the insurances on the date of
+// death and takes effect at the end of that day (China time), whatever
+// time the notification carried (see Event). The event id is
 // derived from the task's natural key (publisher.EventID over
 // "task:<change_id>:<kind>"), not from the database's serial id nor the
 // time: completing twice, after a crash between publishing and marking, or
@@ -266,12 +275,27 @@ type EventPublisher interface {
 	Publish(ctx context.Context, events ...schemas.Event) ([]publisher.Result, error)
 }
 
-// Event is the event completing t at now reports to the hub. It takes
-// effect when the change behind t did (t.ChangedAt), so that a bureau
-// completing late does not undo a later move. A task recorded before the
-// change's time was kept falls back to when it was recorded (t.CreatedAt),
-// which is after the change but never after its completion; a task with
-// neither, to now.
+// china is China Standard Time, the zone of the hub's calendar days.
+var china = time.FixedZone("CST", 8*3600)
+
+// Event is the event completing t at now reports to the hub.
+//
+// A transfer takes effect when the change behind t did (t.ChangedAt), so
+// that a bureau completing late does not undo a later move. A task
+// recorded before the change's time was kept falls back to when it was
+// recorded (t.CreatedAt), which is after the change but never after its
+// completion; a task with neither, to now.
+//
+// A stop_benefits completion ends the insurances on the date of death
+// (t.DateOfDeath) and takes effect at the end of that day in China, the
+// last microsecond the hub keeps: after every enrolment up to the death,
+// whatever time the death notification carried (a late registration
+// announces the death again with its own, possibly decades older, time).
+// Without a date of death it ends on the day the time above falls on.
+//
+// It names all of schemas.Insurances: the notifications and the roster
+// do not say which insurances the person holds, and the hub ends only
+// the ones it has.
 func Event(t Task, now time.Time) schemas.Event {
 	effective := t.ChangedAt
 	if effective.IsZero() {
@@ -284,12 +308,12 @@ func Event(t Task, now time.Time) schemas.Event {
 		ID:      publisher.EventID(schemas.SocialInsurance, "task:"+t.ChangeID+":"+t.Kind, 1),
 		Source:  schemas.SocialInsurance,
 		Subject: t.CitizenID,
-		Time:    effective.UTC(),
 	}
 	if t.Kind == StopBenefits {
-		end := t.DateOfDeath
-		if end == "" {
-			end = now.Format(time.DateOnly)
+		end := effective.In(china).Format(time.DateOnly)
+		if d, err := time.ParseInLocation(time.DateOnly, t.DateOfDeath, china); err == nil {
+			end = t.DateOfDeath
+			effective = d.AddDate(0, 0, 1).Add(-time.Microsecond)
 		}
 		ev.Type = schemas.InsuranceTerminated
 		ev.Payload = &schemas.InsuranceTerminatedData{Insurances: schemas.Insurances, Region: t.FromRegion, End: end}
@@ -297,6 +321,7 @@ func Event(t Task, now time.Time) schemas.Event {
 		ev.Type = schemas.InsuranceTransferred
 		ev.Payload = &schemas.InsuranceTransferredData{FromRegion: t.FromRegion, ToRegion: t.ToRegion}
 	}
+	ev.Time = effective.UTC()
 	return ev
 }
 
@@ -318,11 +343,14 @@ func Complete(ctx context.Context, store *Store, pub EventPublisher, id int64) (
 	if err := results[0].Err; err != nil {
 		return Task{}, fmt.Errorf("publishing completion: %w", err)
 	}
-	if err := store.markDone(ctx, id, ev.ID); err != nil {
+	var end string
+	if d, ok := ev.Payload.(*schemas.InsuranceTerminatedData); ok {
+		end = d.End
+	}
+	if err := store.markDone(ctx, id, ev.ID, end); err != nil {
 		return Task{}, err
 	}
-	t.Status = StatusDone
-	return t, nil
+	return store.Task(ctx, id)
 }
 
 // Service is the running subscriber with its HTTP API.

@@ -35,22 +35,31 @@ const (
 // ErrNotFound is returned for a task id that does not exist.
 var ErrNotFound = errors.New("task not found")
 
-// Task is a piece of work for the bureau. Its natural key is
-// (ChangeID, Kind): one task per notification and kind. Its JSON, as
+// Task is a piece of work for the bureau. A transfer's natural key is
+// (ChangeID, Kind): one task per notification and kind; a stop_benefits
+// task's is the person (CitizenID), whose later death notifications
+// update it (ChangeID stays the first's). Its JSON, as
 // GET /tasks and the complete command answer it, is {id, kind, citizen_id,
 // change_id, from_region, to_region, changed_at, created_at, status};
 // changed_at is absent for tasks recorded before it was kept.
 type Task struct {
-	ID          int64        `json:"id"`
-	Kind        string       `json:"kind"`
-	CitizenID   citizenid.ID `json:"citizen_id"`
-	ChangeID    string       `json:"change_id"`
-	Version     int64        `json:"-"`
-	FromRegion  string       `json:"from_region"`
-	ToRegion    string       `json:"to_region"`
-	DateOfDeath string       `json:"-"`
+	ID         int64        `json:"id"`
+	Kind       string       `json:"kind"`
+	CitizenID  citizenid.ID `json:"citizen_id"`
+	ChangeID   string       `json:"change_id"`
+	Version    int64        `json:"-"`
+	FromRegion string       `json:"from_region"`
+	ToRegion   string       `json:"to_region"`
+	// DateOfDeath is the date of death of the person's latest death
+	// notification while the task is open, and the date its completion
+	// reported once done: the termination's end.
+	DateOfDeath string `json:"-"`
+	// CorrectedDateOfDeath is a different date of death announced after
+	// the task was completed; "" when there is none.
+	CorrectedDateOfDeath string `json:"-"`
 	// ChangedAt is when the change that caused the task took effect (the
 	// notification's time); zero for tasks recorded before it was kept.
+	// A stop_benefits completion takes effect at DateOfDeath instead.
 	ChangedAt time.Time `json:"changed_at,omitzero"`
 	CreatedAt time.Time `json:"created_at"`
 	Status    string    `json:"status"`
@@ -100,15 +109,42 @@ type change struct {
 }
 
 // apply records a notification in one statement, hence one transaction:
-// the task (if any, once per change and kind) and the roster row (only
-// forward in version). It reports whether a task was created; a repeat
-// creates nothing.
+// the task (if any) and the roster row (only forward in version). It
+// reports whether a task was created; a repeat creates nothing.
+//
+// A transfer task is created once per change and kind. A stop_benefits
+// task is created once per person (see migration 0003): a later death
+// notification for the person (a repeat, in another region or after a
+// late registration, or a corrected date of death) updates the task when
+// it is newer in version, so that notifications redelivered out of order
+// leave the latest. An open task takes its date of death and time; a done
+// one keeps the date its completion reported and records a different one
+// in corrected_date_of_death. A notification without a date of death
+// changes no date.
 func (s *Store) apply(ctx context.Context, c change) (bool, error) {
 	const q = `WITH t AS (
 	INSERT INTO tasks (kind, citizen_id, change_id, version, from_region, to_region, date_of_death, changed_at)
-	SELECT $1::text, $2::text, $3::text, $4::bigint, $5::text, $6::text, $7::text, $10::timestamptz WHERE $1::text <> ''
+	SELECT $1::text, $2::text, $3::text, $4::bigint, $5::text, $6::text, $7::text, $10::timestamptz
+	WHERE $1::text <> '' AND $1::text <> 'stop_benefits'
 	ON CONFLICT (change_id, kind) DO NOTHING
-	RETURNING 1
+	RETURNING true
+), s AS (
+	INSERT INTO tasks AS k (kind, citizen_id, change_id, version, from_region, to_region, date_of_death, changed_at)
+	SELECT $1::text, $2::text, $3::text, $4::bigint, $5::text, $6::text, $7::text, $10::timestamptz
+	WHERE $1::text = 'stop_benefits'
+	ON CONFLICT (citizen_id) WHERE kind = 'stop_benefits' AND duplicate_of IS NULL DO UPDATE SET
+		version = excluded.version,
+		date_of_death = CASE WHEN k.status = 'open' AND excluded.date_of_death <> ''
+			THEN excluded.date_of_death ELSE k.date_of_death END,
+		changed_at = CASE WHEN k.status = 'open' AND excluded.date_of_death <> ''
+			THEN coalesce(excluded.changed_at, k.changed_at) ELSE k.changed_at END,
+		corrected_date_of_death = CASE
+			WHEN k.status = 'open' THEN ''
+			WHEN excluded.date_of_death = '' THEN k.corrected_date_of_death
+			WHEN excluded.date_of_death = k.date_of_death THEN ''
+			ELSE excluded.date_of_death END
+	WHERE k.version < excluded.version
+	RETURNING xmax = 0 AS inserted
 ), u AS (
 	INSERT INTO persons AS p (citizen_id, version, address_code, status) VALUES ($2::text, $4::bigint, $8::text, $9::text)
 	ON CONFLICT (citizen_id) DO UPDATE SET version = excluded.version,
@@ -117,7 +153,7 @@ func (s *Store) apply(ctx context.Context, c change) (bool, error) {
 	WHERE p.version < excluded.version
 	RETURNING 1
 )
-SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM u)`
+SELECT (SELECT count(*) FROM t) + (SELECT count(*) FROM s WHERE inserted), (SELECT count(*) FROM u)`
 	t := c.task
 	var created, updated int64
 	changedAt := pgtype.Timestamptz{Time: t.ChangedAt, Valid: !t.ChangedAt.IsZero()}
@@ -148,13 +184,13 @@ type TaskFilter struct {
 	Limit     int   // default 1000
 }
 
-const taskColumns = `id, kind, citizen_id, change_id, version, from_region, to_region, date_of_death, changed_at, created_at, status`
+const taskColumns = `id, kind, citizen_id, change_id, version, from_region, to_region, date_of_death, corrected_date_of_death, changed_at, created_at, status`
 
 func scanTask(row pgx.CollectableRow) (Task, error) {
 	var t Task
 	var id string
 	var changedAt pgtype.Timestamptz
-	err := row.Scan(&t.ID, &t.Kind, &id, &t.ChangeID, &t.Version, &t.FromRegion, &t.ToRegion, &t.DateOfDeath, &changedAt, &t.CreatedAt, &t.Status)
+	err := row.Scan(&t.ID, &t.Kind, &id, &t.ChangeID, &t.Version, &t.FromRegion, &t.ToRegion, &t.DateOfDeath, &t.CorrectedDateOfDeath, &changedAt, &t.CreatedAt, &t.Status)
 	t.CitizenID = citizenid.ID(id)
 	if changedAt.Valid {
 		t.ChangedAt = changedAt.Time
@@ -199,9 +235,15 @@ func (s *Store) Task(ctx context.Context, id int64) (Task, error) {
 	return t, nil
 }
 
-// markDone closes a task with the id of the event that reported it.
-func (s *Store) markDone(ctx context.Context, id int64, eventID string) error {
-	_, err := s.pool.Exec(ctx, `UPDATE tasks SET status = 'done', completed_at = now(), event_id = $2 WHERE id = $1 AND status = 'open'`, id, eventID)
+// markDone closes a task with the id of the event that reported it and
+// the date of death that event reported (dateOfDeath, "" for a
+// transfer). A stop_benefits task whose date a notification changed
+// after the task was read keeps the reported date and the new one as its
+// corrected date: the event is on its way to the hub.
+func (s *Store) markDone(ctx context.Context, id int64, eventID, dateOfDeath string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE tasks SET status = 'done', completed_at = now(), event_id = $2,
+		corrected_date_of_death = CASE WHEN date_of_death = $3 THEN '' ELSE date_of_death END, date_of_death = $3
+		WHERE id = $1 AND status = 'open'`, id, eventID, dateOfDeath)
 	if err != nil {
 		return fmt.Errorf("marking task done: %w", err)
 	}
