@@ -118,12 +118,13 @@ func (lc *lifeCourse) generate(m marriage, spouse *person) []schemas.Event {
 	return lc.evs
 }
 
-// registration: every person's hukou.registered, into the household of
-// the profile (see person.go). Most at birth; some settled later (before
-// or during the window); a few were never registered until the window
-// (people without hukou, 黑户) and show up in other departments' records
-// first; a few are registered with a birth date that disagrees with their
-// ID number.
+// registration: every person's first hukou.registered, into the
+// household of their first registration (see person.go): at birth in the
+// county of the ID, as a child of the parents' household or heading one
+// of their own. Most at birth; some settled later (before or during the
+// window); a few were never registered until the window (people without
+// hukou, 黑户) and show up in other departments' records first; a few are
+// registered with a birth date that disagrees with their ID number.
 func (lc *lifeCourse) registration() {
 	p, g := lc.p, lc.g
 	a := p.ageAt(g.start)
@@ -134,11 +135,7 @@ func (lc *lifeCourse) registration() {
 	case regLateSettled:
 		lc.regAt, reason = lc.between(g.start, lc.stop), "settlement"
 	case regSettled:
-		span := min(a-18, 22)
-		lc.regAt, reason = lc.on(p.birth.Add(years(18+lc.r.Float64()*span)), 10), "settlement"
-		if !lc.regAt.Before(g.start) {
-			lc.regAt = lc.on(g.start.AddDate(0, 0, -1-lc.r.IntN(300)), 10)
-		}
+		lc.regAt, reason = p.settled, "settlement"
 	default:
 		if !p.birth.Before(g.start) { // born in the window
 			lc.regAt = lc.on(p.birth.AddDate(0, 0, 3+lc.r.IntN(38)), 9)
@@ -165,7 +162,7 @@ func (lc *lifeCourse) registration() {
 		gender = "1"
 	}
 	lc.add(lc.regAt, schemas.HukouRegistered, &schemas.HukouRegisteredData{Name: p.name, Gender: gender, BirthDate: birth,
-		Ethnicity: p.ethnicity, AddressCode: p.addr, HouseholdID: p.household, Relation: p.relation, Reason: reason})
+		Ethnicity: p.ethnicity, AddressCode: p.first.addr, HouseholdID: p.first.household, Relation: p.first.relation, Reason: reason})
 }
 
 // identity: name changes (改名) at a low rate.

@@ -9,15 +9,22 @@ import (
 
 // migrations: hukou moves for study, work (to the city of a job held for a
 // while), a purchased home, marriage (the wife into the husband's
-// household) and, rarely, other reasons; each from the current address.
-// Who moves for work, a home or other reasons starts a household of their
-// own in the new county.
+// household: before the window for a couple married by then, within six
+// months of the wedding; in the window for half the newly-wed) and,
+// rarely, other reasons; each from the current address, starting from
+// the first registration's. Who moves for work, a home or other reasons
+// starts a household of their own in the new county.
 func (lc *lifeCourse) migrations(m marriage, spouse *person) {
 	p, g := lc.p, lc.g
 	moves := append([]move(nil), lc.studyMoves...)
-	if !m.familyMove.IsZero() && !p.male && spouse != nil {
+	switch {
+	case !m.familyMove.IsZero() && p.male:
+		// His wife moves into his household in the window: he keeps it
+		// where it is, so that it is still his when she comes.
+		moves = nil
+	case !m.familyMove.IsZero() && spouse != nil:
 		moves = append(moves, move{at: m.familyMove, to: spouse.home, reason: "family", household: spouse.household, addr: spouse.addr})
-	} else {
+	default:
 		for _, sp := range lc.spells {
 			if sp.county.city == p.home.city {
 				continue
@@ -44,8 +51,11 @@ func (lc *lifeCourse) migrations(m marriage, spouse *person) {
 			moves = append(moves, move{at: lc.on(t, 10), to: g.rg.pickOtherCity(lc.r.Float64(), p.home.city), reason: reason})
 		}
 	}
+	if p.joins() && spouse != nil {
+		moves = append(moves, move{at: lc.joinAt(m, spouse), to: p.home, reason: "family", household: p.household, addr: p.addr})
+	}
 	slices.SortFunc(moves, func(a, b move) int { return a.at.Compare(b.at) })
-	cur, curCounty, curHousehold := p.addr, p.home, p.household
+	cur, curCounty, curHousehold := p.first.addr, p.first.county, p.first.household
 	for _, mv := range moves {
 		if !mv.at.Before(lc.stop) || mv.at.Before(lc.regAt) || lc.inService(mv.at) || mv.to == nil {
 			continue
@@ -72,9 +82,20 @@ func (lc *lifeCourse) migrations(m marriage, spouse *person) {
 	}
 }
 
+// joinAt is when a wife married before the window moves her hukou into
+// the husband's household: 15 days to six months after the wedding, or
+// after her or his later registration, and before the window opens.
+func (lc *lifeCourse) joinAt(m marriage, husband *person) time.Time {
+	from := maxTime(m.wed, maxTime(lc.regAt, husband.registeredBy()))
+	if t := lc.on(from.AddDate(0, 0, 15+lc.r.IntN(166)), 9); t.Before(lc.g.start) {
+		return t
+	}
+	return lc.between(from.Add(time.Hour), lc.g.start)
+}
+
 // hukouCityAt is the city of the registered address at t.
 func (lc *lifeCourse) hukouCityAt(t time.Time) string {
-	city := lc.p.home.city
+	city := lc.p.first.county.city
 	for _, mv := range lc.moves {
 		if mv.at.After(t) {
 			break

@@ -24,16 +24,27 @@ type person struct {
 	male      bool
 	born      bool // born before the window's end
 	reg       registration
-	atHome    float64 // drawn once: whether an unmarried adult still lives with the parents
-	home      *county // county of the household registered in when the window opens (at birth for the newborn)
-	addr      string  // registration address: the household's
+	settled   time.Time // regSettled: when, before the window
+	atHome    float64   // drawn once: whether an unmarried adult still lives with the parents
+	home      *county   // county of the household registered in when the window opens (at birth for the newborn)
+	addr      string    // registration address: the household's
 	name      string
 	ethnicity string
 	household string
 	relation  string    // to the head of household: 户主, 配偶, 子 or 女
+	first     entry     // the first registration, in the county of the ID; the same as the above but for a wife who joined the husband's household later
 	m         marriage  // of the pair, when the partner is in the population
 	death     time.Time // within the window, or zero
 	emigrated time.Time // within the window, or zero
+}
+
+// entry is a place on the hukou register: a household, its county and
+// address, and the relation to its head.
+type entry struct {
+	county    *county
+	addr      string
+	household string
+	relation  string
 }
 
 // registration is how a person came to be on the hukou register.
@@ -94,6 +105,14 @@ func years(y float64) time.Duration {
 // The parents are found among the pairs before the child's, so they are
 // in every population that the child is in, and nothing is held:
 // membership is derived from indexes.
+//
+// That is the household when the window opens. The first registration
+// (person.first), in the county of the ID, is the same but for a wife
+// married before the window: she was registered in a household of her own
+// (at birth or at a settlement before the wedding) and moved into the
+// husband's after the wedding (see lifeCourse.joinAt); only a wife who
+// settled after the wedding, and after the husband's registration, was
+// registered into his household as his spouse.
 
 // parentSearch is how many earlier pairs are searched for a child's
 // parents, of which one in parentPick is considered (drawn by a hash of
@@ -131,6 +150,7 @@ func (g *generator) core(n int64) *person {
 	p.born = !birth.AddDate(0, 0, 1).After(g.end)
 	uDeath, uEmig, tDeath, tEmig, uKind := r.Float64(), r.Float64(), r.Float64(), r.Float64(), r.Float64()
 	p.atHome = r.Float64()
+	uSettled := r.Float64()
 
 	// Registration: most at birth; some settled later (before or during
 	// the window); a few were never registered until the window (people
@@ -142,7 +162,12 @@ func (g *generator) core(n int64) *person {
 	case uKind < 0.02 && a >= 18 && a < 45:
 		p.reg = regLateSettled
 	case uKind < 0.12 && a >= 19:
+		// Settled from 18 on, within 22 years.
 		p.reg = regSettled
+		p.settled = atHour(birth.Add(years(18+uSettled*min(a-18, 22))), 10)
+		if !p.settled.Before(g.start) {
+			p.settled = atHour(g.start.AddDate(0, 0, -1), 10)
+		}
 	}
 
 	// Death: a Gompertz hazard (about 1.5 per thousand a year at 40, 9 at
@@ -192,7 +217,6 @@ func (g *generator) place(p *person) {
 func (g *generator) profile(n int64) *person {
 	p := g.core(n)
 	g.place(p)
-	origin := p.home // the county of the ID: where the person was first registered
 	var partner *person
 	if k := n ^ 1; k < int64(g.cfg.Persons) && p.born {
 		partner = g.core(k)
@@ -206,6 +230,11 @@ func (g *generator) profile(n int64) *person {
 	case !p.born:
 	case partner != nil && g.coupleAtStart(p.m, p, partner):
 		if !p.male {
+			// She joins the husband's household after the wedding, from a
+			// household of her own; or she settled into it as his spouse.
+			if p.reg == regBirth || !p.settled.After(p.m.wed) || partner.reg == regSettled && !p.settled.After(partner.settled) {
+				p.first = entry{county: p.home, addr: p.addr, household: householdID(p.home, n), relation: "户主"}
+			}
 			g.place(partner)
 			p.home, p.addr = partner.home, partner.addr
 			p.household, p.relation = householdID(partner.home, partner.n), "配偶"
@@ -219,14 +248,32 @@ func (g *generator) profile(n int64) *person {
 			if !p.male {
 				p.relation = "女"
 			}
-			origin = f.home
 		}
 	}
 	if p.household == "" {
 		p.household, p.relation = householdID(p.home, n), "户主"
 	}
-	p.id = makeID(origin.code, p.birth, p.seq)
+	if p.first.household == "" {
+		p.first = entry{county: p.home, addr: p.addr, household: p.household, relation: p.relation}
+	}
+	// The county of the ID is where the person was first registered.
+	p.id = makeID(p.first.county.code, p.birth, p.seq)
 	return p
+}
+
+// joins reports whether the person moves into the household they are in
+// when the window opens after their first registration: a wife married
+// before the window, into the husband's.
+func (p *person) joins() bool { return p.first.household != p.household }
+
+// registeredBy is a time by which a person on the register when the
+// window opens was registered: the settlement, or 32 days after the birth
+// (see lifeCourse.registration).
+func (p *person) registeredBy() time.Time {
+	if p.reg == regSettled {
+		return p.settled
+	}
+	return p.birth.AddDate(0, 0, 32)
 }
 
 // coupleAtStart reports whether a pair forms one household when the window

@@ -28,7 +28,13 @@
 // household has the husband as its head (户主) and the wife as spouse
 // (配偶), with their unmarried children (子, 女) born when the parents were
 // 20 to 35, babies born in the window among them; everyone else heads a
-// household of their own. Babies are born over the whole window.
+// household of their own. Everyone is first registered in the county of
+// their ID: at birth, into the parents' household or, when the parents
+// are not in the population, one of their own (or at a settlement). A
+// wife married before the window moves her hukou into the husband's
+// household within six months of the wedding (hukou.migrated, family);
+// half the newly-wed wives do so in the window. Babies are born over the
+// whole window.
 //
 // Life events take effect within the window. The events that describe
 // each person's state when the window opens — the hukou registration, a
@@ -226,7 +232,7 @@ func MaxPersons() int64 {
 // per source and id, so when the rules change what a seed produces, the
 // generation changes too: a population generated anew and sent to a hub
 // that holds an older one is applied, not dropped as duplicates.
-const idGeneration = "g2"
+const idGeneration = "g3"
 
 // eventID is "<source>-<generation>-<seed>-<person>-<n>", n counting the
 // person's events in time order from 1.

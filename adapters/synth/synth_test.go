@@ -39,8 +39,8 @@ func collect(t testing.TB, cfg Config) ([]schemas.Event, Stats) {
 func personOf(t testing.TB, id string) int {
 	t.Helper()
 	parts := strings.Split(id, "-")
-	if len(parts) != 5 || parts[1] != "g2" {
-		t.Fatalf("event id %q is not <source>-g2-<seed>-<person>-<n>", id)
+	if len(parts) != 5 || parts[1] != "g3" {
+		t.Fatalf("event id %q is not <source>-g3-<seed>-<person>-<n>", id)
 	}
 	n, err := strconv.Atoi(parts[3])
 	if err != nil {
