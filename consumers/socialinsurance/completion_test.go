@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io/fs"
+	"reflect"
 	"strconv"
 	"testing"
 	"testing/fstest"
@@ -421,5 +422,98 @@ func TestRepeatDeathNotificationsUpdateOneTask(t *testing.T) {
 	}
 	if _, err := Complete(ctx, harbin.store, pub, task.ID); err != nil || len(pub.inputs) != 1 {
 		t.Errorf("completing the done task again: %v, %d events, want 1", err, len(pub.inputs))
+	}
+}
+
+// TestUpgradeFoldsStopBenefitsTasks: a database of the releases that made a
+// stop_benefits task per death notification opens after the upgrade with
+// the person's first task as their one task, the later ones marked as its
+// duplicates (their status kept), and a further death notification updates
+// that task instead of adding one.
+func TestUpgradeFoldsStopBenefitsTasks(t *testing.T) {
+	ctx := context.Background()
+	url, schema := testenv.PostgresURL(), testenv.Schema(t)
+	id, other := sdktest.CitizenID(31), sdktest.CitizenID(32)
+
+	// The database as the second release left it: two stop_benefits tasks
+	// for one person (a repeat announcement), one for another.
+	old := fstest.MapFS{}
+	for _, name := range []string{"migrations/0001_tasks.sql", "migrations/0002_task_changed_at.sql"} {
+		b, err := fs.ReadFile(migrations, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		old[name] = &fstest.MapFile{Data: b}
+	}
+	pc, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{schema}.Sanitize()
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pgmigrate.Apply(ctx, pool, old, schema, "pophub-si-migrate", nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range []struct {
+		citizen  citizenid.ID
+		changeID string
+		status   string
+	}{{id, "death-a", "done"}, {id, "death-b", "open"}, {other, "death-c", "open"}} {
+		if _, err := pool.Exec(ctx, `INSERT INTO tasks (kind, citizen_id, change_id, version, date_of_death, status)
+			VALUES ('stop_benefits', $1, $2, 3, '2024-11-15', $3)`, string(row.citizen), row.changeID, row.status); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pool.Close()
+
+	store, err := OpenStore(ctx, url, schema, nil)
+	if err != nil {
+		t.Fatalf("opening a database with a person's repeated stop_benefits tasks: %v", err)
+	}
+	defer store.Close()
+	check, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer check.Close()
+	folded := func() map[string]string {
+		rows, err := check.Query(ctx, `SELECT t.change_id || ':' || t.status, coalesce(f.change_id, '')
+			FROM tasks t LEFT JOIN tasks f ON f.id = t.duplicate_of ORDER BY t.id`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (kv [2]string, err error) {
+			err = r.Scan(&kv[0], &kv[1])
+			return kv, err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]string{}
+		for _, kv := range got {
+			m[kv[0]] = kv[1]
+		}
+		return m
+	}
+	want := map[string]string{"death-a:done": "", "death-b:open": "death-a", "death-c:open": ""}
+	if got := folded(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("after the upgrade, task (status) → duplicate of: %v, want %v", got, want)
+	}
+
+	h, err := NewHandler(store, "2301", noop.NewMeterProvider())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := bureau{store: store, handler: h}
+	b.deliverDeath(t, sdktest.Death("death-d", other, 4, "2024-11-13"), daoli)
+	if got := folded(); !reflect.DeepEqual(got, want) {
+		t.Errorf("a further death notification added a task: %v, want %v", got, want)
+	}
+	task := b.task(t, other, "death-c", StopBenefits)
+	if task.DateOfDeath != "2024-11-13" {
+		t.Errorf("the person's task after a corrected notification: date of death %s, want 2024-11-13", task.DateOfDeath)
 	}
 }
