@@ -82,17 +82,50 @@ func EnsureTopics(ctx context.Context, brokers []string, partitions int, m sasl.
 		ConfigEntries: dlqTopicConfigs})
 	rt := Transport(m, tc)
 	defer CloseTransport(rt)
-	resp, err := client(brokers, rt).CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: configs})
-	if err != nil {
-		return fmt.Errorf("creating topics: %w", err)
-	}
-	var errs []error
-	for topic, err := range resp.Errors {
-		if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
-			errs = append(errs, fmt.Errorf("creating topic %s: %w", topic, err))
+	cl := client(brokers, rt)
+	for attempt := 1; ; attempt++ {
+		resp, err := cl.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: configs})
+		var errs []error
+		var again []kafka.TopicConfig
+		if err != nil {
+			errs = append(errs, fmt.Errorf("creating topics: %w", err))
+			if transientCreate(err) {
+				again = configs
+			}
+		} else {
+			for _, c := range configs {
+				if err := resp.Errors[c.Topic]; err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
+					errs = append(errs, fmt.Errorf("creating topic %s: %w", c.Topic, err))
+					if transientCreate(err) {
+						again = append(again, c)
+					}
+				}
+			}
+		}
+		if len(errs) == 0 || len(again) < len(errs) || attempt == createAttempts {
+			return errors.Join(errs...)
+		}
+		configs = again
+		select {
+		case <-ctx.Done():
+			return errors.Join(append(errs, ctx.Err())...)
+		case <-time.After(time.Duration(attempt) * 100 * time.Millisecond):
 		}
 	}
-	return errors.Join(errs...)
+}
+
+// createAttempts bounds how often EnsureTopics asks again after answers
+// that a cluster gives while it starts or moves its controller (about 5 s
+// in all), so that such a moment does not stop the hub from starting.
+const createAttempts = 10
+
+// transientCreate reports whether a topic creation that failed with err
+// may succeed when asked again: the client did not know the controller
+// yet (BrokerNotAvailable), or the cluster said so (kafka-go's temporary
+// errors, NotController among them).
+func transientCreate(err error) bool {
+	var ke kafka.Error
+	return errors.As(err, &ke) && (ke == kafka.BrokerNotAvailable || ke.Temporary())
 }
 
 // dlqRetention is the DLQ topic's retention.ms and retention.bytes as the

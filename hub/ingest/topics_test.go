@@ -8,11 +8,14 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/pophub/pophub/hub/telemetry"
 	"github.com/pophub/pophub/schemas"
@@ -257,6 +260,74 @@ func TestWarnsWhenDLQExpires(t *testing.T) {
 			for _, w := range tt.want {
 				if !strings.Contains(warnings, w) || !strings.Contains(warnings, schemas.DLQTopic) {
 					t.Errorf("no warning naming %s and %s:\n%s", schemas.DLQTopic, w, logs.String())
+				}
+			}
+		})
+	}
+}
+
+// TestEnsureTopicsAsksAgain: creating the topics while the cluster answers
+// that it has no controller yet asks again, and succeeds once it has; an
+// answer that cannot change is returned at once.
+func TestEnsureTopicsAsksAgain(t *testing.T) {
+	tests := []struct {
+		name     string
+		code     int16 // answered for every topic
+		refusals int32 // answers before the cluster handles the request
+		wantErr  string
+		wantReqs int32
+	}{
+		{name: "no controller yet", code: kerr.NotController.Code, refusals: 2, wantReqs: 3},
+		{name: "refused for good", code: kerr.PolicyViolation.Code, refusals: 100, wantErr: "Policy Violation", wantReqs: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := bareBroker(t)
+			var reqs atomic.Int32
+			c.ControlKey(int16(kmsg.CreateTopics), func(req kmsg.Request) (kmsg.Response, error, bool) {
+				c.KeepControl()
+				if reqs.Add(1) > tt.refusals {
+					return nil, nil, false
+				}
+				create := req.(*kmsg.CreateTopicsRequest)
+				resp := create.ResponseKind().(*kmsg.CreateTopicsResponse)
+				for _, rt := range create.Topics {
+					st := kmsg.NewCreateTopicsResponseTopic()
+					st.Topic, st.ErrorCode = rt.Topic, tt.code
+					resp.Topics = append(resp.Topics, st)
+				}
+				return resp, nil, true
+			})
+			addr := c.ListenAddrs()[0]
+			err := EnsureTopics(context.Background(), []string{addr}, 1, nil, nil)
+			if tt.wantErr == "" && err != nil {
+				t.Fatalf("creating topics: %v", err)
+			}
+			if tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("creating topics: %v, want an error naming %q", err, tt.wantErr)
+			}
+			if got := reqs.Load(); got != tt.wantReqs {
+				t.Errorf("%d CreateTopics requests, want %d", got, tt.wantReqs)
+			}
+			if tt.wantErr != "" {
+				return
+			}
+			conn, err := kafka.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			parts, err := conn.ReadPartitions(append(schemas.Topics(), schemas.DLQTopic)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen := map[string]bool{}
+			for _, p := range parts {
+				seen[p.Topic] = true
+			}
+			for _, topic := range append(schemas.Topics(), schemas.DLQTopic) {
+				if !seen[topic] {
+					t.Errorf("topic %s was not created", topic)
 				}
 			}
 		})
