@@ -176,7 +176,7 @@ func (s *Service) newServer() *http.Server {
 		ReadHeaderTimeout: min(10*time.Second, s.cfg.ReadTimeout),
 		ReadTimeout:       s.cfg.ReadTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,
-		ErrorLog:          slog.NewLogLogger(scrubHandler{s.cfg.Logger.Handler()}, slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(citizenid.MaskingHandler(s.cfg.Logger.Handler()), slog.LevelWarn),
 		TLSConfig:         s.cfg.HTTPTLS.Clone(),
 	}
 }
@@ -238,25 +238,6 @@ func limitBody(n int64, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
-}
-
-// scrubHandler masks anything shaped like a citizen ID in the messages
-// net/http logs itself (they can quote a request line), as the hub's API
-// server does.
-type scrubHandler struct{ slog.Handler }
-
-func (h scrubHandler) Handle(ctx context.Context, r slog.Record) error {
-	r2 := slog.NewRecord(r.Time, r.Level, citizenid.MaskText(r.Message), r.PC)
-	r.Attrs(func(a slog.Attr) bool { r2.AddAttrs(a); return true })
-	return h.Handler.Handle(ctx, r2)
-}
-
-func (h scrubHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return scrubHandler{h.Handler.WithAttrs(as)}
-}
-
-func (h scrubHandler) WithGroup(name string) slog.Handler {
-	return scrubHandler{h.Handler.WithGroup(name)}
 }
 
 // requireToken passes on only the requests bearing token; with token

@@ -41,7 +41,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       s.cfg.ReadTimeout,
 		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(scrubHandler{s.cfg.Logger.Handler()}, slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(citizenid.MaskingHandler(s.cfg.Logger.Handler()), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	errc := make(chan error, 1)
@@ -64,22 +64,4 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("serving HTTP: %w", err)
 	}
 	return nil
-}
-
-// scrubHandler masks anything shaped like a citizen ID in the messages
-// net/http logs itself (they can quote a request line).
-type scrubHandler struct{ slog.Handler }
-
-func (h scrubHandler) Handle(ctx context.Context, r slog.Record) error {
-	r2 := slog.NewRecord(r.Time, r.Level, citizenid.MaskText(r.Message), r.PC)
-	r.Attrs(func(a slog.Attr) bool { r2.AddAttrs(a); return true })
-	return h.Handler.Handle(ctx, r2)
-}
-
-func (h scrubHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return scrubHandler{h.Handler.WithAttrs(as)}
-}
-
-func (h scrubHandler) WithGroup(name string) slog.Handler {
-	return scrubHandler{h.Handler.WithGroup(name)}
 }
