@@ -224,7 +224,15 @@ func (d *DeathCertifiedData) validate(v *validator) {
 	v.date("date_of_death", d.DateOfDeath, true)
 	v.notFuture("date_of_death", d.DateOfDeath)
 	v.text("certificate_no", d.CertificateNo, true, 64)
-	if d.PlaceCode != "" && !region.IsAddressCode(d.PlaceCode) && !region.IsCountyCode(d.PlaceCode) {
+	// A place is a county or an address, and like every other code it
+	// must be in the region table, not merely shaped like a code.
+	switch {
+	case d.PlaceCode == "":
+	case region.IsAddressCode(d.PlaceCode):
+		v.address("place_code", d.PlaceCode, false)
+	case region.IsCountyCode(d.PlaceCode):
+		v.county("place_code", d.PlaceCode, false)
+	default:
 		v.fail("place_code", "must be a 6- or 12-digit division code")
 	}
 }

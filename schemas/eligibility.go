@@ -13,8 +13,9 @@ import (
 // (opt-in per policy; see hub/eligibility/watch). The decision itself, with
 // its explanation, is GET /v1/eligibility/{citizen_id}?policy=<Policy>.
 type EligibilityNotification struct {
-	// ChangeID is also the Nats-Msg-Id: policy, person and day, so that a
-	// person is announced at most once a day per policy.
+	// ChangeID is also the Nats-Msg-Id: a digest of policy, person and
+	// day (no citizen ID in headers), so that a person is announced at
+	// most once a day per policy.
 	ChangeID  string       `json:"change_id"`
 	CitizenID citizenid.ID `json:"citizen_id"`
 	Policy    string       `json:"policy"`

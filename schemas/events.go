@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/pophub/pophub/schemas/citizenid"
@@ -568,9 +569,10 @@ func checkEnvelope(in Input, a *attrs) (Event, typeSpec, time.Time, *RejectError
 	// Times are kept to the microsecond, PostgreSQL's resolution, so that
 	// both stores order, answer and record the same instant: a finer
 	// fraction would show in memdb and in the golden record's provenance
-	// but not in PostgreSQL's history.
+	// but not in PostgreSQL's history. They are kept in China Standard
+	// Time (CST) for the same reason: PostgreSQL keeps no offset.
 	ev = Event{SpecVersion: SpecVersion, ID: a.id, Source: Source(a.source), Type: Type(a.typ),
-		Time: t.Truncate(time.Microsecond), DataContentType: "application/json", Data: a.data}
+		Time: t.Truncate(time.Microsecond).In(cst), DataContentType: "application/json", Data: a.data}
 	if !ev.Source.Valid() {
 		return ev, typeSpec{}, now, reject(ReasonSourceMismatch, "source", "%q is not a department source", a.source)
 	}
@@ -652,18 +654,36 @@ func parseTime(s string) (time.Time, bool) {
 	return t, true
 }
 
+// cst is China Standard Time, UTC+8 (see CST). It has no name, as the
+// zone time.Parse and time.Time.UnmarshalJSON give "+08:00" has none.
+var cst = time.FixedZone("", 8*3600)
+
+// CST returns China Standard Time, the zone every event time is kept and
+// rendered in: Decode moves each event's time into it (same instant, same
+// sub-second digits), and stores give event times back in it, so history,
+// provenance and notifications read alike whatever offset a department
+// wrote and whichever store holds them (PostgreSQL's timestamptz keeps the
+// instant, not the offset).
+//
+// It is a fixed +08:00, not time.LoadLocation("Asia/Shanghai"): China kept
+// daylight saving time from 1986 to 1991, so that zone gives +09:00 to
+// summer times of those years, and it needs a time zone database the
+// binary may not have. It is nameless (Format's "MST" writes +0800): the
+// hub keeps event times as RFC 3339 text too (merge state, snapshots),
+// which carries the offset only, and a time read back from that text
+// should be the time that was written, reflect.DeepEqual included.
+func CST() *time.Location { return cst }
+
 // MaxClockSkew is how far in the future an event's time may lie.
 const MaxClockSkew = 24 * time.Hour
 
-// printable reports whether s has no control characters (stores and
-// headers cannot hold some of them, NUL above all).
+// printable reports whether s has no control characters, C0, DEL or C1
+// (U+0000–U+001F, U+007F–U+009F, Unicode's Cc): stores and headers cannot
+// hold some of them, NUL above all, and a C1 control such as U+0085 (NEL)
+// breaks lines and terminals as surely as a C0 one. The JSON Schemas'
+// patterns refuse the same range.
 func printable(s string) bool {
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f {
-			return false
-		}
-	}
-	return true
+	return !strings.ContainsFunc(s, unicode.IsControl)
 }
 
 // encodeStd is Encode written with encoding/json: the reference

@@ -39,8 +39,10 @@ func TestDecodeRejects(t *testing.T) {
 		{"key not the subject", "pop.events.employment", "110105194912310029", env("employment", "employment.contract_ended", validID, ended), ReasonKeyMismatch, "subject"},
 		{"invalid data", "pop.events.employment", validID, env("employment", "employment.contract_ended", validID, `{"contract_id":"C1"}`), ReasonInvalidData, "data.end"},
 		{"NUL in the id", "pop.events.employment", validID, strings.Replace(env("employment", "employment.contract_ended", validID, ended), `"id":"e-1"`, `"id":"e\u00001"`, 1), ReasonNotCloudEvent, "id"},
+		{"C1 control (NEL) in the id", "pop.events.employment", validID, strings.Replace(env("employment", "employment.contract_ended", validID, ended), `"id":"e-1"`, `"id":"a\u0085b"`, 1), ReasonNotCloudEvent, "id"},
 		{"time in the future", "pop.events.employment", validID, strings.Replace(env("employment", "employment.contract_ended", validID, ended), `2026-03-01T00:00:00+08:00`, `2999-01-01T00:00:00Z`, 1), ReasonNotCloudEvent, "time"},
 		{"control character in data", "pop.events.employment", validID, env("employment", "employment.contract_ended", validID, `{"contract_id":"C\u00071","end":"2026-03-01"}`), ReasonInvalidData, "data.contract_id"},
+		{"C1 control in data", "pop.events.employment", validID, env("employment", "employment.contract_ended", validID, `{"contract_id":"C\u009f1","end":"2026-03-01"}`), ReasonInvalidData, "data.contract_id"},
 		{"data not an object", "pop.events.employment", validID, env("employment", "employment.contract_ended", validID, `"C1"`), ReasonInvalidData, "data"},
 		{"end before start", "pop.events.employment", validID, env("employment", "employment.contract_started", validID,
 			`{"contract_id":"C1","employer_id":"91350100M000100Y43","employer_name":"x","work_region":"230102","start":"2026-03-01","end":"2026-02-01"}`), ReasonInvalidData, "data.end"},
@@ -221,6 +223,8 @@ func TestUnknownAddressCode(t *testing.T) {
 		{"social_insurance.transferred", `{"from_region":"230102","to_region":"239999"}`, "data.to_region"},
 		{"employment.contract_started", `{"contract_id":"C1","employer_id":"91350100M000100Y43","employer_name":"x","work_region":"230199","start":"2026-03-01"}`, "data.work_region"},
 		{"residence_permit.revoked", `{"city_code":"239900"}`, "data.city_code"},
+		{"death.certified", `{"date_of_death":"2025-01-01","certificate_no":"D1","place_code":"239999"}`, "data.place_code"},
+		{"death.certified", `{"date_of_death":"2025-01-01","certificate_no":"D1","place_code":"230102001999"}`, "data.place_code"},
 	} {
 		src := string(SourceOf(Type(tc.typ)))
 		_, err := Decode(Input{Value: []byte(env(src, tc.typ, validID, tc.data))})

@@ -297,6 +297,53 @@ func TestMaskText(t *testing.T) {
 		{"two, adjacent", "a 230102199001011234,110105194912310021 b", "a 2301**********1234,1101**********0021 b"},
 		{"in JSON", `{"subject":"230102199001011230","ids":[11010519491231002X]}`, `{"subject":"2301**********1230","ids":[1101**********002X]}`},
 		{"longer runs too", "long 12345678901234567890123", "long 1234***************0123"},
+
+		// Written forms (MaskText's list): masked like the plain form.
+		{"6-8-4 with hyphens", "for 330602-19851021-0103 only", "for 3306**********0103 only"},
+		{"6-8-4 with spaces", "for 330602 19851021 0103", "for 3306**********0103"},
+		{"6-4-4-4", "330602 1985 1021 0103", "3306**********0103"},
+		{"6-4-2-2-4", "330602-1985-10-21-0103", "3306**********0103"},
+		{"6-8-3-1 with X", "110105-19491231-002-X", "1101**********002X"},
+		{"6-12", "330602 198510210103", "3306**********0103"},
+		{"groups of four", "3306 0219 8510 2101 03", "3306**********0103"},
+		{"6-8-4 ending in X", "110105 19491231 002X.", "1101**********002X."},
+		{"separators mixed", "330602-19851021 0103", "3306**********0103"},
+		{"legacy 6-6-3", "old 230102 900101 123", "old 2301*******1123"},
+		{"full-width digits", "核查３３０６０２１９８５１０２１０１０３的申请", "核查3306**********0103的申请"},
+		{"full-width X", "１１０１０５１９４９１２３１００２Ｘ", "1101**********002X"},
+		{"full-width lower x", "１１０１０５１９４９１２３１００２ｘ", "1101**********002x"},
+		{"full-width, separated", "３３０６０２－１９８５１０２１－０１０３", "3306**********0103"},
+		{"ideographic space", "３３０６０２　１９８５１０２１　０１０３", "3306**********0103"},
+		{"mixed widths", "330602１９８５１０２１0103", "3306**********0103"},
+		{"after a phone number", "tel 13812345678 330602 19851021 0103", "tel 13812345678 3306**********0103"},
+		{"plain ID then a number", "330602198510210103 1234", "3306**********0103 1234"},
+		{"6-8-4 ending in lower x", "110105-19491231-002x", "1101**********002x"},
+		// An unbroken run is masked whether or not it is a valid ID.
+		{"plain, wrong check character", "id 330602198510210104", "id 3306**********0104"},
+		{"full-width, wrong check character", "３３０６０２１９８５１０２１０１０４", "3306**********0104"},
+
+		// Numbers that are not IDs stay as they are.
+		{"phone, grouped", "call 138 1234 5678 or 138-1234-5678", "call 138 1234 5678 or 138-1234-5678"},
+		{"phone, plain", "call 13812345678", "call 13812345678"},
+		{"two phones", "13812345678 13987654321", "13812345678 13987654321"},
+		{"landline", "0571-8888 8888 ext 123", "0571-8888 8888 ext 123"},
+		{"dates", "2024-01-15 2024-01-16 2024-01-17", "2024-01-15 2024-01-16 2024-01-17"},
+		{"full-width short number", "案号２０２６－０１７", "案号２０２６－０１７"},
+		{"double separators", "330602  19851021  0103", "330602  19851021  0103"},
+		{"17 digits grouped", "330602-19851021-010", "330602-19851021-010"},
+		{"X not at the end", "330602-1985102X-0103", "330602-1985102X-0103"},
+		{"other separators", "330602/19851021/0103 330602.19851021.0103", "330602/19851021/0103 330602.19851021.0103"},
+		{"bank card 4-4-4-4-3", "6222 0212 3456 7890 123", "6222 0212 3456 7890 123"},
+		// Separated groups in an ID's written form, but no plausible ID:
+		// the check character or the birth date is wrong.
+		{"county and address code", "codes 230102 230102001001", "codes 230102 230102001001"},
+		{"offsets", "offsets [123456 123456789012]", "offsets [123456 123456789012]"},
+		{"case number, dashed date", "case 230102-2026-12-04-0001", "case 230102-2026-12-04-0001"},
+		{"business number", "event HS-230102-20240301-0001 missing", "event HS-230102-20240301-0001 missing"},
+		{"date and serials in fours", "2026 1204 2210 0000 12", "2026 1204 2210 0000 12"},
+		{"6-8-4, wrong check character", "330602-19851021-0104", "330602-19851021-0104"},
+		{"6-8-4, born in the future", "230102-20301231-0016", "230102-20301231-0016"},
+		{"6-6-3, no such date", "230102 901301 123", "230102 901301 123"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -305,4 +352,21 @@ func TestMaskText(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzMaskText: any text is safe to mask (no panic, valid UTF-8 stays
+// valid), and masking twice changes nothing more.
+func FuzzMaskText(f *testing.F) {
+	for _, s := range []string{"330602-19851021-0103", "１１０１０５１９４９１２３１００２Ｘ", "110105-19491231-002-X", "1\xef\xbc", "0 0-0\u30000"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got := MaskText(s)
+		if utf8.ValidString(s) && !utf8.ValidString(got) {
+			t.Errorf("MaskText(%q) = %q, not UTF-8", s, got)
+		}
+		if again := MaskText(got); again != got {
+			t.Errorf("MaskText(%q) = %q, masked again %q", s, got, again)
+		}
+	})
 }

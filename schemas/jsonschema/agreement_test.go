@@ -276,8 +276,8 @@ func withCheck(first17 string) string { return first17 + string(citizenid.CheckC
 // the decoder accept, and ones both reject.
 func samples(kind, prop string) (valid, invalid []any) {
 	text := func(n int) ([]any, []any) {
-		return []any{"x", strings.Repeat("x", n), "办理-1"},
-			[]any{strings.Repeat("x", n+1), "a\tb", "a\u0000b", "a\u007fb"}
+		return []any{"x", strings.Repeat("x", n), "办理-1", "a\u00a0b"},
+			[]any{strings.Repeat("x", n+1), "a\tb", "a\u0000b", "a\u007fb", "a\u0085b", "a\u009fb"}
 	}
 	switch kind {
 	case "date":
@@ -303,7 +303,7 @@ func samples(kind, prop string) (valid, invalid []any) {
 		return []any{"93440304MA5FXW7G24", "91350100M000100Y43"},
 			[]any{"91230102MA1B2C3D4", "91230102MA1B2C3D4I", "91230102MA1B2C3D466", "91230102ma1b2c3d46"}
 	case "name":
-		return []any{"阿依古丽·买买提", strings.Repeat("汉", 64), "A"}, []any{strings.Repeat("汉", 65), "张\n伟", "\u007f"}
+		return []any{"阿依古丽·买买提", strings.Repeat("汉", 64), "A"}, []any{strings.Repeat("汉", 65), "张\n伟", "\u007f", "张\u0085伟", "\u0080"}
 	case "text32":
 		return text(32)
 	case "text64":

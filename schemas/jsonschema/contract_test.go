@@ -193,7 +193,7 @@ func TestAsyncAPIChannels(t *testing.T) {
 			for h := range hs.(map[string]any) {
 				got = append(got, h)
 			}
-			want := []string{ingest.HeaderReason, ingest.HeaderField, ingest.HeaderError, ingest.HeaderTopic, ingest.HeaderPartition, ingest.HeaderOffset, ingest.HeaderDropped}
+			want := []string{ingest.HeaderReason, ingest.HeaderField, ingest.HeaderError, ingest.HeaderTopic, ingest.HeaderPartition, ingest.HeaderOffset, ingest.HeaderDropped, ingest.HeaderReplayOf}
 			if !slices.Equal(sorted(got), sorted(want)) {
 				t.Errorf("DLQ headers %v, want %v", got, want)
 			}

@@ -2,6 +2,7 @@ package jsonschema
 
 import (
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"os"
 	"sort"
@@ -146,6 +147,42 @@ func TestEnvelopeMemberNamesAgree(t *testing.T) {
 			}
 			if !tc.ok && schemas.ReasonOf(goErr) != schemas.ReasonNotCloudEvent {
 				t.Errorf("decoder: %v, want not_cloudevent", goErr)
+			}
+		})
+	}
+}
+
+// TestEnvelopeIDControlsAgree: the envelope schema's id pattern and the
+// decoder refuse the same control characters, C0, DEL and C1 (U+0080–
+// U+009F, NEL among them), and both take the characters around them.
+func TestEnvelopeIDControlsAgree(t *testing.T) {
+	v := validator(t)
+	tests := []struct {
+		id string
+		ok bool
+	}{
+		{"e-1", true},
+		{"a\u00a0b", true}, // no-break space, the first character after C1
+		{"办理-1", true},
+		{"a\u0000b", false},
+		{"a\u001fb", false},
+		{"a\u007fb", false},
+		{"a\u0080b", false},
+		{"a\u0085b", false},
+		{"a\u009fb", false},
+	}
+	for _, tc := range tests {
+		t.Run(fmt.Sprintf("%+q", tc.id), func(t *testing.T) {
+			id, _ := json.Marshal(tc.id)
+			value := []byte(strings.Replace(string(envelope(schemas.HukouCancelled, []byte(`{"reason":"death"}`))), `"id":"x-1"`, `"id":`+string(id), 1))
+			schemaErr := v.ValidateEvent(value)
+			_, goErr := schemas.Decode(schemas.Input{Value: value, Now: decodeNow})
+			if (schemaErr == nil) != tc.ok || (goErr == nil) != tc.ok {
+				t.Fatalf("%s: schema: %v, decoder: %v; want both to accept: %v", value, schemaErr, goErr, tc.ok)
+			}
+			var re *schemas.RejectError
+			if !tc.ok && (!asReject(goErr, &re) || re.Reason != schemas.ReasonNotCloudEvent || re.Field != "id") {
+				t.Errorf("decoder: %v, want not_cloudevent on id", goErr)
 			}
 		})
 	}

@@ -1,0 +1,84 @@
+package schemas
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDecodeTimeInChinaStandardTime: whatever offset a department writes,
+// the decoded event's time is the same instant, with its sub-second digits
+// to the microsecond, in the fixed +08:00 zone, so that history, provenance
+// and notifications read the same on every store. Summer 1988 is the
+// check that the zone is fixed: Asia/Shanghai would give +09:00 then.
+func TestDecodeTimeInChinaStandardTime(t *testing.T) {
+	base := env("tax", "tax.business_deregistered", validID, `{"business_id":"91350100M000100Y43"}`)
+	tests := []struct {
+		sent, want string
+	}{
+		{"2026-02-28T16:00:00Z", "2026-03-01T00:00:00+08:00"},
+		{"2026-03-01T00:00:00+08:00", "2026-03-01T00:00:00+08:00"},
+		{"2026-02-28T11:00:00-05:00", "2026-03-01T00:00:00+08:00"},
+		{"2026-02-28T16:00:00-00:00", "2026-03-01T00:00:00+08:00"},
+		{"2026-02-28T16:00:00.123456789Z", "2026-03-01T00:00:00.123456+08:00"},
+		{"2026-02-28T16:00:00.5Z", "2026-03-01T00:00:00.5+08:00"},
+		{"1988-07-01T01:00:00Z", "1988-07-01T09:00:00+08:00"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.sent, func(t *testing.T) {
+			value := strings.Replace(base, "2026-03-01T00:00:00+08:00", tc.sent, 1)
+			ev, err := Decode(Input{Topic: Topic(Tax), Key: []byte(validID), Value: []byte(value), Now: fixedNow})
+			if err != nil {
+				t.Fatalf("Decode: %v", err)
+			}
+			if got := ev.Time.Format(time.RFC3339Nano); got != tc.want {
+				t.Errorf("Decode: time %s, want %s", got, tc.want)
+			}
+			if ev.Time.Location() != CST() {
+				t.Errorf("Decode: time in %v, want schemas.CST()", ev.Time.Location())
+			}
+			// The reference decoder agrees.
+			std, err := decodeStd(Input{Topic: Topic(Tax), Key: []byte(validID), Value: []byte(value), Now: fixedNow})
+			if err != nil {
+				t.Fatalf("decodeStd: %v", err)
+			}
+			if got := std.Time.Format(time.RFC3339Nano); got != tc.want {
+				t.Errorf("decodeStd: time %s, want %s", got, tc.want)
+			}
+			// What the hub writes reads back unchanged.
+			b, err := Encode(ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(b), `"time":"`+tc.want+`"`) {
+				t.Errorf("Encode: %s, want time %s", b, tc.want)
+			}
+		})
+	}
+}
+
+// TestCSTIsFixed: the zone is a fixed +08:00 at every date, and a time in
+// it reads back from its RFC 3339 text as the same value.
+func TestCSTIsFixed(t *testing.T) {
+	for _, at := range []time.Time{
+		time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(1988, 7, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(1991, 8, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC),
+	} {
+		in := at.In(CST())
+		if _, off := in.Zone(); off != 8*3600 {
+			t.Errorf("%s in CST(): offset %+d, want +28800", at.Format(time.DateOnly), off)
+		}
+		// Where the local zone is +08:00 at that instant, time.Time's
+		// UnmarshalJSON gives time.Local instead of a nameless zone.
+		if _, local := at.In(time.Local).Zone(); local == 8*3600 {
+			continue
+		}
+		var back time.Time
+		if b, err := in.MarshalJSON(); err != nil || back.UnmarshalJSON(b) != nil || !reflect.DeepEqual(back, in) {
+			t.Errorf("%s in CST() does not read back from its JSON as the same value: %v", in.Format(time.RFC3339Nano), back)
+		}
+	}
+}
