@@ -43,9 +43,32 @@ var affectedAll = func() map[schemas.Type][]schemas.Section {
 	return m
 }()
 
-// Affected returns the sections an event of type t may change. The slice
-// is shared: callers must not modify it.
+// Affected returns the sections an event of type t writes, and status and
+// anomalies. The slice is shared: callers must not modify it.
 func Affected(t schemas.Type) []schemas.Section { return affectedAll[t] }
+
+// ends lists the sections an event type can change without writing them:
+// a death, and a hukou cancelled for death or emigration, end the
+// residence permits (permitEndingCancellations). A registration can too,
+// in a state stored before cancellation points carried their reason: it
+// replaces the lifecycle register the reason is then read from
+// (cancellationReason). Their data carries no permit's fields, so
+// Affected leaves them out.
+var ends = map[schemas.Type][]schemas.Section{
+	schemas.HukouCancelled:  {schemas.SecResidencePermits},
+	schemas.DeathCertified:  {schemas.SecResidencePermits},
+	schemas.HukouRegistered: {schemas.SecResidencePermits},
+}
+
+// changeable lists, per type, every section a merge compares before and
+// after an event of the type: affects, ends, status and anomalies.
+var changeable = func() map[schemas.Type][]schemas.Section {
+	m := make(map[schemas.Type][]schemas.Section, len(affects))
+	for t, secs := range affects {
+		m[t] = append(append(append([]schemas.Section(nil), secs...), ends[t]...), schemas.SecStatus, schemas.SecAnomalies)
+	}
+	return m
+}()
 
 func regMap[V any](m *map[string]*Reg[V], key string) *Reg[V] {
 	if *m == nil {
@@ -76,12 +99,6 @@ func (s *State) apply(ev *schemas.Event) {
 	at := Stamp{T: ev.Time, Src: ev.Source, ID: ev.ID}
 	if s.First.IsZero() || ev.Time.Before(s.First) {
 		s.First = ev.Time
-	}
-	for _, sec := range affects[ev.Type] {
-		if ev.Type == schemas.EducationGraduated {
-			continue // see educationProvenance
-		}
-		s.touch(sec, at)
 	}
 	s.track(ev, at)
 	switch d := ev.Payload.(type) {
@@ -139,6 +156,7 @@ func (s *State) apply(ev *schemas.Event) {
 			line := entry(&s.Insurances, name)
 			line.Months, _ = addMonth(line.Months, d.Month)
 		}
+		s.touch(provPaid, at)
 	case *schemas.InsuranceTerminatedData:
 		for _, name := range d.Insurances {
 			entry(&s.Insurances, name).Terminated.set(ptr(d.End), at)
@@ -153,7 +171,6 @@ func (s *State) apply(ev *schemas.Event) {
 		if s.outranks(d, at) {
 			s.Graduation = Reg[graduation]{V: &graduation{Level: d.Level, Institution: d.Institution, Date: d.Date}, At: at}
 		}
-		s.educationProvenance()
 	case *schemas.PropertyRegisteredData:
 		regMap(&s.Owned, d.PropertyID).set(&property{Address: d.AddressCode}, at)
 	case *schemas.PropertyTransferredData:
@@ -171,26 +188,6 @@ func (s *State) apply(ev *schemas.Event) {
 	case *schemas.MarriageDivorcedData:
 		s.Marital.set(&marital{Status: codes.MaritalDivorced}, at)
 	}
-}
-
-// educationProvenance names, as the education section's provenance, the
-// latest of the events it shows: the graduation it keeps and the
-// enrolments. A lower graduation, later or not, is not shown, so it is not
-// named; and the result does not depend on the order events arrived in.
-func (s *State) educationProvenance() {
-	latest := s.Graduation.At
-	for _, reg := range s.Enrolments {
-		if reg.At.After(latest) {
-			latest = reg.At
-		}
-	}
-	if latest.IsZero() {
-		return
-	}
-	if s.Prov == nil {
-		s.Prov = map[schemas.Section]Stamp{}
-	}
-	s.Prov[schemas.SecEducation] = latest
 }
 
 // outranks reports whether graduation d, of at, replaces the one s shows.
@@ -212,11 +209,12 @@ func higher(a graduation, aAt Stamp, b graduation, bAt Stamp) bool {
 	return aAt.After(bAt)
 }
 
-func (s *State) touch(sec schemas.Section, at Stamp) {
+// touch keeps in s.Prov[key] the latest stamp it is given.
+func (s *State) touch(key schemas.Section, at Stamp) {
 	if s.Prov == nil {
 		s.Prov = map[schemas.Section]Stamp{}
 	}
-	if cur, ok := s.Prov[sec]; !ok || at.After(cur) {
-		s.Prov[sec] = at
+	if cur, ok := s.Prov[key]; !ok || at.After(cur) {
+		s.Prov[key] = at
 	}
 }

@@ -193,7 +193,7 @@ func batchShard(loaded map[citizenid.ID]*State, in []*hub.Input, now time.Time) 
 
 func (out *Outcome) apply(st *State, in *hub.Input, now time.Time) {
 	ev := &in.Event
-	secs := Affected(ev.Type)
+	secs := changeable[ev.Type]
 	// Status and anomalies depend on a few registers only; skip deriving
 	// them when this event cannot touch those.
 	life := lifecycleTypes[ev.Type]
@@ -292,8 +292,8 @@ func (out *Outcome) apply(st *State, in *hub.Input, now time.Time) {
 		// again (a registration's time may be decades earlier).
 		deathText := timeText
 		if at := st.deathAt(); !at.IsZero() && (at.Src != ev.Source || at.ID != ev.ID) {
-			n.Time = at.T
-			deathText = at.T.AppendFormat(nil, time.RFC3339Nano)
+			n.Time = at.T.In(schemas.CST()) // a state stored before times were kept in CST
+			deathText = n.Time.AppendFormat(nil, time.RFC3339Nano)
 		}
 		out.notify(schemas.DeathSubject(addr), n, digest, deathText, in.Trace, now)
 	}

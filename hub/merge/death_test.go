@@ -1,6 +1,7 @@
 package merge
 
 import (
+	"encoding/json"
 	"reflect"
 	"strings"
 	"testing"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/schemas"
+	"github.com/pophub/pophub/schemas/citizenid"
 )
 
 // announced is one pop.death notification as a subscriber reads it.
@@ -166,4 +168,36 @@ func TestTerminationShowsOnlyInsurancesHeld(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDeathAnnouncedAgainInCST: a death announced again from a state
+// stored before event times were kept in China Standard Time (its stamp
+// in the offset the department wrote) carries the time in +08:00, as
+// every other notification does.
+func TestDeathAnnouncedAgainInCST(t *testing.T) {
+	p := id(t, male)
+	states, _ := run([]hub.Input{ev(t, schemas.DeathCertified, p, "d-1", "2025-03-01T02:00:00Z",
+		map[string]any{"date_of_death": "2025-02-28", "certificate_no": "D1"})})
+	b, err := json.Marshal(states[p])
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := strings.ReplaceAll(string(b), "2025-03-01T10:00:00+08:00", "2025-03-01T02:00:00Z") // as an earlier release stored it
+	if stored == string(b) {
+		t.Fatalf("the state holds no +08:00 stamp to rewrite: %s", b)
+	}
+	var st State
+	if err := json.Unmarshal([]byte(stored), &st); err != nil {
+		t.Fatal(err)
+	}
+	o := Batch(map[citizenid.ID]*State{p: &st}, []hub.Input{registered(t, p, "r-1", "2020-01-01T08:00:00+08:00", "230102001001", "1", "1990-01-01")}, now)
+	for _, e := range o.Outbox {
+		if strings.HasPrefix(e.Subject, "pop.death.") {
+			if !strings.Contains(string(e.Body), `"time":"2025-03-01T10:00:00+08:00"`) {
+				t.Errorf("death notification %s: %s; want time 2025-03-01T10:00:00+08:00", e.Subject, e.Body)
+			}
+			return
+		}
+	}
+	t.Fatal("no death notification announced again")
 }

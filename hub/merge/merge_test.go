@@ -459,8 +459,10 @@ func TestRules(t *testing.T) {
 				ev(t, schemas.RentalEnded, p, "hs-5", "2021-12-31T00:00:00+08:00", map[string]any{"lease_id": "L1", "end": "2021-12-31"}),
 				ev(t, schemas.BusinessRegistered, p, "tx-1", "2022-01-01T00:00:00+08:00", map[string]any{"business_id": emp, "region": "230102"}),
 				ev(t, schemas.ResidencePermitIssued, p, "ps-9", "2022-01-01T00:00:00+08:00", map[string]any{"city_code": "330602", "address_code": "330602001004", "basis": "employment", "valid_until": "2027-01-01"}),
-				ev(t, schemas.ResidencePermitIssued, p, "ps-10", "2022-02-01T00:00:00+08:00", map[string]any{"city_code": "430102", "address_code": "430102001001", "basis": "study"}),
-				ev(t, schemas.ResidencePermitRevoked, p, "ps-11", "2023-02-01T00:00:00+08:00", map[string]any{"city_code": "430102"}),
+				// Issued and revoked before the 330602 permit: a permit issued
+				// in another city after it would end it (PermitSpans).
+				ev(t, schemas.ResidencePermitIssued, p, "ps-10", "2021-02-01T00:00:00+08:00", map[string]any{"city_code": "430102", "address_code": "430102001001", "basis": "study"}),
+				ev(t, schemas.ResidencePermitRevoked, p, "ps-11", "2021-08-01T00:00:00+08:00", map[string]any{"city_code": "430102"}),
 			},
 			check: func(t *testing.T, r hub.Record, last Outcome) {
 				wantH := hub.Housing{Owned: []hub.Property{{PropertyID: "P2", AddressCode: "230102001001", Since: "2022-02-01"}},

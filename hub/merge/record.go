@@ -69,18 +69,106 @@ func (s *State) Record() hub.Record {
 	for _, sec := range schemas.Sections {
 		s.fill(&r, sec)
 	}
-	if len(s.Prov) > 0 {
-		r.Provenance = map[string]hub.Provenance{}
-		for sec, at := range s.Prov {
-			if present(&r, sec) {
-				r.Provenance[string(sec)] = hub.Provenance{Source: at.Src, EventID: at.ID, Time: at.T}
-			}
+	for _, sec := range schemas.Sections {
+		if !present(&r, sec) {
+			continue
 		}
-		if len(r.Provenance) == 0 {
-			r.Provenance = nil
+		if at := s.provenance(sec); !at.IsZero() {
+			if r.Provenance == nil {
+				r.Provenance = map[string]hub.Provenance{}
+			}
+			r.Provenance[string(sec)] = hub.Provenance{Source: at.Src, EventID: at.ID, Time: at.T.In(schemas.CST())} // states stored before times were kept in CST too
 		}
 	}
 	return r
+}
+
+// provPaid is the key in State.Prov of the latest contribution's stamp:
+// contributions add months to a set and keep no stamp of their own.
+const provPaid schemas.Section = "contribution"
+
+// provenance is the stamp of the event a section's current state comes
+// from: the latest of the events whose data the section shows. An event
+// that showed nothing (a termination of an insurance never held, an end
+// of a contract never started, a revocation of a permit never held) is
+// not named, nor is one the section no longer shows (a lower graduation, a
+// permit another city's replaced, a property transferred); and as it is
+// derived from the merged state, it does not depend on arrival order.
+func (s *State) provenance(sec schemas.Section) Stamp {
+	var latest Stamp
+	see := func(at Stamp) {
+		if at.After(latest) {
+			latest = at
+		}
+	}
+	seeReg := func(v bool, at Stamp) {
+		if v {
+			see(at)
+		}
+	}
+	switch sec {
+	case schemas.SecIdentity:
+		seeReg(s.Name.V != nil, s.Name.At)
+		seeReg(s.Gender.V != nil, s.Gender.At)
+		seeReg(s.BirthDate.V != nil, s.BirthDate.At)
+		seeReg(s.Ethnicity.V != nil, s.Ethnicity.At)
+	case schemas.SecHukou:
+		seeReg(s.Location.V != nil, s.Location.At)
+		seeReg(s.Household.V != nil, s.Household.At)
+	case schemas.SecResidencePermits:
+		for _, c := range s.currentPermits() {
+			see(c.at)
+		}
+	case schemas.SecMarital:
+		seeReg(s.Marital.V != nil, s.Marital.At)
+	case schemas.SecEducation:
+		// The graduation kept (the highest, not the latest) and the
+		// enrolments.
+		seeReg(s.Graduation.V != nil, s.Graduation.At)
+		for _, reg := range s.Enrolments {
+			seeReg(reg.V != nil, reg.At)
+		}
+	case schemas.SecEmployment:
+		for _, c := range s.Contracts {
+			if c.Started.V == nil {
+				continue // an end without its start is not shown
+			}
+			see(c.Started.At)
+			// An end that repeats the end its start carried shows nothing new.
+			seeReg(c.Ended.V != nil && !endedBefore(c.Started.At, c.Ended.At) && *c.Ended.V != c.Started.V.End, c.Ended.At)
+		}
+	case schemas.SecSocialInsurance:
+		seeReg(s.Scheme.V != nil, s.Scheme.At)
+		seeReg(s.SIRegion.V != nil, s.SIRegion.At)
+		for _, line := range s.Insurances {
+			if line.Enrolled.V == nil && len(line.Months) == 0 {
+				continue // only terminated: not shown
+			}
+			seeReg(line.Enrolled.V != nil, line.Enrolled.At)
+			seeReg(line.Terminated.V != nil && !endedBefore(line.Enrolled.At, line.Terminated.At), line.Terminated.At)
+		}
+		see(s.Prov[provPaid])
+		// A state stored before provenance was derived from what a section
+		// shows keeps no contribution stamp; its per-section entry named
+		// the latest social-insurance event, contributions included.
+		see(s.Prov[schemas.SecSocialInsurance])
+	case schemas.SecHousing:
+		for _, reg := range s.Owned {
+			seeReg(reg.V != nil, reg.At)
+		}
+		for _, r := range s.Rentals {
+			if r.Started.V == nil {
+				continue
+			}
+			see(r.Started.At)
+			seeReg(r.Ended.V != nil && !endedBefore(r.Started.At, r.Ended.At) && *r.Ended.V != r.Started.V.End, r.Ended.At)
+		}
+	case schemas.SecTax:
+		for _, reg := range s.Businesses {
+			seeReg(reg.V != nil, reg.At)
+		}
+	}
+	return latest
 }
 
 // sectionOf returns one section of a record; nil-valued when absent.
@@ -151,11 +239,9 @@ func (s *State) fill(r *hub.Record, sec schemas.Section) {
 			}
 		}
 	case schemas.SecResidencePermits:
-		for city, reg := range s.Permits {
-			if p, ok := reg.get(); ok {
-				r.ResidencePermits = append(r.ResidencePermits, hub.ResidencePermit{CityCode: city, AddressCode: p.Address,
-					Basis: p.Basis, Since: day(reg.At.T), ValidUntil: p.ValidUntil})
-			}
+		for _, c := range s.currentPermits() {
+			r.ResidencePermits = append(r.ResidencePermits, hub.ResidencePermit{CityCode: c.code, AddressCode: c.p.Address,
+				Basis: c.p.Basis, Since: day(c.at.T), ValidUntil: c.p.ValidUntil})
 		}
 		sort.Slice(r.ResidencePermits, func(i, j int) bool { return r.ResidencePermits[i].CityCode < r.ResidencePermits[j].CityCode })
 	case schemas.SecMarital:
@@ -294,11 +380,15 @@ func (s *State) anomalies() []hub.Anomaly {
 	if s.Registered.IsZero() && !s.First.IsZero() {
 		out = append(out, hub.Anomaly{Kind: hub.AnomalyUnregistered, Since: day(s.First)})
 	}
+	// The mismatch has lasted at least since the earlier of the
+	// disagreeing fields took its value: while either disagrees it is
+	// open. A field corrected from one wrong value to another counts from
+	// the correction, as the registers keep no earlier values.
 	var since Stamp
 	if b, ok := s.BirthDate.get(); ok && b != idBirthDate(s.ID) {
 		since = s.BirthDate.At
 	}
-	if g, ok := s.Gender.get(); ok && (g == "1" || g == "2") && g != s.ID.Gender() && s.Gender.At.After(since) {
+	if g, ok := s.Gender.get(); ok && (g == "1" || g == "2") && g != s.ID.Gender() && (since.IsZero() || since.After(s.Gender.At)) {
 		since = s.Gender.At
 	}
 	if !since.IsZero() {

@@ -162,8 +162,10 @@ type State struct {
 	// timelines, for statistics as of any date (timeline.go).
 	HukouLine  []point `json:"hkl,omitempty"`
 	PermitLine []point `json:"pml,omitempty"`
-	// Prov holds, per section, the stamp of the latest event of the
-	// section's source that touched it.
+	// Prov holds the stamps provenance needs beyond the registers': the
+	// latest contribution's, under provPaid. States stored before
+	// provenance was derived from what each section shows also hold, per
+	// section, the latest event that named it; those are not read.
 	Prov map[schemas.Section]Stamp `json:"prov,omitempty"`
 }
 

@@ -78,7 +78,10 @@ func (s *State) track(ev *schemas.Event, at Stamp) {
 // the registered population, each at its 12-digit hukou address: from a
 // registration, moving on a migration's effective date, ending on death or
 // cancellation; a registration after a cancellation restores the count.
-// Days are China Standard Time dates of the events' effective times; a
+// Days are China Standard Time dates of the events' effective times,
+// except death, which ends the count on the certified date of death
+// (deathDay): a certificate is issued days after the death, and a person
+// who died on 30 December is not alive on the year-end reference day. A
 // span's To is "" while it lasts. Steps on one day leave only that day's
 // final state. Death is final.
 func (s *State) Registrations() []hub.Interval {
@@ -101,78 +104,237 @@ func (s *State) Registrations() []hub.Interval {
 		}
 		steps = append(steps, step{day(p.At.T), code})
 	}
-	return intervals(steps)
+	return intervals(endBy(steps, s.deathDay()))
+}
+
+// deathDay is the day from which death ends the person's timelines: the
+// certified date of death (of the latest certificate, so a correction
+// counts), but no later than the day the first certificate took effect,
+// from which death was on record; that day when the certificate carries
+// no usable date. It is "" when no death is certified. The date comes from
+// the death register rather than the timeline point, so states stored
+// before this rule need no migration, only their counters recounting.
+func (s *State) deathDay() string {
+	first := ""
+	for _, p := range s.HukouLine {
+		if p.Kind == pointDied {
+			first = day(p.At.T)
+			break
+		}
+	}
+	if first == "" {
+		return ""
+	}
+	if d, ok := s.Death.get(); ok {
+		if _, err := time.Parse(time.DateOnly, d.Date); err == nil && d.Date < first {
+			return d.Date
+		}
+	}
+	return first
+}
+
+// endBy cuts steps (in day order) at day d: the steps of d and later give
+// way to one step counting nowhere from d, as death, which is final, does.
+// With d "" the steps are returned as they are.
+func endBy(steps []step, d string) []step {
+	if d == "" {
+		return steps
+	}
+	i := 0
+	for i < len(steps) && steps[i].day < d {
+		i++
+	}
+	return append(steps[:i:i], step{d, ""})
 }
 
 // PermitSpans returns the spans of days in which the person holds a residence
-// permit, per city code: from an issue's day until the day after its
+// permit, per city: from an issue's day until the day after its
 // valid_until, carried on by a renewal (a later issue in the city) made by
 // then and resumed by one made later. A revocation ends the permit, and so
 // do death, which is final as for the registration, and a cancellation of
-// the hukou that permitEndingCancellations names. Days are China Standard
-// Time dates of the events' effective times; steps on one day leave only
-// that day's final state, as in Registrations.
+// the hukou that permitEndingCancellations names. Neither lets a permit
+// issued later be held: a deceased person holds none, and one whose
+// hukou was cancelled for death or emigration holds none until a
+// registration restores the hukou (a cancellation for death may be all
+// the hub hears of a death, so it bars later issues as a certificate
+// does). Days are China Standard Time dates of the events' effective
+// times, death's the certified date of death (deathDay); steps on one day
+// leave only that day's final state, as in Registrations.
+//
+// A permit is the city's, whichever of its codes the department wrote:
+// city_code accepts a county (230102) as well as the city (230100), so
+// the timeline is keyed by the 4-digit city (permitCity) and every span
+// carries the city written in six digits, as the counters and the API
+// read it. A revocation written 230102 thus ends a permit issued as
+// 230100. The points keep the codes as written, so stored states need no
+// migration.
+//
+// A person lives in one place: a permit issued in another city ends the
+// permit held in the previous one on the new permit's issue day, whether
+// or not the old one is ever revoked, so that a holder who moves is
+// counted in one city (and once in a province) rather than in both until
+// the old permit lapses.
 func (s *State) PermitSpans() []hub.Interval {
 	if len(s.PermitLine) == 0 {
 		return nil
 	}
-	byCity := map[string][]step{}
-	ends := map[string]string{} // of each permit held: the first day it no longer covers, "" for none
-	end := func(city, d string) {
-		byCity[city] = append(byCity[city], step{d, ""})
-		delete(ends, city)
+	w := s.walkPermits(true)
+	w.expireBy("9999-12-31") // the validity ends still ahead
+	cities := make([]string, 0, len(w.byCity))
+	for c := range w.byCity {
+		cities = append(cities, c)
 	}
-	// expireBy ends the permits whose validity ran out by day d.
-	expireBy := func(d string) {
-		for city, e := range ends {
-			if e != "" && e <= d {
-				end(city, e)
-			}
+	slices.Sort(cities)
+	var out []hub.Interval
+	dies := s.deathDay()
+	for _, c := range cities {
+		out = append(out, intervals(endBy(w.byCity[c], dies))...)
+	}
+	return out
+}
+
+// permitWalk is a replay of the permit timeline, interleaved with the
+// registration timeline's deaths and cancellations, by the rules
+// PermitSpans states.
+type permitWalk struct {
+	byCity map[string][]step // by permitCity
+	// held holds, by permitCity, the permits still held after the
+	// steps walked, each with the issue that holds it and the first day
+	// it no longer covers ("" for none).
+	held map[string]heldPermit
+}
+
+type heldPermit struct {
+	issue point
+	end   string
+}
+
+func (w *permitWalk) end(city, d string) {
+	w.byCity[city] = append(w.byCity[city], step{d, ""})
+	delete(w.held, city)
+}
+
+// expireBy ends the permits whose validity ran out by day d.
+func (w *permitWalk) expireBy(d string) {
+	for city, h := range w.held {
+		if h.end != "" && h.end <= d {
+			w.end(city, h.end)
 		}
 	}
-	dead := false
+}
+
+// walkPermits replays the timelines. With expire false, a permit's
+// valid_until does not end it as later days pass (a permit issued already
+// expired is still not held): that is the walk the golden record reads,
+// which does not depend on the day it is read.
+func (s *State) walkPermits(expire bool) *permitWalk {
+	w := &permitWalk{byCity: map[string][]step{}, held: map[string]heldPermit{}}
+	// dead is final. barred is a hukou cancelled for death or emigration:
+	// the person can hold no permit until the hukou is restored or they
+	// register again, so an issue in between is not held, just as one
+	// after a certified death is not; a cancellation for death may be all
+	// the hub hears of a death.
+	dead, barred := false, false
 	hukou, permits := s.HukouLine, s.PermitLine
 	for len(hukou) > 0 || len(permits) > 0 {
 		if len(permits) == 0 || len(hukou) > 0 && permits[0].At.After(hukou[0].At) {
 			p := hukou[0]
 			hukou = hukou[1:]
 			d := day(p.At.T)
-			expireBy(d)
-			if p.Kind == pointDied || p.Kind == pointCancelled && permitEndingCancellations[s.cancellationReason(p)] {
-				for city := range ends {
-					end(city, d)
+			if expire {
+				w.expireBy(d)
+			}
+			switch {
+			case p.Kind == pointRegistered:
+				barred = false
+			case p.Kind == pointDied || p.Kind == pointCancelled && permitEndingCancellations[s.cancellationReason(p)]:
+				for city := range w.held {
+					w.end(city, d)
 				}
 				dead = dead || p.Kind == pointDied
+				barred = true
 			}
 			continue
 		}
 		p := permits[0]
 		permits = permits[1:]
 		d := day(p.At.T)
-		expireBy(d)
-		if p.Kind != pointPermit || dead {
-			end(p.Code, d)
+		city := permitCity(p.Code)
+		if expire {
+			w.expireBy(d)
+		}
+		if p.Kind != pointPermit || dead || barred {
+			w.end(city, d)
 			continue
 		}
 		e := dayAfter(s.permitUntil(p))
 		if e != "" && e <= d {
-			end(p.Code, d) // issued already expired
+			w.end(city, d) // issued already expired
 			continue
 		}
-		byCity[p.Code] = append(byCity[p.Code], step{d, p.Code})
-		ends[p.Code] = e
+		for other := range w.held {
+			if other != city {
+				w.end(other, d) // moved: the new city's permit replaces it
+			}
+		}
+		w.byCity[city] = append(w.byCity[city], step{d, city})
+		w.held[city] = heldPermit{issue: p, end: e}
 	}
-	expireBy("9999-12-31") // the validity ends still ahead
-	cities := make([]string, 0, len(byCity))
-	for c := range byCity {
-		cities = append(cities, c)
+	return w
+}
+
+// currentPermits returns the residence permits the golden record lists:
+// those PermitSpans has not ended by the person's latest known step, so
+// that a permit superseded by one issued in another city, revoked, or
+// ended by death or by the hukou's cancellation for emigration is no longer
+// listed. Each is given as its latest issue wrote it, with the stamp of
+// that issue. A valid_until passing is not applied: the record does not
+// depend on the day it is read, and shows valid_until for the reader to
+// judge.
+func (s *State) currentPermits() []currentPermit {
+	if len(s.PermitLine) == 0 {
+		// A state stored before the permit timeline existed: its
+		// registers are all there is.
+		var out []currentPermit
+		for city, reg := range s.Permits {
+			if p, ok := reg.get(); ok {
+				out = append(out, currentPermit{city, p, reg.At})
+			}
+		}
+		return out
 	}
-	slices.Sort(cities)
-	var out []hub.Interval
-	for _, c := range cities {
-		out = append(out, intervals(byCity[c])...)
+	var out []currentPermit
+	for _, h := range s.walkPermits(false).held {
+		if reg := s.Permits[h.issue.Code]; reg != nil && reg.V != nil {
+			out = append(out, currentPermit{h.issue.Code, *reg.V, reg.At})
+		}
 	}
 	return out
+}
+
+type currentPermit struct {
+	code string // as the issue wrote it
+	p    permit
+	at   Stamp
+}
+
+// permitCity is the city of a permit's city_code as the spans carry it:
+// its 4-digit city written in six digits (230102 and 230100 are both
+// 230100), the code a city-wide region has in the region table's
+// six-digit form and the one the statistics API maps to the city
+// (tableCode in hub/api). A county-level city its province administers
+// directly (its "city" the placeholder xx90, 省直辖县级行政区划: 仙桃市
+// 429004) is a city of its own and keeps its code: its permits are its
+// own, counted under it and summed in the placeholder. A code too short to
+// name a city is kept as it is (validation lets none through).
+func permitCity(code string) string {
+	if len(code) < 4 {
+		return code
+	}
+	if code[2:4] == "90" && len(code) >= 6 {
+		return code[:6]
+	}
+	return code[:4] + "00"
 }
 
 // permitEndingCancellations are the reasons for cancelling a hukou that

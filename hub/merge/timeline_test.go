@@ -9,6 +9,29 @@ import (
 	"github.com/pophub/pophub/schemas"
 )
 
+// shuffledOneByOne builds n arrival orders of events for run: each is
+// events shuffled by r (in turn, so a seeded r gives the same orders every
+// time), one event a batch, as a department's messages arriving singly in
+// any order would be applied.
+func shuffledOneByOne(events []hub.Input, r *rand.Rand, n int) [][][]hub.Input {
+	orders := make([][][]hub.Input, 0, n)
+	for range n {
+		in := append([]hub.Input(nil), events...)
+		r.Shuffle(len(in), func(i, j int) { in[i], in[j] = in[j], in[i] })
+		orders = append(orders, oneByOne(in))
+	}
+	return orders
+}
+
+// oneByOne is events as batches of one, in their order.
+func oneByOne(events []hub.Input) [][]hub.Input {
+	batches := make([][]hub.Input, 0, len(events))
+	for _, e := range events {
+		batches = append(batches, []hub.Input{e})
+	}
+	return batches
+}
+
 func TestRegistrations(t *testing.T) {
 	p := id(t, male)
 	const a, b = "230102001001", "230103002002"
@@ -55,14 +78,7 @@ func TestRegistrations(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			// Every arrival order gives the same spans.
-			r := rand.New(rand.NewPCG(3, 4))
-			for range 5 {
-				in := append([]hub.Input(nil), tc.events...)
-				r.Shuffle(len(in), func(i, j int) { in[i], in[j] = in[j], in[i] })
-				var batches [][]hub.Input
-				for _, e := range in {
-					batches = append(batches, []hub.Input{e})
-				}
+			for _, batches := range shuffledOneByOne(tc.events, rand.New(rand.NewPCG(3, 4)), 5) {
 				states, _ := run(batches...)
 				if got := states[p].Registrations(); !reflect.DeepEqual(got, tc.want) {
 					t.Fatalf("spans %+v, want %+v", got, tc.want)
@@ -74,8 +90,12 @@ func TestRegistrations(t *testing.T) {
 
 func TestPermitSpans(t *testing.T) {
 	p := id(t, male)
-	const harbin, guangzhou = "230100", "440100"
-	address := map[string]string{harbin: "230102001001", guangzhou: "440106001001"}
+	const harbin, guangzhou, daqing = "230100", "440100", "230600"
+	// Harbin's districts write its city_code as well (city_code takes any
+	// county code): 230102 and 230103 are Harbin's.
+	const daoli, nangang = "230102", "230103"
+	address := map[string]string{harbin: "230102001001", guangzhou: "440106001001", daqing: "230602013001",
+		daoli: "230102001001", nangang: "230103002002"}
 	reg := registered(t, p, "r1", "2020-01-01T08:00:00+08:00", "440106001001", "1", "1990-01-01")
 	issue := func(eid, when, city, validUntil string) hub.Input {
 		data := map[string]any{"city_code": city, "address_code": address[city], "basis": "employment"}
@@ -100,8 +120,26 @@ func TestPermitSpans(t *testing.T) {
 	}{
 		{"without valid_until: held until revoked",
 			[]hub.Input{issue("p1", "2024-01-01T08:00:00+08:00", harbin, ""), revoke("x1", "2025-01-01T08:00:00+08:00", harbin),
-				issue("p2", "2024-06-01T08:00:00+08:00", guangzhou, ""), issue("p3", "2025-06-01T08:00:00+08:00", guangzhou, "")},
-			[]hub.Interval{{Code: harbin, From: "2024-01-01", To: "2025-01-01"}, {Code: guangzhou, From: "2024-06-01"}}},
+				issue("p2", "2025-03-01T08:00:00+08:00", guangzhou, ""), issue("p3", "2025-06-01T08:00:00+08:00", guangzhou, "")},
+			[]hub.Interval{{Code: harbin, From: "2024-01-01", To: "2025-01-01"}, {Code: guangzhou, From: "2025-03-01"}}},
+		{"a permit issued in another city ends the previous city's on its issue day",
+			[]hub.Input{issue("p1", "2025-01-10T09:00:00+08:00", harbin, "2025-12-31"), issue("p2", "2025-06-01T09:00:00+08:00", daqing, "2026-05-31")},
+			[]hub.Interval{{Code: harbin, From: "2025-01-10", To: "2025-06-01"}, {Code: daqing, From: "2025-06-01", To: "2026-06-01"}}},
+		{"a move and back: one permit at a time",
+			[]hub.Input{issue("p1", "2024-01-01T08:00:00+08:00", harbin, ""), issue("p2", "2024-06-01T08:00:00+08:00", daqing, ""),
+				issue("p3", "2025-02-01T08:00:00+08:00", nangang, "2026-01-31")},
+			[]hub.Interval{{Code: harbin, From: "2024-01-01", To: "2024-06-01"}, {Code: harbin, From: "2025-02-01", To: "2026-02-01"},
+				{Code: daqing, From: "2024-06-01", To: "2025-02-01"}}},
+		{"a revocation written with a county's code ends the city's permit",
+			[]hub.Input{issue("p1", "2024-01-01T08:00:00+08:00", harbin, "2026-12-31"), revoke("x1", "2024-05-10T08:00:00+08:00", daoli)},
+			[]hub.Interval{{Code: harbin, From: "2024-01-01", To: "2024-05-10"}}},
+		{"a renewal written with a county's code carries the city's permit on",
+			[]hub.Input{issue("p1", "2024-01-01T08:00:00+08:00", daoli, "2024-12-31"), issue("p2", "2024-12-20T08:00:00+08:00", nangang, "2025-12-31")},
+			[]hub.Interval{{Code: harbin, From: "2024-01-01", To: "2026-01-01"}}},
+		{"moved to Daqing, then revoked in Harbin by a county's code: Daqing's is held on",
+			[]hub.Input{issue("rp-1", "2025-01-10T09:00:00+08:00", harbin, "2025-12-31"), issue("rp-2", "2025-06-01T09:00:00+08:00", daqing, "2026-05-31"),
+				revoke("rp-3", "2025-07-01T09:00:00+08:00", daoli)},
+			[]hub.Interval{{Code: harbin, From: "2025-01-10", To: "2025-06-01"}, {Code: daqing, From: "2025-06-01", To: "2026-06-01"}}},
 		{"expires the day after valid_until",
 			[]hub.Input{reg, issue("p1", "2024-01-01T08:00:00+08:00", harbin, "2024-12-31")},
 			[]hub.Interval{{Code: harbin, From: "2024-01-01", To: "2025-01-01"}}},
@@ -123,10 +161,10 @@ func TestPermitSpans(t *testing.T) {
 		{"issued already expired: not held",
 			[]hub.Input{issue("p1", "2024-01-01T08:00:00+08:00", harbin, "2023-12-31")},
 			nil},
-		{"death before expiry ends every permit on the day of death",
+		{"death before expiry ends the permit on the day of death",
 			[]hub.Input{reg, issue("p1", "2024-01-01T08:00:00+08:00", harbin, "2026-12-31"), issue("p2", "2024-06-01T08:00:00+08:00", guangzhou, ""),
 				death("d1", "2025-03-04T23:00:00+08:00")},
-			[]hub.Interval{{Code: harbin, From: "2024-01-01", To: "2025-03-04"}, {Code: guangzhou, From: "2024-06-01", To: "2025-03-04"}}},
+			[]hub.Interval{{Code: harbin, From: "2024-01-01", To: "2024-06-01"}, {Code: guangzhou, From: "2024-06-01", To: "2025-03-04"}}},
 		{"death after expiry: ended at expiry",
 			[]hub.Input{reg, issue("p1", "2024-01-01T08:00:00+08:00", harbin, "2024-12-31"), death("d1", "2025-03-04T23:00:00+08:00")},
 			[]hub.Interval{{Code: harbin, From: "2024-01-01", To: "2025-01-01"}}},
@@ -150,17 +188,7 @@ func TestPermitSpans(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			// As listed, all at once, and one by one in every arrival order
 			// tried: the spans are the same.
-			r := rand.New(rand.NewPCG(5, 6))
-			orders := [][][]hub.Input{{tc.events}}
-			for range 6 {
-				in := append([]hub.Input(nil), tc.events...)
-				r.Shuffle(len(in), func(i, j int) { in[i], in[j] = in[j], in[i] })
-				var batches [][]hub.Input
-				for _, e := range in {
-					batches = append(batches, []hub.Input{e})
-				}
-				orders = append(orders, batches)
-			}
+			orders := append([][][]hub.Input{{tc.events}}, shuffledOneByOne(tc.events, rand.New(rand.NewPCG(5, 6)), 6)...)
 			for _, batches := range orders {
 				states, _ := run(batches...)
 				if got := states[p].PermitSpans(); !reflect.DeepEqual(got, tc.want) {
@@ -191,6 +219,9 @@ func TestPermitSpansOfStoredStates(t *testing.T) {
 		{"an emigration ends it", []hub.Input{reg, issue("p1", "2024-01-01T08:00:00+08:00", "2026-12-31"),
 			ev(t, schemas.HukouCancelled, p, "c1", "2024-09-01T08:00:00+08:00", map[string]any{"reason": "emigration"})},
 			[]hub.Interval{{Code: "230100", From: "2024-01-01", To: "2024-09-01"}}},
+		{"a revocation written with a county's code ends it", []hub.Input{reg, issue("p1", "2024-01-01T08:00:00+08:00", "2026-12-31"),
+			ev(t, schemas.ResidencePermitRevoked, p, "x1", "2024-05-10T08:00:00+08:00", map[string]any{"city_code": "230102"})},
+			[]hub.Interval{{Code: "230100", From: "2024-01-01", To: "2024-05-10"}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -212,5 +243,23 @@ func TestPermitSpansOfStoredStates(t *testing.T) {
 				t.Fatalf("permit spans %+v, want %+v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestPermitCity: a permit's city_code names its city whichever county of
+// it was written, except the county-level cities a province administers
+// directly, which are cities of their own.
+func TestPermitCity(t *testing.T) {
+	for _, tc := range []struct{ code, want string }{
+		{"230100", "230100"},
+		{"230102", "230100"},
+		{"2301", "230100"},
+		{"429004", "429004"}, // 仙桃市, under 4290 省直辖县级行政区划
+		{"429006", "429006"}, // 天门市: not the same city as 仙桃
+		{"659001", "659001"}, // 石河子市, under 6590 自治区直辖县级行政区划
+	} {
+		if got := permitCity(tc.code); got != tc.want {
+			t.Errorf("permitCity(%q) = %q, want %q", tc.code, got, tc.want)
+		}
 	}
 }

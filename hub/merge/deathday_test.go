@@ -1,0 +1,70 @@
+package merge
+
+import (
+	"math/rand/v2"
+	"reflect"
+	"testing"
+
+	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/schemas"
+)
+
+// TestDeathEndsOnDateOfDeath: a death certificate is issued (its event
+// time, the importer's 签发日期) days after the death; the registered
+// population and the permit holders stop counting the person on the
+// certified date of death, not on the issue day, so someone who died on
+// 30 December is not counted on the year-end reference day.
+func TestDeathEndsOnDateOfDeath(t *testing.T) {
+	p := id(t, male)
+	const a, b, harbin = "230102001001", "230103002002", "230100"
+	reg := func(eid, when, addr string) hub.Input { return registered(t, p, eid, when, addr, "1", "1990-01-01") }
+	move := func(eid, when, to string) hub.Input {
+		return ev(t, schemas.HukouMigrated, p, eid, when, map[string]any{"from_address_code": a, "to_address_code": to, "reason": "employment"})
+	}
+	cert := func(eid, when, died string) hub.Input {
+		return ev(t, schemas.DeathCertified, p, eid, when, map[string]any{"date_of_death": died, "certificate_no": "D-" + eid})
+	}
+	issue := func(eid, when, city, until string) hub.Input {
+		return ev(t, schemas.ResidencePermitIssued, p, eid, when, map[string]any{"city_code": city, "address_code": "230103001001", "basis": "employment", "valid_until": until})
+	}
+	tests := []struct {
+		name        string
+		events      []hub.Input
+		wantReg     []hub.Interval
+		wantPermits []hub.Interval
+	}{
+		{name: "certified after the year end, dead before it",
+			events:  []hub.Input{reg("r1", "2020-01-01T08:00:00+08:00", a), cert("d1", "2026-01-04T09:00:00+08:00", "2025-12-30")},
+			wantReg: []hub.Interval{{Code: a, From: "2020-01-01", To: "2025-12-30"}}},
+		{name: "a migration registered between the death and the certificate does not count",
+			events: []hub.Input{reg("r1", "2020-01-01T08:00:00+08:00", a), move("m1", "2026-01-02T10:00:00+08:00", b),
+				cert("d1", "2026-01-04T09:00:00+08:00", "2025-12-30")},
+			wantReg: []hub.Interval{{Code: a, From: "2020-01-01", To: "2025-12-30"}}},
+		{name: "a corrected certificate moves the day",
+			events: []hub.Input{reg("r1", "2020-01-01T08:00:00+08:00", a), cert("d1", "2026-01-04T09:00:00+08:00", "2025-12-30"),
+				cert("d2", "2026-01-20T09:00:00+08:00", "2025-12-29")},
+			wantReg: []hub.Interval{{Code: a, From: "2020-01-01", To: "2025-12-29"}}},
+		{name: "a date after the certificate's own day is not believed",
+			events:  []hub.Input{reg("r1", "2020-01-01T08:00:00+08:00", a), cert("d1", "2026-01-04T09:00:00+08:00", "2026-02-01")},
+			wantReg: []hub.Interval{{Code: a, From: "2020-01-01", To: "2026-01-04"}}},
+		{name: "the permit ends on the date of death; one issued after it never counts",
+			events: []hub.Input{reg("r1", "2020-01-01T08:00:00+08:00", a), issue("p1", "2025-01-01T08:00:00+08:00", harbin, "2026-12-31"),
+				issue("p2", "2026-01-02T08:00:00+08:00", "440100", "2027-12-31"), cert("d1", "2026-01-04T09:00:00+08:00", "2025-12-30")},
+			wantReg:     []hub.Interval{{Code: a, From: "2020-01-01", To: "2025-12-30"}},
+			wantPermits: []hub.Interval{{Code: harbin, From: "2025-01-01", To: "2025-12-30"}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			// Every arrival order gives the same spans.
+			for _, batches := range shuffledOneByOne(tc.events, rand.New(rand.NewPCG(5, 6)), 5) {
+				states, _ := run(batches...)
+				if got := states[p].Registrations(); !reflect.DeepEqual(got, tc.wantReg) {
+					t.Fatalf("registrations %+v, want %+v", got, tc.wantReg)
+				}
+				if got := states[p].PermitSpans(); !reflect.DeepEqual(got, tc.wantPermits) {
+					t.Fatalf("permits %+v, want %+v", got, tc.wantPermits)
+				}
+			}
+		})
+	}
+}
