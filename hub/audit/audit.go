@@ -229,8 +229,10 @@ const (
 // could make a batch unstorable. The purpose is a clerk's free text and
 // may name another citizen ("settlement application of 2301…"), while the
 // trail names citizens only by their keyed hash: its ID-shaped numbers are
-// masked (citizenid.MaskText), before the length cut, which could leave
-// 14 digits of an ID, too few to be recognised as one.
+// masked (citizenid.MaskText: plain, in groups such as 6-8-4, or in
+// full-width digits), before the length cut, which could leave 14 digits
+// of an ID, too few to be recognised as one. Names in the text cannot be
+// recognised; the README asks for purposes without them.
 func normalize(e *Entry) {
 	e.Time = e.Time.UTC().Truncate(time.Microsecond)
 	e.Identity = clean(e.Identity, maxField)

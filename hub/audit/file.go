@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -51,7 +52,8 @@ type anchorLine struct {
 	Anchor *Link `json:"anchor"`
 }
 
-// OpenFile opens or creates the log file at path.
+// OpenFile opens or creates the log file at path, creating its directory
+// too: the hub's own log.
 func OpenFile(path string) (*File, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("creating audit directory: %w", err)
@@ -60,6 +62,33 @@ func OpenFile(path string) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening audit file: %w", err)
 	}
+	return openedFile(path, f)
+}
+
+// OpenFileExisting opens the log file at path, which must exist: the
+// tools that read a hub's log (and may append their own access to it)
+// use it, so that a mistyped path is ErrNoLog rather than a new, empty
+// log that verifies.
+func OpenFileExisting(path string) (*File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w at %s", ErrNoLog, path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening audit file: %w", err)
+	}
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		f.Close()
+		if err == nil {
+			err = errors.New("not a regular file")
+		}
+		return nil, fmt.Errorf("opening audit file %s: %w", path, err)
+	}
+	return openedFile(path, f)
+}
+
+// openedFile loads the log of the open file f.
+func openedFile(path string, f *os.File) (*File, error) {
 	l := &File{path: path, f: f}
 	if err := l.load(false); err != nil {
 		f.Close()

@@ -19,8 +19,8 @@ type PostgresConfig struct {
 	// Pool is an existing pool to share (for example the hub store's);
 	// used when URL is empty, and not closed by Close.
 	Pool *pgxpool.Pool
-	// Schema holds the audit tables (default "public"); it is created if
-	// missing. Table names are qualified with it, so a shared pool's
+	// Schema holds the audit tables (default "public"); OpenPostgres
+	// creates it if missing. Table names are qualified with it, so a shared pool's
 	// search_path does not matter.
 	Schema string
 }
@@ -45,6 +45,18 @@ type Postgres struct {
 // OpenPostgres connects (or takes cfg.Pool) and creates the schema, tables
 // and trigger if missing.
 func OpenPostgres(ctx context.Context, cfg PostgresConfig) (*Postgres, error) {
+	return openPostgres(ctx, cfg, true)
+}
+
+// OpenPostgresExisting connects (or takes cfg.Pool) to the log a hub has
+// created in cfg.Schema, and creates nothing: the tools that read a hub's
+// log use it, so that a mistyped schema is ErrNoLog rather than a new,
+// empty log that verifies.
+func OpenPostgresExisting(ctx context.Context, cfg PostgresConfig) (*Postgres, error) {
+	return openPostgres(ctx, cfg, false)
+}
+
+func openPostgres(ctx context.Context, cfg PostgresConfig, create bool) (*Postgres, error) {
 	if cfg.Schema == "" {
 		cfg.Schema = "public"
 	}
@@ -61,11 +73,30 @@ func OpenPostgres(ctx context.Context, cfg PostgresConfig) (*Postgres, error) {
 	if p.pool == nil {
 		return nil, errors.New("audit: PostgresConfig needs URL or Pool")
 	}
-	if err := p.migrate(ctx); err != nil {
+	check := p.migrate
+	if !create {
+		check = p.exists
+	}
+	if err := check(ctx); err != nil {
 		p.Close()
 		return nil, err
 	}
 	return p, nil
+}
+
+// exists reports ErrNoLog unless both audit tables are there.
+func (p *Postgres) exists(ctx context.Context) error {
+	var db string
+	var found bool
+	err := p.pool.QueryRow(ctx, "SELECT current_database(), to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL",
+		p.log, p.anch).Scan(&db, &found)
+	if err != nil {
+		return fmt.Errorf("looking for the audit tables: %w", err)
+	}
+	if !found {
+		return fmt.Errorf("%w in schema %q of database %q", ErrNoLog, p.schema, db)
+	}
+	return nil
 }
 
 // migrate creates what is missing, under the chain's advisory lock so that

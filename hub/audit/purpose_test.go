@@ -19,6 +19,8 @@ func TestPurposeMasked(t *testing.T) {
 	}{
 		{"ID in a sentence", "settlement application of 230102199001011230 (张三)", "settlement application of 2301**********1230 (张三)"},
 		{"ID ending in X", "transfer for 11010519491231002X", "transfer for 1101**********002X"},
+		{"ID in groups", "for 330602-19851021-0103", "for 3306**********0103"},
+		{"full-width ID", "核查１１０１０５１９４９１２３１００２Ｘ", "核查1101**********002X"},
 		{"legacy 15-digit ID", "old card 230102900101123", "old card 2301*******1123"},
 		{"ID cut by the length limit", long + "230102199001011230", long + "2301********"},
 		{"short numbers", "case 2026-017, region 230102, desk 12", "case 2026-017, region 230102, desk 12"},

@@ -2,8 +2,14 @@ package audit
 
 import (
 	"context"
+	"errors"
 	"time"
 )
+
+// ErrNoLog is what OpenFileExisting and OpenPostgresExisting return,
+// wrapped, when there is no log where they were pointed: most often a
+// mistyped path or schema.
+var ErrNoLog = errors.New("no audit log")
 
 // Store is an audit log's storage: Postgres and File implement it, and
 // one test suite runs on both.

@@ -200,15 +200,24 @@ func getMeta(txn *memdb.Txn) (meta, error) {
 
 // Apply implements hub.Store.
 func (s *Store) Apply(ctx context.Context, batch []hub.Input) (hub.ApplyResult, error) {
+	// Batches handed turns (hub.WithTurn) take s.mu in turn order, so that
+	// one partition's records take effect in offset order.
+	defer hub.PassTurn(ctx)
 	if err := ctx.Err(); err != nil {
+		return hub.ApplyResult{}, err
+	}
+	if err := hub.AwaitTurn(ctx); err != nil {
 		return hub.ApplyResult{}, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	hub.PassTurn(ctx)
 	if s.closed {
 		return hub.ApplyResult{}, fmt.Errorf("applying batch: store closed: %w", hub.ErrUnavailable)
 	}
-	now := time.Now().UTC()
+	// Applied-at is UTC to the microsecond, as PostgreSQL keeps it, so that
+	// both stores answer with the same text.
+	now := time.Now().UTC().Truncate(time.Microsecond)
 	txn := s.db.Txn(true)
 	defer txn.Abort()
 	l, err := s.lookup(txn, batch)
@@ -704,16 +713,33 @@ func (s *Store) Close() error {
 // decodeLogged turns a logged event back into an event without validating
 // it again: it was valid when it was applied, and validation rules may have
 // been tightened since, which must not keep the store from opening.
+//
+// The log holds the record's raw bytes, whose time may have a finer
+// fraction than the event that was applied: schemas.Decode keeps
+// microseconds (PostgreSQL's resolution). The time is truncated the same
+// way here, or two events of the same microsecond could be ordered
+// differently after a restart, and provenance and history would change.
+// It is moved into China Standard Time (schemas.CST) as schemas.Decode
+// moves it: the log holds the offset the department wrote.
+//
+// The time is read as a JSON string and parsed as schemas.Decode parses
+// it (loggedTime), not as a time.Time: its UnmarshalJSON neither unescapes
+// the string nor takes every form the live path takes, so an event applied
+// live would keep the store from opening after a crash.
 func decodeLogged(value []byte, _ time.Time) (schemas.Event, error) {
 	var env struct {
 		ID      string          `json:"id"`
 		Source  schemas.Source  `json:"source"`
 		Type    schemas.Type    `json:"type"`
 		Subject string          `json:"subject"`
-		Time    time.Time       `json:"time"`
+		Time    string          `json:"time"`
 		Data    json.RawMessage `json:"data"`
 	}
 	if err := json.Unmarshal(value, &env); err != nil {
+		return schemas.Event{}, fmt.Errorf("decoding logged event: %w", err)
+	}
+	at, err := loggedTime(env.Time)
+	if err != nil {
 		return schemas.Event{}, fmt.Errorf("decoding logged event: %w", err)
 	}
 	data := schemas.NewData(env.Type)
@@ -724,7 +750,22 @@ func decodeLogged(value []byte, _ time.Time) (schemas.Event, error) {
 		return schemas.Event{}, fmt.Errorf("decoding logged event data: %w", err)
 	}
 	return schemas.Event{SpecVersion: schemas.SpecVersion, ID: env.ID, Source: env.Source, Type: env.Type,
-		Subject: citizenid.ID(env.Subject), Time: env.Time, DataContentType: "application/json", Data: env.Data, Payload: data}, nil
+		Subject: citizenid.ID(env.Subject), Time: at.Truncate(time.Microsecond).In(schemas.CST()), DataContentType: "application/json", Data: env.Data, Payload: data}, nil
+}
+
+// loggedTime parses a logged event's time, already unescaped, with the
+// layout schemas.Decode parses it with (its parseTime, which is not
+// exported): time.Parse with RFC3339Nano, which is more lenient than
+// time.Time.UnmarshalJSON (it takes a one-digit hour, for one). The rules
+// parseTime adds only refuse times and are not applied again: the event
+// was accepted when it was applied, and rules tightened since must not
+// keep the store from opening.
+func loggedTime(s string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("time: %w", err)
+	}
+	return t, nil
 }
 
 // Persons implements hub.Store. It walks persons in key order and filters

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -241,17 +242,7 @@ func TestRecoveryIsLogged(t *testing.T) {
 // history in version order and knows every event again.
 func TestSnapshotHistoryInAnyOrder(t *testing.T) {
 	in := storetest.Population(t, 40, 5)
-	dir := t.TempDir()
-	s := open(t, dir)
-	apply(t, s, in, 50)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, snapshotName)
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, path, data := closedSnapshot(t, in)
 	var head, hist []string
 	for _, line := range strings.SplitAfter(string(data), "\n") {
 		if strings.HasPrefix(line, `{"k":"h"`) {
@@ -274,6 +265,59 @@ func TestSnapshotHistoryInAnyOrder(t *testing.T) {
 	if err != nil || res.Applied != 0 || res.Duplicates != len(in) {
 		t.Errorf("re-delivery after loading: %+v, %v; want all duplicates", res, err)
 	}
+}
+
+// TestSnapshotOfEarlierReleaseReadsInCST: a snapshot written before event
+// times were kept in China Standard Time holds history times in the
+// offset the department wrote and applied_at to the nanosecond; loaded,
+// its history reads as the store now writes it, as PostgreSQL's does.
+func TestSnapshotOfEarlierReleaseReadsInCST(t *testing.T) {
+	in := storetest.Population(t, 20, 5)
+	dir, path, data := closedSnapshot(t, in)
+	cst := regexp.MustCompile(`"time":"([^"]+)"`)
+	applied := regexp.MustCompile(`"applied_at":"([^"]+)Z"`)
+	var rewritten int
+	lines := strings.SplitAfter(string(data), "\n")
+	for i, line := range lines {
+		if !strings.HasPrefix(line, `{"k":"h"`) {
+			continue
+		}
+		line = cst.ReplaceAllStringFunc(line, func(m string) string {
+			at, err := time.Parse(time.RFC3339Nano, cst.FindStringSubmatch(m)[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			return `"time":"` + at.UTC().Format(time.RFC3339Nano) + `"`
+		})
+		lines[i] = applied.ReplaceAllString(line, `"applied_at":"${1}123Z"`)
+		rewritten++
+	}
+	if rewritten < len(in)/2 {
+		t.Fatalf("snapshot has %d history lines for %d events", rewritten, len(in))
+	}
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	storetest.CompareHistory(t, open(t, dir), storetest.ExpectedHistory(in))
+}
+
+// closedSnapshot applies in to a store in a new directory, closes it (which
+// writes its snapshot) and returns the directory, the snapshot's path and
+// its contents.
+func closedSnapshot(t *testing.T, in []hub.Input) (dir, path string, data []byte) {
+	t.Helper()
+	dir = t.TempDir()
+	s := open(t, dir)
+	apply(t, s, in, 50)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	path = filepath.Join(dir, snapshotName)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, path, data
 }
 
 func storeStats(t *testing.T, s *Store) hub.StoreStats {

@@ -374,7 +374,7 @@ func (s *Store) replay(payload []byte) error {
 	defer txn.Abort()
 	switch payload[0] {
 	case frameBatch:
-		now := time.Unix(0, int64(r.u64())).UTC()
+		now := time.Unix(0, int64(r.u64())).UTC().Truncate(time.Microsecond)
 		n := int(r.u32())
 		batch := make([]hub.Input, 0, n)
 		for i := 0; i < n && r.err == nil; i++ {
@@ -622,6 +622,7 @@ func (s *Store) loadSnapshot(path string) (uint64, error) {
 			if err != nil {
 				return 0, fmt.Errorf("reading snapshot: %w", err)
 			}
+			st.UpdatedAt = st.UpdatedAt.UTC().Truncate(time.Microsecond) // as written before it was truncated
 			p := &person{Key: line.Key, State: st}
 			table, obj, persons[line.Key] = "persons", p, p
 			acc.Person(nil, st, s.cfg.Classify) // counters are derived, not stored
@@ -629,7 +630,12 @@ func (s *Store) loadSnapshot(path string) (uint64, error) {
 			if line.Change == nil {
 				return 0, errors.New("reading snapshot: history line without a change")
 			}
-			history[line.Key] = append(history[line.Key], *line.Change)
+			// A snapshot written before event times were kept in China
+			// Standard Time holds the offset the department wrote, and
+			// applied_at to the nanosecond: read them as Apply now writes.
+			c := *line.Change
+			c.Time, c.AppliedAt = c.Time.In(schemas.CST()), c.AppliedAt.UTC().Truncate(time.Microsecond)
+			history[line.Key] = append(history[line.Key], c)
 			continue
 		case "o":
 			if len(line.Outbox) == 0 {

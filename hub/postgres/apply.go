@@ -73,9 +73,26 @@ func (s *Store) Retries() Retries { return s.retries.snapshot() }
 // Apply implements hub.Store: one transaction per batch, retried as a whole
 // when it holds an event applied before or hits a deadlock or
 // serialization failure (see the package comment).
+//
+// A batch handed a turn (hub.WithTurn) waits for it before its transaction
+// begins, so it holds no connection and no lock while it waits, and passes
+// it once its attempt locked its persons and wrote their history rows: a
+// later batch then locks the persons it shares with this one only after
+// this one committed or rolled back, so one partition's records take
+// effect in offset order. Not before the history rows: a repeat fails
+// there, and the batch, tried again with the look-up, must not let the
+// next one lock its persons in between. A batch retried after a conflict
+// with another instance (unique, serialization, deadlock) or failing after
+// it passed its turn may still be applied after the next one; only a
+// second instance on the same partitions, or a failure between history and
+// commit, causes that.
 func (s *Store) Apply(ctx context.Context, batch []hub.Input) (hub.ApplyResult, error) {
+	defer hub.PassTurn(ctx) // on every return, so that no later batch waits for ever
 	if len(batch) == 0 {
 		return hub.ApplyResult{}, ctx.Err()
+	}
+	if err := hub.AwaitTurn(ctx); err != nil {
+		return hub.ApplyResult{}, fmt.Errorf("applying batch: %w", err)
 	}
 	// Most batches hold only new events, so the first attempt skips the
 	// idempotency look-up and lets the unique key on history catch a
@@ -169,6 +186,11 @@ func (s *Store) applyOnce(ctx context.Context, batch []hub.Input, checkKeys bool
 		}
 	}()
 
+	// The mode first: resetSealing takes its row before the tables, so
+	// taking it in the same order cannot deadlock.
+	if err := s.checkMode(ctx, tx); err != nil {
+		return res, err
+	}
 	loaded, err := s.lockPersons(ctx, tx, keys, ids)
 	if err != nil {
 		return res, err
@@ -213,6 +235,9 @@ func (s *Store) applyOnce(ctx context.Context, batch []hub.Input, checkKeys bool
 		<-encoded
 		return res, err
 	}
+	// The persons are locked and the batch is no repeat: the next batch
+	// may go ahead (see Apply).
+	hub.PassTurn(ctx)
 	if err := s.writeOutbox(ctx, tx, out.Outbox); err != nil {
 		<-encoded
 		return res, err

@@ -44,7 +44,10 @@ func (s *Store) Person(ctx context.Context, id citizenid.ID) (hub.Record, error)
 	return st.Record(), nil
 }
 
-// History implements hub.Store. Times are returned in UTC.
+// History implements hub.Store. Event times are returned in China
+// Standard Time (schemas.CST), the zone schemas.Decode gives them and the
+// golden record's provenance keeps: timestamptz holds the instant but not
+// the offset. Applied-at times are returned in UTC.
 func (s *Store) History(ctx context.Context, id citizenid.ID) ([]hub.Change, error) {
 	key := s.personKey(id)
 	rows, err := s.pool.Query(ctx, `SELECT version, event_id, source, type, time, applied_at, sections, data
@@ -62,7 +65,7 @@ func (s *Store) History(ctx context.Context, id citizenid.ID) ([]hub.Change, err
 			return nil, readFailed(ctx, "reading history", err)
 		}
 		c.Source, c.Type = schemas.Source(src), schemas.Type(typ)
-		c.Time, c.AppliedAt = c.Time.UTC(), c.AppliedAt.UTC()
+		c.Time, c.AppliedAt = c.Time.In(schemas.CST()), c.AppliedAt.UTC()
 		if data, err = s.seal.openHistory(key, c.Version, data); err != nil {
 			return nil, fmt.Errorf("reading history: %w", err)
 		}
@@ -96,55 +99,130 @@ func (s *Store) Stats(ctx context.Context) (hub.StoreStats, error) {
 	return st, nil
 }
 
-// Persons implements hub.Store. It walks persons in (address code, key)
-// order on the persons_address index; the cursor is the last address code
-// and key returned.
+// Persons implements hub.Store.
+//
+// A walk of everyone goes in person key order on the primary key, the
+// order memdb walks in (for the keys a store makes, digits and X or
+// lower-case hex, the database's collation and byte order agree); its
+// cursor is the last key returned, and nothing else: a caller may walk
+// everyone without the right to read hukou addresses, and a cursor
+// holding the last person's address would hand it over.
+//
+// A walk of a region goes in (address code, key) order on the
+// persons_address index, so that a page reads only the region's rows; its
+// cursor is the last address code and key returned, "address|key". The
+// address is no news to its caller, who chose the region (hub/api lets
+// only callers who may read the hukou section filter by region).
+//
+// A cursor of the other kind of walk, or of any other shape, wraps
+// hub.ErrInvalid.
 func (s *Store) Persons(ctx context.Context, q hub.PersonQuery) ([]hub.Record, string, error) {
 	if err := q.Validate(); err != nil {
 		return nil, "", err
+	}
+	if q.Region == "" {
+		return s.personsByKey(ctx, q)
 	}
 	var afterAddr, afterKey string
 	if q.After != "" {
 		var ok bool
 		afterAddr, afterKey, ok = strings.Cut(q.After, "|")
-		if !ok {
-			return nil, "", fmt.Errorf("cursor %q was not made by this store: %w", q.After, hub.ErrInvalid)
+		if !ok || !regionCursor(afterAddr, afterKey) {
+			return nil, "", errCursor
 		}
 	}
 	// '~' sorts after every digit: [region, region~) is the prefix range.
-	// An empty region walks everyone, from the persons without an address.
-	lower, upper := q.Region, q.Region+"~"
-	if q.Region == "" {
-		upper = "~"
-	}
 	rows, err := s.pool.Query(ctx, `SELECT address_code, person_key, state FROM persons
 		WHERE address_code COLLATE "C" >= $1 AND address_code COLLATE "C" < $2
 		  AND (address_code COLLATE "C", person_key COLLATE "C") > ($3, $4)
 		  AND version > 0
 		ORDER BY address_code COLLATE "C", person_key COLLATE "C" LIMIT $5`,
-		lower, upper, afterAddr, afterKey, q.Limit)
+		q.Region, q.Region+"~", afterAddr, afterKey, q.Limit)
 	if err != nil {
 		return nil, "", readFailed(ctx, "listing persons", err)
 	}
+	out, lastAddr, lastKey, err := s.scanPersons(ctx, rows, true)
+	if err != nil || len(out) < q.Limit {
+		return out, "", err
+	}
+	return out, lastAddr + "|" + lastKey, nil
+}
+
+// personsByKey walks everyone, those without a hukou registration
+// included, in key order.
+func (s *Store) personsByKey(ctx context.Context, q hub.PersonQuery) ([]hub.Record, string, error) {
+	if q.After != "" && !personKeyShape(q.After) {
+		return nil, "", errCursor
+	}
+	rows, err := s.pool.Query(ctx, `SELECT person_key, state FROM persons
+		WHERE person_key > $1 AND version > 0
+		ORDER BY person_key LIMIT $2`, q.After, q.Limit)
+	if err != nil {
+		return nil, "", readFailed(ctx, "listing persons", err)
+	}
+	out, _, lastKey, err := s.scanPersons(ctx, rows, false)
+	if err != nil || len(out) < q.Limit {
+		return out, "", err
+	}
+	return out, lastKey, nil
+}
+
+// scanPersons reads the rows of a walk: (address_code,) person_key, state.
+// It returns the records and the last address code and key read.
+func (s *Store) scanPersons(ctx context.Context, rows pgx.Rows, withAddr bool) (out []hub.Record, lastAddr, lastKey string, err error) {
 	defer rows.Close()
-	var out []hub.Record
-	var lastAddr, lastKey string
 	for rows.Next() {
 		var raw []byte
-		if err := rows.Scan(&lastAddr, &lastKey, &raw); err != nil {
-			return nil, "", readFailed(ctx, "listing persons", err)
+		dest := []any{&lastKey, &raw}
+		if withAddr {
+			dest = []any{&lastAddr, &lastKey, &raw}
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return nil, "", "", readFailed(ctx, "listing persons", err)
 		}
 		st, err := s.seal.openState(lastKey, raw)
 		if err != nil {
-			return nil, "", fmt.Errorf("listing persons: %w", err)
+			return nil, "", "", fmt.Errorf("listing persons: %w", err)
 		}
 		out = append(out, st.Record())
 	}
 	if err := rows.Err(); err != nil {
-		return nil, "", readFailed(ctx, "listing persons", err)
+		return nil, "", "", readFailed(ctx, "listing persons", err)
 	}
-	if len(out) < q.Limit {
-		return out, "", nil
+	return out, lastAddr, lastKey, nil
+}
+
+// errCursor refuses a cursor this store did not make for the walk asked.
+// It does not repeat the cursor, which is the caller's to know.
+var errCursor = fmt.Errorf("listing persons: the cursor was not made by this store for this walk: %w", hub.ErrInvalid)
+
+// regionCursor reports whether addr and key have the shapes a region
+// walk's cursor has: an address code (up to 12 digits) and a person key.
+func regionCursor(addr, key string) bool {
+	if len(addr) > 12 || !personKeyShape(key) {
+		return false
 	}
-	return out, lastAddr + "|" + lastKey, nil
+	for i := 0; i < len(addr); i++ {
+		if addr[i] < '0' || addr[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// personKeyShape reports whether k could be a person key: a citizen ID
+// (digits and X) or a keyed hash (lower-case hex), at most 64 ASCII
+// letters and digits. Anything else, invalid UTF-8 included, which
+// PostgreSQL would refuse, is no key of this store.
+func personKeyShape(k string) bool {
+	if k == "" || len(k) > 64 {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+			return false
+		}
+	}
+	return true
 }

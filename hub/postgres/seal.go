@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 
 	"github.com/jackc/pgx/v5"
@@ -112,12 +113,12 @@ func (z sealer) openBody(msgID string, b []byte) ([]byte, error) {
 // checkSealing compares what the schema records about sealing (hub_meta
 // 'sealed': empty for a schema in clear, else the keyring's check value)
 // with the keyring given, recording it if the schema has no answer yet
-// (a new schema takes the mode it is first opened with).
-func checkSealing(ctx context.Context, pool *pgxpool.Pool, k *sealing.Keyring) error {
-	want := ""
-	if k != nil {
-		want = k.Check()
-	}
+// (a new schema takes the mode it is first opened with). A schema that
+// holds no personal data yet takes the mode it is opened with again
+// (resetSealing): the first opener may have been a hub that stopped
+// before it wrote anything, and nothing stored depends on the mode.
+func checkSealing(ctx context.Context, pool *pgxpool.Pool, k *sealing.Keyring, log *slog.Logger) error {
+	want := sealingValue(k)
 	// Two statements, not one: when another instance inserts the row
 	// first, the INSERT waits for it to commit and does nothing, but a
 	// SELECT in the same statement reads the snapshot taken before that
@@ -130,15 +131,135 @@ func checkSealing(ctx context.Context, pool *pgxpool.Pool, k *sealing.Keyring) e
 	if err := pool.QueryRow(ctx, `SELECT value FROM hub_meta WHERE name = 'sealed'`).Scan(&got); err != nil {
 		return fmt.Errorf("reading sealing mode: %w", err)
 	}
+	if got == want {
+		return nil
+	}
+	reset, err := resetSealing(ctx, pool, got, want)
+	if err != nil {
+		return err
+	}
+	if reset {
+		log.Warn("the schema held no personal data; its sealing mode is now the one it was opened with",
+			"was", sealingMode(got), "now", sealingMode(want))
+		return nil
+	}
+	return sealingMismatch(got, want)
+}
+
+// readSealing is checkSealing for OpenExisting: it records nothing, and a
+// schema that records no mode (migrated but never opened by a hub) opens
+// in either.
+func readSealing(ctx context.Context, pool *pgxpool.Pool, k *sealing.Keyring) error {
+	want := sealingValue(k)
+	var got string
+	err := pool.QueryRow(ctx, `SELECT value FROM hub_meta WHERE name = 'sealed'`).Scan(&got)
 	switch {
-	case got == want:
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil
+	case err != nil:
+		return fmt.Errorf("reading sealing mode: %w", err)
+	case got != want:
+		return sealingMismatch(got, want)
+	}
+	return nil
+}
+
+// resetSealing records want in place of got as the schema's sealing mode
+// if the schema holds no person, history or pending notification, and
+// reports whether it did. It takes the mode's row FOR UPDATE first, as
+// every batch takes it FOR KEY SHARE first (checkMode), so that a batch
+// in flight is waited for and seen (the schema then keeps the old mode),
+// and a batch of an instance that opened the schema in the old mode and
+// has written nothing yet waits, reads the new mode and is refused
+// instead of writing in the old one. The SHARE lock on the tables also
+// holds off writers that do not take the row (a hub of an earlier
+// version), until the mode is recorded.
+func resetSealing(ctx context.Context, pool *pgxpool.Pool, got, want string) (bool, error) {
+	var reset bool
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM hub_meta WHERE name = 'sealed' FOR UPDATE`); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `LOCK TABLE persons, history, outbox_batches IN SHARE MODE`); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `UPDATE hub_meta SET value = $1 WHERE name = 'sealed' AND value = $2
+			AND NOT EXISTS (SELECT 1 FROM persons) AND NOT EXISTS (SELECT 1 FROM history)
+			AND NOT EXISTS (SELECT 1 FROM outbox_batches)`, want, got)
+		reset = err == nil && tag.RowsAffected() == 1
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("recording sealing mode of an empty schema: %w", err)
+	}
+	return reset, nil
+}
+
+// ErrSealingChanged is what Apply returns, wrapped, when the schema's
+// sealing mode is no longer the one this Store opened it with: another
+// instance opened the schema while it was still empty, in the other mode
+// or with other keys, and recorded its own (resetSealing). Nothing of the
+// batch is written; the instance has to be restarted in the schema's mode.
+var ErrSealingChanged = errors.New("the schema's sealing mode changed since this store opened it")
+
+// modeSQL reads the schema's sealing mode and holds it (FOR KEY SHARE,
+// which only resetSealing's FOR UPDATE waits for) until the batch's
+// transaction ends.
+const modeSQL = `SELECT value FROM hub_meta WHERE name = 'sealed' FOR KEY SHARE`
+
+// checkMode refuses a batch when the schema's recorded sealing mode is not
+// the one s writes in. It is a batch's first statement: the mode is
+// decided per batch, not only at Open, because an empty schema's mode may
+// be recorded again by another instance after s opened it, and s would
+// otherwise write persons in its own mode into a schema recorded as the
+// other, where that instance cannot find them and s cannot reopen.
+func (s *Store) checkMode(ctx context.Context, tx pgx.Tx) error {
+	var got string
+	err := tx.QueryRow(ctx, modeSQL).Scan(&got)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		// Open records it; only OpenExisting on a schema no hub has
+		// opened gets here.
+		return errors.New("the schema records no sealing mode: no hub has opened it yet; open it with Open (start the hub on it) before writing")
+	case err != nil:
+		return fmt.Errorf("reading sealing mode: %w", err)
+	case got == s.mode:
 		return nil
 	case got == "":
-		return errors.New("opening store: the schema holds personal data in clear and cannot be opened with keys")
+		return fmt.Errorf("%w: this instance seals, but another one has since recorded the still empty schema as in clear; nothing was written: restart this instance with --keys none, or stop the instances in clear and restart them with the keys", ErrSealingChanged)
+	case s.mode == "":
+		return fmt.Errorf("%w: this instance stores in clear, but another one has since recorded the still empty schema as sealed; nothing was written: restart this instance with that instance's key file (--keys)", ErrSealingChanged)
+	default:
+		return fmt.Errorf("%w: another instance has since recorded the still empty schema as sealed with other keys; nothing was written: restart this instance with that instance's key file (--keys)", ErrSealingChanged)
+	}
+}
+
+// sealingValue is what hub_meta 'sealed' holds for a keyring.
+func sealingValue(k *sealing.Keyring) string {
+	if k == nil {
+		return ""
+	}
+	return k.Check()
+}
+
+// sealingMode names a recorded mode for the log, without the check value.
+func sealingMode(v string) string {
+	if v == "" {
+		return "clear"
+	}
+	return "sealed"
+}
+
+// sealingMismatch is the error for a schema recorded with got, opened
+// with want; it says what to do.
+func sealingMismatch(got, want string) error {
+	switch {
+	case got == "":
+		return errors.New("opening store: the schema holds personal data in clear and cannot be opened with keys; open it with --keys none")
 	case want == "":
 		return errors.New("opening store: the schema is sealed; give its keys (--keys)")
 	default:
-		return errors.New("opening store: the keys do not match the ones the schema is sealed with")
+		return errors.New("opening store: the keys do not match the ones the schema is sealed with; give the key file it was sealed with (--keys)")
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"reflect"
 	"strings"
 	"testing"
@@ -224,7 +225,7 @@ func TestSealingModeRecordedConcurrently(t *testing.T) {
 		for range instances {
 			go func() {
 				<-start
-				errs <- checkSealing(ctx, s.pool, nil)
+				errs <- checkSealing(ctx, s.pool, nil, slog.New(slog.DiscardHandler))
 			}()
 		}
 		close(start)

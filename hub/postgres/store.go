@@ -57,8 +57,8 @@ var migrations embed.FS
 type Config struct {
 	// URL is a PostgreSQL connection string (required).
 	URL string
-	// Schema holds the hub's tables (default "public"); it is created if
-	// missing.
+	// Schema holds the hub's tables (default "public"); Open creates it if
+	// missing, OpenExisting refuses it.
 	Schema string
 	// MaxConns bounds the connection pool (default 8).
 	MaxConns int32
@@ -77,7 +77,7 @@ type Config struct {
 	Logger *slog.Logger
 	// Keys seals personal data at rest (see seal.go); nil stores it in
 	// clear. A schema is opened only with the mode, and the keys, it was
-	// first opened with.
+	// first opened with, unless it holds no personal data yet (seal.go).
 	Keys *sealing.Keyring
 	// Meter receives pophub.store.retries, the batches tried again by
 	// cause (default: none).
@@ -117,6 +117,9 @@ type Store struct {
 	pool  *pgxpool.Pool
 	cache *stateCache // nil when disabled; holds opened states only
 	seal  sealer
+	// mode is the sealing mode s writes in, as hub_meta records it
+	// (sealingValue); every batch checks the schema still records it.
+	mode string
 	// noCounters skips the statistics counters, for the benchmark that
 	// measures what keeping them costs.
 	noCounters bool
@@ -134,7 +137,10 @@ var _ hub.Store = (*Store)(nil)
 // Open connects, creates the schema if needed and applies the embedded
 // migrations not yet applied (under an advisory lock, so that instances
 // starting together do not race).
-func Open(ctx context.Context, cfg Config) (*Store, error) {
+func Open(ctx context.Context, cfg Config) (*Store, error) { return open(ctx, cfg, true) }
+
+// open is Open when create is true, and OpenExisting when it is false.
+func open(ctx context.Context, cfg Config, create bool) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -152,15 +158,22 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connecting to PostgreSQL: %w", err)
 	}
-	s := &Store{cfg: cfg, pool: pool, seal: sealer{cfg.Keys}}
+	s := &Store{cfg: cfg, pool: pool, seal: sealer{cfg.Keys}, mode: sealingValue(cfg.Keys)}
 	if cfg.CacheSize > 0 {
 		s.cache = newStateCache(cfg.CacheSize)
 	}
-	if err := pgmigrate.Apply(ctx, pool, migrations, cfg.Schema, "pophub-migrate", cfg.Logger); err != nil {
-		pool.Close()
-		return nil, err
+	if create {
+		err = pgmigrate.Apply(ctx, pool, migrations, cfg.Schema, "pophub-migrate", cfg.Logger)
+		if err == nil {
+			err = checkSealing(ctx, pool, cfg.Keys, cfg.Logger)
+		}
+	} else {
+		err = checkExisting(ctx, pool, cfg.Schema)
+		if err == nil {
+			err = readSealing(ctx, pool, cfg.Keys)
+		}
 	}
-	if err := checkSealing(ctx, pool, cfg.Keys); err != nil {
+	if err != nil {
 		pool.Close()
 		return nil, err
 	}

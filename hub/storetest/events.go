@@ -377,7 +377,15 @@ func (g *generator) person(i int, ids []citizenid.ID) {
 	switch {
 	case all || i%9 == 2:
 		at := day(genDays-300, genDays)
-		g.add(schemas.DeathCertified, id, at, schemas.DeathCertifiedData{DateOfDeath: date(at), CertificateNo: fmt.Sprintf("D%d", i), PlaceCode: home[:6]})
+		// A certificate is often issued days after the death, and the
+		// counts end on the certified date of death: half the deaths
+		// are certified 1–6 days late (no random draw, so the rest of
+		// the population stays as it was).
+		died := at
+		if i%2 == 0 {
+			died = at.AddDate(0, 0, -(1 + i%6))
+		}
+		g.add(schemas.DeathCertified, id, at, schemas.DeathCertifiedData{DateOfDeath: date(died), CertificateNo: fmt.Sprintf("D%d", i), PlaceCode: home[:6]})
 		if all || r.IntN(3) != 0 { // the rest stay "death not cancelled"
 			g.add(schemas.HukouCancelled, id, at.AddDate(0, 0, 10+r.IntN(40)), schemas.HukouCancelledData{Reason: "death"})
 		}

@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -45,6 +46,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"EmptyBatch", testEmptyBatch},
 		{"HistoryInVersionOrder", testHistory},
 		{"SubSecondTimesAgree", testSubSecondTimes},
+		{"TimesInChinaStandardTime", testTimesInChinaStandardTime},
 		{"DuplicatesAcrossBatches", testDuplicatesAcrossBatches},
 		{"DuplicatesWithinBatch", testDuplicatesWithinBatch},
 		{"ShuffledAndRepeatedGiveSameRecords", testOrderIndependence},
@@ -68,6 +70,8 @@ func Run(t *testing.T, newStore NewStore) {
 			tc.fn(t, newStore(t))
 		})
 	}
+	// It opens a store for each arrival order it tries.
+	t.Run("CountsFollowTheRules", func(t *testing.T) { testCountsFollowRules(t, newStore) })
 }
 
 // Expected derives the records the events must produce, with the pure
@@ -122,19 +126,34 @@ func CompareRecords(t testing.TB, s hub.Store, want map[citizenid.ID]hub.Record)
 	}
 }
 
-// normalChange drops the applied-at time and the time zone, which a store
-// need not keep (the instant is what matters).
-func normalChange(c hub.Change) hub.Change {
-	c.AppliedAt = time.Time{}
-	c.Time = c.Time.UTC()
+// normalChange drops the applied-at time, which depends on arrival, and
+// leaves the event time as its RFC 3339 text (timeText): the zone is part
+// of what the API answers, so both stores must keep the same one (China
+// Standard Time, the zone schemas.Decode gives every event), and two
+// time.Time values of one instant and offset may still differ in their
+// *time.Location pointer, which reflect.DeepEqual would see.
+func normalChange(c hub.Change) (hub.Change, string) {
+	text := timeText(c.Time)
+	c.AppliedAt, c.Time = time.Time{}, time.Time{}
 	if len(c.Data) == 0 {
 		c.Data = nil
 	}
-	return c
+	return c, text
+}
+
+// timeText is t as the API renders it.
+func timeText(t time.Time) string {
+	b, err := t.MarshalJSON()
+	if err != nil {
+		return fmt.Sprintf("unencodable time %s: %v", t.Format(time.RFC3339Nano), err)
+	}
+	return string(b)
 }
 
 // CompareHistory checks the store holds exactly the expected histories,
-// ignoring applied_at.
+// each event time as the same text (instant, offset and sub-second digits),
+// and applied_at in UTC to the microsecond on every store (its value
+// depends on arrival and is not compared).
 func CompareHistory(t testing.TB, s hub.Store, want map[citizenid.ID][]hub.Change) {
 	t.Helper()
 	for id, w := range want {
@@ -146,11 +165,16 @@ func CompareHistory(t testing.TB, s hub.Store, want map[citizenid.ID][]hub.Chang
 			t.Fatalf("person %v: %d history entries, want %d", id, len(got), len(w))
 		}
 		for i := range got {
-			g, e := normalChange(got[i]), normalChange(w[i])
-			if !reflect.DeepEqual(g, e) {
+			if a := got[i].AppliedAt; a.Location() != time.UTC || !a.Equal(a.Truncate(time.Microsecond)) {
+				t.Fatalf("person %v history[%d]: applied_at %s (%v), want UTC to the microsecond",
+					id, i, a.Format(time.RFC3339Nano), a.Location())
+			}
+			g, gt := normalChange(got[i])
+			e, et := normalChange(w[i])
+			if gt != et || !reflect.DeepEqual(g, e) {
 				gb, _ := json.Marshal(g)
 				wb, _ := json.Marshal(e)
-				t.Fatalf("person %v history[%d]:\n got %s\nwant %s", id, i, gb, wb)
+				t.Fatalf("person %v history[%d]:\n got %s at %s\nwant %s at %s", id, i, gb, gt, wb, et)
 			}
 		}
 	}
@@ -310,8 +334,8 @@ func testSubSecondTimes(t *testing.T, s hub.Store) {
 			at.Format(time.RFC3339Nano), p.Format(time.RFC3339Nano), h[0].Time.Format(time.RFC3339Nano), want.Format(time.RFC3339Nano))
 	}
 	for _, e := range allPending(t, s, 100) {
-		if !bytes.Contains(e.Body, []byte(`"time":"2020-01-01T09:00:00.123456Z"`)) {
-			t.Errorf("notification %s: %s; want the time to the microsecond", e.MsgID, e.Body)
+		if !bytes.Contains(e.Body, []byte(`"time":"2020-01-01T17:00:00.123456+08:00"`)) {
+			t.Errorf("notification %s: %s; want the time to the microsecond, in China Standard Time", e.MsgID, e.Body)
 		}
 	}
 }
@@ -701,7 +725,8 @@ func testStats(t *testing.T, s hub.Store) {
 
 // testPersons walks every region level and the whole population in
 // pages of several sizes: each person whose hukou address lies in the
-// region comes exactly once, as the stored record, and no one else.
+// region comes exactly once, as the stored record, and no one else; the
+// cursor of a walk of everyone names no address.
 func testPersons(t *testing.T, s hub.Store) {
 	in := population(t, 120, 22)
 	ApplyAll(t, s, in, 50)
@@ -744,6 +769,15 @@ func testPersons(t *testing.T, s hub.Store) {
 				}
 				if next == "" {
 					break
+				}
+				if region == "" {
+					// A walk of everyone is open to callers who may not
+					// read hukou addresses: its cursor must not carry one.
+					for _, w := range want {
+						if w.Hukou != nil && strings.Contains(next, w.Hukou.AddressCode) {
+							t.Fatalf("limit %d: the cursor of a walk of everyone holds a hukou address", limit)
+						}
+					}
 				}
 				after = next
 			}
@@ -789,6 +823,20 @@ func testCounts(t *testing.T, s hub.Store) {
 			Event(t, schemas.HukouRegistered, id, fmt.Sprintf("ps-restore-%d", i), at.AddDate(0, 2, 0), schemas.HukouRegisteredData{
 				Name: "王芳", Gender: "2", BirthDate: "1990-01-01", Ethnicity: "01", AddressCode: "110105001024", HouseholdID: "HR1", Reason: "restored"}),
 			Event(t, schemas.HukouCancelled, id, fmt.Sprintf("ps-cancel-%d", i), at, schemas.HukouCancelledData{Reason: "emigration"}))
+	}
+	// Movers: a few persons hold a permit in Harbin written with a
+	// district's code, move to Daqing (which ends Harbin's), and get a
+	// revocation written with another Harbin district's code.
+	ids := slices.Sorted(maps.Keys(subjects(in)))
+	for i, id := range ids[len(ids)-6:] {
+		at := time.Date(2019, 3, 1+i, 9, 0, 0, 0, cst)
+		in = append(in,
+			Event(t, schemas.ResidencePermitIssued, id, fmt.Sprintf("ps-move-a-%d", i), at, schemas.ResidencePermitIssuedData{
+				CityCode: "230103", AddressCode: "230103002002", Basis: "employment", ValidUntil: date(at.AddDate(2, 0, 0))}),
+			Event(t, schemas.ResidencePermitIssued, id, fmt.Sprintf("ps-move-b-%d", i), at.AddDate(0, 4+i, 0), schemas.ResidencePermitIssuedData{
+				CityCode: "230600", AddressCode: "230602013001", Basis: "employment", ValidUntil: date(at.AddDate(3, 0, 0))}),
+			Event(t, schemas.ResidencePermitRevoked, id, fmt.Sprintf("ps-move-x-%d", i), at.AddDate(0, 2*i, 10), schemas.ResidencePermitRevokedData{
+				CityCode: "230102"}))
 	}
 	r := rand.New(rand.NewPCG(23, 1))
 	shuffled := slices.Clone(in)
