@@ -26,7 +26,7 @@ func AsOfDay(s string) (time.Time, error) {
 	if !ok {
 		return time.Time{}, fmt.Errorf("as_of %q is not a date YYYY-MM-DD", s)
 	}
-	return time.Date(d.Year(), d.Month(), d.Day()+1, 0, 0, 0, 0, china).Add(-time.Nanosecond), nil
+	return endOfDay(d), nil
 }
 
 // CaseFile is a policy's example cases, kept next to it as
@@ -236,8 +236,8 @@ func caseID(birth string, n int) (citizenid.ID, error) {
 }
 
 // Build turns the case into the subject (record and history, as the hub's
-// merge would make them) and the family records.
-func (c *Case) Build() (Subject, []hub.Record, error) {
+// merge would make them) and the family, each with their history.
+func (c *Case) Build() (Subject, []Subject, error) {
 	ids, in, err := c.Inputs()
 	if err != nil {
 		return Subject{}, nil, err
@@ -249,18 +249,22 @@ func (c *Case) Build() (Subject, []hub.Record, error) {
 		}
 		return hub.Record{CitizenID: id, Status: hub.StatusActive}
 	}
-	subj := Subject{Record: record(ids[0])}
+	history := func(id citizenid.ID) []hub.Change {
+		var h []hub.Change
+		for _, e := range out.History {
+			if e.CitizenID == id {
+				h = append(h, e.Change)
+			}
+		}
+		return h
+	}
+	subj := Subject{Record: record(ids[0]), History: history(ids[0])}
 	if c.Status != "" {
 		subj.Record.Status = c.Status
 	}
-	for _, e := range out.History {
-		if e.CitizenID == ids[0] {
-			subj.History = append(subj.History, e.Change)
-		}
-	}
-	family := make([]hub.Record, 0, len(c.Family))
+	family := make([]Subject, 0, len(c.Family))
 	for _, id := range ids[1:] {
-		family = append(family, record(id))
+		family = append(family, Subject{Record: record(id), History: history(id)})
 	}
 	return subj, family, nil
 }

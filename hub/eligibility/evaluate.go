@@ -10,6 +10,7 @@ import (
 	"github.com/pophub/pophub/schemas"
 	"github.com/pophub/pophub/schemas/citizenid"
 	"github.com/pophub/pophub/schemas/codes"
+	"github.com/pophub/pophub/schemas/region"
 )
 
 // Subject is the person evaluated: the golden record and every applied
@@ -42,7 +43,9 @@ type Decision struct {
 	// contract, home or diploma cannot be foreseen, and when a condition
 	// stops holding (a lease at its registered end, a break between two
 	// jobs) before the others are met, no day is given, even if it would
-	// hold again later.
+	// hold again later. Nor is a day given on which, by the history the
+	// hub holds, the person has died or their hukou is cancelled, though
+	// they were alive and registered on the evaluation day.
 	QualifiesOn string         `json:"qualifies_on"`
 	Family      []FamilyMember `json:"family"`
 }
@@ -95,14 +98,22 @@ const horizonMonths = 120
 
 // Evaluate decides one person against one policy as of an instant: only
 // changes with an effective time at or before asOf count, and dates are
-// compared as China Standard Time days. family holds the records the
-// caller could find of the person's relatives: the spouse (Marital.SpouseID)
+// compared as China Standard Time days. Whether the person was alive and
+// registered is decided as of asOf too (statusAsOf), not by the record's
+// status today; a death certified later but dated by asOf counts. family holds what the
+// caller could find of the person's relatives, each with their history: the spouse (Marital.SpouseID)
 // and the members of the applicant's household (Hukou.HouseholdID), and
 // optionally of the spouse's household; see FamilyMember for how they are
-// matched to the policy's wording. Evaluate is pure and safe for
-// concurrent use.
-func Evaluate(p *Policy, subj Subject, family []hub.Record, asOf time.Time) Decision {
+// matched to the policy's wording. A relative's hukou and status are taken
+// as of asOf from their history too (relativeAsOf), so that a past
+// decision does not change when a relative moves or dies later. Evaluate
+// is pure and safe for concurrent use.
+func Evaluate(p *Policy, subj Subject, relatives []Subject, asOf time.Time) Decision {
 	f := gather(&subj.Record, subj.History, asOf)
+	family := make([]hub.Record, len(relatives))
+	for i := range relatives {
+		family[i] = relativeAsOf(relatives[i], asOf)
+	}
 	d := Decision{CitizenID: subj.Record.CitizenID, Policy: p.ID, Title: p.Title, AsOf: fmtDay(f.asOf),
 		Conditions: []ConditionResult{}, Family: []FamilyMember{}}
 
@@ -176,11 +187,20 @@ func Evaluate(p *Policy, subj Subject, family []hub.Record, asOf time.Time) Deci
 	if !d.Eligible && !best.from.IsZero() {
 		d.QualifiesOn = fmtDay(best.from)
 	}
-	if st := subj.Record.Status; st == hub.StatusDeceased || st == hub.StatusCancelled {
+	if st := statusAsOf(&subj.Record, subj.History, asOf); st == hub.StatusDeceased || st == hub.StatusCancelled {
 		d.Eligible, d.QualifiesOn = false, ""
 		d.Conditions = append(d.Conditions, ConditionResult{ID: "status", Text: "the person is alive and registered",
 			Seed: "—", Facts: []Fact{{Text: "status " + st}}, Missing: "the record's status is " + st})
 		return d
+	}
+	// A past asOf decides with the status of then, but the history may
+	// already hold the death (or cancellation) that ends the prediction:
+	// no day is given on which the person will by then, as the hub knows
+	// today, be dead or no longer registered.
+	if d.QualifiesOn != "" {
+		if st := statusAsOf(&subj.Record, subj.History, endOfDay(best.from)); st == hub.StatusDeceased || st == hub.StatusCancelled {
+			d.QualifiesOn = ""
+		}
 	}
 	d.Family = familyOf(p, &subj.Record, f, family)
 	return d
@@ -198,7 +218,7 @@ func (p *Policy) seedRef(cl *Clause) string {
 func (e *env) eval(c *Condition) outcome {
 	switch c.Kind {
 	case KindHukouElsewhere:
-		return e.hukouElsewhere()
+		return e.hukouElsewhere(c.RuralToUrban)
 	case KindHukouIn:
 		return e.hukouIn(c.Codes)
 	case KindContract:
@@ -210,7 +230,7 @@ func (e *env) eval(c *Condition) outcome {
 	case KindOwnsHome:
 		return e.ownsHome()
 	case KindLiving:
-		return e.living(*c.MinMonths)
+		return e.living(*c.MinMonths, c.WorkAndStudy)
 	case KindInsurance:
 		return e.insurance(c)
 	case KindDiploma:
@@ -327,7 +347,16 @@ func fact(text string, ev evidence) Fact {
 	return Fact{Text: text, Source: ev.source, EventID: ev.eventID}
 }
 
-func (e *env) hukouElsewhere() outcome {
+// hukouElsewhere holds when the hukou lies outside the place, or, with
+// ruralToUrban, at a rural address of the place while the person lives at
+// an urban one there: the settlement seeds are written for people moving
+// from the countryside into towns (赤政发〔2016〕50号 二（一）1, 吉市政发〔2015〕5号
+// （十一）, 黑政发〔2014〕25号 一（一）), and a villager of a county or district
+// moving into its town settles in the same place. Classes come from the
+// region table in use (schemas/region), an official NBS table when one is
+// installed; an address it does not know is taken as neither rural nor
+// urban, so it never makes the condition hold.
+func (e *env) hukouElsewhere(ruralToUrban bool) outcome {
 	f := e.f
 	if f.hukou == "" {
 		// Unknown is not elsewhere: the registration may simply not have
@@ -336,11 +365,73 @@ func (e *env) hukouElsewhere() outcome {
 		// hukou first needs one registered.
 		return outcome{missing: "a hukou registration on record (public security has registered none)"}
 	}
+	if !e.place.contains(f.hukou) {
+		return e.met(fact("hukou registered at "+f.hukou, f.hukouEv))
+	}
+	class := urbanRural(f.hukou)
 	fa := fact("hukou registered at "+f.hukou, f.hukouEv)
-	if e.place.contains(f.hukou) {
+	if class != "" {
+		fa = fact(fmt.Sprintf("hukou registered at %s (%s)", f.hukou, class), f.hukouEv)
+	}
+	if !ruralToUrban || class != "rural" {
 		return outcome{facts: []Fact{fa}, missing: "the hukou is already registered in " + e.place.Name}
 	}
-	return e.met(fa)
+	o := e.townHome()
+	o.facts = append([]Fact{fa}, o.facts...)
+	if !o.met {
+		o.missing = "a home (rented or owned) at an urban address in " + e.place.Name + " to move to from the rural hukou" + o.missing
+	}
+	return o
+}
+
+// urbanRural is the region table's class of a 12-digit address: "urban",
+// "rural", or "" when the table does not know it.
+func urbanRural(address string) string {
+	d, ok := region.Lookup(address)
+	if !ok {
+		return ""
+	}
+	return d.UrbanRural
+}
+
+// townHome holds while a registered lease or an owned home at an urban
+// address of the place is in force; homes that follow each other without
+// a day's break keep it holding, and one registered ahead predicts when it
+// will. A missing text it returns is only the tail about homes registered
+// ahead.
+func (e *env) townHome() outcome {
+	var homes []span
+	for _, list := range [][]span{e.f.rentals, e.f.properties} {
+		for _, s := range list {
+			if e.place.contains(s.address) && urbanRural(s.address) == "urban" {
+				homes = append(homes, s)
+			}
+		}
+	}
+	runs := runsOf(homes, 0, func(span) bool { return true })
+	asOf := e.f.asOf
+	if now, ok := current(runs, asOf); ok {
+		o := outcome{met: true, from: asOf, until: now.coveredUntil(asOf)}
+		for _, s := range now.spans {
+			if s.coversDay(asOf) && !s.from.After(asOf) {
+				o.facts = append(o.facts, fact(e.describe(s, "home")+" (urban)", s.ev))
+			}
+		}
+		return o
+	}
+	var o outcome
+	var next *run
+	for i := range runs {
+		if day, ok := runs[i].firstDayFrom(asOf); ok && (next == nil || day.Before(o.from)) {
+			next, o.from = &runs[i], day
+		}
+	}
+	if next != nil {
+		o.until = next.coveredUntil(o.from)
+		o.facts = append(o.facts, e.aheadFacts(next, "home")...)
+		o.missing = "; one registered ahead starts " + fmtDay(o.from)
+	}
+	return o
 }
 
 func (e *env) hukouIn(cs []string) outcome {
@@ -430,7 +521,9 @@ func (e *env) contract(minMonths int) outcome {
 
 // duration evaluates "held for at least minMonths" over runs of spans. It
 // is met when the run in force today (judged by spans that have started)
-// began minMonths ago. Otherwise it will hold on the first day a run,
+// has lasted minMonths, its days counted inclusive as a contract's agreed
+// term is (contract): a lease from 1 January has lasted half a year on 30
+// June, the day before addMonths(start, minMonths) (heldFor). Otherwise it will hold on the first day a run,
 // spans registered ahead included, has lasted minMonths and is in force:
 // a renewal registered before the lease ends keeps the count going. It
 // keeps holding until the run's first break (between two jobs, say),
@@ -443,21 +536,23 @@ func (e *env) duration(runs []run, minMonths int, what, none string) outcome {
 		for _, s := range now.spans {
 			o.facts = append(o.facts, fact(e.describe(s, what), s.ev))
 		}
-		o.facts = append(o.facts, Fact{Text: fmt.Sprintf("%d months since %s", monthsBetween(now.start, asOf), fmtDay(now.start))})
+		tomorrow := asOf.AddDate(0, 0, 1)
+		o.facts = append(o.facts, Fact{Text: fmt.Sprintf("%d months since %s", monthsBetween(now.start, tomorrow), fmtDay(now.start))})
 		o.until = now.coveredUntil(asOf)
-		due := addMonths(now.start, minMonths)
+		due := heldFor(now.start, minMonths)
 		if !due.After(asOf) {
 			o.met, o.from = true, asOf
 			return o
 		}
-		o.missing = fmt.Sprintf("%s of %s in %s, due %s", plural(monthsShort(asOf, due), "more month"), what, e.place.Name, fmtDay(due))
+		short := monthsShort(tomorrow, addMonths(now.start, minMonths))
+		o.missing = fmt.Sprintf("%s of %s in %s, due %s", plural(short, "more month"), what, e.place.Name, fmtDay(due))
 	} else {
 		o.missing = none
 	}
 	var next *run
 	for i := range runs {
 		r := &runs[i]
-		due := addMonths(r.start, minMonths)
+		due := heldFor(r.start, minMonths)
 		if due.Before(asOf) {
 			due = asOf
 		}
@@ -476,6 +571,13 @@ func (e *env) duration(runs []run, minMonths int, what, none string) outcome {
 		o.missing += "; with what is registered ahead, met from " + fmtDay(o.from)
 	}
 	return o
+}
+
+// heldFor is the first day on which something held since start, every
+// day counted, has been held for n months: the last day of the nth month,
+// the day before addMonths(start, n).
+func heldFor(start time.Time, n int) time.Time {
+	return addMonths(start, n).AddDate(0, 0, -1)
 }
 
 // monthsShort counts the months still to go from asOf to due, rounding up.
@@ -523,28 +625,55 @@ func (e *env) rental(minMonths int) outcome {
 	return e.duration(e.rentalRuns(), minMonths, "renting at one address", "a registered rental in force in "+e.place.Name)
 }
 
-func (e *env) livingSpans() []span {
+// livingSpans lists what shows the person living in the place: rented and
+// owned homes, and, with workAndStudy, labour contracts and enrolments
+// (from the start to the graduation from that school, or open while
+// studying), which show it for a worker in the employer's dormitory or a
+// student in the school's.
+func (e *env) livingSpans(workAndStudy bool) []span {
 	var all []span
-	for _, s := range e.f.rentals {
-		if e.place.contains(s.address) {
-			all = append(all, s)
-		}
+	lists := [][]span{e.f.rentals, e.f.properties}
+	if workAndStudy {
+		lists = append(lists, e.f.contracts, e.studySpans())
 	}
-	for _, s := range e.f.properties {
-		if e.place.contains(s.address) {
-			all = append(all, s)
+	for _, list := range lists {
+		for _, s := range list {
+			if e.place.contains(s.address) {
+				all = append(all, s)
+			}
 		}
 	}
 	return all
 }
 
-// livingRuns joins the homes in the place across short breaks.
-func (e *env) livingRuns() []run {
-	return runsOf(e.livingSpans(), employmentGapDays, func(span) bool { return true })
+// studySpans turns enrolments into spans ending on the day of the first
+// graduation from the same school on or after the start.
+func (e *env) studySpans() []span {
+	out := make([]span, 0, len(e.f.enrols))
+	for _, en := range e.f.enrols {
+		s := span{key: en.institution, address: en.region, from: en.start, open: true, ev: en.ev}
+		for _, g := range e.f.grads {
+			if g.institution == en.institution && !g.date.Before(en.start) && (s.open || g.date.Before(s.to)) {
+				s.to, s.open = g.date, false
+			}
+		}
+		out = append(out, s)
+	}
+	return out
 }
 
-func (e *env) living(minMonths int) outcome {
-	return e.duration(e.livingRuns(), minMonths, "living", "a registered home (rented or owned) in "+e.place.Name)
+// livingRuns joins what shows the person living in the place across
+// short breaks.
+func (e *env) livingRuns(workAndStudy bool) []run {
+	return runsOf(e.livingSpans(workAndStudy), employmentGapDays, func(span) bool { return true })
+}
+
+func (e *env) living(minMonths int, workAndStudy bool) outcome {
+	if workAndStudy {
+		return e.duration(e.livingRuns(true), minMonths, "living (home, job or school)",
+			"a registered home (rented or owned), a labour contract or an enrolment at a school in "+e.place.Name)
+	}
+	return e.duration(e.livingRuns(false), minMonths, "living", "a registered home (rented or owned) in "+e.place.Name)
 }
 
 func (e *env) ownsHome() outcome {
@@ -564,6 +693,9 @@ type insuranceLine struct {
 	running bool
 	ev      evidence
 	first   string
+	// carried counts the months counted in the place that were paid
+	// elsewhere and carried here by a transfer.
+	carried int
 }
 
 // line counts the months contributed to every one of kinds (one kind, or
@@ -599,13 +731,16 @@ func (e *env) line(kinds []string, local, continuous bool) insuranceLine {
 			continue
 		}
 		if continuous && prev != "" && c.month != nextMonth(prev) {
-			l.count = 0
+			l.count, l.carried = 0, 0
 			l.first = ""
 		}
 		if l.first == "" {
 			l.first = c.month
 		}
 		l.count++
+		if local && c.carriedFrom != "" {
+			l.carried++
+		}
 		l.last, l.ev, prev = c.month, c.ev, c.month
 	}
 	if l.last == "" {
@@ -664,6 +799,9 @@ func (e *env) insurance(c *Condition) outcome {
 		if l.count > 0 {
 			text += fmt.Sprintf(" (%s … %s)", l.first, l.last)
 		}
+		if l.carried > 0 {
+			text += fmt.Sprintf(", %d of them carried here by a transfer (转移接续)", l.carried)
+		}
 		if c.Continuous {
 			text += ", unbroken"
 		}
@@ -712,7 +850,10 @@ func (e *env) diploma(levels []string, withinYears int) outcome {
 		text := fmt.Sprintf("graduated %s (%s) from %s on %s", codes.Education[g.level], g.level, g.institution, fmtDay(g.date))
 		o.facts = append(o.facts, fact(text, g.ev))
 		if withinYears > 0 {
-			expiry := g.date.AddDate(withinYears, 0, 0) // 未满N年: before the Nth anniversary
+			// 未满N年: before the Nth anniversary, counted in months as
+			// every duration here is, so a 29 February graduate's falls
+			// on 28 February.
+			expiry := addMonths(g.date, 12*withinYears)
 			if !e.f.asOf.Before(expiry) {
 				stale = append(stale, fmtDay(g.date))
 				continue
@@ -751,13 +892,16 @@ func (e *env) business() outcome {
 	return outcome{missing: "a business licence with tax registration in " + e.place.Name}
 }
 
-// familyReunion holds when the spouse is registered in the place. Parents
+// familyReunion holds when the spouse is registered at an urban address
+// of the place: the seed admits joining a person of 市辖区、旗县区政府驻地镇及其他
+// 建制镇区户籍 (赤政发〔2016〕50号 二（一）1（1）), so a spouse registered in a
+// village is no one to join; the class is the region table's. Parents
 // and children cannot be established from the records, which carry no
 // parent links; a clerk checks those on the household register.
 func (e *env) familyReunion() outcome {
 	f := e.f
 	if !f.married || f.spouse == "" {
-		return outcome{missing: "a spouse (or, checked by a clerk, a parent or child) registered in " + e.place.Name}
+		return outcome{missing: "a spouse (or, checked by a clerk, a parent or child) registered at an urban address in " + e.place.Name}
 	}
 	married := fact("married (spouse on record)", f.maritalEv)
 	for i := range e.family {
@@ -765,13 +909,19 @@ func (e *env) familyReunion() outcome {
 		if r.CitizenID != f.spouse || r.Hukou == nil || r.Status != hub.StatusActive {
 			continue
 		}
-		fa := fact("spouse's hukou registered at "+r.Hukou.AddressCode, provenance(r, schemas.SecHukou))
-		if e.place.contains(r.Hukou.AddressCode) {
+		addr := r.Hukou.AddressCode
+		class := urbanRural(addr)
+		text := "spouse's hukou registered at " + addr
+		if class != "" {
+			text += " (" + class + ")"
+		}
+		fa := fact(text, provenance(r, schemas.SecHukou))
+		if e.place.contains(addr) && class == "urban" {
 			return e.met(married, fa)
 		}
-		return outcome{facts: []Fact{married, fa}, missing: "a spouse registered in " + e.place.Name}
+		return outcome{facts: []Fact{married, fa}, missing: "a spouse registered at an urban address in " + e.place.Name}
 	}
-	return outcome{facts: []Fact{married}, missing: "the spouse's record (not found) showing a hukou in " + e.place.Name}
+	return outcome{facts: []Fact{married}, missing: "the spouse's record (not found) showing a hukou at an urban address in " + e.place.Name}
 }
 
 func provenance(r *hub.Record, sec schemas.Section) evidence {
@@ -830,9 +980,11 @@ func (it *PointsItem) nextScoring(v int) int {
 // runMeasure measures, on each day, the run that is in force on that day
 // (current's pick: the longest, judged by spans that have started by
 // then, those registered ahead included once they start): its months
-// since its start. On a day no span covers (a break, after a registered
-// end, before the first start) it is nothing, as evaluating on that day
-// would find. A newer run taking over from one that ends is followed, so
+// since its start, every day counted as duration counts them, that day
+// included, so a lease from 1 January scores its first year on 31
+// December, the day a rental condition of 12 months holds (heldFor). On a
+// day no span covers (a break, after a registered end, before the first
+// start) it is nothing, as evaluating on that day would find. A newer run taking over from one that ends is followed, so
 // moving house or changing jobs counts from the new start. The facts are
 // those of the run in force on the evaluation day, or else of the first
 // to come into force.
@@ -858,10 +1010,11 @@ func (e *env) runMeasure(it *PointsItem, runs []run, what string) (measure, []Fa
 		if !ok {
 			return 0
 		}
-		return monthsBetween(r.start, d)
+		return monthsBetween(r.start, d.AddDate(0, 0, 1))
 	}
 	// The score changes only when a span starts or ends, or when a run
-	// that still runs reaches a number of months that scores more.
+	// that still runs reaches a number of months that scores more: on the
+	// last day of that month, counted as value counts.
 	next := func(d time.Time) time.Time {
 		var first time.Time
 		consider := func(day time.Time) {
@@ -877,8 +1030,8 @@ func (e *env) runMeasure(it *PointsItem, runs []run, what string) (measure, []Fa
 					consider(s.to.AddDate(0, 0, 1))
 				}
 			}
-			if n := it.nextScoring(monthsBetween(r.start, d)); n > 0 {
-				if day := addMonths(r.start, n); r.open || !day.After(r.end) {
+			if n := it.nextScoring(monthsBetween(r.start, d.AddDate(0, 0, 1))); n > 0 {
+				if day := heldFor(r.start, n); r.open || !day.After(r.end) {
 					consider(day)
 				}
 			}
@@ -895,7 +1048,7 @@ func (e *env) measureOf(it *PointsItem) (measure, []Fact) {
 	case MeasureRentalMonths:
 		return e.runMeasure(it, e.rentalRuns(), "lease")
 	case MeasureLivingMonths:
-		return e.runMeasure(it, e.livingRuns(), "home")
+		return e.runMeasure(it, e.livingRuns(false), "home")
 	case MeasureOwnsHome:
 		o := e.ownsHome()
 		v := 0

@@ -12,7 +12,7 @@ import (
 
 // china is China Standard Time: data dates and "as of" days are calendar
 // days there.
-var china = time.FixedZone("CST", 8*3600)
+var china = schemas.CST()
 
 // dayOf returns the CST calendar day of t as a UTC midnight, the form
 // every date in this package takes.
@@ -20,6 +20,17 @@ func dayOf(t time.Time) time.Time {
 	y, m, d := t.In(china).Date()
 	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
 }
+
+// endOfDay is the last instant of a day (a UTC midnight, as dayOf gives
+// it) in China Standard Time, so that every change of that day counts.
+func endOfDay(day time.Time) time.Time {
+	return time.Date(day.Year(), day.Month(), day.Day()+1, 0, 0, 0, 0, china).Add(-time.Nanosecond)
+}
+
+// EndOfToday is the last instant of now's day in China: the as_of of a
+// decision for today, in which every change effective today counts, also
+// one a department stamped a little ahead of now.
+func EndOfToday(now time.Time) time.Time { return endOfDay(dayOf(now)) }
 
 // parseDay reads YYYY-MM-DD; ok is false for anything else.
 func parseDay(s string) (time.Time, bool) {
@@ -78,8 +89,18 @@ func (s span) coversDay(d time.Time) bool {
 // contribution is one month of one insurance.
 type contribution struct {
 	month  string // YYYY-MM
-	region string
-	ev     evidence
+	region string // where the month counts: where it was paid, or where a transfer carried it
+	// carriedFrom is the region the month was paid in when a transfer
+	// (转移接续) carried it to region, "" otherwise.
+	carriedFrom string
+	ev          evidence
+}
+
+// transfer is a completed transfer of the insurance account (转移接续):
+// the months paid in from up to the month it took effect count in to.
+type transfer struct {
+	month    string // YYYY-MM of the transfer's effective day
+	from, to string
 }
 
 type graduation struct {
@@ -100,6 +121,7 @@ type facts struct {
 
 	hukou      string // 12-digit address, "" when none
 	hukouEv    evidence
+	household  string // household id of the registration, "" when unknown
 	married    bool
 	spouse     citizenid.ID
 	maritalEv  evidence
@@ -126,13 +148,22 @@ func gather(rec *hub.Record, history []hub.Change, asOf time.Time) *facts {
 			order = append(order, &history[i])
 		}
 	}
-	sort.SliceStable(order, func(i, j int) bool { return order[i].Time.Before(order[j].Time) })
+	sort.SliceStable(order, func(i, j int) bool {
+		// The merge applies an end unless it is older than its start:
+		// at the same time, an end follows what it ends.
+		a, b := order[i], order[j]
+		if a.Time.Equal(b.Time) && endTypes[a.Type] != endTypes[b.Type] {
+			return endTypes[b.Type]
+		}
+		return stampBefore(a, b)
+	})
 
 	contracts := map[string]int{}
 	leases := map[string]int{}
 	props := map[string]int{}
 	biz := map[string]int{}
 	months := map[string]map[string]contribution{}
+	var transfers []transfer
 	sawHukou, sawMarital := false, false
 	for _, c := range order {
 		ev := evidence{c.Source, c.EventID}
@@ -141,12 +172,15 @@ func gather(rec *hub.Record, history []hub.Change, asOf time.Time) *facts {
 		case schemas.HukouRegistered:
 			var d schemas.HukouRegisteredData
 			if json.Unmarshal(c.Data, &d) == nil {
-				f.hukou, f.hukouEv, sawHukou = d.AddressCode, ev, true
+				f.hukou, f.hukouEv, f.household, sawHukou = d.AddressCode, ev, d.HouseholdID, true
 			}
 		case schemas.HukouMigrated:
 			var d schemas.HukouMigratedData
 			if json.Unmarshal(c.Data, &d) == nil {
 				f.hukou, f.hukouEv, sawHukou = d.ToAddressCode, ev, true
+				if d.HouseholdID != "" {
+					f.household = d.HouseholdID
+				}
 			}
 		case schemas.HukouCancelled:
 			f.hukou, f.hukouEv, sawHukou = "", ev, true
@@ -207,6 +241,11 @@ func gather(rec *hub.Record, history []hub.Change, asOf time.Time) *facts {
 					months[k][d.Month] = contribution{month: d.Month, region: d.Region, ev: ev}
 				}
 			}
+		case schemas.InsuranceTransferred:
+			var d schemas.InsuranceTransferredData
+			if json.Unmarshal(c.Data, &d) == nil && d.FromRegion != d.ToRegion {
+				transfers = append(transfers, transfer{month: day.Format("2006-01"), from: d.FromRegion, to: d.ToRegion})
+			}
 		case schemas.InsuranceTerminated:
 			var d schemas.InsuranceTerminatedData
 			if json.Unmarshal(c.Data, &d) == nil {
@@ -235,7 +274,7 @@ func gather(rec *hub.Record, history []hub.Change, asOf time.Time) *facts {
 	for k, m := range months {
 		list := make([]contribution, 0, len(m))
 		for _, c := range m {
-			list = append(list, c)
+			list = append(list, carry(c, transfers))
 		}
 		sort.Slice(list, func(i, j int) bool { return list[i].month < list[j].month })
 		f.insurance[k] = list
@@ -244,12 +283,128 @@ func gather(rec *hub.Record, history []hub.Change, asOf time.Time) *facts {
 	// the hub) still says where the person is registered and to whom they
 	// are married.
 	if !sawHukou && rec.Hukou != nil {
-		f.hukou = rec.Hukou.AddressCode
+		f.hukou, f.household = rec.Hukou.AddressCode, rec.Hukou.HouseholdID
 	}
 	if !sawMarital && rec.Marital != nil && rec.Marital.SpouseID != "" {
 		f.married, f.spouse = true, rec.Marital.SpouseID
 	}
 	return f
+}
+
+// carry applies the transfers, in order of their effective time, to one
+// month: a transfer takes the months paid in its from region up to its own
+// month to its to region, where a policy counting local months (当地参加)
+// counts them, as the social insurance department does after 转移接续. A
+// month recorded late still goes where its account went.
+func carry(c contribution, transfers []transfer) contribution {
+	for _, t := range transfers {
+		if c.region == t.from && c.month <= t.month {
+			if c.carriedFrom == "" {
+				c.carriedFrom = c.region
+			}
+			c.region = t.to
+		}
+	}
+	return c
+}
+
+// endTypes end what an earlier event started: a contract, a lease, an
+// insurance.
+var endTypes = map[schemas.Type]bool{schemas.ContractEnded: true, schemas.RentalEnded: true, schemas.InsuranceTerminated: true}
+
+// stampBefore orders changes as the merge orders events (merge.Stamp):
+// by effective time, then source, then event id, so that of two changes
+// with the same time the one the golden record shows comes last, whatever
+// order they arrived in.
+func stampBefore(a, b *hub.Change) bool {
+	if !a.Time.Equal(b.Time) {
+		return a.Time.Before(b.Time)
+	}
+	if a.Source != b.Source {
+		return a.Source < b.Source
+	}
+	return a.EventID < b.EventID
+}
+
+// deathDay is the day (a UTC midnight, as dayOf gives it) from which a
+// certified death counts, by the rule the merge ends the population
+// counts with (hub/merge, State.deathDay): the date of death on the
+// latest certificate (in stamp order, so a correction counts), but no
+// later than the day the first certificate took effect, from which death
+// was on record; that day when the latest certificate carries no usable
+// date. ok is false when no death is certified. It reads the whole
+// history, not only what was known by the evaluation day, as the counts
+// do: a correction issued later moves the day for past days too.
+func deathDay(history []hub.Change) (day time.Time, ok bool) {
+	var first, latest *hub.Change
+	for i := range history {
+		c := &history[i]
+		if c.Type != schemas.DeathCertified {
+			continue
+		}
+		if first == nil || stampBefore(c, first) {
+			first = c
+		}
+		if latest == nil || stampBefore(latest, c) {
+			latest = c
+		}
+	}
+	if first == nil {
+		return time.Time{}, false
+	}
+	day = dayOf(first.Time)
+	var d schemas.DeathCertifiedData
+	if json.Unmarshal(latest.Data, &d) == nil {
+		if died, ok := parseDay(d.DateOfDeath); ok && died.Before(day) {
+			return died, true
+		}
+	}
+	return day, true
+}
+
+// statusAsOf is the person's status (hub.Status*) as of asOf, from the
+// history rather than the record's status today, so a past evaluation of
+// a person who died since is decided as it stood. A death counts from
+// deathDay, the day the population counts end on: the corrected date of
+// death when it is on or before the evaluation day, even if the
+// certificate was issued after it, and at the latest from the day the
+// first certificate took effect. A cancellation counts while it is the
+// latest registration or cancellation (in stamp order) in force by asOf,
+// as the hub derives the status (hub/merge). When the history holds no
+// death and no cancellation at all, the record's own status stands: it
+// was handed in with less history than it reflects.
+func statusAsOf(rec *hub.Record, history []hub.Change, asOf time.Time) string {
+	died, dead := deathDay(history)
+	seen := dead
+	dead = dead && !died.After(dayOf(asOf))
+	var lifecycle *hub.Change // the latest registration or cancellation by asOf
+	for i := range history {
+		c := &history[i]
+		switch c.Type {
+		case schemas.HukouCancelled, schemas.HukouRegistered:
+			seen = seen || c.Type == schemas.HukouCancelled
+			if !c.Time.After(asOf) && (lifecycle == nil || stampBefore(lifecycle, c)) {
+				lifecycle = c
+			}
+		}
+	}
+	if !seen {
+		if rec.Status == "" {
+			return hub.StatusActive
+		}
+		return rec.Status
+	}
+	if dead {
+		return hub.StatusDeceased
+	}
+	if lifecycle != nil && lifecycle.Type == schemas.HukouCancelled {
+		var d schemas.HukouCancelledData
+		if json.Unmarshal(lifecycle.Data, &d) == nil && d.Reason == "death" {
+			return hub.StatusDeceased
+		}
+		return hub.StatusCancelled
+	}
+	return hub.StatusActive
 }
 
 // upsertSpan records the start of a span under key, replacing an earlier

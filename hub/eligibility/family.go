@@ -2,11 +2,13 @@ package eligibility
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"time"
 
 	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/schemas"
 	"github.com/pophub/pophub/schemas/citizenid"
 	"github.com/pophub/pophub/schemas/codes"
 )
@@ -59,6 +61,48 @@ func yearsBetween(a, b time.Time) int {
 	return monthsBetween(a, b) / 12
 }
 
+// relativeAsOf is a relative's record as it stood on asOf, so that a
+// past decision is not changed by a relative's later move, death or
+// cancellation: the hukou (address and household, with the event it
+// comes from as its provenance) and the status are derived from their
+// history by the rules used for the applicant (gather, statusAsOf). A
+// relative not yet registered by asOf has no hukou. A record handed in
+// without history stands as it is; the other sections stay as read today.
+func relativeAsOf(s Subject, asOf time.Time) hub.Record {
+	r := s.Record
+	if len(s.History) == 0 {
+		return r
+	}
+	f := gather(&r, s.History, asOf)
+	r.Status = statusAsOf(&r, s.History, asOf)
+	if f.hukou == "" {
+		r.Hukou = nil
+		return r
+	}
+	h := hub.Hukou{AddressCode: f.hukou, HouseholdID: f.household}
+	if len(f.hukou) >= 6 {
+		h.RegionCode = f.hukou[:6]
+	}
+	if r.Hukou != nil && r.Hukou.AddressCode == f.hukou {
+		h.UrbanRural, h.ClassCode = r.Hukou.UrbanRural, r.Hukou.ClassCode
+	}
+	if f.hukouEv.eventID != "" {
+		prov := make(map[string]hub.Provenance, len(r.Provenance)+1)
+		maps.Copy(prov, r.Provenance)
+		for _, c := range s.History {
+			if c.Source == f.hukouEv.source && c.EventID == f.hukouEv.eventID {
+				h.Since = fmtDay(dayOf(c.Time))
+				prov[string(schemas.SecHukou)] = hub.Provenance{Source: c.Source, EventID: c.EventID, Time: c.Time}
+			}
+		}
+		r.Provenance = prov
+	} else if r.Hukou != nil {
+		h.Since = r.Hukou.Since
+	}
+	r.Hukou = &h
+	return r
+}
+
 func familyOf(p *Policy, applicant *hub.Record, f *facts, family []hub.Record) []FamilyMember {
 	out := []FamilyMember{}
 	allows := func(rel string) bool { return slices.Contains(p.Family, rel) }
@@ -83,8 +127,8 @@ func familyOf(p *Policy, applicant *hub.Record, f *facts, family []hub.Record) [
 		}
 	}
 	born, ok := birthOf(applicant)
-	household := ""
-	if applicant.Hukou != nil {
+	household := f.household // as of the decision's day, as the relatives' are
+	if household == "" && applicant.Hukou != nil {
 		household = applicant.Hukou.HouseholdID
 	}
 	spouseHousehold := ""

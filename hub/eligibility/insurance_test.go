@@ -20,9 +20,16 @@ func insuranceTerminated(region, at, end string, kinds ...string) eligibility.Ca
 		Data: map[string]any{"insurances": ks, "region": region, "end": end}}
 }
 
+// insuranceTransferred is the social insurance department completing a
+// transfer (转移接续) of the account from one region to another on day at.
+func insuranceTransferred(at, from, to string) eligibility.CaseEvent {
+	return eligibility.CaseEvent{Type: schemas.InsuranceTransferred, Time: at, Data: map[string]any{"from_region": from, "to_region": to}}
+}
+
 // TestInsuranceMonths covers what no shipped policy asks for: a clause
-// counting only the last unbroken run of contributions, and a
-// termination that stops the months still to come from being foreseen.
+// counting only the last unbroken run of contributions, a termination
+// that stops the months still to come from being foreseen, and months a
+// transfer carries into or out of the place of a local count.
 func TestInsuranceMonths(t *testing.T) {
 	const daqing = "230602"
 	tests := []struct {
@@ -78,6 +85,43 @@ func TestInsuranceMonths(t *testing.T) {
 				insuranceTerminated(daqing, "2025-03-01", "2025-02-28", "pension"), contrib(daqing, "2025-04..2025-05", "pension")),
 			wantFact:    "pension insurance: 5 months in 大庆市市区 (2024-12 … 2025-05)",
 			wantMissing: "7 more months of pension insurance in 大庆市市区", wantQualifiesOn: "2025-12-01",
+		},
+		{
+			// 在当地参加: months paid in Harbin and carried over to Daqing by
+			// a transfer (转移接续) count in Daqing, as do those paid there.
+			name:      "local: months carried in by a transfer count",
+			condition: "{kinds: [pension], min_months: 12}",
+			asOf:      "2024-02-10",
+			events: evs(contrib("230103", "2023-01..2023-11", "pension"), insuranceTransferred("2023-12-05", "230103", daqing),
+				contrib(daqing, "2023-12..2024-01", "pension")),
+			wantMet:  true,
+			wantFact: "pension insurance: 13 months in 大庆市市区 (2023-01 … 2024-01), 11 of them carried here by a transfer (转移接续)",
+		},
+		{
+			name:      "local: without a transfer, months paid elsewhere do not count",
+			condition: "{kinds: [pension], min_months: 12}",
+			asOf:      "2024-02-10",
+			events:    evs(contrib("230103", "2023-01..2023-11", "pension"), contrib(daqing, "2023-12..2024-01", "pension")),
+			wantFact:  "pension insurance: 2 months in 大庆市市区 (2023-12 … 2024-01)",
+			// Still paying: the twelfth month is 2024-11.
+			wantMissing: "10 more months of pension insurance in 大庆市市区", wantQualifiesOn: "2024-11-01",
+		},
+		{
+			name:        "local: a transfer out takes the months away",
+			condition:   "{kinds: [pension], min_months: 12}",
+			asOf:        "2024-02-10",
+			events:      evs(contrib(daqing, "2023-01..2023-11", "pension"), insuranceTransferred("2023-12-05", daqing, "230103")),
+			wantFact:    "pension insurance: 0 months in 大庆市市区",
+			wantMissing: "12 more months of pension insurance in 大庆市市区",
+		},
+		{
+			name:      "local: a month of the old region recorded late still follows the transfer",
+			condition: "{kinds: [pension], min_months: 12}",
+			asOf:      "2024-02-10",
+			events: evs(contrib("230103", "2023-01..2023-10", "pension"), insuranceTransferred("2023-12-05", "230103", daqing),
+				registeredOn("2024-01-20", contrib("230103", "2023-11..2023-11", "pension")), contrib(daqing, "2023-12..2024-01", "pension")),
+			wantMet:  true,
+			wantFact: "pension insurance: 13 months in 大庆市市区 (2023-01 … 2024-01), 11 of them carried here by a transfer (转移接续)",
 		},
 	}
 	for _, tt := range tests {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/pophub/pophub/hub"
@@ -21,7 +22,8 @@ type Reader interface {
 // a residents' committee holds a few thousand registrations at most.
 const maxHouseholdPages = 20
 
-// Decide reads a person, their history and their relatives from r and
+// Decide reads a person, their history and their relatives (for a past
+// day, also those of that day, and with their histories) from r and
 // evaluates them against p as of asOf. With listFamily false, relatives are
 // read only when a clause of p needs them (family reunion), and the
 // decision's family list may be incomplete: what announcing eligibility
@@ -36,13 +38,83 @@ func Decide(ctx context.Context, r Reader, p *Policy, id citizenid.ID, asOf time
 	if err != nil {
 		return Decision{}, fmt.Errorf("reading history: %w", err)
 	}
-	var family []hub.Record
+	var family []Subject
 	if (listFamily && len(p.Family) > 0) || needsFamily(p) {
-		if family, err = Relatives(ctx, r, rec); err != nil {
+		past := dayOf(asOf).Before(dayOf(time.Now()))
+		recs, err := Relatives(ctx, r, rec)
+		if err != nil {
 			return Decision{}, err
+		}
+		if then := relativesOn(rec, hist, asOf, past); past && relativesKey(then) != relativesKey(rec) {
+			// Those of that day too: a spouse since divorced, a
+			// household since left (today's members are kept: a
+			// household that moved together is found at its new
+			// address, and matched by its household of that day).
+			more, err := Relatives(ctx, r, then)
+			if err != nil {
+				return Decision{}, err
+			}
+			for _, m := range more {
+				if !slices.ContainsFunc(recs, func(o hub.Record) bool { return o.CitizenID == m.CitizenID }) {
+					recs = append(recs, m)
+				}
+			}
+		}
+		// For a past day, each relative's history too: their hukou and
+		// status are decided as of asOf, not as they are today. A
+		// decision for today takes their records as they stand, which
+		// spares a read per member of a large (collective) household on
+		// every decision the API and the watcher make.
+		family = make([]Subject, len(recs))
+		for i, m := range recs {
+			family[i] = Subject{Record: m}
+			if !past {
+				continue
+			}
+			if family[i].History, err = r.History(ctx, m.CitizenID); err != nil {
+				return Decision{}, fmt.Errorf("reading a relative's history: %w", err)
+			}
 		}
 	}
 	return Evaluate(p, Subject{Record: rec, History: hist}, family, asOf), nil
+}
+
+// relativesOn is the record Relatives looks up a person's relatives
+// from: for a past day, with the spouse and the household of that day
+// (the spouse since divorced and the household since left are the ones
+// a decision for that day joins), read from the person's history.
+func relativesOn(rec hub.Record, hist []hub.Change, asOf time.Time, past bool) hub.Record {
+	if !past || len(hist) == 0 {
+		return rec
+	}
+	f := gather(&rec, hist, asOf)
+	if f.married && f.spouse != "" {
+		m := hub.Marital{SpouseID: f.spouse}
+		if rec.Marital != nil {
+			m = *rec.Marital
+			m.SpouseID = f.spouse
+		}
+		rec.Marital = &m
+	} else {
+		rec.Marital = nil
+	}
+	if f.hukou != "" {
+		rec.Hukou = &hub.Hukou{AddressCode: f.hukou, RegionCode: f.hukou[:min(6, len(f.hukou))], HouseholdID: f.household}
+	}
+	return rec
+}
+
+// relativesKey is what Relatives reads a person's relatives by: the
+// spouse, and the household's address and id.
+func relativesKey(rec hub.Record) string {
+	var k string
+	if rec.Marital != nil {
+		k = string(rec.Marital.SpouseID)
+	}
+	if rec.Hukou != nil {
+		k += "/" + rec.Hukou.AddressCode + "/" + rec.Hukou.HouseholdID
+	}
+	return k
 }
 
 // needsFamily reports whether a clause of p looks at relatives.

@@ -106,8 +106,14 @@ type Route struct {
 // Condition kinds. Each takes the parameters listed; "in the place" means
 // within the place the person is evaluated in.
 const (
-	// KindHukouElsewhere: the hukou (as of the date) is known and not in the
-	// place; a person with no registration on record does not meet it.
+	// KindHukouElsewhere {rural_to_urban}: the hukou (as of the date) is
+	// known and not in the place; a person with no registration on record
+	// does not meet it. With rural_to_urban, for the settlement seeds,
+	// which are written for people moving from the countryside into towns
+	// (农业转移人口落户城镇), a hukou at a rural address of the place meets it
+	// too while the person lives (a lease or an owned home) at an urban
+	// address there, by the region table's urban/rural class of each
+	// 12-digit address; an urban hukou in the place never does.
 	KindHukouElsewhere = "hukou_elsewhere"
 	// KindHukouIn {codes}: the hukou lies in one of the codes.
 	KindHukouIn = "hukou_in"
@@ -122,12 +128,20 @@ const (
 	KindRental = "rental_same_address"
 	// KindOwnsHome: owns a home in the place.
 	KindOwnsHome = "owns_home"
-	// KindLiving {min_months}: has lived in the place (rented or owned
-	// homes, any addresses, without a break) for at least min_months.
+	// KindLiving {min_months, work_and_study}: has lived in the place
+	// (rented or owned homes, any addresses, without a break of more than
+	// a month) for at least min_months. With work_and_study, for the
+	// residence permit (居住证暂行条例 第二条: six months' residence and one
+	// of a stable job, a stable home or continuous study), labour
+	// contracts and school enrolments in the place evidence living there
+	// too, as a worker in the employer's dormitory or a student in the
+	// school's lives there without a lease of their own.
 	KindLiving = "living"
 	// KindInsurance {kinds, min_months, local (default true), continuous,
 	// together}: contributed at least min_months to each insurance kind,
-	// counting distinct months (in the place when local). With together,
+	// counting distinct months (in the place when local; months a transfer
+	// of the account, 转移接续, carried into the place count there, and
+	// those it carried out do not). With together,
 	// for seeds that ask for the insurances held at the same time (同时参加),
 	// only months in which every listed kind was contributed count, so a
 	// year of pension followed by a year of medical insurance is no year
@@ -138,7 +152,9 @@ const (
 	KindDiploma = "diploma"
 	// KindBusiness {with_tax_registration}: a registered business in the place.
 	KindBusiness = "business_licence"
-	// KindFamilyReunion: the spouse is registered (hukou) in the place.
+	// KindFamilyReunion: the spouse is registered (hukou) at an urban
+	// address in the place (the seed's 市辖区、旗县区政府驻地镇及其他建制镇区户籍,
+	// by the region table's class), and is alive and registered.
 	KindFamilyReunion = "family_reunion"
 	// KindStudying: enrolled at a school in the place and not yet graduated.
 	KindStudying = "studying"
@@ -160,13 +176,13 @@ const (
 
 // params lists the parameters each kind accepts.
 var params = map[string][]string{
-	KindHukouElsewhere: {},
+	KindHukouElsewhere: {"rural_to_urban"},
 	KindHukouIn:        {"codes"},
 	KindContract:       {"min_months"},
 	KindEmployed:       {"min_months"},
 	KindRental:         {"min_months"},
 	KindOwnsHome:       {},
-	KindLiving:         {"min_months"},
+	KindLiving:         {"min_months", "work_and_study"},
 	KindInsurance:      {"kinds", "min_months", "local", "continuous", "together"},
 	KindDiploma:        {"levels", "within_years"},
 	KindBusiness:       {"with_tax_registration"},
@@ -200,8 +216,13 @@ type Condition struct {
 	WithinYears int
 	WithTax     bool
 	Codes       []string
-	Of          []Condition
-	Points      *Points
+	// RuralToUrban lets a rural hukou in the place meet hukou_elsewhere
+	// for a move to an urban address there.
+	RuralToUrban bool
+	// WorkAndStudy lets contracts and enrolments evidence living.
+	WorkAndStudy bool
+	Of           []Condition
+	Points       *Points
 }
 
 // Points is a points table: the person qualifies with at least Threshold.
@@ -257,21 +278,24 @@ func (c *Condition) UnmarshalYAML(n *yaml.Node) error {
 		return v.Decode(c.Points)
 	}
 	var p struct {
-		MinMonths   *int     `yaml:"min_months"`
-		Kinds       []string `yaml:"kinds"`
-		Local       *bool    `yaml:"local"`
-		Continuous  bool     `yaml:"continuous"`
-		Together    bool     `yaml:"together"`
-		Levels      []string `yaml:"levels"`
-		WithinYears int      `yaml:"within_years"`
-		WithTax     bool     `yaml:"with_tax_registration"`
-		Codes       []string `yaml:"codes"`
+		MinMonths    *int     `yaml:"min_months"`
+		Kinds        []string `yaml:"kinds"`
+		Local        *bool    `yaml:"local"`
+		Continuous   bool     `yaml:"continuous"`
+		Together     bool     `yaml:"together"`
+		Levels       []string `yaml:"levels"`
+		WithinYears  int      `yaml:"within_years"`
+		WithTax      bool     `yaml:"with_tax_registration"`
+		Codes        []string `yaml:"codes"`
+		RuralToUrban bool     `yaml:"rural_to_urban"`
+		WorkAndStudy bool     `yaml:"work_and_study"`
 	}
 	if err := v.Decode(&p); err != nil {
 		return err
 	}
 	c.MinMonths, c.Kinds, c.Local, c.Continuous, c.Together = p.MinMonths, p.Kinds, p.Local, p.Continuous, p.Together
 	c.Levels, c.WithinYears, c.WithTax, c.Codes = p.Levels, p.WithinYears, p.WithTax, p.Codes
+	c.RuralToUrban, c.WorkAndStudy = p.RuralToUrban, p.WorkAndStudy
 	return nil
 }
 
@@ -593,10 +617,16 @@ func RelevantSections(p *Policy) []schemas.Section {
 		switch c.Kind {
 		case KindHukouElsewhere, KindHukouIn:
 			set[schemas.SecHukou] = true
+			if c.RuralToUrban { // where the person lives decides a rural hukou
+				set[schemas.SecHousing] = true
+			}
 		case KindContract, KindEmployed:
 			set[schemas.SecEmployment] = true
 		case KindRental, KindOwnsHome, KindLiving:
 			set[schemas.SecHousing] = true
+			if c.WorkAndStudy {
+				set[schemas.SecEmployment], set[schemas.SecEducation] = true, true
+			}
 		case KindInsurance:
 			set[schemas.SecSocialInsurance] = true
 		case KindDiploma, KindStudying:

@@ -130,7 +130,8 @@ func TestRelevantSections(t *testing.T) {
 		want   []schemas.Section
 	}{
 		{"heilongjiang/daqing", []schemas.Section{schemas.SecEmployment, schemas.SecHousing, schemas.SecHukou, schemas.SecMarital, schemas.SecSocialInsurance, schemas.SecStatus}},
-		{"jilin/talent", []schemas.Section{schemas.SecEducation, schemas.SecHukou, schemas.SecMarital, schemas.SecStatus}},
+		// A villager of Jilin City settles on moving to a town address: housing.
+		{"jilin/talent", []schemas.Section{schemas.SecEducation, schemas.SecHousing, schemas.SecHukou, schemas.SecMarital, schemas.SecStatus}},
 		{"residence-permit/jilin", []schemas.Section{schemas.SecEducation, schemas.SecEmployment, schemas.SecHousing, schemas.SecHukou, schemas.SecStatus}},
 	}
 	for _, tt := range tests {

@@ -15,6 +15,7 @@ import (
 	"github.com/pophub/pophub/hub/memdb"
 	"github.com/pophub/pophub/internal/testenv"
 	"github.com/pophub/pophub/ops/policies"
+	"github.com/pophub/pophub/schemas"
 )
 
 // racingKV is the bucket as an instance sees it while another instance
@@ -87,7 +88,7 @@ func TestDecisionSavedOverItsRevision(t *testing.T) {
 	if n := kv.gets.Load(); n != 2 {
 		t.Fatalf("the last decision was read %d times; want the decision made again after the other instance's save", n)
 	}
-	e, err := kv.KeyValue.Get(ctx, key(p, ids[0]))
+	e, err := kv.KeyValue.Get(ctx, w.key(schemas.PolicyToken(p.ID), ids[0]))
 	if err != nil {
 		t.Fatal(err)
 	}

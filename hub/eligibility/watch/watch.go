@@ -13,6 +13,14 @@
 // Nats-Msg-Id (policy, person, day) makes a re-publish after a crash a
 // duplicate the stream drops.
 //
+// Citizen IDs appear only in the notification bodies. NATS shows keys and
+// headers to anyone who can list a bucket, watch the server's monitoring
+// or read its permission-violation log, so the bucket is keyed by
+// <policy>.<digest of the ID> and the Nats-Msg-Id is a digest of (policy,
+// ID, day); see Config.Keys for how strong those digests are. The ID of a
+// person waiting for a qualifying day is kept in the entry's value, which
+// is how the day's sweep knows whom to decide after a restart.
+//
 // R is the region where the person qualifies: the address of their current
 // rental or home in the policy's place, else their work region there, else
 // the place itself.
@@ -20,6 +28,8 @@ package watch
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -67,13 +77,31 @@ type Config struct {
 	Now    func() time.Time
 	Logger *slog.Logger
 	Meter  metric.Meter
+	// Keys, when set (the hub's *sealing.Keyring), keys the digests that
+	// stand for a person in the bucket's keys and in Nats-Msg-Id. Without
+	// it they are plain SHA-256 digests: they keep IDs out of listings and
+	// logs, but the ID space is small enough for someone holding a digest
+	// to find the ID by hashing candidates. The digests must not change
+	// once decisions are saved: a watcher with other Keys finds no last
+	// decision and announces every eligible person once more.
+	Keys Keyer
 }
 
-// state is the last decision kept per policy and person.
+// Keyer derives a keyed digest; *sealing.Keyring is one. PersonKey must
+// be deterministic, safe for concurrent use, and return the 64 lower-case
+// hex digits of an HMAC-SHA-256.
+type Keyer interface {
+	PersonKey(s string) string
+}
+
+// state is the last decision kept per policy and person. CitizenID is set
+// only while QualifiesOn is: the sweep of that day needs the ID, which the
+// entry's key no longer carries.
 type state struct {
-	Eligible    bool   `json:"eligible"`
-	AsOf        string `json:"as_of"`
-	QualifiesOn string `json:"qualifies_on,omitempty"`
+	Eligible    bool         `json:"eligible"`
+	AsOf        string       `json:"as_of"`
+	QualifiesOn string       `json:"qualifies_on,omitempty"`
+	CitizenID   citizenid.ID `json:"citizen_id,omitempty"`
 }
 
 // Watcher evaluates and announces eligibility. Create it with New.
@@ -85,7 +113,7 @@ type Watcher struct {
 	kv       jetstream.KeyValue
 
 	mu  sync.Mutex
-	due map[string]map[string]bool // qualifying day → keys
+	due map[string]map[string]citizenid.ID // qualifying day → key → person
 
 	evaluations metric.Int64Counter
 	announced   metric.Int64Counter
@@ -127,7 +155,10 @@ func New(cfg Config) (*Watcher, error) {
 	if cfg.Meter == nil {
 		cfg.Meter = metricnoop.NewMeterProvider().Meter("")
 	}
-	w := &Watcher{cfg: cfg, relevant: map[string][]*eligibility.Policy{}, due: map[string]map[string]bool{}}
+	if cfg.Keys != nil && !isDigest(cfg.Keys.PersonKey(personDomain)) {
+		return nil, errors.New("watch: Config.Keys does not give 64 hex digits")
+	}
+	w := &Watcher{cfg: cfg, relevant: map[string][]*eligibility.Policy{}, due: map[string]map[string]citizenid.ID{}}
 	for _, id := range cfg.Policies {
 		p, ok := cfg.Catalog.Policy(id)
 		if !ok {
@@ -214,7 +245,9 @@ func (w *Watcher) Run(ctx context.Context) error {
 }
 
 // Open creates or opens the bucket of last decisions and rebuilds the
-// qualifying days from it. Run calls it; Process needs it done.
+// qualifying days from it, moving entries an earlier release keyed by
+// <policy>.<citizen ID> to their digest keys. Run calls it; Process needs
+// it done.
 func (w *Watcher) Open(ctx context.Context) error {
 	kv, err := w.cfg.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: w.cfg.Bucket,
 		Description: "pophub: last eligibility decision per policy and person"})
@@ -317,8 +350,47 @@ func (w *Watcher) sorted(set map[*eligibility.Policy]bool) []*eligibility.Policy
 	return ps
 }
 
-func key(p *eligibility.Policy, id citizenid.ID) string {
-	return schemas.PolicyToken(p.ID) + "." + string(id)
+// Domains of the digests, so that a digest of one kind never equals
+// another (the store's person keys included, which are keyed by the same
+// Keys over the bare ID).
+const (
+	personDomain = "pophub eligibility person v1"
+	changeDomain = "pophub eligibility change v1"
+)
+
+// digest hashes parts, each unambiguously delimited, with Keys when set:
+// 64 hex digits.
+func (w *Watcher) digest(domain string, parts ...string) string {
+	s := domain + "\x00" + strings.Join(parts, "\x00")
+	if w.cfg.Keys != nil {
+		return w.cfg.Keys.PersonKey(s)
+	}
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
+}
+
+// key is the bucket key of a person's last decision under the policy
+// whose subject token is tok: <tok>.<digest of the ID>.
+func (w *Watcher) key(tok string, id citizenid.ID) string {
+	return tok + "." + w.digest(personDomain, string(id))
+}
+
+// changeID is the change_id and Nats-Msg-Id of an announcement: a digest
+// of policy, person and day, 24 hex digits as a change notification's.
+func (w *Watcher) changeID(policyID string, id citizenid.ID, asOf string) string {
+	return w.digest(changeDomain, policyID, string(id), asOf)[:24]
+}
+
+func isDigest(s string) bool {
+	if len(s) != 2*sha256.Size {
+		return false
+	}
+	for i := range len(s) {
+		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // decide re-decides one person under one policy and announces a turn to
@@ -341,7 +413,9 @@ const maxDecideAttempts = 5
 
 func (w *Watcher) decideOnce(ctx context.Context, p *eligibility.Policy, id citizenid.ID, trigger string) error {
 	now := w.cfg.Now()
-	d, err := eligibility.Decide(ctx, w.cfg.Store, p, id, now, false)
+	// As of the end of today in China, as the API decides without as_of:
+	// a change effective later today (within the allowed clock skew) counts.
+	d, err := eligibility.Decide(ctx, w.cfg.Store, p, id, eligibility.EndOfToday(now), false)
 	if errors.Is(err, hub.ErrNotFound) {
 		return nil
 	}
@@ -356,7 +430,7 @@ func (w *Watcher) decideOnce(ctx context.Context, p *eligibility.Policy, id citi
 	}
 	w.evaluations.Add(ctx, 1, metric.WithAttributes(attribute.String("policy", p.ID), attribute.String("outcome", outcome)))
 
-	k := key(p, id)
+	k := w.key(schemas.PolicyToken(p.ID), id)
 	var prev state
 	var rev uint64 // 0: no decision saved yet
 	if e, err := w.kv.Get(ctx, k); err == nil {
@@ -366,8 +440,11 @@ func (w *Watcher) decideOnce(ctx context.Context, p *eligibility.Policy, id citi
 		return fmt.Errorf("reading the last decision: %w", err)
 	}
 	next := state{Eligible: d.Eligible, AsOf: d.AsOf, QualifiesOn: d.QualifiesOn}
+	if next.QualifiesOn != "" {
+		next.CitizenID = id
+	}
 	if d.Eligible && !prev.Eligible {
-		n := schemas.EligibilityNotification{ChangeID: p.ID + ":" + string(id) + ":" + d.AsOf, CitizenID: id, Policy: p.ID,
+		n := schemas.EligibilityNotification{ChangeID: w.changeID(p.ID, id, d.AsOf), CitizenID: id, Policy: p.ID,
 			Title: d.Title, Place: d.Place, RegionCode: regionOf(ctx, w.cfg.Store, p, d), Route: d.Route, AsOf: d.AsOf,
 			Trigger: trigger, EvaluatedAt: now.UTC()}
 		body, err := json.Marshal(n)
@@ -392,7 +469,7 @@ func (w *Watcher) decideOnce(ctx context.Context, p *eligibility.Policy, id citi
 			return fmt.Errorf("saving the decision: %w", err)
 		}
 	}
-	w.schedule(k, prev.QualifiesOn, next.QualifiesOn, next.AsOf)
+	w.schedule(k, id, prev.QualifiesOn, next.QualifiesOn, next.AsOf)
 	return nil
 }
 
@@ -443,7 +520,7 @@ func regionOf(ctx context.Context, r eligibility.Reader, p *eligibility.Policy, 
 // schedule moves a key from its old qualifying day to its new one; a day
 // not after the decision's own (a decision that should already have
 // qualified) is not scheduled, so that the sweep cannot spin on it.
-func (w *Watcher) schedule(k, old, day, asOf string) {
+func (w *Watcher) schedule(k string, id citizenid.ID, old, day, asOf string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if old != "" {
@@ -454,35 +531,89 @@ func (w *Watcher) schedule(k, old, day, asOf string) {
 	}
 	if day != "" && day > asOf {
 		if w.due[day] == nil {
-			w.due[day] = map[string]bool{}
+			w.due[day] = map[string]citizenid.ID{}
 		}
-		w.due[day][k] = true
+		w.due[day][k] = id
 	}
 }
 
-// loadSchedule rebuilds the qualifying days from the bucket.
+// loadSchedule rebuilds the qualifying days from the bucket, reading
+// every entry once, and moves each entry keyed by a citizen ID in clear to
+// its digest key.
 func (w *Watcher) loadSchedule(ctx context.Context) error {
-	lister, err := w.kv.ListKeys(ctx)
+	watcher, err := w.kv.WatchAll(ctx, jetstream.IgnoreDeletes())
 	if err != nil {
-		if errors.Is(err, jetstream.ErrNoKeysFound) {
-			return nil
-		}
-		return fmt.Errorf("listing the eligibility bucket: %w", err)
+		return fmt.Errorf("reading the eligibility bucket: %w", err)
 	}
-	defer lister.Stop()
-	var keys []string
-	for k := range lister.Keys() {
-		keys = append(keys, k)
+	defer watcher.Stop()
+	var legacy []jetstream.KeyValueEntry
+	for done := false; !done; {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case e, ok := <-watcher.Updates():
+			if !ok {
+				return errors.New("reading the eligibility bucket: watch ended early")
+			}
+			if e == nil { // every entry seen
+				done = true
+				continue
+			}
+			if _, rest, _ := strings.Cut(e.Key(), "."); !isDigest(rest) {
+				legacy = append(legacy, e)
+				continue
+			}
+			var st state
+			if json.Unmarshal(e.Value(), &st) == nil && st.QualifiesOn != "" && st.CitizenID != "" {
+				w.schedule(e.Key(), st.CitizenID, "", st.QualifiesOn, st.AsOf)
+			}
+		}
 	}
-	for _, k := range keys {
-		e, err := w.kv.Get(ctx, k)
-		if err != nil {
-			continue // deleted since listed
+	if len(legacy) == 0 {
+		return nil
+	}
+	stream, err := w.cfg.JS.Stream(ctx, "KV_"+w.cfg.Bucket)
+	if err != nil {
+		return fmt.Errorf("opening the eligibility bucket's stream: %w", err)
+	}
+	for _, e := range legacy {
+		if err := w.rekey(ctx, stream, e); err != nil {
+			return err
 		}
-		var st state
-		if json.Unmarshal(e.Value(), &st) == nil && st.QualifiesOn != "" {
-			w.schedule(k, "", st.QualifiesOn, st.AsOf)
+	}
+	w.cfg.Logger.Info("eligibility: moved last decisions to keys without citizen IDs", "entries", len(legacy))
+	return nil
+}
+
+// rekey moves an entry an earlier release keyed <policy>.<citizen ID> to
+// <policy>.<digest>, unless a decision was already saved there (it is
+// newer), and purges the old subject from the stream, so that no message
+// and no delete marker keeps the ID in its subject. Several instances may
+// do it at once: the digest key is created, never overwritten, and a
+// purge is idempotent.
+func (w *Watcher) rekey(ctx context.Context, stream jetstream.Stream, e jetstream.KeyValueEntry) error {
+	tok, rest, _ := strings.Cut(e.Key(), ".")
+	id := citizenid.ID(rest)
+	var st state
+	if err := json.Unmarshal(e.Value(), &st); err != nil {
+		// Nothing to keep: deciding the person again makes a new entry.
+		w.cfg.Logger.Warn("eligibility: dropping an unreadable last decision", "err", err)
+	} else {
+		if st.QualifiesOn != "" {
+			st.CitizenID = id
 		}
+		k := w.key(tok, id)
+		b, _ := json.Marshal(st)
+		_, err := w.kv.Create(ctx, k, b)
+		switch {
+		case err == nil:
+			w.schedule(k, id, "", st.QualifiesOn, st.AsOf)
+		case !errors.Is(err, jetstream.ErrKeyExists):
+			return fmt.Errorf("moving a last decision to its digest key: %w", err)
+		}
+	}
+	if err := stream.Purge(ctx, jetstream.WithPurgeSubject("$KV."+w.cfg.Bucket+"."+e.Key())); err != nil {
+		return fmt.Errorf("removing a last decision keyed by citizen ID: %w", err)
 	}
 	return nil
 }
@@ -491,26 +622,26 @@ func (w *Watcher) loadSchedule(ctx context.Context) error {
 func (w *Watcher) sweep(ctx context.Context) error {
 	today := w.cfg.Now().In(china).Format(time.DateOnly)
 	w.mu.Lock()
-	var keys []string
+	ids := map[string]citizenid.ID{}
 	for day, ks := range w.due {
 		if day <= today {
-			keys = slices.AppendSeq(keys, maps.Keys(ks))
+			maps.Copy(ids, ks)
 		}
 	}
 	w.mu.Unlock()
-	slices.Sort(keys)
+	keys := slices.Sorted(maps.Keys(ids))
 	byPolicy := map[string]*eligibility.Policy{}
 	for _, p := range w.policies {
 		byPolicy[schemas.PolicyToken(p.ID)] = p
 	}
 	var items []*work
 	for _, k := range keys {
-		tok, id, _ := strings.Cut(k, ".")
+		tok, _, _ := strings.Cut(k, ".")
 		p := byPolicy[tok]
 		if p == nil {
 			continue // a policy no longer watched
 		}
-		items = append(items, &work{id: citizenid.ID(id), policies: map[*eligibility.Policy]bool{p: true}, trigger: "scheduled"})
+		items = append(items, &work{id: ids[k], policies: map[*eligibility.Policy]bool{p: true}, trigger: "scheduled"})
 	}
 	return w.decideAll(ctx, items)
 }

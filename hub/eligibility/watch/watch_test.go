@@ -34,10 +34,22 @@ type rig struct {
 	now   atomic.Pointer[time.Time]
 	got   chan jetstream.Msg
 
+	watched []string
+	cat     *eligibility.Catalog
+	// stop ends the running watcher and waits for it.
+	stop func()
+
 	schema *jsonschema.Validator
 }
 
 func newRig(t *testing.T, now time.Time, watched ...string) *rig {
+	t.Helper()
+	return newRigWith(t, now, nil, watched...)
+}
+
+// newRigWith is newRig with before run on the server before the watcher
+// first starts (to leave what an earlier release wrote).
+func newRigWith(t *testing.T, now time.Time, before func(jetstream.JetStream), watched ...string) *rig {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -63,20 +75,18 @@ func newRig(t *testing.T, now time.Time, watched ...string) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &rig{store: store, js: js, relay: notify.New(notify.Config{}, js, store), got: make(chan jetstream.Msg, 16), schema: v}
+	r := &rig{store: store, js: js, relay: notify.New(notify.Config{}, js, store), got: make(chan jetstream.Msg, 16), schema: v, watched: watched}
 	r.now.Store(&now)
 	go r.relay.Run(ctx)
 
-	cat, err := eligibility.Load(policies.FS())
-	if err != nil {
+	if r.cat, err = eligibility.Load(policies.FS()); err != nil {
 		t.Fatal(err)
 	}
-	w, err := watch.New(watch.Config{JS: js, Store: store, Catalog: cat, Policies: watched,
-		Now: func() time.Time { return *r.now.Load() }})
-	if err != nil {
-		t.Fatal(err)
+	if before != nil {
+		before(js)
 	}
-	go w.Run(ctx)
+	r.start(t)
+	t.Cleanup(func() { r.stop() })
 
 	// Listen to what the watcher announces, as a subscriber would.
 	cons, err := js.CreateOrUpdateConsumer(ctx, schemas.StreamName, jetstream.ConsumerConfig{
@@ -89,10 +99,25 @@ func newRig(t *testing.T, now time.Time, watched ...string) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(cc.Stop)
-	// The watcher's consumer starts with new notifications: wait for it.
+	return r
+}
+
+// start runs a watcher and waits for its consumer, which starts with new
+// notifications.
+func (r *rig) start(t *testing.T) {
+	t.Helper()
+	w, err := watch.New(watch.Config{JS: r.js, Store: r.store, Catalog: r.cat, Policies: r.watched,
+		Now: func() time.Time { return *r.now.Load() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(ctx) }()
+	r.stop = func() { cancel(); <-done }
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if _, err := js.Consumer(ctx, schemas.StreamName, "pophub-eligibility"); err == nil {
+		if _, err := r.js.Consumer(ctx, schemas.StreamName, "pophub-eligibility"); err == nil {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -100,7 +125,13 @@ func newRig(t *testing.T, now time.Time, watched ...string) *rig {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return r
+}
+
+// restart stops the watcher and starts another, as a hub restart would.
+func (r *rig) restart(t *testing.T) {
+	t.Helper()
+	r.stop()
+	r.start(t)
 }
 
 func (r *rig) apply(t *testing.T, in []hub.Input) {
@@ -112,8 +143,8 @@ func (r *rig) apply(t *testing.T, in []hub.Input) {
 }
 
 // expect waits for one eligibility notification, or for none when want
-// is nil.
-func (r *rig) expect(t *testing.T, want *schemas.EligibilityNotification, wait time.Duration) {
+// is nil, and returns it.
+func (r *rig) expect(t *testing.T, want *schemas.EligibilityNotification, wait time.Duration) jetstream.Msg {
 	t.Helper()
 	select {
 	case m := <-r.got:
@@ -136,11 +167,13 @@ func (r *rig) expect(t *testing.T, want *schemas.EligibilityNotification, wait t
 		if id := m.Headers().Get(jetstream.MsgIDHeader); id != n.ChangeID {
 			t.Fatalf("Nats-Msg-Id %q, change_id %q", id, n.ChangeID)
 		}
+		return m
 	case <-time.After(wait):
 		if want != nil {
 			t.Fatalf("no eligibility notification for %s within %s", want.CitizenID, wait)
 		}
 	}
+	return nil
 }
 
 // daqing builds a Daqing applicant: renting in Ranghulu (230602) since
@@ -148,8 +181,15 @@ func (r *rig) expect(t *testing.T, want *schemas.EligibilityNotification, wait t
 // months given.
 func daqing(t *testing.T, rentedSince, months string) (citizenid.ID, []hub.Input) {
 	t.Helper()
+	return daqingBorn(t, "1990-01-01", rentedSince, months)
+}
+
+// daqingBorn is daqing for an applicant born on another day, so that
+// several live in one store: their event ids start with the birth date.
+func daqingBorn(t *testing.T, born, rentedSince, months string) (citizenid.ID, []hub.Input) {
+	t.Helper()
 	c := eligibility.Case{
-		Person: eligibility.CasePerson{BirthDate: "1990-01-01", Hukou: "231221100200"},
+		Person: eligibility.CasePerson{BirthDate: born, Hukou: "231221100200"},
 		Events: []eligibility.CaseEvent{
 			{Type: schemas.ContractStarted, Time: "2024-03-01", Data: map[string]any{"contract_id": "C1",
 				"employer_id": "91230100MA1234567X", "employer_name": "示例公司", "work_region": "230602", "start": "2024-03-01"}},
@@ -162,6 +202,11 @@ func daqing(t *testing.T, rentedSince, months string) (citizenid.ID, []hub.Input
 	ids, in, err := c.Inputs()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if born != "1990-01-01" {
+		for i := range in {
+			in[i].Event.ID = born + "-" + in[i].Event.ID
+		}
 	}
 	return ids[0], in
 }
@@ -194,7 +239,7 @@ func TestAnnouncedWhenAChangeQualifies(t *testing.T) {
 // years tomorrow is announced when tomorrow comes, without any new event.
 func TestAnnouncedOnTheQualifyingDay(t *testing.T) {
 	r := newRig(t, time.Date(2025, 3, 1, 12, 0, 0, 0, china), "heilongjiang/daqing")
-	id, in := daqing(t, "2023-03-02", "2023-01..2025-01") // 24 months insured; renting 2 years on 2025-03-02
+	id, in := daqing(t, "2023-03-03", "2023-01..2025-01") // 24 months insured; renting 2 years (every day counted) on 2025-03-02
 	r.apply(t, in)
 	r.expect(t, nil, 1500*time.Millisecond)
 
