@@ -14,6 +14,15 @@
 // Telemetry: counters pophub_events_consumed_total{source},
 // pophub_events_applied_total{source}, pophub_events_duplicate_total{source}
 // and pophub_events_rejected_total{reason,source};
+// pophub_events_skipped_total{reason,source} counts records passed over,
+// outside consumed: reason "control", transaction markers (see below), and
+// "retention", records that the topic's retention deleted before the hub
+// read them (kafka-go moves on to the first offset left; the hub logs a
+// warning naming the partition and the offsets lost);
+// pophub_ingest_reader_errors_total counts the errors kafka-go's group
+// reader handles by retrying (refused commits, failed fetches and joins),
+// which it logs through the consumer's logger at warn level, each distinct
+// message at most once per 5 s (kafka-go's other messages go to debug);
 // pophub_dlq_dropped_total{source,dropped} counts rejects too large for the
 // DLQ, copied there without some parts (dropped "value" or
 // "key,value,headers", see HeaderDropped) or not at all ("record"); every
@@ -23,12 +32,32 @@
 // pophub_consumer_lag{topic,partition}, which kafka-go's group reader does
 // not expose: every five seconds the consumer asks the broker for each
 // partition's high watermark (ListOffsets) and the group's committed offset
-// (OffsetFetch) and reports the difference, or no series while that fails;
+// (OffsetFetch) and reports the difference (from the partition's first
+// offset instead, when retention deleted records the group had not read),
+// or no series while that fails; a committed offset beyond a partition's
+// end, where kafka-go waits silently, is logged as an error and makes Ping
+// fail, as does a DLQ that has refused writes for longer than dlqGrace;
 // the gauge pophub_consumer_lag_timestamp_seconds says when it last
 // succeeded; the histogram pophub_store_apply_duration_seconds{outcome}
 // times each call of the store's Apply, failed attempts included
 // (pophub_apply_duration_seconds covers a batch's whole apply, retries and
 // backoff included).
+//
+// Transactions: the reader fetches with isolation level read_committed,
+// so a department's open transaction is read only once it has ended. The
+// commit or abort marker that ends it reaches the consumer as a record
+// (kafka-go hands control records on); it is recognised by its shape (see
+// isControl), skipped without a DLQ copy and counted, and its offset is
+// committed with the batch. kafka-go does not drop the records of an
+// aborted transaction (it reads the fetch response's list of aborted
+// transactions but does not use it, and Message does not say which
+// producer wrote a record), so those are applied like any other:
+// departments must not abort transactions on the source topics.
+//
+// Partitions added to a source topic while the hub runs are picked up
+// within partitionWatchInterval: the group reader watches the partition
+// counts and rejoins the group when one changes, starting a new
+// partition, which has no committed offset, at its first record.
 //
 // Tracing: one span "ingest batch" per batch, linked to the trace contexts
 // in the records' traceparent headers. A record whose trace context is
@@ -63,6 +92,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -157,6 +187,12 @@ type Counts struct {
 	Consumed   int64
 	Applied    int64
 	Duplicates int64
+	// Skipped counts records passed over that are not events and not
+	// counted in Consumed: transactions' commit and abort markers.
+	Skipped int64
+	// Deleted counts records that the topics' retention deleted before
+	// the hub read them: skipped, never consumed.
+	Deleted int64
 	// Rejected counts records copied to the DLQ, by reason.
 	Rejected map[string]int64
 	// BySource counts consumed records per source topic.
@@ -179,6 +215,8 @@ type SourceCounts struct {
 	Applied    int64
 	Duplicates int64
 	Rejected   map[string]int64
+	// Skipped counts the source's transaction markers (Counts.Skipped).
+	Skipped int64
 }
 
 // RejectedTotal sums the rejects over all reasons.
@@ -211,6 +249,19 @@ type Consumer struct {
 	mu     sync.Mutex
 	counts Counts
 
+	// dlqMu guards the DLQ's health: since when writes to it have been
+	// failing (zero while they succeed) and the last error. Ping reports
+	// the DLQ once it has failed for longer than dlqGrace.
+	dlqMu           sync.Mutex
+	dlqFailingSince time.Time
+	dlqErr          error
+	dlqGrace        time.Duration
+
+	// seekMu guards starts: the offset each partition's reader started
+	// at, until it seeks (see readerDebug).
+	seekMu sync.Mutex
+	starts map[topicPartition]int64
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -225,6 +276,11 @@ type metrics struct {
 	storeOK, storeFailed metric.RecordOption
 	// dlqDropped counts rejects whose DLQ copy was too large for Kafka.
 	dlqDropped metric.Int64Counter
+	// skipped counts records that are not events (skipControl) and
+	// records deleted before they were read (skipRetention).
+	skipped metric.Int64Counter
+	// readerErrors counts the errors kafka-go's reader logged.
+	readerErrors metric.Int64Counter
 }
 
 // New creates a consumer that applies to store.
@@ -233,8 +289,76 @@ func New(cfg Config, store Applier) (*Consumer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	c := &Consumer{cfg: cfg, store: store, counts: Counts{Rejected: map[string]int64{}, BySource: map[schemas.Source]int64{},
+	c := &Consumer{cfg: cfg, store: store, dlqGrace: dlqGrace, starts: map[topicPartition]int64{}, counts: Counts{Rejected: map[string]int64{}, BySource: map[schemas.Source]int64{},
 		Sources: map[schemas.Source]SourceCounts{}}}
+	c.dlq = &kafka.Writer{
+		Addr:                   kafka.TCP(cfg.Brokers...),
+		Transport:              Transport(cfg.SASL, cfg.TLS),
+		Topic:                  schemas.DLQTopic,
+		Balancer:               &kafka.Murmur2Balancer{},
+		RequiredAcks:           kafka.RequireAll,
+		BatchTimeout:           5 * time.Millisecond,
+		BatchBytes:             dlqMaxBytes,
+		AllowAutoTopicCreation: false,
+	}
+	m := cfg.Meter
+	var err error
+	var errs []error
+	c.metrics.consumed, err = m.Int64Counter("pophub.events.consumed", metric.WithUnit("{event}"), metric.WithDescription("Records read from the source topics."))
+	errs = append(errs, err)
+	c.metrics.applied, err = m.Int64Counter("pophub.events.applied", metric.WithUnit("{event}"), metric.WithDescription("Events applied to golden records."))
+	errs = append(errs, err)
+	c.metrics.duplicates, err = m.Int64Counter("pophub.events.duplicate", metric.WithUnit("{event}"), metric.WithDescription("Events whose (source, id) was applied before."))
+	errs = append(errs, err)
+	c.metrics.rejected, err = m.Int64Counter("pophub.events.rejected", metric.WithUnit("{event}"), metric.WithDescription("Records copied to the DLQ, by reason and source."))
+	errs = append(errs, err)
+	c.metrics.skipped, err = m.Int64Counter("pophub.events.skipped", metric.WithUnit("{record}"),
+		metric.WithDescription("Records on the source topics passed over and not counted as consumed, by reason and source: "+
+			"control, a transaction's commit or abort marker; retention, a record deleted by the topic's retention before the hub read it."))
+	errs = append(errs, err)
+	c.metrics.readerErrors, err = m.Int64Counter("pophub.ingest.reader.errors", metric.WithUnit("{error}"),
+		metric.WithDescription("Errors that the Kafka group reader handled by retrying (failed commits, fetches, group joins), logged at most once per 5 s each."))
+	errs = append(errs, err)
+	c.metrics.dlqDropped, err = m.Int64Counter("pophub.dlq.dropped", metric.WithUnit("{event}"),
+		metric.WithDescription("Rejects too large for the DLQ, copied without the parts named by dropped (\"record\": not copied); the originals stay in their source topics."))
+	errs = append(errs, err)
+	c.metrics.applyDuration, err = m.Float64Histogram("pophub.apply.duration", metric.WithUnit("s"), metric.WithDescription("Time to apply one batch to the store."))
+	errs = append(errs, err)
+	c.metrics.batchSize, err = m.Int64Histogram("pophub.ingest.batch.size", metric.WithUnit("{event}"), metric.WithDescription("Records per ingest batch."),
+		metric.WithExplicitBucketBoundaries(1, 10, 50, 100, 250, 500, 1000, 2000, 5000))
+	errs = append(errs, err)
+	c.metrics.storeDuration, err = m.Float64Histogram("pophub.store.apply.duration", metric.WithUnit("s"),
+		metric.WithDescription("Time of one store Apply call (one batch transaction), by outcome; failed attempts count too."))
+	errs = append(errs, err)
+	c.metrics.storeOK = metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", "ok")))
+	c.metrics.storeFailed = metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", "error")))
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("creating ingest metrics: %w", err)
+	}
+	// Every reason and source shows on /metrics from the start, at zero.
+	for _, topic := range cfg.Topics {
+		src := attribute.String("source", string(schemas.SourceOfTopic(topic)))
+		for _, reason := range schemas.Reasons {
+			c.metrics.rejected.Add(context.Background(), 0, metric.WithAttributes(attribute.String("reason", reason), src))
+		}
+		for _, ctr := range []metric.Int64Counter{c.metrics.consumed, c.metrics.applied, c.metrics.duplicates} {
+			ctr.Add(context.Background(), 0, metric.WithAttributes(src))
+		}
+		for _, reason := range []string{skipControl, skipRetention} {
+			c.metrics.skipped.Add(context.Background(), 0, metric.WithAttributes(attribute.String("reason", reason), src))
+		}
+		// Drops are rare, so a series born at its first drop would be
+		// the one increase() and rate() cannot see.
+		for _, dropped := range []string{dropValue, dropAll, dropRecord} {
+			c.metrics.dlqDropped.Add(context.Background(), 0, metric.WithAttributes(src, attribute.String("dropped", dropped)))
+		}
+	}
+	c.lag, err = newLagTracker(cfg, m)
+	if err != nil {
+		return nil, err
+	}
+	// The reader starts joining the group at once and logs through
+	// readerError, which needs the metrics.
 	c.reader = kafka.NewReader(kafka.ReaderConfig{
 		Brokers:     cfg.Brokers,
 		Dialer:      dialer(cfg.SASL, cfg.TLS),
@@ -267,63 +391,20 @@ func New(cfg Config, store Applier) (*Consumer, error) {
 		JoinGroupBackoff:  500 * time.Millisecond,
 		ReadBackoffMin:    50 * time.Millisecond,
 		ReadBackoffMax:    time.Second,
+		// Without the watch the group reader keeps the partitions it
+		// joined with: a partition an operator adds to a source topic
+		// would never be read.
+		WatchPartitionChanges:  true,
+		PartitionWatchInterval: partitionWatchInterval,
+		// An open transaction's records stay unread until it ends (see
+		// the package comment for aborted ones).
+		IsolationLevel: kafka.ReadCommitted,
+		// kafka-go handles many failures by logging them and retrying:
+		// without loggers a refused commit, records deleted before they
+		// were read or an offset beyond a partition's end go unnoticed.
+		Logger:      newReaderLog(cfg.Logger, slog.LevelDebug, c.readerDebug),
+		ErrorLogger: newReaderLog(cfg.Logger, slog.LevelWarn, c.readerError),
 	})
-	c.dlq = &kafka.Writer{
-		Addr:                   kafka.TCP(cfg.Brokers...),
-		Transport:              Transport(cfg.SASL, cfg.TLS),
-		Topic:                  schemas.DLQTopic,
-		Balancer:               &kafka.Murmur2Balancer{},
-		RequiredAcks:           kafka.RequireAll,
-		BatchTimeout:           5 * time.Millisecond,
-		BatchBytes:             dlqMaxBytes,
-		AllowAutoTopicCreation: false,
-	}
-	m := cfg.Meter
-	var err error
-	var errs []error
-	c.metrics.consumed, err = m.Int64Counter("pophub.events.consumed", metric.WithUnit("{event}"), metric.WithDescription("Records read from the source topics."))
-	errs = append(errs, err)
-	c.metrics.applied, err = m.Int64Counter("pophub.events.applied", metric.WithUnit("{event}"), metric.WithDescription("Events applied to golden records."))
-	errs = append(errs, err)
-	c.metrics.duplicates, err = m.Int64Counter("pophub.events.duplicate", metric.WithUnit("{event}"), metric.WithDescription("Events whose (source, id) was applied before."))
-	errs = append(errs, err)
-	c.metrics.rejected, err = m.Int64Counter("pophub.events.rejected", metric.WithUnit("{event}"), metric.WithDescription("Records copied to the DLQ, by reason and source."))
-	errs = append(errs, err)
-	c.metrics.dlqDropped, err = m.Int64Counter("pophub.dlq.dropped", metric.WithUnit("{event}"),
-		metric.WithDescription("Rejects too large for the DLQ, copied without the parts named by dropped (\"record\": not copied); the originals stay in their source topics."))
-	errs = append(errs, err)
-	c.metrics.applyDuration, err = m.Float64Histogram("pophub.apply.duration", metric.WithUnit("s"), metric.WithDescription("Time to apply one batch to the store."))
-	errs = append(errs, err)
-	c.metrics.batchSize, err = m.Int64Histogram("pophub.ingest.batch.size", metric.WithUnit("{event}"), metric.WithDescription("Records per ingest batch."),
-		metric.WithExplicitBucketBoundaries(1, 10, 50, 100, 250, 500, 1000, 2000, 5000))
-	errs = append(errs, err)
-	c.metrics.storeDuration, err = m.Float64Histogram("pophub.store.apply.duration", metric.WithUnit("s"),
-		metric.WithDescription("Time of one store Apply call (one batch transaction), by outcome; failed attempts count too."))
-	errs = append(errs, err)
-	c.metrics.storeOK = metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", "ok")))
-	c.metrics.storeFailed = metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", "error")))
-	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("creating ingest metrics: %w", err)
-	}
-	// Every reason and source shows on /metrics from the start, at zero.
-	for _, topic := range cfg.Topics {
-		src := attribute.String("source", string(schemas.SourceOfTopic(topic)))
-		for _, reason := range schemas.Reasons {
-			c.metrics.rejected.Add(context.Background(), 0, metric.WithAttributes(attribute.String("reason", reason), src))
-		}
-		for _, ctr := range []metric.Int64Counter{c.metrics.consumed, c.metrics.applied, c.metrics.duplicates} {
-			ctr.Add(context.Background(), 0, metric.WithAttributes(src))
-		}
-		// Drops are rare, so a series born at its first drop would be
-		// the one increase() and rate() cannot see.
-		for _, dropped := range []string{dropValue, dropAll, dropRecord} {
-			c.metrics.dlqDropped.Add(context.Background(), 0, metric.WithAttributes(src, attribute.String("dropped", dropped)))
-		}
-	}
-	c.lag, err = newLagTracker(cfg, m)
-	if err != nil {
-		return nil, err
-	}
 	return c, nil
 }
 
@@ -481,6 +562,8 @@ type tally map[schemas.Source]*sourceTally
 type sourceTally struct {
 	consumed, accepted int64
 	rejected           map[string]int64
+	// control counts transaction markers, which are not consumed.
+	control int64
 }
 
 func (t tally) of(src schemas.Source) *sourceTally {
@@ -497,6 +580,7 @@ func (t tally) add(o tally) {
 		st := t.of(src)
 		st.consumed += x.consumed
 		st.accepted += x.accepted
+		st.control += x.control
 		for r, n := range x.rejected {
 			st.rejected[r] += n
 		}
@@ -584,6 +668,10 @@ func decodeChunk(batch []kafka.Message) decoded {
 	now := time.Now()
 	for _, m := range batch {
 		st := d.tally.of(schemas.SourceOfTopic(m.Topic))
+		if isControl(m) {
+			st.control++
+			continue
+		}
 		st.consumed++
 		ev, err := schemas.Decode(schemas.Input{Topic: m.Topic, Key: m.Key, Value: m.Value, Now: now, FromKafka: true})
 		if err != nil {
@@ -613,17 +701,27 @@ func decodeChunk(batch []kafka.Message) decoded {
 	return d
 }
 
-// inflight is a batch being applied; done closes when apply returned.
+// inflight is a batch being applied; done closes when apply returned,
+// passed when the batch handed its turn to the next one.
 type inflight struct {
-	d    decoded
-	res  hub.ApplyResult
-	err  error
-	done chan struct{}
+	d      decoded
+	res    hub.ApplyResult
+	err    error
+	done   chan struct{}
+	passed chan struct{}
 }
 
 // applyInOrder applies up to Concurrency batches at once (the store keeps
 // concurrent batches consistent) and commits their offsets strictly in
 // fetch order, so that a committed offset never covers an unapplied record.
+//
+// Each batch is applied with a turn (hub.WithTurn) that the batch fetched
+// before it passes on once the store holds its locks: history sections and
+// notifications depend on the order a person's events take effect in, so
+// one partition's records must reach the store in offset order, while the
+// work before the store's locks (DLQ writes, connecting) still overlaps.
+// A batch also passes its turn when apply returns, so that one that failed
+// or never reached the store does not hold up the next.
 func (c *Consumer) applyInOrder(ctx context.Context, batches <-chan decoded) error {
 	sem := make(chan struct{}, c.cfg.Concurrency)
 	queue := make(chan *inflight, c.cfg.Concurrency)
@@ -646,6 +744,7 @@ func (c *Consumer) applyInOrder(ctx context.Context, batches <-chan decoded) err
 		}
 	}()
 	var err error
+	var prev <-chan struct{} // the turn of the batch before: nil for the first
 	for b := range batches {
 		select {
 		case sem <- struct{}{}:
@@ -654,10 +753,18 @@ func (c *Consumer) applyInOrder(ctx context.Context, batches <-chan decoded) err
 		if err != nil {
 			break
 		}
-		f := &inflight{d: b, done: make(chan struct{})}
+		f := &inflight{d: b, done: make(chan struct{}), passed: make(chan struct{})}
+		turn := hub.WithTurn(ctx, prev, sync.OnceFunc(func() { close(f.passed) }))
+		prev = f.passed
 		go func() {
 			defer close(f.done)
-			f.res, f.err = c.apply(ctx, f.d)
+			defer hub.PassTurn(turn)
+			// A batch that never reached the store (only rejects, or
+			// its DLQ write failed) takes its turn before passing it on,
+			// or the next batch could overtake the one before this; the
+			// error is ctx's, which ends every batch.
+			defer func() { _ = hub.AwaitTurn(turn) }()
+			f.res, f.err = c.apply(turn, f.d)
 		}()
 		queue <- f
 	}
@@ -686,6 +793,14 @@ func (c *Consumer) apply(ctx context.Context, d decoded) (res hub.ApplyResult, e
 		commits := c.startCommitSpans(events, inputs)
 		start := time.Now()
 		attempts := 0
+		// Every attempt runs with the batch's turn (see applyInOrder):
+		// one that fails before the store took its locks keeps the next
+		// batch waiting, and the retry still comes first. One that fails
+		// after the store passed the turn (PostgreSQL: at or after writing
+		// history, e.g. the connection breaking at commit; memdb then
+		// refuses every later batch anyway) may be applied again after
+		// the next batch; holding the turn until Apply returned would
+		// close that gap but serialize the batches' transactions.
 		err := retry(ctx, c.cfg.Logger, "applying batch", func() error {
 			attempts++
 			t0 := time.Now()
@@ -818,10 +933,12 @@ func (c *Consumer) commit(ctx context.Context, d decoded, res hub.ApplyResult) e
 			c.metrics.rejected.Add(ctx, n, metric.WithAttributes(attribute.String("reason", reason), attr))
 			rejectedBy[reason] += n
 		}
+		if st.control > 0 {
+			c.metrics.skipped.Add(ctx, st.control, metric.WithAttributes(attribute.String("reason", skipControl), attr))
+		}
 	}
 
 	c.mu.Lock()
-	c.counts.Consumed += int64(len(d.batch))
 	c.counts.Applied += int64(res.Applied)
 	c.counts.Duplicates += int64(res.Duplicates)
 	for src, st := range d.tally {
@@ -831,6 +948,9 @@ func (c *Consumer) commit(ctx context.Context, d decoded, res hub.ApplyResult) e
 		}
 		sc.Consumed += st.consumed
 		sc.Accepted += st.accepted
+		sc.Skipped += st.control
+		c.counts.Consumed += st.consumed
+		c.counts.Skipped += st.control
 		sc.Applied += applied[src]
 		sc.Duplicates += dups[src]
 		for reason, n := range st.rejected {
@@ -861,12 +981,48 @@ const (
 	// pophub-partition and pophub-offset; the DLQ tools refuse to replay
 	// such a copy.
 	HeaderDropped = "pophub-dropped"
+	// HeaderReplayOf names the DLQ record ("partition:offset") that
+	// `pophub dlq replay` wrote a record back from. It is the one pophub-*
+	// header a source record carries legitimately; a copy of a replayed
+	// record that is rejected again carries it among the hub's headers.
+	HeaderReplayOf = "pophub-replay-of"
+)
+
+// reservedPrefix starts the names of the headers the hub adds to DLQ
+// copies. A department's own header of such a name is kept on the copy
+// renamed with renamedPrefix in front ("orig-pophub-dropped").
+const (
+	reservedPrefix = "pophub-"
+	renamedPrefix  = "orig-"
 )
 
 // dlqRecord copies a rejected record with headers naming why and whence.
 // The error text never contains a citizen ID.
+//
+// The record's headers are the department's to fill, and the DLQ tools
+// read the pophub-* ones: a department's pophub-dropped would make `dlq
+// replay` refuse a whole copy, its pophub-reason would show as the hub's.
+// So the original's pophub-* headers are renamed (see reservedPrefix),
+// except a well-formed pophub-replay-of (the last one), which Replay put
+// there and which moves into the hub's headers. The hub's headers follow
+// the original's, starting with pophub-reason.
 func dlqRecord(m kafka.Message, re *schemas.RejectError) kafka.Message {
-	headers := append([]kafka.Header(nil), m.Headers...)
+	replayOf := -1
+	for i, h := range m.Headers {
+		if h.Key == HeaderReplayOf && validReplayOf(string(h.Value)) {
+			replayOf = i
+		}
+	}
+	headers := make([]kafka.Header, 0, len(m.Headers)+7)
+	for i, h := range m.Headers {
+		switch {
+		case i == replayOf:
+		case strings.HasPrefix(h.Key, reservedPrefix):
+			headers = append(headers, kafka.Header{Key: renamedPrefix + h.Key, Value: h.Value})
+		default:
+			headers = append(headers, h)
+		}
+	}
 	headers = append(headers,
 		kafka.Header{Key: HeaderReason, Value: []byte(re.Reason)},
 		kafka.Header{Key: HeaderField, Value: []byte(re.Field)},
@@ -875,7 +1031,19 @@ func dlqRecord(m kafka.Message, re *schemas.RejectError) kafka.Message {
 		kafka.Header{Key: HeaderPartition, Value: []byte(strconv.Itoa(m.Partition))},
 		kafka.Header{Key: HeaderOffset, Value: []byte(strconv.FormatInt(m.Offset, 10))},
 	)
+	if replayOf >= 0 {
+		headers = append(headers, kafka.Header{Key: HeaderReplayOf, Value: m.Headers[replayOf].Value})
+	}
 	return kafka.Message{Key: m.Key, Value: m.Value, Headers: headers}
+}
+
+// validReplayOf reports whether v names a DLQ record as Replay writes it:
+// "partition:offset", both decimal.
+func validReplayOf(v string) bool {
+	p, o, ok := strings.Cut(v, ":")
+	_, perr := strconv.ParseUint(p, 10, 31)
+	_, oerr := strconv.ParseUint(o, 10, 63)
+	return ok && perr == nil && oerr == nil
 }
 
 // retry runs op until it succeeds or ctx ends, backing off exponentially

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"log/slog"
 	"net"
 	"runtime"
 	"strings"
@@ -12,12 +13,14 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/hub/embedded"
 	"github.com/pophub/pophub/hub/storetest"
 	"github.com/pophub/pophub/hub/tlsconf"
+	"github.com/pophub/pophub/internal/testenv"
 	"github.com/pophub/pophub/schemas"
 )
 
@@ -376,11 +379,6 @@ func redelivered(a *recordingApplier, want map[string]bool) int {
 	return n
 }
 
-type topicPartition struct {
-	topic     string
-	partition int
-}
-
 // committed returns the group's committed offset per source partition
 // (-1 where none).
 func committed(t testing.TB, addr, group string) map[topicPartition]int64 {
@@ -520,4 +518,55 @@ func TestConfigValidate(t *testing.T) {
 	if _, err := New(Config{}, &recordingApplier{}); err == nil {
 		t.Error("New without brokers succeeded")
 	}
+}
+
+// TestReaderLogLimitsRepeats: kafka-go may log one message a thousand
+// times a second; each distinct message reaches the log once per window,
+// and the next line says how many repeats it stands for.
+func TestReaderLogLimitsRepeats(t *testing.T) {
+	var logs testenv.LogBuffer
+	var observed int
+	l := newReaderLog(slog.New(slog.NewTextHandler(&logs, nil)), slog.LevelWarn, func(string, []any) { observed++ })
+	l.window = time.Hour
+	for range 1000 {
+		l.Printf("Problem getting partitions during startup, %v\n, Returning and setting up nextGeneration", "[3] Unknown Topic Or Partition")
+	}
+	l.Printf("%v", "[15] Coordinator Not Available")
+	if n := strings.Count(logs.String(), "\n"); n != 2 {
+		t.Fatalf("1000 repeats and one other message logged %d lines, want 2:\n%s", n, logs.String())
+	}
+	if observed != 1001 {
+		t.Errorf("observed %d messages, want all 1001", observed)
+	}
+	if !strings.Contains(logs.String(), "committing offsets or joining the group failed") {
+		t.Errorf("a bare kafka-go error is not said to come from the group reader:\n%s", logs.String())
+	}
+	for _, r := range l.seen { // the window has passed
+		r.at = r.at.Add(-2 * l.window)
+	}
+	l.Printf("Problem getting partitions during startup, %v\n, Returning and setting up nextGeneration", "[3] Unknown Topic Or Partition")
+	if last := grepLines(logs.String(), "repeats_not_logged"); !strings.Contains(last, "repeats_not_logged=999") {
+		t.Errorf("the line after the window does not count the 999 repeats:\n%s", logs.String())
+	}
+}
+
+// TestRefusedCommitsAreLogged: when the broker refuses every offset
+// commit, kafka-go retries in the background; the hub's log says that
+// committing fails.
+func TestRefusedCommitsAreLogged(t *testing.T) {
+	k := onePartitionBroker(t)
+	refuseAll(k, kmsg.OffsetCommit, nil, 15) // COORDINATOR_NOT_AVAILABLE
+	writeRecords(t, k.Addr(), marriages(0, 3)...)
+	var logs testenv.LogBuffer
+	a := &recordingApplier{}
+	c, err := New(withLog(Config{Brokers: []string{k.Addr()}, GroupID: "refused-commits"}, &logs), a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := run(t, c)
+	defer stop()
+	waitUntil(t, "3 applied", func() bool { return a.count() == 3 })
+	waitUntil(t, "a warning about committing", func() bool {
+		return strings.Contains(grepLines(logs.String(), "level=WARN"), "committing offsets or joining the group failed")
+	})
 }

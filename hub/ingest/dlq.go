@@ -3,8 +3,10 @@ package ingest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 	"go.opentelemetry.io/otel/attribute"
@@ -47,49 +49,65 @@ func (c *Consumer) writeRejects(ctx context.Context, rejects []kafka.Message) er
 	for i, m := range rejects {
 		pending[i] = fit(m)
 	}
-	return retry(ctx, c.cfg.Logger, "writing rejects to the DLQ", func() error {
-		msgs := make([]kafka.Message, len(pending))
-		for i, p := range pending {
-			msgs[i] = p.msg
+	loggedPermanent := false
+	err := retry(ctx, c.cfg.Logger, "writing rejects to the DLQ", func() error {
+		var err error
+		pending, err = c.writePending(ctx, pending)
+		c.noteDLQ(err)
+		if err != nil && !loggedPermanent && refusedForGood(err) {
+			loggedPermanent = true
+			c.cfg.Logger.Error("the DLQ refuses the hub's writes (authorization or topic missing), which retrying will not change; "+
+				"ingest waits until the rejects are written, so no record is skipped, but no source partition advances until then: "+
+				"grant the hub write access to the DLQ topic or create it", "topic", schemas.DLQTopic, "err", err)
 		}
-		err := c.dlq.WriteMessages(ctx, msgs...)
-		var werrs kafka.WriteErrors
-		if err != nil && (!errors.As(err, &werrs) || len(werrs) != len(pending)) {
-			if !tooLarge(err) {
-				return err // nothing written (no metadata yet, say): resend all
-			}
-			// The writer refused a copy that fit misjudged before sending
-			// any: write each alone.
-			werrs = make(kafka.WriteErrors, len(pending))
-			for i := range werrs {
-				werrs[i] = err
-			}
+		return err
+	})
+	return err
+}
+
+// writePending writes the copies in pending and returns those that failed
+// and why.
+func (c *Consumer) writePending(ctx context.Context, pending []dlqCopy) ([]dlqCopy, error) {
+	msgs := make([]kafka.Message, len(pending))
+	for i, p := range pending {
+		msgs[i] = p.msg
+	}
+	err := c.dlq.WriteMessages(ctx, msgs...)
+	var werrs kafka.WriteErrors
+	if err != nil && (!errors.As(err, &werrs) || len(werrs) != len(pending)) {
+		if !tooLarge(err) {
+			return pending, err // nothing written (no metadata yet, say): resend all
 		}
-		var failed []dlqCopy
-		for i, p := range pending {
-			var werr error
-			if err != nil {
-				werr = werrs[i]
-			}
-			switch {
-			case werr == nil:
-				c.noteDropped(ctx, p)
-			case tooLarge(werr):
-				// The broker judges a whole batch of copies; alone,
-				// this one may fit.
-				if err := c.writeAlone(ctx, p.orig); err != nil {
-					failed = append(failed, p)
-				}
-			default:
+		// The writer refused a copy that fit misjudged before sending
+		// any: write each alone.
+		werrs = make(kafka.WriteErrors, len(pending))
+		for i := range werrs {
+			werrs[i] = err
+		}
+	}
+	var failed []dlqCopy
+	for i, p := range pending {
+		var werr error
+		if err != nil {
+			werr = werrs[i]
+		}
+		switch {
+		case werr == nil:
+			c.noteDropped(ctx, p)
+		case tooLarge(werr):
+			// The broker judges a whole batch of copies; alone,
+			// this one may fit.
+			if err := c.writeAlone(ctx, p.orig); err != nil {
 				failed = append(failed, p)
 			}
+		default:
+			failed = append(failed, p)
 		}
-		pending = failed
-		if len(pending) > 0 {
-			return err
-		}
-		return nil
-	})
+	}
+	if len(failed) > 0 {
+		return failed, err
+	}
+	return nil, nil
 }
 
 // writeAlone writes one copy by itself: whole, or if the broker refuses it
@@ -185,8 +203,8 @@ func dlqSize(m kafka.Message) int {
 	return n
 }
 
-// lastHeader returns the last header named key: the one dlqRecord added,
-// should the original record carry one of the same name.
+// lastHeader returns the last header named key: the one dlqRecord added
+// (it renames the original record's pophub-* headers).
 func lastHeader(m kafka.Message, key string) string {
 	for _, h := range slices.Backward(m.Headers) {
 		if h.Key == key {
@@ -194,4 +212,53 @@ func lastHeader(m kafka.Message, key string) string {
 		}
 	}
 	return ""
+}
+
+// dlqGrace is how long DLQ writes may fail before Ping reports the hub
+// not ready: a broker's leader election or a restart passes within it,
+// while a DLQ that refuses writes for good stops all ingest behind it.
+const dlqGrace = 10 * time.Second
+
+// noteDLQ records the outcome of a write to the DLQ for dlqProblem.
+func (c *Consumer) noteDLQ(err error) {
+	c.dlqMu.Lock()
+	defer c.dlqMu.Unlock()
+	c.dlqErr = err
+	switch {
+	case err == nil:
+		c.dlqFailingSince = time.Time{}
+	case c.dlqFailingSince.IsZero():
+		c.dlqFailingSince = time.Now()
+	}
+}
+
+// dlqProblem says why ingest is stopped behind the DLQ: writes to it have
+// been failing for longer than dlqGrace. Nil otherwise.
+func (c *Consumer) dlqProblem() error {
+	c.dlqMu.Lock()
+	defer c.dlqMu.Unlock()
+	if c.dlqFailingSince.IsZero() {
+		return nil
+	}
+	if d := time.Since(c.dlqFailingSince); d > c.dlqGrace {
+		return fmt.Errorf("writing rejects to the DLQ topic %s has failed for %s; ingest waits for it, skipping nothing: %w",
+			schemas.DLQTopic, d.Round(time.Second), c.dlqErr)
+	}
+	return nil
+}
+
+// refusedForGood reports whether Kafka refused a write for a reason that
+// retrying does not change: no authorization, or no such topic.
+func refusedForGood(err error) bool {
+	var werrs kafka.WriteErrors
+	if errors.As(err, &werrs) {
+		return slices.ContainsFunc(werrs, refusedForGood)
+	}
+	for _, e := range []kafka.Error{kafka.TopicAuthorizationFailed, kafka.ClusterAuthorizationFailed,
+		kafka.SASLAuthenticationFailed, kafka.UnknownTopicOrPartition} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }

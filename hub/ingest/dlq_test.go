@@ -13,10 +13,13 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
+	"github.com/pophub/pophub/hub/embedded"
 	"github.com/pophub/pophub/hub/telemetry"
+	"github.com/pophub/pophub/internal/testenv"
 	"github.com/pophub/pophub/schemas"
 )
 
@@ -448,5 +451,120 @@ func TestDecodeChunkBoundsTraceContext(t *testing.T) {
 				t.Errorf("trace context %.200v, want %v", got, tc.wantTrace)
 			}
 		})
+	}
+}
+
+// TestDLQCopyRenamesReservedHeaders: a department's record may carry
+// headers named like the hub's. On the DLQ copy they are renamed
+// orig-pophub-*, so that each of the hub's headers is there once and is
+// the hub's; a well-formed pophub-replay-of, which `dlq replay` wrote,
+// moves among the hub's headers instead.
+func TestDLQCopyRenamesReservedHeaders(t *testing.T) {
+	re := &schemas.RejectError{Reason: schemas.ReasonNotJSON, Detail: "not JSON"}
+	h := func(k, v string) kafka.Header { return kafka.Header{Key: k, Value: []byte(v)} }
+	hubs := func(extra ...kafka.Header) []kafka.Header {
+		return append([]kafka.Header{h(HeaderReason, schemas.ReasonNotJSON), h(HeaderField, ""), h(HeaderError, re.Error()),
+			h(HeaderTopic, "pop.events.marriage"), h(HeaderPartition, "1"), h(HeaderOffset, "42")}, extra...)
+	}
+	for _, tc := range []struct {
+		name     string
+		original []kafka.Header
+		want     []kafka.Header
+	}{
+		{"none", nil, hubs()},
+		{"ordinary", []kafka.Header{h("origin", "x"), h("traceparent", testTraceparent)},
+			append([]kafka.Header{h("origin", "x"), h("traceparent", testTraceparent)}, hubs()...)},
+		{"spoofed", []kafka.Header{h(HeaderDropped, "value"), h("origin", "x"), h(HeaderReason, "bad_vibes"), h(HeaderOffset, "0")},
+			append([]kafka.Header{h("orig-"+HeaderDropped, "value"), h("origin", "x"), h("orig-"+HeaderReason, "bad_vibes"), h("orig-"+HeaderOffset, "0")}, hubs()...)},
+		{"replayed", []kafka.Header{h("origin", "x"), h(HeaderReplayOf, "3:17")},
+			append([]kafka.Header{h("origin", "x")}, hubs(h(HeaderReplayOf, "3:17"))...)},
+		{"replayed twice over", []kafka.Header{h(HeaderReplayOf, "0:1"), h(HeaderReplayOf, "3:17")},
+			append([]kafka.Header{h("orig-"+HeaderReplayOf, "0:1")}, hubs(h(HeaderReplayOf, "3:17"))...)},
+		{"malformed replay-of", []kafka.Header{h(HeaderReplayOf, "0:0; DROP")},
+			append([]kafka.Header{h("orig-"+HeaderReplayOf, "0:0; DROP")}, hubs()...)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := kafka.Message{Topic: "pop.events.marriage", Partition: 1, Offset: 42, Key: []byte(idA), Value: []byte("junk"), Headers: tc.original}
+			got := dlqRecord(m, re)
+			if !reflect.DeepEqual(got.Headers, tc.want) {
+				t.Errorf("headers\n%v\nwant\n%v", got.Headers, tc.want)
+			}
+			if string(got.Key) != idA || string(got.Value) != "junk" {
+				t.Errorf("key %q value %q, want the original's", got.Key, got.Value)
+			}
+		})
+	}
+}
+
+// refuseAll answers every request of key with code for each partition:
+// OffsetCommit requests all, Produce requests whose first topic passes
+// match.
+func refuseAll(k *embedded.Kafka, key kmsg.Key, match func(topic string) bool, code int16) {
+	k.Cluster().ControlKey(int16(key), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		k.Cluster().KeepControl()
+		switch req := kreq.(type) {
+		case *kmsg.OffsetCommitRequest:
+			resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
+			for _, rt := range req.Topics {
+				st := kmsg.OffsetCommitResponseTopic{Topic: rt.Topic}
+				for _, rp := range rt.Partitions {
+					st.Partitions = append(st.Partitions, kmsg.OffsetCommitResponseTopicPartition{Partition: rp.Partition, ErrorCode: code})
+				}
+				resp.Topics = append(resp.Topics, st)
+			}
+			return resp, nil, true
+		case *kmsg.ProduceRequest:
+			if len(req.Topics) == 0 || !match(req.Topics[0].Topic) {
+				return nil, nil, false
+			}
+			resp := req.ResponseKind().(*kmsg.ProduceResponse)
+			for _, rt := range req.Topics {
+				st := kmsg.NewProduceResponseTopic()
+				st.Topic = rt.Topic
+				for _, rp := range rt.Partitions {
+					sp := kmsg.NewProduceResponseTopicPartition()
+					sp.Partition, sp.ErrorCode = rp.Partition, code
+					st.Partitions = append(st.Partitions, sp)
+				}
+				resp.Topics = append(resp.Topics, st)
+			}
+			return resp, nil, true
+		}
+		return nil, nil, false
+	})
+}
+
+// TestDLQRefusingWritesIsNotReady: a DLQ that refuses the hub's writes
+// stops ingest behind the reject (by design: nothing is skipped); the log
+// says the refusal is permanent, and once it has lasted longer than
+// dlqGrace, Ping reports the hub not ready, naming the DLQ.
+func TestDLQRefusingWritesIsNotReady(t *testing.T) {
+	k := onePartitionBroker(t)
+	refuseAll(k, kmsg.Produce, func(topic string) bool { return topic == schemas.DLQTopic }, 29) // TOPIC_AUTHORIZATION_FAILED
+	var logs testenv.LogBuffer
+	c, err := New(withLog(Config{Brokers: []string{k.Addr()}, GroupID: "dlq-refuses"}, &logs), &recordingApplier{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.dlqGrace = 300 * time.Millisecond
+	stop := run(t, c)
+	defer stop()
+	ping := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		return c.Ping(ctx)
+	}
+	if err := ping(); err != nil {
+		t.Fatalf("Ping before any reject: %v", err)
+	}
+	writeRecords(t, k.Addr(), kafka.Message{Topic: marriageTopic, Key: []byte(idA), Value: []byte("junk")})
+	var pingErr error
+	waitUntil(t, "Ping fails", func() bool { pingErr = ping(); return pingErr != nil })
+	if !strings.Contains(pingErr.Error(), "DLQ topic "+schemas.DLQTopic) || !strings.Contains(pingErr.Error(), "Topic Authorization Failed") {
+		t.Errorf("Ping: %v; want the DLQ and the broker's refusal named", pingErr)
+	}
+	line := grepLines(logs.String(), "the DLQ refuses the hub's writes")
+	if strings.Count(line, "level=ERROR") != 1 || !strings.Contains(line, "no record is skipped") {
+		t.Errorf("want one error saying the DLQ refuses writes for good and ingest waits:\n%s", logs.String())
 	}
 }

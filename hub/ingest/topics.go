@@ -193,6 +193,11 @@ const probeTimeout = 5 * time.Second
 // lets the hub in and has its partition. A TCP connection alone would
 // pass a wrong port or a broker that refuses the hub's credentials.
 //
+// Ingest can also stop while the brokers answer: not ready either is a
+// group whose committed offset lies beyond a partition's end (as last
+// measured by the lag tracker), or a DLQ that has refused the rejects for
+// longer than dlqGrace, which ingest waits behind.
+//
 // kafka-go answers Metadata requests from its transport's cache, which
 // goes on listing brokers that have stopped, so the leaders are asked for
 // their partitions' end offsets as well: that request always goes to them.
@@ -225,7 +230,7 @@ func (c *Consumer) Ping(ctx context.Context) error {
 	if err != nil {
 		return errors.Join(append(errs, fmt.Errorf("asking Kafka for the source partitions: %w", err))...)
 	}
-	return errors.Join(append(errs, offsetErrors(offs))...)
+	return errors.Join(append(errs, offsetErrors(offs), c.lag.problem(), c.dlqProblem())...)
 }
 
 // offsetErrors joins the partitions' errors of a ListOffsets response.
@@ -242,7 +247,9 @@ func offsetErrors(resp *kafka.ListOffsetsResponse) error {
 }
 
 // lagTracker periodically computes, per source partition, the high
-// watermark minus the group's committed offset, and exposes it as the
+// watermark minus the group's committed offset (or the partition's first
+// offset, when retention deleted records the group had not read), notes
+// partitions the group cannot read (see partitionProblem), and exposes the lag as the
 // pophub_consumer_lag gauge, and the time of the last measurement as
 // pophub_consumer_lag_timestamp_seconds.
 //
@@ -262,6 +269,11 @@ type lagTracker struct {
 	// first); err is why the last update failed (nil when it did not).
 	measuredAt time.Time
 	err        error
+	// problems are the source partitions the group cannot read, as
+	// last measured; reported holds their texts, logged once each
+	// while they last.
+	problems []partitionProblem
+	reported map[string]bool
 }
 
 func newLagTracker(cfg Config, m metric.Meter) (*lagTracker, error) {
@@ -346,48 +358,106 @@ func (t *lagTracker) close() { CloseTransport(t.client.Transport) }
 // update measures the lag and records the outcome: the new lag, or no lag
 // and the error.
 func (t *lagTracker) update(ctx context.Context) error {
-	lag, err := t.measure(ctx)
+	lag, problems, err := t.measure(ctx)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.lag, t.err = lag, err
 	if err == nil {
 		t.measuredAt = time.Now()
+		t.problems = problems
+		t.report(problems)
 	}
 	return err
 }
 
-// measure asks the brokers for every source partition's high watermark
-// and the group's committed offsets. A partition whose leader does not
-// answer fails the whole measurement rather than showing a lag of zero.
-func (t *lagTracker) measure(ctx context.Context) (map[string]map[int]int64, error) {
+// problem is why the group cannot read some source partition, as last
+// measured; nil when it can.
+func (t *lagTracker) problem() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var errs []error
+	for _, p := range t.problems {
+		if p.err == nil { // Ping asks for missing topics itself
+			errs = append(errs, p)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// measure asks the brokers for every source partition's first offset and
+// high watermark and the group's committed offsets. A partition whose
+// leader does not answer fails the whole measurement rather than showing a
+// lag of zero.
+//
+// The lag is the high watermark minus the committed offset or the first
+// offset, whichever is higher: records that retention deleted will never
+// be read, so they are not pending. A committed offset beyond the high
+// watermark is reported as a problem (see problems) and counts no lag.
+func (t *lagTracker) measure(ctx context.Context) (map[string]map[int]int64, []partitionProblem, error) {
 	cl := t.client
 	meta, err := cl.Metadata(ctx, &kafka.MetadataRequest{Topics: t.cfg.Topics})
 	if err != nil {
-		return nil, fmt.Errorf("reading metadata: %w", err)
+		return nil, nil, fmt.Errorf("reading metadata: %w", err)
 	}
+	var problems []partitionProblem
 	ends := map[string][]kafka.OffsetRequest{}
+	starts := map[string][]kafka.OffsetRequest{}
 	parts := map[string][]int{}
 	for _, topic := range meta.Topics {
+		if topic.Error != nil {
+			problems = append(problems, partitionProblem{topic: topic.Name, partition: -1, err: topic.Error})
+			continue
+		}
 		for _, p := range topic.Partitions {
 			ends[topic.Name] = append(ends[topic.Name], kafka.LastOffsetOf(p.ID))
+			starts[topic.Name] = append(starts[topic.Name], kafka.FirstOffsetOf(p.ID))
 			parts[topic.Name] = append(parts[topic.Name], p.ID)
 		}
 	}
-	hw, err := cl.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: ends})
-	if err != nil {
-		return nil, fmt.Errorf("listing offsets: %w", err)
-	}
-	if err := offsetErrors(hw); err != nil {
-		return nil, fmt.Errorf("listing offsets: %w", err)
-	}
+	// Committed offsets first, ends after: an end only grows, so a commit
+	// made between the two requests cannot look beyond an end read
+	// before it.
 	committed, err := cl.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: t.cfg.GroupID, Topics: parts})
 	if err != nil {
-		return nil, fmt.Errorf("fetching committed offsets: %w", err)
+		return nil, nil, fmt.Errorf("fetching committed offsets: %w", err)
 	}
 	// A group that has not committed yet may not exist: its lag is all
 	// of every partition.
 	if err := committed.Error; err != nil && !errors.Is(err, kafka.GroupIdNotFound) {
-		return nil, fmt.Errorf("fetching committed offsets: %w", err)
+		return nil, nil, fmt.Errorf("fetching committed offsets: %w", err)
+	}
+	// Two requests, not one asking for both offsets of each partition:
+	// kafka-go's transport left a goroutine behind for every such request.
+	hw, err := cl.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: ends})
+	if err != nil {
+		return nil, nil, fmt.Errorf("listing offsets: %w", err)
+	}
+	first, err := cl.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: starts})
+	if err != nil {
+		return nil, nil, fmt.Errorf("listing first offsets: %w", err)
+	}
+	// A topic deleted since kafka-go's client cached the metadata shows
+	// here: it is a problem of its own, not a failed measurement.
+	for topic, offs := range hw.Topics {
+		for _, o := range offs {
+			if errors.Is(o.Error, kafka.UnknownTopicOrPartition) {
+				problems = append(problems, partitionProblem{topic: topic, partition: -1, err: o.Error})
+				delete(hw.Topics, topic)
+				delete(parts, topic)
+				break
+			}
+		}
+	}
+	if err := offsetErrors(hw); err != nil {
+		return nil, nil, fmt.Errorf("listing offsets: %w", err)
+	}
+	firstOf := map[topicPartition]int64{}
+	for topic, offs := range first.Topics {
+		for _, o := range offs {
+			if o.Error == nil {
+				firstOf[topicPartition{topic, o.Partition}] = o.FirstOffset
+			}
+		}
 	}
 	lag := map[string]map[int]int64{}
 	for topic, offs := range hw.Topics {
@@ -395,13 +465,62 @@ func (t *lagTracker) measure(ctx context.Context) (map[string]map[int]int64, err
 		done := map[int]int64{}
 		for _, c := range committed.Topics[topic] {
 			if c.Error != nil {
-				return nil, fmt.Errorf("fetching committed offsets of topic %s partition %d: %w", topic, c.Partition, c.Error)
+				return nil, nil, fmt.Errorf("fetching committed offsets of topic %s partition %d: %w", topic, c.Partition, c.Error)
 			}
-			done[c.Partition] = max(c.CommittedOffset, 0)
+			done[c.Partition] = c.CommittedOffset // -1: none
 		}
 		for _, o := range offs {
-			lag[topic][o.Partition] = max(o.LastOffset-done[o.Partition], 0)
+			c, ok := done[o.Partition]
+			if !ok {
+				c = -1
+			}
+			if c > o.LastOffset {
+				problems = append(problems, partitionProblem{topic: topic, partition: o.Partition, committed: c, end: o.LastOffset})
+			}
+			lag[topic][o.Partition] = max(o.LastOffset-max(c, firstOf[topicPartition{topic, o.Partition}], 0), 0)
 		}
 	}
-	return lag, nil
+	return lag, problems, nil
+}
+
+// partitionProblem is a source topic or partition the group cannot read:
+// a topic the brokers do not know (partition -1, err), or a committed
+// offset beyond the partition's end, where kafka-go waits for records that
+// may never come, silently.
+type partitionProblem struct {
+	topic          string
+	partition      int
+	err            error
+	committed, end int64
+}
+
+func (p partitionProblem) Error() string {
+	if p.err != nil {
+		return fmt.Sprintf("source topic %s cannot be read: %v", p.topic, p.err)
+	}
+	return fmt.Sprintf("topic %s partition %d: the group's committed offset %d is beyond the partition's end %d, so new records are not read until the partition grows past it",
+		p.topic, p.partition, p.committed, p.end)
+}
+
+// report logs each problem that the previous measurement did not have.
+func (t *lagTracker) report(problems []partitionProblem) {
+	now := map[string]bool{}
+	for _, p := range problems {
+		key := p.Error()
+		now[key] = true
+		if t.reported[key] {
+			continue
+		}
+		if p.err != nil {
+			t.cfg.Logger.Error("a source topic cannot be read; while one is missing, kafka-go's group reader rejoins the group "+
+				"over and over and may read none of the source topics: create the topic (pophub creates missing ones at start) "+
+				"or leave it out of the consumed topics", "topic", p.topic, "err", p.err)
+			continue
+		}
+		t.cfg.Logger.Error("the consumer group's committed offset is beyond the partition's end (the topic was recreated or "+
+			"the offset set by hand); new records on it are not read: reset the group's offset for this partition with "+
+			"the Kafka tools (kafka-consumer-groups.sh --group G --topic T:P --reset-offsets --to-earliest --execute, with the hub stopped)",
+			"group", t.cfg.GroupID, "topic", p.topic, "partition", p.partition, "committed", p.committed, "end", p.end)
+	}
+	t.reported = now
 }

@@ -1,8 +1,8 @@
 package ingest
 
 import (
-	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -15,9 +15,12 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/pophub/pophub/hub/embedded"
 	"github.com/pophub/pophub/hub/telemetry"
+	"github.com/pophub/pophub/internal/testenv"
 	"github.com/pophub/pophub/schemas"
 )
 
@@ -245,7 +248,10 @@ func TestWarnsWhenDLQExpires(t *testing.T) {
 			for name, value := range tt.configs {
 				setTopicConfig(t, addr, schemas.DLQTopic, name, value)
 			}
-			var logs bytes.Buffer
+			// The group reader starts with New and logs from its own
+			// goroutines (this broker has no source topics): only the
+			// DLQ's lines are this test's.
+			var logs testenv.LogBuffer
 			c, err := New(Config{Brokers: []string{addr}, GroupID: "dlq-retention", Logger: slog.New(slog.NewTextHandler(&logs, nil))}, &recordingApplier{})
 			if err != nil {
 				t.Fatal(err)
@@ -253,7 +259,7 @@ func TestWarnsWhenDLQExpires(t *testing.T) {
 			t.Cleanup(func() { c.Close() })
 			c.warnIfDLQExpires(context.Background())
 
-			warnings := grepLines(logs.String(), "level=WARN")
+			warnings := grepLines(grepLines(logs.String(), "level=WARN"), "DLQ")
 			if len(tt.want) == 0 && warnings != "" {
 				t.Errorf("warned about a DLQ that keeps its records:\n%s", warnings)
 			}
@@ -331,5 +337,187 @@ func TestEnsureTopicsAsksAgain(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// onePartitionBroker starts an embedded broker whose source topics have
+// one partition each.
+func onePartitionBroker(t testing.TB) *embedded.Kafka {
+	t.Helper()
+	k, err := embedded.StartKafka(context.Background(), embedded.KafkaConfig{Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { k.Close() })
+	return k
+}
+
+var marriageTopic = schemas.Topic(schemas.Marriage)
+
+// marriages returns marriage events m-from … m-(to-1) of one person.
+func marriages(from, to int) []kafka.Message {
+	var out []kafka.Message
+	for i := from; i < to; i++ {
+		out = append(out, kafka.Message{Topic: marriageTopic, Key: []byte(idA),
+			Value: []byte(cloudEvent(fmt.Sprintf("m-%d", i), "marriage", "marriage.registered", idA, `{"spouse_id":"`+idB+`"}`))})
+	}
+	return out
+}
+
+// withLog returns cfg logging at debug level into logs.
+func withLog(cfg Config, logs *testenv.LogBuffer) Config {
+	cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return cfg
+}
+
+// TestRecordsDeletedBeforeReadAreReported: records that retention deleted
+// while the hub was down are skipped, and the hub says so: a warning names
+// the partition and how many records it lost, Counts and
+// pophub_events_skipped_total{reason="retention"} count them, and the lag
+// counts only the records that can still be read.
+func TestRecordsDeletedBeforeReadAreReported(t *testing.T) {
+	k := onePartitionBroker(t)
+	writeRecords(t, k.Addr(), marriages(0, 3)...)
+	c, err := New(Config{Brokers: []string{k.Addr()}, GroupID: "retention"}, &recordingApplier{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := run(t, c)
+	waitUntil(t, "offset 3 committed", func() bool {
+		return committed(t, k.Addr(), "retention")[topicPartition{marriageTopic, 0}] == 3
+	})
+	stop()
+	writeRecords(t, k.Addr(), marriages(3, 8)...) // offsets 3..7 while the hub is down
+	deleteRecordsBefore(t, k.Addr(), marriageTopic, 0, 6)
+
+	tel, err := telemetry.Setup(context.Background(), telemetry.Config{ServiceName: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tel.Shutdown(context.Background()) })
+	var logs testenv.LogBuffer
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("log:\n%s", logs.String())
+		}
+	})
+	a := &recordingApplier{}
+	c2, err := New(withLog(Config{Brokers: []string{k.Addr()}, GroupID: "retention", Meter: tel.Meter("test")}, &logs), a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c2.Close() })
+	if err := c2.lag.update(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := c2.Lag()[marriageTopic][0]; got != 2 {
+		t.Errorf("lag with offsets 3-5 deleted and 6-7 unread = %d, want 2", got)
+	}
+	stop2 := run(t, c2)
+	waitUntil(t, "records 6 and 7 applied", func() bool { return a.count() == 2 })
+	waitUntil(t, "the deleted records counted", func() bool { return c2.Counts().Deleted == 3 })
+	stop2()
+	warn := grepLines(logs.String(), "deleted by the topic's retention")
+	for _, want := range []string{"level=WARN", "topic=" + marriageTopic, "partition=0", "from_offset=3", "to_offset=5", "skipped=3"} {
+		if !strings.Contains(warn, want) {
+			t.Errorf("the warning about deleted records lacks %q:\n%s", want, warn)
+		}
+	}
+	rec := httptest.NewRecorder()
+	tel.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body, _ := io.ReadAll(rec.Result().Body)
+	if !regexp.MustCompile(`pophub_events_skipped_total\{[^}]*reason="retention"[^}]*source="marriage"[^}]*\} 3\b`).Match(body) {
+		t.Errorf("/metrics does not count 3 records skipped for retention:\n%s", grepLines(string(body), "pophub_events_skipped_total"))
+	}
+}
+
+// deleteRecordsBefore deletes partition's records below offset, as
+// retention would.
+func deleteRecordsBefore(t testing.TB, addr, topic string, partition int32, offset int64) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrDeleteRecordsRequest()
+	req.TimeoutMillis = 5000
+	req.Topics = []kmsg.DeleteRecordsRequestTopic{{Topic: topic,
+		Partitions: []kmsg.DeleteRecordsRequestTopicPartition{{Partition: partition, Offset: offset}}}}
+	resp, err := req.RequestWith(context.Background(), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rt := range resp.Topics {
+		for _, rp := range rt.Partitions {
+			if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
+				t.Fatalf("deleting records of %s/%d: %v", topic, rp.Partition, err)
+			}
+		}
+	}
+}
+
+// TestCommittedBeyondEndIsNotReady: a group offset beyond a partition's
+// end (a topic recreated, an offset set by hand) leaves new records
+// unread, which kafka-go waits out silently: the hub logs an error naming
+// the partition, both offsets and how to reset, and Ping fails.
+func TestCommittedBeyondEndIsNotReady(t *testing.T) {
+	k := onePartitionBroker(t)
+	writeRecords(t, k.Addr(), marriages(0, 2)...)
+	cl := &kafka.Client{Addr: kafka.TCP(k.Addr()), Timeout: 10 * time.Second}
+	if _, err := cl.OffsetCommit(context.Background(), &kafka.OffsetCommitRequest{GroupID: "beyond", GenerationID: -1,
+		Topics: map[string][]kafka.OffsetCommit{marriageTopic: {{Partition: 0, Offset: 100}}}}); err != nil {
+		t.Fatal(err)
+	}
+	var logs testenv.LogBuffer
+	c, err := New(withLog(Config{Brokers: []string{k.Addr()}, GroupID: "beyond"}, &logs), &recordingApplier{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := run(t, c)
+	defer stop()
+	writeRecords(t, k.Addr(), marriages(2, 7)...)
+	var pingErr error
+	waitUntil(t, "Ping fails", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		pingErr = c.Ping(ctx)
+		return pingErr != nil
+	})
+	if !strings.Contains(pingErr.Error(), "committed offset 100 is beyond the partition's end") {
+		t.Errorf("Ping: %v; want the offset beyond the end named", pingErr)
+	}
+	line := grepLines(logs.String(), "beyond the partition's end")
+	for _, want := range []string{"level=ERROR", "topic=" + marriageTopic, "partition=0", "committed=100", "end=", "--reset-offsets"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("the error about the committed offset lacks %q:\n%s", want, logs.String())
+		}
+	}
+}
+
+// TestMissingSourceTopicIsNamed: a source topic deleted while the hub runs
+// makes kafka-go's group reader rejoin over and over without naming it;
+// the hub's log names it.
+func TestMissingSourceTopicIsNamed(t *testing.T) {
+	k := onePartitionBroker(t)
+	gone := schemas.Topic(schemas.PublicSecurity)
+	cl := &kafka.Client{Addr: kafka.TCP(k.Addr()), Timeout: 10 * time.Second}
+	if _, err := cl.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: []string{gone}}); err != nil {
+		t.Fatal(err)
+	}
+	var logs testenv.LogBuffer
+	c, err := New(withLog(Config{Brokers: []string{k.Addr()}, GroupID: "gone"}, &logs), &recordingApplier{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	for range 2 { // logged once while it lasts
+		if err := c.lag.update(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lines := grepLines(logs.String(), "a source topic cannot be read")
+	if strings.Count(lines, "level=ERROR") != 1 || !strings.Contains(lines, "level=ERROR") || !strings.Contains(lines, "topic="+gone) {
+		t.Errorf("want one error naming %s, got:\n%s", gone, logs.String())
 	}
 }
