@@ -13,8 +13,9 @@
 // Replay writes chosen records back to the topic named in their
 // pophub-topic header, with their original key, value and headers (the
 // pophub-* reject headers removed, a header pophub-replay-of naming the
-// DLQ record added), through a writer with the Murmur2 partitioner and
-// acknowledgement from all in-sync replicas.
+// DLQ record added; headers of the original named pophub-*, which ingest
+// renamed orig-pophub-*, go back under that name), through a writer with
+// the Murmur2 partitioner and acknowledgement from all in-sync replicas.
 //
 // Which DLQ records were replayed is kept in a ledger topic,
 // pop.events.dlq.replayed (one partition, compacted, key = the DLQ record
@@ -58,7 +59,7 @@ import (
 
 // HeaderReplayOf is set on every replayed record: the ID of the DLQ record
 // it was replayed from.
-const HeaderReplayOf = "pophub-replay-of"
+const HeaderReplayOf = ingest.HeaderReplayOf
 
 // LedgerTopic is the default ledger of replayed DLQ records.
 const LedgerTopic = schemas.DLQTopic + ".replayed"
@@ -190,10 +191,36 @@ type Record struct {
 // when pophub-topic is missing or not a source topic.
 func (r Record) Source() schemas.Source { return schemas.SourceOfTopic(r.Topic) }
 
-func decode(p int, m kafka.Message) Record {
+// Decode reads message m of DLQ partition p, as Records does, for readers
+// of the DLQ's own (a status page counting it incrementally). The hub's
+// headers follow the original record's, starting with its pophub-reason (the last one), and only those
+// are read: ingest renames a department's own pophub-* headers, but copies
+// written before it did keep them, ahead of the hub's, and a department's
+// pophub-dropped must not make Replay refuse a whole copy nor its
+// pophub-reason show as the hub's. The one exception is pophub-replay-of:
+// such copies carry the one Replay wrote among the original's headers, so
+// it is read from there when the hub's headers lack it. A record without
+// pophub-reason is read whole, the last of each header counting.
+func Decode(p int, m kafka.Message) Record {
 	r := Record{ID: ID{Partition: p, Offset: m.Offset}, Time: m.Time, Key: m.Key, Value: m.Value, Partition: -1, Offset: -1}
-	for _, h := range m.Headers {
+	own := 0 // index of the hub's first header
+	for i, h := range m.Headers {
+		if h.Key == ingest.HeaderReason {
+			own = i
+		}
+	}
+	var origReplayOf string
+	for i, h := range m.Headers {
 		v := string(h.Value)
+		if i < own {
+			if h.Key == HeaderReplayOf {
+				origReplayOf = v
+			}
+			if !slices.Contains(rejectHeaders, h.Key) {
+				r.Headers = append(r.Headers, h)
+			}
+			continue
+		}
 		switch h.Key {
 		case ingest.HeaderReason:
 			r.Reason = v
@@ -221,6 +248,9 @@ func decode(p int, m kafka.Message) Record {
 		if !slices.Contains(rejectHeaders, h.Key) {
 			r.Headers = append(r.Headers, h)
 		}
+	}
+	if r.ReplayOf == "" {
+		r.ReplayOf = origReplayOf
 	}
 	return r
 }
@@ -255,13 +285,18 @@ func joinSources() string {
 	return strings.Join(s, ", ")
 }
 
-// span is the offsets a partition holds: [first, end).
-type span struct{ first, end int64 }
+// Span is the offsets a partition holds: [First, End).
+type Span struct{ First, End int64 }
 
-// offsets returns each partition's offset span of topic. A missing topic
-// yields kafka.UnknownTopicOrPartition.
-func (c *Client) offsets(ctx context.Context, topic string) (map[int]span, error) {
-	meta, err := c.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+// offsets returns each partition's offset span of topic.
+func (c *Client) offsets(ctx context.Context, topic string) (map[int]Span, error) {
+	return Spans(ctx, c.client, topic)
+}
+
+// Spans returns each partition's offset span of topic, asking through cl.
+// A missing topic yields kafka.UnknownTopicOrPartition.
+func Spans(ctx context.Context, cl *kafka.Client, topic string) (map[int]Span, error) {
+	meta, err := cl.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
 		return nil, fmt.Errorf("reading metadata of %s: %w", topic, err)
 	}
@@ -275,22 +310,52 @@ func (c *Client) offsets(ctx context.Context, topic string) (map[int]span, error
 	for _, p := range meta.Topics[0].Partitions {
 		reqs = append(reqs, kafka.FirstOffsetOf(p.ID), kafka.LastOffsetOf(p.ID))
 	}
-	resp, err := c.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	resp, err := cl.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
 	if err != nil {
-		return nil, fmt.Errorf("listing offsets of %s: %w", topic, err)
+		return nil, fmt.Errorf("listing offsets of %s: %w", topic, outOfTime(ctx, err))
 	}
-	out := map[int]span{}
+	out := map[int]Span{}
 	for _, po := range resp.Topics[topic] {
 		if po.Error != nil {
-			return nil, fmt.Errorf("listing offsets of %s/%d: %w", topic, po.Partition, po.Error)
+			err := po.Error
+			if errors.Is(err, kafka.Unknown) {
+				err = outOfTime(ctx, err)
+			}
+			return nil, fmt.Errorf("listing offsets of %s/%d: %w", topic, po.Partition, err)
 		}
-		out[po.Partition] = span{first: max(po.FirstOffset, 0), end: max(po.LastOffset, 0)}
+		out[po.Partition] = Span{First: max(po.FirstOffset, 0), End: max(po.LastOffset, 0)}
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("listing offsets of %s: no partitions", topic)
 	}
 	return out, nil
 }
+
+// outOfTime is err, or the context's deadline when the call's time is
+// up. kafka-go ends a request at the context's deadline with an i/o
+// timeout, which may come before the context says it is done, and marks
+// each partition of a request that so failed with the bare code -1
+// (Unknown, "an unexpected server error occurred"): that reads as a
+// broker fault where the caller only ran out of time.
+func outOfTime(ctx context.Context, err error) error {
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)
+	}
+	return err
+}
+
+// ReaderMaxWait is the MaxWait of the DLQ's partition readers. kafka-go
+// gives a fetch answer only MaxWait to start arriving before it drops the
+// connection and asks again: at 100 ms a broker slower or farther away
+// than that (a busy broker, a round trip across provinces) was asked again
+// for ever. Records still come at once (MinBytes 1).
+const ReaderMaxWait = 2 * time.Second
+
+// CloseReader closes r in the background: a reader's Close waits for the
+// fetch it has in flight past the last record read, a long poll of up to
+// ReaderMaxWait, which a command reading many partitions should not wait
+// for each time.
+func CloseReader(r *kafka.Reader) { go r.Close() }
 
 // read calls fn for each record of topic/partition in [from, to).
 func (c *Client) read(ctx context.Context, topic string, partition int, from, to int64, fn func(kafka.Message) error) error {
@@ -300,9 +365,9 @@ func (c *Client) read(ctx context.Context, topic string, partition int, from, to
 	// A reader dials for itself, not through the client's transport: it
 	// needs the same TLS and SASL in a dialer of its own.
 	r := kafka.NewReader(kafka.ReaderConfig{Brokers: c.cfg.Brokers, Topic: topic, Partition: partition,
-		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 100 * time.Millisecond,
+		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: ReaderMaxWait,
 		Dialer: &kafka.Dialer{Timeout: c.cfg.Timeout, DualStack: true, TLS: c.cfg.TLS, SASLMechanism: c.cfg.SASL}})
-	defer r.Close()
+	defer CloseReader(r)
 	if err := r.SetOffset(from); err != nil {
 		return fmt.Errorf("seeking %s/%d to %d: %w", topic, partition, from, err)
 	}
@@ -338,8 +403,8 @@ func (c *Client) Records(ctx context.Context, f Filter) ([]Record, error) {
 	}
 	var out []Record
 	for p, s := range spans {
-		err := c.read(ctx, c.cfg.Topic, p, s.first, s.end, func(m kafka.Message) error {
-			if r := decode(p, m); f.match(r) {
+		err := c.read(ctx, c.cfg.Topic, p, s.First, s.End, func(m kafka.Message) error {
+			if r := Decode(p, m); f.match(r) {
 				out = append(out, r)
 			}
 			return nil
@@ -359,7 +424,7 @@ var ErrUnknownRecord = errors.New("no such DLQ record")
 
 // resolve fills in a bare offset's partition and checks that the DLQ holds
 // the record.
-func resolve(id ID, spans map[int]span) (ID, error) {
+func resolve(id ID, spans map[int]Span) (ID, error) {
 	if id.Partition < 0 {
 		if len(spans) != 1 {
 			return id, fmt.Errorf("DLQ record %d: the DLQ has %d partitions, give PARTITION:OFFSET as `dlq list` prints", id.Offset, len(spans))
@@ -372,11 +437,11 @@ func resolve(id ID, spans map[int]span) (ID, error) {
 	if !ok {
 		return id, fmt.Errorf("DLQ record %s: %w (the DLQ has no partition %d)", id, ErrUnknownRecord, id.Partition)
 	}
-	if id.Offset < s.first || id.Offset >= s.end {
-		if s.first == s.end {
+	if id.Offset < s.First || id.Offset >= s.End {
+		if s.First == s.End {
 			return id, fmt.Errorf("DLQ record %s: %w (partition %d is empty)", id, ErrUnknownRecord, id.Partition)
 		}
-		return id, fmt.Errorf("DLQ record %s: %w (partition %d holds offsets %d to %d)", id, ErrUnknownRecord, id.Partition, s.first, s.end-1)
+		return id, fmt.Errorf("DLQ record %s: %w (partition %d holds offsets %d to %d)", id, ErrUnknownRecord, id.Partition, s.First, s.End-1)
 	}
 	return id, nil
 }
@@ -395,7 +460,7 @@ func (c *Client) Record(ctx context.Context, id ID) (Record, error) {
 }
 
 // records reads the given records, in the order given.
-func (c *Client) records(ctx context.Context, spans map[int]span, ids []ID) ([]Record, error) {
+func (c *Client) records(ctx context.Context, spans map[int]Span, ids []ID) ([]Record, error) {
 	out := make([]Record, len(ids))
 	for i, id := range ids {
 		id, err := resolve(id, spans)
@@ -405,7 +470,7 @@ func (c *Client) records(ctx context.Context, spans map[int]span, ids []ID) ([]R
 		found := false
 		err = c.read(ctx, c.cfg.Topic, id.Partition, id.Offset, id.Offset+1, func(m kafka.Message) error {
 			if m.Offset == id.Offset {
-				out[i], found = decode(id.Partition, m), true
+				out[i], found = Decode(id.Partition, m), true
 			}
 			return nil
 		})

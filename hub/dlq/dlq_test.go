@@ -6,12 +6,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/pophub/pophub/hub/access"
 	"github.com/pophub/pophub/hub/dlq"
@@ -54,6 +56,13 @@ var originalHeaders = []kafka.Header{{Key: "traceparent", Value: []byte(tracepar
 // the seeded rejects to its DLQ and returns a client for it.
 func setup(t *testing.T) (*dlq.Client, string) {
 	t.Helper()
+	c, k := setupKafka(t)
+	return c, k.Addr()
+}
+
+// setupKafka is setup, returning the broker itself.
+func setupKafka(t *testing.T) (*dlq.Client, *embedded.Kafka) {
+	t.Helper()
 	k, err := embedded.StartKafka(context.Background(), embedded.KafkaConfig{Partitions: 2})
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +75,53 @@ func setup(t *testing.T) (*dlq.Client, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c, k.Addr()
+	return c, k
+}
+
+// TestSlowBroker: a broker that takes longer than a fast reader's wait to
+// start answering a fetch (a busy broker, a distant one) is still read:
+// kafka-go drops and asks again a fetch whose answer has not started
+// within the reader's MaxWait, which at 100 ms never ended here.
+func TestSlowBroker(t *testing.T) {
+	c, k := setupKafka(t)
+	cl := k.Cluster()
+	cl.ControlKey(int16(kmsg.Fetch), func(kmsg.Request) (kmsg.Response, error, bool) {
+		cl.SleepControl(func() { time.Sleep(300 * time.Millisecond) })
+		return nil, nil, false // then answered as usual
+	})
+	all, err := c.Records(ctx(t), dlq.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := ids(all), "0:0 0:1 0:2 0:3 1:0"; got != want {
+		t.Errorf("records %s, want %s", got, want)
+	}
+}
+
+// TestSpansOutOfTime: offsets asked of a broker slower than the caller's
+// time are reported as the caller's deadline, not as the broker's
+// "unexpected server error" that kafka-go puts on each partition of a
+// request it gave up on (what pophub status shows).
+func TestSpansOutOfTime(t *testing.T) {
+	_, k := setupKafka(t)
+	cl := k.Cluster()
+	// kafka-go asks for first and last offsets in separate requests; the
+	// first is answered at once, the others after the caller's time.
+	var asked atomic.Int32
+	cl.ControlKey(int16(kmsg.ListOffsets), func(kmsg.Request) (kmsg.Response, error, bool) {
+		cl.KeepControl()
+		if asked.Add(1) > 1 {
+			cl.SleepControl(func() { time.Sleep(time.Second) })
+		}
+		return nil, nil, false
+	})
+	client := &kafka.Client{Addr: kafka.TCP(k.Addr())}
+	c, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err := dlq.Spans(c, client, schemas.DLQTopic)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Spans from a broker slower than the caller's 300 ms: %v, want the deadline", err)
+	}
 }
 
 // writeReject writes r to the DLQ as ingest would, with extra headers

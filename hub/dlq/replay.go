@@ -132,7 +132,7 @@ func (c *Client) Replay(ctx context.Context, sel Selection, dryRun bool) (Replay
 
 	msgs := make([]kafka.Message, len(res.Sent))
 	for i, r := range res.Sent {
-		headers := append(slices.Clip(r.Headers), kafka.Header{Key: HeaderReplayOf, Value: []byte(r.ID.String())})
+		headers := append(restoreNames(r.Headers), kafka.Header{Key: HeaderReplayOf, Value: []byte(r.ID.String())})
 		msgs[i] = kafka.Message{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: headers}
 	}
 	w := c.writer("")
@@ -160,6 +160,28 @@ func (c *Client) Replay(ctx context.Context, sel Selection, dryRun bool) (Replay
 		return res, fmt.Errorf("writing replayed records: %w", werr)
 	}
 	return res, nil
+}
+
+// renamedPrefix is what ingest puts in front of a department's own
+// pophub-* header on a DLQ copy (hub/ingest's renamedPrefix).
+const renamedPrefix = "orig-"
+
+// restoreNames returns a copy of a DLQ record's original headers with the
+// names the department gave them: ingest renamed its pophub-* headers
+// orig-pophub-* so that the DLQ tools would not take them for the hub's,
+// and the replayed record is to be the department's record as sent. If it
+// is rejected again, ingest renames them again, once; Replay's own
+// pophub-replay-of, appended after them, is the last and the one ingest
+// keeps as the hub's.
+func restoreNames(headers []kafka.Header) []kafka.Header {
+	out := make([]kafka.Header, len(headers), len(headers)+1)
+	for i, h := range headers {
+		if name, ok := strings.CutPrefix(h.Key, renamedPrefix); ok && strings.HasPrefix(name, "pophub-") {
+			h.Key = name
+		}
+		out[i] = h
+	}
+	return out
 }
 
 // writer writes with the Java client's partitioner (the one departments
@@ -190,7 +212,7 @@ func (c *Client) ledger(ctx context.Context) (map[string]bool, error) {
 		return nil, fmt.Errorf("reading the replay ledger: %w", err)
 	}
 	for p, s := range spans {
-		err := c.read(ctx, c.cfg.LedgerTopic, p, s.first, s.end, func(m kafka.Message) error {
+		err := c.read(ctx, c.cfg.LedgerTopic, p, s.First, s.End, func(m kafka.Message) error {
 			if m.Value != nil { // a nil value (tombstone) forgets a replay
 				done[string(m.Key)] = true
 			} else {
