@@ -501,7 +501,12 @@ func (r *Relay) publishLoop(ctx context.Context) error {
 		}
 		switch {
 		case err != nil:
-			if streamMissing(err) {
+			if nc := r.js.Conn(); nc != nil && !nc.IsConnected() {
+				// Say so: a connection never established (the server was
+				// down when the hub started) fails publishes with
+				// "headers not supported by this server", which misleads.
+				err = fmt.Errorf("not connected to NATS: %w", err)
+			} else if streamMissing(err) {
 				if serr := r.restoreStream(ctx); serr != nil {
 					err = errors.Join(err, serr)
 				}
@@ -541,20 +546,25 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // ones. It reads the oldest pending entries every time, so an entry whose
 // publish failed, or that another instance committed with a lower
 // sequence number later, is picked up by a following round.
+//
+// The oldest entry's age is recorded before the kept entries are
+// published again: while the server is down that republish fails every
+// round, and the age is what the outbox alerts watch.
 func (r *Relay) round(ctx context.Context) (int, error) {
-	if err := r.republish(ctx); err != nil {
-		return 0, err
-	}
 	entries, err := r.outbox.PendingOutbox(ctx, 0, r.cfg.BatchSize)
 	if err != nil {
 		return 0, fmt.Errorf("reading outbox: %w", err)
 	}
 	if len(entries) == 0 {
 		r.age.Record(ctx, 0)
-		return 0, r.deleteOld(ctx)
-	}
-	if oldest := entries[0].CreatedAt; !oldest.IsZero() {
+	} else if oldest := entries[0].CreatedAt; !oldest.IsZero() {
 		r.age.Record(ctx, max(time.Since(oldest).Seconds(), 0))
+	}
+	if err := r.republish(ctx); err != nil {
+		return 0, err
+	}
+	if len(entries) == 0 {
+		return 0, r.deleteOld(ctx)
 	}
 	start := time.Now()
 	ctx, span := r.cfg.Tracer.Start(ctx, "outbox relay",

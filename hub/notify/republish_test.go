@@ -84,9 +84,7 @@ func TestRelayStartRepublishesKept(t *testing.T) {
 				if err := js.DeleteStream(ctx, schemas.StreamName); err != nil {
 					t.Fatal(err)
 				}
-				if err := EnsureStream(ctx, js, StreamConfig{}); err != nil {
-					t.Fatal(err)
-				}
+				ensureStreamAgain(t, js)
 				s = open()
 				stop = startRelay(t, New(cfg, js, s))
 				defer stop()
@@ -306,4 +304,64 @@ func streamMsgIDsAny(t testing.TB, js jetstream.JetStream) []string {
 	}
 	slices.Sort(ids)
 	return ids
+}
+
+// TestOutboxAgeWhileServerDown: a relay that starts (a hub restart, a
+// lease take-over) while NATS is unreachable reports the age of the
+// oldest waiting entry from its first failed round on, whether or not
+// published entries are kept for the republish window: republishing them
+// fails every round then, and PophubOutboxDelayed/Stalled watch the age.
+func TestOutboxAgeWhileServerDown(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		kept bool // entry 1 was published and is kept for the window
+	}{
+		{"nothing kept", false},
+		{"published entries kept", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := natsServer(t, 0)
+			js := connect(t, srv.ClientURL())
+			if err := EnsureStream(context.Background(), js, StreamConfig{}); err != nil {
+				t.Fatal(err)
+			}
+			tel := newTelemetry(t)
+			o := newOutbox(3)
+			if tc.kept {
+				o.MarkPublished(context.Background(), []int64{1})
+			}
+			o.mu.Lock()
+			for i := range o.entries {
+				o.entries[i].CreatedAt = time.Now().Add(-20 * time.Minute)
+			}
+			o.mu.Unlock()
+			srv.Close() // NATS is down when the relay starts
+
+			var logs testenv.LogBuffer
+			r := New(Config{AckTimeout: 200 * time.Millisecond, PollInterval: 20 * time.Millisecond,
+				RepublishWindow: 150 * time.Second, Meter: tel.Meter("test"),
+				Logger: slog.New(slog.NewTextHandler(&logs, nil))}, js, o)
+			runRelay(t, r)
+			waitFor(t, "a failed round", func() bool { return strings.Contains(logs.String(), "publishing notifications") })
+			if age := metricSum(t, tel, "pophub_outbox_age_seconds"); age < 1200 {
+				t.Errorf("after a failed round with entries waiting 20 min, pophub_outbox_age_seconds = %v (-1: absent), want >= 1200", age)
+			}
+		})
+	}
+}
+
+// ensureStreamAgain creates the stream just deleted. The server removes
+// a deleted stream's files in the background and may refuse a new store
+// under the same name for a moment ("error creating store for stream"),
+// as the relay's own re-creation allows for by trying again on its next
+// round; so does this.
+func ensureStreamAgain(t *testing.T, js jetstream.JetStream) {
+	t.Helper()
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if err = EnsureStream(context.Background(), js, StreamConfig{}); err == nil {
+			return
+		}
+	}
+	t.Fatalf("creating the deleted stream again: %v", err)
 }

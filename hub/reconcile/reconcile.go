@@ -36,7 +36,9 @@
 // exact). Memory grows with the records of the largest source below the
 // committed offsets (about 100 bytes each); sources are checked one after
 // another. Transaction markers and compacted-away offsets are skipped, not
-// counted. Privacy: a gap names its topic, partition, offset and event id
+// counted; a data record the hub takes for a transaction marker by its
+// shape (ingest.IsControl: the hub skips it without a DLQ copy) is counted
+// as skipped. Privacy: a gap names its topic, partition, offset and event id
 // (ID-shaped digit runs masked), never the record key or value.
 package reconcile
 
@@ -66,11 +68,14 @@ func (l Loc) String() string {
 // Record is a source record as reconciliation sees it: where it is, and
 // the (source, id) of the event it carries. HasKey is false when the value
 // is not a decodable CloudEvents envelope with an id and the topic's
-// source: the hub must have rejected it.
+// source: the hub must have rejected it. Control is true when the hub
+// takes the record for a transaction marker (ingest.IsControl) and skips
+// it.
 type Record struct {
 	Loc
-	Key    schemas.EventKey
-	HasKey bool
+	Key     schemas.EventKey
+	HasKey  bool
+	Control bool
 }
 
 // Class is what became of a record.
@@ -82,6 +87,7 @@ const (
 	Duplicate
 	Rejected
 	Gap
+	Skipped
 )
 
 func (c Class) String() string {
@@ -94,6 +100,8 @@ func (c Class) String() string {
 		return "rejected"
 	case Gap:
 		return "gap"
+	case Skipped:
+		return "skipped"
 	}
 	return "class(" + strconv.Itoa(int(c)) + ")"
 }
@@ -102,6 +110,8 @@ func (c Class) String() string {
 // partition and offset; the order only decides which occurrence of a key
 // counts as applied):
 //
+//   - skipped: the hub takes it for a transaction marker (Control) and
+//     skips it, as it does the markers of control batches;
 //   - rejected: the DLQ holds a copy made from its location;
 //   - gap: not rejected, and it has no key or its key is not in the store;
 //   - applied: not rejected, its key is in the store, and no earlier
@@ -116,6 +126,8 @@ func Classify(recs []Record, rejected func(Loc) bool, known func(schemas.EventKe
 	seen := make(map[schemas.EventKey]struct{}, len(recs))
 	for i, r := range recs {
 		switch {
+		case r.Control:
+			out[i] = Skipped
 		case rejected(r.Loc):
 			out[i] = Rejected
 		case !r.HasKey || !known(r.Key):
@@ -149,8 +161,8 @@ type Report struct {
 }
 
 // SourceReport is one source topic's equation: Records = Applied +
-// Duplicates + Rejected + len(Gaps). Its lost records are len(Gaps) +
-// ExpiredUnread.
+// Duplicates + Rejected + Skipped + len(Gaps). Its lost records are
+// len(Gaps) + ExpiredUnread.
 type SourceReport struct {
 	Source     schemas.Source
 	Topic      string
@@ -158,7 +170,11 @@ type SourceReport struct {
 	Applied    int64
 	Duplicates int64
 	Rejected   int64
-	Gaps       []GapRecord
+	// Skipped counts the data records the hub took for transaction
+	// markers by their shape and skipped (ingest.IsControl); the markers
+	// of control batches are not records here.
+	Skipped int64
+	Gaps    []GapRecord
 	// ExpiredUnread counts the offsets retention deleted before the group
 	// committed past them: from each partition's committed offset up to
 	// its log start, when that is higher. The hub never read them (or
@@ -227,6 +243,7 @@ func (r Report) Total() SourceReport {
 		t.Applied += s.Applied
 		t.Duplicates += s.Duplicates
 		t.Rejected += s.Rejected
+		t.Skipped += s.Skipped
 		t.ExpiredUnread += s.ExpiredUnread
 		t.InFlight += s.InFlight
 	}
@@ -256,6 +273,8 @@ func (r *Report) Tally(recs []Record, classes []Class) {
 			s.Duplicates++
 		case Rejected:
 			s.Rejected++
+		case Skipped:
+			s.Skipped++
 		default:
 			g := GapRecord{Loc: rec.Loc, Why: WhyUnknown}
 			if rec.HasKey {
@@ -280,8 +299,8 @@ func (r Report) Write(w io.Writer) error {
 		if name == "" {
 			name = s.Topic
 		}
-		fmt.Fprintf(&b, "%s: %s records up to committed offsets = %s applied + %s duplicates + %s rejected; gap %s",
-			name, Commas(s.Records), Commas(s.Applied), Commas(s.Duplicates), Commas(s.Rejected), Commas(int64(len(s.Gaps))))
+		fmt.Fprintf(&b, "%s: %s records up to committed offsets = %s applied + %s duplicates + %s rejected%s; gap %s",
+			name, Commas(s.Records), Commas(s.Applied), Commas(s.Duplicates), Commas(s.Rejected), skipped(s.Skipped), Commas(int64(len(s.Gaps))))
 		if s.ExpiredUnread > 0 {
 			fmt.Fprintf(&b, "; expired unread %s", Commas(s.ExpiredUnread))
 		}
@@ -306,18 +325,29 @@ func (r Report) Write(w io.Writer) error {
 		total.Applied += s.Applied
 		total.Duplicates += s.Duplicates
 		total.Rejected += s.Rejected
+		total.Skipped += s.Skipped
 		total.ExpiredUnread += s.ExpiredUnread
 		total.InFlight += s.InFlight
 		gaps += len(s.Gaps)
 	}
-	fmt.Fprintf(&b, "all sources: %s records up to committed offsets = %s applied + %s duplicates + %s rejected; gap %s",
-		Commas(total.Records), Commas(total.Applied), Commas(total.Duplicates), Commas(total.Rejected), Commas(int64(gaps)))
+	fmt.Fprintf(&b, "all sources: %s records up to committed offsets = %s applied + %s duplicates + %s rejected%s; gap %s",
+		Commas(total.Records), Commas(total.Applied), Commas(total.Duplicates), Commas(total.Rejected), skipped(total.Skipped), Commas(int64(gaps)))
 	if total.ExpiredUnread > 0 {
 		fmt.Fprintf(&b, "; expired unread %s", Commas(total.ExpiredUnread))
 	}
 	fmt.Fprintf(&b, "; in flight %s\n", Commas(total.InFlight))
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// skipped is the equation's term for records skipped as transaction
+// markers, shown only when there are some: the hub's status says
+// "skipped N transaction markers" too.
+func skipped(n int64) string {
+	if n == 0 {
+		return ""
+	}
+	return " + " + Commas(n) + " skipped as transaction markers"
 }
 
 // Commas formats n with thousands separators: 12,345.

@@ -37,6 +37,9 @@ func TestClassify(t *testing.T) {
 		{"a rejected copy does not claim its key", []Record{rec(h, 0, 0, "a"), rec(h, 0, 1, "a"), rec(h, 0, 2, "a")}, []int{0}, []string{"a"},
 			[]Class{Rejected, Applied, Duplicate}},
 		{"rejected wins over a known key", []Record{rec(h, 0, 0, "a")}, []int{0}, []string{"a"}, []Class{Rejected}},
+		{"a record the hub takes for a marker is skipped", []Record{{Loc: Loc{Topic: h, Offset: 0}, Control: true}}, nil, nil, []Class{Skipped}},
+		{"a skipped record is neither rejected nor a gap", []Record{{Loc: Loc{Topic: h, Offset: 0}, Control: true}, rec(h, 0, 1, "")}, []int{1}, nil,
+			[]Class{Skipped, Rejected}},
 		{"same id in two sources are two events",
 			[]Record{rec("pop.events.health", 0, 0, "x"), rec(h, 0, 0, "x")}, nil, []string{"x"}, []Class{Gap, Applied}},
 	}

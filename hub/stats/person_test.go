@@ -57,19 +57,7 @@ func TestPersonPermitCountsFollowLateEvents(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			states := map[citizenid.ID]*merge.State{}
-			kept := stats.Acc{}
-			for _, batch := range tc.batches {
-				out := merge.Batch(states, batch, time.Now())
-				for id, after := range out.States {
-					var before stats.Timeline
-					if old := states[id]; old != nil {
-						before = old
-					}
-					kept.Person(before, after, stats.UrbanByCode)
-					states[id] = after
-				}
-			}
+			kept, states := keptOver(tc.batches)
 			for day, want := range tc.holders {
 				if got := permitHolders(t, kept, "2301", day); got != want {
 					t.Errorf("Harbin's permit holders at the end of %s: %d, want %d", day, got, want)
@@ -97,4 +85,79 @@ func permitHolders(t *testing.T, acc stats.Acc, region, day string) int64 {
 		}
 	}
 	return n
+}
+
+// TestPersonPermitHolderCountedOnce: a permit is counted in its city
+// whichever of the city's codes the department wrote (a county's code, as
+// city_code allows, is its city's), and a holder who moves to another
+// city counts there from the new permit's issue day and no longer in the
+// old city, so a province counts them once. Late arrivals move the counts
+// as the final state counted afresh has them.
+func TestPersonPermitHolderCountedOnce(t *testing.T) {
+	p := storetest.ValidID(4242)
+	cst := time.FixedZone("CST", 8*3600)
+	at := func(date string) time.Time {
+		d, err := time.ParseInLocation(time.DateOnly, date, cst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.Add(9 * time.Hour)
+	}
+	harbin := storetest.Event(t, schemas.ResidencePermitIssued, p, "rp-1", at("2025-01-10"), schemas.ResidencePermitIssuedData{
+		CityCode: "230100", AddressCode: "230102001001", Basis: "employment", ValidUntil: "2025-12-31"})
+	daqing := storetest.Event(t, schemas.ResidencePermitIssued, p, "rp-2", at("2025-06-01"), schemas.ResidencePermitIssuedData{
+		CityCode: "230600", AddressCode: "230602013001", Basis: "employment", ValidUntil: "2026-05-31"})
+	revokedAsCounty := storetest.Event(t, schemas.ResidencePermitRevoked, p, "rp-3", at("2025-03-01"), schemas.ResidencePermitRevokedData{
+		CityCode: "230102"})
+	type holders struct{ province, harbin, harbin6, daoli, daqing int64 }
+	tests := []struct {
+		name    string
+		batches [][]hub.Input
+		want    map[string]holders // at the end of each day
+	}{
+		{"a move to Daqing", [][]hub.Input{{harbin}, {daqing}},
+			map[string]holders{"2025-05-31": {1, 1, 1, 0, 0}, "2025-06-01": {1, 0, 0, 0, 1}, "2025-08-01": {1, 0, 0, 0, 1}, "2026-06-01": {}}},
+		{"a late move to Daqing", [][]hub.Input{{daqing}, {harbin}},
+			map[string]holders{"2025-05-31": {1, 1, 1, 0, 0}, "2025-06-01": {1, 0, 0, 0, 1}, "2025-12-31": {1, 0, 0, 0, 1}}},
+		{"revoked with a county's code", [][]hub.Input{{harbin}, {revokedAsCounty}},
+			map[string]holders{"2025-02-28": {1, 1, 1, 0, 0}, "2025-03-01": {}, "2025-08-01": {}}},
+		{"revoked with a county's code, then a move", [][]hub.Input{{harbin, daqing}, {revokedAsCounty}},
+			map[string]holders{"2025-02-28": {1, 1, 1, 0, 0}, "2025-03-01": {}, "2025-06-01": {1, 0, 0, 0, 1}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			kept, states := keptOver(tc.batches)
+			for day, want := range tc.want {
+				got := holders{permitHolders(t, kept, "23", day), permitHolders(t, kept, "2301", day), permitHolders(t, kept, "230100", day),
+					permitHolders(t, kept, "230102", day), permitHolders(t, kept, "2306", day)}
+				if got != want {
+					t.Errorf("permit holders at the end of %s (23, 2301, 230100, 230102, 2306): %v, want %v", day, got, want)
+				}
+			}
+			afresh := stats.Acc{}
+			afresh.Person(nil, states[p], stats.UrbanByCode)
+			if got, want := kept.Deltas(), afresh.Deltas(); !slices.Equal(got, want) {
+				t.Errorf("counters kept batch by batch %v, counted afresh %v", got, want)
+			}
+		})
+	}
+}
+
+// keptOver merges batches one after another and returns the counters kept
+// batch by batch, as a store keeps them, and the persons' final states.
+func keptOver(batches [][]hub.Input) (stats.Acc, map[citizenid.ID]*merge.State) {
+	states := map[citizenid.ID]*merge.State{}
+	kept := stats.Acc{}
+	for _, batch := range batches {
+		out := merge.Batch(states, batch, time.Now())
+		for id, after := range out.States {
+			var before stats.Timeline
+			if old := states[id]; old != nil {
+				before = old
+			}
+			kept.Person(before, after, stats.UrbanByCode)
+			states[id] = after
+		}
+	}
+	return kept, states
 }

@@ -105,8 +105,10 @@ func (a Acc) Registrations(before, after []hub.Interval, urban Classify) {
 }
 
 // Permits adds the counter deltas of a person whose residence-permit
-// spans (per 6-digit city code) went from before to after. They are
-// counted at the city (4 and 6 digits) and its province.
+// spans went from before to after. A span's code is its city written in
+// six digits (230100, whichever of the city's codes the permit carried:
+// see merge.State.PermitSpans), so a holder is counted at the city (2301
+// and 230100) and its province, and never at a county.
 func (a Acc) Permits(before, after []hub.Interval) {
 	for k, n := range diff(before, after) {
 		b := bucketsOf(k.day)
