@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/pophub/pophub/schemas"
@@ -239,6 +240,9 @@ type Store interface {
 	// not at all. An event whose (source, id) was applied before, in an earlier
 	// batch or earlier in this one, changes nothing and counts as a duplicate.
 	// The order of events in the batch does not affect the resulting records.
+	// When ctx carries a turn (WithTurn), Apply waits for it (AwaitTurn)
+	// before taking its locks and passes it on (PassTurn) once it holds
+	// them, and on every return.
 	Apply(ctx context.Context, batch []Input) (ApplyResult, error)
 
 	// Person returns a copy of the golden record, or ErrNotFound.
@@ -341,7 +345,9 @@ type PersonQuery struct {
 	// person, those without a hukou registration included.
 	Region string
 	// After is the cursor a previous page returned; empty starts a walk.
-	// Cursors are opaque and belong to the store that made them.
+	// Cursors are opaque and belong to the store that made them; the
+	// cursor of a walk without Region holds no hukou address, since its
+	// caller may not be allowed to read one.
 	After string
 	// Limit bounds the page (1 to MaxPersonsPage).
 	Limit int
@@ -383,4 +389,60 @@ type StoreStats struct {
 	Persons       int64 `json:"persons"`
 	Changes       int64 `json:"changes"`
 	OutboxPending int64 `json:"outbox_pending"`
+}
+
+// A turn orders concurrent Apply calls. The records merge the same in any
+// order, but history sections and notifications depend on which event a
+// store saw first, so the records of one Kafka partition must take effect
+// in offset order; a caller that applies several batches at once (hub/ingest)
+// hands each a turn that the previous batch passes on. A store waits for
+// its turn before taking its locks and passes it once it holds them, so
+// that everything before the locks (decoding, DLQ writes, connecting)
+// still overlaps, and a later batch queues behind the earlier one on the
+// locks it shares with it.
+type turn struct {
+	prev <-chan struct{}
+	pass func()
+	once sync.Once
+}
+
+type turnKey struct{}
+
+// WithTurn returns a context whose Apply waits until prev is closed (nil:
+// at once, the first batch in line) and calls pass when it hands on the
+// turn. pass is called at most once.
+func WithTurn(ctx context.Context, prev <-chan struct{}, pass func()) context.Context {
+	return context.WithValue(ctx, turnKey{}, &turn{prev: prev, pass: pass})
+}
+
+// AwaitTurn blocks until the turn ctx carries is handed on by the batch
+// before, or ctx is done (returning its error). It returns nil at once when
+// ctx carries no turn, and on every call after the turn came.
+func AwaitTurn(ctx context.Context) error {
+	t, _ := ctx.Value(turnKey{}).(*turn)
+	if t == nil || t.prev == nil {
+		return nil
+	}
+	select {
+	case <-t.prev:
+		return nil
+	default:
+	}
+	select {
+	case <-t.prev:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("awaiting turn: %w", ctx.Err())
+	}
+}
+
+// PassTurn hands the turn ctx carries to the next batch. It is idempotent,
+// and does nothing when ctx carries no turn, so a store may call it both
+// once it holds its locks and, deferred, on every return.
+func PassTurn(ctx context.Context) {
+	t, _ := ctx.Value(turnKey{}).(*turn)
+	if t == nil || t.pass == nil {
+		return
+	}
+	t.once.Do(t.pass)
 }

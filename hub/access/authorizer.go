@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"golang.org/x/time/rate"
 
 	"github.com/pophub/pophub/hub"
@@ -52,7 +54,9 @@ type Access struct {
 }
 
 // Auditor records accesses. Record is called once per /v1 request on the
-// request's goroutine, after the answer is known; it must not block for
+// request's goroutine, after the answer is known (except for requests
+// suppressed by AuthorizerConfig.Refusals, whose count is recorded once an
+// interval, from a timer's goroutine); it must not block for
 // long (buffer and write asynchronously) and must be safe for concurrent
 // use. It never fails the request: an auditor that cannot write must
 // deal with that itself (e.g. fail readiness).
@@ -65,8 +69,16 @@ type AuthorizerConfig struct {
 	Policy *Policy
 	// Auditor receives every access, granted or refused. Nil audits nothing.
 	Auditor Auditor
-	// Now is the clock of audit records (default time.Now).
+	// Now is the clock of audit records and of Refusals' buckets
+	// (default time.Now).
 	Now func() time.Time
+	// Refusals bounds the audit entries of requests that identify nobody,
+	// per client address (see RefusalLimit; the zero value is the
+	// defaults).
+	Refusals RefusalLimit
+	// Meter creates pophub.access.refusals.suppressed. Nil means no
+	// metrics.
+	Meter metric.Meter
 }
 
 // Authorizer is hub/api's Authorizer over a Policy. It is safe for
@@ -79,13 +91,20 @@ type AuthorizerConfig struct {
 // VerifyClientCertIfGiven with the CA). An identity with both a token and
 // a certificate must present both (each is bound to the other): either
 // alone answers 401.
+// A request whose credentials identify nobody is refused with 401 and
+// audited, as long as its client address stays within cfg.Refusals; past
+// that, with 429 and only a count (see RefusalLimit).
 // Then, in order: the identity's token bucket (429), the X-Purpose header
 // (400 when missing or malformed), the route's permission and the
 // identity's purpose allow-list (403).
 type Authorizer struct {
-	cfg    AuthorizerConfig
-	ids    []*principal
-	tokens [][]byte // tokens[i] is ids[i]'s token hash, or nil
+	cfg      AuthorizerConfig
+	ids      []*principal
+	tokens   [][]byte // tokens[i] is ids[i]'s token hash, or nil
+	refusals *refusalLimiter
+	// suppressed counts refusals answered 429 without an audit entry of
+	// their own. No address label: addresses are unbounded, and personal.
+	suppressed metric.Int64Counter
 }
 
 type principal struct {
@@ -97,6 +116,7 @@ type principal struct {
 	cert     []byte
 	sections []schemas.Section
 	minCell  int
+	counties []string // Identity.SubscribedCounties
 }
 
 // NewAuthorizer returns the Authorizer of cfg.Policy.
@@ -107,9 +127,22 @@ func NewAuthorizer(cfg AuthorizerConfig) (*Authorizer, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Meter == nil {
+		cfg.Meter = metricnoop.NewMeterProvider().Meter("")
+	}
 	a := &Authorizer{cfg: cfg}
+	a.refusals = newRefusalLimiter(cfg.Refusals, cfg.Now, a.reportSuppressed)
+	var err error
+	a.suppressed, err = cfg.Meter.Int64Counter("pophub.access.refusals.suppressed",
+		metric.WithUnit("{request}"),
+		metric.WithDescription("Requests with no valid credentials answered 429 without an audit entry of their own, "+
+			"because their client address exceeded its refusal limit; the trail records each address's count once per interval."))
+	if err != nil {
+		return nil, fmt.Errorf("access: creating metrics: %w", err)
+	}
+	a.suppressed.Add(context.Background(), 0) // exported before the first
 	for _, id := range cfg.Policy.Identities {
-		p := &principal{Identity: id, sections: id.Sections(), minCell: cfg.Policy.MinCell(id)}
+		p := &principal{Identity: id, sections: id.Sections(), minCell: cfg.Policy.MinCell(id), counties: id.SubscribedCounties()}
 		p.mask = maskOf(p.sections)
 		p.all = len(p.sections) == len(schemas.Sections)
 		rl := id.RateLimit
@@ -139,12 +172,17 @@ var (
 	errTokenRequired = fmt.Errorf("this client certificate is bound to a bearer token, which the request did not present: %w", api.ErrUnauthenticated)
 	errNoPurpose     = fmt.Errorf("the %s header must name the purpose of the request: %w", HeaderPurpose, hub.ErrInvalid)
 	errRateLimited   = fmt.Errorf("too many requests for this identity; slow down: %w", api.ErrRateLimited)
+	errRefusals      = fmt.Errorf("too many requests without valid credentials from this address; slow down: %w", api.ErrRateLimited)
 )
 
 // Authorize implements api.Authorizer.
 func (a *Authorizer) Authorize(r *http.Request, route string) (api.Grant, error) {
 	p, err := a.authenticate(r)
 	if err != nil {
+		if !a.refusals.allow(r.RemoteAddr, route) {
+			a.suppressed.Add(r.Context(), 1)
+			return nil, errRefusals
+		}
 		a.refuse(r, nil, route, "", http.StatusUnauthorized)
 		return nil, err
 	}
@@ -274,6 +312,25 @@ func (a *Authorizer) refuse(r *http.Request, p *principal, route, purpose string
 	a.cfg.Auditor.Record(r.Context(), acc)
 }
 
+// FlushRefusals audits now every count of suppressed refusals (see
+// RefusalLimit) that would otherwise wait for the end of its interval.
+// Call it when shutting down, before the Auditor is closed, so that the
+// last interval's counts are kept.
+func (a *Authorizer) FlushRefusals() { a.refusals.flushAll() }
+
+// reportSuppressed audits, once per address and interval, the refusals
+// that were answered 429 without an entry of their own. The entry is
+// unidentified like the refusals, on the route of the first of them, and
+// names the address: the count alone would not say whom to block.
+func (a *Authorizer) reportSuppressed(addr, route string, n int) {
+	if a.cfg.Auditor == nil {
+		return
+	}
+	a.cfg.Auditor.Record(context.Background(), Access{Route: route, Status: http.StatusTooManyRequests, Time: a.cfg.Now(),
+		Detail: fmt.Sprintf("%d refused requests from %s suppressed in the last %s (no valid credentials; each answered 429)",
+			n, addr, a.refusals.cfg.Interval)})
+}
+
 // grant is one authorised request.
 type grant struct {
 	a        *Authorizer
@@ -317,6 +374,17 @@ func (g *grant) Done(ctx context.Context, o api.Outcome) {
 		g.a.cfg.Auditor.Record(ctx, other)
 	}
 }
+
+// CanRead implements api.SectionGrant: a region filter on GET /v1/persons
+// is refused to a caller without the hukou section, whose answer would
+// say who is registered where.
+func (g *grant) CanRead(s schemas.Section) bool { return g.p.all || g.p.mask.has(s) }
+
+// SubscribedCounties implements api.CountyGrant: a caller without the
+// hukou section may walk GET /v1/persons?region= within the counties its
+// notification subscriptions are fixed to, whose subjects already say who
+// is registered there.
+func (g *grant) SubscribedCounties() []string { return g.p.counties }
 
 // Identity is the identity the request authenticated as.
 func (g *grant) Identity() string { return g.p.Name }

@@ -12,10 +12,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -25,6 +28,8 @@ import (
 	"github.com/pophub/pophub/adapters/gateway"
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/hub/api"
+	"github.com/pophub/pophub/hub/memdb"
+	"github.com/pophub/pophub/hub/storetest"
 	"github.com/pophub/pophub/schemas"
 	"github.com/pophub/pophub/schemas/citizenid"
 )
@@ -422,4 +427,213 @@ func TestDoneAuditsEveryDisclosedPerson(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRegionFilterNeedsHukou: GET /v1/persons?region= answers who is
+// registered at an address even when the records shown omit the hukou
+// section, so a region filter needs the hukou read grant (403 naming it,
+// audited); a walk without one is served, narrowed as any read.
+func TestRegionFilterNeedsHukou(t *testing.T) {
+	raw, err := os.ReadFile("../../ops/policy.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const taxReads = `read: ["identity", "hukou", "status", "tax", "employment"]`
+	if !strings.Contains(string(raw), taxReads) {
+		t.Fatalf("the example policy no longer has %s", taxReads)
+	}
+	text := strings.Replace(string(raw), taxReads, `read: ["identity", "tax"]`, 1)
+	path := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	audit := &auditLog{}
+	az, err := NewAuthorizer(AuthorizerConfig{Policy: p, Auditor: audit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := memdb.Open(context.Background(), memdb.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	at := time.Date(2020, 1, 1, 10, 0, 0, 0, time.FixedZone("CST", 8*3600))
+	var in []hub.Input
+	for n, addr := range []string{"230102001001", "230103001001"} {
+		id := storetest.ValidID(n + 1)
+		in = append(in, storetest.Event(t, schemas.HukouRegistered, id, fmt.Sprintf("r%d", n), at,
+			schemas.HukouRegisteredData{Name: "李娜", Gender: id.Gender(), BirthDate: id.BirthDate().Format(time.DateOnly), Ethnicity: "01", AddressCode: addr, HouseholdID: "H1", Reason: "birth"}))
+	}
+	if _, err := store.Apply(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api.New(api.Config{Store: store, Lister: store, Authorizer: az}).Handler())
+	t.Cleanup(srv.Close)
+
+	tests := []struct {
+		name     string
+		identity string
+		purpose  string
+		query    string
+		status   int
+		persons  int
+	}{
+		{"region without hukou", "tax", "tax audit", "region=230102001001", http.StatusForbidden, 0},
+		{"province without hukou", "tax", "tax audit", "region=23", http.StatusForbidden, 0},
+		{"everyone without hukou", "tax", "tax audit", "limit=10", http.StatusOK, 2},
+		{"region with hukou", "health", "death certification", "region=230102001001", http.StatusOK, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			body := walkPersons(t, srv.URL, tc.identity, tc.purpose, tc.query, tc.status)
+			if tc.status == http.StatusForbidden {
+				var pr api.Problem
+				if err := json.Unmarshal(body, &pr); err != nil || !strings.Contains(pr.Detail, "hukou") {
+					t.Errorf("problem %s does not name the hukou grant", body)
+				}
+				if strings.Contains(string(body), "2301020") || strings.Contains(string(body), "李娜") {
+					t.Errorf("refusal discloses a person: %s", body)
+				}
+				if a := audit.last(); a.Status != http.StatusForbidden || a.Identity != tc.identity || a.Route != api.RoutePersons {
+					t.Errorf("refusal audited as %+v", a)
+				}
+				return
+			}
+			var page api.PersonsPage
+			if err := json.Unmarshal(body, &page); err != nil {
+				t.Fatal(err)
+			}
+			if len(page.Persons) != tc.persons {
+				t.Fatalf("%d persons, want %d", len(page.Persons), tc.persons)
+			}
+			id, _ := p.Identity(tc.identity)
+			for _, r := range page.Persons {
+				if (r.Hukou != nil) != id.CanRead(schemas.SecHukou) {
+					t.Errorf("hukou section shown %v to %s", r.Hukou != nil, tc.identity)
+				}
+			}
+		})
+	}
+}
+
+// TestRegionWalkOfSubscribedCounty: a subscriber without the hukou grant
+// whose subscriptions are fixed to one county (as the policy validator
+// allows) bootstraps with GET /v1/persons?region=<county>, as its SDK
+// does: the walk is served within that county, and refused elsewhere with
+// a detail naming the grant and the county, never sending it to walk the
+// whole country. With the hukou grant (the example policy's si-harbin)
+// its city is walked as before.
+func TestRegionWalkOfSubscribedCounty(t *testing.T) {
+	raw, err := os.ReadFile("../../ops/policy.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	oneCounty := string(raw)
+	for old, repl := range map[string]string{
+		`read: ["identity", "hukou", "status", "social_insurance"]`:                                                   `read: ["identity", "status", "social_insurance"]`,
+		"      - pop.migration.23.2301.*.*.*.*\n      - pop.migration.*.*.*.23.2301.*\n      - pop.death.23.2301.*\n": "      - pop.death.23.2301.230102\n",
+	} {
+		if !strings.Contains(oneCounty, old) {
+			t.Fatalf("the example policy no longer has %q", old)
+		}
+		oneCounty = strings.Replace(oneCounty, old, repl, 1)
+	}
+	store, err := memdb.Open(context.Background(), memdb.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	at := time.Date(2020, 1, 1, 10, 0, 0, 0, time.FixedZone("CST", 8*3600))
+	var in []hub.Input
+	for n, addr := range []string{"230102001001", "230102019200", "230103001001"} {
+		id := storetest.ValidID(n + 1)
+		in = append(in, storetest.Event(t, schemas.HukouRegistered, id, fmt.Sprintf("r%d", n), at,
+			schemas.HukouRegisteredData{Name: "李娜", Gender: id.Gender(), BirthDate: id.BirthDate().Format(time.DateOnly), Ethnicity: "01", AddressCode: addr, HouseholdID: "H1", Reason: "birth"}))
+	}
+	if _, err := store.Apply(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	servers := map[string]string{}
+	for name, text := range map[string]string{"example": string(raw), "one county": oneCounty} {
+		path := filepath.Join(t.TempDir(), "policy.yaml")
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		p, err := Load(path) // the validator accepts both
+		if err != nil {
+			t.Fatalf("%s policy: %v", name, err)
+		}
+		az, err := NewAuthorizer(AuthorizerConfig{Policy: p, Auditor: &auditLog{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(api.New(api.Config{Store: store, Lister: store, Authorizer: az}).Handler())
+		t.Cleanup(srv.Close)
+		servers[name] = srv.URL
+	}
+
+	tests := []struct {
+		name    string
+		policy  string
+		query   string
+		status  int
+		persons int
+	}{
+		{"its county, as the SDK bootstraps it", "one county", "region=230102&limit=1000", http.StatusOK, 2},
+		{"a village of its county", "one county", "region=230102019200", http.StatusOK, 1},
+		{"another county", "one county", "region=230103", http.StatusForbidden, 0},
+		{"its city", "one county", "region=2301", http.StatusForbidden, 0},
+		{"its city in six digits", "one county", "region=230100", http.StatusForbidden, 0},
+		{"the city, with hukou", "example", "region=2301&limit=1000", http.StatusOK, 3},
+		{"the city in six digits, with hukou", "example", "region=230100", http.StatusOK, 3},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			body := walkPersons(t, servers[tc.policy], "si-harbin", "benefit termination on death", tc.query, tc.status)
+			if tc.status == http.StatusForbidden {
+				var pr api.Problem
+				if err := json.Unmarshal(body, &pr); err != nil {
+					t.Fatal(err)
+				}
+				if !strings.Contains(pr.Detail, `"hukou" read grant`) || !strings.Contains(pr.Detail, "230102") {
+					t.Errorf("detail %q names neither the hukou grant nor the county it may walk", pr.Detail)
+				}
+				if strings.Contains(pr.Detail, "without region") {
+					t.Errorf("detail %q sends it to walk the whole country", pr.Detail)
+				}
+				return
+			}
+			var page api.PersonsPage
+			if err := json.Unmarshal(body, &page); err != nil {
+				t.Fatal(err)
+			}
+			if len(page.Persons) != tc.persons {
+				t.Errorf("%d persons, want %d", len(page.Persons), tc.persons)
+			}
+		})
+	}
+}
+
+// walkPersons asks GET /v1/persons?query of the hub at base as identity
+// for purpose, fails the test unless it answers status, and returns the
+// body.
+func walkPersons(t *testing.T, base, identity, purpose, query string, status int) []byte {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, base+"/v1/persons?"+query, nil)
+	req.Header.Set("Authorization", "Bearer "+DemoSecret("token:"+identity))
+	req.Header.Set(HeaderPurpose, purpose)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != status {
+		t.Fatalf("status %d, want %d: %s", resp.StatusCode, status, body)
+	}
+	return body
 }

@@ -27,7 +27,7 @@ func connect(t *testing.T, srv *server.Server, p *Policy, name string, errs chan
 	t.Helper()
 	id := mustID(t, p, name)
 	// bcrypt on the server takes a while under -race on a busy machine.
-	nc, err := nats.Connect(srv.ClientURL(), nats.UserInfo(name, DemoSecret("nats:"+name)), nats.Timeout(20*time.Second),
+	nc, err := nats.Connect(srv.ClientURL(), nats.UserInfo(name, DemoSecret("nats:"+name)), nats.Timeout(time.Minute),
 		nats.CustomInboxPrefix(id.Credentials.NATS.InboxPrefix),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			if errs != nil {
@@ -44,7 +44,9 @@ func connect(t *testing.T, srv *server.Server, p *Policy, name string, errs chan
 func TestNATSPermissions(t *testing.T) {
 	p := examplePolicy(t)
 	srv := startNATS(t, p)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	// A bound for the whole test, connections included: under -race on a
+	// busy machine each connection's bcrypt check alone takes seconds.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
 	// The hub creates the streams and publishes a death in Harbin and one elsewhere.

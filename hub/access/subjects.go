@@ -40,6 +40,11 @@ type subjectNeeds struct {
 	// citizen and the policy they qualify under, as the eligibility
 	// decision route does.
 	eligibility bool
+	// county is the 6-digit county a changed or death pattern is fixed
+	// to (oneCounty), "" when it is not fixed to one: such a pattern
+	// needs no hukou grant, and its subscriber may walk the county's
+	// records (Identity.SubscribedCounties).
+	county string
 }
 
 // kindLayout is the shape of one kind of subject after pop.<kind>.
@@ -127,16 +132,46 @@ func checkSubject(pattern string) (subjectNeeds, error) {
 			}
 			needs.sections = []schemas.Section{sec}
 		}
-		needs.regionHukou = !oneCounty(rest)
+		needs.regionHukou, needs.county = fixedCounty(rest)
 	case "migration":
 		needs.sections = []schemas.Section{schemas.SecHukou}
 	case "death":
 		needs.sections = []schemas.Section{schemas.SecStatus}
-		needs.regionHukou = !oneCounty(rest)
+		needs.regionHukou, needs.county = fixedCounty(rest)
 	case "eligibility":
 		needs.eligibility = true
 	}
 	return needs, nil
+}
+
+// fixedCounty reads the region triple at the start of rest as
+// subjectNeeds does: whether it names each person's hukou county, which
+// the subscriber then needs the hukou grant to see, or else the one
+// county it is fixed to.
+func fixedCounty(rest []string) (regionHukou bool, county string) {
+	if !oneCounty(rest) {
+		return true, ""
+	}
+	return false, rest[2]
+}
+
+// SubscribedCounties lists the counties the identity's changed and death
+// subscriptions are fixed to (pop.death.23.2301.230102 is fixed to
+// 230102), each once, in the order of Subscribe. Such a subscription
+// needs no hukou grant, since its subjects say no more than a walk of the
+// county does; the same holds the other way, so GET
+// /v1/persons?region= within these counties is open to the identity
+// without the grant (api.CountyGrant), which is how its SDK bootstraps
+// the subscription. A subject the validator refuses fixes nothing.
+func (id Identity) SubscribedCounties() []string {
+	var out []string
+	for _, s := range id.Subscribe {
+		needs, err := checkSubject(s)
+		if err == nil && needs.county != "" && !slices.Contains(out, needs.county) {
+			out = append(out, needs.county)
+		}
+	}
+	return out
 }
 
 // oneCounty reports whether the region triple at the start of rest is

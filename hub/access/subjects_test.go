@@ -144,7 +144,9 @@ func TestEligibilitySubscription(t *testing.T) {
 	})
 
 	srv := startNATS(t, p)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	// A bound for the whole test, connections included: under -race on a
+	// busy machine each connection's bcrypt check alone takes seconds.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	hjs, _ := jetstream.New(connect(t, srv, p, "hub", nil))
 	if _, err := hjs.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: schemas.StreamName, Subjects: []string{schemas.StreamSubjects}}); err != nil {
@@ -195,4 +197,33 @@ func TestEligibilitySubscription(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestSubscribedCounties: the counties an identity's changed and death
+// subscriptions are fixed to, which it may walk without the hukou grant;
+// a subscription open over a county's region fixes none.
+func TestSubscribedCounties(t *testing.T) {
+	tests := []struct {
+		name      string
+		subscribe []string
+		want      string
+	}{
+		{"a death subscription in one county", []string{"pop.death.23.2301.230102"}, "230102"},
+		{"changes in one county", []string{"pop.changed.23.2301.230103.social_insurance", "pop.changed.23.2301.230103.status"}, "230103"},
+		{"changes in one county, any section", []string{"pop.changed.23.2301.230103.>"}, "230103"},
+		{"two counties", []string{"pop.death.23.2301.230102", "pop.changed.23.2301.230103.status"}, "230102,230103"},
+		{"a city", []string{"pop.death.23.2301.*"}, ""},
+		{"no hukou registration", []string{"pop.death.00.0000.000000"}, ""},
+		{"migrations", []string{"pop.migration.23.2301.230102.*.*.*"}, ""},
+		{"eligibility", []string{"pop.eligibility.heilongjiang_harbin.23.2301.230102"}, ""},
+		{"everything", []string{"pop.>"}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			id := Identity{Name: "sub", Kind: KindSubscriber, Subscribe: tc.subscribe}
+			if got := strings.Join(id.SubscribedCounties(), ","); got != tc.want {
+				t.Errorf("SubscribedCounties() = %q, want %q", got, tc.want)
+			}
+		})
+	}
 }

@@ -124,11 +124,16 @@ type PartitionLag struct {
 // IngestCounts are the consumer's totals since it started: Consumed =
 // Applied + Duplicates + the rejects.
 type IngestCounts struct {
-	Consumed   int64                      `json:"consumed"`
-	Applied    int64                      `json:"applied"`
-	Duplicates int64                      `json:"duplicates"`
-	Rejected   map[string]int64           `json:"rejected"`
-	Sources    map[string]IngestCountsSrc `json:"sources,omitempty"`
+	Consumed   int64 `json:"consumed"`
+	Applied    int64 `json:"applied"`
+	Duplicates int64 `json:"duplicates"`
+	// Skipped counts records passed over that are neither events nor
+	// counted in Consumed (transactions' commit and abort markers,
+	// ingest.Counts.Skipped): without it an operator comparing offsets
+	// with Consumed sees records unaccounted for.
+	Skipped  int64                      `json:"skipped"`
+	Rejected map[string]int64           `json:"rejected"`
+	Sources  map[string]IngestCountsSrc `json:"sources,omitempty"`
 }
 
 // IngestCountsSrc is one source's share of IngestCounts.
@@ -136,15 +141,31 @@ type IngestCountsSrc struct {
 	Consumed   int64            `json:"consumed"`
 	Applied    int64            `json:"applied"`
 	Duplicates int64            `json:"duplicates"`
+	Skipped    int64            `json:"skipped"`
 	Rejected   map[string]int64 `json:"rejected,omitempty"`
 }
 
 // DLQCounts counts the DLQ topic's records by reason and by source.
+//
+// The hub counts the DLQ incrementally, each status request reading only
+// what was added since the last one, as much of it as the probe's time
+// allows. Until it has read to the end, CatchingUp lists the partitions
+// not yet counted to their end, and Records, ByReason and BySource count
+// only the records read so far.
 type DLQCounts struct {
-	Error    string           `json:"error,omitempty"`
-	Records  int64            `json:"records"`
-	ByReason map[string]int64 `json:"by_reason,omitempty"`
-	BySource map[string]int64 `json:"by_source,omitempty"`
+	Error      string           `json:"error,omitempty"`
+	Records    int64            `json:"records"`
+	ByReason   map[string]int64 `json:"by_reason,omitempty"`
+	BySource   map[string]int64 `json:"by_source,omitempty"`
+	CatchingUp []DLQPartition   `json:"catching_up,omitempty"`
+}
+
+// DLQPartition is how far the count of one DLQ partition got: the offsets
+// below CountedTo are counted, End is the partition's end offset.
+type DLQPartition struct {
+	Partition int   `json:"partition"`
+	CountedTo int64 `json:"counted_to"`
+	End       int64 `json:"end"`
 }
 
 // StreamInfo is the notification stream's state and its subscribers'

@@ -132,7 +132,8 @@ type Config struct {
 	// Ready lists the readiness checks /readyz runs. None means always ready.
 	Ready []Check
 
-	// ReadyTimeout bounds each readiness check. Default 2 s.
+	// ReadyTimeout bounds each readiness check. Default
+	// DefaultReadyTimeout.
 	ReadyTimeout time.Duration
 
 	// Metrics serves GET /metrics (telemetry.MetricsHandler). Nil means the
@@ -167,9 +168,18 @@ type Config struct {
 	ReadTimeout time.Duration
 }
 
+// DefaultReadyTimeout bounds each readiness check unless
+// Config.ReadyTimeout says otherwise. The checks run at once, so /readyz
+// answers within about this long, well inside the 5 s the compose
+// healthcheck waits: a dependency that does not answer is named in a 503
+// ("no answer within 2s") instead of the probe timing out with no reason.
+// A check with a longer bound of its own (Kafka's 5 s in hub/ingest, meant
+// for callers without a deadline) is cut to this one.
+const DefaultReadyTimeout = 2 * time.Second
+
 func (c *Config) setDefaults() {
 	if c.ReadyTimeout <= 0 {
-		c.ReadyTimeout = 2 * time.Second
+		c.ReadyTimeout = DefaultReadyTimeout
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 10 * time.Second

@@ -41,6 +41,31 @@ type Grant interface {
 	Done(ctx context.Context, o Outcome)
 }
 
+// SectionGrant is implemented by a Grant whose caller may read only some
+// sections of a record. A route that selects records by a section's
+// content asks it first, since its answer discloses that content even
+// when the records shown omit the section: GET /v1/persons?region= selects
+// by the hukou address and needs schemas.SecHukou (403 otherwise, unless
+// CountyGrant allows the region). A Grant without it reads every section.
+type SectionGrant interface {
+	// CanRead reports whether the caller may read the section.
+	CanRead(s schemas.Section) bool
+}
+
+// CountyGrant is implemented by a SectionGrant whose caller, without the
+// hukou section, is subscribed to notifications fixed to some counties
+// (pop.death.23.2301.230102): their subjects already say who is
+// registered in those counties, so GET /v1/persons?region= within one of
+// them discloses nothing more, and is how the subscriber's SDK
+// bootstraps the subscription. A walk elsewhere still needs
+// schemas.SecHukou.
+type CountyGrant interface {
+	// SubscribedCounties lists the 6-digit county codes the caller's
+	// subscriptions are fixed to; none when there are none. The caller
+	// must not modify the slice.
+	SubscribedCounties() []string
+}
+
 // Outcome is the result of an authorised request.
 type Outcome struct {
 	Route string // the route pattern

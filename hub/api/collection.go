@@ -12,6 +12,7 @@ import (
 
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/hub/stats"
+	"github.com/pophub/pophub/schemas"
 	"github.com/pophub/pophub/schemas/region"
 )
 
@@ -77,8 +78,18 @@ type PersonsPage struct {
 // listPersons answers GET /v1/persons?region=&limit=&after=. Every
 // person on the page is a disclosure of its own: a walk reads records as
 // surely as GET /v1/persons/{citizen_id} does.
+//
+// A region filter selects persons by their hukou address, so the answer
+// says who is registered there even when the records shown omit the hukou
+// section: it needs the hukou read grant (see SectionGrant), except within
+// a county the caller's notifications are fixed to (CountyGrant), whose
+// subjects say as much. region is read by walkRegion: a city may be
+// written in six digits (230100 walks 2301), as on the statistics routes.
 func (s *Server) listPersons(r *http.Request, g Grant, o *Outcome) (any, error) {
-	q := r.URL.Query()
+	q, err := queryOf(r, "region", "limit", "after")
+	if err != nil {
+		return nil, err
+	}
 	limit := 100
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -88,8 +99,16 @@ func (s *Server) listPersons(r *http.Request, g Grant, o *Outcome) (any, error) 
 		limit = n
 	}
 	reg := q.Get("region")
-	if reg != "" && !region.IsLevelCode(reg) {
-		return nil, fmt.Errorf("region %q is not a 2-, 4-, 6-, 9- or 12-digit division code: %w", reg, hub.ErrInvalid)
+	if reg != "" {
+		if err := regionShape(reg, 2, 4, 6, 9, 12); err != nil {
+			return nil, err
+		}
+		if reg, err = walkRegion(reg); err != nil {
+			return nil, err
+		}
+		if err := mayWalk(g, reg); err != nil {
+			return nil, err
+		}
 	}
 	var seq uint64
 	cursor := ""
@@ -120,21 +139,86 @@ func (s *Server) listPersons(r *http.Request, g Grant, o *Outcome) (any, error) 
 	return page, nil
 }
 
-// A page token carries the walk's stream sequence and the store's cursor.
+// walkRegion is the code a walk of a well-formed region selects by. A
+// city written in six digits (230100) is the city (tableCode), as on the
+// statistics routes; every other code of a real province is taken as it
+// is, whether or not the region table has an entry of it: the official
+// table adds villages only, so a township or a county may be known to the
+// hub through its villages alone, and a code nobody is registered under
+// is an empty walk. A code of no province, or a province written in six
+// digits (230000, which names no city), is a region nobody knows
+// (hub.ErrNotFound), as on the statistics routes.
+func walkRegion(asked string) (string, error) {
+	if !region.IsProvince(asked[:2]) {
+		return "", fmt.Errorf("region %s is not in the region table: %s is not a province code: %w", asked, asked[:2], hub.ErrNotFound)
+	}
+	if len(asked) == 6 && asked[2:] == "0000" {
+		return "", fmt.Errorf("region %s is not in the region table: a province is written in two digits, %s: %w", asked, asked[:2], hub.ErrNotFound)
+	}
+	return tableCode(asked), nil
+}
+
+// mayWalk refuses (ErrForbidden) a walk of region code to a caller who
+// may not read the hukou section, unless code lies within a county its
+// notifications are fixed to (CountyGrant). The refusal names the grant
+// and the counties the caller may walk; it does not send the caller to a
+// walk without region, which would read the whole country to find the
+// persons of one place.
+func mayWalk(g Grant, code string) error {
+	sg, ok := g.(SectionGrant)
+	if !ok || sg.CanRead(schemas.SecHukou) {
+		return nil
+	}
+	var counties []string
+	if cg, ok := g.(CountyGrant); ok {
+		counties = cg.SubscribedCounties()
+	}
+	for _, c := range counties {
+		if len(code) >= len(c) && code[:len(c)] == c {
+			return nil
+		}
+	}
+	if len(counties) == 0 {
+		return fmt.Errorf("region selects persons by their hukou address, which needs the %q read grant this identity lacks: "+
+			"ask for the grant: %w", schemas.SecHukou, ErrForbidden)
+	}
+	return fmt.Errorf("region selects persons by their hukou address, which needs the %q read grant this identity lacks; "+
+		"without it, it may walk only within the counties its subscriptions are fixed to (%s), or ask for the grant: %w",
+		schemas.SecHukou, strings.Join(counties, ", "), ErrForbidden)
+}
+
+// A page token carries the walk's stream sequence and the store's cursor,
+// in the clear: a store's cursor holds only what the caller of that walk
+// may read (no address in a walk of everyone, which the store conformance
+// suite checks; a region walk's caller may read hukou), so the token need
+// not be sealed.
 func encodePageToken(seq uint64, cursor string) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatUint(seq, 10) + ":" + cursor))
 }
 
+// maxCursor bounds a store's cursor in a page token; the stores' are
+// shorter (an address, a separator and a 64-character key at most).
+const maxCursor = 128
+
+// decodePageToken reads a token encodePageToken made. A store's cursor is
+// printable ASCII without spaces; anything else (a byte no store writes,
+// invalid UTF-8 that PostgreSQL would refuse) is not a token of this API,
+// a bad request on every store alike.
 func decodePageToken(tok string) (uint64, string, error) {
 	b, err := base64.RawURLEncoding.DecodeString(tok)
-	bad := fmt.Errorf("after: not a page token of this API: %w", hub.ErrInvalid)
+	bad := fmt.Errorf("after: not a page token of this API (pass the next of the previous page as it came): %w", hub.ErrInvalid)
 	if err != nil {
 		return 0, "", bad
 	}
 	seqText, cursor, ok := strings.Cut(string(b), ":")
 	seq, err := strconv.ParseUint(seqText, 10, 64)
-	if !ok || err != nil || cursor == "" {
+	if !ok || err != nil || cursor == "" || len(cursor) > maxCursor {
 		return 0, "", bad
+	}
+	for i := 0; i < len(cursor); i++ {
+		if cursor[i] <= ' ' || cursor[i] > '~' {
+			return 0, "", bad
+		}
 	}
 	return seq, cursor, nil
 }
@@ -194,20 +278,30 @@ type ResidencePermits struct {
 // statsQuery reads region, as_of and children: asked is the region as the
 // request wrote it, which the answer repeats; code is the region as the
 // table names it (tableCode); regions are the regions to count, code and
-// then its children when asked for.
-func (s *Server) statsQuery(r *http.Request, levels ...int) (asked, code, asOf string, regions []string, err error) {
-	q := r.URL.Query()
+// then its children when asked for. levels are the code lengths the route
+// takes; with citiesOnly a 6-digit code must be a city: one written in six
+// digits (230100), or a county-level city its province administers
+// directly (仙桃市 429004, see directlyAdministered), not a county.
+//
+// A code of the wrong length or with a character other than a digit is a
+// bad request (400); a well-formed code the table does not have, its
+// province included, is a region nobody knows (404), as a 2301-shaped city
+// that does not exist is.
+func (s *Server) statsQuery(r *http.Request, citiesOnly bool, levels ...int) (asked, code, asOf string, regions []string, err error) {
+	q, err := queryOf(r, "region", "as_of", "children")
+	if err != nil {
+		return "", "", "", nil, err
+	}
 	asked = q.Get("region")
-	okLevel := false
-	for _, l := range levels {
-		okLevel = okLevel || len(asked) == l
+	if err := regionShape(asked, levels...); err != nil {
+		return "", "", "", nil, err
 	}
-	if !okLevel || !region.IsLevelCode(asked) {
-		return "", "", "", nil, fmt.Errorf("region %q is not a division code of %v digits: %w", asked, levels, hub.ErrInvalid)
+	if citiesOnly && len(asked) == 6 && asked[4:] != "00" && !s.directlyAdministered(asked) {
+		return "", "", "", nil, fmt.Errorf("region %s is a county, and residence permits are counted per city: ask for its city, %s (or %s00): %w",
+			asked, asked[:4], asked[:4], hub.ErrInvalid)
 	}
-	code = tableCode(asked)
-	if _, known := s.cfg.Regions.Name(code); !known {
-		return "", "", "", nil, fmt.Errorf("region %s is not in the region table: %w", asked, hub.ErrNotFound)
+	if code, err = s.knownRegion(asked); err != nil {
+		return "", "", "", nil, err
 	}
 	today := time.Now().In(chinaTime).Format(time.DateOnly)
 	asOf = q.Get("as_of")
@@ -231,6 +325,46 @@ func (s *Server) statsQuery(r *http.Request, levels ...int) (asked, code, asOf s
 	return asked, code, asOf, regions, nil
 }
 
+// regionShape refuses (hub.ErrInvalid) a region code whose length is not
+// one of levels or that has a character other than a digit.
+func regionShape(asked string, levels ...int) error {
+	if !slices.Contains(levels, len(asked)) || !allDigits(asked) {
+		return fmt.Errorf("region %q is not a division code of %v digits: %w", clip(asked), levels, hub.ErrInvalid)
+	}
+	return nil
+}
+
+// knownRegion is the code the region table knows a well-formed
+// statistics region by (tableCode), or hub.ErrNotFound when its province
+// is no province or the table does not have it: a region nobody knows,
+// not a malformed one. The statistics routes name a region and list its
+// children from the table, so they answer only for regions it has (a
+// walk, which selects by address prefix, reads its region with
+// walkRegion instead).
+func (s *Server) knownRegion(asked string) (string, error) {
+	if !region.IsProvince(asked[:2]) {
+		return "", fmt.Errorf("region %s is not in the region table: %s is not a province code: %w", asked, asked[:2], hub.ErrNotFound)
+	}
+	code := tableCode(asked)
+	if _, known := s.cfg.Regions.Name(code); !known {
+		return "", fmt.Errorf("region %s is not in the region table: %w", asked, hub.ErrNotFound)
+	}
+	return code, nil
+}
+
+// directlyAdministered reports whether a 6-digit code is under a
+// province's placeholder for the county-level cities it administers
+// directly (4290 省直辖县级行政区划, 6590 自治区直辖县级行政区划, in
+// Henan, Hubei, Hainan and Xinjiang). Such a city (仙桃市 429004, 济源市
+// 419001) has no city above it: residence permits are issued and counted
+// under its own 6-digit code (stats.Acc.Permits), and the placeholder
+// sums several cities. The division table marks the placeholders by name
+// only, so that is what is read here.
+func (s *Server) directlyAdministered(code string) bool {
+	name, ok := s.cfg.Regions.Name(code[:4])
+	return ok && strings.HasSuffix(name, "直辖县级行政区划")
+}
+
 // tableCode is the code the region table knows a statistics region by. A
 // city written in six digits (230100), as departments write a city-wide
 // region and residence permits carry it in city_code, is its 4-digit city
@@ -244,11 +378,21 @@ func tableCode(code string) string {
 	return code
 }
 
+// allDigits reports whether s is all ASCII digits.
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
 var chinaTime = time.FixedZone("CST", 8*3600)
 
 // urbanRural answers GET /v1/stats/urban-rural.
 func (s *Server) urbanRural(r *http.Request, g Grant, _ *Outcome) (any, error) {
-	asked, code, asOf, regions, err := s.statsQuery(r, 2, 4, 6, 9, 12)
+	asked, code, asOf, regions, err := s.statsQuery(r, false, 2, 4, 6, 9, 12)
 	if err != nil {
 		return nil, err
 	}
@@ -273,7 +417,7 @@ func (s *Server) urbanRural(r *http.Request, g Grant, _ *Outcome) (any, error) {
 
 // residencePermits answers GET /v1/stats/residence-permits.
 func (s *Server) residencePermits(r *http.Request, g Grant, _ *Outcome) (any, error) {
-	asked, code, asOf, regions, err := s.statsQuery(r, 2, 4, 6)
+	asked, code, asOf, regions, err := s.statsQuery(r, true, 2, 4, 6)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,8 +17,10 @@ import (
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/hub/api"
 	"github.com/pophub/pophub/hub/memdb"
+	"github.com/pophub/pophub/hub/postgres"
 	"github.com/pophub/pophub/hub/stats"
 	"github.com/pophub/pophub/hub/storetest"
+	"github.com/pophub/pophub/internal/testenv"
 	"github.com/pophub/pophub/schemas"
 	"github.com/pophub/pophub/schemas/citizenid"
 )
@@ -421,9 +424,10 @@ func (c permitCounter) Counts(_ context.Context, q hub.CountQuery) (map[string]h
 	return out, nil
 }
 
-// TestPermitsSuppressedAcrossAnswers: Harbin's 12 holders, Daoli's 10 and
-// Nangang's 2, each asked for alone: Daoli's 10 shown would give Nangang's
-// 2 away, so it is hidden too, in every answer.
+// TestPermitsSuppressedAcrossAnswers: Harbin's 12 holders read the same
+// alone and among the province's cities. Its counties cannot be asked for
+// at all (permits are counted per city), so Daoli's 10 holders cannot give
+// Nangang's 2 away.
 func TestPermitsSuppressedAcrossAnswers(t *testing.T) {
 	counts := permitCounter{"23": 12, "2301": 12, "230102": 10, "230103": 2}
 	srv := httptest.NewServer(api.New(api.Config{Store: newMemStore(t), Counter: counts, Regions: testRegions{}, Authorizer: cellGrant{5}}).Handler())
@@ -435,9 +439,12 @@ func TestPermitsSuppressedAcrossAnswers(t *testing.T) {
 		}
 		return got.Holders
 	}
-	harbin, daoli, nangang := ask("2301"), ask("230102"), ask("230103")
-	if !nangang.Suppressed || harbin.Suppressed == daoli.Suppressed {
-		t.Errorf("holders: Harbin %+v, Daoli %+v, Nangang %+v: Nangang's can be worked out", harbin, daoli, nangang)
+	harbin := ask("2301")
+	for _, county := range []string{"230102", "230103"} {
+		var p api.Problem
+		if status := getInto(t, srv.URL+"/v1/stats/residence-permits?as_of=2020-01-01&region="+county, &p); status != http.StatusBadRequest {
+			t.Errorf("%s: status %d (%+v), want 400: permits are counted per city", county, status, p)
+		}
 	}
 	var province api.ResidencePermits
 	getInto(t, srv.URL+"/v1/stats/residence-permits?region=23&children=true&as_of=2020-01-01", &province)
@@ -446,10 +453,79 @@ func TestPermitsSuppressedAcrossAnswers(t *testing.T) {
 	}
 }
 
+// hubeiRegions has Wuhan with one of its districts, and the province's
+// directly administered county-level cities (仙桃 429004, 潜江 429005)
+// under their placeholder city 4290, as the NBS table has them.
+type hubeiRegions struct{}
+
+var hubeiRegionNames = map[string]string{
+	"42": "湖北省", "4201": "武汉市", "420102": "江岸区",
+	"4290": "省直辖县级行政区划", "429004": "仙桃市", "429005": "潜江市",
+}
+
+func (hubeiRegions) Name(code string) (string, bool) { n, ok := hubeiRegionNames[code]; return n, ok }
+
+func (hubeiRegions) Children(code string) []string {
+	var out []string
+	for c := range hubeiRegionNames {
+		if len(c) == len(code)+2 && strings.HasPrefix(c, code) {
+			out = append(out, c)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestPermitsOfDirectlyAdministeredCity: a county-level city directly
+// under its province (仙桃市 429004, whose "city" is the placeholder 4290)
+// issues residence permits under its own 6-digit code, which the hub
+// counts at 42, 4290 and 429004: its count is answered, read the same
+// under a minimum cell as in its placeholder's family, while an ordinary
+// county (江岸区 420102) is still refused and 4290 still sums the cities.
+func TestPermitsOfDirectlyAdministeredCity(t *testing.T) {
+	counts := permitCounter{"42": 17, "4201": 10, "420100": 10, "4290": 7, "429004": 3, "429005": 4}
+	tests := []struct {
+		region  string
+		minCell int
+		status  int
+		name    string
+		holders stats.Cell
+	}{
+		{"429004", 0, http.StatusOK, "仙桃市", stats.Shown(3)},
+		{"429005", 0, http.StatusOK, "潜江市", stats.Shown(4)},
+		{"4290", 0, http.StatusOK, "省直辖县级行政区划", stats.Shown(7)},
+		{"429004", 5, http.StatusOK, "仙桃市", stats.Cell{Suppressed: true, Min: 5}},
+		{"420102", 0, http.StatusBadRequest, "", stats.Cell{}},
+		{"429099", 0, http.StatusNotFound, "", stats.Cell{}},
+	}
+	for _, tc := range tests {
+		t.Run(fmt.Sprintf("%s, min cell %d", tc.region, tc.minCell), func(t *testing.T) {
+			srv := httptest.NewServer(api.New(api.Config{Store: newMemStore(t), Counter: counts, Regions: hubeiRegions{}, Authorizer: cellGrant{tc.minCell}}).Handler())
+			defer srv.Close()
+			url := srv.URL + "/v1/stats/residence-permits?as_of=2020-01-01&region=" + tc.region
+			if tc.status != http.StatusOK {
+				var p api.Problem
+				if status := getInto(t, url, &p); status != tc.status {
+					t.Errorf("status %d (%s), want %d", status, p.Detail, tc.status)
+				}
+				return
+			}
+			var got api.ResidencePermits
+			if status := getInto(t, url, &got); status != tc.status {
+				t.Fatalf("status %d, want %d", status, tc.status)
+			}
+			if got.Region != tc.region || got.Name != tc.name || got.Holders != tc.holders || len(got.Children) != 0 {
+				t.Errorf("got %+v, want %s %s holding %v", got, tc.region, tc.name, tc.holders)
+			}
+		})
+	}
+}
+
 // TestStatisticsCityInSixDigits: a city written in six digits (230100), as
 // residence permits carry it in city_code, is asked for as the 4-digit
 // city it is and answered under the code as asked, with the city's counts;
-// a code that is not a city in six digits is still not found.
+// a province in six digits, or a city the table lacks, is still not found,
+// and a county is no city at all for permits.
 func TestStatisticsCityInSixDigits(t *testing.T) {
 	store := newMemStore(t)
 	d := func(m time.Month, day int) time.Time { return time.Date(2020, m, day, 10, 0, 0, 0, cst) }
@@ -477,8 +553,9 @@ func TestStatisticsCityInSixDigits(t *testing.T) {
 			`{"region":"230100","name":"哈尔滨市","holders":0,"as_of":"2020-01-31"}`},
 		{"permits, the province's cities", "residence-permits?region=23&children=true&as_of=2020-06-01", http.StatusOK,
 			`{"region":"23","name":"黑龙江省","holders":2,"as_of":"2020-06-01","children":[{"region":"2301","name":"哈尔滨市","holders":2}]}`},
-		{"permits, a county", "residence-permits?region=230102&as_of=2020-06-01", http.StatusOK,
-			`{"region":"230102","name":"道里区","holders":0,"as_of":"2020-06-01"}`},
+		// Permits carry a city, never a county: a county would count
+		// only the permits whose city_code was written as that county.
+		{"permits, a county", "residence-permits?region=230102&as_of=2020-06-01", http.StatusBadRequest, ""},
 		{"permits, province in six digits", "residence-permits?region=230000", http.StatusNotFound, ""},
 		{"permits, no such city", "residence-permits?region=239900", http.StatusNotFound, ""},
 		{"urban-rural, city in six digits", "urban-rural?region=230100&as_of=2020-06-01&children=true", http.StatusOK,
@@ -501,6 +578,52 @@ func TestStatisticsCityInSixDigits(t *testing.T) {
 			}
 			if got := strings.TrimSpace(string(b)); tc.want != "" && got != tc.want {
 				t.Errorf("\n got %s\nwant %s", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestStatisticsRegionRefusals: a region of the wrong length or with a
+// character other than a digit is a bad request, and so is a county asked
+// for residence permits, which are counted per city (the detail says to
+// ask for the city); a well-formed code that names no region, in a
+// province that does not exist or not, is not found.
+func TestStatisticsRegionRefusals(t *testing.T) {
+	store := newMemStore(t)
+	log := &outcomeLog{}
+	srv := httptest.NewServer(api.New(api.Config{Store: store, Counter: store, Regions: testRegions{}, Authorizer: log}).Handler())
+	defer srv.Close()
+	tests := []struct {
+		query  string
+		status int
+		why    string // in the error reported to the Grant, and in the detail of a 400
+	}{
+		{"urban-rural?region=99", http.StatusNotFound, "99 is not a province code"},
+		{"urban-rural?region=9901", http.StatusNotFound, "99 is not a province code"},
+		{"urban-rural?region=990102001001", http.StatusNotFound, "99 is not a province code"},
+		{"urban-rural?region=2399", http.StatusNotFound, "2399 is not in the region table"},
+		{"urban-rural?region=999", http.StatusBadRequest, "not a division code of [2 4 6 9 12] digits"},
+		{"urban-rural?region=2x", http.StatusBadRequest, "not a division code"},
+		{"urban-rural?region=%EF%BC%92%EF%BC%93", http.StatusBadRequest, "not a division code"}, // full-width ２３
+		{"residence-permits?region=99", http.StatusNotFound, "99 is not a province code"},
+		{"residence-permits?region=990100", http.StatusNotFound, "99 is not a province code"},
+		{"residence-permits?region=239900", http.StatusNotFound, "239900 is not in the region table"},
+		{"residence-permits?region=230102", http.StatusBadRequest, "ask for its city, 2301 (or 230100)"},
+		{"residence-permits?region=230102&children=true", http.StatusBadRequest, "residence permits are counted per city"},
+		{"residence-permits?region=990102", http.StatusBadRequest, "is a county"},
+		{"residence-permits?region=230102001", http.StatusBadRequest, "not a division code of [2 4 6] digits"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.query, func(t *testing.T) {
+			var p api.Problem
+			if code := getInto(t, srv.URL+"/v1/stats/"+tc.query, &p); code != tc.status {
+				t.Fatalf("status %d (%+v), want %d", code, p, tc.status)
+			}
+			if o := log.last(t); o.Err == nil || !strings.Contains(o.Err.Error(), tc.why) {
+				t.Errorf("error %v, want one saying %q", o.Err, tc.why)
+			}
+			if tc.status == http.StatusBadRequest && !strings.Contains(p.Detail, tc.why) {
+				t.Errorf("detail %q, want one saying %q", p.Detail, tc.why)
 			}
 		})
 	}
@@ -553,4 +676,297 @@ func (c tallyCounter) Counts(_ context.Context, q hub.CountQuery) (map[string]hu
 		out[r] = c[r]
 	}
 	return out, nil
+}
+
+// listerStores are the stores GET /v1/persons is served from: a walk's
+// pages and tokens must behave alike on both.
+func listerStores(t *testing.T) map[string]hub.Store {
+	t.Helper()
+	pgs, err := postgres.Open(context.Background(), postgres.Config{URL: testenv.Postgres(t), Schema: testenv.Schema(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pgs.Close() })
+	return map[string]hub.Store{"memdb": newMemStore(t), "postgres": pgs}
+}
+
+// TestListPersonsPageTokens: the next= token of a walk without a region
+// says nothing of anyone's hukou address (a caller may walk everyone
+// without the right to read addresses), every walk still returns each
+// person once, and a token the API did not make is a bad request on
+// either store.
+func TestListPersonsPageTokens(t *testing.T) {
+	addrs := []string{"230102001001", "230102019200", "230103001001", "230103020200", "230102001001"}
+	for name, store := range listerStores(t) {
+		t.Run(name, func(t *testing.T) {
+			at := time.Date(2020, 1, 1, 10, 0, 0, 0, cst)
+			var in []hub.Input
+			for i, a := range addrs {
+				in = append(in, registration(t, 500+i, a, at))
+			}
+			storetest.ApplyAll(t, store, in, 2)
+			srv := httptest.NewServer(api.New(api.Config{Store: store, Lister: store}).Handler())
+			defer srv.Close()
+
+			walk := func(query string) map[citizenid.ID]bool {
+				seen := map[citizenid.ID]bool{}
+				url := srv.URL + "/v1/persons?" + query
+				for pages := 0; pages <= len(addrs)+1; pages++ {
+					var page api.PersonsPage
+					if code := getInto(t, url, &page); code != http.StatusOK {
+						t.Fatalf("%s: status %d", url, code)
+					}
+					for _, r := range page.Persons {
+						if seen[r.CitizenID] {
+							t.Fatalf("%s: a person returned twice", query)
+						}
+						seen[r.CitizenID] = true
+					}
+					if page.Next == "" {
+						return seen
+					}
+					if query == "limit=1" {
+						tok, err := base64.RawURLEncoding.DecodeString(page.Next)
+						if err != nil {
+							t.Fatalf("next %q is not base64url: %v", page.Next, err)
+						}
+						for _, a := range addrs {
+							if strings.Contains(string(tok), a) {
+								t.Fatalf("next %s of a walk without region decodes to %q, which holds the hukou address %s", page.Next, tok, a)
+							}
+						}
+					}
+					url = srv.URL + "/v1/persons?" + query + "&after=" + page.Next
+				}
+				t.Fatalf("%s: the walk does not end", query)
+				return nil
+			}
+			if got := walk("limit=1"); len(got) != len(addrs) {
+				t.Errorf("walk of everyone returned %d persons, want %d", len(got), len(addrs))
+			}
+			if got := walk("region=230102&limit=1"); len(got) != 3 {
+				t.Errorf("walk of 230102 returned %d persons, want 3", len(got))
+			}
+
+			for _, cursor := range []string{"0:\x00|x", "0:\xff|x", "0:2301|\xff", "0:\x00", "0:x y", "0:" + strings.Repeat("1", 300)} {
+				tok := base64.RawURLEncoding.EncodeToString([]byte(cursor))
+				for _, query := range []string{"", "region=2301&"} {
+					var p api.Problem
+					if code := getInto(t, srv.URL+"/v1/persons?"+query+"after="+tok, &p); code != http.StatusBadRequest {
+						t.Errorf("%safter=%s (%q): status %d, want 400", query, tok, cursor, code)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestListPersonsRegionAsTheStatisticsReadIt: GET /v1/persons reads a
+// city written in six digits as the statistics routes do (230100 walks
+// the city), but walks any other well-formed code of a real province,
+// whether or not the region table has an entry of it: the official table
+// adds villages only, so a township or county may be known through its
+// villages alone (230102019 here), and a code nobody lives under (2399)
+// is an empty walk. A code of no province, or a province written in six
+// digits, is a region nobody knows (404), and only a code of the wrong
+// shape is a bad request.
+func TestListPersonsRegionAsTheStatisticsReadIt(t *testing.T) {
+	store := newMemStore(t)
+	at := time.Date(2020, 1, 1, 10, 0, 0, 0, cst)
+	in := []hub.Input{registration(t, 1, "230102001001", at), registration(t, 2, "230103020200", at), registration(t, 3, "230102019200", at)}
+	if _, err := store.Apply(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api.New(api.Config{Store: store, Lister: store, Counter: store, Regions: testRegions{}}).Handler())
+	defer srv.Close()
+	tests := []struct {
+		region  string
+		status  int // of the walk
+		stats   int // of the statistics of the same region
+		persons int
+	}{
+		{"2301", http.StatusOK, http.StatusOK, 3},
+		{"230100", http.StatusOK, http.StatusOK, 3}, // Harbin in six digits
+		{"230102", http.StatusOK, http.StatusOK, 2},
+		{"230103020200", http.StatusOK, http.StatusOK, 1},
+		{"230102019", http.StatusOK, http.StatusNotFound, 1}, // a township the table knows only by its village
+		{"230102019200", http.StatusOK, http.StatusOK, 1},
+		{"2399", http.StatusOK, http.StatusNotFound, 0},         // a city nobody lives in
+		{"99", http.StatusNotFound, http.StatusNotFound, 0},     // no such province
+		{"990102", http.StatusNotFound, http.StatusNotFound, 0}, // nor here
+		{"230000", http.StatusNotFound, http.StatusNotFound, 0}, // a province in six digits is no city
+		{"2", http.StatusBadRequest, http.StatusBadRequest, 0},
+		{"2301x", http.StatusBadRequest, http.StatusBadRequest, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.region, func(t *testing.T) {
+			var stat api.UrbanRural
+			statStatus := getInto(t, srv.URL+"/v1/stats/urban-rural?as_of=2020-01-01&region="+tc.region, &stat)
+			resp, err := http.Get(srv.URL + "/v1/persons?region=" + tc.region)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.status || statStatus != tc.stats {
+				t.Fatalf("persons status %d, statistics %d, want %d and %d: %s", resp.StatusCode, statStatus, tc.status, tc.stats, body)
+			}
+			if tc.status != http.StatusOK {
+				if strings.Contains(string(body), "is not a 2-, 4-, 6-, 9- or 12-digit") && len(tc.region)%2 == 0 {
+					t.Errorf("a well-formed code called malformed: %s", body)
+				}
+				return
+			}
+			var page api.PersonsPage
+			if err := json.Unmarshal(body, &page); err != nil {
+				t.Fatal(err)
+			}
+			if len(page.Persons) != tc.persons {
+				t.Errorf("walk returned %d persons, want %d", len(page.Persons), tc.persons)
+			}
+			if tc.stats == http.StatusOK && stat.Total != stats.Shown(int64(tc.persons)) {
+				t.Errorf("statistics count %v, the walk %d persons", stat.Total, tc.persons)
+			}
+		})
+	}
+}
+
+// countyGrant reads every section but hukou, and is subscribed to
+// notifications fixed to the counties listed.
+type countyGrant struct{ counties []string }
+
+func (countyGrant) Record(_ context.Context, r hub.Record) hub.Record      { r.Hukou = nil; return r }
+func (countyGrant) History(_ context.Context, c []hub.Change) []hub.Change { return c }
+func (countyGrant) Done(context.Context, api.Outcome)                      {}
+func (countyGrant) CanRead(s schemas.Section) bool                         { return s != schemas.SecHukou }
+func (g countyGrant) SubscribedCounties() []string                         { return g.counties }
+
+type grantAuthorizer struct{ g api.Grant }
+
+func (a grantAuthorizer) Authorize(*http.Request, string) (api.Grant, error) { return a.g, nil }
+
+// TestRegionWalkWithinSubscribedCounty: a caller without the hukou grant
+// whose notifications are fixed to one county already learns who is
+// registered there from their subjects, and bootstraps that subscription
+// with a walk of the county: it may walk within the county, and is
+// refused (403) elsewhere with a detail that names the hukou grant and the
+// counties it may walk, never pointing it at a walk of the whole country.
+func TestRegionWalkWithinSubscribedCounty(t *testing.T) {
+	store := newMemStore(t)
+	at := time.Date(2020, 1, 1, 10, 0, 0, 0, cst)
+	in := []hub.Input{registration(t, 1, "230102001001", at), registration(t, 2, "230102019200", at), registration(t, 3, "230103001001", at)}
+	if _, err := store.Apply(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		counties []string
+		region   string
+		status   int
+		persons  int
+		detail   []string // the refusal's detail says these
+	}{
+		{"its county", []string{"230102"}, "230102", http.StatusOK, 2, nil},
+		{"a village in its county", []string{"230102"}, "230102019200", http.StatusOK, 1, nil},
+		{"one of its counties", []string{"230103", "230102"}, "230103", http.StatusOK, 1, nil},
+		{"another county", []string{"230102"}, "230103", http.StatusForbidden, 0, []string{`"hukou" read grant`, "230102"}},
+		{"the city around its county", []string{"230102"}, "2301", http.StatusForbidden, 0, []string{`"hukou" read grant`, "230102"}},
+		{"the city in six digits", []string{"230102"}, "230100", http.StatusForbidden, 0, []string{`"hukou" read grant`, "230102"}},
+		{"no county", nil, "230102", http.StatusForbidden, 0, []string{`"hukou" read grant`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(api.New(api.Config{Store: store, Lister: store, Authorizer: grantAuthorizer{countyGrant{tc.counties}}}).Handler())
+			defer srv.Close()
+			resp, err := http.Get(srv.URL + "/v1/persons?region=" + tc.region)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tc.status, body)
+			}
+			if tc.status != http.StatusOK {
+				var pr api.Problem
+				if err := json.Unmarshal(body, &pr); err != nil {
+					t.Fatal(err)
+				}
+				for _, w := range tc.detail {
+					if !strings.Contains(pr.Detail, w) {
+						t.Errorf("detail %q does not say %q", pr.Detail, w)
+					}
+				}
+				if strings.Contains(pr.Detail, "without region") {
+					t.Errorf("detail %q points at a walk of the whole country", pr.Detail)
+				}
+				return
+			}
+			var page api.PersonsPage
+			if err := json.Unmarshal(body, &page); err != nil {
+				t.Fatal(err)
+			}
+			if len(page.Persons) != tc.persons {
+				t.Errorf("%d persons, want %d", len(page.Persons), tc.persons)
+			}
+		})
+	}
+}
+
+// TestQueryParametersChecked: a parameter a route does not take, or one
+// given twice, is a bad request naming it, rather than an answer that
+// silently ignores it (as-of for as_of would count today).
+func TestQueryParametersChecked(t *testing.T) {
+	store := newMemStore(t)
+	id := storetest.ValidID(1)
+	if _, err := store.Apply(context.Background(), []hub.Input{registration(t, 1, "230102001001", time.Date(2020, 1, 1, 10, 0, 0, 0, cst))}); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api.New(api.Config{Store: store, Lister: store, Counter: store, Regions: testRegions{},
+		Policies: loadPolicies(t)}).Handler())
+	defer srv.Close()
+	policy := loadPolicies(t).Policies()[0].ID
+	tests := []struct {
+		path string
+		want []string // in the problem detail; none for a 200
+	}{
+		{"/v1/persons?region=2301&limit=5", nil},
+		{"/v1/persons?regoin=2301", []string{`"regoin"`, "region", "limit", "after"}},
+		{"/v1/persons?limit=1&limit=2", []string{`"limit"`, "2 times"}},
+		{"/v1/persons?region=2301;limit=1", []string{"query"}},
+		{"/v1/stats/urban-rural?region=2301&as_of=2020-12-31", nil},
+		{"/v1/stats/urban-rural?region=2301&as-of=2020-12-31", []string{`"as-of"`, "as_of", "children"}},
+		{"/v1/stats/urban-rural?region=2301&as_of=2020-12-31&as_of=2021-12-31", []string{`"as_of"`}},
+		{"/v1/stats/residence-permits?region=2301&as_of=2020-12-31", nil},
+		{"/v1/stats/residence-permits?region=2301&childern=true", []string{`"childern"`}},
+		{"/v1/stats/residence-permits?region=23&region=2301", []string{`"region"`}},
+		{"/v1/eligibility/" + string(id) + "?policy=" + policy, nil},
+		{"/v1/eligibility/" + string(id) + "?policy=" + policy + "&asof=2020-12-31", []string{`"asof"`, "policy", "as_of"}},
+		{"/v1/eligibility/" + string(id) + "?policy=" + policy + "&policy=" + policy, []string{`"policy"`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.path, func(t *testing.T) {
+			resp, err := http.Get(srv.URL + tc.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if tc.want == nil {
+				if resp.StatusCode != http.StatusOK {
+					t.Fatalf("status %d, want 200: %s", resp.StatusCode, body)
+				}
+				return
+			}
+			var p api.Problem
+			if err := json.Unmarshal(body, &p); err != nil || resp.StatusCode != http.StatusBadRequest {
+				t.Fatalf("status %d, want 400: %s", resp.StatusCode, body)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(p.Detail, w) {
+					t.Errorf("detail %q does not name %s", p.Detail, w)
+				}
+			}
+		})
+	}
 }

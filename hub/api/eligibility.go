@@ -36,7 +36,10 @@ func (s *Server) policies(_ *http.Request, _ Grant, _ *Outcome) (any, error) {
 // For the audit, o gets the sections the decision read of the person, and
 // each family member it lists (by name) as a disclosure of their own.
 func (s *Server) eligibility(r *http.Request, id citizenid.ID, _ Grant, o *Outcome) (any, error) {
-	q := r.URL.Query()
+	q, err := queryOf(r, "policy", "as_of")
+	if err != nil {
+		return nil, err
+	}
 	pid := q.Get("policy")
 	if pid == "" {
 		return nil, fmt.Errorf("the policy parameter is required (GET /v1/policies lists them): %w", hub.ErrInvalid)
@@ -45,13 +48,18 @@ func (s *Server) eligibility(r *http.Request, id citizenid.ID, _ Grant, o *Outco
 	if !ok {
 		return nil, fmt.Errorf("no policy %q (GET /v1/policies lists them): %w", pid, hub.ErrInvalid)
 	}
-	asOf := time.Now()
+	// Without as_of the decision is today's, as an explicit as_of of
+	// today (China time) gives it and as the statistics count it: every
+	// change effective today counts, also one a department stamped a
+	// little ahead of this instant.
+	now := time.Now()
+	asOf := eligibility.EndOfToday(now)
 	if v := q.Get("as_of"); v != "" {
 		t, err := eligibility.AsOfDay(v)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", err, hub.ErrInvalid)
 		}
-		if t.Add(-24 * time.Hour).After(asOf) {
+		if t.Add(-24 * time.Hour).After(now) {
 			return nil, fmt.Errorf("as_of %s is in the future: records are known up to today; qualifies_on tells when the person will qualify: %w", v, hub.ErrInvalid)
 		}
 		asOf = t

@@ -1,0 +1,47 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/pophub/pophub/hub"
+)
+
+// queryOf parses a request's query string for a route that takes the
+// parameters known, and refuses (hub.ErrInvalid) what would otherwise be
+// ignored without a word: a malformed query string, a parameter the route
+// does not take (as-of for as_of would answer today's counts), and a
+// parameter given more than once (which of the two was meant is not ours
+// to guess). The detail names the parameter and lists the known ones.
+func queryOf(r *http.Request, known ...string) (url.Values, error) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, fmt.Errorf("the query string is malformed (parameters are name=value pairs joined by &, percent-encoded): %w", hub.ErrInvalid)
+	}
+	names := make([]string, 0, len(q))
+	for name := range q {
+		names = append(names, name)
+	}
+	slices.Sort(names) // the same answer for the same query
+	for _, name := range names {
+		if !slices.Contains(known, name) {
+			return nil, fmt.Errorf("unknown query parameter %q: this route takes %s: %w", clip(name), strings.Join(known, ", "), hub.ErrInvalid)
+		}
+		if n := len(q[name]); n > 1 {
+			return nil, fmt.Errorf("query parameter %q is given %d times: give it once: %w", name, n, hub.ErrInvalid)
+		}
+	}
+	return q, nil
+}
+
+// clip shortens a caller's text repeated in a problem detail.
+func clip(s string) string {
+	const most = 64
+	if len(s) <= most {
+		return s
+	}
+	return s[:most] + "…"
+}
