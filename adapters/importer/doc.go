@@ -80,23 +80,56 @@
 // The event id is publisher.EventID(source, type + key cells, version);
 // without id.key the record key is the whole row, so a repeated row is the
 // same event. Two lines of a file yielding one id are reported
-// (duplicate_id): the hub would apply only the first.
+// (duplicate_id) and only the first is sent: a line repeating an earlier
+// one exactly is said to be a harmless repeat; one with other content
+// under the same key and version, a correction the hub would ignore, names
+// the columns that differ and the version column to raise.
+//
+// Citizen ID cells (the subject, citizen_id fields) may hold full-width
+// digits and Ｘ, or a lower-case x: they are read as the ASCII ID. An ID
+// cell that was a number in the spreadsheet (E notation, or an 18-digit
+// number, whose last digits Excel has lost) is rejected as such.
+//
+// Without a layout, the time column and date columns take the same forms:
+// 2026-03-01, 2026-3-1, 2026/3/1, 20260301, 2026年3月1日, 2026.3.1, each
+// alone or followed by a time (15:04:05 or 15:04, after a space or, for
+// the dashed form, a T), 20260301150405, and RFC 3339. A date alone in
+// the time column is midnight in its time zone; a date column keeps the
+// date of a date and time.
+//
+// A layout is a Go time layout, which spells the parts of a time as the
+// time 2006-01-02 15:04:05 has them; a Java or Excel pattern such as
+// yyyy-MM-dd HH:mm:ss is refused when the mapping is read, with its Go
+// spelling.
 //
 // A field is a column name or {column | value, default, map | codes, kind,
-// layout, timezone, split}. Kinds: string (default), number, date
+// layout, timezone, split}. Kinds: string (default), number (a comma only
+// as a thousands separator, 1,234.5: "89,5" is refused, not read as 895), date
 // (→ YYYY-MM-DD; text only in its layouts, a workbook's number cell as an
 // Excel serial day number too), month (→ YYYY-MM), list
 // (→ JSON array), citizen_id (15 digits upgraded). An empty cell leaves the
 // field out unless it has a default. Unknown keys, types of another source,
 // data fields not in the type's data and columns missing from the header
-// are errors before any line is read.
+// are errors before any line is read, and so is a column the mapping
+// reads that the header has twice.
 //
 // Blank lines — empty, or only commas and white space, as a spreadsheet
 // saves its empty rows as CSV — and a workbook's empty rows are skipped
-// and not counted. A workbook's cells are read as displayed, except
-// numbers formatted as dates or times, which are read from their value
-// whatever the format shows ("6/4/06 10:29"), for date fields and the
-// time column alike.
+// and not counted. A workbook's text cells are read as displayed, its
+// numbers from the values they hold, whatever the format shows: 89.56
+// shown rounded to 90 is 89.56, 1 shown as 1.00 is 1, ¥1,234.50 is
+// 1234.5 (only the leading zeros of a format such as 00, which keep a
+// code's, are kept); a number whose format adds text or digits of its
+// own is read as shown ("230102"000000 shows 1001 as 230102001001, "H"000
+// shows 7 as H007: both are codes); and numbers formatted as dates or
+// times are read as the dates they are ("6/4/06 10:29"), for date fields
+// and the time column alike. A range of merged cells, whose value the
+// workbook keeps in its top-left cell only, is read with that value in
+// each row it spans, in its first column; the columns it spans to the
+// right are read empty, since they may be other fields.
+//
+// A file saved as UTF-16, as Excel 97-2003 (.xls) or with old Mac line
+// ends (CR alone) is refused, saying how to save it instead.
 //
 // A CSV line whose quoting is broken (a bare " in an unquoted cell, text
 // after a closing quote) is a malformed_row with its line number, and the

@@ -2,6 +2,8 @@ package importer
 
 import (
 	"bufio"
+	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -17,6 +19,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -54,6 +57,24 @@ func FormatOf(path string) Format {
 	return ""
 }
 
+// formatError says why a file of format, or of file's extension when
+// format is "", is not read, and what to do: Excel 97-2003 workbooks are
+// common among departments, and office software saves them as .xlsx or
+// CSV.
+func formatError(file string, format Format) error {
+	if format != "" {
+		return fmt.Errorf("format %q is not csv, jsonl or xlsx", format)
+	}
+	switch ext := strings.ToLower(filepath.Ext(file)); ext {
+	case ".xls", ".et":
+		return fmt.Errorf("%s (Excel 97-2003) is not read: save it as .xlsx or CSV", ext)
+	case "":
+		return errors.New("the file has no extension: give the format (csv, jsonl or xlsx)")
+	default:
+		return fmt.Errorf("the extension %q is not .csv, .txt, .jsonl, .ndjson, .json, .xlsx or .xlsm: give the format (csv, jsonl or xlsx)", ext)
+	}
+}
+
 // Reasons a line is rejected by the importer before it is an event; the
 // hub's own reasons (schemas.Reason…) are used for events it would reject.
 const (
@@ -68,8 +89,11 @@ const (
 	// time or version that does not parse, an empty required cell).
 	ReasonInvalidValue = "invalid_value"
 	// ReasonDuplicateID: an earlier line of the file yields the same event
-	// id, which the hub would ignore: the record key columns do not
-	// identify a row, or the row is repeated.
+	// id, which the hub would ignore: the row is repeated (harmless; the
+	// detail says "repeats line N"), or a row with other content reuses a
+	// record's key and version (a correction whose version was not
+	// raised, or key columns that do not identify a row; the detail names
+	// the columns that differ).
 	ReasonDuplicateID = "duplicate_id"
 )
 
@@ -239,7 +263,7 @@ func (c *Config) Validate() error {
 		}
 	case JSONL:
 	default:
-		errs = append(errs, fmt.Errorf("format %q is not csv, jsonl or xlsx", format))
+		errs = append(errs, formatError(c.File, format))
 	}
 	if _, err := normalizeEncoding(c.Encoding); err != nil {
 		errs = append(errs, err)
@@ -619,9 +643,8 @@ func validate(ctx context.Context, cfg *Config, rep *Report, phase string, emit 
 		for i := range c.rows {
 			m := &c.results[i]
 			if m.rej == nil {
-				if first, dup := seen.add(m.id, m.line); dup {
-					m.rej = &Reject{Line: m.line, Reason: ReasonDuplicateID, Field: "id",
-						Detail: fmt.Sprintf("line %d yields the same event id", first)}
+				if d, dup := seen.add(m.id, m.line, m.value); dup {
+					m.rej = d.reject(p, m)
 				}
 			}
 			if m.rej != nil {
@@ -653,29 +676,190 @@ func validate(ctx context.Context, cfg *Config, rep *Report, phase string, emit 
 }
 
 // eventIDs remembers the event id of every line of a file, to find lines
-// that yield the same one. It keeps a 128-bit hash of each id (two
+// that yield the same one, and a digest of each one's event, to tell a
+// line repeated as it is (harmless: the hub would ignore it) from a
+// change that reuses a record's key and version (a correction the hub
+// would never apply). It keeps a 128-bit hash of each id (two
 // independently seeded maphashes) rather than the id itself: a file of ten
 // million lines would otherwise keep ten million strings alive, for the
 // garbage collector to scan at every cycle. Two distinct ids of one file
-// share a hash with odds of about n²/2¹²⁹: never, in practice.
+// share a hash with odds of about n²/2¹²⁹, two events of one id a digest
+// with odds of 2⁻⁶⁴: never, in practice.
+//
+// To say which fields a reused id changed, it also keeps the events
+// themselves, in one pointer-free buffer, while they fit in keptBytes:
+// the whole of any spreadsheet a clerk handles; past that, a reject says
+// the content differs without naming the fields.
 type eventIDs struct {
 	seeds [2]maphash.Seed
-	first map[[2]uint64]int // hash → the first line with that id
+	first map[[2]uint64]firstEvent // hash of the id → the first line with it
+	kept  []byte                   // the first lines' events, length-prefixed
 }
+
+// firstEvent is the first line yielding an id.
+type firstEvent struct {
+	line int
+	sum  uint64 // maphash of its event
+	at   int    // 1 + the offset of its event in kept; 0 if not kept
+}
+
+// keptBytes bounds the events eventIDs keeps to name changed fields.
+const keptBytes = 64 << 20
 
 func newEventIDs() *eventIDs {
-	return &eventIDs{seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}, first: map[[2]uint64]int{}}
+	return &eventIDs{seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}, first: map[[2]uint64]firstEvent{}}
 }
 
-// add records that line yields id; if an earlier line did, it returns
-// that line and true instead.
-func (s *eventIDs) add(id string, line int) (int, bool) {
+// duplicate is a line whose event id an earlier line yields.
+type duplicate struct {
+	first int    // the earlier line
+	same  bool   // the events are the same
+	prev  []byte // the earlier line's event, if kept and not the same
+}
+
+// add records that line yields id with the encoded event value; if an
+// earlier line yields id, it returns that line and how the events
+// compare instead.
+func (s *eventIDs) add(id string, line int, value []byte) (duplicate, bool) {
 	k := [2]uint64{maphash.String(s.seeds[0], id), maphash.String(s.seeds[1], id)}
-	if first, ok := s.first[k]; ok {
-		return first, true
+	sum := maphash.Bytes(s.seeds[0], value)
+	if f, ok := s.first[k]; ok {
+		d := duplicate{first: f.line, same: f.sum == sum}
+		if !d.same && f.at > 0 {
+			n, w := binary.Uvarint(s.kept[f.at-1:])
+			d.prev = s.kept[f.at-1+w : f.at-1+w+int(n)]
+		}
+		return d, true
 	}
-	s.first[k] = line
-	return line, false
+	f := firstEvent{line: line, sum: sum}
+	if len(s.kept)+len(value)+binary.MaxVarintLen64 <= keptBytes {
+		f.at = len(s.kept) + 1
+		s.kept = binary.AppendUvarint(s.kept, uint64(len(value)))
+		s.kept = append(s.kept, value...)
+	}
+	s.first[k] = f
+	return duplicate{}, false
+}
+
+// reject explains the duplicate m to the clerk: a repeated line needs
+// nothing but is not sent twice; a line with other content under the
+// same key and version is a correction the hub would drop, so it names
+// the columns that differ and the version column to raise. p is nil for
+// JSONL, whose lines carry their own ids.
+func (d duplicate) reject(p *plan, m *mapped) *Reject {
+	rej := &Reject{Line: m.line, Reason: ReasonDuplicateID, Field: "id"}
+	if p == nil {
+		if d.same {
+			rej.Detail = fmt.Sprintf("line %d yields the same event id", d.first)
+			return rej
+		}
+		rej.Detail = fmt.Sprintf("line %d has the same event id and other %s: the hub applies one event per id and would ignore this one; give this change an id of its own",
+			d.first, changedText(changedFields(d.prev, m.value), "content"))
+		return rej
+	}
+	if d.same {
+		rej.Detail = fmt.Sprintf("repeats line %d exactly (the same row twice): harmless, only line %d counts; nothing to fix (delete the line to silence this)", d.first, d.first)
+		return rej
+	}
+	var cols []string
+	for _, f := range changedFields(d.prev, m.value) {
+		if c := p.columnOf(f); c != "" {
+			f = c
+		}
+		if !slices.Contains(cols, f) {
+			cols = append(cols, f)
+		}
+	}
+	// In the file's order, as the clerk sees the columns.
+	slices.SortStableFunc(cols, func(a, b string) int {
+		return cmp.Compare(p.headerIndex(a), p.headerIndex(b))
+	})
+	changed := changedText(cols, "cells")
+	keys := p.keyNames()
+	switch {
+	case p.version != nil && p.version.col >= 0:
+		rej.Column = p.version.header
+		rej.Detail = fmt.Sprintf("the same %s and %s as line %d but other %s: a correction the hub would ignore. To correct line %d, raise %s above line %d's; if this line is a mistake, delete it",
+			keys, p.version.header, d.first, changed, d.first, p.version.header, d.first)
+	case p.version != nil:
+		rej.Detail = fmt.Sprintf("the same %s as line %d but other %s, and the mapping's version is a constant: a correction the hub would ignore. Map id.version to a column the department raises with every correction",
+			keys, d.first, changed)
+	default:
+		rej.Detail = fmt.Sprintf("the same %s as line %d but other %s: a correction the hub would ignore. The mapping has no version: map id.version to a column the department raises with every correction",
+			keys, d.first, changed)
+	}
+	return rej
+}
+
+// headerIndex is the position of a column in the header; past the end
+// if it is not a column.
+func (p *plan) headerIndex(name string) int {
+	if i := slices.Index(p.header, name); i >= 0 {
+		return i
+	}
+	return len(p.header)
+}
+
+// keyNames names the record key columns of the mapping, for a reject.
+func (p *plan) keyNames() string {
+	if len(p.keyCols) == 0 {
+		return "cells"
+	}
+	names := make([]string, len(p.keyCols))
+	for i, c := range p.keyCols {
+		names[i] = p.headerOf(c)
+	}
+	return strings.Join(names, " and ")
+}
+
+// changedText lists changed fields or columns, or says what changed
+// without naming them when they are not known.
+func changedText(names []string, what string) string {
+	if len(names) == 0 {
+		return what
+	}
+	return what + " (" + strings.Join(names, ", ") + ")"
+}
+
+// changedFields names the event attributes and data fields (data.x) in
+// which two encodings of one event id differ: nil if prev was not kept.
+func changedFields(prev, cur []byte) []string {
+	if prev == nil {
+		return nil
+	}
+	var a, b map[string]json.RawMessage
+	if json.Unmarshal(prev, &a) != nil || json.Unmarshal(cur, &b) != nil {
+		return nil
+	}
+	var out []string
+	for _, k := range slices.Sorted(maps.Keys(mergeKeys(a, b))) {
+		if k == "data" {
+			var da, db map[string]json.RawMessage
+			if json.Unmarshal(a[k], &da) == nil && json.Unmarshal(b[k], &db) == nil {
+				for _, f := range slices.Sorted(maps.Keys(mergeKeys(da, db))) {
+					if !bytes.Equal(da[f], db[f]) {
+						out = append(out, "data."+f)
+					}
+				}
+				continue
+			}
+		}
+		if !bytes.Equal(a[k], b[k]) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+func mergeKeys(a, b map[string]json.RawMessage) map[string]bool {
+	out := make(map[string]bool, len(a)+len(b))
+	for k := range a {
+		out[k] = true
+	}
+	for k := range b {
+		out[k] = true
+	}
+	return out
 }
 
 // chunk is a run of consecutive rows on its way through validate's
@@ -780,6 +964,9 @@ func open(cfg *Config) (rowSource, *plan, error) {
 		}
 		p, err := newPlan(m, src.header())
 		if err != nil {
+			if herr, ok := errors.AsType[*headerError](err); ok && herr.matched == 0 {
+				herr.found = findHeader(src, herr)
+			}
 			src.Close()
 			// A header read in the wrong encoding has none of the
 			// mapping's Chinese column names.
@@ -790,7 +977,31 @@ func open(cfg *Config) (rowSource, *plan, error) {
 		}
 		return src, p, nil
 	}
-	return nil, nil, fmt.Errorf("format %q is not csv, jsonl or xlsx", cfg.Format)
+	return nil, nil, formatError(cfg.File, cfg.Format)
+}
+
+// headerSearchRows is how far below the header row findHeader looks.
+const headerSearchRows = 20
+
+// findHeader looks for the mapping's columns in the rows after the one
+// read as the header (a title above the header, most likely) and returns
+// the number of the row with most of them, or 0. The rows are read as
+// data, so a malformed one (fewer columns than the title) still counts.
+func findHeader(src rowSource, herr *headerError) int {
+	best, bestScore := 0, 0
+	for range headerSearchRows {
+		r, err := src.next()
+		if err != nil {
+			break
+		}
+		if n := herr.score(r.cells); n > bestScore {
+			best, bestScore = r.line, n
+			if n == len(herr.columns) {
+				break
+			}
+		}
+	}
+	return best
 }
 
 // mapOne maps a row of a table, or decodes a JSONL line.

@@ -3,6 +3,7 @@ package importer
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"testing/iotest"
 	"time"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/segmentio/kafka-go"
@@ -345,6 +347,45 @@ func TestEncodings(t *testing.T) {
 // spreadsheet's empty row saved as CSV), only white space — are skipped
 // and not counted, as blank rows of a workbook are; the lines around them
 // keep their line numbers.
+// TestFilesSavedOtherwise: a file saved in a form the import does not
+// read — UTF-16 ("Unicode text"), Excel 97-2003, old Mac line ends — is
+// refused with what it is and how to save it, not with a header that
+// lacks every column.
+func TestFilesSavedOtherwise(t *testing.T) {
+	m := mustMapping(t, schemas.Housing)
+	m.Encoding = ""
+	const text = "业务类型,权利人身份证号,登记时间\r\n租赁登记备案,230102199001011230,2026-02-20 10:00:00\r\n"
+	utf16 := func(order binary.AppendByteOrder, bom []byte) []byte {
+		b := bytes.Clone(bom)
+		for _, u := range utf16.Encode([]rune(text)) {
+			b = order.AppendUint16(b, u)
+		}
+		return b
+	}
+	for _, tc := range []struct {
+		name, file string
+		content    []byte
+		want       string
+	}{
+		{"utf-16 little-endian", "housing.csv", utf16(binary.LittleEndian, []byte{0xff, 0xfe}), "the file is UTF-16: save it as UTF-8 or GBK"},
+		{"utf-16 big-endian", "housing.csv", utf16(binary.BigEndian, []byte{0xfe, 0xff}), "the file is UTF-16: save it as UTF-8 or GBK"},
+		{"excel 97-2003", "housing.xls", []byte{0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1}, ".xls (Excel 97-2003) is not read: save it as .xlsx or CSV"},
+		{"an unknown extension", "housing.dat", []byte(text), `the extension ".dat" is not .csv, .txt, .jsonl, .ndjson, .json, .xlsx or .xlsm: give the format`},
+		{"old Mac line ends", "housing.csv", []byte(strings.ReplaceAll(text, "\r\n", "\r")), "the file uses CR line ends (old Mac): save it with Windows or Unix line ends"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			file := tempFile(t, tc.file)
+			if err := os.WriteFile(file, tc.content, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Run(context.Background(), Config{Source: schemas.Housing, File: file, Mapping: m, DryRun: true})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want one saying %q", err, tc.want)
+			}
+		})
+	}
+}
+
 func TestBlankCSVLines(t *testing.T) {
 	m, tab, _ := housingRows(t, 50)
 	m.Encoding = "utf-8"
@@ -539,6 +580,278 @@ func TestXLSXDateCells(t *testing.T) {
 	}
 }
 
+// TestXLSXNumberCells: a workbook's number is read as the value the cell
+// holds, not as its number format shows it — an area of 89.56 shown
+// rounded to 90, or with a thousands separator, a version of 1 shown as
+// 1.00, an amount shown with ¥ or a sign — except for the leading zeros of
+// a format such as 00, with which codes kept as numbers are shown (民族
+// 01), and a format that adds text or digits of its own, with which a
+// clerk types a district's prefix once ("230102"000000 shows 1001 as
+// 230102001001) or numbers households (H007): those are read as shown.
+// Text stays as typed, dates as dates.
+func TestXLSXNumberCells(t *testing.T) {
+	f := excelize.NewFile()
+	defer f.Close()
+	sheet := f.GetSheetName(0)
+	style := func(s *excelize.Style) int {
+		id, err := f.NewStyle(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	custom := func(code string) int {
+		return style(&excelize.Style{CustomNumFmt: &code})
+	}
+	for _, tc := range []struct {
+		name  string
+		value any
+		style int
+		want  string
+	}{
+		{"General", 89.56, 0, "89.56"},
+		{"rounded to a whole number (0)", 89.56, style(&excelize.Style{NumFmt: 1}), "89.56"},
+		{"thousands separator (#,##0.00)", 1234.5, style(&excelize.Style{NumFmt: 4}), "1234.5"},
+		{"two decimals (0.00)", 1, style(&excelize.Style{NumFmt: 2}), "1"},
+		{"percent (0%)", 0.125, style(&excelize.Style{NumFmt: 9}), "0.125"},
+		{"a float's noise past 15 digits", 0.1 + 0.2, 0, "0.3"},
+		{"a code with leading zeros (00)", 1, custom("00"), "01"},
+		{"a district prefix typed in the format", 1001, custom(`"230102"000000`), "230102001001"},
+		{"a household number with its letter", 7, custom(`"H"000`), "H007"},
+		{"a letter escaped in the format", 7, custom(`\A00`), "A07"},
+		{"a suffix after the number", 12, custom(`0"号"`), "12号"},
+		{"an amount in yuan", 1234.5, custom(`"¥"#,##0.00`), "1234.5"},
+		{"a minus escaped in the format", -89.56, custom(`0;\-0`), "-89.56"},
+		{"red negatives in parentheses", -1234.5, custom("#,##0.00_);[Red](#,##0.00)"), "-1234.5"},
+		{"a 12-digit code", 230102001001, 0, "230102001001"},
+		{"text of digits", "007", 0, "007"},
+		{"text of a number", "1.50", 0, "1.50"},
+		{"a date", 45352, style(&excelize.Style{NumFmt: 14}), "2024-03-01 00:00:00"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			file := tempFile(t, "numbers.xlsx")
+			f.SetCellValue(sheet, "A1", "值")
+			f.SetCellValue(sheet, "A2", tc.value)
+			if err := f.SetCellStyle(sheet, "A2", "A2", tc.style); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.SaveAs(file); err != nil {
+				t.Fatal(err)
+			}
+			s, err := openXLSX(file, "", 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			r, err := s.next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.malformed != "" || len(r.cells) != 1 || r.cells[0] != tc.want {
+				t.Errorf("cell read as %q (%s), want %q", r.cells, r.malformed, tc.want)
+			}
+		})
+	}
+
+	// The clerk's register: the area shown rounded, the version shown
+	// with two decimals.
+	m, tab, _ := housingRows(t, 60)
+	var row []string
+	for _, r := range tab.rows {
+		if r[colIndex(t, tab, "业务类型")] == "产权登记" {
+			row = r
+			break
+		}
+	}
+	if row == nil {
+		t.Fatal("no property registration in the population")
+	}
+	area, version := colIndex(t, tab, "建筑面积"), colIndex(t, tab, "版本号")
+	g := excelize.NewFile()
+	defer g.Close()
+	whole, err := g.NewStyle(&excelize.Style{NumFmt: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	twoDec, err := g.NewStyle(&excelize.Style{NumFmt: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sheet = g.GetSheetName(0)
+	for i, h := range tab.header {
+		c, _ := excelize.CoordinatesToCellName(i+1, 1)
+		g.SetCellValue(sheet, c, h)
+		c, _ = excelize.CoordinatesToCellName(i+1, 2)
+		switch i {
+		case area:
+			g.SetCellValue(sheet, c, 89.56)
+			g.SetCellStyle(sheet, c, c, whole)
+		case version:
+			g.SetCellValue(sheet, c, 1)
+			g.SetCellStyle(sheet, c, c, twoDec)
+		default:
+			g.SetCellValue(sheet, c, row[i])
+		}
+	}
+	file := tempFile(t, "housing.xlsx")
+	if err := g.SaveAs(file); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Source: schemas.Housing, File: file, Mapping: m, DryRun: true}
+	cfg.setDefaults()
+	rep := &Report{}
+	var events []string
+	if _, err := validate(context.Background(), &cfg, rep, "validating", func(mp *mapped) error {
+		if mp.rej == nil {
+			events = append(events, string(mp.value))
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Rejects) > 0 || len(events) != 1 || !strings.Contains(events[0], `"area_m2":89.56`) {
+		t.Errorf("events %q, rejects %v; want one event with area_m2 89.56", events, rep.Rejects)
+	}
+}
+
+// TestXLSXMergedCells: a range of merged cells holds its value in its
+// top-left cell only, and the sheet shows it over the whole range; the
+// import reads it in every row of the range, as the clerk sees it — a
+// business type merged down over the rows it groups, a registration time
+// (a date cell) merged down too. A range merged in the title above the
+// header fills nothing below it.
+func TestXLSXMergedCells(t *testing.T) {
+	m, tab, _ := housingRows(t, 60)
+	var rentals [][]string
+	for _, r := range tab.rows {
+		if r[colIndex(t, tab, "业务类型")] == "租赁登记备案" {
+			rentals = append(rentals, r)
+		}
+	}
+	if len(rentals) < 3 {
+		t.Fatal("fewer than three rental registrations in the population")
+	}
+	m.HeaderRow = 2
+	typeCol, timeCol := colIndex(t, tab, "业务类型"), colIndex(t, tab, "登记时间")
+	f := excelize.NewFile()
+	defer f.Close()
+	sheet := f.GetSheetName(0)
+	dateTime, err := f.NewStyle(&excelize.Style{NumFmt: 22})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cellName := func(col, row int) string {
+		c, err := excelize.CoordinatesToCellName(col+1, row)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	f.SetCellValue(sheet, "A1", "租赁登记（内部资料）")
+	if err := f.MergeCell(sheet, "A1", cellName(len(tab.header)-1, 1)); err != nil {
+		t.Fatal(err)
+	}
+	for i, h := range tab.header {
+		f.SetCellValue(sheet, cellName(i, 2), h)
+	}
+	at := time.Date(2026, 2, 20, 10, 0, 0, 0, time.UTC)
+	serial := float64(at.Sub(time.Date(1899, 12, 30, 0, 0, 0, 0, time.UTC))) / float64(24*time.Hour)
+	for r, row := range rentals[:3] {
+		for i, v := range row {
+			switch {
+			case r > 0 && (i == typeCol || i == timeCol):
+				// below the top-left cell of the merged range
+			case i == timeCol:
+				f.SetCellValue(sheet, cellName(i, r+3), serial)
+				f.SetCellStyle(sheet, cellName(i, r+3), cellName(i, r+3), dateTime)
+			default:
+				f.SetCellValue(sheet, cellName(i, r+3), v)
+			}
+		}
+	}
+	for _, col := range []int{typeCol, timeCol} {
+		if err := f.MergeCell(sheet, cellName(col, 3), cellName(col, 5)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	file := tempFile(t, "housing.xlsx")
+	if err := f.SaveAs(file); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Source: schemas.Housing, File: file, Mapping: m, DryRun: true}
+	cfg.setDefaults()
+	rep := &Report{}
+	var events [][]byte
+	if _, err := validate(context.Background(), &cfg, rep, "validating", func(mp *mapped) error {
+		if mp.rej == nil {
+			events = append(events, mp.value)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Rejects) > 0 || len(events) != 3 {
+		t.Fatalf("%d events, rejects %v; want 3 events", len(events), rep.Rejects)
+	}
+	shanghai, _ := location("")
+	for _, v := range events {
+		ev, err := schemas.Decode(schemas.Input{Value: v})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := time.Date(2026, 2, 20, 10, 0, 0, 0, shanghai); ev.Type != schemas.RentalRegistered || !ev.Time.Equal(want) {
+			t.Errorf("event %s at %v, want %s at %v", ev.Type, ev.Time, schemas.RentalRegistered, want)
+		}
+	}
+}
+
+// TestXLSXMergedAcrossColumns: a range merged across columns fills only
+// its first column, down the rows it spans; the columns to its right are
+// read empty. A clerk who merges 户主 over the next, unused, 备注 column
+// does not mean the name to be read as a remark, and when that column is
+// mapped to another field, copying the name into it would import it as
+// that field.
+func TestXLSXMergedAcrossColumns(t *testing.T) {
+	f := excelize.NewFile()
+	defer f.Close()
+	sheet := f.GetSheetName(0)
+	for cell, v := range map[string]string{
+		"A1": "编号", "B1": "户主", "C1": "备注", "D1": "类型",
+		"A2": "1", "B2": "张三", "D2": "迁入",
+		"A3": "2",
+		"A4": "3", "B4": "李四", "C4": "补录",
+	} {
+		f.SetCellValue(sheet, cell, v)
+	}
+	for _, r := range [][2]string{{"B2", "C3"}, {"D2", "D4"}} {
+		if err := f.MergeCell(sheet, r[0], r[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	file := tempFile(t, "merged.xlsx")
+	if err := f.SaveAs(file); err != nil {
+		t.Fatal(err)
+	}
+	s, err := openXLSX(file, "", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, want := range [][]string{
+		{"1", "张三", "", "迁入"},
+		{"2", "张三", "", "迁入"},
+		{"3", "李四", "补录", "迁入"},
+	} {
+		r, err := s.next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.malformed != "" || !slices.Equal(r.cells, want) {
+			t.Errorf("row %d read as %q (%s), want %q", r.line, r.cells, r.malformed, want)
+		}
+	}
+}
+
 func TestIsDateFormat(t *testing.T) {
 	for _, tc := range []struct {
 		code string
@@ -557,6 +870,47 @@ func TestIsDateFormat(t *testing.T) {
 	} {
 		if got := isDateFormat(tc.code); got != tc.want {
 			t.Errorf("isDateFormat(%q) = %v, want %v", tc.code, got, tc.want)
+		}
+	}
+}
+
+// TestNumberFormatRead: a number is read as its format shows it only
+// when the format adds text or digits of its own; rounding, separators,
+// decimals, percent, leading zeros, signs and currencies leave it read by
+// value, and dates as dates.
+func TestNumberFormatRead(t *testing.T) {
+	for _, tc := range []struct {
+		code string
+		want numberRead
+	}{
+		{"General", byValue},
+		{"0", byValue},
+		{"000000", byValue},
+		{"#,##0.00", byValue},
+		{"0.00%", byValue},
+		{"0.00E+00", byValue},
+		{"# ?/16", byValue},
+		{"@", byValue},
+		{`"¥"#,##0.00;"¥"\-#,##0.00`, byValue},
+		{"[$€-407]#,##0.00", byValue},
+		{`_(* #,##0_);_(* \(#,##0\);_(* "-"_);_(@_)`, byValue},
+		{"#,##0.00_);[Red](#,##0.00)", byValue},
+		{"[>=100]0;0.0", byValue},
+		{"[DBNum1]General", byValue},
+		{`"230102"000000`, asShown},
+		{`"H"000`, asShown},
+		{`\A00`, asShown},
+		{`0"号"`, asShown},
+		{`0" 元"`, asShown},
+		{`General"人"`, asShown},
+		{"A000", asShown},
+		{"1000#", asShown},
+		{`*x0`, asShown},
+		{"yyyy-mm-dd", asDate},
+		{`yyyy"年"m"月"d"日"`, asDate},
+	} {
+		if got := numberFormatRead(tc.code); got != tc.want {
+			t.Errorf("numberFormatRead(%q) = %d, want %d", tc.code, got, tc.want)
 		}
 	}
 }
@@ -1392,6 +1746,14 @@ func TestMappingErrors(t *testing.T) {
 		{"bad time zone", "source: housing\nsubject: 身份证号\ntime: {column: 时间, timezone: Mars/Olympus}\ntype: housing.rental_ended\n", "Mars/Olympus"},
 		{"no subject", "source: housing\ntime: 时间\ntype: housing.rental_ended\n", "subject: the column"},
 		{"bad encoding", base + "type: housing.rental_ended\nencoding: latin1\n", "encoding"},
+		{"java time layout", "source: housing\nsubject: 身份证号\ntime: {column: 时间, layout: \"yyyy-MM-dd HH:mm:ss\"}\ntype: housing.rental_ended\n",
+			`time: layout "yyyy-MM-dd HH:mm:ss" is not a Go time layout: write it as "2006-01-02 15:04:05"`},
+		{"excel date layout", base + "type: housing.rental_ended\ndata: {lease_id: 编号, end: {column: 日期, kind: date, layout: YYYYMMDD}}\n",
+			`data.end: layout "YYYYMMDD" is not a Go time layout: write it as "20060102"`},
+		{"version layout", base + "type: housing.rental_ended\nid: {version: {column: 修改时间, layout: \"yyyy/MM/dd HH:mm\"}}\n",
+			`id.version: layout "yyyy/MM/dd HH:mm" is not a Go time layout: write it as "2006/01/02 15:04"`},
+		{"no time in the layout", base + "type: housing.rental_ended\ndata: {lease_id: 编号, end: {column: 日期, kind: date, layout: 日期}}\n",
+			`data.end: layout "日期" is not a Go time layout`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseMapping([]byte(tc.yaml))
@@ -1399,6 +1761,14 @@ func TestMappingErrors(t *testing.T) {
 				t.Errorf("error %v, want one containing %q", err, tc.want)
 			}
 		})
+	}
+
+	// Go layouts, the shipped ones among them, are accepted.
+	for _, l := range []string{"2006-01-02 15:04:05", "20060102", "2006年1月2日", "Jan _2 2006 3:04PM", "2006"} {
+		y := "source: housing\nsubject: 身份证号\ntime: {column: 时间, layout: \"" + l + "\"}\ntype: housing.rental_ended\n"
+		if _, err := ParseMapping([]byte(y)); err != nil {
+			t.Errorf("layout %q: %v", l, err)
+		}
 	}
 
 	// Columns are checked against the file's header.

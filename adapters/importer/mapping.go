@@ -252,7 +252,13 @@ func (m *Mapping) Validate() error {
 	if _, err := location(m.Time.Timezone); err != nil {
 		fail("time: %v", err)
 	}
+	if err := checkLayout(m.Time.Layout); err != nil {
+		fail("time: %v", err)
+	}
 	if _, err := location(m.ID.Version.Timezone); err != nil {
+		fail("id.version: %v", err)
+	}
+	if err := checkLayout(m.ID.Version.Layout); err != nil {
 		fail("id.version: %v", err)
 	}
 	for _, t := range types {
@@ -284,7 +290,33 @@ func (f Field) check() error {
 			return errors.New("give map or codes, not both")
 		}
 	}
-	return nil
+	return checkLayout(f.Layout)
+}
+
+// layoutProbe is a time in which every element of a Go layout (2006, 01,
+// Jan, 02, Mon, 15, 03, PM, 04, 05, .000, MST, -0700…) formats otherwise
+// than it is spelt.
+var layoutProbe = time.Date(2017, time.November, 28, 9, 37, 49, 123456789, time.FixedZone("XYZ", 8*60*60))
+
+// javaLayout spells the tokens of Java, Excel and .NET date patterns,
+// which clerks and their systems know, as Go's reference time.
+var javaLayout = strings.NewReplacer(
+	"yyyy", "2006", "YYYY", "2006", "SSS", "000", "yy", "06", "YY", "06",
+	"MM", "01", "dd", "02", "DD", "02", "HH", "15", "hh", "03", "mm", "04", "ss", "05")
+
+// checkLayout refuses a layout that is not a Go time layout: one with no
+// element of the reference time, such as "yyyy-MM-dd HH:mm:ss", would read
+// no cell, and every line would be rejected. The error gives the Go
+// spelling of a Java or Excel pattern.
+func checkLayout(layout string) error {
+	if layout == "" || layoutProbe.Format(layout) != layout {
+		return nil
+	}
+	err := fmt.Errorf("layout %q is not a Go time layout, which spells the parts of the time 2006-01-02 15:04:05 as that time has them", layout)
+	if goLayout := javaLayout.Replace(layout); layoutProbe.Format(goLayout) != goLayout {
+		err = fmt.Errorf("layout %q is not a Go time layout: write it as %q (Go spells the parts of a time as the time 2006-01-02 15:04:05 has them)", layout, goLayout)
+	}
+	return err
 }
 
 // types lists the event types the mapping can yield, sorted.

@@ -11,6 +11,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"golang.org/x/text/width"
+
 	"github.com/pophub/pophub/adapters/publisher"
 	"github.com/pophub/pophub/schemas"
 	"github.com/pophub/pophub/schemas/citizenid"
@@ -54,34 +56,50 @@ type column struct {
 	vague   map[string]bool   // short names of the table that fit several codes in this type
 }
 
-// Default layouts, tried in order, when a mapping names none.
+// Default layouts, tried in order, when a mapping names none. The time
+// column and date columns take the same forms, so that a clerk need not
+// know which column is which: a date alone in the time column is
+// midnight (in the mapping's time zone, China time by default), and a
+// date column given a date and a time without a zone keeps the date. In
+// Go layouts a 1 or a 2 takes one digit or two, and a time's hour one or
+// two, so "2006-1-2" reads 2026-3-1 and 2026-03-01 alike.
 var (
-	timeLayouts = []string{time.RFC3339Nano, "2006-01-02 15:04:05", "2006-01-02T15:04:05", "2006-01-02 15:04",
-		"2006/1/2 15:04:05", "2006/1/2 15:04", "20060102150405", "2006-01-02", "2006/1/2", "20060102", "2006年1月2日", "2006.1.2"}
-	dateLayouts  = []string{"2006-01-02", "2006/1/2", "20060102", "2006年1月2日", "2006.1.2", "2006-1-2", "2006-01-02 15:04:05", time.RFC3339}
+	dateForms     = []string{"2006-1-2", "2006/1/2", "20060102", "2006年1月2日", "2006.1.2"}
+	dateTimeForms = []string{"2006-1-2 15:04:05", "2006-1-2T15:04:05", "2006-1-2 15:04", "2006-1-2T15:04",
+		"2006/1/2 15:04:05", "2006/1/2 15:04", "20060102150405", "2006年1月2日 15:04:05", "2006年1月2日 15:04",
+		"2006.1.2 15:04:05", "2006.1.2 15:04"}
+	// timeLayouts[0] and dateLayouts[0] are also how the tests write the
+	// cells.
+	timeLayouts  = slices.Concat([]string{time.RFC3339Nano}, dateTimeForms, dateForms)
+	dateLayouts  = slices.Concat([]string{time.DateOnly}, dateForms, dateTimeForms, []string{time.RFC3339Nano})
 	monthLayouts = []string{"2006-01", "2006/1", "200601", "2006年1月", "2006.1", "2006-1"}
 )
 
 const defaultSplit = ",，、;；|"
 
 // newPlan binds m to a header. Every column the mapping names must be in
-// the header.
+// the header, once: which of two columns of one name the clerk meant (a
+// corrected 版本号 appended at the end of an export, say) is not for the
+// import to guess. Columns the mapping does not name may repeat.
 func newPlan(m *Mapping, header []string) (*plan, error) {
-	idx := make(map[string]int, len(header))
+	idx := make(map[string][]int, len(header))
 	for i, h := range header {
-		h = cleanHeader(h)
-		if _, dup := idx[h]; !dup && h != "" {
-			idx[h] = i
+		if h = cleanHeader(h); h != "" {
+			idx[h] = append(idx[h], i)
 		}
 	}
-	var errs []error
+	herr := &headerError{header: header, row: max(m.HeaderRow, 1)}
 	find := func(what, name string) int {
-		i, ok := idx[strings.TrimSpace(name)]
-		if !ok {
-			errs = append(errs, fmt.Errorf("%s: column %q is not in the header", what, name))
+		name = strings.TrimSpace(name)
+		at := idx[name]
+		herr.want(what, name, len(at) > 0)
+		if len(at) > 1 {
+			herr.repeated(what, name, at)
+		}
+		if len(at) == 0 {
 			return -1
 		}
-		return i
+		return at[0]
 	}
 	p := &plan{source: m.Source, topic: schemas.Topic(m.Source), header: header, typeVal: m.Type.Value, typeCol: -1, fields: map[schemas.Type][]column{},
 		byColumn: map[string]string{}}
@@ -115,10 +133,144 @@ func newPlan(m *Mapping, header []string) (*plan, error) {
 			}
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
+	if len(herr.missing) > 0 || len(herr.duplicates) > 0 {
+		return nil, herr
 	}
 	return p, nil
+}
+
+// headerError is a header that lacks columns of the mapping, or has one
+// of them more than once. It names each such column once, however many
+// fields use it, and shows the row that was read as the header, so that
+// the clerk sees at once a title read in its place or a column named
+// otherwise; when none of the mapping's columns is in it, it points at
+// header_row.
+type headerError struct {
+	missing    []missingColumn
+	duplicates []missingColumn // with the columns (from 0) that bear the name
+	columns    []string        // every column the mapping names, in its order
+	matched    int             // how many of them the header has
+	header     []string
+	row        int // the row the header was read from (header_row)
+	found      int // a later row holding the mapping's columns; 0 if none is known
+}
+
+// missingColumn is a column of the mapping missing from the header, or
+// repeated in it at columns at, and the fields that need it.
+type missingColumn struct {
+	name string
+	what []string
+	at   []int
+}
+
+// repeated records that what needs column name, which the header has at
+// several columns, at.
+func (e *headerError) repeated(what, name string, at []int) {
+	for i := range e.duplicates {
+		if e.duplicates[i].name == name {
+			if !slices.Contains(e.duplicates[i].what, what) {
+				e.duplicates[i].what = append(e.duplicates[i].what, what)
+			}
+			return
+		}
+	}
+	e.duplicates = append(e.duplicates, missingColumn{name: name, what: []string{what}, at: at})
+}
+
+// want records that what needs column name, found in the header or not.
+func (e *headerError) want(what, name string, found bool) {
+	if !slices.Contains(e.columns, name) {
+		e.columns = append(e.columns, name)
+		if found {
+			e.matched++
+		}
+	}
+	if found {
+		return
+	}
+	for i := range e.missing {
+		if e.missing[i].name == name {
+			if !slices.Contains(e.missing[i].what, what) {
+				e.missing[i].what = append(e.missing[i].what, what)
+			}
+			return
+		}
+	}
+	e.missing = append(e.missing, missingColumn{name: name, what: []string{what}})
+}
+
+func (e *headerError) Error() string {
+	var b strings.Builder
+	for i, m := range e.missing {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		fmt.Fprintf(&b, "%s: column %q is not in the header", strings.Join(m.what, ", "), m.name)
+	}
+	for i, d := range e.duplicates {
+		if i > 0 || len(e.missing) > 0 {
+			b.WriteByte('\n')
+		}
+		times := "twice"
+		if len(d.at) > 2 {
+			times = fmt.Sprintf("%d times", len(d.at))
+		}
+		cols := make([]string, len(d.at))
+		for j, c := range d.at {
+			cols[j] = strconv.Itoa(c + 1)
+		}
+		fmt.Fprintf(&b, "%s: column %q is in the header %s, as columns %s and %s: rename or remove all but the one to import",
+			strings.Join(d.what, ", "), d.name, times, strings.Join(cols[:len(cols)-1], ", "), cols[len(cols)-1])
+	}
+	fmt.Fprintf(&b, "\nrow %d of the file reads: %s", e.row, showHeader(e.header, e.columns))
+	if e.matched == 0 {
+		if e.found > 0 {
+			fmt.Fprintf(&b, "\nnone of the mapping's columns is in row %d, but row %d has them: add header_row: %d to the mapping", e.row, e.found, e.found)
+		} else {
+			fmt.Fprintf(&b, "\nnone of the mapping's columns is in row %d: if the column names are in a later row (below a title), add header_row: N to the mapping, N that row's number; else the mapping is not for this file", e.row)
+		}
+	}
+	return b.String()
+}
+
+// score counts the mapping's columns among cells.
+func (e *headerError) score(cells []string) int {
+	n := 0
+	for _, c := range cells {
+		if slices.Contains(e.columns, cleanHeader(c)) {
+			n++
+		}
+	}
+	return n
+}
+
+// showHeader writes the row read as the header for an error. It may be
+// a row of data (a file without a header row, or header_row set past the
+// header), so only a cell that is one of the mapping's column names is
+// quoted; any other is shown as its length in characters, "(3 chars)",
+// enough to tell a title or a header from data: an error never quotes a
+// name, an address or an ID from the file.
+func showHeader(header, columns []string) string {
+	const maxCells = 40
+	out := make([]string, 0, min(len(header), maxCells)+1)
+	for i, h := range header {
+		if i == maxCells {
+			out = append(out, fmt.Sprintf("… (%d columns)", len(header)))
+			break
+		}
+		h = cleanHeader(h)
+		switch {
+		case h == "":
+			h = "(empty)"
+		case !slices.Contains(columns, h):
+			h = fmt.Sprintf("(%d chars)", utf8.RuneCountInString(h))
+		}
+		out = append(out, h)
+	}
+	if len(out) == 0 {
+		return "(nothing)"
+	}
+	return strings.Join(out, ", ")
 }
 
 // newColumn binds a field of events of type t ("" for the version).
@@ -256,7 +408,10 @@ func (p *plan) mapRow(line int, row []string, kinds []cellKind, now time.Time) m
 		}
 		typ = t
 	}
-	subject := strings.ToUpper(cell(row, p.subject))
+	subject, numeric := idCell(cell(row, p.subject), kindAt(kinds, p.subject))
+	if numeric {
+		return fail(schemas.ReasonInvalidSubject, "subject", p.header[p.subject], "%s", numberIDDetail)
+	}
 	if len(subject) == 15 {
 		id, err := citizenid.Upgrade15(subject)
 		if err != nil {
@@ -420,7 +575,11 @@ func (c *column) appendValue(dst []byte, row []string, kinds []cellKind) ([]byte
 	}
 	switch c.kind {
 	case KindNumber:
-		f, err := strconv.ParseFloat(strings.ReplaceAll(v, ",", ""), 64)
+		n, ok := withoutThousands(v)
+		if !ok {
+			return dst, false, 0, &convertError{ReasonInvalidValue, decimalCommaDetail}
+		}
+		f, err := strconv.ParseFloat(n, 64)
 		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
 			return dst, false, 0, &convertError{ReasonInvalidValue, "not a number"}
 		}
@@ -437,7 +596,10 @@ func (c *column) appendValue(dst []byte, row []string, kinds []cellKind) ([]byte
 		dst = append(dst, '"')
 		return append(t.AppendFormat(dst, out), '"'), true, 0, nil
 	case KindCitizenID:
-		v = strings.ToUpper(v)
+		var numeric bool
+		if v, numeric = idCell(v, kind); numeric {
+			return dst, false, 0, &convertError{schemas.ReasonInvalidData, numberIDDetail}
+		}
 		if len(v) == 15 {
 			id, err := citizenid.Upgrade15(v)
 			if err != nil {
@@ -447,6 +609,37 @@ func (c *column) appendValue(dst []byte, row []string, kinds []cellKind) ([]byte
 		}
 	}
 	return schemas.AppendJSONString(dst, v), true, 0, nil
+}
+
+// numberIDDetail is the reject detail of an ID cell that is a number.
+const numberIDDetail = "the cell is a number (Excel keeps only 15 significant digits): format the column as text and re-enter the IDs"
+
+// idCell reads a citizen ID cell as the ID's ASCII text: full-width
+// digits and Ｘ, as an input method in full-width mode types them, are
+// folded to ASCII, and a lower-case x to X (citizenid refuses both, for
+// IDs sent by systems, but a clerk cannot see the difference in a cell).
+// numeric reports a cell that was a number in the spreadsheet and lost
+// digits: an 18-digit ID is beyond a float64's 15 significant digits, so
+// Excel shows it in E notation (2.30102199207073E+17, also as text in a
+// CSV file it saved) or, formatted as an integer, with its last digits
+// zeros. Only a legacy 15-digit ID survives being a number.
+func idCell(v string, kind cellKind) (id string, numeric bool) {
+	for i := 0; i < len(v); i++ {
+		if v[i] >= utf8.RuneSelf {
+			v = width.Narrow.String(v)
+			break
+		}
+	}
+	v = strings.ToUpper(v)
+	if strings.ContainsAny(v, "E") {
+		if _, err := strconv.ParseFloat(v, 64); err == nil {
+			return v, true
+		}
+	}
+	if kind == numberCell && len(v) > 15 {
+		return v, true
+	}
+	return v, false
 }
 
 // versionOf reads the version: an integer, or a time (in Layout) as Unix
@@ -508,9 +701,46 @@ func parseCell(v string, kind cellKind, layouts []string, loc *time.Location) (t
 // excelDate reads an Excel serial day number (days since 1899-12-30; a
 // fraction is the time of day) as a wall time in loc.
 func excelDate(v string, loc *time.Location) (time.Time, bool) {
-	f, err := strconv.ParseFloat(strings.ReplaceAll(v, ",", ""), 64)
+	n, ok := withoutThousands(v)
+	if !ok {
+		return time.Time{}, false
+	}
+	f, err := strconv.ParseFloat(n, 64)
 	if err != nil || f < 1 || f > 2958465 {
 		return time.Time{}, false
 	}
 	return excelTime(f, false, loc), true
+}
+
+// decimalCommaDetail is the reject detail of a number with a comma that
+// is not a thousands separator.
+const decimalCommaDetail = "a comma is read only as a thousands separator (1,234.5): write the decimal point as ."
+
+// withoutThousands removes the thousands separators of a number written
+// with them (1,234,567.5, signed or not). A comma anywhere else makes the
+// number ambiguous — "89,5" is 89.5 with a decimal comma, as much of the
+// world writes it — so v is refused (ok false) rather than read as 895.
+// v without a comma is returned as it is.
+func withoutThousands(v string) (string, bool) {
+	if !strings.Contains(v, ",") {
+		return v, true
+	}
+	digits := strings.TrimLeft(v, "+-")
+	if len(v)-len(digits) > 1 {
+		return "", false
+	}
+	whole, frac, hasFrac := strings.Cut(digits, ".")
+	if hasFrac && !allDigits(frac) {
+		return "", false
+	}
+	groups := strings.Split(whole, ",")
+	if len(groups[0]) < 1 || len(groups[0]) > 3 || !allDigits(groups[0]) {
+		return "", false
+	}
+	for _, g := range groups[1:] {
+		if len(g) != 3 || !allDigits(g) {
+			return "", false
+		}
+	}
+	return strings.ReplaceAll(v, ",", ""), true
 }

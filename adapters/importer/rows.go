@@ -181,6 +181,10 @@ func openCSV(path, encoding string, headerRow int) (*csvSource, error) {
 		f.Close()
 		return nil, fmt.Errorf("reading file: %w", err)
 	}
+	if err := checkText(sample); err != nil {
+		f.Close()
+		return nil, err
+	}
 	s.encoding, s.detected = chooseEncoding(sample, err == io.EOF, encoding)
 	var r io.Reader = br
 	if bytes.HasPrefix(sample, []byte(bom)) {
@@ -219,6 +223,21 @@ func openCSV(path, encoding string, headerRow int) (*csvSource, error) {
 		s.cols[i] = cleanHeader(h)
 	}
 	return s, nil
+}
+
+// checkText refuses a text file, whose first bytes are sample, saved in a
+// form the import does not read, saying how to save it instead: UTF-16
+// (office software's "Unicode text", which is also tab-separated), by its
+// byte order mark; or old Mac line ends (CR alone), which encoding/csv
+// would read as one long line and so as a header lacking every column.
+func checkText(sample []byte) error {
+	if bytes.HasPrefix(sample, []byte{0xff, 0xfe}) || bytes.HasPrefix(sample, []byte{0xfe, 0xff}) {
+		return errors.New("reading file: the file is UTF-16: save it as UTF-8 or GBK (in Excel: CSV UTF-8)")
+	}
+	if bytes.IndexByte(sample, '\r') >= 0 && bytes.IndexByte(sample, '\n') < 0 {
+		return errors.New("reading file: the file uses CR line ends (old Mac): save it with Windows or Unix line ends")
+	}
+	return nil
 }
 
 // newCSVReader reads CSV records from r.
@@ -621,6 +640,15 @@ func openJSONL(path string) (*jsonlSource, error) {
 	s := &jsonlSource{f: f, in: &countingHasher{r: f, h: sha256.New()}}
 	// A line, its line end included, fits the buffer or is too long.
 	s.br = bufio.NewReaderSize(s.in, maxRowBytes)
+	sample, err := s.br.Peek(maxRowBytes)
+	if err != nil && err != io.EOF && !errors.Is(err, bufio.ErrBufferFull) {
+		f.Close()
+		return nil, fmt.Errorf("reading file: %w", err)
+	}
+	if err := checkText(sample); err != nil {
+		f.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -676,12 +704,14 @@ func (s *jsonlSource) digest() string  { return hex.EncodeToString(s.in.h.Sum(ni
 func (s *jsonlSource) consumed() int64 { return s.in.n.Load() }
 func (s *jsonlSource) Close() error    { return s.f.Close() }
 
-// xlsxSource reads a sheet of a workbook. Cells are read as displayed
-// (formatted), as a department would export them to CSV, except dates:
-// a number formatted as a date or time is read from its value, in
-// dateCellLayout, since how it is displayed depends on the workbook and
-// the locale ("6/4/06 10:29"). Which cells those are, excelize's Rows do
-// not say: sheetCells reads it beside them.
+// xlsxSource reads a sheet of a workbook. Text cells are read as
+// displayed; number cells from their values (numberCellText), since a
+// number format may round them or dress them up, unless the format adds
+// text or digits of the code the cell holds (numberRead), and a number
+// formatted as a date or time in dateCellLayout, since how it is
+// displayed depends on the workbook and the locale ("6/4/06 10:29").
+// Which cells those are, and their values, excelize's Rows do not say:
+// sheetCells reads them beside them.
 type xlsxSource struct {
 	f     *excelize.File
 	rows  *excelize.Rows
@@ -759,17 +789,11 @@ func (s *xlsxSource) next() (row, error) {
 		if blank(cells) {
 			continue
 		}
-		for i := len(s.cols); i < len(cells); i++ {
-			if strings.TrimSpace(cells[i]) != "" {
-				return row{line: s.line, cells: cells, malformed: fmt.Sprintf("has a value in column %d, beyond the header's %d", i+1, len(s.cols))}, nil
-			}
-		}
 		// Excel leaves trailing empty cells out.
 		for len(cells) < len(s.cols) {
 			cells = append(cells, "")
 		}
-		cells = cells[:len(s.cols)]
-		kinds, dates, err := s.types.row(s.line)
+		kinds, values, err := s.types.row(s.line)
 		if err != nil {
 			return row{}, fmt.Errorf("reading row %d: %w", s.line, err)
 		}
@@ -777,11 +801,25 @@ func (s *xlsxSource) next() (row, error) {
 		if len(kinds) > 0 {
 			out = make([]cellKind, len(cells))
 			copy(out, kinds)
-			for i, d := range dates {
-				if i < len(cells) {
-					cells[i] = d
+			for i, v := range values {
+				switch {
+				case i >= len(cells):
+				case kinds[i] == numberCell:
+					cells[i] = numberCellText(v, strings.TrimSpace(cells[i]))
+				default:
+					cells[i] = v
 				}
 			}
+		}
+		out = s.types.merges.fill(s.line, cells[:len(s.cols)], out)
+		for i := len(s.cols); i < len(cells); i++ {
+			if strings.TrimSpace(cells[i]) != "" {
+				return row{line: s.line, cells: cells, malformed: fmt.Sprintf("has a value in column %d, beyond the header's %d", i+1, len(s.cols))}, nil
+			}
+		}
+		cells = cells[:len(s.cols)]
+		if out != nil {
+			out = out[:len(s.cols)]
 		}
 		return row{line: s.line, cells: cells, kinds: out}, nil
 	}

@@ -2,31 +2,163 @@ package importer
 
 import (
 	"archive/zip"
+	"bufio"
+	"bytes"
 	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/xuri/excelize/v2"
 )
 
-// cellKind is what a cell holds: text, or, in a workbook, a number. Office
-// software stores a date as a number (an Excel serial day number) and
-// shows it in the cell's number format, which may be anything from
-// "6/4/06 10:29" to "12-01-25", so a date cell is read from its number,
-// not from how it looks.
+// cellKind is what a cell holds: text, or, in a workbook, a number. A
+// workbook's number is read from the value the cell holds, not from how
+// its number format shows it: a format may round (89.56 shown as 90), add
+// separators, decimals, a sign or a currency (1,234.50; a version 1 shown
+// as 1.00; ¥-12), or show a date — office software stores a date as a
+// number (an Excel serial day number) and shows it in a format that may
+// be anything from "6/4/06 10:29" to "12-01-25". A format that adds text
+// or digits of its own is the exception (see numberRead).
 type cellKind uint8
 
 const (
 	textCell   cellKind = iota
-	numberCell          // a workbook's number, as displayed
+	numberCell          // a workbook's number, as numberText writes it, or as shown (numberRead)
 	dateCell            // a workbook's number formatted as a date or time, in dateCellLayout
 )
+
+// numberRead is how the number cells of a cell style are read.
+type numberRead uint8
+
+const (
+	// byValue: from the value, as numberCellText writes it.
+	byValue numberRead = iota
+	// asDate: as the date or time the value stands for.
+	asDate
+	// asShown: as the format shows the value, because the format adds
+	// text or digits that are part of what the cell says: a district's
+	// prefix typed once in the format ("230102"000000 shows 1001 as
+	// 230102001001), a household number "H"000 (H007). The value alone
+	// would be another code.
+	asShown
+)
+
+// numberFormatRead is how a number in a custom format code is read.
+func numberFormatRead(code string) numberRead {
+	switch {
+	case isDateFormat(code):
+		return asDate
+	case addsText(code):
+		return asShown
+	}
+	return byValue
+}
+
+// addsText reports whether a custom number format code shows text or
+// digits besides the number: quoted text, an escaped character (\A) or a
+// literal character that is no format code. Signs, parentheses, spaces
+// and currency symbols ("¥"#,##0.00, [$€-407], 0;\-0, accounting's "-"
+// for zero) only dress the number and do not count, nor do colours and
+// conditions in brackets, padding (_x) and fill (*x) of those.
+func addsText(code string) bool {
+	for i := 0; i < len(code); {
+		c := code[i]
+		switch {
+		case len(code)-i >= len("general") && strings.EqualFold(code[i:i+len("general")], "general"):
+			i += len("general")
+		case c == '"':
+			j := strings.IndexByte(code[i+1:], '"')
+			if j < 0 {
+				j = len(code) - i - 1
+			}
+			if !dressing(code[i+1 : i+1+j]) {
+				return true
+			}
+			i += j + 2
+		case c == '\\' || c == '*':
+			_, n := utf8.DecodeRuneInString(code[i+1:])
+			if !dressing(code[i+1 : i+1+n]) {
+				return true
+			}
+			i += 1 + n
+		case c == '_':
+			_, n := utf8.DecodeRuneInString(code[i+1:])
+			i += 1 + n // a space as wide as the character
+		case c == '[':
+			j := strings.IndexByte(code[i:], ']')
+			if j < 0 {
+				return true
+			}
+			// A colour, a condition, or a locale with its currency
+			// symbol ([$¥-804]).
+			i += j + 1
+		case (c == 'e' || c == 'E') && i+1 < len(code) && (code[i+1] == '+' || code[i+1] == '-'):
+			i += 2 // scientific notation
+		case c == '/':
+			// A fraction: its denominator may be written out (# ?/16).
+			for i++; i < len(code) && '0' <= code[i] && code[i] <= '9'; i++ {
+			}
+		case strings.IndexByte("0#?.,%@;", c) >= 0:
+			i++
+		default:
+			_, n := utf8.DecodeRuneInString(code[i:])
+			if !dressing(code[i : i+n]) {
+				return true
+			}
+			i += n
+		}
+	}
+	return false
+}
+
+// dressing reports whether literal text of a number format only dresses
+// the number: signs, parentheses, spaces and currency symbols.
+func dressing(text string) bool {
+	return strings.Trim(text, " \u00a0+-()$¥￥€£") == ""
+}
+
+// numberText writes a workbook's number as the plain decimal it stands
+// for (no exponent below 1e21), to the 15 significant digits Excel keeps:
+// a sheet stores 89.56 as 89.560000000000002, and a clerk typed 89.56.
+func numberText(f float64) string {
+	r, err := strconv.ParseFloat(strconv.FormatFloat(f, 'g', 15, 64), 64)
+	if err != nil {
+		r = f
+	}
+	if math.Abs(r) >= 1e21 {
+		return strconv.FormatFloat(r, 'g', -1, 64)
+	}
+	return strconv.FormatFloat(r, 'f', -1, 64)
+}
+
+// numberCellText is how the import reads a number cell shown as shown:
+// the number, as numberText writes it, unless shown is that number with
+// zeros before it. A format such as 00 or 000000 is how a code kept as a
+// number keeps its leading zeros (民族 01, a postal code 010010), and
+// those are part of the code.
+func numberCellText(value, shown string) string {
+	if len(shown) > len(value) && strings.TrimLeft(shown, "0") == strings.TrimLeft(value, "0") && allDigits(shown) {
+		return shown
+	}
+	return value
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
 
 // dateCellLayout is how a workbook's date cells are handed to the plan:
 // the wall time the serial number stands for, with no zone (the mapping's
@@ -54,19 +186,21 @@ func excelTime(serial float64, date1904 bool, loc *time.Location) time.Time {
 }
 
 // sheetCells reads, beside excelize's Rows (which give the cells as
-// displayed and say nothing of their types), the type and number format
-// of every cell of a sheet, straight from the sheet's XML: which cells are
-// numbers, and the serial value of those formatted as dates. It streams
+// displayed and say nothing of their types), the type, number format and
+// value of every cell of a sheet, straight from the sheet's XML: which
+// cells are numbers, their values, and the dates of those formatted as
+// dates. It streams
 // the sheet as Rows does, so that a large sheet is never held in memory.
 type sheetCells struct {
-	zr        *zip.ReadCloser
-	rc        io.ReadCloser
-	dec       *xml.Decoder
-	dateStyle []bool // by cell style (xf) index
-	date1904  bool
-	next      int            // the number of the row scanned last
-	kinds     []cellKind     // its cells' kinds, by column (reused)
-	dates     map[int]string // its date cells in dateCellLayout, by column
+	zr       *zip.ReadCloser
+	rc       io.ReadCloser
+	dec      *xml.Decoder
+	styles   []numberRead // by cell style (xf) index
+	date1904 bool
+	next     int            // the number of the row scanned last
+	kinds    []cellKind     // its cells' kinds, by column (reused)
+	values   map[int]string // its number cells read by value (numberText) and date cells (dateCellLayout), by column
+	merges   *merges        // the sheet's merged ranges
 }
 
 // openSheetCells opens the scan of the named sheet of the workbook at
@@ -80,6 +214,9 @@ func openSheetCells(file, sheet string) (*sheetCells, error) {
 	sheetPath, err := s.readWorkbook(sheet)
 	if err == nil {
 		err = s.readStyles()
+	}
+	if err == nil {
+		s.merges, err = readMerges(zr, sheetPath)
 	}
 	if err == nil {
 		s.rc, err = zr.Open(sheetPath)
@@ -138,7 +275,9 @@ func (s *sheetCells) readWorkbook(sheet string) (string, error) {
 	return "", fmt.Errorf("the workbook lists no part for sheet %q", sheet)
 }
 
-// readStyles learns which cell styles format numbers as dates or times.
+// readStyles learns how the number cells of each cell style are read:
+// built-in formats by value, as dates for those of dates and times;
+// custom ones by numberFormatRead.
 func (s *sheetCells) readStyles() error {
 	var st struct {
 		NumFmts []struct {
@@ -160,10 +299,13 @@ func (s *sheetCells) readStyles() error {
 	for _, f := range st.NumFmts {
 		custom[f.ID] = f.Code
 	}
-	s.dateStyle = make([]bool, len(st.Xfs))
+	s.styles = make([]numberRead, len(st.Xfs))
 	for i, xf := range st.Xfs {
-		code, ok := custom[xf.NumFmtID]
-		s.dateStyle[i] = ok && isDateFormat(code) || !ok && isDateNumFmt(xf.NumFmtID)
+		if code, ok := custom[xf.NumFmtID]; ok {
+			s.styles[i] = numberFormatRead(code)
+		} else if isDateNumFmt(xf.NumFmtID) {
+			s.styles[i] = asDate
+		}
 	}
 	return nil
 }
@@ -229,8 +371,10 @@ func isDateFormat(code string) bool {
 	return false
 }
 
-// row scans to row number n and returns its cells' kinds and date values
-// (nil for a row the sheet leaves out). Rows are asked for in order.
+// row scans to row number n and returns its cells' kinds and the values
+// of its date cells and of the number cells read by value (nil for a row
+// the sheet leaves out); a number cell read as shown has its kind and no
+// value. Rows are asked for in order.
 func (s *sheetCells) row(n int) ([]cellKind, map[int]string, error) {
 	for s.next < n {
 		if err := s.scanRow(); err != nil {
@@ -240,13 +384,13 @@ func (s *sheetCells) row(n int) ([]cellKind, map[int]string, error) {
 	if s.next != n {
 		return nil, nil, nil
 	}
-	return s.kinds, s.dates, nil
+	return s.kinds, s.values, nil
 }
 
 // scanRow reads the next row element; at the end of the sheet it sets
 // next past every row.
 func (s *sheetCells) scanRow() error {
-	s.kinds, s.dates = s.kinds[:0], nil
+	s.kinds, s.values = s.kinds[:0], nil
 	for {
 		tok, err := s.dec.Token()
 		if err == io.EOF {
@@ -308,21 +452,27 @@ func (s *sheetCells) scanCells() error {
 // value.
 func (s *sheetCells) add(i int, typ, style, v string) {
 	kind := textCell
-	var date string
+	var value string
+	shown := false
 	switch typ {
 	case "", "n":
 		f, err := strconv.ParseFloat(v, 64)
-		if err != nil {
+		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
 			break
 		}
-		kind = numberCell
-		if st, err := strconv.Atoi(style); err == nil && st >= 0 && st < len(s.dateStyle) && s.dateStyle[st] {
-			kind, date = dateCell, excelTime(f, s.date1904, time.UTC).Format(dateCellLayout)
+		kind, value = numberCell, numberText(f)
+		if st, err := strconv.Atoi(style); err == nil && st >= 0 && st < len(s.styles) {
+			switch s.styles[st] {
+			case asDate:
+				kind, value = dateCell, excelTime(f, s.date1904, time.UTC).Format(dateCellLayout)
+			case asShown:
+				shown = true
+			}
 		}
 	case "d": // an ISO 8601 date cell
 		for _, l := range []string{"2006-01-02T15:04:05.999999999", "2006-01-02T15:04:05Z07:00", time.DateOnly} {
 			if t, err := time.Parse(l, v); err == nil {
-				kind, date = dateCell, t.Format(dateCellLayout)
+				kind, value = dateCell, t.Format(dateCellLayout)
 				break
 			}
 		}
@@ -334,12 +484,13 @@ func (s *sheetCells) add(i int, typ, style, v string) {
 		s.kinds = append(s.kinds, textCell)
 	}
 	s.kinds[i] = kind
-	if kind == dateCell {
-		if s.dates == nil {
-			s.dates = map[int]string{}
-		}
-		s.dates[i] = date
+	if shown {
+		return
 	}
+	if s.values == nil {
+		s.values = map[int]string{}
+	}
+	s.values[i] = value
 }
 
 func attr(el xml.StartElement, name string) string {
@@ -353,4 +504,147 @@ func attr(el xml.StartElement, name string) string {
 
 func (s *sheetCells) Close() error {
 	return errors.Join(s.rc.Close(), s.zr.Close())
+}
+
+// maxMergedRanges bounds the merged ranges of a sheet, which the import
+// holds in memory (a few dozen bytes each): a sheet that merges a column
+// down every pair of its million rows has half a million.
+const maxMergedRanges = 1 << 20
+
+// mergedRange is a range of merged cells: rows top to bottom (from 1),
+// columns left to right (from 0). Office software keeps the value of the
+// range in its top-left cell only, and shows it over the whole range.
+type mergedRange struct {
+	top, bottom, left, right int
+}
+
+// merges fills the cells of a sheet's merged ranges below their top-left
+// cells, row by row in order, so that what the clerk sees over a range is
+// what the import reads in each of its rows: a type or a date merged
+// down over the rows it groups. Only a range's first column is filled:
+// merging across columns widens a cell over columns it does not belong
+// to (a name over an unused remarks column), and those columns, which a
+// mapping may read as other fields, stay empty.
+type merges struct {
+	ranges []mergedRange // by top row
+	next   int           // the first range not yet reached
+	active []mergedCell  // ranges reached, with their top-left cells
+}
+
+// mergedCell is a merged range and the value of its top-left cell.
+type mergedCell struct {
+	mergedRange
+	value string
+	kind  cellKind
+}
+
+// fill sets the empty cells of row number line that merged ranges cover
+// in their first column, below their top-left cells, to the values of
+// those, read from earlier rows. It is called for every row from the
+// first data row on, in order. A range whose top-left cell is above that
+// row (in a title or the header) fills nothing. It returns kinds,
+// allocated if a number or date fills a row of text.
+func (m *merges) fill(line int, cells []string, kinds []cellKind) []cellKind {
+	m.active = slices.DeleteFunc(m.active, func(c mergedCell) bool { return c.bottom < line })
+	for ; m.next < len(m.ranges) && m.ranges[m.next].top <= line; m.next++ {
+		r := m.ranges[m.next]
+		if r.top < line || r.top == r.bottom || r.left >= len(cells) {
+			continue
+		}
+		if v := cells[r.left]; strings.TrimSpace(v) != "" {
+			m.active = append(m.active, mergedCell{mergedRange: r, value: v, kind: kindAt(kinds, r.left)})
+		}
+	}
+	for _, c := range m.active {
+		if line == c.top || cells[c.left] != "" {
+			continue
+		}
+		cells[c.left] = c.value
+		if c.kind != textCell && kinds == nil {
+			kinds = make([]cellKind, len(cells))
+		}
+		if kinds != nil {
+			kinds[c.left] = c.kind
+		}
+	}
+	return kinds
+}
+
+// readMerges reads the merged ranges of a sheet part. They follow the
+// sheet's rows in its XML, so the part is read once more, at the speed of
+// a byte search: only the mergeCell elements are parsed (markup, since
+// text in XML cannot hold a '<').
+func readMerges(zr *zip.ReadCloser, name string) (*merges, error) {
+	rc, err := zr.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", name, err)
+	}
+	defer rc.Close()
+	br := bufio.NewReaderSize(rc, 64<<10)
+	m := &merges{}
+	for {
+		if _, err := br.ReadSlice('<'); err == bufio.ErrBufferFull {
+			continue
+		} else if err == io.EOF {
+			break
+		} else if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", name, err)
+		}
+		head, _ := br.Peek(64)
+		tag := localName(head)
+		if string(tag) != "mergeCell" {
+			continue
+		}
+		el, err := br.ReadSlice('>')
+		if err != nil {
+			return nil, fmt.Errorf("reading the merged cells of %s: %w", name, err)
+		}
+		r, ok, err := mergeRef(el)
+		if err != nil {
+			return nil, fmt.Errorf("reading the merged cells of %s: %w", name, err)
+		}
+		if !ok {
+			continue
+		}
+		if len(m.ranges) == maxMergedRanges {
+			return nil, overLimit("the sheet has more than %d merged ranges, the limit", maxMergedRanges)
+		}
+		m.ranges = append(m.ranges, r)
+	}
+	slices.SortStableFunc(m.ranges, func(a, b mergedRange) int { return a.top - b.top })
+	return m, nil
+}
+
+// mergeRef reads the range of a mergeCell element, el being its text
+// after '<'; ok is false for a range of one cell.
+func mergeRef(el []byte) (r mergedRange, ok bool, err error) {
+	var ref string
+	for i := bytes.Index(el, []byte("ref=")); i >= 0; {
+		rest := el[i+len("ref="):]
+		if i > 0 && (el[i-1] == ' ' || el[i-1] == '\t' || el[i-1] == '\r' || el[i-1] == '\n') && len(rest) > 0 && (rest[0] == '"' || rest[0] == '\'') {
+			if j := bytes.IndexByte(rest[1:], rest[0]); j >= 0 {
+				ref = string(rest[1 : 1+j])
+				break
+			}
+		}
+		j := bytes.Index(rest, []byte("ref="))
+		if j < 0 {
+			break
+		}
+		i += len("ref=") + j
+	}
+	from, to, found := strings.Cut(ref, ":")
+	if !found {
+		return r, false, nil
+	}
+	c1, r1, err := excelize.CellNameToCoordinates(from)
+	if err != nil {
+		return r, false, fmt.Errorf("merged range %q: %w", ref, err)
+	}
+	c2, r2, err := excelize.CellNameToCoordinates(to)
+	if err != nil {
+		return r, false, fmt.Errorf("merged range %q: %w", ref, err)
+	}
+	r = mergedRange{top: min(r1, r2), bottom: max(r1, r2), left: min(c1, c2) - 1, right: max(c1, c2) - 1}
+	return r, r.top != r.bottom || r.left != r.right, nil
 }

@@ -1,0 +1,412 @@
+package importer
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xuri/excelize/v2"
+	"golang.org/x/text/width"
+
+	"github.com/pophub/pophub/schemas"
+	"github.com/pophub/pophub/schemas/citizenid"
+)
+
+// These tests follow a clerk of a spreadsheet department through
+// `pophub import`: every message must say what is wrong with the file in
+// terms of its own rows and columns, and what to do about it.
+
+// rentalRow returns the housing mapping, its table and a rental
+// registration row of it.
+func rentalRow(t *testing.T) (*Mapping, table, []string) {
+	t.Helper()
+	m, tab, _ := housingRows(t, 60)
+	for _, r := range tab.rows {
+		if r[colIndex(t, tab, "业务类型")] == "租赁登记备案" {
+			return m, tab, append([]string(nil), r...)
+		}
+	}
+	t.Fatal("no rental registration in the population")
+	return nil, table{}, nil
+}
+
+// TestRepeatAndUnappliedCorrection: a line repeated exactly and a line
+// that changes a record without raising its version are told apart: the
+// first is a harmless repeat, the second names the columns that differ
+// and the version column to raise.
+func TestRepeatAndUnappliedCorrection(t *testing.T) {
+	m, _, rental := rentalRow(t)
+	tab := table{header: nil}
+	_, full, _ := housingRows(t, 60)
+	tab.header = full.header
+	corrected := append([]string(nil), rental...)
+	corrected[colIndex(t, tab, "租期起")] = "2031/1/1"
+	corrected[colIndex(t, tab, "租期止")] = "2032/1/1"
+	tab.rows = [][]string{rental, rental, corrected}
+	file := tempFile(t, "dup.csv")
+	writeCSV(t, file, tab, gbk)
+	rep, err := Run(context.Background(), Config{Source: schemas.Housing, File: file, Mapping: m, DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Valid != 1 || len(rep.Rejects) != 2 {
+		t.Fatalf("%d valid, rejects %v; want 1 valid and 2 rejects", rep.Valid, rep.Rejects)
+	}
+	repeat, correction := rep.Rejects[0], rep.Rejects[1]
+	if repeat.Line != 3 || !strings.Contains(repeat.Detail, "repeats line 2") || !strings.Contains(repeat.Detail, "nothing to fix") {
+		t.Errorf("the repeat: %s; want it to say it repeats line 2 and is harmless", repeat)
+	}
+	if correction.Line != 4 || correction.Reason != ReasonDuplicateID || strings.Contains(correction.Detail, "repeats") {
+		t.Errorf("the correction: %s; want a duplicate_id that is no repeat", correction)
+	}
+	for _, want := range []string{"line 2", "租期起", "租期止", "业务编号", "版本号", "raise"} {
+		if !strings.Contains(correction.Detail, want) {
+			t.Errorf("the correction's detail %q does not mention %q", correction.Detail, want)
+		}
+	}
+	if strings.Contains(correction.Detail, "2031") || strings.Contains(correction.Detail, "2030") {
+		t.Errorf("the correction's detail %q quotes a cell", correction.Detail)
+	}
+	if correction.String() == strings.Replace(repeat.String(), "line 3", "line 4", 1) {
+		t.Error("the repeat and the correction read alike")
+	}
+}
+
+// TestJSONLSameIDOtherContent: a JSONL line that reuses an earlier
+// line's id with other content names the attributes that differ.
+func TestJSONLSameIDOtherContent(t *testing.T) {
+	events := population(t, 50, schemas.Marriage)
+	changed := events[0]
+	changed.Time = changed.Time.Add(time.Hour)
+	lines := encodeLines(t, []schemas.Event{events[0], changed})
+	file := tempFile(t, "marriage.jsonl")
+	if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Run(context.Background(), Config{Source: schemas.Marriage, File: file, DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Rejects) != 1 {
+		t.Fatalf("rejects %v, want one", rep.Rejects)
+	}
+	if d := rep.Rejects[0].Detail; !strings.Contains(d, "line 1") || !strings.Contains(d, "time") || strings.Contains(d, "data") {
+		t.Errorf("detail %q, want it to name line 1 and the time (only)", d)
+	}
+}
+
+// withCheckX returns a valid ID, derived from id, whose check character
+// is X.
+func withCheckX(t *testing.T, id string) string {
+	t.Helper()
+	for n := range 1000 {
+		first17 := id[:14] + fmt.Sprintf("%03d", n)
+		if citizenid.CheckChar(first17) == 'X' {
+			return first17 + "X"
+		}
+	}
+	t.Fatal("no sequence number gives the check character X")
+	return ""
+}
+
+// TestFullWidthIDs: IDs typed with full-width digits (and Ｘ), as an input
+// method in full-width mode writes them, are read as the ASCII ID, in the
+// subject and in citizen_id columns.
+func TestFullWidthIDs(t *testing.T) {
+	m, tab, rental := rentalRow(t)
+	p, err := newPlan(m, tab.header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subjectCol := colIndex(t, tab, "权利人身份证号")
+	ascii := withCheckX(t, rental[subjectCol])
+	for _, v := range []string{width.Widen.String(ascii), width.Widen.String(strings.ToLower(ascii))} {
+		cells := append([]string(nil), rental...)
+		cells[subjectCol] = v
+		got := p.mapRow(2, cells, nil, time.Now())
+		if got.rej != nil {
+			t.Errorf("a full-width ID is rejected: %s", got.rej)
+			continue
+		}
+		if string(got.key) != ascii || !strings.Contains(string(got.value), `"subject":"`+ascii+`"`) {
+			t.Errorf("key %q, event %s; want the subject %s", got.key, got.value, ascii)
+		}
+	}
+
+	mm := mustMapping(t, schemas.Marriage)
+	mtab, _ := render(t, mm, population(t, 50, schemas.Marriage))
+	mp, err := newPlan(mm, mtab.header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := append([]string(nil), mtab.rows[0]...)
+	spouseCol := colIndex(t, mtab, "配偶身份证号")
+	spouse := withCheckX(t, row[spouseCol])
+	row[spouseCol] = width.Widen.String(spouse)
+	got := mp.mapRow(2, row, nil, time.Now())
+	if got.rej != nil {
+		t.Fatalf("a full-width spouse ID is rejected: %s", got.rej)
+	}
+	if !strings.Contains(string(got.value), `"spouse_id":"`+spouse+`"`) {
+		t.Errorf("event %s; want the spouse_id %s", got.value, spouse)
+	}
+}
+
+// TestNumberIDCells: an 18-digit ID stored as a number lost its last
+// digits to Excel; the reject says so and how to fix the column, rather
+// than that the ID has the wrong length. A 15-digit legacy ID survives
+// being a number and is still upgraded.
+func TestNumberIDCells(t *testing.T) {
+	m, tab, rental := rentalRow(t)
+	p, err := newPlan(m, tab.header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subjectCol := colIndex(t, tab, "权利人身份证号")
+	const hint = "the cell is a number (Excel keeps only 15 significant digits): format the column as text and re-enter the IDs"
+	for _, tc := range []struct {
+		name  string
+		value string
+		kind  cellKind
+	}{
+		{"E notation in a workbook", "2.30102199207073E+17", numberCell},
+		{"E notation as text (a CSV saved by Excel)", "2.30102E+17", textCell},
+		{"all digits, the last ones lost", "230102199207073000", numberCell},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cells := append([]string(nil), rental...)
+			cells[subjectCol] = tc.value
+			kinds := make([]cellKind, len(cells))
+			kinds[subjectCol] = tc.kind
+			got := p.mapRow(2, cells, kinds, time.Now())
+			if got.rej == nil || got.rej.Reason != schemas.ReasonInvalidSubject || got.rej.Detail != hint || got.rej.Column != "权利人身份证号" {
+				t.Errorf("reject %v, want invalid_subject in 权利人身份证号 saying %q", got.rej, hint)
+			}
+		})
+	}
+	t.Run("a legacy ID as a number", func(t *testing.T) {
+		const old = "110105710923002" // born 1971-09-23
+		cells := append([]string(nil), rental...)
+		cells[subjectCol] = old
+		kinds := make([]cellKind, len(cells))
+		kinds[subjectCol] = numberCell
+		if got := p.mapRow(2, cells, kinds, time.Now()); got.rej != nil || got.upgraded != 1 {
+			t.Errorf("reject %v, %d upgraded; want the ID upgraded", got.rej, got.upgraded)
+		}
+	})
+
+	// As the reviewer saw it: a workbook whose ID column holds numbers.
+	file := tempFile(t, "housing.xlsx")
+	f := excelize.NewFile()
+	defer f.Close()
+	sheet := f.GetSheetName(0)
+	for i, h := range tab.header {
+		c, _ := excelize.CoordinatesToCellName(i+1, 1)
+		f.SetCellValue(sheet, c, h)
+	}
+	for i, v := range rental {
+		c, _ := excelize.CoordinatesToCellName(i+1, 2)
+		if i == subjectCol {
+			f.SetCellValue(sheet, c, 230102199207073453.0)
+			continue
+		}
+		f.SetCellValue(sheet, c, v)
+	}
+	if err := f.SaveAs(file); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Run(context.Background(), Config{Source: schemas.Housing, File: file, Mapping: m, DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Rejects) != 1 || rep.Rejects[0].Detail != hint {
+		t.Errorf("rejects %v, want one saying %q", rep.Rejects, hint)
+	}
+}
+
+// TestDefaultLayouts: without a layout, the time column takes every form
+// a date column does (a date alone is midnight, China time), and a date
+// column takes the zone-less date-and-time forms the time column does,
+// keeping the date.
+func TestDefaultLayouts(t *testing.T) {
+	shanghai, err := location("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dates := []string{"2026-03-01", "2026-3-1", "2026/3/1", "2026/03/01", "20260301", "2026年3月1日", "2026.3.1"}
+	times := []string{"2026-03-01 09:00:00", "2026-03-01T09:00:00", "2026/03/01 09:00:00", "2026/3/1 9:00", "2026-3-1 09:00:00",
+		"2026-03-01 09:00", "20260301090000", "2026年3月1日 09:00:00", "2026.3.1 09:00:00"}
+	for _, v := range dates {
+		at, ok := parseTime(v, timeLayouts, shanghai)
+		if want := time.Date(2026, 3, 1, 0, 0, 0, 0, shanghai); !ok || !at.Equal(want) {
+			t.Errorf("time %q: %v %v, want %v", v, at, ok, want)
+		}
+	}
+	for _, v := range times {
+		at, ok := parseTime(v, timeLayouts, shanghai)
+		if want := time.Date(2026, 3, 1, 9, 0, 0, 0, shanghai); !ok || !at.Equal(want) {
+			t.Errorf("time %q: %v %v, want %v", v, at, ok, want)
+		}
+	}
+	for _, v := range append(dates, times...) {
+		d, ok := parseTime(v, dateLayouts, time.UTC)
+		if !ok || d.Format(time.DateOnly) != "2026-03-01" {
+			t.Errorf("date %q: %v %v, want 2026-03-01", v, d, ok)
+		}
+	}
+}
+
+// TestMissingColumns: a header that lacks columns says which, each once,
+// shows the row that was read, and, when none of the mapping's columns is
+// in it, which row holds them.
+func TestMissingColumns(t *testing.T) {
+	m, tab, _ := housingRows(t, 30)
+	var header []string
+	for _, h := range tab.header {
+		if h != "租期止" {
+			header = append(header, h)
+		}
+	}
+	_, err := newPlan(m, header)
+	if err == nil {
+		t.Fatal("no error for a missing column")
+	}
+	msg := err.Error()
+	if n := strings.Count(msg, `column "租期止" is not in the header`); n != 1 {
+		t.Errorf("the missing column is named %d times:\n%s", n, msg)
+	}
+	if !strings.Contains(msg, "row 1 of the file reads: "+strings.Join(header, ", ")) {
+		t.Errorf("the error does not show the header read:\n%s", msg)
+	}
+	if strings.Contains(msg, "header_row") {
+		t.Errorf("the error suggests header_row though the header was found:\n%s", msg)
+	}
+
+	// A workbook with a title above the header, and the shipped mapping.
+	em := mustMapping(t, schemas.Employment)
+	etab, _ := render(t, em, population(t, 50, schemas.Employment))
+	file := tempFile(t, "employment.xlsx")
+	writeXLSX(t, file, etab)
+	_, err = Run(context.Background(), Config{Source: schemas.Employment, File: file, Mapping: em, DryRun: true})
+	if err == nil {
+		t.Fatal("no error for a title row read as the header")
+	}
+	msg = err.Error()
+	if !strings.Contains(msg, "header_row: 2") {
+		t.Errorf("the error does not suggest header_row: 2:\n%s", msg)
+	}
+	if !strings.Contains(msg, "row 1 of the file reads: (10 chars)") || strings.Contains(msg, "导出数据") {
+		t.Errorf("the error does not show the title row read by its length alone:\n%s", msg)
+	}
+	seen := map[string]bool{}
+	for _, l := range strings.Split(msg, "\n") {
+		if seen[l] {
+			t.Errorf("the error says %q twice:\n%s", l, msg)
+		}
+		seen[l] = true
+	}
+}
+
+// TestHeaderErrorQuotesNoPersonalData: a row of data read as the header (a
+// file exported without one) is shown without its names, addresses or IDs,
+// only the mapping's column names it holds and the others' lengths.
+func TestHeaderErrorQuotesNoPersonalData(t *testing.T) {
+	row := []string{"HJ2026000101", "户口登记", "230102199001011230", "张伟国", "男", "19900101", "汉族",
+		"黑龙江省哈尔滨市道里区安静街12号", "230102001001", "H0001", "户主", "出生登记", "2026-03-01 09:00:00", "13904511234"}
+	_, err := newPlan(mustMapping(t, schemas.PublicSecurity), row)
+	if err == nil {
+		t.Fatal("no header error")
+	}
+	for _, pii := range []string{"张伟国", "安静街", "230102199001011230", "13904511234", "19900101"} {
+		if strings.Contains(err.Error(), pii) {
+			t.Errorf("the header error quotes %q:\n%s", pii, err)
+		}
+	}
+	if !strings.Contains(err.Error(), "row 1 of the file reads: (12 chars), (4 chars), (18 chars), (3 chars)") {
+		t.Errorf("the header error does not show the row's cells by length:\n%s", err)
+	}
+}
+
+// TestNumberSeparators: a comma in a number is read only as a thousands
+// separator; a decimal comma ("89,5", as typed in much of Europe and by
+// some input methods) is refused, not read as 895. Excel serial day
+// numbers read the same way. The detail does not quote the cell (the
+// rejects file holds the line).
+func TestNumberSeparators(t *testing.T) {
+	const decimalComma = "a comma is read only as a thousands separator (1,234.5): write the decimal point as ."
+	for _, tc := range []struct {
+		value  string
+		want   string // the JSON number, or "" when refused
+		detail string
+	}{
+		{"89.5", "89.5", ""},
+		{"1,234", "1234", ""},
+		{"1,234.5", "1234.5", ""},
+		{"-12,345,678.25", "-12345678.25", ""},
+		{"+1,000", "1000", ""},
+		{"89,5", "", decimalComma},
+		{"1,23", "", decimalComma},
+		{"1234,567", "", decimalComma},
+		{",5", "", decimalComma},
+		{"1,,000", "", decimalComma},
+		{"abc", "", "not a number"},
+	} {
+		t.Run(tc.value, func(t *testing.T) {
+			c := column{name: "area_m2", col: 0, kind: KindNumber}
+			got, set, _, err := c.appendValue(nil, []string{tc.value}, nil)
+			switch {
+			case tc.want != "" && (err != nil || !set || string(got) != tc.want):
+				t.Errorf("%s (%v), want %s", got, err, tc.want)
+			case tc.want == "" && (err == nil || err.reason != ReasonInvalidValue || err.detail != tc.detail):
+				t.Errorf("%s (%v), want invalid_value %q", got, err, tc.detail)
+			}
+		})
+	}
+	for _, tc := range []struct {
+		value string
+		ok    bool
+	}{
+		{"45,352", true},
+		{"45352.5", true},
+		{"45,35", false},
+		{"4,5352", false},
+	} {
+		if _, ok := excelDate(tc.value, time.UTC); ok != tc.ok {
+			t.Errorf("excelDate(%q) ok %v, want %v", tc.value, ok, tc.ok)
+		}
+	}
+}
+
+// TestDuplicateColumns: a column the mapping reads that is in the header
+// twice (an export that appends a corrected 版本号 at the end) is refused,
+// naming the column and where it is, rather than read from one of the two
+// by guess; a duplicate column the mapping does not read is no matter.
+func TestDuplicateColumns(t *testing.T) {
+	m, tab, rental := rentalRow(t)
+	t.Run("a mapped column", func(t *testing.T) {
+		header := append(append([]string(nil), tab.header...), "版本号")
+		_, err := newPlan(m, header)
+		want := fmt.Sprintf(`id.version: column "版本号" is in the header twice, as columns %d and %d`, colIndex(t, tab, "版本号")+1, len(header))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("error %v, want one saying %q", err, want)
+		}
+		if strings.Contains(err.Error(), "header_row") {
+			t.Errorf("the error suggests header_row:\n%s", err)
+		}
+
+		file := tempFile(t, "housing.csv")
+		writeCSV(t, file, table{header: header, rows: [][]string{append(rental, "2")}}, gbk)
+		if _, err := Run(context.Background(), Config{Source: schemas.Housing, File: file, Mapping: m, DryRun: true}); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Run: %v, want an error saying %q", err, want)
+		}
+	})
+	t.Run("a column the mapping does not read", func(t *testing.T) {
+		header := append(append([]string(nil), tab.header...), "备注", "备注")
+		if _, err := newPlan(m, header); err != nil {
+			t.Errorf("a duplicate unmapped column is refused: %v", err)
+		}
+	})
+}
