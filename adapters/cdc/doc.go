@@ -133,9 +133,13 @@
 // A row whose citizen ID is invalid (a lower-case x, spaces around it
 // and a legacy 15-digit number are not: see Mapping), whose values do
 // not convert, or whose event the schemas reject does not stop the
-// stream: it is logged
-// with its WAL position, event id and reason (never its values) and
-// counted in Stats.Rejected, and its position is confirmed with the rest.
+// stream: it is logged with its WAL position, event id, reason and record
+// key (the mapping's key columns, key.lease_id=90001, so that the
+// department can find the row: the event is not sent and the WAL cannot
+// be read again; never the row's other values, and a citizen ID in the
+// key is masked, 1101**********1234) and counted in Stats.Rejected (the
+// progress log's bad_rows), and its position is confirmed with the rest.
+// Fix the row in the table: an update of it streams as any other change.
 // A change that lacks a column the mapping reads is not a bad row but a
 // table that changed: see below.
 //
@@ -184,14 +188,16 @@
 //	  time: $commit_time
 //	  data: {lease_id: lease_id, end: "end_date | $commit_date"}
 //
-// The citizen ID is read as `pophub import` reads one: spaces around it
-// are dropped (a character(18) column pads a 15-digit number), a
-// lower-case x is upper-cased, and a legacy 15-digit number (GB
-// 11643-1989) is upgraded to its 18-digit form, counted in Stats.Upgraded
-// and in the progress the stream logs every minute. Data fields that
-// hold a citizen ID (spouse_id) are read the same way. A citizen ID
-// column in the record key is taken as read too, so that rewriting a
-// legacy number in 18 digits keeps the row's record and event ids.
+// The citizen ID is read as `pophub import` reads one: full-width digits
+// and Ｘ (typed by an input method in full-width mode) are read as ASCII,
+// spaces around it are dropped (a character(18) column pads a 15-digit
+// number), a lower-case x is upper-cased, and a legacy 15-digit number
+// (GB 11643-1989) is upgraded to its 18-digit form, counted in
+// Stats.Upgraded and in the progress the stream logs every minute. Data
+// fields that hold a citizen ID (spouse_id) are read the same way. A
+// citizen ID column in the record key is taken as read too, so that
+// rewriting a legacy number in 18 digits, or a full-width one in ASCII,
+// keeps the row's record and event ids.
 //
 // An update that moves a row to another citizen (the citizen_id column
 // changed) or another record key registers it where it is now, with the

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"os"
 	"reflect"
@@ -12,7 +13,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
+	"golang.org/x/text/width"
 	"gopkg.in/yaml.v3"
 
 	"github.com/pophub/pophub/schemas"
@@ -549,14 +552,19 @@ func (p *plan) subject(r row) (citizenid.ID, bool, error) {
 	return id, upgraded, nil
 }
 
-// canonicalCitizenID reads a citizen ID as `pophub import` does: spaces
-// around it are dropped (a character(18) column pads a 15-digit number
-// with three), letters are upper-cased (a check character x is X), and a
-// legacy 15-digit number (GB 11643-1989) is upgraded to its 18-digit form,
-// which upgraded reports. Any other value is returned trimmed and
-// upper-cased, for the schemas to judge. The error, a bad 15-digit
-// number, never holds the value.
+// canonicalCitizenID reads a citizen ID as `pophub import` does:
+// full-width characters are folded to ASCII (a clerk's input method in
+// full-width mode types ２３０１…Ｘ, which looks the same on screen),
+// spaces around it are dropped (a character(18) column pads a 15-digit
+// number with three), letters are upper-cased (a check character x is
+// X), and a legacy 15-digit number (GB 11643-1989) is upgraded to its
+// 18-digit form, which upgraded reports. Any other value is returned
+// folded, trimmed and upper-cased, for the schemas to judge. The error, a
+// bad 15-digit number, never holds the value.
 func canonicalCitizenID(s string) (id string, upgraded bool, err error) {
+	if !isASCII(s) {
+		s = width.Narrow.String(s)
+	}
 	s = strings.ToUpper(strings.TrimSpace(s))
 	if len(s) != 15 {
 		return s, false, nil
@@ -577,6 +585,17 @@ func parseCitizenID(s string) (citizenid.ID, bool, error) {
 	}
 	id, err := citizenid.Parse(text)
 	if err != nil {
+		if !isASCII(text) {
+			// citizenid counts bytes; a character that is still not
+			// ASCII (an ideographic 〇 for a 0) is one character, and
+			// the reason is that it is not a digit, not the length.
+			_, err = citizenid.Parse(strings.Map(func(r rune) rune {
+				if r >= utf8.RuneSelf {
+					return '?'
+				}
+				return r
+			}, text))
+		}
 		var ce *citizenid.Error
 		if errors.As(err, &ce) {
 			return "", false, ce.Reason
@@ -584,6 +603,17 @@ func parseCitizenID(s string) (citizenid.ID, bool, error) {
 		return "", false, errors.New("not a citizen ID")
 	}
 	return id, upgraded, nil
+}
+
+// isASCII reports whether s holds only ASCII characters, as a citizen ID
+// does once read.
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // recordKey joins the key columns with a unit separator, which no sane
@@ -608,6 +638,69 @@ func (p *plan) recordKey(r row) (string, error) {
 		b.WriteString(text)
 	}
 	return b.String(), nil
+}
+
+// keyAttr names a row in a log by its record key, as the group "key" of
+// the key columns' values (key.lease_id=90001): a bad row is not sent,
+// its event id is a hash and its WAL cannot be read again, so the key is
+// how the department finds the row in its table. The key is the
+// department's own record identifier, not the row's data, yet it may hold
+// personal data: the citizen ID column, when it is a key column, is
+// masked as an unvalidated ID (citizenid.Mask), a citizen ID in any other
+// key column is masked in place (citizenid.MaskText), and a value is cut
+// at maxLoggedKey characters. A NULL is logged as <nil>; a column the
+// change does not carry is left out.
+func (p *plan) keyAttr(r row) slog.Attr {
+	attrs := make([]slog.Attr, 0, len(p.key))
+	for _, col := range p.key {
+		c, ok := r[col]
+		switch {
+		case !ok || c.unchanged:
+		case c.null:
+			attrs = append(attrs, slog.Any(col, nil))
+		case col == p.citizenID || p.feedsCitizenID(col):
+			// Masked whatever it holds: a mistyped ID, the likely reason
+			// the row is bad, is no plausible ID for MaskText to find.
+			attrs = append(attrs, slog.String(col, citizenid.Mask(strings.TrimSpace(c.text))))
+		default:
+			attrs = append(attrs, slog.String(col, loggedKeyValue(c.text)))
+		}
+	}
+	return slog.Attr{Key: "key", Value: slog.GroupValue(attrs...)}
+}
+
+// feedsCitizenID reports whether column col is read into a citizen-ID
+// field (spouse_id) of some change's event.
+func (p *plan) feedsCitizenID(col string) bool {
+	for _, op := range p.ops {
+		for _, f := range op.fields {
+			if f.kind == kindCitizenID && slices.ContainsFunc(f.expr, func(t term) bool { return t.column == col }) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// maxLoggedKey bounds the characters of a key value in a log line.
+const maxLoggedKey = 64
+
+// loggedKeyValue is a key column's value as a log shows it (see keyAttr):
+// masked before it is cut, since a cut inside a citizen ID would leave its
+// region and birth date too short to be recognised as one.
+func loggedKeyValue(s string) string {
+	s = citizenid.MaskText(s)
+	if utf8.RuneCountInString(s) > maxLoggedKey {
+		n := 0
+		for i := range s {
+			if n == maxLoggedKey {
+				s = s[:i] + "…"
+				break
+			}
+			n++
+		}
+	}
+	return s
 }
 
 // value evaluates an expression: its text and whether it is not NULL.

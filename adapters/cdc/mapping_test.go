@@ -257,9 +257,22 @@ func citizenWithX(t testing.TB) (string, int) {
 // born in the 1900s.
 func legacy(id string) string { return id[:6] + id[8:17] }
 
+// fullWidth is id as an input method in full-width mode types it:
+// digits ０-９ and Ｘ.
+func fullWidth(id string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' || r == 'X' || r == 'x' {
+			return r + 0xFEE0
+		}
+		return r
+	}, id)
+}
+
 // TestCitizenIDsReadAsImportDoes: the subject column is read as `pophub
-// import` reads it: trimmed, upper-cased, a legacy 15-digit number
-// upgraded and counted.
+// import` reads it: full-width digits and Ｘ folded to ASCII, trimmed,
+// upper-cased, a legacy 15-digit number upgraded and counted. A value
+// that is no ID is told why without the value, and without calling 18
+// characters the wrong length.
 func TestCitizenIDsReadAsImportDoes(t *testing.T) {
 	p, err := exampleMapping(t).compile(schemas.Housing, "rentals")
 	if err != nil {
@@ -272,15 +285,23 @@ func TestCitizenIDsReadAsImportDoes(t *testing.T) {
 		want         string
 		wantUpgraded int
 		wantErr      string // rowError reason
+		wantDetail   string // in the row error's detail
 	}{
-		{"18 digits", citizen(7), citizen(7), 0, ""},
-		{"lower-case x", strings.ToLower(withX), withX, 0, ""},
-		{"spaces around", "  " + citizen(7) + " ", citizen(7), 0, ""},
-		{"legacy 15 digits", legacy(citizen(7)), citizen(7), 1, ""},
-		{"legacy padded by character(18)", legacy(citizen(7)) + "   ", citizen(7), 1, ""},
-		{"legacy with a bad date", "110101901301001", "", 0, "invalid_citizen_id"},
-		{"legacy with a letter", "11010190010100X", "", 0, "invalid_citizen_id"},
-		{"bad check character", citizen(7)[:17] + "0", "", 0, "invalid_citizen_id"},
+		{"18 digits", citizen(7), citizen(7), 0, "", ""},
+		{"lower-case x", strings.ToLower(withX), withX, 0, "", ""},
+		{"spaces around", "  " + citizen(7) + " ", citizen(7), 0, "", ""},
+		{"legacy 15 digits", legacy(citizen(7)), citizen(7), 1, "", ""},
+		{"legacy padded by character(18)", legacy(citizen(7)) + "   ", citizen(7), 1, "", ""},
+		{"legacy with a bad date", "110101901301001", "", 0, "invalid_citizen_id", ""},
+		{"legacy with a letter", "11010190010100X", "", 0, "invalid_citizen_id", ""},
+		{"bad check character", citizen(7)[:17] + "0", "", 0, "invalid_citizen_id", ""},
+		{"full-width digits", fullWidth(citizen(7)), citizen(7), 0, "", ""},
+		{"full-width X", fullWidth(withX), withX, 0, "", ""},
+		{"full-width lower-case x", fullWidth(strings.ToLower(withX)), withX, 0, "", ""},
+		{"full-width legacy 15 digits", fullWidth(legacy(citizen(7))), citizen(7), 1, "", ""},
+		{"full-width spaces around", "\u3000" + fullWidth(citizen(7)) + "\u3000", citizen(7), 0, "", ""},
+		{"full-width, bad check character", fullWidth(citizen(7)[:17] + "0"), "", 0, "invalid_citizen_id", citizenid.ErrCheck.Error()},
+		{"18 characters, one an ideographic zero", "〇" + citizen(7)[1:], "", 0, "invalid_citizen_id", citizenid.ErrDigits.Error()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -294,6 +315,9 @@ func TestCitizenIDsReadAsImportDoes(t *testing.T) {
 				}
 				if strings.Contains(err.Error(), strings.TrimSpace(tt.text)) {
 					t.Errorf("the error %q holds the citizen ID", err)
+				}
+				if !strings.Contains(re.detail, tt.wantDetail) {
+					t.Errorf("detail %q, want it to say %q", re.detail, tt.wantDetail)
 				}
 				return
 			}
@@ -328,6 +352,7 @@ func TestSpouseIDReadAsImportDoes(t *testing.T) {
 		{citizen(1), citizen(2), 0, citizen(2)},
 		{citizen(1), strings.ToLower(withX), 0, withX},
 		{legacy(citizen(1)), legacy(citizen(2)) + "   ", 2, citizen(2)},
+		{citizen(1), fullWidth(withX), 0, withX},
 	} {
 		r := row{"marriage_id": {text: "9"}, "citizen_id": {text: tt.citizen}, "spouse_id": {text: tt.spouse}}
 		ev, upgraded, err := p.event(change{kind: opInsert, row: r, version: 7, commit: time.Now()})
@@ -372,6 +397,7 @@ func TestCitizenIDFormsAreOneRecord(t *testing.T) {
 		{"legacy to 18 digits", legacy(citizen(7)), citizen(7), false},
 		{"padded legacy to 18 digits", legacy(citizen(7)) + "   ", citizen(7), false},
 		{"x to X", strings.ToLower(withX), withX, false},
+		{"full-width to ASCII", fullWidth(withX), withX, false},
 		{"another citizen", legacy(citizen(7)), citizen(8), true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -397,6 +423,7 @@ func TestCitizenIDForms(t *testing.T) {
 		{id, []string{id, legacy(id)}},
 		{legacy(id) + "   ", []string{legacy(id) + "   ", id, legacy(id)}},
 		{strings.ToLower(withX), []string{strings.ToLower(withX), withX, legacy(withX)}},
+		{fullWidth(withX), []string{fullWidth(withX), withX, strings.ToLower(withX), legacy(withX)}},
 		{"not an ID", []string{"not an ID"}},
 	} {
 		if got := citizenIDForms(tt.text); !slices.Equal(got, tt.want) {

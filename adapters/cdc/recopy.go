@@ -42,13 +42,15 @@ func copyOrder(recordKey string) uint64 {
 // Whether the two agree decides only how tight the recorded bound is,
 // never whether it holds every row sent: the bound is the greatest
 // copyOrder of the rows sent, whatever order they came in. (They differ
-// for a legacy 15-digit citizen ID in the key, which recordKey upgrades.)
+// for a legacy 15-digit citizen ID in the key, which recordKey upgrades,
+// and for one typed in full-width characters, which it folds to ASCII:
+// folding in SQL would need literals the database's encoding may lack.)
 func (p *plan) copyOrderSQL() string {
 	cols := make([]string, len(p.key))
 	for i, k := range p.key {
 		cols[i] = pgx.Identifier{k}.Sanitize() + "::text"
 		if k == p.citizenID {
-			cols[i] = "upper(btrim(" + cols[i] + "))" // as canonicalCitizenID reads it
+			cols[i] = "upper(btrim(" + cols[i] + "))" // as canonicalCitizenID reads an ASCII one
 		}
 	}
 	return "substr(sha256(convert_to(concat_ws(E'\\x1f', " + strings.Join(cols, ", ") + "), 'UTF8')), 1, 8)"

@@ -493,12 +493,12 @@ func (s *Stream) snapshot(ctx context.Context, tx pgx.Tx, marks *pgx.Conn, t *ta
 		s.stats.snapshot.Add(1)
 		ev, upgraded, err := s.plan.event(change{kind: opSnapshot, row: r, version: snapshotVersion(cols, vals), commit: at})
 		if err != nil {
-			s.reject(ctx, opSnapshot, start, ev.ID, err)
+			s.reject(ctx, opSnapshot, start, ev.ID, r, err)
 			continue
 		}
 		key, _ := s.plan.recordKey(r) // the event has one
 		pending = pending.with(copyOrder(key))
-		batch = append(batch, queued{ev: ev, kind: opSnapshot, lsn: start, upgraded: upgraded})
+		batch = append(batch, queued{ev: ev, kind: opSnapshot, lsn: start, row: r, upgraded: upgraded})
 		if len(batch) == s.cfg.BatchSize {
 			if err := publish(); err != nil {
 				return err

@@ -72,7 +72,8 @@ type Config struct {
 	// 1m). It logs them too when it stops.
 	ProgressInterval time.Duration
 	// Logger receives progress and bad rows (default: discard). It never
-	// sees a citizen ID or a row's values.
+	// sees a citizen ID (one in a bad row's record key is masked) or a
+	// row's values other than that key.
 	Logger *slog.Logger
 }
 
@@ -708,13 +709,10 @@ func (s *Stream) queue(ctx context.Context, st *streamState, c rowChange, ch cha
 				return err
 			}
 		}
-		s.reject(ctx, c.kind, c.lsn, ev.ID, err)
+		s.reject(ctx, c.kind, c.lsn, ev.ID, ch.row, err)
 		return nil
 	}
-	q := queued{ev: ev, kind: c.kind, lsn: c.lsn, upgraded: upgraded}
-	if st.catchUp != nil {
-		q.row = ch.row
-	}
+	q := queued{ev: ev, kind: c.kind, lsn: c.lsn, row: ch.row, upgraded: upgraded}
 	st.pending = append(st.pending, q)
 	if len(st.pending) >= 2*s.cfg.BatchSize {
 		// A transaction too large to hold: publish what there is. Its
@@ -753,16 +751,19 @@ func tupleRow(rel *pglogrepl.RelationMessage, t *pglogrepl.TupleData, keyOnly bo
 	return r
 }
 
-// reject logs and counts a bad row. The log names the change by its WAL
-// position and event id (a hash), never by its values.
-func (s *Stream) reject(ctx context.Context, kind string, lsn pglogrepl.LSN, eventID string, err error) {
+// reject logs and counts a bad row (Stats.Rejected, the progress log's
+// bad_rows). The log names the change by its WAL position, its event id
+// (a hash) and its record key (see plan.keyAttr): the event is not sent
+// and the WAL cannot be read again, so the key is how the department
+// finds the row to fix it. It never shows the row's other values.
+func (s *Stream) reject(ctx context.Context, kind string, lsn pglogrepl.LSN, eventID string, r row, err error) {
 	s.stats.rejected.Add(1)
 	reason := schemas.ReasonOf(err)
 	var re *rowError
 	if errors.As(err, &re) {
 		reason = re.reason
 	}
-	attrs := []any{"change", kind, "lsn", lsn.String(), "reason", reason, "error", err}
+	attrs := []any{"change", kind, "lsn", lsn.String(), s.plan.keyAttr(r), "reason", reason, "error", err}
 	if eventID != "" {
 		attrs = append(attrs, "event_id", eventID)
 	}
@@ -805,7 +806,10 @@ type queued struct {
 	ev   schemas.Event
 	kind string
 	lsn  pglogrepl.LSN
-	// row is the ended row, in a catch-up (see dropRecopied).
+	// row is the change's row: its key names the row in the log should
+	// the schemas refuse the event (see reject), and in a catch-up it is
+	// the ended row (see dropRecopied). Only a reference to the map the
+	// event was made from.
 	row row
 	// upgraded counts the legacy citizen IDs the event's were.
 	upgraded int
@@ -830,7 +834,7 @@ func (s *Stream) publish(ctx context.Context, batch []queued) error {
 			sent++
 			upgraded += batch[i].upgraded
 		case schemas.ReasonOf(r.Err) != "":
-			s.reject(ctx, batch[i].kind, batch[i].lsn, r.ID, r.Err)
+			s.reject(ctx, batch[i].kind, batch[i].lsn, r.ID, batch[i].row, r.Err)
 		case failed == nil:
 			failed = r.Err
 		}

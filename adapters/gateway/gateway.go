@@ -5,6 +5,12 @@
 // every event exactly as the hub will, publishes them to the department's
 // topic, and answers 202 only after Kafka acknowledged them.
 //
+// The body may be compressed with Content-Encoding: gzip; MaxBody then
+// bounds it decompressed too (413), and any other content coding is
+// refused (415). A leading UTF-8 byte order mark, as Windows tools save
+// JSON, is skipped. A JSON array sent as one event is refused (400) with
+// the batch media type to send it as.
+//
 // A batch is all or nothing: when any event is invalid, none is sent and
 // the answer (422) lists every invalid event by index with the reason and
 // field, so the department fixes and resends the whole batch — which is
@@ -12,7 +18,9 @@
 //
 // Each department authenticates with its own bearer token. Tokens are
 // configured by their SHA-256 (never in clear) with the one source they may
-// publish; an event of another source is refused (403). Under the hub's
+// publish; an event of another source is refused (403). A request without
+// a bearer token and one whose token is none of the configured ones are
+// both refused (401), with details that tell which. Under the hub's
 // access policy the hub checks the credentials in front of the handler
 // instead (with X-Purpose, rate limit and audit, as on every /v1 route) and
 // Config.Caller names the source. Errors are RFC 9457 problem details typed
@@ -27,6 +35,7 @@ package gateway
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -208,10 +217,10 @@ type Accepted struct {
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	source, ok := h.authenticate(r)
-	if !ok {
-		w.Header().Set("WWW-Authenticate", "Bearer")
-		problem(w, http.StatusUnauthorized, "unauthenticated", "a department bearer token is required", nil)
+	source, refusal := h.authenticate(r)
+	if refusal != nil {
+		w.Header().Set("WWW-Authenticate", refusal.challenge)
+		problem(w, http.StatusUnauthorized, "unauthenticated", refusal.detail, nil)
 		return
 	}
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
@@ -221,17 +230,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"send "+ContentTypeEvent+" (one event) or "+ContentTypeBatch+" (a batch)", nil)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxBody))
-	var tooBig *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooBig):
-		problem(w, http.StatusRequestEntityTooLarge, "too-large", fmt.Sprintf("the body exceeds %d bytes", h.cfg.MaxBody), nil)
-		return
-	case err != nil:
-		problem(w, http.StatusBadRequest, "invalid-request", "reading the body failed", nil)
+	body, ok := h.readBody(w, r)
+	if !ok {
 		return
 	}
 	var raws [][]byte
+	if !batch && firstByte(body) == '[' {
+		problem(w, http.StatusBadRequest, "invalid-request",
+			"the body is a JSON array: send a batch as "+ContentTypeBatch, nil)
+		return
+	}
 	if batch {
 		var ok bool
 		if raws, ok = schemas.SplitArray(body); !ok {
@@ -302,6 +310,97 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(Accepted{Accepted: len(events)})
 }
 
+// utf8BOM is the byte order mark Windows Notepad and PowerShell write at
+// the start of a UTF-8 file; JSON forbids it (RFC 8259 §8.1), and
+// `pophub import` and `pophub publish` skip it, so the gateway does too.
+var utf8BOM = []byte("\xef\xbb\xbf")
+
+// readBody reads the request's body, decompressed when its
+// Content-Encoding is gzip and without a leading UTF-8 byte order mark.
+// MaxBody bounds the bytes read from the wire and, for gzip, the bytes
+// decompressed: a few kilobytes of gzip can expand to gigabytes, and the
+// gateway stops reading at the bound rather than hold them. When the body
+// cannot be read it answers the request itself (400, 413 or 415) and
+// returns false.
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	var src io.Reader = http.MaxBytesReader(w, r.Body, h.cfg.MaxBody)
+	tooBig := func(err error) bool {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			problem(w, http.StatusRequestEntityTooLarge, "too-large", fmt.Sprintf("the body exceeds %d bytes", h.cfg.MaxBody), nil)
+			return true
+		}
+		return false
+	}
+	compressed := false
+	switch enc := strings.TrimSpace(strings.Join(r.Header.Values("Content-Encoding"), ", ")); {
+	case enc == "" || strings.EqualFold(enc, "identity"):
+	case strings.EqualFold(enc, "gzip") || strings.EqualFold(enc, "x-gzip"):
+		zr, err := gzip.NewReader(src)
+		if err != nil {
+			if !tooBig(err) {
+				problem(w, http.StatusBadRequest, "invalid-request", "the body is not gzip data, as its Content-Encoding says: "+err.Error(), nil)
+			}
+			return nil, false
+		}
+		defer zr.Close()
+		src, compressed = zr, true
+	default:
+		// RFC 9110 §15.5.16: a 415 for the content coding names the
+		// codings accepted.
+		w.Header().Set("Accept-Encoding", "gzip")
+		problem(w, http.StatusUnsupportedMediaType, "unsupported-media-type",
+			fmt.Sprintf("Content-Encoding %q is not supported: send the body uncompressed or compressed with gzip", enc), nil)
+		return nil, false
+	}
+	body, err := io.ReadAll(io.LimitReader(src, h.cfg.MaxBody+1))
+	switch {
+	case tooBig(err):
+		return nil, false
+	case err != nil && compressed:
+		problem(w, http.StatusBadRequest, "invalid-request", "decompressing the body: "+err.Error(), nil)
+		return nil, false
+	case err != nil:
+		problem(w, http.StatusBadRequest, "invalid-request", "reading the body failed", nil)
+		return nil, false
+	case int64(len(body)) > h.cfg.MaxBody:
+		problem(w, http.StatusRequestEntityTooLarge, "too-large", fmt.Sprintf("the body exceeds %d bytes decompressed", h.cfg.MaxBody), nil)
+		return nil, false
+	}
+	return bytes.TrimPrefix(body, utf8BOM), true
+}
+
+// firstByte is the first byte of b that is not JSON white space, or 0.
+func firstByte(b []byte) byte {
+	for _, c := range b {
+		switch c {
+		case ' ', '\t', '\n', '\r':
+		default:
+			return c
+		}
+	}
+	return 0
+}
+
+// notAnObject names the JSON value raw starts with when it is not an
+// object, as "null" or "a number"; or "" for an object, or for something
+// that is not JSON, which decoding reports.
+func notAnObject(raw []byte) string {
+	switch c := firstByte(raw); {
+	case c == 'n':
+		return "null"
+	case c == 't' || c == 'f':
+		return "a boolean"
+	case c == '"':
+		return "a string"
+	case c == '[':
+		return "an array"
+	case c == '-' || c >= '0' && c <= '9':
+		return "a number"
+	}
+	return ""
+}
+
 // reasonForbiddenSource is the reason of an event of another source than
 // the token's.
 const reasonForbiddenSource = "forbidden_source"
@@ -343,6 +442,12 @@ func (h *Handler) check(source schemas.Source, i int, raw []byte, now time.Time)
 		return &EventError{Index: i, ID: id, Reason: reasonForbiddenSource, Field: "source",
 			Detail: fmt.Sprintf("this token publishes %s events only", source)}
 	}
+	// Decoding would report null as an event without attributes, and
+	// other values in the terms of its Go types.
+	if kind := notAnObject(raw); kind != "" {
+		return schemas.Event{}, &EventError{Index: i, Reason: schemas.ReasonNotCloudEvent,
+			Detail: fmt.Sprintf("the event is %s, not a JSON object with the CloudEvents attributes", kind)}
+	}
 	// Validated without a topic: an event of another source is forbidden
 	// (403), not invalid (422).
 	ev, err := schemas.Decode(schemas.Input{Value: raw, Now: now})
@@ -373,15 +478,52 @@ func (h *Handler) check(source schemas.Source, i int, raw []byte, now time.Time)
 	return ev, nil
 }
 
+// authRefusal is why a request is not authenticated: the detail of its 401
+// and its WWW-Authenticate challenge. Neither repeats what the client sent.
+type authRefusal struct {
+	detail, challenge string
+}
+
+// The 401s. A department told only that a token is "required" when it did
+// send one looks for a missing header instead of a wrong or revoked token;
+// so a token that is none of the configured ones is reported as such, with
+// RFC 6750's invalid_token error code. A request without credentials gets
+// the bare challenge (RFC 6750 §3.1: no error code).
+var (
+	refusedNoToken = &authRefusal{
+		detail:    "a department bearer token is required",
+		challenge: "Bearer",
+	}
+	refusedMalformed = &authRefusal{
+		detail:    `a department bearer token is required: the Authorization header is not of the form "Bearer <token>"`,
+		challenge: "Bearer",
+	}
+	refusedUnknownToken = &authRefusal{
+		detail:    "the bearer token is not recognised: it is none of the department tokens this gateway is configured with",
+		challenge: `Bearer error="invalid_token", error_description="the token is not recognised"`,
+	}
+)
+
 // authenticate finds the source of the request's bearer token, comparing
 // its hash with every configured one in constant time; or asks the Caller.
-func (h *Handler) authenticate(r *http.Request) (schemas.Source, bool) {
+// It returns why the request is refused, or nil.
+func (h *Handler) authenticate(r *http.Request) (schemas.Source, *authRefusal) {
 	if h.cfg.Caller != nil {
-		return h.cfg.Caller(r)
+		// The policy in front already answered a wrong token; a
+		// refusal here means no department's credentials.
+		source, ok := h.cfg.Caller(r)
+		if !ok {
+			return "", refusedNoToken
+		}
+		return source, nil
 	}
-	tok, ok := bearer.Token(r.Header.Get("Authorization"))
-	if !ok || tok == "" {
-		return "", false
+	header := r.Header.Get("Authorization")
+	if strings.TrimSpace(header) == "" {
+		return "", refusedNoToken
+	}
+	tok, ok := bearer.Token(header)
+	if !ok {
+		return "", refusedMalformed
 	}
 	sum := sha256.Sum256([]byte(tok))
 	found := -1
@@ -391,9 +533,9 @@ func (h *Handler) authenticate(r *http.Request) (schemas.Source, bool) {
 		}
 	}
 	if found < 0 {
-		return "", false
+		return "", refusedUnknownToken
 	}
-	return h.cfg.Tokens[found].Source, true
+	return h.cfg.Tokens[found].Source, nil
 }
 
 func problem(w http.ResponseWriter, status int, slug, detail string, errs []EventError) {

@@ -2,9 +2,12 @@ package gateway
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -74,10 +77,19 @@ func encodeAll(t testing.TB, evs []schemas.Event) []json.RawMessage {
 
 func post(t testing.TB, url, token, ctype string, body []byte) (int, Problem) {
 	t.Helper()
+	return postEncoded(t, url, token, ctype, "", body)
+}
+
+// postEncoded is post with a Content-Encoding.
+func postEncoded(t testing.TB, url, token, ctype, encoding string, body []byte) (int, Problem) {
+	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
 	req.Header.Set("Content-Type", ctype)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if encoding != "" {
+		req.Header.Set("Content-Encoding", encoding)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -135,6 +147,106 @@ func TestAcceptsSingleAndBatch(t *testing.T) {
 	}
 }
 
+// TestAcceptsGzipAndBOM: a body compressed with Content-Encoding: gzip,
+// and one that starts with a UTF-8 byte order mark (as Windows Notepad
+// and PowerShell save JSON), are read as the events they hold.
+func TestAcceptsGzipAndBOM(t *testing.T) {
+	url, broker := setup(t)
+	evs := housingEvents(t, 7)
+	raws := encodeAll(t, evs)
+	batch := func(rs ...json.RawMessage) []byte { b, _ := json.Marshal(rs); return b }
+	bom := func(b []byte) []byte { return append([]byte("\ufeff"), b...) }
+	tests := []struct {
+		name, ctype, encoding string
+		body                  []byte
+	}{
+		{"gzip batch", ContentTypeBatch, "gzip", gzipped(t, batch(raws[0], raws[1]))},
+		{"gzip event", ContentTypeEvent, "GZip", gzipped(t, raws[2])},
+		{"batch with a BOM", ContentTypeBatch, "", bom(batch(raws[3], raws[4]))},
+		{"event with a BOM", ContentTypeEvent, "", bom(raws[5])},
+		{"gzip event with a BOM", ContentTypeEvent, "gzip", gzipped(t, bom(raws[6]))},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if code, p := postEncoded(t, url, "housing-secret", tc.ctype, tc.encoding, tc.body); code != http.StatusAccepted {
+				t.Fatalf("%d %+v, want 202", code, p)
+			}
+		})
+	}
+	seen := countRecords(t, broker, len(evs))
+	for _, ev := range evs {
+		if seen[ev.ID] != 1 {
+			t.Errorf("event %s in Kafka %d times", ev.ID, seen[ev.ID])
+		}
+	}
+}
+
+// TestGzipBombIsRefused: a gzip body small on the wire whose
+// decompressed bytes pass MaxBody answers 413, and the gateway stops
+// reading there rather than decompressing the rest into memory.
+func TestGzipBombIsRefused(t *testing.T) {
+	const maxBody = 1 << 20
+	h, err := New(Config{Sender: &recordingSender{}, MaxBody: maxBody,
+		Tokens: []Token{{Source: schemas.Housing, SHA256: HashToken("housing-secret")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 256 MiB of zeros, about 256 KiB compressed: within MaxBody on the
+	// wire. The pipe lets the writer run only as far as the gateway reads.
+	const total = 256 << 20
+	pr, pw := io.Pipe()
+	written := make(chan int)
+	go func() {
+		zw := gzip.NewWriter(pw)
+		zeros := make([]byte, 64<<10)
+		n := 0
+		for n < total {
+			if _, err := zw.Write(zeros); err != nil {
+				break // the gateway stopped reading
+			}
+			n += len(zeros)
+		}
+		if n == total {
+			zw.Close()
+		}
+		pw.Close()
+		written <- n
+	}()
+	req := httptest.NewRequest(http.MethodPost, "/v1/events", pr)
+	req.Header.Set("Content-Type", ContentTypeBatch)
+	req.Header.Set("Content-Encoding", "gzip")
+	req.Header.Set("Authorization", "Bearer housing-secret")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	pr.CloseWithError(errors.New("the request is over"))
+	var p Problem
+	if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil || rec.Code != http.StatusRequestEntityTooLarge || p.Type != "urn:pophub:problem:too-large" {
+		t.Fatalf("%d %s, want 413 too-large", rec.Code, rec.Body)
+	}
+	select {
+	case n := <-written:
+		if n > 64*maxBody {
+			t.Errorf("the gateway read %d MiB decompressed of a body limited to %d MiB", n>>20, maxBody>>20)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the compressing writer is still running")
+	}
+}
+
+// gzipped is b compressed with gzip.
+func gzipped(t testing.TB, b []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	if _, err := zw.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
 func TestRefusals(t *testing.T) {
 	url, broker := setup(t)
 	raws := encodeAll(t, housingEvents(t, 3))
@@ -151,29 +263,47 @@ func TestRefusals(t *testing.T) {
 	sameID, _ := json.Marshal(second)
 	tests := []struct {
 		name, token, ctype string
+		encoding           string
 		body               []byte
 		code               int
 		slug               string
 		index              int
+		detail             string // in the problem's or the event error's detail
 	}{
-		{"no token", "", ContentTypeEvent, raws[0], 401, "unauthenticated", -1},
-		{"unknown token", "guess", ContentTypeEvent, raws[0], 401, "unauthenticated", -1},
-		{"wrong content type", "housing-secret", "text/csv", raws[0], 415, "unsupported-media-type", -1},
-		{"not JSON", "housing-secret", ContentTypeBatch, []byte("[{"), 400, "invalid-request", -1},
-		{"empty batch", "housing-secret", ContentTypeBatch, []byte("[]"), 400, "invalid-request", -1},
-		{"invalid event in a batch", "housing-secret", ContentTypeBatch, batch(raws[0], bad), 422, "invalid-events", 1},
-		{"another department's event", "housing-secret", ContentTypeBatch, batch(raws[0], other), 403, "forbidden", 1},
-		{"two events with one id", "housing-secret", ContentTypeBatch, batch(raws[0], sameID), 422, "invalid-events", 1},
-		{"too large", "housing-secret", ContentTypeEvent, bytes.Repeat([]byte(" "), 17<<20), 413, "too-large", -1},
+		{"no token", "", ContentTypeEvent, "", raws[0], 401, "unauthenticated", -1, ""},
+		{"unknown token", "guess", ContentTypeEvent, "", raws[0], 401, "unauthenticated", -1, ""},
+		{"wrong content type", "housing-secret", "text/csv", "", raws[0], 415, "unsupported-media-type", -1, ""},
+		{"not JSON", "housing-secret", ContentTypeBatch, "", []byte("[{"), 400, "invalid-request", -1, ""},
+		{"empty batch", "housing-secret", ContentTypeBatch, "", []byte("[]"), 400, "invalid-request", -1, ""},
+		{"invalid event in a batch", "housing-secret", ContentTypeBatch, "", batch(raws[0], bad), 422, "invalid-events", 1, ""},
+		{"another department's event", "housing-secret", ContentTypeBatch, "", batch(raws[0], other), 403, "forbidden", 1, ""},
+		{"two events with one id", "housing-secret", ContentTypeBatch, "", batch(raws[0], sameID), 422, "invalid-events", 1, ""},
+		{"too large", "housing-secret", ContentTypeEvent, "", bytes.Repeat([]byte(" "), 17<<20), 413, "too-large", -1, ""},
+		{"too large once decompressed", "housing-secret", ContentTypeEvent, "gzip", gzipped(t, bytes.Repeat([]byte(" "), 17<<20)), 413, "too-large", -1, "decompressed"},
+		{"not gzip", "housing-secret", ContentTypeEvent, "gzip", raws[0], 400, "invalid-request", -1, "gzip"},
+		{"another content encoding", "housing-secret", ContentTypeEvent, "br", raws[0], 415, "unsupported-media-type", -1, `"br"`},
+		{"two content encodings", "housing-secret", ContentTypeEvent, "gzip, br", gzipped(t, raws[0]), 415, "unsupported-media-type", -1, "gzip, br"},
+		{"a batch sent as one event", "housing-secret", ContentTypeEvent, "", batch(raws[0], raws[1]), 400, "invalid-request", -1, ContentTypeBatch},
+		{"a batch sent as application/json", "housing-secret", "application/json", "", batch(raws[0]), 400, "invalid-request", -1, ContentTypeBatch},
+		{"null in a batch", "housing-secret", ContentTypeBatch, "", []byte("[" + string(raws[0]) + ",null]"), 422, "invalid-events", 1, "is null, not"},
+		{"a number in a batch", "housing-secret", ContentTypeBatch, "", []byte("[" + string(raws[0]) + ", 42]"), 422, "invalid-events", 1, "is a number, not"},
+		{"an array in a batch", "housing-secret", ContentTypeBatch, "", []byte("[" + string(raws[0]) + ",[]]"), 422, "invalid-events", 1, "is an array, not"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			code, p := post(t, url, tc.token, tc.ctype, tc.body)
+			code, p := postEncoded(t, url, tc.token, tc.ctype, tc.encoding, tc.body)
 			if code != tc.code || p.Type != "urn:pophub:problem:"+tc.slug || p.Detail == "" {
 				t.Fatalf("%d %+v, want %d %s", code, p, tc.code, tc.slug)
 			}
 			if tc.index >= 0 && (len(p.Errors) != 1 || p.Errors[0].Index != tc.index || p.Errors[0].Reason == "") {
 				t.Fatalf("errors %+v, want one at index %d", p.Errors, tc.index)
+			}
+			detail := p.Detail
+			if tc.index >= 0 {
+				detail = p.Errors[0].Detail
+			}
+			if !strings.Contains(detail, tc.detail) {
+				t.Errorf("detail %q, want it to say %q", detail, tc.detail)
 			}
 		})
 	}
