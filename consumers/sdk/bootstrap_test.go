@@ -113,6 +113,7 @@ func (h *fakeHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // notification. With a consumer per filter the two filters overlap (every
 // citizen lives in Daoli, which both cover), so both consumers start from
 // the snapshot and deliver every notification: still once, and in order.
+// The same holds when the city is written in six digits (230100).
 func TestBootstrapNothingMissedNothingTwice(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
@@ -121,6 +122,8 @@ func TestBootstrapNothingMissedNothingTwice(t *testing.T) {
 	}{
 		{"one consumer", false, []sdk.Filter{{Kind: sdk.Changes, Region: "2301"}}},
 		{"consumer per filter", true, []sdk.Filter{{Kind: sdk.Changes, Region: "2301"}, {Kind: sdk.Changes, Region: "230102"}}},
+		// 230100 is the city 2301: the county in it is walked with it, once.
+		{"city in six digits and a county in it", true, []sdk.Filter{{Kind: sdk.Changes, Region: "230100"}, {Kind: sdk.Changes, Region: "230102"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) { testBootstrap(t, tc.perFilter, tc.filters) })
 	}

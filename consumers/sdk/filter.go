@@ -25,7 +25,9 @@ const (
 
 // Filter is one kind of notification in one region. Region is a 2-, 4- or
 // 6-digit division code (province, city, county) and matches everything
-// below it; "" matches the whole country.
+// below it; "" matches the whole country. A city may be written in six
+// digits (230100 for 2301), as departments write a city-wide region and
+// the hub's statistics and persons routes accept it: it matches the city.
 type Filter struct {
 	Kind   Kind
 	Region string
@@ -38,15 +40,122 @@ func (f Filter) validate() error {
 	default:
 		return fmt.Errorf("filter kind %q: want %s, %s, %s or %s", f.Kind, MigrationsOut, MigrationsIn, Deaths, Changes)
 	}
-	switch len(f.Region) {
-	case 0:
+	if f.Region == "" {
 		return nil
+	}
+	if err := CheckRegion(f.Region); err != nil {
+		return fmt.Errorf("filter region %w", err)
+	}
+	return nil
+}
+
+// CheckRegion reports what is wrong with a 2-, 4- or 6-digit division code
+// (province, city, county) as a region to subscribe to, worded to tell
+// the cases apart: a wrong length (`"123": want a 2-, 4- or 6-digit
+// division code`), a character other than a digit, a province that
+// does not exist (`"99": not a division code: 99 is not a province code`,
+// as pophub regions show says), or a well-formed code the region table
+// knows nothing in (`"230199": not in the region table`): a subscription
+// to it would match nothing, silently. A code is known when the table
+// has it or any division beneath it: the official table (pophub regions
+// import) adds villages only, so a county newer than the built-in table
+// is known, to the hub that announces its persons under it as to the
+// SDK, through its villages alone. A city written in six digits (230100)
+// is checked as its 4-digit code (RegionCode); a province written in six
+// (230000) is refused naming its 2-digit code.
+//
+// The table is region.Default(): the built-in one, or the official table
+// a program installed with region.SetDefault, so that a county newer than
+// the built-in table is taken where the program runs with the table that
+// has it. In a province the table has no divisions of (Hong Kong, Macao,
+// Taiwan) any code is taken, as the hub takes it.
+func CheckRegion(code string) error {
+	switch len(code) {
 	case 2, 4, 6:
-		if region.IsLevelCode(f.Region) {
-			return nil
+	default:
+		return fmt.Errorf("%q: want a 2-, 4- or 6-digit division code", code)
+	}
+	for _, r := range code {
+		if r < '0' || r > '9' {
+			return fmt.Errorf("%q: not a division code: it has a character other than a digit", code)
 		}
 	}
-	return fmt.Errorf("filter region %q: want a 2-, 4- or 6-digit division code", f.Region)
+	if !region.IsProvince(code[:2]) {
+		return fmt.Errorf("%q: not a division code: %s is not a province code", code, code[:2])
+	}
+	if len(region.Children(code[:2])) == 0 {
+		return nil
+	}
+	if !knownWithin(region.Default(), RegionCode(code)) {
+		if len(code) == 6 && code[2:] == "0000" {
+			return fmt.Errorf("%q: not in the region table: a province is written in two digits, %s", code, code[:2])
+		}
+		return fmt.Errorf("%q: not in the region table", code)
+	}
+	return nil
+}
+
+// knownWithin reports whether t has code or any division beneath it.
+// Children sees only the level right under a code, and a level may be
+// missing (the official table adds villages without their townships), so
+// under a code with no children each code of the next level is searched
+// in turn, down to the villages, stopping at the first entry: a thousand
+// lookups for a county the table has no township of, some hundred
+// thousand for such a city, paid once when a subscriber checks its
+// configuration.
+func knownWithin(t *region.Table, code string) bool {
+	if _, ok := t.Lookup(code); ok {
+		return true
+	}
+	next := nextLevel(len(code))
+	if next == 0 {
+		return false
+	}
+	if len(t.Children(code)) > 0 {
+		return true
+	}
+	if nextLevel(next) == 0 {
+		return false // Children saw the last level
+	}
+	width := next - len(code)
+	end := 1
+	for range width {
+		end *= 10
+	}
+	for i := range end {
+		if knownWithin(t, fmt.Sprintf("%s%0*d", code, width, i)) {
+			return true
+		}
+	}
+	return false
+}
+
+// nextLevel is the length of the division codes one level under codes
+// of length n (province 2, city 4, county 6, township 9, village 12), or
+// 0 under a village or for a length that is no level.
+func nextLevel(n int) int {
+	switch n {
+	case 2:
+		return 4
+	case 4:
+		return 6
+	case 6:
+		return 9
+	case 9:
+		return 12
+	}
+	return 0
+}
+
+// RegionCode is the code a subscription region is matched by: a city
+// written in six digits (230100) is its 4-digit code (2301), the code the
+// hub's subjects carry; every other code is its own. It is the reading
+// the hub's statistics routes give such a code.
+func RegionCode(code string) string {
+	if len(code) == 6 && code[2:4] != "00" && code[4:] == "00" {
+		return code[:4]
+	}
+	return code
 }
 
 // Subject is the hub's subject filter for f under prefix (the hub's is
@@ -54,15 +163,15 @@ func (f Filter) validate() error {
 // SDK and the hub cannot disagree on the layout.
 func (f Filter) Subject(prefix string) string {
 	var s string
-	switch f.Kind {
+	switch code := RegionCode(f.Region); f.Kind {
 	case MigrationsOut:
-		s = schemas.MigrationOutFilter(f.Region)
+		s = schemas.MigrationOutFilter(code)
 	case MigrationsIn:
-		s = schemas.MigrationInFilter(f.Region)
+		s = schemas.MigrationInFilter(code)
 	case Deaths:
-		s = schemas.DeathFilter(f.Region)
+		s = schemas.DeathFilter(code)
 	default:
-		s = schemas.ChangedFilter(f.Region)
+		s = schemas.ChangedFilter(code)
 	}
 	return prefix + strings.TrimPrefix(s, "pop")
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
@@ -14,6 +15,7 @@ import (
 	"github.com/pophub/pophub/consumers/sdk/sdktest"
 	"github.com/pophub/pophub/internal/faults"
 	"github.com/pophub/pophub/internal/testenv"
+	"github.com/pophub/pophub/schemas"
 )
 
 // TestPendingGauges: the backlog gauges report, per subscriber, what the
@@ -23,6 +25,13 @@ func TestPendingGauges(t *testing.T) {
 	msgs := migrations(20, 1)
 	for _, m := range msgs {
 		sdktest.Publish(t, e.js, m)
+	}
+	// The server holds back what exceeds the consumer's MaxAckPending (the
+	// SDK's queues take everything it delivers): a consumer created with a
+	// small one keeps it when the SDK binds it.
+	if _, err := e.js.CreateConsumer(context.Background(), schemas.StreamName, jetstream.ConsumerConfig{Durable: "lagging", FilterSubject: "pop.>",
+		AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second, MaxDeliver: -1, MaxAckPending: 8}); err != nil {
+		t.Fatal(err)
 	}
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))

@@ -25,7 +25,9 @@ const gatherWait = 5 * time.Millisecond
 // citizens, after the busy ones the worker took last; sleeping means the
 // worker waits on wake (cap 1), and whoever clears sleeping sends exactly
 // one wake-up; len(items)+busy ≤ limit, so a worker holds at most limit
-// messages, queued or being handled.
+// messages, queued or being handled. Run sets limit where the server
+// stops delivering first (see queueLimit): a full queue blocks the fetch
+// side, which feeds every worker.
 type queue struct {
 	mu       sync.Mutex
 	notFull  sync.Cond // the fetch side (a pull loop per consumer) waits here while the queue is full
@@ -37,8 +39,12 @@ type queue struct {
 	wake     chan struct{}
 }
 
+// queueCap is the capacity a queue's slices start with; they grow up to
+// the limit only for a worker that falls behind (a retry holds it).
+const queueCap = 256
+
 func newQueue(limit int) *queue {
-	q := &queue{limit: limit, items: make([]item, 0, limit), wake: make(chan struct{}, 1)}
+	q := &queue{limit: limit, items: make([]item, 0, min(limit, queueCap)), wake: make(chan struct{}, 1)}
 	q.notFull.L = &q.mu
 	return q
 }
@@ -113,7 +119,7 @@ func (q *queue) take(done []item) ([]item, bool) {
 	}
 	batch := q.items
 	if done == nil {
-		done = make([]item, 0, q.limit)
+		done = make([]item, 0, min(q.limit, queueCap))
 	}
 	q.items = done[:0]
 	q.busy = len(batch)

@@ -444,10 +444,16 @@ func TestDeadLetterStreamRetention(t *testing.T) {
 			var logs testenv.LogBuffer
 			stop := run(t, sdk.Config{Name: "dlq", URL: e.srv.URL(), Filters: siFilters, Handler: newRecorder().handle, Logger: debugLogger(&logs)})
 			const warning = "the dead-letter stream deletes dead letters at a limit"
-			waitFor(t, "the subscriber to check the dead-letter stream", 10*time.Second, func() bool {
-				return strings.Contains(logs.String(), warning) || strings.Contains(logs.String(), "created durable consumer")
+			// The check runs in the background after the consumer is
+			// created: a warning that is due is waited for, since on a busy
+			// machine it may come well after "created durable consumer".
+			waitFor(t, "the subscriber to check the dead-letter stream", 20*time.Second, func() bool {
+				if tc.warned {
+					return strings.Contains(logs.String(), warning)
+				}
+				return strings.Contains(logs.String(), "created durable consumer")
 			})
-			time.Sleep(500 * time.Millisecond)
+			time.Sleep(500 * time.Millisecond) // room for a warning that should not come
 			stop()
 			st, err := e.js.Stream(ctx, "POPDLQ")
 			if err != nil {
@@ -463,4 +469,70 @@ func TestDeadLetterStreamRetention(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestChangedFiltersStopRun: a subscriber whose filters changed under the
+// same name finds its durable consumer filtering the old cover. Retrying
+// cannot help, so Run returns ErrFilterChanged at once, with what to do.
+func TestChangedFiltersStopRun(t *testing.T) {
+	e := newEnv(t)
+	rec := newRecorder()
+	stop := run(t, sdk.Config{Name: "si", URL: e.srv.URL(), Filters: []sdk.Filter{{Kind: sdk.MigrationsOut, Region: "2301"}}, Handler: rec.handle})
+	waitFor(t, "the consumer", 10*time.Second, func() bool {
+		_, err := e.js.Consumer(context.Background(), schemas.StreamName, "si")
+		return err == nil
+	})
+	stop()
+	var logs testenv.LogBuffer
+	s, err := sdk.New(sdk.Config{Name: "si", URL: e.srv.URL(), Filters: siFilters, Handler: rec.handle, Logger: debugLogger(&logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = s.Run(ctx)
+	if !errors.Is(err, sdk.ErrFilterChanged) || ctx.Err() != nil {
+		t.Fatalf("Run = %v (ctx %v); want ErrFilterChanged at once; logs:\n%s", err, ctx.Err(), logs.String())
+	}
+	if h := s.Health(); !errors.Is(h, sdk.ErrFilterChanged) {
+		t.Errorf("Health = %v after Run failed; want ErrFilterChanged", h)
+	}
+	if !strings.Contains(err.Error(), "delete it or use another name") {
+		t.Errorf("Run = %v; want it to say what to do", err)
+	}
+}
+
+// TestHealth: Health says why the subscriber is not consuming, for a
+// health endpoint: before Run, while setting up (the hub's stream not
+// created yet), while the server is down, after Run; and nil while it
+// runs with its consumer set up.
+func TestHealth(t *testing.T) {
+	srv := sdktest.StartServer(t)
+	_, js := sdktest.Connect(t, srv.URL())
+	s, err := sdk.New(sdk.Config{Name: "health", URL: srv.URL(), Filters: siFilters, Handler: newRecorder().handle})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	unhealthy := func(what, want string) {
+		t.Helper()
+		waitFor(t, what, 20*time.Second, func() bool { err := s.Health(); return err != nil && strings.Contains(err.Error(), want) })
+	}
+	unhealthy("not started", "Run has not started")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	unhealthy("setting up without the stream", "setting up, retrying: looking up stream")
+	sdktest.CreateStream(t, js, schemas.StreamName, "pop")
+	waitFor(t, "healthy", 20*time.Second, func() bool { return s.Health() == nil })
+	srv.Shutdown()
+	unhealthy("the server down", "not connected to NATS")
+	srv.Restart()
+	waitFor(t, "healthy again", 20*time.Second, func() bool { return s.Health() == nil })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	unhealthy("stopped", "Run returned")
 }

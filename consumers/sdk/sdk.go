@@ -23,7 +23,12 @@
 //     at a time in stream order (the hub publishes them in version order);
 //     different citizens run on Config.Concurrency workers. A failing
 //     notification is retried in place and holds back the later ones of the
-//     same worker, so order survives retries. Only a crash can reorder:
+//     same worker, so order survives retries. The other workers go on
+//     meanwhile, until the held-back worker holds as many messages as the
+//     consumer lets the server deliver unacked (its MaxAckPending: the
+//     larger of 1000 and 4×Config.FetchBatch for the consumers the SDK
+//     creates); then nothing more arrives until the retry ends. Only a
+//     crash can reorder:
 //     messages redelivered after AckWait may arrive after later ones of the
 //     same citizen, which the Version in every notification reveals. With
 //     Config.ConsumerPerFilter the order holds within each filter; see
@@ -232,6 +237,15 @@ type Config struct {
 	//     mode's consumers at Start (or from Bootstrap) and leaves the old
 	//     ones on the server, where they hold messages back from nobody
 	//     but cost the server their state: delete them.
+	//   - Changed filters give other consumer names, which the subscriber
+	//     would not meet when it binds; instead it lists the stream's
+	//     consumers when it sets up and stops with ErrFilterChanged on one
+	//     named FilterConsumerName(Name, S) for a subject S it no longer
+	//     filters. A NATS user that may not list them (the hub's access
+	//     policy grants no $JS.API.CONSUMER.LIST) skips that check, with a
+	//     warning: the new filters' consumers then start at Start (or from
+	//     Bootstrap) next to the old ones. Give new filters a new Name
+	//     there, and have the old consumers deleted.
 	ConsumerPerFilter bool
 	// User and Password authenticate the SDK's own connection (ignored
 	// when Conn is set), for a server with users, such as the hub's under
@@ -327,6 +341,21 @@ type Config struct {
 // the identity may not use). Retrying cannot help, so Run returns it
 // rather than retrying for ever.
 var ErrBootstrapRefused = errors.New("the hub refused the bootstrap")
+
+// ErrFilterChanged is wrapped by Run's error when the filters changed
+// under the same Config.Name: the durable consumer of the name filters
+// another subject than the configuration's, or, with
+// Config.ConsumerPerFilter, the stream holds a consumer the name made for
+// a subject the configuration no longer filters (one named
+// schemas.FilterConsumerName(Name, S) filtering S; a NATS user that may
+// not list the stream's consumers cannot find those, see
+// ConsumerPerFilter). The SDK does not change the filter of an existing
+// consumer, nor start new filters' consumers next to old ones, which
+// would silently skip or repeat notifications; retrying cannot help, so
+// Run returns it, naming the consumers. Delete the old consumers (their
+// position is lost: start the new ones with Start or Bootstrap) or use
+// another name.
+var ErrFilterChanged = errors.New("the durable consumer filters other subjects than the configuration")
 
 // Bootstrap configures the snapshot a new subscriber starts from: it
 // applies when the subscriber creates a consumer that this process has not
@@ -523,8 +552,16 @@ func checkFilterConsumers(name string, fs filterSet) error {
 }
 
 // outermost drops duplicate regions and those inside another listed one;
-// "" (everything) swallows the rest.
+// "" (everything) swallows the rest. Regions are compared, and returned,
+// as RegionCode reads them: 230100 is the city 2301, so its counties are
+// inside it and a person of one of them is walked, and handed to
+// Bootstrap.Handle, once.
 func outermost(codes []string) []string {
+	read := make([]string, len(codes))
+	for i, c := range codes {
+		read[i] = RegionCode(c)
+	}
+	codes = read
 	var out []string
 	for i, c := range codes {
 		inner := false

@@ -20,15 +20,17 @@ func (s *Subscriber) setup(ctx context.Context) ([]jetstream.Consumer, error) {
 	for {
 		conss, err := s.trySetup(ctx)
 		if err == nil {
+			s.setHealth(nil)
 			return conss, nil
 		}
-		var apiErr *jetstream.APIError
-		if errors.As(err, &apiErr) && apiErr.Code == 400 {
-			return nil, err // the server rejects the configuration itself
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
 		}
-		if errors.Is(err, ErrBootstrapRefused) {
-			return nil, err // the credentials or purpose are wrong
+		if permanent(err) {
+			s.setHealth(fmt.Errorf("setting up failed: %w", err))
+			return nil, err
 		}
+		s.setHealth(fmt.Errorf("setting up, retrying: %w", err))
 		s.cfg.Logger.Warn("subscriber: setting up, retrying", "subscriber", s.cfg.Name, "error", err, "delay", delay)
 		sleep(ctx, delay)
 		if ctx.Err() != nil {
@@ -36,6 +38,15 @@ func (s *Subscriber) setup(ctx context.Context) ([]jetstream.Consumer, error) {
 		}
 		delay = min(2*delay, 10*time.Second)
 	}
+}
+
+// permanent reports whether a setup failure is one that retrying cannot
+// mend.
+func permanent(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.Code == 400 || // the server rejects the configuration itself
+		errors.Is(err, ErrBootstrapRefused) || // the credentials or purpose are wrong
+		errors.Is(err, ErrFilterChanged) // the consumer must be deleted or renamed first
 }
 
 // trySetup binds every consumer that exists and creates the others: one
@@ -49,6 +60,11 @@ func (s *Subscriber) trySetup(ctx context.Context) ([]jetstream.Consumer, error)
 	// most those the consumers' info reflects (see durable.advance).
 	si, err := s.streamInfo(ctx)
 	if err != nil {
+		return nil, err
+	}
+	// Before creating anything: a per-filter consumer left from other
+	// filters is no consumer bind looks up.
+	if err := s.checkLeftoverConsumers(ctx); err != nil {
 		return nil, err
 	}
 	conss := make([]jetstream.Consumer, len(s.durables))
@@ -130,13 +146,18 @@ func (s *Subscriber) consumerConfig(d *durable) jetstream.ConsumerConfig {
 		// The SDK counts attempts and dead-letters itself; the server
 		// must never silently give up on a message.
 		MaxDeliver:    -1,
-		MaxAckPending: max(1000, 4*s.cfg.FetchBatch),
+		MaxAckPending: s.maxAckPending(),
 	}
 	if d.name != s.cfg.Name {
 		c.Description += ", filter " + d.filter
 	}
 	return c
 }
+
+// maxAckPending is the MaxAckPending of the consumers the SDK creates:
+// how many messages the server lets one of them hold unacked, which
+// bounds what the subscriber holds (see queueLimit).
+func (s *Subscriber) maxAckPending() int { return max(1000, 4*s.cfg.FetchBatch) }
 
 // streamInfo reads the notification stream's info.
 func (s *Subscriber) streamInfo(ctx context.Context) (*jetstream.StreamInfo, error) {
@@ -214,7 +235,8 @@ func (s *Subscriber) reportGap(d *durable, from, to uint64) {
 
 // bind looks up an existing durable consumer, checks that it filters
 // what the configuration says, and brings its AckWait in line. It returns
-// an error wrapping jetstream.ErrConsumerNotFound when there is none.
+// an error wrapping jetstream.ErrConsumerNotFound when there is none, and
+// one wrapping ErrFilterChanged when it filters something else.
 func (s *Subscriber) bind(ctx context.Context, d *durable) (jetstream.Consumer, error) {
 	cons, err := s.js.Consumer(ctx, s.cfg.Stream, d.name)
 	if err != nil {
@@ -222,8 +244,8 @@ func (s *Subscriber) bind(ctx context.Context, d *durable) (jetstream.Consumer, 
 	}
 	info := cons.CachedInfo()
 	if info.Config.FilterSubject != d.filter {
-		return nil, fmt.Errorf("durable consumer %s filters %q, the configuration %q: delete it or use another name",
-			d.name, info.Config.FilterSubject, d.filter)
+		return nil, fmt.Errorf("durable consumer %s filters %q, the configuration %q: delete it or use another name: %w",
+			d.name, info.Config.FilterSubject, d.filter, ErrFilterChanged)
 	}
 	if info.Config.AckWait != s.cfg.AckWait {
 		cc := info.Config

@@ -227,6 +227,11 @@ func TestSnapshotDroppedPastWalk(t *testing.T) {
 // records them as the backlog refresh does.
 func observeAll(t *testing.T, s *Subscriber) {
 	t.Helper()
+	// Run binds the consumers one after another: the first may hold its
+	// snapshot before the last is bound.
+	waitUntil(t, "every consumer bound", func() bool {
+		return !slices.ContainsFunc(s.durables, func(d *durable) bool { return d.consumer() == nil })
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	si, err := s.streamInfo(ctx)

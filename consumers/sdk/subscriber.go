@@ -37,7 +37,11 @@ type Subscriber struct {
 	// setupMu serialises setup: each consumer's pull loop sets up again
 	// when its consumer disappears, and two must not create one twice.
 	setupMu sync.Mutex
-	tracer  trace.Tracer
+	// listRefused is set, under setupMu, once the server refused to list
+	// the stream's consumers (see checkLeftoverConsumers): the check is
+	// skipped from then on, and its warning logged once.
+	listRefused bool
+	tracer      trace.Tracer
 	// spanName names every handling span ("process <name>").
 	spanName string
 	// spanOpts are the options of every handling span, built once.
@@ -73,6 +77,47 @@ type Subscriber struct {
 	attrs           []metric.AddOption
 	backlog         backlog
 	closeOnce       sync.Once
+
+	// health is what Health reports, under healthMu: nil while Run has
+	// its consumers set up, otherwise why it has not (see setHealth).
+	healthMu sync.Mutex
+	health   error
+}
+
+// Health's answers before Run and after it returned.
+var (
+	errNotStarted = errors.New("not running: Run has not started")
+	errStopped    = errors.New("not running: Run returned")
+)
+
+// setHealth records what Health reports: nil once the consumers are set
+// up, otherwise why the subscriber is not consuming.
+func (s *Subscriber) setHealth(err error) {
+	s.healthMu.Lock()
+	s.health = err
+	s.healthMu.Unlock()
+}
+
+// Health reports whether the subscriber is consuming: nil while Run has
+// its durable consumers set up and the connection to NATS is up, and
+// otherwise an error that says why not: Run has not started or has
+// returned; it is setting up, with the failure it is retrying (the
+// server unreachable, the hub's stream not created yet) or the one that
+// stopped it for good (such as ErrFilterChanged); a consumer was lost and
+// is being set up again; or the connection is down and reconnecting. It
+// does not block, for a health endpoint to call. The errors carry no
+// citizen IDs.
+func (s *Subscriber) Health() error {
+	s.healthMu.Lock()
+	err := s.health
+	s.healthMu.Unlock()
+	if err != nil {
+		return err
+	}
+	if st := s.nc.Status(); st != nats.CONNECTED {
+		return fmt.Errorf("not connected to NATS (%s)", st)
+	}
+	return nil
 }
 
 // durable is one of the subscriber's durable consumers.
@@ -172,6 +217,7 @@ func New(cfg Config) (*Subscriber, error) {
 		seed:     maphash.MakeSeed(),
 		inflight: make(map[inflightKey]jetstream.Msg),
 		stopped:  make(chan struct{}),
+		health:   errNotStarted,
 	}
 	if cfg.ConsumerPerFilter {
 		for _, subj := range s.filters.subjects {
@@ -285,11 +331,16 @@ type item struct {
 
 // Run consumes until ctx ends, then finishes the messages being handled
 // and returns nil. It returns an error only if setting up failed for good
-// (a bad configuration the server rejects, or a bootstrap the hub
-// refuses: ErrBootstrapRefused); transient failures, such as
-// the server being down, are retried.
+// (a bad configuration the server rejects; an existing durable consumer
+// of the name with other filters: ErrFilterChanged; or a bootstrap the hub
+// refuses: ErrBootstrapRefused); transient failures, such as the server
+// being down, are retried.
 func (s *Subscriber) Run(ctx context.Context) error {
+	s.setHealth(errors.New("setting up"))
 	conss, err := s.setup(ctx)
+	if err == nil || ctx.Err() != nil {
+		defer s.setHealth(errStopped) // a permanent failure stays the answer
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -313,9 +364,10 @@ func (s *Subscriber) Run(ctx context.Context) error {
 	defer background.Wait()
 
 	queues := make([]*queue, s.cfg.Concurrency)
+	limit := s.queueLimit(conss)
 	var workers sync.WaitGroup
 	for i := range queues {
-		queues[i] = newQueue(max(16, 2*s.cfg.FetchBatch/s.cfg.Concurrency))
+		queues[i] = newQueue(limit)
 		workers.Go(func() {
 			var cp *copies // only where one stream message can come twice
 			if len(s.durables) > 1 {
@@ -373,6 +425,34 @@ func (s *Subscriber) Run(ctx context.Context) error {
 	s.touchInflight() // nothing should be left; keep any straggler alive
 	s.cfg.Logger.Info("subscriber stopped", "subscriber", s.cfg.Name)
 	return nil
+}
+
+// queueLimit is how many messages one worker may hold, queued or being
+// handled, before dispatch waits for it to take some. That wait blocks
+// the Consume callback, which feeds every worker: with a limit the server
+// can reach, a worker held back by a retry (up to the last Backoff delay,
+// for ever with a Transient error) would stall all the others too. So the
+// limit lies beyond what the server delivers: the messages a worker holds
+// were delivered and not acked, except those of the batch it is handling
+// that it acked already, and the server stops delivering a consumer's
+// messages while MaxAckPending of them are unacked; a worker therefore
+// holds at most twice the consumers' MaxAckPending added up. The server's
+// limit is what bounds the process's memory, as it bounds everything the
+// subscriber holds: a held-back worker's queue grows while the others go
+// on, until that worker alone holds MaxAckPending messages and the server
+// delivers nothing more until its retry ends. A consumer set to no limit
+// on the server (MaxAckPending ≤ 0) counts as the SDK's own; should such a
+// worker reach the limit, dispatch waits as before.
+func (s *Subscriber) queueLimit(conss []jetstream.Consumer) int {
+	sum := 0
+	for _, cons := range conss {
+		m := cons.CachedInfo().Config.MaxAckPending
+		if m <= 0 {
+			m = s.maxAckPending()
+		}
+		sum += m
+	}
+	return max(16, 2*sum)
 }
 
 // giveBack keeps msg, fetched but not handled when Run's context ended,
@@ -433,8 +513,9 @@ func (s *Subscriber) returnGivenBack() {
 // of FetchBatch has arrived), and calls dispatch on the subscription's own
 // goroutine: no goroutine of its own between the connection and the
 // workers, and no timer allocated per message for the heartbeat check.
-// dispatch blocks while the worker's queue is full, which stops further
-// pulls: the queues bound what the process holds.
+// dispatch does not wait on a worker held back by a retry: the queues
+// take everything the consumer's MaxAckPending lets the server deliver
+// (see queueLimit), which is what bounds what the process holds.
 func (s *Subscriber) fetchLoop(ctx context.Context, d int, cons jetstream.Consumer, queues []*queue) {
 	name := s.durables[d].name
 	onError := func(_ jetstream.ConsumeContext, err error) { s.consumeError(name, err) }
@@ -460,6 +541,7 @@ func (s *Subscriber) fetchLoop(ctx context.Context, d int, cons jetstream.Consum
 		if ctx.Err() == nil {
 			// The durable consumer is gone or the connection closed:
 			// set up again.
+			s.setHealth(fmt.Errorf("consumer %s stopped delivering; setting up again", name))
 			sleep(ctx, time.Second)
 			if cs, err := s.setup(ctx); err == nil {
 				cons = cs[d]

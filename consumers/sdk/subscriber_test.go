@@ -193,6 +193,67 @@ func TestOrderPerCitizenWithFailures(t *testing.T) {
 	t.Logf("%d handler calls, %d injected failures", rec.calls.Load(), failures.Load())
 }
 
+// TestRetryHoldsBackOnlyItsWorker: while one citizen's notification waits
+// for its retry (here a Transient failure, retried until it passes), it
+// holds back the later notifications of its own worker only; the other
+// workers' citizens are handled meanwhile. When it passes, the held-back
+// ones follow, each once and in order.
+func TestRetryHoldsBackOnlyItsWorker(t *testing.T) {
+	e := newEnv(t)
+	bad := sdktest.CitizenID(999999)
+	const others = 4000
+	n := sdktest.Migration("bad", bad, 1, daoli, beijing)
+	msgs := []*nats.Msg{sdktest.Msg(sdktest.Subject("pop", n, ""), n, "")}
+	for i := range others {
+		m := sdktest.Migration(fmt.Sprintf("ok%d", i), sdktest.CitizenID(i), 1, daoli, beijing)
+		msgs = append(msgs, sdktest.Msg(sdktest.Subject("pop", m, ""), m, ""))
+	}
+	sdktest.Publish(t, e.js, msgs...)
+	rec := newRecorder()
+	outage := make(chan struct{})
+	var badCalls atomic.Int64
+	rec.fail = func(d *sdk.Delivery) error {
+		if d.CitizenID != bad {
+			return nil
+		}
+		badCalls.Add(1)
+		select {
+		case <-outage:
+			return nil
+		default:
+			return sdk.Transient(errors.New("the bureau's database is down"))
+		}
+	}
+	// The default 8 workers and queue sizes; a short backoff, so that the
+	// bad citizen's worker keeps retrying (and holding back its queue) while
+	// the others run.
+	run(t, sdk.Config{Name: "holdback", URL: e.srv.URL(), Filters: siFilters, Handler: rec.handle,
+		Start: sdk.Start{Policy: sdk.StartAll}, Backoff: []time.Duration{50 * time.Millisecond}})
+	// About 7/8 of the others are on the other workers; 3/4 leaves room for
+	// an uneven hash. Before the fix the workers all stalled at about 1,000.
+	waitFor(t, "the other workers' citizens handled", 60*time.Second, func() bool { return rec.distinct() >= others*3/4 })
+	if got := rec.distinct(); got >= others {
+		t.Fatalf("%d of %d others handled: the bad citizen's worker should still hold some back", got, others)
+	}
+	rec.mu.Lock()
+	handledBad := len(rec.versions[bad])
+	rec.mu.Unlock()
+	if handledBad != 0 || badCalls.Load() == 0 {
+		t.Fatalf("the failing citizen was handled %d times after %d calls; want its retry still pending", handledBad, badCalls.Load())
+	}
+	t.Logf("%d of %d others handled while one citizen's retry was pending (%d attempts)", rec.distinct(), others, badCalls.Load())
+	close(outage)
+	waitFor(t, "every notification", 60*time.Second, func() bool { return rec.distinct() == others+1 })
+	if d := rec.duplicates(); d != 0 {
+		t.Errorf("%d notifications handled twice", d)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	for _, e := range rec.errs {
+		t.Error(e)
+	}
+}
+
 func TestStartPositions(t *testing.T) {
 	e := newEnv(t)
 	batch := func(tag string, n int) []*nats.Msg {

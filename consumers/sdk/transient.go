@@ -13,7 +13,9 @@ import "errors"
 //
 // Mark only failures outside the notification: one the notification
 // itself causes would be retried for ever, and hold back every citizen of
-// its worker. Transient(nil) is nil.
+// its worker, and once that worker holds the consumer's MaxAckPending
+// messages every notification (see the package doc's Per-citizen order).
+// Transient(nil) is nil.
 func Transient(err error) error {
 	if err == nil {
 		return nil

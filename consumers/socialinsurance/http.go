@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -73,10 +74,19 @@ func newMetrics() (*metricsHandler, error) {
 
 // Handler serves the service's HTTP API:
 //
-//	GET  /tasks?status=open|done&citizen_id=…&after=ID&limit=N   JSON array of tasks, in id order
+//	GET  /tasks?status=open|done&citizen_id=…&corrected=true&after=ID&limit=N
+//	                                                              JSON array of tasks, in id order
 //	POST /tasks/{id}/complete                                     publish the completion, mark done
-//	GET  /healthz                                                 200 when the database answers
+//	GET  /healthz                                                 200 when the database answers and the subscriber consumes
 //	GET  /metrics                                                 Prometheus
+//
+// GET /tasks answers a page of at most limit tasks (default
+// DefaultTaskLimit, at most MaxTaskLimit) after the task id after; a full
+// page carries a Link header with rel="next", the same request continuing
+// after the page's last task, so that a client cannot mistake the first
+// page for the whole list. The answer stays a bare array, as before paging
+// was announced. corrected=true lists only the tasks with a corrected date
+// of death.
 //
 // The tasks routes require Config.APIToken as a bearer token and answer
 // 401 (problem+json) to any request without it, to every request when no
@@ -84,6 +94,12 @@ func newMetrics() (*metricsHandler, error) {
 // changes golden records at the hub. /healthz and /metrics carry neither
 // and stay open to probes and scrapers. Neither tasks route takes a body:
 // one longer than maxTaskBody is refused with 413.
+//
+// /healthz answers 503 with the reason in a text body while the database
+// does not answer or the subscriber is not consuming (sdk's
+// Subscriber.Health: still setting up, e.g. the hub's stream missing;
+// failed for good, e.g. sdk.ErrFilterChanged; NATS unreachable): the
+// service then serves the tasks already recorded but takes no new ones.
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /tasks", limitBody(maxTaskBody, requireToken(s.cfg.APIToken, http.HandlerFunc(s.listTasks))))
@@ -91,6 +107,10 @@ func (s *Service) Handler() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if err := s.store.Ping(r.Context()); err != nil {
 			http.Error(w, "database unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		if err := s.sub.Health(); err != nil {
+			http.Error(w, "subscriber not consuming: "+citizenid.MaskText(err.Error()), http.StatusServiceUnavailable)
 			return
 		}
 		w.Write([]byte("ok\n"))
@@ -122,10 +142,19 @@ func (s *Service) listTasks(w http.ResponseWriter, r *http.Request) {
 		}
 		f.After = n
 	}
+	switch q.Get("corrected") {
+	case "":
+	case "true":
+		f.Corrected = true
+	default:
+		http.Error(w, "corrected: want true", http.StatusBadRequest)
+		return
+	}
+	f.Limit = DefaultTaskLimit
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 10000 {
-			http.Error(w, "limit: want 1 to 10000", http.StatusBadRequest)
+		if err != nil || n < 1 || n > MaxTaskLimit {
+			http.Error(w, fmt.Sprintf("limit: want 1 to %d", MaxTaskLimit), http.StatusBadRequest)
 			return
 		}
 		f.Limit = n
@@ -135,6 +164,12 @@ func (s *Service) listTasks(w http.ResponseWriter, r *http.Request) {
 		s.cfg.Logger.Error("listing tasks", maskedError(err))
 		http.Error(w, "listing tasks failed", http.StatusInternalServerError)
 		return
+	}
+	if len(tasks) == f.Limit {
+		// Perhaps more: the same request, after the last task.
+		q.Set("after", strconv.FormatInt(tasks[len(tasks)-1].ID, 10))
+		next := url.URL{Path: r.URL.Path, RawQuery: q.Encode()}
+		w.Header().Set("Link", "<"+next.String()+`>; rel="next"`)
 	}
 	writeJSON(w, http.StatusOK, tasks)
 }

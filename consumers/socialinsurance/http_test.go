@@ -13,19 +13,27 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	neturl "net/url"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"go.opentelemetry.io/otel/metric/noop"
+
 	"github.com/pophub/pophub/consumers/sdk"
 	"github.com/pophub/pophub/consumers/sdk/sdktest"
+	"github.com/pophub/pophub/hub/access"
 	"github.com/pophub/pophub/internal/testenv"
 	"github.com/pophub/pophub/schemas"
+	"github.com/pophub/pophub/schemas/citizenid"
 )
 
 // testAPIToken is the tasks API's bearer token in the tests.
@@ -62,6 +70,7 @@ func startService(t *testing.T, cfg Config) *Service {
 			t.Errorf("Run: %v", err)
 		}
 	})
+	waitConsuming(t, svc)
 	return svc
 }
 
@@ -93,6 +102,17 @@ func runService(t *testing.T, cfg Config) (svc *Service, stop func() error) {
 	}
 	t.Cleanup(func() { _ = stop() })
 	return svc, stop
+}
+
+// waitConsuming waits until the service's subscriber has set up its
+// consumers, as /healthz reports.
+func waitConsuming(t *testing.T, svc *Service) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); svc.sub.Health() != nil; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the subscriber does not consume: %v", svc.sub.Health())
+		}
+	}
 }
 
 // addTask records a transfer_out task for citizen as a notification would.
@@ -207,6 +227,32 @@ func TestTasksAPIRequiresToken(t *testing.T) {
 				t.Errorf("%d completion events published, want %d", n, wantEvents)
 			}
 		})
+	}
+}
+
+// TestValidateRegion: the bureau's region error says what is wrong with
+// the code: its length, a character, or a province that does not exist.
+func TestValidateRegion(t *testing.T) {
+	tests := []struct {
+		region, want string // want "" for no error
+	}{
+		{"2301", ""},
+		{"23", ""},
+		{"230102", ""},
+		{"", `region "": want a 2-, 4- or 6-digit division code`},
+		{"23010", `region "23010": want a 2-, 4- or 6-digit division code`},
+		{"99", `region "99": not a division code: 99 is not a province code`},
+		{"990102", `region "990102": not a division code: 99 is not a province code`},
+		{"23O1", `region "23O1": not a division code: it has a character other than a digit`},
+		{"230100", ""},
+		{"230199", `region "230199": not in the region table`},
+	}
+	for _, tt := range tests {
+		cfg := Config{Region: tt.region, NATS: "nats://127.0.0.1:1", Postgres: "postgres://127.0.0.1:1/x"}
+		err := cfg.Validate()
+		if got := fmt.Sprint(err); tt.want == "" && err != nil || tt.want != "" && got != tt.want {
+			t.Errorf("region %q: Validate() = %v, want %q", tt.region, err, tt.want)
+		}
 	}
 }
 
@@ -534,4 +580,302 @@ func TestTasksBodyLimit(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestHealthzReportsTheSubscriber: /healthz answers 200 only while the
+// database answers and the subscriber consumes, and otherwise 503 with
+// the reason: here a durable consumer of the bureau's name that filters
+// something else (the region changed under the same --name), which stops
+// the subscriber for good.
+func TestHealthzReportsTheSubscriber(t *testing.T) {
+	srv := sdktest.StartServer(t)
+	_, js := sdktest.Connect(t, srv.URL())
+	sdktest.CreateStream(t, js, schemas.StreamName, "pop")
+	ctx := context.Background()
+	if _, err := js.CreateConsumer(ctx, schemas.StreamName, jetstream.ConsumerConfig{Durable: "si-harbin", FilterSubject: "pop.death.>", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := New(ctx, Config{Region: "2301", Name: "si-harbin", NATS: srv.URL(), Postgres: testenv.PostgresURL(), Schema: testenv.Schema(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { svc.Close() })
+	api := httptest.NewServer(svc.Handler())
+	t.Cleanup(api.Close)
+	healthz := func() (int, string) {
+		t.Helper()
+		resp, err := http.Get(api.URL + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	if code, body := healthz(); code != http.StatusServiceUnavailable || !strings.Contains(body, "Run has not started") {
+		t.Errorf("/healthz before Run: %d %q, want 503 saying it has not started", code, body)
+	}
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := svc.Run(rctx); !errors.Is(err, sdk.ErrFilterChanged) {
+		t.Fatalf("Run = %v, want ErrFilterChanged", err)
+	}
+	code, body := healthz()
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "setting up failed") || !strings.Contains(body, "delete it or use another name") {
+		t.Errorf("/healthz after the subscriber failed: %d %q, want 503 with the reason", code, body)
+	}
+
+	// The same store and server under the durable's own filter: healthy.
+	if err := js.DeleteConsumer(ctx, schemas.StreamName, "si-harbin"); err != nil {
+		t.Fatal(err)
+	}
+	good, err := New(ctx, Config{Region: "2301", Name: "si-harbin", NATS: srv.URL(), Postgres: svc.cfg.Postgres, Schema: svc.cfg.Schema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gctx, gcancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- good.Run(gctx) }()
+	t.Cleanup(func() {
+		gcancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		good.Close()
+	})
+	goodAPI := httptest.NewServer(good.Handler())
+	t.Cleanup(goodAPI.Close)
+	waitServing(t, strings.TrimPrefix(goodAPI.URL, "http://"))
+}
+
+// getTasks lists tasks at url with the test's token and returns them with
+// the target of the answer's Link rel="next" ("" without one), resolved
+// against url.
+func getTasks(t *testing.T, url string) (tasks []map[string]any, next string) {
+	t.Helper()
+	resp, err := bearerClient(testAPIToken, nil).Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s %s", url, resp.Status, body)
+	}
+	if err := json.Unmarshal(body, &tasks); err != nil {
+		t.Fatalf("GET %s: not a JSON array: %v", url, err)
+	}
+	links := resp.Header.Values("Link")
+	if len(links) == 0 {
+		return tasks, ""
+	}
+	target, ok := strings.CutSuffix(links[0], `>; rel="next"`)
+	if len(links) != 1 || !ok || !strings.HasPrefix(target, "<") {
+		t.Fatalf("GET %s: Link %q, want one <…>; rel=\"next\"", url, links)
+	}
+	base, err := neturl.Parse(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := neturl.Parse(target[1:])
+	if err != nil {
+		t.Fatalf("Link target %q: %v", target, err)
+	}
+	return tasks, base.ResolveReference(ref).String()
+}
+
+// TestTasksPagedWithLink: GET /tasks answers at most limit tasks (1,000
+// by default) as a bare array; a full page says that more may follow with
+// a Link rel="next" continuing after its last task with the same
+// parameters, and following the links lists every task once, in order.
+func TestTasksPagedWithLink(t *testing.T) {
+	svc := startService(t, Config{APIToken: testAPIToken})
+	const total = DefaultTaskLimit + 1
+	citizen := sdktest.CitizenID(7)
+	if _, err := svc.store.pool.Exec(context.Background(), `INSERT INTO tasks (kind, citizen_id, change_id, version, from_region, to_region)
+		SELECT 'transfer_out', $1, 'chg-page-' || g, 1, '230102', '110105' FROM generate_series(1, $2::int) g`, string(citizen), total); err != nil {
+		t.Fatal(err)
+	}
+	api := httptest.NewServer(svc.Handler())
+	t.Cleanup(api.Close)
+
+	// walk follows the links from url and returns the pages' lengths and
+	// the tasks' ids.
+	walk := func(url string) (pages []int, ids []int64) {
+		t.Helper()
+		for url != "" {
+			var tasks []map[string]any
+			tasks, url = getTasks(t, url)
+			pages = append(pages, len(tasks))
+			for _, task := range tasks {
+				ids = append(ids, int64(task["id"].(float64)))
+			}
+			if url != "" {
+				u, _ := neturl.Parse(url)
+				if got, want := u.Query().Get("after"), fmt.Sprint(ids[len(ids)-1]); got != want {
+					t.Errorf("Link %s: after=%s, want the page's last id %s", url, got, want)
+				}
+			}
+			if len(pages) > total+1 {
+				t.Fatal("the links do not end")
+			}
+		}
+		return pages, ids
+	}
+	check := func(name string, pages []int, ids []int64, wantPages []int) {
+		t.Helper()
+		if fmt.Sprint(pages) != fmt.Sprint(wantPages) {
+			t.Errorf("%s: pages of %v, want %v", name, pages, wantPages)
+		}
+		if len(ids) != total {
+			t.Errorf("%s: %d tasks, want %d", name, len(ids), total)
+		}
+		for i := 1; i < len(ids); i++ {
+			if ids[i] <= ids[i-1] {
+				t.Fatalf("%s: id %d after %d", name, ids[i], ids[i-1])
+			}
+		}
+	}
+
+	pages, ids := walk(api.URL + "/tasks")
+	check("default limit", pages, ids, []int{DefaultTaskLimit, 1})
+
+	// The other parameters stay in the link.
+	first := api.URL + "/tasks?status=open&limit=400&citizen_id=" + string(citizen)
+	_, next := getTasks(t, first)
+	q, err := neturl.Parse(next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := q.Query(); v.Get("status") != "open" || v.Get("limit") != "400" || v.Get("citizen_id") != string(citizen) || q.Path != "/tasks" {
+		t.Errorf("Link target %s lost the request's parameters", next)
+	}
+	pages, ids = walk(first)
+	check("limit 400", pages, ids, []int{400, 400, 201})
+
+	// A last page that is full cannot tell: its link leads to an empty one.
+	pages, ids = walk(fmt.Sprintf("%s/tasks?limit=%d", api.URL, total))
+	check("limit = total", pages, ids, []int{total, 0})
+}
+
+// TestTasksShowDatesOfDeath: a stop_benefits task's JSON carries its date
+// of death, and once a different date was announced after completion
+// also the corrected one, which corrected=true lists on its own;
+// transfers, and a repeat with the same date, carry no such field.
+func TestTasksShowDatesOfDeath(t *testing.T) {
+	ctx := context.Background()
+	svc := startService(t, Config{APIToken: testAPIToken})
+	h, err := NewHandler(svc.store, "2301", noop.NewMeterProvider())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := bureau{store: svc.store, handler: h}
+	corrected, confirmed, open := sdktest.CitizenID(41), sdktest.CitizenID(42), sdktest.CitizenID(43)
+	b.deliverDeath(t, sdktest.Death("d-41", corrected, 3, "2024-11-15"), daoli)
+	b.deliverDeath(t, sdktest.Death("d-42", confirmed, 3, "2024-10-01"), daoli)
+	b.deliverDeath(t, sdktest.Death("d-43", open, 3, "2024-09-30"), daoli)
+	b.deliver(t, sdktest.Migration("m-44", sdktest.CitizenID(44), 2, daoli, beijing))
+	pub := &hubPublisher{t: t}
+	for id, change := range map[citizenid.ID]string{corrected: "d-41", confirmed: "d-42"} {
+		task := b.task(t, id, change, StopBenefits)
+		if _, err := Complete(ctx, svc.store, pub, task.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.deliverDeath(t, sdktest.Death("d-41b", corrected, 4, "2024-11-12"), daoli) // corrected after completion
+	b.deliverDeath(t, sdktest.Death("d-42b", confirmed, 4, "2024-10-01"), daoli) // the same date again
+
+	api := httptest.NewServer(svc.Handler())
+	t.Cleanup(api.Close)
+	tasks, _ := getTasks(t, api.URL+"/tasks")
+	byCitizen := map[string]map[string]any{}
+	for _, task := range tasks {
+		byCitizen[task["citizen_id"].(string)] = task
+	}
+	tests := []struct {
+		citizen            citizenid.ID
+		death, correctedTo any // nil: the key is absent
+	}{
+		{corrected, "2024-11-15", "2024-11-12"},
+		{confirmed, "2024-10-01", nil},
+		{open, "2024-09-30", nil},
+		{sdktest.CitizenID(44), nil, nil},
+	}
+	for _, tt := range tests {
+		task, ok := byCitizen[string(tt.citizen)]
+		if !ok {
+			t.Fatalf("no task of citizen %s in %v", tt.citizen, tasks)
+		}
+		if got := task["date_of_death"]; got != tt.death {
+			t.Errorf("task %v: date_of_death %v, want %v", task["change_id"], got, tt.death)
+		}
+		if got := task["corrected_date_of_death"]; got != tt.correctedTo {
+			t.Errorf("task %v: corrected_date_of_death %v, want %v", task["change_id"], got, tt.correctedTo)
+		}
+	}
+
+	got, _ := getTasks(t, api.URL+"/tasks?corrected=true")
+	if len(got) != 1 || got[0]["citizen_id"] != string(corrected) || got[0]["corrected_date_of_death"] != "2024-11-12" {
+		t.Errorf("GET /tasks?corrected=true: %v, want the one corrected task", got)
+	}
+	if got, _ := getTasks(t, api.URL+"/tasks?corrected=true&status=open"); len(got) != 0 {
+		t.Errorf("GET /tasks?corrected=true&status=open: %v, want none", got)
+	}
+	resp, err := bearerClient(testAPIToken, nil).Get(api.URL + "/tasks?corrected=yes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("GET /tasks?corrected=yes: %s, want 400", resp.Status)
+	}
+}
+
+// TestCompleteOnBrokersRequiringLogin: with brokers that, as under an
+// access policy, serve only clients logged in with SASL/SCRAM-SHA-512,
+// completing a task over HTTP publishes the completion as the bureau's
+// identity; without the login the completion fails, the task stays open
+// and the log says the broker may require credentials.
+func TestCompleteOnBrokersRequiringLogin(t *testing.T) {
+	login := access.SCRAMClient{User: "si-harbin", Password: "pw"}
+	broker := testenv.Kafka(t, 1, kfake.EnableSASL(), kfake.Superuser(access.SCRAMMechanism, login.User, login.Password))
+	topic := schemas.Topic(schemas.SocialInsurance)
+	complete := func(t *testing.T, svc *Service, task Task) int {
+		t.Helper()
+		api := httptest.NewServer(svc.Handler())
+		t.Cleanup(api.Close)
+		resp, err := bearerClient(testAPIToken, nil).Post(fmt.Sprintf("%s/tasks/%d/complete", api.URL, task.ID), "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+
+	t.Run("without login", func(t *testing.T) {
+		var logs testenv.LogBuffer
+		svc := startService(t, Config{Kafka: []string{broker}, APIToken: testAPIToken,
+			Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		task := addTask(t, svc, "chg-nologin", 1)
+		if code := complete(t, svc, task); code != http.StatusBadGateway {
+			t.Fatalf("completing without a login: %d, want %d", code, http.StatusBadGateway)
+		}
+		if !strings.Contains(logs.String(), "does it require TLS or SASL credentials") {
+			t.Errorf("the log does not say the broker may require credentials:\n%s", logs.String())
+		}
+		if got, err := svc.store.Task(context.Background(), task.ID); err != nil || got.Status != StatusOpen {
+			t.Errorf("task after a failed completion: %+v, %v; want it open", got, err)
+		}
+	})
+
+	t.Run("with login", func(t *testing.T) {
+		svc := startService(t, Config{Kafka: []string{broker}, KafkaSASL: login, APIToken: testAPIToken})
+		task := addTask(t, svc, "chg-login", 2)
+		if code := complete(t, svc, task); code != http.StatusOK {
+			t.Fatalf("completing with the login: %d, want %d", code, http.StatusOK)
+		}
+		if n := testenv.RecordCountAs(t, broker, login, topic); n != 1 {
+			t.Errorf("%d completion events on %s, want 1", n, topic)
+		}
+	})
 }

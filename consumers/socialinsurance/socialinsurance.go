@@ -52,6 +52,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/segmentio/kafka-go/sasl"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
@@ -66,7 +67,8 @@ import (
 
 // Config configures the service. Region, NATS and Postgres are required.
 type Config struct {
-	// Region is the bureau's 2-, 4- or 6-digit division code.
+	// Region is the bureau's 2-, 4- or 6-digit division code; a city
+	// written in six digits (230100) is the city (sdk.RegionCode).
 	Region string
 	// Name is the durable subscriber name (default "socialinsurance-<Region>").
 	// Under the hub's access policy it must be the bureau's identity,
@@ -129,6 +131,10 @@ type Config struct {
 	// Kafka are the brokers completions are published to; without them
 	// completing a task over HTTP answers 503.
 	Kafka []string
+	// KafkaSASL logs into brokers that ask for a login, as the hub's do
+	// under an access policy (SASL/SCRAM-SHA-512 as the bureau's
+	// identity); nil sends none, and such brokers close the connection.
+	KafkaSASL sasl.Mechanism
 	// Concurrency and AckWait tune the subscriber (see sdk.Config).
 	Concurrency int
 	AckWait     time.Duration
@@ -139,6 +145,7 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
+	c.Region = sdk.RegionCode(c.Region)
 	if c.Name == "" {
 		c.Name = "socialinsurance-" + c.Region
 	}
@@ -164,14 +171,8 @@ func (c *Config) setDefaults() {
 
 // Validate reports whether the configuration can work.
 func (c *Config) Validate() error {
-	switch len(c.Region) {
-	case 2, 4, 6:
-		if region.IsLevelCode(c.Region) {
-			break
-		}
-		fallthrough
-	default:
-		return fmt.Errorf("region %q: want a 2-, 4- or 6-digit division code", c.Region)
+	if err := sdk.CheckRegion(c.Region); err != nil {
+		return fmt.Errorf("region %w", err)
 	}
 	if c.NATS == "" {
 		return errors.New("a NATS URL is required")
@@ -227,14 +228,15 @@ type Handler struct {
 	created metric.Int64Counter
 }
 
-// NewHandler returns the notification handler for the bureau of reg.
+// NewHandler returns the notification handler for the bureau of reg (a
+// city written in six digits is the city, as in Config.Region).
 func NewHandler(store *Store, reg string, mp metric.MeterProvider) (*Handler, error) {
 	c, err := mp.Meter("github.com/pophub/pophub/consumers/socialinsurance").Int64Counter("pophub_si_tasks_created",
 		metric.WithDescription("Tasks created from notifications, by kind."))
 	if err != nil {
 		return nil, fmt.Errorf("creating metrics: %w", err)
 	}
-	return &Handler{store: store, region: reg, created: c}, nil
+	return &Handler{store: store, region: sdk.RegionCode(reg), created: c}, nil
 }
 
 // Handle is an sdk.Handler.
@@ -400,9 +402,10 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	s := &Service{cfg: cfg, store: store, sub: sub, metrics: mh}
 	if len(cfg.Kafka) > 0 {
-		if s.pub, err = publisher.New(publisher.Config{Brokers: cfg.Kafka, TLS: cfg.TLS, Source: schemas.SocialInsurance, Logger: cfg.Logger}); err != nil {
+		if s.pub, err = publisher.New(publisher.Config{Brokers: cfg.Kafka, TLS: cfg.TLS, SASL: cfg.KafkaSASL,
+			Source: schemas.SocialInsurance, Logger: cfg.Logger}); err != nil {
 			s.Close()
-			return nil, err
+			return nil, fmt.Errorf("creating the completions publisher: %w", err)
 		}
 	}
 	return s, nil

@@ -380,3 +380,48 @@ func TestHTTPAndComplete(t *testing.T) {
 		t.Errorf("completing a missing task: %s", resp.Status)
 	}
 }
+
+// TestCityWrittenInSixDigits: a bureau whose region is its city written
+// in six digits (230100, as the statistics routes accept it) gets the
+// city's tasks, as with 2301, under the same default name.
+func TestCityWrittenInSixDigits(t *testing.T) {
+	srv := sdktest.StartServer(t)
+	_, js := sdktest.Connect(t, srv.URL())
+	sdktest.CreateStream(t, js, schemas.StreamName, "pop")
+	// One notification at a time, in order: once the move out has its
+	// task, the move within the city before it has been handled.
+	svc, err := New(context.Background(), Config{Region: "230100", NATS: srv.URL(), Start: sdk.Start{Policy: sdk.StartAll}, Concurrency: 1,
+		Postgres: testenv.PostgresURL(), Schema: testenv.Schema(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		svc.Close()
+	})
+	if svc.cfg.Name != "socialinsurance-2301" {
+		t.Errorf("default name %q, want socialinsurance-2301", svc.cfg.Name)
+	}
+
+	out := sdktest.Migration("chg-out", sdktest.CitizenID(1), 2, daoli, beijing)
+	within := sdktest.Migration("chg-within", sdktest.CitizenID(2), 2, daoli, nangang)
+	sdktest.Publish(t, js, sdktest.Msg(sdktest.Subject("pop", within, ""), within, ""), sdktest.Msg(sdktest.Subject("pop", out, ""), out, ""))
+	var tasks []Task
+	for deadline := time.Now().Add(20 * time.Second); len(tasks) == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no task from a migration out of the city")
+		}
+		if tasks, err = svc.Store().Tasks(context.Background(), TaskFilter{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(tasks) != 1 || tasks[0].Kind != TransferOut || tasks[0].ChangeID != "chg-out" {
+		t.Errorf("tasks %+v, want one transfer_out of chg-out (a move within the city is none)", tasks)
+	}
+}

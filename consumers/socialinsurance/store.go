@@ -40,8 +40,11 @@ var ErrNotFound = errors.New("task not found")
 // task's is the person (CitizenID), whose later death notifications
 // update it (ChangeID stays the first's). Its JSON, as
 // GET /tasks and the complete command answer it, is {id, kind, citizen_id,
-// change_id, from_region, to_region, changed_at, created_at, status};
-// changed_at is absent for tasks recorded before it was kept.
+// change_id, from_region, to_region, date_of_death,
+// corrected_date_of_death, changed_at, created_at, status}; changed_at is
+// absent for tasks recorded before it was kept, and the dates of death
+// (YYYY-MM-DD) when there is none: a transfer's, a death notification
+// without one, or no correction.
 type Task struct {
 	ID         int64        `json:"id"`
 	Kind       string       `json:"kind"`
@@ -53,10 +56,11 @@ type Task struct {
 	// DateOfDeath is the date of death of the person's latest death
 	// notification while the task is open, and the date its completion
 	// reported once done: the termination's end.
-	DateOfDeath string `json:"-"`
+	DateOfDeath string `json:"date_of_death,omitempty"`
 	// CorrectedDateOfDeath is a different date of death announced after
-	// the task was completed; "" when there is none.
-	CorrectedDateOfDeath string `json:"-"`
+	// the task was completed, for the bureau to review (the hub already
+	// holds the termination at DateOfDeath); "" when there is none.
+	CorrectedDateOfDeath string `json:"corrected_date_of_death,omitempty"`
 	// ChangedAt is when the change that caused the task took effect (the
 	// notification's time); zero for tasks recorded before it was kept.
 	// A stop_benefits completion takes effect at DateOfDeath instead.
@@ -176,12 +180,22 @@ func (s *Store) upsertPerson(ctx context.Context, id citizenid.ID, version int64
 	return nil
 }
 
+// Task list limits: a page holds DefaultTaskLimit tasks unless the caller
+// asks for up to MaxTaskLimit.
+const (
+	DefaultTaskLimit = 1000
+	MaxTaskLimit     = 10000
+)
+
 // TaskFilter selects tasks; zero fields match everything.
 type TaskFilter struct {
 	Status    string
 	CitizenID citizenid.ID
+	// Corrected selects the tasks with a corrected date of death: a
+	// different date announced after completion.
+	Corrected bool
 	After     int64 // id to continue after
-	Limit     int   // default 1000
+	Limit     int   // default DefaultTaskLimit
 }
 
 const taskColumns = `id, kind, citizen_id, change_id, version, from_region, to_region, date_of_death, corrected_date_of_death, changed_at, created_at, status`
@@ -198,14 +212,16 @@ func scanTask(row pgx.CollectableRow) (Task, error) {
 	return t, err
 }
 
-// Tasks lists tasks in id order.
+// Tasks lists tasks in id order, at most f.Limit of them: the next page
+// starts after the last one's id.
 func (s *Store) Tasks(ctx context.Context, f TaskFilter) ([]Task, error) {
 	if f.Limit <= 0 {
-		f.Limit = 1000
+		f.Limit = DefaultTaskLimit
 	}
 	rows, err := s.pool.Query(ctx, `SELECT `+taskColumns+` FROM tasks
 		WHERE ($1 = '' OR status = $1) AND ($2 = '' OR citizen_id = $2) AND id > $3
-		ORDER BY id LIMIT $4`, f.Status, string(f.CitizenID), f.After, f.Limit)
+			AND (NOT $5 OR corrected_date_of_death <> '')
+		ORDER BY id LIMIT $4`, f.Status, string(f.CitizenID), f.After, f.Limit, f.Corrected)
 	if err != nil {
 		return nil, fmt.Errorf("listing tasks: %w", err)
 	}

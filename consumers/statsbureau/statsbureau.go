@@ -5,7 +5,9 @@
 //
 // It talks to the hub's HTTP API only (GET /v1/stats/urban-rural with
 // children=true, one request per region that has children), so it runs
-// anywhere the bureau can reach the hub.
+// anywhere the bureau can reach the hub. A hub under an access policy
+// limits each identity's request rate; a pull keeps within it by waiting
+// out refusals and sending fewer requests at once (see throttle).
 package statsbureau
 
 import (
@@ -13,9 +15,9 @@ import (
 	"crypto/tls"
 	"encoding/csv"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"sort"
@@ -23,6 +25,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/pophub/pophub/internal/tlshttp"
 )
@@ -126,8 +130,20 @@ type Config struct {
 	// Purpose is sent as X-Purpose (default DefaultPurpose). Under an
 	// access policy it must be one of the token's identity's purposes.
 	Purpose string
-	// Concurrency bounds requests in flight (default 8).
+	// Concurrency bounds requests in flight (default 8). Each time the
+	// hub refuses requests for the identity's rate limit (429), a pull
+	// halves it for the rest of the pull, down to 1, and logs one line.
 	Concurrency int
+	// MaxAttempts bounds the tries of one request the hub keeps refusing
+	// with 429, or with 503 and a Retry-After (default 10); the pull then
+	// fails with the hub's answer.
+	MaxAttempts int
+	// MaxWait bounds the time one request waits, over all its retries,
+	// for the hub to take it again (default 2 minutes). A pull gives up at
+	// once on a Retry-After that would take it past MaxWait.
+	MaxWait time.Duration
+	// Logger receives a line each time a pull slows down (default: none).
+	Logger *slog.Logger
 	// HTTP is the client (default: one with a 30 s timeout that trusts
 	// TLS's roots).
 	HTTP *http.Client
@@ -147,6 +163,15 @@ func (c *Config) setDefaults() {
 	}
 	if c.Concurrency <= 0 {
 		c.Concurrency = 8
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 10
+	}
+	if c.MaxWait <= 0 {
+		c.MaxWait = 2 * time.Minute
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	if c.HTTP == nil {
 		c.HTTP = &http.Client{Timeout: 30 * time.Second}
@@ -201,14 +226,25 @@ type count struct {
 // digits (2, 4, 6, 9 or 12), as of asOf (YYYY-MM-DD; empty: the hub's
 // today). Regions whose children are at or beyond depth are not asked for
 // their children.
+//
+// Requests go out a level at a time, up to Config.Concurrency at once,
+// fewer once the hub has refused some for the identity's rate limit; see
+// Config for how long a pull waits before it gives up.
+//
+// A city may be written in six digits (230100 for 2301), as the hub takes
+// it: it is the city, at the city's level, and its children are the
+// city's counties. The report keeps the code as written, as the hub's
+// answer repeats it.
 func (c *Client) Pull(ctx context.Context, region, asOf string, depth int) (Report, error) {
 	if _, ok := levelNames[len(region)]; !ok {
 		return Report{}, fmt.Errorf("region %q: want a 2-, 4-, 6-, 9- or 12-digit division code", region)
 	}
-	if _, ok := levelNames[depth]; !ok || depth < len(region) {
-		return Report{}, fmt.Errorf("depth %d: want a code length of 2, 4, 6, 9 or 12, at least the region's (%d)", depth, len(region))
+	n := codeLength(region)
+	if _, ok := levelNames[depth]; !ok || depth < n {
+		return Report{}, fmt.Errorf("depth %d: want a code length of 2, 4, 6, 9 or 12, at least the region's (%d)", depth, n)
 	}
-	top, err := c.get(ctx, region, asOf, depth > len(region))
+	th := newThrottle(c.cfg.Concurrency)
+	top, err := c.get(ctx, th, region, asOf, depth > n)
 	if err != nil {
 		return Report{}, err
 	}
@@ -230,29 +266,26 @@ func (c *Client) Pull(ctx context.Context, region, asOf string, depth int) (Repo
 		var next []count
 		var expand []string
 		for _, cn := range level {
-			if len(cn.Region) < depth && len(cn.Region) < 12 {
+			if l := codeLength(cn.Region); l < depth && l < 12 {
 				expand = append(expand, cn.Region)
 			}
 		}
 		if len(expand) == 0 {
 			break
 		}
+		// The throttle bounds the requests in flight; the group only
+		// bounds the goroutines, and stops the level at its first error.
 		results := make([][]count, len(expand))
-		errs := make([]error, len(expand))
-		sem := make(chan struct{}, c.cfg.Concurrency)
-		var wg sync.WaitGroup
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(c.cfg.Concurrency)
 		for i, code := range expand {
-			wg.Add(1)
-			sem <- struct{}{}
-			go func() {
-				defer wg.Done()
-				defer func() { <-sem }()
-				a, err := c.get(ctx, code, rep.AsOf, true)
-				results[i], errs[i] = a.Children, err
-			}()
+			g.Go(func() error {
+				a, err := c.get(gctx, th, code, rep.AsOf, true)
+				results[i] = a.Children
+				return err
+			})
 		}
-		wg.Wait()
-		if err := errors.Join(errs...); err != nil {
+		if err := g.Wait(); err != nil {
 			return Report{}, err
 		}
 		for _, r := range results {
@@ -264,8 +297,19 @@ func (c *Client) Pull(ctx context.Context, region, asOf string, depth int) (Repo
 	return rep, nil
 }
 
+// codeLength is the length of the code the hub counts a region by, which
+// sets its level: a city written in six digits (230100) is the 4-digit
+// city 2301, as the hub reads it (hub/api tableCode); no county's code
+// ends in 00. Every other code is its own length.
+func codeLength(code string) int {
+	if len(code) == 6 && code[4:] == "00" {
+		return 4
+	}
+	return len(code)
+}
+
 func row(c count) Row {
-	r := Row{Code: c.Region, Name: c.Name, Level: levelNames[len(c.Region)], Urban: c.Urban, Rural: c.Rural, Total: c.Total}
+	r := Row{Code: c.Region, Name: c.Name, Level: levelNames[codeLength(c.Region)], Urban: c.Urban, Rural: c.Rural, Total: c.Total}
 	if c.Urban.Hidden == "" && c.Total.Hidden == "" && c.Total.N > 0 {
 		share := float64(c.Urban.N) / float64(c.Total.N)
 		r.UrbanShare = &share
@@ -273,8 +317,11 @@ func row(c count) Row {
 	return r
 }
 
-// get asks the hub for one region's counts.
-func (c *Client) get(ctx context.Context, region, asOf string, children bool) (answer, error) {
+// get asks the hub for one region's counts, through th: a request the hub
+// refuses for the rate (429), or while unavailable for a time it names
+// (503 with Retry-After), is sent again after the wait the hub asks for,
+// within Config.MaxAttempts and Config.MaxWait.
+func (c *Client) get(ctx context.Context, th *throttle, region, asOf string, children bool) (answer, error) {
 	q := url.Values{"region": {region}}
 	if asOf != "" {
 		q.Set("as_of", asOf)
@@ -282,9 +329,50 @@ func (c *Client) get(ctx context.Context, region, asOf string, children bool) (a
 	if children {
 		q.Set("children", "true")
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.cfg.HubURL+"/v1/stats/urban-rural?"+q.Encode(), nil)
+	u := c.cfg.HubURL + "/v1/stats/urban-rural?" + q.Encode()
+	var waited time.Duration
+	for attempt := 1; ; attempt++ {
+		epoch, err := th.acquire(ctx)
+		if err != nil {
+			return answer{}, fmt.Errorf("asking for %s: %w", region, err)
+		}
+		status, h, body, err := c.send(ctx, u)
+		th.release()
+		if err != nil {
+			return answer{}, fmt.Errorf("asking for %s: %w", region, err)
+		}
+		if status == http.StatusOK {
+			return decode(region, body)
+		}
+		var p struct {
+			Detail string `json:"detail"`
+		}
+		_ = json.Unmarshal(body, &p)
+		refusal := fmt.Errorf("asking for %s: hub answered %d %s: %s", region, status, http.StatusText(status), p.Detail)
+		if !retryable(status, h) {
+			return answer{}, refusal
+		}
+		wait := retryDelay(h, attempt+1, time.Now())
+		if attempt >= c.cfg.MaxAttempts || waited+wait > c.cfg.MaxWait {
+			return answer{}, fmt.Errorf("%w (giving up at attempt %d, after waiting %s)", refusal, attempt, waited.Round(time.Millisecond))
+		}
+		waited += wait
+		if limit, lowered := th.refused(epoch, wait, status == http.StatusTooManyRequests); lowered {
+			c.cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "hub is limiting this identity's requests; slowing down",
+				slog.Int("in_flight", limit),
+				slog.Duration("wait", wait.Round(time.Millisecond)))
+		}
+		if err := sleep(ctx, wait); err != nil {
+			return answer{}, fmt.Errorf("asking for %s: %w", region, err)
+		}
+	}
+}
+
+// send makes one request and reads its answer.
+func (c *Client) send(ctx context.Context, u string) (status int, h http.Header, body []byte, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return answer{}, fmt.Errorf("asking for %s: %w", region, err)
+		return 0, nil, nil, err
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("X-Purpose", c.cfg.Purpose)
@@ -293,20 +381,30 @@ func (c *Client) get(ctx context.Context, region, asOf string, children bool) (a
 	}
 	resp, err := c.cfg.HTTP.Do(req)
 	if err != nil {
-		return answer{}, fmt.Errorf("asking for %s: %w", region, err)
+		return 0, nil, nil, err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	body, err = io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return answer{}, fmt.Errorf("reading the counts of %s: %w", region, err)
+		return 0, nil, nil, fmt.Errorf("reading the answer: %w", err)
 	}
-	if resp.StatusCode != http.StatusOK {
-		var p struct {
-			Detail string `json:"detail"`
-		}
-		_ = json.Unmarshal(body, &p)
-		return answer{}, fmt.Errorf("asking for %s: hub answered %s: %s", region, resp.Status, p.Detail)
+	return resp.StatusCode, resp.Header, body, nil
+}
+
+// sleep waits for d or until ctx ends, whichever is first.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
+}
+
+// decode reads the hub's answer for region.
+func decode(region string, body []byte) (answer, error) {
 	var a answer
 	if err := json.Unmarshal(body, &a); err != nil {
 		return answer{}, fmt.Errorf("decoding the counts of %s: %w", region, err)

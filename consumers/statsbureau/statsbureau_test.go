@@ -125,6 +125,47 @@ func TestPullDownToVillages(t *testing.T) {
 	}
 }
 
+// TestPullCityInSixDigits: the hub takes a city written in six digits
+// (230100) as the city 2301 and repeats the code as asked; the report
+// keeps that code but gives the city's level and walks down from the city.
+func TestPullCityInSixDigits(t *testing.T) {
+	url := startHub(t, "230102001001", "230102001001", "230102019200")
+	c, err := New(Config{HubURL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		region string
+		depth  int
+		want   []string
+	}{
+		{"230100", 6, []string{
+			"230100 哈尔滨市 city 2 1 3 0.6667",
+			"230102 道里区 county 2 1 3 0.6667",
+		}},
+		{"230100", 9, []string{
+			"230100 哈尔滨市 city 2 1 3 0.6667",
+			"230102 道里区 county 2 1 3 0.6667",
+			"230102001 兆麟街道 township 2 0 2 1.0000",
+			"230102019 新农镇 township 0 1 1 0.0000",
+		}},
+		// The city alone: depth city is the region's own level.
+		{"230100", 4, []string{"230100 哈尔滨市 city 2 1 3 0.6667"}},
+		// A county is still a county.
+		{"230102", 6, []string{"230102 道里区 county 2 1 3 0.6667"}},
+	} {
+		rep, err := c.Pull(context.Background(), tc.region, "2020-06-30", tc.depth)
+		if err != nil {
+			t.Errorf("Pull(%s, depth %d): %v", tc.region, tc.depth, err)
+			continue
+		}
+		if got := rowTexts(rep.Rows); rep.Region != tc.region || !slices.Equal(got, tc.want) {
+			t.Errorf("Pull(%s, depth %d): report of %s\n%s\nwant\n%s", tc.region, tc.depth, rep.Region,
+				strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
+		}
+	}
+}
+
 // rowTexts shows rows as "code name level urban rural total share".
 func rowTexts(rows []Row) []string {
 	var out []string

@@ -1,0 +1,142 @@
+package sdk
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pophub/pophub/schemas"
+)
+
+// checkLeftoverConsumers stops a Config.ConsumerPerFilter subscriber whose
+// filters changed under the same name. Its consumer names hash their
+// subjects (schemas.FilterConsumerName), so new filters get new names and
+// bind never meets the old consumers: without this check the subscriber
+// would create the new ones at Config.Start (or from a bootstrap) and
+// carry on, the old ones staying on the server, and what two
+// configurations consumed would mix in one store. It returns an error
+// wrapping ErrFilterChanged that names every consumer of the stream this
+// name made for a subject the configuration no longer filters.
+//
+// A consumer counts as this name's when it is named
+// FilterConsumerName(Config.Name, its own filter subject): not merely
+// "<name>-" and eight hex digits, which another subscriber may be called
+// (its single consumer filters something else than the subject hashing to
+// its name), nor "<name>-x", another subscriber's per-filter prefix.
+//
+// A NATS user under the hub's access policy may not list the stream's
+// consumers; the check is then skipped, with a warning logged once, rather
+// than setting up failing for a permission the policy does not grant.
+// Called under setupMu.
+func (s *Subscriber) checkLeftoverConsumers(ctx context.Context) error {
+	if !s.cfg.ConsumerPerFilter || s.listRefused {
+		return nil
+	}
+	infos, err := s.listConsumers(ctx)
+	if errors.Is(err, errListRefused) {
+		s.listRefused = true
+		s.cfg.Logger.Warn("subscriber: may not list the stream's consumers, so consumers of this name left from earlier filters (another region) go unnoticed: delete them when the filters change",
+			"subscriber", s.cfg.Name, "error", err)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	configured := make(map[string]bool, len(s.durables))
+	for _, d := range s.durables {
+		configured[d.filter] = true
+	}
+	var leftover []string
+	for _, ci := range infos {
+		f := ci.Config.FilterSubject
+		if !configured[f] && ci.Name == schemas.FilterConsumerName(s.cfg.Name, f) {
+			leftover = append(leftover, fmt.Sprintf("%s filters %q", ci.Name, f))
+		}
+	}
+	switch len(leftover) {
+	case 0:
+		return nil
+	case 1:
+		return fmt.Errorf("durable consumer %s, a subject the configuration does not filter: delete it or use another name: %w",
+			leftover[0], ErrFilterChanged)
+	}
+	slices.Sort(leftover)
+	return fmt.Errorf("durable consumers of the name %s filter subjects the configuration does not (%s): delete them or use another name: %w",
+		s.cfg.Name, strings.Join(leftover, "; "), ErrFilterChanged)
+}
+
+// errListRefused is listConsumers' error when the server refused the
+// request for want of permission.
+var errListRefused = errors.New("the NATS user may not list consumers")
+
+// consumerListResponse is a page of $JS.API.CONSUMER.LIST's answer.
+type consumerListResponse struct {
+	Error     *jetstream.APIError       `json:"error,omitempty"`
+	Total     int                       `json:"total"`
+	Consumers []*jetstream.ConsumerInfo `json:"consumers"`
+}
+
+// listConsumers lists the stream's consumers with their configurations,
+// page by page ($JS.API.CONSUMER.LIST, which NATS 2.9 has). It makes the
+// requests itself rather than through jetstream.Stream.ListConsumers to
+// tell a refusal at once: the server drops a request its permissions
+// forbid and says so only in an asynchronous -ERR, which the client keeps
+// as the connection's last error, and the request would merely time out.
+// The server answers a PING after that -ERR, so once a flush following
+// the request returns, the refusal is known. It returns an error wrapping
+// errListRefused then.
+func (s *Subscriber) listConsumers(ctx context.Context) ([]*jetstream.ConsumerInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	subj := "$JS.API.CONSUMER.LIST." + s.cfg.Stream
+	var out []*jetstream.ConsumerInfo
+	for {
+		var page consumerListResponse
+		if err := s.apiRequest(ctx, subj, fmt.Appendf(nil, `{"offset":%d}`, len(out)), &page); err != nil {
+			return nil, fmt.Errorf("listing the consumers of stream %s: %w", s.cfg.Stream, err)
+		}
+		if page.Error != nil {
+			return nil, fmt.Errorf("listing the consumers of stream %s: %w", s.cfg.Stream, page.Error)
+		}
+		out = append(out, page.Consumers...)
+		if len(page.Consumers) == 0 || len(out) >= page.Total {
+			return out, nil
+		}
+	}
+}
+
+// apiRequest sends a JetStream API request and decodes its answer into
+// resp, telling a publish permission refused (errListRefused) from an
+// answer that does not come (see listConsumers).
+func (s *Subscriber) apiRequest(ctx context.Context, subj string, body []byte, resp any) error {
+	inbox := s.nc.NewInbox() // under Config.InboxPrefix, which the policy lets the user subscribe to
+	sub, err := s.nc.SubscribeSync(inbox)
+	if err != nil {
+		return fmt.Errorf("subscribing to the reply inbox: %w", err)
+	}
+	defer sub.Unsubscribe()
+	if err := s.nc.PublishRequest(subj, inbox, body); err != nil {
+		return fmt.Errorf("sending the request: %w", err)
+	}
+	if err := s.nc.FlushWithContext(ctx); err != nil {
+		return fmt.Errorf("sending the request: %w", err)
+	}
+	if last := s.nc.LastError(); errors.Is(last, nats.ErrPermissionViolation) && strings.Contains(last.Error(), `"`+subj+`"`) {
+		return fmt.Errorf("%w: %v", errListRefused, last)
+	}
+	msg, err := sub.NextMsgWithContext(ctx)
+	if err != nil {
+		return fmt.Errorf("waiting for the answer: %w", err)
+	}
+	if err := json.Unmarshal(msg.Data, resp); err != nil {
+		return fmt.Errorf("decoding the answer: %w", err)
+	}
+	return nil
+}
