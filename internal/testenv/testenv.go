@@ -5,7 +5,8 @@
 //   - PostgreSQL: the machine's server (POPHUB_TEST_POSTGRES overrides
 //     it), with a schema of the test's own, dropped when the test ends;
 //   - Kafka: an in-process Kafka-protocol broker (kfake) holding the hub's
-//     topics and the dead-letter topic, closed when the test ends;
+//     topics and the dead-letter topic, closed when the test ends, or the
+//     same broker in a process of its own (KafkaProcess);
 //   - NATS: an embedded server with JetStream on a temporary store, or
 //     the machine's server (POPHUB_TEST_NATS overrides it).
 //
@@ -14,12 +15,17 @@
 package testenv
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"net"
 	"net/url"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -143,6 +149,51 @@ func Kafka(t testing.TB, partitions int, opts ...kfake.Opt) string {
 	}
 	t.Cleanup(c.Close)
 	return c.ListenAddrs()[0]
+}
+
+// KafkaProcess starts the same broker as Kafka, with the hub's topics
+// and the dead-letter topic, in a process of its own built without the
+// race detector, and returns its address; the process ends with the test.
+// Tests that push a hub through hundreds of thousands of records use it:
+// under -race an in-process broker spends most of its time in the
+// detector's checks of every fetch it copies, and a restarted hub then
+// waits minutes for records a real broker serves at once.
+func KafkaProcess(t testing.TB, partitions int) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "kafkabroker")
+	build := exec.Command("go", "build", "-o", bin, "github.com/pophub/pophub/internal/testenv/kafkabroker")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the broker: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "-partitions", strconv.Itoa(partitions))
+	stdin, err := cmd.StdinPipe() // closed when the test ends, or by the exit of a test process that died
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting the broker: %v", err)
+	}
+	t.Cleanup(func() {
+		stdin.Close()
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	})
+	addr, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("reading the broker's address: %v", err)
+	}
+	return strings.TrimSpace(addr)
 }
 
 // RecordCount is the number of records in topic at addr: the sum of its
