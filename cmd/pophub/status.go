@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/spf13/cobra"
 
@@ -37,9 +39,16 @@ func statusCommand() *cobra.Command {
 		Short: "One screen: store health, consumer lag, DLQ, notification stream and subscriber positions",
 		Long: `Shows what an operator looks at first, from the hub's GET /v1/admin/status:
 the store's health and totals and its outbox backlog, the consumer group's lag
-per partition and the consumer's counts since it started, the DLQ by reason,
-and the notification stream with every durable subscriber's position (pending,
-awaiting acknowledgement, acknowledgement floor). --json prints the raw answer.`,
+per partition and the consumer's counts since it started (transaction markers
+it skipped included), the DLQ by reason and source, and the notification
+stream with every durable subscriber's position (pending, awaiting
+acknowledgement, acknowledgement floor). --json prints the raw answer.
+
+The hub counts the DLQ incrementally, reading on each request only the
+records added since the last one, a few seconds' worth at most: after a
+restart with a large DLQ the first requests show the counts so far and
+"catching up: partition P counted up to offset N of M" until it has read
+to the end.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
@@ -134,8 +143,8 @@ func renderStatus(w io.Writer, hubURL string, st api.Status) error {
 			for _, v := range c.Rejected {
 				rej += v
 			}
-			fmt.Fprintf(&b, "         since start: consumed %s = applied %s + duplicates %s + rejected %s\n",
-				n(c.Consumed), n(c.Applied), n(c.Duplicates), n(rej))
+			fmt.Fprintf(&b, "         since start: consumed %s = applied %s + duplicates %s + rejected %s; skipped %s transaction markers\n",
+				n(c.Consumed), n(c.Applied), n(c.Duplicates), n(rej), n(c.Skipped))
 		}
 		lagging := slices.Clone(in.Lag)
 		slices.SortStableFunc(lagging, func(x, y api.PartitionLag) int { return cmp.Compare(y.Lag, x.Lag) })
@@ -155,9 +164,16 @@ func renderStatus(w io.Writer, hubURL string, st api.Status) error {
 		if d.Error != "" {
 			fmt.Fprintf(&b, "dlq      unreadable: %s\n", d.Error)
 		} else {
-			fmt.Fprintf(&b, "dlq      %s records%s\n", n(d.Records), countsLine(d.ByReason))
+			so := ""
+			if len(d.CatchingUp) > 0 {
+				so = " so far"
+			}
+			fmt.Fprintf(&b, "dlq      %s records%s%s\n", n(d.Records), so, countsLine(d.ByReason))
 			if len(d.BySource) > 0 {
 				fmt.Fprintf(&b, "         by source%s\n", countsLine(d.BySource))
+			}
+			for _, p := range d.CatchingUp {
+				fmt.Fprintf(&b, "         catching up: partition %d counted up to offset %s of %s\n", p.Partition, n(p.CountedTo), n(p.End))
 			}
 		}
 	}
@@ -223,13 +239,14 @@ func (m *Main) adminConfig(js jetstream.JetStream) api.AdminConfig {
 }
 
 func ingestCounts(c ingest.Counts) api.IngestCounts {
-	out := api.IngestCounts{Consumed: c.Consumed, Applied: c.Applied, Duplicates: c.Duplicates,
+	out := api.IngestCounts{Consumed: c.Consumed, Applied: c.Applied, Duplicates: c.Duplicates, Skipped: c.Skipped,
 		Rejected: maps.Clone(c.Rejected), Sources: map[string]api.IngestCountsSrc{}}
 	if out.Rejected == nil {
 		out.Rejected = map[string]int64{}
 	}
 	for src, sc := range c.Sources {
-		out.Sources[string(src)] = api.IngestCountsSrc{Consumed: sc.Consumed, Applied: sc.Applied, Duplicates: sc.Duplicates, Rejected: maps.Clone(sc.Rejected)}
+		out.Sources[string(src)] = api.IngestCountsSrc{Consumed: sc.Consumed, Applied: sc.Applied, Duplicates: sc.Duplicates,
+			Skipped: sc.Skipped, Rejected: maps.Clone(sc.Rejected)}
 	}
 	return out
 }
@@ -274,42 +291,184 @@ func streamConsumers(ctx context.Context, js jetstream.JetStream) ([]api.Consume
 	return out, nil
 }
 
-// cachedDLQ counts the DLQ, reading the whole topic at most once per ttl:
-// a status page refreshed every few seconds should not reread it each
-// time.
+// cachedDLQ counts the DLQ incrementally. It keeps, per partition, the
+// offset counted up to and the tallies by reason and source, and each call
+// reads only the records after it: reading the whole topic, values and
+// all, on every status request took longer than the probe's 5 s once the
+// DLQ held a few hundred thousand rejects, and the DLQ line failed for
+// good. A call reads what fits in most of its context's time and keeps
+// that progress even when it cannot reach the end; the answer then lists
+// the partitions still catching up. A complete count is reused for ttl.
+//
+// A partition whose first offset moved (retention deleted records) or
+// whose end went back (the topic was recreated) is counted again from its
+// first offset: tallies of deleted records cannot be taken back one by one.
 type cachedDLQ struct {
 	brokers []string
 	tls     *tls.Config    // nil: plaintext
 	sasl    sasl.Mechanism // the hub's login under a policy; nil: none
 	ttl     time.Duration
+	topic   string // default schemas.DLQTopic
 
-	mu   sync.Mutex
-	at   time.Time
-	last api.DLQCounts
+	sem    chan struct{} // one count at a time; made on first use
+	once   sync.Once
+	client *kafka.Client // made on first use, its connections kept between calls
+	at     time.Time     // when the last complete count was taken
+	last   api.DLQCounts
+	parts  map[int]*dlqPartCount
+	read   int64 // records read since the counter was made, for tests
 }
 
+// dlqPartCount is one DLQ partition's count: records at offsets in
+// [first, next) are counted.
+type dlqPartCount struct {
+	first, next int64
+	records     int64
+	byReason    map[string]int64
+	bySource    map[string]int64
+}
+
+// dlqReadShare is the part of the context's remaining time a call spends
+// reading; the rest is for answering.
+const dlqReadShare = 0.7
+
+// dlqReadDefault bounds the reading of a call whose context has no
+// deadline.
+const dlqReadDefault = 4 * time.Second
+
 func (c *cachedDLQ) get(ctx context.Context) (api.DLQCounts, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.once.Do(func() { c.sem = make(chan struct{}, 1) })
+	select {
+	case c.sem <- struct{}{}:
+		defer func() { <-c.sem }()
+	case <-ctx.Done():
+		return api.DLQCounts{}, fmt.Errorf("waiting for another count of the DLQ: %w", ctx.Err())
+	}
 	if !c.at.IsZero() && time.Since(c.at) < c.ttl {
 		return c.last, nil
 	}
-	cl, err := dlq.New(dlq.Config{Brokers: c.brokers, TLS: c.tls, SASL: c.sasl})
+	topic := cmp.Or(c.topic, schemas.DLQTopic)
+	if c.client == nil {
+		// One transport for every call: a status probe every few seconds
+		// need not dial the brokers each time, and a call whose time is
+		// short spends it reading rather than connecting.
+		tr := &kafka.Transport{TLS: c.tls, SASL: c.sasl, DialTimeout: 10 * time.Second}
+		c.client = &kafka.Client{Addr: kafka.TCP(c.brokers...), Timeout: 10 * time.Second, Transport: tr}
+	}
+	spans, err := dlq.Spans(ctx, c.client, topic)
 	if err != nil {
 		return api.DLQCounts{}, err
 	}
-	recs, err := cl.Records(ctx, dlq.Filter{})
-	if err != nil {
-		return api.DLQCounts{}, err
+	if c.parts == nil {
+		c.parts = map[int]*dlqPartCount{}
 	}
-	sum := dlq.Summarize(recs)
-	out := api.DLQCounts{Records: int64(sum.Total), ByReason: map[string]int64{}, BySource: map[string]int64{}}
-	for r, k := range sum.ByReason {
-		out.ByReason[r] = int64(k)
+	for p, s := range spans {
+		pc := c.parts[p]
+		if pc == nil || pc.first != s.First || s.End < pc.next {
+			c.parts[p] = &dlqPartCount{first: s.First, next: s.First, byReason: map[string]int64{}, bySource: map[string]int64{}}
+		}
 	}
-	for s, k := range sum.BySource {
-		out.BySource[string(s)] = int64(k)
+	for p := range c.parts {
+		if _, ok := spans[p]; !ok {
+			delete(c.parts, p)
+		}
 	}
-	c.last, c.at = out, time.Now()
+
+	budget := dlqReadDefault
+	if dl, ok := ctx.Deadline(); ok {
+		budget = time.Duration(float64(time.Until(dl)) * dlqReadShare)
+	}
+	rctx, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
+	for _, p := range slices.Sorted(maps.Keys(spans)) {
+		if err := c.readPartition(rctx, topic, p, spans[p].End); err != nil {
+			if rctx.Err() != nil {
+				break // out of time: the rest is for the next call
+			}
+			return api.DLQCounts{}, err
+		}
+	}
+
+	out := api.DLQCounts{ByReason: map[string]int64{}, BySource: map[string]int64{}}
+	for _, p := range slices.Sorted(maps.Keys(spans)) {
+		pc := c.parts[p]
+		out.Records += pc.records
+		for r, k := range pc.byReason {
+			out.ByReason[r] += k
+		}
+		for s, k := range pc.bySource {
+			out.BySource[s] += k
+		}
+		if pc.next < spans[p].End {
+			out.CatchingUp = append(out.CatchingUp, api.DLQPartition{Partition: p, CountedTo: pc.next, End: spans[p].End})
+		}
+	}
+	if out.CatchingUp == nil {
+		c.last, c.at = out, time.Now()
+	}
 	return out, nil
+}
+
+// dlqFetchBytes bounds one fetch of a partition's records: a call out of
+// time loses at most the fetch in flight, and keeps every record of the
+// ones before.
+const dlqFetchBytes = 1 << 20
+
+// readPartition counts partition p's records from where its count got to
+// up to end, keeping the progress of every record read. It fetches
+// through the counter's client, one request per batch on a connection
+// already open: a reader of its own per partition and call dialed,
+// looked up the leader and sought the offset first, round trips that on
+// a busy machine took all of a short call's time, every time, and left
+// a partition counted up to 0 for good.
+func (c *cachedDLQ) readPartition(ctx context.Context, topic string, p int, end int64) error {
+	pc := c.parts[p]
+	for pc.next < end {
+		resp, err := c.client.Fetch(ctx, &kafka.FetchRequest{Topic: topic, Partition: p, Offset: pc.next,
+			MinBytes: 1, MaxBytes: dlqFetchBytes, MaxWait: dlq.ReaderMaxWait})
+		if err == nil {
+			err = resp.Error
+		}
+		if err != nil {
+			return fmt.Errorf("reading %s/%d at %d: %w", topic, p, pc.next, err)
+		}
+		before := pc.next
+		if err := c.countBatch(resp.Records, p, end); err != nil {
+			return fmt.Errorf("reading %s/%d at %d: %w", topic, p, pc.next, err)
+		}
+		if pc.next == before {
+			// Nothing below end came back: there is nothing more to
+			// read below end (offsets a transaction's markers or an
+			// aborted transaction's records took).
+			break
+		}
+	}
+	pc.next = max(pc.next, end)
+	return nil
+}
+
+// countBatch counts the records of one fetch answer that lie in
+// [pc.next, end): an answer may start at its batch's first offset, before
+// the one asked for. kafka-go leaves out transaction markers.
+func (c *cachedDLQ) countBatch(recs kafka.RecordReader, p int, end int64) error {
+	pc := c.parts[p]
+	for {
+		r, err := recs.ReadRecord()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if r.Offset < pc.next || r.Offset >= end {
+			continue
+		}
+		m := kafka.Message{Offset: r.Offset, Time: r.Time, Headers: r.Headers}
+		rec := dlq.Decode(p, m)
+		pc.records++
+		pc.byReason[rec.Reason]++
+		pc.bySource[string(rec.Source())]++
+		pc.next = r.Offset + 1
+		c.read++
+	}
 }

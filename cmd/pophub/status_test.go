@@ -4,8 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -65,6 +70,11 @@ func TestStatus(t *testing.T) {
 		st.DLQ == nil || st.DLQ.Records != 1 || st.Stream == nil || len(st.Stream.Consumers) != 1 {
 		t.Fatalf("status %+v", st)
 	}
+	// The transaction markers the consumer passed over are counted in the
+	// answer: they were once left out, and offsets did not add up.
+	if raw := run("--json"); !strings.Contains(raw, `"duplicates":0,"skipped":0,`) {
+		t.Errorf("no skipped count in %s", raw)
+	}
 	sub := st.Stream.Consumers[0]
 	if sub.Name != "si-harbin" || sub.Pending != st.Stream.LastSeq || sub.AckFloor != 0 || st.Stream.LastSeq == 0 {
 		t.Errorf("subscriber %+v, stream %+v", sub, st.Stream)
@@ -74,7 +84,7 @@ func TestStatus(t *testing.T) {
 	for _, want := range []string{
 		"store    ok\n         persons 3  changes 28  outbox pending 0",
 		"ingest   group pophub  lag ",
-		"since start: consumed 29 = applied 28 + duplicates 0 + rejected 1",
+		"since start: consumed 29 = applied 28 + duplicates 0 + rejected 1; skipped 0 transaction markers",
 		"dlq      1 records: not_json 1\n         by source: tax 1",
 		"stream   POP  messages ",
 		"SUBSCRIBER  PENDING",
@@ -163,5 +173,118 @@ func TestStatusLagUnknown(t *testing.T) {
 				t.Errorf("no %q in\n%s", tt.want, out.String())
 			}
 		})
+	}
+}
+
+// TestStatusDLQIncremental: the status counts the DLQ incrementally. With
+// 50,000 rejects and calls too short to read them all, each call keeps
+// what it read and says how far it got, no record is read twice, the
+// totals are exact once caught up, and a later call reads only the new
+// records. The count once reread the whole topic on every call and, past
+// a few hundred thousand rejects, failed every time within the 5 s probe.
+func TestStatusDLQIncremental(t *testing.T) {
+	m := startHub(t, "memdb")
+	const n = 50000
+	dlqMsg := func(i int, reason string, src schemas.Source) kafka.Message {
+		return kafka.Message{Topic: schemas.DLQTopic, Key: []byte(strconv.Itoa(i)), Value: []byte("v"), Headers: []kafka.Header{
+			// A department's own pophub-* headers come first and count for nothing.
+			{Key: "pophub-reason", Value: []byte("forged")}, {Key: "pophub-topic", Value: []byte(schemas.Topic(schemas.Health))},
+			{Key: "pophub-reason", Value: []byte(reason)}, {Key: "pophub-topic", Value: []byte(schemas.Topic(src))}}}
+	}
+	msgs := make([]kafka.Message, n)
+	for i := range msgs {
+		if i%5 == 0 {
+			msgs[i] = dlqMsg(i, "invalid", schemas.Marriage)
+		} else {
+			msgs[i] = dlqMsg(i, "not_json", schemas.Tax)
+		}
+	}
+	produceAll(t, m.Brokers(), msgs)
+
+	c := &cachedDLQ{brokers: m.Brokers()} // ttl 0: every call counts
+	// count counts within the time given; a short count on a busy machine
+	// may run out of time before the partitions are even listed, which
+	// the status page shows as an error, and ok is then false. Its time
+	// may run out in a dial or a read, whose error is an i/o timeout
+	// rather than the context's, and may be seen before the context says
+	// it is done (the connection's deadline is the context's, and either
+	// timer may fire first): what counts is that the call's time is up.
+	tryCount := func(within time.Duration) (d api.DLQCounts, ok bool) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), within)
+		defer cancel()
+		d, err := c.get(ctx)
+		if err != nil {
+			var ne net.Error
+			timedOut := errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil || (errors.As(err, &ne) && ne.Timeout())
+			if within < time.Second && timedOut {
+				return d, false
+			}
+			t.Fatalf("counting the DLQ: %v", err)
+		}
+		var counted int64
+		for _, k := range d.ByReason {
+			counted += k
+		}
+		if counted != d.Records {
+			t.Fatalf("records %d, by reason %v", d.Records, d.ByReason)
+		}
+		return d, true
+	}
+	count := func(within time.Duration) api.DLQCounts {
+		t.Helper()
+		d, _ := tryCount(within)
+		return d
+	}
+	var d api.DLQCounts
+	// On a busy machine a 200 ms call may count little or nothing: the
+	// bound is on time, not on the number of calls. A call that counts
+	// nothing new five times in a row gets more time, up to 800 ms, still
+	// too short to read 50,000 records under the race detector.
+	calls, partial, stalled, within := 0, 0, 0, 200*time.Millisecond
+	for deadline := time.Now().Add(5 * time.Minute); ; {
+		if calls++; time.Now().After(deadline) {
+			t.Fatalf("not caught up after %d calls (the last %d counting nothing new, given %v): %+v", calls, stalled, within, d)
+		}
+		next, ok := tryCount(within)
+		if !ok || next.Records == d.Records {
+			if stalled++; stalled%5 == 0 {
+				within = min(2*within, 800*time.Millisecond)
+			}
+		} else {
+			stalled = 0
+		}
+		if !ok {
+			continue
+		}
+		d = next
+		if len(d.CatchingUp) == 0 {
+			break
+		}
+		partial++
+		var out bytes.Buffer
+		if err := renderStatus(&out, "http://hub", api.Status{Store: api.StoreStatus{OK: true}, DLQ: &d}); err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf("catching up: partition %d counted up to offset ", d.CatchingUp[0].Partition); !strings.Contains(out.String(), want) ||
+			!strings.Contains(out.String(), " records so far") {
+			t.Fatalf("no %q in\n%s", want, out.String())
+		}
+	}
+	t.Logf("caught up after %d partial counts", partial)
+	want := api.DLQCounts{Records: n, ByReason: map[string]int64{"invalid": n / 5, "not_json": n - n/5},
+		BySource: map[string]int64{"marriage": n / 5, "tax": n - n/5}}
+	if !reflect.DeepEqual(d, want) {
+		t.Errorf("caught up: %+v, want %+v", d, want)
+	}
+	if c.read != n {
+		t.Errorf("read %d records to count %d: a call reread what an earlier one counted", c.read, n)
+	}
+
+	// The next call reads only what was added since.
+	produceAll(t, m.Brokers(), []kafka.Message{dlqMsg(n, "invalid", schemas.Housing), dlqMsg(n+1, "invalid", schemas.Housing)})
+	d = count(5 * time.Second)
+	if c.read != n+2 || d.Records != n+2 || d.BySource["housing"] != 2 || d.ByReason["invalid"] != n/5+2 || len(d.CatchingUp) > 0 {
+		t.Errorf("after 2 more: read %d, %+v", c.read, d)
 	}
 }
