@@ -239,6 +239,12 @@ type Main struct {
 	auditLog   *audit.Log
 	auditStore audit.Store
 	auditKey   audit.Key
+	// authz is the policy's authorizer; Close flushes its counts of
+	// suppressed refusals before the audit log closes.
+	authz *access.Authorizer
+	// keys seal the store (nil: unsealed); the eligibility watcher keys
+	// its digests of citizen IDs with them too.
+	keys *sealing.Keyring
 
 	// serverTLS is the certificate the HTTP API (and with Config.TLS the
 	// embedded servers) present, httpTLS the HTTP API's configuration
@@ -347,6 +353,14 @@ func (m *Main) Start(ctx context.Context) (err error) {
 	}
 
 	natsOpts := []nats.Option{nats.Name("pophub"), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}
+	if !m.Config.Embedded {
+		// An external server may be down when the hub starts (the hub was
+		// restarted during an outage): the hub starts anyway, ingests into
+		// the outbox, and the relay publishes once the server is there,
+		// as after an outage of a running hub. (The embedded server is
+		// ours and up: failing to reach it is a fault to report.)
+		natsOpts = append(natsOpts, nats.RetryOnFailedConnect(true))
+	}
 	if m.Access != nil {
 		hubID := m.Access.Hub()
 		// The server checks the password with bcrypt, which can take longer
@@ -368,15 +382,23 @@ func (m *Main) Start(ctx context.Context) (err error) {
 	// The relay creates the stream again with the same settings if it
 	// goes missing.
 	stream := notify.StreamConfig{Replicas: m.Config.StreamReplicas, MaxAge: m.Config.StreamMaxAge, Logger: log}
-	if err := notify.EnsureStream(ctx, js, stream); err != nil {
-		return fmt.Errorf("creating stream: %w", err)
-	}
-	if m.Access != nil {
-		// Subscribers may not create streams under a policy: the hub
-		// creates the one their dead letters go to.
-		if err := notify.EnsureDeadLetterStream(ctx, js, access.DeadLetterStream, access.DeadLetterPrefix); err != nil {
+	// streamsReady is closed once the streams are there; until then the
+	// eligibility watcher, which reads the stream, waits.
+	streamsReady := make(chan struct{})
+	natsDown := !m.nc.IsConnected()
+	if natsDown {
+		args := []any{"nats", redactURL(m.natsURL)}
+		if err := m.nc.LastError(); err != nil {
+			args = append(args, "err", err)
+		}
+		log.Warn("starting without NATS: notifications wait in the outbox until the NATS server is reachable; /readyz reports it until then", args...)
+	} else {
+		// Connected: a stream the server refuses (replicas it cannot
+		// place, a conflicting stream) stops the start, where it shows.
+		if err := m.ensureStreams(ctx, js, stream); err != nil {
 			return err
 		}
+		close(streamsReady)
 	}
 	republish := m.Config.NATSRepublishWindow
 	if m.Config.Embedded && m.Config.NATSSync == 0 {
@@ -405,7 +427,11 @@ func (m *Main) Start(ctx context.Context) (err error) {
 				ids = append(ids, p.ID)
 			}
 		}
-		m.Watcher, err = watch.New(watch.Config{JS: js, Store: m.Store, Catalog: m.Policies, Policies: ids, Logger: log, Meter: meter})
+		wcfg := watch.Config{JS: js, Store: m.Store, Catalog: m.Policies, Policies: ids, Logger: log, Meter: meter}
+		if m.keys != nil { // a nil *Keyring in the interface would not be nil
+			wcfg.Keys = m.keys
+		}
+		m.Watcher, err = watch.New(wcfg)
 		if err != nil {
 			return fmt.Errorf("--eligibility-notify: %w", err)
 		}
@@ -418,9 +444,11 @@ func (m *Main) Start(ctx context.Context) (err error) {
 		if err := m.openAudit(ctx); err != nil {
 			return err
 		}
-		if authorizer, err = access.NewAuthorizer(access.AuthorizerConfig{Policy: m.Access, Auditor: m.auditor}); err != nil {
+		az, err := access.NewAuthorizer(access.AuthorizerConfig{Policy: m.Access, Auditor: m.auditor, Meter: meter})
+		if err != nil {
 			return fmt.Errorf("--policy: %w", err)
 		}
+		m.authz, authorizer = az, az
 	}
 	if m.Config.GatewayTokens != "" || m.Access != nil {
 		gwCfg := gateway.Config{Propagator: m.tel.Propagator, Logger: log}
@@ -500,15 +528,83 @@ func (m *Main) Start(ctx context.Context) (err error) {
 	g.Go(func() error { return server.Run(gctx, ln) })
 	g.Go(func() error { return ignoreCanceled(m.Consumer.Run(gctx)) })
 	g.Go(func() error { return ignoreCanceled(m.Relay.Run(gctx)) })
-	if m.Watcher != nil {
-		g.Go(func() error { return ignoreCanceled(m.Watcher.Run(gctx)) })
+	if natsDown {
+		g.Go(func() error {
+			m.ensureStreamsLater(gctx, js, stream)
+			close(streamsReady)
+			return nil
+		})
 	}
-	started := []any{"http", m.HTTPURL(), "kafka", strings.Join(m.brokers, ","), "nats", m.natsURL, "store", m.storeName()}
+	if m.Watcher != nil {
+		g.Go(func() error {
+			select {
+			case <-streamsReady:
+			case <-gctx.Done():
+				return nil
+			}
+			return ignoreCanceled(m.Watcher.Run(gctx))
+		})
+	}
+	started := []any{"http", m.HTTPURL(), "kafka", strings.Join(m.brokers, ","), "nats", redactURL(m.natsURL), "store", m.storeName()}
 	if m.Config.TLSCA != "" {
 		started = append(started, "tls_ca", m.Config.TLSCA)
 	}
 	log.Info("pophub started", started...)
 	return nil
+}
+
+// ensureStreams creates or updates the notification stream and, under a
+// policy, the subscribers' dead-letter stream.
+func (m *Main) ensureStreams(ctx context.Context, js jetstream.JetStream, stream notify.StreamConfig) error {
+	if err := notify.EnsureStream(ctx, js, stream); err != nil {
+		return fmt.Errorf("creating stream: %w", err)
+	}
+	if m.Access != nil {
+		// Subscribers may not create streams under a policy: the hub
+		// creates the one their dead letters go to.
+		if err := notify.EnsureDeadLetterStream(ctx, js, access.DeadLetterStream, access.DeadLetterPrefix); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ensureStreamsLater is ensureStreams for a hub that started without NATS:
+// it waits for the connection and tries until the streams are there or ctx
+// ends. The relay publishes meanwhile (and creates a missing notification
+// stream itself); this also applies the configured limits to an existing
+// stream and makes the dead-letter stream.
+func (m *Main) ensureStreamsLater(ctx context.Context, js jetstream.JetStream, stream notify.StreamConfig) {
+	backoff := time.Second
+	for ctx.Err() == nil {
+		if !m.nc.IsConnected() {
+			sleepCtx(ctx, 250*time.Millisecond)
+			continue
+		}
+		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := m.ensureStreams(tctx, js, stream)
+		cancel()
+		if err == nil {
+			m.Logger.Info("NATS is reachable: the notification stream is ready", "nats", redactURL(m.natsURL))
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		m.Logger.Warn("creating the notification streams after NATS came back", "err", err, "backoff", backoff)
+		sleepCtx(ctx, backoff)
+		backoff = min(backoff*2, 30*time.Second)
+	}
+}
+
+// sleepCtx sleeps for d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
 }
 
 // setupTLS makes the development certificates when Config.TLS asks for
@@ -705,6 +801,7 @@ func (m *Main) openStore(ctx context.Context, meter metric.Meter) error {
 		if keys, err = sealing.Load(ctx, src); err != nil {
 			return err
 		}
+		m.keys = keys
 	}
 	// m.Store is set only on success: a failed Open returns a nil
 	// *Store, which in the interface would not be nil, and Close would
@@ -754,6 +851,9 @@ func (m *Main) Close() error {
 			errs = append(errs, m.gatewayPub.Close())
 		}
 		if m.auditLog != nil { // after HTTP stopped: every access is in
+			if m.authz != nil {
+				m.authz.FlushRefusals() // the last interval's suppressed refusals
+			}
 			ctx, done := context.WithTimeout(context.Background(), 10*time.Second)
 			errs = append(errs, m.auditLog.Close(ctx))
 			done()

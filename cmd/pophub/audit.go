@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/user"
 	"strings"
@@ -49,19 +50,28 @@ func (a *auditTarget) register(cmd *cobra.Command) {
 	f.StringVar(&a.keyFile, "key-file", os.Getenv("POPHUB_AUDIT_KEY_FILE"), "audit key file, hex (env POPHUB_AUDIT_KEY_FILE; or the hex in POPHUB_AUDIT_KEY)")
 }
 
-// open opens the chosen store.
+// open opens the chosen log, which must exist: the hub creates its log,
+// the tool never does, so a mistyped --file or --schema is an error (exit
+// status 1) instead of a new empty log that verifies, has no entries, or
+// takes the tool's own access entry.
 func (a *auditTarget) open(ctx context.Context) (audit.Store, error) {
 	switch {
 	case a.pgURL != "" && a.file != "":
 		return nil, errors.New("give either --postgres or --file, not both")
 	case a.pgURL != "":
-		s, err := audit.OpenPostgres(ctx, audit.PostgresConfig{URL: a.pgURL, Schema: a.schema})
+		s, err := audit.OpenPostgresExisting(ctx, audit.PostgresConfig{URL: a.pgURL, Schema: a.schema})
+		if errors.Is(err, audit.ErrNoLog) {
+			return nil, fmt.Errorf("%w; are --postgres and --schema right?", err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("opening audit log: %w", err)
 		}
 		return s, nil
 	case a.file != "":
-		s, err := audit.OpenFile(a.file)
+		s, err := audit.OpenFileExisting(a.file)
+		if errors.Is(err, audit.ErrNoLog) {
+			return nil, fmt.Errorf("%w; is the path right?", err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("opening audit log: %w", err)
 		}
@@ -298,7 +308,8 @@ func auditExportCommand() *cobra.Command {
 		Use:   "export (--postgres URL | --file PATH) --from DATE --to DATE --out FILE --signing-key F",
 		Short: "Write a signed archive of the entries in a period for the regulator",
 		Long: `Writes the entries of the period (and any entry stored between them, so the archive
-is one stretch of the chain) as JSON lines to FILE, checking their chain on the way, and
+is one stretch of the chain) as JSON lines to FILE, a new file (an existing FILE, or
+manifest or signature next to it, is refused, never overwritten), checking their chain on the way, and
 next to it FILE.manifest.json (period, sequence numbers, count, the hash before the first
 entry, the chain head hash, the archive's SHA-256) and FILE.manifest.json.sig, the
 manifest's Ed25519 signature by --signing-key ('pophub audit keygen --signing-key F'
@@ -330,28 +341,44 @@ recorded (action audit_read) when the audit key is given.`,
 				return err
 			}
 			defer s.Close()
-			file, err := os.Create(out)
+			if err := checkExportOut(out, t.file); err != nil {
+				return err
+			}
+			// Every file is created new (O_EXCL) and only those this run
+			// created are removed on failure: an export never overwrites
+			// or deletes an earlier archive, let alone the log.
+			var created []string
+			ok := false
+			defer func() {
+				if !ok {
+					for _, p := range created {
+						os.Remove(p)
+					}
+				}
+			}()
+			file, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 			if err != nil {
 				return fmt.Errorf("creating archive: %w", err)
 			}
+			created = append(created, out)
 			m, err := audit.Export(ctx, s, f, tt, file)
 			if cerr := file.Close(); err == nil && cerr != nil {
 				err = fmt.Errorf("writing archive: %w", cerr)
 			}
 			if err != nil {
-				os.Remove(out)
 				return err
 			}
 			manifest, sig, err := m.Sign(priv)
 			if err != nil {
 				return err
 			}
-			if err := os.WriteFile(out+".manifest.json", manifest, 0o644); err != nil {
+			if err := writeNewFile(out+".manifest.json", manifest, 0o644, &created); err != nil {
 				return fmt.Errorf("writing manifest: %w", err)
 			}
-			if err := os.WriteFile(out+".manifest.json.sig", sig, 0o644); err != nil {
+			if err := writeNewFile(out+".manifest.json.sig", sig, 0o644, &created); err != nil {
 				return fmt.Errorf("writing signature: %w", err)
 			}
+			ok = true
 			if !k.IsZero() {
 				if err := t.record(ctx, s, k, audit.Entry{Identity: operator(identity), Action: audit.ActionAuditRead,
 					Purpose: "regulator export", Result: "ok", Detail: fmt.Sprintf("export seq %d-%d", m.FirstSeq, m.LastSeq)}); err != nil {
@@ -367,13 +394,50 @@ recorded (action audit_read) when the audit key is given.`,
 	fl := cmd.Flags()
 	fl.StringVar(&from, "from", "", "first day (YYYY-MM-DD, China Standard Time) or RFC 3339 time (required)")
 	fl.StringVar(&to, "to", "", "last day, inclusive (YYYY-MM-DD), or RFC 3339 time, exclusive (required)")
-	fl.StringVar(&out, "out", "", "archive file; the manifest and signature are written next to it (required)")
+	fl.StringVar(&out, "out", "", "new archive file (never overwritten); the manifest and signature are written next to it (required)")
 	fl.StringVar(&signingKey, "signing-key", os.Getenv("POPHUB_AUDIT_SIGNING_KEY"), "Ed25519 private key, PEM (env POPHUB_AUDIT_SIGNING_KEY)")
 	fl.StringVar(&identity, "identity", "", "who runs the export, for the log (default cli:$USER)")
 	for _, name := range []string{"from", "to", "out"} {
 		_ = cmd.MarkFlagRequired(name)
 	}
 	return cmd
+}
+
+// checkExportOut refuses an export's output that exists already (the
+// archive or its manifest or signature), naming the audit log itself when
+// out is the log file under another name (a relative path, a symlink or
+// a hard link).
+func checkExportOut(out, logFile string) error {
+	if logFile != "" {
+		if a, err := os.Stat(out); err == nil {
+			if b, err := os.Stat(logFile); err == nil && os.SameFile(a, b) {
+				return fmt.Errorf("--out %s is the audit log itself (--file %s): give a new file for the archive", out, logFile)
+			}
+		}
+	}
+	for _, p := range []string{out, out + ".manifest.json", out + ".manifest.json.sig"} {
+		if _, err := os.Lstat(p); err == nil {
+			return fmt.Errorf("--out: %s exists; an export never overwrites a file, give a new name", p)
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("--out: %w", err)
+		}
+	}
+	return nil
+}
+
+// writeNewFile writes b to path, which must not exist, and adds path to
+// created once it has made the file.
+func writeNewFile(path string, b []byte, perm os.FileMode, created *[]string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return err
+	}
+	*created = append(*created, path)
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func auditVerifyExportCommand() *cobra.Command {

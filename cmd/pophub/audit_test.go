@@ -49,18 +49,39 @@ func seedAudit(t *testing.T, s audit.Store, keyFile string) audit.Key {
 	return k
 }
 
-func TestAuditCommandsFile(t *testing.T) {
-	dir := t.TempDir()
-	keyFile, signing, logFile := filepath.Join(dir, "audit.key"), filepath.Join(dir, "signing.pem"), filepath.Join(dir, "audit.jsonl")
+// auditKeygen runs audit keygen into dir: the audit key file and the
+// signing key.
+func auditKeygen(t *testing.T, dir string) (keyFile, signing string) {
+	t.Helper()
+	keyFile, signing = filepath.Join(dir, "audit.key"), filepath.Join(dir, "signing.pem")
 	if out, err := execute(t, auditCommand(), "keygen", "--key-file", keyFile, "--signing-key", signing); err != nil {
 		t.Fatalf("keygen: %v\n%s", err, out)
 	}
+	return keyFile, signing
+}
+
+// seededAuditFile sets up a file audit log as a hub leaves it: audit
+// keygen run into dir, and the reads seedAudit writes appended to
+// dir/audit.jsonl, closed again for the audit commands to open. It
+// returns the log, the audit key file and the signing key.
+func seededAuditFile(t *testing.T, dir string) (logFile, keyFile, signing string) {
+	t.Helper()
+	keyFile, signing = auditKeygen(t, dir)
+	logFile = filepath.Join(dir, "audit.jsonl")
 	s, err := audit.OpenFile(logFile)
 	if err != nil {
 		t.Fatal(err)
 	}
 	seedAudit(t, s, keyFile)
-	s.Close()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return logFile, keyFile, signing
+}
+
+func TestAuditCommandsFile(t *testing.T) {
+	dir := t.TempDir()
+	logFile, keyFile, signing := seededAuditFile(t, dir)
 	target := []string{"--file", logFile, "--key-file", keyFile}
 
 	out, err := execute(t, auditCommand(), append([]string{"verify"}, target...)...)

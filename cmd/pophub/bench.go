@@ -57,7 +57,7 @@ across machines.`,
 	f := cmd.Flags()
 	f.IntVar(&opts.Persons, "persons", 10000, "persons in the synthetic population")
 	f.IntVar(&opts.Months, "months", 24, "months of life events per person")
-	f.StringVar(&opts.Postgres, "postgres", envOr("POPHUB_POSTGRES", "postgres://postgres@127.0.0.1:5432/test"), "PostgreSQL URL (a scratch schema is created and dropped)")
+	f.StringVar(&opts.Postgres, "postgres", envOr("POPHUB_POSTGRES", "postgres://postgres@127.0.0.1:5432/test"), "PostgreSQL URL (a scratch schema is created and dropped; env POPHUB_POSTGRES)")
 	f.IntVar(&opts.Rate, "latency-rate", 5000, "events per second for the latency run")
 	f.DurationVar(&opts.LatencyFor, "latency-duration", 10*time.Second, "length of the latency run")
 	f.DurationVar(&opts.NATSSync, "nats-sync", time.Second, "fsync interval of the embedded JetStream store (0 = every write)")

@@ -62,7 +62,7 @@ first. Memory and lag that stay flat mean nothing accumulates.`,
 	f.DurationVar(&o.Duration, "duration", 30*time.Minute, "how long to produce")
 	f.DurationVar(&o.Every, "every", time.Minute, "sampling interval")
 	f.IntVar(&o.Rate, "rate", 5000, "events per second")
-	f.StringVar(&o.Postgres, "postgres", envOr("POPHUB_POSTGRES", "postgres://postgres@127.0.0.1:5432/test"), "PostgreSQL URL (a scratch schema is created and dropped)")
+	f.StringVar(&o.Postgres, "postgres", envOr("POPHUB_POSTGRES", "postgres://postgres@127.0.0.1:5432/test"), "PostgreSQL URL (a scratch schema is created and dropped; env POPHUB_POSTGRES)")
 	f.BoolVar(&o.Memdb, "memdb", false, "use the memdb store instead of PostgreSQL (it keeps all history in memory, so its memory grows by design)")
 	f.IntVar(&o.Persons, "persons", 20000, "persons of the synthetic population sent round after round")
 	return cmd

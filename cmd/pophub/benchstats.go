@@ -41,7 +41,7 @@ earlier with --keep.`,
 	f := cmd.Flags()
 	f.IntVar(&o.Persons, "persons", 1_000_000, "persons to register")
 	f.StringVar(&o.Province, "province", "23", "province whose villages the persons live in")
-	f.StringVar(&o.Postgres, "postgres", envOr("POPHUB_POSTGRES", "postgres://postgres@127.0.0.1:5432/test"), "PostgreSQL URL")
+	f.StringVar(&o.Postgres, "postgres", envOr("POPHUB_POSTGRES", "postgres://postgres@127.0.0.1:5432/test"), "PostgreSQL URL (env POPHUB_POSTGRES)")
 	f.StringVar(&o.Schema, "schema", "", "reuse this schema's population instead of building one")
 	f.BoolVar(&o.Keep, "keep", false, "keep the schema afterwards (to reuse with --schema)")
 	f.IntVar(&o.Requests, "requests", 300, "requests timed per date")

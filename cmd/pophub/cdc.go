@@ -88,7 +88,7 @@ needs wal_level=logical and a user with REPLICATION that owns the publication
 	f.StringVar(&postgres, "postgres", envOr("POPHUB_CDC_POSTGRES", ""), "the department database's URL; its user needs REPLICATION (env POPHUB_CDC_POSTGRES)")
 	f.StringVar(&table, "table", "", "the table to stream, optionally schema-qualified (required)")
 	f.StringVar(&mapping, "mapping", "", "YAML mapping of the table's rows to events (required)")
-	f.StringVar(&brokers, "kafka", envOr("POPHUB_KAFKA", "127.0.0.1:19092"), "comma-separated Kafka bootstrap brokers (default: pophub dev's)")
+	f.StringVar(&brokers, "kafka", envOr("POPHUB_KAFKA", "127.0.0.1:19092"), "comma-separated Kafka bootstrap brokers (env POPHUB_KAFKA; default: pophub dev's)")
 	f.StringVar(&slot, "slot", "", "replication slot name (default pophub_<source>_<table>)")
 	ca = addCAFlag(f)
 	login = addKafkaLoginFlags(f, "the department's identity in the access policy")

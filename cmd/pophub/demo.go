@@ -46,8 +46,8 @@ and a few golden records. Exits 0 when the numbers add up.`,
 	f.IntVar(&opts.Months, "months", 24, "months of life events")
 	f.Int64Var(&opts.Seed, "seed", 1, "random seed (the same seed gives the same population)")
 	f.StringVar(&opts.Postgres, "postgres", "", "use PostgreSQL at this URL instead of memdb")
-	f.StringVar(&opts.SIPostgres, "si-postgres", envOr("POPHUB_POSTGRES", "postgres://postgres@127.0.0.1:5432/test"),
-		"PostgreSQL for the social-insurance subscriber's tasks (a scratch schema is dropped afterwards; skipped when unreachable)")
+	f.StringVar(&opts.SIPostgres, "si-postgres", envOr("POPHUB_SI_POSTGRES", "postgres://postgres@127.0.0.1:5432/test"),
+		"PostgreSQL for the social-insurance subscriber's tasks (a scratch schema is dropped afterwards; skipped when unreachable; env POPHUB_SI_POSTGRES, as si-subscriber)")
 	f.DurationVar(&opts.Timeout, "timeout", 2*time.Minute, "give up after this long")
 	f.StringVar(&opts.Policy, "policy", "", "run with this access policy (ops/policy.example.yaml): every system with its own credentials, every read audited")
 	return cmd

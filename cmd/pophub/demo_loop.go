@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"strings"
 	"time"
 
@@ -159,13 +158,4 @@ func demoSocialInsurance(ctx context.Context, out io.Writer, log *slog.Logger, m
 	}
 	fmt.Fprintf(out, "  the person's golden record now:\n%s\n", rec)
 	return nil
-}
-
-// redactURL drops a password from a connection URL before printing it.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "the given URL"
-	}
-	return u.Redacted()
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"regexp"
 	"strconv"
 	"strings"
@@ -38,7 +39,7 @@ func TestDemo(t *testing.T) {
 			notYet = append(notYet, strings.TrimSpace(line))
 		}
 	}
-	if want := "not yet: insurance — missing 1 more month of pension insurance in 大庆市市区"; len(notYet) != 1 || notYet[0] != want {
+	if want := "not yet: insurance — missing 1 more month of pension insurance"; len(notYet) != 1 || notYet[0] != want {
 		t.Errorf("before the last contribution the demo shows %q, want only %q", notYet, want)
 	}
 }
@@ -100,5 +101,22 @@ func TestDemoWithPolicy(t *testing.T) {
 		if strings.Contains(si, hidden) {
 			t.Errorf("si-harbin was shown %s, which it may not read:\n%s", hidden, si)
 		}
+	}
+}
+
+// TestDemoSIPostgresReadsItsOwnVariable: the demo's social-insurance
+// subscriber takes its database from POPHUB_SI_POSTGRES, as si-subscriber
+// does, not from the hub's POPHUB_POSTGRES, so that one shell can point
+// the two at different databases.
+func TestDemoSIPostgresReadsItsOwnVariable(t *testing.T) {
+	const hubPG, siPG = "postgres://hub@127.0.0.1:5432/hub", "postgres://si@127.0.0.1:5432/si"
+	t.Setenv("POPHUB_POSTGRES", hubPG)
+	t.Setenv("POPHUB_SI_POSTGRES", siPG)
+	f := demoCommand(func() *slog.Logger { return slog.New(slog.DiscardHandler) }).Flags().Lookup("si-postgres")
+	if f == nil || f.DefValue != siPG {
+		t.Fatalf("pophub demo --si-postgres defaults to %v, want POPHUB_SI_POSTGRES's %s", f, siPG)
+	}
+	if !strings.Contains(f.Usage, "POPHUB_SI_POSTGRES") {
+		t.Errorf("--si-postgres help %q does not name POPHUB_SI_POSTGRES", f.Usage)
 	}
 }

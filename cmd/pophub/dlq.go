@@ -187,7 +187,8 @@ func dlqReplayCommand(client func() (*dlq.Client, error)) *cobra.Command {
 		Short: "Send chosen rejects back to their original topic, once",
 		Long: `Writes the chosen DLQ records back to the topic named in their pophub-topic
 header, with their original key, value and headers (the pophub-* reject headers
-removed, pophub-replay-of added), waiting for all in-sync replicas. Records
+removed, headers the department named pophub-* given back their names,
+pophub-replay-of added), waiting for all in-sync replicas. Records
 replayed before (per the ledger ` + dlq.LedgerTopic + `) are skipped.
 Every chosen record is checked before anything is sent.`,
 		Args: cobra.NoArgs,

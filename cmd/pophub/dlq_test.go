@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -94,6 +95,22 @@ func scrapeNames(t *testing.T, h http.Handler) string {
 	return rec.Body.String()
 }
 
+// pophubSeries returns the names of the pophub_ series of a Prometheus
+// text exposition, sorted, each once.
+func pophubSeries(body string) []string {
+	var out []string
+	for _, line := range strings.Split(body, "\n") {
+		if !strings.HasPrefix(line, "pophub_") {
+			continue
+		}
+		if i := strings.IndexAny(line, "{ "); i > 0 {
+			out = append(out, line[:i])
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
 func hasSeries(body, name string) bool {
 	for _, line := range strings.Split(body, "\n") {
 		if rest, ok := strings.CutPrefix(line, name); ok && (strings.HasPrefix(rest, "{") || strings.HasPrefix(rest, " ")) {
@@ -137,6 +154,14 @@ func TestDashboardMetricsExported(t *testing.T) {
 			t.Errorf("the hub's /metrics has no series %s (ops/dashboards/metrics.txt)", name)
 		}
 	}
+	// And the other way round: every pophub_ series the hub exports is
+	// listed, so that a new instrument is either on a dashboard's list or
+	// left off knowingly. The list once lagged the hub by several series.
+	for _, name := range pophubSeries(hubBody) {
+		if !slices.Contains(want["hub"], name) {
+			t.Errorf("the hub's /metrics has series %s, which ops/dashboards/metrics.txt does not list under \"hub\"", name)
+		}
+	}
 
 	// Series of the PostgreSQL store, on a hub that has one.
 	pg := startHub(t, "postgres")
@@ -147,6 +172,11 @@ func TestDashboardMetricsExported(t *testing.T) {
 	for _, name := range want["hub-postgres"] {
 		if !hasSeries(pgBody, name) {
 			t.Errorf("the /metrics of a hub on PostgreSQL has no series %s (ops/dashboards/metrics.txt)", name)
+		}
+	}
+	for _, name := range pophubSeries(pgBody) {
+		if !slices.Contains(want["hub"], name) && !slices.Contains(want["hub-postgres"], name) {
+			t.Errorf("the /metrics of a hub on PostgreSQL has series %s, which ops/dashboards/metrics.txt does not list under \"hub\" or \"hub-postgres\"", name)
 		}
 	}
 
@@ -167,10 +197,15 @@ func TestDashboardMetricsExported(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	waitFor(t, time.Minute, "the subscriber's metrics", func() bool {
-		return hasSeries(scrapeNames(t, tel.MetricsHandler()), "pophub_sdk_notifications_total")
-	})
-	sdkBody := scrapeNames(t, tel.MetricsHandler())
+	// The backlog gauges first appear after the subscriber's first backlog
+	// refresh, which may come after its first notification.
+	var sdkBody string
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		sdkBody = scrapeNames(t, tel.MetricsHandler())
+		if !slices.ContainsFunc(want["sdk"], func(name string) bool { return !hasSeries(sdkBody, name) }) || time.Now().After(deadline) {
+			break
+		}
+	}
 	for _, name := range want["sdk"] {
 		if !hasSeries(sdkBody, name) {
 			t.Errorf("the SDK's metrics have no series %s (ops/dashboards/metrics.txt)", name)

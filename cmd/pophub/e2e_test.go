@@ -69,7 +69,7 @@ func TestEndToEnd(t *testing.T) {
 				}
 				return out
 			}
-			waitFor(t, 10*time.Second, "migration and death notifications", func() bool {
+			waitFor(t, time.Minute, "migration and death notifications", func() bool {
 				return len(notes.bySubjectPrefix("pop.migration.")) == 1 && len(regionalDeaths()) == 1
 			})
 			mig := notes.bySubjectPrefix("pop.migration.23.2301.230102.23.2306.230602")
@@ -95,10 +95,18 @@ func TestEndToEnd(t *testing.T) {
 				}
 				return out
 			}
-			waitFor(t, 10*time.Second, "social insurance notifications", func() bool { return len(siNotes()) >= 5 })
+			waitFor(t, time.Minute, "social insurance notifications", func() bool { return len(siNotes()) >= 5 })
 			if si := siNotes(); len(si) != 5 {
 				t.Errorf("social_insurance change notifications = %d, want one per social_insurance event of person a", len(si))
 			}
+			// The outbox is drained (waitCaughtUp): the stream holds every
+			// notification, but the collector may not have received the last
+			// ones yet; the walk's stream sequence is compared with them.
+			inStream := streamCount(t, m.NATSURL())
+			waitFor(t, time.Minute, "every notification of the stream collected", func() bool {
+				n := inStream()
+				return n > 0 && int64(len(notes.snapshot())) >= n
+			})
 			// Every message carries Nats-Msg-Id = change_id, and each change id
 			// appears once.
 			ids := map[string]bool{}
@@ -118,7 +126,7 @@ func TestEndToEnd(t *testing.T) {
 
 			// The region walk returns everyone registered in Heilongjiang,
 			// stamped with the stream's sequence once the relay has caught up.
-			waitFor(t, 10*time.Second, "relay caught up", func() bool {
+			waitFor(t, time.Minute, "relay caught up", func() bool {
 				st, err := m.Store.Stats(context.Background())
 				return err == nil && st.OutboxPending == 0
 			})
@@ -256,7 +264,7 @@ func TestBadInput(t *testing.T) {
 	}
 
 	// Read the DLQ back.
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: m.Brokers(), GroupID: "dlq-reader", Topic: schemas.DLQTopic, StartOffset: kafka.FirstOffset, MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 100 * time.Millisecond})
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: m.Brokers(), GroupID: "dlq-reader", Topic: schemas.DLQTopic, StartOffset: kafka.FirstOffset, MinBytes: 1, MaxBytes: 10 << 20, MaxWait: time.Second})
 	defer r.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

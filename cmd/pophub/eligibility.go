@@ -63,7 +63,7 @@ policies.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&hubURL, "hub", envOr("POPHUB_URL", "http://127.0.0.1:8780"), "hub API base URL")
+	f.StringVar(&hubURL, "hub", envOr("POPHUB_URL", "http://127.0.0.1:8780"), "hub API base URL (env POPHUB_URL)")
 	f.StringVar(&policy, "policy", "", "policy id, e.g. heilongjiang/daqing (required)")
 	f.StringVar(&asOf, "as-of", "", "decide as of the end of this day, YYYY-MM-DD (default now)")
 	f.StringVar(&token, "token", os.Getenv("POPHUB_TOKEN"), "bearer token (env POPHUB_TOKEN)")

@@ -392,6 +392,18 @@ func streamCount(t testing.TB, url string) func() int64 {
 	}
 }
 
+// downSettle is how long after a dependency stopped the hub's counts may
+// still move: work it finished just before (a batch PostgreSQL committed,
+// notifications NATS acknowledged) is counted a moment later. After it,
+// the fault tests require the counts to show the dependency gone, until
+// downWatch. On a busy machine that moment took over a second (the relay
+// marked a round NATS had acknowledged published 0.5 to 1.5 s after the
+// server had exited), so the settling time is generous.
+const (
+	downSettle = 2 * time.Second
+	downWatch  = downSettle + time.Second
+)
+
 // TestFaultPostgresRestart stops a private PostgreSQL under the hub twice
 // mid-stream, in fast and in immediate (crash) shutdown mode, and starts
 // it again: the hub pauses, reconnects with backoff and resumes, and loses
@@ -423,8 +435,19 @@ func TestFaultPostgresRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 		stopped := time.Now()
-		time.Sleep(1500 * time.Millisecond)
+		// A batch PostgreSQL committed before it stopped is counted once
+		// its offsets are committed, a moment later; after that, with the
+		// store gone, nothing may commit, while the producer goes on
+		// sending. A count that still rises means the hub was not cut
+		// off from its store and the test proved nothing.
+		at(stopped, downSettle)
+		settled := count()
+		at(stopped, downWatch)
 		during := count()
+		if during != settled {
+			t.Errorf("PostgreSQL %s shutdown: %d records committed between %v and %v after PostgreSQL stopped: the store was not down",
+				mode, during-settled, downSettle, downWatch)
+		}
 		if err := pg.Start(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -468,12 +491,14 @@ func TestFaultProxy(t *testing.T) {
 	// refused for a second, then 50ms each way for two seconds.
 	at(start, 1500*time.Millisecond)
 	n := pgProxy.Cut()
+	requireCut(t, "postgres cut", n)
 	t0 := time.Now()
 	report("postgres cut (%d connections closed): stall %v", n, resumed(t, m, "postgres cut", t0, advanced(count, idle)).Round(time.Millisecond))
 
 	at(start, 3*time.Second)
 	pgProxy.SetDown(true)
 	n = pgProxy.Reset()
+	requireCut(t, "postgres reset", n)
 	time.Sleep(time.Second)
 	pgProxy.SetDown(false)
 	t0 = time.Now()
@@ -491,12 +516,14 @@ func TestFaultProxy(t *testing.T) {
 	// NATS: the same three.
 	at(start, 7500*time.Millisecond)
 	n = natsProxy.Cut()
+	requireCut(t, "nats cut", n)
 	t0 = time.Now()
 	report("nats cut (%d connections closed): stall until the stream grows %v", n, resumed(t, m, "nats cut", t0, advanced(published, relayIdle(m))).Round(time.Millisecond))
 
 	at(start, 9*time.Second)
 	natsProxy.SetDown(true)
 	n = natsProxy.Reset()
+	requireCut(t, "nats reset", n)
 	time.Sleep(time.Second)
 	natsProxy.SetDown(false)
 	t0 = time.Now()
@@ -514,6 +541,15 @@ func TestFaultProxy(t *testing.T) {
 	waitFinished(t, m, func() *embedded.Kafka { return k }, s)
 	t.Logf("stream of %d records finished %v after it started", len(l.msgs), time.Since(start).Round(time.Millisecond))
 	checkOutcome(t, m, l, endOffsets(k), ns.ClientURL())
+}
+
+// requireCut fails the test when a proxy fault closed no connection: the
+// hub was then not tested against it.
+func requireCut(t testing.TB, what string, n int) {
+	t.Helper()
+	if n <= 0 {
+		t.Errorf("%s closed %d connections: the hub had none open through the proxy, so it was not tested against the fault", what, n)
+	}
 }
 
 // TestFaultKafkaErrors makes the broker (kfake's fault hooks) answer
@@ -579,7 +615,11 @@ func dlqCount(t testing.TB, broker string, want int) map[string]int {
 	got := map[string]int{}
 	var total int
 	for p := 0; p < faultPartitions; p++ {
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{broker}, Topic: schemas.DLQTopic, Partition: p, MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 100 * time.Millisecond})
+		// MaxWait 1 s: kafka-go reconnects and asks again when a fetch
+		// answer takes longer than MaxWait to start, which a broker under
+		// the race detector on a busy machine did at 100 ms, over and
+		// over; Close waits for the fetch at the end, up to MaxWait.
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{broker}, Topic: schemas.DLQTopic, Partition: p, MinBytes: 1, MaxBytes: 10 << 20, MaxWait: time.Second})
 		end, err := r.ReadLag(context.Background())
 		if err != nil {
 			r.Close()
@@ -675,15 +715,40 @@ func testNATSRestart(t *testing.T, bin string, syncAlways bool) {
 
 	start := time.Now()
 	s := stream(t, k.Addr(), l.msgs, 12*time.Second)
-	for i, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
-		at(start, time.Duration(2+5*i)*time.Second)
+	// Each stop must land while the hub still applies events, or the
+	// backlog cannot be seen to grow; so the wait for a backlog to drain
+	// ends at the next stop (a sync-always server can take longer than
+	// the stream to take one in).
+	sigs := []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL}
+	stopAt := func(i int) time.Time { return start.Add(time.Duration(2+5*i) * time.Second) }
+	for i, sig := range sigs {
+		at(stopAt(i), 0)
 		peak.Store(0)
 		before := published()
 		if err := ns.Stop(sig); err != nil {
 			t.Fatal(err)
 		}
 		stopped := time.Now()
-		time.Sleep(1500 * time.Millisecond)
+		// With NATS gone the relay can mark nothing published, so the
+		// outbox only grows while the hub goes on applying events: a
+		// backlog that ever shrinks, or does not grow, means NATS was not
+		// down and the test proved nothing.
+		at(stopped, downSettle)
+		first := pending()
+		low, last := first, first
+		for time.Since(stopped) < downWatch {
+			time.Sleep(10 * time.Millisecond)
+			p := pending()
+			if p < 0 {
+				t.Fatal("reading the outbox backlog failed")
+			}
+			low, last = min(low, p), p
+		}
+		if low < first || last <= first {
+			// last > first also says the backlog rose above 0.
+			t.Errorf("NATS %v: the outbox backlog went from %d (%v after the stop) to %d, low %d, while NATS was down: it must only grow",
+				sig, first, downSettle, last, low)
+		}
 		if err := ns.Start(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -692,9 +757,28 @@ func testNATSRestart(t *testing.T, bin string, syncAlways bool) {
 		after := published()
 		stall := resumed(t, m, "stream after NATS restart", up, advanced(published, relayIdle(m)))
 		drainStart := time.Now()
-		waitFor(t, time.Minute, "the outbox backlog to drain", func() bool { return pending() < 200 })
-		t.Logf("NATS %v with %d notifications stored: down %v; outbox backlog %d at restart (peak %d); the stream held %d after restart (%d lost with the server); relay resumed %v after restart; backlog below 200 after %v more",
-			sig, before, up.Sub(stopped).Round(time.Millisecond), backlog, peak.Load(), after, max(0, before-after), stall.Round(time.Millisecond), time.Since(drainStart).Round(time.Millisecond))
+		until, lastStop := drainStart.Add(time.Minute), i == len(sigs)-1
+		if !lastStop {
+			until = stopAt(i + 1)
+		}
+		var drained string
+		for {
+			p := pending()
+			if p >= 0 && p < 200 {
+				drained = fmt.Sprintf("backlog below 200 after %v more", time.Since(drainStart).Round(time.Millisecond))
+				break
+			}
+			if time.Now().After(until) {
+				if lastStop {
+					t.Fatalf("NATS %v: the outbox backlog still %d a minute after the relay resumed", sig, p)
+				}
+				drained = fmt.Sprintf("backlog still %d at the next stop, %v later", p, time.Since(drainStart).Round(time.Millisecond))
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Logf("NATS %v with %d notifications stored: down %v; outbox backlog %d at restart (peak %d); the stream held %d after restart (%d lost with the server); relay resumed %v after restart; %s",
+			sig, before, up.Sub(stopped).Round(time.Millisecond), backlog, peak.Load(), after, max(0, before-after), stall.Round(time.Millisecond), drained)
 	}
 	waitFinished(t, m, func() *embedded.Kafka { return k }, s)
 	stopWatch()

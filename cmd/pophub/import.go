@@ -5,7 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"go.opentelemetry.io/otel/attribute"
@@ -91,7 +96,7 @@ every record sent carries.`,
 			if more := rep.Rejected - len(rep.Rejects); more > 0 {
 				fmt.Fprintf(out, "… and %d more rejected lines, listed in the rejects file\n", more)
 			}
-			fmt.Fprintln(out, rep.Summary())
+			fmt.Fprintln(out, importSummary(rep, err))
 			if rep.RejectsFile != "" {
 				fmt.Fprintf(out, "rejected lines written to %s\n", rep.RejectsFile)
 			}
@@ -120,11 +125,66 @@ every record sent carries.`,
 	f.BoolVar(&stream, "stream", false, "send valid lines while later ones are still being validated (not with --reject-limit)")
 	f.IntVar(&rejectLimit, "reject-limit", 0, "send nothing when this many lines or more are rejected (1: any bad line; 0: no limit)")
 	f.StringVar(&rejects, "rejects", "", "file for the rejected lines (default: FILE.rejects.csv)")
-	f.StringVar(&brokers, "kafka", envOr("POPHUB_KAFKA", "127.0.0.1:19092"), "comma-separated Kafka bootstrap brokers (default: pophub dev's)")
+	f.StringVar(&brokers, "kafka", envOr("POPHUB_KAFKA", "127.0.0.1:19092"), "comma-separated Kafka bootstrap brokers (env POPHUB_KAFKA; default: pophub dev's)")
 	ca = addCAFlag(f)
 	login = addKafkaLoginFlags(f, "the department's identity in the access policy")
 	otlp = addOTLPFlag(f)
 	return cmd
+}
+
+// importSummary is the one-line account of an import that returned err.
+// A finished one, or one refused at the reject limit, is the importer's
+// Summary. One that stopped is accounted for from what the report knows
+// for sure. The lines read but not checked when it stopped are counted as
+// such, so that the counts add up. And Report.Sent counts only the records
+// whose acknowledgement came back: the chunk being sent when the import
+// stopped may have been written in part or in whole (the broker
+// acknowledged records the client never heard about). So a stopped import
+// says how many records were acknowledged at least, and how many more may
+// have been sent: at most the valid lines neither acknowledged in this run
+// nor found sent by an earlier one, which a resumed run looks for on the
+// topic before sending them.
+func importSummary(rep *importer.Report, err error) string {
+	if err == nil || rep.Refused() {
+		return rep.Summary()
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: stopped: %d read: %d valid, %d rejected", filepath.Base(rep.File), rep.Read, rep.Valid, rep.Rejected)
+	if by := rep.ByReason(); len(by) > 0 {
+		for i, k := range slices.Sorted(maps.Keys(by)) {
+			sep := ", "
+			if i == 0 {
+				sep = " ("
+			}
+			fmt.Fprintf(&b, "%s%s %d", sep, k, by[k])
+		}
+		b.WriteString(")")
+	}
+	if unchecked := rep.Read - rep.Valid - rep.Rejected; unchecked > 0 {
+		fmt.Fprintf(&b, ", %d not checked", unchecked)
+	}
+	unconfirmed := max(rep.Valid-rep.Sent-rep.AlreadySent, 0)
+	switch {
+	case rep.DryRun:
+		b.WriteString("; dry run: nothing sent")
+	case rep.Sent == 0 && rep.AlreadySent == 0 && !rep.Resumable:
+		// Sending had not begun, in this run or an earlier one.
+		b.WriteString("; nothing sent")
+	case errors.Is(err, importer.ErrFileChanged), unconfirmed == 0:
+		// A changed file stops the validation, not the sending: every
+		// chunk handed on was acknowledged.
+		fmt.Fprintf(&b, "; %d sent", rep.Sent)
+	default:
+		fmt.Fprintf(&b, "; at least %d acknowledged, up to %d more may have been sent", rep.Sent, unconfirmed)
+	}
+	if rep.AlreadySent > 0 {
+		fmt.Fprintf(&b, " (%d already sent by an earlier run)", rep.AlreadySent)
+	}
+	if rep.SetAside != "" {
+		fmt.Fprintf(&b, " (afresh: %s)", rep.SetAside)
+	}
+	fmt.Fprintf(&b, "; %d legacy IDs upgraded, %s", rep.Upgraded, rep.Elapsed.Round(time.Millisecond))
+	return b.String()
 }
 
 // runImport runs the import under a producer span. The importer starts no

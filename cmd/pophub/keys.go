@@ -154,9 +154,9 @@ Start every hub instance with the new key file first.`,
 			if keys == nil {
 				return errors.New("--keys is required")
 			}
-			s, err := postgres.Open(ctx, postgres.Config{URL: pgURL, Schema: schema, Keys: keys, CacheSize: -1, MaxConns: 2})
+			s, err := postgres.OpenExisting(ctx, postgres.Config{URL: pgURL, Schema: schema, Keys: keys, CacheSize: -1, MaxConns: 2})
 			if err != nil {
-				return fmt.Errorf("opening store: %w", err)
+				return storeOpenError(err)
 			}
 			defer s.Close()
 			out := cmd.OutOrStdout()

@@ -15,10 +15,28 @@ import (
 	"github.com/pophub/pophub/internal/testenv"
 )
 
+// openSealedPostgres opens the hub's PostgreSQL store in schema (of the
+// database testenv names) sealed with the keys in keyFile, as the hub run
+// with --keys does, creating the store if it is not there; the store is
+// closed when t ends.
+func openSealedPostgres(t *testing.T, keyFile, schema string) *postgres.Store {
+	t.Helper()
+	ctx := context.Background()
+	k, err := sealing.Load(ctx, sealing.File(keyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := postgres.Open(ctx, postgres.Config{URL: testenv.PostgresURL(), Schema: schema, Keys: k})
+	if err != nil {
+		t.Fatalf("the hub's open of schema %s with the keys in %s: %v", schema, keyFile, err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
 // TestKeysRotate goes through a rotation as an operator would: keys init,
 // a hub writing with them, keys add, the hub restarted, keys rotate.
 func TestKeysRotate(t *testing.T) {
-	ctx := context.Background()
 	file := filepath.Join(t.TempDir(), "keys")
 	if _, err := execute(t, keysCommand(), "init", file); err != nil {
 		t.Fatal(err)
@@ -30,26 +48,14 @@ func TestKeysRotate(t *testing.T) {
 		t.Fatal("keys init overwrote a key file")
 	}
 	schema := testenv.Schema(t)
-	open := func() *postgres.Store {
-		k, err := sealing.Load(ctx, sealing.File(file))
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := postgres.Open(ctx, postgres.Config{URL: testenv.PostgresURL(), Schema: schema, Keys: k})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	}
 	m := storetest.MarkedPerson(t)
-	storetest.ApplyAll(t, open(), m.In, 50)
+	storetest.ApplyAll(t, openSealedPostgres(t, file, schema), m.In, 50)
 
 	out, err := execute(t, keysCommand(), "add", file)
 	if err != nil || !strings.Contains(out, "version 2") {
 		t.Fatalf("keys add: %q, %v", out, err)
 	}
-	s := open()
+	s := openSealedPostgres(t, file, schema)
 	out, err = execute(t, keysCommand(), "rotate", "--postgres", testenv.PostgresURL(), "--schema", schema, "--keys", file, "--batch", "10")
 	if err != nil || !strings.Contains(out, "with data key version 2") || strings.Contains(out, "re-sealed 0 values") {
 		t.Fatalf("keys rotate: %q, %v", out, err)

@@ -78,7 +78,7 @@ so the hub and the subscribers continue its trace.`,
 	f := cmd.Flags()
 	f.StringVar(&source, "source", "", "department source: the events' source and topic (required)")
 	f.StringVar(&file, "file", "", "JSONL file of CloudEvents (required)")
-	f.StringVar(&brokers, "kafka", envOr("POPHUB_KAFKA", "127.0.0.1:19092"), "comma-separated Kafka bootstrap brokers (default: pophub dev's)")
+	f.StringVar(&brokers, "kafka", envOr("POPHUB_KAFKA", "127.0.0.1:19092"), "comma-separated Kafka bootstrap brokers (env POPHUB_KAFKA; default: pophub dev's)")
 	ca = addCAFlag(f)
 	login = addKafkaLoginFlags(f, "the department's identity in the access policy")
 	otlp = addOTLPFlag(f)

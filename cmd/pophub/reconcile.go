@@ -31,6 +31,9 @@ the log start up to the consumer group's committed offset and classifies each:
   rejected   the DLQ holds a copy made from its topic, partition and offset
   applied    the store holds its (source, id) and it is the first such record
   duplicate  the store holds its (source, id) and an earlier record carried it
+  skipped    shaped like a transaction marker (4-byte key, 6-byte value), which
+             the hub skips without a DLQ copy; shown as "+ N skipped as
+             transaction markers" in the equation when there are some
   gap        none of these: the hub committed past a record it lost
 
 Offsets between the committed offset and a higher log start are "expired

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -166,7 +167,7 @@ func TestSecurityAtEveryDoor(t *testing.T) {
 					t.Setenv("POPHUB_PURPOSE", tc.env)
 				}
 				var out bytes.Buffer
-				cmd := statsCommand()
+				cmd := statsCommand(func() *slog.Logger { return testLogger(t) })
 				cmd.SetOut(&out)
 				cmd.SetErr(&out)
 				cmd.SetArgs(append([]string{"pull", "--hub", base, "--token", access.DemoSecret("token:" + tc.identity),

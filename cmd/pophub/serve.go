@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 
 func devCommand(newLogger func() *slog.Logger) *cobra.Command {
 	var cfg Config
+	tlsEnv, tlsEnvErr := envBool("POPHUB_TLS")
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run the whole hub in one process: embedded Kafka-protocol broker, NATS JetStream and store",
@@ -21,6 +23,9 @@ func devCommand(newLogger func() *slog.Logger) *cobra.Command {
 golden-record store in go-memdb persisted under --data (or PostgreSQL with --postgres).
 Any Kafka client (kcat, librdkafka, franz-go, kafka-go) can publish to --kafka.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if tlsEnvErr != nil && !cmd.Flags().Changed("tls") {
+				return tlsEnvErr
+			}
 			cfg.Embedded = true
 			return runUntilSignal(cmd, newLogger(), cfg)
 		},
@@ -28,8 +33,8 @@ Any Kafka client (kcat, librdkafka, franz-go, kafka-go) can publish to --kafka.`
 	f := cmd.Flags()
 	f.StringVar(&cfg.DataDir, "data", envOr("POPHUB_DATA", "pophub-data"), "directory for the broker log, NATS store and memdb store (env POPHUB_DATA)")
 	f.StringVar(&cfg.HTTPAddr, "http", envOr("POPHUB_HTTP", "127.0.0.1:8780"), "HTTP API listen address (env POPHUB_HTTP)")
-	f.StringVar(&cfg.KafkaAddr, "kafka", envOr("POPHUB_KAFKA_LISTEN", "127.0.0.1:19092"), "embedded Kafka-protocol broker listen address")
-	f.StringVar(&cfg.NATSAddr, "nats", envOr("POPHUB_NATS_LISTEN", "127.0.0.1:14222"), "embedded NATS listen address")
+	f.StringVar(&cfg.KafkaAddr, "kafka", envOr("POPHUB_KAFKA_LISTEN", "127.0.0.1:19092"), "embedded Kafka-protocol broker listen address (env POPHUB_KAFKA_LISTEN)")
+	f.StringVar(&cfg.NATSAddr, "nats", envOr("POPHUB_NATS_LISTEN", "127.0.0.1:14222"), "embedded NATS listen address (env POPHUB_NATS_LISTEN)")
 	f.StringVar(&cfg.PostgresURL, "postgres", os.Getenv("POPHUB_POSTGRES"), "use PostgreSQL at this URL instead of memdb (env POPHUB_POSTGRES)")
 	keysFlag(f, &cfg.KeysFile, `; default <data>/keys, generated when missing; "none" stores in clear`)
 	f.StringVar(&cfg.OTLPEndpoint, "otlp", os.Getenv("POPHUB_OTLP"), "export traces to this OTLP/HTTP endpoint, e.g. http://127.0.0.1:4318 (env POPHUB_OTLP)")
@@ -41,7 +46,7 @@ Any Kafka client (kcat, librdkafka, franz-go, kafka-go) can publish to --kafka.`
 	f.StringVar(&cfg.AuditKeyFile, "audit-key-file", os.Getenv("POPHUB_AUDIT_KEY_FILE"), "the audit trail's key, from 'pophub audit keygen' (env POPHUB_AUDIT_KEY_FILE; dev default <data>/audit.key)")
 	f.StringVar(&cfg.NATSPassword, "nats-password", os.Getenv("POPHUB_NATS_PASSWORD"), "the hub's own NATS password when --policy is on (env POPHUB_NATS_PASSWORD)")
 	f.IntVar(&cfg.Partitions, "partitions", 8, "partitions per source topic")
-	f.BoolVar(&cfg.TLS, "tls", os.Getenv("POPHUB_TLS") == "true", "serve Kafka, NATS and HTTP over TLS only, with a local CA and certificate made in <data>/tls; clients trust <data>/tls/ca.pem (env POPHUB_TLS=true)")
+	f.BoolVar(&cfg.TLS, "tls", tlsEnv, "serve Kafka, NATS and HTTP over TLS only, with a local CA and certificate made in <data>/tls; clients trust <data>/tls/ca.pem (env POPHUB_TLS, true or false)")
 	tlsClientCAFlag(f, &cfg)
 	f.DurationVar(&cfg.NATSSync, "nats-sync", time.Second, "how often the embedded JetStream store fsyncs; 0 = every write (durable against power loss, slower)")
 	f.DurationVar(&cfg.NATSRepublishWindow, "nats-republish-window", 5*time.Second,
@@ -79,12 +84,12 @@ Without --postgres the store is go-memdb persisted under --data (one instance on
 	f.IntVar(&cfg.StreamReplicas, "stream-replicas", 0, "replicas of the notification stream POP (0: keep the stream's; 1 when creating it)")
 	f.DurationVar(&cfg.StreamMaxAge, "stream-max-age", 0, "keep notifications this long, at least 10m (0: keep the stream's limit; none when creating it)")
 	f.StringVar(&cfg.PostgresURL, "postgres", os.Getenv("POPHUB_POSTGRES"), "PostgreSQL URL (env POPHUB_POSTGRES)")
-	f.StringVar(&cfg.PostgresSchema, "postgres-schema", envOr("POPHUB_POSTGRES_SCHEMA", "public"), "PostgreSQL schema for the hub's tables")
-	f.StringVar(&cfg.DataDir, "data", os.Getenv("POPHUB_DATA"), "memdb store directory, when --postgres is not given")
+	f.StringVar(&cfg.PostgresSchema, "postgres-schema", envOr("POPHUB_POSTGRES_SCHEMA", "public"), "PostgreSQL schema for the hub's tables (env POPHUB_POSTGRES_SCHEMA)")
+	f.StringVar(&cfg.DataDir, "data", os.Getenv("POPHUB_DATA"), "memdb store directory, when --postgres is not given (env POPHUB_DATA)")
 	keysFlag(f, &cfg.KeysFile, "; without it the store is in clear")
-	f.StringVar(&cfg.HTTPAddr, "http", envOr("POPHUB_HTTP", "127.0.0.1:8780"), "HTTP API listen address")
-	f.StringVar(&cfg.GroupID, "group", envOr("POPHUB_GROUP", "pophub"), "Kafka consumer group")
-	f.StringVar(&cfg.OTLPEndpoint, "otlp", os.Getenv("POPHUB_OTLP"), "OTLP/HTTP trace endpoint")
+	f.StringVar(&cfg.HTTPAddr, "http", envOr("POPHUB_HTTP", "127.0.0.1:8780"), "HTTP API listen address (env POPHUB_HTTP)")
+	f.StringVar(&cfg.GroupID, "group", envOr("POPHUB_GROUP", "pophub"), "Kafka consumer group (env POPHUB_GROUP)")
+	f.StringVar(&cfg.OTLPEndpoint, "otlp", os.Getenv("POPHUB_OTLP"), "OTLP/HTTP trace endpoint (env POPHUB_OTLP)")
 	f.StringVar(&cfg.RegionsFile, "regions", os.Getenv("POPHUB_REGIONS"), "official NBS urban-rural table saved by 'pophub regions import' (env POPHUB_REGIONS)")
 	f.StringVar(&cfg.GatewayTokens, "gateway-tokens", os.Getenv("POPHUB_GATEWAY_TOKENS"), "department tokens file: take events at POST /v1/events (env POPHUB_GATEWAY_TOKENS)")
 	f.StringVar(&cfg.PoliciesDir, "policies", os.Getenv("POPHUB_POLICIES"), "directory of eligibility policies to use instead of the built-in ones (env POPHUB_POLICIES)")
@@ -126,6 +131,21 @@ func runUntilSignal(cmd *cobra.Command, log *slog.Logger, cfg Config) error {
 		return err
 	}
 	return m.Close()
+}
+
+// envBool reads a boolean environment variable as strconv.ParseBool does
+// (1, t, true, TRUE, 0, f, false …; unset or empty is false). Anything else
+// is an error rather than false: POPHUB_TLS=yes must not run without TLS.
+func envBool(key string) (bool, error) {
+	v := os.Getenv(key)
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("%s=%q: want true or false", key, v)
+	}
+	return b, nil
 }
 
 func splitList(s string) []string {

@@ -11,11 +11,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/segmentio/kafka-go/sasl"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/pophub/pophub/adapters/publisher"
 	"github.com/pophub/pophub/consumers/sdk"
 	"github.com/pophub/pophub/consumers/socialinsurance"
+	"github.com/pophub/pophub/hub/access"
 	"github.com/pophub/pophub/hub/tlsconf"
 	"github.com/pophub/pophub/schemas"
 )
@@ -24,29 +27,50 @@ import (
 // completes its tasks:
 //
 //	pophub si-subscriber --hub URL --nats URL --region 2301 --postgres URL --http ADDR --api-token-file FILE
-//	pophub si-subscriber complete TASK --postgres URL --kafka BROKERS
+//	pophub si-subscriber complete TASK --postgres URL --kafka BROKERS [--kafka-user USER --kafka-password PW]
 func siSubscriberCommand(newLogger func() *slog.Logger) *cobra.Command {
 	var cfg socialinsurance.Config
 	var kafkaBrokers, start string
+	var login *kafkaLogin
 	var api siAPIFlags
 	var ca *caFlag
 	var otlp *otlpFlag
 	cmd := &cobra.Command{
 		Use:   "si-subscriber --region CODE --nats URL --postgres URL [--hub URL] [--http ADDR]",
 		Short: "Run the social-insurance reference subscriber: tasks from migrations and deaths",
-		Long: `Subscribes to the hub's migrations out of and into --region and deaths in it, and keeps
+		Long: fmt.Sprintf(`Subscribes to the hub's migrations out of and into --region and deaths in it, and keeps
 tasks in its own PostgreSQL schema: transfer_out, transfer_in (moves crossing the region's
 boundary; moves within it need no transfer) and stop_benefits. With --hub, the first start
 bootstraps the roster from the hub's snapshot of the region and continues with the
 notifications after it; otherwise it starts at --start. Tasks are listed at GET /tasks and
 completed with POST /tasks/{id}/complete or "pophub si-subscriber complete TASK", which
-publishes the completion to the hub through Kafka. With --otlp, the handling of each
-notification the hub passes on with sampled trace context is a span of that trace.
+publishes the completion to the hub through Kafka; brokers that require a login (an
+access policy) take the identity that may write social_insurance events with
+--kafka-user and --kafka-password (env POPHUB_SI_KAFKA_USER, POPHUB_SI_KAFKA_PASSWORD).
+With --otlp, the handling of each notification the hub passes on with sampled trace
+context is a span of that trace.
+
+GET /tasks answers a JSON array of tasks in id order, one page at a time: at most limit
+tasks (default %d, at most %d) whose id is above after. Parameters: status=open|done,
+citizen_id=ID, corrected=true (stop_benefits tasks whose date of death was corrected after
+completion), after=ID, limit=N. A full page carries a header Link: <...>; rel="next", the same
+request with after= the page's last id; follow it until an answer has no Link. A
+stop_benefits task shows date_of_death (the one its completion reported once done) and
+corrected_date_of_death (a different date announced afterwards, for review), as YYYY-MM-DD.
+GET /healthz answers 200 while the database answers and the subscriber consumes, and 503
+with the reason otherwise (setting up, e.g. the hub's stream missing; NATS unreachable).
+A durable consumer of --name that filters another region (--region changed under the
+same name) stops the subscriber with an error naming it: delete the consumer or use another
+--name. With --consumer-per-filter (one consumer per filter, named --name, "-" and 8 hex
+digits) the subscriber lists the stream's consumers to find the old region's, which a NATS
+user under an access policy may not do: it then logs a warning and starts the new region's
+consumers at --start (or from the bootstrap) next to the old region's. There, give a new
+region a new --schema, and have a NATS administrator delete the old region's consumers.
 
 The tasks routes show full citizen IDs and change golden records, so they require the
 bearer token in --api-token-file (or POPHUB_SI_API_TOKEN) and refuse every request
 without one; /healthz and /metrics stay open. --http off the loopback interface is
-refused without a token. --tls-cert and --tls-key serve the API over HTTPS only.`,
+refused without a token. --tls-cert and --tls-key serve the API over HTTPS only.`, socialinsurance.DefaultTaskLimit, socialinsurance.MaxTaskLimit),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, err := parseStart(start)
@@ -55,6 +79,10 @@ refused without a token. --tls-cert and --tls-key serve the API over HTTPS only.
 			}
 			cfg.Start = st
 			cfg.Kafka = splitList(kafkaBrokers)
+			if cfg.KafkaSASL, err = siKafkaMechanism(login); err != nil {
+				return err
+			}
+			cfg.NATSInboxPrefix = siInboxPrefix(cfg.NATSUser, cfg.NATSInboxPrefix)
 			if cfg.TLS, err = ca.tls(); err != nil {
 				return fmt.Errorf("--ca: %w", err)
 			}
@@ -87,6 +115,7 @@ refused without a token. --tls-cert and --tls-key serve the API over HTTPS only.
 	f.StringVar(&cfg.Postgres, "postgres", envOr("POPHUB_SI_POSTGRES", ""), "PostgreSQL URL (env POPHUB_SI_POSTGRES)")
 	f.StringVar(&cfg.Schema, "schema", envOr("POPHUB_SI_SCHEMA", "socialinsurance"), "the service's PostgreSQL schema (env POPHUB_SI_SCHEMA)")
 	f.StringVar(&kafkaBrokers, "kafka", envOr("POPHUB_KAFKA", "127.0.0.1:19092"), "comma-separated Kafka brokers completions are published to (env POPHUB_KAFKA)")
+	login = addSIKafkaLoginFlags(f)
 	ca = addCAFlag(f)
 	otlp = addOTLPFlag(f)
 	lf := cmd.Flags()
@@ -94,7 +123,7 @@ refused without a token. --tls-cert and --tls-key serve the API over HTTPS only.
 	lf.StringVar(&cfg.NATS, "nats", envOr("POPHUB_NATS", "nats://127.0.0.1:14222"), "NATS server URL (env POPHUB_NATS; default: pophub dev's, as --kafka)")
 	lf.StringVar(&cfg.NATSUser, "nats-user", envOr("POPHUB_SI_NATS_USER", ""), "NATS user: the bureau's identity under an access policy, which --name must equal (env POPHUB_SI_NATS_USER)")
 	lf.StringVar(&cfg.NATSPassword, "nats-password", envOr("POPHUB_SI_NATS_PASSWORD", ""), "its NATS password (env POPHUB_SI_NATS_PASSWORD)")
-	lf.StringVar(&cfg.NATSInboxPrefix, "nats-inbox-prefix", envOr("POPHUB_SI_NATS_INBOX_PREFIX", ""), "its private inbox prefix under an access policy, _INBOX_<identity> unless the policy says otherwise (env POPHUB_SI_NATS_INBOX_PREFIX)")
+	lf.StringVar(&cfg.NATSInboxPrefix, "nats-inbox-prefix", envOr("POPHUB_SI_NATS_INBOX_PREFIX", ""), "its private inbox prefix under an access policy: the identity's inbox_prefix when the policy sets one (default with --nats-user: _INBOX_<nats-user>, the policy's default; env POPHUB_SI_NATS_INBOX_PREFIX)")
 	lf.BoolVar(&cfg.ConsumerPerFilter, "consumer-per-filter", false, "one durable consumer per filter (out, in, deaths), as an access policy requires, instead of one on the subject covering them")
 	lf.StringVar(&cfg.Hub, "hub", envOr("POPHUB_HUB", ""), "hub HTTP API for the bootstrap snapshot, e.g. http://127.0.0.1:8780 (env POPHUB_HUB)")
 	lf.StringVar(&cfg.Purpose, "purpose", envOr("POPHUB_SI_PURPOSE", "social-insurance transfer (社会保险关系转移)"), "X-Purpose sent to the hub (env POPHUB_SI_PURPOSE)")
@@ -106,8 +135,49 @@ refused without a token. --tls-cert and --tls-key serve the API over HTTPS only.
 	lf.StringVar(&cfg.Name, "name", "", "durable subscriber name (default socialinsurance-<region>)")
 	lf.IntVar(&cfg.Concurrency, "concurrency", 8, "notifications handled in parallel (one citizen at a time)")
 	lf.StringVar(&start, "start", "new", "where a new subscription starts without --hub: new, all, seq:N, or an RFC 3339 time")
-	cmd.AddCommand(siCompleteCommand(newLogger, &cfg, &kafkaBrokers, ca, otlp))
+	cmd.AddCommand(siCompleteCommand(newLogger, &cfg, &kafkaBrokers, login, ca, otlp))
 	return cmd
+}
+
+// addSIKafkaLoginFlags adds --kafka-user and --kafka-password, the login
+// completions are published with when the brokers ask for one: under an
+// access policy, the identity that may write social_insurance events
+// (social_insurance in ops/policy.example.yaml), not the bureau's NATS
+// identity. They read the subscriber's own variables, as its other
+// settings do, so that one shell can run it next to a department's
+// commands, which read POPHUB_KAFKA_USER.
+func addSIKafkaLoginFlags(f *pflag.FlagSet) *kafkaLogin {
+	l := &kafkaLogin{}
+	f.StringVar(&l.user, "kafka-user", os.Getenv("POPHUB_SI_KAFKA_USER"),
+		"SASL/SCRAM-SHA-512 user completions are published as when the brokers ask for one: the identity that may write social_insurance events (env POPHUB_SI_KAFKA_USER)")
+	f.StringVar(&l.password, "kafka-password", os.Getenv("POPHUB_SI_KAFKA_PASSWORD"),
+		"its password (env POPHUB_SI_KAFKA_PASSWORD)")
+	return l
+}
+
+// siKafkaMechanism is l's SASL mechanism (kafkaLogin.mechanism): nil
+// without a login; a user without a password, or a password without a
+// user, is refused naming the subscriber's own variable.
+func siKafkaMechanism(l *kafkaLogin) (sasl.Mechanism, error) {
+	switch {
+	case l.user == "" && l.password != "":
+		return nil, errors.New("--kafka-password is set but --kafka-user is not (env POPHUB_SI_KAFKA_USER)")
+	case l.user != "" && l.password == "":
+		return nil, errors.New("--kafka-user is set but --kafka-password is not (env POPHUB_SI_KAFKA_PASSWORD)")
+	}
+	return l.mechanism()
+}
+
+// siInboxPrefix is the inbox prefix the subscriber connects to NATS with:
+// prefix when given; for a NATS user without one, the private inbox the
+// access policy grants an identity by default, _INBOX_<user> (the
+// policy's NATS permissions allow it no other); without a user, "" (the
+// client's _INBOX).
+func siInboxPrefix(user, prefix string) string {
+	if prefix != "" || user == "" {
+		return prefix
+	}
+	return inboxPrefix(access.Identity{Name: user})
 }
 
 // siAPIFlags are the credentials of the subscriber's own HTTP API.
@@ -140,7 +210,7 @@ func (f siAPIFlags) load() (token string, tc *tls.Config, err error) {
 	return token, tc, nil
 }
 
-func siCompleteCommand(newLogger func() *slog.Logger, cfg *socialinsurance.Config, kafkaBrokers *string, ca *caFlag, otlp *otlpFlag) *cobra.Command {
+func siCompleteCommand(newLogger func() *slog.Logger, cfg *socialinsurance.Config, kafkaBrokers *string, login *kafkaLogin, ca *caFlag, otlp *otlpFlag) *cobra.Command {
 	return &cobra.Command{
 		Use:   "complete TASK",
 		Short: "Complete a task: publish social_insurance.transferred (or .terminated) to the hub and mark it done",
@@ -155,6 +225,10 @@ event once. With --otlp, the completion's publish starts a trace.`,
 			}
 			if cfg.Postgres == "" {
 				return fmt.Errorf("--postgres is required")
+			}
+			mech, err := siKafkaMechanism(login)
+			if err != nil {
+				return err
 			}
 			tc, err := ca.tls()
 			if err != nil {
@@ -171,7 +245,7 @@ event once. With --otlp, the completion's publish starts a trace.`,
 				return err
 			}
 			defer shutdownTelemetry(tel, log)
-			pub, err := publisher.New(publisher.Config{Brokers: splitList(*kafkaBrokers), TLS: tc, Source: schemas.SocialInsurance, Logger: log,
+			pub, err := publisher.New(publisher.Config{Brokers: splitList(*kafkaBrokers), TLS: tc, SASL: mech, Source: schemas.SocialInsurance, Logger: log,
 				TracerProvider: tel.TracerProvider, Propagator: tel.Propagator})
 			if err != nil {
 				return fmt.Errorf("creating publisher: %w", err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -17,16 +18,16 @@ import (
 	"github.com/pophub/pophub/hub/stats"
 )
 
-func statsCommand() *cobra.Command {
+func statsCommand(newLogger func() *slog.Logger) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "stats",
 		Short: "Registered-population statistics: pull a report from a hub, verify a store's counters",
 	}
-	cmd.AddCommand(statsPullCommand(), statsVerifyCommand(), statsRebuildCommand())
+	cmd.AddCommand(statsPullCommand(newLogger), statsVerifyCommand(), statsRebuildCommand())
 	return cmd
 }
 
-func statsPullCommand() *cobra.Command {
+func statsPullCommand(newLogger func() *slog.Logger) *cobra.Command {
 	var hubURL, region, asOf, format, out, depth, token, purpose string
 	var ca *caFlag
 	cmd := &cobra.Command{
@@ -49,7 +50,7 @@ func statsPullCommand() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("--ca: %w", err)
 			}
-			c, err := statsbureau.New(statsbureau.Config{HubURL: hubURL, Token: token, Purpose: purpose, TLS: tc})
+			c, err := statsbureau.New(statsbureau.Config{HubURL: hubURL, Token: token, Purpose: purpose, TLS: tc, Logger: newLogger()})
 			if err != nil {
 				return fmt.Errorf("--hub: %w", err)
 			}
@@ -76,14 +77,14 @@ func statsPullCommand() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&hubURL, "hub", envOr("POPHUB_URL", "http://127.0.0.1:8780"), "hub API base URL")
+	f.StringVar(&hubURL, "hub", envOr("POPHUB_URL", "http://127.0.0.1:8780"), "hub API base URL (env POPHUB_URL)")
 	f.StringVar(&token, "token", os.Getenv("POPHUB_TOKEN"), "bearer token (env POPHUB_TOKEN)")
 	// The default is the statistics bureau's purpose in the example
 	// policy; another identity names one of its own.
 	f.StringVar(&purpose, "purpose", envOr("POPHUB_PURPOSE", statsbureau.DefaultPurpose),
 		"purpose sent as X-Purpose, one the token's identity may act for under a policy (env POPHUB_PURPOSE)")
 	ca = addCAFlag(f)
-	f.StringVar(&region, "region", "", "division code of 2, 4, 6, 9 or 12 digits (required)")
+	f.StringVar(&region, "region", "", "division code of 2, 4, 6, 9 or 12 digits; a city may be written in six digits, 230100 for 2301 (required)")
 	f.StringVar(&asOf, "as-of", "", "reference date YYYY-MM-DD (default: today)")
 	f.StringVar(&depth, "depth", "county", "deepest level: province, city, county, township or village")
 	f.StringVar(&format, "format", "csv", "csv or json")
@@ -100,28 +101,31 @@ type counterVerifier interface {
 }
 
 func statsRebuildCommand() *cobra.Command {
-	var pgURL, schema, regions, keysFile string
+	var pgURL, schema, dataDir, regions, keysFile string
 	cmd := &cobra.Command{
-		Use:   "rebuild --postgres URL [--schema S] [--regions NBS-FILE]",
+		Use:   "rebuild --postgres URL [--schema S] [--data DIR] [--regions NBS-FILE]",
 		Short: "Recompute every counter from the golden records (after importing an official region table)",
 		Long: `Replaces the PostgreSQL store's counters with ones recomputed from every person's
-registration timeline, in one transaction, classifying addresses by the region table in
-use (--regions: the table saved by 'pophub regions import', which the hub must then run
-with too). A running hub's batches wait for the rebuild and then add to it.`,
+registration timeline, in one transaction. Addresses are classified by the region table
+the hub runs with, found as the hub finds it: --regions, else the one 'pophub regions
+import' installed in the hub's --data directory, else the built-in table. Give the
+same --data and --regions as the hub: counters rebuilt by another table than the hub's
+are wrong for every address the two classify differently. A running hub's batches wait
+for the rebuild and then add to it.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if pgURL == "" {
 				return errors.New("--postgres is required")
 			}
-			if err := loadRegions(regions); err != nil {
-				return fmt.Errorf("--regions: %w", err)
+			if err := loadRegions(regionsFile(regions, dataDir)); err != nil {
+				return regionsError(regions, err)
 			}
 			keys, err := loadKeys(cmd.Context(), keysFile, "")
 			if err != nil {
 				return err
 			}
-			s, err := postgres.Open(cmd.Context(), postgres.Config{URL: pgURL, Schema: schema, Keys: keys})
+			s, err := postgres.OpenExisting(cmd.Context(), postgres.Config{URL: pgURL, Schema: schema, Keys: keys})
 			if err != nil {
-				return fmt.Errorf("opening store: %w", err)
+				return storeOpenError(err)
 			}
 			defer s.Close()
 			start := time.Now()
@@ -136,9 +140,36 @@ with too). A running hub's batches wait for the rebuild and then add to it.`,
 	f := cmd.Flags()
 	f.StringVar(&pgURL, "postgres", os.Getenv("POPHUB_POSTGRES"), "PostgreSQL URL of the hub's store (env POPHUB_POSTGRES)")
 	f.StringVar(&schema, "schema", "public", "schema of the hub's tables")
-	f.StringVar(&regions, "regions", os.Getenv("POPHUB_REGIONS"), "official NBS table saved by 'pophub regions import' (env POPHUB_REGIONS)")
+	f.StringVar(&dataDir, "data", os.Getenv("POPHUB_DATA"),
+		"the hub's data directory, whose installed region table <data>/"+regionsFileName+" the hub classifies by (env POPHUB_DATA)")
+	f.StringVar(&regions, "regions", os.Getenv("POPHUB_REGIONS"),
+		"official NBS table the hub runs with, saved by 'pophub regions import' (env POPHUB_REGIONS; default <data>/"+regionsFileName+" when it exists)")
 	keysFlag(f, &keysFile, "")
 	return cmd
+}
+
+// regionsError words a failure to load the region table a recount
+// classifies by: the one named with --regions, or the one installed in
+// the data directory.
+func regionsError(named string, err error) error {
+	if named != "" {
+		return fmt.Errorf("--regions: %w", err)
+	}
+	return fmt.Errorf("the region table installed in --data: %w", err)
+}
+
+// storeOpenError words a maintenance command's failure to open a store.
+// These commands open only a store a hub has made (OpenExisting): one
+// that is not there is most often a mistyped flag, and is an error
+// (exit status 1), never a new empty store that checks out.
+func storeOpenError(err error) error {
+	switch {
+	case errors.Is(err, postgres.ErrNoStore):
+		return fmt.Errorf("opening store: %w; are --postgres and --schema right?", err)
+	case errors.Is(err, memdb.ErrNoStore):
+		return fmt.Errorf("opening store: %w; is --data right?", err)
+	}
+	return fmt.Errorf("opening store: %w", err)
 }
 
 // regionsFile is the official region table a command runs with: the one
@@ -159,36 +190,44 @@ func regionsFile(named, dataDir string) string {
 func statsVerifyCommand() *cobra.Command {
 	var pgURL, schema, dataDir, keysFile, regions string
 	cmd := &cobra.Command{
-		Use:   "verify (--postgres URL [--schema S] | --data DIR) [--regions NBS-FILE]",
+		Use:   "verify (--postgres URL [--schema S] [--data DIR] | --data DIR) [--regions NBS-FILE]",
 		Short: "Recompute every counter from the golden records by a full scan and print any difference",
 		Long: `Reads every person's state, recomputes the urban/rural and residence-permit
 counters from their registration timelines, and compares them with the counters the
 store keeps. Exit status 1 when any differs. Addresses are classified by the region
-table the hub runs with: --regions, else the one installed in the --data directory.
+table the hub runs with, found as the hub finds it: --regions, else the one 'pophub
+regions import' installed in the --data directory, else the built-in table. With
+--postgres, --data is the PostgreSQL hub's data directory and serves only to find that
+table; without it, --data is a memdb hub's data directory and names the store.
 On PostgreSQL it reads one consistent snapshot while the hub runs; a memdb data
 directory must not be in use by a running hub.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			if err := loadRegions(regionsFile(regions, dataDir)); err != nil {
-				return fmt.Errorf("--regions: %w", err)
+				return regionsError(regions, err)
+			}
+			// A PostgreSQL hub's --data holds no store, and its keys come
+			// only from --keys or POPHUB_KEYS, as before --data was
+			// accepted here.
+			keysDir := dataDir
+			if pgURL != "" {
+				keysDir = ""
 			}
 			var s counterVerifier
-			keys, err := loadKeys(ctx, keysFile, dataDir)
+			keys, err := loadKeys(ctx, keysFile, keysDir)
 			if err != nil {
 				return err
 			}
 			switch {
-			case pgURL != "" && dataDir != "":
-				return errors.New("give either --postgres or --data, not both")
 			case pgURL != "":
-				s, err = postgres.Open(ctx, postgres.Config{URL: pgURL, Schema: schema, Keys: keys})
+				s, err = postgres.OpenExisting(ctx, postgres.Config{URL: pgURL, Schema: schema, Keys: keys})
 			case dataDir != "":
-				s, err = memdb.Open(ctx, memdb.Config{Dir: filepath.Join(dataDir, "store"), Keys: keys})
+				s, err = memdb.OpenExisting(ctx, memdb.Config{Dir: filepath.Join(dataDir, "store"), Keys: keys})
 			default:
 				return errors.New("give --postgres URL or --data DIR")
 			}
 			if err != nil {
-				return fmt.Errorf("opening store: %w", err)
+				return storeOpenError(err)
 			}
 			defer s.Close()
 			diffs, err := s.VerifyCounters(ctx)
@@ -210,9 +249,10 @@ directory must not be in use by a running hub.`,
 	f := cmd.Flags()
 	f.StringVar(&pgURL, "postgres", os.Getenv("POPHUB_POSTGRES"), "PostgreSQL URL of the hub's store (env POPHUB_POSTGRES)")
 	f.StringVar(&schema, "schema", "public", "schema of the hub's tables")
-	f.StringVar(&dataDir, "data", "", "data directory of a stopped memdb hub")
+	f.StringVar(&dataDir, "data", os.Getenv("POPHUB_DATA"),
+		"data directory of a stopped memdb hub; with --postgres, the PostgreSQL hub's data directory, for its installed region table (env POPHUB_DATA)")
 	f.StringVar(&regions, "regions", os.Getenv("POPHUB_REGIONS"),
 		"official NBS table the hub runs with, saved by 'pophub regions import' (env POPHUB_REGIONS; default <data>/"+regionsFileName+" when it exists)")
-	keysFlag(f, &keysFile, "; default <data>/keys when it exists")
+	keysFlag(f, &keysFile, "; default <data>/keys when it exists and --postgres is not given")
 	return cmd
 }

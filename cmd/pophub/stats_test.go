@@ -16,6 +16,46 @@ import (
 	"github.com/pophub/pophub/schemas/region"
 )
 
+// officialRuralAddr is a residents' committee: urban in the built-in
+// region table, rural (220) in the official one hubWithOfficialRegions
+// installs.
+const officialRuralAddr = "230102001001"
+
+// hubWithOfficialRegions sets up what a hub run with an official NBS region
+// table leaves for the stats commands: the table, imported with 'pophub
+// regions import' into dir (as regionsFileName, where the hub looks for it
+// in its --data) and loaded as Main.Start does, and the store open returns
+// holding one registration at officialRuralAddr, closed again so that a
+// command can open it. The built-in table is the default again when t
+// ends. It returns the table's path.
+func hubWithOfficialRegions(t *testing.T, dir string, open func() (hub.Store, error)) string {
+	t.Helper()
+	t.Cleanup(func() { region.SetDefault(region.Builtin()) })
+	csv := filepath.Join(t.TempDir(), "nbs.csv")
+	if err := os.WriteFile(csv, []byte("code,class,name\n"+officialRuralAddr+",220,省报社社区居委会\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	table := filepath.Join(dir, regionsFileName)
+	if out, err := execute(t, rootCommand(), "regions", "import", "--file", csv, "--out", table); err != nil {
+		t.Fatal(err, out)
+	}
+	if err := loadRegions(table); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2020, 1, 1, 10, 0, 0, 0, time.FixedZone("CST", 8*3600))
+	in := []hub.Input{storetest.Event(t, schemas.HukouRegistered, storetest.ValidID(1), "ps-r1", at,
+		schemas.HukouRegisteredData{Name: "李娜", Gender: "2", BirthDate: "1990-01-01", Ethnicity: "01", AddressCode: officialRuralAddr, HouseholdID: "H1", Reason: "birth"})}
+	s, err := open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.ApplyAll(t, s, in, 1)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return table
+}
+
 // TestStatsVerifyUsesOfficialTable: a hub run with an official NBS table
 // keeps its counters by the official classes, and `pophub stats verify`
 // recounts by the same table, named with --regions or installed in the
@@ -23,28 +63,6 @@ import (
 func TestStatsVerifyUsesOfficialTable(t *testing.T) {
 	t.Cleanup(func() { region.SetDefault(region.Builtin()) })
 	ctx := context.Background()
-	at := time.Date(2020, 1, 1, 10, 0, 0, 0, time.FixedZone("CST", 8*3600))
-	// 230102001001 is a residents' committee, urban in the built-in table.
-	in := []hub.Input{storetest.Event(t, schemas.HukouRegistered, storetest.ValidID(1), "ps-r1", at,
-		schemas.HukouRegisteredData{Name: "李娜", Gender: "2", BirthDate: "1990-01-01", Ethnicity: "01", AddressCode: "230102001001", HouseholdID: "H1", Reason: "birth"})}
-
-	// installTable imports an official table that makes it rural into dir
-	// and loads it, as the hub does at start.
-	installTable := func(t *testing.T, dir string) string {
-		t.Helper()
-		csv := filepath.Join(t.TempDir(), "nbs.csv")
-		if err := os.WriteFile(csv, []byte("code,class,name\n230102001001,220,省报社社区居委会\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		table := filepath.Join(dir, regionsFileName)
-		if out, err := execute(t, rootCommand(), "regions", "import", "--file", csv, "--out", table); err != nil {
-			t.Fatal(err, out)
-		}
-		if err := loadRegions(table); err != nil {
-			t.Fatal(err)
-		}
-		return table
-	}
 
 	tests := []struct {
 		name string
@@ -56,27 +74,17 @@ func TestStatsVerifyUsesOfficialTable(t *testing.T) {
 		// verifies whatever the table; the check below that verify loaded
 		// the installed table is what this case is for.
 		{"postgres with --regions", func(t *testing.T) []string {
-			table := installTable(t, t.TempDir())
 			url, schema := testenv.Postgres(t), testenv.Schema(t)
-			s, err := postgres.Open(ctx, postgres.Config{URL: url, Schema: schema})
-			if err != nil {
-				t.Fatal(err)
-			}
-			storetest.ApplyAll(t, s, in, 1)
-			s.Close()
+			table := hubWithOfficialRegions(t, t.TempDir(), func() (hub.Store, error) {
+				return postgres.Open(ctx, postgres.Config{URL: url, Schema: schema})
+			})
 			return []string{"--postgres", url, "--schema", schema, "--regions", table}
 		}},
 		{"memdb with the table installed in --data", func(t *testing.T) []string {
 			dir := t.TempDir()
-			installTable(t, dir)
-			s, err := memdb.Open(ctx, memdb.Config{Dir: filepath.Join(dir, "store")})
-			if err != nil {
-				t.Fatal(err)
-			}
-			storetest.ApplyAll(t, s, in, 1)
-			if err := s.Close(); err != nil {
-				t.Fatal(err)
-			}
+			hubWithOfficialRegions(t, dir, func() (hub.Store, error) {
+				return memdb.Open(ctx, memdb.Config{Dir: filepath.Join(dir, "store")})
+			})
 			return []string{"--data", dir}
 		}},
 	}
@@ -89,8 +97,8 @@ func TestStatsVerifyUsesOfficialTable(t *testing.T) {
 			if err != nil {
 				t.Errorf("stats verify %v on a consistent store: %v\n%s", args, err, out)
 			}
-			if d, _ := region.Lookup("230102001001"); d.UrbanRural != "rural" {
-				t.Errorf("stats verify %v classified 230102001001 as %q, not by the official table", args, d.UrbanRural)
+			if d, _ := region.Lookup(officialRuralAddr); d.UrbanRural != "rural" {
+				t.Errorf("stats verify %v classified %s as %q, not by the official table", args, officialRuralAddr, d.UrbanRural)
 			}
 		})
 	}

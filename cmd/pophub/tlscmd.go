@@ -53,7 +53,7 @@ as that identity over HTTPS.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&dir, "dir", filepath.Join(envOr("POPHUB_DATA", "pophub-data"), "tls"), "the development CA's directory")
+	cmd.Flags().StringVar(&dir, "dir", filepath.Join(envOr("POPHUB_DATA", "pophub-data"), "tls"), "the development CA's directory (default: tls in the hub's data directory, env POPHUB_DATA)")
 	cmd.Flags().StringVar(&out, "out", "", "file name prefix (default NAME)")
 	return cmd
 }

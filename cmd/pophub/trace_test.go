@@ -134,8 +134,13 @@ func TestTraceFollowsOneEvent(t *testing.T) {
 	}
 	parent.End()
 
-	waitFor(t, time.Minute, "the subscriber's spans", func() bool {
-		return p.deliveries() > 0 && len(named(rec.Ended(), "process traced")) == p.deliveries()
+	// The subscriber may handle a notification before the hub's goroutines
+	// end the spans above it (the relay's publish span ends when its
+	// acknowledgement is read, the ingest spans after the store returned):
+	// wait for every chain to reach its root.
+	waitFor(t, time.Minute, "the subscriber's spans and every span above them", func() bool {
+		ended := rec.Ended()
+		return p.deliveries() > 0 && len(named(ended, "process traced")) == p.deliveries() && chainsEnded(ended, "process traced")
 	})
 	spans := rec.Ended()
 	byID := map[trace.SpanID]sdktrace.ReadOnlySpan{}
@@ -239,6 +244,25 @@ func TestUnsampledRecordHasNoEventSpans(t *testing.T) {
 			t.Errorf("handler ran in trace %s (sampled %v), want the record's, unsampled", got, sc.IsSampled())
 		}
 	}
+}
+
+// chainsEnded reports whether, for every span called name, each ancestor
+// up to a root has ended (is among spans).
+func chainsEnded(spans []sdktrace.ReadOnlySpan, name string) bool {
+	byID := map[trace.SpanID]sdktrace.ReadOnlySpan{}
+	for _, s := range spans {
+		byID[s.SpanContext().SpanID()] = s
+	}
+	for _, s := range named(spans, name) {
+		for s.Parent().IsValid() {
+			parent, ok := byID[s.Parent().SpanID()]
+			if !ok {
+				return false
+			}
+			s = parent
+		}
+	}
+	return true
 }
 
 func named(spans []sdktrace.ReadOnlySpan, name string) []sdktrace.ReadOnlySpan {
