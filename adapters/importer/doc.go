@@ -36,11 +36,11 @@
 // # Resume
 //
 // A checkpoint next to the file (FILE.pophub-import.json) holds the file's
-// size and SHA-256, the mapping's digest, the encoding a CSV file was read
-// in, the Kafka cluster's id, the last line acknowledged and the topic's
+// size and SHA-256, the mapping's digest, the encoding and delimiter a CSV
+// file was read with, the Kafka cluster's id, the last line acknowledged and the topic's
 // per-partition end offsets taken after that acknowledgement and before
 // any later line was sent. A run that finds the checkpoint of the same
-// file, mapping and encoding, sent to the same cluster, skips the
+// file, mapping, encoding and delimiter, sent to the same cluster, skips the
 // acknowledged lines, then reads the
 // topic from the checkpointed offsets to its end and skips the lines whose
 // event id is there: Kafka took them but the run stopped before it could
@@ -59,6 +59,7 @@
 //
 //	source: housing               # must equal the import's source
 //	encoding: auto                # CSV: auto (default; a BOM or valid UTF-8 is UTF-8, else GBK), utf-8, gbk
+//	delimiter: ","                # CSV: the cells' delimiter: "," (default), ";", "|" or tab
 //	sheet: 租赁登记                # XLSX: the sheet (default the first)
 //	header_row: 1                 # the row of column names; rows above are skipped
 //	type: housing.rental_ended    # a fixed type, or:

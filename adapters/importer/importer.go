@@ -135,6 +135,9 @@ type Config struct {
 	// even when the mapping names one), utf-8, gbk; "" leaves it to the
 	// mapping.
 	Encoding string
+	// Delimiter of a CSV file's cells, overriding the mapping's: ",", ";",
+	// "|" or "tab"; "" leaves it to the mapping (default ",").
+	Delimiter string
 	// DryRun validates and reports (and writes the rejects file) but sends
 	// nothing and leaves the checkpoint alone.
 	DryRun bool
@@ -266,6 +269,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, formatError(c.File, format))
 	}
 	if _, err := normalizeEncoding(c.Encoding); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := parseDelimiter(c.Delimiter); err != nil {
 		errs = append(errs, err)
 	}
 	if c.RejectLimit < 0 {
@@ -943,6 +949,20 @@ func (c *Config) csvEncoding() string {
 	return enc
 }
 
+// csvDelimiter is the delimiter of a CSV file's cells: Config's, else the
+// mapping's, else the comma.
+func (c *Config) csvDelimiter() rune {
+	d := c.Delimiter
+	if d == "" && c.Mapping != nil {
+		d = c.Mapping.Delimiter
+	}
+	comma, err := parseDelimiter(d)
+	if err != nil { // refused by Validate
+		return ','
+	}
+	return comma
+}
+
 // open opens the file's row source and, for tables, binds the mapping to
 // its header.
 func open(cfg *Config) (rowSource, *plan, error) {
@@ -955,7 +975,7 @@ func open(cfg *Config) (rowSource, *plan, error) {
 		var src rowSource
 		var err error
 		if cfg.Format == CSV {
-			src, err = openCSV(cfg.File, cfg.csvEncoding(), m.HeaderRow)
+			src, err = openCSV(cfg.File, cfg.csvEncoding(), cfg.csvDelimiter(), m.HeaderRow)
 		} else {
 			src, err = openXLSX(cfg.File, m.Sheet, m.HeaderRow)
 		}
@@ -972,6 +992,12 @@ func open(cfg *Config) (rowSource, *plan, error) {
 			// mapping's Chinese column names.
 			if cs, ok := src.(*csvSource); ok && cs.encoding != cs.detected {
 				return nil, nil, fmt.Errorf("mapping the columns of %s: %w\n(the file may not be %s; try --encoding auto)", cfg.File, err, cs.encoding)
+			}
+			if cs, ok := src.(*csvSource); ok {
+				if d, ok := otherDelimiter(cs.cols, cs.comma); ok {
+					return nil, nil, fmt.Errorf("mapping the columns of %s: %w\n(the header is one cell holding %s: the cells may be delimited by %s; set delimiter: %s in the mapping, or --delimiter %s)",
+						cfg.File, err, delimiterWord(d), delimiterWord(d), delimiterName(d), delimiterName(d))
+				}
 			}
 			return nil, nil, fmt.Errorf("mapping the columns of %s: %w", cfg.File, err)
 		}

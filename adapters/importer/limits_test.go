@@ -479,7 +479,7 @@ func TestCSVRowsAfterLongOnes(t *testing.T) {
 			if err := os.WriteFile(file, b, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			src, err := openCSV(file, enc, 1)
+			src, err := openCSV(file, enc, ',', 1)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -527,7 +527,7 @@ func TestRowEnd(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for split := range len(tc.text) + 1 {
-				e := rowEnd{cellStart: true}
+				e := rowEnd{cellStart: true, comma: ','}
 				end := e.scan([]byte(tc.text[:split]))
 				if end < 0 {
 					if end = e.scan([]byte(tc.text[split:])); end >= 0 {

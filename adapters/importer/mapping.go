@@ -30,6 +30,9 @@ type Mapping struct {
 	// UTF-8, else GBK), "utf-8" or "gbk" (decoded as GB 18030, its
 	// superset). A UTF-8 byte order mark is always accepted.
 	Encoding string `yaml:"encoding"`
+	// Delimiter of a CSV file's cells: "," (default), ";", "|" or "tab"
+	// (also written "\t"), as the department's system exports them.
+	Delimiter string `yaml:"delimiter"`
 	// Sheet of an XLSX workbook (default: the first sheet).
 	Sheet string `yaml:"sheet"`
 	// HeaderRow is the 1-based row holding the column names (default 1);
@@ -215,6 +218,9 @@ func (m *Mapping) Validate() error {
 	fail := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if !m.Source.Valid() {
 		fail("source: %q is not a department source", m.Source)
+	}
+	if _, err := parseDelimiter(m.Delimiter); err != nil {
+		fail("%v", err)
 	}
 	if _, err := normalizeEncoding(m.Encoding); err != nil {
 		fail("%v", err)

@@ -90,6 +90,55 @@ func normalizeEncoding(e string) (string, error) {
 	return "", fmt.Errorf("encoding %q is not auto, utf-8 or gbk", e)
 }
 
+// parseDelimiter reads a CSV delimiter as a mapping or a flag gives it;
+// "" is the comma.
+func parseDelimiter(d string) (rune, error) {
+	switch d {
+	case "", ",":
+		return ',', nil
+	case ";", "|":
+		return rune(d[0]), nil
+	case "tab", "TAB", `\t`, "\t":
+		return '\t', nil
+	}
+	return 0, fmt.Errorf("delimiter %q is not one of , ; | tab", d)
+}
+
+// delimiterName names a delimiter for messages and the checkpoint.
+func delimiterName(d rune) string {
+	if d == '\t' {
+		return "tab"
+	}
+	return string(d)
+}
+
+// otherDelimiter reports the delimiter a header read as one cell seems to
+// use instead of comma: a tab, semicolon, bar or comma inside it.
+func otherDelimiter(header []string, comma rune) (rune, bool) {
+	if len(header) != 1 {
+		return 0, false
+	}
+	for _, d := range []rune{'\t', ';', '|', ','} {
+		if d != comma && strings.ContainsRune(header[0], d) {
+			return d, true
+		}
+	}
+	return 0, false
+}
+
+// delimiterWord names a delimiter in a sentence.
+func delimiterWord(d rune) string {
+	switch d {
+	case '\t':
+		return "tabs"
+	case ';':
+		return "semicolons"
+	case '|':
+		return "bars (|)"
+	}
+	return "commas"
+}
+
 // detectEncoding guesses a CSV file's encoding from its first bytes: a
 // byte order mark or valid UTF-8 is UTF-8, anything else GBK (GBK text of
 // any length is almost never valid UTF-8). Rows read later are checked
@@ -165,16 +214,18 @@ type csvSource struct {
 	// encoding is the one the file is read in; detected is what
 	// detectEncoding made of it, which differs when the encoding was told.
 	encoding, detected string
+	comma              rune // the cells' delimiter
 }
 
 // openCSV opens a CSV file in the encoding told, or, if "", the one
-// detected. A byte order mark makes it UTF-8 whatever was told.
-func openCSV(path, encoding string, headerRow int) (*csvSource, error) {
+// detected, its cells delimited by comma. A byte order mark makes it UTF-8
+// whatever was told.
+func openCSV(path, encoding string, comma rune, headerRow int) (*csvSource, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("opening file: %w", err)
 	}
-	s := &csvSource{f: f, in: &countingHasher{r: f, h: sha256.New()}}
+	s := &csvSource{f: f, in: &countingHasher{r: f, h: sha256.New()}, comma: comma}
 	br := bufio.NewReaderSize(s.in, 1<<20)
 	sample, err := br.Peek(1 << 20)
 	if err != nil && err != io.EOF && !errors.Is(err, bufio.ErrBufferFull) {
@@ -194,7 +245,7 @@ func openCSV(path, encoding string, headerRow int) (*csvSource, error) {
 		r = transform.NewReader(br, s.gbk)
 	}
 	s.raw = &recordText{r: r}
-	s.r = newCSVReader(s.raw)
+	s.r = newCSVReader(s.raw, comma)
 	for n := 1; n <= max(headerRow, 1); n++ {
 		s.raw.forget(s.r.InputOffset())
 		rec, err := s.r.Read()
@@ -240,9 +291,10 @@ func checkText(sample []byte) error {
 	return nil
 }
 
-// newCSVReader reads CSV records from r.
-func newCSVReader(r io.Reader) *csv.Reader {
+// newCSVReader reads CSV records from r, their cells delimited by comma.
+func newCSVReader(r io.Reader, comma rune) *csv.Reader {
 	cr := csv.NewReader(r)
+	cr.Comma = comma
 	cr.FieldsPerRecord = -1
 	return cr
 }
@@ -361,7 +413,7 @@ func (s *csvSource) skipRow(start int64) (r row, skipped bool, err error) {
 		return row{}, false, nil
 	}
 	first := s.lineBase + k.lines + 1
-	end := rowEnd{cellStart: true}
+	end := rowEnd{cellStart: true, comma: byte(s.comma)}
 	rest := text[:0]
 	if n := end.scan(text); n >= 0 {
 		rest = text[n:] // cannot be: the reader asked for more
@@ -410,7 +462,7 @@ func (s *csvSource) restart(text []byte, lines int) {
 	k.ahead = append(bytes.Clone(text), k.ahead...)
 	k.buf, k.start, k.record, k.lines, k.tooLong = k.buf[:0], 0, 0, 0, false
 	s.lineBase += lines
-	s.r = newCSVReader(k)
+	s.r = newCSVReader(k, s.comma)
 }
 
 // emptyLines measures the empty lines ("\n" or "\r\n") text starts with:
@@ -433,6 +485,7 @@ func emptyLines(text []byte) (n, lines int) {
 // end outside quotes. It is fed the record's text from its start, in
 // pieces; it starts at the start of a cell.
 type rowEnd struct {
+	comma     byte  // the cells' delimiter
 	quoted    bool  // in a quoted cell
 	quote     bool  // in a quoted cell, just after a '"': its end, or the first of ""
 	cellStart bool  // at the start of a cell
@@ -469,7 +522,7 @@ func (e *rowEnd) scan(b []byte) int {
 		case '\n':
 			e.ended = true
 			return i + 1
-		case ',':
+		case e.comma:
 			e.cellStart = true
 		case '"':
 			e.quoted = e.cellStart

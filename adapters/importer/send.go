@@ -38,6 +38,7 @@ type checkpoint struct {
 	Format     Format         `json:"format"`
 	Mapping    string         `json:"mapping_sha256,omitempty"`
 	Encoding   string         `json:"encoding,omitempty"`         // CSV: the one the file was read in
+	Delimiter  string         `json:"delimiter,omitempty"`        // CSV: the cells' delimiter other than the comma
 	Cluster    string         `json:"kafka_cluster_id,omitempty"` // from the cluster's metadata; see sameTopic
 	LinesAcked int            `json:"lines_acknowledged"`
 	Sent       int            `json:"sent"`
@@ -47,12 +48,13 @@ type checkpoint struct {
 }
 
 // sameImport reports whether c checkpoints the import described by o: the
-// same bytes, source, format, mapping and encoding (a different mapping
-// yields different events; a CSV file read in another encoding, other
-// names, or valid lines where there were rejects).
+// same bytes, source, format, mapping, encoding and delimiter (a different
+// mapping yields different events; a CSV file read in another encoding or
+// delimiter, other names or cells, or valid lines where there were
+// rejects).
 func (c *checkpoint) sameImport(o *checkpoint) bool {
 	return c.Version == o.Version && c.Size == o.Size && c.SHA256 == o.SHA256 && c.Source == o.Source &&
-		c.Format == o.Format && c.Mapping == o.Mapping && c.Encoding == o.Encoding
+		c.Format == o.Format && c.Mapping == o.Mapping && c.Encoding == o.Encoding && c.Delimiter == o.Delimiter
 }
 
 // sameTopic says why the checkpoint, of the same import, cannot be
@@ -188,6 +190,9 @@ func startSending(ctx context.Context, cfg *Config, rep *Report) (*sender, error
 	if cfg.Format == CSV {
 		if ck.Encoding, err = csvEncoding(cfg.File, cfg.csvEncoding()); err != nil {
 			return nil, fmt.Errorf("checking %s: %w", cfg.File, err)
+		}
+		if d := cfg.csvDelimiter(); d != ',' {
+			ck.Delimiter = delimiterName(d)
 		}
 	}
 	client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 30 * time.Second, Transport: cfg.kafkaTransport()}

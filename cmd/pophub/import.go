@@ -23,7 +23,7 @@ import (
 )
 
 func importCommand(newLogger func() *slog.Logger) *cobra.Command {
-	var source, file, format, mapping, encoding, brokers, rejects string
+	var source, file, format, mapping, encoding, delimiter, brokers, rejects string
 	var dryRun, stream bool
 	var rejectLimit int
 	var ca *caFlag
@@ -68,7 +68,7 @@ every record sent carries.`,
 				return err
 			}
 			defer shutdownTelemetry(tel, log)
-			cfg := importer.Config{TLS: tc, SASL: mech, Source: src, File: file, Format: importer.Format(format), Encoding: encoding,
+			cfg := importer.Config{TLS: tc, SASL: mech, Source: src, File: file, Format: importer.Format(format), Encoding: encoding, Delimiter: delimiter,
 				DryRun: dryRun, Stream: stream, RejectLimit: rejectLimit, Brokers: splitList(brokers), RejectsFile: rejects, Logger: log,
 				Progress: os.Stderr, Terminal: term.IsTerminal(int(os.Stderr.Fd()))}
 			if cfg.Format == "" {
@@ -121,6 +121,7 @@ every record sent carries.`,
 	f.StringVar(&format, "format", "", "csv, jsonl or xlsx (default: from the file's extension)")
 	f.StringVar(&mapping, "mapping", "", "mapping file for csv and xlsx (default: the example mapping of the source)")
 	f.StringVar(&encoding, "encoding", "", "encoding of a csv file: auto (detect, even over the mapping's), utf-8 or gbk (default: the mapping's, else detected)")
+	f.StringVar(&delimiter, "delimiter", "", "delimiter of a csv file's cells: , ; | or tab (default: the mapping's, else ,)")
 	f.BoolVar(&dryRun, "dry-run", false, "validate and report only; send nothing")
 	f.BoolVar(&stream, "stream", false, "send valid lines while later ones are still being validated (not with --reject-limit)")
 	f.IntVar(&rejectLimit, "reject-limit", 0, "send nothing when this many lines or more are rejected (1: any bad line; 0: no limit)")
