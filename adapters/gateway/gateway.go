@@ -452,18 +452,38 @@ func (h *Handler) check(source schemas.Source, i int, raw []byte, now time.Time)
 	// (403), not invalid (422).
 	ev, err := schemas.Decode(schemas.Input{Value: raw, Now: now})
 	if err != nil {
-		// Its attributes as sent, for the report.
-		var env struct {
-			ID     string `json:"id"`
-			Source string `json:"source"`
-		}
-		_ = json.Unmarshal(raw, &env)
-		if env.Source != "" && schemas.Source(env.Source) != source {
-			return schemas.Event{}, forbidden(env.ID)
-		}
-		e := &EventError{Index: i, ID: env.ID, Reason: schemas.ReasonOf(err), Detail: err.Error()}
 		var re *schemas.RejectError
-		if errors.As(err, &re) {
+		errors.As(err, &re)
+		// The event is another department's only if its source is, as
+		// the hub reads it. Decode returns the source once it read the
+		// attribute. When it stopped before (a missing id, a bad time),
+		// encoding/json reads the same source, provided the decoder
+		// found the members unique and named as CloudEvents attributes:
+		// its rejects of the document itself are not_json (a duplicate
+		// member) or name no field (a name in another case, escaped).
+		// encoding/json would read those differently — the last of two
+		// members, "SOURCE" as "source" — and blame the token for an
+		// event that is merely invalid.
+		id, src := ev.ID, ev.Source
+		if id == "" || src == "" {
+			// The attributes as sent: the id for the report in any case.
+			var env struct {
+				ID     string `json:"id"`
+				Source string `json:"source"`
+			}
+			_ = json.Unmarshal(raw, &env)
+			if id == "" {
+				id = env.ID
+			}
+			if src == "" && re != nil && re.Reason != schemas.ReasonNotJSON && re.Field != "" {
+				src = schemas.Source(env.Source)
+			}
+		}
+		if src != "" && src != source {
+			return schemas.Event{}, forbidden(id)
+		}
+		e := &EventError{Index: i, ID: id, Reason: schemas.ReasonOf(err), Detail: err.Error()}
+		if re != nil {
 			e.Field, e.Detail = re.Field, re.Detail
 		}
 		return schemas.Event{}, e

@@ -43,6 +43,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"log/slog"
 	"os"
@@ -223,6 +224,13 @@ func EventID(source schemas.Source, recordKey string, version int64) string {
 	return string(id)
 }
 
+// ReasonDuplicateID is the reject reason (schemas.RejectError.Reason, on
+// field id) of an event whose (source, id) an earlier valid event of the
+// same Publish call, or an earlier line of the same file, has: the hub
+// applies one event per (source, id) and would drop the later one as a
+// repeat. The gateway and `pophub import` use the same reason.
+const ReasonDuplicateID = "duplicate_id"
+
 // Result is the outcome for one event: Err is nil when the broker
 // acknowledged it. A validation failure is a *schemas.RejectError
 // (schemas.ReasonOf gives its reason); such an event was not sent.
@@ -239,19 +247,97 @@ type Result struct {
 // and none of them may be assumed delivered — send them again; the hub
 // ignores the repeats.
 //
+// The hub applies one event per (source, id): an event whose source and id
+// an earlier valid event of the call has, with other content, would be
+// dropped by the hub as a repeat, so it is not sent and its Result is a
+// reject (ReasonDuplicateID, naming the earlier event). An event that is
+// the same as the earlier one (the same encoding) is sent once, and its
+// Result is the earlier one's.
+//
 // Records of one partition are sent in one WriteMessages, in the order of
 // events. A large call is validated and sent in groups of partitions: a
 // group's records are on their way (waiting out BatchTimeout, compressed,
 // produced) while the next group is validated.
 func (p *Publisher) Publish(ctx context.Context, events ...schemas.Event) ([]Result, error) {
 	results := make([]Result, len(events))
-	if len(events) >= groupedMin {
+	// A call whose ids may repeat is validated whole before anything is
+	// sent: which event of an id is the first valid one is known only
+	// then, and groups of partitions would send events of one id apart.
+	shared := mayShareIDs(events)
+	if len(events) >= groupedMin && !shared {
 		if groups := p.partitionGroups(ctx, events); groups != nil {
 			return results, p.publishGroups(ctx, events, groups, results)
 		}
 	}
 	msgs := p.validateAll(events, results)
-	return results, p.send(ctx, msgs, results, func(i int) *schemas.Event { return &events[i] })
+	var repeats []repeat
+	if shared {
+		repeats = markDuplicateIDs(events, msgs, results)
+	}
+	err := p.send(ctx, msgs, results, func(i int) *schemas.Event { return &events[i] })
+	for _, r := range repeats {
+		results[r.i].Err = results[r.first].Err
+	}
+	return results, err
+}
+
+// mayShareIDs reports whether two events may have one id: it compares
+// 64-bit hashes of the ids, a map insert an event, so that the common
+// call, every id its own, pays no more. A false alarm (two sources' events
+// of one id, or a collision) only makes markDuplicateIDs look closer.
+func mayShareIDs(events []schemas.Event) bool {
+	if len(events) < 2 {
+		return false
+	}
+	seed := maphash.MakeSeed()
+	seen := make(map[uint64]struct{}, len(events))
+	for i := range events {
+		h := maphash.String(seed, events[i].ID)
+		if _, ok := seen[h]; ok {
+			return true
+		}
+		seen[h] = struct{}{}
+	}
+	return false
+}
+
+// repeat is an event the same as an earlier one of its call: not sent,
+// its Result is the first's.
+type repeat struct{ i, first int }
+
+// errRepeat marks a repeat's Result until the first's outcome is known,
+// so that send skips it.
+var errRepeat = errors.New("the same as an earlier event of the call")
+
+// markDuplicateIDs sets the Result of every valid event whose source and
+// id an earlier valid event has: a reject when their records differ, and
+// errRepeat, with the repeat returned, when they are the same. The
+// records are compared as encoded for the validation, not encoded again.
+func markDuplicateIDs(events []schemas.Event, msgs []kafka.Message, results []Result) []repeat {
+	type key struct {
+		source schemas.Source
+		id     string
+	}
+	first := make(map[key]int, len(events))
+	var repeats []repeat
+	for i := range events {
+		if results[i].Err != nil {
+			continue
+		}
+		k := key{events[i].Source, events[i].ID}
+		j, seen := first[k]
+		switch {
+		case !seen:
+			first[k] = i
+		case bytes.Equal(msgs[i].Value, msgs[j].Value):
+			results[i].Err = errRepeat
+			repeats = append(repeats, repeat{i: i, first: j})
+		default:
+			results[i].Err = &schemas.RejectError{Reason: ReasonDuplicateID, Field: "id",
+				Detail: fmt.Sprintf("events[%d] has this id with other content: the hub applies one event per source and id and would drop this one; give this change an id of its own", j)}
+		}
+	}
+	return repeats
 }
 
 // groupedMin is the number of events from which Publish sends in groups
@@ -642,7 +728,11 @@ var ErrLineTooLong = errors.New("line longer than 1 MiB")
 // previous one is being sent; records keep the file's order within each
 // partition. Blank lines are skipped; a byte order mark and CRLF line
 // ends are accepted. Bad lines, among them lines longer than
-// MaxLineBytes, are reported with their line number and not sent. The
+// MaxLineBytes, are reported with their line number and not sent. So is
+// a line whose source and id an earlier valid line has (ReasonDuplicateID,
+// naming that line), which the hub would drop as a repeat: one with other
+// content is a correction that needs an id of its own; one with the same
+// event is a harmless repeat, reported as such. The
 // error is set only if the file cannot be read or sending failed as a
 // whole; the report then covers the chunks sent before the failure, and
 // the file can simply be published again (the hub applies each event
@@ -692,6 +782,7 @@ func (p *Publisher) PublishJSONL(ctx context.Context, r io.Reader) (FileReport, 
 	chunkSize := p.fileChunk
 	var pending []fileLine
 	var text arena // the lines of the pending chunk
+	seen := newLineIDs()
 	for line := 1; ; line++ {
 		raw, readErr := readLine(br, &text)
 		var lineErr error // the line's own
@@ -717,6 +808,7 @@ func (p *Publisher) PublishJSONL(ctx context.Context, r io.Reader) (FileReport, 
 				break
 			}
 			p.decodeLines(pending)
+			seen.mark(pending)
 			chunks <- pending
 			pending, text = nil, arena{}
 		}
@@ -751,6 +843,66 @@ type fileLine struct {
 	ev   schemas.Event
 	msg  kafka.Message
 	err  error
+}
+
+// lineIDs remembers the source and id of every line of a file that was
+// valid, to report a later line with the same ones, which the hub would
+// drop as a repeat: as a correction the hub would ignore when its event
+// differs, as a harmless repeat when it is the same (as `pophub import`
+// reports a JSONL file's). Per line it keeps a 128-bit hash of the id (two
+// independently seeded maphashes), not the id, and a 64-bit digest of the
+// event as encoded for sending: a file of ten million lines would
+// otherwise hold ten million strings for the garbage collector to scan.
+// Two ids of one file share a hash with odds of about n²/2¹²⁹.
+type lineIDs struct {
+	seeds [2]maphash.Seed
+	// by source: a publisher without Config.Source may send a file of
+	// several sources, and (source, id) is what the hub keys on.
+	first map[schemas.Source]map[[2]uint64]firstLine
+}
+
+// firstLine is the first valid line of a source and id.
+type firstLine struct {
+	line int
+	sum  uint64 // maphash of its record's value
+}
+
+func newLineIDs() *lineIDs {
+	return &lineIDs{seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
+		first: map[schemas.Source]map[[2]uint64]firstLine{}}
+}
+
+// mark sets the error of every valid line, in order, whose source and id
+// an earlier valid line of the file has, so that it is not sent.
+func (s *lineIDs) mark(lines []fileLine) {
+	var src schemas.Source
+	var first map[[2]uint64]firstLine
+	for i := range lines {
+		l := &lines[i]
+		if l.err != nil {
+			continue
+		}
+		if first == nil || l.ev.Source != src {
+			src = l.ev.Source
+			if first = s.first[src]; first == nil {
+				first = make(map[[2]uint64]firstLine)
+				s.first[src] = first
+			}
+		}
+		k := [2]uint64{maphash.String(s.seeds[0], l.ev.ID), maphash.String(s.seeds[1], l.ev.ID)}
+		sum := maphash.Bytes(s.seeds[0], l.msg.Value)
+		f, seen := first[k]
+		switch {
+		case !seen:
+			first[k] = firstLine{line: l.n, sum: sum}
+		case f.sum == sum:
+			l.err = &schemas.RejectError{Reason: ReasonDuplicateID, Field: "id",
+				Detail: fmt.Sprintf("repeats line %d exactly (the same event): harmless, only line %d is sent; nothing to fix (delete the line to silence this)", f.line, f.line)}
+		default:
+			l.err = &schemas.RejectError{Reason: ReasonDuplicateID, Field: "id",
+				Detail: fmt.Sprintf("line %d has the same event id and other content: the hub applies one event per source and id and would ignore this one; give this change an id of its own", f.line)}
+		}
+	}
 }
 
 // decodeLines validates lines, on all cores; a line with an error
@@ -796,10 +948,17 @@ func (p *Publisher) sendLines(ctx context.Context, lines []fileLine, rep *FileRe
 // keyed by its subject, so the hub's topic and key checks hold.
 func (p *Publisher) decodeLine(a *arena, text []byte, msg *kafka.Message, now time.Time) (schemas.Event, error) {
 	ev, err := schemas.Decode(schemas.Input{Value: text, Now: now})
-	if err != nil {
+	// An event of another source than the publisher's is reported as
+	// that, whatever else is wrong with it (a type of the publisher's
+	// source, a bad subject): the source is the attribute to fix, or the
+	// file to publish elsewhere. Decode sets the source once it has read
+	// the attribute; a value that is not JSON has none to speak of.
+	wrongSource := p.cfg.Source != "" && ev.Source != "" && ev.Source != p.cfg.Source &&
+		(err == nil || schemas.ReasonOf(err) != schemas.ReasonNotJSON)
+	if err != nil && !wrongSource {
 		return ev, err
 	}
-	if p.cfg.Source != "" && ev.Source != p.cfg.Source {
+	if wrongSource {
 		return ev, &schemas.RejectError{Reason: schemas.ReasonSourceMismatch, Field: "source",
 			Detail: fmt.Sprintf("this file is published as %q events, not %q", p.cfg.Source, ev.Source)}
 	}

@@ -26,7 +26,10 @@ func publishCommand(newLogger func() *slog.Logger) *cobra.Command {
 		Long: `Validates every line locally and publishes the valid events to pop.events.<source>,
 keyed by the citizen ID, waiting for the broker's acknowledgement. Bad lines are
 reported with their line number and are not sent; the exit status is 1 if any line
-was bad. Re-publishing a file is harmless: the hub applies each (source, id) once.
+was bad. A line with the source and id of an earlier line is bad (duplicate_id,
+naming that line): the hub would drop it as a repeat, so a change needs an id of
+its own; the same event repeated is only reported, it was sent once.
+Re-publishing a file is harmless: the hub applies each (source, id) once.
 With --otlp, each produce request is a span whose trace context the records carry,
 so the hub and the subscribers continue its trace.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
