@@ -65,7 +65,7 @@ policies.`,
 	f := cmd.Flags()
 	f.StringVar(&hubURL, "hub", envOr("POPHUB_URL", "http://127.0.0.1:8780"), "hub API base URL (env POPHUB_URL)")
 	f.StringVar(&policy, "policy", "", "policy id, e.g. heilongjiang/daqing (required)")
-	f.StringVar(&asOf, "as-of", "", "decide as of the end of this day, YYYY-MM-DD (default now)")
+	f.StringVar(&asOf, "as-of", "", "decide as of the end of this day, YYYY-MM-DD (default the end of today, China Standard Time)")
 	f.StringVar(&token, "token", os.Getenv("POPHUB_TOKEN"), "bearer token (env POPHUB_TOKEN)")
 	f.StringVar(&purpose, "purpose", "settlement-application", "the purpose sent as X-Purpose")
 	f.BoolVar(&asJSON, "json", false, "print the hub's JSON answer")

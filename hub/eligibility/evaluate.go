@@ -906,7 +906,21 @@ func (e *env) familyReunion() outcome {
 	married := fact("married (spouse on record)", f.maritalEv)
 	for i := range e.family {
 		r := &e.family[i]
-		if r.CitizenID != f.spouse || r.Hukou == nil || r.Status != hub.StatusActive {
+		if r.CitizenID != f.spouse {
+			continue
+		}
+		// The spouse's record is here: say what keeps it from counting.
+		switch {
+		case r.Status == hub.StatusDeceased:
+			return outcome{facts: []Fact{married, fact("the spouse is deceased", provenance(r, schemas.SecStatus))},
+				missing: "a spouse alive and registered at an urban address in " + e.place.Name + " (the spouse is deceased)"}
+		case r.Status == hub.StatusCancelled:
+			return outcome{facts: []Fact{married, fact("the spouse's hukou is cancelled", evidence{})},
+				missing: "a spouse registered at an urban address in " + e.place.Name + " (the spouse's hukou is cancelled)"}
+		case r.Hukou == nil:
+			return outcome{facts: []Fact{married, fact("the spouse has no hukou registered", evidence{})},
+				missing: "a spouse registered at an urban address in " + e.place.Name + " (the spouse has no hukou registered)"}
+		case r.Status != hub.StatusActive:
 			continue
 		}
 		addr := r.Hukou.AddressCode
@@ -1062,18 +1076,24 @@ func (e *env) measureOf(it *PointsItem) (measure, []Fact) {
 	return constant(0), nil
 }
 
-// insuranceMeasure counts the months of local contributions of the kind
-// with the fewest; contributions still being paid count on, a month from
-// its first day (but not before tomorrow).
+// insuranceMeasure counts the months of contributions of the kind with
+// the fewest, in the place unless the item says local: false; contributions
+// still being paid count on, a month from its first day (but not before
+// tomorrow).
 func (e *env) insuranceMeasure(it *PointsItem) (measure, []Fact) {
 	asOf := e.f.asOf
+	local := it.Local == nil || *it.Local
+	where := "anywhere"
+	if local {
+		where = "in " + e.place.Name
+	}
 	lines := make([]insuranceLine, len(it.Kinds))
 	var fs []Fact
 	running := false
 	for i, k := range it.Kinds {
-		lines[i] = e.line([]string{k}, true, false)
+		lines[i] = e.line([]string{k}, local, false)
 		running = running || lines[i].running
-		fs = append(fs, fact(fmt.Sprintf("%s insurance: %s in %s", k, plural(lines[i].count, "month"), e.place.Name), lines[i].ev))
+		fs = append(fs, fact(fmt.Sprintf("%s insurance: %s %s", k, plural(lines[i].count, "month"), where), lines[i].ev))
 	}
 	value := func(d time.Time) int {
 		least := -1

@@ -2,12 +2,14 @@ package eligibility
 
 import (
 	"encoding/json"
+	"slices"
 	"sort"
 	"time"
 
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/schemas"
 	"github.com/pophub/pophub/schemas/citizenid"
+	"github.com/pophub/pophub/schemas/codes"
 )
 
 // china is China Standard Time: data dates and "as of" days are calendar
@@ -119,15 +121,18 @@ type enrolment struct {
 type facts struct {
 	asOf time.Time // the evaluation day (CST)
 
-	hukou      string // 12-digit address, "" when none
-	hukouEv    evidence
-	household  string // household id of the registration, "" when unknown
-	married    bool
-	spouse     citizenid.ID
-	maritalEv  evidence
-	contracts  []span
-	rentals    []span
-	properties []span
+	hukou     string // 12-digit address, "" when none
+	hukouEv   evidence
+	household string // household id of the registration, "" when unknown
+	married   bool
+	spouse    citizenid.ID
+	maritalEv evidence
+	// maritalStatus is the marital status code (codes.Marital*) of the
+	// day, "" when neither the history nor the record says.
+	maritalStatus string
+	contracts     []span
+	rentals       []span
+	properties    []span
 	// insurance per kind, sorted by month, one entry per month.
 	insurance  map[string][]contribution
 	terminated map[string]time.Time // last termination end per kind
@@ -138,8 +143,12 @@ type facts struct {
 
 // gather folds the history up to asOf (inclusive) into facts. Changes are
 // applied in order of their effective time, so late-arriving corrections
-// of older facts count where they belong; changes after asOf are ignored.
-// Undecodable data is skipped: the hub validated it on the way in.
+// of older facts count where they belong; changes after asOf are ignored,
+// except that the first hukou (marital) event says what held before it
+// when none came by asOf (hukouBefore, maritalBefore): a marriage
+// registered later does not count, and the record as it is today stands
+// only when the history holds no such event at all. Undecodable data is
+// skipped: the hub validated it on the way in.
 func gather(rec *hub.Record, history []hub.Change, asOf time.Time) *facts {
 	f := &facts{asOf: dayOf(asOf), insurance: map[string][]contribution{}, terminated: map[string]time.Time{}}
 	order := make([]*hub.Change, 0, len(history))
@@ -188,9 +197,11 @@ func gather(rec *hub.Record, history []hub.Change, asOf time.Time) *facts {
 			var d schemas.MarriageRegisteredData
 			if json.Unmarshal(c.Data, &d) == nil {
 				f.married, f.spouse, f.maritalEv, sawMarital = true, d.SpouseID, ev, true
+				f.maritalStatus = codes.MaritalMarried
 			}
 		case schemas.MarriageDivorced:
 			f.married, f.spouse, f.maritalEv, sawMarital = false, "", ev, true
+			f.maritalStatus = codes.MaritalDivorced
 		case schemas.ContractStarted:
 			var d schemas.ContractStartedData
 			if json.Unmarshal(c.Data, &d) == nil {
@@ -279,16 +290,76 @@ func gather(rec *hub.Record, history []hub.Change, asOf time.Time) *facts {
 		sort.Slice(list, func(i, j int) bool { return list[i].month < list[j].month })
 		f.insurance[k] = list
 	}
-	// A record handed in without history (or with history that predates
-	// the hub) still says where the person is registered and to whom they
-	// are married.
-	if !sawHukou && rec.Hukou != nil {
-		f.hukou, f.household = rec.Hukou.AddressCode, rec.Hukou.HouseholdID
+	if !sawHukou {
+		f.hukouBefore(rec, history)
 	}
-	if !sawMarital && rec.Marital != nil && rec.Marital.SpouseID != "" {
-		f.married, f.spouse = true, rec.Marital.SpouseID
+	if !sawMarital {
+		f.maritalBefore(rec, history)
 	}
 	return f
+}
+
+// firstOf is the earliest change (in stamp order) of the whole history
+// whose type is in types, nil when there is none.
+func firstOf(history []hub.Change, types ...schemas.Type) *hub.Change {
+	var first *hub.Change
+	for i := range history {
+		c := &history[i]
+		if slices.Contains(types, c.Type) && (first == nil || stampBefore(c, first)) {
+			first = c
+		}
+	}
+	return first
+}
+
+// hukouBefore sets the hukou of a day before the history's first hukou
+// event. A record handed in without any (its history predates the hub)
+// still says where the person is registered. Otherwise the first event
+// says what held before it: nothing before a registration, the address
+// moved from before a migration; before a cancellation the person was
+// registered somewhere the history does not say, so the record stands.
+func (f *facts) hukouBefore(rec *hub.Record, history []hub.Change) {
+	first := firstOf(history, schemas.HukouRegistered, schemas.HukouMigrated, schemas.HukouCancelled)
+	if first != nil && first.Type == schemas.HukouRegistered {
+		return
+	}
+	if first != nil && first.Type == schemas.HukouMigrated {
+		var d schemas.HukouMigratedData
+		if json.Unmarshal(first.Data, &d) == nil && d.FromAddressCode != "" {
+			f.hukou = d.FromAddressCode
+			if rec.Hukou != nil && rec.Hukou.AddressCode == d.FromAddressCode {
+				f.household = rec.Hukou.HouseholdID
+			}
+			return
+		}
+	}
+	if rec.Hukou != nil {
+		f.hukou, f.household = rec.Hukou.AddressCode, rec.Hukou.HouseholdID
+	}
+}
+
+// maritalBefore sets the marriage of a day before the history's first
+// marital event, as hukouBefore does the hukou: the record's when the
+// history holds none, unmarried before a marriage, married to the former
+// spouse before a divorce.
+func (f *facts) maritalBefore(rec *hub.Record, history []hub.Change) {
+	first := firstOf(history, schemas.MarriageRegistered, schemas.MarriageDivorced)
+	switch {
+	case first == nil:
+		if rec.Marital != nil {
+			f.maritalStatus = rec.Marital.Status
+			if rec.Marital.SpouseID != "" {
+				f.married, f.spouse = true, rec.Marital.SpouseID
+			}
+		}
+	case first.Type == schemas.MarriageRegistered:
+		f.maritalStatus = codes.MaritalUnmarried
+	default:
+		var d schemas.MarriageDivorcedData
+		if json.Unmarshal(first.Data, &d) == nil && d.SpouseID != "" {
+			f.married, f.spouse, f.maritalStatus = true, d.SpouseID, codes.MaritalMarried
+		}
+	}
 }
 
 // carry applies the transfers, in order of their effective time, to one

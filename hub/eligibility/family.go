@@ -65,9 +65,11 @@ func yearsBetween(a, b time.Time) int {
 // past decision is not changed by a relative's later move, death or
 // cancellation: the hukou (address and household, with the event it
 // comes from as its provenance) and the status are derived from their
-// history by the rules used for the applicant (gather, statusAsOf). A
-// relative not yet registered by asOf has no hukou. A record handed in
-// without history stands as it is; the other sections stay as read today.
+// history by the rules used for the applicant (gather, statusAsOf), and
+// so is the marital status, which decides who is an unmarried child. A
+// relative not yet registered by asOf has no hukou, and one not yet
+// married is unmarried. A record handed in without history stands as it
+// is; the other sections stay as read today.
 func relativeAsOf(s Subject, asOf time.Time) hub.Record {
 	r := s.Record
 	if len(s.History) == 0 {
@@ -75,6 +77,9 @@ func relativeAsOf(s Subject, asOf time.Time) hub.Record {
 	}
 	f := gather(&r, s.History, asOf)
 	r.Status = statusAsOf(&r, s.History, asOf)
+	if f.maritalStatus != "" && (r.Marital == nil || r.Marital.Status != f.maritalStatus || r.Marital.SpouseID != f.spouse) {
+		r.Marital = &hub.Marital{Status: f.maritalStatus, SpouseID: f.spouse}
+	}
 	if f.hukou == "" {
 		r.Hukou = nil
 		return r

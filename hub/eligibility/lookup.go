@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/schemas"
 	"github.com/pophub/pophub/schemas/citizenid"
 )
 
@@ -115,6 +116,18 @@ func relativesKey(rec hub.Record) string {
 		k += "/" + rec.Hukou.AddressCode + "/" + rec.Hukou.HouseholdID
 	}
 	return k
+}
+
+// SpouseSections lists the sections of a spouse's record that p's
+// decision reads: the spouse's hukou and status when a clause looks at
+// relatives (family reunion joins a spouse alive and registered at a town
+// address), none otherwise. A change to them can turn the spouse's spouse
+// eligible, so a watcher re-decides that person too.
+func SpouseSections(p *Policy) []schemas.Section {
+	if !needsFamily(p) {
+		return nil
+	}
+	return []schemas.Section{schemas.SecHukou, schemas.SecStatus}
 }
 
 // needsFamily reports whether a clause of p looks at relatives.

@@ -241,6 +241,37 @@ type PointsItem struct {
 	Points    int      `yaml:"points"`
 	PerMonths int      `yaml:"per_months,omitempty"`
 	Max       int      `yaml:"max,omitempty"`
+	// Local, for insurance_months only, counts months paid in the place
+	// (the default, for seeds that say 当地) or, when false, anywhere, as
+	// the insurance_months condition's local does: a seed that scores
+	// insurance years without 当地 (黑政发〔2014〕25号 一（三）) counts them
+	// wherever they were paid.
+	Local *bool `yaml:"local,omitempty"`
+}
+
+// pointsItemFields are the keys a points item may have. Points tables are
+// decoded from a node, where yaml.v3 does not reject unknown fields, so a
+// misspelt option would otherwise be dropped without a word.
+var pointsItemFields = []string{"id", "text", "measure", "kinds", "points", "per_months", "max", "local"}
+
+// checkPointsItems rejects unknown keys in the items of a points table.
+func checkPointsItems(v *yaml.Node) error {
+	for i := 0; i+1 < len(v.Content); i += 2 {
+		if v.Content[i].Value != "items" || v.Content[i+1].Kind != yaml.SequenceNode {
+			continue
+		}
+		for _, item := range v.Content[i+1].Content {
+			if item.Kind != yaml.MappingNode {
+				continue
+			}
+			for j := 0; j < len(item.Content); j += 2 {
+				if k := item.Content[j]; !slices.Contains(pointsItemFields, k.Value) {
+					return fmt.Errorf("line %d: points item has no field %q (it takes: %s)", k.Line, k.Value, strings.Join(pointsItemFields, ", "))
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // UnmarshalYAML reads a condition written as a mapping with exactly one
@@ -274,6 +305,9 @@ func (c *Condition) UnmarshalYAML(n *yaml.Node) error {
 		}
 	}
 	if c.Kind == KindPoints {
+		if err := checkPointsItems(v); err != nil {
+			return err
+		}
 		c.Points = new(Points)
 		return v.Decode(c.Points)
 	}
@@ -407,6 +441,9 @@ func (p *Points) validate(capMonths int) error {
 		seen[it.ID] = true
 		if it.Points <= 0 {
 			return fmt.Errorf("points: item %s: points must be positive", it.ID)
+		}
+		if it.Local != nil && it.Measure != MeasureInsuranceMonths {
+			return fmt.Errorf("points: item %s: local applies to insurance_months only (the other measures count in the place)", it.ID)
 		}
 		switch it.Measure {
 		case MeasureOwnsHome:

@@ -1,7 +1,8 @@
 // Package watch tells people, through the systems that serve them, when
 // they become eligible to settle or for a residence permit: it follows the
 // hub's own change notifications, re-decides a person only when a section
-// one of the watched policies reads has changed, and publishes
+// one of the watched policies reads has changed (under a policy that reads
+// the family, also when the spouse's hukou or status has), and publishes
 // pop.eligibility.<policy>.<R> when the decision turns to eligible.
 //
 // Nothing is scanned: a person is evaluated when a relevant change arrives,
@@ -110,7 +111,10 @@ type Watcher struct {
 	policies []*eligibility.Policy
 	// relevant maps a changed section to the watched policies reading it.
 	relevant map[string][]*eligibility.Policy
-	kv       jetstream.KeyValue
+	// spouseRelevant maps a changed section to the watched policies
+	// reading it in the record of the applicant's spouse.
+	spouseRelevant map[string][]*eligibility.Policy
+	kv             jetstream.KeyValue
 
 	mu  sync.Mutex
 	due map[string]map[string]citizenid.ID // qualifying day → key → person
@@ -158,7 +162,8 @@ func New(cfg Config) (*Watcher, error) {
 	if cfg.Keys != nil && !isDigest(cfg.Keys.PersonKey(personDomain)) {
 		return nil, errors.New("watch: Config.Keys does not give 64 hex digits")
 	}
-	w := &Watcher{cfg: cfg, relevant: map[string][]*eligibility.Policy{}, due: map[string]map[string]citizenid.ID{}}
+	w := &Watcher{cfg: cfg, relevant: map[string][]*eligibility.Policy{}, spouseRelevant: map[string][]*eligibility.Policy{},
+		due: map[string]map[string]citizenid.ID{}}
 	for _, id := range cfg.Policies {
 		p, ok := cfg.Catalog.Policy(id)
 		if !ok {
@@ -170,6 +175,9 @@ func New(cfg Config) (*Watcher, error) {
 		w.policies = append(w.policies, p)
 		for _, s := range eligibility.RelevantSections(p) {
 			w.relevant[string(s)] = append(w.relevant[string(s)], p)
+		}
+		for _, s := range eligibility.SpouseSections(p) {
+			w.spouseRelevant[string(s)] = append(w.spouseRelevant[string(s)], p)
 		}
 	}
 	var err error
@@ -284,31 +292,68 @@ func (w *Watcher) Handle(ctx context.Context, msgs []jetstream.Msg) error {
 
 // Process decides the persons of a batch of change notifications whose
 // changed section a watched policy reads, each person once per policy,
-// and announces those who became eligible. It returns how many decisions
-// it made.
+// and announces those who became eligible. Under a policy that reads the
+// family, a change to a person's hukou or status re-decides their spouse
+// too (read from the changed person's marital section): a spouse moving
+// to a town address makes the applicant eligible without any change to
+// the applicant's own record. It returns how many decisions it made.
 func (w *Watcher) Process(ctx context.Context, notes []schemas.Notification) (int, error) {
 	byPerson := map[citizenid.ID]*work{}
 	var order []*work
 	decisions := 0
-	for i := range notes {
-		n := &notes[i]
-		ps := w.relevant[n.Section]
-		if len(ps) == 0 {
-			continue
-		}
-		wk := byPerson[n.CitizenID]
+	add := func(id citizenid.ID, trigger string, ps []*eligibility.Policy) {
+		wk := byPerson[id]
 		if wk == nil {
-			wk = &work{id: n.CitizenID, policies: map[*eligibility.Policy]bool{}}
-			byPerson[n.CitizenID] = wk
+			wk = &work{id: id, policies: map[*eligibility.Policy]bool{}}
+			byPerson[id] = wk
 			order = append(order, wk)
 		}
-		wk.trigger = n.ChangeID // the latest change decides
+		if trigger != "" {
+			wk.trigger = trigger
+		}
 		for _, p := range ps {
 			if !wk.policies[p] {
 				wk.policies[p] = true
 				decisions++
 			}
 		}
+	}
+	viaSpouse := map[citizenid.ID]*work{} // changed person → policies reading them as a spouse
+	var viaOrder []*work
+	for i := range notes {
+		n := &notes[i]
+		if ps := w.relevant[n.Section]; len(ps) > 0 {
+			add(n.CitizenID, n.ChangeID, ps) // the latest change decides
+		}
+		if ps := w.spouseRelevant[n.Section]; len(ps) > 0 {
+			v := viaSpouse[n.CitizenID]
+			if v == nil {
+				v = &work{id: n.CitizenID, policies: map[*eligibility.Policy]bool{}}
+				viaSpouse[n.CitizenID] = v
+				viaOrder = append(viaOrder, v)
+			}
+			v.trigger = n.ChangeID
+			for _, p := range ps {
+				v.policies[p] = true
+			}
+		}
+	}
+	for _, v := range viaOrder {
+		rec, err := w.cfg.Store.Person(ctx, v.id)
+		if errors.Is(err, hub.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return decisions, fmt.Errorf("reading a changed person's spouse: %w", err)
+		}
+		if rec.Marital == nil || rec.Marital.SpouseID == "" || rec.Marital.SpouseID == v.id {
+			continue
+		}
+		trigger := v.trigger
+		if wk := byPerson[rec.Marital.SpouseID]; wk != nil {
+			trigger = "" // the spouse's own change stays the trigger
+		}
+		add(rec.Marital.SpouseID, trigger, w.sorted(v.policies))
 	}
 	return decisions, w.decideAll(ctx, order)
 }
