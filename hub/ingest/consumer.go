@@ -11,6 +11,20 @@
 // and a crash forgets commits not yet sent; the store recognises those
 // events as duplicates.
 //
+// Stopping: when Run's context ends, the consumer fetches no more, starts
+// no more batches, and lets the batches in flight (whose rejects may
+// already be in the DLQ) finish their apply and offset commit under a
+// context the stop does not cancel, for up to Config.ShutdownGrace
+// (DefaultShutdownGrace, 10 s); Close then sends the committed offsets to
+// the broker. A stop within the grace period therefore neither reads a
+// batch again nor copies its rejects to the DLQ twice. Delivery stays at
+// least once: a kill (SIGKILL, a crash, a platform's stop timeout shorter
+// than the grace period) or a store that has not committed when the grace
+// period ends leaves the batch uncommitted, and the next run reads it
+// again: the store recognises those of its events it had applied as
+// duplicates, but its rejects are copied to the DLQ again (the copies name the same pophub-topic,
+// pophub-partition and pophub-offset).
+//
 // Telemetry: counters pophub_events_consumed_total{source},
 // pophub_events_applied_total{source}, pophub_events_duplicate_total{source}
 // and pophub_events_rejected_total{reason,source};
@@ -22,7 +36,8 @@
 // pophub_ingest_reader_errors_total counts the errors kafka-go's group
 // reader handles by retrying (refused commits, failed fetches and joins),
 // which it logs through the consumer's logger at warn level, each distinct
-// message at most once per 5 s (kafka-go's other messages go to debug);
+// message at most once per 5 s (kafka-go's other messages go to debug),
+// and starts at zero too;
 // pophub_dlq_dropped_total{source,dropped} counts rejects too large for the
 // DLQ, copied there without some parts (dropped "value" or
 // "key,value,headers", see HeaderDropped) or not at all ("record"); every
@@ -140,10 +155,22 @@ type Config struct {
 	// Concurrency is how many batches may be applied at once (default 2):
 	// one commits while the next merges. Offsets are committed in order.
 	Concurrency int
-	Logger      *slog.Logger
-	Meter       metric.Meter
-	Tracer      trace.Tracer
+	// ShutdownGrace is how long a stop waits for the batches being
+	// applied to finish and have their offsets committed (default
+	// DefaultShutdownGrace); see Consumer.Run.
+	ShutdownGrace time.Duration
+	Logger        *slog.Logger
+	Meter         metric.Meter
+	Tracer        trace.Tracer
 }
+
+// DefaultShutdownGrace is Config.ShutdownGrace's default. A batch's apply
+// and commit take milliseconds when the store is healthy; the grace covers
+// a store that is retrying (a PostgreSQL restart stalls the hub 2-3 s).
+// Docker kills a stopping container after 10 s by default, Kubernetes after
+// 30 s: a platform's stop timeout below this grace plus the rest of the
+// hub's shutdown turns a slow stop into a kill (see the package comment).
+const DefaultShutdownGrace = 10 * time.Second
 
 func (c *Config) setDefaults() {
 	if c.GroupID == "" {
@@ -160,6 +187,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Concurrency <= 0 {
 		c.Concurrency = 2
+	}
+	if c.ShutdownGrace <= 0 {
+		c.ShutdownGrace = DefaultShutdownGrace
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -335,7 +365,10 @@ func New(cfg Config, store Applier) (*Consumer, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("creating ingest metrics: %w", err)
 	}
-	// Every reason and source shows on /metrics from the start, at zero.
+	// Every reason and source shows on /metrics from the start, at zero,
+	// and so do the reader's errors, which the first refused commit or
+	// failed fetch would otherwise create.
+	c.metrics.readerErrors.Add(context.Background(), 0)
 	for _, topic := range cfg.Topics {
 		src := attribute.String("source", string(schemas.SourceOfTopic(topic)))
 		for _, reason := range schemas.Reasons {
@@ -432,6 +465,12 @@ func (c *Consumer) Counts() Counts {
 // Run consumes until ctx is done or Kafka fails for good. Fetching and
 // decoding the next batch overlaps with applying the current one. It first
 // warns when the DLQ topic would delete rejected records.
+//
+// When ctx ends, Run waits up to Config.ShutdownGrace for the batches in
+// flight to be applied and their offsets committed (see the package
+// comment), then returns ctx's error; past the grace period it gives them
+// up, logs an error, and returns an error that wraps ctx's. Call Close
+// after Run returned: it sends the offsets committed last to the broker.
 func (c *Consumer) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -714,6 +753,8 @@ type inflight struct {
 // applyInOrder applies up to Concurrency batches at once (the store keeps
 // concurrent batches consistent) and commits their offsets strictly in
 // fetch order, so that a committed offset never covers an unapplied record.
+// When ctx ends it starts no more batches and waits for those in flight,
+// for up to ShutdownGrace.
 //
 // Each batch is applied with a turn (hub.WithTurn) that the batch fetched
 // before it passes on once the store holds its locks: history sections and
@@ -723,16 +764,45 @@ type inflight struct {
 // A batch also passes its turn when apply returns, so that one that failed
 // or never reached the store does not hold up the next.
 func (c *Consumer) applyInOrder(ctx context.Context, batches <-chan decoded) error {
+	// Batches are applied and committed under work, not ctx: a stop
+	// (ctx done) lets the batches in flight finish, since their rejects
+	// may already be in the DLQ and an uncommitted batch would copy them
+	// again on the next run. work ends ShutdownGrace after ctx, or when
+	// this returns.
+	work, cancelWork := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer cancelWork(nil)
+	go func() {
+		select {
+		case <-work.Done():
+			return
+		case <-ctx.Done():
+		}
+		t := time.NewTimer(c.cfg.ShutdownGrace)
+		defer t.Stop()
+		select {
+		case <-work.Done():
+		case <-t.C:
+			cancelWork(errShutdownGrace)
+		}
+	}()
+
 	sem := make(chan struct{}, c.cfg.Concurrency)
 	queue := make(chan *inflight, c.cfg.Concurrency)
 	errc := make(chan error, 1)
 	go func() {
 		defer close(errc)
 		for f := range queue {
-			<-f.done
-			err := f.err
-			if err == nil {
-				err = c.commit(ctx, f.d, f.res)
+			var err error
+			select {
+			case <-f.done:
+				err = f.err
+				if err == nil {
+					err = c.commit(work, f.d, f.res)
+				}
+			case <-work.Done():
+				// A store that does not return when its context ends:
+				// the batch is given up, its goroutine left behind.
+				err = context.Cause(work)
 			}
 			<-sem
 			if err != nil {
@@ -745,16 +815,32 @@ func (c *Consumer) applyInOrder(ctx context.Context, batches <-chan decoded) err
 	}()
 	var err error
 	var prev <-chan struct{} // the turn of the batch before: nil for the first
-	for b := range batches {
+loop:
+	for {
+		// Once stopping, no batch starts: one fetched but not started
+		// wrote nothing yet, and the next run reads it again.
+		var b decoded
+		select {
+		case <-ctx.Done():
+			break loop
+		case err = <-errc:
+			break loop
+		case next, ok := <-batches:
+			if !ok {
+				break loop
+			}
+			b = next
+		}
 		select {
 		case sem <- struct{}{}:
 		case err = <-errc:
+		case <-ctx.Done():
 		}
-		if err != nil {
+		if err != nil || ctx.Err() != nil {
 			break
 		}
 		f := &inflight{d: b, done: make(chan struct{}), passed: make(chan struct{})}
-		turn := hub.WithTurn(ctx, prev, sync.OnceFunc(func() { close(f.passed) }))
+		turn := hub.WithTurn(work, prev, sync.OnceFunc(func() { close(f.passed) }))
 		prev = f.passed
 		go func() {
 			defer close(f.done)
@@ -762,7 +848,7 @@ func (c *Consumer) applyInOrder(ctx context.Context, batches <-chan decoded) err
 			// A batch that never reached the store (only rejects, or
 			// its DLQ write failed) takes its turn before passing it on,
 			// or the next batch could overtake the one before this; the
-			// error is ctx's, which ends every batch.
+			// error is work's, which ends every batch.
 			defer func() { _ = hub.AwaitTurn(turn) }()
 			f.res, f.err = c.apply(turn, f.d)
 		}()
@@ -772,8 +858,20 @@ func (c *Consumer) applyInOrder(ctx context.Context, batches <-chan decoded) err
 	if cerr := <-errc; err == nil {
 		err = cerr
 	}
+	if err != nil && errors.Is(context.Cause(work), errShutdownGrace) {
+		c.cfg.Logger.Error("stopping ingest: the batches in flight were not applied and committed within the shutdown grace period; "+
+			"their records are read again on the next start, and their rejects copied to the DLQ again",
+			"grace", c.cfg.ShutdownGrace, "err", err)
+		// Still ctx's error: the consumer stopped, as asked, and the
+		// log says what it left undone.
+		err = fmt.Errorf("applying the batches in flight at shutdown: %w after %s: %w", errShutdownGrace, c.cfg.ShutdownGrace, ctx.Err())
+	}
 	return err
 }
+
+// errShutdownGrace ends the apply and commit of the batches in flight when
+// a stop waited Config.ShutdownGrace for them.
+var errShutdownGrace = errors.New("shutdown grace period passed")
 
 // apply writes a batch's rejects to the DLQ and applies the rest.
 func (c *Consumer) apply(ctx context.Context, d decoded) (res hub.ApplyResult, err error) {
@@ -1068,7 +1166,9 @@ func retry(ctx context.Context, log *slog.Logger, what string, op func() error) 
 	}
 }
 
-// Close stops consuming. Safe to call twice.
+// Close stops consuming and sends the offsets handed to the reader to the
+// broker; after Run returned, so that the batches Run finished are
+// committed. Safe to call twice.
 func (c *Consumer) Close() error {
 	c.closeOnce.Do(func() {
 		c.closeErr = errors.Join(c.reader.Close(), c.dlq.Close())

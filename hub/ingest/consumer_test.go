@@ -251,9 +251,10 @@ func TestStopMidStreamResumesAtCommitted(t *testing.T) {
 		t.Fatalf("located %d records, produced %d", len(where), len(in))
 	}
 
-	// The first consumer applies three batches, then the store hangs.
+	// The first consumer applies three batches, then the store hangs;
+	// the stop gives up on it after a short grace period.
 	a := &recordingApplier{hangAfter: 3, failed: make(chan struct{})}
-	cfg := Config{Brokers: []string{k.Addr()}, GroupID: "crash", MaxBatch: 40}
+	cfg := Config{Brokers: []string{k.Addr()}, GroupID: "crash", MaxBatch: 40, ShutdownGrace: 200 * time.Millisecond}
 	c, err := New(cfg, a)
 	if err != nil {
 		t.Fatal(err)

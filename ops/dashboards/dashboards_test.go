@@ -109,7 +109,8 @@ func TestDashboards(t *testing.T) {
 		"pophub_notifications_republished_total",
 		// Records passed over, dropped spans and suppressed refusals: each
 		// once exported with no panel to show it.
-		"pophub_events_skipped_total", "pophub_trace_spans_dropped_total", "pophub_access_refusals_suppressed_total"} {
+		"pophub_events_skipped_total", "pophub_trace_spans_dropped_total", "pophub_access_refusals_suppressed_total",
+		"pophub_ingest_reader_errors_total"} {
 		if !used[n] {
 			t.Errorf("no dashboard shows %s", n)
 		}
