@@ -149,11 +149,18 @@ func nextLevel(n int) int {
 
 // RegionCode is the code a subscription region is matched by: a city
 // written in six digits (230100) is its 4-digit code (2301), the code the
-// hub's subjects carry; every other code is its own. It is the reading
-// the hub's statistics routes give such a code.
+// hub's subjects carry; every other code is its own. A 6-digit code the
+// region table (region.Default()) has is a county, though it ends in 00:
+// 东莞市 441900, 中山市 442000 and 儋州市 460400 are the one county of a
+// city without districts, and the hub's subjects and walks carry them as
+// counties, so a subscriber fixed to such a county asks for its subject
+// and walks it. It is the reading the hub's statistics routes give such
+// a code.
 func RegionCode(code string) string {
 	if len(code) == 6 && code[2:4] != "00" && code[4:] == "00" {
-		return code[:4]
+		if _, county := region.Lookup(code); !county {
+			return code[:4]
+		}
 	}
 	return code
 }

@@ -20,15 +20,16 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pophub/pophub/internal/tlshttp"
+	divisions "github.com/pophub/pophub/schemas/region"
 )
 
 // Levels of the division codes, by code length.
@@ -234,12 +235,20 @@ type count struct {
 // A city may be written in six digits (230100 for 2301), as the hub takes
 // it: it is the city, at the city's level, and its children are the
 // city's counties. The report keeps the code as written, as the hub's
-// answer repeats it.
+// answer repeats it. A county whose code ends in 00 (东莞市 441900, the one
+// county of a city without districts) is a county, as the hub takes it
+// too (see regionLevel).
+//
+// A region's children are at the level under it (a city's at the county
+// level), whatever their codes look like. A child the hub answers with
+// its parent's code (as hubs that read 441900 as the city 4419 did) is the
+// parent again: it is neither listed twice nor asked for, so the pull
+// still ends.
 func (c *Client) Pull(ctx context.Context, region, asOf string, depth int) (Report, error) {
 	if _, ok := levelNames[len(region)]; !ok {
 		return Report{}, fmt.Errorf("region %q: want a 2-, 4-, 6-, 9- or 12-digit division code", region)
 	}
-	n := codeLength(region)
+	n := regionLevel(region)
 	if _, ok := levelNames[depth]; !ok || depth < n {
 		return Report{}, fmt.Errorf("depth %d: want a code length of 2, 4, 6, 9 or 12, at least the region's (%d)", depth, n)
 	}
@@ -249,45 +258,33 @@ func (c *Client) Pull(ctx context.Context, region, asOf string, depth int) (Repo
 		return Report{}, err
 	}
 	rep := Report{Region: region, AsOf: top.AsOf}
-	var mu sync.Mutex
-	add := func(cn count) {
-		mu.Lock()
-		rep.Rows = append(rep.Rows, row(cn))
-		mu.Unlock()
-	}
-	add(count{top.Region, top.Name, top.Urban, top.Rural, top.Total})
+	rep.Rows = append(rep.Rows, row(count{top.Region, top.Name, top.Urban, top.Rural, top.Total}, n))
 
 	// Walk level by level; each level's regions are asked concurrently.
-	level := top.Children
-	for len(level) > 0 {
+	level := notItself(region, top.Children)
+	for l := nextLevel(n); len(level) > 0; l = nextLevel(l) {
 		for _, cn := range level {
-			add(cn)
+			rep.Rows = append(rep.Rows, row(cn, l))
 		}
-		var next []count
-		var expand []string
-		for _, cn := range level {
-			if l := codeLength(cn.Region); l < depth && l < 12 {
-				expand = append(expand, cn.Region)
-			}
-		}
-		if len(expand) == 0 {
+		if l >= depth || nextLevel(l) == 0 {
 			break
 		}
 		// The throttle bounds the requests in flight; the group only
 		// bounds the goroutines, and stops the level at its first error.
-		results := make([][]count, len(expand))
+		results := make([][]count, len(level))
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(c.cfg.Concurrency)
-		for i, code := range expand {
+		for i, cn := range level {
 			g.Go(func() error {
-				a, err := c.get(gctx, th, code, rep.AsOf, true)
-				results[i] = a.Children
+				a, err := c.get(gctx, th, cn.Region, rep.AsOf, true)
+				results[i] = notItself(cn.Region, a.Children)
 				return err
 			})
 		}
 		if err := g.Wait(); err != nil {
 			return Report{}, err
 		}
+		var next []count
 		for _, r := range results {
 			next = append(next, r...)
 		}
@@ -297,19 +294,50 @@ func (c *Client) Pull(ctx context.Context, region, asOf string, depth int) (Repo
 	return rep, nil
 }
 
-// codeLength is the length of the code the hub counts a region by, which
-// sets its level: a city written in six digits (230100) is the 4-digit
-// city 2301, as the hub reads it (hub/api tableCode); no county's code
-// ends in 00. Every other code is its own length.
-func codeLength(code string) int {
+// notItself drops from a region's children any the hub answered with the
+// region's own code: a region is not its own child, and asking for it
+// again would answer it again, for ever.
+func notItself(code string, children []count) []count {
+	return slices.DeleteFunc(children, func(c count) bool { return c.Region == code })
+}
+
+// regionLevel is the level (code length) of a region as the hub reads its
+// code (hub/api tableCode): a city written in six digits (230100) is the
+// city 2301, at the city's level, but a 6-digit code the region table has
+// is a county, though it ends in 00: 东莞市 441900, 中山市 442000 and
+// 儋州市 460400 are the one county of a city without districts, and their
+// children are townships. The table is region.Default(): the built-in one,
+// which has those counties, or the official one the program installed.
+// Every other code is its own length. Only the region a pull starts from
+// needs this; the levels below follow from it (nextLevel).
+func regionLevel(code string) int {
 	if len(code) == 6 && code[4:] == "00" {
-		return 4
+		if _, county := divisions.Lookup(code); !county {
+			return 4
+		}
 	}
 	return len(code)
 }
 
-func row(c count) Row {
-	r := Row{Code: c.Region, Name: c.Name, Level: levelNames[codeLength(c.Region)], Urban: c.Urban, Rural: c.Rural, Total: c.Total}
+// nextLevel is the level under codes of length n (province 2, city 4,
+// county 6, township 9, village 12), or 0 under a village.
+func nextLevel(n int) int {
+	switch n {
+	case 2:
+		return 4
+	case 4:
+		return 6
+	case 6:
+		return 9
+	case 9:
+		return 12
+	}
+	return 0
+}
+
+// row is a region's counts at a level (a code length).
+func row(c count, level int) Row {
+	r := Row{Code: c.Region, Name: c.Name, Level: levelNames[level], Urban: c.Urban, Rural: c.Rural, Total: c.Total}
 	if c.Urban.Hidden == "" && c.Total.Hidden == "" && c.Total.N > 0 {
 		share := float64(c.Urban.N) / float64(c.Total.N)
 		r.UrbanShare = &share

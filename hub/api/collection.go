@@ -103,7 +103,7 @@ func (s *Server) listPersons(r *http.Request, g Grant, o *Outcome) (any, error) 
 		if err := regionShape(reg, 2, 4, 6, 9, 12); err != nil {
 			return nil, err
 		}
-		if reg, err = walkRegion(reg); err != nil {
+		if reg, err = s.walkRegion(reg); err != nil {
 			return nil, err
 		}
 		if err := mayWalk(g, reg); err != nil {
@@ -140,7 +140,8 @@ func (s *Server) listPersons(r *http.Request, g Grant, o *Outcome) (any, error) 
 }
 
 // walkRegion is the code a walk of a well-formed region selects by. A
-// city written in six digits (230100) is the city (tableCode), as on the
+// city written in six digits (230100) is the city, and a county whose
+// code looks like one (东莞市 441900) the county (tableCode), as on the
 // statistics routes; every other code of a real province is taken as it
 // is, whether or not the region table has an entry of it: the official
 // table adds villages only, so a township or a county may be known to the
@@ -148,14 +149,14 @@ func (s *Server) listPersons(r *http.Request, g Grant, o *Outcome) (any, error) 
 // is an empty walk. A code of no province, or a province written in six
 // digits (230000, which names no city), is a region nobody knows
 // (hub.ErrNotFound), as on the statistics routes.
-func walkRegion(asked string) (string, error) {
+func (s *Server) walkRegion(asked string) (string, error) {
 	if !region.IsProvince(asked[:2]) {
 		return "", fmt.Errorf("region %s is not in the region table: %s is not a province code: %w", asked, asked[:2], hub.ErrNotFound)
 	}
 	if len(asked) == 6 && asked[2:] == "0000" {
 		return "", fmt.Errorf("region %s is not in the region table: a province is written in two digits, %s: %w", asked, asked[:2], hub.ErrNotFound)
 	}
-	return tableCode(asked), nil
+	return s.tableCode(asked), nil
 }
 
 // mayWalk refuses (ErrForbidden) a walk of region code to a caller who
@@ -345,7 +346,7 @@ func (s *Server) knownRegion(asked string) (string, error) {
 	if !region.IsProvince(asked[:2]) {
 		return "", fmt.Errorf("region %s is not in the region table: %s is not a province code: %w", asked, asked[:2], hub.ErrNotFound)
 	}
-	code := tableCode(asked)
+	code := s.tableCode(asked)
 	if _, known := s.cfg.Regions.Name(code); !known {
 		return "", fmt.Errorf("region %s is not in the region table: %w", asked, hub.ErrNotFound)
 	}
@@ -369,13 +370,32 @@ func (s *Server) directlyAdministered(code string) bool {
 // city written in six digits (230100), as departments write a city-wide
 // region and residence permits carry it in city_code, is its 4-digit city
 // (2301), as region.Table.KnownRegion reads it, and counts as the city.
-// A province in six digits (230000) is not a city: its 4-digit code is in
-// no table. Every other code is its own.
-func tableCode(code string) string {
-	if len(code) == 6 && code[4:] == "00" {
-		return code[:4]
+// But a city without districts (东莞市 4419, 中山市 4420, 儋州市 4604)
+// has one county-level entry whose code ends in 00 (441900), the level
+// its townships hang from: a 6-digit code the table has is that county,
+// or its children would be the county again and its townships could
+// never be listed. Both readings count the same people there. A province
+// in six digits (230000) is not a city: its 4-digit code is in no table.
+// Every other code is its own.
+//
+// The table is the server's (Config.Regions), or, for a server that only
+// walks persons and has none, the process's (region.Default: the
+// built-in one, which has those three counties, or the official one
+// installed).
+func (s *Server) tableCode(code string) string {
+	if len(code) != 6 || code[4:] != "00" {
+		return code
 	}
-	return code
+	var county bool
+	if s.cfg.Regions != nil {
+		_, county = s.cfg.Regions.Name(code)
+	} else {
+		_, county = region.Lookup(code)
+	}
+	if county {
+		return code
+	}
+	return code[:4]
 }
 
 // allDigits reports whether s is all ASCII digits.

@@ -143,7 +143,10 @@ async function show(region, asOf, push) {
     const tbody = $("table").querySelector("tbody");
     tbody.textContent = "";
     const children = body.children || [];
-    children.forEach((c) => tbody.appendChild(row(c, c.region.length < 12)));
+    // A child with the region's own code would drill down to this same
+    // page again (hubs once answered 441900, Dongguan's one county, as
+    // the city 4419 and so as its own child): it is no link.
+    children.forEach((c) => tbody.appendChild(row(c, c.region.length < 12 && c.region !== body.region)));
     let tfoot = $("table").querySelector("tfoot");
     if (!tfoot) { tfoot = document.createElement("tfoot"); $("table").appendChild(tfoot); }
     tfoot.textContent = "";
