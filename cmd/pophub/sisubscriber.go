@@ -40,7 +40,11 @@ func siSubscriberCommand(newLogger func() *slog.Logger) *cobra.Command {
 		Short: "Run the social-insurance reference subscriber: tasks from migrations and deaths",
 		Long: fmt.Sprintf(`Subscribes to the hub's migrations out of and into --region and deaths in it, and keeps
 tasks in its own PostgreSQL schema: transfer_out, transfer_in (moves crossing the region's
-boundary; moves within it need no transfer) and stop_benefits. With --hub, the first start
+boundary; moves within it need no transfer) and stop_benefits. It also follows the status
+changes in the region (with --consumer-per-filter only with --follow-status): a person
+active again after a death (a hukou restored) has their open stop_benefits task cancelled
+(status cancelled, with cancel_reason; completing it is refused) and a done one flagged
+with reactivated_at for review. With --hub, the first start
 bootstraps the roster from the hub's snapshot of the region and continues with the
 notifications after it; otherwise it starts at --start. Tasks are listed at GET /tasks and
 completed with POST /tasks/{id}/complete or "pophub si-subscriber complete TASK", which
@@ -51,9 +55,10 @@ With --otlp, the handling of each notification the hub passes on with sampled tr
 context is a span of that trace.
 
 GET /tasks answers a JSON array of tasks in id order, one page at a time: at most limit
-tasks (default %d, at most %d) whose id is above after. Parameters: status=open|done,
+tasks (default %d, at most %d) whose id is above after. Parameters: status=open|done|cancelled,
 citizen_id=ID, corrected=true (stop_benefits tasks whose date of death was corrected after
-completion), after=ID, limit=N. A full page carries a header Link: <...>; rel="next", the same
+completion), reactivated=true (stop_benefits tasks whose person became active again),
+after=ID, limit=N. POST /tasks/{id}/complete answers 409 for a cancelled task. A full page carries a header Link: <...>; rel="next", the same
 request with after= the page's last id; follow it until an answer has no Link. A
 stop_benefits task shows date_of_death (the one its completion reported once done) and
 corrected_date_of_death (a different date announced afterwards, for review), as YYYY-MM-DD.
@@ -125,6 +130,7 @@ refused without a token. --tls-cert and --tls-key serve the API over HTTPS only.
 	lf.StringVar(&cfg.NATSPassword, "nats-password", envOr("POPHUB_SI_NATS_PASSWORD", ""), "its NATS password (env POPHUB_SI_NATS_PASSWORD)")
 	lf.StringVar(&cfg.NATSInboxPrefix, "nats-inbox-prefix", envOr("POPHUB_SI_NATS_INBOX_PREFIX", ""), "its private inbox prefix under an access policy: the identity's inbox_prefix when the policy sets one (default with --nats-user: _INBOX_<nats-user>, the policy's default; env POPHUB_SI_NATS_INBOX_PREFIX)")
 	lf.BoolVar(&cfg.ConsumerPerFilter, "consumer-per-filter", false, "one durable consumer per filter (out, in, deaths), as an access policy requires, instead of one on the subject covering them")
+	lf.BoolVar(&cfg.FollowStatus, "follow-status", false, "with --consumer-per-filter, also a consumer on the region's section changes (pop.changed.<region>.*.*, which a policy grants only with every section) to hear of restored hukous; always on without --consumer-per-filter")
 	lf.StringVar(&cfg.Hub, "hub", envOr("POPHUB_HUB", ""), "hub HTTP API for the bootstrap snapshot, e.g. http://127.0.0.1:8780 (env POPHUB_HUB)")
 	lf.StringVar(&cfg.Purpose, "purpose", envOr("POPHUB_SI_PURPOSE", "social-insurance transfer (社会保险关系转移)"), "X-Purpose sent to the hub (env POPHUB_SI_PURPOSE)")
 	lf.StringVar(&cfg.Token, "token", envOr("POPHUB_SI_TOKEN", ""), "bearer token for the hub (env POPHUB_SI_TOKEN)")

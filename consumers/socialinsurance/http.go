@@ -74,7 +74,7 @@ func newMetrics() (*metricsHandler, error) {
 
 // Handler serves the service's HTTP API:
 //
-//	GET  /tasks?status=open|done&citizen_id=…&corrected=true&after=ID&limit=N
+//	GET  /tasks?status=open|done|cancelled&citizen_id=…&corrected=true&reactivated=true&after=ID&limit=N
 //	                                                              JSON array of tasks, in id order
 //	POST /tasks/{id}/complete                                     publish the completion, mark done
 //	GET  /healthz                                                 200 when the database answers and the subscriber consumes
@@ -86,7 +86,11 @@ func newMetrics() (*metricsHandler, error) {
 // after the page's last task, so that a client cannot mistake the first
 // page for the whole list. The answer stays a bare array, as before paging
 // was announced. corrected=true lists only the tasks with a corrected date
-// of death.
+// of death, reactivated=true only those whose person became active again
+// (the cancelled ones, and the done ones to review).
+//
+// POST /tasks/{id}/complete answers 409 for a cancelled task, with the
+// reason, and publishes nothing.
 //
 // The tasks routes require Config.APIToken as a bearer token and answer
 // 401 (problem+json) to any request without it, to every request when no
@@ -122,8 +126,8 @@ func (s *Service) Handler() http.Handler {
 func (s *Service) listTasks(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := TaskFilter{Status: q.Get("status")}
-	if f.Status != "" && f.Status != StatusOpen && f.Status != StatusDone {
-		http.Error(w, "status: want open or done", http.StatusBadRequest)
+	if f.Status != "" && f.Status != StatusOpen && f.Status != StatusDone && f.Status != StatusCancelled {
+		http.Error(w, "status: want open, done or cancelled", http.StatusBadRequest)
 		return
 	}
 	if v := q.Get("citizen_id"); v != "" {
@@ -148,6 +152,14 @@ func (s *Service) listTasks(w http.ResponseWriter, r *http.Request) {
 		f.Corrected = true
 	default:
 		http.Error(w, "corrected: want true", http.StatusBadRequest)
+		return
+	}
+	switch q.Get("reactivated") {
+	case "":
+	case "true":
+		f.Reactivated = true
+	default:
+		http.Error(w, "reactivated: want true", http.StatusBadRequest)
 		return
 	}
 	f.Limit = DefaultTaskLimit
@@ -180,6 +192,11 @@ func (s *Service) completeTask(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "task id: want a number", http.StatusBadRequest)
 		return
 	}
+	// A cancelled task is refused whether or not it could be published.
+	if t, err := s.store.Task(r.Context(), id); err == nil && t.Status == StatusCancelled {
+		http.Error(w, "task cancelled: "+t.CancelReason, http.StatusConflict)
+		return
+	}
 	if s.pub == nil {
 		http.Error(w, "no Kafka brokers configured: completions cannot be published", http.StatusServiceUnavailable)
 		return
@@ -188,6 +205,8 @@ func (s *Service) completeTask(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, ErrNotFound):
 		http.Error(w, "no such task", http.StatusNotFound)
+	case errors.Is(err, ErrTaskCancelled): // cancelled since the look-up above
+		http.Error(w, "task cancelled", http.StatusConflict)
 	case err != nil:
 		s.cfg.Logger.Error("completing task", "task", id, maskedError(err))
 		http.Error(w, "completing the task failed; try again", http.StatusBadGateway)

@@ -9,7 +9,14 @@
 //     bureau's relationship does not move (a move between two counties of
 //     one city is a transfer only for a county-level bureau, whose region
 //     the move does cross);
-//   - a death in the region: stop_benefits.
+//   - a death in the region: stop_benefits;
+//   - the person of a stop_benefits task active again (a hukou cancelled
+//     for death and restored, which the hub announces only as a status
+//     change, in the region of the restored hukou): the open task is
+//     cancelled, not completable, and a done one is flagged for review
+//     (Task.ReactivatedAt), since the hub already holds a termination of
+//     a living person's insurances. A later death reopens a cancelled
+//     task.
 //
 // So a notification gives at most one task. A transfer task's natural key
 // is (change_id, kind), so a repeat delivery creates nothing: the task and
@@ -82,13 +89,23 @@ type Config struct {
 	// sdk.Config's User, Password and InboxPrefix); empty connects
 	// without.
 	NATSUser, NATSPassword, NATSInboxPrefix string
-	// ConsumerPerFilter gives each of the three filters a durable
-	// consumer of its own (sdk.Config.ConsumerPerFilter). Needed under the
-	// hub's access policy, which does not let the bureau read the subject
-	// covering all three; a migration within the region is still handled
+	// ConsumerPerFilter gives each of the filters a durable consumer of
+	// its own (sdk.Config.ConsumerPerFilter). Needed under the hub's
+	// access policy, which does not let the bureau read the subject
+	// covering them; a migration within the region is still handled
 	// once, and a repeat after a restart creates nothing (tasks are keyed
 	// by change and kind).
 	ConsumerPerFilter bool
+	// FollowStatus follows the status changes in the region
+	// (StatusFilter) with ConsumerPerFilter too, in a consumer of their
+	// own. Without ConsumerPerFilter they are always followed: the one
+	// consumer reads the subject covering them anyway. With it they are
+	// followed only when set, because the SDK's filters name no section:
+	// the consumer filters every section change in the region
+	// (pop.changed.<R>.*.*), which the hub's access policy grants only an
+	// identity that may read every section. Without them a restored
+	// hukou goes unheard and the person's stop_benefits task stays open.
+	FollowStatus bool
 	// TLS, when set, is the client configuration for a hub, NATS server
 	// and Kafka brokers that speak TLS, its RootCAs holding the hub's CA;
 	// nil connects in plaintext.
@@ -183,10 +200,27 @@ func (c *Config) Validate() error {
 	return c.validateHTTP()
 }
 
-// Filters are the bureau's subscription: migrations out of and into the
-// region, deaths in it.
+// Filters are the notifications that create the bureau's tasks:
+// migrations out of and into the region, deaths in it.
 func Filters(code string) []sdk.Filter {
 	return []sdk.Filter{{Kind: sdk.MigrationsOut, Region: code}, {Kind: sdk.MigrationsIn, Region: code}, {Kind: sdk.Deaths, Region: code}}
+}
+
+// StatusFilter is the bureau's subscription to the status changes of the
+// persons registered in the region, which tell it of a death undone (a
+// hukou restored). The SDK's changes filter names no section, so it
+// matches every section change in the region; the handler acts on the
+// status ones only (changeFor).
+func StatusFilter(code string) sdk.Filter { return sdk.Filter{Kind: sdk.Changes, Region: code} }
+
+// filters is the service's subscription: Filters, and StatusFilter
+// unless ConsumerPerFilter is set without FollowStatus.
+func (c *Config) filters() []sdk.Filter {
+	f := Filters(c.Region)
+	if !c.ConsumerPerFilter || c.FollowStatus {
+		f = append(f, StatusFilter(c.Region))
+	}
+	return f
 }
 
 // within reports whether a division code (12-digit address, or 6-digit
@@ -194,8 +228,14 @@ func Filters(code string) []sdk.Filter {
 func within(code, reg string) bool { return code != "" && strings.HasPrefix(code, reg) }
 
 // changeFor decides what a notification means for the bureau of reg.
+//
+// Of the section changes it takes the status changes a registration
+// made (hukou.registered): the person is active again, which only a
+// registration does (one reason restored, after a cancellation for
+// death); the status a cancellation or certificate made comes with the
+// death notification, and the other sections need nothing.
 func changeFor(d *sdk.Delivery, reg string) change {
-	c := change{citizenID: d.CitizenID, version: d.Version}
+	c := change{citizenID: d.CitizenID, version: d.Version, at: d.Time}
 	t := Task{CitizenID: d.CitizenID, ChangeID: d.ChangeID, ChangedAt: d.Time}
 	switch d.Section {
 	case schemas.KindMigration:
@@ -215,6 +255,10 @@ func changeFor(d *sdk.Delivery, reg string) change {
 			t.Kind, t.FromRegion, t.DateOfDeath = StopBenefits, county, d.DateOfDeath
 		}
 		c.status = "deceased"
+	case string(schemas.SecStatus):
+		if d.EventType == schemas.HukouRegistered {
+			c.status, c.reactivated = "active", true
+		}
 	}
 	c.task = t
 	return c
@@ -226,6 +270,7 @@ type Handler struct {
 	store   *Store
 	region  string
 	created metric.Int64Counter
+	log     *slog.Logger // Service sets it; discard by default
 }
 
 // NewHandler returns the notification handler for the bureau of reg (a
@@ -236,13 +281,16 @@ func NewHandler(store *Store, reg string, mp metric.MeterProvider) (*Handler, er
 	if err != nil {
 		return nil, fmt.Errorf("creating metrics: %w", err)
 	}
-	return &Handler{store: store, region: sdk.RegionCode(reg), created: c}, nil
+	return &Handler{store: store, region: sdk.RegionCode(reg), created: c, log: slog.New(slog.DiscardHandler)}, nil
 }
 
 // Handle is an sdk.Handler.
 func (h *Handler) Handle(ctx context.Context, d *sdk.Delivery) error {
 	c := changeFor(d, h.region)
-	created, err := h.store.apply(ctx, c)
+	if c.none() {
+		return nil
+	}
+	res, err := h.store.apply(ctx, c)
 	if err != nil {
 		if databaseUnreachable(ctx, err) {
 			// Waiting out the database beats dead-lettering the bureau's work.
@@ -250,8 +298,16 @@ func (h *Handler) Handle(ctx context.Context, d *sdk.Delivery) error {
 		}
 		return err
 	}
-	if created {
+	if res.created {
 		h.created.Add(ctx, 1, metric.WithAttributes(attribute.String("kind", c.task.Kind)))
+	}
+	if res.cancelled > 0 {
+		h.log.Info("person active again: stop_benefits task cancelled", "citizen_id", d.CitizenID, "change_id", d.ChangeID)
+	}
+	if len(res.flagged) > 0 {
+		// The termination is at the hub already: only the bureau can undo it.
+		h.log.Warn("person active again after their stop_benefits task was completed: review the termination (GET /tasks?reactivated=true)",
+			"citizen_id", d.CitizenID, "change_id", d.ChangeID, "tasks", res.flagged)
 	}
 	return nil
 }
@@ -328,7 +384,8 @@ func Event(t Task, now time.Time) schemas.Event {
 }
 
 // Complete publishes the task's event to the hub and marks it done. A
-// task already done is returned as it is, without publishing again.
+// task already done is returned as it is, without publishing again; a
+// cancelled one is refused with ErrTaskCancelled, publishing nothing.
 func Complete(ctx context.Context, store *Store, pub EventPublisher, id int64) (Task, error) {
 	t, err := store.Task(ctx, id)
 	if err != nil {
@@ -336,6 +393,9 @@ func Complete(ctx context.Context, store *Store, pub EventPublisher, id int64) (
 	}
 	if t.Status == StatusDone {
 		return t, nil
+	}
+	if t.Status == StatusCancelled {
+		return Task{}, fmt.Errorf("completing task %d: %w: %s", id, ErrTaskCancelled, t.CancelReason)
 	}
 	ev := Event(t, time.Now())
 	results, err := pub.Publish(ctx, ev)
@@ -386,8 +446,9 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		store.Close()
 		return nil, err
 	}
+	h.log = cfg.Logger
 	scfg := sdk.Config{Name: cfg.Name, URL: cfg.NATS, Stream: cfg.Stream, SubjectPrefix: cfg.SubjectPrefix,
-		Filters: Filters(cfg.Region), Handler: h.Handle, Start: cfg.Start, Concurrency: cfg.Concurrency, AckWait: cfg.AckWait,
+		Filters: cfg.filters(), Handler: h.Handle, Start: cfg.Start, Concurrency: cfg.Concurrency, AckWait: cfg.AckWait,
 		TracerProvider: cfg.TracerProvider, MeterProvider: mh.provider, Logger: cfg.Logger, TLS: cfg.TLS,
 		ConsumerPerFilter: cfg.ConsumerPerFilter, User: cfg.NATSUser, Password: cfg.NATSPassword, InboxPrefix: cfg.NATSInboxPrefix}
 	if cfg.Hub != "" {

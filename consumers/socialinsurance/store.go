@@ -26,14 +26,21 @@ const (
 	StopBenefits = "stop_benefits"
 )
 
-// Task statuses.
+// Task statuses. A cancelled task is a stop_benefits task whose person
+// became active again (a hukou restored after a cancellation for death)
+// before it was completed: completing it would terminate a living
+// person's insurances, so Complete refuses it (ErrTaskCancelled).
 const (
-	StatusOpen = "open"
-	StatusDone = "done"
+	StatusOpen      = "open"
+	StatusDone      = "done"
+	StatusCancelled = "cancelled"
 )
 
 // ErrNotFound is returned for a task id that does not exist.
 var ErrNotFound = errors.New("task not found")
+
+// ErrTaskCancelled is returned for completing a cancelled task.
+var ErrTaskCancelled = errors.New("task cancelled")
 
 // Task is a piece of work for the bureau. A transfer's natural key is
 // (ChangeID, Kind): one task per notification and kind; a stop_benefits
@@ -41,10 +48,12 @@ var ErrNotFound = errors.New("task not found")
 // update it (ChangeID stays the first's). Its JSON, as
 // GET /tasks and the complete command answer it, is {id, kind, citizen_id,
 // change_id, from_region, to_region, date_of_death,
-// corrected_date_of_death, changed_at, created_at, status}; changed_at is
-// absent for tasks recorded before it was kept, and the dates of death
-// (YYYY-MM-DD) when there is none: a transfer's, a death notification
-// without one, or no correction.
+// corrected_date_of_death, changed_at, created_at, status, cancel_reason,
+// reactivated_at}; changed_at is absent for tasks recorded before it was
+// kept, the dates of death (YYYY-MM-DD) when there is none: a transfer's,
+// a death notification without one, or no correction; cancel_reason
+// unless the task is cancelled, and reactivated_at unless the person
+// became active again.
 type Task struct {
 	ID         int64        `json:"id"`
 	Kind       string       `json:"kind"`
@@ -67,6 +76,16 @@ type Task struct {
 	ChangedAt time.Time `json:"changed_at,omitzero"`
 	CreatedAt time.Time `json:"created_at"`
 	Status    string    `json:"status"`
+	// CancelReason says why a cancelled task was cancelled; "" for the
+	// others.
+	CancelReason string `json:"cancel_reason,omitempty"`
+	// ReactivatedAt is when the person of a stop_benefits task became
+	// active again (the status notification's time): set on the task it
+	// cancelled, and on a done task, whose termination the hub already
+	// holds, for the bureau to review (re-enrol the person). Zero when
+	// the person did not, or when their death was recorded after the
+	// restoration (the task is then cancelled from the start).
+	ReactivatedAt time.Time `json:"reactivated_at,omitzero"`
 }
 
 // Store keeps tasks and the roster in the service's own schema.
@@ -104,17 +123,39 @@ func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
 
 // change is what one notification means for the store.
 type change struct {
-	task        Task   // Kind "" when no task is due
-	address     string // the person's new hukou address, "" if unchanged
-	status      string // the person's new status, "" if unchanged
+	task    Task   // Kind "" when no task is due
+	address string // the person's new hukou address, "" if unchanged
+	status  string // the person's new status, "" if unchanged
+	// reactivated is set when the person became active again: their
+	// stop_benefits task is cancelled, or flagged when done.
+	reactivated bool
+	// at is when the change took effect (the notification's time): the
+	// address's, and the reactivation's.
+	at          time.Time
 	citizenID   citizenid.ID
 	version     int64
 	taskCreated bool
 }
 
+// none reports whether the notification needs nothing recorded: a
+// section change other than a reactivation.
+func (c change) none() bool {
+	return c.task.Kind == "" && c.address == "" && c.status == "" && !c.reactivated
+}
+
+// applied is what recording a notification did.
+type applied struct {
+	created   bool    // a task was created
+	cancelled int64   // open tasks cancelled by a reactivation
+	flagged   []int64 // done tasks flagged by a reactivation
+}
+
+// reasonReactivated is why a stop_benefits task is cancelled.
+const reasonReactivated = "the person is active again (hukou restored) after the death: completing the task would terminate a living person's insurances"
+
 // apply records a notification in one statement, hence one transaction:
-// the task (if any) and the roster row (only forward in version). It
-// reports whether a task was created; a repeat creates nothing.
+// the task (if any), the reactivation (if any) and the roster row. A
+// repeat changes nothing more.
 //
 // A transfer task is created once per change and kind. A stop_benefits
 // task is created once per person (see migration 0003): a later death
@@ -125,7 +166,21 @@ type change struct {
 // one keeps the date its completion reported and records a different one
 // in corrected_date_of_death. A notification without a date of death
 // changes no date.
-func (s *Store) apply(ctx context.Context, c change) (bool, error) {
+//
+// A reactivation newer in version than the person's stop_benefits tasks
+// cancels the open ones and flags the done ones with reactivated_at (see
+// migration 0004); it takes the tasks' version, so that a redelivered
+// older death changes nothing, while a newer death reopens a cancelled
+// task. A death older than the roster's status 'active' creates its task
+// cancelled, as that reactivation would have, with its version and time:
+// consumers per filter may hand the bureau the restoration first.
+//
+// The roster row takes the status of a notification newer in version
+// than its status, and the address of a move not older in time than its
+// address's (migration 0005): the hub's address is the latest move's,
+// not the latest notification's. An address whose time is unknown (from
+// the snapshot) gives way to any newer version.
+func (s *Store) apply(ctx context.Context, c change) (applied, error) {
 	const q = `WITH t AS (
 	INSERT INTO tasks (kind, citizen_id, change_id, version, from_region, to_region, date_of_death, changed_at)
 	SELECT $1::text, $2::text, $3::text, $4::bigint, $5::text, $6::text, $7::text, $10::timestamptz
@@ -133,46 +188,89 @@ func (s *Store) apply(ctx context.Context, c change) (bool, error) {
 	ON CONFLICT (change_id, kind) DO NOTHING
 	RETURNING true
 ), s AS (
-	INSERT INTO tasks AS k (kind, citizen_id, change_id, version, from_region, to_region, date_of_death, changed_at)
-	SELECT $1::text, $2::text, $3::text, $4::bigint, $5::text, $6::text, $7::text, $10::timestamptz
+	INSERT INTO tasks AS k (kind, citizen_id, change_id, version, from_region, to_region, date_of_death, changed_at,
+		status, cancel_reason, reactivated_at)
+	SELECT $1::text, $2::text, $3::text, coalesce(a.status_version, $4::bigint), $5::text, $6::text, $7::text, $10::timestamptz,
+		CASE WHEN a.citizen_id IS NULL THEN 'open' ELSE 'cancelled' END, CASE WHEN a.citizen_id IS NULL THEN '' ELSE $13::text END,
+		a.status_at
+	FROM (SELECT 1) one LEFT JOIN persons a
+		ON a.citizen_id = $2::text AND a.status = 'active' AND a.status_version > $4::bigint
 	WHERE $1::text = 'stop_benefits'
 	ON CONFLICT (citizen_id) WHERE kind = 'stop_benefits' AND duplicate_of IS NULL DO UPDATE SET
 		version = excluded.version,
-		date_of_death = CASE WHEN k.status = 'open' AND excluded.date_of_death <> ''
+		status = CASE WHEN k.status = 'done' THEN k.status ELSE excluded.status END,
+		cancel_reason = CASE WHEN k.status = 'done' THEN k.cancel_reason ELSE excluded.cancel_reason END,
+		reactivated_at = CASE WHEN k.status = 'done' THEN k.reactivated_at ELSE excluded.reactivated_at END,
+		date_of_death = CASE WHEN k.status <> 'done' AND excluded.date_of_death <> ''
 			THEN excluded.date_of_death ELSE k.date_of_death END,
-		changed_at = CASE WHEN k.status = 'open' AND excluded.date_of_death <> ''
+		changed_at = CASE WHEN k.status <> 'done' AND excluded.date_of_death <> ''
 			THEN coalesce(excluded.changed_at, k.changed_at) ELSE k.changed_at END,
 		corrected_date_of_death = CASE
-			WHEN k.status = 'open' THEN ''
+			WHEN k.status <> 'done' THEN ''
 			WHEN excluded.date_of_death = '' THEN k.corrected_date_of_death
 			WHEN excluded.date_of_death = k.date_of_death THEN ''
 			ELSE excluded.date_of_death END
 	WHERE k.version < excluded.version
 	RETURNING xmax = 0 AS inserted
+), r AS (
+	UPDATE tasks k SET version = $4::bigint,
+		status = CASE WHEN k.status = 'open' THEN 'cancelled' ELSE k.status END,
+		cancel_reason = CASE WHEN k.status = 'open' THEN $13::text ELSE k.cancel_reason END,
+		reactivated_at = coalesce($12::timestamptz, now())
+	WHERE $11::bool AND k.citizen_id = $2::text AND k.kind = 'stop_benefits' AND k.version < $4::bigint
+	RETURNING k.id, k.status
 ), u AS (
-	INSERT INTO persons AS p (citizen_id, version, address_code, status) VALUES ($2::text, $4::bigint, $8::text, $9::text)
-	ON CONFLICT (citizen_id) DO UPDATE SET version = excluded.version,
-		address_code = CASE WHEN excluded.address_code <> '' THEN excluded.address_code ELSE p.address_code END,
-		status = CASE WHEN excluded.status <> '' THEN excluded.status ELSE p.status END
-	WHERE p.version < excluded.version
+	INSERT INTO persons AS p (citizen_id, version, address_code, address_at, status, status_version, status_at)
+	VALUES ($2::text, $4::bigint, $8::text, CASE WHEN $8::text <> '' THEN $12::timestamptz END,
+		$9::text, CASE WHEN $9::text <> '' THEN $4::bigint ELSE 0 END, CASE WHEN $9::text <> '' THEN $12::timestamptz END)
+	ON CONFLICT (citizen_id) DO UPDATE SET version = greatest(p.version, excluded.version),
+		address_code = CASE WHEN ` + newerAddress + ` THEN excluded.address_code ELSE p.address_code END,
+		address_at = CASE WHEN ` + newerAddress + ` THEN excluded.address_at ELSE p.address_at END,
+		status = CASE WHEN ` + newerStatus + ` THEN excluded.status ELSE p.status END,
+		status_version = CASE WHEN ` + newerStatus + ` THEN excluded.status_version ELSE p.status_version END,
+		status_at = CASE WHEN ` + newerStatus + ` THEN excluded.status_at ELSE p.status_at END
+	WHERE p.version < excluded.version OR ` + newerAddress + ` OR ` + newerStatus + `
 	RETURNING 1
 )
-SELECT (SELECT count(*) FROM t) + (SELECT count(*) FROM s WHERE inserted), (SELECT count(*) FROM u)`
+SELECT (SELECT count(*) FROM t) + (SELECT count(*) FROM s WHERE inserted),
+	(SELECT count(*) FROM r WHERE status = 'cancelled'),
+	coalesce((SELECT array_agg(id ORDER BY id) FROM r WHERE status = 'done'), '{}'),
+	(SELECT count(*) FROM u)`
 	t := c.task
 	var created, updated int64
+	var res applied
 	changedAt := pgtype.Timestamptz{Time: t.ChangedAt, Valid: !t.ChangedAt.IsZero()}
+	at := pgtype.Timestamptz{Time: c.at, Valid: !c.at.IsZero()}
 	err := s.pool.QueryRow(ctx, q, t.Kind, string(c.citizenID), t.ChangeID, c.version, t.FromRegion, t.ToRegion, t.DateOfDeath,
-		c.address, c.status, changedAt).Scan(&created, &updated)
+		c.address, c.status, changedAt, c.reactivated, at, reasonReactivated).
+		Scan(&created, &res.cancelled, &res.flagged, &updated)
 	if err != nil {
-		return false, fmt.Errorf("recording notification: %w", err)
+		return applied{}, fmt.Errorf("recording notification: %w", err)
 	}
-	return created > 0, nil
+	res.created = created > 0
+	return res, nil
 }
 
-// upsertPerson records a snapshot person unless the roster is newer.
+// The roster's rules, over p (the row) and excluded (the notification's).
+const (
+	// newerAddress: an address replaces none, and otherwise one of an
+	// older move; one of unknown time (the snapshot's, or recorded before
+	// times were kept) gives way to a newer version, and a move at the
+	// same time to a newer version.
+	newerAddress = `(excluded.address_code <> '' AND (p.address_code = '' OR CASE
+		WHEN p.address_at IS NULL OR excluded.address_at IS NULL THEN p.version < excluded.version
+		ELSE excluded.address_at > p.address_at OR (excluded.address_at = p.address_at AND p.version < excluded.version) END))`
+	// newerStatus: a status replaces one of an older version.
+	newerStatus = `(excluded.status <> '' AND p.status_version < excluded.status_version)`
+)
+
+// upsertPerson records a snapshot person unless the roster is newer. The
+// snapshot is the hub's record at its version: it replaces the address
+// and the status, and the address's time is unknown.
 func (s *Store) upsertPerson(ctx context.Context, id citizenid.ID, version int64, address, status string) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO persons AS p (citizen_id, version, address_code, status) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (citizen_id) DO UPDATE SET version = excluded.version, address_code = excluded.address_code, status = excluded.status
+	_, err := s.pool.Exec(ctx, `INSERT INTO persons AS p (citizen_id, version, address_code, status, status_version) VALUES ($1, $2, $3, $4, $2)
+		ON CONFLICT (citizen_id) DO UPDATE SET version = excluded.version, address_code = excluded.address_code, address_at = NULL,
+			status = excluded.status, status_version = excluded.version, status_at = NULL
 		WHERE p.version < excluded.version`, string(id), version, address, status)
 	if err != nil {
 		return fmt.Errorf("recording snapshot person: %w", err)
@@ -194,20 +292,29 @@ type TaskFilter struct {
 	// Corrected selects the tasks with a corrected date of death: a
 	// different date announced after completion.
 	Corrected bool
-	After     int64 // id to continue after
-	Limit     int   // default DefaultTaskLimit
+	// Reactivated selects the tasks whose person became active again
+	// (ReactivatedAt set): the cancelled ones, and the done ones to
+	// review.
+	Reactivated bool
+	After       int64 // id to continue after
+	Limit       int   // default DefaultTaskLimit
 }
 
-const taskColumns = `id, kind, citizen_id, change_id, version, from_region, to_region, date_of_death, corrected_date_of_death, changed_at, created_at, status`
+const taskColumns = `id, kind, citizen_id, change_id, version, from_region, to_region, date_of_death, corrected_date_of_death, changed_at, created_at, status,
+	cancel_reason, reactivated_at`
 
 func scanTask(row pgx.CollectableRow) (Task, error) {
 	var t Task
 	var id string
-	var changedAt pgtype.Timestamptz
-	err := row.Scan(&t.ID, &t.Kind, &id, &t.ChangeID, &t.Version, &t.FromRegion, &t.ToRegion, &t.DateOfDeath, &t.CorrectedDateOfDeath, &changedAt, &t.CreatedAt, &t.Status)
+	var changedAt, reactivatedAt pgtype.Timestamptz
+	err := row.Scan(&t.ID, &t.Kind, &id, &t.ChangeID, &t.Version, &t.FromRegion, &t.ToRegion, &t.DateOfDeath, &t.CorrectedDateOfDeath, &changedAt, &t.CreatedAt, &t.Status,
+		&t.CancelReason, &reactivatedAt)
 	t.CitizenID = citizenid.ID(id)
 	if changedAt.Valid {
 		t.ChangedAt = changedAt.Time
+	}
+	if reactivatedAt.Valid {
+		t.ReactivatedAt = reactivatedAt.Time
 	}
 	return t, err
 }
@@ -220,8 +327,8 @@ func (s *Store) Tasks(ctx context.Context, f TaskFilter) ([]Task, error) {
 	}
 	rows, err := s.pool.Query(ctx, `SELECT `+taskColumns+` FROM tasks
 		WHERE ($1 = '' OR status = $1) AND ($2 = '' OR citizen_id = $2) AND id > $3
-			AND (NOT $5 OR corrected_date_of_death <> '')
-		ORDER BY id LIMIT $4`, f.Status, string(f.CitizenID), f.After, f.Limit, f.Corrected)
+			AND (NOT $5 OR corrected_date_of_death <> '') AND (NOT $6 OR reactivated_at IS NOT NULL)
+		ORDER BY id LIMIT $4`, f.Status, string(f.CitizenID), f.After, f.Limit, f.Corrected, f.Reactivated)
 	if err != nil {
 		return nil, fmt.Errorf("listing tasks: %w", err)
 	}
@@ -255,11 +362,14 @@ func (s *Store) Task(ctx context.Context, id int64) (Task, error) {
 // the date of death that event reported (dateOfDeath, "" for a
 // transfer). A stop_benefits task whose date a notification changed
 // after the task was read keeps the reported date and the new one as its
-// corrected date: the event is on its way to the hub.
+// corrected date: the event is on its way to the hub. Likewise a task a
+// reactivation cancelled after it was read becomes done, keeping its
+// reactivated_at: the termination is on its way, and the bureau must
+// review it.
 func (s *Store) markDone(ctx context.Context, id int64, eventID, dateOfDeath string) error {
-	_, err := s.pool.Exec(ctx, `UPDATE tasks SET status = 'done', completed_at = now(), event_id = $2,
+	_, err := s.pool.Exec(ctx, `UPDATE tasks SET status = 'done', completed_at = now(), event_id = $2, cancel_reason = '',
 		corrected_date_of_death = CASE WHEN date_of_death = $3 THEN '' ELSE date_of_death END, date_of_death = $3
-		WHERE id = $1 AND status = 'open'`, id, eventID, dateOfDeath)
+		WHERE id = $1 AND status IN ('open', 'cancelled')`, id, eventID, dateOfDeath)
 	if err != nil {
 		return fmt.Errorf("marking task done: %w", err)
 	}

@@ -1,0 +1,380 @@
+package socialinsurance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/metric/noop"
+
+	"github.com/pophub/pophub/adapters/publisher"
+	"github.com/pophub/pophub/consumers/sdk"
+	"github.com/pophub/pophub/consumers/sdk/sdktest"
+	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/internal/pgmigrate"
+	"github.com/pophub/pophub/internal/testenv"
+	"github.com/pophub/pophub/schemas"
+)
+
+// TestRestoredHukouCancelsStopBenefits: a hukou cancelled for death is
+// restored (hukou.registered, reason restored), and the hub makes the
+// person active again, announcing only a status change. The bureau,
+// following its region's status changes, must not terminate a living
+// person's insurances: an open stop_benefits task is cancelled and cannot
+// be completed, a done one is flagged for review, and the roster says
+// active. A later real death reopens the task. The same notifications
+// delivered again change nothing.
+func TestRestoredHukouCancelsStopBenefits(t *testing.T) {
+	tests := []struct {
+		name string
+		// steps are event names applied at the hub in arrival order, or
+		// "complete": the bureau completes its open stop_benefits tasks.
+		steps []string
+		// statusFirst hands the bureau the status changes before the other
+		// notifications, as separate consumers (ConsumerPerFilter) may.
+		statusFirst  bool
+		wantStatus   string // of the person's stop_benefits task
+		wantDate     string // its date of death
+		wantReactive bool   // flagged as active again (reactivated_at)
+		wantRoster   string
+		wantUntil    string // the pension's end at the hub; "" while insured
+	}{
+		{name: "restored while the task is open", steps: []string{"cancel", "restore"},
+			wantStatus: StatusCancelled, wantDate: "2025-03-01", wantReactive: true, wantRoster: "active"},
+		{name: "restored after the task was completed", steps: []string{"cancel", "complete", "restore"},
+			wantStatus: StatusDone, wantDate: "2025-03-01", wantReactive: true, wantRoster: "active", wantUntil: "2025-03-01"},
+		{name: "died after the restoration", steps: []string{"cancel", "restore", "death", "complete"},
+			wantStatus: StatusDone, wantDate: "2025-05-01", wantRoster: "deceased", wantUntil: "2025-05-01"},
+		{name: "restoration handled before the death", steps: []string{"cancel", "restore"}, statusFirst: true,
+			wantStatus: StatusCancelled, wantDate: "2025-03-01", wantReactive: true, wantRoster: "active"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			harbin := openBureau(t, "2301")
+			id := sdktest.CitizenID(960 + i)
+			regData := schemas.HukouRegisteredData{Name: "王伟", Gender: "1", BirthDate: "1980-05-05", Ethnicity: "01",
+				AddressCode: daoli, HouseholdID: "H1", Reason: "birth"}
+			restored := regData
+			restored.Reason = "restored"
+			events := map[string]hub.Input{
+				"cancel":  hubEvent(t, schemas.HukouCancelled, id, "cancel", "2025-03-01T09:00:00+08:00", schemas.HukouCancelledData{Reason: "death"}),
+				"restore": hubEvent(t, schemas.HukouRegistered, id, "restore", "2025-03-10T09:00:00+08:00", restored),
+				"death": hubEvent(t, schemas.DeathCertified, id, "death", "2025-05-01T09:00:00+08:00",
+					schemas.DeathCertifiedData{DateOfDeath: "2025-05-01", CertificateNo: "D1"}),
+			}
+			h := newHubSim(t)
+			h.apply(hubEvent(t, schemas.HukouRegistered, id, "reg", "2020-01-01T09:00:00+08:00", regData))
+			h.apply(hubEvent(t, schemas.InsuranceEnrolled, id, "enrol", "2021-01-01T09:00:00+08:00", schemas.InsuranceEnrolledData{
+				Scheme: "employee", Insurances: []string{"pension", "medical"}, Region: "230102", Start: "2021-01-01"}))
+			filters := append(Filters("2301"), StatusFilter("2301"))
+
+			var delivered []hub.OutboxEntry
+			deliver := func(entries []hub.OutboxEntry) {
+				if tt.statusFirst {
+					var status, rest []hub.OutboxEntry
+					for _, e := range entries {
+						if subjectMatches(StatusFilter("2301").Subject("pop"), e.Subject) {
+							status = append(status, e)
+						} else {
+							rest = append(rest, e)
+						}
+					}
+					entries = append(status, rest...)
+				}
+				harbin.deliverEntries(t, entries)
+				delivered = append(delivered, entries...)
+			}
+			pub := &hubPublisher{t: t}
+			var pending []hub.OutboxEntry
+			for _, step := range tt.steps {
+				if step != "complete" {
+					pending = append(pending, subscribed(filters, h.apply(events[step]))...)
+					if !tt.statusFirst {
+						deliver(pending)
+						pending = nil
+					}
+					continue
+				}
+				open, err := harbin.store.Tasks(ctx, TaskFilter{CitizenID: id, Status: StatusOpen})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, task := range open {
+					if _, err := Complete(ctx, harbin.store, pub, task.ID); err != nil {
+						t.Fatal(err)
+					}
+				}
+				for _, in := range pub.inputs {
+					h.apply(in)
+				}
+				pub.inputs = nil
+			}
+			deliver(pending)
+
+			tasks, err := harbin.store.Tasks(ctx, TaskFilter{CitizenID: id})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(tasks) != 1 || tasks[0].Kind != StopBenefits {
+				t.Fatalf("tasks %+v, want one stop_benefits task", tasks)
+			}
+			task := tasks[0]
+			if task.Status != tt.wantStatus || task.DateOfDeath != tt.wantDate || task.ReactivatedAt.IsZero() == tt.wantReactive {
+				t.Errorf("task: status %s, date of death %s, reactivated at %v; want %s, %s, reactivated %v",
+					task.Status, task.DateOfDeath, task.ReactivatedAt, tt.wantStatus, tt.wantDate, tt.wantReactive)
+			}
+			if (task.Status == StatusCancelled) != (task.CancelReason != "") {
+				t.Errorf("task status %s with cancel reason %q", task.Status, task.CancelReason)
+			}
+			if task.Status == StatusCancelled {
+				_, err := Complete(ctx, harbin.store, pub, task.ID)
+				if !errors.Is(err, ErrTaskCancelled) {
+					t.Errorf("completing a cancelled task: %v, want ErrTaskCancelled", err)
+				}
+				if len(pub.inputs) != 0 {
+					t.Errorf("completing a cancelled task published %d events", len(pub.inputs))
+				}
+			}
+			flagged, err := harbin.store.Tasks(ctx, TaskFilter{Reactivated: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := len(flagged) == 1; got != tt.wantReactive {
+				t.Errorf("listed as reactivated: %v, want %v", got, tt.wantReactive)
+			}
+			if _, status := harbin.rosterPerson(t, id); status != tt.wantRoster {
+				t.Errorf("roster status %s, want %s", status, tt.wantRoster)
+			}
+			if r := h.record(id); r.SocialInsurance == nil || r.SocialInsurance.Insurances["pension"].Until != tt.wantUntil {
+				t.Errorf("the hub's social insurance %+v, want the pension until %q", r.SocialInsurance, tt.wantUntil)
+			}
+
+			// The same notifications again, in the same order: nothing changes.
+			harbin.deliverEntries(t, delivered)
+			again, err := harbin.store.Tasks(ctx, TaskFilter{CitizenID: id})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(again, tasks) {
+				t.Errorf("redelivery changed the tasks:\n%+v\nto\n%+v", tasks, again)
+			}
+			if _, status := harbin.rosterPerson(t, id); status != tt.wantRoster {
+				t.Errorf("roster status after redelivery %s, want %s", status, tt.wantRoster)
+			}
+		})
+	}
+}
+
+// TestChangeForStatus: of the status changes in its region the bureau
+// acts on a registration's (the person is active again); the others, and
+// the other sections, need nothing from it.
+func TestChangeForStatus(t *testing.T) {
+	id := sdktest.CitizenID(8)
+	tests := []struct {
+		name       string
+		section    string
+		typ        schemas.Type
+		wantActive bool
+	}{
+		{"restored", string(schemas.SecStatus), schemas.HukouRegistered, true},
+		{"cancelled", string(schemas.SecStatus), schemas.HukouCancelled, false},
+		{"certified", string(schemas.SecStatus), schemas.DeathCertified, false},
+		{"hukou section", string(schemas.SecHukou), schemas.HukouRegistered, false},
+		{"marital", string(schemas.SecMarital), schemas.MarriageRegistered, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := schemas.Notification{ChangeID: "c." + tt.section, CitizenID: id, Version: 4, Section: tt.section, EventType: tt.typ}
+			c := changeFor(&sdk.Delivery{Notification: n, Subject: sdktest.Subject("pop", n, daoli)}, "2301")
+			if c.reactivated != tt.wantActive || (c.status == "active") != tt.wantActive {
+				t.Errorf("reactivated %v, status %q; want reactivated %v", c.reactivated, c.status, tt.wantActive)
+			}
+			if !tt.wantActive && !c.none() {
+				t.Errorf("%+v: want nothing to record", c)
+			}
+		})
+	}
+}
+
+// TestServiceFollowsStatusChanges: the running service hears the status
+// change of a restored hukou on the hub's stream and cancels the open
+// stop_benefits task; its API refuses to complete it (409, the reason
+// given) and lists it as cancelled and as reactivated.
+func TestServiceFollowsStatusChanges(t *testing.T) {
+	svc := startService(t, Config{APIToken: testAPIToken})
+	_, js := sdktest.Connect(t, svc.cfg.NATS)
+	id := sdktest.CitizenID(970)
+	death := sdktest.Death("death", id, 3, "2025-03-01")
+	restored := schemas.Notification{ChangeID: "restore.status", CitizenID: id, Version: 4, Section: string(schemas.SecStatus),
+		EventID: "restore", EventType: schemas.HukouRegistered, Source: schemas.PublicSecurity, Time: time.Now().UTC(), AppliedAt: time.Now().UTC()}
+	sdktest.Publish(t, js, sdktest.Msg(sdktest.Subject("pop", death, daoli), death, ""),
+		sdktest.Msg(sdktest.Subject("pop", restored, daoli), restored, ""))
+
+	var task Task
+	for deadline := time.Now().Add(10 * time.Second); task.Status != StatusCancelled; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("task %+v, want it cancelled", task)
+		}
+		tasks, err := svc.store.Tasks(context.Background(), TaskFilter{CitizenID: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(tasks) == 1 {
+			task = tasks[0]
+		}
+	}
+
+	api := httptest.NewServer(svc.Handler())
+	t.Cleanup(api.Close)
+	resp, err := bearerClient(testAPIToken, nil).Post(fmt.Sprintf("%s/tasks/%d/complete", api.URL, task.ID), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusConflict || !strings.Contains(string(body), "active again") {
+		t.Errorf("completing the cancelled task: %s %s, want 409 with the reason", resp.Status, body)
+	}
+	for _, query := range []string{"status=cancelled", "reactivated=true"} {
+		got, _ := getTasks(t, api.URL+"/tasks?"+query)
+		if len(got) != 1 || got[0]["status"] != StatusCancelled || got[0]["cancel_reason"] == nil || got[0]["reactivated_at"] == nil {
+			t.Errorf("GET /tasks?%s: %v, want the cancelled task with its reason and time", query, got)
+		}
+	}
+	if got, _ := getTasks(t, api.URL+"/tasks?status=open"); len(got) != 0 {
+		t.Errorf("GET /tasks?status=open: %v, want none", got)
+	}
+}
+
+// TestConfigFilters: the service follows status changes with its one
+// consumer, and with a consumer per filter only when asked to (an access
+// policy grants that consumer's subject to few identities).
+func TestConfigFilters(t *testing.T) {
+	tests := []struct {
+		perFilter, follow, want bool
+	}{
+		{false, false, true},
+		{false, true, true},
+		{true, false, false},
+		{true, true, true},
+	}
+	for _, tt := range tests {
+		cfg := Config{Region: "2301", ConsumerPerFilter: tt.perFilter, FollowStatus: tt.follow}
+		got := slices.Contains(cfg.filters(), StatusFilter("2301"))
+		if got != tt.want || !reflect.DeepEqual(cfg.filters()[:3], Filters("2301")) {
+			t.Errorf("per filter %v, follow %v: filters %v, want the status filter %v", tt.perFilter, tt.follow, cfg.filters(), tt.want)
+		}
+	}
+}
+
+// TestUpgradeToReactivation: a database of the release before tasks could
+// be cancelled (migrations 0001–0003), with a person's open stop_benefits
+// task and roster row, opens after the upgrade; a restoration cancels the
+// task and makes the roster say active, and the roster's address, of
+// unknown time, gives way to a newer move, whose time then keeps an older
+// move's address out.
+func TestUpgradeToReactivation(t *testing.T) {
+	ctx := context.Background()
+	url, schema := testenv.PostgresURL(), testenv.Schema(t)
+	id := sdktest.CitizenID(980)
+	old := fstest.MapFS{}
+	for _, name := range []string{"0001_tasks.sql", "0002_task_changed_at.sql", "0003_stop_benefits_per_person.sql"} {
+		data, err := fs.ReadFile(migrations, "migrations/"+name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		old["migrations/"+name] = &fstest.MapFile{Data: data}
+	}
+	pc, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{schema}.Sanitize()
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if err := pgmigrate.Apply(ctx, pool, old, schema, "pophub-si-migrate", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `WITH t AS (INSERT INTO tasks (kind, citizen_id, change_id, version, from_region, date_of_death)
+		VALUES ('stop_benefits', $1, 'old-death', 5, '230102', '2025-03-01'))
+		INSERT INTO persons (citizen_id, version, address_code, status) VALUES ($1, 5, $2, 'deceased')`, string(id), daoli); err != nil {
+		t.Fatal(err)
+	}
+	pool.Close()
+
+	store, err := OpenStore(ctx, url, schema, nil)
+	if err != nil {
+		t.Fatalf("opening a database of the release before: %v", err)
+	}
+	defer store.Close()
+	h, err := NewHandler(store, "2301", noop.NewMeterProvider())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := bureau{store: store, handler: h}
+	restored := schemas.Notification{ChangeID: "restore.status", CitizenID: id, Version: 6, Section: string(schemas.SecStatus),
+		EventType: schemas.HukouRegistered, Time: time.Date(2025, 3, 10, 1, 0, 0, 0, time.UTC)}
+	b.deliverDeath(t, restored, daoli)
+	june := sdktest.Migration("june", id, 7, daoli, nangang)
+	june.Time = time.Date(2025, 6, 2, 1, 0, 0, 0, time.UTC)
+	b.deliver(t, june)
+	january := sdktest.Migration("january", id, 8, daoli, saertu)
+	january.Time = time.Date(2025, 1, 15, 1, 0, 0, 0, time.UTC)
+	b.deliver(t, january)
+
+	if task := b.task(t, id, "old-death", StopBenefits); task.Status != StatusCancelled || task.CancelReason == "" {
+		t.Errorf("old task after the restoration: %+v, want it cancelled with a reason", task)
+	}
+	if address, status := b.rosterPerson(t, id); address != nangang || status != "active" {
+		t.Errorf("roster %s, %s; want %s (June's move), active", address, status, nangang)
+	}
+}
+
+// restoringPublisher hands the bureau a restoration while the completion
+// is on its way to the hub.
+type restoringPublisher struct {
+	hubPublisher
+	restore func()
+}
+
+func (p *restoringPublisher) Publish(ctx context.Context, events ...schemas.Event) ([]publisher.Result, error) {
+	p.restore()
+	return p.hubPublisher.Publish(ctx, events...)
+}
+
+// TestRestoredWhileCompleting: the restoration arrives between reading the
+// open task and marking it done. The termination is on its way to the
+// hub, so the task ends done, flagged for review, not cancelled.
+func TestRestoredWhileCompleting(t *testing.T) {
+	ctx := context.Background()
+	harbin := openBureau(t, "2301")
+	id := sdktest.CitizenID(990)
+	harbin.deliverDeath(t, sdktest.Death("death", id, 3, "2025-03-01"), daoli)
+	restored := schemas.Notification{ChangeID: "restore.status", CitizenID: id, Version: 4, Section: string(schemas.SecStatus),
+		EventType: schemas.HukouRegistered, Time: time.Date(2025, 3, 10, 1, 0, 0, 0, time.UTC)}
+	pub := &restoringPublisher{hubPublisher: hubPublisher{t: t}, restore: func() { harbin.deliverDeath(t, restored, daoli) }}
+	task := harbin.task(t, id, "death", StopBenefits)
+	done, err := Complete(ctx, harbin.store, pub, task.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pub.inputs) != 1 || done.Status != StatusDone || done.ReactivatedAt.IsZero() || done.CancelReason != "" {
+		t.Errorf("task %+v after %d events, want done and flagged as reactivated", done, len(pub.inputs))
+	}
+}
