@@ -76,11 +76,11 @@ func TestPublishSameID(t *testing.T) {
 		detail  string // in the duplicate's detail
 	}{
 		{"a correction under the same id", []schemas.Event{e, other, corr}, []string{"", "", ReasonDuplicateID}, 2, "events[0]"},
-		{"an exact repeat", []schemas.Event{e, e}, []string{"", ""}, 1, ""},
-		{"a repeat and a correction", []schemas.Event{e, e, corr}, []string{"", "", ReasonDuplicateID}, 1, "events[0]"},
+		{"an exact repeat, sent as it came", []schemas.Event{e, e}, []string{"", ""}, 2, ""},
+		{"a repeat and a correction", []schemas.Event{e, e, corr}, []string{"", "", ReasonDuplicateID}, 2, "events[0]"},
 		{"the first under the id invalid", []schemas.Event{future, corr}, []string{schemas.ReasonNotCloudEvent, ""}, 1, ""},
 		{"the same id in another source", []schemas.Event{e, taxSameID}, []string{"", ""}, 2, ""},
-		{"a large call", large, largeWant, int64(groupedMin + 50), fmt.Sprintf("events[%d]", 0)},
+		{"a large call", large, largeWant, int64(groupedMin + 51), fmt.Sprintf("events[%d]", 0)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -251,8 +251,9 @@ type Result struct {
 // an earlier valid event of the call has, with other content, would be
 // dropped by the hub as a repeat, so it is not sent and its Result is a
 // reject (ReasonDuplicateID, naming the earlier event). An event that is
-// the same as the earlier one (the same encoding) is sent once, and its
-// Result is the earlier one's.
+// the same as the earlier one (the same encoding) is a harmless repeat and
+// sent like any other: the hub applies it once and counts the repeat, as
+// it does for a resend of a later call.
 //
 // Records of one partition are sent in one WriteMessages, in the order of
 // events. A large call is validated and sent in groups of partitions: a
@@ -270,15 +271,10 @@ func (p *Publisher) Publish(ctx context.Context, events ...schemas.Event) ([]Res
 		}
 	}
 	msgs := p.validateAll(events, results)
-	var repeats []repeat
 	if shared {
-		repeats = markDuplicateIDs(events, msgs, results)
+		markDuplicateIDs(events, msgs, results)
 	}
-	err := p.send(ctx, msgs, results, func(i int) *schemas.Event { return &events[i] })
-	for _, r := range repeats {
-		results[r.i].Err = results[r.first].Err
-	}
-	return results, err
+	return results, p.send(ctx, msgs, results, func(i int) *schemas.Event { return &events[i] })
 }
 
 // mayShareIDs reports whether two events may have one id: it compares
@@ -301,25 +297,16 @@ func mayShareIDs(events []schemas.Event) bool {
 	return false
 }
 
-// repeat is an event the same as an earlier one of its call: not sent,
-// its Result is the first's.
-type repeat struct{ i, first int }
-
-// errRepeat marks a repeat's Result until the first's outcome is known,
-// so that send skips it.
-var errRepeat = errors.New("the same as an earlier event of the call")
-
-// markDuplicateIDs sets the Result of every valid event whose source and
-// id an earlier valid event has: a reject when their records differ, and
-// errRepeat, with the repeat returned, when they are the same. The
-// records are compared as encoded for the validation, not encoded again.
-func markDuplicateIDs(events []schemas.Event, msgs []kafka.Message, results []Result) []repeat {
+// markDuplicateIDs rejects every valid event whose source and id an
+// earlier valid event has with another record; one with the same record
+// is left to be sent. The records are compared as encoded for the
+// validation, not encoded again.
+func markDuplicateIDs(events []schemas.Event, msgs []kafka.Message, results []Result) {
 	type key struct {
 		source schemas.Source
 		id     string
 	}
 	first := make(map[key]int, len(events))
-	var repeats []repeat
 	for i := range events {
 		if results[i].Err != nil {
 			continue
@@ -330,14 +317,12 @@ func markDuplicateIDs(events []schemas.Event, msgs []kafka.Message, results []Re
 		case !seen:
 			first[k] = i
 		case bytes.Equal(msgs[i].Value, msgs[j].Value):
-			results[i].Err = errRepeat
-			repeats = append(repeats, repeat{i: i, first: j})
+			// A harmless repeat, sent as it came.
 		default:
 			results[i].Err = &schemas.RejectError{Reason: ReasonDuplicateID, Field: "id",
 				Detail: fmt.Sprintf("events[%d] has this id with other content: the hub applies one event per source and id and would drop this one; give this change an id of its own", j)}
 		}
 	}
-	return repeats
 }
 
 // groupedMin is the number of events from which Publish sends in groups
