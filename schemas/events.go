@@ -393,7 +393,7 @@ func quoteName(name string) string {
 		name = strings.ToValidUTF8(name[:max], "")
 	}
 	if longDigitRun(name) {
-		return "(a name holding 15 or more digits)" // perhaps a citizen ID
+		return maskedName
 	}
 	plain := name != ""
 	for i := range len(name) {
@@ -407,6 +407,22 @@ func quoteName(name string) string {
 	}
 	if cut {
 		name += "…"
+	}
+	return name
+}
+
+// maskedName stands in a reject for a member name that may be a citizen
+// ID: rejects reach the DLQ, logs and `pophub dlq list`, which must not
+// carry an ID that a producer happened to use as a name.
+const maskedName = "(a name holding 15 or more digits)"
+
+// maskName is name as a reject's field names it: as is, unless it holds
+// 15 or more digits in a row (perhaps a citizen ID), then maskedName.
+// Unlike quoteName it neither quotes nor cuts, so that "data.Reason" stays
+// the field a producer can search its code for.
+func maskName(name string) string {
+	if longDigitRun(name) {
+		return maskedName
 	}
 	return name
 }
@@ -447,7 +463,7 @@ func checkDataNames(typ Type, raw json.RawMessage) *RejectError {
 	if !found {
 		return nil // an unknown name the decoder rejects, if any
 	}
-	return reject(ReasonInvalidData, "data."+bad, "unknown field (field names are case-sensitive)")
+	return reject(ReasonInvalidData, "data."+maskName(bad), "unknown field (field names are case-sensitive)")
 }
 
 // folds reports whether name equals one of names under Unicode case
@@ -494,6 +510,9 @@ func checkNames(members map[string]json.RawMessage) *RejectError {
 	const max = 32 // bytes of the name quoted in the detail
 	if len(bad) > max {
 		bad = strings.ToValidUTF8(bad[:max], "") + "…"
+	}
+	if longDigitRun(bad) {
+		return reject(ReasonNotCloudEvent, "", "member %s is not a CloudEvents attribute name (1 to 20 lower-case letters and digits; names are case-sensitive)", maskedName)
 	}
 	return reject(ReasonNotCloudEvent, "", "member %q is not a CloudEvents attribute name (1 to 20 lower-case letters and digits; names are case-sensitive)", bad)
 }
@@ -615,7 +634,7 @@ func dataDecodeError(err error) *RejectError {
 	}
 	msg := err.Error()
 	if strings.HasPrefix(msg, "json: unknown field ") {
-		return reject(ReasonInvalidData, "data."+strings.Trim(strings.TrimPrefix(msg, "json: unknown field "), `"`), "unknown field")
+		return reject(ReasonInvalidData, "data."+maskName(strings.Trim(strings.TrimPrefix(msg, "json: unknown field "), `"`)), "unknown field")
 	}
 	return reject(ReasonInvalidData, "data", "must be a JSON object: %v", err)
 }

@@ -102,7 +102,7 @@ func printList(out io.Writer, recs []dlq.Record) {
 			errText += " (replay of " + r.ReplayOf + ")"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Time.UTC().Format(time.RFC3339), origin,
-			orDash(r.Reason), orDash(r.Field), citizenid.MaskText(errText))
+			orDash(r.Reason), citizenid.MaskText(orDash(r.Field)), citizenid.MaskText(errText))
 	}
 	tw.Flush()
 }
@@ -143,7 +143,9 @@ func printRecord(out io.Writer, r dlq.Record, reveal bool) {
 	fmt.Fprintf(tw, "record:\t%s %s\n", schemas.DLQTopic, r.ID)
 	fmt.Fprintf(tw, "time:\t%s\n", r.Time.UTC().Format(time.RFC3339Nano))
 	fmt.Fprintf(tw, "reason:\t%s\n", orDash(r.Reason))
-	fmt.Fprintf(tw, "field:\t%s\n", orDash(r.Field))
+	// The field names a member, which a producer may have named with an
+	// ID; records rejected before the decoder masked such names keep it.
+	fmt.Fprintf(tw, "field:\t%s\n", mask(orDash(r.Field)))
 	fmt.Fprintf(tw, "error:\t%s\n", mask(orDash(r.Error)))
 	if r.Topic != "" {
 		fmt.Fprintf(tw, "origin:\t%s partition %d offset %d\n", r.Topic, r.Partition, r.Offset)

@@ -42,7 +42,14 @@ the store's health and totals and its outbox backlog, the consumer group's lag
 per partition and the consumer's counts since it started (transaction markers
 it skipped included), the DLQ by reason and source, and the notification
 stream with every durable subscriber's position (pending, awaiting
-acknowledgement, acknowledgement floor). --json prints the raw answer.
+acknowledgement, acknowledgement floor). PENDING + ACK PENDING is a
+subscriber's backlog. BEHIND LAST SEQ (the stream's last sequence minus the
+acknowledgement floor) is shown for unfiltered subscribers only, "-" for
+filtered ones: a filtered subscriber's floor stays at its last matching
+message, however many messages of other subjects follow. Records a source
+topic's retention deleted before the hub read them are shown as
+"LOST to retention: N records" (in --json, counts.lost_to_retention).
+--json prints the raw answer.
 
 The hub counts the DLQ incrementally, reading on each request only the
 records added since the last one, a few seconds' worth at most: after a
@@ -145,6 +152,12 @@ func renderStatus(w io.Writer, hubURL string, st api.Status) error {
 			}
 			fmt.Fprintf(&b, "         since start: consumed %s = applied %s + duplicates %s + rejected %s; skipped %s transaction markers\n",
 				n(c.Consumed), n(c.Applied), n(c.Duplicates), n(rej), n(c.Skipped))
+			if c.LostToRetention > 0 {
+				// Events never applied: the hub's warning log names the
+				// partitions and offsets, the department must send them again.
+				fmt.Fprintf(&b, "         LOST to retention: %s records deleted before the hub read them (their events are not applied; the hub's log names partitions and offsets)\n",
+					n(c.LostToRetention))
+			}
 		}
 		lagging := slices.Clone(in.Lag)
 		slices.SortStableFunc(lagging, func(x, y api.PartitionLag) int { return cmp.Compare(y.Lag, x.Lag) })
@@ -194,8 +207,16 @@ func renderStatus(w io.Writer, hubURL string, st api.Status) error {
 			tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "SUBSCRIBER\tPENDING\tACK PENDING\tREDELIVERED\tACK FLOOR\tBEHIND LAST SEQ\tFILTER")
 			for _, c := range sm.Consumers {
+				// A filtered subscriber's ack floor stays at its last
+				// matching message while other subjects' messages follow,
+				// so last seq − ack floor would show one that is caught up
+				// as far behind: its backlog is PENDING + ACK PENDING.
+				behind := "-"
+				if c.Filter == "" {
+					behind = n(int64(sm.LastSeq) - int64(min(c.AckFloor, sm.LastSeq)))
+				}
 				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\n", c.Name, n(int64(c.Pending)), c.AckPending, c.Redelivered,
-					n(int64(c.AckFloor)), n(int64(sm.LastSeq)-int64(min(c.AckFloor, sm.LastSeq))), cmp.Or(c.Filter, "-"))
+					n(int64(c.AckFloor)), behind, cmp.Or(c.Filter, "-"))
 			}
 			if err := tw.Flush(); err != nil {
 				return err
@@ -240,7 +261,7 @@ func (m *Main) adminConfig(js jetstream.JetStream) api.AdminConfig {
 
 func ingestCounts(c ingest.Counts) api.IngestCounts {
 	out := api.IngestCounts{Consumed: c.Consumed, Applied: c.Applied, Duplicates: c.Duplicates, Skipped: c.Skipped,
-		Rejected: maps.Clone(c.Rejected), Sources: map[string]api.IngestCountsSrc{}}
+		LostToRetention: c.Deleted, Rejected: maps.Clone(c.Rejected), Sources: map[string]api.IngestCountsSrc{}}
 	if out.Rejected == nil {
 		out.Rejected = map[string]int64{}
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,6 +21,9 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/pophub/pophub/hub/api"
+	"github.com/pophub/pophub/hub/embedded"
+	"github.com/pophub/pophub/hub/ingest"
+	"github.com/pophub/pophub/internal/testenv"
 	"github.com/pophub/pophub/schemas"
 )
 
@@ -286,5 +290,136 @@ func TestStatusDLQIncremental(t *testing.T) {
 	d = count(5 * time.Second)
 	if c.read != n+2 || d.Records != n+2 || d.BySource["housing"] != 2 || d.ByReason["invalid"] != n/5+2 || len(d.CatchingUp) > 0 {
 		t.Errorf("after 2 more: read %d, %+v", c.read, d)
+	}
+}
+
+// TestStatusLostToRetention: records a source topic's retention deleted
+// before the hub read them are events never applied; the status answer
+// counts them and the screen says so, loudly, when there are any. They
+// were once counted (Counts.Deleted) but left out of both.
+func TestStatusLostToRetention(t *testing.T) {
+	const lost = "LOST to retention: 500 records deleted before the hub read them"
+	tests := []struct {
+		name     string
+		counts   ingest.Counts
+		wantJSON string
+		wantLine bool
+	}{
+		{"none lost", ingest.Counts{Consumed: 10, Applied: 10}, `"lost_to_retention":0`, false},
+		{"500 lost", ingest.Counts{Consumed: 10, Applied: 10, Deleted: 500}, `"lost_to_retention":500`, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := ingestCounts(tc.counts)
+			js, err := json.Marshal(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(js), tc.wantJSON) {
+				t.Errorf("no %s in %s", tc.wantJSON, js)
+			}
+			var out bytes.Buffer
+			st := api.Status{Store: api.StoreStatus{OK: true}, Ingest: &api.IngestStatus{Group: "pophub", Lag: []api.PartitionLag{}, Counts: &c}}
+			if err := renderStatus(&out, "http://hub", st); err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Contains(out.String(), "LOST to retention"); got != tc.wantLine {
+				t.Errorf("retention line shown: %v, want %v:\n%s", got, tc.wantLine, out.String())
+			}
+			if tc.wantLine && !strings.Contains(out.String(), lost) {
+				t.Errorf("no %q in\n%s", lost, out.String())
+			}
+		})
+	}
+}
+
+// TestStatusSubscriberBehind: a subscriber filtered to one region that has
+// acknowledged every message of its region is not behind, however many
+// messages of other regions came after: its ack floor stays at its last
+// matching message, so "last seq − ack floor" once showed it hundreds
+// behind. The figure is shown for unfiltered subscribers only; PENDING and
+// ACK PENDING are every subscriber's backlog.
+func TestStatusSubscriberBehind(t *testing.T) {
+	n := testenv.NATS(t, embedded.NATSConfig{})
+	nc, err := nats.Connect(n.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: schemas.StreamName, Subjects: []string{"pop.>"}})
+	if err != nil {
+		t.Fatalf("creating the stream: %v", err)
+	}
+	publish := func(subject string, times int) {
+		t.Helper()
+		for range times {
+			if _, err := js.Publish(ctx, subject, []byte("{}")); err != nil {
+				t.Fatalf("publishing to %s: %v", subject, err)
+			}
+		}
+	}
+	publish("pop.changed.110105.residence", 1)
+	for _, cfg := range []jetstream.ConsumerConfig{
+		{Durable: "si-beijing", FilterSubject: "pop.changed.110105.>", AckPolicy: jetstream.AckExplicitPolicy},
+		{Durable: "audit", AckPolicy: jetstream.AckExplicitPolicy},
+	} {
+		if _, err := st.CreateOrUpdateConsumer(ctx, cfg); err != nil {
+			t.Fatalf("creating consumer %s: %v", cfg.Durable, err)
+		}
+	}
+	publish("pop.changed.310101.residence", 500)
+	for _, name := range []string{"si-beijing", "audit"} {
+		cons, err := st.Consumer(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatalf("fetching for %s: %v", name, err)
+		}
+		for m := range batch.Messages() {
+			if err := m.DoubleAck(ctx); err != nil {
+				t.Fatalf("acknowledging for %s: %v", name, err)
+			}
+		}
+	}
+
+	info, err := streamInfo(ctx, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Consumers, err = streamConsumers(ctx, js); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := renderStatus(&out, "http://hub", api.Status{Store: api.StoreStatus{OK: true}, Stream: &info}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("\n%s", out.String())
+	tests := []struct {
+		name string
+		want []string // PENDING, ACK PENDING, REDELIVERED, ACK FLOOR, BEHIND LAST SEQ
+	}{
+		{"si-beijing", []string{"0", "0", "0", "1", "-"}},
+		{"audit", []string{"500", "0", "0", "1", "500"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for line := range strings.SplitSeq(out.String(), "\n") {
+				if f := strings.Fields(line); len(f) >= 6 && f[0] == tc.name {
+					if got := f[1:6]; !slices.Equal(got, tc.want) {
+						t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+					}
+					return
+				}
+			}
+			t.Errorf("no row for %s in\n%s", tc.name, out.String())
+		})
 	}
 }

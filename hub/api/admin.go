@@ -131,9 +131,15 @@ type IngestCounts struct {
 	// counted in Consumed (transactions' commit and abort markers,
 	// ingest.Counts.Skipped): without it an operator comparing offsets
 	// with Consumed sees records unaccounted for.
-	Skipped  int64                      `json:"skipped"`
-	Rejected map[string]int64           `json:"rejected"`
-	Sources  map[string]IngestCountsSrc `json:"sources,omitempty"`
+	Skipped int64 `json:"skipped"`
+	// LostToRetention counts records a source topic's retention deleted
+	// before the hub read them (ingest.Counts.Deleted): events never
+	// applied, outside Consumed, which the department must send again.
+	// The hub skips them with a warning; without this count the status
+	// showed nothing of the loss.
+	LostToRetention int64                      `json:"lost_to_retention"`
+	Rejected        map[string]int64           `json:"rejected"`
+	Sources         map[string]IngestCountsSrc `json:"sources,omitempty"`
 }
 
 // IngestCountsSrc is one source's share of IngestCounts.

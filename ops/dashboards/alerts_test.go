@@ -77,7 +77,8 @@ func TestAlertRules(t *testing.T) {
 
 	groups := map[string]bool{}
 	alerts := map[string]bool{}
-	watched := map[string]bool{} // series and job selectors the alerts use
+	severities := map[string]string{} // alert expression → severity
+	watched := map[string]bool{}      // series and job selectors the alerts use
 	for gi, g := range rf.Groups {
 		if g.Name == "" || groups[g.Name] {
 			t.Errorf("group %d: name %q: want a unique, non-empty name", gi, g.Name)
@@ -118,6 +119,7 @@ func TestAlertRules(t *testing.T) {
 				t.Errorf("%s: want a unique name matching %s", where, alertName)
 			}
 			alerts[r.Alert] = true
+			severities[r.Expr] = r.Labels["severity"]
 			// An alert without for fires at the first evaluation that
 			// matches: one late scrape or a restart would page.
 			if d, err := promDuration(r.For); err != nil || d <= 0 {
@@ -147,6 +149,25 @@ func TestAlertRules(t *testing.T) {
 		"pophub_dlq_dropped_total", "pophub_sdk_gaps_total", "pophub_store_apply_duration_seconds_count"} {
 		if !watched[n] {
 			t.Errorf("no alert in ops/docker/alerts.yml watches %s", n)
+		}
+	}
+
+	// Selectors a metric name alone does not pin down, and the severity
+	// their alert needs. Records a source topic's retention deleted
+	// before the hub read them are events lost for good, unless the
+	// department sends them again: the hub counted them, and no alert
+	// read the count.
+	for _, w := range []struct{ selector, severity string }{
+		{`pophub_events_skipped_total{reason="retention"}`, "critical"},
+	} {
+		found := false
+		for expr, sev := range severities {
+			if strings.Contains(expr, w.selector) && sev == w.severity {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no %s alert in ops/docker/alerts.yml watches %s", w.severity, w.selector)
 		}
 	}
 }

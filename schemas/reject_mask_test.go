@@ -1,0 +1,55 @@
+package schemas
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+// TestRejectMasksIDsInMemberNames: a member a producer named with a
+// citizen ID (a map keyed by ID encoded into data by mistake) is rejected
+// without the ID in the reject's field or text, which reach the DLQ, the
+// hub's log and `pophub dlq list`. The repeated-name check already masks
+// such names; the unknown-member rejects must too.
+func TestRejectMasksIDsInMemberNames(t *testing.T) {
+	const id = "110105194912310021" // not the subject, so only the name can leak it
+	tests := []struct {
+		name   string
+		src    Source
+		typ    Type
+		value  string
+		reason string
+		field  string
+	}{
+		{"unknown data member named with an ID", PublicSecurity, HukouCancelled,
+			env("public_security", "hukou.cancelled", validID, `{"reason":"death","`+id+`":"x"}`),
+			ReasonInvalidData, "data.(a name holding 15 or more digits)"},
+		{"unknown data member holding an ID", PublicSecurity, HukouCancelled,
+			env("public_security", "hukou.cancelled", validID, `{"reason":"death","spouse_`+id+`":"x"}`),
+			ReasonInvalidData, "data.(a name holding 15 or more digits)"},
+		{"envelope member holding an ID that is no attribute name", PublicSecurity, HukouCancelled,
+			strings.Replace(env("public_security", "hukou.cancelled", validID, `{"reason":"death"}`), `"id":"e-1"`, `"id":"e-1","ID_`+id+`":"x"`, 1),
+			ReasonNotCloudEvent, ""},
+		// A name with fewer digits is no ID: named as is, so a producer
+		// can find it in its code.
+		{"unknown data member with a short number", PublicSecurity, HukouCancelled,
+			env("public_security", "hukou.cancelled", validID, `{"reason":"death","cause_2026":"x"}`),
+			ReasonInvalidData, "data.cause_2026"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := Input{Topic: Topic(tc.src), Key: []byte(validID), Value: []byte(tc.value), Now: fixedNow, FromKafka: true}
+			for name, decode := range map[string]func(Input) (Event, error){"Decode": Decode, "decodeStd": decodeStd} {
+				_, err := decode(in)
+				var re *RejectError
+				if !errors.As(err, &re) || re.Reason != tc.reason || re.Field != tc.field {
+					t.Errorf("%s = %v; want %s at %q", name, err, tc.reason, tc.field)
+					continue
+				}
+				if strings.Contains(re.Field, id) || strings.Contains(re.Error(), id) {
+					t.Errorf("%s: reject field %q, text %q carry the ID %s", name, re.Field, re.Error(), id)
+				}
+			}
+		})
+	}
+}
