@@ -53,6 +53,15 @@ func DeathSubject(addressCode string) string { return "pop.death." + region.Toke
 // Subject filters for subscribers: code is a 2-, 4- or 6-digit region.
 func ChangedFilter(code string) string { return "pop.changed." + region.Filter(code) + ".*" }
 
+// ChangedSectionFilter matches the changes of one section in a region:
+// ChangedSectionFilter("2301", SecStatus) = pop.changed.23.2301.*.status.
+// The hub's access policy grants changed subjects per section, so an
+// identity that may read only some sections subscribes to each of those
+// rather than to ChangedFilter, which needs them all.
+func ChangedSectionFilter(code string, s Section) string {
+	return "pop.changed." + region.Filter(code) + "." + string(s)
+}
+
 // MigrationOutFilter matches migrations out of a region.
 func MigrationOutFilter(code string) string { return "pop.migration." + region.Filter(code) + ".*.*.*" }
 

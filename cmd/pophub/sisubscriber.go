@@ -41,7 +41,7 @@ func siSubscriberCommand(newLogger func() *slog.Logger) *cobra.Command {
 		Long: fmt.Sprintf(`Subscribes to the hub's migrations out of and into --region and deaths in it, and keeps
 tasks in its own PostgreSQL schema: transfer_out, transfer_in (moves crossing the region's
 boundary; moves within it need no transfer) and stop_benefits. It also follows the status
-changes in the region (with --consumer-per-filter only with --follow-status): a person
+changes in the region (pop.changed.<region>.status, the status section only): a person
 active again after a death (a hukou restored) has their open stop_benefits task cancelled
 (status cancelled, with cancel_reason; completing it is refused) and a done one flagged
 with reactivated_at for review. With --hub, the first start
@@ -129,8 +129,7 @@ refused without a token. --tls-cert and --tls-key serve the API over HTTPS only.
 	lf.StringVar(&cfg.NATSUser, "nats-user", envOr("POPHUB_SI_NATS_USER", ""), "NATS user: the bureau's identity under an access policy, which --name must equal (env POPHUB_SI_NATS_USER)")
 	lf.StringVar(&cfg.NATSPassword, "nats-password", envOr("POPHUB_SI_NATS_PASSWORD", ""), "its NATS password (env POPHUB_SI_NATS_PASSWORD)")
 	lf.StringVar(&cfg.NATSInboxPrefix, "nats-inbox-prefix", envOr("POPHUB_SI_NATS_INBOX_PREFIX", ""), "its private inbox prefix under an access policy: the identity's inbox_prefix when the policy sets one (default with --nats-user: _INBOX_<nats-user>, the policy's default; env POPHUB_SI_NATS_INBOX_PREFIX)")
-	lf.BoolVar(&cfg.ConsumerPerFilter, "consumer-per-filter", false, "one durable consumer per filter (out, in, deaths), as an access policy requires, instead of one on the subject covering them")
-	lf.BoolVar(&cfg.FollowStatus, "follow-status", false, "with --consumer-per-filter, also a consumer on the region's section changes (pop.changed.<region>.*.*, which a policy grants only with every section) to hear of restored hukous; always on without --consumer-per-filter")
+	lf.BoolVar(&cfg.ConsumerPerFilter, "consumer-per-filter", false, "one durable consumer per filter (out, in, deaths, status changes), as an access policy requires, instead of one on the subject covering them; the policy must grant the identity each filter's subject")
 	lf.StringVar(&cfg.Hub, "hub", envOr("POPHUB_HUB", ""), "hub HTTP API for the bootstrap snapshot, e.g. http://127.0.0.1:8780 (env POPHUB_HUB)")
 	lf.StringVar(&cfg.Purpose, "purpose", envOr("POPHUB_SI_PURPOSE", "social-insurance transfer (社会保险关系转移)"), "X-Purpose sent to the hub (env POPHUB_SI_PURPOSE)")
 	lf.StringVar(&cfg.Token, "token", envOr("POPHUB_SI_TOKEN", ""), "bearer token for the hub (env POPHUB_SI_TOKEN)")

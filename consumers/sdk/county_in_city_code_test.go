@@ -21,7 +21,7 @@ func TestRegionCodeCountyLikeItsCity(t *testing.T) {
 		if got := RegionCode(tc.region); got != tc.code {
 			t.Errorf("RegionCode(%q) = %q, want %q", tc.region, got, tc.code)
 		}
-		if got := (Filter{Deaths, tc.region}).Subject("pop"); got != tc.deaths {
+		if got := (Filter{Kind: Deaths, Region: tc.region}).Subject("pop"); got != tc.deaths {
 			t.Errorf("deaths in %s: subject %s, want %s", tc.region, got, tc.deaths)
 		}
 		if err := CheckRegion(tc.region); err != nil {

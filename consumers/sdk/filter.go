@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/pophub/pophub/schemas"
@@ -19,7 +20,8 @@ const (
 	MigrationsIn Kind = "migrations_in"
 	// Deaths: deaths of persons registered in the region.
 	Deaths Kind = "deaths"
-	// Changes: section changes of persons registered in the region.
+	// Changes: section changes of persons registered in the region, of
+	// every section or of Filter.Section only.
 	Changes Kind = "changes"
 )
 
@@ -28,23 +30,57 @@ const (
 // below it; "" matches the whole country. A city may be written in six
 // digits (230100 for 2301), as departments write a city-wide region and
 // the hub's statistics and persons routes accept it: it matches the city.
+//
+// Section narrows a Changes filter to the changes of one golden-record
+// section (a schemas.Section name: "status" gives
+// pop.changed.23.2301.*.status for Region 2301); "" matches every section
+// (pop.changed.23.2301.*.*). The hub's access policy grants the changed
+// subjects section by section, so a subscriber that may read only some
+// sections names the one it follows. Other kinds have no section.
 type Filter struct {
-	Kind   Kind
-	Region string
+	Kind    Kind
+	Region  string
+	Section string
 }
 
-// validate reports whether the filter names a kind and a region code.
+// validate reports whether the filter names a kind, a region code and,
+// for a changes filter, a section of the hub or none.
 func (f Filter) validate() error {
 	switch f.Kind {
 	case MigrationsOut, MigrationsIn, Deaths, Changes:
 	default:
 		return fmt.Errorf("filter kind %q: want %s, %s, %s or %s", f.Kind, MigrationsOut, MigrationsIn, Deaths, Changes)
 	}
+	if err := f.checkSection(); err != nil {
+		return err
+	}
 	if f.Region == "" {
 		return nil
 	}
 	if err := CheckRegion(f.Region); err != nil {
 		return fmt.Errorf("filter region %w", err)
+	}
+	return nil
+}
+
+// checkSection reports what is wrong with the filter's section: one on
+// a kind other than Changes, or a name that is not one of the hub's
+// sections (schemas.Sections, matched exactly: the name is a subject
+// token, so "Status" or "*" would subscribe to nothing, or to more than
+// asked).
+func (f Filter) checkSection() error {
+	if f.Section == "" {
+		return nil
+	}
+	if f.Kind != Changes {
+		return fmt.Errorf("filter section %q: only a %s filter has a section, not %s", f.Section, Changes, f.Kind)
+	}
+	if !slices.Contains(schemas.Sections, schemas.Section(f.Section)) {
+		names := make([]string, len(schemas.Sections))
+		for i, s := range schemas.Sections {
+			names[i] = string(s)
+		}
+		return fmt.Errorf("filter section %q: not a section of the hub (%s)", f.Section, strings.Join(names, ", "))
 	}
 	return nil
 }
@@ -167,7 +203,11 @@ func RegionCode(code string) string {
 
 // Subject is the hub's subject filter for f under prefix (the hub's is
 // "pop"). It is built by the schemas package's filter functions, so the
-// SDK and the hub cannot disagree on the layout.
+// SDK and the hub cannot disagree on the layout. A filter without a
+// section has the subject it had before filters had sections, and so the
+// same per-filter consumer name (schemas.FilterConsumerName hashes the
+// subject); filters differing by section have different subjects, and so
+// different consumers.
 func (f Filter) Subject(prefix string) string {
 	var s string
 	switch code := RegionCode(f.Region); f.Kind {
@@ -178,7 +218,11 @@ func (f Filter) Subject(prefix string) string {
 	case Deaths:
 		s = schemas.DeathFilter(code)
 	default:
-		s = schemas.ChangedFilter(code)
+		if f.Section != "" {
+			s = schemas.ChangedSectionFilter(code, schemas.Section(f.Section))
+		} else {
+			s = schemas.ChangedFilter(code)
+		}
 	}
 	return prefix + strings.TrimPrefix(s, "pop")
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pophub/pophub/schemas"
 	"github.com/pophub/pophub/schemas/region"
 )
 
@@ -15,11 +16,11 @@ func TestCover(t *testing.T) {
 		filters []Filter
 		want    string
 	}{
-		{"one filter is exact", []Filter{{MigrationsOut, "2301"}}, "pop.migration.23.2301.*.*.*.*"},
-		{"in and out merge token-wise", []Filter{{MigrationsOut, "2301"}, {MigrationsIn, "2301"}}, "pop.migration.*.*.*.*.*.*"},
-		{"kinds of different shape share the prefix", []Filter{{MigrationsOut, "2301"}, {MigrationsIn, "2301"}, {Deaths, "2301"}}, "pop.>"},
-		{"deaths in two cities", []Filter{{Deaths, "2301"}, {Deaths, "2306"}}, "pop.death.23.*.*"},
-		{"duplicates collapse", []Filter{{Deaths, "23"}, {Deaths, "23"}}, "pop.death.23.*.*"},
+		{"one filter is exact", []Filter{{Kind: MigrationsOut, Region: "2301"}}, "pop.migration.23.2301.*.*.*.*"},
+		{"in and out merge token-wise", []Filter{{Kind: MigrationsOut, Region: "2301"}, {Kind: MigrationsIn, Region: "2301"}}, "pop.migration.*.*.*.*.*.*"},
+		{"kinds of different shape share the prefix", []Filter{{Kind: MigrationsOut, Region: "2301"}, {Kind: MigrationsIn, Region: "2301"}, {Kind: Deaths, Region: "2301"}}, "pop.>"},
+		{"deaths in two cities", []Filter{{Kind: Deaths, Region: "2301"}, {Kind: Deaths, Region: "2306"}}, "pop.death.23.*.*"},
+		{"duplicates collapse", []Filter{{Kind: Deaths, Region: "23"}, {Kind: Deaths, Region: "23"}}, "pop.death.23.*.*"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -31,7 +32,7 @@ func TestCover(t *testing.T) {
 }
 
 func TestFilterSetMatch(t *testing.T) {
-	fs := newFilterSet("pop", []Filter{{MigrationsOut, "2301"}, {MigrationsIn, "2301"}, {Deaths, "2301"}})
+	fs := newFilterSet("pop", []Filter{{Kind: MigrationsOut, Region: "2301"}, {Kind: MigrationsIn, Region: "2301"}, {Kind: Deaths, Region: "2301"}})
 	tests := []struct {
 		subject string
 		want    bool
@@ -63,7 +64,7 @@ func TestFilterSetMatch(t *testing.T) {
 // occurs.
 func TestFilterCityInSixDigits(t *testing.T) {
 	for _, kind := range []Kind{MigrationsOut, MigrationsIn, Deaths, Changes} {
-		got, want := Filter{kind, "230100"}.Subject("pop"), Filter{kind, "2301"}.Subject("pop")
+		got, want := Filter{Kind: kind, Region: "230100"}.Subject("pop"), Filter{Kind: kind, Region: "2301"}.Subject("pop")
 		if got != want {
 			t.Errorf("%s in 230100: subject %s, want %s", kind, got, want)
 		}
@@ -79,7 +80,7 @@ func TestFilterCityInSixDigits(t *testing.T) {
 }
 
 func TestFilterSubjectPrefix(t *testing.T) {
-	if got, want := (Filter{Deaths, "230102"}).Subject("poptest"), "poptest.death.23.2301.230102"; got != want {
+	if got, want := (Filter{Kind: Deaths, Region: "230102"}).Subject("poptest"), "poptest.death.23.2301.230102"; got != want {
 		t.Errorf("got %s, want %s", got, want)
 	}
 }
@@ -114,20 +115,138 @@ func TestValidate(t *testing.T) {
 		{"valid", ok, true},
 		{"bad name", func(c *Config) { c.Name = "a.b" }, false},
 		{"no filters", func(c *Config) { c.Filters = nil }, false},
-		{"bad region", func(c *Config) { c.Filters = []Filter{{Deaths, "999"}} }, false},
-		{"bad kind", func(c *Config) { c.Filters = []Filter{{"births", "23"}} }, false},
+		{"bad region", func(c *Config) { c.Filters = []Filter{{Kind: Deaths, Region: "999"}} }, false},
+		{"bad kind", func(c *Config) { c.Filters = []Filter{{Kind: "births", Region: "23"}} }, false},
 		{"dlq under pop", func(c *Config) { c.DeadLetterPrefix = "pop" }, false},
 		{"time without time", func(c *Config) { c.Start.Policy = StartTime }, false},
 		{"bootstrap without purpose", func(c *Config) { c.Bootstrap = &Bootstrap{HubURL: "http://x"} }, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c := Config{Name: "si-2301", Filters: []Filter{{Deaths, "2301"}}, Handler: func(context.Context, *Delivery) error { return nil }}
+			c := Config{Name: "si-2301", Filters: []Filter{{Kind: Deaths, Region: "2301"}}, Handler: func(context.Context, *Delivery) error { return nil }}
 			tc.mutate(&c)
 			if err := c.Validate(); (err == nil) != tc.ok {
 				t.Errorf("Validate() = %v, want ok=%v", err, tc.ok)
 			}
 		})
+	}
+}
+
+// TestFilterSection: a changes filter may name one section, so that a
+// subscriber under the hub's access policy, which grants the changed
+// subjects section by section, can follow the one it reads
+// (pop.changed.23.2301.*.status) instead of every section of the region,
+// which it may not read. Only a changes filter has a section, and only
+// one of the hub's: anything else is refused, saying what is wanted,
+// rather than subscribing to a subject that matches nothing. A filter
+// without a section keeps its subject, and so its consumer name
+// (schemas.FilterConsumerName hashes the subject): consumers created
+// before sections existed are bound again; filters differing by section
+// get consumers of their own.
+func TestFilterSection(t *testing.T) {
+	tests := []struct {
+		name     string
+		filter   Filter
+		subject  string // "" when validate refuses the filter
+		consumer string // FilterConsumerName("si-harbin", subject), when pinned
+		err      string // what validate's error must say
+	}{
+		{name: "status of a city", filter: Filter{Kind: Changes, Region: "2301", Section: "status"},
+			subject: "pop.changed.23.2301.*.status", consumer: "si-harbin-e46bacff"},
+		{name: "no section: every section, as before", filter: Filter{Kind: Changes, Region: "2301"},
+			subject: "pop.changed.23.2301.*.*", consumer: "si-harbin-dc8a962e"},
+		{name: "deaths unchanged", filter: Filter{Kind: Deaths, Region: "2301"},
+			subject: "pop.death.23.2301.*", consumer: "si-harbin-bcc33398"},
+		{name: "hukou of a county", filter: Filter{Kind: Changes, Region: "230102", Section: "hukou"},
+			subject: "pop.changed.23.2301.230102.hukou"},
+		{name: "city in six digits", filter: Filter{Kind: Changes, Region: "230100", Section: "status"},
+			subject: "pop.changed.23.2301.*.status"},
+		{name: "a province", filter: Filter{Kind: Changes, Region: "23", Section: "social_insurance"},
+			subject: "pop.changed.23.*.*.social_insurance"},
+		{name: "the whole country", filter: Filter{Kind: Changes, Section: "anomalies"},
+			subject: "pop.changed.*.*.*.anomalies"},
+		{name: "section on deaths", filter: Filter{Kind: Deaths, Region: "2301", Section: "status"},
+			err: `filter section "status": only a changes filter has a section, not deaths`},
+		{name: "section on migrations", filter: Filter{Kind: MigrationsIn, Region: "2301", Section: "hukou"},
+			err: `filter section "hukou": only a changes filter has a section, not migrations_in`},
+		{name: "unknown section", filter: Filter{Kind: Changes, Region: "2301", Section: "statuses"},
+			err: `filter section "statuses": not a section of the hub (identity, hukou, status, residence_permits, marital, education, employment, social_insurance, housing, tax, anomalies)`},
+		{name: "upper case", filter: Filter{Kind: Changes, Region: "2301", Section: "Status"},
+			err: `filter section "Status": not a section of the hub`},
+		{name: "a wildcard", filter: Filter{Kind: Changes, Region: "2301", Section: "*"},
+			err: `filter section "*": not a section of the hub`},
+		{name: "a subject", filter: Filter{Kind: Changes, Region: "2301", Section: "status.x"},
+			err: `filter section "status.x": not a section of the hub`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.filter.validate()
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("validate() = %v, want an error saying %q", err, tc.err)
+				}
+				c := Config{Name: "si-harbin", Filters: []Filter{tc.filter}, Handler: func(context.Context, *Delivery) error { return nil }}
+				if err := c.Validate(); err == nil {
+					t.Errorf("Config.Validate() took the filter %+v", tc.filter)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("validate() = %v, want the filter taken", err)
+			}
+			if got := tc.filter.Subject("pop"); got != tc.subject {
+				t.Errorf("Subject = %q, want %q", got, tc.subject)
+			}
+			if got := tc.filter.Subject("poptest"); got != "poptest"+strings.TrimPrefix(tc.subject, "pop") {
+				t.Errorf("Subject under poptest = %q", got)
+			}
+			if tc.consumer != "" {
+				if got := schemas.FilterConsumerName("si-harbin", tc.filter.Subject("pop")); got != tc.consumer {
+					t.Errorf("consumer name %s, want %s", got, tc.consumer)
+				}
+			}
+		})
+	}
+}
+
+// TestFilterSectionsAreDistinct: filters differing only by section are
+// distinct subscriptions: each has its consumer (ConsumerPerFilter), the
+// client-side match tells their subjects apart, and the single consumer's
+// cover spans them.
+func TestFilterSectionsAreDistinct(t *testing.T) {
+	filters := []Filter{
+		{Kind: Changes, Region: "2301", Section: "status"},
+		{Kind: Changes, Region: "2301", Section: "hukou"},
+		{Kind: Changes, Region: "2301"},
+	}
+	fs := newFilterSet("pop", filters)
+	if len(fs.subjects) != 3 {
+		t.Fatalf("subjects %v, want three", fs.subjects)
+	}
+	if err := checkFilterConsumers("si-harbin", fs); err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, s := range fs.subjects {
+		names[schemas.FilterConsumerName("si-harbin", s)] = true
+	}
+	if len(names) != 3 {
+		t.Errorf("consumer names %v, want three", names)
+	}
+	if fs.cover != "pop.changed.23.2301.*.*" {
+		t.Errorf("cover %s, want pop.changed.23.2301.*.*", fs.cover)
+	}
+	status := newFilterSet("pop", []Filter{filters[0], {Kind: Deaths, Region: "2301"}})
+	for subject, want := range map[string]bool{
+		"pop.changed.23.2301.230102.status":  true,
+		"pop.changed.23.2301.230102.hukou":   false,
+		"pop.changed.23.2306.230602.status":  false,
+		"pop.death.23.2301.230102":           true,
+		"pop.changed.23.2301.230102.status2": false,
+	} {
+		if got := status.match(subject); got != want {
+			t.Errorf("match(%s) = %v, want %v", subject, got, want)
+		}
 	}
 }
 
@@ -156,7 +275,7 @@ func TestFilterRegionErrors(t *testing.T) {
 		{"230000", `filter region "230000": not in the region table: a province is written in two digits, 23`},
 	}
 	for _, tc := range tests {
-		err := Filter{Deaths, tc.region}.validate()
+		err := Filter{Kind: Deaths, Region: tc.region}.validate()
 		if got := fmt.Sprint(err); tc.want == "" && err != nil || tc.want != "" && got != tc.want {
 			t.Errorf("region %q: %v, want %q", tc.region, err, tc.want)
 		}

@@ -23,6 +23,10 @@ var (
 	death2301 = sdk.Filter{Kind: sdk.Deaths, Region: "2301"}
 	out2302   = sdk.Filter{Kind: sdk.MigrationsOut, Region: "2302"}
 	death2302 = sdk.Filter{Kind: sdk.Deaths, Region: "2302"}
+	// The changes of a city: every section, or one.
+	changed2301 = sdk.Filter{Kind: sdk.Changes, Region: "2301"}
+	status2301  = sdk.Filter{Kind: sdk.Changes, Region: "2301", Section: "status"}
+	hukou2301   = sdk.Filter{Kind: sdk.Changes, Region: "2301", Section: "hukou"}
 )
 
 // TestConsumerPerFilterLeftovers: with ConsumerPerFilter the consumer
@@ -63,6 +67,31 @@ func TestConsumerPerFilterLeftovers(t *testing.T) {
 			name:   "a filter added",
 			before: []sdk.Config{{Name: "si", Filters: []sdk.Filter{out2301}, ConsumerPerFilter: true}},
 			now:    []sdk.Filter{out2301, death2301},
+		},
+		{
+			// A subscriber that followed every section and now follows
+			// status only: the every-section consumer is the old one.
+			name:   "a section named",
+			before: []sdk.Config{{Name: "si", Filters: []sdk.Filter{death2301, changed2301}, ConsumerPerFilter: true}},
+			now:    []sdk.Filter{death2301, status2301},
+			named:  []string{schemas.FilterConsumerName("si", changed2301.Subject("pop"))},
+		},
+		{
+			name:   "a section dropped",
+			before: []sdk.Config{{Name: "si", Filters: []sdk.Filter{status2301, hukou2301}, ConsumerPerFilter: true}},
+			now:    []sdk.Filter{status2301},
+			named:  []string{schemas.FilterConsumerName("si", hukou2301.Subject("pop"))},
+		},
+		{
+			name:   "a section added",
+			before: []sdk.Config{{Name: "si", Filters: []sdk.Filter{death2301, status2301}, ConsumerPerFilter: true}},
+			now:    []sdk.Filter{death2301, status2301, hukou2301},
+		},
+		{
+			// Consumers created before filters had sections bind again.
+			name:   "no section, as before",
+			before: []sdk.Config{{Name: "si", Filters: []sdk.Filter{out2301, changed2301}, ConsumerPerFilter: true}},
+			now:    []sdk.Filter{out2301, changed2301},
 		},
 		{
 			name: "other subscribers' consumers alike in name",

@@ -75,13 +75,18 @@ func startService(t *testing.T, cfg Config) *Service {
 }
 
 // runService runs the service as startService does; stop ends Run and
-// returns its error. The test's end stops it too.
+// returns its error. The test's end stops it too. It runs on a NATS
+// server of its own with the hub's stream, unless cfg.NATS names one
+// (which must have the stream).
 func runService(t *testing.T, cfg Config) (svc *Service, stop func() error) {
 	t.Helper()
-	srv := sdktest.StartServer(t)
-	_, js := sdktest.Connect(t, srv.URL())
-	sdktest.CreateStream(t, js, schemas.StreamName, "pop")
-	cfg.Region, cfg.NATS, cfg.Start = "2301", srv.URL(), sdk.Start{Policy: sdk.StartAll}
+	if cfg.NATS == "" {
+		srv := sdktest.StartServer(t)
+		_, js := sdktest.Connect(t, srv.URL())
+		sdktest.CreateStream(t, js, schemas.StreamName, "pop")
+		cfg.NATS = srv.URL()
+	}
+	cfg.Region, cfg.Start = "2301", sdk.Start{Policy: sdk.StartAll}
 	cfg.Postgres, cfg.Schema = testenv.PostgresURL(), testenv.Schema(t)
 	svc, err := New(context.Background(), cfg)
 	if err != nil {

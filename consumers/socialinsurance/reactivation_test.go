@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
-	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -17,12 +16,15 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/metric/noop"
 
 	"github.com/pophub/pophub/adapters/publisher"
 	"github.com/pophub/pophub/consumers/sdk"
 	"github.com/pophub/pophub/consumers/sdk/sdktest"
 	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/hub/access"
 	"github.com/pophub/pophub/internal/pgmigrate"
 	"github.com/pophub/pophub/internal/testenv"
 	"github.com/pophub/pophub/schemas"
@@ -79,7 +81,7 @@ func TestRestoredHukouCancelsStopBenefits(t *testing.T) {
 			h.apply(hubEvent(t, schemas.HukouRegistered, id, "reg", "2020-01-01T09:00:00+08:00", regData))
 			h.apply(hubEvent(t, schemas.InsuranceEnrolled, id, "enrol", "2021-01-01T09:00:00+08:00", schemas.InsuranceEnrolledData{
 				Scheme: "employee", Insurances: []string{"pension", "medical"}, Region: "230102", Start: "2021-01-01"}))
-			filters := append(Filters("2301"), StatusFilter("2301"))
+			filters := Filters("2301")
 
 			var delivered []hub.OutboxEntry
 			deliver := func(entries []hub.OutboxEntry) {
@@ -212,70 +214,168 @@ func TestChangeForStatus(t *testing.T) {
 // TestServiceFollowsStatusChanges: the running service hears the status
 // change of a restored hukou on the hub's stream and cancels the open
 // stop_benefits task; its API refuses to complete it (409, the reason
-// given) and lists it as cancelled and as reactivated.
+// given) and lists it as cancelled and as reactivated. It does so by
+// default in both modes: with its one consumer, and with a consumer per
+// filter as identity si-harbin under the example access policy (the NATS
+// permissions the hub gives that identity), where its status consumer
+// filters the status section only, the subject the policy grants, and
+// no notification of another section reaches it.
 func TestServiceFollowsStatusChanges(t *testing.T) {
-	svc := startService(t, Config{APIToken: testAPIToken})
-	_, js := sdktest.Connect(t, svc.cfg.NATS)
-	id := sdktest.CitizenID(970)
-	death := sdktest.Death("death", id, 3, "2025-03-01")
-	restored := schemas.Notification{ChangeID: "restore.status", CitizenID: id, Version: 4, Section: string(schemas.SecStatus),
-		EventID: "restore", EventType: schemas.HukouRegistered, Source: schemas.PublicSecurity, Time: time.Now().UTC(), AppliedAt: time.Now().UTC()}
-	sdktest.Publish(t, js, sdktest.Msg(sdktest.Subject("pop", death, daoli), death, ""),
-		sdktest.Msg(sdktest.Subject("pop", restored, daoli), restored, ""))
+	tests := []struct {
+		name   string
+		policy bool
+		// want are the consumers' filter subjects.
+		want []string
+	}{
+		{name: "one consumer", want: []string{"pop.>"}},
+		{name: "consumer per filter under the access policy", policy: true, want: []string{
+			"pop.migration.23.2301.*.*.*.*", "pop.migration.*.*.*.23.2301.*", "pop.death.23.2301.*", "pop.changed.23.2301.*.status"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := Config{APIToken: testAPIToken}
+			publishURL := "" // a user that may publish the hub's notifications
+			if tt.policy {
+				cfg.NATS, publishURL = policyNATS(t)
+				cfg.Name, cfg.ConsumerPerFilter = "si-harbin", true
+				cfg.NATSUser, cfg.NATSPassword, cfg.NATSInboxPrefix = "si-harbin", access.DemoSecret("nats:si-harbin"), "_INBOX_si-harbin"
+			}
+			svc := startService(t, cfg)
+			if publishURL == "" {
+				publishURL = svc.cfg.NATS
+			}
+			var subjects []string
+			for _, d := range svc.sub.Durables() {
+				subjects = append(subjects, d.FilterSubject)
+				if tt.policy && d.Name != schemas.FilterConsumerName("si-harbin", d.FilterSubject) {
+					t.Errorf("consumer %s on %s, want it named after the subject", d.Name, d.FilterSubject)
+				}
+			}
+			if !reflect.DeepEqual(subjects, tt.want) {
+				t.Errorf("consumers filter %v, want %v", subjects, tt.want)
+			}
 
-	var task Task
-	for deadline := time.Now().Add(10 * time.Second); task.Status != StatusCancelled; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("task %+v, want it cancelled", task)
-		}
-		tasks, err := svc.store.Tasks(context.Background(), TaskFilter{CitizenID: id})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(tasks) == 1 {
-			task = tasks[0]
-		}
-	}
+			_, js := sdktest.Connect(t, publishURL)
+			id := sdktest.CitizenID(970)
+			death := sdktest.Death("death", id, 3, "2025-03-01")
+			restored := schemas.Notification{ChangeID: "restore.status", CitizenID: id, Version: 4, Section: string(schemas.SecStatus),
+				EventID: "restore", EventType: schemas.HukouRegistered, Source: schemas.PublicSecurity, Time: time.Now().UTC(), AppliedAt: time.Now().UTC()}
+			// The hukou section's change by the same registration: not
+			// the status section, so no consumer of the status filter
+			// gets it.
+			hukou := restored
+			hukou.ChangeID, hukou.Section = "restore.hukou", string(schemas.SecHukou)
+			sdktest.Publish(t, js, sdktest.Msg(sdktest.Subject("pop", death, daoli), death, ""),
+				sdktest.Msg(sdktest.Subject("pop", hukou, daoli), hukou, ""),
+				sdktest.Msg(sdktest.Subject("pop", restored, daoli), restored, ""))
 
-	api := httptest.NewServer(svc.Handler())
-	t.Cleanup(api.Close)
-	resp, err := bearerClient(testAPIToken, nil).Post(fmt.Sprintf("%s/tasks/%d/complete", api.URL, task.ID), "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusConflict || !strings.Contains(string(body), "active again") {
-		t.Errorf("completing the cancelled task: %s %s, want 409 with the reason", resp.Status, body)
-	}
-	for _, query := range []string{"status=cancelled", "reactivated=true"} {
-		got, _ := getTasks(t, api.URL+"/tasks?"+query)
-		if len(got) != 1 || got[0]["status"] != StatusCancelled || got[0]["cancel_reason"] == nil || got[0]["reactivated_at"] == nil {
-			t.Errorf("GET /tasks?%s: %v, want the cancelled task with its reason and time", query, got)
-		}
-	}
-	if got, _ := getTasks(t, api.URL+"/tasks?status=open"); len(got) != 0 {
-		t.Errorf("GET /tasks?status=open: %v, want none", got)
+			var task Task
+			for deadline := time.Now().Add(10 * time.Second); task.Status != StatusCancelled; time.Sleep(20 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("task %+v, want it cancelled", task)
+				}
+				tasks, err := svc.store.Tasks(context.Background(), TaskFilter{CitizenID: id})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(tasks) == 1 {
+					task = tasks[0]
+				}
+			}
+
+			api := httptest.NewServer(svc.Handler())
+			t.Cleanup(api.Close)
+			resp, err := bearerClient(testAPIToken, nil).Post(fmt.Sprintf("%s/tasks/%d/complete", api.URL, task.ID), "", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusConflict || !strings.Contains(string(body), "active again") {
+				t.Errorf("completing the cancelled task: %s %s, want 409 with the reason", resp.Status, body)
+			}
+			for _, query := range []string{"status=cancelled", "reactivated=true"} {
+				got, _ := getTasks(t, api.URL+"/tasks?"+query)
+				if len(got) != 1 || got[0]["status"] != StatusCancelled || got[0]["cancel_reason"] == nil || got[0]["reactivated_at"] == nil {
+					t.Errorf("GET /tasks?%s: %v, want the cancelled task with its reason and time", query, got)
+				}
+			}
+			if got, _ := getTasks(t, api.URL+"/tasks?status=open"); len(got) != 0 {
+				t.Errorf("GET /tasks?status=open: %v, want none", got)
+			}
+		})
 	}
 }
 
-// TestConfigFilters: the service follows status changes with its one
-// consumer, and with a consumer per filter only when asked to (an access
-// policy grants that consumer's subject to few identities).
-func TestConfigFilters(t *testing.T) {
-	tests := []struct {
-		perFilter, follow, want bool
-	}{
-		{false, false, true},
-		{false, true, true},
-		{true, false, false},
-		{true, true, true},
+// policyNATS starts a NATS server whose users are the example access
+// policy's (each identity with the permissions the hub gives it, and the
+// demo passwords), with the hub's streams, and returns its URL and the
+// URL with the administrator's login.
+func policyNATS(t *testing.T) (url, adminURL string) {
+	t.Helper()
+	p, err := access.Load("../../ops/policy.example.yaml")
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, tt := range tests {
-		cfg := Config{Region: "2301", ConsumerPerFilter: tt.perFilter, FollowStatus: tt.follow}
-		got := slices.Contains(cfg.filters(), StatusFilter("2301"))
-		if got != tt.want || !reflect.DeepEqual(cfg.filters()[:3], Filters("2301")) {
-			t.Errorf("per filter %v, follow %v: filters %v, want the status filter %v", tt.perFilter, tt.follow, cfg.filters(), tt.want)
+	opts := &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true}
+	p.NATSUsers().Apply(opts)
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("NATS server not ready")
+	}
+	host := strings.TrimPrefix(srv.ClientURL(), "nats://")
+	admin := "nats://admin:" + access.DemoSecret("nats:admin") + "@" + host
+	_, js := sdktest.Connect(t, admin)
+	sdktest.CreateStream(t, js, schemas.StreamName, "pop")
+	// The hub creates the dead-letter stream, which the policy does not
+	// let a subscriber do.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: access.DeadLetterStream, Subjects: []string{access.DeadLetterPrefix + ".>"}}); err != nil {
+		t.Fatal(err)
+	}
+	return "nats://" + host, admin
+}
+
+// TestConfigFilters: the service follows the status section of its
+// region in every mode, alongside the filters that create its tasks; with
+// its one consumer the subject stays the one covering everything (pop.>),
+// so an existing consumer binds again.
+func TestConfigFilters(t *testing.T) {
+	status := sdk.Filter{Kind: sdk.Changes, Region: "2301", Section: "status"}
+	if got := StatusFilter("2301"); got != status {
+		t.Errorf("StatusFilter = %+v, want %+v", got, status)
+	}
+	if got, want := StatusFilter("2301").Subject("pop"), "pop.changed.23.2301.*.status"; got != want {
+		t.Errorf("status subject %s, want %s", got, want)
+	}
+	want := []sdk.Filter{{Kind: sdk.MigrationsOut, Region: "2301"}, {Kind: sdk.MigrationsIn, Region: "2301"}, {Kind: sdk.Deaths, Region: "2301"}, status}
+	if got := Filters("2301"); !reflect.DeepEqual(got, want) {
+		t.Errorf("Filters = %+v, want %+v", got, want)
+	}
+	srv := sdktest.StartServer(t)
+	for _, perFilter := range []bool{false, true} {
+		cfg := Config{Region: "2301", ConsumerPerFilter: perFilter}
+		if got := cfg.filters(); !reflect.DeepEqual(got, want) {
+			t.Errorf("per filter %v: filters %+v, want %+v", perFilter, got, want)
+		}
+		s, err := sdk.New(sdk.Config{Name: "si-harbin", URL: srv.URL(), Filters: cfg.filters(), ConsumerPerFilter: perFilter,
+			Handler: func(context.Context, *sdk.Delivery) error { return nil }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := s.Durables()
+		s.Close()
+		if !perFilter && (len(d) != 1 || d[0] != sdk.Durable{Name: "si-harbin", FilterSubject: "pop.>"}) {
+			t.Errorf("one consumer: %+v, want si-harbin on pop.>", d)
+		}
+		if perFilter && (len(d) != 4 || d[3] != sdk.Durable{Name: "si-harbin-e46bacff", FilterSubject: "pop.changed.23.2301.*.status"}) {
+			t.Errorf("consumer per filter: %+v, want the status one si-harbin-e46bacff on pop.changed.23.2301.*.status", d)
 		}
 	}
 }

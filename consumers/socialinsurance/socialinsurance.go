@@ -1,7 +1,8 @@
 // Package socialinsurance is the reference subscriber: one city's (or
 // province's, or county's) social-insurance bureau. It subscribes through
-// the SDK to the hub's migrations out of and into its region and to deaths
-// in it, and turns them into tasks in its own PostgreSQL schema:
+// the SDK to the hub's migrations out of and into its region, to deaths
+// in it and to the status changes in it (Filters), and turns them into
+// tasks in its own PostgreSQL schema:
 //
 //   - a migration from outside the region into it: transfer_in;
 //   - a migration from the region to outside it: transfer_out;
@@ -89,23 +90,15 @@ type Config struct {
 	// sdk.Config's User, Password and InboxPrefix); empty connects
 	// without.
 	NATSUser, NATSPassword, NATSInboxPrefix string
-	// ConsumerPerFilter gives each of the filters a durable consumer of
-	// its own (sdk.Config.ConsumerPerFilter). Needed under the hub's
-	// access policy, which does not let the bureau read the subject
-	// covering them; a migration within the region is still handled
-	// once, and a repeat after a restart creates nothing (tasks are keyed
-	// by change and kind).
+	// ConsumerPerFilter gives each of the filters (Filters) a durable
+	// consumer of its own (sdk.Config.ConsumerPerFilter). Needed under
+	// the hub's access policy, which does not let the bureau read the
+	// subject covering them: its identity must be granted each filter's
+	// subject, the status section's (pop.changed.<R>.status) among them.
+	// A migration within the region is still handled once, and a repeat
+	// after a restart creates nothing (tasks are keyed by change and
+	// kind).
 	ConsumerPerFilter bool
-	// FollowStatus follows the status changes in the region
-	// (StatusFilter) with ConsumerPerFilter too, in a consumer of their
-	// own. Without ConsumerPerFilter they are always followed: the one
-	// consumer reads the subject covering them anyway. With it they are
-	// followed only when set, because the SDK's filters name no section:
-	// the consumer filters every section change in the region
-	// (pop.changed.<R>.*.*), which the hub's access policy grants only an
-	// identity that may read every section. Without them a restored
-	// hukou goes unheard and the person's stop_benefits task stays open.
-	FollowStatus bool
 	// TLS, when set, is the client configuration for a hub, NATS server
 	// and Kafka brokers that speak TLS, its RootCAs holding the hub's CA;
 	// nil connects in plaintext.
@@ -200,28 +193,29 @@ func (c *Config) Validate() error {
 	return c.validateHTTP()
 }
 
-// Filters are the notifications that create the bureau's tasks:
-// migrations out of and into the region, deaths in it.
+// Filters are the bureau's subscription, in every mode: migrations out
+// of and into the region and deaths in it, which create its tasks, and
+// the status changes in it (StatusFilter), which cancel them. With a
+// consumer per filter (Config.ConsumerPerFilter) each is a consumer on
+// its subject, which an access policy must grant the bureau's identity.
 func Filters(code string) []sdk.Filter {
-	return []sdk.Filter{{Kind: sdk.MigrationsOut, Region: code}, {Kind: sdk.MigrationsIn, Region: code}, {Kind: sdk.Deaths, Region: code}}
+	return []sdk.Filter{{Kind: sdk.MigrationsOut, Region: code}, {Kind: sdk.MigrationsIn, Region: code}, {Kind: sdk.Deaths, Region: code},
+		StatusFilter(code)}
 }
 
 // StatusFilter is the bureau's subscription to the status changes of the
 // persons registered in the region, which tell it of a death undone (a
-// hukou restored). The SDK's changes filter names no section, so it
-// matches every section change in the region; the handler acts on the
-// status ones only (changeFor).
-func StatusFilter(code string) sdk.Filter { return sdk.Filter{Kind: sdk.Changes, Region: code} }
-
-// filters is the service's subscription: Filters, and StatusFilter
-// unless ConsumerPerFilter is set without FollowStatus.
-func (c *Config) filters() []sdk.Filter {
-	f := Filters(c.Region)
-	if !c.ConsumerPerFilter || c.FollowStatus {
-		f = append(f, StatusFilter(c.Region))
-	}
-	return f
+// hukou restored): the status section only (pop.changed.<R>.status),
+// which an access policy grants an identity that reads status (as the
+// deaths already ask) and hukou (as the migrations do), rather than every
+// section, which it would grant only with them all. Of those changes the
+// handler acts on a registration's (changeFor).
+func StatusFilter(code string) sdk.Filter {
+	return sdk.Filter{Kind: sdk.Changes, Region: code, Section: string(schemas.SecStatus)}
 }
+
+// filters is the service's subscription: Filters of its region.
+func (c *Config) filters() []sdk.Filter { return Filters(c.Region) }
 
 // within reports whether a division code (12-digit address, or 6-digit
 // county) lies in the region.

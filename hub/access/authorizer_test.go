@@ -536,6 +536,7 @@ func TestRegionWalkOfSubscribedCounty(t *testing.T) {
 	for old, repl := range map[string]string{
 		`read: ["identity", "hukou", "status", "social_insurance"]`:                                                   `read: ["identity", "status", "social_insurance"]`,
 		"      - pop.migration.23.2301.*.*.*.*\n      - pop.migration.*.*.*.23.2301.*\n      - pop.death.23.2301.*\n": "      - pop.death.23.2301.230102\n",
+		"      - pop.changed.23.2301.*.status\n":                                                                      "      - pop.changed.23.2301.230102.status\n",
 	} {
 		if !strings.Contains(oneCounty, old) {
 			t.Fatalf("the example policy no longer has %q", old)

@@ -61,7 +61,9 @@ func TestNATSPermissions(t *testing.T) {
 	harbin := schemas.DeathSubject("230102001001")
 	other := schemas.DeathSubject("440103001001")
 	leaving := schemas.MigrationSubject("230102001001", "110105001001") // out of Harbin
-	for _, s := range []string{harbin, other, leaving} {
+	status := schemas.ChangedSubject("230102001001", schemas.SecStatus)
+	tax := schemas.ChangedSubject("230102001001", schemas.SecTax) // a section si-harbin may not read
+	for _, s := range []string{harbin, other, leaving, status, tax} {
 		if _, err := hjs.Publish(ctx, s, []byte(`{}`)); err != nil {
 			t.Fatalf("hub publishing %s: %v", s, err)
 		}
@@ -77,6 +79,8 @@ func TestNATSPermissions(t *testing.T) {
 			{"pop.death.23.2301.*", true},
 			{"pop.death.44.4401.*", false},
 			{"pop.changed.23.2301.230102.tax", false},
+			{"pop.changed.23.2301.*.status", true},
+			{"pop.changed.23.2301.*.*", false},
 			{"_INBOX.>", false},
 			{"_INBOX_hub.>", false},
 		} {
@@ -140,6 +144,7 @@ func TestNATSPermissions(t *testing.T) {
 			"pop.migration.23.2301.*.*.*.*": {leaving},
 			"pop.migration.*.*.*.23.2301.*": nil,
 			"pop.death.23.2301.*":           {harbin},
+			"pop.changed.23.2301.*.status":  {status},
 		}
 		if len(id.Subscribe) != len(want) {
 			t.Fatalf("si-harbin subscribes to %v; the test expects %d subjects", id.Subscribe, len(want))
