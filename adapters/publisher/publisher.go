@@ -684,11 +684,25 @@ type FileReport struct {
 	Read int
 	// Published counts the events the broker acknowledged.
 	Published int
-	// BadLines counts the lines not published; Bad lists the first
-	// thousand of them, in line order, so that a file of millions of bad
-	// lines is not held in memory.
+	// BadLines counts the lines not published but repeats; Bad lists the
+	// first thousand of them, in line order, so that a file of millions of
+	// bad lines is not held in memory.
 	BadLines int
 	Bad      []LineError
+	// Repeated counts the lines that repeat an earlier line's event
+	// exactly; Repeats lists the first thousand, in line order. They are
+	// not sent (the earlier line was) and, unlike bad lines, call for no
+	// fix: the hub would apply the event once anyway. They are reported
+	// so that the department sees its export overlaps.
+	Repeated int
+	Repeats  []LineRepeat
+}
+
+// LineRepeat is a line of a file that repeats the event of line First
+// (the same source and id and the same event as encoded for sending),
+// and so was not sent.
+type LineRepeat struct {
+	Line, First int
 }
 
 // LineError is a line of a file that was not published: invalid (a
@@ -717,8 +731,8 @@ var ErrLineTooLong = errors.New("line longer than 1 MiB")
 // a line whose source and id an earlier valid line has (ReasonDuplicateID,
 // naming that line), which the hub would drop as a repeat: one with other
 // content is a correction that needs an id of its own; one with the same
-// event is a harmless repeat, reported as such. The
-// error is set only if the file cannot be read or sending failed as a
+// event is a harmless repeat, counted and listed apart (Repeated,
+// Repeats), not as a bad line. The error is set only if the file cannot be read or sending failed as a
 // whole; the report then covers the chunks sent before the failure, and
 // the file can simply be published again (the hub applies each event
 // once).
@@ -737,7 +751,7 @@ func (p *Publisher) PublishJSONL(ctx context.Context, r io.Reader) (FileReport, 
 	// Lines go in chunks: while one chunk is being sent (which takes at
 	// least BatchTimeout), the next is read and validated.
 	chunks := make(chan []fileLine, 1)
-	var sent FileReport // Published and Bad, written by the sender only
+	var sent FileReport // Published, Bad and Repeats, written by the sender only
 	var sendErr error
 	var failed atomic.Bool
 	done := make(chan struct{})
@@ -756,6 +770,7 @@ func (p *Publisher) PublishJSONL(ctx context.Context, r io.Reader) (FileReport, 
 		close(chunks)
 		<-done
 		rep.Published, rep.BadLines, rep.Bad = sent.Published, sent.BadLines, sent.Bad
+		rep.Repeated, rep.Repeats = sent.Repeated, sent.Repeats
 		if err == nil {
 			err = sendErr
 		}
@@ -822,13 +837,20 @@ func readLine(br *bufio.Reader, a *arena) ([]byte, error) {
 }
 
 // fileLine is a line of a file and, once decoded, its event and record.
+// A line that repeats an earlier one exactly has repeatOf set to that
+// line, and err to errRepeat so that it is not sent.
 type fileLine struct {
-	n    int
-	text []byte
-	ev   schemas.Event
-	msg  kafka.Message
-	err  error
+	n        int
+	text     []byte
+	ev       schemas.Event
+	msg      kafka.Message
+	err      error
+	repeatOf int
 }
+
+// errRepeat keeps a repeated line from being sent; sendLines counts the
+// line as a repeat, not as a bad line.
+var errRepeat = errors.New("repeats an earlier line")
 
 // lineIDs remembers the source and id of every line of a file that was
 // valid, to report a later line with the same ones, which the hub would
@@ -858,7 +880,8 @@ func newLineIDs() *lineIDs {
 }
 
 // mark sets the error of every valid line, in order, whose source and id
-// an earlier valid line of the file has, so that it is not sent.
+// an earlier valid line of the file has, so that it is not sent; one with
+// the same event is marked as a repeat of that line.
 func (s *lineIDs) mark(lines []fileLine) {
 	var src schemas.Source
 	var first map[[2]uint64]firstLine
@@ -881,8 +904,7 @@ func (s *lineIDs) mark(lines []fileLine) {
 		case !seen:
 			first[k] = firstLine{line: l.n, sum: sum}
 		case f.sum == sum:
-			l.err = &schemas.RejectError{Reason: ReasonDuplicateID, Field: "id",
-				Detail: fmt.Sprintf("repeats line %d exactly (the same event): harmless, only line %d is sent; nothing to fix (delete the line to silence this)", f.line, f.line)}
+			l.err, l.repeatOf = errRepeat, f.line
 		default:
 			l.err = &schemas.RejectError{Reason: ReasonDuplicateID, Field: "id",
 				Detail: fmt.Sprintf("line %d has the same event id and other content: the hub applies one event per source and id and would ignore this one; give this change an id of its own", f.line)}
@@ -916,7 +938,12 @@ func (p *Publisher) sendLines(ctx context.Context, lines []fileLine, rep *FileRe
 		return err
 	}
 	for i, r := range results {
-		if r.Err != nil {
+		if lines[i].repeatOf > 0 {
+			rep.Repeated++
+			if len(rep.Repeats) < p.listBad {
+				rep.Repeats = append(rep.Repeats, LineRepeat{Line: lines[i].n, First: lines[i].repeatOf})
+			}
+		} else if r.Err != nil {
 			rep.BadLines++
 			if len(rep.Bad) < p.listBad {
 				rep.Bad = append(rep.Bad, LineError{Line: lines[i].n, Err: r.Err})

@@ -28,7 +28,8 @@ keyed by the citizen ID, waiting for the broker's acknowledgement. Bad lines are
 reported with their line number and are not sent; the exit status is 1 if any line
 was bad. A line with the source and id of an earlier line is bad (duplicate_id,
 naming that line): the hub would drop it as a repeat, so a change needs an id of
-its own; the same event repeated is only reported, it was sent once.
+its own. The same event repeated is not bad: it is reported with its line number
+and counted as repeated, sent once, and leaves the exit status 0.
 Re-publishing a file is harmless: the hub applies each (source, id) once.
 With --otlp, each produce request is a span whose trace context the records carry,
 so the hub and the subscribers continue its trace.`,
@@ -65,13 +66,14 @@ so the hub and the subscribers continue its trace.`,
 				return fmt.Errorf("publishing %s: %w", file, err)
 			}
 			out := cmd.OutOrStdout()
-			for _, bad := range rep.Bad {
-				fmt.Fprintf(out, "line %d: %v\n", bad.Line, bad.Err)
+			printFileReport(out, rep)
+			fmt.Fprintf(out, "%s: %d lines read, %d published, %d bad", file, rep.Read, rep.Published, rep.BadLines)
+			if rep.Repeated > 0 {
+				fmt.Fprintf(out, ", %d repeated (harmless, sent once)", rep.Repeated)
 			}
-			if more := rep.BadLines - len(rep.Bad); more > 0 {
-				fmt.Fprintf(out, "… and %d more bad lines\n", more)
-			}
-			fmt.Fprintf(out, "%s: %d lines read, %d published, %d bad\n", file, rep.Read, rep.Published, rep.BadLines)
+			fmt.Fprintln(out)
+			// Repeats call for no fix, so they do not fail the command: a
+			// file published again after lines were appended must not.
 			if rep.BadLines > 0 {
 				return exitError(1)
 			}
@@ -86,6 +88,28 @@ so the hub and the subscribers continue its trace.`,
 	login = addKafkaLoginFlags(f, "the department's identity in the access policy")
 	otlp = addOTLPFlag(f)
 	return cmd
+}
+
+// printFileReport prints the listed bad and repeated lines of rep, in
+// line order, and how many more there are than listed.
+func printFileReport(out io.Writer, rep publisher.FileReport) {
+	bad, repeats := rep.Bad, rep.Repeats
+	for len(bad) > 0 || len(repeats) > 0 {
+		if len(repeats) == 0 || len(bad) > 0 && bad[0].Line < repeats[0].Line {
+			fmt.Fprintf(out, "line %d: %v\n", bad[0].Line, bad[0].Err)
+			bad = bad[1:]
+			continue
+		}
+		r := repeats[0]
+		fmt.Fprintf(out, "line %d: repeats line %d exactly (the same event): harmless, only line %d is sent; nothing to fix (delete the line to silence this)\n", r.Line, r.First, r.First)
+		repeats = repeats[1:]
+	}
+	if more := rep.BadLines - len(rep.Bad); more > 0 {
+		fmt.Fprintf(out, "… and %d more bad lines\n", more)
+	}
+	if more := rep.Repeated - len(rep.Repeats); more > 0 {
+		fmt.Fprintf(out, "… and %d more repeated lines\n", more)
+	}
 }
 
 // healthcheckCommand probes a URL; the container image has no curl.

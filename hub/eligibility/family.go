@@ -68,8 +68,9 @@ func yearsBetween(a, b time.Time) int {
 // history by the rules used for the applicant (gather, statusAsOf), and
 // so is the marital status, which decides who is an unmarried child. A
 // relative not yet registered by asOf has no hukou, and one not yet
-// married is unmarried. A record handed in without history stands as it
-// is; the other sections stay as read today.
+// married is unmarried. A household the history does not give for that
+// day is today's, as for the applicant. A record handed in without
+// history stands as it is; the other sections stay as read today.
 func relativeAsOf(s Subject, asOf time.Time) hub.Record {
 	r := s.Record
 	if len(s.History) == 0 {
@@ -85,6 +86,14 @@ func relativeAsOf(s Subject, asOf time.Time) hub.Record {
 		return r
 	}
 	h := hub.Hukou{AddressCode: f.hukou, HouseholdID: f.household}
+	if h.HouseholdID == "" && r.Hukou != nil {
+		// The history does not say which household the relative was in
+		// that day (their records predate the hub and their first event
+		// is a migration): take today's, as familyOf does for the
+		// applicant, or two people who moved together would be one
+		// family after the move and strangers before it.
+		h.HouseholdID = r.Hukou.HouseholdID
+	}
 	if len(f.hukou) >= 6 {
 		h.RegionCode = f.hukou[:6]
 	}
