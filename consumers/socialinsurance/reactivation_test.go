@@ -61,6 +61,15 @@ func TestRestoredHukouCancelsStopBenefits(t *testing.T) {
 			wantStatus: StatusDone, wantDate: "2025-05-01", wantRoster: "deceased", wantUntil: "2025-05-01"},
 		{name: "restoration handled before the death", steps: []string{"cancel", "restore"}, statusFirst: true,
 			wantStatus: StatusCancelled, wantDate: "2025-03-01", wantReactive: true, wantRoster: "active"},
+		// A death newer than the restoration of a completed task reopens
+		// it: the bureau may have re-enrolled the person after its review.
+		{name: "died again after a completed task was restored", steps: []string{"cancel", "complete", "restore", "death"},
+			wantStatus: StatusOpen, wantDate: "2025-05-01", wantRoster: "deceased", wantUntil: "2025-03-01"},
+		// Completing the reopened task reaches the hub (a new event id, not
+		// the first completion's), ending the insurances re-enrolled after
+		// the restoration.
+		{name: "re-enrolled after the restoration, then died", steps: []string{"cancel", "complete", "restore", "reenrol", "death", "complete"},
+			wantStatus: StatusDone, wantDate: "2025-05-01", wantRoster: "deceased", wantUntil: "2025-05-01"},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -76,6 +85,8 @@ func TestRestoredHukouCancelsStopBenefits(t *testing.T) {
 				"restore": hubEvent(t, schemas.HukouRegistered, id, "restore", "2025-03-10T09:00:00+08:00", restored),
 				"death": hubEvent(t, schemas.DeathCertified, id, "death", "2025-05-01T09:00:00+08:00",
 					schemas.DeathCertifiedData{DateOfDeath: "2025-05-01", CertificateNo: "D1"}),
+				"reenrol": hubEvent(t, schemas.InsuranceEnrolled, id, "reenrol", "2025-03-20T09:00:00+08:00", schemas.InsuranceEnrolledData{
+					Scheme: "employee", Insurances: []string{"pension", "medical"}, Region: "230102", Start: "2025-03-20"}),
 			}
 			h := newHubSim(t)
 			h.apply(hubEvent(t, schemas.HukouRegistered, id, "reg", "2020-01-01T09:00:00+08:00", regData))

@@ -29,7 +29,8 @@
 // instead of adding another — its date of death while the task is open;
 // once it is done, a different date is kept as the task's corrected date
 // of death for the bureau to review, since the hub already holds the
-// termination (see Store.apply).
+// termination, unless the person became active again in between: that
+// later death reopens the task (see Store.apply).
 //
 // Completing a task (CLI or POST /tasks/{id}/complete) publishes an event
 // back to the hub through adapters/publisher — social_insurance.transferred
@@ -45,7 +46,8 @@
 // "task:<change_id>:<kind>"), not from the database's serial id nor the
 // time: completing twice, after a crash between publishing and marking, or
 // on a restored database, sends the same event id, which the hub applies
-// once.
+// once. A done stop_benefits task reopened by a death after the person was
+// active again takes that death's change_id, hence a new event id.
 package socialinsurance
 
 import (

@@ -29,7 +29,9 @@ const (
 // Task statuses. A cancelled task is a stop_benefits task whose person
 // became active again (a hukou restored after a cancellation for death)
 // before it was completed: completing it would terminate a living
-// person's insurances, so Complete refuses it (ErrTaskCancelled).
+// person's insurances, so Complete refuses it (ErrTaskCancelled). A death
+// newer than the restoration reopens a cancelled or done task (see
+// Store.apply).
 const (
 	StatusOpen      = "open"
 	StatusDone      = "done"
@@ -45,7 +47,10 @@ var ErrTaskCancelled = errors.New("task cancelled")
 // Task is a piece of work for the bureau. A transfer's natural key is
 // (ChangeID, Kind): one task per notification and kind; a stop_benefits
 // task's is the person (CitizenID), whose later death notifications
-// update it (ChangeID stays the first's). Its JSON, as
+// update it (ChangeID stays the first's, except that a death reopening a
+// done task gives it that death's, so that its completion's event id,
+// derived from ChangeID, is not the first completion's, which the hub
+// would ignore as applied). Its JSON, as
 // GET /tasks and the complete command answer it, is {id, kind, citizen_id,
 // change_id, from_region, to_region, date_of_death,
 // corrected_date_of_death, changed_at, created_at, status, cancel_reason,
@@ -84,7 +89,8 @@ type Task struct {
 	// cancelled, and on a done task, whose termination the hub already
 	// holds, for the bureau to review (re-enrol the person). Zero when
 	// the person did not, or when their death was recorded after the
-	// restoration (the task is then cancelled from the start).
+	// restoration (the task is then cancelled from the start), and again
+	// once a death newer than the reactivation reopens the task.
 	ReactivatedAt time.Time `json:"reactivated_at,omitzero"`
 }
 
@@ -170,10 +176,20 @@ const reasonReactivated = "the person is active again (hukou restored) after the
 // A reactivation newer in version than the person's stop_benefits tasks
 // cancels the open ones and flags the done ones with reactivated_at (see
 // migration 0004); it takes the tasks' version, so that a redelivered
-// older death changes nothing, while a newer death reopens a cancelled
-// task. A death older than the roster's status 'active' creates its task
-// cancelled, as that reactivation would have, with its version and time:
-// consumers per filter may hand the bureau the restoration first.
+// older death changes nothing, while a newer death reopens the task: a
+// cancelled one, and a done one too (reopenDone), since the bureau may
+// have re-enrolled the person after reviewing it, and those benefits must
+// be stopped again. Reopening a done task makes it open with the new
+// death's date and time, clears reactivated_at, corrected_date_of_death
+// and the completion (event_id, completed_at), and gives it the new
+// death's change_id: the completion's event id derives from change_id,
+// and the first completion's id would be dropped by the hub as already
+// applied. It stays the person's one task rather than a second row, which
+// the one-task-per-person index (migration 0003) would refuse. A death
+// older than the roster's status 'active' creates its task cancelled, as
+// that reactivation would have, with its version and time, and leaves a
+// done task as it is: consumers per filter may hand the bureau the
+// restoration first.
 //
 // The roster row takes the status of a notification newer in version
 // than its status, and the address of a move not older in time than its
@@ -198,15 +214,18 @@ func (s *Store) apply(ctx context.Context, c change) (applied, error) {
 	WHERE $1::text = 'stop_benefits'
 	ON CONFLICT (citizen_id) WHERE kind = 'stop_benefits' AND duplicate_of IS NULL DO UPDATE SET
 		version = excluded.version,
-		status = CASE WHEN k.status = 'done' THEN k.status ELSE excluded.status END,
-		cancel_reason = CASE WHEN k.status = 'done' THEN k.cancel_reason ELSE excluded.cancel_reason END,
-		reactivated_at = CASE WHEN k.status = 'done' THEN k.reactivated_at ELSE excluded.reactivated_at END,
-		date_of_death = CASE WHEN k.status <> 'done' AND excluded.date_of_death <> ''
-			THEN excluded.date_of_death ELSE k.date_of_death END,
-		changed_at = CASE WHEN k.status <> 'done' AND excluded.date_of_death <> ''
+		change_id = CASE WHEN ` + reopenDone + ` THEN excluded.change_id ELSE k.change_id END,
+		event_id = CASE WHEN ` + reopenDone + ` THEN NULL ELSE k.event_id END,
+		completed_at = CASE WHEN ` + reopenDone + ` THEN NULL ELSE k.completed_at END,
+		status = CASE WHEN k.status = 'done' AND NOT ` + reopenDone + ` THEN k.status ELSE excluded.status END,
+		cancel_reason = CASE WHEN k.status = 'done' AND NOT ` + reopenDone + ` THEN k.cancel_reason ELSE excluded.cancel_reason END,
+		reactivated_at = CASE WHEN k.status = 'done' AND NOT ` + reopenDone + ` THEN k.reactivated_at ELSE excluded.reactivated_at END,
+		date_of_death = CASE WHEN ` + reopenDone + ` THEN excluded.date_of_death
+			WHEN k.status <> 'done' AND excluded.date_of_death <> '' THEN excluded.date_of_death ELSE k.date_of_death END,
+		changed_at = CASE WHEN ` + reopenDone + ` OR (k.status <> 'done' AND excluded.date_of_death <> '')
 			THEN coalesce(excluded.changed_at, k.changed_at) ELSE k.changed_at END,
 		corrected_date_of_death = CASE
-			WHEN k.status <> 'done' THEN ''
+			WHEN k.status <> 'done' OR ` + reopenDone + ` THEN ''
 			WHEN excluded.date_of_death = '' THEN k.corrected_date_of_death
 			WHEN excluded.date_of_death = k.date_of_death THEN ''
 			ELSE excluded.date_of_death END
@@ -250,6 +269,14 @@ SELECT (SELECT count(*) FROM t) + (SELECT count(*) FROM s WHERE inserted),
 	res.created = created > 0
 	return res, nil
 }
+
+// reopenDone: over k (a person's stop_benefits task) and excluded (a
+// newer death notification's), the death reopens a done task whose
+// person became active again (reactivated_at) before it: excluded is
+// 'open' only when no status 'active' newer than the death stands in the
+// roster, and the task took the reactivation's version, which the death
+// outranks.
+const reopenDone = `(k.status = 'done' AND k.reactivated_at IS NOT NULL AND excluded.status = 'open')`
 
 // The roster's rules, over p (the row) and excluded (the notification's).
 const (
