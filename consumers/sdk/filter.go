@@ -201,6 +201,22 @@ func RegionCode(code string) string {
 	return code
 }
 
+// legacySubject is the subject an SDK before it read 441900, 442000 and
+// 460400 as counties (see RegionCode) gave f, when that differs from
+// f's: it read every 6-digit code ending in 00 under a city as the city
+// (pop.death.44.4419.* for 441900, not pop.death.44.4419.441900). The
+// city has that county only, so both subjects match the same messages,
+// and a consumer that SDK created for an unchanged configuration is kept
+// (see bind and checkLeftoverConsumers). "" when the subjects agree.
+func (f Filter) legacySubject(prefix string) string {
+	c := f.Region
+	if len(c) != 6 || c[2:4] == "00" || c[4:] != "00" || RegionCode(c) == c[:4] {
+		return ""
+	}
+	f.Region = c[:4]
+	return f.Subject(prefix)
+}
+
 // Subject is the hub's subject filter for f under prefix (the hub's is
 // "pop"). It is built by the schemas package's filter functions, so the
 // SDK and the hub cannot disagree on the layout. A filter without a
@@ -248,11 +264,18 @@ type filterSet struct {
 	// filters; patterns are the same, tokenised.
 	subjects []string
 	patterns [][]string
+	// legacy are the subjects an SDK before the county reading gave
+	// subjects[i] (Filter.legacySubject), "" where it is the same or
+	// another configured subject; legacyCover is the cover of those
+	// subjects, "" when it is cover.
+	legacy      []string
+	legacyCover string
 }
 
 func newFilterSet(prefix string, filters []Filter) filterSet {
 	var fs filterSet
 	seen := map[string]bool{}
+	var legacyPatterns [][]string
 	for _, f := range filters {
 		s := f.Subject(prefix)
 		if seen[s] {
@@ -261,8 +284,23 @@ func newFilterSet(prefix string, filters []Filter) filterSet {
 		seen[s] = true
 		fs.subjects = append(fs.subjects, s)
 		fs.patterns = append(fs.patterns, strings.Split(s, "."))
+		old := f.legacySubject(prefix)
+		fs.legacy = append(fs.legacy, old)
+		if old == "" {
+			old = s
+		}
+		legacyPatterns = append(legacyPatterns, strings.Split(old, "."))
 	}
 	fs.cover = cover(fs.patterns)
+	if c := cover(legacyPatterns); c != fs.cover {
+		fs.legacyCover = c
+	}
+	// A legacy subject that is also configured has its own consumer.
+	for i, old := range fs.legacy {
+		if seen[old] {
+			fs.legacy[i] = ""
+		}
+	}
 	return fs
 }
 

@@ -50,8 +50,19 @@ func (s *Subscriber) checkLeftoverConsumers(ctx context.Context) error {
 		return err
 	}
 	configured := make(map[string]bool, len(s.durables))
+	present := make(map[string]bool, len(infos))
 	for _, d := range s.durables {
 		configured[d.filter] = true
+	}
+	for _, ci := range infos {
+		present[ci.Name] = true
+	}
+	// The consumer an older SDK made for a configured filter is the
+	// filter's when the filter's own does not exist (see bind).
+	for _, d := range s.durables {
+		if d.legacyName != "" && !present[d.name] {
+			configured[d.legacyFilter] = true
+		}
 	}
 	var leftover []string
 	for _, ci := range infos {

@@ -237,21 +237,37 @@ func (s *Subscriber) reportGap(d *durable, from, to uint64) {
 // what the configuration says, and brings its AckWait in line. It returns
 // an error wrapping jetstream.ErrConsumerNotFound when there is none, and
 // one wrapping ErrFilterChanged when it filters something else.
+//
+// The consumer an older SDK made for the same configuration
+// (d.legacyName filtering d.legacyFilter, the same messages) is taken
+// as d's, where it left off: under d's name when it is the single
+// consumer, or under its own when d's per-filter consumer does not exist.
 func (s *Subscriber) bind(ctx context.Context, d *durable) (jetstream.Consumer, error) {
-	cons, err := s.js.Consumer(ctx, s.cfg.Stream, d.name)
+	name := d.name
+	cons, err := s.js.Consumer(ctx, s.cfg.Stream, name)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) && d.legacyName != "" && d.legacyName != name {
+		if old, lerr := s.js.Consumer(ctx, s.cfg.Stream, d.legacyName); lerr == nil && old.CachedInfo().Config.FilterSubject == d.legacyFilter {
+			cons, err, name = old, nil, d.legacyName
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("looking up consumer %s: %w", d.name, err)
 	}
 	info := cons.CachedInfo()
-	if info.Config.FilterSubject != d.filter {
+	switch f := info.Config.FilterSubject; {
+	case f == d.filter:
+	case d.legacyName == name && f == d.legacyFilter:
+		s.cfg.Logger.Info("subscriber: keeping the durable consumer an older SDK created for this configuration; its filter matches the same messages",
+			"subscriber", s.cfg.Name, "consumer", name, "filter", f, "configured_filter", d.filter)
+	default:
 		return nil, fmt.Errorf("durable consumer %s filters %q, the configuration %q: delete it or use another name: %w",
-			d.name, info.Config.FilterSubject, d.filter, ErrFilterChanged)
+			name, f, d.filter, ErrFilterChanged)
 	}
 	if info.Config.AckWait != s.cfg.AckWait {
 		cc := info.Config
 		cc.AckWait = s.cfg.AckWait
 		if cons, err = s.js.UpdateConsumer(ctx, s.cfg.Stream, cc); err != nil {
-			return nil, fmt.Errorf("updating consumer %s: %w", d.name, err)
+			return nil, fmt.Errorf("updating consumer %s: %w", name, err)
 		}
 	}
 	return cons, nil

@@ -123,6 +123,11 @@ func (s *Subscriber) Health() error {
 // durable is one of the subscriber's durable consumers.
 type durable struct {
 	name, filter string
+	// legacyName and legacyFilter are the consumer an SDK before the
+	// county reading of 441900, 442000 and 460400 made for the same
+	// configuration ("" when it made this one): bind takes it when it
+	// exists (see filterSet.legacy).
+	legacyName, legacyFilter string
 	// snapshot holds each citizen's version in the bootstrap snapshot the
 	// consumer was created from (nil: none, or no longer needed); its
 	// notifications at or below those versions are covered by it (see
@@ -220,11 +225,19 @@ func New(cfg Config) (*Subscriber, error) {
 		health:   errNotStarted,
 	}
 	if cfg.ConsumerPerFilter {
-		for _, subj := range s.filters.subjects {
-			s.durables = append(s.durables, &durable{name: schemas.FilterConsumerName(cfg.Name, subj), filter: subj})
+		for i, subj := range s.filters.subjects {
+			d := &durable{name: schemas.FilterConsumerName(cfg.Name, subj), filter: subj}
+			if old := s.filters.legacy[i]; old != "" {
+				d.legacyName, d.legacyFilter = schemas.FilterConsumerName(cfg.Name, old), old
+			}
+			s.durables = append(s.durables, d)
 		}
 	} else {
-		s.durables = []*durable{{name: cfg.Name, filter: s.filters.cover}}
+		d := &durable{name: cfg.Name, filter: s.filters.cover}
+		if old := s.filters.legacyCover; old != "" {
+			d.legacyName, d.legacyFilter = cfg.Name, old
+		}
+		s.durables = []*durable{d}
 	}
 	var err error
 	meter := cfg.MeterProvider.Meter("github.com/pophub/pophub/consumers/sdk")
