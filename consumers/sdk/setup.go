@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -251,6 +253,12 @@ func (s *Subscriber) bind(ctx context.Context, d *durable) (jetstream.Consumer, 
 		}
 	}
 	if err != nil {
+		if refused := s.refusedConsumerAPI(d.name, d.legacyName); refused != nil {
+			// Under an access policy the server refuses the request and
+			// the lookup only times out: name what the policy lacks.
+			return nil, fmt.Errorf("looking up consumer %s: NATS refused it (%v): the access policy must let this subscriber's identity subscribe to %s: %w",
+				d.name, refused, d.filter, err)
+		}
 		return nil, fmt.Errorf("looking up consumer %s: %w", d.name, err)
 	}
 	info := cons.CachedInfo()
@@ -271,4 +279,21 @@ func (s *Subscriber) bind(ctx context.Context, d *durable) (jetstream.Consumer, 
 		}
 	}
 	return cons, nil
+}
+
+// refusedConsumerAPI is the connection's last error when it is the server
+// refusing a JetStream API request about one of the consumers named: a
+// user whose permissions lack a consumer's filter may not ask for it, and
+// the request then only times out.
+func (s *Subscriber) refusedConsumerAPI(names ...string) error {
+	last := s.nc.LastError()
+	if !errors.Is(last, nats.ErrPermissionViolation) {
+		return nil
+	}
+	for _, name := range names {
+		if name != "" && strings.Contains(last.Error(), "$JS.API.CONSUMER.") && strings.Contains(last.Error(), "."+name+`"`) {
+			return last
+		}
+	}
+	return nil
 }

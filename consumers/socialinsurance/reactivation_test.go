@@ -328,6 +328,12 @@ func policyNATS(t *testing.T) (url, adminURL string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return policyNATSOf(t, p)
+}
+
+// policyNATSOf is policyNATS with the users of policy p.
+func policyNATSOf(t *testing.T, p *access.Policy) (url, adminURL string) {
+	t.Helper()
 	opts := &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true}
 	p.NATSUsers().Apply(opts)
 	srv, err := server.NewServer(opts)
