@@ -143,14 +143,14 @@ func knownWithin(t *region.Table, code string) bool {
 	if _, ok := t.Lookup(code); ok {
 		return true
 	}
-	next := nextLevel(len(code))
+	next := int(region.Level(len(code)).Below())
 	if next == 0 {
 		return false
 	}
 	if len(t.Children(code)) > 0 {
 		return true
 	}
-	if nextLevel(next) == 0 {
+	if region.Level(next).Below() == 0 {
 		return false // Children saw the last level
 	}
 	width := next - len(code)
@@ -166,23 +166,6 @@ func knownWithin(t *region.Table, code string) bool {
 	return false
 }
 
-// nextLevel is the length of the division codes one level under codes
-// of length n (province 2, city 4, county 6, township 9, village 12), or
-// 0 under a village or for a length that is no level.
-func nextLevel(n int) int {
-	switch n {
-	case 2:
-		return 4
-	case 4:
-		return 6
-	case 6:
-		return 9
-	case 9:
-		return 12
-	}
-	return 0
-}
-
 // RegionCode is the code a subscription region is matched by: a city
 // written in six digits (230100) is its 4-digit code (2301), the code the
 // hub's subjects carry; every other code is its own. A 6-digit code the
@@ -192,14 +175,7 @@ func nextLevel(n int) int {
 // counties, so a subscriber fixed to such a county asks for its subject
 // and walks it. It is the reading the hub's statistics routes give such
 // a code.
-func RegionCode(code string) string {
-	if len(code) == 6 && code[2:4] != "00" && code[4:] == "00" {
-		if _, county := region.Lookup(code); !county {
-			return code[:4]
-		}
-	}
-	return code
-}
+func RegionCode(code string) string { return region.Named(code) }
 
 // legacySubject is the subject an SDK before it read 441900, 442000 and
 // 460400 as counties (see RegionCode) gave f, when that differs from

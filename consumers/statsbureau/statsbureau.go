@@ -262,11 +262,11 @@ func (c *Client) Pull(ctx context.Context, region, asOf string, depth int) (Repo
 
 	// Walk level by level; each level's regions are asked concurrently.
 	level := notItself(region, top.Children)
-	for l := nextLevel(n); len(level) > 0; l = nextLevel(l) {
+	for l := below(n); len(level) > 0; l = below(l) {
 		for _, cn := range level {
 			rep.Rows = append(rep.Rows, row(cn, l))
 		}
-		if l >= depth || nextLevel(l) == 0 {
+		if l >= depth || below(l) == 0 {
 			break
 		}
 		// The throttle bounds the requests in flight; the group only
@@ -302,37 +302,11 @@ func notItself(code string, children []count) []count {
 }
 
 // regionLevel is the level (code length) of a region as the hub reads its
-// code (hub/api tableCode): a city written in six digits (230100) is the
-// city 2301, at the city's level, but a 6-digit code the region table has
-// is a county, though it ends in 00: 东莞市 441900, 中山市 442000 and
-// 儋州市 460400 are the one county of a city without districts, and their
-// children are townships. The table is region.Default(): the built-in one,
-// which has those counties, or the official one the program installed.
-// Every other code is its own length. Only the region a pull starts from
-// needs this; the levels below follow from it (nextLevel).
+// code (region.Named, as hub/api's tableCode does: 230100 is the city 2301,
+// 441900 the county). Only the region a pull starts from needs this; the
+// levels below follow from it (below).
 func regionLevel(code string) int {
-	if len(code) == 6 && code[4:] == "00" {
-		if _, county := divisions.Lookup(code); !county {
-			return 4
-		}
-	}
-	return len(code)
-}
-
-// nextLevel is the level under codes of length n (province 2, city 4,
-// county 6, township 9, village 12), or 0 under a village.
-func nextLevel(n int) int {
-	switch n {
-	case 2:
-		return 4
-	case 4:
-		return 6
-	case 6:
-		return 9
-	case 9:
-		return 12
-	}
-	return 0
+	return len(divisions.Named(code))
 }
 
 // row is a region's counts at a level (a code length).
@@ -471,3 +445,7 @@ func WriteJSON(w io.Writer, rep Report) error {
 	}
 	return nil
 }
+
+// below is the level (code length) under codes of length n, 0 under a
+// village.
+func below(n int) int { return int(divisions.Level(n).Below()) }

@@ -383,19 +383,14 @@ func (s *Server) directlyAdministered(code string) bool {
 // built-in one, which has those three counties, or the official one
 // installed).
 func (s *Server) tableCode(code string) string {
-	if len(code) != 6 || code[4:] != "00" {
-		return code
-	}
-	var county bool
-	if s.cfg.Regions != nil {
-		_, county = s.cfg.Regions.Name(code)
-	} else {
-		_, county = region.Lookup(code)
-	}
-	if county {
-		return code
-	}
-	return code[:4]
+	return region.NamedBy(code, func(c string) bool {
+		if s.cfg.Regions != nil {
+			_, county := s.cfg.Regions.Name(c)
+			return county
+		}
+		_, county := region.Lookup(c)
+		return county
+	})
 }
 
 // allDigits reports whether s is all ASCII digits.

@@ -101,3 +101,29 @@ func Filter(code string) string {
 	}
 	return "*.*.*"
 }
+
+// NamedBy is the code a region written as asked names: a city written in
+// six digits (230100) is its 4-digit code (2301), unless isCounty says the
+// table has that 6-digit code as a county (东莞市 441900, 中山市 442000,
+// 儋州市 460400: the one county of a city without districts, whose
+// children are townships); every other code is its own.
+func NamedBy(code string, isCounty func(string) bool) string {
+	if len(code) == 6 && code[2:4] != "00" && code[4:] == "00" && !isCounty(code) {
+		return code[:4]
+	}
+	return code
+}
+
+// Named is NamedBy of the default table.
+func Named(code string) string {
+	return NamedBy(code, func(c string) bool { _, ok := Lookup(c); return ok })
+}
+
+// Below is the level of the codes one level under l, or 0 under a
+// village or for a length that is no level.
+func (l Level) Below() Level {
+	if i := levelIndex(int(l)); i >= 0 && i+1 < len(levels) {
+		return levels[i+1]
+	}
+	return 0
+}
