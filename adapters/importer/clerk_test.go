@@ -1,6 +1,7 @@
 package importer
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -409,4 +410,40 @@ func TestDuplicateColumns(t *testing.T) {
 			t.Errorf("a duplicate unmapped column is refused: %v", err)
 		}
 	})
+}
+
+// TestEventIDsKeepsEventsAcrossBlocks: the earlier event of a reused id is
+// given back as it was wherever it was kept, in the first block, past a
+// block's end or as one larger than a block, so that the reject can name
+// the fields that changed.
+func TestEventIDsKeepsEventsAcrossBlocks(t *testing.T) {
+	s := newEventIDs()
+	value := func(i int) []byte {
+		n := 3000
+		if i == 700 {
+			n = keptBlock + 10 // larger than a block
+		}
+		return bytes.Repeat([]byte{byte('a' + i%26)}, n)
+	}
+	const lines = 1000 // about three blocks of events
+	for i := range lines {
+		if d, dup := s.add(fmt.Sprint("id-", i), i+1, value(i)); dup {
+			t.Fatalf("line %d: a new id taken as a duplicate of line %d", i+1, d.first)
+		}
+	}
+	if len(s.kept) < 3 {
+		t.Fatalf("%d blocks kept; the test needs at least 3", len(s.kept))
+	}
+	for _, i := range []int{0, 349, 350, 700, lines - 1} {
+		d, dup := s.add(fmt.Sprint("id-", i), lines+1, []byte("other"))
+		switch {
+		case !dup || d.first != i+1 || d.same:
+			t.Errorf("id of line %d again: %+v, %v; want a duplicate of line %d with other content", i+1, d, dup, i+1)
+		case !bytes.Equal(d.prev, value(i)):
+			t.Errorf("id of line %d again: the earlier event given back is %d bytes, not the %d kept", i+1, len(d.prev), len(value(i)))
+		}
+		if d, _ := s.add(fmt.Sprint("id-", i), lines+2, value(i)); !d.same {
+			t.Errorf("id of line %d with the same event is not taken as the same", i+1)
+		}
+	}
 }

@@ -693,24 +693,35 @@ func validate(ctx context.Context, cfg *Config, rep *Report, phase string, emit 
 // with odds of 2⁻⁶⁴: never, in practice.
 //
 // To say which fields a reused id changed, it also keeps the events
-// themselves, in one pointer-free buffer, while they fit in keptBytes:
+// themselves, in pointer-free blocks, while they fit in keptBytes:
 // the whole of any spreadsheet a clerk handles; past that, a reject says
 // the content differs without naming the fields.
 type eventIDs struct {
 	seeds [2]maphash.Seed
 	first map[[2]uint64]firstEvent // hash of the id → the first line with it
-	kept  []byte                   // the first lines' events, length-prefixed
+	// kept holds the first lines' events in blocks of keptBlock bytes
+	// (one event longer than that has a block of its own): a block is
+	// never grown, so keeping a file's events copies each once, rather
+	// than again at every doubling of one buffer.
+	kept      [][]byte
+	keptTotal int // the bytes of kept, to stay within keptBytes
 }
 
 // firstEvent is the first line yielding an id.
 type firstEvent struct {
-	line int
-	sum  uint64 // maphash of its event
-	at   int    // 1 + the offset of its event in kept; 0 if not kept
+	line  int
+	sum   uint64 // maphash of its event
+	block int32  // 1 + the index in kept of the block of its event; 0 if not kept
+	at    int32  // the offset of its event in that block
+	size  int32  // the length of its event
 }
 
-// keptBytes bounds the events eventIDs keeps to name changed fields.
-const keptBytes = 64 << 20
+// keptBytes bounds the events eventIDs keeps to name changed fields, and
+// keptBlock is the size of a block of them.
+const (
+	keptBytes = 64 << 20
+	keptBlock = 1 << 20
+)
 
 func newEventIDs() *eventIDs {
 	return &eventIDs{seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}, first: map[[2]uint64]firstEvent{}}
@@ -731,17 +742,22 @@ func (s *eventIDs) add(id string, line int, value []byte) (duplicate, bool) {
 	sum := maphash.Bytes(s.seeds[0], value)
 	if f, ok := s.first[k]; ok {
 		d := duplicate{first: f.line, same: f.sum == sum}
-		if !d.same && f.at > 0 {
-			n, w := binary.Uvarint(s.kept[f.at-1:])
-			d.prev = s.kept[f.at-1+w : f.at-1+w+int(n)]
+		if !d.same && f.block > 0 {
+			d.prev = s.kept[f.block-1][f.at : f.at+f.size]
 		}
 		return d, true
 	}
 	f := firstEvent{line: line, sum: sum}
-	if len(s.kept)+len(value)+binary.MaxVarintLen64 <= keptBytes {
-		f.at = len(s.kept) + 1
-		s.kept = binary.AppendUvarint(s.kept, uint64(len(value)))
-		s.kept = append(s.kept, value...)
+	if s.keptTotal+len(value) <= keptBytes {
+		last := len(s.kept) - 1
+		if last < 0 || cap(s.kept[last])-len(s.kept[last]) < len(value) {
+			s.kept = append(s.kept, make([]byte, 0, max(keptBlock, len(value))))
+			last++
+		}
+		b := s.kept[last]
+		f.block, f.at, f.size = int32(last+1), int32(len(b)), int32(len(value))
+		s.kept[last] = append(b, value...)
+		s.keptTotal += len(value)
 	}
 	s.first[k] = f
 	return duplicate{}, false
