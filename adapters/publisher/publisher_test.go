@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -728,4 +729,81 @@ func cpuTime(tb testing.TB) time.Duration {
 		tb.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// TestConcurrentCallsKeepTheirRecords: calls running at once, large
+// (validated and sent in groups) and small, whose record memory is
+// reused from one call to the next once acknowledged, each deliver
+// exactly the records of their own events, byte for byte.
+func TestConcurrentCallsKeepTheirRecords(t *testing.T) {
+	addr := testenv.Kafka(t, partitions)
+	p := newPublisher(t, Config{Brokers: []string{addr}})
+	events := population(t, 400)
+	if len(events) < 3*groupedMin {
+		t.Fatalf("%d events: too few for three grouped calls", len(events))
+	}
+	want := map[string][]byte{} // topic/id → the encoding of its event
+	for _, ev := range events {
+		v, err := schemas.Encode(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[schemas.Topic(ev.Source)+"/"+ev.ID] = v
+	}
+	// Calls of 7 to 4,000 events, each event in one call, run by four
+	// goroutines, several calls each.
+	var calls [][]schemas.Event
+	for rest, size := events, 7; len(rest) > 0; size = size*3%4001 + 7 {
+		n := min(size, len(rest))
+		calls = append(calls, rest[:n])
+		rest = rest[n:]
+	}
+	next := make(chan []schemas.Event, len(calls))
+	for _, c := range calls {
+		next <- c
+	}
+	close(next)
+	var wg sync.WaitGroup
+	errs := make(chan error, len(calls))
+	for range 4 {
+		wg.Go(func() {
+			for c := range next {
+				results, err := p.Publish(context.Background(), c...)
+				if err == nil {
+					err = errors.Join(slices.Collect(func(yield func(error) bool) {
+						for _, r := range results {
+							if r.Err != nil && !yield(fmt.Errorf("event %s: %w", r.ID, r.Err)) {
+								return
+							}
+						}
+					})...)
+				}
+				if err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	got := consume(t, addr, schemas.Topics(), len(events))
+	if len(got) != len(events) {
+		t.Fatalf("%d records read; %d events were published", len(got), len(events))
+	}
+	for _, r := range got {
+		ev, err := schemas.Decode(schemas.Input{Topic: r.Topic, Key: r.Key, Value: r.Value})
+		if err != nil {
+			t.Fatalf("a record does not decode: %v", err)
+		}
+		k := r.Topic + "/" + ev.ID
+		if w, ok := want[k]; !ok {
+			t.Fatalf("record %s was not published or came twice", ev.ID)
+		} else if !bytes.Equal(r.Value, w) {
+			t.Fatalf("record %s differs from its event's encoding:\n got %s\nwant %s", ev.ID, r.Value, w)
+		}
+		delete(want, k)
+	}
 }
