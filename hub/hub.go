@@ -242,7 +242,10 @@ type Store interface {
 	// The order of events in the batch does not affect the resulting records.
 	// When ctx carries a turn (WithTurn), Apply waits for it (AwaitTurn)
 	// before taking its locks and passes it on (PassTurn) once it holds
-	// them, and on every return.
+	// them, and when it returns with the batch applied (or nothing to
+	// apply). An Apply that fails before it holds them keeps the turn, so
+	// that the caller's retry, with the same turn, still comes before the
+	// next batch: the caller passes it when it gives up.
 	Apply(ctx context.Context, batch []Input) (ApplyResult, error)
 
 	// Person returns a copy of the golden record, or ErrNotFound.
@@ -437,8 +440,9 @@ func AwaitTurn(ctx context.Context) error {
 }
 
 // PassTurn hands the turn ctx carries to the next batch. It is idempotent,
-// and does nothing when ctx carries no turn, so a store may call it both
-// once it holds its locks and, deferred, on every return.
+// and does nothing when ctx carries no turn, so a store may call it once
+// it holds its locks and again when it returns, and the caller once more
+// when it is done with the batch.
 func PassTurn(ctx context.Context) {
 	t, _ := ctx.Value(turnKey{}).(*turn)
 	if t == nil || t.pass == nil {

@@ -201,8 +201,8 @@ func getMeta(txn *memdb.Txn) (meta, error) {
 // Apply implements hub.Store.
 func (s *Store) Apply(ctx context.Context, batch []hub.Input) (hub.ApplyResult, error) {
 	// Batches handed turns (hub.WithTurn) take s.mu in turn order, so that
-	// one partition's records take effect in offset order.
-	defer hub.PassTurn(ctx)
+	// one partition's records take effect in offset order; one that ends
+	// before it takes s.mu keeps its turn for the caller (hub.Store).
 	if err := ctx.Err(); err != nil {
 		return hub.ApplyResult{}, err
 	}

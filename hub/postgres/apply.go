@@ -81,14 +81,16 @@ func (s *Store) Retries() Retries { return s.retries.snapshot() }
 // this one committed or rolled back, so one partition's records take
 // effect in offset order. Not before the history rows: a repeat fails
 // there, and the batch, tried again with the look-up, must not let the
-// next one lock its persons in between. A batch retried after a conflict
-// with another instance (unique, serialization, deadlock) or failing after
-// it passed its turn may still be applied after the next one; only a
-// second instance on the same partitions, or a failure between history and
-// commit, causes that.
+// next one lock its persons in between. An Apply that fails before that
+// (PostgreSQL unreachable, the connection lost while locking) keeps the
+// turn for the caller's retry, as hub.Store asks. A batch retried after a
+// conflict with another instance (unique, serialization, deadlock) or
+// failing after it passed its turn may still be applied after the next
+// one; only a second instance on the same partitions, or a failure between
+// history and commit, causes that.
 func (s *Store) Apply(ctx context.Context, batch []hub.Input) (hub.ApplyResult, error) {
-	defer hub.PassTurn(ctx) // on every return, so that no later batch waits for ever
 	if len(batch) == 0 {
+		hub.PassTurn(ctx)
 		return hub.ApplyResult{}, ctx.Err()
 	}
 	if err := hub.AwaitTurn(ctx); err != nil {
@@ -103,6 +105,7 @@ func (s *Store) Apply(ctx context.Context, batch []hub.Input) (hub.ApplyResult, 
 		var res hub.ApplyResult
 		res, err = s.applyOnce(ctx, batch, checkKeys)
 		if err == nil {
+			hub.PassTurn(ctx) // a batch of repeats only never wrote history
 			return res, nil
 		}
 		if ctx.Err() != nil {

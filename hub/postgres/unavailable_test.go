@@ -3,7 +3,9 @@ package postgres
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -138,4 +140,67 @@ func TestReadErrorsThatAreNotOutages(t *testing.T) {
 		t.Errorf("caller's deadline passed: got %v, want an error that is not hub.ErrUnavailable", err)
 	}
 	p.SetLatency(0)
+}
+
+// TestRetryAfterOutageKeepsTurn: a batch whose attempt failed before it
+// locked anything (PostgreSQL unreachable for a moment) keeps its turn,
+// so that the consumer's retry of it still takes effect before the
+// partition's next batch: a marriage and the later divorce stay in that
+// order in history, each changing the marital section.
+func TestRetryAfterOutageKeepsTurn(t *testing.T) {
+	s, p := openThroughProxy(t)
+	day := func(d int) time.Time { return time.Date(2020, 3, d, 9, 0, 0, 0, time.UTC) }
+	id, spouse := storetest.ValidID(616161), storetest.ValidID(616162)
+	married := storetest.Event(t, schemas.MarriageRegistered, id, "m-1", day(1), schemas.MarriageRegisteredData{SpouseID: spouse})
+	divorced := storetest.Event(t, schemas.MarriageDivorced, id, "m-2", day(20), schemas.MarriageDivorcedData{SpouseID: spouse})
+
+	aPassed := make(chan struct{})
+	ctxA := hub.WithTurn(context.Background(), nil, sync.OnceFunc(func() { close(aPassed) }))
+	ctxB := hub.WithTurn(context.Background(), aPassed, func() {})
+
+	p.SetDown(true)
+	p.Cut()
+	attempt, cancel := context.WithTimeout(ctxA, 3*time.Second)
+	defer cancel()
+	if _, err := s.Apply(attempt, []hub.Input{married}); err == nil {
+		t.Fatal("the marriage was applied while PostgreSQL could not be reached")
+	}
+	p.SetDown(false)
+
+	// The divorce's batch, already in flight, must wait for the
+	// marriage's retry; a store that passed the turn on the failure lets
+	// it through now (a wait, not an assertion: history tells).
+	bDone := make(chan error, 1)
+	go func() {
+		_, err := s.Apply(ctxB, []hub.Input{divorced})
+		bDone <- err
+	}()
+	select {
+	case err := <-bDone:
+		bDone <- err
+	case <-time.After(time.Second):
+	}
+	if _, err := s.Apply(ctxA, []hub.Input{married}); err != nil {
+		t.Fatalf("retrying the marriage: %v", err)
+	}
+	select {
+	case err := <-bDone:
+		if err != nil {
+			t.Fatalf("applying the divorce: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the divorce's batch was never applied: the retry did not pass its turn")
+	}
+	h, err := s.History(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h) != 2 || h[0].EventID != "m-1" || h[1].EventID != "m-2" {
+		t.Fatalf("history %+v: want m-1 then m-2, the order of their turns", h)
+	}
+	for _, c := range h {
+		if !slices.Contains(c.Sections, "marital") {
+			t.Errorf("change %s (version %d) changed sections %v, not the marital one: applied out of turn", c.EventID, c.Version, c.Sections)
+		}
+	}
 }
