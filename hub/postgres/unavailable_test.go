@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"errors"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -191,16 +190,5 @@ func TestRetryAfterOutageKeepsTurn(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the divorce's batch was never applied: the retry did not pass its turn")
 	}
-	h, err := s.History(context.Background(), id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(h) != 2 || h[0].EventID != "m-1" || h[1].EventID != "m-2" {
-		t.Fatalf("history %+v: want m-1 then m-2, the order of their turns", h)
-	}
-	for _, c := range h {
-		if !slices.Contains(c.Sections, "marital") {
-			t.Errorf("change %s (version %d) changed sections %v, not the marital one: applied out of turn", c.EventID, c.Version, c.Sections)
-		}
-	}
+	storetest.AppliedInTurn(t, s, id, "m-1", "m-2")
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/schemas"
+	"github.com/pophub/pophub/schemas/citizenid"
 )
 
 // TurnOrder checks that a store applies concurrent batches in the order
@@ -61,18 +62,7 @@ func TurnOrder(t *testing.T, newStore NewStore) {
 				t.Fatal("timed out waiting for both batches: a turn was not passed")
 			}
 		}
-		h, err := s.History(ctx, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(h) != 2 || h[0].EventID != "turn-1" || h[1].EventID != "turn-2" {
-			t.Fatalf("history %+v: want turn-1 then turn-2, the order of their turns", h)
-		}
-		for _, c := range h {
-			if !slices.Contains(c.Sections, "marital") {
-				t.Errorf("change %s (version %d) changed sections %v, not the marital one: applied out of turn", c.EventID, c.Version, c.Sections)
-			}
-		}
+		AppliedInTurn(t, s, id, "turn-1", "turn-2")
 	})
 
 	t.Run("TurnPassedOnceApplied", func(t *testing.T) {
@@ -129,4 +119,23 @@ func TurnOrder(t *testing.T, newStore NewStore) {
 			})
 		}
 	})
+}
+
+// AppliedInTurn fails t unless id's history holds the marital events first
+// and then second, each changing the marital section: applied the other
+// way round, first would be a late event that changes nothing of it.
+func AppliedInTurn(t *testing.T, s hub.Store, id citizenid.ID, first, second string) {
+	t.Helper()
+	h, err := s.History(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h) != 2 || h[0].EventID != first || h[1].EventID != second {
+		t.Fatalf("history %+v: want %s then %s, the order of their turns", h, first, second)
+	}
+	for _, c := range h {
+		if !slices.Contains(c.Sections, "marital") {
+			t.Errorf("change %s (version %d) changed sections %v, not the marital one: applied out of turn", c.EventID, c.Version, c.Sections)
+		}
+	}
 }
