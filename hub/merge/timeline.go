@@ -375,13 +375,20 @@ func (s *State) permitUntil(p point) string {
 	return ""
 }
 
-// dayAfter returns the day after a YYYY-MM-DD date, "" for none.
+// dayAfter returns the day after a YYYY-MM-DD date, "" for none: also
+// for 9999-12-31, the long-term (长期) validity departments write, whose
+// day after has a five-digit year that days, compared as text, would
+// place before every other.
 func dayAfter(date string) string {
 	t, err := time.Parse(time.DateOnly, date)
 	if err != nil {
 		return ""
 	}
-	return t.AddDate(0, 0, 1).Format(time.DateOnly)
+	next := t.AddDate(0, 0, 1)
+	if next.Year() > 9999 {
+		return ""
+	}
+	return next.Format(time.DateOnly)
 }
 
 // step says where the person counts ("" nowhere) from a day on.

@@ -117,6 +117,13 @@ func ruleScenarios(t testing.TB) ([]hub.Input, []countCheck) {
 	p9 := person(9)
 	issue(p9, "2022-01-01", "220200", addressIn(t, "220202"), "")
 	add(schemas.ResidencePermitRevoked, p9, "2023-06-01", schemas.ResidencePermitRevokedData{CityCode: "220202"})
+	// 10: a Xi'an permit renewed as long-term (长期, valid until
+	// 9999-12-31), and a Hangzhou one issued long-term: held from their
+	// issue with no end.
+	p10, p11 := person(10), person(11)
+	issue(p10, "2022-01-01", "610100", addressIn(t, "610102"), "2024-12-31")
+	issue(p10, "2024-06-01", "610100", addressIn(t, "610102"), "9999-12-31")
+	issue(p11, "2023-01-01", "330100", addressIn(t, "330102"), "9999-12-31")
 
 	u, r, pm := hub.Tally{Urban: 1}, hub.Tally{Rural: 1}, hub.Tally{Permits: 1}
 	none := hub.Tally{}
@@ -158,6 +165,9 @@ func ruleScenarios(t testing.TB) ([]hub.Input, []countCheck) {
 		{"23", "2025-06-01", r},
 		// 9: a revocation written with a district's code.
 		{"2202", "2023-05-31", pm}, {"2202", "2023-06-01", none},
+		// 10: long-term permits.
+		{"6101", "2024-05-31", pm}, {"6101", "2024-06-01", pm}, {"6101", "2026-01-01", pm},
+		{"3301", "2022-12-31", none}, {"3301", "2023-01-01", pm}, {"3301", "2026-01-01", pm},
 	}
 	return in, checks
 }
