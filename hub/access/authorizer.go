@@ -175,6 +175,22 @@ var (
 	errRefusals      = fmt.Errorf("too many requests without valid credentials from this address; slow down: %w", api.ErrRateLimited)
 )
 
+// purposeError is purposeProblem for the X-Purpose header of a request,
+// wrapping hub.ErrInvalid (400). A missing or blank header is
+// errNoPurpose; one that is sent but malformed says what is wrong with
+// it, so that a client sending 80 Chinese characters learns the limit
+// rather than that it sent nothing.
+func purposeError(purpose string) error {
+	switch msg := purposeProblem(purpose); {
+	case msg == "":
+		return nil
+	case strings.TrimSpace(purpose) == "":
+		return errNoPurpose
+	default:
+		return fmt.Errorf("the %s header %s: %w", HeaderPurpose, msg, hub.ErrInvalid)
+	}
+}
+
 // Authorize implements api.Authorizer.
 func (a *Authorizer) Authorize(r *http.Request, route string) (api.Grant, error) {
 	p, err := a.authenticate(r)
@@ -191,9 +207,9 @@ func (a *Authorizer) Authorize(r *http.Request, route string) (api.Grant, error)
 		return nil, errRateLimited
 	}
 	purpose := r.Header.Get(HeaderPurpose)
-	if purposeProblem(purpose) != "" {
+	if err := purposeError(purpose); err != nil {
 		a.refuse(r, p, route, "", http.StatusBadRequest)
-		return nil, errNoPurpose
+		return nil, err
 	}
 	if err := p.permit(route, purpose); err != nil {
 		a.refuse(r, p, route, purpose, http.StatusForbidden)

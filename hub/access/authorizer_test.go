@@ -123,6 +123,14 @@ func TestAuthorizerOverHTTP(t *testing.T) {
 		{name: "no token", path: "/v1/persons/" + personID, purpose: "x", wantStatus: 401, wantHas: []string{"urn:pophub:problem:unauthenticated"}},
 		{name: "wrong token", path: "/v1/persons/" + personID, token: "nope", purpose: "x", wantStatus: 401},
 		{name: "missing purpose", path: "/v1/persons/" + personID, token: tok("tax"), wantStatus: 400, wantHas: []string{"X-Purpose"}},
+		{name: "blank purpose", path: "/v1/persons/" + personID, token: tok("tax"), purpose: "   ", wantStatus: 400,
+			wantHas: []string{"the X-Purpose header must name the purpose of the request"}},
+		// A purpose sent but malformed is refused for what is wrong with
+		// it, not as if it were missing.
+		{name: "purpose over 200 bytes (80 Chinese characters)", path: "/v1/persons/" + personID, token: tok("tax"), purpose: strings.Repeat("社会保险关系转移", 10), wantStatus: 400,
+			wantHas: []string{"urn:pophub:problem:invalid-request", "the X-Purpose header is at most 200 bytes (got 240)"}, wantLacks: []string{"must name the purpose", "社会保险"}},
+		{name: "purpose with a control character", path: "/v1/persons/" + personID, token: tok("tax"), purpose: "case\t17", wantStatus: 400,
+			wantHas: []string{"urn:pophub:problem:invalid-request", "the X-Purpose header must not contain control characters"}, wantLacks: []string{"must name the purpose", "case"}},
 		{name: "sections filtered", path: "/v1/persons/" + personID, token: tok("tax"), purpose: "tax audit", wantStatus: 200,
 			wantHas: []string{`"identity"`, `"tax"`, `"businesses"`, `"hukou"`}, wantLacks: []string{`"social_insurance"`, `"urban_employee"`}},
 		{name: "health sees no tax", path: "/v1/persons/" + personID, token: tok("health"), purpose: "death certification", wantStatus: 200,

@@ -246,7 +246,7 @@ func (id *Identity) validate(p *Policy, path string, ve *ValidationError) {
 	}
 	for j, s := range id.Purposes {
 		if msg := purposeProblem(s); msg != "" {
-			ve.add(fmt.Sprintf("%s: purposes[%d]", path, j), "%s", msg)
+			ve.add(fmt.Sprintf("%s: purposes[%d]", path, j), "a purpose %s", msg)
 		} else if slices.Index(id.Purposes, s) < j {
 			ve.add(fmt.Sprintf("%s: purposes[%d]", path, j), "%q is listed twice", s)
 		}
@@ -271,15 +271,20 @@ func validateRate(path string, r RateLimit, ve *ValidationError) {
 	}
 }
 
-// purposeProblem says what is wrong with an X-Purpose value, or "".
+// purposeProblem says what is wrong with an X-Purpose value, or "". It is
+// the one rule for the purposes a policy lists and the X-Purpose header a
+// request sends, so its text is a predicate ("is at most 200 bytes …")
+// that each caller puts after its own subject ("a purpose", "the
+// X-Purpose header"). It never repeats the value, which may hold personal
+// data.
 func purposeProblem(s string) string {
 	switch {
 	case strings.TrimSpace(s) == "":
-		return "a purpose must not be empty"
+		return "must not be empty"
 	case len(s) > maxPurpose:
-		return fmt.Sprintf("a purpose is at most %d bytes", maxPurpose)
+		return fmt.Sprintf("is at most %d bytes (got %d)", maxPurpose, len(s))
 	case strings.IndexFunc(s, unicode.IsControl) >= 0:
-		return "a purpose must not contain control characters"
+		return "must not contain control characters"
 	}
 	return ""
 }

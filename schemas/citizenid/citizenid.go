@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pophub/pophub/schemas/region"
 )
@@ -32,6 +33,7 @@ var (
 	ErrProvince  = errors.New("first two digits are not a province code")
 	ErrBirthDate = errors.New("birth date digits are not a real date")
 	ErrFuture    = errors.New("birth date lies in the future")
+	ErrFullWidth = errors.New("must be written in ASCII digits (full-width digits are not accepted)")
 )
 
 // Error explains why a string is not a citizen ID. It never includes the
@@ -63,11 +65,31 @@ func CheckChar(first17 string) byte {
 // for its case, the error is ErrCheckCase, so that the sender upper-cases it
 // rather than doubting the number. An ID wrong in other ways as well gets
 // the error of its other fault.
+//
+// An ID travels in ASCII, but a Chinese input method in full-width mode
+// types its digits as ２３０１…Ｘ, which look the same on screen. Such an
+// ID is not accepted either, and is judged like the lower-case x: when it
+// is valid but for the width of its characters, the error is
+// ErrFullWidth, not ErrLength (its 18 characters are 54 bytes); when it is
+// wrong in other ways as well, the error of its other fault. Any other
+// character outside ASCII (an ideographic 〇 for a 0) counts as one
+// character that is not a digit.
 func Parse(s string) (ID, error) { return ParseAt(s, time.Now()) }
 
 // ParseAt is Parse with an explicit "now" for the future-date check, which
 // judges the birth date against Today(now).
 func ParseAt(s string, now time.Time) (ID, error) {
+	id, err := parseASCII(s, now)
+	if err != nil && !isASCII(s) {
+		// Only a refused ID is looked at again: one accepted is ASCII.
+		return "", parseNonASCII(s, now)
+	}
+	return id, err
+}
+
+// parseASCII is ParseAt for an ID written in ASCII; anything else fails
+// its rules, with an error that counts bytes, not characters.
+func parseASCII(s string, now time.Time) (ID, error) {
 	if len(s) != 18 {
 		return "", &Error{ErrLength}
 	}
@@ -95,6 +117,50 @@ func ParseAt(s string, now time.Time) (ID, error) {
 		return "", &Error{ErrCheckCase}
 	}
 	return ID(s), nil
+}
+
+// parseNonASCII is the error of ParseAt for a string that is not all
+// ASCII, counted in characters rather than bytes: full-width digits and
+// Ｘ/ｘ are read as their ASCII forms and any other non-ASCII character
+// (or invalid UTF-8 byte) as '?', which no rule accepts, and the result is
+// judged as Parse judges it. It never returns nil.
+func parseNonASCII(s string, now time.Time) error {
+	if utf8.RuneCountInString(s) != 18 {
+		return &Error{ErrLength}
+	}
+	var b [18]byte
+	wide := false
+	i := 0
+	for _, r := range s {
+		switch {
+		case r < utf8.RuneSelf:
+			b[i] = byte(r)
+		case '０' <= r && r <= '９':
+			b[i], wide = byte('0'+r-'０'), true
+		case r == 'Ｘ' || r == 'ｘ':
+			b[i], wide = byte('X'+r-'Ｘ'), true // 'x' for 'ｘ'
+		default:
+			b[i] = '?'
+		}
+		i++
+	}
+	_, err := parseASCII(string(b[:]), now)
+	if wide && (err == nil || errors.Is(err, ErrCheckCase)) {
+		// The width is what to fix first; a lower-case x, if any,
+		// is reported once the ID is sent in ASCII.
+		return &Error{ErrFullWidth}
+	}
+	return err
+}
+
+// isASCII reports whether s holds only ASCII characters, as an ID does.
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // china is China Standard Time: UTC+8 all year, no daylight saving time.

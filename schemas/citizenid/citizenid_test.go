@@ -34,6 +34,19 @@ func TestParse(t *testing.T) {
 		{"no such province", with(t, "99010219900101123"), ErrProvince},
 		{"no such date", with(t, "23010219900230123"), ErrBirthDate},
 		{"born in the future", with(t, "23010220301231123"), ErrFuture},
+		// Full-width digits, as a Chinese input method types them: 18
+		// characters, but not the ASCII the wire carries.
+		{"full-width digits", fullWidth("230102199001011230"), ErrFullWidth},
+		{"full-width digits and Ｘ", fullWidth("11010519491231002X"), ErrFullWidth},
+		{"full-width digits and ｘ", fullWidth("11010519491231002x"), ErrFullWidth},
+		{"one full-width digit among ASCII ones", "23010219900101123" + fullWidth("0"), ErrFullWidth},
+		{"full-width and a wrong check character", fullWidth("230102199001011231"), ErrCheck},
+		{"full-width and no such province", fullWidth(with(t, "99010219900101123")), ErrProvince},
+		{"full-width and born in the future", fullWidth(with(t, "23010220301231123")), ErrFuture},
+		{"full-width, too short", fullWidth("23010219900101123"), ErrLength},
+		{"full-width, too long", fullWidth("2301021990010112300"), ErrLength},
+		{"18 characters, one an ideographic zero", "〇" + "30102199001011230", ErrDigits},
+		{"18 characters, a Chinese check character", "23010219900101123" + "零", ErrCheck},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -47,6 +60,11 @@ func TestParse(t *testing.T) {
 			if tc.want == ErrCheckCase {
 				if _, err := ParseAt(strings.ToUpper(tc.in), now); err != nil {
 					t.Errorf("upper-cased, ParseAt = %v, want the ID accepted", err)
+				}
+			}
+			if tc.want == ErrFullWidth {
+				if _, err := ParseAt(strings.ToUpper(ascii(tc.in)), now); err != nil {
+					t.Errorf("in ASCII, ParseAt = %v, want the ID accepted", err)
 				}
 			}
 		})
@@ -64,6 +82,27 @@ func lowerX(t *testing.T, first16 string) string {
 	}
 	t.Fatalf("no 17th digit gives %s… the check character X", first16[:4])
 	return ""
+}
+
+// fullWidth writes the ASCII digits and X/x of s in their full-width
+// forms (U+FF10–FF19, U+FF38, U+FF58).
+func fullWidth(s string) string {
+	return strings.Map(func(r rune) rune {
+		if '0' <= r && r <= '9' || r == 'X' || r == 'x' {
+			return r - '!' + '！'
+		}
+		return r
+	}, s)
+}
+
+// ascii is the inverse of fullWidth.
+func ascii(s string) string {
+	return strings.Map(func(r rune) rune {
+		if '０' <= r && r <= '９' || r == 'Ｘ' || r == 'ｘ' {
+			return r - '！' + '!'
+		}
+		return r
+	}, s)
 }
 
 // with completes 17 digits with their check character.
