@@ -50,12 +50,24 @@ func TestDemo(t *testing.T) {
 // newcomer. Harbin's social-insurance bureau runs as identity si-harbin
 // with a durable consumer per filter, creates tasks, completes a transfer
 // through the social_insurance department's Kafka user, and reads the
-// person back with its own token, seeing only its sections.
+// person back with its own token, seeing only its sections. si-harbin
+// may not list the stream's consumers: the SDK warns once, and neither
+// it nor the embedded NATS server logs that expected refusal as an error.
 func TestDemoWithPolicy(t *testing.T) {
 	var out bytes.Buffer
+	var logs testenv.LogBuffer
+	log := slog.New(slog.NewMultiHandler(testLogger(t).Handler(), slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	opts := demoOptions{Persons: 300, Months: 24, Seed: 5, SIPostgres: testenv.PostgresURL(), Timeout: 3 * time.Minute, Policy: examplePolicy}
-	if err := runDemo(context.Background(), &out, testLogger(t), opts); err != nil {
+	if err := runDemo(context.Background(), &out, log, opts); err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
+	}
+	if got := strings.Count(logs.String(), "may not list the stream's consumers"); got != 1 {
+		t.Errorf("si-harbin warned %d times that it may not list consumers, want once; logs:\n%s", got, logs.String())
+	}
+	for line := range strings.Lines(logs.String()) {
+		if strings.Contains(line, "level=ERROR") && strings.Contains(line, "CONSUMER.LIST") {
+			t.Errorf("the expected refusal to list consumers logged as an error: %s", line)
+		}
 	}
 	for _, want := range []string{"uses its own credentials", "What the hub did", "unknown_address_code",
 		"Registered population of 哈尔滨市", "ELIGIBLE", "Who looked at", `public_security  read_record  200 purpose "settlement application"`} {

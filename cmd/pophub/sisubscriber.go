@@ -119,13 +119,16 @@ refused without a token. --tls-cert and --tls-key serve the API over HTTPS only.
 	f := cmd.PersistentFlags()
 	f.StringVar(&cfg.Postgres, "postgres", envOr("POPHUB_SI_POSTGRES", ""), "PostgreSQL URL (env POPHUB_SI_POSTGRES)")
 	f.StringVar(&cfg.Schema, "schema", envOr("POPHUB_SI_SCHEMA", "socialinsurance"), "the service's PostgreSQL schema (env POPHUB_SI_SCHEMA)")
-	f.StringVar(&kafkaBrokers, "kafka", envOr("POPHUB_KAFKA", "127.0.0.1:19092"), "comma-separated Kafka brokers completions are published to (env POPHUB_KAFKA)")
+	// --kafka and --nats read the subscriber's own variables, not the
+	// hub's POPHUB_KAFKA and POPHUB_NATS, so that a shell set up for
+	// `pophub serve` does not silently point the subscriber at the hub's.
+	f.StringVar(&kafkaBrokers, "kafka", envOr("POPHUB_SI_KAFKA", "127.0.0.1:19092"), "comma-separated Kafka brokers completions are published to (env POPHUB_SI_KAFKA)")
 	login = addSIKafkaLoginFlags(f)
 	ca = addCAFlag(f)
 	otlp = addOTLPFlag(f)
 	lf := cmd.Flags()
 	lf.StringVar(&cfg.Region, "region", envOr("POPHUB_SI_REGION", ""), "the bureau's 2-, 4- or 6-digit region code (env POPHUB_SI_REGION)")
-	lf.StringVar(&cfg.NATS, "nats", envOr("POPHUB_NATS", "nats://127.0.0.1:14222"), "NATS server URL (env POPHUB_NATS; default: pophub dev's, as --kafka)")
+	lf.StringVar(&cfg.NATS, "nats", envOr("POPHUB_SI_NATS", "nats://127.0.0.1:14222"), "NATS server URL (env POPHUB_SI_NATS; default: pophub dev's, as --kafka)")
 	lf.StringVar(&cfg.NATSUser, "nats-user", envOr("POPHUB_SI_NATS_USER", ""), "NATS user: the bureau's identity under an access policy, which --name must equal (env POPHUB_SI_NATS_USER)")
 	lf.StringVar(&cfg.NATSPassword, "nats-password", envOr("POPHUB_SI_NATS_PASSWORD", ""), "its NATS password (env POPHUB_SI_NATS_PASSWORD)")
 	lf.StringVar(&cfg.NATSInboxPrefix, "nats-inbox-prefix", envOr("POPHUB_SI_NATS_INBOX_PREFIX", ""), "its private inbox prefix under an access policy: the identity's inbox_prefix when the policy sets one (default with --nats-user: _INBOX_<nats-user>, the policy's default; env POPHUB_SI_NATS_INBOX_PREFIX)")

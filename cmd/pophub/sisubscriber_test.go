@@ -387,3 +387,50 @@ func TestSISubscriberRegionCheckedAgainstTable(t *testing.T) {
 		t.Errorf("si-subscriber --region 230199: %v\n%s", err, out)
 	}
 }
+
+// TestSISubscriberOwnBrokerVariables: si-subscriber's --kafka and --nats
+// read POPHUB_SI_KAFKA and POPHUB_SI_NATS, not the hub's POPHUB_KAFKA and
+// POPHUB_NATS, so that a shell set up for `pophub serve` does not point
+// the subscriber (and `si-subscriber complete`) at the hub's settings;
+// each flag's help names its variable.
+func TestSISubscriberOwnBrokerVariables(t *testing.T) {
+	const hubKafka, hubNATS = "hub-kafka:9092", "nats://hub-nats:4222"
+	const siKafka, siNATS = "si-kafka:9092", "nats://si-nats:4222"
+	tests := []struct {
+		name                string
+		env                 map[string]string
+		wantKafka, wantNATS string
+	}{
+		{"nothing set: pophub dev's", nil, "127.0.0.1:19092", "nats://127.0.0.1:14222"},
+		{"only the hub's", map[string]string{"POPHUB_KAFKA": hubKafka, "POPHUB_NATS": hubNATS}, "127.0.0.1:19092", "nats://127.0.0.1:14222"},
+		{"only the subscriber's", map[string]string{"POPHUB_SI_KAFKA": siKafka, "POPHUB_SI_NATS": siNATS}, siKafka, siNATS},
+		{"both", map[string]string{"POPHUB_KAFKA": hubKafka, "POPHUB_NATS": hubNATS, "POPHUB_SI_KAFKA": siKafka, "POPHUB_SI_NATS": siNATS}, siKafka, siNATS},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, v := range []string{"POPHUB_KAFKA", "POPHUB_NATS", "POPHUB_SI_KAFKA", "POPHUB_SI_NATS"} {
+				t.Setenv(v, tt.env[v])
+			}
+			cmd := siSubscriberCommand(func() *slog.Logger { return testLogger(t) })
+			kafkaFlag, natsFlag := cmd.PersistentFlags().Lookup("kafka"), cmd.Flags().Lookup("nats")
+			if got := kafkaFlag.Value.String(); got != tt.wantKafka {
+				t.Errorf("--kafka %q, want %q", got, tt.wantKafka)
+			}
+			if got := natsFlag.Value.String(); got != tt.wantNATS {
+				t.Errorf("--nats %q, want %q", got, tt.wantNATS)
+			}
+			complete, _, err := cmd.Find([]string{"complete"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := complete.InheritedFlags().Lookup("kafka").Value.String(); got != tt.wantKafka {
+				t.Errorf("complete --kafka %q, want %q", got, tt.wantKafka)
+			}
+			for flag, want := range map[string]string{kafkaFlag.Usage: "env POPHUB_SI_KAFKA)", natsFlag.Usage: "env POPHUB_SI_NATS;"} {
+				if !strings.Contains(flag, want) {
+					t.Errorf("help %q does not name %q", flag, want)
+				}
+			}
+		})
+	}
+}

@@ -106,7 +106,7 @@ type consumerListResponse struct {
 func (s *Subscriber) listConsumers(ctx context.Context) ([]*jetstream.ConsumerInfo, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	subj := "$JS.API.CONSUMER.LIST." + s.cfg.Stream
+	subj := s.consumerListSubject()
 	var out []*jetstream.ConsumerInfo
 	for {
 		var page consumerListResponse
@@ -139,7 +139,7 @@ func (s *Subscriber) apiRequest(ctx context.Context, subj string, body []byte, r
 	if err := s.nc.FlushWithContext(ctx); err != nil {
 		return fmt.Errorf("sending the request: %w", err)
 	}
-	if last := s.nc.LastError(); errors.Is(last, nats.ErrPermissionViolation) && strings.Contains(last.Error(), `"`+subj+`"`) {
+	if last := s.nc.LastError(); refused(last, subj) {
 		return fmt.Errorf("%w: %v", errListRefused, last)
 	}
 	msg, err := sub.NextMsgWithContext(ctx)
@@ -150,4 +150,46 @@ func (s *Subscriber) apiRequest(ctx context.Context, subj string, body []byte, r
 		return fmt.Errorf("decoding the answer: %w", err)
 	}
 	return nil
+}
+
+// consumerListSubject is the JetStream API subject listConsumers sends to.
+func (s *Subscriber) consumerListSubject() string {
+	return "$JS.API.CONSUMER.LIST." + s.cfg.Stream
+}
+
+// refused reports whether err is the server's refusal to let the
+// connection publish to subj.
+func refused(err error, subj string) bool {
+	return errors.Is(err, nats.ErrPermissionViolation) && strings.Contains(err.Error(), `"`+subj+`"`)
+}
+
+// asyncErrors is the error handler of the SDK's own connection. The
+// server refuses a request its permissions forbid with an asynchronous
+// -ERR, which nats.go hands to the handler besides keeping it as the last
+// error; its default handler writes it to standard error. The refusal of
+// the consumer list request is expected under an access policy, and
+// apiRequest already tells it from the last error so that
+// checkLeftoverConsumers warns once: here it is only logged at debug.
+// Every other error (another subject refused, a slow consumer) is logged
+// at error level when the caller gave a Logger, and otherwise goes to
+// next (nats.go's default handler), as before, rather than to the
+// discarding default Logger.
+func (s *Subscriber) asyncErrors(next nats.ErrHandler, logged bool) nats.ErrHandler {
+	return func(nc *nats.Conn, sub *nats.Subscription, err error) {
+		if refused(err, s.consumerListSubject()) {
+			s.cfg.Logger.Debug("subscriber: the server refused to list the stream's consumers", "subscriber", s.cfg.Name, "error", err)
+			return
+		}
+		if !logged {
+			if next != nil {
+				next(nc, sub, err)
+			}
+			return
+		}
+		args := []any{"subscriber", s.cfg.Name, "error", err}
+		if sub != nil {
+			args = append(args, "subscription", sub.Subject)
+		}
+		s.cfg.Logger.Error("subscriber: NATS connection error", args...)
+	}
 }

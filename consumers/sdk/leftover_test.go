@@ -182,52 +182,12 @@ func TestConsumerPerFilterLeftovers(t *testing.T) {
 // answer would only time out and setting up retry for ever: the SDK tells
 // the refusal at once, warns once and consumes without the check.
 func TestConsumerPerFilterLeftoversNotListable(t *testing.T) {
-	all := []sdk.Filter{out2301, death2301, out2302, death2302}
-	var subjects []string
-	for _, f := range all {
-		subjects = append(subjects, f.Subject("pop"))
-	}
-	const inbox = "_INBOX_si"
-	s, n := schemas.StreamName, "si"
-	publish := []string{"$JS.API.INFO", "$JS.API.STREAM.NAMES", "$JS.API.STREAM.INFO." + s, "$JS.API.STREAM.INFO.POPDLQ",
-		"$JS.API.CONSUMER.INFO." + s + "." + n, "$JS.API.CONSUMER.DELETE." + s + "." + n,
-		"$JS.API.CONSUMER.MSG.NEXT." + s + "." + n, "$JS.ACK." + s + "." + n + ".>", "popdlq." + n}
-	subscribe := []string{inbox + ".>"}
-	for _, subj := range subjects {
-		c := schemas.FilterConsumerName(n, subj)
-		publish = append(publish, "$JS.API.CONSUMER.CREATE."+s+"."+n+"."+subj, "$JS.API.CONSUMER.CREATE."+s+"."+c+"."+subj,
-			"$JS.API.CONSUMER.INFO."+s+"."+c, "$JS.API.CONSUMER.DELETE."+s+"."+c,
-			"$JS.API.CONSUMER.MSG.NEXT."+s+"."+c, "$JS.ACK."+s+"."+c+".>")
-		subscribe = append(subscribe, subj)
-	}
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
-		Users: []*server.User{
-			{Username: "admin", Password: "admin"},
-			{Username: n, Password: "si", Permissions: &server.Permissions{
-				Publish:   &server.SubjectPermission{Allow: publish},
-				Subscribe: &server.SubjectPermission{Allow: subscribe},
-			}},
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS server not ready")
-	}
-	url := "nats://admin:admin@" + strings.TrimPrefix(srv.ClientURL(), "nats://")
-	_, js := sdktest.Connect(t, url)
-	sdktest.CreateStream(t, js, schemas.StreamName, "pop")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "POPDLQ", Subjects: []string{"popdlq.>"}}); err != nil {
-		t.Fatal(err)
-	}
+	const inbox, n = "_INBOX_si", "si"
+	url, js := startNotListable(t, n, inbox, []sdk.Filter{out2301, death2301, out2302, death2302})
 
 	rec := newRecorder()
 	var logs testenv.LogBuffer
-	cfg := sdk.Config{Name: n, URL: srv.ClientURL(), User: n, Password: "si", InboxPrefix: inbox, ConsumerPerFilter: true,
+	cfg := sdk.Config{Name: n, URL: url, User: n, Password: "si", InboxPrefix: inbox, ConsumerPerFilter: true,
 		Handler: rec.handle, Logger: debugLogger(&logs)}
 	runUntilConsuming := func(filters []sdk.Filter, while func(*sdk.Subscriber)) {
 		t.Helper()
@@ -271,5 +231,98 @@ func TestConsumerPerFilterLeftoversNotListable(t *testing.T) {
 	}
 	if got := len(consumersOf(t, js)); got != 4 {
 		t.Errorf("%d consumers, want both regions' 4", got)
+	}
+}
+
+// startNotListable starts a NATS server with JetStream, the hub's
+// streams, an admin user (whose JetStream context it returns) and the
+// user n (password "si") with the permissions the hub's access policy
+// gives an identity allowed filters (see hub/access NATSPermissions):
+// its consumers' API, its inbox, and not $JS.API.CONSUMER.LIST. It
+// returns the URL n connects to.
+func startNotListable(t *testing.T, n, inbox string, filters []sdk.Filter) (string, jetstream.JetStream) {
+	t.Helper()
+	var subjects []string
+	for _, f := range filters {
+		subjects = append(subjects, f.Subject("pop"))
+	}
+	s := schemas.StreamName
+	publish := []string{"$JS.API.INFO", "$JS.API.STREAM.NAMES", "$JS.API.STREAM.INFO." + s, "$JS.API.STREAM.INFO.POPDLQ",
+		"$JS.API.CONSUMER.INFO." + s + "." + n, "$JS.API.CONSUMER.DELETE." + s + "." + n,
+		"$JS.API.CONSUMER.MSG.NEXT." + s + "." + n, "$JS.ACK." + s + "." + n + ".>", "popdlq." + n}
+	subscribe := []string{inbox + ".>"}
+	for _, subj := range subjects {
+		c := schemas.FilterConsumerName(n, subj)
+		publish = append(publish, "$JS.API.CONSUMER.CREATE."+s+"."+n+"."+subj, "$JS.API.CONSUMER.CREATE."+s+"."+c+"."+subj,
+			"$JS.API.CONSUMER.INFO."+s+"."+c, "$JS.API.CONSUMER.DELETE."+s+"."+c,
+			"$JS.API.CONSUMER.MSG.NEXT."+s+"."+c, "$JS.ACK."+s+"."+c+".>")
+		subscribe = append(subscribe, subj)
+	}
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
+		Users: []*server.User{
+			{Username: "admin", Password: "admin"},
+			{Username: n, Password: "si", Permissions: &server.Permissions{
+				Publish:   &server.SubjectPermission{Allow: publish},
+				Subscribe: &server.SubjectPermission{Allow: subscribe},
+			}},
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("NATS server not ready")
+	}
+	url := "nats://admin:admin@" + strings.TrimPrefix(srv.ClientURL(), "nats://")
+	_, js := sdktest.Connect(t, url)
+	sdktest.CreateStream(t, js, schemas.StreamName, "pop")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "POPDLQ", Subjects: []string{"popdlq.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	return srv.ClientURL(), js
+}
+
+// TestConsumerListRefusalWarnsOnce: the refusal of the consumer list
+// request reaches the client a second time, as an asynchronous error of
+// the connection, which nats.go's default handler writes to standard
+// error ("nats: permissions violation: …"). The subscriber's own
+// connection takes it as the expected refusal it already warned about:
+// one warning, nothing on standard error and nothing at error level.
+func TestConsumerListRefusalWarnsOnce(t *testing.T) {
+	const inbox, n = "_INBOX_si", "si"
+	url, _ := startNotListable(t, n, inbox, []sdk.Filter{out2301, death2301})
+	stderr := sdk.CaptureStderr(t)
+
+	var logs testenv.LogBuffer
+	sub, err := sdk.New(sdk.Config{Name: n, URL: url, User: n, Password: "si", InboxPrefix: inbox, ConsumerPerFilter: true,
+		Filters: []sdk.Filter{out2301, death2301}, Handler: newRecorder().handle, Logger: debugLogger(&logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sub.Run(ctx) }()
+	waitFor(t, "the subscriber consuming", 30*time.Second, func() bool { return sub.Health() == nil })
+	// The connection's asynchronous errors are handled in order on one
+	// goroutine: a round trip after consuming leaves time for the
+	// refusal's, which came before the consumers were set up.
+	time.Sleep(200 * time.Millisecond)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v; logs:\n%s", err, logs.String())
+	}
+	sub.Close()
+
+	if got := strings.Count(logs.String(), "may not list the stream's consumers"); got != 1 {
+		t.Errorf("warned %d times, want once; logs:\n%s", got, logs.String())
+	}
+	if strings.Contains(logs.String(), "level=ERROR") {
+		t.Errorf("an error logged for the expected refusal; logs:\n%s", logs.String())
+	}
+	if out := stderr(); out != "" {
+		t.Errorf("standard error got %q, want nothing", out)
 	}
 }

@@ -182,7 +182,11 @@ type Config struct {
 	// is set. The SDK's own connection reconnects forever.
 	URL string
 	// Conn is an existing connection to use; the caller owns and closes it
-	// and should configure reconnection (see ConnectOptions).
+	// and should configure reconnection (see ConnectOptions). Its
+	// asynchronous errors stay with its own error handler, which with
+	// ConsumerPerFilter under an access policy also sees the server refuse
+	// to list the stream's consumers ($JS.API.CONSUMER.LIST.<Stream>);
+	// the SDK warns about that itself and goes on.
 	Conn *nats.Conn
 	// TLS, when set, is the client configuration of the SDK's own NATS
 	// connection and of the bootstrap's default HTTP client, for a hub
@@ -332,7 +336,10 @@ type Config struct {
 	// Propagator extracts the hub's trace context from message headers
 	// (default W3C TraceContext).
 	Propagator propagation.TextMapPropagator
-	// Logger receives warnings (default: discard). It never sees citizen IDs.
+	// Logger receives warnings, and the asynchronous errors of the SDK's
+	// own connection at error level (default: discard, the connection's
+	// errors then going to standard error, as nats.go writes them). It
+	// never sees citizen IDs.
 	Logger *slog.Logger
 }
 

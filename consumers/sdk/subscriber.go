@@ -212,6 +212,7 @@ func New(cfg Config) (*Subscriber, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("configuring subscriber: %w", err)
 	}
+	logged := cfg.Logger != nil // see asyncErrors
 	cfg.setDefaults()
 	s := &Subscriber{
 		cfg:      cfg,
@@ -290,6 +291,9 @@ func New(cfg Config) (*Subscriber, error) {
 			return nil, fmt.Errorf("connecting to NATS: %w", err)
 		}
 		s.ownConn = true
+		// Set after connecting, to wrap nats.go's default handler: no
+		// request is sent before Run.
+		s.nc.SetErrorHandler(s.asyncErrors(s.nc.ErrorHandler(), logged))
 	}
 	s.js, err = jetstream.New(s.nc)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -300,8 +301,12 @@ func (l kafkaLogger) Logf(level kfake.LogLevel, msg string, args ...any) {
 }
 
 // natsLogger passes the NATS server's log to slog: notices (its start-up
-// banner) at debug, warnings and errors as such. Debug and trace logging
-// stay off in the server, so message contents are never logged.
+// banner) at debug, warnings and errors as such, but for a client refused
+// by its permissions (a publish or subscription violation), which is the
+// policy working, not a server fault, and is logged as a warning: a
+// subscriber under a policy asking to list consumers is one, and expected
+// (README, Subscribers). Debug and trace logging stay off in the server,
+// so message contents are never logged.
 type natsLogger struct{ log *slog.Logger }
 
 func (l natsLogger) logf(lv slog.Level, format string, v ...any) {
@@ -314,6 +319,13 @@ func (l natsLogger) logf(lv slog.Level, format string, v ...any) {
 func (l natsLogger) Noticef(format string, v ...any) { l.logf(slog.LevelDebug, format, v...) }
 func (l natsLogger) Warnf(format string, v ...any)   { l.logf(slog.LevelWarn, format, v...) }
 func (l natsLogger) Fatalf(format string, v ...any)  { l.logf(slog.LevelError, format, v...) }
-func (l natsLogger) Errorf(format string, v ...any)  { l.logf(slog.LevelError, format, v...) }
-func (l natsLogger) Debugf(format string, v ...any)  { l.logf(slog.LevelDebug, format, v...) }
-func (l natsLogger) Tracef(format string, v ...any)  { l.logf(slog.LevelDebug-4, format, v...) }
+func (l natsLogger) Errorf(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	lv := slog.LevelError
+	if strings.Contains(msg, "Publish Violation") || strings.Contains(msg, "Subscription Violation") {
+		lv = slog.LevelWarn
+	}
+	l.logf(lv, "%s", msg)
+}
+func (l natsLogger) Debugf(format string, v ...any) { l.logf(slog.LevelDebug, format, v...) }
+func (l natsLogger) Tracef(format string, v ...any) { l.logf(slog.LevelDebug-4, format, v...) }

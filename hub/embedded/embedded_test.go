@@ -371,3 +371,44 @@ func kafkaChild(dir string) {
 		fmt.Printf("acked %d\n", i)
 	}
 }
+
+// TestNATSLogLevels: the server's errors reach the log as errors, but a
+// client refused by its permissions, the access policy doing its work, is
+// a warning, so that an operator's error alerts do not fire on it.
+func TestNATSLogLevels(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		log  func(l natsLogger)
+		want slog.Level
+	}{
+		{"publish violation", func(l natsLogger) {
+			l.Errorf("%s - %q - Publish Violation - %s, Subject %q", "127.0.0.1:5000 - cid:19", "si-harbin", "User \"si-harbin\"", "$JS.API.CONSUMER.LIST.POP")
+		}, slog.LevelWarn},
+		{"subscription violation", func(l natsLogger) {
+			l.Errorf("%s - Subscription Violation - %s, Subject %q", "cid:7", "User \"si-harbin\"", "pop.>")
+		}, slog.LevelWarn},
+		{"server error", func(l natsLogger) { l.Errorf("Error writing to stream: %v", "disk full") }, slog.LevelError},
+		{"warning", func(l natsLogger) { l.Warnf("slow consumer %d", 3) }, slog.LevelWarn},
+		{"notice", func(l natsLogger) { l.Noticef("Server is ready") }, slog.LevelDebug},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []slog.Level
+			h := &levelRecorder{levels: &got}
+			tc.log(natsLogger{slog.New(h)})
+			if len(got) != 1 || got[0] != tc.want {
+				t.Fatalf("logged at %v, want once at %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// levelRecorder records the level of every record, at every level.
+type levelRecorder struct{ levels *[]slog.Level }
+
+func (h *levelRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (h *levelRecorder) Handle(_ context.Context, r slog.Record) error {
+	*h.levels = append(*h.levels, r.Level)
+	return nil
+}
+func (h *levelRecorder) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *levelRecorder) WithGroup(string) slog.Handler      { return h }
