@@ -317,7 +317,12 @@ func writeAdminJSON(w http.ResponseWriter, v any) error {
 // refused a batch of valid keys of CJK ids, and reconcile failed.
 const maxKnownEventsBody = hub.MaxKnownEvents * (6*schemas.MaxIDLength + 64)
 
+// knownEvents answers POST /v1/admin/known-events. Its keys come in the
+// body; it takes no query parameter.
 func (a *admin) knownEvents(w http.ResponseWriter, r *http.Request) error {
+	if _, err := queryOf(r); err != nil {
+		return err
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxKnownEventsBody))
 	if err != nil {
 		return fmt.Errorf("reading the body (at most %d bytes): %w", maxKnownEventsBody, hub.ErrInvalid)
@@ -343,7 +348,11 @@ func (a *admin) knownEvents(w http.ResponseWriter, r *http.Request) error {
 	return writeAdminJSON(w, known)
 }
 
+// status answers GET /v1/admin/status. It takes no query parameter.
 func (a *admin) status(w http.ResponseWriter, r *http.Request) error {
+	if _, err := queryOf(r); err != nil {
+		return err
+	}
 	return writeAdminJSON(w, a.collect(r.Context()))
 }
 

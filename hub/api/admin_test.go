@@ -177,3 +177,14 @@ func TestAdminStatusMinimal(t *testing.T) {
 		t.Errorf("store not ok: %s", b)
 	}
 }
+
+// TestAdminKnownEventsTakesNoQuery: the reconciliation route reads its
+// keys from the body only; a query parameter is refused, not ignored.
+func TestAdminKnownEventsTakesNoQuery(t *testing.T) {
+	ts := adminServer(t, api.AdminConfig{Store: newMemStore(t), Token: "s3cret"})
+	code, _, b := adminDo(t, http.MethodPost, ts.URL+"/v1/admin/known-events?source=tax", "s3cret", "[]")
+	var p api.Problem
+	if err := json.Unmarshal(b, &p); err != nil || code != http.StatusBadRequest || !strings.Contains(p.Detail, `"source"`) {
+		t.Errorf("status %d, body %s; want 400 naming the parameter", code, b)
+	}
+}

@@ -30,8 +30,9 @@
 // another dependency is down, which /readyz reports too.
 //
 // Access control is a seam, not a feature, here: Config.Authorizer, when set,
-// is consulted on every /v1 request and can refuse it, narrow what it
-// returns and audit its outcome. The security issue plugs bearer tokens,
+// is consulted on every /v1 request, one that matches no route included
+// (as RouteUnmatched), and can refuse it, narrow what it returns and audit
+// its outcome. The security issue plugs bearer tokens,
 // X-Purpose, section filtering and the audit trail in there.
 package api
 
@@ -87,9 +88,12 @@ const (
 	RouteResidencePermits = "GET /v1/stats/residence-permits"
 )
 
-// routeUnmatched labels requests no route matched (404, 405, redirects), so
-// that arbitrary paths never become label values.
-const routeUnmatched = "unmatched"
+// RouteUnmatched labels requests no route matched (404, 405, redirects), so
+// that arbitrary paths never become label values. It is also the route a
+// /v1 request no route matched is authorised for (Authorizer): every /v1
+// request is the Authorizer's to refuse and audit, one sent to no route
+// included.
+const RouteUnmatched = "unmatched"
 
 // Config configures a Server. Only Store is required; the zero value of every
 // other field is usable.

@@ -16,7 +16,10 @@ import (
 // itself enforces nothing.
 //
 // Authorize is called once per /v1 request, before the citizen ID in the
-// path is parsed, with the route pattern (RoutePerson, RouteHistory). It
+// path is parsed, with the route pattern (RoutePerson, RouteHistory), or
+// RouteUnmatched for a /v1 request no route matches (a wrong method, an
+// unknown path): granted, that request is answered 404 or 405 (or the
+// mux's redirect) and reported to Done; refused, it gets the refusal. It
 // returns the caller's Grant, or an error wrapping ErrUnauthenticated (401,
 // with WWW-Authenticate: Bearer), ErrForbidden (403), ErrRateLimited (429)
 // or hub.ErrInvalid (400, e.g. a missing X-Purpose); the error's text is

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -110,20 +111,33 @@ func (s *Server) listPersons(r *http.Request, g Grant, o *Outcome) (any, error) 
 			return nil, err
 		}
 	}
+	pq := hub.PersonQuery{Region: reg, Limit: limit}
+	if err := pq.Validate(); err != nil {
+		return nil, err
+	}
 	var seq uint64
-	cursor := ""
 	if tok := q.Get("after"); tok != "" {
-		var err error
-		if seq, cursor, err = decodePageToken(tok); err != nil {
+		pt, err := decodePageToken(tok)
+		if err != nil {
 			return nil, err
 		}
+		if pt.bound && pt.region != reg {
+			return nil, fmt.Errorf("after: the token continues %s, not %s: pass the next of the previous page of this walk, "+
+				"with the same region, or leave after out to begin a walk: %w", walkOf(pt.region), walkOf(reg), hub.ErrInvalid)
+		}
+		seq, pq.After = pt.seq, pt.cursor
 	} else if s.cfg.StreamSequence != nil {
 		var err error
 		if seq, err = s.cfg.StreamSequence(r.Context()); err != nil {
 			return nil, fmt.Errorf("reading the notification stream's sequence: %w: %w", hub.ErrUnavailable, err)
 		}
 	}
-	recs, next, err := s.cfg.Lister.Persons(r.Context(), hub.PersonQuery{Region: reg, After: cursor, Limit: limit})
+	recs, next, err := s.cfg.Lister.Persons(r.Context(), pq)
+	if errors.Is(err, hub.ErrInvalid) && pq.After != "" {
+		// The query is valid (checked above): the store refused the
+		// cursor, which it did not make for this walk.
+		return nil, fmt.Errorf("after: not a page token of this walk (pass the next of the previous page as it came): %w", err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("listing persons: %w", err)
 	}
@@ -134,9 +148,17 @@ func (s *Server) listPersons(r *http.Request, g Grant, o *Outcome) (any, error) 
 		o.Others = append(o.Others, Disclosure{CitizenID: rec.CitizenID})
 	}
 	if next != "" {
-		page.Next = encodePageToken(seq, next)
+		page.Next = encodePageToken(seq, reg, next)
 	}
 	return page, nil
+}
+
+// walkOf names the walk of a region code ("" for everyone) in a refusal.
+func walkOf(region string) string {
+	if region == "" {
+		return "a walk without region"
+	}
+	return "a walk of region " + region
 }
 
 // walkRegion is the code a walk of a well-formed region selects by. A
@@ -188,40 +210,68 @@ func mayWalk(g Grant, code string) error {
 		schemas.SecHukou, strings.Join(counties, ", "), ErrForbidden)
 }
 
-// A page token carries the walk's stream sequence and the store's cursor,
-// in the clear: a store's cursor holds only what the caller of that walk
-// may read (no address in a walk of everyone, which the store conformance
-// suite checks; a region walk's caller may read hukou), so the token need
-// not be sealed.
-func encodePageToken(seq uint64, cursor string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatUint(seq, 10) + ":" + cursor))
+// A page token carries the walk's stream sequence, the region it walks
+// and the store's cursor, "seq/region:cursor" in base64url (the region
+// empty in a walk of everyone), in the clear: a store's cursor holds only
+// what the caller of that walk may read (no address in a walk of
+// everyone, which the store conformance suite checks; a region walk's
+// caller may read hukou, or the county it walks is named by its
+// subscriptions), and the region is the caller's own. So the token need
+// not be sealed, and carries no address in a walk of everyone.
+//
+// The region binds the token to its walk: a store's cursor of one walk
+// may be well formed in another (a memdb cursor is a person key in every
+// walk; a PostgreSQL cursor of a county is one of its city too), where it
+// would skip persons or fail on one store only, so listPersons refuses a
+// token whose region is not the walk's. It is the region as walked
+// (walkRegion), so 230100 continues a walk of 2301.
+func encodePageToken(seq uint64, region, cursor string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatUint(seq, 10) + "/" + region + ":" + cursor))
+}
+
+// pageToken is a decoded page token.
+type pageToken struct {
+	seq    uint64
+	cursor string
+	// region is the code of the walk the token continues, "" for a walk
+	// of everyone. bound is false for a token of the format before the
+	// walk was bound ("seq:cursor"), still taken so that walks under way
+	// across an upgrade go on: it names no walk, and only the store's
+	// check of the cursor's shape applies to it.
+	region string
+	bound  bool
 }
 
 // maxCursor bounds a store's cursor in a page token; the stores' are
 // shorter (an address, a separator and a 64-character key at most).
 const maxCursor = 128
 
-// decodePageToken reads a token encodePageToken made. A store's cursor is
-// printable ASCII without spaces; anything else (a byte no store writes,
-// invalid UTF-8 that PostgreSQL would refuse) is not a token of this API,
-// a bad request on every store alike.
-func decodePageToken(tok string) (uint64, string, error) {
-	b, err := base64.RawURLEncoding.DecodeString(tok)
+// decodePageToken reads a token encodePageToken made (or one of the
+// previous format). A store's cursor is printable ASCII without spaces;
+// anything else (a byte no store writes, invalid UTF-8 that PostgreSQL
+// would refuse) is not a token of this API, a bad request on every store
+// alike, as is a region that is no division code.
+func decodePageToken(tok string) (pageToken, error) {
 	bad := fmt.Errorf("after: not a page token of this API (pass the next of the previous page as it came): %w", hub.ErrInvalid)
+	b, err := base64.RawURLEncoding.DecodeString(tok)
 	if err != nil {
-		return 0, "", bad
+		return pageToken{}, bad
 	}
-	seqText, cursor, ok := strings.Cut(string(b), ":")
+	head, cursor, ok := strings.Cut(string(b), ":")
+	seqText, region, bound := strings.Cut(head, "/")
 	seq, err := strconv.ParseUint(seqText, 10, 64)
 	if !ok || err != nil || cursor == "" || len(cursor) > maxCursor {
-		return 0, "", bad
+		return pageToken{}, bad
+	}
+	if bound && (!slices.Contains([]int{0, 2, 4, 6, 9, 12}, len(region)) || !allDigits(region)) {
+		return pageToken{}, bad
 	}
 	for i := 0; i < len(cursor); i++ {
 		if cursor[i] <= ' ' || cursor[i] > '~' {
-			return 0, "", bad
+			return pageToken{}, bad
 		}
 	}
-	return seq, cursor, nil
+	return pageToken{seq: seq, cursor: cursor, region: region, bound: bound}, nil
 }
 
 // RegionCount is a region's counts in a statistics answer.

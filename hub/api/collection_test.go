@@ -761,6 +761,108 @@ func TestListPersonsPageTokens(t *testing.T) {
 	}
 }
 
+// TestListPersonsPageTokenBoundToItsWalk: a page token continues only
+// the walk it came from, alike on both stores: one made up (a cursor no
+// store makes) or one of another walk (without region, or of another
+// region) is a bad request, while the next of a page continues its walk
+// with the walk's stream sequence, a city written in six digits being
+// the same walk as the city. Tokens of the previous format (sequence and
+// cursor, without the walk) still continue their walk.
+func TestListPersonsPageTokenBoundToItsWalk(t *testing.T) {
+	addrs := []string{"230102001001", "230102019200", "230103001001", "230103020200"}
+	enc := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+	for name, store := range listerStores(t) {
+		t.Run(name, func(t *testing.T) {
+			at := time.Date(2020, 1, 1, 10, 0, 0, 0, cst)
+			var in []hub.Input
+			for i, a := range addrs {
+				in = append(in, registration(t, 600+i, a, at))
+			}
+			storetest.ApplyAll(t, store, in, 2)
+			srv := httptest.NewServer(api.New(api.Config{Store: store, Lister: store,
+				StreamSequence: func(context.Context) (uint64, error) { return 42, nil }}).Handler())
+			defer srv.Close()
+			page := func(query string) (int, api.PersonsPage, api.Problem) {
+				t.Helper()
+				resp, err := http.Get(srv.URL + "/v1/persons?" + query)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				body, _ := io.ReadAll(resp.Body)
+				var p api.PersonsPage
+				var pr api.Problem
+				if resp.StatusCode == http.StatusOK {
+					err = json.Unmarshal(body, &p)
+				} else {
+					err = json.Unmarshal(body, &pr)
+				}
+				if err != nil {
+					t.Fatalf("%s: %d %s: %v", query, resp.StatusCode, body, err)
+				}
+				return resp.StatusCode, p, pr
+			}
+			first := map[string]api.PersonsPage{}
+			for _, walk := range []string{"", "region=2301&", "region=230102&"} {
+				code, p, _ := page(walk + "limit=1")
+				if code != http.StatusOK || p.Next == "" {
+					t.Fatalf("%slimit=1: status %d, next %q", walk, code, p.Next)
+				}
+				first[walk] = p
+			}
+
+			tests := []struct {
+				name   string
+				query  string
+				status int
+			}{
+				{"its own walk of everyone", "limit=1&after=" + first[""].Next, http.StatusOK},
+				{"its own region walk", "region=2301&limit=1&after=" + first["region=2301&"].Next, http.StatusOK},
+				{"the city in six digits is the same walk", "region=230100&limit=1&after=" + first["region=2301&"].Next, http.StatusOK},
+				{"a walk of everyone's token in a region walk", "region=2301&limit=1&after=" + first[""].Next, http.StatusBadRequest},
+				{"a region walk's token in a walk of everyone", "limit=1&after=" + first["region=2301&"].Next, http.StatusBadRequest},
+				{"a region walk's token in another region's walk", "region=2301&limit=1&after=" + first["region=230102&"].Next, http.StatusBadRequest},
+				{"made up: a cursor of one digit", "after=" + enc("1:1"), http.StatusBadRequest},
+				{"made up: a cursor of letters", "after=" + enc("999999:zzzz"), http.StatusBadRequest},
+				{"made up: a cursor of one digit in a region walk", "region=2301&after=" + enc("1:1"), http.StatusBadRequest},
+				{"made up, bound to its walk", "after=" + enc("7/:1"), http.StatusBadRequest},
+				{"made up, bound to a region walk", "region=2301&after=" + enc("7/2301:zzzz"), http.StatusBadRequest},
+				{"a region of letters", "region=2301&after=" + enc("7/23x:2301|1"), http.StatusBadRequest},
+			}
+			for _, tc := range tests {
+				code, p, pr := page(tc.query)
+				if code != tc.status {
+					t.Errorf("%s (%s): status %d, want %d: %s", tc.name, tc.query, code, tc.status, pr.Detail)
+					continue
+				}
+				if code == http.StatusOK {
+					if p.StreamSequence != 42 || len(p.Persons) != 1 {
+						t.Errorf("%s: stream sequence %d and %d persons, want 42 and 1", tc.name, p.StreamSequence, len(p.Persons))
+					}
+					continue
+				}
+				if !strings.Contains(pr.Detail, "after") {
+					t.Errorf("%s: detail %q does not name after", tc.name, pr.Detail)
+				}
+			}
+
+			// A token of the previous format, the stream sequence and the
+			// store's cursor, continues its walk.
+			for _, region := range []string{"", "2301"} {
+				recs, cursor, err := store.Persons(context.Background(), hub.PersonQuery{Region: region, Limit: 1})
+				if err != nil || cursor == "" {
+					t.Fatalf("Persons(%q): %v, cursor %q", region, err, cursor)
+				}
+				code, p, pr := page("region=" + region + "&limit=1&after=" + enc("17:"+cursor))
+				if code != http.StatusOK || p.StreamSequence != 17 || len(p.Persons) != 1 || p.Persons[0].CitizenID == recs[0].CitizenID {
+					t.Errorf("region %q, a token of the previous format: status %d (%s), stream sequence %d, %d persons",
+						region, code, pr.Detail, p.StreamSequence, len(p.Persons))
+				}
+			}
+		})
+	}
+}
+
 // TestListPersonsRegionAsTheStatisticsReadIt: GET /v1/persons reads a
 // city written in six digits as the statistics routes do (230100 walks
 // the city), but walks any other well-formed code of a real province,
@@ -923,9 +1025,10 @@ func TestQueryParametersChecked(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(api.New(api.Config{Store: store, Lister: store, Counter: store, Regions: testRegions{},
-		Policies: loadPolicies(t)}).Handler())
+		Policies: loadPolicies(t), Mount: api.AdminHandlers(api.AdminConfig{Store: store})}).Handler())
 	defer srv.Close()
 	policy := loadPolicies(t).Policies()[0].ID
+	person := "/v1/persons/" + string(id)
 	tests := []struct {
 		path string
 		want []string // in the problem detail; none for a 200
@@ -943,6 +1046,19 @@ func TestQueryParametersChecked(t *testing.T) {
 		{"/v1/eligibility/" + string(id) + "?policy=" + policy, nil},
 		{"/v1/eligibility/" + string(id) + "?policy=" + policy + "&asof=2020-12-31", []string{`"asof"`, "policy", "as_of"}},
 		{"/v1/eligibility/" + string(id) + "?policy=" + policy + "&policy=" + policy, []string{`"policy"`}},
+		// Routes that take no parameter refuse every one, rather than
+		// answer today's record to a caller asking for a past one, or the
+		// whole history to one asking for a page of it.
+		{person, nil},
+		{person + "?as_of=2020-01-01", []string{`"as_of"`, "takes no query parameters", "as it stands now", "/history"}},
+		{person + "?%ZZ", []string{"malformed"}},
+		{person + "/history", nil},
+		{person + "/history?limit=1", []string{`"limit"`, "takes no query parameters"}},
+		{person + "/history?limit=1&limit=2", []string{`"limit"`}},
+		{"/v1/policies", nil},
+		{"/v1/policies?group=heilongjiang", []string{`"group"`, "takes no query parameters"}},
+		{"/v1/admin/status", nil},
+		{"/v1/admin/status?verbose=1", []string{`"verbose"`, "takes no query parameters"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.path, func(t *testing.T) {

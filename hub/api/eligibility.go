@@ -24,8 +24,11 @@ type PolicyList struct {
 	Policies []eligibility.Summary `json:"policies"`
 }
 
-// policies answers GET /v1/policies.
-func (s *Server) policies(_ *http.Request, _ Grant, _ *Outcome) (any, error) {
+// policies answers GET /v1/policies. It takes no query parameter.
+func (s *Server) policies(r *http.Request, _ Grant, _ *Outcome) (any, error) {
+	if _, err := queryOf(r); err != nil {
+		return nil, err
+	}
 	return PolicyList{Policies: s.cfg.Policies.Policies()}, nil
 }
 

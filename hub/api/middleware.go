@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"path"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -18,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/schemas/citizenid"
 )
 
@@ -63,7 +66,7 @@ func routeOf(r *http.Request) string {
 	if route, ok := r.Context().Value(keyRoute).(string); ok {
 		return route
 	}
-	return routeUnmatched
+	return RouteUnmatched
 }
 
 func newRequestID() string {
@@ -92,7 +95,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	route, matched := s.routes[pattern]
 	spanName := pattern // "GET /v1/persons/{citizen_id}": method and route, never the path
 	if !matched {
-		route, spanName = routeUnmatched, method
+		route, spanName = RouteUnmatched, method
 	}
 
 	ctx := r.Context()
@@ -178,29 +181,60 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 // serveUnmatched answers a request no route matched. The mux's own answer
 // (404, 405 with Allow, or a redirect to a cleaned path) is captured; 404
 // and 405 become problems, anything else is replayed as is.
+//
+// A /v1 request is authorised first, for RouteUnmatched, as every other
+// /v1 request is: a refusal (no credentials, a rate limit) is answered and
+// audited by the Authorizer, and counts against the limits of refusals as
+// a refusal on a route does, and a granted request's answer is reported to
+// its Grant. Otherwise DELETE /v1/persons/{citizen_id} or a path with a
+// trailing slash would leave no trace in the audit trail, and would escape
+// the per-address limit of unauthenticated refusals.
 func (s *Server) serveUnmatched(w http.ResponseWriter, r *http.Request, h http.Handler) {
 	cw := &captureWriter{header: http.Header{}}
 	h.ServeHTTP(cw, r)
-	switch cw.status {
+	var g Grant
+	if s.cfg.Authorizer != nil && underV1(r.URL.Path) {
+		var ok bool
+		if g, ok = s.authorize(w, r, RouteUnmatched); !ok {
+			return
+		}
+	}
+	status := cw.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	var err error
+	switch status {
 	case http.StatusNotFound:
+		err = fmt.Errorf("no route matches the path: %w", hub.ErrNotFound)
 		s.writeProblem(w, r, http.StatusNotFound, "not-found", "no such resource")
 	case http.StatusMethodNotAllowed:
+		err = fmt.Errorf("method %s is not allowed on the path", methodLabel(r.Method))
 		if allow := cw.header.Get("Allow"); allow != "" {
 			w.Header().Set("Allow", allow)
 		}
 		s.writeProblem(w, r, http.StatusMethodNotAllowed, "method-not-allowed",
 			"method "+methodLabel(r.Method)+" is not allowed here; see the Allow header")
 	default:
+		if status >= 400 {
+			err = fmt.Errorf("the mux answered %d", status)
+		}
 		for k, v := range cw.header {
 			w.Header()[k] = v
-		}
-		status := cw.status
-		if status == 0 {
-			status = http.StatusOK
 		}
 		w.WriteHeader(status)
 		_, _ = w.Write(cw.body.Bytes())
 	}
+	if g != nil {
+		g.Done(r.Context(), Outcome{Route: RouteUnmatched, Status: status, Err: err})
+	}
+}
+
+// underV1 reports whether a request path, as the mux cleans it, lies
+// under /v1, the API's audited routes.
+func underV1(p string) bool {
+	p = path.Clean(p)
+	return p == "/v1" || strings.HasPrefix(p, "/v1/")
 }
 
 // statusWriter records the status and size of a response.

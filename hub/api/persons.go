@@ -62,9 +62,21 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, route string)
 	return g, true
 }
 
+// pastRecordHint answers a caller who asks a person's record as of a day:
+// the hub keeps no past records, only the history of changes (and
+// eligibility decides as of a day from it).
+var pastRecordHint = map[string]string{
+	"as_of": "the record is served as it stands now, never as of a past day: " +
+		"GET /v1/persons/{citizen_id}/history lists every change with its time, " +
+		"and GET /v1/eligibility/{citizen_id}?as_of= decides a policy as of a day",
+}
+
 // person answers GET /v1/persons/{citizen_id}: the golden record exactly as
-// hub.Record encodes it.
+// hub.Record encodes it. It takes no query parameter.
 func (s *Server) person(r *http.Request, id citizenid.ID, g Grant, _ *Outcome) (any, error) {
+	if _, err := queryHinted(r, pastRecordHint); err != nil {
+		return nil, err
+	}
 	rec, err := s.cfg.Store.Person(r.Context(), id)
 	if err != nil {
 		return nil, fmt.Errorf("reading person %v: %w", id, err)
@@ -73,8 +85,12 @@ func (s *Server) person(r *http.Request, id citizenid.ID, g Grant, _ *Outcome) (
 }
 
 // history answers GET /v1/persons/{citizen_id}/history: every applied change
-// in version order, as a JSON array.
+// in version order, as a JSON array. It takes no query parameter: the
+// history is answered whole, never a page or a span of it.
 func (s *Server) history(r *http.Request, id citizenid.ID, g Grant, _ *Outcome) (any, error) {
+	if _, err := queryOf(r); err != nil {
+		return nil, err
+	}
 	changes, err := s.cfg.Store.History(r.Context(), id)
 	if err != nil {
 		return nil, fmt.Errorf("reading history of %v: %w", id, err)

@@ -16,7 +16,18 @@ import (
 // does not take (as-of for as_of would answer today's counts), and a
 // parameter given more than once (which of the two was meant is not ours
 // to guess). The detail names the parameter and lists the known ones.
+//
+// A route that takes no parameter calls it with none, and refuses every
+// one: GET /v1/persons/{citizen_id}?as_of= would otherwise answer today's
+// record to a caller asking for a past one.
 func queryOf(r *http.Request, known ...string) (url.Values, error) {
+	return queryHinted(r, nil, known...)
+}
+
+// queryHinted is queryOf for a route that knows where a parameter it
+// does not take is served instead: the refusal of a parameter named in
+// hints adds its hint.
+func queryHinted(r *http.Request, hints map[string]string, known ...string) (url.Values, error) {
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		return nil, fmt.Errorf("the query string is malformed (parameters are name=value pairs joined by &, percent-encoded): %w", hub.ErrInvalid)
@@ -28,7 +39,14 @@ func queryOf(r *http.Request, known ...string) (url.Values, error) {
 	slices.Sort(names) // the same answer for the same query
 	for _, name := range names {
 		if !slices.Contains(known, name) {
-			return nil, fmt.Errorf("unknown query parameter %q: this route takes %s: %w", clip(name), strings.Join(known, ", "), hub.ErrInvalid)
+			takes := "this route takes no query parameters"
+			if len(known) > 0 {
+				takes = "this route takes " + strings.Join(known, ", ")
+			}
+			if h := hints[name]; h != "" {
+				takes += "; " + h
+			}
+			return nil, fmt.Errorf("unknown query parameter %q: %s: %w", clip(name), takes, hub.ErrInvalid)
 		}
 		if n := len(q[name]); n > 1 {
 			return nil, fmt.Errorf("query parameter %q is given %d times: give it once: %w", name, n, hub.ErrInvalid)

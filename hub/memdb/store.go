@@ -772,10 +772,16 @@ func loggedTime(s string) (time.Time, error) {
 // on the address: the in-memory store keeps no address index, which would
 // cost every write a radix-tree insert to serve an occasional walk; a
 // page scans at most the whole table, which in memory takes milliseconds
-// per hundred thousand persons. The cursor is the last key returned.
+// per hundred thousand persons. The cursor is the last key returned, in
+// every walk; a cursor of another shape than the store's keys (cursorShape)
+// wraps hub.ErrInvalid, as in the PostgreSQL store, rather than start the
+// walk wherever it sorts.
 func (s *Store) Persons(ctx context.Context, q hub.PersonQuery) ([]hub.Record, string, error) {
 	if err := q.Validate(); err != nil {
 		return nil, "", err
+	}
+	if q.After != "" && !s.cursorShape(q.After) {
+		return nil, "", errCursor
 	}
 	txn := s.db.Txn(false)
 	it, err := txn.LowerBound("persons", "id", q.After)
@@ -804,6 +810,38 @@ func (s *Store) Persons(ctx context.Context, q hub.PersonQuery) ([]hub.Record, s
 	}
 	return out, "", nil
 }
+
+// errCursor refuses a cursor this store did not make. It does not repeat
+// the cursor, which is the caller's to know.
+var errCursor = fmt.Errorf("listing persons: the cursor was not made by this store: %w", hub.ErrInvalid)
+
+// cursorShape reports whether c has the shape of the keys personKey makes,
+// which a walk's cursor is: a citizen ID (17 digits, then a digit or X)
+// in the clear, the 64 lower-case hex digits of a keyed hash when sealed.
+func (s *Store) cursorShape(c string) bool {
+	if s.cfg.Keys == nil {
+		if len(c) != 18 || c[17] != 'X' && !isDigit(c[17]) {
+			return false
+		}
+		for i := 0; i < 17; i++ {
+			if !isDigit(c[i]) {
+				return false
+			}
+		}
+		return true
+	}
+	if len(c) != 64 {
+		return false
+	}
+	for i := 0; i < len(c); i++ {
+		if !isDigit(c[i]) && (c[i] < 'a' || c[i] > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 // Counts implements hub.Store.
 func (s *Store) Counts(ctx context.Context, q hub.CountQuery) (map[string]hub.Tally, error) {

@@ -114,7 +114,8 @@ func (s *Store) Stats(ctx context.Context) (hub.StoreStats, error) {
 // address is no news to its caller, who chose the region (hub/api lets
 // only callers who may read the hukou section filter by region).
 //
-// A cursor of the other kind of walk, or of any other shape, wraps
+// A cursor of the other kind of walk, or of any other shape (a key that
+// is not of the shape this store's keys have, keyShape), wraps
 // hub.ErrInvalid.
 func (s *Store) Persons(ctx context.Context, q hub.PersonQuery) ([]hub.Record, string, error) {
 	if err := q.Validate(); err != nil {
@@ -127,7 +128,7 @@ func (s *Store) Persons(ctx context.Context, q hub.PersonQuery) ([]hub.Record, s
 	if q.After != "" {
 		var ok bool
 		afterAddr, afterKey, ok = strings.Cut(q.After, "|")
-		if !ok || !regionCursor(afterAddr, afterKey) {
+		if !ok || !s.regionCursor(afterAddr, afterKey) {
 			return nil, "", errCursor
 		}
 	}
@@ -151,7 +152,7 @@ func (s *Store) Persons(ctx context.Context, q hub.PersonQuery) ([]hub.Record, s
 // personsByKey walks everyone, those without a hukou registration
 // included, in key order.
 func (s *Store) personsByKey(ctx context.Context, q hub.PersonQuery) ([]hub.Record, string, error) {
-	if q.After != "" && !personKeyShape(q.After) {
+	if q.After != "" && !s.keyShape(q.After) {
 		return nil, "", errCursor
 	}
 	rows, err := s.pool.Query(ctx, `SELECT person_key, state FROM persons
@@ -198,8 +199,8 @@ var errCursor = fmt.Errorf("listing persons: the cursor was not made by this sto
 
 // regionCursor reports whether addr and key have the shapes a region
 // walk's cursor has: an address code (up to 12 digits) and a person key.
-func regionCursor(addr, key string) bool {
-	if len(addr) > 12 || !personKeyShape(key) {
+func (s *Store) regionCursor(addr, key string) bool {
+	if len(addr) > 12 || !s.keyShape(key) {
 		return false
 	}
 	for i := 0; i < len(addr); i++ {
@@ -210,17 +211,29 @@ func regionCursor(addr, key string) bool {
 	return true
 }
 
-// personKeyShape reports whether k could be a person key: a citizen ID
-// (digits and X) or a keyed hash (lower-case hex), at most 64 ASCII
-// letters and digits. Anything else, invalid UTF-8 included, which
-// PostgreSQL would refuse, is no key of this store.
-func personKeyShape(k string) bool {
-	if k == "" || len(k) > 64 {
+// keyShape reports whether k has the shape of the keys this store makes
+// (sealer.key): a citizen ID (17 digits, then a digit or X) in the clear,
+// the 64 lower-case hex digits of a keyed hash when sealed. Anything else,
+// invalid UTF-8 included, which PostgreSQL would refuse, is no key of
+// this store, and so no cursor it made.
+func (s *Store) keyShape(k string) bool {
+	isDigit := func(c byte) bool { return '0' <= c && c <= '9' }
+	if s.seal.k == nil {
+		if len(k) != 18 || k[17] != 'X' && !isDigit(k[17]) {
+			return false
+		}
+		for i := 0; i < 17; i++ {
+			if !isDigit(k[i]) {
+				return false
+			}
+		}
+		return true
+	}
+	if len(k) != 64 {
 		return false
 	}
 	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+		if !isDigit(k[i]) && (k[i] < 'a' || k[i] > 'f') {
 			return false
 		}
 	}
