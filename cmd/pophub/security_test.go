@@ -210,7 +210,7 @@ func TestSecurityAtEveryDoor(t *testing.T) {
 			{"health", "death certification", http.StatusAccepted},
 			{"health", "death certification", http.StatusForbidden},
 			{"health", "", http.StatusBadRequest},
-			{"(unidentified)", "", http.StatusUnauthorized},
+			{"(unidentified)", "death certification", http.StatusUnauthorized},
 			{"si-harbin", "benefit termination on death", http.StatusForbidden},
 		} {
 			if !got[want] {

@@ -191,24 +191,29 @@ func purposeError(purpose string) error {
 	}
 }
 
-// Authorize implements api.Authorizer.
+// Authorize implements api.Authorizer. A refusal is audited with the
+// X-Purpose header as sent (README: refused requests included), also
+// when the credentials fail (401) or the identity is over its rate limit
+// (429): the stated reason of a failed attempt is part of what the trail
+// is for, and so is a malformed one (400), which is what was refused. The
+// audit store masks citizen IDs in it and bounds its length (hub/audit).
 func (a *Authorizer) Authorize(r *http.Request, route string) (api.Grant, error) {
+	purpose := r.Header.Get(HeaderPurpose)
 	p, err := a.authenticate(r)
 	if err != nil {
 		if !a.refusals.allow(r.RemoteAddr, route) {
 			a.suppressed.Add(r.Context(), 1)
 			return nil, errRefusals
 		}
-		a.refuse(r, nil, route, "", http.StatusUnauthorized)
+		a.refuse(r, nil, route, purpose, http.StatusUnauthorized)
 		return nil, err
 	}
 	if !p.limiter.Allow() {
-		a.refuse(r, p, route, "", http.StatusTooManyRequests)
+		a.refuse(r, p, route, purpose, http.StatusTooManyRequests)
 		return nil, errRateLimited
 	}
-	purpose := r.Header.Get(HeaderPurpose)
 	if err := purposeError(purpose); err != nil {
-		a.refuse(r, p, route, "", http.StatusBadRequest)
+		a.refuse(r, p, route, purpose, http.StatusBadRequest)
 		return nil, err
 	}
 	if err := p.permit(route, purpose); err != nil {
@@ -302,6 +307,8 @@ func (p *principal) permit(route, purpose string) error {
 		ok = p.Eligibility
 	case api.RoutePolicies:
 		ok = true // the policies are public rules
+	case api.RouteUnmatched:
+		ok = true // answered 404 or 405, audited with who asked
 	case api.RouteKnownEvents, api.RouteStatus:
 		ok = p.Kind == KindAdmin // operators: reconciliation and status
 	}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/twmb/franz-go/pkg/kmsg"
+
 	"github.com/pophub/pophub/schemas"
 )
 
@@ -50,7 +52,7 @@ func (p *Policy) Explain(name string) (string, error) {
 		}
 		for _, a := range p.KafkaACLs() {
 			if a.Principal == id.Name {
-				kafka = append(kafka, strings.ToLower(aclOpName(a.Operation))+" "+strings.ToLower(a.Resource.String())+" "+a.Name)
+				kafka = append(kafka, strings.ToLower(aclOpName(a.Operation))+" "+aclResourceName(a))
 			}
 		}
 	}
@@ -109,6 +111,19 @@ func (p *Policy) Explain(name string) (string, error) {
 		line("nats", "none")
 	}
 	return b.String(), nil
+}
+
+// aclResourceName names an ACL's resource for Explain: "topic
+// pop.events.health", "transactional ids health.*".
+func aclResourceName(a KafkaACL) string {
+	kind := strings.ToLower(a.Resource.String())
+	if a.Resource == kmsg.ACLResourceTypeTransactionalId {
+		kind = "transactional id"
+	}
+	if a.Pattern == kmsg.ACLResourcePatternTypePrefixed {
+		return kind + "s " + a.Name + "*"
+	}
+	return kind + " " + a.Name
 }
 
 func orNone(s string) string {

@@ -17,14 +17,18 @@ const SCRAMMechanism = "SCRAM-SHA-512"
 // KafkaACL is one ALLOW ACL for principal User:<Principal>.
 type KafkaACL struct {
 	Principal string
-	Resource  kmsg.ACLResourceType // Topic or Group
+	Resource  kmsg.ACLResourceType // Topic, Group or TransactionalId
 	Name      string
+	Pattern   kmsg.ACLResourcePatternType // Literal, or Prefixed: every name that starts with Name
 	Operation kmsg.ACLOperation
 }
 
 // KafkaACLs lists the ACLs of the policy, by identity in file order:
 //
-//   - a department: WRITE and DESCRIBE on its own topic pop.events.<source>;
+//   - a department: WRITE and DESCRIBE on its own topic pop.events.<source>,
+//     and on the transactional ids starting with TransactionalIDPrefix,
+//     so that it may publish in transactions (README: it must only
+//     commit them) without fencing another department's producers;
 //   - the hub: READ and DESCRIBE on every source topic, READ on its
 //     consumer group, WRITE and DESCRIBE on the DLQ topic, and CREATE on
 //     all nine topics (it creates them at start when they are missing);
@@ -37,10 +41,13 @@ type KafkaACL struct {
 // department (or the hub's gateway on its behalf) may write one.
 func (p *Policy) KafkaACLs() []KafkaACL {
 	var out []KafkaACL
-	add := func(who string, rt kmsg.ACLResourceType, name string, ops ...kmsg.ACLOperation) {
+	addPattern := func(who string, rt kmsg.ACLResourceType, name string, pt kmsg.ACLResourcePatternType, ops ...kmsg.ACLOperation) {
 		for _, op := range ops {
-			out = append(out, KafkaACL{Principal: who, Resource: rt, Name: name, Operation: op})
+			out = append(out, KafkaACL{Principal: who, Resource: rt, Name: name, Pattern: pt, Operation: op})
 		}
+	}
+	add := func(who string, rt kmsg.ACLResourceType, name string, ops ...kmsg.ACLOperation) {
+		addPattern(who, rt, name, kmsg.ACLResourcePatternTypeLiteral, ops...)
 	}
 	topic, group := kmsg.ACLResourceTypeTopic, kmsg.ACLResourceTypeGroup
 	for _, id := range p.Identities {
@@ -51,6 +58,10 @@ func (p *Policy) KafkaACLs() []KafkaACL {
 		case KindDepartment:
 			for _, s := range id.Publish {
 				add(id.Name, topic, schemas.Topic(s), kmsg.ACLOperationWrite, kmsg.ACLOperationDescribe)
+			}
+			if len(id.Publish) > 0 {
+				addPattern(id.Name, kmsg.ACLResourceTypeTransactionalId, TransactionalIDPrefix(id.Name), kmsg.ACLResourcePatternTypePrefixed,
+					kmsg.ACLOperationWrite, kmsg.ACLOperationDescribe)
 			}
 		case KindHub:
 			for _, t := range schemas.Topics() {
@@ -76,7 +87,7 @@ func (p *Policy) KfakeOptions(resolve Resolver) ([]kfake.Opt, error) {
 	acls := map[string][]kfake.ACL{}
 	for _, a := range p.KafkaACLs() {
 		acls[a.Principal] = append(acls[a.Principal], kfake.ACL{
-			Resource: a.Resource, Name: a.Name, Pattern: kmsg.ACLResourcePatternTypeLiteral,
+			Resource: a.Resource, Name: a.Name, Pattern: a.Pattern,
 			Operation: a.Operation, Allow: true,
 		})
 	}
@@ -159,6 +170,7 @@ KA='kafka-acls.sh --bootstrap-server '"$KAFKA_BOOTSTRAP"' --command-config '"$KA
 		type key struct {
 			rt   kmsg.ACLResourceType
 			name string
+			pt   kmsg.ACLResourcePatternType
 		}
 		var order []key
 		ops := map[key][]string{}
@@ -166,16 +178,24 @@ KA='kafka-acls.sh --bootstrap-server '"$KAFKA_BOOTSTRAP"' --command-config '"$KA
 			if a.Principal != id.Name {
 				continue
 			}
-			k := key{a.Resource, a.Name}
+			k := key{a.Resource, a.Name, a.Pattern}
 			if _, ok := ops[k]; !ok {
 				order = append(order, k)
 			}
 			ops[k] = append(ops[k], "--operation "+aclOpName(a.Operation))
 		}
 		for _, k := range order {
-			res := "--topic " + k.name
-			if k.rt == kmsg.ACLResourceTypeGroup {
+			var res string
+			switch k.rt {
+			case kmsg.ACLResourceTypeGroup:
 				res = "--group " + k.name
+			case kmsg.ACLResourceTypeTransactionalId:
+				res = "--transactional-id " + k.name
+			default:
+				res = "--topic " + k.name
+			}
+			if k.pt == kmsg.ACLResourcePatternTypePrefixed {
+				res += " --resource-pattern-type prefixed"
 			}
 			fmt.Fprintf(&b, "$KA --add --allow-principal User:%s %s %s\n", id.Name, strings.Join(ops[k], " "), res)
 		}
@@ -210,3 +230,9 @@ func aclOpName(op kmsg.ACLOperation) string {
 	}
 	return op.String()
 }
+
+// TransactionalIDPrefix is the start of every transactional id a
+// department may use: its name and a dot. Names cannot hold a dot, so no
+// department's prefix starts another's ("tax." does not cover
+// "tax-east.1"), and one department cannot fence another's producers.
+func TransactionalIDPrefix(name string) string { return name + "." }

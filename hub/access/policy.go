@@ -184,7 +184,10 @@ type NATSCredential struct {
 	// InboxPrefix is the private reply-subject prefix the identity's
 	// client must use (nats.CustomInboxPrefix); default "_INBOX_<name>".
 	// Nobody else may subscribe under it, so replies — including the
-	// messages a pull consumer is sent — reach only the identity.
+	// messages a pull consumer is sent — reach only the identity. It is
+	// one subject token, unlike every other identity's, and none of the
+	// roots the hub shares (pop, popdlq, _INBOX, $…): the identity may
+	// subscribe to everything under it.
 	InboxPrefix string `yaml:"inbox_prefix"`
 }
 

@@ -65,6 +65,14 @@ func TestParseBase(t *testing.T) {
 	}
 }
 
+// siNATS is the NATS credential of base's subscriber si; siInbox gives it
+// an inbox prefix.
+const siNATS = "nats: {nkey: UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4}"
+
+func siInbox(prefix string) string {
+	return "nats: {nkey: UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4, inbox_prefix: " + prefix + "}"
+}
+
 func TestValidation(t *testing.T) {
 	tests := []struct {
 		name string
@@ -118,6 +126,13 @@ func TestValidation(t *testing.T) {
 		{"bad fingerprint", "      token_sha256: 0000000000000000000000000000000000000000000000000000000000000001\n", "      cert_sha256: zz\n", []string{"cert_sha256: want the certificate's SHA-256 fingerprint"}},
 		{"named like another's consumer", "", "  - name: si-bcc33398\n    kind: subscriber\n    stats: true\n    credentials: {token_sha256: 0000000000000000000000000000000000000000000000000000000000000003}\n",
 			[]string{`identities[3] "si-bcc33398": name is that of a durable consumer of identity "si"`}},
+		{"inbox prefix is the notifications root", siNATS, siInbox("pop"), []string{`identities[2] "si": credentials.nats.inbox_prefix: "pop" is the hub's subject root pop (every notification)`, "leave inbox_prefix out for the default _INBOX_si or choose another"}},
+		{"inbox prefix is the dead-letter root", siNATS, siInbox("popdlq"), []string{`credentials.nats.inbox_prefix: "popdlq" is the hub's subject root popdlq (every subscriber's dead letters)`}},
+		{"inbox prefix is the shared inbox root", siNATS, siInbox("_INBOX"), []string{`credentials.nats.inbox_prefix: "_INBOX" is the hub's subject root _INBOX (the hub's replies)`}},
+		{"inbox prefix is a server subject", siNATS, siInbox(`"$KV"`), []string{`credentials.nats.inbox_prefix: "$KV" is a server subject root`}},
+		{"inbox prefix with wildcard", siNATS, siInbox(`">"`), []string{`credentials.nats.inbox_prefix: ">": want one subject token`}},
+		{"inbox prefix is another's default", `bcrypt: "$2a$11$13jUY/34NnVpUIEi0G8uBOOcgqtptBPU7HlA9sQ4N.0dQ0dGgdVKy"}`, `bcrypt: "$2a$11$13jUY/34NnVpUIEi0G8uBOOcgqtptBPU7HlA9sQ4N.0dQ0dGgdVKy", inbox_prefix: _INBOX_si}`,
+			[]string{`identities[2] "si": credentials.nats.inbox_prefix: "_INBOX_si" is also identities[0]'s: inboxes must be private`}},
 		{"several problems at once", "publish: [tax]\n    read: [identity, tax]", "publish: [health]\n    read: [salary]", []string{"publish[0]", "unknown section \"salary\""}},
 	}
 	for _, tc := range tests {
@@ -144,6 +159,21 @@ func TestValidation(t *testing.T) {
 	}
 }
 
+// TestInboxPrefixAccepted: prefixes of the identity's own are valid, also
+// those that merely begin like a shared root.
+func TestInboxPrefixAccepted(t *testing.T) {
+	for _, pre := range []string{"_INBOX_harbin", "si-inbox", "popular", "_INBOXES"} {
+		p, err := Parse([]byte(strings.Replace(base, siNATS, siInbox(pre), 1)))
+		if err != nil {
+			t.Errorf("inbox_prefix %s: %v", pre, err)
+			continue
+		}
+		if got := mustID(t, p, "si").Credentials.NATS.InboxPrefix; got != pre {
+			t.Errorf("inbox_prefix %s read as %q", pre, got)
+		}
+	}
+}
+
 func TestSCRAMKeys(t *testing.T) {
 	k, err := NewSCRAMKeys("pw", 4096)
 	if err != nil {
@@ -161,6 +191,7 @@ func TestExplain(t *testing.T) {
 	}
 	for _, tc := range []struct{ name, want string }{
 		{"health", "write topic pop.events.health"},
+		{"health", "write transactional ids health.*"},
 		{"hub", "read group pophub"},
 		{"researcher", "cells below 10 suppressed"},
 		{"stats-bureau", "every cell"},

@@ -344,8 +344,12 @@ func (c Credentials) validate(id *Identity, path string, ve *ValidationError) {
 		case !nkeyRE.MatchString(n.Nkey):
 			ve.add(np+".nkey", "want a user public nkey (U followed by 55 base32 characters); never the seed")
 		}
-		if n.InboxPrefix != "" && !inboxRE.MatchString(n.InboxPrefix) {
-			ve.add(np+".inbox_prefix", "%q: want one subject token of letters, digits, '-' and '_'", n.InboxPrefix)
+		switch pre := n.InboxPrefix; {
+		case pre == "":
+		case !strings.HasPrefix(pre, "$") && !inboxRE.MatchString(pre):
+			ve.add(np+".inbox_prefix", "%q: want one subject token of letters, digits, '-' and '_'", pre)
+		case sharedRoot(pre) != "":
+			ve.add(np+".inbox_prefix", "%q is %s, shared by every identity; an inbox must be private: leave inbox_prefix out for the default _INBOX_%s or choose another", pre, sharedRoot(pre), id.Name)
 		}
 	}
 
@@ -363,6 +367,32 @@ func (c Credentials) validate(id *Identity, path string, ve *ValidationError) {
 	if id.Kind == KindHub && (c.Kafka == nil || c.NATS == nil) {
 		ve.add(path, "the hub needs a kafka and a nats credential")
 	}
+}
+
+// sharedRoots are the first tokens of the subjects the hub shares among
+// identities. The policy grants each identity subscribe permission on
+// <inbox_prefix>.> (NATSPermissions), so a prefix equal to one of them
+// would let it receive every message under it.
+var sharedRoots = []struct{ root, what string }{
+	{strings.TrimSuffix(schemas.StreamSubjects, ".>"), "every notification"},
+	{DeadLetterPrefix, "every subscriber's dead letters"},
+	{"_INBOX", "the hub's replies"},
+}
+
+// sharedRoot describes the shared subjects an inbox prefix would cover,
+// or is "". A prefix is one subject token (inboxRE), so it overlaps a
+// root at token boundaries only by being equal to it; Policy.validate
+// refuses two identities with the same prefix the same way.
+func sharedRoot(pre string) string {
+	if strings.HasPrefix(pre, "$") {
+		return "a server subject root ($JS, $KV, $SYS: JetStream and system traffic)"
+	}
+	for _, r := range sharedRoots {
+		if pre == r.root {
+			return fmt.Sprintf("the hub's subject root %s (%s)", r.root, r.what)
+		}
+	}
+	return ""
 }
 
 // refProblem says what is wrong with a secret reference, or "".
