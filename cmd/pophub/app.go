@@ -88,8 +88,12 @@ type Config struct {
 	// HSM client.
 	KeySource sealing.KeySource
 
-	HTTPAddr     string // default 127.0.0.1:8780
-	GroupID      string // Kafka consumer group, default "pophub"
+	HTTPAddr string // default 127.0.0.1:8780
+	// GroupID is the Kafka consumer group. Under PolicyFile it must be
+	// the policy's kafka_group, the only group the policy's Kafka ACLs
+	// grant the hub, and defaults to it; without a policy the default is
+	// "pophub".
+	GroupID      string
 	Partitions   int    // partitions of topics the hub creates, default 8
 	OTLPEndpoint string // OTLP/HTTP trace endpoint; empty disables export
 	// SpanProcessor receives every span (tests record them with it).
@@ -155,8 +159,8 @@ func (c *Config) setDefaults() {
 	if c.HTTPAddr == "" {
 		c.HTTPAddr = "127.0.0.1:8780"
 	}
-	if c.GroupID == "" {
-		c.GroupID = "pophub"
+	if c.GroupID == "" && c.PolicyFile == "" {
+		c.GroupID = access.DefaultKafkaGroup // under a policy: policyGroup
 	}
 	if c.Partitions == 0 {
 		c.Partitions = 8
@@ -214,6 +218,22 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("--tls-client-ca needs an HTTPS API: --tls, or --tls-cert and --tls-key"))
 	}
 	return errors.Join(errs...)
+}
+
+// policyGroup settles the Kafka consumer group under access policy p:
+// the policy's kafka_group when none is configured; another one is
+// refused, since the policy's ACLs let the hub join no other group and
+// the hub would run without ever consuming an event.
+func (c *Config) policyGroup(p *access.Policy) error {
+	switch c.GroupID {
+	case "":
+		c.GroupID = p.KafkaGroup
+	case p.KafkaGroup:
+	default:
+		return fmt.Errorf("--group (POPHUB_GROUP) %q differs from the access policy's kafka_group %q, the only consumer group the policy's Kafka ACLs grant the hub: use --group %s, or change kafka_group in the policy",
+			c.GroupID, p.KafkaGroup, p.KafkaGroup)
+	}
+	return nil
 }
 
 // Main is the running hub: the wiring shared by `pophub dev`, `pophub serve`,
@@ -326,6 +346,9 @@ func (m *Main) Start(ctx context.Context) (err error) {
 	if m.Config.PolicyFile != "" {
 		if m.Access, err = access.Load(m.Config.PolicyFile); err != nil {
 			return fmt.Errorf("--policy: %w", err)
+		}
+		if err := m.Config.policyGroup(m.Access); err != nil {
+			return err
 		}
 		if m.Config.Secrets == nil {
 			m.Config.Secrets = access.ResolveSecret
@@ -554,7 +577,8 @@ func (m *Main) Start(ctx context.Context) (err error) {
 }
 
 // ensureStreams creates or updates the notification stream and, under a
-// policy, the subscribers' dead-letter stream.
+// policy, the subscribers' dead-letter stream, and deletes the
+// notification stream's consumers the policy does not allow.
 func (m *Main) ensureStreams(ctx context.Context, js jetstream.JetStream, stream notify.StreamConfig) error {
 	if err := notify.EnsureStream(ctx, js, stream); err != nil {
 		return fmt.Errorf("creating stream: %w", err)
@@ -564,6 +588,14 @@ func (m *Main) ensureStreams(ctx context.Context, js jetstream.JetStream, stream
 		// creates the one their dead letters go to.
 		if err := notify.EnsureDeadLetterStream(ctx, js, access.DeadLetterStream, access.DeadLetterPrefix); err != nil {
 			return err
+		}
+		// A durable consumer outlives the policy it was made under, and
+		// its owner may pull whatever it filters: consumers made under a
+		// wider policy go (access.Policy.ConsumerProblem). The policy is
+		// read only at start, so this is the one place. POPDLQ needs no
+		// pruning: the policy grants subscribers no consumer there.
+		if _, err := notify.PruneConsumers(ctx, js, schemas.StreamName, m.Access.ConsumerProblem, m.Logger); err != nil {
+			return fmt.Errorf("pruning consumers the access policy does not allow: %w", err)
 		}
 	}
 	return nil

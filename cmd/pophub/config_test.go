@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pophub/pophub/hub/access"
 )
 
 // TestServeValidate: `pophub serve` without --postgres or --data kept
@@ -85,4 +89,83 @@ func TestStoreOpenErrorIsReported(t *testing.T) {
 			}
 		})
 	}
+}
+
+// bluePolicy writes the example policy with kafka_group pophub-blue and
+// returns its path.
+func bluePolicy(t *testing.T) string {
+	t.Helper()
+	example, err := os.ReadFile(examplePolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const group = "\nkafka_group: pophub\n"
+	if !strings.Contains(string(example), group) {
+		t.Fatalf("the example policy no longer sets %q", group)
+	}
+	path := filepath.Join(t.TempDir(), "policy.yaml")
+	blue := strings.Replace(string(example), group, "\nkafka_group: pophub-blue\n", 1)
+	if err := os.WriteFile(path, []byte(blue), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestPolicyGroup: under a policy whose kafka_group differs from --group
+// the hub started healthy while Kafka refused its group, so it never
+// applied an event. A --group other than the policy's is now refused,
+// naming both; without --group the policy's is used.
+func TestPolicyGroup(t *testing.T) {
+	blue, err := access.Load(bluePolicy(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		group string
+		want  string // the group in force
+		err   string // in the error; "" for none
+	}{
+		{"no --group: the policy's", "", "pophub-blue", ""},
+		{"--group the policy's", "pophub-blue", "pophub-blue", ""},
+		{"--group another", "pophub", "", `--group (POPHUB_GROUP) "pophub" differs from the access policy's kafka_group "pophub-blue"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Config{Embedded: true, PolicyFile: "policy.yaml", GroupID: tt.group}
+			c.setDefaults()
+			err := c.policyGroup(blue)
+			switch {
+			case tt.err == "" && err != nil:
+				t.Fatalf("policyGroup: %v", err)
+			case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)):
+				t.Fatalf("policyGroup: %v, want an error about %q", err, tt.err)
+			case tt.err == "" && c.GroupID != tt.want:
+				t.Errorf("group %q, want %q", c.GroupID, tt.want)
+			}
+		})
+	}
+
+	t.Run("no policy: pophub", func(t *testing.T) {
+		c := Config{Embedded: true}
+		c.setDefaults()
+		if c.GroupID != "pophub" {
+			t.Errorf("group %q, want pophub", c.GroupID)
+		}
+	})
+
+	// Start refuses before it starts anything.
+	t.Run("Start", func(t *testing.T) {
+		m := &Main{Logger: testLogger(t), Config: Config{Embedded: true, DataDir: t.TempDir(), KafkaAddr: "127.0.0.1:0", NATSAddr: "127.0.0.1:0",
+			HTTPAddr: "127.0.0.1:0", PolicyFile: bluePolicy(t), NATSPassword: access.DemoSecret("nats:hub"), Secrets: access.DemoResolver,
+			GroupID: "pophub"}}
+		err := m.Start(context.Background())
+		if err == nil {
+			m.Close()
+			t.Fatal("the hub started with --group pophub under a policy granting pophub-blue")
+		}
+		if !strings.Contains(err.Error(), `"pophub"`) || !strings.Contains(err.Error(), `"pophub-blue"`) {
+			t.Errorf("Start: %v, want an error naming both groups", err)
+		}
+	})
 }

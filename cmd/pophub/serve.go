@@ -88,7 +88,7 @@ Without --postgres the store is go-memdb persisted under --data (one instance on
 	f.StringVar(&cfg.DataDir, "data", os.Getenv("POPHUB_DATA"), "memdb store directory, when --postgres is not given (env POPHUB_DATA)")
 	keysFlag(f, &cfg.KeysFile, "; without it the store is in clear")
 	f.StringVar(&cfg.HTTPAddr, "http", envOr("POPHUB_HTTP", "127.0.0.1:8780"), "HTTP API listen address (env POPHUB_HTTP)")
-	f.StringVar(&cfg.GroupID, "group", envOr("POPHUB_GROUP", "pophub"), "Kafka consumer group (env POPHUB_GROUP)")
+	f.StringVar(&cfg.GroupID, "group", os.Getenv("POPHUB_GROUP"), "Kafka consumer group (env POPHUB_GROUP; default: the access policy's kafka_group with --policy, else pophub)")
 	f.StringVar(&cfg.OTLPEndpoint, "otlp", os.Getenv("POPHUB_OTLP"), "OTLP/HTTP trace endpoint (env POPHUB_OTLP)")
 	f.StringVar(&cfg.RegionsFile, "regions", os.Getenv("POPHUB_REGIONS"), "official NBS urban-rural table saved by 'pophub regions import' (env POPHUB_REGIONS)")
 	f.StringVar(&cfg.GatewayTokens, "gateway-tokens", os.Getenv("POPHUB_GATEWAY_TOKENS"), "department tokens file: take events at POST /v1/events (env POPHUB_GATEWAY_TOKENS)")

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/pophub/pophub/schemas"
 )
 
 // setup makes sure the dead-letter stream and the durable consumers exist,
@@ -142,7 +143,7 @@ func (s *Subscriber) consumerConfig(d *durable) jetstream.ConsumerConfig {
 	c := jetstream.ConsumerConfig{
 		Durable:       d.name,
 		FilterSubject: d.filter,
-		Description:   "pophub subscriber " + s.cfg.Name,
+		Description:   schemas.SubscriberDescriptionPrefix + s.cfg.Name,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       s.cfg.AckWait,
 		// The SDK counts attempts and dead-letters itself; the server

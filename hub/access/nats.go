@@ -2,6 +2,7 @@ package access
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -121,6 +122,118 @@ func NATSPermissions(id Identity) *server.Permissions {
 		)
 	}
 	return perms
+}
+
+// SubscriberDescriptionPrefix is schemas.SubscriberConsumerDescription's
+// start, by which ConsumerProblem recognises a consumer the SDK made for an
+// identity no longer in the policy.
+const SubscriberDescriptionPrefix = schemas.SubscriberDescriptionPrefix
+
+// ConsumerProblem judges a consumer of the notification stream (its name,
+// description and filter subjects, none for the whole stream) against the
+// policy, for notify.PruneConsumers at the hub's start: it returns the
+// identity the consumer belongs to and why the policy does not allow it,
+// or problem "" to keep it.
+//
+// NATS grants pulling from a consumer by its name, whatever its filter
+// (NATSPermissions grants $JS.API.CONSUMER.MSG.NEXT.POP.<c>), and a
+// durable consumer outlives the policy it was created under; so the
+// consumers that identities may pull from must filter only what their
+// current subscriptions grant. The rule, in order:
+//
+//  1. A consumer named after an identity belongs to it: named <name>, or
+//     <name>-<8 hex digits>, the form of its per-subject consumers
+//     (schemas.FilterConsumerName, for a current subject or an older
+//     one). Administrators and the hub may read everything: theirs stay.
+//     Another identity's stays only if the identity has a NATS credential
+//     and subscriptions, and each of the consumer's filter subjects lies
+//     within one of them (a consumer without a filter reads everything).
+//  2. A consumer that the subscriber SDK made for a subscriber name that
+//     is not an identity of the policy (its description starts with
+//     SubscriberDescriptionPrefix) belongs to an identity the policy
+//     dropped: it goes, as no one under the policy may use it.
+//  3. Everything else stays: the hub's own consumers (such as the
+//     eligibility watcher's pophub-eligibility) and what administrators
+//     made. Only the hub and administrators may pull from them, since
+//     other identities' permissions name only their own consumers.
+func (p *Policy) ConsumerProblem(name, description string, filters []string) (owner, problem string) {
+	id, ok := p.consumerOwner(name)
+	if !ok {
+		sub, isSDK := strings.CutPrefix(description, SubscriberDescriptionPrefix)
+		if !isSDK {
+			return "", ""
+		}
+		sub, _, _ = strings.Cut(sub, ",")
+		if _, known := p.Identity(sub); known {
+			return "", "" // named outside sub's grants: no one but administrators may pull from it
+		}
+		return sub, fmt.Sprintf("made by the subscriber SDK for %s, which is not an identity of the policy", sub)
+	}
+	switch {
+	case id.Kind == KindAdmin || id.Kind == KindHub:
+		return id.Name, ""
+	case id.Credentials.NATS == nil:
+		return id.Name, "the identity has no NATS credential"
+	case len(id.Subscribe) == 0:
+		return id.Name, "the identity subscribes to nothing"
+	case len(filters) == 0:
+		return id.Name, "it reads the whole stream, more than the identity subscribes to"
+	}
+	for _, f := range filters {
+		if !slices.ContainsFunc(id.Subscribe, func(s string) bool { return subjectWithin(f, s) }) {
+			return id.Name, fmt.Sprintf("filter %s is not within the identity's subscriptions %s", f, strings.Join(id.Subscribe, " "))
+		}
+	}
+	return id.Name, ""
+}
+
+// consumerOwner is the identity a consumer name belongs to: the identity
+// of that name, else the one whose per-subject consumers are named like
+// it (<name>-<8 hex digits>). Validate keeps the two from meeting for the
+// current subjects (an identity may not be named like another's
+// per-subject consumer).
+func (p *Policy) consumerOwner(name string) (Identity, bool) {
+	if id, ok := p.Identity(name); ok {
+		return id, true
+	}
+	const suffix = 1 + 8 // "-" and 8 hex digits
+	if len(name) <= suffix || name[len(name)-suffix] != '-' || !isLowerHex(name[len(name)-suffix+1:]) {
+		return Identity{}, false
+	}
+	return p.Identity(name[:len(name)-suffix])
+}
+
+func isLowerHex(s string) bool {
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// subjectWithin reports whether every subject that filter matches is
+// matched by pattern, both NATS subjects with wildcards ('*' one token,
+// '>' the rest): pop.death.23.2301.* is within pop.death.23.>, pop.death.>
+// is not within pop.death.23.>.
+func subjectWithin(filter, pattern string) bool {
+	ft, pt := strings.Split(filter, "."), strings.Split(pattern, ".")
+	for i, p := range pt {
+		if p == ">" {
+			return i < len(ft)
+		}
+		if i >= len(ft) {
+			return false
+		}
+		switch f := ft[i]; {
+		case f == ">":
+			return false
+		case p == "*":
+		case f != p:
+			return false
+		}
+	}
+	return len(ft) == len(pt)
 }
 
 // filterConsumerNames maps the names of identities' per-subject

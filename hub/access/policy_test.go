@@ -91,6 +91,7 @@ func TestValidation(t *testing.T) {
 		{"clear-text nats password", `"$2a$11$13jUY/34NnVpUIEi0G8uBOOcgqtptBPU7HlA9sQ4N.0dQ0dGgdVKy"`, "hunter2", []string{"credentials.nats.password_bcrypt: not a bcrypt hash"}},
 		{"nkey seed", "UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4", "SUAIBDPBAUTWCWBKIO6XHQNINK5FWJW4OHLXC3HQ2KFE4PEJUA44CNHTC4", []string{"want a user public nkey"}},
 		{"duplicate name", "name: si\n", "name: tax\n", []string{`name "tax" is also identities[1]'s`}},
+		{"the watcher's consumer as a name", "name: si\n", "name: pophub-eligibility\n", []string{`name "pophub-eligibility" is the hub's eligibility watcher's consumer`}},
 		{"duplicate token", "0000000000000000000000000000000000000000000000000000000000000002", "0000000000000000000000000000000000000000000000000000000000000001", []string{`identities[2] "si": credentials.token_sha256: the same token as identities[1]`}},
 		{"unknown kind", "kind: subscriber", "kind: auditor", []string{`kind "auditor": want one of`}},
 		{"unknown section", "read: [identity, tax]", "read: [identity, salary]", []string{`identities[1] "tax": read[1]: unknown section "salary" (known: identity, hukou, status,`}},

@@ -91,6 +91,8 @@ func (p *Policy) validate(ve *ValidationError) {
 			ve.add(path, "name is required")
 		case !nameRE.MatchString(id.Name):
 			ve.add(path, "name %q: want lower-case letters, digits, '-' and '_' (it names the Kafka principal, NATS user and durable consumer)", id.Name)
+		case id.Name == schemas.EligibilityWatcherConsumer:
+			ve.add(path, "name %q is the hub's eligibility watcher's consumer, which holds every notification: an identity of that name could read them all", id.Name)
 		default:
 			if j, dup := names[id.Name]; dup {
 				ve.add(path, "name %q is also identities[%d]'s", id.Name, j)

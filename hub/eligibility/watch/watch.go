@@ -139,7 +139,7 @@ func New(cfg Config) (*Watcher, error) {
 		cfg.Stream = schemas.StreamName
 	}
 	if cfg.Durable == "" {
-		cfg.Durable = "pophub-eligibility"
+		cfg.Durable = schemas.EligibilityWatcherConsumer
 	}
 	if cfg.Bucket == "" {
 		cfg.Bucket = "pophub_eligibility"
