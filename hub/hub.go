@@ -354,6 +354,16 @@ type PersonQuery struct {
 	After string
 	// Limit bounds the page (1 to MaxPersonsPage).
 	Limit int
+	// KeyOrder walks Region in person-key order, the region only a
+	// filter, so that the cursor is the last person key and holds no
+	// hukou address: the walk of a caller who may not read hukou
+	// addresses (hub/api sets it for a county walk of a subscriber
+	// without the hukou grant). Without it a store may walk a region in
+	// address order, with the address in its cursor. A walk without
+	// Region is in key order either way. A store may refuse (ErrInvalid)
+	// a cursor of a walk in the other order; one whose cursors are keys
+	// in both orders (memdb) takes it.
+	KeyOrder bool
 }
 
 // MaxKnownEvents bounds the keys of one Store.KnownEvents call.

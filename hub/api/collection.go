@@ -86,6 +86,10 @@ type PersonsPage struct {
 // a county the caller's notifications are fixed to (CountyGrant), whose
 // subjects say as much. region is read by walkRegion: a city may be
 // written in six digits (230100 walks 2301), as on the statistics routes.
+//
+// The records shown to a caller without the hukou grant omit the address,
+// and so must its page tokens: its region walk goes in person-key order
+// (hub.PersonQuery.KeyOrder), whose store cursor is a person key alone.
 func (s *Server) listPersons(r *http.Request, g Grant, o *Outcome) (any, error) {
 	q, err := queryOf(r, "region", "limit", "after")
 	if err != nil {
@@ -111,7 +115,8 @@ func (s *Server) listPersons(r *http.Request, g Grant, o *Outcome) (any, error) 
 			return nil, err
 		}
 	}
-	pq := hub.PersonQuery{Region: reg, Limit: limit}
+	w := walk{region: reg, keyOrder: reg != "" && !readsHukou(g)}
+	pq := hub.PersonQuery{Region: reg, KeyOrder: w.keyOrder, Limit: limit}
 	if err := pq.Validate(); err != nil {
 		return nil, err
 	}
@@ -121,9 +126,9 @@ func (s *Server) listPersons(r *http.Request, g Grant, o *Outcome) (any, error) 
 		if err != nil {
 			return nil, err
 		}
-		if pt.bound && pt.region != reg {
+		if pt.bound && pt.walk != w {
 			return nil, fmt.Errorf("after: the token continues %s, not %s: pass the next of the previous page of this walk, "+
-				"with the same region, or leave after out to begin a walk: %w", walkOf(pt.region), walkOf(reg), hub.ErrInvalid)
+				"with the same region, or leave after out to begin a walk: %w", pt.walk, w, hub.ErrInvalid)
 		}
 		seq, pq.After = pt.seq, pt.cursor
 	} else if s.cfg.StreamSequence != nil {
@@ -148,17 +153,37 @@ func (s *Server) listPersons(r *http.Request, g Grant, o *Outcome) (any, error) 
 		o.Others = append(o.Others, Disclosure{CitizenID: rec.CitizenID})
 	}
 	if next != "" {
-		page.Next = encodePageToken(seq, reg, next)
+		page.Next = encodePageToken(seq, w, next)
 	}
 	return page, nil
 }
 
-// walkOf names the walk of a region code ("" for everyone) in a refusal.
-func walkOf(region string) string {
-	if region == "" {
+// walk is what a page token is bound to: the region walked ("" for
+// everyone), as walkRegion reads it, and the order of the walk.
+type walk struct {
+	region string
+	// keyOrder is set for a region walk in person-key order, that of a
+	// caller without the hukou read grant (see listPersons); a walk of
+	// everyone is in key order, but names none.
+	keyOrder bool
+}
+
+// String names the walk in a refusal.
+func (w walk) String() string {
+	switch {
+	case w.region == "":
 		return "a walk without region"
+	case w.keyOrder:
+		return "a walk of region " + w.region + " in person-key order (that of an identity without the hukou read grant)"
 	}
-	return "a walk of region " + region
+	return "a walk of region " + w.region + " in address order (that of an identity with the hukou read grant)"
+}
+
+// readsHukou reports whether the caller may read the hukou section: a
+// Grant that is no SectionGrant reads every section.
+func readsHukou(g Grant) bool {
+	sg, ok := g.(SectionGrant)
+	return !ok || sg.CanRead(schemas.SecHukou)
 }
 
 // walkRegion is the code a walk of a well-formed region selects by. A
@@ -188,8 +213,7 @@ func (s *Server) walkRegion(asked string) (string, error) {
 // walk without region, which would read the whole country to find the
 // persons of one place.
 func mayWalk(g Grant, code string) error {
-	sg, ok := g.(SectionGrant)
-	if !ok || sg.CanRead(schemas.SecHukou) {
+	if readsHukou(g) {
 		return nil
 	}
 	var counties []string
@@ -210,36 +234,44 @@ func mayWalk(g Grant, code string) error {
 		schemas.SecHukou, strings.Join(counties, ", "), ErrForbidden)
 }
 
-// A page token carries the walk's stream sequence, the region it walks
-// and the store's cursor, "seq/region:cursor" in base64url (the region
-// empty in a walk of everyone), in the clear: a store's cursor holds only
-// what the caller of that walk may read (no address in a walk of
-// everyone, which the store conformance suite checks; a region walk's
-// caller may read hukou, or the county it walks is named by its
-// subscriptions), and the region is the caller's own. So the token need
-// not be sealed, and carries no address in a walk of everyone.
+// A page token carries the walk's stream sequence, the walk and the
+// store's cursor in base64url, in the clear: "seq/region:cursor" for a
+// walk of everyone (region empty) or a region walk in address order,
+// "seq/region/key:cursor" for a region walk in person-key order. A store's
+// cursor holds only what the caller of that walk may read: a person key in
+// a walk of everyone (which the store conformance suite checks) or in key
+// order (the PostgreSQL store's tests and this package's check it), an
+// address too only in an address-order walk, which is that of a caller
+// who may read hukou (listPersons); and the region is the caller's own. So the token need not be sealed, and
+// carries no address for a caller without the hukou read grant.
 //
-// The region binds the token to its walk: a store's cursor of one walk
-// may be well formed in another (a memdb cursor is a person key in every
-// walk; a PostgreSQL cursor of a county is one of its city too), where it
-// would skip persons or fail on one store only, so listPersons refuses a
-// token whose region is not the walk's. It is the region as walked
-// (walkRegion), so 230100 continues a walk of 2301.
-func encodePageToken(seq uint64, region, cursor string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatUint(seq, 10) + "/" + region + ":" + cursor))
+// The walk binds the token: a store's cursor of one walk may be well
+// formed in another (a memdb cursor is a person key in every walk; a
+// PostgreSQL cursor of a county is one of its city too, and a key-order
+// cursor one of a walk of everyone), where it would skip persons or fail
+// on one store only, so listPersons refuses a token whose walk is not
+// the one asked for. The region is the region as walked (walkRegion), so
+// 230100 continues a walk of 2301.
+func encodePageToken(seq uint64, w walk, cursor string) string {
+	head := strconv.FormatUint(seq, 10) + "/" + w.region
+	if w.keyOrder {
+		head += "/key"
+	}
+	return base64.RawURLEncoding.EncodeToString([]byte(head + ":" + cursor))
 }
 
 // pageToken is a decoded page token.
 type pageToken struct {
 	seq    uint64
 	cursor string
-	// region is the code of the walk the token continues, "" for a walk
-	// of everyone. bound is false for a token of the format before the
-	// walk was bound ("seq:cursor"), still taken so that walks under way
-	// across an upgrade go on: it names no walk, and only the store's
-	// check of the cursor's shape applies to it.
-	region string
-	bound  bool
+	// walk is the walk the token continues. bound is false for a token of
+	// the format before the walk was bound ("seq:cursor"), still taken so
+	// that walks under way across an upgrade go on: it names no walk, and
+	// only the store's check of the cursor's shape applies to it. (A
+	// token of the format before key-order walks, "seq/region:cursor", is
+	// one of an address-order walk, as that format still is.)
+	walk  walk
+	bound bool
 }
 
 // maxCursor bounds a store's cursor in a page token; the stores' are
@@ -259,6 +291,7 @@ func decodePageToken(tok string) (pageToken, error) {
 	}
 	head, cursor, ok := strings.Cut(string(b), ":")
 	seqText, region, bound := strings.Cut(head, "/")
+	region, order, keyOrder := strings.Cut(region, "/")
 	seq, err := strconv.ParseUint(seqText, 10, 64)
 	if !ok || err != nil || cursor == "" || len(cursor) > maxCursor {
 		return pageToken{}, bad
@@ -266,12 +299,15 @@ func decodePageToken(tok string) (pageToken, error) {
 	if bound && (!slices.Contains([]int{0, 2, 4, 6, 9, 12}, len(region)) || !allDigits(region)) {
 		return pageToken{}, bad
 	}
+	if keyOrder && (order != "key" || region == "") {
+		return pageToken{}, bad
+	}
 	for i := 0; i < len(cursor); i++ {
 		if cursor[i] <= ' ' || cursor[i] > '~' {
 			return pageToken{}, bad
 		}
 	}
-	return pageToken{seq: seq, cursor: cursor, region: region, bound: bound}, nil
+	return pageToken{seq: seq, cursor: cursor, walk: walk{region: region, keyOrder: keyOrder}, bound: bound}, nil
 }
 
 // RegionCount is a region's counts in a statistics answer.

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/hub/access"
 	"github.com/pophub/pophub/hub/api"
 	"github.com/pophub/pophub/hub/memdb"
 	"github.com/pophub/pophub/hub/postgres"
@@ -828,6 +831,9 @@ func TestListPersonsPageTokenBoundToItsWalk(t *testing.T) {
 				{"made up, bound to its walk", "after=" + enc("7/:1"), http.StatusBadRequest},
 				{"made up, bound to a region walk", "region=2301&after=" + enc("7/2301:zzzz"), http.StatusBadRequest},
 				{"a region of letters", "region=2301&after=" + enc("7/23x:2301|1"), http.StatusBadRequest},
+				{"an order no walk has", "region=2301&after=" + enc("7/2301/address:2301|1"), http.StatusBadRequest},
+				{"key order without region", "after=" + enc("7//key:1"), http.StatusBadRequest},
+				{"made up, bound to a key-order walk", "region=2301&after=" + enc("7/2301/key:zzzz"), http.StatusBadRequest},
 			}
 			for _, tc := range tests {
 				code, p, pr := page(tc.query)
@@ -1081,6 +1087,142 @@ func TestQueryParametersChecked(t *testing.T) {
 			for _, w := range tc.want {
 				if !strings.Contains(p.Detail, w) {
 					t.Errorf("detail %q does not name %s", p.Detail, w)
+				}
+			}
+		})
+	}
+}
+
+// TestRegionWalkWithoutHukouTokensCarryNoAddress: a subscriber without the
+// hukou grant whose subscriptions are fixed to one county (the example
+// policy's si-harbin, narrowed as the policy validator allows) walks that
+// county in person-key order, so its page tokens decode to no hukou
+// address, on either store, and the walk still returns every person of
+// the county once across pages. With the grant (the example policy
+// itself) the walk is as before. A token of one walk is refused (400) in
+// the other: they go in different orders.
+func TestRegionWalkWithoutHukouTokensCarryNoAddress(t *testing.T) {
+	raw, err := os.ReadFile("../../ops/policy.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	oneCounty := string(raw)
+	for old, repl := range map[string]string{
+		`read: ["identity", "hukou", "status", "social_insurance"]`:                                                   `read: ["identity", "status", "social_insurance"]`,
+		"      - pop.migration.23.2301.*.*.*.*\n      - pop.migration.*.*.*.23.2301.*\n      - pop.death.23.2301.*\n": "      - pop.death.23.2301.230102\n",
+		"      - pop.changed.23.2301.*.status\n":                                                                      "      - pop.changed.23.2301.230102.status\n",
+	} {
+		if !strings.Contains(oneCounty, old) {
+			t.Fatalf("the example policy no longer has %q", old)
+		}
+		oneCounty = strings.Replace(oneCounty, old, repl, 1)
+	}
+	policies := map[string]*access.Policy{}
+	for name, text := range map[string]string{"with hukou": string(raw), "one county": oneCounty} {
+		path := filepath.Join(t.TempDir(), "policy.yaml")
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if policies[name], err = access.Load(path); err != nil {
+			t.Fatalf("%s policy: %v", name, err)
+		}
+	}
+	// Villages alternate, so that key order is not address order.
+	addrs := []string{"230102019200", "230102001001", "230103001001"}
+	at := time.Date(2020, 1, 1, 10, 0, 0, 0, cst)
+	var in []hub.Input
+	county := 0
+	for n := range 11 {
+		in = append(in, registration(t, 800+n, addrs[n%len(addrs)], at))
+		if n%len(addrs) != 2 {
+			county++
+		}
+	}
+	for name, store := range listerStores(t) {
+		t.Run(name, func(t *testing.T) {
+			storetest.ApplyAll(t, store, in, 4)
+			servers := map[string]string{}
+			for pname, p := range policies {
+				az, err := access.NewAuthorizer(access.AuthorizerConfig{Policy: p})
+				if err != nil {
+					t.Fatal(err)
+				}
+				srv := httptest.NewServer(api.New(api.Config{Store: store, Lister: store, Authorizer: az}).Handler())
+				t.Cleanup(srv.Close)
+				servers[pname] = srv.URL
+			}
+			get := func(policy, query string) (int, []byte) {
+				t.Helper()
+				req, _ := http.NewRequest(http.MethodGet, servers[policy]+"/v1/persons?"+query, nil)
+				req.Header.Set("Authorization", "Bearer "+access.DemoSecret("token:si-harbin"))
+				req.Header.Set(access.HeaderPurpose, "benefit termination on death")
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				body, _ := io.ReadAll(resp.Body)
+				return resp.StatusCode, body
+			}
+			firstNext := map[string]string{}
+			for _, policy := range []string{"one county", "with hukou"} {
+				seen := map[citizenid.ID]bool{}
+				query := "region=230102&limit=2"
+				for pages := 0; ; pages++ {
+					if pages > len(in) {
+						t.Fatalf("%s: the walk does not end", policy)
+					}
+					code, body := get(policy, query)
+					if code != http.StatusOK {
+						t.Fatalf("%s: %s: status %d: %s", policy, query, code, body)
+					}
+					var page api.PersonsPage
+					if err := json.Unmarshal(body, &page); err != nil {
+						t.Fatal(err)
+					}
+					for _, r := range page.Persons {
+						if seen[r.CitizenID] {
+							t.Fatalf("%s: %v returned twice", policy, r.CitizenID)
+						}
+						seen[r.CitizenID] = true
+						if (r.Hukou != nil) != (policy == "with hukou") {
+							t.Errorf("%s: hukou section shown: %t", policy, r.Hukou != nil)
+						}
+					}
+					if page.Next == "" {
+						break
+					}
+					if firstNext[policy] == "" {
+						firstNext[policy] = page.Next
+					}
+					if policy == "one county" {
+						tok, err := base64.RawURLEncoding.DecodeString(page.Next)
+						if err != nil {
+							t.Fatalf("next %q is not base64url: %v", page.Next, err)
+						}
+						for _, a := range addrs {
+							if strings.Contains(string(tok), a) {
+								t.Errorf("next %s, shown without hukou, decodes to %q, which holds the hukou address %s", page.Next, tok, a)
+							}
+						}
+					}
+					query = "region=230102&limit=2&after=" + page.Next
+				}
+				if len(seen) != county {
+					t.Errorf("%s: the walk returned %d persons, want the county's %d", policy, len(seen), county)
+				}
+			}
+			for _, tc := range []struct{ policy, token string }{
+				{"one county", firstNext["with hukou"]},
+				{"with hukou", firstNext["one county"]},
+			} {
+				code, body := get(tc.policy, "region=230102&limit=2&after="+tc.token)
+				var pr api.Problem
+				if err := json.Unmarshal(body, &pr); err != nil {
+					t.Fatal(err)
+				}
+				if code != http.StatusBadRequest || !strings.Contains(pr.Detail, "after") {
+					t.Errorf("%s, with the other walk's token: status %d (%s), want 400 naming after", tc.policy, code, pr.Detail)
 				}
 			}
 		})

@@ -773,9 +773,10 @@ func loggedTime(s string) (time.Time, error) {
 // cost every write a radix-tree insert to serve an occasional walk; a
 // page scans at most the whole table, which in memory takes milliseconds
 // per hundred thousand persons. The cursor is the last key returned, in
-// every walk; a cursor of another shape than the store's keys (cursorShape)
-// wraps hub.ErrInvalid, as in the PostgreSQL store, rather than start the
-// walk wherever it sorts.
+// every walk, so it holds no address, and a region walk is in key order
+// whether or not q.KeyOrder asks for it; a cursor of another shape than
+// the store's keys (cursorShape) wraps hub.ErrInvalid, as in the
+// PostgreSQL store, rather than start the walk wherever it sorts.
 func (s *Store) Persons(ctx context.Context, q hub.PersonQuery) ([]hub.Record, string, error) {
 	if err := q.Validate(); err != nil {
 		return nil, "", err

@@ -110,12 +110,16 @@ func (s *Store) Stats(ctx context.Context) (hub.StoreStats, error) {
 //
 // A walk of a region goes in (address code, key) order on the
 // persons_address index, so that a page reads only the region's rows; its
-// cursor is the last address code and key returned, "address|key". The
-// address is no news to its caller, who chose the region (hub/api lets
-// only callers who may read the hukou section filter by region).
+// cursor is the last address code and key returned, "address|key": for a
+// caller who may read the hukou section (hub/api asks for this order
+// only then).
 //
-// A cursor of the other kind of walk, or of any other shape (a key that
-// is not of the shape this store's keys have, keyShape), wraps
+// A walk of a region in key order (q.KeyOrder), for a caller who may not
+// read addresses, has the last key returned for its cursor, as a walk of
+// everyone has (personsInRegionByKey).
+//
+// A cursor of another kind of walk, or of any other shape (a key that is
+// not of the shape this store's keys have, keyShape), wraps
 // hub.ErrInvalid.
 func (s *Store) Persons(ctx context.Context, q hub.PersonQuery) ([]hub.Record, string, error) {
 	if err := q.Validate(); err != nil {
@@ -123,6 +127,9 @@ func (s *Store) Persons(ctx context.Context, q hub.PersonQuery) ([]hub.Record, s
 	}
 	if q.Region == "" {
 		return s.personsByKey(ctx, q)
+	}
+	if q.KeyOrder {
+		return s.personsInRegionByKey(ctx, q)
 	}
 	var afterAddr, afterKey string
 	if q.After != "" {
@@ -158,6 +165,45 @@ func (s *Store) personsByKey(ctx context.Context, q hub.PersonQuery) ([]hub.Reco
 	rows, err := s.pool.Query(ctx, `SELECT person_key, state FROM persons
 		WHERE person_key > $1 AND version > 0
 		ORDER BY person_key LIMIT $2`, q.After, q.Limit)
+	if err != nil {
+		return nil, "", readFailed(ctx, "listing persons", err)
+	}
+	out, _, lastKey, err := s.scanPersons(ctx, rows, false)
+	if err != nil || len(out) < q.Limit {
+		return out, "", err
+	}
+	return out, lastKey, nil
+}
+
+// personsInRegionByKey walks the persons of a region in key order (byte
+// order, as memdb walks), the region only a filter. The page's keys come
+// from an index-only scan of the region's range of persons_address, sorted
+// (top-N) by key; only the page's own rows are then read from the table.
+// A page thus reads the region's index entries (from the key of the
+// cursor on), not its rows: about 0.1 s for a page of 1,000 in a county
+// of 70,000 persons among two million, in custom and generic plans alike,
+// so a whole walk of a county grows with the square of its size over the
+// page size. Scanning the primary key in order and filtering on the
+// address instead would read the rows of every region to find those of
+// one (0.3 to 1.3 s a page there). An index on the county and key would
+// make a page read only its own entries.
+//
+// The scan needs no version > 0 of its own: a placeholder row (version 0,
+// see lockSQL) has no address yet, so is in no region.
+func (s *Store) personsInRegionByKey(ctx context.Context, q hub.PersonQuery) ([]hub.Record, string, error) {
+	if q.After != "" && !s.keyShape(q.After) {
+		return nil, "", errCursor
+	}
+	// '~' sorts after every digit: [region, region~) is the prefix range.
+	rows, err := s.pool.Query(ctx, `WITH page AS (
+			SELECT person_key FROM persons
+			WHERE address_code COLLATE "C" >= $1 AND address_code COLLATE "C" < $2
+			  AND person_key COLLATE "C" > $3
+			ORDER BY person_key COLLATE "C" LIMIT $4)
+		SELECT p.person_key, p.state FROM page JOIN persons p USING (person_key)
+		WHERE p.version > 0
+		ORDER BY p.person_key COLLATE "C"`,
+		q.Region, q.Region+"~", q.After, q.Limit)
 	if err != nil {
 		return nil, "", readFailed(ctx, "listing persons", err)
 	}
