@@ -37,7 +37,10 @@ type snapshot struct {
 	versions map[citizenid.ID]int64
 	// through is the stream's last sequence when the walk had finished:
 	// the hub published every change the snapshot reflects at or before
-	// it, unless its outbox relay was behind.
+	// it, unless its outbox relay was behind. Zero, with stream, when the
+	// user may not read the stream's info: releaseSnapshot then waits for
+	// the consumer to be caught up once, which it is first after it was
+	// created, so after the walk.
 	through uint64
 	// stream is when the stream was created that through counts on.
 	stream time.Time
@@ -54,14 +57,24 @@ type snapshot struct {
 // A notification after through is not looked up any more, though one the
 // hub published late (its relay was behind during the walk) may be
 // covered: it reaches the Handler as after a restart, unmarked.
+//
+// Without the stream's info (si nil, or a snapshot taken without it) only
+// a consumer seen caught up releases it: ci is read after the consumer
+// was created, after the walk, so nothing pending or unacked means every
+// notification published up to the walk's end was acked.
 func (s *Subscriber) releaseSnapshot(d *durable, si *jetstream.StreamInfo, ci *jetstream.ConsumerInfo) {
 	snap := d.snapshot.Load()
 	if snap == nil {
 		return
 	}
-	caughtUp := ci.NumPending == 0 && ci.NumAckPending == 0 && si.State.LastSeq >= snap.through
-	newStream := !si.Created.Equal(snap.stream)
-	if ci.AckFloor.Stream < snap.through && !caughtUp && !newStream {
+	caughtUp := ci.NumPending == 0 && ci.NumAckPending == 0
+	var newStream, floorPast bool
+	if si != nil && !snap.stream.IsZero() {
+		caughtUp = caughtUp && si.State.LastSeq >= snap.through
+		newStream = !si.Created.Equal(snap.stream)
+		floorPast = ci.AckFloor.Stream >= snap.through
+	}
+	if !floorPast && !caughtUp && !newStream {
 		return
 	}
 	if d.snapshot.CompareAndSwap(snap, nil) {

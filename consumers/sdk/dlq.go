@@ -64,14 +64,16 @@ func (s *Subscriber) ensureDeadLetterStream(ctx context.Context) error {
 // notification lost without a trace. The stream may be an operator's, or
 // one created by an earlier version with a 90-day limit, so it is
 // reported, not changed. A subscriber that may not read the stream's
-// info (under the hub's access policy) logs that at debug level.
+// info logs that at debug level: the hub's access policy grants none, as
+// the dead-letter stream's info would tell other subscribers' names and
+// how many dead letters each has.
 func (s *Subscriber) warnIfDeadLettersExpire(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	name, err := s.js.StreamNameBySubject(ctx, s.DeadLetterSubject())
-	var st jetstream.Stream
+	var si *jetstream.StreamInfo
 	if err == nil {
-		st, err = s.js.Stream(ctx, name)
+		si, err = s.readStreamInfo(ctx, name)
 	}
 	if err != nil {
 		if !errors.Is(err, context.Canceled) {
@@ -79,7 +81,7 @@ func (s *Subscriber) warnIfDeadLettersExpire(ctx context.Context) {
 		}
 		return
 	}
-	c := st.CachedInfo().Config
+	c := si.Config
 	if c.MaxAge <= 0 && c.MaxMsgs <= 0 && c.MaxBytes <= 0 && c.MaxMsgsPerSubject <= 0 {
 		return
 	}

@@ -40,7 +40,7 @@ func (s *Subscriber) checkLeftoverConsumers(ctx context.Context) error {
 		return nil
 	}
 	infos, err := s.listConsumers(ctx)
-	if errors.Is(err, errListRefused) {
+	if errors.Is(err, errRefused) {
 		s.listRefused = true
 		s.cfg.Logger.Warn("subscriber: may not list the stream's consumers, so consumers of this name left from earlier filters (another region) go unnoticed: delete them when the filters change",
 			"subscriber", s.cfg.Name, "error", err)
@@ -83,9 +83,9 @@ func (s *Subscriber) checkLeftoverConsumers(ctx context.Context) error {
 		s.cfg.Name, strings.Join(leftover, "; "), ErrFilterChanged)
 }
 
-// errListRefused is listConsumers' error when the server refused the
-// request for want of permission.
-var errListRefused = errors.New("the NATS user may not list consumers")
+// errRefused is apiRequest's error when the server refused the request
+// for want of permission.
+var errRefused = errors.New("the NATS user may not make this request")
 
 // consumerListResponse is a page of $JS.API.CONSUMER.LIST's answer.
 type consumerListResponse struct {
@@ -102,7 +102,7 @@ type consumerListResponse struct {
 // as the connection's last error, and the request would merely time out.
 // The server answers a PING after that -ERR, so once a flush following
 // the request returns, the refusal is known. It returns an error wrapping
-// errListRefused then.
+// errRefused then.
 func (s *Subscriber) listConsumers(ctx context.Context) ([]*jetstream.ConsumerInfo, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -124,7 +124,7 @@ func (s *Subscriber) listConsumers(ctx context.Context) ([]*jetstream.ConsumerIn
 }
 
 // apiRequest sends a JetStream API request and decodes its answer into
-// resp, telling a publish permission refused (errListRefused) from an
+// resp, telling a publish permission refused (errRefused) from an
 // answer that does not come (see listConsumers).
 func (s *Subscriber) apiRequest(ctx context.Context, subj string, body []byte, resp any) error {
 	inbox := s.nc.NewInbox() // under Config.InboxPrefix, which the policy lets the user subscribe to
@@ -140,7 +140,7 @@ func (s *Subscriber) apiRequest(ctx context.Context, subj string, body []byte, r
 		return fmt.Errorf("sending the request: %w", err)
 	}
 	if last := s.nc.LastError(); refused(last, subj) {
-		return fmt.Errorf("%w: %v", errListRefused, last)
+		return fmt.Errorf("%w: %v", errRefused, last)
 	}
 	msg, err := sub.NextMsgWithContext(ctx)
 	if err != nil {
@@ -166,10 +166,11 @@ func refused(err error, subj string) bool {
 // asyncErrors is the error handler of the SDK's own connection. The
 // server refuses a request its permissions forbid with an asynchronous
 // -ERR, which nats.go hands to the handler besides keeping it as the last
-// error; its default handler writes it to standard error. The refusal of
-// the consumer list request is expected under an access policy, and
-// apiRequest already tells it from the last error so that
-// checkLeftoverConsumers warns once: here it is only logged at debug.
+// error; its default handler writes it to standard error. The refusals of
+// the consumer list request and of the stream info requests are expected
+// under an access policy, and apiRequest already tells them from the last
+// error so that checkLeftoverConsumers and streamInfo say so once: here
+// they are only logged at debug.
 // Every other error (another subject refused, a slow consumer) is logged
 // at error level when the caller gave a Logger, and otherwise goes to
 // next (nats.go's default handler), as before, rather than to the
@@ -178,6 +179,10 @@ func (s *Subscriber) asyncErrors(next nats.ErrHandler, logged bool) nats.ErrHand
 	return func(nc *nats.Conn, sub *nats.Subscription, err error) {
 		if refused(err, s.consumerListSubject()) {
 			s.cfg.Logger.Debug("subscriber: the server refused to list the stream's consumers", "subscriber", s.cfg.Name, "error", err)
+			return
+		}
+		if refused(err, streamInfoSubject(s.cfg.Stream)) || refused(err, streamInfoSubject(s.cfg.DeadLetterStream)) {
+			s.cfg.Logger.Debug("subscriber: the server refused to tell a stream's info", "subscriber", s.cfg.Name, "error", err)
 			return
 		}
 		if !logged {

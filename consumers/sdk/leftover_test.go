@@ -238,7 +238,8 @@ func TestConsumerPerFilterLeftoversNotListable(t *testing.T) {
 // streams, an admin user (whose JetStream context it returns) and the
 // user n (password "si") with the permissions the hub's access policy
 // gives an identity allowed filters (see hub/access NATSPermissions):
-// its consumers' API, its inbox, and not $JS.API.CONSUMER.LIST. It
+// its consumers' API, its inbox, and neither $JS.API.CONSUMER.LIST nor
+// $JS.API.STREAM.INFO. It
 // returns the URL n connects to.
 func startNotListable(t *testing.T, n, inbox string, filters []sdk.Filter) (string, jetstream.JetStream) {
 	t.Helper()
@@ -247,7 +248,7 @@ func startNotListable(t *testing.T, n, inbox string, filters []sdk.Filter) (stri
 		subjects = append(subjects, f.Subject("pop"))
 	}
 	s := schemas.StreamName
-	publish := []string{"$JS.API.INFO", "$JS.API.STREAM.NAMES", "$JS.API.STREAM.INFO." + s, "$JS.API.STREAM.INFO.POPDLQ",
+	publish := []string{"$JS.API.INFO", "$JS.API.STREAM.NAMES",
 		"$JS.API.CONSUMER.INFO." + s + "." + n, "$JS.API.CONSUMER.DELETE." + s + "." + n,
 		"$JS.API.CONSUMER.MSG.NEXT." + s + "." + n, "$JS.ACK." + s + "." + n + ".>", "popdlq." + n}
 	subscribe := []string{inbox + ".>"}

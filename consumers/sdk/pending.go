@@ -125,11 +125,11 @@ func (s *Subscriber) watchBacklog(ctx context.Context) {
 // them; what ctx's end cut short is not recorded.
 func (s *Subscriber) refreshBacklog(ctx context.Context) {
 	sctx, cancel := context.WithTimeout(ctx, pendingRefresh)
-	si, err := s.streamInfo(sctx)
+	si, serr := s.streamInfo(sctx) // nil, without an error, when the user may not read it
 	cancel()
 	var errs []error
-	if err != nil {
-		errs = append(errs, err)
+	if serr != nil {
+		errs = append(errs, serr)
 	}
 	for i, d := range s.durables {
 		cons := d.consumer()
@@ -146,7 +146,7 @@ func (s *Subscriber) refreshBacklog(ctx context.Context) {
 		}
 		s.backlog.durables[i].pending.Store(int64(info.NumPending))
 		s.backlog.durables[i].ackPending.Store(int64(info.NumAckPending))
-		if si != nil {
+		if serr == nil {
 			s.observe(d, cons, si, info)
 		}
 	}
@@ -187,13 +187,13 @@ func (s *Subscriber) recordRefresh(err error, now time.Time) {
 }
 
 // observe records the info ci of consumer cons, read after the stream's
-// info si, while Run runs, reports a gap it shows, and drops the bootstrap
+// info si (nil when the user may not read it), while Run runs, reports a gap it shows, and drops the bootstrap
 // snapshot once the consumer is past it. Info about a consumer d no
 // longer reads, or about another stream than d's, is dropped: setup is
 // replacing the consumer.
 func (s *Subscriber) observe(d *durable, cons jetstream.Consumer, si *jetstream.StreamInfo, ci *jetstream.ConsumerInfo) {
 	d.mu.Lock()
-	if d.cons != cons || !si.Created.Equal(d.streamCreated) {
+	if d.cons != cons || si != nil && !si.Created.Equal(d.streamCreated) {
 		d.mu.Unlock()
 		return
 	}

@@ -60,7 +60,8 @@ func (s *Subscriber) trySetup(ctx context.Context) ([]jetstream.Consumer, error)
 		return nil, err
 	}
 	// The stream's info before the consumers': its sequences are then at
-	// most those the consumers' info reflects (see durable.advance).
+	// most those the consumers' info reflects (see durable.advance). Nil
+	// when the user may not read it.
 	si, err := s.streamInfo(ctx)
 	if err != nil {
 		return nil, err
@@ -105,7 +106,10 @@ func (s *Subscriber) trySetup(ctx context.Context) ([]jetstream.Consumer, error)
 			return nil, err
 		}
 		// What the hub published after this read is newer than the walk.
-		snap = &snapshot{versions: versions, through: si.State.LastSeq, stream: si.Created}
+		snap = &snapshot{versions: versions}
+		if si != nil {
+			snap.through, snap.stream = si.State.LastSeq, si.Created
+		}
 	} else {
 		switch s.cfg.Start.Policy {
 		case StartNew:
@@ -162,14 +166,58 @@ func (s *Subscriber) consumerConfig(d *durable) jetstream.ConsumerConfig {
 // bounds what the subscriber holds (see queueLimit).
 func (s *Subscriber) maxAckPending() int { return max(1000, 4*s.cfg.FetchBatch) }
 
-// streamInfo reads the notification stream's info.
+// streamInfo reads the notification stream's info, or returns nil when
+// the user may not read it: the hub's access policy grants subscribers no
+// $JS.API.STREAM.INFO, which would tell them how many messages every
+// subject of the stream holds (with a subjects_filter), every region's.
+// Without it the SDK goes on from its consumers' info alone: it does not
+// notice messages the stream deleted before a consumer took them (see
+// durable.advance), nor a stream created again (see recreate), and drops
+// a bootstrap snapshot only once a consumer was caught up (see
+// releaseSnapshot). The refusal is logged once and not asked again.
 func (s *Subscriber) streamInfo(ctx context.Context) (*jetstream.StreamInfo, error) {
-	st, err := s.js.Stream(ctx, s.cfg.Stream)
-	if err != nil {
-		return nil, fmt.Errorf("looking up stream %s: %w", s.cfg.Stream, err)
+	if s.streamInfoRefused.Load() {
+		return nil, nil
 	}
-	return st.CachedInfo(), nil
+	si, err := s.readStreamInfo(ctx, s.cfg.Stream)
+	if errors.Is(err, errRefused) {
+		if !s.streamInfoRefused.Swap(true) {
+			s.cfg.Logger.Info("subscriber: may not read the stream's info; going on from the consumers' info, without noticing messages the stream deletes before they are taken",
+				"subscriber", s.cfg.Name, "stream", s.cfg.Stream, "error", err)
+		}
+		return nil, nil
+	}
+	return si, err
 }
+
+// streamInfoResponse is $JS.API.STREAM.INFO's answer.
+type streamInfoResponse struct {
+	Error *jetstream.APIError `json:"error,omitempty"`
+	jetstream.StreamInfo
+}
+
+// readStreamInfo reads a stream's info with its own request rather than
+// through jetstream.JetStream.Stream, to tell a refusal at once (see
+// apiRequest): it returns an error wrapping errRefused then, and one
+// wrapping jetstream.ErrStreamNotFound when there is no such stream.
+func (s *Subscriber) readStreamInfo(ctx context.Context, stream string) (*jetstream.StreamInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var resp streamInfoResponse
+	if err := s.apiRequest(ctx, streamInfoSubject(stream), nil, &resp); err != nil {
+		return nil, fmt.Errorf("looking up stream %s: %w", stream, err)
+	}
+	switch {
+	case resp.Error == nil:
+		return &resp.StreamInfo, nil
+	case resp.Error.ErrorCode == jetstream.JSErrCodeStreamNotFound:
+		return nil, fmt.Errorf("looking up stream %s: %w", stream, jetstream.ErrStreamNotFound)
+	}
+	return nil, fmt.Errorf("looking up stream %s: %w", stream, resp.Error)
+}
+
+// streamInfoSubject is the JetStream API subject of a stream's info.
+func streamInfoSubject(stream string) string { return "$JS.API.STREAM.INFO." + stream }
 
 // recreate creates again a consumer this process had bound and that is
 // gone (deleted by mistake, or lost with the stream, which the hub's relay
@@ -177,11 +225,14 @@ func (s *Subscriber) streamInfo(ctx context.Context) (*jetstream.StreamInfo, err
 // Config.Start or from a new bootstrap: after the last message the server
 // reported acked, when the stream is the one the consumer was on, or from
 // the first message of a stream created since. What was acked after that
-// report comes again, which the idempotent Handler absorbs.
+// report comes again, which the idempotent Handler absorbs. Without the
+// stream's info (si nil) the stream is taken for the same one: a stream
+// created again, shorter than where the consumer was, then delivers only
+// from that sequence on.
 func (s *Subscriber) recreate(ctx context.Context, d *durable, si *jetstream.StreamInfo) (jetstream.Consumer, error) {
 	c := s.consumerConfig(d)
 	d.mu.Lock()
-	sameStream, floor := si.Created.Equal(d.streamCreated), d.ackFloor
+	sameStream, floor := si == nil || si.Created.Equal(d.streamCreated), d.ackFloor
 	d.mu.Unlock()
 	if sameStream {
 		c.DeliverPolicy, c.OptStartSeq = jetstream.DeliverByStartSequencePolicy, floor+1
@@ -199,7 +250,8 @@ func (s *Subscriber) recreate(ctx context.Context, d *durable, si *jetstream.Str
 	return cons, nil
 }
 
-// adopt makes cons, on the stream si describes, the consumer d reads, and
+// adopt makes cons, on the stream si describes (nil: not known), the
+// consumer d reads, and
 // reports a gap its position shows. start is the stream sequence a
 // consumer just created was asked to start at (0: none), which the server
 // moves up to the stream's first sequence when the messages before it
@@ -207,7 +259,7 @@ func (s *Subscriber) recreate(ctx context.Context, d *durable, si *jetstream.Str
 func (s *Subscriber) adopt(d *durable, cons jetstream.Consumer, si *jetstream.StreamInfo, start uint64) {
 	ci := cons.CachedInfo()
 	d.mu.Lock()
-	if !si.Created.Equal(d.streamCreated) {
+	if si != nil && !si.Created.Equal(d.streamCreated) {
 		d.streamCreated, d.ackFloor, d.accounted = si.Created, 0, 0
 	}
 	d.cons = cons

@@ -41,7 +41,11 @@ type Subscriber struct {
 	// the stream's consumers (see checkLeftoverConsumers): the check is
 	// skipped from then on, and its warning logged once.
 	listRefused bool
-	tracer      trace.Tracer
+	// streamInfoRefused is set once the server refused to tell the
+	// notification stream's info (see streamInfo): the SDK then goes on
+	// from its consumers' info alone, and asks no more.
+	streamInfoRefused atomic.Bool
+	tracer            trace.Tracer
 	// spanName names every handling span ("process <name>").
 	spanName string
 	// spanOpts are the options of every handling span, built once.
@@ -162,7 +166,8 @@ func (d *durable) consumer() jetstream.Consumer {
 }
 
 // advance records the consumer's info ci, read after the stream's info si
-// (so that si's sequences are at most those ci saw), and returns the
+// (so that si's sequences are at most those ci saw; nil when the user may
+// not read it, and then no gap is found), and returns the
 // stream sequences [from, to] the stream deleted before the consumer took
 // them (to 0: none). reached is the sequence up to which ci shows every
 // matching message taken: acked, or with held also delivered to this
@@ -177,6 +182,9 @@ func (d *durable) consumer() jetstream.Consumer {
 func (d *durable) advance(si *jetstream.StreamInfo, ci *jetstream.ConsumerInfo, reached uint64) (from, to uint64) {
 	d.ackFloor = max(d.ackFloor, ci.AckFloor.Stream)
 	d.accounted = max(d.accounted, reached)
+	if si == nil {
+		return 0, 0
+	}
 	if first := si.State.FirstSeq; first > d.accounted+1 {
 		from, to = d.accounted+1, first-1
 		d.accounted = to

@@ -125,14 +125,31 @@ func TestNATSPermissions(t *testing.T) {
 		if _, err := js.Consumer(ctx, schemas.StreamName, "si-harbin"); err != nil {
 			t.Errorf("binding to the consumer: %v", err)
 		}
-		if _, err := js.Stream(ctx, schemas.StreamName); err != nil {
-			t.Errorf("stream info: %v", err)
-		}
 		if _, err := js.StreamNameBySubject(ctx, DeadLetterPrefix+".si-harbin"); err != nil {
 			t.Errorf("dead-letter stream lookup: %v", err)
 		}
 		if _, err := js.Publish(ctx, DeadLetterPrefix+".si-harbin", []byte(`{}`)); err != nil {
 			t.Errorf("publishing a dead letter: %v", err)
+		}
+	})
+	// Stream info is not granted: with a subjects_filter it answers how
+	// many messages every subject of the stream holds, every region's
+	// (and on POPDLQ, other subscribers' dead letters), and NATS cannot
+	// look at the request's body.
+	t.Run("stream info refused", func(t *testing.T) {
+		for _, stream := range []string{schemas.StreamName, DeadLetterStream} {
+			subj := "$JS.API.STREAM.INFO." + stream
+			if msg, err := nc.Request(subj, []byte(`{"subjects_filter":">"}`), time.Second); err == nil {
+				t.Errorf("%s answered: %s", subj, msg.Data)
+			}
+			var violation error
+			select {
+			case violation = <-errs:
+			case <-time.After(2 * time.Second):
+			}
+			if !errors.Is(violation, nats.ErrPermissionViolation) || !strings.Contains(violation.Error(), subj) {
+				t.Errorf("%s: got %v, want a permission violation", subj, violation)
+			}
 		}
 	})
 	// The subscriber SDK's per-filter mode: a consumer per subject, named

@@ -43,8 +43,6 @@ const EligibilityBucket = "pophub_eligibility"
 // for <c> the identity's name and each per-subject name:
 //
 //	$JS.API.INFO                                  account info (jetstream.New, AccountInfo)
-//	$JS.API.STREAM.INFO.POP                       stream lookup
-//	$JS.API.STREAM.INFO.POPDLQ                    the dead-letter stream's limits (the SDK warns when it expires them)
 //	$JS.API.STREAM.NAMES                          StreamNameBySubject (the SDK's dead-letter stream lookup)
 //	$JS.API.CONSUMER.INFO.POP.<c>                 binding to the durable consumer
 //	$JS.API.CONSUMER.CREATE.POP.<c>.<filter>      create/update it: for <name> once per allowed
@@ -58,7 +56,16 @@ const EligibilityBucket = "pophub_eligibility"
 //
 // and subscribe permission on its private inbox <inbox_prefix>.> (the
 // client sets nats.CustomInboxPrefix): pull-consumer messages and API
-// replies arrive there. The older $JS.API.CONSUMER.DURABLE.CREATE form,
+// replies arrive there. No $JS.API.STREAM.INFO, of POP or POPDLQ: with a
+// subjects_filter in its body (which permissions cannot look at) it
+// answers how many messages each subject of the stream holds, every
+// region's and section's, past the identity's subscriptions and the
+// statistics' small-cell suppression, and on POPDLQ the other
+// subscribers' names and dead-letter counts. The SDK goes on from its
+// consumers' info (CONSUMER.INFO, CONSUMER.CREATE) without it, and
+// jetstream.JetStream.Consumer and CreateConsumer need none; only
+// JetStream.Stream and the Stream methods do. The older
+// $JS.API.CONSUMER.DURABLE.CREATE form,
 // which carries no filter in its subject, is not granted, nor is a
 // multi-filter consumer (FilterSubjects), for the same reason. A push
 // consumer would need subscribe permission on its deliver subject (and
@@ -99,8 +106,6 @@ func NATSPermissions(id Identity) *server.Permissions {
 	perms.Publish.Allow = append(perms.Publish.Allow,
 		"$JS.API.INFO",
 		"$JS.API.STREAM.NAMES",
-		"$JS.API.STREAM.INFO."+s,
-		"$JS.API.STREAM.INFO."+DeadLetterStream,
 		"$JS.API.CONSUMER.INFO."+s+"."+n,
 		"$JS.API.CONSUMER.DELETE."+s+"."+n,
 		"$JS.API.CONSUMER.MSG.NEXT."+s+"."+n,
