@@ -475,7 +475,9 @@ func (p *Publisher) publishGroups(ctx context.Context, events []schemas.Event, g
 		valid := make([]int, 0, len(idx))
 		for j, i := range idx {
 			if results[i].Err == nil {
-				group[len(valid)] = group[j]
+				if n := len(valid); n != j {
+					group[n] = group[j]
+				}
 				group[len(valid)].Headers = headers
 				valid = append(valid, i)
 			}
@@ -642,13 +644,13 @@ func (p *Publisher) validateAll(events []schemas.Event, results []Result) ([]kaf
 	return msgs, &used
 }
 
-// validate encodes the event into its record, in a's memory, and checks
-// the record exactly as the hub will: what schemas.Decode of the value,
-// from the source's topic, under the citizen ID as key, would say
-// (schemas.CheckEncoded, which judges a typed payload without parsing the
-// JSON back). now is the present the check judges times against, read
-// once per call: reading the clock for every event cost nearly a tenth of
-// the check.
+// validate encodes the event into its record (msg, zero on entry), in a's
+// memory, and checks the record exactly as the hub will: what
+// schemas.Decode of the value, from the source's topic, under the citizen
+// ID as key, would say (schemas.CheckEncoded, which judges a typed payload
+// without parsing the JSON back). now is the present the check judges
+// times against, read once per call: reading the clock for every event
+// cost nearly a tenth of the check.
 func (p *Publisher) validate(a *arena, ev *schemas.Event, msg *kafka.Message, now time.Time) error {
 	if p.cfg.Source != "" && ev.Source != p.cfg.Source {
 		return &schemas.RejectError{Reason: schemas.ReasonSourceMismatch, Field: "source",
@@ -662,7 +664,10 @@ func (p *Publisher) validate(a *arena, ev *schemas.Event, msg *kafka.Message, no
 	if err := schemas.CheckEncoded(ev, schemas.Input{Topic: topic, Key: key, Value: value, Now: now}); err != nil {
 		return err
 	}
-	*msg = kafka.Message{Topic: topic, Key: key, Value: value}
+	// Field by field into the zero record: assigning a whole
+	// kafka.Message (two hundred bytes, with pointers) cost a tenth of the
+	// check.
+	msg.Topic, msg.Key, msg.Value = topic, key, value
 	return nil
 }
 
