@@ -21,13 +21,16 @@ func TestUnmatchedRequestsAnsweredAndAudited(t *testing.T) {
 	srv := httptest.NewServer(api.New(api.Config{Store: fakeStore{fullRecord(t)}, Authorizer: az}).Handler())
 	t.Cleanup(srv.Close)
 	for _, tc := range []struct {
-		name, method, path, token string
-		want                      int
-		wantIdentity              string
+		name, method, path, token, purpose string
+		want                               int
+		wantIdentity                       string
 	}{
-		{"wrong method", http.MethodDelete, "/v1/persons/" + personID, DemoSecret("token:tax"), http.StatusMethodNotAllowed, "tax"},
-		{"unknown path", http.MethodGet, "/v1/no-such-route", DemoSecret("token:tax"), http.StatusNotFound, "tax"},
-		{"no credentials", http.MethodDelete, "/v1/persons/" + personID, "", http.StatusUnauthorized, ""},
+		{"wrong method", http.MethodDelete, "/v1/persons/" + personID, DemoSecret("token:tax"), "tax audit", http.StatusMethodNotAllowed, "tax"},
+		{"unknown path", http.MethodGet, "/v1/no-such-route", DemoSecret("token:tax"), "tax audit", http.StatusNotFound, "tax"},
+		// The route is what is wrong, not the purpose.
+		{"without a purpose", http.MethodDelete, "/v1/persons/" + personID, DemoSecret("token:tax"), "", http.StatusMethodNotAllowed, "tax"},
+		{"a purpose outside the allow-list", http.MethodDelete, "/v1/persons/" + personID, DemoSecret("token:si-harbin"), "curiosity", http.StatusMethodNotAllowed, "si-harbin"},
+		{"no credentials", http.MethodDelete, "/v1/persons/" + personID, "", "tax audit", http.StatusUnauthorized, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := len(audit.got)
@@ -38,7 +41,9 @@ func TestUnmatchedRequestsAnsweredAndAudited(t *testing.T) {
 			if tc.token != "" {
 				req.Header.Set("Authorization", "Bearer "+tc.token)
 			}
-			req.Header.Set(HeaderPurpose, "tax audit")
+			if tc.purpose != "" {
+				req.Header.Set(HeaderPurpose, tc.purpose)
+			}
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
@@ -53,8 +58,8 @@ func TestUnmatchedRequestsAnsweredAndAudited(t *testing.T) {
 			if n != before+1 {
 				t.Fatalf("%d audit entries for one request", n-before)
 			}
-			if got := audit.last(); got.Identity != tc.wantIdentity || got.Status != tc.want {
-				t.Errorf("audited %+v, want identity %q and status %d", got, tc.wantIdentity, tc.want)
+			if got := audit.last(); got.Identity != tc.wantIdentity || got.Status != tc.want || got.Purpose != tc.purpose {
+				t.Errorf("audited %+v, want identity %q, status %d and purpose %q", got, tc.wantIdentity, tc.want, tc.purpose)
 			}
 		})
 	}
