@@ -5,7 +5,9 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -88,6 +90,13 @@ func TestKeyFile(t *testing.T) {
 	}
 	if err := GenerateKeyFile(path); err == nil {
 		t.Error("GenerateKeyFile overwrote a key")
+	}
+	// A key others can read is refused, saying how to fix it.
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadKey(path); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Errorf("a key file of mode 0644 loaded: %v", err)
 	}
 	if _, err := ParseKey("00ff"); err == nil {
 		t.Error("a 2-byte key was accepted")

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 
@@ -57,8 +58,18 @@ func ParseKey(text string) (Key, error) {
 	return NewKey(secret)
 }
 
-// LoadKey reads a key file: the secret as hex on one line.
+// LoadKey reads a key file: the secret as hex on one line. It refuses a
+// file that others can read, as the sealing key files are refused: with
+// the key, a local user could confirm a guessed citizen ID against the
+// log's keyed hashes, and seal a forged entry.
 func LoadKey(path string) (Key, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return Key{}, fmt.Errorf("reading audit key: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return Key{}, fmt.Errorf("reading audit key %s: mode %v lets others read it; chmod 600", path, fi.Mode().Perm())
+	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return Key{}, fmt.Errorf("reading audit key: %w", err)
@@ -67,7 +78,9 @@ func LoadKey(path string) (Key, error) {
 }
 
 // GenerateKeyFile writes a new random 32-byte key as hex to path, which
-// must not exist, readable by its owner only.
+// must not exist, readable by its owner only. The file and its directory
+// are synced before it returns: a key lost to a power failure after the
+// first entries were sealed with it would leave the log unverifiable.
 func GenerateKeyFile(path string) error {
 	secret := make([]byte, MinKeyBytes)
 	rand.Read(secret)
@@ -79,7 +92,17 @@ func GenerateKeyFile(path string) error {
 		f.Close()
 		return fmt.Errorf("writing audit key: %w", err)
 	}
-	return f.Close()
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("writing audit key: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("writing audit key: %w", err)
+	}
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("writing audit key: %w", err)
+	}
+	return nil
 }
 
 // IsZero reports whether k is the zero Key.
