@@ -27,13 +27,6 @@ func FilterConsumerName(name, subject string) string {
 	return name + "-" + hex.EncodeToString(sum[:4])
 }
 
-// SubscriberDescriptionPrefix begins the description the subscriber SDK
-// gives every consumer it creates, followed by the subscriber's name. It
-// is part of the contract because the hub, under an access policy, deletes
-// at start the consumers the SDK made for an identity the policy no longer
-// has, and knows them by it (hub/access ConsumerProblem).
-const SubscriberDescriptionPrefix = "pophub subscriber "
-
 // EligibilityWatcherConsumer is the durable consumer of the notification
 // stream that the hub's eligibility watcher reads. An access policy may
 // not name an identity so: NATS would let that identity pull from it, that

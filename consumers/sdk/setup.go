@@ -9,7 +9,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/pophub/pophub/schemas"
 )
 
 // setup makes sure the dead-letter stream and the durable consumers exist,
@@ -147,7 +146,7 @@ func (s *Subscriber) consumerConfig(d *durable) jetstream.ConsumerConfig {
 	c := jetstream.ConsumerConfig{
 		Durable:       d.name,
 		FilterSubject: d.filter,
-		Description:   schemas.SubscriberDescriptionPrefix + s.cfg.Name,
+		Description:   "pophub subscriber " + s.cfg.Name,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       s.cfg.AckWait,
 		// The SDK counts attempts and dead-letters itself; the server

@@ -129,11 +129,6 @@ func NATSPermissions(id Identity) *server.Permissions {
 	return perms
 }
 
-// SubscriberDescriptionPrefix is schemas.SubscriberConsumerDescription's
-// start, by which ConsumerProblem recognises a consumer the SDK made for an
-// identity no longer in the policy.
-const SubscriberDescriptionPrefix = schemas.SubscriberDescriptionPrefix
-
 // ConsumerProblem judges a consumer of the notification stream (its name,
 // description and filter subjects, none for the whole stream) against the
 // policy, for notify.PruneConsumers at the hub's start: it returns the
@@ -153,26 +148,18 @@ const SubscriberDescriptionPrefix = schemas.SubscriberDescriptionPrefix
 //     Another identity's stays only if the identity has a NATS credential
 //     and subscriptions, and each of the consumer's filter subjects lies
 //     within one of them (a consumer without a filter reads everything).
-//  2. A consumer that the subscriber SDK made for a subscriber name that
-//     is not an identity of the policy (its description starts with
-//     SubscriberDescriptionPrefix) belongs to an identity the policy
-//     dropped: it goes, as no one under the policy may use it.
-//  3. Everything else stays: the hub's own consumers (such as the
-//     eligibility watcher's pophub-eligibility) and what administrators
-//     made. Only the hub and administrators may pull from them, since
-//     other identities' permissions name only their own consumers.
-func (p *Policy) ConsumerProblem(name, description string, filters []string) (owner, problem string) {
+//  2. Everything else stays: the hub's own consumers (such as the
+//     eligibility watcher's pophub-eligibility), what administrators made
+//     (an administrator's SDK subscriber under a name of its own
+//     included), and those of an identity the policy dropped. Only the
+//     hub and administrators may pull from them, since other identities'
+//     permissions name only their own consumers and a dropped identity has
+//     no NATS user; should a later policy bring the name back, rule 1
+//     judges them at that start.
+func (p *Policy) ConsumerProblem(name string, filters []string) (owner, problem string) {
 	id, ok := p.consumerOwner(name)
 	if !ok {
-		sub, isSDK := strings.CutPrefix(description, SubscriberDescriptionPrefix)
-		if !isSDK {
-			return "", ""
-		}
-		sub, _, _ = strings.Cut(sub, ",")
-		if _, known := p.Identity(sub); known {
-			return "", "" // named outside sub's grants: no one but administrators may pull from it
-		}
-		return sub, fmt.Sprintf("made by the subscriber SDK for %s, which is not an identity of the policy", sub)
+		return "", ""
 	}
 	switch {
 	case id.Kind == KindAdmin || id.Kind == KindHub:

@@ -63,31 +63,33 @@ func TestConsumerProblem(t *testing.T) {
 		status = "pop.changed.23.2301.*.status"
 	)
 	tests := []struct {
-		name, consumer, description string
-		filters                     []string
-		owner, problem              string // problem: a part of it; "" to keep
+		name, consumer string
+		filters        []string
+		owner, problem string // problem: a part of it; "" to keep
 	}{
-		{"own name, granted subject", "si-harbin", "pophub subscriber si-harbin", []string{status}, "si-harbin", ""},
-		{"own name, narrower than granted", "si-harbin", "", []string{"pop.changed.23.2301.230102001001.status"}, "si-harbin", ""},
-		{"own name, revoked subject", "si-harbin", "pophub subscriber si-harbin", []string{death}, "si-harbin", "filter pop.death.23.2301.* is not within"},
-		{"own name, wider than granted", "si-harbin", "", []string{"pop.changed.23.>"}, "si-harbin", "not within"},
-		{"own name, whole stream", "si-harbin", "", nil, "si-harbin", "whole stream"},
-		{"own name, one of two filters revoked", "si-harbin", "", []string{status, death}, "si-harbin", "filter pop.death.23.2301.*"},
-		{"per-subject, granted", schemas.FilterConsumerName("si-harbin", status), "", []string{status}, "si-harbin", ""},
-		{"per-subject, revoked subject", schemas.FilterConsumerName("si-harbin", death), "pophub subscriber si-harbin, filter " + death, []string{death}, "si-harbin", "not within"},
-		{"identity without NATS credential", "health", "", []string{death}, "health", "no NATS credential"},
-		{"identity of the hub's kind", "hub", "", nil, "hub", ""},
-		{"administrator's per-subject form", "admin-0123abcd", "", nil, "admin", ""},
-		{"hub's eligibility watcher", "pophub-eligibility", "pophub eligibility notifications", []string{"pop.changed.>"}, "", ""},
-		{"administrator's tap, no owner", "ops-tap", "", []string{"pop.>"}, "", ""},
-		{"SDK consumer of a dropped identity", "si-daqing", "pophub subscriber si-daqing", []string{"pop.death.23.2306.*"}, "si-daqing", "not an identity of the policy"},
-		{"SDK per-subject consumer of a dropped identity", "si-daqing-0123abcd", "pophub subscriber si-daqing, filter pop.death.23.2306.*", []string{"pop.death.23.2306.*"}, "si-daqing", "not an identity of the policy"},
-		{"SDK consumer of an identity, named otherwise", "harbin-test", "pophub subscriber si-harbin", []string{death}, "", ""},
-		{"not hex: not a per-subject name", "si-harbin-0123abcz", "", []string{death}, "", ""},
+		{"own name, granted subject", "si-harbin", []string{status}, "si-harbin", ""},
+		{"own name, narrower than granted", "si-harbin", []string{"pop.changed.23.2301.230102001001.status"}, "si-harbin", ""},
+		{"own name, revoked subject", "si-harbin", []string{death}, "si-harbin", "filter pop.death.23.2301.* is not within"},
+		{"own name, wider than granted", "si-harbin", []string{"pop.changed.23.>"}, "si-harbin", "not within"},
+		{"own name, whole stream", "si-harbin", nil, "si-harbin", "whole stream"},
+		{"own name, one of two filters revoked", "si-harbin", []string{status, death}, "si-harbin", "filter pop.death.23.2301.*"},
+		{"per-subject, granted", schemas.FilterConsumerName("si-harbin", status), []string{status}, "si-harbin", ""},
+		{"per-subject, revoked subject", schemas.FilterConsumerName("si-harbin", death), []string{death}, "si-harbin", "not within"},
+		{"identity without NATS credential", "health", []string{death}, "health", "no NATS credential"},
+		{"identity of the hub's kind", "hub", nil, "hub", ""},
+		{"administrator's per-subject form", "admin-0123abcd", nil, "admin", ""},
+		{"hub's eligibility watcher", "pophub-eligibility", []string{"pop.changed.>"}, "", ""},
+		{"administrator's tap, no owner", "ops-tap", []string{"pop.>"}, "", ""},
+		// An administrator's SDK subscriber under a name of its own, and
+		// a dropped identity's consumer: no identity may pull from them.
+		{"administrator's SDK subscriber", "audit-replay", []string{"pop.death.23.2301.*"}, "", ""},
+		{"consumer of a dropped identity", "si-daqing", []string{"pop.death.23.2306.*"}, "", ""},
+		{"per-subject consumer of a dropped identity", "si-daqing-0123abcd", []string{"pop.death.23.2306.*"}, "", ""},
+		{"not hex: not a per-subject name", "si-harbin-0123abcz", []string{death}, "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			owner, problem := p.ConsumerProblem(tt.consumer, tt.description, tt.filters)
+			owner, problem := p.ConsumerProblem(tt.consumer, tt.filters)
 			if owner != tt.owner {
 				t.Errorf("owner = %q, want %q", owner, tt.owner)
 			}
@@ -141,7 +143,8 @@ func TestNarrowedSubscriptionPruned(t *testing.T) {
 	for _, c := range []jetstream.ConsumerConfig{
 		{Durable: "pophub-eligibility", FilterSubject: "pop.changed.>", Description: "pophub eligibility notifications"},
 		{Durable: "ops-tap", FilterSubject: "pop.>"},
-		// A subscriber the new policy no longer has.
+		// A subscriber the new policy no longer has: no one but
+		// administrators may pull from it, so it stays.
 		{Durable: "si-daqing", FilterSubject: "pop.death.23.2306.*", Description: "pophub subscriber si-daqing"},
 	} {
 		c.AckPolicy = jetstream.AckExplicitPolicy
@@ -164,14 +167,13 @@ func TestNarrowedSubscriptionPruned(t *testing.T) {
 		t.Fatalf("pruning: %v", err)
 	}
 	slices.Sort(deleted)
-	want := []string{"si-daqing", "si-harbin", schemas.FilterConsumerName("si-harbin", death)}
+	want := []string{"si-harbin", schemas.FilterConsumerName("si-harbin", death)}
 	slices.Sort(want)
 	if !slices.Equal(deleted, want) {
 		t.Errorf("deleted %v, want %v", deleted, want)
 	}
 	for _, line := range []string{
 		`consumer=si-harbin identity=si-harbin reason="filter pop.death.23.2301.* is not within`,
-		`consumer=si-daqing identity=si-daqing reason="made by the subscriber SDK for si-daqing`,
 	} {
 		if !strings.Contains(logs.String(), line) {
 			t.Errorf("the log lacks %s:\n%s", line, logs)
@@ -186,7 +188,7 @@ func TestNarrowedSubscriptionPruned(t *testing.T) {
 		left = append(left, name)
 	}
 	slices.Sort(left)
-	if keep := []string{"ops-tap", "pophub-eligibility", schemas.FilterConsumerName("si-harbin", status)}; !slices.Equal(left, keep) {
+	if keep := []string{"ops-tap", "pophub-eligibility", "si-daqing", schemas.FilterConsumerName("si-harbin", status)}; !slices.Equal(left, keep) {
 		t.Errorf("consumers left %v, want %v", left, keep)
 	}
 	again, err := notify.PruneConsumers(ctx, hjs, schemas.StreamName, p2.ConsumerProblem, nil)

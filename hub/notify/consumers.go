@@ -13,7 +13,7 @@ import (
 // who it belongs to ("" when no one in particular), problem why it must
 // go ("" to keep it). filters are its filter subjects, empty for a
 // consumer reading the whole stream. It must not block.
-type ConsumerJudge func(name, description string, filters []string) (owner, problem string)
+type ConsumerJudge func(name string, filters []string) (owner, problem string)
 
 // PruneConsumers deletes the consumers of stream that judge refuses,
 // logging each deletion (consumer, identity, reason), and returns their
@@ -46,7 +46,7 @@ func PruneConsumers(ctx context.Context, js jetstream.JetStream, stream string, 
 		if f := ci.Config.FilterSubject; f != "" {
 			filters = append([]string{f}, filters...)
 		}
-		if owner, problem := judge(ci.Name, ci.Config.Description, filters); problem != "" {
+		if owner, problem := judge(ci.Name, filters); problem != "" {
 			drop = append(drop, doomed{ci.Name, owner, problem})
 		}
 	}

@@ -52,11 +52,11 @@ func TestPruneConsumers(t *testing.T) {
 				}
 			}
 			seen := map[string][]string{}
-			judge := func(name, description string, filters []string) (owner, problem string) {
+			judge := func(name string, filters []string) (owner, problem string) {
 				seen[name] = filters
 				switch name {
 				case "drop":
-					return "someone", description
+					return "someone", "wider than granted"
 				case "whole":
 					return "someone else", "reads everything"
 				}
