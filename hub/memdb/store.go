@@ -688,6 +688,9 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // Close writes a final snapshot and closes the log. Safe to call twice.
+// If the snapshot cannot be written (a full disk), Close returns why; no
+// acknowledged batch is lost, the log still holds them and the next Open
+// replays it.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
@@ -701,11 +704,7 @@ func (s *Store) Close() error {
 		if s.snapshotDone != nil {
 			<-s.snapshotDone
 		}
-		err := s.startSnapshotLocked()
-		if s.snapshotDone != nil {
-			<-s.snapshotDone
-		}
-		s.closeErr = errors.Join(err, s.wal.close(), unlockDir(s.lock))
+		s.closeErr = errors.Join(s.finalSnapshotLocked(), unlockDir(s.lock))
 	})
 	return s.closeErr
 }

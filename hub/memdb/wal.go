@@ -31,7 +31,13 @@ import (
 //
 // The log is split into generations, wal-<gen>.log. A snapshot records the
 // first generation it does not contain; recovery loads it and replays the
-// generations from there on.
+// generations from there on, which must follow one another: generations
+// are numbered one after another and only a snapshot that holds them
+// removes any, so a missing one held acknowledged batches.
+//
+// Only the newest generation may end in a torn frame: a generation
+// closes, synced, before a newer one takes batches, and a log whose write
+// failed is never followed by a newer generation (see wal.err).
 const (
 	snapshotName = "snapshot.jsonl"
 
@@ -56,11 +62,18 @@ type wal struct {
 	frame []byte
 	keys  *sealing.Keyring // seals frames when not nil
 	n     uint64           // frames written to this generation
+	// size is the length of the file's whole frames, where a failed
+	// write is cut back to.
+	size int64
 	// err is the first failed write or fsync. A failed write may leave
 	// part of a frame behind, and recovery stops at the first bad frame:
 	// a frame written after it would be acknowledged and then lost. So
 	// the log refuses every write after one fails, and the store stops
-	// taking batches until it is reopened.
+	// taking batches until it is reopened. The failed write is cut off
+	// (write); in case that fails too, a failed log also stays the newest
+	// generation, the one whose torn tail recovery cuts: no snapshot
+	// switches away from it (startSnapshotLocked), and Close's snapshot
+	// covers it without starting another (finalSnapshotLocked).
 	err error
 }
 
@@ -104,6 +117,11 @@ func (w *wal) write(payload []byte, sync bool) error {
 		return fmt.Errorf("log failed earlier, reopen the store: %w", w.err)
 	}
 	if err := w.writeFrame(payload, sync); err != nil {
+		// A disk that fills part way through a frame leaves its start
+		// behind: cut it off, so that the file ends on a whole frame.
+		if terr := w.f.Truncate(w.size); terr != nil {
+			err = errors.Join(err, fmt.Errorf("cutting off the failed frame at offset %d: %w", w.size, terr))
+		}
 		w.err = err
 		return err
 	}
@@ -114,7 +132,6 @@ func (w *wal) writeFrame(payload []byte, sync bool) error {
 	if w.keys != nil {
 		payload = w.keys.Seal(payload, frameAD(w.gen, w.n))
 	}
-	w.n++
 	frame := binary.LittleEndian.AppendUint32(w.frame[:0], uint32(len(payload)))
 	frame = binary.LittleEndian.AppendUint32(frame, crc32.Checksum(payload, crcTable))
 	frame = append(frame, payload...)
@@ -123,8 +140,12 @@ func (w *wal) writeFrame(payload []byte, sync bool) error {
 		return err
 	}
 	if sync {
-		return w.f.Sync()
+		if err := w.f.Sync(); err != nil {
+			return err
+		}
 	}
+	w.n++
+	w.size += int64(len(frame))
 	return nil
 }
 
@@ -249,6 +270,9 @@ func (s *Store) recover(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("listing log files: %w", err)
 	}
+	if err := contiguous(gens, from); err != nil {
+		return 0, err
+	}
 	replayed := 0
 	next := from
 	for _, gen := range gens {
@@ -270,6 +294,28 @@ func (s *Store) recover(ctx context.Context) (int, error) {
 		return replayed, err
 	}
 	return replayed, nil
+}
+
+// contiguous checks that the log generations from from on, the first one
+// the snapshot does not hold, are from, from+1, … with none missing (there
+// may be none at all: Close's snapshot holds every generation). Older
+// ones are what a crash between installing a snapshot and removing them
+// leaves. Replaying past a gap would open the store without the batches
+// the missing generation held, acknowledged and committed in Kafka.
+func contiguous(gens []uint64, from uint64) error {
+	want := from
+	for _, gen := range gens {
+		if gen < from {
+			continue
+		}
+		if gen != want {
+			return fmt.Errorf("log file %s is missing: replay starts at generation %d (the first one the snapshot, if any, does not hold) "+
+				"and %s follows, so the acknowledged batches it held would be lost; refusing to open the store; restore the data directory from a backup",
+				walPath("", want), from, walPath("", gen))
+		}
+		want++
+	}
+	return nil
 }
 
 // tornTail reports whether rest, the log from a frame that does not read
@@ -358,11 +404,30 @@ func (s *Store) replayFile(ctx context.Context, path string, gen uint64, newest 
 	}
 	if good < len(data) {
 		s.cfg.Logger.Warn("truncating torn log tail", "file", filepath.Base(path), "offset", good, "bytes", len(data)-good)
-		if err := os.Truncate(path, int64(good)); err != nil {
+		if err := truncateSynced(path, int64(good)); err != nil {
 			return replayed, fmt.Errorf("truncating torn log tail: %w", err)
 		}
 	}
 	return replayed, nil
+}
+
+// truncateSynced cuts the file at path to size and fsyncs it: recovery
+// moves on to a newer generation next, after which a torn tail that came
+// back after a power loss would be refused as damage.
+func truncateSynced(path string, size int64) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	if err := f.Truncate(size); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func (s *Store) replay(payload []byte) error {
@@ -454,9 +519,25 @@ type snapshotLine struct {
 // startSnapshotLocked switches the log to a new generation and writes a
 // snapshot of the state as of the switch in the background, then removes
 // the older generations. Callers hold s.mu; batches go on meanwhile.
+//
+// After the log failed it does nothing: the store changes no more until
+// it is reopened, and the failed generation may end in part of a frame,
+// which recovery cuts only in the newest generation.
 func (s *Store) startSnapshotLocked() error {
+	if s.wal.err != nil {
+		return nil
+	}
 	if !s.snapshotting.CompareAndSwap(false, true) {
 		return nil // one at a time; the next trigger takes the rest
+	}
+	// The old generation's MarkPublished and DeletePublished frames are
+	// not synced when written. Synced before the new generation takes
+	// acknowledged batches, a power loss cannot leave a torn one behind
+	// them; old.close() syncs too, but only after the switch.
+	if err := s.wal.f.Sync(); err != nil {
+		s.wal.err = fmt.Errorf("syncing log: %w", err)
+		s.snapshotting.Store(false)
+		return s.wal.err
 	}
 	next, err := openWAL(s.cfg.Dir, s.wal.gen+1, s.cfg.Keys)
 	if err != nil {
@@ -478,14 +559,36 @@ func (s *Store) startSnapshotLocked() error {
 			s.cfg.Logger.Error("writing snapshot", "err", err)
 			return
 		}
-		gens, _ := walGens(s.cfg.Dir)
-		for _, g := range gens {
-			if g < next.gen {
-				os.Remove(walPath(s.cfg.Dir, g))
-			}
-		}
+		s.removeLogsBefore(next.gen)
 	}(s.snapshotDone)
 	return nil
+}
+
+// finalSnapshotLocked closes the log and writes a snapshot of the whole
+// state, covering the current generation too, so that the next start
+// replays nothing. It starts no new generation: if the snapshot fails (a
+// full disk), the current one stays the newest, whose torn tail, left by
+// a failed write, recovery cuts. Callers hold s.mu, and no background
+// snapshot runs.
+func (s *Store) finalSnapshotLocked() error {
+	cerr := s.wal.close()
+	covered := s.wal.gen + 1
+	if err := s.writeSnapshot(s.db.Txn(false), covered); err != nil {
+		return errors.Join(cerr, fmt.Errorf("writing final snapshot (nothing is lost: the log still holds every acknowledged batch and the next start replays it): %w", err))
+	}
+	s.removeLogsBefore(covered)
+	return cerr
+}
+
+// removeLogsBefore removes the log generations before gen, which a
+// snapshot now holds. One left behind is removed by the next recovery.
+func (s *Store) removeLogsBefore(gen uint64) {
+	gens, _ := walGens(s.cfg.Dir)
+	for _, g := range gens {
+		if g < gen {
+			os.Remove(walPath(s.cfg.Dir, g))
+		}
+	}
 }
 
 // writeSnapshot writes every table of txn to a new snapshot file that

@@ -1,0 +1,75 @@
+package memdb
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"github.com/pophub/pophub/hub/storetest"
+)
+
+// TestPartialLogWriteIsCutOff makes the kernel stop a log write part way,
+// as a full disk does (a file size limit, without a small file system to
+// fill), and checks that the log is cut back to its last whole frame, so
+// no torn frame is left behind for a newer generation to follow.
+func TestPartialLogWriteIsCutOff(t *testing.T) {
+	ctx := context.Background()
+	in := storetest.Population(t, 60, 5)
+	dir := t.TempDir()
+	s, err := Open(ctx, Config{Dir: dir, SnapshotEvery: 1 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply(t, s, in[:100], 50)
+	path := walPath(dir, s.wal.gen)
+	good := fileSize(t, path)
+
+	// The Go runtime ignores SIGXFSZ: the write past the limit returns
+	// EFBIG after writing what fits.
+	var old syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &old); err != nil {
+		t.Fatal(err)
+	}
+	limit := old
+	limit.Cur = uint64(good) + 100
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &limit); err != nil {
+		t.Skipf("setting a file size limit: %v", err)
+	}
+	_, err = s.Apply(ctx, in[100:150])
+	if rerr := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &old); rerr != nil {
+		t.Fatal(rerr)
+	}
+	if !errors.Is(err, syscall.EFBIG) {
+		t.Fatalf("Apply past the file size limit: %v, want EFBIG", err)
+	}
+	if got := fileSize(t, path); got != good {
+		t.Fatalf("log is %d bytes after the failed write, want it cut back to %d", got, good)
+	}
+
+	tmp := filepath.Join(dir, snapshotName+".tmp")
+	if err := os.Mkdir(tmp, 0o700); err != nil { // the disk is still full
+		t.Fatal(err)
+	}
+	if err := s.Close(); err == nil {
+		t.Fatal("Close succeeded without its final snapshot")
+	}
+	os.Remove(tmp)
+	r, err := Open(ctx, Config{Dir: dir})
+	if err != nil {
+		t.Fatalf("restart: %v", err)
+	}
+	defer r.Close()
+	storetest.CompareRecords(t, r, storetest.Expected(in[:100]))
+}
+
+func fileSize(t *testing.T, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
