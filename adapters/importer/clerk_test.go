@@ -36,8 +36,9 @@ func rentalRow(t *testing.T) (*Mapping, table, []string) {
 
 // TestRepeatAndUnappliedCorrection: a line repeated exactly and a line
 // that changes a record without raising its version are told apart: the
-// first is a harmless repeat, the second names the columns that differ
-// and the version column to raise.
+// first is a harmless repeat (counted apart, not rejected), the second a
+// reject that names the columns that differ and the version column to
+// raise.
 func TestRepeatAndUnappliedCorrection(t *testing.T) {
 	m, _, rental := rentalRow(t)
 	tab := table{header: nil}
@@ -53,11 +54,11 @@ func TestRepeatAndUnappliedCorrection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Valid != 1 || len(rep.Rejects) != 2 {
-		t.Fatalf("%d valid, rejects %v; want 1 valid and 2 rejects", rep.Valid, rep.Rejects)
+	if rep.Valid != 1 || len(rep.Rejects) != 1 || rep.Rejected != 1 || len(rep.Repeats) != 1 || rep.Repeated != 1 {
+		t.Fatalf("%d valid, rejects %v, repeats %v; want 1 valid, 1 reject and 1 repeat", rep.Valid, rep.Rejects, rep.Repeats)
 	}
-	repeat, correction := rep.Rejects[0], rep.Rejects[1]
-	if repeat.Line != 3 || !strings.Contains(repeat.Detail, "repeats line 2") || !strings.Contains(repeat.Detail, "nothing to fix") {
+	repeat, correction := rep.Repeats[0], rep.Rejects[0]
+	if repeat.Line != 3 || repeat.First != 2 || !strings.Contains(repeat.String(), "repeats line 2") || !strings.Contains(repeat.String(), "nothing to fix") {
 		t.Errorf("the repeat: %s; want it to say it repeats line 2 and is harmless", repeat)
 	}
 	if correction.Line != 4 || correction.Reason != ReasonDuplicateID || strings.Contains(correction.Detail, "repeats") {

@@ -80,11 +80,14 @@
 //
 // The event id is publisher.EventID(source, type + key cells, version);
 // without id.key the record key is the whole row, so a repeated row is the
-// same event. Two lines of a file yielding one id are reported
-// (duplicate_id) and only the first is sent: a line repeating an earlier
-// one exactly is said to be a harmless repeat; one with other content
-// under the same key and version, a correction the hub would ignore, names
-// the columns that differ and the version column to raise.
+// same event. Of two lines of a file yielding one id only the first is
+// sent. A line repeating an earlier one exactly (the same id and event) is
+// a harmless repeat, as `pophub publish` counts it: counted and listed
+// apart (Report.Repeated, Report.Repeats), not a reject, so it is not in
+// the rejects file and counts toward no reject limit. One with other
+// content under the same key and version, a correction the hub would
+// ignore, is rejected (duplicate_id), naming the columns that differ and
+// the version column to raise.
 //
 // Citizen ID cells (the subject, citizen_id fields) may hold full-width
 // digits and Ｘ, or a lower-case x: they are read as the ASCII ID. An ID

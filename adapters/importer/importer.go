@@ -89,11 +89,11 @@ const (
 	// time or version that does not parse, an empty required cell).
 	ReasonInvalidValue = "invalid_value"
 	// ReasonDuplicateID: an earlier line of the file yields the same event
-	// id, which the hub would ignore: the row is repeated (harmless; the
-	// detail says "repeats line N"), or a row with other content reuses a
-	// record's key and version (a correction whose version was not
-	// raised, or key columns that do not identify a row; the detail names
-	// the columns that differ).
+	// id with another event, which the hub would ignore: a row with other
+	// content reuses a record's key and version (a correction whose
+	// version was not raised, or key columns that do not identify a row;
+	// the detail names the columns that differ). A line that repeats an
+	// earlier one exactly is no reject but a Repeat.
 	ReasonDuplicateID = "duplicate_id"
 )
 
@@ -120,6 +120,19 @@ func (r Reject) String() string {
 		b.WriteString(": " + r.Detail)
 	}
 	return b.String()
+}
+
+// Repeat is a line that repeats the event of an earlier line, First,
+// exactly: the same event id and the same event as encoded for sending (a
+// row exported twice). It is not sent (line First is) and, unlike a
+// Reject, calls for no fix: the hub would apply the event once anyway.
+// pophub publish counts such lines alike (publisher.LineRepeat).
+type Repeat struct {
+	Line, First int
+}
+
+func (r Repeat) String() string {
+	return fmt.Sprintf("line %d: repeats line %d exactly (the same row twice): harmless, only line %d is sent; nothing to fix (delete the line to silence this)", r.Line, r.First, r.First)
 }
 
 // Config configures one import. Source, File and, unless DryRun, Brokers
@@ -177,10 +190,10 @@ type Config struct {
 	Compression kafka.Compression
 	// RejectsFile receives the bad lines (default File + ".rejects.csv").
 	RejectsFile string
-	// ListRejects bounds how many rejects Report.Rejects lists (default
-	// 1000), so that a wrongly mapped file of millions of lines does not
-	// hold them all in memory; every one is counted, and written to the
-	// rejects file.
+	// ListRejects bounds how many rejects Report.Rejects lists, and how
+	// many repeats Report.Repeats does (default 1000), so that a wrongly
+	// mapped file of millions of lines does not hold them all in memory;
+	// every one is counted, and every reject written to the rejects file.
 	ListRejects int
 	// CheckpointFile records progress for a resume (default File +
 	// ".pophub-import.json").
@@ -292,13 +305,19 @@ type Report struct {
 	SHA256 string
 	// Read counts the data lines (not the header, not blank lines).
 	Read int
-	// Valid lines would be sent; Rejected counts the others. Rejects
-	// lists them in line order, the first Config.ListRejects of them; the
-	// rejects file holds every one.
+	// Valid lines would be sent; Rejected counts the lines that are bad,
+	// and Repeated those that repeat an earlier valid line exactly (see
+	// Repeat): once a file is validated, Read = Valid + Rejected +
+	// Repeated. Rejects lists the bad lines in line order, the first
+	// Config.ListRejects of them; the rejects file holds every one.
+	// Repeats lists the repeats alike; they are in no file, count toward
+	// no RejectLimit, and are no reason to fail an import.
 	Valid    int
 	Rejected int
 	Rejects  []Reject
 	byReason map[string]int
+	Repeated int
+	Repeats  []Repeat
 	// Upgraded counts legacy 15-digit IDs upgraded to 18 digits in valid
 	// lines.
 	Upgraded int
@@ -344,6 +363,14 @@ func (r *Report) reject(rej Reject, list int) {
 	}
 }
 
+// repeat counts a repeated line, and lists it while fewer than list are.
+func (r *Report) repeat(rp Repeat, list int) {
+	r.Repeated++
+	if len(r.Repeats) < list {
+		r.Repeats = append(r.Repeats, rp)
+	}
+}
+
 // ErrTooManyRejects is Run's error when validation rejected
 // Config.RejectLimit lines or more: nothing was sent.
 var ErrTooManyRejects = errors.New("reject limit reached")
@@ -362,7 +389,7 @@ func (r *Report) ByReason() map[string]int {
 }
 
 // Summary is a one-line account: read, valid, sent, rejected by reason,
-// upgraded IDs.
+// repeated, upgraded IDs.
 func (r *Report) Summary() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %d read, %d valid", filepath.Base(r.File), r.Read, r.Valid)
@@ -397,6 +424,13 @@ func (r *Report) Summary() string {
 		}
 		b.WriteString(")")
 	}
+	if r.Repeated > 0 {
+		sent := "sent once"
+		if r.DryRun || r.Refused() {
+			sent = "would be sent once"
+		}
+		fmt.Fprintf(&b, ", %d repeated (the same row as an earlier line: %s, nothing to fix)", r.Repeated, sent)
+	}
 	fmt.Fprintf(&b, ", %d legacy IDs upgraded, %s", r.Upgraded, r.Elapsed.Round(time.Millisecond))
 	return b.String()
 }
@@ -418,7 +452,9 @@ func (r *Report) Summary() string {
 // broker unreachable, ctx cancelled); the report covers what was done, and
 // says whether running again resumes it (Report.Resumable). Rejected
 // lines are not an error: see
-// Report.Rejected and Report.Rejects.
+// Report.Rejected and Report.Rejects. Nor are lines that repeat an
+// earlier line exactly, which are sent once and counted apart
+// (Report.Repeated and Report.Repeats).
 func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("configuring import: %w", err)
@@ -609,9 +645,9 @@ func fileDigest(path string) (string, error) {
 // hub will; emit receives the valid events in line order. Three stages
 // overlap, a chunk of lines apart: reading the file (CSV parsing and
 // GBK decoding are not cheap), mapping and decoding on all cores, and the
-// bookkeeping in line order (duplicate ids, rejects, emit). Once the
-// whole file has been read it puts the rejects file in place and returns
-// the file's digest.
+// bookkeeping in line order (duplicate ids, rejects, repeats, emit). Once
+// the whole file has been read it puts the rejects file in place and
+// returns the file's digest.
 func validate(ctx context.Context, cfg *Config, rep *Report, phase string, emit func(*mapped) error) (string, error) {
 	src, p, err := open(cfg)
 	if err != nil {
@@ -650,6 +686,12 @@ func validate(ctx context.Context, cfg *Config, rep *Report, phase string, emit 
 			m := &c.results[i]
 			if m.rej == nil {
 				if d, dup := seen.add(m.id, m.line, m.value); dup {
+					if d.same {
+						// Harmless, like publish's repeats: the
+						// earlier line is sent, this one is not.
+						rep.repeat(Repeat{Line: m.line, First: d.first}, cfg.ListRejects)
+						continue
+					}
 					m.rej = d.reject(p, m)
 				}
 			}
@@ -763,24 +805,16 @@ func (s *eventIDs) add(id string, line int, value []byte) (duplicate, bool) {
 	return duplicate{}, false
 }
 
-// reject explains the duplicate m to the clerk: a repeated line needs
-// nothing but is not sent twice; a line with other content under the
-// same key and version is a correction the hub would drop, so it names
-// the columns that differ and the version column to raise. p is nil for
-// JSONL, whose lines carry their own ids.
+// reject explains the duplicate m, with other content than its earlier
+// line (an exact repeat is no reject: see Repeat), to the clerk: a
+// correction the hub would drop, so it names the columns that differ and
+// the version column to raise. p is nil for JSONL, whose lines carry
+// their own ids.
 func (d duplicate) reject(p *plan, m *mapped) *Reject {
 	rej := &Reject{Line: m.line, Reason: ReasonDuplicateID, Field: "id"}
 	if p == nil {
-		if d.same {
-			rej.Detail = fmt.Sprintf("line %d yields the same event id", d.first)
-			return rej
-		}
 		rej.Detail = fmt.Sprintf("line %d has the same event id and other %s: the hub applies one event per id and would ignore this one; give this change an id of its own",
 			d.first, changedText(changedFields(d.prev, m.value), "content"))
-		return rej
-	}
-	if d.same {
-		rej.Detail = fmt.Sprintf("repeats line %d exactly (the same row twice): harmless, only line %d counts; nothing to fix (delete the line to silence this)", d.first, d.first)
 		return rej
 	}
 	var cols []string

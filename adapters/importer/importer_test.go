@@ -154,17 +154,20 @@ func TestBadLines(t *testing.T) {
 		{set(rental, "登记时间", "2024-13-45 10:00:00"), ReasonInvalidValue, "time", "登记时间"},
 		{set(set(rental, "租期起", "下个月"), "业务编号", "b4"), ReasonInvalidValue, "data.start", "租期起"},
 		{set(set(rental, "房屋坐落区划代码", "123"), "业务编号", "b5"), schemas.ReasonInvalidData, "data.address_code", "房屋坐落区划代码"},
-		{rental, ReasonDuplicateID, "id", ""},
+		{set(rental, "租期止", "2099/1/1"), ReasonDuplicateID, "id", "版本号"},
 		{set(rental, "版本号", "v2"), ReasonInvalidValue, "id", "版本号"},
 		{set(set(property, "取得方式", "抢来的"), "业务编号", "b8"), ReasonUnmappedValue, "data.acquired", "取得方式"},
 		{rental[:3], ReasonMalformedRow, "", ""},
 	}
-	// Bad rows go after the good ones; line 1 is the header.
+	// Bad rows go after the good ones; line 1 is the header. The last
+	// line repeats the rental exactly: no reject, and not sent twice.
 	var want []string
 	for i, b := range bad {
 		tab.rows = append(tab.rows, b.row)
 		want = append(want, fmt.Sprintf("%d %s %s %s", good+2+i, b.reason, b.field, b.column))
 	}
+	tab.rows = append(tab.rows, rental)
+	wantRepeats := []Repeat{{Line: len(tab.rows) + 1, First: slices.IndexFunc(tab.rows, func(r []string) bool { return slices.Equal(r, rental) }) + 2}}
 	file := tempFile(t, "housing.csv")
 	writeCSV(t, file, tab, gbk)
 	addr := testenv.Kafka(t, partitions)
@@ -182,8 +185,11 @@ func TestBadLines(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("rejects:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	if rep.Read != good+len(bad) || rep.Valid != good || rep.Sent != good {
-		t.Errorf("report: %d read, %d valid, %d sent; want %d, %d, %d", rep.Read, rep.Valid, rep.Sent, good+len(bad), good, good)
+	if rep.Read != good+len(bad)+1 || rep.Valid != good || rep.Sent != good {
+		t.Errorf("report: %d read, %d valid, %d sent; want %d, %d, %d", rep.Read, rep.Valid, rep.Sent, good+len(bad)+1, good, good)
+	}
+	if !slices.Equal(rep.Repeats, wantRepeats) || rep.Repeated != 1 {
+		t.Errorf("%d repeated %v, want %v", rep.Repeated, rep.Repeats, wantRepeats)
 	}
 	if n := len(testenv.Records(t, addr, schemas.Topic(schemas.Housing))); n != len(events) {
 		t.Errorf("%d records on the topic, want %d", n, len(events))
@@ -944,11 +950,15 @@ func TestJSONL(t *testing.T) {
 	for _, r := range rep.Rejects {
 		got = append(got, fmt.Sprintf("%d:%s", r.Line, r.Reason))
 	}
-	want := fmt.Sprintf("[%d:not_json %d:source_mismatch %d:duplicate_id]", valid+2, valid+3, valid+4)
+	// The last line repeats line 3 exactly: sent once, and no reject.
+	want := fmt.Sprintf("[%d:not_json %d:source_mismatch]", valid+2, valid+3)
 	if fmt.Sprint(got) != want {
 		t.Errorf("rejects %v, want %s", got, want)
-	} else if d := rep.Rejects[2].Detail; d != "line 3 yields the same event id" {
-		t.Errorf("the duplicate's detail is %q, want it to name line 3", d)
+	}
+	if wantRep := []Repeat{{Line: valid + 4, First: 3}}; !slices.Equal(rep.Repeats, wantRep) || rep.Repeated != 1 {
+		t.Errorf("%d repeated %v, want %v", rep.Repeated, rep.Repeats, wantRep)
+	} else if s := rep.Repeats[0].String(); !strings.Contains(s, "repeats line 3") {
+		t.Errorf("the repeat reads %q, want it to name line 3", s)
 	}
 	if rep.Sent != valid || rep.Upgraded != upgrades || upgrades == 0 {
 		t.Errorf("sent %d, upgraded %d; want %d and %d", rep.Sent, rep.Upgraded, valid, upgrades)
@@ -965,9 +975,14 @@ func TestJSONL(t *testing.T) {
 // and leaves no checkpoint, so the corrected file imports afresh; under
 // the limit, or with none, the good lines go.
 func TestRejectLimit(t *testing.T) {
-	lines := encodeLines(t, population(t, 50, schemas.Marriage))
+	events := population(t, 50, schemas.Marriage)
+	lines := encodeLines(t, events)
 	valid := len(lines)
-	lines = append(lines, "not json", strings.Replace(lines[1], `"source":"marriage"`, `"source":"tax"`, 1), lines[2])
+	changed := events[2]
+	changed.Time = changed.Time.Add(time.Hour)
+	// The last line repeats an earlier one exactly: harmless, it counts
+	// toward no limit; the one before reuses an id with other content.
+	lines = append(lines, "not json", strings.Replace(lines[1], `"source":"marriage"`, `"source":"tax"`, 1), encodeLines(t, []schemas.Event{changed})[0], lines[3])
 	const rejected = 3
 	for _, tc := range []struct {
 		name   string
@@ -994,6 +1009,9 @@ func TestRejectLimit(t *testing.T) {
 			}
 			if rep.Rejected != rejected || len(rep.Rejects) != rejected || rep.Refused() != tc.refuse {
 				t.Errorf("%d rejects reported (%d listed), refused %v; want %d, %v", rep.Rejected, len(rep.Rejects), rep.Refused(), rejected, tc.refuse)
+			}
+			if rep.Repeated != 1 {
+				t.Errorf("%d repeated, want 1", rep.Repeated)
 			}
 			if _, err := os.Stat(rep.RejectsFile); err != nil {
 				t.Errorf("rejects file: %v", err)

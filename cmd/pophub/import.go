@@ -43,8 +43,10 @@ faster on large exports, but lines go out before every bad line is known.
 Legacy 15-digit ID numbers are upgraded to 18.
 
 An interrupted import resumes where it stopped when run again on the same file
-(checkpoint F.pophub-import.json): no line is sent twice. The exit status is 1
-if any line was rejected. With --otlp, the import is one span whose trace context
+(checkpoint F.pophub-import.json): no line is sent twice. A line that repeats
+an earlier one exactly (the same row twice) is sent once and counted as
+repeated, not rejected: it calls for no fix. The exit status is 1 if any line
+was rejected. With --otlp, the import is one span whose trace context
 every record sent carries.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			src := schemas.Source(source)
@@ -96,6 +98,13 @@ every record sent carries.`,
 			if more := rep.Rejected - len(rep.Rejects); more > 0 {
 				fmt.Fprintf(out, "… and %d more rejected lines, listed in the rejects file\n", more)
 			}
+			// Apart from the rejects: they call for no fix.
+			for _, r := range rep.Repeats {
+				fmt.Fprintln(out, r)
+			}
+			if more := rep.Repeated - len(rep.Repeats); more > 0 {
+				fmt.Fprintf(out, "… and %d more repeated lines\n", more)
+			}
 			fmt.Fprintln(out, importSummary(rep, err))
 			if rep.RejectsFile != "" {
 				fmt.Fprintf(out, "rejected lines written to %s\n", rep.RejectsFile)
@@ -109,6 +118,9 @@ every record sent carries.`,
 				}
 				return fmt.Errorf("importing %s: %w", file, err)
 			}
+			// Repeats call for no fix, so they do not fail the command,
+			// as with pophub publish: a nightly export with a row twice
+			// must not fail every night.
 			if rep.Rejected > 0 {
 				return exitError(1)
 			}
@@ -137,7 +149,8 @@ every record sent carries.`,
 // A finished one, or one refused at the reject limit, is the importer's
 // Summary. One that stopped is accounted for from what the report knows
 // for sure. The lines read but not checked when it stopped are counted as
-// such, so that the counts add up. And Report.Sent counts only the records
+// such, so that the counts add up (read = valid + rejected + repeated +
+// not checked). And Report.Sent counts only the records
 // whose acknowledgement came back: the chunk being sent when the import
 // stopped may have been written in part or in whole (the broker
 // acknowledged records the client never heard about). So a stopped import
@@ -161,7 +174,10 @@ func importSummary(rep *importer.Report, err error) string {
 		}
 		b.WriteString(")")
 	}
-	if unchecked := rep.Read - rep.Valid - rep.Rejected; unchecked > 0 {
+	if rep.Repeated > 0 {
+		fmt.Fprintf(&b, ", %d repeated (the same row as an earlier line: not sent twice, nothing to fix)", rep.Repeated)
+	}
+	if unchecked := rep.Read - rep.Valid - rep.Rejected - rep.Repeated; unchecked > 0 {
 		fmt.Fprintf(&b, ", %d not checked", unchecked)
 	}
 	unconfirmed := max(rep.Valid-rep.Sent-rep.AlreadySent, 0)
@@ -209,6 +225,7 @@ func runImport(ctx context.Context, tracer trace.Tracer, cfg importer.Config) (*
 		span.SetAttributes(
 			attribute.Int("pophub.import.read", rep.Read),
 			attribute.Int("pophub.import.rejected", rep.Rejected),
+			attribute.Int("pophub.import.repeated", rep.Repeated),
 			attribute.Int("pophub.import.sent", rep.Sent))
 	}
 	if err != nil {

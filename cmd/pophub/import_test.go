@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,10 +14,15 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.opentelemetry.io/otel/attribute"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"golang.org/x/text/encoding/simplifiedchinese"
 
 	"github.com/pophub/pophub/adapters/importer"
 	"github.com/pophub/pophub/adapters/synth"
@@ -163,8 +171,9 @@ func TestImportCommand(t *testing.T) {
 // came back, not the records of the chunk in flight, which the broker may
 // have written) and gave counts that did not add up (a rejects file that
 // could not be created stopped the check of a chunk already counted as
-// read). Whatever it claims now holds: read = valid + rejected + not
-// checked, and the records on the topic lie within what it says was sent.
+// read). Whatever it claims now holds: read = valid + rejected +
+// repeated + not checked, and the records on the topic lie within what it
+// says was sent.
 func TestImportSummaryWhenStopped(t *testing.T) {
 	lines := housingLines(t)
 	topic := schemas.Topic(schemas.Housing)
@@ -182,6 +191,9 @@ func TestImportSummaryWhenStopped(t *testing.T) {
 		{"one partition refuses the chunk", lines, nil,
 			&kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: topic, Partitions: []int32{2}, Err: kerr.MessageTooLarge, Count: -1},
 			"sending lines 1–", fmt.Sprintf("stopped: %d read: %d valid, 0 rejected; at least 0 acknowledged, up to %d more may have been sent", len(lines), len(lines), len(lines))},
+		{"repeated lines, one partition refuses", append(append([]string{lines[0]}, lines...), lines[3]), nil,
+			&kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: topic, Partitions: []int32{2}, Err: kerr.MessageTooLarge, Count: -1},
+			"sending lines 1–", fmt.Sprintf("stopped: %d read: %d valid, 0 rejected, 2 repeated (the same row as an earlier line: not sent twice, nothing to fix); at least 0 acknowledged, up to %d more may have been sent", len(lines)+2, len(lines), len(lines))},
 		{"streamed, one partition refuses", lines, func(string) []string { return []string{"--stream"} },
 			&kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: topic, Partitions: []int32{2}, Err: kerr.MessageTooLarge, Count: -1},
 			"sending lines 1–", "at least 0 acknowledged, up to"},
@@ -228,7 +240,7 @@ func TestImportSummaryWhenStopped(t *testing.T) {
 }
 
 var (
-	stoppedCounts = regexp.MustCompile(`stopped: (\d+) read: (\d+) valid, (\d+) rejected(?: \([^)]*\))?(?:, (\d+) not checked)?; `)
+	stoppedCounts = regexp.MustCompile(`stopped: (\d+) read: (\d+) valid, (\d+) rejected(?: \([^)]*\))?(?:, (\d+) repeated \([^)]*\))?(?:, (\d+) not checked)?; `)
 	sentExactly   = regexp.MustCompile(`; (\d+) sent`)
 	sentBetween   = regexp.MustCompile(`; at least (\d+) acknowledged, up to (\d+) more may have been sent`)
 )
@@ -245,8 +257,8 @@ func checkStoppedSummary(t *testing.T, out string, onTopic int) {
 	if m == nil {
 		t.Fatalf("no account of a stopped import:\n%s", out)
 	}
-	if read, sum := atoi(m[1]), atoi(m[2])+atoi(m[3])+atoi(m[4]); read != sum {
-		t.Errorf("%d read, but %d valid, rejected or not checked:\n%s", read, sum, out)
+	if read, sum := atoi(m[1]), atoi(m[2])+atoi(m[3])+atoi(m[4])+atoi(m[5]); read != sum {
+		t.Errorf("%d read, but %d valid, rejected, repeated or not checked:\n%s", read, sum, out)
 	}
 	lo, hi := 0, 0
 	switch {
@@ -262,5 +274,195 @@ func checkStoppedSummary(t *testing.T, out string, onTopic int) {
 	}
 	if onTopic < lo || onTopic > hi {
 		t.Errorf("%d records on the topic; the summary says from %d to %d:\n%s", onTopic, lo, hi, out)
+	}
+}
+
+// housingCSV renders the rental registrations among the housing events of
+// lines as the rows of the housing bureau's export (the shipped example
+// mapping's columns), one per event, in GBK.
+func housingCSV(t *testing.T, lines []string) (header []string, rows [][]string) {
+	t.Helper()
+	header = []string{"业务类型", "权利人身份证号", "登记时间", "业务编号", "版本号", "不动产单元号", "房屋坐落区划代码", "取得方式", "建筑面积", "租赁合同编号", "租期起", "租期止"}
+	china := time.FixedZone("CST", 8*3600)
+	date := func(s string) string {
+		if s == "" {
+			return ""
+		}
+		d, err := time.Parse(time.DateOnly, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.Format("2006/1/2")
+	}
+	for _, l := range lines {
+		ev, err := schemas.Decode(schemas.Input{Value: []byte(l)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Type != "housing.rental_registered" {
+			continue
+		}
+		var d struct {
+			LeaseID     string `json:"lease_id"`
+			AddressCode string `json:"address_code"`
+			Start       string `json:"start"`
+			End         string `json:"end"`
+		}
+		if err := json.Unmarshal(ev.Data, &d); err != nil {
+			t.Fatal(err)
+		}
+		rows = append(rows, []string{"租赁登记备案", string(ev.Subject), ev.Time.In(china).Format(time.DateTime), ev.ID, "1", "",
+			d.AddressCode, "", "", d.LeaseID, date(d.Start), date(d.End)})
+	}
+	return header, rows
+}
+
+// writeHousingCSV writes header and rows as a GBK CSV file.
+func writeHousingCSV(t *testing.T, file string, header []string, rows [][]string) {
+	t.Helper()
+	var buf bytes.Buffer
+	w := csv.NewWriter(&buf)
+	w.Write(header)
+	w.WriteAll(rows)
+	b, err := simplifiedchinese.GBK.NewEncoder().Bytes(buf.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestImportRepeats: a line repeated exactly (the same event id and the
+// same event as an earlier line) is what `pophub publish` calls a repeat:
+// sent once, listed and counted as repeated, kept out of the rejects file,
+// counted toward no --reject-limit, and no reason for exit status 1 (a
+// department's nightly export with a duplicated row failed every night).
+// A line with the same id and other content stays a duplicate_id reject.
+func TestImportRepeats(t *testing.T) {
+	lines := housingLines(t)
+	header, rows := housingCSV(t, lines)
+	if len(rows) < 10 {
+		t.Fatalf("the population has %d rental registrations, too few to test with", len(rows))
+	}
+	// lines[0] (rows[0]) is there twice, lines[3] (rows[3]) is repeated at
+	// the end, and the changed line after it reuses the id of lines[2]
+	// (rows[2]) with another time (end of lease).
+	jsonlRepeats := append(append([]string{lines[0]}, lines...), lines[3])
+	ev, err := schemas.Decode(schemas.Input{Value: []byte(lines[2])})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev.Time = ev.Time.Add(time.Hour)
+	other, err := schemas.Encode(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jsonlChanged := append(append([]string{}, jsonlRepeats...), string(other))
+	csvRepeats := append(append([][]string{rows[0]}, rows...), rows[3])
+	changed := append([]string(nil), rows[2]...)
+	changed[len(changed)-1] = "2099/1/1"
+	csvChanged := append(append([][]string{}, csvRepeats...), changed)
+
+	const repeated = "2 repeated (the same row as an earlier line: sent once, nothing to fix)"
+	for _, tc := range []struct {
+		name     string
+		format   string
+		jsonl    []string   // the file's lines, for jsonl
+		csv      [][]string // its rows, for csv
+		flags    []string
+		exit1    bool
+		sent     int
+		rejected int // lines in the rejects file
+		output   []string
+	}{
+		{"jsonl", "jsonl", jsonlRepeats, nil, []string{"--reject-limit", "1"}, false, len(lines), 0,
+			[]string{"line 2: repeats line 1 exactly", fmt.Sprintf("line %d: repeats line 5 exactly", len(lines)+2),
+				fmt.Sprintf("%d valid, %d sent, 0 rejected, %s", len(lines), len(lines), repeated)}},
+		{"csv", "csv", nil, csvRepeats, []string{"--reject-limit", "1"}, false, len(rows), 0,
+			[]string{"line 3: repeats line 2 exactly", fmt.Sprintf("line %d: repeats line 6 exactly", len(rows)+3),
+				fmt.Sprintf("%d valid, %d sent, 0 rejected, %s", len(rows), len(rows), repeated)}},
+		{"csv, dry run", "csv", nil, csvRepeats, []string{"--dry-run"}, false, 0, 0,
+			[]string{"line 3: repeats line 2 exactly", "dry run: nothing sent, 0 rejected, 2 repeated"}},
+		{"jsonl, and a changed line", "jsonl", jsonlChanged, nil, nil, true, len(lines), 1,
+			[]string{"line 2: repeats line 1 exactly", fmt.Sprintf("line %d: duplicate_id: id: line 4 has the same event id and other content (time)", len(lines)+3),
+				fmt.Sprintf("1 rejected (duplicate_id 1), %s", repeated), "rejected lines written to"}},
+		{"csv, and a changed line", "csv", nil, csvChanged, nil, true, len(rows), 1,
+			[]string{"line 3: repeats line 2 exactly", fmt.Sprintf("line %d: duplicate_id: id (column 版本号): the same 业务编号 and 版本号 as line 5 but other cells (租期止)", len(rows)+4),
+				fmt.Sprintf("1 rejected (duplicate_id 1), %s", repeated), "rejected lines written to"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := testenv.Kafka(t, 3)
+			file := filepath.Join(t.TempDir(), "housing."+tc.format)
+			if tc.format == "csv" {
+				writeHousingCSV(t, file, header, tc.csv)
+			} else if err := os.WriteFile(file, []byte(strings.Join(tc.jsonl, "\n")+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			args := append([]string{"--source", "housing", "--file", file, "--kafka", addr}, tc.flags...)
+			out, err := execute(t, importCommand(func() *slog.Logger { return testLogger(t) }), args...)
+			if tc.exit1 {
+				if !errors.Is(err, exitError(1)) {
+					t.Errorf("error %v, want exit status 1\n%s", err, out)
+				}
+			} else if err != nil {
+				t.Errorf("error %v, want exit status 0\n%s", err, out)
+			}
+			for _, want := range tc.output {
+				if !strings.Contains(out, want) {
+					t.Errorf("output lacks %q:\n%s", want, out)
+				}
+			}
+			if n := testenv.RecordCount(t, addr, schemas.Topic(schemas.Housing)); n != int64(tc.sent) {
+				t.Errorf("%d records on the topic, want %d", n, tc.sent)
+			}
+			b, err := os.ReadFile(file + ".rejects.csv")
+			switch {
+			case tc.rejected == 0 && !errors.Is(err, os.ErrNotExist):
+				t.Errorf("a rejects file (%v):\n%s", err, b)
+			case tc.rejected > 0 && err != nil:
+				t.Error(err)
+			case tc.rejected > 0:
+				recs, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(recs) != 1+tc.rejected || recs[1][1] != importer.ReasonDuplicateID {
+					t.Errorf("rejects file:\n%s\nwant the header and %d duplicate_id line", b, tc.rejected)
+				}
+			}
+		})
+	}
+}
+
+// TestImportSpanCountsRepeats: the import's span counts the repeated
+// lines apart from the rejected ones.
+func TestImportSpanCountsRepeats(t *testing.T) {
+	lines := housingLines(t)
+	file := filepath.Join(t.TempDir(), "housing.jsonl")
+	content := append(append([]string{lines[0]}, lines...), lines[3], "not json")
+	if err := os.WriteFile(file, []byte(strings.Join(content, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { tp.Shutdown(context.Background()) })
+	rep, err := runImport(context.Background(), tp.Tracer("test"), importer.Config{Source: schemas.Housing, File: file, DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spans := rec.Ended()
+	if len(spans) != 1 {
+		t.Fatalf("%d spans, want 1", len(spans))
+	}
+	got := map[string]int64{}
+	for _, a := range spans[0].Attributes() {
+		if strings.HasPrefix(string(a.Key), "pophub.import.") && a.Value.Type() == attribute.INT64 {
+			got[string(a.Key)] = a.Value.AsInt64()
+		}
+	}
+	want := map[string]int64{"pophub.import.read": int64(len(content)), "pophub.import.rejected": 1, "pophub.import.repeated": 2, "pophub.import.sent": 0}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("span attributes %v, want %v (%s)", got, want, rep.Summary())
 	}
 }
