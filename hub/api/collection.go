@@ -341,8 +341,9 @@ type PermitCount struct {
 // MinCeller is implemented by a Grant whose caller sees statistics with
 // small cells suppressed: counts from 1 to MinCell()-1 are shown as
 // "<MinCell", and others as "suppressed" wherever a hidden cell could
-// otherwise be worked out from shown ones, in this answer or another (see
-// stats.SuppressLineage). Zero shows every cell.
+// otherwise be worked out from shown ones within the table of a region and
+// its children (see stats.SuppressLineage for what combining answers can
+// still reveal). Zero shows every cell.
 type MinCeller interface {
 	MinCell() int
 }

@@ -523,9 +523,13 @@ type Family struct {
 // (SuppressFamily), and a top-level region's by Suppress alone; each
 // family's table is built with its parent row as decided one level up. So
 // a region's cells read the same whether it is asked for alone, with its
-// children, or listed as a child, and no answer's shown cells work out a
-// hidden one that another answer hid. When totalled, a row's last count
-// is the sum of the others. Pure.
+// children, or listed as a child. Each family table is audited on its own,
+// given the parent row's ranges from above; it cannot change that row, so
+// a hidden cell may still be worked out by combining this answer with the
+// answers above or beside it (a shown 18 over two "<10" children gives
+// both away). Closing that takes one pattern per top-level region audited
+// across all its levels. When totalled, a row's last count is the sum of
+// the others. Pure.
 func SuppressLineage(lineage []Family, totalled bool, minCell int) (own []Cell, children [][]Cell) {
 	top := lineage[0].Own
 	var ownRanges []span
