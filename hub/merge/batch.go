@@ -10,6 +10,7 @@ import (
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/schemas"
 	"github.com/pophub/pophub/schemas/citizenid"
+	"github.com/pophub/pophub/schemas/region"
 )
 
 // Entry is one history row: a change applied to a person.
@@ -260,12 +261,15 @@ func (out *Outcome) apply(st *State, in *hub.Input, now time.Time) {
 	// in the old region when a migration that took effect before the
 	// death came later. Once the hukou's region is known or corrected,
 	// the death is announced again there, under this event's change id,
-	// so the bureau that pays the person hears of it. Likewise when the
-	// date of death changes (a certificate arriving after a cancellation
-	// for death, whose date stood in for it): subscribers act on the
-	// date, so the corrected one is announced.
+	// so the bureau that pays the person hears of it: when the region
+	// (not only the address: a move within the county changes no
+	// subscriber) is new, and, but for a first known one, as of the death
+	// (a migration taking effect after the death leaves it where it
+	// happened). Likewise when the date of death changes (a certificate
+	// arriving after a cancellation for death, whose date stood in for
+	// it): subscribers act on the date, so the corrected one is announced.
 	if wasDeceased && st.Status() == hub.StatusDeceased &&
-		((addr != "" && addr != wasAddr) || (life && st.DateOfDeath() != wasDate)) {
+		(deathRegionChanged(st, addr, wasAddr) || (life && st.DateOfDeath() != wasDate)) {
 		died = true
 	}
 	digest := ""
@@ -310,4 +314,18 @@ func (out *Outcome) notify(subject string, n schemas.Notification, digest string
 	out.bodies = n.AppendJSONTimes(out.bodies, timeText, out.appliedAt)
 	body := out.bodies[start:len(out.bodies):len(out.bodies)]
 	out.Outbox = append(out.Outbox, hub.OutboxEntry{Subject: subject, MsgID: n.ChangeID, Body: body, Trace: trace, CreatedAt: now})
+}
+
+// deathRegionChanged reports whether the region a deceased person's death
+// belongs to changed from wasAddr's with the hukou address now addr: the
+// first known region, or another one as of the death.
+func deathRegionChanged(st *State, addr, wasAddr string) bool {
+	switch {
+	case addr == "" || region.Tokens(addr) == region.Tokens(wasAddr):
+		return false
+	case wasAddr == "":
+		return true
+	default:
+		return !st.Location.At.After(st.deathAt())
+	}
 }

@@ -54,6 +54,12 @@ func TestDeathAnnouncements(t *testing.T) {
 	cancel := ev(t, schemas.HukouCancelled, p, "ps-2", "2025-03-10T10:00:00+08:00", map[string]any{"reason": "death"})
 	migrate := ev(t, schemas.HukouMigrated, p, "ps-3", "2024-05-01T00:00:00+08:00", map[string]any{
 		"from_address_code": "230102001001", "to_address_code": "430104001001", "reason": "employment"})
+	// A migration taking effect after the death, and one within the
+	// county before it.
+	migrateAfter := ev(t, schemas.HukouMigrated, p, "ps-4", "2025-06-01T00:00:00+08:00", map[string]any{
+		"from_address_code": "230102001001", "to_address_code": "430104001001", "reason": "family"})
+	moveWithin := ev(t, schemas.HukouMigrated, p, "ps-5", "2024-05-01T00:00:00+08:00", map[string]any{
+		"from_address_code": "230102001001", "to_address_code": "230102002001", "reason": "housing"})
 	certTime, cancelTime := at("2025-03-01T10:00:00+08:00"), at("2025-03-10T10:00:00+08:00")
 	one := func(evs ...hub.Input) [][]hub.Input { // each event in its own batch
 		var b [][]hub.Input
@@ -101,6 +107,16 @@ func TestDeathAnnouncements(t *testing.T) {
 			name:    "certificate, then an earlier migration: announced again at the death's time",
 			batches: one(reg, cert, migrate),
 			want:    []announced{{home, "2025-02-28", certTime}, {"pop.death.43.4301.430104", "2025-02-28", certTime}},
+		},
+		{
+			name:    "certificate, then a migration taking effect after the death: not announced where the person never lived alive",
+			batches: one(reg, cert, migrateAfter),
+			want:    []announced{{home, "2025-02-28", certTime}},
+		},
+		{
+			name:    "certificate, then an earlier move within the county: the county's subscribers heard it once",
+			batches: one(reg, cert, moveWithin),
+			want:    []announced{{home, "2025-02-28", certTime}},
 		},
 	}
 	for _, tc := range tests {
