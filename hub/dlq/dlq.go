@@ -23,7 +23,9 @@
 // the records it names, so running the same replay twice sends each record
 // once. A ledger entry is written only after the broker acknowledged the
 // replayed records: a replay that dies in between sends those records
-// again next time, never loses one. A consumer-group offset could not do
+// again next time, never loses one. Replay writes in chunks and records
+// each chunk before the next; an interrupted replay (a canceled context)
+// stops only between chunks, so it has recorded everything it sent. A consumer-group offset could not do
 // this job, since it is one watermark per partition while replays pick
 // arbitrary records; scanning the source topics for pophub-replay-of
 // headers would read every department's whole history.
@@ -79,6 +81,11 @@ type Config struct {
 	LedgerTopic string
 	// Timeout bounds each request to the broker. Default 10s.
 	Timeout time.Duration
+	// ReplayChunk is how many records Replay writes at a time: it records
+	// each acknowledged chunk in the ledger before writing the next, and
+	// stops for a canceled context only between chunks, so an interrupted
+	// replay has recorded all it sent. Default 2000.
+	ReplayChunk int
 	// TLS, when set, is the client configuration for brokers that speak
 	// TLS; nil connects in plaintext.
 	TLS *tls.Config
@@ -98,6 +105,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Timeout <= 0 {
 		c.Timeout = 10 * time.Second
+	}
+	if c.ReplayChunk <= 0 {
+		c.ReplayChunk = 2000
 	}
 }
 

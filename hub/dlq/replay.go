@@ -65,9 +65,12 @@ type ledgerEntry struct {
 // hold (ErrUnknownRecord), a record without a source topic in
 // pophub-topic, or a copy that lacks parts of the original (Dropped: it
 // was too large for the DLQ, and sending it would apply a truncated
-// record) fails the whole replay. On a failed write it records in the
+// record) fails the whole replay. It writes in chunks of
+// Config.ReplayChunk records and records each acknowledged chunk in the
+// ledger before writing the next. On a failed write it records in the
 // ledger the records the broker did acknowledge and returns the error;
-// calling Replay again sends the rest.
+// canceling ctx stops it between chunks. Either way the result's Sent are
+// the records acknowledged so far, and calling Replay again sends the rest.
 func (c *Client) Replay(ctx context.Context, sel Selection, dryRun bool) (ReplayResult, error) {
 	res := ReplayResult{DryRun: dryRun}
 	if err := sel.Validate(); err != nil {
@@ -130,36 +133,77 @@ func (c *Client) Replay(ctx context.Context, sel Selection, dryRun bool) (Replay
 		return res, err
 	}
 
-	msgs := make([]kafka.Message, len(res.Sent))
-	for i, r := range res.Sent {
+	todo := res.Sent
+	res.Sent = nil
+	w := c.writer("")
+	// Closing a synchronous writer only drops its connections: every
+	// record it wrote was acknowledged or failed by then, so a failed
+	// Close does not make the count of sent records wrong.
+	defer w.Close()
+	for len(todo) > 0 {
+		// Cancellation is honoured only here, between chunks: a chunk once
+		// started is written and recorded to the end, so that what the
+		// broker acknowledged is always in the ledger and in res.Sent.
+		if err := ctx.Err(); err != nil {
+			return res, fmt.Errorf("replaying records: stopped after %d of %d: %w", len(res.Sent), len(res.Sent)+len(todo), err)
+		}
+		chunk := todo[:min(len(todo), c.cfg.ReplayChunk)]
+		todo = todo[len(chunk):]
+		acked, werr := c.send(ctx, w, chunk)
+		res.Sent = append(res.Sent, acked...)
+		if lerr := c.recordDetached(ctx, acked); lerr != nil {
+			return res, errors.Join(werr, lerr)
+		}
+		if werr != nil {
+			return res, werr
+		}
+	}
+	return res, nil
+}
+
+// send writes one chunk of records back to their topics and returns those
+// the broker acknowledged: all of them, the ones a kafka.WriteErrors does
+// not fail, or none when the error does not say. The write is not
+// canceled with ctx (only bounded in time), because a write abandoned
+// halfway leaves records on the topic that nobody knows to record in the
+// ledger.
+func (c *Client) send(ctx context.Context, w *kafka.Writer, chunk []Record) ([]Record, error) {
+	msgs := make([]kafka.Message, len(chunk))
+	for i, r := range chunk {
 		headers := append(restoreNames(r.Headers), kafka.Header{Key: HeaderReplayOf, Value: []byte(r.ID.String())})
 		msgs[i] = kafka.Message{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: headers}
 	}
-	w := c.writer("")
-	werr := w.WriteMessages(ctx, msgs...)
-	werr = errors.Join(werr, w.Close())
-	acked := res.Sent
-	if werr != nil {
-		var we kafka.WriteErrors
-		if !errors.As(werr, &we) || len(we) != len(msgs) {
-			res.Sent = nil
-			return res, fmt.Errorf("writing replayed records: %w", werr)
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.chunkTimeout())
+	defer cancel()
+	err := w.WriteMessages(wctx, msgs...)
+	if err == nil {
+		return chunk, nil
+	}
+	var we kafka.WriteErrors
+	if !errors.As(err, &we) || len(we) != len(msgs) {
+		return nil, fmt.Errorf("writing replayed records: %w", err)
+	}
+	var acked []Record
+	for i, e := range we {
+		if e == nil {
+			acked = append(acked, chunk[i])
 		}
-		acked = nil
-		for i, e := range we {
-			if e == nil {
-				acked = append(acked, res.Sent[i])
-			}
-		}
-		res.Sent = acked
 	}
-	if lerr := c.record(ctx, acked); lerr != nil {
-		return res, errors.Join(werr, lerr)
-	}
-	if werr != nil {
-		return res, fmt.Errorf("writing replayed records: %w", werr)
-	}
-	return res, nil
+	return acked, fmt.Errorf("writing replayed records: %d of %d refused: %w", len(chunk)-len(acked), len(chunk), err)
+}
+
+// chunkTimeout bounds writing one chunk, or recording it in the ledger,
+// once the caller's context no longer does: a few broker round trips,
+// kafka-go's retries with their backoff included.
+func (c *Client) chunkTimeout() time.Duration { return 3 * c.cfg.Timeout }
+
+// recordDetached records acked in the ledger even if ctx was canceled
+// meanwhile (an interrupted replay must still record what it sent), within
+// chunkTimeout.
+func (c *Client) recordDetached(ctx context.Context, acked []Record) error {
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.chunkTimeout())
+	defer cancel()
+	return c.record(lctx, acked)
 }
 
 // renamedPrefix is what ingest puts in front of a department's own
