@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -274,6 +275,9 @@ type Main struct {
 	// tempTLSDir holds generated certificates without a data directory;
 	// removed on Close.
 	tempTLSDir string
+	// dataLock holds the dev data directory for this hub alone (nil
+	// without one); released last on Close.
+	dataLock *os.File
 
 	kafka *embedded.Kafka
 	// gatewayPub publishes the events the HTTP gateway takes (nil when off).
@@ -328,6 +332,19 @@ func (m *Main) Start(ctx context.Context) (err error) {
 			m.Close()
 		}
 	}()
+
+	// Checks that need nothing created come first: a refused start must
+	// leave no keys, store or certificates behind.
+	if m.Policies, err = loadPolicies(m.Config.PoliciesDir); err != nil {
+		return err
+	}
+	if m.Config.Embedded && m.Config.DataDir != "" {
+		// Before anything (TLS, the embedded servers, keys, the store)
+		// touches the directory a running hub may be using.
+		if m.dataLock, err = lockDataDir(m.Config.DataDir); err != nil {
+			return err
+		}
+	}
 
 	regions := regionsFile(m.Config.RegionsFile, m.Config.DataDir)
 	if err := loadRegions(regions); err != nil {
@@ -440,9 +457,6 @@ func (m *Main) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("creating consumer: %w", err)
 	}
 
-	if m.Policies, err = loadPolicies(m.Config.PoliciesDir); err != nil {
-		return err
-	}
 	if ids := m.Config.EligibilityNotify; len(ids) > 0 {
 		if len(ids) == 1 && ids[0] == "all" {
 			ids = nil
@@ -751,6 +765,17 @@ const streamMinAge = 10 * time.Minute
 func loadPolicies(dir string) (*eligibility.Catalog, error) {
 	fsys := policies.FS()
 	if dir != "" {
+		// os.DirFS reports a missing root as "stat .", which names no
+		// directory: name it here.
+		info, err := os.Stat(dir)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return nil, fmt.Errorf("--policies %s: no such directory", dir)
+		case err != nil:
+			return nil, fmt.Errorf("--policies %s: %w", dir, err)
+		case !info.IsDir():
+			return nil, fmt.Errorf("--policies %s: not a directory", dir)
+		}
 		fsys = os.DirFS(dir)
 	}
 	cat, err := eligibility.Load(fsys)
@@ -911,6 +936,8 @@ func (m *Main) Close() error {
 		if m.tempTLSDir != "" {
 			errs = append(errs, os.RemoveAll(m.tempTLSDir))
 		}
+		// Last: every part that writes under the data directory stopped.
+		errs = append(errs, unlockDataDir(m.dataLock))
 		m.closeErr = errors.Join(errs...)
 	})
 	return m.closeErr

@@ -166,8 +166,10 @@ func printRunning(out io.Writer, m *Main) {
 	if m.gatewayPub != nil {
 		fmt.Fprintf(out, "  gateway    %s/v1/events  (POST one CloudEvent or a batch of up to 1,000, with a department's bearer token)\n", m.HTTPURL())
 	}
-	fmt.Fprintf(out, "  Kafka      %s  (topics pop.events.<source>, rejects in pop.events.dlq)\n", strings.Join(m.Brokers(), ","))
-	fmt.Fprintf(out, "  NATS       %s  (stream POP, subjects pop.>)\n", m.NATSURL())
+	// Addresses may carry credentials (nats://user:password@…): hidden
+	// here as in the logs, since the banner lands in terminals and files.
+	fmt.Fprintf(out, "  Kafka      %s  (topics pop.events.<source>, rejects in pop.events.dlq)\n", redactURL(strings.Join(m.Brokers(), ",")))
+	fmt.Fprintf(out, "  NATS       %s  (stream POP, subjects pop.>)\n", redactURL(m.NATSURL()))
 	if m.CAFile() != "" {
 		fmt.Fprintf(out, "  TLS CA     %s  (clients trust it: --ca %s, curl --cacert %s)\n", m.CAFile(), m.CAFile(), m.CAFile())
 	}
