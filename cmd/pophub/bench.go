@@ -10,7 +10,9 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -106,7 +108,43 @@ func (r ingestRun) String() string {
 		r.Rate, float64(r.CPU.Nanoseconds())/1e3, r.Stored, r.Drained.Round(time.Millisecond))
 }
 
+// benchParts are the parts --only may name, in the order they run.
+var benchParts = []string{"baseline", "postgres", "memdb", "latency"}
+
+// validate refuses, before anything is generated, the flags that would
+// measure nothing (an --only naming no part) or never finish (no persons,
+// no months, a latency run of no events a second or no length).
+func (o benchOptions) validate() error {
+	switch {
+	case o.Only != "" && !slices.Contains(benchParts, o.Only):
+		return fmt.Errorf("--only %q: want one of %s", o.Only, strings.Join(benchParts, ", "))
+	case o.Persons < 1:
+		return fmt.Errorf("--persons %d: want at least 1", o.Persons)
+	case o.Months < 1:
+		return fmt.Errorf("--months %d: want at least 1", o.Months)
+	case o.Rate < 1:
+		return fmt.Errorf("--latency-rate %d: want at least 1 event a second", o.Rate)
+	case o.LatencyFor <= 0:
+		return fmt.Errorf("--latency-duration %s: want a positive duration", o.LatencyFor)
+	case o.NATSSync < 0:
+		return fmt.Errorf("--nats-sync %s: want 0 (every write) or a positive interval", o.NATSSync)
+	}
+	return nil
+}
+
+// ofBaseline is " = R × baseline" when a baseline was measured in this
+// run, and nothing otherwise (--only postgres would print "+Inf").
+func ofBaseline(rate, baseline float64) string {
+	if baseline <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("  = %.2f × baseline", rate/baseline)
+}
+
 func runBench(ctx context.Context, out io.Writer, log *slog.Logger, opts benchOptions) (res benchResult, err error) {
+	if err := opts.validate(); err != nil {
+		return res, err
+	}
 	dir, err := os.MkdirTemp("", "pophub-bench-")
 	if err != nil {
 		return res, fmt.Errorf("creating bench directory: %w", err)
@@ -178,7 +216,7 @@ func runBench(ctx context.Context, out io.Writer, log *slog.Logger, opts benchOp
 		if err != nil {
 			return res, fmt.Errorf("PostgreSQL run: %w", err)
 		}
-		fmt.Fprintf(out, "  hub end to end, PostgreSQL (fsync on)                         %s  = %.2f × baseline\n", res.Postgres, res.Postgres.Rate/res.Baseline)
+		fmt.Fprintf(out, "  hub end to end, PostgreSQL (fsync on)                         %s%s\n", res.Postgres, ofBaseline(res.Postgres.Rate, res.Baseline))
 	}
 
 	// 3. End to end with memdb.

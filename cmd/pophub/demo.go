@@ -63,10 +63,34 @@ type demoOptions struct {
 	Policy     string
 }
 
+// validate refuses the flags the generator would take as "use the
+// default" or that leave nothing to show, as 'pophub synth' does: --months
+// 0 would silently mean 24, and --persons 0 would publish nothing and
+// then wait for it.
+func (o demoOptions) validate() error {
+	switch {
+	case o.Persons < 1:
+		return fmt.Errorf("--persons %d: want at least 1", o.Persons)
+	case o.Months < 1:
+		return fmt.Errorf("--months %d: want at least 1", o.Months)
+	case o.Timeout <= 0:
+		return fmt.Errorf("--timeout %s: want a positive duration", o.Timeout)
+	}
+	return nil
+}
+
+// demoSampleID is a valid citizen ID (check character included) that
+// badRecords uses when the population gave it no subject to spoil: a small
+// one may have no hukou registration in its window.
+var demoSampleID = "23010219900101123" + string(citizenid.CheckChar("23010219900101123"))
+
 // badRecords are malformed records a careless department might send; each
 // must land in the DLQ with its own reason while the rest goes on.
 func badRecords(good schemas.Event) []kafka.Message {
 	valid := string(good.Subject)
+	if _, err := citizenid.Parse(valid); err != nil {
+		valid = demoSampleID
+	}
 	wrongCheck := valid[:17] + string("0123456789X"[(strings.IndexByte("0123456789X", valid[17])+1)%11])
 	env := func(source, typ, subject, data string) string {
 		return fmt.Sprintf(`{"specversion":"1.0","id":"demo-bad-%s-%s","source":%q,"type":%q,"subject":%q,"time":"2025-01-01T00:00:00+08:00","data":%s}`,
@@ -85,6 +109,9 @@ func badRecords(good schemas.Event) []kafka.Message {
 }
 
 func runDemo(ctx context.Context, out io.Writer, log *slog.Logger, opts demoOptions) error {
+	if err := opts.validate(); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
 	started := time.Now()

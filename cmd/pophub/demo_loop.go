@@ -102,22 +102,15 @@ func demoSocialInsurance(ctx context.Context, out io.Writer, log *slog.Logger, m
 
 	// Wait until the task list stops growing.
 	var tasks []socialinsurance.Task
-	for last, still := -1, 0; still < 10; {
+	err = waitSettled(ctx, done, 100*time.Millisecond, func(ctx context.Context) (int, error) {
+		var err error
 		if tasks, err = svc.Store().Tasks(ctx, socialinsurance.TaskFilter{Limit: 100000}); err != nil {
-			return fmt.Errorf("reading tasks: %w", err)
+			return 0, fmt.Errorf("reading tasks: %w", err)
 		}
-		if len(tasks) == last && last > 0 {
-			still++
-		} else {
-			still, last = 0, len(tasks)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for tasks: %w", ctx.Err())
-		case err := <-done:
-			return fmt.Errorf("social-insurance subscriber stopped: %w", err)
-		case <-time.After(100 * time.Millisecond):
-		}
+		return len(tasks), nil
+	})
+	if err != nil {
+		return err
 	}
 	kinds := map[string]int{}
 	var transfer *socialinsurance.Task
@@ -158,4 +151,35 @@ func demoSocialInsurance(ctx context.Context, out io.Writer, log *slog.Logger, m
 	}
 	fmt.Fprintf(out, "  the person's golden record now:\n%s\n", rec)
 	return nil
+}
+
+// waitSettled polls count every poll until it has returned the same number
+// ten polls in a row, or thirty when that number is 0: a small population
+// may give the subscriber nothing to do (no migration, no death), and the
+// demo must then go on rather than wait for its timeout, but a subscriber
+// that has not yet caught up also shows 0 at first, so an empty list is
+// trusted only after a longer quiet. It returns early with the error of
+// count, of ctx, or the one the subscriber stopped with on done.
+func waitSettled(ctx context.Context, done <-chan error, poll time.Duration, count func(context.Context) (int, error)) error {
+	for last, still := -1, 0; ; {
+		n, err := count(ctx)
+		if err != nil {
+			return err
+		}
+		if n == last {
+			still++
+		} else {
+			still, last = 0, n
+		}
+		if still >= 10 && n > 0 || still >= 30 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for tasks: %w", ctx.Err())
+		case err := <-done:
+			return fmt.Errorf("social-insurance subscriber stopped: %w", err)
+		case <-time.After(poll):
+		}
+	}
 }

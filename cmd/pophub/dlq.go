@@ -59,7 +59,7 @@ func dlqListCommand(client func() (*dlq.Client, error)) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "Count rejects by source and reason and list them (never their keys or values)",
-		Args:  cobra.NoArgs,
+		Args:  noArgsUse("--source S or --reason R to narrow the list"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := client()
 			if err != nil {
@@ -193,7 +193,7 @@ removed, headers the department named pophub-* given back their names,
 pophub-replay-of added), waiting for all in-sync replicas. Records
 replayed before (per the ledger ` + dlq.LedgerTopic + `) are skipped.
 Every chosen record is checked before anything is sent.`,
-		Args: cobra.NoArgs,
+		Args: noArgsUse("--offset PARTITION:OFFSET (repeatable), --reason R or --all"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			sel := dlq.Selection{Reason: reason, All: all}
 			for _, o := range offsets {
@@ -221,6 +221,19 @@ Every chosen record is checked before anything is sent.`,
 	f.BoolVar(&all, "all", false, "replay every record in the DLQ")
 	f.BoolVar(&dryRun, "dry-run", false, "print what would be replayed, send nothing")
 	return cmd
+}
+
+// noArgsUse is cobra.NoArgs for a command that takes its input from a
+// flag, naming the flag: cobra.NoArgs answers `unknown command "6:0" for
+// "pophub dlq replay"`, which reads as a mistyped subcommand. The argument
+// itself is not repeated: it might be a citizen ID.
+func noArgsUse(flag string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return fmt.Errorf("%s takes no arguments: use %s", cmd.CommandPath(), flag)
+		}
+		return nil
+	}
 }
 
 func printReplay(out io.Writer, res dlq.ReplayResult) {

@@ -90,7 +90,7 @@ func hubGet(ctx context.Context, hc *http.Client, u, token, purpose string, v an
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("asking the hub: %w", err)
+		return nil, fmt.Errorf("asking the hub at %s: %w", hubBase(req.URL), withoutURL(err))
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
@@ -111,6 +111,23 @@ func hubGet(ctx context.Context, hc *http.Client, u, token, purpose string, v an
 		return nil, fmt.Errorf("decoding the hub's answer: %w", err)
 	}
 	return body, nil
+}
+
+// hubBase is the scheme and host of a hub API URL: its path and query may
+// carry a citizen ID (/v1/eligibility/{citizen_id}), its user info a
+// password, and neither belongs in an error message.
+func hubBase(u *url.URL) string {
+	return (&url.URL{Scheme: u.Scheme, Host: u.Host}).String()
+}
+
+// withoutURL unwraps the *url.Error of a failed request, whose message
+// repeats the full URL (and with it any citizen ID in the path), to the
+// cause: "dial tcp …: connection refused", "context deadline exceeded".
+func withoutURL(err error) error {
+	if ue, ok := errors.AsType[*url.Error](err); ok {
+		return ue.Err
+	}
+	return err
 }
 
 // printDecision writes a decision as a clerk reads it.

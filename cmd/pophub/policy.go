@@ -77,7 +77,7 @@ func policyExplainCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "explain --identity NAME --policy FILE",
 		Short: "Print what an identity may do over HTTP, Kafka and NATS",
-		Args:  cobra.NoArgs,
+		Args:  noArgsUse("--policy FILE and --identity NAME"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			p, err := loadPolicy(path)
 			if err != nil {
@@ -120,7 +120,7 @@ func policyHashTokenCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "hash-token < token.txt",
 		Short: "Print the token_sha256 of a bearer token read from standard input",
-		Args:  cobra.NoArgs,
+		Args:  noArgsUse("standard input (pophub policy hash-token < token.txt)"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			tok, err := readSecret(cmd.InOrStdin())
 			if err != nil {
@@ -153,7 +153,7 @@ func policyHashPasswordCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "hash-password < password.txt",
 		Short: "Print the NATS password_bcrypt and Kafka scram_sha512 of a password read from standard input",
-		Args:  cobra.NoArgs,
+		Args:  noArgsUse("standard input (pophub policy hash-password < password.txt)"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			pw, err := readSecret(cmd.InOrStdin())
 			if err != nil {
@@ -181,7 +181,7 @@ func policyNATSConfigCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "nats-config --policy FILE",
 		Short: "Print the nats-server authorization block generated from the policy",
-		Args:  cobra.NoArgs,
+		Args:  noArgsUse("--policy FILE"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			p, err := loadPolicy(path)
 			if err != nil {
@@ -200,7 +200,7 @@ func policyKafkaACLsCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "kafka-acls --policy FILE",
 		Short: "Print a shell script of kafka-configs.sh and kafka-acls.sh commands generated from the policy",
-		Args:  cobra.NoArgs,
+		Args:  noArgsUse("--policy FILE"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			p, err := loadPolicy(path)
 			if err != nil {

@@ -62,16 +62,17 @@ so the hub and the subscribers continue its trace.`,
 			}
 			defer pub.Close()
 			rep, err := pub.PublishFile(cmd.Context(), file)
-			if err != nil {
-				return fmt.Errorf("publishing %s: %w", file, err)
-			}
 			out := cmd.OutOrStdout()
-			printFileReport(out, rep)
-			fmt.Fprintf(out, "%s: %d lines read, %d published, %d bad", file, rep.Read, rep.Published, rep.BadLines)
-			if rep.Repeated > 0 {
-				fmt.Fprintf(out, ", %d repeated (harmless, sent once)", rep.Repeated)
+			if err != nil {
+				// The report says how far it got before the failure (an
+				// interrupt, a broker gone): the department needs to know
+				// that sending it all again is the remedy, and safe.
+				printFileReport(out, rep)
+				printFileCounts(out, file, rep)
+				return fmt.Errorf("publishing %s: %w; publish the file again: the hub applies each event once", file, err)
 			}
-			fmt.Fprintln(out)
+			printFileReport(out, rep)
+			printFileCounts(out, file, rep)
 			// Repeats call for no fix, so they do not fail the command: a
 			// file published again after lines were appended must not.
 			if rep.BadLines > 0 {
@@ -110,6 +111,15 @@ func printFileReport(out io.Writer, rep publisher.FileReport) {
 	if more := rep.Repeated - len(rep.Repeats); more > 0 {
 		fmt.Fprintf(out, "… and %d more repeated lines\n", more)
 	}
+}
+
+// printFileCounts prints the summary line of rep.
+func printFileCounts(out io.Writer, file string, rep publisher.FileReport) {
+	fmt.Fprintf(out, "%s: %d lines read, %d published, %d bad", file, rep.Read, rep.Published, rep.BadLines)
+	if rep.Repeated > 0 {
+		fmt.Fprintf(out, ", %d repeated (harmless, sent once)", rep.Repeated)
+	}
+	fmt.Fprintln(out)
 }
 
 // healthcheckCommand probes a URL; the container image has no curl.

@@ -94,7 +94,7 @@ directory, which the hub loads when it starts (or give --regions FILE); its entr
 replace the derived classes of the built-in table (and add codes it lacks).
 Counters kept under the derived classes are not recomputed by the import: run
 'pophub stats rebuild --regions FILE' once (a memdb hub rebuilds them when it starts).`,
-		Args: cobra.NoArgs,
+		Args: noArgsUse("--file NBS.csv"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if file == "" {
 				return errors.New("--file is required")
