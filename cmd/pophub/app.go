@@ -763,26 +763,34 @@ const streamMinAge = 10 * time.Minute
 // loadPolicies loads the eligibility policies from dir, or the built-in
 // ones when dir is empty.
 func loadPolicies(dir string) (*eligibility.Catalog, error) {
-	fsys := policies.FS()
-	if dir != "" {
-		// os.DirFS reports a missing root as "stat .", which names no
-		// directory: name it here.
-		info, err := os.Stat(dir)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			return nil, fmt.Errorf("--policies %s: no such directory", dir)
-		case err != nil:
-			return nil, fmt.Errorf("--policies %s: %w", dir, err)
-		case !info.IsDir():
-			return nil, fmt.Errorf("--policies %s: not a directory", dir)
-		}
-		fsys = os.DirFS(dir)
+	fsys, err := policiesFS("--policies", dir)
+	if err != nil {
+		return nil, err
 	}
 	cat, err := eligibility.Load(fsys)
 	if err != nil {
 		return nil, fmt.Errorf("--policies: %w", err)
 	}
 	return cat, nil
+}
+
+// policiesFS is the policies directory dir, given with flag, or the built-in
+// policies when dir is "". os.DirFS reports a missing root as "stat .",
+// which names no directory: it is named here.
+func policiesFS(flag, dir string) (fs.FS, error) {
+	if dir == "" {
+		return policies.FS(), nil
+	}
+	info, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("%s %s: no such directory", flag, dir)
+	case err != nil:
+		return nil, fmt.Errorf("%s %s: %w", flag, dir, err)
+	case !info.IsDir():
+		return nil, fmt.Errorf("%s %s: not a directory", flag, dir)
+	}
+	return os.DirFS(dir), nil
 }
 
 func ignoreCanceled(err error) error {

@@ -254,3 +254,23 @@ func TestNoArgsNamesFlag(t *testing.T) {
 		})
 	}
 }
+
+// TestPoliciesCommandDirMissing: pophub policies with a --dir that is no
+// directory names it, rather than os.DirFS's "stat .".
+func TestPoliciesCommandDirMissing(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "a-file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for dir, want := range map[string]string{
+		filepath.Join(t.TempDir(), "none"): "no such directory",
+		file:                               "not a directory",
+	} {
+		root := &cobra.Command{Use: "pophub"}
+		root.AddCommand(policiesCommand())
+		_, err := execute(t, root, "policies", "list", "--dir", dir)
+		if err == nil || !strings.Contains(err.Error(), "--dir "+dir+": "+want) {
+			t.Errorf("--dir %s: %v, want %q", dir, err, want)
+		}
+	}
+}

@@ -16,7 +16,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pophub/pophub/hub/eligibility"
-	"github.com/pophub/pophub/ops/policies"
 )
 
 // eligibilityCommand is `pophub eligibility CITIZEN_ID --policy P`: a
@@ -178,9 +177,9 @@ func policiesCommand() *cobra.Command {
 	}
 	var dir string
 	load := func() (*eligibility.Catalog, func() []eligibility.CaseResult, error) {
-		fsys := policies.FS()
-		if dir != "" {
-			fsys = os.DirFS(dir)
+		fsys, err := policiesFS("--dir", dir)
+		if err != nil {
+			return nil, nil, err
 		}
 		cat, err := eligibility.Load(fsys)
 		if err != nil {
