@@ -88,7 +88,7 @@ func TestSubscriberWithoutStreamInfo(t *testing.T) {
 		}
 	}
 
-	nc, err := nats.Connect(url, nats.UserInfo(n, "si"), nats.CustomInboxPrefix(inbox), nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
+	nc, err := nats.Connect(url, nats.UserInfo(n, "si"), nats.CustomInboxPrefix(inbox), nats.Timeout(20*time.Second), nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -77,10 +77,13 @@ func (s *Server) Shutdown() {
 }
 
 // Connect opens a connection that reconnects forever, closed when the
-// test ends, and its JetStream context.
+// test ends, and its JetStream context. It allows 20 s to connect, as the
+// SDK does for a user: a server under an access policy checks the
+// password with bcrypt, which under the race detector on a loaded
+// machine takes longer than nats.go's default two seconds.
 func Connect(t testing.TB, url string) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond), nats.Timeout(20*time.Second))
 	if err != nil {
 		t.Fatalf("connecting to NATS: %v", err)
 	}
