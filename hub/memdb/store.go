@@ -816,32 +816,8 @@ func (s *Store) Persons(ctx context.Context, q hub.PersonQuery) ([]hub.Record, s
 var errCursor = fmt.Errorf("listing persons: the cursor was not made by this store: %w", hub.ErrInvalid)
 
 // cursorShape reports whether c has the shape of the keys personKey makes,
-// which a walk's cursor is: a citizen ID (17 digits, then a digit or X)
-// in the clear, the 64 lower-case hex digits of a keyed hash when sealed.
-func (s *Store) cursorShape(c string) bool {
-	if s.cfg.Keys == nil {
-		if len(c) != 18 || c[17] != 'X' && !isDigit(c[17]) {
-			return false
-		}
-		for i := 0; i < 17; i++ {
-			if !isDigit(c[i]) {
-				return false
-			}
-		}
-		return true
-	}
-	if len(c) != 64 {
-		return false
-	}
-	for i := 0; i < len(c); i++ {
-		if !isDigit(c[i]) && (c[i] < 'a' || c[i] > 'f') {
-			return false
-		}
-	}
-	return true
-}
-
-func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+// which a walk's cursor is.
+func (s *Store) cursorShape(c string) bool { return sealing.IsPersonKey(c, s.cfg.Keys != nil) }
 
 // Counts implements hub.Store.
 func (s *Store) Counts(ctx context.Context, q hub.CountQuery) (map[string]hub.Tally, error) {

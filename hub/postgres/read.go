@@ -10,6 +10,7 @@ import (
 
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/hub/merge"
+	"github.com/pophub/pophub/hub/sealing"
 	"github.com/pophub/pophub/schemas"
 	"github.com/pophub/pophub/schemas/citizenid"
 )
@@ -260,30 +261,6 @@ func (s *Store) regionCursor(addr, key string) bool {
 }
 
 // keyShape reports whether k has the shape of the keys this store makes
-// (sealer.key): a citizen ID (17 digits, then a digit or X) in the clear,
-// the 64 lower-case hex digits of a keyed hash when sealed. Anything else,
-// invalid UTF-8 included, which PostgreSQL would refuse, is no key of
-// this store, and so no cursor it made.
-func (s *Store) keyShape(k string) bool {
-	isDigit := func(c byte) bool { return '0' <= c && c <= '9' }
-	if s.seal.k == nil {
-		if len(k) != 18 || k[17] != 'X' && !isDigit(k[17]) {
-			return false
-		}
-		for i := 0; i < 17; i++ {
-			if !isDigit(k[i]) {
-				return false
-			}
-		}
-		return true
-	}
-	if len(k) != 64 {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		if !isDigit(k[i]) && (k[i] < 'a' || k[i] > 'f') {
-			return false
-		}
-	}
-	return true
-}
+// (sealer.key). Anything else, invalid UTF-8 included, which PostgreSQL
+// would refuse, is no key of this store, and so no cursor it made.
+func (s *Store) keyShape(k string) bool { return sealing.IsPersonKey(k, s.seal.k != nil) }

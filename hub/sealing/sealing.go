@@ -202,6 +202,34 @@ func (k *Keyring) PersonKey(id string) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
+// IsPersonKey reports whether k has the shape of a store's person keys: a
+// citizen ID (17 digits, then a digit or X) in the clear, the 64
+// lower-case hex digits of PersonKey when sealed. The stores judge a walk's
+// cursor by it, which must be a key they made.
+func IsPersonKey(k string, sealed bool) bool {
+	isDigit := func(c byte) bool { return '0' <= c && c <= '9' }
+	if !sealed {
+		if len(k) != 18 || k[17] != 'X' && !isDigit(k[17]) {
+			return false
+		}
+		for i := 0; i < 17; i++ {
+			if !isDigit(k[i]) {
+				return false
+			}
+		}
+		return true
+	}
+	if len(k) != 64 {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if !isDigit(k[i]) && (k[i] < 'a' || k[i] > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 // Check is a fingerprint of the HMAC key that a store records, so that it
 // can refuse a keyring other than the one it was sealed with before
 // writing anything. It reveals nothing of the key.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -182,5 +183,32 @@ func TestSources(t *testing.T) {
 	}
 	if _, err := Load(ctx, File(path)); err == nil {
 		t.Fatal("loaded a key file others can read")
+	}
+}
+
+// TestIsPersonKey: a walk's cursor is judged by the shape of the keys its
+// store makes, clear or sealed.
+func TestIsPersonKey(t *testing.T) {
+	k, _ := newKeyring(t)
+	sealedKey := k.PersonKey("230102199001011230")
+	for _, tc := range []struct {
+		key    string
+		sealed bool
+		want   bool
+	}{
+		{"230102199001011230", false, true},
+		{"11010519491231002X", false, true},
+		{"11010519491231002x", false, false},
+		{"23010219900101123", false, false},
+		{sealedKey, false, false},
+		{sealedKey, true, true},
+		{"230102199001011230", true, false},
+		{strings.ToUpper(sealedKey), true, false},
+		{"", false, false},
+		{"", true, false},
+	} {
+		if got := IsPersonKey(tc.key, tc.sealed); got != tc.want {
+			t.Errorf("IsPersonKey(%q, sealed %v) = %v, want %v", tc.key, tc.sealed, got, tc.want)
+		}
 	}
 }
