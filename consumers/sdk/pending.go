@@ -81,10 +81,14 @@ func (b *backlog) register(m metric.Meter, name string, consumers int) error {
 	}
 	attrs := metric.WithAttributeSet(attribute.NewSet(attribute.String("subscriber", name)))
 	b.reg, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		// known before refreshed: recordRefresh stores them the other way
+		// round, so counts reported as known never come with the
+		// timestamp of an earlier refresh than the one that made them so.
+		known := b.known.Load()
 		if ms := b.refreshed.Load(); ms != 0 {
 			o.ObserveFloat64(refreshed, float64(ms)/1000, attrs)
 		}
-		if !b.known.Load() {
+		if !known {
 			return nil
 		}
 		p, a := b.sum()
@@ -177,7 +181,7 @@ func (s *Subscriber) recordRefresh(err error, now time.Time) {
 		s.cfg.Logger.Debug("subscriber: reading the backlog from the server", "subscriber", s.cfg.Name, "error", err)
 		return
 	}
-	b.refreshed.Store(now.UnixMilli())
+	b.refreshed.Store(now.UnixMilli()) // before known: see register
 	b.known.Store(true)
 	if !b.failingSince.IsZero() {
 		s.cfg.Logger.Info("subscriber: reading the backlog from the server again", "subscriber", s.cfg.Name,
