@@ -14,7 +14,11 @@
 // A batch is all or nothing: when any event is invalid, none is sent and
 // the answer (422) lists every invalid event by index with the reason and
 // field, so the department fixes and resends the whole batch — which is
-// harmless, since the hub applies each (source, id) once.
+// harmless, since the hub applies each (source, id) once. An event that is
+// not valid JSON (a raw tab in a string, a bad escape) is one of them,
+// not_json at its index, as long as the array around it is intact; a
+// batch whose array is broken (cut short, a comma or bracket missing)
+// answers 400 with the byte offset and the event where it breaks.
 //
 // Each department authenticates with its own bearer token. Tokens are
 // configured by their SHA-256 (never in clear) with the one source they may
@@ -26,7 +30,8 @@
 // Config.Caller names the source. Errors are RFC 9457 problem details typed
 // urn:pophub:problem:<slug>, as the rest of the API.
 //
-// The tokens file (LoadTokens):
+// The tokens file (LoadTokens), where each sha256 appears once (in any
+// case): a token authenticates one department.
 //
 //	tokens:
 //	  - source: housing
@@ -119,7 +124,8 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// Validate reports what is wrong with the configuration.
+// Validate reports what is wrong with the configuration. Tokens are
+// numbered from 1, in their order in the tokens file.
 func (c Config) Validate() error {
 	if c.Sender == nil {
 		return errors.New("gateway: a Sender is required")
@@ -127,6 +133,7 @@ func (c Config) Validate() error {
 	if len(c.Tokens) == 0 && c.Caller == nil {
 		return errors.New("gateway: at least one department token (or a Caller) is required")
 	}
+	first := make(map[string]int, len(c.Tokens)) // lower-case hash → index
 	for i, t := range c.Tokens {
 		if !t.Source.Valid() {
 			return fmt.Errorf("gateway: token %d: source %q is not a department source", i+1, t.Source)
@@ -134,8 +141,30 @@ func (c Config) Validate() error {
 		if b, err := hex.DecodeString(t.SHA256); err != nil || len(b) != sha256.Size {
 			return fmt.Errorf("gateway: token %d (%s): sha256 must be 64 hexadecimal digits", i+1, t.Source)
 		}
+		if err := repeatedToken(c.Tokens, first, i); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// repeatedToken refuses the i-th token when an earlier one has its hash,
+// in any case of the hex digits, and records it in first otherwise. A
+// bearer token authenticates one department: under two sources, one
+// department's token would publish as the other's (and which one would
+// depend on the order of the file). Under one source the repeat is refused
+// too: it is a copy-paste slip, most likely of the entry meant for another
+// token or department. A department may still have several tokens (while
+// one replaces another), each with its own hash.
+func repeatedToken(tokens []Token, first map[string]int, i int) error {
+	sum := strings.ToLower(tokens[i].SHA256)
+	j, dup := first[sum]
+	if !dup {
+		first[sum] = i
+		return nil
+	}
+	return fmt.Errorf("gateway: token %d (%s): the same sha256 as token %d (%s): a token authenticates one department, give each entry its own token",
+		i+1, tokens[i].Source, j+1, tokens[j].Source)
 }
 
 // LoadTokens reads a tokens file (see the package comment).
@@ -230,10 +259,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"send "+ContentTypeEvent+" (one event) or "+ContentTypeBatch+" (a batch)", nil)
 		return
 	}
-	body, ok := h.readBody(w, r)
+	sent, ok := h.readBody(w, r)
 	if !ok {
 		return
 	}
+	body := bytes.TrimPrefix(sent, utf8BOM)
 	var raws [][]byte
 	if !batch && firstByte(body) == '[' {
 		problem(w, http.StatusBadRequest, "invalid-request",
@@ -241,17 +271,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if batch {
-		var ok bool
-		if raws, ok = schemas.SplitArray(body); !ok {
-			var std []json.RawMessage
-			if err := json.Unmarshal(body, &std); err != nil {
-				problem(w, http.StatusBadRequest, "invalid-request", "a batch must be a JSON array of CloudEvents", nil)
-				return
-			}
-			raws = make([][]byte, len(std))
-			for i, r := range std {
-				raws[i] = r
-			}
+		var err error
+		if raws, err = splitBatch(body, len(sent)-len(body)); err != nil {
+			problem(w, http.StatusBadRequest, "invalid-request", err.Error(), nil)
+			return
 		}
 	} else {
 		raws = [][]byte{body}
@@ -316,7 +339,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 var utf8BOM = []byte("\xef\xbb\xbf")
 
 // readBody reads the request's body, decompressed when its
-// Content-Encoding is gzip and without a leading UTF-8 byte order mark.
+// Content-Encoding is gzip.
 // MaxBody bounds the bytes read from the wire and, for gzip, the bytes
 // decompressed: a few kilobytes of gzip can expand to gigabytes, and the
 // gateway stops reading at the bound rather than hold them. When the body
@@ -367,7 +390,47 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool
 		problem(w, http.StatusRequestEntityTooLarge, "too-large", fmt.Sprintf("the body exceeds %d bytes decompressed", h.cfg.MaxBody), nil)
 		return nil, false
 	}
-	return bytes.TrimPrefix(body, utf8BOM), true
+	return body, true
+}
+
+// splitBatch returns the events of a batch body, which starts at byte base
+// of the body as sent (after a byte order mark). A batch the fast scanner
+// does not read goes to encoding/json; one that encoding/json refuses too
+// is split by its structure alone, so that an event with a malformed
+// string is refused at its index, as not_json, with the batch's other
+// invalid events, instead of the whole batch without a word of where. When
+// even the structure is broken, the error gives the byte offset, counted
+// in the body as sent (decompressed), and the event it lies in.
+func splitBatch(body []byte, base int) ([][]byte, error) {
+	if raws, ok := schemas.SplitArray(body); ok {
+		return raws, nil
+	}
+	var std []json.RawMessage
+	if err := json.Unmarshal(body, &std); err == nil {
+		raws := make([][]byte, len(std))
+		for i, r := range std {
+			raws[i] = r
+		}
+		return raws, nil
+	}
+	raws, err := schemas.DelimitArray(body)
+	var ae *schemas.ArrayError
+	if errors.As(err, &ae) {
+		return nil, fmt.Errorf("a batch must be a JSON array of CloudEvents: %s", arrayErrorDetail(ae, base))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("a batch must be a JSON array of CloudEvents: %w", err)
+	}
+	return raws, nil
+}
+
+// arrayErrorDetail says where a batch stops being an array, in the terms
+// of the request: bytes of the body as sent, events of the batch.
+func arrayErrorDetail(ae *schemas.ArrayError, base int) string {
+	if ae.Index < 0 {
+		return fmt.Sprintf("at byte %d: %s", ae.Offset+base, ae.Reason)
+	}
+	return fmt.Sprintf("at byte %d (event %d): %s", ae.Offset+base, ae.Index, ae.Reason)
 }
 
 // firstByte is the first byte of b that is not JSON white space, or 0.
@@ -443,8 +506,10 @@ func (h *Handler) check(source schemas.Source, i int, raw []byte, now time.Time)
 			Detail: fmt.Sprintf("this token publishes %s events only", source)}
 	}
 	// Decoding would report null as an event without attributes, and
-	// other values in the terms of its Go types.
-	if kind := notAnObject(raw); kind != "" {
+	// other values in the terms of its Go types. A value that is not JSON
+	// (a batch element such as tru or a string with a raw tab, see
+	// splitBatch) is left to decoding, which says not_json.
+	if kind := notAnObject(raw); kind != "" && json.Valid(raw) {
 		return schemas.Event{}, &EventError{Index: i, Reason: schemas.ReasonNotCloudEvent,
 			Detail: fmt.Sprintf("the event is %s, not a JSON object with the CloudEvents attributes", kind)}
 	}
