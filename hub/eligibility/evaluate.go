@@ -455,7 +455,7 @@ func (e *env) describe(s span, what string) string {
 	if !s.open {
 		end = "until " + fmtDay(s.to)
 	}
-	text := fmt.Sprintf("%s %s in %s from %s %s", what, s.key, s.address, fmtDay(s.from), end)
+	text := fmt.Sprintf("%s %s in %s from %s %s", what, s.key, e.place.where(s.address), fmtDay(s.from), end)
 	if s.from.After(e.f.asOf) {
 		text += " (registered ahead)"
 	}
@@ -696,6 +696,10 @@ type insuranceLine struct {
 	// carried counts the months counted in the place that were paid
 	// elsewhere and carried here by a transfer.
 	carried int
+	// cityWide counts the months counted in the place by a
+	// prefecture-level code (Place.contains), cityCodes lists those codes.
+	cityWide  int
+	cityCodes []string
 }
 
 // line counts the months contributed to every one of kinds (one kind, or
@@ -705,13 +709,12 @@ type insuranceLine struct {
 // kinds terminated since.
 func (e *env) line(kinds []string, local, continuous bool) insuranceLine {
 	var l insuranceLine
-	counts := func(c contribution) bool { return !local || e.place.contains(c.region) }
 	// others holds, for each further kind, the months it was contributed.
 	others := make([]map[string]bool, 0, len(kinds)-1)
 	for _, k := range kinds[1:] {
 		months := map[string]bool{}
 		for _, c := range e.f.insurance[k] {
-			if counts(c) {
+			if _, ok := e.counted(c, local); ok {
 				months[c.month] = true
 			}
 		}
@@ -727,21 +730,28 @@ func (e *env) line(kinds []string, local, continuous bool) insuranceLine {
 	}
 	prev := ""
 	for _, c := range e.f.insurance[kinds[0]] {
-		if !counts(c) || !paidByOthers(c.month) {
+		p, ok := e.counted(c, local)
+		if !ok || !paidByOthers(c.month) {
 			continue
 		}
 		if continuous && prev != "" && c.month != nextMonth(prev) {
-			l.count, l.carried = 0, 0
+			l.count, l.carried, l.cityWide, l.cityCodes = 0, 0, 0, nil
 			l.first = ""
 		}
 		if l.first == "" {
 			l.first = c.month
 		}
 		l.count++
-		if local && c.carriedFrom != "" {
+		if local && p.carriedFrom != "" {
 			l.carried++
 		}
-		l.last, l.ev, prev = c.month, c.ev, c.month
+		if local && e.place.byPrefecture(p.region) {
+			l.cityWide++
+			if !slices.Contains(l.cityCodes, p.region) {
+				l.cityCodes = append(l.cityCodes, p.region)
+			}
+		}
+		l.last, l.ev, prev = c.month, p.ev, c.month
 	}
 	if l.last == "" {
 		return l
@@ -755,6 +765,45 @@ func (e *env) line(kinds []string, local, continuous bool) insuranceLine {
 		}
 	}
 	return l
+}
+
+// counted is the payment by which a month counts: locally, one in the
+// place (a month paid in two regions counts where either lies), and
+// anywhere, the month once whatever the regions. Payments come in
+// byPreference order, so one paid in the place goes before one a transfer
+// carried there; and one recorded in a district of the place goes before
+// one recorded only at its city's prefecture-level code.
+func (e *env) counted(c contribution, local bool) (payment, bool) {
+	if !local {
+		if len(c.paid) == 0 {
+			return payment{}, false
+		}
+		return c.paid[0], true
+	}
+	var cityWide *payment
+	for i, p := range c.paid {
+		switch {
+		case !e.place.contains(p.region):
+		case !e.place.byPrefecture(p.region):
+			return p, true
+		case cityWide == nil:
+			cityWide = &c.paid[i]
+		}
+	}
+	if cityWide != nil {
+		return *cityWide, true
+	}
+	return payment{}, false
+}
+
+// cityWideTail words the months of a line counted in the place by a
+// prefecture-level code, "" when there are none.
+func (e *env) cityWideTail(l insuranceLine) string {
+	if l.cityWide == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", %d of them recorded at %s (prefecture-level, no district named: counted in %s)",
+		l.cityWide, strings.Join(l.cityCodes, ", "), e.place.Name)
 }
 
 func nextMonth(m string) string {
@@ -802,6 +851,7 @@ func (e *env) insurance(c *Condition) outcome {
 		if l.carried > 0 {
 			text += fmt.Sprintf(", %d of them carried here by a transfer (转移接续)", l.carried)
 		}
+		text += e.cityWideTail(l)
 		if c.Continuous {
 			text += ", unbroken"
 		}
@@ -886,7 +936,7 @@ func (e *env) diploma(levels []string, withinYears int) outcome {
 func (e *env) business() outcome {
 	for _, s := range e.f.businesses {
 		if e.place.contains(s.address) && s.coversDay(e.f.asOf) {
-			return e.met(fact(fmt.Sprintf("business %s registered in %s (licence and tax registration) since %s", s.key, s.address, fmtDay(s.from)), s.ev))
+			return e.met(fact(fmt.Sprintf("business %s registered in %s (licence and tax registration) since %s", s.key, e.place.where(s.address), fmtDay(s.from)), s.ev))
 		}
 	}
 	return outcome{missing: "a business licence with tax registration in " + e.place.Name}
@@ -959,7 +1009,7 @@ func (e *env) studying() outcome {
 			}
 		}
 		if !done {
-			return e.met(fact(fmt.Sprintf("enrolled at %s (%s) in %s since %s", en.institution, codes.Education[en.level], en.region, fmtDay(en.start)), en.ev))
+			return e.met(fact(fmt.Sprintf("enrolled at %s (%s) in %s since %s", en.institution, codes.Education[en.level], e.place.where(en.region), fmtDay(en.start)), en.ev))
 		}
 	}
 	return outcome{missing: "an enrolment at a school in " + e.place.Name}
@@ -1093,7 +1143,7 @@ func (e *env) insuranceMeasure(it *PointsItem) (measure, []Fact) {
 	for i, k := range it.Kinds {
 		lines[i] = e.line([]string{k}, local, false)
 		running = running || lines[i].running
-		fs = append(fs, fact(fmt.Sprintf("%s insurance: %s %s", k, plural(lines[i].count, "month"), where), lines[i].ev))
+		fs = append(fs, fact(fmt.Sprintf("%s insurance: %s %s%s", k, plural(lines[i].count, "month"), where, e.cityWideTail(lines[i])), lines[i].ev))
 	}
 	value := func(d time.Time) int {
 		least := -1
@@ -1134,27 +1184,77 @@ func (it *PointsItem) score(v int) int {
 	return min(it.Max, v/it.PerMonths*it.Points)
 }
 
+// scores are the points each item of a table scores on one day, and
+// whether it counts: an item of a group counts only when it scores the
+// most of its group's items (the first listed of those scoring the same).
+func (p *Points) scores(ms []measure, d time.Time) (pts []int, counts []bool) {
+	pts, counts = make([]int, len(p.Items)), make([]bool, len(p.Items))
+	best := map[string]int{} // group: index of its best item so far
+	for i := range p.Items {
+		it := &p.Items[i]
+		pts[i] = it.score(ms[i].value(d))
+		if it.Group == "" {
+			counts[i] = true
+			continue
+		}
+		if b, ok := best[it.Group]; !ok || pts[i] > pts[b] {
+			best[it.Group] = i
+		}
+	}
+	for _, i := range best {
+		counts[i] = true
+	}
+	return pts, counts
+}
+
+// total is the table's points on day d: every item's, and of a group only
+// its best item's.
+func (p *Points) total(ms []measure, d time.Time) int {
+	pts, counts := p.scores(ms, d)
+	sum := 0
+	for i := range pts {
+		if counts[i] {
+			sum += pts[i]
+		}
+	}
+	return sum
+}
+
+// groupNote says, for an item of a group, whether it counted on the
+// evaluation day and, if not, which item of the group did.
+func (p *Points) groupNote(i int, counts []bool) string {
+	it := &p.Items[i]
+	if it.Group == "" {
+		return ""
+	}
+	if counts[i] {
+		return " (counted: the best of group " + it.Group + ")"
+	}
+	for j := range p.Items {
+		if counts[j] && p.Items[j].Group == it.Group {
+			return fmt.Sprintf(" (not counted: group %s counts only its best, %s)", it.Group, p.Items[j].ID)
+		}
+	}
+	return ""
+}
+
 func (e *env) points(p *Points) outcome {
 	ms := make([]measure, len(p.Items))
 	var o outcome
-	total := func(d time.Time) int {
-		sum := 0
-		for i := range p.Items {
-			sum += p.Items[i].score(ms[i].value(d))
-		}
-		return sum
+	total := func(d time.Time) int { return p.total(ms, d) }
+	itemFacts := make([][]Fact, len(p.Items))
+	for i := range p.Items {
+		ms[i], itemFacts[i] = e.measureOf(&p.Items[i])
 	}
+	pts, counts := p.scores(ms, e.f.asOf)
 	for i := range p.Items {
 		it := &p.Items[i]
-		var fs []Fact
-		ms[i], fs = e.measureOf(it)
-		v := ms[i].value(e.f.asOf)
 		unit := "months"
 		if it.Measure == MeasureOwnsHome {
 			unit = "(yes=1)"
 		}
-		o.facts = append(o.facts, Fact{Text: fmt.Sprintf("%s: %d %s → %d points", it.ID, v, unit, it.score(v))})
-		o.facts = append(o.facts, fs...)
+		o.facts = append(o.facts, Fact{Text: fmt.Sprintf("%s: %d %s → %d points%s", it.ID, ms[i].value(e.f.asOf), unit, pts[i], p.groupNote(i, counts))})
+		o.facts = append(o.facts, itemFacts[i]...)
 	}
 	now := total(e.f.asOf)
 	o.facts = append(o.facts, Fact{Text: fmt.Sprintf("%d points of %d needed", now, p.Threshold)})

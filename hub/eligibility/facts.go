@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/pophub/pophub/hub"
@@ -88,9 +89,19 @@ func (s span) coversDay(d time.Time) bool {
 	return !d.Before(s.from) && (s.open || !d.After(s.to))
 }
 
-// contribution is one month of one insurance.
+// contribution is one month of one insurance, with every region it was
+// paid in: a person who changes jobs mid-month, or whose old employer's
+// last payment is recorded late, has the month paid in two regions, and
+// each of them may be the place a local count is made in.
 type contribution struct {
-	month  string // YYYY-MM
+	month string // YYYY-MM
+	// paid holds one payment per region the month counts in, after the
+	// transfers, those paid there before those carried there (byPreference).
+	paid []payment
+}
+
+// payment is a month of one insurance as paid in one region.
+type payment struct {
 	region string // where the month counts: where it was paid, or where a transfer carried it
 	// carriedFrom is the region the month was paid in when a transfer
 	// (转移接续) carried it to region, "" otherwise.
@@ -133,7 +144,8 @@ type facts struct {
 	contracts     []span
 	rentals       []span
 	properties    []span
-	// insurance per kind, sorted by month, one entry per month.
+	// insurance per kind, sorted by month, one entry per month (each
+	// with the regions it was paid in).
 	insurance  map[string][]contribution
 	terminated map[string]time.Time // last termination end per kind
 	grads      []graduation
@@ -171,7 +183,10 @@ func gather(rec *hub.Record, history []hub.Change, asOf time.Time) *facts {
 	leases := map[string]int{}
 	props := map[string]int{}
 	biz := map[string]int{}
-	months := map[string]map[string]contribution{}
+	// months holds, per kind, month and region paid in, the latest record:
+	// a second record of a month in one region corrects the first, one in
+	// another region is a second payment.
+	months := map[string]map[string]map[string]payment{}
 	var transfers []transfer
 	sawHukou, sawMarital := false, false
 	for _, c := range order {
@@ -247,9 +262,12 @@ func gather(rec *hub.Record, history []hub.Change, asOf time.Time) *facts {
 			if json.Unmarshal(c.Data, &d) == nil && d.Month <= f.asOf.Format("2006-01") {
 				for _, k := range d.Insurances {
 					if months[k] == nil {
-						months[k] = map[string]contribution{}
+						months[k] = map[string]map[string]payment{}
 					}
-					months[k][d.Month] = contribution{month: d.Month, region: d.Region, ev: ev}
+					if months[k][d.Month] == nil {
+						months[k][d.Month] = map[string]payment{}
+					}
+					months[k][d.Month][d.Region] = payment{region: d.Region, ev: ev}
 				}
 			}
 		case schemas.InsuranceTransferred:
@@ -284,8 +302,8 @@ func gather(rec *hub.Record, history []hub.Change, asOf time.Time) *facts {
 	}
 	for k, m := range months {
 		list := make([]contribution, 0, len(m))
-		for _, c := range m {
-			list = append(list, carry(c, transfers))
+		for month, byRegion := range m {
+			list = append(list, contribution{month: month, paid: carryAll(month, byRegion, transfers)})
 		}
 		sort.Slice(list, func(i, j int) bool { return list[i].month < list[j].month })
 		f.insurance[k] = list
@@ -367,16 +385,52 @@ func (f *facts) maritalBefore(rec *hub.Record, history []hub.Change) {
 // month to its to region, where a policy counting local months (当地参加)
 // counts them, as the social insurance department does after 转移接续. A
 // month recorded late still goes where its account went.
-func carry(c contribution, transfers []transfer) contribution {
+func carry(month string, p payment, transfers []transfer) payment {
 	for _, t := range transfers {
-		if c.region == t.from && c.month <= t.month {
-			if c.carriedFrom == "" {
-				c.carriedFrom = c.region
+		if p.region == t.from && month <= t.month {
+			if p.carriedFrom == "" {
+				p.carriedFrom = p.region
 			}
-			c.region = t.to
+			p.region = t.to
 		}
 	}
-	return c
+	return p
+}
+
+// carryAll carries each of a month's payments (keyed by the region paid
+// in) and keeps one per region it then counts in: a month paid in a
+// region and also carried there by a transfer is one month there, paid
+// there. The payments come in byPreference order.
+func carryAll(month string, byRegion map[string]payment, transfers []transfer) []payment {
+	all := make([]payment, 0, len(byRegion))
+	for _, p := range byRegion {
+		all = append(all, carry(month, p, transfers))
+	}
+	slices.SortFunc(all, byPreference)
+	out := all[:0]
+	for _, p := range all {
+		if !slices.ContainsFunc(out, func(q payment) bool { return q.region == p.region }) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// byPreference orders a month's payments for counting: those paid where
+// they count before those a transfer carried there, then by region and
+// the region paid in, so that the payment a count picks is the same
+// whatever order the records came in.
+func byPreference(a, b payment) int {
+	if (a.carriedFrom == "") != (b.carriedFrom == "") {
+		if a.carriedFrom == "" {
+			return -1
+		}
+		return 1
+	}
+	if c := strings.Compare(a.region, b.region); c != 0 {
+		return c
+	}
+	return strings.Compare(a.carriedFrom, b.carriedFrom)
 }
 
 // endTypes end what an earlier event started: a contract, a lease, an

@@ -173,14 +173,17 @@ func familyOf(p *Policy, applicant *hub.Record, f *facts, family []hub.Record) [
 			age := yearsBetween(rb, f.asOf)
 			unmarried := r.Marital == nil || r.Marital.Status == codes.MaritalUnmarried
 			basis := fmt.Sprintf("same household, born %d years %s the applicant", abs(gap), map[bool]string{true: "after", false: "before"}[gap >= 0])
+			// A grandchild is never a child: where the policy does not
+			// name grandchildren, one is not listed at all.
+			child := gap >= generationYears && gap < grandGenerationYears
 			switch {
 			case gap >= grandGenerationYears && allows("grandchildren"):
 				add("grandchild", basis)
-			case gap >= generationYears && allows("children"):
+			case child && allows("children"):
 				add("child", basis)
-			case gap >= generationYears && age < adultAge && allows("minor_children"):
+			case child && age < adultAge && allows("minor_children"):
 				add("child", fmt.Sprintf("%s, aged %d", basis, age))
-			case gap >= generationYears && unmarried && allows("unmarried_children"):
+			case child && unmarried && allows("unmarried_children"):
 				add("child", basis+", unmarried")
 			case gap <= -generationYears && allows("parents"):
 				add("parent", basis)

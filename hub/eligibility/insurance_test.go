@@ -123,6 +123,57 @@ func TestInsuranceMonths(t *testing.T) {
 			wantMet:  true,
 			wantFact: "pension insurance: 13 months in 大庆市市区 (2023-01 … 2024-01), 11 of them carried here by a transfer (转移接续)",
 		},
+		{
+			// A month paid in two regions (a job change mid-month, a
+			// correction recorded later) was paid in the place too.
+			name:      "local: a month also paid elsewhere, recorded later, still counts here",
+			condition: "{kinds: [pension], min_months: 12}",
+			asOf:      "2024-03-10",
+			events: evs(contrib("230103", "2023-01..2023-02", "pension"), contrib(daqing, "2023-03..2024-02", "pension"),
+				registeredOn("2023-04-20", contrib("230103", "2023-03..2023-03", "pension"))),
+			wantMet:  true,
+			wantFact: "pension insurance: 12 months in 大庆市市区 (2023-03 … 2024-02)",
+		},
+		{
+			name:      "local: the same month, recorded elsewhere first, counts here",
+			condition: "{kinds: [pension], min_months: 12}",
+			asOf:      "2024-03-10",
+			events:    evs(contrib("230103", "2023-01..2023-03", "pension"), contrib(daqing, "2023-03..2024-02", "pension")),
+			wantMet:   true,
+			wantFact:  "pension insurance: 12 months in 大庆市市区 (2023-03 … 2024-02)",
+		},
+		{
+			name:      "anywhere: a month paid in two regions counts once",
+			condition: "{kinds: [pension], min_months: 15, local: false}",
+			asOf:      "2024-03-10",
+			events:    evs(contrib("230103", "2023-01..2023-03", "pension"), contrib(daqing, "2023-03..2024-02", "pension")),
+			wantFact:  "pension insurance: 14 months (2023-01 … 2024-02)",
+			// Still paying: the fifteenth month is this one, counted from tomorrow.
+			wantMissing: "1 more month of pension insurance", wantQualifiesOn: "2024-03-11",
+		},
+		{
+			// Daqing's city-level agency records 230600, no district: it
+			// counts in the districts, and a month also recorded in a
+			// district is that district's.
+			name:      "local: months recorded at the city's prefecture-level code count, those also in a district as the district's",
+			condition: "{kinds: [pension], min_months: 12}",
+			asOf:      "2024-01-10",
+			events:    evs(contrib("230600", "2023-01..2023-12", "pension"), contrib(daqing, "2023-07..2023-12", "pension")),
+			wantMet:   true,
+			wantFact: "pension insurance: 12 months in 大庆市市区 (2023-01 … 2023-12), " +
+				"6 of them recorded at 230600 (prefecture-level, no district named: counted in 大庆市市区)",
+		},
+		{
+			// The transfer carries the Harbin months to Daqing; the month
+			// also paid in Daqing is Daqing's own, not one carried there.
+			name:      "local: a month paid in both regions and then carried counts once, as paid here",
+			condition: "{kinds: [pension], min_months: 12}",
+			asOf:      "2024-03-10",
+			events: evs(contrib("230103", "2023-01..2023-03", "pension"), contrib(daqing, "2023-03..2024-02", "pension"),
+				insuranceTransferred("2024-02-05", "230103", daqing)),
+			wantMet:  true,
+			wantFact: "pension insurance: 14 months in 大庆市市区 (2023-01 … 2024-02), 2 of them carried here by a transfer (转移接续)",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

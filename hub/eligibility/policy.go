@@ -73,14 +73,63 @@ type Place struct {
 	Codes []string `yaml:"codes" json:"codes"`
 }
 
-// contains reports whether a division or address code lies in the place.
+// contains reports whether a division or address code lies in the place:
+// it starts with one of the place's codes, or it is a prefecture-level
+// code (prefectureOf) of a city the place covers a division of.
+// Prefecture-level agencies (a city's social insurance or human resources
+// bureau, an employer registered with the city rather than a district)
+// record the city's own code, 220200 for Jilin City, which names no
+// district: such a record cannot say whether it lies in the place's
+// districts or in a county of the same city, and it is read as lying in
+// every place of that city, the city's districts (市区) included, as a
+// place given as the whole city ("2202") reads it.
 func (p Place) contains(code string) bool {
 	for _, c := range p.Codes {
 		if strings.HasPrefix(code, c) {
 			return true
 		}
 	}
+	return p.byPrefecture(code)
+}
+
+// byPrefecture reports whether code lies in the place only as a
+// prefecture-level code of a city the place covers part of, not by its
+// own prefix: the facts say so, for a clerk to confirm the district.
+func (p Place) byPrefecture(code string) bool {
+	city, ok := prefectureOf(code)
+	if !ok {
+		return false
+	}
+	for _, c := range p.Codes {
+		if strings.HasPrefix(code, c) {
+			return false
+		}
+	}
+	for _, c := range p.Codes {
+		if strings.HasPrefix(c, city) {
+			return true
+		}
+	}
 	return false
+}
+
+// prefectureOf is the 4-digit city of a prefecture-level 6-digit code
+// (XXXX00, a 地级市, 地区, 自治州 or 盟 as a whole); ok is false for any other
+// code, a province's (XX0000) included.
+func prefectureOf(code string) (city string, ok bool) {
+	if len(code) != 6 || !strings.HasSuffix(code, "00") || strings.HasSuffix(code, "0000") {
+		return "", false
+	}
+	return code[:4], true
+}
+
+// where words a region or address code for a fact, saying when it lies
+// in the place only as a prefecture-level code.
+func (p Place) where(code string) string {
+	if p.byPrefecture(code) {
+		return code + " (prefecture-level, no district named: counted in " + p.Name + ")"
+	}
+	return code
 }
 
 // Clause is one requirement of a policy.
@@ -141,7 +190,9 @@ const (
 	// together}: contributed at least min_months to each insurance kind,
 	// counting distinct months (in the place when local; months a transfer
 	// of the account, 转移接续, carried into the place count there, and
-	// those it carried out do not). With together,
+	// those it carried out do not). A month paid in two regions (a job
+	// changed mid-month) counts in the place when either lies there, and
+	// once when counted anywhere. With together,
 	// for seeds that ask for the insurances held at the same time (同时参加),
 	// only months in which every listed kind was contributed count, so a
 	// year of pension followed by a year of medical insurance is no year
@@ -158,7 +209,9 @@ const (
 	KindFamilyReunion = "family_reunion"
 	// KindStudying: enrolled at a school in the place and not yet graduated.
 	KindStudying = "studying"
-	// KindPoints {threshold, items}: a points table.
+	// KindPoints {threshold, items}: a points table; items that share a
+	// group are alternatives, of which only the best-scoring counts
+	// (PointsItem).
 	KindPoints = "points"
 	// KindAnyOf and KindAllOf combine conditions.
 	KindAnyOf = "any_of"
@@ -232,7 +285,9 @@ type Points struct {
 }
 
 // PointsItem scores one measure: Points for every PerMonths months (or
-// once, for owns_home), at most Max.
+// once, for owns_home), at most Max. Items that share a Group are
+// alternatives: of them only the best-scoring one counts, on every day
+// the total is taken (the first listed of those scoring the same).
 type PointsItem struct {
 	ID        string   `yaml:"id"`
 	Text      string   `yaml:"text"`
@@ -247,14 +302,23 @@ type PointsItem struct {
 	// insurance years without 当地 (黑政发〔2014〕25号 一（三）) counts them
 	// wherever they were paid.
 	Local *bool `yaml:"local,omitempty"`
+	// Group, when set, names the alternatives the item is one of, for a
+	// seed that scores one thing or another (合法稳定住所（含租赁）: an owned
+	// home or a rental, not both). A group holds two items or more,
+	// listed one after another; Load rejects a group of one (a misspelt
+	// name would otherwise make an item score on its own) and a group
+	// split by other items.
+	Group string `yaml:"group,omitempty"`
 }
 
 // pointsItemFields are the keys a points item may have. Points tables are
 // decoded from a node, where yaml.v3 does not reject unknown fields, so a
 // misspelt option would otherwise be dropped without a word.
-var pointsItemFields = []string{"id", "text", "measure", "kinds", "points", "per_months", "max", "local"}
+var pointsItemFields = []string{"id", "text", "measure", "kinds", "points", "per_months", "max", "local", "group"}
 
-// checkPointsItems rejects unknown keys in the items of a points table.
+// checkPointsItems rejects unknown keys in the items of a points table,
+// and a group that is not text: decoding would turn an empty or blank
+// group into no group at all, and the item would score on its own.
 func checkPointsItems(v *yaml.Node) error {
 	for i := 0; i+1 < len(v.Content); i += 2 {
 		if v.Content[i].Value != "items" || v.Content[i+1].Kind != yaml.SequenceNode {
@@ -264,14 +328,28 @@ func checkPointsItems(v *yaml.Node) error {
 			if item.Kind != yaml.MappingNode {
 				continue
 			}
-			for j := 0; j < len(item.Content); j += 2 {
-				if k := item.Content[j]; !slices.Contains(pointsItemFields, k.Value) {
+			for j := 0; j+1 < len(item.Content); j += 2 {
+				k, val := item.Content[j], item.Content[j+1]
+				if !slices.Contains(pointsItemFields, k.Value) {
 					return fmt.Errorf("line %d: points item has no field %q (it takes: %s)", k.Line, k.Value, strings.Join(pointsItemFields, ", "))
+				}
+				if k.Value == "group" && (val.Kind != yaml.ScalarNode || val.Tag != "!!str" || strings.TrimSpace(val.Value) == "") {
+					return fmt.Errorf("line %d: points item %s: group must be non-empty text", val.Line, itemID(item))
 				}
 			}
 		}
 	}
 	return nil
+}
+
+// itemID is the id a points item's node gives, or "" when it has none.
+func itemID(item *yaml.Node) string {
+	for j := 0; j+1 < len(item.Content); j += 2 {
+		if item.Content[j].Value == "id" {
+			return item.Content[j+1].Value
+		}
+	}
+	return ""
 }
 
 // UnmarshalYAML reads a condition written as a mapping with exactly one
@@ -432,7 +510,20 @@ func (p *Points) validate(capMonths int) error {
 	if len(p.Items) == 0 {
 		return errors.New("points: items are required")
 	}
+	if err := p.checkGroups(); err != nil {
+		return err
+	}
+	// reachable adds what every item can give at most, and for a group
+	// only the most one of its items can give.
 	reachable := 0
+	groupBest := map[string]int{}
+	reach := func(it PointsItem, most int) {
+		if it.Group == "" {
+			reachable += most
+		} else {
+			groupBest[it.Group] = max(groupBest[it.Group], most)
+		}
+	}
 	seen := map[string]bool{}
 	for _, it := range p.Items {
 		if it.ID == "" || seen[it.ID] {
@@ -447,7 +538,7 @@ func (p *Points) validate(capMonths int) error {
 		}
 		switch it.Measure {
 		case MeasureOwnsHome:
-			reachable += it.Points
+			reach(it, it.Points)
 			continue
 		case MeasureInsuranceMonths:
 			if err := checkInsurances(it.Kinds); err != nil {
@@ -466,10 +557,39 @@ func (p *Points) validate(capMonths int) error {
 			(it.Measure == MeasureEmployedMonths || it.Measure == MeasureInsuranceMonths) {
 			return fmt.Errorf("points: item %s keeps scoring up to %d months, above the seed's cap of %d months", it.ID, months, capMonths)
 		}
-		reachable += it.Max
+		reach(it, it.Max)
+	}
+	for _, most := range groupBest {
+		reachable += most
 	}
 	if reachable < p.Threshold {
 		return fmt.Errorf("points: threshold %d is above the %d points the items can give", p.Threshold, reachable)
+	}
+	return nil
+}
+
+// checkGroups rejects a group of a single item, which a misspelt group
+// name makes, and a group whose items are split by another item: a table
+// lists the alternatives together, as the seed names them.
+func (p *Points) checkGroups() error {
+	count := map[string]int{}
+	first := map[string]string{}
+	for i, it := range p.Items {
+		if it.Group == "" {
+			continue
+		}
+		if count[it.Group] > 0 && p.Items[i-1].Group != it.Group {
+			return fmt.Errorf("points: item %s of group %s is not listed right after the group's other items", it.ID, it.Group)
+		}
+		if count[it.Group] == 0 {
+			first[it.Group] = it.ID
+		}
+		count[it.Group]++
+	}
+	for _, it := range p.Items {
+		if it.Group != "" && count[it.Group] == 1 {
+			return fmt.Errorf("points: group %s has only item %s; a group names two items or more, of which the best-scoring counts", it.Group, first[it.Group])
+		}
 	}
 	return nil
 }
