@@ -358,7 +358,7 @@ func TestNumberSeparators(t *testing.T) {
 	} {
 		t.Run(tc.value, func(t *testing.T) {
 			c := column{name: "area_m2", col: 0, kind: KindNumber}
-			got, set, _, err := c.appendValue(nil, []string{tc.value}, nil)
+			got, set, _, err := c.appendValue(nil, []string{tc.value}, nil, false)
 			switch {
 			case tc.want != "" && (err != nil || !set || string(got) != tc.want):
 				t.Errorf("%s (%v), want %s", got, err, tc.want)
@@ -376,7 +376,7 @@ func TestNumberSeparators(t *testing.T) {
 		{"45,35", false},
 		{"4,5352", false},
 	} {
-		if _, ok := excelDate(tc.value, time.UTC); ok != tc.ok {
+		if _, ok := excelDate(tc.value, false, time.UTC); ok != tc.ok {
 			t.Errorf("excelDate(%q) ok %v, want %v", tc.value, ok, tc.ok)
 		}
 	}

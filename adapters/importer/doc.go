@@ -45,7 +45,13 @@
 // topic from the checkpointed offsets to its end and skips the lines whose
 // event id is there: Kafka took them but the run stopped before it could
 // checkpoint them. Event ids are deterministic (publisher.EventID), so this
-// finds them; every valid line is sent once. A checkpoint of other content
+// finds them; every valid line is sent once. The checkpoint also records
+// the lines it rejected (as ranges of line numbers): whether a line is
+// valid depends on the day it is validated (a time in the future) and on
+// the region table of the pophub validating it, so a later run of the
+// same file — after a complete import too — sends the rejected lines that
+// are valid by then, and counts them as sent. A checkpoint written before
+// checkpoints recorded rejected lines is set aside. A checkpoint of other content
 // or of another cluster — or one that names no cluster, or whose offsets
 // the topic is behind (recreated, or another cluster with the same id) —
 // is set aside (Report.SetAside): the file is imported afresh. In doubt
@@ -133,7 +139,14 @@
 // right are read empty, since they may be other fields.
 //
 // A file saved as UTF-16, as Excel 97-2003 (.xls) or with old Mac line
-// ends (CR alone) is refused, saying how to save it instead.
+// ends (CR alone) is refused, saying how to save it instead. So is a CSV
+// file told to be GBK (by the mapping or Config.Encoding) whose first
+// megabyte is valid UTF-8 holding Chinese characters, which GBK text
+// practically never is: read as GBK, its Chinese would be garbled, and a
+// header of ASCII names would not show it.
+//
+// A workbook of the 1904 date system counts the serial day numbers of its
+// unformatted date cells from 1904-01-01, and they are read so.
 //
 // A CSV line whose quoting is broken (a bare " in an unquoted cell, text
 // after a closing quote) is a malformed_row with its line number, and the

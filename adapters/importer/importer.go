@@ -316,13 +316,15 @@ type Report struct {
 	Rejected int
 	Rejects  []Reject
 	byReason map[string]int
+	lines    *rejectedLines // every rejected line, for the checkpoint; set by Run
 	Repeated int
 	Repeats  []Repeat
 	// Upgraded counts legacy 15-digit IDs upgraded to 18 digits in valid
 	// lines.
 	Upgraded int
-	// Sent counts the events the broker acknowledged in this run;
-	// AlreadySent the valid lines an earlier, interrupted run sent.
+	// Sent counts the events the broker acknowledged in this run (lines
+	// an earlier run rejected that are valid now among them); AlreadySent
+	// the valid lines an earlier run sent.
 	Sent        int
 	AlreadySent int
 	// Resumed is set when a checkpoint of the same file was found and
@@ -354,6 +356,9 @@ func (r *Report) Refused() bool {
 // reject counts a rejected line, and lists it while fewer than list are.
 func (r *Report) reject(rej Reject, list int) {
 	r.Rejected++
+	if r.lines != nil {
+		r.lines.add(rej.Line)
+	}
 	if r.byReason == nil {
 		r.byReason = map[string]int{}
 	}
@@ -446,7 +451,10 @@ func (r *Report) Summary() string {
 // lines the checkpoint counts as acknowledged are skipped, and so are
 // later lines whose event is already on the topic past the checkpointed
 // offsets (sent by a run that stopped before it could checkpoint them).
-// So a resumed import sends every valid line exactly once.
+// So a resumed import sends every valid line exactly once. The lines the
+// checkpoint records as rejected are not skipped: validity depends on the
+// day (a time in the future) and on the pophub validating, so those valid
+// now are sent, even when the checkpoint says the import was complete.
 //
 // The error is set when the import could not finish (file unreadable,
 // broker unreachable, ctx cancelled); the report covers what was done, and
@@ -461,7 +469,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	cfg.setDefaults()
 	start := time.Now()
-	rep := &Report{File: cfg.File, DryRun: cfg.DryRun, RejectLimit: cfg.RejectLimit}
+	rep := &Report{File: cfg.File, DryRun: cfg.DryRun, RejectLimit: cfg.RejectLimit, lines: &rejectedLines{}}
 	defer func() { rep.Elapsed = time.Since(start) }()
 	cfg.transport = cfg.kafkaTransport()
 	defer cfg.transport.CloseIdleConnections()
@@ -817,9 +825,11 @@ func (d duplicate) reject(p *plan, m *mapped) *Reject {
 			d.first, changedText(changedFields(d.prev, m.value), "content"))
 		return rej
 	}
+	// Both lines yield one id, and so one type: the type is part of the
+	// record key.
 	var cols []string
 	for _, f := range changedFields(d.prev, m.value) {
-		if c := p.columnOf(f); c != "" {
+		if c := p.columnOf(m.typ, f); c != "" {
 			f = c
 		}
 		if !slices.Contains(cols, f) {
@@ -1050,6 +1060,9 @@ func open(cfg *Config) (rowSource, *plan, error) {
 				}
 			}
 			return nil, nil, fmt.Errorf("mapping the columns of %s: %w", cfg.File, err)
+		}
+		if xs, ok := src.(*xlsxSource); ok {
+			p.date1904 = xs.types.date1904
 		}
 		return src, p, nil
 	}

@@ -314,8 +314,8 @@ func TestEncodings(t *testing.T) {
 		{"utf-8 with a gbk mapping told auto", utf8Plain, "gbk", "auto", true, ""},
 		{"gbk with a utf-8 mapping told auto", gbk, "utf-8", "auto", true, ""},
 		{"utf-8 with a gbk mapping told utf-8", utf8Plain, "gbk", "utf-8", true, ""},
-		{"utf-8 with a gbk mapping", utf8Plain, "gbk", "", false, "the file may not be gbk; try --encoding auto"},
-		{"utf-8 told gbk", utf8Plain, "auto", "gbk", false, "the file may not be gbk; try --encoding auto"},
+		{"utf-8 with a gbk mapping", utf8Plain, "gbk", "", false, "the file is UTF-8, but gbk is set as its encoding"},
+		{"utf-8 told gbk", utf8Plain, "auto", "gbk", false, "the file is UTF-8, but gbk is set as its encoding"},
 		{"gbk told utf-8 by the mapping", gbk, "utf-8", "", false, "the file may not be utf-8; try --encoding auto"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

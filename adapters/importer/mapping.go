@@ -41,9 +41,10 @@ type Mapping struct {
 	// Type is the event type: a fixed type, or a column with a value map.
 	Type TypeSpec `yaml:"type"`
 	// Subject is the column holding the citizen ID (18 digits, or the
-	// legacy 15, which are upgraded).
+	// legacy 15, which are upgraded): a column and no other option.
 	Subject Field `yaml:"subject"`
-	// Time is the column holding when the change took effect.
+	// Time is the column holding when the change took effect, with its
+	// layout and time zone and no other option.
 	Time Field `yaml:"time"`
 	// ID says how the event id is derived.
 	ID IDSpec `yaml:"id"`
@@ -78,6 +79,8 @@ func (t *TypeSpec) UnmarshalYAML(n *yaml.Node) error {
 // IDSpec derives event ids with publisher.EventID from the record key (the
 // event type and the Key columns' values) and the Version column. Without
 // Key the whole row is the record key: a row sent again is the same event.
+// Version is a column or a value, with a default, and a layout, time zone
+// or kind (date, month) when it is a time; no map, codes or split.
 type IDSpec struct {
 	Key     Columns `yaml:"key"`
 	Version Field   `yaml:"version"`
@@ -124,7 +127,7 @@ type Field struct {
 	// (default: several common ones, and Excel serial day numbers).
 	Layout string `yaml:"layout"`
 	// Timezone of Time and Version cells without an offset (default
-	// Asia/Shanghai).
+	// Asia/Shanghai). A zone that does not load is an error on any field.
 	Timezone string `yaml:"timezone"`
 	// Split separates list elements (default: any of , ， 、 ; ； |).
 	Split string `yaml:"split"`
@@ -212,7 +215,8 @@ func ParseMapping(b []byte) (*Mapping, error) {
 // Validate checks what can be checked without the file's header: the
 // types are in the catalogue and belong to the source, every data field is
 // a field of its type's data, kinds, code tables, layouts and time zones
-// exist.
+// exist, every field takes its value from a column or a constant, not
+// both, and the subject, time and version set only options they read.
 func (m *Mapping) Validate() error {
 	var errs []error
 	fail := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
@@ -252,20 +256,24 @@ func (m *Mapping) Validate() error {
 	if m.Subject.Column == "" {
 		fail("subject: the column of the citizen ID is required")
 	}
+	for _, err := range m.Subject.unsupported("the subject", "column") {
+		fail("subject: %v", err)
+	}
 	if m.Time.Column == "" {
 		fail("time: a column is required")
 	}
-	if _, err := location(m.Time.Timezone); err != nil {
+	for _, err := range m.Time.unsupported("the time", "column", "layout", "timezone") {
 		fail("time: %v", err)
 	}
-	if err := checkLayout(m.Time.Layout); err != nil {
+	if err := m.Time.checkTime(); err != nil {
 		fail("time: %v", err)
 	}
-	if _, err := location(m.ID.Version.Timezone); err != nil {
-		fail("id.version: %v", err)
-	}
-	if err := checkLayout(m.ID.Version.Layout); err != nil {
-		fail("id.version: %v", err)
+	if v := m.ID.Version; len(v.options()) > 0 {
+		for _, err := range append(v.unsupported("id.version", "column", "value", "default", "kind", "layout", "timezone"), v.checkVersion()) {
+			if err != nil {
+				fail("id.version: %v", err)
+			}
+		}
 	}
 	for _, t := range types {
 		known := dataFields(t)
@@ -281,9 +289,11 @@ func (m *Mapping) Validate() error {
 	return errors.Join(errs...)
 }
 
+// check checks a data field: where its value comes from, its kind, code
+// table, layout and time zone.
 func (f Field) check() error {
-	if f.Column == "" && f.Value == "" {
-		return errors.New("a column or a value is required")
+	if err := f.checkSource(); err != nil {
+		return err
 	}
 	if f.Kind != "" && !slices.Contains(kinds, f.Kind) {
 		return fmt.Errorf("kind %q is not one of %s", f.Kind, strings.Join(kinds, ", "))
@@ -296,7 +306,73 @@ func (f Field) check() error {
 			return errors.New("give map or codes, not both")
 		}
 	}
-	return checkLayout(f.Layout)
+	return f.checkTime()
+}
+
+// checkSource refuses a field with neither a column nor a value, or with
+// both: the value would silently win over the column.
+func (f Field) checkSource() error {
+	switch {
+	case f.Column == "" && f.Value == "":
+		return errors.New("a column or a value is required")
+	case f.Column != "" && f.Value != "":
+		return errors.New("give column or value, not both")
+	}
+	return nil
+}
+
+// checkTime checks a field's layout and loads its time zone, so that a
+// misspelt zone is an error when the mapping is read, on whichever field
+// it is, rather than a zone the import falls back from.
+func (f Field) checkTime() error {
+	if err := checkLayout(f.Layout); err != nil {
+		return err
+	}
+	_, err := location(f.Timezone)
+	return err
+}
+
+// checkVersion checks id.version: a column or a value, an integer or a
+// time in a layout (a kind of date or month gives the default layouts of
+// one, any other kind would be ignored).
+func (f Field) checkVersion() error {
+	if err := f.checkSource(); err != nil {
+		return err
+	}
+	if f.Kind != "" && f.Kind != KindDate && f.Kind != KindMonth {
+		return fmt.Errorf("kind %q is not an option of id.version, an integer or a time (give a layout, or kind date or month)", f.Kind)
+	}
+	return f.checkTime()
+}
+
+// options names the options set in f, in the order Field declares them.
+func (f Field) options() []string {
+	var out []string
+	for _, o := range []struct {
+		name string
+		set  bool
+	}{
+		{"column", f.Column != ""}, {"value", f.Value != ""}, {"default", f.Default != ""}, {"map", f.Map != nil}, {"codes", f.Codes != ""},
+		{"kind", f.Kind != ""}, {"layout", f.Layout != ""}, {"timezone", f.Timezone != ""}, {"split", f.Split != ""},
+	} {
+		if o.set {
+			out = append(out, o.name)
+		}
+	}
+	return out
+}
+
+// unsupported refuses the options of f that what (the subject, the
+// time, the version) does not read: a mapping that sets one would read as
+// if it did something (a default for an empty time, a value map for IDs).
+func (f Field) unsupported(what string, supported ...string) []error {
+	var errs []error
+	for _, o := range f.options() {
+		if !slices.Contains(supported, o) {
+			errs = append(errs, fmt.Errorf("%s is not an option of %s, which takes %s", o, what, strings.Join(supported, ", ")))
+		}
+	}
+	return errs
 }
 
 // layoutProbe is a time in which every element of a Go layout (2006, 01,

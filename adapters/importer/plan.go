@@ -23,20 +23,22 @@ import (
 // indexes, time zones loaded, value maps ready. It is read-only once built,
 // so rows are mapped on several goroutines at once.
 type plan struct {
-	source   schemas.Source
-	topic    string
-	header   []string
-	typeVal  schemas.Type
-	typeCol  int
-	typeMap  map[string]schemas.Type
-	subject  int
-	timeCol  int
-	timeLay  []string
-	timeLoc  *time.Location
-	keyCols  []int
-	version  *column // nil: version 0
-	fields   map[schemas.Type][]column
-	byColumn map[string]string // data field → column name, for reports
+	source  schemas.Source
+	topic   string
+	header  []string
+	typeVal schemas.Type
+	typeCol int
+	typeMap map[string]schemas.Type
+	subject int
+	timeCol int
+	timeLay []string
+	timeLoc *time.Location
+	keyCols []int
+	version *column // nil: version 0
+	fields  map[schemas.Type][]column
+	// date1904: the workbook counts serial day numbers from 1904-01-01
+	// (see excelDate); set by open for an XLSX file.
+	date1904 bool
 }
 
 // column is one converted value: a data field, or the version.
@@ -101,8 +103,7 @@ func newPlan(m *Mapping, header []string) (*plan, error) {
 		}
 		return at[0]
 	}
-	p := &plan{source: m.Source, topic: schemas.Topic(m.Source), header: header, typeVal: m.Type.Value, typeCol: -1, fields: map[schemas.Type][]column{},
-		byColumn: map[string]string{}}
+	p := &plan{source: m.Source, topic: schemas.Topic(m.Source), header: header, typeVal: m.Type.Value, typeCol: -1, fields: map[schemas.Type][]column{}}
 	if m.Type.Column != "" {
 		p.typeCol = find("type", m.Type.Column)
 		p.typeMap = m.Type.Map
@@ -110,12 +111,18 @@ func newPlan(m *Mapping, header []string) (*plan, error) {
 	p.subject = find("subject", m.Subject.Column)
 	p.timeCol = find("time", m.Time.Column)
 	p.timeLay = layoutsOr(m.Time.Layout, timeLayouts)
-	p.timeLoc, _ = location(m.Time.Timezone)
+	var err error
+	if p.timeLoc, err = location(m.Time.Timezone); err != nil {
+		return nil, fmt.Errorf("time: %w", err) // refused by Mapping.Validate
+	}
 	for _, k := range m.ID.Key {
 		p.keyCols = append(p.keyCols, find("id.key", k))
 	}
 	if m.ID.Version.Column != "" || m.ID.Version.Value != "" {
-		c := newColumn("", "id.version", m.ID.Version, find)
+		c, err := newColumn("", "id.version", m.ID.Version, find)
+		if err != nil {
+			return nil, err
+		}
 		p.version = &c
 	}
 	for _, t := range m.types() {
@@ -126,11 +133,11 @@ func newPlan(m *Mapping, header []string) (*plan, error) {
 		}
 		slices.Sort(names)
 		for _, name := range names {
-			c := newColumn(t, name, fs[name], find)
-			p.fields[t] = append(p.fields[t], c)
-			if c.header != "" {
-				p.byColumn[name] = c.header
+			c, err := newColumn(t, name, fs[name], find)
+			if err != nil {
+				return nil, err
 			}
+			p.fields[t] = append(p.fields[t], c)
 		}
 	}
 	if len(herr.missing) > 0 || len(herr.duplicates) > 0 {
@@ -273,18 +280,20 @@ func showHeader(header, columns []string) string {
 	return strings.Join(out, ", ")
 }
 
-// newColumn binds a field of events of type t ("" for the version).
-func newColumn(t schemas.Type, name string, f Field, find func(what, name string) int) column {
+// newColumn binds a field of events of type t ("" for the version). Its
+// only error is a time zone that does not load, which Mapping.Validate
+// refuses: a mapping built otherwise does not fall back to another zone.
+func newColumn(t schemas.Type, name string, f Field, find func(what, name string) int) (column, error) {
 	c := column{name: name, col: -1, value: f.Value, def: f.Default, kind: f.Kind, split: f.Split}
 	c.member = append(strconv.AppendQuote(nil, name), ':') // names are ASCII JSON field names
 	if c.kind == "" {
 		c.kind = KindString
 	}
+	what := "data." + name
+	if name == "id.version" {
+		what = name
+	}
 	if f.Column != "" {
-		what := "data." + name
-		if name == "id.version" {
-			what = name
-		}
 		c.col, c.header = find(what, f.Column), f.Column
 	}
 	switch c.kind {
@@ -297,7 +306,11 @@ func newColumn(t schemas.Type, name string, f Field, find func(what, name string
 			c.layouts = []string{f.Layout}
 		}
 	}
-	c.loc, _ = location(f.Timezone)
+	loc, err := location(f.Timezone)
+	if err != nil {
+		return column{}, fmt.Errorf("%s: %w", what, err)
+	}
+	c.loc = loc
 	if c.split == "" {
 		c.split = defaultSplit
 	}
@@ -330,7 +343,7 @@ func newColumn(t schemas.Type, name string, f Field, find func(what, name string
 			}
 		}
 	}
-	return c
+	return c, nil
 }
 
 // unmapped explains why v, a value or a list's element, has no
@@ -373,6 +386,7 @@ func cell(row []string, i int) string {
 // mapped is a row turned into an event, ready to send, or why not.
 type mapped struct {
 	line     int
+	typ      schemas.Type // the event's type, once known ("" for JSONL)
 	id       string
 	key      []byte // the record key: the citizen ID
 	value    []byte // the encoded event
@@ -408,6 +422,7 @@ func (p *plan) mapRow(line int, row []string, kinds []cellKind, now time.Time) m
 		}
 		typ = t
 	}
+	out.typ = typ
 	subject, numeric := idCell(cell(row, p.subject), kindAt(kinds, p.subject))
 	if numeric {
 		return fail(schemas.ReasonInvalidSubject, "subject", p.header[p.subject], "%s", numberIDDetail)
@@ -424,13 +439,13 @@ func (p *plan) mapRow(line int, row []string, kinds []cellKind, now time.Time) m
 	if tv == "" {
 		return fail(ReasonInvalidValue, "time", p.header[p.timeCol], "empty cell")
 	}
-	at, ok := parseCell(tv, kindAt(kinds, p.timeCol), p.timeLay, p.timeLoc)
+	at, ok := parseCell(tv, kindAt(kinds, p.timeCol), p.timeLay, p.timeLoc, p.date1904)
 	if !ok {
 		return fail(ReasonInvalidValue, "time", p.header[p.timeCol], "not a time in layout %s", strings.Join(p.timeLay, " or "))
 	}
 	var version int64
 	if p.version != nil {
-		v, err := p.version.versionOf(row, kinds)
+		v, err := p.version.versionOf(row, kinds, p.date1904)
 		if err != nil {
 			return fail(ReasonInvalidValue, "id", p.version.header, "version: %v", err)
 		}
@@ -448,7 +463,7 @@ func (p *plan) mapRow(line int, row []string, kinds []cellKind, now time.Time) m
 		var set bool
 		var upgraded int
 		var err *convertError
-		data, set, upgraded, err = c.appendValue(data, row, kinds)
+		data, set, upgraded, err = c.appendValue(data, row, kinds, p.date1904)
 		if err != nil {
 			return fail(err.reason, "data."+c.name, c.header, "%s", err.detail)
 		}
@@ -475,7 +490,7 @@ func (p *plan) mapRow(line int, row []string, kinds []cellKind, now time.Time) m
 		if !errors.As(err, &re) {
 			return fail(schemas.ReasonInvalidData, "", "", "%v", err)
 		}
-		return fail(re.Reason, re.Field, p.columnOf(re.Field), "%s", re.Detail)
+		return fail(re.Reason, re.Field, p.columnOf(typ, re.Field), "%s", re.Detail)
 	}
 	out.key, out.value = key, value
 	return out
@@ -508,8 +523,10 @@ func (p *plan) headerOf(i int) string {
 	return fmt.Sprintf("#%d", i+1)
 }
 
-// columnOf names the column an event attribute or data field came from.
-func (p *plan) columnOf(field string) string {
+// columnOf names the column an event attribute or data field of an
+// event of type typ came from. Types may map one data field to columns
+// of their own (the reason of a registration, of a cancellation).
+func (p *plan) columnOf(typ schemas.Type, field string) string {
 	switch field {
 	case "subject":
 		return p.header[p.subject]
@@ -523,7 +540,12 @@ func (p *plan) columnOf(field string) string {
 	}
 	name, _ := strings.CutPrefix(field, "data.")
 	name, _, _ = strings.Cut(name, "[")
-	return p.byColumn[name]
+	for _, c := range p.fields[typ] {
+		if c.name == name {
+			return c.header
+		}
+	}
+	return ""
 }
 
 // convertError is a cell that cannot be converted.
@@ -531,8 +553,8 @@ type convertError struct{ reason, detail string }
 
 // appendValue appends the JSON value of the field to dst and returns it,
 // whether the field is set (dst is unchanged when not), and how many
-// legacy IDs it upgraded.
-func (c *column) appendValue(dst []byte, row []string, kinds []cellKind) ([]byte, bool, int, *convertError) {
+// legacy IDs it upgraded. date1904 is the workbook's date system.
+func (c *column) appendValue(dst []byte, row []string, kinds []cellKind, date1904 bool) ([]byte, bool, int, *convertError) {
 	v, kind := c.value, textCell
 	if c.col >= 0 {
 		v, kind = cell(row, c.col), kindAt(kinds, c.col)
@@ -585,7 +607,7 @@ func (c *column) appendValue(dst []byte, row []string, kinds []cellKind) ([]byte
 		}
 		return strconv.AppendFloat(dst, f, 'f', -1, 64), true, 0, nil
 	case KindDate, KindMonth:
-		t, ok := parseCell(v, kind, c.layouts, time.UTC)
+		t, ok := parseCell(v, kind, c.layouts, time.UTC, date1904)
 		if !ok {
 			return dst, false, 0, &convertError{ReasonInvalidValue, "not a " + c.kind + " in layout " + strings.Join(c.layouts, " or ")}
 		}
@@ -644,7 +666,8 @@ func idCell(v string, kind cellKind) (id string, numeric bool) {
 
 // versionOf reads the version: an integer, or a time (in Layout) as Unix
 // milliseconds, so that a "last modified" column orders versions.
-func (c *column) versionOf(row []string, kinds []cellKind) (int64, error) {
+// date1904 is the workbook's date system.
+func (c *column) versionOf(row []string, kinds []cellKind, date1904 bool) (int64, error) {
 	v, kind := c.value, textCell
 	if c.col >= 0 {
 		v, kind = cell(row, c.col), kindAt(kinds, c.col)
@@ -662,7 +685,7 @@ func (c *column) versionOf(row []string, kinds []cellKind) (int64, error) {
 		}
 		return n, nil
 	}
-	t, ok := parseCell(v, kind, c.layouts, c.loc)
+	t, ok := parseCell(v, kind, c.layouts, c.loc, date1904)
 	if !ok {
 		return 0, fmt.Errorf("not a time in layout %s", c.layouts[0])
 	}
@@ -682,9 +705,9 @@ func parseTime(v string, layouts []string, loc *time.Location) (time.Time, bool)
 // in dateCellLayout when it was read (see xlsxSource), whatever the
 // layouts; a workbook's number that is in none of the layouts is an Excel
 // serial day number, as a date reads when its cell is not formatted as
-// one. Text is only ever read in the layouts: "1985" in a CSV file is no
-// date.
-func parseCell(v string, kind cellKind, layouts []string, loc *time.Location) (time.Time, bool) {
+// one, counted from the epoch of the workbook's date system (date1904).
+// Text is only ever read in the layouts: "1985" in a CSV file is no date.
+func parseCell(v string, kind cellKind, layouts []string, loc *time.Location, date1904 bool) (time.Time, bool) {
 	switch kind {
 	case dateCell:
 		t, err := time.ParseInLocation(dateCellLayout, v, loc)
@@ -693,14 +716,15 @@ func parseCell(v string, kind cellKind, layouts []string, loc *time.Location) (t
 		if t, ok := parseTime(v, layouts, loc); ok {
 			return t, true
 		}
-		return excelDate(v, loc)
+		return excelDate(v, date1904, loc)
 	}
 	return parseTime(v, layouts, loc)
 }
 
-// excelDate reads an Excel serial day number (days since 1899-12-30; a
+// excelDate reads an Excel serial day number (days since 1899-12-30, or
+// since 1904-01-01 in a workbook of the 1904 date system, date1904; a
 // fraction is the time of day) as a wall time in loc.
-func excelDate(v string, loc *time.Location) (time.Time, bool) {
+func excelDate(v string, date1904 bool, loc *time.Location) (time.Time, bool) {
 	n, ok := withoutThousands(v)
 	if !ok {
 		return time.Time{}, false
@@ -709,7 +733,7 @@ func excelDate(v string, loc *time.Location) (time.Time, bool) {
 	if err != nil || f < 1 || f > 2958465 {
 		return time.Time{}, false
 	}
-	return excelTime(f, false, loc), true
+	return excelTime(f, date1904, loc), true
 }
 
 // decimalCommaDetail is the reject detail of a number with a comma that

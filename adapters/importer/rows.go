@@ -175,13 +175,40 @@ func trimPartialRune(b []byte) []byte {
 
 // chooseEncoding returns the encoding a CSV file whose first bytes are
 // sample is read in — the one told, unless "" or the file starts with a
-// byte order mark — and the one detectEncoding makes of it.
-func chooseEncoding(sample []byte, atEOF bool, told string) (enc, detected string) {
+// byte order mark — and the one detectEncoding makes of it. A file told
+// to be GBK that is certainly UTF-8 (see chineseUTF8) is refused: read as
+// GBK, every Chinese character would be sent garbled (张三 as 寮犱笁), and
+// a header of ASCII names would not give it away.
+func chooseEncoding(sample []byte, atEOF bool, told string) (enc, detected string, err error) {
 	detected = detectEncoding(sample, atEOF)
 	if told == "" || bytes.HasPrefix(sample, []byte(bom)) {
-		return detected, detected
+		return detected, detected, nil
 	}
-	return told, detected
+	if told == encodingGBK && chineseUTF8(sample, atEOF) {
+		return "", detected, errUTF8NotGBK
+	}
+	return told, detected, nil
+}
+
+// errUTF8NotGBK is why a UTF-8 file told to be GBK is not read.
+var errUTF8NotGBK = errors.New("the file is UTF-8, but gbk is set as its encoding: its text is valid UTF-8 with Chinese characters, which GBK text practically never is, so read as gbk every Chinese character would be garbled; set encoding: auto (or utf-8) in the mapping, or give --encoding auto, which overrides the mapping")
+
+// chineseUTF8 reports whether sample is UTF-8 Chinese text: valid UTF-8
+// holding at least one Chinese character. GBK text is not: a Chinese
+// character is two bytes in GBK, and a run of them is valid UTF-8 only
+// by chance alignments of their bytes (a trail byte from 0x80 to 0xBF
+// after a lead byte that starts a UTF-8 sequence, over every character
+// of the sample), whose odds shrink with every character; for them to
+// read as a Chinese character too (three bytes, led by 0xE3 to 0xE9)
+// adds another. An ASCII sample, the same in both, is not.
+func chineseUTF8(sample []byte, atEOF bool) bool {
+	if !atEOF {
+		sample = trimPartialRune(sample)
+	}
+	if !utf8.Valid(sample) {
+		return false
+	}
+	return bytes.IndexFunc(sample, func(r rune) bool { return unicode.Is(unicode.Han, r) }) >= 0
 }
 
 // csvEncoding returns the encoding openCSV reads the file in.
@@ -196,8 +223,8 @@ func csvEncoding(path, told string) (string, error) {
 	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
 		return "", fmt.Errorf("reading file: %w", err)
 	}
-	enc, _ := chooseEncoding(sample[:n], err != nil, told)
-	return enc, nil
+	enc, _, err := chooseEncoding(sample[:n], err != nil, told)
+	return enc, err
 }
 
 // csvSource reads CSV.
@@ -236,7 +263,10 @@ func openCSV(path, encoding string, comma rune, headerRow int) (*csvSource, erro
 		f.Close()
 		return nil, err
 	}
-	s.encoding, s.detected = chooseEncoding(sample, err == io.EOF, encoding)
+	if s.encoding, s.detected, err = chooseEncoding(sample, err == io.EOF, encoding); err != nil {
+		f.Close()
+		return nil, err
+	}
 	var r io.Reader = br
 	if bytes.HasPrefix(sample, []byte(bom)) {
 		br.Discard(len(bom))

@@ -23,12 +23,19 @@ import (
 // checkpoint is the progress of an import into one Kafka cluster, kept
 // next to the file.
 //
-// Invariant: every valid line up to LinesAcked was acknowledged by the
-// brokers of Cluster, and every record of a later line sent before the
-// checkpoint was written lies at or after Offsets in its partition. So a
-// resume skips lines up to LinesAcked and reads the topic from Offsets on:
-// the events found there are the later lines already sent (Kafka
+// Invariant: every line up to LinesAcked was acknowledged by the brokers
+// of Cluster or is in Rejected, and every record of a line not
+// acknowledged (later, or in Rejected) sent before the checkpoint was
+// written lies at or after Offsets in its partition. So a resume skips
+// the lines up to LinesAcked that are not in Rejected, and reads the topic
+// from Offsets on: the events found there are lines already sent (Kafka
 // acknowledged them but the run stopped before it could checkpoint them).
+//
+// Rejected holds the lines up to LinesAcked that were rejected and not
+// sent since. Whether a line is valid depends on when it is validated (a
+// time in the future, the day after) and on the pophub that validates it
+// (its table of region codes), so a line rejected then may be valid now:
+// a resume, even of a complete checkpoint, sends such a line.
 type checkpoint struct {
 	Version    int            `json:"version"`
 	File       string         `json:"file"`
@@ -41,6 +48,7 @@ type checkpoint struct {
 	Delimiter  string         `json:"delimiter,omitempty"`        // CSV: the cells' delimiter other than the comma
 	Cluster    string         `json:"kafka_cluster_id,omitempty"` // from the cluster's metadata; see sameTopic
 	LinesAcked int            `json:"lines_acknowledged"`
+	Rejected   lineRanges     `json:"rejected_lines,omitempty"` // [first, last] line ranges, sorted
 	Sent       int            `json:"sent"`
 	Offsets    map[int]int64  `json:"offsets"` // partition → offset
 	Complete   bool           `json:"complete"`
@@ -83,6 +91,14 @@ func (c *checkpoint) sameTopic(cluster string, end map[int]int64) string {
 	}
 	return ""
 }
+
+// checkpointVersion is the version of the checkpoints written. Version 1
+// recorded no Rejected lines: its lines up to LinesAcked may include
+// rejected ones that are valid now, which resuming it would skip for
+// good. So such a checkpoint is set aside, like any other doubt (see
+// sameTopic): importing afresh sends lines again, which the hub drops,
+// but never leaves a valid line unsent.
+const checkpointVersion = 2
 
 func loadCheckpoint(path string) (*checkpoint, error) {
 	b, err := os.ReadFile(path)
@@ -176,14 +192,15 @@ func (c *Config) brokerError(err error) error {
 // the same cluster's topic (see sameTopic), resumes from it (reading the
 // ids of what an earlier run sent past it), else sets it aside
 // (Report.SetAside) and checkpoints the start. It returns nil when the
-// checkpoint says the file was imported completely before.
+// checkpoint says the file was imported completely before, no line
+// rejected.
 func startSending(ctx context.Context, cfg *Config, rep *Report) (*sender, error) {
 	st, err := os.Stat(cfg.File)
 	if err != nil {
 		return nil, fmt.Errorf("checking %s: %w", cfg.File, err)
 	}
 	topic := schemas.Topic(cfg.Source)
-	ck := &checkpoint{Version: 1, File: filepath.Base(cfg.File), Size: st.Size(), SHA256: rep.SHA256, Source: cfg.Source, Format: cfg.Format}
+	ck := &checkpoint{Version: checkpointVersion, File: filepath.Base(cfg.File), Size: st.Size(), SHA256: rep.SHA256, Source: cfg.Source, Format: cfg.Format}
 	if cfg.Mapping != nil && cfg.Format != JSONL {
 		ck.Mapping = cfg.Mapping.digest
 	}
@@ -207,6 +224,8 @@ func startSending(ctx context.Context, cfg *Config, rep *Report) (*sender, error
 	}
 	switch {
 	case prev == nil:
+	case prev.Version < checkpointVersion:
+		rep.SetAside = "the checkpoint found was written by an earlier pophub, which did not record the lines it rejected (some may be valid now)"
 	case !prev.sameImport(ck):
 		rep.SetAside = "the checkpoint found is of another version of the file, mapping or encoding"
 	default:
@@ -216,15 +235,18 @@ func startSending(ctx context.Context, cfg *Config, rep *Report) (*sender, error
 	switch {
 	case prev != nil && rep.SetAside == "":
 		rep.Resumed, rep.Resumable = true, true
-		if prev.Complete {
+		if prev.Complete && len(prev.Rejected) == 0 {
 			cfg.Logger.InfoContext(ctx, "importing: this file was imported completely before", "file", cfg.File)
 			return nil, nil
 		}
-		ck.LinesAcked, ck.Sent, ck.Offsets = prev.LinesAcked, prev.Sent, prev.Offsets
+		// An unfinished import, or a complete one some of whose lines
+		// were rejected: those valid now are sent.
+		ck.LinesAcked, ck.Sent, ck.Offsets, ck.Rejected, ck.Complete = prev.LinesAcked, prev.Sent, prev.Offsets, prev.Rejected, prev.Complete
 		if seen, err = scanIDs(ctx, client, topic, prev.Offsets); err != nil {
 			return nil, fmt.Errorf("reading what an earlier run sent: %w", err)
 		}
-		cfg.Logger.InfoContext(ctx, "importing: resuming", "file", cfg.File, "lines_acknowledged", prev.LinesAcked, "events_past_checkpoint", len(seen))
+		cfg.Logger.InfoContext(ctx, "importing: resuming", "file", cfg.File, "lines_acknowledged", prev.LinesAcked,
+			"lines_rejected_before", prev.Rejected.count(), "events_past_checkpoint", len(seen))
 	case prev != nil:
 		cfg.Logger.WarnContext(ctx, "importing: the checkpoint is set aside; starting over", "checkpoint", cfg.CheckpointFile, "reason", rep.SetAside)
 		fallthrough
@@ -236,7 +258,18 @@ func startSending(ctx context.Context, cfg *Config, rep *Report) (*sender, error
 			return nil, err
 		}
 	}
-	return &sender{cfg: cfg, rep: rep, client: client, topic: topic, ck: ck, seen: seen}, nil
+	s := &sender{cfg: cfg, rep: rep, client: client, topic: topic, ck: ck, seen: seen,
+		fromAcked: ck.LinesAcked, fromRejected: ck.Rejected, unsent: ck.Rejected}
+	if ck.LinesAcked < math.MaxInt {
+		s.unsent = s.unsent.union(lineRanges{{ck.LinesAcked + 1, math.MaxInt}})
+	}
+	return s, nil
+}
+
+// sentBefore reports whether an earlier run sent line, by the checkpoint
+// resumed from: a line it acknowledged and did not reject.
+func (s *sender) sentBefore(line int) bool {
+	return line <= s.fromAcked && !s.fromRejected.has(line)
 }
 
 // pending counts the spooled events to send: those past the checkpointed
@@ -258,7 +291,7 @@ func (s *sender) pending(spool io.Reader) (int, error) {
 			return 0, err
 		}
 		switch {
-		case e.line <= s.ck.LinesAcked:
+		case s.sentBefore(e.line):
 		case s.seen[e.id]:
 			ahead[e.id] = true
 		default:
@@ -278,6 +311,12 @@ type sender struct {
 	// this run has not passed yet. While it is not empty, checkpoints keep
 	// the old offsets: those events lie between them and the topic's end.
 	seen map[string]bool
+	// The checkpoint resumed from (zero for a fresh import): lines up to
+	// fromAcked were sent, but for fromRejected. unsent is the lines no
+	// earlier run sent: fromRejected and those after fromAcked.
+	fromAcked    int
+	fromRejected lineRanges
+	unsent       lineRanges
 }
 
 // run sends the events next yields, in line order, a chunk at a time,
@@ -305,7 +344,7 @@ func (s *sender) run(ctx context.Context, next func() (spooled, error), prog *pr
 			if err != nil {
 				return err
 			}
-			if e.line <= s.ck.LinesAcked {
+			if s.sentBefore(e.line) {
 				s.rep.AlreadySent++
 				continue
 			}
@@ -348,12 +387,14 @@ func (s *sender) run(ctx context.Context, next func() (spooled, error), prog *pr
 	return s.save(ctx, math.MaxInt, sent, true)
 }
 
-// save checkpoints lines up to acked, with the topic's end offsets taken
-// now, after their acknowledgement and before any later line is sent; or,
-// while lines an earlier run sent may lie ahead, with the old offsets.
-func (s *sender) save(ctx context.Context, acked, sent int, complete bool) error {
+// save checkpoints the lines up to last, whose events have been
+// acknowledged, with the topic's end offsets taken now, after their
+// acknowledgement and before any later line is sent; or, while lines an
+// earlier run sent may lie ahead, with the old offsets.
+func (s *sender) save(ctx context.Context, last, sent int, complete bool) error {
 	ck := *s.ck
-	ck.LinesAcked, ck.Sent, ck.Complete = acked, sent, complete
+	ck.LinesAcked, ck.Sent, ck.Complete = max(s.fromAcked, last), sent, complete || s.ck.Complete
+	ck.Rejected = s.rejectedUpTo(last, ck.LinesAcked)
 	if len(s.seen) == 0 {
 		offs, err := endOffsets(ctx, s.client, s.topic)
 		if err != nil {
@@ -366,6 +407,25 @@ func (s *sender) save(ctx context.Context, acked, sent int, complete bool) error
 	}
 	*s.ck = ck
 	return nil
+}
+
+// rejectedUpTo is what a checkpoint of the lines up to acked, this run
+// having had the lines up to last acknowledged, records as rejected: the
+// lines an earlier run rejected that this run has not reached, and the
+// lines up to last this run rejected that no earlier run sent (one
+// rejected now that an earlier run sent stays sent). Validation has
+// judged every line up to last: it hands on a line only after the lines
+// before it.
+func (s *sender) rejectedUpTo(last, acked int) lineRanges {
+	var ahead lineRanges
+	if last < acked {
+		ahead = s.fromRejected.clip(last+1, acked)
+	}
+	var now lineRanges
+	if s.rep.lines != nil {
+		now = s.rep.lines.upTo(min(last, acked)).intersect(s.unsent)
+	}
+	return ahead.union(now)
 }
 
 // endOffsets returns the end offset of every partition of topic.

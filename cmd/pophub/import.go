@@ -43,7 +43,11 @@ faster on large exports, but lines go out before every bad line is known.
 Legacy 15-digit ID numbers are upgraded to 18.
 
 An interrupted import resumes where it stopped when run again on the same file
-(checkpoint F.pophub-import.json): no line is sent twice. A line that repeats
+(checkpoint F.pophub-import.json): no line is sent twice. The checkpoint also
+records the lines rejected, and a later run of the same file sends those that
+are valid by then (a time that lay in the future, say), even after a complete
+import. A UTF-8 file told to be GBK (by the mapping or --encoding) is refused
+before it is read: set encoding: auto in the mapping, or --encoding auto. A line that repeats
 an earlier one exactly (the same row twice) is sent once and counted as
 repeated, not rejected: it calls for no fix. The exit status is 1 if any line
 was rejected. With --otlp, the import is one span whose trace context

@@ -134,6 +134,12 @@ func TestImportCommand(t *testing.T) {
 	// Only an import that stopped while sending is resumed by running it
 	// again; one that could not read or map its file has nothing to resume.
 	garbage := string([]byte{0x00, 0xff, 0xfe, 0x01}) + "\x89PNG\r\n\x1a\n"
+	// The shipped housing mapping reads GBK: a UTF-8 file would be refused
+	// for its encoding before its header is read.
+	otherColumns, err := simplifiedchinese.GBK.NewEncoder().String("编号,姓名\n1,张三\n")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name, file, content string
 		kafka               []kfake.Opt
@@ -143,7 +149,8 @@ func TestImportCommand(t *testing.T) {
 		{"missing file", "missing.csv", "", nil, "no such file", false},
 		{"garbage header", "housing.csv", garbage + "\n1,2,3\n", nil, "reading header: column 1 is not valid gbk", false},
 		{"not a workbook", "housing.xlsx", "PK not really a zip", nil, "opening workbook", false},
-		{"columns missing", "housing.csv", "编号,姓名\n1,张三\n", nil, `column "业务类型" is not in the header`, false},
+		{"columns missing", "housing.csv", otherColumns, nil, `column "业务类型" is not in the header`, false},
+		{"utf-8 read as gbk", "housing.csv", "编号,姓名\n1,张三\n", nil, "the file is UTF-8, but gbk is set as its encoding", false},
 		{"sending fails", "housing.jsonl", strings.Join(lines, "\n"), []kfake.Opt{kfake.BrokerConfigs(map[string]string{"message.max.bytes": "100"})},
 			"sending lines 1–", true},
 	} {
