@@ -86,6 +86,13 @@
 // changes of complete transactions, confirms them and closes, so the next
 // start sends nothing twice.
 //
+// Where the mapping dates events by $commit_time (the default), the
+// rows of the initial snapshot are dated by the database's clock read
+// just before the slot is created, less a microsecond: every transaction
+// the slot sends commits after it, so a row changed during the copy,
+// which reaches the hub from the copy as it was and from the slot as
+// changed, ends with the change, the later event.
+//
 // Rows of the initial snapshot take a hash of their mapped values as their
 // version (negative, never a WAL position), not the slot's starting LSN,
 // so that a copy taken again repeats no unchanged row: an unchanged row
@@ -162,6 +169,23 @@
 //     named after the table, and a rename is often the first step of a
 //     migration that puts a new table under the old name, whose changes
 //     the stream would otherwise miss while it followed the old one.
+//   - The table was dropped, or replaced by another under its name (the
+//     old one renamed away or dropped): add the new table to the
+//     publication (ALTER PUBLICATION pophub_rentals ADD TABLE rentals)
+//     and start again. Its changes made before it was published are in no
+//     slot, so the next start, finding that the completed copy was of
+//     another table (the publication's comment records the copied
+//     table's OID), copies the new table as a copy taken again is (see A
+//     first start that fails during its copy), then streams its changes.
+//
+// A rename, drop or replacement may show in no change the stream
+// receives: the old table may not change again, and the new one's
+// changes are not its. So before it confirms a position, the stream
+// checks on a second connection that the configured name still names
+// the table it streams (one query, at most once a StatusInterval; until
+// the next check the position last checked is confirmed), and stops with
+// ErrTableChanged when it does not, having confirmed nothing past the
+// position last checked.
 //   - Deletes are mapped and the table's replica identity no longer keeps
 //     the columns they read (set back to DEFAULT, or a partition without
 //     FULL): set REPLICA IDENTITY FULL again. A row deleted in between

@@ -98,17 +98,23 @@ func parseSentBound(s string) (sentBound, error) {
 // markPrefix starts the publication comment that records, for each slot
 // (several sources may share a table), how far its initial copy got:
 //
-//	pophub cdc: initial snapshot complete for slots: <slot> <slot>=copying,<bound>
+//	pophub cdc: initial snapshot complete for slots: <slot>=done,<oid> <slot>=copying,<bound>
 //
-// "<slot>" alone: the copy completed (the only entry earlier versions
-// wrote). "<slot>=copying,<bound>": it has not; the rows failed copies may
+// "<slot>=done,<oid>": the copy of the table with that OID completed.
+// "<slot>" alone: a copy completed, of a table earlier versions did not
+// record. "<slot>=copying,<bound>": it has not; the rows failed copies may
 // have sent are those up to bound (sentBound.String). Earlier versions
-// keep entries they do not know as other slots' names.
+// keep entries they do not know as other slots' names, and take a
+// "done,<oid>" entry for a copy to take again.
 const markPrefix = "pophub cdc: initial snapshot complete for slots:"
 
 // copyState is the publication comment's entry for the stream's slot.
 type copyState struct {
 	done bool
+	// oid is the table a completed copy is of; 0: not recorded. A table
+	// renamed and replaced by another under its name has another OID,
+	// and the new table's rows are in no copy (see ensureSlot).
+	oid uint32
 	// sent: the rows failed copies may have sent. A slot without an
 	// entry is an earlier version's, whose copy failed in no particular
 	// order: allSent.
@@ -116,7 +122,10 @@ type copyState struct {
 }
 
 func (c copyState) entry(slot string) string {
-	if c.done {
+	switch {
+	case c.done && c.oid != 0:
+		return slot + "=done," + strconv.FormatUint(uint64(c.oid), 10)
+	case c.done:
 		return slot
 	}
 	return slot + "=copying," + c.sent.String()
@@ -134,6 +143,13 @@ func copyStateOf(entries []string, slot string) copyState {
 			return copyState{done: true}
 		}
 		state, bound, _ := strings.Cut(rest, ",")
+		if state == "done" {
+			oid, err := strconv.ParseUint(bound, 10, 32)
+			if err != nil || oid == 0 {
+				return copyState{sent: allSent}
+			}
+			return copyState{done: true, oid: uint32(oid)}
+		}
 		if state != "copying" {
 			return copyState{sent: allSent}
 		}

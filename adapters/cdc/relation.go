@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
@@ -13,10 +14,13 @@ import (
 
 // ErrTableChanged is returned by Run when the table stopped fitting the
 // mapping while the stream ran: a mapped column was renamed or dropped,
-// the table was renamed or moved to another schema, or its deleted rows
-// no longer carry the columns the mapping reads. No retry can cure that,
-// so Run returns it; the change that showed it is not confirmed, so the
-// next start, once the table or the mapping is fixed, resumes with it.
+// the table was renamed, moved to another schema, dropped or replaced by
+// another under its name, or its deleted rows no longer carry the columns
+// the mapping reads. No retry can cure that, so Run returns it; the change
+// that showed it is not confirmed (a table renamed, dropped or replaced
+// may show in no change: it is found by a check of the catalog, before
+// any position past it is confirmed), so the next start, once the table,
+// the mapping or the publication is fixed, resumes with it.
 var ErrTableChanged = errors.New("the table no longer fits the mapping")
 
 // relationFit is what checkRelation found of the table's description.
@@ -71,9 +75,7 @@ func (s *Stream) checkRelation(ctx context.Context, st *streamState, lsn pglogre
 	if rel.Namespace != tbl.schema || rel.RelationName != tbl.name {
 		other := rel.Namespace + "." + rel.RelationName
 		if !past {
-			return tableChanged(tbl, lsn, fmt.Sprintf("it was renamed to %s. The stream's slot, publication and mapping go by the name "+
-				"it was configured with, so it does not follow: rename the table back (%s) and start again, "+
-				"and the changes made under the other name are sent", other, renameBack(tbl, rel)))
+			return tableChanged(tbl, lsn, renamedDetail(tbl, rel.Namespace, rel.RelationName))
 		}
 		s.log.InfoContext(ctx, "cdc: these changes were made while the table had another name; it has its own name again, and the stream follows it",
 			"name_then", other, "lsn", lsn.String())
@@ -124,18 +126,89 @@ func (s *Stream) keyOnlyDeletesLack(tbl *tableInfo, rel *pglogrepl.RelationMessa
 // isKeyColumn reports whether a column belongs to the replica identity.
 func isKeyColumn(c *pglogrepl.RelationMessageColumn) bool { return c.Flags&1 != 0 }
 
-// renameBack is the SQL giving the table its configured name back.
-func renameBack(tbl *tableInfo, rel *pglogrepl.RelationMessage) string {
+// renamedDetail says that the table was renamed to namespace.name, and
+// how to go on.
+func renamedDetail(tbl *tableInfo, namespace, name string) string {
+	return fmt.Sprintf("it was renamed to %s.%s. The stream's slot, publication and mapping go by the name "+
+		"it was configured with, so it does not follow: rename the table back (%s) and start again, "+
+		"and the changes made under the other name are sent", namespace, name, renameBack(tbl, namespace, name))
+}
+
+// renameBack is the SQL giving the table, now namespace.name, its
+// configured name back.
+func renameBack(tbl *tableInfo, namespace, name string) string {
 	var stmts []string
-	current := pgx.Identifier{rel.Namespace, rel.RelationName}
-	if rel.Namespace != tbl.schema {
+	current := pgx.Identifier{namespace, name}
+	if namespace != tbl.schema {
 		stmts = append(stmts, fmt.Sprintf("ALTER TABLE %s SET SCHEMA %s", current.Sanitize(), pgx.Identifier{tbl.schema}.Sanitize()))
-		current = pgx.Identifier{tbl.schema, rel.RelationName}
+		current = pgx.Identifier{tbl.schema, name}
 	}
-	if rel.RelationName != tbl.name {
+	if name != tbl.name {
 		stmts = append(stmts, fmt.Sprintf("ALTER TABLE %s RENAME TO %s", current.Sanitize(), pgx.Identifier{tbl.name}.Sanitize()))
 	}
 	return strings.Join(stmts, "; ")
+}
+
+// namedTable is what the configured name, and the streamed table's OID,
+// lead to in the catalog now (see checkTable).
+type namedTable struct {
+	// oid is the table the configured name names (nil: none), and
+	// qualified its name, for SQL.
+	oid       *uint32
+	qualified *string
+	// namespace and name are the streamed table's (nil: dropped).
+	namespace, name *string
+}
+
+// checkTable checks, on the catalog connection, that the configured name
+// still names the streamed table: a table renamed, dropped or replaced
+// by another under its name shows in none of the stream's changes until
+// the old table changes again, if ever, while the new one's changes are
+// in no slot. It stops the stream (ErrTableChanged) before a position
+// past the change is confirmed; the next start resumes from the last
+// position checked.
+func (s *Stream) checkTable(ctx context.Context, st *streamState) error {
+	var cur namedTable
+	err := st.catalog.QueryRow(ctx, `SELECT c.oid, CASE WHEN c.oid IS NOT NULL THEN format('%I.%I', n.nspname, c.relname) END, o.nspname, o.relname
+		FROM (SELECT to_regclass($1) AS named) q
+		LEFT JOIN pg_class c ON c.oid = q.named LEFT JOIN pg_namespace n ON n.oid = c.relnamespace
+		LEFT JOIN (SELECT oc.relname, onsp.nspname FROM pg_class oc JOIN pg_namespace onsp ON onsp.oid = oc.relnamespace
+			WHERE oc.oid = $2) o ON true`, s.cfg.Table, st.tbl.oid).Scan(&cur.oid, &cur.qualified, &cur.namespace, &cur.name)
+	if err != nil {
+		return fmt.Errorf("checking that %s is still the table streamed: %w", s.cfg.Table, err)
+	}
+	detail := tableGone(st.tbl, s.cfg.Publication, cur)
+	if detail == "" {
+		return nil
+	}
+	return fmt.Errorf("streaming %s: %w: %s. Nothing past LSN %s is confirmed: the next start resumes there",
+		st.tbl.qualified, ErrTableChanged, detail, st.verified)
+}
+
+// tableGone says what became of the streamed table, and what to do, when
+// the configured name no longer names it; "" when it does. A new table
+// under the name is streamed once added to the publication: the next
+// start finds the copy was of another table, and copies it (see
+// ensureSlot).
+func tableGone(tbl *tableInfo, publication string, cur namedTable) string {
+	switch {
+	case cur.oid != nil && *cur.oid == tbl.oid:
+		return ""
+	case cur.oid == nil && cur.name != nil:
+		return renamedDetail(tbl, *cur.namespace, *cur.name)
+	case cur.oid == nil:
+		return fmt.Sprintf("it was dropped. To stream a table created again under its name, add it to the publication "+
+			"(ALTER PUBLICATION %s ADD TABLE %s) and start again: the next start copies its rows, then streams its changes",
+			publication, tbl.qualified)
+	}
+	replaced := fmt.Sprintf("it was replaced: its name now names another table (OID %d, not %d). "+
+		"To stream the new table, add it to the publication unless it is there (ALTER PUBLICATION %s ADD TABLE %s) and start again: "+
+		"the next start copies its rows, then streams its changes", *cur.oid, tbl.oid, publication, *cur.qualified)
+	if cur.name == nil {
+		return replaced + "; the table streamed was dropped"
+	}
+	return fmt.Sprintf("%s. The table streamed was renamed to %s.%s: to go on with it instead, move the new table out of the way "+
+		"and give it its name back (%s)", replaced, *cur.namespace, *cur.name, renameBack(tbl, *cur.namespace, *cur.name))
 }
 
 func tableChanged(tbl *tableInfo, lsn pglogrepl.LSN, detail string) error {
@@ -177,9 +250,10 @@ func (s *Stream) checkPartitions(ctx context.Context, st *streamState, lsn pglog
 // it, and returns err. The change's own transaction stays unconfirmed, for
 // the next start to receive again.
 func (s *Stream) stopOnTableChange(ctx context.Context, st *streamState, err error) error {
+	st.nextCheck = time.Time{} // confirm all that was handled, checked
 	if ferr := s.flush(ctx, st, st.committed); ferr != nil {
 		return errors.Join(err, fmt.Errorf("publishing the changes before it: %w", ferr))
 	}
-	s.log.ErrorContext(ctx, "cdc: stopping: the table no longer fits the mapping", "confirmed_lsn", st.acked.String(), "error", err)
+	s.log.ErrorContext(ctx, "cdc: stopping: the table no longer fits the mapping", "confirmed_lsn", s.Stats().Confirmed.String(), "error", err)
 	return err
 }

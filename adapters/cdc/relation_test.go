@@ -9,9 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pophub/pophub/adapters/publisher"
 	"github.com/pophub/pophub/internal/testenv"
+	"github.com/pophub/pophub/schemas"
 )
 
 // TestTableChangedMidStream: a schema change that leaves the table's
@@ -35,8 +38,10 @@ func TestTableChangedMidStream(t *testing.T) {
 		fix        []string
 		fixMapping func(*Mapping)
 		after      []string
-		// wantAfter summarises the events the restart publishes.
+		// wantAfter summarises the events the restart publishes, of which
+		// wantCopied are the rows of a copy it takes.
 		wantAfter    []string
+		wantCopied   int64
 		wantRejected int64
 		wantReason   string // of the bad row
 	}{{
@@ -99,6 +104,42 @@ func TestTableChangedMidStream(t *testing.T) {
 		after:        []string{"DELETE FROM %[1]s WHERE lease_id = 1"},
 		wantAfter:    []string{"housing.rental_ended 1 1 end=" + today()},
 		wantRejected: 1, // lease 2's delete
+	}, {
+		// A migration's last step: a new table takes the name. Its
+		// changes are not the old table's, nor in its publication, so
+		// no change the stream receives shows it.
+		name: "the table replaced by another under its name",
+		change: []string{
+			"ALTER TABLE %[1]s RENAME TO %[1]s_x",
+			"CREATE TABLE %[1]s (LIKE %[1]s_x INCLUDING ALL)",
+			"ALTER TABLE %[1]s REPLICA IDENTITY FULL",
+			insertLeaseSQL("tenant_id", 3),
+		},
+		wantErr: []string{"replaced", "renamed to public.%[1]s_x", "ALTER PUBLICATION pophub_%[1]s ADD TABLE public.%[1]s"},
+		fix:     []string{"ALTER PUBLICATION pophub_%[1]s ADD TABLE %[1]s"},
+		after:   []string{insertLeaseSQL("tenant_id", 4)},
+		// The new table copied (lease 3, inserted before it was
+		// published: in no slot), then its changes.
+		wantAfter:  []string{"housing.rental_registered 3 3 end=", "housing.rental_registered 4 4 end="},
+		wantCopied: 1,
+	}, {
+		// As above, the migration adding the new table to the
+		// publication (as a publication FOR ALL TABLES does): its
+		// changes arrive, under an OID the stream takes for another
+		// table's, and must not be confirmed.
+		name: "the table replaced by another, published",
+		change: []string{
+			"ALTER TABLE %[1]s RENAME TO %[1]s_x",
+			"CREATE TABLE %[1]s (LIKE %[1]s_x INCLUDING ALL)",
+			"ALTER TABLE %[1]s REPLICA IDENTITY FULL",
+			"ALTER PUBLICATION pophub_%[1]s ADD TABLE %[1]s",
+			insertLeaseSQL("tenant_id", 3),
+		},
+		held:       1,
+		wantErr:    []string{"replaced", "renamed to public.%[1]s_x"},
+		after:      []string{insertLeaseSQL("tenant_id", 4)},
+		wantAfter:  []string{"housing.rental_registered 3 3 end=", "housing.rental_registered 4 4 end="},
+		wantCopied: 1,
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			db := connect(t)
@@ -153,8 +194,8 @@ func TestTableChangedMidStream(t *testing.T) {
 				return st.Published == int64(len(tc.wantAfter)) && st.Rejected == tc.wantRejected
 			})
 			r2.stop(t)
-			if st := s2.Stats(); st.Snapshot != 0 {
-				t.Errorf("the restart copied %d rows again", st.Snapshot)
+			if st := s2.Stats(); st.Snapshot != tc.wantCopied {
+				t.Errorf("the restart copied %d rows, want %d", st.Snapshot, tc.wantCopied)
 			}
 			if tc.wantRejected > 0 && !strings.Contains(logsOf(t), "skipping bad row") {
 				t.Error("the lost delete was not logged as a bad row")
@@ -221,4 +262,109 @@ func heldChanges(t testing.TB, db *pgx.Conn, s *Stream) int {
 		t.Fatalf("peeking at the slot: %v", err)
 	}
 	return n
+}
+
+// TestTableGone: when the configured name no longer names the streamed
+// table, the error says what became of it and gives the SQL to go on.
+func TestTableGone(t *testing.T) {
+	tbl := &tableInfo{oid: 100, schema: "public", name: "rentals", qualified: "public.rentals"}
+	ptr := func(s string) *string { return &s }
+	oid := func(n uint32) *uint32 { return &n }
+	for _, tc := range []struct {
+		name string
+		cur  namedTable
+		want []string // "" alone: nothing to report
+	}{{
+		name: "still the table",
+		cur:  namedTable{oid: oid(100), qualified: ptr("public.rentals"), namespace: ptr("public"), name: ptr("rentals")},
+		want: []string{""},
+	}, {
+		name: "renamed",
+		cur:  namedTable{namespace: ptr("public"), name: ptr("rentals_old")},
+		want: []string{"renamed to public.rentals_old", `ALTER TABLE "public"."rentals_old" RENAME TO "rentals"`},
+	}, {
+		name: "moved to another schema",
+		cur:  namedTable{namespace: ptr("archive"), name: ptr("rentals")},
+		want: []string{"renamed to archive.rentals", `ALTER TABLE "archive"."rentals" SET SCHEMA "public"`},
+	}, {
+		name: "dropped",
+		cur:  namedTable{},
+		want: []string{"dropped", "ALTER PUBLICATION pophub_rentals ADD TABLE public.rentals", "copies its rows"},
+	}, {
+		name: "renamed and replaced",
+		cur:  namedTable{oid: oid(200), qualified: ptr("public.rentals"), namespace: ptr("public"), name: ptr("rentals_old")},
+		want: []string{"replaced", "OID 200, not 100", "ALTER PUBLICATION pophub_rentals ADD TABLE public.rentals", "copies its rows",
+			"renamed to public.rentals_old", `ALTER TABLE "public"."rentals_old" RENAME TO "rentals"`},
+	}, {
+		name: "dropped and replaced",
+		cur:  namedTable{oid: oid(200), qualified: ptr("public.rentals")},
+		want: []string{"replaced", "ALTER PUBLICATION pophub_rentals ADD TABLE public.rentals", "the table streamed was dropped"},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := tableGone(tbl, "pophub_rentals", tc.cur)
+			if len(tc.want) == 1 && tc.want[0] == "" {
+				if got != "" {
+					t.Errorf("tableGone = %q, want nothing to report", got)
+				}
+				return
+			}
+			for _, want := range tc.want {
+				if !strings.Contains(got, want) {
+					t.Errorf("tableGone = %q\nwant it to say %q", got, want)
+				}
+			}
+		})
+	}
+}
+
+// unusedPublisher is the publisher of a stream that never publishes.
+type unusedPublisher struct{}
+
+func (unusedPublisher) Publish(context.Context, ...schemas.Event) ([]publisher.Result, error) {
+	return nil, errors.New("unexpected publish")
+}
+
+// TestConfirmableWaitsForTheCheck: a position is confirmed only once a
+// check of the table made after it was received passed, at most one
+// check a StatusInterval; until then the last position checked is. A
+// table replaced under its name fails the check, and nothing past the
+// last position checked is confirmed.
+func TestConfirmableWaitsForTheCheck(t *testing.T) {
+	db := connect(t)
+	table := rentalsTable(t, db)
+	t.Cleanup(func() { exec(t, db, "DROP TABLE IF EXISTS "+table+"_x") })
+	s := newStream(t, table, unusedPublisher{}, exampleMapping(t))
+	ctx := context.Background()
+	tbl, err := s.inspect(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &streamState{catalog: db, tbl: tbl, acked: 100, verified: 100}
+	later := time.Now().Add(time.Hour)
+	for _, step := range []struct {
+		name    string
+		sql     []string // run first; %[1]s is the table
+		acked   pglogrepl.LSN
+		checkAt time.Time // nextCheck; zero: now
+		want    pglogrepl.LSN
+		wantErr bool
+	}{
+		{name: "nothing new", acked: 100, checkAt: later, want: 100},
+		{name: "handled, check not due", acked: 200, checkAt: later, want: 100},
+		{name: "handled, check due", acked: 200, want: 200},
+		{name: "replaced, check not due", acked: 300, checkAt: later, want: 200, sql: []string{
+			"ALTER TABLE %[1]s RENAME TO %[1]s_x", "CREATE TABLE %[1]s (LIKE %[1]s_x)",
+		}},
+		{name: "replaced, check due", acked: 300, want: 200, wantErr: true},
+		{name: "still replaced", acked: 300, want: 200, wantErr: true},
+	} {
+		for _, sql := range step.sql {
+			exec(t, db, fmt.Sprintf(sql, table))
+		}
+		st.acked, st.nextCheck = step.acked, step.checkAt
+		got, err := s.confirmable(ctx, st)
+		if got != step.want || (err != nil) != step.wantErr || err != nil && !errors.Is(err, ErrTableChanged) {
+			t.Errorf("%s: confirmable = %s, %v; want %s, error %v (ErrTableChanged)", step.name, got, err, step.want, step.wantErr)
+		}
+	}
 }

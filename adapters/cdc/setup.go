@@ -277,7 +277,26 @@ func (s *Stream) ensureSlot(ctx context.Context, db *pgx.Conn, repl *pgconn.PgCo
 		return 0, err
 	}
 	if exists && state.done {
-		return confirmed, nil
+		switch {
+		case state.oid == t.oid:
+			return confirmed, nil
+		case state.oid == 0: // an earlier version's entry: record the table
+			if err := s.setCopyState(ctx, db, copyState{done: true, oid: t.oid}); err != nil {
+				return 0, err
+			}
+			return confirmed, nil
+		}
+		// Renamed away and replaced by another under its name: the
+		// new table's rows are in no copy, and its changes before it
+		// was added to the publication in no slot. The hub holds any
+		// row of the old: the ends the new copy cannot say are owed
+		// for all.
+		s.log.WarnContext(ctx, "cdc: the table was replaced by another under its name since its rows were copied; copying the new table's",
+			"copied_oid", state.oid, "oid", t.oid)
+		state = copyState{sent: allSent}
+		if err := s.setCopyState(ctx, db, state); err != nil {
+			return 0, err
+		}
 	}
 	// db holds the copy's snapshot until the copy ends: its progress is
 	// recorded on a connection of its own.
@@ -287,6 +306,11 @@ func (s *Stream) ensureSlot(ctx context.Context, db *pgx.Conn, repl *pgconn.PgCo
 	}
 	defer marks.Close(context.WithoutCancel(ctx))
 
+	// Read before the slot is created: see copyTime.
+	at, err := copyTime(ctx, db)
+	if err != nil {
+		return 0, err
+	}
 	var start pglogrepl.LSN
 	var snap pgx.Tx
 	if !exists {
@@ -327,13 +351,16 @@ func (s *Stream) ensureSlot(ctx context.Context, db *pgx.Conn, repl *pgconn.PgCo
 		}
 		s.log.InfoContext(ctx, "cdc: copying existing rows again", "lsn", start.String())
 	}
-	if err := s.snapshot(ctx, snap, marks, t, start, state.sent); err != nil {
+	if s.slotCreated != nil {
+		s.slotCreated(ctx)
+	}
+	if err := s.snapshot(ctx, snap, marks, t, start, at, state.sent); err != nil {
 		return 0, err
 	}
 	if err := snap.Commit(ctx); err != nil {
 		return 0, fmt.Errorf("ending snapshot transaction: %w", err)
 	}
-	if err := s.setCopyState(ctx, marks, copyState{done: true}); err != nil {
+	if err := s.setCopyState(ctx, marks, copyState{done: true, oid: t.oid}); err != nil {
 		return 0, err
 	}
 	return start, nil
@@ -429,16 +456,16 @@ func deref[T any](p *T) T {
 var snapshotName = regexp.MustCompile(`^[0-9A-Fa-f-]+$`)
 
 // snapshot publishes the rows of the snapshot imported into tx, as of
-// start. Their event version is snapshotVersion, not the slot's start
-// position: a copy taken again, after a first start that failed during
-// its copy, comes from another snapshot, and must not send every row
-// again under a new id.
+// start, dated at (see copyTime). Their event version is
+// snapshotVersion, not the slot's start position: a copy taken again,
+// after a first start that failed during its copy, comes from another
+// snapshot, and must not send every row again under a new id.
 //
 // Rows come in copyOrder. Before each batch is published, the bound of
 // the rows sent (sent, widened to the batch) is recorded on marks: should
 // the copy fail, Kafka may have taken any row of a batch whose publishing
 // began, and the next start sends the ends those rows owe (see resend).
-func (s *Stream) snapshot(ctx context.Context, tx pgx.Tx, marks *pgx.Conn, t *tableInfo, start pglogrepl.LSN, sent sentBound) error {
+func (s *Stream) snapshot(ctx context.Context, tx pgx.Tx, marks *pgx.Conn, t *tableInfo, start pglogrepl.LSN, at time.Time, sent sentBound) error {
 	if s.plan.ops[opSnapshot] == nil {
 		return nil // neither inserts nor updates are mapped: rows have no event
 	}
@@ -455,7 +482,6 @@ func (s *Stream) snapshot(ctx context.Context, tx pgx.Tx, marks *pgx.Conn, t *ta
 		return fmt.Errorf("reading existing rows: %w", err)
 	}
 	defer rows.Close()
-	at := time.Now()
 	batch := make([]queued, 0, s.cfg.BatchSize)
 	pending := sent // sent, widened to the batch being filled
 	publish := func() error {
@@ -517,6 +543,24 @@ func (s *Stream) snapshot(ctx context.Context, tx pgx.Tx, marks *pgx.Conn, t *ta
 	}
 	s.log.InfoContext(ctx, "cdc: copied existing rows", "rows", n)
 	return nil
+}
+
+// copyTime is the time of the copy's events, where the mapping dates
+// them by $commit_time: the database's clock, read before the copy's slot
+// is created, less a microsecond. A row changed after the slot's start
+// comes from the copy as it was and from the slot as changed, and the hub
+// keeps the later by event time: every transaction the slot sends took
+// its commit time on the same clock after this read (it began after the
+// slot was asked for), so the change wins, by a microsecond should the
+// two read the clock at once (at equal times the hub would pick by event
+// id). The host's clock, read at the copy, would date the copy after
+// changes made while the slot was being created.
+func copyTime(ctx context.Context, db *pgx.Conn) (time.Time, error) {
+	var now time.Time
+	if err := db.QueryRow(ctx, "SELECT clock_timestamp()").Scan(&now); err != nil {
+		return time.Time{}, fmt.Errorf("reading the database's clock for the copy's time: %w", err)
+	}
+	return now.Add(-time.Microsecond), nil
 }
 
 // snapshotVersion is the event version of a snapshot row: a hash of the

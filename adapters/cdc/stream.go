@@ -62,7 +62,10 @@ type Config struct {
 	FlushInterval time.Duration
 	// StatusInterval is how often the stream tells PostgreSQL its
 	// position when nothing else made it do so (default 10s); it must be
-	// well under the server's wal_sender_timeout (default 60s).
+	// well under the server's wal_sender_timeout (default 60s). It is
+	// also how often, at most, the stream checks that the table's name
+	// still names the table it streams (see checkTable): a position is
+	// confirmed only once a check made after it was received passed.
 	StatusInterval time.Duration
 	// SlotWait is how long to wait for the slot to be released by a
 	// previous connection that is still going away (default 30s).
@@ -161,6 +164,11 @@ type Stream struct {
 	// logged is what the last progress log said; only Run's goroutine
 	// touches it.
 	logged Stats
+	// slotCreated, when set, runs once a copy's slot exists and before
+	// the copy reads its rows: tests change rows there, in the window
+	// whose changes reach the hub both from the slot and, as they were
+	// before, from the copy.
+	slotCreated func(context.Context)
 }
 
 // Stats counts what a stream did since New. It is safe to read while the
@@ -337,7 +345,7 @@ func (s *Stream) session(ctx context.Context, started *bool, rec *sessionRecord)
 	if err != nil {
 		return err
 	}
-	db.Close(ctx) // streaming needs only the replication connection
+	// db stays open: the stream checks the table's name on it.
 	if err := s.startReplication(ctx, repl, start); err != nil {
 		return err
 	}
@@ -346,7 +354,7 @@ func (s *Stream) session(ctx context.Context, started *bool, rec *sessionRecord)
 	s.log.InfoContext(ctx, "cdc: streaming", "from_lsn", start.String())
 	now := time.Now()
 	*rec = sessionRecord{streamedAt: now, from: start, published: s.stats.published.Load()}
-	st := &streamState{conn: repl, tbl: tbl, rec: rec,
+	st := &streamState{conn: repl, tbl: tbl, rec: rec, catalog: db, verified: start,
 		acked: start, skipBefore: start, nextStatus: now.Add(s.cfg.StatusInterval), nextProgress: now.Add(s.cfg.ProgressInterval)}
 	return s.stream(ctx, st)
 }
@@ -420,8 +428,18 @@ type streamState struct {
 	relFit relationFit
 
 	// acked: every change before it is published (or bad, or not ours):
-	// the position confirmed to PostgreSQL.
+	// the position confirmed to PostgreSQL once verified reaches it.
 	acked pglogrepl.LSN
+	// catalog is a plain connection on which the table is checked (see
+	// checkTable); nil in a catch-up, which confirms its position
+	// unchecked: the copy after it reads the table by name.
+	catalog *pgx.Conn
+	// verified: a check that the configured name still names the table
+	// passed after every position before it was received. nextCheck is
+	// the earliest time of the next check; zero: at the next
+	// confirmation.
+	verified  pglogrepl.LSN
+	nextCheck time.Time
 	// skipBefore: a transaction whose commit record lies before it was
 	// confirmed in an earlier session; PostgreSQL may send it again.
 	skipBefore pglogrepl.LSN
@@ -526,6 +544,7 @@ func (s *Stream) finishCatchUp(ctx context.Context, st *streamState) error {
 func (s *Stream) stop(ctx context.Context, st *streamState) error {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
 	defer cancel()
+	st.nextCheck = time.Time{} // confirm all that was handled, checked
 	if err := s.flush(sctx, st, st.committed); err != nil {
 		return fmt.Errorf("publishing on stop: %w", err)
 	}
@@ -848,20 +867,60 @@ func (s *Stream) publish(ctx context.Context, batch []queued) error {
 }
 
 // sendStatus tells PostgreSQL the confirmed position: the slot keeps it,
-// so that the next session starts there.
+// so that the next session starts there. It confirms what was handled
+// (see confirmable).
 func (s *Stream) sendStatus(ctx context.Context, st *streamState) error {
-	err := pglogrepl.SendStandbyStatusUpdate(ctx, st.conn, pglogrepl.StandbyStatusUpdate{
-		WALWritePosition: st.acked, WALFlushPosition: st.acked, WALApplyPosition: st.acked,
+	pos, err := s.confirmable(ctx, st)
+	if err != nil {
+		return err
+	}
+	err = pglogrepl.SendStandbyStatusUpdate(ctx, st.conn, pglogrepl.StandbyStatusUpdate{
+		WALWritePosition: pos, WALFlushPosition: pos, WALApplyPosition: pos,
 	})
 	if err != nil {
 		return fmt.Errorf("sending standby status: %w", err)
 	}
-	s.stats.confirmed.Store(uint64(st.acked))
+	s.stats.confirmed.Store(uint64(pos))
 	st.nextStatus = time.Now().Add(s.cfg.StatusInterval)
+	if pos < st.acked {
+		// The rest waits for the next check, not for another interval.
+		st.nextStatus = minTime(st.nextStatus, st.nextCheck)
+	}
 	if st.rec != nil && !st.rec.progressed {
-		st.rec.progressed = st.acked > st.rec.from && s.stats.published.Load() > st.rec.published
+		st.rec.progressed = pos > st.rec.from && s.stats.published.Load() > st.rec.published
 	}
 	return nil
+}
+
+// confirmable is the position the stream may confirm: what it handled
+// (acked), once a check of the table made after it was received passed.
+// Positions move past changes the stream does not take for its table's:
+// a keepalive's, another table's commit. Had the table been renamed and
+// another created under its name, the new table's changes would be among
+// them, under another OID (or in no slot, until the new table is added
+// to the publication), and the stream would go on, unaware; confirming
+// past them would leave them out of the next start too. So until the
+// next check, made at most once a StatusInterval, the position last
+// checked is confirmed, and a check that fails stops the stream with
+// ErrTableChanged.
+func (s *Stream) confirmable(ctx context.Context, st *streamState) (pglogrepl.LSN, error) {
+	if st.catalog == nil || st.acked <= st.verified {
+		return st.acked, nil
+	}
+	now := time.Now()
+	if now.Before(st.nextCheck) {
+		return st.verified, nil
+	}
+	pos := st.acked // received before the check
+	st.nextCheck = now.Add(s.cfg.StatusInterval)
+	if err := s.checkTable(ctx, st); err != nil {
+		if errors.Is(err, ErrTableChanged) {
+			s.log.ErrorContext(ctx, "cdc: stopping: the table no longer fits the mapping", "confirmed_lsn", st.verified.String(), "error", err)
+		}
+		return st.verified, err
+	}
+	st.verified = pos
+	return pos, nil
 }
 
 // eventID is the event id of a change: the record key and the change's
