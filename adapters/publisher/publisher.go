@@ -89,6 +89,13 @@ type Config struct {
 	// more records (default 10ms).
 	BatchSize    int
 	BatchTimeout time.Duration
+	// BatchBytes bounds the bytes of one record batch (the records of a
+	// partition in one produce request), as kafka-go counts them before
+	// compression (default DefaultBatchBytes). Brokers refuse a batch
+	// larger than their message.max.bytes whole, every record of it
+	// failing with [10] Message Size Too Large; raise BatchBytes only
+	// with the brokers' (and topics') limit.
+	BatchBytes int64
 	// Compression of record batches: kafka.Snappy (default), kafka.Lz4,
 	// kafka.Zstd, kafka.Gzip, or NoCompression.
 	Compression kafka.Compression
@@ -106,9 +113,24 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// DefaultBatchBytes is the default Config.BatchBytes: 1 MiB, just under
+// the default message.max.bytes of Kafka brokers (1 MiB and 12 bytes),
+// and kafka-go's own default. Counted before compression, it keeps every
+// batch acceptable whatever the compression (none included) and
+// BatchSize.
+const DefaultBatchBytes = 1 << 20
+
+// minBatchBytes is the least Config.BatchBytes: a valid event is a few
+// kilobytes at most (the schemas bound every field), and kafka-go refuses
+// a whole call holding a record larger than BatchBytes.
+const minBatchBytes = 64 << 10
+
 func (c *Config) setDefaults() {
 	if c.BatchSize <= 0 {
 		c.BatchSize = 1000
+	}
+	if c.BatchBytes == 0 {
+		c.BatchBytes = DefaultBatchBytes
 	}
 	if c.BatchTimeout <= 0 {
 		c.BatchTimeout = 10 * time.Millisecond
@@ -140,6 +162,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Source != "" && !c.Source.Valid() {
 		return fmt.Errorf("source %q is not a department source", c.Source)
+	}
+	if c.BatchBytes != 0 && c.BatchBytes < minBatchBytes {
+		return fmt.Errorf("batch bytes %d: want at least %d, or 0 for the default", c.BatchBytes, minBatchBytes)
 	}
 	if c.Compression != NoCompression && c.Compression != 0 && c.Compression.Codec() == nil {
 		return fmt.Errorf("compression %d is not a Kafka compression codec", c.Compression)
@@ -182,7 +207,7 @@ func New(cfg Config) (*Publisher, error) {
 		Async:                  false,
 		MaxAttempts:            cfg.MaxAttempts,
 		BatchSize:              cfg.BatchSize,
-		BatchBytes:             16 << 20,
+		BatchBytes:             cfg.BatchBytes,
 		BatchTimeout:           cfg.BatchTimeout,
 		Compression:            cfg.Compression,
 		AllowAutoTopicCreation: false,
@@ -234,19 +259,41 @@ const ReasonDuplicateID = "duplicate_id"
 
 // Result is the outcome for one event: Err is nil when the broker
 // acknowledged it. A validation failure is a *schemas.RejectError
-// (schemas.ReasonOf gives its reason); such an event was not sent.
+// (schemas.ReasonOf gives its reason); such an event was not sent. An
+// event whose topic the brokers do not have is not sent either: its Err
+// is a *TopicMissingError.
 type Result struct {
 	ID  string
 	Err error
 }
 
+// ReasonTopicMissing begins the message of a TopicMissingError.
+const ReasonTopicMissing = "topic_missing"
+
+// TopicMissingError is the Result error of an event whose source's topic
+// does not exist on the brokers (the publisher never creates topics). The
+// event was not sent, and the other events of the call were: kafka-go
+// would refuse the whole call for one unknown topic. Nothing is wrong
+// with the event itself, so this is not a *schemas.RejectError: send it
+// again once the hub's operators have created the topic.
+type TopicMissingError struct {
+	Topic string
+}
+
+func (e *TopicMissingError) Error() string {
+	return ReasonTopicMissing + ": topic " + e.Topic + " does not exist on the brokers; the event was not sent (send it again once the topic exists)"
+}
+
 // Publish validates events and sends the valid ones, waiting until the
 // broker acknowledged them (or gave up). It returns one Result per event,
-// in order. Invalid events are not sent; their Result says why. The
-// returned error is set only when sending failed as a whole (broker
-// unreachable, ctx done): then every valid event's Result carries it too,
-// and none of them may be assumed delivered — send them again; the hub
-// ignores the repeats.
+// in order. Invalid events are not sent; their Result says why; so are
+// events of a source whose topic does not exist (TopicMissingError), the
+// others being sent. The returned error is set only when sending failed
+// as a whole (broker unreachable, ctx done), then every valid event's
+// Result carries it too; or when none of the valid events was delivered
+// (the broker refused every record, or their topics do not exist), then
+// each Result says why. Either way none of the valid events may be
+// assumed delivered — send them again; the hub ignores the repeats.
 //
 // The hub applies one event per (source, id): an event whose source and id
 // an earlier valid event of the call has, with other content, would be
@@ -357,11 +404,7 @@ const (
 // of the transport's metadata cache, which the writer reads too. It
 // returns nil when that metadata cannot be had (the send then says why).
 func (p *Publisher) partitionGroups(ctx context.Context, events []schemas.Event) [][]int {
-	topics := make([]string, 0, len(schemas.Sources))
-	for _, s := range schemas.Sources {
-		topics = append(topics, p.topics[s])
-	}
-	md, err := p.meta.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
+	md, err := p.meta.Metadata(ctx, &kafka.MetadataRequest{Topics: p.allTopics()})
 	if err != nil {
 		return nil
 	}
@@ -457,9 +500,11 @@ func (p *Publisher) publishGroups(ctx context.Context, events []schemas.Event, g
 	p.cfg.Propagator.Inject(ctx, kafkaheaders.Carrier{Headers: &headers})
 
 	now := time.Now() // the clock the hub's checks of "not in the future" read
+	missing := p.missingTopics(ctx, p.allTopics())
 	var wg sync.WaitGroup
 	errs := make([]error, len(groups))
 	sent := 0
+	var valid []int // of every group: the events that passed validation
 	for g, idx := range groups {
 		group := make([]kafka.Message, len(idx)) // group[j] is the record of events[idx[j]]
 		var used spentBlocks
@@ -472,23 +517,29 @@ func (p *Publisher) publishGroups(ctx context.Context, events []schemas.Event, g
 			}
 			used.add(&a)
 		})
-		valid := make([]int, 0, len(idx))
+		sending := make([]int, 0, len(idx))
 		for j, i := range idx {
-			if results[i].Err == nil {
-				if n := len(valid); n != j {
-					group[n] = group[j]
-				}
-				group[len(valid)].Headers = headers
-				valid = append(valid, i)
+			if results[i].Err != nil {
+				continue
 			}
+			valid = append(valid, i)
+			if missing[group[j].Topic] {
+				results[i].Err = &TopicMissingError{Topic: group[j].Topic}
+				continue
+			}
+			if n := len(sending); n != j {
+				group[n] = group[j]
+			}
+			group[len(sending)].Headers = headers
+			sending = append(sending, i)
 		}
-		group = group[:len(valid)]
+		group = group[:len(sending)]
 		if len(group) == 0 {
 			continue
 		}
 		sent += len(group)
 		wg.Go(func() {
-			if errs[g] = p.write(ctx, span, group, valid, results); errs[g] == nil {
+			if errs[g] = p.write(ctx, span, group, sending, results); errs[g] == nil {
 				used.release()
 			}
 		})
@@ -497,7 +548,7 @@ func (p *Publisher) publishGroups(ctx context.Context, events []schemas.Event, g
 	span.SetAttributes(attribute.Int("messaging.batch.message_count", sent))
 	err := errors.Join(errs...)
 	if err == nil {
-		return nil
+		return noneDelivered(results, valid)
 	}
 	// As documented: when sending failed as a whole, no valid event may
 	// be taken as delivered.
@@ -535,6 +586,14 @@ func (p *Publisher) send(ctx context.Context, msgs []kafka.Message, results []Re
 	if len(msgs) == 0 {
 		return nil
 	}
+	valid := idx
+	msgs, idx = p.dropMissingTopics(ctx, topic, msgs, idx, results)
+	if len(msgs) == 0 {
+		return noneDelivered(results, valid)
+	}
+	if len(idx) < len(valid) {
+		topic = commonTopic(msgs)
+	}
 	ctx, span := p.startSpan(ctx, topic, len(msgs), func() *schemas.Event { return event(idx[0]) })
 	defer span.End()
 	// One trace context for the produce: every record shares its headers.
@@ -543,7 +602,101 @@ func (p *Publisher) send(ctx context.Context, msgs []kafka.Message, results []Re
 	for i := range msgs {
 		msgs[i].Headers = headers
 	}
-	return p.write(ctx, span, msgs, idx, results)
+	if err := p.write(ctx, span, msgs, idx, results); err != nil {
+		return err
+	}
+	return noneDelivered(results, valid)
+}
+
+// commonTopic is the topic of every record of msgs, or "" when they go to
+// several.
+func commonTopic(msgs []kafka.Message) string {
+	for i := range msgs {
+		if msgs[i].Topic != msgs[0].Topic {
+			return ""
+		}
+	}
+	return msgs[0].Topic
+}
+
+// allTopics are the topics of the department sources.
+func (p *Publisher) allTopics() []string {
+	topics := make([]string, 0, len(schemas.Sources))
+	for _, s := range schemas.Sources {
+		topics = append(topics, p.topics[s])
+	}
+	return topics
+}
+
+// missingTopics returns which of topics the brokers do not have. kafka-go
+// refuses a whole WriteMessages for one unknown topic, blaming every
+// event of it, so those topics' events are kept out of the write. The
+// metadata comes from the transport's cache, which the writer reads
+// before every write anyway: in the common case no round trip. When it
+// cannot be had, no topic is taken as missing: the write then says why.
+func (p *Publisher) missingTopics(ctx context.Context, topics []string) map[string]bool {
+	md, err := p.meta.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
+	if err != nil {
+		return nil
+	}
+	var missing map[string]bool
+	for _, t := range md.Topics {
+		if errors.Is(t.Error, kafka.UnknownTopicOrPartition) {
+			if missing == nil {
+				missing = map[string]bool{}
+			}
+			missing[t.Name] = true
+		}
+	}
+	return missing
+}
+
+// dropMissingTopics sets the Result of each record of msgs (msgs[j] is
+// the record of event idx[j]) whose topic the brokers do not have to a
+// TopicMissingError, and returns the other records and their indexes.
+// topic is the records' one topic, "" when they go to several.
+func (p *Publisher) dropMissingTopics(ctx context.Context, topic string, msgs []kafka.Message, idx []int, results []Result) ([]kafka.Message, []int) {
+	topics := []string{topic}
+	if topic == "" {
+		topics = topics[:0]
+		for i := range msgs {
+			if !slices.Contains(topics, msgs[i].Topic) {
+				topics = append(topics, msgs[i].Topic)
+			}
+		}
+	}
+	missing := p.missingTopics(ctx, topics)
+	if len(missing) == 0 {
+		return msgs, idx
+	}
+	keptMsgs, keptIdx := msgs[:0:0], make([]int, 0, len(idx))
+	for j := range msgs {
+		if missing[msgs[j].Topic] {
+			results[idx[j]].Err = &TopicMissingError{Topic: msgs[j].Topic}
+			continue
+		}
+		keptMsgs = append(keptMsgs, msgs[j])
+		keptIdx = append(keptIdx, idx[j])
+	}
+	return keptMsgs, keptIdx
+}
+
+// noneDelivered is the call's error when it had valid events (valid
+// indexes results) and none was delivered: every record refused by the
+// broker, or every topic missing. Each Result says why; the call's error
+// wraps the first, so that a caller that looks only at it (or a file's
+// publish, which stops there) does not take a call that delivered nothing
+// for a success.
+func noneDelivered(results []Result, valid []int) error {
+	if len(valid) == 0 {
+		return nil
+	}
+	for _, i := range valid {
+		if results[i].Err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("none of the %d events was delivered: %w", len(valid), results[valid[0]].Err)
 }
 
 // write produces msgs in one WriteMessages and records the outcome of

@@ -20,6 +20,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/pophub/pophub/adapters/synth"
@@ -495,6 +496,8 @@ func TestConfig(t *testing.T) {
 		{"no brokers", Config{}},
 		{"unknown source", Config{Brokers: []string{"x:9092"}, Source: "police"}},
 		{"unknown codec", Config{Brokers: []string{"x:9092"}, Compression: 9}},
+		{"negative batch bytes", Config{Brokers: []string{"x:9092"}, BatchBytes: -1}},
+		{"batch bytes below an event", Config{Brokers: []string{"x:9092"}, BatchBytes: 1000}},
 	} {
 		if _, err := New(tc.cfg); err == nil {
 			t.Errorf("%s: no error", tc.name)
@@ -512,6 +515,11 @@ func TestConfig(t *testing.T) {
 	}
 	if p.w.Compression != kafka.Snappy || p.w.RequiredAcks != kafka.RequireAll || p.w.Async || p.w.AllowAutoTopicCreation {
 		t.Errorf("writer: compression %v, acks %v, async %v, auto-create %v", p.w.Compression, p.w.RequiredAcks, p.w.Async, p.w.AllowAutoTopicCreation)
+	}
+	// Brokers refuse a record batch above message.max.bytes (1 MiB and
+	// 12 bytes by default) whole.
+	if p.w.BatchBytes != DefaultBatchBytes || DefaultBatchBytes > 1<<20 {
+		t.Errorf("writer: batch bytes %d, want the brokers' default limit, %d", p.w.BatchBytes, 1<<20)
 	}
 	if _, ok := p.w.Balancer.(*kafka.Murmur2Balancer); !ok {
 		t.Errorf("balancer %T, want murmur2", p.w.Balancer)
@@ -564,21 +572,21 @@ func TestPublishGroupsKeepOrder(t *testing.T) {
 	}
 }
 
-// TestPublishGroupsFailure: when a group cannot be sent at all (here its
-// topic does not exist), a grouped Publish says so as a whole and for
-// every valid event; invalid ones keep their own reason.
+// TestPublishGroupsFailure: when nothing can be sent (here the broker
+// drops the connection of every produce request), a grouped Publish says
+// so as a whole and for every valid event; invalid ones keep their own
+// reason. (A missing topic fails only its own events: see
+// TestPublishMissingTopic.)
 func TestPublishGroupsFailure(t *testing.T) {
-	var topics []string
-	for _, s := range schemas.Sources {
-		if s != schemas.SocialInsurance {
-			topics = append(topics, schemas.Topic(s))
-		}
-	}
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, topics...))
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, schemas.Topics()...))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		return nil, errors.New("no produce today"), true
+	})
 	p := newPublisher(t, Config{Brokers: c.ListenAddrs(), MaxAttempts: 2})
 	events := population(t, 300)
 	bad, reasons := invalidEvents(t, events[0])
@@ -590,7 +598,7 @@ func TestPublishGroupsFailure(t *testing.T) {
 	defer cancel()
 	results, err := p.Publish(ctx, all...)
 	if err == nil {
-		t.Fatal("Publish without the social_insurance topic succeeded")
+		t.Fatal("Publish to a broker that takes no records succeeded")
 	}
 	for i := range events {
 		if results[i].Err == nil {
@@ -645,7 +653,7 @@ func BenchmarkPublish(b *testing.B) {
 	}
 	p := newPublisher(b, Config{Brokers: []string{addr}})
 	raw := &kafka.Writer{Addr: kafka.TCP(addr), Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll,
-		BatchSize: p.cfg.BatchSize, BatchBytes: 16 << 20, BatchTimeout: p.cfg.BatchTimeout, Compression: p.cfg.Compression}
+		BatchSize: p.cfg.BatchSize, BatchBytes: p.cfg.BatchBytes, BatchTimeout: p.cfg.BatchTimeout, Compression: p.cfg.Compression}
 	defer raw.Close()
 	ctx := context.Background()
 	runs := []func(){

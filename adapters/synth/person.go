@@ -33,7 +33,7 @@ type person struct {
 	household string
 	relation  string    // to the head of household: 户主, 配偶, 子 or 女
 	first     entry     // the first registration, in the county of the ID; the same as the above but for a wife who joined the husband's household later
-	m         marriage  // of the pair, when the partner is in the population
+	m         marriage  // of the pair 2k, 2k+1 (the partner may be outside the population)
 	death     time.Time // within the window, or zero
 	emigrated time.Time // within the window, or zero
 }
@@ -217,9 +217,12 @@ func (g *generator) place(p *person) {
 func (g *generator) profile(n int64) *person {
 	p := g.core(n)
 	g.place(p)
+	// The partner of the last of an odd number of persons is outside the
+	// population but paired all the same, so that person n is the same
+	// person whatever the population's size.
 	var partner *person
-	if k := n ^ 1; k < int64(g.cfg.Persons) && p.born {
-		partner = g.core(k)
+	if p.born {
+		partner = g.core(n ^ 1)
 		if p.male {
 			p.m = g.pair(n/2, partner, p)
 		} else {

@@ -153,6 +153,15 @@ func newRegions(filter []string) (*regions, error) {
 	return rg, nil
 }
 
+// codes lists the selected county codes in the order pick draws from.
+func (rg *regions) codes() []string {
+	out := make([]string, len(rg.counties))
+	for i, c := range rg.counties {
+		out[i] = c.code
+	}
+	return out
+}
+
 // pick draws a county by population weight from u in [0, 1).
 func (rg *regions) pick(u float64) *county {
 	x := int(u * float64(rg.total))

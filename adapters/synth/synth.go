@@ -1,13 +1,15 @@
 // Package synth generates a synthetic population and the department events
 // of its life courses, for `pophub demo`, benchmarks and tests.
 //
-// It is deterministic for a seed (and window), and person i is the same
-// person whatever the population size, so a larger run extends a smaller
-// one: every person is derived from random streams seeded with (Seed, i)
-// and, for their household, with the indexes of earlier persons (their
-// parents come before them). Events stream out person by person without
-// the population being held in memory: the memory used does not grow with
-// the number of persons.
+// It is deterministic for a seed (and window and cities), and person i is
+// the same person whatever the population size, so a larger run extends a
+// smaller one, with the same event ids: every person is derived from
+// random streams seeded with (Seed, i) and, for their household, with the
+// indexes of earlier persons (their parents come before them). A run with
+// another seed, window or choice of cities gives other events, and other
+// event ids (see runKey). Events stream out person by person without the
+// population being held in memory: the memory used does not grow with the
+// number of persons.
 //
 // Every person has a valid, unique citizen ID (a real county code of the
 // built-in region table, a real birth date drawn from an age pyramid, a
@@ -48,6 +50,8 @@ package synth
 import (
 	"container/heap"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -61,7 +65,10 @@ import (
 type Config struct {
 	// Persons is the number of persons (indexes 0 … Persons-1). Persons
 	// born after the window's end have no events and are not counted in
-	// Stats.Persons.
+	// Stats.Persons. The partner of the last of an odd number of persons
+	// is outside the population: she may be married to him and registered
+	// in his household, as with a spouse from elsewhere, but he has no
+	// events; so she is the same person as in a larger population.
 	Persons int
 	// Months is the length of the window of life events (default 24).
 	Months int
@@ -215,9 +222,9 @@ func newGenerator(cfg Config) (*generator, error) {
 	if max := g.slots.maxPersons(); int64(cfg.Persons) > max {
 		return nil, fmt.Errorf("%d persons: at most %d have distinct citizen IDs", cfg.Persons, max)
 	}
-	seed := strconv.FormatInt(cfg.Seed, 10)
+	run := runKey{seed: cfg.Seed, start: g.start, end: g.end, newbornDays: newborn, counties: g.rg.codes()}.id()
 	for _, s := range schemas.Sources {
-		g.idPrefix[s] = string(s) + "-" + idGeneration + "-" + seed + "-"
+		g.idPrefix[s] = string(s) + "-" + idGeneration + "-" + run + "-"
 	}
 	return g, nil
 }
@@ -228,13 +235,48 @@ func MaxPersons() int64 {
 }
 
 // idGeneration names the generator's rules in every event id
-// (<source>-<generation>-<seed>-<person>-<n>). The hub applies one event
-// per source and id, so when the rules change what a seed produces, the
-// generation changes too: a population generated anew and sent to a hub
-// that holds an older one is applied, not dropped as duplicates.
-const idGeneration = "g3"
+// (<source>-<generation>-<run>-<person>-<n>). The hub applies one event
+// per source and id, so when the rules change what a configuration
+// produces, the generation changes too: a population generated anew and
+// sent to a hub that holds an older one is applied, not dropped as
+// duplicates.
+const idGeneration = "g4"
 
-// eventID is "<source>-<generation>-<seed>-<person>-<n>", n counting the
+// runKey is everything but the person that shapes a person's events: the
+// seed, the window as generated (its end clamped to today), the span the
+// newborn are drawn over (which sets everyone's birth slot) and the
+// counties selected. The number of persons is not in it, as person n's
+// events do not depend on it, nor are the late and duplicate rates, which
+// only order and repeat the events.
+type runKey struct {
+	seed        int64
+	start, end  time.Time
+	newbornDays int
+	counties    []string // selected county codes, in the order drawn from
+}
+
+// id is the run part of the event ids: 12 hex digits of a SHA-256 of the
+// key, so that two configurations that generate different events for a
+// person give them different ids, and configurations that generate the
+// same events (the cities named by code or by name, say) the same ids.
+func (k runKey) id() string {
+	h := sha256.New()
+	field := func(s string) {
+		h.Write(strconv.AppendInt(nil, int64(len(s)), 10))
+		h.Write([]byte{':'})
+		h.Write([]byte(s))
+	}
+	field(strconv.FormatInt(k.seed, 10))
+	field(k.start.In(china).Format(time.RFC3339Nano))
+	field(k.end.In(china).Format(time.RFC3339Nano))
+	field(strconv.Itoa(k.newbornDays))
+	for _, c := range k.counties {
+		field(c)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:6])
+}
+
+// eventID is "<source>-<generation>-<run>-<person>-<n>", n counting the
 // person's events in time order from 1.
 func (g *generator) eventID(src schemas.Source, person int64, n int) string {
 	b := make([]byte, 0, 40)
@@ -251,12 +293,11 @@ func (g *generator) person(n int64, buf []schemas.Event) []schemas.Event {
 	if !p.born {
 		return buf
 	}
-	var spouse *person
-	if partner := n ^ 1; partner < int64(g.cfg.Persons) {
-		spouse = g.profile(partner)
-	}
+	// The partner is derived even when outside the population (the last
+	// of an odd number of persons): person n's events must not depend on
+	// the population's size.
 	lc := &lifeCourse{g: g, p: p, r: newRand(g.cfg.Seed, n, streamLife), evs: buf}
-	return lc.generate(p.m, spouse)
+	return lc.generate(p.m, g.profile(n^1))
 }
 
 // pending is an event held back to arrive late or a second time.

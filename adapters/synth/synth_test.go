@@ -35,12 +35,12 @@ func collect(t testing.TB, cfg Config) ([]schemas.Event, Stats) {
 }
 
 // personOf parses the person index out of an event id
-// "<source>-<generation>-<seed>-<person>-<n>".
+// "<source>-<generation>-<run>-<person>-<n>".
 func personOf(t testing.TB, id string) int {
 	t.Helper()
 	parts := strings.Split(id, "-")
-	if len(parts) != 5 || parts[1] != "g3" {
-		t.Fatalf("event id %q is not <source>-g3-<seed>-<person>-<n>", id)
+	if len(parts) != 5 || parts[1] != idGeneration || len(parts[2]) != 12 {
+		t.Fatalf("event id %q is not <source>-%s-<run>-<person>-<n>", id, idGeneration)
 	}
 	n, err := strconv.Atoi(parts[3])
 	if err != nil {
@@ -85,7 +85,7 @@ func TestDeterministic(t *testing.T) {
 }
 
 // TestPersonIndependentOfSize: person i has the same events, arriving in
-// the same relative order, in a population of any size (above i's partner).
+// the same relative order, in a population of any size.
 func TestPersonIndependentOfSize(t *testing.T) {
 	byPerson := func(events []schemas.Event) map[int][][]byte {
 		out := map[int][][]byte{}

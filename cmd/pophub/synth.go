@@ -23,7 +23,11 @@ func synthCommand() *cobra.Command {
 households, life courses) and writes its events to DIR/<source>.jsonl, one CloudEvent
 per line in arrival order (late events included), ready for
 'pophub publish --source S --file DIR/S.jsonl' or 'pophub import --format jsonl'.
-The same --seed gives the same files; person i is the same person whatever --persons.`,
+The same --seed gives the same files; person i is the same person whatever --persons
+(the partner of the last of an odd number is outside the population: no events of his own).
+Event ids carry a hash of the seed, the window (its end clamped to today) and the cities:
+runs that differ in these get other ids, so publishing them into one hub drops none of
+their events as duplicates, while a larger --persons only adds persons and ids.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if cfg.Persons <= 0 {
 				return errors.New("--persons must be positive")
