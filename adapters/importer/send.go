@@ -16,6 +16,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.opentelemetry.io/otel/propagation"
 
+	"github.com/pophub/pophub/adapters/publisher"
 	"github.com/pophub/pophub/internal/kafkaheaders"
 	"github.com/pophub/pophub/schemas"
 )
@@ -146,7 +147,8 @@ func (c *checkpoint) save(path string) error {
 
 // newWriter configures kafka-go as the publisher does (adapters/publisher):
 // the Java client's murmur2 partitioner, acknowledgement by all in-sync
-// replicas, no auto-created topics. The importer does not send through
+// replicas, no auto-created topics, batches of at most the brokers'
+// default message.max.bytes before compression, which they never refuse. The importer does not send through
 // publisher.Publish, which would validate each event a second time:
 // validation is the costliest step, and the spool holds exactly what was
 // validated.
@@ -158,7 +160,7 @@ func newWriter(cfg *Config) *kafka.Writer {
 		RequiredAcks:           kafka.RequireAll,
 		MaxAttempts:            10,
 		BatchSize:              cfg.BatchSize,
-		BatchBytes:             16 << 20,
+		BatchBytes:             publisher.DefaultBatchBytes,
 		BatchTimeout:           cfg.BatchTimeout,
 		Compression:            cfg.Compression,
 		AllowAutoTopicCreation: false,
