@@ -8,6 +8,18 @@
 // citizen ID), so a DLQ record is named by an ID "partition:offset", e.g.
 // "3:17"; a bare offset is accepted when the topic has one partition.
 //
+// # Copies of one reject
+//
+// Ingest may copy one reject to the DLQ more than once: a group rebalance
+// (another hub instance joining or leaving, partitions added) or a crash
+// has it read a batch again, and the batch's rejects are copied again,
+// naming the same origin (pophub-topic, pophub-partition, pophub-offset).
+// The tools count an original once: Records lists its first copy, naming
+// the others in Record.Copies, Summarize counts it once, and Replay sends
+// it once (see Unique and Seen). A source topic deleted and created again
+// starts its offsets anew; rejects from before and after it that share an
+// offset count as one.
+//
 // # Replay
 //
 // Replay writes chosen records back to the topic named in their
@@ -16,12 +28,15 @@
 // DLQ record added; headers of the original named pophub-*, which ingest
 // renamed orig-pophub-*, go back under that name), through a writer with
 // the Murmur2 partitioner and acknowledgement from all in-sync replicas.
+// An empty key, value or header value goes back null: kafka-go's reader
+// decodes empty and null alike as nil, in ingest and here.
 //
 // Which DLQ records were replayed is kept in a ledger topic,
 // pop.events.dlq.replayed (one partition, compacted, key = the DLQ record
-// ID, created on first use). Replay reads the whole ledger first and skips
-// the records it names, so running the same replay twice sends each record
-// once. A ledger entry is written only after the broker acknowledged the
+// ID, value naming the original's topic, partition and offset, created on
+// first use). Replay reads the whole ledger first and skips the records it
+// names and the other copies of their originals, so running the same
+// replay twice sends each record once. A ledger entry is written only after the broker acknowledged the
 // replayed records: a replay that dies in between sends those records
 // again next time, never loses one. Replay writes in chunks and records
 // each chunk before the next; an interrupted replay (a canceled context)
@@ -195,11 +210,80 @@ type Record struct {
 	// cannot be replayed; the original is whole at Topic, Partition and
 	// Offset. Empty for a whole copy.
 	Dropped string
+	// Copies are the other DLQ records that copy the same original (the
+	// same Topic, Partition and Offset), later than this one: ingest reads
+	// a batch again after a group rebalance or a crash and copies its
+	// rejects again. Records lists such a reject once, here.
+	Copies []ID
 }
 
 // Source is the department whose topic the original record was on, or ""
 // when pophub-topic is missing or not a source topic.
 func (r Record) Source() schemas.Source { return schemas.SourceOfTopic(r.Topic) }
+
+// Origin locates an original record: its topic, partition and offset.
+// Every DLQ copy of one original names the same origin.
+type Origin struct {
+	Topic     string
+	Partition int
+	Offset    int64
+}
+
+// Origin returns where r's original is, and false when r's headers do not
+// say (a copy without them is a reject of its own).
+func (r Record) Origin() (Origin, bool) {
+	if r.Topic == "" || r.Partition < 0 || r.Offset < 0 {
+		return Origin{}, false
+	}
+	return Origin{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}, true
+}
+
+// Unique returns recs with each original once: the first copy in the
+// order given, the IDs of the later ones appended to its Copies. Records
+// without an origin are kept, each as its own.
+func Unique(recs []Record) []Record {
+	first := map[Origin]int{} // index in out
+	out := make([]Record, 0, len(recs))
+	for _, r := range recs {
+		o, ok := r.Origin()
+		if !ok {
+			out = append(out, r)
+			continue
+		}
+		if i, seen := first[o]; seen {
+			// Clipped on entry, so this append never writes into
+			// the caller's Copies.
+			out[i].Copies = append(out[i].Copies, r.ID)
+			out[i].Copies = append(out[i].Copies, r.Copies...)
+			continue
+		}
+		first[o] = len(out)
+		r.Copies = slices.Clip(r.Copies)
+		out = append(out, r)
+	}
+	return out
+}
+
+// Seen remembers the origins of the DLQ records given to it, for a reader
+// that counts the DLQ a few records at a time (a status page) and, like
+// Records, counts each original once. Ingest writes the copies of one
+// original with its key, so they are in one DLQ partition while the
+// partition count stays the same.
+type Seen map[Origin]struct{}
+
+// First reports whether r is the first copy of its original s was given,
+// and remembers it; a record without an origin is always first.
+func (s Seen) First(r Record) bool {
+	o, ok := r.Origin()
+	if !ok {
+		return true
+	}
+	if _, seen := s[o]; seen {
+		return false
+	}
+	s[o] = struct{}{}
+	return true
+}
 
 // Decode reads message m of DLQ partition p, as Records does, for readers
 // of the DLQ's own (a status page counting it incrementally). The hub's
@@ -402,7 +486,9 @@ func (c *Client) read(ctx context.Context, topic string, partition int, from, to
 }
 
 // Records reads the whole DLQ and returns the records f selects, ordered
-// by time of rejection (then partition and offset).
+// by time of rejection (then partition and offset), each original once:
+// the first copy, naming the later ones in Copies (see Unique). The first
+// copy decides whether f selects an original.
 func (c *Client) Records(ctx context.Context, f Filter) ([]Record, error) {
 	if err := f.Validate(); err != nil {
 		return nil, err
@@ -411,22 +497,20 @@ func (c *Client) Records(ctx context.Context, f Filter) ([]Record, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []Record
+	var all []Record
 	for p, s := range spans {
 		err := c.read(ctx, c.cfg.Topic, p, s.First, s.End, func(m kafka.Message) error {
-			if r := Decode(p, m); f.match(r) {
-				out = append(out, r)
-			}
+			all = append(all, Decode(p, m))
 			return nil
 		})
 		if err != nil {
 			return nil, fmt.Errorf("reading the DLQ: %w", err)
 		}
 	}
-	slices.SortFunc(out, func(a, b Record) int {
+	slices.SortFunc(all, func(a, b Record) int {
 		return cmp.Or(a.Time.Compare(b.Time), cmp.Compare(a.ID.Partition, b.ID.Partition), cmp.Compare(a.ID.Offset, b.ID.Offset))
 	})
-	return out, nil
+	return slices.DeleteFunc(Unique(all), func(r Record) bool { return !f.match(r) }), nil
 }
 
 // ErrUnknownRecord is returned for an ID the DLQ does not hold.
@@ -497,19 +581,23 @@ func (c *Client) records(ctx context.Context, spans map[int]Span, ids []ID) ([]R
 // Summary counts records by source and reason. Records whose pophub-topic
 // is missing or not a source topic count under source "".
 type Summary struct {
-	Total    int
+	Total int
+	// Copies counts the DLQ records beyond the first of their original
+	// (Record.Copies), which Total and the counts leave out.
+	Copies   int
 	BySource map[schemas.Source]int
 	ByReason map[string]int
 	// Counts is by source, then reason.
 	Counts map[schemas.Source]map[string]int
 }
 
-// Summarize counts recs.
+// Summarize counts recs, as Records returns them: each original once.
 func Summarize(recs []Record) Summary {
 	s := Summary{BySource: map[schemas.Source]int{}, ByReason: map[string]int{}, Counts: map[schemas.Source]map[string]int{}}
 	for _, r := range recs {
 		src := r.Source()
 		s.Total++
+		s.Copies += len(r.Copies)
 		s.BySource[src]++
 		s.ByReason[r.Reason]++
 		if s.Counts[src] == nil {

@@ -41,25 +41,54 @@ func (s Selection) Validate() error {
 // ReplayResult says what Replay did (or, dry, would do).
 type ReplayResult struct {
 	// Chosen are the selected records, in the order of the selection
-	// (IDs) or of rejection (reason, all).
+	// (IDs) or of rejection (reason, all), each original once (see
+	// Unique): of several copies of one original, the first.
 	Chosen []Record
 	// Sent are the records written back to their topics (to be written,
 	// in a dry run).
 	Sent []Record
-	// Skipped are chosen records the ledger says were replayed before.
+	// Skipped are chosen records the ledger says were replayed before:
+	// the record, or another copy of its original.
 	Skipped []Record
 	DryRun  bool
 }
 
 // ledgerEntry is the value of a ledger record; its key is the DLQ ID.
+// Partition and Offset, with Topic, name the original, so that another
+// copy of it is not replayed again; entries written before they were
+// recorded lack them.
 type ledgerEntry struct {
 	Topic      string    `json:"topic"`
+	Partition  *int      `json:"partition,omitempty"`
+	Offset     *int64    `json:"offset,omitempty"`
 	ReplayedAt time.Time `json:"replayed_at"`
+}
+
+// replayed is what the ledger says was replayed: DLQ record IDs, and the
+// originals the entries name.
+type replayed struct {
+	ids     map[string]bool
+	origins map[Origin]bool
+}
+
+// has reports whether r, another copy of its original that Records or
+// Unique found (r.Copies), or any copy the ledger names by its origin was
+// replayed.
+func (d replayed) has(r Record) bool {
+	if d.ids[r.ID.String()] || slices.ContainsFunc(r.Copies, func(id ID) bool { return d.ids[id.String()] }) {
+		return true
+	}
+	o, ok := r.Origin()
+	return ok && d.origins[o]
 }
 
 // Replay writes the selected records back to the topics they were
 // rejected from, skipping those the ledger names, and then records them in
 // the ledger. With dryRun it only reports what it would send.
+//
+// Copies of one original (see Unique) count as one: of those chosen, the
+// first is sent, and none if the ledger names any copy of it (by ID, or by
+// origin in entries that record it) as replayed.
 //
 // It checks everything before sending anything: an ID the DLQ does not
 // hold (ErrUnknownRecord), a record without a source topic in
@@ -92,6 +121,7 @@ func (c *Client) Replay(ctx context.Context, sel Selection, dryRun bool) (Replay
 			}
 		}
 		res.Chosen, err = c.records(ctx, spans, ids)
+		res.Chosen = Unique(res.Chosen)
 	} else {
 		res.Chosen, err = c.Records(ctx, Filter{Reason: sel.Reason})
 	}
@@ -120,7 +150,7 @@ func (c *Client) Replay(ctx context.Context, sel Selection, dryRun bool) (Replay
 		return res, err
 	}
 	for _, r := range res.Chosen {
-		if done[r.ID.String()] {
+		if done.has(r) {
 			res.Skipped = append(res.Skipped, r)
 		} else {
 			res.Sent = append(res.Sent, r)
@@ -245,30 +275,45 @@ func (c *Client) writer(topic string) *kafka.Writer {
 	}
 }
 
-// ledger returns the IDs of the DLQ records replayed so far.
-func (c *Client) ledger(ctx context.Context) (map[string]bool, error) {
-	done := map[string]bool{}
+// ledger returns the DLQ records replayed so far, and their originals.
+func (c *Client) ledger(ctx context.Context) (replayed, error) {
+	entries := map[string][]byte{} // by DLQ ID: the latest value
 	spans, err := c.offsets(ctx, c.cfg.LedgerTopic)
 	if errors.Is(err, kafka.UnknownTopicOrPartition) {
-		return done, nil
+		return ledgerOf(entries), nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading the replay ledger: %w", err)
+		return replayed{}, fmt.Errorf("reading the replay ledger: %w", err)
 	}
 	for p, s := range spans {
 		err := c.read(ctx, c.cfg.LedgerTopic, p, s.First, s.End, func(m kafka.Message) error {
 			if m.Value != nil { // a nil value (tombstone) forgets a replay
-				done[string(m.Key)] = true
+				entries[string(m.Key)] = m.Value
 			} else {
-				delete(done, string(m.Key))
+				delete(entries, string(m.Key))
 			}
 			return nil
 		})
 		if err != nil {
-			return nil, fmt.Errorf("reading the replay ledger: %w", err)
+			return replayed{}, fmt.Errorf("reading the replay ledger: %w", err)
 		}
 	}
-	return done, nil
+	return ledgerOf(entries), nil
+}
+
+// ledgerOf reads the ledger's latest entries by DLQ ID. An entry whose
+// value does not name an origin (an older one, or not JSON) still names
+// its DLQ record.
+func ledgerOf(entries map[string][]byte) replayed {
+	d := replayed{ids: map[string]bool{}, origins: map[Origin]bool{}}
+	for id, v := range entries {
+		d.ids[id] = true
+		var e ledgerEntry
+		if json.Unmarshal(v, &e) == nil && e.Topic != "" && e.Partition != nil && e.Offset != nil {
+			d.origins[Origin{Topic: e.Topic, Partition: *e.Partition, Offset: *e.Offset}] = true
+		}
+	}
+	return d
 }
 
 // ensureLedger creates the ledger topic (one partition, compacted) if it
@@ -295,7 +340,11 @@ func (c *Client) record(ctx context.Context, recs []Record) error {
 	now := time.Now().UTC()
 	msgs := make([]kafka.Message, len(recs))
 	for i, r := range recs {
-		v, err := json.Marshal(ledgerEntry{Topic: r.Topic, ReplayedAt: now})
+		e := ledgerEntry{Topic: r.Topic, ReplayedAt: now}
+		if o, ok := r.Origin(); ok {
+			e.Partition, e.Offset = &o.Partition, &o.Offset
+		}
+		v, err := json.Marshal(e)
 		if err != nil {
 			return fmt.Errorf("encoding ledger entry: %w", err)
 		}

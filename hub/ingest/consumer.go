@@ -6,18 +6,30 @@
 // retries) but never skips a record.
 //
 // The consumer uses kafka-go's FetchMessage and CommitMessages (never
-// ReadMessage, which commits before the store has the records). kafka-go
-// may deliver records below the committed offset again after a rebalance,
-// and a crash forgets commits not yet sent; the store recognises those
-// events as duplicates.
+// ReadMessage, which commits before the store has the records). A group
+// rebalance (an instance joining or leaving, partitions added) has the
+// partitions' batches in flight read again from the committed offset, as
+// kafka-go has no callback to finish them first, and a crash forgets
+// commits not yet sent: the store recognises those events as duplicates,
+// while their rejects are copied to the DLQ and counted in
+// pophub_events_rejected_total again (the DLQ tools, hub/dlq, count the
+// copies of one original once).
+//
+// Memory: the consumer holds at most Concurrency+4 batches (Concurrency being
+// applied, one waiting to start, two decoded ahead, one being fetched),
+// each of at most MaxBatch records and MaxBatchBytes, and kafka-go's queue
+// of readerQueue records: with the defaults and records near Kafka's 1 MiB
+// limit, about 130 MiB, however long the backlog behind a slow store.
 //
 // Stopping: when Run's context ends, the consumer fetches no more, starts
 // no more batches, and lets the batches in flight (whose rejects may
 // already be in the DLQ) finish their apply and offset commit under a
 // context the stop does not cancel, for up to Config.ShutdownGrace
 // (DefaultShutdownGrace, 10 s); Close then sends the committed offsets to
-// the broker. A stop within the grace period therefore neither reads a
-// batch again nor copies its rejects to the DLQ twice. Delivery stays at
+// the broker. A stop within the grace period therefore neither reads its
+// own batches again nor copies their rejects to the DLQ twice; the other
+// instances of the group rebalance, and their batches in flight are read
+// again (see above). Delivery stays at
 // least once: a kill (SIGKILL, a crash, a platform's stop timeout shorter
 // than the grace period) or a store that has not committed when the grace
 // period ends leaves the batch uncommitted, and the next run reads it
@@ -110,6 +122,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/sasl"
@@ -149,6 +162,12 @@ type Config struct {
 	// MaxBatch is the most records applied in one store transaction
 	// (default 2000).
 	MaxBatch int
+	// MaxBatchBytes is the most bytes of keys, values and headers a batch
+	// holds (default DefaultMaxBatchBytes); a record larger than that
+	// forms a batch alone. While the store is slow the consumer holds a
+	// few batches (see the package comment), so this, not MaxBatch, bounds
+	// its memory when records are large.
+	MaxBatchBytes int
 	// MaxWait is how long to wait for more records once a batch has one
 	// (default 20ms).
 	MaxWait time.Duration
@@ -172,6 +191,19 @@ type Config struct {
 // hub's shutdown turns a slow stop into a kill (see the package comment).
 const DefaultShutdownGrace = 10 * time.Second
 
+// DefaultMaxBatchBytes is Config.MaxBatchBytes's default: 2,000 records of
+// 8 KiB, so batches of ordinary events (under 1 KiB) still close at
+// MaxBatch, while a backlog of records near Kafka's 1 MiB limit is held a
+// few dozen at a time, not thousands.
+const DefaultMaxBatchBytes = 16 << 20
+
+// readerQueue is the reader's QueueCapacity: how many records kafka-go's
+// partition readers fetch ahead of the batch being filled. kafka-go counts
+// records, not bytes, so it is kept to about two batches of records near
+// the 1 MiB limit (32 MiB), which fetching still keeps up with for small
+// records (BenchmarkConsume).
+const readerQueue = 32
+
 func (c *Config) setDefaults() {
 	if c.GroupID == "" {
 		c.GroupID = "pophub"
@@ -181,6 +213,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxBatch <= 0 {
 		c.MaxBatch = 2000
+	}
+	if c.MaxBatchBytes <= 0 {
+		c.MaxBatchBytes = DefaultMaxBatchBytes
 	}
 	if c.MaxWait <= 0 {
 		c.MaxWait = 20 * time.Millisecond
@@ -410,7 +445,7 @@ func New(cfg Config, store Applier) (*Consumer, error) {
 		// fetch, and so a rebalance or Close, waits. It stays well below
 		// the rebalance timeout.
 		MaxWait:       2 * time.Second,
-		QueueCapacity: cfg.MaxBatch * 2,
+		QueueCapacity: readerQueue,
 		// Offsets are handed to the reader only after the store committed
 		// the batch; the reader sends them to the broker every 100ms and on
 		// Close. A crash may forget up to that much, which comes back as
@@ -482,8 +517,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 		defer close(batches)
 		var lastWarn time.Time
 		suppressed := 0
+		var held *kafka.Message // fetched, but over the batch before's budget
 		for {
-			batch, err := c.fetch(ctx)
+			batch, next, err := c.fetch(ctx, held)
+			held = next
 			if err != nil {
 				// kafka-go's group reader reports broker, partition and
 				// group errors here and keeps retrying on its own with
@@ -522,28 +559,50 @@ func (c *Consumer) Run(ctx context.Context) error {
 	return fmt.Errorf("fetching records: %w", err)
 }
 
-// fetch blocks for the first record, then takes what arrives within
-// MaxWait, up to MaxBatch.
-func (c *Consumer) fetch(ctx context.Context) ([]kafka.Message, error) {
-	first, err := c.reader.FetchMessage(ctx)
-	if err != nil {
-		return nil, err
+// fetch starts a batch with held, the record the last call fetched but
+// left out, or else blocks for the first record, then takes what arrives
+// within MaxWait, up to MaxBatch records and MaxBatchBytes. A record that
+// would take the batch over MaxBatchBytes is returned as next, to start
+// the next batch: kafka-go cannot take a record back.
+func (c *Consumer) fetch(ctx context.Context, held *kafka.Message) (batch []kafka.Message, next *kafka.Message, err error) {
+	if held == nil {
+		first, err := c.reader.FetchMessage(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		held = &first
 	}
-	batch := make([]kafka.Message, 1, c.cfg.MaxBatch)
-	batch[0] = first
+	batch = make([]kafka.Message, 1, c.cfg.MaxBatch)
+	batch[0] = *held
+	size := recordBytes(*held)
 	wctx, cancel := context.WithTimeout(ctx, c.cfg.MaxWait)
 	defer cancel()
-	for len(batch) < c.cfg.MaxBatch {
+	for len(batch) < c.cfg.MaxBatch && size < c.cfg.MaxBatchBytes {
 		m, err := c.reader.FetchMessage(wctx)
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil, ctx.Err()
+				return nil, nil, ctx.Err()
 			}
 			break // MaxWait passed
 		}
+		n := recordBytes(m)
+		if size+n > c.cfg.MaxBatchBytes {
+			return batch, &m, nil
+		}
 		batch = append(batch, m)
+		size += n
 	}
-	return batch, nil
+	return batch, nil, nil
+}
+
+// recordBytes is what a fetched record holds in memory beyond its fixed
+// fields: its key, value and headers.
+func recordBytes(m kafka.Message) int {
+	n := len(m.Key) + len(m.Value)
+	for _, h := range m.Headers {
+		n += len(h.Key) + len(h.Value)
+	}
+	return n
 }
 
 // W3C trace context header names.
@@ -1095,7 +1154,10 @@ const (
 )
 
 // dlqRecord copies a rejected record with headers naming why and whence.
-// The error text never contains a citizen ID.
+// The error text never contains a citizen ID. The field and error text are
+// clipped (maxRejectField, maxRejectError), so a copy outweighs the
+// original by a small fixed amount only (plus five bytes per renamed
+// header, below).
 //
 // The record's headers are the department's to fill, and the DLQ tools
 // read the pophub-* ones: a department's pophub-dropped would make `dlq
@@ -1104,6 +1166,10 @@ const (
 // except a well-formed pophub-replay-of (the last one), which Replay put
 // there and which moves into the hub's headers. The hub's headers follow
 // the original's, starting with pophub-reason.
+//
+// An empty (not null) key, value or header value is null on the copy:
+// kafka-go v0.4's reader decodes both as nil, so the hub cannot tell them
+// apart (its writer would keep the difference).
 func dlqRecord(m kafka.Message, re *schemas.RejectError) kafka.Message {
 	replayOf := -1
 	for i, h := range m.Headers {
@@ -1121,10 +1187,14 @@ func dlqRecord(m kafka.Message, re *schemas.RejectError) kafka.Message {
 			headers = append(headers, h)
 		}
 	}
+	// The error text is built from the clipped field, so that the
+	// detail after a long field name survives.
+	field := clipText(re.Field, maxRejectField)
+	text := clipText((&schemas.RejectError{Reason: re.Reason, Field: field, Detail: re.Detail}).Error(), maxRejectError)
 	headers = append(headers,
 		kafka.Header{Key: HeaderReason, Value: []byte(re.Reason)},
-		kafka.Header{Key: HeaderField, Value: []byte(re.Field)},
-		kafka.Header{Key: HeaderError, Value: []byte(re.Error())},
+		kafka.Header{Key: HeaderField, Value: []byte(field)},
+		kafka.Header{Key: HeaderError, Value: []byte(text)},
 		kafka.Header{Key: HeaderTopic, Value: []byte(m.Topic)},
 		kafka.Header{Key: HeaderPartition, Value: []byte(strconv.Itoa(m.Partition))},
 		kafka.Header{Key: HeaderOffset, Value: []byte(strconv.FormatInt(m.Offset, 10))},
@@ -1133,6 +1203,32 @@ func dlqRecord(m kafka.Message, re *schemas.RejectError) kafka.Message {
 		headers = append(headers, kafka.Header{Key: HeaderReplayOf, Value: m.Headers[replayOf].Value})
 	}
 	return kafka.Message{Key: m.Key, Value: m.Value, Headers: headers}
+}
+
+// The longest pophub-field and pophub-error texts a DLQ copy carries.
+// Both come from the record (a field name is the department's JSON member
+// name, which may be any length), and a copy must not outgrow the
+// original by more than a small fixed amount: Kafka took the original, and
+// the DLQ must take the copy with its value (the copy is dropped only
+// above dlqMaxBytes). The field's start is what a producer searches its
+// code for; the error text keeps the detail after a long field.
+const (
+	maxRejectField = 256
+	maxRejectError = 1024
+)
+
+// clipText returns s, or if it is longer than limit bytes its start up
+// to limit bytes, cut on a UTF-8 boundary, followed by "…(N bytes)" naming the
+// length of s.
+func clipText(s string, limit int) string {
+	if len(s) <= limit {
+		return s
+	}
+	cut := limit
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…(" + strconv.Itoa(len(s)) + " bytes)"
 }
 
 // validReplayOf reports whether v names a DLQ record as Replay writes it:
