@@ -3,6 +3,7 @@ package notify
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -23,7 +24,8 @@ type instance struct {
 	store *postgres.Store
 	relay *Relay
 	tel   *telemetry.Telemetry
-	stop  func() // stops the relay and waits for it
+	logs  *testenv.LogBuffer // the relay's log
+	stop  func()             // stops the relay and waits for it
 }
 
 // startInstance opens a store on schema and runs a relay on it with the
@@ -37,11 +39,13 @@ func startInstance(t *testing.T, name, schema, natsURL string) *instance {
 	}
 	t.Cleanup(func() { store.Close() })
 	tel := newTelemetry(t)
-	r := New(Config{Lease: store.RelayLease(), Meter: tel.Meter("test")}, connect(t, natsURL), store)
+	logs := &testenv.LogBuffer{}
+	r := New(Config{Lease: store.RelayLease(), Meter: tel.Meter("test"), Logger: slog.New(slog.NewTextHandler(logs, nil))},
+		connect(t, natsURL), store)
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- r.Run(runCtx) }()
-	in := &instance{name: name, store: store, relay: r, tel: tel}
+	in := &instance{name: name, store: store, relay: r, tel: tel, logs: logs}
 	var stopped bool
 	in.stop = func() {
 		if stopped {
@@ -123,8 +127,11 @@ func TestRelayLeaseOnePublisherPerStore(t *testing.T) {
 		name string
 		// lose ends the leader's lease.
 		lose func(t *testing.T, leader *instance)
+		// lostLog is the old leader's log line for the loss: a lease
+		// lost to a failure stops the notifications and is a warning.
+		lostLog string
 	}{
-		{"leader stops", func(t *testing.T, leader *instance) { leader.stop() }},
+		{"leader stops", func(t *testing.T, leader *instance) { leader.stop() }, `level=INFO msg="released the outbox relay lease: stopping"`},
 		{"leader's session ends", func(t *testing.T, leader *instance) {
 			// The server drops the leader's lease connection, as when
 			// the network between them fails or the leader's host dies.
@@ -140,7 +147,7 @@ func TestRelayLeaseOnePublisherPerStore(t *testing.T) {
 			if err != nil || ended != 1 {
 				t.Fatalf("ending the leader's lease session: %d ended, %v", ended, err)
 			}
-		}},
+		}, `level=WARN msg="lost the outbox relay lease: stopped publishing, standing by"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			schema := testenv.Schema(t)
@@ -195,6 +202,7 @@ func TestRelayLeaseOnePublisherPerStore(t *testing.T) {
 			// at its next try (after a lost session, whichever of the two
 			// tries first).
 			took := waitWithin(t, 5*time.Second, "the leader stands down", func() bool { return !old.relay.Leading() })
+			waitWithin(t, 5*time.Second, "the old leader logs "+tc.lostLog, func() bool { return strings.Contains(old.logs.String(), tc.lostLog) })
 			took += waitWithin(t, 5*time.Second, "a relay leads again", oneLeads)
 			t.Logf("%s leads %v after the leader lost its lease", leader.name, took.Round(time.Millisecond))
 			if got := metricSum(t, leader.tel, "pophub_relay_leader"); got != 1 {

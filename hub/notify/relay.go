@@ -426,7 +426,9 @@ func (r *Relay) Run(ctx context.Context) error {
 				return ctx.Err()
 			}
 			state = "lost"
-			r.cfg.Logger.Info("lost the outbox relay lease: stopped publishing, standing by", "err", lost)
+			// No notification goes out until a relay takes the lease
+			// again: an outage operators must see, not routine.
+			r.cfg.Logger.Warn("lost the outbox relay lease: stopped publishing, standing by", "err", lost)
 		}
 		if !sleep(ctx, r.cfg.LeaseInterval) {
 			return ctx.Err()
