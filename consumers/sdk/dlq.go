@@ -2,6 +2,8 @@ package sdk
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -102,6 +104,28 @@ func (s *Subscriber) warnIfDeadLettersExpire(ctx context.Context) {
 		"remove its limits to keep them until an operator deletes them", args...)
 }
 
+// deadLetterID is a dead letter's Nats-Msg-Id,
+// "<name>:<stream sequence>:<notification id>": the same for a dead letter
+// published again after a crash or by another filter's consumer
+// (ConsumerPerFilter), which the dead-letter stream then drops as a
+// duplicate, and different for any other notification. The stream
+// sequence alone is not enough: it starts again at 1 when the hub
+// re-creates its stream, and a later notification rejected at a sequence
+// used before would be dropped within the dead-letter stream's duplicate
+// window, then terminated: neither handled nor kept. The notification's
+// id is its Nats-Msg-Id, the change_id the hub sets, or for a message
+// without one the SHA-256 of its body (first 16 hex digits); the stream's
+// creation time would do too, but a subscriber under an access policy
+// may not read it.
+func deadLetterID(name string, seq uint64, h nats.Header, body []byte) string {
+	notification := h.Get(nats.MsgIdHdr)
+	if notification == "" {
+		sum := sha256.Sum256(body)
+		notification = hex.EncodeToString(sum[:8])
+	}
+	return name + ":" + strconv.FormatUint(seq, 10) + ":" + notification
+}
+
 // deadLetter publishes the message to the dead-letter subject with the
 // error and attempts attached (see HeaderError and HeaderAttempts), then
 // terminates it on the consumer, and reports true. If the publish fails,
@@ -123,9 +147,7 @@ func (s *Subscriber) deadLetter(ctx context.Context, msg jetstream.Msg, d *Deliv
 	dl.Header.Set(HeaderSubscriber, s.cfg.Name)
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	// The id makes a dead letter published again after a crash, or by
-	// another filter's consumer (ConsumerPerFilter), a duplicate.
-	id := s.cfg.Name + ":" + strconv.FormatUint(d.StreamSequence, 10)
+	id := deadLetterID(s.cfg.Name, d.StreamSequence, msg.Headers(), msg.Data())
 	if _, err := s.js.PublishMsg(pctx, dl, jetstream.WithMsgID(id)); err != nil {
 		s.cfg.Logger.Error("subscriber: publishing dead letter", "subscriber", s.cfg.Name, "seq", d.StreamSequence, "error", err)
 		_ = msg.NakWithDelay(s.cfg.Backoff[len(s.cfg.Backoff)-1])

@@ -192,8 +192,9 @@ func (s *Service) completeTask(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "task id: want a number", http.StatusBadRequest)
 		return
 	}
-	// A cancelled task is refused whether or not it could be published.
-	if t, err := s.store.Task(r.Context(), id); err == nil && t.Status == StatusCancelled {
+	// A cancelled task is refused whether or not it could be published,
+	// unless its completion was published already (see Complete).
+	if t, err := s.store.Task(r.Context(), id); err == nil && t.Status == StatusCancelled && !t.retryable() {
 		http.Error(w, "task cancelled: "+t.CancelReason, http.StatusConflict)
 		return
 	}

@@ -46,7 +46,11 @@
 // "task:<change_id>:<kind>"), not from the database's serial id nor the
 // time: completing twice, after a crash between publishing and marking, or
 // on a restored database, sends the same event id, which the hub applies
-// once. A done stop_benefits task reopened by a death after the person was
+// once. The hub keeps the first payload of an id, so the event is saved in
+// the task before it is published (migration 0006) and a retry re-sends it
+// unchanged: the task then reports the date of death the hub holds, and a
+// different one announced in between is its corrected date of death. A
+// done stop_benefits task reopened by a death after the person was
 // active again takes that death's change_id, hence a new event id.
 package socialinsurance
 
@@ -382,6 +386,15 @@ func Event(t Task, now time.Time) schemas.Event {
 // Complete publishes the task's event to the hub and marks it done. A
 // task already done is returned as it is, without publishing again; a
 // cancelled one is refused with ErrTaskCancelled, publishing nothing.
+//
+// The event is saved in the task before it is published (see
+// publication), and a completion retried after one that published but
+// did not mark the task done (a crash, the database away) re-sends that
+// event: the hub keeps the first payload of an event id, so the task must
+// report that one. A date of death announced in between then becomes the
+// task's corrected date of death, as for one announced while a completion
+// is in flight (markDone), and a task cancelled in between is completed
+// too, flagged by its reactivated_at: the hub may hold the termination.
 func Complete(ctx context.Context, store *Store, pub EventPublisher, id int64) (Task, error) {
 	t, err := store.Task(ctx, id)
 	if err != nil {
@@ -390,10 +403,18 @@ func Complete(ctx context.Context, store *Store, pub EventPublisher, id int64) (
 	if t.Status == StatusDone {
 		return t, nil
 	}
-	if t.Status == StatusCancelled {
+	if t.Status == StatusCancelled && !t.retryable() {
 		return Task{}, fmt.Errorf("completing task %d: %w: %s", id, ErrTaskCancelled, t.CancelReason)
 	}
-	ev := Event(t, time.Now())
+	fresh := Event(t, time.Now())
+	p, err := store.beginCompletion(ctx, id, publicationOf(fresh))
+	if errors.Is(err, errNotCompletable) {
+		return settled(ctx, store, id)
+	}
+	if err != nil {
+		return Task{}, err
+	}
+	ev := p.event(fresh)
 	results, err := pub.Publish(ctx, ev)
 	if err != nil {
 		return Task{}, fmt.Errorf("publishing completion: %w", err)
@@ -401,14 +422,48 @@ func Complete(ctx context.Context, store *Store, pub EventPublisher, id int64) (
 	if err := results[0].Err; err != nil {
 		return Task{}, fmt.Errorf("publishing completion: %w", err)
 	}
-	var end string
-	if d, ok := ev.Payload.(*schemas.InsuranceTerminatedData); ok {
-		end = d.End
-	}
-	if err := store.markDone(ctx, id, ev.ID, end); err != nil {
+	if err := store.markDone(ctx, id, ev.ID, p.end); err != nil {
 		return Task{}, err
 	}
 	return store.Task(ctx, id)
+}
+
+// settled answers a completion of a task that was done, cancelled or
+// removed after it was read: the done task as it is, ErrTaskCancelled or
+// ErrNotFound.
+func settled(ctx context.Context, store *Store, id int64) (Task, error) {
+	t, err := store.Task(ctx, id)
+	switch {
+	case err != nil:
+		return Task{}, err
+	case t.Status == StatusDone:
+		return t, nil
+	case t.Status == StatusCancelled:
+		return Task{}, fmt.Errorf("completing task %d: %w: %s", id, ErrTaskCancelled, t.CancelReason)
+	}
+	return Task{}, fmt.Errorf("completing task %d: it changed while completing; try again", id)
+}
+
+// publicationOf is what of ev a retry must re-send as it was.
+func publicationOf(ev schemas.Event) publication {
+	p := publication{eventID: ev.ID, at: ev.Time}
+	if d, ok := ev.Payload.(*schemas.InsuranceTerminatedData); ok {
+		p.end = d.End
+	}
+	return p
+}
+
+// event is ev (the task's event as it is now) as p published it: p's id,
+// time and termination end. The rest of the event follows from the task's
+// kind, person and regions, which no notification changes.
+func (p publication) event(ev schemas.Event) schemas.Event {
+	ev.ID, ev.Time = p.eventID, p.at.UTC()
+	if d, ok := ev.Payload.(*schemas.InsuranceTerminatedData); ok {
+		sent := *d
+		sent.End = p.end
+		ev.Payload = &sent
+	}
+	return ev
 }
 
 // Service is the running subscriber with its HTTP API.

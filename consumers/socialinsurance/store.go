@@ -72,8 +72,9 @@ type Task struct {
 	// reported once done: the termination's end.
 	DateOfDeath string `json:"date_of_death,omitempty"`
 	// CorrectedDateOfDeath is a different date of death announced after
-	// the task was completed, for the bureau to review (the hub already
-	// holds the termination at DateOfDeath); "" when there is none.
+	// the task's completion was published, for the bureau to review (the
+	// hub already holds the termination at DateOfDeath); "" when there is
+	// none.
 	CorrectedDateOfDeath string `json:"corrected_date_of_death,omitempty"`
 	// ChangedAt is when the change that caused the task took effect (the
 	// notification's time); zero for tasks recorded before it was kept.
@@ -92,7 +93,28 @@ type Task struct {
 	// restoration (the task is then cancelled from the start), and again
 	// once a death newer than the reactivation reopens the task.
 	ReactivatedAt time.Time `json:"reactivated_at,omitzero"`
+	// inFlight is the completion published but not yet marked done
+	// (migration 0006); nil when none.
+	inFlight *publication
 }
+
+// publication is what a completion's event carries that a later
+// notification could change in the task: its id (from the change_id), the
+// termination's end ("" for a transfer) and when it takes effect. It is
+// saved before the event is published, so that a retry after a crash
+// re-sends that event rather than one rebuilt from the task as it is
+// then: the hub keeps the first payload of an event id.
+type publication struct {
+	eventID string
+	end     string
+	at      time.Time
+}
+
+// retryable reports whether a completion of the task began (its event
+// saved, perhaps published) without marking it done: it must be finished,
+// re-sent and marked done, even if the task was cancelled since, as the
+// hub may hold the termination already.
+func (t Task) retryable() bool { return t.inFlight != nil }
 
 // Store keeps tasks and the roster in the service's own schema.
 type Store struct {
@@ -328,14 +350,15 @@ type TaskFilter struct {
 }
 
 const taskColumns = `id, kind, citizen_id, change_id, version, from_region, to_region, date_of_death, corrected_date_of_death, changed_at, created_at, status,
-	cancel_reason, reactivated_at`
+	cancel_reason, reactivated_at, publishing_event_id, publishing_end, publishing_at`
 
 func scanTask(row pgx.CollectableRow) (Task, error) {
 	var t Task
 	var id string
 	var changedAt, reactivatedAt pgtype.Timestamptz
+	var p publishingColumns
 	err := row.Scan(&t.ID, &t.Kind, &id, &t.ChangeID, &t.Version, &t.FromRegion, &t.ToRegion, &t.DateOfDeath, &t.CorrectedDateOfDeath, &changedAt, &t.CreatedAt, &t.Status,
-		&t.CancelReason, &reactivatedAt)
+		&t.CancelReason, &reactivatedAt, &p.eventID, &p.end, &p.at)
 	t.CitizenID = citizenid.ID(id)
 	if changedAt.Valid {
 		t.ChangedAt = changedAt.Time
@@ -343,7 +366,23 @@ func scanTask(row pgx.CollectableRow) (Task, error) {
 	if reactivatedAt.Valid {
 		t.ReactivatedAt = reactivatedAt.Time
 	}
+	t.inFlight = p.publication()
 	return t, err
+}
+
+// publishingColumns are a task's publishing_* columns as scanned.
+type publishingColumns struct {
+	eventID pgtype.Text
+	end     string
+	at      pgtype.Timestamptz
+}
+
+// publication is the completion in flight the columns hold, nil for none.
+func (c publishingColumns) publication() *publication {
+	if !c.eventID.Valid {
+		return nil
+	}
+	return &publication{eventID: c.eventID.String, end: c.end, at: c.at.Time}
 }
 
 // Tasks lists tasks in id order, at most f.Limit of them: the next page
@@ -385,6 +424,40 @@ func (s *Store) Task(ctx context.Context, id int64) (Task, error) {
 	return t, nil
 }
 
+// errNotCompletable is beginCompletion's answer for a task that is done,
+// or cancelled with no completion in flight, or gone.
+var errNotCompletable = errors.New("task not completable")
+
+// beginCompletion saves p as the completion of task id about to be
+// published, unless one is in flight already, and returns the one saved:
+// the first, which every retry re-sends. It refuses (errNotCompletable) a
+// task done or missing since it was read, and a cancelled one unless a
+// completion of it is in flight, whose event may be at the hub already.
+func (s *Store) beginCompletion(ctx context.Context, id int64, p publication) (publication, error) {
+	rows, err := s.pool.Query(ctx, `UPDATE tasks SET publishing_event_id = coalesce(publishing_event_id, $2),
+		publishing_end = CASE WHEN publishing_event_id IS NULL THEN $3 ELSE publishing_end END,
+		publishing_at = CASE WHEN publishing_event_id IS NULL THEN $4 ELSE publishing_at END
+		WHERE id = $1 AND (status = 'open' OR (status = 'cancelled' AND publishing_event_id IS NOT NULL))
+		RETURNING publishing_event_id, publishing_end, publishing_at`, id, p.eventID, p.end, p.at)
+	if err != nil {
+		return publication{}, fmt.Errorf("saving the completion before publishing: %w", err)
+	}
+	saved, err := pgx.CollectExactlyOneRow(rows, func(row pgx.CollectableRow) (publication, error) {
+		var c publishingColumns
+		if err := row.Scan(&c.eventID, &c.end, &c.at); err != nil {
+			return publication{}, err
+		}
+		return *c.publication(), nil
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return publication{}, errNotCompletable
+	}
+	if err != nil {
+		return publication{}, fmt.Errorf("saving the completion before publishing: %w", err)
+	}
+	return saved, nil
+}
+
 // markDone closes a task with the id of the event that reported it and
 // the date of death that event reported (dateOfDeath, "" for a
 // transfer). A stop_benefits task whose date a notification changed
@@ -392,10 +465,12 @@ func (s *Store) Task(ctx context.Context, id int64) (Task, error) {
 // corrected date: the event is on its way to the hub. Likewise a task a
 // reactivation cancelled after it was read becomes done, keeping its
 // reactivated_at: the termination is on its way, and the bureau must
-// review it.
+// review it. The completion in flight (beginCompletion) is cleared: the
+// task's event_id and date_of_death record it from now on.
 func (s *Store) markDone(ctx context.Context, id int64, eventID, dateOfDeath string) error {
 	_, err := s.pool.Exec(ctx, `UPDATE tasks SET status = 'done', completed_at = now(), event_id = $2, cancel_reason = '',
-		corrected_date_of_death = CASE WHEN date_of_death = $3 THEN '' ELSE date_of_death END, date_of_death = $3
+		corrected_date_of_death = CASE WHEN date_of_death = $3 THEN '' ELSE date_of_death END, date_of_death = $3,
+		publishing_event_id = NULL, publishing_end = '', publishing_at = NULL
 		WHERE id = $1 AND status IN ('open', 'cancelled')`, id, eventID, dateOfDeath)
 	if err != nil {
 		return fmt.Errorf("marking task done: %w", err)
