@@ -876,6 +876,10 @@ func (m *Main) openStore(ctx context.Context, meter metric.Meter) error {
 		if err != nil {
 			return fmt.Errorf("opening PostgreSQL store: %w", err)
 		}
+		// The audit log keeps its tables beside the store's, in the
+		// schema the store settled on: --postgres-schema, else the URL's
+		// search_path, else public.
+		m.Config.PostgresSchema = s.Schema()
 		m.Store = s
 		return nil
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pophub/pophub/hub/audit"
+	"github.com/pophub/pophub/hub/postgres"
 	"github.com/pophub/pophub/schemas/citizenid"
 )
 
@@ -45,7 +46,8 @@ type auditTarget struct {
 func (a *auditTarget) register(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&a.pgURL, "postgres", os.Getenv("POPHUB_POSTGRES"), "PostgreSQL URL of the hub's store (env POPHUB_POSTGRES)")
-	f.StringVar(&a.schema, "schema", "public", "schema of the audit tables")
+	f.StringVar(&a.schema, "schema", os.Getenv("POPHUB_POSTGRES_SCHEMA"),
+		"schema of the audit tables, the hub's (env POPHUB_POSTGRES_SCHEMA; default: the one the --postgres URL's search_path names, else public)")
 	f.StringVar(&a.file, "file", os.Getenv("POPHUB_AUDIT_FILE"), "JSON-lines audit file of an embedded hub (env POPHUB_AUDIT_FILE)")
 	f.StringVar(&a.keyFile, "key-file", os.Getenv("POPHUB_AUDIT_KEY_FILE"), "audit key file, hex (env POPHUB_AUDIT_KEY_FILE; or the hex in POPHUB_AUDIT_KEY)")
 }
@@ -59,7 +61,11 @@ func (a *auditTarget) open(ctx context.Context) (audit.Store, error) {
 	case a.pgURL != "" && a.file != "":
 		return nil, errors.New("give either --postgres or --file, not both")
 	case a.pgURL != "":
-		s, err := audit.OpenPostgresExisting(ctx, audit.PostgresConfig{URL: a.pgURL, Schema: a.schema})
+		schema, err := postgres.SchemaOf(a.pgURL, a.schema)
+		if err != nil {
+			return nil, err
+		}
+		s, err := audit.OpenPostgresExisting(ctx, audit.PostgresConfig{URL: a.pgURL, Schema: schema})
 		if errors.Is(err, audit.ErrNoLog) {
 			return nil, fmt.Errorf("%w; are --postgres and --schema right?", err)
 		}

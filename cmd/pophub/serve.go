@@ -84,7 +84,8 @@ Without --postgres the store is go-memdb persisted under --data (one instance on
 	f.IntVar(&cfg.StreamReplicas, "stream-replicas", 0, "replicas of the notification stream POP (0: keep the stream's; 1 when creating it)")
 	f.DurationVar(&cfg.StreamMaxAge, "stream-max-age", 0, "keep notifications this long, at least 10m (0: keep the stream's limit; none when creating it)")
 	f.StringVar(&cfg.PostgresURL, "postgres", os.Getenv("POPHUB_POSTGRES"), "PostgreSQL URL (env POPHUB_POSTGRES)")
-	f.StringVar(&cfg.PostgresSchema, "postgres-schema", envOr("POPHUB_POSTGRES_SCHEMA", "public"), "PostgreSQL schema for the hub's tables (env POPHUB_POSTGRES_SCHEMA)")
+	f.StringVar(&cfg.PostgresSchema, "postgres-schema", os.Getenv("POPHUB_POSTGRES_SCHEMA"),
+		"PostgreSQL schema for the hub's tables (env POPHUB_POSTGRES_SCHEMA; default: the one the --postgres URL's search_path names, else public; a URL naming another is refused)")
 	f.StringVar(&cfg.DataDir, "data", os.Getenv("POPHUB_DATA"), "memdb store directory, when --postgres is not given (env POPHUB_DATA)")
 	keysFlag(f, &cfg.KeysFile, "; without it the store is in clear")
 	f.StringVar(&cfg.HTTPAddr, "http", envOr("POPHUB_HTTP", "127.0.0.1:8780"), "HTTP API listen address (env POPHUB_HTTP)")

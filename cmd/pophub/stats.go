@@ -139,7 +139,7 @@ for the rebuild and then add to it.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&pgURL, "postgres", os.Getenv("POPHUB_POSTGRES"), "PostgreSQL URL of the hub's store (env POPHUB_POSTGRES)")
-	f.StringVar(&schema, "schema", "public", "schema of the hub's tables")
+	f.StringVar(&schema, "schema", os.Getenv("POPHUB_POSTGRES_SCHEMA"), "schema of the hub's tables (env POPHUB_POSTGRES_SCHEMA; default: the one the --postgres URL's search_path names, else public)")
 	f.StringVar(&dataDir, "data", os.Getenv("POPHUB_DATA"),
 		"the hub's data directory, whose installed region table <data>/"+regionsFileName+" the hub classifies by (env POPHUB_DATA)")
 	f.StringVar(&regions, "regions", os.Getenv("POPHUB_REGIONS"),
@@ -248,7 +248,7 @@ directory must not be in use by a running hub.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&pgURL, "postgres", os.Getenv("POPHUB_POSTGRES"), "PostgreSQL URL of the hub's store (env POPHUB_POSTGRES)")
-	f.StringVar(&schema, "schema", "public", "schema of the hub's tables")
+	f.StringVar(&schema, "schema", os.Getenv("POPHUB_POSTGRES_SCHEMA"), "schema of the hub's tables (env POPHUB_POSTGRES_SCHEMA; default: the one the --postgres URL's search_path names, else public)")
 	f.StringVar(&dataDir, "data", os.Getenv("POPHUB_DATA"),
 		"data directory of a stopped memdb hub; with --postgres, the PostgreSQL hub's data directory, for its installed region table (env POPHUB_DATA)")
 	f.StringVar(&regions, "regions", os.Getenv("POPHUB_REGIONS"),

@@ -2,7 +2,9 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -95,82 +97,78 @@ func (s *Store) Counts(ctx context.Context, q hub.CountQuery) (map[string]hub.Ta
 	return out, nil
 }
 
-// VerifyCounters recomputes every counter from the persons' states, by a
-// full scan in one snapshot with the stored counters, and returns the
-// counters that differ: N is the stored value minus the recomputed one.
-func (s *Store) VerifyCounters(ctx context.Context) ([]stats.Delta, error) {
-	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
-	if err != nil {
-		return nil, fmt.Errorf("verifying counters: %w", err)
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
-	acc := stats.Acc{}
-	rows, err := tx.Query(ctx, "SELECT person_key, state FROM persons WHERE version > 0")
-	if err != nil {
-		return nil, fmt.Errorf("verifying counters: %w", err)
-	}
-	for rows.Next() {
-		var key string
-		var raw []byte
-		if err := rows.Scan(&key, &raw); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("verifying counters: %w", err)
-		}
-		st, err := s.seal.openState(key, raw)
-		if err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("verifying counters: %w", err)
-		}
-		acc.Person(nil, st, s.cfg.Classify)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("verifying counters: %w", err)
-	}
-	rows, err = tx.Query(ctx, "SELECT region, class::text, bucket, n FROM stats_counters")
-	if err != nil {
-		return nil, fmt.Errorf("verifying counters: %w", err)
-	}
-	for rows.Next() {
-		var k stats.Key
-		var class string
-		var n int64
-		if err := rows.Scan(&k.Region, &class, &k.Bucket, &n); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("verifying counters: %w", err)
-		}
-		k.Class = stats.Class(class[0])
-		acc[k] -= n
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("verifying counters: %w", err)
-	}
-	// acc now holds recomputed minus stored; report stored minus recomputed.
-	diffs := acc.Deltas()
-	for i := range diffs {
-		diffs[i].N = -diffs[i].N
-	}
-	return diffs, nil
-}
-
 // RebuildCounters recomputes every counter from the persons' states and
 // replaces the stored ones, in one transaction: needed after an official
 // region table changes the urban/rural class of addresses, or after a bulk
 // load that wrote no counters. It locks the counters first, so batches
 // applied meanwhile wait and then add their changes to the rebuilt
-// counters; the scan sees every batch that committed before it.
+// counters; the scan sees every batch that committed before it. It
+// answers the schema's request for a recount (recountMeta) too.
 func (s *Store) RebuildCounters(ctx context.Context) (persons int64, err error) {
+	persons, _, err = s.rebuildCounters(ctx, false)
+	return persons, err
+}
+
+// recountMeta names the hub_meta row by which migration
+// 0009_counters_recount asks for the counters to be recounted: the schema
+// holds persons older than its counters.
+const recountMeta = "counters_recount"
+
+// recountIfAsked recounts the counters when the schema asks for it
+// (recountMeta), before the store serves a count: a store upgraded from a
+// release before the counters would otherwise count none of the persons
+// it held. A schema that does not ask pays one look-up by key.
+func (s *Store) recountIfAsked(ctx context.Context) error {
+	var reason string
+	err := s.pool.QueryRow(ctx, "SELECT value FROM hub_meta WHERE name = $1", recountMeta).Scan(&reason)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading whether the counters need a recount: %w", err)
+	}
+	log := s.cfg.Logger.With("schema", s.cfg.Schema)
+	log.Warn("recounting the statistics counters from every person before serving: the schema holds persons its counters do not count (a store older than the counters)",
+		"reason", reason)
+	start := time.Now()
+	persons, done, err := s.rebuildCounters(ctx, true)
+	if err != nil {
+		return fmt.Errorf("recounting the counters of a store older than them: %w", err)
+	}
+	if !done {
+		log.Info("another instance has recounted the statistics counters")
+		return nil
+	}
+	log.Info("recounted the statistics counters", "persons", persons, "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// rebuildCounters is RebuildCounters. With onlyIfAsked it rebuilds only
+// if the schema still asks for a recount once the counters are locked,
+// and reports whether it did: of several instances opening an upgraded
+// schema at once, the first recounts and the others find it done.
+func (s *Store) rebuildCounters(ctx context.Context, onlyIfAsked bool) (persons int64, done bool, err error) {
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead})
 	if err != nil {
-		return 0, fmt.Errorf("rebuilding counters: %w", err)
+		return 0, false, fmt.Errorf("rebuilding counters: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
 	// LOCK is taken before the transaction's snapshot, which the first
 	// query after it fixes.
 	if _, err := tx.Exec(ctx, "LOCK TABLE stats_counters IN EXCLUSIVE MODE"); err != nil {
-		return 0, fmt.Errorf("rebuilding counters: %w", err)
+		return 0, false, fmt.Errorf("rebuilding counters: %w", err)
+	}
+	if onlyIfAsked {
+		var asked bool
+		if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM hub_meta WHERE name = $1)", recountMeta).Scan(&asked); err != nil {
+			return 0, false, fmt.Errorf("rebuilding counters: %w", err)
+		}
+		if !asked {
+			return 0, false, nil
+		}
 	}
 	if _, err := tx.Exec(ctx, "DELETE FROM stats_counters"); err != nil {
-		return 0, fmt.Errorf("rebuilding counters: %w", err)
+		return 0, false, fmt.Errorf("rebuilding counters: %w", err)
 	}
 	// Pages of persons in key order: every query of the transaction sees
 	// its one snapshot, and between pages the connection is free to write
@@ -180,31 +178,31 @@ func (s *Store) RebuildCounters(ctx context.Context) (persons int64, err error) 
 	for {
 		rows, err := tx.Query(ctx, "SELECT person_key, state FROM persons WHERE person_key > $1 AND version > 0 ORDER BY person_key LIMIT 10000", after)
 		if err != nil {
-			return 0, fmt.Errorf("rebuilding counters: %w", err)
+			return 0, false, fmt.Errorf("rebuilding counters: %w", err)
 		}
 		n := 0
 		for rows.Next() {
 			var raw []byte
 			if err := rows.Scan(&after, &raw); err != nil {
 				rows.Close()
-				return 0, fmt.Errorf("rebuilding counters: %w", err)
+				return 0, false, fmt.Errorf("rebuilding counters: %w", err)
 			}
 			st, err := s.seal.openState(after, raw)
 			if err != nil {
 				rows.Close()
-				return 0, fmt.Errorf("rebuilding counters: %w", err)
+				return 0, false, fmt.Errorf("rebuilding counters: %w", err)
 			}
 			acc.Person(nil, st, s.cfg.Classify)
 			n++
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
-			return 0, fmt.Errorf("rebuilding counters: %w", err)
+			return 0, false, fmt.Errorf("rebuilding counters: %w", err)
 		}
 		persons += int64(n)
 		if n == 0 || len(acc) >= flushCounters {
 			if err := writeCountersChunked(ctx, tx, acc.Deltas()); err != nil {
-				return 0, fmt.Errorf("rebuilding counters: %w", err)
+				return 0, false, fmt.Errorf("rebuilding counters: %w", err)
 			}
 			acc = stats.Acc{}
 		}
@@ -212,10 +210,13 @@ func (s *Store) RebuildCounters(ctx context.Context) (persons int64, err error) 
 			break
 		}
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return 0, fmt.Errorf("rebuilding counters: %w", err)
+	if _, err := tx.Exec(ctx, "DELETE FROM hub_meta WHERE name = $1", recountMeta); err != nil {
+		return 0, false, fmt.Errorf("rebuilding counters: %w", err)
 	}
-	return persons, nil
+	if err := tx.Commit(ctx); err != nil {
+		return 0, false, fmt.Errorf("rebuilding counters: %w", err)
+	}
+	return persons, true, nil
 }
 
 // writeCountersChunked writes many deltas in statements of bounded size.

@@ -39,7 +39,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/metric"
 
@@ -57,10 +56,15 @@ var migrations embed.FS
 type Config struct {
 	// URL is a PostgreSQL connection string (required).
 	URL string
-	// Schema holds the hub's tables (default "public"); Open creates it if
-	// missing, OpenExisting refuses it.
+	// Schema holds the hub's tables; Open creates it if missing,
+	// OpenExisting refuses it. Default: the schema the URL's search_path
+	// names, else "public". A URL whose search_path names another schema
+	// is refused, and one naming several unless Schema is one of them:
+	// the hub keeps its tables in one schema, and writing them anywhere
+	// but where the URL says would be a silent surprise.
 	Schema string
-	// MaxConns bounds the connection pool (default 8).
+	// MaxConns bounds the connection pool. Default: the URL's
+	// pool_max_conns, else 8.
 	MaxConns int32
 	// CacheSize is how many persons' merge states the store keeps in
 	// memory between batches (default 100,000; negative disables the
@@ -84,13 +88,9 @@ type Config struct {
 	Meter metric.Meter
 }
 
+// setDefaults fills in the defaults that do not depend on the URL;
+// poolConfig settles Schema and MaxConns.
 func (c *Config) setDefaults() {
-	if c.Schema == "" {
-		c.Schema = "public"
-	}
-	if c.MaxConns <= 0 {
-		c.MaxConns = 8
-	}
 	if c.CacheSize == 0 {
 		c.CacheSize = 100_000
 	}
@@ -123,6 +123,9 @@ type Store struct {
 	// noCounters skips the statistics counters, for the benchmark that
 	// measures what keeping them costs.
 	noCounters bool
+	// verifyBudget bounds the recounted counters VerifyCounters holds in
+	// memory (0: verifyCounters); tests lower it.
+	verifyBudget int
 	// partRow is the outbox row PendingOutbox last returned only in part,
 	// decoded, so that the next round, which starts in it, does not read
 	// and decompress it again.
@@ -145,14 +148,9 @@ func open(ctx context.Context, cfg Config, create bool) (*Store, error) {
 		return nil, err
 	}
 	cfg.setDefaults()
-	pc, err := pgxpool.ParseConfig(cfg.URL)
+	pc, err := poolConfig(&cfg)
 	if err != nil {
-		return nil, fmt.Errorf("parsing PostgreSQL URL: %w", err)
-	}
-	pc.MaxConns = cfg.MaxConns
-	pc.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{cfg.Schema}.Sanitize()
-	if pc.ConnConfig.RuntimeParams["application_name"] == "" {
-		pc.ConnConfig.RuntimeParams["application_name"] = "pophub"
+		return nil, err
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
@@ -166,6 +164,9 @@ func open(ctx context.Context, cfg Config, create bool) (*Store, error) {
 		err = pgmigrate.Apply(ctx, pool, migrations, cfg.Schema, "pophub-migrate", cfg.Logger)
 		if err == nil {
 			err = checkSealing(ctx, pool, cfg.Keys, cfg.Logger)
+		}
+		if err == nil {
+			err = s.recountIfAsked(ctx)
 		}
 	} else {
 		err = checkExisting(ctx, pool, cfg.Schema)
@@ -197,6 +198,10 @@ func (s *Store) Ping(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Schema is the schema that holds the store's tables: Config.Schema, or
+// the one the URL's search_path names, or "public".
+func (s *Store) Schema() string { return s.cfg.Schema }
 
 // Pool exposes the connection pool, for tools and tests.
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }

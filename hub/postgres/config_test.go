@@ -1,0 +1,194 @@
+package postgres
+
+import (
+	"context"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pophub/pophub/internal/testenv"
+)
+
+// withParams adds query parameters to a PostgreSQL URL.
+func withParams(t *testing.T, base string, kv ...string) string {
+	t.Helper()
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("the test database's URL %q is not a URL: %v", base, err)
+	}
+	q := u.Query()
+	for i := 0; i < len(kv); i += 2 {
+		q.Set(kv[i], kv[i+1])
+	}
+	// pgconn reads a "+" in a URL as itself, not as a blank.
+	u.RawQuery = strings.ReplaceAll(q.Encode(), "+", "%20")
+	return u.String()
+}
+
+// TestOpenTakesURLSettings: the schema and pool size a connection URL
+// sets (search_path, pool_max_conns) are the ones the store uses, unless
+// the Config names others; a Config and a URL that name different
+// schemas are refused before anything is written. A case whose Config
+// names no schema opens stores the test made with OpenExisting, which
+// creates nothing: a store that ignored the URL would find no store in
+// public instead of writing its tables there.
+func TestOpenTakesURLSettings(t *testing.T) {
+	ctx := context.Background()
+	base := testenv.Postgres(t)
+	tests := []struct {
+		name string
+		// config builds the Config from schemas of the test's own.
+		config func(t *testing.T, a, b, c string) Config
+		// want is the schema the store must write in (a or b), or ""
+		// when Open must fail with an error holding wantErr.
+		want     string
+		wantErr  []string
+		maxConns int32
+		// existing opens with OpenExisting, once Open has made a and b.
+		existing bool
+	}{
+		{name: "the URL's search_path", want: "a", maxConns: 8, existing: true,
+			config: func(t *testing.T, a, b, c string) Config {
+				return Config{URL: withParams(t, base, "search_path", a)}
+			}},
+		{name: "the URL's search_path, the Config the same", want: "a", maxConns: 8,
+			config: func(t *testing.T, a, b, c string) Config {
+				return Config{URL: withParams(t, base, "search_path", a), Schema: a}
+			}},
+		{name: "the Config's schema without a search_path", want: "b", maxConns: 8,
+			config: func(t *testing.T, a, b, c string) Config { return Config{URL: base, Schema: b} }},
+		{name: "several schemas in the search_path, the Config naming one", want: "b", maxConns: 8,
+			config: func(t *testing.T, a, b, c string) Config {
+				return Config{URL: withParams(t, base, "search_path", a+", "+b), Schema: b}
+			}},
+		{name: "the URL's pool_max_conns", want: "a", maxConns: 3, existing: true,
+			config: func(t *testing.T, a, b, c string) Config {
+				return Config{URL: withParams(t, base, "search_path", a, "pool_max_conns", "3")}
+			}},
+		{name: "the Config's MaxConns over the URL's", want: "a", maxConns: 5,
+			config: func(t *testing.T, a, b, c string) Config {
+				return Config{URL: withParams(t, base, "pool_max_conns", "3"), Schema: a, MaxConns: 5}
+			}},
+		{name: "a Config and a URL naming different schemas", wantErr: []string{"a", "b", "search_path"},
+			config: func(t *testing.T, a, b, c string) Config {
+				return Config{URL: withParams(t, base, "search_path", a), Schema: b}
+			}},
+		{name: "several schemas in the search_path and none configured", wantErr: []string{"a", "b", "several schemas"}, existing: true,
+			config: func(t *testing.T, a, b, c string) Config {
+				return Config{URL: withParams(t, base, "search_path", a+","+b)}
+			}},
+		{name: "several schemas in the search_path, the Config naming another", wantErr: []string{"a", "b", "c", "search_path"},
+			config: func(t *testing.T, a, b, c string) Config {
+				return Config{URL: withParams(t, base, "search_path", a+","+b), Schema: c}
+			}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			schemas := map[string]string{"a": testenv.Schema(t), "b": testenv.Schema(t), "c": testenv.Schema(t)}
+			cfg := tc.config(t, schemas["a"], schemas["b"], schemas["c"])
+			open := Open
+			if tc.existing {
+				openTestStore(t, schemas["a"]).Close()
+				openTestStore(t, schemas["b"]).Close()
+				open = OpenExisting
+			}
+			s, err := open(ctx, cfg)
+			if tc.want == "" {
+				if err == nil {
+					s.Close()
+					t.Fatal("opened")
+				}
+				for _, w := range tc.wantErr {
+					if name, ok := schemas[w]; ok {
+						w = name
+					}
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error %q does not name %q", err, w)
+					}
+				}
+				if !tc.existing {
+					assertNoSchemas(t, schemas["a"], schemas["b"], schemas["c"])
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			defer s.Close()
+			want := schemas[tc.want]
+			var path, current string
+			if err := s.Pool().QueryRow(ctx, "SELECT current_setting('search_path'), current_schema()").Scan(&path, &current); err != nil {
+				t.Fatal(err)
+			}
+			if current != want || path != (pgx.Identifier{want}).Sanitize() {
+				t.Errorf("search_path %s (current schema %s), want %s", path, current, want)
+			}
+			var holder string
+			if err := s.Pool().QueryRow(ctx, "SELECT relnamespace::regnamespace::text FROM pg_class WHERE oid = 'persons'::regclass").Scan(&holder); err != nil || holder != want {
+				t.Errorf("persons is in schema %q (%v), want %q", holder, err, want)
+			}
+			if got := s.Pool().Config().MaxConns; got != tc.maxConns {
+				t.Errorf("pool of %d connections, want %d", got, tc.maxConns)
+			}
+		})
+	}
+}
+
+// assertNoSchemas checks that a refused Open created none of the schemas.
+func assertNoSchemas(t *testing.T, schemas ...string) {
+	t.Helper()
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, testenv.PostgresURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	var n int
+	if err := c.QueryRow(ctx, "SELECT count(*) FROM pg_namespace WHERE nspname = ANY($1)", schemas).Scan(&n); err != nil || n != 0 {
+		t.Errorf("a refused Open created %d of the schemas (%v)", n, err)
+	}
+}
+
+// TestResolveSchema covers how the schema is chosen from Config.Schema and
+// the URL's search_path, as PostgreSQL reads a search_path.
+func TestResolveSchema(t *testing.T) {
+	tests := []struct {
+		configured, searchPath string
+		want                   string
+		wantErr                string
+	}{
+		{"", "", "public", ""},
+		{"hub", "", "hub", ""},
+		{"", "hub", "hub", ""},
+		{"", " Hub ", "hub", ""}, // unquoted names fold to lower case
+		{"", `"Hub"`, "Hub", ""},
+		{"", `"a,""b"`, `a,"b`, ""},
+		{"Hub", "hub", "", "different schemas"},
+		{"Hub", `"Hub"`, "Hub", ""},
+		{"", "a, b", "", "several schemas"},
+		{"b", "a, b", "b", ""},
+		{"c", "a, b", "", "different schemas"},
+		{"", `"$user", public`, "", "several schemas"},
+		{"", `$user`, "", "$user"},
+		{"", `"a`, "", "unterminated"},
+		{"", "a,,b", "", "empty"},
+	}
+	for _, tc := range tests {
+		got, err := resolveSchema(tc.configured, tc.searchPath)
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("resolveSchema(%q, %q) = %q, %v; want an error containing %q", tc.configured, tc.searchPath, got, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("resolveSchema(%q, %q) = %q, %v; want %q", tc.configured, tc.searchPath, got, err, tc.want)
+		}
+	}
+	if got, _ := parseSearchPath(`x, "Y z" ,w`); !slices.Equal(got, []string{"x", "Y z", "w"}) {
+		t.Errorf("parseSearchPath: %q", got)
+	}
+}

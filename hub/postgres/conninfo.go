@@ -1,0 +1,149 @@
+package postgres
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// defaultMaxConns is the pool size when neither Config.MaxConns nor the
+// URL's pool_max_conns sets one.
+const defaultMaxConns = 8
+
+// poolConfig parses the URL into the pool's configuration and settles
+// cfg.Schema and cfg.MaxConns from what the Config and the URL say: an
+// operator who writes search_path or pool_max_conns into the URL, as
+// PostgreSQL and pgx document, gets them, and a URL that contradicts the
+// Config is refused rather than overridden.
+func poolConfig(cfg *Config) (*pgxpool.Config, error) {
+	pc, err := pgxpool.ParseConfig(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("parsing PostgreSQL URL: %w", err)
+	}
+	// pgxpool takes pool_max_conns out of the parameters it returns and
+	// defaults it by the CPUs: parse once more to learn whether the URL
+	// set it.
+	cc, err := pgconn.ParseConfig(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("parsing PostgreSQL URL: %w", err)
+	}
+	_, urlMaxConns := cc.RuntimeParams["pool_max_conns"]
+	if cfg.Schema, err = resolveSchema(cfg.Schema, pc.ConnConfig.RuntimeParams["search_path"]); err != nil {
+		return nil, err
+	}
+	cfg.MaxConns = maxConns(cfg.MaxConns, pc.MaxConns, urlMaxConns)
+	pc.MaxConns = cfg.MaxConns
+	pc.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{cfg.Schema}.Sanitize()
+	if pc.ConnConfig.RuntimeParams["application_name"] == "" {
+		pc.ConnConfig.RuntimeParams["application_name"] = "pophub"
+	}
+	return pc, nil
+}
+
+// maxConns is the pool size: the configured one, else the URL's
+// pool_max_conns when it set one, else defaultMaxConns.
+func maxConns(configured, parsed int32, fromURL bool) int32 {
+	switch {
+	case configured > 0:
+		return configured
+	case fromURL:
+		return parsed
+	}
+	return defaultMaxConns
+}
+
+// resolveSchema chooses the schema of the store's tables from the
+// configured one and the URL's search_path ("" when the URL sets none).
+// The store's connections then search that schema alone, so a path of
+// several schemas is accepted only when the configuration names which.
+func resolveSchema(configured, searchPath string) (string, error) {
+	path, err := parseSearchPath(searchPath)
+	if err != nil {
+		return "", fmt.Errorf("postgres: the URL's search_path %q: %w", searchPath, err)
+	}
+	switch {
+	case len(path) == 0 && configured == "":
+		return "public", nil
+	case len(path) == 0:
+		return configured, nil
+	case configured != "" && slices.Contains(path, configured):
+		return configured, nil
+	case configured != "":
+		return "", fmt.Errorf("postgres: the schema %q and the URL's search_path %q name different schemas; name the hub's schema in one place, or the same in both",
+			configured, searchPath)
+	case len(path) > 1:
+		return "", fmt.Errorf("postgres: the URL's search_path %q names several schemas (%s), and the hub keeps its tables in one: name it as the hub's schema, or leave only it in search_path",
+			searchPath, strings.Join(path, ", "))
+	case path[0] == "$user":
+		return "", fmt.Errorf(`postgres: the URL's search_path %q names "$user", a schema that depends on the login role: name the schema itself`, searchPath)
+	}
+	return path[0], nil
+}
+
+// parseSearchPath splits a search_path setting into its schema names as
+// PostgreSQL reads it: names separated by commas, blanks around them
+// ignored, a double-quoted name taken as written ("" standing for a
+// quote), an unquoted one folded to lower case. An empty setting is an
+// empty path.
+func parseSearchPath(v string) ([]string, error) {
+	if strings.TrimSpace(v) == "" {
+		return nil, nil
+	}
+	var names []string
+	rest := v
+	for {
+		rest = strings.TrimLeft(rest, " \t\n\r")
+		var name string
+		if strings.HasPrefix(rest, `"`) {
+			var b strings.Builder
+			i := 1
+			for {
+				j := strings.IndexByte(rest[i:], '"')
+				if j < 0 {
+					return nil, fmt.Errorf("unterminated quoted name")
+				}
+				b.WriteString(rest[i : i+j])
+				i += j + 1
+				if !strings.HasPrefix(rest[i:], `"`) {
+					break
+				}
+				b.WriteByte('"')
+				i++
+			}
+			name, rest = b.String(), rest[i:]
+		} else {
+			end := strings.IndexAny(rest, ", \t\n\r")
+			if end < 0 {
+				end = len(rest)
+			}
+			name, rest = strings.ToLower(rest[:end]), rest[end:]
+		}
+		if name == "" {
+			return nil, fmt.Errorf("an empty schema name")
+		}
+		names = append(names, name)
+		rest = strings.TrimLeft(rest, " \t\n\r")
+		if rest == "" {
+			return names, nil
+		}
+		if rest[0] != ',' {
+			return nil, fmt.Errorf("%q follows the name %q where a comma belongs", rest, name)
+		}
+		rest = rest[1:]
+	}
+}
+
+// SchemaOf is the schema a store opened on url with Config.Schema
+// configured keeps its tables in (see Config.Schema), for the tools that
+// open a hub's other tables beside them, such as its audit log.
+func SchemaOf(url, configured string) (string, error) {
+	cc, err := pgconn.ParseConfig(url)
+	if err != nil {
+		return "", fmt.Errorf("parsing PostgreSQL URL: %w", err)
+	}
+	return resolveSchema(configured, cc.RuntimeParams["search_path"])
+}
