@@ -215,6 +215,15 @@ func (c *Config) Validate() error {
 	if c.GatewayTokens != "" && c.PolicyFile != "" {
 		errs = append(errs, errors.New("--gateway-tokens and --policy: under a policy the gateway's departments are the policy's identities (token_sha256); drop --gateway-tokens"))
 	}
+	// Both are read only under a policy; without one they would be
+	// dropped without a word, and the hub would run unauthenticated or
+	// unaudited while its operator believes otherwise.
+	if c.PolicyFile == "" && c.NATSPassword != "" {
+		errs = append(errs, errors.New("--nats-password (POPHUB_NATS_PASSWORD) is the hub's identity's password under --policy; without a policy give NATS credentials in the --nats URL (nats://user:password@host:4222)"))
+	}
+	if c.PolicyFile == "" && c.AuditKeyFile != "" {
+		errs = append(errs, errors.New("--audit-key-file (POPHUB_AUDIT_KEY_FILE) keys the audit trail, which only a hub under --policy keeps; drop it or give --policy"))
+	}
 	if c.TLSClientCA != "" && c.TLSCert == "" && !c.TLS {
 		errs = append(errs, errors.New("--tls-client-ca needs an HTTPS API: --tls, or --tls-cert and --tls-key"))
 	}
@@ -392,7 +401,8 @@ func (m *Main) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("creating topics: %w", err)
 	}
 
-	natsOpts := []nats.Option{nats.Name("pophub"), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}
+	natsOpts := append([]nats.Option{nats.Name("pophub"), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)},
+		natsConnectionLog(log, m.natsURL)...)
 	if !m.Config.Embedded {
 		// An external server may be down when the hub starts (the hub was
 		// restarted during an outage): the hub starts anyway, ingests into
@@ -711,6 +721,27 @@ func identityKafka(id access.Identity, resolve access.Resolver) (sasl.Mechanism,
 		return nil, err
 	}
 	return access.SCRAMClient{User: id.Name, Password: pw}, nil
+}
+
+// natsConnectionLog logs the hub's NATS connection coming and going, which
+// operators otherwise see only on /readyz: a lost connection at WARN
+// (notifications wait in the outbox meanwhile), the connection made or
+// made again at INFO. A disconnection without an error is the hub's own
+// close, and is not logged.
+func natsConnectionLog(log *slog.Logger, url string) []nats.Option {
+	addr := redactURL(url)
+	connected := func(nc *nats.Conn) {
+		log.Info("connected to NATS: publishing the notifications waiting in the outbox", "nats", redactURL(nc.ConnectedUrlRedacted()))
+	}
+	return []nats.Option{
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("lost the connection to NATS: notifications wait in the outbox until it is back", "nats", addr, "err", err)
+			}
+		}),
+		nats.ConnectHandler(connected), // after a start without NATS
+		nats.ReconnectHandler(connected),
+	}
 }
 
 // inboxPrefix is the private reply-subject prefix of an identity's NATS

@@ -36,6 +36,10 @@ func TestServeValidate(t *testing.T) {
 		{"serve --stream-replicas 3 --stream-max-age 720h", serve(Config{DataDir: "/d", StreamReplicas: 3, StreamMaxAge: 720 * time.Hour}), ""},
 		{"serve --stream-replicas 7", serve(Config{DataDir: "/d", StreamReplicas: 7}), "--stream-replicas must be from 1 to 5"},
 		{"serve --stream-max-age 1m", serve(Config{DataDir: "/d", StreamMaxAge: time.Minute}), "--stream-max-age must be at least 10m0s"},
+		// Read only under a policy: without one they would be dropped.
+		{"serve --nats-password without --policy", serve(Config{DataDir: "/d", NATSPassword: "secret"}), "give NATS credentials in the --nats URL"},
+		{"serve --audit-key-file without --policy", serve(Config{DataDir: "/d", AuditKeyFile: "/etc/pophub/audit.key"}), "only a hub under --policy keeps"},
+		{"serve --policy --nats-password --audit-key-file", serve(Config{DataDir: "/d", PolicyFile: "/etc/pophub/policy.yaml", NATSPassword: "secret", AuditKeyFile: "/etc/pophub/audit.key"}), ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

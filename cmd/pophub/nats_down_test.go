@@ -128,7 +128,7 @@ func testServeWithoutNATS(t *testing.T, eligibility []string) {
 	}
 
 	// NATS comes up, empty: the hub creates the stream and publishes.
-	testenv.NATS(t, embedded.NATSConfig{Addr: u.Host, StoreDir: t.TempDir()})
+	second := testenv.NATS(t, embedded.NATSConfig{Addr: u.Host, StoreDir: t.TempDir()})
 	stored, js := streamMessages(t, natsURL)
 	waitFor(t, 2*time.Minute, fmt.Sprintf("the stream to hold the %d notifications of the outbox", notes), func() bool {
 		st, err := m.Store.Stats(ctx)
@@ -146,6 +146,15 @@ func testServeWithoutNATS(t *testing.T, eligibility []string) {
 	}
 	waitFor(t, time.Minute, "/readyz to answer 200 once NATS is back", func() bool {
 		return readyz(t, base, nil) == http.StatusOK
+	})
+	if !strings.Contains(logs.String(), `level=INFO msg="connected to NATS`) {
+		t.Errorf("the connection made once NATS was up is not logged at INFO; log:\n%s", logs.String())
+	}
+
+	// The running hub losing NATS says so in its log, not only on /readyz.
+	second.Close()
+	waitFor(t, 30*time.Second, "the lost connection logged", func() bool {
+		return strings.Contains(logs.String(), `level=WARN msg="lost the connection to NATS`)
 	})
 	select {
 	case err := <-done:
