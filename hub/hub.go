@@ -268,7 +268,9 @@ type Store interface {
 	// Counts returns, for each region of q, the registered population
 	// (urban and rural) and the residence-permit holders at the end of
 	// q.AsOf, from counters kept with the golden records (hub/stats).
-	// Regions without any count are returned with zeros.
+	// Regions without any count are returned with zeros. All regions of
+	// one call are read from one snapshot of the counters: a batch's
+	// changes are in all of them or in none.
 	Counts(ctx context.Context, q CountQuery) (map[string]Tally, error)
 
 	// PendingOutbox returns up to limit outbox entries JetStream has not

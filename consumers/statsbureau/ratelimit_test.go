@@ -140,7 +140,9 @@ func TestPullUnderTheExamplePolicy(t *testing.T) {
 			var logs records
 			pull := func(url string) Report {
 				t.Helper()
-				c, err := New(Config{HubURL: url, Token: access.DemoSecret("token:" + tc.name), Purpose: tc.purpose, Logger: slog.New(&logs)})
+				// One level per request, as against a hub older than depth:
+				// enough requests for the limit to bite.
+				c, err := New(Config{HubURL: url, Token: access.DemoSecret("token:" + tc.name), Purpose: tc.purpose, Logger: slog.New(&logs), MaxDepth: 1})
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -4,10 +4,15 @@
 // and writes them as the CSV or JSON a bureau loads into its own tools.
 //
 // It talks to the hub's HTTP API only (GET /v1/stats/urban-rural with
-// children=true, one request per region that has children), so it runs
-// anywhere the bureau can reach the hub. A hub under an access policy
-// limits each identity's request rate; a pull keeps within it by waiting
-// out refusals and sending fewer requests at once (see throttle).
+// depth, or children=true), so it runs anywhere the bureau can reach the
+// hub. The hub answers a region and up to three levels below it from one
+// read of its counters, so a report that fits in one answer is one
+// snapshot, every region the sum of its children where they cover it,
+// even while the hub ingests; a deeper report is checked where its
+// answers meet, and pulled again when the hub changed between them (see
+// Client.Pull). A hub under an access policy limits each identity's
+// request rate; a pull keeps within it by waiting out refusals and sending
+// fewer requests at once (see throttle).
 package statsbureau
 
 import (
@@ -15,6 +20,7 @@ import (
 	"crypto/tls"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,6 +30,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -143,7 +150,16 @@ type Config struct {
 	// for the hub to take it again (default 2 minutes). A pull gives up at
 	// once on a Retry-After that would take it past MaxWait.
 	MaxWait time.Duration
-	// Logger receives a line each time a pull slows down (default: none).
+	// MaxDepth bounds the levels below a region one request asks the
+	// hub for (default and at most HubMaxDepth, the hub's bound). A pull
+	// of more levels asks again at the regions where an answer ends, and
+	// checks that each such region reads the same in both answers. 1 asks
+	// for one region's children at a time, as a pull does by itself
+	// against a hub older than the depth parameter.
+	MaxDepth int
+	// Logger receives a line each time a pull slows down, and each time
+	// it pulls again because the hub's counts changed under it (default:
+	// none).
 	Logger *slog.Logger
 	// HTTP is the client (default: one with a 30 s timeout that trusts
 	// TLS's roots).
@@ -170,6 +186,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxWait <= 0 {
 		c.MaxWait = 2 * time.Minute
+	}
+	if c.MaxDepth <= 0 || c.MaxDepth > HubMaxDepth {
+		c.MaxDepth = HubMaxDepth
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -204,14 +223,29 @@ func New(cfg Config) (*Client, error) {
 	return &Client{cfg: cfg}, nil
 }
 
+// HubMaxDepth is the hub's bound on depth: the most levels below a region
+// one answer holds, all from one read of its counters.
+const HubMaxDepth = 3
+
+// pullAttempts bounds the pulls of one report whose answers the hub
+// changed between (Client.Pull); pullBackoff is the wait before the
+// second, doubled before each next one.
+const (
+	pullAttempts = 5
+	pullBackoff  = 250 * time.Millisecond
+)
+
 // answer is the hub's urban-rural body.
 type answer struct {
-	Region   string  `json:"region"`
-	Name     string  `json:"name"`
-	AsOf     string  `json:"as_of"`
-	Urban    Count   `json:"urban"`
-	Rural    Count   `json:"rural"`
-	Total    Count   `json:"total"`
+	Region string `json:"region"`
+	Name   string `json:"name"`
+	AsOf   string `json:"as_of"`
+	Urban  Count  `json:"urban"`
+	Rural  Count  `json:"rural"`
+	Total  Count  `json:"total"`
+	// Depth repeats the depth asked for; 0 from a hub asked with
+	// children=true, whose Children have none of their own.
+	Depth    int     `json:"depth"`
 	Children []count `json:"children"`
 }
 
@@ -221,6 +255,8 @@ type count struct {
 	Urban  Count  `json:"urban"`
 	Rural  Count  `json:"rural"`
 	Total  Count  `json:"total"`
+	// Children are the region's own, in an answer of depth 2 or 3.
+	Children []count `json:"children"`
 }
 
 // Pull counts region and every region below it down to codes of depth
@@ -228,9 +264,23 @@ type count struct {
 // today). Regions whose children are at or beyond depth are not asked for
 // their children.
 //
+// The hub answers a region and up to Config.MaxDepth levels below it (3:
+// a province to its townships, a city to its villages) from one read of
+// its counters, so such a report is one snapshot: a region's row is the
+// sum of its children's wherever they cover it, even while the hub
+// ingests events, late ones correcting a past asOf included. A deeper
+// report (a province to its villages) takes an answer for the levels at
+// the top and one for each region where that answer ends, and each such
+// region must read the same in both; when one does not, the hub changed
+// between the answers, and the whole report is pulled again, as of the
+// same day, up to 5 times with a growing wait, before the pull fails
+// saying so: it never returns rows from answers that disagree.
+//
 // Requests go out a level at a time, up to Config.Concurrency at once,
 // fewer once the hub has refused some for the identity's rate limit; see
-// Config for how long a pull waits before it gives up.
+// Config for how long a pull waits before it gives up. A hub older than
+// the depth parameter is asked for one region's children at a time, and
+// checked the same way.
 //
 // A city may be written in six digits (230100 for 2301), as the hub takes
 // it: it is the city, at the city's level, and its children are the
@@ -252,46 +302,183 @@ func (c *Client) Pull(ctx context.Context, region, asOf string, depth int) (Repo
 	if _, ok := levelNames[depth]; !ok || depth < n {
 		return Report{}, fmt.Errorf("depth %d: want a code length of 2, 4, 6, 9 or 12, at least the region's (%d)", depth, n)
 	}
-	th := newThrottle(c.cfg.Concurrency)
-	top, err := c.get(ctx, th, region, asOf, depth > n)
+	p := &pull{c: c, th: newThrottle(c.cfg.Concurrency), region: region, level: n, depth: depth, asOf: asOf}
+	for attempt := 1; ; attempt++ {
+		rep, err := p.once(ctx)
+		var moved *movedError
+		if !errors.As(err, &moved) {
+			return rep, err
+		}
+		if attempt == pullAttempts {
+			return Report{}, fmt.Errorf("pulling %s as of %s: %w; pulled %d times, and the hub changed every time: "+
+				"pull again when it ingests less, or pull fewer levels (%d below a region come from one answer)",
+				region, p.asOf, err, attempt, c.cfg.MaxDepth)
+		}
+		wait := pullBackoff << (attempt - 1)
+		c.cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "the hub's counts changed during the pull; pulling again",
+			slog.String("region", moved.region), slog.Int("attempt", attempt+1), slog.Duration("wait", wait))
+		if err := sleep(ctx, wait); err != nil {
+			return Report{}, fmt.Errorf("pulling %s: %w", region, err)
+		}
+	}
+}
+
+// pull is one Pull: its throttle and what its attempts share.
+type pull struct {
+	c            *Client
+	th           *throttle
+	region       string
+	level, depth int // the region's level and the deepest, as code lengths
+	// asOf is the day asked for, or once the first answer came, the day
+	// it counted, so that every attempt counts the same day.
+	asOf string
+	// noDepth is set once the hub refused depth: it is asked for one
+	// region's children at a time for the rest of the pull.
+	noDepth atomic.Bool
+}
+
+// edge is a region where an answer ended above the depth of the pull:
+// its row as that answer showed it, which its own answer must repeat.
+type edge struct {
+	count
+	parent string
+	level  int
+}
+
+// movedError is a region whose row two answers of one pull show
+// differently: the hub's counts changed between them.
+type movedError struct {
+	region, parent string
+	before, after  count
+}
+
+func (e *movedError) Error() string {
+	return fmt.Sprintf("%s reads %s among the rows of %s and %s in its own answer: the hub's counts changed between its answers",
+		e.region, cells(e.before), e.parent, cells(e.after))
+}
+
+// cells is a row's counts as "urban/rural/total".
+func cells(c count) string { return c.Urban.String() + "/" + c.Rural.String() + "/" + c.Total.String() }
+
+// once pulls the report once: the region with as many levels as the
+// last requests leave over, then, level by level, each region where an
+// answer ended with up to Config.MaxDepth levels, so that the regions
+// asked again are as few and as high as can be. It returns a *movedError
+// when a region asked again reads otherwise than in the answer above it.
+func (p *pull) once(ctx context.Context) (Report, error) {
+	levels := levelsBetween(p.level, p.depth)
+	first := levels
+	if per := p.c.cfg.MaxDepth; levels > per {
+		first = (levels-1)%per + 1
+	}
+	top, got, err := p.get(ctx, p.region, first)
 	if err != nil {
 		return Report{}, err
 	}
-	rep := Report{Region: region, AsOf: top.AsOf}
-	rep.Rows = append(rep.Rows, row(count{top.Region, top.Name, top.Urban, top.Rural, top.Total}, n))
-
-	// Walk level by level; each level's regions are asked concurrently.
-	level := notItself(region, top.Children)
-	for l := below(n); len(level) > 0; l = below(l) {
-		for _, cn := range level {
-			rep.Rows = append(rep.Rows, row(cn, l))
-		}
-		if l >= depth || below(l) == 0 {
-			break
-		}
+	if p.asOf == "" {
+		p.asOf = top.AsOf
+	}
+	rep := Report{Region: p.region, AsOf: top.AsOf}
+	root := count{Region: top.Region, Name: top.Name, Urban: top.Urban, Rural: top.Rural, Total: top.Total, Children: top.Children}
+	edges := p.collect(&rep.Rows, root, "", p.level, got, true)
+	for len(edges) > 0 {
 		// The throttle bounds the requests in flight; the group only
 		// bounds the goroutines, and stops the level at its first error.
-		results := make([][]count, len(level))
+		answers := make([]answer, len(edges))
+		gots := make([]int, len(edges))
 		g, gctx := errgroup.WithContext(ctx)
-		g.SetLimit(c.cfg.Concurrency)
-		for i, cn := range level {
+		g.SetLimit(p.c.cfg.Concurrency)
+		for i, e := range edges {
 			g.Go(func() error {
-				a, err := c.get(gctx, th, cn.Region, rep.AsOf, true)
-				results[i] = notItself(cn.Region, a.Children)
+				var err error
+				answers[i], gots[i], err = p.get(gctx, e.Region, min(p.c.cfg.MaxDepth, levelsBetween(e.level, p.depth)))
 				return err
 			})
 		}
 		if err := g.Wait(); err != nil {
 			return Report{}, err
 		}
-		var next []count
-		for _, r := range results {
-			next = append(next, r...)
+		var next []edge
+		for i, e := range edges {
+			a := answers[i]
+			own := count{Region: e.Region, Name: e.Name, Urban: a.Urban, Rural: a.Rural, Total: a.Total, Children: a.Children}
+			if !sameCells(e.count, own) {
+				return Report{}, &movedError{region: e.Region, parent: e.parent, before: e.count, after: own}
+			}
+			next = append(next, p.collect(&rep.Rows, own, e.parent, e.level, gots[i], false)...)
 		}
-		level = next
+		edges = next
 	}
 	sort.Slice(rep.Rows, func(i, j int) bool { return rep.Rows[i].Code < rep.Rows[j].Code })
 	return rep, nil
+}
+
+// collect appends to rows the rows of an answer's region c at level (its
+// own too, unless it was listed already) and of the regions below it the
+// answer holds, got levels deep, and returns the regions where the answer
+// ends above the pull's depth, to be asked again.
+func (p *pull) collect(rows *[]Row, c count, parent string, level, got int, own bool) []edge {
+	if own {
+		*rows = append(*rows, row(c, level))
+	}
+	if level >= p.depth || below(level) == 0 {
+		return nil
+	}
+	if got == 0 {
+		return []edge{{count: c, parent: parent, level: level}}
+	}
+	var edges []edge
+	for _, k := range notItself(c.Region, c.Children) {
+		edges = append(edges, p.collect(rows, k, c.Region, below(level), got-1, true)...)
+	}
+	return edges
+}
+
+// sameCells reports whether two answers show a region's row alike, each
+// count or its marker.
+func sameCells(a, b count) bool {
+	return a.Urban == b.Urban && a.Rural == b.Rural && a.Total == b.Total
+}
+
+// get asks the hub for region with levels of regions below it, and
+// returns how many levels the answer holds: depth for more than one, or,
+// from a hub that refuses depth (as hubs before it did) and then for the
+// rest of the pull, children=true, one level.
+func (p *pull) get(ctx context.Context, region string, levels int) (answer, int, error) {
+	if levels > 1 && !p.noDepth.Load() {
+		a, err := p.c.get(ctx, p.th, region, p.asOf, levels)
+		if err == nil {
+			// A hub that ignored depth repeats none, and answered one level.
+			return a, min(max(a.Depth, 1), levels), nil
+		}
+		if !depthRefused(err) {
+			return answer{}, 0, err
+		}
+		if !p.noDepth.Swap(true) {
+			p.c.cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "the hub takes no depth; asking for one region's children at a time",
+				slog.String("refusal", err.Error()))
+		}
+	}
+	levels = min(levels, 1)
+	a, err := p.c.get(ctx, p.th, region, p.asOf, levels)
+	return a, levels, err
+}
+
+// depthRefused reports whether err is a hub's refusal of the depth
+// parameter, which hubs before it answer 400 as a parameter they do not
+// know.
+func depthRefused(err error) bool {
+	var r *refusal
+	return errors.As(err, &r) && r.status == http.StatusBadRequest && strings.Contains(r.detail, `unknown query parameter "depth"`)
+}
+
+// levelsBetween counts the levels from code length from down to to.
+func levelsBetween(from, to int) int {
+	n := 0
+	for l := from; l < to && l != 0; l = below(l) {
+		n++
+	}
+	return n
 }
 
 // notItself drops from a region's children any the hub answered with the
@@ -319,17 +506,32 @@ func row(c count, level int) Row {
 	return r
 }
 
-// get asks the hub for one region's counts, through th: a request the hub
-// refuses for the rate (429), or while unavailable for a time it names
-// (503 with Retry-After), is sent again after the wait the hub asks for,
-// within Config.MaxAttempts and Config.MaxWait.
-func (c *Client) get(ctx context.Context, th *throttle, region, asOf string, children bool) (answer, error) {
+// refusal is a hub's answer to a request it did not take.
+type refusal struct {
+	region string
+	status int
+	detail string
+}
+
+func (r *refusal) Error() string {
+	return fmt.Sprintf("asking for %s: hub answered %d %s: %s", r.region, r.status, http.StatusText(r.status), r.detail)
+}
+
+// get asks the hub for one region's counts with levels of regions below
+// it (none, children=true for one, depth for more), through th: a request
+// the hub refuses for the rate (429), or while unavailable for a time it
+// names (503 with Retry-After), is sent again after the wait the hub asks
+// for, within Config.MaxAttempts and Config.MaxWait.
+func (c *Client) get(ctx context.Context, th *throttle, region, asOf string, levels int) (answer, error) {
 	q := url.Values{"region": {region}}
 	if asOf != "" {
 		q.Set("as_of", asOf)
 	}
-	if children {
+	switch {
+	case levels == 1:
 		q.Set("children", "true")
+	case levels > 1:
+		q.Set("depth", strconv.Itoa(levels))
 	}
 	u := c.cfg.HubURL + "/v1/stats/urban-rural?" + q.Encode()
 	var waited time.Duration
@@ -350,13 +552,13 @@ func (c *Client) get(ctx context.Context, th *throttle, region, asOf string, chi
 			Detail string `json:"detail"`
 		}
 		_ = json.Unmarshal(body, &p)
-		refusal := fmt.Errorf("asking for %s: hub answered %d %s: %s", region, status, http.StatusText(status), p.Detail)
+		refused := &refusal{region: region, status: status, detail: p.Detail}
 		if !retryable(status, h) {
-			return answer{}, refusal
+			return answer{}, refused
 		}
 		wait := retryDelay(h, attempt+1, time.Now())
 		if attempt >= c.cfg.MaxAttempts || waited+wait > c.cfg.MaxWait {
-			return answer{}, fmt.Errorf("%w (giving up at attempt %d, after waiting %s)", refusal, attempt, waited.Round(time.Millisecond))
+			return answer{}, fmt.Errorf("%w (giving up at attempt %d, after waiting %s)", refused, attempt, waited.Round(time.Millisecond))
 		}
 		waited += wait
 		if limit, lowered := th.refused(epoch, wait, status == http.StatusTooManyRequests); lowered {

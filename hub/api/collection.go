@@ -331,6 +331,26 @@ type UrbanRural struct {
 	Children []RegionCount `json:"children,omitempty"`
 }
 
+// UrbanRuralTree is the body of GET /v1/stats/urban-rural with depth: the
+// region and the regions below it, Depth levels deep, from one read of
+// the counters.
+type UrbanRuralTree struct {
+	RegionCount
+	AsOf  string `json:"as_of"`
+	Depth int    `json:"depth"`
+	// Children are the region's children, each with theirs down to
+	// Depth; a region at Depth, or with no children in the region table,
+	// has none.
+	Children []RegionTree `json:"children"`
+}
+
+// RegionTree is a region's counts with the regions below it, in an
+// UrbanRuralTree.
+type RegionTree struct {
+	RegionCount
+	Children []RegionTree `json:"children,omitempty"`
+}
+
 // PermitCount is a region's residence-permit holders.
 type PermitCount struct {
 	Region  string     `json:"region"`
@@ -363,54 +383,99 @@ type ResidencePermits struct {
 	Children []PermitCount `json:"children,omitempty"`
 }
 
-// statsQuery reads region, as_of and children: asked is the region as the
-// request wrote it, which the answer repeats; code is the region as the
-// table names it (tableCode); regions are the regions to count, code and
-// then its children when asked for. levels are the code lengths the route
-// takes; with citiesOnly a 6-digit code must be a city: one written in six
-// digits (230100), or a county-level city its province administers
-// directly (仙桃市 429004, see directlyAdministered), not a county.
+// statsAsk is a statistics request as statsQuery reads it.
+type statsAsk struct {
+	// asked is the region as the request wrote it, which the answer
+	// repeats; code is the region as the table names it (tableCode).
+	asked, code, asOf string
+	// levels is how many levels of regions below code to count: 0 for
+	// the region alone, 1 with children=true, depth's value when given.
+	levels int
+	// deep is set when depth was given: the answer nests the levels
+	// (UrbanRuralTree).
+	deep bool
+}
+
+// MaxStatsDepth bounds depth on GET /v1/stats/urban-rural: three levels
+// take a province to its townships, or a city to its villages, a few
+// thousand regions at most, in one read of the counters; a province to
+// its villages (tens of thousands) takes an answer per city.
+const MaxStatsDepth = 3
+
+// statsQuery reads region, as_of, children and, when maxDepth > 0, depth.
+// levels are the code lengths the route takes; with citiesOnly a 6-digit
+// code must be a city: one written in six digits (230100), or a
+// county-level city its province administers directly (仙桃市 429004, see
+// directlyAdministered), not a county.
 //
 // A code of the wrong length or with a character other than a digit is a
 // bad request (400); a well-formed code the table does not have, its
 // province included, is a region nobody knows (404), as a 2301-shaped city
 // that does not exist is.
-func (s *Server) statsQuery(r *http.Request, citiesOnly bool, levels ...int) (asked, code, asOf string, regions []string, err error) {
-	q, err := queryOf(r, "region", "as_of", "children")
+func (s *Server) statsQuery(r *http.Request, citiesOnly bool, maxDepth int, levels ...int) (statsAsk, error) {
+	known := []string{"region", "as_of", "children"}
+	if maxDepth > 0 {
+		known = append(known, "depth")
+	}
+	q, err := queryOf(r, known...)
 	if err != nil {
-		return "", "", "", nil, err
+		return statsAsk{}, err
 	}
-	asked = q.Get("region")
-	if err := regionShape(asked, levels...); err != nil {
-		return "", "", "", nil, err
+	ask := statsAsk{asked: q.Get("region")}
+	if err := regionShape(ask.asked, levels...); err != nil {
+		return statsAsk{}, err
 	}
-	if citiesOnly && len(asked) == 6 && asked[4:] != "00" && !s.directlyAdministered(asked) {
-		return "", "", "", nil, fmt.Errorf("region %s is a county, and residence permits are counted per city: ask for its city, %s (or %s00): %w",
-			asked, asked[:4], asked[:4], hub.ErrInvalid)
+	if citiesOnly && len(ask.asked) == 6 && ask.asked[4:] != "00" && !s.directlyAdministered(ask.asked) {
+		return statsAsk{}, fmt.Errorf("region %s is a county, and residence permits are counted per city: ask for its city, %s (or %s00): %w",
+			ask.asked, ask.asked[:4], ask.asked[:4], hub.ErrInvalid)
 	}
-	if code, err = s.knownRegion(asked); err != nil {
-		return "", "", "", nil, err
+	if ask.code, err = s.knownRegion(ask.asked); err != nil {
+		return statsAsk{}, err
 	}
 	today := time.Now().In(chinaTime).Format(time.DateOnly)
-	asOf = q.Get("as_of")
-	if asOf == "" {
-		asOf = today
+	ask.asOf = q.Get("as_of")
+	if ask.asOf == "" {
+		ask.asOf = today
 	}
-	if _, err := stats.AsOf(asOf); err != nil {
-		return "", "", "", nil, err
+	if _, err := stats.AsOf(ask.asOf); err != nil {
+		return statsAsk{}, err
 	}
-	if asOf > today {
-		return "", "", "", nil, fmt.Errorf("as_of %s is in the future: counts are known up to today (%s): %w", asOf, today, hub.ErrInvalid)
+	if ask.asOf > today {
+		return statsAsk{}, fmt.Errorf("as_of %s is in the future: counts are known up to today (%s): %w", ask.asOf, today, hub.ErrInvalid)
 	}
-	regions = []string{code}
-	switch v := q.Get("children"); v {
+	children := q.Get("children")
+	switch children {
 	case "", "false":
 	case "true":
-		regions = append(regions, s.cfg.Regions.Children(code)...)
+		ask.levels = 1
 	default:
-		return "", "", "", nil, fmt.Errorf("children=%q: want true or false: %w", v, hub.ErrInvalid)
+		return statsAsk{}, fmt.Errorf("children=%q: want true or false: %w", children, hub.ErrInvalid)
 	}
-	return asked, code, asOf, regions, nil
+	if q.Has("depth") {
+		if ask.levels, err = depthOf(q.Get("depth"), maxDepth); err != nil {
+			return statsAsk{}, err
+		}
+		if children == "false" {
+			return statsAsk{}, fmt.Errorf("depth=%d with children=false: depth counts the levels of regions below the region, "+
+				"children=true being depth=1; leave children out: %w", ask.levels, hub.ErrInvalid)
+		}
+		ask.deep = true
+	}
+	return ask, nil
+}
+
+// depthOf reads depth: a number of levels from 1 to maxDepth.
+func depthOf(v string, maxDepth int) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("depth=%q: want 1 to %d, the levels of regions below the region to count (1: its children): %w",
+			clip(v), maxDepth, hub.ErrInvalid)
+	}
+	if n > maxDepth {
+		return 0, fmt.Errorf("depth=%d: one answer counts at most %d levels below the region (a province to its townships, "+
+			"a city to its villages); to go deeper, ask for each region of the last level with the levels left: %w", n, maxDepth, hub.ErrInvalid)
+	}
+	return n, nil
 }
 
 // regionShape refuses (hub.ErrInvalid) a region code whose length is not
@@ -494,94 +559,142 @@ var chinaTime = time.FixedZone("CST", 8*3600)
 
 // urbanRural answers GET /v1/stats/urban-rural.
 func (s *Server) urbanRural(r *http.Request, g Grant, _ *Outcome) (any, error) {
-	asked, code, asOf, regions, err := s.statsQuery(r, false, 2, 4, 6, 9, 12)
+	ask, err := s.statsQuery(r, false, MaxStatsDepth, 2, 4, 6, 9, 12)
 	if err != nil {
 		return nil, err
 	}
+	tree := s.regionTree(ask.code, ask.levels)
 	row := func(t hub.Tally) []int64 { return []int64{t.Urban, t.Rural, t.Urban + t.Rural} }
-	own, kids, err := s.suppressedCounts(r.Context(), code, regions[1:], asOf, minCell(g), row, true)
+	shown, err := s.suppressedTree(r.Context(), tree, ask.asOf, minCell(g), row, true)
 	if err != nil {
 		return nil, err
 	}
 	count := func(c string, cells []stats.Cell) RegionCount {
 		return RegionCount{Region: c, Name: s.regionName(c), Urban: cells[0], Rural: cells[1], Total: cells[2]}
 	}
-	out := UrbanRural{RegionCount: count(code, own), AsOf: asOf}
-	out.Region = asked
-	if r.URL.Query().Get("children") == "true" {
-		out.Children = make([]RegionCount, 0, len(regions)-1)
-		for i, c := range regions[1:] {
-			out.Children = append(out.Children, count(c, kids[i]))
+	own := count(ask.code, shown.Own)
+	own.Region = ask.asked
+	if ask.deep {
+		return UrbanRuralTree{RegionCount: own, AsOf: ask.asOf, Depth: ask.levels, Children: regionTrees(tree.kids, shown.Children, count)}, nil
+	}
+	out := UrbanRural{RegionCount: own, AsOf: ask.asOf}
+	if ask.levels == 1 {
+		out.Children = make([]RegionCount, 0, len(tree.kids))
+		for i, c := range tree.kids {
+			out.Children = append(out.Children, count(c.code, shown.Children[i].Own))
 		}
 	}
 	return out, nil
+}
+
+// regionTrees shows the regions of kids, and theirs, with their cells.
+func regionTrees(kids []regionTree, shown []stats.ShownTree, count func(string, []stats.Cell) RegionCount) []RegionTree {
+	out := make([]RegionTree, 0, len(kids))
+	for i, c := range kids {
+		t := RegionTree{RegionCount: count(c.code, shown[i].Own)}
+		if len(c.kids) > 0 {
+			t.Children = regionTrees(c.kids, shown[i].Children, count)
+		}
+		out = append(out, t)
+	}
+	return out
 }
 
 // residencePermits answers GET /v1/stats/residence-permits.
 func (s *Server) residencePermits(r *http.Request, g Grant, _ *Outcome) (any, error) {
-	asked, code, asOf, regions, err := s.statsQuery(r, true, 2, 4, 6)
+	ask, err := s.statsQuery(r, true, 0, 2, 4, 6)
 	if err != nil {
 		return nil, err
 	}
-	if len(code) >= 4 {
-		regions = regions[:1] // permits are counted per city, not below
+	if len(ask.code) >= 4 {
+		ask.levels = 0 // permits are counted per city, not below
 	}
+	tree := s.regionTree(ask.code, ask.levels)
 	row := func(t hub.Tally) []int64 { return []int64{t.Permits} }
-	own, kids, err := s.suppressedCounts(r.Context(), code, regions[1:], asOf, minCell(g), row, false)
+	shown, err := s.suppressedTree(r.Context(), tree, ask.asOf, minCell(g), row, false)
 	if err != nil {
 		return nil, err
 	}
-	out := ResidencePermits{PermitCount: PermitCount{Region: asked, Name: s.regionName(code), Holders: own[0]}, AsOf: asOf}
-	if r.URL.Query().Get("children") == "true" && len(regions) > 1 {
-		for i, c := range regions[1:] {
-			out.Children = append(out.Children, PermitCount{Region: c, Name: s.regionName(c), Holders: kids[i][0]})
-		}
+	out := ResidencePermits{PermitCount: PermitCount{Region: ask.asked, Name: s.regionName(ask.code), Holders: shown.Own[0]}, AsOf: ask.asOf}
+	for i, c := range tree.kids {
+		out.Children = append(out.Children, PermitCount{Region: c.code, Name: s.regionName(c.code), Holders: shown.Children[i].Own[0]})
 	}
 	return out, nil
 }
 
-// suppressedCounts reads the rows of code and of its children kids (none
-// when not asked for) as of a day, in one counter query, and shows them as
-// a caller with minimum cell k may see them (stats.SuppressLineage). A
-// region's cells must read the same in every answer, so its row is decided
-// in its parent's family table, which rests on the grandparent's, up to
-// the top-level region: under a minimum cell the query also reads every
-// ancestor's children (a few dozen regions at most per level; none more
-// for a province).
-func (s *Server) suppressedCounts(ctx context.Context, code string, kids []string, asOf string, k int,
-	row func(hub.Tally) []int64, totalled bool) (own []stats.Cell, children [][]stats.Cell, err error) {
-	lineage := []string{code}
+// regionTree is a region's code with its children's, each with theirs,
+// down to some levels below it.
+type regionTree struct {
+	code string
+	kids []regionTree
+}
+
+// regionTree is code with the regions the table lists below it, levels
+// deep (none for 0).
+func (s *Server) regionTree(code string, levels int) regionTree {
+	t := regionTree{code: code}
+	if levels == 0 {
+		return t
+	}
+	for _, c := range s.cfg.Regions.Children(code) {
+		t.kids = append(t.kids, s.regionTree(c, levels-1))
+	}
+	return t
+}
+
+// codes appends the codes of the regions below t to out.
+func (t regionTree) codes(out []string) []string {
+	for _, k := range t.kids {
+		out = k.codes(append(out, k.code))
+	}
+	return out
+}
+
+// suppressedTree reads the rows of tree's regions as of a day, in one
+// counter query, so that they are one snapshot of the counters (every
+// region's row the sum of its children's where they cover it, whatever
+// the hub ingests meanwhile), and shows them as a caller with minimum
+// cell k may see them (stats.SuppressTree). A region's cells must read the
+// same in every answer, so its row is decided in its parent's family
+// table, which rests on the grandparent's, up to the top-level region:
+// under a minimum cell the query also reads every ancestor's children (a
+// few dozen regions at most per level; none more for a province). Each
+// region below is decided in its own parent's table, as when it is asked
+// for with its parent's children, so a subtree answer shows the cells
+// the answers of its regions one at a time show.
+func (s *Server) suppressedTree(ctx context.Context, tree regionTree, asOf string, k int,
+	row func(hub.Tally) []int64, totalled bool) (stats.ShownTree, error) {
+	lineage := []string{tree.code}
 	var siblings [][]string // siblings[i]: the children of lineage[i], lineage[i+1] among them
 	if k >= 2 {
-		lineage, siblings = s.lineage(code)
+		lineage, siblings = s.lineage(tree.code)
 	}
 	regions := []string{lineage[0]}
 	for _, family := range siblings {
 		regions = append(regions, family...)
 	}
-	regions = append(regions, kids...)
+	regions = tree.codes(regions)
 	tallies, err := s.cfg.Counter.Counts(ctx, hub.CountQuery{Regions: regions, AsOf: asOf})
 	if err != nil {
-		return nil, nil, fmt.Errorf("counting: %w", err)
+		return stats.ShownTree{}, fmt.Errorf("counting: %w", err)
 	}
-	rows := func(codes []string) [][]int64 {
-		out := make([][]int64, len(codes))
-		for i, c := range codes {
-			out[i] = row(tallies[c])
+	ancestors := make([]stats.Family, len(siblings))
+	for i, family := range siblings {
+		ancestors[i] = stats.Family{Own: row(tallies[lineage[i]]), Children: make([][]int64, len(family)),
+			Next: slices.Index(family, lineage[i+1])}
+		for j, c := range family {
+			ancestors[i].Children[j] = row(tallies[c])
+		}
+	}
+	var counted func(t regionTree) stats.Tree
+	counted = func(t regionTree) stats.Tree {
+		out := stats.Tree{Own: row(tallies[t.code])}
+		for _, k := range t.kids {
+			out.Children = append(out.Children, counted(k))
 		}
 		return out
 	}
-	families := make([]stats.Family, len(lineage))
-	for i, c := range lineage {
-		families[i].Own = row(tallies[c])
-		if i < len(siblings) {
-			families[i].Children = rows(siblings[i])
-			families[i].Next = slices.Index(siblings[i], lineage[i+1])
-		}
-	}
-	families[len(families)-1].Children = rows(kids)
-	own, children = stats.SuppressLineage(families, totalled, k)
-	return own, children, nil
+	return stats.SuppressTree(ancestors, counted(tree), totalled, k), nil
 }
 
 // lineage is code's ancestry, from its top-level region down to code, each

@@ -47,10 +47,23 @@ func (c *counterSet) add(ds []stats.Delta) {
 	}
 }
 
-// tally sums a region's counters over the as-of ranges.
-func (c *counterSet) tally(region string, rs [3]stats.Range) hub.Tally {
+// tallies sums each region's counters over the as-of ranges, all under
+// one read lock: a batch's deltas are added under the write lock at once,
+// so the tallies are one snapshot, every region's the sum of its
+// children's where they cover it (hub.Store.Counts), however many batches
+// commit meanwhile.
+func (c *counterSet) tallies(regions []string, rs [3]stats.Range) map[string]hub.Tally {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
+	out := make(map[string]hub.Tally, len(regions))
+	for _, region := range regions {
+		out[region] = c.tally(region, rs)
+	}
+	return out
+}
+
+// tally sums a region's counters over the as-of ranges. Callers hold c.mu.
+func (c *counterSet) tally(region string, rs [3]stats.Range) hub.Tally {
 	sum := func(cl stats.Class) int64 {
 		var n int64
 		for bucket, v := range c.m[regionClass{region, cl}] {
@@ -107,9 +120,12 @@ func (s *Store) RebuildCounters(ctx context.Context) (persons int64, err error) 
 		acc.Person(nil, raw.(*person).State, s.cfg.Classify)
 		persons++
 	}
+	// The recount replaces the counters at once, so that no reader sees
+	// them emptied and half added again.
+	var fresh counterSet
+	fresh.add(acc.Deltas())
 	s.counters.mu.Lock()
-	s.counters.m = nil
+	s.counters.m = fresh.m
 	s.counters.mu.Unlock()
-	s.counters.add(acc.Deltas())
 	return persons, ctx.Err()
 }

@@ -825,9 +825,5 @@ func (s *Store) Counts(ctx context.Context, q hub.CountQuery) (map[string]hub.Ta
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string]hub.Tally, len(q.Regions))
-	for _, region := range q.Regions {
-		out[region] = s.counters.tally(region, rs)
-	}
-	return out, ctx.Err()
+	return s.counters.tallies(q.Regions, rs), ctx.Err()
 }

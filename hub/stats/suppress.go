@@ -531,28 +531,98 @@ type Family struct {
 // across all its levels. When totalled, a row's last count is the sum of
 // the others. Pure.
 func SuppressLineage(lineage []Family, totalled bool, minCell int) (own []Cell, children [][]Cell) {
-	top := lineage[0].Own
-	var ownRanges []span
+	last := lineage[len(lineage)-1]
+	tree := Tree{Own: last.Own, Children: make([]Tree, len(last.Children))}
+	for i, row := range last.Children {
+		tree.Children[i] = Tree{Own: row}
+	}
+	shown := SuppressTree(lineage[:len(lineage)-1], tree, totalled, minCell)
+	if len(shown.Children) == 0 {
+		return shown.Own, nil
+	}
+	children = make([][]Cell, len(shown.Children))
+	for i, c := range shown.Children {
+		children[i] = c.Own
+	}
+	return shown.Own, children
+}
+
+// Tree is a region's row with the rows of the regions below it, down to
+// some depth: Children are its direct children in code order, each with
+// theirs, and a region at the depth has none.
+type Tree struct {
+	Own      []int64
+	Children []Tree
+}
+
+// ShownTree is a Tree as a caller with a minimum cell sees it.
+type ShownTree struct {
+	Own      []Cell
+	Children []ShownTree
+}
+
+// SuppressTree shows a region and the regions below it (tree) to a caller
+// with a minimum cell, each region's row exactly as SuppressLineage shows
+// it: ancestors run from a top-level region down to tree's region's parent
+// (none when tree's region is top-level), each family's Next its child on
+// the way down; the last family's Next is tree's region.
+//
+// Every table is the one SuppressLineage builds: a region's children's
+// rows with the region's row, as decided in its own parent's table, as the
+// margin. So an answer of a whole subtree shows each cell as the answers
+// of its regions one at a time (each with its children) do, and reveals
+// nothing they do not together; what they can reveal in combination (see
+// SuppressLineage) it can reveal too. Pure.
+func SuppressTree(ancestors []Family, tree Tree, totalled bool, minCell int) ShownTree {
+	own, ranges := decidedRow(ancestors, tree.Own, totalled, minCell)
+	return suppressBelow(tree, own, ranges, totalled, minCell)
+}
+
+// decidedRow is the row of a region as decided in its parent's family
+// table, with the ranges a caller can narrow its cells to: ancestors lead
+// down to the region as in SuppressTree, and own is the region's row, the
+// one the top-level region's is decided from when there are no ancestors.
+func decidedRow(ancestors []Family, own []int64, totalled bool, minCell int) ([]Cell, []span) {
+	top := own
+	if len(ancestors) > 0 {
+		top = ancestors[0].Own
+	}
+	var cells []Cell
+	var ranges []span
 	if totalled {
-		cells, total, ranges := suppressLine(top[:len(top)-1], minCell)
-		own, ownRanges = append(cells, total), ranges
+		counts, total, rs := suppressLine(top[:len(top)-1], minCell)
+		cells, ranges = append(counts, total), rs
 	} else {
-		own = make([]Cell, len(top))
-		ownRanges = make([]span, len(top))
+		cells = make([]Cell, len(top))
+		ranges = make([]span, len(top))
 		for j, n := range top {
-			_, total, ranges := suppressLine([]int64{n}, minCell)
-			own[j], ownRanges[j] = total, ranges[1]
+			_, total, rs := suppressLine([]int64{n}, minCell)
+			cells[j], ranges[j] = total, rs[1]
 		}
 	}
-	for i, f := range lineage {
-		if i == len(lineage)-1 && len(f.Children) == 0 {
-			break
-		}
-		cells, ranges := suppressFamily(f.Own, own, ownRanges, f.Children, totalled, minCell)
-		if i == len(lineage)-1 {
-			return own, cells
-		}
-		own, ownRanges = cells[f.Next], ranges[f.Next]
+	for _, f := range ancestors {
+		kids, kidRanges := suppressFamily(f.Own, cells, ranges, f.Children, totalled, minCell)
+		cells, ranges = kids[f.Next], kidRanges[f.Next]
 	}
-	return own, nil
+	return cells, ranges
+}
+
+// suppressBelow shows the regions below tree's region, whose row is shown
+// as own, within ranges; each family table is built as SuppressLineage
+// builds it.
+func suppressBelow(tree Tree, own []Cell, ranges []span, totalled bool, minCell int) ShownTree {
+	out := ShownTree{Own: own}
+	if len(tree.Children) == 0 {
+		return out
+	}
+	rows := make([][]int64, len(tree.Children))
+	for i, c := range tree.Children {
+		rows[i] = c.Own
+	}
+	cells, kidRanges := suppressFamily(tree.Own, own, ranges, rows, totalled, minCell)
+	out.Children = make([]ShownTree, len(tree.Children))
+	for i, c := range tree.Children {
+		out.Children[i] = suppressBelow(c, cells[i], kidRanges[i], totalled, minCell)
+	}
+	return out
 }

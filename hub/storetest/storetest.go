@@ -61,6 +61,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"KnownEventsLimit", testKnownEventsLimit},
 		{"PersonsWalksRegionInPages", testPersons},
 		{"CountsEqualRecount", testCounts},
+		{"CountsAreOneSnapshot", testCountsOneSnapshot},
 		{"ConcurrentApplyLosesNothing", testConcurrent},
 		{"CanceledContext", testCanceled},
 		{"CloseTwice", testCloseTwice},
