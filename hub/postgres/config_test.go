@@ -192,3 +192,64 @@ func TestResolveSchema(t *testing.T) {
 		t.Errorf("parseSearchPath: %q", got)
 	}
 }
+
+// TestURLSchemaDoesNotHideAnOlderStore: a hub upgraded with the URL it
+// always had, whose search_path earlier versions ignored, keeps its store
+// in public; Open must not create an empty store in the URL's schema and
+// serve it, hiding every record. It refuses, naming both schemas, and
+// either, named explicitly, opens. A URL schema that holds a store, or
+// with no store in public, opens as before.
+func TestURLSchemaDoesNotHideAnOlderStore(t *testing.T) {
+	ctx := context.Background()
+	base := testenv.Postgres(t)
+	legacy, named, fresh := testenv.Schema(t), testenv.Schema(t), testenv.Schema(t)
+	defer func(old string) { legacySchema = old }(legacySchema)
+	legacySchema = legacy
+
+	// A fresh schema from the URL while the legacy one holds nothing.
+	s, err := Open(ctx, Config{URL: withParams(t, base, "search_path", fresh)})
+	if err != nil {
+		t.Fatalf("a URL schema with no older store anywhere: %v", err)
+	}
+	s.Close()
+
+	old, err := Open(ctx, Config{URL: base, Schema: legacy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+	_, err = Open(ctx, Config{URL: withParams(t, base, "search_path", named)})
+	if err == nil || !strings.Contains(err.Error(), named) || !strings.Contains(err.Error(), legacy) {
+		t.Fatalf("a URL schema without a store while the legacy schema holds one: %v, want a refusal naming %s and %s", err, named, legacy)
+	}
+	if schemaHasTable(t, base, named, "persons") {
+		t.Errorf("the refused Open created tables in %s", named)
+	}
+	for _, cfg := range []Config{
+		{URL: withParams(t, base, "search_path", legacy)},               // the older store, by the URL
+		{URL: withParams(t, base, "search_path", fresh)},                // a URL schema that holds a store
+		{URL: withParams(t, base, "search_path", named), Schema: named}, // a new store, asked for explicitly
+	} {
+		s, err := Open(ctx, cfg)
+		if err != nil {
+			t.Errorf("Open(%s, schema %q): %v", cfg.URL, cfg.Schema, err)
+			continue
+		}
+		s.Close()
+	}
+}
+
+// schemaHasTable reports whether schema holds table.
+func schemaHasTable(t *testing.T, url, schema, table string) bool {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var ok bool
+	if err := conn.QueryRow(context.Background(), "SELECT to_regclass($1) IS NOT NULL", pgx.Identifier{schema, table}.Sanitize()).Scan(&ok); err != nil {
+		t.Fatal(err)
+	}
+	return ok
+}

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -32,6 +33,7 @@ func poolConfig(cfg *Config) (*pgxpool.Config, error) {
 		return nil, fmt.Errorf("parsing PostgreSQL URL: %w", err)
 	}
 	_, urlMaxConns := cc.RuntimeParams["pool_max_conns"]
+	cfg.schemaFromURL = cfg.Schema == "" && strings.TrimSpace(pc.ConnConfig.RuntimeParams["search_path"]) != ""
 	if cfg.Schema, err = resolveSchema(cfg.Schema, pc.ConnConfig.RuntimeParams["search_path"]); err != nil {
 		return nil, err
 	}
@@ -146,4 +148,33 @@ func SchemaOf(url, configured string) (string, error) {
 		return "", fmt.Errorf("parsing PostgreSQL URL: %w", err)
 	}
 	return resolveSchema(configured, cc.RuntimeParams["search_path"])
+}
+
+// legacySchema is where hubs before the URL's search_path was honoured
+// kept their tables whatever that search_path said; tests point it
+// elsewhere.
+var legacySchema = "public"
+
+// checkURLSchema refuses to create a store in schema, which only the
+// URL's search_path named, when schema holds no hub store and
+// legacySchema holds one: that is a hub upgraded with the URL it always
+// had, whose store is in legacySchema, and creating an empty one would
+// hide every record, history and count from it without a word.
+func checkURLSchema(ctx context.Context, pool *pgxpool.Pool, schema string) error {
+	if schema == legacySchema {
+		return nil
+	}
+	var here, legacy bool
+	err := pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL, to_regclass($2) IS NOT NULL AND to_regclass($3) IS NOT NULL`,
+		pgx.Identifier{schema, "persons"}.Sanitize(), pgx.Identifier{legacySchema, "persons"}.Sanitize(),
+		pgx.Identifier{legacySchema, "history"}.Sanitize()).Scan(&here, &legacy)
+	if err != nil {
+		return fmt.Errorf("postgres: looking for the hub's store: %w", err)
+	}
+	if !here && legacy {
+		return fmt.Errorf("postgres: the URL's search_path names schema %q, which holds no hub store, while schema %q holds one "+
+			"(hubs before this version kept their tables in %[2]q whatever the URL's search_path said): name the schema explicitly, "+
+			"--postgres-schema %[2]s to go on with that store, or --postgres-schema %[1]s to start a new one", schema, legacySchema)
+	}
+	return nil
 }

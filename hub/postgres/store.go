@@ -61,8 +61,12 @@ type Config struct {
 	// names, else "public". A URL whose search_path names another schema
 	// is refused, and one naming several unless Schema is one of them:
 	// the hub keeps its tables in one schema, and writing them anywhere
-	// but where the URL says would be a silent surprise.
+	// but where the URL says would be a silent surprise. Open creates no
+	// store in a schema only the URL named while public holds one (see
+	// checkURLSchema).
 	Schema string
+	// schemaFromURL is set by poolConfig when Schema came from the URL.
+	schemaFromURL bool
 	// MaxConns bounds the connection pool. Default: the URL's
 	// pool_max_conns, else 8.
 	MaxConns int32
@@ -160,7 +164,10 @@ func open(ctx context.Context, cfg Config, create bool) (*Store, error) {
 	if cfg.CacheSize > 0 {
 		s.cache = newStateCache(cfg.CacheSize)
 	}
-	if create {
+	if create && cfg.schemaFromURL {
+		err = checkURLSchema(ctx, pool, cfg.Schema)
+	}
+	if create && err == nil {
 		err = pgmigrate.Apply(ctx, pool, migrations, cfg.Schema, "pophub-migrate", cfg.Logger)
 		if err == nil {
 			err = checkSealing(ctx, pool, cfg.Keys, cfg.Logger)
@@ -168,7 +175,7 @@ func open(ctx context.Context, cfg Config, create bool) (*Store, error) {
 		if err == nil {
 			err = s.recountIfAsked(ctx)
 		}
-	} else {
+	} else if !create {
 		err = checkExisting(ctx, pool, cfg.Schema)
 		if err == nil {
 			err = readSealing(ctx, pool, cfg.Keys)
