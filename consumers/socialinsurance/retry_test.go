@@ -2,6 +2,9 @@ package socialinsurance
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"net"
 	"testing"
 	"time"
 
@@ -118,6 +121,76 @@ func TestCompletionRetriedAfterACrash(t *testing.T) {
 			}
 			if got := r.SocialInsurance.Insurances["pension"].Until; got != done.DateOfDeath {
 				t.Errorf("the hub ends the pension on %q, the bureau's task reports %q", got, done.DateOfDeath)
+			}
+		})
+	}
+}
+
+// failingPublisher refuses every publication with err, before anything
+// reaches Kafka.
+type failingPublisher struct{ err error }
+
+func (f failingPublisher) Publish(context.Context, ...schemas.Event) ([]publisher.Result, error) {
+	return nil, f.err
+}
+
+// TestCompletionThatSentNothing: a completion whose publication certainly
+// failed (no broker could be reached, or the publisher refused the event)
+// leaves nothing in flight. A task a reactivation cancelled meanwhile is
+// refused, not completed with a termination for a living person, and a
+// date of death corrected meanwhile is the one the next completion sends.
+// A failure that may have delivered the event (a timeout) keeps it in
+// flight, as TestCompletionRetriedAfterACrash requires.
+func TestCompletionThatSentNothing(t *testing.T) {
+	dial := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connect: connection refused")}
+	for i, tc := range []struct {
+		name     string
+		err      error
+		inFlight bool // the failure may have delivered the event
+	}{
+		{"no broker reachable", fmt.Errorf("sending 1 events: %w", dial), false},
+		{"refused by the publisher", &schemas.RejectError{Reason: schemas.ReasonInvalidData, Field: "data.end"}, false},
+		{"topic missing", &publisher.TopicMissingError{Topic: "pop.events.social_insurance"}, false},
+		{"timed out during the write", fmt.Errorf("sending 1 events: %w", context.DeadlineExceeded), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			b := openBureauOn(t, testenv.Schema(t), "2301")
+
+			// Corrected date: the next completion sends it, unless the
+			// failed one may have reached the hub.
+			id := sdktest.CitizenID(800 + 2*i)
+			b.deliverDeath(t, sdktest.Death("death-1", id, 3, "2024-11-15"), daoli)
+			task := b.task(t, id, "death-1", StopBenefits)
+			if _, err := Complete(ctx, b.store, failingPublisher{tc.err}, task.ID); err == nil {
+				t.Fatal("the completion succeeded though its publication failed")
+			}
+			b.deliverDeath(t, sdktest.Death("death-2", id, 4, "2024-11-13"), daoli)
+			pub := &hubPublisher{t: t}
+			done, err := Complete(ctx, b.store, pub, task.ID)
+			if err != nil || len(pub.inputs) != 1 {
+				t.Fatalf("completing again: %v, %d events", err, len(pub.inputs))
+			}
+			wantEnd := map[bool]string{false: "2024-11-13", true: "2024-11-15"}[tc.inFlight]
+			if end := pub.inputs[0].Event.Payload.(*schemas.InsuranceTerminatedData).End; end != wantEnd || done.DateOfDeath != wantEnd {
+				t.Errorf("the termination ends %s and the task reports %s, want %s", end, done.DateOfDeath, wantEnd)
+			}
+
+			// Reactivated: a task the failed completion never reported
+			// is refused.
+			id = sdktest.CitizenID(801 + 2*i)
+			b.deliverDeath(t, sdktest.Death("death-3", id, 3, "2024-11-15"), daoli)
+			task = b.task(t, id, "death-3", StopBenefits)
+			if _, err := Complete(ctx, b.store, failingPublisher{tc.err}, task.ID); err == nil {
+				t.Fatal("the completion succeeded though its publication failed")
+			}
+			now := time.Now().UTC()
+			b.deliverDeath(t, schemas.Notification{ChangeID: "restore", CitizenID: id, Version: 4, Section: string(schemas.SecStatus),
+				EventID: "ev-restore", EventType: schemas.HukouRegistered, Source: schemas.PublicSecurity, Time: now, AppliedAt: now}, daoli)
+			pub = &hubPublisher{t: t}
+			_, err = Complete(ctx, b.store, pub, task.ID)
+			if tc.inFlight != (err == nil) || !tc.inFlight && !errors.Is(err, ErrTaskCancelled) {
+				t.Errorf("completing the reactivated task: %v, %d events; want ErrTaskCancelled unless the failed completion may have delivered", err, len(pub.inputs))
 			}
 		})
 	}

@@ -60,6 +60,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -416,16 +417,35 @@ func Complete(ctx context.Context, store *Store, pub EventPublisher, id int64) (
 	}
 	ev := p.event(fresh)
 	results, err := pub.Publish(ctx, ev)
-	if err != nil {
-		return Task{}, fmt.Errorf("publishing completion: %w", err)
+	if err == nil {
+		err = results[0].Err
 	}
-	if err := results[0].Err; err != nil {
+	if err != nil {
+		if notSent(err) {
+			// Nothing reached the hub: the task is as it was, and the
+			// next completion sends what is known then.
+			if aerr := store.abandonCompletion(context.WithoutCancel(ctx), id, ev.ID); aerr != nil {
+				err = errors.Join(err, aerr)
+			}
+		}
 		return Task{}, fmt.Errorf("publishing completion: %w", err)
 	}
 	if err := store.markDone(ctx, id, ev.ID, p.end); err != nil {
 		return Task{}, err
 	}
 	return store.Task(ctx, id)
+}
+
+// notSent reports whether a failed publication certainly did not reach
+// Kafka: the publisher refused the event (invalid, or its topic missing),
+// or no connection to a broker could be made. Any other failure (a
+// timeout, a connection lost during the write) may have delivered it, and
+// the completion stays in flight so that a retry sends it as it was.
+func notSent(err error) bool {
+	var reject *schemas.RejectError
+	var missing *publisher.TopicMissingError
+	var op *net.OpError
+	return errors.As(err, &reject) || errors.As(err, &missing) || errors.As(err, &op) && op.Op == "dial"
 }
 
 // settled answers a completion of a task that was done, cancelled or

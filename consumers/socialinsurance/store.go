@@ -458,6 +458,19 @@ func (s *Store) beginCompletion(ctx context.Context, id int64, p publication) (p
 	return saved, nil
 }
 
+// abandonCompletion clears the completion in flight that saved eventID
+// (beginCompletion) once its publication certainly failed: a task
+// cancelled meanwhile is refused again, and a date announced meanwhile is
+// the one the next completion reports.
+func (s *Store) abandonCompletion(ctx context.Context, id int64, eventID string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE tasks SET publishing_event_id = NULL, publishing_end = '', publishing_at = NULL
+		WHERE id = $1 AND publishing_event_id = $2 AND status IN ('open', 'cancelled')`, id, eventID)
+	if err != nil {
+		return fmt.Errorf("clearing the completion that was not sent: %w", err)
+	}
+	return nil
+}
+
 // markDone closes a task with the id of the event that reported it and
 // the date of death that event reported (dateOfDeath, "" for a
 // transfer). A stop_benefits task whose date a notification changed
