@@ -104,8 +104,8 @@ func (s *State) apply(ev *schemas.Event) {
 	switch d := ev.Payload.(type) {
 	case *schemas.HukouRegisteredData:
 		s.Name.set(ptr(d.Name), at)
-		s.Gender.set(ptr(d.Gender), at)
-		s.BirthDate.set(ptr(d.BirthDate), at)
+		s.setGender(d.Gender, at)
+		s.setBirthDate(d.BirthDate, at)
 		s.Ethnicity.set(ptr(d.Ethnicity), at)
 		if at.After(s.Registered) {
 			s.Registered = at
@@ -129,10 +129,10 @@ func (s *State) apply(ev *schemas.Event) {
 			s.Name.set(ptr(d.Name), at)
 		}
 		if d.Gender != "" {
-			s.Gender.set(ptr(d.Gender), at)
+			s.setGender(d.Gender, at)
 		}
 		if d.BirthDate != "" {
-			s.BirthDate.set(ptr(d.BirthDate), at)
+			s.setBirthDate(d.BirthDate, at)
 		}
 		if d.Ethnicity != "" {
 			s.Ethnicity.set(ptr(d.Ethnicity), at)
@@ -188,6 +188,54 @@ func (s *State) apply(ev *schemas.Event) {
 	case *schemas.MarriageDivorcedData:
 		s.Marital.set(&marital{Status: codes.MaritalDivorced}, at)
 	}
+}
+
+// setBirthDate writes a birth date to its register and its value line.
+func (s *State) setBirthDate(v string, at Stamp) {
+	s.BirthLine = trackValue(s.BirthLine, s.BirthDate, v, at)
+	s.BirthDate.set(&v, at)
+}
+
+// setGender writes a gender to its register and its value line.
+func (s *State) setGender(v string, at Stamp) {
+	s.GenderLine = trackValue(s.GenderLine, s.Gender, v, at)
+	s.Gender.set(&v, at)
+}
+
+// trackValue adds value v, written by the event of at, to line, the
+// value line of register r (before r takes the write). A register written
+// once needs no line, its stamp being when it took its value: the line is
+// started at the second write, with the first as r holds it, so that
+// states stored before value lines need no migration.
+func trackValue(line []point, r Reg[string], v string, at Stamp) []point {
+	if len(line) == 0 {
+		if r.At.IsZero() {
+			return nil
+		}
+		line = addPoint(line, point{At: r.At, Kind: pointValue, Code: val(r)})
+	}
+	return addPoint(line, point{At: at, Kind: pointValue, Code: v})
+}
+
+// valueSince is when register r took the value it holds: the stamp of
+// the earliest write of the run of equal values its line ends with, so
+// that a write repeating the value moves nothing, in any arrival order.
+func valueSince(line []point, r Reg[string]) Stamp {
+	since := r.At
+	v, ok := r.get()
+	if !ok {
+		return since
+	}
+	for i := len(line) - 1; i >= 0; i-- {
+		if line[i].At.After(r.At) {
+			continue
+		}
+		if line[i].Code != v {
+			break
+		}
+		since = line[i].At
+	}
+	return since
 }
 
 // outranks reports whether graduation d, of at, replaces the one s shows.

@@ -101,9 +101,11 @@ func Batch(loaded map[citizenid.ID]*State, in []hub.Input, now time.Time) Outcom
 
 // lifecycleTypes are the events that can change status or anomalies other
 // than "unregistered": registration, cancellation, death, corrections of
-// birth date or gender.
+// birth date or gender, and a migration, which shows public security
+// knows the hukou of a person whose death is certified.
 var lifecycleTypes = map[schemas.Type]bool{
 	schemas.HukouRegistered:   true,
+	schemas.HukouMigrated:     true,
 	schemas.HukouCancelled:    true,
 	schemas.DeathCertified:    true,
 	schemas.IdentityCorrected: true,
@@ -198,7 +200,7 @@ func (out *Outcome) apply(st *State, in *hub.Input, now time.Time) {
 	// Status and anomalies depend on a few registers only; skip deriving
 	// them when this event cannot touch those.
 	life := lifecycleTypes[ev.Type]
-	first := st.Registered.IsZero() && (st.First.IsZero() || ev.Time.Before(st.First))
+	first := !st.knownToPublicSecurity() && (st.First.IsZero() || ev.Time.Before(st.First))
 	skip := func(sec schemas.Section) bool {
 		return (sec == schemas.SecStatus && !life) || (sec == schemas.SecAnomalies && !life && !first)
 	}

@@ -27,6 +27,13 @@ func TestDeathEndsOnDateOfDeath(t *testing.T) {
 	issue := func(eid, when, city, until string) hub.Input {
 		return ev(t, schemas.ResidencePermitIssued, p, eid, when, map[string]any{"city_code": city, "address_code": "230103001001", "basis": "employment", "valid_until": until})
 	}
+	cancel := func(eid, when string) hub.Input {
+		return ev(t, schemas.HukouCancelled, p, eid, when, map[string]any{"reason": "death"})
+	}
+	restore := func(eid, when string) hub.Input {
+		return ev(t, schemas.HukouRegistered, p, eid, when, map[string]any{"name": "张伟", "gender": "1", "birth_date": "1990-01-01",
+			"ethnicity": "01", "address_code": a, "household_id": "H1", "reason": "restored"})
+	}
 	tests := []struct {
 		name        string
 		events      []hub.Input
@@ -52,6 +59,16 @@ func TestDeathEndsOnDateOfDeath(t *testing.T) {
 				issue("p2", "2026-01-02T08:00:00+08:00", "440100", "2027-12-31"), cert("d1", "2026-01-04T09:00:00+08:00", "2025-12-30")},
 			wantReg:     []hub.Interval{{Code: a, From: "2020-01-01", To: "2025-12-30"}},
 			wantPermits: []hub.Interval{{Code: harbin, From: "2025-01-01", To: "2025-12-30"}}},
+		{name: "a restoration after the death counts again, and a permit issued after it is held",
+			events: []hub.Input{reg("r1", "2020-01-01T08:00:00+08:00", a), issue("p1", "2024-01-01T08:00:00+08:00", harbin, "2030-12-31"),
+				cancel("c1", "2025-03-10T08:00:00+08:00"), restore("r2", "2025-05-01T08:00:00+08:00"),
+				cert("d1", "2025-03-01T09:00:00+08:00", "2025-02-28"), issue("p2", "2025-06-01T08:00:00+08:00", harbin, "2030-12-31")},
+			wantReg:     []hub.Interval{{Code: a, From: "2020-01-01", To: "2025-02-28"}, {Code: a, From: "2025-05-01"}},
+			wantPermits: []hub.Interval{{Code: harbin, From: "2024-01-01", To: "2025-02-28"}, {Code: harbin, From: "2025-06-01", To: "2031-01-01"}}},
+		{name: "a death certified after a restoration ends the count again",
+			events: []hub.Input{reg("r1", "2020-01-01T08:00:00+08:00", a), cancel("c1", "2025-01-10T08:00:00+08:00"),
+				restore("r2", "2025-02-01T08:00:00+08:00"), cert("d1", "2025-03-01T09:00:00+08:00", "2025-02-28")},
+			wantReg: []hub.Interval{{Code: a, From: "2020-01-01", To: "2025-01-10"}, {Code: a, From: "2025-02-01", To: "2025-02-28"}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

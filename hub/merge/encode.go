@@ -132,6 +132,8 @@ func appendState(b []byte, s *State) ([]byte, bool) {
 	})
 	e.points("hkl", s.HukouLine)
 	e.points("pml", s.PermitLine)
+	e.points("bdl", s.BirthLine)
+	e.points("gdl", s.GenderLine)
 	if len(s.Prov) > 0 {
 		e.key("prov")
 		keys := make([]string, 0, len(s.Prov))

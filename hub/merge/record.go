@@ -18,44 +18,78 @@ var china = time.FixedZone("CST", 8*3600)
 
 func day(t time.Time) string { return t.In(china).Format(time.DateOnly) }
 
-// Status derives the person's status: deceased once death is certified or
-// the hukou was cancelled for death; cancelled while the latest lifecycle
-// event is another cancellation; otherwise active.
+// Status derives the person's status: deceased while a death (certified,
+// or the hukou cancelled for death) is in force (deathInForce);
+// cancelled while the latest lifecycle event is another cancellation;
+// otherwise active.
 func (s *State) Status() string {
-	if _, dead := s.Death.get(); dead {
+	if _, dead := s.deathInForce(); dead {
 		return hub.StatusDeceased
 	}
 	if l, ok := s.Lifecycle.get(); ok && strings.HasPrefix(l, "cancelled:") {
-		if l == "cancelled:death" {
-			return hub.StatusDeceased
-		}
 		return hub.StatusCancelled
 	}
 	return hub.StatusActive
 }
 
-// DateOfDeath is the certified date of death, or the date of a cancellation
-// for death, or "".
-func (s *State) DateOfDeath() string {
-	if d, ok := s.Death.get(); ok {
-		return d.Date
+// deathInForce returns the stamp of the event a death in force comes from
+// and whether there is one. Changes take effect in order of time: a death
+// certified, or a hukou cancelled for death, stays until a registration
+// stamped after it restores the hukou, however late either arrives and
+// whatever other cancellation follows. The certificate is preferred, as
+// it carries the date of death; the cancellation stands in for it.
+func (s *State) deathInForce() (Stamp, bool) {
+	if _, ok := s.Death.get(); ok && s.Death.At.After(s.Registered) {
+		return s.Death.At, true
 	}
-	if l, ok := s.Lifecycle.get(); ok && l == "cancelled:death" {
-		return day(s.Lifecycle.At.T)
+	if at := s.deathCancelled(); !at.IsZero() && at.After(s.Registered) {
+		return at, true
 	}
-	return ""
+	return Stamp{}, false
 }
 
-// deathAt is the stamp of the event DateOfDeath comes from: the
-// certificate, or else the cancellation for death; zero if neither.
-func (s *State) deathAt() Stamp {
-	if _, ok := s.Death.get(); ok {
-		return s.Death.At
-	}
+// deathCancelled is the stamp of the latest cancellation of the hukou for
+// death, or zero. The registration timeline keeps every cancellation; a
+// state stored before that timeline may have the latest one only in the
+// lifecycle register.
+func (s *State) deathCancelled() Stamp {
+	var latest Stamp
 	if l, ok := s.Lifecycle.get(); ok && l == "cancelled:death" {
-		return s.Lifecycle.At
+		latest = s.Lifecycle.At
 	}
-	return Stamp{}
+	for _, p := range s.HukouLine {
+		if p.Kind == pointCancelled && p.At.After(latest) && s.cancellationReason(p) == "death" {
+			latest = p.At
+		}
+	}
+	return latest
+}
+
+// DateOfDeath is the date of the death in force: the certified date of
+// death, or the date of the cancellation for death; "" for none.
+func (s *State) DateOfDeath() string {
+	at, ok := s.deathInForce()
+	if !ok {
+		return ""
+	}
+	if d, ok := s.Death.get(); ok && s.Death.At == at {
+		return d.Date
+	}
+	return day(at.T)
+}
+
+// deathAt is the stamp of the event DateOfDeath comes from; zero if none.
+func (s *State) deathAt() Stamp {
+	at, _ := s.deathInForce()
+	return at
+}
+
+// knownToPublicSecurity reports whether public security has recorded the
+// person's hukou by any of its events: a registration, a migration or a
+// cancellation each show that there is a hukou, so the person is not
+// unregistered and a certified death leaves that hukou to cancel.
+func (s *State) knownToPublicSecurity() bool {
+	return !s.Registered.IsZero() || !s.Location.At.IsZero() || !s.Lifecycle.At.IsZero()
 }
 
 // Record derives the golden record.
@@ -369,27 +403,30 @@ func idBirthDate(id citizenid.ID) string {
 // anomalies derives the open anomalies, sorted by kind.
 func (s *State) anomalies() []hub.Anomaly {
 	var out []hub.Anomaly
-	if d, dead := s.Death.get(); dead && !s.Registered.IsZero() {
+	if at, dead := s.deathInForce(); dead && at == s.Death.At && s.knownToPublicSecurity() {
 		if l, ok := s.Lifecycle.get(); !ok || !strings.HasPrefix(l, "cancelled:") {
 			// Seed 004: the hukou of the dead should be cancelled (应销未销).
-			// Without a registration there is no hukou to cancel: the
-			// person is unregistered, below.
-			out = append(out, hub.Anomaly{Kind: hub.AnomalyDeathNotCancelled, Since: d.Date})
+			// Without any hukou event there is no hukou to cancel: the
+			// person is unregistered, below. A certificate older than a
+			// restoration is no longer in force.
+			out = append(out, hub.Anomaly{Kind: hub.AnomalyDeathNotCancelled, Since: s.Death.V.Date})
 		}
 	}
-	if s.Registered.IsZero() && !s.First.IsZero() {
+	if !s.knownToPublicSecurity() && !s.First.IsZero() {
 		out = append(out, hub.Anomaly{Kind: hub.AnomalyUnregistered, Since: day(s.First)})
 	}
 	// The mismatch has lasted at least since the earlier of the
 	// disagreeing fields took its value: while either disagrees it is
-	// open. A field corrected from one wrong value to another counts from
-	// the correction, as the registers keep no earlier values.
+	// open. A correction repeating the value leaves that time; one from
+	// one wrong value to another counts from the correction.
 	var since Stamp
 	if b, ok := s.BirthDate.get(); ok && b != idBirthDate(s.ID) {
-		since = s.BirthDate.At
+		since = valueSince(s.BirthLine, s.BirthDate)
 	}
-	if g, ok := s.Gender.get(); ok && (g == "1" || g == "2") && g != s.ID.Gender() && (since.IsZero() || since.After(s.Gender.At)) {
-		since = s.Gender.At
+	if g, ok := s.Gender.get(); ok && (g == "1" || g == "2") && g != s.ID.Gender() {
+		if at := valueSince(s.GenderLine, s.Gender); since.IsZero() || since.After(at) {
+			since = at
+		}
 	}
 	if !since.IsZero() {
 		out = append(out, hub.Anomaly{Kind: hub.AnomalyIDMismatch, Since: day(since.T)})

@@ -162,6 +162,13 @@ type State struct {
 	// timelines, for statistics as of any date (timeline.go).
 	HukouLine  []point `json:"hkl,omitempty"`
 	PermitLine []point `json:"pml,omitempty"`
+	// BirthLine and GenderLine hold every birth date and gender written
+	// once a second one is, each as a point whose Code is the value
+	// (valueSince): id_mismatch counts from when the disagreeing value
+	// was first recorded, which a register, keeping only the latest
+	// write, cannot tell in every arrival order.
+	BirthLine  []point `json:"bdl,omitempty"`
+	GenderLine []point `json:"gdl,omitempty"`
 	// Prov holds the stamps provenance needs beyond the registers': the
 	// latest contribution's, under provPaid. States stored before
 	// provenance was derived from what each section shows also hold, per
@@ -234,6 +241,8 @@ func (s *State) Clone() *State {
 	})
 	c.HukouLine = slices.Clone(s.HukouLine)
 	c.PermitLine = slices.Clone(s.PermitLine)
+	c.BirthLine = slices.Clone(s.BirthLine)
+	c.GenderLine = slices.Clone(s.GenderLine)
 	c.Owned = cloneMap(s.Owned, shallow[Reg[property]])
 	c.Rentals = cloneMap(s.Rentals, shallow[rental])
 	c.Businesses = cloneMap(s.Businesses, shallow[Reg[business]])

@@ -17,6 +17,7 @@ const (
 	pointDied       = "d"
 	pointPermit     = "p" // a residence permit issued: A is the city code, U its valid_until
 	pointRevoked    = "x" // a residence permit revoked: A is the city code
+	pointValue      = "v" // a value written to an identity register: A is the value
 )
 
 // point is one event of a person's registration or permit timeline. The
@@ -77,25 +78,29 @@ func (s *State) track(ev *schemas.Event, at Stamp) {
 // Registrations returns the spans of days in which the person counts in
 // the registered population, each at its 12-digit hukou address: from a
 // registration, moving on a migration's effective date, ending on death or
-// cancellation; a registration after a cancellation restores the count.
-// Days are China Standard Time dates of the events' effective times,
-// except death, which ends the count on the certified date of death
-// (deathDay): a certificate is issued days after the death, and a person
-// who died on 30 December is not alive on the year-end reference day. A
-// span's To is "" while it lasts. Steps on one day leave only that day's
-// final state. Death is final.
+// cancellation; a registration after a cancellation or a death restores
+// the count, as it makes the person active again (Status). Days are
+// China Standard Time dates of the events' effective times, except
+// death, which ends the count on the certified date of death
+// (deathDayAt): a certificate is issued days after the death, and a
+// person who died on 30 December is not alive on the year-end reference
+// day. A span's To is "" while it lasts. Steps on one day leave only that
+// day's final state.
 func (s *State) Registrations() []hub.Interval {
 	var steps []step
 	addr, registered, cancelled, dead := "", false, false, false
-	for _, p := range s.HukouLine {
+	for i, p := range s.HukouLine {
 		switch p.Kind {
 		case pointRegistered:
-			addr, registered, cancelled = p.Code, true, false
+			addr, registered, cancelled, dead = p.Code, true, false, false
 		case pointMigrated:
 			addr = p.Code
 		case pointCancelled:
 			cancelled = true
 		case pointDied:
+			if !dead {
+				steps = endBy(steps, s.deathDayAt(i))
+			}
 			dead = true
 		}
 		code := ""
@@ -104,38 +109,52 @@ func (s *State) Registrations() []hub.Interval {
 		}
 		steps = append(steps, step{day(p.At.T), code})
 	}
-	return intervals(endBy(steps, s.deathDay()))
+	return intervals(steps)
 }
 
-// deathDay is the day from which death ends the person's timelines: the
-// certified date of death (of the latest certificate, so a correction
-// counts), but no later than the day the first certificate took effect,
-// from which death was on record; that day when the certificate carries
-// no usable date. It is "" when no death is certified. The date comes from
-// the death register rather than the timeline point, so states stored
-// before this rule need no migration, only their counters recounting.
-func (s *State) deathDay() string {
-	first := ""
-	for _, p := range s.HukouLine {
-		if p.Kind == pointDied {
-			first = day(p.At.T)
+// deathDayAt is the day from which the death certified at HukouLine[i],
+// the first certificate since the registration before it, ends the
+// person's timelines: the certified date of death of the latest
+// certificate (so a correction counts) when that certificate is of this
+// death, that is no registration restored the hukou between the two; but
+// no later than the day the first certificate took effect, from which
+// death was on record (that day when the date is unusable), and no
+// earlier than the day of the registration before it, which the death
+// cannot undo. The date comes from the death register rather than the
+// timeline point, so states stored before this rule need no migration,
+// only their counters recounting.
+func (s *State) deathDayAt(i int) string {
+	first := s.HukouLine[i].At
+	d := day(first.T)
+	if c, ok := s.Death.get(); ok && !first.After(s.Death.At) && !s.restoredBetween(first, s.Death.At) {
+		if _, err := time.Parse(time.DateOnly, c.Date); err == nil && c.Date < d {
+			d = c.Date
+		}
+	}
+	for j := i - 1; j >= 0; j-- {
+		if p := s.HukouLine[j]; p.Kind == pointRegistered {
+			d = max(d, day(p.At.T))
 			break
 		}
 	}
-	if first == "" {
-		return ""
-	}
-	if d, ok := s.Death.get(); ok {
-		if _, err := time.Parse(time.DateOnly, d.Date); err == nil && d.Date < first {
-			return d.Date
+	return d
+}
+
+// restoredBetween reports whether a registration on the timeline is
+// stamped after from and before to.
+func (s *State) restoredBetween(from, to Stamp) bool {
+	for _, p := range s.HukouLine {
+		if p.Kind == pointRegistered && p.At.After(from) && to.After(p.At) {
+			return true
 		}
 	}
-	return first
+	return false
 }
 
 // endBy cuts steps (in day order) at day d: the steps of d and later give
-// way to one step counting nowhere from d, as death, which is final, does.
-// With d "" the steps are returned as they are.
+// way to one step counting nowhere from d, as a death certified later
+// than the date of death does. With d "" the steps are returned as they
+// are.
 func endBy(steps []step, d string) []step {
 	if d == "" {
 		return steps
@@ -151,14 +170,14 @@ func endBy(steps []step, d string) []step {
 // permit, per city: from an issue's day until the day after its
 // valid_until, carried on by a renewal (a later issue in the city) made by
 // then and resumed by one made later. A revocation ends the permit, and so
-// do death, which is final as for the registration, and a cancellation of
+// do death, as for the registration, and a cancellation of
 // the hukou that permitEndingCancellations names. Neither lets a permit
 // issued later be held: a deceased person holds none, and one whose
 // hukou was cancelled for death or emigration holds none until a
 // registration restores the hukou (a cancellation for death may be all
 // the hub hears of a death, so it bars later issues as a certificate
 // does). Days are China Standard Time dates of the events' effective
-// times, death's the certified date of death (deathDay); steps on one day
+// times, death's the certified date of death (deathDayAt); steps on one day
 // leave only that day's final state, as in Registrations.
 //
 // A permit is the city's, whichever of its codes the department wrote:
@@ -186,9 +205,8 @@ func (s *State) PermitSpans() []hub.Interval {
 	}
 	slices.Sort(cities)
 	var out []hub.Interval
-	dies := s.deathDay()
 	for _, c := range cities {
-		out = append(out, intervals(endBy(w.byCity[c], dies))...)
+		out = append(out, intervals(w.byCity[c])...)
 	}
 	return out
 }
@@ -229,31 +247,39 @@ func (w *permitWalk) expireBy(d string) {
 // which does not depend on the day it is read.
 func (s *State) walkPermits(expire bool) *permitWalk {
 	w := &permitWalk{byCity: map[string][]step{}, held: map[string]heldPermit{}}
-	// dead is final. barred is a hukou cancelled for death or emigration:
-	// the person can hold no permit until the hukou is restored or they
-	// register again, so an issue in between is not held, just as one
-	// after a certified death is not; a cancellation for death may be all
-	// the hub hears of a death.
+	// barred is a death or a hukou cancelled for death or emigration: the
+	// person can hold no permit until the hukou is restored or they
+	// register again, so an issue in between is not held; a cancellation
+	// for death may be all the hub hears of a death. dead is a certified
+	// death not yet followed by a registration.
 	dead, barred := false, false
-	hukou, permits := s.HukouLine, s.PermitLine
-	for len(hukou) > 0 || len(permits) > 0 {
-		if len(permits) == 0 || len(hukou) > 0 && permits[0].At.After(hukou[0].At) {
-			p := hukou[0]
-			hukou = hukou[1:]
+	hi, permits := 0, s.PermitLine
+	for hi < len(s.HukouLine) || len(permits) > 0 {
+		if len(permits) == 0 || hi < len(s.HukouLine) && permits[0].At.After(s.HukouLine[hi].At) {
+			p := s.HukouLine[hi]
 			d := day(p.At.T)
 			if expire {
 				w.expireBy(d)
 			}
 			switch {
 			case p.Kind == pointRegistered:
-				barred = false
-			case p.Kind == pointDied || p.Kind == pointCancelled && permitEndingCancellations[s.cancellationReason(p)]:
+				dead, barred = false, false
+			case p.Kind == pointDied && !dead:
+				// The permits end on the date of death, also those issued
+				// between it and the certificate.
+				dd := s.deathDayAt(hi)
+				for city := range w.byCity {
+					w.byCity[city] = endBy(w.byCity[city], dd)
+				}
+				clear(w.held)
+				dead, barred = true, true
+			case p.Kind == pointCancelled && permitEndingCancellations[s.cancellationReason(p)]:
 				for city := range w.held {
 					w.end(city, d)
 				}
-				dead = dead || p.Kind == pointDied
 				barred = true
 			}
+			hi++
 			continue
 		}
 		p := permits[0]

@@ -51,6 +51,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"DuplicatesWithinBatch", testDuplicatesWithinBatch},
 		{"ShuffledAndRepeatedGiveSameRecords", testOrderIndependence},
 		{"LateEventGoesToHistoryOnly", testLateEvent},
+		{"LifecycleFollowsTime", testLifecycleFollowsTime},
 		{"UnknownPersonNotFound", testNotFound},
 		{"OutboxFollowsMerge", testOutboxFollowsMerge},
 		{"OutboxPagingAndPublishing", testOutboxPaging},
