@@ -3,7 +3,9 @@ package schemas
 import (
 	"bytes"
 	"reflect"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // CheckEncoded judges an event the way Decode judges its encoding: in.Value
@@ -16,7 +18,16 @@ import (
 // its type's struct is then validated as it is, at a fifth of a decode;
 // raw Data, which the encoding carries verbatim, is read into its type's
 // struct as Decode reads it. Anything else is decoded.
+//
+// A string of ev that is not UTF-8 is refused as not_json, naming it: the
+// encoding carries U+FFFD in place of its bad bytes, which the hub would
+// accept as other text (ids "ps-\xfe" and "ps-\xff" both as "ps-\uFFFD",
+// the second then dropped as a duplicate; a GBK name stored garbled),
+// where the same bytes sent raw are not_json.
 func CheckEncoded(ev *Event, in Input) error {
+	if rej := checkEventText(ev, in.Value); rej != nil {
+		return rej
+	}
 	typed := readsBackAsIs(ev, in.Value)
 	if !typed && !rawReadsBack(ev, in.Value) {
 		_, err := Decode(in)
@@ -64,6 +75,87 @@ func CheckEncoded(ev *Event, in Input) error {
 		return v.err
 	}
 	return nil
+}
+
+// checkEventText refuses ev, whose encoding is value, when one of its
+// string attributes or payload strings is not UTF-8. Only an encoding that
+// holds the escape \ufffd can come from such a string (the encoder writes
+// U+FFFD itself unescaped), so the others cost one scan of value.
+func checkEventText(ev *Event, value []byte) *RejectError {
+	if !bytes.Contains(value, []byte(`\ufffd`)) {
+		return nil
+	}
+	for _, a := range [...]struct{ name, s string }{
+		{"specversion", ev.SpecVersion}, {"id", ev.ID}, {"source", string(ev.Source)},
+		{"type", string(ev.Type)}, {"subject", string(ev.Subject)}, {"datacontenttype", ev.DataContentType},
+	} {
+		if !utf8.ValidString(a.s) {
+			return notUTF8(a.name)
+		}
+	}
+	if ev.Data != nil || ev.Payload == nil {
+		return nil // raw data is written verbatim: Decode judges its bytes
+	}
+	if field, bad := invalidText(reflect.ValueOf(ev.Payload), "data"); bad {
+		return notUTF8(field)
+	}
+	return nil
+}
+
+func notUTF8(field string) *RejectError {
+	return reject(ReasonNotJSON, field, "is not valid UTF-8")
+}
+
+// invalidText finds the first string in v, a payload or part of one, that
+// is not UTF-8, and names it as a JSON path under path: struct fields by
+// their json names (embedded structs' fields as their own), list items and
+// map entries by their list or map.
+func invalidText(v reflect.Value, path string) (string, bool) {
+	switch v.Kind() {
+	case reflect.String:
+		return path, !utf8.ValidString(v.String())
+	case reflect.Pointer, reflect.Interface:
+		if v.IsNil() {
+			return "", false
+		}
+		return invalidText(v.Elem(), path)
+	case reflect.Slice, reflect.Array:
+		for i := range v.Len() {
+			if field, bad := invalidText(v.Index(i), path); bad {
+				return field, true
+			}
+		}
+	case reflect.Map:
+		for it := v.MapRange(); it.Next(); {
+			if _, bad := invalidText(it.Key(), path); bad {
+				return path, true
+			}
+			if field, bad := invalidText(it.Value(), path); bad {
+				return field, true
+			}
+		}
+	case reflect.Struct:
+		t := v.Type()
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			switch {
+			case name == "-" || (!f.IsExported() && !f.Anonymous):
+				continue
+			case f.Anonymous && name == "":
+				if field, bad := invalidText(v.Field(i), path); bad {
+					return field, true
+				}
+				continue
+			case name == "":
+				name = f.Name
+			}
+			if field, bad := invalidText(v.Field(i), path+"."+name); bad {
+				return field, true
+			}
+		}
+	}
+	return "", false
 }
 
 // encodedObject stands for the data attribute of an encoded payload in the

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pophub/pophub/schemas/citizenid"
 )
@@ -16,7 +17,9 @@ import (
 // every envelope attribute and every payload field, with a typed payload
 // and with the payload as raw JSON data, CheckEncoded of an event and its
 // encoding returns exactly what Decode of that encoding returns, from a
-// topic under a key and without either.
+// topic under a key and without either; except for an event holding a
+// string that is not UTF-8, whose encoding reads back as other text: that
+// is not_json, naming the string, as the same bytes sent raw would be.
 func TestCheckEncodedAsDecode(t *testing.T) {
 	var bases []Event
 	for _, f := range append(schemaFixtures(t), handFixtures()...) {
@@ -51,8 +54,14 @@ func TestCheckEncodedAsDecode(t *testing.T) {
 				if rawReadsBack(&v.ev, value) {
 					raw++
 				}
-				_, want := Decode(in)
 				got := CheckEncoded(&v.ev, in)
+				if field := notUTF8Field(&v.ev); field != "" {
+					if re, ok := got.(*RejectError); !ok || re.Reason != ReasonNotJSON || re.Field != field {
+						t.Errorf("%s %s, topic %q: CheckEncoded says %v, want not_json at %s", base.Type, v.name, in.Topic, got, field)
+					}
+					continue
+				}
+				_, want := Decode(in)
 				if !sameReject(got, want) {
 					t.Errorf("%s %s, topic %q: CheckEncoded says %v, Decode says %v", base.Type, v.name, in.Topic, got, want)
 				}
@@ -184,7 +193,8 @@ func withRawData(t *testing.T, vs []variant) []variant {
 
 // sameCheck fails unless CheckEncoded of ev and its encoding says what
 // Decode of the encoding says, from ev's topic under its subject as key
-// and without either (an event Encode refuses is not checked).
+// and without either (an event Encode refuses is not checked), or not_json
+// at the first of its strings that is not UTF-8.
 func sameCheck(t testing.TB, name string, ev Event) {
 	t.Helper()
 	value, err := Encode(ev)
@@ -195,11 +205,54 @@ func sameCheck(t testing.TB, name string, ev Event) {
 		{Topic: Topic(ev.Source), Key: []byte(ev.Subject), Value: value, Now: fixedNow},
 		{Value: value, Now: fixedNow},
 	} {
+		if field := notUTF8Field(&ev); field != "" {
+			if re, ok := CheckEncoded(&ev, in).(*RejectError); !ok || re.Reason != ReasonNotJSON || re.Field != field {
+				t.Fatalf("%s: %s, topic %q: CheckEncoded says %v, want not_json at %s", name, value, in.Topic, re, field)
+			}
+			continue
+		}
 		_, want := Decode(in)
 		if got := CheckEncoded(&ev, in); !sameReject(got, want) {
 			t.Fatalf("%s: %s, topic %q: CheckEncoded says %v, Decode says %v", name, value, in.Topic, got, want)
 		}
 	}
+}
+
+// notUTF8Field names the first attribute or (flat) payload field of ev
+// holding a string that is not UTF-8, or is "".
+func notUTF8Field(ev *Event) string {
+	for _, a := range []struct{ name, s string }{
+		{"specversion", ev.SpecVersion}, {"id", ev.ID}, {"source", string(ev.Source)},
+		{"type", string(ev.Type)}, {"subject", string(ev.Subject)}, {"datacontenttype", ev.DataContentType},
+	} {
+		if !utf8.ValidString(a.s) {
+			return a.name
+		}
+	}
+	if ev.Data != nil || ev.Payload == nil || reflect.ValueOf(ev.Payload).IsNil() {
+		return ""
+	}
+	v := reflect.ValueOf(ev.Payload).Elem()
+	for i := range v.NumField() {
+		var texts []string
+		switch f := v.Field(i); f.Kind() {
+		case reflect.String:
+			texts = []string{f.String()}
+		case reflect.Slice:
+			texts, _ = f.Interface().([]string)
+		case reflect.Pointer:
+			if s, ok := f.Interface().(*string); ok && s != nil {
+				texts = []string{*s}
+			}
+		}
+		for _, s := range texts {
+			if !utf8.ValidString(s) {
+				name, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("json"), ",")
+				return "data." + name
+			}
+		}
+	}
+	return ""
 }
 
 func sameReject(a, b error) bool {

@@ -567,8 +567,8 @@ func checkEnvelope(in Input, a *attrs) (Event, typeSpec, time.Time, *RejectError
 		return ev, typeSpec{}, now, reject(ReasonNotCloudEvent, "time", "required attribute is missing")
 	case !a.hasSubject:
 		return ev, typeSpec{}, now, reject(ReasonNotCloudEvent, "subject", "required attribute is missing")
-	case a.hasDataContentType && a.dataContentType != "application/json" && !strings.HasPrefix(a.dataContentType, "application/json;"):
-		return ev, typeSpec{}, now, reject(ReasonNotCloudEvent, "datacontenttype", "must be application/json")
+	case a.hasDataContentType && !jsonContentType(a.dataContentType):
+		return ev, typeSpec{}, now, reject(ReasonNotCloudEvent, "datacontenttype", "must be application/json, its parameters without control characters")
 	case len(a.data) == 0 || string(a.data) == "null":
 		return ev, typeSpec{}, now, reject(ReasonNotCloudEvent, "data", "required attribute is missing")
 	}
@@ -578,8 +578,11 @@ func checkEnvelope(in Input, a *attrs) (Event, typeSpec, time.Time, *RejectError
 	}
 	// A change cannot have taken effect in the future (a day of clock skew
 	// is allowed): one that claims to would win every later change of its
-	// section.
-	if t.After(now.Add(MaxClockSkew)) || t.Year() < 1850 {
+	// section. Nor before 1850, judged both as written (the envelope
+	// schema's pattern reads the year in the text) and as kept, in CST:
+	// 1850-01-01T00:00:00+23:00 is kept as 1849-12-31T09:00:00+08:00,
+	// which the hub could not write back and accept again.
+	if t.After(now.Add(MaxClockSkew)) || t.Year() < 1850 || t.In(cst).Year() < 1850 {
 		return ev, typeSpec{}, now, reject(ReasonNotCloudEvent, "time", "must not lie in the future or before 1850")
 	}
 	if !printable(a.id) {
@@ -656,14 +659,18 @@ func jsonKind(k string) string {
 }
 
 // parseTime parses an RFC 3339 timestamp. time.Parse also takes a comma
-// before the fraction of a second and zone offsets such as +08:60 or
-// +24:00, which RFC 3339 (and JSON Schema's date-time) do not allow; the
-// hub could not even write a +24:00 time back (time.Time.MarshalJSON
-// refuses it), so history and merge state would fail to encode and the
-// event would block its partition instead of going to the DLQ.
+// before the fraction of a second, a one-digit hour (its layout's "15"
+// reads one digit or two) and zone offsets such as +08:60 or +24:00, which
+// RFC 3339 (and JSON Schema's date-time) do not allow; the hub could not
+// even write a +24:00 time back (time.Time.MarshalJSON refuses it), so
+// history and merge state would fail to encode and the event would block
+// its partition instead of going to the DLQ.
 func parseTime(s string) (time.Time, bool) {
+	if !rfc3339Shape(s) {
+		return time.Time{}, false
+	}
 	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil || strings.IndexByte(s, ',') >= 0 {
+	if err != nil {
 		return time.Time{}, false
 	}
 	// time.Parse succeeded, so s ends in Z or in an offset ±hh:mm.
@@ -672,6 +679,40 @@ func parseTime(s string) (time.Time, bool) {
 	}
 	return t, true
 }
+
+// rfc3339Shape reports whether s is laid out as an RFC 3339 date-time:
+// YYYY-MM-DDTHH:MM:SS with every field two digits (four for the year), an
+// optional fraction of one or more digits after a dot, then Z or ±HH:MM.
+// It checks the layout only; time.Parse judges the values.
+func rfc3339Shape(s string) bool {
+	const layout = "dddd-dd-ddTdd:dd:dd"
+	if len(s) < len(layout)+1 {
+		return false
+	}
+	for i := 0; i < len(layout); i++ {
+		if layout[i] == 'd' && !isDigit(s[i]) || layout[i] != 'd' && s[i] != layout[i] {
+			return false
+		}
+	}
+	rest := s[len(layout):]
+	if rest[0] == '.' {
+		n := 1
+		for n < len(rest) && isDigit(rest[n]) {
+			n++
+		}
+		if n == 1 {
+			return false
+		}
+		rest = rest[n:]
+	}
+	if rest == "Z" {
+		return true
+	}
+	return len(rest) == 6 && (rest[0] == '+' || rest[0] == '-') && isDigit(rest[1]) && isDigit(rest[2]) &&
+		rest[3] == ':' && isDigit(rest[4]) && isDigit(rest[5])
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 // cst is China Standard Time, UTC+8 (see CST). It has no name, as the
 // zone time.Parse and time.Time.UnmarshalJSON give "+08:00" has none.
@@ -695,6 +736,16 @@ func CST() *time.Location { return cst }
 
 // MaxClockSkew is how far in the future an event's time may lie.
 const MaxClockSkew = 24 * time.Hour
+
+// jsonContentType reports whether s is application/json, with or without
+// parameters. Parameters are not read (the hub keeps application/json),
+// but control characters among them are refused, as the envelope schema
+// does: a line break would split a header line the type is copied to.
+// A null datacontenttype never gets here: like every null attribute it is
+// absent, as the CloudEvents JSON format has it.
+func jsonContentType(s string) bool {
+	return (s == "application/json" || strings.HasPrefix(s, "application/json;")) && printable(s)
+}
 
 // printable reports whether s has no control characters, C0, DEL or C1
 // (U+0000–U+001F, U+007F–U+009F, Unicode's Cc): stores and headers cannot

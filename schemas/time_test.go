@@ -12,7 +12,8 @@ import (
 // fraction and a zone offset of +24:00; such a time cannot be written back
 // (time.Time.MarshalJSON refuses it), so the hub could not store the
 // event's history or merge state and the partition would stall instead of
-// the event going to the DLQ.
+// the event going to the DLQ. What is accepted reads back as itself once
+// written back.
 func TestDecodeTimeIsRFC3339(t *testing.T) {
 	base := env("tax", "tax.business_deregistered", validID, `{"business_id":"91350100M000100Y43"}`)
 	tests := []struct {
@@ -34,6 +35,22 @@ func TestDecodeTimeIsRFC3339(t *testing.T) {
 		{"2026-03-01 00:00:00Z", false},
 		{"2026-03-01T00:00Z", false},
 		{"2026-03-01", false},
+		// time.Parse reads its hour "15" as one digit or two; RFC 3339
+		// and the envelope schema ask for two.
+		{"2026-03-01T9:30:00+08:00", false},
+		{"2026-03-01T9:30:00Z", false},
+		{"2026-03-01T09:30:00+8:00", false},
+		{"2026-03-01T09:30:00.+08:00", false},
+		{"2026-03-01T09:30:00+08:00", true},
+		// Not before 1850, as written nor as kept (in CST): an event kept
+		// as 1849-12-31T09:00:00+08:00 could not be written back and
+		// accepted again.
+		{"1850-01-01T00:00:00+23:00", false},
+		{"1850-01-01T00:00:00+08:01", false},
+		{"1849-12-31T16:00:00Z", false},
+		{"1850-01-01T00:00:00+08:00", true},
+		{"1850-01-01T00:00:00Z", true},
+		{"1850-01-01T00:00:00-12:00", true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.time, func(t *testing.T) {

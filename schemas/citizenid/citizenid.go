@@ -58,7 +58,7 @@ func CheckChar(first17 string) byte {
 
 // Parse validates s against GB 11643-1999 as of now: 17 digits, the MOD 11-2
 // check character (upper-case X), a real birth date not in the future, and a
-// real province code.
+// real province code or residence permit prefix (IsPrefix).
 //
 // A lower-case x is not accepted where the check character is X, but it is
 // not reported as a wrong check character either: when the ID is valid but
@@ -103,7 +103,7 @@ func parseASCII(s string, now time.Time) (ID, error) {
 	if c != s[17] && !lowerX {
 		return "", &Error{ErrCheck}
 	}
-	if !region.IsProvince(s[:2]) {
+	if !IsPrefix(s[:2]) {
 		return "", &Error{ErrProvince}
 	}
 	birth, ok := parseDate(s[6:14])
@@ -152,6 +152,18 @@ func parseNonASCII(s string, now time.Time) error {
 	}
 	return err
 }
+
+// residencePermitPrefixes are the first two digits of the numbers on
+// residence permits for residents of Hong Kong (81), Macao (82) and Taiwan
+// (83), issued since 2018 under GB 11643 (810000, 820000 and 830000, then
+// birth date, sequence and check character). 81 and 82 are also province
+// codes; 83 is no division code at all, so it is listed here and not in
+// the region table, whose codes name places.
+var residencePermitPrefixes = map[string]bool{"81": true, "82": true, "83": true}
+
+// IsPrefix reports whether p, two digits, can begin a citizen ID: a
+// province code, or the prefix of a residents' residence permit number.
+func IsPrefix(p string) bool { return region.IsProvince(p) || residencePermitPrefixes[p] }
 
 // isASCII reports whether s holds only ASCII characters, as an ID does.
 func isASCII(s string) bool {

@@ -32,6 +32,13 @@ func TestParse(t *testing.T) {
 		{"letter in the digits", "2301021990A1011230", ErrDigits},
 		{"wrong check character", "230102199001011231", ErrCheck},
 		{"no such province", with(t, "99010219900101123"), ErrProvince},
+		// Residence permits for residents of Hong Kong, Macao (81, 82) and
+		// Taiwan (83, which is no division code) carry GB 11643 numbers.
+		{"Hong Kong resident's permit", with(t, "81000019900101123"), nil},
+		{"Macao resident's permit", with(t, "82000019900101123"), nil},
+		{"Taiwan resident's permit", with(t, "83000019900101123"), nil},
+		{"84 is no prefix", with(t, "84000019900101123"), ErrProvince},
+		{"80 is no prefix", with(t, "80000019900101123"), ErrProvince},
 		{"no such date", with(t, "23010219900230123"), ErrBirthDate},
 		{"born in the future", with(t, "23010220301231123"), ErrFuture},
 		// Full-width digits, as a Chinese input method types them: 18

@@ -155,10 +155,21 @@ type lineError struct {
 
 // With returns a table in which the overlay's entries replace the 12-digit
 // entries of t with the same code (with their official class and name) and
-// add those t lacks; replaced and added count them. The levels above
-// village are shared with t, which is safe because tables are immutable.
+// add those t lacks; replaced and added count them (villages only).
+//
+// An added committee may lie in a township, county or city t lacks (a
+// division created after the built-in snapshot). Those ancestors are added
+// too, with no name, since an NBS table of committees names none of them
+// (a province gets its own name): otherwise the committee would be known
+// while its county was not a known region, its chain would stop short and
+// the statistics, which drill down through Children, would never reach it.
+// The levels With does not change are shared with t, which is safe because
+// tables are immutable.
 func (t *Table) With(o *Overlay) (out *Table, replaced, added int) {
 	out = &Table{lv: t.lv}
+	for li := range len(levels) - 1 {
+		out.lv[li] = t.lv[li].withCodes(levels[li], missingAncestors(&t.lv[li], levels[li], o.entries))
+	}
 	vi := levelIndex(int(VillageLevel))
 	old := &t.lv[vi]
 	size := len(old.names)
@@ -194,6 +205,62 @@ func (t *Table) With(o *Overlay) (out *Table, replaced, added int) {
 	lt.names = names.String()
 	out.lv[vi] = lt
 	return out, replaced, added
+}
+
+// missingAncestors lists, in increasing order and once each, the codes of
+// level l above the overlay entries (12-digit codes, sorted) that lt, the
+// table's level l, lacks.
+func missingAncestors(lt *levelTable, l Level, entries []overlayEntry) []uint64 {
+	scale := uint64(1)
+	for range int(VillageLevel) - int(l) {
+		scale *= 10
+	}
+	var out []uint64
+	for _, e := range entries {
+		code := e.code / scale
+		if n := len(out); n > 0 && out[n-1] == code {
+			continue
+		}
+		if _, ok := lt.find(code); !ok {
+			out = append(out, code)
+		}
+	}
+	return out
+}
+
+// withCodes returns lt, the table's level l, with the codes add
+// (increasing, none in lt) merged in, unnamed but for provinces, or lt
+// itself when add is empty. Only the village level has classes, and l is
+// never it.
+func (lt levelTable) withCodes(l Level, add []uint64) levelTable {
+	if len(add) == 0 {
+		return lt
+	}
+	n := len(lt.codes) + len(add)
+	out := levelTable{codes: make([]uint64, 0, n), ends: make([]uint32, 0, n)}
+	var names strings.Builder
+	names.Grow(len(lt.names))
+	put := func(code uint64, name string) {
+		out.codes = append(out.codes, code)
+		names.WriteString(name)
+		out.ends = append(out.ends, uint32(names.Len()))
+	}
+	i := 0
+	for _, code := range add {
+		for ; i < len(lt.codes) && lt.codes[i] < code; i++ {
+			put(lt.codes[i], lt.name(i))
+		}
+		name := ""
+		if l == ProvinceLevel {
+			name = ProvinceName(formatCode(code, int(l)))
+		}
+		put(code, name)
+	}
+	for ; i < len(lt.codes); i++ {
+		put(lt.codes[i], lt.name(i))
+	}
+	out.names = names.String()
+	return out
 }
 
 // WriteOverlay saves an overlay to path in the table format (see

@@ -269,9 +269,9 @@ func (t *Table) Children(code string) []Division {
 }
 
 // Chain returns the entries from the province down to code itself. A level
-// the table lacks is skipped (an official table may add a committee whose
-// township the built-in table does not have), so a chain not ending in
-// code means code is unknown; a code that is not 2, 4, 6, 9 or 12 digits
+// the table lacks is skipped (Table.With adds the ancestors an official
+// table's committees need, so this happens for unknown codes only), and a
+// chain not ending in code means code is unknown; a code that is not 2, 4, 6, 9 or 12 digits
 // gives nil.
 func (t *Table) Chain(code string) []Division {
 	if _, _, ok := parseCode(code); !ok {
