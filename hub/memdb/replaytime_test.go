@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"testing"
+	"time"
 
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/schemas"
@@ -84,7 +85,6 @@ func TestReplayAcceptedTimeForms(t *testing.T) {
 	}{
 		{"offset", `2026-03-01T09:00:00+08:00`},
 		{"utc fraction", `2026-03-01T01:00:00.123456789Z`},
-		{"one-digit hour", `2026-03-01T9:00:00+08:00`},
 		{"escaped plus", `2026-03-01T09:00:00\u002B08:00`},
 		{"escaped T and Z", `2026-03-01\u005401:00:00\u005A`},
 		{"escaped fraction", `2026-03-01T09:00:00\u002e5+08:00`},
@@ -136,5 +136,18 @@ func TestReplayAcceptedTimeForms(t *testing.T) {
 				t.Errorf("after replaying the log:\n%s\nwant what the live store had:\n%s", got, want)
 			}
 		})
+	}
+}
+
+// TestLoggedTimeTakesEarlierForms: a log written by an earlier version
+// holds times the live path took then and refuses now (a one-digit hour,
+// which only RFC 3339's shape check refuses): replaying them must not keep
+// the store from opening.
+func TestLoggedTimeTakesEarlierForms(t *testing.T) {
+	for _, at := range []string{`2026-03-01T9:00:00+08:00`, `2026-03-01T09:00:00+08:00`} {
+		got, err := loggedTime(at)
+		if err != nil || !got.Equal(time.Date(2026, 3, 1, 1, 0, 0, 0, time.UTC)) {
+			t.Errorf("loggedTime(%s) = %v, %v; want 2026-03-01T01:00:00Z", at, got, err)
+		}
 	}
 }
