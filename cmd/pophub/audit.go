@@ -103,6 +103,19 @@ func (a *auditTarget) key(required bool) (audit.Key, error) {
 	return audit.Key{}, nil
 }
 
+// checkKey refuses a key other than the one the log is sealed with:
+// who-read would find nothing under it, and the tool's own entry sealed
+// with it would leave a log that verifies under neither key.
+func (a *auditTarget) checkKey(ctx context.Context, s audit.Store, k audit.Key) error {
+	if err := audit.CheckKey(ctx, s, k); err != nil {
+		if errors.Is(err, audit.ErrKeyMismatch) && a.keyFile != "" {
+			return fmt.Errorf("--key-file %s: %w", a.keyFile, err)
+		}
+		return err
+	}
+	return nil
+}
+
 // record appends the tool's own use of the log (reading it is access too).
 func (a *auditTarget) record(ctx context.Context, s audit.Store, k audit.Key, e audit.Entry) error {
 	l, err := audit.NewLog(s, k, audit.LogConfig{})
@@ -164,7 +177,8 @@ before it. It prints the first problems, each with its sequence number:
   broken     a link is broken and the cause cannot be told (verify with the key)
 
 Removing the newest entries leaves the rest consistent: --manifest (a signed export's
-manifest, checked with --public-key) makes verify require that export's head.
+manifest, checked with --public-key) makes verify require that export's head; a head
+that a lawful purge has since removed is noted, not reported as a problem.
 Exit status 1 when anything is wrong.`,
 		Example: `  pophub audit verify --postgres postgres://postgres@127.0.0.1:5432/pophub --key-file /etc/pophub/audit.key
   pophub audit verify --file pophub-data/audit.jsonl --manifest q1.jsonl.manifest.json --public-key audit-signing.pem.pub`,
@@ -199,6 +213,9 @@ Exit status 1 when anything is wrong.`,
 			}
 			if rep.NumProblems > int64(len(rep.Problems)) {
 				fmt.Fprintf(w, "… and %d more problems\n", rep.NumProblems-int64(len(rep.Problems)))
+			}
+			for _, n := range rep.Notes {
+				fmt.Fprintf(w, "note: %s\n", n)
 			}
 			sealed := "seals checked"
 			if !rep.Sealed {
@@ -250,7 +267,8 @@ func auditWhoReadCommand() *cobra.Command {
 		Long: `Lists every audit entry about the citizen: time (China Standard Time), who, what,
 which sections, the declared purpose and the result. The log is searched by the
 HMAC of the ID under the audit key, so the key that was in use when the entries were
-written is needed. This look-up is itself recorded (action audit_read).`,
+written is needed; a key other than the one the log's newest entry is sealed with is
+refused. This look-up is itself recorded (action audit_read).`,
 		Example: `  pophub audit who-read 230102199001011230 --postgres postgres://… --key-file /etc/pophub/audit.key --from 2026-01-01`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -276,6 +294,9 @@ written is needed. This look-up is itself recorded (action audit_read).`,
 				return err
 			}
 			defer s.Close()
+			if err := t.checkKey(ctx, s, k); err != nil {
+				return err
+			}
 			subject := k.Subject(id)
 			entries, err := s.WhoRead(ctx, subject, f, tt)
 			if err != nil {
@@ -347,6 +368,11 @@ recorded (action audit_read) when the audit key is given.`,
 				return err
 			}
 			defer s.Close()
+			if !k.IsZero() {
+				if err := t.checkKey(ctx, s, k); err != nil {
+					return err
+				}
+			}
 			if err := checkExportOut(out, t.file); err != nil {
 				return err
 			}
@@ -367,7 +393,7 @@ recorded (action audit_read) when the audit key is given.`,
 				return fmt.Errorf("creating archive: %w", err)
 			}
 			created = append(created, out)
-			m, err := audit.Export(ctx, s, f, tt, file)
+			m, err := audit.Export(ctx, s, f, tt, file, k)
 			if cerr := file.Close(); err == nil && cerr != nil {
 				err = fmt.Errorf("writing archive: %w", cerr)
 			}

@@ -26,42 +26,22 @@ import (
 // PostgreSQL schema, or <data>/audit.jsonl for memdb. The key comes from
 // Config.AuditKeyFile; without one, a hub with a data directory keeps a
 // generated key at <data>/audit.key (dev and the demo), and any other hub
-// refuses to start, since entries could not be looked up later.
+// refuses to start, since entries could not be looked up later. A key is
+// generated only for an empty trail, and the key must be the one the
+// trail is sealed with: entries sealed with another key would leave a
+// log that verifies under neither.
 func (m *Main) openAudit(ctx context.Context) error {
-	keyFile := m.Config.AuditKeyFile
-	if keyFile == "" {
-		if m.Config.DataDir == "" {
-			return errors.New("--audit-key-file is required with --policy (generate one with 'pophub audit keygen')")
-		}
-		keyFile = filepath.Join(m.Config.DataDir, "audit.key")
-		if _, err := os.Stat(keyFile); errors.Is(err, fs.ErrNotExist) {
-			if err := audit.GenerateKeyFile(keyFile); err != nil {
-				return fmt.Errorf("generating the audit key: %w", err)
-			}
-			m.Logger.Info("audit key generated", "file", keyFile)
-		}
+	if m.Config.AuditKeyFile == "" && m.Config.DataDir == "" {
+		return errors.New("--audit-key-file is required with --policy (generate one with 'pophub audit keygen')")
 	}
-	key, err := audit.LoadKey(keyFile)
+	store, err := m.openAuditStore(ctx)
 	if err != nil {
-		return fmt.Errorf("loading the audit key: %w", err)
+		return err
 	}
-	var store audit.Store
-	if pg, ok := m.Store.(*postgres.Store); ok {
-		schema := m.Config.PostgresSchema
-		if schema == "" {
-			schema = "public"
-		}
-		if store, err = audit.OpenPostgres(ctx, audit.PostgresConfig{Pool: pg.Pool(), Schema: schema}); err != nil {
-			return fmt.Errorf("opening the audit log: %w", err)
-		}
-	} else {
-		dir := m.Config.DataDir
-		if dir == "" {
-			return errors.New("--policy with the memdb store needs --data for the audit log")
-		}
-		if store, err = audit.OpenFile(filepath.Join(dir, "audit.jsonl")); err != nil {
-			return fmt.Errorf("opening the audit log: %w", err)
-		}
+	key, err := m.loadAuditKey(ctx, store)
+	if err != nil {
+		store.Close()
+		return err
 	}
 	l, err := audit.NewLog(store, key, audit.LogConfig{Logger: m.Logger})
 	if err != nil {
@@ -74,6 +54,63 @@ func (m *Main) openAudit(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// openAuditStore opens (creating it) the trail: the store's PostgreSQL
+// schema, or <data>/audit.jsonl for memdb.
+func (m *Main) openAuditStore(ctx context.Context) (audit.Store, error) {
+	if pg, ok := m.Store.(*postgres.Store); ok {
+		schema := m.Config.PostgresSchema
+		if schema == "" {
+			schema = "public"
+		}
+		store, err := audit.OpenPostgres(ctx, audit.PostgresConfig{Pool: pg.Pool(), Schema: schema})
+		if err != nil {
+			return nil, fmt.Errorf("opening the audit log: %w", err)
+		}
+		return store, nil
+	}
+	dir := m.Config.DataDir
+	if dir == "" {
+		return nil, errors.New("--policy with the memdb store needs --data for the audit log")
+	}
+	store, err := audit.OpenFile(filepath.Join(dir, "audit.jsonl"))
+	if err != nil {
+		return nil, fmt.Errorf("opening the audit log: %w", err)
+	}
+	return store, nil
+}
+
+// loadAuditKey loads the trail's key (Config.AuditKeyFile, else
+// <data>/audit.key, generated for an empty trail) and checks that it
+// sealed the trail's head.
+func (m *Main) loadAuditKey(ctx context.Context, store audit.Store) (audit.Key, error) {
+	keyFile := m.Config.AuditKeyFile
+	if keyFile == "" {
+		keyFile = filepath.Join(m.Config.DataDir, "audit.key")
+		if _, err := os.Stat(keyFile); errors.Is(err, fs.ErrNotExist) {
+			head, err := store.Head(ctx)
+			if err != nil {
+				return audit.Key{}, fmt.Errorf("reading the audit log: %w", err)
+			}
+			if head.Seq > 0 {
+				return audit.Key{}, fmt.Errorf("the audit log holds entries up to seq %d but its key %s is missing: restore that file from the backup "+
+					"(a new key could neither verify the log nor find its citizens)", head.Seq, keyFile)
+			}
+			if err := audit.GenerateKeyFile(keyFile); err != nil {
+				return audit.Key{}, fmt.Errorf("generating the audit key: %w", err)
+			}
+			m.Logger.Info("audit key generated", "file", keyFile)
+		}
+	}
+	key, err := audit.LoadKey(keyFile)
+	if err != nil {
+		return audit.Key{}, fmt.Errorf("loading the audit key: %w", err)
+	}
+	if err := audit.CheckKey(ctx, store, key); err != nil {
+		return audit.Key{}, fmt.Errorf("audit key %s: %w", keyFile, err)
+	}
+	return key, nil
 }
 
 // policyDetail is the Detail of the policy_change entry the hub writes

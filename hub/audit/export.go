@@ -59,9 +59,13 @@ var ErrEmptyRange = errors.New("no audit entries in the range")
 
 // Export writes the entries with from <= Time < to (and any entry stored
 // between them) to archive as JSON lines, checking their chain on the way,
-// and returns the unsigned manifest. It fails, writing a partial archive,
-// when the stretch does not verify: run Verify to see where.
-func Export(ctx context.Context, s Store, from, to time.Time, archive io.Writer) (Manifest, error) {
+// and returns the unsigned manifest. With the audit key (non-zero) it
+// checks every entry's seal too, and the anchor's when the stretch starts
+// at it: the SHA-256 chain alone is recomputed by whoever rewrites an
+// entry, and a manifest signed over a forged stretch would vouch for it.
+// It fails, writing a partial archive, when the stretch does not verify:
+// run Verify to see where.
+func Export(ctx context.Context, s Store, from, to time.Time, archive io.Writer, key Key) (Manifest, error) {
 	m := Manifest{Format: ExportFormat, From: from.UTC(), To: to.UTC(), Created: time.Now().UTC().Truncate(time.Second)}
 	first, last, ok, err := s.SeqRange(ctx, from, to)
 	if err != nil {
@@ -69,6 +73,10 @@ func Export(ctx context.Context, s Store, from, to time.Time, archive io.Writer)
 	}
 	if !ok {
 		return m, ErrEmptyRange
+	}
+	anchor, err := s.Anchor(ctx)
+	if err != nil {
+		return m, fmt.Errorf("exporting: reading anchor: %w", err)
 	}
 	sum := sha256.New()
 	bw := bufio.NewWriterSize(io.MultiWriter(archive, sum), 1<<20)
@@ -78,7 +86,8 @@ func Export(ctx context.Context, s Store, from, to time.Time, archive io.Writer)
 	err = s.Scan(ctx, first, last, func(e *Entry) error {
 		if v == nil {
 			m.FirstSeq, m.Prev = e.Seq, e.Prev
-			v = NewVerifier(Link{Seq: e.Seq - 1, Hash: e.Prev}, VerifyOptions{})
+			start, atAnchor := exportStart(anchor, e)
+			v = newVerifier(start, VerifyOptions{Key: key}, atAnchor)
 		}
 		v.Add(e)
 		m.Count++
@@ -100,6 +109,17 @@ func Export(ctx context.Context, s Store, from, to time.Time, archive io.Writer)
 	m.LastSeq, m.Head = rep.Head.Seq, rep.Head.Hash
 	copy(m.ArchiveSHA256[:], sum.Sum(nil))
 	return m, nil
+}
+
+// exportStart is the position an export's first entry e is checked
+// against: the anchor when e follows it (so that a key checks the
+// anchor's seal too), else e's own link back, which the entries before
+// the stretch vouch for, not the export.
+func exportStart(anchor Link, e *Entry) (start Link, atAnchor bool) {
+	if anchor.Seq > 0 && anchor.Seq == e.Seq-1 {
+		return anchor, true
+	}
+	return Link{Seq: e.Seq - 1, Hash: e.Prev}, false
 }
 
 // Sign sets m.PublicKey and returns the manifest's bytes and their

@@ -35,7 +35,7 @@ func TestExportSigned(t *testing.T) {
 				t.Fatalf("public key: %v", err)
 			}
 			var archive bytes.Buffer
-			m, err := Export(ctx, s, base.Add(10*time.Second), base.Add(50*time.Second), &archive)
+			m, err := Export(ctx, s, base.Add(10*time.Second), base.Add(50*time.Second), &archive, k)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -71,7 +71,7 @@ func TestExportSigned(t *testing.T) {
 					t.Errorf("%s: altered export verifies", tc.name)
 				}
 			}
-			if _, err := Export(ctx, s, base.Add(time.Hour), base.Add(2*time.Hour), &archive); !errors.Is(err, ErrEmptyRange) {
+			if _, err := Export(ctx, s, base.Add(time.Hour), base.Add(2*time.Hour), &archive, k); !errors.Is(err, ErrEmptyRange) {
 				t.Errorf("empty range: %v", err)
 			}
 		})

@@ -179,6 +179,14 @@ func (l *File) Close() error {
 	return l.f.Close()
 }
 
+// Head implements Store: the head as of opening the file or the last
+// Append or Purge through l (another process may have appended since).
+func (l *File) Head(ctx context.Context) (Link, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.head, nil
+}
+
 // Path is the file's path.
 func (l *File) Path() string { return l.path }
 

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -173,4 +174,42 @@ func (c *chainer) link(head Link, batch []Entry) Link {
 		head = e.link()
 	}
 	return head
+}
+
+// ErrKeyMismatch is what CheckKey returns, wrapped, for a key other than
+// the one a log is sealed with.
+var ErrKeyMismatch = errors.New("the audit key does not match the one this log is sealed with")
+
+// Seals reports whether l's Seal is the HMAC of its Hash under k: whether
+// k is the key that sealed the entry (or anchor) at l. False for the zero
+// Key.
+func (k Key) Seals(l Link) bool {
+	if k.IsZero() {
+		return false
+	}
+	return newChainer(k).seal(l.Hash) == l.Seal
+}
+
+// Header is what CheckKey reads; every Store is one.
+type Header interface {
+	Head(ctx context.Context) (Link, error)
+}
+
+// CheckKey checks that k sealed the head of the log s (or its purge
+// anchor when every entry was purged); an empty log takes any key. A
+// writer must check before appending: entries sealed with another key
+// leave a log that verifies under neither, and subjects hashed with
+// another key are never found by who-read.
+func CheckKey(ctx context.Context, s Header, k Key) error {
+	head, err := s.Head(ctx)
+	if err != nil {
+		return fmt.Errorf("checking the audit key: %w", err)
+	}
+	if head.Seq == 0 && head.Hash.IsZero() {
+		return nil
+	}
+	if !k.Seals(head) {
+		return fmt.Errorf("%w (seq %d's seal differs)", ErrKeyMismatch, head.Seq)
+	}
+	return nil
 }

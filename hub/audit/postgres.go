@@ -233,7 +233,7 @@ func (p *Postgres) Append(ctx context.Context, batch []Entry, link func(head Lin
 }
 
 // head is the last entry's position, or the anchor.
-func (p *Postgres) head(ctx context.Context, q pgx.Tx) (Link, error) {
+func (p *Postgres) head(ctx context.Context, q querier) (Link, error) {
 	var l Link
 	var hash, seal []byte
 	err := q.QueryRow(ctx, "SELECT seq, at, hash, seal FROM "+p.log+" ORDER BY seq DESC LIMIT 1").Scan(&l.Seq, &l.Time, &hash, &seal)
@@ -268,6 +268,9 @@ func (p *Postgres) anchor(ctx context.Context, q querier) (Link, error) {
 	l.Time = l.Time.UTC()
 	return l, nil
 }
+
+// Head implements Store.
+func (p *Postgres) Head(ctx context.Context) (Link, error) { return p.head(ctx, p.pool) }
 
 // Anchor implements Scanner.
 func (p *Postgres) Anchor(ctx context.Context) (Link, error) { return p.anchor(ctx, p.pool) }

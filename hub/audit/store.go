@@ -30,6 +30,10 @@ type Store interface {
 	// It refuses a retention below the legal floors (ErrBelowFloor) and
 	// returns how many entries it deleted.
 	Purge(ctx context.Context, now time.Time, r Retention) (int64, error)
+	// Head is the last entry's position, or the anchor when every entry
+	// was purged, or the zero Link for an empty log: what CheckKey
+	// compares a key with.
+	Head(ctx context.Context) (Link, error)
 	// LastPolicyChange returns the newest entry of ActionPolicyChange, false
 	// when there is none, without reading the whole log (a hub checks it on
 	// every start).

@@ -72,6 +72,9 @@ type Report struct {
 	NumProblems int64
 	// Sealed reports whether seals were checked (a key was given).
 	Sealed bool
+	// Notes are remarks for people that are no problem, such as an
+	// expected position a lawful purge has since removed.
+	Notes []string
 }
 
 // OK reports whether no problem was found.
@@ -120,12 +123,19 @@ type item struct {
 
 // NewVerifier starts verifying a log that begins after anchor.
 func NewVerifier(anchor Link, opt VerifyOptions) *Verifier {
+	return newVerifier(anchor, opt, true)
+}
+
+// newVerifier starts after start, checking its seal (with a key) when
+// sealedStart: an anchor carries one, the link back from an entry in the
+// middle of the log (an export's first) does not.
+func newVerifier(anchor Link, opt VerifyOptions, sealedStart bool) *Verifier {
 	if opt.Window <= 0 {
 		opt.Window = 256
 	}
 	v := &Verifier{opt: opt, c: newChainer(opt.Key), byHash: make(map[Sum]int64, 4*opt.Window), prev: anchor}
 	v.rep.Anchor, v.rep.Head, v.rep.Sealed = anchor, anchor, !opt.Key.IsZero()
-	if v.rep.Sealed && anchor.Seq > 0 && anchor.Seal != v.c.seal(anchor.Hash) {
+	if v.rep.Sealed && sealedStart && anchor.Seq > 0 && anchor.Seal != v.c.seal(anchor.Hash) {
 		v.report(Forged, anchor.Seq, "the purge anchor's hash is not sealed by the audit key")
 	}
 	return v
@@ -154,15 +164,28 @@ func (v *Verifier) Finish() Report {
 		v.check()
 	}
 	if x := v.opt.Expect; x.Seq > 0 && !v.expectOK {
-		switch {
-		case v.rep.Head.Seq < x.Seq:
-			v.report(Removed, v.rep.Head.Seq+1, fmt.Sprintf("the log ends at seq %d, but an earlier export's head was seq %d", v.rep.Head.Seq, x.Seq))
-			v.last.Count = x.Seq - v.rep.Head.Seq
-		default:
-			v.report(Changed, x.Seq, fmt.Sprintf("entry %d is not the one an earlier export ended with (hash %s)", x.Seq, x.Hash))
-		}
+		v.checkExpectBehind(x)
 	}
 	return v.rep
+}
+
+// checkExpectBehind judges an expected position no entry read matched.
+// At or before the anchor it is no entry of the log any more: a purge
+// removes the oldest entries lawfully, so an expectation it removed is a
+// note, and one the anchor stands for must carry the anchor's hash.
+func (v *Verifier) checkExpectBehind(x Link) {
+	a := v.rep.Anchor
+	switch {
+	case x.Seq < a.Seq:
+		v.rep.Notes = append(v.rep.Notes, fmt.Sprintf("the expected entry %d was purged (the log starts after seq %d): it can no longer be compared", x.Seq, a.Seq))
+	case x.Seq == a.Seq && x.Hash == a.Hash:
+		// The expected entry is the purge anchor: intact.
+	case v.rep.Head.Seq < x.Seq:
+		v.report(Removed, v.rep.Head.Seq+1, fmt.Sprintf("the log ends at seq %d, but an earlier export's head was seq %d", v.rep.Head.Seq, x.Seq))
+		v.last.Count = x.Seq - v.rep.Head.Seq
+	default:
+		v.report(Changed, x.Seq, fmt.Sprintf("entry %d is not the one an earlier export ended with (hash %s)", x.Seq, x.Hash))
+	}
 }
 
 // check examines items[next] against the entry before it.

@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/pophub/pophub/hub/sealing"
 	"github.com/pophub/pophub/schemas/citizenid"
@@ -68,13 +71,95 @@ func (s *Store) checkSealing() error {
 		if err := writeSynced(path, []byte(s.cfg.Keys.Check()+"\n")); err != nil {
 			return fmt.Errorf("recording sealing mode: %w", err)
 		}
-		return syncDir(s.cfg.Dir)
+		if err := syncDir(s.cfg.Dir); err != nil {
+			return err
+		}
+		return s.checkVersions()
 	case err != nil:
 		return fmt.Errorf("reading sealing mode: %w", err)
 	case s.cfg.Keys == nil:
 		return errors.New("opening store: the directory is sealed; give its keys (--keys)")
 	case string(got) != s.cfg.Keys.Check()+"\n":
 		return errors.New("opening store: the keys do not match the ones the directory is sealed with")
+	}
+	return s.checkVersions()
+}
+
+// versionsName is the file in Dir that records the fingerprint of each
+// data-key version a sealed directory was opened with, one "version
+// fingerprint" line each (sealing.Keyring.VersionCheck). keys.check
+// fingerprints only the HMAC key, which two copies of a key file that
+// each added their own version 2 (`keys add`) share.
+const versionsName = "keys.versions"
+
+// checkVersions refuses a keyring whose data keys are not the ones the
+// directory recorded (sealing.CheckVersions), then records the versions
+// it holds that the directory has not seen. A directory sealed before
+// the file existed records the keyring's versions as they are.
+func (s *Store) checkVersions() error {
+	path := filepath.Join(s.cfg.Dir, versionsName)
+	recorded, err := readVersions(path)
+	if err != nil {
+		return err
+	}
+	if err := sealing.CheckVersions(recorded, s.cfg.Keys); err != nil {
+		return fmt.Errorf("opening store: %w", err)
+	}
+	all := s.cfg.Keys.VersionChecks()
+	grew := false
+	for v, c := range recorded {
+		all[v] = c
+	}
+	for v := range all {
+		if _, ok := recorded[v]; !ok {
+			grew = true
+		}
+	}
+	if !grew {
+		return nil
+	}
+	if err := writeVersions(path, all); err != nil {
+		return fmt.Errorf("recording data key fingerprints: %w", err)
+	}
+	return syncDir(s.cfg.Dir)
+}
+
+// readVersions reads a versionsName file; none is an empty record.
+func readVersions(path string) (map[uint32]string, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return map[uint32]string{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading data key fingerprints: %w", err)
+	}
+	out := make(map[uint32]string)
+	for line := range strings.Lines(string(b)) {
+		var v uint32
+		var c string
+		if _, err := fmt.Sscanf(line, "%d %s", &v, &c); err != nil {
+			return nil, fmt.Errorf("reading data key fingerprints %s: line %q: %w", path, strings.TrimSpace(line), err)
+		}
+		out[v] = c
+	}
+	return out, nil
+}
+
+// writeVersions replaces a versionsName file atomically (a new file
+// synced, then renamed over the old), oldest version first.
+func writeVersions(path string, checks map[uint32]string) error {
+	var b strings.Builder
+	for _, v := range slices.Sorted(maps.Keys(checks)) {
+		fmt.Fprintf(&b, "%d %s\n", v, checks[v])
+	}
+	tmp := path + ".tmp"
+	if err := writeSynced(tmp, []byte(b.String())); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
 	}
 	return nil
 }

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -132,7 +134,7 @@ func checkSealing(ctx context.Context, pool *pgxpool.Pool, k *sealing.Keyring, l
 		return fmt.Errorf("reading sealing mode: %w", err)
 	}
 	if got == want {
-		return nil
+		return checkVersions(ctx, pool, k, true)
 	}
 	reset, err := resetSealing(ctx, pool, got, want)
 	if err != nil {
@@ -141,9 +143,78 @@ func checkSealing(ctx context.Context, pool *pgxpool.Pool, k *sealing.Keyring, l
 	if reset {
 		log.Warn("the schema held no personal data; its sealing mode is now the one it was opened with",
 			"was", sealingMode(got), "now", sealingMode(want))
-		return nil
+		return checkVersions(ctx, pool, k, true)
 	}
 	return sealingMismatch(got, want)
+}
+
+// versionPrefix starts the hub_meta names under which a sealed schema
+// records the fingerprint of each data-key version it was opened with
+// (sealed_v1, sealed_v2, …; sealing.Keyring.VersionCheck). The HMAC check
+// in 'sealed' cannot tell two copies of a key file apart that each added
+// their own version 2 (`keys add`), and rows one sealed would not open
+// with the other.
+const versionPrefix = "sealed_v"
+
+// readVersions reads the recorded data-key fingerprints.
+func readVersions(ctx context.Context, pool *pgxpool.Pool) (map[uint32]string, error) {
+	rows, err := pool.Query(ctx, `SELECT name, value FROM hub_meta WHERE starts_with(name, $1)`, versionPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("reading data key fingerprints: %w", err)
+	}
+	got := make(map[uint32]string)
+	for rows.Next() {
+		var name, value string
+		if err := rows.Scan(&name, &value); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("reading data key fingerprints: %w", err)
+		}
+		v, err := strconv.ParseUint(name[len(versionPrefix):], 10, 32)
+		if err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("reading data key fingerprints: hub_meta %q: %w", name, err)
+		}
+		got[uint32(v)] = value
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading data key fingerprints: %w", err)
+	}
+	return got, nil
+}
+
+// checkVersions refuses a keyring whose data keys are not the ones the
+// schema recorded (sealing.CheckVersions) and, when record is set,
+// records the versions it holds that the schema has not seen. It reads
+// again after recording: another instance opening the schema at the same
+// time may have recorded its own key under a version first.
+func checkVersions(ctx context.Context, pool *pgxpool.Pool, k *sealing.Keyring, record bool) error {
+	if k == nil {
+		return nil
+	}
+	got, err := readVersions(ctx, pool)
+	if err != nil {
+		return err
+	}
+	if err := sealing.CheckVersions(got, k); err != nil {
+		return fmt.Errorf("opening store: %w", err)
+	}
+	if !record {
+		return nil
+	}
+	var names, values []string
+	for v, c := range k.VersionChecks() {
+		if _, ok := got[v]; !ok {
+			names, values = append(names, versionPrefix+strconv.FormatUint(uint64(v), 10)), append(values, c)
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO hub_meta (name, value) SELECT * FROM unnest($1::text[], $2::text[])
+		ON CONFLICT (name) DO NOTHING`, names, values); err != nil {
+		return fmt.Errorf("recording data key fingerprints: %w", err)
+	}
+	return checkVersions(ctx, pool, k, false)
 }
 
 // readSealing is checkSealing for OpenExisting: it records nothing, and a
@@ -161,7 +232,7 @@ func readSealing(ctx context.Context, pool *pgxpool.Pool, k *sealing.Keyring) er
 	case got != want:
 		return sealingMismatch(got, want)
 	}
-	return nil
+	return checkVersions(ctx, pool, k, false)
 }
 
 // resetSealing records want in place of got as the schema's sealing mode
@@ -186,7 +257,11 @@ func resetSealing(ctx context.Context, pool *pgxpool.Pool, got, want string) (bo
 		tag, err := tx.Exec(ctx, `UPDATE hub_meta SET value = $1 WHERE name = 'sealed' AND value = $2
 			AND NOT EXISTS (SELECT 1 FROM persons) AND NOT EXISTS (SELECT 1 FROM history)
 			AND NOT EXISTS (SELECT 1 FROM outbox_batches)`, want, got)
-		reset = err == nil && tag.RowsAffected() == 1
+		if reset = err == nil && tag.RowsAffected() == 1; reset {
+			// The fingerprints were the old keys'; the new ones are
+			// recorded by the caller.
+			_, err = tx.Exec(ctx, `DELETE FROM hub_meta WHERE starts_with(name, $1)`, versionPrefix)
+		}
 		return err
 	})
 	if err != nil {
@@ -280,6 +355,9 @@ func (s *Store) Reseal(ctx context.Context, batch int, progress func(table strin
 	}
 	if batch <= 0 {
 		batch = 1000
+	}
+	if err := s.checkSealedVersions(ctx); err != nil {
+		return 0, err
 	}
 	newest := binary.BigEndian.AppendUint32(nil, s.seal.k.Newest())
 	var total int64
@@ -430,4 +508,46 @@ func (s *Store) Reseal(ctx context.Context, batch int, progress func(table strin
 		report("outbox", n)
 	}
 	return total, nil
+}
+
+// checkSealedVersions refuses to reseal when values are sealed with a
+// data-key version the keyring does not hold: Reseal passes over values
+// at or above the newest version, so a keyring lacking a newer one would
+// report success and leave those values unreadable to it, and values
+// under an older missing version would stop it halfway.
+func (s *Store) checkSealedVersions(ctx context.Context) error {
+	rows, err := s.pool.Query(ctx, `SELECT DISTINCT v FROM (
+			SELECT substring(state from 2 for 4) AS v FROM persons WHERE version > 0
+			UNION SELECT substring(data from 2 for 4) FROM history
+			UNION SELECT substring(entries from 2 for 4) FROM outbox_batches WHERE format = $1) AS x`, outboxS2)
+	if err != nil {
+		return fmt.Errorf("resealing: listing data key versions: %w", err)
+	}
+	defer rows.Close()
+	var missing []uint32
+	for rows.Next() {
+		var b []byte
+		if err := rows.Scan(&b); err != nil {
+			return fmt.Errorf("resealing: listing data key versions: %w", err)
+		}
+		if len(b) != 4 {
+			continue
+		}
+		if v := binary.BigEndian.Uint32(b); !slices.Contains(s.seal.k.Versions(), v) {
+			missing = append(missing, v)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("resealing: listing data key versions: %w", err)
+	}
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		names := make([]string, len(missing))
+		for i, v := range missing {
+			names[i] = strconv.FormatUint(uint64(v), 10)
+		}
+		return fmt.Errorf("resealing: values are sealed with data key version %s, which the keys do not hold (held: %v); nothing was resealed: give the key file holding every version",
+			strings.Join(names, ", "), s.seal.k.Versions())
+	}
+	return nil
 }

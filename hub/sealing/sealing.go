@@ -100,6 +100,7 @@ func (m *Material) AddDataKey() error {
 type Keyring struct {
 	mac     []byte
 	aeads   map[uint32]cipher.AEAD
+	checks  map[uint32]string // VersionCheck of each data key
 	newest  uint32
 	version []uint32 // sorted
 }
@@ -112,7 +113,7 @@ func New(m Material) (*Keyring, error) {
 	if len(m.Data) == 0 {
 		return nil, errors.New("sealing: no data key")
 	}
-	k := &Keyring{mac: slices.Clone(m.HMAC), aeads: make(map[uint32]cipher.AEAD, len(m.Data))}
+	k := &Keyring{mac: slices.Clone(m.HMAC), aeads: make(map[uint32]cipher.AEAD, len(m.Data)), checks: make(map[uint32]string, len(m.Data))}
 	for _, d := range m.Data {
 		if d.Version == 0 {
 			return nil, errors.New("sealing: data key version 0 is reserved")
@@ -132,6 +133,7 @@ func New(m Material) (*Keyring, error) {
 			return nil, fmt.Errorf("sealing: data key version %d: %w", d.Version, err)
 		}
 		k.aeads[d.Version] = aead
+		k.checks[d.Version] = dataKeyCheck(d.Key)
 		k.version = append(k.version, d.Version)
 		k.newest = max(k.newest, d.Version)
 	}
@@ -235,4 +237,55 @@ func IsPersonKey(k string, sealed bool) bool {
 // writing anything. It reveals nothing of the key.
 func (k *Keyring) Check() string {
 	return k.PersonKey("\x00pophub key check")[:16]
+}
+
+// ErrVersionMismatch is what CheckVersions returns, wrapped, for a
+// keyring whose data keys are not the ones a store recorded.
+var ErrVersionMismatch = errors.New("sealing: the data keys do not match the ones the store recorded")
+
+// dataKeyCheck is the fingerprint of a data key: HMAC-SHA-256 under the
+// key of a fixed label, shortened. It reveals nothing of the key.
+func dataKeyCheck(key []byte) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("\x00pophub data key check"))
+	return hex.EncodeToString(m.Sum(nil))[:16]
+}
+
+// VersionCheck is the fingerprint of data key version v, which a store
+// records next to Check: two key files with the same HMAC key may hold
+// different keys under one version (copies that each ran `keys add`),
+// and rows one sealed do not open with the other.
+func (k *Keyring) VersionCheck(v uint32) (string, bool) {
+	c, ok := k.checks[v]
+	return c, ok
+}
+
+// VersionChecks maps every data key version held to its VersionCheck.
+func (k *Keyring) VersionChecks() map[uint32]string {
+	out := make(map[uint32]string, len(k.checks))
+	for v, c := range k.checks {
+		out[v] = c
+	}
+	return out
+}
+
+// CheckVersions compares a store's recorded fingerprints (version →
+// VersionCheck) with k. It refuses k when it holds a recorded version
+// under another key, or lacks the newest recorded version (rows sealed
+// with it would not open, and k would seal new ones with an older key).
+// Older recorded versions k lacks are allowed: a rotation retires them.
+func CheckVersions(recorded map[uint32]string, k *Keyring) error {
+	var newest uint32
+	for v, want := range recorded {
+		newest = max(newest, v)
+		if got, ok := k.checks[v]; ok && got != want {
+			return fmt.Errorf("%w: data key version %d is not the key the store recorded under that version; "+
+				"another copy of the key file added its own version %d: give the key file the store was written with", ErrVersionMismatch, v, v)
+		}
+	}
+	if _, ok := k.checks[newest]; newest > 0 && !ok {
+		return fmt.Errorf("%w: the keys lack data key version %d, the newest the store recorded (held: %v): give the key file with it",
+			ErrVersionMismatch, newest, k.version)
+	}
+	return nil
 }
