@@ -223,6 +223,9 @@ Exit status 1 when anything is wrong.`,
 			}
 			fmt.Fprintf(w, "%d entries, seq %d to %d after anchor %d, head %s, %s, in %s\n", rep.Entries,
 				rep.Anchor.Seq+1, rep.Head.Seq, rep.Anchor.Seq, rep.Head.Hash, sealed, time.Since(start).Round(time.Millisecond))
+			if everySealFails(rep) {
+				fmt.Fprintln(w, "every entry's seal fails: is --key-file this log's key? (a log rewritten whole without the key fails the same way)")
+			}
 			if !rep.OK() {
 				fmt.Fprintf(w, "the audit log does NOT verify: %d problems, the first at seq %d\n", rep.NumProblems, rep.Problems[0].Seq)
 				return exitError(1)
@@ -633,4 +636,21 @@ credential. It reads the whole log, and needs no key: the entries name no citize
 	}
 	t.register(cmd)
 	return cmd
+}
+
+// everySealFails reports whether rep found every entry forged and nothing
+// else: a rewrite without the key leaves the untouched entries' seals
+// intact, so a verification where none holds most likely had another key.
+func everySealFails(rep audit.Report) bool {
+	if !rep.Sealed || rep.Entries == 0 || rep.NumProblems > int64(len(rep.Problems)) {
+		return false
+	}
+	var forged int64
+	for _, p := range rep.Problems {
+		if p.Kind != audit.Forged {
+			return false
+		}
+		forged += int64(p.Count)
+	}
+	return forged == rep.Entries
 }

@@ -47,8 +47,14 @@ func TestAuditToolsRefuseAnotherKey(t *testing.T) {
 		})
 	}
 	out, err := execute(t, auditCommand(), "verify", "--file", logFile, "--key-file", keyFile)
-	if err != nil || !strings.Contains(out, "the audit log verifies") {
+	if err != nil || !strings.Contains(out, "the audit log verifies") || strings.Contains(out, "is --key-file this log's key") {
 		t.Errorf("verify with the right key: %v\n%s", err, out)
+	}
+	// Verify reads a log whatever the key, to report tampering; with
+	// another key it says what most likely happened.
+	out, err = execute(t, auditCommand(), "verify", "--file", logFile, "--key-file", other)
+	if err == nil || !strings.Contains(out, "every entry's seal fails: is --key-file this log's key?") {
+		t.Errorf("verify with another key: %v, want the hint that the key is another\n%s", err, out)
 	}
 }
 
