@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pophub/pophub/internal/durable"
 	"github.com/pophub/pophub/schemas"
 )
 
@@ -545,7 +546,7 @@ func (l *File) Purge(ctx context.Context, now time.Time, r Retention) (int64, er
 	}
 	// The rename made durable (best effort: the purge is done either way),
 	// then the mark, which syncs the directory itself.
-	_ = syncDir(filepath.Dir(l.path))
+	_ = durable.SyncDir(filepath.Dir(l.path))
 	if mark != nil {
 		l.writePolicyMark(mark) // without it, look-ups read backwards
 	}

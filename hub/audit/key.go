@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/pophub/pophub/internal/durable"
 	"github.com/pophub/pophub/schemas/citizenid"
 )
 
@@ -100,7 +101,7 @@ func GenerateKeyFile(path string) error {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("writing audit key: %w", err)
 	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
+	if err := durable.SyncDir(filepath.Dir(path)); err != nil {
 		return fmt.Errorf("writing audit key: %w", err)
 	}
 	return nil

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/pophub/pophub/internal/durable"
 )
 
 // The newest policy_change entry is what a starting hub compares its
@@ -134,7 +136,7 @@ func (l *File) writePolicyMark(m *policyMark) error {
 		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("removing the policy mark: %w", err)
 		}
-		return syncDir(filepath.Dir(path))
+		return durable.SyncDir(filepath.Dir(path))
 	}
 	b, _ := json.Marshal(m)
 	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*")
@@ -152,21 +154,7 @@ func (l *File) writePolicyMark(m *policyMark) error {
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("writing the policy mark: %w", err)
 	}
-	return syncDir(filepath.Dir(path))
-}
-
-// syncDir makes the names in dir durable: a file created, renamed or
-// removed there.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("syncing directory %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing directory %s: %w", dir, err)
-	}
-	return nil
+	return durable.SyncDir(filepath.Dir(path))
 }
 
 // LastPolicyChange implements Store through the partial index

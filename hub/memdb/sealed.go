@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/pophub/pophub/hub/sealing"
+	"github.com/pophub/pophub/internal/durable"
 	"github.com/pophub/pophub/schemas/citizenid"
 )
 
@@ -71,7 +72,7 @@ func (s *Store) checkSealing() error {
 		if err := writeSynced(path, []byte(s.cfg.Keys.Check()+"\n")); err != nil {
 			return fmt.Errorf("recording sealing mode: %w", err)
 		}
-		if err := syncDir(s.cfg.Dir); err != nil {
+		if err := durable.SyncDir(s.cfg.Dir); err != nil {
 			return err
 		}
 		return s.checkVersions()
@@ -121,7 +122,7 @@ func (s *Store) checkVersions() error {
 	if err := writeVersions(path, all); err != nil {
 		return fmt.Errorf("recording data key fingerprints: %w", err)
 	}
-	return syncDir(s.cfg.Dir)
+	return durable.SyncDir(s.cfg.Dir)
 }
 
 // readVersions reads a versionsName file; none is an empty record.

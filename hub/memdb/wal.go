@@ -22,6 +22,7 @@ import (
 	"github.com/pophub/pophub/hub/merge"
 	"github.com/pophub/pophub/hub/sealing"
 	"github.com/pophub/pophub/hub/stats"
+	"github.com/pophub/pophub/internal/durable"
 	"github.com/pophub/pophub/schemas"
 )
 
@@ -105,7 +106,7 @@ func openWAL(dir string, gen uint64, keys *sealing.Keyring) (*wal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening log: %w", err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := durable.SyncDir(dir); err != nil {
 		f.Close()
 		return nil, err
 	}
@@ -668,19 +669,7 @@ func (s *Store) writeSnapshot(txn *memdb.Txn, walGen uint64) error {
 	if err := os.Rename(tmp, filepath.Join(s.cfg.Dir, snapshotName)); err != nil {
 		return fmt.Errorf("installing snapshot: %w", err)
 	}
-	return syncDir(s.cfg.Dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("opening store directory: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing store directory: %w", err)
-	}
-	return nil
+	return durable.SyncDir(s.cfg.Dir)
 }
 
 // loadSnapshot loads a snapshot and returns the first log generation it

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/pophub/pophub/internal/durable"
 )
 
 // KeySource supplies keyring material. A KMS or HSM client implements it
@@ -137,14 +139,4 @@ func AddToFile(ctx context.Context, path string) (uint32, error) {
 // there is otherwise lost to a power failure even though its contents
 // were synced, and with it every row sealed since. A variable so that
 // tests can see it called.
-var syncDir = func(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("syncing directory %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing directory %s: %w", dir, err)
-	}
-	return nil
-}
+var syncDir = durable.SyncDir
