@@ -314,8 +314,8 @@ func (p *Publisher) Publish(ctx context.Context, events ...schemas.Event) ([]Res
 	// then, and groups of partitions would send events of one id apart.
 	shared := mayShareIDs(events)
 	if len(events) >= groupedMin && !shared {
-		if groups := p.partitionGroups(ctx, events); groups != nil {
-			return results, p.publishGroups(ctx, events, groups, results)
+		if groups, missing := p.partitionGroups(ctx, events); groups != nil {
+			return results, p.publishGroups(ctx, events, groups, missing, results)
 		}
 	}
 	msgs, used := p.validateAll(events, results)
@@ -401,12 +401,13 @@ const (
 // partitionGroups splits the indexes of events into groups that share no
 // partition, each in the order of events, the largest first. The
 // partitions are the writer's own: its balancer over the partition counts
-// of the transport's metadata cache, which the writer reads too. It
-// returns nil when that metadata cannot be had (the send then says why).
-func (p *Publisher) partitionGroups(ctx context.Context, events []schemas.Event) [][]int {
+// of the transport's metadata cache, which the writer reads too. It also
+// returns the topics that metadata finds missing (missingOf). It returns
+// nil when that metadata cannot be had (the send then says why).
+func (p *Publisher) partitionGroups(ctx context.Context, events []schemas.Event) (groups [][]int, missing map[string]bool) {
 	md, err := p.meta.Metadata(ctx, &kafka.MetadataRequest{Topics: p.allTopics()})
 	if err != nil {
-		return nil
+		return nil, nil
 	}
 	// Topic-partitions are numbered from base[topic]; tp 0 takes the
 	// events of unknown topics (not sent, or refused by the writer).
@@ -469,7 +470,7 @@ func (p *Publisher) partitionGroups(ctx context.Context, events []schemas.Event)
 		groupOf[tp] = g
 		load[g] += size[tp]
 	}
-	groups := make([][]int, sendGroups)
+	groups = make([][]int, sendGroups)
 	for g := range groups {
 		groups[g] = make([]int, 0, load[g])
 	}
@@ -478,13 +479,13 @@ func (p *Publisher) partitionGroups(ctx context.Context, events []schemas.Event)
 		groups[g] = append(groups[g], i)
 	}
 	slices.SortStableFunc(groups, func(a, b []int) int { return len(b) - len(a) })
-	return slices.DeleteFunc(groups, func(g []int) bool { return len(g) == 0 })
+	return slices.DeleteFunc(groups, func(g []int) bool { return len(g) == 0 }), missingOf(md)
 }
 
 // publishGroups validates and sends events group by group: each group in
 // one WriteMessages, started as soon as the group is validated, while the
 // next one is. One span covers the whole produce.
-func (p *Publisher) publishGroups(ctx context.Context, events []schemas.Event, groups [][]int, results []Result) error {
+func (p *Publisher) publishGroups(ctx context.Context, events []schemas.Event, groups [][]int, missing map[string]bool, results []Result) error {
 	topic := "" // the events' topic, "" when they go to several
 	for i := range events {
 		if t := p.topic(events[i].Source); i == 0 {
@@ -500,7 +501,6 @@ func (p *Publisher) publishGroups(ctx context.Context, events []schemas.Event, g
 	p.cfg.Propagator.Inject(ctx, kafkaheaders.Carrier{Headers: &headers})
 
 	now := time.Now() // the clock the hub's checks of "not in the future" read
-	missing := p.missingTopics(ctx, p.allTopics())
 	var wg sync.WaitGroup
 	errs := make([]error, len(groups))
 	sent := 0
@@ -639,6 +639,11 @@ func (p *Publisher) missingTopics(ctx context.Context, topics []string) map[stri
 	if err != nil {
 		return nil
 	}
+	return missingOf(md)
+}
+
+// missingOf returns the topics md reports unknown.
+func missingOf(md *kafka.MetadataResponse) map[string]bool {
 	var missing map[string]bool
 	for _, t := range md.Topics {
 		if errors.Is(t.Error, kafka.UnknownTopicOrPartition) {

@@ -536,7 +536,7 @@ func TestPublishGroupsKeepOrder(t *testing.T) {
 	if len(events) < groupedMin {
 		t.Fatalf("%d events do not make a grouped publish (%d)", len(events), groupedMin)
 	}
-	if groups := p.partitionGroups(context.Background(), events); len(groups) < 2 {
+	if groups, _ := p.partitionGroups(context.Background(), events); len(groups) < 2 {
 		t.Fatalf("%d groups", len(groups))
 	}
 	results, err := p.Publish(context.Background(), events...)
@@ -591,7 +591,7 @@ func TestPublishGroupsFailure(t *testing.T) {
 	events := population(t, 300)
 	bad, reasons := invalidEvents(t, events[0])
 	all := append(append([]schemas.Event(nil), events...), bad...)
-	if p.partitionGroups(context.Background(), all) == nil {
+	if groups, _ := p.partitionGroups(context.Background(), all); groups == nil {
 		t.Fatal("no groups: the grouped path is not under test")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
