@@ -395,22 +395,15 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool
 
 // splitBatch returns the events of a batch body, which starts at byte base
 // of the body as sent (after a byte order mark). A batch the fast scanner
-// does not read goes to encoding/json; one that encoding/json refuses too
-// is split by its structure alone, so that an event with a malformed
-// string is refused at its index, as not_json, with the batch's other
-// invalid events, instead of the whole batch without a word of where. When
-// even the structure is broken, the error gives the byte offset, counted
-// in the body as sent (decompressed), and the event it lies in.
+// does not read is split by its structure alone (schemas.DelimitArray,
+// which gives encoding/json's elements wherever encoding/json reads the
+// array), so that an event with a malformed string is refused at its
+// index, as not_json, with the batch's other invalid events, instead of
+// the whole batch without a word of where. When even the structure is
+// broken, the error gives the byte offset, counted in the body as sent
+// (decompressed), and the event it lies in.
 func splitBatch(body []byte, base int) ([][]byte, error) {
 	if raws, ok := schemas.SplitArray(body); ok {
-		return raws, nil
-	}
-	var std []json.RawMessage
-	if err := json.Unmarshal(body, &std); err == nil {
-		raws := make([][]byte, len(std))
-		for i, r := range std {
-			raws[i] = r
-		}
 		return raws, nil
 	}
 	raws, err := schemas.DelimitArray(body)
