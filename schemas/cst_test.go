@@ -82,3 +82,42 @@ func TestCSTIsFixed(t *testing.T) {
 		}
 	}
 }
+
+// TestZone: a mapping's time zone name gives CST for no name and for the
+// names of China's time, so that a date alone stays that date in the
+// summers of 1986–1991, when the tz database gives Asia/Shanghai +09:00;
+// other names load as usual, and a name that does not load is an error.
+func TestZone(t *testing.T) {
+	summer := time.Date(1988, 6, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name   string
+		offset int // at summer, in seconds; -1 for an error
+		isCST  bool
+	}{
+		{"", 8 * 3600, true},
+		{"Asia/Shanghai", 8 * 3600, true},
+		{"PRC", 8 * 3600, true},
+		{"Asia/Chongqing", 8 * 3600, true},
+		{"Asia/Harbin", 8 * 3600, true},
+		{"UTC", 0, false},
+		{"Mars/Olympus", -1, false},
+	} {
+		loc, err := Zone(tc.name)
+		if tc.offset < 0 {
+			if err == nil || !strings.Contains(err.Error(), tc.name) {
+				t.Errorf("Zone(%q): %v, want an error naming it", tc.name, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("Zone(%q): %v", tc.name, err)
+			continue
+		}
+		if _, off := summer.In(loc).Zone(); off != tc.offset {
+			t.Errorf("Zone(%q) in the summer of 1988: offset %+d, want %+d", tc.name, off, tc.offset)
+		}
+		if (loc == CST()) != tc.isCST {
+			t.Errorf("Zone(%q) is CST(): %v, want %v", tc.name, loc == CST(), tc.isCST)
+		}
+	}
+}

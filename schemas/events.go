@@ -734,6 +734,25 @@ var cst = time.FixedZone("", 8*3600)
 // should be the time that was written, reflect.DeepEqual included.
 func CST() *time.Location { return cst }
 
+// Zone is the time zone a department names for times written without an
+// offset (an import mapping's timezone, a CDC mapping's time_zone): CST
+// for no name and for the names of China's time (Asia/Shanghai and its
+// aliases), so that a date alone stays that date in the hub, which dates
+// every change by its CST day, also in the summers of 1986–1991 that the
+// tz database keeps at +09:00; any other name as time.LoadLocation gives
+// it.
+func Zone(name string) (*time.Location, error) {
+	switch name {
+	case "", "Asia/Shanghai", "Asia/Chongqing", "Asia/Chungking", "Asia/Harbin", "PRC":
+		return cst, nil
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, fmt.Errorf("loading time zone %q: %w", name, err)
+	}
+	return loc, nil
+}
+
 // MaxClockSkew is how far in the future an event's time may lie.
 const MaxClockSkew = 24 * time.Hour
 

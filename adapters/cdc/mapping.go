@@ -47,8 +47,9 @@ type Mapping struct {
 	// the commit time of the change's transaction.
 	Time string `yaml:"time"`
 	// TimeZone is the zone of timestamp-without-time-zone and date columns
-	// and of $commit_date: an IANA name, or "" for China Standard Time
-	// (UTC+8, no daylight saving).
+	// and of $commit_date: an IANA name; "" and Asia/Shanghai (and its
+	// aliases) are China Standard Time, a fixed UTC+08:00 without the
+	// daylight saving of 1986–1991 (schemas.Zone).
 	TimeZone string `yaml:"time_zone"`
 	// Insert, Update and Delete map each kind of change to an event. A
 	// kind left out is not sent (its changes are counted as ignored).
@@ -247,14 +248,11 @@ func (m Mapping) compile(source schemas.Source, table string) (*plan, error) {
 		return nil, errors.New("key: at least one record key column is required")
 	}
 	p := &plan{source: source, citizenID: m.CitizenID, key: m.Key, ops: map[string]*opPlan{}}
-	p.loc = chinaStandardTime
-	if m.TimeZone != "" {
-		loc, err := time.LoadLocation(m.TimeZone)
-		if err != nil {
-			return nil, fmt.Errorf("time_zone: %w", err)
-		}
-		p.loc = loc
+	loc, err := schemas.Zone(m.TimeZone)
+	if err != nil {
+		return nil, fmt.Errorf("time_zone: %w", err)
 	}
+	p.loc = loc
 	defTime := m.Time
 	if defTime == "" {
 		defTime = "$commit_time"
@@ -394,10 +392,6 @@ func uniq(ss []string) []string {
 	}
 	return out
 }
-
-// chinaStandardTime is UTC+8. China has kept no daylight saving since
-// 1991, so a fixed zone needs no time zone database.
-var chinaStandardTime = time.FixedZone("CST", 8*3600)
 
 // cell is one column value of a row as PostgreSQL prints it (text format).
 type cell struct {

@@ -431,3 +431,27 @@ func TestCitizenIDForms(t *testing.T) {
 		}
 	}
 }
+
+// TestNaiveTimeInSummerOf1988: a timestamp without a zone in the summers
+// of 1986–1991 is China time at +08:00, by default and with time_zone
+// Asia/Shanghai (which the tz database gives +09:00 then), so that its
+// change keeps its day in the hub, which dates changes by UTC+08:00.
+func TestNaiveTimeInSummerOf1988(t *testing.T) {
+	for _, zone := range []string{"", "Asia/Shanghai"} {
+		m := exampleMapping(t)
+		m.TimeZone = zone
+		p, err := m.compile(schemas.Housing, "rentals")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := row{"lease_id": {text: "42"}, "tenant_id": {text: citizen(7)}, "address_code": {text: "230102001001"},
+			"start_date": {text: "1988-06-01"}, "end_date": {null: true}, "signed_at": {text: "1988-06-01 00:30:00"}}
+		ev, _, err := p.event(change{kind: opInsert, row: r, version: 1, commit: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := time.Date(1988, 5, 31, 16, 30, 0, 0, time.UTC); !ev.Time.Equal(want) {
+			t.Errorf("time_zone %q: event time %v, want %v", zone, ev.Time.UTC(), want)
+		}
+	}
+}

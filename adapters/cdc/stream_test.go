@@ -83,7 +83,7 @@ func assertOnce(t testing.TB, evs []schemas.Event) {
 	}
 }
 
-func today() string { return time.Now().In(chinaStandardTime).Format(time.DateOnly) }
+func today() string { return time.Now().In(schemas.CST()).Format(time.DateOnly) }
 
 // TestSnapshotThenChanges: rows present before the first start arrive
 // from the slot's snapshot, then inserts, updates and deletes arrive as

@@ -126,8 +126,10 @@ type Field struct {
 	// Layout is the Go time layout of a date, month, time or version cell
 	// (default: several common ones, and Excel serial day numbers).
 	Layout string `yaml:"layout"`
-	// Timezone of Time and Version cells without an offset (default
-	// Asia/Shanghai). A zone that does not load is an error on any field.
+	// Timezone of Time and Version cells without an offset: an IANA name;
+	// by default, and for Asia/Shanghai and its aliases, China Standard
+	// Time, a fixed UTC+08:00 (schemas.Zone). A zone that does not load
+	// is an error on any field.
 	Timezone string `yaml:"timezone"`
 	// Split separates list elements (default: any of , ， 、 ; ； |).
 	Split string `yaml:"split"`
@@ -445,14 +447,9 @@ func dataFields(t schemas.Type) []string {
 	return out
 }
 
-// location loads a time zone, Asia/Shanghai by default.
+// location is the time zone of a field's cells without an offset: China
+// Standard Time (a fixed UTC+08:00) by default and for China's zone names
+// (schemas.Zone).
 func location(name string) (*time.Location, error) {
-	if name == "" {
-		name = "Asia/Shanghai"
-	}
-	loc, err := time.LoadLocation(name)
-	if err != nil {
-		return nil, fmt.Errorf("loading time zone %q: %w", name, err)
-	}
-	return loc, nil
+	return schemas.Zone(name)
 }
