@@ -632,6 +632,25 @@ func traceContext(sc trace.SpanContext) map[string]string {
 
 var propagator = propagation.TraceContext{}
 
+// withoutCitizenIDs is ts without the members whose key or value holds a
+// citizen ID (citizenid.MaskText would change it). A department's tracing
+// may put anything in its members, and the trace state travels on in the
+// hub's spans and in every notification's NATS headers, which carry no
+// citizen IDs. The other members, a tracing vendor's, are passed on.
+func withoutCitizenIDs(ts trace.TraceState) trace.TraceState {
+	var drop []string
+	ts.Walk(func(key, value string) bool {
+		if citizenid.MaskText(key) != key || citizenid.MaskText(value) != value {
+			drop = append(drop, key)
+		}
+		return true
+	})
+	for _, k := range drop {
+		ts = ts.Delete(k)
+	}
+	return ts
+}
+
 // decoded is a fetched batch, split into valid inputs and DLQ records.
 type decoded struct {
 	batch   []kafka.Message
@@ -786,6 +805,7 @@ func decodeChunk(batch []kafka.Message) decoded {
 		if tp := kafkaheaders.Get(m.Headers, traceparent); tp != "" {
 			headers := m.Headers // escapes only for records that carry a trace
 			if sc := trace.SpanContextFromContext(propagator.Extract(context.Background(), kafkaheaders.Carrier{Headers: &headers})); sc.IsValid() {
+				sc = sc.WithTraceState(withoutCitizenIDs(sc.TraceState()))
 				in.Trace = traceContext(sc)
 				d.links = append(d.links, trace.Link{SpanContext: sc})
 				if sc.IsSampled() {

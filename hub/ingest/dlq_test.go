@@ -423,7 +423,8 @@ func readTopic(t testing.TB, addr, topic string, n int) []kafka.Message {
 }
 
 // TestDecodeChunkBoundsTraceContext: the trace context an event carries on
-// is a valid traceparent and a tracestate of at most maxTraceState bytes;
+// is a valid traceparent and a tracestate of at most maxTraceState bytes,
+// without members holding a citizen ID;
 // a record with junk or oversized trace headers is applied without them,
 // so that its notifications stay publishable.
 func TestDecodeChunkBoundsTraceContext(t *testing.T) {
@@ -440,6 +441,13 @@ func TestDecodeChunkBoundsTraceContext(t *testing.T) {
 		{"junk traceparent", []kafka.Header{{Key: "traceparent", Value: bytes.Repeat([]byte("x"), 2<<20)}}, nil},
 		{"oversized tracestate", []kafka.Header{{Key: "traceparent", Value: []byte(parent)},
 			{Key: "tracestate", Value: []byte("a=" + strings.Repeat("b", 2000))}}, map[string]string{"traceparent": parent}},
+		// A citizen ID in a tracestate member would travel on in every
+		// notification's NATS headers and in the hub's spans.
+		{"citizen ID in tracestate", []kafka.Header{{Key: "traceparent", Value: []byte(parent)},
+			{Key: "tracestate", Value: []byte("vendor=t61rcWkgMzE,cid=" + idA + ",other=1")}},
+			map[string]string{"traceparent": parent, "tracestate": "vendor=t61rcWkgMzE,other=1"}},
+		{"only a citizen ID in tracestate", []kafka.Header{{Key: "traceparent", Value: []byte(parent)},
+			{Key: "tracestate", Value: []byte("cid=" + idA)}}, map[string]string{"traceparent": parent}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -449,6 +457,16 @@ func TestDecodeChunkBoundsTraceContext(t *testing.T) {
 			}
 			if got := d.inputs[0].Trace; !reflect.DeepEqual(got, tc.wantTrace) && (len(got) != 0 || len(tc.wantTrace) != 0) {
 				t.Errorf("trace context %.200v, want %v", got, tc.wantTrace)
+			}
+			for _, l := range d.links {
+				if ts := l.SpanContext.TraceState().String(); strings.Contains(ts, idA) {
+					t.Errorf("the span link's trace state %q holds the citizen ID", ts)
+				}
+			}
+			for _, in := range d.sampled {
+				if ts := in.parent.TraceState().String(); strings.Contains(ts, idA) {
+					t.Errorf("the parent span's trace state %q holds the citizen ID", ts)
+				}
 			}
 		})
 	}
