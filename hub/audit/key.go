@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"hash"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 
@@ -63,7 +62,8 @@ func ParseKey(text string) (Key, error) {
 // LoadKey reads a key file: the secret as hex on one line. It refuses a
 // file that others can read, as the sealing key files are refused: with
 // the key, a local user could confirm a guessed citizen ID against the
-// log's keyed hashes, and seal a forged entry.
+// log's keyed hashes, and seal a forged entry. The hub cannot start
+// without its key, so an error names the file and says what to do.
 func LoadKey(path string) (Key, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
@@ -76,35 +76,45 @@ func LoadKey(path string) (Key, error) {
 	if err != nil {
 		return Key{}, fmt.Errorf("reading audit key: %w", err)
 	}
-	return ParseKey(string(b))
+	if len(b) == 0 {
+		// What a first start killed while creating it left before key
+		// files were written whole (GenerateKeyFile).
+		return Key{}, fmt.Errorf("audit key file %s is empty, most likely left by a first start that was interrupted while creating it; "+
+			"nothing can have been sealed with an empty key file, so remove it and start again (or 'pophub audit keygen --key-file %s'); "+
+			"if it held a key before, restore it from the backup instead", path, path)
+	}
+	k, err := ParseKey(string(b))
+	if err != nil {
+		// It may have sealed entries: only the backup can bring it back.
+		return Key{}, fmt.Errorf("audit key file %s is damaged (%w): restore it from the backup", path, err)
+	}
+	return k, nil
 }
 
 // GenerateKeyFile writes a new random 32-byte key as hex to path, which
-// must not exist, readable by its owner only. The file and its directory
-// are synced before it returns: a key lost to a power failure after the
-// first entries were sealed with it would leave the log unverifiable.
+// must not exist (else an error wrapping fs.ErrExist), readable by its
+// owner only. The file appears whole or not at all (durable.CreateNew): a
+// first start killed, or out of disk space, while creating it leaves no
+// empty key file to stop the next start. The file and its directory are
+// synced before it returns: a key lost to a power failure after the first
+// entries were sealed with it would leave the log unverifiable.
 func GenerateKeyFile(path string) error {
 	secret := make([]byte, MinKeyBytes)
 	rand.Read(secret)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	err := durable.CreateNew(path, func(f *os.File) error {
+		return writeKey(f, []byte(hex.EncodeToString(secret)+"\n"))
+	})
 	if err != nil {
-		return fmt.Errorf("creating audit key: %w", err)
-	}
-	if _, err := fmt.Fprintln(f, hex.EncodeToString(secret)); err != nil {
-		f.Close()
-		return fmt.Errorf("writing audit key: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("writing audit key: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("writing audit key: %w", err)
-	}
-	if err := durable.SyncDir(filepath.Dir(path)); err != nil {
-		return fmt.Errorf("writing audit key: %w", err)
+		return fmt.Errorf("audit key: %w", err)
 	}
 	return nil
+}
+
+// writeKey writes a key file's contents; a variable so that tests can
+// fail it midway.
+var writeKey = func(f *os.File, b []byte) error {
+	_, err := f.Write(b)
+	return err
 }
 
 // IsZero reports whether k is the zero Key.

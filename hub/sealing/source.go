@@ -31,7 +31,8 @@ func Load(ctx context.Context, src KeySource) (*Keyring, error) {
 // File is a key file: Material's JSON, readable by its owner only.
 type File string
 
-// Material implements KeySource. It refuses a file that others can read.
+// Material implements KeySource. It refuses a file that others can read,
+// and one it cannot parse with an error naming the file and what to do.
 func (f File) Material(context.Context) (Material, error) {
 	fi, err := os.Stat(string(f))
 	if err != nil {
@@ -44,7 +45,26 @@ func (f File) Material(context.Context) (Material, error) {
 	if err != nil {
 		return Material{}, fmt.Errorf("reading key file: %w", err)
 	}
-	return parse(b)
+	return f.parse(b)
+}
+
+// parse parses the file's contents. The hub cannot start without its
+// keys, so an error says which file and what to do: an empty file is
+// what a first start killed while creating it left before key files were
+// written whole (CreateFile), and nothing can have been sealed with it;
+// a file cut short or changed may have sealed data and is only to be
+// restored, never replaced.
+func (f File) parse(b []byte) (Material, error) {
+	if len(b) == 0 {
+		return Material{}, fmt.Errorf("key file %s is empty, most likely left by a first start that was interrupted while creating it; "+
+			"nothing can have been sealed with an empty key file, so remove it and create it again ('pophub keys init', "+
+			"or a start with --data and no --keys generates <data>/keys); if it held keys before, restore it from the backup instead", f)
+	}
+	m, err := parse(b)
+	if err != nil {
+		return Material{}, fmt.Errorf("key file %s is damaged (%w): restore it from the backup", f, err)
+	}
+	return m, nil
 }
 
 // Env is the name of an environment variable holding a key file's
@@ -57,7 +77,11 @@ func (e Env) Material(context.Context) (Material, error) {
 	if !ok || v == "" {
 		return Material{}, fmt.Errorf("reading keys: %s is not set", string(e))
 	}
-	return parse([]byte(v))
+	m, err := parse([]byte(v))
+	if err != nil {
+		return Material{}, fmt.Errorf("keys in %s: %w", string(e), err)
+	}
+	return m, nil
 }
 
 func parse(b []byte) (Material, error) {
@@ -73,6 +97,9 @@ func parse(b []byte) (Material, error) {
 
 // CreateFile writes fresh material to a new key file with mode 0600; it
 // refuses to overwrite one, whose loss would make sealed data unreadable.
+// The file appears whole or not at all (createWhole): a first start
+// killed, or out of disk space, while creating it leaves no empty key
+// file to stop the next start.
 func CreateFile(path string) error {
 	m, err := Generate()
 	if err != nil {
@@ -82,21 +109,30 @@ func CreateFile(path string) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	// `pophub keys init /etc/pophub/keys` on a fresh machine: the
+	// directory is the operator's to name, readable by its owner only.
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("key file %s: %w", path, err)
+	}
+	return createWhole(path, append(b, '\n'))
+}
+
+// createWhole writes b to a new file at path, mode 0600, failing with
+// fs.ErrExist if path exists; the file appears whole or not at all
+// (durable.CreateNew). A directory that cannot be synced is reported.
+func createWhole(path string, b []byte) error {
+	err := durable.CreateNew(path, func(f *os.File) error { return writeKeys(f, b) })
 	if err != nil {
-		return fmt.Errorf("creating key file: %w", err)
-	}
-	_, err = f.Write(append(b, '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if err = errors.Join(err, f.Close()); err != nil {
-		return fmt.Errorf("writing key file: %w", err)
-	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
-		return fmt.Errorf("writing key file: %w", err)
+		return fmt.Errorf("key file: %w", err)
 	}
 	return nil
+}
+
+// writeKeys writes a key file's contents; a variable so that tests can
+// fail it midway.
+var writeKeys = func(f *os.File, b []byte) error {
+	_, err := f.Write(b)
+	return err
 }
 
 // AddToFile adds a data key version to a key file (replacing it

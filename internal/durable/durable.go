@@ -3,8 +3,11 @@
 package durable
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 )
 
 // SyncDir makes the names in dir durable: a file created, renamed or
@@ -22,3 +25,40 @@ func SyncDir(dir string) error {
 	}
 	return nil
 }
+
+// CreateNew creates the file path, mode 0600, with what write writes into
+// it, failing with an error wrapping fs.ErrExist if path exists. The file
+// appears whole or not at all: write fills a temporary file in the same
+// directory, which is synced and then linked to path (a link, unlike a
+// rename, refuses an existing name); the temporary name is removed and
+// the directory synced. A crash or a full disk leaves at worst a stray
+// temporary file, never a partial file under path, which matters for a
+// file such as a key whose empty or cut copy would stop the next start.
+func CreateNew(path string, write func(*os.File) error) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("creating %s: %w", path, err)
+	}
+	err = write(tmp)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	err = errors.Join(err, tmp.Close())
+	if err == nil {
+		if err = os.Link(tmp.Name(), path); errors.Is(err, fs.ErrExist) {
+			err = fs.ErrExist // the link's error names the temporary file
+		}
+	}
+	// Once linked, the file is in place whether or not this removal
+	// succeeds: a leftover is a copy of it, mode 0600, beside it.
+	os.Remove(tmp.Name())
+	if err != nil {
+		return fmt.Errorf("creating %s: %w", path, err)
+	}
+	return syncDir(dir)
+}
+
+// syncDir is SyncDir, a variable so that tests can see which directories
+// are synced.
+var syncDir = SyncDir

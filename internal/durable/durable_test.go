@@ -1,8 +1,11 @@
 package durable
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -21,4 +24,68 @@ func TestSyncDir(t *testing.T) {
 	if err := SyncDir(missing); err == nil || !strings.Contains(err.Error(), missing) {
 		t.Errorf("SyncDir(%s) = %v, want an error naming it", missing, err)
 	}
+}
+
+// TestCreateNew: the file appears whole, mode 0600, with its directory
+// synced and no temporary file beside it; an existing file is refused
+// (fs.ErrExist, naming the path) and left as it was; a write that fails
+// midway leaves nothing under the name.
+func TestCreateNew(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "keys")
+	var synced []string
+	orig := syncDir
+	syncDir = func(d string) error {
+		synced = append(synced, d)
+		return orig(d)
+	}
+	t.Cleanup(func() { syncDir = orig })
+	only := func(want ...string) {
+		t.Helper()
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		if !slices.Equal(names, want) {
+			t.Errorf("the directory holds %q, want %q", names, want)
+		}
+	}
+	write := func(s string) func(*os.File) error {
+		return func(f *os.File) error { _, err := f.WriteString(s); return err }
+	}
+
+	failed := errors.New("no space left")
+	err := CreateNew(path, func(f *os.File) error {
+		f.WriteString("half")
+		return failed
+	})
+	if !errors.Is(err, failed) || !strings.Contains(err.Error(), path) {
+		t.Fatalf("a write that fails: %v, want it naming %s", err, path)
+	}
+	only()
+
+	if err := CreateNew(path, write("secret\n")); err != nil {
+		t.Fatal(err)
+	}
+	only("keys")
+	if !slices.Contains(synced, dir) {
+		t.Errorf("synced %q, want %s", synced, dir)
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("stat: %v, mode %v, want 0600", err, fi.Mode())
+	}
+
+	err = CreateNew(path, write("other\n"))
+	if !errors.Is(err, fs.ErrExist) || !strings.Contains(err.Error(), path) {
+		t.Fatalf("creating over an existing file: %v, want fs.ErrExist naming %s", err, path)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "secret\n" {
+		t.Errorf("the existing file now holds %q", b)
+	}
+	only("keys")
 }
