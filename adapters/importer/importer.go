@@ -202,7 +202,9 @@ type Config struct {
 	// (default 1s); it is always written when the import ends or stops.
 	CheckpointInterval time.Duration
 	// TempDir holds the spool of validated events between validation and
-	// sending (default os.TempDir()).
+	// sending (default os.TempDir()). The spool is unlinked as soon as it
+	// is created, so it takes space there while the import runs but leaves
+	// no file behind, even when the import is killed.
 	TempDir string
 	// Progress, when set, receives a progress display: a redrawn bar when
 	// Terminal, else a plain line every ProgressInterval (default 5s).
@@ -482,14 +484,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 // validateFirst validates the whole file into a spool, writes the rejects
 // file, and sends the spool only if the rejects stay under the limit.
 func validateFirst(ctx context.Context, cfg *Config, rep *Report) error {
-	spool, err := os.CreateTemp(cfg.TempDir, "pophub-import-*.spool")
+	spool, closeSpool, err := openSpool(cfg.TempDir)
 	if err != nil {
-		return fmt.Errorf("creating spool: %w", err)
+		return err
 	}
-	defer func() {
-		spool.Close()
-		os.Remove(spool.Name())
-	}()
+	defer closeSpool()
 	sw := bufio.NewWriterSize(spool, 1<<20)
 	digest, err := validate(ctx, cfg, rep, "validating", func(m *mapped) error { return writeSpool(sw, m) })
 	if err != nil {
@@ -530,6 +529,27 @@ func validateFirst(ctx context.Context, cfg *Config, rep *Report) error {
 	prog := startProgress(cfg, "sending", int64(toSend))
 	defer prog.finish()
 	return s.run(ctx, func() (spooled, error) { return readSpool(r) }, prog)
+}
+
+// openSpool creates the spool and unlinks it at once, keeping the open
+// handle, which is all the import reads and writes it through. The spool
+// holds every valid line in clear (citizen IDs among them), and a name in
+// TempDir would outlive a run killed by SIGKILL, the OOM killer or a power
+// cut; an unlinked file is freed by the kernel when its last handle
+// closes, however the process ends. Where an open file cannot be
+// unlinked (Windows), the name stays until closeSpool removes it.
+func openSpool(dir string) (spool *os.File, closeSpool func(), err error) {
+	spool, err = os.CreateTemp(dir, "pophub-import-*.spool")
+	if err != nil {
+		return nil, nil, fmt.Errorf("creating spool: %w", err)
+	}
+	if os.Remove(spool.Name()) == nil {
+		return spool, func() { spool.Close() }, nil
+	}
+	return spool, func() {
+		spool.Close()
+		os.Remove(spool.Name())
+	}, nil
 }
 
 // stream validates and sends at the same time (Config.Stream): the valid
