@@ -16,6 +16,8 @@ import (
 	"io"
 	"os"
 	"time"
+
+	"github.com/pophub/pophub/internal/durable"
 )
 
 // ExportFormat names the archive format in its manifest.
@@ -217,16 +219,12 @@ func GenerateSigningKey(path string) (ed25519.PublicKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encoding public key: %w", err)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("creating signing key: %w", err)
-	}
-	if err := pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der}); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("writing signing key: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return nil, fmt.Errorf("writing signing key: %w", err)
+	// Whole or not at all: an empty key file left by a crash would be
+	// refused at the next export, and the name not free for a new one.
+	if err := durable.CreateNew(path, func(f *os.File) error {
+		return pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	}); err != nil {
+		return nil, fmt.Errorf("signing key: %w", err)
 	}
 	if err := os.WriteFile(path+".pub", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}), 0o644); err != nil {
 		return nil, fmt.Errorf("writing public key: %w", err)
