@@ -182,9 +182,16 @@ func (c *Config) kafkaTransport() *kafka.Transport {
 // connection closed without an answer most likely means: kafka-go only
 // says EOF when a broker that requires SASL drops a client that does not
 // log in.
+//
+// With SASL, a topic the user may not describe looks missing: a Kafka
+// user sees only the topics its ACLs grant, and kafka-go gives an unseen
+// topic as unknown.
 func (c *Config) brokerError(err error) error {
-	if c.SASL == nil && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) {
+	switch {
+	case c.SASL == nil && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)):
 		return fmt.Errorf("%w (the broker closed the connection: does it require SASL credentials?)", err)
+	case c.SASL != nil && errors.Is(err, kafka.UnknownTopicOrPartition):
+		return fmt.Errorf("%w (or the Kafka user may not describe the topic: a user sees only the topics its ACLs grant; check its publish grants in the access policy)", err)
 	}
 	return err
 }
@@ -456,7 +463,7 @@ func topicState(ctx context.Context, client *kafka.Client, topic string) (string
 		}
 	}
 	if len(reqs) == 0 {
-		return "", nil, fmt.Errorf("reading metadata of %s: the topic does not exist", topic)
+		return "", nil, fmt.Errorf("reading metadata of %s: %w", topic, kafka.UnknownTopicOrPartition)
 	}
 	res, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
 	if err != nil {

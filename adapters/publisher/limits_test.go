@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/pophub/pophub/hub/access"
 	"github.com/pophub/pophub/internal/testenv"
 	"github.com/pophub/pophub/schemas"
 )
@@ -217,5 +219,34 @@ func TestPublishFileMissingTopic(t *testing.T) {
 	rep, err := p.PublishJSONL(ctx, strings.NewReader(strings.Join(jsonl, "\n")))
 	if err == nil || !strings.Contains(err.Error(), "pop.events.tax") || rep.Published != 0 {
 		t.Fatalf("PublishJSONL without the tax topic: %+v, %v; want an error naming pop.events.tax", rep, err)
+	}
+}
+
+// TestTopicHiddenByACLs: a Kafka user sees only the topics its ACLs let
+// it describe, so to a publisher logged in as the housing department's
+// user the tax topic looks missing. Its events' results say it may be
+// the user's grants; the housing events are delivered.
+func TestTopicHiddenByACLs(t *testing.T) {
+	allow := func(op kmsg.ACLOperation) kfake.ACL {
+		return kfake.ACL{Resource: kmsg.ACLResourceTypeTopic, Name: schemas.Topic(schemas.Housing),
+			Pattern: kmsg.ACLResourcePatternTypeLiteral, Operation: op, Allow: true}
+	}
+	addr := testenv.Kafka(t, partitions, kfake.EnableSASL(), kfake.EnableACLs(),
+		kfake.User("SCRAM-SHA-512", "housing", "pw", allow(kmsg.ACLOperationDescribe), allow(kmsg.ACLOperationWrite)))
+	p := newPublisher(t, Config{Brokers: []string{addr}, SASL: access.SCRAMClient{User: "housing", Password: "pw"}, MaxAttempts: 2})
+	evs := bySource(t)
+	events := []schemas.Event{evs[schemas.Housing][0], evs[schemas.Tax][0]}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	results, err := p.Publish(ctx, events...)
+	if err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	if results[0].Err != nil {
+		t.Errorf("housing event: %v", results[0].Err)
+	}
+	var tm *TopicMissingError
+	if !errors.As(results[1].Err, &tm) || !strings.Contains(results[1].Err.Error(), "may not describe") {
+		t.Errorf("tax event: %v, want a TopicMissingError saying the user may not be allowed to see the topic", results[1].Err)
 	}
 }

@@ -276,11 +276,22 @@ const ReasonTopicMissing = "topic_missing"
 // would refuse the whole call for one unknown topic. Nothing is wrong
 // with the event itself, so this is not a *schemas.RejectError: send it
 // again once the hub's operators have created the topic.
+//
+// A Kafka user sees only the topics its ACLs let it describe, and kafka-go
+// gives an unseen topic as unknown, so with SASL (Authenticated) the topic
+// may exist and the user lack the grant to see it (under the hub's access
+// policy, the identity's publish grants); the message says so.
 type TopicMissingError struct {
-	Topic string
+	Topic         string
+	Authenticated bool
 }
 
 func (e *TopicMissingError) Error() string {
+	if e.Authenticated {
+		return ReasonTopicMissing + ": topic " + e.Topic + " does not exist on the brokers, or this client's Kafka user may not describe it " +
+			"(a user sees only the topics its ACLs grant; check its publish grants in the access policy); the event was not sent " +
+			"(send it again once the topic exists and the user may write it)"
+	}
 	return ReasonTopicMissing + ": topic " + e.Topic + " does not exist on the brokers; the event was not sent (send it again once the topic exists)"
 }
 
@@ -524,7 +535,7 @@ func (p *Publisher) publishGroups(ctx context.Context, events []schemas.Event, g
 			}
 			valid = append(valid, i)
 			if missing[group[j].Topic] {
-				results[i].Err = &TopicMissingError{Topic: group[j].Topic}
+				results[i].Err = &TopicMissingError{Topic: group[j].Topic, Authenticated: p.cfg.SASL != nil}
 				continue
 			}
 			if n := len(sending); n != j {
@@ -677,7 +688,7 @@ func (p *Publisher) dropMissingTopics(ctx context.Context, topic string, msgs []
 	keptMsgs, keptIdx := msgs[:0:0], make([]int, 0, len(idx))
 	for j := range msgs {
 		if missing[msgs[j].Topic] {
-			results[idx[j]].Err = &TopicMissingError{Topic: msgs[j].Topic}
+			results[idx[j]].Err = &TopicMissingError{Topic: msgs[j].Topic, Authenticated: p.cfg.SASL != nil}
 			continue
 		}
 		keptMsgs = append(keptMsgs, msgs[j])
