@@ -117,11 +117,14 @@ func TestAuthorizerOverHTTP(t *testing.T) {
 		wantStatus int
 		wantHas    []string
 		wantLacks  []string
+		// wantChallenge begins the WWW-Authenticate header of a 401.
+		wantChallenge string
 	}{
 		{name: "scheme in lower case (RFC 9110: case-insensitive)", path: "/v1/persons/" + personID, scheme: "bearer", token: tok("tax"), purpose: "tax audit", wantStatus: 200},
 		{name: "another scheme", path: "/v1/persons/" + personID, scheme: "Basic", token: tok("tax"), purpose: "tax audit", wantStatus: 401},
 		{name: "no token", path: "/v1/persons/" + personID, purpose: "x", wantStatus: 401, wantHas: []string{"urn:pophub:problem:unauthenticated"}},
-		{name: "wrong token", path: "/v1/persons/" + personID, token: "nope", purpose: "x", wantStatus: 401},
+		{name: "wrong token", path: "/v1/persons/" + personID, token: "nope", purpose: "x", wantStatus: 401,
+			wantHas: []string{"the bearer token is not recognised"}, wantChallenge: `Bearer error="invalid_token"`},
 		{name: "missing purpose", path: "/v1/persons/" + personID, token: tok("tax"), wantStatus: 400, wantHas: []string{"X-Purpose"}},
 		{name: "blank purpose", path: "/v1/persons/" + personID, token: tok("tax"), purpose: "   ", wantStatus: 400,
 			wantHas: []string{"the X-Purpose header must name the purpose of the request"}},
@@ -167,6 +170,10 @@ func TestAuthorizerOverHTTP(t *testing.T) {
 			}
 			if tc.wantStatus == 401 && resp.Header.Get("WWW-Authenticate") == "" {
 				t.Error("401 without WWW-Authenticate")
+			}
+			// RFC 6750 §3.1: a token presented and not valid is invalid_token.
+			if got := resp.Header.Get("WWW-Authenticate"); tc.wantChallenge != "" && !strings.HasPrefix(got, tc.wantChallenge) {
+				t.Errorf("WWW-Authenticate %q, want %q", got, tc.wantChallenge)
 			}
 			for _, w := range tc.wantHas {
 				if !strings.Contains(body, w) {

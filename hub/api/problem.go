@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -15,8 +16,13 @@ import (
 // to status codes in the same table as the hub's kinds.
 var (
 	ErrUnauthenticated = errors.New("unauthenticated")
-	ErrForbidden       = errors.New("forbidden")
-	ErrRateLimited     = errors.New("rate limited")
+	// ErrInvalidToken is an ErrUnauthenticated for a bearer token that was
+	// presented and is not valid: its 401 names RFC 6750's invalid_token
+	// error, so that a client knows to fetch another token rather than
+	// retry.
+	ErrInvalidToken = fmt.Errorf("invalid token: %w", ErrUnauthenticated)
+	ErrForbidden    = errors.New("forbidden")
+	ErrRateLimited  = errors.New("rate limited")
 )
 
 // ProblemContentType is the media type of error responses (RFC 9457).
@@ -89,7 +95,11 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	switch k.status {
 	case http.StatusUnauthorized:
-		w.Header().Set("WWW-Authenticate", "Bearer")
+		challenge := "Bearer"
+		if errors.Is(err, ErrInvalidToken) {
+			challenge = `Bearer error="invalid_token"`
+		}
+		w.Header().Set("WWW-Authenticate", challenge)
 	case http.StatusServiceUnavailable, http.StatusTooManyRequests:
 		if w.Header().Get("Retry-After") == "" {
 			w.Header().Set("Retry-After", "1")
