@@ -59,3 +59,27 @@ func BenchmarkApply(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkReopen opens a closed store, which loads its snapshot, and
+// closes it, which writes it again: the snapshot's read and write paths.
+func BenchmarkReopen(b *testing.B) {
+	ctx := context.Background()
+	dir := b.TempDir()
+	s, err := Open(ctx, Config{Dir: dir})
+	if err != nil {
+		b.Fatal(err)
+	}
+	apply(b, s, storetest.Population(b, 2000, 5), 500)
+	if err := s.Close(); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		r, err := Open(ctx, Config{Dir: dir})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := r.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

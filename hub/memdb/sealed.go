@@ -249,7 +249,7 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 		last := hdr[0] == 1
 		blob := make([]byte, binary.LittleEndian.Uint32(hdr[1:]))
 		if _, err := io.ReadFull(c.r, blob); err != nil {
-			return 0, fmt.Errorf("reading sealed snapshot chunk %d: %w", c.index, io.ErrUnexpectedEOF)
+			return 0, fmt.Errorf("reading sealed snapshot chunk %d: %w (truncated)", c.index, io.ErrUnexpectedEOF)
 		}
 		raw, err := c.k.Open(blob, chunkAD(c.index, last))
 		if err != nil {

@@ -319,12 +319,32 @@ func contiguous(gens []uint64, from uint64) error {
 	return nil
 }
 
+// wholeFrame reports whether b starts with a whole frame whose payload
+// matches its CRC, and returns the payload length its header declares.
+// No frame is empty (each starts with its kind), and an empty payload's
+// CRC-32C is 0: zeros past the last write (blocks a crash left allocated
+// but unwritten) would otherwise read as a frame.
+func wholeFrame(b []byte) (n int, ok bool) {
+	if len(b) < 8 {
+		return 0, false
+	}
+	n = int(binary.LittleEndian.Uint32(b))
+	if n == 0 || 8+n > len(b) {
+		return n, false
+	}
+	return n, crc32.Checksum(b[8:8+n], crcTable) == binary.LittleEndian.Uint32(b[4:])
+}
+
 // tornTail reports whether rest, the log from a frame that does not read
 // back (whose header declares n payload bytes), is what an interrupted
 // last write leaves: zeros to the end, or one frame reaching the end.
+//
+// A frame reaching the end may also be one whose length field is
+// damaged, with whole frames after it holding acknowledged batches: it
+// is torn only when no whole frame starts anywhere after its header.
 func tornTail(rest []byte, n int) bool {
 	if n > 0 && 8+n >= len(rest) {
-		return true
+		return !frameFollows(rest[min(8, len(rest)):])
 	}
 	for _, b := range rest {
 		if b != 0 {
@@ -332,6 +352,17 @@ func tornTail(rest []byte, n int) bool {
 		}
 	}
 	return true
+}
+
+// frameFollows reports whether a whole frame starts at any offset of b.
+// Most offsets declare a length past the end and cost no CRC.
+func frameFollows(b []byte) bool {
+	for i := range b {
+		if _, ok := wholeFrame(b[i:]); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // recoveryReportEvery is how often a long replay logs its progress.
@@ -358,9 +389,11 @@ func recoverySize(dir string) int64 {
 
 // replayFile replays one log file. In the newest file (newest), a torn
 // last frame, or zeros up to the end, is what a crash mid-write leaves:
-// it is cut off. Any other bad frame is damage with acknowledged batches
-// after it, whose Kafka offsets are committed and which would never come
-// back: the store refuses to open and leaves the file as it is.
+// it is cut off (tornTail). Any other bad frame, a damaged length field
+// that runs past the end with whole frames after it too, is damage with
+// acknowledged batches after it, whose Kafka offsets are committed and
+// which would never come back: the store refuses to open and leaves the
+// file as it is.
 func (s *Store) replayFile(ctx context.Context, path string, gen uint64, newest bool) (int, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -373,13 +406,9 @@ func (s *Store) replayFile(ctx context.Context, path string, gen uint64, newest 
 			lastReport = time.Now()
 			s.cfg.Logger.Info("memdb store recovering: replaying log", "file", filepath.Base(path), "offset", off, "bytes", len(data))
 		}
-		n := int(binary.LittleEndian.Uint32(data[off:]))
-		sum := binary.LittleEndian.Uint32(data[off+4:])
-		// No frame is empty (each starts with its kind), and an empty
-		// payload's CRC-32C is 0: zeros past the last write (blocks a
-		// crash left allocated but unwritten) would otherwise read as a
-		// frame. Like a torn frame, they end the log.
-		if n == 0 || off+8+n > len(data) || crc32.Checksum(data[off+8:off+8+n], crcTable) != sum {
+		// Zeros past the last write end the log like a torn frame.
+		n, ok := wholeFrame(data[off:])
+		if !ok {
 			if !newest || !tornTail(data[off:], n) {
 				return replayed, fmt.Errorf("log file %s is damaged at offset %d, with %d bytes after it that may hold acknowledged batches: "+
 					"refusing to open the store; restore the data directory from a backup (or, to give up every batch from that offset on, truncate the file there)",
@@ -504,7 +533,9 @@ func (s *Store) replay(payload []byte) error {
 
 // snapshotLine is one line of a snapshot file.
 type snapshotLine struct {
-	Kind    string            `json:"k"`
+	Kind string `json:"k"`
+	// Version is the snapshot's format, on its meta line (snapshotFormat).
+	Version int               `json:"v,omitempty"`
 	Meta    *meta             `json:"m,omitempty"`
 	WALGen  uint64            `json:"wal,omitempty"`
 	Key     string            `json:"key,omitempty"`
@@ -515,7 +546,23 @@ type snapshotLine struct {
 	Outbox  []hub.OutboxEntry `json:"o,omitempty"`
 	// At is when a published row ("a") was acknowledged, Unix nanoseconds.
 	At int64 `json:"at,omitempty"`
+	// Lines and CRC32C are on the end line: how many lines come before
+	// it and the CRC-32C of their bytes.
+	Lines  *int64  `json:"lines,omitempty"`
+	CRC32C *uint32 `json:"crc32c,omitempty"`
 }
+
+// snapshotFormat is the format a snapshot's meta line says it has.
+//
+// Format 2 ends in an end line, {"k":"end","lines":N,"crc32c":C}, that
+// counts the lines before it and holds the CRC-32C of their bytes: the
+// snapshot is the only copy of what it holds (the log generations it
+// covers were removed when it was written), so one cut short or altered
+// is refused rather than loaded as a smaller store. Format 1, with no
+// version on its meta line, had no end line; one is read as before, and
+// the next snapshot is written in format 2. A sealed snapshot ends in an
+// end line too, inside its last chunk.
+const snapshotFormat = 2
 
 // startSnapshotLocked switches the log to a new generation and writes a
 // snapshot of the state as of the switch in the background, then removes
@@ -610,14 +657,17 @@ func (s *Store) writeSnapshot(txn *memdb.Txn, walGen uint64) error {
 		sealed = &chunkWriter{w: w, k: s.cfg.Keys}
 		out = sealed
 	}
-	enc := json.NewEncoder(out)
 	m, err := getMeta(txn)
 	if err != nil {
 		f.Close()
 		return err
 	}
-	err = enc.Encode(snapshotLine{Kind: "meta", Meta: &m, WALGen: walGen})
-	var line []byte // reused for every line
+	sw := &snapshotWriter{w: out}
+	// line is reused for every line.
+	line, err := encodeLineStd(nil, snapshotLine{Kind: "meta", Version: snapshotFormat, Meta: &m, WALGen: walGen})
+	if err == nil {
+		err = sw.line(line)
+	}
 	for _, table := range []string{"persons", "outbox", "published"} {
 		it, ierr := txn.Get(table, "id")
 		if ierr != nil {
@@ -630,26 +680,29 @@ func (s *Store) writeSnapshot(txn *memdb.Txn, walGen uint64) error {
 			case *person:
 				// A person's line, then their history, oldest first.
 				if line, err = personLine(line, o); err == nil {
-					_, err = out.Write(line)
+					err = sw.line(line)
 				}
 				for _, c := range o.History.oldestFirst() {
 					if err != nil {
 						break
 					}
 					if line, err = historyLine(line[:0], &historyRow{Key: o.Key, Source: string(c.Source), EventID: c.EventID, Change: c}); err == nil {
-						_, err = out.Write(line)
+						err = sw.line(line)
 					}
 				}
 			case *outboxRow:
 				if line, err = outboxLine(line, o.Entries); err == nil {
-					_, err = out.Write(line)
+					err = sw.line(line)
 				}
 			case *publishedRow:
 				if line, err = publishedLine(line, o); err == nil {
-					_, err = out.Write(line)
+					err = sw.line(line)
 				}
 			}
 		}
+	}
+	if err == nil {
+		err = sw.end(line[:0])
 	}
 	if err == nil && sealed != nil {
 		err = sealed.Close()
@@ -672,8 +725,131 @@ func (s *Store) writeSnapshot(txn *memdb.Txn, walGen uint64) error {
 	return durable.SyncDir(s.cfg.Dir)
 }
 
+// snapshotWriter writes a snapshot's lines and then its end line.
+type snapshotWriter struct {
+	w     io.Writer
+	lines int64
+	crc   uint32
+}
+
+// line writes one line, ending in '\n'.
+func (sw *snapshotWriter) line(b []byte) error {
+	sw.lines++
+	sw.crc = crc32.Update(sw.crc, crcTable, b)
+	_, err := sw.w.Write(b)
+	return err
+}
+
+// end writes the end line, using b's space.
+func (sw *snapshotWriter) end(b []byte) error {
+	b, err := encodeLineStd(b, snapshotLine{Kind: "end", Lines: &sw.lines, CRC32C: &sw.crc})
+	if err != nil {
+		return err
+	}
+	_, err = sw.w.Write(b)
+	return err
+}
+
+// snapshotReader reads a snapshot's lines and checks them against its
+// end line.
+type snapshotReader struct {
+	r       *bufio.Reader
+	long    []byte // a line longer than r's buffer
+	version int    // the meta line's format
+	lines   int64  // read before the end line
+	crc     uint32 // of those lines
+	ended   bool   // the end line was read
+}
+
+// next returns the next line other than the end line, or io.EOF after
+// the last one once the snapshot checked out.
+func (sr *snapshotReader) next() (snapshotLine, error) {
+	var line snapshotLine
+	b, err := sr.read()
+	if errors.Is(err, io.EOF) {
+		return line, sr.atEOF()
+	}
+	if err != nil {
+		return line, err
+	}
+	if sr.ended {
+		return line, fmt.Errorf("it goes on after its end line (line %d)", sr.lines+2)
+	}
+	if err := json.Unmarshal(b, &line); err != nil {
+		if b[len(b)-1] != '\n' {
+			return line, fmt.Errorf("it ends inside line %d: it was cut short: %w", sr.lines+1, err)
+		}
+		return line, fmt.Errorf("line %d: %w", sr.lines+1, err)
+	}
+	switch {
+	case sr.lines == 0 && line.Kind != "meta":
+		return line, errors.New("it does not start with its meta line")
+	case sr.lines == 0 && line.Version > snapshotFormat:
+		return line, fmt.Errorf("its format %d is newer than this release reads (%d)", line.Version, snapshotFormat)
+	case sr.lines == 0:
+		sr.version = line.Version
+	case line.Kind == "end":
+		sr.ended = true
+		if err := sr.checkEnd(line); err != nil {
+			return line, err
+		}
+		return sr.next()
+	}
+	sr.lines++
+	sr.crc = crc32.Update(sr.crc, crcTable, b)
+	return line, nil
+}
+
+// atEOF says whether the snapshot may end here: after its meta line, and
+// after its end line when its format has one. A snapshot of format 1 may
+// end anywhere after its meta line, as it always could.
+func (sr *snapshotReader) atEOF() error {
+	switch {
+	case sr.lines == 0:
+		return errors.New("it does not start with its meta line (it is empty or was cut short)")
+	case sr.version >= 2 && !sr.ended:
+		return fmt.Errorf("it ends without its end line after %d lines: it was cut short", sr.lines)
+	}
+	return io.EOF
+}
+
+// checkEnd compares the end line with the lines before it.
+func (sr *snapshotReader) checkEnd(end snapshotLine) error {
+	switch {
+	case end.Lines == nil || end.CRC32C == nil:
+		return fmt.Errorf("its end line (line %d) has no line count or checksum", sr.lines+1)
+	case *end.Lines != sr.lines:
+		return fmt.Errorf("its end line counts %d lines before it, and there are %d: lines are missing or were added", *end.Lines, sr.lines)
+	case *end.CRC32C != sr.crc:
+		return fmt.Errorf("the checksum of its %d lines does not match its end line: a line was altered", sr.lines)
+	}
+	return nil
+}
+
+// read returns the next line with its '\n' (none on a last line without
+// one), valid until the next call, or io.EOF after the last.
+func (sr *snapshotReader) read() ([]byte, error) {
+	b, err := sr.r.ReadSlice('\n')
+	if !errors.Is(err, bufio.ErrBufferFull) {
+		if errors.Is(err, io.EOF) && len(b) > 0 {
+			err = nil
+		}
+		return b, err
+	}
+	sr.long = append(sr.long[:0], b...)
+	for errors.Is(err, bufio.ErrBufferFull) {
+		b, err = sr.r.ReadSlice('\n')
+		sr.long = append(sr.long, b...)
+	}
+	if errors.Is(err, io.EOF) {
+		err = nil
+	}
+	return sr.long, err
+}
+
 // loadSnapshot loads a snapshot and returns the first log generation it
-// does not contain.
+// does not contain. One that does not read back is refused, naming it:
+// it is the only copy of what it holds.
 func (s *Store) loadSnapshot(path string) (uint64, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -682,13 +858,23 @@ func (s *Store) loadSnapshot(path string) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("opening snapshot: %w", err)
 	}
-	var walGen uint64
 	defer f.Close()
-	var in io.Reader = bufio.NewReaderSize(f, 1<<20)
+	var in io.Reader = f
 	if s.cfg.Keys != nil {
-		in = &chunkReader{r: in.(*bufio.Reader), k: s.cfg.Keys}
+		in = &chunkReader{r: bufio.NewReaderSize(f, 1<<20), k: s.cfg.Keys}
 	}
-	dec := json.NewDecoder(in)
+	walGen, err := s.readSnapshot(&snapshotReader{r: bufio.NewReaderSize(in, 1<<20)})
+	if err != nil {
+		return 0, fmt.Errorf("snapshot %s cannot be loaded: %w; refusing to open the store: restore it from a backup "+
+			"(it is the only copy of what it holds: the log files it covers were removed when it was written)", path, err)
+	}
+	return walGen, nil
+}
+
+// readSnapshot loads the snapshot sr reads and returns the first log
+// generation it does not contain.
+func (s *Store) readSnapshot(sr *snapshotReader) (uint64, error) {
+	var walGen uint64
 	txn := s.db.Txn(true)
 	defer txn.Abort()
 	acc := stats.Acc{}
@@ -698,11 +884,11 @@ func (s *Store) loadSnapshot(path string) (uint64, error) {
 	persons := map[string]*person{}
 	history := map[string][]hub.Change{}
 	for {
-		var line snapshotLine
-		if err := dec.Decode(&line); errors.Is(err, io.EOF) {
+		line, err := sr.next()
+		if errors.Is(err, io.EOF) {
 			break
 		} else if err != nil {
-			return 0, fmt.Errorf("reading snapshot: %w", err)
+			return 0, err
 		}
 		var obj any
 		table := ""
@@ -712,7 +898,7 @@ func (s *Store) loadSnapshot(path string) (uint64, error) {
 		case "p":
 			st, err := merge.Unmarshal(line.State)
 			if err != nil {
-				return 0, fmt.Errorf("reading snapshot: %w", err)
+				return 0, fmt.Errorf("line %d: %w", sr.lines, err)
 			}
 			st.UpdatedAt = st.UpdatedAt.UTC().Truncate(time.Microsecond) // as written before it was truncated
 			p := &person{Key: line.Key, State: st}
@@ -720,7 +906,7 @@ func (s *Store) loadSnapshot(path string) (uint64, error) {
 			acc.Person(nil, st, s.cfg.Classify) // counters are derived, not stored
 		case "h":
 			if line.Change == nil {
-				return 0, errors.New("reading snapshot: history line without a change")
+				return 0, fmt.Errorf("line %d: history line without a change", sr.lines)
 			}
 			// A snapshot written before event times were kept in China
 			// Standard Time holds the offset the department wrote, and
@@ -740,7 +926,7 @@ func (s *Store) loadSnapshot(path string) (uint64, error) {
 			}
 			table, obj = "published", &publishedRow{Seq: uint64(line.Outbox[0].Seq), At: line.At, Entries: line.Outbox}
 		default:
-			return 0, fmt.Errorf("reading snapshot: unknown line kind %q", line.Kind)
+			return 0, fmt.Errorf("line %d: unknown line kind %q", sr.lines, line.Kind)
 		}
 		if err := txn.Insert(table, obj); err != nil {
 			return 0, fmt.Errorf("loading snapshot into %s: %w", table, err)
@@ -749,7 +935,7 @@ func (s *Store) loadSnapshot(path string) (uint64, error) {
 	for key, changes := range history {
 		p := persons[key]
 		if p == nil {
-			return 0, fmt.Errorf("reading snapshot: history of a person the snapshot does not hold (%d changes)", len(changes))
+			return 0, fmt.Errorf("history of a person the snapshot does not hold (%d changes)", len(changes))
 		}
 		slices.SortFunc(changes, func(a, b hub.Change) int { return cmp.Compare(a.Version, b.Version) })
 		for _, c := range changes {
