@@ -84,7 +84,9 @@
 //	    acquired: {column: 取得方式, map: {购买: purchase}}
 //	    insurances: {column: 险种, kind: list, split: "、", map: {养老保险: pension}}
 //
-// The event id is publisher.EventID(source, type + key cells, version);
+// The event id is publisher.EventID(source, type + key cells, version),
+// whose ids sort as a record's versions do (a correction at an unchanged
+// time wins the tie);
 // without id.key the record key is the whole row, so a repeated row is the
 // same event. Of two lines of a file yielding one id only the first is
 // sent. A line repeating an earlier one exactly (the same id and event) is

@@ -40,6 +40,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -49,7 +50,6 @@ import (
 	"math/bits"
 	"os"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -231,8 +231,13 @@ func transport(m sasl.Mechanism, tc *tls.Config) kafka.RoundTripper {
 
 // EventID derives a stable event id from the department's own record key
 // and version, so that sending the same version twice is idempotent:
-// "<source>-<first 96 bits of SHA-256 in hex>". The record key is hashed
-// because it may hold personal data.
+// "<source>-<first 96 bits of SHA-256 of the key, in hex>-<the version as
+// 16 hex digits, its sign bit flipped>". The record key is hashed because
+// it may hold personal data. The version is written so that the ids of
+// one record's versions sort as the versions do: the hub breaks ties
+// between changes that took effect at the same time by source, then event
+// id, so a correction sent with the same time as the version it corrects
+// (a lease's signing date does not change) takes effect.
 func EventID(source schemas.Source, recordKey string, version int64) string {
 	// The hashed input and the id are built on the stack when they fit;
 	// the id string is then the only allocation.
@@ -240,13 +245,16 @@ func EventID(source schemas.Source, recordKey string, version int64) string {
 	b := append(in[:0], source...)
 	b = append(b, 0)
 	b = append(b, recordKey...)
-	b = append(b, 0)
-	b = strconv.AppendInt(b, version, 10)
 	sum := sha256.Sum256(b)
-	var out [64]byte
+	var out [80]byte
 	id := append(out[:0], source...)
 	id = append(id, '-')
 	id = hex.AppendEncode(id, sum[:12])
+	id = append(id, '-')
+	// Flipping the sign bit orders negative versions before the others.
+	var v [8]byte
+	binary.BigEndian.PutUint64(v[:], uint64(version)^1<<63)
+	id = hex.AppendEncode(id, v[:])
 	return string(id)
 }
 

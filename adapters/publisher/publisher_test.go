@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -236,8 +237,16 @@ func TestEventID(t *testing.T) {
 			t.Errorf("EventID collides: %s", a)
 		}
 	}
-	if !regexp.MustCompile(`^housing-[0-9a-f]{24}$`).MatchString(a) {
-		t.Errorf("EventID = %q, want housing-<24 hex digits>", a)
+	if !regexp.MustCompile(`^housing-[0-9a-f]{24}-[0-9a-f]{16}$`).MatchString(a) {
+		t.Errorf("EventID = %q, want housing-<24 hex digits>-<16 hex digits>", a)
+	}
+	// A record's versions sort as their ids do, negative ones first.
+	versions := []int64{math.MinInt64, -2, -1, 0, 1, 2, 9, 10, 255, 256, 1 << 40, math.MaxInt64}
+	for i := 1; i < len(versions); i++ {
+		lo, hi := EventID(schemas.Housing, "lease-77", versions[i-1]), EventID(schemas.Housing, "lease-77", versions[i])
+		if lo >= hi {
+			t.Errorf("EventID of version %d (%s) does not sort before that of version %d (%s)", versions[i-1], lo, versions[i], hi)
+		}
 	}
 	if strings.Contains(a, "lease") {
 		t.Error("EventID exposes the department's record key")
