@@ -20,7 +20,7 @@ func TestEducationCodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	header := []string{"学籍变动", "学生身份证号", "变动时间", "学籍号", "学校名称", "学历层次", "学校所在地区划代码", "入学日期", "毕业日期", "毕业证书编号"}
+	header := []string{"学籍变动", "学生身份证号", "变动时间", "学籍号", "学校名称", "学历层次", "学校所在地区划代码", "入学日期", "毕业日期", "毕业证书编号", "更新时间"}
 	p, err := newPlan(m, header)
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +60,7 @@ func TestEducationCodes(t *testing.T) {
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			row := []string{tc.change, "230102199001011230", "2024-07-01 09:00:00", "X-1", "示例学校", tc.level, "230102",
-				"2024-09-01", "2024-07-01", "C-1"}
+				"2024-09-01", "2024-07-01", "C-1", "2024-07-01 09:00:00"}
 			got := p.mapRow(i+2, row, nil, now)
 			if got.rej != nil {
 				if r := "reject: " + got.rej.Field + " (column " + got.rej.Column + "): " + got.rej.Detail; r != tc.want {

@@ -59,7 +59,8 @@ type table struct {
 // render writes events as the rows of a department's table that m maps
 // back to the same events: the inverse of the mapping. Events of types m
 // does not yield are left out. Key columns that no data field fills get
-// the event's own id, the version 1.
+// the event's own id, the version 1, or the event's time when the version
+// is a time.
 func render(t testing.TB, m *Mapping, events []schemas.Event) (table, []schemas.Event) {
 	t.Helper()
 	cols := []string{}
@@ -122,6 +123,9 @@ func render(t testing.TB, m *Mapping, events []schemas.Event) (table, []schemas.
 		}
 		if c := m.ID.Version.Column; c != "" {
 			cells[c] = "1"
+			if l := versionLayouts(m.ID.Version); l != nil {
+				cells[c] = ev.Time.In(loc).Format(l[0]) // last modified when filed
+			}
 		}
 		row := make([]string, len(cols))
 		for i, c := range cols {
