@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/pophub/pophub/hub/access"
 )
@@ -215,21 +216,31 @@ func policyKafkaACLsCommand() *cobra.Command {
 }
 
 // policyDemoEnvCommand is `pophub policy demo-env FILE`: the environment a
-// hub needs to run under the example policy, whose secrets are public
-// demo secrets (access.DemoSecret): every env: Kafka password reference,
-// and the hub's NATS password. It refuses a policy whose Kafka keys are
-// not the demo's, so it never prints guesses for a real one.
+// hub and its clients need to run under the example policy, whose secrets
+// are public demo secrets (access.DemoSecret): every env: Kafka password
+// reference, the hub's NATS password, and each identity's bearer token and
+// NATS password, without which a newcomer's every /v1 request answers 401.
+// It refuses a policy whose Kafka keys are not the demo's, and prints a
+// token or NATS password only when the policy's hash is of the demo
+// secret, so it never prints guesses for a real one.
 func policyDemoEnvCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "demo-env FILE",
-		Short: "Print the shell exports that run a hub under the example policy (its public demo secrets)",
+		Short: "Print the shell exports that run a hub and its clients under the example policy (its public demo secrets)",
 		Long: `Prints, for eval in a shell, the environment pophub dev or serve needs under
 the example policy: each env: Kafka password reference and the hub's NATS
-password (POPHUB_NATS_PASSWORD). The example policy's secrets are public demo
-secrets; a policy whose Kafka keys are not the demo's is refused.
+password (POPHUB_NATS_PASSWORD); and what its clients need: each identity's
+bearer token (POPHUB_TOKEN_<IDENTITY>, for --token, POPHUB_TOKEN or
+POPHUB_SI_TOKEN) and the NATS password of each identity other than the hub
+(POPHUB_NATS_PW_<IDENTITY>, for si-subscriber --nats-password). <IDENTITY>
+is the identity's name upper-cased, other characters than letters and digits
+written _ (si-harbin: POPHUB_TOKEN_SI_HARBIN). The example policy's secrets
+are public demo secrets; a policy whose Kafka keys are not the demo's is
+refused, and a token or NATS password not the demo's is not printed.
 
   eval "$(pophub policy demo-env ops/policy.example.yaml)"
-  pophub dev --policy ops/policy.example.yaml`,
+  pophub dev --policy ops/policy.example.yaml
+  pophub status --token "$POPHUB_TOKEN_ADMIN"`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := access.Load(args[0])
@@ -239,19 +250,105 @@ secrets; a policy whose Kafka keys are not the demo's is refused.
 			if err := p.VerifySecrets(access.DemoResolver); err != nil {
 				return fmt.Errorf("%s does not hold the demo's secrets, which are for the example policy only: %w", args[0], err)
 			}
-			out := cmd.OutOrStdout()
-			fmt.Fprintln(out, "# pophub demo secrets: public, for the example policy only, never for production")
-			for _, id := range p.Identities {
-				if k := id.Credentials.Kafka; k != nil {
-					if name, ok := strings.CutPrefix(k.Password, "env:"); ok {
-						fmt.Fprintf(out, "export %s='%s'\n", name, access.DemoSecret(k.Password))
-					}
-				}
-			}
-			if hub := p.Hub(); hub.Name != "" {
-				fmt.Fprintf(out, "export POPHUB_NATS_PASSWORD='%s'\n", access.DemoSecret("nats:"+hub.Name))
-			}
-			return nil
+			return writeDemoEnv(cmd.OutOrStdout(), p)
 		},
 	}
+}
+
+// demoExport is one line of demo-env: a variable and its demo secret.
+type demoExport struct{ name, value string }
+
+// writeDemoEnv writes the exports of p's demo secrets: the Kafka
+// passwords and the hub's NATS password, then the clients' tokens and NATS
+// passwords, each group under a comment that says which flags and
+// variables take them.
+func writeDemoEnv(out io.Writer, p *access.Policy) error {
+	var brokers []demoExport
+	for _, id := range p.Identities {
+		if k := id.Credentials.Kafka; k != nil {
+			if name, ok := strings.CutPrefix(k.Password, "env:"); ok {
+				brokers = append(brokers, demoExport{name, access.DemoSecret(k.Password)})
+			}
+		}
+	}
+	if h := p.Hub(); h.Name != "" {
+		brokers = append(brokers, demoExport{"POPHUB_NATS_PASSWORD", access.DemoSecret("nats:" + h.Name)})
+	}
+	tokens, natsPasswords, skipped, err := demoClientSecrets(p)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "# pophub demo secrets: public, for the example policy only, never for production")
+	writeExports(out, brokers)
+	if len(tokens) > 0 {
+		fmt.Fprintf(out, "# bearer tokens: give one as --token, or as POPHUB_TOKEN (status, stats, eligibility, reconcile) or POPHUB_SI_TOKEN (si-subscriber), e.g. export POPHUB_TOKEN=\"$%s\"\n", tokens[0].name)
+		writeExports(out, tokens)
+	}
+	if len(natsPasswords) > 0 {
+		fmt.Fprintln(out, "# NATS passwords (user: the identity's name): si-subscriber --nats-user and --nats-password (POPHUB_SI_NATS_USER, POPHUB_SI_NATS_PASSWORD)")
+		writeExports(out, natsPasswords)
+	}
+	for _, s := range skipped {
+		fmt.Fprintf(out, "# %s: not the demo's, not printed\n", s)
+	}
+	return nil
+}
+
+func writeExports(out io.Writer, exports []demoExport) {
+	for _, e := range exports {
+		fmt.Fprintf(out, "export %s='%s'\n", e.name, e.value)
+	}
+}
+
+// demoClientSecrets are the bearer tokens (POPHUB_TOKEN_<IDENTITY>) and
+// the NATS passwords of identities other than the hub
+// (POPHUB_NATS_PW_<IDENTITY>) whose hashes in p are of the demo secrets,
+// and, for the others, which credential is not the demo's. Two identities
+// whose names give one variable are an error: one export would overwrite
+// the other.
+func demoClientSecrets(p *access.Policy) (tokens, natsPasswords []demoExport, skipped []string, err error) {
+	owner := map[string]string{} // variable → identity
+	add := func(list *[]demoExport, prefix, identity, secret string) error {
+		v := prefix + envSuffix(identity)
+		if o, ok := owner[v]; ok && o != identity {
+			return fmt.Errorf("identities %s and %s both export as %s: rename one", o, identity, v)
+		}
+		owner[v] = identity
+		*list = append(*list, demoExport{v, secret})
+		return nil
+	}
+	for _, id := range p.Identities {
+		if h := id.Credentials.TokenSHA256; h != "" {
+			tok := access.DemoSecret("token:" + id.Name)
+			if access.HashToken(tok) != h {
+				skipped = append(skipped, id.Name+"'s token")
+			} else if err := add(&tokens, "POPHUB_TOKEN_", id.Name, tok); err != nil {
+				return nil, nil, nil, err
+			}
+		}
+		if n := id.Credentials.NATS; n != nil && n.PasswordBcrypt != "" && id.Kind != access.KindHub {
+			pw := access.DemoSecret("nats:" + id.Name)
+			if bcrypt.CompareHashAndPassword([]byte(n.PasswordBcrypt), []byte(pw)) != nil {
+				skipped = append(skipped, id.Name+"'s NATS password")
+			} else if err := add(&natsPasswords, "POPHUB_NATS_PW_", id.Name, pw); err != nil {
+				return nil, nil, nil, err
+			}
+		}
+	}
+	return tokens, natsPasswords, skipped, nil
+}
+
+// envSuffix is an identity's name as a variable name's end: upper-cased,
+// every character but a letter or digit written _ (si-harbin: SI_HARBIN),
+// as the example policy names its Kafka password variables.
+func envSuffix(identity string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z':
+			return r - 'a' + 'A'
+		case r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+			return r
+		}
+		return '_'
+	}, identity)
 }

@@ -4,13 +4,20 @@ import (
 	"bytes"
 	"errors"
 	"log/slog"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/pophub/pophub/hub/access"
+	"github.com/pophub/pophub/hub/api"
+	"github.com/pophub/pophub/hub/embedded"
+	"github.com/pophub/pophub/internal/testenv"
 )
 
 func runPolicy(t *testing.T, stdin string, args ...string) (string, string, error) {
@@ -142,6 +149,155 @@ func TestPolicyDemoEnv(t *testing.T) {
 	}
 	if out, err := execute(t, policyCommand(), "demo-env", other); err == nil || !strings.Contains(err.Error(), "does not hold the demo's secrets") {
 		t.Errorf("a policy with other keys: %v\n%s", err, out)
+	}
+}
+
+// demoExports runs `policy demo-env` on policy and returns its exports by
+// name, failing on a line that is neither an export nor a comment.
+func demoExports(t *testing.T, policy string) map[string]string {
+	t.Helper()
+	out, err := execute(t, policyCommand(), "demo-env", policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exports := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		name, value, ok := strings.Cut(strings.TrimPrefix(line, "export "), "=")
+		if !ok || !strings.HasPrefix(line, "export ") {
+			t.Fatalf("line %q is not an export", line)
+		}
+		exports[name] = strings.Trim(value, "'")
+	}
+	return exports
+}
+
+// TestPolicyDemoEnvTokens: after eval of `policy demo-env`, a newcomer on
+// `pophub dev --policy ops/policy.example.yaml` has every example
+// identity's bearer token, POPHUB_TOKEN_<IDENTITY>, and it is the one the
+// hub takes for that identity: /v1 reads, status, stats and eligibility
+// answer 401 to any other.
+func TestPolicyDemoEnvTokens(t *testing.T) {
+	exports := demoExports(t, example)
+	p, err := access.Load(example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := access.NewAuthorizer(access.AuthorizerConfig{Policy: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	identify := func(token string) (access.Identity, error) {
+		r := httptest.NewRequest("GET", "/v1/status", nil)
+		r.Header.Set("Authorization", "Bearer "+token)
+		return a.Identify(r)
+	}
+	tests := []struct{ identity, env string }{
+		{"public_security", "POPHUB_TOKEN_PUBLIC_SECURITY"},
+		{"health", "POPHUB_TOKEN_HEALTH"},
+		{"employment", "POPHUB_TOKEN_EMPLOYMENT"},
+		{"social_insurance", "POPHUB_TOKEN_SOCIAL_INSURANCE"},
+		{"education", "POPHUB_TOKEN_EDUCATION"},
+		{"housing", "POPHUB_TOKEN_HOUSING"},
+		{"tax", "POPHUB_TOKEN_TAX"},
+		{"marriage", "POPHUB_TOKEN_MARRIAGE"},
+		{"si-harbin", "POPHUB_TOKEN_SI_HARBIN"},
+		{"stats-bureau", "POPHUB_TOKEN_STATS_BUREAU"},
+		{"researcher", "POPHUB_TOKEN_RESEARCHER"},
+		{"admin", "POPHUB_TOKEN_ADMIN"},
+	}
+	for _, id := range p.Identities {
+		if id.Credentials.TokenSHA256 != "" && !slices.ContainsFunc(tests, func(tc struct{ identity, env string }) bool { return tc.identity == id.Name }) {
+			t.Errorf("the example's %s has a token the test does not look for", id.Name)
+		}
+	}
+	for _, tc := range tests {
+		t.Run(tc.identity, func(t *testing.T) {
+			token, ok := exports[tc.env]
+			if !ok {
+				t.Fatalf("no export of %s", tc.env)
+			}
+			got, err := identify(token)
+			if err != nil || got.Name != tc.identity {
+				t.Fatalf("%s identifies %q, %v; want %s", tc.env, got.Name, err, tc.identity)
+			}
+			if _, err := identify(token + "x"); !errors.Is(err, api.ErrUnauthenticated) {
+				t.Errorf("a wrong token: %v, want unauthenticated", err)
+			}
+		})
+	}
+	for name := range exports {
+		if strings.HasPrefix(name, "POPHUB_TOKEN_") && !slices.ContainsFunc(tests, func(tc struct{ identity, env string }) bool { return tc.env == name }) {
+			t.Errorf("%s is exported, but no identity of the example has that token", name)
+		}
+	}
+
+	// A policy whose token for one identity is a real one: no guess for
+	// it, the demo's for the others.
+	other := filepath.Join(t.TempDir(), "policy.yaml")
+	b, err := os.ReadFile(example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stats, _ := p.Identity("stats-bureau")
+	b = bytes.Replace(b, []byte(stats.Credentials.TokenSHA256), []byte(access.HashToken("a real token")), 1)
+	if err := os.WriteFile(other, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	exports = demoExports(t, other)
+	if v, ok := exports["POPHUB_TOKEN_STATS_BUREAU"]; ok {
+		t.Errorf("a token not the demo's is exported: %q", v)
+	}
+	if _, ok := exports["POPHUB_TOKEN_RESEARCHER"]; !ok {
+		t.Error("the demo tokens of the other identities are no longer exported")
+	}
+}
+
+// TestPolicyDemoEnvNATSPasswords: demo-env exports the NATS password of
+// every identity other than the hub that connects to NATS
+// (POPHUB_NATS_PW_<IDENTITY>, for si-subscriber --nats-password), and a
+// NATS server run under the policy lets the identity in with it and with
+// no other.
+func TestPolicyDemoEnvNATSPasswords(t *testing.T) {
+	exports := demoExports(t, example)
+	p, err := access.Load(example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := testenv.NATS(t, embedded.NATSConfig{Authorize: p.NATSUsers().Apply})
+	connect := func(user, password string) error {
+		// bcrypt on the server takes a while on a busy machine.
+		nc, err := nats.Connect(srv.ClientURL(), nats.UserInfo(user, password), nats.Timeout(time.Minute), nats.NoReconnect())
+		if err == nil {
+			nc.Close()
+		}
+		return err
+	}
+	tests := []struct{ identity, env string }{
+		{"si-harbin", "POPHUB_NATS_PW_SI_HARBIN"},
+		{"admin", "POPHUB_NATS_PW_ADMIN"},
+		{"hub", "POPHUB_NATS_PASSWORD"},
+	}
+	for _, id := range p.Identities {
+		if id.Credentials.NATS != nil && !slices.ContainsFunc(tests, func(tc struct{ identity, env string }) bool { return tc.identity == id.Name }) {
+			t.Errorf("the example's %s connects to NATS, but the test does not look for its password", id.Name)
+		}
+	}
+	for _, tc := range tests {
+		t.Run(tc.identity, func(t *testing.T) {
+			pw, ok := exports[tc.env]
+			if !ok {
+				t.Fatalf("no export of %s", tc.env)
+			}
+			if err := connect(tc.identity, pw); err != nil {
+				t.Errorf("%s with %s: %v", tc.identity, tc.env, err)
+			}
+			if err := connect(tc.identity, pw+"x"); err == nil {
+				t.Errorf("%s connects with a wrong password", tc.identity)
+			}
+		})
 	}
 }
 
