@@ -189,6 +189,10 @@ func gather(rec *hub.Record, history []hub.Change, asOf time.Time) *facts {
 	months := map[string]map[string]map[string]payment{}
 	var transfers []transfer
 	sawHukou, sawMarital := false, false
+	// latestSpouse is the spouse of the latest marriage so far, also once
+	// divorced: a divorce naming anyone else does not count.
+	var latestSpouse citizenid.ID
+	sawMarriage := false
 	for _, c := range order {
 		ev := evidence{c.Source, c.EventID}
 		day := dayOf(c.Time)
@@ -213,10 +217,17 @@ func gather(rec *hub.Record, history []hub.Change, asOf time.Time) *facts {
 			if json.Unmarshal(c.Data, &d) == nil {
 				f.married, f.spouse, f.maritalEv, sawMarital = true, d.SpouseID, ev, true
 				f.maritalStatus = codes.MaritalMarried
+				latestSpouse, sawMarriage = d.SpouseID, true
 			}
 		case schemas.MarriageDivorced:
-			f.married, f.spouse, f.maritalEv, sawMarital = false, "", ev, true
-			f.maritalStatus = codes.MaritalDivorced
+			// As in the golden record (hub/merge, State.maritalNow), a
+			// divorce ends only the latest marriage, and only when it
+			// names that spouse; with no marriage known it stands.
+			var d schemas.MarriageDivorcedData
+			if json.Unmarshal(c.Data, &d) == nil && (!sawMarriage || d.SpouseID == latestSpouse) {
+				f.married, f.spouse, f.maritalEv, sawMarital = false, "", ev, true
+				f.maritalStatus = codes.MaritalDivorced
+			}
 		case schemas.ContractStarted:
 			var d schemas.ContractStartedData
 			if json.Unmarshal(c.Data, &d) == nil {

@@ -2,6 +2,7 @@ package merge
 
 import (
 	"github.com/pophub/pophub/schemas"
+	"github.com/pophub/pophub/schemas/citizenid"
 	"github.com/pophub/pophub/schemas/codes"
 )
 
@@ -186,8 +187,52 @@ func (s *State) apply(ev *schemas.Event) {
 	case *schemas.MarriageRegisteredData:
 		s.Marital.set(&marital{Status: codes.MaritalMarried, Spouse: d.SpouseID}, at)
 	case *schemas.MarriageDivorcedData:
-		s.Marital.set(&marital{Status: codes.MaritalDivorced}, at)
+		s.divorce(d.SpouseID, at)
 	}
+}
+
+// divorce keeps at as the latest divorce naming spouse if it is later
+// than the one kept. It leaves the marriage register: whether the divorce
+// ends the marriage shown depends on which marriage is the latest, which
+// a marriage arriving later may change (maritalNow).
+func (s *State) divorce(spouse citizenid.ID, at Stamp) {
+	if s.Divorces == nil {
+		s.Divorces = map[citizenid.ID]Stamp{}
+	}
+	if cur, ok := s.Divorces[spouse]; !ok || at.After(cur) {
+		s.Divorces[spouse] = at
+	}
+}
+
+// maritalNow is the marital state the record shows and the stamp of the
+// event it comes from; ok is false when nothing is known. The latest
+// marriage gives the spouse; the person is divorced once a divorce
+// naming that spouse took effect after it. A divorce naming another
+// person (a former spouse) changes nothing. With no marriage known, the
+// person is divorced since the latest divorce. A state stored before
+// divorces were kept per spouse may hold a divorce in the marriage
+// register: it stands, no spouse being known, until a later marriage
+// replaces it, and a later divorce moves its date, as it did then.
+func (s *State) maritalNow() (m marital, at Stamp, ok bool) {
+	m, ok = s.Marital.get()
+	if ok && m.Status == codes.MaritalMarried {
+		if d, divorced := s.Divorces[m.Spouse]; divorced && d.After(s.Marital.At) {
+			return marital{Status: codes.MaritalDivorced}, d, true
+		}
+		return m, s.Marital.At, true
+	}
+	if ok {
+		at = s.Marital.At
+	}
+	for _, d := range s.Divorces {
+		if d.After(at) {
+			at = d
+		}
+	}
+	if at.IsZero() {
+		return marital{}, Stamp{}, false
+	}
+	return marital{Status: codes.MaritalDivorced}, at, true
 }
 
 // setBirthDate writes a birth date to its register and its value line.

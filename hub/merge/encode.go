@@ -56,6 +56,7 @@ func appendState(b []byte, s *State) ([]byte, bool) {
 		e.optStr("p", string(v.Spouse))
 		e.raw(`}`)
 	})
+	appendStamps(&e, "div", s.Divorces)
 	appendReg(&e, "grad", &s.Graduation, func(v *graduation) {
 		e.raw(`{"l":`)
 		e.str(v.Level)
@@ -134,24 +135,7 @@ func appendState(b []byte, s *State) ([]byte, bool) {
 	e.points("pml", s.PermitLine)
 	e.points("bdl", s.BirthLine)
 	e.points("gdl", s.GenderLine)
-	if len(s.Prov) > 0 {
-		e.key("prov")
-		keys := make([]string, 0, len(s.Prov))
-		for k := range s.Prov {
-			keys = append(keys, string(k))
-		}
-		slices.Sort(keys)
-		e.b = append(e.b, '{')
-		for i, k := range keys {
-			if i > 0 {
-				e.b = append(e.b, ',')
-			}
-			e.str(k)
-			e.b = append(e.b, ':')
-			e.stamp(s.Prov[schemas.Section(k)])
-		}
-		e.b = append(e.b, '}')
-	}
+	appendStamps(&e, "prov", s.Prov)
 	e.raw(`}`)
 	if !e.ok {
 		return b, false
@@ -284,6 +268,30 @@ func appendMap[V any](e *stateEncoder, k string, m map[string]*V, val func(*V)) 
 			continue
 		}
 		val(m[key])
+	}
+	e.b = append(e.b, '}')
+}
+
+// appendStamps writes ,"k":{…} with the stamps in key order, unless m is
+// empty (omitempty).
+func appendStamps[K ~string](e *stateEncoder, k string, m map[K]Stamp) {
+	if len(m) == 0 {
+		return
+	}
+	e.key(k)
+	keys := make([]K, 0, len(m))
+	for key := range m {
+		keys = append(keys, key)
+	}
+	slices.Sort(keys)
+	e.b = append(e.b, '{')
+	for i, key := range keys {
+		if i > 0 {
+			e.b = append(e.b, ',')
+		}
+		e.str(string(key))
+		e.b = append(e.b, ':')
+		e.stamp(m[key])
 	}
 	e.b = append(e.b, '}')
 }

@@ -533,7 +533,7 @@ func TestMarshalRoundTrip(t *testing.T) {
 
 // scenario is a mixed set of events over a few persons covering every type.
 func scenario(t testing.TB) []hub.Input {
-	p, f := id(t, male), id(t, female)
+	p, f, g := id(t, male), id(t, female), id(t, "23010219850303124")
 	emp := uscc(t, "91230102MA1B2C3D4")
 	return []hub.Input{
 		registered(t, p, "ps-1", "2020-01-01T08:00:00+08:00", "230102001001", "1", "1990-01-01"),
@@ -563,6 +563,10 @@ func scenario(t testing.TB) []hub.Input {
 		ev(t, schemas.MarriageRegistered, p, "m-1", "2021-05-20T00:00:00+08:00", map[string]any{"spouse_id": string(f)}),
 		ev(t, schemas.MarriageRegistered, f, "m-2", "2021-05-20T00:00:00+08:00", map[string]any{"spouse_id": string(p)}),
 		ev(t, schemas.MarriageDivorced, f, "m-3", "2023-05-20T00:00:00+08:00", map[string]any{"spouse_id": string(p)}),
+		// p's former marriage, and a divorce naming that former spouse
+		// registered during the marriage to f, which it leaves.
+		ev(t, schemas.MarriageRegistered, p, "m-4", "2015-01-01T00:00:00+08:00", map[string]any{"spouse_id": string(g)}),
+		ev(t, schemas.MarriageDivorced, p, "m-5", "2022-01-01T00:00:00+08:00", map[string]any{"spouse_id": string(g)}),
 	}
 }
 

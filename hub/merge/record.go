@@ -154,7 +154,9 @@ func (s *State) provenance(sec schemas.Section) Stamp {
 			see(c.at)
 		}
 	case schemas.SecMarital:
-		seeReg(s.Marital.V != nil, s.Marital.At)
+		// The marriage shown, or the divorce that ended it.
+		_, at, ok := s.maritalNow()
+		seeReg(ok, at)
 	case schemas.SecEducation:
 		// The graduation kept (the highest, not the latest) and the
 		// enrolments.
@@ -279,8 +281,8 @@ func (s *State) fill(r *hub.Record, sec schemas.Section) {
 		}
 		sort.Slice(r.ResidencePermits, func(i, j int) bool { return r.ResidencePermits[i].CityCode < r.ResidencePermits[j].CityCode })
 	case schemas.SecMarital:
-		if m, ok := s.Marital.get(); ok {
-			r.Marital = &hub.Marital{Status: m.Status, SpouseID: m.Spouse, Since: day(s.Marital.At.T)}
+		if m, at, ok := s.maritalNow(); ok {
+			r.Marital = &hub.Marital{Status: m.Status, SpouseID: m.Spouse, Since: day(at.T)}
 		}
 	case schemas.SecEducation:
 		var e hub.Education

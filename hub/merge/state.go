@@ -4,7 +4,8 @@
 //
 // The state of a person is a join-semilattice: every field is either a
 // last-writer-wins register ordered by the event's effective time (ties
-// broken by source, then event id), a grow-only set, or a minimum. Applying
+// broken by source, then event id), a grow-only set, a minimum, or a
+// maximum per key (the latest divorce naming each spouse). Applying
 // the same events in any order, any number of times, therefore gives the
 // same state; a late event older than a section's current state lands in
 // history without overriding it. The golden record is derived from the state.
@@ -13,6 +14,7 @@ package merge
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"time"
@@ -138,17 +140,23 @@ type State struct {
 	// First is the earliest effective time of any applied event.
 	First time.Time `json:"first,omitzero"`
 
-	Name       Reg[string]                `json:"name,omitzero"`
-	Gender     Reg[string]                `json:"gender,omitzero"`
-	BirthDate  Reg[string]                `json:"birth,omitzero"`
-	Ethnicity  Reg[string]                `json:"eth,omitzero"`
-	Registered Stamp                      `json:"reg,omitzero"` // latest hukou.registered; zero if never
-	Location   Reg[location]              `json:"loc,omitzero"`
-	Household  Reg[string]                `json:"hh,omitzero"`
-	Lifecycle  Reg[lifecycle]             `json:"life,omitzero"`
-	Death      Reg[death]                 `json:"death,omitzero"`
-	Permits    map[string]*Reg[permit]    `json:"permits,omitempty"`
-	Marital    Reg[marital]               `json:"mar,omitzero"`
+	Name       Reg[string]             `json:"name,omitzero"`
+	Gender     Reg[string]             `json:"gender,omitzero"`
+	BirthDate  Reg[string]             `json:"birth,omitzero"`
+	Ethnicity  Reg[string]             `json:"eth,omitzero"`
+	Registered Stamp                   `json:"reg,omitzero"` // latest hukou.registered; zero if never
+	Location   Reg[location]           `json:"loc,omitzero"`
+	Household  Reg[string]             `json:"hh,omitzero"`
+	Lifecycle  Reg[lifecycle]          `json:"life,omitzero"`
+	Death      Reg[death]              `json:"death,omitzero"`
+	Permits    map[string]*Reg[permit] `json:"permits,omitempty"`
+	// Marital is the latest marriage. A state stored before Divorces
+	// may hold a divorce here instead (maritalNow).
+	Marital Reg[marital] `json:"mar,omitzero"`
+	// Divorces holds, per spouse named, the latest divorce naming them (a
+	// maximum per key): a divorce ends only the marriage to the spouse
+	// it names, and which marriage is the latest may only be known later.
+	Divorces   map[citizenid.ID]Stamp     `json:"div,omitempty"`
 	Graduation Reg[graduation]            `json:"grad,omitzero"` // highest level, not latest
 	Enrolments map[string]*Reg[enrolment] `json:"enr,omitempty"`
 	Contracts  map[string]*contract       `json:"con,omitempty"`
@@ -243,6 +251,7 @@ func (s *State) Clone() *State {
 	c.PermitLine = slices.Clone(s.PermitLine)
 	c.BirthLine = slices.Clone(s.BirthLine)
 	c.GenderLine = slices.Clone(s.GenderLine)
+	c.Divorces = maps.Clone(s.Divorces)
 	c.Owned = cloneMap(s.Owned, shallow[Reg[property]])
 	c.Rentals = cloneMap(s.Rentals, shallow[rental])
 	c.Businesses = cloneMap(s.Businesses, shallow[Reg[business]])
