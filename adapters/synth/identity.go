@@ -30,6 +30,15 @@ import (
 // digit is odd for men, even for women). When the slot space is used up,
 // a new round starts with sequence indexes above the largest cohort's, so
 // IDs stay unique up to MaxPersons.
+//
+// Unpaired men: so that men outnumber women as in China (about 105 to
+// 100, 110 at birth), in a share of the slots of the first round person
+// 2k is a man too, born on the slot's day: the two never marry each
+// other. His sequence index is the slot's (below unpairedSeqs) moved to
+// the indexes no round uses (rounds*maxPerDay and up), with the odd digits
+// of a man; a slot of the first round is unique for its day and index, so
+// his ID is too. Slots of later rounds (populations of some hundred
+// thousand persons and more) are all pairs: there the ratio tends to 100.
 
 // cohorts gives, for bands of age at the start of the window, the number of
 // sequence indexes per birth day: roughly China's 2020s population by age
@@ -43,8 +52,9 @@ var cohortTable = []struct{ fromAge, toAge, perDay int }{
 }
 
 const (
-	maxPerDay          = 10  // the largest perDay above
-	maxSeq             = 499 // sequence indexes per gender: three digits, one parity, never 000 or 001
+	unpairedSeqs       = maxSeq - rounds*maxPerDay // sequence indexes free for unpaired men: 9
+	maxPerDay          = 10                        // the largest perDay above
+	maxSeq             = 499                       // sequence indexes per gender: three digits, one parity, never 000 or 001
 	rounds             = maxSeq / maxPerDay
 	defaultNewbornDays = 730 // days of the first band, unless the window is longer
 )
@@ -66,12 +76,13 @@ type slotSpace struct {
 	offset   int64             // permutation offset, from the seed
 	runs     [maxPerDay][2]int // per sequence index within a round: the days [from, to) men's birth days rotate over
 	startDay time.Time
+	seed     int64
 }
 
 func dayOfAge(years int) int { return years * 36525 / 100 }
 
 func newSlotSpace(seed int64, start time.Time, newbornDays int) *slotSpace {
-	s := &slotSpace{startDay: time.Date(start.Year(), start.Month(), start.Day(), 0, 0, 0, 0, china)}
+	s := &slotSpace{startDay: time.Date(start.Year(), start.Month(), start.Day(), 0, 0, 0, 0, china), seed: seed}
 	for _, c := range cohortTable {
 		var b band
 		if c.fromAge < 0 {
@@ -130,10 +141,39 @@ func (s *slotSpace) slot(k int64) (d, seq int) {
 // sequence index seq is born: from a year younger to five years older.
 func manGap(seq int) int { return (seq*389+97)%2200 - 365 }
 
-// birth returns the birth date and sequence digits of person n.
+// unpairedShare is the share of the first round's slots, by the woman's
+// birth-day offset d, whose person 2k is a man: 4.5% under 40 (a sex
+// ratio of about 109, as at birth and among the young since the 1990s),
+// 1.2% from 40 to 60 (102), none older (where women's longer lives bring
+// China's ratio under 100, and deaths here do not depend on sex); about
+// 105 overall, as in the 2020 census.
+func unpairedShare(d int) float64 {
+	switch {
+	case d <= dayOfAge(40):
+		return 0.045
+	case d <= dayOfAge(60):
+		return 0.012
+	}
+	return 0
+}
+
+// unpaired reports whether the slot k, of day offset d and sequence index
+// seq, holds two men (see Unpaired men above).
+func (s *slotSpace) unpaired(k int64, d, seq int) bool {
+	if k >= s.total || seq >= unpairedSeqs {
+		return false
+	}
+	return float64(mix(uint64(s.seed), uint64(k)^0x5e0)>>11)/(1<<53) < unpairedShare(d)
+}
+
+// birth returns the birth date and sequence digits of person n; odd
+// digits (the 17th digit of the ID) for a man.
 func (s *slotSpace) birth(n int64) (time.Time, int) {
 	d, seq := s.slot(n / 2)
 	digits := 2 * (seq + 1)
+	if n%2 == 0 && s.unpaired(n/2, d, seq) {
+		return s.startDay.AddDate(0, 0, -d), 2*(rounds*maxPerDay+seq+1) + 1
+	}
 	if n%2 == 1 {
 		from, to := s.runs[seq%maxPerDay][0], s.runs[seq%maxPerDay][1]
 		d = from + ((d-from+manGap(seq))%(to-from)+(to-from))%(to-from)

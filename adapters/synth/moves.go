@@ -14,6 +14,15 @@ import (
 // rarely, other reasons; each from the current address, starting from
 // the first registration's. Who moves for work, a home or other reasons
 // starts a household of their own in the new county.
+//
+// The head of a household with others in it does not move his hukou: the
+// husband of a couple when the window opens, whose household holds his
+// wife and any children (they are only ever registered with a couple's
+// husband, see parents). Moving alone would leave them in a household
+// without its head, which the register does not do; moving them with him
+// would make every member's life course derive his. He keeps his hukou
+// where it is and, working in another city, gets a residence permit there
+// (see permits), as most such families do.
 func (lc *lifeCourse) migrations(m marriage, spouse *person) {
 	p, g := lc.p, lc.g
 	moves := append([]move(nil), lc.studyMoves...)
@@ -21,6 +30,8 @@ func (lc *lifeCourse) migrations(m marriage, spouse *person) {
 	case !m.familyMove.IsZero() && p.male:
 		// His wife moves into his household in the window: he keeps it
 		// where it is, so that it is still his when she comes.
+		moves = nil
+	case p.male && spouse != nil && g.coupleAtStart(m, spouse, p):
 		moves = nil
 	case !m.familyMove.IsZero() && spouse != nil:
 		moves = append(moves, move{at: m.familyMove, to: spouse.home, reason: "family", household: spouse.household, addr: spouse.addr})

@@ -146,7 +146,7 @@ func homeRate(a float64) float64 {
 func (g *generator) core(n int64) *person {
 	r := newRand(g.cfg.Seed, n, streamProfile)
 	birth, seq := g.slots.birth(n)
-	p := &person{n: n, birth: birth, seq: seq, male: n%2 == 1}
+	p := &person{n: n, birth: birth, seq: seq, male: seq%2 == 1} // most slots are a woman 2k and a man 2k+1
 	p.born = !birth.AddDate(0, 0, 1).After(g.end)
 	uDeath, uEmig, tDeath, tEmig, uKind := r.Float64(), r.Float64(), r.Float64(), r.Float64(), r.Float64()
 	p.atHome = r.Float64()
@@ -288,8 +288,10 @@ func (g *generator) coupleAtStart(m marriage, a, b *person) bool {
 
 // parents returns the father of child c, with his place drawn, or nil.
 // The parents are an earlier pair, at most parentSearch pairs before c's,
-// that is a couple when the window opens (for a baby born in the window:
-// married before the birth and not divorced by then), the husband on the
+// that is a couple when the window opens, married before the child's
+// birth (for every child, not only the babies born in the window: a
+// couple's household holds no child born before the wedding) and not
+// divorced by then, the husband on the
 // register since his birth (so that his household is older than the
 // child), both alive at the birth, the mother 20 to 34 and the father 20
 // to 35 years old at it. Of the pairs that qualify, the nearest of those a
@@ -326,7 +328,7 @@ func (g *generator) searchParents(c *person, pick uint64) *person {
 		}
 		wife, husband := g.core(2*j), g.core(2*j+1)
 		m := g.pair(j, wife, husband)
-		if !g.coupleAtStart(m, wife, husband) || husband.reg != regBirth || !c.birth.Before(g.start) && !m.wed.Before(c.birth) ||
+		if !g.coupleAtStart(m, wife, husband) || husband.reg != regBirth || !m.wed.Before(c.birth) ||
 			!m.divorced.IsZero() && !m.divorced.After(c.birth) ||
 			!wife.stop(g.end).After(c.birth) || !husband.stop(g.end).After(c.birth) {
 			continue
@@ -394,7 +396,7 @@ type marriage struct {
 // during the window, and whether they divorce.
 func (g *generator) pair(k int64, wife, husband *person) marriage {
 	var m marriage
-	if !wife.born || !husband.born {
+	if !wife.born || !husband.born || wife.male || !husband.male { // an unpaired man's slot
 		return m
 	}
 	r := newRand(g.cfg.Seed, k, streamPair)
@@ -436,20 +438,24 @@ func (g *generator) pair(k int64, wife, husband *person) marriage {
 		if legal.After(from) {
 			from = legal
 		}
+		// Yearly hazards of the unmarried by the wife's age, so that the
+		// window has some 4.5 to 5 weddings per 1,000 persons a year
+		// (China: 5.4 in 2023, 4.3 in 2024), first marriages standing in
+		// for remarriages too, as partners are fixed.
 		a := wife.ageAt(from)
 		var h float64
 		switch {
 		case a < 20:
 		case a < 25:
-			h = 0.07
+			h = 0.10
 		case a < 30:
-			h = 0.14
+			h = 0.20
 		case a < 35:
-			h = 0.09
+			h = 0.13
 		case a < 45:
-			h = 0.03
+			h = 0.045
 		default:
-			h = 0.005
+			h = 0.008
 		}
 		if h == 0 {
 			return m
@@ -460,8 +466,10 @@ func (g *generator) pair(k int64, wife, husband *person) marriage {
 		}
 		m.wed = wed
 		// Half the newly-wed wives move their hukou into the husband's
-		// household, within six months.
-		if uMove < 0.5 {
+		// household, within six months; not when he is only registered
+		// in the window, at a time his own life course draws (his
+		// household might not exist yet).
+		if uMove < 0.5 && husband.reg.registeredBefore() {
 			if t := atHour(wed.Add(time.Duration(15+int(uMoveT*165))*24*time.Hour), 9); t.Before(limit) {
 				m.familyMove = t
 			}

@@ -174,22 +174,48 @@ func (rg *regions) pick(u float64) *county {
 	return rg.counties[len(rg.counties)-1]
 }
 
-// pickOtherCity draws a county of another city than city, weighted; with a
+// sameProvince is the share of moves to another city that stay within
+// the province when it has another city: in China most migrants move
+// within their province (2020 census: two thirds of the floating
+// population).
+const sameProvince = 0.7
+
+// pickOtherCity draws a county of another city than city, weighted, of the
+// same province with the share sameProvince when there is one; with a
 // single city it draws another county of the same city, and with a single
 // county that county.
 func (rg *regions) pickOtherCity(u float64, city string) *county {
+	if u < sameProvince {
+		u /= sameProvince
+		if c := rg.pickWhere(u, func(c *county) bool { return c.city != city && c.city[:2] == city[:2] }); c != nil {
+			return c
+		}
+	} else {
+		u = (u - sameProvince) / (1 - sameProvince)
+	}
+	if c := rg.pickWhere(u, func(c *county) bool { return c.city != city }); c != nil {
+		return c
+	}
+	return rg.pick(u)
+}
+
+// pickWhere draws a county among those keep accepts, weighted, or nil
+// when there is none.
+func (rg *regions) pickWhere(u float64, keep func(*county) bool) *county {
 	total := 0
+	var last *county
 	for _, c := range rg.counties {
-		if c.city != city {
+		if keep(c) {
 			total += c.weight
+			last = c
 		}
 	}
 	if total == 0 {
-		return rg.pick(u)
+		return nil
 	}
 	x := int(u * float64(total))
 	for _, c := range rg.counties {
-		if c.city == city {
+		if !keep(c) {
 			continue
 		}
 		if x < c.weight {
@@ -197,7 +223,7 @@ func (rg *regions) pickOtherCity(u float64, city string) *county {
 		}
 		x -= c.weight
 	}
-	return rg.counties[len(rg.counties)-1]
+	return last
 }
 
 // pickInCity draws a county of city, weighted.

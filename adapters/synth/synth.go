@@ -18,8 +18,10 @@
 // household; over the window they go to school, graduate, sign and end
 // labour contracts, pay social insurance, rent and buy homes, open and
 // close businesses, marry and divorce (persons 2k and 2k+1 are a potential
-// couple, and each spouse gets their own event naming the other), move
-// their hukou between cities, obtain residence permits, and die, usually
+// couple, and each spouse gets their own event naming the other; in a few
+// pairs both are men, who never marry each other, so that men outnumber
+// women about 105 to 100, 110 at birth), move their hukou between cities
+// (mostly within the province), obtain residence permits, and die, usually
 // followed by the cancellation of their hukou (not always: 应销未销). Each
 // event is valid for schemas.Decode, and all times are in China Standard
 // Time (+08:00); what ends something (a divorce, the end of a contract or
@@ -28,9 +30,12 @@
 //
 // Households are registered as in the hukou register: a married couple's
 // household has the husband as its head (户主) and the wife as spouse
-// (配偶), with their unmarried children (子, 女) born when the parents were
-// 20 to 35, babies born in the window among them; everyone else heads a
-// household of their own. Everyone is first registered in the county of
+// (配偶), with their unmarried children (子, 女) born after the wedding,
+// when the parents were 20 to 35, babies born in the window among them;
+// everyone else heads a household of their own. The husband of a couple
+// married when the window opens keeps his hukou in his household (a
+// residence permit covers work elsewhere), so it never loses its head to
+// a migration. Everyone is first registered in the county of
 // their ID: at birth, into the parents' household or, when the parents
 // are not in the population, one of their own (or at a settlement). A
 // wife married before the window moves her hukou into the husband's
@@ -240,7 +245,7 @@ func MaxPersons() int64 {
 // produces, the generation changes too: a population generated anew and
 // sent to a hub that holds an older one is applied, not dropped as
 // duplicates.
-const idGeneration = "g4"
+const idGeneration = "g5"
 
 // runKey is everything but the person that shapes a person's events: the
 // seed, the window as generated (its end clamped to today), the span the
