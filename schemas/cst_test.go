@@ -121,3 +121,23 @@ func TestZone(t *testing.T) {
 		}
 	}
 }
+
+func TestVersionedEventID(t *testing.T) {
+	for _, tc := range []struct {
+		id   string
+		want bool
+	}{
+		{"housing-01c210f7929d96280b230790-8000000000000002", true},
+		{"social_insurance-01c210f7929d96280b230790-7fffffffffffffff", true},
+		{"housing-33bb252b595ae119f2634f6a", false},
+		{"-01c210f7929d96280b230790-8000000000000002", false},
+		{"housing-01c210f7929d96280b230790-800000000000000G", false},
+		{"housing-01C210F7929D96280B230790-8000000000000002", false},
+		{"housing-01c210f7929d96280b23079-08000000000000002", false},
+		{"emp-2026-000123", false},
+	} {
+		if got := VersionedEventID(tc.id); got != tc.want {
+			t.Errorf("VersionedEventID(%q) = %v, want %v", tc.id, got, tc.want)
+		}
+	}
+}

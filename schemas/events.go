@@ -734,6 +734,26 @@ var cst = time.FixedZone("", 8*3600)
 // should be the time that was written, reflect.DeepEqual included.
 func CST() *time.Location { return cst }
 
+// VersionedEventID reports whether id has the form of the ids
+// publisher.EventID derives since it writes the version into them,
+// "<source>-<24 hex digits>-<16 hex digits>". At a tie (the same time and
+// source) such an id outranks any other: ids derived before, without the
+// version, sort at random against them, and a correction sent after the
+// upgrade, at the unchanged time of the version it corrects, must win.
+func VersionedEventID(id string) bool {
+	const tail = 1 + 24 + 1 + 16
+	n := len(id)
+	if n <= tail || id[n-tail] != '-' || id[n-17] != '-' {
+		return false
+	}
+	for i := n - tail + 1; i < n; i++ {
+		if c := id[i]; i != n-17 && (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 // Zone is the time zone a department names for times written without an
 // offset (an import mapping's timezone, a CDC mapping's time_zone): CST
 // for no name and for the names of China's time (Asia/Shanghai and its

@@ -449,7 +449,8 @@ func byPreference(a, b payment) int {
 var endTypes = map[schemas.Type]bool{schemas.ContractEnded: true, schemas.RentalEnded: true, schemas.InsuranceTerminated: true}
 
 // stampBefore orders changes as the merge orders events (merge.Stamp):
-// by effective time, then source, then event id, so that of two changes
+// by effective time, then source, then event id (one of the versioned
+// form last: schemas.VersionedEventID), so that of two changes
 // with the same time the one the golden record shows comes last, whatever
 // order they arrived in.
 func stampBefore(a, b *hub.Change) bool {
@@ -458,6 +459,9 @@ func stampBefore(a, b *hub.Change) bool {
 	}
 	if a.Source != b.Source {
 		return a.Source < b.Source
+	}
+	if va, vb := schemas.VersionedEventID(a.EventID), schemas.VersionedEventID(b.EventID); va != vb {
+		return vb
 	}
 	return a.EventID < b.EventID
 }

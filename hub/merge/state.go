@@ -34,13 +34,18 @@ type Stamp struct {
 // IsZero reports whether the stamp is unset.
 func (a Stamp) IsZero() bool { return a.T.IsZero() && a.ID == "" }
 
-// After reports whether a wins over b.
+// After reports whether a wins over b: the later time, then the larger
+// source, then an id of publisher.EventID's versioned form
+// (schemas.VersionedEventID), then the larger id.
 func (a Stamp) After(b Stamp) bool {
 	if !a.T.Equal(b.T) {
 		return a.T.After(b.T)
 	}
 	if a.Src != b.Src {
 		return a.Src > b.Src
+	}
+	if va, vb := schemas.VersionedEventID(a.ID), schemas.VersionedEventID(b.ID); va != vb {
+		return va
 	}
 	return a.ID > b.ID
 }

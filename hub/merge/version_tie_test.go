@@ -41,3 +41,18 @@ func TestCorrectedVersionWinsAtSameTime(t *testing.T) {
 		}
 	}
 }
+
+// TestVersionedIDWinsTieOverLegacyID: ids derived before versions were
+// part of them ("housing-<24 hex>") sort at random against those derived
+// since; a correction derived after the upgrade must still win the tie
+// with the version it corrects, in either order of comparison.
+func TestVersionedIDWinsTieOverLegacyID(t *testing.T) {
+	at := time.Date(2026, 6, 1, 10, 0, 0, 0, schemas.CST())
+	for _, legacy := range []string{"housing-33bb252b595ae119f2634f6a", "housing-ffffffffffffffffffffffff", "housing-000000000000000000000000"} {
+		old := merge.Stamp{T: at, Src: "housing", ID: legacy}
+		fix := merge.Stamp{T: at, Src: "housing", ID: publisher.EventID(schemas.Housing, "TL001", 2)}
+		if !fix.After(old) || old.After(fix) {
+			t.Errorf("%s: a correction derived after the upgrade (%s) does not win the tie", legacy, fix.ID)
+		}
+	}
+}
