@@ -461,7 +461,8 @@ func (m *Main) Start(ctx context.Context) (err error) {
 	}
 	m.Relay = notify.New(relayCfg, js, m.Store)
 
-	m.Consumer, err = ingest.New(ingest.Config{Brokers: m.brokers, SASL: m.kafkaSASL, TLS: m.clientTLS, GroupID: m.Config.GroupID, Logger: log, Meter: meter, Tracer: tracer},
+	m.Consumer, err = ingest.New(ingest.Config{Brokers: m.brokers, SASL: m.kafkaSASL, TLS: m.clientTLS, GroupID: m.Config.GroupID,
+		StoreID: storeID(m.Store), Logger: log, Meter: meter, Tracer: tracer},
 		wakeAfterApply{m.Store, m.Relay})
 	if err != nil {
 		return fmt.Errorf("creating consumer: %w", err)
@@ -593,6 +594,10 @@ func (m *Main) Start(ctx context.Context) (err error) {
 		})
 	}
 	started := []any{"http", m.HTTPURL(), "kafka", strings.Join(m.brokers, ","), "nats", redactURL(m.natsURL), "store", m.storeName()}
+	if id := storeID(m.Store); id != "" {
+		// The id that a consumer group's conflict error names.
+		started = append(started, "store_id", id, "group", m.Config.GroupID)
+	}
 	if m.Config.TLSCA != "" {
 		started = append(started, "tls_ca", m.Config.TLSCA)
 	}
@@ -829,6 +834,17 @@ func ignoreCanceled(err error) error {
 		return nil
 	}
 	return err
+}
+
+// storeID is the store's id (postgres.Store.StoreID), by which the
+// instances of a consumer group check that they apply to one store
+// (ingest.Config.StoreID); "" for a store without one (memdb, which one
+// process alone opens).
+func storeID(s hub.Store) string {
+	if s, ok := s.(interface{ StoreID() string }); ok {
+		return s.StoreID()
+	}
+	return ""
 }
 
 func (m *Main) storeName() string {

@@ -68,7 +68,10 @@
 // succeeded; the histogram pophub_store_apply_duration_seconds{outcome}
 // times each call of the store's Apply, failed attempts included
 // (pophub_apply_duration_seconds covers a batch's whole apply, retries and
-// backoff included).
+// backoff included); the gauge pophub_consumer_group_store_conflict is 1
+// while this instance, leading the group, finds its members applying to
+// different stores and so assigns no partitions (groupstore.go), which
+// makes Ping fail too.
 //
 // Transactions: the reader fetches with isolation level read_committed,
 // so a department's open transaction is read only once it has ended. The
@@ -157,6 +160,11 @@ type Config struct {
 	// GroupID is the consumer group (default "pophub"); hub instances in
 	// one group share the partitions.
 	GroupID string
+	// StoreID identifies the store the consumer applies to
+	// (postgres.Store.StoreID); "" for a store without one. The group's
+	// instances compare their ids and stop ingest while they differ (see
+	// groupstore.go): one group must apply to one store.
+	StoreID string
 	// Topics to consume (default: the eight source topics).
 	Topics []string
 	// MaxBatch is the most records applied in one store transaction
@@ -310,6 +318,8 @@ type Consumer struct {
 	dlq     *kafka.Writer
 	lag     *lagTracker
 	metrics metrics
+	// stores checks that the group's members apply to one store.
+	stores *storeGuard
 
 	mu     sync.Mutex
 	counts Counts
@@ -425,6 +435,9 @@ func New(cfg Config, store Applier) (*Consumer, error) {
 	if err != nil {
 		return nil, err
 	}
+	if c.stores, err = newStoreGuard(cfg.GroupID, cfg.StoreID, cfg.Logger, m); err != nil {
+		return nil, err
+	}
 	// The reader starts joining the group at once and logs through
 	// readerError, which needs the metrics.
 	c.reader = kafka.NewReader(kafka.ReaderConfig{
@@ -432,9 +445,12 @@ func New(cfg Config, store Applier) (*Consumer, error) {
 		Dialer:      dialer(cfg.SASL, cfg.TLS),
 		GroupID:     cfg.GroupID,
 		GroupTopics: cfg.Topics,
-		StartOffset: kafka.FirstOffset,
-		MinBytes:    1,
-		MaxBytes:    16 << 20,
+		// kafka-go's default balancers, checking that the members apply
+		// to one store.
+		GroupBalancers: c.stores.balancers(kafka.RangeGroupBalancer{}, kafka.RoundRobinGroupBalancer{}),
+		StartOffset:    kafka.FirstOffset,
+		MinBytes:       1,
+		MaxBytes:       16 << 20,
 		// kafka-go waits MaxWait for the first bytes of each fetch
 		// response, not only for records to arrive: a broker that takes
 		// longer to start answering (a large fetch while it catches up

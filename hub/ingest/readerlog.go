@@ -42,6 +42,10 @@ const (
 	// topic, offset.
 	fmtInitializing = "initializing kafka reader for partition %d of %s starting at offset %d"
 	fmtSeeking      = "the kafka reader for partition %d of %s is seeking to offset %d"
+	// The reader joined the group, after assigning the partitions if it
+	// leads the group (consumergroup.go, nextGeneration), at debug level.
+	// Arguments: group, member, generation.
+	fmtJoined = "Joined group %s as member %s in generation %d"
 )
 
 // readerLog is kafka-go's Logger (or ErrorLogger) writing to slog at one
@@ -132,8 +136,14 @@ func (c *Consumer) readerError(format string, args []any) {
 
 // readerDebug sees kafka-go's debug messages: a partition's reader that
 // seeks past the offset it started at skips records that retention
-// deleted (see fmtSeeking), which kafka-go reports at debug level only.
+// deleted (see fmtSeeking), which kafka-go reports at debug level only;
+// and a join of the group tells the store check whether this instance
+// still leads it (storeGuard.joined).
 func (c *Consumer) readerDebug(format string, args []any) {
+	if format == fmtJoined {
+		c.stores.joined()
+		return
+	}
 	if (format != fmtInitializing && format != fmtSeeking) || len(args) != 3 {
 		return
 	}

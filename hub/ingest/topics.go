@@ -195,8 +195,10 @@ const probeTimeout = 5 * time.Second
 //
 // Ingest can also stop while the brokers answer: not ready either is a
 // group whose committed offset lies beyond a partition's end (as last
-// measured by the lag tracker), or a DLQ that has refused the rejects for
-// longer than dlqGrace, which ingest waits behind.
+// measured by the lag tracker), a DLQ that has refused the rejects for
+// longer than dlqGrace, which ingest waits behind, or a group whose
+// members apply to different stores, as this instance found when it last
+// assigned the partitions (groupstore.go).
 //
 // kafka-go answers Metadata requests from its transport's cache, which
 // goes on listing brokers that have stopped, so the leaders are asked for
@@ -230,7 +232,7 @@ func (c *Consumer) Ping(ctx context.Context) error {
 	if err != nil {
 		return errors.Join(append(errs, fmt.Errorf("asking Kafka for the source partitions: %w", err))...)
 	}
-	return errors.Join(append(errs, offsetErrors(offs), c.lag.problem(), c.dlqProblem())...)
+	return errors.Join(append(errs, offsetErrors(offs), c.lag.problem(), c.dlqProblem(), c.stores.problem())...)
 }
 
 // offsetErrors joins the partitions' errors of a ListOffsets response.

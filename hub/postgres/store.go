@@ -124,6 +124,8 @@ type Store struct {
 	// mode is the sealing mode s writes in, as hub_meta records it
 	// (sealingValue); every batch checks the schema still records it.
 	mode string
+	// id is the schema's store id (StoreID).
+	id string
 	// noCounters skips the statistics counters, for the benchmark that
 	// measures what keeping them costs.
 	noCounters bool
@@ -173,12 +175,18 @@ func open(ctx context.Context, cfg Config, create bool) (*Store, error) {
 			err = checkSealing(ctx, pool, cfg.Keys, cfg.Logger)
 		}
 		if err == nil {
+			s.id, err = ensureStoreID(ctx, pool)
+		}
+		if err == nil {
 			err = s.recountIfAsked(ctx)
 		}
 	} else if !create {
 		err = checkExisting(ctx, pool, cfg.Schema)
 		if err == nil {
 			err = readSealing(ctx, pool, cfg.Keys)
+		}
+		if err == nil {
+			s.id, err = readStoreID(ctx, pool)
 		}
 	}
 	if err != nil {

@@ -1,0 +1,212 @@
+package ingest
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// One consumer group, one store. The instances of a group share the
+// source partitions, and each commits the offsets of the events it
+// applied: an instance applying to another store than the rest (another
+// database or schema, a mistyped --postgres) would take its share of the
+// events into that store and commit them, and the group's right store
+// would never get them. So each instance sends its store's id
+// (Config.StoreID) with its group membership, and the group's leader, the
+// one instance that assigns the partitions (and sees every member's
+// data), compares them. Members that send none (hubs older than this
+// check, stores without an id such as memdb) go with any store.
+//
+// When two stores are in the group the leader assigns no partitions at
+// all: ingest stops, rather than splitting the events between the stores
+// or giving them all to one that may be the wrong one, whose committed
+// offsets would be lost to the right store. It logs an error naming the
+// stores and their members, fails readiness (Ping) and sets the gauge
+// pophub_consumer_group_store_conflict to 1, until a rebalance (the odd
+// instance leaving, or being fixed and rejoining) finds one store, or
+// this instance no longer leads the group.
+//
+// The wrapped balancers keep kafka-go's protocol names, so a group
+// mixing this version with older hubs (a rolling upgrade) still agrees on
+// a protocol; while an older hub leads, nothing is checked.
+
+// storeDataPrefix starts a member's user data: a version, then the store
+// id, in a few bytes. Data without it (nil from older hubs, another
+// version) names no store.
+const storeDataPrefix = "pophub-store:v1:"
+
+// storeUserData is the user data an instance of store id sends.
+func storeUserData(id string) []byte {
+	if id == "" {
+		return nil
+	}
+	return []byte(storeDataPrefix + id)
+}
+
+// storeIDOf reads a member's store id from its user data; "" when it
+// names none.
+func storeIDOf(userData []byte) string {
+	id, ok := bytes.CutPrefix(userData, []byte(storeDataPrefix))
+	if !ok {
+		return ""
+	}
+	return string(id)
+}
+
+// conflictRemedy says how to end a group split over stores.
+const conflictRemedy = "every instance of a consumer group must use the same PostgreSQL database and schema: " +
+	"fix the odd instance's --postgres (or --postgres-schema), or give it its own --group"
+
+// storeGuard is a consumer's side of the check: the store id it sends,
+// and the conflict it found when it last assigned the partitions.
+type storeGuard struct {
+	group, id string
+	log       *slog.Logger
+
+	mu sync.Mutex
+	// conflict describes the stores of the group when this instance, as
+	// leader, last found several; nil otherwise.
+	conflict error
+	// assigned is set when this instance assigned the partitions since
+	// the group was last joined (see joined).
+	assigned bool
+}
+
+func newStoreGuard(group, id string, log *slog.Logger, m metric.Meter) (*storeGuard, error) {
+	g := &storeGuard{group: group, id: id, log: log}
+	// No unit: the exporter would name a unit of 1 ..._ratio.
+	_, err := m.Int64ObservableGauge("pophub.consumer.group.store.conflict",
+		metric.WithDescription("1 while this instance, leading the consumer group, finds its members applying to different stores "+
+			"and assigns them no partitions (ingest stopped); 0 otherwise."),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			if g.problem() != nil {
+				o.Observe(1)
+			} else {
+				o.Observe(0)
+			}
+			return nil
+		}))
+	if err != nil {
+		return nil, fmt.Errorf("creating store conflict gauge: %w", err)
+	}
+	return g, nil
+}
+
+// balancers wraps kafka-go's balancers (which send no user data of their
+// own) in the check.
+func (g *storeGuard) balancers(inner ...kafka.GroupBalancer) []kafka.GroupBalancer {
+	out := make([]kafka.GroupBalancer, len(inner))
+	for i, b := range inner {
+		out[i] = storeBalancer{inner: b, guard: g}
+	}
+	return out
+}
+
+// problem is the conflict found, for readiness; nil when none.
+func (g *storeGuard) problem() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.conflict
+}
+
+// joined is called once this instance has joined the group (kafka-go's
+// reader logs fmtJoined after the leader's assignment, in the goroutine
+// that made it): an instance that did not assign this time is not the
+// leader, and no longer knows the members' stores.
+func (g *storeGuard) joined() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.assigned {
+		g.conflict = nil
+	}
+	g.assigned = false
+}
+
+// assign records the outcome of the leader's check of members.
+func (g *storeGuard) assign(members []kafka.GroupMember) (ok bool) {
+	byStore := map[string][]string{}
+	for _, m := range members {
+		id := storeIDOf(m.UserData)
+		byStore[id] = append(byStore[id], m.ID)
+	}
+	unknown := byStore[""]
+	delete(byStore, "")
+	var conflict error
+	if len(byStore) > 1 {
+		stores := describeStores(byStore, unknown)
+		this := cmp.Or(g.id, "none")
+		conflict = fmt.Errorf("consumer group %q spans %d stores (%s; this instance's store id: %s): no partitions are assigned, ingest is stopped; %s",
+			g.group, len(byStore), stores, this, conflictRemedy)
+		g.log.Error("the consumer group's instances apply to different stores: assigning no partitions, so that no store takes events "+
+			"and commits offsets the others never get; ingest is stopped until one store is left in the group; "+conflictRemedy,
+			"group", g.group, "stores", stores, "this_store", this)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.conflict, g.assigned = conflict, true
+	return conflict == nil
+}
+
+// describeStores lists the stores' members, in the stores' order, then
+// the members that named none: "id: 2 members (m1, m3); …".
+func describeStores(byStore map[string][]string, unknown []string) string {
+	var parts []string
+	for _, id := range slices.Sorted(maps.Keys(byStore)) {
+		parts = append(parts, id+": "+listMembers(byStore[id], ""))
+	}
+	if len(unknown) > 0 {
+		parts = append(parts, listMembers(unknown, " without a store id"))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// listMembers is "2 members<qualifier> (m1, m3)": the member ids, which
+// the broker's description of the group (kafka-consumer-groups.sh
+// --describe --members) maps to client hosts.
+func listMembers(ids []string, qualifier string) string {
+	noun := "members"
+	if len(ids) == 1 {
+		noun = "member"
+	}
+	return strconv.Itoa(len(ids)) + " " + noun + qualifier + " (" + strings.Join(slices.Sorted(slices.Values(ids)), ", ") + ")"
+}
+
+// storeBalancer is one of kafka-go's balancers, under kafka-go's protocol
+// name, sending the instance's store id and assigning partitions only to
+// a group of one store.
+type storeBalancer struct {
+	inner kafka.GroupBalancer
+	guard *storeGuard
+}
+
+// ProtocolName implements kafka.GroupBalancer.
+func (b storeBalancer) ProtocolName() string { return b.inner.ProtocolName() }
+
+// UserData implements kafka.GroupBalancer: the store id, in place of the
+// inner balancer's data (kafka-go's range and round-robin send none).
+func (b storeBalancer) UserData() ([]byte, error) { return storeUserData(b.guard.id), nil }
+
+// AssignGroups implements kafka.GroupBalancer (run by the group's leader
+// only): the inner balancer's assignment while the members apply to one
+// store, else every member with no partitions. Every member is listed,
+// as kafka-go's SyncGroup sends an assignment only for those.
+func (b storeBalancer) AssignGroups(members []kafka.GroupMember, partitions []kafka.Partition) kafka.GroupMemberAssignments {
+	if b.guard.assign(members) {
+		return b.inner.AssignGroups(members, partitions)
+	}
+	none := make(kafka.GroupMemberAssignments, len(members))
+	for _, m := range members {
+		none[m.ID] = map[string][]int{}
+	}
+	return none
+}
