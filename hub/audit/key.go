@@ -102,19 +102,13 @@ func GenerateKeyFile(path string) error {
 	secret := make([]byte, MinKeyBytes)
 	rand.Read(secret)
 	err := durable.CreateNew(path, func(f *os.File) error {
-		return writeKey(f, []byte(hex.EncodeToString(secret)+"\n"))
+		_, err := f.WriteString(hex.EncodeToString(secret) + "\n")
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("audit key: %w", err)
 	}
 	return nil
-}
-
-// writeKey writes a key file's contents; a variable so that tests can
-// fail it midway.
-var writeKey = func(f *os.File, b []byte) error {
-	_, err := f.Write(b)
-	return err
 }
 
 // IsZero reports whether k is the zero Key.

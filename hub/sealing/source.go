@@ -121,18 +121,11 @@ func CreateFile(path string) error {
 // fs.ErrExist if path exists; the file appears whole or not at all
 // (durable.CreateNew). A directory that cannot be synced is reported.
 func createWhole(path string, b []byte) error {
-	err := durable.CreateNew(path, func(f *os.File) error { return writeKeys(f, b) })
+	err := durable.CreateNew(path, func(f *os.File) error { _, err := f.Write(b); return err })
 	if err != nil {
 		return fmt.Errorf("key file: %w", err)
 	}
 	return nil
-}
-
-// writeKeys writes a key file's contents; a variable so that tests can
-// fail it midway.
-var writeKeys = func(f *os.File, b []byte) error {
-	_, err := f.Write(b)
-	return err
 }
 
 // AddToFile adds a data key version to a key file (replacing it
