@@ -247,34 +247,25 @@ func regValue[T any](e *stateEncoder, r *Reg[T], val func(*T)) {
 // appendMap writes ,"k":{…} with the entries in key order, unless m is
 // empty (omitempty); a nil entry is null.
 func appendMap[V any](e *stateEncoder, k string, m map[string]*V, val func(*V)) {
-	if len(m) == 0 {
-		return
-	}
-	e.key(k)
-	keys := make([]string, 0, len(m))
-	for key := range m {
-		keys = append(keys, key)
-	}
-	slices.Sort(keys)
-	e.b = append(e.b, '{')
-	for i, key := range keys {
-		if i > 0 {
-			e.b = append(e.b, ',')
-		}
-		e.str(key)
-		e.b = append(e.b, ':')
-		if m[key] == nil {
+	appendSorted(e, k, m, func(v *V) {
+		if v == nil {
 			e.raw("null")
-			continue
+			return
 		}
-		val(m[key])
-	}
-	e.b = append(e.b, '}')
+		val(v)
+	})
 }
 
 // appendStamps writes ,"k":{…} with the stamps in key order, unless m is
 // empty (omitempty).
 func appendStamps[K ~string](e *stateEncoder, k string, m map[K]Stamp) {
+	appendSorted(e, k, m, e.stamp)
+}
+
+// appendSorted writes ,"k":{…} with the entries in key order, as
+// encoding/json orders a map's keys, each value written by val, unless m
+// is empty (omitempty).
+func appendSorted[K ~string, V any](e *stateEncoder, k string, m map[K]V, val func(V)) {
 	if len(m) == 0 {
 		return
 	}
@@ -291,7 +282,7 @@ func appendStamps[K ~string](e *stateEncoder, k string, m map[K]Stamp) {
 		}
 		e.str(string(key))
 		e.b = append(e.b, ':')
-		e.stamp(m[key])
+		val(m[key])
 	}
 	e.b = append(e.b, '}')
 }
