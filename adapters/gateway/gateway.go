@@ -63,6 +63,7 @@ import (
 	"github.com/pophub/pophub/adapters/publisher"
 	"github.com/pophub/pophub/internal/bearer"
 	"github.com/pophub/pophub/internal/par"
+	"github.com/pophub/pophub/internal/tracestate"
 	"github.com/pophub/pophub/schemas"
 )
 
@@ -312,7 +313,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("%d of %d events are invalid; nothing was sent", len(bad), len(raws)), bad)
 		return
 	}
-	ctx := h.cfg.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+	// The department's trace context goes on in the records and the
+	// publish span: its trace state without members holding a citizen ID.
+	ctx := tracestate.Clean(h.cfg.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header)))
 	results, err := h.cfg.Sender.Publish(ctx, events...)
 	if err == nil {
 		for _, res := range results {

@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/internal/tracestate"
 	"github.com/pophub/pophub/schemas/citizenid"
 )
 
@@ -100,7 +101,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 
 	ctx := r.Context()
 	if s.cfg.Propagator != nil {
-		ctx = s.cfg.Propagator.Extract(ctx, propagation.HeaderCarrier(r.Header))
+		// The caller's trace state goes on in the hub's spans: without
+		// members holding a citizen ID.
+		ctx = tracestate.Clean(s.cfg.Propagator.Extract(ctx, propagation.HeaderCarrier(r.Header)))
 	}
 	ctx, span := s.cfg.Tracer.Start(ctx, spanName,
 		trace.WithSpanKind(trace.SpanKindServer),

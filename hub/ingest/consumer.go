@@ -139,6 +139,7 @@ import (
 
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/internal/kafkaheaders"
+	"github.com/pophub/pophub/internal/tracestate"
 	"github.com/pophub/pophub/schemas"
 	"github.com/pophub/pophub/schemas/citizenid"
 )
@@ -623,8 +624,8 @@ func recordBytes(m kafka.Message) int {
 
 // W3C trace context header names.
 const (
-	traceparent = "traceparent"
-	tracestate  = "tracestate"
+	headerTraceparent = "traceparent"
+	headerTracestate  = "tracestate"
 )
 
 // maxTraceState bounds the tracestate kept with an event: the length W3C
@@ -640,32 +641,13 @@ const maxTraceState = 512
 func traceContext(sc trace.SpanContext) map[string]string {
 	tc := make(map[string]string, 2)
 	propagator.Inject(trace.ContextWithRemoteSpanContext(context.Background(), sc), propagation.MapCarrier(tc))
-	if len(tc[tracestate]) > maxTraceState {
-		delete(tc, tracestate)
+	if len(tc[headerTracestate]) > maxTraceState {
+		delete(tc, headerTracestate)
 	}
 	return tc
 }
 
 var propagator = propagation.TraceContext{}
-
-// withoutCitizenIDs is ts without the members whose key or value holds a
-// citizen ID (citizenid.MaskText would change it). A department's tracing
-// may put anything in its members, and the trace state travels on in the
-// hub's spans and in every notification's NATS headers, which carry no
-// citizen IDs. The other members, a tracing vendor's, are passed on.
-func withoutCitizenIDs(ts trace.TraceState) trace.TraceState {
-	var drop []string
-	ts.Walk(func(key, value string) bool {
-		if citizenid.MaskText(key) != key || citizenid.MaskText(value) != value {
-			drop = append(drop, key)
-		}
-		return true
-	})
-	for _, k := range drop {
-		ts = ts.Delete(k)
-	}
-	return ts
-}
 
 // decoded is a fetched batch, split into valid inputs and DLQ records.
 type decoded struct {
@@ -818,10 +800,10 @@ func decodeChunk(batch []kafka.Message) decoded {
 		}
 		st.accepted++
 		in := hub.Input{Event: ev, Raw: m.Value}
-		if tp := kafkaheaders.Get(m.Headers, traceparent); tp != "" {
+		if tp := kafkaheaders.Get(m.Headers, headerTraceparent); tp != "" {
 			headers := m.Headers // escapes only for records that carry a trace
 			if sc := trace.SpanContextFromContext(propagator.Extract(context.Background(), kafkaheaders.Carrier{Headers: &headers})); sc.IsValid() {
-				sc = sc.WithTraceState(withoutCitizenIDs(sc.TraceState()))
+				sc = sc.WithTraceState(tracestate.WithoutCitizenIDs(sc.TraceState()))
 				in.Trace = traceContext(sc)
 				d.links = append(d.links, trace.Link{SpanContext: sc})
 				if sc.IsSampled() {
