@@ -169,6 +169,7 @@ var (
 	errNoCredentials = fmt.Errorf("a bearer token or client certificate is required: %w", api.ErrUnauthenticated)
 	errBadCredential = fmt.Errorf("the credentials are not valid: %w", api.ErrUnauthenticated)
 	errBadToken      = fmt.Errorf("the bearer token is not recognised: %w", api.ErrInvalidToken)
+	errNotBearer     = fmt.Errorf(`the Authorization header is not of the form "Bearer <token>": %w`, api.ErrUnauthenticated)
 	errCertRequired  = fmt.Errorf("this token is bound to a client certificate, which the request did not present: %w", api.ErrUnauthenticated)
 	errTokenRequired = fmt.Errorf("this client certificate is bound to a bearer token, which the request did not present: %w", api.ErrUnauthenticated)
 	errNoPurpose     = fmt.Errorf("the %s header must name the purpose of the request: %w", HeaderPurpose, hub.ErrInvalid)
@@ -252,7 +253,7 @@ func (a *Authorizer) authenticate(r *http.Request) (*principal, error) {
 	if h != "" {
 		tok, ok := bearer.Token(h)
 		if !ok || tok == "" {
-			return nil, errBadToken
+			return nil, errNotBearer
 		}
 		sum := sha256.Sum256([]byte(tok))
 		found := -1
