@@ -114,6 +114,10 @@ func CreateFile(path string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("key file %s: %w", path, err)
 	}
+	// A directory just made must outlast a power cut as the key will.
+	if err := syncDir(filepath.Dir(filepath.Dir(path))); err != nil {
+		return fmt.Errorf("key file %s: %w", path, err)
+	}
 	return createWhole(path, append(b, '\n'))
 }
 

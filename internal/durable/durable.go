@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // SyncDir makes the names in dir durable: a file created, renamed or
@@ -46,8 +47,15 @@ func CreateNew(path string, write func(*os.File) error) error {
 	}
 	err = errors.Join(err, tmp.Close())
 	if err == nil {
-		if err = os.Link(tmp.Name(), path); errors.Is(err, fs.ErrExist) {
+		err = link(tmp.Name(), path)
+		switch {
+		case errors.Is(err, fs.ErrExist):
 			err = fs.ErrExist // the link's error names the temporary file
+		case err != nil && noHardLinks(err):
+			// A file system without hard links (FAT, some network
+			// mounts): created in place, whole unless a crash interrupts
+			// the write itself.
+			err = createInPlace(path, write)
 		}
 	}
 	// Once linked, the file is in place whether or not this removal
@@ -57,6 +65,33 @@ func CreateNew(path string, write func(*os.File) error) error {
 		return fmt.Errorf("creating %s: %w", path, err)
 	}
 	return syncDir(dir)
+}
+
+// link is os.Link, a variable so that tests can play a file system
+// without hard links.
+var link = os.Link
+
+// noHardLinks reports whether a link failed because the file system has
+// no hard links.
+func noHardLinks(err error) bool {
+	return errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.ENOTSUP) || errors.Is(err, syscall.EOPNOTSUPP) || errors.Is(err, syscall.ENOSYS)
+}
+
+// createInPlace creates path exclusively and writes it, removing it if
+// the write or sync fails.
+func createInPlace(path string, write func(*os.File) error) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	err = write(f)
+	if err == nil {
+		err = f.Sync()
+	}
+	if err = errors.Join(err, f.Close()); err != nil {
+		os.Remove(path)
+	}
+	return err
 }
 
 // syncDir is SyncDir, a variable so that tests can see which directories

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -88,4 +89,37 @@ func TestCreateNew(t *testing.T) {
 		t.Errorf("the existing file now holds %q", b)
 	}
 	only("keys")
+}
+
+// TestCreateNewWithoutHardLinks: on a file system without hard links (FAT,
+// some network mounts) the file is created in place, still never over an
+// existing one, and a failed write leaves nothing.
+func TestCreateNewWithoutHardLinks(t *testing.T) {
+	orig := link
+	link = func(string, string) error { return &os.LinkError{Op: "link", Err: syscall.EPERM} }
+	t.Cleanup(func() { link = orig })
+	dir := t.TempDir()
+	path := filepath.Join(dir, "keys")
+	write := func(s string) func(*os.File) error {
+		return func(f *os.File) error { _, err := f.WriteString(s); return err }
+	}
+	failed := errors.New("no space left")
+	if err := CreateNew(path, func(f *os.File) error { f.WriteString("half"); return failed }); !errors.Is(err, failed) {
+		t.Fatalf("a write that fails: %v", err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Fatalf("a failed write left %v", entries)
+	}
+	if err := CreateNew(path, write("secret\n")); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "secret\n" {
+		t.Errorf("the file holds %q", b)
+	}
+	if err := CreateNew(path, write("other\n")); !errors.Is(err, fs.ErrExist) {
+		t.Errorf("creating over an existing file: %v, want fs.ErrExist", err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("the directory holds %v, want only keys", entries)
+	}
 }
