@@ -20,7 +20,9 @@
 // close businesses, marry and divorce (persons 2k and 2k+1 are a potential
 // couple, and each spouse gets their own event naming the other; in a few
 // pairs both are men, who never marry each other, so that men outnumber
-// women about 105 to 100, 110 at birth), move their hukou between cities
+// women about 105 to 100, 110 at birth, in the first 400,000 or so
+// persons, whose ID sequence numbers leave room for them; larger
+// populations tend to 100), move their hukou between cities
 // (mostly within the province), obtain residence permits, and die, usually
 // followed by the cancellation of their hukou (not always: 应销未销). Each
 // event is valid for schemas.Decode, and all times are in China Standard

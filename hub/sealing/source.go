@@ -109,16 +109,40 @@ func CreateFile(path string) error {
 	if err != nil {
 		return err
 	}
-	// `pophub keys init /etc/pophub/keys` on a fresh machine: the
-	// directory is the operator's to name, readable by its owner only.
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return fmt.Errorf("key file %s: %w", path, err)
-	}
-	// A directory just made must outlast a power cut as the key will.
-	if err := syncDir(filepath.Dir(filepath.Dir(path))); err != nil {
+	if err := makeDirs(filepath.Dir(path)); err != nil {
 		return fmt.Errorf("key file %s: %w", path, err)
 	}
 	return createWhole(path, append(b, '\n'))
+}
+
+// makeDirs makes dir and its missing parents, readable by their owner
+// only (`pophub keys init /etc/pophub/keys` on a fresh machine), and syncs
+// the parent of each one it made: a directory just made must outlast a
+// power cut as the key will. Nothing above a directory that existed is
+// touched (its parent may not be readable: 0711 on a hardened host).
+func makeDirs(dir string) error {
+	var missing []string // deepest first
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil {
+			break
+		}
+		missing = append(missing, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	for _, d := range missing {
+		if err := syncDir(filepath.Dir(d)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // createWhole writes b to a new file at path, mode 0600, failing with
