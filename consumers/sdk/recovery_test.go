@@ -395,9 +395,10 @@ func TestGapReported(t *testing.T) {
 
 	t.Run("unrelated messages expire behind a quiet filter", func(t *testing.T) {
 		t.Parallel()
-		// Kept long enough for the backlog refresh at 5 s to see the
-		// consumer caught up before they expire.
-		srv, js := newStream(t, 6*time.Second)
+		// Kept long enough for a backlog refresh (every 5 s) to see the
+		// consumer caught up before they expire, with seconds to spare
+		// on a loaded machine.
+		srv, js := newStream(t, 10*time.Second)
 		rec := newRecorder()
 		reader := sdkmetric.NewManualReader()
 		var logs testenv.LogBuffer
@@ -408,7 +409,7 @@ func TestGapReported(t *testing.T) {
 		sdktest.Publish(t, js, sdktest.Msg(sdktest.Subject("pop", death, daoli), death, ""))
 		waitFor(t, "the death", 10*time.Second, func() bool { return rec.distinct() == 1 })
 		sdktest.Publish(t, js, migrationMsgs(0, 10)...) // not deaths
-		waitFor(t, "everything to expire", 15*time.Second, func() bool {
+		waitFor(t, "everything to expire", 20*time.Second, func() bool {
 			st, err := js.Stream(context.Background(), schemas.StreamName)
 			return err == nil && st.CachedInfo().State.Msgs == 0
 		})

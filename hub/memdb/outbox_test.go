@@ -43,7 +43,11 @@ func TestPublishedKeptAcrossRecovery(t *testing.T) {
 	// Acknowledged long ago: the first ten, to be deleted.
 	old := all[:10]
 	mark(s, old)
-	time.Sleep(50 * time.Millisecond)
+	time.Sleep(time.Second)
+	// The cut lies between the two groups, wide enough apart that a
+	// stalled test goroutine (-race on a loaded machine) moves neither
+	// group across it.
+	between := time.Now()
 	// Acknowledged lately, with holes filled afterwards: every other entry
 	// of the next forty, then the others.
 	var odd, even []hub.OutboxEntry
@@ -56,7 +60,7 @@ func TestPublishedKeptAcrossRecovery(t *testing.T) {
 	}
 	mark(s, odd)
 	mark(s, even)
-	if err := s.DeletePublished(ctx, 25*time.Millisecond); err != nil {
+	if err := s.DeletePublished(ctx, time.Since(between)+500*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
 	want := seqs(all[10:50])
