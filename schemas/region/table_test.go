@@ -351,7 +351,9 @@ func TestSetDefault(t *testing.T) {
 }
 
 // TestBuiltinLoadCost measures decoding the embedded table and the heap
-// it keeps: the budget is 50 MB and a second.
+// it keeps: the budget is 50 MB. The time it takes is logged, not
+// asserted: it depends on the machine and the race detector
+// (BenchmarkBuiltinLoad measures it).
 func TestBuiltinLoadCost(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
@@ -369,9 +371,6 @@ func TestBuiltinLoadCost(t *testing.T) {
 		tab.Len(VillageLevel), float64(len(divisions))/(1<<20), took.Round(time.Millisecond), float64(heap)/(1<<20))
 	if heap > 50<<20 {
 		t.Errorf("the table keeps %d MB of heap, want under 50 MB", heap>>20)
-	}
-	if took > 5*time.Second { // generous: the race detector and shared machines are slow
-		t.Errorf("decoding took %s", took)
 	}
 	runtime.KeepAlive(tab)
 }
