@@ -469,16 +469,26 @@ type streamState struct {
 
 // stream receives, converts and publishes changes until ctx ends.
 func (s *Stream) stream(ctx context.Context, st *streamState) error {
+	// failed ends the session on err, unless the error is ctx ending in
+	// the middle of a step (the table check or the status update of a
+	// flush): then it stops as on any cancellation, confirming what Kafka
+	// took, which would otherwise be sent again by the next start.
+	failed := func(err error) error {
+		if ctx.Err() != nil {
+			return s.stop(ctx, st)
+		}
+		return err
+	}
 	for {
 		now := time.Now()
 		if st.committed > 0 && now.Sub(st.pendingSince) >= s.cfg.FlushInterval {
 			if err := s.flush(ctx, st, st.committed); err != nil {
-				return err
+				return failed(err)
 			}
 		}
 		if !now.Before(st.nextStatus) {
-			if err := s.sendStatus(ctx, st); err != nil {
-				return err
+			if err := s.sendStatusDetached(ctx, st); err != nil {
+				return failed(err)
 			}
 		}
 		if st.rec != nil && !now.Before(st.nextProgress) {
@@ -508,7 +518,7 @@ func (s *Stream) stream(ctx context.Context, st *streamState) error {
 			return fmt.Errorf("replicating: %w", pgconn.ErrorResponseToPgError(msg))
 		case *pgproto3.CopyData:
 			if err := s.handleCopyData(ctx, st, msg.Data); err != nil {
-				return err
+				return failed(err)
 			}
 			if st.catchUp != nil && st.catchUp.done {
 				return s.finishCatchUp(ctx, st)
@@ -793,12 +803,13 @@ func (s *Stream) reject(ctx context.Context, kind string, lsn pglogrepl.LSN, eve
 // events of complete transactions, and, once they are acknowledged,
 // confirms the end of the last complete transaction.
 func (s *Stream) flush(ctx context.Context, st *streamState, n int) error {
+	// A publish under way, and the confirmation after it, finish even if
+	// ctx ends meanwhile, so a stop confirms what Kafka took instead of
+	// leaving it to be sent again (and a query cancelled half way would
+	// close the connection the stop confirms on).
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
+	defer cancel()
 	if n > 0 {
-		// A publish under way finishes even if ctx ends meanwhile, so a
-		// stop confirms what Kafka took instead of leaving it to be sent
-		// again.
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
-		defer cancel()
 		batch := st.pending[:n]
 		if st.catchUp != nil {
 			var err error
@@ -816,7 +827,16 @@ func (s *Stream) flush(ctx context.Context, st *streamState, n int) error {
 	}
 	st.committed = 0
 	st.acked = max(st.acked, st.lastCommitEnd)
-	return s.sendStatus(ctx, st)
+	return s.sendStatus(pctx, st)
+}
+
+// sendStatusDetached is sendStatus, finishing even if ctx ends meanwhile:
+// a table check or a status update cancelled half way closes its
+// connection, which the stop that follows confirms on.
+func (s *Stream) sendStatusDetached(ctx context.Context, st *streamState) error {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
+	defer cancel()
+	return s.sendStatus(sctx, st)
 }
 
 // queued is an event waiting to be published, with the change it comes
