@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/hub/merge"
 	"github.com/pophub/pophub/schemas"
 	"github.com/pophub/pophub/schemas/citizenid"
 	"github.com/pophub/pophub/schemas/codes"
@@ -448,22 +449,17 @@ func byPreference(a, b payment) int {
 // insurance.
 var endTypes = map[schemas.Type]bool{schemas.ContractEnded: true, schemas.RentalEnded: true, schemas.InsuranceTerminated: true}
 
-// stampBefore orders changes as the merge orders events (merge.Stamp):
-// by effective time, then source, then event id (one of the versioned
-// form last: schemas.VersionedEventID), so that of two changes
+// stampBefore orders changes as the merge orders events (merge.Stamp:
+// effective time, then source, then event id), so that of two changes
 // with the same time the one the golden record shows comes last, whatever
 // order they arrived in.
 func stampBefore(a, b *hub.Change) bool {
-	if !a.Time.Equal(b.Time) {
-		return a.Time.Before(b.Time)
-	}
-	if a.Source != b.Source {
-		return a.Source < b.Source
-	}
-	if va, vb := schemas.VersionedEventID(a.EventID), schemas.VersionedEventID(b.EventID); va != vb {
-		return vb
-	}
-	return a.EventID < b.EventID
+	return stampOf(b).After(stampOf(a))
+}
+
+// stampOf is the merge's stamp of a change.
+func stampOf(c *hub.Change) merge.Stamp {
+	return merge.Stamp{T: c.Time, Src: c.Source, ID: c.EventID}
 }
 
 // deathDay is the day (a UTC midnight, as dayOf gives it) from which a
