@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/pophub/pophub/hub"
 )
@@ -55,11 +56,17 @@ func queryHinted(r *http.Request, hints map[string]string, known ...string) (url
 	return q, nil
 }
 
-// clip shortens a caller's text repeated in a problem detail.
+// clip shortens a caller's text repeated in a problem detail, at a
+// character boundary: a cut inside a Chinese character would show as
+// "\xe5" in the quoted text.
 func clip(s string) string {
 	const most = 64
 	if len(s) <= most {
 		return s
 	}
-	return s[:most] + "…"
+	cut := most
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -144,5 +145,25 @@ func TestUrbanRuralDepthRefusals(t *testing.T) {
 				t.Errorf("status %d, detail %q; want 400 saying %q", code, p.Detail, tc.why)
 			}
 		})
+	}
+}
+
+// TestProblemDetailClipsWholeCharacters: a long Chinese text a caller gave,
+// repeated shortened in a problem detail, is cut between characters, not
+// inside one (which showed as "\xe5…" in the quoted text).
+func TestProblemDetailClipsWholeCharacters(t *testing.T) {
+	store := newMemStore(t)
+	srv := httptest.NewServer(api.New(api.Config{Store: store, Counter: store, Regions: testRegions{}}).Handler())
+	defer srv.Close()
+	long := "黑龙江省哈尔滨市道里区新阳路街道办事处社区居委会"
+	for _, query := range []string{
+		"urban-rural?region=" + url.QueryEscape(long),
+		"urban-rural?region=23&" + url.QueryEscape(long) + "=1",
+	} {
+		var p api.Problem
+		code := getInto(t, srv.URL+"/v1/stats/"+query, &p)
+		if code != http.StatusBadRequest || !strings.Contains(p.Detail, "黑龙江省哈尔滨市道里区新阳路街道办事处社区…") || strings.Contains(p.Detail, `\x`) {
+			t.Errorf("%s: status %d, detail %q; want 400 quoting the text cut after 社区", query, code, p.Detail)
+		}
 	}
 }
