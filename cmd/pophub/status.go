@@ -152,6 +152,11 @@ func renderStatus(w io.Writer, hubURL string, st api.Status) error {
 			}
 			fmt.Fprintf(&b, "         since start: consumed %s = applied %s + duplicates %s + rejected %s; skipped %s transaction markers\n",
 				n(c.Consumed), n(c.Applied), n(c.Duplicates), n(rej), n(c.Skipped))
+			if c.AbortedTransactions > 0 {
+				// Applied all the same: kafka-go cannot filter them.
+				fmt.Fprintf(&b, "         ABORTED transactions: %s on the source topics, their records applied all the same (the hub's log names each abort marker's partition and offset)\n",
+					n(c.AbortedTransactions))
+			}
 			if c.LostToRetention > 0 {
 				// Events never applied: the hub's warning log names the
 				// partitions and offsets, the department must send them again.
@@ -261,7 +266,7 @@ func (m *Main) adminConfig(js jetstream.JetStream) api.AdminConfig {
 
 func ingestCounts(c ingest.Counts) api.IngestCounts {
 	out := api.IngestCounts{Consumed: c.Consumed, Applied: c.Applied, Duplicates: c.Duplicates, Skipped: c.Skipped,
-		LostToRetention: c.Deleted, Rejected: maps.Clone(c.Rejected), Sources: map[string]api.IngestCountsSrc{}}
+		AbortedTransactions: c.Aborted, LostToRetention: c.Deleted, Rejected: maps.Clone(c.Rejected), Sources: map[string]api.IngestCountsSrc{}}
 	if out.Rejected == nil {
 		out.Rejected = map[string]int64{}
 	}

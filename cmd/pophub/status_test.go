@@ -333,6 +333,42 @@ func TestStatusLostToRetention(t *testing.T) {
 	}
 }
 
+// TestStatusAbortedTransactions: abort markers read on the source topics
+// mean records of aborted transactions were applied; the status answer
+// counts them and the screen says so when there are any.
+func TestStatusAbortedTransactions(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		counts   ingest.Counts
+		wantJSON string
+		wantLine string
+	}{
+		{"commits only", ingest.Counts{Consumed: 10, Applied: 10, Skipped: 3}, `"aborted_transactions":0`, ""},
+		{"one aborted", ingest.Counts{Consumed: 10, Applied: 10, Skipped: 3, Aborted: 1}, `"aborted_transactions":1`,
+			"ABORTED transactions: 1 on the source topics, their records applied all the same"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := ingestCounts(tc.counts)
+			js, err := json.Marshal(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(js), tc.wantJSON) {
+				t.Errorf("no %s in %s", tc.wantJSON, js)
+			}
+			var out bytes.Buffer
+			st := api.Status{Store: api.StoreStatus{OK: true}, Ingest: &api.IngestStatus{Group: "pophub", Lag: []api.PartitionLag{}, Counts: &c}}
+			if err := renderStatus(&out, "http://hub", st); err != nil {
+				t.Fatal(err)
+			}
+			shown := strings.Contains(out.String(), "ABORTED")
+			if shown != (tc.wantLine != "") || !strings.Contains(out.String(), tc.wantLine) {
+				t.Errorf("want line %q (none when empty), got:\n%s", tc.wantLine, out.String())
+			}
+		})
+	}
+}
+
 // TestStatusSubscriberBehind: a subscriber filtered to one region that has
 // acknowledged every message of its region is not behind, however many
 // messages of other regions came after: its ack floor stays at its last

@@ -132,6 +132,10 @@ type IngestCounts struct {
 	// ingest.Counts.Skipped): without it an operator comparing offsets
 	// with Consumed sees records unaccounted for.
 	Skipped int64 `json:"skipped"`
+	// AbortedTransactions counts the abort markers among Skipped
+	// (ingest.Counts.Aborted): transactions a department's producer or
+	// its coordinator aborted, whose records the hub applied all the same.
+	AbortedTransactions int64 `json:"aborted_transactions"`
 	// LostToRetention counts records a source topic's retention deleted
 	// before the hub read them (ingest.Counts.Deleted): events never
 	// applied, outside Consumed, which the department must send again.

@@ -77,12 +77,17 @@
 // so a department's open transaction is read only once it has ended. The
 // commit or abort marker that ends it reaches the consumer as a record
 // (kafka-go hands control records on); it is recognised by its shape (see
-// isControl), skipped without a DLQ copy and counted, and its offset is
+// IsControl), skipped without a DLQ copy and counted, and its offset is
 // committed with the batch. kafka-go does not drop the records of an
 // aborted transaction (it reads the fetch response's list of aborted
 // transactions but does not use it, and Message does not say which
-// producer wrote a record), so those are applied like any other:
-// departments must not abort transactions on the source topics.
+// producer wrote a record), so those are applied like any other. A
+// department cannot always avoid an abort (the coordinator aborts a
+// transaction that times out, or whose producer restarted and fenced
+// it), so an abort marker is counted apart (reason
+// "aborted_transaction", Counts.Aborted) and logged at warn level with its
+// topic, partition and offset: the records of the aborted transaction are
+// among those before it.
 //
 // Partitions added to a source topic while the hub runs are picked up
 // within partitionWatchInterval: the group reader watches the partition
@@ -264,6 +269,10 @@ type Counts struct {
 	// Skipped counts records passed over that are not events and not
 	// counted in Consumed: transactions' commit and abort markers.
 	Skipped int64
+	// Aborted counts the abort markers among them: transactions whose
+	// records were applied although their producer or its coordinator
+	// aborted them.
+	Aborted int64
 	// Deleted counts records that the topics' retention deleted before
 	// the hub read them: skipped, never consumed.
 	Deleted int64
@@ -659,6 +668,8 @@ type decoded struct {
 	// sampled lists the inputs whose record carries a sampled trace
 	// context: they get spans of their own (see the package comment).
 	sampled []sampledInput
+	// aborts are the batch's abort markers.
+	aborts []kafka.Message
 }
 
 // sampledInput is an input whose record carries a sampled trace context.
@@ -677,8 +688,9 @@ type tally map[schemas.Source]*sourceTally
 type sourceTally struct {
 	consumed, accepted int64
 	rejected           map[string]int64
-	// control counts transaction markers, which are not consumed.
-	control int64
+	// control counts transaction markers, which are not consumed;
+	// aborted those of them that are abort markers.
+	control, aborted int64
 }
 
 func (t tally) of(src schemas.Source) *sourceTally {
@@ -696,6 +708,7 @@ func (t tally) add(o tally) {
 		st.consumed += x.consumed
 		st.accepted += x.accepted
 		st.control += x.control
+		st.aborted += x.aborted
 		for r, n := range x.rejected {
 			st.rejected[r] += n
 		}
@@ -772,6 +785,7 @@ func (c *Consumer) decode(batch []kafka.Message) decoded {
 		}
 		d.inputs = append(d.inputs, p.inputs...)
 		d.rejects = append(d.rejects, p.rejects...)
+		d.aborts = append(d.aborts, p.aborts...)
 		d.links = append(d.links, p.links...)
 		d.tally.add(p.tally)
 	}
@@ -783,8 +797,12 @@ func decodeChunk(batch []kafka.Message) decoded {
 	now := time.Now()
 	for _, m := range batch {
 		st := d.tally.of(schemas.SourceOfTopic(m.Topic))
-		if isControl(m) {
+		if typ, ok := markerOf(m); ok {
 			st.control++
+			if typ == markerAbort {
+				st.aborted++
+				d.aborts = append(d.aborts, m)
+			}
 			continue
 		}
 		st.consumed++
@@ -1108,8 +1126,11 @@ func (c *Consumer) commit(ctx context.Context, d decoded, res hub.ApplyResult) e
 			c.metrics.rejected.Add(ctx, n, metric.WithAttributes(attribute.String("reason", reason), attr))
 			rejectedBy[reason] += n
 		}
-		if st.control > 0 {
-			c.metrics.skipped.Add(ctx, st.control, metric.WithAttributes(attribute.String("reason", skipControl), attr))
+		if n := st.control - st.aborted; n > 0 {
+			c.metrics.skipped.Add(ctx, n, metric.WithAttributes(attribute.String("reason", skipControl), attr))
+		}
+		if st.aborted > 0 {
+			c.metrics.skipped.Add(ctx, st.aborted, metric.WithAttributes(attribute.String("reason", skipAborted), attr))
 		}
 	}
 
@@ -1126,6 +1147,7 @@ func (c *Consumer) commit(ctx context.Context, d decoded, res hub.ApplyResult) e
 		sc.Skipped += st.control
 		c.counts.Consumed += st.consumed
 		c.counts.Skipped += st.control
+		c.counts.Aborted += st.aborted
 		sc.Applied += applied[src]
 		sc.Duplicates += dups[src]
 		for reason, n := range st.rejected {
@@ -1138,6 +1160,12 @@ func (c *Consumer) commit(ctx context.Context, d decoded, res hub.ApplyResult) e
 	c.mu.Unlock()
 	if len(d.rejects) > 0 {
 		c.cfg.Logger.Warn("rejected records to the DLQ", "count", len(d.rejects), "reasons", rejectedBy)
+	}
+	for _, m := range d.aborts {
+		c.cfg.Logger.Warn("a transaction on a source topic was aborted, and the hub has applied its records: "+
+			"its Kafka client cannot tell them from committed ones. Ask the department which events of the "+
+			"transaction it did not mean to send, and send corrections",
+			"topic", m.Topic, "partition", m.Partition, "abort_marker_offset", m.Offset)
 	}
 	return nil
 }

@@ -13,9 +13,14 @@ import (
 // plus a rebalance.
 const partitionWatchInterval = 5 * time.Second
 
-// skipControl is the reason of pophub_events_skipped_total for a
-// transaction's commit or abort marker.
-const skipControl = "control"
+// Reasons of pophub_events_skipped_total for transaction markers: a
+// commit marker, and an abort marker, whose transaction's records the hub
+// has applied (see the package comment) and which is therefore counted,
+// logged and alerted on apart.
+const (
+	skipControl = "control"
+	skipAborted = "aborted_transaction"
+)
 
 // IsControl reports whether a record with this key and value is taken
 // for a transaction marker: the control record that a transaction
@@ -32,12 +37,24 @@ const skipControl = "control"
 // asks the same function, so that it accounts for a department's record
 // of this shape as skipped, as the hub did, rather than as a gap.
 func IsControl(key, value []byte) bool {
-	if len(key) != 4 || len(value) != 6 {
-		return false
-	}
-	version, typ := binary.BigEndian.Uint16(key), binary.BigEndian.Uint16(key[2:])
-	return version == 0 && (typ == 0 || typ == 1) && binary.BigEndian.Uint16(value) == 0
+	_, ok := controlType(key, value)
+	return ok
 }
 
-// isControl is IsControl of a fetched record.
-func isControl(m kafka.Message) bool { return IsControl(m.Key, m.Value) }
+// Control record types (the marker key's second int16).
+const (
+	markerAbort  = 0
+	markerCommit = 1
+)
+
+// controlType is the type of a record that IsControl takes for a marker.
+func controlType(key, value []byte) (typ uint16, ok bool) {
+	if len(key) != 4 || len(value) != 6 {
+		return 0, false
+	}
+	version, typ := binary.BigEndian.Uint16(key), binary.BigEndian.Uint16(key[2:])
+	return typ, version == 0 && (typ == markerAbort || typ == markerCommit) && binary.BigEndian.Uint16(value) == 0
+}
+
+// markerOf is controlType of a fetched record.
+func markerOf(m kafka.Message) (typ uint16, ok bool) { return controlType(m.Key, m.Value) }

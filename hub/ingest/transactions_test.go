@@ -15,6 +15,7 @@ import (
 
 	"github.com/pophub/pophub/hub/embedded"
 	"github.com/pophub/pophub/hub/telemetry"
+	"github.com/pophub/pophub/internal/testenv"
 	"github.com/pophub/pophub/schemas"
 )
 
@@ -116,6 +117,98 @@ func TestTransactionReadOnceCommitted(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Logf("/metrics:\n%s", grepLines(string(body), "pophub_events"))
+	}
+}
+
+// TestTransactionAbortedIsReported: the coordinator aborts a department's
+// transaction without the department asking (its producer restarted with
+// the same transactional id and fenced the old one, which was in the
+// middle of a transaction). The hub's Kafka client cannot leave the
+// aborted records out, so the hub must at least say so: the abort marker
+// is counted apart from commit markers, in Counts and in /metrics, and a
+// warning names its topic, partition and offset.
+func TestTransactionAbortedIsReported(t *testing.T) {
+	k := onePartitionBroker(t)
+	ctx := context.Background()
+	first, err := kgo.NewClient(kgo.SeedBrokers(k.Addr()), kgo.TransactionalID("marriage.registry"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	if err := first.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.ProduceSync(ctx, &kgo.Record{Topic: marriageTopic, Key: []byte(idA),
+		Value: []byte(cloudEvent("m-aborted", "marriage", "marriage.registered", idA, `{"spouse_id":"`+idB+`"}`))}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	// The restart: same transactional id, while the first is still open.
+	second, err := kgo.NewClient(kgo.SeedBrokers(k.Addr()), kgo.TransactionalID("marriage.registry"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	if err := second.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := second.ProduceSync(ctx, &kgo.Record{Topic: marriageTopic, Key: []byte(idB),
+		Value: []byte(cloudEvent("m-committed", "marriage", "marriage.registered", idB, `{"spouse_id":"`+idA+`"}`))}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if err := second.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+
+	tel, err := telemetry.Setup(ctx, telemetry.Config{ServiceName: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tel.Shutdown(context.Background()) })
+	var logs testenv.LogBuffer
+	a := &recordingApplier{}
+	c, err := New(withLog(Config{Brokers: []string{k.Addr()}, GroupID: "aborted", Meter: tel.Meter("test")}, &logs), a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := run(t, c)
+	defer stop()
+
+	// Two events, an abort marker and a commit marker.
+	waitUntil(t, "four records read", func() bool {
+		cnt := c.Counts()
+		return cnt.Consumed+cnt.Skipped == 4
+	})
+	if a.ids["m-committed"] != 1 {
+		t.Errorf("applied %v, want m-committed once", a.ids)
+	}
+	cnt := c.Counts()
+	if cnt.Skipped != 2 || cnt.Aborted != 1 {
+		t.Errorf("counts %+v: want 2 markers skipped, 1 of them an abort", cnt)
+	}
+
+	// The abort marker is the second record of the partition: the one
+	// after the aborted event.
+	var warned []string
+	for _, l := range strings.Split(grepLines(logs.String(), "level=WARN"), "\n") {
+		if strings.Contains(l, "aborted") {
+			warned = append(warned, l)
+		}
+	}
+	if len(warned) != 1 || !strings.Contains(warned[0], "topic="+marriageTopic) ||
+		!strings.Contains(warned[0], "partition=0") || !strings.Contains(warned[0], "abort_marker_offset=1") {
+		t.Errorf("want one warning naming the abort marker at %s/0 offset 1, got %q\nlog:\n%s", marriageTopic, warned, logs.String())
+	}
+
+	rec := httptest.NewRecorder()
+	tel.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body, _ := io.ReadAll(rec.Result().Body)
+	for _, line := range []string{
+		`pophub_events_skipped_total{reason="aborted_transaction",source="marriage"} 1`,
+		`pophub_events_skipped_total{reason="control",source="marriage"} 1`,
+	} {
+		if !strings.Contains(string(body), line) {
+			t.Errorf("/metrics lacks %s:\n%s", line, grepLines(string(body), "pophub_events_skipped"))
+		}
 	}
 }
 
