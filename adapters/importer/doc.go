@@ -64,7 +64,7 @@
 // mappings/README.md explains them. In short:
 //
 //	source: housing               # must equal the import's source
-//	encoding: auto                # CSV: auto (default; a BOM or valid UTF-8 is UTF-8, else GBK), utf-8, gbk
+//	encoding: auto                # CSV: auto (default; a BOM is UTF-8, else what most lines are in), utf-8, gbk
 //	delimiter: ","                # CSV: the cells' delimiter: "," (default), ";", "|" or tab
 //	sheet: 租赁登记                # XLSX: the sheet (default the first)
 //	header_row: 1                 # the row of column names; rows above are skipped
@@ -98,9 +98,16 @@
 // the version column to raise.
 //
 // Citizen ID cells (the subject, citizen_id fields) may hold full-width
-// digits and Ｘ, or a lower-case x: they are read as the ASCII ID. An ID
-// cell that was a number in the spreadsheet (E notation, or an 18-digit
-// number, whose last digits Excel has lost) is rejected as such.
+// digits and Ｘ, or a lower-case x, or be wrapped as ="…" or '… to keep
+// them text: they are read as the ASCII ID. An ID cell that was a number
+// in the spreadsheet (E notation, or an 18-digit number, whose last
+// digits Excel has lost) is rejected as such, and so is one holding an
+// invisible character, named (U+200B). Date, time, number, version and
+// code cells (value maps, code tables, region and division codes, credit
+// codes) read full-width ASCII as ASCII too; free text, such as a name,
+// is sent as typed. Cells and header cells are trimmed of white space and
+// of characters that show as nothing: zero-width space, non-joiner,
+// joiner, word joiner and byte order mark.
 //
 // Without a layout, the time column and date columns take the same forms:
 // 2026-03-01, 2026-3-1, 2026/3/1, 20260301, 2026年3月1日, 2026.3.1, each
@@ -143,9 +150,21 @@
 // A file saved as UTF-16, as Excel 97-2003 (.xls) or with old Mac line
 // ends (CR alone) is refused, saying how to save it instead. So is a CSV
 // file told to be GBK (by the mapping or Config.Encoding) whose first
-// megabyte is valid UTF-8 holding Chinese characters, which GBK text
-// practically never is: read as GBK, its Chinese would be garbled, and a
-// header of ASCII names would not show it.
+// megabyte is mostly lines of valid UTF-8 holding Chinese characters,
+// which GBK text practically never is: read as GBK, their Chinese would
+// be garbled, and a header of ASCII names would not show it; the error
+// names the lines that are not UTF-8.
+//
+// A file detected or told to be in one encoding may hold lines in the
+// other (a UTF-8 export a GBK tool appended to): each is a malformed_row
+// saying which encoding it is in ("the line is UTF-8, in a file read as
+// GBK"), not sent garbled — a UTF-8 name of an even number of bytes
+// reads as GBK without error (张三 as 寮犱笁), so every line of a GBK file
+// is checked for UTF-8 Chinese as it is read (a line whose only Chinese
+// is a two-character UTF-8 name slips through about 4 times in 100: its
+// bytes read as valid GB 2312; see notGB2312) — and the rejects file
+// holds it as it reads in its own encoding. Detection picks the encoding most
+// of the first megabyte's lines are in.
 //
 // A workbook of the 1904 date system counts the serial day numbers of its
 // unformatted date cells from 1904-01-01, and they are read so.

@@ -1830,7 +1830,11 @@ func TestDetectEncoding(t *testing.T) {
 		{"utf-8 cut two bytes into a character", cut[:len(cut)-1], false, encodingUTF8},
 		{"utf-8 cut one byte into a four-byte character", wide[:len(wide)-3], false, encodingUTF8},
 		{"utf-8 cut three bytes into a four-byte character", wide[:len(wide)-1], false, encodingUTF8},
-		{"utf-8 cut inside a character at the end of the file", cut[:len(cut)-1], true, encodingGBK},
+		// Its last line is not valid UTF-8, but its two others are UTF-8
+		// Chinese: most lines win.
+		{"utf-8 cut inside a character at the end of the file", cut[:len(cut)-1], true, encodingUTF8},
+		{"utf-8 with a gbk line", utf + gbkText[strings.IndexByte(gbkText, '\n')+1:], true, encodingUTF8},
+		{"gbk with a utf-8 line", gbkText + gbkText[strings.IndexByte(gbkText, '\n')+1:] + utf[strings.IndexByte(utf, '\n')+1:], true, encodingGBK},
 		{"bom", bom + gbkText, true, encodingUTF8},
 		{"gbk", gbkText, true, encodingGBK},
 		{"gbk cut inside a character", gbkText[:len(gbkText)-2], false, encodingGBK},

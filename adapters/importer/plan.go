@@ -56,6 +56,7 @@ type column struct {
 	lookup  map[string]string // nil: no translation
 	table   string            // a Codes field's table and standard, for reject details: "education table (GB/T 4658)"
 	vague   map[string]bool   // short names of the table that fit several codes in this type
+	fold    bool              // read the cell as foldWidth does: a date, number, ID or code
 }
 
 // Default layouts, tried in order, when a mapping names none. The time
@@ -314,6 +315,12 @@ func newColumn(t schemas.Type, name string, f Field, find func(what, name string
 	if c.split == "" {
 		c.split = defaultSplit
 	}
+	switch c.kind {
+	case KindDate, KindMonth, KindNumber, KindCitizenID:
+		c.fold = true
+	default:
+		c.fold = codeFields[name] || name == "id.version" || f.Codes != ""
+	}
 	switch {
 	case f.Map != nil:
 		c.lookup = f.Map
@@ -346,6 +353,18 @@ func newColumn(t schemas.Type, name string, f Field, find func(what, name string
 	return c, nil
 }
 
+// find translates v by the column's value map or code table, read as
+// typed or, failing that, as foldWidth reads it ("０１" for 01).
+func (c *column) find(v string) (string, bool) {
+	m, ok := c.lookup[v]
+	if !ok {
+		if f := foldWidth(v); f != v {
+			m, ok = c.lookup[f]
+		}
+	}
+	return m, ok
+}
+
 // unmapped explains why v, a value or a list's element, has no
 // translation, naming the code table of a Codes field.
 func (c *column) unmapped(v string, element bool) *convertError {
@@ -369,10 +388,9 @@ func layoutsOr(layout string, def []string) []string {
 	return def
 }
 
-// cleanHeader trims a header cell of spaces (ideographic ones too) and of
-// a byte order mark.
+// cleanHeader trims a header cell as cell trims a value.
 func cleanHeader(s string) string {
-	return strings.TrimFunc(strings.TrimPrefix(s, "\ufeff"), unicode.IsSpace)
+	return trimCell(s)
 }
 
 // cell returns the trimmed value of column i of row; "" if the row is short.
@@ -380,7 +398,74 @@ func cell(row []string, i int) string {
 	if i < 0 || i >= len(row) {
 		return ""
 	}
-	return strings.TrimFunc(row[i], unicode.IsSpace)
+	return trimCell(row[i])
+}
+
+// trimCell trims a cell of what a clerk cannot see at its edges: white
+// space (ideographic spaces too), and characters that show as nothing —
+// zero-width space, non-joiner and joiner, word joiner, and a byte order
+// mark, which an export joining files leaves at the start of any line or
+// cell, not only the file's. Copied from web pages and chat messages,
+// they stick to names, IDs and column names.
+func trimCell(s string) string {
+	return strings.TrimFunc(s, func(r rune) bool { return unicode.IsSpace(r) || invisible(r) })
+}
+
+// invisible reports whether r shows as nothing.
+func invisible(r rune) bool {
+	switch r {
+	case '\u200b', '\u200c', '\u200d', '\u2060', '\ufeff':
+		return true
+	}
+	return false
+}
+
+// invisibleIn returns the first character of s that shows as nothing:
+// one of those trimCell trims, or another format character (a
+// direction mark, a soft hyphen); 0 if none.
+func invisibleIn(s string) rune {
+	for _, r := range s {
+		if invisible(r) || unicode.Is(unicode.Cf, r) {
+			return r
+		}
+	}
+	return 0
+}
+
+// invisibleDetail is the reject detail of an ID cell holding a character
+// that shows as nothing, r.
+func invisibleDetail(r rune) string {
+	return fmt.Sprintf("the cell holds an invisible character U+%04X among its characters: retype the ID", r)
+}
+
+// foldWidth reads the full-width forms of ASCII (U+FF01 to U+FF5E:
+// １９９０, ．, －, ：) and the ideographic space as ASCII, as an input
+// method in full-width mode types them and a clerk cannot tell them
+// apart. It is applied to cells read as dates, times, numbers and codes,
+// never to free text, such as names, which is sent as typed.
+func foldWidth(s string) string {
+	if isASCII(s) {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 0xff01 && r <= 0xff5e:
+			return r - 0xff01 + '!'
+		case r == '\u3000':
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+// codeFields are the data fields the hub validates as codes (region and
+// division codes, unified social credit codes; see schemas/catalogue.go),
+// whose cells are read as foldWidth reads them, as are cells of dates,
+// numbers, IDs and value maps.
+var codeFields = map[string]bool{
+	"address_code": true, "from_address_code": true, "to_address_code": true, "place_code": true,
+	"city_code": true, "region": true, "from_region": true, "to_region": true, "work_region": true,
+	"employer_id": true, "business_id": true,
 }
 
 // mapped is a row turned into an event, ready to send, or why not.
@@ -414,6 +499,9 @@ func (p *plan) mapRow(line int, row []string, kinds []cellKind, now time.Time) m
 	if p.typeCol >= 0 {
 		v := cell(row, p.typeCol)
 		t, ok := p.typeMap[v]
+		if !ok {
+			t, ok = p.typeMap[foldWidth(v)]
+		}
 		switch {
 		case v == "":
 			return fail(ReasonInvalidValue, "type", p.header[p.typeCol], "empty cell")
@@ -427,6 +515,9 @@ func (p *plan) mapRow(line int, row []string, kinds []cellKind, now time.Time) m
 	if numeric {
 		return fail(schemas.ReasonInvalidSubject, "subject", p.header[p.subject], "%s", numberIDDetail)
 	}
+	if r := invisibleIn(subject); r != 0 {
+		return fail(schemas.ReasonInvalidSubject, "subject", p.header[p.subject], "%s", invisibleDetail(r))
+	}
 	if len(subject) == 15 {
 		id, err := citizenid.Upgrade15(subject)
 		if err != nil {
@@ -435,7 +526,7 @@ func (p *plan) mapRow(line int, row []string, kinds []cellKind, now time.Time) m
 		subject = string(id)
 		out.upgraded++
 	}
-	tv := cell(row, p.timeCol)
+	tv := foldWidth(cell(row, p.timeCol))
 	if tv == "" {
 		return fail(ReasonInvalidValue, "time", p.header[p.timeCol], "empty cell")
 	}
@@ -505,7 +596,7 @@ func (p *plan) appendRecordKey(b []byte, typ schemas.Type, row []string) []byte 
 	if len(p.keyCols) == 0 {
 		for _, c := range row {
 			b = append(b, 0x1f)
-			b = append(b, strings.TrimFunc(c, unicode.IsSpace)...)
+			b = append(b, trimCell(c)...)
 		}
 		return b
 	}
@@ -565,16 +656,24 @@ func (c *column) appendValue(dst []byte, row []string, kinds []cellKind, date190
 	if v == "" {
 		return dst, false, 0, nil
 	}
+	switch c.kind {
+	case KindDate, KindMonth, KindNumber:
+		v = foldWidth(v)
+	default:
+		if c.fold && c.lookup == nil {
+			v = foldWidth(v)
+		}
+	}
 	if c.kind == KindList {
 		out := append(dst, '[')
 		n := 0
 		for _, e := range strings.FieldsFunc(v, func(r rune) bool { return strings.ContainsRune(c.split, r) }) {
-			e = strings.TrimFunc(e, unicode.IsSpace)
+			e = trimCell(e)
 			if e == "" {
 				continue
 			}
 			if c.lookup != nil {
-				m, ok := c.lookup[e]
+				m, ok := c.find(e)
 				if !ok {
 					return dst, false, 0, c.unmapped(e, true)
 				}
@@ -589,7 +688,7 @@ func (c *column) appendValue(dst []byte, row []string, kinds []cellKind, date190
 		return append(out, ']'), true, 0, nil
 	}
 	if c.lookup != nil {
-		m, ok := c.lookup[v]
+		m, ok := c.find(v)
 		if !ok {
 			return dst, false, 0, c.unmapped(v, false)
 		}
@@ -622,6 +721,9 @@ func (c *column) appendValue(dst []byte, row []string, kinds []cellKind, date190
 		if v, numeric = idCell(v, kind); numeric {
 			return dst, false, 0, &convertError{schemas.ReasonInvalidData, numberIDDetail}
 		}
+		if r := invisibleIn(v); r != 0 {
+			return dst, false, 0, &convertError{schemas.ReasonInvalidData, invisibleDetail(r)}
+		}
 		if len(v) == 15 {
 			id, err := citizenid.Upgrade15(v)
 			if err != nil {
@@ -645,7 +747,15 @@ const numberIDDetail = "the cell is a number (Excel keeps only 15 significant di
 // Excel shows it in E notation (2.30102199207073E+17, also as text in a
 // CSV file it saved) or, formatted as an integer, with its last digits
 // zeros. Only a legacy 15-digit ID survives being a number.
+//
+// An ID an export wrote as ="110101…" or '110101…, spreadsheet formulas
+// that keep a number as text, is read without them.
 func idCell(v string, kind cellKind) (id string, numeric bool) {
+	if inner, ok := strings.CutPrefix(v, `="`); ok && strings.HasSuffix(inner, `"`) {
+		v = inner[:len(inner)-1]
+	} else {
+		v = strings.TrimPrefix(v, "'")
+	}
 	for i := 0; i < len(v); i++ {
 		if v[i] >= utf8.RuneSelf {
 			v = width.Narrow.String(v)
@@ -678,6 +788,7 @@ func (c *column) versionOf(row []string, kinds []cellKind, date1904 bool) (int64
 	if v == "" {
 		return 0, errors.New("empty cell")
 	}
+	v = foldWidth(v)
 	if c.layouts == nil {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {

@@ -140,20 +140,83 @@ func delimiterWord(d rune) string {
 }
 
 // detectEncoding guesses a CSV file's encoding from its first bytes: a
-// byte order mark or valid UTF-8 is UTF-8, anything else GBK (GBK text of
-// any length is almost never valid UTF-8). Rows read later are checked
-// again, so a misguess rejects rows rather than sending garbled names.
+// byte order mark is UTF-8; else the encoding most of its lines that are
+// not ASCII are in (see lineCensus), UTF-8 when none is invalid in it.
+// Rows read later are checked again, each line in its own right (see
+// utf8Lines and csvSource.next), so a line in the other encoding — a
+// UTF-8 export a GBK tool appended to — or a misguess rejects rows
+// rather than sending garbled names.
 func detectEncoding(sample []byte, atEOF bool) string {
 	if bytes.HasPrefix(sample, []byte(bom)) {
 		return encodingUTF8
 	}
+	return censusOf(sample, atEOF).encoding()
+}
+
+// lineCensus counts the lines of a sample by how they read in UTF-8:
+// valid with a Chinese character, which GBK text practically never is
+// (see chineseUTF8), or not valid, which UTF-8 text never is. Lines of
+// ASCII, the same in both, count in neither.
+type lineCensus struct {
+	chinese, invalid int
+	// the first numbers of such lines, from 1, for messages
+	firstChinese, firstInvalid []int
+}
+
+// censusLines bounds the line numbers a lineCensus keeps.
+const censusLines = 5
+
+func censusOf(sample []byte, atEOF bool) lineCensus {
 	if !atEOF {
 		sample = trimPartialRune(sample)
 	}
-	if utf8.Valid(sample) {
+	var c lineCensus
+	for n := 1; len(sample) > 0; n++ {
+		line := sample
+		if i := bytes.IndexByte(sample, '\n'); i >= 0 {
+			line, sample = sample[:i], sample[i+1:]
+		} else {
+			sample = nil
+		}
+		switch {
+		case !utf8.Valid(line):
+			c.invalid++
+			if len(c.firstInvalid) < censusLines {
+				c.firstInvalid = append(c.firstInvalid, n)
+			}
+		case hasChinese(line):
+			c.chinese++
+			if len(c.firstChinese) < censusLines {
+				c.firstChinese = append(c.firstChinese, n)
+			}
+		}
+	}
+	return c
+}
+
+// encoding is the one most lines are in: UTF-8 unless a line is not
+// valid UTF-8 and lines of Chinese in UTF-8 are not more of them.
+func (c lineCensus) encoding() string {
+	if c.invalid == 0 || c.chinese > c.invalid {
 		return encodingUTF8
 	}
 	return encodingGBK
+}
+
+// lineList writes line numbers for a message: "line 4", "lines 4, 9 and
+// 12", "lines 4, 9, …" when there are more than shown.
+func lineList(lines []int, total int) string {
+	if len(lines) == 1 && total == 1 {
+		return "line " + strconv.Itoa(lines[0])
+	}
+	s := make([]string, len(lines))
+	for i, n := range lines {
+		s[i] = strconv.Itoa(n)
+	}
+	if total > len(lines) {
+		return "lines " + strings.Join(s, ", ") + ", …"
+	}
+	return "lines " + strings.Join(s[:len(s)-1], ", ") + " and " + s[len(s)-1]
 }
 
 // trimPartialRune drops an incomplete character from the end of b: a
@@ -176,22 +239,47 @@ func trimPartialRune(b []byte) []byte {
 // chooseEncoding returns the encoding a CSV file whose first bytes are
 // sample is read in — the one told, unless "" or the file starts with a
 // byte order mark — and the one detectEncoding makes of it. A file told
-// to be GBK that is certainly UTF-8 (see chineseUTF8) is refused: read as
-// GBK, every Chinese character would be sent garbled (张三 as 寮犱笁), and
-// a header of ASCII names would not give it away.
+// to be GBK whose lines are mostly UTF-8 Chinese (see lineCensus) is
+// refused: read as GBK, every Chinese character of theirs would be
+// garbled (张三 as 寮犱笁) — their lines rejected, at best — and a header
+// of ASCII names would not give it away.
 func chooseEncoding(sample []byte, atEOF bool, told string) (enc, detected string, err error) {
-	detected = detectEncoding(sample, atEOF)
 	if told == "" || bytes.HasPrefix(sample, []byte(bom)) {
+		detected = detectEncoding(sample, atEOF)
 		return detected, detected, nil
 	}
-	if told == encodingGBK && chineseUTF8(sample, atEOF) {
-		return "", detected, errUTF8NotGBK
+	c := censusOf(sample, atEOF)
+	detected = c.encoding()
+	if told == encodingGBK && c.chinese > 0 && detected == encodingUTF8 {
+		return "", detected, utf8NotGBK(c)
 	}
 	return told, detected, nil
 }
 
-// errUTF8NotGBK is why a UTF-8 file told to be GBK is not read.
-var errUTF8NotGBK = errors.New("the file is UTF-8, but gbk is set as its encoding: its text is valid UTF-8 with Chinese characters, which GBK text practically never is, so read as gbk every Chinese character would be garbled; set encoding: auto (or utf-8) in the mapping, or give --encoding auto, which overrides the mapping")
+// utf8NotGBK is why a UTF-8 file told to be GBK is not read; c is the
+// census of its first lines.
+func utf8NotGBK(c lineCensus) error {
+	msg := "the file is UTF-8, but gbk is set as its encoding: its text is valid UTF-8 with Chinese characters, which GBK text practically never is, so read as gbk every Chinese character would be garbled; set encoding: auto (or utf-8) in the mapping, or give --encoding auto, which overrides the mapping"
+	if c.invalid > 0 {
+		verb, it := "is", "it"
+		if c.invalid > 1 {
+			verb, it = "are", "they"
+		}
+		msg += fmt.Sprintf(" (%s %s not UTF-8 but GBK, most likely: read as UTF-8, %s will be rejected, and the rejects file will hold %s read as GBK)",
+			lineList(c.firstInvalid, c.invalid), verb, it, map[string]string{"it": "it", "they": "them"}[it])
+	}
+	return errors.New(msg)
+}
+
+// hasChinese reports whether UTF-8 text b holds a Chinese character.
+func hasChinese(b []byte) bool {
+	for i := 0; i < len(b); i++ {
+		if b[i] >= utf8.RuneSelf {
+			return bytes.IndexFunc(b[i:], func(r rune) bool { return unicode.Is(unicode.Han, r) }) >= 0
+		}
+	}
+	return false
+}
 
 // chineseUTF8 reports whether sample is UTF-8 Chinese text: valid UTF-8
 // holding at least one Chinese character. GBK text is not: a Chinese
@@ -205,10 +293,7 @@ func chineseUTF8(sample []byte, atEOF bool) bool {
 	if !atEOF {
 		sample = trimPartialRune(sample)
 	}
-	if !utf8.Valid(sample) {
-		return false
-	}
-	return bytes.IndexFunc(sample, func(r rune) bool { return unicode.Is(unicode.Han, r) }) >= 0
+	return utf8.Valid(sample) && hasChinese(sample)
 }
 
 // csvEncoding returns the encoding openCSV reads the file in.
@@ -234,6 +319,8 @@ type csvSource struct {
 	r   *csv.Reader
 	raw *recordText    // what r read of the record it reads
 	gbk *strictGB18030 // the decoder of a GBK file; nil for UTF-8
+	// utf8 finds the lines of a GBK file that are UTF-8; nil for UTF-8.
+	utf8 *utf8Lines
 	// lineBase counts the lines before those r numbers: r is replaced
 	// after a row too long to read (see skipRow).
 	lineBase int
@@ -272,7 +359,8 @@ func openCSV(path, encoding string, comma rune, headerRow int) (*csvSource, erro
 		br.Discard(len(bom))
 	} else if s.encoding == encodingGBK {
 		s.gbk = &strictGB18030{dec: simplifiedchinese.GB18030.NewDecoder()}
-		r = transform.NewReader(br, s.gbk)
+		s.utf8 = &utf8Lines{r: br}
+		r = transform.NewReader(s.utf8, s.gbk)
 	}
 	s.raw = &recordText{r: r}
 	s.r = newCSVReader(s.raw, comma)
@@ -369,6 +457,18 @@ func (s *csvSource) next() (row, error) {
 		}
 		line, _ := s.r.FieldPos(0) // a record read without error has a field
 		line += s.lineBase
+		if s.utf8 != nil {
+			last := s.lastLine(start, line)
+			if texts := s.utf8.take(line, last); texts != nil {
+				return s.utf8Row(line, last, rec, texts), nil
+			}
+		} else {
+			for i, c := range rec {
+				if !utf8.ValidString(c) {
+					return s.notUTF8Row(line, rec, i), nil
+				}
+			}
+		}
 		if s.gbk != nil && s.gbk.invalid {
 			for i, c := range rec {
 				if !utf8.ValidString(c) {
@@ -381,6 +481,85 @@ func (s *csvSource) next() (row, error) {
 		}
 		return row{line: line, cells: rec}, nil
 	}
+}
+
+// lastLine is the number of the last line of the record just read, which
+// began at offset start of the decoded text and whose first field is on
+// line first: a quoted cell may span lines.
+func (s *csvSource) lastLine(start int64, first int) int {
+	text := s.raw.text(start, s.r.InputOffset())
+	if text == nil {
+		return first // cannot be: the record's text is kept until the next
+	}
+	n := s.lineBase + s.raw.lines + bytes.Count(text, []byte("\n"))
+	if !bytes.HasSuffix(text, []byte("\n")) {
+		n++ // the file's last line, without a line end
+	}
+	return max(n, first)
+}
+
+// utf8RowDetail is the reject detail of a line of a GBK file that is
+// UTF-8.
+const utf8RowDetail = "the line is UTF-8, in a file read as GBK: its text is valid UTF-8 with Chinese characters, which GBK text practically never is, and read as GBK its Chinese would be garbled (张三 as 寮犱笁); " + mixedAdvice
+
+// mixedAdvice says what to do with a file of lines in two encodings.
+const mixedAdvice = "the file mixes encodings: the rejects file holds the line as it reads in its own; save the file in one encoding (in Excel: CSV UTF-8) and import it again (the hub ignores lines it already has), or correct the line at its source"
+
+// utf8Row is the malformed row of a record of a GBK file, on lines first
+// to last, some of whose lines (texts) are UTF-8 Chinese. The rejects
+// file gets the record as its lines read in UTF-8, when they are all of
+// it, rather than garbled.
+func (s *csvSource) utf8Row(first, last int, cells []string, texts [][]byte) row {
+	r := row{line: first, cells: cells, malformed: utf8RowDetail}
+	if len(texts) == last-first+1 {
+		text := bytes.Join(texts, []byte("\n"))
+		if rec, err := newCSVReader(bytes.NewReader(text), s.comma).Read(); err == nil {
+			r.cells = rec
+		} else {
+			r.text = text
+		}
+	}
+	return r
+}
+
+// notUTF8Row is the malformed row of a record of a UTF-8 file, which
+// began on line first, whose cell i is not valid UTF-8. A line some tool
+// wrote in GBK into a UTF-8 file is, and it goes to the rejects file read
+// as GBK, rather than with U+FFFD for each of its Chinese characters.
+func (s *csvSource) notUTF8Row(first int, cells []string, i int) row {
+	col := s.columnName(i)
+	decoded := make([]string, len(cells))
+	for j, c := range cells {
+		d, ok := decodeGBK(c)
+		if !ok {
+			return row{line: first, cells: cells, malformed: fmt.Sprintf("column %s holds bytes that are not valid UTF-8, nor GBK", col)}
+		}
+		decoded[j] = d
+	}
+	return row{line: first, cells: decoded, malformed: fmt.Sprintf("the line is GBK, in a file read as UTF-8: column %s is not valid UTF-8, and valid GBK (if the whole file is GBK, set encoding: gbk, or give --encoding auto); %s", col, mixedAdvice)}
+}
+
+// decodeGBK decodes GB18030 text (which GBK is part of); ok is false if
+// it holds bytes that are not valid in it.
+func decodeGBK(s string) (string, bool) {
+	if isASCII(s) {
+		return s, true
+	}
+	d, err := simplifiedchinese.GB18030.NewDecoder().String(s)
+	if err != nil || strings.ContainsRune(d, utf8.RuneError) {
+		return "", false
+	}
+	return d, true
+}
+
+// isASCII reports whether s is ASCII alone.
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // unparsed is the malformed row of a record encoding/csv could not parse
@@ -693,10 +872,134 @@ func (d *strictGB18030) mark(out, src []byte, nSrc int, atEOF bool) {
 	}
 }
 
-// blank reports whether every cell is empty or white space.
+// utf8Lines sits between a GBK file and its decoder and finds, as the
+// file's bytes pass, the lines that are UTF-8 with Chinese characters,
+// which GBK text practically never is (see chineseUTF8): a UTF-8 name of
+// an even number of bytes decodes as GBK without error, to other Chinese
+// characters (张三 as 寮犱笁), so the decoded text cannot tell. A line
+// ends at '\n', which no GBK character holds. It keeps the lines it
+// finds, by number from 1, until csvSource.next takes them, and no more
+// of the current line than maxRowBytes: a longer one is a malformed row
+// anyway.
+type utf8Lines struct {
+	r       io.Reader
+	lines   int    // line ends read
+	cur     []byte // the current line, while it may be UTF-8
+	checked int    // cur[:checked] is valid UTF-8, ending on a whole character
+	invalid bool   // the current line is not valid UTF-8, or too long
+	chinese bool   // cur[:checked] holds a Chinese character
+	ended   bool   // the last line, without a line end, was judged
+	found   map[int][]byte
+}
+
+func (u *utf8Lines) Read(p []byte) (int, error) {
+	n, err := u.r.Read(p)
+	b := p[:n]
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			u.add(b)
+			break
+		}
+		u.add(b[:i])
+		u.endLine()
+		b = b[i+1:]
+	}
+	if err == io.EOF && !u.ended {
+		u.ended = true
+		u.endLine()
+	}
+	return n, err
+}
+
+// add takes the next bytes of the current line.
+func (u *utf8Lines) add(b []byte) {
+	if u.invalid || len(b) == 0 {
+		return
+	}
+	if len(u.cur)+len(b) > maxRowBytes {
+		u.invalid, u.cur = true, u.cur[:0]
+		return
+	}
+	u.cur = append(u.cur, b...)
+	whole := u.checked + len(trimPartialRune(u.cur[u.checked:]))
+	part := u.cur[u.checked:whole]
+	if !utf8.Valid(part) {
+		u.invalid, u.cur = true, u.cur[:0]
+		return
+	}
+	u.chinese = u.chinese || hasChinese(part)
+	u.checked = whole
+}
+
+// endLine judges the current line, and starts the next.
+func (u *utf8Lines) endLine() {
+	u.lines++
+	if !u.invalid && u.chinese && u.checked == len(u.cur) && notGB2312(u.cur) {
+		if u.found == nil {
+			u.found = map[int][]byte{}
+		}
+		u.found[u.lines] = bytes.Clone(bytes.TrimSuffix(u.cur, []byte("\r")))
+	}
+	u.cur, u.checked, u.invalid, u.chinese = u.cur[:0], 0, false, false
+}
+
+// notGB2312 reports whether line, valid UTF-8 holding Chinese, is UTF-8
+// rather than GBK whose bytes happen to be valid UTF-8 too: its
+// characters other than ASCII are all Chinese characters, Chinese
+// punctuation or full-width forms, and read as GBK it holds a character
+// outside GB 2312 (a byte of 0x80–0xA0, where UTF-8 continuation bytes
+// mostly are). Of GBK lines whose only Chinese is a name of two or three
+// GB 2312 characters, about one in 6,000 and one in 1,000 are valid UTF-8
+// with Chinese by chance; none of 7,000 such lines sampled passes this
+// test, so a GBK file's lines are not rejected for it. It misses UTF-8
+// lines whose bytes pair up into GB 2312 characters: about 4 in 100 whose
+// only Chinese is a two-character name, which are read as GBK, garbled.
+func notGB2312(line []byte) bool {
+	for _, r := range string(line) {
+		switch {
+		case r < utf8.RuneSelf, r >= 0x4E00 && r <= 0x9FFF, r >= 0x3000 && r <= 0x303F, r >= 0xFF00 && r <= 0xFFEF, r == '·':
+		default:
+			return false
+		}
+	}
+	for i := 0; i < len(line); i++ {
+		if line[i] < utf8.RuneSelf {
+			continue
+		}
+		if i+1 == len(line) || line[i] < 0xA1 || line[i] > 0xF7 || line[i+1] < 0xA1 || line[i+1] == 0xFF {
+			return true
+		}
+		i++
+	}
+	return false
+}
+
+// take returns the text of the UTF-8 Chinese lines from first to last, in
+// order (nil if none), and forgets those up to last.
+func (u *utf8Lines) take(first, last int) [][]byte {
+	if len(u.found) == 0 {
+		return nil
+	}
+	var texts [][]byte
+	for n := first; n <= last; n++ {
+		if t, ok := u.found[n]; ok {
+			texts = append(texts, t)
+		}
+	}
+	for n := range u.found {
+		if n <= last {
+			delete(u.found, n)
+		}
+	}
+	return texts
+}
+
+// blank reports whether every cell is empty or holds only what trimCell
+// trims.
 func blank(cells []string) bool {
 	for _, c := range cells {
-		if strings.TrimFunc(c, unicode.IsSpace) != "" {
+		if trimCell(c) != "" {
 			return false
 		}
 	}
