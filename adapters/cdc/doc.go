@@ -57,14 +57,27 @@
 // slot, saying which grant or ownership is missing, with the SQL to run.
 //
 // The stream creates, when missing:
-//   - the publication pophub_<table> FOR TABLE <table> (inserts, updates
-//     and deletes; truncates carry no rows and are not published), whose
-//     comment records how far each slot's initial copy got. For a
-//     partitioned table it is created WITH (publish_via_partition_root =
-//     true), so that the changes of every partition, present or future,
-//     arrive under the table's name; an existing publication without that
-//     setting is refused on start, saying how to fix it;
+//   - the publication pophub_<table> (--publication) FOR TABLE <table>
+//     (inserts, updates and deletes; truncates carry no rows and are not
+//     published), whose comment records how far each slot's initial copy
+//     got. For a partitioned table it is created WITH
+//     (publish_via_partition_root = true), so that the changes of every
+//     partition, present or future, arrive under the table's name; an
+//     existing publication without that setting is refused on start,
+//     saying how to fix it;
 //   - the logical replication slot pophub_<source>_<table> (--slot).
+//
+// In those default names <table> is the configured table in lower case,
+// with _ for what is not a letter or digit (Housing.Rentals gives
+// pophub_housing_rentals). A table name with non-ASCII characters, or
+// one too long for PostgreSQL's 63 bytes, drops what does not fit and
+// ends with _ and 8 hex digits of the SHA-256 of the configured name, so
+// that tables differing only there do not share a slot and publication:
+// 租赁备案 of housing streams through slot pophub_housing_9a5b7eb9 and
+// publication pophub_9a5b7eb9. Versions before that gave such tables
+// names without the hash (every non-ASCII character an _, the name cut
+// at 63 bytes); a table streamed under them keeps them, as long as their
+// publication publishes it.
 //
 // A slot keeps WAL until the stream confirms it: a stream stopped for
 // good must have its slot dropped (SELECT pg_drop_replication_slot(

@@ -1,6 +1,8 @@
 package cdc
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"slices"
@@ -191,13 +193,28 @@ func TestConvert(t *testing.T) {
 	}
 }
 
+// A table whose name makes a valid slot name as it is keeps the names
+// earlier versions gave it, so that existing deployments keep their slot;
+// one whose name loses characters (non-ASCII ones, or the end of a long
+// name) gets a hash of its full name appended.
 func TestConfigDefaults(t *testing.T) {
+	// tableHash is 8 hex digits of the SHA-256 of the table as configured.
+	tableHash := func(table string) string {
+		sum := sha256.Sum256([]byte(table))
+		return hex.EncodeToString(sum[:4])
+	}
 	tests := []struct {
 		table, slot, publication string
 	}{
 		{"rentals", "pophub_housing_rentals", "pophub_rentals"},
 		{"Housing.Rentals", "pophub_housing_housing_rentals", "pophub_housing_rentals"},
-		{strings.Repeat("x", 80), "pophub_housing_" + strings.Repeat("x", 48), "pophub_" + strings.Repeat("x", 56)},
+		{"housing.rental_contracts_2024", "pophub_housing_housing_rental_contracts_2024", "pophub_housing_rental_contracts_2024"},
+		{strings.Repeat("x", 48), "pophub_housing_" + strings.Repeat("x", 48), "pophub_" + strings.Repeat("x", 48)},
+		{strings.Repeat("x", 80), "pophub_housing_" + strings.Repeat("x", 39) + "_" + tableHash(strings.Repeat("x", 80)),
+			"pophub_" + strings.Repeat("x", 47) + "_" + tableHash(strings.Repeat("x", 80))},
+		{"租赁备案", "pophub_housing_" + tableHash("租赁备案"), "pophub_" + tableHash("租赁备案")},
+		{"housing.租赁备案", "pophub_housing_housing_" + tableHash("housing.租赁备案"), "pophub_housing_" + tableHash("housing.租赁备案")},
+		{"rentals_租赁", "pophub_housing_rentals_" + tableHash("rentals_租赁"), "pophub_rentals_" + tableHash("rentals_租赁")},
 	}
 	for _, tt := range tests {
 		c := Config{Source: schemas.Housing, Table: tt.table, Postgres: "postgres://x", Publisher: &crashAfterAck{}}
@@ -208,6 +225,49 @@ func TestConfigDefaults(t *testing.T) {
 		if err := c.Validate(); err != nil {
 			t.Errorf("%s: %v", tt.table, err)
 		}
+	}
+}
+
+// Tables whose names differ only in characters a slot name cannot hold,
+// or only past what fits, get a slot and a publication of their own:
+// sharing one would stop the second table's start.
+func TestConfigDefaultsDistinct(t *testing.T) {
+	long := strings.Repeat("rental_contracts_", 4)
+	longest := schemas.Housing
+	for _, s := range schemas.Sources {
+		if len(s) > len(longest) {
+			longest = s
+		}
+	}
+	tests := []struct {
+		name   string
+		source schemas.Source
+		a, b   string
+	}{
+		{"Chinese names", schemas.Housing, "租赁备案", "产权登记"},
+		{"Chinese names in one schema", schemas.Housing, "housing.租赁备案", "housing.产权登记"},
+		{"Chinese and ASCII", schemas.Housing, "rentals_租赁", "rentals_产权"},
+		{"long names alike up to the cut", schemas.Housing, long + "2023", long + "2024"},
+		{"long Chinese names, longest source", longest, strings.Repeat("租", 20) + "甲", strings.Repeat("租", 20) + "乙"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := Config{Source: tt.source, Table: tt.a, Postgres: "postgres://x", Publisher: &crashAfterAck{}}
+			b := Config{Source: tt.source, Table: tt.b, Postgres: "postgres://x", Publisher: &crashAfterAck{}}
+			a.setDefaults()
+			b.setDefaults()
+			if a.Slot == b.Slot {
+				t.Errorf("tables %q and %q share slot %s", tt.a, tt.b, a.Slot)
+			}
+			if a.Publication == b.Publication {
+				t.Errorf("tables %q and %q share publication %s", tt.a, tt.b, a.Publication)
+			}
+			for _, c := range []Config{a, b} {
+				if err := c.Validate(); err != nil { // names of 1 to 63 bytes of [a-z0-9_]
+					t.Errorf("%s: %v", c.Table, err)
+				}
+			}
+		})
 	}
 }
 

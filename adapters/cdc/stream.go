@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
-	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -49,11 +49,11 @@ type Config struct {
 	Mapping Mapping
 	// Publisher sends the events.
 	Publisher Publisher
-	// Slot is the replication slot (default pophub_<source>_<table>); it
-	// holds the stream's position.
+	// Slot is the replication slot (default pophub_<source>_<table>, see
+	// defaultName); it holds the stream's position.
 	Slot string
 	// Publication is the publication of the table (default
-	// pophub_<table>).
+	// pophub_<table>, see defaultName).
 	Publication string
 	// BatchSize bounds the events published at once (default 1000).
 	BatchSize int
@@ -78,15 +78,25 @@ type Config struct {
 	// sees a citizen ID (one in a bad row's record key is masked) or a
 	// row's values other than that key.
 	Logger *slog.Logger
+
+	// earlierSlot is the default slot of versions before hashed names
+	// (see defaultName) when Slot was defaulted to another name, and
+	// earlierPublication theirs whenever Publication was defaulted: a
+	// table streamed under them keeps them (see keepEarlierNames).
+	earlierSlot, earlierPublication string
 }
 
 func (c *Config) setDefaults() {
-	table := identPart(c.Table)
 	if c.Slot == "" {
-		c.Slot = truncate("pophub_"+string(c.Source)+"_"+table, 63)
+		prefix := "pophub_" + string(c.Source) + "_"
+		c.Slot = defaultName(prefix, c.Table)
+		if earlier := earlierDefaultName(prefix, c.Table); earlier != c.Slot {
+			c.earlierSlot = earlier
+		}
 	}
 	if c.Publication == "" {
-		c.Publication = truncate("pophub_"+table, 63)
+		c.Publication = defaultName("pophub_", c.Table)
+		c.earlierPublication = earlierDefaultName("pophub_", c.Table)
 	}
 	if c.BatchSize <= 0 {
 		c.BatchSize = 1000
@@ -106,27 +116,6 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-}
-
-// identPart turns a table name into a slot and publication name part:
-// lower case, with anything but letters, digits and _ replaced by _.
-func identPart(table string) string {
-	return strings.Map(func(r rune) rune {
-		switch {
-		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '_':
-			return r
-		case r >= 'A' && r <= 'Z':
-			return r + ('a' - 'A')
-		}
-		return '_'
-	}, table)
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
 }
 
 var slotName = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
@@ -154,7 +143,10 @@ func (c *Config) Validate() error {
 // Stream streams one table's changes into events. Create it with New and
 // call Run once.
 type Stream struct {
-	cfg   Config
+	cfg Config
+	// names guards cfg.Slot and cfg.Publication, which Run's goroutine
+	// alone writes (see keepEarlierNames), for Slot and Publication.
+	names sync.Mutex
 	plan  *plan
 	log   *slog.Logger
 	stats struct {
@@ -236,9 +228,21 @@ func (s *Stream) logProgress(ctx context.Context, msg string) {
 
 const progressMsg = "cdc: progress"
 
-// Slot and Publication name what the stream uses in the database.
-func (s *Stream) Slot() string        { return s.cfg.Slot }
-func (s *Stream) Publication() string { return s.cfg.Publication }
+// Slot and Publication name what the stream uses in the database. Until
+// Run set up the stream they are the configured or default names, which
+// it may replace by the ones an earlier version used for the table (see
+// keepEarlierNames).
+func (s *Stream) Slot() string {
+	s.names.Lock()
+	defer s.names.Unlock()
+	return s.cfg.Slot
+}
+
+func (s *Stream) Publication() string {
+	s.names.Lock()
+	defer s.names.Unlock()
+	return s.cfg.Publication
+}
 
 // Run sets up the publication and slot when they are missing (taking the
 // initial snapshot with a new slot), then streams changes until ctx ends.
@@ -330,6 +334,9 @@ func (s *Stream) session(ctx context.Context, started *bool, rec *sessionRecord)
 	defer db.Close(context.WithoutCancel(ctx))
 	tbl, err := s.inspect(ctx, db)
 	if err != nil {
+		return err
+	}
+	if err := s.keepEarlierNames(ctx, db, tbl); err != nil {
 		return err
 	}
 	if err := s.ensurePublication(ctx, db, tbl); err != nil {

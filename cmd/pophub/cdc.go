@@ -15,7 +15,7 @@ import (
 
 // cdcCommand streams a department's own PostgreSQL table to the hub.
 func cdcCommand(newLogger func() *slog.Logger) *cobra.Command {
-	var source, postgres, table, mapping, brokers, slot string
+	var source, postgres, table, mapping, brokers, slot, publication string
 	var ca *caFlag
 	var login *kafkaLogin
 	var otlp *otlpFlag
@@ -26,11 +26,17 @@ func cdcCommand(newLogger func() *slog.Logger) *cobra.Command {
 PostgreSQL database to pop.events.<source> through logical replication, turning
 rows into events with a YAML mapping (see adapters/cdc/examples/rentals.yaml).
 On first start it creates the publication pophub_<table> and the replication
-slot pophub_<source>_<table> and sends the rows already in the table. The slot
-holds the position: a restart loses nothing and repeats nothing. The database
-needs wal_level=logical and a user with REPLICATION that owns the publication
-(see adapters/cdc for the grants). Runs until interrupted. With
---otlp, each produce request is a span whose trace context its records carry.`,
+slot pophub_<source>_<table> (--publication and --slot name others) and sends
+the rows already in the table. <table> is --table in lower case, with _ for
+what is not a letter or digit; a name with non-ASCII characters, or too long
+for PostgreSQL's 63 bytes, drops what does not fit and ends with _ and 8 hex
+digits of a hash of --table, so that every table has its own (the slot of
+租赁备案 in housing is pophub_housing_9a5b7eb9); a table streamed before under
+the names earlier versions gave it keeps them. The slot holds the position: a
+restart loses nothing and repeats nothing. The database needs
+wal_level=logical and a user with REPLICATION that owns the publication (see
+adapters/cdc for the grants). Runs until interrupted. With --otlp, each
+produce request is a span whose trace context its records carry.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			src := schemas.Source(source)
 			if !src.Valid() {
@@ -69,7 +75,7 @@ needs wal_level=logical and a user with REPLICATION that owns the publication
 			}
 			defer pub.Close()
 			s, err := cdc.New(cdc.Config{Source: src, Postgres: postgres, Table: table, Mapping: m,
-				Publisher: pub, Slot: slot, Logger: log})
+				Publisher: pub, Slot: slot, Publication: publication, Logger: log})
 			if err != nil {
 				return err
 			}
@@ -90,6 +96,7 @@ needs wal_level=logical and a user with REPLICATION that owns the publication
 	f.StringVar(&mapping, "mapping", "", "YAML mapping of the table's rows to events (required)")
 	f.StringVar(&brokers, "kafka", envOr("POPHUB_KAFKA", "127.0.0.1:19092"), "comma-separated Kafka bootstrap brokers (env POPHUB_KAFKA; default: pophub dev's)")
 	f.StringVar(&slot, "slot", "", "replication slot name (default pophub_<source>_<table>)")
+	f.StringVar(&publication, "publication", "", "publication name (default pophub_<table>)")
 	ca = addCAFlag(f)
 	login = addKafkaLoginFlags(f, "the department's identity in the access policy")
 	otlp = addOTLPFlag(f)
