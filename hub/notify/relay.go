@@ -16,7 +16,10 @@
 // create the stream again.
 //
 // A stream that is gone (a lost volume, a deletion by mistake) is created
-// again, with Config.Stream, as soon as publishing finds it missing.
+// again, with Config.Stream, as soon as publishing finds it missing, and
+// by an idle relay within a few seconds: on a quiet system the next
+// publish may be hours away, and until the stream is back readiness fails
+// and subscribers cannot attach.
 //
 // Several hub instances sharing one store run one relay each, but only
 // the one holding the store's lease (Config.Lease) publishes; the others
@@ -220,7 +223,8 @@ type Config struct {
 	RepublishWindow time.Duration
 	// Stream is the stream's configuration, as given to EnsureStream at
 	// start: the relay creates the stream again with it when publishing
-	// finds the stream missing. Its Logger defaults to Logger.
+	// finds the stream missing, or when it looks for the stream while idle
+	// (every few seconds) and finds it gone. Its Logger defaults to Logger.
 	Stream StreamConfig
 	// Lease makes this relay one of several on a shared store (PostgreSQL)
 	// that publish one at a time: it publishes only while it holds the
@@ -285,16 +289,27 @@ type Relay struct {
 	age         metric.Float64Gauge
 	duration    metric.Float64Histogram
 
+	// streamCheckEvery is how often an idle relay looks for the stream
+	// (streamCheckInterval; tests that need the stream left missing
+	// lengthen it).
+	streamCheckEvery time.Duration
+
 	// Run's own state; Run is not called concurrently.
-	reconnects uint64    // the connection's reconnect count when last seen
-	replay     bool      // the entries the store keeps must be published again
-	deletedAt  time.Time // when deleteOld last ran
+	reconnects      uint64    // the connection's reconnect count when last seen
+	replay          bool      // the entries the store keeps must be published again
+	deletedAt       time.Time // when deleteOld last ran
+	streamCheckedAt time.Time // when checkStream last ran
 }
+
+// streamCheckInterval is how often an idle relay makes sure the stream is
+// there: one stream info request per leader, short enough that readiness
+// recovers before a readiness probe's usual failure threshold.
+const streamCheckInterval = 2 * time.Second
 
 // New creates a relay publishing through js.
 func New(cfg Config, js jetstream.JetStream, outbox Outbox) *Relay {
 	cfg.setDefaults()
-	r := &Relay{cfg: cfg, js: js, outbox: outbox, wake: make(chan struct{}, 1)}
+	r := &Relay{cfg: cfg, js: js, outbox: outbox, wake: make(chan struct{}, 1), streamCheckEvery: streamCheckInterval}
 	if nc := js.Conn(); nc != nil {
 		r.reconnects = nc.Stats().Reconnects
 	}
@@ -509,7 +524,7 @@ func (r *Relay) publishLoop(ctx context.Context) error {
 				// "headers not supported by this server", which misleads.
 				err = fmt.Errorf("not connected to NATS: %w", err)
 			} else if streamMissing(err) {
-				if serr := r.restoreStream(ctx); serr != nil {
+				if _, serr := r.restoreStream(ctx); serr != nil {
 					err = errors.Join(err, serr)
 				}
 			}
@@ -524,13 +539,33 @@ func (r *Relay) publishLoop(ctx context.Context) error {
 			continue // more waiting
 		}
 		backoff = 50 * time.Millisecond
+		if time.Since(r.streamCheckedAt) >= r.streamCheckEvery {
+			r.streamCheckedAt = time.Now()
+			if r.checkStream(ctx) {
+				continue // publish the republish window into it now
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-r.wake:
-		case <-time.After(r.cfg.PollInterval):
+		case <-time.After(min(r.cfg.PollInterval, time.Until(r.streamCheckedAt.Add(r.streamCheckEvery)))):
 		}
 	}
+}
+
+// checkStream creates the stream again when it is missing, and reports
+// whether it did. An idle relay calls it: without it a stream deleted on
+// a quiet system would stay missing until the next notification.
+func (r *Relay) checkStream(ctx context.Context) bool {
+	if nc := r.js.Conn(); nc != nil && !nc.IsConnected() {
+		return false // the stream is looked at again once connected
+	}
+	created, err := r.restoreStream(ctx)
+	if err != nil && ctx.Err() == nil {
+		r.cfg.Logger.Warn("checking the notification stream", "err", err, "every", r.streamCheckEvery)
+	}
+	return created
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {
@@ -862,23 +897,23 @@ func streamMissing(err error) bool {
 }
 
 // restoreStream creates the stream again, with the configured settings,
-// when it is missing; the entries kept for the republish window are then
-// published into it again. A stream that is there (JetStream was only
-// slow to answer) is left alone.
-func (r *Relay) restoreStream(ctx context.Context) error {
+// when it is missing, and reports whether it did; the entries kept for
+// the republish window are then published into it again. A stream that
+// is there (JetStream was only slow to answer) is left alone.
+func (r *Relay) restoreStream(ctx context.Context) (created bool, _ error) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.AckTimeout)
 	defer cancel()
 	name := r.cfg.Stream.Name
 	switch _, err := r.js.Stream(ctx, name); {
 	case err == nil:
-		return nil
+		return false, nil
 	case !errors.Is(err, jetstream.ErrStreamNotFound):
-		return fmt.Errorf("looking up stream %s: %w", name, err)
+		return false, fmt.Errorf("looking up stream %s: %w", name, err)
 	}
 	r.cfg.Logger.Warn("the notification stream is missing: creating it again", "stream", name)
 	if err := EnsureStream(ctx, r.js, r.cfg.Stream); err != nil {
-		return err
+		return false, err
 	}
 	r.replay = r.cfg.RepublishWindow > 0
-	return nil
+	return true, nil
 }

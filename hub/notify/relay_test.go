@@ -338,11 +338,12 @@ func TestRelayOnMachineServer(t *testing.T) {
 			t.Fatalf("EnsureStream on the machine's server: %v", err)
 		}
 	}
+	// The relays look after the test's stream, not the machine's POP.
 	o := newOutboxWithPrefix(700, prefix)
-	runRelay(t, New(Config{BatchSize: 250}, js, o))
+	runRelay(t, New(Config{BatchSize: 250, Stream: cfg}, js, o))
 	waitDone(t, o, 700)
 	o2 := newOutboxWithPrefix(700, prefix) // the same entries, published again
-	runRelay(t, New(Config{}, js, o2))
+	runRelay(t, New(Config{Stream: cfg}, js, o2))
 	waitDone(t, o2, 700)
 	if ids := streamMsgIDs(t, js, name); len(ids) != 700 || hasRepeats(ids) {
 		t.Errorf("stream holds %d messages (repeats: %v), want the 700 entries once", len(ids), hasRepeats(ids))

@@ -2,6 +2,7 @@ package notify
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http/httptest"
 	"slices"
@@ -144,6 +145,8 @@ func TestRelayKeepsWindowThroughOutage(t *testing.T) {
 // configured settings as soon as the relay has something to publish, and
 // the entries kept for the republish window go into it again with the new
 // ones. Ping, which readiness asks, reports the stream missing until then.
+// The idle relay's own look for the stream is put off here, so that the
+// publish finds it missing (TestRelayRecreatesStreamWhileIdle tests it).
 func TestRelayRecreatesDeletedStream(t *testing.T) {
 	ctx := context.Background()
 	srv := natsServer(t, 0)
@@ -156,6 +159,7 @@ func TestRelayRecreatesDeletedStream(t *testing.T) {
 	o := newOutbox(100)
 	r := New(Config{PollInterval: time.Hour, AckTimeout: 2 * time.Second, RepublishWindow: time.Minute, Stream: stream,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))}, js, o)
+	r.streamCheckEvery = time.Hour
 	runRelay(t, r)
 	waitDone(t, o, 100)
 	if err := r.Ping(ctx); err != nil {
@@ -365,3 +369,72 @@ func ensureStreamAgain(t *testing.T, js jetstream.JetStream) {
 	}
 	t.Fatalf("creating the deleted stream again: %v", err)
 }
+
+// TestRelayRecreatesStreamWhileIdle: a stream deleted while the relay has
+// nothing to publish (a quiet night) is created again within seconds with
+// the configured settings, without waiting for a new notification, so
+// that readiness and subscribers recover; the entries kept for the
+// republish window go into it again. A relay standing by for another
+// instance's lease leaves it to the leader.
+func TestRelayRecreatesStreamWhileIdle(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		window time.Duration
+		lease  Lease
+		want   int // notifications in the new stream; -1: no stream
+	}{
+		{"republish window", time.Minute, nil, 100},
+		{"no window", 0, nil, 0},
+		{"standing by", time.Minute, heldElsewhere{}, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			srv := natsServer(t, 0)
+			js := connect(t, srv.ClientURL())
+			stream := StreamConfig{MaxAge: 48 * time.Hour}
+			if err := EnsureStream(ctx, js, stream); err != nil {
+				t.Fatal(err)
+			}
+			o := newOutbox(100)
+			var logs testenv.LogBuffer
+			r := New(Config{PollInterval: time.Hour, AckTimeout: 2 * time.Second, RepublishWindow: tc.window, Stream: stream,
+				Lease: tc.lease, LeaseInterval: 50 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&logs, nil))}, js, o)
+			runRelay(t, r)
+			if tc.lease == nil {
+				waitDone(t, o, 100)
+			}
+			time.Sleep(200 * time.Millisecond) // the relay has found nothing and sleeps
+
+			if err := js.DeleteStream(ctx, schemas.StreamName); err != nil {
+				t.Fatal(err)
+			}
+			if tc.want < 0 {
+				time.Sleep(4 * time.Second)
+				if _, err := js.Stream(ctx, schemas.StreamName); !errors.Is(err, jetstream.ErrStreamNotFound) {
+					t.Fatalf("a relay standing by touched the stream: looking it up gave %v, want not found", err)
+				}
+				return
+			}
+			took := waitWithin(t, 10*time.Second, "the stream created again", func() bool { return r.Ping(ctx) == nil })
+			t.Logf("stream created again %v after its deletion", took.Round(time.Millisecond))
+			waitWithin(t, 10*time.Second, "the kept entries in the new stream", func() bool { return streamLen(t, js) >= tc.want })
+			time.Sleep(200 * time.Millisecond) // time enough for a wrong extra publish to show
+			if ids := streamMsgIDs(t, js, schemas.StreamName); len(ids) != tc.want || hasRepeats(ids) {
+				t.Fatalf("the new stream holds %d notifications (repeats: %v), want %d once", len(ids), hasRepeats(ids), tc.want)
+			}
+			if got := streamConfig(t, js, schemas.StreamName); got.MaxAge != 48*time.Hour || got.Storage != jetstream.FileStorage {
+				t.Errorf("stream created again with max age %v, storage %v; want the configured 48h, file", got.MaxAge, got.Storage)
+			}
+			if !strings.Contains(logs.String(), "creating it again") {
+				t.Errorf("the re-creation was not logged: %q", logs.String())
+			}
+		})
+	}
+}
+
+// heldElsewhere is a lease another instance holds for good.
+type heldElsewhere struct{}
+
+func (heldElsewhere) TryAcquire(context.Context) (bool, error) { return false, nil }
+func (heldElsewhere) Check(context.Context) error              { return errors.New("not held") }
+func (heldElsewhere) Release(context.Context)                  {}
