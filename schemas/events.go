@@ -209,6 +209,9 @@ func decodeStd(in Input) (Event, error) {
 	var members map[string]json.RawMessage
 	if err := json.Unmarshal(in.Value, &members); err != nil {
 		var se *json.SyntaxError
+		if errors.As(err, &se) && strings.Contains(se.Error(), "exceeded max depth") {
+			return Event{}, nestingReject(in.Value)
+		}
 		if errors.As(err, &se) || !json.Valid(in.Value) {
 			return Event{}, reject(ReasonNotJSON, "", "value is not a JSON document: %v", err)
 		}
@@ -264,6 +267,63 @@ func decodeStd(in Input) (Event, error) {
 	}
 	ev.Payload = data
 	return ev, nil
+}
+
+// maxJSONDepth is encoding/json's nesting limit: the most arrays and
+// objects, the envelope counted, that a value may be nested in.
+const maxJSONDepth = 10000
+
+// nestingReject is the reject of b, a value nested deeper than
+// maxJSONDepth. Such a value is JSON, which encoding/json only refuses to
+// read, so it is not not_json: it names the envelope member holding the
+// nesting, the data (invalid_data) or another attribute (not_cloudevent,
+// whose attributes are never arrays or objects), or the value itself
+// when it is not an object.
+func nestingReject(b []byte) *RejectError {
+	const detail = "is nested deeper than 10,000 levels of arrays and objects"
+	name, ok := deepMember(b)
+	switch {
+	case !ok:
+		return reject(ReasonNotCloudEvent, "", "value %s", detail)
+	case name == "data":
+		return reject(ReasonInvalidData, "data", detail)
+	}
+	return reject(ReasonNotCloudEvent, quoteName(name), detail)
+}
+
+// deepMember is the name of the member of b, an object, whose value takes
+// the nesting past maxJSONDepth; false when b is not an object or no
+// member does. json.Decoder's tokens, unlike Unmarshal, have no depth
+// limit.
+func deepMember(b []byte) (string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return "", false
+	}
+	for {
+		tok, err := dec.Token()
+		name, isName := tok.(string)
+		if err != nil || !isName {
+			return "", false
+		}
+		for depth := 1; ; { // the envelope
+			tok, err := dec.Token()
+			if err != nil {
+				return "", false
+			}
+			switch tok {
+			case json.Delim('{'), json.Delim('['):
+				if depth++; depth > maxJSONDepth {
+					return name, true
+				}
+			case json.Delim('}'), json.Delim(']'):
+				depth--
+			}
+			if depth == 1 {
+				break
+			}
+		}
+	}
 }
 
 // checkText holds the value to I-JSON (RFC 7493): UTF-8 throughout, and no

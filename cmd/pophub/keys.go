@@ -55,6 +55,9 @@ func (m *Main) keySource() (sealing.KeySource, error) {
 		return nil, fmt.Errorf("reading the key file: %w", err)
 	}
 	if c.PostgresURL == "" {
+		if err := missingKeysOfSealedStore(c.DataDir); err != nil {
+			return nil, err
+		}
 		if _, err := os.Stat(filepath.Join(c.DataDir, "store")); err == nil {
 			// A data directory from before sealing: keep it readable.
 			m.Logger.Warn("the memdb store under --data is in clear; start with a new --data directory to seal it", "dir", c.DataDir)
@@ -71,6 +74,26 @@ func (m *Main) keySource() (sealing.KeySource, error) {
 	return sealing.File(path), nil
 }
 
+// memdbSealMark is the file hub/memdb writes in a store directory it
+// seals (the keyring's check value); a directory without it is in clear.
+const memdbSealMark = "keys.check"
+
+// missingKeysOfSealedStore refuses a data directory whose memdb store was
+// sealed with <data>/keys when that file is gone: the store is not in
+// clear, and a newly generated key could never open it.
+func missingKeysOfSealedStore(dataDir string) error {
+	store := filepath.Join(dataDir, "store")
+	_, err := os.Stat(filepath.Join(store, memdbSealMark))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("reading the sealing mode of the store under %s: %w", store, err)
+	}
+	return fmt.Errorf("%s is missing but the store under %s is sealed with it: restore that file from the backup "+
+		"(a new key cannot open the store), or give its keys (--keys or POPHUB_KEYS)", filepath.Join(dataDir, "keys"), store)
+}
+
 // loadKeys loads the keyring of a tool given --keys (or POPHUB_KEYS), or
 // of a data directory that has <data>/keys; nil for a store in clear.
 func loadKeys(ctx context.Context, file, dataDir string) (*sealing.Keyring, error) {
@@ -84,8 +107,10 @@ func loadKeys(ctx context.Context, file, dataDir string) (*sealing.Keyring, erro
 		src = sealing.Env("POPHUB_KEYS")
 	case dataDir != "":
 		path := filepath.Join(dataDir, "keys")
-		if _, err := os.Stat(path); err != nil {
-			return nil, nil
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return nil, missingKeysOfSealedStore(dataDir)
+		} else if err != nil {
+			return nil, fmt.Errorf("reading the key file: %w", err)
 		}
 		src = sealing.File(path)
 	default:
