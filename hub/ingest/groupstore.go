@@ -43,7 +43,18 @@ import (
 // storeDataPrefix starts a member's user data: a version, then the store
 // id, in a few bytes. Data without it (nil from older hubs, another
 // version) names no store.
-const storeDataPrefix = "pophub-store:v1:"
+//
+// A store id is the schema's own id (kept in the schema, and so in a copy
+// of it), a slash, and a hash of the server, database and schema that
+// hold it (postgres.Store.StoreID). Hubs of the previous release sent the
+// first part alone, under storeDataPrefixV1, and compare ids whole: this
+// release sends under another version, which such a leader reads as
+// naming no store, rather than finding two stores in a group of one
+// store being upgraded and stopping ingest.
+const (
+	storeDataPrefix   = "pophub-store:v2:"
+	storeDataPrefixV1 = "pophub-store:v1:"
+)
 
 // storeUserData is the user data an instance of store id sends.
 func storeUserData(id string) []byte {
@@ -56,11 +67,43 @@ func storeUserData(id string) []byte {
 // storeIDOf reads a member's store id from its user data; "" when it
 // names none.
 func storeIDOf(userData []byte) string {
-	id, ok := bytes.CutPrefix(userData, []byte(storeDataPrefix))
-	if !ok {
-		return ""
+	for _, prefix := range []string{storeDataPrefix, storeDataPrefixV1} {
+		if id, ok := bytes.CutPrefix(userData, []byte(prefix)); ok {
+			return string(id)
+		}
 	}
-	return string(id)
+	return ""
+}
+
+// sameStore reports whether two store ids name one store: equal, or the
+// same schema's id where one of them, from a hub of the previous release,
+// does not say where the schema is.
+func sameStore(a, b string) bool {
+	if a == b {
+		return true
+	}
+	schemaA, placeA, _ := strings.Cut(a, "/")
+	schemaB, placeB, _ := strings.Cut(b, "/")
+	return schemaA == schemaB && (placeA == "" || placeB == "")
+}
+
+// countStores is the number of stores the ids name: those that say where
+// their schema is, and those that do not (the previous release's) unless
+// one that does has the same schema id.
+func countStores(ids []string) int {
+	placed := map[string]bool{}
+	for _, id := range ids {
+		if schema, place, _ := strings.Cut(id, "/"); place != "" {
+			placed[schema] = true
+		}
+	}
+	n := 0
+	for _, id := range ids {
+		if schema, place, _ := strings.Cut(id, "/"); place != "" || !placed[schema] {
+			n++
+		}
+	}
+	return n
 }
 
 // conflictRemedy says how to end a group split over stores.
@@ -141,12 +184,19 @@ func (g *storeGuard) assign(members []kafka.GroupMember) (ok bool) {
 	}
 	unknown := byStore[""]
 	delete(byStore, "")
+	ids := slices.Sorted(maps.Keys(byStore))
+	split := false
+	for i, a := range ids {
+		for _, b := range ids[i+1:] {
+			split = split || !sameStore(a, b)
+		}
+	}
 	var conflict error
-	if len(byStore) > 1 {
+	if split {
 		stores := describeStores(byStore, unknown)
 		this := cmp.Or(g.id, "none")
 		conflict = fmt.Errorf("consumer group %q spans %d stores (%s; this instance's store id: %s): no partitions are assigned, ingest is stopped; %s",
-			g.group, len(byStore), stores, this, conflictRemedy)
+			g.group, countStores(ids), stores, this, conflictRemedy)
 		g.log.Error("the consumer group's instances apply to different stores: assigning no partitions, so that no store takes events "+
 			"and commits offsets the others never get; ingest is stopped until one store is left in the group; "+conflictRemedy,
 			"group", g.group, "stores", stores, "this_store", this)

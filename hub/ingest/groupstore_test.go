@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -41,16 +42,28 @@ func TestStoreBalancerAssignGroups(t *testing.T) {
 		members []kafka.GroupMember
 		// conflict names what the error and the log say; nil: no conflict.
 		conflict []string
+		// stores is the number of stores the error counts.
+		stores int
 	}{
-		{"one member", []kafka.GroupMember{member("m1", storeUserData("aaaa"))}, nil},
-		{"one store", []kafka.GroupMember{member("m1", storeUserData("aaaa")), member("m2", storeUserData("aaaa"))}, nil},
-		{"a member without a store id", []kafka.GroupMember{member("m1", storeUserData("aaaa")), member("m2", nil), member("m3", storeUserData("aaaa"))}, nil},
-		{"a member of an unknown encoding", []kafka.GroupMember{member("m1", storeUserData("aaaa")), member("m2", []byte("pophub-store:v9:bbbb"))}, nil},
-		{"no store ids", []kafka.GroupMember{member("m1", nil), member("m2", nil)}, nil},
+		{"one member", []kafka.GroupMember{member("m1", storeUserData("aaaa"))}, nil, 0},
+		{"one store", []kafka.GroupMember{member("m1", storeUserData("aaaa")), member("m2", storeUserData("aaaa"))}, nil, 0},
+		{"a member without a store id", []kafka.GroupMember{member("m1", storeUserData("aaaa")), member("m2", nil), member("m3", storeUserData("aaaa"))}, nil, 0},
+		{"a member of an unknown encoding", []kafka.GroupMember{member("m1", storeUserData("aaaa")), member("m2", []byte("pophub-store:v9:bbbb"))}, nil, 0},
+		{"no store ids", []kafka.GroupMember{member("m1", nil), member("m2", nil)}, nil, 0},
 		{"two stores", []kafka.GroupMember{member("m1", storeUserData("aaaa")), member("m2", storeUserData("bbbb")), member("m3", storeUserData("aaaa"))},
-			[]string{"aaaa: 2 members (m1, m3)", "bbbb: 1 member (m2)"}},
+			[]string{"aaaa: 2 members (m1, m3)", "bbbb: 1 member (m2)"}, 2},
 		{"two stores and a member without one", []kafka.GroupMember{member("m1", storeUserData("bbbb")), member("m2", nil), member("m3", storeUserData("aaaa"))},
-			[]string{"aaaa: 1 member (m3)", "bbbb: 1 member (m1)", "1 member without a store id (m2)"}},
+			[]string{"aaaa: 1 member (m3)", "bbbb: 1 member (m1)", "1 member without a store id (m2)"}, 2},
+		// A store id is the schema's hub_meta id and, after a slash, the
+		// database and server that hold it; hubs of the previous release
+		// sent the first part alone, which matches either.
+		{"one store, a member of the previous release", []kafka.GroupMember{member("m1", storeUserData("aaaa/0001")), member("m2", previousRelease("aaaa")), member("m3", storeUserData("aaaa/0001"))}, nil, 0},
+		{"copies of a schema", []kafka.GroupMember{member("m1", storeUserData("aaaa/0001")), member("m2", storeUserData("aaaa/0002"))},
+			[]string{"aaaa/0001: 1 member (m1)", "aaaa/0002: 1 member (m2)"}, 2},
+		{"copies of a schema and a member of the previous release", []kafka.GroupMember{member("m1", storeUserData("aaaa/0001")), member("m2", storeUserData("aaaa/0002")), member("m3", previousRelease("aaaa"))},
+			[]string{"aaaa/0001: 1 member (m1)", "aaaa/0002: 1 member (m2)", "aaaa: 1 member (m3)"}, 2},
+		{"another store of the previous release", []kafka.GroupMember{member("m1", storeUserData("aaaa/0001")), member("m2", previousRelease("bbbb"))},
+			[]string{"aaaa/0001: 1 member (m1)", "bbbb: 1 member (m2)"}, 2},
 	}
 	for _, inner := range []kafka.GroupBalancer{kafka.RangeGroupBalancer{}, kafka.RoundRobinGroupBalancer{}} {
 		for _, tt := range tests {
@@ -90,7 +103,7 @@ func TestStoreBalancerAssignGroups(t *testing.T) {
 					t.Fatal("readiness: ready; want the conflict")
 				}
 				line := grepLines(logs.String(), "level=ERROR")
-				for _, want := range append(tt.conflict, `"g1"`, "--postgres", "--group") {
+				for _, want := range append(tt.conflict, `"g1"`, fmt.Sprintf("spans %d stores", tt.stores), "--postgres", "--group") {
 					if !strings.Contains(err.Error(), want) {
 						t.Errorf("readiness error %q does not say %q", err, want)
 					}
@@ -105,11 +118,21 @@ func TestStoreBalancerAssignGroups(t *testing.T) {
 	}
 }
 
+// previousRelease is the user data a hub of the previous release sends:
+// the hub_meta id alone, under the first version.
+func previousRelease(id string) []byte { return []byte("pophub-store:v1:" + id) }
+
 // TestStoreUserData: an instance sends its store id in its group
 // membership, in a few bytes; one without (memdb) sends nothing, as
-// older hubs do.
+// older hubs do. A leader of the previous release, which would take the
+// longer id for another store than its own and stop ingest while a
+// rolling upgrade is under way, reads none in it; this release reads
+// that release's.
 func TestStoreUserData(t *testing.T) {
-	for _, id := range []string{"", "0123456789abcdef0123456789abcdef"} {
+	if got := storeIDOf(previousRelease("0123456789abcdef0123456789abcdef")); got != "0123456789abcdef0123456789abcdef" {
+		t.Errorf("the previous release's store id read as %q", got)
+	}
+	for _, id := range []string{"", "0123456789abcdef0123456789abcdef/0123456789ab"} {
 		g, err := newStoreGuard("g1", id, slog.New(slog.DiscardHandler), metricnoop.NewMeterProvider().Meter(""))
 		if err != nil {
 			t.Fatal(err)
@@ -126,6 +149,9 @@ func TestStoreUserData(t *testing.T) {
 		}
 		if len(ud) > 64 {
 			t.Errorf("user data of %d bytes", len(ud))
+		}
+		if _, ok := bytes.CutPrefix(ud, []byte("pophub-store:v1:")); ok {
+			t.Errorf("store id %q sent as %q, which a leader of the previous release reads as a store id", id, ud)
 		}
 	}
 }

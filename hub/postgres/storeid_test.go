@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 
@@ -36,8 +37,8 @@ func TestStoreIDStableAndPerSchema(t *testing.T) {
 		return
 	}
 	first := ids[0]
-	if len(first) != 32 {
-		t.Fatalf("store id %q, want 32 hex digits", first)
+	if meta, _, _ := strings.Cut(first, "/"); len(meta) != 32 {
+		t.Fatalf("store id %q, want 32 hex digits before the slash", first)
 	}
 	for _, id := range ids[1:] {
 		if id != first {
