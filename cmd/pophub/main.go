@@ -84,7 +84,7 @@ func commandTree() *cobra.Command {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
 	}
 	root.AddCommand(devCommand(newLogger), serveCommand(newLogger), demoCommand(newLogger),
-		publishCommand(newLogger), importCommand(newLogger), cdcCommand(newLogger), synthCommand(), eligibilityCommand(), policiesCommand(), dlqCommand(), policyCommand(), auditCommand(), reconcileCommand(), statusCommand(), statsCommand(newLogger), regionsCommand(), siSubscriberCommand(newLogger), benchCommand(newLogger), healthcheckCommand(), tlsCommand(), keysCommand())
+		publishCommand(newLogger), importCommand(newLogger), cdcCommand(newLogger), synthCommand(), eligibilityCommand(), policiesCommand(), dlqCommand(), policyCommand(), auditCommand(), reconcileCommand(), statusCommand(), statsCommand(newLogger), regionsCommand(), siSubscriberCommand(newLogger), benchCommand(newLogger), healthcheckCommand(), tlsCommand(), keysCommand(), offsetsCommand())
 	return root
 }
 

@@ -84,6 +84,11 @@ admin API (POST /v1/admin/known-events).`,
 			fmt.Fprintf(out, "group %s; %s DLQ records read; took %s\n", rep.Group, reconcile.Commas(rep.DLQRecords), time.Since(start).Round(time.Millisecond))
 			if n := rep.Gaps(); n > 0 {
 				fmt.Fprintf(cmd.ErrOrStderr(), "pophub reconcile: %d records lost (gap)\n", n)
+				// A store restored from a backup is the common cause, and
+				// one the hub cannot see: its offsets are past the backup.
+				fmt.Fprintf(cmd.ErrOrStderr(), "if the store was restored from a backup, stop every hub instance and run "+
+					"`pophub offsets rewind --group %s --to-time <time of the backup>`: the hub then reads the records since again "+
+					"and drops those its store already holds\n", rep.Group)
 				return exitError(1)
 			}
 			return nil
