@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -281,6 +282,10 @@ const maxJSONDepth = 10000
 // when it is not an object.
 func nestingReject(b []byte) *RejectError {
 	const detail = "is nested deeper than 10,000 levels of arrays and objects"
+	if err := wholeJSON(b); err != nil {
+		// Cut short or broken past the depth encoding/json stopped at.
+		return reject(ReasonNotJSON, "", "value is not a JSON document: %v", err)
+	}
 	name, ok := deepMember(b)
 	switch {
 	case !ok:
@@ -289,6 +294,36 @@ func nestingReject(b []byte) *RejectError {
 		return reject(ReasonInvalidData, "data", detail)
 	}
 	return reject(ReasonNotCloudEvent, quoteName(name), detail)
+}
+
+// wholeJSON reads b to its end with json.Decoder's tokens, which have
+// no depth limit, and reports why it is not one JSON value.
+func wholeJSON(b []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	depth, values := 0, 0
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			if depth != 0 || values != 1 {
+				return io.ErrUnexpectedEOF
+			}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			depth++
+		case json.Delim('}'), json.Delim(']'):
+			depth--
+		}
+		if depth == 0 {
+			if values++; values > 1 {
+				return errors.New("more than one value")
+			}
+		}
+	}
 }
 
 // deepMember is the name of the member of b, an object, whose value takes

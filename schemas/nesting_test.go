@@ -39,6 +39,12 @@ func TestDecodeRejectsDeepNesting(t *testing.T) {
 		{"an extension attribute", "", extension("trace"), ReasonNotCloudEvent, "trace", deep},
 		{"a name holding an ID", "", extension(validID), ReasonNotCloudEvent, maskedName, deep},
 		{"the value itself", "", nested(10001), ReasonNotCloudEvent, "", deep},
+		// Past the depth encoding/json stops at, a value may still be cut
+		// short or broken: that is not_json, as at any depth.
+		{"cut short", "", strings.Repeat("[", 10001), ReasonNotJSON, "", "not a JSON document"},
+		{"data cut short", "", `{"specversion":"1.0","data":` + strings.Repeat("[", 10001), ReasonNotJSON, "", "not a JSON document"},
+		{"broken after the depth", "", `{"data":` + strings.Repeat("[", 10001) + `x garbage`, ReasonNotJSON, "", "not a JSON document"},
+		{"two values", "", nested(10001) + " " + nested(1), ReasonNotJSON, "", "not a JSON document"},
 	}
 	paths := []struct {
 		name   string

@@ -193,3 +193,41 @@ func TestMixedEncodingLines(t *testing.T) {
 		})
 	}
 }
+
+// TestUTF8LineOfOtherCharactersInGBKFile: a UTF-8 line of a GBK file is
+// recognised also when its name holds more than common Chinese
+// characters — a rare character of a CJK extension, the katakana middle
+// dot of minority names, a dash — rather than decoded as GBK into other
+// characters and sent.
+func TestUTF8LineOfOtherCharactersInGBKFile(t *testing.T) {
+	gbkNames := []string{"李雷", "韩梅梅", "赵四", "司马相如", "孙七", "周八"}
+	isGBK := map[string]bool{}
+	for _, n := range gbkNames {
+		isGBK[n] = true
+	}
+	for _, odd := range []string{"买买提・艾力", "陈𠮷华", "王—明", "李①"} {
+		t.Run(odd, func(t *testing.T) {
+			h := newHukouLines(t, "auto")
+			file := h.file(t, append(append([]string{}, gbkNames...), odd), isGBK)
+			addr := testenv.Kafka(t, partitions)
+			rep, err := Run(context.Background(), Config{Source: schemas.PublicSecurity, File: file, Mapping: h.m, Brokers: []string{addr}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Sent != len(gbkNames) || rep.Rejected != 1 {
+				t.Errorf("sent %d, rejected %d; want the %d GBK lines sent and the UTF-8 line rejected", rep.Sent, rep.Rejected, len(gbkNames))
+			}
+			for _, r := range testenv.Records(t, addr, schemas.Topic(schemas.PublicSecurity)) {
+				var ev struct {
+					Data struct{ Name string } `json:"data"`
+				}
+				if err := json.Unmarshal(r.Value, &ev); err != nil {
+					t.Fatal(err)
+				}
+				if !isGBK[ev.Data.Name] {
+					t.Errorf("sent name %q, garbled from the UTF-8 line %q", ev.Data.Name, odd)
+				}
+			}
+		})
+	}
+}

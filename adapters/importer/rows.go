@@ -536,7 +536,7 @@ func (s *csvSource) notUTF8Row(first int, cells []string, i int) row {
 		}
 		decoded[j] = d
 	}
-	return row{line: first, cells: decoded, malformed: fmt.Sprintf("the line is GBK, in a file read as UTF-8: column %s is not valid UTF-8, and valid GBK (if the whole file is GBK, set encoding: gbk, or give --encoding auto); %s", col, mixedAdvice)}
+	return row{line: first, cells: decoded, malformed: fmt.Sprintf("the line is GBK, in a file read as UTF-8: column %s is not valid UTF-8, and valid GBK (if the whole file is GBK, set encoding: gbk in the mapping, or give --encoding gbk); %s", col, mixedAdvice)}
 }
 
 // decodeGBK decodes GB18030 text (which GBK is part of); ok is false if
@@ -946,8 +946,10 @@ func (u *utf8Lines) endLine() {
 
 // notGB2312 reports whether line, valid UTF-8 holding Chinese, is UTF-8
 // rather than GBK whose bytes happen to be valid UTF-8 too: its
-// characters other than ASCII are all Chinese characters, Chinese
-// punctuation or full-width forms, and read as GBK it holds a character
+// characters other than ASCII are all Chinese characters (of any CJK
+// block: rare name characters are in the extensions), Chinese
+// punctuation, general punctuation (—, …), circled numbers, full-width
+// forms or a middle dot (·, ・), and read as GBK it holds a character
 // outside GB 2312 (a byte of 0x80–0xA0, where UTF-8 continuation bytes
 // mostly are). Of GBK lines whose only Chinese is a name of two or three
 // GB 2312 characters, about one in 6,000 and one in 1,000 are valid UTF-8
@@ -958,7 +960,8 @@ func (u *utf8Lines) endLine() {
 func notGB2312(line []byte) bool {
 	for _, r := range string(line) {
 		switch {
-		case r < utf8.RuneSelf, r >= 0x4E00 && r <= 0x9FFF, r >= 0x3000 && r <= 0x303F, r >= 0xFF00 && r <= 0xFFEF, r == '·':
+		case r < utf8.RuneSelf, unicode.Is(unicode.Han, r), r >= 0x3000 && r <= 0x303F, r >= 0xFF00 && r <= 0xFFEF,
+			r >= 0x2000 && r <= 0x206F, r >= 0x2460 && r <= 0x24FF, r == '·', r == '・':
 		default:
 			return false
 		}

@@ -41,7 +41,8 @@
 // pophub_events_applied_total{source}, pophub_events_duplicate_total{source}
 // and pophub_events_rejected_total{reason,source};
 // pophub_events_skipped_total{reason,source} counts records passed over,
-// outside consumed: reason "control", transaction markers (see below), and
+// outside consumed: reason "control", transactions' commit markers, and
+// "aborted_transaction", their abort markers (see below), and
 // "retention", records that the topic's retention deleted before the hub
 // read them (kafka-go moves on to the first offset left; the hub logs a
 // warning naming the partition and the offsets lost);
@@ -432,7 +433,7 @@ func New(cfg Config, store Applier) (*Consumer, error) {
 		for _, ctr := range []metric.Int64Counter{c.metrics.consumed, c.metrics.applied, c.metrics.duplicates} {
 			ctr.Add(context.Background(), 0, metric.WithAttributes(src))
 		}
-		for _, reason := range []string{skipControl, skipRetention} {
+		for _, reason := range []string{skipControl, skipAborted, skipRetention} {
 			c.metrics.skipped.Add(context.Background(), 0, metric.WithAttributes(attribute.String("reason", reason), src))
 		}
 		// Drops are rare, so a series born at its first drop would be

@@ -205,6 +205,9 @@ func TestTransactionAbortedIsReported(t *testing.T) {
 	for _, line := range []string{
 		`pophub_events_skipped_total{reason="aborted_transaction",source="marriage"} 1`,
 		`pophub_events_skipped_total{reason="control",source="marriage"} 1`,
+		// Born at 0 for every source, so that increase() sees the first
+		// abort after a start (PophubAbortedTransactionApplied).
+		`pophub_events_skipped_total{reason="aborted_transaction",source="health"} 0`,
 	} {
 		if !strings.Contains(string(body), line) {
 			t.Errorf("/metrics lacks %s:\n%s", line, grepLines(string(body), "pophub_events_skipped"))
