@@ -209,11 +209,16 @@ func (out *Outcome) apply(st *State, in *hub.Input, now time.Time) {
 		derived = make(map[schemas.Section]any, len(secs))
 		out.derived[st] = derived
 	}
+	// A contract, property, lease or business: its section changed when
+	// the entry did (entryOf), and is not derived whole.
+	keyedSec, entryBefore, keyed := st.entryOf(ev)
 	var buf [4]any
 	before := buf[:0]
 	for _, sec := range secs {
 		var v any
-		if skip(sec) {
+		if keyed && sec == keyedSec {
+			delete(derived, sec) // stale after this event
+		} else if skip(sec) {
 			delete(derived, sec) // not derived after this event either
 		} else if d, ok := derived[sec]; ok {
 			v = d
@@ -235,6 +240,12 @@ func (out *Outcome) apply(st *State, in *hub.Input, now time.Time) {
 
 	changed := []string{}
 	for i, sec := range secs {
+		if keyed && sec == keyedSec {
+			if _, entryAfter, _ := st.entryOf(ev); entryAfter != entryBefore {
+				changed = append(changed, string(sec))
+			}
+			continue
+		}
 		if skip(sec) {
 			continue
 		}

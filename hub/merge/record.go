@@ -306,16 +306,9 @@ func (s *State) fill(r *hub.Record, sec schemas.Section) {
 		}
 	case schemas.SecEmployment:
 		for id, c := range s.Contracts {
-			st, ok := c.Started.get()
-			if !ok {
-				continue // an end without its start waits for the start
+			if v, ok := contractView(id, c); ok {
+				r.Employment = append(r.Employment, v)
 			}
-			end := st.End
-			if e, ok := c.Ended.get(); ok && !endedBefore(c.Started.At, c.Ended.At) {
-				end = e
-			}
-			r.Employment = append(r.Employment, hub.Contract{ContractID: id, EmployerID: st.EmployerID,
-				EmployerName: st.EmployerName, WorkRegion: st.WorkRegion, Start: st.Start, End: end})
 		}
 		sort.Slice(r.Employment, func(i, j int) bool {
 			a, b := r.Employment[i], r.Employment[j]
@@ -351,21 +344,15 @@ func (s *State) fill(r *hub.Record, sec schemas.Section) {
 	case schemas.SecHousing:
 		var h hub.Housing
 		for id, reg := range s.Owned {
-			if p, ok := reg.get(); ok {
-				h.Owned = append(h.Owned, hub.Property{PropertyID: id, AddressCode: p.Address, Since: day(reg.At.T)})
+			if v, ok := propertyView(id, reg); ok {
+				h.Owned = append(h.Owned, v)
 			}
 		}
 		sort.Slice(h.Owned, func(i, j int) bool { return h.Owned[i].PropertyID < h.Owned[j].PropertyID })
 		for id, rent := range s.Rentals {
-			st, ok := rent.Started.get()
-			if !ok {
-				continue
+			if v, ok := rentalView(id, rent); ok {
+				h.Rentals = append(h.Rentals, v)
 			}
-			end := st.End
-			if e, ok := rent.Ended.get(); ok && !endedBefore(rent.Started.At, rent.Ended.At) {
-				end = e
-			}
-			h.Rentals = append(h.Rentals, hub.Rental{LeaseID: id, AddressCode: st.AddressCode, Start: st.Start, End: end})
 		}
 		sort.Slice(h.Rentals, func(i, j int) bool {
 			a, b := h.Rentals[i], h.Rentals[j]
@@ -380,8 +367,8 @@ func (s *State) fill(r *hub.Record, sec schemas.Section) {
 	case schemas.SecTax:
 		var t hub.Tax
 		for id, reg := range s.Businesses {
-			if b, ok := reg.get(); ok {
-				t.Businesses = append(t.Businesses, hub.Business{BusinessID: id, Region: b.Region, Since: day(reg.At.T)})
+			if v, ok := businessView(id, reg); ok {
+				t.Businesses = append(t.Businesses, v)
 			}
 		}
 		sort.Slice(t.Businesses, func(i, j int) bool { return t.Businesses[i].BusinessID < t.Businesses[j].BusinessID })
@@ -391,6 +378,93 @@ func (s *State) fill(r *hub.Record, sec schemas.Section) {
 	case schemas.SecAnomalies:
 		r.Anomalies = s.anomalies()
 	}
+}
+
+// The entries of the employment, housing and tax sections as the record
+// shows them, each from its own registers alone; false when it is not
+// shown. That independence is what lets a merge tell whether an event
+// changed such a section from the one entry it touched (see entryOf).
+
+func contractView(id string, c *contract) (hub.Contract, bool) {
+	st, ok := c.Started.get()
+	if !ok {
+		return hub.Contract{}, false // an end without its start waits for the start
+	}
+	end := st.End
+	if e, ok := c.Ended.get(); ok && !endedBefore(c.Started.At, c.Ended.At) {
+		end = e
+	}
+	return hub.Contract{ContractID: id, EmployerID: st.EmployerID, EmployerName: st.EmployerName,
+		WorkRegion: st.WorkRegion, Start: st.Start, End: end}, true
+}
+
+func propertyView(id string, reg *Reg[property]) (hub.Property, bool) {
+	p, ok := reg.get()
+	if !ok {
+		return hub.Property{}, false
+	}
+	return hub.Property{PropertyID: id, AddressCode: p.Address, Since: day(reg.At.T)}, true
+}
+
+func rentalView(id string, rent *rental) (hub.Rental, bool) {
+	st, ok := rent.Started.get()
+	if !ok {
+		return hub.Rental{}, false
+	}
+	end := st.End
+	if e, ok := rent.Ended.get(); ok && !endedBefore(rent.Started.At, rent.Ended.At) {
+		end = e
+	}
+	return hub.Rental{LeaseID: id, AddressCode: st.AddressCode, Start: st.Start, End: end}, true
+}
+
+func businessView(id string, reg *Reg[business]) (hub.Business, bool) {
+	b, ok := reg.get()
+	if !ok {
+		return hub.Business{}, false
+	}
+	return hub.Business{BusinessID: id, Region: b.Region, Since: day(reg.At.T)}, true
+}
+
+// entryOf is, for an event about one entry of the employment, housing or
+// tax section (a contract, a property, a lease, a business), that section
+// and the entry as it shows there, nil when not shown; ok is false for
+// other events. The section changed exactly when the entry did, which
+// costs nothing to compare, while deriving a section costs each event
+// its number of entries: a person with tens of thousands of contracts
+// (a department's runaway export) made each of their events take tens of
+// milliseconds and stalled the partition.
+func (s *State) entryOf(ev *schemas.Event) (sec schemas.Section, entry any, ok bool) {
+	switch d := ev.Payload.(type) {
+	case *schemas.ContractStartedData:
+		return schemas.SecEmployment, keyedView(s.Contracts, d.ContractID, contractView), true
+	case *schemas.ContractEndedData:
+		return schemas.SecEmployment, keyedView(s.Contracts, d.ContractID, contractView), true
+	case *schemas.PropertyRegisteredData:
+		return schemas.SecHousing, keyedView(s.Owned, d.PropertyID, propertyView), true
+	case *schemas.PropertyTransferredData:
+		return schemas.SecHousing, keyedView(s.Owned, d.PropertyID, propertyView), true
+	case *schemas.RentalRegisteredData:
+		return schemas.SecHousing, keyedView(s.Rentals, d.LeaseID, rentalView), true
+	case *schemas.RentalEndedData:
+		return schemas.SecHousing, keyedView(s.Rentals, d.LeaseID, rentalView), true
+	case *schemas.BusinessRegisteredData:
+		return schemas.SecTax, keyedView(s.Businesses, d.BusinessID, businessView), true
+	case *schemas.BusinessDeregisteredData:
+		return schemas.SecTax, keyedView(s.Businesses, d.BusinessID, businessView), true
+	}
+	return "", nil, false
+}
+
+// keyedView is m's entry id as of shows it, nil when not shown. The
+// views are structs of strings: two compare with == (see entryOf).
+func keyedView[E, V any](m map[string]*E, id string, of func(string, *E) (V, bool)) any {
+	if e := m[id]; e != nil {
+		if v, shown := of(id, e); shown {
+			return v
+		}
+	}
+	return nil
 }
 
 // idBirthDate is the birth date encoded in an ID, as YYYY-MM-DD.
