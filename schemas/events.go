@@ -606,6 +606,10 @@ func checkNames(members map[string]json.RawMessage) *RejectError {
 	if len(bad) > max {
 		bad = strings.ToValidUTF8(bad[:max], "") + "…"
 	}
+	if bad == "data_base64" {
+		// What the CloudEvents SDKs write for data given as bytes.
+		return reject(ReasonNotCloudEvent, "", "member %q is not supported: send the data as a JSON object in data", bad)
+	}
 	if longDigitRun(bad) {
 		return reject(ReasonNotCloudEvent, "", "member %s is not a CloudEvents attribute name (1 to 20 lower-case letters and digits; names are case-sensitive)", maskedName)
 	}

@@ -249,13 +249,25 @@ type Accepted struct {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	source, refusal := h.authenticate(r)
 	if refusal != nil {
+		h.discardBody(r)
 		w.Header().Set("WWW-Authenticate", refusal.challenge)
 		problem(w, http.StatusUnauthorized, "unauthenticated", refusal.detail, nil)
+		return
+	}
+	if r.Header.Get("Ce-Specversion") != "" {
+		// The CloudEvents SDKs' default: the attributes in ce-* headers,
+		// the data alone in the body, which read as an event would be
+		// refused for its data's member names.
+		h.discardBody(r)
+		problem(w, http.StatusUnsupportedMediaType, "unsupported-media-type",
+			"CloudEvents binary content mode (ce-* headers) is not supported: send the event in structured mode, the whole event as the body, as "+
+				ContentTypeEvent+" (one event) or "+ContentTypeBatch+" (a batch)", nil)
 		return
 	}
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	batch := mt == ContentTypeBatch
 	if !batch && mt != ContentTypeEvent && mt != "application/json" {
+		h.discardBody(r)
 		problem(w, http.StatusUnsupportedMediaType, "unsupported-media-type",
 			"send "+ContentTypeEvent+" (one event) or "+ContentTypeBatch+" (a batch)", nil)
 		return
@@ -341,6 +353,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // `pophub import` and `pophub publish` skip it, so the gateway does too.
 var utf8BOM = []byte("\xef\xbb\xbf")
 
+// discardBody reads and drops the body of a request refused before its
+// body was read, up to MaxBody, unless the client waits for 100 Continue
+// (then it sends none) or has announced more: Go's server otherwise
+// closes the connection under a client still sending a large body, which
+// sees a reset instead of the answer.
+func (h *Handler) discardBody(r *http.Request) {
+	if r.Body == nil || r.ContentLength > h.cfg.MaxBody || strings.EqualFold(r.Header.Get("Expect"), "100-continue") {
+		return
+	}
+	io.Copy(io.Discard, io.LimitReader(r.Body, h.cfg.MaxBody))
+}
+
 // readBody reads the request's body, decompressed when its
 // Content-Encoding is gzip.
 // MaxBody bounds the bytes read from the wire and, for gzip, the bytes
@@ -349,6 +373,13 @@ var utf8BOM = []byte("\xef\xbb\xbf")
 // cannot be read it answers the request itself (400, 413 or 415) and
 // returns false.
 func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	if r.ContentLength > h.cfg.MaxBody {
+		// Before the first read, which would send 100 Continue to a
+		// client that waits for it, and have it send a body the answer
+		// then cuts off with a connection reset.
+		problem(w, http.StatusRequestEntityTooLarge, "too-large", fmt.Sprintf("the body exceeds %d bytes", h.cfg.MaxBody), nil)
+		return nil, false
+	}
 	var src io.Reader = http.MaxBytesReader(w, r.Body, h.cfg.MaxBody)
 	tooBig := func(err error) bool {
 		var mb *http.MaxBytesError

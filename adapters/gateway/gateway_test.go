@@ -261,6 +261,10 @@ func TestRefusals(t *testing.T) {
 	}
 	second["id"] = first["id"]
 	sameID, _ := json.Marshal(second)
+	// What the CloudEvents SDKs write for data given as bytes.
+	delete(second, "data")
+	second["data_base64"] = "eyJsZWFzZV9pZCI6IkwtMSJ9"
+	base64Data, _ := json.Marshal(second)
 	tests := []struct {
 		name, token, ctype string
 		encoding           string
@@ -285,6 +289,7 @@ func TestRefusals(t *testing.T) {
 		{"two content encodings", "housing-secret", ContentTypeEvent, "gzip, br", gzipped(t, raws[0]), 415, "unsupported-media-type", -1, "gzip, br"},
 		{"a batch sent as one event", "housing-secret", ContentTypeEvent, "", batch(raws[0], raws[1]), 400, "invalid-request", -1, ContentTypeBatch},
 		{"a batch sent as application/json", "housing-secret", "application/json", "", batch(raws[0]), 400, "invalid-request", -1, ContentTypeBatch},
+		{"data in base64", "housing-secret", ContentTypeEvent, "", base64Data, 422, "invalid-events", 0, `"data_base64" is not supported`},
 		{"null in a batch", "housing-secret", ContentTypeBatch, "", []byte("[" + string(raws[0]) + ",null]"), 422, "invalid-events", 1, "is null, not"},
 		{"a number in a batch", "housing-secret", ContentTypeBatch, "", []byte("[" + string(raws[0]) + ", 42]"), 422, "invalid-events", 1, "is a number, not"},
 		{"an array in a batch", "housing-secret", ContentTypeBatch, "", []byte("[" + string(raws[0]) + ",[]]"), 422, "invalid-events", 1, "is an array, not"},

@@ -1,0 +1,112 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/pophub/pophub/schemas"
+)
+
+// rawRequest sends a request with headers and body as an HTTP client of
+// another stack does, writing the body while it reads the answer, and
+// returns the answer and what writing the body met.
+func rawRequest(t *testing.T, url, headers string, body []byte) (*http.Response, error) {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	fmt.Fprintf(c, "POST /v1/events HTTP/1.1\r\nHost: hub\r\n%sContent-Length: %d\r\n\r\n", headers, len(body))
+	written := make(chan error, 1)
+	go func() {
+		_, err := c.Write(body)
+		written <- err
+	}()
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	return resp, <-written
+}
+
+// TestClientsOfOtherStacksGetTheirAnswer: a refusal reaches a client as
+// an answer, not as a connection reset under a body it is still sending.
+// A body over the limit, announced with Expect: 100-continue (curl for
+// bodies over 1 KB, .NET always), is refused before the client sends it;
+// a request refused for its token or content type before its body was
+// read has its body read first. CloudEvents binary content mode, the
+// CloudEvents SDKs' default, is refused saying so.
+func TestClientsOfOtherStacksGetTheirAnswer(t *testing.T) {
+	h, err := New(Config{Sender: &recordingSender{}, MaxBody: 16 << 20,
+		Tokens: []Token{{Source: schemas.Housing, SHA256: HashToken("housing-secret")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	big := bytes.Repeat([]byte(" "), 10<<20) // within the limit, over what Go's server drains itself and the sockets buffer
+	tests := []struct {
+		name, headers string
+		body          []byte
+		wantStatus    int
+	}{
+		{"over the limit, waiting for 100 Continue",
+			"Authorization: Bearer housing-secret\r\nContent-Type: " + ContentTypeBatch + "\r\nExpect: 100-continue\r\n",
+			nil, http.StatusRequestEntityTooLarge},
+		{"unknown token", "Authorization: Bearer guess\r\nContent-Type: " + ContentTypeBatch + "\r\n",
+			big, http.StatusUnauthorized},
+		{"wrong content type", "Authorization: Bearer housing-secret\r\nContent-Type: text/plain\r\n",
+			big, http.StatusUnsupportedMediaType},
+		{"binary content mode", "Authorization: Bearer housing-secret\r\nContent-Type: application/json\r\nCe-Specversion: 1.0\r\nCe-Id: hs-1\r\n",
+			[]byte(`{"lease_id":"L-1","address_code":"230102001001","start":"2025-03-01"}`), http.StatusUnsupportedMediaType},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.body == nil {
+				// Announce 32 MiB and send none: a client waiting for 100
+				// Continue sends nothing until told to.
+				c, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				fmt.Fprintf(c, "POST /v1/events HTTP/1.1\r\nHost: hub\r\n%sContent-Length: %d\r\n\r\n", tc.headers, 32<<20)
+				resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if resp.StatusCode != tc.wantStatus {
+					t.Fatalf("first answer: %s; want %d before the body is sent", resp.Status, tc.wantStatus)
+				}
+				return
+			}
+			resp, werr := rawRequest(t, srv.URL, tc.headers, tc.body)
+			if resp.StatusCode != tc.wantStatus || werr != nil {
+				t.Fatalf("answer %s, writing the body: %v; want %d and the body taken", resp.Status, werr, tc.wantStatus)
+			}
+		})
+	}
+	// The detail of the binary mode refusal says what to send instead.
+	req, _ := http.NewRequest("POST", srv.URL+"/v1/events", strings.NewReader(`{"lease_id":"L-1"}`))
+	req.Header.Set("Authorization", "Bearer housing-secret")
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Ce-Specversion", "1.0")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusUnsupportedMediaType || !strings.Contains(string(b), "binary content mode") || !strings.Contains(string(b), ContentTypeEvent) {
+		t.Errorf("binary content mode: %d %s; want 415 naming structured mode", resp.StatusCode, b)
+	}
+}
