@@ -110,3 +110,15 @@ func TestClientsOfOtherStacksGetTheirAnswer(t *testing.T) {
 		t.Errorf("binary content mode: %d %s; want 415 naming structured mode", resp.StatusCode, b)
 	}
 }
+
+// TestQueryParametersRefused: the route takes no query parameters, as
+// the hub's other routes refuse those they do not take; a department
+// adding ?source=housing must not think it counted.
+func TestQueryParametersRefused(t *testing.T) {
+	url, _ := setup(t)
+	raws := encodeAll(t, housingEvents(t, 1))
+	code, p := post(t, url+"?source=housing", "housing-secret", ContentTypeEvent, raws[0])
+	if code != http.StatusBadRequest || p.Type != "urn:pophub:problem:invalid-request" || !strings.Contains(p.Detail, "no query parameters") {
+		t.Errorf("%d %+v; want 400 saying the route takes no query parameters", code, p)
+	}
+}

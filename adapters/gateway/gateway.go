@@ -254,6 +254,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		problem(w, http.StatusUnauthorized, "unauthenticated", refusal.detail, nil)
 		return
 	}
+	if r.URL.RawQuery != "" {
+		// As the hub's other routes refuse what they do not take: a
+		// department adding ?source=… would otherwise think it counted.
+		h.discardBody(r)
+		problem(w, http.StatusBadRequest, "invalid-request", "this route takes no query parameters: the source is the token's, and every event names its own", nil)
+		return
+	}
 	if r.Header.Get("Ce-Specversion") != "" {
 		// The CloudEvents SDKs' default: the attributes in ce-* headers,
 		// the data alone in the body, which read as an event would be
