@@ -518,7 +518,9 @@ func (r *Relay) publishLoop(ctx context.Context) error {
 		}
 		switch {
 		case err != nil:
-			if nc := r.js.Conn(); nc != nil && !nc.IsConnected() {
+			nc := r.js.Conn()
+			disconnected := nc != nil && !nc.IsConnected()
+			if disconnected {
 				// Say so: a connection never established (the server was
 				// down when the hub started) fails publishes with
 				// "headers not supported by this server", which misleads.
@@ -529,7 +531,11 @@ func (r *Relay) publishLoop(ctx context.Context) error {
 				}
 			}
 			r.cfg.Logger.Warn("publishing notifications", "err", err, "backoff", backoff)
-			if !sleep(ctx, backoff) {
+			wait := sleep
+			if disconnected {
+				wait = func(ctx context.Context, d time.Duration) bool { return sleepUntilConnected(ctx, nc, d) }
+			}
+			if !wait(ctx, backoff) {
 				return ctx.Err()
 			}
 			backoff = min(backoff*2, 5*time.Second)
@@ -576,6 +582,26 @@ func sleep(ctx context.Context, d time.Duration) bool {
 		return false
 	case <-t.C:
 		return true
+	}
+}
+
+// connectedPoll is how often a relay waiting out its backoff while
+// disconnected looks whether the connection is back.
+const connectedPoll = 50 * time.Millisecond
+
+// sleepUntilConnected is sleep, cut short once nc is connected again: a
+// backoff grown while NATS was down (up to 5 s) would otherwise hold the
+// backlog that long after it came back.
+func sleepUntilConnected(ctx context.Context, nc *nats.Conn, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 || nc.IsConnected() {
+			return true
+		}
+		if !sleep(ctx, min(left, connectedPoll)) {
+			return false
+		}
 	}
 }
 

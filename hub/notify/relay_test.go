@@ -598,3 +598,44 @@ func BenchmarkRelay(b *testing.B) {
 		})
 	}
 }
+
+// TestBackoffEndsWhenReconnected: a relay waiting out a backoff grown
+// while NATS was down (up to 5 s) stops waiting once the connection is
+// back, rather than hold the backlog for the rest of it; with no
+// connection back it waits the whole backoff.
+func TestBackoffEndsWhenReconnected(t *testing.T) {
+	dir := t.TempDir()
+	srv := testenv.NATS(t, embedded.NATSConfig{StoreDir: dir})
+	url := srv.ClientURL()
+	nc := connect(t, url).Conn()
+	srv.Close()
+	for nc.IsConnected() {
+		time.Sleep(5 * time.Millisecond)
+	}
+	start := time.Now()
+	if !sleepUntilConnected(context.Background(), nc, 300*time.Millisecond) {
+		t.Fatal("sleepUntilConnected: false without a cancelled context")
+	}
+	if waited := time.Since(start); waited < 300*time.Millisecond {
+		t.Errorf("still disconnected, waited %v of a 300ms backoff", waited)
+	}
+
+	const backoff = 30 * time.Second
+	done := make(chan time.Duration, 1)
+	go func() {
+		start := time.Now()
+		sleepUntilConnected(context.Background(), nc, backoff)
+		done <- time.Since(start)
+	}()
+	time.Sleep(200 * time.Millisecond)
+	testenv.NATS(t, embedded.NATSConfig{Addr: url[len("nats://"):], StoreDir: dir}) // the same server again
+	select {
+	case waited := <-done:
+		if !nc.IsConnected() {
+			t.Errorf("returned after %v while still disconnected", waited)
+		}
+		t.Logf("the wait ended %v after it began, the server back after 200ms", waited.Round(time.Millisecond))
+	case <-time.After(backoff - 5*time.Second):
+		t.Fatalf("still waiting %v after the connection came back", backoff-5*time.Second)
+	}
+}
