@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,6 +82,14 @@ func startEarlier(t testing.TB, table, slot, publication string, pub Publisher, 
 	}
 	r := start(t, s)
 	waitFor(t, r, "the earlier version's copy", func() bool { return s.Stats().Published == rows })
+	// Stopped before it records its copy complete, the stream would take
+	// the copy again at its next start, whatever its names.
+	db := connect(t)
+	waitFor(t, r, "the earlier version's copy recorded complete", func() bool {
+		var comment *string
+		err := db.QueryRow(context.Background(), `SELECT obj_description(oid, 'pg_publication') FROM pg_publication WHERE pubname = $1`, s.Publication()).Scan(&comment)
+		return err == nil && comment != nil && strings.Contains(*comment, " "+s.Slot()+"=done")
+	})
 	r.stop(t)
 }
 
