@@ -3,15 +3,22 @@ package gateway
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/pophub/pophub/adapters/publisher"
 	"github.com/pophub/pophub/schemas"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // rawRequest sends a request with headers and body as an HTTP client of
@@ -120,5 +127,89 @@ func TestQueryParametersRefused(t *testing.T) {
 	code, p := post(t, url+"?source=housing", "housing-secret", ContentTypeEvent, raws[0])
 	if code != http.StatusBadRequest || p.Type != "urn:pophub:problem:invalid-request" || !strings.Contains(p.Detail, "no query parameters") {
 		t.Errorf("%d %+v; want 400 saying the route takes no query parameters", code, p)
+	}
+}
+
+// TestHungBrokerBoundsPendingRequests: while the broker takes no produce
+// requests, clients give up on their requests and send again. The Kafka
+// writer keeps the records of a call its caller gave up, so each given-up
+// request used to add its records to its queue, without bound (hundreds
+// of megabytes in minutes). Requests past MaxPending now wait for their
+// turn and answer 503 after PublishTimeout, and nothing is lost: once the
+// broker answers again, the events that got their turn are sent and the
+// count of pending bytes falls back to zero.
+func TestHungBrokerBoundsPendingRequests(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, schemas.Topics()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	pub, err := publisher.New(publisher.Config{Brokers: c.ListenAddrs()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pub.Close() })
+	const maxBody, maxPending = 64 << 10, 8 << 10 // a batch below is about 5 KiB
+	h, err := New(Config{Sender: pub, MaxBody: maxBody, MaxPending: maxPending, PublishTimeout: 300 * time.Millisecond,
+		Tokens: []Token{{Source: schemas.Housing, SHA256: HashToken("housing-secret")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	evs := housingEvents(t, 200)
+	if _, err := pub.Publish(context.Background(), evs[0]); err != nil { // metadata known, connection open
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	var released sync.Once
+	free := func() { released.Do(func() { close(release) }) }
+	t.Cleanup(free)
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		<-release
+		return nil, nil, false
+	})
+
+	var most int64
+	var busy int
+	for round := range 12 {
+		batch, _ := json.Marshal(encodeAll(t, evs[1+round*15:1+(round+1)*15]))
+		// Every other client gives up after 50 ms; the others wait.
+		timeout := 2 * time.Second
+		if round%2 == 0 {
+			timeout = 50 * time.Millisecond
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		req, _ := http.NewRequestWithContext(ctx, "POST", srv.URL+"/v1/events", bytes.NewReader(batch))
+		req.Header.Set("Authorization", "Bearer housing-secret")
+		req.Header.Set("Content-Type", ContentTypeBatch)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+				t.Fatalf("round %d: %d %s; want 503 with Retry-After while the broker hangs", round, resp.StatusCode, b)
+			}
+			if strings.Contains(string(b), "still publishing earlier requests") {
+				busy++
+			}
+		}
+		cancel()
+		most = max(most, h.pending.queued())
+	}
+	if most > maxPending {
+		t.Errorf("%d bytes of requests pending at most; want at most MaxPending, %d", most, maxPending)
+	}
+	if busy == 0 {
+		t.Error("no waiting request was told the hub is still publishing earlier requests")
+	}
+	free()
+	deadline := time.Now().Add(30 * time.Second)
+	for h.pending.queued() != 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := h.pending.queued(); n != 0 {
+		t.Errorf("%d bytes still pending 30 s after the broker answered again", n)
 	}
 }

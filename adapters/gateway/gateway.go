@@ -55,6 +55,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/propagation"
@@ -102,6 +103,17 @@ type Config struct {
 	// of one batch (default 1,000).
 	MaxBody  int64
 	MaxBatch int
+	// MaxPending bounds the body bytes of requests whose events are being
+	// published (default 4 × MaxBody); a request past it waits, and
+	// answers 503 when PublishTimeout passes first. PublishTimeout
+	// (default 30 s) is how long a request waits for its events' turn and
+	// Kafka's acknowledgement. A request's events are published under a
+	// context of their own: the Kafka writer keeps, and retries, the
+	// records of a call its caller gave up, so while a broker hangs each
+	// abandoned request would otherwise have added its records to the
+	// writer's queue without bound.
+	MaxPending     int64
+	PublishTimeout time.Duration
 	// Propagator continues the caller's trace (traceparent) into the Kafka
 	// record headers (default W3C TraceContext).
 	Propagator propagation.TextMapPropagator
@@ -116,6 +128,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxBatch <= 0 {
 		c.MaxBatch = 1000
+	}
+	if c.MaxPending <= 0 {
+		c.MaxPending = 4 * c.MaxBody
+	}
+	if c.PublishTimeout <= 0 {
+		c.PublishTimeout = 30 * time.Second
 	}
 	if c.Propagator == nil {
 		c.Propagator = propagation.TraceContext{}
@@ -202,8 +220,9 @@ func HashToken(token string) string {
 
 // Handler serves POST /v1/events.
 type Handler struct {
-	cfg    Config
-	hashes [][]byte
+	cfg     Config
+	hashes  [][]byte
+	pending budget
 }
 
 // New returns the handler.
@@ -335,7 +354,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The department's trace context goes on in the records and the
 	// publish span: its trace state without members holding a citizen ID.
 	ctx := tracestate.Clean(h.cfg.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header)))
-	results, err := h.cfg.Sender.Publish(ctx, events...)
+	results, err := h.publish(ctx, int64(len(sent)), events)
+	if errors.Is(err, errBusy) {
+		h.cfg.Logger.Warn("gateway: waited too long for earlier requests' events to be published", "source", source, "events", len(events),
+			"pending_bytes", h.pending.queued(), "max_pending", h.cfg.MaxPending)
+		w.Header().Set("Retry-After", "1")
+		problem(w, http.StatusServiceUnavailable, "unavailable", "the hub is still publishing earlier requests' events (is Kafka slow or down?): nothing was sent; send them again", nil)
+		return
+	}
 	if err == nil {
 		for _, res := range results {
 			if res.Err != nil {
@@ -353,6 +379,104 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusAccepted)
 	_ = json.NewEncoder(w).Encode(Accepted{Accepted: len(events)})
+}
+
+// errBusy: the request's events did not get their turn within
+// PublishTimeout.
+var errBusy = errors.New("earlier requests' events are still being published")
+
+// publish sends events, whose request body had size bytes, once the
+// bytes of requests being published leave room for them (see
+// Config.MaxPending). The events are published under a context of their
+// own, bounded by the Kafka writer's retries and twice PublishTimeout,
+// which holds their bytes until the writer is done with them, whether
+// or not the request still waits: the request waits at most
+// PublishTimeout.
+func (h *Handler) publish(ctx context.Context, size int64, events []schemas.Event) ([]publisher.Result, error) {
+	deadline := time.NewTimer(h.cfg.PublishTimeout)
+	defer deadline.Stop()
+	wait, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-deadline.C:
+			cancel()
+		case <-wait.Done():
+		}
+	}()
+	if err := h.pending.acquire(wait, size, h.cfg.MaxPending); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, errBusy
+	}
+	type outcome struct {
+		results []publisher.Result
+		err     error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		defer h.pending.release(size)
+		pctx, pcancel := context.WithTimeout(context.WithoutCancel(ctx), 2*h.cfg.PublishTimeout)
+		defer pcancel()
+		res, err := h.cfg.Sender.Publish(pctx, events...)
+		done <- outcome{res, err}
+	}()
+	select {
+	case o := <-done:
+		return o.results, o.err
+	case <-wait.Done():
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("Kafka did not acknowledge the events within %v", h.cfg.PublishTimeout)
+	}
+}
+
+// budget counts the bytes of requests being published.
+type budget struct {
+	mu    sync.Mutex
+	bytes int64
+	freed chan struct{} // closed when bytes fall
+}
+
+// acquire waits until n more bytes fit under limit, or none are counted
+// (a request as large as the limit goes alone), or ctx ends.
+func (b *budget) acquire(ctx context.Context, n, limit int64) error {
+	for {
+		b.mu.Lock()
+		if b.bytes == 0 || b.bytes+n <= limit {
+			b.bytes += n
+			b.mu.Unlock()
+			return nil
+		}
+		if b.freed == nil {
+			b.freed = make(chan struct{})
+		}
+		freed := b.freed
+		b.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-freed:
+		}
+	}
+}
+
+func (b *budget) release(n int64) {
+	b.mu.Lock()
+	b.bytes -= n
+	if b.freed != nil {
+		close(b.freed)
+		b.freed = nil
+	}
+	b.mu.Unlock()
+}
+
+func (b *budget) queued() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.bytes
 }
 
 // utf8BOM is the byte order mark Windows Notepad and PowerShell write at

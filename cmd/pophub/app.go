@@ -954,6 +954,7 @@ func (m *Main) Wait() error {
 // finish, then close NATS, the store and the embedded servers. Safe to call
 // more than once.
 func (m *Main) Close() error {
+	const gatewayCloseTimeout = 10 * time.Second
 	m.closeOnce.Do(func() {
 		var errs []error
 		if m.cancel != nil {
@@ -964,7 +965,19 @@ func (m *Main) Close() error {
 			errs = append(errs, m.Consumer.Close())
 		}
 		if m.gatewayPub != nil {
-			errs = append(errs, m.gatewayPub.Close())
+			// The Kafka writer's Close waits out the retries of every batch
+			// it still holds (about 100 s each while a broker hangs); none
+			// of them was acknowledged to a department, which sends them
+			// again, so the hub stops without them.
+			closed := make(chan error, 1)
+			go func() { closed <- m.gatewayPub.Close() }()
+			select {
+			case err := <-closed:
+				errs = append(errs, err)
+			case <-time.After(gatewayCloseTimeout):
+				m.Logger.Warn("gateway: Kafka did not take the last events within the shutdown timeout; stopping without them (no department got a 202 for them)",
+					"timeout", gatewayCloseTimeout)
+			}
 		}
 		if m.auditLog != nil { // after HTTP stopped: every access is in
 			if m.authz != nil {
