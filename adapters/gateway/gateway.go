@@ -393,17 +393,8 @@ var errBusy = errors.New("earlier requests' events are still being published")
 // or not the request still waits: the request waits at most
 // PublishTimeout.
 func (h *Handler) publish(ctx context.Context, size int64, events []schemas.Event) ([]publisher.Result, error) {
-	deadline := time.NewTimer(h.cfg.PublishTimeout)
-	defer deadline.Stop()
-	wait, cancel := context.WithCancel(ctx)
+	wait, cancel := context.WithTimeout(ctx, h.cfg.PublishTimeout)
 	defer cancel()
-	go func() {
-		select {
-		case <-deadline.C:
-			cancel()
-		case <-wait.Done():
-		}
-	}()
 	if err := h.pending.acquire(wait, size, h.cfg.MaxPending); err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
