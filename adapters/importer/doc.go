@@ -176,7 +176,8 @@
 // closed runs to the end of the file: those lines are one malformed row.
 // Bytes not valid in a GBK file's encoding (GB18030, of which GBK is part)
 // make their line a malformed_row too, rather than U+FFFD in a name; in
-// the rejects file they show as U+FFFD.
+// the rejects file they show as U+FFFD. A character of GBK's user-defined
+// areas (造字) is named as such: it must be replaced with its standard code.
 //
 // No event is larger than a few kilobytes, so a line of a JSONL file or
 // a row of a CSV file (a quoted cell may span lines) longer than 1 MiB is

@@ -1428,15 +1428,22 @@ func TestInvalidGBKBytes(t *testing.T) {
 	bad, genuine := named[0], named[1]
 	tab.rows[bad][nameCol] += "\u0001MARK"
 	tab.rows[genuine][nameCol] += "\u0002MARK"
+	const notGBK = "column 姓名 holds bytes that are not valid GBK"
+	const userDefined = "column 姓名 holds a character of GBK's user-defined area (造字"
 	for _, tc := range []struct {
 		name    string
 		invalid []byte
+		detail  string
 	}{
-		{"a lead byte cut off", []byte{0x81, 0x20}},
-		{"0xFF", []byte{0xFF}},
-		{"a broken four-byte sequence", []byte{0x81, 0x30, 0x20, 0x30}},
-		{"a four-byte sequence beyond Unicode", []byte{0xFE, 0x39, 0xFE, 0x39}},
-		{"a lead byte at the end of the cell", []byte{0xB0}},
+		{"a lead byte cut off", []byte{0x81, 0x20}, notGBK},
+		{"0xFF", []byte{0xFF}, notGBK},
+		{"a broken four-byte sequence", []byte{0x81, 0x30, 0x20, 0x30}, notGBK},
+		{"a four-byte sequence beyond Unicode", []byte{0xFE, 0x39, 0xFE, 0x39}, notGBK},
+		{"a lead byte at the end of the cell", []byte{0xB0}, notGBK},
+		// A rare character of a name, made in a department's own font.
+		{"user-defined area AAA1-AFFE", []byte{0xAA, 0xA1}, userDefined},
+		{"user-defined area F8A1-FEFE", []byte{0xFE, 0xFE}, userDefined},
+		{"user-defined area A140-A7A0", []byte{0xA1, 0x40}, userDefined},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			file := tempFile(t, "hukou.csv")
@@ -1456,8 +1463,8 @@ func TestInvalidGBKBytes(t *testing.T) {
 				t.Fatal(err)
 			}
 			if rep.Rejected != 1 || rep.Rejects[0].Line != bad+2 || rep.Rejects[0].Reason != ReasonMalformedRow ||
-				!strings.Contains(rep.Rejects[0].Detail, "column 姓名 holds bytes that are not valid GBK") {
-				t.Fatalf("rejects %v; want line %d malformed for its name's bytes", rep.Rejects, bad+2)
+				!strings.Contains(rep.Rejects[0].Detail, tc.detail) {
+				t.Fatalf("rejects %v; want line %d malformed for its name's bytes: %q", rep.Rejects, bad+2, tc.detail)
 			}
 			if rep.Sent != len(events)-1 {
 				t.Errorf("%d sent, want %d", rep.Sent, len(events)-1)
@@ -1517,7 +1524,7 @@ func TestStrictGB18030(t *testing.T) {
 	if !bytes.Equal(enc("\ufffd"), gb18030FFFD) {
 		t.Fatalf("GB18030 encodes U+FFFD as % x, not % x", enc("\ufffd"), gb18030FFFD)
 	}
-	mark := string(invalidGBK)
+	mark, userMark := string(invalidGBK), string(userDefinedGBK)
 	for _, tc := range []struct {
 		name    string
 		in      []byte
@@ -1529,6 +1536,7 @@ func TestStrictGB18030(t *testing.T) {
 		{"0xFF", []byte{'a', 0xFF, 'b'}, "a" + mark + "b", true},
 		{"a lead byte at the end", append(enc("李"), 0xB0), "李" + mark, true},
 		{"four bytes beyond Unicode", []byte{0xFE, 0x39, 0xFE, 0x39}, mark + "9" + mark + "9", true},
+		{"user-defined areas", append(enc("王"), 0xAA, 0xA1, 0xFE, 0xFE, 0xA1, 0x40, 0xA1, 0x7F), "王" + userMark + userMark + userMark + mark + "\x7f", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, oneByte := range []bool{false, true} {
@@ -1556,7 +1564,7 @@ func TestStrictGB18030(t *testing.T) {
 		want := lax(in)
 		for _, oneByte := range []bool{false, true} {
 			got, _ := strict(in, oneByte)
-			if strings.ReplaceAll(got, mark, "\ufffd") != want {
+			if strings.NewReplacer(mark, "\ufffd", userMark, "\ufffd").Replace(got) != want {
 				t.Fatalf("% x: %q, the lax decoder %q", in, got, want)
 			}
 			if n := strings.Count(got, "\ufffd"); n > bytes.Count(in, gb18030FFFD) {

@@ -471,6 +471,9 @@ func (s *csvSource) next() (row, error) {
 		}
 		if s.gbk != nil && s.gbk.invalid {
 			for i, c := range rec {
+				if strings.Contains(c, string(userDefinedGBK)) {
+					return row{line: line, cells: rec, malformed: fmt.Sprintf("column %s holds a character of GBK's user-defined area (造字), drawn only by the department's own fonts: replace it with the character's standard GB 18030 code", s.columnName(i))}, nil
+				}
 				if !utf8.ValidString(c) {
 					return row{line: line, cells: rec, malformed: fmt.Sprintf("column %s holds bytes that are not valid GBK (GB18030)", s.columnName(i))}, nil
 				}
@@ -838,7 +841,27 @@ var (
 	replacementChar = []byte("\uFFFD")
 	gb18030FFFD     = []byte{0x84, 0x31, 0xA4, 0x37} // U+FFFD in GB18030
 	invalidGBK      = []byte{0xFF, 0xFF, 0xFF}       // as long as U+FFFD in UTF-8
+	userDefinedGBK  = []byte{0xFF, 0xFF, 0xFE}       // the same, for a character of GBK's user-defined area
 )
+
+// userDefined reports whether the two bytes b are a character of one of
+// GBK's user-defined areas (AAA1–AFFE, F8A1–FEFE, A140–A7A0): a 造字, a
+// rare character of a name that a department added to its own fonts and
+// input methods. No other system can read it, so the clerk must replace it
+// with the character's standard code.
+func userDefined(b []byte) bool {
+	if len(b) != 2 {
+		return false
+	}
+	lead, trail := b[0], b[1]
+	switch {
+	case lead >= 0xAA && lead <= 0xAF, lead >= 0xF8 && lead <= 0xFE:
+		return trail >= 0xA1 && trail <= 0xFE
+	case lead >= 0xA1 && lead <= 0xA7:
+		return trail >= 0x40 && trail <= 0xA0 && trail != 0x7F
+	}
+	return false
+}
 
 func (d *strictGB18030) Reset() { d.dec.Reset() }
 
@@ -865,7 +888,11 @@ func (d *strictGB18030) mark(out, src []byte, nSrc int, atEOF bool) {
 			return // cannot be: the decoder decoded these bytes before
 		}
 		if bytes.Equal(one[:w], replacementChar) && !bytes.Equal(src[i:i+n], gb18030FFFD) {
-			copy(out[j:], invalidGBK)
+			mark := invalidGBK
+			if userDefined(src[i : i+n]) {
+				mark = userDefinedGBK
+			}
+			copy(out[j:], mark)
 			d.invalid = true
 		}
 		i, j = i+n, j+w
