@@ -28,6 +28,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -330,4 +331,116 @@ func (l *LogBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// PgBouncerPath is the PgBouncer binary PgBouncer runs: the one on PATH,
+// else Debian's /usr/sbin/pgbouncer, which is not on a user's PATH.
+func PgBouncerPath() (string, error) {
+	if p, err := exec.LookPath("pgbouncer"); err == nil {
+		return p, nil
+	}
+	return exec.LookPath("/usr/sbin/pgbouncer")
+}
+
+// PgBouncer starts a PgBouncer in front of the test database (Postgres)
+// on a free port of 127.0.0.1, pooling in mode ("session" or
+// "transaction") and ignoring the startup parameters in ignore, which it
+// refuses otherwise; it returns the test database's URL pointed at it,
+// once it accepts connections, and stops it when the test ends. Clients
+// log in as the test database's user, whose password (if any) PgBouncer
+// passes on. A missing binary skips the test, except under CI=true.
+func PgBouncer(t testing.TB, mode string, ignore ...string) string {
+	t.Helper()
+	bin, err := PgBouncerPath()
+	if err != nil {
+		Unavailable(t, "PgBouncer is not installed (Debian package pgbouncer): %v", err)
+	}
+	u, err := url.Parse(Postgres(t))
+	if err != nil || u.Host == "" || u.User == nil {
+		Unavailable(t, "the test database %s is not a URL with a user that PgBouncer can stand in front of: %v", redact(PostgresURL()), err)
+	}
+	host, port := u.Hostname(), u.Port()
+	if port == "" {
+		port = "5432"
+	}
+	user := u.User.Username()
+	password, _ := u.User.Password()
+	db := strings.TrimPrefix(u.Path, "/")
+
+	// A port that was free a moment ago: PgBouncer cannot be told to pick
+	// one and report it.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("finding a free port for PgBouncer: %v", err)
+	}
+	listen := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+
+	dir := t.TempDir()
+	quote := func(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+	if err := os.WriteFile(filepath.Join(dir, "users.txt"), []byte(quote(user)+" "+quote(password)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ini := fmt.Sprintf(`[databases]
+%s = host=%s port=%s dbname=%s
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = %d
+unix_socket_dir =
+auth_type = trust
+auth_file = %s
+pool_mode = %s
+ignore_startup_parameters = %s
+default_pool_size = 10
+max_client_conn = 200
+`, db, host, port, db, listen, filepath.Join(dir, "users.txt"), mode, strings.Join(ignore, ","))
+	conf := filepath.Join(dir, "pgbouncer.ini")
+	if err := os.WriteFile(conf, []byte(ini), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{conf}
+	if os.Geteuid() == 0 {
+		// PgBouncer refuses to run as root; it reads its files before it
+		// changes user.
+		args = []string{"-u", "nobody", conf}
+	}
+	var out LogBuffer
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting PgBouncer: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM) // PgBouncer's immediate shutdown
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+	})
+
+	u.Host = net.JoinHostPort("127.0.0.1", strconv.Itoa(listen))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		conn, err := pgx.Connect(ctx, u.String())
+		cancel()
+		if err == nil {
+			conn.Close(context.Background())
+			return u.String()
+		}
+		select {
+		case <-exited:
+			t.Fatalf("PgBouncer exited: %s", out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("PgBouncer accepts no connection after 10 s: %v\n%s", err, out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
