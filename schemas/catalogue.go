@@ -183,6 +183,9 @@ type ResidencePermitIssuedData struct {
 func (d *ResidencePermitIssuedData) validate(v *validator) {
 	v.county("city_code", d.CityCode, true)
 	v.address("address_code", d.AddressCode, true)
+	if v.err == nil && !region.InPermitCity(d.AddressCode, d.CityCode) {
+		v.fail("address_code", "address code "+d.AddressCode+" does not lie in the city of city_code "+d.CityCode+": a residence permit is for an address in the city that issues it")
+	}
 	v.enum("basis", d.Basis, PermitBases, true)
 	v.date("valid_until", d.ValidUntil, false)
 }
@@ -428,19 +431,29 @@ type MarriageRegisteredData struct {
 	SpouseID citizenid.ID `json:"spouse_id"`
 }
 
-func (d *MarriageRegisteredData) validate(v *validator) { v.citizen("spouse_id", d.SpouseID) }
+func (d *MarriageRegisteredData) validate(v *validator) { v.spouse(d.SpouseID) }
 
 // MarriageDivorcedData registers a divorce; the former spouse gets its own event.
 type MarriageDivorcedData struct {
 	SpouseID citizenid.ID `json:"spouse_id"`
 }
 
-func (d *MarriageDivorcedData) validate(v *validator) { v.citizen("spouse_id", d.SpouseID) }
+func (d *MarriageDivorcedData) validate(v *validator) { v.spouse(d.SpouseID) }
 
 // validator collects the first data error; field names are JSON paths.
 type validator struct {
-	now time.Time
-	err *RejectError
+	now     time.Time
+	subject citizenid.ID // the event's, for rules between data and subject
+	err     *RejectError
+}
+
+// spouse checks a marriage's or divorce's spouse_id, which names the
+// other person: the event about the subject's spouse is a separate one.
+func (v *validator) spouse(id citizenid.ID) {
+	v.citizen("spouse_id", id)
+	if v.err == nil && id == v.subject {
+		v.fail("spouse_id", "is the subject's own citizen ID: it must name the other spouse")
+	}
 }
 
 func (v *validator) fail(field, detail string) {

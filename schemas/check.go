@@ -69,7 +69,7 @@ func CheckEncoded(ev *Event, in Input) error {
 			return err
 		}
 	}
-	v := validator{now: now}
+	v := validator{now: now, subject: ev.Subject}
 	data.validate(&v)
 	if v.err != nil {
 		return v.err

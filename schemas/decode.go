@@ -40,7 +40,7 @@ func Decode(in Input) (Event, error) {
 			return decodeStd(in)
 		}
 	}
-	v := validator{now: now}
+	v := validator{now: now, subject: ev.Subject}
 	data.validate(&v)
 	if v.err != nil {
 		return ev, v.err

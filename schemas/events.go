@@ -261,7 +261,7 @@ func decodeStd(in Input) (Event, error) {
 	if err := ddec.Decode(data); err != nil {
 		return ev, dataDecodeError(err)
 	}
-	v := validator{now: now}
+	v := validator{now: now, subject: ev.Subject}
 	data.validate(&v)
 	if v.err != nil {
 		return ev, v.err

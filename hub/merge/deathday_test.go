@@ -25,7 +25,11 @@ func TestDeathEndsOnDateOfDeath(t *testing.T) {
 		return ev(t, schemas.DeathCertified, p, eid, when, map[string]any{"date_of_death": died, "certificate_no": "D-" + eid})
 	}
 	issue := func(eid, when, city, until string) hub.Input {
-		return ev(t, schemas.ResidencePermitIssued, p, eid, when, map[string]any{"city_code": city, "address_code": "230103001001", "basis": "employment", "valid_until": until})
+		address := "230103001001"
+		if city == "440100" {
+			address = "440106001001" // in Guangzhou
+		}
+		return ev(t, schemas.ResidencePermitIssued, p, eid, when, map[string]any{"city_code": city, "address_code": address, "basis": "employment", "valid_until": until})
 	}
 	cancel := func(eid, when string) hub.Input {
 		return ev(t, schemas.HukouCancelled, p, eid, when, map[string]any{"reason": "death"})

@@ -7,6 +7,7 @@ import (
 
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/schemas"
+	"github.com/pophub/pophub/schemas/region"
 )
 
 // Timeline point kinds.
@@ -344,24 +345,13 @@ type currentPermit struct {
 	at   Stamp
 }
 
-// permitCity is the city of a permit's city_code as the spans carry it:
-// its 4-digit city written in six digits (230102 and 230100 are both
-// 230100), the code a city-wide region has in the region table's
-// six-digit form and the one the statistics API maps to the city
-// (tableCode in hub/api). A county-level city its province administers
-// directly (its "city" the placeholder xx90, 省直辖县级行政区划: 仙桃市
-// 429004) is a city of its own and keeps its code: its permits are its
-// own, counted under it and summed in the placeholder. A code too short to
-// name a city is kept as it is (validation lets none through).
-func permitCity(code string) string {
-	if len(code) < 4 {
-		return code
-	}
-	if code[2:4] == "90" && len(code) >= 6 {
-		return code[:6]
-	}
-	return code[:4] + "00"
-}
+// permitCity is the city of a permit's city_code as the spans carry it
+// (region.PermitCity): the code a city-wide region has in the region
+// table's six-digit form and the one the statistics API maps to the city
+// (tableCode in hub/api); a county-level city its province administers
+// directly keeps its own code, its permits counted under it and summed in
+// the placeholder.
+func permitCity(code string) string { return region.PermitCity(code) }
 
 // permitEndingCancellations are the reasons for cancelling a hukou that
 // also end the person's residence permits. A residence permit (居住证) is

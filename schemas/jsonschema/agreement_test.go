@@ -325,6 +325,17 @@ func samples(kind, prop string) (valid, invalid []any) {
 	return nil, nil
 }
 
+// betweenFields reports whether err is the decoder's refusal by a rule
+// between a data field and the subject or another field, which a JSON
+// Schema of the data alone cannot express: a spouse_id that is the
+// subject's own, a residence permit's address outside its city.
+func betweenFields(err error) bool {
+	re, ok := errors.AsType[*schemas.RejectError](err)
+	return ok && re.Reason == schemas.ReasonInvalidData &&
+		(re.Field == "data.spouse_id" && strings.Contains(re.Detail, "the subject's own citizen ID") ||
+			re.Field == "data.address_code" && strings.Contains(re.Detail, "does not lie in the city of city_code"))
+}
+
 // TestMutationsAgree mutates each property of every example in many ways
 // and checks that the JSON Schema and the Go decoder agree on every
 // result, and that the decoder names the property it rejects.
@@ -345,6 +356,9 @@ func TestMutationsAgree(t *testing.T) {
 				schemaOK := v.ValidateData(typ, b) == nil
 				err := decodeData(typ, b)
 				goOK := err == nil
+				if schemaOK && betweenFields(err) {
+					return // a rule JSON Schema cannot say (defs.schema.json lists them)
+				}
 				if schemaOK != goOK {
 					t.Errorf("%s example %d, %s: schema accepts %v, decoder %v (%v)\n%s", typ, ei, label, schemaOK, goOK, err, b)
 					return

@@ -54,6 +54,32 @@ func IsCountyCode(s string) bool {
 	return len(s) == 6 && digits(s) && IsProvince(s[:2])
 }
 
+// PermitCity is the city a 6-digit (or longer) code lies in, as residence
+// permits name it: its 4-digit city written in six digits (230102 and
+// 230100 are both 230100). A county-level city its province administers
+// directly (its "city" the placeholder xx90, 省直辖县级行政区划: 仙桃市
+// 429004) is a city of its own and keeps its code. A code too short to
+// name a city is returned as it is.
+func PermitCity(code string) string {
+	if len(code) < 4 {
+		return code
+	}
+	if code[2:4] == "90" && len(code) >= 6 {
+		return code[:6]
+	}
+	return code[:4] + "00"
+}
+
+// InPermitCity reports whether address lies in the city of a permit's
+// city_code (PermitCity); a province's code (110000, as a municipality's
+// departments may write it) holds every address of the province.
+func InPermitCity(address, cityCode string) bool {
+	if strings.HasSuffix(cityCode, "0000") {
+		return strings.HasPrefix(address, cityCode[:2])
+	}
+	return PermitCity(address) == PermitCity(cityCode)
+}
+
 // IsLevelCode reports whether s is a 2, 4, 6, 9 or 12-digit division code in
 // a real province, as accepted by region filters.
 func IsLevelCode(s string) bool {
