@@ -758,12 +758,13 @@ func inboxPrefix(id access.Identity) string {
 	return "_INBOX_" + id.Name
 }
 
-// readyChecks are what /readyz asks: the store, NATS (the notification
-// stream answers, not only the connection), Kafka, and under a policy the
-// audit trail, since reads go on while it cannot be written.
+// readyChecks are what /readyz asks: the store (it answers, and batches
+// are being applied to it), NATS (the notification stream answers, not
+// only the connection), Kafka, and under a policy the audit trail, since
+// reads go on while it cannot be written.
 func (m *Main) readyChecks() []api.Check {
 	checks := []api.Check{
-		{Name: "store", Probe: m.Store.Ping},
+		{Name: "store", Probe: func(ctx context.Context) error { return errors.Join(m.Store.Ping(ctx), m.Consumer.StoreProblem()) }},
 		{Name: "nats", Probe: m.Relay.Ping},
 		{Name: "kafka", Probe: m.Consumer.Ping},
 	}

@@ -335,13 +335,11 @@ type Consumer struct {
 	mu     sync.Mutex
 	counts Counts
 
-	// dlqMu guards the DLQ's health: since when writes to it have been
-	// failing (zero while they succeed) and the last error. Ping reports
-	// the DLQ once it has failed for longer than dlqGrace.
-	dlqMu           sync.Mutex
-	dlqFailingSince time.Time
-	dlqErr          error
-	dlqGrace        time.Duration
+	// dlqStall is the DLQ's health, which Ping reports once writes to it
+	// have failed for longer than dlqGrace; applyStall the store's, which
+	// StoreProblem reports once batches have failed for longer than
+	// applyGrace.
+	dlqStall, applyStall stall
 
 	// seekMu guards starts: the offset each partition's reader started
 	// at, until it seeks (see readerDebug).
@@ -375,7 +373,7 @@ func New(cfg Config, store Applier) (*Consumer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	c := &Consumer{cfg: cfg, store: store, dlqGrace: dlqGrace, starts: map[topicPartition]int64{}, counts: Counts{Rejected: map[string]int64{}, BySource: map[schemas.Source]int64{},
+	c := &Consumer{cfg: cfg, store: store, dlqStall: stall{grace: dlqGrace}, applyStall: stall{grace: applyGrace}, starts: map[topicPartition]int64{}, counts: Counts{Rejected: map[string]int64{}, BySource: map[schemas.Source]int64{},
 		Sources: map[schemas.Source]SourceCounts{}}}
 	c.dlq = &kafka.Writer{
 		Addr:                   kafka.TCP(cfg.Brokers...),
@@ -1000,6 +998,9 @@ func (c *Consumer) apply(ctx context.Context, d decoded) (res hub.ApplyResult, e
 			t0 := time.Now()
 			var err error
 			res, err = c.store.Apply(ctx, inputs)
+			if ctx.Err() == nil {
+				c.applyStall.note(err)
+			}
 			opt := c.metrics.storeOK
 			if err != nil {
 				opt = c.metrics.storeFailed

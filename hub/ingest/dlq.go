@@ -53,7 +53,7 @@ func (c *Consumer) writeRejects(ctx context.Context, rejects []kafka.Message) er
 	err := retry(ctx, c.cfg.Logger, "writing rejects to the DLQ", func() error {
 		var err error
 		pending, err = c.writePending(ctx, pending)
-		c.noteDLQ(err)
+		c.dlqStall.note(err)
 		if err != nil && !loggedPermanent && refusedForGood(err) {
 			loggedPermanent = true
 			c.cfg.Logger.Error("the DLQ refuses the hub's writes (authorization or topic missing), which retrying will not change; "+
@@ -219,30 +219,28 @@ func lastHeader(m kafka.Message, key string) string {
 // while a DLQ that refuses writes for good stops all ingest behind it.
 const dlqGrace = 10 * time.Second
 
-// noteDLQ records the outcome of a write to the DLQ for dlqProblem.
-func (c *Consumer) noteDLQ(err error) {
-	c.dlqMu.Lock()
-	defer c.dlqMu.Unlock()
-	c.dlqErr = err
-	switch {
-	case err == nil:
-		c.dlqFailingSince = time.Time{}
-	case c.dlqFailingSince.IsZero():
-		c.dlqFailingSince = time.Now()
-	}
-}
-
 // dlqProblem says why ingest is stopped behind the DLQ: writes to it have
 // been failing for longer than dlqGrace. Nil otherwise.
 func (c *Consumer) dlqProblem() error {
-	c.dlqMu.Lock()
-	defer c.dlqMu.Unlock()
-	if c.dlqFailingSince.IsZero() {
-		return nil
-	}
-	if d := time.Since(c.dlqFailingSince); d > c.dlqGrace {
+	if d, err, ok := c.dlqStall.stalled(); ok {
 		return fmt.Errorf("writing rejects to the DLQ topic %s has failed for %s; ingest waits for it, skipping nothing: %w",
-			schemas.DLQTopic, d.Round(time.Second), c.dlqErr)
+			schemas.DLQTopic, d.Round(time.Second), err)
+	}
+	return nil
+}
+
+// applyGrace is how long applying batches may fail before StoreProblem
+// reports it: a database restart or failover passes within it.
+const applyGrace = 10 * time.Second
+
+// StoreProblem says why ingest is stopped at the store although the
+// store may answer a ping: applying batches has failed for longer than
+// applyGrace (a database that refuses the hub's writes, a statement
+// timeout shorter than a batch takes). Nil otherwise. The hub's
+// readiness reports it with the store's ping.
+func (c *Consumer) StoreProblem() error {
+	if d, err, ok := c.applyStall.stalled(); ok {
+		return fmt.Errorf("applying batches to the store has failed for %s; ingest retries, skipping nothing: %w", d.Round(time.Second), err)
 	}
 	return nil
 }

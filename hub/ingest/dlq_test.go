@@ -564,7 +564,7 @@ func TestDLQRefusingWritesIsNotReady(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.dlqGrace = 300 * time.Millisecond
+	c.dlqStall.grace = 300 * time.Millisecond
 	stop := run(t, c)
 	defer stop()
 	ping := func() error {
