@@ -113,7 +113,7 @@ func (s *Store) Apply(ctx context.Context, batch []hub.Input) (hub.ApplyResult, 
 		}
 		var pg *pgconn.PgError
 		if !errors.As(err, &pg) {
-			return hub.ApplyResult{}, fmt.Errorf("applying batch: %w", err)
+			return hub.ApplyResult{}, writeFailed(ctx, "applying batch", err)
 		}
 		switch {
 		case pg.Code == "23505" && pg.ConstraintName == "history_idempotency" && !checkKeys:
@@ -130,7 +130,7 @@ func (s *Store) Apply(ctx context.Context, batch []hub.Input) (hub.ApplyResult, 
 		case pg.Code == "40P01":
 			s.retries.deadlocks.Add(1)
 		default:
-			return hub.ApplyResult{}, fmt.Errorf("applying batch: %w", err)
+			return hub.ApplyResult{}, writeFailed(ctx, "applying batch", err)
 		}
 		s.cfg.Logger.Debug("retrying batch", "attempt", attempt, "code", pg.Code, "constraint", pg.ConstraintName)
 		d := time.Duration(attempt*attempt)*2*time.Millisecond + rand.N(5*time.Millisecond)

@@ -40,6 +40,7 @@ func poolConfig(cfg *Config) (*pgxpool.Config, error) {
 	cfg.MaxConns = maxConns(cfg.MaxConns, pc.MaxConns, urlMaxConns)
 	pc.MaxConns = cfg.MaxConns
 	pc.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{cfg.Schema}.Sanitize()
+	pc.AfterConnect = checkSearchPath(cfg.Schema)
 	if pc.ConnConfig.RuntimeParams["application_name"] == "" {
 		pc.ConnConfig.RuntimeParams["application_name"] = "pophub"
 	}

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -21,21 +24,29 @@ import (
 type RelayLease struct {
 	connConfig *pgx.ConnConfig
 	key        string
+	// keepalives SET the server's keepalives on a new session.
+	keepalives []string
 	// conn is the lease's session: the lock's holder while held is true,
 	// kept open between tries while standing by. Nil when closed.
 	conn *pgx.Conn
 	held bool
 }
 
-// Server-side TCP keepalives on the lease's session, in seconds: when the
-// leading instance's host vanishes without closing the connection, the
-// server ends the session, and with it the lock, about idle + interval ×
-// count seconds later instead of after the system's two hours. They do
+// TCP keepalives on the lease's session, both ends. The server's: when
+// the leading instance's host vanishes without closing the connection,
+// the server ends the session, and with it the lock, about idle +
+// interval × count seconds later instead of after the system's two hours.
+// The client's, on the hub's socket: the leader learns as soon that the
+// server (or a pooler in front of it) vanished, and stands down. They do
 // not apply over a Unix socket, where the session ends with the process.
+// The server's are SET once connected, not sent as startup parameters,
+// which PgBouncer refuses unless told to ignore them (and then drops);
+// through PgBouncer they apply between it and the server, and its own
+// tcp_keep* settings cover the hub's side.
 const (
-	leaseKeepaliveIdle     = "5"
-	leaseKeepaliveInterval = "2"
-	leaseKeepaliveCount    = "3"
+	leaseKeepaliveIdle     = 5 * time.Second
+	leaseKeepaliveInterval = 2 * time.Second
+	leaseKeepaliveCount    = 3
 )
 
 // RelayLease returns the relay lease of the store's schema. Every Store
@@ -43,16 +54,24 @@ const (
 // lease.
 func (s *Store) RelayLease() *RelayLease {
 	cc := s.pool.Config().ConnConfig.Copy()
-	for param, value := range map[string]string{
-		"tcp_keepalives_idle":     leaseKeepaliveIdle,
-		"tcp_keepalives_interval": leaseKeepaliveInterval,
-		"tcp_keepalives_count":    leaseKeepaliveCount,
+	d := &net.Dialer{KeepAliveConfig: net.KeepAliveConfig{
+		Enable: true, Idle: leaseKeepaliveIdle, Interval: leaseKeepaliveInterval, Count: leaseKeepaliveCount,
+	}}
+	cc.DialFunc = d.DialContext
+	l := &RelayLease{connConfig: cc, key: "pophub-relay:" + s.cfg.Schema}
+	for _, p := range []struct {
+		name  string
+		value int
+	}{
+		{"tcp_keepalives_idle", int(leaseKeepaliveIdle / time.Second)},
+		{"tcp_keepalives_interval", int(leaseKeepaliveInterval / time.Second)},
+		{"tcp_keepalives_count", leaseKeepaliveCount},
 	} {
-		if cc.RuntimeParams[param] == "" {
-			cc.RuntimeParams[param] = value
+		if cc.RuntimeParams[p.name] == "" { // the URL's win
+			l.keepalives = append(l.keepalives, fmt.Sprintf("SET %s = %d", p.name, p.value))
 		}
 	}
-	return &RelayLease{connConfig: cc, key: "pophub-relay:" + s.cfg.Schema}
+	return l
 }
 
 // TryAcquire takes the lease if no other session holds it, without
@@ -67,6 +86,12 @@ func (l *RelayLease) TryAcquire(ctx context.Context) (bool, error) {
 			return false, fmt.Errorf("connecting for the relay lease: %w", err)
 		}
 		l.conn = conn
+		if len(l.keepalives) > 0 {
+			if _, err := conn.Exec(ctx, strings.Join(l.keepalives, "; ")); err != nil {
+				l.closeConn(ctx)
+				return false, fmt.Errorf("setting the relay lease's keepalives: %w", err)
+			}
+		}
 	}
 	var got bool
 	if err := l.conn.QueryRow(ctx, "SELECT pg_try_advisory_lock(hashtext($1))", l.key).Scan(&got); err != nil {

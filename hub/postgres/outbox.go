@@ -353,7 +353,7 @@ func (s *Store) MarkPublished(ctx context.Context, seqs []int64) error {
 		return tx.SendBatch(ctx, &updates).Close()
 	})
 	if err != nil {
-		return fmt.Errorf("marking outbox entries published: %w", err)
+		return writeFailed(ctx, "marking outbox entries published", err)
 	}
 	return nil
 }
@@ -410,7 +410,7 @@ func (s *Store) DeletePublished(ctx context.Context, olderThan time.Duration) er
 		WHERE cardinality(published) >= size AND published_at <= now() - $1::bigint * interval '1 microsecond'`,
 		max(olderThan, 0).Microseconds())
 	if err != nil {
-		return fmt.Errorf("deleting published notifications: %w", err)
+		return writeFailed(ctx, "deleting published notifications", err)
 	}
 	return nil
 }

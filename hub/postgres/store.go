@@ -166,11 +166,16 @@ func open(ctx context.Context, cfg Config, create bool) (*Store, error) {
 	if cfg.CacheSize > 0 {
 		s.cache = newStateCache(cfg.CacheSize)
 	}
-	if create && cfg.schemaFromURL {
+	// Before anything that takes a session lock or prepares a statement.
+	err = checkPooling(ctx, pool)
+	if create && err == nil && cfg.schemaFromURL {
 		err = checkURLSchema(ctx, pool, cfg.Schema)
 	}
 	if create && err == nil {
 		err = pgmigrate.Apply(ctx, pool, migrations, cfg.Schema, "pophub-migrate", cfg.Logger)
+		if err == nil {
+			err = checkCurrentSchema(ctx, pool, cfg.Schema)
+		}
 		if err == nil {
 			err = checkSealing(ctx, pool, cfg.Keys, cfg.Logger)
 		}
@@ -180,8 +185,11 @@ func open(ctx context.Context, cfg Config, create bool) (*Store, error) {
 		if err == nil {
 			err = s.recountIfAsked(ctx)
 		}
-	} else if !create {
+	} else if !create && err == nil {
 		err = checkExisting(ctx, pool, cfg.Schema)
+		if err == nil {
+			err = checkCurrentSchema(ctx, pool, cfg.Schema)
+		}
 		if err == nil {
 			err = readSealing(ctx, pool, cfg.Keys)
 		}
@@ -206,10 +214,24 @@ func open(ctx context.Context, cfg Config, create bool) (*Store, error) {
 // keyed hash when the store has keys.
 func (s *Store) personKey(id citizenid.ID) string { return s.seal.key(id) }
 
-// Ping implements hub.Store.
+// Ping implements hub.Store. A database that answers but refuses writes
+// (a standby, or default_transaction_read_only on for the role, the
+// database or the server, as after a failover onto the wrong node) fails
+// too, with ErrReadOnly: every batch fails there, and readiness should
+// say so rather than the lag alerts minutes later.
 func (s *Store) Ping(ctx context.Context) error {
-	if err := s.pool.Ping(ctx); err != nil {
+	var standby bool
+	var readOnly string
+	err := s.pool.QueryRow(ctx, "SELECT pg_is_in_recovery(), current_setting('transaction_read_only')").Scan(&standby, &readOnly)
+	switch {
+	case err != nil:
 		return fmt.Errorf("pinging PostgreSQL: %w: %w", hub.ErrUnavailable, err)
+	case standby:
+		return fmt.Errorf("pinging PostgreSQL: %w: %w: the server is a standby (pg_is_in_recovery), and ingest waits until it accepts writes",
+			hub.ErrUnavailable, ErrReadOnly)
+	case readOnly == "on":
+		return fmt.Errorf("pinging PostgreSQL: %w: %w: the session is read-only (default_transaction_read_only is on for the role, the database or the server), and ingest waits until it accepts writes",
+			hub.ErrUnavailable, ErrReadOnly)
 	}
 	return nil
 }

@@ -346,9 +346,11 @@ func PgBouncerPath() (string, error) {
 // on a free port of 127.0.0.1, pooling in mode ("session" or
 // "transaction") and ignoring the startup parameters in ignore, which it
 // refuses otherwise; it returns the test database's URL pointed at it,
-// once it accepts connections, and stops it when the test ends. Clients
-// log in as the test database's user, whose password (if any) PgBouncer
-// passes on. A missing binary skips the test, except under CI=true.
+// once it accepts connections, and stops it when the test ends. It trusts
+// its clients: the test database's user logs in with the URL's password
+// (if any), and any other role the test creates is looked up through
+// that user (auth_user). A missing binary skips the test, except under
+// CI=true.
 func PgBouncer(t testing.TB, mode string, ignore ...string) string {
 	t.Helper()
 	bin, err := PgBouncerPath()
@@ -390,11 +392,12 @@ listen_port = %d
 unix_socket_dir =
 auth_type = trust
 auth_file = %s
+auth_user = %s
 pool_mode = %s
 ignore_startup_parameters = %s
 default_pool_size = 10
 max_client_conn = 200
-`, db, host, port, db, listen, filepath.Join(dir, "users.txt"), mode, strings.Join(ignore, ","))
+`, db, host, port, db, listen, filepath.Join(dir, "users.txt"), user, mode, strings.Join(ignore, ","))
 	conf := filepath.Join(dir, "pgbouncer.ini")
 	if err := os.WriteFile(conf, []byte(ini), 0o600); err != nil {
 		t.Fatal(err)

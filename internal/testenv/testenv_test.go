@@ -124,3 +124,54 @@ func TestMachineNATSAnswers(t *testing.T) {
 	}
 	nc.Close()
 }
+
+// TestPgBouncerPoolsInTheModeAskedFor: a client reaches the test database
+// through the PgBouncer, which pools in the mode asked for (a session
+// keeps its backend; transaction pooling hands it on) and ignores the
+// startup parameters asked for instead of refusing the connection.
+func TestPgBouncerPoolsInTheModeAskedFor(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		mode        string
+		sameBackend bool
+	}{{"session", true}, {"transaction", false}} {
+		t.Run(tc.mode, func(t *testing.T) {
+			url := PgBouncer(t, tc.mode, "search_path")
+			cfg, err := pgx.ParseConfig(url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.RuntimeParams["search_path"] = "elsewhere"
+			a, err := pgx.ConnectConfig(ctx, cfg)
+			if err != nil {
+				t.Fatalf("connecting through PgBouncer with search_path ignored: %v", err)
+			}
+			defer a.Close(ctx)
+			b, err := pgx.Connect(ctx, url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close(ctx)
+			pid := func(q interface {
+				QueryRow(context.Context, string, ...any) pgx.Row
+			}) int32 {
+				t.Helper()
+				var pid int32
+				if err := q.QueryRow(ctx, "SELECT pg_backend_pid()", pgx.QueryExecModeSimpleProtocol).Scan(&pid); err != nil {
+					t.Fatal(err)
+				}
+				return pid
+			}
+			first := pid(a)
+			tx, err := b.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx.Rollback(ctx)
+			pid(tx)
+			if same := pid(a) == first; same != tc.sameBackend {
+				t.Errorf("a client kept its backend while another held one in a transaction: %v, want %v", same, tc.sameBackend)
+			}
+		})
+	}
+}
