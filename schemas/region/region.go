@@ -71,14 +71,21 @@ func PermitCity(code string) string {
 }
 
 // InPermitCity reports whether address lies in the city of a permit's
-// city_code (PermitCity); a province's code (110000, as a municipality's
-// departments may write it) holds every address of the province.
+// city_code (PermitCity). A province's code holds every address of the
+// province, and a municipality directly under the central government
+// (北京, 天津, 上海, 重庆) is one city whichever of its codes is written:
+// Chongqing's counties (5002…) are as much Chongqing as its districts
+// (5001…).
 func InPermitCity(address, cityCode string) bool {
-	if strings.HasSuffix(cityCode, "0000") {
+	if strings.HasSuffix(cityCode, "0000") || municipalities[cityCode[:2]] {
 		return strings.HasPrefix(address, cityCode[:2])
 	}
 	return PermitCity(address) == PermitCity(cityCode)
 }
+
+// municipalities are the provincial codes of the four municipalities
+// directly under the central government.
+var municipalities = map[string]bool{"11": true, "12": true, "31": true, "50": true}
 
 // IsLevelCode reports whether s is a 2, 4, 6, 9 or 12-digit division code in
 // a real province, as accepted by region filters.
