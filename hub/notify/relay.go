@@ -855,12 +855,8 @@ func (r *Relay) republish(ctx context.Context) error {
 	if !r.replay {
 		return nil
 	}
-	held, kept, err := r.heldThrough(ctx)
-	if err != nil {
-		r.cfg.Logger.Debug("publishing every kept notification again: the stream's last message could not be read", "err", err)
-	}
 	total, restored := 0, 0
-	for after := held; ; {
+	for after := int64(0); ; {
 		entries, err := r.outbox.PublishedOutbox(ctx, after, r.cfg.BatchSize)
 		if err != nil {
 			return fmt.Errorf("reading published notifications: %w", err)
@@ -885,56 +881,10 @@ func (r *Relay) republish(ctx context.Context) error {
 		after = entries[len(entries)-1].Seq
 	}
 	if total > 0 {
-		r.cfg.Logger.Info("published recent notifications again: the server may have lost them", "count", total, "stored_again", restored,
-			"held_by_stream", kept, "window", r.cfg.RepublishWindow)
+		r.cfg.Logger.Info("published recent notifications again: the server may have lost them", "count", total, "stored_again", restored, "window", r.cfg.RepublishWindow)
 	}
 	r.replay = false
 	return nil
-}
-
-// heldThrough finds, among the published entries the store keeps, the one
-// the stream ends with (its last message's Nats-Msg-Id), and returns its
-// store sequence and how many kept entries lie at or before it. Only the
-// relay publishes to the stream, in the outbox's order, so the stream
-// still holds every entry before that one (unless its own limits removed
-// it): republishing starts after it. Without that, a hub stopped for
-// longer than the stream's duplicate window stored its whole window in
-// the stream again at the next start. held is 0 when the stream's last
-// message is none of the kept entries (it lost its tail, was created
-// again, or is empty): then every kept entry is published again.
-func (r *Relay) heldThrough(ctx context.Context) (held int64, kept int, err error) {
-	stream, err := r.js.Stream(ctx, r.cfg.Stream.Name)
-	if err != nil {
-		return 0, 0, fmt.Errorf("looking up stream %s: %w", r.cfg.Stream.Name, err)
-	}
-	last := stream.CachedInfo().State.LastSeq
-	if last == 0 {
-		return 0, 0, nil
-	}
-	msg, err := stream.GetMsg(ctx, last)
-	if err != nil {
-		return 0, 0, fmt.Errorf("reading the stream's last message: %w", err)
-	}
-	id := msg.Header.Get(jetstream.MsgIDHeader)
-	if id == "" {
-		return 0, 0, nil
-	}
-	for after := int64(0); ; {
-		entries, err := r.outbox.PublishedOutbox(ctx, after, r.cfg.BatchSize)
-		if err != nil {
-			return 0, 0, fmt.Errorf("reading published notifications: %w", err)
-		}
-		if len(entries) == 0 {
-			return 0, 0, nil
-		}
-		for _, e := range entries {
-			kept++
-			if e.MsgID == id {
-				return e.Seq, kept, nil
-			}
-		}
-		after = entries[len(entries)-1].Seq
-	}
 }
 
 // deleteEvery is how often the relay deletes published entries older

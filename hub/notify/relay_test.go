@@ -270,9 +270,8 @@ func TestRelayCountsOnlyStoredNotifications(t *testing.T) {
 			waitDone(t, o, n)
 			want := n
 			if tc.window > 0 {
-				// A message no relay published ends the stream: the relay
-				// cannot tell from it what the stream holds (heldThrough),
-				// so it publishes its whole window again.
+				// A message another publisher wrote ends the stream; the
+				// relay publishes its whole window again regardless.
 				if _, err := js.PublishMsg(context.Background(), &nats.Msg{Subject: "pop.changed.other", Data: []byte("{}")}, jetstream.WithMsgID("not-the-relays")); err != nil {
 					t.Fatal(err)
 				}
