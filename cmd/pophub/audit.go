@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -220,6 +221,9 @@ Exit status 1 when anything is wrong.`,
 			sealed := "seals checked"
 			if !rep.Sealed {
 				sealed = "seals NOT checked (no key)"
+			}
+			if rep.Redacted > 0 {
+				fmt.Fprintf(w, "%d of the entries are redacted by retention purges: their links and seals checked, their content gone\n", rep.Redacted)
 			}
 			fmt.Fprintf(w, "%d entries, seq %d to %d after anchor %d, head %s, %s, in %s\n", rep.Entries,
 				rep.Anchor.Seq+1, rep.Head.Seq, rep.Anchor.Seq, rep.Head.Hash, sealed, time.Since(start).Round(time.Millisecond))
@@ -528,13 +532,19 @@ func auditPurgeCommand() *cobra.Command {
 	var r audit.Retention
 	cmd := &cobra.Command{
 		Use:   "purge (--postgres URL | --file PATH) [--access-months N] [--processing-months N]",
-		Short: "Delete the entries past their retention, keeping the chain verifiable",
-		Long: fmt.Sprintf(`Deletes the oldest entries that are past their retention and keeps the last one
-deleted as the anchor the rest of the chain starts from. Access entries (reads,
-statistics pulls, audit reads) are kept --access-months, at least %d (Cybersecurity
-Law art. 21); processing records (policy changes and anything else) --processing-months,
-at least %d (PIPL art. 56). Shorter retentions are refused. The chain is one line: an
-entry still retained holds back every later one.`, audit.AccessFloorMonths, audit.ProcessingFloorMonths),
+		Short: "Delete or redact the entries past their retention, keeping the chain verifiable",
+		Long: fmt.Sprintf(`Removes the personal data of every entry past its retention. Access entries (reads,
+statistics pulls, audit reads, requests that matched no route) are kept --access-months,
+at least %d (Cybersecurity Law art. 21); processing records (policy changes, gateway
+requests and anything else) --processing-months, at least %d (PIPL art. 56). Shorter
+retentions are refused.
+
+The expired entries at the start of the log are deleted, and the last one deleted is
+kept as the anchor the rest of the chain starts from. An expired entry after an entry
+still retained (a gateway request or policy change is kept %d months) is redacted in
+place: it keeps only its sequence number, time, action and chain hashes, and verify
+takes its stored hash as the link to the next entry. It prints how many entries of each
+class it deleted and redacted.`, audit.AccessFloorMonths, audit.ProcessingFloorMonths, audit.ProcessingFloorMonths),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := r.Validate(); err != nil {
@@ -545,7 +555,7 @@ entry still retained holds back every later one.`, audit.AccessFloorMonths, audi
 				return err
 			}
 			defer s.Close()
-			n, err := s.Purge(cmd.Context(), time.Now(), r)
+			res, err := s.Purge(cmd.Context(), time.Now(), r)
 			if err != nil {
 				return err
 			}
@@ -553,7 +563,12 @@ entry still retained holds back every later one.`, audit.AccessFloorMonths, audi
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "purged %d entries; the log starts after seq %d\n", n, a.Seq)
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "access entries past %d months: %d deleted, %d redacted\n", cmp.Or(r.AccessMonths, audit.AccessFloorMonths),
+				res.Access.Deleted, res.Access.Redacted)
+			fmt.Fprintf(w, "processing records past %d months: %d deleted, %d redacted\n", cmp.Or(r.ProcessingMonths, audit.ProcessingFloorMonths),
+				res.Processing.Deleted, res.Processing.Redacted)
+			fmt.Fprintf(w, "the log starts after seq %d\n", a.Seq)
 			return nil
 		},
 	}

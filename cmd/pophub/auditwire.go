@@ -307,6 +307,10 @@ func auditAction(route string) audit.Action {
 		return audit.ActionListPersons
 	case api.RouteUrbanRural, api.RouteResidencePermits:
 		return audit.ActionStatsPull
+	case api.RouteUnmatched:
+		// Answered 401, 404 or 405 before any data is touched: an access
+		// log entry, kept 6 months, not a processing record kept 3 years.
+		return audit.ActionUnmatched
 	}
 	return audit.Action("request " + route)
 }

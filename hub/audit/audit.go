@@ -24,6 +24,23 @@
 // leaves no trace inside the log itself; compare the head with the last
 // signed export (VerifyOptions.Expect) to catch that.
 //
+// # Retention
+//
+// Purge deletes the expired entries at the start of the log (an anchor
+// stands for them) and redacts every other expired entry in place: a
+// policy change or gateway request kept three years must not keep the
+// reads after it for three years too. A redacted entry, a stub, keeps its
+// Seq, Time, Action (so its class), Prev, Hash and Seal and loses every
+// other field (Redacted is set). Its hash can no longer be recomputed, so
+// Verify takes its stored Hash as the link for the next entry, still
+// checks its Prev link and its Seal, and accepts a stub only when it is
+// empty and past its class's legal floor at verification time: stubs
+// cannot be added, removed or moved unseen, and a recent entry cannot be
+// emptied as a stub. What a stub's Time says is no longer covered by a
+// hash: the PostgreSQL trigger allows the redaction only of an entry past
+// its floor by the database's clock, and the File relies on its file
+// permissions, as it does against deletion from its start.
+//
 // # Citizens
 //
 // The log never holds a citizen ID. Subject is Key.Subject(id): the hex
@@ -67,6 +84,10 @@ const (
 	ActionStatsPull    Action = "stats_pull"    // GET /v1/stats/…
 	ActionAuditRead    Action = "audit_read"    // who-read or export of this log
 	ActionPolicyChange Action = "policy_change" // a change of an access policy
+	// ActionUnmatched is a /v1 request that matched no route (answered
+	// 401, 404 or 405): it touched no personal data, so it is an access
+	// log entry. Trails written before it was named hold the same string.
+	ActionUnmatched Action = "request unmatched"
 )
 
 // Class is the legal category of an entry, which sets its retention floor.
@@ -83,7 +104,7 @@ const (
 
 // accessActions are the actions of ClassAccess; the PostgreSQL trigger
 // holds the same list.
-var accessActions = []Action{ActionReadRecord, ActionReadHistory, ActionListPersons, ActionStatsPull, ActionAuditRead}
+var accessActions = []Action{ActionReadRecord, ActionReadHistory, ActionListPersons, ActionStatsPull, ActionAuditRead, ActionUnmatched}
 
 // Class returns the action's legal category: ClassAccess for reads and
 // pulls, ClassProcessing for everything else (the longer retention, so an
@@ -130,7 +151,9 @@ func ParseSum(s string) (Sum, error) {
 }
 
 // Entry is one audited event. The zero values of the optional fields are
-// stored as they are; an Entry is never modified once appended.
+// stored as they are; an Entry is never modified once appended, except
+// that Purge redacts it to a stub once it is past its retention (see
+// Retention in the package documentation).
 type Entry struct {
 	// Seq numbers the entry in the log, from 1; set by the chain writer.
 	Seq int64 `json:"seq"`
@@ -164,6 +187,24 @@ type Entry struct {
 	Prev Sum `json:"prev"`
 	Hash Sum `json:"hash"`
 	Seal Sum `json:"seal"`
+
+	// Redacted marks a stub: a purge emptied every field but Seq, Time,
+	// Action and the chain's, so Hash is no longer the hash of the rest.
+	// Not part of Canonical; the chain writer clears it.
+	Redacted bool `json:"redacted,omitempty"`
+}
+
+// redact empties e to its stub.
+func redact(e *Entry) {
+	*e = Entry{Seq: e.Seq, Time: e.Time, Action: e.Action, Prev: e.Prev, Hash: e.Hash, Seal: e.Seal, Redacted: true}
+}
+
+// isStub reports whether e is a well-formed stub: marked redacted and
+// holding nothing but what redact keeps. A marked entry that still holds
+// a field would claim content its hash no longer vouches for.
+func isStub(e *Entry) bool {
+	return e.Redacted && e.Identity == "" && e.Subject == "" && len(e.Sections) == 0 && e.Purpose == "" &&
+		e.Status == 0 && e.Result == "" && e.Detail == ""
 }
 
 // Link is a position in the chain: the last entry's, or the anchor a
@@ -190,7 +231,8 @@ const canonicalVersion = 1
 //	Status: int64 big-endian
 //	len(Sections) as uvarint, then each section: uvarint length, bytes
 //
-// Seq, Prev, Hash and Seal are not part of it.
+// Seq, Prev, Hash, Seal and Redacted are not part of it. A stub's hash is
+// the one computed before it was redacted, which it no longer matches.
 func Canonical(b []byte, e *Entry) []byte {
 	b = append(b, canonicalVersion)
 	b = binary.BigEndian.AppendUint64(b, uint64(e.Time.UnixMicro()))

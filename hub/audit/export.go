@@ -23,6 +23,13 @@ import (
 // ExportFormat names the archive format in its manifest.
 const ExportFormat = "pophub-audit-export/1"
 
+// ExportFormatRedacted names the format of an archive holding stubs
+// (lines with "redacted":true, whose hash is taken as stored): a
+// verifier that knows only ExportFormat refuses it by name rather than
+// reporting every stub as changed. An archive without stubs keeps
+// ExportFormat.
+const ExportFormatRedacted = "pophub-audit-export/2"
+
 // Manifest describes an export archive: the entries of one contiguous
 // stretch of the chain, as JSON lines (the Entry JSON form, one per line).
 // The manifest is signed with Ed25519 by a detached signature over its
@@ -33,7 +40,10 @@ const ExportFormat = "pophub-audit-export/1"
 //
 // and then the archive's SHA-256 (sha256sum) and, if it wishes, the chain:
 // each line's hash is SHA-256(prev || Canonical(entry)) (see Canonical),
-// the first line's prev is Prev and the last line's hash is Head.
+// the first line's prev is Prev and the last line's hash is Head. In
+// format ExportFormatRedacted, a line with "redacted": true is a stub a
+// retention purge emptied: its hash is taken as stored (the next line's
+// prev must still equal it).
 type Manifest struct {
 	Format string `json:"format"`
 	// From and To are the requested time range (From <= Time < To).
@@ -93,6 +103,9 @@ func Export(ctx context.Context, s Store, from, to time.Time, archive io.Writer,
 		}
 		v.Add(e)
 		m.Count++
+		if e.Redacted {
+			m.Format = ExportFormatRedacted
+		}
 		return enc.Encode(e)
 	})
 	if err != nil {
@@ -174,8 +187,8 @@ func VerifyManifest(manifest, sig []byte, pub ed25519.PublicKey) (Manifest, erro
 	if err := json.Unmarshal(manifest, &m); err != nil {
 		return m, fmt.Errorf("verifying export: decoding manifest: %w", err)
 	}
-	if m.Format != ExportFormat {
-		return m, fmt.Errorf("verifying export: format %q, want %q", m.Format, ExportFormat)
+	if m.Format != ExportFormat && m.Format != ExportFormatRedacted {
+		return m, fmt.Errorf("verifying export: format %q, want %q or %q", m.Format, ExportFormat, ExportFormatRedacted)
 	}
 	return m, nil
 }

@@ -31,8 +31,9 @@ import (
 // another process's batch still being written, so opening the file and
 // reading it only leave that line out.
 // Purge is the one operation that rewrites the file: it writes the
-// retained entries behind the new anchor line to a temporary file, fsyncs
-// it and renames it over the log. Writers in several processes take turns
+// retained entries (expired ones after the first retained entry as
+// stubs) behind the new anchor line to a temporary file, fsyncs it and
+// renames it over the log. Writers in several processes take turns
 // on an flock of the file (on Unix) and pick up each other's entries and
 // purges before appending, so `pophub audit who-read` may record itself
 // while the hub runs; readers need no lock.
@@ -300,6 +301,9 @@ func appendLine(b []byte, e *Entry) ([]byte, error) {
 		b = hex.AppendEncode(b, f.sum[:])
 		b = append(b, '"')
 	}
+	if e.Redacted {
+		b = append(b, `,"redacted":true`...)
+	}
 	return append(b, "}\n"...), nil
 }
 
@@ -465,27 +469,28 @@ func (l *File) WhoRead(ctx context.Context, subject string, from, to time.Time) 
 	return out, err
 }
 
-var errNothingToPurge = errors.New("nothing to purge")
-
-// Purge implements Store: it rewrites the file behind a new anchor line.
-func (l *File) Purge(ctx context.Context, now time.Time, r Retention) (int64, error) {
+// Purge implements Store: it rewrites the file behind a new anchor line,
+// with the expired entries after the first retained one as stubs. A
+// purge with nothing to delete or redact leaves the file as it is.
+func (l *File) Purge(ctx context.Context, now time.Time, r Retention) (PurgeResult, error) {
+	var res PurgeResult
 	if err := r.Validate(); err != nil {
-		return 0, err
+		return res, err
 	}
 	accessCut, procCut := r.cutoffs(now)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
-		return 0, ErrClosed
+		return res, ErrClosed
 	}
 	if err := l.lock(); err != nil {
-		return 0, err
+		return res, err
 	}
 	locked := l.f
 	defer func() { unlockFile(locked) }()
 	tmp, err := os.CreateTemp(filepath.Dir(l.path), filepath.Base(l.path)+".purge-*")
 	if err != nil {
-		return 0, fmt.Errorf("purging the audit log: %w", err)
+		return res, fmt.Errorf("purging the audit log: %w", err)
 	}
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
@@ -493,27 +498,38 @@ func (l *File) Purge(ctx context.Context, now time.Time, r Retention) (int64, er
 
 	// Read the old file under the lock (no append can interleave), and
 	// stream the retained lines behind the new anchor.
-	anchor, purged, keeping := l.anchor, int64(0), false
+	anchor, deleting := l.anchor, true
 	var written int64    // bytes of the new file so far
 	var mark *policyMark // its last policy change
+	var stub []byte      // a redacted line, reused
 	writeAnchor := func() {
+		if anchor.Seq == 0 && anchor.Hash.IsZero() {
+			return // never purged, nothing deleted: no anchor line
+		}
 		a, _ := json.Marshal(anchorLine{Anchor: &anchor})
 		w.Write(a)
 		w.WriteByte('\n')
 		written += int64(len(a)) + 1
 	}
 	err = l.scanTo(ctx, l.size, func(e *Entry, line []byte) error {
-		if !keeping && expired(e, accessCut, procCut) {
+		exp := expired(e, accessCut, procCut)
+		if deleting && exp {
 			anchor = e.link()
-			purged++
+			res.class(e.Action).Deleted++
 			return nil
 		}
-		if !keeping {
-			keeping = true
-			if purged == 0 {
-				return errNothingToPurge
-			}
+		if deleting {
+			deleting = false
 			writeAnchor()
+		}
+		if exp && !e.Redacted {
+			redact(e)
+			res.class(e.Action).Redacted++
+			var err error
+			if stub, err = appendLine(stub[:0], e); err != nil {
+				return err
+			}
+			line = stub
 		}
 		if e.Action == ActionPolicyChange {
 			mark = &policyMark{Offset: written, Seq: e.Seq}
@@ -522,27 +538,27 @@ func (l *File) Purge(ctx context.Context, now time.Time, r Retention) (int64, er
 		_, err := w.Write(line)
 		return err
 	})
-	if errors.Is(err, errNothingToPurge) || err == nil && purged == 0 {
-		return 0, nil
-	}
 	if err != nil {
-		return 0, fmt.Errorf("purging the audit log: %w", err)
+		return PurgeResult{}, fmt.Errorf("purging the audit log: %w", err)
 	}
-	if !keeping {
+	if res.Deleted() == 0 && res.Redacted() == 0 {
+		return res, nil
+	}
+	if deleting {
 		writeAnchor()
 	}
 	if err := w.Flush(); err != nil {
-		return 0, fmt.Errorf("purging the audit log: %w", err)
+		return PurgeResult{}, fmt.Errorf("purging the audit log: %w", err)
 	}
 	if err := tmp.Sync(); err != nil {
-		return 0, fmt.Errorf("purging the audit log: %w", err)
+		return PurgeResult{}, fmt.Errorf("purging the audit log: %w", err)
 	}
 	// The old mark names offsets of the old file.
 	if err := l.writePolicyMark(nil); err != nil {
-		return 0, fmt.Errorf("purging the audit log: %w", err)
+		return PurgeResult{}, fmt.Errorf("purging the audit log: %w", err)
 	}
 	if err := os.Rename(tmp.Name(), l.path); err != nil {
-		return 0, fmt.Errorf("purging the audit log: %w", err)
+		return PurgeResult{}, fmt.Errorf("purging the audit log: %w", err)
 	}
 	// The rename made durable (best effort: the purge is done either way),
 	// then the mark, which syncs the directory itself.
@@ -552,7 +568,7 @@ func (l *File) Purge(ctx context.Context, now time.Time, r Retention) (int64, er
 	}
 	f, err := os.OpenFile(l.path, os.O_RDWR|os.O_APPEND, 0o600)
 	if err != nil {
-		return 0, fmt.Errorf("reopening the audit file: %w", err)
+		return PurgeResult{}, fmt.Errorf("reopening the audit file: %w", err)
 	}
 	l.f.Close()
 	l.f = f
@@ -562,8 +578,8 @@ func (l *File) Purge(ctx context.Context, now time.Time, r Retention) (int64, er
 	}
 	st, err := f.Stat()
 	if err != nil {
-		return 0, fmt.Errorf("reopening the audit file: %w", err)
+		return PurgeResult{}, fmt.Errorf("reopening the audit file: %w", err)
 	}
 	l.size = st.Size()
-	return purged, nil
+	return res, nil
 }

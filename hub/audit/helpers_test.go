@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -78,9 +79,10 @@ func (x pgTamper) rewrite(t testing.TB, fn func([]Entry) []Entry) {
 			return err
 		}
 		for _, e := range all {
-			if _, err := tx.Exec(ctx, "INSERT INTO "+x.p.log+" VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)",
+			if _, err := tx.Exec(ctx, "INSERT INTO "+x.p.log+" ("+strings.Join(logColumns, ", ")+", redacted) "+
+				"VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)",
 				e.Seq, e.Time, e.Identity, string(e.Action), e.Subject, append([]string{}, e.Sections...), e.Purpose,
-				e.Status, e.Result, e.Detail, e.Prev[:], e.Hash[:], e.Seal[:]); err != nil {
+				e.Status, e.Result, e.Detail, e.Prev[:], e.Hash[:], e.Seal[:], e.Redacted); err != nil {
 				return err
 			}
 		}

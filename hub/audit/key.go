@@ -172,6 +172,7 @@ func (c *chainer) link(head Link, batch []Entry) Link {
 	for i := range batch {
 		e := &batch[i]
 		normalize(e)
+		e.Redacted = false
 		e.Seq = head.Seq + 1
 		e.Prev = head.Hash
 		e.Hash = c.hash(e.Prev, e)

@@ -43,8 +43,8 @@ func TestCheckKey(t *testing.T) {
 				}
 			}
 			check("entries")
-			if n, err := s.Purge(ctx, now, Retention{}); err != nil || n != 5 {
-				t.Fatalf("purged %d, %v; want 5", n, err)
+			if n, err := s.Purge(ctx, now, Retention{}); err != nil || n.Deleted() != 5 {
+				t.Fatalf("purged %+v, %v; want 5 deleted", n, err)
 			}
 			check("all purged")
 		})
@@ -67,8 +67,8 @@ func TestVerifyExpectAfterPurge(t *testing.T) {
 			if err := s.Scan(ctx, 0, 0, func(e *Entry) error { all = append(all, *e); return nil }); err != nil {
 				t.Fatal(err)
 			}
-			if n, err := s.Purge(ctx, now, Retention{}); err != nil || n != 3 {
-				t.Fatalf("purged %d, %v; want 3", n, err)
+			if n, err := s.Purge(ctx, now, Retention{}); err != nil || n.Deleted() != 3 {
+				t.Fatalf("purged %+v, %v; want 3 deleted", n, err)
 			}
 			tests := []struct {
 				name   string

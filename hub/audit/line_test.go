@@ -25,6 +25,8 @@ func TestLineAsEncodingJSON(t *testing.T) {
 		{"escapes and non-ASCII", Entry{Seq: 3, Time: time.Date(2026, 1, 2, 3, 4, 5, 6, time.FixedZone("CST", 8*3600)),
 			Identity: "统计局 <bureau> & \"co\"", Action: Action("custom\naction"), Purpose: "a\u2028b\x01\xff",
 			Result: "denied", Detail: "tab\there", Status: 403}},
+		{"stub", Entry{Seq: 5, Time: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), Action: ActionReadRecord,
+			Prev: sum(4), Hash: sum(5), Seal: sum(6), Redacted: true}},
 		{"zone with seconds", Entry{Seq: 4, Time: time.Date(1900, 1, 1, 0, 0, 0, 0, time.FixedZone("LMT", 8*3600+5*60+43)),
 			Identity: "x", Action: ActionStatsPull, Result: "ok"}},
 	} {

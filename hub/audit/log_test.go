@@ -193,8 +193,8 @@ func TestFileTwoWriters(t *testing.T) {
 	old := now.AddDate(-4, 0, 0)
 	fill(t, a, k, old, 3, 3)
 	fill(t, b, k, old.Add(time.Hour), 2, 2)
-	if n, err := a.Purge(context.Background(), now, Retention{}); err != nil || n != 5 {
-		t.Fatalf("purge: %d, %v", n, err)
+	if n, err := a.Purge(context.Background(), now, Retention{}); err != nil || n.Deleted() != 5 {
+		t.Fatalf("purge: %+v, %v", n, err)
 	}
 	fill(t, b, k, now, 4, 2)
 	fill(t, a, k, now, 1, 1)

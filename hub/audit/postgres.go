@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -28,10 +29,12 @@ type PostgresConfig struct {
 // Postgres is the audit log in PostgreSQL: table audit_log (one row per
 // entry, the citizen only as its keyed hash) and audit_anchor (the last
 // purged entry). A trigger refuses UPDATE, DELETE and TRUNCATE of both,
-// except the DELETE of entries past their legal floor, and the anchor's
-// update, inside the purge transaction (which sets pophub.audit_purge). A
-// role that can disable triggers can still tamper; Verify with the key
-// catches it. Safe for concurrent use; writers in several processes
+// except, inside the purge transaction (which sets pophub.audit_purge),
+// the DELETE of entries past their legal floor, their redaction to a stub
+// (an UPDATE that empties the fields and sets redacted, nothing else),
+// and the anchor's update. A role that can disable triggers can still
+// tamper; Verify with the key catches all but what the package
+// documentation says a stub cannot show. Safe for concurrent use; writers in several processes
 // serialise on a transaction advisory lock.
 type Postgres struct {
 	pool      *pgxpool.Pool
@@ -40,6 +43,10 @@ type Postgres struct {
 	log, anch string // qualified table names
 	lockKey   string
 	closeOnce sync.Once
+	// redactedCol: audit_log has column redacted. A log created by a
+	// release before redaction lacks it until a hub of this release starts
+	// on it (or Purge adds it); its entries are then read as not redacted.
+	redactedCol atomic.Bool
 }
 
 // OpenPostgres connects (or takes cfg.Pool) and creates the schema, tables
@@ -84,18 +91,21 @@ func openPostgres(ctx context.Context, cfg PostgresConfig, create bool) (*Postgr
 	return p, nil
 }
 
-// exists reports ErrNoLog unless both audit tables are there.
+// exists reports ErrNoLog unless both audit tables are there, and notes
+// whether audit_log has the redacted column.
 func (p *Postgres) exists(ctx context.Context) error {
 	var db string
-	var found bool
-	err := p.pool.QueryRow(ctx, "SELECT current_database(), to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL",
-		p.log, p.anch).Scan(&db, &found)
+	var found, col bool
+	err := p.pool.QueryRow(ctx, "SELECT current_database(), to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL, "+
+		"EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = 'redacted' AND NOT attisdropped)",
+		p.log, p.anch).Scan(&db, &found, &col)
 	if err != nil {
 		return fmt.Errorf("looking for the audit tables: %w", err)
 	}
 	if !found {
 		return fmt.Errorf("%w in schema %q of database %q", ErrNoLog, p.schema, db)
 	}
+	p.redactedCol.Store(col)
 	return nil
 }
 
@@ -113,6 +123,7 @@ func (p *Postgres) migrate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("creating audit tables: %w", err)
 	}
+	p.redactedCol.Store(true)
 	return nil
 }
 
@@ -141,6 +152,8 @@ CREATE TABLE IF NOT EXISTS $S.audit_log (
 	hash     bytea NOT NULL,
 	seal     bytea NOT NULL
 );
+-- Added with redaction; a constant default adds it without a rewrite.
+ALTER TABLE $S.audit_log ADD COLUMN IF NOT EXISTS redacted boolean NOT NULL DEFAULT false;
 CREATE INDEX IF NOT EXISTS audit_log_subject ON $S.audit_log (subject, at) WHERE subject <> '';
 CREATE INDEX IF NOT EXISTS audit_log_at ON $S.audit_log (at);
 CREATE INDEX IF NOT EXISTS audit_log_policy_change ON $S.audit_log (seq) WHERE action = 'policy_change';
@@ -157,12 +170,21 @@ BEGIN
 		IF TG_TABLE_NAME = 'audit_anchor' THEN
 			RETURN NEW;
 		END IF;
+		IF OLD.at >= now() - (CASE WHEN OLD.action IN ($ACCESS) THEN interval '$AFLOOR months' ELSE interval '$PFLOOR months' END) THEN
+			RAISE EXCEPTION 'audit entry % is within its legal retention floor', OLD.seq USING ERRCODE = 'insufficient_privilege';
+		END IF;
 		IF TG_OP = 'DELETE' THEN
-			IF OLD.at >= now() - (CASE WHEN OLD.action IN ($ACCESS) THEN interval '$AFLOOR months' ELSE interval '$PFLOOR months' END) THEN
-				RAISE EXCEPTION 'audit entry % is within its legal retention floor', OLD.seq USING ERRCODE = 'insufficient_privilege';
-			END IF;
 			RETURN OLD;
 		END IF;
+		-- An UPDATE may only redact: empty the fields, keep the position,
+		-- time, action and chain links.
+		IF NEW.redacted AND NEW.seq = OLD.seq AND NEW.at = OLD.at AND NEW.action = OLD.action
+			AND NEW.prev = OLD.prev AND NEW.hash = OLD.hash AND NEW.seal = OLD.seal
+			AND NEW.identity = '' AND NEW.subject = '' AND NEW.sections = '{}' AND NEW.purpose = ''
+			AND NEW.status = 0 AND NEW.result = '' AND NEW.detail = '' THEN
+			RETURN NEW;
+		END IF;
+		RAISE EXCEPTION 'audit entry %: a purge may only redact it', OLD.seq USING ERRCODE = 'insufficient_privilege';
 	END IF;
 	RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP USING ERRCODE = 'insufficient_privilege';
 END
@@ -194,7 +216,18 @@ func (p *Postgres) Pool() *pgxpool.Pool { return p.pool }
 // Table is the qualified name of the entries table, for tools and tests.
 func (p *Postgres) Table() string { return p.log }
 
+// logColumns are the columns Append writes (redacted takes its default).
 var logColumns = []string{"seq", "at", "identity", "action", "subject", "sections", "purpose", "status", "result", "detail", "prev", "hash", "seal"}
+
+// selectColumns is what query reads: logColumns and redacted, false for a
+// log that predates the column.
+func (p *Postgres) selectColumns() string {
+	redacted := "false"
+	if p.redactedCol.Load() {
+		redacted = "redacted"
+	}
+	return strings.Join(logColumns, ", ") + ", " + redacted
+}
 
 // Append implements Appender: one transaction holding the chain's advisory
 // lock, the head read inside it, the batch written with COPY.
@@ -284,7 +317,7 @@ func (p *Postgres) Scan(ctx context.Context, first, last int64, fn func(*Entry) 
 }
 
 func (p *Postgres) query(ctx context.Context, where string, args []any, fn func(*Entry) error) error {
-	rows, err := p.pool.Query(ctx, "SELECT "+strings.Join(logColumns, ", ")+" FROM "+p.log+" WHERE "+where+" ORDER BY seq", args...)
+	rows, err := p.pool.Query(ctx, "SELECT "+p.selectColumns()+" FROM "+p.log+" WHERE "+where+" ORDER BY seq", args...)
 	if err != nil {
 		return fmt.Errorf("reading audit entries: %w", err)
 	}
@@ -298,7 +331,7 @@ func (p *Postgres) query(ctx context.Context, where string, args []any, fn func(
 	for rows.Next() {
 		e.Sections = nil
 		if err := rows.Scan(&e.Seq, &e.Time, &e.Identity, &action, &e.Subject, &e.Sections, &e.Purpose,
-			&status, &e.Result, &e.Detail, &prev, &hash, &seal); err != nil {
+			&status, &e.Result, &e.Detail, &prev, &hash, &seal, &e.Redacted); err != nil {
 			return fmt.Errorf("reading audit entries: %w", err)
 		}
 		e.Action, e.Status = Action(action), int(status)
@@ -343,26 +376,41 @@ func (p *Postgres) WhoRead(ctx context.Context, subject string, from, to time.Ti
 	return out, err
 }
 
-// Purge implements Store. The trigger checks the legal floors again
-// against the database's clock.
-func (p *Postgres) Purge(ctx context.Context, now time.Time, r Retention) (int64, error) {
+// Purge implements Store in one transaction: the expired prefix deleted
+// behind the new anchor, then the expired entries after it redacted. The
+// trigger checks the legal floors again against the database's clock. A
+// log that predates redaction gets the column and trigger first.
+func (p *Postgres) Purge(ctx context.Context, now time.Time, r Retention) (PurgeResult, error) {
+	var res PurgeResult
 	if err := r.Validate(); err != nil {
-		return 0, err
+		return res, err
+	}
+	if !p.redactedCol.Load() {
+		if err := p.migrate(ctx); err != nil {
+			return res, fmt.Errorf("purging the audit log: %w", err)
+		}
 	}
 	accessCut, procCut := r.cutoffs(now)
 	actions := make([]string, len(accessActions))
 	for i, a := range accessActions {
 		actions[i] = string(a)
 	}
-	var n int64
+	// expired is the SQL of expired(); its first term lets the index on at
+	// bound the scan.
+	const expiredSQL = "at < greatest($2::timestamptz, $3::timestamptz) AND at < CASE WHEN action = ANY($1) THEN $2::timestamptz ELSE $3::timestamptz END"
+	// perClass counts the rows a statement returned its action for.
+	const perClass = "SELECT count(*) FILTER (WHERE action = ANY($1)), count(*) FILTER (WHERE NOT action = ANY($1)) FROM "
 	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		res = PurgeResult{}
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtext($1))", p.lockKey); err != nil {
 			return fmt.Errorf("locking the chain: %w", err)
 		}
+		if _, err := tx.Exec(ctx, "SELECT set_config('pophub.audit_purge', 'on', true)"); err != nil {
+			return fmt.Errorf("opening the purge: %w", err)
+		}
 		// The first entry that must stay, or none.
 		var keep *int64
-		if err := tx.QueryRow(ctx, "SELECT min(seq) FROM "+p.log+
-			" WHERE at >= CASE WHEN action = ANY($1) THEN $2::timestamptz ELSE $3::timestamptz END",
+		if err := tx.QueryRow(ctx, "SELECT min(seq) FROM "+p.log+" WHERE NOT ("+expiredSQL+")",
 			actions, accessCut, procCut).Scan(&keep); err != nil {
 			return fmt.Errorf("finding retained entries: %w", err)
 		}
@@ -374,29 +422,32 @@ func (p *Postgres) Purge(ctx context.Context, now time.Time, r Retention) (int64
 		var hash, seal []byte
 		err := tx.QueryRow(ctx, "SELECT seq, at, hash, seal FROM "+p.log+" WHERE "+where+" ORDER BY seq DESC LIMIT 1", args...).
 			Scan(&a.Seq, &a.Time, &hash, &seal)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil
-		}
-		if err != nil {
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			// Nothing to delete from the start.
+		case err != nil:
 			return fmt.Errorf("finding the new anchor: %w", err)
+		default:
+			if _, err := tx.Exec(ctx, "INSERT INTO "+p.anch+" (id, seq, at, hash, seal) VALUES (1, $1, $2, $3, $4) "+
+				"ON CONFLICT (id) DO UPDATE SET seq = EXCLUDED.seq, at = EXCLUDED.at, hash = EXCLUDED.hash, seal = EXCLUDED.seal",
+				a.Seq, a.Time, hash, seal); err != nil {
+				return fmt.Errorf("storing the anchor: %w", err)
+			}
+			if err := tx.QueryRow(ctx, "WITH d AS (DELETE FROM "+p.log+" WHERE seq <= $2 RETURNING action) "+perClass+"d",
+				actions, a.Seq).Scan(&res.Access.Deleted, &res.Processing.Deleted); err != nil {
+				return fmt.Errorf("deleting entries: %w", err)
+			}
 		}
-		if _, err := tx.Exec(ctx, "SELECT set_config('pophub.audit_purge', 'on', true)"); err != nil {
-			return fmt.Errorf("opening the purge: %w", err)
+		// What is left is after the anchor: redact the expired.
+		if err := tx.QueryRow(ctx, "WITH u AS (UPDATE "+p.log+" SET identity = '', subject = '', sections = '{}', purpose = '', "+
+			"status = 0, result = '', detail = '', redacted = true WHERE NOT redacted AND "+expiredSQL+" RETURNING action) "+perClass+"u",
+			actions, accessCut, procCut).Scan(&res.Access.Redacted, &res.Processing.Redacted); err != nil {
+			return fmt.Errorf("redacting entries: %w", err)
 		}
-		if _, err := tx.Exec(ctx, "INSERT INTO "+p.anch+" (id, seq, at, hash, seal) VALUES (1, $1, $2, $3, $4) "+
-			"ON CONFLICT (id) DO UPDATE SET seq = EXCLUDED.seq, at = EXCLUDED.at, hash = EXCLUDED.hash, seal = EXCLUDED.seal",
-			a.Seq, a.Time, hash, seal); err != nil {
-			return fmt.Errorf("storing the anchor: %w", err)
-		}
-		tag, err := tx.Exec(ctx, "DELETE FROM "+p.log+" WHERE seq <= $1", a.Seq)
-		if err != nil {
-			return fmt.Errorf("deleting entries: %w", err)
-		}
-		n = tag.RowsAffected()
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("purging the audit log: %w", err)
+		return PurgeResult{}, fmt.Errorf("purging the audit log: %w", err)
 	}
-	return n, nil
+	return res, nil
 }

@@ -66,3 +66,33 @@ func expired(e *Entry, access, processing time.Time) bool {
 	}
 	return e.Time.Before(processing)
 }
+
+// PurgeCount counts what a purge did to the entries of one class.
+type PurgeCount struct {
+	// Deleted entries were removed from the start of the log; the anchor
+	// stands for them.
+	Deleted int64
+	// Redacted entries were reduced to stubs in place: they stand behind
+	// an entry that is still retained.
+	Redacted int64
+}
+
+// PurgeResult is what a purge did, per class.
+type PurgeResult struct {
+	Access     PurgeCount
+	Processing PurgeCount
+}
+
+// Deleted is the number of entries deleted, of both classes.
+func (r PurgeResult) Deleted() int64 { return r.Access.Deleted + r.Processing.Deleted }
+
+// Redacted is the number of entries redacted, of both classes.
+func (r PurgeResult) Redacted() int64 { return r.Access.Redacted + r.Processing.Redacted }
+
+// class is the count of e's class.
+func (r *PurgeResult) class(a Action) *PurgeCount {
+	if a.Class() == ClassAccess {
+		return &r.Access
+	}
+	return &r.Processing
+}

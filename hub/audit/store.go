@@ -22,14 +22,16 @@ type Store interface {
 	// WhoRead returns the entries about subject (Key.Subject of a citizen
 	// ID) with from <= Time < to, in log order.
 	WhoRead(ctx context.Context, subject string, from, to time.Time) ([]Entry, error)
-	// Purge deletes the longest prefix of the log whose every entry is past
-	// its class's retention at now, and keeps the last deleted entry as the
-	// anchor, so that the rest still verifies. An entry still retained
-	// holds back every later one (the chain is one line): a policy change
-	// keeps the access entries after it for as long as it is kept itself.
-	// It refuses a retention below the legal floors (ErrBelowFloor) and
-	// returns how many entries it deleted.
-	Purge(ctx context.Context, now time.Time, r Retention) (int64, error)
+	// Purge removes the personal data of every entry past its class's
+	// retention at now. It deletes the longest prefix of the log whose
+	// every entry is expired, keeping the last deleted entry as the
+	// anchor, and redacts each expired entry after it in place (a stub,
+	// see Retention in the package documentation), so that an entry still
+	// retained (a policy change kept three years) does not keep the reads
+	// after it, and the rest still verifies. It refuses a retention below
+	// the legal floors (ErrBelowFloor) and says how many entries of each
+	// class it deleted and redacted. Writers wait while it runs.
+	Purge(ctx context.Context, now time.Time, r Retention) (PurgeResult, error)
 	// Head is the last entry's position, or the anchor when every entry
 	// was purged, or the zero Link for an empty log: what CheckKey
 	// compares a key with.

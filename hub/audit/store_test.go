@@ -165,7 +165,8 @@ func TestTriggerRefusesChanges(t *testing.T) {
 }
 
 // TestRetention: floors are enforced; a purge removes the expired prefix,
-// keeps an anchor, and the rest verifies and goes on growing.
+// keeps an anchor, redacts the expired entries after it, and the rest
+// verifies and goes on growing.
 func TestRetention(t *testing.T) {
 	for _, r := range []Retention{{AccessMonths: 5}, {ProcessingMonths: 35}, {AccessMonths: 1, ProcessingMonths: 12}} {
 		if err := r.Validate(); !errors.Is(err, ErrBelowFloor) {
@@ -196,14 +197,15 @@ func TestRetention(t *testing.T) {
 			add(old.Add(time.Hour), ActionPolicyChange)    // 2: expired (over 3 years)
 			add(now.AddDate(0, -8, 0), ActionReadRecord)   // 3: expired (over 6 months)
 			add(now.AddDate(-2, 0, 0), ActionPolicyChange) // 4: kept (under 3 years)
-			add(now.AddDate(0, -7, 0), ActionReadRecord)   // 5: expired but held back by 4
+			add(now.AddDate(0, -7, 0), ActionReadRecord)   // 5: expired behind 4: redacted
 			add(now.AddDate(0, 0, -1), ActionReadRecord)   // 6: kept
 			if _, err := s.Purge(ctx, now, Retention{AccessMonths: 3}); !errors.Is(err, ErrBelowFloor) {
 				t.Errorf("purge below the floor: %v", err)
 			}
 			n, err := s.Purge(ctx, now, Retention{})
-			if err != nil || n != 3 {
-				t.Fatalf("purged %d, %v; want 3", n, err)
+			want := PurgeResult{Access: PurgeCount{Deleted: 2, Redacted: 1}, Processing: PurgeCount{Deleted: 1}}
+			if err != nil || n != want {
+				t.Fatalf("purged %+v, %v; want %+v", n, err, want)
 			}
 			a, _ := s.Anchor(ctx)
 			if a.Seq != 3 {
@@ -211,11 +213,11 @@ func TestRetention(t *testing.T) {
 			}
 			add(now, ActionStatsPull) // 7: chained after the purge
 			rep, err := Verify(ctx, s, VerifyOptions{Key: k})
-			if err != nil || !rep.OK() || rep.Entries != 4 || rep.Anchor.Seq != 3 || rep.Head.Seq != 7 {
+			if err != nil || !rep.OK() || rep.Entries != 4 || rep.Redacted != 1 || rep.Anchor.Seq != 3 || rep.Head.Seq != 7 {
 				t.Errorf("after purge: %+v, %v", rep, err)
 			}
-			if n, err := s.Purge(ctx, now, Retention{}); err != nil || n != 0 {
-				t.Errorf("second purge: %d, %v", n, err)
+			if n, err := s.Purge(ctx, now, Retention{}); err != nil || n != (PurgeResult{}) {
+				t.Errorf("second purge: %+v, %v", n, err)
 			}
 		})
 	}
@@ -319,8 +321,8 @@ func TestFilePolicyMark(t *testing.T) {
 			if e, ok, err := f.LastPolicyChange(ctx); err != nil || !ok || e.Seq != 22 {
 				t.Fatalf("got seq %d, %v, %v; want 22", e.Seq, ok, err)
 			}
-			if n, err := f.Purge(ctx, now, Retention{}); err != nil || n != 12 {
-				t.Fatalf("purge: %d, %v", n, err)
+			if n, err := f.Purge(ctx, now, Retention{}); err != nil || n.Deleted() != 12 {
+				t.Fatalf("purge: %+v, %v", n, err)
 			}
 			r, _ := os.Open(f.Path())
 			defer r.Close()

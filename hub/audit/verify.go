@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // Kind classifies a problem Verify found.
@@ -63,9 +64,10 @@ func (p Problem) String() string {
 
 // Report is the outcome of a verification.
 type Report struct {
-	Anchor  Link  // where the log starts (zero when never purged)
-	Entries int64 // entries read
-	Head    Link  // the last entry read, or the anchor
+	Anchor   Link  // where the log starts (zero when never purged)
+	Entries  int64 // entries read
+	Redacted int64 // of them, stubs a purge left (their content is gone)
+	Head     Link  // the last entry read, or the anchor
 	// Problems holds the first MaxProblems problems in log order;
 	// NumProblems counts them all.
 	Problems    []Problem
@@ -96,29 +98,34 @@ type VerifyOptions struct {
 	// are searched for its predecessor, to tell a move from a rewrite
 	// (default 256).
 	Window int
+	// Now is the time a stub must be past its class's legal floor at
+	// (default time.Now()).
+	Now time.Time
 }
 
 // Verifier checks a stream of entries in stored order. It holds a window
 // of recent entries, so memory stays bounded on any log length. Not safe
 // for concurrent use.
 type Verifier struct {
-	opt      VerifyOptions
-	c        *chainer
-	rep      Report
-	items    []item        // entries not yet checked, and the last Window checked
-	next     int           // index in items of the next entry to check
-	byHash   map[Sum]int64 // Hash → Seq of the entries in items
-	prev     Link          // the last checked entry, or the anchor
-	last     *Problem      // the last problem, to coalesce runs
-	lastPos  int64         // position (entries checked) of the last problem
-	pos      int64         // entries checked
-	expectOK bool          // opt.Expect was seen
+	opt                VerifyOptions
+	c                  *chainer
+	rep                Report
+	items              []item        // entries not yet checked, and the last Window checked
+	next               int           // index in items of the next entry to check
+	byHash             map[Sum]int64 // Hash → Seq of the entries in items
+	prev               Link          // the last checked entry, or the anchor
+	last               *Problem      // the last problem, to coalesce runs
+	lastPos            int64         // position (entries checked) of the last problem
+	accessCut, procCut time.Time     // a stub must be older than its class's
+	pos                int64         // entries checked
+	expectOK           bool          // opt.Expect was seen
 }
 
 type item struct {
 	e       Entry
-	content bool // Hash matches the fields and Prev
+	content bool // Hash matches the fields and Prev; for a stub: it is empty
 	sealed  bool // Seal matches Hash (true without a key)
+	early   bool // a stub within its class's legal floor
 }
 
 // NewVerifier starts verifying a log that begins after anchor.
@@ -133,7 +140,13 @@ func newVerifier(anchor Link, opt VerifyOptions, sealedStart bool) *Verifier {
 	if opt.Window <= 0 {
 		opt.Window = 256
 	}
+	if opt.Now.IsZero() {
+		opt.Now = time.Now()
+	}
 	v := &Verifier{opt: opt, c: newChainer(opt.Key), byHash: make(map[Sum]int64, 4*opt.Window), prev: anchor}
+	// The legal floors, not the hub's retention, which a verifier does not
+	// know: a stub is wrong only when no lawful purge could have made it.
+	v.accessCut, v.procCut = Retention{}.cutoffs(opt.Now)
 	v.rep.Anchor, v.rep.Head, v.rep.Sealed = anchor, anchor, !opt.Key.IsZero()
 	if v.rep.Sealed && sealedStart && anchor.Seq > 0 && anchor.Seal != v.c.seal(anchor.Hash) {
 		v.report(Forged, anchor.Seq, "the purge anchor's hash is not sealed by the audit key")
@@ -144,7 +157,13 @@ func newVerifier(anchor Link, opt VerifyOptions, sealedStart bool) *Verifier {
 // Add checks the next entry in stored order. It copies e.
 func (v *Verifier) Add(e *Entry) {
 	it := item{e: *e, sealed: true}
-	it.content = v.c.hash(e.Prev, e) == e.Hash
+	if e.Redacted {
+		// The stored Hash is the link; the fields it covered are gone.
+		it.content = isStub(e)
+		it.early = it.content && !expired(e, v.accessCut, v.procCut)
+	} else {
+		it.content = v.c.hash(e.Prev, e) == e.Hash
+	}
 	if v.c.mac != nil {
 		it.sealed = v.c.seal(e.Hash) == e.Seal
 	}
@@ -194,10 +213,18 @@ func (v *Verifier) check() {
 	e := &it.e
 	v.pos++
 	v.rep.Entries++
+	if e.Redacted {
+		v.rep.Redacted++
+	}
 	expected := v.prev.Seq + 1
 	switch {
+	case !it.content && e.Redacted:
+		v.report(Changed, e.Seq, fmt.Sprintf("entry %d is marked redacted but keeps fields a redaction empties", e.Seq))
 	case !it.content:
 		v.report(Changed, e.Seq, fmt.Sprintf("entry %d's fields do not match its hash", e.Seq))
+	case it.early:
+		v.report(Changed, e.Seq, fmt.Sprintf("entry %d was redacted within its legal retention floor (%s at %s)",
+			e.Seq, e.Action, e.Time.Format(time.RFC3339)))
 	case !it.sealed:
 		v.report(Forged, e.Seq, fmt.Sprintf("entry %d's hash is not sealed by the audit key: it was rewritten", e.Seq))
 	}
