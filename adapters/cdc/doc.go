@@ -79,9 +79,23 @@
 // at 63 bytes); a table streamed under them keeps them, as long as their
 // publication publishes it.
 //
-// A slot keeps WAL until the stream confirms it: a stream stopped for
-// good must have its slot dropped (SELECT pg_drop_replication_slot(
-// 'pophub_housing_rentals')), or the department's disk fills up.
+// The table is named as one spelling of it, so that rentals,
+// public.rentals and "rentals" share their names: unquoted parts in
+// lower case, needless quotes dropped, the public schema left out. When
+// the default slot does not exist, a slot of the source tied to a
+// publication of the table (by OID: its comment names the slot, or the
+// names are the default pair) is continued, with a log saying so: the
+// table streamed under another spelling, or under the name a spelling
+// gave before, keeps its slot and position.
+//
+// A slot keeps WAL until the stream confirms it: while the stream is
+// stopped, WAL accumulates on the department's server. The progress log
+// says how much the stream's slot keeps (retained_wal_bytes, also
+// Stats.RetainedWAL), and each start warns about every inactive slot
+// pophub created for the table, with the WAL it keeps and the SQL that
+// drops it. A stream stopped for good must have its slot dropped (SELECT
+// pg_drop_replication_slot('pophub_housing_rentals')), or the
+// department's disk fills up.
 //
 // # Position: nothing lost, nothing repeated
 //

@@ -84,18 +84,24 @@ type Config struct {
 	// earlierPublication theirs whenever Publication was defaulted: a
 	// table streamed under them keeps them (see keepEarlierNames).
 	earlierSlot, earlierPublication string
+	// findSlot: Slot was defaulted, and a slot of the table under
+	// another spelling of Table is continued when Slot does not exist
+	// (see continueSlot); defaultPublication: so was Publication.
+	findSlot, defaultPublication bool
 }
 
 func (c *Config) setDefaults() {
 	if c.Slot == "" {
 		prefix := "pophub_" + string(c.Source) + "_"
 		c.Slot = defaultName(prefix, c.Table)
+		c.findSlot = true
 		if earlier := earlierDefaultName(prefix, c.Table); earlier != c.Slot {
 			c.earlierSlot = earlier
 		}
 	}
 	if c.Publication == "" {
 		c.Publication = defaultName("pophub_", c.Table)
+		c.defaultPublication = true
 		c.earlierPublication = earlierDefaultName("pophub_", c.Table)
 	}
 	if c.BatchSize <= 0 {
@@ -152,10 +158,13 @@ type Stream struct {
 	stats struct {
 		snapshot, published, rejected, ignored, skipped, upgraded atomic.Int64
 		confirmed                                                 atomic.Uint64
+		retained                                                  atomic.Int64
 	}
 	// logged is what the last progress log said; only Run's goroutine
-	// touches it.
+	// touches it, and warned (the inactive slots of the table were
+	// reported).
 	logged Stats
+	warned bool
 	// slotCreated, when set, runs once a copy's slot exists and before
 	// the copy reads its rows: tests change rows there, in the window
 	// whose changes reach the hub both from the slot and, as they were
@@ -185,6 +194,12 @@ type Stats struct {
 	Upgraded int64
 	// Confirmed is the WAL position last confirmed to PostgreSQL.
 	Confirmed pglogrepl.LSN
+	// RetainedWAL is the bytes of WAL the slot kept on the department's
+	// server (from its restart position to the server's current one) when
+	// the progress was last logged; -1 before then or when it could not
+	// be read. The server keeps them until the stream confirms past
+	// them, and keeps adding to them while the stream is stopped.
+	RetainedWAL int64
 }
 
 // New checks the configuration and compiles the mapping; it does not
@@ -199,7 +214,10 @@ func New(cfg Config) (*Stream, error) {
 		return nil, fmt.Errorf("compiling mapping: %w", err)
 	}
 	log := cfg.Logger.With("source", string(cfg.Source), "table", cfg.Table, "slot", cfg.Slot)
-	return &Stream{cfg: cfg, plan: p, log: log}, nil
+	st := &Stream{cfg: cfg, plan: p, log: log}
+	st.stats.retained.Store(-1)
+	st.logged.RetainedWAL = -1
+	return st, nil
 }
 
 // Stats returns the counters.
@@ -212,19 +230,35 @@ func (s *Stream) Stats() Stats {
 		Skipped:   s.stats.skipped.Load(),
 		Upgraded:  s.stats.upgraded.Load(),
 		Confirmed: pglogrepl.LSN(s.stats.confirmed.Load()),
+
+		RetainedWAL: s.stats.retained.Load(),
 	}
 }
 
-// logProgress logs the counters, unless they are what it logged last.
-func (s *Stream) logProgress(ctx context.Context, msg string) {
+// logProgress logs the counters and the WAL the slot retains (read on
+// db, when not nil), unless they are what it logged last: retained WAL
+// counts as changed once it moved by a WAL segment, as the server's
+// other work moves it a little all the time.
+func (s *Stream) logProgress(ctx context.Context, db *pgx.Conn, msg string) {
+	if db != nil {
+		s.stats.retained.Store(s.retainedWAL(ctx, db))
+	}
 	st := s.Stats()
-	if st == s.logged && msg == progressMsg {
+	last := s.logged
+	retainedMoved := st.RetainedWAL != last.RetainedWAL && (st.RetainedWAL < 0 || last.RetainedWAL < 0 ||
+		max(st.RetainedWAL-last.RetainedWAL, last.RetainedWAL-st.RetainedWAL) >= walSegment)
+	last.RetainedWAL = st.RetainedWAL
+	if st == last && !retainedMoved && msg == progressMsg {
 		return
 	}
 	s.logged = st
 	s.log.InfoContext(ctx, msg, "snapshot_rows", st.Snapshot, "published", st.Published, "bad_rows", st.Rejected,
-		"ignored", st.Ignored, "skipped_transactions", st.Skipped, "upgraded_ids", st.Upgraded, "confirmed_lsn", st.Confirmed.String())
+		"ignored", st.Ignored, "skipped_transactions", st.Skipped, "upgraded_ids", st.Upgraded, "confirmed_lsn", st.Confirmed.String(),
+		"retained_wal_bytes", st.RetainedWAL)
 }
+
+// walSegment is PostgreSQL's default WAL segment size.
+const walSegment = 16 << 20
 
 const progressMsg = "cdc: progress"
 
@@ -338,6 +372,14 @@ func (s *Stream) session(ctx context.Context, started *bool, rec *sessionRecord)
 	}
 	if err := s.keepEarlierNames(ctx, db, tbl); err != nil {
 		return err
+	}
+	if err := s.continueSlot(ctx, db, tbl); err != nil {
+		return err
+	}
+	if !s.warned {
+		// Once a Run: the slots do not change while it streams.
+		s.warnInactiveSlots(ctx, db, tbl)
+		s.warned = true
 	}
 	if err := s.ensurePublication(ctx, db, tbl); err != nil {
 		return err
@@ -501,7 +543,7 @@ func (s *Stream) stream(ctx context.Context, st *streamState) error {
 		if st.rec != nil && !now.Before(st.nextProgress) {
 			// Checked at least every StatusInterval, which is precise
 			// enough for a log.
-			s.logProgress(ctx, progressMsg)
+			s.logProgress(ctx, st.catalog, progressMsg)
 			st.nextProgress = now.Add(s.cfg.ProgressInterval)
 		}
 		deadline := st.nextStatus
@@ -568,7 +610,7 @@ func (s *Stream) stop(ctx context.Context, st *streamState) error {
 	if err := s.sendStatus(sctx, st); err != nil {
 		return fmt.Errorf("confirming position on stop: %w", err)
 	}
-	s.logProgress(sctx, "cdc: stopped")
+	s.logProgress(sctx, st.catalog, "cdc: stopped")
 	return ctx.Err()
 }
 

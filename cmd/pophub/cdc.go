@@ -33,10 +33,20 @@ for PostgreSQL's 63 bytes, drops what does not fit and ends with _ and 8 hex
 digits of a hash of --table, so that every table has its own (the slot of
 租赁备案 in housing is pophub_housing_9a5b7eb9); a table streamed before under
 the names earlier versions gave it keeps them. The slot holds the position: a
-restart loses nothing and repeats nothing. The database needs
-wal_level=logical and a user with REPLICATION that owns the publication (see
-adapters/cdc for the grants). Runs until interrupted. With --otlp, each
-produce request is a span whose trace context its records carry.`,
+restart loses nothing and repeats nothing. The default names are the same
+for every spelling of the table (rentals, public.rentals), and a slot the
+table was streamed under with another spelling is continued.
+
+The slot keeps the department's WAL from its position on: while pophub cdc is
+stopped, WAL accumulates on the database server until its disk fills. The
+progress log says how much (retained_wal_bytes), and each start warns about
+inactive slots of the table with the SQL to drop them. To stop streaming a
+table for good, drop its slot: SELECT pg_drop_replication_slot('<slot>');
+(and DROP PUBLICATION <publication>; when no other source streams the table).
+
+The database needs wal_level=logical and a user with REPLICATION that owns the
+publication (see adapters/cdc for the grants). Runs until interrupted. With
+--otlp, each produce request is a span whose trace context its records carry.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			src := schemas.Source(source)
 			if !src.Valid() {
@@ -83,6 +93,11 @@ produce request is a span whose trace context its records carry.`,
 			st := s.Stats()
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: %d existing rows copied, %d events published, %d bad rows, %d legacy IDs upgraded, %d changes ignored; confirmed %s\n",
 				table, st.Snapshot, st.Published, st.Rejected, st.Upgraded, st.Ignored, st.Confirmed)
+			if st.RetainedWAL >= 0 {
+				// Stopped, the slot keeps WAL growing until the next start.
+				fmt.Fprintf(cmd.OutOrStdout(), "slot %s keeps %d bytes of WAL on the database server, and more while stopped; "+
+					"to stop streaming for good: SELECT pg_drop_replication_slot('%s');\n", s.Slot(), st.RetainedWAL, s.Slot())
+			}
 			if errors.Is(err, context.Canceled) {
 				return nil // interrupted: a clean stop
 			}

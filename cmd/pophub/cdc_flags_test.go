@@ -9,7 +9,8 @@ import (
 
 // TestCDCPublicationFlag: --publication names the table's publication
 // as --slot names its slot; a name PostgreSQL would not take is refused
-// before anything is created, and --help documents both defaults.
+// before anything is created, and --help documents both defaults and
+// that a slot keeps WAL until dropped.
 func TestCDCPublicationFlag(t *testing.T) {
 	newLogger := func() *slog.Logger { return testLogger(t) }
 	mapping := filepath.Join("..", "..", "adapters", "cdc", "examples", "rentals.yaml")
@@ -36,7 +37,10 @@ func TestCDCPublicationFlag(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"--publication string", "--slot string", "pophub_<table>", "pophub_<source>_<table>"} {
+	// A slot left behind fills the department's disk: --help says so,
+	// and how to drop it.
+	for _, want := range []string{"--publication string", "--slot string", "pophub_<table>", "pophub_<source>_<table>",
+		"WAL accumulates", "pg_drop_replication_slot", "retained_wal_bytes"} {
 		if !strings.Contains(help, want) {
 			t.Errorf("pophub cdc --help does not mention %q:\n%s", want, help)
 		}
