@@ -743,6 +743,12 @@ func (p *Publisher) write(ctx context.Context, span trace.Span, msgs []kafka.Mes
 		span.SetStatus(codes.Error, "the broker did not take some events")
 		p.cfg.Logger.WarnContext(ctx, "publishing: the broker did not take some events", "failed", failed, "sent", len(msgs), "error", werrs[firstNonNil(werrs)])
 	default:
+		if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+			// Interrupted: kafka-go may give what the cancelled attempt
+			// met instead (a refused connection), and the caller must be
+			// able to tell an interruption from a broker's failure.
+			err = fmt.Errorf("%w (%v)", cerr, err)
+		}
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			// All a client sees of a broker that wants TLS or a login.
 			err = fmt.Errorf("%w (the broker closed the connection: does it require TLS or SASL credentials?)", err)
