@@ -231,3 +231,34 @@ func TestUTF8LineOfOtherCharactersInGBKFile(t *testing.T) {
 		})
 	}
 }
+
+// TestUserDefinedCharacterInGBKLineOfUTF8File: a GBK line of a UTF-8
+// file whose name holds a character of GBK's user-defined areas (造字) is
+// rejected naming that character's column and what it is, not as bytes
+// that are neither UTF-8 nor GBK; the other lines are sent.
+func TestUserDefinedCharacterInGBKLineOfUTF8File(t *testing.T) {
+	h := newHukouLines(t, "auto")
+	file := h.file(t, []string{"张三", "王五", "李雷", "欧阳娜娜"}, map[string]bool{"李雷": true})
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lei, err := simplifiedchinese.GBK.NewEncoder().String("雷")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = bytes.Replace(b, []byte(lei), []byte{0xAA, 0xA1}, 1) // 李 and a 造字
+	if err := os.WriteFile(file, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := testenv.Kafka(t, partitions)
+	rep, err := Run(context.Background(), Config{Source: schemas.PublicSecurity, File: file, Mapping: h.m, Brokers: []string{addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := h.m.DataByType[schemas.HukouRegistered]["name"].Column
+	if rep.Sent != 3 || rep.Rejected != 1 || rep.Rejects[0].Line != 4 ||
+		!strings.Contains(rep.Rejects[0].Detail, "column "+name+" holds a character of GBK's user-defined area (造字)") {
+		t.Fatalf("sent %d, rejects %v; want 3 sent and line 4 rejected naming the 造字 in column %s", rep.Sent, rep.Rejects, name)
+	}
+}

@@ -534,12 +534,36 @@ func (s *csvSource) notUTF8Row(first int, cells []string, i int) row {
 	decoded := make([]string, len(cells))
 	for j, c := range cells {
 		d, ok := decodeGBK(c)
+		if !ok && holdsUserDefinedGBK(c) {
+			return row{line: first, cells: cells, malformed: fmt.Sprintf("the line is GBK, in a file read as UTF-8, and column %s holds a character of GBK's user-defined area (造字), drawn only by the department's own fonts: replace it with the character's standard code", s.columnName(j))}
+		}
 		if !ok {
 			return row{line: first, cells: cells, malformed: fmt.Sprintf("column %s holds bytes that are not valid UTF-8, nor GBK", col)}
 		}
 		decoded[j] = d
 	}
 	return row{line: first, cells: decoded, malformed: fmt.Sprintf("the line is GBK, in a file read as UTF-8: column %s is not valid UTF-8, and valid GBK (if the whole file is GBK, set encoding: gbk in the mapping, or give --encoding gbk); %s", col, mixedAdvice)}
+}
+
+// holdsUserDefinedGBK reports whether s, read as GBK, holds a character
+// of its user-defined areas (userDefined).
+func holdsUserDefinedGBK(s string) bool {
+	for i := 0; i < len(s); {
+		switch b := s[i]; {
+		case b < 0x80:
+			i++
+		case i+1 < len(s) && s[i+1] >= '0' && s[i+1] <= '9':
+			i += 4 // a four-byte GB18030 sequence
+		case i+1 < len(s):
+			if userDefined([]byte(s[i : i+2])) {
+				return true
+			}
+			i += 2
+		default:
+			return false
+		}
+	}
+	return false
 }
 
 // decodeGBK decodes GB18030 text (which GBK is part of); ok is false if
