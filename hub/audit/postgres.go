@@ -385,10 +385,11 @@ func (p *Postgres) Purge(ctx context.Context, now time.Time, r Retention) (Purge
 	if err := r.Validate(); err != nil {
 		return res, err
 	}
-	if !p.redactedCol.Load() {
-		if err := p.migrate(ctx); err != nil {
-			return res, fmt.Errorf("purging the audit log: %w", err)
-		}
+	// The tables and trigger of this release, first: a log of a release
+	// before redaction lacks the column, and an instance of that release
+	// started since re-created its trigger, which refuses redaction.
+	if err := p.migrate(ctx); err != nil {
+		return res, fmt.Errorf("purging the audit log: %w", err)
 	}
 	accessCut, procCut := r.cutoffs(now)
 	actions := make([]string, len(accessActions))

@@ -31,8 +31,8 @@ import (
 // When nothing is pending Apply only reads: it takes no lock and issues
 // no DDL, so that a role without CREATE on the database or the schema (the
 // owner of a schema a DBA created, or a role granted only DML on a schema
-// another role migrated) starts, and so does a hub on a read-only database.
-// PostgreSQL checks CREATE before it looks whether an object exists, so
+// another role migrated) gets past migrating, as does one on a read-only
+// database (whose later start-up writes still refuse it). PostgreSQL checks CREATE before it looks whether an object exists, so
 // even CREATE … IF NOT EXISTS needs it.
 func Apply(ctx context.Context, pool *pgxpool.Pool, files fs.FS, schema, lock string, log *slog.Logger) error {
 	if log == nil {
