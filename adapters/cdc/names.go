@@ -174,7 +174,8 @@ func (s *Stream) keepEarlierNames(ctx context.Context, db *pgx.Conn, t *tableInf
 	if pub == s.cfg.Publication && slot == s.cfg.Slot {
 		return nil
 	}
-	s.log.InfoContext(ctx, "cdc: keeping the slot and publication an earlier version named",
+	// s.log names the slot it was made with, which is not the one kept.
+	s.cfg.Logger.With("source", string(s.cfg.Source), "table", s.cfg.Table).InfoContext(ctx, "cdc: keeping the slot and publication an earlier version named",
 		"slot", slot, "publication", pub, "new_slot", s.cfg.Slot, "new_publication", s.cfg.Publication)
 	s.names.Lock()
 	s.cfg.Slot, s.cfg.Publication = slot, pub
@@ -407,7 +408,7 @@ func (s *Stream) continueSlot(ctx context.Context, db *pgx.Conn, t *tableInfo) e
 	if found == nil {
 		return nil
 	}
-	s.log.InfoContext(ctx, "cdc: continuing the slot the table was streamed under with another spelling of its name",
+	s.cfg.Logger.With("source", string(s.cfg.Source), "table", s.cfg.Table).InfoContext(ctx, "cdc: continuing the slot the table was streamed under with another spelling of its name",
 		"slot", found.slot, "publication", found.publication, "table_oid", t.oid, "new_slot", s.cfg.Slot, "new_publication", s.cfg.Publication)
 	s.names.Lock()
 	s.cfg.Slot = found.slot
