@@ -29,9 +29,10 @@ func statsCommand(newLogger func() *slog.Logger) *cobra.Command {
 
 func statsPullCommand(newLogger func() *slog.Logger) *cobra.Command {
 	var hubURL, region, asOf, format, out, depth, token, purpose string
+	var bom bool
 	var ca *caFlag
 	cmd := &cobra.Command{
-		Use:   "pull --hub URL --region CODE [--as-of DATE] [--depth county] [--format csv|json] [--out FILE]",
+		Use:   "pull --hub URL --region CODE [--as-of DATE] [--depth county] [--format csv|json] [--bom=false] [--out FILE]",
 		Short: "Pull urban/rural counts for a region and every region below it down to a level",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			d, err := statsbureau.LevelLength(depth)
@@ -41,6 +42,9 @@ func statsPullCommand(newLogger func() *slog.Logger) *cobra.Command {
 			write := statsbureau.WriteCSV
 			switch format {
 			case "csv":
+				if !bom {
+					write = statsbureau.WritePlainCSV
+				}
 			case "json":
 				write = statsbureau.WriteJSON
 			default:
@@ -88,6 +92,7 @@ func statsPullCommand(newLogger func() *slog.Logger) *cobra.Command {
 	f.StringVar(&asOf, "as-of", "", "reference date YYYY-MM-DD (default: today)")
 	f.StringVar(&depth, "depth", "county", "deepest level: province, city, county, township or village")
 	f.StringVar(&format, "format", "csv", "csv or json")
+	f.BoolVar(&bom, "bom", true, "begin a CSV report with the UTF-8 byte order mark, without which Excel on Chinese Windows reads it as GBK; --bom=false for programs that do not expect one")
 	f.StringVar(&out, "out", "-", "output file (- for standard output)")
 	_ = cmd.MarkFlagRequired("region")
 	return cmd

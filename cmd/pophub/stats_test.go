@@ -1,12 +1,18 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/pophub/pophub/consumers/statsbureau"
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/hub/memdb"
 	"github.com/pophub/pophub/hub/postgres"
@@ -99,6 +105,45 @@ func TestStatsVerifyUsesOfficialTable(t *testing.T) {
 			}
 			if d, _ := region.Lookup(officialRuralAddr); d.UrbanRural != "rural" {
 				t.Errorf("stats verify %v classified %s as %q, not by the official table", args, officialRuralAddr, d.UrbanRural)
+			}
+		})
+	}
+}
+
+// TestStatsPullByteOrderMark: the CSV report begins with the UTF-8 byte
+// order mark, so that Excel on Chinese Windows reads its names as UTF-8;
+// --bom=false leaves it out for programs that do not expect it.
+func TestStatsPullByteOrderMark(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"region":"23","name":"黑龙江省","as_of":"2025-12-31","urban":2,"rural":1,"total":3}`)
+	}))
+	defer srv.Close()
+	tests := []struct {
+		args    []string
+		wantBOM bool
+	}{
+		{nil, true},
+		{[]string{"--bom=false"}, false},
+		{[]string{"--bom=false", "--format", "json"}, false},
+		{[]string{"--format", "json"}, false},
+	}
+	for _, tc := range tests {
+		t.Run(strings.Join(append([]string{"args"}, tc.args...), " "), func(t *testing.T) {
+			report := filepath.Join(t.TempDir(), "23.csv")
+			args := append([]string{"stats", "pull", "--hub", srv.URL, "--region", "23", "--depth", "province", "--out", report}, tc.args...)
+			if out, err := execute(t, rootCommand(), args...); err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			b, err := os.ReadFile(report)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := bytes.HasPrefix(b, []byte(statsbureau.BOM)); got != tc.wantBOM {
+				t.Errorf("report starts %q: byte order mark %v, want %v", b[:min(12, len(b))], got, tc.wantBOM)
+			}
+			if !strings.Contains(string(b), "黑龙江省") {
+				t.Errorf("report %q lacks the province", b)
 			}
 		})
 	}

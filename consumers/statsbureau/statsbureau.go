@@ -616,11 +616,25 @@ func decode(region string, body []byte) (answer, error) {
 	return a, nil
 }
 
-// WriteCSV writes the report with a header line: code, name, level,
-// urban, rural, total, urban_share (four decimals; a hidden count is its
-// marker, "<5" or "suppressed"; the share of a row with one, or of a
-// region where nobody lives, is empty).
+// BOM is the UTF-8 byte order mark WriteCSV begins a report with.
+const BOM = "\uFEFF"
+
+// WriteCSV writes the report as UTF-8 CSV beginning with the byte order
+// mark: Excel reads a CSV without one in the Windows ANSI code page (GBK
+// on Chinese Windows), which garbles every name. See WritePlainCSV for the
+// columns, and for programs that do not expect the mark.
 func WriteCSV(w io.Writer, rep Report) error {
+	if _, err := io.WriteString(w, BOM); err != nil {
+		return fmt.Errorf("writing CSV: %w", err)
+	}
+	return WritePlainCSV(w, rep)
+}
+
+// WritePlainCSV writes the report as UTF-8 CSV without a byte order mark,
+// with a header line: code, name, level, urban, rural, total, urban_share
+// (four decimals; a hidden count is its marker, "<5" or "suppressed"; the
+// share of a row with one, or of a region where nobody lives, is empty).
+func WritePlainCSV(w io.Writer, rep Report) error {
 	cw := csv.NewWriter(w)
 	_ = cw.Write([]string{"code", "name", "level", "urban", "rural", "total", "urban_share"})
 	for _, r := range rep.Rows {

@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -118,7 +119,9 @@ func TestPullDownToVillages(t *testing.T) {
 	if err := WriteCSV(&buf, Report{Rows: first.Rows[:2]}); err != nil {
 		t.Fatal(err)
 	}
-	lines, err := csv.NewReader(&buf).ReadAll()
+	// The report begins with the UTF-8 byte order mark (for Excel); a
+	// program reading it skips the mark.
+	lines, err := csv.NewReader(bytes.NewReader(bytes.TrimPrefix(buf.Bytes(), []byte(BOM)))).ReadAll()
 	if err != nil || len(lines) != 3 || strings.Join(lines[0], ",") != "code,name,level,urban,rural,total,urban_share" ||
 		strings.Join(lines[2], ",") != "2301,哈尔滨市,city,2,1,3,0.6667" {
 		t.Fatalf("CSV %q (%v)", lines, err)
@@ -290,6 +293,39 @@ func TestCountJSON(t *testing.T) {
 			var back Count
 			if b, _ := json.Marshal(got); json.Unmarshal(b, &back) != nil || back != got {
 				t.Errorf("%s written back as %s", tc.in, b)
+			}
+		})
+	}
+}
+
+// TestWriteCSVByteOrderMark: the bureau's clerk double-clicks the report in
+// Excel on Chinese Windows, which reads a CSV without a byte order mark in
+// the ANSI code page (GBK there), so UTF-8 哈尔滨市 would show as
+// 鍝堝皵婊ㄥ競. WriteCSV begins with the UTF-8 BOM; WritePlainCSV, for
+// programs that do not expect one, does not. Both read back the same.
+func TestWriteCSVByteOrderMark(t *testing.T) {
+	rep := Report{Region: "2301", AsOf: "2025-12-31", Rows: []Row{{Code: "2301", Name: "哈尔滨市", Level: "city",
+		Urban: Count{N: 2}, Rural: Count{N: 1}, Total: Count{N: 3}}}}
+	tests := []struct {
+		name    string
+		write   func(io.Writer, Report) error
+		wantBOM bool
+	}{
+		{"for Excel", WriteCSV, true},
+		{"plain", WritePlainCSV, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := tc.write(&buf, rep); err != nil {
+				t.Fatal(err)
+			}
+			if got := bytes.HasPrefix(buf.Bytes(), []byte(BOM)); got != tc.wantBOM {
+				t.Fatalf("CSV starts %q: byte order mark %v, want %v", buf.Bytes()[:min(12, buf.Len())], got, tc.wantBOM)
+			}
+			lines, err := csv.NewReader(bytes.NewReader(bytes.TrimPrefix(buf.Bytes(), []byte(BOM)))).ReadAll()
+			if err != nil || len(lines) != 2 || lines[0][0] != "code" || strings.Join(lines[1], ",") != "2301,哈尔滨市,city,2,1,3," {
+				t.Errorf("CSV %q (%v)", lines, err)
 			}
 		})
 	}

@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/otel/metric"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
@@ -193,14 +195,42 @@ func purposeError(purpose string) error {
 	}
 }
 
+// purposeExtCharset begins an X-Purpose sent as an RFC 8187 ext-value
+// (the charset, an empty language between two apostrophes, then the text
+// percent-encoded): the only form in which a browser can send a purpose
+// outside ISO-8859-1, since fetch refuses such header values.
+const purposeExtCharset = "UTF-8''"
+
+// RequestPurpose is the purpose a request declares in its X-Purpose
+// header, decoded from an RFC 8187 ext-value (see purposeExtCharset) when sent
+// as one, so that the policy check and the audit trail see the same text
+// whichever form the client used; a raw UTF-8 value, as Go clients send,
+// is taken as it is. A value that begins like an ext-value but does not
+// decode to UTF-8 is returned as sent, with an error wrapping
+// hub.ErrInvalid that says what is wrong (never repeating the value).
+// Only the language-less form is recognised: a purpose has no language.
+func RequestPurpose(r *http.Request) (string, error) {
+	raw := r.Header.Get(HeaderPurpose)
+	n := len(purposeExtCharset)
+	if len(raw) < n || !strings.EqualFold(raw[:n], purposeExtCharset) {
+		return raw, nil
+	}
+	s, err := url.PathUnescape(raw[n:])
+	if err != nil || !utf8.ValidString(s) {
+		return raw, fmt.Errorf("the %s header begins with %s but is not a percent-encoded UTF-8 value (RFC 8187): %w", HeaderPurpose, purposeExtCharset, hub.ErrInvalid)
+	}
+	return s, nil
+}
+
 // Authorize implements api.Authorizer. A refusal is audited with the
-// X-Purpose header as sent (README: refused requests included), also
-// when the credentials fail (401) or the identity is over its rate limit
+// X-Purpose header as sent, after RequestPurpose's decoding (README:
+// refused requests included), also when the credentials fail (401) or the
+// identity is over its rate limit
 // (429): the stated reason of a failed attempt is part of what the trail
 // is for, and so is a malformed one (400), which is what was refused. The
 // audit store masks citizen IDs in it and bounds its length (hub/audit).
 func (a *Authorizer) Authorize(r *http.Request, route string) (api.Grant, error) {
-	purpose := r.Header.Get(HeaderPurpose)
+	purpose, badPurpose := RequestPurpose(r)
 	p, err := a.authenticate(r)
 	if err != nil {
 		if !a.refusals.allow(r.RemoteAddr, route) {
@@ -219,6 +249,10 @@ func (a *Authorizer) Authorize(r *http.Request, route string) (api.Grant, error)
 		// with who asked and what purpose they gave, not a complaint
 		// about a purpose that reads nothing.
 		return &grant{a: a, p: p, purpose: purpose}, nil
+	}
+	if badPurpose != nil {
+		a.refuse(r, p, route, purpose, http.StatusBadRequest)
+		return nil, badPurpose
 	}
 	if err := purposeError(purpose); err != nil {
 		a.refuse(r, p, route, purpose, http.StatusBadRequest)

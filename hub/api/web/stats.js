@@ -19,16 +19,48 @@ function keepCredentials() {
   for (const id of credentials) sessionStorage.setItem("pophub." + id, $(id).value.trim());
 }
 
-async function fetchCounts(region, asOf, children) {
+// purposeHeader is the X-Purpose value for a typed purpose. Browsers
+// refuse header values outside ISO-8859-1 (fetch throws), so a purpose in
+// Chinese goes as an RFC 8187 ext-value, UTF-8'' and the text
+// percent-encoded, which the hub decodes before its policy check.
+function purposeHeader(p) {
+  return /[^\x20-\x7e]/.test(p) ? "UTF-8''" + encodeURIComponent(p) : p;
+}
+
+// leads are the Chinese sentences a refusal's message begins with; the
+// hub's own detail (English) follows them.
+const leads = {
+  401: "需要有效的令牌，请在「令牌」中输入。",
+  403: "该令牌无权用于此用途，请检查「用途」。",
+  404: "区划代码不存在。",
+  429: "请求过于频繁，请稍后再试。",
+};
+
+// RequestError is a refusal or failure of the hub (or of a proxy in front
+// of it), with the HTTP status the page reacts to.
+class RequestError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+async function fetchCounts(region, asOf, children, signal) {
   const q = new URLSearchParams({ region });
   if (asOf) q.set("as_of", asOf);
   if (children) q.set("children", "true");
-  const headers = { "X-Purpose": $("purpose").value.trim() || defaultPurpose, Accept: "application/json" };
+  const headers = { "X-Purpose": purposeHeader($("purpose").value.trim() || defaultPurpose), Accept: "application/json" };
   const token = $("token").value.trim();
   if (token) headers.Authorization = "Bearer " + token;
-  const resp = await fetch("/v1/stats/urban-rural?" + q, { headers });
-  const body = await resp.json();
-  if (!resp.ok) throw new Error(body.detail || resp.statusText);
+  const resp = await fetch("/v1/stats/urban-rural?" + q, { headers, signal });
+  // Only the hub answers in JSON (problem+json when it refuses); a proxy
+  // in front of it may answer an HTML error page.
+  const body = /json/.test(resp.headers.get("Content-Type") || "") ? await resp.json() : null;
+  if (!resp.ok) {
+    const detail = (body && body.detail) || `服务器错误 server error: HTTP ${resp.status} ${resp.statusText}`.trim();
+    throw new RequestError(resp.status, [leads[resp.status], detail].filter(Boolean).join(" "));
+  }
+  if (!body) throw new RequestError(resp.status, `服务器的回答不是 JSON (answer is not JSON): HTTP ${resp.status}`);
   return body;
 }
 
@@ -41,50 +73,91 @@ function count(v) {
 function barValue(v) {
   return typeof v === "number" ? v : 0;
 }
+// breakdownHidden is true of a region whose total is shown but whose
+// urban/rural counts are not all: it is drawn as one neutral bar of its
+// total, not as the (wrong) sum of what is shown.
+function breakdownHidden(c) {
+  return typeof c.total === "number" && (typeof c.urban !== "number" || typeof c.rural !== "number");
+}
+function barHeight(c) {
+  return breakdownHidden(c) ? c.total : barValue(c.urban) + barValue(c.rural);
+}
 
 function share(c) {
   if (typeof c.urban !== "number" || typeof c.total !== "number") return "–";
   return c.total > 0 ? (100 * c.urban / c.total).toFixed(1) + "%" : "–";
 }
 
-function cell(tr, text) {
-  const td = document.createElement("td");
+function cell(tr, text, tag) {
+  const td = document.createElement(tag || "td");
   td.textContent = text;
   tr.appendChild(td);
+  return td;
 }
 
+// regionLink is a link to region's page, opened in this page (a click
+// with a modifier key is left to the browser: a new tab or window).
+function regionLink(region, text) {
+  const a = document.createElement("a");
+  const q = new URLSearchParams({ region });
+  if ($("asof").value) q.set("as_of", $("asof").value);
+  a.href = "?" + q;
+  a.textContent = text;
+  a.addEventListener("click", (e) => {
+    if (e.button !== 0 || e.ctrlKey || e.metaKey || e.shiftKey || e.altKey) return;
+    e.preventDefault();
+    show(region, $("asof").value, true);
+  });
+  return a;
+}
+
+// row is a table row. A child's name is a link, so that keyboards and
+// screen readers can drill down; a click elsewhere on the row does too.
 function row(c, isChild) {
   const tr = document.createElement("tr");
+  cell(tr, c.region);
+  const name = cell(tr, "", "th");
+  name.scope = "row";
   if (isChild) {
     tr.className = "child";
     tr.dataset.region = c.region;
-    tr.title = "drill down";
-    tr.addEventListener("click", () => show(c.region, $("asof").value, true));
+    tr.title = "下钻 drill down";
+    name.appendChild(regionLink(c.region, c.name || c.region));
+    tr.addEventListener("click", (e) => {
+      if (!e.target.closest("a")) show(c.region, $("asof").value, true);
+    });
+  } else {
+    name.textContent = c.name;
   }
-  [c.region, c.name, count(c.urban), count(c.rural), count(c.total), share(c)].forEach((t) => cell(tr, t));
+  [count(c.urban), count(c.rural), count(c.total), share(c)].forEach((t) => cell(tr, t));
   return tr;
 }
 
-async function crumbs(region, asOf) {
+// crumbs draws the breadcrumbs of region (named name) once its ancestors'
+// names are in, unless another region was asked for meanwhile (mine is
+// show's request number).
+async function crumbs(region, name, asOf, signal, mine) {
   const nav = $("crumbs");
   nav.textContent = "";
   const prefixes = levels.filter((n) => n < region.length).map((n) => region.slice(0, n));
-  const names = await Promise.all(prefixes.map((p) => fetchCounts(p, asOf, false).then((b) => b.name).catch(() => p)));
+  const names = await Promise.all(prefixes.map((p) => fetchCounts(p, asOf, false, signal).then((b) => b.name).catch(() => p)));
+  if (mine !== current) return;
   prefixes.forEach((p, i) => {
-    const a = document.createElement("a");
-    a.href = "?region=" + p + (asOf ? "&as_of=" + asOf : "");
-    a.textContent = names[i] || p;
-    a.addEventListener("click", (e) => { e.preventDefault(); show(p, $("asof").value, true); });
-    nav.appendChild(a);
+    nav.appendChild(regionLink(p, names[i] || p));
     const sep = document.createElement("span");
     sep.className = "sep";
     sep.textContent = "›";
     nav.appendChild(sep);
   });
-  const here = document.createElement("strong");
+  // The region shown, by name and code; #here is the code alone.
+  const last = document.createElement("strong");
+  last.setAttribute("aria-current", "page");
+  const here = document.createElement("span");
   here.id = "here";
   here.textContent = region;
-  nav.appendChild(here);
+  if (name) last.append(name + " (", here, ")");
+  else last.append(here);
+  nav.appendChild(last);
 }
 
 function chart(children) {
@@ -98,7 +171,7 @@ function chart(children) {
   svg.setAttribute("width", width);
   svg.setAttribute("height", height);
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
-  const max = Math.max(1, ...children.map((c) => barValue(c.urban) + barValue(c.rural)));
+  const max = Math.max(1, ...children.map(barHeight));
   const el = (name, attrs, text) => {
     const e = document.createElementNS(ns, name);
     for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
@@ -108,23 +181,46 @@ function chart(children) {
   };
   el("line", { x1: left, y1: top + plotH, x2: width, y2: top + plotH, class: "axis" });
   el("text", { x: 4, y: top + 8, class: "label" }, nf.format(max));
+  const title = (e, text) => e.appendChild(Object.assign(document.createElementNS(ns, "title"), { textContent: text }));
   children.forEach((c, i) => {
     const x = left + gap + i * (barW + gap);
-    const hu = plotH * barValue(c.urban) / max, hr = plotH * barValue(c.rural) / max;
-    el("rect", { x, y: top + plotH - hu - hr, width: barW, height: hr, class: "rural" }).appendChild(
-      Object.assign(document.createElementNS(ns, "title"), { textContent: `${c.name} 乡村 rural ${count(c.rural)}` }));
-    el("rect", { x, y: top + plotH - hu, width: barW, height: hu, class: "urban" }).appendChild(
-      Object.assign(document.createElementNS(ns, "title"), { textContent: `${c.name} 城镇 urban ${count(c.urban)}` }));
     el("text", { x: x + barW / 2, y: top + plotH + 12, class: "label", transform: `rotate(60 ${x + barW / 2} ${top + plotH + 12})` }, c.name || c.region);
+    if (breakdownHidden(c)) {
+      const h = plotH * c.total / max;
+      title(el("rect", { x, y: top + plotH - h, width: barW, height: h, class: "breakdown-hidden" }),
+        `${c.name} 合计 total ${count(c.total)}（城乡构成已隐藏 class breakdown hidden）`);
+      return;
+    }
+    if (typeof c.total !== "number" && typeof c.urban !== "number" && typeof c.rural !== "number") {
+      title(el("text", { x: x + barW / 2, y: top + plotH - 4, class: "label", "text-anchor": "middle" }, "—"),
+        `${c.name} 已隐藏 hidden ${count(c.total)}`);
+      return;
+    }
+    const hu = plotH * barValue(c.urban) / max, hr = plotH * barValue(c.rural) / max;
+    title(el("rect", { x, y: top + plotH - hu - hr, width: barW, height: hr, class: "rural" }), `${c.name} 乡村 rural ${count(c.rural)}`);
+    title(el("rect", { x, y: top + plotH - hu, width: barW, height: hu, class: "urban" }), `${c.name} 城镇 urban ${count(c.urban)}`);
   });
   el("rect", { x: left, y: 2, width: 10, height: 10, class: "urban" });
   el("text", { x: left + 14, y: 11, class: "label" }, "城镇 urban");
   el("rect", { x: left + 90, y: 2, width: 10, height: 10, class: "rural" });
   el("text", { x: left + 104, y: 11, class: "label" }, "乡村 rural");
+  if (children.some(breakdownHidden)) {
+    el("rect", { x: left + 180, y: 2, width: 10, height: 10, class: "breakdown-hidden" });
+    el("text", { x: left + 194, y: 11, class: "label" }, "合计（城乡构成已隐藏）total, breakdown hidden");
+  }
   svg.hidden = false;
 }
 
+// current numbers the calls of show; a call whose answer arrives after a
+// later call began draws nothing (inflight aborts its requests), so the
+// page always shows the region asked for last.
+let current = 0;
+let inflight = null;
+
 async function show(region, asOf, push) {
+  const mine = ++current;
+  if (inflight) inflight.abort();
+  const ctl = (inflight = new AbortController());
   $("region").value = region;
   const status = $("status");
   status.className = "";
@@ -135,7 +231,8 @@ async function show(region, asOf, push) {
     history.pushState({ region, asOf }, "", "?" + q);
   }
   try {
-    const body = await fetchCounts(region, asOf, true);
+    const body = await fetchCounts(region, asOf, true, ctl.signal);
+    if (mine !== current) return;
     $("asof").value = body.as_of;
     $("title").textContent = `${body.name} (${body.region}) · ${body.as_of}`;
     $("totals").textContent = `城镇 urban ${count(body.urban)} · 乡村 rural ${count(body.rural)} · 合计 total ${count(body.total)} · 城镇化率 ${share(body)}`;
@@ -151,13 +248,17 @@ async function show(region, asOf, push) {
     if (!tfoot) { tfoot = document.createElement("tfoot"); $("table").appendChild(tfoot); }
     tfoot.textContent = "";
     tfoot.appendChild(row(body, false));
+    $("caption").textContent = `${body.name} 的下级区划 · Child regions of ${body.name} (${body.region})`;
     $("table").hidden = false;
     chart(children);
     status.textContent = children.length ? "" : "没有下级区划 No child regions";
-    await crumbs(region, body.as_of);
+    await crumbs(region, body.name, body.as_of, ctl.signal, mine);
   } catch (err) {
+    if (mine !== current || err.name === "AbortError") return;
     status.className = "error";
     status.textContent = String(err.message || err);
+    if (err.status === 401) $("token").focus();
+    if (err.status === 403) $("purpose").focus();
     $("summary").hidden = true;
     $("table").hidden = true;
     $("chart").hidden = true;
@@ -169,12 +270,36 @@ $("query").addEventListener("submit", (e) => {
   keepCredentials();
   show($("region").value.trim(), $("asof").value, true);
 });
-window.addEventListener("popstate", (e) => {
-  if (e.state) show(e.state.region, e.state.asOf, false);
-});
-const params = new URLSearchParams(location.search);
-if (params.get("region")) {
-  show(params.get("region"), params.get("as_of") || "", false);
-} else {
+
+// askForRegion clears the page back to asking for a region.
+function askForRegion() {
+  ++current;
+  if (inflight) inflight.abort();
+  $("region").value = "";
+  $("crumbs").textContent = "";
+  $("summary").hidden = true;
+  $("table").hidden = true;
+  $("chart").hidden = true;
+  $("status").className = "";
   $("status").textContent = "输入区划代码 Enter a division code (2, 4, 6, 9 or 12 digits)";
 }
+
+// showLocation shows what the address bar asks for: on load, and on Back
+// or Forward to an entry without a state of this page.
+function showLocation() {
+  const params = new URLSearchParams(location.search);
+  if (params.get("region")) show(params.get("region"), params.get("as_of") || "", false);
+  else askForRegion();
+}
+
+window.addEventListener("popstate", (e) => {
+  if (e.state && e.state.region) show(e.state.region, e.state.asOf, false);
+  else showLocation();
+});
+// The entry the page was opened at gets a state too, so that Back to it
+// shows its region again.
+{
+  const params = new URLSearchParams(location.search);
+  history.replaceState({ region: params.get("region") || "", asOf: params.get("as_of") || "" }, "", location.href);
+}
+showLocation();
