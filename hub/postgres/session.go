@@ -31,44 +31,60 @@ var ErrTransactionPooling = errors.New("postgres: the connection is pooled per t
 // hence search_path first.
 func checkSearchPath(schema string) func(context.Context, *pgx.Conn) error {
 	return func(ctx context.Context, conn *pgx.Conn) error {
-		var path, role, db string
-		var current *string
-		err := conn.QueryRow(ctx, "SELECT current_setting('search_path'), current_schema(), current_user, current_database()",
-			pgx.QueryExecModeSimpleProtocol).Scan(&path, &current, &role, &db)
+		ss, err := readSession(ctx, conn)
 		if err != nil {
-			return fmt.Errorf("postgres: reading the session's search_path: %w", err)
+			return err
 		}
-		if p, err := parseSearchPath(path); err == nil && len(p) == 1 && p[0] == schema {
+		if p, err := parseSearchPath(ss.path); err == nil && len(p) == 1 && p[0] == schema {
 			return nil
 		}
-		if current != nil && *current == schema {
+		if ss.current != nil && *ss.current == schema {
 			return nil
 		}
-		return wrongSchemaError(schema, path, role, db)
+		return ss.wrongSchema(schema)
 	}
 }
 
-// wrongSchemaError says that the session searches path rather than the
+// session is what a session says of its schema: its search_path, the
+// schema that resolves to (nil while none of it exists), its role and
+// database.
+type session struct {
+	path, role, db string
+	current        *string
+}
+
+// readSession reads the session's schema settings, in the simple
+// protocol (a pooler per transaction breaks prepared statements first).
+func readSession(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}) (session, error) {
+	var ss session
+	err := q.QueryRow(ctx, "SELECT current_setting('search_path'), current_schema(), current_user, current_database()",
+		pgx.QueryExecModeSimpleProtocol).Scan(&ss.path, &ss.current, &ss.role, &ss.db)
+	if err != nil {
+		return session{}, fmt.Errorf("postgres: reading the session's search_path: %w", err)
+	}
+	return ss, nil
+}
+
+// wrongSchema says that the session searches its path rather than the
 // hub's schema, and what to do about it.
-func wrongSchemaError(schema, path, role, db string) error {
+func (ss session) wrongSchema(schema string) error {
 	return fmt.Errorf("postgres: the session's search_path is %q, not the hub's schema %q, so the hub would keep its tables elsewhere: "+
 		"a connection pooler such as PgBouncer (ignore_startup_parameters = search_path) drops the search_path the hub sends when it connects; "+
 		"connect directly, or through a pooler in session mode with the schema set on the role: ALTER ROLE %s IN DATABASE %s SET search_path = %s",
-		path, schema, pgx.Identifier{role}.Sanitize(), pgx.Identifier{db}.Sanitize(), pgx.Identifier{schema}.Sanitize())
+		ss.path, schema, pgx.Identifier{ss.role}.Sanitize(), pgx.Identifier{ss.db}.Sanitize(), pgx.Identifier{schema}.Sanitize())
 }
 
 // checkCurrentSchema is checkSearchPath once the schema exists: the
 // schema the session's unqualified names resolve to must be the hub's.
 func checkCurrentSchema(ctx context.Context, pool *pgxpool.Pool, schema string) error {
-	var path, role, db string
-	var current *string
-	err := pool.QueryRow(ctx, "SELECT current_setting('search_path'), current_schema(), current_user, current_database()",
-		pgx.QueryExecModeSimpleProtocol).Scan(&path, &current, &role, &db)
+	ss, err := readSession(ctx, pool)
 	if err != nil {
-		return fmt.Errorf("postgres: reading the session's schema: %w", err)
+		return err
 	}
-	if current == nil || *current != schema {
-		return wrongSchemaError(schema, path, role, db)
+	if ss.current == nil || *ss.current != schema {
+		return ss.wrongSchema(schema)
 	}
 	return nil
 }
