@@ -33,7 +33,7 @@ func TestThroughPgBouncerInSessionMode(t *testing.T) {
 		inPublic := tablesIn(t, "public")
 		if inPublic == 0 { // what the defect created there, should it come back
 			t.Cleanup(func() {
-				adminExec(t, "DROP TABLE IF EXISTS public.history, public.hub_meta, public.outbox_batches, public.persons, public.schema_migrations, public.stats_counters",
+				admin(t, testenv.Postgres(t), "DROP TABLE IF EXISTS public.history, public.hub_meta, public.outbox_batches, public.persons, public.schema_migrations, public.stats_counters",
 					"DROP SEQUENCE IF EXISTS public.outbox_batch_seq")
 			})
 		}
@@ -50,7 +50,7 @@ func TestThroughPgBouncerInSessionMode(t *testing.T) {
 	t.Run("search_path set on the role", func(t *testing.T) {
 		schema := testenv.Schema(t)
 		role := testRole(t)
-		adminExec(t, "CREATE SCHEMA "+schema+" AUTHORIZATION "+role, "ALTER ROLE "+role+" SET search_path = "+schema)
+		admin(t, testenv.Postgres(t), "CREATE SCHEMA "+schema+" AUTHORIZATION "+role, "ALTER ROLE "+role+" SET search_path = "+schema)
 		url := urlAs(t, testenv.PgBouncer(t, "session", "search_path"), role)
 		open := func() *Store {
 			t.Helper()
@@ -96,7 +96,7 @@ func TestThroughPgBouncerInSessionMode(t *testing.T) {
 func TestThroughPgBouncerInTransactionMode(t *testing.T) {
 	schema := testenv.Schema(t)
 	role := testRole(t)
-	adminExec(t, "CREATE SCHEMA "+schema+" AUTHORIZATION "+role, "ALTER ROLE "+role+" SET search_path = "+schema)
+	admin(t, testenv.Postgres(t), "CREATE SCHEMA "+schema+" AUTHORIZATION "+role, "ALTER ROLE "+role+" SET search_path = "+schema)
 	url := urlAs(t, testenv.PgBouncer(t, "transaction", "search_path"), role)
 	for _, open := range []struct {
 		name string

@@ -17,22 +17,6 @@ import (
 	"github.com/pophub/pophub/internal/testenv"
 )
 
-// adminExec runs statements on the test database as its (superuser) user.
-func adminExec(t testing.TB, sqls ...string) {
-	t.Helper()
-	ctx := context.Background()
-	c, err := pgx.Connect(ctx, testenv.Postgres(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(ctx)
-	for _, sql := range sqls {
-		if _, err := c.Exec(ctx, sql); err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-	}
-}
-
 // testRole creates a login role of the test's own, neither superuser nor
 // allowed to create anything in the database, and drops it with what it
 // owns and was granted when the test ends. Stores opened as the role
@@ -40,8 +24,8 @@ func adminExec(t testing.TB, sqls ...string) {
 func testRole(t testing.TB) string {
 	t.Helper()
 	role := fmt.Sprintf("pophub_role_%d_%d", os.Getpid(), time.Now().UnixNano()%1e12)
-	adminExec(t, "CREATE ROLE "+role+" LOGIN")
-	t.Cleanup(func() { adminExec(t, "DROP OWNED BY "+role, "DROP ROLE "+role) })
+	admin(t, testenv.Postgres(t), "CREATE ROLE "+role+" LOGIN")
+	t.Cleanup(func() { admin(t, testenv.Postgres(t), "DROP OWNED BY "+role, "DROP ROLE "+role) })
 	return role
 }
 
@@ -83,11 +67,11 @@ func TestOpenWithoutCreateOnTheDatabase(t *testing.T) {
 		grant func(t *testing.T, role, schema string)
 	}{
 		{"owner of a schema the DBA created", func(t *testing.T, role, schema string) {
-			adminExec(t, "CREATE SCHEMA "+schema+" AUTHORIZATION "+role)
+			admin(t, testenv.Postgres(t), "CREATE SCHEMA "+schema+" AUTHORIZATION "+role)
 		}},
 		{"DML only, on a schema another role migrated", func(t *testing.T, role, schema string) {
 			openTestStore(t, schema).Close()
-			adminExec(t, "GRANT USAGE ON SCHEMA "+schema+" TO "+role,
+			admin(t, testenv.Postgres(t), "GRANT USAGE ON SCHEMA "+schema+" TO "+role,
 				"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "+schema+" TO "+role,
 				"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA "+schema+" TO "+role)
 		}},
@@ -124,7 +108,7 @@ func TestReadOnlyDatabase(t *testing.T) {
 	ctx := context.Background()
 	schema := testenv.Schema(t)
 	role := testRole(t)
-	adminExec(t, "CREATE SCHEMA "+schema+" AUTHORIZATION "+role)
+	admin(t, testenv.Postgres(t), "CREATE SCHEMA "+schema+" AUTHORIZATION "+role)
 	s, err := Open(ctx, Config{URL: urlAs(t, testenv.PostgresURL(), role), Schema: schema})
 	if err != nil {
 		t.Fatal(err)
@@ -133,7 +117,7 @@ func TestReadOnlyDatabase(t *testing.T) {
 	if err := s.Ping(ctx); err != nil {
 		t.Fatalf("Ping of a writable database: %v", err)
 	}
-	adminExec(t, "ALTER ROLE "+role+" SET default_transaction_read_only = on")
+	admin(t, testenv.Postgres(t), "ALTER ROLE "+role+" SET default_transaction_read_only = on")
 	s.Pool().Reset() // the connections opened from now on are read-only
 
 	err = s.Ping(ctx)
@@ -147,7 +131,7 @@ func TestReadOnlyDatabase(t *testing.T) {
 		t.Errorf("Apply on a read-only database = %v, want ErrReadOnly and hub.ErrUnavailable", err)
 	}
 
-	adminExec(t, "ALTER ROLE "+role+" RESET default_transaction_read_only")
+	admin(t, testenv.Postgres(t), "ALTER ROLE "+role+" RESET default_transaction_read_only")
 	s.Pool().Reset()
 	if err := s.Ping(ctx); err != nil {
 		t.Errorf("Ping once the database accepts writes again: %v", err)

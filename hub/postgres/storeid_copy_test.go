@@ -128,8 +128,8 @@ func testDatabase(t *testing.T) string {
 	return u.String()
 }
 
-// admin runs a statement as the test database's user.
-func admin(t *testing.T, url, sql string) {
+// admin runs statements on the database at url as its (superuser) user.
+func admin(t testing.TB, url string, sqls ...string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -138,8 +138,10 @@ func admin(t *testing.T, url, sql string) {
 		t.Fatal(err)
 	}
 	defer c.Close(ctx)
-	if _, err := c.Exec(ctx, sql); err != nil {
-		t.Fatalf("%s: %v", sql, err)
+	for _, sql := range sqls {
+		if _, err := c.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
 	}
 }
 
