@@ -183,7 +183,7 @@ func endBy(steps []step, d string) []step {
 //
 // A permit is the city's, whichever of its codes the department wrote:
 // city_code accepts a county (230102) as well as the city (230100), so
-// the timeline is keyed by the 4-digit city (permitCity) and every span
+// the timeline is keyed by the 4-digit city (region.PermitCity) and every span
 // carries the city written in six digits, as the counters and the API
 // read it. A revocation written 230102 thus ends a permit issued as
 // 230100. The points keep the codes as written, so stored states need no
@@ -216,8 +216,8 @@ func (s *State) PermitSpans() []hub.Interval {
 // registration timeline's deaths and cancellations, by the rules
 // PermitSpans states.
 type permitWalk struct {
-	byCity map[string][]step // by permitCity
-	// held holds, by permitCity, the permits still held after the
+	byCity map[string][]step // by region.PermitCity
+	// held holds, by region.PermitCity, the permits still held after the
 	// steps walked, each with the issue that holds it and the first day
 	// it no longer covers ("" for none).
 	held map[string]heldPermit
@@ -286,7 +286,7 @@ func (s *State) walkPermits(expire bool) *permitWalk {
 		p := permits[0]
 		permits = permits[1:]
 		d := day(p.At.T)
-		city := permitCity(p.Code)
+		city := region.PermitCity(p.Code) // as the spans carry it, and the statistics API maps to the city (tableCode in hub/api)
 		if expire {
 			w.expireBy(d)
 		}
@@ -344,14 +344,6 @@ type currentPermit struct {
 	p    permit
 	at   Stamp
 }
-
-// permitCity is the city of a permit's city_code as the spans carry it
-// (region.PermitCity): the code a city-wide region has in the region
-// table's six-digit form and the one the statistics API maps to the city
-// (tableCode in hub/api); a county-level city its province administers
-// directly keeps its own code, its permits counted under it and summed in
-// the placeholder.
-func permitCity(code string) string { return region.PermitCity(code) }
 
 // permitEndingCancellations are the reasons for cancelling a hukou that
 // also end the person's residence permits. A residence permit (居住证) is

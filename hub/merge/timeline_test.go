@@ -245,21 +245,3 @@ func TestPermitSpansOfStoredStates(t *testing.T) {
 		})
 	}
 }
-
-// TestPermitCity: a permit's city_code names its city whichever county of
-// it was written, except the county-level cities a province administers
-// directly, which are cities of their own.
-func TestPermitCity(t *testing.T) {
-	for _, tc := range []struct{ code, want string }{
-		{"230100", "230100"},
-		{"230102", "230100"},
-		{"2301", "230100"},
-		{"429004", "429004"}, // 仙桃市, under 4290 省直辖县级行政区划
-		{"429006", "429006"}, // 天门市: not the same city as 仙桃
-		{"659001", "659001"}, // 石河子市, under 6590 自治区直辖县级行政区划
-	} {
-		if got := permitCity(tc.code); got != tc.want {
-			t.Errorf("permitCity(%q) = %q, want %q", tc.code, got, tc.want)
-		}
-	}
-}
