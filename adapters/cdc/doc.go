@@ -95,7 +95,11 @@
 // pophub created for the table, with the WAL it keeps and the SQL that
 // drops it. A stream stopped for good must have its slot dropped (SELECT
 // pg_drop_replication_slot('pophub_housing_rentals')), or the
-// department's disk fills up.
+// department's disk fills up. A server with max_slot_wal_keep_size
+// invalidates a slot that keeps more: its changes are gone, and Run
+// returns ErrSlotLost, at its start or while it streams, rather than
+// retry. Once the slot is dropped by hand, the next start copies the
+// table again; a row deleted in between gets no end.
 //
 // # Position: nothing lost, nothing repeated
 //

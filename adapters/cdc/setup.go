@@ -407,13 +407,16 @@ func (s *Stream) idleSlot(ctx context.Context, db *pgx.Conn) (pglogrepl.LSN, boo
 	deadline := time.Now().Add(s.cfg.SlotWait)
 	for {
 		var (
-			active          bool
-			pid             *int32
-			plugin, dbName  *string
-			current, lsnTxt *string
+			active                     bool
+			pid                        *int32
+			plugin, dbName             *string
+			current, lsnTxt, walStatus *string
 		)
-		err := db.QueryRow(ctx, `SELECT active, active_pid, plugin::text, database::text, current_database()::text, confirmed_flush_lsn::text
-			FROM pg_replication_slots WHERE slot_name = $1`, s.cfg.Slot).Scan(&active, &pid, &plugin, &dbName, &current, &lsnTxt)
+		// wal_status through to_jsonb: PostgreSQL before 13 has no such
+		// column, and keeps a slot's WAL whatever its size.
+		err := db.QueryRow(ctx, `SELECT active, active_pid, plugin::text, database::text, current_database()::text, confirmed_flush_lsn::text,
+				to_jsonb(s)->>'wal_status'
+			FROM pg_replication_slots s WHERE slot_name = $1`, s.cfg.Slot).Scan(&active, &pid, &plugin, &dbName, &current, &lsnTxt, &walStatus)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return 0, false, nil
 		}
@@ -425,6 +428,8 @@ func (s *Stream) idleSlot(ctx context.Context, db *pgx.Conn) (pglogrepl.LSN, boo
 			return 0, false, fmt.Errorf("checking slot %s: it is not a logical slot of the pgoutput plugin", s.cfg.Slot)
 		case dbName == nil || current == nil || *dbName != *current:
 			return 0, false, fmt.Errorf("checking slot %s: it belongs to another database", s.cfg.Slot)
+		case deref(walStatus) == "lost":
+			return 0, false, slotLost(s.cfg.Slot, deref(lsnTxt))
 		case !active:
 			if lsnTxt == nil {
 				return 0, false, fmt.Errorf("checking slot %s: it has no confirmed position", s.cfg.Slot)
@@ -443,6 +448,29 @@ func (s *Stream) idleSlot(ctx context.Context, db *pgx.Conn) (pglogrepl.LSN, boo
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// ErrSlotLost is returned by Run when the server invalidated the
+// stream's replication slot: the slot's WAL outgrew the server's
+// max_slot_wal_keep_size while the stream was stopped or behind, and the
+// changes after the slot's confirmed position are gone. No retry can
+// cure that: the slot must be dropped by hand, and the next start copies
+// the table again (see slotLost).
+var ErrSlotLost = errors.New("the replication slot was invalidated by the server")
+
+// slotLost says what an invalidated slot cost and how to go on. Dropping
+// the slot is left to a person: the rows deleted since it was
+// invalidated will never reach the hub, which the department has to
+// know before the stream starts over.
+func slotLost(slot, confirmed string) error {
+	if confirmed == "" {
+		confirmed = "unknown"
+	}
+	return fmt.Errorf("checking slot %s: %w (its WAL passed max_slot_wal_keep_size); "+
+		"the table's changes after position %s are gone. Drop it with SELECT pg_drop_replication_slot('%s') and start again: "+
+		"the table is copied again, but a row deleted since then is never ended in the hub, so have the department end such rows by hand; "+
+		"to keep it from happening again, raise max_slot_wal_keep_size or keep the stream from stopping that long",
+		slot, ErrSlotLost, confirmed, strings.ReplaceAll(slot, "'", "''"))
 }
 
 func deref[T any](p *T) T {

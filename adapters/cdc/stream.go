@@ -288,8 +288,8 @@ func (s *Stream) Publication() string {
 // sessions keep failing; a session that streamed for a minute, or
 // confirmed events it published, starts the waits over (see nextBackoff).
 // A failure before the first successful start (a missing table,
-// wal_level not logical, no REPLICATION privilege) is returned, and so is
-// ErrTableChanged, which no retry can cure.
+// wal_level not logical, no REPLICATION privilege) is returned, and so
+// are ErrTableChanged and ErrSlotLost, which no retry can cure.
 func (s *Stream) Run(ctx context.Context) error {
 	var backoff time.Duration
 	started := false
@@ -302,7 +302,7 @@ func (s *Stream) Run(ctx context.Context) error {
 			}
 			return ctx.Err()
 		}
-		if !started || errors.Is(err, ErrTableChanged) {
+		if !started || errors.Is(err, ErrTableChanged) || errors.Is(err, ErrSlotLost) {
 			return err
 		}
 		backoff = nextBackoff(backoff, sess.healthy())

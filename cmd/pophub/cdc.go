@@ -43,6 +43,9 @@ progress log says how much (retained_wal_bytes), and each start warns about
 inactive slots of the table with the SQL to drop them. To stop streaming a
 table for good, drop its slot: SELECT pg_drop_replication_slot('<slot>');
 (and DROP PUBLICATION <publication>; when no other source streams the table).
+A slot the server invalidated (its WAL outgrew max_slot_wal_keep_size) stops
+the stream with the SQL that drops it; the start after the drop copies the
+table again, and rows deleted in between are not ended in the hub.
 
 The database needs wal_level=logical and a user with REPLICATION that owns the
 publication (see adapters/cdc for the grants). Runs until interrupted. With

@@ -28,6 +28,8 @@ type Postgres struct {
 	log  string
 	port int
 	uid  *user.User // nil: run as ourselves
+	// settings are the server settings asked for, name=value each.
+	settings []string
 }
 
 // FindPostgresBin returns the newest /usr/lib/postgresql/*/bin holding
@@ -56,8 +58,9 @@ func isFile(p string) bool {
 	return err == nil && !st.IsDir()
 }
 
-// StartPostgres creates and starts a private instance.
-func StartPostgres(ctx context.Context) (*Postgres, error) {
+// StartPostgres creates and starts a private instance, with settings
+// (name=value each, "wal_level=logical") on top of its fixed ones.
+func StartPostgres(ctx context.Context, settings ...string) (*Postgres, error) {
 	bin, err := FindPostgresBin()
 	if err != nil {
 		return nil, err
@@ -66,7 +69,7 @@ func StartPostgres(ctx context.Context) (*Postgres, error) {
 	if err != nil {
 		return nil, err
 	}
-	pg := &Postgres{bin: bin, root: root, data: filepath.Join(root, "data"), log: filepath.Join(root, "postgres.log")}
+	pg := &Postgres{bin: bin, root: root, data: filepath.Join(root, "data"), log: filepath.Join(root, "postgres.log"), settings: settings}
 	fail := func(err error) (*Postgres, error) {
 		os.RemoveAll(root)
 		return nil, err
@@ -107,6 +110,9 @@ func (pg *Postgres) Addr() string { return net.JoinHostPort("127.0.0.1", strconv
 // Start starts the server and waits until it accepts connections.
 func (pg *Postgres) Start(ctx context.Context) error {
 	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c max_connections=60 -c shared_buffers=64MB", pg.port, pg.root)
+	for _, s := range pg.settings {
+		opts += " -c " + s
+	}
 	if out, err := pg.run(ctx, "pg_ctl", "start", "-D", pg.data, "-l", pg.log, "-w", "-t", "60", "-o", opts); err != nil {
 		return fmt.Errorf("pg_ctl start: %w: %s\n%s", err, out, pg.Log())
 	}

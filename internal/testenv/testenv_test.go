@@ -175,3 +175,24 @@ func TestPgBouncerPoolsInTheModeAskedFor(t *testing.T) {
 		})
 	}
 }
+
+// TestPostgresClusterAppliesItsSettings: a cluster of the test's own runs
+// with the settings asked for, on top of its fixed ones.
+func TestPostgresClusterAppliesItsSettings(t *testing.T) {
+	u := PostgresCluster(t, "max_slot_wal_keep_size=2MB", "wal_level=logical")
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for setting, want := range map[string]string{"max_slot_wal_keep_size": "2MB", "wal_level": "logical"} {
+		var got string
+		if err := conn.QueryRow(ctx, "SHOW "+setting).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("%s = %s, want %s", setting, got, want)
+		}
+	}
+}
