@@ -73,6 +73,18 @@ func TestDeathEndsOnDateOfDeath(t *testing.T) {
 			events: []hub.Input{reg("r1", "2020-01-01T08:00:00+08:00", a), cancel("c1", "2025-01-10T08:00:00+08:00"),
 				restore("r2", "2025-02-01T08:00:00+08:00"), cert("d1", "2025-03-01T09:00:00+08:00", "2025-02-28")},
 			wantReg: []hub.Interval{{Code: a, From: "2020-01-01", To: "2025-01-10"}, {Code: a, From: "2025-02-01", To: "2025-02-28"}}},
+		// The certificate, stamped after the registration, keeps the
+		// person deceased: the counts end on the date of death, not on
+		// the registration's day, nor on a cancellation after the death.
+		{name: "a registration between the date of death and the certificate does not count",
+			events: []hub.Input{reg("r1", "2020-01-01T08:00:00+08:00", a), issue("p1", "2023-01-01T08:00:00+08:00", harbin, "2030-12-31"),
+				reg("r2", "2024-06-01T10:00:00+08:00", b), cert("d1", "2024-07-01T10:00:00+08:00", "2024-02-28")},
+			wantReg:     []hub.Interval{{Code: a, From: "2020-01-01", To: "2024-02-28"}},
+			wantPermits: []hub.Interval{{Code: harbin, From: "2023-01-01", To: "2024-02-28"}}},
+		{name: "a restoration between the date of death and the certificate does not count",
+			events: []hub.Input{reg("r1", "2020-01-01T08:00:00+08:00", a), cancel("c1", "2024-03-01T10:00:00+08:00"),
+				restore("r2", "2024-06-01T10:00:00+08:00"), cert("d1", "2024-07-01T10:00:00+08:00", "2024-02-28")},
+			wantReg: []hub.Interval{{Code: a, From: "2020-01-01", To: "2024-02-28"}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -119,9 +119,11 @@ func (s *State) Registrations() []hub.Interval {
 // certificate (so a correction counts) when that certificate is of this
 // death, that is no registration restored the hukou between the two; but
 // no later than the day the first certificate took effect, from which
-// death was on record (that day when the date is unusable), and no
-// earlier than the day of the registration before it, which the death
-// cannot undo. The date comes from the death register rather than the
+// death was on record (that day when the date is unusable). A date of
+// death before the registration stamped before the certificate ends the
+// count there too: the certificate keeps the person deceased (Status),
+// so that registration, of someone already dead, counts for nothing.
+// The date comes from the death register rather than the
 // timeline point, so states stored before this rule need no migration,
 // only their counters recounting.
 func (s *State) deathDayAt(i int) string {
@@ -130,12 +132,6 @@ func (s *State) deathDayAt(i int) string {
 	if c, ok := s.Death.get(); ok && !first.After(s.Death.At) && !s.restoredBetween(first, s.Death.At) {
 		if _, err := time.Parse(time.DateOnly, c.Date); err == nil && c.Date < d {
 			d = c.Date
-		}
-	}
-	for j := i - 1; j >= 0; j-- {
-		if p := s.HukouLine[j]; p.Kind == pointRegistered {
-			d = max(d, day(p.At.T))
-			break
 		}
 	}
 	return d
