@@ -281,6 +281,20 @@ func TestRules(t *testing.T) {
 			},
 		},
 		{
+			name: "a migration after a cancellation moves the address, not the status",
+			events: []hub.Input{
+				registered(t, p, "ps-1", "2020-01-01T08:00:00+08:00", "230102001001", "1", "1990-01-01"),
+				ev(t, schemas.HukouCancelled, p, "ps-2", "2021-01-01T00:00:00+08:00", map[string]any{"reason": "other"}),
+				ev(t, schemas.HukouMigrated, p, "ps-3", "2022-01-01T00:00:00+08:00", map[string]any{"from_address_code": "230102001001",
+					"to_address_code": "230103002002", "reason": "family"}),
+			},
+			check: func(t *testing.T, r hub.Record, last Outcome) {
+				if r.Status != hub.StatusCancelled || r.Hukou == nil || r.Hukou.AddressCode != "230103002002" {
+					t.Errorf("status = %s, hukou = %+v; want cancelled at 230103002002", r.Status, r.Hukou)
+				}
+			},
+		},
+		{
 			name: "records without registration are unregistered",
 			events: []hub.Input{
 				ev(t, schemas.ContractStarted, p, "emp-1", "2023-03-01T00:00:00+08:00", map[string]any{"contract_id": "C1",
