@@ -209,6 +209,7 @@ type Server struct {
 	routes   map[string]string // registered pattern → route label
 	requests metric.Int64Counter
 	duration metric.Float64Histogram
+	ready    readyLog
 }
 
 // New builds a Server. It panics if cfg.Store is nil or a readiness check has

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/pophub/pophub/schemas/citizenid"
 )
@@ -44,11 +45,56 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		}
 		h.Status, status = "unavailable", http.StatusServiceUnavailable
 		h.Checks[name] = citizenid.MaskText(err.Error())
-		s.cfg.Logger.LogAttrs(r.Context(), slog.LevelWarn, "readiness check failed",
-			slog.String("check", name), slog.String("err", citizenid.MaskText(err.Error())))
 	}
+	s.ready.log(r.Context(), s.cfg.Logger, s.cfg.Ready, results, time.Now())
 	w.Header().Set("Cache-Control", "no-store")
 	s.writeJSON(w, r, status, h)
+}
+
+// stillFailingEvery is how often a readiness check that keeps failing is
+// logged again.
+const stillFailingEvery = 5 * time.Minute
+
+// readyLog logs the readiness checks' conditions, not their probes: a
+// check that starts failing once at warn (again every stillFailingEvery
+// while it fails), and once at info when it passes again. Probes come
+// from kubelets, load balancers and anyone who can reach the port,
+// without credentials: one line per probe would flood the log, and
+// anyone could write them.
+type readyLog struct {
+	mu      sync.Mutex
+	failing map[string]*failingCheck
+}
+
+type failingCheck struct {
+	since, logged time.Time
+}
+
+func (l *readyLog) log(ctx context.Context, log *slog.Logger, checks []Check, results []error, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i, err := range results {
+		name := checks[i].Name
+		f := l.failing[name]
+		switch {
+		case err == nil && f != nil:
+			delete(l.failing, name)
+			log.LogAttrs(ctx, slog.LevelInfo, "readiness check passes again",
+				slog.String("check", name), slog.Duration("down_for", now.Sub(f.since).Round(time.Second)))
+		case err != nil && f == nil:
+			if l.failing == nil {
+				l.failing = map[string]*failingCheck{}
+			}
+			l.failing[name] = &failingCheck{since: now, logged: now}
+			log.LogAttrs(ctx, slog.LevelWarn, "readiness check failed",
+				slog.String("check", name), slog.String("err", citizenid.MaskText(err.Error())))
+		case err != nil && now.Sub(f.logged) >= stillFailingEvery:
+			f.logged = now
+			log.LogAttrs(ctx, slog.LevelWarn, "readiness check still failing",
+				slog.String("check", name), slog.Duration("down_for", now.Sub(f.since).Round(time.Second)),
+				slog.String("err", citizenid.MaskText(err.Error())))
+		}
+	}
 }
 
 // probe runs one check under the timeout, turning a panic into an error.
