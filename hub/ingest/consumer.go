@@ -1290,12 +1290,21 @@ func validReplayOf(v string) bool {
 
 // retry runs op until it succeeds or ctx ends, backing off exponentially
 // from 50ms to 5s. Ingest must not skip a record, so it waits out outages.
+// Each failed attempt is logged at warn with its cause, and a success
+// after failures at info, so that the log says when ingest went on.
 func retry(ctx context.Context, log *slog.Logger, what string, op func() error) error {
 	backoff := 50 * time.Millisecond
+	var first time.Time
 	for attempt := 1; ; attempt++ {
 		err := op()
 		if err == nil {
+			if attempt > 1 {
+				log.Info("recovered", "op", what, "attempts", attempt, "after", time.Since(first).Round(time.Millisecond))
+			}
 			return nil
+		}
+		if attempt == 1 {
+			first = time.Now()
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
