@@ -506,6 +506,27 @@ func quoteName(name string) string {
 	return name
 }
 
+// QuoteValue is an attribute's value as a reject, or a tool's message
+// about a rejected event, quotes it: quoted and cut to 64 bytes, unless
+// it holds 15 or more digits in a row (perhaps a citizen ID, from a
+// column mapped to the wrong attribute), then maskedValue. The values of
+// source and type are checked against lists, so the value itself is
+// what a reject has to show.
+func QuoteValue(v string) string {
+	const max = 64
+	if longDigitRun(v) {
+		return maskedValue
+	}
+	if len(v) > max {
+		return strconv.Quote(strings.ToValidUTF8(v[:max], "")) + "…"
+	}
+	return strconv.Quote(v)
+}
+
+// maskedValue stands in for an attribute value that may hold a citizen
+// ID (see QuoteValue and maskedName).
+const maskedValue = "(a value holding 15 or more digits)"
+
 // maskedName stands in a reject for a member name that may be a citizen
 // ID: rejects reach the DLQ, logs and `pophub dlq list`, which must not
 // carry an ID that a producer happened to use as a name.
@@ -695,14 +716,14 @@ func checkEnvelope(in Input, a *attrs) (Event, typeSpec, time.Time, *RejectError
 	ev = Event{SpecVersion: SpecVersion, ID: a.id, Source: Source(a.source), Type: Type(a.typ),
 		Time: t.Truncate(time.Microsecond).In(cst), DataContentType: "application/json", Data: a.data}
 	if !ev.Source.Valid() {
-		return ev, typeSpec{}, now, reject(ReasonSourceMismatch, "source", "%q is not a department source", a.source)
+		return ev, typeSpec{}, now, reject(ReasonSourceMismatch, "source", "%s is not a department source", QuoteValue(a.source))
 	}
 	if in.Topic != "" && SourceOfTopic(in.Topic) != ev.Source {
 		return ev, typeSpec{}, now, reject(ReasonSourceMismatch, "source", "source %q does not match topic %q", ev.Source, in.Topic)
 	}
 	spec, ok := catalogue[ev.Type]
 	if !ok {
-		return ev, typeSpec{}, now, reject(ReasonUnknownType, "type", "%q is not in the catalogue", a.typ)
+		return ev, typeSpec{}, now, reject(ReasonUnknownType, "type", "%s is not in the catalogue", QuoteValue(a.typ))
 	}
 	if spec.source != ev.Source {
 		return ev, typeSpec{}, now, reject(ReasonSourceMismatch, "type", "type %q belongs to source %q, not %q", ev.Type, spec.source, ev.Source)

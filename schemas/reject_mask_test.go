@@ -7,10 +7,11 @@ import (
 )
 
 // TestRejectMasksIDsInMemberNames: a member a producer named with a
-// citizen ID (a map keyed by ID encoded into data by mistake) is rejected
-// without the ID in the reject's field or text, which reach the DLQ, the
-// hub's log and `pophub dlq list`. The repeated-name check already masks
-// such names; the unknown-member rejects must too.
+// citizen ID (a map keyed by ID encoded into data by mistake), or a
+// source or type holding one, is rejected without the ID in the reject's
+// field or text, which reach the DLQ, the hub's log and `pophub dlq list`.
+// The repeated-name check already masks such names; the unknown-member
+// rejects must too.
 func TestRejectMasksIDsInMemberNames(t *testing.T) {
 	const id = "110105194912310021" // not the subject, so only the name can leak it
 	tests := []struct {
@@ -30,6 +31,18 @@ func TestRejectMasksIDsInMemberNames(t *testing.T) {
 		{"envelope member holding an ID that is no attribute name", PublicSecurity, HukouCancelled,
 			strings.Replace(env("public_security", "hukou.cancelled", validID, `{"reason":"death"}`), `"id":"e-1"`, `"id":"e-1","ID_`+id+`":"x"`, 1),
 			ReasonNotCloudEvent, ""},
+		// The values of source and type are quoted by the rejects that
+		// refuse them, unless they may hold an ID (a column mapped to
+		// the wrong attribute).
+		{"type holding an ID", PublicSecurity, HukouCancelled,
+			env("public_security", "hukou.cancelled."+id, validID, `{"reason":"death"}`),
+			ReasonUnknownType, "type"},
+		{"type that is an ID", PublicSecurity, HukouCancelled,
+			env("public_security", id, validID, `{"reason":"death"}`),
+			ReasonUnknownType, "type"},
+		{"source holding an ID", PublicSecurity, HukouCancelled,
+			env("ps_"+id, "hukou.cancelled", validID, `{"reason":"death"}`),
+			ReasonSourceMismatch, "source"},
 		// A name with fewer digits is no ID: named as is, so a producer
 		// can find it in its code.
 		{"unknown data member with a short number", PublicSecurity, HukouCancelled,
@@ -51,5 +64,24 @@ func TestRejectMasksIDsInMemberNames(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestQuoteValue: a rejected value is quoted as is when short and free of
+// ID-like digit runs, cut when long, and masked when it may hold an ID.
+func TestQuoteValue(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"hukou.registerd", `"hukou.registerd"`},
+		{"户籍", `"户籍"`},
+		{"emp-2026-000123", `"emp-2026-000123"`},
+		{"x110105194912310021", maskedValue},
+		{"11010519491231002", maskedValue},
+		{strings.Repeat("a", 70), `"` + strings.Repeat("a", 64) + `"…`},
+		{strings.Repeat("户", 30), `"` + strings.Repeat("户", 21) + `"…`}, // cut on a whole character
+	}
+	for _, tc := range tests {
+		if got := QuoteValue(tc.in); got != tc.want {
+			t.Errorf("QuoteValue(%q) = %s, want %s", tc.in, got, tc.want)
+		}
 	}
 }

@@ -229,6 +229,9 @@ func TestPublishFileForeignSource(t *testing.T) {
 		{"a tax event", string(tax), "tax"},
 		{"a tax event with a bad subject", strings.Replace(string(tax), `"subject":"`, `"subject":"x`, 1), "tax"},
 		{"not a department", setSource(housing, "housing", "police"), "police"},
+		// A source holding a citizen ID (a column mapped to the wrong
+		// attribute) is not repeated: the report goes to job logs.
+		{"a source holding a citizen ID", setSource(housing, "housing", "src-110105194912310021"), "(a value holding 15 or more digits)"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -241,7 +244,7 @@ func TestPublishFileForeignSource(t *testing.T) {
 				t.Fatalf("report %+v: want the line rejected", rep)
 			}
 			if re.Reason != schemas.ReasonSourceMismatch || re.Field != "source" ||
-				!strings.Contains(re.Detail, `"housing" events`) || !strings.Contains(re.Detail, `"`+tc.other+`"`) {
+				!strings.Contains(re.Detail, `"housing" events`) || !strings.Contains(re.Detail, tc.other) || strings.Contains(re.Detail, "110105194912310021") {
 				t.Errorf("%s: %s: want source_mismatch on field source, saying it publishes only housing events, not %s", re.Reason, re, tc.other)
 			}
 		})

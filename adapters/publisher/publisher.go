@@ -837,7 +837,7 @@ func (p *Publisher) validateAll(events []schemas.Event, results []Result) ([]kaf
 func (p *Publisher) validate(a *arena, ev *schemas.Event, msg *kafka.Message, now time.Time) error {
 	if p.cfg.Source != "" && ev.Source != p.cfg.Source {
 		return &schemas.RejectError{Reason: schemas.ReasonSourceMismatch, Field: "source",
-			Detail: fmt.Sprintf("this publisher sends only %q events, not %q", p.cfg.Source, ev.Source)}
+			Detail: fmt.Sprintf("this publisher sends only %q events, not %s", p.cfg.Source, schemas.QuoteValue(string(ev.Source)))}
 	}
 	value, err := a.encode(ev)
 	if err != nil {
@@ -1250,7 +1250,7 @@ func (p *Publisher) decodeLine(a *arena, text []byte, msg *kafka.Message, now ti
 	}
 	if wrongSource {
 		return ev, &schemas.RejectError{Reason: schemas.ReasonSourceMismatch, Field: "source",
-			Detail: fmt.Sprintf("this file is published as %q events, not %q", p.cfg.Source, ev.Source)}
+			Detail: fmt.Sprintf("this file is published as %q events, not %s", p.cfg.Source, schemas.QuoteValue(string(ev.Source)))}
 	}
 	value, err := a.encode(&ev)
 	if err != nil {
