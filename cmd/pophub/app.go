@@ -362,6 +362,9 @@ func (m *Main) Start(ctx context.Context) (err error) {
 	if regions != "" {
 		log.Info("official region table loaded", "file", regions)
 	}
+	// otel's own errors (a failed span export, once per batch) would go
+	// to standard error past the log level and format.
+	telemetry.RouteErrors(log)
 	if m.tel, err = telemetry.Setup(ctx, telemetry.Config{ServiceName: "pophub", OTLPEndpoint: m.Config.OTLPEndpoint,
 		SpanProcessor: m.Config.SpanProcessor, Logger: log}); err != nil {
 		return fmt.Errorf("setting up telemetry: %w", err)

@@ -47,6 +47,7 @@ func (o *otlpFlag) setup(ctx context.Context, service string, role traceRole, lo
 	if role == continuesTraces {
 		sampler = sdktrace.ParentBased(sdktrace.NeverSample())
 	}
+	telemetry.RouteErrors(log)
 	tel, err := telemetry.Setup(ctx, telemetry.Config{ServiceName: service, OTLPEndpoint: o.endpoint, Sampler: sampler, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("--otlp: %w", err)

@@ -31,9 +31,11 @@ const (
 	// for the markers ForceFlush puts there (one per concurrent call), so
 	// that they never take the place of a span.
 	flushSlack = 64
-	// dropLogEvery is how often at most a drop is logged.
-	dropLogEvery = 10 * time.Second
 )
+
+// dropLogEvery is how often at most a drop is logged (a variable for the
+// tests).
+var dropLogEvery = 10 * time.Second
 
 // Values of the reason attribute of pophub_trace_spans_dropped_total.
 const (
@@ -77,6 +79,10 @@ type spanPipeline struct {
 	// is when, in Unix nanoseconds, the next line may be written.
 	unloggedFull, unloggedFailed atomic.Int64
 	nextLog                      atomic.Int64
+	// logPending is set while a timer will log drops the rate limit
+	// held back, so that a burst's last drops reach the log without
+	// waiting for another drop.
+	logPending atomic.Bool
 }
 
 // newSpanPipeline batches the spans for exp, admitting at most queueSize
@@ -188,6 +194,12 @@ func (p *spanPipeline) logDrops(err error, force bool) {
 	now := time.Now().UnixNano()
 	next := p.nextLog.Load()
 	if !force && (now < next || !p.nextLog.CompareAndSwap(next, now+int64(dropLogEvery))) {
+		if now < next && !p.stopped.Load() && p.logPending.CompareAndSwap(false, true) {
+			time.AfterFunc(time.Duration(next-now), func() {
+				p.logPending.Store(false)
+				p.logDrops(nil, false)
+			})
+		}
 		return
 	}
 	full, failed := p.unloggedFull.Swap(0), p.unloggedFailed.Swap(0)
@@ -208,10 +220,21 @@ type countingExporter struct {
 }
 
 // ExportSpans releases the spans' places in the queue, then exports them.
+// A failure is returned as reportedError: the pipeline has counted and
+// logged it, and the batcher hands it on to otel's error handler as well.
 func (e countingExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
 	n := int64(len(spans))
 	e.p.queued.Add(-n)
 	err := e.SpanExporter.ExportSpans(ctx, spans)
 	e.p.exportedBatch(ctx, n, err)
-	return err
+	if err != nil {
+		return reportedError{err}
+	}
+	return nil
 }
+
+// reportedError is an error the span pipeline has already counted and
+// logged (see ErrorHandler).
+type reportedError struct{ error }
+
+func (e reportedError) Unwrap() error { return e.error }

@@ -57,6 +57,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -106,8 +108,8 @@ type Config struct {
 	// most every ten seconds.
 	SpanQueueSize int
 
-	// Logger receives dropped spans (rate-limited), and telemetry errors
-	// (failed exports) once InstallGlobals has routed the otel error
+	// Logger receives dropped spans (rate-limited), and otel's internal
+	// errors once RouteErrors (or InstallGlobals) has routed otel's error
 	// handler to it; until then those go to otel's default handler, which
 	// writes them to standard error. Nil discards.
 	Logger *slog.Logger
@@ -299,10 +301,50 @@ func (t *Telemetry) InstallGlobals() {
 	otel.SetMeterProvider(t.MeterProvider)
 	otel.SetTracerProvider(t.TracerProvider)
 	otel.SetTextMapPropagator(t.Propagator)
-	logger := t.logger
-	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
-		logger.Warn("telemetry error", "err", err)
-	}))
+	RouteErrors(t.logger)
+}
+
+// RouteErrors sends otel's internal errors, which by default go to
+// standard error through the log package once each (a line per failed
+// export, past the log level and format), to logger: a failed span
+// export, which the span pipeline already counts and logs at most every
+// ten seconds, at debug; any other at warn, each distinct text at most
+// once a minute. It sets otel's global error handler, once per process.
+func RouteErrors(logger *slog.Logger) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	h := &errorLog{logger: logger, last: map[string]time.Time{}}
+	otel.SetErrorHandler(h)
+}
+
+// errorLog is otel's error handler as RouteErrors sets it.
+type errorLog struct {
+	logger *slog.Logger
+	mu     sync.Mutex
+	last   map[string]time.Time // error text → when last logged
+}
+
+// otelErrorEvery is how often one otel error text may reach the log.
+const otelErrorEvery = time.Minute
+
+func (h *errorLog) Handle(err error) {
+	if errors.As(err, new(reportedError)) {
+		h.logger.Debug("telemetry error", "err", err)
+		return
+	}
+	msg, now := err.Error(), time.Now()
+	h.mu.Lock()
+	if at, ok := h.last[msg]; ok && now.Sub(at) < otelErrorEvery {
+		h.mu.Unlock()
+		return
+	}
+	if len(h.last) > 64 {
+		clear(h.last)
+	}
+	h.last[msg] = now
+	h.mu.Unlock()
+	h.logger.Warn("telemetry error", "err", err)
 }
 
 // Shutdown flushes pending spans and stops both providers. Metrics are no
