@@ -88,10 +88,15 @@ type env struct {
 	family []hub.Record
 }
 
-// employmentGapDays is the break between two contracts (or two homes) that
-// still counts as continuous: changing jobs or moving house rarely lines
-// up to the day. Renting at one address allows no break.
-const employmentGapDays = 31
+// breakEnd is the latest day a contract (or a home) may start after one
+// ending on end for the two to count as continuous: a break of up to a
+// calendar month, counted from the day after end as the policies count
+// months (a break from 1 February may last through the end of February,
+// one from 10 April through 9 May), since changing jobs or moving house
+// rarely lines up to the day. Renting at one address allows no break.
+func breakEnd(end time.Time) time.Time {
+	return addMonths(end.AddDate(0, 0, 1), 1)
+}
 
 // horizonMonths bounds how far QualifiesOn looks ahead for points.
 const horizonMonths = 120
@@ -408,7 +413,7 @@ func (e *env) townHome() outcome {
 			}
 		}
 	}
-	runs := runsOf(homes, 0, func(span) bool { return true })
+	runs := runsOf(homes, noBreak, func(span) bool { return true })
 	asOf := e.f.asOf
 	if now, ok := current(runs, asOf); ok {
 		o := outcome{met: true, from: asOf, until: now.coveredUntil(asOf)}
@@ -488,7 +493,7 @@ func (e *env) contract(minMonths int) outcome {
 	long := func(s span) bool {
 		return e.place.contains(s.address) && (s.open || !addMonths(s.from, minMonths).After(s.to.AddDate(0, 0, 1)))
 	}
-	runs := runsOf(e.f.contracts, 0, long)
+	runs := runsOf(e.f.contracts, noBreak, long)
 	if now, ok := current(runs, asOf); ok {
 		o.met, o.from = true, asOf
 		if !now.open {
@@ -598,7 +603,7 @@ func plural(n int, word string) string {
 
 // employmentRuns joins the contracts in the place across short breaks.
 func (e *env) employmentRuns() []run {
-	return runsOf(e.f.contracts, employmentGapDays, func(s span) bool { return e.place.contains(s.address) })
+	return runsOf(e.f.contracts, breakEnd, func(s span) bool { return e.place.contains(s.address) })
 }
 
 func (e *env) employed(minMonths int) outcome {
@@ -616,7 +621,7 @@ func (e *env) rentalRuns() []run {
 		}
 		seen[s.address] = true
 		addr := s.address
-		all = append(all, runsOf(e.f.rentals, 0, func(x span) bool { return x.address == addr })...)
+		all = append(all, runsOf(e.f.rentals, noBreak, func(x span) bool { return x.address == addr })...)
 	}
 	return all
 }
@@ -665,7 +670,7 @@ func (e *env) studySpans() []span {
 // livingRuns joins what shows the person living in the place across
 // short breaks.
 func (e *env) livingRuns(workAndStudy bool) []run {
-	return runsOf(e.livingSpans(workAndStudy), employmentGapDays, func(span) bool { return true })
+	return runsOf(e.livingSpans(workAndStudy), breakEnd, func(span) bool { return true })
 }
 
 func (e *env) living(minMonths int, workAndStudy bool) outcome {

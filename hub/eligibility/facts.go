@@ -68,6 +68,10 @@ func monthsBetween(a, b time.Time) int {
 	return n
 }
 
+// noBreak is runsOf's latest for spans that must follow one another
+// without a day's break: the day after end.
+func noBreak(end time.Time) time.Time { return end.AddDate(0, 0, 1) }
+
 // evidence points at the event a fact comes from.
 type evidence struct {
 	source  schemas.Source
@@ -583,11 +587,11 @@ type run struct {
 }
 
 // runsOf joins the spans accepted by keep into runs, a span joining the
-// run before it when it starts at most gapDays after that run's last day
+// run before it when it starts on or before latest(that run's last day)
 // (or while that run is open); runs come in order of start. Spans that
 // start after the evaluation day are included: a lease or contract
 // registered ahead extends the run it joins.
-func runsOf(spans []span, gapDays int, keep func(span) bool) []run {
+func runsOf(spans []span, latest func(end time.Time) time.Time, keep func(span) bool) []run {
 	var cand []span
 	for _, s := range spans {
 		if keep(s) {
@@ -597,7 +601,7 @@ func runsOf(spans []span, gapDays int, keep func(span) bool) []run {
 	sort.SliceStable(cand, func(i, j int) bool { return cand[i].from.Before(cand[j].from) })
 	var runs []run
 	for _, s := range cand {
-		if n := len(runs); n > 0 && (runs[n-1].open || !s.from.After(runs[n-1].end.AddDate(0, 0, gapDays+1))) {
+		if n := len(runs); n > 0 && (runs[n-1].open || !s.from.After(latest(runs[n-1].end))) {
 			r := &runs[n-1]
 			r.spans = append(r.spans, s)
 			if s.open {
