@@ -86,6 +86,23 @@ type env struct {
 	f      *facts
 	place  Place
 	family []hub.Record
+	// goneBy says the person's status by the end of a day, as the
+	// hub's history tells it today, when it is deceased or cancelled
+	// ("" otherwise): a past decision names no day after that.
+	goneBy func(day time.Time) string
+}
+
+// onDay is how a missing text names a day from which something would
+// hold: as "<prefix> <day>" (", due 2026-05-31"), or, when the person is
+// by then deceased or no longer registered as the hub knows today, as
+// never reached.
+func (e *env) onDay(prefix string, day time.Time) string {
+	if e.goneBy != nil {
+		if st := e.goneBy(day); st != "" {
+			return ", not reached: the person's status is " + st + " by then"
+		}
+	}
+	return prefix + " " + fmtDay(day)
 }
 
 // breakEnd is the latest day a contract (or a home) may start after one
@@ -149,8 +166,14 @@ func Evaluate(p *Policy, subj Subject, relatives []Subject, asOf time.Time) Deci
 	for i, cl := range p.Clauses {
 		index[cl.ID] = i
 	}
+	goneBy := func(day time.Time) string {
+		if st := statusAsOf(&subj.Record, subj.History, endOfDay(day)); st == hub.StatusDeceased || st == hub.StatusCancelled {
+			return st
+		}
+		return ""
+	}
 	for _, pl := range p.Places {
-		e := &env{f: f, place: pl, family: family}
+		e := &env{f: f, place: pl, family: family, goneBy: goneBy}
 		r := &placeResult{place: pl, outs: make([]outcome, len(p.Clauses))}
 		for i := range p.Clauses {
 			r.outs[i] = e.eval(&p.Clauses[i].Condition)
@@ -434,7 +457,7 @@ func (e *env) townHome() outcome {
 	if next != nil {
 		o.until = next.coveredUntil(o.from)
 		o.facts = append(o.facts, e.aheadFacts(next, "home")...)
-		o.missing = "; one registered ahead starts " + fmtDay(o.from)
+		o.missing = "; one registered ahead" + e.onDay(" starts", o.from)
 	}
 	return o
 }
@@ -520,7 +543,7 @@ func (e *env) contract(minMonths int) outcome {
 		o.until = next.end
 	}
 	o.facts = append(o.facts, e.aheadFacts(next, "labour contract")...)
-	o.missing += "; one registered ahead starts " + fmtDay(o.from)
+	o.missing += "; one registered ahead" + e.onDay(" starts", o.from)
 	return o
 }
 
@@ -550,7 +573,7 @@ func (e *env) duration(runs []run, minMonths int, what, none string) outcome {
 			return o
 		}
 		short := monthsShort(tomorrow, addMonths(now.start, minMonths))
-		o.missing = fmt.Sprintf("%s of %s in %s, due %s", plural(short, "more month"), what, e.place.Name, fmtDay(due))
+		o.missing = fmt.Sprintf("%s of %s in %s%s", plural(short, "more month"), what, e.place.Name, e.onDay(", due", due))
 	} else {
 		o.missing = none
 	}
@@ -573,7 +596,7 @@ func (e *env) duration(runs []run, minMonths int, what, none string) outcome {
 		for _, s := range next.spans {
 			o.facts = append(o.facts, fact(e.describe(s, what), s.ev))
 		}
-		o.missing += "; with what is registered ahead, met from " + fmtDay(o.from)
+		o.missing += "; with what is registered ahead" + e.onDay(", met from", o.from)
 	}
 	return o
 }

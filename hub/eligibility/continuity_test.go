@@ -64,3 +64,51 @@ func TestBreakOfUpToACalendarMonth(t *testing.T) {
 		})
 	}
 }
+
+// TestNoDayAfterADeathInAPastDecision: a decision as of a past day gives
+// no day on or after a death the hub already holds, neither as
+// qualifies_on nor in a condition's missing text; the text says the day
+// is not reached instead.
+func TestNoDayAfterADeathInAPastDecision(t *testing.T) {
+	p := catalogPolicy(t, "residence-permit/heilongjiang")
+	rental := eligibility.CaseEvent{Type: schemas.RentalRegistered, Time: "2025-12-01",
+		Data: map[string]any{"lease_id": "L1", "address_code": "230602013001", "start": "2025-12-01"}}
+	death := eligibility.CaseEvent{Type: schemas.DeathCertified, Time: "2026-04-01",
+		Data: map[string]any{"date_of_death": "2026-04-01", "certificate_no": "D1"}}
+	tests := []struct {
+		name        string
+		events      []eligibility.CaseEvent
+		qualifiesOn string
+		missing     string
+	}{
+		{"alive", []eligibility.CaseEvent{rental}, "2026-05-31",
+			"3 more months of living (home, job or school) in 大庆市市区, due 2026-05-31"},
+		{"died before the six months were full", []eligibility.CaseEvent{rental, death}, "none",
+			"3 more months of living (home, job or school) in 大庆市市区, not reached: the person's status is deceased by then"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := eligibility.RunCase(p, eligibility.Case{
+				Name: tc.name, AsOf: "2026-03-01",
+				Person: eligibility.CasePerson{BirthDate: "1990-01-01", Hukou: "230102001001"},
+				Events: tc.events,
+				Expect: eligibility.CaseExpect{Eligible: false, QualifiesOn: tc.qualifiesOn},
+			})
+			if !r.Passed {
+				t.Fatalf("%v", r.Problems)
+			}
+			var found bool
+			for _, c := range r.Decision.Conditions {
+				if c.ID == "living" {
+					found = true
+					if c.Missing != tc.missing {
+						t.Errorf("living: missing %q, want %q", c.Missing, tc.missing)
+					}
+				}
+			}
+			if !found {
+				t.Errorf("no living condition in %+v", r.Decision.Conditions)
+			}
+		})
+	}
+}
