@@ -3,6 +3,7 @@ package importer
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"testing"
 	"time"
 
@@ -101,5 +102,57 @@ func TestDate1904Serials(t *testing.T) {
 				t.Errorf("time %s, want %s", events[0].Time, want)
 			}
 		})
+	}
+}
+
+// TestExcelSerialDays: Excel's 1900 date system counts a 29 February 1900
+// that never was (serial 60, kept from Lotus 1-2-3), so serial 1 is
+// 1900-01-01 and 61 is 1900-03-01; the fictitious day is no date. In the
+// 1904 system serial 0 is 1904-01-01. Both a plain serial in a date
+// column (excelDate) and a cell formatted as a date (excelTime) read so.
+func TestExcelSerialDays(t *testing.T) {
+	tests := []struct {
+		serial   float64
+		date1904 bool
+		want     string // "" for no date
+	}{
+		{0, false, ""},
+		{1, false, "1900-01-01"},
+		{31, false, "1900-01-31"},
+		{59, false, "1900-02-28"},
+		{59.5, false, "1900-02-28"},
+		{60, false, ""},
+		{60.25, false, ""},
+		{61, false, "1900-03-01"},
+		{25569, false, "1970-01-01"},
+		{46027, false, "2026-01-05"},
+		{2958465, false, "9999-12-31"},
+		{2958466, false, ""},
+		{-1, true, ""},
+		{0, true, "1904-01-01"},
+		{1, true, "1904-01-02"},
+		{60, true, "1904-03-01"},
+		{44565, true, "2026-01-05"},
+		{2957003, true, "9999-12-31"},
+		{2957004, true, ""},
+	}
+	for _, tc := range tests {
+		v := strconv.FormatFloat(tc.serial, 'f', -1, 64)
+		got, ok := excelDate(v, tc.date1904, time.UTC)
+		g := ""
+		if ok {
+			g = got.Format(time.DateOnly)
+		}
+		if g != tc.want {
+			t.Errorf("excelDate(%s, 1904 %v) = %q, want %q", v, tc.date1904, g, tc.want)
+		}
+		if tc.want != "" {
+			if got := excelTime(tc.serial, tc.date1904, time.UTC).Format(time.DateOnly); got != tc.want {
+				t.Errorf("excelTime(%s, 1904 %v) = %s, want %s", v, tc.date1904, got, tc.want)
+			}
+		}
+		if fictitiousDay(tc.serial, tc.date1904) != (tc.serial >= 60 && tc.serial < 61 && !tc.date1904) {
+			t.Errorf("fictitiousDay(%s, 1904 %v) = %v", v, tc.date1904, !(tc.serial >= 60 && tc.serial < 61))
+		}
 	}
 }

@@ -832,16 +832,21 @@ func parseCell(v string, kind cellKind, layouts []string, loc *time.Location, da
 	return parseTime(v, layouts, loc)
 }
 
-// excelDate reads an Excel serial day number (days since 1899-12-30, or
-// since 1904-01-01 in a workbook of the 1904 date system, date1904; a
-// fraction is the time of day) as a wall time in loc.
+// excelDate reads an Excel serial day number (1 is 1900-01-01, or 0 is
+// 1904-01-01 in a workbook of the 1904 date system, date1904; a fraction
+// is the time of day; see excelTime) as a wall time in loc, up to
+// 9999-12-31. Excel's fictitious 1900-02-29 is refused.
 func excelDate(v string, date1904 bool, loc *time.Location) (time.Time, bool) {
 	n, ok := withoutThousands(v)
 	if !ok {
 		return time.Time{}, false
 	}
 	f, err := strconv.ParseFloat(n, 64)
-	if err != nil || f < 1 || f > 2958465 {
+	first, last := 1.0, 2958465.0
+	if date1904 {
+		first, last = 0, 2957003
+	}
+	if err != nil || f < first || f >= last+1 || fictitiousDay(f, date1904) {
 		return time.Time{}, false
 	}
 	return excelTime(f, date1904, loc), true

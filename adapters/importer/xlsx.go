@@ -174,15 +174,27 @@ func kindAt(kinds []cellKind, i int) cellKind {
 }
 
 // excelTime is the wall time of an Excel serial day number in loc, to the
-// millisecond (a serial is a float64: more digits are noise).
+// millisecond (a serial is a float64: more digits are noise). The 1900
+// date system counts a 29 February 1900 that never was (serial 60, kept
+// from Lotus 1-2-3): serials before it count from 1899-12-31, later ones
+// from 1899-12-30. See fictitiousDay.
 func excelTime(serial float64, date1904 bool, loc *time.Location) time.Time {
 	y, m, d := 1899, time.December, 30
-	if date1904 {
+	switch {
+	case date1904:
 		y, m, d = 1904, time.January, 1
+	case serial < 60:
+		d = 31
 	}
 	days := math.Floor(serial)
 	ms := math.Round((serial - days) * 24 * 60 * 60 * 1000)
 	return time.Date(y, m, d+int(days), 0, 0, 0, int(ms)*int(time.Millisecond), loc)
+}
+
+// fictitiousDay reports whether serial is Excel's 29 February 1900 of the
+// 1900 date system, a day that never was: read as a date it is refused.
+func fictitiousDay(serial float64, date1904 bool) bool {
+	return !date1904 && serial >= 60 && serial < 61
 }
 
 // sheetCells reads, beside excelize's Rows (which give the cells as
@@ -464,7 +476,9 @@ func (s *sheetCells) add(i int, typ, style, v string) {
 		if st, err := strconv.Atoi(style); err == nil && st >= 0 && st < len(s.styles) {
 			switch s.styles[st] {
 			case asDate:
-				kind, value = dateCell, excelTime(f, s.date1904, time.UTC).Format(dateCellLayout)
+				if !fictitiousDay(f, s.date1904) { // else a number, which no date field takes
+					kind, value = dateCell, excelTime(f, s.date1904, time.UTC).Format(dateCellLayout)
+				}
 			case asShown:
 				shown = true
 			}
