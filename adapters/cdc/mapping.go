@@ -9,6 +9,7 @@ import (
 	"maps"
 	"os"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -764,10 +765,16 @@ func convert(s string, kind fieldKind) (any, error) {
 	return s, nil
 }
 
-// parseList reads a PostgreSQL array literal ({a,"b c"}) or a
-// comma-separated list.
+// arrayBounds is the dimension decoration PostgreSQL prints before an
+// array whose lower bound is not 1 ([0:2]={a,b,c}, after an UPDATE of
+// a[0]); the elements follow in order.
+var arrayBounds = regexp.MustCompile(`^(\[-?\d+:-?\d+\])+=`)
+
+// parseList reads a PostgreSQL array literal ({a,"b c"}, or with its
+// bounds, [0:1]={a,b}) or a comma-separated list.
 func parseList(s string) ([]string, error) {
 	s = strings.TrimSpace(s)
+	s = arrayBounds.ReplaceAllLiteralString(s, "")
 	if !strings.HasPrefix(s, "{") {
 		out := []string{}
 		for part := range strings.SplitSeq(s, ",") {

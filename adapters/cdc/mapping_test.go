@@ -515,3 +515,32 @@ func TestNaiveTimeInSummerOf1988(t *testing.T) {
 		}
 	}
 }
+
+// TestParseList: a list field reads a PostgreSQL array as the server
+// prints it, with its bounds when the lower bound is not 1 ([0:2]={…},
+// after an UPDATE of a[0]), or a comma-separated text.
+func TestParseList(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []string // nil: refused
+	}{
+		{"{pension,medical}", []string{"pension", "medical"}},
+		{"{}", []string{}},
+		{`{"a b",c}`, []string{"a b", "c"}},
+		{`{"a\"b",NULL}`, nil},
+		{"[0:2]={pension,medical,injury}", []string{"pension", "medical", "injury"}},
+		{`[-1:0]={"a b",c}`, []string{"a b", "c"}},
+		{"[1:2][1:1]={{a},{b}}", nil},
+		{"pension, medical", []string{"pension", "medical"}},
+		{"{pension", nil},
+	}
+	for _, tc := range tests {
+		got, err := parseList(tc.in)
+		switch {
+		case tc.want == nil && err == nil:
+			t.Errorf("parseList(%q) = %q, want an error", tc.in, got)
+		case tc.want != nil && (err != nil || !slices.Equal(got, tc.want)):
+			t.Errorf("parseList(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+}
