@@ -134,3 +134,56 @@ func TestCodesRejectNamesTheTable(t *testing.T) {
 		})
 	}
 }
+
+// TestGenderNames: with the shipped public-security mapping, 性别 takes
+// the codes of GB/T 2261.1, the standard's names (男性, 女性, 未说明的性别)
+// and the usual short names 男 and 女.
+func TestGenderNames(t *testing.T) {
+	m, err := ExampleMapping(schemas.PublicSecurity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	header := []string{"业务类型", "公民身份号码", "业务办理时间", "业务流水号", "姓名", "性别", "出生日期", "民族", "住址区划代码", "户号", "与户主关系", "登记原因", "迁出地区划代码", "迁移原因", "注销原因"}
+	p, err := newPlan(m, header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ cell, want string }{
+		{"1", "1"},
+		{"男", "1"},
+		{"男性", "1"},
+		{"女", "2"},
+		{"女性", "2"},
+		{"未说明的性别", "9"},
+		{"未知的性别", "0"},
+		{"男士", ""},
+	}
+	now := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	for i, tc := range tests {
+		t.Run(tc.cell, func(t *testing.T) {
+			row := []string{"户口登记", "230102199001011230", "2024-07-01 09:00:00", "B-1", "张伟", tc.cell, "19900101", "汉族",
+				"230102001001", "H-1", "户主", "出生登记", "", "", ""}
+			got := p.mapRow(i+2, row, nil, now)
+			if tc.want == "" {
+				if got.rej == nil || got.rej.Reason != ReasonUnmappedValue {
+					t.Fatalf("%s: %+v, want unmapped_value", tc.cell, got.rej)
+				}
+				return
+			}
+			if got.rej != nil {
+				t.Fatalf("%s rejected: %s: %s", tc.cell, got.rej.Reason, got.rej.Detail)
+			}
+			var ev struct {
+				Data struct {
+					Gender string `json:"gender"`
+				} `json:"data"`
+			}
+			if err := json.Unmarshal(got.value, &ev); err != nil {
+				t.Fatal(err)
+			}
+			if ev.Data.Gender != tc.want {
+				t.Errorf("gender %q, want %s", ev.Data.Gender, tc.want)
+			}
+		})
+	}
+}

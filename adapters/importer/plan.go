@@ -331,8 +331,11 @@ func newColumn(t schemas.Type, name string, f Field, find func(what, name string
 		for code, label := range tab.names {
 			c.lookup[code] = code
 			c.lookup[label] = code
-			if short, ok := strings.CutSuffix(label, "族"); ok && short != "" {
-				c.lookup[short] = code
+			// The usual short names: 汉 for 汉族, 男 for 男性.
+			for _, suffix := range []string{"族", "性"} {
+				if short, ok := strings.CutSuffix(label, suffix); ok && short != "" {
+					c.lookup[short] = code
+				}
 			}
 		}
 		if f.Codes == "education" {

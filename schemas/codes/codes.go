@@ -4,8 +4,9 @@
 // code check (GB 32100).
 package codes
 
-// Gender codes of GB/T 2261.1-2003.
-var Gender = map[string]string{"0": "未知的性别", "1": "男", "2": "女", "9": "未说明的性别"}
+// Gender codes of GB/T 2261.1-2003, with the standard's names (男 and 女
+// are their usual short forms).
+var Gender = map[string]string{"0": "未知的性别", "1": "男性", "2": "女性", "9": "未说明的性别"}
 
 // Marital status codes of GB/T 2261.2-2003.
 const (

@@ -129,7 +129,7 @@ func TestEducationRankOrdering(t *testing.T) {
 
 // TestCodeTables: the sizes and anchors of the national tables.
 func TestCodeTables(t *testing.T) {
-	if len(Gender) != 4 || Gender["1"] != "男" || Gender["2"] != "女" {
+	if len(Gender) != 4 || Gender["1"] != "男性" || Gender["2"] != "女性" {
 		t.Errorf("Gender %v", Gender)
 	}
 	for _, c := range []string{MaritalUnmarried, MaritalMarried, MaritalWidowed, MaritalDivorced} {
