@@ -246,7 +246,9 @@
 // The citizen ID is read as `pophub import` reads one: full-width digits
 // and Ｘ (typed by an input method in full-width mode) are read as ASCII,
 // spaces around it are dropped (a character(18) column pads a 15-digit
-// number), a lower-case x is upper-cased, and a legacy 15-digit number
+// number), and so are characters that show as nothing (a zero-width
+// space pasted from a web page), one inside it making the row a bad row
+// that names it, a lower-case x is upper-cased, and a legacy 15-digit number
 // (GB 11643-1989) is upgraded to its 18-digit form, counted in
 // Stats.Upgraded and in the progress the stream logs every minute. Data
 // fields that hold a citizen ID (spouse_id) are read the same way. A

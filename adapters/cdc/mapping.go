@@ -550,15 +550,20 @@ func (p *plan) subject(r row) (citizenid.ID, bool, error) {
 // canonicalCitizenID reads a citizen ID as `pophub import` does:
 // full-width characters are folded to ASCII (a clerk's input method in
 // full-width mode types ２３０１…Ｘ, which looks the same on screen),
-// spaces around it are dropped (a character(18) column pads a 15-digit
-// number with three), letters are upper-cased (a check character x is
-// X), and a legacy 15-digit number (GB 11643-1989) is upgraded to its
-// 18-digit form, which upgraded reports. Any other value is returned
+// spaces and characters that show as nothing around it are dropped (a
+// character(18) column pads a 15-digit number with three; a value pasted
+// from a web page brings a zero-width space: citizenid.TrimTyped), one
+// inside it is refused, named, letters are upper-cased (a check character
+// x is X), and a legacy 15-digit number (GB 11643-1989) is upgraded to
+// its 18-digit form, which upgraded reports. Any other value is returned
 // folded, trimmed and upper-cased, for the schemas to judge. The error, a
-// bad 15-digit number, never holds the value.
+// bad 15-digit number or an invisible character, never holds the value.
 func canonicalCitizenID(s string) (id string, upgraded bool, err error) {
 	if !isASCII(s) {
-		s = width.Narrow.String(s)
+		s = width.Narrow.String(citizenid.TrimTyped(s))
+		if r := citizenid.Invisible(s); r != 0 {
+			return s, false, fmt.Errorf("holds an invisible character U+%04X among its characters: retype the ID", r)
+		}
 	}
 	s = strings.ToUpper(strings.TrimSpace(s))
 	if len(s) != 15 {

@@ -544,3 +544,36 @@ func TestParseList(t *testing.T) {
 		}
 	}
 }
+
+// TestCitizenIDReadAsImportReadsIt: a citizen ID column is read as
+// `pophub import` reads an ID cell: characters that show as nothing at
+// its edges are dropped (a value pasted from a web page), one inside it
+// is refused naming it, full-width digits are folded, a lower-case x is
+// upper-cased and spaces are trimmed.
+func TestCitizenIDReadAsImportReadsIt(t *testing.T) {
+	const id = "230102199001011230"
+	tests := []struct {
+		in, want string
+		err      string
+	}{
+		{id, id, ""},
+		{"\u200b" + id, id, ""},
+		{id + "\ufeff", id, ""},
+		{"\u2060" + id + "\u200d", id, ""},
+		{"\u3000" + id + " ", id, ""},
+		{"２３０１０２１９９００１０１１２３０", id, ""},
+		{"23010219900101\u200b1230", "", "invisible character U+200B"},
+		{"23010219900101\u200e1230", "", "invisible character U+200E"},
+	}
+	for _, tc := range tests {
+		got, _, err := parseCitizenID(tc.in)
+		switch {
+		case tc.err != "":
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: %v, want an error naming the %s", tc.in, err, tc.err)
+			}
+		case err != nil || string(got) != tc.want:
+			t.Errorf("%q read as %q (%v), want %s", tc.in, got, err, tc.want)
+		}
+	}
+}

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/text/width"
@@ -404,36 +403,11 @@ func cell(row []string, i int) string {
 	return trimCell(row[i])
 }
 
-// trimCell trims a cell of what a clerk cannot see at its edges: white
-// space (ideographic spaces too), and characters that show as nothing —
-// zero-width space, non-joiner and joiner, word joiner, and a byte order
-// mark, which an export joining files leaves at the start of any line or
-// cell, not only the file's. Copied from web pages and chat messages,
-// they stick to names, IDs and column names.
-func trimCell(s string) string {
-	return strings.TrimFunc(s, func(r rune) bool { return unicode.IsSpace(r) || invisible(r) })
-}
-
-// invisible reports whether r shows as nothing.
-func invisible(r rune) bool {
-	switch r {
-	case '\u200b', '\u200c', '\u200d', '\u2060', '\ufeff':
-		return true
-	}
-	return false
-}
-
-// invisibleIn returns the first character of s that shows as nothing:
-// one of those trimCell trims, or another format character (a
-// direction mark, a soft hyphen); 0 if none.
-func invisibleIn(s string) rune {
-	for _, r := range s {
-		if invisible(r) || unicode.Is(unicode.Cf, r) {
-			return r
-		}
-	}
-	return 0
-}
+// trimCell trims a cell of what a clerk cannot see at its edges
+// (citizenid.TrimTyped): white space and characters that show as
+// nothing, which stick to names, IDs and column names copied from web
+// pages and chat messages.
+func trimCell(s string) string { return citizenid.TrimTyped(s) }
 
 // invisibleDetail is the reject detail of an ID cell holding a character
 // that shows as nothing, r.
@@ -518,7 +492,7 @@ func (p *plan) mapRow(line int, row []string, kinds []cellKind, now time.Time) m
 	if numeric {
 		return fail(schemas.ReasonInvalidSubject, "subject", p.header[p.subject], "%s", numberIDDetail)
 	}
-	if r := invisibleIn(subject); r != 0 {
+	if r := citizenid.Invisible(subject); r != 0 {
 		return fail(schemas.ReasonInvalidSubject, "subject", p.header[p.subject], "%s", invisibleDetail(r))
 	}
 	if len(subject) == 15 {
@@ -724,7 +698,7 @@ func (c *column) appendValue(dst []byte, row []string, kinds []cellKind, date190
 		if v, numeric = idCell(v, kind); numeric {
 			return dst, false, 0, &convertError{schemas.ReasonInvalidData, numberIDDetail}
 		}
-		if r := invisibleIn(v); r != 0 {
+		if r := citizenid.Invisible(v); r != 0 {
 			return dst, false, 0, &convertError{schemas.ReasonInvalidData, invisibleDetail(r)}
 		}
 		if len(v) == 15 {
