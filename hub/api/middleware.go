@@ -94,6 +94,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	method := methodLabel(r.Method)
 	h, pattern := s.mux.Handler(r)
 	route, matched := s.routes[pattern]
+	// For a path it would clean (//, /./, /../) the mux returns its
+	// redirect together with the pattern of the cleaned path: that
+	// request is no route's, and is authorised and audited as unmatched.
+	matched = matched && cleanPath(r.URL.Path) == r.URL.Path
 	spanName := pattern // "GET /v1/persons/{citizen_id}": method and route, never the path
 	if !matched {
 		route, spanName = RouteUnmatched, method
@@ -179,6 +183,22 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.serveUnmatched(sw, r, h)
+}
+
+// cleanPath is the path ServeMux serves a request under, which it
+// redirects any other path to: path.Clean's, keeping a trailing slash.
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	if p[0] != '/' {
+		p = "/" + p
+	}
+	np := path.Clean(p)
+	if p[len(p)-1] == '/' && np != "/" {
+		np += "/"
+	}
+	return np
 }
 
 // serveUnmatched answers a request no route matched. The mux's own answer

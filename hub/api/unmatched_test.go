@@ -59,6 +59,16 @@ func TestUnmatchedV1RequestsAuthorized(t *testing.T) {
 		{name: "a path the mux cleans", method: "GET", path: "/v1//persons", token: "Bearer good",
 			wantStatus: 307, wantAsked: true,
 			wantOutcome: &api.Outcome{Route: api.RouteUnmatched, Status: 307}},
+		// For a cleanable path on a route with a variable part the mux
+		// hands back the cleaned route's pattern with its redirect: still
+		// no route's request.
+		{name: "a person path the mux cleans, no credentials", method: "GET", path: "/v1//persons/" + string(f.known),
+			wantStatus: 401, wantSlug: "unauthenticated", wantAsked: true},
+		{name: "a dot-dot person path, no credentials", method: "GET", path: "/v1/stats/../persons/" + string(f.known),
+			wantStatus: 401, wantSlug: "unauthenticated", wantAsked: true},
+		{name: "a dot person path, granted", method: "GET", path: "/v1/./persons/" + string(f.known), token: "Bearer good",
+			wantStatus: 307, wantAsked: true,
+			wantOutcome: &api.Outcome{Route: api.RouteUnmatched, Status: 307}},
 		{name: "/v1 itself", method: "GET", path: "/v1",
 			wantStatus: 401, wantSlug: "unauthenticated", wantAsked: true},
 		{name: "outside /v1", method: "GET", path: "/v2/things",
