@@ -8,7 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -168,15 +168,16 @@ func NewAuthorizer(cfg AuthorizerConfig) (*Authorizer, error) {
 
 // Errors, wrapping hub/api's kinds; their text is the problem detail.
 var (
-	errNoCredentials = fmt.Errorf("a bearer token or client certificate is required: %w", api.ErrUnauthenticated)
-	errBadCredential = fmt.Errorf("the credentials are not valid: %w", api.ErrUnauthenticated)
-	errBadToken      = fmt.Errorf("the bearer token is not recognised: %w", api.ErrInvalidToken)
-	errNotBearer     = fmt.Errorf(`the Authorization header is not of the form "Bearer <token>": %w`, api.ErrUnauthenticated)
-	errCertRequired  = fmt.Errorf("this token is bound to a client certificate, which the request did not present: %w", api.ErrUnauthenticated)
-	errTokenRequired = fmt.Errorf("this client certificate is bound to a bearer token, which the request did not present: %w", api.ErrUnauthenticated)
-	errNoPurpose     = fmt.Errorf("the %s header must name the purpose of the request: %w", HeaderPurpose, hub.ErrInvalid)
-	errRateLimited   = fmt.Errorf("too many requests for this identity; slow down: %w", api.ErrRateLimited)
-	errRefusals      = fmt.Errorf("too many requests without valid credentials from this address; slow down: %w", api.ErrRateLimited)
+	errNoCredentials  = fmt.Errorf("a bearer token or client certificate is required: %w", api.ErrUnauthenticated)
+	errBadCredential  = fmt.Errorf("the credentials are not valid: %w", api.ErrUnauthenticated)
+	errBadToken       = fmt.Errorf("the bearer token is not recognised: %w", api.ErrInvalidToken)
+	errNotBearer      = fmt.Errorf(`the Authorization header is not of the form "Bearer <token>": %w`, api.ErrUnauthenticated)
+	errTwoCredentials = fmt.Errorf("the request has more than one Authorization header: send one: %w", api.ErrUnauthenticated)
+	errCertRequired   = fmt.Errorf("this token is bound to a client certificate, which the request did not present: %w", api.ErrUnauthenticated)
+	errTokenRequired  = fmt.Errorf("this client certificate is bound to a bearer token, which the request did not present: %w", api.ErrUnauthenticated)
+	errNoPurpose      = fmt.Errorf("the %s header must name the purpose of the request: %w", HeaderPurpose, hub.ErrInvalid)
+	errRateLimited    = fmt.Errorf("too many requests for this identity; slow down: %w", api.ErrRateLimited)
+	errRefusals       = fmt.Errorf("too many requests without valid credentials from this address; slow down: %w", api.ErrRateLimited)
 )
 
 // purposeError is purposeProblem for the X-Purpose header of a request,
@@ -195,31 +196,83 @@ func purposeError(purpose string) error {
 	}
 }
 
-// purposeExtCharset begins an X-Purpose sent as an RFC 8187 ext-value
-// (the charset, an empty language between two apostrophes, then the text
-// percent-encoded): the only form in which a browser can send a purpose
-// outside ISO-8859-1, since fetch refuses such header values.
-const purposeExtCharset = "UTF-8''"
+// purposeExtValue is an X-Purpose sent as an RFC 8187 ext-value: the
+// charset UTF-8, a language tag (usually empty) between two apostrophes,
+// then the text percent-encoded; the only form in which a browser can
+// send a purpose outside ISO-8859-1, since fetch refuses such header
+// values. The charset and the tag are matched loosely (any letters,
+// digits and hyphens), so that a value meant as one is refused when it
+// is malformed rather than taken as text; a raw purpose holding
+// apostrophes ("rock'n'roll") names no UTF-8 charset and stays text.
+var purposeExtValue = regexp.MustCompile(`^(?i:utf-8)'([A-Za-z0-9-]*)'(.*)$`)
 
 // RequestPurpose is the purpose a request declares in its X-Purpose
-// header, decoded from an RFC 8187 ext-value (see purposeExtCharset) when sent
-// as one, so that the policy check and the audit trail see the same text
-// whichever form the client used; a raw UTF-8 value, as Go clients send,
-// is taken as it is. A value that begins like an ext-value but does not
-// decode to UTF-8 is returned as sent, with an error wrapping
-// hub.ErrInvalid that says what is wrong (never repeating the value).
-// Only the language-less form is recognised: a purpose has no language.
+// header, decoded from an RFC 8187 ext-value (see purposeExtValue) when
+// sent as one, so that the policy check and the audit trail see the same
+// text whichever form the client used; a raw UTF-8 value, as Go clients
+// send, is taken as it is. A value that is an ext-value but not
+// percent-encoded UTF-8 (a raw space, a bad escape), or a request with
+// more than one X-Purpose header, is returned as sent, with an error
+// wrapping hub.ErrInvalid that says what is wrong (never repeating the
+// value). A language tag is read past: a purpose has no language.
 func RequestPurpose(r *http.Request) (string, error) {
+	values := r.Header.Values(HeaderPurpose)
+	if len(values) > 1 {
+		return strings.Join(values, ", "), fmt.Errorf("the request has %d %s headers: send one: %w", len(values), HeaderPurpose, hub.ErrInvalid)
+	}
 	raw := r.Header.Get(HeaderPurpose)
-	n := len(purposeExtCharset)
-	if len(raw) < n || !strings.EqualFold(raw[:n], purposeExtCharset) {
+	m := purposeExtValue.FindStringSubmatch(raw)
+	if m == nil {
 		return raw, nil
 	}
-	s, err := url.PathUnescape(raw[n:])
-	if err != nil || !utf8.ValidString(s) {
-		return raw, fmt.Errorf("the %s header begins with %s but is not a percent-encoded UTF-8 value (RFC 8187): %w", HeaderPurpose, purposeExtCharset, hub.ErrInvalid)
+	s, ok := decodeExtValue(m[2])
+	if !ok {
+		return raw, fmt.Errorf("the %s header begins with UTF-8'…' but is not a percent-encoded UTF-8 value (RFC 8187): %w", HeaderPurpose, hub.ErrInvalid)
 	}
 	return s, nil
+}
+
+// decodeExtValue decodes the value of an RFC 8187 ext-value: %XX as the
+// byte, any other visible ASCII character as it is (RFC 8187 allows
+// fewer, but encoders differ: JavaScript's encodeURIComponent leaves
+// ' ( ) *, Go's url.PathEscape : and @). A space, a control or non-ASCII
+// character or a lone % says the text was not encoded, and a text that
+// is not UTF-8 is none either.
+func decodeExtValue(v string) (string, bool) {
+	out := make([]byte, 0, len(v))
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case c == '%':
+			if i+2 >= len(v) || !isHex(v[i+1]) || !isHex(v[i+2]) {
+				return "", false
+			}
+			out = append(out, unhex(v[i+1])<<4|unhex(v[i+2]))
+			i += 2
+		case c > ' ' && c < 0x7f:
+			out = append(out, c)
+		default:
+			return "", false
+		}
+	}
+	if !utf8.Valid(out) {
+		return "", false
+	}
+	return string(out), true
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c <= 'F':
+		return c - 'A' + 10
+	}
+	return c - 'a' + 10
 }
 
 // Authorize implements api.Authorizer. A refusal is audited with the
@@ -283,6 +336,10 @@ func (a *Authorizer) Identify(r *http.Request) (Identity, error) {
 
 func (a *Authorizer) authenticate(r *http.Request) (*principal, error) {
 	var byToken, byCert *principal
+	if len(r.Header.Values("Authorization")) > 1 {
+		// Two credentials name whom? The audit trail must not guess.
+		return nil, errTwoCredentials
+	}
 	h := r.Header.Get("Authorization")
 	if h != "" {
 		tok, ok := bearer.Token(h)

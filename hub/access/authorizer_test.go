@@ -685,6 +685,11 @@ func TestAuthorizePurposeExtValue(t *testing.T) {
 		{"bad percent escape", "UTF-8''%zz", 400, "UTF-8''%zz", "is not a percent-encoded UTF-8 value"},
 		{"decodes to a control character", "UTF-8''case%0A17", 400, "case\n17", "must not contain control characters"},
 		{"decodes to nothing", "UTF-8''", 400, "", "must name the purpose"},
+		{"ext-value with a language tag", "UTF-8'zh-CN'" + url.PathEscape(transfer), 200, transfer, ""},
+		{"as encodeURIComponent writes it", "UTF-8''social-insurance%20transfer%20(%E7%A4%BE%E4%BC%9A%E4%BF%9D%E9%99%A9%E5%85%B3%E7%B3%BB%E8%BD%AC%E7%A7%BB)", 200, transfer, ""},
+		{"spaces after UTF-8'': not encoded", "UTF-8''benefit termination", 400, "UTF-8''benefit termination", "is not a percent-encoded UTF-8 value"},
+		{"Chinese after UTF-8'': not encoded", "UTF-8''社会保险", 400, "UTF-8''社会保险", "is not a percent-encoded UTF-8 value"},
+		{"apostrophes in a raw purpose", "rock'n'roll (社会保险关系转移)", 403, "rock'n'roll (社会保险关系转移)", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -703,6 +708,48 @@ func TestAuthorizePurposeExtValue(t *testing.T) {
 			}
 			if got := audit.last().Purpose; got != tc.wantAudited {
 				t.Errorf("audited purpose %q, want %q", got, tc.wantAudited)
+			}
+		})
+	}
+}
+
+// TestOneCredentialOnePurpose: a request carrying two Authorization
+// headers (two identities: which one acts?) is refused as unauthenticated,
+// and one carrying two X-Purpose headers as malformed, rather than
+// running and being audited as the first of each.
+func TestOneCredentialOnePurpose(t *testing.T) {
+	p := examplePolicy(t)
+	az, err := NewAuthorizer(AuthorizerConfig{Policy: p, Auditor: &auditLog{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const purpose = "social-insurance transfer (社会保险关系转移)"
+	tests := []struct {
+		name     string
+		tokens   []string
+		purposes []string
+		want     int
+	}{
+		{"one of each", []string{"token:si-harbin"}, []string{purpose}, 200},
+		{"two identities", []string{"token:si-harbin", "token:stats-bureau"}, []string{purpose}, 401},
+		{"the same token twice", []string{"token:si-harbin", "token:si-harbin"}, []string{purpose}, 401},
+		{"two purposes", []string{"token:si-harbin"}, []string{purpose, "benefit termination on death"}, 400},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodGet, "/", nil)
+			for _, tok := range tc.tokens {
+				r.Header.Add("Authorization", "Bearer "+DemoSecret(tok))
+			}
+			for _, p := range tc.purposes {
+				r.Header.Add(HeaderPurpose, p)
+			}
+			g, err := az.Authorize(r, api.RoutePersons)
+			if got := statusOf(err); got != tc.want {
+				t.Fatalf("status %d (%v), want %d", got, err, tc.want)
+			}
+			if g != nil {
+				g.Done(r.Context(), api.Outcome{Route: api.RoutePersons, Status: 200})
 			}
 		})
 	}
