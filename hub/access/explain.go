@@ -79,10 +79,19 @@ func (p *Policy) Explain(name string) (string, error) {
 		}
 	}
 	if id.Eligibility {
-		http = append(http, "GET /v1/eligibility/{id}: settlement and residence-permit decisions with their facts")
+		// A decision shows its facts whatever the read list: that is
+		// what a clerk deciding from shared records is for.
+		http = append(http, "GET /v1/eligibility/{id}: settlement and residence-permit decisions with their facts, "+
+			"from every section the policy decides from and the family's records, whatever the read list above")
 	}
 	if len(id.Publish) > 0 && c.TokenSHA256 != "" {
 		http = append(http, "POST /v1/events (gateway): "+string(id.Publish[0])+" events")
+	}
+	if id.Kind == KindAdmin {
+		http = append(http, "GET /v1/admin/status, POST /v1/admin/known-events")
+	}
+	if len(http) > 0 || c.TokenSHA256 != "" || c.CertSHA256 != "" {
+		http = append(http, "GET /v1/policies: the eligibility policies, public rules")
 	}
 	line("http", orNone(strings.Join(http, "; ")))
 	if len(http) > 0 {

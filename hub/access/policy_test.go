@@ -197,6 +197,9 @@ func TestExplain(t *testing.T) {
 		{"researcher", "cells below 10 suppressed"},
 		{"stats-bureau", "every cell"},
 		{"admin", "superuser"},
+		{"admin", "GET /v1/admin/status, POST /v1/admin/known-events"},
+		{"stats-bureau", "GET /v1/policies"},
+		{"public_security", "whatever the read list above"},
 		{"si-harbin", "durable pull consumer si-harbin-bcc33398 on pop.death.23.2301.*"},
 	} {
 		text, err := p.Explain(tc.name)
