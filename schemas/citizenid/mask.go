@@ -55,9 +55,10 @@ func Mask(s string) string {
 //     valid or not: a mistyped ID is still personal data, and a run that
 //     long is rarely anything else;
 //   - the written forms of an ID: 18 characters (the last may be X) in
-//     groups of 6-8-4, 6-4-4-4, 6-4-2-2-4, 6-8-3-1, 6-12 or 4-4-4-4-2, and
-//     15 digits in groups of 6-6-3, each group parted from the next by one
-//     '-' or ' ' (or their full-width forms, or the ideographic space),
+//     groups of 6-8-4, 6-4-4-4, 6-4-2-2-4, 6-8-3-1, 6-12, 4-4-4-4-2 or
+//     10-2-2-4, and 15 digits in groups of 6-6-3, each group parted from
+//     the next by one to three of '-', ' ', '.', '/', '_', an en or em
+//     dash (or their full-width forms, or the ideographic space),
 //     when the digits are a plausible ID (plausibleID: the MOD 11-2 check
 //     character and a real birth date; a real YYMMDD date for 15 digits).
 //     Short groups of digits are what other numbers are made of, so
@@ -126,7 +127,8 @@ var writtenForms = [][]int{
 	{6, 8, 3, 1},
 	{6, 12},
 	{4, 4, 4, 4, 2},
-	{6, 6, 3}, // legacy 15 digits
+	{10, 2, 2, 4}, // the birth date written as a date: 2301021990-01-01-1230
+	{6, 6, 3},     // legacy 15 digits
 }
 
 // matchWritten returns how many groups of s at the head of chain form an
@@ -284,13 +286,26 @@ func xAt(s string, i int) (int, bool) {
 }
 
 // separatorAt returns the width of the group separator s[i:] starts with:
-// '-' or ' ', their full-width forms, or the ideographic space.
+// one to three of '-', ' ', '.', '/', '_', an en or em dash, their
+// full-width forms, or the ideographic space ("230102 - 19900101").
 func separatorAt(s string, i int) (int, bool) {
-	if i >= len(s) {
-		return 0, false
+	width := 0
+	for n := 0; n < 3 && i+width < len(s); n++ {
+		r, w := utf8.DecodeRuneInString(s[i+width:])
+		if !isSeparator(r) {
+			break
+		}
+		width += w
 	}
-	r, w := utf8.DecodeRuneInString(s[i:])
-	return w, r == '-' || r == ' ' || r == '－' || r == '\u3000'
+	return width, width > 0
+}
+
+func isSeparator(r rune) bool {
+	switch r {
+	case '-', ' ', '.', '/', '_', '\u2013', '\u2014', '－', '．', '／', '＿', '\u3000':
+		return true
+	}
+	return false
 }
 
 // wordAt reports whether s[i:] starts with an ASCII letter or digit, which

@@ -318,6 +318,10 @@ func TestMaskText(t *testing.T) {
 		{"after a phone number", "tel 13812345678 330602 19851021 0103", "tel 13812345678 3306**********0103"},
 		{"plain ID then a number", "330602198510210103 1234", "3306**********0103 1234"},
 		{"6-8-4 ending in lower x", "110105-19491231-002x", "1101**********002x"},
+		{"double separators", "330602  19851021  0103", "3306**********0103"},
+		{"other separators", "330602/19851021/0103 330602.19851021.0103", "3306**********0103 3306**********0103"},
+		{"more separators", "330602_19851021_0103 330602–19851021–0103 330602 - 19851021 - 0103", "3306**********0103 3306**********0103 3306**********0103"},
+		{"the birth date written as a date", "3306021985-10-21-0103", "3306**********0103"},
 		// An unbroken run is masked whether or not it is a valid ID.
 		{"plain, wrong check character", "id 330602198510210104", "id 3306**********0104"},
 		{"full-width, wrong check character", "３３０６０２１９８５１０２１０１０４", "3306**********0104"},
@@ -329,10 +333,9 @@ func TestMaskText(t *testing.T) {
 		{"landline", "0571-8888 8888 ext 123", "0571-8888 8888 ext 123"},
 		{"dates", "2024-01-15 2024-01-16 2024-01-17", "2024-01-15 2024-01-16 2024-01-17"},
 		{"full-width short number", "案号２０２６－０１７", "案号２０２６－０１７"},
-		{"double separators", "330602  19851021  0103", "330602  19851021  0103"},
 		{"17 digits grouped", "330602-19851021-010", "330602-19851021-010"},
 		{"X not at the end", "330602-1985102X-0103", "330602-1985102X-0103"},
-		{"other separators", "330602/19851021/0103 330602.19851021.0103", "330602/19851021/0103 330602.19851021.0103"},
+		{"four separators are not one", "330602    19851021    0103", "330602    19851021    0103"},
 		{"bank card 4-4-4-4-3", "6222 0212 3456 7890 123", "6222 0212 3456 7890 123"},
 		// Separated groups in an ID's written form, but no plausible ID:
 		// the check character or the birth date is wrong.
