@@ -483,6 +483,9 @@ func joinPath(path, name string) string {
 // plain identifier, else quoted, and cut to 32 bytes.
 func quoteName(name string) string {
 	const max = 32
+	if longDigitRun(name) || citizenid.MaskText(name) != name {
+		return maskedName
+	}
 	cut := len(name) > max
 	if cut {
 		name = strings.ToValidUTF8(name[:max], "")
@@ -508,13 +511,14 @@ func quoteName(name string) string {
 
 // QuoteValue is an attribute's value as a reject, or a tool's message
 // about a rejected event, quotes it: quoted and cut to 64 bytes, unless
-// it holds 15 or more digits in a row (perhaps a citizen ID, from a
-// column mapped to the wrong attribute), then maskedValue. The values of
+// it may hold a citizen ID (from a column mapped to the wrong attribute)
+// — 15 or more digits in a row, or anything citizenid.MaskText masks
+// (full-width digits, an ID written in groups) —, then maskedValue. The values of
 // source and type are checked against lists, so the value itself is
 // what a reject has to show.
 func QuoteValue(v string) string {
 	const max = 64
-	if longDigitRun(v) {
+	if longDigitRun(v) || citizenid.MaskText(v) != v {
 		return maskedValue
 	}
 	if len(v) > max {
@@ -537,7 +541,7 @@ const maskedName = "(a name holding 15 or more digits)"
 // Unlike quoteName it neither quotes nor cuts, so that "data.Reason" stays
 // the field a producer can search its code for.
 func maskName(name string) string {
-	if longDigitRun(name) {
+	if longDigitRun(name) || citizenid.MaskText(name) != name {
 		return maskedName
 	}
 	return name

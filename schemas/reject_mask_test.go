@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/pophub/pophub/schemas/citizenid"
 )
 
 // TestRejectMasksIDsInMemberNames: a member a producer named with a
@@ -43,6 +45,21 @@ func TestRejectMasksIDsInMemberNames(t *testing.T) {
 		{"source holding an ID", PublicSecurity, HukouCancelled,
 			env("ps_"+id, "hukou.cancelled", validID, `{"reason":"death"}`),
 			ReasonSourceMismatch, "source"},
+		// Every form MaskText takes for an ID: full-width digits as a
+		// Chinese input method types them, groups, and a long value cut
+		// to its first 64 bytes, which would still show most digits.
+		{"type that is a full-width ID", PublicSecurity, HukouCancelled,
+			env("public_security", "１１０１０５１９４９１２３１００２１", validID, `{"reason":"death"}`),
+			ReasonUnknownType, "type"},
+		{"long type holding a full-width ID", PublicSecurity, HukouCancelled,
+			env("public_security", "hukou.cancelled.１１０１０５１９４９１２３１００２１", validID, `{"reason":"death"}`),
+			ReasonUnknownType, "type"},
+		{"source holding a grouped ID", PublicSecurity, HukouCancelled,
+			env("330602-19851021-0103", "hukou.cancelled", validID, `{"reason":"death"}`),
+			ReasonSourceMismatch, "source"},
+		{"data member named with a full-width ID", PublicSecurity, HukouCancelled,
+			env("public_security", "hukou.cancelled", validID, `{"reason":"death","１１０１０５１９４９１２３１００２１":"x"}`),
+			ReasonInvalidData, "data.(a name holding 15 or more digits)"},
 		// A name with fewer digits is no ID: named as is, so a producer
 		// can find it in its code.
 		{"unknown data member with a short number", PublicSecurity, HukouCancelled,
@@ -59,7 +76,8 @@ func TestRejectMasksIDsInMemberNames(t *testing.T) {
 					t.Errorf("%s = %v; want %s at %q", name, err, tc.reason, tc.field)
 					continue
 				}
-				if strings.Contains(re.Field, id) || strings.Contains(re.Error(), id) {
+				if strings.Contains(re.Field, id) || strings.Contains(re.Error(), id) || citizenid.MaskText(re.Error()) != re.Error() ||
+					strings.Contains(re.Error(), "１１０１０５１９４９１２３１") || strings.Contains(re.Error(), "19851021") {
 					t.Errorf("%s: reject field %q, text %q carry the ID %s", name, re.Field, re.Error(), id)
 				}
 			}
@@ -76,6 +94,8 @@ func TestQuoteValue(t *testing.T) {
 		{"emp-2026-000123", `"emp-2026-000123"`},
 		{"x110105194912310021", maskedValue},
 		{"11010519491231002", maskedValue},
+		{"hukou.１１０１０５１９４９１２３１００２１", maskedValue},
+		{"id 330602 19851021 0103", maskedValue},
 		{strings.Repeat("a", 70), `"` + strings.Repeat("a", 64) + `"…`},
 		{strings.Repeat("户", 30), `"` + strings.Repeat("户", 21) + `"…`}, // cut on a whole character
 	}
