@@ -142,3 +142,75 @@ func TestInvalidatedSlotStopsTheStream(t *testing.T) {
 	waitFor(t, r2, "the copy taken again", func() bool { return fresh.Stats().Snapshot == 3 })
 	r2.stop(t)
 }
+
+// TestSlotLostDuringTheCopyStopsTheStream: a slot the server invalidates
+// while the first start copies the table (Kafka slow, the department's
+// database busy) stops the stream with ErrSlotLost, as one found at a
+// start or while streaming does, not with PostgreSQL's bare "cannot read
+// from logical replication slot".
+func TestSlotLostDuringTheCopyStopsTheStream(t *testing.T) {
+	url := testenv.PostgresCluster(t, "wal_level=logical", "max_slot_wal_keep_size=1MB")
+	ctx := context.Background()
+	db, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close(ctx)
+	const table = "rentals"
+	exec(t, db, `CREATE TABLE rentals (lease_id bigint PRIMARY KEY, tenant_id text, address_code text NOT NULL,
+		start_date date NOT NULL, end_date date, signed_at timestamptz NOT NULL DEFAULT now())`)
+	exec(t, db, "ALTER TABLE rentals REPLICA IDENTITY FULL")
+	exec(t, db, "CREATE TABLE filler (x text)")
+	insertLease(t, db, table, 1, citizen(1))
+
+	addr := testenv.Kafka(t, partitions)
+	pub := &gatedPublisher{Publisher: newPublisher(t, addr)}
+	pub.close() // the copy waits for Kafka
+	m := exampleMapping(t)
+	m.Table = table
+	s, err := New(Config{Source: schemas.Housing, Postgres: url, Table: table, Mapping: m, Publisher: pub,
+		FlushInterval: 5 * time.Millisecond, StatusInterval: 100 * time.Millisecond, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	runCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	go func() { done <- s.Run(runCtx) }()
+
+	// wait for the slot to exist (the copy has begun)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var n int
+		_ = db.QueryRow(ctx, "SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1", s.Slot()).Scan(&n)
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no slot")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	for range 4 {
+		exec(t, db, "INSERT INTO filler SELECT repeat('x', 1000) FROM generate_series(1, 1000)")
+		exec(t, db, "SELECT pg_switch_wal()")
+	}
+	exec(t, db, "CHECKPOINT")
+	var status string
+	if err := db.QueryRow(ctx, "SELECT wal_status FROM pg_replication_slots WHERE slot_name = $1", s.Slot()).Scan(&status); err != nil {
+		t.Fatal(err)
+	}
+	if status != "lost" {
+		t.Fatalf("the slot's wal_status is %q after the checkpoint, want lost: the test did not invalidate it", status)
+	}
+	pub.release()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrSlotLost) {
+			t.Errorf("Run returned %v; want ErrSlotLost with the SQL that drops the slot", err)
+		}
+	case <-time.After(50 * time.Second):
+		t.Fatal("Run still running")
+	}
+}

@@ -396,6 +396,14 @@ func (s *Stream) session(ctx context.Context, started *bool, rec *sessionRecord)
 	}
 	// db stays open: the stream checks the table's name on it.
 	if err := s.startReplication(ctx, repl, start); err != nil {
+		// The slot may have been invalidated since it was checked (or
+		// while the copy was taken): say so rather than PostgreSQL's
+		// bare "cannot read from logical replication slot".
+		var walStatus, lsn *string
+		if db.QueryRow(ctx, `SELECT to_jsonb(s)->>'wal_status', confirmed_flush_lsn::text FROM pg_replication_slots s WHERE slot_name = $1`,
+			s.cfg.Slot).Scan(&walStatus, &lsn) == nil && deref(walStatus) == "lost" {
+			return slotLost(s.cfg.Slot, deref(lsn))
+		}
 		return err
 	}
 	*started = true
