@@ -28,6 +28,7 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 // readyz runs every readiness check concurrently, each under ReadyTimeout,
 // and answers 200 when all pass, 503 otherwise.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	started := time.Now()
 	results := make([]error, len(s.cfg.Ready))
 	var wg sync.WaitGroup
 	for i, c := range s.cfg.Ready {
@@ -46,7 +47,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		h.Status, status = "unavailable", http.StatusServiceUnavailable
 		h.Checks[name] = citizenid.MaskText(err.Error())
 	}
-	s.ready.log(r.Context(), s.cfg.Logger, s.cfg.Ready, results, time.Now())
+	s.ready.log(r.Context(), s.cfg.Logger, s.cfg.Ready, results, started, time.Now())
 	w.Header().Set("Cache-Control", "no-store")
 	s.writeJSON(w, r, status, h)
 }
@@ -64,18 +65,37 @@ const stillFailingEvery = 5 * time.Minute
 type readyLog struct {
 	mu      sync.Mutex
 	failing map[string]*failingCheck
+	// changed is, per check, when the probe that last changed its
+	// condition started: a probe that started before it answers for
+	// an older condition and is not logged.
+	changed map[string]time.Time
 }
 
 type failingCheck struct {
 	since, logged time.Time
 }
 
-func (l *readyLog) log(ctx context.Context, log *slog.Logger, checks []Check, results []error, now time.Time) {
+// log logs what the results of a probe that started at started and
+// ended at now change. Probes overlap (a kubelet and a load balancer,
+// each waiting up to ReadyTimeout on a hung dependency): a result from a
+// probe that started before the one that last changed a check's
+// condition speaks of an older condition, and is left out. An outage
+// counts from the start of the probe that found it.
+func (l *readyLog) log(ctx context.Context, log *slog.Logger, checks []Check, results []error, started, now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.changed == nil {
+		l.changed = map[string]time.Time{}
+	}
 	for i, err := range results {
 		name := checks[i].Name
+		if started.Before(l.changed[name]) {
+			continue // a probe older than the last change of condition
+		}
 		f := l.failing[name]
+		if (err == nil) != (f == nil) {
+			l.changed[name] = started
+		}
 		switch {
 		case err == nil && f != nil:
 			delete(l.failing, name)
@@ -85,7 +105,7 @@ func (l *readyLog) log(ctx context.Context, log *slog.Logger, checks []Check, re
 			if l.failing == nil {
 				l.failing = map[string]*failingCheck{}
 			}
-			l.failing[name] = &failingCheck{since: now, logged: now}
+			l.failing[name] = &failingCheck{since: started, logged: now}
 			log.LogAttrs(ctx, slog.LevelWarn, "readiness check failed",
 				slog.String("check", name), slog.String("err", citizenid.MaskText(err.Error())))
 		case err != nil && now.Sub(f.logged) >= stillFailingEvery:

@@ -45,7 +45,7 @@ func TestReadyLogRepeatsALastingFailure(t *testing.T) {
 			}
 			return a
 		}}))
-		l.log(context.Background(), log, checks, st.results, t0.Add(st.after))
+		l.log(context.Background(), log, checks, st.results, t0.Add(st.after), t0.Add(st.after))
 		var got []string
 		if s := strings.TrimSpace(buf.String()); s != "" {
 			got = strings.Split(s, "\n")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -61,5 +62,41 @@ func TestReadyzLogsConditionsNotProbes(t *testing.T) {
 				t.Errorf("the recovery is logged %d times, want %d:\n%s", n, tt.wantOK, out)
 			}
 		})
+	}
+}
+
+// TestReadyzIgnoresAStaleProbe: two probers (a kubelet and a
+// load balancer). The store hangs, then recovers. A probe that started
+// while it hung answers "no answer within" after a probe that started
+// after the recovery already logged "passes again": the stale result
+// must not log a new outage that never happened.
+func TestReadyzIgnoresAStaleProbe(t *testing.T) {
+	var hanging atomic.Bool
+	store := api.Check{Name: "store", Probe: func(ctx context.Context) error {
+		if hanging.Load() {
+			<-ctx.Done()
+			return errors.New("no answer")
+		}
+		return nil
+	}}
+	var logs testenv.LogBuffer
+	h := api.New(api.Config{Store: &memReader{}, Ready: []api.Check{store}, ReadyTimeout: 500 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))}).Handler()
+	hanging.Store(true)
+	do(t, h, "GET", "/readyz", nil) // outage starts: logged once
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); do(t, h, "GET", "/readyz", nil) }() // started while hanging
+	time.Sleep(100 * time.Millisecond)
+	hanging.Store(false)            // the store recovers
+	do(t, h, "GET", "/readyz", nil) // the other prober: passes again
+	wg.Wait()                       // the stale probe times out
+	do(t, h, "GET", "/readyz", nil) // the next probe
+	out := logs.String()
+	if n := strings.Count(out, `msg="readiness check failed"`); n != 1 {
+		t.Errorf("one outage logged as %d failures:\n%s", n, out)
+	}
+	if n := strings.Count(out, `msg="readiness check passes again"`); n != 1 {
+		t.Errorf("one recovery logged %d times:\n%s", n, out)
 	}
 }
