@@ -476,21 +476,25 @@ func stampOf(c *hub.Change) merge.Stamp {
 // history, not only what was known by the evaluation day, as the counts
 // do: a correction issued later moves the day for past days too.
 func deathDay(history []hub.Change) (day time.Time, ok bool) {
-	var first, latest *hub.Change
+	latest := latestDeath(history)
+	if latest == nil {
+		return time.Time{}, false
+	}
+	// The death's first certificate: the first since the registration
+	// stamped before the latest certificate, as the merge reads it (a
+	// certificate before a restoration was of a death undone).
+	var restored *hub.Change
 	for i := range history {
-		c := &history[i]
-		if c.Type != schemas.DeathCertified {
-			continue
-		}
-		if first == nil || stampBefore(c, first) {
-			first = c
-		}
-		if latest == nil || stampBefore(latest, c) {
-			latest = c
+		if c := &history[i]; c.Type == schemas.HukouRegistered && stampBefore(c, latest) && (restored == nil || stampBefore(restored, c)) {
+			restored = c
 		}
 	}
-	if first == nil {
-		return time.Time{}, false
+	var first *hub.Change
+	for i := range history {
+		c := &history[i]
+		if c.Type == schemas.DeathCertified && (restored == nil || stampBefore(restored, c)) && (first == nil || stampBefore(c, first)) {
+			first = c
+		}
 	}
 	day = dayOf(first.Time)
 	var d schemas.DeathCertifiedData
@@ -516,7 +520,7 @@ func deathDay(history []hub.Change) (day time.Time, ok bool) {
 func statusAsOf(rec *hub.Record, history []hub.Change, asOf time.Time) string {
 	died, dead := deathDay(history)
 	seen := dead
-	dead = dead && !died.After(dayOf(asOf))
+	dead = dead && !died.After(dayOf(asOf)) && !restoredAfterDeath(history, asOf)
 	var lifecycle *hub.Change // the latest registration or cancellation by asOf
 	for i := range history {
 		c := &history[i]
@@ -545,6 +549,35 @@ func statusAsOf(rec *hub.Record, history []hub.Change, asOf time.Time) string {
 		return hub.StatusCancelled
 	}
 	return hub.StatusActive
+}
+
+// latestDeath is the latest death certificate in stamp order, nil when
+// there is none.
+func latestDeath(history []hub.Change) *hub.Change {
+	var latest *hub.Change
+	for i := range history {
+		if c := &history[i]; c.Type == schemas.DeathCertified && (latest == nil || stampBefore(latest, c)) {
+			latest = c
+		}
+	}
+	return latest
+}
+
+// restoredAfterDeath reports whether a registration in effect by asOf is
+// stamped after the latest death certificate: it makes the person active
+// again, as the merge derives the status (README: a death is in force
+// until a registration stamped after it).
+func restoredAfterDeath(history []hub.Change, asOf time.Time) bool {
+	latest := latestDeath(history)
+	if latest == nil {
+		return false
+	}
+	for i := range history {
+		if c := &history[i]; c.Type == schemas.HukouRegistered && !c.Time.After(asOf) && stampBefore(latest, c) {
+			return true
+		}
+	}
+	return false
 }
 
 // upsertSpan records the start of a span under key, replacing an earlier
