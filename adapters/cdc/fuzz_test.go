@@ -1,17 +1,20 @@
 package cdc
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"unicode/utf8"
 )
 
 // FuzzParseList: a PostgreSQL array literal of any elements, as
-// array_out prints it, reads back as the elements.
+// array_out prints it (with its bounds when the lower one is not 1),
+// reads back as the elements.
 func FuzzParseList(f *testing.F) {
-	f.Add("a", "b c", "")
-	f.Add(`x"y`, `\`, "NULL")
-	f.Fuzz(func(t *testing.T, a, b, c string) {
+	f.Add("a", "b c", "", int8(1))
+	f.Add(`x"y`, `\`, "NULL", int8(0))
+	f.Add("pension", "medical", "injury", int8(-3))
+	f.Fuzz(func(t *testing.T, a, b, c string, lower int8) {
 		els := []string{a, b, c}
 		for _, e := range els {
 			if !utf8.ValidString(e) || strings.ContainsRune(e, 0) {
@@ -19,6 +22,9 @@ func FuzzParseList(f *testing.F) {
 			}
 		}
 		lit := pgArray(els)
+		if lower != 1 {
+			lit = fmt.Sprintf("[%d:%d]=", lower, int(lower)+len(els)-1) + lit
+		}
 		got, err := parseList(lit)
 		if err != nil {
 			t.Fatalf("%s: %v", lit, err)
