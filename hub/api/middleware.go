@@ -97,7 +97,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	// For a path it would clean (//, /./, /../) the mux returns its
 	// redirect together with the pattern of the cleaned path: that
 	// request is no route's, and is authorised and audited as unmatched.
-	matched = matched && cleanPath(r.URL.Path) == r.URL.Path
+	// The mux cleans the path as sent (%2E%2E and %2F are no dots or
+	// slashes to it), and never a CONNECT's.
+	ep := r.URL.EscapedPath()
+	matched = matched && (r.Method == http.MethodConnect || cleanPath(ep) == ep)
 	spanName := pattern // "GET /v1/persons/{citizen_id}": method and route, never the path
 	if !matched {
 		route, spanName = RouteUnmatched, method

@@ -518,3 +518,15 @@ func TestStatsPageRefusals(t *testing.T) {
 		})
 	}
 }
+
+// TestStatsPageEncodedDotsNotFound: an encoded dot segment is no asset
+// of the statistics page: 404, not the page itself.
+func TestStatsPageEncodedDotsNotFound(t *testing.T) {
+	store := newMemStore(t)
+	h := api.New(api.Config{Store: store, Counter: store, Regions: testRegions{}}).Handler()
+	for _, p := range []string{"/stats/%2E%2E", "/stats/%2E"} {
+		if rec := do(t, h, "GET", p, nil); rec.Code != http.StatusNotFound {
+			t.Errorf("GET %s = %d, want 404", p, rec.Code)
+		}
+	}
+}

@@ -36,7 +36,8 @@ func TestUnmatchedV1RequestsAuthorized(t *testing.T) {
 		wantStatus                int
 		wantSlug                  string
 		wantAllow                 string
-		wantAsked                 bool // the Authorizer was asked
+		wantAsked                 bool     // the Authorizer was asked, for RouteUnmatched
+		wantRoutes                []string // else the routes it was asked for
 		wantOutcome               *api.Outcome
 	}{
 		{name: "wrong method, no credentials", method: "DELETE", path: person,
@@ -69,6 +70,12 @@ func TestUnmatchedV1RequestsAuthorized(t *testing.T) {
 		{name: "a dot person path, granted", method: "GET", path: "/v1/./persons/" + string(f.known), token: "Bearer good",
 			wantStatus: 307, wantAsked: true,
 			wantOutcome: &api.Outcome{Route: api.RouteUnmatched, Status: 307}},
+		// Encoded dots and slashes are no path segments to the mux: the
+		// route answers (its citizen ID is malformed), asked once.
+		{name: "an encoded dot-dot citizen ID", method: "GET", path: "/v1/persons/%2E%2E/history", token: "Bearer good",
+			wantStatus: 400, wantRoutes: []string{api.RouteHistory}},
+		{name: "an encoded slash in a citizen ID", method: "GET", path: "/v1/persons/%2F" + string(f.known), token: "Bearer good",
+			wantStatus: 400, wantRoutes: []string{api.RoutePerson}},
 		{name: "/v1 itself", method: "GET", path: "/v1",
 			wantStatus: 401, wantSlug: "unauthenticated", wantAsked: true},
 		{name: "outside /v1", method: "GET", path: "/v2/things",
@@ -98,7 +105,7 @@ func TestUnmatchedV1RequestsAuthorized(t *testing.T) {
 			if got := rec.Header().Get("Allow"); got != tt.wantAllow {
 				t.Errorf("Allow = %q, want %q", got, tt.wantAllow)
 			}
-			var wantRoutes []string
+			wantRoutes := tt.wantRoutes
 			if tt.wantAsked {
 				wantRoutes = []string{api.RouteUnmatched}
 				if got := rec.Header().Get("Cache-Control"); got != "no-store" {
@@ -109,6 +116,13 @@ func TestUnmatchedV1RequestsAuthorized(t *testing.T) {
 			defer auth.mu.Unlock()
 			if !reflect.DeepEqual(auth.routes, wantRoutes) {
 				t.Errorf("Authorize asked with %q, want %q", auth.routes, wantRoutes)
+			}
+			if tt.wantRoutes != nil {
+				// A route's own outcome: one, of that route and status.
+				if len(auth.outcomes) != 1 || auth.outcomes[0].Route != tt.wantRoutes[0] || auth.outcomes[0].Status != tt.wantStatus {
+					t.Errorf("outcomes = %+v, want one of %s with status %d", auth.outcomes, tt.wantRoutes[0], tt.wantStatus)
+				}
+				return
 			}
 			var want []api.Outcome
 			if tt.wantOutcome != nil {
