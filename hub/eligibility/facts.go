@@ -466,61 +466,21 @@ func stampOf(c *hub.Change) merge.Stamp {
 	return merge.Stamp{T: c.Time, Src: c.Source, ID: c.EventID}
 }
 
-// deathDay is the day (a UTC midnight, as dayOf gives it) from which a
-// certified death counts, by the rule the merge ends the population
-// counts with (hub/merge, State.deathDay): the date of death on the
-// latest certificate (in stamp order, so a correction counts), but no
-// later than the day the first certificate took effect, from which death
-// was on record; that day when the latest certificate carries no usable
-// date. ok is false when no death is certified. It reads the whole
-// history, not only what was known by the evaluation day, as the counts
-// do: a correction issued later moves the day for past days too.
-func deathDay(history []hub.Change) (day time.Time, ok bool) {
-	latest := latestDeath(history)
-	if latest == nil {
-		return time.Time{}, false
-	}
-	// The death's first certificate: the first since the registration
-	// stamped before the latest certificate, as the merge reads it (a
-	// certificate before a restoration was of a death undone).
-	var restored *hub.Change
-	for i := range history {
-		if c := &history[i]; c.Type == schemas.HukouRegistered && stampBefore(c, latest) && (restored == nil || stampBefore(restored, c)) {
-			restored = c
-		}
-	}
-	var first *hub.Change
-	for i := range history {
-		c := &history[i]
-		if c.Type == schemas.DeathCertified && (restored == nil || stampBefore(restored, c)) && (first == nil || stampBefore(c, first)) {
-			first = c
-		}
-	}
-	day = dayOf(first.Time)
-	var d schemas.DeathCertifiedData
-	if json.Unmarshal(latest.Data, &d) == nil {
-		if died, ok := parseDay(d.DateOfDeath); ok && died.Before(day) {
-			return died, true
-		}
-	}
-	return day, true
-}
-
 // statusAsOf is the person's status (hub.Status*) as of asOf, from the
 // history rather than the record's status today, so a past evaluation of
-// a person who died since is decided as it stood. A death counts from
-// deathDay, the day the population counts end on: the corrected date of
-// death when it is on or before the evaluation day, even if the
-// certificate was issued after it, and at the latest from the day the
-// first certificate took effect. A cancellation counts while it is the
+// a person who died since is decided as it stood. A death counts as the
+// population counts end on it (deadAsOf): from the corrected date of
+// death, even if the certificate was issued after the evaluation day, at
+// the latest from the day its first certificate took effect, until a
+// registration stamped after it (a restoration) is in effect. A
+// cancellation counts while it is the
 // latest registration or cancellation (in stamp order) in force by asOf,
 // as the hub derives the status (hub/merge). When the history holds no
 // death and no cancellation at all, the record's own status stands: it
 // was handed in with less history than it reflects.
 func statusAsOf(rec *hub.Record, history []hub.Change, asOf time.Time) string {
-	died, dead := deathDay(history)
-	seen := dead
-	dead = dead && !died.After(dayOf(asOf)) && !restoredAfterDeath(history, asOf)
+	seen := latestDeath(history) != nil
+	dead := deadAsOf(history, asOf)
 	var lifecycle *hub.Change // the latest registration or cancellation by asOf
 	for i := range history {
 		c := &history[i]
@@ -561,23 +521,6 @@ func latestDeath(history []hub.Change) *hub.Change {
 		}
 	}
 	return latest
-}
-
-// restoredAfterDeath reports whether a registration in effect by asOf is
-// stamped after the latest death certificate: it makes the person active
-// again, as the merge derives the status (README: a death is in force
-// until a registration stamped after it).
-func restoredAfterDeath(history []hub.Change, asOf time.Time) bool {
-	latest := latestDeath(history)
-	if latest == nil {
-		return false
-	}
-	for i := range history {
-		if c := &history[i]; c.Type == schemas.HukouRegistered && !c.Time.After(asOf) && stampBefore(latest, c) {
-			return true
-		}
-	}
-	return false
 }
 
 // upsertSpan records the start of a span under key, replacing an earlier
@@ -718,4 +661,57 @@ func current(runs []run, asOf time.Time) (*run, bool) {
 		}
 	}
 	return best, best != nil
+}
+
+// deadAsOf reports whether a death is in force as of asOf, by the merge's
+// rule (hub/merge, Registrations and deathDayAt): the certificates before
+// one registration (in stamp order) are one death, counting from the day
+// its first certificate took effect, or from the date of death on the
+// latest certificate when that one is of this death and earlier; the
+// registration after them ends it once in effect by asOf.
+func deadAsOf(history []hub.Change, asOf time.Time) bool {
+	latest := latestDeath(history)
+	type death struct{ first, last *hub.Change }
+	deaths := map[*hub.Change]*death{} // by the registration that ends it (nil: none)
+	for i := range history {
+		c := &history[i]
+		if c.Type != schemas.DeathCertified {
+			continue
+		}
+		var end *hub.Change
+		for j := range history {
+			if r := &history[j]; r.Type == schemas.HukouRegistered && stampBefore(c, r) && (end == nil || stampBefore(r, end)) {
+				end = r
+			}
+		}
+		d := deaths[end]
+		if d == nil {
+			d = &death{first: c, last: c}
+			deaths[end] = d
+		}
+		if stampBefore(c, d.first) {
+			d.first = c
+		}
+		if stampBefore(d.last, c) {
+			d.last = c
+		}
+	}
+	for end, d := range deaths {
+		if end != nil && !end.Time.After(asOf) {
+			continue // restored by asOf
+		}
+		day := dayOf(d.first.Time)
+		if d.last == latest {
+			var dd schemas.DeathCertifiedData
+			if json.Unmarshal(latest.Data, &dd) == nil {
+				if died, ok := parseDay(dd.DateOfDeath); ok && died.Before(day) {
+					day = died
+				}
+			}
+		}
+		if !day.After(dayOf(asOf)) {
+			return true
+		}
+	}
+	return false
 }

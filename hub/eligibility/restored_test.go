@@ -39,6 +39,10 @@ func TestRegistrationAfterADeathRestores(t *testing.T) {
 		// As of a day between the two, the person was deceased then.
 		{"as of a day before the restoration", []eligibility.CaseEvent{rental, death("2025-06-01", "2025-06-01"), restored},
 			"2025-07-01", "active", "none", true, false},
+		// The later death does not undo the earlier one before the
+		// restoration: deaths are told apart by the registrations between.
+		{"died again after the restoration, as of a day of the first death", []eligibility.CaseEvent{rental, death("2025-06-01", "2025-06-01"), restored, death("2026-04-10", "2026-04-05")},
+			"2025-07-01", "deceased", "none", true, false},
 		{"died again after the restoration, as of a day before", []eligibility.CaseEvent{rental, death("2025-06-01", "2025-06-01"), restored, death("2026-04-10", "2026-04-05")},
 			"2026-01-15", "deceased", "none", false, true},
 		{"died again after the restoration, as of a day after", []eligibility.CaseEvent{rental, death("2025-06-01", "2025-06-01"), restored, death("2026-04-10", "2026-04-05")},
