@@ -88,6 +88,9 @@ func MaskText(s string) string {
 		chain, end := scanGroups(s, i, buf[:0])
 		for k := 0; k < len(chain); {
 			n := matchWritten(s, chain[k:])
+			if n > 0 && inPath(s, chain[k].start, chain[k+n-1].end) {
+				n = 0
+			}
 			if n == 0 {
 				if chain[k].n < 15 {
 					k++
@@ -109,6 +112,36 @@ func MaskText(s string) string {
 	b.WriteString(s[last:])
 	return b.String()
 }
+
+// inPath reports whether the written form s[from:to] is parted by '/',
+// '_' or '.' and stands in a path or a file name: after a '/', '\',
+// '_', '.', letter or digit, or before a '/', '\', or a '.' or '_' and a
+// letter or digit (an extension, the rest of a name). Region, date and
+// sequence make paths and batch names ("imports/230102/20260101/0009.csv")
+// that pass the check character about once in eleven; an ID written with
+// those separators stands alone ("id 230102.19851021.0103").
+func inPath(s string, from, to int) bool {
+	if !strings.ContainsAny(s[from:to], "/_.／＿．") {
+		return false
+	}
+	if from > 0 {
+		r, _ := utf8.DecodeLastRuneInString(s[:from])
+		if r == '/' || r == '\\' || r == '_' || r == '.' || r < utf8.RuneSelf && isAlnum(byte(r)) {
+			return true
+		}
+	}
+	if to < len(s) {
+		switch s[to] {
+		case '/', '\\':
+			return true
+		case '.', '_':
+			return to+1 < len(s) && isAlnum(s[to+1])
+		}
+	}
+	return false
+}
+
+func isAlnum(c byte) bool { return isDigit(c) || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
 
 // group is a run of digits in free text, with the X that may end it:
 // s[start:end], n characters. A group that is a lone X has n == 1.

@@ -336,6 +336,12 @@ func TestMaskText(t *testing.T) {
 		{"17 digits grouped", "330602-19851021-010", "330602-19851021-010"},
 		{"X not at the end", "330602-1985102X-0103", "330602-1985102X-0103"},
 		{"four separators are not one", "330602    19851021    0103", "330602    19851021    0103"},
+		// Region, date and sequence in paths and file names pass the
+		// check character about once in eleven: left alone there.
+		{"a path", "open /data/imports/330602/19851021/0103.csv: no such file", "open /data/imports/330602/19851021/0103.csv: no such file"},
+		{"a relative path", "imports/330602/19851021/0103/", "imports/330602/19851021/0103/"},
+		{"a batch file name", "batch 330602_19851021_0103.csv rejected", "batch 330602_19851021_0103.csv rejected"},
+		{"a longer name", "run_330602.19851021.0103_b", "run_330602.19851021.0103_b"},
 		{"bank card 4-4-4-4-3", "6222 0212 3456 7890 123", "6222 0212 3456 7890 123"},
 		// Separated groups in an ID's written form, but no plausible ID:
 		// the check character or the birth date is wrong.
