@@ -114,26 +114,30 @@ func MaskText(s string) string {
 }
 
 // inPath reports whether the written form s[from:to] is parted by '/',
-// '_' or '.' and stands in a path or a file name: after a '/', '\',
-// '_', '.', letter or digit, or before a '/', '\', or a '.' or '_' and a
-// letter or digit (an extension, the rest of a name). Region, date and
-// sequence make paths and batch names ("imports/230102/20260101/0009.csv")
-// that pass the check character about once in eleven; an ID written with
-// those separators stands alone ("id 230102.19851021.0103").
+// '_' or '.' and stands in a path or a file name: right after a '/',
+// '\\' or '_', or right before a '/', a '\\' that starts no escape (\",
+// \n in quoted text), or a '.' or '_' and a letter or digit (an
+// extension, the rest of a name). Region, date and sequence make paths
+// and batch names ("imports/230102/20260101/0009.csv") that pass the
+// check character about once in eleven; an ID written with those
+// separators stands alone ("id 230102.19851021.0103", "No.230102…", a
+// quoted "\"230102.19851021.0103\"").
 func inPath(s string, from, to int) bool {
 	if !strings.ContainsAny(s[from:to], "/_.／＿．") {
 		return false
 	}
 	if from > 0 {
-		r, _ := utf8.DecodeLastRuneInString(s[:from])
-		if r == '/' || r == '\\' || r == '_' || r == '.' || r < utf8.RuneSelf && isAlnum(byte(r)) {
+		switch s[from-1] {
+		case '/', '\\', '_':
 			return true
 		}
 	}
 	if to < len(s) {
 		switch s[to] {
-		case '/', '\\':
+		case '/':
 			return true
+		case '\\':
+			return !(to+1 < len(s) && strings.IndexByte(`"'nrtu`, s[to+1]) >= 0)
 		case '.', '_':
 			return to+1 < len(s) && isAlnum(s[to+1])
 		}

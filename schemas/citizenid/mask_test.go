@@ -342,6 +342,14 @@ func TestMaskText(t *testing.T) {
 		{"a relative path", "imports/330602/19851021/0103/", "imports/330602/19851021/0103/"},
 		{"a batch file name", "batch 330602_19851021_0103.csv rejected", "batch 330602_19851021_0103.csv rejected"},
 		{"a longer name", "run_330602.19851021.0103_b", "run_330602.19851021.0103_b"},
+		{"a Windows path", `C:\data\330602\19851021\0103.csv`, `C:\data\330602\19851021\0103.csv`},
+		// Standing alone, such a form is an ID: after an abbreviation's
+		// period, or quoted and escaped as %q and JSON in JSON write it.
+		{"after No.", "No.330602.19851021.0103", "No.3306**********0103"},
+		{"JSON inside JSON", `{"detail":"{\"id\":\"330602.19851021.0103\"}"}`, `{"detail":"{\"id\":\"3306**********0103\"}"}`},
+		{"after an escaped newline", `"line\n330602.19851021.0103"`, `"line\n3306**********0103"`},
+		{"between escaped tabs", `"name\t330602_19851021_0103\tx"`, `"name\t3306**********0103\tx"`},
+		{"in a quoted request line", `malformed request "GET /?id=330602.19851021.0103\r\n"`, `malformed request "GET /?id=3306**********0103\r\n"`},
 		{"bank card 4-4-4-4-3", "6222 0212 3456 7890 123", "6222 0212 3456 7890 123"},
 		// Separated groups in an ID's written form, but no plausible ID:
 		// the check character or the birth date is wrong.
