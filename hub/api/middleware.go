@@ -219,7 +219,7 @@ func (s *Server) serveUnmatched(w http.ResponseWriter, r *http.Request, h http.H
 	cw := &captureWriter{header: http.Header{}}
 	h.ServeHTTP(cw, r)
 	var g Grant
-	if s.cfg.Authorizer != nil && underV1(r.URL.Path) {
+	if s.cfg.Authorizer != nil && underV1(r.URL.EscapedPath()) {
 		var ok bool
 		if g, ok = s.authorize(w, r, RouteUnmatched); !ok {
 			return

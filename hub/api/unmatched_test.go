@@ -140,3 +140,44 @@ func TestUnmatchedV1RequestsAuthorized(t *testing.T) {
 		})
 	}
 }
+
+// TestUnmatchedV1AsTheMuxReadsIt: whether an unmatched request is a /v1
+// request (authorised and audited as api.RouteUnmatched) is decided on the
+// path as the mux routes it, escaped, as the cleanable check now is: an
+// encoded dot segment is no segment to the mux, so /v1/%2E%2E/... is a /v1
+// request (it was answered 404 without credentials, unaudited), and
+// /stats/..%2Fv1%2F... is none (it was refused 401 and audited).
+func TestUnmatchedV1AsTheMuxReadsIt(t *testing.T) {
+	f := newFixture(t)
+	store := newMemStore(t)
+	id := string(f.known)
+	tests := []struct {
+		name, method, path string
+		wantStatus         int
+		wantAsked          bool
+	}{
+		{"encoded dot-dot after /v1", "GET", "/v1/%2E%2E/persons/" + id, 401, true},
+		{"encoded dot-dots climbing out", "DELETE", "/v1/persons/" + id + "/%2E%2E/%2E%2E/%2E%2E/x", 401, true},
+		{"lower-case encoded dots", "GET", "/v1/%2e%2e/%2e%2e/stats", 401, true},
+		{"a stats asset holding ..%2Fv1", "DELETE", "/stats/..%2Fv1%2Fpersons", 405, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			auth := &routeLog{}
+			h := api.New(api.Config{Store: f.reader, Counter: store, Regions: testRegions{}, Authorizer: auth}).Handler()
+			rec := do(t, h, tt.method, tt.path, http.Header{}) // no credentials
+			if rec.Code != tt.wantStatus {
+				t.Errorf("status = %d, want %d", rec.Code, tt.wantStatus)
+			}
+			var want []string
+			if tt.wantAsked {
+				want = []string{api.RouteUnmatched}
+			}
+			auth.mu.Lock()
+			defer auth.mu.Unlock()
+			if !reflect.DeepEqual(auth.routes, want) {
+				t.Errorf("Authorize asked with %q, want %q", auth.routes, want)
+			}
+		})
+	}
+}
