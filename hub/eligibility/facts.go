@@ -502,9 +502,24 @@ func statusAsOf(rec *hub.Record, history []hub.Change, asOf time.Time) string {
 		return hub.StatusDeceased
 	}
 	if lifecycle != nil && lifecycle.Type == schemas.HukouCancelled {
-		var d schemas.HukouCancelledData
-		if json.Unmarshal(lifecycle.Data, &d) == nil && d.Reason == "death" {
-			return hub.StatusDeceased
+		// A cancellation for death stays in force until a registration
+		// stamped after it, whatever other cancellation follows (hub/merge,
+		// deathInForce).
+		var reg *hub.Change
+		for i := range history {
+			if c := &history[i]; c.Type == schemas.HukouRegistered && !c.Time.After(asOf) && (reg == nil || stampBefore(reg, c)) {
+				reg = c
+			}
+		}
+		for i := range history {
+			c := &history[i]
+			if c.Type != schemas.HukouCancelled || c.Time.After(asOf) || reg != nil && stampBefore(c, reg) {
+				continue
+			}
+			var d schemas.HukouCancelledData
+			if json.Unmarshal(c.Data, &d) == nil && d.Reason == "death" {
+				return hub.StatusDeceased
+			}
 		}
 		return hub.StatusCancelled
 	}

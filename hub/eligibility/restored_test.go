@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/hub/eligibility"
 	"github.com/pophub/pophub/schemas"
 )
@@ -72,6 +73,48 @@ func TestRegistrationAfterADeathRestores(t *testing.T) {
 			}
 			if deceased != tc.deceased || notReached != tc.notReached {
 				t.Errorf("refused as deceased %v, a day not reached %v; want %v, %v: %+v", deceased, notReached, tc.deceased, tc.notReached, r.Decision.Conditions)
+			}
+		})
+	}
+}
+
+// TestDeathCancellationOutlivesAnotherCancellation: a hukou cancelled for
+// death stays deceased until a registration restores it, whatever other
+// cancellation follows (hub/merge, deathInForce); a decision as of a day
+// after both says so too, for the applicant and for a spouse.
+func TestDeathCancellationOutlivesAnotherCancellation(t *testing.T) {
+	p := catalogPolicy(t, "residence-permit/heilongjiang")
+	cancel := func(at, reason string) eligibility.CaseEvent {
+		return eligibility.CaseEvent{Type: schemas.HukouCancelled, Time: at, Data: map[string]any{"reason": reason}}
+	}
+	tests := []struct {
+		name   string
+		events []eligibility.CaseEvent
+	}{
+		{"death, then emigration", []eligibility.CaseEvent{cancel("2025-06-01", "death"), cancel("2025-07-01", "emigration")}},
+		{"death, then other", []eligibility.CaseEvent{cancel("2025-06-01", "death"), cancel("2025-06-02", "other")}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := eligibility.Case{Name: tc.name, AsOf: "2026-01-01",
+				Person: eligibility.CasePerson{BirthDate: "1990-01-01", Hukou: "230102001001"},
+				Events: tc.events}
+			subj, _, err := c.Build()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if subj.Record.Status != hub.StatusDeceased {
+				t.Fatalf("premise: the merged record's status is %q, want deceased", subj.Record.Status)
+			}
+			r := eligibility.RunCase(p, c)
+			var got string
+			for _, cond := range r.Decision.Conditions {
+				if cond.ID == "status" && len(cond.Facts) > 0 {
+					got = cond.Facts[0].Text
+				}
+			}
+			if got != "status "+hub.StatusDeceased {
+				t.Errorf("decision's status fact = %q, want %q (the record's)", got, "status "+hub.StatusDeceased)
 			}
 		})
 	}
