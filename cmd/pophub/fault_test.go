@@ -735,6 +735,7 @@ func testNATSRestart(t *testing.T, bin string, syncAlways bool) {
 		// down and the test proved nothing.
 		at(stopped, downSettle)
 		first := pending()
+		appliedBefore := m.Consumer.Counts().Applied
 		low, last := first, first
 		for time.Since(stopped) < downWatch {
 			time.Sleep(10 * time.Millisecond)
@@ -744,10 +745,13 @@ func testNATSRestart(t *testing.T, bin string, syncAlways bool) {
 			}
 			low, last = min(low, p), p
 		}
-		if low < first || last <= first {
-			// last > first also says the backlog rose above 0.
-			t.Errorf("NATS %v: the outbox backlog went from %d (%v after the stop) to %d, low %d, while NATS was down: it must only grow",
-				sig, first, downSettle, last, low)
+		// On a loaded machine the hub may have applied what the stream
+		// sent by then: a backlog that holds still, unshrunk, shows NATS
+		// down as well; it must grow while the hub applies events.
+		applied := m.Consumer.Counts().Applied - appliedBefore
+		if low < first || last == 0 || applied >= 100 && last <= first {
+			t.Errorf("NATS %v: the outbox backlog went from %d (%v after the stop) to %d, low %d, while NATS was down and the hub applied %d events: it must never shrink, and grow while events are applied",
+				sig, first, downSettle, last, low, applied)
 		}
 		if err := ns.Start(ctx); err != nil {
 			t.Fatal(err)
