@@ -4,23 +4,8 @@ import (
 	"testing"
 
 	"github.com/pophub/pophub/hub/eligibility"
-	"github.com/pophub/pophub/ops/policies"
 	"github.com/pophub/pophub/schemas"
 )
-
-// catalogPolicy is the shipped policy id.
-func catalogPolicy(t *testing.T, id string) *eligibility.Policy {
-	t.Helper()
-	cat, err := eligibility.Load(policies.FS())
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, ok := cat.Policy(id)
-	if !ok {
-		t.Fatalf("no policy %s", id)
-	}
-	return p
-}
 
 func contractIn230602(id, start, end string) eligibility.CaseEvent {
 	d := map[string]any{"contract_id": id, "employer_id": "91230100MA1234567X", "employer_name": "示例公司", "work_region": "230602", "start": start}
@@ -36,7 +21,7 @@ func contractIn230602(id, start, end string) eligibility.CaseEvent {
 // 31 days whatever the month: a break of all February is one, a break
 // into March is not.
 func TestBreakOfUpToACalendarMonth(t *testing.T) {
-	p := catalogPolicy(t, "residence-permit/heilongjiang")
+	p := policy(t, "residence-permit/heilongjiang")
 	tests := []struct {
 		name, end, next string
 		continuous      bool
@@ -70,7 +55,7 @@ func TestBreakOfUpToACalendarMonth(t *testing.T) {
 // qualifies_on nor in a condition's missing text; the text says the day
 // is not reached instead.
 func TestNoDayAfterADeathInAPastDecision(t *testing.T) {
-	p := catalogPolicy(t, "residence-permit/heilongjiang")
+	p := policy(t, "residence-permit/heilongjiang")
 	rental := eligibility.CaseEvent{Type: schemas.RentalRegistered, Time: "2025-12-01",
 		Data: map[string]any{"lease_id": "L1", "address_code": "230602013001", "start": "2025-12-01"}}
 	death := eligibility.CaseEvent{Type: schemas.DeathCertified, Time: "2026-04-01",

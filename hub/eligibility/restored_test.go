@@ -16,7 +16,7 @@ import (
 // reached; a death certified after the restoration ends it again, from
 // its own date, not the first certificate's.
 func TestRegistrationAfterADeathRestores(t *testing.T) {
-	p := catalogPolicy(t, "residence-permit/heilongjiang")
+	p := policy(t, "residence-permit/heilongjiang")
 	rental := eligibility.CaseEvent{Type: schemas.RentalRegistered, Time: "2025-12-01",
 		Data: map[string]any{"lease_id": "L1", "address_code": "230602013001", "start": "2025-12-01"}}
 	death := func(at, date string) eligibility.CaseEvent {
@@ -83,7 +83,7 @@ func TestRegistrationAfterADeathRestores(t *testing.T) {
 // cancellation follows (hub/merge, deathInForce); a decision as of a day
 // after both says so too, for the applicant and for a spouse.
 func TestDeathCancellationOutlivesAnotherCancellation(t *testing.T) {
-	p := catalogPolicy(t, "residence-permit/heilongjiang")
+	p := policy(t, "residence-permit/heilongjiang")
 	cancel := func(at, reason string) eligibility.CaseEvent {
 		return eligibility.CaseEvent{Type: schemas.HukouCancelled, Time: at, Data: map[string]any{"reason": reason}}
 	}
