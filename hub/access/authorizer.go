@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -236,43 +237,19 @@ func RequestPurpose(r *http.Request) (string, error) {
 // byte, any other visible ASCII character as it is (RFC 8187 allows
 // fewer, but encoders differ: JavaScript's encodeURIComponent leaves
 // ' ( ) *, Go's url.PathEscape : and @). A space, a control or non-ASCII
-// character or a lone % says the text was not encoded, and a text that
-// is not UTF-8 is none either.
+// character or a bad escape says the text was not encoded, and a text
+// that is not UTF-8 is none either.
 func decodeExtValue(v string) (string, bool) {
-	out := make([]byte, 0, len(v))
 	for i := 0; i < len(v); i++ {
-		c := v[i]
-		switch {
-		case c == '%':
-			if i+2 >= len(v) || !isHex(v[i+1]) || !isHex(v[i+2]) {
-				return "", false
-			}
-			out = append(out, unhex(v[i+1])<<4|unhex(v[i+2]))
-			i += 2
-		case c > ' ' && c < 0x7f:
-			out = append(out, c)
-		default:
+		if v[i] <= ' ' || v[i] >= 0x7f {
 			return "", false
 		}
 	}
-	if !utf8.Valid(out) {
+	s, err := url.PathUnescape(v)
+	if err != nil || !utf8.ValidString(s) {
 		return "", false
 	}
-	return string(out), true
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-
-func unhex(c byte) byte {
-	switch {
-	case c <= '9':
-		return c - '0'
-	case c <= 'F':
-		return c - 'A' + 10
-	}
-	return c - 'a' + 10
+	return s, true
 }
 
 // Authorize implements api.Authorizer. A refusal is audited with the
