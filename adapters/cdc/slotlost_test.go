@@ -60,22 +60,10 @@ func (g *gatedPublisher) Publish(ctx context.Context, events ...schemas.Event) (
 // The server is one of the test's own: the setting would invalidate
 // other tests' slots on the machine's.
 func TestInvalidatedSlotStopsTheStream(t *testing.T) {
-	url := testenv.PostgresCluster(t, "wal_level=logical", "max_slot_wal_keep_size=1MB")
+	url, db := smallSlotServer(t)
 	ctx := context.Background()
-	db, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close(ctx)
 	const table = "rentals"
-	exec(t, db, `CREATE TABLE rentals (lease_id bigint PRIMARY KEY, tenant_id text, address_code text NOT NULL,
-		start_date date NOT NULL, end_date date, signed_at timestamptz NOT NULL DEFAULT now())`)
-	exec(t, db, "ALTER TABLE rentals REPLICA IDENTITY FULL")
-	exec(t, db, "CREATE TABLE filler (x text)")
-	insertLease(t, db, table, 1, citizen(1))
-
-	addr := testenv.Kafka(t, partitions)
-	pub := &gatedPublisher{Publisher: newPublisher(t, addr)}
+	pub := &gatedPublisher{Publisher: newPublisher(t, testenv.Kafka(t, partitions))}
 	m := exampleMapping(t)
 	m.Table = table
 	newStream := func() *Stream {
@@ -95,18 +83,7 @@ func TestInvalidatedSlotStopsTheStream(t *testing.T) {
 	pub.close()
 	insertLease(t, db, table, 2, citizen(2))
 	time.Sleep(200 * time.Millisecond)
-	for range 4 {
-		exec(t, db, "INSERT INTO filler SELECT repeat('x', 1000) FROM generate_series(1, 1000)")
-		exec(t, db, "SELECT pg_switch_wal()")
-	}
-	exec(t, db, "CHECKPOINT")
-	var status string
-	if err := db.QueryRow(ctx, "SELECT wal_status FROM pg_replication_slots WHERE slot_name = $1", s.Slot()).Scan(&status); err != nil {
-		t.Fatal(err)
-	}
-	if status != "lost" {
-		t.Fatalf("the slot's wal_status is %q after the checkpoint, want lost: the test did not invalidate it", status)
-	}
+	invalidate(t, db, s.Slot())
 	pub.release()
 
 	var runErr error
@@ -149,22 +126,10 @@ func TestInvalidatedSlotStopsTheStream(t *testing.T) {
 // start or while streaming does, not with PostgreSQL's bare "cannot read
 // from logical replication slot".
 func TestSlotLostDuringTheCopyStopsTheStream(t *testing.T) {
-	url := testenv.PostgresCluster(t, "wal_level=logical", "max_slot_wal_keep_size=1MB")
+	url, db := smallSlotServer(t)
 	ctx := context.Background()
-	db, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close(ctx)
 	const table = "rentals"
-	exec(t, db, `CREATE TABLE rentals (lease_id bigint PRIMARY KEY, tenant_id text, address_code text NOT NULL,
-		start_date date NOT NULL, end_date date, signed_at timestamptz NOT NULL DEFAULT now())`)
-	exec(t, db, "ALTER TABLE rentals REPLICA IDENTITY FULL")
-	exec(t, db, "CREATE TABLE filler (x text)")
-	insertLease(t, db, table, 1, citizen(1))
-
-	addr := testenv.Kafka(t, partitions)
-	pub := &gatedPublisher{Publisher: newPublisher(t, addr)}
+	pub := &gatedPublisher{Publisher: newPublisher(t, testenv.Kafka(t, partitions))}
 	pub.close() // the copy waits for Kafka
 	m := exampleMapping(t)
 	m.Table = table
@@ -192,18 +157,7 @@ func TestSlotLostDuringTheCopyStopsTheStream(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	time.Sleep(300 * time.Millisecond)
-	for range 4 {
-		exec(t, db, "INSERT INTO filler SELECT repeat('x', 1000) FROM generate_series(1, 1000)")
-		exec(t, db, "SELECT pg_switch_wal()")
-	}
-	exec(t, db, "CHECKPOINT")
-	var status string
-	if err := db.QueryRow(ctx, "SELECT wal_status FROM pg_replication_slots WHERE slot_name = $1", s.Slot()).Scan(&status); err != nil {
-		t.Fatal(err)
-	}
-	if status != "lost" {
-		t.Fatalf("the slot's wal_status is %q after the checkpoint, want lost: the test did not invalidate it", status)
-	}
+	invalidate(t, db, s.Slot())
 	pub.release()
 	select {
 	case err := <-done:
@@ -212,5 +166,44 @@ func TestSlotLostDuringTheCopyStopsTheStream(t *testing.T) {
 		}
 	case <-time.After(50 * time.Second):
 		t.Fatal("Run still running")
+	}
+}
+
+// smallSlotServer is a PostgreSQL server of the test's own whose slots may
+// keep 1 MB of WAL (the setting would invalidate other tests' slots on
+// the machine's), with a rentals table holding one lease and a filler
+// table to write WAL into.
+func smallSlotServer(t *testing.T) (string, *pgx.Conn) {
+	t.Helper()
+	url := testenv.PostgresCluster(t, "wal_level=logical", "max_slot_wal_keep_size=1MB")
+	ctx := context.Background()
+	db, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close(context.Background()) })
+	exec(t, db, `CREATE TABLE rentals (lease_id bigint PRIMARY KEY, tenant_id text, address_code text NOT NULL,
+		start_date date NOT NULL, end_date date, signed_at timestamptz NOT NULL DEFAULT now())`)
+	exec(t, db, "ALTER TABLE rentals REPLICA IDENTITY FULL")
+	exec(t, db, "CREATE TABLE filler (x text)")
+	insertLease(t, db, "rentals", 1, citizen(1))
+	return url, db
+}
+
+// invalidate writes more WAL than slot may keep and checkpoints, which
+// invalidates the slot, and checks that it did.
+func invalidate(t *testing.T, db *pgx.Conn, slot string) {
+	t.Helper()
+	for range 4 {
+		exec(t, db, "INSERT INTO filler SELECT repeat('x', 1000) FROM generate_series(1, 1000)")
+		exec(t, db, "SELECT pg_switch_wal()")
+	}
+	exec(t, db, "CHECKPOINT")
+	var status string
+	if err := db.QueryRow(context.Background(), "SELECT wal_status FROM pg_replication_slots WHERE slot_name = $1", slot).Scan(&status); err != nil {
+		t.Fatal(err)
+	}
+	if status != "lost" {
+		t.Fatalf("the slot's wal_status is %q after the checkpoint, want lost: the test did not invalidate it", status)
 	}
 }
