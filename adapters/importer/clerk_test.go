@@ -448,3 +448,45 @@ func TestEventIDsKeepsEventsAcrossBlocks(t *testing.T) {
 		}
 	}
 }
+
+// TestMonthCells: a month column on the default layouts takes the month
+// forms, and a date on the first of a month as that month (exports that
+// keep months in date columns write 2026-03-01); another day is refused
+// saying so, and a month column with a layout of its own takes only that.
+func TestMonthCells(t *testing.T) {
+	const notFirst = "a date, not a month: only the first day of a month (2026-03-01) is read as its month"
+	for _, tc := range []struct {
+		value, layout string
+		want          string // the JSON string, or "" when refused
+		detail        string // the reject detail, when refused ("" for any)
+	}{
+		{"2026-03", "", `"2026-03"`, ""},
+		{"2026/3", "", `"2026-03"`, ""},
+		{"202603", "", `"2026-03"`, ""},
+		{"2026年3月", "", `"2026-03"`, ""},
+		{"2026-03-01", "", `"2026-03"`, ""},
+		{"2026/3/1", "", `"2026-03"`, ""},
+		{"20260301", "", `"2026-03"`, ""},
+		{"2026年3月1日", "", `"2026-03"`, ""},
+		{"2026-03-15", "", "", notFirst},
+		{"2026年3月31日", "", "", notFirst},
+		{"2026-13", "", "", ""},
+		{"2026-03-01", "2006-01", "", ""},
+		{"03/2026", "01/2006", `"2026-03"`, ""},
+	} {
+		t.Run(tc.value+" "+tc.layout, func(t *testing.T) {
+			c, err := newColumn("social_insurance.contribution_recorded", "month", Field{Column: "缴费月份", Kind: KindMonth, Layout: tc.layout},
+				func(string, string) int { return 0 })
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, set, _, cerr := c.appendValue(nil, []string{tc.value}, nil, false)
+			switch {
+			case tc.want != "" && (cerr != nil || !set || string(got) != tc.want):
+				t.Errorf("%s (%v), want %s", got, cerr, tc.want)
+			case tc.want == "" && (cerr == nil || cerr.reason != ReasonInvalidValue || tc.detail != "" && cerr.detail != tc.detail):
+				t.Errorf("%s (%v), want invalid_value %q", got, cerr, tc.detail)
+			}
+		})
+	}
+}

@@ -125,7 +125,8 @@
 // layout, timezone, split}. Kinds: string (default), number (a comma only
 // as a thousands separator, 1,234.5: "89,5" is refused, not read as 895), date
 // (→ YYYY-MM-DD; text only in its layouts, a workbook's number cell as an
-// Excel serial day number too), month (→ YYYY-MM), list
+// Excel serial day number too), month (→ YYYY-MM; on the default layouts
+// also a date on the first of a month), list
 // (→ JSON array), citizen_id (15 digits upgraded). An empty cell leaves the
 // field out unless it has a default. Unknown keys, types of another source,
 // data fields not in the type's data and columns missing from the header

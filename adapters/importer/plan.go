@@ -50,12 +50,16 @@ type column struct {
 	def     string
 	kind    string
 	layouts []string
-	loc     *time.Location
-	split   string
-	lookup  map[string]string // nil: no translation
-	table   string            // a Codes field's table and standard, for reject details: "education table (GB/T 4658)"
-	vague   map[string]bool   // short names of the table that fit several codes in this type
-	fold    bool              // read the cell as foldWidth does: a date, number, ID or code
+	// firstDays: a month column on the default layouts also reads a
+	// date on the first of a month as that month, as exports that keep
+	// months in date columns write it (2026-03-01).
+	firstDays bool
+	loc       *time.Location
+	split     string
+	lookup    map[string]string // nil: no translation
+	table     string            // a Codes field's table and standard, for reject details: "education table (GB/T 4658)"
+	vague     map[string]bool   // short names of the table that fit several codes in this type
+	fold      bool              // read the cell as foldWidth does: a date, number, ID or code
 }
 
 // Default layouts, tried in order, when a mapping names none. The time
@@ -301,6 +305,7 @@ func newColumn(t schemas.Type, name string, f Field, find func(what, name string
 		c.layouts = layoutsOr(f.Layout, dateLayouts)
 	case KindMonth:
 		c.layouts = layoutsOr(f.Layout, monthLayouts)
+		c.firstDays = f.Layout == ""
 	default:
 		if f.Layout != "" {
 			c.layouts = []string{f.Layout}
@@ -684,6 +689,11 @@ func (c *column) appendValue(dst []byte, row []string, kinds []cellKind, date190
 		return strconv.AppendFloat(dst, f, 'f', -1, 64), true, 0, nil
 	case KindDate, KindMonth:
 		t, ok := parseCell(v, kind, c.layouts, time.UTC, date1904)
+		if !ok && c.firstDays {
+			if t, ok = parseTime(v, dateForms, time.UTC); ok && t.Day() != 1 {
+				return dst, false, 0, &convertError{ReasonInvalidValue, "a date, not a month: only the first day of a month (2026-03-01) is read as its month"}
+			}
+		}
 		if !ok {
 			return dst, false, 0, &convertError{ReasonInvalidValue, "not a " + c.kind + " in layout " + strings.Join(c.layouts, " or ")}
 		}
