@@ -207,26 +207,46 @@ func (e *identityGapError) Error() string {
 // publish_via_partition_root they arrive under the partitions' names,
 // which the stream would take for other tables' and skip, confirming its
 // position past them: lost. So a partitioned table's publication is
-// created with it, and an existing one without it is refused.
+// created with it, and an existing one without it is refused. So is one
+// that leaves out a kind of change the mapping maps (someone else may
+// have created it, or altered it since), checked at every start.
 func (s *Stream) ensurePublication(ctx context.Context, db *pgx.Conn, t *tableInfo) error {
-	var exists, hasTable bool
-	err := db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1),
-		EXISTS (SELECT 1 FROM pg_publication_tables WHERE pubname = $1 AND schemaname = $2 AND tablename = $3)`,
-		s.cfg.Publication, t.schema, t.name).Scan(&exists, &hasTable)
-	if err != nil {
+	var exists, hasTable, viaRoot bool
+	var published []string
+	// pubviaroot exists from PostgreSQL 13, which only a partitioned
+	// table needs: read through to_jsonb, older servers give NULL.
+	err := db.QueryRow(ctx, `SELECT array_remove(ARRAY[CASE WHEN p.pubinsert THEN 'insert' END, CASE WHEN p.pubupdate THEN 'update' END,
+			CASE WHEN p.pubdelete THEN 'delete' END, CASE WHEN p.pubtruncate THEN 'truncate' END], NULL),
+		coalesce((to_jsonb(p)->>'pubviaroot')::bool, false),
+		EXISTS (SELECT 1 FROM pg_publication_tables WHERE pubname = $1 AND schemaname = $2 AND tablename = $3)
+		FROM pg_publication p WHERE p.pubname = $1`,
+		s.cfg.Publication, t.schema, t.name).Scan(&published, &viaRoot, &hasTable)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+	case err != nil:
 		return fmt.Errorf("looking up publication %s: %w", s.cfg.Publication, err)
+	default:
+		exists = true
 	}
-	if exists && t.partitioned {
-		// pubviaroot exists from PostgreSQL 13, which inspect required.
-		var viaRoot bool
-		err := db.QueryRow(ctx, `SELECT pubviaroot FROM pg_publication WHERE pubname = $1`, s.cfg.Publication).Scan(&viaRoot)
-		if err != nil {
-			return fmt.Errorf("looking up publication %s: %w", s.cfg.Publication, err)
+	if exists && t.partitioned && !viaRoot {
+		return fmt.Errorf("checking publication %s: %s is partitioned, and the publication would send its changes "+
+			"under the partitions' names, which the stream does not read: run ALTER PUBLICATION %s SET (publish_via_partition_root = true)",
+			s.cfg.Publication, t.qualified, s.cfg.Publication)
+	}
+	if exists {
+		// A kind of change the mapping maps but the publication leaves
+		// out never reaches the stream: each one would be lost unseen.
+		var lacking []string
+		for _, kind := range []string{opInsert, opUpdate, opDelete} {
+			if s.plan.ops[kind] != nil && !slices.Contains(published, kind) {
+				lacking = append(lacking, kind)
+			}
 		}
-		if !viaRoot {
-			return fmt.Errorf("checking publication %s: %s is partitioned, and the publication would send its changes "+
-				"under the partitions' names, which the stream does not read: run ALTER PUBLICATION %s SET (publish_via_partition_root = true)",
-				s.cfg.Publication, t.qualified, s.cfg.Publication)
+		if len(lacking) > 0 {
+			return fmt.Errorf("checking publication %s: it publishes %s but not %s, which the mapping maps: "+
+				"PostgreSQL would never send those changes, and they would be lost: run ALTER PUBLICATION %s SET (publish = '%s')",
+				s.cfg.Publication, publishedList(published), strings.Join(lacking, " nor "), s.cfg.Publication,
+				strings.Join(uniq(append(published, lacking...)), ", "))
 		}
 	}
 	switch {
@@ -248,6 +268,14 @@ func (s *Stream) ensurePublication(ctx context.Context, db *pgx.Conn, t *tableIn
 	}
 	s.log.InfoContext(ctx, "cdc: created publication", "publication", s.cfg.Publication)
 	return nil
+}
+
+// publishedList names the kinds of change a publication publishes.
+func publishedList(published []string) string {
+	if len(published) == 0 {
+		return "nothing"
+	}
+	return strings.Join(published, ", ")
 }
 
 // ensureSlot returns the position to stream from. With a slot whose
