@@ -204,6 +204,9 @@ type attrs struct {
 // "Subject" or "Data" override the real attribute, where CloudEvents
 // attribute names are lower-case and case-sensitive.
 func decodeStd(in Input) (Event, error) {
+	if len(in.Value) == 0 && in.FromKafka {
+		return Event{}, reject(ReasonNotJSON, "", "the record has no value (empty, or null: a tombstone, as a compacted topic's producer writes after a delete); events carry no deletes")
+	}
 	if rej := checkText(in.Value); rej != nil {
 		return Event{}, rej
 	}

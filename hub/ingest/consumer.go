@@ -117,6 +117,7 @@
 package ingest
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/tls"
@@ -630,6 +631,32 @@ func recordBytes(m kafka.Message) int {
 	return n
 }
 
+// utf8BOM is the byte order mark Windows tools (Notepad, PowerShell, .NET's
+// UTF8Encoding(true)) write before a file's text. RFC 8259 lets a parser
+// ignore it; the gateway does, and so does the consumer, so that an event
+// read from such a file is taken on either path. The DLQ keeps a rejected
+// record's value as sent.
+var utf8BOM = []byte("\xef\xbb\xbf")
+
+// binaryMode reports a record in the CloudEvents Kafka binding's binary
+// content mode, the default of the CloudEvents SDKs' Kafka serializers:
+// the attributes in ce_* headers and the data alone as the value.
+func binaryMode(headers []kafka.Header) bool {
+	for _, h := range headers {
+		if h.Key == "ce_specversion" {
+			return true
+		}
+	}
+	return false
+}
+
+// errBinaryMode is the reject of a binary-mode record the decoder refused:
+// read as an event, its data's members would be reported as unknown
+// attributes, which does not say what to change.
+var errBinaryMode = &schemas.RejectError{Reason: schemas.ReasonNotCloudEvent, Field: "ce_specversion",
+	Detail: "CloudEvents binary content mode (ce_* headers) is not supported: send the event in structured mode, " +
+		"the whole event as the record's value (content-type application/cloudevents+json)"}
+
 // W3C trace context header names.
 const (
 	headerTraceparent = "traceparent"
@@ -805,18 +832,22 @@ func decodeChunk(batch []kafka.Message) decoded {
 			continue
 		}
 		st.consumed++
-		ev, err := schemas.Decode(schemas.Input{Topic: m.Topic, Key: m.Key, Value: m.Value, Now: now, FromKafka: true})
+		value := bytes.TrimPrefix(m.Value, utf8BOM)
+		ev, err := schemas.Decode(schemas.Input{Topic: m.Topic, Key: m.Key, Value: value, Now: now, FromKafka: true})
 		if err != nil {
 			re, ok := errors.AsType[*schemas.RejectError](err)
 			if !ok {
 				re = &schemas.RejectError{Reason: schemas.ReasonInvalidData, Detail: "undecodable"}
+			}
+			if binaryMode(m.Headers) {
+				re = errBinaryMode
 			}
 			d.rejects = append(d.rejects, dlqRecord(m, re))
 			st.rejected[re.Reason]++
 			continue
 		}
 		st.accepted++
-		in := hub.Input{Event: ev, Raw: m.Value}
+		in := hub.Input{Event: ev, Raw: value}
 		if tp := kafkaheaders.Get(m.Headers, headerTraceparent); tp != "" {
 			headers := m.Headers // escapes only for records that carry a trace
 			if sc := trace.SpanContextFromContext(propagator.Extract(context.Background(), kafkaheaders.Carrier{Headers: &headers})); sc.IsValid() {

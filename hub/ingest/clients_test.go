@@ -1,0 +1,96 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/pophub/pophub/schemas"
+)
+
+// TestOtherClientsRecords: records as Windows tools and the CloudEvents
+// SDKs' Kafka serializers write them. An event after a UTF-8 byte order
+// mark is applied, as the gateway applies it, and without the mark in the
+// raw event the store keeps; a record in binary content mode (attributes
+// in ce_* headers, the data alone as the value) is rejected saying so,
+// rather than as an event whose data's members are unknown attributes.
+// A record without a value (a tombstone) is rejected saying so. Each
+// reject reaches the DLQ as it was sent, mark included.
+func TestOtherClientsRecords(t *testing.T) {
+	topic := schemas.Topic(schemas.Marriage)
+	event := func(id, spouse string) string {
+		return cloudEvent(id, "marriage", "marriage.registered", idA, `{"spouse_id":"`+spouse+`"}`)
+	}
+	bom := "\xef\xbb\xbf"
+	binaryHeaders := []kafka.Header{{Key: "ce_specversion", Value: []byte("1.0")}, {Key: "ce_id", Value: []byte("m-bin")},
+		{Key: "ce_source", Value: []byte("marriage")}, {Key: "ce_type", Value: []byte("marriage.registered")},
+		{Key: "ce_subject", Value: []byte(idA)}, {Key: "content-type", Value: []byte("application/json")}}
+	records := []struct {
+		name    string
+		value   string
+		headers []kafka.Header
+		reason  string // "" when applied
+		field   string
+		detail  string
+	}{
+		{"event after a byte order mark", bom + event("m-bom", idB), nil, "", "", ""},
+		{"invalid event after a byte order mark", bom + event("m-bad", idA), nil, schemas.ReasonInvalidData, "data.spouse_id", ""},
+		{"binary content mode", `{"spouse_id":"` + idB + `"}`, binaryHeaders, schemas.ReasonNotCloudEvent, "ce_specversion", "binary content mode"},
+		{"structured event with ce_ headers", event("m-both", idB), binaryHeaders, "", "", ""},
+		{"tombstone", "", nil, schemas.ReasonNotJSON, "", "tombstone"},
+	}
+
+	for _, r := range records {
+		d := decodeChunk([]kafka.Message{{Topic: topic, Key: []byte(idA), Value: []byte(r.value), Headers: r.headers}})
+		if r.reason == "" {
+			if len(d.inputs) != 1 || bytes.HasPrefix(d.inputs[0].Raw, []byte(bom)) || !strings.HasPrefix(string(d.inputs[0].Raw), "{") {
+				t.Errorf("%s: inputs %d; want one, its raw event without the mark", r.name, len(d.inputs))
+			}
+		}
+	}
+
+	k := broker(t)
+	var msgs []kafka.Message
+	for _, r := range records {
+		msgs = append(msgs, kafka.Message{Topic: topic, Key: []byte(idA), Value: []byte(r.value), Headers: r.headers})
+	}
+	w := &kafka.Writer{Addr: kafka.TCP(k.Addr()), Balancer: toPartition0, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
+	if err := w.WriteMessages(context.Background(), msgs...); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	a := &recordingApplier{}
+	c, err := New(Config{Brokers: []string{k.Addr()}, GroupID: "clients"}, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := run(t, c)
+	waitUntil(t, "every record consumed", func() bool { return c.Counts().Consumed == int64(len(records)) })
+	stop()
+	for _, id := range []string{"m-bom", "m-both"} {
+		if a.ids[id] != 1 {
+			t.Errorf("event %s applied %d times, want 1", id, a.ids[id])
+		}
+	}
+	var rejected []int
+	for i, r := range records {
+		if r.reason != "" {
+			rejected = append(rejected, i)
+		}
+	}
+	dlq := readTopic(t, k.Addr(), schemas.DLQTopic, len(rejected))
+	for j, i := range rejected {
+		r, m := records[i], dlq[j]
+		if string(m.Value) != r.value {
+			t.Errorf("%s: DLQ value %q, want the record's %q", r.name, m.Value, r.value)
+		}
+		if header(m, HeaderReason) != r.reason || header(m, HeaderField) != r.field || !strings.Contains(header(m, HeaderError), r.detail) {
+			t.Errorf("%s: DLQ reason %q field %q error %q; want %s, %s, saying %q", r.name,
+				header(m, HeaderReason), header(m, HeaderField), header(m, HeaderError), r.reason, r.field, r.detail)
+		}
+	}
+}
