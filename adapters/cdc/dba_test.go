@@ -2,6 +2,7 @@ package cdc
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -30,6 +31,74 @@ func TestPublicationLeavingOutMappedChanges(t *testing.T) {
 			err := start(t, s).end(t)
 			if err == nil || errors.Is(err, ErrTableChanged) || !strings.Contains(err.Error(), "ALTER PUBLICATION pophub_"+table+" "+tc.want) {
 				t.Errorf("Run: %v; want a refusal with ALTER PUBLICATION ... %s", err, tc.want)
+			}
+			if st := s.Stats(); st.Snapshot != 0 || st.Published != 0 {
+				t.Errorf("stats %+v: want nothing copied", st)
+			}
+		})
+	}
+}
+
+// TestColumnsPostgreSQLDoesNotSend: a mapped column that PostgreSQL leaves
+// out of the changes it sends, a generated column or one outside the
+// publication's column list, is refused at start with what to do, before
+// the copy sends rows the changes could not follow.
+func TestColumnsPostgreSQLDoesNotSend(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		setup []string // %[1]s stands for the table
+		want  string   // in the error; "" for a start that streams
+	}{
+		{
+			name: "generated column",
+			setup: []string{
+				"ALTER TABLE %[1]s DROP COLUMN address_code",
+				"ALTER TABLE %[1]s ADD COLUMN address_code text GENERATED ALWAYS AS ('" + addressCode + "') STORED",
+			},
+			want: "the mapping reads address_code of public.%[1]s, which are generated columns",
+		},
+		{
+			name:  "column list without a mapped column",
+			setup: []string{"CREATE PUBLICATION pophub_%[1]s FOR TABLE %[1]s (lease_id, tenant_id, address_code, start_date, signed_at)"},
+			want: "without end_date, which the mapping reads: PostgreSQL would leave them out of every change it sends. " +
+				"Add them to its column list: ALTER PUBLICATION pophub_%[1]s SET TABLE public.%[1]s " +
+				"(lease_id, tenant_id, address_code, start_date, signed_at, end_date)",
+		},
+		{
+			name: "column list of another publication's table",
+			setup: []string{
+				"CREATE TABLE %[1]s_other (id int PRIMARY KEY)",
+				"CREATE PUBLICATION pophub_%[1]s FOR TABLE %[1]s (lease_id, tenant_id, address_code, start_date, signed_at), %[1]s_other",
+			},
+			want: "BEGIN; ALTER PUBLICATION pophub_%[1]s DROP TABLE public.%[1]s; ALTER PUBLICATION pophub_%[1]s ADD TABLE public.%[1]s " +
+				"(lease_id, tenant_id, address_code, start_date, signed_at, end_date); COMMIT",
+		},
+		{
+			name:  "column list with every mapped column",
+			setup: []string{"CREATE PUBLICATION pophub_%[1]s FOR TABLE %[1]s (lease_id, tenant_id, address_code, start_date, end_date, signed_at)"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db := connect(t)
+			table := rentalsTable(t, db)
+			t.Cleanup(func() { exec(t, connect(t), "DROP TABLE IF EXISTS "+table+"_other") })
+			exec(t, db, "ALTER TABLE "+table+" ALTER COLUMN address_code SET DEFAULT '"+addressCode+"'")
+			for _, sql := range tc.setup {
+				exec(t, db, fmt.Sprintf(sql, table))
+			}
+			exec(t, db, `INSERT INTO `+table+` (lease_id, tenant_id, start_date) VALUES (1, $1, '2025-01-01')`, citizen(1))
+			addr := testenv.Kafka(t, partitions)
+			s := newStream(t, table, newPublisher(t, addr), exampleMapping(t))
+			r := start(t, s)
+			if tc.want == "" {
+				waitFor(t, r, "the copy", func() bool { return s.Stats().Published == 1 })
+				exec(t, db, fmt.Sprintf(insertLeaseSQL("tenant_id", 2), table))
+				waitFor(t, r, "the insert", func() bool { return s.Stats().Published == 2 })
+				return
+			}
+			err := r.end(t)
+			if want := fmt.Sprintf(tc.want, table); err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("Run: %v\nwant an error with %s", err, want)
 			}
 			if st := s.Stats(); st.Snapshot != 0 || st.Published != 0 {
 				t.Errorf("stats %+v: want nothing copied", st)

@@ -25,6 +25,10 @@ type tableInfo struct {
 	columns   []string
 	// keyTypes are the SQL types of the mapping's key columns, in order.
 	keyTypes []string
+	// generated are the mapped columns that are generated columns, whose
+	// values PostgreSQL leaves out of the changes it sends unless the
+	// publication asks for them (publish_generated_columns, PostgreSQL 18).
+	generated []string
 	// partitioned: the table is a partitioned table, whose rows live in
 	// its partitions; the publication must publish their changes under
 	// the table's own name (publish_via_partition_root).
@@ -88,12 +92,21 @@ func (s *Stream) inspect(ctx context.Context, db *pgx.Conn) (*tableInfo, error) 
 				"(publish_via_partition_root), or stream each partition as a table of its own", t.qualified)
 		}
 	}
-	rows, err := db.Query(ctx, `SELECT attname FROM pg_attribute
+	rows, err := db.Query(ctx, `SELECT attname, attgenerated <> '' FROM pg_attribute
 		WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum`, t.oid)
 	if err != nil {
 		return nil, fmt.Errorf("listing columns of %s: %w", t.qualified, err)
 	}
-	if t.columns, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+	var name string
+	var generated bool
+	_, err = pgx.ForEachRow(rows, []any{&name, &generated}, func() error {
+		t.columns = append(t.columns, name)
+		if generated && slices.Contains(s.plan.columns(), name) {
+			t.generated = append(t.generated, name)
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("listing columns of %s: %w", t.qualified, err)
 	}
 	var missing []string
@@ -211,16 +224,24 @@ func (e *identityGapError) Error() string {
 // that leaves out a kind of change the mapping maps (someone else may
 // have created it, or altered it since), checked at every start.
 func (s *Stream) ensurePublication(ctx context.Context, db *pgx.Conn, t *tableInfo) error {
-	var exists, hasTable, viaRoot bool
-	var published []string
-	// pubviaroot exists from PostgreSQL 13, which only a partitioned
-	// table needs: read through to_jsonb, older servers give NULL.
+	var exists, hasTable, viaRoot, genPublished bool
+	var published, listed []string
+	var tables int
+	// Columns that appeared in later versions are read through to_jsonb,
+	// which gives NULL on servers without them: pubviaroot (PostgreSQL
+	// 13, which only a partitioned table needs), the table's column list
+	// (attnames, 15: NULL when the publication has none, or on older
+	// servers) and pubgencols (18).
 	err := db.QueryRow(ctx, `SELECT array_remove(ARRAY[CASE WHEN p.pubinsert THEN 'insert' END, CASE WHEN p.pubupdate THEN 'update' END,
 			CASE WHEN p.pubdelete THEN 'delete' END, CASE WHEN p.pubtruncate THEN 'truncate' END], NULL),
 		coalesce((to_jsonb(p)->>'pubviaroot')::bool, false),
-		EXISTS (SELECT 1 FROM pg_publication_tables WHERE pubname = $1 AND schemaname = $2 AND tablename = $3)
+		coalesce(to_jsonb(p)->>'pubgencols' = 's', false),
+		EXISTS (SELECT 1 FROM pg_publication_tables WHERE pubname = $1 AND schemaname = $2 AND tablename = $3),
+		(SELECT array(SELECT jsonb_array_elements_text(to_jsonb(pt)->'attnames')) FROM pg_publication_tables pt
+			WHERE pt.pubname = $1 AND pt.schemaname = $2 AND pt.tablename = $3 AND jsonb_typeof(to_jsonb(pt)->'attnames') = 'array'),
+		(SELECT count(*) FROM pg_publication_tables WHERE pubname = $1)
 		FROM pg_publication p WHERE p.pubname = $1`,
-		s.cfg.Publication, t.schema, t.name).Scan(&published, &viaRoot, &hasTable)
+		s.cfg.Publication, t.schema, t.name).Scan(&published, &viaRoot, &genPublished, &hasTable, &listed, &tables)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 	case err != nil:
@@ -249,6 +270,23 @@ func (s *Stream) ensurePublication(ctx context.Context, db *pgx.Conn, t *tableIn
 				strings.Join(uniq(append(published, lacking...)), ", "))
 		}
 	}
+	if len(t.generated) > 0 && !genPublished {
+		return s.generatedColumns(ctx, db, t)
+	}
+	if listed != nil {
+		var left []string
+		for _, c := range s.plan.columns() {
+			if !slices.Contains(listed, c) {
+				left = append(left, c)
+			}
+		}
+		if len(left) > 0 {
+			return fmt.Errorf("checking publication %s: it publishes only the columns %s of %s, without %s, which the mapping reads: "+
+				"PostgreSQL would leave them out of every change it sends. Add them to its column list: %s",
+				s.cfg.Publication, strings.Join(listed, ", "), t.qualified, strings.Join(left, ", "),
+				s.columnListSQL(t, append(slices.Clone(listed), left...), tables))
+		}
+	}
 	switch {
 	case exists && hasTable:
 		return nil
@@ -268,6 +306,40 @@ func (s *Stream) ensurePublication(ctx context.Context, db *pgx.Conn, t *tableIn
 	}
 	s.log.InfoContext(ctx, "cdc: created publication", "publication", s.cfg.Publication)
 	return nil
+}
+
+// generatedColumns explains why mapped generated columns cannot be
+// streamed: PostgreSQL computes them when it writes the row, and its
+// logical replication sends only the columns it stored from the
+// statement (before PostgreSQL 18, always; from 18, unless the
+// publication asks for stored generated columns). The initial copy would
+// read them, and the first change then lack them.
+func (s *Stream) generatedColumns(ctx context.Context, db *pgx.Conn, t *tableInfo) error {
+	fix := "map the columns they are computed from instead"
+	var version int
+	if db.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&version) == nil && version >= 180000 {
+		fix += fmt.Sprintf(", or have the publication send them: ALTER PUBLICATION %s SET (publish_generated_columns = stored)", s.cfg.Publication)
+	}
+	return fmt.Errorf("checking the table: the mapping reads %s of %s, which are generated columns (GENERATED ALWAYS AS ...), "+
+		"and PostgreSQL leaves generated columns out of the changes it sends to the stream: %s",
+		strings.Join(t.generated, ", "), t.qualified, fix)
+}
+
+// columnListSQL is the SQL giving the publication's entry for the table
+// the column list cols. SET TABLE replaces the publication's whole list
+// of tables, fine when the table is its only one; otherwise the entry is
+// replaced in one transaction, so that no change falls between.
+func (s *Stream) columnListSQL(t *tableInfo, cols []string, tables int) string {
+	quoted := make([]string, len(cols))
+	for i, c := range cols {
+		quoted[i] = ident(c)
+	}
+	entry := fmt.Sprintf("%s (%s)", t.qualified, strings.Join(quoted, ", "))
+	if tables <= 1 {
+		return fmt.Sprintf("ALTER PUBLICATION %s SET TABLE %s", s.cfg.Publication, entry)
+	}
+	return fmt.Sprintf("BEGIN; ALTER PUBLICATION %s DROP TABLE %s; ALTER PUBLICATION %s ADD TABLE %s; COMMIT",
+		s.cfg.Publication, t.qualified, s.cfg.Publication, entry)
 }
 
 // publishedList names the kinds of change a publication publishes.
