@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 
 	"github.com/pophub/pophub/hub/access"
 	"github.com/pophub/pophub/hub/embedded"
+	"github.com/pophub/pophub/hub/ingest"
 	"github.com/pophub/pophub/schemas"
 )
 
@@ -199,6 +201,9 @@ func (rw *rewind) run(ctx context.Context, out, errOut io.Writer, dryRun bool) e
 		return err
 	}
 	rw.print(out, plan, dryRun)
+	if !rw.at.IsZero() {
+		rw.warnProducerTimed(ctx, errOut)
+	}
 	if dryRun {
 		if members > 0 {
 			fmt.Fprintf(errOut, "note: %v\n", groupBusyError{group: rw.group, members: members})
@@ -210,6 +215,25 @@ func (rw *rewind) run(ctx context.Context, out, errOut io.Writer, dryRun bool) e
 	}
 	fmt.Fprintln(out, "start the hub: it reads these records again, and its store drops those it already holds")
 	return nil
+}
+
+// warnProducerTimed warns when topics keep their producers' timestamps:
+// --to-time then finds the first record stamped at or after the time, and
+// a record stamped earlier (a back-filled event stamped with its business
+// time) yet appended after it is not read again.
+func (rw *rewind) warnProducerTimed(ctx context.Context, errOut io.Writer) {
+	topics, err := ingest.ProducerTimed(ctx, rw.client, rw.topics)
+	switch {
+	case err != nil:
+		fmt.Fprintf(errOut, "note: could not check whose timestamps the topics' records carry (%v): if their producers set them, "+
+			"--to-time may skip records appended after the time; --to-earliest never does\n", err)
+	case len(topics) > 0:
+		fmt.Fprintf(errOut, "warning: %s keep the timestamps their producers set (%s=CreateTime): a record stamped before "+
+			"the time but appended after it is not read again. Use --to-earliest to read everything again (the store drops "+
+			"what it holds), and set %s=LogAppendTime on them (kafka-configs.sh --alter --entity-type topics "+
+			"--entity-name T --add-config %s=LogAppendTime), as the hub does on the topics it creates\n",
+			strings.Join(topics, ", "), ingest.TimestampTypeConfig, ingest.TimestampTypeConfig, ingest.TimestampTypeConfig)
+	}
 }
 
 // members counts the group's members: 0 for a group the broker does not

@@ -13,9 +13,11 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/pophub/pophub/hub/api"
 	"github.com/pophub/pophub/hub/embedded"
+	"github.com/pophub/pophub/hub/ingest"
 	"github.com/pophub/pophub/hub/memdb"
 	"github.com/pophub/pophub/schemas"
 )
@@ -308,5 +310,40 @@ func TestOffsetsRewindDevData(t *testing.T) {
 	defer k.Close()
 	if got := committedOffsets(t, []string{k.Addr()}, group, housing)[housing+"/0"]; got != 1 {
 		t.Errorf("committed offset %d after rewind --data, want 1\n%s", got, out)
+	}
+}
+
+// TestRewindToTimeWarnsOfProducerTimestamps: --to-time goes by the
+// records' timestamps, which on topics of CreateTime their producers set:
+// the rewind warns and points to --to-earliest there, and not on topics
+// the hub created, which the broker stamps with the time it appended.
+func TestRewindToTimeWarnsOfProducerTimestamps(t *testing.T) {
+	const warning = "keep the timestamps their producers set (message.timestamp.type=CreateTime)"
+	at := []string{"--to-time", "2026-12-05T01:30:00+08:00", "--dry-run", "--source", "housing", "--source", "tax"}
+
+	seeded := rewindKafka(t) // the embedded broker's topics: the broker's defaults
+	out, err := execute(t, rootCommand(), append([]string{"offsets", "rewind", "--kafka", seeded[0], "--group", "g"}, at...)...)
+	if err != nil {
+		t.Fatalf("rewind: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "warning: pop.events.housing, pop.events.tax "+warning) || !strings.Contains(out, "--to-earliest") {
+		t.Errorf("no warning naming both topics and --to-earliest:\n%s", out)
+	}
+	out, err = execute(t, rootCommand(), "offsets", "rewind", "--kafka", seeded[0], "--group", "g", "--to-earliest", "--dry-run")
+	if err != nil || strings.Contains(out, warning) {
+		t.Errorf("--to-earliest: %v, warned of timestamps it does not read:\n%s", err, out)
+	}
+
+	created, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(created.Close)
+	if err := ingest.EnsureTopics(context.Background(), created.ListenAddrs(), 2, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	out, err = execute(t, rootCommand(), append([]string{"offsets", "rewind", "--kafka", created.ListenAddrs()[0], "--group", "g"}, at...)...)
+	if err != nil || strings.Contains(out, warning) {
+		t.Errorf("topics the hub created: %v, warned:\n%s", err, out)
 	}
 }

@@ -65,10 +65,24 @@ var dlqTopicConfigs = []kafka.ConfigEntry{
 	{ConfigName: "retention.bytes", ConfigValue: "-1"},
 }
 
+// sourceTopicConfigs have the broker stamp each record with the time it
+// appended it: a department's client may set a record's timestamp to its
+// business time (MirrorMaker 2, Kafka Streams and explicit timestamps in
+// the Java, .NET and kafkajs clients do), and reading the topics again
+// from a point in time (pophub offsets rewind --to-time) must find every
+// record appended after it.
+var sourceTopicConfigs = []kafka.ConfigEntry{{ConfigName: TimestampTypeConfig, ConfigValue: "LogAppendTime"}}
+
+// TimestampTypeConfig is the topic configuration that says whose time a
+// record's timestamp is: the producer's (CreateTime, Kafka's default) or
+// the broker's (LogAppendTime).
+const TimestampTypeConfig = "message.timestamp.type"
+
 // EnsureTopics creates the eight source topics and the DLQ topic where they
 // are missing, authenticating with m and speaking TLS with tc when not
 // nil. It is idempotent; existing topics are left as they are. The source
-// topics get the broker's defaults; the DLQ keeps its records for ever
+// topics get the broker's defaults but for timestamps of the broker's
+// (sourceTopicConfigs); the DLQ keeps its records for ever
 // (dlqTopicConfigs). Consumer.Run warns when an existing DLQ does not.
 func EnsureTopics(ctx context.Context, brokers []string, partitions int, m sasl.Mechanism, tc *tls.Config) error {
 	if partitions < 1 {
@@ -76,7 +90,8 @@ func EnsureTopics(ctx context.Context, brokers []string, partitions int, m sasl.
 	}
 	var configs []kafka.TopicConfig
 	for _, t := range schemas.Topics() {
-		configs = append(configs, kafka.TopicConfig{Topic: t, NumPartitions: partitions, ReplicationFactor: -1})
+		configs = append(configs, kafka.TopicConfig{Topic: t, NumPartitions: partitions, ReplicationFactor: -1,
+			ConfigEntries: sourceTopicConfigs})
 	}
 	configs = append(configs, kafka.TopicConfig{Topic: schemas.DLQTopic, NumPartitions: partitions, ReplicationFactor: -1,
 		ConfigEntries: dlqTopicConfigs})
@@ -126,6 +141,33 @@ const createAttempts = 10
 func transientCreate(err error) bool {
 	var ke kafka.Error
 	return errors.As(err, &ke) && (ke == kafka.BrokerNotAvailable || ke.Temporary())
+}
+
+// ProducerTimed lists the topics whose records carry their producers'
+// timestamps (message.timestamp.type CreateTime), not the broker's.
+func ProducerTimed(ctx context.Context, cl *kafka.Client, topics []string) ([]string, error) {
+	req := &kafka.DescribeConfigsRequest{}
+	for _, t := range topics {
+		req.Resources = append(req.Resources, kafka.DescribeConfigRequestResource{
+			ResourceType: kafka.ResourceTypeTopic, ResourceName: t, ConfigNames: []string{TimestampTypeConfig}})
+	}
+	resp, err := cl.DescribeConfigs(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("describing topics' %s: %w", TimestampTypeConfig, err)
+	}
+	var out []string
+	for _, r := range resp.Resources {
+		if r.Error != nil {
+			return nil, fmt.Errorf("describing topic %s: %w", r.ResourceName, r.Error)
+		}
+		for _, e := range r.ConfigEntries {
+			if e.ConfigName == TimestampTypeConfig && e.ConfigValue != "LogAppendTime" {
+				out = append(out, r.ResourceName)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
 // dlqRetention is the DLQ topic's retention.ms and retention.bytes as the
