@@ -3,8 +3,10 @@ package cdc
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pophub/pophub/internal/testenv"
 )
@@ -102,6 +104,55 @@ func TestColumnsPostgreSQLDoesNotSend(t *testing.T) {
 			}
 			if st := s.Stats(); st.Snapshot != 0 || st.Published != 0 {
 				t.Errorf("stats %+v: want nothing copied", st)
+			}
+		})
+	}
+}
+
+// TestEndlessDatesReadAsNoValue: infinity in a date or timestamp column,
+// PostgreSQL's mark of a lease without an end, reads as no value, so a
+// lease copied or updated with it registers without an end, and its
+// delete ends it on its commit date (end: end_date | $commit_date)
+// instead of being a bad row that no later fix could send.
+func TestEndlessDatesReadAsNoValue(t *testing.T) {
+	for _, tc := range []struct{ name, typ string }{
+		{"date", "date"},
+		{"timestamp", "timestamp"},
+		{"timestamptz", "timestamptz"},
+		{"domain over date", "%[1]s_day"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db := connect(t)
+			table := rentalsTable(t, db)
+			typ := tc.typ
+			if strings.Contains(typ, "%") {
+				typ = fmt.Sprintf(typ, table)
+				exec(t, db, "CREATE DOMAIN "+typ+" AS date")
+				t.Cleanup(func() { exec(t, connect(t), "DROP DOMAIN IF EXISTS "+typ+" CASCADE") })
+			}
+			exec(t, db, "ALTER TABLE "+table+" ALTER COLUMN end_date TYPE "+typ+" USING NULL")
+			insertLease(t, db, table, 1, citizen(1))
+			exec(t, db, "UPDATE "+table+" SET end_date = '-infinity' WHERE lease_id = 1")
+			insertLease(t, db, table, 2, citizen(2))
+			addr := testenv.Kafka(t, partitions)
+			s := newStream(t, table, newPublisher(t, addr), exampleMapping(t))
+			r := start(t, s)
+			waitFor(t, r, "the copy", func() bool { return s.Stats().Published == 2 })
+			exec(t, db, "UPDATE "+table+" SET end_date = 'infinity' WHERE lease_id = 2")
+			exec(t, db, "DELETE FROM "+table)
+			waitFor(t, r, "the changes", func() bool { st := s.Stats(); return st.Published+st.Rejected >= 5 })
+			r.stop(t)
+			if st := s.Stats(); st.Rejected != 0 {
+				t.Errorf("%d bad rows; want none", st.Rejected)
+			}
+			today := time.Now().In(time.FixedZone("CST", 8*3600)).Format(time.DateOnly)
+			want := sorted(
+				"housing.rental_registered 1 1 end=", "housing.rental_registered 2 2 end=", // the copy
+				"housing.rental_registered 2 2 end=", // the update
+				"housing.rental_ended 1 1 end="+today, "housing.rental_ended 2 2 end="+today,
+			)
+			if got := summaries(t, records(t, addr)); !slices.Equal(got, want) {
+				t.Errorf("events:\n got %q\nwant %q", got, want)
 			}
 		})
 	}

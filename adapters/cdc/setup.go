@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // tableInfo is what the stream learnt about its table.
@@ -25,6 +26,8 @@ type tableInfo struct {
 	columns   []string
 	// keyTypes are the SQL types of the mapping's key columns, in order.
 	keyTypes []string
+	// types are the mapped columns' types, by column, as inspect found them.
+	types map[string]columnType
 	// generated are the mapped columns that are generated columns, whose
 	// values PostgreSQL leaves out of the changes it sends unless the
 	// publication asks for them (publish_generated_columns, PostgreSQL 18).
@@ -135,12 +138,56 @@ func (s *Stream) inspect(ctx context.Context, db *pgx.Conn) (*tableInfo, error) 
 	if t.keyTypes, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
 		return nil, fmt.Errorf("reading the key column types of %s: %w", t.qualified, err)
 	}
+	rows, err = db.Query(ctx, `SELECT a.attname, a.atttypid, CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE a.atttypid END,
+			format_type(a.atttypid, a.atttypmod)
+		FROM unnest($2::text[]) k(name) JOIN pg_attribute a ON a.attrelid = $1 AND a.attname = k.name
+		JOIN pg_type ty ON ty.oid = a.atttypid`, t.oid, s.plan.columns())
+	if err != nil {
+		return nil, fmt.Errorf("reading the column types of %s: %w", t.qualified, err)
+	}
+	t.types = map[string]columnType{}
+	var ct columnType
+	_, err = pgx.ForEachRow(rows, []any{&name, &ct.oid, &ct.base, &ct.name}, func() error {
+		t.types[name] = ct
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading the column types of %s: %w", t.qualified, err)
+	}
 	if s.plan.ops[opDelete] != nil {
 		if err := s.checkDeletedRows(ctx, db, t, replIdent); err != nil {
 			return nil, err
 		}
 	}
 	return t, nil
+}
+
+// columnType is a column's type.
+type columnType struct {
+	oid uint32
+	// base is the type of a domain's values (a domain over a domain
+	// gives the inner domain); oid for other types.
+	base uint32
+	name string // for messages, with its modifier: numeric(20,0)
+}
+
+// cell reads a column's text, with the type PostgreSQL gave for it. A
+// date or timestamp of infinity or -infinity, PostgreSQL's mark of a
+// period without an end (or a start), is read as no value, like NULL:
+// no data field can hold it, and a fallback (end_date | $commit_date)
+// gives the value the event needs.
+func (t *tableInfo) cell(column string, typ uint32, text string) cell {
+	if text != "infinity" && text != "-infinity" {
+		return cell{text: text}
+	}
+	if ct, ok := t.types[column]; ok && ct.oid == typ {
+		typ = ct.base
+	}
+	switch typ {
+	case pgtype.DateOID, pgtype.TimestampOID, pgtype.TimestamptzOID:
+		return cell{null: true}
+	}
+	return cell{text: text}
 }
 
 // checkDeletedRows checks that a deleted row carries the columns its event
@@ -641,7 +688,7 @@ func (s *Stream) snapshot(ctx context.Context, tx pgx.Tx, marks *pgx.Conn, t *ta
 			if vals[i] == nil {
 				r[c] = cell{null: true}
 			} else {
-				r[c] = cell{text: *vals[i]}
+				r[c] = t.cell(c, t.types[c].oid, *vals[i])
 			}
 		}
 		s.stats.snapshot.Add(1)

@@ -750,8 +750,8 @@ func (s *Stream) handleChange(ctx context.Context, st *streamState, c rowChange)
 	// A partitioned table's old rows are marked by the root's replica
 	// identity, yet hold what the partition's kept: the mark says nothing.
 	oldKeyOnly := c.oldKeyOnly && !st.tbl.partitioned
-	old := tupleRow(st.rel, c.oldTuple, oldKeyOnly)
-	r := tupleRow(st.rel, c.newTuple, false)
+	old := tupleRow(st.tbl, st.rel, c.oldTuple, oldKeyOnly)
+	r := tupleRow(st.tbl, st.rel, c.newTuple, false)
 	if r == nil {
 		r = old
 	} else if old != nil {
@@ -811,8 +811,8 @@ func (s *Stream) queue(ctx context.Context, st *streamState, c rowChange, ch cha
 
 // tupleRow reads a tuple by column name; nil for no tuple. With keyOnly,
 // only the replica identity's columns are read: the others are absent,
-// not NULL.
-func tupleRow(rel *pglogrepl.RelationMessage, t *pglogrepl.TupleData, keyOnly bool) row {
+// not NULL. Values are read as tbl.cell reads them.
+func tupleRow(tbl *tableInfo, rel *pglogrepl.RelationMessage, t *pglogrepl.TupleData, keyOnly bool) row {
 	if t == nil {
 		return nil
 	}
@@ -831,7 +831,7 @@ func tupleRow(rel *pglogrepl.RelationMessage, t *pglogrepl.TupleData, keyOnly bo
 		case pglogrepl.TupleDataTypeToast:
 			r[name] = cell{unchanged: true}
 		default:
-			r[name] = cell{text: string(c.Data)}
+			r[name] = tbl.cell(name, rel.Columns[i].DataType, string(c.Data))
 		}
 	}
 	return r
