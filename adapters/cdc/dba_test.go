@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pophub/pophub/internal/testenv"
+	"github.com/pophub/pophub/schemas"
 )
 
 // TestPublicationLeavingOutMappedChanges: a publication someone else
@@ -153,6 +154,69 @@ func TestEndlessDatesReadAsNoValue(t *testing.T) {
 			)
 			if got := summaries(t, records(t, addr)); !slices.Equal(got, want) {
 				t.Errorf("events:\n got %q\nwant %q", got, want)
+			}
+		})
+	}
+}
+
+// TestMappedColumnGivenAnotherType: a mapped column given another type
+// while the stream runs stops it at the first change made since, unconfirmed,
+// naming the column and both types; the next start takes the new type,
+// and a date field takes the date of a timestamp. A type changed while
+// the stream is stopped is taken at the next start, the changes made
+// before it with the type they were made with.
+func TestMappedColumnGivenAnotherType(t *testing.T) {
+	for _, tc := range []struct{ typ, name string }{
+		{"timestamptz", "timestamp with time zone"},
+		{"timestamp", "timestamp without time zone"},
+	} {
+		t.Run(tc.typ, func(t *testing.T) {
+			db := connect(t)
+			table := rentalsTable(t, db)
+			insertLease(t, db, table, 1, citizen(1))
+			addr := testenv.Kafka(t, partitions)
+			pub := newPublisher(t, addr)
+			s := newStream(t, table, pub, exampleMapping(t))
+			r := start(t, s)
+			waitFor(t, r, "the copy", func() bool { return s.Stats().Published == 1 })
+
+			exec(t, db, "ALTER TABLE "+table+" ALTER COLUMN start_date TYPE "+tc.typ)
+			exec(t, db, fmt.Sprintf(insertLeaseSQL("tenant_id", 2), table))
+			err := r.end(t)
+			want := "column start_date was of type " + tc.name + ", not date as when the stream started"
+			if !errors.Is(err, ErrTableChanged) || !strings.Contains(err.Error(), want) {
+				t.Fatalf("Run: %v\nwant ErrTableChanged with %q", err, want)
+			}
+			if st := s.Stats(); st.Published != 1 || st.Rejected != 0 {
+				t.Errorf("stats %+v: want the insert held, not published nor a bad row", st)
+			}
+
+			s = newStream(t, table, pub, exampleMapping(t))
+			r = start(t, s)
+			waitFor(t, r, "the held insert", func() bool { return s.Stats().Published == 1 })
+			r.stop(t)
+
+			// Stopped: a change, the type changed, a change.
+			exec(t, db, "UPDATE "+table+" SET end_date = '2025-12-31' WHERE lease_id = 1")
+			exec(t, db, "ALTER TABLE "+table+" ALTER COLUMN end_date TYPE "+tc.typ)
+			exec(t, db, "UPDATE "+table+" SET end_date = '2026-06-30 00:00:00+08' WHERE lease_id = 2")
+			s = newStream(t, table, pub, exampleMapping(t))
+			r = start(t, s)
+			waitFor(t, r, "the changes made while stopped", func() bool { return s.Stats().Published == 2 })
+			r.stop(t)
+			if st := s.Stats(); st.Rejected != 0 {
+				t.Errorf("%d bad rows; want none", st.Rejected)
+			}
+
+			var got []string
+			for _, ev := range records(t, addr) {
+				if d, ok := ev.Payload.(*schemas.RentalRegisteredData); ok {
+					got = append(got, d.LeaseID+" "+d.Start+" "+d.End)
+				}
+			}
+			slices.Sort(got)
+			if want := sorted("1 2025-01-01 ", "2 2025-01-01 ", "1 2025-01-01 2025-12-31", "2 2025-01-01 2026-06-30"); !slices.Equal(got, want) {
+				t.Errorf("leases registered: %q, want %q", got, want)
 			}
 		})
 	}

@@ -194,6 +194,9 @@
 //   - A column the mapping reads was renamed or dropped: change the
 //     mapping to name the columns as the changes describe them (renaming
 //     the column back does not alter the changes made meanwhile).
+//   - A column the mapping reads was given another type: check that the
+//     mapping reads the new type as it should, and start again; the next
+//     start takes the new type (changes made before it keep theirs).
 //   - The table was renamed or moved to another schema: rename it back;
 //     the changes made under the other name are then sent. The stream
 //     does not follow the new name: its slot, publication and mapping are
@@ -268,5 +271,6 @@
 // Values are read as PostgreSQL prints them (DateStyle ISO, TimeZone UTC)
 // and shaped by the data field they feed: a bigint lease_id becomes a JSON
 // string, a numeric area_m2 a number, a text[] a list. Date fields want
-// date columns.
+// date columns, or take the date of a timestamp in the mapping's time
+// zone. A date or timestamp of infinity or -infinity reads as NULL.
 package cdc

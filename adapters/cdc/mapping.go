@@ -21,6 +21,7 @@ import (
 
 	"github.com/pophub/pophub/schemas"
 	"github.com/pophub/pophub/schemas/citizenid"
+	"github.com/pophub/pophub/schemas/jsonschema"
 )
 
 // Mapping says how the rows of one table become events. It is read from
@@ -140,6 +141,11 @@ const (
 	// kindCitizenID is a field of type citizenid.ID, read as the subject
 	// is (see canonicalCitizenID).
 	kindCitizenID
+	// kindDate is a string field holding a date, YYYY-MM-DD, as the
+	// type's JSON Schema says (see dateFields). It takes the date of a
+	// timestamp, so that a date column changed to a timestamp keeps
+	// feeding it.
+	kindDate
 )
 
 // expr is a list of alternatives; the first that is not NULL wins.
@@ -291,12 +297,20 @@ func (o *Operation) compile(source schemas.Source, defTime string) (*opPlan, err
 		return nil, fmt.Errorf("type %q belongs to source %q, not %q", o.Type, s, source)
 	}
 	kinds := dataFields(data)
+	dates, err := dateFields(o.Type)
+	if err != nil {
+		return nil, err
+	}
+	for name := range dates {
+		if kinds[name] == kindString {
+			kinds[name] = kindDate
+		}
+	}
 	op := &opPlan{typ: o.Type}
 	t := o.Time
 	if t == "" {
 		t = defTime
 	}
-	var err error
 	if op.time, err = parseExpr(t); err != nil {
 		return nil, fmt.Errorf("time: %w", err)
 	}
@@ -350,6 +364,31 @@ func dataFields(data schemas.Data) map[string]fieldKind {
 		}
 	}
 	return out
+}
+
+// dateFields lists the data fields of an event type that hold a date,
+// read from the type's JSON Schema, whose agreement with the schemas
+// package's validation its tests check: the Go types say only string.
+func dateFields(t schemas.Type) (map[string]bool, error) {
+	b, err := jsonschema.DataSchema(t)
+	if err != nil {
+		return nil, err
+	}
+	var doc struct {
+		Properties map[string]struct {
+			Ref string `json:"$ref"`
+		} `json:"properties"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		return nil, fmt.Errorf("reading the schema of event type %q: %w", t, err)
+	}
+	out := map[string]bool{}
+	for name, p := range doc.Properties {
+		if strings.HasSuffix(p.Ref, "#/$defs/date") {
+			out[name] = true
+		}
+	}
+	return out, nil
 }
 
 // columns lists every column the plan reads, without repeats, in a stable
@@ -491,6 +530,9 @@ func (p *plan) event(c change) (ev schemas.Event, upgraded int, err error) {
 			}
 			data[f.name] = id
 			continue
+		}
+		if f.kind == kindDate {
+			v = p.date(v)
 		}
 		if data[f.name], err = convert(v, f.kind); err != nil {
 			return ev, 0, &rowError{"bad_value", fmt.Sprintf("data.%s (%s): %v", f.name, f.expr, err)}
@@ -745,6 +787,19 @@ func (p *plan) parseTime(s string) (time.Time, error) {
 		}
 	}
 	return time.Time{}, errors.New("not a date or timestamp")
+}
+
+// date reads a date field's value: a date as it is, a timestamp as its
+// date in the mapping's time zone. Anything else is left for the
+// schemas to refuse.
+func (p *plan) date(s string) string {
+	if schemas.IsDate(s) {
+		return s
+	}
+	if t, err := p.parseTime(s); err == nil {
+		return t.In(p.loc).Format(time.DateOnly)
+	}
+	return s
 }
 
 // convert gives a column's text the JSON shape of its data field.

@@ -13,8 +13,8 @@ import (
 )
 
 // ErrTableChanged is returned by Run when the table stopped fitting the
-// mapping while the stream ran: a mapped column was renamed or dropped,
-// the table was renamed, moved to another schema, dropped or replaced by
+// mapping while the stream ran: a mapped column was renamed, dropped or
+// given another type, the table was renamed, moved to another schema, dropped or replaced by
 // another under its name, or its deleted rows no longer carry the columns
 // the mapping reads. No retry can cure that, so Run returns it; the change
 // that showed it is not confirmed (a table renamed, dropped or replaced
@@ -41,7 +41,9 @@ const (
 //
 // Every column the mapping reads must be there, whenever the change was
 // made: a change without them cannot become its event, and confirming it
-// would lose it. The table must have its configured name and, with
+// would lose it. Each must have the type inspect found, unless the change
+// is older than the inspection: a value of another type may not convert,
+// and a bad row's position is confirmed. The table must have its configured name and, with
 // deletes mapped, a replica identity that keeps the columns deletes read;
 // a description that breaks either rule yet is older than the inspection
 // at the start of the session (which found the table as configured)
@@ -72,6 +74,14 @@ func (s *Stream) checkRelation(ctx context.Context, st *streamState, lsn pglogre
 	}
 
 	fit := relationFits
+	if changed := s.retypedColumns(ctx, st); len(changed) > 0 {
+		if !past {
+			return tableChanged(tbl, lsn, fmt.Sprintf("when this change was made, %s. The mapping was checked against the types the start found: "+
+				"check that it reads the new type as it should (a date field takes the date of a timestamp, in the mapping's time zone) "+
+				"and start again; the next start takes the columns as they are now", strings.Join(changed, "; ")))
+		}
+		fit = relationFitsPast
+	}
 	if rel.Namespace != tbl.schema || rel.RelationName != tbl.name {
 		other := rel.Namespace + "." + rel.RelationName
 		if !past {
@@ -94,6 +104,29 @@ func (s *Stream) checkRelation(ctx context.Context, st *streamState, lsn pglogre
 	}
 	st.relFit = fit
 	return nil
+}
+
+// retypedColumns says, for each mapped column whose type in the
+// description is not the one inspect found, what it was and what it is.
+// The next start inspects the new type and accepts it; a change made
+// before that inspection keeps the type it was made with, accepted too
+// (see checkRelation).
+func (s *Stream) retypedColumns(ctx context.Context, st *streamState) []string {
+	var changed []string
+	for _, c := range st.rel.Columns {
+		was, ok := st.tbl.types[c.Name]
+		if !ok || was.oid == c.DataType { // types holds the mapped columns
+
+			continue
+		}
+		now := fmt.Sprintf("the type with OID %d", c.DataType)
+		var name string
+		if st.catalog.QueryRow(ctx, "SELECT format_type($1, $2)", c.DataType, c.TypeModifier).Scan(&name) == nil {
+			now = name
+		}
+		changed = append(changed, fmt.Sprintf("column %s was of type %s, not %s as when the stream started", c.Name, now, was.name))
+	}
+	return changed
 }
 
 // keyOnlyDeletesLack lists the columns deletes read that a deleted row,
