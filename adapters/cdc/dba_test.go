@@ -221,3 +221,57 @@ func TestMappedColumnGivenAnotherType(t *testing.T) {
 		})
 	}
 }
+
+// TestTruncateIsReported: a truncate of the table, whose removed rows no
+// event ends, is logged as an error naming the table and counted, and
+// the stream goes on; a publication of the user's own without truncates
+// has them added at start. A truncate of another table of the
+// publication is not the stream's.
+func TestTruncateIsReported(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		setup    []string // %[1]s stands for the table
+		truncate string
+		want     int64
+	}{
+		{"publication the stream creates", nil, "TRUNCATE %[1]s", 1},
+		{
+			"earlier publication without truncates",
+			[]string{"CREATE PUBLICATION pophub_%[1]s FOR TABLE %[1]s WITH (publish = 'insert, update, delete')"},
+			"TRUNCATE %[1]s", 1,
+		},
+		{
+			"another table of the publication",
+			[]string{
+				"CREATE TABLE %[1]s_other (id int PRIMARY KEY)",
+				"CREATE PUBLICATION pophub_%[1]s FOR TABLE %[1]s, %[1]s_other",
+			},
+			"TRUNCATE %[1]s_other", 0,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db := connect(t)
+			table := rentalsTable(t, db)
+			t.Cleanup(func() { exec(t, connect(t), "DROP TABLE IF EXISTS "+table+"_other") })
+			for _, sql := range tc.setup {
+				exec(t, db, fmt.Sprintf(sql, table))
+			}
+			insertLease(t, db, table, 1, citizen(1))
+			addr := testenv.Kafka(t, partitions)
+			s := newStream(t, table, newPublisher(t, addr), exampleMapping(t))
+			r := start(t, s)
+			waitFor(t, r, "the copy", func() bool { return s.Stats().Published == 1 })
+			exec(t, db, fmt.Sprintf(tc.truncate, table))
+			insertLease(t, db, table, 2, citizen(2))
+			waitFor(t, r, "the insert after the truncate", func() bool { return s.Stats().Published == 2 })
+			r.stop(t)
+			if got := s.Stats().Truncated; got != tc.want {
+				t.Errorf("Stats.Truncated = %d, want %d", got, tc.want)
+			}
+			logged := strings.Contains(logsOf(t), "level=ERROR msg=\"cdc: the table was truncated; the rows it removed are not ended in the hub")
+			if logged != (tc.want > 0) {
+				t.Errorf("truncate logged as an error: %v, want %v", logged, tc.want > 0)
+			}
+		})
+	}
+}

@@ -58,9 +58,11 @@
 //
 // The stream creates, when missing:
 //   - the publication pophub_<table> (--publication) FOR TABLE <table>
-//     (inserts, updates and deletes; truncates carry no rows and are not
-//     published), whose comment records how far each slot's initial copy
-//     got. For a partitioned table it is created WITH
+//     (inserts, updates, deletes and truncates; a truncate carries no
+//     rows, so the rows it removed are not ended in the hub: it is logged
+//     as an error saying how to send their ends, and counted in
+//     Stats.Truncated), whose comment records how far each slot's initial
+//     copy got. For a partitioned table it is created WITH
 //     (publish_via_partition_root = true), so that the changes of every
 //     partition, present or future, arrive under the table's name; an
 //     existing publication without that setting is refused on start,

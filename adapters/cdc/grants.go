@@ -47,7 +47,7 @@ func connectDenied(cfg *pgconn.Config, replication bool, err error) error {
 // createPublicationSQL is how the stream creates its publication, for
 // the table's owner to run instead when the stream's user may not.
 func (s *Stream) createPublicationSQL(t *tableInfo) string {
-	with := "publish = 'insert, update, delete'"
+	with := "publish = 'insert, update, delete, truncate'"
 	if t.partitioned {
 		with += ", publish_via_partition_root = true"
 	}

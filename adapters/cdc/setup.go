@@ -261,7 +261,10 @@ func (e *identityGapError) Error() string {
 }
 
 // ensurePublication creates the table's publication unless it exists.
-// Truncates are left out: they carry no rows to turn into events.
+// It publishes truncates, though they carry no rows to turn into events,
+// so that the stream can say that the hub was not told of the rows they
+// removed (see truncated); an existing publication of the user's own that
+// leaves them out has them added.
 //
 // A partitioned table's changes happen in its partitions, and without
 // publish_via_partition_root they arrive under the partitions' names,
@@ -334,6 +337,9 @@ func (s *Stream) ensurePublication(ctx context.Context, db *pgx.Conn, t *tableIn
 				s.columnListSQL(t, append(slices.Clone(listed), left...), tables))
 		}
 	}
+	if exists && hasTable && !slices.Contains(published, "truncate") {
+		return s.publishTruncates(ctx, db, published)
+	}
 	switch {
 	case exists && hasTable:
 		return nil
@@ -352,6 +358,30 @@ func (s *Stream) ensurePublication(ctx context.Context, db *pgx.Conn, t *tableIn
 		return fmt.Errorf("creating publication %s: %w", s.cfg.Publication, err)
 	}
 	s.log.InfoContext(ctx, "cdc: created publication", "publication", s.cfg.Publication)
+	return nil
+}
+
+// publishTruncates adds truncates to an existing publication that leaves
+// them out, made by an earlier version or by the table's owner, when the
+// user owns it; otherwise it warns that truncates go unseen.
+func (s *Stream) publishTruncates(ctx context.Context, db *pgx.Conn, published []string) error {
+	alter := fmt.Sprintf("ALTER PUBLICATION %s SET (publish = '%s')", s.cfg.Publication, strings.Join(append(published, "truncate"), ", "))
+	var owns bool
+	if err := db.QueryRow(ctx, `SELECT pg_has_role(pubowner, 'USAGE') FROM pg_publication WHERE pubname = $1`, s.cfg.Publication).Scan(&owns); err != nil {
+		return fmt.Errorf("looking up the owner of publication %s: %w", s.cfg.Publication, err)
+	}
+	if owns {
+		_, err := db.Exec(ctx, alter)
+		if err == nil {
+			s.log.InfoContext(ctx, "cdc: the publication now publishes truncates, so that a truncate of the table is reported", "publication", s.cfg.Publication)
+			return nil
+		}
+		if !insufficientPrivilege(err) {
+			return fmt.Errorf("adding truncates to publication %s: %w", s.cfg.Publication, err)
+		}
+	}
+	s.log.WarnContext(ctx, "cdc: the publication does not publish truncates, so a truncate of the table goes unseen, "+
+		"and the rows it removes stay registered in the hub; have its owner run "+alter, "publication", s.cfg.Publication)
 	return nil
 }
 

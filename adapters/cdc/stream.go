@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -156,9 +157,9 @@ type Stream struct {
 	plan  *plan
 	log   *slog.Logger
 	stats struct {
-		snapshot, published, rejected, ignored, skipped, upgraded atomic.Int64
-		confirmed                                                 atomic.Uint64
-		retained                                                  atomic.Int64
+		snapshot, published, rejected, ignored, skipped, upgraded, truncated atomic.Int64
+		confirmed                                                            atomic.Uint64
+		retained                                                             atomic.Int64
 	}
 	// logged is what the last progress log said; only Run's goroutine
 	// touches it, and warned (the inactive slots of the table were
@@ -186,6 +187,10 @@ type Stats struct {
 	Rejected int64
 	// Ignored counts changes of a kind the mapping leaves out.
 	Ignored int64
+	// Truncated counts truncates of the table: the rows they removed are
+	// not ended in the hub (each is logged as an error saying how to send
+	// their ends), and the stream goes on.
+	Truncated int64
 	// Skipped counts transactions PostgreSQL sent again that had been
 	// confirmed already.
 	Skipped int64
@@ -227,6 +232,7 @@ func (s *Stream) Stats() Stats {
 		Published: s.stats.published.Load(),
 		Rejected:  s.stats.rejected.Load(),
 		Ignored:   s.stats.ignored.Load(),
+		Truncated: s.stats.truncated.Load(),
 		Skipped:   s.stats.skipped.Load(),
 		Upgraded:  s.stats.upgraded.Load(),
 		Confirmed: pglogrepl.LSN(s.stats.confirmed.Load()),
@@ -253,7 +259,7 @@ func (s *Stream) logProgress(ctx context.Context, db *pgx.Conn, msg string) {
 	}
 	s.logged = st
 	s.log.InfoContext(ctx, msg, "snapshot_rows", st.Snapshot, "published", st.Published, "bad_rows", st.Rejected,
-		"ignored", st.Ignored, "skipped_transactions", st.Skipped, "upgraded_ids", st.Upgraded, "confirmed_lsn", st.Confirmed.String(),
+		"ignored", st.Ignored, "truncates", st.Truncated, "skipped_transactions", st.Skipped, "upgraded_ids", st.Upgraded, "confirmed_lsn", st.Confirmed.String(),
 		"retained_wal_bytes", st.RetainedWAL)
 }
 
@@ -710,11 +716,26 @@ func (s *Stream) handleWAL(ctx context.Context, st *streamState, xld pglogrepl.X
 		return s.handleChange(ctx, st, rowChange{kind: opDelete, relID: m.RelationID, lsn: xld.WALStart,
 			oldTuple: m.OldTuple, oldKeyOnly: m.OldTupleType == pglogrepl.DeleteMessageTupleTypeKey})
 	case *pglogrepl.TruncateMessage:
-		if !st.skipTx {
-			s.log.WarnContext(ctx, "cdc: the table was truncated; no events are sent for the removed rows", "lsn", xld.WALStart.String())
+		if !st.skipTx && slices.Contains(m.RelationIDs, st.tbl.oid) {
+			s.truncated(ctx, st, xld.WALStart)
 		}
 	}
 	return nil
+}
+
+// truncated reports a truncate of the table. It carries no rows, so the
+// rows it removed cannot be ended in the hub, which keeps them registered
+// until the department sends their ends. Stopping would not help: the
+// next start meets the same truncate.
+func (s *Stream) truncated(ctx context.Context, st *streamState, lsn pglogrepl.LSN) {
+	s.stats.truncated.Add(1)
+	how := "the mapping does not map deletes, so the hub is not told of removed rows anyway"
+	if s.plan.ops[opDelete] != nil {
+		how = "to end them, insert the removed rows again (from a backup, say) and delete them while the stream runs, " +
+			"or send their ends another way (pophub import or pophub publish)"
+	}
+	s.log.ErrorContext(ctx, "cdc: the table was truncated; the rows it removed are not ended in the hub, which keeps them registered: "+how,
+		"lsn", lsn.String())
 }
 
 // rowChange is one row change as pgoutput sends it.

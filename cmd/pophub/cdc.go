@@ -96,6 +96,10 @@ publication (see adapters/cdc for the grants). Runs until interrupted. With
 			st := s.Stats()
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: %d existing rows copied, %d events published, %d bad rows, %d legacy IDs upgraded, %d changes ignored; confirmed %s\n",
 				table, st.Snapshot, st.Published, st.Rejected, st.Upgraded, st.Ignored, st.Confirmed)
+			if st.Truncated > 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: %d truncates; the rows they removed are not ended in the hub (the log says how to send their ends)\n",
+					table, st.Truncated)
+			}
 			if st.RetainedWAL >= 0 {
 				// Stopped, the slot keeps WAL growing until the next start.
 				fmt.Fprintf(cmd.OutOrStdout(), "slot %s keeps %d bytes of WAL on the database server, and more while stopped; "+
