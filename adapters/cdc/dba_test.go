@@ -275,3 +275,59 @@ func TestTruncateIsReported(t *testing.T) {
 		})
 	}
 }
+
+// TestColumnRenamedWhileStopped: a mapped column renamed while the
+// stream was stopped, with changes made before and after: the old
+// mapping starts, sends the changes made before and stops at the first
+// made after (ErrTableChanged), and the new mapping goes on from there.
+// Without a copied slot, nothing is left for the old mapping: it is
+// refused at start.
+func TestColumnRenamedWhileStopped(t *testing.T) {
+	db := connect(t)
+	table := rentalsTable(t, db)
+	insertLease(t, db, table, 1, citizen(1))
+	addr := testenv.Kafka(t, partitions)
+	pub := newPublisher(t, addr)
+	old := exampleMapping(t)
+	s := newStream(t, table, pub, old)
+	r := start(t, s)
+	waitFor(t, r, "the copy", func() bool { return s.Stats().Published == 1 })
+	r.stop(t)
+
+	exec(t, db, fmt.Sprintf(insertLeaseSQL("tenant_id", 2), table))
+	exec(t, db, "ALTER TABLE "+table+" RENAME COLUMN tenant_id TO tenant_idno")
+	exec(t, db, fmt.Sprintf(insertLeaseSQL("tenant_idno", 3), table))
+
+	s = newStream(t, table, pub, old)
+	err := start(t, s).end(t)
+	if !errors.Is(err, ErrTableChanged) || !strings.Contains(err.Error(), "no column tenant_id ") {
+		t.Fatalf("Run with the old mapping: %v\nwant ErrTableChanged at the change without tenant_id", err)
+	}
+	if got := s.Stats().Published; got != 1 {
+		t.Errorf("the old mapping published %d events, want lease 2's", got)
+	}
+
+	renamed := old
+	renamed.CitizenID = "tenant_idno"
+	s = newStream(t, table, pub, renamed)
+	r = start(t, s)
+	waitFor(t, r, "lease 3", func() bool { return s.Stats().Published == 1 })
+	r.stop(t)
+	if got := heldChanges(t, db, s); got != 0 {
+		t.Errorf("the slot holds %d changes, want none", got)
+	}
+	evs := records(t, addr)
+	want := sorted("housing.rental_registered 1 1 end=", "housing.rental_registered 2 2 end=", "housing.rental_registered 3 3 end=")
+	if got := summaries(t, evs); !slices.Equal(got, want) {
+		t.Errorf("events:\n got %q\nwant %q", got, want)
+	}
+	assertOnce(t, evs)
+
+	// Another table, never copied: the old mapping has nothing to send.
+	fresh := rentalsTable(t, db)
+	exec(t, db, "ALTER TABLE "+fresh+" RENAME COLUMN tenant_id TO tenant_idno")
+	s = newStream(t, fresh, pub, old)
+	if err := start(t, s).end(t); err == nil || !strings.Contains(err.Error(), "has no column tenant_id") {
+		t.Errorf("Run on a table never copied, without a mapped column: %v; want a refusal naming it", err)
+	}
+}

@@ -195,7 +195,13 @@
 //
 //   - A column the mapping reads was renamed or dropped: change the
 //     mapping to name the columns as the changes describe them (renaming
-//     the column back does not alter the changes made meanwhile).
+//     the column back does not alter the changes made meanwhile). When
+//     it was renamed while the stream was stopped, the slot holds changes
+//     made before, with the old name, and after, with the new: start
+//     with the old mapping, which the start accepts on a slot whose copy
+//     is done; it sends the first and stops at the rename; then start
+//     with the new mapping. A transaction that made changes on both sides
+//     of the rename fits neither mapping.
 //   - A column the mapping reads was given another type: check that the
 //     mapping reads the new type as it should, and start again; the next
 //     start takes the new type (changes made before it keep theirs).

@@ -69,7 +69,9 @@ func (s *Stream) checkRelation(ctx context.Context, st *streamState, lsn pglogre
 	if len(missing) > 0 {
 		return tableChanged(tbl, lsn, fmt.Sprintf("when this change was made, it had no column %s (renamed or dropped?); its columns were %s. "+
 			"PostgreSQL describes every change with the columns the table had when it was made: "+
-			"change the mapping to name them and start again (renaming the column back does not alter changes already made)",
+			"change the mapping to name them and start again (renaming the column back does not alter changes already made); "+
+			"after a rename while the stream was stopped, a start with the mapping naming the old columns sends the changes made before it, "+
+			"and stops at the first made since, from where the new mapping goes on",
 			strings.Join(missing, ", "), strings.Join(columns, ", ")))
 	}
 

@@ -28,6 +28,9 @@ type tableInfo struct {
 	keyTypes []string
 	// types are the mapped columns' types, by column, as inspect found them.
 	types map[string]columnType
+	// missing are the mapped columns the table no longer has: see
+	// checkMissing.
+	missing []string
 	// generated are the mapped columns that are generated columns, whose
 	// values PostgreSQL leaves out of the changes it sends unless the
 	// publication asks for them (publish_generated_columns, PostgreSQL 18).
@@ -112,18 +115,17 @@ func (s *Stream) inspect(ctx context.Context, db *pgx.Conn) (*tableInfo, error) 
 	if err != nil {
 		return nil, fmt.Errorf("listing columns of %s: %w", t.qualified, err)
 	}
-	var missing []string
+	var present []string
 	for _, c := range s.plan.columns() {
-		if !slices.Contains(t.columns, c) {
-			missing = append(missing, c)
+		if slices.Contains(t.columns, c) {
+			present = append(present, c)
+		} else {
+			t.missing = append(t.missing, c)
 		}
-	}
-	if len(missing) > 0 {
-		return nil, fmt.Errorf("checking the mapping: table %s has no column %s", t.qualified, strings.Join(missing, ", "))
 	}
 	// Checked before the slot is created, which holds WAL from then on.
 	var canRead bool
-	err = db.QueryRow(ctx, `SELECT bool_and(has_column_privilege($1::oid, c, 'SELECT')) FROM unnest($2::text[]) c`, t.oid, s.plan.columns()).Scan(&canRead)
+	err = db.QueryRow(ctx, `SELECT bool_and(has_column_privilege($1::oid, c, 'SELECT')) FROM unnest($2::text[]) c`, t.oid, present).Scan(&canRead)
 	if err != nil {
 		return nil, fmt.Errorf("checking the right to read %s: %w", t.qualified, err)
 	}
@@ -160,6 +162,41 @@ func (s *Stream) inspect(ctx context.Context, db *pgx.Conn) (*tableInfo, error) 
 		}
 	}
 	return t, nil
+}
+
+// checkMissing decides whether the stream may start though the table
+// lacks columns the mapping reads. A column renamed or dropped while the
+// stream was stopped leaves, in the slot, the changes made before, which
+// carry it, and those made since, which do not: the mapping that names it
+// is the one for the first, so it may start on a slot whose copy is
+// done. The stream then sends them, and stops at the first change
+// without the column (see checkRelation), its position confirmed up to
+// there, for a start with a mapping for the new columns. Without such a
+// slot there is nothing to send with this mapping: the table is copied
+// as it is now.
+func (s *Stream) checkMissing(ctx context.Context, db *pgx.Conn, t *tableInfo) error {
+	if len(t.missing) == 0 {
+		return nil
+	}
+	refuse := fmt.Errorf("checking the mapping: table %s has no column %s", t.qualified, strings.Join(t.missing, ", "))
+	var exists bool
+	if err := db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)`, s.cfg.Slot).Scan(&exists); err != nil {
+		return fmt.Errorf("looking up slot %s: %w", s.cfg.Slot, err)
+	}
+	if !exists {
+		return refuse
+	}
+	state, err := s.copyState(ctx, db)
+	if err != nil {
+		return err
+	}
+	if !state.done || state.oid != 0 && state.oid != t.oid { // 0: an earlier version's entry
+		return refuse
+	}
+	s.log.WarnContext(ctx, "cdc: the table no longer has columns the mapping reads; the changes made before they were renamed or dropped "+
+		"are sent with this mapping, and the stream stops at the first change made since, for a start with a mapping that names the new columns",
+		"columns", strings.Join(t.missing, ", "))
+	return nil
 }
 
 // columnType is a column's type.
@@ -237,7 +274,7 @@ func (s *Stream) checkDeletedRows(ctx context.Context, db *pgx.Conn, t *tableInf
 		}
 		var lacking []string
 		for _, c := range s.plan.deleteColumns() {
-			if !slices.Contains(ident, c) {
+			if !slices.Contains(ident, c) && !slices.Contains(t.missing, c) {
 				lacking = append(lacking, c)
 			}
 		}
@@ -326,7 +363,7 @@ func (s *Stream) ensurePublication(ctx context.Context, db *pgx.Conn, t *tableIn
 	if listed != nil {
 		var left []string
 		for _, c := range s.plan.columns() {
-			if !slices.Contains(listed, c) {
+			if !slices.Contains(listed, c) && !slices.Contains(t.missing, c) {
 				left = append(left, c)
 			}
 		}

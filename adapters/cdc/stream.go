@@ -382,6 +382,9 @@ func (s *Stream) session(ctx context.Context, started *bool, rec *sessionRecord)
 	if err := s.continueSlot(ctx, db, tbl); err != nil {
 		return err
 	}
+	if err := s.checkMissing(ctx, db, tbl); err != nil {
+		return err
+	}
 	if !s.warned {
 		// Once a Run: the slots do not change while it streams.
 		s.warnInactiveSlots(ctx, db, tbl)
