@@ -347,6 +347,17 @@ type Consumer struct {
 	seekMu sync.Mutex
 	starts map[topicPartition]int64
 
+	// fetchedMu guards fetchedTo: the offset after the last record this
+	// instance fetched of each partition, to tell a partition whose log
+	// became shorter than what was read from it (see readerError).
+	fetchedMu sync.Mutex
+	fetchedTo map[topicPartition]int64
+	// outOfRange is when a partition's seek first failed as out of range
+	// since its last fetched record (see noteOutOfRange).
+	outOfRange map[topicPartition]time.Time
+	// shrunk carries the first such partition's error to Run.
+	shrunk chan error
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -374,7 +385,7 @@ func New(cfg Config, store Applier) (*Consumer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	c := &Consumer{cfg: cfg, store: store, dlqStall: stall{grace: dlqGrace}, applyStall: stall{grace: applyGrace}, starts: map[topicPartition]int64{}, counts: Counts{Rejected: map[string]int64{}, BySource: map[schemas.Source]int64{},
+	c := &Consumer{cfg: cfg, store: store, dlqStall: stall{grace: dlqGrace}, applyStall: stall{grace: applyGrace}, starts: map[topicPartition]int64{}, fetchedTo: map[topicPartition]int64{}, outOfRange: map[topicPartition]time.Time{}, shrunk: make(chan error, 1), counts: Counts{Rejected: map[string]int64{}, BySource: map[schemas.Source]int64{},
 		Sources: map[schemas.Source]SourceCounts{}}}
 	c.dlq = &kafka.Writer{
 		Addr:                   kafka.TCP(cfg.Brokers...),
@@ -532,11 +543,27 @@ func (c *Consumer) Counts() Counts {
 // comment), then returns ctx's error; past the grace period it gives them
 // up, logs an error, and returns an error that wraps ctx's. Call Close
 // after Run returned: it sends the offsets committed last to the broker.
-func (c *Consumer) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
+func (c *Consumer) Run(ctx context.Context) (err error) {
+	ctx, cancelCause := context.WithCancelCause(ctx)
+	cancel := func() { cancelCause(nil) }
 	defer cancel()
+	defer func() {
+		// A partition that shrank stops ingest as ctx's end does, but
+		// Run returns why, not a cancellation a caller would ignore.
+		if cause := context.Cause(ctx); errors.Is(cause, ErrPartitionShrank) {
+			err = cause
+		}
+	}()
 	c.warnIfDLQExpires(ctx)
 	go c.lag.run(ctx)
+	go func() {
+		select {
+		case err := <-c.shrunk:
+			c.cfg.Logger.Error("stopping ingest", "err", err)
+			cancelCause(err)
+		case <-ctx.Done():
+		}
+	}()
 	batches := make(chan decoded, 2)
 	fetchErr := make(chan error, 1)
 	go func() {
@@ -564,6 +591,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 				}
 				continue
 			}
+			c.noteFetched(batch)
 			select {
 			case batches <- c.decode(batch):
 			case <-ctx.Done():
@@ -578,11 +606,73 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 		return err
 	}
-	err := <-fetchErr
-	if ctx.Err() != nil {
-		return ctx.Err()
+	if err := <-fetchErr; ctx.Err() == nil {
+		return fmt.Errorf("fetching records: %w", err)
 	}
-	return fmt.Errorf("fetching records: %w", err)
+	return ctx.Err()
+}
+
+// ErrPartitionShrank is returned by Run when a partition's log became
+// shorter than what this instance had read of it: its topic was deleted
+// and created again, or the partition truncated (an unclean leader
+// election), while the hub ran. kafka-go's reader keeps its offset and
+// would wait there, then read on from it once the new log grew that far,
+// skipping every record before it; Run stops instead, before any of them
+// is read. A topic created again has no committed offsets (they went with
+// the old one), so the next start reads it from its first record.
+var ErrPartitionShrank = errors.New("a source partition is shorter than what the hub read of it")
+
+// noteFetched records how far the batch read each partition.
+func (c *Consumer) noteFetched(batch []kafka.Message) {
+	c.fetchedMu.Lock()
+	defer c.fetchedMu.Unlock()
+	for i, m := range batch {
+		// A batch holds runs of one partition: note each run's last.
+		if i+1 < len(batch) && batch[i+1].Partition == m.Partition && batch[i+1].Topic == m.Topic {
+			continue
+		}
+		tp := topicPartition{m.Topic, m.Partition}
+		c.fetchedTo[tp] = max(c.fetchedTo[tp], m.Offset+1)
+		delete(c.outOfRange, tp)
+	}
+}
+
+// shrinkConfirm is how long kafka-go's seek must keep failing as out of
+// range before a partition counts as shrunk: the seek compares with the
+// high watermark, which a newly elected leader may report a little behind
+// for a moment, while a fetch past the log's end is the broker's own word.
+const shrinkConfirm = 2 * time.Second
+
+// noteOutOfRange takes kafka-go's report that a partition's reader is past
+// the partition's end: a fetch the broker refused as out of range
+// (fetched, the broker's word), or a seek that failed so. When this
+// instance had read records of the partition, its log shrank under it, and
+// Run stops (ErrPartitionShrank); an offset committed past the end by hand
+// is the lag tracker's to report.
+func (c *Consumer) noteOutOfRange(topic string, partition int, fetched bool) {
+	tp := topicPartition{topic, partition}
+	c.fetchedMu.Lock()
+	read, ok := c.fetchedTo[tp]
+	if ok && !fetched {
+		first, seen := c.outOfRange[tp]
+		if !seen {
+			c.outOfRange[tp] = time.Now()
+		}
+		ok = seen && time.Since(first) >= shrinkConfirm
+	}
+	c.fetchedMu.Unlock()
+	if !ok {
+		return
+	}
+	err := fmt.Errorf("%w: topic %s partition %d now ends before offset %d, to which this instance had read it: "+
+		"the topic was deleted and created again, or the partition truncated, while the hub ran. The hub stops rather than "+
+		"skip the records of the new log before that offset: start it again, and it reads a topic created again from its "+
+		"first record (a partition truncated below its committed offset shows on /readyz, with what to do)",
+		ErrPartitionShrank, topic, partition, read)
+	select {
+	case c.shrunk <- err:
+	default:
+	}
 }
 
 // fetch starts a batch with held, the record the last call fetched but

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"reflect"
@@ -13,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/pophub/pophub/schemas"
+	"github.com/segmentio/kafka-go"
 )
 
 // readerLogWindow is how often one kafka-go message may reach the log:
@@ -33,6 +35,9 @@ const (
 	// The reader's offset is beyond the partition's end; kafka-go waits
 	// there for ever. Arguments: partition, topic, offset.
 	fmtBeyondEnd = "the kafka reader is reading passed the last offset for partition %d of %s at offset %d"
+	// A partition's reader failed to connect or seek, and retries.
+	// Arguments: partition, topic, error.
+	fmtInitError = "error initializing the kafka reader for partition %d of %s: %s"
 	// The commit loop and the group loop report their errors bare.
 	fmtBare = "%v"
 	// A partition's reader starts at the group's committed offset and
@@ -120,11 +125,26 @@ func (l *readerLog) Printf(format string, args ...any) {
 // deleted by its topic's retention before the hub read it.
 const skipRetention = "retention"
 
-// readerError sees each error kafka-go's reader logs: it counts them, and
-// reports records deleted before the hub read them (see noteDeleted).
+// readerError sees each error kafka-go's reader logs: it counts them,
+// reports records deleted before the hub read them (see noteDeleted), and
+// stops Run at a partition that became shorter than what was read of it
+// (see noteOutOfRange).
 func (c *Consumer) readerError(format string, args []any) {
 	c.metrics.readerErrors.Add(context.Background(), 1)
-	if format != fmtSkippedDeleted || len(args) != 5 {
+	switch {
+	case format == fmtBeyondEnd && len(args) == 3:
+		partition, _ := args[0].(int)
+		topic, _ := args[1].(string)
+		c.noteOutOfRange(topic, partition, true)
+		return
+	case format == fmtInitError && len(args) == 3:
+		partition, _ := args[0].(int)
+		topic, _ := args[1].(string)
+		if err, _ := args[2].(error); errors.Is(err, kafka.OffsetOutOfRange) {
+			c.noteOutOfRange(topic, partition, false)
+		}
+		return
+	case format != fmtSkippedDeleted || len(args) != 5:
 		return
 	}
 	partition, _ := args[0].(int)
