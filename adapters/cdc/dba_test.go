@@ -58,7 +58,8 @@ func TestColumnsPostgreSQLDoesNotSend(t *testing.T) {
 				"ALTER TABLE %[1]s DROP COLUMN address_code",
 				"ALTER TABLE %[1]s ADD COLUMN address_code text GENERATED ALWAYS AS ('" + addressCode + "') STORED",
 			},
-			want: "the mapping reads address_code of public.%[1]s, which are generated columns",
+			want: "the mapping reads generated columns of public.%[1]s (GENERATED ALWAYS AS ...): address_code. " +
+				"PostgreSQL leaves generated columns out of the changes it sends to the stream: map the columns they are computed from instead",
 		},
 		{
 			name:  "column list without a mapped column",

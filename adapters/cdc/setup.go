@@ -351,9 +351,9 @@ func (s *Stream) ensurePublication(ctx context.Context, db *pgx.Conn, t *tableIn
 			}
 		}
 		if len(lacking) > 0 {
-			return fmt.Errorf("checking publication %s: it publishes %s but not %s, which the mapping maps: "+
+			return fmt.Errorf("checking publication %s: it does not publish %s, which the mapping maps (it publishes %s): "+
 				"PostgreSQL would never send those changes, and they would be lost: run ALTER PUBLICATION %s SET (publish = '%s')",
-				s.cfg.Publication, publishedList(published), strings.Join(lacking, " nor "), s.cfg.Publication,
+				s.cfg.Publication, strings.Join(lacking, " or "), publishedList(published), s.cfg.Publication,
 				strings.Join(uniq(append(published, lacking...)), ", "))
 		}
 	}
@@ -434,9 +434,9 @@ func (s *Stream) generatedColumns(ctx context.Context, db *pgx.Conn, t *tableInf
 	if db.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&version) == nil && version >= 180000 {
 		fix += fmt.Sprintf(", or have the publication send them: ALTER PUBLICATION %s SET (publish_generated_columns = stored)", s.cfg.Publication)
 	}
-	return fmt.Errorf("checking the table: the mapping reads %s of %s, which are generated columns (GENERATED ALWAYS AS ...), "+
-		"and PostgreSQL leaves generated columns out of the changes it sends to the stream: %s",
-		strings.Join(t.generated, ", "), t.qualified, fix)
+	return fmt.Errorf("checking the table: the mapping reads generated columns of %s (GENERATED ALWAYS AS ...): %s. "+
+		"PostgreSQL leaves generated columns out of the changes it sends to the stream: %s",
+		t.qualified, strings.Join(t.generated, ", "), fix)
 }
 
 // columnListSQL is the SQL giving the publication's entry for the table
