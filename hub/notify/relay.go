@@ -60,6 +60,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -275,8 +276,12 @@ func (c *Config) setDefaults() {
 // leader cut off before it noticed, a crash before an entry was marked),
 // JetStream drops the repeat by Nats-Msg-Id.
 type Relay struct {
-	cfg    Config
-	js     jetstream.JetStream
+	cfg Config
+	js  jetstream.JetStream
+	// pub is the JetStream context the relay publishes through: js's
+	// connection, with publishes that wait longer than AckTimeout given
+	// up (see New).
+	pub    jetstream.JetStream
 	outbox Outbox
 	wake   chan struct{}
 	// leading is whether Run publishes now (holds the lease, or needs none).
@@ -293,6 +298,17 @@ type Relay struct {
 	// (streamCheckInterval; tests that need the stream left missing
 	// lengthen it).
 	streamCheckEvery time.Duration
+	// stallAfter is how long rounds may fail before Ping says so
+	// (stallGrace; tests shorten it).
+	stallAfter time.Duration
+
+	// failMu guards failingSince and lastFailure: since when every round
+	// has failed to publish (zero while rounds succeed), and the last
+	// round's error, which Ping reports once failures outlast
+	// stallGrace.
+	failMu       sync.Mutex
+	failingSince time.Time
+	lastFailure  error
 
 	// Run's own state; Run is not called concurrently.
 	reconnects      uint64    // the connection's reconnect count when last seen
@@ -309,9 +325,18 @@ const streamCheckInterval = 2 * time.Second
 // New creates a relay publishing through js.
 func New(cfg Config, js jetstream.JetStream, outbox Outbox) *Relay {
 	cfg.setDefaults()
-	r := &Relay{cfg: cfg, js: js, outbox: outbox, wake: make(chan struct{}, 1), streamCheckEvery: streamCheckInterval}
+	r := &Relay{cfg: cfg, js: js, pub: js, outbox: outbox, wake: make(chan struct{}, 1), streamCheckEvery: streamCheckInterval, stallAfter: stallGrace}
 	if nc := js.Conn(); nc != nil {
 		r.reconnects = nc.Stats().Reconnects
+		// A round stops waiting for acknowledgements after AckTimeout,
+		// but the publishes it gave up on keep their places among the
+		// context's pending ones until answered, which a server that
+		// lost them never does: two such rounds filled them (4,000),
+		// and every later publish failed as stalled, for good. With
+		// the timeout the context gives them up too.
+		if pub, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(cfg.AckTimeout)); err == nil {
+			r.pub = pub
+		}
 	}
 	// The server may have lost what it acknowledged before this start
 	// (the hub may have gone down with it).
@@ -370,15 +395,44 @@ func (r *Relay) observeBacklog(ctx context.Context, o metric.Int64Observer) erro
 	return nil
 }
 
+// stallGrace is how long publishing may fail, round after round, before
+// Ping reports it: a server that answers for the stream yet stores
+// nothing (its disk full, or out of its storage limit) must fail
+// readiness too, and a moment's failures must not.
+const stallGrace = 30 * time.Second
+
+// noteRound records whether a round published: the relay's failures
+// that Ping reports.
+func (r *Relay) noteRound(err error) {
+	r.failMu.Lock()
+	defer r.failMu.Unlock()
+	if err == nil {
+		r.failingSince, r.lastFailure = time.Time{}, nil
+		return
+	}
+	if r.failingSince.IsZero() {
+		r.failingSince = time.Now()
+	}
+	r.lastFailure = err
+}
+
 // pingTimeout bounds Ping's question to the server.
 const pingTimeout = 2 * time.Second
 
-// Ping reports whether the relay can publish: it is connected to NATS and
-// the server answers for the stream within a couple of seconds. It is
+// Ping reports whether the relay can publish: it is connected to NATS, the
+// server answers for the stream within a couple of seconds, and its
+// rounds have not all failed for stallGrace or longer (a server that
+// answers yet stores nothing). It is
 // safe for concurrent use (readiness checks).
 func (r *Relay) Ping(ctx context.Context) error {
 	if nc := r.js.Conn(); nc != nil && !nc.IsConnected() {
 		return errors.New("not connected to NATS")
+	}
+	r.failMu.Lock()
+	since, last := r.failingSince, r.lastFailure
+	r.failMu.Unlock()
+	if !since.IsZero() && time.Since(since) >= r.stallAfter {
+		return fmt.Errorf("publishing notifications has failed for %s; the outbox keeps them: %w", time.Since(since).Round(time.Second), last)
 	}
 	ctx, cancel := context.WithTimeout(ctx, pingTimeout)
 	defer cancel()
@@ -510,12 +564,14 @@ func (r *Relay) releaseLease() {
 
 // publishLoop publishes rounds until ctx ends, and returns ctx's error.
 func (r *Relay) publishLoop(ctx context.Context) error {
+	defer r.noteRound(nil) // a relay that stops publishing has no failures to report
 	backoff := 50 * time.Millisecond
 	for {
 		n, err := r.round(ctx)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		r.noteRound(err)
 		switch {
 		case err != nil:
 			nc := r.js.Conn()
@@ -697,7 +753,7 @@ func (r *Relay) publish(ctx context.Context, entries []hub.OutboxEntry) (acked [
 				msg.Header.Set(k, v)
 			}
 		}
-		f, err := r.js.PublishMsgAsync(msg, jetstream.WithMsgID(e.MsgID))
+		f, err := r.pub.PublishMsgAsync(msg, jetstream.WithMsgID(e.MsgID))
 		if err != nil {
 			pubErr = fmt.Errorf("publishing to %s: %w", e.Subject, err)
 			break

@@ -1,0 +1,92 @@
+package notify
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/pophub/pophub/schemas"
+)
+
+// TestRelayRecoversFromUnansweredPublishes: a server that takes the
+// relay's publishes but never acknowledges them (here the stream is gone
+// and a plain subscriber takes its subjects; a JetStream whose store
+// failed behaves so too) makes every round time out. Readiness says so
+// once that has lasted, and once the server answers again every entry is
+// published: the publishes given up on do not keep their places among the
+// pending ones, which would stall every later publish for good.
+func TestRelayRecoversFromUnansweredPublishes(t *testing.T) {
+	n := natsServer(t, 0)
+	js := connect(t, n.ClientURL())
+	ctx := context.Background()
+	if err := EnsureStream(ctx, js, StreamConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := js.DeleteStream(ctx, schemas.StreamName); err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(n.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	sink, err := nc.Subscribe("pop.>", func(*nats.Msg) {}) // takes them, answers nothing
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+
+	o := newOutbox(7000)
+	r := New(Config{BatchSize: 2000, AckTimeout: 200 * time.Millisecond}, js, o)
+	r.streamCheckEvery = time.Hour // the stream stays missing until the test creates it
+	r.stallAfter = time.Second
+	runRelay(t, r)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := r.Ping(ctx)
+		if err != nil && strings.Contains(err.Error(), "publishing notifications has failed for") {
+			t.Logf("readiness: %v", err)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Ping %v after 30 s of unanswered publishes, want it to say publishing fails", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(time.Second) // more rounds than the pending publishes a context takes (4,000)
+	if o.done() != 0 {
+		t.Fatalf("%d entries marked published without an acknowledgement", o.done())
+	}
+
+	if err := sink.Unsubscribe(); err != nil {
+		t.Fatal(err)
+	}
+	if err := EnsureStream(ctx, js, StreamConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	waitDone(t, o, 7000)
+	waitUntilNil(t, "readiness once publishing works", func() error { return r.Ping(ctx) })
+	if ids := streamMsgIDs(t, js, schemas.StreamName); len(ids) != 7000 || hasRepeats(ids) {
+		t.Fatalf("stream holds %d messages (repeats: %v), want 7000 once", len(ids), hasRepeats(ids))
+	}
+}
+
+func waitUntilNil(t *testing.T, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
