@@ -81,7 +81,11 @@ func StartKafka(ctx context.Context, cfg KafkaConfig) (*Kafka, error) {
 		kfake.SeedTopics(int32(cfg.Partitions), topics...),
 		// kfake always binds 127.0.0.1; honour another host if asked.
 		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
-			return net.Listen(network, net.JoinHostPort(host, strconv.Itoa(port)))
+			l, err := net.Listen(network, net.JoinHostPort(host, strconv.Itoa(port)))
+			if err != nil {
+				return nil, err
+			}
+			return steadyListener{Listener: l, log: cfg.Logger}, nil
 		}),
 	}
 	if cfg.DataDir != "" {
