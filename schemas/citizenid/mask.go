@@ -53,7 +53,9 @@ func Mask(s string) string {
 //
 //   - every unbroken run of 15 or more digits, a trailing X or x included,
 //     valid or not: a mistyped ID is still personal data, and a run that
-//     long is rarely anything else;
+//     long is rarely anything else — but for a zero-padded counter (a run
+//     of more than 18 digits beginning with 0 that holds no plausible
+//     ID; see zeroPadded);
 //   - the written forms of an ID: 18 characters (the last may be X) in
 //     groups of 6-8-4, 6-4-4-4, 6-4-2-2-4, 6-8-3-1, 6-12, 4-4-4-4-2 or
 //     10-2-2-4, and 15 digits in groups of 6-6-3, each group parted from
@@ -92,7 +94,7 @@ func MaskText(s string) string {
 				n = 0
 			}
 			if n == 0 {
-				if chain[k].n < 15 {
+				if chain[k].n < 15 || zeroPadded(s[chain[k].start:chain[k].end]) {
 					k++
 					continue
 				}
@@ -111,6 +113,25 @@ func MaskText(s string) string {
 	}
 	b.WriteString(s[last:])
 	return b.String()
+}
+
+// zeroPadded reports a run of more than 18 digits that begins with 0 and
+// holds no plausible 18-character ID: a counter written zero-padded, as
+// the memdb store names its log files (wal-00000000000000000002.log),
+// which an operator must be able to read in an error. No ID begins with
+// 0 (no province code does), and a run longer than an ID is no mistyped
+// one; an ID run into it still is masked.
+func zeroPadded(run string) bool {
+	chars := spanChars(run)
+	if len(chars) <= 18 || chars[0] != '0' {
+		return false
+	}
+	for i := 0; i+18 <= len(chars); i++ {
+		if plausibleID(chars[i : i+18]) {
+			return false
+		}
+	}
+	return true
 }
 
 // inPath reports whether the written form s[from:to] is parted by '/',

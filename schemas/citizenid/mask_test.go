@@ -343,6 +343,13 @@ func TestMaskText(t *testing.T) {
 		{"a batch file name", "batch 330602_19851021_0103.csv rejected", "batch 330602_19851021_0103.csv rejected"},
 		{"a longer name", "run_330602.19851021.0103_b", "run_330602.19851021.0103_b"},
 		{"a Windows path", `C:\data\330602\19851021\0103.csv`, `C:\data\330602\19851021\0103.csv`},
+		// A counter written zero-padded past an ID's length is none, as
+		// the memdb store names its logs; an ID run into one still is,
+		// and a run of an ID's length is masked whatever it begins with.
+		{"a zero-padded log generation", "write /data/store/wal-00000000000000000002.log: no space left", "write /data/store/wal-00000000000000000002.log: no space left"},
+		{"an ID after zeros", "wal-00330602198510210103.log", "wal-0033************0103.log"},
+		{"18 digits of zeros", "seq 000000000000000002", "seq 0000**********0002"},
+		{"19 digits not from 0", "n 1000000000000000002", "n 1000***********0002"},
 		// Standing alone, such a form is an ID: after an abbreviation's
 		// period, or quoted and escaped as %q and JSON in JSON write it.
 		{"after No.", "No.330602.19851021.0103", "No.3306**********0103"},
