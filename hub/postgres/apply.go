@@ -115,6 +115,13 @@ func (s *Store) Apply(ctx context.Context, batch []hub.Input) (hub.ApplyResult, 
 		if !errors.As(err, &pg) {
 			return hub.ApplyResult{}, writeFailed(ctx, "applying batch", err)
 		}
+		if sessionSetting[pg.Code] {
+			// A session keeps the settings it started with: once the
+			// DBA fixes the role's or database's, only new sessions
+			// have them, and the pool keeps its sessions for up to an
+			// hour. The next attempt connects anew.
+			s.pool.Reset()
+		}
 		switch {
 		case pg.Code == "23505" && pg.ConstraintName == "history_idempotency" && !checkKeys:
 			s.retries.repeats.Add(1)
@@ -144,6 +151,13 @@ func (s *Store) Apply(ctx context.Context, batch []hub.Input) (hub.ApplyResult, 
 	}
 	return hub.ApplyResult{}, fmt.Errorf("applying batch after %d attempts: %w: %w", maxAttempts, hub.ErrConflict, err)
 }
+
+// sessionSetting holds the SQLSTATEs of writes refused for a setting a
+// session takes from its role or database when it starts: read-only
+// (25006, default_transaction_read_only), cancelled at statement_timeout
+// (57014; ctx's own cancellations return before this check) or at
+// lock_timeout (55P03).
+var sessionSetting = map[string]bool{"25006": true, "57014": true, "55P03": true}
 
 // lockSQL locks the row of every person of $1, inserting a placeholder
 // row for each person not stored yet, all in key order and in one

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/hub/storetest"
@@ -131,12 +132,40 @@ func TestReadOnlyDatabase(t *testing.T) {
 		t.Errorf("Apply on a read-only database = %v, want ErrReadOnly and hub.ErrUnavailable", err)
 	}
 
+	// The DBA's fix reaches the sessions the pool already holds: the
+	// refused write had the pool connect anew.
 	admin(t, testenv.Postgres(t), "ALTER ROLE "+role+" RESET default_transaction_read_only")
-	s.Pool().Reset()
+	if _, err := s.Apply(ctx, storetest.Population(t, 3, 1)); err != nil {
+		t.Errorf("Apply once the database accepts writes again: %v", err)
+	}
 	if err := s.Ping(ctx); err != nil {
 		t.Errorf("Ping once the database accepts writes again: %v", err)
 	}
-	if _, err := s.Apply(ctx, storetest.Population(t, 3, 1)); err != nil {
-		t.Errorf("Apply once the database accepts writes again: %v", err)
+}
+
+// TestStatementTimeoutFixed: a statement_timeout on the role shorter than
+// a batch takes cancels every batch; once the DBA removes it, the next
+// attempt applies, though the pool held sessions started under it.
+func TestStatementTimeoutFixed(t *testing.T) {
+	ctx := context.Background()
+	schema := testenv.Schema(t)
+	role := testRole(t)
+	admin(t, testenv.Postgres(t), "CREATE SCHEMA "+schema+" AUTHORIZATION "+role)
+	s, err := Open(ctx, Config{URL: urlAs(t, testenv.PostgresURL(), role), Schema: schema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	admin(t, testenv.Postgres(t), "ALTER ROLE "+role+" SET statement_timeout = '1ms'")
+	s.Pool().Reset() // the DBA's mistake reaches the sessions opened from now on
+	batch := storetest.Population(t, 2000, 1)
+	_, err = s.Apply(ctx, batch)
+	var pg *pgconn.PgError
+	if !errors.As(err, &pg) || pg.Code != "57014" {
+		t.Fatalf("Apply under a 1 ms statement_timeout = %v, want it cancelled (57014)", err)
+	}
+	admin(t, testenv.Postgres(t), "ALTER ROLE "+role+" RESET statement_timeout")
+	if _, err := s.Apply(ctx, batch); err != nil {
+		t.Errorf("Apply once the statement_timeout is gone: %v", err)
 	}
 }
