@@ -14,13 +14,14 @@ import (
 
 // ErrTableChanged is returned by Run when the table stopped fitting the
 // mapping while the stream ran: a mapped column was renamed, dropped or
-// given another type, the table was renamed, moved to another schema, dropped or replaced by
-// another under its name, or its deleted rows no longer carry the columns
-// the mapping reads. No retry can cure that, so Run returns it; the change
-// that showed it is not confirmed (a table renamed, dropped or replaced
-// may show in no change: it is found by a check of the catalog, before
-// any position past it is confirmed), so the next start, once the table,
-// the mapping or the publication is fixed, resumes with it.
+// given another type, the table was renamed, moved to another schema,
+// dropped or replaced by another under its name, or its deleted rows no
+// longer carry the columns the mapping reads. No retry can cure that, so
+// Run returns it; the change that showed it is not confirmed (a table
+// renamed, dropped or replaced may show in no change: it is found by a
+// check of the catalog, before any position past it is confirmed), so the
+// next start, once the table, the mapping or the publication is fixed,
+// resumes with it.
 var ErrTableChanged = errors.New("the table no longer fits the mapping")
 
 // relationFit is what checkRelation found of the table's description.
@@ -118,7 +119,6 @@ func (s *Stream) retypedColumns(ctx context.Context, st *streamState) []string {
 	for _, c := range st.rel.Columns {
 		was, ok := st.tbl.types[c.Name]
 		if !ok || was.oid == c.DataType { // types holds the mapped columns
-
 			continue
 		}
 		now := fmt.Sprintf("the type with OID %d", c.DataType)
