@@ -410,7 +410,8 @@ func New(cfg Config, store Applier) (*Consumer, error) {
 	errs = append(errs, err)
 	c.metrics.skipped, err = m.Int64Counter("pophub.events.skipped", metric.WithUnit("{record}"),
 		metric.WithDescription("Records on the source topics passed over and not counted as consumed, by reason and source: "+
-			"control, a transaction's commit or abort marker; retention, a record deleted by the topic's retention before the hub read it."))
+			"control, a transaction's commit marker; aborted_transaction, an abort marker (the marker is passed over; its transaction's records were applied all the same, "+
+			"as the hub's Kafka client cannot leave them out, and the log names the marker); retention, a record deleted by the topic's retention before the hub read it."))
 	errs = append(errs, err)
 	c.metrics.readerErrors, err = m.Int64Counter("pophub.ingest.reader.errors", metric.WithUnit("{error}"),
 		metric.WithDescription("Errors that the Kafka group reader handled by retrying (failed commits, fetches, group joins), logged at most once per 5 s each."))
