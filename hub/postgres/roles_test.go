@@ -101,27 +101,35 @@ func TestOpenWithoutCreateOnTheDatabase(t *testing.T) {
 	}
 }
 
+// storeOfOwnRole opens a store as a role of the test's own, which owns
+// the store's schema, for tests that change the role's settings.
+func storeOfOwnRole(t *testing.T) (*Store, string) {
+	t.Helper()
+	schema := testenv.Schema(t)
+	role := testRole(t)
+	admin(t, testenv.Postgres(t), "CREATE SCHEMA "+schema+" AUTHORIZATION "+role)
+	s, err := Open(context.Background(), Config{URL: urlAs(t, testenv.PostgresURL(), role), Schema: schema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, role
+}
+
 // TestReadOnlyDatabase: on a database that refuses writes (here the role's
 // default_transaction_read_only, as on a standby), the store's readiness
 // probe fails naming the cause, and Apply fails in a way ingest retries
 // (unavailable: the events are fine) and an operator recognises.
 func TestReadOnlyDatabase(t *testing.T) {
 	ctx := context.Background()
-	schema := testenv.Schema(t)
-	role := testRole(t)
-	admin(t, testenv.Postgres(t), "CREATE SCHEMA "+schema+" AUTHORIZATION "+role)
-	s, err := Open(ctx, Config{URL: urlAs(t, testenv.PostgresURL(), role), Schema: schema})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, role := storeOfOwnRole(t)
 	if err := s.Ping(ctx); err != nil {
 		t.Fatalf("Ping of a writable database: %v", err)
 	}
 	admin(t, testenv.Postgres(t), "ALTER ROLE "+role+" SET default_transaction_read_only = on")
 	s.Pool().Reset() // the connections opened from now on are read-only
 
-	err = s.Ping(ctx)
+	err := s.Ping(ctx)
 	t.Log(err)
 	if !errors.Is(err, ErrReadOnly) || !errors.Is(err, hub.ErrUnavailable) || !strings.Contains(err.Error(), "default_transaction_read_only") {
 		t.Errorf("Ping of a read-only database = %v, want ErrReadOnly and hub.ErrUnavailable naming default_transaction_read_only", err)
@@ -148,18 +156,11 @@ func TestReadOnlyDatabase(t *testing.T) {
 // attempt applies, though the pool held sessions started under it.
 func TestStatementTimeoutFixed(t *testing.T) {
 	ctx := context.Background()
-	schema := testenv.Schema(t)
-	role := testRole(t)
-	admin(t, testenv.Postgres(t), "CREATE SCHEMA "+schema+" AUTHORIZATION "+role)
-	s, err := Open(ctx, Config{URL: urlAs(t, testenv.PostgresURL(), role), Schema: schema})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, role := storeOfOwnRole(t)
 	admin(t, testenv.Postgres(t), "ALTER ROLE "+role+" SET statement_timeout = '1ms'")
 	s.Pool().Reset() // the DBA's mistake reaches the sessions opened from now on
 	batch := storetest.Population(t, 2000, 1)
-	_, err = s.Apply(ctx, batch)
+	_, err := s.Apply(ctx, batch)
 	var pg *pgconn.PgError
 	if !errors.As(err, &pg) || pg.Code != "57014" {
 		t.Fatalf("Apply under a 1 ms statement_timeout = %v, want it cancelled (57014)", err)
