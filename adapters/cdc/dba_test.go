@@ -292,7 +292,8 @@ func TestColumnRenamedWhileStopped(t *testing.T) {
 	old := exampleMapping(t)
 	s := newStream(t, table, pub, old)
 	r := start(t, s)
-	waitFor(t, r, "the copy", func() bool { return s.Stats().Published == 1 })
+	// Streaming, the copy is done: a start then resumes the slot.
+	waitFor(t, r, "the copy, then streaming", func() bool { return s.Stats().Published == 1 && s.Stats().Confirmed != 0 })
 	r.stop(t)
 
 	exec(t, db, fmt.Sprintf(insertLeaseSQL("tenant_id", 2), table))
