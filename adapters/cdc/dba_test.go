@@ -1,6 +1,7 @@
 package cdc
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -225,21 +226,30 @@ func TestMappedColumnGivenAnotherType(t *testing.T) {
 
 // TestTruncateIsReported: a truncate of the table, whose removed rows no
 // event ends, is logged as an error naming the table and counted, and
-// the stream goes on; a publication of the user's own without truncates
-// has them added at start. A truncate of another table of the
-// publication is not the stream's.
+// the stream goes on; a publication of the stream's own (its default
+// name) without truncates has them added at start, while one named with
+// --publication, which other subscribers may share, is left as it is,
+// with a warning. A truncate of another table of the publication is not
+// the stream's.
 func TestTruncateIsReported(t *testing.T) {
 	for _, tc := range []struct {
-		name     string
-		setup    []string // %[1]s stands for the table
-		truncate string
-		want     int64
+		name        string
+		setup       []string // %[1]s stands for the table
+		publication string   // %[1]s stands for the table; "" for the default
+		truncate    string
+		want        int64
 	}{
-		{"publication the stream creates", nil, "TRUNCATE %[1]s", 1},
+		{"publication the stream creates", nil, "", "TRUNCATE %[1]s", 1},
 		{
 			"earlier publication without truncates",
 			[]string{"CREATE PUBLICATION pophub_%[1]s FOR TABLE %[1]s WITH (publish = 'insert, update, delete')"},
-			"TRUNCATE %[1]s", 1,
+			"", "TRUNCATE %[1]s", 1,
+		},
+		{
+			name:        "a publication named for the stream, without truncates",
+			setup:       []string{"CREATE PUBLICATION shared_%[1]s FOR TABLE %[1]s WITH (publish = 'insert, update, delete')"},
+			publication: "shared_%[1]s",
+			truncate:    "TRUNCATE %[1]s", want: 0,
 		},
 		{
 			"another table of the publication",
@@ -247,7 +257,7 @@ func TestTruncateIsReported(t *testing.T) {
 				"CREATE TABLE %[1]s_other (id int PRIMARY KEY)",
 				"CREATE PUBLICATION pophub_%[1]s FOR TABLE %[1]s, %[1]s_other",
 			},
-			"TRUNCATE %[1]s_other", 0,
+			"", "TRUNCATE %[1]s_other", 0,
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -259,7 +269,12 @@ func TestTruncateIsReported(t *testing.T) {
 			}
 			insertLease(t, db, table, 1, citizen(1))
 			addr := testenv.Kafka(t, partitions)
-			s := newStream(t, table, newPublisher(t, addr), exampleMapping(t))
+			var s *Stream
+			if tc.publication == "" {
+				s = newStream(t, table, newPublisher(t, addr), exampleMapping(t))
+			} else {
+				s = newStreamWith(t, table, newPublisher(t, addr), exampleMapping(t), func(c *Config) { c.Publication = fmt.Sprintf(tc.publication, table) })
+			}
 			r := start(t, s)
 			waitFor(t, r, "the copy", func() bool { return s.Stats().Published == 1 })
 			exec(t, db, fmt.Sprintf(tc.truncate, table))
@@ -272,6 +287,15 @@ func TestTruncateIsReported(t *testing.T) {
 			logged := strings.Contains(logsOf(t), "level=ERROR msg=\"cdc: the table was truncated; the rows it removed are not ended in the hub")
 			if logged != (tc.want > 0) {
 				t.Errorf("truncate logged as an error: %v, want %v", logged, tc.want > 0)
+			}
+			if tc.publication != "" {
+				var truncates bool
+				if err := db.QueryRow(context.Background(), "SELECT pubtruncate FROM pg_publication WHERE pubname = $1", fmt.Sprintf(tc.publication, table)).Scan(&truncates); err != nil {
+					t.Fatal(err)
+				}
+				if truncates || !strings.Contains(logsOf(t), "the publication does not publish truncates") {
+					t.Errorf("a publication named for the stream: truncates added %v, or no warning", truncates)
+				}
 			}
 		})
 	}

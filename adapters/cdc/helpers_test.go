@@ -166,9 +166,17 @@ func exampleMapping(t testing.TB) Mapping {
 
 func newStream(t testing.TB, table string, pub Publisher, m Mapping) *Stream {
 	t.Helper()
+	return newStreamWith(t, table, pub, m, func(*Config) {})
+}
+
+// newStreamWith is newStream with its configuration changed by set.
+func newStreamWith(t testing.TB, table string, pub Publisher, m Mapping, set func(*Config)) *Stream {
+	t.Helper()
 	m.Table = table
-	s, err := New(Config{Source: schemas.Housing, Postgres: testenv.PostgresURL(), Table: table, Mapping: m, Publisher: pub,
-		FlushInterval: 5 * time.Millisecond, StatusInterval: time.Second, Logger: testLogger(t)})
+	cfg := Config{Source: schemas.Housing, Postgres: testenv.PostgresURL(), Table: table, Mapping: m, Publisher: pub,
+		FlushInterval: 5 * time.Millisecond, StatusInterval: time.Second, Logger: testLogger(t)}
+	set(&cfg)
+	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -399,13 +399,19 @@ func (s *Stream) ensurePublication(ctx context.Context, db *pgx.Conn, t *tableIn
 }
 
 // publishTruncates adds truncates to an existing publication that leaves
-// them out, made by an earlier version or by the table's owner, when the
-// user owns it; otherwise it warns that truncates go unseen.
+// them out, when it is the stream's own (its default name, made by an
+// earlier version or by the table's owner) and the user owns it;
+// otherwise it warns that truncates go unseen. A publication named with
+// --publication may have other subscribers, a PostgreSQL replica that
+// would empty its copy of every table on a truncate: only its owner may
+// decide.
 func (s *Stream) publishTruncates(ctx context.Context, db *pgx.Conn, published []string) error {
 	alter := fmt.Sprintf("ALTER PUBLICATION %s SET (publish = '%s')", s.cfg.Publication, strings.Join(append(published, "truncate"), ", "))
-	var owns bool
-	if err := db.QueryRow(ctx, `SELECT pg_has_role(pubowner, 'USAGE') FROM pg_publication WHERE pubname = $1`, s.cfg.Publication).Scan(&owns); err != nil {
-		return fmt.Errorf("looking up the owner of publication %s: %w", s.cfg.Publication, err)
+	owns := false
+	if s.cfg.defaultPublication {
+		if err := db.QueryRow(ctx, `SELECT pg_has_role(pubowner, 'USAGE') FROM pg_publication WHERE pubname = $1`, s.cfg.Publication).Scan(&owns); err != nil {
+			return fmt.Errorf("looking up the owner of publication %s: %w", s.cfg.Publication, err)
+		}
 	}
 	if owns {
 		_, err := db.Exec(ctx, alter)
