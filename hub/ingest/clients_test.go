@@ -17,7 +17,9 @@ import (
 // mark is applied, as the gateway applies it, and without the mark in the
 // raw event the store keeps; a record in binary content mode (attributes
 // in ce_* headers, the data alone as the value) is rejected saying so,
-// rather than as an event whose data's members are unknown attributes.
+// rather than as an event whose data's members are unknown attributes,
+// while an event in structured mode that also carries such headers keeps
+// its own reject.
 // A record without a value (a tombstone) is rejected saying so. Each
 // reject reaches the DLQ as it was sent, mark included.
 func TestOtherClientsRecords(t *testing.T) {
@@ -41,6 +43,7 @@ func TestOtherClientsRecords(t *testing.T) {
 		{"invalid event after a byte order mark", bom + event("m-bad", idA), nil, schemas.ReasonInvalidData, "data.spouse_id", ""},
 		{"binary content mode", `{"spouse_id":"` + idB + `"}`, binaryHeaders, schemas.ReasonNotCloudEvent, "ce_specversion", "binary content mode"},
 		{"structured event with ce_ headers", event("m-both", idB), binaryHeaders, "", "", ""},
+		{"invalid structured event with ce_ headers", event("m-both-bad", idA), binaryHeaders, schemas.ReasonInvalidData, "data.spouse_id", ""},
 		{"tombstone", "", nil, schemas.ReasonNotJSON, "", "tombstone"},
 	}
 
