@@ -566,13 +566,28 @@ func (r *Relay) releaseLease() {
 func (r *Relay) publishLoop(ctx context.Context) error {
 	defer r.noteRound(nil) // a relay that stops publishing has no failures to report
 	backoff := 50 * time.Millisecond
+	var partlyWarned time.Time
 	for {
 		n, err := r.round(ctx)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		r.noteRound(err)
+		if n > 0 {
+			r.noteRound(nil) // notifications go out, if not all of them
+		} else {
+			r.noteRound(err)
+		}
 		switch {
+		case err != nil && n > 0:
+			// Some went out: no pause, which would hold back the
+			// rest of the backlog behind the ones refused, and a
+			// warning at most every few seconds.
+			if time.Since(partlyWarned) >= 5*time.Second {
+				r.cfg.Logger.Warn("publishing notifications: some were refused; the outbox keeps them and the relay goes on", "published", n, "err", err)
+				partlyWarned = time.Now()
+			}
+			backoff = 50 * time.Millisecond
+			continue
 		case err != nil:
 			nc := r.js.Conn()
 			disconnected := nc != nil && !nc.IsConnected()

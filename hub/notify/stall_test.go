@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pophub/pophub/schemas"
 )
@@ -88,5 +89,41 @@ func waitUntilNil(t *testing.T, what string, f func() error) {
 			t.Fatalf("%s: %v", what, err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestRelayReadyWhileSomeArePublished: rounds that publish some of their
+// notifications while others are refused (here by a full stream)
+// keep readiness: the relay is not stalled. Once nothing but the refused
+// ones is left, readiness says publishing fails.
+func TestRelayReadyWhileSomeArePublished(t *testing.T) {
+	n := natsServer(t, time.Second)
+	js := connect(t, n.ClientURL())
+	ctx := context.Background()
+	if err := EnsureStream(ctx, js, StreamConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	// A stream that takes one message of its subjects and refuses the
+	// rest, at the head of every round.
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "POX", Subjects: []string{"pox.>"}, MaxMsgs: 1, Discard: jetstream.DiscardNew}); err != nil {
+		t.Fatal(err)
+	}
+	o := newOutboxWithPrefix(10, "pox")
+	o.add(20000, "pop")
+	r := New(Config{BatchSize: 200, AckTimeout: 300 * time.Millisecond}, js, o)
+	r.stallAfter = 100 * time.Millisecond
+	runRelay(t, r)
+	for o.done() < 20000 {
+		if err := r.Ping(ctx); err != nil {
+			t.Fatalf("readiness failed while the relay published (%d of 20000): %v", o.done(), err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for r.Ping(ctx) == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("readiness ok while every round fails")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
