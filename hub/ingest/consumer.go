@@ -352,9 +352,16 @@ type Consumer struct {
 	// became shorter than what was read from it (see readerError).
 	fetchedMu sync.Mutex
 	fetchedTo map[topicPartition]int64
-	// outOfRange is when a partition's seek first failed as out of range
-	// since its last fetched record (see noteOutOfRange).
-	outOfRange map[topicPartition]time.Time
+	// initAt is the offset each partition's reader last started at (its
+	// committed offset), which counts as read to as well: a reader
+	// waiting at it has read nothing yet in this process.
+	initAt map[topicPartition]int64
+	// outOfRange is the run of seeks that failed as out of range, since
+	// the partition's last fetched record (see noteOutOfRange).
+	outOfRange map[topicPartition]failedRun
+	// checking holds the partitions whose committed offset is being
+	// looked up (see confirmShrunk).
+	checking map[topicPartition]bool
 	// shrunk carries the first such partition's error to Run.
 	shrunk chan error
 
@@ -385,7 +392,7 @@ func New(cfg Config, store Applier) (*Consumer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	c := &Consumer{cfg: cfg, store: store, dlqStall: stall{grace: dlqGrace}, applyStall: stall{grace: applyGrace}, starts: map[topicPartition]int64{}, fetchedTo: map[topicPartition]int64{}, outOfRange: map[topicPartition]time.Time{}, shrunk: make(chan error, 1), counts: Counts{Rejected: map[string]int64{}, BySource: map[schemas.Source]int64{},
+	c := &Consumer{cfg: cfg, store: store, dlqStall: stall{grace: dlqGrace}, applyStall: stall{grace: applyGrace}, starts: map[topicPartition]int64{}, fetchedTo: map[topicPartition]int64{}, initAt: map[topicPartition]int64{}, outOfRange: map[topicPartition]failedRun{}, checking: map[topicPartition]bool{}, shrunk: make(chan error, 1), counts: Counts{Rejected: map[string]int64{}, BySource: map[schemas.Source]int64{},
 		Sources: map[schemas.Source]SourceCounts{}}}
 	c.dlq = &kafka.Writer{
 		Addr:                   kafka.TCP(cfg.Brokers...),
@@ -614,13 +621,12 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 }
 
 // ErrPartitionShrank is returned by Run when a partition's log became
-// shorter than what this instance had read of it: its topic was deleted
-// and created again, or the partition truncated (an unclean leader
-// election), while the hub ran. kafka-go's reader keeps its offset and
-// would wait there, then read on from it once the new log grew that far,
-// skipping every record before it; Run stops instead, before any of them
-// is read. A topic created again has no committed offsets (they went with
-// the old one), so the next start reads it from its first record.
+// shorter than what this instance had read of it (or started its reader
+// at) and the group has no committed offset for it: its topic was deleted
+// and created again while the hub ran. kafka-go's reader keeps its offset
+// and would wait there, then read on from it once the new log grew that
+// far, skipping every record before it; Run stops instead, before any of
+// them is read, and the next start reads the topic from its first record.
 var ErrPartitionShrank = errors.New("a source partition is shorter than what the hub read of it")
 
 // noteFetched records how far the batch read each partition.
@@ -642,34 +648,84 @@ func (c *Consumer) noteFetched(batch []kafka.Message) {
 // range before a partition counts as shrunk: the seek compares with the
 // high watermark, which a newly elected leader may report a little behind
 // for a moment, while a fetch past the log's end is the broker's own word.
-const shrinkConfirm = 2 * time.Second
+// Failures more than shrinkGap apart are runs of their own: kafka-go
+// retries a failed seek within a second.
+const (
+	shrinkConfirm = 2 * time.Second
+	shrinkGap     = 3 * time.Second
+)
+
+// failedRun is a run of failed seeks of one partition.
+type failedRun struct{ first, last time.Time }
+
+// noteInit records the offset a partition's reader starts at.
+func (c *Consumer) noteInit(topic string, partition int, offset int64) {
+	if offset < 0 {
+		return // kafka-go's "first offset": nothing committed
+	}
+	c.fetchedMu.Lock()
+	c.initAt[topicPartition{topic, partition}] = offset
+	c.fetchedMu.Unlock()
+}
 
 // noteOutOfRange takes kafka-go's report that a partition's reader is past
 // the partition's end: a fetch the broker refused as out of range
-// (fetched, the broker's word), or a seek that failed so. When this
-// instance had read records of the partition, its log shrank under it, and
-// Run stops (ErrPartitionShrank); an offset committed past the end by hand
-// is the lag tracker's to report.
+// (fetched, the broker's word), or a seek that failed so. When the reader
+// is at an offset this instance read to or started at, the partition's
+// log is shorter than that now, and confirmShrunk decides whether Run
+// stops (ErrPartitionShrank).
 func (c *Consumer) noteOutOfRange(topic string, partition int, fetched bool) {
 	tp := topicPartition{topic, partition}
+	now := time.Now()
 	c.fetchedMu.Lock()
-	read, ok := c.fetchedTo[tp]
+	read := max(c.fetchedTo[tp], c.initAt[tp])
+	ok := read > 0 && !c.checking[tp]
 	if ok && !fetched {
-		first, seen := c.outOfRange[tp]
-		if !seen {
-			c.outOfRange[tp] = time.Now()
+		run, seen := c.outOfRange[tp]
+		if !seen || now.Sub(run.last) > shrinkGap {
+			run.first = now
 		}
-		ok = seen && time.Since(first) >= shrinkConfirm
+		run.last = now
+		c.outOfRange[tp] = run
+		ok = now.Sub(run.first) >= shrinkConfirm
+	}
+	if ok {
+		c.checking[tp] = true
 	}
 	c.fetchedMu.Unlock()
-	if !ok {
+	if ok {
+		go c.confirmShrunk(tp, read)
+	}
+}
+
+// confirmShrunk stops Run (ErrPartitionShrank) when the group has no
+// committed offset for a partition whose log is shorter than what was
+// read of it: its topic was deleted and created again, and its committed
+// offsets went with the old one, so a start reads it from its first
+// record. A committed offset that lies past the end (set by hand, or a
+// partition truncated by an unclean leader election) would stop every
+// start alike: the lag tracker reports it on /readyz, with what to do,
+// and the hub goes on serving.
+func (c *Consumer) confirmShrunk(tp topicPartition, read int64) {
+	defer func() {
+		c.fetchedMu.Lock()
+		delete(c.checking, tp)
+		c.fetchedMu.Unlock()
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+	defer cancel()
+	committed, err := c.lag.committedOffset(ctx, tp.topic, tp.partition)
+	if err != nil {
+		c.cfg.Logger.Warn("checking a partition shorter than what the hub read of it", "topic", tp.topic, "partition", tp.partition, "err", err)
 		return
 	}
-	err := fmt.Errorf("%w: topic %s partition %d now ends before offset %d, to which this instance had read it: "+
-		"the topic was deleted and created again, or the partition truncated, while the hub ran. The hub stops rather than "+
-		"skip the records of the new log before that offset: start it again, and it reads a topic created again from its "+
-		"first record (a partition truncated below its committed offset shows on /readyz, with what to do)",
-		ErrPartitionShrank, topic, partition, read)
+	if committed >= 0 {
+		return
+	}
+	err = fmt.Errorf("%w: topic %s partition %d now ends before offset %d, to which this instance had read it, and the group "+
+		"has no committed offset for it: the topic was deleted and created again while the hub ran. The hub stops rather than "+
+		"skip the records of the new log before that offset: start it again, and it reads the partition from its first record",
+		ErrPartitionShrank, tp.topic, tp.partition, read)
 	select {
 	case c.shrunk <- err:
 	default:

@@ -174,6 +174,9 @@ func (c *Consumer) readerDebug(format string, args []any) {
 		return
 	}
 	tp := topicPartition{topic, partition}
+	if format == fmtInitializing {
+		c.noteInit(topic, partition, offset)
+	}
 	c.seekMu.Lock()
 	start, started := c.starts[tp]
 	if format == fmtInitializing {

@@ -100,3 +100,83 @@ func TestRecreatedTopicStopsIngest(t *testing.T) {
 		}
 	}
 }
+
+// TestShrunkPartitionNeedsNoCommittedOffset: kafka-go's reports that a
+// partition's reader is past its end, as the consumer reads them. A
+// reader that started at an offset (a restart) counts as having read to
+// it, so a partition the instance has fetched nothing from since stops
+// ingest too. A partition whose group offset is still committed is no
+// topic created again (its offsets went with the old one): an offset set
+// past the end by hand would stop every start alike, so Run goes on and
+// the lag tracker reports it. Seeks that fail for a moment (a leader
+// election) stop nothing, also when such moments recur apart.
+func TestShrunkPartitionNeedsNoCommittedOffset(t *testing.T) {
+	k := broker(t)
+	topic := schemas.Topic(schemas.Marriage)
+	consumer := func(group string) *Consumer {
+		c, err := New(Config{Brokers: []string{k.Addr()}, GroupID: group, Topics: []string{schemas.Topic(schemas.Tax)}}, &recordingApplier{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	stops := func(c *Consumer, within time.Duration) error {
+		select {
+		case err := <-c.shrunk:
+			return err
+		case <-time.After(within):
+			return nil
+		}
+	}
+	seekFails := func(c *Consumer) { c.readerError(fmtInitError, []any{0, topic, kafka.OffsetOutOfRange}) }
+
+	t.Run("started at an offset, no commit", func(t *testing.T) {
+		c := consumer("shrunk-idle")
+		c.readerDebug(fmtInitializing, []any{0, topic, int64(20)})
+		// kafka-go reports it at each retry, as the check may fail
+		// while the group's coordinator is busy with the join.
+		var err error
+		for range 20 {
+			c.readerError(fmtBeyondEnd, []any{0, topic, int64(20)})
+			if err = stops(c, 500*time.Millisecond); err != nil {
+				break
+			}
+		}
+		if !errors.Is(err, ErrPartitionShrank) {
+			t.Fatalf("a reader past the end of a partition without a committed offset: %v, want ErrPartitionShrank", err)
+		}
+	})
+	t.Run("offset committed", func(t *testing.T) {
+		c := consumer("shrunk-committed")
+		cl := &kafka.Client{Addr: kafka.TCP(k.Addr())}
+		if _, err := cl.OffsetCommit(context.Background(), &kafka.OffsetCommitRequest{GroupID: "shrunk-committed", GenerationID: -1,
+			Topics: map[string][]kafka.OffsetCommit{topic: {{Partition: 0, Offset: 20}}}}); err != nil {
+			t.Fatal(err)
+		}
+		c.readerDebug(fmtInitializing, []any{0, topic, int64(20)})
+		c.readerError(fmtBeyondEnd, []any{0, topic, int64(20)})
+		if err := stops(c, 2*time.Second); err != nil {
+			t.Fatalf("a committed offset past the end stopped ingest: %v", err)
+		}
+	})
+	t.Run("failed seeks", func(t *testing.T) {
+		c := consumer("shrunk-blips")
+		c.noteFetched([]kafka.Message{{Topic: topic, Partition: 0, Offset: 99}})
+		seekFails(c)
+		time.Sleep(300 * time.Millisecond)
+		seekFails(c)
+		time.Sleep(shrinkGap + 200*time.Millisecond) // a later, unrelated moment
+		seekFails(c)
+		if err := stops(c, time.Second); err != nil {
+			t.Fatalf("seeks that failed for moments apart stopped ingest: %v", err)
+		}
+		for range 6 { // failing on for longer than shrinkConfirm
+			time.Sleep(500 * time.Millisecond)
+			seekFails(c)
+		}
+		if err := stops(c, 10*time.Second); !errors.Is(err, ErrPartitionShrank) {
+			t.Fatalf("seeks failing for %s: %v, want ErrPartitionShrank", 3*time.Second, err)
+		}
+	})
+}

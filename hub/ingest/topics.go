@@ -320,6 +320,27 @@ type lagTracker struct {
 	reported map[string]bool
 }
 
+// committedOffset is the group's committed offset of a partition, -1
+// for none.
+func (t *lagTracker) committedOffset(ctx context.Context, topic string, partition int) (int64, error) {
+	resp, err := t.client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: t.cfg.GroupID, Topics: map[string][]int{topic: {partition}}})
+	if err == nil {
+		err = resp.Error
+	}
+	if err != nil {
+		return 0, fmt.Errorf("fetching the committed offset of %s/%d: %w", topic, partition, err)
+	}
+	for _, p := range resp.Topics[topic] {
+		if p.Partition == partition {
+			if p.Error != nil {
+				return 0, fmt.Errorf("fetching the committed offset of %s/%d: %w", topic, partition, p.Error)
+			}
+			return p.CommittedOffset, nil
+		}
+	}
+	return -1, nil
+}
+
 func newLagTracker(cfg Config, m metric.Meter) (*lagTracker, error) {
 	t := &lagTracker{cfg: cfg, client: client(cfg.Brokers, Transport(cfg.SASL, cfg.TLS))}
 	_, err := m.Int64ObservableGauge("pophub.consumer.lag", metric.WithUnit("{event}"),
