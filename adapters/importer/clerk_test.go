@@ -451,10 +451,10 @@ func TestEventIDsKeepsEventsAcrossBlocks(t *testing.T) {
 
 // TestMonthCells: a month column on the default layouts takes the month
 // forms, and a date on the first of a month as that month (exports that
-// keep months in date columns write 2026-03-01); another day is refused
-// saying so, and a month column with a layout of its own takes only that.
+// keep months in date columns write 2026-03-01, or in timestamps with
+// midnight); another day or time is refused saying so, and a month column with a layout of its own takes only that.
 func TestMonthCells(t *testing.T) {
-	const notFirst = "a date, not a month: only the first day of a month (2026-03-01) is read as its month"
+	const notFirst = "a date, not a month: only the first day of a month (2026-03-01, or 2026-03-01 00:00:00) is read as its month"
 	for _, tc := range []struct {
 		value, layout string
 		want          string // the JSON string, or "" when refused
@@ -468,6 +468,9 @@ func TestMonthCells(t *testing.T) {
 		{"2026/3/1", "", `"2026-03"`, ""},
 		{"20260301", "", `"2026-03"`, ""},
 		{"2026年3月1日", "", `"2026-03"`, ""},
+		{"2026-03-01 00:00:00", "", `"2026-03"`, ""},
+		{"2026/3/1 0:00", "", `"2026-03"`, ""},
+		{"2026-03-01 08:30:00", "", "", notFirst},
 		{"2026-03-15", "", "", notFirst},
 		{"2026年3月31日", "", "", notFirst},
 		{"2026-13", "", "", ""},

@@ -79,6 +79,9 @@ var (
 	timeLayouts  = slices.Concat([]string{time.RFC3339Nano}, dateTimeForms, dateForms)
 	dateLayouts  = slices.Concat([]string{time.DateOnly}, dateForms, dateTimeForms, []string{time.RFC3339Nano})
 	monthLayouts = []string{"2006-01", "2006/1", "200601", "2006年1月", "2006.1", "2006-1"}
+	// monthDayForms are the dates a month column also reads, on the
+	// first of a month (see column.firstDays).
+	monthDayForms = slices.Concat(dateForms, dateTimeForms)
 )
 
 const defaultSplit = ",，、;；|"
@@ -690,8 +693,10 @@ func (c *column) appendValue(dst []byte, row []string, kinds []cellKind, date190
 	case KindDate, KindMonth:
 		t, ok := parseCell(v, kind, c.layouts, time.UTC, date1904)
 		if !ok && c.firstDays {
-			if t, ok = parseTime(v, dateForms, time.UTC); ok && t.Day() != 1 {
-				return dst, false, 0, &convertError{ReasonInvalidValue, "a date, not a month: only the first day of a month (2026-03-01) is read as its month"}
+			// A date with a time of day too, as databases export a
+			// month kept as a timestamp: midnight only.
+			if t, ok = parseTime(v, monthDayForms, time.UTC); ok && (t.Day() != 1 || t.Hour()+t.Minute()+t.Second() != 0) {
+				return dst, false, 0, &convertError{ReasonInvalidValue, "a date, not a month: only the first day of a month (2026-03-01, or 2026-03-01 00:00:00) is read as its month"}
 			}
 		}
 		if !ok {
