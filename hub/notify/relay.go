@@ -579,14 +579,18 @@ func (r *Relay) publishLoop(ctx context.Context) error {
 		}
 		switch {
 		case err != nil && n > 0:
-			// Some went out: no pause, which would hold back the
-			// rest of the backlog behind the ones refused, and a
-			// warning at most every few seconds.
+			// Some went out: the poll interval's pause, not a growing
+			// backoff, which would hold back the rest of the backlog
+			// behind the ones refused (each round sends them again),
+			// and a warning at most every few seconds.
 			if time.Since(partlyWarned) >= 5*time.Second {
 				r.cfg.Logger.Warn("publishing notifications: some were refused; the outbox keeps them and the relay goes on", "published", n, "err", err)
 				partlyWarned = time.Now()
 			}
 			backoff = 50 * time.Millisecond
+			if !sleep(ctx, r.cfg.PollInterval) {
+				return ctx.Err()
+			}
 			continue
 		case err != nil:
 			nc := r.js.Conn()

@@ -110,7 +110,7 @@ func TestRelayReadyWhileSomeArePublished(t *testing.T) {
 	}
 	o := newOutboxWithPrefix(10, "pox")
 	o.add(20000, "pop")
-	r := New(Config{BatchSize: 200, AckTimeout: 300 * time.Millisecond}, js, o)
+	r := New(Config{BatchSize: 200, AckTimeout: 300 * time.Millisecond, PollInterval: 10 * time.Millisecond}, js, o)
 	r.stallAfter = 100 * time.Millisecond
 	runRelay(t, r)
 	for o.done() < 20000 {
