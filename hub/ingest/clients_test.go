@@ -42,6 +42,7 @@ func TestOtherClientsRecords(t *testing.T) {
 		{"event after a byte order mark", bom + event("m-bom", idB), nil, "", "", ""},
 		{"invalid event after a byte order mark", bom + event("m-bad", idA), nil, schemas.ReasonInvalidData, "data.spouse_id", ""},
 		{"binary content mode", `{"spouse_id":"` + idB + `"}`, binaryHeaders, schemas.ReasonNotCloudEvent, "ce_specversion", "binary content mode"},
+		{"binary content mode, data not JSON", `<lease id="1"/>`, binaryHeaders, schemas.ReasonNotCloudEvent, "ce_specversion", "binary content mode"},
 		{"structured event with ce_ headers", event("m-both", idB), binaryHeaders, "", "", ""},
 		{"invalid structured event with ce_ headers", event("m-both-bad", idA), binaryHeaders, schemas.ReasonInvalidData, "data.spouse_id", ""},
 		{"tombstone", "", nil, schemas.ReasonNotJSON, "", "tombstone"},

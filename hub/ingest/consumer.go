@@ -986,9 +986,10 @@ func decodeChunk(batch []kafka.Message) decoded {
 			if !ok {
 				re = &schemas.RejectError{Reason: schemas.ReasonInvalidData, Detail: "undecodable"}
 			}
-			if re.Reason == schemas.ReasonNotCloudEvent && binaryMode(m.Headers) && !bytes.Contains(value, []byte(`"specversion"`)) {
-				// The value is no event of its own: the data of one
-				// whose attributes are in the headers.
+			if (re.Reason == schemas.ReasonNotCloudEvent || re.Reason == schemas.ReasonNotJSON) && binaryMode(m.Headers) &&
+				!bytes.Contains(value, []byte(`"specversion"`)) {
+				// The value is no event of its own: the data (JSON or
+				// not) of one whose attributes are in the headers.
 				re = errBinaryMode
 			}
 			d.rejects = append(d.rejects, dlqRecord(m, re))

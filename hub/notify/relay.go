@@ -746,6 +746,11 @@ func (r *Relay) round(ctx context.Context) (int, error) {
 	r.duration.Record(ctx, time.Since(start).Seconds())
 	if pubErr != nil {
 		span.RecordError(pubErr)
+		if len(acked) > 0 {
+			// Rounds go on while some are refused: published rows
+			// must still go, or the outbox grows for as long.
+			return len(acked), errors.Join(pubErr, r.deleteOld(ctx))
+		}
 		return len(acked), pubErr
 	}
 	return len(entries), r.deleteOld(ctx)

@@ -94,8 +94,9 @@ func waitUntilNil(t *testing.T, what string, f func() error) {
 
 // TestRelayReadyWhileSomeArePublished: rounds that publish some of their
 // notifications while others are refused (here by a full stream)
-// keep readiness: the relay is not stalled. Once nothing but the refused
-// ones is left, readiness says publishing fails.
+// keep readiness: the relay is not stalled, and the published ones are
+// deleted as in any round. Once nothing but the refused ones is left,
+// readiness says publishing fails.
 func TestRelayReadyWhileSomeArePublished(t *testing.T) {
 	n := natsServer(t, time.Second)
 	js := connect(t, n.ClientURL())
@@ -118,6 +119,9 @@ func TestRelayReadyWhileSomeArePublished(t *testing.T) {
 			t.Fatalf("readiness failed while the relay published (%d of 20000): %v", o.done(), err)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+	if o.kept() == o.done() {
+		t.Errorf("all %d published entries kept: rounds that published some never deleted the published ones", o.kept())
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for r.Ping(ctx) == nil {

@@ -119,8 +119,11 @@ func (s *Store) Apply(ctx context.Context, batch []hub.Input) (hub.ApplyResult, 
 			// A session keeps the settings it started with: once the
 			// DBA fixes the role's or database's, only new sessions
 			// have them, and the pool keeps its sessions for up to an
-			// hour. The next attempt connects anew.
-			s.pool.Reset()
+			// hour. An attempt then connects anew, but at most every
+			// resetEvery: a lock_timeout met while another holds a
+			// lock is no setting to fix, and every session reading or
+			// writing meanwhile would be closed at each retry.
+			s.resetSessions()
 		}
 		switch {
 		case pg.Code == "23505" && pg.ConstraintName == "history_idempotency" && !checkKeys:
@@ -150,6 +153,20 @@ func (s *Store) Apply(ctx context.Context, batch []hub.Input) (hub.ApplyResult, 
 		}
 	}
 	return hub.ApplyResult{}, fmt.Errorf("applying batch after %d attempts: %w: %w", maxAttempts, hub.ErrConflict, err)
+}
+
+// resetEvery bounds how often refused writes close the pool's sessions.
+const resetEvery = 30 * time.Second
+
+// resetSessions closes the pool's sessions, unless it did within
+// resetEvery.
+func (s *Store) resetSessions() {
+	now := time.Now().UnixNano()
+	last := s.sessionsReset.Load()
+	if last != 0 && now-last < int64(resetEvery) || !s.sessionsReset.CompareAndSwap(last, now) {
+		return
+	}
+	s.pool.Reset()
 }
 
 // sessionSetting holds the SQLSTATEs of writes refused for a setting a

@@ -170,3 +170,31 @@ func TestStatementTimeoutFixed(t *testing.T) {
 		t.Errorf("Apply once the statement_timeout is gone: %v", err)
 	}
 }
+
+// TestSessionsResetAtMostEvery: refused writes close the pool's sessions
+// at most once per resetEvery, so that lock waits (lock_timeout met
+// while another transaction holds a lock, no setting to fix) do not close
+// every reading and writing session at each retry.
+func TestSessionsResetAtMostEvery(t *testing.T) {
+	ctx := context.Background()
+	s, _ := storeOfOwnRole(t)
+	use := func() int64 {
+		t.Helper()
+		c, err := s.pool.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Release()
+		return s.pool.Stat().NewConnsCount()
+	}
+	before := use()
+	s.resetSessions()
+	if after := use(); after != before+1 {
+		t.Fatalf("sessions opened after the first reset: %d, want 1", after-before)
+	}
+	before = use()
+	s.resetSessions()
+	if after := use(); after != before {
+		t.Errorf("a second reset within %s opened %d sessions, want none", resetEvery, after-before)
+	}
+}

@@ -117,10 +117,13 @@ func (c Config) Validate() error {
 // Store implements hub.Store on PostgreSQL. It is safe for concurrent use,
 // and several Stores (in one process or many) may share one schema.
 type Store struct {
-	cfg   Config
-	pool  *pgxpool.Pool
-	cache *stateCache // nil when disabled; holds opened states only
-	seal  sealer
+	cfg  Config
+	pool *pgxpool.Pool
+	// sessionsReset is when refused writes last closed the pool's
+	// sessions (Unix nanoseconds; see resetSessions).
+	sessionsReset atomic.Int64
+	cache         *stateCache // nil when disabled; holds opened states only
+	seal          sealer
 	// mode is the sealing mode s writes in, as hub_meta records it
 	// (sealingValue); every batch checks the schema still records it.
 	mode string

@@ -54,8 +54,8 @@ func Mask(s string) string {
 //   - every unbroken run of 15 or more digits, a trailing X or x included,
 //     valid or not: a mistyped ID is still personal data, and a run that
 //     long is rarely anything else — but for a zero-padded counter (a run
-//     of more than 18 digits beginning with 0 that holds no plausible
-//     ID; see zeroPadded);
+//     of more than 18 digits, fewer than 15 of them after its leading
+//     zeros; see zeroPadded);
 //   - the written forms of an ID: 18 characters (the last may be X) in
 //     groups of 6-8-4, 6-4-4-4, 6-4-2-2-4, 6-8-3-1, 6-12, 4-4-4-4-2 or
 //     10-2-2-4, and 15 digits in groups of 6-6-3, each group parted from
@@ -115,23 +115,16 @@ func MaskText(s string) string {
 	return b.String()
 }
 
-// zeroPadded reports a run of more than 18 digits that begins with 0 and
-// holds no plausible 18-character ID: a counter written zero-padded, as
-// the memdb store names its log files (wal-00000000000000000002.log),
-// which an operator must be able to read in an error. No ID begins with
-// 0 (no province code does), and a run longer than an ID is no mistyped
-// one; an ID run into it still is masked.
+// zeroPadded reports a run of more than 18 digits that is zero padding
+// before fewer than 15 digits: a counter written zero-padded, as the
+// memdb store names its log files (wal-00000000000000000002.log), which
+// an operator must be able to read in an error. What follows the zeros
+// is too short to be an ID, valid or mistyped, legacy or not; a run with
+// 15 digits or more after its zeros (an ID padded to a fixed width) is
+// masked.
 func zeroPadded(run string) bool {
 	chars := spanChars(run)
-	if len(chars) <= 18 || chars[0] != '0' {
-		return false
-	}
-	for i := 0; i+18 <= len(chars); i++ {
-		if plausibleID(chars[i : i+18]) {
-			return false
-		}
-	}
-	return true
+	return len(chars) > 18 && len(strings.TrimLeft(string(chars), "0")) < 15
 }
 
 // inPath reports whether the written form s[from:to] is parted by '/',

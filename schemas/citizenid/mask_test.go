@@ -348,6 +348,8 @@ func TestMaskText(t *testing.T) {
 		// and a run of an ID's length is masked whatever it begins with.
 		{"a zero-padded log generation", "write /data/store/wal-00000000000000000002.log: no space left", "write /data/store/wal-00000000000000000002.log: no space left"},
 		{"an ID after zeros", "wal-00330602198510210103.log", "wal-0033************0103.log"},
+		{"a legacy ID padded to 20", "id=00000330602851021010 rejected", "id=0000************1010 rejected"},
+		{"a mistyped ID after a zero", "id=0330602198510210104 rejected", "id=0330***********0104 rejected"},
 		{"18 digits of zeros", "seq 000000000000000002", "seq 0000**********0002"},
 		{"19 digits not from 0", "n 1000000000000000002", "n 1000***********0002"},
 		// Standing alone, such a form is an ID: after an abbreviation's
