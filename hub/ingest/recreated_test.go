@@ -148,12 +148,20 @@ func TestShrunkPartitionNeedsNoCommittedOffset(t *testing.T) {
 		}
 	})
 	t.Run("offset committed", func(t *testing.T) {
-		c := consumer("shrunk-committed")
+		// Committed before the consumer joins the group, whose
+		// generation would refuse a commit from outside it.
 		cl := &kafka.Client{Addr: kafka.TCP(k.Addr())}
-		if _, err := cl.OffsetCommit(context.Background(), &kafka.OffsetCommitRequest{GroupID: "shrunk-committed", GenerationID: -1,
-			Topics: map[string][]kafka.OffsetCommit{topic: {{Partition: 0, Offset: 20}}}}); err != nil {
+		resp, err := cl.OffsetCommit(context.Background(), &kafka.OffsetCommitRequest{GroupID: "shrunk-committed", GenerationID: -1,
+			Topics: map[string][]kafka.OffsetCommit{topic: {{Partition: 0, Offset: 20}}}})
+		if err != nil {
 			t.Fatal(err)
 		}
+		for _, p := range resp.Topics[topic] {
+			if p.Error != nil {
+				t.Fatalf("committing offset 20: %v", p.Error)
+			}
+		}
+		c := consumer("shrunk-committed")
 		c.readerDebug(fmtInitializing, []any{0, topic, int64(20)})
 		c.readerError(fmtBeyondEnd, []any{0, topic, int64(20)})
 		if err := stops(c, 2*time.Second); err != nil {
