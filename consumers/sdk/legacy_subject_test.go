@@ -70,14 +70,34 @@ func TestLegacySubjectConsumerKept(t *testing.T) {
 			// What the older SDK handled and acked before the upgrade.
 			old, _ := batch("old", 0)
 			sdktest.Publish(t, e.js, old...)
+			// The legacy consumers hold them all once the stream has
+			// passed them on.
+			pending := map[string]int{}
+			for deadline := time.Now().Add(10 * time.Second); ; {
+				total := 0
+				for n := range legacy {
+					if cons, err := e.js.Consumer(ctx, schemas.StreamName, n); err == nil {
+						if info, err := cons.Info(ctx); err == nil {
+							pending[n] = int(info.NumPending)
+						}
+					}
+					total += pending[n]
+				}
+				if total == len(old) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the legacy consumers hold %d of the older SDK's %d messages", total, len(old))
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
 			acked := 0
 			for n := range legacy {
 				cons, err := e.js.Consumer(ctx, schemas.StreamName, n)
 				if err != nil {
 					t.Fatal(err)
 				}
-				info, _ := cons.Info(ctx)
-				fetched, err := cons.FetchNoWait(int(info.NumPending))
+				fetched, err := cons.FetchNoWait(pending[n])
 				if err != nil {
 					t.Fatal(err)
 				}
