@@ -81,7 +81,8 @@ func TestDeadLettersSurviveStreamRecreation(t *testing.T) {
 				consumers = len(siFilters)
 			}
 			publish(2)
-			waitFor(t, "the second notification taken", 20*time.Second, func() bool { return taken(ctx, e.js, consumers) })
+			// The subscriber finds its consumers gone and makes them again: seconds, more on a loaded machine.
+			waitFor(t, "the second notification taken", time.Minute, func() bool { return taken(ctx, e.js, consumers) })
 			time.Sleep(200 * time.Millisecond) // a second copy's dead letter would be on its way
 			if got := deadLetters(); got != 2 {
 				t.Fatalf("POPDLQ holds %d dead letters, want 2 (one per rejected notification)", got)
