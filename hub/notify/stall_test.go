@@ -71,24 +71,9 @@ func TestRelayRecoversFromUnansweredPublishes(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitDone(t, o, 7000)
-	waitUntilNil(t, "readiness once publishing works", func() error { return r.Ping(ctx) })
+	waitWithin(t, 10*time.Second, "readiness once publishing works", func() bool { return r.Ping(ctx) == nil })
 	if ids := streamMsgIDs(t, js, schemas.StreamName); len(ids) != 7000 || hasRepeats(ids) {
 		t.Fatalf("stream holds %d messages (repeats: %v), want 7000 once", len(ids), hasRepeats(ids))
-	}
-}
-
-func waitUntilNil(t *testing.T, what string, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 
