@@ -735,7 +735,7 @@ func (p *Publisher) write(ctx context.Context, span trace.Span, msgs []kafka.Mes
 		failed := 0
 		for j, e := range werrs {
 			if e != nil {
-				results[idx[j]].Err = fmt.Errorf("sending to Kafka: %w", e)
+				results[idx[j]].Err = fmt.Errorf("sending to Kafka: %w", closedHint(e))
 				failed++
 			}
 		}
@@ -749,10 +749,7 @@ func (p *Publisher) write(ctx context.Context, span trace.Span, msgs []kafka.Mes
 			// able to tell an interruption from a broker's failure.
 			err = fmt.Errorf("%w (%v)", cerr, err)
 		}
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			// All a client sees of a broker that wants TLS or a login.
-			err = fmt.Errorf("%w (the broker closed the connection: does it require TLS or SASL credentials?)", err)
-		}
+		err = closedHint(err)
 		for _, i := range idx {
 			results[i].Err = fmt.Errorf("sending to Kafka: %w", err)
 		}
@@ -762,6 +759,17 @@ func (p *Publisher) write(ctx context.Context, span trace.Span, msgs []kafka.Mes
 		return fmt.Errorf("sending %d events: %w", len(msgs), err)
 	}
 	return nil
+}
+
+// closedHint adds to err what a connection closed without an answer most
+// likely means: it is all a client sees of a broker that wants TLS or a
+// login. kafka-go gives it either for the whole write or, when the
+// connection closes mid-produce, for each message.
+func closedHint(err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("%w (the broker closed the connection: does it require TLS or SASL credentials?)", err)
+	}
+	return err
 }
 
 // startSpan starts the producer span of one produce of n records; single
