@@ -164,13 +164,19 @@ CREATE TABLE IF NOT EXISTS $S.audit_anchor (
 	hash bytea NOT NULL,
 	seal bytea NOT NULL
 );
+-- The time n months before t on China's clocks, whatever the session's
+-- TimeZone, on the month's last day when it has no such day: the purge
+-- counts months so too (audit.monthsBefore).
+CREATE OR REPLACE FUNCTION $S.audit_floor(t timestamptz, n integer) RETURNS timestamptz
+	LANGUAGE sql IMMUTABLE STRICT AS
+	$g$ SELECT ((t AT TIME ZONE INTERVAL '+08:00') - make_interval(months => n)) AT TIME ZONE INTERVAL '+08:00'$g$;
 CREATE OR REPLACE FUNCTION $S.audit_guard() RETURNS trigger LANGUAGE plpgsql AS $f$
 BEGIN
 	IF TG_OP <> 'TRUNCATE' AND current_setting('pophub.audit_purge', true) = 'on' THEN
 		IF TG_TABLE_NAME = 'audit_anchor' THEN
 			RETURN NEW;
 		END IF;
-		IF OLD.at >= now() - (CASE WHEN OLD.action IN ($ACCESS) THEN interval '$AFLOOR months' ELSE interval '$PFLOOR months' END) THEN
+		IF OLD.at >= $S.audit_floor(now(), CASE WHEN OLD.action IN ($ACCESS) THEN $AFLOOR ELSE $PFLOOR END) THEN
 			RAISE EXCEPTION 'audit entry % is within its legal retention floor', OLD.seq USING ERRCODE = 'insufficient_privilege';
 		END IF;
 		IF TG_OP = 'DELETE' THEN

@@ -349,3 +349,61 @@ func TestTriggerAllowsOnlyRedaction(t *testing.T) {
 		t.Errorf("verify: %+v, %v", rep, err)
 	}
 }
+
+// TestPurgeKeepsSixMonthsAtMonthEnd: on 31 August a read of 2 March is
+// not yet six months old (six months before 31 August is 28 February),
+// and a purge that day keeps it whole, on both stores.
+func TestPurgeKeepsSixMonthsAtMonthEnd(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			k := testKey(t)
+			s, _ := b.open(t)
+			now := time.Date(2026, 8, 31, 12, 0, 0, 0, time.UTC)
+			appendAt(t, s, k, []Entry{readAt(k, time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC), 0)})
+			res, err := s.Purge(context.Background(), now, Retention{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Redacted() != 0 || res.Deleted() != 0 {
+				t.Errorf("purge on %s removed a read of 2026-03-02, within its six-month floor: %+v", now.Format(time.DateOnly), res)
+			}
+		})
+	}
+}
+
+// TestRetentionFloorAgreesWithTrigger: the purge and the PostgreSQL
+// trigger that guards the log count months alike, in China's time and
+// whatever the session's time zone, at month ends and leap days: a purge
+// the trigger refuses fails whole.
+func TestRetentionFloorAgreesWithTrigger(t *testing.T) {
+	p := testPostgres(t)
+	ctx := context.Background()
+	conn, err := p.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	for _, zone := range []string{"UTC", "America/New_York", "Asia/Shanghai"} {
+		if _, err := conn.Exec(ctx, "SET TIME ZONE '"+zone+"'"); err != nil {
+			t.Fatal(err)
+		}
+		for _, now := range []time.Time{
+			time.Date(2026, 8, 31, 12, 0, 0, 0, time.UTC),
+			time.Date(2026, 8, 31, 20, 0, 0, 0, time.UTC), // 1 September in China
+			time.Date(2026, 8, 30, 20, 0, 0, 0, time.UTC),
+			time.Date(2026, 12, 31, 23, 59, 59, 0, time.UTC),
+			time.Date(2028, 2, 29, 12, 0, 0, 0, time.UTC),
+			time.Date(2026, 3, 31, 16, 30, 0, 0, time.UTC),
+		} {
+			for _, months := range []int{AccessFloorMonths, ProcessingFloorMonths} {
+				var db time.Time
+				if err := conn.QueryRow(ctx, "SELECT "+pgx.Identifier{p.schema}.Sanitize()+".audit_floor($1, $2)", now, months).Scan(&db); err != nil {
+					t.Fatal(err)
+				}
+				if got := monthsBefore(now, months); !got.Equal(db) {
+					t.Errorf("TimeZone %s: %d months before %s: purge %s, trigger %s", zone, months, now.Format(time.RFC3339), got.Format(time.RFC3339), db.Format(time.RFC3339))
+				}
+			}
+		}
+	}
+}

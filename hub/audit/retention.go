@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/pophub/pophub/schemas"
 )
 
 // Legal retention floors, in months.
@@ -56,7 +58,23 @@ func (r Retention) Validate() error {
 // their retention at now.
 func (r Retention) cutoffs(now time.Time) (access, processing time.Time) {
 	r.setDefaults()
-	return now.AddDate(0, -r.AccessMonths, 0), now.AddDate(0, -r.ProcessingMonths, 0)
+	return monthsBefore(now, r.AccessMonths), monthsBefore(now, r.ProcessingMonths)
+}
+
+// monthsBefore is the time n calendar months before now on China's
+// clocks (CST), on the month's last day when it has no such day: six
+// months before 31 August is 28 February, where time.AddDate would give
+// 3 March and purge entries not yet six months old. PostgreSQL's
+// interval arithmetic, which the audit log's trigger uses in CST too,
+// gives the same.
+func monthsBefore(now time.Time, n int) time.Time {
+	t := now.In(schemas.CST())
+	y, m, d := t.Date()
+	first := time.Date(y, m-time.Month(n), 1, 0, 0, 0, 0, schemas.CST())
+	if last := first.AddDate(0, 1, -1).Day(); d > last {
+		d = last
+	}
+	return time.Date(first.Year(), first.Month(), d, t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), schemas.CST())
 }
 
 // expired reports whether e is past its retention given the cutoffs.
