@@ -45,7 +45,7 @@ func (e *Event) AppendJSON(b []byte) ([]byte, error) {
 	b = appendQuoted(b, string(e.Subject))
 	// RFC 3339 times are digits, letters and -+:.T only: nothing to escape.
 	b = append(b, `,"time":"`...)
-	b = e.Time.AppendFormat(b, time.RFC3339Nano)
+	b = wireTime(e.Time).AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","datacontenttype":`...)
 	b = appendQuoted(b, contentType)
 	b = append(b, `,"data":`...)

@@ -369,3 +369,66 @@ func ExampleEvent_AppendJSON() {
 	// Output:
 	// {"specversion":"1.0","id":"si-9","source":"social_insurance","type":"social_insurance.contribution_recorded","subject":"230102199001011230","time":"2024-05-31T00:00:00+08:00","datacontenttype":"application/json","data":{"month":"2024-05","region":"230102","insurances":["pension"]}}
 }
+
+// TestEncodeKeepsInstantOfLocalMeanTime: a department that builds event
+// times in a tz-database zone gets local mean time for old dates, an
+// offset with seconds that RFC 3339 cannot write (+08:05:43 in Shanghai
+// before 1901, +07:36:42 in Hong Kong before 1904). The hub must keep the
+// instant that was sent, not one shifted by those seconds.
+func TestEncodeKeepsInstantOfLocalMeanTime(t *testing.T) {
+	first := "11010118800101001"
+	id := citizenid.ID(first + string(citizenid.CheckChar(first)))
+	for _, zone := range []string{"Asia/Shanghai", "Asia/Hong_Kong", "Asia/Harbin"} {
+		loc, err := time.LoadLocation(zone)
+		if err != nil {
+			t.Fatal(err)
+		}
+		at := time.Date(1900, 6, 1, 23, 59, 50, 0, loc)
+		ev := Event{ID: "ps-1", Source: PublicSecurity, Type: IdentityCorrected, Subject: id, Time: at,
+			Payload: &IdentityCorrectedData{Name: "张三"}}
+		sameEncoding(t, zone, ev)
+		value, err := Encode(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := Input{Topic: Topic(PublicSecurity), Key: []byte(id), Value: value, Now: time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)}
+		if err := CheckEncoded(&ev, in); err != nil {
+			t.Fatalf("%s: %v", zone, err)
+		}
+		got, err := Decode(in)
+		if err != nil {
+			t.Fatalf("%s: %v", zone, err)
+		}
+		if !got.Time.Equal(at) {
+			t.Errorf("%s: sent %s, the hub keeps %s: %v off", zone, at.UTC().Format(time.RFC3339), got.Time.UTC().Format(time.RFC3339), got.Time.Sub(at))
+		}
+	}
+}
+
+// TestClock: the date of an instant in China's time follows the clocks
+// of the day, +09:00 in the summers of 1986–1991, where the fixed CST
+// gives the day before; other zones are used as given.
+func TestClock(t *testing.T) {
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		instant string
+		loc     *time.Location
+		want    string
+	}{
+		{"1988-05-31T15:00:00Z", CST(), "1988-06-01T00:00:00+09:00"}, // '1988-06-01' kept as a timestamptz in Asia/Shanghai
+		{"1991-01-01T16:00:00Z", CST(), "1991-01-02T00:00:00+08:00"},
+		{"2026-02-28T16:30:00Z", CST(), "2026-03-01T00:30:00+08:00"},
+		{"2026-03-01T03:00:00Z", ny, "2026-02-28T22:00:00-05:00"},
+	} {
+		at, err := time.Parse(time.RFC3339, tc.instant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := Clock(at, tc.loc).Format(time.RFC3339); got != tc.want {
+			t.Errorf("Clock(%s, %v) = %s, want %s", tc.instant, tc.loc, got, tc.want)
+		}
+	}
+}

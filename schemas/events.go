@@ -854,8 +854,8 @@ var cst = time.FixedZone("", 8*3600)
 //
 // It is a fixed +08:00, not time.LoadLocation("Asia/Shanghai"): China kept
 // daylight saving time from 1986 to 1991, so that zone gives +09:00 to
-// summer times of those years, and it needs a time zone database the
-// binary may not have. It is nameless (Format's "MST" writes +0800): the
+// summer times of those years (Clock uses it for the date of an instant).
+// It is nameless (Format's "MST" writes +0800): the
 // hub keeps event times as RFC 3339 text too (merge state, snapshots),
 // which carries the offset only, and a time read back from that text
 // should be the time that was written, reflect.DeepEqual included.
@@ -949,5 +949,5 @@ func encodeStd(ev Event) ([]byte, error) {
 		Time            string          `json:"time"`
 		DataContentType string          `json:"datacontenttype"`
 		Data            json.RawMessage `json:"data"`
-	}{ev.SpecVersion, ev.ID, ev.Source, ev.Type, string(ev.Subject), ev.Time.Format(time.RFC3339Nano), ev.DataContentType, ev.Data})
+	}{ev.SpecVersion, ev.ID, ev.Source, ev.Type, string(ev.Subject), wireTime(ev.Time).Format(time.RFC3339Nano), ev.DataContentType, ev.Data})
 }
