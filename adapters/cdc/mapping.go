@@ -773,33 +773,46 @@ func (p *plan) value(e expr, c change) (string, bool, error) {
 // (the stream sets it), or RFC 3339. Values without a zone are in the
 // mapping's time zone.
 func (p *plan) parseTime(s string) (time.Time, error) {
+	t, _, err := p.parseTimeZoned(s)
+	return t, err
+}
+
+// parseTimeZoned is parseTime, and reports whether s named its instant
+// (a timestamptz, or text with an offset) rather than a wall time.
+func (p *plan) parseTimeZoned(s string) (t time.Time, zoned bool, err error) {
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t, nil
+		return t, true, nil
 	}
 	for _, layout := range []string{"2006-01-02 15:04:05.999999999-07", "2006-01-02 15:04:05.999999999-07:00", "2006-01-02 15:04:05.999999999-07:00:00"} {
 		if t, err := time.Parse(layout, s); err == nil {
-			return t, nil
+			return t, true, nil
 		}
 	}
 	for _, layout := range []string{"2006-01-02 15:04:05.999999999", time.DateOnly} {
 		if t, err := time.ParseInLocation(layout, s, p.loc); err == nil {
-			return t, nil
+			return t, false, nil
 		}
 	}
-	return time.Time{}, errors.New("not a date or timestamp")
+	return time.Time{}, false, errors.New("not a date or timestamp")
 }
 
-// date reads a date field's value: a date as it is, a timestamp as its
-// date in the mapping's time zone. Anything else is left for the
-// schemas to refuse.
+// date reads a date field's value: a date as it is, a timestamp as the
+// date it shows, and a timestamptz as its date on the clocks of the
+// mapping's time zone (schemas.Clock: a date a server on China's time
+// kept as a timestamptz at midnight of a summer of 1986–1991 is that
+// date). Anything else is left for the schemas to refuse.
 func (p *plan) date(s string) string {
 	if schemas.IsDate(s) {
 		return s
 	}
-	if t, err := p.parseTime(s); err == nil {
-		return t.In(p.loc).Format(time.DateOnly)
+	t, zoned, err := p.parseTimeZoned(s)
+	switch {
+	case err != nil:
+		return s
+	case zoned:
+		t = schemas.Clock(t, p.loc)
 	}
-	return s
+	return t.Format(time.DateOnly)
 }
 
 // convert gives a column's text the JSON shape of its data field.

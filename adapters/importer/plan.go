@@ -702,6 +702,12 @@ func (c *column) appendValue(dst []byte, row []string, kinds []cellKind, date190
 		if !ok {
 			return dst, false, 0, &convertError{ReasonInvalidValue, "not a " + c.kind + " in layout " + strings.Join(c.layouts, " or ")}
 		}
+		if namesInstant(v, t) {
+			// An instant (2026-02-28T16:30:00Z, as exporters write UTC):
+			// the date China's clocks (or the field's zone's) showed, as
+			// the row's time column and pophub cdc read it.
+			t = schemas.Clock(t, c.loc)
+		}
 		out := time.DateOnly
 		if c.kind == KindMonth {
 			out = "2006-01"
@@ -822,6 +828,17 @@ func parseCell(v string, kind cellKind, layouts []string, loc *time.Location, da
 		return excelDate(v, date1904, loc)
 	}
 	return parseTime(v, layouts, loc)
+}
+
+// namesInstant reports whether the cell v, read as t in UTC by its
+// layouts, carried an offset: a time that names its instant rather than
+// a wall time.
+func namesInstant(v string, t time.Time) bool {
+	if t.Location() != time.UTC {
+		return true
+	}
+	_, err := time.Parse(time.RFC3339Nano, v)
+	return err == nil
 }
 
 // excelDate reads an Excel serial day number (1 is 1900-01-01, or 0 is

@@ -54,3 +54,48 @@ data_by_type:
 		}
 	}
 }
+
+// TestDateCellOfAnInstant: a date column given a date and time with an
+// offset (exporters write instants in UTC, as JavaScript's toISOString
+// does) takes the date China's clocks showed at that instant, as the
+// row's time column and pophub cdc read it: a death at 00:30 on 1 March
+// in Harbin, exported as 2026-02-28T16:30:00Z, died on 1 March. A date
+// and time without an offset keeps the date it shows.
+func TestDateCellOfAnInstant(t *testing.T) {
+	m, err := ParseMapping([]byte(`source: health
+type: death.certified
+subject: 死者身份证号
+time: {column: 签发日期}
+id: {key: 证明书编号}
+data:
+  date_of_death: {column: 死亡日期, kind: date}
+  certificate_no: 证明书编号
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	header := []string{"死者身份证号", "签发日期", "证明书编号", "死亡日期"}
+	p, err := newPlan(m, header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := "110101199003076632"
+	now := time.Date(2026, 3, 2, 12, 0, 0, 0, schemas.CST())
+	for _, tc := range []struct{ cell, want string }{
+		{"2026-03-01T00:30:00+08:00", "2026-03-01"},
+		{"2026-02-28T16:30:00Z", "2026-03-01"},
+		{"2026-02-28T16:30:00.000Z", "2026-03-01"},
+		{"1988-05-31T15:00:00Z", "1988-06-01"},      // midnight on China's clocks, +09:00 that summer
+		{"1988-06-01T00:00:00+09:00", "1988-06-01"}, // the same instant
+		{"2026-02-28 16:30:00", "2026-02-28"},       // a wall time keeps the date it shows
+		{"2026-02-28", "2026-02-28"},
+	} {
+		got := p.mapRow(2, []string{id, "2026-03-01T09:00:00+08:00", "D-1", tc.cell}, nil, now)
+		if got.rej != nil {
+			t.Fatalf("%s rejected: %s", tc.cell, got.rej)
+		}
+		if d := dataOf(t, got.value)["date_of_death"]; d != tc.want {
+			t.Errorf("死亡日期 %s sent as date_of_death %v, want %s", tc.cell, d, tc.want)
+		}
+	}
+}
