@@ -588,11 +588,39 @@ func (v *validator) date(field, s string, req bool) {
 	}
 	if !IsDate(s) {
 		v.fail(field, "must be a date YYYY-MM-DD")
+		return
+	}
+	if field != "birth_date" {
+		v.lived(field, s)
 	}
 }
 
-// notFuture judges "the future" by the calendar day in China, as
-// citizenid.ParseAt does for birth dates, whatever zone v.now is in.
+// lived refuses a date of the subject's life (a death, a contract: YYYY-
+// MM-DD; a contribution month: YYYY-MM) before the birth date its
+// citizen ID carries. Systems write 1900-01-01 or 0001-01-01 for a date
+// they do not know; taken at its word, such a date of death removes the
+// person from every count since, and such a start meets any duration
+// rule at once. The birth date fields are not checked against the ID:
+// they may correct it (a mismatch is an anomaly, not a refusal).
+func (v *validator) lived(field, date string) {
+	if len(v.subject) != 18 {
+		return
+	}
+	born := string(v.subject)[6:14]
+	for i, j := 0, 0; i < len(date); i++ {
+		if date[i] == '-' {
+			continue
+		}
+		if date[i] != born[j] {
+			if date[i] < born[j] {
+				v.fail(field, "lies before the subject's birth date (digits 7–14 of the citizen ID): for a date the record does not know, send the real one or, where the field is optional, none")
+			}
+			return
+		}
+		j++
+	}
+}
+
 func (v *validator) notFuture(field, s string) {
 	if IsDate(s) && s > citizenid.Today(v.now).Format(time.DateOnly) {
 		v.fail(field, "lies in the future")
@@ -611,7 +639,9 @@ func (v *validator) month(field, s string) {
 	}
 	if _, _, ok := yearMonth(s); !ok {
 		v.fail(field, "must be a month YYYY-MM")
+		return
 	}
+	v.lived(field, s)
 }
 
 func (v *validator) address(field, s string, req bool) {

@@ -404,3 +404,57 @@ func BenchmarkCheckEncoded(b *testing.B) {
 		}
 	})
 }
+
+// TestDatesBeforeBirth: a date of the subject's life before the birth
+// date in its citizen ID (a placeholder 1900-01-01 or 0001-01-01 for an
+// unknown date) is refused as invalid_data naming the field, by Decode
+// and CheckEncoded alike; the birth date fields themselves may differ
+// from the ID's.
+func TestDatesBeforeBirth(t *testing.T) {
+	subject := citizenid.ID(withCheck("23010219900307001")) // born 1990-03-07
+	tests := []struct {
+		name    string
+		source  Source
+		typ     Type
+		payload Data
+		field   string // refused on, or "" for accepted
+	}{
+		{"death 1900-01-01", Health, DeathCertified, &DeathCertifiedData{DateOfDeath: "1900-01-01", CertificateNo: "D1"}, "data.date_of_death"},
+		{"death 0001-01-01", Health, DeathCertified, &DeathCertifiedData{DateOfDeath: "0001-01-01", CertificateNo: "D1"}, "data.date_of_death"},
+		{"death the day before birth", Health, DeathCertified, &DeathCertifiedData{DateOfDeath: "1990-03-06", CertificateNo: "D1"}, "data.date_of_death"},
+		{"death on the day of birth", Health, DeathCertified, &DeathCertifiedData{DateOfDeath: "1990-03-07", CertificateNo: "D1"}, ""},
+		{"contract from 1900", Employment, ContractStarted, &ContractStartedData{ContractID: "C1", EmployerID: "91350100M000100Y43",
+			EmployerName: "x", WorkRegion: "230102", Start: "1900-01-01"}, "data.start"},
+		{"contract from 2012", Employment, ContractStarted, &ContractStartedData{ContractID: "C1", EmployerID: "91350100M000100Y43",
+			EmployerName: "x", WorkRegion: "230102", Start: "2012-01-01"}, ""},
+		{"contribution the month before birth", SocialInsurance, ContributionRecorded, &ContributionRecordedData{Month: "1990-02",
+			Region: "230102", Insurances: []string{"pension"}}, "data.month"},
+		{"contribution in the month of birth", SocialInsurance, ContributionRecorded, &ContributionRecordedData{Month: "1990-03",
+			Region: "230102", Insurances: []string{"pension"}}, ""},
+		{"corrected birth date before the ID's", PublicSecurity, IdentityCorrected, &IdentityCorrectedData{BirthDate: "1990-01-01"}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := Event{ID: "e-1", Source: tc.source, Type: tc.typ, Subject: subject, Time: fixedNow.Add(-time.Hour), Payload: tc.payload}
+			value, err := Encode(ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			in := Input{Topic: Topic(tc.source), Key: []byte(subject), Value: value, Now: fixedNow}
+			_, derr := Decode(in)
+			if cerr := CheckEncoded(&ev, in); !sameReject(cerr, derr) {
+				t.Fatalf("CheckEncoded says %v, Decode says %v", cerr, derr)
+			}
+			if tc.field == "" {
+				if derr != nil {
+					t.Errorf("refused: %v", derr)
+				}
+				return
+			}
+			re, ok := errors.AsType[*RejectError](derr)
+			if !ok || re.Reason != ReasonInvalidData || re.Field != tc.field || !strings.Contains(re.Detail, "before the subject's birth date") {
+				t.Errorf("Decode = %v, want invalid_data on %s: before the subject's birth date", derr, tc.field)
+			}
+		})
+	}
+}
