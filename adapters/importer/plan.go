@@ -527,6 +527,13 @@ func (p *plan) mapRow(line int, row []string, kinds []cellKind, now time.Time) m
 		}
 		version = v
 	}
+	// The record key makes the event id: a key that lost digits would
+	// give two records one id, the second called a correction.
+	for _, i := range p.keyCols {
+		if lostDigits(cell(row, i), kindAt(kinds, i)) {
+			return fail(ReasonInvalidValue, "id", p.header[i], "%s", longNumberDetail)
+		}
+	}
 	data := make([]byte, 0, 256)
 	data = append(data, '{')
 	for i := range p.fields[typ] {
@@ -641,6 +648,10 @@ func (c *column) appendValue(dst []byte, row []string, kinds []cellKind, date190
 	if v == "" {
 		return dst, false, 0, nil
 	}
+	if c.kind != KindNumber && c.kind != KindCitizenID && lostDigits(v, kind) {
+		// An ID cell's own detail is numberIDDetail (see idCell).
+		return dst, false, 0, &convertError{ReasonInvalidValue, longNumberDetail}
+	}
 	switch c.kind {
 	case KindDate, KindMonth, KindNumber:
 		v = foldWidth(v)
@@ -736,6 +747,26 @@ func (c *column) appendValue(dst []byte, row []string, kinds []cellKind, date190
 // numberIDDetail is the reject detail of an ID cell that is a number.
 const numberIDDetail = "the cell is a number (Excel keeps only 15 significant digits): format the column as text and re-enter the IDs"
 
+// longNumberDetail is the reject detail of a workbook's number cell that
+// lost digits (see lostDigits).
+const longNumberDetail = "the cell is a number of more than 15 digits (Excel keeps only 15 significant digits, so numbers that differ in their last digits now read the same): format the column as text and re-enter the numbers"
+
+// lostDigits reports whether v, a cell of the given kind, is a workbook's
+// number of more than 15 digits before its decimal point. Excel keeps a
+// number in 15 significant digits, so the digits after the 15th are zeros
+// it wrote, not the department's: an 18-digit lease or case number kept
+// as a number reads as another one's (230102202600000001 and …0002 as
+// 230102202600000000), and as a record key would make two records one.
+// A column of kind number is exempt: its values are amounts, not
+// identifiers.
+func lostDigits(v string, kind cellKind) bool {
+	if kind != numberCell {
+		return false
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	return err == nil && math.Abs(f) >= 1e15
+}
+
 // idCell reads a citizen ID cell as the ID's ASCII text: full-width
 // digits and Ｘ, as an input method in full-width mode types them, are
 // folded to ASCII, and a lower-case x to X (citizenid refuses both, for
@@ -787,6 +818,9 @@ func (c *column) versionOf(row []string, kinds []cellKind, date1904 bool) (int64
 		return 0, errors.New("empty cell")
 	}
 	v = foldWidth(v)
+	if lostDigits(v, kind) {
+		return 0, errors.New(longNumberDetail)
+	}
 	if c.layouts == nil {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
