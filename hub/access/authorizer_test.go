@@ -689,6 +689,7 @@ func TestAuthorizePurposeExtValue(t *testing.T) {
 		{"as encodeURIComponent writes it", "UTF-8''social-insurance%20transfer%20(%E7%A4%BE%E4%BC%9A%E4%BF%9D%E9%99%A9%E5%85%B3%E7%B3%BB%E8%BD%AC%E7%A7%BB)", 200, transfer, ""},
 		{"spaces after UTF-8'': not encoded", "UTF-8''benefit termination", 400, "UTF-8''benefit termination", "is not a percent-encoded UTF-8 value"},
 		{"Chinese after UTF-8'': not encoded", "UTF-8''社会保险", 400, "UTF-8''社会保险", "is not a percent-encoded UTF-8 value"},
+		{"raw Latin-1, as Python's http.client sends café", "caf\xe9", 400, "caf\xe9", "must be UTF-8"},
 		{"apostrophes in a raw purpose", "rock'n'roll (社会保险关系转移)", 403, "rock'n'roll (社会保险关系转移)", ""},
 	}
 	for _, tc := range tests {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -285,6 +286,11 @@ func purposeProblem(s string) string {
 		return "must not be empty"
 	case len(s) > maxPurpose:
 		return fmt.Sprintf("is at most %d bytes (got %d)", maxPurpose, len(s))
+	case !utf8.ValidString(s):
+		// An HTTP/1.1 client's Latin-1 (Python sends "café" so): the
+		// audit trail could record only U+FFFD for it, so that two
+		// purposes read alike.
+		return "must be UTF-8 (send other text as an RFC 8187 ext-value, UTF-8'' and the purpose percent-encoded)"
 	case strings.IndexFunc(s, unicode.IsControl) >= 0:
 		return "must not contain control characters"
 	}
