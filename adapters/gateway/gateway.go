@@ -290,12 +290,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				ContentTypeEvent+" (one event) or "+ContentTypeBatch+" (a batch)", nil)
 		return
 	}
-	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	batch := mt == ContentTypeBatch
 	if !batch && mt != ContentTypeEvent && mt != "application/json" {
 		h.discardBody(r)
 		problem(w, http.StatusUnsupportedMediaType, "unsupported-media-type",
 			"send "+ContentTypeEvent+" (one event) or "+ContentTypeBatch+" (a batch)", nil)
+		return
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		// Read as UTF-8, a GBK body is mostly refused as not JSON, but a
+		// name whose GBK bytes happen to be valid UTF-8 would be taken,
+		// garbled, while the department resends only the refused events.
+		h.discardBody(r)
+		problem(w, http.StatusUnsupportedMediaType, "unsupported-media-type",
+			fmt.Sprintf("the body must be UTF-8, and charset %q was declared: convert the events to UTF-8 (or drop the charset parameter if they are)", cs), nil)
 		return
 	}
 	sent, ok := h.readBody(w, r)

@@ -148,11 +148,12 @@ func TestAcceptsSingleAndBatch(t *testing.T) {
 }
 
 // TestAcceptsGzipAndBOM: a body compressed with Content-Encoding: gzip,
-// and one that starts with a UTF-8 byte order mark (as Windows Notepad
-// and PowerShell save JSON), are read as the events they hold.
+// one that starts with a UTF-8 byte order mark (as Windows Notepad and
+// PowerShell save JSON), and one declared charset=utf-8 are read as the
+// events they hold.
 func TestAcceptsGzipAndBOM(t *testing.T) {
 	url, broker := setup(t)
-	evs := housingEvents(t, 7)
+	evs := housingEvents(t, 9)
 	raws := encodeAll(t, evs)
 	batch := func(rs ...json.RawMessage) []byte { b, _ := json.Marshal(rs); return b }
 	bom := func(b []byte) []byte { return append([]byte("\ufeff"), b...) }
@@ -165,6 +166,8 @@ func TestAcceptsGzipAndBOM(t *testing.T) {
 		{"batch with a BOM", ContentTypeBatch, "", bom(batch(raws[3], raws[4]))},
 		{"event with a BOM", ContentTypeEvent, "", bom(raws[5])},
 		{"gzip event with a BOM", ContentTypeEvent, "gzip", gzipped(t, bom(raws[6]))},
+		{"event declared UTF-8", ContentTypeEvent + "; charset=UTF-8", "", raws[7]},
+		{"batch declared utf-8", ContentTypeBatch + `; charset="utf-8"`, "", batch(raws[8])},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -277,6 +280,8 @@ func TestRefusals(t *testing.T) {
 		{"no token", "", ContentTypeEvent, "", raws[0], 401, "unauthenticated", -1, ""},
 		{"unknown token", "guess", ContentTypeEvent, "", raws[0], 401, "unauthenticated", -1, ""},
 		{"wrong content type", "housing-secret", "text/csv", "", raws[0], 415, "unsupported-media-type", -1, ""},
+		{"charset GBK", "housing-secret", ContentTypeEvent + "; charset=GBK", "", raws[0], 415, "unsupported-media-type", -1, `charset "GBK"`},
+		{"charset GB18030 on a batch", "housing-secret", ContentTypeBatch + "; charset=gb18030", "", batch(raws[0]), 415, "unsupported-media-type", -1, `charset "gb18030"`},
 		{"not JSON", "housing-secret", ContentTypeBatch, "", []byte("[{"), 400, "invalid-request", -1, ""},
 		{"empty batch", "housing-secret", ContentTypeBatch, "", []byte("[]"), 400, "invalid-request", -1, ""},
 		{"invalid event in a batch", "housing-secret", ContentTypeBatch, "", batch(raws[0], bad), 422, "invalid-events", 1, ""},
