@@ -501,6 +501,21 @@ func (v *validator) name(field, s string, req bool) {
 	if !printable(s) {
 		v.fail(field, "must not contain control characters")
 	}
+	if r, ok := privateUse(s); ok {
+		v.fail(field, fmt.Sprintf("holds U+%04X, a private-use character (造字, drawn only by the sending department's own fonts; GB 18030 maps GBK's user-defined areas there): replace it with the character's standard code", r))
+	}
+}
+
+// privateUse returns the first character of Unicode's private use areas
+// in s. A name holding one reads as nothing, or as another character, on
+// every other department's systems.
+func privateUse(s string) (rune, bool) {
+	for _, r := range s {
+		if r >= 0xE000 && r <= 0xF8FF || r >= 0xF0000 {
+			return r, true
+		}
+	}
+	return 0, false
 }
 
 func (v *validator) code(field, s string, table map[string]string, req bool) {

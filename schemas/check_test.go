@@ -458,3 +458,45 @@ func TestDatesBeforeBirth(t *testing.T) {
 		})
 	}
 }
+
+// TestPrivateUseNames: a name holding a private-use character (a 造字
+// of a department's own font, as it comes in UTF-8) is refused naming the
+// code point, whichever encoding the department's file had; rare
+// characters with standard codes, in and beyond the BMP, are kept.
+func TestPrivateUseNames(t *testing.T) {
+	tests := []struct {
+		name, value string
+		refused     string // the code point named, or "" for accepted
+	}{
+		{"GBK AAA1 as GB 18030 maps it", "张\ue000", "U+E000"},
+		{"end of the BMP's area", "李\uf8ff明", "U+F8FF"},
+		{"plane 15", "王\U000F0001", "U+F0001"},
+		{"CJK extension B", "𠮷野", ""},
+		{"middle dot of a minority name", "阿依古丽·买买提", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := Event{ID: "ps-1", Source: PublicSecurity, Type: IdentityCorrected, Subject: validID, Time: fixedNow.Add(-time.Hour),
+				Payload: &IdentityCorrectedData{Name: tc.value}}
+			value, err := Encode(ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			in := Input{Topic: Topic(PublicSecurity), Key: []byte(validID), Value: value, Now: fixedNow}
+			_, derr := Decode(in)
+			if cerr := CheckEncoded(&ev, in); !sameReject(cerr, derr) {
+				t.Fatalf("CheckEncoded says %v, Decode says %v", cerr, derr)
+			}
+			if tc.refused == "" {
+				if derr != nil {
+					t.Errorf("refused: %v", derr)
+				}
+				return
+			}
+			re, ok := errors.AsType[*RejectError](derr)
+			if !ok || re.Reason != ReasonInvalidData || re.Field != "data.name" || !strings.Contains(re.Detail, tc.refused) {
+				t.Errorf("Decode = %v, want invalid_data on data.name naming %s", derr, tc.refused)
+			}
+		})
+	}
+}

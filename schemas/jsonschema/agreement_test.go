@@ -303,7 +303,7 @@ func samples(kind, prop string) (valid, invalid []any) {
 		return []any{"93440304MA5FXW7G24", "91350100M000100Y43"},
 			[]any{"91230102MA1B2C3D4", "91230102MA1B2C3D4I", "91230102MA1B2C3D466", "91230102ma1b2c3d46"}
 	case "name":
-		return []any{"阿依古丽·买买提", strings.Repeat("汉", 64), "A"}, []any{strings.Repeat("汉", 65), "张\n伟", "\u007f", "张\u0085伟", "\u0080"}
+		return []any{"阿依古丽·买买提", strings.Repeat("汉", 64), "A"}, []any{strings.Repeat("汉", 65), "张\n伟", "\u007f", "张\u0085伟", "\u0080", "张\ue000", "李\uf8ff明", "王\U000F0001", "\U0010FFFD"}
 	case "text32":
 		return text(32)
 	case "text64":
@@ -328,12 +328,14 @@ func samples(kind, prop string) (valid, invalid []any) {
 // betweenFields reports whether err is the decoder's refusal by a rule
 // between a data field and the subject or another field, which a JSON
 // Schema of the data alone cannot express: a spouse_id that is the
-// subject's own, a residence permit's address outside its city.
+// subject's own, a residence permit's address outside its city, a date
+// before the subject's birth.
 func betweenFields(err error) bool {
 	re, ok := errors.AsType[*schemas.RejectError](err)
 	return ok && re.Reason == schemas.ReasonInvalidData &&
 		(re.Field == "data.spouse_id" && strings.Contains(re.Detail, "the subject's own citizen ID") ||
-			re.Field == "data.address_code" && strings.Contains(re.Detail, "does not lie in the city of city_code"))
+			re.Field == "data.address_code" && strings.Contains(re.Detail, "does not lie in the city of city_code") ||
+			strings.Contains(re.Detail, "before the subject's birth date"))
 }
 
 // TestMutationsAgree mutates each property of every example in many ways
@@ -450,6 +452,7 @@ func TestKnownDifferences(t *testing.T) {
 		{"citizen ID born in the future", schemas.MarriageDivorced, `{"spouse_id":"` + withCheck("23010220990101123") + `"}`, true, false},
 		{"credit code check character", schemas.BusinessDeregistered, `{"business_id":"91230102MA1B2C3D47"}`, true, false},
 		{"birth date in the future", schemas.HukouRegistered, `{"name":"张伟","gender":"1","birth_date":"2099-01-01","ethnicity":"01","address_code":"230102001001","household_id":"H1"}`, true, false},
+		{"death before the subject's birth", schemas.DeathCertified, `{"date_of_death":"1900-01-01","certificate_no":"D1"}`, true, false},
 		{"death in the future", schemas.DeathCertified, `{"date_of_death":"2099-01-01","certificate_no":"D1"}`, true, false},
 		{"contract ends before it starts", schemas.ContractStarted, `{"contract_id":"C","employer_id":"91230102MA1B2C3D46","employer_name":"x","work_region":"230102","start":"2026-03-01","end":"2026-02-01"}`, true, false},
 		{"lease ends before it starts", schemas.RentalRegistered, `{"lease_id":"L","address_code":"230102001001","start":"2026-03-01","end":"2026-02-01"}`, true, false},
