@@ -3,6 +3,7 @@ package importer
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/xuri/excelize/v2"
 	"golang.org/x/text/width"
 
+	"github.com/pophub/pophub/internal/testenv"
 	"github.com/pophub/pophub/schemas"
 	"github.com/pophub/pophub/schemas/citizenid"
 )
@@ -226,6 +228,145 @@ func TestNumberIDCells(t *testing.T) {
 	}
 	if len(rep.Rejects) != 1 || rep.Rejects[0].Detail != hint {
 		t.Errorf("rejects %v, want one saying %q", rep.Rejects, hint)
+	}
+}
+
+// zeroedButValid returns an ID of the birth date and region of id that
+// ends in 000 and passes its check character, as about 1 real ID in 1,100
+// does, or "" if the sequence digit left free cannot make one.
+func zeroedButValid(id string) string {
+	for d := '0'; d <= '9'; d++ {
+		v := id[:14] + string(d) + "00"
+		if citizenid.CheckChar(v) == '0' {
+			return v + "0"
+		}
+	}
+	return ""
+}
+
+// TestExcelZeroedIDs: an ID column that went through Excel as numbers and
+// was saved as CSV holds each ID as its first 15 digits and 000. A line
+// whose ID fails its check character so says the column went through
+// Excel; and since the IDs that pass it (1 in 11) are other persons', a
+// column with far more IDs ending in 000 than a register has refuses the
+// file, naming the column, the count and the fix: nothing sent, in a dry
+// run, validating first or streaming, and every such line rejected. Real
+// IDs ending in 000, a few in a file, are sent.
+func TestExcelZeroedIDs(t *testing.T) {
+	m, tab, rental := rentalRow(t)
+	p, err := newPlan(m, tab.header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subjectCol := colIndex(t, tab, "权利人身份证号")
+	for _, tc := range []struct {
+		name, id string
+		detail   string // "" for none
+	}{
+		{"the check fails", rental[subjectCol][:15] + "000", zeroedIDDetail},
+		{"the check passes", zeroedButValid(rental[subjectCol]), ""},
+	} {
+		t.Run("one line, "+tc.name, func(t *testing.T) {
+			if tc.id == "" || (tc.detail == "") != (citizenid.CheckChar(tc.id[:17]) == '0') {
+				t.Skip("no such ID of this birth date and region")
+			}
+			cells := append([]string(nil), rental...)
+			cells[subjectCol] = tc.id
+			got := p.mapRow(2, cells, nil, time.Now())
+			switch {
+			case tc.detail == "" && got.rej != nil:
+				t.Errorf("reject %v, want the line valid", got.rej)
+			case tc.detail != "" && (got.rej == nil || got.rej.Reason != schemas.ReasonInvalidSubject || got.rej.Detail != tc.detail):
+				t.Errorf("reject %v, want invalid_subject saying %q", got.rej, tc.detail)
+			}
+		})
+	}
+
+	_, full, _ := housingRows(t, 200)
+	n := len(full.rows)
+	zeroed := func(ids func(i int, id string) string) table {
+		out := table{header: full.header}
+		for i, r := range full.rows {
+			r = append([]string(nil), r...)
+			r[subjectCol] = ids(i, r[subjectCol])
+			out.rows = append(out.rows, r)
+		}
+		return out
+	}
+	const good = 100
+	for _, tc := range []struct {
+		name          string
+		tab           table
+		dryRun        bool
+		stream        bool
+		refused       bool
+		valid, zeroes int // valid lines; lines rejected as zeroed by Excel
+	}{
+		{"every ID zeroed, dry run", zeroed(func(_ int, id string) string { return id[:15] + "000" }), true, false, true, 0, n},
+		{"every ID zeroed", zeroed(func(_ int, id string) string { return id[:15] + "000" }), false, false, true, 0, n},
+		{"every ID zeroed, streamed", zeroed(func(_ int, id string) string { return id[:15] + "000" }), false, true, true, -1, -1},
+		{"zeroed from line 102 on, the first passing its check", zeroed(func(i int, id string) string {
+			switch {
+			case i < good:
+				return id
+			case i == good:
+				if v := zeroedButValid(id); v != "" {
+					return v
+				}
+			}
+			return id[:15] + "000"
+		}), false, false, true, good, n - good},
+		{"three real IDs ending in 000", zeroed(func(i int, id string) string {
+			if v := zeroedButValid(id); v != "" && (i == n/3 || i == 2*n/3 || i == n-1) {
+				return v
+			}
+			return id
+		}), false, false, false, n, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.name[0] == 'z' && citizenid.CheckChar(tc.tab.rows[good][subjectCol][:17]) != '0' {
+				t.Fatal("the first ID ending in 000 fails its check")
+			}
+			file := tempFile(t, "housing.csv")
+			writeCSV(t, file, tc.tab, gbk)
+			addr := testenv.Kafka(t, partitions)
+			rep, err := Run(context.Background(), Config{Source: schemas.Housing, File: file, Mapping: m, Brokers: []string{addr}, DryRun: tc.dryRun, Stream: tc.stream, ListRejects: n})
+			if !tc.refused {
+				if err != nil || rep.Valid != tc.valid || rep.Rejected != 0 {
+					t.Fatalf("%v: %d valid, %d rejected (%v); want %d valid", err, rep.Valid, rep.Rejected, rep.Rejects, tc.valid)
+				}
+				return
+			}
+			if !errors.Is(err, ErrExcelIDs) {
+				t.Fatalf("error %v, want ErrExcelIDs", err)
+			}
+			for _, want := range []string{"column 权利人身份证号", "end in 000", "Excel", "the column as text"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not say %q", err, want)
+				}
+			}
+			if tc.stream && !strings.Contains(err.Error(), "none of them with an ID ending in 000") {
+				t.Errorf("error %q does not say whether a line ending in 000 went out", err)
+			}
+			if got := testenv.RecordCount(t, addr, schemas.Topic(schemas.Housing)); got != 0 || rep.Sent != 0 {
+				t.Errorf("%d sent, %d records on the topic; want none", rep.Sent, got)
+			}
+			if tc.valid < 0 {
+				return // a streamed import stops where the census trips
+			}
+			excel := 0
+			for i, r := range rep.Rejects {
+				if strings.Contains(r.Detail, "Excel") {
+					excel++
+				}
+				if i > 0 && r.Line <= rep.Rejects[i-1].Line {
+					t.Errorf("rejects out of line order: %v after %v", r, rep.Rejects[i-1])
+				}
+			}
+			if rep.Valid != tc.valid || rep.Rejected != tc.zeroes || excel != tc.zeroes {
+				t.Errorf("%d valid, %d rejected, %d of them saying Excel; want %d valid, %d rejected saying Excel (%v)", rep.Valid, rep.Rejected, excel, tc.valid, tc.zeroes, rep.Rejects)
+			}
+		})
 	}
 }
 

@@ -160,7 +160,9 @@ type Config struct {
 	// and needs no spool of the file's events on disk, but lines go out
 	// before every bad line is known. For large exports from a system
 	// whose exports are known to be sound. It cannot be combined with a
-	// RejectLimit.
+	// RejectLimit. An ID column that went through Excel (ErrExcelIDs)
+	// stops it at the line where the census tells, not before the first
+	// line is sent as validating first does (see idCensus).
 	Stream bool
 	// RejectLimit, when positive, makes an import whose validation rejects
 	// that many lines or more send nothing (ErrTooManyRejects): so many bad
@@ -464,7 +466,9 @@ func (r *Report) Summary() string {
 // lines are not an error: see
 // Report.Rejected and Report.Rejects. Nor are lines that repeat an
 // earlier line exactly, which are sent once and counted apart
-// (Report.Repeated and Report.Repeats).
+// (Report.Repeated and Report.Repeats). But an ID column that went
+// through Excel as numbers, its IDs ending in 000 (see idCensus), refuses
+// the file with ErrExcelIDs, in a dry run too.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("configuring import: %w", err)
@@ -613,8 +617,10 @@ func stream(ctx context.Context, cfg *Config, rep *Report) error {
 	f.err = verr // read by the sender once ch is closed
 	close(f.ch)
 	<-sent
-	if errors.Is(verr, ErrFileChanged) {
-		rep.Resumable = false // the next run starts afresh
+	if errors.Is(verr, ErrFileChanged) || errors.Is(verr, ErrExcelIDs) {
+		// The next run starts afresh, or, on the same file, is refused
+		// again.
+		rep.Resumable = false
 	}
 	if sendErr != nil {
 		return sendErr
@@ -673,9 +679,11 @@ func fileDigest(path string) (string, error) {
 // hub will; emit receives the valid events in line order. Three stages
 // overlap, a chunk of lines apart: reading the file (CSV parsing and
 // GBK decoding are not cheap), mapping and decoding on all cores, and the
-// bookkeeping in line order (duplicate ids, rejects, repeats, emit). Once
-// the whole file has been read it puts the rejects file in place and
-// returns the file's digest.
+// bookkeeping in line order (duplicate ids, rejects, repeats, the census
+// of IDs ending in 000, emit). Once the whole file has been read it puts
+// the rejects file in place and returns the file's digest, and an
+// excelIDsError (ErrExcelIDs) if the census tripped; a streamed import
+// stops with it at the line where it trips (see idCensus).
 func validate(ctx context.Context, cfg *Config, rep *Report, phase string, emit func(*mapped) error) (string, error) {
 	src, p, err := open(cfg)
 	if err != nil {
@@ -705,6 +713,10 @@ func validate(ctx context.Context, cfg *Config, rep *Report, phase string, emit 
 	stages.Go(func() { mapChunks(ctx, p, cfg.Source, now, read, done) })
 
 	seen := newEventIDs()
+	census := newIDCensus(p)
+	// A streamed import stops where the census trips: the lines before
+	// went to the sender (see idCensus).
+	stopAtCensus := cfg.Stream && !cfg.DryRun
 	for c := range done {
 		rep.Read += len(c.rows)
 		if c.err != nil {
@@ -712,6 +724,16 @@ func validate(ctx context.Context, cfg *Config, rep *Report, phase string, emit 
 		}
 		for i := range c.rows {
 			m := &c.results[i]
+			zeroed, tripped := census.count(c.rows[i])
+			if tripped && stopAtCensus {
+				if rep.RejectsFile, err = rejects.finish(); err != nil {
+					return "", err
+				}
+				return "", fmt.Errorf("validating %s: %w", cfg.File, census.refusal(m.line))
+			}
+			if m.rej == nil && zeroed != 0 {
+				m.rej = census.reject(m.line, zeroed)
+			}
 			if m.rej == nil {
 				if d, dup := seen.add(m.id, m.line, m.value); dup {
 					if d.same {
@@ -735,6 +757,9 @@ func validate(ctx context.Context, cfg *Config, rep *Report, phase string, emit 
 			if err := emit(m); err != nil {
 				return "", err
 			}
+			if zeroed != 0 {
+				census.hold(m, c.rows[i], zeroed)
+			}
 		}
 		prog.set(c.consumed, int64(rep.Read))
 		if err := ctx.Err(); err != nil {
@@ -745,8 +770,17 @@ func validate(ctx context.Context, cfg *Config, rep *Report, phase string, emit 
 		// The stages stopped early: done closed before the file's end.
 		return "", fmt.Errorf("validating %s: %w", cfg.File, err)
 	}
+	tripped := len(census.tripped()) > 0
+	if tripped {
+		if err := census.settle(rep, rejects, cfg.ListRejects); err != nil {
+			return "", err
+		}
+	}
 	if rep.RejectsFile, err = rejects.finish(); err != nil {
 		return "", err
+	}
+	if tripped {
+		return src.digest(), fmt.Errorf("validating %s: %w", cfg.File, census.refusal(0))
 	}
 	return src.digest(), nil
 }

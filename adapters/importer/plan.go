@@ -503,6 +503,9 @@ func (p *plan) mapRow(line int, row []string, kinds []cellKind, now time.Time) m
 	if r := citizenid.Invisible(subject); r != 0 {
 		return fail(schemas.ReasonInvalidSubject, "subject", p.header[p.subject], "%s", invisibleDetail(r))
 	}
+	if zeroedBadCheck(subject) {
+		return fail(schemas.ReasonInvalidSubject, "subject", p.header[p.subject], "%s", zeroedIDDetail)
+	}
 	if len(subject) == 15 {
 		id, err := citizenid.Upgrade15(subject)
 		if err != nil {
@@ -732,6 +735,9 @@ func (c *column) appendValue(dst []byte, row []string, kinds []cellKind, date190
 		}
 		if r := citizenid.Invisible(v); r != 0 {
 			return dst, false, 0, &convertError{schemas.ReasonInvalidData, invisibleDetail(r)}
+		}
+		if zeroedBadCheck(v) {
+			return dst, false, 0, &convertError{schemas.ReasonInvalidData, zeroedIDDetail}
 		}
 		if len(v) == 15 {
 			id, err := citizenid.Upgrade15(v)
