@@ -79,7 +79,7 @@ data:
 	if err != nil {
 		t.Fatal(err)
 	}
-	id := "110101199003076632"
+	id := "110101198003076638" // born 1980, before every date of death below
 	now := time.Date(2026, 3, 2, 12, 0, 0, 0, schemas.CST())
 	for _, tc := range []struct{ cell, want string }{
 		{"2026-03-01T00:30:00+08:00", "2026-03-01"},
