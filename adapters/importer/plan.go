@@ -705,18 +705,18 @@ func (c *column) appendValue(dst []byte, row []string, kinds []cellKind, date190
 		}
 		return strconv.AppendFloat(dst, f, 'f', -1, 64), true, 0, nil
 	case KindDate, KindMonth:
-		t, ok := parseCell(v, kind, c.layouts, time.UTC, date1904)
+		t, ok := parseCell(v, kind, c.layouts, wallClock, date1904)
 		if !ok && c.firstDays {
 			// A date with a time of day too, as databases export a
 			// month kept as a timestamp: midnight only.
-			if t, ok = parseTime(v, monthDayForms, time.UTC); ok && (t.Day() != 1 || t.Hour()+t.Minute()+t.Second() != 0) {
+			if t, ok = parseTime(v, monthDayForms, wallClock); ok && (t.Day() != 1 || t.Hour()+t.Minute()+t.Second() != 0) {
 				return dst, false, 0, &convertError{ReasonInvalidValue, "a date, not a month: only the first day of a month (2026-03-01, or 2026-03-01 00:00:00) is read as its month"}
 			}
 		}
 		if !ok {
 			return dst, false, 0, &convertError{ReasonInvalidValue, "not a " + c.kind + " in layout " + strings.Join(c.layouts, " or ")}
 		}
-		if namesInstant(v, t) {
+		if t.Location() != wallClock {
 			// An instant (2026-02-28T16:30:00Z, as exporters write UTC):
 			// the date China's clocks (or the field's zone's) showed, as
 			// the row's time column and pophub cdc read it.
@@ -844,10 +844,24 @@ func (c *column) versionOf(row []string, kinds []cellKind, date1904 bool) (int64
 func parseTime(v string, layouts []string, loc *time.Location) (time.Time, bool) {
 	for _, l := range layouts {
 		if t, err := time.ParseInLocation(l, v, loc); err == nil {
-			return t, true
+			return abbreviated(t, loc), true
 		}
 	}
 	return time.Time{}, false
+}
+
+// abbreviated reads a time whose zone a layout's MST took as an
+// abbreviation Go does not know, which it gives a zero offset: Java's
+// Date.toString writes "Sun Mar 01 20:00:00 CST 2026" on a server in
+// China, 20:00 China time, not UTC. Such a time is a wall time in loc.
+// UTC and GMT are what they say.
+func abbreviated(t time.Time, loc *time.Location) time.Time {
+	name, off := t.Zone()
+	if off != 0 || name == "" || name == "UTC" || name == "GMT" || t.Location() == loc {
+		return t
+	}
+	y, m, d := t.Date()
+	return time.Date(y, m, d, t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), loc)
 }
 
 // parseCell reads a time from a cell. A workbook's date cell was written
@@ -870,16 +884,11 @@ func parseCell(v string, kind cellKind, layouts []string, loc *time.Location, da
 	return parseTime(v, layouts, loc)
 }
 
-// namesInstant reports whether the cell v, read as t in UTC by its
-// layouts, carried an offset: a time that names its instant rather than
-// a wall time.
-func namesInstant(v string, t time.Time) bool {
-	if t.Location() != time.UTC {
-		return true
-	}
-	_, err := time.Parse(time.RFC3339Nano, v)
-	return err == nil
-}
+// wallClock is the location date cells are read in: one no offset in
+// the cell can give (a second east of UTC), so that a time read in it is
+// a wall time, and one in any other location named its instant, +00:00
+// and Z included.
+var wallClock = time.FixedZone("wall clock", 1)
 
 // excelDate reads an Excel serial day number (1 is 1900-01-01, or 0 is
 // 1904-01-01 in a workbook of the 1904 date system, date1904; a fraction

@@ -1,6 +1,7 @@
 package importer
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -59,13 +60,69 @@ data_by_type:
 // offset (exporters write instants in UTC, as JavaScript's toISOString
 // does) takes the date China's clocks showed at that instant, as the
 // row's time column and pophub cdc read it: a death at 00:30 on 1 March
-// in Harbin, exported as 2026-02-28T16:30:00Z, died on 1 March. A date
-// and time without an offset keeps the date it shows.
+// in Harbin, exported as 2026-02-28T16:30:00Z, died on 1 March. However a
+// layout spells the offset (+00, +00:00, Z). A date and time without an
+// offset keeps the date it shows, and so does one with a zone
+// abbreviation Go does not know (Java's Date.toString writes China's time
+// as CST), which is a wall time too.
 func TestDateCellOfAnInstant(t *testing.T) {
-	m, err := ParseMapping([]byte(`source: health
+	id := "110101198003076638" // born 1980, before every date of death below
+	now := time.Date(2026, 3, 2, 12, 0, 0, 0, schemas.CST())
+	for _, tc := range []struct{ layout, cell, want string }{
+		{"", "2026-03-01T00:30:00+08:00", "2026-03-01"},
+		{"", "2026-02-28T16:30:00Z", "2026-03-01"},
+		{"", "2026-02-28T16:30:00.000Z", "2026-03-01"},
+		{"", "1988-05-31T15:00:00Z", "1988-06-01"},      // midnight on China's clocks, +09:00 that summer
+		{"", "1988-06-01T00:00:00+09:00", "1988-06-01"}, // the same instant
+		{"", "2026-02-28 16:30:00", "2026-02-28"},       // a wall time keeps the date it shows
+		{"", "2026-02-28", "2026-02-28"},
+		{"2006-01-02 15:04:05Z07:00", "2026-02-28 17:30:00+01:00", "2026-03-01"},
+		{"2006-01-02 15:04:05Z07:00", "2026-02-28 16:30:00Z", "2026-03-01"},
+		{"2006-01-02 15:04:05-07:00", "2026-02-28 16:30:00+00:00", "2026-03-01"}, // Python's str(datetime) of a UTC time
+		{"2006-01-02 15:04:05-07", "2026-02-28 16:30:00+00", "2026-03-01"},       // PostgreSQL's COPY of a timestamptz, TimeZone UTC
+		{"2006-01-02 15:04:05-07", "2026-03-01 00:30:00+08", "2026-03-01"},
+		{"Mon Jan 02 15:04:05 MST 2006", "Sun Mar 01 20:00:00 CST 2026", "2026-03-01"},
+		{"Mon Jan 02 15:04:05 MST 2006", "Sat Feb 28 16:30:00 UTC 2026", "2026-03-01"},
+		{"Mon Jan 02 15:04:05 MST 2006", "Sat Feb 28 16:30:00 GMT 2026", "2026-03-01"},
+	} {
+		layout := ""
+		if tc.layout != "" {
+			layout = `, layout: "` + tc.layout + `"`
+		}
+		m, err := ParseMapping([]byte(`source: health
 type: death.certified
 subject: 死者身份证号
 time: {column: 签发日期}
+id: {key: 证明书编号}
+data:
+  date_of_death: {column: 死亡日期, kind: date` + layout + `}
+  certificate_no: 证明书编号
+`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := newPlan(m, []string{"死者身份证号", "签发日期", "证明书编号", "死亡日期"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := p.mapRow(2, []string{id, "2026-03-01T21:00:00+08:00", "D-1", tc.cell}, nil, now)
+		if got.rej != nil {
+			t.Fatalf("%s rejected: %s", tc.cell, got.rej)
+		}
+		if d := dataOf(t, got.value)["date_of_death"]; d != tc.want {
+			t.Errorf("layout %q: 死亡日期 %s sent as date_of_death %v, want %s", tc.layout, tc.cell, d, tc.want)
+		}
+	}
+}
+
+// TestTimeCellWithChinasAbbreviation: a time column in Java's
+// Date.toString form, "Sun Mar 01 20:00:00 CST 2026", is 20:00 China
+// time, not 20:00 UTC as Go reads an abbreviation it does not know.
+func TestTimeCellWithChinasAbbreviation(t *testing.T) {
+	m, err := ParseMapping([]byte(`source: health
+type: death.certified
+subject: 死者身份证号
+time: {column: 签发日期, layout: "Mon Jan 02 15:04:05 MST 2006"}
 id: {key: 证明书编号}
 data:
   date_of_death: {column: 死亡日期, kind: date}
@@ -74,28 +131,25 @@ data:
 	if err != nil {
 		t.Fatal(err)
 	}
-	header := []string{"死者身份证号", "签发日期", "证明书编号", "死亡日期"}
-	p, err := newPlan(m, header)
+	p, err := newPlan(m, []string{"死者身份证号", "签发日期", "证明书编号", "死亡日期"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	id := "110101198003076638" // born 1980, before every date of death below
 	now := time.Date(2026, 3, 2, 12, 0, 0, 0, schemas.CST())
 	for _, tc := range []struct{ cell, want string }{
-		{"2026-03-01T00:30:00+08:00", "2026-03-01"},
-		{"2026-02-28T16:30:00Z", "2026-03-01"},
-		{"2026-02-28T16:30:00.000Z", "2026-03-01"},
-		{"1988-05-31T15:00:00Z", "1988-06-01"},      // midnight on China's clocks, +09:00 that summer
-		{"1988-06-01T00:00:00+09:00", "1988-06-01"}, // the same instant
-		{"2026-02-28 16:30:00", "2026-02-28"},       // a wall time keeps the date it shows
-		{"2026-02-28", "2026-02-28"},
+		{"Sun Mar 01 20:00:00 CST 2026", "2026-03-01T20:00:00+08:00"},
+		{"Sun Mar 01 12:00:00 UTC 2026", "2026-03-01T20:00:00+08:00"},
 	} {
-		got := p.mapRow(2, []string{id, "2026-03-01T09:00:00+08:00", "D-1", tc.cell}, nil, now)
+		got := p.mapRow(2, []string{"110101198003076638", tc.cell, "D-1", "2026-03-01"}, nil, now)
 		if got.rej != nil {
 			t.Fatalf("%s rejected: %s", tc.cell, got.rej)
 		}
-		if d := dataOf(t, got.value)["date_of_death"]; d != tc.want {
-			t.Errorf("死亡日期 %s sent as date_of_death %v, want %s", tc.cell, d, tc.want)
+		var ev struct{ Time time.Time }
+		if err := json.Unmarshal(got.value, &ev); err != nil {
+			t.Fatal(err)
+		}
+		if want, _ := time.Parse(time.RFC3339, tc.want); !ev.Time.Equal(want) {
+			t.Errorf("签发日期 %s: event time %s, want %s", tc.cell, ev.Time.Format(time.RFC3339), tc.want)
 		}
 	}
 }
