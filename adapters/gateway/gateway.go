@@ -298,7 +298,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"send "+ContentTypeEvent+" (one event) or "+ContentTypeBatch+" (a batch)", nil)
 		return
 	}
-	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+	if cs, ok := params["charset"]; ok && !utf8Labels[strings.ToLower(cs)] {
 		// Read as UTF-8, a GBK body is mostly refused as not JSON, but a
 		// name whose GBK bytes happen to be valid UTF-8 would be taken,
 		// garbled, while the department resends only the refused events.
@@ -477,6 +477,14 @@ func (b *budget) queued() int64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.bytes
+}
+
+// utf8Labels are the charset labels of UTF-8 (the WHATWG Encoding
+// Standard's, in lower case) and of ASCII, its subset: a body declared so
+// is read as it is.
+var utf8Labels = map[string]bool{
+	"utf-8": true, "utf8": true, "unicode-1-1-utf-8": true, "unicode11utf8": true, "unicode20utf8": true, "x-unicode20utf8": true,
+	"us-ascii": true, "ascii": true,
 }
 
 // utf8BOM is the byte order mark Windows Notepad and PowerShell write at

@@ -153,7 +153,7 @@ func TestAcceptsSingleAndBatch(t *testing.T) {
 // events they hold.
 func TestAcceptsGzipAndBOM(t *testing.T) {
 	url, broker := setup(t)
-	evs := housingEvents(t, 9)
+	evs := housingEvents(t, 12)
 	raws := encodeAll(t, evs)
 	batch := func(rs ...json.RawMessage) []byte { b, _ := json.Marshal(rs); return b }
 	bom := func(b []byte) []byte { return append([]byte("\ufeff"), b...) }
@@ -168,6 +168,9 @@ func TestAcceptsGzipAndBOM(t *testing.T) {
 		{"gzip event with a BOM", ContentTypeEvent, "gzip", gzipped(t, bom(raws[6]))},
 		{"event declared UTF-8", ContentTypeEvent + "; charset=UTF-8", "", raws[7]},
 		{"batch declared utf-8", ContentTypeBatch + `; charset="utf-8"`, "", batch(raws[8])},
+		{"event declared utf8", ContentTypeEvent + "; charset=utf8", "", raws[9]},
+		{"JSON declared UTF8", "application/json; charset=UTF8", "", raws[10]},
+		{"event declared us-ascii", ContentTypeEvent + "; charset=us-ascii", "", raws[11]},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
