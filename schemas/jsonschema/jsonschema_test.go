@@ -269,3 +269,57 @@ func TestReadmeEventExample(t *testing.T) {
 		t.Errorf("README example fails cloudevent.schema.json: %v", err)
 	}
 }
+
+// TestPatternsCompileWithoutUnicodeFlag: every pattern holds characters
+// of the Basic Multilingual Plane only, and no surrogate escapes, so that
+// a department's validator compiles it alike with the ECMA-262 Unicode
+// flag (ajv's default) and without it (older JavaScript validators, and
+// engines that work on UTF-16 code units): beyond the BMP, a character
+// class would hold a surrogate pair, which reads as a reversed range
+// without the flag.
+func TestPatternsCompileWithoutUnicodeFlag(t *testing.T) {
+	names, err := fs.Glob(FS(), "*.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var walk func(name string, v any)
+	walk = func(name string, v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, e := range v {
+				if p, ok := e.(string); ok && k == "pattern" {
+					for _, r := range p {
+						if r > 0xFFFF {
+							t.Errorf("%s: pattern %q holds U+%X, beyond the BMP", name, p, r)
+						}
+					}
+					if lower := strings.ToLower(p); strings.Contains(lower, `\ud8`) || strings.Contains(lower, `\ud9`) ||
+						strings.Contains(lower, `\uda`) || strings.Contains(lower, `\udb`) || strings.Contains(lower, `\udc`) ||
+						strings.Contains(lower, `\udd`) || strings.Contains(lower, `\ude`) || strings.Contains(lower, `\udf`) {
+						t.Errorf("%s: pattern %q escapes a surrogate", name, p)
+					}
+					continue
+				}
+				walk(name, e)
+			}
+		case []any:
+			for _, e := range v {
+				walk(name, e)
+			}
+		}
+	}
+	for _, name := range names {
+		b, err := fs.ReadFile(FS(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc any
+		if err := json.Unmarshal(b, &doc); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		walk(name, doc)
+	}
+	if len(names) < 20 {
+		t.Errorf("only %d schemas", len(names))
+	}
+}
