@@ -611,24 +611,33 @@ func (v *validator) date(field, s string, req bool) {
 }
 
 // lived refuses a date of the subject's life (a death, a contract: YYYY-
-// MM-DD; a contribution month: YYYY-MM) before the birth date its
-// citizen ID carries. Systems write 1900-01-01 or 0001-01-01 for a date
-// they do not know; taken at its word, such a date of death removes the
-// person from every count since, and such a start meets any duration
-// rule at once. The birth date fields are not checked against the ID:
-// they may correct it (a mismatch is an anomaly, not a refusal).
+// MM-DD; a contribution month: YYYY-MM) more than a year before the
+// birth date its citizen ID carries. Systems write 1900-01-01, 1970-01-01
+// or 0001-01-01 for a date they do not know; taken at its word, such a
+// date of death removes the person from every count since, and such a
+// start meets any duration rule at once. The year's grace is for IDs
+// whose birth date is wrong, which the birth date fields may correct
+// (they are not checked here): an infant's death or insurance from birth
+// may then lie before the ID's date.
 func (v *validator) lived(field, date string) {
 	if len(v.subject) != 18 {
 		return
 	}
-	born := string(v.subject)[6:14]
+	id := string(v.subject)
+	var floor [8]byte // the ID's birth date less a year, YYYYMMDD
+	y := int(id[6]-'0')*1000 + int(id[7]-'0')*100 + int(id[8]-'0')*10 + int(id[9]-'0') - 1
+	for i := 3; i >= 0; i-- {
+		floor[i] = byte('0' + y%10)
+		y /= 10
+	}
+	copy(floor[4:], id[10:14])
 	for i, j := 0, 0; i < len(date); i++ {
 		if date[i] == '-' {
 			continue
 		}
-		if date[i] != born[j] {
-			if date[i] < born[j] {
-				v.fail(field, "lies before the subject's birth date (digits 7–14 of the citizen ID): for a date the record does not know, send the real one or, where the field is optional, none")
+		if date[i] != floor[j] {
+			if date[i] < floor[j] {
+				v.fail(field, "lies more than a year before the subject's birth date (digits 7–14 of the citizen ID): for a date the record does not know, send the real one or, where the field is optional, none")
 			}
 			return
 		}
@@ -636,6 +645,8 @@ func (v *validator) lived(field, date string) {
 	}
 }
 
+// notFuture judges "the future" by the calendar day in China, as
+// citizenid.ParseAt does for birth dates, whatever zone v.now is in.
 func (v *validator) notFuture(field, s string) {
 	if IsDate(s) && s > citizenid.Today(v.now).Format(time.DateOnly) {
 		v.fail(field, "lies in the future")

@@ -405,11 +405,12 @@ func BenchmarkCheckEncoded(b *testing.B) {
 	})
 }
 
-// TestDatesBeforeBirth: a date of the subject's life before the birth
-// date in its citizen ID (a placeholder 1900-01-01 or 0001-01-01 for an
-// unknown date) is refused as invalid_data naming the field, by Decode
-// and CheckEncoded alike; the birth date fields themselves may differ
-// from the ID's.
+// TestDatesBeforeBirth: a date of the subject's life more than a year
+// before the birth date in its citizen ID (a placeholder 1900-01-01 or
+// 0001-01-01 for an unknown date) is refused as invalid_data naming the
+// field, by Decode and CheckEncoded alike. Within the year it is taken:
+// an ID's birth date may be wrong, and the birth date fields, which may
+// correct it, are not checked.
 func TestDatesBeforeBirth(t *testing.T) {
 	subject := citizenid.ID(withCheck("23010219900307001")) // born 1990-03-07
 	tests := []struct {
@@ -421,14 +422,19 @@ func TestDatesBeforeBirth(t *testing.T) {
 	}{
 		{"death 1900-01-01", Health, DeathCertified, &DeathCertifiedData{DateOfDeath: "1900-01-01", CertificateNo: "D1"}, "data.date_of_death"},
 		{"death 0001-01-01", Health, DeathCertified, &DeathCertifiedData{DateOfDeath: "0001-01-01", CertificateNo: "D1"}, "data.date_of_death"},
-		{"death the day before birth", Health, DeathCertified, &DeathCertifiedData{DateOfDeath: "1990-03-06", CertificateNo: "D1"}, "data.date_of_death"},
+		{"death 1970-01-01", Health, DeathCertified, &DeathCertifiedData{DateOfDeath: "1970-01-01", CertificateNo: "D1"}, "data.date_of_death"},
+		{"death a year and a day before birth", Health, DeathCertified, &DeathCertifiedData{DateOfDeath: "1989-03-06", CertificateNo: "D1"}, "data.date_of_death"},
+		{"death a year before birth", Health, DeathCertified, &DeathCertifiedData{DateOfDeath: "1989-03-07", CertificateNo: "D1"}, ""},
+		{"infant's death before the ID's wrong birth date", Health, DeathCertified, &DeathCertifiedData{DateOfDeath: "1990-02-20", CertificateNo: "D1"}, ""},
 		{"death on the day of birth", Health, DeathCertified, &DeathCertifiedData{DateOfDeath: "1990-03-07", CertificateNo: "D1"}, ""},
 		{"contract from 1900", Employment, ContractStarted, &ContractStartedData{ContractID: "C1", EmployerID: "91350100M000100Y43",
 			EmployerName: "x", WorkRegion: "230102", Start: "1900-01-01"}, "data.start"},
 		{"contract from 2012", Employment, ContractStarted, &ContractStartedData{ContractID: "C1", EmployerID: "91350100M000100Y43",
 			EmployerName: "x", WorkRegion: "230102", Start: "2012-01-01"}, ""},
-		{"contribution the month before birth", SocialInsurance, ContributionRecorded, &ContributionRecordedData{Month: "1990-02",
+		{"contribution 13 months before birth", SocialInsurance, ContributionRecorded, &ContributionRecordedData{Month: "1989-02",
 			Region: "230102", Insurances: []string{"pension"}}, "data.month"},
+		{"contribution the month before birth", SocialInsurance, ContributionRecorded, &ContributionRecordedData{Month: "1990-02",
+			Region: "230102", Insurances: []string{"pension"}}, ""},
 		{"contribution in the month of birth", SocialInsurance, ContributionRecorded, &ContributionRecordedData{Month: "1990-03",
 			Region: "230102", Insurances: []string{"pension"}}, ""},
 		{"corrected birth date before the ID's", PublicSecurity, IdentityCorrected, &IdentityCorrectedData{BirthDate: "1990-01-01"}, ""},
@@ -452,7 +458,7 @@ func TestDatesBeforeBirth(t *testing.T) {
 				return
 			}
 			re, ok := errors.AsType[*RejectError](derr)
-			if !ok || re.Reason != ReasonInvalidData || re.Field != tc.field || !strings.Contains(re.Detail, "before the subject's birth date") {
+			if !ok || re.Reason != ReasonInvalidData || re.Field != tc.field || !strings.Contains(re.Detail, "a year before the subject's birth date") {
 				t.Errorf("Decode = %v, want invalid_data on %s: before the subject's birth date", derr, tc.field)
 			}
 		})
