@@ -41,18 +41,16 @@ func zeroedBadCheck(id string) bool {
 	return excelZeroed(id) && citizenid.CheckChar(id[:17]) != id[17]
 }
 
-// The census trips for a column once zeroedMin of its IDs, and at least
-// one in zeroedShare of its non-empty ID cells read so far, end in 000.
-// A column that went through Excel whole has 10 IDs in 11 ending so (those
-// ending in X were text, and kept), so it trips at its third line. Real
-// IDs end so about once in 1,100: a share of 1 in 20 is 55 times that,
-// which a register of more than 60 lines never reaches by chance, and a
-// shorter one only with 3 such IDs among its first 60, about once in
-// 40,000 files (C(60,3)/1100³).
-const (
-	zeroedMin   = 3
-	zeroedShare = 20
-)
+// The census trips for a column once zeroedMin distinct IDs of it end in
+// 000 and fail their check character, and such lines are at least half
+// of the column's lines whose ID fails its check. A real ID never fails
+// its check, so the evidence is the failing ones: a column that went
+// through Excel whole has 10 IDs in 11 failing, all ending in 000, and
+// trips at its third person. A register's typing errors fail too, but
+// end in 000 about once in 1,000, far from half. And a person whose real
+// ID ends in 000 (about 1 in 1,100 do), on however many lines, passes
+// its check and trips nothing.
+const zeroedMin = 3
 
 // idCensus counts, in line order, the text cells of the ID columns (the
 // subject and every kind citizen_id column) that end in 000 (excelZeroed). Once a
@@ -67,9 +65,9 @@ const (
 // whole when it trips within the first chunk of valid lines (chunkRows),
 // which are handed to the sender together, as the encoding census refuses
 // a mislabelled file before a line is sent. A column whose IDs end in 000
-// only from later lines on trips once they are 1 in 20 of the lines read:
-// the chunks handed on before that were sent, and the error names the
-// lines among them whose ID ends in 000.
+// only from later lines on trips a few lines after they start: the chunks
+// handed on before that were sent, and the error names the lines among
+// them whose ID ends in 000.
 type idCensus struct {
 	cols []censusColumn
 	// held are the valid lines with an ID ending in 000 passed on while
@@ -85,6 +83,11 @@ type censusColumn struct {
 	reason  string // the reject reason of its IDs
 	filled  int    // non-empty cells
 	zeroed  int    // cells ending in 000
+	bad     int    // cells of 18 characters failing their check
+	// zeroedBad counts the cells ending in 000 that fail their check,
+	// badIDs the distinct ones, until the column trips.
+	zeroedBad int
+	badIDs    map[string]struct{}
 	lines   []int  // the first censusLines lines of those, for the error
 	tripped bool
 }
@@ -132,6 +135,10 @@ func (c *idCensus) count(r row) (zeroed uint64, tripped bool) {
 			continue
 		}
 		cc.filled++
+		bad := len(v) == 18 && allDigits(v[:17]) && citizenid.CheckChar(v[:17]) != v[17]
+		if bad {
+			cc.bad++
+		}
 		if !excelZeroed(v) {
 			continue
 		}
@@ -140,8 +147,17 @@ func (c *idCensus) count(r row) (zeroed uint64, tripped bool) {
 		if len(cc.lines) < censusLines {
 			cc.lines = append(cc.lines, r.line)
 		}
-		if !cc.tripped && cc.zeroed >= zeroedMin && cc.zeroed*zeroedShare >= cc.filled {
+		if !bad || cc.tripped {
+			continue
+		}
+		cc.zeroedBad++
+		if cc.badIDs == nil {
+			cc.badIDs = make(map[string]struct{}, zeroedMin)
+		}
+		cc.badIDs[v] = struct{}{}
+		if len(cc.badIDs) >= zeroedMin && cc.zeroedBad*2 >= cc.bad {
 			cc.tripped, tripped = true, true
+			cc.badIDs = nil
 		}
 	}
 	return zeroed, tripped
