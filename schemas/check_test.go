@@ -405,6 +405,22 @@ func BenchmarkCheckEncoded(b *testing.B) {
 	})
 }
 
+// checkedAlike encodes ev and returns Decode's error for it, failing
+// unless CheckEncoded, the publisher's check, gives the same.
+func checkedAlike(t *testing.T, ev Event) error {
+	t.Helper()
+	value, err := Encode(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := Input{Topic: Topic(ev.Source), Key: []byte(ev.Subject), Value: value, Now: fixedNow}
+	_, derr := Decode(in)
+	if cerr := CheckEncoded(&ev, in); !sameReject(cerr, derr) {
+		t.Fatalf("CheckEncoded says %v, Decode says %v", cerr, derr)
+	}
+	return derr
+}
+
 // TestDatesBeforeBirth: a date of the subject's life more than a year
 // before the birth date in its citizen ID (a placeholder 1900-01-01 or
 // 0001-01-01 for an unknown date) is refused as invalid_data naming the
@@ -441,16 +457,7 @@ func TestDatesBeforeBirth(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			ev := Event{ID: "e-1", Source: tc.source, Type: tc.typ, Subject: subject, Time: fixedNow.Add(-time.Hour), Payload: tc.payload}
-			value, err := Encode(ev)
-			if err != nil {
-				t.Fatal(err)
-			}
-			in := Input{Topic: Topic(tc.source), Key: []byte(subject), Value: value, Now: fixedNow}
-			_, derr := Decode(in)
-			if cerr := CheckEncoded(&ev, in); !sameReject(cerr, derr) {
-				t.Fatalf("CheckEncoded says %v, Decode says %v", cerr, derr)
-			}
+			derr := checkedAlike(t, Event{ID: "e-1", Source: tc.source, Type: tc.typ, Subject: subject, Time: fixedNow.Add(-time.Hour), Payload: tc.payload})
 			if tc.field == "" {
 				if derr != nil {
 					t.Errorf("refused: %v", derr)
@@ -482,17 +489,8 @@ func TestPrivateUseNames(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			ev := Event{ID: "ps-1", Source: PublicSecurity, Type: IdentityCorrected, Subject: validID, Time: fixedNow.Add(-time.Hour),
-				Payload: &IdentityCorrectedData{Name: tc.value}}
-			value, err := Encode(ev)
-			if err != nil {
-				t.Fatal(err)
-			}
-			in := Input{Topic: Topic(PublicSecurity), Key: []byte(validID), Value: value, Now: fixedNow}
-			_, derr := Decode(in)
-			if cerr := CheckEncoded(&ev, in); !sameReject(cerr, derr) {
-				t.Fatalf("CheckEncoded says %v, Decode says %v", cerr, derr)
-			}
+			derr := checkedAlike(t, Event{ID: "ps-1", Source: PublicSecurity, Type: IdentityCorrected, Subject: validID, Time: fixedNow.Add(-time.Hour),
+				Payload: &IdentityCorrectedData{Name: tc.value}})
 			if tc.refused == "" {
 				if derr != nil {
 					t.Errorf("refused: %v", derr)

@@ -85,26 +85,7 @@ func TestDateCellOfAnInstant(t *testing.T) {
 		{"Mon Jan 02 15:04:05 MST 2006", "Sat Feb 28 16:30:00 UTC 2026", "2026-03-01"},
 		{"Mon Jan 02 15:04:05 MST 2006", "Sat Feb 28 16:30:00 GMT 2026", "2026-03-01"},
 	} {
-		layout := ""
-		if tc.layout != "" {
-			layout = `, layout: "` + tc.layout + `"`
-		}
-		m, err := ParseMapping([]byte(`source: health
-type: death.certified
-subject: 死者身份证号
-time: {column: 签发日期}
-id: {key: 证明书编号}
-data:
-  date_of_death: {column: 死亡日期, kind: date` + layout + `}
-  certificate_no: 证明书编号
-`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, err := newPlan(m, []string{"死者身份证号", "签发日期", "证明书编号", "死亡日期"})
-		if err != nil {
-			t.Fatal(err)
-		}
+		p := deathPlan(t, "", tc.layout)
 		got := p.mapRow(2, []string{id, "2026-03-01T21:00:00+08:00", "D-1", tc.cell}, nil, now)
 		if got.rej != nil {
 			t.Fatalf("%s rejected: %s", tc.cell, got.rej)
@@ -119,22 +100,7 @@ data:
 // Date.toString form, "Sun Mar 01 20:00:00 CST 2026", is 20:00 China
 // time, not 20:00 UTC as Go reads an abbreviation it does not know.
 func TestTimeCellWithChinasAbbreviation(t *testing.T) {
-	m, err := ParseMapping([]byte(`source: health
-type: death.certified
-subject: 死者身份证号
-time: {column: 签发日期, layout: "Mon Jan 02 15:04:05 MST 2006"}
-id: {key: 证明书编号}
-data:
-  date_of_death: {column: 死亡日期, kind: date}
-  certificate_no: 证明书编号
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := newPlan(m, []string{"死者身份证号", "签发日期", "证明书编号", "死亡日期"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := deathPlan(t, "Mon Jan 02 15:04:05 MST 2006", "")
 	now := time.Date(2026, 3, 2, 12, 0, 0, 0, schemas.CST())
 	for _, tc := range []struct{ cell, want string }{
 		{"Sun Mar 01 20:00:00 CST 2026", "2026-03-01T20:00:00+08:00"},
@@ -152,4 +118,34 @@ data:
 			t.Errorf("签发日期 %s: event time %s, want %s", tc.cell, ev.Time.Format(time.RFC3339), tc.want)
 		}
 	}
+}
+
+// deathPlan binds a death-certificate mapping, its time column 签发日期 and
+// date column 死亡日期 read in the layouts given (the defaults for ""), to
+// the header 死者身份证号, 签发日期, 证明书编号, 死亡日期.
+func deathPlan(t *testing.T, timeLayout, dateLayout string) *plan {
+	t.Helper()
+	layout := func(l string) string {
+		if l == "" {
+			return ""
+		}
+		return `, layout: "` + l + `"`
+	}
+	m, err := ParseMapping([]byte(`source: health
+type: death.certified
+subject: 死者身份证号
+time: {column: 签发日期` + layout(timeLayout) + `}
+id: {key: 证明书编号}
+data:
+  date_of_death: {column: 死亡日期, kind: date` + layout(dateLayout) + `}
+  certificate_no: 证明书编号
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := newPlan(m, []string{"死者身份证号", "签发日期", "证明书编号", "死亡日期"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
