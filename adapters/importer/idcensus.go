@@ -77,19 +77,19 @@ type idCensus struct {
 
 // censusColumn is the count of one ID column.
 type censusColumn struct {
-	col     int
-	header  string
-	field   string // "subject" or "data.<name>"
-	reason  string // the reject reason of its IDs
-	filled  int    // non-empty cells
-	zeroed  int    // cells ending in 000
-	bad     int    // cells of 18 characters failing their check
+	col    int
+	header string
+	field  string // "subject" or "data.<name>"
+	reason string // the reject reason of its IDs
+	filled int    // non-empty cells
+	zeroed int    // cells ending in 000
+	bad    int    // cells of 18 characters failing their check
 	// zeroedBad counts the cells ending in 000 that fail their check,
 	// badIDs the distinct ones, until the column trips.
 	zeroedBad int
 	badIDs    map[string]struct{}
-	lines   []int  // the first censusLines lines of those, for the error
-	tripped bool
+	lines     []int // the first censusLines lines of those, for the error
+	tripped   bool
 }
 
 // heldLine is a valid line passed on with an ID ending in 000.
