@@ -30,7 +30,7 @@ const EligibilityBucket = "pophub_eligibility"
 // create streams: a stream is a capture of arbitrary subjects).
 //
 // An identity with subscriptions may subscribe to its subjects (core
-// NATS) and run durable pull consumers on the POP stream, each filtered to
+// NATS) and run durable consumers on the POP stream, each filtered to
 // one of its subjects: one named after itself, on any one of its
 // subjects, and for each subject S one named
 // schemas.FilterConsumerName(<name>, S) on exactly S. The second kind is
@@ -52,6 +52,7 @@ const EligibilityBucket = "pophub_eligibility"
 //	$JS.API.CONSUMER.DELETE.POP.<c>               deleting it
 //	$JS.API.CONSUMER.MSG.NEXT.POP.<c>             pull requests
 //	$JS.ACK.POP.<c>.>                             acks, naks, in-progress, term
+//	$JS.FC.POP.<c>.>                              flow-control replies of a push consumer
 //	popdlq.<name>                                 its dead letters (one subject for all its consumers)
 //
 // and subscribe permission on its private inbox <inbox_prefix>.> (the
@@ -68,9 +69,11 @@ const EligibilityBucket = "pophub_eligibility"
 // $JS.API.CONSUMER.DURABLE.CREATE form,
 // which carries no filter in its subject, is not granted, nor is a
 // multi-filter consumer (FilterSubjects), for the same reason. A push
-// consumer would need subscribe permission on its deliver subject (and
-// publish on $JS.FC.POP.> for flow control); the SDK pulls, so none is
-// granted. Consumer names are the fence between identities: Validate
+// consumer delivering to the identity's inbox works too (the JavaScript
+// client and the nats CLI make them): its flow-control replies, to
+// $JS.FC.POP.<consumer>.>, are granted for the identity's own consumer
+// names, since without them the server stops delivering for good once
+// 2 MiB are in flight. Consumer names are the fence between identities: Validate
 // refuses an identity named like another's per-subject consumer, which
 // would otherwise get that consumer's INFO, MSG.NEXT and ACK subjects as
 // its own.
@@ -86,10 +89,12 @@ func NATSPermissions(id Identity) *server.Permissions {
 		// The hub owns the streams: POP, POPDLQ, the eligibility bucket
 		// and its own durable consumers (eligibility watcher, status), so
 		// it may use the whole JetStream API; it publishes only
-		// notifications and its bucket's entries.
+		// notifications and its bucket's entries, and the flow-control
+		// replies of its push consumers (a bucket's WatchAll, which
+		// stalls for good past 2 MiB without them).
 		return &server.Permissions{
 			Publish: &server.SubjectPermission{Allow: []string{
-				schemas.StreamSubjects, "$JS.API.>", "$JS.ACK.>", "$KV." + EligibilityBucket + ".>",
+				schemas.StreamSubjects, "$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "$KV." + EligibilityBucket + ".>",
 			}},
 			Subscribe: &server.SubjectPermission{Allow: []string{inbox + ".>", "_INBOX.>"}},
 		}
@@ -110,6 +115,7 @@ func NATSPermissions(id Identity) *server.Permissions {
 		"$JS.API.CONSUMER.DELETE."+s+"."+n,
 		"$JS.API.CONSUMER.MSG.NEXT."+s+"."+n,
 		"$JS.ACK."+s+"."+n+".>",
+		"$JS.FC."+s+"."+n+".>",
 		DeadLetterPrefix+"."+n,
 	)
 	for _, subj := range id.Subscribe {
@@ -124,6 +130,7 @@ func NATSPermissions(id Identity) *server.Permissions {
 			"$JS.API.CONSUMER.DELETE."+s+"."+c,
 			"$JS.API.CONSUMER.MSG.NEXT."+s+"."+c,
 			"$JS.ACK."+s+"."+c+".>",
+			"$JS.FC."+s+"."+c+".>",
 		)
 	}
 	return perms
