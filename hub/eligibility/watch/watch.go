@@ -582,6 +582,10 @@ func (w *Watcher) schedule(k string, id citizenid.ID, old, day, asOf string) {
 	}
 }
 
+// loadStall is how long loadSchedule waits for the bucket's next entry
+// before it gives up: entries come back to back while the watch reads.
+var loadStall = 2 * time.Minute
+
 // loadSchedule rebuilds the qualifying days from the bucket, reading
 // every entry once, and moves each entry keyed by a citizen ID in clear to
 // its digest key.
@@ -592,11 +596,22 @@ func (w *Watcher) loadSchedule(ctx context.Context) error {
 	}
 	defer watcher.Stop()
 	var legacy []jetstream.KeyValueEntry
+	stall := time.NewTimer(loadStall)
+	defer stall.Stop()
+	read := 0
 	for done := false; !done; {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-stall.C:
+			// A watch the server stopped feeding (its flow control
+			// unanswered, as a NATS user without $JS.FC permission
+			// leaves it) would hold the watcher here for good, with no
+			// announcement made and nothing said.
+			return fmt.Errorf("reading the eligibility bucket: no entry for %v after %d: does the hub's NATS user lack publish permission on $JS.FC.>?", loadStall, read)
 		case e, ok := <-watcher.Updates():
+			stall.Reset(loadStall)
+			read++
 			if !ok {
 				return errors.New("reading the eligibility bucket: watch ended early")
 			}
