@@ -631,18 +631,42 @@ func (v *validator) lived(field, date string) {
 		y /= 10
 	}
 	copy(floor[4:], id[10:14])
+	if placeholder(date) && beforeDigits(date, id[6:14]) {
+		v.fail(field, "is a placeholder date (0001-01-01, 1900-01-01, 1970-01-01) before the subject's birth date (digits 7–14 of the citizen ID): for a date the record does not know, send the real one or, where the field is optional, none")
+		return
+	}
+	if beforeDigits(date, string(floor[:])) {
+		v.fail(field, "lies more than a year before the subject's birth date (digits 7–14 of the citizen ID): for a date the record does not know, send the real one or, where the field is optional, none")
+	}
+}
+
+// placeholder reports whether date (YYYY-MM-DD or YYYY-MM) is one that
+// systems write for a date they do not know: the first day (or month) of
+// year 1, 1900 or 1970. Before a person's birth it is never true, even
+// within the year lived allows.
+func placeholder(date string) bool {
+	if len(date) >= 7 && date[4:7] == "-01" && (len(date) == 7 || date[7:] == "-01") {
+		switch date[:4] {
+		case "0001", "1900", "1970":
+			return true
+		}
+	}
+	return false
+}
+
+// beforeDigits reports whether date, YYYY-MM-DD or YYYY-MM, lies before
+// the date whose digits are yyyymmdd (a month before its first day).
+func beforeDigits(date, yyyymmdd string) bool {
 	for i, j := 0, 0; i < len(date); i++ {
 		if date[i] == '-' {
 			continue
 		}
-		if date[i] != floor[j] {
-			if date[i] < floor[j] {
-				v.fail(field, "lies more than a year before the subject's birth date (digits 7–14 of the citizen ID): for a date the record does not know, send the real one or, where the field is optional, none")
-			}
-			return
+		if date[i] != yyyymmdd[j] {
+			return date[i] < yyyymmdd[j]
 		}
 		j++
 	}
+	return false
 }
 
 // notFuture judges "the future" by the calendar day in China, as

@@ -465,8 +465,43 @@ func TestDatesBeforeBirth(t *testing.T) {
 				return
 			}
 			re, ok := errors.AsType[*RejectError](derr)
-			if !ok || re.Reason != ReasonInvalidData || re.Field != tc.field || !strings.Contains(re.Detail, "a year before the subject's birth date") {
+			if !ok || re.Reason != ReasonInvalidData || re.Field != tc.field || !strings.Contains(re.Detail, "before the subject's birth date") {
 				t.Errorf("Decode = %v, want invalid_data on %s: before the subject's birth date", derr, tc.field)
+			}
+		})
+	}
+}
+
+// TestPlaceholderDatesBeforeBirth: the dates systems write for one they
+// do not know (0001-01-01, 1900-01-01, 1970-01-01, and their months) are
+// refused before the subject's birth even within the year's grace, so
+// that the Unix epoch is no date of death for a person born in May 1970;
+// on or after the birth they are dates like any other.
+func TestPlaceholderDatesBeforeBirth(t *testing.T) {
+	bornMay1970 := citizenid.ID(withCheck("23010219700515001"))
+	bornJan1970 := citizenid.ID(withCheck("23010219700101001"))
+	for _, tc := range []struct {
+		name    string
+		subject citizenid.ID
+		typ     Type
+		payload Data
+		refused bool
+	}{
+		{"epoch death, born May 1970", bornMay1970, DeathCertified, &DeathCertifiedData{DateOfDeath: "1970-01-01", CertificateNo: "D1"}, true},
+		{"epoch month, born May 1970", bornMay1970, ContributionRecorded, &ContributionRecordedData{Month: "1970-01", Region: "230102", Insurances: []string{"pension"}}, true},
+		{"another date of January 1970, born May 1970", bornMay1970, DeathCertified, &DeathCertifiedData{DateOfDeath: "1970-01-02", CertificateNo: "D1"}, false},
+		{"epoch death, born on it", bornJan1970, DeathCertified, &DeathCertifiedData{DateOfDeath: "1970-01-01", CertificateNo: "D1"}, false},
+		{"epoch month, born in it", bornJan1970, ContributionRecorded, &ContributionRecordedData{Month: "1970-01", Region: "230102", Insurances: []string{"pension"}}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := SourceOf(tc.typ)
+			err := checkedAlike(t, Event{ID: "e-1", Source: src, Type: tc.typ, Subject: tc.subject, Time: fixedNow.Add(-time.Hour), Payload: tc.payload})
+			re, ok := errors.AsType[*RejectError](err)
+			switch {
+			case !tc.refused && err != nil:
+				t.Errorf("refused: %v", err)
+			case tc.refused && (!ok || re.Reason != ReasonInvalidData || !strings.Contains(re.Detail, "placeholder")):
+				t.Errorf("Decode = %v, want invalid_data calling it a placeholder", err)
 			}
 		})
 	}
