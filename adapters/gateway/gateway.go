@@ -290,7 +290,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				ContentTypeEvent+" (one event) or "+ContentTypeBatch+" (a batch)", nil)
 		return
 	}
-	mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil {
+		// The type read, parameters not (charset=gbk;;): a charset
+		// among them still says how the body is encoded.
+		params = looseParams(r.Header.Get("Content-Type"))
+	}
 	batch := mt == ContentTypeBatch
 	if !batch && mt != ContentTypeEvent && mt != "application/json" {
 		h.discardBody(r)
@@ -298,13 +303,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"send "+ContentTypeEvent+" (one event) or "+ContentTypeBatch+" (a batch)", nil)
 		return
 	}
-	if cs, ok := params["charset"]; ok && !utf8Labels[strings.ToLower(cs)] {
+	charset, declared := params["charset"]
+	if declared && !utf8Labels[strings.ToLower(charset)] && !asciiLabels[strings.ToLower(charset)] {
 		// Read as UTF-8, a GBK body is mostly refused as not JSON, but a
 		// name whose GBK bytes happen to be valid UTF-8 would be taken,
 		// garbled, while the department resends only the refused events.
 		h.discardBody(r)
 		problem(w, http.StatusUnsupportedMediaType, "unsupported-media-type",
-			fmt.Sprintf("the body must be UTF-8, and charset %q was declared: convert the events to UTF-8 (or drop the charset parameter if they are)", cs), nil)
+			fmt.Sprintf("the body must be UTF-8, and charset %q was declared: convert the events to UTF-8 (or drop the charset parameter if they are)", charset), nil)
 		return
 	}
 	sent, ok := h.readBody(w, r)
@@ -312,6 +318,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body := bytes.TrimPrefix(sent, utf8BOM)
+	if declared && asciiLabels[strings.ToLower(charset)] && !isASCII(body) {
+		// A body labelled ASCII that is not is in some other charset
+		// (GBK mislabelled, most often), which reading it as UTF-8
+		// would garble where it does not refuse it.
+		problem(w, http.StatusUnsupportedMediaType, "unsupported-media-type",
+			fmt.Sprintf("charset %q was declared, but the body holds bytes outside ASCII: send UTF-8 and declare it, or no charset", charset), nil)
+		return
+	}
 	var raws [][]byte
 	if !batch && firstByte(body) == '[' {
 		problem(w, http.StatusBadRequest, "invalid-request",
@@ -480,11 +494,38 @@ func (b *budget) queued() int64 {
 }
 
 // utf8Labels are the charset labels of UTF-8 (the WHATWG Encoding
-// Standard's, in lower case) and of ASCII, its subset: a body declared so
-// is read as it is.
+// Standard's, in lower case): a body declared so is read as it is.
 var utf8Labels = map[string]bool{
 	"utf-8": true, "utf8": true, "unicode-1-1-utf-8": true, "unicode11utf8": true, "unicode20utf8": true, "x-unicode20utf8": true,
-	"us-ascii": true, "ascii": true,
+}
+
+// asciiLabels are the IANA labels of US-ASCII, UTF-8's subset: a body
+// declared so is read as UTF-8 when it holds ASCII only.
+var asciiLabels = map[string]bool{"us-ascii": true, "ascii": true}
+
+func isASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// looseParams reads the parameters of a Content-Type that
+// mime.ParseMediaType refuses (an empty parameter, one without a value):
+// each name=value between semicolons, the value unquoted.
+func looseParams(ct string) map[string]string {
+	params := map[string]string{}
+	parts := strings.Split(ct, ";")
+	for _, p := range parts[1:] {
+		k, v, ok := strings.Cut(p, "=")
+		if !ok {
+			continue
+		}
+		params[strings.ToLower(strings.TrimSpace(k))] = strings.Trim(strings.TrimSpace(v), `"`)
+	}
+	return params
 }
 
 // utf8BOM is the byte order mark Windows Notepad and PowerShell write at

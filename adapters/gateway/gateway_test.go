@@ -271,6 +271,8 @@ func TestRefusals(t *testing.T) {
 	delete(second, "data")
 	second["data_base64"] = "eyJsZWFzZV9pZCI6IkwtMSJ9"
 	base64Data, _ := json.Marshal(second)
+	// 谢伟 in GBK (D0 BB CE B0), bytes that read as valid UTF-8 too.
+	gbkName := bytes.Replace(raws[0], []byte(`"lease_id":"`), []byte("\"lease_id\":\"\xd0\xbb\xce\xb0"), 1)
 	tests := []struct {
 		name, token, ctype string
 		encoding           string
@@ -285,6 +287,8 @@ func TestRefusals(t *testing.T) {
 		{"wrong content type", "housing-secret", "text/csv", "", raws[0], 415, "unsupported-media-type", -1, ""},
 		{"charset GBK", "housing-secret", ContentTypeEvent + "; charset=GBK", "", raws[0], 415, "unsupported-media-type", -1, `charset "GBK"`},
 		{"charset GB18030 on a batch", "housing-secret", ContentTypeBatch + "; charset=gb18030", "", batch(raws[0]), 415, "unsupported-media-type", -1, `charset "gb18030"`},
+		{"charset GBK among unreadable parameters", "housing-secret", ContentTypeEvent + ";charset=gbk;;", "", raws[0], 415, "unsupported-media-type", -1, `charset "gbk"`},
+		{"charset US-ASCII on GBK bytes", "housing-secret", ContentTypeEvent + "; charset=us-ascii", "", gbkName, 415, "unsupported-media-type", -1, "outside ASCII"},
 		{"not JSON", "housing-secret", ContentTypeBatch, "", []byte("[{"), 400, "invalid-request", -1, ""},
 		{"empty batch", "housing-secret", ContentTypeBatch, "", []byte("[]"), 400, "invalid-request", -1, ""},
 		{"invalid event in a batch", "housing-secret", ContentTypeBatch, "", batch(raws[0], bad), 422, "invalid-events", 1, ""},
