@@ -41,16 +41,28 @@ func zeroedBadCheck(id string) bool {
 	return excelZeroed(id) && citizenid.CheckChar(id[:17]) != id[17]
 }
 
-// The census trips for a column once zeroedMin distinct IDs of it end in
-// 000 and fail their check character, and such lines are at least half
-// of the column's lines whose ID fails its check. A real ID never fails
-// its check, so the evidence is the failing ones: a column that went
-// through Excel whole has 10 IDs in 11 failing, all ending in 000, and
-// trips at its third person. A register's typing errors fail too, but
-// end in 000 about once in 1,000, far from half. And a person whose real
-// ID ends in 000 (about 1 in 1,100 do), on however many lines, passes
-// its check and trips nothing.
-const zeroedMin = 3
+// The census trips for a column in either of two ways.
+//
+// Among its first distinctCap distinct IDs (a small register's whole
+// column, a large one's start), at least two end in 000, one of them
+// failing its check character, and they are at least one in zeroedShare:
+// a column that went through Excel whole has every ID ending in 000, 10 in
+// 11 failing, so it trips at its second person however many lines each
+// has. Real IDs end in 000 about once in 1,100 and pass their check, so
+// two real ones (one person's on many lines, or two persons') trip
+// nothing; a real one beside a typing error that ends in 000 (about 1 in
+// 1,000 of them) in a register of under 40 persons is what it takes.
+//
+// Or, anywhere, once zeroedMin distinct IDs end in 000 and fail their
+// check, and such lines are at least half of the column's lines whose ID
+// fails its check: a column whose IDs went through Excel from some line
+// on. A register's typing errors fail too, but end in 000 about once in
+// 1,000, far from half.
+const (
+	zeroedMin   = 3
+	zeroedShare = 20
+	distinctCap = 1000
+)
 
 // idCensus counts, in line order, the text cells of the ID columns (the
 // subject and every kind citizen_id column) that end in 000 (excelZeroed). Once a
@@ -88,8 +100,12 @@ type censusColumn struct {
 	// badIDs the distinct ones, until the column trips.
 	zeroedBad int
 	badIDs    map[string]struct{}
-	lines     []int // the first censusLines lines of those, for the error
-	tripped   bool
+	// seen are the column's first distinctCap distinct IDs, of which
+	// seenZeroed end in 000 and seenZeroedBad fail their check too.
+	seen                      map[string]struct{}
+	seenZeroed, seenZeroedBad int
+	lines                     []int // the first censusLines lines of those, for the error
+	tripped                   bool
 }
 
 // heldLine is a valid line passed on with an ID ending in 000.
@@ -106,14 +122,14 @@ func newIDCensus(p *plan) *idCensus {
 	if p == nil {
 		return c
 	}
-	c.cols = append(c.cols, censusColumn{col: p.subject, header: p.header[p.subject], field: "subject", reason: schemas.ReasonInvalidSubject})
+	c.cols = append(c.cols, censusColumn{col: p.subject, header: p.header[p.subject], field: "subject", reason: schemas.ReasonInvalidSubject, seen: map[string]struct{}{}})
 	for _, t := range slices.Sorted(maps.Keys(p.fields)) {
 		for _, f := range p.fields[t] {
 			if f.kind != KindCitizenID || f.col < 0 || len(c.cols) == 64 {
 				continue
 			}
 			if !slices.ContainsFunc(c.cols, func(cc censusColumn) bool { return cc.col == f.col }) {
-				c.cols = append(c.cols, censusColumn{col: f.col, header: f.header, field: "data." + f.name, reason: schemas.ReasonInvalidData})
+				c.cols = append(c.cols, censusColumn{col: f.col, header: f.header, field: "data." + f.name, reason: schemas.ReasonInvalidData, seen: map[string]struct{}{}})
 			}
 		}
 	}
@@ -139,7 +155,23 @@ func (c *idCensus) count(r row) (zeroed uint64, tripped bool) {
 		if bad {
 			cc.bad++
 		}
-		if !excelZeroed(v) {
+		zero := excelZeroed(v)
+		if !cc.tripped && cc.seen != nil {
+			if _, ok := cc.seen[v]; !ok && len(cc.seen) < distinctCap {
+				cc.seen[v] = struct{}{}
+				if zero {
+					cc.seenZeroed++
+					if bad {
+						cc.seenZeroedBad++
+					}
+				}
+				if cc.seenZeroed >= 2 && cc.seenZeroedBad >= 1 && cc.seenZeroed*zeroedShare >= len(cc.seen) {
+					cc.tripped, tripped = true, true
+					cc.seen, cc.badIDs = nil, nil
+				}
+			}
+		}
+		if !zero {
 			continue
 		}
 		zeroed |= 1 << i
