@@ -78,10 +78,7 @@ const EligibilityBucket = "pophub_eligibility"
 // would otherwise get that consumer's INFO, MSG.NEXT and ACK subjects as
 // its own.
 func NATSPermissions(id Identity) *server.Permissions {
-	inbox := "_INBOX_" + id.Name
-	if id.Credentials.NATS != nil && id.Credentials.NATS.InboxPrefix != "" {
-		inbox = id.Credentials.NATS.InboxPrefix
-	}
+	inbox := inboxOf(id)
 	switch id.Kind {
 	case KindAdmin:
 		return nil
@@ -136,9 +133,18 @@ func NATSPermissions(id Identity) *server.Permissions {
 	return perms
 }
 
+// inboxOf is the prefix of id's private inbox: its NATS credential's
+// inbox_prefix, or _INBOX_<name>.
+func inboxOf(id Identity) string {
+	if id.Credentials.NATS != nil && id.Credentials.NATS.InboxPrefix != "" {
+		return id.Credentials.NATS.InboxPrefix
+	}
+	return "_INBOX_" + id.Name
+}
+
 // ConsumerProblem judges a consumer of the notification stream (its name,
-// description and filter subjects, none for the whole stream) against the
-// policy, for notify.PruneConsumers at the hub's start: it returns the
+// filter subjects, none for the whole stream, and a push consumer's
+// deliver subject) against the policy, for notify.PruneConsumers at the hub's start: it returns the
 // identity the consumer belongs to and why the policy does not allow it,
 // or problem "" to keep it.
 //
@@ -153,8 +159,11 @@ func NATSPermissions(id Identity) *server.Permissions {
 //     (schemas.FilterConsumerName, for a current subject or an older
 //     one). Administrators and the hub may read everything: theirs stay.
 //     Another identity's stays only if the identity has a NATS credential
-//     and subscriptions, and each of the consumer's filter subjects lies
-//     within one of them (a consumer without a filter reads everything).
+//     and subscriptions, each of the consumer's filter subjects lies
+//     within one of them (a consumer without a filter reads everything),
+//     and a push consumer delivers within the identity's inbox prefix:
+//     the server pushes with the account's rights, not its creator's, so
+//     one pushing elsewhere puts notifications into other subscriptions.
 //  2. Everything else stays: the hub's own consumers (such as the
 //     eligibility watcher's pophub-eligibility), what administrators made
 //     (an administrator's SDK subscriber under a name of its own
@@ -163,7 +172,7 @@ func NATSPermissions(id Identity) *server.Permissions {
 //     permissions name only their own consumers and a dropped identity has
 //     no NATS user; should a later policy bring the name back, rule 1
 //     judges them at that start.
-func (p *Policy) ConsumerProblem(name string, filters []string) (owner, problem string) {
+func (p *Policy) ConsumerProblem(name string, filters []string, deliver string) (owner, problem string) {
 	id, ok := p.consumerOwner(name)
 	if !ok {
 		return "", ""
@@ -177,6 +186,8 @@ func (p *Policy) ConsumerProblem(name string, filters []string) (owner, problem 
 		return id.Name, "the identity subscribes to nothing"
 	case len(filters) == 0:
 		return id.Name, "it reads the whole stream, more than the identity subscribes to"
+	case deliver != "" && !subjectWithin(deliver, inboxOf(id)+".>"):
+		return id.Name, fmt.Sprintf("it pushes to %s, outside the identity's inbox prefix %s", deliver, inboxOf(id))
 	}
 	for _, f := range filters {
 		if !slices.ContainsFunc(id.Subscribe, func(s string) bool { return subjectWithin(f, s) }) {

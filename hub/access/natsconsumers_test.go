@@ -89,7 +89,39 @@ func TestConsumerProblem(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			owner, problem := p.ConsumerProblem(tt.consumer, tt.filters)
+			owner, problem := p.ConsumerProblem(tt.consumer, tt.filters, "")
+			if owner != tt.owner {
+				t.Errorf("owner = %q, want %q", owner, tt.owner)
+			}
+			switch {
+			case tt.problem == "" && problem != "":
+				t.Errorf("problem %q, want the consumer kept", problem)
+			case tt.problem != "" && !strings.Contains(problem, tt.problem):
+				t.Errorf("problem %q, want one about %q", problem, tt.problem)
+			}
+		})
+	}
+}
+
+// TestConsumerProblemPush: an identity's push consumer stays while it
+// delivers within the identity's inbox prefix. One delivering elsewhere
+// goes: the server pushes with the account's rights, so it would put
+// notifications into another identity's subscriptions.
+func TestConsumerProblemPush(t *testing.T) {
+	p := narrowedPolicy(t)
+	const status = "pop.changed.23.2301.*.status"
+	tests := []struct {
+		name, consumer, deliver string
+		owner, problem          string // problem: a part of it; "" to keep
+	}{
+		{"to its own inbox", "si-harbin", "_INBOX_si-harbin.push", "si-harbin", ""},
+		{"to another's inbox", "si-harbin", "_INBOX_hub.x", "si-harbin", "outside the identity's inbox prefix _INBOX_si-harbin"},
+		{"to a notification subject", schemas.FilterConsumerName("si-harbin", status), "pop.changed.23.2301.230102.status", "si-harbin", "outside"},
+		{"an administrator's, anywhere", "admin", "anywhere", "admin", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			owner, problem := p.ConsumerProblem(tt.consumer, []string{status}, tt.deliver)
 			if owner != tt.owner {
 				t.Errorf("owner = %q, want %q", owner, tt.owner)
 			}

@@ -12,8 +12,9 @@ import (
 // ConsumerJudge decides whether a consumer of a stream may stay: owner is
 // who it belongs to ("" when no one in particular), problem why it must
 // go ("" to keep it). filters are its filter subjects, empty for a
-// consumer reading the whole stream. It must not block.
-type ConsumerJudge func(name string, filters []string) (owner, problem string)
+// consumer reading the whole stream; deliver is a push consumer's
+// deliver subject, "" for a pull consumer. It must not block.
+type ConsumerJudge func(name string, filters []string, deliver string) (owner, problem string)
 
 // PruneConsumers deletes the consumers of stream that judge refuses,
 // logging each deletion (consumer, identity, reason), and returns their
@@ -46,7 +47,7 @@ func PruneConsumers(ctx context.Context, js jetstream.JetStream, stream string, 
 		if f := ci.Config.FilterSubject; f != "" {
 			filters = append([]string{f}, filters...)
 		}
-		if owner, problem := judge(ci.Name, filters); problem != "" {
+		if owner, problem := judge(ci.Name, filters, ci.Config.DeliverSubject); problem != "" {
 			drop = append(drop, doomed{ci.Name, owner, problem})
 		}
 	}

@@ -44,7 +44,7 @@ func TestPruneConsumers(t *testing.T) {
 			for _, c := range []jetstream.ConsumerConfig{
 				{Durable: "keep", FilterSubject: prefix + ".a"},
 				{Durable: "drop", FilterSubject: prefix + ".b", Description: "wider than granted"},
-				{Durable: "whole"},
+				{Durable: "whole", DeliverSubject: "inbox.whole"},
 			} {
 				c.AckPolicy = jetstream.AckExplicitPolicy
 				if _, err := js.CreateConsumer(ctx, stream, c); err != nil {
@@ -52,8 +52,9 @@ func TestPruneConsumers(t *testing.T) {
 				}
 			}
 			seen := map[string][]string{}
-			judge := func(name string, filters []string) (owner, problem string) {
-				seen[name] = filters
+			delivers := map[string]string{}
+			judge := func(name string, filters []string, deliver string) (owner, problem string) {
+				seen[name], delivers[name] = filters, deliver
 				switch name {
 				case "drop":
 					return "someone", "wider than granted"
@@ -76,6 +77,9 @@ func TestPruneConsumers(t *testing.T) {
 			}
 			if got := seen["whole"]; len(got) != 0 {
 				t.Errorf("whole's filters %q, want none", got)
+			}
+			if delivers["whole"] != "inbox.whole" || delivers["keep"] != "" {
+				t.Errorf("deliver subjects %q, want whole's inbox.whole and none for the pull consumers", delivers)
 			}
 			for _, line := range []string{
 				`consumer=drop identity=someone reason="wider than granted"`,
