@@ -199,9 +199,12 @@ func (w *Watcher) Relevant(section string) []*eligibility.Policy { return w.rele
 // and the durable consumer (starting with new notifications) when
 // missing, and resumes from the consumer's position otherwise.
 func (w *Watcher) Run(ctx context.Context) error {
-	if err := w.Open(ctx); err != nil {
+	decisions, err := w.open(ctx)
+	if err != nil {
 		return err
 	}
+	defer decisions.Stop()
+	go w.follow(ctx, decisions)
 	cons, err := w.cfg.JS.CreateOrUpdateConsumer(ctx, w.cfg.Stream, jetstream.ConsumerConfig{
 		Durable:       w.cfg.Durable,
 		Description:   "pophub eligibility notifications",
@@ -257,13 +260,74 @@ func (w *Watcher) Run(ctx context.Context) error {
 // <policy>.<citizen ID> to their digest keys. Run calls it; Process needs
 // it done.
 func (w *Watcher) Open(ctx context.Context) error {
+	decisions, err := w.open(ctx)
+	if err != nil {
+		return err
+	}
+	decisions.Stop()
+	return nil
+}
+
+// open is Open, and returns the watch of the bucket it read, to follow
+// the decisions saved from then on (follow).
+func (w *Watcher) open(ctx context.Context) (jetstream.KeyWatcher, error) {
 	kv, err := w.cfg.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: w.cfg.Bucket,
 		Description: "pophub: last eligibility decision per policy and person"})
 	if err != nil {
-		return fmt.Errorf("opening the eligibility bucket: %w", err)
+		return nil, fmt.Errorf("opening the eligibility bucket: %w", err)
 	}
 	w.kv = kv
 	return w.loadSchedule(ctx)
+}
+
+// follow schedules the qualifying days of the decisions saved in the
+// bucket, by this instance and by every other, until ctx ends or the
+// watch is stopped. With several instances each decides the persons whose
+// notifications reach it; so that a day is kept whichever instance runs
+// on it (after a scale-down, say), every instance keeps every day.
+func (w *Watcher) follow(ctx context.Context, decisions jetstream.KeyWatcher) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e, ok := <-decisions.Updates():
+			if !ok {
+				return
+			}
+			if e == nil || e.Operation() != jetstream.KeyValuePut {
+				continue
+			}
+			if _, rest, _ := strings.Cut(e.Key(), "."); !isDigest(rest) {
+				continue
+			}
+			var st state
+			if json.Unmarshal(e.Value(), &st) != nil {
+				continue
+			}
+			w.reschedule(e.Key(), st)
+		}
+	}
+}
+
+// reschedule moves a key to the qualifying day of its latest decision,
+// or off the schedule when the decision names none.
+func (w *Watcher) reschedule(k string, st state) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for day, ks := range w.due {
+		if _, ok := ks[k]; ok && day != st.QualifiesOn {
+			delete(ks, k)
+			if len(ks) == 0 {
+				delete(w.due, day)
+			}
+		}
+	}
+	if st.QualifiesOn != "" && st.CitizenID != "" && st.QualifiesOn > st.AsOf {
+		if w.due[st.QualifiesOn] == nil {
+			w.due[st.QualifiesOn] = map[string]citizenid.ID{}
+		}
+		w.due[st.QualifiesOn][k] = st.CitizenID
+	}
 }
 
 // work is one person to decide against some policies.
@@ -588,13 +652,17 @@ var loadStall = 2 * time.Minute
 
 // loadSchedule rebuilds the qualifying days from the bucket, reading
 // every entry once, and moves each entry keyed by a citizen ID in clear to
-// its digest key.
-func (w *Watcher) loadSchedule(ctx context.Context) error {
+// its digest key. It returns the watch, to follow what is saved after.
+func (w *Watcher) loadSchedule(ctx context.Context) (_ jetstream.KeyWatcher, err error) {
 	watcher, err := w.kv.WatchAll(ctx, jetstream.IgnoreDeletes())
 	if err != nil {
-		return fmt.Errorf("reading the eligibility bucket: %w", err)
+		return nil, fmt.Errorf("reading the eligibility bucket: %w", err)
 	}
-	defer watcher.Stop()
+	defer func() {
+		if err != nil {
+			watcher.Stop()
+		}
+	}()
 	var legacy []jetstream.KeyValueEntry
 	stall := time.NewTimer(loadStall)
 	defer stall.Stop()
@@ -602,18 +670,18 @@ func (w *Watcher) loadSchedule(ctx context.Context) error {
 	for done := false; !done; {
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil, ctx.Err()
 		case <-stall.C:
 			// A watch the server stopped feeding (its flow control
 			// unanswered, as a NATS user without $JS.FC permission
 			// leaves it) would hold the watcher here for good, with no
 			// announcement made and nothing said.
-			return fmt.Errorf("reading the eligibility bucket: no entry for %v after %d: does the hub's NATS user lack publish permission on $JS.FC.>?", loadStall, read)
+			return nil, fmt.Errorf("reading the eligibility bucket: no entry for %v after %d: does the hub's NATS user lack publish permission on $JS.FC.>?", loadStall, read)
 		case e, ok := <-watcher.Updates():
 			stall.Reset(loadStall)
 			read++
 			if !ok {
-				return errors.New("reading the eligibility bucket: watch ended early")
+				return nil, errors.New("reading the eligibility bucket: watch ended early")
 			}
 			if e == nil { // every entry seen
 				done = true
@@ -630,19 +698,19 @@ func (w *Watcher) loadSchedule(ctx context.Context) error {
 		}
 	}
 	if len(legacy) == 0 {
-		return nil
+		return watcher, nil
 	}
 	stream, err := w.cfg.JS.Stream(ctx, "KV_"+w.cfg.Bucket)
 	if err != nil {
-		return fmt.Errorf("opening the eligibility bucket's stream: %w", err)
+		return nil, fmt.Errorf("opening the eligibility bucket's stream: %w", err)
 	}
 	for _, e := range legacy {
 		if err := w.rekey(ctx, stream, e); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	w.cfg.Logger.Info("eligibility: moved last decisions to keys without citizen IDs", "entries", len(legacy))
-	return nil
+	return watcher, nil
 }
 
 // rekey moves an entry an earlier release keyed <policy>.<citizen ID> to
