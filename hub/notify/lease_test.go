@@ -14,6 +14,7 @@ import (
 	"github.com/pophub/pophub/hub/postgres"
 	"github.com/pophub/pophub/hub/storetest"
 	"github.com/pophub/pophub/hub/telemetry"
+	"github.com/pophub/pophub/internal/faults"
 	"github.com/pophub/pophub/internal/testenv"
 )
 
@@ -226,4 +227,43 @@ func TestRelayLeaseOnePublisherPerStore(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLeaderCutOffFromNATSLeavesTheLease: two hub instances share one
+// PostgreSQL schema and one NATS server. The instance leading the relay
+// loses its network path to NATS (a partition, a broken NATS route on its
+// host), while its PostgreSQL session is fine. It leaves the lease, and
+// the other instance, connected, publishes the notifications.
+func TestLeaderCutOffFromNATSLeavesTheLease(t *testing.T) {
+	schema := testenv.Schema(t)
+	srv := testenv.NATS(t, embedded.NATSConfig{})
+	js := connect(t, srv.ClientURL())
+	if err := EnsureStream(context.Background(), js, StreamConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	proxy, err := faults.NewProxy(strings.TrimPrefix(srv.ClientURL(), "nats://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proxy.Close() })
+	a := startInstance(t, "relay-a-"+schema, schema, "nats://"+proxy.Addr())
+	waitWithin(t, 5*time.Second, "instance a leads", a.relay.Leading)
+	b := startInstance(t, "relay-b-"+schema, schema, srv.ClientURL())
+
+	// a is cut off from NATS: its connection drops and reconnects are refused.
+	proxy.SetDown(true)
+	proxy.Reset()
+	time.Sleep(time.Second)
+
+	n := storetest.ApplyAll(t, b.store, storetest.Population(t, 10, 1), 40).Notifications
+	start := time.Now()
+	deadline := start.Add(30 * time.Second)
+	for streamLen(t, js) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 30 s, %d of %d notifications in the stream; a leading %v (readiness %v), b leading %v (readiness %v): the leader cut off from NATS kept the lease",
+				streamLen(t, js), n, a.relay.Leading(), a.relay.Ping(context.Background()), b.relay.Leading(), b.relay.Ping(context.Background()))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("%d notifications published %v after the leader lost NATS", n, time.Since(start).Round(time.Millisecond))
 }

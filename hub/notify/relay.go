@@ -442,6 +442,13 @@ func (r *Relay) Ping(ctx context.Context) error {
 	return nil
 }
 
+// connected reports whether the relay's NATS connection is up (a
+// JetStream context without a connection counts as connected).
+func (r *Relay) connected() bool {
+	nc := r.js.Conn()
+	return nc == nil || nc.IsConnected()
+}
+
 // Leading reports whether the relay publishes now: it runs and holds the
 // store's lease, or needs none. It is safe for concurrent use.
 func (r *Relay) Leading() bool { return r.leading.Load() }
@@ -476,6 +483,15 @@ func (r *Relay) Run(ctx context.Context) error {
 		}
 	}
 	for {
+		if !r.connected() {
+			// Leading without NATS would hold the notifications back
+			// from an instance that has it.
+			logState("cut off", slog.LevelWarn, "not connected to NATS: standing by for the outbox relay lease", "every", r.cfg.LeaseInterval)
+			if !sleep(ctx, r.cfg.LeaseInterval) {
+				return ctx.Err()
+			}
+			continue
+		}
 		tctx, cancel := context.WithTimeout(ctx, leaseTimeout)
 		held, err := r.cfg.Lease.TryAcquire(tctx)
 		cancel()
@@ -534,16 +550,34 @@ func (r *Relay) lead(ctx context.Context) error {
 	return context.Cause(leadCtx)
 }
 
+// cutOffGrace is how long a leading relay may stay disconnected from NATS
+// before it leaves the lease to an instance that may be connected: a
+// leader cut off from NATS alone (a partition, its host's route) would
+// otherwise hold every notification back while its PostgreSQL session
+// keeps the lease.
+const cutOffGrace = 5 * time.Second
+
 // watchLease checks the lease every LeaseInterval until ctx ends, and
-// calls lose with the error of the first check that fails.
+// calls lose with the error of the first check that fails, or once the
+// relay has been disconnected from NATS for cutOffGrace.
 func (r *Relay) watchLease(ctx context.Context, lose context.CancelCauseFunc) {
 	tick := time.NewTicker(r.cfg.LeaseInterval)
 	defer tick.Stop()
+	var cutOff time.Time // since when NATS is unreachable
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		}
+		switch {
+		case r.connected():
+			cutOff = time.Time{}
+		case cutOff.IsZero():
+			cutOff = time.Now()
+		case time.Since(cutOff) >= cutOffGrace:
+			lose(fmt.Errorf("not connected to NATS for %s: leaving the lease to an instance that is", time.Since(cutOff).Round(time.Second)))
+			return
 		}
 		cctx, cancel := context.WithTimeout(ctx, leaseTimeout)
 		err := r.cfg.Lease.Check(cctx)
