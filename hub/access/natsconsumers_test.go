@@ -90,16 +90,23 @@ func TestConsumerProblem(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			owner, problem := p.ConsumerProblem(tt.consumer, tt.filters, "")
-			if owner != tt.owner {
-				t.Errorf("owner = %q, want %q", owner, tt.owner)
-			}
-			switch {
-			case tt.problem == "" && problem != "":
-				t.Errorf("problem %q, want the consumer kept", problem)
-			case tt.problem != "" && !strings.Contains(problem, tt.problem):
-				t.Errorf("problem %q, want one about %q", problem, tt.problem)
-			}
+			judged(t, owner, problem, tt.owner, tt.problem)
 		})
+	}
+}
+
+// judged fails unless ConsumerProblem's owner is want and its problem
+// says wantProblem ("" for the consumer kept).
+func judged(t *testing.T, owner, problem, want, wantProblem string) {
+	t.Helper()
+	if owner != want {
+		t.Errorf("owner = %q, want %q", owner, want)
+	}
+	switch {
+	case wantProblem == "" && problem != "":
+		t.Errorf("problem %q, want the consumer kept", problem)
+	case wantProblem != "" && !strings.Contains(problem, wantProblem):
+		t.Errorf("problem %q, want one about %q", problem, wantProblem)
 	}
 }
 
@@ -122,15 +129,7 @@ func TestConsumerProblemPush(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			owner, problem := p.ConsumerProblem(tt.consumer, []string{status}, tt.deliver)
-			if owner != tt.owner {
-				t.Errorf("owner = %q, want %q", owner, tt.owner)
-			}
-			switch {
-			case tt.problem == "" && problem != "":
-				t.Errorf("problem %q, want the consumer kept", problem)
-			case tt.problem != "" && !strings.Contains(problem, tt.problem):
-				t.Errorf("problem %q, want one about %q", problem, tt.problem)
-			}
+			judged(t, owner, problem, tt.owner, tt.problem)
 		})
 	}
 }

@@ -11,11 +11,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/pophub/pophub/hub/eligibility"
 	"github.com/pophub/pophub/hub/embedded"
-	"github.com/pophub/pophub/hub/memdb"
 	"github.com/pophub/pophub/internal/testenv"
-	"github.com/pophub/pophub/ops/policies"
 )
 
 // TestOpenSaysWhenTheBucketStalls: a watcher whose NATS user may not
@@ -65,15 +62,7 @@ func TestOpenSaysWhenTheBucketStalls(t *testing.T) {
 	}
 	<-admin.PublishAsyncComplete()
 
-	store, err := memdb.Open(ctx, memdb.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	cat, err := eligibility.Load(policies.FS())
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, cat := storeAndCatalog(t)
 	w, err := New(Config{JS: jsAs("hub", "h"), Store: store, Catalog: cat, Policies: []string{"heilongjiang/daqing"}})
 	if err != nil {
 		t.Fatal(err)

@@ -51,15 +51,7 @@ func TestDecisionSavedOverItsRevision(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := memdb.Open(ctx, memdb.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	cat, err := eligibility.Load(policies.FS())
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, cat := storeAndCatalog(t)
 	c := eligibility.Case{Person: eligibility.CasePerson{BirthDate: "1990-01-01", Hukou: "231221100200"}}
 	ids, in, err := c.Inputs()
 	if err != nil {
@@ -96,4 +88,20 @@ func TestDecisionSavedOverItsRevision(t *testing.T) {
 	if err := json.Unmarshal(e.Value(), &got); err != nil || got.Eligible || e.Revision() < 2 {
 		t.Fatalf("saved %s at revision %d; want this instance's decision saved over the other's", e.Value(), e.Revision())
 	}
+}
+
+// storeAndCatalog opens an empty memdb store, closed when the test ends,
+// and loads the shipped policies.
+func storeAndCatalog(t *testing.T) (*memdb.Store, *eligibility.Catalog) {
+	t.Helper()
+	store, err := memdb.Open(context.Background(), memdb.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	cat, err := eligibility.Load(policies.FS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store, cat
 }
