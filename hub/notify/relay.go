@@ -425,7 +425,7 @@ const pingTimeout = 2 * time.Second
 // answers yet stores nothing). It is
 // safe for concurrent use (readiness checks).
 func (r *Relay) Ping(ctx context.Context) error {
-	if nc := r.js.Conn(); nc != nil && !nc.IsConnected() {
+	if !r.connected() {
 		return errors.New("not connected to NATS")
 	}
 	r.failMu.Lock()
