@@ -33,6 +33,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -275,6 +277,22 @@ func NATS(t testing.TB, cfg embedded.NATSConfig) *embedded.NATS {
 	}
 	t.Cleanup(n.Close)
 	return n
+}
+
+// JetStream connects to the NATS server at url with opts and returns its
+// JetStream context; the connection closes when the test ends.
+func JetStream(t testing.TB, url string, opts ...nats.Option) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		t.Fatalf("connecting to NATS at %s: %v", url, err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
 }
 
 // MachineNATSURL is the machine's NATS server (an older 2.9 with

@@ -35,16 +35,7 @@ func TestOpenSaysWhenTheBucketStalls(t *testing.T) {
 		}
 	}})
 	jsAs := func(user, password string) jetstream.JetStream {
-		nc, err := nats.Connect(srv.ClientURL(), nats.UserInfo(user, password))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
-		js, err := jetstream.New(nc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return js
+		return testenv.JetStream(t, srv.ClientURL(), nats.UserInfo(user, password))
 	}
 	admin := jsAs("admin", "a")
 	if _, err := admin.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "pophub_eligibility"}); err != nil {

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pophub/pophub/hub/eligibility"
@@ -42,15 +41,7 @@ func (kv *racingKV) Get(ctx context.Context, key string) (jetstream.KeyValueEntr
 func TestDecisionSavedOverItsRevision(t *testing.T) {
 	ctx := context.Background()
 	srv := testenv.NATS(t, embedded.NATSConfig{})
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := testenv.JetStream(t, srv.ClientURL())
 	store, cat := storeAndCatalog(t)
 	c := eligibility.Case{Person: eligibility.CasePerson{BirthDate: "1990-01-01", Hukou: "231221100200"}}
 	ids, in, err := c.Inputs()

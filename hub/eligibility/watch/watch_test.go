@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pophub/pophub/hub"
@@ -54,15 +53,7 @@ func newRigWith(t *testing.T, now time.Time, before func(jetstream.JetStream), w
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	srv := testenv.NATS(t, embedded.NATSConfig{})
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := testenv.JetStream(t, srv.ClientURL())
 	if err := notify.EnsureStream(ctx, js, notify.StreamConfig{}); err != nil {
 		t.Fatal(err)
 	}
