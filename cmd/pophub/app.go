@@ -40,6 +40,7 @@ import (
 	"github.com/pophub/pophub/hub/tlsconf"
 	"github.com/pophub/pophub/ops/policies"
 	"github.com/pophub/pophub/schemas"
+	"github.com/pophub/pophub/schemas/region"
 )
 
 // Config is the whole hub's configuration. `pophub dev` and `pophub serve`
@@ -464,8 +465,11 @@ func (m *Main) Start(ctx context.Context) (err error) {
 	}
 	m.Relay = notify.New(relayCfg, js, m.Store)
 
+	// The group's instances compare their region tables by digest; the
+	// started line names it.
+	regionTable := region.Default().Digest()
 	m.Consumer, err = ingest.New(ingest.Config{Brokers: m.brokers, SASL: m.kafkaSASL, TLS: m.clientTLS, GroupID: m.Config.GroupID,
-		StoreID: storeID(m.Store), Logger: log, Meter: meter, Tracer: tracer},
+		StoreID: storeID(m.Store), RegionTable: regionTable, Logger: log, Meter: meter, Tracer: tracer},
 		wakeAfterApply{m.Store, m.Relay})
 	if err != nil {
 		return fmt.Errorf("creating consumer: %w", err)
@@ -601,6 +605,7 @@ func (m *Main) Start(ctx context.Context) (err error) {
 		// The id that a consumer group's conflict error names.
 		started = append(started, "store_id", id, "group", m.Config.GroupID)
 	}
+	started = append(started, "region_table", regionTable)
 	if m.Config.TLSCA != "" {
 		started = append(started, "tls_ca", m.Config.TLSCA)
 	}

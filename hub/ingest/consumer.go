@@ -72,7 +72,8 @@
 // backoff included); the gauge pophub_consumer_group_store_conflict is 1
 // while this instance, leading the group, finds its members applying to
 // different stores and so assigns no partitions (groupstore.go), which
-// makes Ping fail too.
+// makes Ping fail too; pophub_consumer_group_region_conflict is 1 while it
+// finds them classifying addresses by different region tables.
 //
 // Transactions: the reader fetches with isolation level read_committed,
 // so a department's open transaction is read only once it has ended. The
@@ -173,6 +174,10 @@ type Config struct {
 	// instances compare their ids and stop ingest while they differ (see
 	// groupstore.go): one group must apply to one store.
 	StoreID string
+	// RegionTable is the digest of the region table the instance
+	// classifies addresses by (region.Table.Digest). The group's leader
+	// warns while its members' tables differ (see groupstore.go).
+	RegionTable string
 	// Topics to consume (default: the eight source topics).
 	Topics []string
 	// MaxBatch is the most records applied in one store transaction
@@ -464,7 +469,7 @@ func New(cfg Config, store Applier) (*Consumer, error) {
 	if err != nil {
 		return nil, err
 	}
-	if c.stores, err = newStoreGuard(cfg.GroupID, cfg.StoreID, cfg.Logger, m); err != nil {
+	if c.stores, err = newStoreGuard(cfg.GroupID, memberData{store: cfg.StoreID, regions: cfg.RegionTable}, cfg.Logger, m); err != nil {
 		return nil, err
 	}
 	// The reader starts joining the group at once and logs through

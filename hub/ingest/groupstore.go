@@ -36,43 +36,65 @@ import (
 // instance leaving, or being fixed and rejoining) finds one store, or
 // this instance no longer leads the group.
 //
+// The leader compares the members' region tables too (Config.RegionTable,
+// a digest of the table's content): instances that classify addresses
+// by different tables mix urban and rural in the statistics' counters.
+// That is logged and shows on pophub_consumer_group_region_conflict, but
+// ingest goes on, since the tables of a group differ for a while whenever
+// a new table (or a release with a new built-in one) is rolled out.
+//
 // The wrapped balancers keep kafka-go's protocol names, so a group
 // mixing this version with older hubs (a rolling upgrade) still agrees on
 // a protocol; while an older hub leads, nothing is checked.
 
 // storeDataPrefix starts a member's user data: a version, then the store
-// id, in a few bytes. Data without it (nil from older hubs, another
-// version) names no store.
+// id and the digest of the instance's region table, in a few dozen bytes.
+// Data without it (nil from older hubs, another version) names no store
+// and no table.
 //
 // A store id is the schema's own id (kept in the schema, and so in a copy
 // of it), a slash, and a hash of the server, database and schema that
-// hold it (postgres.Store.StoreID). Hubs of the previous release sent the
-// first part alone, under storeDataPrefixV1, and compare ids whole: this
-// release sends under another version, which such a leader reads as
-// naming no store, rather than finding two stores in a group of one
-// store being upgraded and stopping ingest.
+// hold it (postgres.Store.StoreID). Hubs of two releases ago sent the
+// first part alone, under storeDataPrefixV1, and compare ids whole; hubs
+// of the previous release sent the store id alone, under
+// storeDataPrefixV2, and take all that follows the prefix for the id.
+// Each release sends under a version of its own, which a leader of an
+// earlier release reads as naming no store, rather than finding two
+// stores in a group of one store being upgraded and stopping ingest.
 const (
-	storeDataPrefix   = "pophub-store:v2:"
+	storeDataPrefix   = "pophub-store:v3:"
+	storeDataPrefixV2 = "pophub-store:v2:"
 	storeDataPrefixV1 = "pophub-store:v1:"
 )
 
-// storeUserData is the user data an instance of store id sends.
-func storeUserData(id string) []byte {
-	if id == "" {
+// memberData is what an instance says of itself with its group
+// membership: its store's id ("" for none) and the digest of the region
+// table it classifies addresses by (region.Table.Digest; "" from
+// releases that did not send it).
+type memberData struct{ store, regions string }
+
+// userData encodes d for the group's leader: the store id, a space, the
+// table's digest.
+func (d memberData) userData() []byte {
+	if d == (memberData{}) {
 		return nil
 	}
-	return []byte(storeDataPrefix + id)
+	return []byte(storeDataPrefix + d.store + " " + d.regions)
 }
 
-// storeIDOf reads a member's store id from its user data; "" when it
-// names none.
-func storeIDOf(userData []byte) string {
-	for _, prefix := range []string{storeDataPrefix, storeDataPrefixV1} {
+// memberOf reads what a member sent (memberData.userData, or an earlier
+// release's store id).
+func memberOf(userData []byte) memberData {
+	if rest, ok := bytes.CutPrefix(userData, []byte(storeDataPrefix)); ok {
+		store, regions, _ := strings.Cut(string(rest), " ")
+		return memberData{store: store, regions: regions}
+	}
+	for _, prefix := range []string{storeDataPrefixV2, storeDataPrefixV1} {
 		if id, ok := bytes.CutPrefix(userData, []byte(prefix)); ok {
-			return string(id)
+			return memberData{store: string(id)}
 		}
 	}
-	return ""
+	return memberData{}
 }
 
 // sameStore reports whether two store ids name one store: equal, or the
@@ -110,23 +132,34 @@ func countStores(ids []string) int {
 const conflictRemedy = "every instance of a consumer group must use the same PostgreSQL database and schema: " +
 	"fix the odd instance's --postgres (or --postgres-schema), or give it its own --group"
 
-// storeGuard is a consumer's side of the check: the store id it sends,
-// and the conflict it found when it last assigned the partitions.
+// tablesRemedy says how to end a group split over region tables.
+const tablesRemedy = "every instance of a consumer group must classify addresses by the same region table " +
+	"(the built-in table of one release, or the same --regions file): install it on every instance, then run " +
+	"'pophub stats rebuild' to recount the statistics' counters"
+
+// storeGuard is a consumer's side of the check: the store id and region
+// table it sends, and the conflicts it found when it last assigned the
+// partitions.
 type storeGuard struct {
-	group, id string
-	log       *slog.Logger
+	group string
+	self  memberData
+	log   *slog.Logger
 
 	mu sync.Mutex
 	// conflict describes the stores of the group when this instance, as
 	// leader, last found several; nil otherwise.
 	conflict error
+	// tables describes the region tables of the group when this
+	// instance, as leader, last found several; nil otherwise. Ingest
+	// goes on: the tables of a rolling change differ for a while.
+	tables error
 	// assigned is set when this instance assigned the partitions since
 	// the group was last joined (see joined).
 	assigned bool
 }
 
-func newStoreGuard(group, id string, log *slog.Logger, m metric.Meter) (*storeGuard, error) {
-	g := &storeGuard{group: group, id: id, log: log}
+func newStoreGuard(group string, self memberData, log *slog.Logger, m metric.Meter) (*storeGuard, error) {
+	g := &storeGuard{group: group, self: self, log: log}
 	// No unit: the exporter would name a unit of 1 ..._ratio.
 	_, err := m.Int64ObservableGauge("pophub.consumer.group.store.conflict",
 		metric.WithDescription("1 while this instance, leading the consumer group, finds its members applying to different stores "+
@@ -141,6 +174,20 @@ func newStoreGuard(group, id string, log *slog.Logger, m metric.Meter) (*storeGu
 		}))
 	if err != nil {
 		return nil, fmt.Errorf("creating store conflict gauge: %w", err)
+	}
+	_, err = m.Int64ObservableGauge("pophub.consumer.group.region.conflict",
+		metric.WithDescription("1 while this instance, leading the consumer group, finds its members classifying addresses "+
+			"by different region tables (the statistics' urban and rural counters mix them); 0 otherwise."),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			if g.tablesProblem() != nil {
+				o.Observe(1)
+			} else {
+				o.Observe(0)
+			}
+			return nil
+		}))
+	if err != nil {
+		return nil, fmt.Errorf("creating region table conflict gauge: %w", err)
 	}
 	return g, nil
 }
@@ -162,6 +209,13 @@ func (g *storeGuard) problem() error {
 	return g.conflict
 }
 
+// tablesProblem is the region tables' conflict found; nil when none.
+func (g *storeGuard) tablesProblem() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.tables
+}
+
 // joined is called once this instance has joined the group (kafka-go's
 // reader logs fmtJoined after the leader's assignment, in the goroutine
 // that made it): an instance that did not assign this time is not the
@@ -170,17 +224,20 @@ func (g *storeGuard) joined() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if !g.assigned {
-		g.conflict = nil
+		g.conflict, g.tables = nil, nil
 	}
 	g.assigned = false
 }
 
 // assign records the outcome of the leader's check of members.
 func (g *storeGuard) assign(members []kafka.GroupMember) (ok bool) {
-	byStore := map[string][]string{}
+	byStore, byTable := map[string][]string{}, map[string][]string{}
 	for _, m := range members {
-		id := storeIDOf(m.UserData)
-		byStore[id] = append(byStore[id], m.ID)
+		d := memberOf(m.UserData)
+		byStore[d.store] = append(byStore[d.store], m.ID)
+		if d.regions != "" {
+			byTable[d.regions] = append(byTable[d.regions], m.ID)
+		}
 	}
 	unknown := byStore[""]
 	delete(byStore, "")
@@ -193,23 +250,40 @@ func (g *storeGuard) assign(members []kafka.GroupMember) (ok bool) {
 	}
 	var conflict error
 	if split {
-		stores := describeStores(byStore, unknown)
-		this := cmp.Or(g.id, "none")
+		stores := describeMembers(byStore, unknown)
+		this := cmp.Or(g.self.store, "none")
 		conflict = fmt.Errorf("consumer group %q spans %d stores (%s; this instance's store id: %s): no partitions are assigned, ingest is stopped; %s",
 			g.group, countStores(ids), stores, this, conflictRemedy)
 		g.log.Error("the consumer group's instances apply to different stores: assigning no partitions, so that no store takes events "+
 			"and commits offsets the others never get; ingest is stopped until one store is left in the group; "+conflictRemedy,
 			"group", g.group, "stores", stores, "this_store", this)
 	}
+	tables := g.checkTables(byTable)
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.conflict, g.assigned = conflict, true
+	g.conflict, g.tables, g.assigned = conflict, tables, true
 	return conflict == nil
 }
 
-// describeStores lists the stores' members, in the stores' order, then
-// the members that named none: "id: 2 members (m1, m3); …".
-func describeStores(byStore map[string][]string, unknown []string) string {
+// checkTables describes, and logs, the region tables of a group whose
+// members classify addresses by several; nil for one. Members of releases
+// that do not send their table are not counted.
+func (g *storeGuard) checkTables(byTable map[string][]string) error {
+	if len(byTable) < 2 {
+		return nil
+	}
+	tables := describeMembers(byTable, nil)
+	this := cmp.Or(g.self.regions, "none")
+	g.log.Warn("the consumer group's instances classify addresses by different region tables: each counts the events it applies "+
+		"as urban or rural by its own table, so the statistics mix them until one table is left in the group; "+tablesRemedy,
+		"group", g.group, "region_tables", tables, "this_region_table", this)
+	return fmt.Errorf("consumer group %q classifies addresses by %d region tables (%s; this instance's: %s); %s",
+		g.group, len(byTable), tables, this, tablesRemedy)
+}
+
+// describeMembers lists the members of each store (or region table), in
+// the ids' order, then the members that named none: "id: 2 members (m1, m3); …".
+func describeMembers(byStore map[string][]string, unknown []string) string {
 	var parts []string
 	for _, id := range slices.Sorted(maps.Keys(byStore)) {
 		parts = append(parts, id+": "+listMembers(byStore[id], ""))
@@ -232,8 +306,8 @@ func listMembers(ids []string, qualifier string) string {
 }
 
 // storeBalancer is one of kafka-go's balancers, under kafka-go's protocol
-// name, sending the instance's store id and assigning partitions only to
-// a group of one store.
+// name, sending the instance's store id and region table and assigning
+// partitions only to a group of one store.
 type storeBalancer struct {
 	inner kafka.GroupBalancer
 	guard *storeGuard
@@ -242,9 +316,10 @@ type storeBalancer struct {
 // ProtocolName implements kafka.GroupBalancer.
 func (b storeBalancer) ProtocolName() string { return b.inner.ProtocolName() }
 
-// UserData implements kafka.GroupBalancer: the store id, in place of the
+// UserData implements kafka.GroupBalancer: the store id and region
+// table (memberData), in place of the
 // inner balancer's data (kafka-go's range and round-robin send none).
-func (b storeBalancer) UserData() ([]byte, error) { return storeUserData(b.guard.id), nil }
+func (b storeBalancer) UserData() ([]byte, error) { return b.guard.self.userData(), nil }
 
 // AssignGroups implements kafka.GroupBalancer (run by the group's leader
 // only): the inner balancer's assignment while the members apply to one

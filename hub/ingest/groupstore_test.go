@@ -45,31 +45,35 @@ func TestStoreBalancerAssignGroups(t *testing.T) {
 		// stores is the number of stores the error counts.
 		stores int
 	}{
-		{"one member", []kafka.GroupMember{member("m1", storeUserData("aaaa"))}, nil, 0},
-		{"one store", []kafka.GroupMember{member("m1", storeUserData("aaaa")), member("m2", storeUserData("aaaa"))}, nil, 0},
-		{"a member without a store id", []kafka.GroupMember{member("m1", storeUserData("aaaa")), member("m2", nil), member("m3", storeUserData("aaaa"))}, nil, 0},
-		{"a member of an unknown encoding", []kafka.GroupMember{member("m1", storeUserData("aaaa")), member("m2", []byte("pophub-store:v9:bbbb"))}, nil, 0},
+		{"one member", []kafka.GroupMember{member("m1", memberData{store: "aaaa"}.userData())}, nil, 0},
+		{"one store", []kafka.GroupMember{member("m1", memberData{store: "aaaa"}.userData()), member("m2", memberData{store: "aaaa"}.userData())}, nil, 0},
+		{"a member without a store id", []kafka.GroupMember{member("m1", memberData{store: "aaaa"}.userData()), member("m2", nil), member("m3", memberData{store: "aaaa"}.userData())}, nil, 0},
+		{"a member of an unknown encoding", []kafka.GroupMember{member("m1", memberData{store: "aaaa"}.userData()), member("m2", []byte("pophub-store:v9:bbbb"))}, nil, 0},
 		{"no store ids", []kafka.GroupMember{member("m1", nil), member("m2", nil)}, nil, 0},
-		{"two stores", []kafka.GroupMember{member("m1", storeUserData("aaaa")), member("m2", storeUserData("bbbb")), member("m3", storeUserData("aaaa"))},
+		{"two stores", []kafka.GroupMember{member("m1", memberData{store: "aaaa"}.userData()), member("m2", memberData{store: "bbbb"}.userData()), member("m3", memberData{store: "aaaa"}.userData())},
 			[]string{"aaaa: 2 members (m1, m3)", "bbbb: 1 member (m2)"}, 2},
-		{"two stores and a member without one", []kafka.GroupMember{member("m1", storeUserData("bbbb")), member("m2", nil), member("m3", storeUserData("aaaa"))},
+		{"two stores and a member without one", []kafka.GroupMember{member("m1", memberData{store: "bbbb"}.userData()), member("m2", nil), member("m3", memberData{store: "aaaa"}.userData())},
 			[]string{"aaaa: 1 member (m3)", "bbbb: 1 member (m1)", "1 member without a store id (m2)"}, 2},
 		// A store id is the schema's hub_meta id and, after a slash, the
-		// database and server that hold it; hubs of the previous release
-		// sent the first part alone, which matches either.
-		{"one store, a member of the previous release", []kafka.GroupMember{member("m1", storeUserData("aaaa/0001")), member("m2", previousRelease("aaaa")), member("m3", storeUserData("aaaa/0001"))}, nil, 0},
-		{"copies of a schema", []kafka.GroupMember{member("m1", storeUserData("aaaa/0001")), member("m2", storeUserData("aaaa/0002"))},
+		// database and server that hold it; hubs of two releases ago
+		// sent the first part alone, which matches either. Hubs of the
+		// previous release sent the whole id, without a region table.
+		{"one store, a member of the previous release", []kafka.GroupMember{member("m1", memberData{store: "aaaa/0001", regions: "r1"}.userData()), member("m2", previousRelease("aaaa/0001"))}, nil, 0},
+		{"another store of the previous release", []kafka.GroupMember{member("m1", memberData{store: "aaaa/0001", regions: "r1"}.userData()), member("m2", previousRelease("aaaa/0002"))},
 			[]string{"aaaa/0001: 1 member (m1)", "aaaa/0002: 1 member (m2)"}, 2},
-		{"copies of a schema and a member of the previous release", []kafka.GroupMember{member("m1", storeUserData("aaaa/0001")), member("m2", storeUserData("aaaa/0002")), member("m3", previousRelease("aaaa"))},
+		{"one store, a member of two releases ago", []kafka.GroupMember{member("m1", memberData{store: "aaaa/0001"}.userData()), member("m2", twoReleasesAgo("aaaa")), member("m3", memberData{store: "aaaa/0001"}.userData())}, nil, 0},
+		{"copies of a schema", []kafka.GroupMember{member("m1", memberData{store: "aaaa/0001"}.userData()), member("m2", memberData{store: "aaaa/0002"}.userData())},
+			[]string{"aaaa/0001: 1 member (m1)", "aaaa/0002: 1 member (m2)"}, 2},
+		{"copies of a schema and a member of two releases ago", []kafka.GroupMember{member("m1", memberData{store: "aaaa/0001"}.userData()), member("m2", memberData{store: "aaaa/0002"}.userData()), member("m3", twoReleasesAgo("aaaa"))},
 			[]string{"aaaa/0001: 1 member (m1)", "aaaa/0002: 1 member (m2)", "aaaa: 1 member (m3)"}, 2},
-		{"another store of the previous release", []kafka.GroupMember{member("m1", storeUserData("aaaa/0001")), member("m2", previousRelease("bbbb"))},
+		{"another store of two releases ago", []kafka.GroupMember{member("m1", memberData{store: "aaaa/0001"}.userData()), member("m2", twoReleasesAgo("bbbb"))},
 			[]string{"aaaa/0001: 1 member (m1)", "bbbb: 1 member (m2)"}, 2},
 	}
 	for _, inner := range []kafka.GroupBalancer{kafka.RangeGroupBalancer{}, kafka.RoundRobinGroupBalancer{}} {
 		for _, tt := range tests {
 			t.Run(inner.ProtocolName()+"/"+tt.name, func(t *testing.T) {
 				var logs testenv.LogBuffer
-				g, err := newStoreGuard("g1", "aaaa", slog.New(slog.NewTextHandler(&logs, nil)), metricnoop.NewMeterProvider().Meter(""))
+				g, err := newStoreGuard("g1", memberData{store: "aaaa"}, slog.New(slog.NewTextHandler(&logs, nil)), metricnoop.NewMeterProvider().Meter(""))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -118,22 +122,29 @@ func TestStoreBalancerAssignGroups(t *testing.T) {
 	}
 }
 
-// previousRelease is the user data a hub of the previous release sends:
-// the hub_meta id alone, under the first version.
-func previousRelease(id string) []byte { return []byte("pophub-store:v1:" + id) }
+// twoReleasesAgo is the user data a hub of two releases ago sends: the
+// hub_meta id alone, under the first version.
+func twoReleasesAgo(id string) []byte { return []byte("pophub-store:v1:" + id) }
 
-// TestStoreUserData: an instance sends its store id in its group
-// membership, in a few bytes; one without (memdb) sends nothing, as
-// older hubs do. A leader of the previous release, which would take the
-// longer id for another store than its own and stop ingest while a
-// rolling upgrade is under way, reads none in it; this release reads
-// that release's.
+// previousRelease is the user data a hub of the previous release sends:
+// the store id alone, with no region table, under the second version.
+func previousRelease(id string) []byte { return []byte("pophub-store:v2:" + id) }
+
+// TestStoreUserData: an instance sends its store id and region table in
+// its group membership, in a few dozen bytes; one with neither sends
+// nothing, as older hubs do. A leader of an earlier release, which would
+// take the longer data for another store than its own and stop ingest
+// while a rolling upgrade is under way, reads none in it; this release
+// reads theirs.
 func TestStoreUserData(t *testing.T) {
-	if got := storeIDOf(previousRelease("0123456789abcdef0123456789abcdef")); got != "0123456789abcdef0123456789abcdef" {
-		t.Errorf("the previous release's store id read as %q", got)
+	for _, ud := range [][]byte{twoReleasesAgo("0123456789abcdef0123456789abcdef"), previousRelease("0123456789abcdef0123456789abcdef/0123456789ab")} {
+		if got, want := memberOf(ud), string(ud[len("pophub-store:v1:"):]); got != (memberData{store: want}) {
+			t.Errorf("an earlier release's %q read as %+v, want store %q", ud, got, want)
+		}
 	}
-	for _, id := range []string{"", "0123456789abcdef0123456789abcdef/0123456789ab"} {
-		g, err := newStoreGuard("g1", id, slog.New(slog.DiscardHandler), metricnoop.NewMeterProvider().Meter(""))
+	const store, table = "0123456789abcdef0123456789abcdef/0123456789ab", "0123456789abcdef"
+	for _, self := range []memberData{{}, {store: store, regions: table}, {regions: table}, {store: store}} {
+		g, err := newStoreGuard("g1", self, slog.New(slog.DiscardHandler), metricnoop.NewMeterProvider().Meter(""))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -141,18 +152,95 @@ func TestStoreUserData(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := storeIDOf(ud); got != id {
-			t.Errorf("store id %q sent as %q, read back as %q", id, ud, got)
+		if got := memberOf(ud); got != self {
+			t.Errorf("%+v sent as %q, read back as %+v", self, ud, got)
 		}
-		if id == "" && ud != nil {
-			t.Errorf("no store id sent as %q, want nothing", ud)
+		if self == (memberData{}) && ud != nil {
+			t.Errorf("nothing to say sent as %q, want nothing", ud)
 		}
-		if len(ud) > 64 {
+		if len(ud) > 96 {
 			t.Errorf("user data of %d bytes", len(ud))
 		}
-		if _, ok := bytes.CutPrefix(ud, []byte("pophub-store:v1:")); ok {
-			t.Errorf("store id %q sent as %q, which a leader of the previous release reads as a store id", id, ud)
+		for _, earlier := range []string{"pophub-store:v1:", "pophub-store:v2:"} {
+			if bytes.HasPrefix(ud, []byte(earlier)) {
+				t.Errorf("%+v sent as %q, which a leader of an earlier release reads as a store id", self, ud)
+			}
 		}
+	}
+}
+
+// TestRegionTablesCompared: the group's leader warns while its members
+// classify addresses by different region tables, naming each table with
+// its members and the remedy, and shows it on
+// pophub_consumer_group_region_conflict; ingest goes on (a new table is
+// rolled out one instance at a time). Members that send no table
+// (earlier releases) are not counted.
+func TestRegionTablesCompared(t *testing.T) {
+	parts := []kafka.Partition{{Topic: "t", ID: 0}, {Topic: "t", ID: 1}}
+	member := func(id string, d memberData) kafka.GroupMember {
+		return kafka.GroupMember{ID: id, Topics: []string{"t"}, UserData: d.userData()}
+	}
+	tests := []struct {
+		name    string
+		members []kafka.GroupMember
+		// warn lists what the warning says; nil: no warning.
+		warn []string
+	}{
+		{"one table", []kafka.GroupMember{member("m1", memberData{"aaaa/1", "r1"}), member("m2", memberData{"aaaa/1", "r1"})}, nil},
+		{"a member of the previous release", []kafka.GroupMember{member("m1", memberData{"aaaa/1", "r1"}), {ID: "m2", Topics: []string{"t"}, UserData: previousRelease("aaaa/1")}}, nil},
+		{"memdb instances of one table", []kafka.GroupMember{member("m1", memberData{regions: "r1"}), member("m2", memberData{regions: "r1"})}, nil},
+		{"two tables", []kafka.GroupMember{member("m1", memberData{"aaaa/1", "r1"}), member("m2", memberData{"aaaa/1", "r2"}), member("m3", memberData{"aaaa/1", "r1"})},
+			[]string{"r1: 2 members (m1, m3)", "r2: 1 member (m2)"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tel, err := telemetry.Setup(context.Background(), telemetry.Config{ServiceName: "test"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { tel.Shutdown(context.Background()) })
+			var logs testenv.LogBuffer
+			g, err := newStoreGuard("g1", memberData{"aaaa/1", "r1"}, slog.New(slog.NewTextHandler(&logs, nil)), tel.Meter("test"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			inner := kafka.RangeGroupBalancer{}
+			if got, want := g.balancers(inner)[0].AssignGroups(tt.members, parts), inner.AssignGroups(tt.members, parts); !reflect.DeepEqual(got, want) {
+				t.Errorf("assigned %v, want kafka-go's %v: ingest must go on", got, want)
+			}
+			if err := g.problem(); err != nil {
+				t.Errorf("readiness: %v; want ready", err)
+			}
+			rec := httptest.NewRecorder()
+			tel.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+			gauge := grepLines(rec.Body.String(), "pophub_consumer_group_region_conflict")
+			warning := grepLines(logs.String(), "level=WARN")
+			if tt.warn == nil {
+				if logs.String() != "" || g.tablesProblem() != nil {
+					t.Errorf("logged %q, found %v; want nothing", logs.String(), g.tablesProblem())
+				}
+				if !strings.Contains(gauge, "pophub_consumer_group_region_conflict 0") {
+					t.Errorf("/metrics has %q, want 0", gauge)
+				}
+				return
+			}
+			if !strings.Contains(gauge, "pophub_consumer_group_region_conflict 1") {
+				t.Errorf("/metrics has %q, want 1", gauge)
+			}
+			for _, want := range append(tt.warn, "group=g1", "this_region_table=r1", "--regions", "pophub stats rebuild") {
+				if !strings.Contains(warning, want) {
+					t.Errorf("warning %q does not say %q", warning, want)
+				}
+			}
+			g.joined() // the join this instance assigned
+			if g.tablesProblem() == nil {
+				t.Error("the warning was cleared by the join it was found in")
+			}
+			g.joined() // a rebalance led by another instance: this one no longer knows
+			if err := g.tablesProblem(); err != nil {
+				t.Errorf("after a rebalance led by another instance: %v; want none", err)
+			}
+		})
 	}
 }
 
@@ -171,13 +259,13 @@ func TestStoreConflictFollowsLeadership(t *testing.T) {
 		tel.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 		return grepLines(rec.Body.String(), "pophub_consumer_group_store_conflict")
 	}
-	g, err := newStoreGuard("g1", "aaaa", slog.New(slog.DiscardHandler), tel.Meter("test"))
+	g, err := newStoreGuard("g1", memberData{store: "aaaa"}, slog.New(slog.DiscardHandler), tel.Meter("test"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	b := g.balancers(kafka.RangeGroupBalancer{})[0]
 	parts := []kafka.Partition{{Topic: "t", ID: 0}}
-	split := []kafka.GroupMember{{ID: "m1", Topics: []string{"t"}, UserData: storeUserData("aaaa")}, {ID: "m2", Topics: []string{"t"}, UserData: storeUserData("bbbb")}}
+	split := []kafka.GroupMember{{ID: "m1", Topics: []string{"t"}, UserData: memberData{store: "aaaa"}.userData()}, {ID: "m2", Topics: []string{"t"}, UserData: memberData{store: "bbbb"}.userData()}}
 	alone := split[:1]
 	steps := []struct {
 		name     string
@@ -316,7 +404,9 @@ func TestGroupOverTwoStoresStopsIngest(t *testing.T) {
 
 // TestGroupOverOneStoreSharesPartitions: instances on one store (two
 // processes on one schema) share the partitions and together apply
-// every event once; nothing is reported.
+// every event once, and are ready. Their region tables differ (a new
+// table being rolled out): the leader warns, naming both, and ingest
+// goes on.
 func TestGroupOverOneStoreSharesPartitions(t *testing.T) {
 	k := broker(t)
 	schema := testenv.Schema(t)
@@ -325,8 +415,10 @@ func TestGroupOverOneStoreSharesPartitions(t *testing.T) {
 		t.Fatalf("store ids %q and %q on one schema", s1.StoreID(), s2.StoreID())
 	}
 	var cs []*Consumer
-	for _, s := range []*postgres.Store{s1, s2} {
-		c, err := New(Config{Brokers: []string{k.Addr()}, GroupID: "one-store", StoreID: s.StoreID()}, s)
+	var logs testenv.LogBuffer
+	for i, s := range []*postgres.Store{s1, s2} {
+		c, err := New(Config{Brokers: []string{k.Addr()}, GroupID: "one-store", StoreID: s.StoreID(),
+			RegionTable: fmt.Sprintf("table%d", i+1), Logger: slog.New(slog.NewTextHandler(&logs, nil))}, s)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -353,5 +445,11 @@ func TestGroupOverOneStoreSharesPartitions(t *testing.T) {
 			t.Errorf("instance %d: kafka-go's %q was not seen after the assignment", i+1, fmtJoined)
 		}
 		c.stores.mu.Unlock()
+	}
+	warning := grepLines(logs.String(), "different region tables")
+	for _, want := range []string{"table1: 1 member", "table2: 1 member", "group=one-store"} {
+		if !strings.Contains(warning, want) {
+			t.Errorf("warning %q does not say %q", warning, want)
+		}
 	}
 }
