@@ -8,8 +8,11 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -88,21 +91,21 @@ func printList(out io.Writer, recs []dlq.Record) {
 	fmt.Fprintln(tw, "\nSOURCE\tREASON\tRECORDS")
 	for _, src := range slices.Sorted(maps.Keys(sum.Counts)) {
 		for _, reason := range slices.Sorted(maps.Keys(sum.Counts[src])) {
-			fmt.Fprintf(tw, "%s\t%s\t%d\n", orDash(string(src)), reason, sum.Counts[src][reason])
+			fmt.Fprintf(tw, "%s\t%s\t%d\n", orDash(string(src)), text(reason), sum.Counts[src][reason])
 		}
 	}
 	fmt.Fprintln(tw, "\nDLQ\tTIME\tORIGIN\tREASON\tFIELD\tERROR")
 	for _, r := range recs {
 		origin := "-"
 		if r.Topic != "" {
-			origin = r.Topic + "/" + strconv.Itoa(r.Partition) + "@" + strconv.FormatInt(r.Offset, 10)
+			origin = printable([]byte(r.Topic)) + "/" + strconv.Itoa(r.Partition) + "@" + strconv.FormatInt(r.Offset, 10)
 		}
-		errText := r.Error
+		errText := printable([]byte(r.Error))
 		if r.ReplayOf != "" {
-			errText += " (replay of " + r.ReplayOf + ")"
+			errText += " (replay of " + printable([]byte(r.ReplayOf)) + ")"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Time.UTC().Format(time.RFC3339), origin,
-			orDash(r.Reason), citizenid.MaskText(orDash(r.Field)), citizenid.MaskText(errText))
+			text(r.Reason), citizenid.MaskText(text(r.Field)), citizenid.MaskText(errText))
 	}
 	tw.Flush()
 }
@@ -142,21 +145,21 @@ func printRecord(out io.Writer, r dlq.Record, reveal bool) {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "record:\t%s %s\n", schemas.DLQTopic, r.ID)
 	fmt.Fprintf(tw, "time:\t%s\n", r.Time.UTC().Format(time.RFC3339Nano))
-	fmt.Fprintf(tw, "reason:\t%s\n", orDash(r.Reason))
+	fmt.Fprintf(tw, "reason:\t%s\n", text(r.Reason))
 	// The field names a member, which a producer may have named with an
 	// ID; records rejected before the decoder masked such names keep it.
-	fmt.Fprintf(tw, "field:\t%s\n", mask(orDash(r.Field)))
-	fmt.Fprintf(tw, "error:\t%s\n", mask(orDash(r.Error)))
+	fmt.Fprintf(tw, "field:\t%s\n", mask(text(r.Field)))
+	fmt.Fprintf(tw, "error:\t%s\n", mask(text(r.Error)))
 	if r.Topic != "" {
-		fmt.Fprintf(tw, "origin:\t%s partition %d offset %d\n", r.Topic, r.Partition, r.Offset)
+		fmt.Fprintf(tw, "origin:\t%s partition %d offset %d\n", printable([]byte(r.Topic)), r.Partition, r.Offset)
 	} else {
 		fmt.Fprintf(tw, "origin:\tunknown (no pophub-topic header)\n")
 	}
 	if r.ReplayOf != "" {
-		fmt.Fprintf(tw, "replay of:\t%s\n", r.ReplayOf)
+		fmt.Fprintf(tw, "replay of:\t%s\n", printable([]byte(r.ReplayOf)))
 	}
 	if r.Dropped != "" {
-		fmt.Fprintf(tw, "left out:\t%s (the copy was too large for the DLQ; the original is whole at its origin)\n", r.Dropped)
+		fmt.Fprintf(tw, "left out:\t%s (the copy was too large for the DLQ; the original is whole at its origin)\n", printable([]byte(r.Dropped)))
 	}
 	tw.Flush()
 	fmt.Fprintln(out, "headers:")
@@ -164,7 +167,7 @@ func printRecord(out io.Writer, r dlq.Record, reveal bool) {
 		fmt.Fprintln(out, "  (none)")
 	}
 	for _, h := range r.Headers {
-		fmt.Fprintf(out, "  %s: %s\n", h.Key, mask(printable(h.Value)))
+		fmt.Fprintf(out, "  %s: %s\n", mask(printable([]byte(h.Key))), mask(printable(h.Value)))
 	}
 	if r.Key == nil {
 		fmt.Fprintln(out, "key: (none)")
@@ -173,8 +176,8 @@ func printRecord(out io.Writer, r dlq.Record, reveal bool) {
 	}
 	fmt.Fprintln(out, "value:")
 	var pretty bytes.Buffer
-	if json.Valid(r.Value) && json.Indent(&pretty, r.Value, "  ", "  ") == nil {
-		fmt.Fprintf(out, "  %s\n", mask(pretty.String()))
+	if json.Valid(r.Value) && utf8.Valid(r.Value) && json.Indent(&pretty, r.Value, "  ", "  ") == nil {
+		fmt.Fprintf(out, "  %s\n", mask(escapeControls(pretty.String())))
 	} else {
 		fmt.Fprintf(out, "  %s (not JSON)\n", mask(printable(r.Value)))
 	}
@@ -242,7 +245,7 @@ func printReplay(out io.Writer, res dlq.ReplayResult) {
 		verb = "would replay"
 	}
 	for _, r := range res.Sent {
-		fmt.Fprintf(out, "%s %s -> %s (%s)\n", verb, r.ID, r.Topic, orDash(r.Reason))
+		fmt.Fprintf(out, "%s %s -> %s (%s)\n", verb, r.ID, printable([]byte(r.Topic)), text(r.Reason))
 	}
 	for _, r := range res.Skipped {
 		fmt.Fprintf(out, "skipped %s: replayed before\n", r.ID)
@@ -251,7 +254,10 @@ func printReplay(out io.Writer, res dlq.ReplayResult) {
 }
 
 // printable shows bytes as text when they are valid UTF-8 without control
-// characters, quoted otherwise.
+// characters, quoted otherwise. Everything `dlq list`, `show` and `replay`
+// print from a record goes through it (or text): a department fills the
+// record's headers, names and values alike, and a raw escape sequence
+// would run in the operator's terminal.
 func printable(b []byte) string {
 	s := string(b)
 	if q := strconv.Quote(s); q[1:len(q)-1] != s {
@@ -259,6 +265,25 @@ func printable(b []byte) string {
 	}
 	return s
 }
+
+// escapeControls writes the control characters of indented JSON, but its
+// line breaks, as \u escapes: valid JSON may hold DEL and the C1 controls
+// (U+0080 to U+009F, CSI among them) raw in its strings, where the escape
+// means the same.
+func escapeControls(s string) string {
+	var b strings.Builder
+	for _, c := range s {
+		if unicode.IsControl(c) && c != '\n' {
+			fmt.Fprintf(&b, `\u%04x`, c)
+			continue
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// text is a header's text from a record, printable, or "-" when empty.
+func text(s string) string { return orDash(printable([]byte(s))) }
 
 func orDash(s string) string {
 	if s == "" {

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"unicode"
+
+	"github.com/segmentio/kafka-go"
 
 	"github.com/pophub/pophub/hub/dlq"
 )
@@ -37,5 +40,52 @@ func TestDLQPrintMasksIDInField(t *testing.T) {
 				t.Errorf("field not shown masked; output:\n%s", out)
 			}
 		})
+	}
+}
+
+// TestDLQPrintEscapesControls: a department fills a record's headers,
+// names and values alike, and ingest copies them to the DLQ; copies
+// written by older releases may carry anything in the pophub-* headers
+// too. Nothing 'dlq list', 'dlq show' or 'dlq replay' prints from a record
+// reaches the terminal with a control character in it: an escape sequence
+// there would clear the screen, set the title or fake lines of output.
+func TestDLQPrintEscapesControls(t *testing.T) {
+	const esc = "\x1b]0;owned\a\x1b[2J\x1b[1;1Hreason: ok\r\x9b31m\x7f"
+	tests := []struct {
+		name string
+		rec  dlq.Record
+	}{
+		{"header name", dlq.Record{Headers: []kafka.Header{{Key: "x" + esc, Value: []byte("v")}}}},
+		{"header value", dlq.Record{Headers: []kafka.Header{{Key: "x", Value: []byte("v" + esc)}}}},
+		{"reason", dlq.Record{Reason: "not_json" + esc}},
+		{"field", dlq.Record{Field: "data." + esc}},
+		{"error", dlq.Record{Error: "not_json: " + esc}},
+		{"topic", dlq.Record{Topic: "pop.events.tax" + esc}},
+		{"replay of", dlq.Record{ReplayOf: "0:1" + esc}},
+		{"dropped", dlq.Record{Dropped: "value" + esc}},
+		{"key", dlq.Record{Key: []byte(esc)}},
+		{"value, not JSON", dlq.Record{Value: []byte(esc)}},
+		{"value, JSON", dlq.Record{Value: []byte(`{"name":"\u009b31m` + "\u009b31m\x7f" + `"}`)}},
+	}
+	for _, tc := range tests {
+		rec := tc.rec
+		rec.Partition, rec.Offset = 0, 3
+		prints := map[string]func(*bytes.Buffer){
+			"dlq list":          func(b *bytes.Buffer) { printList(b, []dlq.Record{rec}) },
+			"dlq show":          func(b *bytes.Buffer) { printRecord(b, rec, false) },
+			"dlq show --reveal": func(b *bytes.Buffer) { printRecord(b, rec, true) },
+			"dlq replay": func(b *bytes.Buffer) {
+				printReplay(b, dlq.ReplayResult{Chosen: []dlq.Record{rec}, Sent: []dlq.Record{rec}})
+			},
+		}
+		for cmd, print := range prints {
+			t.Run(tc.name+"/"+cmd, func(t *testing.T) {
+				var b bytes.Buffer
+				print(&b)
+				if i := strings.IndexFunc(b.String(), func(r rune) bool { return unicode.IsControl(r) && r != '\n' }); i >= 0 {
+					t.Errorf("control character %q at byte %d; output:\n%q", []rune(b.String()[i:])[0], i, b.String())
+				}
+			})
+		}
 	}
 }
