@@ -104,6 +104,9 @@ func printList(out io.Writer, recs []dlq.Record) {
 		if r.ReplayOf != "" {
 			errText += " (replay of " + printable([]byte(r.ReplayOf)) + ")"
 		}
+		if r.ReplayClaim != "" {
+			errText += " (claims to be a replay of " + printable([]byte(r.ReplayClaim)) + "; the replay ledger does not confirm it)"
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Time.UTC().Format(time.RFC3339), origin,
 			text(r.Reason), citizenid.MaskText(text(r.Field)), citizenid.MaskText(errText))
 	}
@@ -158,6 +161,10 @@ func printRecord(out io.Writer, r dlq.Record, reveal bool) {
 	if r.ReplayOf != "" {
 		fmt.Fprintf(tw, "replay of:\t%s\n", printable([]byte(r.ReplayOf)))
 	}
+	if r.ReplayClaim != "" {
+		fmt.Fprintf(tw, "replay claim:\t%s (not confirmed by the replay ledger: the record's own %s header, which a replay sends back)\n",
+			printable([]byte(r.ReplayClaim)), dlq.HeaderReplayOf)
+	}
 	if r.Dropped != "" {
 		fmt.Fprintf(tw, "left out:\t%s (the copy was too large for the DLQ; the original is whole at its origin)\n", printable([]byte(r.Dropped)))
 	}
@@ -193,7 +200,9 @@ func dlqReplayCommand(client func() (*dlq.Client, error)) *cobra.Command {
 		Long: `Writes the chosen DLQ records back to the topic named in their pophub-topic
 header, with their original key, value and headers (the pophub-* reject headers
 removed, headers the department named pophub-* given back their names,
-pophub-replay-of added), waiting for all in-sync replicas. Records
+pophub-replay-of added), waiting for all in-sync replicas. A
+pophub-replay-of the ledger does not confirm (a department may send one)
+is the record's own header and goes back with it. Records
 replayed before (per the ledger ` + dlq.LedgerTopic + `) are skipped.
 Every chosen record is checked before anything is sent.`,
 		Args: noArgsUse("--offset PARTITION:OFFSET (repeatable), --reason R or --all"),

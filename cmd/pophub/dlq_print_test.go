@@ -62,6 +62,7 @@ func TestDLQPrintEscapesControls(t *testing.T) {
 		{"error", dlq.Record{Error: "not_json: " + esc}},
 		{"topic", dlq.Record{Topic: "pop.events.tax" + esc}},
 		{"replay of", dlq.Record{ReplayOf: "0:1" + esc}},
+		{"replay claim", dlq.Record{ReplayClaim: "0:1" + esc}},
 		{"dropped", dlq.Record{Dropped: "value" + esc}},
 		{"key", dlq.Record{Key: []byte(esc)}},
 		{"value, not JSON", dlq.Record{Value: []byte(esc)}},
@@ -87,5 +88,30 @@ func TestDLQPrintEscapesControls(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestDLQPrintReplayClaim: a pophub-replay-of the replay ledger does not
+// confirm may be the department's own header; 'dlq list' and 'dlq show'
+// print it as a claim, never as "replay of".
+func TestDLQPrintReplayClaim(t *testing.T) {
+	rec := dlq.Record{Topic: "pop.events.marriage", Reason: "not_json", Error: "not_json: x", ReplayClaim: "0:0",
+		Headers: []kafka.Header{{Key: dlq.HeaderReplayOf, Value: []byte("0:0")}}}
+	tests := []struct {
+		name  string
+		print func(*bytes.Buffer)
+		want  string
+	}{
+		{"dlq list", func(b *bytes.Buffer) { printList(b, []dlq.Record{rec}) }, "claims to be a replay of 0:0; the replay ledger does not confirm it"},
+		{"dlq show", func(b *bytes.Buffer) { printRecord(b, rec, false) }, "replay claim:  0:0 (not confirmed by the replay ledger"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var b bytes.Buffer
+			tc.print(&b)
+			if out := b.String(); !strings.Contains(out, tc.want) || strings.Contains(out, "replay of:") || strings.Contains(out, "(replay of") {
+				t.Errorf("output:\n%s\nwant it to say %q and name no replay", out, tc.want)
+			}
+		})
 	}
 }

@@ -51,6 +51,15 @@
 // replayed record that is still bad lands in the DLQ again, carrying
 // pophub-replay-of, so `dlq list` shows it as a replay of the first.
 //
+// A department can send pophub-replay-of on a record of its own, and
+// ingest cannot tell that header from Replay's. So the header is only a
+// claim (Record.ReplayClaim) until the ledger confirms it: the DLQ record
+// it names is in the ledger, replayed to this record's topic, and holds
+// this record's key and value. A confirmed claim is Record.ReplayOf, and
+// Replay drops its header (the new replay names its own DLQ record); an
+// unconfirmed one stays among the record's own headers and goes back
+// with them.
+//
 // Privacy: record keys and values hold citizen IDs. Record carries them
 // for Replay; anything printed goes through Mask, which keeps the first
 // four and last four characters of every ID-shaped run of digits.
@@ -82,7 +91,8 @@ const HeaderReplayOf = ingest.HeaderReplayOf
 const LedgerTopic = schemas.DLQTopic + ".replayed"
 
 // rejectHeaders are the headers ingest adds to a DLQ record, plus the one
-// Replay adds; Replay strips them all before writing a record back.
+// Replay adds; Replay strips them all before writing a record back, but
+// for a pophub-replay-of the ledger does not confirm (Record.ReplayClaim).
 var rejectHeaders = []string{ingest.HeaderReason, ingest.HeaderField, ingest.HeaderError,
 	ingest.HeaderTopic, ingest.HeaderPartition, ingest.HeaderOffset, ingest.HeaderDropped, HeaderReplayOf}
 
@@ -203,8 +213,16 @@ type Record struct {
 	Topic     string
 	Partition int
 	Offset    int64
-	// ReplayOf is the DLQ record this one is a failed replay of, if any.
+	// ReplayOf is the DLQ record this one is a failed replay of, if any,
+	// as the replay ledger confirms (see ReplayClaim).
 	ReplayOf string
+	// ReplayClaim is a pophub-replay-of the record carries that the
+	// ledger does not confirm: a department may send that header on its
+	// own record, well-formed, and ingest cannot tell it from Replay's.
+	// It is then the record's own header, kept in Headers, and Replay
+	// sends it back. Decode alone, which reads no ledger, puts any claim
+	// here; Records and Record move a confirmed one to ReplayOf.
+	ReplayClaim string
 	// Dropped (pophub-dropped) names what ingest left out of a copy too
 	// large for the DLQ: "value", or "key,value,headers". Such a record
 	// cannot be replayed; the original is whole at Topic, Partition and
@@ -295,6 +313,11 @@ func (s Seen) First(r Record) bool {
 // such copies carry the one Replay wrote among the original's headers, so
 // it is read from there when the hub's headers lack it. A record without
 // pophub-reason is read whole, the last of each header counting.
+//
+// The pophub-replay-of read is only a claim (ReplayClaim), its header kept
+// in Headers: ingest keeps a well-formed one the record carried, which
+// Replay wrote or a department did. Records and Record confirm it against
+// the replay ledger.
 func Decode(p int, m kafka.Message) Record {
 	r := Record{ID: ID{Partition: p, Offset: m.Offset}, Time: m.Time, Key: m.Key, Value: m.Value, Partition: -1, Offset: -1}
 	own := 0 // index of the hub's first header
@@ -303,13 +326,22 @@ func Decode(p int, m kafka.Message) Record {
 			own = i
 		}
 	}
-	var origReplayOf string
+	claim := -1 // index of the pophub-replay-of read: the hub's last, else the original's last
+	for i, h := range m.Headers {
+		if h.Key == HeaderReplayOf && (i >= own || claim < own) {
+			claim = i
+		}
+	}
+	if claim >= 0 {
+		r.ReplayClaim = string(m.Headers[claim].Value)
+	}
 	for i, h := range m.Headers {
 		v := string(h.Value)
+		if i == claim {
+			r.Headers = append(r.Headers, h)
+			continue
+		}
 		if i < own {
-			if h.Key == HeaderReplayOf {
-				origReplayOf = v
-			}
 			if !slices.Contains(rejectHeaders, h.Key) {
 				r.Headers = append(r.Headers, h)
 			}
@@ -334,19 +366,74 @@ func Decode(p int, m kafka.Message) Record {
 			}
 		case ingest.HeaderDropped:
 			r.Dropped = v
-		case HeaderReplayOf:
-			// A record replayed, rejected again and now in the DLQ once
-			// more; the last reject's headers follow, so keep the last.
-			r.ReplayOf = v
 		}
 		if !slices.Contains(rejectHeaders, h.Key) {
 			r.Headers = append(r.Headers, h)
 		}
 	}
-	if r.ReplayOf == "" {
-		r.ReplayOf = origReplayOf
-	}
 	return r
+}
+
+// confirmReplays moves to ReplayOf the replay claims of recs that the
+// ledger confirms (see confirm), reading the ledger, unless d is given,
+// and the claimed records not in have.
+func (c *Client) confirmReplays(ctx context.Context, spans map[int]Span, recs []Record, have map[ID]Record, d *replayed) error {
+	if !slices.ContainsFunc(recs, func(r Record) bool { return r.ReplayClaim != "" }) {
+		return nil
+	}
+	if d == nil {
+		l, err := c.ledger(ctx)
+		if err != nil {
+			return err
+		}
+		d = &l
+	}
+	for i := range recs {
+		r := &recs[i]
+		id, err := ParseID(r.ReplayClaim)
+		if r.ReplayClaim == "" || err != nil || id.Partition < 0 || d.topics[id.String()] == "" {
+			continue
+		}
+		x, ok := have[id]
+		if !ok {
+			if _, err := resolve(id, spans); err != nil {
+				continue // not in the DLQ (any more): nothing to confirm it by
+			}
+			xs, err := c.records(ctx, spans, []ID{id})
+			if err != nil {
+				return fmt.Errorf("reading DLQ record %s, which record %s says it is a replay of: %w", id, r.ID, err)
+			}
+			x = xs[0]
+		}
+		d.confirm(r, x)
+	}
+	return nil
+}
+
+// confirm moves r's replay claim to ReplayOf, and drops its header, when
+// it names x, an earlier DLQ record of another origin, that the ledger
+// records as replayed to r's topic and that holds r's key and value (what
+// Replay sends, and all of them a copy too large for the DLQ kept). A
+// department can still claim a replay of x on a record it sends with x's
+// key and value to x's topic after x was replayed: the record is then
+// the one Replay sent, and the claim as good as true.
+func (d replayed) confirm(r *Record, x Record) {
+	if x.ID != r.ID && !x.Time.After(r.Time) && d.topics[x.ID.String()] == r.Topic && x.Topic == r.Topic {
+		xo, _ := x.Origin()
+		if ro, ok := r.Origin(); ok && ro == xo {
+			return // a copy of x's original, not a replay of it
+		}
+		if (strings.Contains(r.Dropped, "key") || string(r.Key) == string(x.Key)) &&
+			(strings.Contains(r.Dropped, "value") || string(r.Value) == string(x.Value)) {
+			i := slices.IndexFunc(r.Headers, func(h kafka.Header) bool {
+				return h.Key == HeaderReplayOf && string(h.Value) == r.ReplayClaim
+			})
+			if i >= 0 {
+				r.Headers = slices.Delete(slices.Clone(r.Headers), i, i+1)
+			}
+			r.ReplayOf, r.ReplayClaim = r.ReplayClaim, ""
+		}
+	}
 }
 
 // Filter selects records by source and reason; empty fields match all.
@@ -488,7 +575,8 @@ func (c *Client) read(ctx context.Context, topic string, partition int, from, to
 // Records reads the whole DLQ and returns the records f selects, ordered
 // by time of rejection (then partition and offset), each original once:
 // the first copy, naming the later ones in Copies (see Unique). The first
-// copy decides whether f selects an original.
+// copy decides whether f selects an original. A record's replay claim is
+// its ReplayOf only when the ledger confirms it (see the package comment).
 func (c *Client) Records(ctx context.Context, f Filter) ([]Record, error) {
 	if err := f.Validate(); err != nil {
 		return nil, err
@@ -506,6 +594,13 @@ func (c *Client) Records(ctx context.Context, f Filter) ([]Record, error) {
 		if err != nil {
 			return nil, fmt.Errorf("reading the DLQ: %w", err)
 		}
+	}
+	have := make(map[ID]Record, len(all))
+	for _, r := range all {
+		have[r.ID] = r
+	}
+	if err := c.confirmReplays(ctx, spans, all, have, nil); err != nil {
+		return nil, err
 	}
 	slices.SortFunc(all, func(a, b Record) int {
 		return cmp.Or(a.Time.Compare(b.Time), cmp.Compare(a.ID.Partition, b.ID.Partition), cmp.Compare(a.ID.Offset, b.ID.Offset))
@@ -540,7 +635,8 @@ func resolve(id ID, spans map[int]Span) (ID, error) {
 	return id, nil
 }
 
-// Record reads one DLQ record.
+// Record reads one DLQ record, its replay claim checked as Records checks
+// it.
 func (c *Client) Record(ctx context.Context, id ID) (Record, error) {
 	spans, err := c.offsets(ctx, c.cfg.Topic)
 	if err != nil {
@@ -548,6 +644,9 @@ func (c *Client) Record(ctx context.Context, id ID) (Record, error) {
 	}
 	recs, err := c.records(ctx, spans, []ID{id})
 	if err != nil {
+		return Record{}, err
+	}
+	if err := c.confirmReplays(ctx, spans, recs, nil, nil); err != nil {
 		return Record{}, err
 	}
 	return recs[0], nil

@@ -64,10 +64,11 @@ type ledgerEntry struct {
 	ReplayedAt time.Time `json:"replayed_at"`
 }
 
-// replayed is what the ledger says was replayed: DLQ record IDs, and the
-// originals the entries name.
+// replayed is what the ledger says was replayed: DLQ record IDs, the
+// topics they were replayed to, and the originals the entries name.
 type replayed struct {
 	ids     map[string]bool
+	topics  map[string]string // by DLQ record ID; absent for an entry not naming it
 	origins map[Origin]bool
 }
 
@@ -109,6 +110,10 @@ func (c *Client) Replay(ctx context.Context, sel Selection, dryRun bool) (Replay
 	if err != nil {
 		return res, err
 	}
+	done, err := c.ledger(ctx)
+	if err != nil {
+		return res, err
+	}
 	if len(sel.IDs) > 0 {
 		ids := make([]ID, 0, len(sel.IDs))
 		for _, id := range sel.IDs {
@@ -121,6 +126,9 @@ func (c *Client) Replay(ctx context.Context, sel Selection, dryRun bool) (Replay
 			}
 		}
 		res.Chosen, err = c.records(ctx, spans, ids)
+		if err == nil {
+			err = c.confirmReplays(ctx, spans, res.Chosen, nil, &done)
+		}
 		res.Chosen = Unique(res.Chosen)
 	} else {
 		res.Chosen, err = c.Records(ctx, Filter{Reason: sel.Reason})
@@ -145,10 +153,6 @@ func (c *Client) Replay(ctx context.Context, sel Selection, dryRun bool) (Replay
 		return res, fmt.Errorf("cannot replay: %s (replay the others by ID)", strings.Join(bad, "; "))
 	}
 
-	done, err := c.ledger(ctx)
-	if err != nil {
-		return res, err
-	}
 	for _, r := range res.Chosen {
 		if done.has(r) {
 			res.Skipped = append(res.Skipped, r)
@@ -246,7 +250,9 @@ const renamedPrefix = "orig-"
 // and the replayed record is to be the department's record as sent. If it
 // is rejected again, ingest renames them again, once; Replay's own
 // pophub-replay-of, appended after them, is the last and the one ingest
-// keeps as the hub's.
+// keeps. A pophub-replay-of the ledger did not confirm (Record.ReplayClaim)
+// is among the headers, the department's own, and goes back too, after
+// the others; ingest renames it on the next reject.
 func restoreNames(headers []kafka.Header) []kafka.Header {
 	out := make([]kafka.Header, len(headers), len(headers)+1)
 	for i, h := range headers {
@@ -305,11 +311,15 @@ func (c *Client) ledger(ctx context.Context) (replayed, error) {
 // value does not name an origin (an older one, or not JSON) still names
 // its DLQ record.
 func ledgerOf(entries map[string][]byte) replayed {
-	d := replayed{ids: map[string]bool{}, origins: map[Origin]bool{}}
+	d := replayed{ids: map[string]bool{}, topics: map[string]string{}, origins: map[Origin]bool{}}
 	for id, v := range entries {
 		d.ids[id] = true
 		var e ledgerEntry
-		if json.Unmarshal(v, &e) == nil && e.Topic != "" && e.Partition != nil && e.Offset != nil {
+		if json.Unmarshal(v, &e) != nil || e.Topic == "" {
+			continue
+		}
+		d.topics[id] = e.Topic
+		if e.Partition != nil && e.Offset != nil {
 			d.origins[Origin{Topic: e.Topic, Partition: *e.Partition, Offset: *e.Offset}] = true
 		}
 	}

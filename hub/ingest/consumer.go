@@ -1397,9 +1397,12 @@ const (
 // read the pophub-* ones: a department's pophub-dropped would make `dlq
 // replay` refuse a whole copy, its pophub-reason would show as the hub's.
 // So the original's pophub-* headers are renamed (see reservedPrefix),
-// except a well-formed pophub-replay-of (the last one), which Replay put
-// there and which moves into the hub's headers. The hub's headers follow
-// the original's, starting with pophub-reason.
+// except a well-formed pophub-replay-of (the last one), which moves into
+// the hub's headers. Replay puts it there, but a department can send one
+// too and ingest cannot tell the two apart: the DLQ tools take it for a
+// claim, a replay only when their replay ledger confirms it, and replay
+// an unconfirmed one back as the department's own header. The hub's
+// headers follow the original's, starting with pophub-reason.
 //
 // An empty (not null) key, value or header value is null on the copy:
 // kafka-go v0.4's reader decodes both as nil, so the hub cannot tell them
