@@ -335,7 +335,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if batch {
 		var err error
 		if raws, err = splitBatch(body, len(sent)-len(body)); err != nil {
-			problem(w, http.StatusBadRequest, "invalid-request", err.Error(), nil)
+			detail := err.Error()
+			if firstByte(body) == '{' {
+				detail += " (send a single event as " + ContentTypeEvent + ")"
+			}
+			problem(w, http.StatusBadRequest, "invalid-request", detail, nil)
 			return
 		}
 	} else {

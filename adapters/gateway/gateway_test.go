@@ -301,6 +301,7 @@ func TestRefusals(t *testing.T) {
 		{"two content encodings", "housing-secret", ContentTypeEvent, "gzip, br", gzipped(t, raws[0]), 415, "unsupported-media-type", -1, "gzip, br"},
 		{"a batch sent as one event", "housing-secret", ContentTypeEvent, "", batch(raws[0], raws[1]), 400, "invalid-request", -1, ContentTypeBatch},
 		{"a batch sent as application/json", "housing-secret", "application/json", "", batch(raws[0]), 400, "invalid-request", -1, ContentTypeBatch},
+		{"one event sent as a batch", "housing-secret", ContentTypeBatch, "", raws[0], 400, "invalid-request", -1, ContentTypeEvent},
 		{"data in base64", "housing-secret", ContentTypeEvent, "", base64Data, 422, "invalid-events", 0, `"data_base64" is not supported`},
 		{"null in a batch", "housing-secret", ContentTypeBatch, "", []byte("[" + string(raws[0]) + ",null]"), 422, "invalid-events", 1, "is null, not"},
 		{"a number in a batch", "housing-secret", ContentTypeBatch, "", []byte("[" + string(raws[0]) + ", 42]"), 422, "invalid-events", 1, "is a number, not"},

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -563,7 +564,7 @@ func (m *Main) Start(ctx context.Context) (err error) {
 		Ready:           m.readyChecks(),
 	})
 	if m.ln, err = net.Listen("tcp", m.Config.HTTPAddr); err != nil {
-		return fmt.Errorf("listening for HTTP on %s: %w", m.Config.HTTPAddr, err)
+		return portTaken(fmt.Errorf("listening for HTTP on %s: %w", m.Config.HTTPAddr, err), "--http")
 	}
 
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -897,7 +898,7 @@ func (m *Main) startEmbedded(ctx context.Context) error {
 	}
 	m.kafka, err = embedded.StartKafka(ctx, kafkaCfg)
 	if err != nil {
-		return fmt.Errorf("starting embedded Kafka-protocol broker: %w", err)
+		return portTaken(fmt.Errorf("starting embedded Kafka-protocol broker: %w", err), "--kafka")
 	}
 	natsCfg := embedded.NATSConfig{Addr: m.Config.NATSAddr, StoreDir: natsDir, SyncInterval: m.Config.NATSSync, TLS: serverTLS, Logger: m.Logger}
 	if m.Access != nil {
@@ -905,11 +906,20 @@ func (m *Main) startEmbedded(ctx context.Context) error {
 	}
 	m.natsSrv, err = embedded.StartNATS(ctx, natsCfg)
 	if err != nil {
-		return fmt.Errorf("starting embedded NATS server: %w", err)
+		return portTaken(fmt.Errorf("starting embedded NATS server: %w", err), "--nats")
 	}
 	m.brokers = []string{m.kafka.Addr()}
 	m.natsURL = m.natsSrv.ClientURL()
 	return nil
+}
+
+// portTaken adds to an error of an address already in use what to do: a
+// second hub started on one machine (two `pophub dev`) is the usual cause.
+func portTaken(err error, flag string) error {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("%w (another pophub, or another program, already listens there: stop it, or give %s another address)", err, flag)
+	}
+	return err
 }
 
 func (m *Main) openStore(ctx context.Context, meter metric.Meter) error {

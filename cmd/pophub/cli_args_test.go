@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -272,5 +273,60 @@ func TestPoliciesCommandDirMissing(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "--dir "+dir+": "+want) {
 			t.Errorf("--dir %s: %v, want %q", dir, err, want)
 		}
+	}
+}
+
+// TestImportMappingMissing: a newcomer copying the README's
+// `--mapping housing.yaml` without the file learns that the example
+// ships in the binary and where the examples to adapt are, not only that
+// the file is missing.
+func TestImportMappingMissing(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "租赁备案.csv")
+	if err := os.WriteFile(file, []byte("a,b\n1,2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := execute(t, importCommand(func() *slog.Logger { return testLogger(t) }),
+		"--source", "housing", "--file", file, "--mapping", filepath.Join(dir, "housing.yaml"), "--dry-run")
+	for _, want := range []string{"housing.yaml", "leave out --mapping", "--source housing", "adapters/importer/mappings/"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not say %q", err, want)
+		}
+	}
+}
+
+// TestDevPortTaken: a second `pophub dev` on one machine finds the first
+// one's ports taken; the error says what to do for each of the three.
+func TestDevPortTaken(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	for _, flag := range []string{"--kafka", "--nats", "--http"} {
+		t.Run(flag, func(t *testing.T) {
+			cfg := Config{Embedded: true, DataDir: t.TempDir(), KafkaAddr: "127.0.0.1:0", NATSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", Partitions: 1}
+			switch flag {
+			case "--kafka":
+				cfg.KafkaAddr = taken.Addr().String()
+			case "--nats":
+				cfg.NATSAddr = taken.Addr().String()
+			case "--http":
+				cfg.HTTPAddr = taken.Addr().String()
+			}
+			m := &Main{Config: cfg, Logger: testLogger(t)}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			err := m.Start(ctx)
+			if err == nil {
+				m.Close()
+				t.Fatal("started on a taken port")
+			}
+			for _, want := range []string{taken.Addr().String(), "another pophub", "give " + flag + " another address"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not say %q", err, want)
+				}
+			}
+		})
 	}
 }

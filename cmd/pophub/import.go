@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"maps"
 	"os"
@@ -84,6 +85,10 @@ every record sent carries.`,
 				var err error
 				if mapping != "" {
 					cfg.Mapping, err = importer.LoadMapping(mapping)
+					if errors.Is(err, fs.ErrNotExist) {
+						err = fmt.Errorf("%w (leave out --mapping to use the example mapping of --source %s, which ships in the binary; "+
+							"the examples to copy and adapt are in adapters/importer/mappings/ of the source tree)", err, src)
+					}
 				} else {
 					cfg.Mapping, err = importer.ExampleMapping(src)
 				}
