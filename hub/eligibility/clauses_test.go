@@ -85,7 +85,6 @@ const (
 	daqingAddr   = "230602013001"
 	qiqiharAddr  = "230202001001"
 	harbinAddr   = "230103001001"
-	jilinCounty  = "220221100200"
 	jilinCity    = "220202001001"
 	chifengAddr  = "150402001001"
 	innerMongol  = "150121100200" // 土默特左旗, Inner Mongolia but not Chifeng
@@ -345,11 +344,11 @@ func clauseCases() []clauseCase {
 			Expect: eligibility.CaseExpect{Conditions: map[string]bool{"points": false}, QualifiesOn: "2028-02-29"}}},
 
 		// --- jilin
-		{"jilin/counties", "吉市政发〔2015〕5号 （十一） 有合法稳定住所（含租赁房屋）", eligibility.Case{
-			Name: "renting in a county", AsOf: "2024-01-02", Person: outsider, Events: evs(lease("L1", jilinCounty, "2024-01-01", "")),
+		{"jilin/counties", "吉市政发〔2015〕5号 （十一） 在……县政府驻地镇……有合法稳定住所（含租赁房屋）", eligibility.Case{
+			Name: "renting in a county seat", AsOf: "2024-01-02", Person: outsider, Events: evs(lease("L1", yongjiTown, "2024-01-01", "")),
 			Expect: eligibility.CaseExpect{Eligible: true, Conditions: map[string]bool{"residence": true}}}},
 		{"jilin/counties", "吉市政发〔2015〕5号 （十一） 有合法稳定住所: an ended lease is no residence", eligibility.Case{
-			Name: "lease ended", AsOf: "2024-06-02", Person: outsider, Events: evs(lease("L1", jilinCounty, "2024-01-01", ""), leaseEnded("L1", "2024-06-01")),
+			Name: "lease ended", AsOf: "2024-06-02", Person: outsider, Events: evs(lease("L1", yongjiTown, "2024-01-01", ""), leaseEnded("L1", "2024-06-01")),
 			Expect: eligibility.CaseExpect{Conditions: map[string]bool{"residence": false}}}},
 		{"jilin/city", "吉市政发〔2015〕5号 （十二） 同时参加养老保险、医疗保险、失业保险一年以上", eligibility.Case{
 			Name: "all three insurances", AsOf: "2025-01-20", Person: outsider,
@@ -382,7 +381,7 @@ func clauseCases() []clauseCase {
 			Name: "villager rents in another village", AsOf: "2024-06-01",
 			Person: eligibility.CasePerson{BirthDate: "1990-01-01", Hukou: yongjiVillage},
 			Events: evs(lease("L1", yongjiVillage2, "2023-01-01", "")),
-			Expect: eligibility.CaseExpect{Eligible: false, Conditions: map[string]bool{"hukou_elsewhere": false}}}},
+			Expect: eligibility.CaseExpect{Eligible: false, Conditions: map[string]bool{"residence": false}}}},
 		{"jilin/counties", "吉市政发〔2015〕5号 （十一）: a hukou already in the county seat", eligibility.Case{
 			Name: "town resident moves within the county", AsOf: "2024-06-01",
 			Person: eligibility.CasePerson{BirthDate: "1990-01-01", Hukou: yongjiTown},

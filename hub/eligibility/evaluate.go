@@ -254,9 +254,9 @@ func (e *env) eval(c *Condition) outcome {
 	case KindEmployed:
 		return e.employed(*c.MinMonths)
 	case KindRental:
-		return e.rental(*c.MinMonths)
+		return e.rental(*c.MinMonths, c.Town)
 	case KindOwnsHome:
-		return e.ownsHome()
+		return e.ownsHome(c.Town)
 	case KindLiving:
 		return e.living(*c.MinMonths, c.WorkAndStudy)
 	case KindInsurance:
@@ -633,13 +633,14 @@ func (e *env) employed(minMonths int) outcome {
 	return e.duration(e.employmentRuns(), minMonths, "employment", "a labour contract in force in "+e.place.Name)
 }
 
-// rentalRuns joins the leases at each address in the place that follow
-// each other without a day's break; every address has its own runs.
-func (e *env) rentalRuns() []run {
+// rentalRuns joins the leases at each address in the place (with town,
+// each urban address) that follow each other without a day's break;
+// every address has its own runs.
+func (e *env) rentalRuns(town bool) []run {
 	var all []run
 	seen := map[string]bool{}
 	for _, s := range e.f.rentals {
-		if seen[s.address] || !e.place.contains(s.address) {
+		if seen[s.address] || !e.place.contains(s.address) || town && urbanRural(s.address) != "urban" {
 			continue
 		}
 		seen[s.address] = true
@@ -649,8 +650,53 @@ func (e *env) rentalRuns() []run {
 	return all
 }
 
-func (e *env) rental(minMonths int) outcome {
-	return e.duration(e.rentalRuns(), minMonths, "renting at one address", "a registered rental in force in "+e.place.Name)
+func (e *env) rental(minMonths int, town bool) outcome {
+	if !town {
+		return e.duration(e.rentalRuns(false), minMonths, "renting at one address", "a registered rental in force in "+e.place.Name)
+	}
+	o := e.duration(e.rentalRuns(true), minMonths, "renting at one address in a town",
+		"a registered rental in force at a town (urban) address in "+e.place.Name)
+	if !o.met {
+		var notTown []span
+		for _, s := range e.f.rentals {
+			if e.place.contains(s.address) && s.coversDay(e.f.asOf) && urbanRural(s.address) != "urban" {
+				notTown = append(notTown, s)
+			}
+		}
+		o.facts, o.missing = append(o.facts, e.notTownFacts(notTown, "lease")...), o.missing+e.notTownTail(notTown, "the lease")
+	}
+	return o
+}
+
+// notTownFacts words homes in the place that a town-only condition does
+// not count: at an address the region table classes rural, or one it
+// does not know.
+func (e *env) notTownFacts(homes []span, what string) []Fact {
+	var out []Fact
+	for _, s := range homes {
+		out = append(out, fact(fmt.Sprintf("%s %s at %s: %s", what, s.key, s.address, villageWord(s.address)), s.ev))
+	}
+	return out
+}
+
+// notTownTail is the missing text's tail naming those homes.
+func (e *env) notTownTail(homes []span, what string) string {
+	if len(homes) == 0 {
+		return ""
+	}
+	var parts []string
+	for _, s := range homes {
+		parts = append(parts, s.address+" "+villageWord(s.address))
+	}
+	return fmt.Sprintf(" (%s at %s)", what, strings.Join(parts, ", "))
+}
+
+// villageWord says why an address is not a town's by the region table.
+func villageWord(address string) string {
+	if urbanRural(address) == "rural" {
+		return "lies in a village, rural by the region table"
+	}
+	return "not classed by the region table: whether it lies in a town is for a clerk to confirm"
 }
 
 // livingSpans lists what shows the person living in the place: rented and
@@ -704,13 +750,30 @@ func (e *env) living(minMonths int, workAndStudy bool) outcome {
 	return e.duration(e.livingRuns(false), minMonths, "living", "a registered home (rented or owned) in "+e.place.Name)
 }
 
-func (e *env) ownsHome() outcome {
+// ownsHome holds while the person owns a home in the place; with town,
+// at an address the region table classes urban: a home in a village, or
+// at an address the table does not know, is named in the missing text.
+func (e *env) ownsHome(town bool) outcome {
+	var notTown []span
 	for _, s := range e.f.properties {
-		if e.place.contains(s.address) && s.coversDay(e.f.asOf) {
-			return e.met(fact(fmt.Sprintf("owns property %s at %s since %s", s.key, s.address, fmtDay(s.from)), s.ev))
+		if !e.place.contains(s.address) || !s.coversDay(e.f.asOf) {
+			continue
 		}
+		if town && urbanRural(s.address) != "urban" {
+			notTown = append(notTown, s)
+			continue
+		}
+		text := fmt.Sprintf("owns property %s at %s since %s", s.key, s.address, fmtDay(s.from))
+		if town {
+			text += " (urban)"
+		}
+		return e.met(fact(text, s.ev))
 	}
-	return outcome{missing: "a home owned in " + e.place.Name}
+	if !town {
+		return outcome{missing: "a home owned in " + e.place.Name}
+	}
+	return outcome{facts: e.notTownFacts(notTown, "owns property"),
+		missing: "a home owned at a town (urban) address in " + e.place.Name + e.notTownTail(notTown, "the home owned")}
 }
 
 // insuranceLine is the contributions to one insurance kind, or to several
@@ -1138,11 +1201,11 @@ func (e *env) measureOf(it *PointsItem) (measure, []Fact) {
 	case MeasureEmployedMonths:
 		return e.runMeasure(it, e.employmentRuns(), "labour contract")
 	case MeasureRentalMonths:
-		return e.runMeasure(it, e.rentalRuns(), "lease")
+		return e.runMeasure(it, e.rentalRuns(false), "lease")
 	case MeasureLivingMonths:
 		return e.runMeasure(it, e.livingRuns(false), "home")
 	case MeasureOwnsHome:
-		o := e.ownsHome()
+		o := e.ownsHome(false)
 		v := 0
 		if o.met {
 			v = 1

@@ -172,10 +172,12 @@ const (
 	// KindEmployed {min_months}: employed in the place without a break of
 	// more than a month for at least min_months (0: a contract in force).
 	KindEmployed = "employed"
-	// KindRental {min_months}: renting at one and the same address in the
-	// place, continuously, for at least min_months (0: a lease in force).
+	// KindRental {min_months, town}: renting at one and the same address in
+	// the place, continuously, for at least min_months (0: a lease in
+	// force); with town, only at an address the region table classes urban.
 	KindRental = "rental_same_address"
-	// KindOwnsHome: owns a home in the place.
+	// KindOwnsHome {town}: owns a home in the place; with town, at an
+	// address the region table classes urban.
 	KindOwnsHome = "owns_home"
 	// KindLiving {min_months, work_and_study}: has lived in the place
 	// (rented or owned homes, any addresses, without a break of more than
@@ -233,8 +235,8 @@ var params = map[string][]string{
 	KindHukouIn:        {"codes"},
 	KindContract:       {"min_months"},
 	KindEmployed:       {"min_months"},
-	KindRental:         {"min_months"},
-	KindOwnsHome:       {},
+	KindRental:         {"min_months", "town"},
+	KindOwnsHome:       {"town"},
 	KindLiving:         {"min_months", "work_and_study"},
 	KindInsurance:      {"kinds", "min_months", "local", "continuous", "together"},
 	KindDiploma:        {"levels", "within_years"},
@@ -274,8 +276,13 @@ type Condition struct {
 	RuralToUrban bool
 	// WorkAndStudy lets contracts and enrolments evidence living.
 	WorkAndStudy bool
-	Of           []Condition
-	Points       *Points
+	// Town limits owns_home and rental_same_address to addresses the
+	// region table classes urban (城镇: a city's urban area, a county seat
+	// or another town), for seeds that open settlement only to a home in
+	// a town (建制镇).
+	Town   bool
+	Of     []Condition
+	Points *Points
 }
 
 // Points is a points table: the person qualifies with at least Threshold.
@@ -401,13 +408,14 @@ func (c *Condition) UnmarshalYAML(n *yaml.Node) error {
 		Codes        []string `yaml:"codes"`
 		RuralToUrban bool     `yaml:"rural_to_urban"`
 		WorkAndStudy bool     `yaml:"work_and_study"`
+		Town         bool     `yaml:"town"`
 	}
 	if err := v.Decode(&p); err != nil {
 		return err
 	}
 	c.MinMonths, c.Kinds, c.Local, c.Continuous, c.Together = p.MinMonths, p.Kinds, p.Local, p.Continuous, p.Together
 	c.Levels, c.WithinYears, c.WithTax, c.Codes = p.Levels, p.WithinYears, p.WithTax, p.Codes
-	c.RuralToUrban, c.WorkAndStudy = p.RuralToUrban, p.WorkAndStudy
+	c.RuralToUrban, c.WorkAndStudy, c.Town = p.RuralToUrban, p.WorkAndStudy, p.Town
 	return nil
 }
 

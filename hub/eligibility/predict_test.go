@@ -28,7 +28,7 @@ var predictPlaces = []predictPlace{
 	{policy: "heilongjiang/daqing", addrs: []string{daqingAddr, "230603001001"}, region: "230602"},
 	{policy: "heilongjiang/harbin", addrs: []string{harbinAddr, "230102001001"}, region: "230103", points: true},
 	{policy: "jilin/city", addrs: []string{jilinCity, "220203001001"}, region: "220202"},
-	{policy: "jilin/counties", addrs: []string{jilinCounty, "220281100200"}, region: "220221"},
+	{policy: "jilin/counties", addrs: []string{yongjiTown, "220281100001"}, region: "220221"},
 	{policy: "chifeng/central", addrs: []string{chifengAddr, "150403001001"}, region: "150402"},
 	{policy: "hunan/500k-1m", addrs: []string{yueyang, "430603001001"}, region: "430602"},
 	{policy: "hunan/1m-3m", addrs: []string{hengyang, "430406001001"}, region: "430405"},
