@@ -114,6 +114,30 @@ func (s *Store) RebuildCounters(ctx context.Context) (persons int64, err error) 
 // holds persons older than its counters.
 const recountMeta = "counters_recount"
 
+// staleMeta names the hub_meta row by which migration
+// 0011_counting_rules marks counters an earlier release counted by rules
+// since changed; a rebuild deletes it.
+const staleMeta = "counters_stale"
+
+// warnIfStale warns, at every open until a rebuild, when the counters were
+// counted by an earlier release's rules: some counts may be off, and only
+// 'pophub stats rebuild' (or the hub's automatic recount of a store older
+// than the counters) scans every person to set them right.
+func (s *Store) warnIfStale(ctx context.Context) error {
+	var reason string
+	err := s.pool.QueryRow(ctx, "SELECT value FROM hub_meta WHERE name = $1", staleMeta).Scan(&reason)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading whether the counters follow this release's rules: %w", err)
+	}
+	s.cfg.Logger.Warn("the statistics counters were counted by an earlier release's rules, and some counts may be off until "+
+		"'pophub stats rebuild' is run once (batches wait while it scans every person)",
+		"schema", s.cfg.Schema, "reason", reason)
+	return nil
+}
+
 // recountIfAsked recounts the counters when the schema asks for it
 // (recountMeta), before the store serves a count: a store upgraded from a
 // release before the counters would otherwise count none of the persons
@@ -210,7 +234,7 @@ func (s *Store) rebuildCounters(ctx context.Context, onlyIfAsked bool) (persons 
 			break
 		}
 	}
-	if _, err := tx.Exec(ctx, "DELETE FROM hub_meta WHERE name = $1", recountMeta); err != nil {
+	if _, err := tx.Exec(ctx, "DELETE FROM hub_meta WHERE name = ANY($1)", []string{recountMeta, staleMeta}); err != nil {
 		return 0, false, fmt.Errorf("rebuilding counters: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {

@@ -188,6 +188,9 @@ func open(ctx context.Context, cfg Config, create bool) (*Store, error) {
 		if err == nil {
 			err = s.recountIfAsked(ctx)
 		}
+		if err == nil {
+			err = s.warnIfStale(ctx)
+		}
 	} else if !create && err == nil {
 		err = checkExisting(ctx, pool, cfg.Schema)
 		if err == nil {

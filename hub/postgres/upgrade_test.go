@@ -259,3 +259,46 @@ func TestRecountOnceAcrossInstances(t *testing.T) {
 		t.Errorf("recounted %d times (%q), want once", len(done), done)
 	}
 }
+
+// TestStaleCountersWarnUntilRebuilt: counters an earlier release counted
+// by rules since changed (permits, deaths) are not recounted behind the
+// operator's back, which on a large store would hold ingest for minutes:
+// every open warns, naming the command, until `pophub stats rebuild` has
+// run; a fresh schema, or one this release made, is not marked.
+func TestStaleCountersWarnUntilRebuilt(t *testing.T) {
+	ctx := context.Background()
+	src := openTestStore(t, testenv.Schema(t))
+	storetest.ApplyAll(t, src, storetest.Population(t, 40, 7), 50)
+	prev := testenv.Schema(t)
+	migrateAsOlderRelease(t, prev, "0010_audit_redaction")
+	copyRecords(t, src.Schema(), prev)
+	execIn(t, "INSERT INTO "+pgx.Identifier{prev, "stats_counters"}.Sanitize()+" SELECT * FROM "+pgx.Identifier{src.Schema(), "stats_counters"}.Sanitize())
+
+	open := func(schema string) (*Store, []string) {
+		t.Helper()
+		rec := &logRecorder{}
+		s, err := Open(ctx, Config{URL: testenv.PostgresURL(), Schema: schema, Logger: slog.New(rec)})
+		if err != nil {
+			t.Fatalf("Open %s: %v", schema, err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s, rec.logged("pophub stats rebuild")
+	}
+	for _, schema := range []string{src.Schema(), testenv.Schema(t)} {
+		if _, warned := open(schema); len(warned) > 0 {
+			t.Errorf("schema %s made by this release: warned %q", schema, warned)
+		}
+	}
+	for i := range 2 {
+		if _, warned := open(prev); len(warned) != 1 || !strings.HasPrefix(warned[0], "WARN") {
+			t.Errorf("open %d of the earlier release's schema: logged %q, want one warning naming the rebuild", i+1, warned)
+		}
+	}
+	s, _ := open(prev)
+	if _, err := s.RebuildCounters(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, warned := open(prev); len(warned) > 0 {
+		t.Errorf("after the rebuild: warned %q", warned)
+	}
+}
