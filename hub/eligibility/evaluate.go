@@ -1038,7 +1038,11 @@ func (e *env) business() outcome {
 // 建制镇区户籍 (赤政发〔2016〕50号 二（一）1（1）), so a spouse registered in a
 // village is no one to join; the class is the region table's. Parents
 // and children cannot be established from the records, which carry no
-// parent links; a clerk checks those on the household register.
+// parent links; a clerk checks those on the household register. The home
+// the couple lives in is not decided: the seed's 住所 is one the person
+// actually lives in, a home whose use its owner grants included, and the
+// records do not show which home that is (nor is the spouse's housing
+// read or watched), so a met outcome names it as a fact to confirm.
 func (e *env) familyReunion() outcome {
 	f := e.f
 	if !f.married || f.spouse == "" {
@@ -1072,7 +1076,8 @@ func (e *env) familyReunion() outcome {
 		}
 		fa := fact(text, provenance(r, schemas.SecHukou))
 		if e.place.contains(addr) && class == "urban" {
-			return e.met(married, fa)
+			return e.met(married, fa, Fact{Text: "living together in a home at a town address in " + e.place.Name +
+				" (owned or rented by either spouse, or whose use its owner grants): to confirm on its title or lease"})
 		}
 		return outcome{facts: []Fact{married, fa}, missing: "a spouse registered at an urban address in " + e.place.Name}
 	}
