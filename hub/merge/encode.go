@@ -304,6 +304,7 @@ func (e *stateEncoder) points(k string, ps []point) {
 		e.optStr("a", ps[i].Code)
 		e.optStr("u", ps[i].Until)
 		e.optStr("r", ps[i].Reason)
+		e.optStr("d", ps[i].Died)
 		e.b = append(e.b, '}')
 	}
 	e.b = append(e.b, ']')

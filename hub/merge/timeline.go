@@ -33,6 +33,10 @@ type point struct {
 	Until string `json:"u,omitempty"`
 	// Reason is a cancellation's reason.
 	Reason string `json:"r,omitempty"`
+	// Died is a death certificate's date_of_death: each death on the
+	// timeline keeps its own, which the death register, holding the
+	// latest certificate only, cannot once the person has died again.
+	Died string `json:"d,omitempty"`
 }
 
 // addPoint inserts p in stamp order unless a point with its stamp is there.
@@ -63,7 +67,8 @@ func (s *State) track(ev *schemas.Event, at Stamp) {
 	case *schemas.HukouCancelledData:
 		p = point{At: at, Kind: pointCancelled, Reason: d.Reason}
 	case *schemas.DeathCertifiedData:
-		p = point{At: at, Kind: pointDied}
+		s.keepDeathDate()
+		p = point{At: at, Kind: pointDied, Died: d.DateOfDeath}
 	case *schemas.ResidencePermitIssuedData:
 		s.PermitLine = addPoint(s.PermitLine, point{At: at, Kind: pointPermit, Code: d.CityCode, Until: d.ValidUntil})
 		return
@@ -115,37 +120,60 @@ func (s *State) Registrations() []hub.Interval {
 
 // deathDayAt is the day from which the death certified at HukouLine[i],
 // the first certificate since the registration before it, ends the
-// person's timelines: the certified date of death of the latest
-// certificate (so a correction counts) when that certificate is of this
-// death, that is no registration restored the hukou between the two; but
+// person's timelines: the certified date of death of this death's latest
+// certificate (so a correction counts), the certificates of one death
+// being those up to the next registration, which restores the hukou; but
 // no later than the day the first certificate took effect, from which
-// death was on record (that day when the date is unusable). A date of
-// death before the registration stamped before the certificate ends the
-// count there too: the certificate keeps the person deceased (Status),
-// so that registration, of someone already dead, counts for nothing.
-// The date comes from the death register rather than the
-// timeline point, so states stored before this rule need no migration,
-// only their counters recounting.
+// death was on record (that day when the date is unusable). Each death
+// keeps its own date, so a later death, after a restoration, leaves an
+// earlier one's end where it was. A date of death before the registration
+// stamped before the certificate ends the count there too: the
+// certificate keeps the person deceased (Status), so that registration,
+// of someone already dead, counts for nothing.
 func (s *State) deathDayAt(i int) string {
-	first := s.HukouLine[i].At
-	d := day(first.T)
-	if c, ok := s.Death.get(); ok && !first.After(s.Death.At) && !s.restoredBetween(first, s.Death.At) {
-		if _, err := time.Parse(time.DateOnly, c.Date); err == nil && c.Date < d {
-			d = c.Date
+	d := day(s.HukouLine[i].At.T)
+	latest := i
+	for j := i + 1; j < len(s.HukouLine) && s.HukouLine[j].Kind != pointRegistered; j++ {
+		if s.HukouLine[j].Kind == pointDied {
+			latest = j
+		}
+	}
+	if c := s.certifiedDate(s.HukouLine[latest]); c < d {
+		if _, err := time.Parse(time.DateOnly, c); err == nil {
+			d = c
 		}
 	}
 	return d
 }
 
-// restoredBetween reports whether a registration on the timeline is
-// stamped after from and before to.
-func (s *State) restoredBetween(from, to Stamp) bool {
-	for _, p := range s.HukouLine {
-		if p.Kind == pointRegistered && p.At.After(from) && to.After(p.At) {
-			return true
+// certifiedDate is the date of death of certificate point p. States
+// stored before points carried it have it only in the death register,
+// when p is the latest certificate; "" otherwise, and such a death ends
+// on its first certificate's day, as it did when they were stored.
+func (s *State) certifiedDate(p point) string {
+	if p.Died != "" {
+		return p.Died
+	}
+	if c, ok := s.Death.get(); ok && s.Death.At.Src == p.At.Src && s.Death.At.ID == p.At.ID {
+		return c.Date
+	}
+	return ""
+}
+
+// keepDeathDate writes the death register's date of death into its
+// certificate's point, if that point was stored before points carried
+// it: a later certificate is about to replace the register, and the
+// earlier death must keep its date.
+func (s *State) keepDeathDate() {
+	c, ok := s.Death.get()
+	if !ok {
+		return
+	}
+	for i := range s.HukouLine {
+		if p := &s.HukouLine[i]; p.Kind == pointDied && p.Died == "" && p.At.Src == s.Death.At.Src && p.At.ID == s.Death.At.ID {
+			p.Died = c.Date
 		}
 	}
-	return false
 }
 
 // endBy cuts steps (in day order) at day d: the steps of d and later give

@@ -161,3 +161,90 @@ func keptOver(batches [][]hub.Input) (stats.Acc, map[citizenid.ID]*merge.State) 
 	}
 	return kept, states
 }
+
+// TestPersonEachDeathEndsOnItsDate: a person who dies, has the hukou
+// restored and dies again leaves the counts on each death's own certified
+// date of death, so a count already published for a day after the first
+// death does not change when the second death arrives. A correction of
+// the first death, certified before the restoration, moves that death's
+// date. Late and out-of-order arrivals give the counters of the final
+// state counted afresh.
+func TestPersonEachDeathEndsOnItsDate(t *testing.T) {
+	p := storetest.ValidID(77)
+	cst := time.FixedZone("CST", 8*3600)
+	at := func(date string) time.Time {
+		d, err := time.ParseInLocation(time.DateOnly, date, cst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.Add(9 * time.Hour)
+	}
+	reg := func(id, date, reason string) hub.Input {
+		return storetest.Event(t, schemas.HukouRegistered, p, id, at(date), schemas.HukouRegisteredData{
+			Name: "李四", Gender: p.Gender(), BirthDate: p.BirthDate().Format(time.DateOnly), Ethnicity: "01",
+			AddressCode: "230124100011", HouseholdID: "H6", Reason: reason})
+	}
+	death := func(id, certified, died string) hub.Input {
+		return storetest.Event(t, schemas.DeathCertified, p, id, at(certified), schemas.DeathCertifiedData{
+			DateOfDeath: died, CertificateNo: "D-" + id})
+	}
+	issue := func(id, date string) hub.Input {
+		return storetest.Event(t, schemas.ResidencePermitIssued, p, id, at(date), schemas.ResidencePermitIssuedData{
+			CityCode: "230100", AddressCode: "230102001001", Basis: "employment", ValidUntil: "2030-12-31"})
+	}
+	born, restored := reg("r1", "2020-01-01", "birth"), reg("r2", "2023-09-01", "restored")
+	permit, permitAgain := issue("p1", "2021-01-01"), issue("p2", "2023-10-01")
+	first := death("d1", "2023-06-01", "2023-01-10")
+	corrected := death("d1c", "2023-07-01", "2023-01-05")
+	second := death("d2", "2026-11-01", "2026-10-01")
+	type counts struct{ registered, permits int64 } // in 方正县 230124, and Harbin's permit holders
+	firstDeath := map[string]counts{"2023-01-09": {1, 1}, "2023-01-10": {}, "2023-05-31": {}, "2023-06-01": {},
+		"2023-09-01": {1, 0}, "2023-10-01": {1, 1}, "2026-09-30": {1, 1}, "2026-10-01": {}}
+	correctedDeath := map[string]counts{"2023-01-04": {1, 1}, "2023-01-05": {}, "2023-01-10": {}, "2023-05-31": {},
+		"2023-09-01": {1, 0}, "2023-10-01": {1, 1}, "2026-10-01": {}}
+	tests := []struct {
+		name    string
+		batches [][]hub.Input
+		want    map[string]counts // at the end of each day
+	}{
+		{"the second death arrives last", [][]hub.Input{{born, permit, first, restored, permitAgain}, {second}}, firstDeath},
+		{"the second death arrives first", [][]hub.Input{{born, permit}, {second}, {first}, {restored, permitAgain}}, firstDeath},
+		{"the restoration arrives last", [][]hub.Input{{born, permit, permitAgain}, {second}, {first}, {restored}}, firstDeath},
+		{"the first death arrives last", [][]hub.Input{{born, permit, restored, permitAgain, second}, {first}}, firstDeath},
+		{"a correction of the first death after the second", [][]hub.Input{{born, permit, first, restored, permitAgain}, {second}, {corrected}},
+			correctedDeath},
+		{"a correction of the first death before it", [][]hub.Input{{born, permit, restored, permitAgain}, {corrected}, {second}, {first}},
+			correctedDeath},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			kept, states := keptOver(tc.batches)
+			for day, want := range tc.want {
+				if got := (counts{registeredIn(t, kept, "230124", day), permitHolders(t, kept, "2301", day)}); got != want {
+					t.Errorf("registered in 230124 and Harbin's permit holders at the end of %s: %v, want %v", day, got, want)
+				}
+			}
+			afresh := stats.Acc{}
+			afresh.Person(nil, states[p], stats.UrbanByCode)
+			if got, want := kept.Deltas(), afresh.Deltas(); !slices.Equal(got, want) {
+				t.Errorf("counters kept batch by batch %v, counted afresh %v", got, want)
+			}
+		})
+	}
+}
+
+// registeredIn is the registered population of region at the end of day.
+func registeredIn(t *testing.T, acc stats.Acc, region, day string) int64 {
+	t.Helper()
+	rs, err := stats.AsOf(day)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for k, v := range acc {
+		if k.Region == region && k.Class != stats.Permit && stats.In(k.Bucket, rs) {
+			n += v
+		}
+	}
+	return n
+}
