@@ -20,13 +20,21 @@ import (
 // links, so relations other than the spouse are presumed from what the
 // records hold: a member of the applicant's household (same
 // Hukou.HouseholdID, which also stands for 共同居住生活, living together)
-// born 15 to 35 years after the applicant is presumed a child, 36 or more
-// years after a grandchild, and 15 or more years before a parent; a
-// member of the spouse's household born 15 or more years before the spouse
-// is presumed a parent of the spouse. Minor means under 18 on the
-// evaluation day; unmarried means no marriage on record. Members between
-// (siblings, others) are not listed. Basis says how each was matched, so
-// that a clerk confirms it on the household register.
+// born 15 to 35 years after the applicant is presumed a child, and 15 or
+// more years before a parent; a member of the spouse's household born 15
+// or more years before the spouse is presumed a parent of the spouse. A
+// member born 36 or more years after the applicant may be a child of an
+// older parent or a grandchild: under a policy that names grandchildren
+// (Chifeng's 孙子女) they are listed as a grandchild, under one that names
+// only children as a child, within the policy's age or marital limit,
+// with a basis saying which two it may be; never left out. Minor means
+// under 18 on the evaluation day; unmarried means no marriage on record.
+// Members between (siblings, others) are not listed. Basis says how each
+// was matched, so that a clerk confirms it on the household register.
+//
+// The hukou registration's relation (to the head of household) is not
+// used: the golden record does not keep it, and a decision for today
+// reads relatives' records without their histories.
 type FamilyMember struct {
 	CitizenID citizenid.ID `json:"citizen_id"`
 	Name      string       `json:"name,omitempty"`
@@ -173,12 +181,19 @@ func familyOf(p *Policy, applicant *hub.Record, f *facts, family []hub.Record) [
 			age := yearsBetween(rb, f.asOf)
 			unmarried := r.Marital == nil || r.Marital.Status == codes.MaritalUnmarried
 			basis := fmt.Sprintf("same household, born %d years %s the applicant", abs(gap), map[bool]string{true: "after", false: "before"}[gap >= 0])
-			// A grandchild is never a child: where the policy does not
-			// name grandchildren, one is not listed at all.
-			child := gap >= generationYears && gap < grandGenerationYears
+			// Born two generations' gap after: a grandchild where the
+			// policy names grandchildren; elsewhere a child of an older
+			// parent as likely, listed as one for a clerk to confirm
+			// rather than dropped.
+			child := gap >= generationYears
+			if gap >= grandGenerationYears {
+				if allows("grandchildren") {
+					add("grandchild", basis)
+					continue
+				}
+				basis = fmt.Sprintf("same household, born %d years after the applicant: a child or a grandchild, to confirm on the register", gap)
+			}
 			switch {
-			case gap >= grandGenerationYears && allows("grandchildren"):
-				add("grandchild", basis)
 			case child && allows("children"):
 				add("child", basis)
 			case child && age < adultAge && allows("minor_children"):
