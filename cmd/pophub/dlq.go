@@ -183,7 +183,8 @@ func printRecord(out io.Writer, r dlq.Record, reveal bool) {
 	}
 	fmt.Fprintln(out, "value:")
 	var pretty bytes.Buffer
-	if json.Valid(r.Value) && utf8.Valid(r.Value) && json.Indent(&pretty, r.Value, "  ", "  ") == nil {
+	// Trailing white space (a value ending in CRLF) is not the value's.
+	if json.Valid(r.Value) && utf8.Valid(r.Value) && json.Indent(&pretty, bytes.TrimRight(r.Value, " \t\r\n"), "  ", "  ") == nil {
 		fmt.Fprintf(out, "  %s\n", mask(escapeControls(pretty.String())))
 	} else {
 		fmt.Fprintf(out, "  %s (not JSON)\n", mask(printable(r.Value)))
@@ -263,17 +264,23 @@ func printReplay(out io.Writer, res dlq.ReplayResult) {
 }
 
 // printable shows bytes as text when they are valid UTF-8 without control
-// characters, quoted otherwise. Everything `dlq list`, `show` and `replay`
-// print from a record goes through it (or text): a department fills the
-// record's headers, names and values alike, and a raw escape sequence
-// would run in the operator's terminal.
+// characters or bidirectional formatting, quoted otherwise. Everything
+// `dlq list`, `show` and `replay` print from a record goes through it (or
+// text): a department fills the record's headers, names and values alike,
+// and a raw escape sequence would run in the operator's terminal, a bidi
+// override reorder what it shows. Other text, Chinese with its full-width
+// spaces included, is shown as it is.
 func printable(b []byte) string {
 	s := string(b)
-	if q := strconv.Quote(s); q[1:len(q)-1] != s {
-		return q
+	if !utf8.ValidString(s) || strings.IndexFunc(s, unsafeToShow) >= 0 {
+		return strconv.Quote(s)
 	}
 	return s
 }
+
+// unsafeToShow reports whether r must not reach a terminal raw: a control
+// character, or a bidirectional control that reorders the text around it.
+func unsafeToShow(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) }
 
 // escapeControls writes the control characters of indented JSON, but its
 // line breaks, as \u escapes: valid JSON may hold DEL and the C1 controls
@@ -282,7 +289,7 @@ func printable(b []byte) string {
 func escapeControls(s string) string {
 	var b strings.Builder
 	for _, c := range s {
-		if unicode.IsControl(c) && c != '\n' {
+		if unsafeToShow(c) && c != '\n' {
 			fmt.Fprintf(&b, `\u%04x`, c)
 			continue
 		}

@@ -115,3 +115,41 @@ func TestDLQPrintReplayClaim(t *testing.T) {
 		})
 	}
 }
+
+// TestDLQPrintKeepsText: what is only text (Chinese with its full-width
+// spaces, quotation marks) is printed as it is; a bidi override, which
+// would reorder what the operator reads, is quoted like a control
+// character; a JSON value's trailing line break is not shown as \u000d.
+func TestDLQPrintKeepsText(t *testing.T) {
+	tests := []struct {
+		name    string
+		rec     dlq.Record
+		want    []string
+		wantNot []string
+	}{
+		{"full-width space", dlq.Record{Error: "invalid_data: 北京市　朝阳区 is not an address code"},
+			[]string{"北京市　朝阳区 is not an address code"}, []string{`\u3000`}},
+		{"quotation marks", dlq.Record{Field: `data."name"`}, []string{`data."name"`}, []string{`\"`}},
+		{"bidi override", dlq.Record{Error: "invalid_data: abc\u202edcba"}, []string{`\u202e`}, []string{"\u202e"}},
+		{"JSON value ending in CRLF", dlq.Record{Value: []byte("{\"name\":\"张　三\"}\r\n")},
+			[]string{`"name": "张　三"`}, []string{`\u000d`, `\r`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := tc.rec
+			rec.Partition, rec.Offset = 0, 3
+			var b bytes.Buffer
+			printRecord(&b, rec, true)
+			for _, w := range tc.want {
+				if !strings.Contains(b.String(), w) {
+					t.Errorf("output does not hold %q:\n%s", w, b.String())
+				}
+			}
+			for _, w := range tc.wantNot {
+				if strings.Contains(b.String(), w) {
+					t.Errorf("output holds %q:\n%s", w, b.String())
+				}
+			}
+		})
+	}
+}

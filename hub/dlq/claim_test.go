@@ -22,6 +22,9 @@ type rejecting struct {
 	addr     string
 	send     func(topic string, msgs ...kafka.Message)
 	rejected func(n int64)
+	// deleteBefore deletes a DLQ partition's records before an offset,
+	// as an operator does with kafka-delete-records.sh.
+	deleteBefore func(partition int, offset int64)
 }
 
 func startRejecting(t *testing.T) rejecting {
@@ -72,7 +75,13 @@ func startRejecting(t *testing.T) rejecting {
 			}
 		}
 	}
-	return rejecting{addr: k.Addr(), send: send, rejected: rejected}
+	deleteBefore := func(partition int, offset int64) {
+		t.Helper()
+		if err := k.Cluster().DeleteRecords(schemas.DLQTopic, int32(partition), offset); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return rejecting{addr: k.Addr(), send: send, rejected: rejected, deleteBefore: deleteBefore}
 }
 
 // TestForgedReplayClaim: a department sends a record of its own with a
@@ -166,5 +175,56 @@ func TestForgedReplayClaim(t *testing.T) {
 	renamed := []kafka.Header{origin, {Key: "orig-" + dlq.HeaderReplayOf, Value: claim.Value}}
 	if r := recs[i]; r.ReplayClaim != "" || !slices.EqualFunc(r.Headers, renamed, sameHeader) {
 		t.Errorf("the forged record's replay rejected: claim %q, headers %v; want no claim, headers %v", r.ReplayClaim, r.Headers, renamed)
+	}
+}
+
+// TestReplayOfDeletedRecord: once the operator has deleted a replayed DLQ
+// record, its replay rejected again is still a replay, by the ledger's
+// entry and the digest of what was sent; a department's claim naming the
+// deleted record, with another value, is still only a claim.
+func TestReplayOfDeletedRecord(t *testing.T) {
+	env := startRejecting(t)
+	marriage := schemas.Topic(schemas.Marriage)
+	c, err := dlq.New(dlq.Config{Brokers: []string{env.addr}, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.send(marriage, kafka.Message{Key: []byte(idA), Value: []byte("not json")})
+	env.rejected(1)
+	recs, err := c.Records(ctx(t), dlq.Filter{})
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("DLQ records %+v, %v; want one", recs, err)
+	}
+	first := recs[0]
+	if _, err := c.Replay(ctx(t), dlq.Selection{IDs: []dlq.ID{first.ID}}, false); err != nil {
+		t.Fatal(err)
+	}
+	env.rejected(2)
+	claim := kafka.Header{Key: dlq.HeaderReplayOf, Value: []byte(first.ID.String())}
+	env.send(marriage, kafka.Message{Key: []byte(idA), Value: []byte("junk of its own"), Headers: []kafka.Header{claim}})
+	env.rejected(3)
+	env.deleteBefore(first.ID.Partition, first.ID.Offset+1)
+
+	recs, err = c.Records(ctx(t), dlq.Filter{})
+	if err != nil || len(recs) != 2 {
+		t.Fatalf("DLQ records %+v, %v; want the two after the deleted one", recs, err)
+	}
+	for _, r := range recs {
+		shown, err := c.Record(ctx(t), r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, r := range map[string]dlq.Record{"Records": r, "Record": shown} {
+			switch string(r.Value) {
+			case "not json":
+				if r.ReplayOf != first.ID.String() || r.ReplayClaim != "" || len(r.Headers) != 0 {
+					t.Errorf("%s: the replay of the deleted %s: replay of %q, claim %q, headers %v; want a replay", name, first.ID, r.ReplayOf, r.ReplayClaim, r.Headers)
+				}
+			default:
+				if r.ReplayOf != "" || r.ReplayClaim != first.ID.String() {
+					t.Errorf("%s: the department's claim: replay of %q, claim %q; want only the claim", name, r.ReplayOf, r.ReplayClaim)
+				}
+			}
+		}
 	}
 }

@@ -397,7 +397,10 @@ func (c *Client) confirmReplays(ctx context.Context, spans map[int]Span, recs []
 		x, ok := have[id]
 		if !ok {
 			if _, err := resolve(id, spans); err != nil {
-				continue // not in the DLQ (any more): nothing to confirm it by
+				// Not in the DLQ any more (an operator deleted it):
+				// the ledger's entry alone confirms it.
+				d.confirmGone(r, id)
+				continue
 			}
 			xs, err := c.records(ctx, spans, []ID{id})
 			if err != nil {
@@ -425,15 +428,36 @@ func (d replayed) confirm(r *Record, x Record) {
 		}
 		if (strings.Contains(r.Dropped, "key") || string(r.Key) == string(x.Key)) &&
 			(strings.Contains(r.Dropped, "value") || string(r.Value) == string(x.Value)) {
-			i := slices.IndexFunc(r.Headers, func(h kafka.Header) bool {
-				return h.Key == HeaderReplayOf && string(h.Value) == r.ReplayClaim
-			})
-			if i >= 0 {
-				r.Headers = slices.Delete(slices.Clone(r.Headers), i, i+1)
-			}
-			r.ReplayOf, r.ReplayClaim = r.ReplayClaim, ""
+			r.confirmClaim()
 		}
 	}
+}
+
+// confirmGone is confirm for a claimed DLQ record no longer in the DLQ,
+// by the ledger's entry alone: it names r's topic and, where it records
+// the digest of the key and value Replay sent (entries from when it was
+// recorded on), that is r's. An entry without one confirms by the topic:
+// the key and value are gone with the record.
+func (d replayed) confirmGone(r *Record, id ID) {
+	if d.topics[id.String()] != r.Topic {
+		return
+	}
+	if sum := d.sums[id.String()]; sum != "" && r.Dropped == "" && sum != replaySum(r.Key, r.Value) {
+		return
+	}
+	r.confirmClaim()
+}
+
+// confirmClaim makes r's replay claim its ReplayOf and drops the header
+// that carried it.
+func (r *Record) confirmClaim() {
+	i := slices.IndexFunc(r.Headers, func(h kafka.Header) bool {
+		return h.Key == HeaderReplayOf && string(h.Value) == r.ReplayClaim
+	})
+	if i >= 0 {
+		r.Headers = slices.Delete(slices.Clone(r.Headers), i, i+1)
+	}
+	r.ReplayOf, r.ReplayClaim = r.ReplayClaim, ""
 }
 
 // Filter selects records by source and reason; empty fields match all.

@@ -2,6 +2,9 @@ package dlq
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -58,10 +61,27 @@ type ReplayResult struct {
 // copy of it is not replayed again; entries written before they were
 // recorded lack them.
 type ledgerEntry struct {
-	Topic      string    `json:"topic"`
-	Partition  *int      `json:"partition,omitempty"`
-	Offset     *int64    `json:"offset,omitempty"`
+	Topic     string `json:"topic"`
+	Partition *int   `json:"partition,omitempty"`
+	Offset    *int64 `json:"offset,omitempty"`
+	// Sum is the digest of the key and value sent (replaySum), by which a
+	// replay rejected again is told from a department's claim once the
+	// DLQ record it replayed has been deleted; entries written before it
+	// was recorded lack it.
+	Sum        string    `json:"sum,omitempty"`
 	ReplayedAt time.Time `json:"replayed_at"`
+}
+
+// replaySum is the digest of a record's key and value that the ledger
+// keeps: no personal data, only enough to recognise the record again.
+func replaySum(key, value []byte) string {
+	h := sha256.New()
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(len(key)))
+	h.Write(n[:])
+	h.Write(key)
+	h.Write(value)
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // replayed is what the ledger says was replayed: DLQ record IDs, the
@@ -69,6 +89,7 @@ type ledgerEntry struct {
 type replayed struct {
 	ids     map[string]bool
 	topics  map[string]string // by DLQ record ID; absent for an entry not naming it
+	sums    map[string]string // by DLQ record ID; absent for an entry without one
 	origins map[Origin]bool
 }
 
@@ -311,7 +332,7 @@ func (c *Client) ledger(ctx context.Context) (replayed, error) {
 // value does not name an origin (an older one, or not JSON) still names
 // its DLQ record.
 func ledgerOf(entries map[string][]byte) replayed {
-	d := replayed{ids: map[string]bool{}, topics: map[string]string{}, origins: map[Origin]bool{}}
+	d := replayed{ids: map[string]bool{}, topics: map[string]string{}, sums: map[string]string{}, origins: map[Origin]bool{}}
 	for id, v := range entries {
 		d.ids[id] = true
 		var e ledgerEntry
@@ -319,6 +340,9 @@ func ledgerOf(entries map[string][]byte) replayed {
 			continue
 		}
 		d.topics[id] = e.Topic
+		if e.Sum != "" {
+			d.sums[id] = e.Sum
+		}
 		if e.Partition != nil && e.Offset != nil {
 			d.origins[Origin{Topic: e.Topic, Partition: *e.Partition, Offset: *e.Offset}] = true
 		}
@@ -350,7 +374,7 @@ func (c *Client) record(ctx context.Context, recs []Record) error {
 	now := time.Now().UTC()
 	msgs := make([]kafka.Message, len(recs))
 	for i, r := range recs {
-		e := ledgerEntry{Topic: r.Topic, ReplayedAt: now}
+		e := ledgerEntry{Topic: r.Topic, Sum: replaySum(r.Key, r.Value), ReplayedAt: now}
 		if o, ok := r.Origin(); ok {
 			e.Partition, e.Offset = &o.Partition, &o.Offset
 		}
