@@ -44,7 +44,11 @@ boundary; moves within it need no transfer) and stop_benefits. It also follows t
 changes in the region (pop.changed.<region>.status, the status section only): a person
 active again after a death (a hukou restored) has their open stop_benefits task cancelled
 (status cancelled, with cancel_reason; completing it is refused) and a done one flagged
-with reactivated_at for review. With --hub, the first start
+with reactivated_at for review. A person whose hukou moved out of the region on or before
+the death (the move may arrive after the death, which the hub then announces again in the
+county moved to) has their open stop_benefits task cancelled likewise, naming that county,
+and a done one flagged with moved_out_at for review: the bureau of the county moved to
+stops the benefits. With --hub, the first start
 bootstraps the roster from the hub's snapshot of the region and continues with the
 notifications after it; otherwise it starts at --start. Tasks are listed at GET /tasks and
 completed with POST /tasks/{id}/complete or "pophub si-subscriber complete TASK", which
@@ -58,6 +62,7 @@ GET /tasks answers a JSON array of tasks in id order, one page at a time: at mos
 tasks (default %d, at most %d) whose id is above after. Parameters: status=open|done|cancelled,
 citizen_id=ID, corrected=true (stop_benefits tasks whose date of death was corrected after
 completion), reactivated=true (stop_benefits tasks whose person became active again),
+moved_out=true (stop_benefits tasks whose person moved out of the region before the death),
 after=ID, limit=N. POST /tasks/{id}/complete answers 409 for a cancelled task. A full page carries a header Link: <...>; rel="next", the same
 request with after= the page's last id; follow it until an answer has no Link. A
 stop_benefits task shows date_of_death (the one its completion reported once done) and

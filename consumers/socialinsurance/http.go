@@ -74,7 +74,7 @@ func newMetrics() (*metricsHandler, error) {
 
 // Handler serves the service's HTTP API:
 //
-//	GET  /tasks?status=open|done|cancelled&citizen_id=…&corrected=true&reactivated=true&after=ID&limit=N
+//	GET  /tasks?status=open|done|cancelled&citizen_id=…&corrected=true&reactivated=true&moved_out=true&after=ID&limit=N
 //	                                                              JSON array of tasks, in id order
 //	POST /tasks/{id}/complete                                     publish the completion, mark done
 //	GET  /healthz                                                 200 when the database answers and the subscriber consumes
@@ -87,7 +87,8 @@ func newMetrics() (*metricsHandler, error) {
 // page for the whole list. The answer stays a bare array, as before paging
 // was announced. corrected=true lists only the tasks with a corrected date
 // of death, reactivated=true only those whose person became active again
-// (the cancelled ones, and the done ones to review).
+// (the cancelled ones, and the done ones to review), moved_out=true only
+// those whose person moved out of the region before the death (likewise).
 //
 // POST /tasks/{id}/complete answers 409 for a cancelled task, with the
 // reason, and publishes nothing.
@@ -160,6 +161,14 @@ func (s *Service) listTasks(w http.ResponseWriter, r *http.Request) {
 		f.Reactivated = true
 	default:
 		http.Error(w, "reactivated: want true", http.StatusBadRequest)
+		return
+	}
+	switch q.Get("moved_out") {
+	case "":
+	case "true":
+		f.MovedOut = true
+	default:
+		http.Error(w, "moved_out: want true", http.StatusBadRequest)
 		return
 	}
 	f.Limit = DefaultTaskLimit

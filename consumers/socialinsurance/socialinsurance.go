@@ -17,7 +17,19 @@
 //     cancelled, not completable, and a done one is flagged for review
 //     (Task.ReactivatedAt), since the hub already holds a termination of
 //     a living person's insurances. A later death reopens a cancelled
-//     task.
+//     task;
+//   - the person of a stop_benefits task moved out of the region on or
+//     before the death (a transfer_out whose move took effect not after
+//     the death's time, with no transfer_in after it; the move may
+//     arrive after the death): one insurance relationship is held in one
+//     place, and the hub announces the death again in the county moved
+//     to, whose bureau stops the benefits. The open task is cancelled,
+//     not completable, naming that county, and a done one is flagged for
+//     review (Task.MovedOutAt). A move back into the region before the
+//     death (a transfer_in) undoes that. The transfer tasks decide it,
+//     whatever order the move and the death arrive in; a move after the
+//     death leaves the task as it is, as the hub leaves the death where
+//     it happened.
 //
 // So a notification gives at most one task. A transfer task's natural key
 // is (change_id, kind), so a repeat delivery creates nothing: the task and
@@ -309,6 +321,20 @@ func (h *Handler) Handle(ctx context.Context, d *sdk.Delivery) error {
 		// The termination is at the hub already: only the bureau can undo it.
 		h.log.Warn("person active again after their stop_benefits task was completed: review the termination (GET /tasks?reactivated=true)",
 			"citizen_id", d.CitizenID, "change_id", d.ChangeID, "tasks", res.flagged)
+	}
+	for _, m := range res.movedOut {
+		if m.status == StatusDone {
+			// The termination is at the hub already, by the wrong bureau.
+			h.log.Warn("person moved out of the region before the death their completed stop_benefits task ended: review the termination (GET /tasks?moved_out=true)",
+				"citizen_id", d.CitizenID, "change_id", d.ChangeID, "task", m.id)
+			continue
+		}
+		h.log.Info("person moved out of the region before the death: stop_benefits task left to the county moved to",
+			"citizen_id", d.CitizenID, "change_id", d.ChangeID, "task", m.id, "status", m.status)
+	}
+	if res.movedBack > 0 {
+		h.log.Info("person moved back into the region before the death: stop_benefits task no longer moved out",
+			"citizen_id", d.CitizenID, "change_id", d.ChangeID)
 	}
 	return nil
 }

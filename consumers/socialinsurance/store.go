@@ -26,12 +26,15 @@ const (
 	StopBenefits = "stop_benefits"
 )
 
-// Task statuses. A cancelled task is a stop_benefits task whose person
-// became active again (a hukou restored after a cancellation for death)
-// before it was completed: completing it would terminate a living
-// person's insurances, so Complete refuses it (ErrTaskCancelled). A death
-// newer than the restoration reopens a cancelled or done task (see
-// Store.apply).
+// Task statuses. A cancelled task is a stop_benefits task that must not
+// be completed: its person became active again (a hukou restored after a
+// cancellation for death), and completing it would terminate a living
+// person's insurances; or their hukou moved out of the region on or
+// before the death, so the bureau of the county they moved to holds the
+// insurance relationship and stops the benefits. Complete refuses it
+// (ErrTaskCancelled). A death newer than the restoration reopens a
+// cancelled or done task, and a move back into the region before the
+// death reopens the task the move out cancelled (see Store.apply).
 const (
 	StatusOpen      = "open"
 	StatusDone      = "done"
@@ -54,11 +57,12 @@ var ErrTaskCancelled = errors.New("task cancelled")
 // GET /tasks and the complete command answer it, is {id, kind, citizen_id,
 // change_id, from_region, to_region, date_of_death,
 // corrected_date_of_death, changed_at, created_at, status, cancel_reason,
-// reactivated_at}; changed_at is absent for tasks recorded before it was
+// reactivated_at, moved_out_at}; changed_at is absent for tasks recorded before it was
 // kept, the dates of death (YYYY-MM-DD) when there is none: a transfer's,
 // a death notification without one, or no correction; cancel_reason
-// unless the task is cancelled, and reactivated_at unless the person
-// became active again.
+// unless the task is cancelled, reactivated_at unless the person became
+// active again, and moved_out_at unless they moved out of the region
+// before the death.
 type Task struct {
 	ID         int64        `json:"id"`
 	Kind       string       `json:"kind"`
@@ -93,6 +97,16 @@ type Task struct {
 	// restoration (the task is then cancelled from the start), and again
 	// once a death newer than the reactivation reopens the task.
 	ReactivatedAt time.Time `json:"reactivated_at,omitzero"`
+	// MovedOutAt is when the person of a stop_benefits task moved out of
+	// the region on or before the death (the changed_at of the latest
+	// transfer_out not after the death's time, with no transfer_in after
+	// it): one insurance relationship is held in one place, and the hub
+	// announces the death again in the county they moved to, whose bureau
+	// stops the benefits. Set on the open task it cancelled, and on a
+	// done one, whose termination the hub already holds, for the bureau
+	// to review (migration 0007). Zero when the person's hukou was in the
+	// region at the death, as far as the bureau's transfer tasks tell.
+	MovedOutAt time.Time `json:"moved_out_at,omitzero"`
 	// inFlight is the completion published but not yet marked done
 	// (migration 0006); nil when none.
 	inFlight *publication
@@ -176,14 +190,39 @@ type applied struct {
 	created   bool    // a task was created
 	cancelled int64   // open tasks cancelled by a reactivation
 	flagged   []int64 // done tasks flagged by a reactivation
+	// movedOut are the stop_benefits tasks whose person turned out to
+	// have moved out of the region before the death: cancelled (open
+	// ones) or flagged (done ones) by this notification.
+	movedOut []movedOut
+	// movedBack counts stop_benefits tasks a move back into the region
+	// before the death reopened or unflagged.
+	movedBack int64
 }
 
-// reasonReactivated is why a stop_benefits task is cancelled.
+// movedOut is a stop_benefits task settled by a move out of the region
+// before the death: its id and status after (cancelled, or done and
+// flagged).
+type movedOut struct {
+	id     int64
+	status string
+}
+
+// reasonReactivated is why a stop_benefits task is cancelled when its
+// person became active again.
 const reasonReactivated = "the person is active again (hukou restored) after the death: completing the task would terminate a living person's insurances"
 
-// apply records a notification in one statement, hence one transaction:
-// the task (if any), the reactivation (if any) and the roster row. A
-// repeat changes nothing more.
+// reasonMovedOut is why a stop_benefits task is cancelled when its person
+// moved out of the region before the death, formatted (SQL format) with
+// the county moved to.
+const reasonMovedOut = "the hukou moved to %s on or before the death: the death is announced there, and that county's bureau, which holds the insurance relationship, stops the benefits"
+
+// apply records a notification in one transaction: the task (if any),
+// the reactivation (if any) and the roster row in one statement, then,
+// for a notification giving a task, the stop_benefits task's standing
+// against the moves (settleMovedOut). A repeat changes nothing more. The
+// transaction holds a lock on the person (an advisory lock), so that a
+// death and a move handled at once by consumers per filter each see the
+// other's task.
 //
 // A transfer task is created once per change and kind. A stop_benefits
 // task is created once per person (see migration 0003): a later death
@@ -219,7 +258,59 @@ const reasonReactivated = "the person is active again (hukou restored) after the
 // not the latest notification's. An address whose time is unknown (from
 // the snapshot) gives way to any newer version.
 func (s *Store) apply(ctx context.Context, c change) (applied, error) {
-	const q = `WITH t AS (
+	t := c.task
+	var created, updated int64
+	var res applied
+	changedAt := pgtype.Timestamptz{Time: t.ChangedAt, Valid: !t.ChangedAt.IsZero()}
+	at := pgtype.Timestamptz{Time: c.at, Valid: !c.at.IsZero()}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		b.Queue(`SELECT pg_advisory_xact_lock(hashtext('pophub-si-person'), hashtext($1))`, string(c.citizenID))
+		b.Queue(applyQuery, t.Kind, string(c.citizenID), t.ChangeID, c.version, t.FromRegion, t.ToRegion, t.DateOfDeath,
+			c.address, c.status, changedAt, c.reactivated, at, reasonReactivated)
+		if t.Kind != "" {
+			b.Queue(settleMovedOut, string(c.citizenID), reasonReactivated, reasonMovedOut)
+		}
+		br := tx.SendBatch(ctx, b)
+		defer br.Close()
+		if _, err := br.Exec(); err != nil {
+			return err
+		}
+		if err := br.QueryRow().Scan(&created, &res.cancelled, &res.flagged, &updated); err != nil {
+			return err
+		}
+		if t.Kind == "" {
+			return br.Close()
+		}
+		rows, err := br.Query()
+		if err != nil {
+			return err
+		}
+		var id int64
+		var status string
+		var moved bool
+		if _, err := pgx.ForEachRow(rows, []any{&id, &status, &moved}, func() error {
+			if moved {
+				res.movedOut = append(res.movedOut, movedOut{id: id, status: status})
+			} else {
+				res.movedBack++
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		return br.Close()
+	})
+	if err != nil {
+		return applied{}, fmt.Errorf("recording notification: %w", err)
+	}
+	res.created = created > 0
+	return res, nil
+}
+
+// applyQuery records a notification's task, reactivation and roster row
+// (see Store.apply).
+const applyQuery = `WITH t AS (
 	INSERT INTO tasks (kind, citizen_id, change_id, version, from_region, to_region, date_of_death, changed_at)
 	SELECT $1::text, $2::text, $3::text, $4::bigint, $5::text, $6::text, $7::text, $10::timestamptz
 	WHERE $1::text <> '' AND $1::text <> 'stop_benefits'
@@ -277,20 +368,56 @@ SELECT (SELECT count(*) FROM t) + (SELECT count(*) FROM s WHERE inserted),
 	(SELECT count(*) FROM r WHERE status = 'cancelled'),
 	coalesce((SELECT array_agg(id ORDER BY id) FROM r WHERE status = 'done'), '{}'),
 	(SELECT count(*) FROM u)`
-	t := c.task
-	var created, updated int64
-	var res applied
-	changedAt := pgtype.Timestamptz{Time: t.ChangedAt, Valid: !t.ChangedAt.IsZero()}
-	at := pgtype.Timestamptz{Time: c.at, Valid: !c.at.IsZero()}
-	err := s.pool.QueryRow(ctx, q, t.Kind, string(c.citizenID), t.ChangeID, c.version, t.FromRegion, t.ToRegion, t.DateOfDeath,
-		c.address, c.status, changedAt, c.reactivated, at, reasonReactivated).
-		Scan(&created, &res.cancelled, &res.flagged, &updated)
-	if err != nil {
-		return applied{}, fmt.Errorf("recording notification: %w", err)
-	}
-	res.created = created > 0
-	return res, nil
-}
+
+// settleMovedOut sets a person's ($1) stop_benefits task against the
+// person's moves across the region's boundary, the transfer tasks: one
+// insurance relationship is held in one place, and a person whose hukou
+// was outside the region when they died (the latest transfer not after
+// the death's time, changed_at, is a transfer_out) died in the county
+// they moved to, where the hub announces the death again. The task then
+// records that move's time in moved_out_at: an open task is cancelled
+// with the reason $3 (formatted with the county), a done one stays done,
+// flagged for review, and a cancelled one stays cancelled. The time
+// compared is the death's, as the hub does when it announces the death
+// again (a move "on or before the death" is one not after the death's
+// time). A task whose person was in the region at the death (no
+// transfer before it, or a transfer_in last) clears moved_out_at, and
+// the task the move out cancelled opens again, unless its person became
+// active again since (reactivated_at), which keeps it cancelled for that
+// reason ($2); a task cancelled for a reactivation alone keeps its
+// reason. It depends only on the tasks, not on the order they were
+// recorded in, so the move and the death in either order, repeated or
+// not, settle the task alike. It answers the tasks it changed: id,
+// status and whether moved out.
+//
+// The SET expressions read the task's row as it is when updated, so a
+// completion marking it done in between (markDone, which takes no lock)
+// is kept and flagged rather than overwritten.
+const settleMovedOut = `WITH w AS (
+	SELECT k.id, m.changed_at AS moved_at, m.to_region
+	FROM tasks k LEFT JOIN LATERAL (
+		SELECT x.kind, x.to_region, x.changed_at FROM tasks x
+		WHERE x.citizen_id = k.citizen_id AND x.kind IN ('transfer_out', 'transfer_in') AND x.changed_at <= k.changed_at
+		ORDER BY x.changed_at DESC, x.version DESC, x.id DESC LIMIT 1
+	) m ON m.kind = 'transfer_out'
+	WHERE k.citizen_id = $1::text AND k.kind = 'stop_benefits' AND k.duplicate_of IS NULL
+)
+UPDATE tasks t SET moved_out_at = w.moved_at,
+	status = CASE WHEN t.status = 'open' AND w.moved_at IS NOT NULL THEN 'cancelled'
+		WHEN ` + movedCancelled + ` AND w.moved_at IS NULL AND t.reactivated_at IS NULL THEN 'open'
+		ELSE t.status END,
+	cancel_reason = CASE WHEN (t.status = 'open' OR ` + movedCancelled + `) AND w.moved_at IS NOT NULL THEN format($3::text, w.to_region)
+		WHEN ` + movedCancelled + ` AND w.moved_at IS NULL AND t.reactivated_at IS NULL THEN ''
+		WHEN ` + movedCancelled + ` AND w.moved_at IS NULL THEN $2::text
+		ELSE t.cancel_reason END
+FROM w
+WHERE t.id = w.id AND (t.moved_out_at IS DISTINCT FROM w.moved_at OR (t.status = 'open' AND w.moved_at IS NOT NULL))
+RETURNING t.id, t.status, t.moved_out_at IS NOT NULL`
+
+// movedCancelled: over t, a stop_benefits task cancelled by a move out of
+// the region before the death (settleMovedOut), not by a reactivation
+// ($2, the reactivation's reason).
+const movedCancelled = `(t.status = 'cancelled' AND t.moved_out_at IS NOT NULL AND t.cancel_reason <> $2::text)`
 
 // reopenDone: over k (a person's stop_benefits task) and excluded (a
 // newer death notification's), the death reopens a done task whose
@@ -345,26 +472,33 @@ type TaskFilter struct {
 	// (ReactivatedAt set): the cancelled ones, and the done ones to
 	// review.
 	Reactivated bool
-	After       int64 // id to continue after
-	Limit       int   // default DefaultTaskLimit
+	// MovedOut selects the tasks whose person moved out of the region
+	// before the death (MovedOutAt set): the cancelled ones, and the done
+	// ones to review.
+	MovedOut bool
+	After    int64 // id to continue after
+	Limit    int   // default DefaultTaskLimit
 }
 
 const taskColumns = `id, kind, citizen_id, change_id, version, from_region, to_region, date_of_death, corrected_date_of_death, changed_at, created_at, status,
-	cancel_reason, reactivated_at, publishing_event_id, publishing_end, publishing_at`
+	cancel_reason, reactivated_at, moved_out_at, publishing_event_id, publishing_end, publishing_at`
 
 func scanTask(row pgx.CollectableRow) (Task, error) {
 	var t Task
 	var id string
-	var changedAt, reactivatedAt pgtype.Timestamptz
+	var changedAt, reactivatedAt, movedOutAt pgtype.Timestamptz
 	var p publishingColumns
 	err := row.Scan(&t.ID, &t.Kind, &id, &t.ChangeID, &t.Version, &t.FromRegion, &t.ToRegion, &t.DateOfDeath, &t.CorrectedDateOfDeath, &changedAt, &t.CreatedAt, &t.Status,
-		&t.CancelReason, &reactivatedAt, &p.eventID, &p.end, &p.at)
+		&t.CancelReason, &reactivatedAt, &movedOutAt, &p.eventID, &p.end, &p.at)
 	t.CitizenID = citizenid.ID(id)
 	if changedAt.Valid {
 		t.ChangedAt = changedAt.Time
 	}
 	if reactivatedAt.Valid {
 		t.ReactivatedAt = reactivatedAt.Time
+	}
+	if movedOutAt.Valid {
+		t.MovedOutAt = movedOutAt.Time
 	}
 	t.inFlight = p.publication()
 	return t, err
@@ -394,7 +528,8 @@ func (s *Store) Tasks(ctx context.Context, f TaskFilter) ([]Task, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+taskColumns+` FROM tasks
 		WHERE ($1 = '' OR status = $1) AND ($2 = '' OR citizen_id = $2) AND id > $3
 			AND (NOT $5 OR corrected_date_of_death <> '') AND (NOT $6 OR reactivated_at IS NOT NULL)
-		ORDER BY id LIMIT $4`, f.Status, string(f.CitizenID), f.After, f.Limit, f.Corrected, f.Reactivated)
+			AND (NOT $7 OR moved_out_at IS NOT NULL)
+		ORDER BY id LIMIT $4`, f.Status, string(f.CitizenID), f.After, f.Limit, f.Corrected, f.Reactivated, f.MovedOut)
 	if err != nil {
 		return nil, fmt.Errorf("listing tasks: %w", err)
 	}

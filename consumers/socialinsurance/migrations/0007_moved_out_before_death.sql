@@ -1,0 +1,14 @@
+-- One insurance relationship is held in one place (社会保险关系转移接续):
+-- a person whose hukou moved out of the region on or before their death
+-- died elsewhere, and the hub announces the death again there (a move
+-- arriving after the death). moved_out_at is when that move took effect
+-- (the transfer_out task's changed_at, the latest move across the
+-- region's boundary not after the death): the person's open
+-- stop_benefits task is cancelled (status 'cancelled', cancel_reason
+-- naming the county the person moved to), and a done one keeps its
+-- status and is flagged here for the bureau to review the termination
+-- the hub already holds. NULL when the person's hukou was in the region
+-- at the death, as far as the bureau's transfer tasks tell; a move back
+-- into the region before the death (a late transfer_in) clears it and
+-- reopens the task it cancelled.
+ALTER TABLE tasks ADD COLUMN moved_out_at timestamptz;
