@@ -681,11 +681,11 @@ func current(runs []run, asOf time.Time) (*run, bool) {
 // deadAsOf reports whether a death is in force as of asOf, by the merge's
 // rule (hub/merge, Registrations and deathDayAt): the certificates before
 // one registration (in stamp order) are one death, counting from the day
-// its first certificate took effect, or from the date of death on the
-// latest certificate when that one is of this death and earlier; the
-// registration after them ends it once in effect by asOf.
+// its first certificate took effect, or from the date of death on its
+// latest certificate when that is earlier (each death keeps its own date;
+// a later certificate of the same death corrects it); the registration
+// after them ends it once in effect by asOf.
 func deadAsOf(history []hub.Change, asOf time.Time) bool {
-	latest := latestDeath(history)
 	type death struct{ first, last *hub.Change }
 	deaths := map[*hub.Change]*death{} // by the registration that ends it (nil: none)
 	for i := range history {
@@ -716,12 +716,10 @@ func deadAsOf(history []hub.Change, asOf time.Time) bool {
 			continue // restored by asOf
 		}
 		day := dayOf(d.first.Time)
-		if d.last == latest {
-			var dd schemas.DeathCertifiedData
-			if json.Unmarshal(latest.Data, &dd) == nil {
-				if died, ok := parseDay(dd.DateOfDeath); ok && died.Before(day) {
-					day = died
-				}
+		var dd schemas.DeathCertifiedData
+		if json.Unmarshal(d.last.Data, &dd) == nil {
+			if died, ok := parseDay(dd.DateOfDeath); ok && died.Before(day) {
+				day = died
 			}
 		}
 		if !day.After(dayOf(asOf)) {
