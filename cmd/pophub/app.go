@@ -895,6 +895,10 @@ func (m *Main) startEmbedded(ctx context.Context) error {
 		if kafkaCfg.Options, err = m.Access.KfakeOptions(m.Config.Secrets); err != nil {
 			return err
 		}
+		// Enforced at every start: a data directory's saved ACLs (an
+		// earlier policy's, or an earlier release's) give way to the
+		// policy in force.
+		kafkaCfg.ACLs = m.Access.KfakeACLs()
 	}
 	m.kafka, err = embedded.StartKafka(ctx, kafkaCfg)
 	if err != nil {

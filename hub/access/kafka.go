@@ -77,19 +77,38 @@ func (p *Policy) KafkaACLs() []KafkaACL {
 	return out
 }
 
+// KfakeACLs returns the ACLs of KafkaACLs for the embedded broker
+// (embedded.KafkaConfig.ACLs), each with its principal User:<name>. The
+// broker of `pophub dev` is given them at every start, so that a data
+// directory holds the ACLs of the policy in force, not those of the
+// policy it was first started with.
+func (p *Policy) KfakeACLs() []kfake.ACL {
+	var out []kfake.ACL
+	for _, a := range p.KafkaACLs() {
+		out = append(out, kfake.ACL{
+			Principal: "User:" + a.Principal, Resource: a.Resource, Name: a.Name, Pattern: a.Pattern,
+			Operation: a.Operation, Allow: true,
+		})
+	}
+	return out
+}
+
 // KfakeOptions returns the embedded broker's options for the policy: SASL
 // with a SCRAM-SHA-512 user per identity with a Kafka credential,
 // administrators as superusers, ACL enforcement on, and the ACLs of
 // KafkaACLs. kfake keeps salted passwords it derives itself, so every
 // Kafka identity needs a password reference, which resolve reads; an
 // identity with SCRAM keys only is an error naming it.
+//
+// kfake seeds these ACLs only into a cluster that has no saved state, so
+// they suffice for an in-memory broker; a broker on a data directory
+// needs KfakeACLs as well (embedded.KafkaConfig.ACLs), which it enforces
+// at every start.
 func (p *Policy) KfakeOptions(resolve Resolver) ([]kfake.Opt, error) {
 	acls := map[string][]kfake.ACL{}
-	for _, a := range p.KafkaACLs() {
-		acls[a.Principal] = append(acls[a.Principal], kfake.ACL{
-			Resource: a.Resource, Name: a.Name, Pattern: a.Pattern,
-			Operation: a.Operation, Allow: true,
-		})
+	for _, a := range p.KfakeACLs() {
+		name := strings.TrimPrefix(a.Principal, "User:")
+		acls[name] = append(acls[name], a)
 	}
 	opts := []kfake.Opt{kfake.EnableSASL(), kfake.EnableACLs()}
 	var errs []error

@@ -40,9 +40,17 @@ type KafkaConfig struct {
 	DataDir string
 	// Partitions of each topic seeded on first start (default 8).
 	Partitions int
-	// Options are added to the broker's, e.g. SASL users and ACLs from
-	// the access policy (access.Policy.KfakeOptions).
+	// Options are added to the broker's, e.g. SASL users from the access
+	// policy (access.Policy.KfakeOptions). Their users are the broker's
+	// at every start: the ones a data directory saved are dropped.
 	Options []kfake.Opt
+	// ACLs, when not empty, turn on SASL and ACL enforcement, and are
+	// then exactly the ACLs the broker holds once StartKafka returns, on
+	// a new data directory or one written by an earlier start or release
+	// (access.Policy.KfakeACLs; each with its Principal, User:<name>).
+	// Empty leaves ACLs to Options (kfake seeds them only into a new
+	// cluster); an earlier start's saved ACLs are dropped either way.
+	ACLs []kfake.ACL
 	// TLS, when set, makes the broker speak only TLS with this server
 	// configuration; plaintext clients are refused.
 	TLS    *tls.Config
@@ -57,7 +65,8 @@ type Kafka struct {
 }
 
 // StartKafka starts a single-broker cluster with the eight source topics
-// and the DLQ topic.
+// and the DLQ topic. Its users and ACLs are those of cfg, whatever the
+// data directory saved (see acls.go for how and why).
 func StartKafka(ctx context.Context, cfg KafkaConfig) (*Kafka, error) {
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1:0"
@@ -74,6 +83,7 @@ func StartKafka(ctx context.Context, cfg KafkaConfig) (*Kafka, error) {
 		return nil, fmt.Errorf("parsing Kafka listen port %q: %w", portStr, err)
 	}
 	topics := schemas.Topics()
+	var ln *localListener
 	opts := []kfake.Opt{
 		kfake.NumBrokers(1),
 		kfake.Ports(port),
@@ -85,10 +95,14 @@ func StartKafka(ctx context.Context, cfg KafkaConfig) (*Kafka, error) {
 			if err != nil {
 				return nil, err
 			}
-			return steadyListener{Listener: l, log: cfg.Logger}, nil
+			ln = newLocalListener(steadyListener{Listener: l, log: cfg.Logger})
+			return ln, nil
 		}),
 	}
 	if cfg.DataDir != "" {
+		if err := removeAuthFiles(cfg.DataDir); err != nil {
+			return nil, err
+		}
 		opts = append(opts, kfake.DataDir(cfg.DataDir), kfake.SyncWrites())
 	}
 	id, err := clusterID(cfg.DataDir)
@@ -103,6 +117,13 @@ func StartKafka(ctx context.Context, cfg KafkaConfig) (*Kafka, error) {
 		opts = append(opts, kfake.TLS(cfg.TLS))
 	}
 	opts = append(opts, cfg.Options...)
+	var bootstrapPW string
+	if len(cfg.ACLs) > 0 {
+		if bootstrapPW, err = bootstrapPassword(); err != nil {
+			return nil, err
+		}
+		opts = append(opts, kfake.EnableSASL(), kfake.EnableACLs(), kfake.Superuser(bootstrapMechanism, bootstrapUser, bootstrapPW))
+	}
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("starting kfake: %w", err)
@@ -120,6 +141,18 @@ func StartKafka(ctx context.Context, cfg KafkaConfig) (*Kafka, error) {
 	if len(addrs) == 0 {
 		c.Close()
 		return nil, errors.New("starting kfake: no listener")
+	}
+	if len(cfg.ACLs) > 0 {
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		created, deleted, err := enforceACLs(ctx, ln, addrs[0], cfg.TLS != nil, bootstrapPW, cfg.ACLs)
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("installing the broker's ACLs: %w", err)
+		}
+		if cfg.Logger != nil && (created > 0 || deleted > 0) {
+			cfg.Logger.Info("embedded Kafka broker: ACLs set to the configured ones", "acls", len(cfg.ACLs), "created", created, "deleted", deleted)
+		}
 	}
 	return &Kafka{cluster: c, addr: addrs[0]}, nil
 }
