@@ -246,7 +246,7 @@ func (p *Policy) seedRef(cl *Clause) string {
 func (e *env) eval(c *Condition) outcome {
 	switch c.Kind {
 	case KindHukouElsewhere:
-		return e.hukouElsewhere(c.RuralToUrban)
+		return e.hukouElsewhere(c.RuralToUrban, c.ToSpouse)
 	case KindHukouIn:
 		return e.hukouIn(c.Codes)
 	case KindContract:
@@ -383,8 +383,11 @@ func fact(text string, ev evidence) Fact {
 // moving into its town settles in the same place. Classes come from the
 // region table in use (schemas/region), an official NBS table when one is
 // installed; an address it does not know is taken as neither rural nor
-// urban, so it never makes the condition hold.
-func (e *env) hukouElsewhere(ruralToUrban bool) outcome {
+// urban, so it never makes the condition hold. With toSpouse, a villager
+// joining a spouse registered at an urban address of the place moves to
+// that address (投靠, 二（一）1（1）: "不受…住房面积等其他条件限制"), the spouse's
+// registration taken as of the evaluation day, as familyReunion takes it.
+func (e *env) hukouElsewhere(ruralToUrban, toSpouse bool) outcome {
 	f := e.f
 	if f.hukou == "" {
 		// Unknown is not elsewhere: the registration may simply not have
@@ -404,10 +407,22 @@ func (e *env) hukouElsewhere(ruralToUrban bool) outcome {
 	if !ruralToUrban || class != "rural" {
 		return outcome{facts: []Fact{fa}, missing: "the hukou is already registered in " + e.place.Name}
 	}
-	o := e.townHome()
+	home := e.townHome()
+	o := home
+	to := "a home (rented or owned) at an urban address in " + e.place.Name
+	if toSpouse {
+		// Either keeps the condition holding: the spouse's registration
+		// holds on with no end known, past a lease's.
+		spouse := outcome{}
+		if facts, _, ok := e.spouseInTown(); ok {
+			spouse = e.met(append(facts, e.coupleHome())...)
+		}
+		o = anyOf([]outcome{home, spouse})
+		to += ", or a spouse registered at one,"
+	}
 	o.facts = append([]Fact{fa}, o.facts...)
 	if !o.met {
-		o.missing = "a home (rented or owned) at an urban address in " + e.place.Name + " to move to from the rural hukou" + o.missing
+		o.missing = to + " to move to from the rural hukou" + home.missing
 	}
 	return o
 }
@@ -1044,9 +1059,22 @@ func (e *env) business() outcome {
 // records do not show which home that is (nor is the spouse's housing
 // read or watched), so a met outcome names it as a fact to confirm.
 func (e *env) familyReunion() outcome {
+	facts, missing, ok := e.spouseInTown()
+	if !ok {
+		return outcome{facts: facts, missing: missing}
+	}
+	return e.met(append(facts, e.coupleHome())...)
+}
+
+// spouseInTown reports whether the spouse, as of the evaluation day (the
+// marriage from the person's history, the spouse's hukou and status from
+// theirs), is alive and registered at an urban address of the place, with
+// the facts that say so; when not, missing says what keeps the spouse
+// from counting.
+func (e *env) spouseInTown() (facts []Fact, missing string, ok bool) {
 	f := e.f
 	if !f.married || f.spouse == "" {
-		return outcome{missing: "a spouse (or, checked by a clerk, a parent or child) registered at an urban address in " + e.place.Name}
+		return nil, "a spouse (or, checked by a clerk, a parent or child) registered at an urban address in " + e.place.Name, false
 	}
 	married := fact("married (spouse on record)", f.maritalEv)
 	for i := range e.family {
@@ -1057,14 +1085,14 @@ func (e *env) familyReunion() outcome {
 		// The spouse's record is here: say what keeps it from counting.
 		switch {
 		case r.Status == hub.StatusDeceased:
-			return outcome{facts: []Fact{married, fact("the spouse is deceased", provenance(r, schemas.SecStatus))},
-				missing: "a spouse alive and registered at an urban address in " + e.place.Name + " (the spouse is deceased)"}
+			return []Fact{married, fact("the spouse is deceased", provenance(r, schemas.SecStatus))},
+				"a spouse alive and registered at an urban address in " + e.place.Name + " (the spouse is deceased)", false
 		case r.Status == hub.StatusCancelled:
-			return outcome{facts: []Fact{married, fact("the spouse's hukou is cancelled", evidence{})},
-				missing: "a spouse registered at an urban address in " + e.place.Name + " (the spouse's hukou is cancelled)"}
+			return []Fact{married, fact("the spouse's hukou is cancelled", evidence{})},
+				"a spouse registered at an urban address in " + e.place.Name + " (the spouse's hukou is cancelled)", false
 		case r.Hukou == nil:
-			return outcome{facts: []Fact{married, fact("the spouse has no hukou registered", evidence{})},
-				missing: "a spouse registered at an urban address in " + e.place.Name + " (the spouse has no hukou registered)"}
+			return []Fact{married, fact("the spouse has no hukou registered", evidence{})},
+				"a spouse registered at an urban address in " + e.place.Name + " (the spouse has no hukou registered)", false
 		case r.Status != hub.StatusActive:
 			continue
 		}
@@ -1076,12 +1104,18 @@ func (e *env) familyReunion() outcome {
 		}
 		fa := fact(text, provenance(r, schemas.SecHukou))
 		if e.place.contains(addr) && class == "urban" {
-			return e.met(married, fa, Fact{Text: "living together in a home at a town address in " + e.place.Name +
-				" (owned or rented by either spouse, or whose use its owner grants): to confirm on its title or lease"})
+			return []Fact{married, fa}, "", true
 		}
-		return outcome{facts: []Fact{married, fa}, missing: "a spouse registered at an urban address in " + e.place.Name}
+		return []Fact{married, fa}, "a spouse registered at an urban address in " + e.place.Name, false
 	}
-	return outcome{facts: []Fact{married}, missing: "the spouse's record (not found) showing a hukou at an urban address in " + e.place.Name}
+	return []Fact{married}, "the spouse's record (not found) showing a hukou at an urban address in " + e.place.Name, false
+}
+
+// coupleHome is the home a spouse joined at a town address lives in with
+// the partner: the records do not show which it is, so a clerk confirms it.
+func (e *env) coupleHome() Fact {
+	return Fact{Text: "living together in a home at a town address in " + e.place.Name +
+		" (owned or rented by either spouse, or whose use its owner grants): to confirm on its title or lease"}
 }
 
 func provenance(r *hub.Record, sec schemas.Section) evidence {

@@ -121,7 +121,8 @@ func relativesKey(rec hub.Record) string {
 // SpouseSections lists the sections of a spouse's record that p's
 // decision reads: the spouse's hukou and status when a clause looks at
 // relatives (family reunion joins a spouse alive and registered at a town
-// address), none otherwise. A change to them can turn the spouse's spouse
+// address, and hukou_elsewhere with to_spouse moves a rural hukou to it),
+// none otherwise. A change to them can turn the spouse's spouse
 // eligible, so a watcher re-decides that person too.
 func SpouseSections(p *Policy) []schemas.Section {
 	if !needsFamily(p) {
@@ -134,7 +135,7 @@ func SpouseSections(p *Policy) []schemas.Section {
 func needsFamily(p *Policy) bool {
 	var walk func(c *Condition) bool
 	walk = func(c *Condition) bool {
-		if c.Kind == KindFamilyReunion {
+		if c.Kind == KindFamilyReunion || c.Kind == KindHukouElsewhere && c.ToSpouse {
 			return true
 		}
 		for i := range c.Of {

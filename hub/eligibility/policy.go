@@ -155,14 +155,18 @@ type Route struct {
 // Condition kinds. Each takes the parameters listed; "in the place" means
 // within the place the person is evaluated in.
 const (
-	// KindHukouElsewhere {rural_to_urban}: the hukou (as of the date) is
-	// known and not in the place; a person with no registration on record
-	// does not meet it. With rural_to_urban, for the settlement seeds,
-	// which are written for people moving from the countryside into towns
-	// (农业转移人口落户城镇), a hukou at a rural address of the place meets it
-	// too while the person lives (a lease or an owned home) at an urban
-	// address there, by the region table's urban/rural class of each
-	// 12-digit address; an urban hukou in the place never does.
+	// KindHukouElsewhere {rural_to_urban, to_spouse}: the hukou (as of
+	// the date) is known and not in the place; a person with no
+	// registration on record does not meet it. With rural_to_urban, for
+	// the settlement seeds, which are written for people moving from the
+	// countryside into towns (农业转移人口落户城镇), a hukou at a rural address
+	// of the place meets it too while the person lives (a lease or an
+	// owned home) at an urban address there, by the region table's
+	// urban/rural class of each 12-digit address; an urban hukou in the
+	// place never does. With to_spouse as well, for a family-reunion route
+	// (投靠), the urban address may be the spouse's: a spouse alive and
+	// registered (as of the date) at an urban address of the place, the
+	// couple's home there stated for a clerk to confirm.
 	KindHukouElsewhere = "hukou_elsewhere"
 	// KindHukouIn {codes}: the hukou lies in one of the codes.
 	KindHukouIn = "hukou_in"
@@ -231,7 +235,7 @@ const (
 
 // params lists the parameters each kind accepts.
 var params = map[string][]string{
-	KindHukouElsewhere: {"rural_to_urban"},
+	KindHukouElsewhere: {"rural_to_urban", "to_spouse"},
 	KindHukouIn:        {"codes"},
 	KindContract:       {"min_months"},
 	KindEmployed:       {"min_months"},
@@ -274,6 +278,9 @@ type Condition struct {
 	// RuralToUrban lets a rural hukou in the place meet hukou_elsewhere
 	// for a move to an urban address there.
 	RuralToUrban bool
+	// ToSpouse, with RuralToUrban, lets the spouse's registration at an
+	// urban address of the place be the one a rural hukou moves to.
+	ToSpouse bool
 	// WorkAndStudy lets contracts and enrolments evidence living.
 	WorkAndStudy bool
 	// Town limits owns_home and rental_same_address to addresses the
@@ -407,6 +414,7 @@ func (c *Condition) UnmarshalYAML(n *yaml.Node) error {
 		WithTax      bool     `yaml:"with_tax_registration"`
 		Codes        []string `yaml:"codes"`
 		RuralToUrban bool     `yaml:"rural_to_urban"`
+		ToSpouse     bool     `yaml:"to_spouse"`
 		WorkAndStudy bool     `yaml:"work_and_study"`
 		Town         bool     `yaml:"town"`
 	}
@@ -415,7 +423,7 @@ func (c *Condition) UnmarshalYAML(n *yaml.Node) error {
 	}
 	c.MinMonths, c.Kinds, c.Local, c.Continuous, c.Together = p.MinMonths, p.Kinds, p.Local, p.Continuous, p.Together
 	c.Levels, c.WithinYears, c.WithTax, c.Codes = p.Levels, p.WithinYears, p.WithTax, p.Codes
-	c.RuralToUrban, c.WorkAndStudy, c.Town = p.RuralToUrban, p.WorkAndStudy, p.Town
+	c.RuralToUrban, c.ToSpouse, c.WorkAndStudy, c.Town = p.RuralToUrban, p.ToSpouse, p.WorkAndStudy, p.Town
 	return nil
 }
 
@@ -438,6 +446,10 @@ func (c *Condition) validate(capMonths int) error {
 		return nil
 	}
 	switch c.Kind {
+	case KindHukouElsewhere:
+		if c.ToSpouse && !c.RuralToUrban {
+			return errors.New("hukou_elsewhere: to_spouse needs rural_to_urban (the spouse's address is the one a rural hukou moves to)")
+		}
 	case KindHukouIn:
 		if len(c.Codes) == 0 {
 			return errors.New("hukou_in: codes are required")
@@ -784,6 +796,9 @@ func RelevantSections(p *Policy) []schemas.Section {
 			set[schemas.SecHukou] = true
 			if c.RuralToUrban { // where the person lives decides a rural hukou
 				set[schemas.SecHousing] = true
+			}
+			if c.ToSpouse { // and where the spouse is registered
+				set[schemas.SecMarital] = true
 			}
 		case KindContract, KindEmployed:
 			set[schemas.SecEmployment] = true
