@@ -20,16 +20,17 @@
 //     task;
 //   - the person of a stop_benefits task moved out of the region on or
 //     before the death (a transfer_out whose move took effect not after
-//     the death's time, with no transfer_in after it; the move may
-//     arrive after the death): one insurance relationship is held in one
-//     place, and the hub announces the death again in the county moved
-//     to, whose bureau stops the benefits. The open task is cancelled,
-//     not completable, naming that county, and a done one is flagged for
-//     review (Task.MovedOutAt). A move back into the region before the
-//     death (a transfer_in) undoes that. The transfer tasks decide it,
-//     whatever order the move and the death arrive in; a move after the
-//     death leaves the task as it is, as the hub leaves the death where
-//     it happened.
+//     the death, in the hub's order of changes: by time, then source and
+//     event id, against the latest death announced; with no transfer_in
+//     after it; the move may arrive after the death): one insurance
+//     relationship is held in one place, and the hub announces the death
+//     again in the county moved to, whose bureau stops the benefits. The
+//     open task is cancelled, not completable, naming that county, and a
+//     done one is flagged for review (Task.MovedOutAt). A move back into
+//     the region before the death (a transfer_in) undoes that. The
+//     transfer tasks decide it, whatever order the move and the death
+//     arrive in; a move after the death leaves the task as it is, as the
+//     hub leaves the death where it happened.
 //
 // So a notification gives at most one task. A transfer task's natural key
 // is (change_id, kind), so a repeat delivery creates nothing: the task and
@@ -252,6 +253,7 @@ func changeFor(d *sdk.Delivery, reg string) change {
 	t := Task{CitizenID: d.CitizenID, ChangeID: d.ChangeID, ChangedAt: d.Time}
 	switch d.Section {
 	case schemas.KindMigration:
+		c.key = orderKey(d.Source, d.EventID)
 		t.FromRegion, t.ToRegion = region.County(d.FromAddressCode), region.County(d.ToAddressCode)
 		from, to := within(d.FromAddressCode, reg), within(d.ToAddressCode, reg)
 		switch {
@@ -268,6 +270,13 @@ func changeFor(d *sdk.Delivery, reg string) change {
 			t.Kind, t.FromRegion, t.DateOfDeath = StopBenefits, county, d.DateOfDeath
 		}
 		c.status = "deceased"
+		// The death's own event (a certificate, or a cancellation for
+		// death) carries its source and id; one the hub announces again
+		// under another event (a late registration, a move) carries that
+		// event's, with the death's time.
+		if d.EventType == schemas.DeathCertified || d.EventType == schemas.HukouCancelled {
+			c.key = orderKey(d.Source, d.EventID)
+		}
 	case string(schemas.SecStatus):
 		if d.EventType == schemas.HukouRegistered {
 			c.status, c.reactivated = "active", true

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -13,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pophub/pophub/internal/pgmigrate"
+	"github.com/pophub/pophub/schemas"
 	"github.com/pophub/pophub/schemas/citizenid"
 )
 
@@ -99,7 +101,8 @@ type Task struct {
 	ReactivatedAt time.Time `json:"reactivated_at,omitzero"`
 	// MovedOutAt is when the person of a stop_benefits task moved out of
 	// the region on or before the death (the changed_at of the latest
-	// transfer_out not after the death's time, with no transfer_in after
+	// transfer_out not after the latest death announced, in the hub's
+	// order: by time, then source and event id; with no transfer_in after
 	// it): one insurance relationship is held in one place, and the hub
 	// announces the death again in the county they moved to, whose bureau
 	// stops the benefits. Set on the open task it cancelled, and on a
@@ -173,7 +176,11 @@ type change struct {
 	reactivated bool
 	// at is when the change took effect (the notification's time): the
 	// address's, and the reactivation's.
-	at          time.Time
+	at time.Time
+	// key orders a move or a death among the changes of its time as the
+	// hub does (orderKey); "" when the notification does not tell: a
+	// death the hub announces again under another event.
+	key         string
 	citizenID   citizenid.ID
 	version     int64
 	taskCreated bool
@@ -207,6 +214,24 @@ type movedOut struct {
 	status string
 }
 
+// orderKey is how the hub orders an event among those of the same time
+// (merge.Stamp.After): by source, then an event id of publisher.EventID's
+// versioned form (schemas.VersionedEventID) after any other, then by
+// event id. Keys compare byte by byte (COLLATE "C" in SQL): '/' sorts
+// before every byte of a source name, so a source that is a prefix of
+// another sorts first, as in Go. "" (unknown) for an id PostgreSQL cannot
+// store.
+func orderKey(src schemas.Source, eventID string) string {
+	if strings.IndexByte(eventID, 0) >= 0 {
+		return ""
+	}
+	v := "0"
+	if schemas.VersionedEventID(eventID) {
+		v = "1"
+	}
+	return string(src) + "/" + v + eventID
+}
+
 // reasonReactivated is why a stop_benefits task is cancelled when its
 // person became active again.
 const reasonReactivated = "the person is active again (hukou restored) after the death: completing the task would terminate a living person's insurances"
@@ -232,7 +257,11 @@ const reasonMovedOut = "the hukou moved to %s on or before the death: the death 
 // leave the latest. An open task takes its date of death and time; a done
 // one keeps the date its completion reported and records a different one
 // in corrected_date_of_death. A notification without a date of death
-// changes no date.
+// changes no date. Whatever the task's status, it takes the death's time
+// and order (death_at, death_key: migration 0008), which settleMovedOut
+// compares the moves with: the hub compares them with its latest death.
+// A death announced again under another event at the same time keeps the
+// order known (the same death, as far as the bureau can tell).
 //
 // A reactivation newer in version than the person's stop_benefits tasks
 // cancels the open ones and flags the done ones with reactivated_at (see
@@ -263,11 +292,12 @@ func (s *Store) apply(ctx context.Context, c change) (applied, error) {
 	var res applied
 	changedAt := pgtype.Timestamptz{Time: t.ChangedAt, Valid: !t.ChangedAt.IsZero()}
 	at := pgtype.Timestamptz{Time: c.at, Valid: !c.at.IsZero()}
+	key := pgtype.Text{String: c.key, Valid: c.key != ""}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
 		b.Queue(`SELECT pg_advisory_xact_lock(hashtext('pophub-si-person'), hashtext($1))`, string(c.citizenID))
 		b.Queue(applyQuery, t.Kind, string(c.citizenID), t.ChangeID, c.version, t.FromRegion, t.ToRegion, t.DateOfDeath,
-			c.address, c.status, changedAt, c.reactivated, at, reasonReactivated)
+			c.address, c.status, changedAt, c.reactivated, at, reasonReactivated, key)
 		if t.Kind != "" {
 			b.Queue(settleMovedOut, string(c.citizenID), reasonReactivated, reasonMovedOut)
 		}
@@ -311,15 +341,16 @@ func (s *Store) apply(ctx context.Context, c change) (applied, error) {
 // applyQuery records a notification's task, reactivation and roster row
 // (see Store.apply).
 const applyQuery = `WITH t AS (
-	INSERT INTO tasks (kind, citizen_id, change_id, version, from_region, to_region, date_of_death, changed_at)
-	SELECT $1::text, $2::text, $3::text, $4::bigint, $5::text, $6::text, $7::text, $10::timestamptz
+	INSERT INTO tasks (kind, citizen_id, change_id, version, from_region, to_region, date_of_death, changed_at, changed_key)
+	SELECT $1::text, $2::text, $3::text, $4::bigint, $5::text, $6::text, $7::text, $10::timestamptz, $14::text
 	WHERE $1::text <> '' AND $1::text <> 'stop_benefits'
 	ON CONFLICT (change_id, kind) DO NOTHING
 	RETURNING true
 ), s AS (
 	INSERT INTO tasks AS k (kind, citizen_id, change_id, version, from_region, to_region, date_of_death, changed_at,
-		status, cancel_reason, reactivated_at)
+		death_at, death_key, status, cancel_reason, reactivated_at)
 	SELECT $1::text, $2::text, $3::text, coalesce(a.status_version, $4::bigint), $5::text, $6::text, $7::text, $10::timestamptz,
+		$10::timestamptz, $14::text,
 		CASE WHEN a.citizen_id IS NULL THEN 'open' ELSE 'cancelled' END, CASE WHEN a.citizen_id IS NULL THEN '' ELSE $13::text END,
 		a.status_at
 	FROM (SELECT 1) one LEFT JOIN persons a
@@ -337,6 +368,9 @@ const applyQuery = `WITH t AS (
 			WHEN k.status <> 'done' AND excluded.date_of_death <> '' THEN excluded.date_of_death ELSE k.date_of_death END,
 		changed_at = CASE WHEN ` + reopenDone + ` OR (k.status <> 'done' AND excluded.date_of_death <> '')
 			THEN coalesce(excluded.changed_at, k.changed_at) ELSE k.changed_at END,
+		death_at = coalesce(excluded.death_at, k.death_at, k.changed_at),
+		death_key = CASE WHEN excluded.death_at IS NULL OR (excluded.death_key IS NULL AND excluded.death_at = k.death_at)
+			THEN k.death_key ELSE excluded.death_key END,
 		corrected_date_of_death = CASE
 			WHEN k.status <> 'done' OR ` + reopenDone + ` THEN ''
 			WHEN excluded.date_of_death = '' THEN k.corrected_date_of_death
@@ -373,22 +407,28 @@ SELECT (SELECT count(*) FROM t) + (SELECT count(*) FROM s WHERE inserted),
 // person's moves across the region's boundary, the transfer tasks: one
 // insurance relationship is held in one place, and a person whose hukou
 // was outside the region when they died (the latest transfer not after
-// the death's time, changed_at, is a transfer_out) died in the county
-// they moved to, where the hub announces the death again. The task then
-// records that move's time in moved_out_at: an open task is cancelled
-// with the reason $3 (formatted with the county), a done one stays done,
-// flagged for review, and a cancelled one stays cancelled. The time
-// compared is the death's, as the hub does when it announces the death
-// again (a move "on or before the death" is one not after the death's
-// time). A task whose person was in the region at the death (no
-// transfer before it, or a transfer_in last) clears moved_out_at, and
-// the task the move out cancelled opens again, unless its person became
-// active again since (reactivated_at), which keeps it cancelled for that
-// reason ($2); a task cancelled for a reactivation alone keeps its
-// reason. It depends only on the tasks, not on the order they were
-// recorded in, so the move and the death in either order, repeated or
-// not, settle the task alike. It answers the tasks it changed: id,
-// status and whether moved out.
+// the death is a transfer_out) died in the county they moved to, where
+// the hub announces the death again. The task then records that move's
+// time in moved_out_at: an open task is cancelled with the reason $3
+// (formatted with the county), a done one stays done, flagged for
+// review, and a cancelled one stays cancelled. A move is "on or before
+// the death" as the hub orders them when it announces the death again:
+// by time (the transfer's changed_at against the latest death
+// notification's, death_at, also once the task is done; a task recorded
+// before death_at was kept has its changed_at), and at the same time by
+// source, then event id (changed_key against death_key, orderKey). When
+// either key is unknown (a death announced again under another event, or
+// a task recorded before the keys were kept), a move at the death's time
+// counts as after it, as it always is against a certified death: a
+// public_security event sorts after a health one. A task whose person
+// was in the region at the death (no transfer before it, or a
+// transfer_in last) clears moved_out_at, and the task the move out
+// cancelled opens again, unless its person became active again since
+// (reactivated_at), which keeps it cancelled for that reason ($2); a
+// task cancelled for a reactivation alone keeps its reason. It depends
+// only on the tasks, not on the order they were recorded in, so the move
+// and the death in either order, repeated or not, settle the task alike.
+// It answers the tasks it changed: id, status and whether moved out.
 //
 // The SET expressions read the task's row as it is when updated, so a
 // completion marking it done in between (markDone, which takes no lock)
@@ -397,8 +437,10 @@ const settleMovedOut = `WITH w AS (
 	SELECT k.id, m.changed_at AS moved_at, m.to_region
 	FROM tasks k LEFT JOIN LATERAL (
 		SELECT x.kind, x.to_region, x.changed_at FROM tasks x
-		WHERE x.citizen_id = k.citizen_id AND x.kind IN ('transfer_out', 'transfer_in') AND x.changed_at <= k.changed_at
-		ORDER BY x.changed_at DESC, x.version DESC, x.id DESC LIMIT 1
+		WHERE x.citizen_id = k.citizen_id AND x.kind IN ('transfer_out', 'transfer_in')
+			AND (x.changed_at < coalesce(k.death_at, k.changed_at)
+				OR (x.changed_at = coalesce(k.death_at, k.changed_at) AND x.changed_key COLLATE "C" <= k.death_key COLLATE "C"))
+		ORDER BY x.changed_at DESC, x.changed_key COLLATE "C" DESC NULLS LAST, x.version DESC, x.id DESC LIMIT 1
 	) m ON m.kind = 'transfer_out'
 	WHERE k.citizen_id = $1::text AND k.kind = 'stop_benefits' AND k.duplicate_of IS NULL
 )
