@@ -19,6 +19,7 @@ import (
 // rejecting runs the real ingest path on a broker of its own. send writes
 // records to a topic; rejected waits until ingest has rejected n records.
 type rejecting struct {
+	t        *testing.T
 	addr     string
 	send     func(topic string, msgs ...kafka.Message)
 	rejected func(n int64)
@@ -81,7 +82,26 @@ func startRejecting(t *testing.T) rejecting {
 			t.Fatal(err)
 		}
 	}
-	return rejecting{addr: k.Addr(), send: send, rejected: rejected, deleteBefore: deleteBefore}
+	return rejecting{t: t, addr: k.Addr(), send: send, rejected: rejected, deleteBefore: deleteBefore}
+}
+
+// replayedReject sends a record that is not JSON to topic, replays its
+// reject and waits until that is rejected again: the DLQ's first record,
+// which it returns, and a replay of it that the ledger confirms. The DLQ
+// must be empty before.
+func (env rejecting) replayedReject(c *dlq.Client, topic string, headers ...kafka.Header) dlq.Record {
+	env.t.Helper()
+	env.send(topic, kafka.Message{Key: []byte(idA), Value: []byte("not json"), Headers: headers})
+	env.rejected(1)
+	recs, err := c.Records(ctx(env.t), dlq.Filter{})
+	if err != nil || len(recs) != 1 {
+		env.t.Fatalf("DLQ records %+v, %v; want one", recs, err)
+	}
+	if _, err := c.Replay(ctx(env.t), dlq.Selection{IDs: []dlq.ID{recs[0].ID}}, false); err != nil {
+		env.t.Fatal(err)
+	}
+	env.rejected(2)
+	return recs[0]
 }
 
 // TestForgedReplayClaim: a department sends a record of its own with a
@@ -101,24 +121,14 @@ func TestForgedReplayClaim(t *testing.T) {
 	origin := kafka.Header{Key: "origin", Value: []byte("test")}
 
 	// A reject, replayed and rejected again: a replay the ledger confirms.
-	env.send(marriage, kafka.Message{Key: []byte(idA), Value: []byte("not json"), Headers: []kafka.Header{origin}})
-	env.rejected(1)
-	recs, err := c.Records(ctx(t), dlq.Filter{})
-	if err != nil || len(recs) != 1 {
-		t.Fatalf("DLQ records %+v, %v; want one", recs, err)
-	}
-	first := recs[0]
-	if _, err := c.Replay(ctx(t), dlq.Selection{IDs: []dlq.ID{first.ID}}, false); err != nil {
-		t.Fatal(err)
-	}
-	env.rejected(2)
+	first := env.replayedReject(c, marriage, origin)
 
 	// The department's own record, claiming to be a replay of the first.
 	claim := kafka.Header{Key: dlq.HeaderReplayOf, Value: []byte(first.ID.String())}
 	env.send(marriage, kafka.Message{Key: []byte(idA), Value: []byte("junk of its own"), Headers: []kafka.Header{origin, claim}})
 	env.rejected(3)
 
-	recs, err = c.Records(ctx(t), dlq.Filter{})
+	recs, err := c.Records(ctx(t), dlq.Filter{})
 	if err != nil || len(recs) != 3 {
 		t.Fatalf("DLQ records %+v, %v; want three", recs, err)
 	}
@@ -189,23 +199,13 @@ func TestReplayOfDeletedRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env.send(marriage, kafka.Message{Key: []byte(idA), Value: []byte("not json")})
-	env.rejected(1)
-	recs, err := c.Records(ctx(t), dlq.Filter{})
-	if err != nil || len(recs) != 1 {
-		t.Fatalf("DLQ records %+v, %v; want one", recs, err)
-	}
-	first := recs[0]
-	if _, err := c.Replay(ctx(t), dlq.Selection{IDs: []dlq.ID{first.ID}}, false); err != nil {
-		t.Fatal(err)
-	}
-	env.rejected(2)
+	first := env.replayedReject(c, marriage)
 	claim := kafka.Header{Key: dlq.HeaderReplayOf, Value: []byte(first.ID.String())}
 	env.send(marriage, kafka.Message{Key: []byte(idA), Value: []byte("junk of its own"), Headers: []kafka.Header{claim}})
 	env.rejected(3)
 	env.deleteBefore(first.ID.Partition, first.ID.Offset+1)
 
-	recs, err = c.Records(ctx(t), dlq.Filter{})
+	recs, err := c.Records(ctx(t), dlq.Filter{})
 	if err != nil || len(recs) != 2 {
 		t.Fatalf("DLQ records %+v, %v; want the two after the deleted one", recs, err)
 	}

@@ -72,7 +72,15 @@ func TestPersonPermitCountsFollowLateEvents(t *testing.T) {
 	}
 }
 
+// permitHolders is the residence-permit holders of region at the end of
+// day.
 func permitHolders(t *testing.T, acc stats.Acc, region, day string) int64 {
+	return countAt(t, acc, region, day, func(c stats.Class) bool { return c == stats.Permit })
+}
+
+// countAt sums the counters of region whose class is selected, at the end
+// of day.
+func countAt(t *testing.T, acc stats.Acc, region, day string, class func(stats.Class) bool) int64 {
 	t.Helper()
 	rs, err := stats.AsOf(day)
 	if err != nil {
@@ -80,7 +88,7 @@ func permitHolders(t *testing.T, acc stats.Acc, region, day string) int64 {
 	}
 	var n int64
 	for k, v := range acc {
-		if k.Region == region && k.Class == stats.Permit && stats.In(k.Bucket, rs) {
+		if k.Region == region && class(k.Class) && stats.In(k.Bucket, rs) {
 			n += v
 		}
 	}
@@ -235,16 +243,5 @@ func TestPersonEachDeathEndsOnItsDate(t *testing.T) {
 
 // registeredIn is the registered population of region at the end of day.
 func registeredIn(t *testing.T, acc stats.Acc, region, day string) int64 {
-	t.Helper()
-	rs, err := stats.AsOf(day)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n int64
-	for k, v := range acc {
-		if k.Region == region && k.Class != stats.Permit && stats.In(k.Bucket, rs) {
-			n += v
-		}
-	}
-	return n
+	return countAt(t, acc, region, day, func(c stats.Class) bool { return c != stats.Permit })
 }
