@@ -634,6 +634,13 @@ func WriteCSV(w io.Writer, rep Report) error {
 // with a header line: code, name, level, urban, rural, total, urban_share
 // (four decimals; a hidden count is its marker, "<5" or "suppressed"; the
 // share of a row with one, or of a region where nobody lives, is empty).
+//
+// A text cell (code, name, level) that begins with = + - @, a tab or a
+// carriage return is written with a single quote in front, so that a
+// spreadsheet shows it as text instead of running it as a formula: a
+// region's name comes from the hub's region table, which an imported
+// table or an older overlay may have filled with =HYPERLINK(…). Counts and
+// shares are written as numbers, as they are.
 func WritePlainCSV(w io.Writer, rep Report) error {
 	cw := csv.NewWriter(w)
 	_ = cw.Write([]string{"code", "name", "level", "urban", "rural", "total", "urban_share"})
@@ -642,7 +649,7 @@ func WritePlainCSV(w io.Writer, rep Report) error {
 		if r.UrbanShare != nil {
 			share = strconv.FormatFloat(*r.UrbanShare, 'f', 4, 64)
 		}
-		_ = cw.Write([]string{r.Code, r.Name, r.Level, r.Urban.String(), r.Rural.String(), r.Total.String(), share})
+		_ = cw.Write([]string{text(r.Code), text(r.Name), text(r.Level), r.Urban.String(), r.Rural.String(), r.Total.String(), share})
 	}
 	cw.Flush()
 	if err := cw.Error(); err != nil {
@@ -651,7 +658,21 @@ func WritePlainCSV(w io.Writer, rep Report) error {
 	return nil
 }
 
-// WriteJSON writes the report as one JSON document.
+// formulaStarts are the first characters that make a spreadsheet take a
+// cell for a formula (OWASP's list for CSV injection).
+const formulaStarts = "=+-@\t\r"
+
+// text is a text cell of the CSV report, with a single quote in front when
+// it begins with one of formulaStarts, which a spreadsheet shows as text.
+func text(s string) string {
+	if s != "" && strings.IndexByte(formulaStarts, s[0]) >= 0 {
+		return "'" + s
+	}
+	return s
+}
+
+// WriteJSON writes the report as one JSON document, names as the hub
+// wrote them.
 func WriteJSON(w io.Writer, rep Report) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

@@ -330,3 +330,47 @@ func TestWriteCSVByteOrderMark(t *testing.T) {
 		})
 	}
 }
+
+// TestWriteCSVFormulaCells: the bureau opens the report in Excel, which
+// runs a cell beginning with = + - @, a tab or a carriage return as a
+// formula. A region's name comes from the hub's region table, which an
+// imported table may have filled with one, so such a text cell is written
+// with a single quote in front and shows as text; counts and shares stay
+// numbers, a negative one too.
+func TestWriteCSVFormulaCells(t *testing.T) {
+	share := 0.5
+	tests := []struct {
+		name string
+		row  Row
+		want []string // the row's cells as a CSV reader reads them back
+	}{
+		{"hyperlink", Row{Code: "230102001004", Name: `=HYPERLINK("http://evil.example/","森林社区")`, Level: "village", Urban: Count{N: 1}, Rural: Count{N: 1}, Total: Count{N: 2}, UrbanShare: &share},
+			[]string{"230102001004", `'=HYPERLINK("http://evil.example/","森林社区")`, "village", "1", "1", "2", "0.5000"}},
+		{"plus", Row{Code: "2301", Name: "+1+1", Level: "city"}, []string{"2301", "'+1+1", "city", "0", "0", "0", ""}},
+		{"minus", Row{Code: "2301", Name: "-1+1", Level: "city"}, []string{"2301", "'-1+1", "city", "0", "0", "0", ""}},
+		{"at", Row{Code: "2301", Name: "@SUM(1+1)", Level: "city"}, []string{"2301", "'@SUM(1+1)", "city", "0", "0", "0", ""}},
+		{"tab", Row{Code: "2301", Name: "\t=1+1", Level: "city"}, []string{"2301", "'\t=1+1", "city", "0", "0", "0", ""}},
+		{"carriage return", Row{Code: "2301", Name: "\r=1+1", Level: "city"}, []string{"2301", "'\r=1+1", "city", "0", "0", "0", ""}},
+		{"code and level", Row{Code: "=1", Level: "@x"}, []string{"'=1", "", "'@x", "0", "0", "0", ""}},
+		{"formula characters inside", Row{Code: "2301", Name: "哈尔滨市=+-@", Level: "city"}, []string{"2301", "哈尔滨市=+-@", "city", "0", "0", "0", ""}},
+		{"negative counts stay numbers", Row{Code: "2301", Name: "哈尔滨市", Level: "city", Urban: Count{N: -1}, Rural: Count{N: -2}, Total: Count{N: -3}},
+			[]string{"2301", "哈尔滨市", "city", "-1", "-2", "-3", ""}},
+		{"markers", Row{Code: "2301", Name: "哈尔滨市", Level: "city", Urban: Count{Hidden: "suppressed"}, Rural: Count{Hidden: "<5"}, Total: Count{N: 7}},
+			[]string{"2301", "哈尔滨市", "city", "suppressed", "<5", "7", ""}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := WritePlainCSV(&buf, Report{Rows: []Row{tc.row}}); err != nil {
+				t.Fatal(err)
+			}
+			lines, err := csv.NewReader(&buf).ReadAll()
+			if err != nil || len(lines) != 2 {
+				t.Fatalf("CSV %q (%v)", lines, err)
+			}
+			if got := lines[1]; !slices.Equal(got, tc.want) {
+				t.Errorf("row %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -52,8 +52,10 @@ const maxBadLines = 50
 // name on every line, in UTF-8 (convert a GBK download first); a first line
 // whose code is not digits is taken as a header. Every line is checked
 // (a 12-digit code in a real province, a class among 111, 112, 121, 122,
-// 123, 210 and 220, a name without control characters, no code twice) and the error names each bad
-// line by number, up to 50 of them, so that one run shows what to fix.
+// 123, 210 and 220, a name without control characters that does not begin
+// with = + - or @, which a spreadsheet would run as a formula, no code
+// twice) and the error names each bad line by number, up to 50 of them, so
+// that one run shows what to fix.
 func ParseNBS(r io.Reader) (*Overlay, error) {
 	cr := csv.NewReader(r)
 	cr.FieldsPerRecord = -1
@@ -100,6 +102,11 @@ func ParseNBS(r io.Reader) (*Overlay, error) {
 			// with line breaks: such a name would be written as is and
 			// make the saved overlay unreadable at the hub's next start.
 			bad(line, "name of %s contains a control character (a tab or line break inside quotes?)", code)
+		case strings.ContainsAny(name[:1], formulaStarts):
+			// Spreadsheets run a cell that begins with one of these as a
+			// formula (=HYPERLINK(…)), and the statistics report names
+			// every committee; no division's name begins with one.
+			bad(line, "name of %s begins with %q, which a spreadsheet would run as a formula", code, name[:1])
 		default:
 			entries = append(entries, overlayEntry{code: n, class: c, name: name})
 			lines = append(lines, line)
@@ -146,6 +153,12 @@ func ParseNBS(r io.Reader) (*Overlay, error) {
 	}
 	return o, nil
 }
+
+// formulaStarts are the characters a name of the NBS table may not begin
+// with, since a spreadsheet takes a cell that begins with one for a
+// formula. A tab or carriage return, which spreadsheets treat alike, is
+// trimmed or refused as a control character before this check.
+const formulaStarts = "=+-@"
 
 // lineError is an error about one line of an NBS table.
 type lineError struct {

@@ -239,6 +239,12 @@ func TestParseNBSReportsEveryBadLine(t *testing.T) {
 		{"control characters in names", "230102001001,111,\"甲\t乙居委会\"\n230102001002,111,\"甲\n乙\"\n230102001003,111,\"甲\r乙\"\n230102001004,111,甲\x00\n230102001005,111,甲\u0085乙\n",
 			[]string{"line 1: name of 230102001001 contains a control character", "line 2: name of 230102001002 contains", "line 4: name of 230102001003 contains",
 				"line 5: name of 230102001004 contains", "line 6: name of 230102001005 contains"}},
+		{"names a spreadsheet would run as formulas", "230102001001,111,\"=HYPERLINK(\"\"http://evil.example/\"\",\"\"森林社区\"\")\"\n" +
+			"230102001002,111,+甲\n230102001003,111,-甲\n230102001004,111,@SUM(A1)\n230102001005,111,\" =甲\"\n",
+			[]string{"line 1: name of 230102001001 begins with \"=\"", "line 2: name of 230102001002 begins with \"+\"",
+				"line 3: name of 230102001003 begins with \"-\"", "line 4: name of 230102001004 begins with \"@\"",
+				"line 5: name of 230102001005 begins with \"=\""}},
+		{"formula characters inside a name", "230102001001,111,甲-乙村委会\n230102001002,111,甲@乙=丙+丁\n", nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
