@@ -511,11 +511,15 @@ func (s *State) anomalies() []hub.Anomaly {
 	return out
 }
 
-// endedBefore reports whether a contract's, lease's or insurance's end took effect
-// before its latest start: a start registered again after the end (the
-// contract resumed, the lease renewed under its id) supersedes the end,
-// as changes take effect in order of time. An end at the same instant as
-// the start still ends it.
+// endedBefore reports whether a contract's, lease's or insurance's end took
+// effect before its latest start: a start registered again after the end
+// (the contract resumed, the lease renewed under its id) supersedes the
+// end. Before is the hub's order of changes (Stamp.After), the one every
+// register keeps, so an end and a start with the same time are ordered by
+// source and event id like any other tie: pophub cdc dates the DELETE and
+// the INSERT of one transaction (an ORM's "replace") by its commit time,
+// and their ids, carrying the WAL position, put the INSERT last, so the
+// row that exists is shown without an end.
 func endedBefore(started, ended Stamp) bool {
-	return started.T.After(ended.T)
+	return started.After(ended)
 }
