@@ -54,7 +54,7 @@ func (s *Server) queryRoute(route string, h queryHandler) http.Handler {
 		status := http.StatusOK
 		if err != nil {
 			status = kindOf(err).status
-			s.fail(w, r, err)
+			s.failQuery(w, r, err)
 			o = Outcome{} // nothing was disclosed
 		} else {
 			s.writeJSON(w, r, status, body)
@@ -62,6 +62,59 @@ func (s *Server) queryRoute(route string, h queryHandler) http.Handler {
 		o.Route, o.Status, o.Err = route, status, err
 		g.Done(r.Context(), o)
 	})
+}
+
+// failQuery answers err as fail does, except that a region nobody knows
+// (regionNotFound) keeps its reason as the 404's detail.
+func (s *Server) failQuery(w http.ResponseWriter, r *http.Request, err error) {
+	var nf *regionNotFound
+	if errors.As(err, &nf) {
+		k := kindOf(err)
+		s.writeProblem(w, r, k.status, k.slug, nf.reason)
+		return
+	}
+	s.fail(w, r, err)
+}
+
+// regionNotFound is a well-formed region code nobody knows, a
+// hub.ErrNotFound. Unlike the not-found of a citizen ID, whose generic
+// detail gives nothing away, its reason is the 404's detail: it speaks of
+// the code the caller wrote and of the region table, never of a person,
+// and a code padded with zeros (230000 for 23, as NBS tables often write a
+// province) is a mistake the caller can only correct when told.
+type regionNotFound struct{ reason string }
+
+func (e *regionNotFound) Error() string { return e.reason + ": " + hub.ErrNotFound.Error() }
+func (e *regionNotFound) Unwrap() error { return hub.ErrNotFound }
+
+// unknownRegion is the regionNotFound of a well-formed code whose province
+// is a real one but which the table lacks. When the code is a known
+// division padded with zeros (230000, 2300 or 230100000000), the reason
+// says how that division and the level below it are written.
+func (s *Server) unknownRegion(asked string) error {
+	reason := fmt.Sprintf("region %s is not in the region table: no division has this code", asked)
+	for _, n := range []int{2, 4, 6, 9} {
+		if n >= len(asked) || strings.Trim(asked[n:], "0") != "" {
+			continue
+		}
+		code := asked[:n]
+		if _, known := s.cfg.Regions.Name(code); !known {
+			break
+		}
+		reason += fmt.Sprintf("; a %s is written %s", region.Level(n), code)
+		if kids := s.cfg.Regions.Children(code); len(kids) > 0 {
+			reason += fmt.Sprintf(", a %s %s", region.Level(len(kids[0])), kids[0])
+		}
+		reason += " (codes are cut at their level, not padded with zeros)"
+		break
+	}
+	return &regionNotFound{reason: reason}
+}
+
+// notProvince is the regionNotFound of a code whose first two digits are
+// no province's.
+func notProvince(asked string) error {
+	return &regionNotFound{reason: fmt.Sprintf("region %s is not in the region table: %s is not a province code", asked, asked[:2])}
 }
 
 // PersonsPage is the body of GET /v1/persons.
@@ -198,10 +251,10 @@ func readsHukou(g Grant) bool {
 // (hub.ErrNotFound), as on the statistics routes.
 func (s *Server) walkRegion(asked string) (string, error) {
 	if !region.IsProvince(asked[:2]) {
-		return "", fmt.Errorf("region %s is not in the region table: %s is not a province code: %w", asked, asked[:2], hub.ErrNotFound)
+		return "", notProvince(asked)
 	}
 	if len(asked) == 6 && asked[2:] == "0000" {
-		return "", fmt.Errorf("region %s is not in the region table: a province is written in two digits, %s: %w", asked, asked[:2], hub.ErrNotFound)
+		return "", &regionNotFound{reason: fmt.Sprintf("region %s is not in the region table: a province is written in two digits, %s", asked, asked[:2])}
 	}
 	return s.tableCode(asked), nil
 }
@@ -488,19 +541,20 @@ func regionShape(asked string, levels ...int) error {
 }
 
 // knownRegion is the code the region table knows a well-formed
-// statistics region by (tableCode), or hub.ErrNotFound when its province
+// statistics region by (tableCode), or a regionNotFound when its province
 // is no province or the table does not have it: a region nobody knows,
-// not a malformed one. The statistics routes name a region and list its
+// not a malformed one, and the 404 says which (and, for a code padded
+// with zeros, how the region is written). The statistics routes name a region and list its
 // children from the table, so they answer only for regions it has (a
 // walk, which selects by address prefix, reads its region with
 // walkRegion instead).
 func (s *Server) knownRegion(asked string) (string, error) {
 	if !region.IsProvince(asked[:2]) {
-		return "", fmt.Errorf("region %s is not in the region table: %s is not a province code: %w", asked, asked[:2], hub.ErrNotFound)
+		return "", notProvince(asked)
 	}
 	code := s.tableCode(asked)
 	if _, known := s.cfg.Regions.Name(code); !known {
-		return "", fmt.Errorf("region %s is not in the region table: %w", asked, hub.ErrNotFound)
+		return "", s.unknownRegion(asked)
 	}
 	return code, nil
 }

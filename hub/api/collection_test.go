@@ -590,7 +590,9 @@ func TestStatisticsCityInSixDigits(t *testing.T) {
 // character other than a digit is a bad request, and so is a county asked
 // for residence permits, which are counted per city (the detail says to
 // ask for the city); a well-formed code that names no region, in a
-// province that does not exist or not, is not found.
+// province that does not exist or not, is not found, and the 404 says why:
+// a code padded with zeros (230000, as NBS tables write a province) is
+// told how its region is written.
 func TestStatisticsRegionRefusals(t *testing.T) {
 	store := newMemStore(t)
 	log := &outcomeLog{}
@@ -599,18 +601,26 @@ func TestStatisticsRegionRefusals(t *testing.T) {
 	tests := []struct {
 		query  string
 		status int
-		why    string // in the error reported to the Grant, and in the detail of a 400
+		why    string // in the error reported to the Grant, and in the problem's detail
 	}{
 		{"urban-rural?region=99", http.StatusNotFound, "99 is not a province code"},
 		{"urban-rural?region=9901", http.StatusNotFound, "99 is not a province code"},
 		{"urban-rural?region=990102001001", http.StatusNotFound, "99 is not a province code"},
-		{"urban-rural?region=2399", http.StatusNotFound, "2399 is not in the region table"},
+		{"urban-rural?region=2399", http.StatusNotFound, "region 2399 is not in the region table: no division has this code"},
+		{"urban-rural?region=230000", http.StatusNotFound, "region 230000 is not in the region table: no division has this code; " +
+			"a province is written 23, a city 2301 (codes are cut at their level, not padded with zeros)"},
+		{"urban-rural?region=2300", http.StatusNotFound, "region 2300 is not in the region table: no division has this code; a province is written 23, a city 2301 ("},
+		{"urban-rural?region=230100000000", http.StatusNotFound, "; a city is written 2301, a county 230102 ("},
+		{"urban-rural?region=230102000", http.StatusNotFound, "; a county is written 230102, a township 230102001 ("},
+		{"urban-rural?region=230102001000", http.StatusNotFound, "; a township is written 230102001, a village 230102001001 ("},
+		{"urban-rural?region=239900000000", http.StatusNotFound, "region 239900000000 is not in the region table: no division has this code"},
 		{"urban-rural?region=999", http.StatusBadRequest, "not a division code of [2 4 6 9 12] digits"},
 		{"urban-rural?region=2x", http.StatusBadRequest, "not a division code"},
 		{"urban-rural?region=%EF%BC%92%EF%BC%93", http.StatusBadRequest, "not a division code"}, // full-width ２３
 		{"residence-permits?region=99", http.StatusNotFound, "99 is not a province code"},
 		{"residence-permits?region=990100", http.StatusNotFound, "99 is not a province code"},
 		{"residence-permits?region=239900", http.StatusNotFound, "239900 is not in the region table"},
+		{"residence-permits?region=230000", http.StatusNotFound, "region 230000 is not in the region table: no division has this code; a province is written 23, a city 2301 ("},
 		{"residence-permits?region=230102", http.StatusBadRequest, "ask for its city, 2301 (or 230100)"},
 		{"residence-permits?region=230102&children=true", http.StatusBadRequest, "residence permits are counted per city"},
 		{"residence-permits?region=990102", http.StatusBadRequest, "is a county"},
@@ -625,8 +635,11 @@ func TestStatisticsRegionRefusals(t *testing.T) {
 			if o := log.last(t); o.Err == nil || !strings.Contains(o.Err.Error(), tc.why) {
 				t.Errorf("error %v, want one saying %q", o.Err, tc.why)
 			}
-			if tc.status == http.StatusBadRequest && !strings.Contains(p.Detail, tc.why) {
+			if !strings.Contains(p.Detail, tc.why) {
 				t.Errorf("detail %q, want one saying %q", p.Detail, tc.why)
+			}
+			if want := api.ProblemTypePrefix + map[int]string{400: "invalid-request", 404: "not-found"}[tc.status]; p.Type != want {
+				t.Errorf("type %q, want %q", p.Type, want)
 			}
 		})
 	}
@@ -934,6 +947,33 @@ func TestListPersonsRegionAsTheStatisticsReadIt(t *testing.T) {
 			}
 			if tc.stats == http.StatusOK && stat.Total != stats.Shown(int64(tc.persons)) {
 				t.Errorf("statistics count %v, the walk %d persons", stat.Total, tc.persons)
+			}
+		})
+	}
+}
+
+// TestWalkRegionNotFoundSaysWhy: a walk of a region nobody knows answers
+// 404 with the reason, as the statistics do, while an unknown citizen ID
+// still answers the generic detail, which confirms nothing.
+func TestWalkRegionNotFoundSaysWhy(t *testing.T) {
+	store := newMemStore(t)
+	srv := httptest.NewServer(api.New(api.Config{Store: store, Lister: store, Counter: store, Regions: testRegions{}}).Handler())
+	defer srv.Close()
+	tests := []struct {
+		path, want string
+	}{
+		{"/v1/persons?region=230000", "region 230000 is not in the region table: a province is written in two digits, 23"},
+		{"/v1/persons?region=990102", "region 990102 is not in the region table: 99 is not a province code"},
+		{"/v1/persons/" + string(storetest.ValidID(1)), "nothing is known under this identifier"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.path, func(t *testing.T) {
+			var p api.Problem
+			if code := getInto(t, srv.URL+tc.path, &p); code != http.StatusNotFound {
+				t.Fatalf("status %d (%+v), want 404", code, p)
+			}
+			if p.Type != api.ProblemTypePrefix+"not-found" || p.Detail != tc.want {
+				t.Errorf("problem %s: %q, want not-found: %q", p.Type, p.Detail, tc.want)
 			}
 		})
 	}

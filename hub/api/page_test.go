@@ -473,7 +473,7 @@ func TestStatsPageRefusals(t *testing.T) {
 	}{
 		{"no token", "", "", "23", guarded, "需要有效的令牌", "a bearer token is required", "token"},
 		{"purpose not allowed", "page-token", "curiosity", "23", guarded, "该令牌无权用于此用途", `purpose "curiosity" is not allowed`, "purpose"},
-		{"unknown region", "", "", "2399", open, "区划代码不存在", "nothing is known", ""},
+		{"unknown region", "", "", "2399", open, "区划代码不存在", "2399 is not in the region table", ""},
 		{"rate limited", "", "", "23", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", api.ProblemContentType)
 			w.WriteHeader(http.StatusTooManyRequests)
