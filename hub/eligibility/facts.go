@@ -174,15 +174,9 @@ func gather(rec *hub.Record, history []hub.Change, asOf time.Time) *facts {
 			order = append(order, &history[i])
 		}
 	}
-	sort.SliceStable(order, func(i, j int) bool {
-		// The merge applies an end unless it is older than its start:
-		// at the same time, an end follows what it ends.
-		a, b := order[i], order[j]
-		if a.Time.Equal(b.Time) && endTypes[a.Type] != endTypes[b.Type] {
-			return endTypes[b.Type]
-		}
-		return stampBefore(a, b)
-	})
+	// In the merge's order of changes: at the same time, by source, then
+	// event id, as the record decides between an end and its start.
+	sort.SliceStable(order, func(i, j int) bool { return stampBefore(order[i], order[j]) })
 
 	contracts := map[string]int{}
 	leases := map[string]int{}
@@ -448,10 +442,6 @@ func byPreference(a, b payment) int {
 	}
 	return strings.Compare(a.carriedFrom, b.carriedFrom)
 }
-
-// endTypes end what an earlier event started: a contract, a lease, an
-// insurance.
-var endTypes = map[schemas.Type]bool{schemas.ContractEnded: true, schemas.RentalEnded: true, schemas.InsuranceTerminated: true}
 
 // stampBefore orders changes as the merge orders events (merge.Stamp:
 // effective time, then source, then event id), so that of two changes

@@ -13,11 +13,11 @@ import (
 )
 
 // A contract's start and its end stamped with the same effective time
-// (a back-filled, finished contract), the end's event id sorting first.
-// The record applies the end (hub/merge: an end counts unless its time is
-// before the start's); eligibility, taking same-time changes "in the
-// record's order", meets the end before the start, drops it, and counts
-// the contract as still running.
+// (a back-filled, finished contract). The record takes them in the hub's
+// order of changes (time, then source, then event id): the one whose id
+// sorts last stands. Eligibility, taking same-time changes in the same
+// order, counts the contract exactly when the record shows it running,
+// whichever id sorts last.
 func TestSameTimeEndFollowsStart(t *testing.T) {
 	cat, err := eligibility.Load(policies.FS())
 	if err != nil {
@@ -26,29 +26,42 @@ func TestSameTimeEndFollowsStart(t *testing.T) {
 	p, _ := cat.Policy("heilongjiang/daqing")
 	who := storetest.ValidID(3)
 	at := time.Date(2024, 7, 1, 9, 0, 0, 0, cst)
-	in := []hub.Input{
-		storetest.Event(t, schemas.HukouRegistered, who, "ps-r1", time.Date(2020, 1, 1, 9, 0, 0, 0, cst),
-			schemas.HukouRegisteredData{Name: "李娜", Gender: "2", BirthDate: "1990-01-01", Ethnicity: "01", AddressCode: "231221100200", HouseholdID: "H1", Reason: "birth"}),
-		storetest.Event(t, schemas.ContractStarted, who, "emp-b", at, schemas.ContractStartedData{ContractID: "C1",
-			EmployerID: "91230102MA1B2C3D46", EmployerName: "示例公司", WorkRegion: "230602", Start: "2023-01-01"}),
-		storetest.Event(t, schemas.ContractEnded, who, "emp-a", at, schemas.ContractEndedData{ContractID: "C1", End: "2023-03-31"}),
+	tests := []struct {
+		name        string
+		start, end  string // event ids
+		wantRunning bool
+	}{
+		{"the end's id sorts first", "emp-b", "emp-a", true},
+		{"the start's id sorts first", "emp-a", "emp-b", false},
 	}
-	out := merge.Batch(nil, in, time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
-	rec := out.States[who].Record()
-	t.Logf("record employment: %+v", rec.Employment)
-	subj := eligibility.Subject{Record: rec}
-	for _, e := range out.History {
-		subj.History = append(subj.History, e.Change)
-	}
-	asOf, _ := eligibility.AsOfDay("2025-06-01")
-	for _, c := range eligibility.Evaluate(p, subj, nil, asOf).Conditions {
-		for _, f := range c.Facts {
-			if f.EventID == "emp-b" {
-				t.Logf("%s met=%v: %s", c.ID, c.Met, f.Text)
-				if c.Met {
-					t.Errorf("condition %s met by contract C1, which the record shows ended 2023-03-31", c.ID)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := []hub.Input{
+				storetest.Event(t, schemas.HukouRegistered, who, "ps-r1", time.Date(2020, 1, 1, 9, 0, 0, 0, cst),
+					schemas.HukouRegisteredData{Name: "李娜", Gender: "2", BirthDate: "1990-01-01", Ethnicity: "01", AddressCode: "231221100200", HouseholdID: "H1", Reason: "birth"}),
+				storetest.Event(t, schemas.ContractStarted, who, tc.start, at, schemas.ContractStartedData{ContractID: "C1",
+					EmployerID: "91230102MA1B2C3D46", EmployerName: "示例公司", WorkRegion: "230602", Start: "2023-01-01"}),
+				storetest.Event(t, schemas.ContractEnded, who, tc.end, at, schemas.ContractEndedData{ContractID: "C1", End: "2023-03-31"}),
+			}
+			out := merge.Batch(nil, in, time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+			rec := out.States[who].Record()
+			if len(rec.Employment) != 1 || (rec.Employment[0].End == "") != tc.wantRunning {
+				t.Fatalf("record employment %+v; want the contract running: %v", rec.Employment, tc.wantRunning)
+			}
+			subj := eligibility.Subject{Record: rec}
+			for _, e := range out.History {
+				subj.History = append(subj.History, e.Change)
+			}
+			asOf, _ := eligibility.AsOfDay("2025-06-01")
+			counted := false
+			for _, c := range eligibility.Evaluate(p, subj, nil, asOf).Conditions {
+				for _, f := range c.Facts {
+					counted = counted || f.EventID == tc.start && c.Met
 				}
 			}
-		}
+			if counted != tc.wantRunning {
+				t.Errorf("contract C1 counted in 2025: %v; the record shows it running: %v", counted, tc.wantRunning)
+			}
+		})
 	}
 }
