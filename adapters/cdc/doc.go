@@ -29,6 +29,15 @@
 //     while it runs (see Changes to the table). For a partitioned table,
 //     set it on every partition (the table's own setting does not pass to
 //     them), including partitions added later.
+//   - A replica identity PostgreSQL can use: a primary key (REPLICA
+//     IDENTITY DEFAULT), a unique index (USING INDEX) or FULL. Once a
+//     publication publishes a table's updates and deletes, PostgreSQL
+//     refuses every UPDATE and DELETE of a table without one, the
+//     department's own, for as long as the publication exists. A start
+//     that would create such a publication refuses instead, with the
+//     ALTER TABLE that gives the table one, and creates nothing; a
+//     mapping of inserts alone may stream through a publication of
+//     inserts alone (publish = 'insert, truncate'), created beforehand.
 //   - PostgreSQL 11 or later; a partitioned table needs 13 or later.
 //
 // The stream's user must own the table's publication: the publication's

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -47,7 +48,15 @@ func connectDenied(cfg *pgconn.Config, replication bool, err error) error {
 // createPublicationSQL is how the stream creates its publication, for
 // the table's owner to run instead when the stream's user may not.
 func (s *Stream) createPublicationSQL(t *tableInfo) string {
-	with := "publish = 'insert, update, delete, truncate'"
+	return s.createPublicationSQLFor(t, strings.Join(allPublished, ", "))
+}
+
+// allPublished is what a publication the stream creates publishes.
+var allPublished = []string{opInsert, opUpdate, opDelete, "truncate"}
+
+// createPublicationSQLFor is createPublicationSQL publishing publish.
+func (s *Stream) createPublicationSQLFor(t *tableInfo, publish string) string {
+	with := "publish = '" + publish + "'"
 	if t.partitioned {
 		with += ", publish_via_partition_root = true"
 	}

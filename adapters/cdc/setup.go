@@ -39,6 +39,11 @@ type tableInfo struct {
 	// its partitions; the publication must publish their changes under
 	// the table's own name (publish_via_partition_root).
 	partitioned bool
+	// unidentified are the relations, the table or its partitions, that
+	// have no replica identity PostgreSQL can use: once a publication
+	// publishes their updates or deletes, PostgreSQL refuses every UPDATE
+	// and DELETE of them (see checkIdentity).
+	unidentified []unidentified
 	// inspectedAt is the server's WAL position just before the table was
 	// inspected: a transaction committed before it was made while the
 	// table was as inspect found it or earlier (see checkRelation).
@@ -156,12 +161,121 @@ func (s *Stream) inspect(ctx context.Context, db *pgx.Conn) (*tableInfo, error) 
 	if err != nil {
 		return nil, fmt.Errorf("reading the column types of %s: %w", t.qualified, err)
 	}
+	if t.unidentified, err = findUnidentified(ctx, db, t); err != nil {
+		return nil, err
+	}
 	if s.plan.ops[opDelete] != nil {
 		if err := s.checkDeletedRows(ctx, db, t, replIdent); err != nil {
 			return nil, err
 		}
 	}
 	return t, nil
+}
+
+// unidentified is a relation without a replica identity PostgreSQL can
+// use, and why.
+type unidentified struct {
+	qualified string // quoted, for SQL
+	why       string
+}
+
+// findUnidentified lists the relations whose rows the department writes,
+// the table or, when it is partitioned, its partitions, that have no
+// replica identity PostgreSQL can use: REPLICA IDENTITY NOTHING, DEFAULT
+// without a primary key, or USING INDEX of an index dropped since. The
+// index must be valid, unique, immediate and without a predicate, as
+// PostgreSQL's relcache requires. FULL always does.
+func findUnidentified(ctx context.Context, db *pgx.Conn, t *tableInfo) ([]unidentified, error) {
+	oids := []uint32{t.oid}
+	if t.partitioned {
+		rows, err := db.Query(ctx, `SELECT relid::oid FROM pg_partition_tree($1) WHERE isleaf`, t.oid)
+		if err != nil {
+			return nil, fmt.Errorf("listing the partitions of %s: %w", t.qualified, err)
+		}
+		if oids, err = pgx.CollectRows(rows, pgx.RowTo[uint32]); err != nil {
+			return nil, fmt.Errorf("listing the partitions of %s: %w", t.qualified, err)
+		}
+	}
+	rows, err := db.Query(ctx, `SELECT format('%I.%I', n.nspname, c.relname), c.relreplident::text,
+			EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary),
+			EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisvalid AND i.indisunique AND i.indimmediate
+				AND i.indpred IS NULL AND CASE c.relreplident WHEN 'd' THEN i.indisprimary WHEN 'i' THEN i.indisreplident ELSE false END)
+		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.oid = ANY($1::oid[]) AND c.relreplident <> 'f' ORDER BY 1`, oids)
+	if err != nil {
+		return nil, fmt.Errorf("reading the replica identity of %s: %w", t.qualified, err)
+	}
+	var out []unidentified
+	var rel, replIdent string
+	var hasPrimary, usable bool
+	_, err = pgx.ForEachRow(rows, []any{&rel, &replIdent, &hasPrimary, &usable}, func() error {
+		switch {
+		case usable:
+		case replIdent == "n":
+			out = append(out, unidentified{rel, "REPLICA IDENTITY NOTHING"})
+		case replIdent == "d" && hasPrimary:
+			out = append(out, unidentified{rel, "REPLICA IDENTITY DEFAULT, and a primary key PostgreSQL cannot use for it (deferrable, or not valid)"})
+		case replIdent == "d":
+			out = append(out, unidentified{rel, "no primary key, and REPLICA IDENTITY DEFAULT"})
+		default:
+			out = append(out, unidentified{rel, "REPLICA IDENTITY USING INDEX of an index that was dropped or cannot serve"})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading the replica identity of %s: %w", t.qualified, err)
+	}
+	return out, nil
+}
+
+// checkIdentity refuses a publication that would publish the updates or
+// deletes of a relation without a usable replica identity: PostgreSQL
+// then refuses every UPDATE and DELETE of it ("cannot update table ...
+// because it does not have a replica identity and publishes updates"),
+// breaking the department's own system, and keeps refusing them after
+// the stream stops, for as long as the publication exists. publish is
+// what the publication would publish once the stream starts; already,
+// whether it publishes the table's updates or deletes now. That is the
+// department's doing, and its UPDATEs and DELETEs fail already: it is
+// warned about, not refused, as a table only ever inserted into streams
+// well under it.
+func (s *Stream) checkIdentity(ctx context.Context, t *tableInfo, publish []string, already, exists bool) error {
+	var kinds []string
+	for _, k := range []string{opUpdate, opDelete} {
+		if slices.Contains(publish, k) {
+			kinds = append(kinds, k+"s")
+		}
+	}
+	if len(t.unidentified) == 0 || len(kinds) == 0 {
+		return nil
+	}
+	var rels, fixes []string
+	for _, u := range t.unidentified {
+		rels = append(rels, fmt.Sprintf("%s (%s)", u.qualified, u.why))
+		fixes = append(fixes, fmt.Sprintf("ALTER TABLE %s REPLICA IDENTITY FULL", u.qualified))
+	}
+	if already {
+		s.log.ErrorContext(ctx, "cdc: the table has no replica identity, and its publication publishes its updates or deletes, "+
+			"so PostgreSQL refuses every UPDATE and DELETE of it; give it one (or a primary key), or have the publication publish only inserts",
+			"publication", s.cfg.Publication, "relations", strings.Join(rels, "; "), "fix", strings.Join(fixes, "; "))
+		return nil
+	}
+	which := fmt.Sprintf("%s has no replica identity PostgreSQL can use (%s)", t.qualified, t.unidentified[0].why)
+	if t.partitioned {
+		which = fmt.Sprintf("partitions of %s have no replica identity PostgreSQL can use: %s", t.qualified, strings.Join(rels, ", "))
+	}
+	msg := fmt.Sprintf("checking the table: %s. Once publication %s publishes its %s, "+
+		"PostgreSQL refuses every UPDATE and DELETE of it (\"cannot update table ... because it does not have a replica identity and publishes updates\"), "+
+		"the department's own included, for as long as the publication exists. Give it one first: %s (or add a primary key), and start again",
+		which, s.cfg.Publication, strings.Join(kinds, " and "), strings.Join(fixes, "; "))
+	if !exists && s.plan.ops[opUpdate] == nil && s.plan.ops[opDelete] == nil {
+		msg += fmt.Sprintf("; or, as the mapping maps only inserts, create the publication publishing inserts alone: %s, and start again",
+			s.createPublicationSQLFor(t, "insert, truncate"))
+	}
+	if !exists {
+		msg += ". Nothing was created"
+	}
+	return errors.New(msg)
 }
 
 // checkMissing decides whether the stream may start though the table
@@ -340,6 +454,19 @@ func (s *Stream) ensurePublication(ctx context.Context, db *pgx.Conn, t *tableIn
 		return fmt.Errorf("checking publication %s: %s is partitioned, and the publication would send its changes "+
 			"under the partitions' names, which the stream does not read: run ALTER PUBLICATION %s SET (publish_via_partition_root = true)",
 			s.cfg.Publication, t.qualified, s.cfg.Publication)
+	}
+	publish := allPublished
+	if exists {
+		publish = slices.Clone(published)
+		for _, kind := range []string{opInsert, opUpdate, opDelete} {
+			if s.plan.ops[kind] != nil {
+				publish = append(publish, kind)
+			}
+		}
+	}
+	already := exists && hasTable && (slices.Contains(published, opUpdate) || slices.Contains(published, opDelete))
+	if err := s.checkIdentity(ctx, t, publish, already, exists); err != nil {
+		return err
 	}
 	if exists {
 		// A kind of change the mapping maps but the publication leaves

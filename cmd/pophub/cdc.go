@@ -102,8 +102,7 @@ publication (see adapters/cdc for the grants). Runs until interrupted. With
 			}
 			if st.RetainedWAL >= 0 {
 				// Stopped, the slot keeps WAL growing until the next start.
-				fmt.Fprintf(cmd.OutOrStdout(), "slot %s keeps %d bytes of WAL on the database server, and more while stopped; "+
-					"to stop streaming for good: SELECT pg_drop_replication_slot('%s');\n", s.Slot(), st.RetainedWAL, s.Slot())
+				fmt.Fprintln(cmd.OutOrStdout(), cdcStopAdvice(s.Slot(), s.Publication(), st.RetainedWAL))
 			}
 			if errors.Is(err, context.Canceled) {
 				return nil // interrupted: a clean stop
@@ -123,4 +122,15 @@ publication (see adapters/cdc for the grants). Runs until interrupted. With
 	login = addKafkaLoginFlags(f, "the department's identity in the access policy")
 	otlp = addOTLPFlag(f)
 	return cmd
+}
+
+// cdcStopAdvice says, when pophub cdc stops, what its slot keeps and how
+// to stop streaming for good: drop the slot, which keeps WAL, and the
+// publication, which, while it publishes a table's updates and deletes,
+// makes PostgreSQL refuse them should the table lose its replica
+// identity.
+func cdcStopAdvice(slot, publication string, retained int64) string {
+	return fmt.Sprintf("slot %s keeps %d bytes of WAL on the database server, and more while stopped; "+
+		"to stop streaming for good: SELECT pg_drop_replication_slot('%s'); and, unless another source streams the table, DROP PUBLICATION %s;",
+		slot, retained, slot, publication)
 }

@@ -46,3 +46,16 @@ func TestCDCPublicationFlag(t *testing.T) {
 		}
 	}
 }
+
+// TestCDCStopAdvice: on stop, pophub cdc says how to stop streaming for
+// good: drop the slot, which keeps WAL, and the publication, which
+// otherwise stays on the department's table.
+func TestCDCStopAdvice(t *testing.T) {
+	got := cdcStopAdvice("pophub_housing_rentals", "pophub_rentals", 4096)
+	for _, want := range []string{"slot pophub_housing_rentals keeps 4096 bytes of WAL",
+		"SELECT pg_drop_replication_slot('pophub_housing_rentals');", "DROP PUBLICATION pophub_rentals;"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("cdcStopAdvice = %q, want it to contain %q", got, want)
+		}
+	}
+}
