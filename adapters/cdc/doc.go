@@ -285,8 +285,10 @@
 // record key and the update's WAL position, and differs from the
 // update's own.
 //
-// Values are read as PostgreSQL prints them (DateStyle ISO, TimeZone UTC)
-// and shaped by the data field they feed: a bigint lease_id becomes a JSON
+// Values are read as PostgreSQL prints them (DateStyle ISO, TimeZone UTC),
+// a character(n) value without the blanks that pad it, as its cast to
+// text gives it (the WAL keeps them; the initial copy reads the cast, and
+// a key must read alike from both), and shaped by the data field they feed: a bigint lease_id becomes a JSON
 // string, a numeric area_m2 a number, a text[] a list. Date fields want
 // date columns, or take the date of a timestamp in the mapping's time
 // zone. A date or timestamp of infinity or -infinity reads as NULL.

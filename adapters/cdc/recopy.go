@@ -234,21 +234,9 @@ type catchUp struct {
 }
 
 // owes reports whether a failed copy may have sent the row an end is for.
-// The copy read its key as ::text, which drops the padding of a
-// character(n) value that the WAL keeps: the key is tried both ways.
+// The key is read as the copy read it (see tableInfo.cell).
 func (c *catchUp) owes(p *plan, r row) bool {
 	key, err := p.recordKey(r)
-	if err != nil {
-		return false
-	}
-	if c.sent.covers(copyOrder(key)) {
-		return true
-	}
-	trimmed := make(row, len(p.key))
-	for _, k := range p.key {
-		trimmed[k] = cell{text: strings.TrimRight(r[k].text, " ")}
-	}
-	key, err = p.recordKey(trimmed)
 	return err == nil && c.sent.covers(copyOrder(key))
 }
 

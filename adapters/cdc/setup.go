@@ -322,21 +322,30 @@ type columnType struct {
 	name string // for messages, with its modifier: numeric(20,0)
 }
 
-// cell reads a column's text, with the type PostgreSQL gave for it. A
-// date or timestamp of infinity or -infinity, PostgreSQL's mark of a
-// period without an end (or a start), is read as no value, like NULL:
-// no data field can hold it, and a fallback (end_date | $commit_date)
-// gives the value the event needs.
+// cell reads a column's text, with the type PostgreSQL gave for it, so
+// that the initial copy, which reads each column as ::text, and the
+// changes, which carry the type's output, read a value alike:
+//
+//   - A character(n) value (bpchar, or a domain over it) loses the blanks
+//     that pad it, as its cast to text drops them: PostgreSQL counts them
+//     as insignificant, and the WAL keeps them. Otherwise a key of
+//     'HZ-001' copied and the same key changed later would be two records
+//     in the hub, and the copied one never ended.
+//   - A date or timestamp of infinity or -infinity, PostgreSQL's mark of a
+//     period without an end (or a start), is read as no value, like NULL:
+//     no data field can hold it, and a fallback (end_date | $commit_date)
+//     gives the value the event needs.
 func (t *tableInfo) cell(column string, typ uint32, text string) cell {
-	if text != "infinity" && text != "-infinity" {
-		return cell{text: text}
-	}
 	if ct, ok := t.types[column]; ok && ct.oid == typ {
 		typ = ct.base
 	}
 	switch typ {
+	case pgtype.BPCharOID:
+		return cell{text: strings.TrimRight(text, " ")}
 	case pgtype.DateOID, pgtype.TimestampOID, pgtype.TimestamptzOID:
-		return cell{null: true}
+		if text == "infinity" || text == "-infinity" {
+			return cell{null: true}
+		}
 	}
 	return cell{text: text}
 }
