@@ -228,10 +228,12 @@ func (out *Outcome) apply(st *State, in *hub.Input, now time.Time) {
 		before = append(before, v)
 	}
 	wasDeceased := st.Status() == hub.StatusDeceased
-	wasAddr := st.AddressCode()
-	wasDate := ""
+	wasDate, wasDeathAddr := "", ""
 	if life {
 		wasDate = st.DateOfDeath()
+		if wasDeceased {
+			wasDeathAddr = st.deathAddress()
+		}
 	}
 
 	st.apply(ev)
@@ -267,22 +269,29 @@ func (out *Outcome) apply(st *State, in *hub.Input, now time.Time) {
 	timeText := ev.Time.AppendFormat(timeBuf[:0], time.RFC3339Nano)
 	addr := st.AddressCode()
 	migration, _ := ev.Payload.(*schemas.HukouMigratedData)
-	died := !wasDeceased && st.Status() == hub.StatusDeceased
-	// A death is announced in the region of the hukou known when it
-	// arrived: under the unknown region (00.0000.000000), which no
-	// region's subscriber follows, when the registration came later, or
-	// in the old region when a migration that took effect before the
-	// death came later. Once the hukou's region is known or corrected,
-	// the death is announced again there, under this event's change id,
-	// so the bureau that pays the person hears of it: when the region
-	// (not only the address: a move within the county changes no
-	// subscriber) is new, and, but for a first known one, as of the death
-	// (a migration taking effect after the death leaves it where it
-	// happened). Likewise when the date of death changes (a certificate
-	// arriving after a cancellation for death, whose date stood in for
-	// it): subscribers act on the date, so the corrected one is announced.
-	if wasDeceased && st.Status() == hub.StatusDeceased &&
-		(deathRegionChanged(st, addr, wasAddr) || (life && st.DateOfDeath() != wasDate)) {
+	deceased := st.Status() == hub.StatusDeceased
+	died := !wasDeceased && deceased
+	// A death is announced in the region of the hukou at the death
+	// (deathAddress): where the person lived when they died in the hub's
+	// order of changes, whichever of the moves arrived first; under the
+	// unknown region (00.0000.000000), which no region's subscriber
+	// follows, while no address is known. When that region becomes known
+	// or changes (a registration arriving after the death, a migration
+	// that took effect before the death arriving after the death or after
+	// a later move, a later certificate with another time), the death
+	// is announced again there, under this event's change id, so the
+	// bureau that pays the person hears of it. Not for a move within the
+	// county, which changes no subscriber, nor for one taking effect after
+	// the death, which leaves it where it happened. Likewise when the
+	// date of death changes (a certificate arriving after a cancellation
+	// for death, whose date stood in for it): subscribers act on the date,
+	// so the corrected one is announced.
+	deathAddr := ""
+	if died || (life && wasDeceased && deceased) {
+		deathAddr = st.deathAddress()
+	}
+	if life && wasDeceased && deceased &&
+		(deathRegionChanged(deathAddr, wasDeathAddr) || st.DateOfDeath() != wasDate) {
 		died = true
 	}
 	digest := ""
@@ -312,7 +321,7 @@ func (out *Outcome) apply(st *State, in *hub.Input, now time.Time) {
 			n.Time = at.T.In(schemas.CST()) // a state stored before times were kept in CST
 			deathText = n.Time.AppendFormat(nil, time.RFC3339Nano)
 		}
-		out.notify(schemas.DeathSubject(addr), n, digest, deathText, in.Trace, now)
+		out.notify(schemas.DeathSubject(deathAddr), n, digest, deathText, in.Trace, now)
 	}
 }
 
@@ -330,15 +339,8 @@ func (out *Outcome) notify(subject string, n schemas.Notification, digest string
 }
 
 // deathRegionChanged reports whether the region a deceased person's death
-// belongs to changed from wasAddr's with the hukou address now addr: the
-// first known region, or another one as of the death.
-func deathRegionChanged(st *State, addr, wasAddr string) bool {
-	switch {
-	case addr == "" || region.Tokens(addr) == region.Tokens(wasAddr):
-		return false
-	case wasAddr == "":
-		return true
-	default:
-		return !st.Location.At.After(st.deathAt())
-	}
+// belongs to changed from wasAddr's to addr's (deathAddress before and
+// after an event): the first known region, or another county.
+func deathRegionChanged(addr, wasAddr string) bool {
+	return addr != "" && region.Tokens(addr) != region.Tokens(wasAddr)
 }

@@ -118,6 +118,48 @@ func (s *State) Registrations() []hub.Interval {
 	return intervals(steps)
 }
 
+// deathAddress is the hukou address of the death in force, "" for none
+// (no death, or no address known): the address as of the death in the
+// hub's order of changes (Stamp: time, then source and event id), that of
+// the latest registration or migration not after the death's stamp, so
+// that neither a late move before the death nor a move after it arriving
+// first takes the death elsewhere. With none before it (the registration
+// not known yet), it is the address of the earliest migration known
+// after it, the nearest to the death. The location register counts as
+// one such step: a state stored before the timeline has its address only
+// there. It depends on the steps known, not on the order they arrived in.
+func (s *State) deathAddress() string {
+	death, dead := s.deathInForce()
+	if !dead {
+		return ""
+	}
+	var before, after Stamp
+	addrBefore, addrAfter := "", ""
+	see := func(at Stamp, code string) {
+		switch {
+		case code == "":
+		case at.After(death):
+			if addrAfter == "" || after.After(at) {
+				after, addrAfter = at, code
+			}
+		case addrBefore == "" || at.After(before):
+			before, addrBefore = at, code
+		}
+	}
+	if l, ok := s.Location.get(); ok {
+		see(s.Location.At, l.Address)
+	}
+	for _, p := range s.HukouLine {
+		if p.Kind == pointRegistered || p.Kind == pointMigrated {
+			see(p.At, p.Code)
+		}
+	}
+	if addrBefore != "" {
+		return addrBefore
+	}
+	return addrAfter
+}
+
 // deathDayAt is the day from which the death certified at HukouLine[i],
 // the first certificate since the registration before it, ends the
 // person's timelines: the certified date of death of this death's latest
