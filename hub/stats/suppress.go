@@ -7,21 +7,27 @@ import (
 	"strings"
 )
 
-// ComplementMarker is the text shown instead of a cell hidden only so that
-// another hidden cell cannot be worked out from the shown ones. It is not
-// "<k": such a cell holds k or more (a smaller count would be "<k" itself,
-// and zeros are shown), and the audit counts on a caller knowing that.
+// ComplementMarker is the text shown instead of a cell hidden so that
+// another hidden cell cannot be worked out from the shown ones. Where the
+// cells decided together (a region's own row, or its children's rows) show
+// a "<k" too, it holds k or more: a smaller count would read "<k", and
+// zeros are shown. Where the "<k" and "suppressed" ranges together would
+// give a count away and hiding more cannot stop it, every hidden cell
+// decided there reads "suppressed", small ones included, and is then any
+// count from 1 up (see table.suppress).
 const ComplementMarker = "suppressed"
 
 // Cell is one statistics count as shown to a caller: the count, or a
 // marker when it is suppressed. It encodes as a JSON number; as the string
 // "<k" (k the minimum cell) when the count itself is small (primary
 // suppression); or as "suppressed" when it is hidden to protect another
-// cell (complementary suppression), whatever its size.
+// cell (complementary suppression), whatever its size, or when it is small
+// in a table whose "<k" markers would give a count away (see
+// ComplementMarker).
 type Cell struct {
 	N             int64 // zero when suppressed
 	Suppressed    bool
-	Complementary bool // hidden to protect another cell; only with Suppressed
+	Complementary bool // shown as "suppressed"; only with Suppressed
 	Min           int  // the minimum cell that suppressed it; zero when Complementary
 }
 
@@ -87,8 +93,9 @@ func (c *Cell) UnmarshalJSON(b []byte) error {
 // total is suppressed when it is itself below minCell. The result is then
 // audited as SuppressFamily's is: while the markers' ranges and the total
 // pin a hidden count to one value (<10 <10 50 of 52: both are 1), one more
-// cell is hidden. minCell < 2 suppresses nothing. Pure: counts is not
-// modified.
+// cell is hidden, and when none can be, every hidden cell reads
+// "suppressed", then, as a last resort, every cell. minCell < 2 suppresses
+// nothing. Pure: counts is not modified.
 //
 // It protects one table at a time; counts published in several tables
 // that share cells (a region's row and its children's) need SuppressFamily.
@@ -146,10 +153,17 @@ func suppressLine(counts []int64, minCell int) (cells []Cell, total Cell, ranges
 // caller would read it (table.audit): while a hidden cell's range narrows
 // to one value, the smallest cell worth hiding in one of its lines is
 // hidden too and the lines are completed again. When no line of such a
-// cell can hide more, every non-zero child cell is hidden; what the
-// parent's row, decided one level up, still gives away then stays given
-// away. When the children add up to the parent, every line otherwise ends
-// with zero or at least two hidden cells.
+// cell can hide more (the parent's row, decided one level up, fixes the
+// lines' sums: a "<5" and a "suppressed" in a column the parent shows as 6
+// are 1 and 5), the children's cells are suppressed again from their small
+// ones with one marker, every hidden cell reading "suppressed" (any count
+// from 1 up, to a caller); if even that gives a cell away, every child cell
+// is hidden, zeros too (any count from 0 up), except the zeros of a column
+// the parent shows as 0. So no hidden cell of the table can be worked out
+// from its shown cells and the markers' ranges, unless the parent's row
+// brings it from above (a parent's cell known exactly, or a single child's
+// row, which is its parent's). When the children add up to the parent,
+// every line otherwise ends with zero or at least two hidden cells.
 //
 // minCell < 2 shows every cell. Pure: the arguments are not modified. The
 // result has one row of cells per child, in order.
@@ -222,6 +236,15 @@ type table struct {
 	given   map[int]span // pinned cells a caller knows more of, from their own table
 	lines   [][]int
 
+	// plain is set when the two markers' ranges would give a hidden cell
+	// away whatever else is hidden: every cell hidden here then reads
+	// "suppressed", and a caller knows of each only that it is not zero.
+	plain bool
+	// bare is set when even that gives a cell away: every cell decided
+	// here is hidden, zeros too, and a caller knows of each only that it
+	// is not negative.
+	bare bool
+
 	// Filled by index, once the primary cells are hidden.
 	linesOf [][]int // the lines each cell is in
 	hidden  []int   // hidden cells per line
@@ -243,16 +266,30 @@ func (t *table) add(n int64, pinned bool, c Cell) int {
 // has zero or at least two hidden cells (or no line with one can get a
 // second), and then audits the pattern: while the markers' ranges give a
 // hidden cell's count away, it hides one more cell beside it and starts
-// again. Each round hides at least one more cell, so it ends.
+// again.
+//
+// When no line of such a cell can hide more, it is mostly the markers that
+// give it away, with the parent's row, decided one level up, fixing the
+// lines' sums: in a column the parent shows as 6, a "<5" and a
+// "suppressed" beside it are 1 and 5. Then the table starts again from its
+// small cells with one marker: every cell it hides reads "suppressed",
+// which a caller can narrow only to "not zero", so a small count and a
+// large one beside it look alike. If a hidden cell is still given away
+// then, it is because zeros are shown: hidden cells that must each be at
+// least 1 add up to all their line allows (five hidden cells in a column
+// the parent shows as 5 are all 1). So the last resort hides every cell
+// decided here, zeros included (hideAll): each is then any count from 0
+// up, and with two or more children no cell of theirs is pinned by the
+// parent's row unless the parent's row is itself known exactly from the
+// table above it.
+//
+// Each round hides at least one more cell, and the restart happens once,
+// so it ends.
 func (t *table) suppress() {
 	if t.minCell < 2 {
 		return
 	}
-	for i, n := range t.counts {
-		if !t.pinned[i] && n > 0 && n < int64(t.minCell) {
-			t.cells[i] = small(t.minCell)
-		}
-	}
+	t.hidePrimary()
 	t.index()
 	for {
 		t.complete()
@@ -260,9 +297,32 @@ func (t *table) suppress() {
 		if len(exact) == 0 {
 			return
 		}
-		if !t.hideBeside(exact) {
-			t.hideAll()
-			return
+		if t.hideBeside(exact) {
+			continue
+		}
+		if !t.plain {
+			t.plain = true
+			t.hidePrimary()
+			t.index()
+			continue
+		}
+		t.hideAll()
+		return
+	}
+}
+
+// hidePrimary shows every cell decided here but the small ones, which it
+// hides: as "<k", or as "suppressed" in a plain table.
+func (t *table) hidePrimary() {
+	for i, n := range t.counts {
+		switch {
+		case t.pinned[i]:
+		case n > 0 && n < int64(t.minCell) && t.plain:
+			t.cells[i] = complement
+		case n > 0 && n < int64(t.minCell):
+			t.cells[i] = small(t.minCell)
+		default:
+			t.cells[i] = Cell{N: n}
 		}
 	}
 }
@@ -395,15 +455,35 @@ func (t *table) hideBeside(exact []int) bool {
 	return false
 }
 
-// hideAll is the last resort when a hidden cell is still given away and no
-// line of it can hide another cell: every non-zero cell decided here is
-// hidden. The pinned cells stay as decided elsewhere.
+// hideAll is the last resort when a hidden cell is still given away with
+// one marker and no line of it can hide another cell: every cell decided
+// here is hidden as "suppressed", zeros included, and the table is bare;
+// only the zeros of a line whose sum the parent's row shows as 0 stay
+// shown, since hiding them could not make them anything else. The pinned
+// cells stay as decided elsewhere.
 func (t *table) hideAll() {
+	t.bare = true
 	for i := range t.cells {
-		if !t.cells[i].Suppressed && !t.pinned[i] && t.counts[i] != 0 {
+		if t.pinned[i] || t.underZero(i) {
+			continue
+		}
+		if !t.cells[i].Suppressed {
 			t.hide(i)
 		}
+		t.cells[i] = complement
 	}
+}
+
+// underZero reports whether cell i is in a line whose sum is decided
+// elsewhere and shown as 0.
+func (t *table) underZero(i int) bool {
+	for _, l := range t.linesOf[i] {
+		sum := t.lines[l][len(t.lines[l])-1]
+		if sum != i && t.pinned[sum] && !t.cells[sum].Suppressed && t.cells[sum].N == 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // unbounded stands for "no upper bound known" in the audit: far above any
@@ -419,18 +499,24 @@ const auditSweeps = 64
 // audit returns the hidden cells whose count the table gives away, in
 // table order. It works out what a caller can: each hidden cell's range
 // from its marker ("<k" is 1..k-1, zeros being shown; "suppressed" is k or
-// more, since a smaller count would read "<k"), narrowed by interval
-// propagation over every line (the line's sum is the sum of the others'
-// ranges, each other cell is the sum minus the rest) until no bound moves.
-// A cell is given away when its range is one value, except a "<2", which
-// its marker alone gives away and nothing hidden beside it can protect.
+// more, since a smaller count would read "<k", or 1 or more in a plain
+// table, or 0 or more in a bare one), narrowed by interval propagation over
+// every line (the line's sum is the sum of the others' ranges, each other
+// cell is the sum minus the rest) until no bound moves. A cell is given away when its range is one
+// value, except a "<2", which its marker alone gives away and nothing
+// hidden beside it can protect, and a parent's cell that a caller already
+// knows exactly from its own table, which nothing here can protect either.
 func (t *table) audit() []int {
 	lo, hi := t.bounds()
 	var exact []int
 	for i, c := range t.cells {
-		if c.Suppressed && lo[i] == hi[i] && !(!c.Complementary && c.Min == 2) {
-			exact = append(exact, i)
+		if !c.Suppressed || lo[i] != hi[i] || !c.Complementary && c.Min == 2 {
+			continue
 		}
+		if g, ok := t.given[i]; ok && g.lo == g.hi {
+			continue
+		}
+		exact = append(exact, i)
 	}
 	return exact
 }
@@ -443,16 +529,22 @@ func (t *table) bounds() (lo, hi []int64) {
 	lo = make([]int64, len(t.cells))
 	hi = make([]int64, len(t.cells))
 	for i, c := range t.cells {
+		g, given := t.given[i]
 		switch {
 		case !c.Suppressed:
 			lo[i], hi[i] = c.N, c.N
+		case given:
+			// The parent's table's own bounds, which read its markers
+			// as that table showed them (plain or not).
+			lo[i], hi[i] = g.lo, g.hi
+		case t.bare && !t.pinned[i]:
+			lo[i], hi[i] = 0, unbounded
+		case t.plain && !t.pinned[i]:
+			lo[i], hi[i] = 1, unbounded
 		case c.Complementary:
 			lo[i], hi[i] = int64(t.minCell), unbounded
 		default:
 			lo[i], hi[i] = 1, int64(c.Min)-1
-		}
-		if g, ok := t.given[i]; ok {
-			lo[i], hi[i] = max(lo[i], g.lo), min(hi[i], g.hi)
 		}
 	}
 	adds := make([]bool, len(t.lines))
