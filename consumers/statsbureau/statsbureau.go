@@ -71,7 +71,8 @@ type Row struct {
 // small-cell suppression, which shows callers other than the statistics
 // bureau a count below their minimum cell k as the string "<k", and a
 // count of any size hidden so that another cannot be worked out by
-// subtraction as "suppressed".
+// subtraction as "suppressed" (a small count too, in a table where "<k"
+// beside "suppressed" would give it away).
 type Count struct {
 	N      int64
 	Hidden string // the hub's marker ("<5" or "suppressed") when hidden, else ""
