@@ -236,7 +236,16 @@
 // the table it streams (one query, at most once a StatusInterval; until
 // the next check the position last checked is confirmed), and stops with
 // ErrTableChanged when it does not, having confirmed nothing past the
-// position last checked.
+// position last checked. The same check reads the table's publication:
+// should it no longer publish a kind of change the mapping maps, the
+// table, or a column the mapping reads (ALTER PUBLICATION ... SET
+// (publish = ...), DROP TABLE, SET TABLE with a column list), or have
+// been altered at all since the start, the stream stops with
+// ErrPublicationChanged, naming the change and the ALTER PUBLICATION
+// that fixes it. PostgreSQL decodes each change through the publication
+// as it was when the change was made, so a change the publication left
+// out is never sent, not even after the fix: the stream cannot recover
+// it, only refuse to go on as if nothing was lost.
 //   - Deletes are mapped and the table's replica identity no longer keeps
 //     the columns they read (set back to DEFAULT, or a partition without
 //     FULL): set REPLICA IDENTITY FULL again. A row deleted in between

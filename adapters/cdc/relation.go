@@ -68,6 +68,13 @@ func (s *Stream) checkRelation(ctx context.Context, st *streamState, lsn pglogre
 		}
 	}
 	if len(missing) > 0 {
+		// A column list narrowed while the stream runs leaves columns out
+		// just as a rename does: say which it was.
+		if st.catalog != nil {
+			if err := s.checkPublication(ctx, st); err != nil {
+				return err
+			}
+		}
 		return tableChanged(tbl, lsn, fmt.Sprintf("when this change was made, it had no column %s (renamed or dropped?); its columns were %s. "+
 			"PostgreSQL describes every change with the columns the table had when it was made: "+
 			"change the mapping to name them and start again (renaming the column back does not alter changes already made); "+
@@ -214,7 +221,7 @@ func (s *Stream) checkTable(ctx context.Context, st *streamState) error {
 	}
 	detail := tableGone(st.tbl, s.cfg.Publication, cur)
 	if detail == "" {
-		return nil
+		return s.checkPublication(ctx, st)
 	}
 	return fmt.Errorf("streaming %s: %w: %s. Nothing past LSN %s is confirmed: the next start resumes there",
 		st.tbl.qualified, ErrTableChanged, detail, st.verified)
@@ -291,4 +298,128 @@ func (s *Stream) stopOnTableChange(ctx context.Context, st *streamState, err err
 	}
 	s.log.ErrorContext(ctx, "cdc: stopping: the table no longer fits the mapping", "confirmed_lsn", s.Stats().Confirmed.String(), "error", err)
 	return err
+}
+
+// ErrPublicationChanged is returned by Run when the table's publication
+// was altered while the stream ran: it no longer publishes a kind of
+// change the mapping maps, the table, or a column the mapping reads, or
+// it was altered and may have left them out for a while. PostgreSQL
+// decodes each change through the publication as it was when the change
+// was made, so a change it left out is never sent, not even after the
+// fix: Run stops before it confirms a position past the alteration, and
+// says so, rather than go on as if nothing was lost.
+var ErrPublicationChanged = errors.New("the publication was altered while streaming")
+
+// publicationState is what the catalog says of the stream's publication.
+type publicationState struct {
+	exists bool
+	// published: the kinds of change it publishes (insert, update,
+	// delete, truncate).
+	published []string
+	// hasTable: it publishes the table; listed, the columns it publishes
+	// (PostgreSQL 15 lists them all without a column list; nil before
+	// 15); tables, how many tables it publishes.
+	hasTable bool
+	listed   []string
+	tables   int
+	viaRoot  bool
+	// columns are the table's columns now: a mapped column renamed or
+	// dropped is left to checkRelation, as the table's change it is.
+	columns []string
+	// version changes whenever the publication, or its entry for the
+	// table, is altered: the tuple ids of their catalog rows (a replication
+	// slot keeps the old rows from being vacuumed away, so an id is not
+	// reused while the stream runs).
+	version string
+}
+
+// readPublication reads the publication's state. Columns that appeared
+// in later versions are read through to_jsonb, as in ensurePublication.
+func (s *Stream) readPublication(ctx context.Context, db *pgx.Conn, t *tableInfo) (publicationState, error) {
+	st := publicationState{exists: true}
+	err := db.QueryRow(ctx, `SELECT array_remove(ARRAY[CASE WHEN p.pubinsert THEN 'insert' END, CASE WHEN p.pubupdate THEN 'update' END,
+			CASE WHEN p.pubdelete THEN 'delete' END, CASE WHEN p.pubtruncate THEN 'truncate' END], NULL),
+		coalesce((to_jsonb(p)->>'pubviaroot')::bool, false),
+		EXISTS (SELECT 1 FROM pg_publication_tables WHERE pubname = $1 AND schemaname = $2 AND tablename = $3),
+		(SELECT array(SELECT jsonb_array_elements_text(to_jsonb(pt)->'attnames')) FROM pg_publication_tables pt
+			WHERE pt.pubname = $1 AND pt.schemaname = $2 AND pt.tablename = $3 AND jsonb_typeof(to_jsonb(pt)->'attnames') = 'array'),
+		(SELECT count(*) FROM pg_publication_tables WHERE pubname = $1),
+		concat_ws(' ', p.ctid::text, (SELECT r.ctid::text FROM pg_publication_rel r WHERE r.prpubid = p.oid AND r.prrelid = $4)),
+		array(SELECT attname::text FROM pg_attribute WHERE attrelid = $4 AND attnum > 0 AND NOT attisdropped)
+		FROM pg_publication p WHERE p.pubname = $1`,
+		s.cfg.Publication, t.schema, t.name, t.oid).Scan(&st.published, &st.viaRoot, &st.hasTable, &st.listed, &st.tables, &st.version, &st.columns)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return publicationState{}, nil
+	}
+	if err != nil {
+		return publicationState{}, fmt.Errorf("looking up publication %s: %w", s.cfg.Publication, err)
+	}
+	return st, nil
+}
+
+// publicationMismatch says how the publication, as it is now, leaves out
+// what the stream needs, with the SQL that fixes it; "" when it does not.
+func (s *Stream) publicationMismatch(t *tableInfo, st publicationState) string {
+	pub := s.cfg.Publication
+	if !st.exists {
+		return fmt.Sprintf("publication %s was dropped, and PostgreSQL sends no change of the table without it: create it again (%s)",
+			pub, s.createPublicationSQL(t))
+	}
+	var lacking []string
+	for _, kind := range []string{opInsert, opUpdate, opDelete} {
+		if s.plan.ops[kind] != nil && !slices.Contains(st.published, kind) {
+			lacking = append(lacking, kind)
+		}
+	}
+	if len(lacking) > 0 {
+		return fmt.Sprintf("publication %s no longer publishes %s, which the mapping maps (it publishes %s): "+
+			"ALTER PUBLICATION %s SET (publish = '%s')", pub, strings.Join(lacking, " or "), publishedList(st.published),
+			pub, strings.Join(uniq(append(slices.Clone(st.published), lacking...)), ", "))
+	}
+	if !st.hasTable {
+		return fmt.Sprintf("publication %s no longer publishes %s: ALTER PUBLICATION %s ADD TABLE %s", pub, t.qualified, pub, t.qualified)
+	}
+	if t.partitioned && !st.viaRoot {
+		return fmt.Sprintf("publication %s no longer publishes the changes of %s's partitions under its name: "+
+			"ALTER PUBLICATION %s SET (publish_via_partition_root = true)", pub, t.qualified, pub)
+	}
+	if st.listed != nil {
+		var left []string
+		for _, c := range s.plan.columns() {
+			if !slices.Contains(st.listed, c) && slices.Contains(st.columns, c) {
+				left = append(left, c)
+			}
+		}
+		if len(left) > 0 {
+			return fmt.Sprintf("publication %s now publishes only the columns %s of %s, without %s, which the mapping reads: %s",
+				pub, strings.Join(st.listed, ", "), t.qualified, strings.Join(left, ", "),
+				s.columnListSQL(t, append(slices.Clone(st.listed), left...), st.tables))
+		}
+	}
+	return ""
+}
+
+// checkPublication checks, on the catalog connection, that the
+// publication still sends what the mapping maps, and was not altered
+// since the session started (see ErrPublicationChanged).
+func (s *Stream) checkPublication(ctx context.Context, st *streamState) error {
+	now, err := s.readPublication(ctx, st.catalog, st.tbl)
+	if err != nil {
+		return fmt.Errorf("checking publication %s: %w", s.cfg.Publication, err)
+	}
+	const decoded = "PostgreSQL decodes each change through the publication as it was when the change was made, and does not send such a change again"
+	const another = "send those another way (update each row changed meanwhile, or send its events with pophub import or publish)"
+	if detail := s.publicationMismatch(st.tbl, now); detail != "" {
+		return fmt.Errorf("streaming %s: %w: %s, and start again. The changes of the table it left out since it was altered, after LSN %s, "+
+			"were never sent, nor will they be after the fix (%s): %s. Nothing past LSN %s is confirmed",
+			st.tbl.qualified, ErrPublicationChanged, detail, st.verified, decoded, another, st.verified)
+	}
+	if now.version != st.tbl.publication.version {
+		return fmt.Errorf("streaming %s: %w: publication %s was altered after LSN %s; it publishes what the mapping needs now, "+
+			"but had it left out for a while a kind of change, the table or a column the mapping reads, the changes of the table made meanwhile "+
+			"were never sent (%s): %s. An alteration that left out nothing the mapping needs (a new owner, say) lost nothing. "+
+			"Nothing past LSN %s is confirmed: start again to go on",
+			st.tbl.qualified, ErrPublicationChanged, s.cfg.Publication, st.verified, decoded, another, st.verified)
+	}
+	return nil
 }

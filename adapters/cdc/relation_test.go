@@ -339,6 +339,12 @@ func TestConfirmableWaitsForTheCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := s.ensurePublication(ctx, db, tbl); err != nil {
+		t.Fatal(err)
+	}
+	if tbl.publication, err = s.readPublication(ctx, db, tbl); err != nil {
+		t.Fatal(err)
+	}
 	st := &streamState{catalog: db, tbl: tbl, acked: 100, verified: 100}
 	later := time.Now().Add(time.Hour)
 	for _, step := range []struct {

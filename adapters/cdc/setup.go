@@ -44,6 +44,9 @@ type tableInfo struct {
 	// publishes their updates or deletes, PostgreSQL refuses every UPDATE
 	// and DELETE of them (see checkIdentity).
 	unidentified []unidentified
+	// publication is the table's publication as the session found it once
+	// set up (see checkPublication).
+	publication publicationState
 	// inspectedAt is the server's WAL position just before the table was
 	// inspected: a transaction committed before it was made while the
 	// table was as inspect found it or earlier (see checkRelation).

@@ -295,7 +295,8 @@ func (s *Stream) Publication() string {
 // confirmed events it published, starts the waits over (see nextBackoff).
 // A failure before the first successful start (a missing table,
 // wal_level not logical, no REPLICATION privilege) is returned, and so
-// are ErrTableChanged and ErrSlotLost, which no retry can cure.
+// are ErrTableChanged, ErrPublicationChanged and ErrSlotLost, which no
+// retry can cure.
 func (s *Stream) Run(ctx context.Context) error {
 	var backoff time.Duration
 	started := false
@@ -308,7 +309,7 @@ func (s *Stream) Run(ctx context.Context) error {
 			}
 			return ctx.Err()
 		}
-		if !started || errors.Is(err, ErrTableChanged) || errors.Is(err, ErrSlotLost) {
+		if !started || errors.Is(err, ErrTableChanged) || errors.Is(err, ErrPublicationChanged) || errors.Is(err, ErrSlotLost) {
 			return err
 		}
 		backoff = nextBackoff(backoff, sess.healthy())
@@ -391,6 +392,9 @@ func (s *Stream) session(ctx context.Context, started *bool, rec *sessionRecord)
 		s.warned = true
 	}
 	if err := s.ensurePublication(ctx, db, tbl); err != nil {
+		return err
+	}
+	if tbl.publication, err = s.readPublication(ctx, db, tbl); err != nil {
 		return err
 	}
 	repl, err := s.connectReplication(ctx)
@@ -1015,8 +1019,11 @@ func (s *Stream) confirmable(ctx context.Context, st *streamState) (pglogrepl.LS
 	pos := st.acked // received before the check
 	st.nextCheck = now.Add(s.cfg.StatusInterval)
 	if err := s.checkTable(ctx, st); err != nil {
-		if errors.Is(err, ErrTableChanged) {
+		switch {
+		case errors.Is(err, ErrTableChanged):
 			s.log.ErrorContext(ctx, "cdc: stopping: the table no longer fits the mapping", "confirmed_lsn", st.verified.String(), "error", err)
+		case errors.Is(err, ErrPublicationChanged):
+			s.log.ErrorContext(ctx, "cdc: stopping: the publication was altered while streaming", "confirmed_lsn", st.verified.String(), "error", err)
 		}
 		return st.verified, err
 	}
