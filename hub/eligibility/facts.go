@@ -174,9 +174,17 @@ func gather(rec *hub.Record, history []hub.Change, asOf time.Time) *facts {
 			order = append(order, &history[i])
 		}
 	}
-	// In the merge's order of changes: at the same time, by source, then
-	// event id, as the record decides between an end and its start.
-	sort.SliceStable(order, func(i, j int) bool { return stampBefore(order[i], order[j]) })
+	// In the merge's order of changes (time, then source, then event id),
+	// and as the record decides between an end and its start
+	// (merge.SameRecord): at the same time an end follows what it ends,
+	// unless both are versions of one department record.
+	sort.SliceStable(order, func(i, j int) bool {
+		a, b := order[i], order[j]
+		if a.Time.Equal(b.Time) && endTypes[a.Type] != endTypes[b.Type] && !merge.SameRecord(stampOf(a), stampOf(b)) {
+			return endTypes[b.Type]
+		}
+		return stampBefore(a, b)
+	})
 
 	contracts := map[string]int{}
 	leases := map[string]int{}
@@ -442,6 +450,10 @@ func byPreference(a, b payment) int {
 	}
 	return strings.Compare(a.carriedFrom, b.carriedFrom)
 }
+
+// endTypes end what an earlier event started: a contract, a lease, an
+// insurance.
+var endTypes = map[schemas.Type]bool{schemas.ContractEnded: true, schemas.RentalEnded: true, schemas.InsuranceTerminated: true}
 
 // stampBefore orders changes as the merge orders events (merge.Stamp:
 // effective time, then source, then event id), so that of two changes

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pophub/pophub/adapters/publisher"
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/hub/eligibility"
 	"github.com/pophub/pophub/hub/merge"
@@ -12,12 +13,12 @@ import (
 	"github.com/pophub/pophub/schemas"
 )
 
-// A contract's start and its end stamped with the same effective time
-// (a back-filled, finished contract). The record takes them in the hub's
-// order of changes (time, then source, then event id): the one whose id
-// sorts last stands. Eligibility, taking same-time changes in the same
-// order, counts the contract exactly when the record shows it running,
-// whichever id sorts last.
+// A contract's start and its end stamped with the same effective time.
+// Two versions of one department record (a row deleted and inserted again
+// in one transaction, captured by pophub cdc) stand in the order of their
+// versions; different records (a back-filled, finished contract) leave the
+// contract ended whichever id sorts last. Eligibility counts the contract
+// exactly when the record shows it running.
 func TestSameTimeEndFollowsStart(t *testing.T) {
 	cat, err := eligibility.Load(policies.FS())
 	if err != nil {
@@ -31,8 +32,10 @@ func TestSameTimeEndFollowsStart(t *testing.T) {
 		start, end  string // event ids
 		wantRunning bool
 	}{
-		{"the end's id sorts first", "emp-b", "emp-a", true},
-		{"the start's id sorts first", "emp-a", "emp-b", false},
+		{"two records, the end's id sorting first", "emp-b", "emp-a", false},
+		{"two records, the start's id sorting first", "emp-a", "emp-b", false},
+		{"one record inserted again", versioned("C1", 2), versioned("C1", 1), true},
+		{"one record deleted", versioned("C1", 1), versioned("C1", 2), false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -64,4 +67,10 @@ func TestSameTimeEndFollowsStart(t *testing.T) {
 			}
 		})
 	}
+}
+
+// versioned is an event id of publisher.EventID's form for version v of
+// an employment record.
+func versioned(key string, v int64) string {
+	return publisher.EventID(schemas.Employment, key, v)
 }

@@ -240,3 +240,74 @@ func registeredData(addr string) map[string]any {
 	return map[string]any{"name": "张三", "gender": "1", "birth_date": "1990-01-01", "ethnicity": "01",
 		"address_code": addr, "household_id": "H1", "reason": "birth"}
 }
+
+// TestFinishedRecordBackfilledAtOneInstant: a finished contract, lease or
+// insurance back-filled with its start and its end at one time, as
+// different department records — pophub import's 合同签订 and 合同终止 rows
+// with one filing time, whose ids hash unrelated keys, or ids of no
+// particular form — is shown ended, whichever id sorts last and in every
+// arrival order: ids that are not versions of one record are chance, not
+// an order.
+func TestFinishedRecordBackfilledAtOneInstant(t *testing.T) {
+	p := id(t, male)
+	emp := uscc(t, "91230102MA1B2C3D4")
+	const at = "2026-03-01T09:00:00+08:00"
+	tests := []struct {
+		name      string
+		start     schemas.Type
+		startData any
+		end       schemas.Type
+		endData   any
+		ended     func(r hub.Record) (bool, string)
+	}{
+		{"contract", schemas.ContractStarted,
+			map[string]any{"contract_id": "C1", "employer_id": emp, "employer_name": "龙江机械", "work_region": "230102", "start": "2024-01-01"},
+			schemas.ContractEnded, map[string]any{"contract_id": "C1", "end": "2025-12-31"},
+			func(r hub.Record) (bool, string) {
+				return len(r.Employment) == 1 && r.Employment[0].End == "2025-12-31", fmt.Sprintf("%+v", r.Employment)
+			}},
+		{"lease", schemas.RentalRegistered, map[string]any{"lease_id": "7", "address_code": "230102001002", "start": "2024-01-01"},
+			schemas.RentalEnded, map[string]any{"lease_id": "7", "end": "2025-12-31"},
+			func(r hub.Record) (bool, string) {
+				if r.Housing == nil {
+					return false, "no housing"
+				}
+				return len(r.Housing.Rentals) == 1 && r.Housing.Rentals[0].End == "2025-12-31", fmt.Sprintf("%+v", r.Housing.Rentals)
+			}},
+		{"insurance", schemas.InsuranceEnrolled, map[string]any{"scheme": "employee", "insurances": []string{"pension"}, "region": "230102", "start": "2024-01-01"},
+			schemas.InsuranceTerminated, map[string]any{"insurances": []string{"pension"}, "region": "230102", "end": "2025-12-31"},
+			func(r hub.Record) (bool, string) {
+				if r.SocialInsurance == nil {
+					return false, "no social insurance"
+				}
+				l := r.SocialInsurance.Insurances["pension"]
+				return l.Until != "", fmt.Sprintf("%+v", r.SocialInsurance.Insurances)
+			}},
+	}
+	ids := map[string]func(src schemas.Source, kind string, n int) string{
+		"import ids of two records": func(src schemas.Source, kind string, n int) string {
+			return versionedID(src, fmt.Sprintf("%s\x1fC1\x1f%d", kind, n), 1)
+		},
+		"ids of no particular form": func(src schemas.Source, kind string, n int) string { return fmt.Sprintf("%s-%s-%d", src, kind, n) },
+	}
+	for _, tc := range tests {
+		for form, idOf := range ids {
+			// Try several keys, so that the start's id sorts last in some.
+			for n := range 6 {
+				src := schemas.SourceOf(tc.start)
+				start := ev(t, tc.start, p, idOf(src, "start", n), at, tc.startData)
+				end := ev(t, tc.end, p, idOf(src, "end", n), at, tc.endData)
+				for arrival, batches := range map[string][][]hub.Input{
+					"start first": {{start}, {end}}, "end first": {{end}, {start}}, "one batch": {{start, end}}, "one batch, end first": {{end, start}},
+				} {
+					t.Run(fmt.Sprintf("%s/%s %d/%s", tc.name, form, n, arrival), func(t *testing.T) {
+						states, _ := run(batches...)
+						if ok, what := tc.ended(states[p].Record()); !ok {
+							t.Errorf("record shows %s; want it ended (start id %s, end id %s)", what, start.Event.ID, end.Event.ID)
+						}
+					})
+				}
+			}
+		}
+	}
+}

@@ -514,12 +514,29 @@ func (s *State) anomalies() []hub.Anomaly {
 // endedBefore reports whether a contract's, lease's or insurance's end took
 // effect before its latest start: a start registered again after the end
 // (the contract resumed, the lease renewed under its id) supersedes the
-// end. Before is the hub's order of changes (Stamp.After), the one every
-// register keeps, so an end and a start with the same time are ordered by
-// source and event id like any other tie: pophub cdc dates the DELETE and
-// the INSERT of one transaction (an ORM's "replace") by its commit time,
-// and their ids, carrying the WAL position, put the INSERT last, so the
-// row that exists is shown without an end.
+// end. Before is the hub's order of changes (Stamp.After), with one
+// exception at the same time. Two versions of one department record (ids
+// of publisher.EventID's form with one record key) are ordered by
+// version, as any tie is: pophub cdc dates the DELETE and the INSERT of
+// one row in one transaction (an ORM's "replace") by its commit time, and
+// their versions, the WAL positions, put the INSERT last, so the row that
+// exists is shown without an end. A start and an end that are different
+// records (pophub import's 合同签订 and 合同终止 rows of a finished contract,
+// back-filled with one filing time, whose ids hash unrelated keys) are
+// not ordered by their ids, which would be chance: the end takes effect,
+// as a finished contract's does.
 func endedBefore(started, ended Stamp) bool {
+	if started.T.Equal(ended.T) && !SameRecord(started, ended) {
+		return false
+	}
 	return started.After(ended)
+}
+
+// SameRecord reports whether two stamps are versions of one department
+// record: the same source and ids of publisher.EventID's form that differ
+// only in their version.
+func SameRecord(a, b Stamp) bool {
+	const version = 1 + 16 // "-" and 16 hex digits
+	return a.Src == b.Src && schemas.VersionedEventID(a.ID) && schemas.VersionedEventID(b.ID) &&
+		len(a.ID) == len(b.ID) && a.ID[:len(a.ID)-version] == b.ID[:len(b.ID)-version]
 }
