@@ -263,14 +263,20 @@
 //	table: rentals
 //	citizen_id: tenant_id          # the subject and Kafka key
 //	key: [lease_id]                # the record key in the event id
-//	time: signed_at                # or $commit_time (the default)
+//	time: $commit_time             # the default; or a column
 //	insert:
 //	  type: housing.rental_registered
 //	  data: {lease_id: lease_id, address_code: address_code, start: start_date, end: end_date}
 //	delete:
 //	  type: housing.rental_ended
-//	  time: $commit_time
 //	  data: {lease_id: lease_id, end: "end_date | $commit_date"}
+//
+// The hub keeps the later of a record's changes by event time, so a
+// mapping that dates inserts by a column of the row (time: signed_at)
+// and deletes by their commit cannot follow a row deleted and inserted
+// again: the insert, dated by the row's old date, never outranks the
+// delete. Dating every kind of change by $commit_time orders them as
+// the table made them.
 //
 // The citizen ID is read as `pophub import` reads one: full-width digits
 // and Ｘ (typed by an input method in full-width mode) are read as ASCII,

@@ -63,7 +63,7 @@ func TestExampleMappingEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := p.columns(), []string{"tenant_id", "lease_id", "signed_at", "address_code", "end_date", "start_date"}; !slices.Equal(got, want) {
+	if got, want := p.columns(), []string{"tenant_id", "lease_id", "address_code", "end_date", "start_date"}; !slices.Equal(got, want) {
 		t.Errorf("columns %q, want %q", got, want)
 	}
 	commit := time.Date(2026, 3, 1, 20, 30, 0, 0, time.UTC) // 2026-03-02 04:30 in Beijing
@@ -86,20 +86,19 @@ func TestExampleMappingEvents(t *testing.T) {
 		wantTime time.Time
 		wantErr  string // rowError reason
 	}{
-		{"snapshot", opSnapshot, full, schemas.RentalRegistered,
-			`{"address_code":"230102001001","lease_id":"42","start":"2026-03-01"}`, time.Date(2026, 2, 28, 9, 15, 0, 5e8, time.UTC), ""},
+		{"snapshot at commit time", opSnapshot, full, schemas.RentalRegistered,
+			`{"address_code":"230102001001","lease_id":"42","start":"2026-03-01"}`, commit, ""},
+		{"insert at commit time", opInsert, full, schemas.RentalRegistered,
+			`{"address_code":"230102001001","lease_id":"42","start":"2026-03-01"}`, commit, ""},
 		{"update at commit time", opUpdate, with(func(r row) { r["end_date"] = cell{text: "2027-02-28"} }), schemas.RentalRegistered,
 			`{"address_code":"230102001001","end":"2027-02-28","lease_id":"42","start":"2026-03-01"}`, commit, ""},
 		{"delete ends on the commit date in Beijing", opDelete, full, schemas.RentalEnded,
 			`{"end":"2026-03-02","lease_id":"42"}`, commit, ""},
 		{"delete keeps its own end date", opDelete, with(func(r row) { r["end_date"] = cell{text: "2026-12-31"} }), schemas.RentalEnded,
 			`{"end":"2026-12-31","lease_id":"42"}`, commit, ""},
-		{"naive timestamp is Beijing time", opInsert, with(func(r row) { r["signed_at"] = cell{text: "2026-02-28 09:15:00"} }), schemas.RentalRegistered,
-			`{"address_code":"230102001001","lease_id":"42","start":"2026-03-01"}`, time.Date(2026, 2, 28, 1, 15, 0, 0, time.UTC), ""},
 		{"invalid citizen ID", opInsert, with(func(r row) { r["tenant_id"] = cell{text: "110101199001010000"} }), "", "", time.Time{}, "invalid_citizen_id"},
 		{"NULL citizen ID", opInsert, with(func(r row) { r["tenant_id"] = cell{null: true} }), "", "", time.Time{}, "invalid_citizen_id"},
 		{"NULL key", opInsert, with(func(r row) { r["lease_id"] = cell{null: true} }), "", "", time.Time{}, "missing_key"},
-		{"bad time", opInsert, with(func(r row) { r["signed_at"] = cell{text: "infinity"} }), "", "", time.Time{}, "bad_time"},
 		{"unchanged TOAST", opUpdate, with(func(r row) { r["address_code"] = cell{unchanged: true} }), "", "", time.Time{}, "bad_value"},
 		{"column not carried", opDelete, row{"lease_id": {text: "42"}, "tenant_id": {text: citizen(7)}}, "", "", time.Time{}, "bad_value"},
 	}
@@ -492,6 +491,43 @@ func TestCitizenIDForms(t *testing.T) {
 	}
 }
 
+// TestTimeColumn: a mapping may date changes by a column of the row
+// (the example dates them by their commit): a timestamptz as it is, a
+// timestamp without a zone as China time, and a value that is no time is
+// a bad row.
+func TestTimeColumn(t *testing.T) {
+	m := exampleMapping(t)
+	m.Time = "signed_at"
+	p, err := m.compile(schemas.Housing, "rentals")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, signed string
+		want         time.Time // zero: a bad_time row
+	}{
+		{"timestamptz", "2026-02-28 09:15:00.5+00", time.Date(2026, 2, 28, 9, 15, 0, 5e8, time.UTC)},
+		{"naive timestamp is Beijing time", "2026-02-28 09:15:00", time.Date(2026, 2, 28, 1, 15, 0, 0, time.UTC)},
+		{"bad time", "infinity", time.Time{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := row{"lease_id": {text: "42"}, "tenant_id": {text: citizen(7)}, "address_code": {text: "230102001001"},
+				"start_date": {text: "2026-03-01"}, "end_date": {null: true}, "signed_at": {text: tc.signed}}
+			ev, _, err := p.event(change{kind: opInsert, row: r, version: 1, commit: time.Now()})
+			if tc.want.IsZero() {
+				var re *rowError
+				if !errors.As(err, &re) || re.reason != "bad_time" {
+					t.Fatalf("event: %v, want a bad_time row error", err)
+				}
+				return
+			}
+			if err != nil || !ev.Time.Equal(tc.want) {
+				t.Errorf("event at %v, %v; want %v", ev.Time, err, tc.want)
+			}
+		})
+	}
+}
+
 // TestNaiveTimeInSummerOf1988: a timestamp without a zone in the summers
 // of 1986–1991 is China time at +08:00, by default and with time_zone
 // Asia/Shanghai (which the tz database gives +09:00 then), so that its
@@ -500,6 +536,7 @@ func TestNaiveTimeInSummerOf1988(t *testing.T) {
 	for _, zone := range []string{"", "Asia/Shanghai"} {
 		m := exampleMapping(t)
 		m.TimeZone = zone
+		m.Time = "signed_at"
 		p, err := m.compile(schemas.Housing, "rentals")
 		if err != nil {
 			t.Fatal(err)
