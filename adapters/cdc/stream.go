@@ -951,22 +951,25 @@ func (s *Stream) publish(ctx context.Context, batch []queued) error {
 		return fmt.Errorf("publishing %d events: %w", len(events), err)
 	}
 	var failed error
-	sent, upgraded := 0, 0
+	delivered, refused, upgraded := 0, 0, 0
 	for i, r := range results {
 		switch {
 		case r.Err == nil:
-			sent++
+			delivered++
 			upgraded += batch[i].upgraded
 		case schemas.ReasonOf(r.Err) != "":
 			s.reject(ctx, batch[i].kind, batch[i].lsn, r.ID, batch[i].row, r.Err)
-		case failed == nil:
-			failed = r.Err
+		default:
+			refused++
+			if failed == nil {
+				failed = r.Err
+			}
 		}
 	}
-	s.stats.published.Add(int64(sent))
+	s.stats.published.Add(int64(delivered))
 	s.stats.upgraded.Add(int64(upgraded))
 	if failed != nil {
-		return fmt.Errorf("publishing events: the broker did not take them all: %w", failed)
+		return fmt.Errorf("publishing events: %d delivered, %d not taken by the broker: %w", delivered, refused, failed)
 	}
 	return nil
 }
