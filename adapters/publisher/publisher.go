@@ -741,7 +741,7 @@ func (p *Publisher) write(ctx context.Context, span trace.Span, msgs []kafka.Mes
 		}
 		span.SetAttributes(attribute.Int("pophub.publish.failed", failed))
 		span.SetStatus(codes.Error, "the broker did not take some events")
-		p.cfg.Logger.WarnContext(ctx, "publishing: the broker did not take some events", "failed", failed, "sent", len(msgs), "error", werrs[firstNonNil(werrs)])
+		p.cfg.Logger.WarnContext(ctx, "publishing: the broker did not take some events", "failed", failed, "delivered", len(msgs)-failed, "error", werrs[firstNonNil(werrs)])
 	default:
 		if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
 			// Interrupted: kafka-go may give what the cancelled attempt

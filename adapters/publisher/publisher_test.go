@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -596,7 +597,8 @@ func TestPublishGroupsFailure(t *testing.T) {
 		c.KeepControl()
 		return nil, errors.New("no produce today"), true
 	})
-	p := newPublisher(t, Config{Brokers: c.ListenAddrs(), MaxAttempts: 2})
+	var logs testenv.LogBuffer
+	p := newPublisher(t, Config{Brokers: c.ListenAddrs(), MaxAttempts: 2, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	events := population(t, 300)
 	bad, reasons := invalidEvents(t, events[0])
 	all := append(append([]schemas.Event(nil), events...), bad...)
@@ -618,6 +620,10 @@ func TestPublishGroupsFailure(t *testing.T) {
 		if schemas.ReasonOf(r.Err) != reasons[i] {
 			t.Errorf("invalid event %s: %v, want %s", r.ID, r.Err, reasons[i])
 		}
+	}
+	// The warning counts what the broker took, not what was tried.
+	if w := logs.String(); !strings.Contains(w, "did not take some events") || !strings.Contains(w, "delivered=0") {
+		t.Errorf("the warning does not say that nothing was delivered: %s", w)
 	}
 }
 
