@@ -174,17 +174,7 @@ func gather(rec *hub.Record, history []hub.Change, asOf time.Time) *facts {
 			order = append(order, &history[i])
 		}
 	}
-	// In the merge's order of changes (time, then source, then event id),
-	// and as the record decides between an end and its start
-	// (merge.SameRecord): at the same time an end follows what it ends,
-	// unless both are versions of one department record.
-	sort.SliceStable(order, func(i, j int) bool {
-		a, b := order[i], order[j]
-		if a.Time.Equal(b.Time) && endTypes[a.Type] != endTypes[b.Type] && !merge.SameRecord(stampOf(a), stampOf(b)) {
-			return endTypes[b.Type]
-		}
-		return stampBefore(a, b)
-	})
+	sortAsTheRecord(order)
 
 	contracts := map[string]int{}
 	leases := map[string]int{}
@@ -451,9 +441,89 @@ func byPreference(a, b payment) int {
 	return strings.Compare(a.carriedFrom, b.carriedFrom)
 }
 
-// endTypes end what an earlier event started: a contract, a lease, an
-// insurance.
-var endTypes = map[schemas.Type]bool{schemas.ContractEnded: true, schemas.RentalEnded: true, schemas.InsuranceTerminated: true}
+// sortAsTheRecord puts changes in the merge's order (time, then source,
+// then event id), but for an end that the record takes after a start of
+// the same time (hub/merge, endedBefore): a contract's, lease's or
+// insurance's end and a start of the same one that are not versions of
+// one department record (merge.SameRecord) — a finished contract
+// back-filled with one filing time. Such an end goes after every change
+// of its time. The key is computed per change, so the order is one
+// whatever order the changes came in.
+func sortAsTheRecord(order []*hub.Change) {
+	deferred := make(map[*hub.Change]bool)
+	byTime := map[int64][]*hub.Change{}
+	for _, c := range order {
+		if endTypes[c.Type] || startTypes[c.Type] {
+			byTime[c.Time.UnixNano()] = append(byTime[c.Time.UnixNano()], c)
+		}
+	}
+	for _, same := range byTime {
+		if len(same) < 2 {
+			continue
+		}
+		for _, e := range same {
+			if !endTypes[e.Type] {
+				continue
+			}
+			for _, st := range same {
+				if startTypes[st.Type] && sharesItem(e, st) && !merge.SameRecord(stampOf(st), stampOf(e)) {
+					deferred[e] = true
+					break
+				}
+			}
+		}
+	}
+	sort.SliceStable(order, func(i, j int) bool {
+		a, b := order[i], order[j]
+		if a.Time.Equal(b.Time) && deferred[a] != deferred[b] {
+			return deferred[b]
+		}
+		return stampBefore(a, b)
+	})
+}
+
+// endTypes end what an earlier event started, startTypes start it: a
+// contract, a lease, an insurance.
+var (
+	endTypes   = map[schemas.Type]bool{schemas.ContractEnded: true, schemas.RentalEnded: true, schemas.InsuranceTerminated: true}
+	startTypes = map[schemas.Type]bool{schemas.ContractStarted: true, schemas.RentalRegistered: true, schemas.InsuranceEnrolled: true}
+)
+
+// sharesItem reports whether end e ends what start s starts: the same
+// contract or lease, or one of the same insurances.
+func sharesItem(e, s *hub.Change) bool {
+	a, b := itemsOf(e), itemsOf(s)
+	for _, x := range a {
+		if slices.Contains(b, x) {
+			return true
+		}
+	}
+	return false
+}
+
+// itemsOf names what a start or an end concerns: "c:" and a contract id,
+// "l:" and a lease id, "i:" and each insurance.
+func itemsOf(c *hub.Change) []string {
+	var d struct {
+		ContractID string   `json:"contract_id"`
+		LeaseID    string   `json:"lease_id"`
+		Insurances []string `json:"insurances"`
+	}
+	if json.Unmarshal(c.Data, &d) != nil {
+		return nil
+	}
+	switch c.Type {
+	case schemas.ContractStarted, schemas.ContractEnded:
+		return []string{"c:" + d.ContractID}
+	case schemas.RentalRegistered, schemas.RentalEnded:
+		return []string{"l:" + d.LeaseID}
+	}
+	out := make([]string, len(d.Insurances))
+	for i, k := range d.Insurances {
+		out[i] = "i:" + k
+	}
+	return out
+}
 
 // stampBefore orders changes as the merge orders events (merge.Stamp:
 // effective time, then source, then event id), so that of two changes
