@@ -99,3 +99,51 @@ func TestPublicationAlteredWhileStreaming(t *testing.T) {
 		})
 	}
 }
+
+// TestPublicationVacuumedWhileStreaming: VACUUM FULL of the catalogs (a
+// nightly vacuumdb --full) moves the publication's catalog rows without
+// altering it: the stream goes on, and confirms its position past it.
+func TestPublicationVacuumedWhileStreaming(t *testing.T) {
+	ctx := context.Background()
+	db := connect(t)
+	table := rentalsTable(t, db)
+	insertLease(t, db, table, 1, citizen(1))
+	// A publication made before the stream's and dropped after it leaves
+	// a dead row ahead of the stream's, which VACUUM FULL closes up.
+	ahead := "ahead_" + table
+	exec(t, db, "CREATE PUBLICATION "+ahead)
+	t.Cleanup(func() { exec(t, db, "DROP PUBLICATION IF EXISTS "+ahead) })
+	addr := testenv.Kafka(t, partitions)
+	s := newStream(t, table, newPublisher(t, addr), exampleMapping(t))
+	r := start(t, s)
+	waitFor(t, r, "the copy", func() bool { return s.Stats().Published == 1 })
+	exec(t, db, "DROP PUBLICATION "+ahead)
+
+	where := func() (ctid string) {
+		t.Helper()
+		if err := db.QueryRow(ctx, "SELECT ctid::text FROM pg_publication WHERE pubname = $1", "pophub_"+table).Scan(&ctid); err != nil {
+			t.Fatal(err)
+		}
+		return ctid
+	}
+	before := where()
+	exec(t, db, "VACUUM FULL pg_catalog.pg_publication, pg_catalog.pg_publication_rel")
+	if after := where(); after == before {
+		t.Fatalf("VACUUM FULL left the publication's row at %s: the test moves nothing", before)
+	}
+	exec(t, db, "UPDATE "+table+" SET end_date = '2026-06-30' WHERE lease_id = 1")
+	insertLease(t, db, table, 2, citizen(2))
+	var lsn string
+	if err := db.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&lsn); err != nil {
+		t.Fatal(err)
+	}
+	last, _ := pglogrepl.ParseLSN(lsn)
+	waitFor(t, r, "the changes after the vacuum confirmed", func() bool {
+		var confirmed string
+		if err := db.QueryRow(ctx, "SELECT coalesce(confirmed_flush_lsn::text, '0/0') FROM pg_replication_slots WHERE slot_name = $1", s.Slot()).Scan(&confirmed); err != nil {
+			t.Fatal(err)
+		}
+		c, _ := pglogrepl.ParseLSN(confirmed)
+		return s.Stats().Published == 3 && c >= last
+	})
+}

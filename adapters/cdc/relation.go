@@ -327,9 +327,10 @@ type publicationState struct {
 	// dropped is left to checkRelation, as the table's change it is.
 	columns []string
 	// version changes whenever the publication, or its entry for the
-	// table, is altered: the tuple ids of their catalog rows (a replication
-	// slot keeps the old rows from being vacuumed away, so an id is not
-	// reused while the stream runs).
+	// table, is altered: the xmin of their catalog rows, the transaction
+	// that wrote each version. Their tuple ids would change too, but also
+	// under VACUUM FULL of the catalogs (a nightly vacuumdb --full), which
+	// alters nothing; a row keeps its xmin when it is moved, and frozen.
 	version string
 }
 
@@ -344,7 +345,7 @@ func (s *Stream) readPublication(ctx context.Context, db *pgx.Conn, t *tableInfo
 		(SELECT array(SELECT jsonb_array_elements_text(to_jsonb(pt)->'attnames')) FROM pg_publication_tables pt
 			WHERE pt.pubname = $1 AND pt.schemaname = $2 AND pt.tablename = $3 AND jsonb_typeof(to_jsonb(pt)->'attnames') = 'array'),
 		(SELECT count(*) FROM pg_publication_tables WHERE pubname = $1),
-		concat_ws(' ', p.ctid::text, (SELECT r.ctid::text FROM pg_publication_rel r WHERE r.prpubid = p.oid AND r.prrelid = $4)),
+		concat_ws(' ', p.xmin::text, (SELECT r.xmin::text FROM pg_publication_rel r WHERE r.prpubid = p.oid AND r.prrelid = $4)),
 		array(SELECT attname::text FROM pg_attribute WHERE attrelid = $4 AND attnum > 0 AND NOT attisdropped)
 		FROM pg_publication p WHERE p.pubname = $1`,
 		s.cfg.Publication, t.schema, t.name, t.oid).Scan(&st.published, &st.viaRoot, &st.hasTable, &st.listed, &st.tables, &st.version, &st.columns)
