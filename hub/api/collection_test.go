@@ -265,15 +265,23 @@ type outcomeLog struct {
 
 func (l *outcomeLog) Authorize(*http.Request, string) (api.Grant, error) { return outcomeGrant{l}, nil }
 
-// last is the latest outcome.
+// last is the latest outcome. A handler reports it once the response is
+// written, which the client may have read by then: it waits a moment for
+// the first.
 func (l *outcomeLog) last(t testing.TB) api.Outcome {
 	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.got) == 0 {
-		t.Fatal("no outcome was reported")
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		l.mu.Lock()
+		if n := len(l.got); n > 0 {
+			o := l.got[n-1]
+			l.mu.Unlock()
+			return o
+		}
+		l.mu.Unlock()
+		if time.Now().After(deadline) {
+			t.Fatal("no outcome was reported")
+		}
 	}
-	return l.got[len(l.got)-1]
 }
 
 type outcomeGrant struct{ l *outcomeLog }
