@@ -261,19 +261,22 @@ func TestStatisticsSmallCells(t *testing.T) {
 type outcomeLog struct {
 	mu  sync.Mutex
 	got []api.Outcome
+	// seen is how many outcomes last has returned or passed.
+	seen int
 }
 
 func (l *outcomeLog) Authorize(*http.Request, string) (api.Grant, error) { return outcomeGrant{l}, nil }
 
-// last is the latest outcome. A handler reports it once the response is
-// written, which the client may have read by then: it waits a moment for
-// the first.
+// last is the outcome of the latest request, reported since last was
+// last called. A handler reports it once the response is written, which
+// the client may have read by then: it waits a moment for it.
 func (l *outcomeLog) last(t testing.TB) api.Outcome {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 		l.mu.Lock()
-		if n := len(l.got); n > 0 {
+		if n := len(l.got); n > l.seen {
 			o := l.got[n-1]
+			l.seen = n
 			l.mu.Unlock()
 			return o
 		}

@@ -442,87 +442,85 @@ func byPreference(a, b payment) int {
 }
 
 // sortAsTheRecord puts changes in the merge's order (time, then source,
-// then event id), but for an end that the record takes after a start of
-// the same time (hub/merge, endedBefore): a contract's, lease's or
-// insurance's end and a start of the same one that are not versions of
-// one department record (merge.SameRecord) — a finished contract
-// back-filled with one filing time. Such an end goes after every change
-// of its time. The key is computed per change, so the order is one
-// whatever order the changes came in.
+// then event id), but for what the record decides otherwise among
+// changes of one time: of a contract's or lease's starts and ends of one
+// time, the record weighs the latest start against the
+// latest end (merge.EndedBefore), so that one goes after every change of
+// its time. An end and a start that are different department records (a
+// finished contract back-filled with one filing time) leave it ended;
+// two versions of one record (a row deleted and inserted again in one
+// transaction) follow their versions. Which change goes last is decided
+// per change, so the order is one whatever order the changes came in;
+// each change's data is read once.
 func sortAsTheRecord(order []*hub.Change) {
-	deferred := make(map[*hub.Change]bool)
-	byTime := map[int64][]*hub.Change{}
+	type latest struct{ start, end *hub.Change }
+	byTime := map[int64]map[string]*latest{}
 	for _, c := range order {
-		if endTypes[c.Type] || startTypes[c.Type] {
-			byTime[c.Time.UnixNano()] = append(byTime[c.Time.UnixNano()], c)
-		}
-	}
-	for _, same := range byTime {
-		if len(same) < 2 {
+		isStart, isEnd := startTypes[c.Type], endTypes[c.Type]
+		if !isStart && !isEnd {
 			continue
 		}
-		for _, e := range same {
-			if !endTypes[e.Type] {
-				continue
-			}
-			for _, st := range same {
-				if startTypes[st.Type] && sharesItem(e, st) && !merge.SameRecord(stampOf(st), stampOf(e)) {
-					deferred[e] = true
-					break
-				}
+		items := byTime[c.Time.UnixNano()]
+		if items == nil {
+			items = map[string]*latest{}
+			byTime[c.Time.UnixNano()] = items
+		}
+		it := itemOf(c)
+		l := items[it]
+		if l == nil {
+			l = &latest{}
+			items[it] = l
+		}
+		if isStart && (l.start == nil || stampBefore(l.start, c)) {
+			l.start = c
+		}
+		if isEnd && (l.end == nil || stampBefore(l.end, c)) {
+			l.end = c
+		}
+	}
+	last := map[*hub.Change]bool{}
+	for _, items := range byTime {
+		for _, l := range items {
+			switch {
+			case l.start == nil || l.end == nil:
+			case merge.EndedBefore(stampOf(l.start), stampOf(l.end)):
+				last[l.start] = true
+			default:
+				last[l.end] = true
 			}
 		}
 	}
 	sort.SliceStable(order, func(i, j int) bool {
 		a, b := order[i], order[j]
-		if a.Time.Equal(b.Time) && deferred[a] != deferred[b] {
-			return deferred[b]
+		if a.Time.Equal(b.Time) && last[a] != last[b] {
+			return last[b]
 		}
 		return stampBefore(a, b)
 	})
 }
 
 // endTypes end what an earlier event started, startTypes start it: a
-// contract, a lease, an insurance.
+// contract, a lease. (Insurances are decided by their contributions and
+// the latest termination, which the merge's order already puts last.)
 var (
-	endTypes   = map[schemas.Type]bool{schemas.ContractEnded: true, schemas.RentalEnded: true, schemas.InsuranceTerminated: true}
-	startTypes = map[schemas.Type]bool{schemas.ContractStarted: true, schemas.RentalRegistered: true, schemas.InsuranceEnrolled: true}
+	endTypes   = map[schemas.Type]bool{schemas.ContractEnded: true, schemas.RentalEnded: true}
+	startTypes = map[schemas.Type]bool{schemas.ContractStarted: true, schemas.RentalRegistered: true}
 )
 
-// sharesItem reports whether end e ends what start s starts: the same
-// contract or lease, or one of the same insurances.
-func sharesItem(e, s *hub.Change) bool {
-	a, b := itemsOf(e), itemsOf(s)
-	for _, x := range a {
-		if slices.Contains(b, x) {
-			return true
-		}
-	}
-	return false
-}
-
-// itemsOf names what a start or an end concerns: "c:" and a contract id,
-// "l:" and a lease id, "i:" and each insurance.
-func itemsOf(c *hub.Change) []string {
+// itemOf names what a start or an end concerns: "c:" and a contract id,
+// or "l:" and a lease id; "" when its data cannot be read.
+func itemOf(c *hub.Change) string {
 	var d struct {
-		ContractID string   `json:"contract_id"`
-		LeaseID    string   `json:"lease_id"`
-		Insurances []string `json:"insurances"`
+		ContractID string `json:"contract_id"`
+		LeaseID    string `json:"lease_id"`
 	}
 	if json.Unmarshal(c.Data, &d) != nil {
-		return nil
+		return ""
 	}
-	switch c.Type {
-	case schemas.ContractStarted, schemas.ContractEnded:
-		return []string{"c:" + d.ContractID}
-	case schemas.RentalRegistered, schemas.RentalEnded:
-		return []string{"l:" + d.LeaseID}
+	if c.Type == schemas.ContractStarted || c.Type == schemas.ContractEnded {
+		return "c:" + d.ContractID
 	}
-	out := make([]string, len(d.Insurances))
-	for i, k := range d.Insurances {
-		out[i] = "i:" + k
-	}
-	return out
+	return "l:" + d.LeaseID
 }
 
 // stampBefore orders changes as the merge orders events (merge.Stamp:

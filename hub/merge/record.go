@@ -171,7 +171,7 @@ func (s *State) provenance(sec schemas.Section) Stamp {
 			}
 			see(c.Started.At)
 			// An end that repeats the end its start carried shows nothing new.
-			seeReg(c.Ended.V != nil && !endedBefore(c.Started.At, c.Ended.At) && *c.Ended.V != c.Started.V.End, c.Ended.At)
+			seeReg(c.Ended.V != nil && !EndedBefore(c.Started.At, c.Ended.At) && *c.Ended.V != c.Started.V.End, c.Ended.At)
 		}
 	case schemas.SecSocialInsurance:
 		seeReg(s.Scheme.V != nil, s.Scheme.At)
@@ -181,7 +181,7 @@ func (s *State) provenance(sec schemas.Section) Stamp {
 				continue // only terminated: not shown
 			}
 			seeReg(line.Enrolled.V != nil, line.Enrolled.At)
-			seeReg(line.Terminated.V != nil && !endedBefore(line.Enrolled.At, line.Terminated.At), line.Terminated.At)
+			seeReg(line.Terminated.V != nil && !EndedBefore(line.Enrolled.At, line.Terminated.At), line.Terminated.At)
 		}
 		see(s.Prov[provPaid])
 		// A state stored before provenance was derived from what a section
@@ -197,7 +197,7 @@ func (s *State) provenance(sec schemas.Section) Stamp {
 				continue
 			}
 			see(r.Started.At)
-			seeReg(r.Ended.V != nil && !endedBefore(r.Started.At, r.Ended.At) && *r.Ended.V != r.Started.V.End, r.Ended.At)
+			seeReg(r.Ended.V != nil && !EndedBefore(r.Started.At, r.Ended.At) && *r.Ended.V != r.Started.V.End, r.Ended.At)
 		}
 	case schemas.SecTax:
 		for _, reg := range s.Businesses {
@@ -330,7 +330,7 @@ func (s *State) fill(r *hub.Record, sec schemas.Section) {
 			if n := len(line.Months); n > 0 {
 				l.LastMonth = line.Months[n-1]
 			}
-			if end, ok := line.Terminated.get(); ok && !endedBefore(line.Enrolled.At, line.Terminated.At) {
+			if end, ok := line.Terminated.get(); ok && !EndedBefore(line.Enrolled.At, line.Terminated.At) {
 				l.Until = end
 			}
 			if si.Insurances == nil {
@@ -391,7 +391,7 @@ func contractView(id string, c *contract) (hub.Contract, bool) {
 		return hub.Contract{}, false // an end without its start waits for the start
 	}
 	end := st.End
-	if e, ok := c.Ended.get(); ok && !endedBefore(c.Started.At, c.Ended.At) {
+	if e, ok := c.Ended.get(); ok && !EndedBefore(c.Started.At, c.Ended.At) {
 		end = e
 	}
 	return hub.Contract{ContractID: id, EmployerID: st.EmployerID, EmployerName: st.EmployerName,
@@ -412,7 +412,7 @@ func rentalView(id string, rent *rental) (hub.Rental, bool) {
 		return hub.Rental{}, false
 	}
 	end := st.End
-	if e, ok := rent.Ended.get(); ok && !endedBefore(rent.Started.At, rent.Ended.At) {
+	if e, ok := rent.Ended.get(); ok && !EndedBefore(rent.Started.At, rent.Ended.At) {
 		end = e
 	}
 	return hub.Rental{LeaseID: id, AddressCode: st.AddressCode, Start: st.Start, End: end}, true
@@ -511,7 +511,7 @@ func (s *State) anomalies() []hub.Anomaly {
 	return out
 }
 
-// endedBefore reports whether a contract's, lease's or insurance's end took
+// EndedBefore reports whether a contract's, lease's or insurance's end took
 // effect before its latest start: a start registered again after the end
 // (the contract resumed, the lease renewed under its id) supersedes the
 // end. Before is the hub's order of changes (Stamp.After), with one
@@ -525,7 +525,7 @@ func (s *State) anomalies() []hub.Anomaly {
 // back-filled with one filing time, whose ids hash unrelated keys) are
 // not ordered by their ids, which would be chance: the end takes effect,
 // as a finished contract's does.
-func endedBefore(started, ended Stamp) bool {
+func EndedBefore(started, ended Stamp) bool {
 	if started.T.Equal(ended.T) && !SameRecord(started, ended) {
 		return false
 	}
