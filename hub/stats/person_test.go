@@ -63,11 +63,7 @@ func TestPersonPermitCountsFollowLateEvents(t *testing.T) {
 					t.Errorf("Harbin's permit holders at the end of %s: %d, want %d", day, got, want)
 				}
 			}
-			afresh := stats.Acc{}
-			afresh.Person(nil, states[p], stats.UrbanByCode)
-			if got, want := kept.Deltas(), afresh.Deltas(); !slices.Equal(got, want) {
-				t.Errorf("counters kept batch by batch %v, counted afresh %v", got, want)
-			}
+			keptAsAfresh(t, kept, states[p])
 		})
 	}
 }
@@ -142,17 +138,24 @@ func TestPersonPermitHolderCountedOnce(t *testing.T) {
 					t.Errorf("permit holders at the end of %s (23, 2301, 230100, 230102, 2306): %v, want %v", day, got, want)
 				}
 			}
-			afresh := stats.Acc{}
-			afresh.Person(nil, states[p], stats.UrbanByCode)
-			if got, want := kept.Deltas(), afresh.Deltas(); !slices.Equal(got, want) {
-				t.Errorf("counters kept batch by batch %v, counted afresh %v", got, want)
-			}
+			keptAsAfresh(t, kept, states[p])
 		})
 	}
 }
 
 // keptOver merges batches one after another and returns the counters kept
 // batch by batch, as a store keeps them, and the persons' final states.
+// keptAsAfresh checks that the counters kept batch by batch are those of
+// the final state counted afresh.
+func keptAsAfresh(t *testing.T, kept stats.Acc, final *merge.State) {
+	t.Helper()
+	afresh := stats.Acc{}
+	afresh.Person(nil, final, stats.UrbanByCode)
+	if got, want := kept.Deltas(), afresh.Deltas(); !slices.Equal(got, want) {
+		t.Errorf("counters kept batch by batch %v, counted afresh %v", got, want)
+	}
+}
+
 func keptOver(batches [][]hub.Input) (stats.Acc, map[citizenid.ID]*merge.State) {
 	states := map[citizenid.ID]*merge.State{}
 	kept := stats.Acc{}
@@ -232,11 +235,7 @@ func TestPersonEachDeathEndsOnItsDate(t *testing.T) {
 					t.Errorf("registered in 230124 and Harbin's permit holders at the end of %s: %v, want %v", day, got, want)
 				}
 			}
-			afresh := stats.Acc{}
-			afresh.Person(nil, states[p], stats.UrbanByCode)
-			if got, want := kept.Deltas(), afresh.Deltas(); !slices.Equal(got, want) {
-				t.Errorf("counters kept batch by batch %v, counted afresh %v", got, want)
-			}
+			keptAsAfresh(t, kept, states[p])
 		})
 	}
 }
