@@ -1,6 +1,7 @@
 package eligibility_test
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -23,11 +24,19 @@ func TestDivorceEndsOnlyTheMarriageItNames(t *testing.T) {
 		return storetest.Event(t, schemas.HukouRegistered, who, eid, on(2010, 1, 1), schemas.HukouRegisteredData{
 			Name: "王芳", Gender: "2", BirthDate: "1990-01-01", Ethnicity: "01", AddressCode: addr, HouseholdID: eid, Reason: "birth"})
 	}
-	marry := func(eid string, at time.Time, spouse citizenid.ID) hub.Input {
-		return storetest.Event(t, schemas.MarriageRegistered, me, eid, at, schemas.MarriageRegisteredData{SpouseID: spouse})
+	// The marriage register sends each event for both spouses, and a
+	// spouse counts when their own record shows the marriage too.
+	marry := func(eid string, at time.Time, spouse citizenid.ID) []hub.Input {
+		return []hub.Input{
+			storetest.Event(t, schemas.MarriageRegistered, me, eid, at, schemas.MarriageRegisteredData{SpouseID: spouse}),
+			storetest.Event(t, schemas.MarriageRegistered, spouse, eid+"s", at, schemas.MarriageRegisteredData{SpouseID: me}),
+		}
 	}
-	divorce := func(eid string, at time.Time, spouse citizenid.ID) hub.Input {
-		return storetest.Event(t, schemas.MarriageDivorced, me, eid, at, schemas.MarriageDivorcedData{SpouseID: spouse})
+	divorce := func(eid string, at time.Time, spouse citizenid.ID) []hub.Input {
+		return []hub.Input{
+			storetest.Event(t, schemas.MarriageDivorced, me, eid, at, schemas.MarriageDivorcedData{SpouseID: spouse}),
+			storetest.Event(t, schemas.MarriageDivorced, spouse, eid+"s", at, schemas.MarriageDivorcedData{SpouseID: me}),
+		}
 	}
 	base := []hub.Input{register(me, "ps-r31", daoli), register(sp, "ps-r32", chifengAddr), register(ex, "ps-r33", daoli)}
 	// married is the marriage event family_reunion cites by day, "" when
@@ -38,21 +47,21 @@ func TestDivorceEndsOnlyTheMarriageItNames(t *testing.T) {
 		married map[string]string
 	}{
 		{"a divorce naming a former spouse leaves the marriage",
-			[]hub.Input{marry("mz-m1", on(2015, 1, 1), ex), marry("mz-m2", on(2023, 1, 1), sp), divorce("mz-d1", on(2024, 3, 1), ex)},
+			slices.Concat(marry("mz-m1", on(2015, 1, 1), ex), marry("mz-m2", on(2023, 1, 1), sp), divorce("mz-d1", on(2024, 3, 1), ex)),
 			map[string]string{"2024-02-01": "mz-m2", "2024-07-01": "mz-m2"}},
 		{"a divorce naming the spouse ends the marriage",
-			[]hub.Input{marry("mz-m2", on(2023, 1, 1), sp), divorce("mz-d2", on(2024, 3, 1), sp)},
+			slices.Concat(marry("mz-m2", on(2023, 1, 1), sp), divorce("mz-d2", on(2024, 3, 1), sp)),
 			map[string]string{"2024-02-01": "mz-m2", "2024-07-01": ""}},
 		{"a former spouse's divorce, then the spouse's",
-			[]hub.Input{marry("mz-m1", on(2015, 1, 1), ex), marry("mz-m2", on(2023, 1, 1), sp),
-				divorce("mz-d1", on(2024, 3, 1), ex), divorce("mz-d2", on(2024, 5, 1), sp)},
+			slices.Concat(marry("mz-m1", on(2015, 1, 1), ex), marry("mz-m2", on(2023, 1, 1), sp),
+				divorce("mz-d1", on(2024, 3, 1), ex), divorce("mz-d2", on(2024, 5, 1), sp)),
 			map[string]string{"2024-04-01": "mz-m2", "2024-07-01": ""}},
 		{"a former spouse's divorce after the spouse's",
-			[]hub.Input{marry("mz-m1", on(2015, 1, 1), ex), marry("mz-m2", on(2023, 1, 1), sp),
-				divorce("mz-d2", on(2024, 3, 1), sp), divorce("mz-d1", on(2024, 5, 1), ex)},
+			slices.Concat(marry("mz-m1", on(2015, 1, 1), ex), marry("mz-m2", on(2023, 1, 1), sp),
+				divorce("mz-d2", on(2024, 3, 1), sp), divorce("mz-d1", on(2024, 5, 1), ex)),
 			map[string]string{"2024-02-01": "mz-m2", "2024-04-01": "", "2024-07-01": ""}},
 		{"divorced from the former spouse before the marriage",
-			[]hub.Input{marry("mz-m1", on(2015, 1, 1), ex), divorce("mz-d1", on(2020, 3, 1), ex), marry("mz-m2", on(2023, 1, 1), sp)},
+			slices.Concat(marry("mz-m1", on(2015, 1, 1), ex), divorce("mz-d1", on(2020, 3, 1), ex), marry("mz-m2", on(2023, 1, 1), sp)),
 			map[string]string{"2021-07-01": "", "2024-07-01": "mz-m2"}},
 	}
 	p := policy(t, "chifeng/central")

@@ -83,9 +83,12 @@ type outcome struct {
 
 // env is what conditions are evaluated against.
 type env struct {
-	f      *facts
-	place  Place
-	family []hub.Record
+	f *facts
+	// applicant is the person decided, whom a spouse's own marriage
+	// record must name.
+	applicant citizenid.ID
+	place     Place
+	family    []hub.Record
 	// goneBy says the person's status by the end of a day, as the
 	// hub's history tells it today, when it is deceased or cancelled
 	// ("" otherwise): a past decision names no day after that.
@@ -173,7 +176,7 @@ func Evaluate(p *Policy, subj Subject, relatives []Subject, asOf time.Time) Deci
 		return ""
 	}
 	for _, pl := range p.Places {
-		e := &env{f: f, place: pl, family: family, goneBy: goneBy}
+		e := &env{f: f, applicant: subj.Record.CitizenID, place: pl, family: family, goneBy: goneBy}
 		r := &placeResult{place: pl, outs: make([]outcome, len(p.Clauses))}
 		for i := range p.Clauses {
 			r.outs[i] = e.eval(&p.Clauses[i].Condition)
@@ -1067,10 +1070,13 @@ func (e *env) familyReunion() outcome {
 }
 
 // spouseInTown reports whether the spouse, as of the evaluation day (the
-// marriage from the person's history, the spouse's hukou and status from
-// theirs), is alive and registered at an urban address of the place, with
-// the facts that say so; when not, missing says what keeps the spouse
-// from counting.
+// marriage from the person's history, the spouse's marriage, hukou and
+// status from theirs), is alive, married to the person by their own
+// record too, and registered at an urban address of the place, with the
+// facts that say so; when not, missing says what keeps the spouse from
+// counting. The marriage register sends one event per spouse, so the
+// person's own record alone does not make a spouse: the other's may name
+// someone else or a divorce the person's copy of which never arrived.
 func (e *env) spouseInTown() (facts []Fact, missing string, ok bool) {
 	f := e.f
 	if !f.married || f.spouse == "" {
@@ -1083,6 +1089,7 @@ func (e *env) spouseInTown() (facts []Fact, missing string, ok bool) {
 			continue
 		}
 		// The spouse's record is here: say what keeps it from counting.
+		shows, confirmed := marriageOnOwnRecord(r, e.applicant)
 		switch {
 		case r.Status == hub.StatusDeceased:
 			return []Fact{married, fact("the spouse is deceased", provenance(r, schemas.SecStatus))},
@@ -1090,6 +1097,10 @@ func (e *env) spouseInTown() (facts []Fact, missing string, ok bool) {
 		case r.Status == hub.StatusCancelled:
 			return []Fact{married, fact("the spouse's hukou is cancelled", evidence{})},
 				"a spouse registered at an urban address in " + e.place.Name + " (the spouse's hukou is cancelled)", false
+		case !confirmed:
+			return []Fact{married, fact("the spouse's own marriage record "+shows, provenance(r, schemas.SecMarital))},
+				"the spouse's own marriage record does not show the marriage to the applicant (it " + shows +
+					"); confirm with the marriage register", false
 		case r.Hukou == nil:
 			return []Fact{married, fact("the spouse has no hukou registered", evidence{})},
 				"a spouse registered at an urban address in " + e.place.Name + " (the spouse has no hukou registered)", false

@@ -17,8 +17,12 @@ import (
 // policy's wording (本人及其共同居住生活的配偶、未成年子女、父母…).
 //
 // The golden records carry a spouse link (Marital.SpouseID) but no parent
-// links, so relations other than the spouse are presumed from what the
-// records hold: a member of the applicant's household (same
+// links. The spouse is the one the applicant's marriage names, listed when
+// the spouse's own record names the applicant too (the marriage register
+// sends one event per spouse, and a copy may be missing or contradicted by
+// a later divorce or remarriage), or, with no record of theirs held, for
+// a clerk to confirm. Relations other than the spouse are presumed from
+// what the records hold: a member of the applicant's household (same
 // Hukou.HouseholdID, which also stands for 共同居住生活, living together)
 // born 15 to 35 years after the applicant is presumed a child, and 15 or
 // more years before a parent; a member of the spouse's household born 15
@@ -74,7 +78,9 @@ func yearsBetween(a, b time.Time) int {
 // cancellation: the hukou (address and household, with the event it
 // comes from as its provenance) and the status are derived from their
 // history by the rules used for the applicant (gather, statusAsOf), and
-// so is the marital status, which decides who is an unmarried child. A
+// so is the marriage (status and spouse, with its event as provenance),
+// which decides who is an unmarried child and whether a spouse's own
+// record shows the marriage to the applicant. A
 // relative not yet registered by asOf has no hukou, and one not yet
 // married is unmarried. A household the history does not give for that
 // day is today's, as for the applicant. A record handed in without
@@ -88,6 +94,11 @@ func relativeAsOf(s Subject, asOf time.Time) hub.Record {
 	r.Status = statusAsOf(&r, s.History, asOf)
 	if f.maritalStatus != "" && (r.Marital == nil || r.Marital.Status != f.maritalStatus || r.Marital.SpouseID != f.spouse) {
 		r.Marital = &hub.Marital{Status: f.maritalStatus, SpouseID: f.spouse}
+	}
+	if firstOf(s.History, schemas.MarriageRegistered, schemas.MarriageDivorced) != nil {
+		// The marital section's provenance is the event of that day;
+		// none before the first one.
+		r.Provenance = withProvenance(r.Provenance, schemas.SecMarital, s.History, f.maritalEv)
 	}
 	if f.hukou == "" {
 		r.Hukou = nil
@@ -109,20 +120,52 @@ func relativeAsOf(s Subject, asOf time.Time) hub.Record {
 		h.UrbanRural, h.ClassCode = r.Hukou.UrbanRural, r.Hukou.ClassCode
 	}
 	if f.hukouEv.eventID != "" {
-		prov := make(map[string]hub.Provenance, len(r.Provenance)+1)
-		maps.Copy(prov, r.Provenance)
-		for _, c := range s.History {
-			if c.Source == f.hukouEv.source && c.EventID == f.hukouEv.eventID {
-				h.Since = fmtDay(dayOf(c.Time))
-				prov[string(schemas.SecHukou)] = hub.Provenance{Source: c.Source, EventID: c.EventID, Time: c.Time}
-			}
+		r.Provenance = withProvenance(r.Provenance, schemas.SecHukou, s.History, f.hukouEv)
+		if p, ok := r.Provenance[string(schemas.SecHukou)]; ok {
+			h.Since = fmtDay(dayOf(p.Time))
 		}
-		r.Provenance = prov
 	} else if r.Hukou != nil {
 		h.Since = r.Hukou.Since
 	}
 	r.Hukou = &h
 	return r
+}
+
+// withProvenance is prov (not modified) with sec's provenance set to the
+// change of history ev names, or removed when ev names none.
+func withProvenance(prov map[string]hub.Provenance, sec schemas.Section, history []hub.Change, ev evidence) map[string]hub.Provenance {
+	out := make(map[string]hub.Provenance, len(prov)+1)
+	maps.Copy(out, prov)
+	delete(out, string(sec))
+	for _, c := range history {
+		if ev.eventID != "" && c.Source == ev.source && c.EventID == ev.eventID {
+			out[string(sec)] = hub.Provenance{Source: c.Source, EventID: c.EventID, Time: c.Time}
+		}
+	}
+	return out
+}
+
+// marriageOnOwnRecord reports whether r's own marital section (as of the
+// day decided, relativeAsOf) shows the marriage to applicant: the
+// marriage register sends one event per spouse, and either may be late,
+// missing, or followed by a divorce or remarriage the other's copy of
+// which never arrived. When it does not, shows says what the section
+// shows instead, in words for a clerk, another spouse's ID masked.
+func marriageOnOwnRecord(r *hub.Record, applicant citizenid.ID) (shows string, ok bool) {
+	m := r.Marital
+	switch {
+	case m == nil || m.Status == "" || m.Status == codes.MaritalUnmarried:
+		return "shows no marriage", false
+	case m.Status == codes.MaritalMarried && m.SpouseID == applicant:
+		return "", true
+	case m.Status == codes.MaritalMarried && m.SpouseID != "":
+		return "names " + m.SpouseID.Masked() + " as spouse", false
+	case m.Status == codes.MaritalMarried:
+		return "shows a marriage naming no spouse", false
+	case m.Status == codes.MaritalDivorced:
+		return "shows a divorce", false
+	}
+	return "shows marital status " + m.Status + " (" + codes.Marital[m.Status] + ")", false
 }
 
 func familyOf(p *Policy, applicant *hub.Record, f *facts, family []hub.Record) []FamilyMember {
@@ -134,17 +177,31 @@ func familyOf(p *Policy, applicant *hub.Record, f *facts, family []hub.Record) [
 	seen := map[citizenid.ID]bool{applicant.CitizenID: true}
 	var spouse *hub.Record
 	if f.married && f.spouse != "" {
+		// The spouse the applicant's record names is listed when their
+		// own record (as of the day) names the applicant in turn; one
+		// whose record shows another spouse, a divorce or no marriage is
+		// not, nor presumed another relative by age. A spouse with no
+		// record among the relatives read (none held here) is listed
+		// for a clerk to confirm.
 		seen[f.spouse] = true
 		m := FamilyMember{CitizenID: f.spouse, Relation: "spouse", Basis: "spouse on the marriage record"}
+		confirmed := true
 		for i := range family {
 			if family[i].CitizenID == f.spouse {
 				spouse = &family[i]
 				if spouse.Identity != nil {
 					m.Name = spouse.Identity.Name
 				}
+				_, confirmed = marriageOnOwnRecord(spouse, applicant.CitizenID)
 			}
 		}
-		if allows("spouse") && (spouse == nil || spouse.Status == hub.StatusActive) {
+		if spouse == nil {
+			m.Basis = "spouse on the applicant's marriage record; the spouse's own record is not held here: confirm with the marriage register"
+		}
+		if !confirmed {
+			spouse = nil // nor are the parents of their household the spouse's
+		}
+		if allows("spouse") && confirmed && (spouse == nil || spouse.Status == hub.StatusActive) {
 			out = append(out, m)
 		}
 	}

@@ -132,7 +132,8 @@ func TestPastDayTakesMaritalAndHukouOfThatDay(t *testing.T) {
 
 // TestPastDayDivorceFirstMeansMarriedBefore: a history whose first
 // marital event is a divorce says the person was married, to that spouse,
-// before it.
+// before it; so does the spouse's, whose own record must show the
+// marriage too.
 func TestPastDayDivorceFirstMeansMarriedBefore(t *testing.T) {
 	me, sp := storetest.ValidID(23), storetest.ValidID(24)
 	in := []hub.Input{
@@ -143,6 +144,7 @@ func TestPastDayDivorceFirstMeansMarriedBefore(t *testing.T) {
 		storetest.Event(t, schemas.RentalRegistered, me, "hs-l23", on(2023, 7, 1), schemas.RentalRegisteredData{
 			LeaseID: "L23", AddressCode: chifengAddr, Start: "2023-07-01"}),
 		storetest.Event(t, schemas.MarriageDivorced, me, "mz-d23", on(2024, 9, 1), schemas.MarriageDivorcedData{SpouseID: sp}),
+		storetest.Event(t, schemas.MarriageDivorced, sp, "mz-d24", on(2024, 9, 1), schemas.MarriageDivorcedData{SpouseID: me}),
 	}
 	subj := subjects(t, in)
 	p := policy(t, "chifeng/central")
