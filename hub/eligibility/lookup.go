@@ -119,16 +119,20 @@ func relativesKey(rec hub.Record) string {
 }
 
 // SpouseSections lists the sections of a spouse's record that p's
-// decision reads: the spouse's hukou and status when a clause looks at
-// relatives (family reunion joins a spouse alive and registered at a town
-// address, and hukou_elsewhere with to_spouse moves a rural hukou to it),
-// none otherwise. A change to them can turn the spouse's spouse
-// eligible, so a watcher re-decides that person too.
+// decision reads: the spouse's hukou, status and marriage when a clause
+// looks at relatives (family reunion joins a spouse alive, registered at
+// a town address and whose own record shows the marriage, and
+// hukou_elsewhere with to_spouse moves a rural hukou to it), none
+// otherwise. A change to them can turn the spouse's spouse eligible, or
+// no longer eligible, so a watcher re-decides that person too: the one
+// the spouse's record names, and after a marital change also those their
+// earlier marital events name (a divorce or a remarriage ends what a
+// former spouse's decision joined).
 func SpouseSections(p *Policy) []schemas.Section {
 	if !needsFamily(p) {
 		return nil
 	}
-	return []schemas.Section{schemas.SecHukou, schemas.SecStatus}
+	return []schemas.Section{schemas.SecHukou, schemas.SecMarital, schemas.SecStatus}
 }
 
 // needsFamily reports whether a clause of p looks at relatives.

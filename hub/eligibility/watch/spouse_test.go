@@ -1,6 +1,7 @@
 package watch_test
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -8,6 +9,7 @@ import (
 	"github.com/pophub/pophub/hub/eligibility"
 	"github.com/pophub/pophub/hub/storetest"
 	"github.com/pophub/pophub/schemas"
+	"github.com/pophub/pophub/schemas/citizenid"
 )
 
 // TestSpouseChangeReDecidesApplicant: under a policy that reads the
@@ -50,6 +52,83 @@ func TestSpouseChangeReDecidesApplicant(t *testing.T) {
 			}
 			r.expect(t, &schemas.EligibilityNotification{CitizenID: ids[0], Policy: "chifeng/central", RegionCode: "150402"}, 10*time.Second)
 			r.expect(t, nil, 1500*time.Millisecond) // the spouse, not eligible, is not announced
+		})
+	}
+}
+
+// TestSpouseMarriageReDecidesApplicant: a family reunion joins a spouse
+// whose own record shows the marriage too, and the marriage register
+// sends one event per spouse, late at times. The spouse's own marriage
+// event arriving after their move re-decides the applicant, who is
+// announced then; without it the applicant is not announced. A divorce
+// re-decides the former spouse, whose record still names the spouse, so
+// that a remarriage announces them again.
+func TestSpouseMarriageReDecidesApplicant(t *testing.T) {
+	const daoli, chifengTown = "230102001001", "150402001001"
+	today, tomorrow := time.Date(2025, 4, 10, 12, 0, 0, 0, china), time.Date(2025, 4, 11, 12, 0, 0, 0, china)
+	// step is what arrives on a day, and whether the applicant is announced.
+	type step struct {
+		day      time.Time
+		in       func(t *testing.T, a, b citizenid.ID) []hub.Input
+		announce bool
+	}
+	moves := func(t *testing.T, _, b citizenid.ID) []hub.Input {
+		return []hub.Input{storetest.Event(t, schemas.HukouMigrated, b, "ps-m1", time.Date(2025, 4, 10, 9, 0, 0, 0, china),
+			schemas.HukouMigratedData{FromAddressCode: daoli, ToAddressCode: chifengTown, Reason: "family"})}
+	}
+	marries := func(t *testing.T, a, b citizenid.ID) []hub.Input {
+		return []hub.Input{storetest.Event(t, schemas.MarriageRegistered, b, "mz-late", time.Date(2020, 1, 1, 9, 0, 0, 0, china),
+			schemas.MarriageRegisteredData{SpouseID: a})}
+	}
+	divorces := func(t *testing.T, a, b citizenid.ID) []hub.Input {
+		return []hub.Input{storetest.Event(t, schemas.MarriageDivorced, b, "mz-d1", time.Date(2025, 4, 10, 10, 0, 0, 0, china),
+			schemas.MarriageDivorcedData{SpouseID: a})}
+	}
+	remarries := func(t *testing.T, a, b citizenid.ID) []hub.Input {
+		return []hub.Input{storetest.Event(t, schemas.MarriageRegistered, b, "mz-m2", time.Date(2025, 4, 11, 9, 0, 0, 0, china),
+			schemas.MarriageRegisteredData{SpouseID: a})}
+	}
+	tests := []struct {
+		name string
+		// spouseMarried is whether the spouse's own marriage event is
+		// among the first events.
+		spouseMarried bool
+		steps         []step
+	}{
+		{"the spouse's own marriage event arrives after their move", false,
+			[]step{{today, moves, false}, {today, marries, true}}},
+		{"the spouse's own marriage event never arrives", false,
+			[]step{{today, moves, false}}},
+		{"the spouse divorces the applicant, then remarries them", true,
+			[]step{{today, moves, true}, {today, divorces, false}, {tomorrow, remarries, true}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t, today, "chifeng/central")
+			c := eligibility.Case{
+				Person: eligibility.CasePerson{BirthDate: "1990-01-01", Hukou: daoli},
+				Family: []eligibility.CasePerson{{BirthDate: "1989-01-01", Hukou: daoli, MarriedOn: "2020-01-01"}},
+			}
+			ids, in, err := c.Inputs()
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, b := ids[0], ids[1]
+			in = slices.DeleteFunc(in, func(x hub.Input) bool {
+				return !tt.spouseMarried && x.Event.Type == schemas.MarriageRegistered && x.Event.Subject == b
+			})
+			r.apply(t, in)
+			r.expect(t, nil, 1500*time.Millisecond) // the spouse is registered in Harbin: nobody to join
+			for _, s := range tt.steps {
+				r.now.Store(&s.day)
+				r.apply(t, s.in(t, a, b))
+				if !s.announce {
+					r.expect(t, nil, 1500*time.Millisecond)
+					continue
+				}
+				// R is the place itself: the couple's home is not on record.
+				r.expect(t, &schemas.EligibilityNotification{CitizenID: a, Policy: "chifeng/central", RegionCode: "150400"}, 10*time.Second)
+			}
 		})
 	}
 }

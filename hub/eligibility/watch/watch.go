@@ -2,7 +2,7 @@
 // they become eligible to settle or for a residence permit: it follows the
 // hub's own change notifications, re-decides a person only when a section
 // one of the watched policies reads has changed (under a policy that reads
-// the family, also when the spouse's hukou or status has), and publishes
+// the family, also when the spouse's hukou, status or marriage has), and publishes
 // pop.eligibility.<policy>.<R> when the decision turns to eligible.
 //
 // Nothing is scanned: a person is evaluated when a relevant change arrives,
@@ -357,10 +357,14 @@ func (w *Watcher) Handle(ctx context.Context, msgs []jetstream.Msg) error {
 // Process decides the persons of a batch of change notifications whose
 // changed section a watched policy reads, each person once per policy,
 // and announces those who became eligible. Under a policy that reads the
-// family, a change to a person's hukou or status re-decides their spouse
-// too (read from the changed person's marital section): a spouse moving
-// to a town address makes the applicant eligible without any change to
-// the applicant's own record. It returns how many decisions it made.
+// family, a change to a person's hukou, status or marriage re-decides
+// their spouse too (read from the changed person's marital section): a
+// spouse moving to a town address, or a spouse's own marriage event
+// arriving after the move, makes the applicant eligible without any change
+// to the applicant's own record. A change to the marriage also re-decides
+// everyone the changed person's marital events name, since a divorce or a
+// remarriage leaves a former spouse's record naming them. It returns how
+// many decisions it made.
 func (w *Watcher) Process(ctx context.Context, notes []schemas.Notification) (int, error) {
 	byPerson := map[citizenid.ID]*work{}
 	var order []*work
@@ -384,6 +388,7 @@ func (w *Watcher) Process(ctx context.Context, notes []schemas.Notification) (in
 	}
 	viaSpouse := map[citizenid.ID]*work{} // changed person → policies reading them as a spouse
 	var viaOrder []*work
+	marital := map[citizenid.ID]bool{} // changed persons whose marriage changed
 	for i := range notes {
 		n := &notes[i]
 		if ps := w.relevant[n.Section]; len(ps) > 0 {
@@ -400,26 +405,62 @@ func (w *Watcher) Process(ctx context.Context, notes []schemas.Notification) (in
 			for _, p := range ps {
 				v.policies[p] = true
 			}
+			marital[n.CitizenID] = marital[n.CitizenID] || n.Section == string(schemas.SecMarital)
 		}
 	}
 	for _, v := range viaOrder {
-		rec, err := w.cfg.Store.Person(ctx, v.id)
-		if errors.Is(err, hub.ErrNotFound) {
-			continue
-		}
+		spouses, err := w.spousesOf(ctx, v.id, marital[v.id])
 		if err != nil {
-			return decisions, fmt.Errorf("reading a changed person's spouse: %w", err)
+			return decisions, err
 		}
-		if rec.Marital == nil || rec.Marital.SpouseID == "" || rec.Marital.SpouseID == v.id {
-			continue
+		for _, sp := range spouses {
+			trigger := v.trigger
+			if wk := byPerson[sp]; wk != nil {
+				trigger = "" // the spouse's own change stays the trigger
+			}
+			add(sp, trigger, w.sorted(v.policies))
 		}
-		trigger := v.trigger
-		if wk := byPerson[rec.Marital.SpouseID]; wk != nil {
-			trigger = "" // the spouse's own change stays the trigger
-		}
-		add(rec.Marital.SpouseID, trigger, w.sorted(v.policies))
 	}
 	return decisions, w.decideAll(ctx, order)
+}
+
+// spousesOf lists the persons whose decision reads id's record as their
+// spouse's: the spouse id's record names, and, when formerToo (id's
+// marriage changed), everyone id's marriage and divorce events name, whom
+// a divorce or remarriage leaves married to id by their own record alone.
+func (w *Watcher) spousesOf(ctx context.Context, id citizenid.ID, formerToo bool) ([]citizenid.ID, error) {
+	rec, err := w.cfg.Store.Person(ctx, id)
+	if errors.Is(err, hub.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading a changed person's spouse: %w", err)
+	}
+	var out []citizenid.ID
+	named := func(sp citizenid.ID) {
+		if sp != "" && sp != id && !slices.Contains(out, sp) {
+			out = append(out, sp)
+		}
+	}
+	if rec.Marital != nil {
+		named(rec.Marital.SpouseID)
+	}
+	if !formerToo {
+		return out, nil
+	}
+	hist, err := w.cfg.Store.History(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("reading a changed person's former spouses: %w", err)
+	}
+	for _, c := range hist {
+		var d struct {
+			SpouseID citizenid.ID `json:"spouse_id"`
+		}
+		if (c.Type == schemas.MarriageRegistered || c.Type == schemas.MarriageDivorced) && json.Unmarshal(c.Data, &d) == nil {
+			named(d.SpouseID)
+		}
+	}
+	return out, nil
 }
 
 // decideAll decides the work items with Concurrency workers; a person
