@@ -32,9 +32,15 @@ import (
 // (Chifeng's 孙子女) they are listed as a grandchild, under one that names
 // only children as a child, within the policy's age or marital limit,
 // with a basis saying which two it may be; never left out. Minor means
-// under 18 on the evaluation day; unmarried means no marriage on record.
-// Members between (siblings, others) are not listed. Basis says how each
-// was matched, so that a clerk confirms it on the household register.
+// under 18 on the evaluation day; unmarried means no marriage on the
+// member's own record, and the basis says so ("no marriage on their own
+// record") rather than asserting it, since a marriage whose copy for them
+// has not arrived is not seen. A member whose own record names the
+// applicant as spouse is listed as the spouse (with a basis asking to
+// confirm when the applicant's record does not name them), never presumed
+// a child or parent by age. Members between (siblings, others) are not
+// listed. Basis says how each was matched, so that a clerk confirms it on
+// the household register.
 //
 // The hukou registration's relation (to the head of household) is not
 // used: the golden record does not keep it, and a decision for today
@@ -221,10 +227,6 @@ func familyOf(p *Policy, applicant *hub.Record, f *facts, family []hub.Record) [
 		if seen[r.CitizenID] || r.Status != hub.StatusActive || r.Hukou == nil || r.Hukou.HouseholdID == "" {
 			continue
 		}
-		rb, known := birthOf(r)
-		if !known {
-			continue
-		}
 		name := ""
 		if r.Identity != nil {
 			name = r.Identity.Name
@@ -233,10 +235,34 @@ func familyOf(p *Policy, applicant *hub.Record, f *facts, family []hub.Record) [
 			seen[r.CitizenID] = true
 			out = append(out, FamilyMember{CitizenID: r.CitizenID, Name: name, Relation: rel, Basis: basis})
 		}
+		member := r.Hukou.HouseholdID == household || r.Hukou.HouseholdID == spouseHousehold
+		if _, spouse := marriageOnOwnRecord(r, applicant.CitizenID); spouse && member {
+			// A member of the household whose own record names the
+			// applicant as spouse (the copy for the applicant may be late
+			// or missing): a spouse, never a child or parent by age.
+			if allows("spouse") {
+				add("spouse", spouseByOwnRecord(f))
+			}
+			seen[r.CitizenID] = true
+			continue
+		}
+		rb, known := birthOf(r)
+		if !known {
+			continue
+		}
 		if ok && r.Hukou.HouseholdID == household {
 			gap := yearsBetween(born, rb) // positive: younger than the applicant
 			age := yearsBetween(rb, f.asOf)
-			unmarried := r.Marital == nil || r.Marital.Status == codes.MaritalUnmarried
+			// Unmarried is what their own record shows: a marriage whose
+			// copy for them has not arrived is not seen, so the basis
+			// does not assert it where the record has no marital section.
+			unmarried, unmarriedBasis := false, ""
+			switch {
+			case r.Marital == nil:
+				unmarried, unmarriedBasis = true, ", no marriage on their own record"
+			case r.Marital.Status == codes.MaritalUnmarried:
+				unmarried, unmarriedBasis = true, ", unmarried on their own record"
+			}
 			basis := fmt.Sprintf("same household, born %d years %s the applicant", abs(gap), map[bool]string{true: "after", false: "before"}[gap >= 0])
 			// Born two generations' gap after: a grandchild where the
 			// policy names grandchildren; elsewhere a child of an older
@@ -256,7 +282,7 @@ func familyOf(p *Policy, applicant *hub.Record, f *facts, family []hub.Record) [
 			case child && age < adultAge && allows("minor_children"):
 				add("child", fmt.Sprintf("%s, aged %d", basis, age))
 			case child && unmarried && allows("unmarried_children"):
-				add("child", basis+", unmarried")
+				add("child", basis+unmarriedBasis)
 			case gap <= -generationYears && allows("parents"):
 				add("parent", basis)
 			}
@@ -269,6 +295,17 @@ func familyOf(p *Policy, applicant *hub.Record, f *facts, family []hub.Record) [
 	}
 	sort.SliceStable(out, func(i, j int) bool { return relationOrder(out[i].Relation) < relationOrder(out[j].Relation) })
 	return out
+}
+
+// spouseByOwnRecord is the basis of a spouse listed because their own
+// record names the applicant, with what the applicant's record (f) shows.
+func spouseByOwnRecord(f *facts) string {
+	shows := "shows no marriage to them"
+	if f.married && f.spouse != "" {
+		shows = "names " + f.spouse.Masked() + " as spouse"
+	}
+	return "names the applicant as spouse on their own marriage record; the applicant's record " + shows +
+		": confirm with the marriage register"
 }
 
 func relationOrder(r string) int {

@@ -1,0 +1,87 @@
+package eligibility_test
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/hub/eligibility"
+	"github.com/pophub/pophub/hub/storetest"
+	"github.com/pophub/pophub/schemas"
+	"github.com/pophub/pophub/schemas/citizenid"
+)
+
+// TestFamilyMemberOwnMarriage: relations other than the spouse are
+// presumed from the household register by age, but a member's own
+// marriage record comes first. A member whose own record names the
+// applicant as spouse (the applicant's copy late or missing) is listed as
+// the spouse, for a clerk to confirm, never as a child or parent; and a
+// child with no marital section on their own record is an unmarried child
+// under 未婚子女 (吉市政发〔2015〕5号), with a basis saying that their own
+// record shows no marriage rather than that they are unmarried: a
+// marriage whose copy for them has not arrived is not seen.
+func TestFamilyMemberOwnMarriage(t *testing.T) {
+	me, member, other := storetest.ValidID(71), storetest.ValidID(72), storetest.ValidID(73)
+	register := func(who citizenid.ID, eid, name, born, addr, household string) hub.Input {
+		return storetest.Event(t, schemas.HukouRegistered, who, eid, on(1995, 1, 1), schemas.HukouRegisteredData{
+			Name: name, Gender: "1", BirthDate: born, Ethnicity: "01", AddressCode: addr, HouseholdID: household, Reason: "birth"})
+	}
+	marry := func(who, spouse citizenid.ID, eid string) hub.Input {
+		return storetest.Event(t, schemas.MarriageRegistered, who, eid, on(2015, 1, 1), schemas.MarriageRegisteredData{SpouseID: spouse})
+	}
+	const missingCopy = "names the applicant as spouse on their own marriage record; the applicant's record shows no marriage to them: confirm with the marriage register"
+	tests := []struct {
+		name, policy, addr string
+		born, memberBorn   string // the applicant's and the household member's
+		marriages          []hub.Input
+		want               []eligibility.FamilyMember
+	}{
+		{"a wife 20 years younger, only her own record shows the marriage", "chifeng/central", chifengAddr,
+			"1970-01-01", "1990-01-01", []hub.Input{marry(member, me, "mz-m72")},
+			[]eligibility.FamilyMember{{CitizenID: member, Name: "李娜", Relation: "spouse", Basis: missingCopy}}},
+		{"a husband 16 years older, only his own record shows the marriage", "chifeng/central", chifengAddr,
+			"1990-01-01", "1974-01-01", []hub.Input{marry(member, me, "mz-m72")},
+			[]eligibility.FamilyMember{{CitizenID: member, Name: "李娜", Relation: "spouse", Basis: missingCopy}}},
+		{"both records show the marriage", "chifeng/central", chifengAddr,
+			"1970-01-01", "1990-01-01", []hub.Input{marry(me, member, "mz-m71"), marry(member, me, "mz-m72")},
+			[]eligibility.FamilyMember{{CitizenID: member, Name: "李娜", Relation: "spouse", Basis: "spouse on the marriage record"}}},
+		{"a member names the applicant, whose own record names another", "chifeng/central", chifengAddr,
+			"1970-01-01", "1990-01-01", []hub.Input{marry(me, other, "mz-m71"), marry(other, me, "mz-m73"), marry(member, me, "mz-m72")},
+			[]eligibility.FamilyMember{
+				{CitizenID: other, Name: "王强", Relation: "spouse", Basis: "spouse on the marriage record"},
+				{CitizenID: member, Name: "李娜", Relation: "spouse", Basis: "names the applicant as spouse on their own marriage record; " +
+					"the applicant's record names " + other.Masked() + " as spouse: confirm with the marriage register"}}},
+		{"a child with no marriage on their own record", "jilin/city", jilinCity,
+			"1960-01-01", "1990-01-01", nil,
+			[]eligibility.FamilyMember{{CitizenID: member, Name: "李娜", Relation: "child",
+				Basis: "same household, born 30 years after the applicant, no marriage on their own record"}}},
+		{"a child whose spouse's record alone shows their marriage", "jilin/city", jilinCity,
+			"1960-01-01", "1990-01-01", []hub.Input{marry(other, member, "mz-m73")},
+			[]eligibility.FamilyMember{{CitizenID: member, Name: "李娜", Relation: "child",
+				Basis: "same household, born 30 years after the applicant, no marriage on their own record"}}},
+		{"a married child", "jilin/city", jilinCity,
+			"1960-01-01", "1990-01-01", []hub.Input{marry(member, other, "mz-m72"), marry(other, member, "mz-m73")},
+			[]eligibility.FamilyMember{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := append([]hub.Input{
+				register(me, "ps-r71", "张伟", tt.born, tt.addr, "H71"),
+				register(member, "ps-r72", "李娜", tt.memberBorn, tt.addr, "H71"),
+				register(other, "ps-r73", "王强", "1991-01-01", tt.addr, "H73"),
+			}, tt.marriages...)
+			subj := subjects(t, in)
+			p := policy(t, tt.policy)
+			relatives := map[string][]eligibility.Subject{
+				"with histories": {subj[member], subj[other]},
+				"records only":   {{Record: subj[member].Record}, {Record: subj[other].Record}},
+			}
+			for how, rel := range relatives {
+				d := eligibility.Evaluate(p, subj[me], rel, asOfDay(t, "2024-07-01"))
+				if !slices.Equal(d.Family, tt.want) {
+					t.Errorf("%s: family\n%+v\nwant\n%+v", how, d.Family, tt.want)
+				}
+			}
+		})
+	}
+}
