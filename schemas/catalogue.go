@@ -612,18 +612,32 @@ func (v *validator) date(field, s string, req bool) {
 
 // lived refuses a date of the subject's life (a death, a contract: YYYY-
 // MM-DD; a contribution month: YYYY-MM) more than a year before the
-// birth date its citizen ID carries. Systems write 1900-01-01, 1970-01-01
-// or 0001-01-01 for a date they do not know; taken at its word, such a
-// date of death removes the person from every count since, and such a
-// start meets any duration rule at once. The year's grace is for IDs
-// whose birth date is wrong, which the birth date fields may correct
-// (they are not checked here): an infant's death or insurance from birth
-// may then lie before the ID's date.
+// birth date its citizen ID carries, or a placeholder before it (see
+// unlived).
 func (v *validator) lived(field, date string) {
-	if len(v.subject) != 18 {
-		return
+	switch placeholderDate, early := unlived(v.subject, date); {
+	case placeholderDate:
+		v.fail(field, "is a placeholder date (0001-01-01, 1900-01-01, 1970-01-01) before the subject's birth date (digits 7–14 of the citizen ID): for a date the record does not know, send the real one or, where the field is optional, none")
+	case early:
+		v.fail(field, "lies more than a year before the subject's birth date (digits 7–14 of the citizen ID): for a date the record does not know, send the real one or, where the field is optional, none")
 	}
-	id := string(v.subject)
+}
+
+// unlived reports why date (YYYY-MM-DD, or a month YYYY-MM) cannot be a
+// date of the life of the person whose citizen ID is id: it is a
+// placeholder before the birth date the ID carries, or it lies more than
+// a year before that birth date. Systems write 1900-01-01, 1970-01-01 or
+// 0001-01-01 for a date they do not know; taken at its word, such a date
+// of death removes the person from every count since, and such a start
+// meets any duration rule at once. The year's grace is for IDs whose
+// birth date is wrong, which the birth date fields may correct (they are
+// not checked against it): an infant's death or insurance from birth may
+// then lie before the ID's date. An ID that is not 18 characters (one
+// that failed its own check) holds no birth date: nothing is refused.
+func unlived(id citizenid.ID, date string) (placeholderDate, early bool) {
+	if len(id) != 18 {
+		return false, false
+	}
 	var floor [8]byte // the ID's birth date less a year, YYYYMMDD
 	y := int(id[6]-'0')*1000 + int(id[7]-'0')*100 + int(id[8]-'0')*10 + int(id[9]-'0') - 1
 	for i := 3; i >= 0; i-- {
@@ -631,13 +645,10 @@ func (v *validator) lived(field, date string) {
 		y /= 10
 	}
 	copy(floor[4:], id[10:14])
-	if placeholder(date) && beforeDigits(date, id[6:14]) {
-		v.fail(field, "is a placeholder date (0001-01-01, 1900-01-01, 1970-01-01) before the subject's birth date (digits 7–14 of the citizen ID): for a date the record does not know, send the real one or, where the field is optional, none")
-		return
+	if placeholder(date) && beforeDigits(date, string(id[6:14])) {
+		return true, false
 	}
-	if beforeDigits(date, string(floor[:])) {
-		v.fail(field, "lies more than a year before the subject's birth date (digits 7–14 of the citizen ID): for a date the record does not know, send the real one or, where the field is optional, none")
-	}
+	return false, beforeDigits(date, string(floor[:]))
 }
 
 // placeholder reports whether date (YYYY-MM-DD or YYYY-MM) is one that

@@ -746,7 +746,34 @@ func checkEnvelope(in Input, a *attrs) (Event, typeSpec, time.Time, *RejectError
 	case in.Key != nil && string(in.Key) != string(id):
 		return ev, typeSpec{}, now, reject(ReasonKeyMismatch, "subject", "record key does not equal the subject")
 	}
+	if rej := checkTimeLived(id, ev.Time); rej != nil {
+		return ev, typeSpec{}, now, rej
+	}
 	return ev, spec, now, nil
+}
+
+// checkTimeLived refuses an event time whose date in China (UTC+8), where
+// the hub dates every change, cannot be one of the subject's life: a
+// placeholder date before the birth date the citizen ID carries, or one
+// more than a year before it, as the dates of the subject's life in data
+// are refused (unlived). The time dates the change everywhere: a hukou
+// registered at the Unix epoch, 1970-01-01T00:00:00Z, which systems write
+// for a time they do not know, would count a person born in 2000 in every
+// statistic since 1970, and a marriage, a property or a business would
+// hold "since" a day before the birth. Every type of the catalogue is a
+// change to the subject's own life, so none is exempt; a posthumous
+// child's inheritance of a home, in force from the death (民法典 第十六条,
+// 第二百三十条), is a year's grace away from the birth at most.
+func checkTimeLived(id citizenid.ID, t time.Time) *RejectError {
+	var buf [len(time.DateOnly)]byte
+	day := t.In(cst).AppendFormat(buf[:0], time.DateOnly)
+	switch placeholderDate, early := unlived(id, string(day)); {
+	case placeholderDate:
+		return reject(ReasonInvalidData, "time", "is on a placeholder date in China Standard Time (1900-01-01, 1970-01-01: the Unix epoch) before the subject's birth date (digits 7–14 of the citizen ID): send the time the change took effect")
+	case early:
+		return reject(ReasonInvalidData, "time", "lies, in China Standard Time, more than a year before the subject's birth date (digits 7–14 of the citizen ID): send the time the change took effect")
+	}
+	return nil
 }
 
 func dataDecodeError(err error) *RejectError {

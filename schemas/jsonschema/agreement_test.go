@@ -329,7 +329,7 @@ func samples(kind, prop string) (valid, invalid []any) {
 // between a data field and the subject or another field, which a JSON
 // Schema of the data alone cannot express: a spouse_id that is the
 // subject's own, a residence permit's address outside its city, a date
-// before the subject's birth.
+// of the data, or the event's time, before the subject's birth.
 func betweenFields(err error) bool {
 	re, ok := errors.AsType[*schemas.RejectError](err)
 	return ok && re.Reason == schemas.ReasonInvalidData &&

@@ -90,7 +90,7 @@ func checkDataAgreement(t *testing.T, v *Validator, typ schemas.Type, data []byt
 	}
 	switch schemas.ReasonOf(goErr) {
 	case schemas.ReasonInvalidData:
-		if unexpressible(m, decodeNow) != "" {
+		if unexpressible(m, decodeNow) != "" || betweenFields(goErr) {
 			return
 		}
 	case schemas.ReasonUnknownAddressCode:
@@ -196,6 +196,8 @@ func FuzzDataAgreement(f *testing.F) {
 	seed(schemas.DeathCertified, "{\"date_of_death\":\"2025-01-01\",\"certificate_no\":\"D\xff\"}")
 	seed(schemas.DeathCertified, `{"date_of_death":"2025-01-01","certificate_no":"D\ud800"}`)
 	seed(schemas.HukouCancelled, `{"reason":"other","reason":"death"}`)
+	// A rule between data and the subject: not before the birth.
+	seed(schemas.DeathCertified, `{"date_of_death":"1900-01-01","certificate_no":"D"}`)
 	v, err := NewValidator()
 	if err != nil {
 		f.Fatal(err)
@@ -249,6 +251,9 @@ func checkEventAgreement(t *testing.T, v *Validator, value []byte) {
 			return // written in 1850, kept (in CST) in 1849: not expressible
 		}
 	case schemas.ReasonInvalidData:
+		if betweenFields(goErr) {
+			return // a date of the data, or the time, before the subject's birth
+		}
 		var m map[string]any
 		if json.Unmarshal(env.Data, &m) == nil && unexpressible(m, decodeNow) != "" {
 			return
@@ -279,8 +284,8 @@ func FuzzEventAgreement(f *testing.F) {
 		}
 	}
 	for _, tm := range []string{"2020-01-01T00:00:00,5Z", "2020-01-01T00:00:00+24:00", "2020-01-01T00:00:00+08:60", "2016-12-31T23:59:60Z", "2026-11-23T11:00:00Z",
-		"2020-01-01T9:30:00+08:00", "1850-01-01T00:00:00+23:00", "1849-12-31T20:00:00-08:00"} {
-		f.Add([]byte(strings.Replace(string(envelope(schemas.HukouCancelled, []byte(`{"reason":"death"}`))), "2026-01-01T00:00:00+08:00", tm, 1)))
+		"2020-01-01T9:30:00+08:00", "1850-01-01T00:00:00+23:00", "1849-12-31T20:00:00-08:00", "1970-01-01T00:00:00Z", "1988-12-31T12:00:00+08:00"} {
+		f.Add([]byte(strings.Replace(string(envelope(schemas.HukouCancelled, []byte(`{"reason":"death"}`))), envelopeTime, tm, 1)))
 	}
 	for _, member := range []string{`"Subject":"11010519491231002X"`, `"ſubject":"11010519491231002X"`, `"Data":{"reason":"other"}`,
 		`"traceparent":"x"`, "\"x\":\"\xff\"", `"x":"\udc00"`, `"id":"other"`, `"x":{"y":1,"y":2}`} {

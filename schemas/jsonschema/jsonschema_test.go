@@ -24,10 +24,13 @@ func validator(t *testing.T) *Validator {
 	return v
 }
 
+// envelopeTime is the time of the events envelope builds.
+const envelopeTime = "2026-01-01T00:00:00+08:00"
+
 // envelope wraps data in a CloudEvent of type t.
 func envelope(t schemas.Type, data []byte) []byte {
 	b, _ := json.Marshal(map[string]any{"specversion": "1.0", "id": "x-1", "source": schemas.SourceOf(t), "type": t,
-		"subject": "230102199001011230", "time": "2026-01-01T00:00:00+08:00", "data": json.RawMessage(data)})
+		"subject": "230102199001011230", "time": envelopeTime, "data": json.RawMessage(data)})
 	return b
 }
 
