@@ -231,13 +231,28 @@ func transport(m sasl.Mechanism, tc *tls.Config) kafka.RoundTripper {
 
 // EventID derives a stable event id from the department's own record key
 // and version, so that sending the same version twice is idempotent:
-// "<source>-<first 96 bits of SHA-256 of the key, in hex>-<the version as
-// 16 hex digits, its sign bit flipped>". The record key is hashed because
-// it may hold personal data. The version is written so that the ids of
-// one record's versions sort as the versions do: the hub breaks ties
-// between changes that took effect at the same time by source, then event
-// id, so a correction sent with the same time as the version it corrects
-// (a lease's signing date does not change) takes effect.
+//
+//	<source>-<hash>-<version>
+//
+// where <hash> is the first 96 bits (12 bytes) of the SHA-256 of the
+// source, a NUL byte and the record key (the bytes of each as given, with
+// nothing else), in lower-case hex, and <version> is the version as a
+// uint64 XOR 1<<63 (its sign bit flipped), as 16 lower-case hex digits.
+// The record key is hashed because it may hold personal data; the source
+// goes into the hash so that two sources' keys never share one. The
+// version is written so that the ids of one record's versions sort as the
+// versions do, negative ones first: the hub breaks ties between changes
+// that took effect at the same time by source, then event id, so a
+// correction sent with the same time as the version it corrects (a
+// lease's signing date does not change) takes effect.
+//
+// A system that derives ids itself, in any language, must write them
+// exactly so, or the hub applies a version sent both ways twice. These
+// are the ids it must get:
+//
+//	EventID("housing", "HRB-2026-0042", 1)  == "housing-6190c894d12e1bae077f4068-8000000000000001"
+//	EventID("housing", "HRB-2026-0042", 0)  == "housing-6190c894d12e1bae077f4068-8000000000000000"
+//	EventID("housing", "HRB-2026-0042", -5) == "housing-6190c894d12e1bae077f4068-7ffffffffffffffb"
 func EventID(source schemas.Source, recordKey string, version int64) string {
 	// The hashed input and the id are built on the stack when they fit;
 	// the id string is then the only allocation.
