@@ -295,6 +295,7 @@ type ContributionRecordedData struct {
 
 func (d *ContributionRecordedData) validate(v *validator) {
 	v.month("month", d.Month)
+	v.notAhead("month", d.Month)
 	v.county("region", d.Region, true)
 	v.insurances("insurances", d.Insurances)
 }
@@ -444,6 +445,7 @@ func (d *MarriageDivorcedData) validate(v *validator) { v.spouse(d.SpouseID) }
 type validator struct {
 	now     time.Time
 	subject citizenid.ID // the event's, for rules between data and subject
+	at      time.Time    // the event's time, for rules between data and time
 	err     *RejectError
 }
 
@@ -703,6 +705,22 @@ func (v *validator) month(field, s string) {
 		return
 	}
 	v.lived(field, s)
+}
+
+// notAhead refuses a month more than twelve months after the month, in
+// China (UTC+8), of the event's time. Contributions may be paid up to a
+// year ahead; a month beyond that is a typo (2062-03 for 2026-03) or a
+// filler for "unknown" (9999-12), which the record would count for ever:
+// its months only grow, and no event takes one back.
+func (v *validator) notAhead(field, s string) {
+	year, month, ok := yearMonth(s)
+	if !ok {
+		return
+	}
+	at := v.at.In(cst)
+	if (year*12+month)-(at.Year()*12+int(at.Month())) > 12 {
+		v.fail(field, "lies more than a year after the event's time")
+	}
 }
 
 func (v *validator) address(field, s string, req bool) {

@@ -52,7 +52,7 @@ func CheckEncoded(ev *Event, in Input) error {
 	if a.dataContentType == "" {
 		a.dataContentType = "application/json"
 	}
-	_, spec, now, rej := checkEnvelope(in, &a)
+	checked, spec, now, rej := checkEnvelope(in, &a)
 	if rej != nil {
 		return rej
 	}
@@ -69,7 +69,7 @@ func CheckEncoded(ev *Event, in Input) error {
 			return err
 		}
 	}
-	v := validator{now: now, subject: ev.Subject}
+	v := validator{now: now, subject: ev.Subject, at: checked.Time}
 	data.validate(&v)
 	if v.err != nil {
 		return v.err

@@ -507,6 +507,47 @@ func TestPlaceholderDatesBeforeBirth(t *testing.T) {
 	}
 }
 
+// TestContributionMonthAhead: a contribution month may lie up to twelve
+// months after the month, in China (UTC+8), of the event's time (a year
+// paid ahead); one further ahead is a typo (2062-03 for 2026-03) or a
+// filler for "unknown" (9999-12), which the record would count for ever,
+// and is refused as invalid_data on the month, by Decode and CheckEncoded
+// alike.
+func TestContributionMonthAhead(t *testing.T) {
+	for _, tc := range []struct {
+		name, time, month string
+		refused           bool
+	}{
+		{"the month of the time", "2026-04-15T09:00:00+08:00", "2026-04", false},
+		{"a month paid late", "2026-04-15T09:00:00+08:00", "2026-03", false},
+		{"the next month", "2026-04-15T09:00:00+08:00", "2026-05", false},
+		{"a year paid ahead", "2026-04-15T09:00:00+08:00", "2027-04", false},
+		{"thirteen months ahead", "2026-04-15T09:00:00+08:00", "2027-05", true},
+		{"a typo for 2026-03", "2026-04-15T09:00:00+08:00", "2062-03", true},
+		{"a filler for an unknown month", "2026-04-15T09:00:00+08:00", "9999-12", true},
+		{"a year ahead of December", "2025-12-31T12:00:00+08:00", "2026-12", false},
+		{"thirteen months ahead of December", "2025-12-31T12:00:00+08:00", "2027-01", true},
+		{"a year ahead of April in China, March in UTC", "2026-03-31T16:30:00Z", "2027-04", false},
+		{"thirteen months ahead of March in China", "2026-03-31T15:30:00Z", "2027-04", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			at, err := time.Parse(time.RFC3339, tc.time)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = checkedAlike(t, Event{ID: "si-1", Source: SocialInsurance, Type: ContributionRecorded, Subject: validID, Time: at,
+				Payload: &ContributionRecordedData{Month: tc.month, Region: "230102", Insurances: []string{"pension"}}})
+			re, ok := errors.AsType[*RejectError](err)
+			switch {
+			case !tc.refused && err != nil:
+				t.Errorf("refused: %v", err)
+			case tc.refused && (!ok || re.Reason != ReasonInvalidData || re.Field != "data.month" || re.Detail != "lies more than a year after the event's time"):
+				t.Errorf("Decode = %v, want invalid_data on data.month: lies more than a year after the event's time", err)
+			}
+		})
+	}
+}
+
 // TestPrivateUseNames: a name holding a private-use character (a 造字
 // of a department's own font, as it comes in UTF-8) is refused naming the
 // code point, whichever encoding the department's file had; rare

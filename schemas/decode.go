@@ -40,7 +40,7 @@ func Decode(in Input) (Event, error) {
 			return decodeStd(in)
 		}
 	}
-	v := validator{now: now, subject: ev.Subject}
+	v := validator{now: now, subject: ev.Subject, at: ev.Time}
 	data.validate(&v)
 	if v.err != nil {
 		return ev, v.err

@@ -264,7 +264,7 @@ func decodeStd(in Input) (Event, error) {
 	if err := ddec.Decode(data); err != nil {
 		return ev, dataDecodeError(err)
 	}
-	v := validator{now: now, subject: ev.Subject}
+	v := validator{now: now, subject: ev.Subject, at: ev.Time}
 	data.validate(&v)
 	if v.err != nil {
 		return ev, v.err

@@ -20,10 +20,20 @@ import (
 // unexpressible reports which rule of the decoder that JSON Schema cannot
 // state explains why the decoder rejects data the schema accepts: a citizen
 // ID's check character or calendar birth date, a credit code's check
-// character, a date in the future, an end before its start. It returns ""
-// when none does, that is when the schema and the decoder really disagree.
-func unexpressible(data map[string]any, now time.Time) string {
+// character, a date in the future, an end before its start, a
+// contribution month more than a year after the month of at, the event's
+// time (RFC 3339). It returns "" when none does, that is when the schema
+// and the decoder really disagree.
+func unexpressible(data map[string]any, at string, now time.Time) string {
 	str := func(k string) string { s, _ := data[k].(string); return s }
+	if m, err := time.Parse("2006-01", str("month")); err == nil {
+		if t, err := time.Parse(time.RFC3339Nano, at); err == nil {
+			t = t.In(schemas.CST())
+			if m.After(time.Date(t.Year()+1, t.Month(), 1, 0, 0, 0, 0, time.UTC)) {
+				return "month: more than a year after the event's time"
+			}
+		}
+	}
 	if s := str("spouse_id"); s != "" {
 		// The decoder parses spouse IDs as of the wall clock
 		// (citizenid.ID.UnmarshalText), then validates them as of
@@ -90,7 +100,7 @@ func checkDataAgreement(t *testing.T, v *Validator, typ schemas.Type, data []byt
 	}
 	switch schemas.ReasonOf(goErr) {
 	case schemas.ReasonInvalidData:
-		if unexpressible(m, decodeNow) != "" || betweenFields(goErr) {
+		if unexpressible(m, envelopeTime, decodeNow) != "" || betweenFields(goErr) {
 			return
 		}
 	case schemas.ReasonUnknownAddressCode:
@@ -196,8 +206,10 @@ func FuzzDataAgreement(f *testing.F) {
 	seed(schemas.DeathCertified, "{\"date_of_death\":\"2025-01-01\",\"certificate_no\":\"D\xff\"}")
 	seed(schemas.DeathCertified, `{"date_of_death":"2025-01-01","certificate_no":"D\ud800"}`)
 	seed(schemas.HukouCancelled, `{"reason":"other","reason":"death"}`)
-	// A rule between data and the subject: not before the birth.
+	// Rules between data and the envelope: before the subject's birth,
+	// after the event's time.
 	seed(schemas.DeathCertified, `{"date_of_death":"1900-01-01","certificate_no":"D"}`)
+	seed(schemas.ContributionRecorded, `{"month":"9999-12","region":"230102","insurances":["pension"]}`)
 	v, err := NewValidator()
 	if err != nil {
 		f.Fatal(err)
@@ -255,7 +267,7 @@ func checkEventAgreement(t *testing.T, v *Validator, value []byte) {
 			return // a date of the data, or the time, before the subject's birth
 		}
 		var m map[string]any
-		if json.Unmarshal(env.Data, &m) == nil && unexpressible(m, decodeNow) != "" {
+		if json.Unmarshal(env.Data, &m) == nil && unexpressible(m, env.Time, decodeNow) != "" {
 			return
 		}
 	case schemas.ReasonUnknownAddressCode:
