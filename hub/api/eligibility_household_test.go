@@ -56,11 +56,14 @@ func TestEligibilitySpouseOfThatDay(t *testing.T) {
 		reg(sp1, "ps-r52", "张伟", "1", "1989-01-01", chifeng, "H52"),
 		reg(sp2, "ps-r53", "李强", "1", "1988-01-01", daoli, "H53"),
 		storetest.Event(t, schemas.MarriageRegistered, me, "mz-m51", cstDay(2023, 1, 1), schemas.MarriageRegisteredData{SpouseID: sp1}),
+		storetest.Event(t, schemas.MarriageRegistered, sp1, "mz-m51b", cstDay(2023, 1, 1), schemas.MarriageRegisteredData{SpouseID: me}),
 		storetest.Event(t, schemas.RentalRegistered, me, "hs-l51", cstDay(2023, 7, 1), schemas.RentalRegisteredData{
 			LeaseID: "L51", AddressCode: chifeng, Start: "2023-07-01"}),
 	}, []hub.Input{
 		storetest.Event(t, schemas.MarriageDivorced, me, "mz-d51", cstDay(2025, 3, 1), schemas.MarriageDivorcedData{SpouseID: sp1}),
+		storetest.Event(t, schemas.MarriageDivorced, sp1, "mz-d51b", cstDay(2025, 3, 1), schemas.MarriageDivorcedData{SpouseID: me}),
 		storetest.Event(t, schemas.MarriageRegistered, me, "mz-m52", cstDay(2025, 9, 1), schemas.MarriageRegisteredData{SpouseID: sp2}),
+		storetest.Event(t, schemas.MarriageRegistered, sp2, "mz-m52b", cstDay(2025, 9, 1), schemas.MarriageRegisteredData{SpouseID: me}),
 	})
 	d := decide(t, s, me, "chifeng/central", "2024-07-01")
 	c, _ := condition(d, "family_reunion")
