@@ -173,7 +173,8 @@ func (c *Config) Validate() error {
 }
 
 // Publisher sends events to the hub. It is safe for concurrent use; each
-// Publish call waits for its own records' acknowledgements.
+// Publish call waits for its own records' acknowledgements. Close may be
+// called while calls are in flight: it waits for them.
 type Publisher struct {
 	cfg       Config
 	tracer    trace.Tracer
@@ -184,9 +185,33 @@ type Publisher struct {
 	// record builds the name again.
 	topics map[schemas.Source]string
 	// meta reads partition counts from the writer's transport cache.
-	meta      *kafka.Client
+	meta *kafka.Client
+	// mu guards closed; calls counts the Publish and PublishJSONL calls
+	// in flight, which Close waits for before it closes w. A call enters
+	// only while closed is false, so none reaches w once it is closed.
+	mu        sync.Mutex
+	closed    bool
+	calls     sync.WaitGroup
 	closeOnce sync.Once
 	closeErr  error
+}
+
+// ErrClosed is the error of every Result of a Publish call made after
+// Close (the call returns it too), and of a PublishFile or PublishJSONL
+// call made then: nothing of such a call is sent. Calls in flight when
+// Close is called are not affected: Close waits for them.
+var ErrClosed = errors.New("the publisher is closed: nothing was sent")
+
+// enter registers a call in flight; it returns false once Close was
+// called. A call that entered must call p.calls.Done when it returns.
+func (p *Publisher) enter() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	p.calls.Add(1)
+	return true
 }
 
 // New creates a publisher. It does not connect until the first Publish.
@@ -320,7 +345,7 @@ func (e *TopicMissingError) Error() string {
 
 // Publish validates events and sends the valid ones, waiting until the
 // broker acknowledged them (or gave up). It returns one Result per event,
-// in order. Invalid events are not sent; their Result says why; so are
+// in order. After Close, every Result is ErrClosed and nothing is sent. Invalid events are not sent; their Result says why; so are
 // events of a source whose topic does not exist (TopicMissingError), the
 // others being sent. The returned error is set only when sending failed
 // as a whole (broker unreachable, ctx done), then every valid event's
@@ -343,6 +368,13 @@ func (e *TopicMissingError) Error() string {
 // produced) while the next group is validated.
 func (p *Publisher) Publish(ctx context.Context, events ...schemas.Event) ([]Result, error) {
 	results := make([]Result, len(events))
+	if !p.enter() {
+		for i := range events {
+			results[i] = Result{ID: events[i].ID, Err: ErrClosed}
+		}
+		return results, ErrClosed
+	}
+	defer p.calls.Done()
 	// A call whose ids may repeat is validated whole before anything is
 	// sent: which event of an id is the first valid one is known only
 	// then, and groups of partitions would send events of one id apart.
@@ -1046,8 +1078,13 @@ func (p *Publisher) PublishFile(ctx context.Context, path string) (FileReport, e
 	return p.PublishJSONL(ctx, f)
 }
 
-// PublishJSONL is PublishFile reading from r.
+// PublishJSONL is PublishFile reading from r. After Close it reads
+// nothing and returns ErrClosed.
 func (p *Publisher) PublishJSONL(ctx context.Context, r io.Reader) (FileReport, error) {
+	if !p.enter() {
+		return FileReport{}, ErrClosed
+	}
+	defer p.calls.Done()
 	var rep FileReport
 	// Lines go in chunks: while one chunk is being sent (which takes at
 	// least BatchTimeout), the next is read and validated.
@@ -1283,10 +1320,19 @@ func (p *Publisher) decodeLine(a *arena, text []byte, msg *kafka.Message, now ti
 	return ev, nil
 }
 
-// Close flushes and closes the producer. It is safe to call more than
-// once; Publish must not be called after Close.
+// Close flushes and closes the producer: it waits until the Publish,
+// PublishFile and PublishJSONL calls in flight have returned, their
+// records acknowledged or given up (cancel their contexts to end them
+// sooner), then closes the Kafka writer. Calls made after Close has been
+// called send nothing and return ErrClosed. It is safe to call more than
+// once, and from several goroutines: each call returns once the
+// publisher is closed.
 func (p *Publisher) Close() error {
 	p.closeOnce.Do(func() {
+		p.mu.Lock()
+		p.closed = true
+		p.mu.Unlock()
+		p.calls.Wait()
 		if err := p.w.Close(); err != nil {
 			p.closeErr = fmt.Errorf("closing Kafka writer: %w", err)
 		}
