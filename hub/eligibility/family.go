@@ -32,7 +32,7 @@ import (
 // (Chifeng's 孙子女) they are listed as a grandchild, under one that names
 // only children as a child, within the policy's age or marital limit,
 // with a basis saying which two it may be; never left out. Minor means
-// under 18 on the evaluation day; unmarried means no marriage on the
+// under 18 full years on the evaluation day, the 18th birthday included; unmarried means no marriage on the
 // member's own record, and the basis says so ("no marriage on their own
 // record") rather than asserting it, since a marriage whose copy for them
 // has not arrived is not seen. A member whose own record names the
@@ -252,7 +252,11 @@ func familyOf(p *Policy, applicant *hub.Record, f *facts, family []hub.Record) [
 		}
 		if ok && r.Hukou.HouseholdID == household {
 			gap := yearsBetween(born, rb) // positive: younger than the applicant
-			age := yearsBetween(rb, f.asOf)
+			// Ages are full years (周岁), which complete the day after
+			// the birthday (法释〔2006〕1号 第二条): on the 18th
+			// birthday itself a child is still a minor, and one born on
+			// 29 February still one on 28 February of a common year.
+			age := yearsBetween(rb, f.asOf.AddDate(0, 0, -1))
 			// Unmarried is what their own record shows: a marriage whose
 			// copy for them has not arrived is not seen, so the basis
 			// does not assert it where the record has no marital section.
