@@ -8,7 +8,10 @@
 // The body may be compressed with Content-Encoding: gzip; MaxBody then
 // bounds it decompressed too (413), and any other content coding is
 // refused (415). A leading UTF-8 byte order mark, as Windows tools save
-// JSON, is skipped. A JSON array sent as one event is refused (400) with
+// JSON, is skipped. A body that does not arrive within the server's read
+// timeout (Config.ReadTimeout) is answered 408, the detail naming it; once
+// the body is read, the request's wait for Kafka is bounded by
+// PublishTimeout alone. A JSON array sent as one event is refused (400) with
 // the batch media type to send it as.
 //
 // A batch is all or nothing: when any event is invalid, none is sent and
@@ -51,6 +54,7 @@ import (
 	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -114,6 +118,12 @@ type Config struct {
 	// writer's queue without bound.
 	MaxPending     int64
 	PublishTimeout time.Duration
+	// ReadTimeout is the HTTP server's bound on reading a whole request,
+	// body included (http.Server.ReadTimeout; the hub's is
+	// api.Config.ReadTimeout, --http-read-timeout). The server enforces
+	// it; the gateway names it in the 408 that answers a body that did not
+	// arrive within it. Zero: the 408 names no duration.
+	ReadTimeout time.Duration
 	// Propagator continues the caller's trace (traceparent) into the Kafka
 	// record headers (default W3C TraceContext).
 	Propagator propagation.TextMapPropagator
@@ -554,7 +564,7 @@ func (h *Handler) discardBody(r *http.Request) {
 // MaxBody bounds the bytes read from the wire and, for gzip, the bytes
 // decompressed: a few kilobytes of gzip can expand to gigabytes, and the
 // gateway stops reading at the bound rather than hold them. When the body
-// cannot be read it answers the request itself (400, 413 or 415) and
+// cannot be read it answers the request itself (400, 408, 413 or 415) and
 // returns false.
 func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	if r.ContentLength > h.cfg.MaxBody {
@@ -573,13 +583,23 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool
 		}
 		return false
 	}
+	// counted counts the bytes read from the wire, for the 408.
+	counted := &countingReader{r: src}
+	src = counted
+	tooSlow := func(err error) bool {
+		if !isTimeout(err) {
+			return false
+		}
+		problem(w, http.StatusRequestTimeout, "invalid-request", h.timeoutDetail(counted.n, r.ContentLength), nil)
+		return true
+	}
 	compressed := false
 	switch enc := strings.TrimSpace(strings.Join(r.Header.Values("Content-Encoding"), ", ")); {
 	case enc == "" || strings.EqualFold(enc, "identity"):
 	case strings.EqualFold(enc, "gzip") || strings.EqualFold(enc, "x-gzip"):
 		zr, err := gzip.NewReader(src)
 		if err != nil {
-			if !tooBig(err) {
+			if !tooBig(err) && !tooSlow(err) {
 				problem(w, http.StatusBadRequest, "invalid-request", "the body is not gzip data, as its Content-Encoding says: "+err.Error(), nil)
 			}
 			return nil, false
@@ -596,7 +616,7 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool
 	}
 	body, err := io.ReadAll(io.LimitReader(src, h.cfg.MaxBody+1))
 	switch {
-	case tooBig(err):
+	case tooBig(err), tooSlow(err):
 		return nil, false
 	case err != nil && compressed:
 		problem(w, http.StatusBadRequest, "invalid-request", "decompressing the body: "+err.Error(), nil)
@@ -609,6 +629,44 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool
 		return nil, false
 	}
 	return body, true
+}
+
+// isTimeout reports whether reading the body failed because the server's
+// read deadline passed.
+func isTimeout(err error) bool {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// timeoutDetail is the detail of the 408 of a body of which received
+// bytes arrived (of announced, when the client announced a length).
+func (h *Handler) timeoutDetail(received, announced int64) string {
+	within := "within the hub's read timeout"
+	if h.cfg.ReadTimeout > 0 {
+		within = "within " + h.cfg.ReadTimeout.String()
+	}
+	of := ""
+	if announced > 0 {
+		of = fmt.Sprintf(" of %d", announced)
+	}
+	return fmt.Sprintf("the body did not arrive %s (%d%s bytes did), the time the hub gives a whole request: "+
+		"send it again, in smaller batches or compressed with gzip, or ask the hub's operators for a longer limit",
+		within, received, of)
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // splitBatch returns the events of a batch body, which starts at byte base

@@ -106,7 +106,9 @@ type Config struct {
 	// DataDir/regions.tsv.gz when that exists.
 	RegionsFile string
 	// HTTPReadTimeout bounds the reading of a whole HTTP request, body
-	// included (api.Config.ReadTimeout); default 1 minute.
+	// included (api.Config.ReadTimeout); the gateway answers a body that
+	// does not arrive within it 408, naming it. Default
+	// api.DefaultReadTimeout (1 minute).
 	HTTPReadTimeout time.Duration
 	// GatewayTokens is a tokens file (adapters/gateway); when set, the hub
 	// takes events over HTTP at POST /v1/events for the departments it
@@ -168,6 +170,9 @@ func (c *Config) setDefaults() {
 	if c.Partitions == 0 {
 		c.Partitions = 8
 	}
+	if c.HTTPReadTimeout == 0 {
+		c.HTTPReadTimeout = api.DefaultReadTimeout
+	}
 	if c.Embedded {
 		if c.KafkaAddr == "" {
 			c.KafkaAddr = "127.0.0.1:19092"
@@ -207,6 +212,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Partitions < 1 {
 		errs = append(errs, errors.New("--partitions must be at least 1"))
+	}
+	if c.HTTPReadTimeout < 0 {
+		errs = append(errs, fmt.Errorf("--http-read-timeout %v: want a positive duration", c.HTTPReadTimeout))
 	}
 	if c.TLS && !c.Embedded {
 		errs = append(errs, errors.New("--tls makes certificates for the embedded servers only; give external ones --tls-cert, --tls-key and --tls-ca"))
@@ -507,7 +515,9 @@ func (m *Main) Start(ctx context.Context) (err error) {
 		m.authz, authorizer = az, az
 	}
 	if m.Config.GatewayTokens != "" || m.Access != nil {
-		gwCfg := gateway.Config{Propagator: m.tel.Propagator, Logger: log}
+		// The API server reads each request within HTTPReadTimeout; the
+		// gateway names it when a body does not arrive in time.
+		gwCfg := gateway.Config{Propagator: m.tel.Propagator, Logger: log, ReadTimeout: m.Config.HTTPReadTimeout}
 		if m.Access != nil {
 			// The policy's departments: the authorizer checks their
 			// token, X-Purpose and rate limit and audits every request,

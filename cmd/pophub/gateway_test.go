@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -13,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/pophub/pophub/adapters/gateway"
 	"github.com/pophub/pophub/schemas/jsonschema"
@@ -104,7 +108,7 @@ func TestGatewayThroughTheHub(t *testing.T) {
 	}
 
 	// A department that trickles its upload does not hold the connection
-	// past the read timeout.
+	// past the read timeout, and is told so: 408, naming the limit.
 	conn, err := net.Dial("tcp", m.HTTPAddr())
 	if err != nil {
 		t.Fatal(err)
@@ -115,8 +119,57 @@ func TestGatewayThroughTheHub(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	var ne net.Error
-	if _, err := io.ReadAll(conn); errors.As(err, &ne) && ne.Timeout() {
+	if errors.As(err, &ne) && ne.Timeout() {
 		t.Fatal("a trickled upload held its connection past the read timeout")
+	}
+	if err != nil {
+		t.Fatalf("a trickled upload got no answer: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var p gateway.Problem
+	if resp.StatusCode != http.StatusRequestTimeout || json.Unmarshal(body, &p) != nil ||
+		!strings.HasPrefix(p.Detail, "the body did not arrive within 500ms (14 of 100000 bytes did)") {
+		t.Errorf("a trickled upload: HTTP %d %s; want 408 naming --http-read-timeout's 500ms", resp.StatusCode, body)
+	}
+	if err := v.ValidateProblem(body); err != nil {
+		t.Errorf("HTTP %d %s does not follow problem.schema.json: %v", resp.StatusCode, body, err)
+	}
+}
+
+// TestHTTPReadTimeoutFlag: dev and serve take --http-read-timeout, the
+// time a client has to send a whole request (a gateway batch on a slow
+// line needs more than the default minute), say in --help what a body
+// past it gets, and refuse a negative one before starting anything.
+func TestHTTPReadTimeoutFlag(t *testing.T) {
+	newLogger := func() *slog.Logger { return testLogger(t) }
+	dir := t.TempDir()
+	commands := []struct {
+		name string
+		cmd  func() *cobra.Command
+		args []string
+	}{
+		{"dev", func() *cobra.Command { return devCommand(newLogger) }, []string{"--data", dir}},
+		{"serve", func() *cobra.Command { return serveCommand(newLogger) },
+			[]string{"--kafka", "127.0.0.1:1", "--nats", "nats://127.0.0.1:1", "--data", dir}},
+	}
+	for _, c := range commands {
+		t.Run(c.name, func(t *testing.T) {
+			help, err := execute(t, c.cmd(), "--help")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range []string{"--http-read-timeout duration", "answered 408", "(default 1m0s)"} {
+				if !strings.Contains(help, want) {
+					t.Errorf("pophub %s --help does not mention %q:\n%s", c.name, want, help)
+				}
+			}
+			_, err = execute(t, c.cmd(), append(c.args, "--http-read-timeout", "-1s")...)
+			if want := "--http-read-timeout -1s: want a positive duration"; err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("pophub %s --http-read-timeout -1s: %v; want %q", c.name, err, want)
+			}
+		})
 	}
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/pophub/pophub/hub/api"
 )
 
 func devCommand(newLogger func() *slog.Logger) *cobra.Command {
@@ -48,6 +50,7 @@ Any Kafka client (kcat, librdkafka, franz-go, kafka-go) can publish to --kafka.`
 	f.IntVar(&cfg.Partitions, "partitions", 8, "partitions per source topic")
 	f.BoolVar(&cfg.TLS, "tls", tlsEnv, "serve Kafka, NATS and HTTP over TLS only, with a local CA and certificate made in <data>/tls; clients trust <data>/tls/ca.pem (env POPHUB_TLS, true or false)")
 	tlsClientCAFlag(f, &cfg)
+	httpReadTimeoutFlag(f, &cfg)
 	f.DurationVar(&cfg.NATSSync, "nats-sync", time.Second, "how often the embedded JetStream store fsyncs; 0 = every write (durable against power loss, slower)")
 	f.DurationVar(&cfg.NATSRepublishWindow, "nats-republish-window", 5*time.Second,
 		"keep acknowledged notifications this long in the store and publish them again at start and after a reconnect (cover --nats-sync)")
@@ -103,6 +106,7 @@ Without --postgres the store is go-memdb persisted under --data (one instance on
 	f.StringVar(&cfg.TLSKey, "tls-key", os.Getenv("POPHUB_TLS_KEY"), "the PEM private key of --tls-cert (env POPHUB_TLS_KEY)")
 	f.StringVar(&cfg.TLSCA, "tls-ca", os.Getenv("POPHUB_TLS_CA"), "speak TLS to Kafka and NATS, trusting the CA certificates in this PEM file (env POPHUB_TLS_CA)")
 	tlsClientCAFlag(f, &cfg)
+	httpReadTimeoutFlag(f, &cfg)
 	return cmd
 }
 
@@ -110,6 +114,13 @@ Without --postgres the store is go-memdb persisted under --data (one instance on
 func tlsClientCAFlag(f *pflag.FlagSet, cfg *Config) {
 	f.StringVar(&cfg.TLSClientCA, "tls-client-ca", os.Getenv("POPHUB_TLS_CLIENT_CA"),
 		"ask HTTPS clients for certificates signed by this PEM CA; one whose fingerprint a policy identity lists (cert_sha256) authenticates as it (env POPHUB_TLS_CLIENT_CA)")
+}
+
+// httpReadTimeoutFlag adds --http-read-timeout, the same for dev and serve.
+func httpReadTimeoutFlag(f *pflag.FlagSet, cfg *Config) {
+	f.DurationVar(&cfg.HTTPReadTimeout, "http-read-timeout", api.DefaultReadTimeout,
+		"how long a client may take to send a whole HTTP request, body included; a gateway body that takes longer is answered 408 "+
+			"(at the 16 MiB body limit, 1m asks for about 280 kB/s)")
 }
 
 func runUntilSignal(cmd *cobra.Command, log *slog.Logger, cfg Config) error {

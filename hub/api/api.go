@@ -168,9 +168,13 @@ type Config struct {
 	// ReadTimeout bounds the reading of a whole request, body included,
 	// in Run, so that a slow client cannot hold a connection with a
 	// trickled upload (a gateway batch may be 16 MiB: the default, 1
-	// minute, asks for about 280 kB/s at that size). Default 1 minute.
+	// minute, asks for about 280 kB/s at that size). Default
+	// DefaultReadTimeout.
 	ReadTimeout time.Duration
 }
+
+// DefaultReadTimeout is Config.ReadTimeout unless set.
+const DefaultReadTimeout = time.Minute
 
 // DefaultReadyTimeout bounds each readiness check unless
 // Config.ReadyTimeout says otherwise. The checks run at once, so /readyz
@@ -189,7 +193,7 @@ func (c *Config) setDefaults() {
 		c.ShutdownTimeout = 10 * time.Second
 	}
 	if c.ReadTimeout <= 0 {
-		c.ReadTimeout = time.Minute
+		c.ReadTimeout = DefaultReadTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
