@@ -309,7 +309,8 @@ const ReasonDuplicateID = "duplicate_id"
 // acknowledged it. A validation failure is a *schemas.RejectError
 // (schemas.ReasonOf gives its reason); such an event was not sent. An
 // event whose topic the brokers do not have is not sent either: its Err
-// is a *TopicMissingError.
+// is a *TopicMissingError. Retriable tells whether sending the event again
+// may deliver it.
 type Result struct {
 	ID  string
 	Err error
@@ -341,6 +342,33 @@ func (e *TopicMissingError) Error() string {
 			"(send it again once the topic exists and the user may write it)"
 	}
 	return ReasonTopicMissing + ": topic " + e.Topic + " does not exist on the brokers; the event was not sent (send it again once the topic exists)"
+}
+
+// Retriable reports whether an event whose Result carries err may be
+// delivered by sending it again unchanged, once whatever passing trouble
+// kept it out is over: a timeout, a connection lost, a partition's leader
+// moving, a broker short of in-sync replicas, ctx done, ErrClosed. It is
+// false for what stays until someone changes the event or the brokers: a
+// reject (*schemas.RejectError), a TopicMissingError, and a broker's
+// refusal Kafka does not deem retriable (kafka-go's Error.Temporary is
+// false), such as [10] Message Size Too Large (the topic's
+// max.message.bytes below the batch), [29] Topic Authorization Failed or
+// [58] SASL Authentication Failed. A retry loop should stop at these and
+// tell someone.
+func Retriable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var re *schemas.RejectError
+	var tm *TopicMissingError
+	var ke kafka.Error
+	switch {
+	case errors.As(err, &re), errors.As(err, &tm):
+		return false
+	case errors.As(err, &ke):
+		return ke.Temporary()
+	}
+	return true
 }
 
 // Publish validates events and sends the valid ones, waiting until the
