@@ -66,6 +66,59 @@ func TestPartialLogWriteIsCutOff(t *testing.T) {
 	storetest.CompareRecords(t, r, storetest.Expected(in[:100]))
 }
 
+// TestLogResumesAfterDiskFreed: the kernel stops a log write part way,
+// as a full disk does, and the batch fails; once writes fit again (space
+// was freed) the retried batch and the ones after it are taken without a
+// restart, and a restart after kill -9 holds each of them once.
+func TestLogResumesAfterDiskFreed(t *testing.T) {
+	ctx := context.Background()
+	in := storetest.Population(t, 60, 6)
+	dir := t.TempDir()
+	s, err := Open(ctx, Config{Dir: dir, SnapshotEvery: 1 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply(t, s, in[:100], 50)
+	path := walPath(dir, s.wal.gen)
+	good := fileSize(t, path)
+
+	var old syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &old); err != nil {
+		t.Fatal(err)
+	}
+	limit := old
+	limit.Cur = uint64(good) + 100
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &limit); err != nil {
+		t.Fatalf("setting a file size limit: %v", err)
+	}
+	_, err = s.Apply(ctx, in[100:150])
+	perr := s.Ping(ctx)
+	if rerr := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &old); rerr != nil {
+		t.Fatal(rerr)
+	}
+	if !errors.Is(err, syscall.EFBIG) {
+		t.Fatalf("Apply past the file size limit: %v, want EFBIG", err)
+	}
+	if perr == nil {
+		t.Error("Ping reports the store healthy while its log write fails")
+	}
+
+	apply(t, s, in[100:], 50) // ingest's retry, and the batches after it
+	if err := s.Ping(ctx); err != nil {
+		t.Errorf("Ping once the log can be written again: %v", err)
+	}
+	crash(s)
+	r, err := Open(ctx, Config{Dir: dir})
+	if err != nil {
+		t.Fatalf("restart: %v", err)
+	}
+	defer r.Close()
+	storetest.CompareRecords(t, r, storetest.Expected(in))
+	if got := storeStats(t, r).Changes; got != int64(len(in)) {
+		t.Errorf("%d changes after a restart, want %d", got, len(in))
+	}
+}
+
 func fileSize(t *testing.T, path string) int64 {
 	t.Helper()
 	fi, err := os.Stat(path)

@@ -40,8 +40,9 @@ func TestFailedLogWriteThenStop(t *testing.T) {
 			}
 			apply(t, s, in[:100], 50)
 			if tc.torn {
-				// What ENOSPC part way through a frame leaves: a header
-				// and part of the payload, and the log's sticky error.
+				// What ENOSPC part way through a frame leaves when it
+				// cannot be cut off, even when retried: a header and part
+				// of the payload, and a log that refuses every write.
 				if _, err := s.wal.f.Write([]byte{0x00, 0x10, 0x00, 0x00, 1, 2, 3, 4, frameBatch, 9, 9}); err != nil {
 					t.Fatal(err)
 				}
@@ -164,5 +165,165 @@ func TestLogGenerationGaps(t *testing.T) {
 			defer s.Close()
 			storetest.CompareRecords(t, s, storetest.Expected(in[:150]))
 		})
+	}
+}
+
+// faultyFile is a log file whose writes, fsyncs and truncations fail the
+// given number of times each (-1: every time). A failing write writes half
+// of what it was given first, as a disk that fills part way does.
+type faultyFile struct {
+	logFile
+	writes, syncs, truncates int
+}
+
+var errNoSpace = errors.New("no space left on device")
+
+// fails reports whether the next call fails, counting it.
+func fails(n *int) bool {
+	if *n == 0 {
+		return false
+	}
+	if *n > 0 {
+		*n--
+	}
+	return true
+}
+
+func (f *faultyFile) Write(b []byte) (int, error) {
+	if fails(&f.writes) {
+		n, _ := f.logFile.Write(b[:len(b)/2])
+		return n, errNoSpace
+	}
+	return f.logFile.Write(b)
+}
+
+func (f *faultyFile) Sync() error {
+	if fails(&f.syncs) {
+		return errors.New("input/output error")
+	}
+	return f.logFile.Sync()
+}
+
+func (f *faultyFile) Truncate(size int64) error {
+	if fails(&f.truncates) {
+		return errors.New("input/output error")
+	}
+	return f.logFile.Truncate(size)
+}
+
+// TestLogWriteFailure: a batch whose log write failed is neither applied
+// nor acknowledged, and Ping says so. Once writes succeed again (space was
+// freed) the store takes batches again by itself: the failed frame is cut
+// off, and the next batch follows the last whole frame. After a failed
+// fsync, or a frame that could not be cut off even when retried, the
+// store refuses every batch and says to restart the hub. Either way a
+// restart after kill -9 holds every acknowledged batch, once.
+func TestLogWriteFailure(t *testing.T) {
+	ctx := context.Background()
+	in := storetest.Population(t, 30, 3)
+	tests := []struct {
+		name    string
+		fault   faultyFile
+		resumes bool
+	}{
+		{"write fails part way", faultyFile{writes: 1}, true},
+		{"write fails part way, its cut too", faultyFile{writes: 1, truncates: 1}, true},
+		{"write fails part way, its cut twice", faultyFile{writes: 1, truncates: 2}, false},
+		{"write fails part way, the fsync after its cut too", faultyFile{writes: 1, syncs: 1}, false},
+		{"fsync fails", faultyFile{syncs: 1}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s, err := Open(ctx, Config{Dir: dir, SnapshotEvery: 1 << 30})
+			if err != nil {
+				t.Fatal(err)
+			}
+			apply(t, s, in[:40], 20)
+			before := storeStats(t, s)
+			f := tc.fault
+			f.logFile = s.wal.f
+			s.wal.f = &f
+
+			if _, err := s.Apply(ctx, in[40:60]); err == nil {
+				t.Fatal("Apply succeeded although its log write failed")
+			}
+			if after := storeStats(t, s); after != before {
+				t.Errorf("stats after a failed log write %+v, before %+v: the batch was applied", after, before)
+			}
+			if err := s.Ping(ctx); err == nil {
+				t.Error("Ping reports a store whose log write failed as healthy")
+			}
+
+			_, err = s.Apply(ctx, in[40:60]) // ingest's retry
+			want := in[:40]
+			if tc.resumes {
+				if err != nil {
+					t.Fatalf("Apply once writes succeed again: %v", err)
+				}
+				if err := s.Ping(ctx); err != nil {
+					t.Errorf("Ping once writes succeed again: %v", err)
+				}
+				apply(t, s, in[60:], 20)
+				want = in
+			} else {
+				for what, err := range map[string]error{"Apply": err, "Ping": s.Ping(ctx)} {
+					if err == nil || !strings.Contains(err.Error(), "restart the hub (pophub serve)") || !strings.Contains(err.Error(), "nothing acknowledged is lost") {
+						t.Errorf("%s after the log failed for good: %v; want it to say to restart the hub and that nothing acknowledged is lost", what, err)
+					}
+				}
+				f.writes, f.syncs, f.truncates = 0, 0, 0 // the disk works again
+				if _, err := s.Apply(ctx, in[40:60]); err == nil {
+					t.Error("Apply succeeded after the log failed for good")
+				}
+			}
+			if got := storeStats(t, s).Changes; got != int64(len(want)) {
+				t.Errorf("%d changes, want %d", got, len(want))
+			}
+
+			crash(s)
+			r, err := Open(ctx, Config{Dir: dir})
+			if err != nil {
+				t.Fatalf("restart: %v", err)
+			}
+			defer r.Close()
+			storetest.CompareRecords(t, r, storetest.Expected(want))
+			if got := storeStats(t, r).Changes; got != int64(len(want)) {
+				t.Errorf("%d changes after a restart, want %d", got, len(want))
+			}
+		})
+	}
+}
+
+// TestFailedPublishedRecordIsRetried: MarkPublished's log frame is not
+// fsynced; when its write fails the entries stay pending, and the relay's
+// next round records them once writes succeed again.
+func TestFailedPublishedRecordIsRetried(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, t.TempDir())
+	apply(t, s, storetest.Population(t, 10, 4), 100)
+	pending, err := s.PendingOutbox(ctx, 0, 1000)
+	if err != nil || len(pending) == 0 {
+		t.Fatalf("pending outbox: %d entries, %v", len(pending), err)
+	}
+	seqs := make([]int64, len(pending))
+	for i, e := range pending {
+		seqs[i] = e.Seq
+	}
+	s.wal.f = &faultyFile{logFile: s.wal.f, writes: 1}
+	if err := s.MarkPublished(ctx, seqs); err == nil {
+		t.Fatal("MarkPublished succeeded although its log write failed")
+	}
+	if n, _ := s.CountPendingOutbox(ctx); n != int64(len(seqs)) {
+		t.Fatalf("%d pending after a failed MarkPublished, want %d", n, len(seqs))
+	}
+	if err := s.MarkPublished(ctx, seqs); err != nil {
+		t.Fatalf("MarkPublished once writes succeed again: %v", err)
+	}
+	if n, _ := s.CountPendingOutbox(ctx); n != 0 {
+		t.Errorf("%d pending after MarkPublished, want 0", n)
+	}
+	if err := s.Ping(ctx); err != nil {
+		t.Errorf("Ping once writes succeed again: %v", err)
 	}
 }

@@ -236,7 +236,7 @@ func (s *Store) Apply(ctx context.Context, batch []hub.Input) (hub.ApplyResult, 
 	res, err := s.write(txn, l, now)
 	if logged != nil {
 		if lerr := <-logged; lerr != nil {
-			return hub.ApplyResult{}, fmt.Errorf("writing log: %w", lerr)
+			return hub.ApplyResult{}, fmt.Errorf("writing the memdb store's log: %w", lerr)
 		}
 	}
 	if err != nil {
@@ -510,7 +510,7 @@ func (s *Store) MarkPublished(ctx context.Context, seqs []int64) error {
 	}
 	if s.wal != nil {
 		if err := s.wal.appendPublished(at, seqs); err != nil {
-			return fmt.Errorf("writing log: %w", err)
+			return fmt.Errorf("writing the memdb store's log: %w", err)
 		}
 	}
 	txn.Commit()
@@ -636,7 +636,7 @@ func (s *Store) DeletePublished(ctx context.Context, olderThan time.Duration) er
 	}
 	if s.wal != nil {
 		if err := s.wal.appendDeletedPublished(cut); err != nil {
-			return fmt.Errorf("writing log: %w", err)
+			return fmt.Errorf("writing the memdb store's log: %w", err)
 		}
 	}
 	txn.Commit()
@@ -681,8 +681,8 @@ func (s *Store) Ping(ctx context.Context) error {
 	if s.closed {
 		return errors.New("store closed")
 	}
-	if s.wal != nil && s.wal.err != nil {
-		return fmt.Errorf("write-ahead log failed, reopen the store: %w", s.wal.err)
+	if s.wal != nil {
+		return s.wal.stuck()
 	}
 	return nil
 }

@@ -398,37 +398,6 @@ func storeStats(t *testing.T, s *Store) hub.StoreStats {
 	return st
 }
 
-// TestLogFailureIsSticky: once a log write fails the store takes no more
-// batches and says so on Ping, so that no batch is acknowledged behind a
-// torn frame that recovery would stop at.
-func TestLogFailureIsSticky(t *testing.T) {
-	ctx := context.Background()
-	in := storetest.Population(t, 10, 3)
-	s := open(t, t.TempDir())
-	if _, err := s.Apply(ctx, in[:5]); err != nil {
-		t.Fatal(err)
-	}
-	before := storeStats(t, s)
-	s.wal.f.Close() // the next write fails
-	if _, err := s.Apply(ctx, in[5:10]); err == nil {
-		t.Fatal("Apply succeeded with a failed log")
-	}
-	// Even with a working file again, nothing more is written.
-	if s.wal.f, _ = os.CreateTemp(t.TempDir(), "wal"); s.wal.f == nil {
-		t.Fatal("creating a file")
-	}
-	if _, err := s.Apply(ctx, in[10:15]); err == nil || !strings.Contains(err.Error(), "failed earlier") {
-		t.Fatalf("Apply after a failed log write: %v; want the earlier failure", err)
-	}
-	if err := s.Ping(ctx); err == nil {
-		t.Fatal("Ping reports a store whose log failed as healthy")
-	}
-	// The failed batches did not become visible.
-	if after := storeStats(t, s); after != before {
-		t.Errorf("stats after failed log writes %+v, before %+v", after, before)
-	}
-}
-
 // TestTornLogTail cuts the log at every byte of its last frame: the store
 // must open, keep every complete batch and drop only the torn one.
 func TestTornLogTail(t *testing.T) {

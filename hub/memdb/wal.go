@@ -38,7 +38,8 @@ import (
 //
 // Only the newest generation may end in a torn frame: a generation
 // closes, synced, before a newer one takes batches, and a log whose write
-// failed is never followed by a newer generation (see wal.err).
+// failed is never followed by a newer generation (see wal.failed and
+// wal.err).
 const (
 	snapshotName = "snapshot.jsonl"
 
@@ -54,8 +55,18 @@ const (
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
+// logFile is what the log needs of its file: an *os.File, opened for
+// appending.
+type logFile interface {
+	io.Writer
+	Sync() error
+	Truncate(size int64) error
+	Stat() (os.FileInfo, error)
+	Close() error
+}
+
 type wal struct {
-	f   *os.File
+	f   logFile
 	gen uint64
 	buf []byte
 	// frame is reused for every frame: a batch's frame is about a
@@ -66,15 +77,31 @@ type wal struct {
 	// size is the length of the file's whole frames, where a failed
 	// write is cut back to.
 	size int64
-	// err is the first failed write or fsync. A failed write may leave
-	// part of a frame behind, and recovery stops at the first bad frame:
-	// a frame written after it would be acknowledged and then lost. So
-	// the log refuses every write after one fails, and the store stops
-	// taking batches until it is reopened. The failed write is cut off
-	// (write); in case that fails too, a failed log also stays the newest
+	// failed is why the last write failed (a full disk). A failed write
+	// may leave part of a frame behind, and recovery stops at the first
+	// bad frame: a frame written after it would be acknowledged and then
+	// lost. So the failed write is cut off at once, and the next write
+	// first cuts the file back to size again and fsyncs it (a torn frame
+	// cut off only in the page cache could come back after a power loss,
+	// now with frames after it); then it goes on, and succeeding clears
+	// failed. The frame that failed was not acknowledged, and what it
+	// logged was not applied. The descriptor is kept, not reopened: its
+	// fsync reports every writeback error since its last one, which a new
+	// descriptor need not.
+	//
+	// While it is set, as when err is, the log stays the newest
 	// generation, the one whose torn tail recovery cuts: no snapshot
 	// switches away from it (startSnapshotLocked), and Close's snapshot
 	// covers it without starting another (finalSnapshotLocked).
+	failed error
+	// err makes the log refuse every write until the hub restarts: a
+	// failed fsync, or a failed write whose frame could not be cut off
+	// even when retried. After a failed fsync Linux marks the pages it
+	// could not write clean, and a later fsync succeeds without them: a
+	// batch acknowledged after it could follow a hole in the file.
+	// PostgreSQL likewise stops rather than retry a failed fsync
+	// (data_sync_retry = off). After a restart Close's snapshot holds the
+	// state, or the next start replays the log: every acknowledged batch.
 	err error
 }
 
@@ -113,18 +140,58 @@ func openWAL(dir string, gen uint64, keys *sealing.Keyring) (*wal, error) {
 	return &wal{f: f, gen: gen, keys: keys}, nil
 }
 
+// write appends a frame, fsynced before it returns when sync is set. After
+// a failed write it first cuts the file back to its whole frames (see
+// wal.failed); after a failed fsync, or a cut that failed twice, it
+// refuses (wal.err).
 func (w *wal) write(payload []byte, sync bool) error {
 	if w.err != nil {
-		return fmt.Errorf("log failed earlier, reopen the store: %w", w.err)
+		return w.err
+	}
+	if w.failed != nil {
+		if err := w.f.Truncate(w.size); err != nil {
+			return w.stick(fmt.Errorf("cutting the log back to its last whole frame at offset %d after a failed write: %w (the write failed with: %w)", w.size, err, w.failed))
+		}
+		if err := w.f.Sync(); err != nil {
+			return w.stick(fmt.Errorf("%w: %w", errSync, err))
+		}
+		w.failed = nil
 	}
 	if err := w.writeFrame(payload, sync); err != nil {
 		// A disk that fills part way through a frame leaves its start
 		// behind: cut it off, so that the file ends on a whole frame.
+		// Should that fail too, the next write tries again.
 		if terr := w.f.Truncate(w.size); terr != nil {
 			err = errors.Join(err, fmt.Errorf("cutting off the failed frame at offset %d: %w", w.size, terr))
 		}
-		w.err = err
+		if errors.Is(err, errSync) {
+			return w.stick(err)
+		}
+		w.failed = err
 		return err
+	}
+	return nil
+}
+
+// errSync marks a failed fsync of the log.
+var errSync = errors.New("syncing log")
+
+// stick makes the log refuse every write from now on, for err.
+func (w *wal) stick(err error) error {
+	w.err = fmt.Errorf("write-ahead log failed and takes no more writes: restart the hub (pophub serve) once the disk has space again or is repaired; "+
+		"nothing acknowledged is lost: %w", err)
+	return w.err
+}
+
+// stuck reports why the log takes no writes, or is retrying one that
+// failed; nil when it works.
+func (w *wal) stuck() error {
+	switch {
+	case w.err != nil:
+		return w.err
+	case w.failed != nil:
+		return fmt.Errorf("the write-ahead log's last write failed; the next one retries it, and the store takes batches again once the disk has space "+
+			"(nothing acknowledged is lost): %w", w.failed)
 	}
 	return nil
 }
@@ -142,7 +209,7 @@ func (w *wal) writeFrame(payload []byte, sync bool) error {
 	}
 	if sync {
 		if err := w.f.Sync(); err != nil {
-			return err
+			return fmt.Errorf("%w: %w", errSync, err)
 		}
 	}
 	w.n++
@@ -568,11 +635,10 @@ const snapshotFormat = 2
 // snapshot of the state as of the switch in the background, then removes
 // the older generations. Callers hold s.mu; batches go on meanwhile.
 //
-// After the log failed it does nothing: the store changes no more until
-// it is reopened, and the failed generation may end in part of a frame,
-// which recovery cuts only in the newest generation.
+// After a failed log write it does nothing: the failed generation may end
+// in part of a frame, which recovery cuts only in the newest generation.
 func (s *Store) startSnapshotLocked() error {
-	if s.wal.err != nil {
+	if s.wal.stuck() != nil {
 		return nil
 	}
 	if !s.snapshotting.CompareAndSwap(false, true) {
@@ -583,9 +649,8 @@ func (s *Store) startSnapshotLocked() error {
 	// acknowledged batches, a power loss cannot leave a torn one behind
 	// them; old.close() syncs too, but only after the switch.
 	if err := s.wal.f.Sync(); err != nil {
-		s.wal.err = fmt.Errorf("syncing log: %w", err)
 		s.snapshotting.Store(false)
-		return s.wal.err
+		return s.wal.stick(fmt.Errorf("%w: %w", errSync, err))
 	}
 	next, err := openWAL(s.cfg.Dir, s.wal.gen+1, s.cfg.Keys)
 	if err != nil {
