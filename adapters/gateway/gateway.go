@@ -23,6 +23,15 @@
 // batch whose array is broken (cut short, a comma or bracket missing)
 // answers 400 with the byte offset and the event where it breaks.
 //
+// Kafka's acknowledgement decides the rest. When Kafka refuses events in a
+// way that sending them again will not mend (Message Size Too Large, an
+// authorization failure, a missing topic: publisher.Retriable), the answer
+// is 502, without Retry-After, listing every event not published with its
+// reason (kafka_refused, topic_missing, or not_acknowledged for one that
+// failed for a passing reason), for the hub's operators to fix. When every
+// failure may pass, the answer is 503 with Retry-After: send the batch
+// again.
+//
 // Each department authenticates with its own bearer token. Tokens are
 // configured by their SHA-256 (never in clear) with the one source they may
 // publish; an event of another source is refused (403). A request without
@@ -409,6 +418,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		h.cfg.Logger.Warn("gateway: publishing", "source", source, "events", len(events), "error", err)
+		if unsent, refused := unpublished(events, results); refused > 0 {
+			// Refused for good: a department told to send again would
+			// do so every second, forever.
+			problem(w, http.StatusBadGateway, "internal", fmt.Sprintf("Kafka refused %d of the %d events in a way that sending them again will not mend "+
+				"until the hub's operators fix its Kafka topics or settings; errors lists each event not published, with the reason; the others were published",
+				refused, len(events)), unsent)
+			return
+		}
 		w.Header().Set("Retry-After", "1")
 		problem(w, http.StatusServiceUnavailable, "unavailable", "Kafka did not acknowledge the events; send them again", nil)
 		return
@@ -416,6 +433,50 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusAccepted)
 	_ = json.NewEncoder(w).Encode(Accepted{Accepted: len(events)})
+}
+
+// The reasons of the events a 502 lists: Kafka refused the event in a way
+// that sending it again will not mend (kafka_refused), or its topic is
+// missing (publisher.ReasonTopicMissing), or it was not acknowledged for a
+// passing reason and may be sent again (not_acknowledged).
+const (
+	reasonKafkaRefused    = "kafka_refused"
+	reasonNotAcknowledged = "not_acknowledged"
+)
+
+// unpublished lists the events that results (one per event) say were not
+// published, and counts those that sending again will not publish
+// (publisher.Retriable). Details name no citizen and no address of the
+// hub's network: a passing failure's cause stays in the hub's log.
+func unpublished(events []schemas.Event, results []publisher.Result) (unsent []EventError, refused int) {
+	if len(results) != len(events) {
+		return nil, 0
+	}
+	for i, res := range results {
+		if res.Err == nil {
+			continue
+		}
+		e := EventError{Index: i, ID: events[i].ID}
+		var tm *publisher.TopicMissingError
+		var re *schemas.RejectError
+		switch {
+		case publisher.Retriable(res.Err):
+			e.Reason, e.Detail = reasonNotAcknowledged, "Kafka did not acknowledge the event, for a reason that may pass: it may be sent again"
+		case errors.As(res.Err, &tm):
+			e.Reason = publisher.ReasonTopicMissing
+			e.Detail = fmt.Sprintf("the hub's Kafka has no topic %s, or the hub's Kafka user may not write it: the hub's operators must create the topic or grant it; the event was not sent", tm.Topic)
+		case errors.As(res.Err, &re):
+			e.Reason, e.Field, e.Detail = re.Reason, re.Field, re.Detail
+		default:
+			e.Reason = reasonKafkaRefused
+			e.Detail = fmt.Sprintf("Kafka refused the event (%v): sending it again will not help until the hub's operators fix its Kafka topics or settings", res.Err)
+		}
+		if e.Reason != reasonNotAcknowledged {
+			refused++
+		}
+		unsent = append(unsent, e)
+	}
+	return unsent, refused
 }
 
 // errBusy: the request's events did not get their turn within
