@@ -259,7 +259,9 @@ func runSoak(ctx context.Context, out io.Writer, log *slog.Logger, o soakOptions
 					}
 				}
 			}
-			s.Outbox = int(st.Store.OutboxPending)
+			if p := st.Store.OutboxPending; p != nil {
+				s.Outbox = int(*p)
+			}
 		}
 		for _, name := range names {
 			var p uint64

@@ -127,7 +127,7 @@ func renderStatus(w io.Writer, hubURL string, st api.Status) error {
 	if !s.OK {
 		health = "FAILING: " + s.Error
 	}
-	fmt.Fprintf(&b, "store    %s\n         persons %s  changes %s  outbox pending %s\n", health, n(s.Persons), n(s.Changes), n(s.OutboxPending))
+	fmt.Fprintf(&b, "store    %s\n         %s\n", health, storeTotals(s))
 
 	if in := st.Ingest; in != nil {
 		behind := 0
@@ -230,6 +230,25 @@ func renderStatus(w io.Writer, hubURL string, st api.Status) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// storeTotals formats the store's totals; one it could not read is "?",
+// never 0: an empty store with nothing pending is what makes an operator
+// reach for a backup.
+func storeTotals(s api.StoreStatus) string {
+	unread := false
+	total := func(v *int64) string {
+		if v == nil {
+			unread = true
+			return "?"
+		}
+		return reconcile.Commas(*v)
+	}
+	line := fmt.Sprintf("persons %s  changes %s  outbox pending %s", total(s.Persons), total(s.Changes), total(s.OutboxPending))
+	if unread {
+		line += " (store unreadable)"
+	}
+	return line
 }
 
 // countsLine formats counts as ": a 3, b 1" in descending order.

@@ -70,7 +70,7 @@ func TestStatus(t *testing.T) {
 	if err := json.Unmarshal([]byte(run("--json")), &st); err != nil {
 		t.Fatalf("status --json: %v", err)
 	}
-	if !st.Store.OK || st.Store.Changes != 28 || st.Ingest == nil || st.Ingest.Counts.Consumed != int64(len(msgs)) ||
+	if !st.Store.OK || st.Store.Changes == nil || *st.Store.Changes != 28 || st.Ingest == nil || st.Ingest.Counts.Consumed != int64(len(msgs)) ||
 		st.DLQ == nil || st.DLQ.Records != 1 || st.Stream == nil || len(st.Stream.Consumers) != 1 {
 		t.Fatalf("status %+v", st)
 	}
@@ -456,6 +456,38 @@ func TestStatusSubscriberBehind(t *testing.T) {
 				}
 			}
 			t.Errorf("no row for %s in\n%s", tc.name, out.String())
+		})
+	}
+}
+
+// TestStatusStoreTotalsUnknown: a store whose totals could not be read is
+// shown with "?" and says so; it once showed "persons 0  changes 0
+// outbox pending 0", an empty store with nothing waiting, in the middle of
+// an outage. A failing store that could still count (memdb, from memory)
+// shows its totals beside the failure.
+func TestStatusStoreTotalsUnknown(t *testing.T) {
+	persons, changes, pending := int64(5000), int64(119746), int64(0)
+	tests := []struct {
+		name  string
+		store api.StoreStatus
+		want  string
+	}{
+		{"unreadable", api.StoreStatus{Error: "pinging PostgreSQL: unavailable"},
+			"store    FAILING: pinging PostgreSQL: unavailable\n         persons ?  changes ?  outbox pending ? (store unreadable)\n"},
+		{"failing, counted", api.StoreStatus{Error: "write-ahead log failed", Persons: &persons, Changes: &changes, OutboxPending: &pending},
+			"store    FAILING: write-ahead log failed\n         persons 5,000  changes 119,746  outbox pending 0\n"},
+		{"ok", api.StoreStatus{OK: true, Persons: &persons, Changes: &changes, OutboxPending: &pending},
+			"store    ok\n         persons 5,000  changes 119,746  outbox pending 0\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			if err := renderStatus(&out, "http://hub", api.Status{Store: tc.store}); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(out.String(), tc.want) {
+				t.Errorf("no %q in\n%s", tc.want, out.String())
+			}
 		})
 	}
 }

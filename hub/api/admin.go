@@ -83,8 +83,9 @@ type EventKey struct {
 }
 
 // Status is the body of GET /v1/admin/status: what an operator looks at
-// first. A part that could not be read carries its error and zero values;
-// a part not configured is omitted.
+// first. A part that could not be read carries its error, and zero values
+// but for the store's totals, which are left out (StoreStatus); a part not
+// configured is omitted.
 type Status struct {
 	Time   time.Time     `json:"time"`
 	Store  StoreStatus   `json:"store"`
@@ -93,13 +94,16 @@ type Status struct {
 	Stream *StreamInfo   `json:"stream,omitempty"`
 }
 
-// StoreStatus is the store's health and totals.
+// StoreStatus is the store's health and totals. The totals are nil, and
+// left out of the JSON, when the store could not be read: unknown, not
+// zero. A failing store may still have them (memdb answers from memory
+// while its log cannot be written).
 type StoreStatus struct {
 	OK            bool   `json:"ok"`
 	Error         string `json:"error,omitempty"`
-	Persons       int64  `json:"persons"`
-	Changes       int64  `json:"changes"`
-	OutboxPending int64  `json:"outbox_pending"`
+	Persons       *int64 `json:"persons,omitempty"`
+	Changes       *int64 `json:"changes,omitempty"`
+	OutboxPending *int64 `json:"outbox_pending,omitempty"`
 }
 
 // IngestStatus is the consumer group's lag and the consumer's counts.
@@ -375,11 +379,16 @@ func (a *admin) collect(ctx context.Context) Status {
 	}
 	wg.Go(func() {
 		st.Store.Error = probe("store", func(ctx context.Context) error {
-			if err := a.cfg.Store.Ping(ctx); err != nil {
-				return err
-			}
+			// The totals are asked for even when Ping fails: a store
+			// that cannot take writes may still answer them.
+			perr := a.cfg.Store.Ping(ctx)
 			s, err := a.cfg.Store.Stats(ctx)
-			st.Store.Persons, st.Store.Changes, st.Store.OutboxPending = s.Persons, s.Changes, s.OutboxPending
+			if err == nil {
+				st.Store.Persons, st.Store.Changes, st.Store.OutboxPending = &s.Persons, &s.Changes, &s.OutboxPending
+			}
+			if perr != nil {
+				return perr
+			}
 			return err
 		})
 		st.Store.OK = st.Store.Error == ""

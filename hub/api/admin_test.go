@@ -135,7 +135,7 @@ func TestAdminStatus(t *testing.T) {
 	if err := json.Unmarshal(b, &st); err != nil {
 		t.Fatal(err)
 	}
-	if !st.Store.OK || st.Store.Changes != int64(len(in)) || st.Store.OutboxPending == 0 {
+	if !st.Store.OK || st.Store.Changes == nil || *st.Store.Changes != int64(len(in)) || st.Store.OutboxPending == nil || *st.Store.OutboxPending == 0 {
 		t.Errorf("store %+v", st.Store)
 	}
 	if st.Ingest == nil || st.Ingest.TotalLag != 5 || len(st.Ingest.Lag) != 3 || st.Ingest.Lag[0].Topic != "pop.events.health" ||
@@ -176,6 +176,104 @@ func TestAdminStatusMinimal(t *testing.T) {
 	if !strings.Contains(string(b), `"ok":true`) {
 		t.Errorf("store not ok: %s", b)
 	}
+}
+
+// failingStore is a store whose Ping fails, and its Stats too when
+// statsErr is set.
+type failingStore struct {
+	hub.Store
+	statsErr error
+}
+
+func (s failingStore) Ping(context.Context) error {
+	return errors.New("write-ahead log failed: no space left on device")
+}
+
+func (s failingStore) Stats(ctx context.Context) (hub.StoreStats, error) {
+	if s.statsErr != nil {
+		return hub.StoreStats{}, s.statsErr
+	}
+	return s.Store.Stats(ctx)
+}
+
+// TestAdminStatusStoreFailing: a failing store's totals are asked for all
+// the same, and shown when it answers (memdb answers from memory while its
+// log fails); when it cannot answer they are left out, unknown, where
+// they once read 0 persons, 0 changes and nothing pending, the picture of
+// an empty store. The answer keeps to the OpenAPI document's schema.
+func TestAdminStatusStoreFailing(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name     string
+		statsErr error
+		counted  bool
+	}{
+		{"totals still read", nil, true},
+		{"totals unreadable", errors.New("pinging PostgreSQL: unavailable"), false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			store := newMemStore(t)
+			in := storetest.Population(t, 2, 8)
+			if _, err := store.Apply(ctx, in); err != nil {
+				t.Fatal(err)
+			}
+			ts := adminServer(t, api.AdminConfig{Store: failingStore{Store: store, statsErr: tc.statsErr}})
+			code, _, b := adminDo(t, http.MethodGet, ts.URL+"/v1/admin/status", "", "")
+			if code != http.StatusOK {
+				t.Fatalf("status %d: %s", code, b)
+			}
+			var st api.Status
+			if err := json.Unmarshal(b, &st); err != nil {
+				t.Fatal(err)
+			}
+			if st.Store.OK || !strings.Contains(st.Store.Error, "no space left on device") {
+				t.Errorf("store %+v: want it failing with Ping's error", st.Store)
+			}
+			var raw struct {
+				Store map[string]any `json:"store"`
+			}
+			if err := json.Unmarshal(b, &raw); err != nil {
+				t.Fatal(err)
+			}
+			for _, field := range []string{"persons", "changes", "outbox_pending"} {
+				if _, ok := raw.Store[field]; ok != tc.counted {
+					t.Errorf("store.%s present %v, want %v: %s", field, ok, tc.counted, b)
+				}
+			}
+			if tc.counted && (st.Store.Changes == nil || *st.Store.Changes != int64(len(in))) {
+				t.Errorf("store %+v: want %d changes", st.Store, len(in))
+			}
+			for _, field := range openAPIStoreRequired(t) {
+				if _, ok := raw.Store[field]; !ok {
+					t.Errorf("store.%s is required by the OpenAPI document and missing: %s", field, b)
+				}
+			}
+		})
+	}
+}
+
+// openAPIStoreRequired returns the fields the OpenAPI document requires of
+// the admin status's store.
+func openAPIStoreRequired(t *testing.T) []string {
+	t.Helper()
+	var cur any = openAPIDoc(t)
+	for _, key := range []string{"paths", "/v1/admin/status", "get", "responses", "200", "content", "application/json", "schema", "properties", "store", "required"} {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			t.Fatalf("the OpenAPI document has no admin status store schema (at %q)", key)
+		}
+		cur = m[key]
+	}
+	list, ok := cur.([]any)
+	if !ok {
+		t.Fatalf("the admin status store schema's required is %T, want a list", cur)
+	}
+	var out []string
+	for _, f := range list {
+		out = append(out, fmt.Sprint(f))
+	}
+	return out
 }
 
 // TestAdminKnownEventsTakesNoQuery: the reconciliation route reads its
