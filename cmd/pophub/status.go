@@ -297,6 +297,9 @@ func ingestCounts(c ingest.Counts) api.IngestCounts {
 }
 
 func streamInfo(ctx context.Context, js jetstream.JetStream) (api.StreamInfo, error) {
+	if err := natsConnected(js); err != nil {
+		return api.StreamInfo{}, err
+	}
 	st, err := js.Stream(ctx, schemas.StreamName)
 	if err != nil {
 		return api.StreamInfo{}, fmt.Errorf("looking up stream %s: %w", schemas.StreamName, err)
@@ -309,9 +312,22 @@ func streamInfo(ctx context.Context, js jetstream.JetStream) (api.StreamInfo, er
 		FirstSeq: info.State.FirstSeq, LastSeq: info.State.LastSeq, LastTime: info.State.LastTime}, nil
 }
 
+// natsConnected says when the hub's NATS connection is down: asking the
+// server then only times out, after the probe's 5 s, with "context
+// deadline exceeded".
+func natsConnected(js jetstream.JetStream) error {
+	if nc := js.Conn(); nc != nil && !nc.IsConnected() {
+		return fmt.Errorf("the hub is not connected to NATS (its connection is %s)", strings.ToLower(nc.Status().String()))
+	}
+	return nil
+}
+
 // streamConsumers lists the stream's durable consumers (ephemeral and
 // ordered consumers come and go and are left out).
 func streamConsumers(ctx context.Context, js jetstream.JetStream) ([]api.ConsumerPosition, error) {
+	if err := natsConnected(js); err != nil {
+		return nil, err
+	}
 	st, err := js.Stream(ctx, schemas.StreamName)
 	if err != nil {
 		return nil, fmt.Errorf("looking up stream %s: %w", schemas.StreamName, err)

@@ -491,3 +491,37 @@ func TestStatusStoreTotalsUnknown(t *testing.T) {
 		})
 	}
 }
+
+// TestStatusStreamNATSDisconnected: while the hub is cut off from NATS
+// the stream and subscriber lines say so at once; they once waited out
+// the probe and said "context deadline exceeded".
+func TestStatusStreamNATSDisconnected(t *testing.T) {
+	n := testenv.NATS(t, embedded.NATSConfig{})
+	nc, err := nats.Connect(n.ClientURL(), nats.MaxReconnects(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Close()
+	for deadline := time.Now().Add(10 * time.Second); nc.IsConnected(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("still connected 10 s after the server stopped")
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, ierr := streamInfo(ctx, js)
+	_, cerr := streamConsumers(ctx, js)
+	for what, err := range map[string]error{"stream": ierr, "consumers": cerr} {
+		if err == nil || !strings.Contains(err.Error(), "not connected to NATS") {
+			t.Errorf("%s while disconnected: %v; want it to say the hub is not connected to NATS", what, err)
+		}
+	}
+	if ctx.Err() != nil {
+		t.Error("the probes waited for their timeout")
+	}
+}
