@@ -49,6 +49,8 @@ filtered ones: a filtered subscriber's floor stays at its last matching
 message, however many messages of other subjects follow. Records a source
 topic's retention deleted before the hub read them are shown as
 "LOST to retention: N records" (in --json, counts.lost_to_retention).
+Store totals the hub could not read are shown as "?" ("store unreadable";
+in --json persons, changes and outbox_pending are absent), never as 0.
 --json prints the raw answer.
 
 The hub counts the DLQ incrementally, reading on each request only the
