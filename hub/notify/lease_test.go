@@ -267,3 +267,48 @@ func TestLeaderCutOffFromNATSLeavesTheLease(t *testing.T) {
 	}
 	t.Logf("%d notifications published %v after the leader lost NATS", n, time.Since(start).Round(time.Millisecond))
 }
+
+// TestOutboxAgeWhileNATSDownWithLease: the NATS server of two hub
+// instances on one PostgreSQL schema goes away while notifications are
+// committed. The leader leaves the lease after 5 s and neither takes it
+// while disconnected, yet both report the age of the oldest waiting
+// notification, which PophubOutboxDelayed/Stalled watch, and that they are
+// not connected to NATS.
+func TestOutboxAgeWhileNATSDownWithLease(t *testing.T) {
+	schema := testenv.Schema(t)
+	srv := natsServer(t, 0)
+	js := connect(t, srv.ClientURL())
+	if err := EnsureStream(context.Background(), js, StreamConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	a := startInstance(t, "age-a-"+schema, schema, srv.ClientURL())
+	waitWithin(t, 5*time.Second, "instance a leads", a.relay.Leading)
+	b := startInstance(t, "age-b-"+schema, schema, srv.ClientURL())
+	for _, in := range []*instance{a, b} {
+		if got := metricSum(t, in.tel, "pophub_nats_connected"); got != 1 {
+			t.Errorf("%s: pophub_nats_connected = %v while connected (-1: absent), want 1", in.name, got)
+		}
+	}
+
+	srv.Close()
+	n := storetest.ApplyAll(t, a.store, storetest.Population(t, 10, 1), 40).Notifications
+	applied := time.Now()
+	waitWithin(t, 15*time.Second, "instance a leaves the lease", func() bool { return !a.relay.Leading() })
+	time.Sleep(time.Second) // a standing-by round of each
+	for _, in := range []*instance{a, b} {
+		waited := time.Since(applied).Seconds()
+		age := metricSum(t, in.tel, "pophub_outbox_age_seconds")
+		t.Logf("%s: %d notifications waiting %.1f s: age %v, backlog %v, relay_leader %v, nats_connected %v", in.name, n, waited,
+			age, metricSum(t, in.tel, "pophub_outbox_backlog"), metricSum(t, in.tel, "pophub_relay_leader"), metricSum(t, in.tel, "pophub_nats_connected"))
+		if age < waited {
+			t.Errorf("%s: NATS down, %d notifications waiting %.1f s: pophub_outbox_age_seconds = %v (-1: absent), want at least %.1f",
+				in.name, n, waited, age, waited)
+		}
+		if got := metricSum(t, in.tel, "pophub_nats_connected"); got != 0 {
+			t.Errorf("%s: pophub_nats_connected = %v with NATS down, want 0", in.name, got)
+		}
+		if in.relay.Leading() {
+			t.Errorf("%s leads the relay while not connected to NATS", in.name)
+		}
+	}
+}

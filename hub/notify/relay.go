@@ -36,10 +36,13 @@
 // the acknowledgements of notifications the stream already held, which it
 // dropped (all three present from the start, at zero); the gauges
 // pophub_relay_leader (1 while this instance's relay publishes, 0 while it
-// stands by), pophub_outbox_backlog (the store's count of entries not yet
-// acknowledged, read at each scrape) and pophub_outbox_age_seconds, the
-// histogram pophub_relay_publish_duration_seconds, and one "outbox relay"
-// span per round.
+// stands by), pophub_nats_connected (1 while this instance is connected to
+// NATS, 0 while not), pophub_outbox_backlog (the store's count of entries
+// not yet acknowledged) and pophub_outbox_age_seconds (the age of the
+// oldest of them, 0 when none waits), both read from the store at each
+// scrape, so that every instance reports them whether or not its relay
+// leads; the histogram pophub_relay_publish_duration_seconds, and one
+// "outbox relay" span per round.
 //
 // Each message carries W3C trace context in its headers. An entry whose
 // trace context (the one its change was committed with) is sampled gets a
@@ -175,6 +178,18 @@ type Outbox interface {
 	DeletePublished(ctx context.Context, olderThan time.Duration) error
 }
 
+// OutboxAge is an Outbox that tells when its oldest pending entry was
+// created without reading the entry (hub/postgres and hub/memdb do). The
+// relay asks at every metrics scrape for pophub_outbox_age_seconds; of an
+// Outbox without it, it reads the first pending entry instead.
+type OutboxAge interface {
+	// OldestPendingOutbox returns the CreatedAt of the first entry
+	// PendingOutbox would return from after = 0, or the zero time when
+	// none is pending. It must be cheap (an index lookup, not a count)
+	// and safe for concurrent use.
+	OldestPendingOutbox(ctx context.Context) (time.Time, error)
+}
+
 // Lease elects the relay that publishes when several hub instances share
 // one store: the relay publishes only while it holds the lease. A Lease is
 // used by one relay, from one goroutine at a time.
@@ -291,7 +306,6 @@ type Relay struct {
 	byKind      [len(kinds)]metric.AddOption // published's attribute sets
 	republished metric.Int64Counter
 	duplicates  metric.Int64Counter
-	age         metric.Float64Gauge
 	duration    metric.Float64Histogram
 
 	// streamCheckEvery is how often an idle relay looks for the stream
@@ -366,13 +380,26 @@ func New(cfg Config, js jetstream.JetStream, outbox Outbox) *Relay {
 			}
 			return nil
 		}))
-	// The backlog is the store's count, read at each scrape: a relay
-	// round sees at most one batch of it.
+	_, _ = cfg.Meter.Int64ObservableGauge("pophub.nats.connected",
+		metric.WithDescription("1 while this instance is connected to NATS, 0 while it is not: its relay then publishes nothing, and with a lease stands by."),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			if r.connected() {
+				o.Observe(1)
+			} else {
+				o.Observe(0)
+			}
+			return nil
+		}))
+	// The backlog and the age are the store's, read at each scrape: a
+	// relay round sees at most one batch of the backlog, and a relay
+	// standing by (with a lease, also while it is not connected to NATS)
+	// runs no rounds at all.
 	_, _ = cfg.Meter.Int64ObservableGauge("pophub.outbox.backlog", metric.WithUnit("{notification}"),
 		metric.WithDescription("Outbox entries JetStream has not acknowledged yet, as the store counts them when scraped."),
 		metric.WithInt64Callback(r.observeBacklog))
-	r.age, _ = cfg.Meter.Float64Gauge("pophub.outbox.age", metric.WithUnit("s"),
-		metric.WithDescription("Age of the oldest outbox entry waiting in the relay's last round (0 when none waits)."))
+	_, _ = cfg.Meter.Float64ObservableGauge("pophub.outbox.age", metric.WithUnit("s"),
+		metric.WithDescription("Age of the oldest outbox entry JetStream has not acknowledged yet, as the store tells it when scraped (0 when none waits)."),
+		metric.WithFloat64Callback(r.observeAge))
 	r.duration, _ = cfg.Meter.Float64Histogram("pophub.relay.publish.duration", metric.WithUnit("s"),
 		metric.WithDescription("Time to publish one round of outbox entries and record them as published."))
 	return r
@@ -393,6 +420,37 @@ func (r *Relay) observeBacklog(ctx context.Context, o metric.Int64Observer) erro
 	}
 	o.Observe(n)
 	return nil
+}
+
+// observeAge reports the age of the store's oldest pending entry; a store
+// that does not answer in time reports nothing.
+func (r *Relay) observeAge(ctx context.Context, o metric.Float64Observer) error {
+	ctx, cancel := context.WithTimeout(ctx, backlogTimeout)
+	defer cancel()
+	oldest, err := r.oldestPending(ctx)
+	if err != nil {
+		r.cfg.Logger.Debug("reading the age of the oldest pending notification", "err", err)
+		return nil
+	}
+	if oldest.IsZero() {
+		o.Observe(0)
+		return nil
+	}
+	o.Observe(max(time.Since(oldest).Seconds(), 0))
+	return nil
+}
+
+// oldestPending returns when the oldest pending entry was created, the
+// zero time when none is pending.
+func (r *Relay) oldestPending(ctx context.Context) (time.Time, error) {
+	if a, ok := r.outbox.(OutboxAge); ok {
+		return a.OldestPendingOutbox(ctx)
+	}
+	entries, err := r.outbox.PendingOutbox(ctx, 0, 1)
+	if err != nil || len(entries) == 0 {
+		return time.Time{}, err
+	}
+	return entries[0].CreatedAt, nil
 }
 
 // stallGrace is how long publishing may fail, round after round, before
@@ -543,9 +601,6 @@ func (r *Relay) lead(ctx context.Context) error {
 	r.leading.Store(false)
 	lose(nil)
 	<-watched
-	// Standing by, this instance no longer sees the oldest entry's age:
-	// the leader reports it.
-	r.age.Record(context.WithoutCancel(ctx), 0)
 	r.releaseLease()
 	return context.Cause(leadCtx)
 }
@@ -718,19 +773,10 @@ func sleepUntilConnected(ctx context.Context, nc *nats.Conn, d time.Duration) bo
 // ones. It reads the oldest pending entries every time, so an entry whose
 // publish failed, or that another instance committed with a lower
 // sequence number later, is picked up by a following round.
-//
-// The oldest entry's age is recorded before the kept entries are
-// published again: while the server is down that republish fails every
-// round, and the age is what the outbox alerts watch.
 func (r *Relay) round(ctx context.Context) (int, error) {
 	entries, err := r.outbox.PendingOutbox(ctx, 0, r.cfg.BatchSize)
 	if err != nil {
 		return 0, fmt.Errorf("reading outbox: %w", err)
-	}
-	if len(entries) == 0 {
-		r.age.Record(ctx, 0)
-	} else if oldest := entries[0].CreatedAt; !oldest.IsZero() {
-		r.age.Record(ctx, max(time.Since(oldest).Seconds(), 0))
 	}
 	if err := r.republish(ctx); err != nil {
 		return 0, err

@@ -293,6 +293,24 @@ func (s *Store) CountPendingOutbox(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
+// OldestPendingOutbox reports when the oldest batch row with
+// notifications left to publish was written, the zero time when there is
+// none: the first row of the outbox_batches_pending index, one index
+// lookup however long the backlog. The relay reads it at every metrics
+// scrape (notify.OutboxAge).
+func (s *Store) OldestPendingOutbox(ctx context.Context) (time.Time, error) {
+	var at time.Time
+	err := s.pool.QueryRow(ctx, `SELECT created_at FROM outbox_batches
+		WHERE cardinality(published) < size ORDER BY batch LIMIT 1`).Scan(&at)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return time.Time{}, nil
+	case err != nil:
+		return time.Time{}, fmt.Errorf("reading the oldest pending notification: %w", err)
+	}
+	return at.UTC(), nil
+}
+
 // MarkPublished implements hub.Store. It adds the entries to their batch
 // rows' published lists and sets the rows' published_at, under row locks
 // so that two relays marking one row do not lose each other's marks. A
