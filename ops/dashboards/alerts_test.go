@@ -144,7 +144,7 @@ func TestAlertRules(t *testing.T) {
 		}
 	}
 
-	for _, n := range []string{`job="pophub"`, "pophub_relay_leader", "pophub_outbox_age_seconds",
+	for _, n := range []string{`job="pophub"`, "pophub_relay_leader", "pophub_nats_connected", "pophub_outbox_age_seconds",
 		"pophub_consumer_lag_timestamp_seconds", "pophub_consumer_lag", "pophub_events_rejected_total",
 		"pophub_dlq_dropped_total", "pophub_sdk_gaps_total", "pophub_store_apply_duration_seconds_count"} {
 		if !watched[n] {
