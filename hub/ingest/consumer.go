@@ -1175,9 +1175,9 @@ func (c *Consumer) apply(ctx context.Context, d decoded) (res hub.ApplyResult, e
 		// one that fails before the store took its locks keeps the next
 		// batch waiting, and the retry still comes first. One that fails
 		// after the store passed the turn (PostgreSQL: at or after writing
-		// history, e.g. the connection breaking at commit; memdb then
-		// refuses every later batch anyway) may be applied again after
-		// the next batch; holding the turn until Apply returned would
+		// history, e.g. the connection breaking at commit; memdb passes
+		// it only once committed) may be applied again after the next
+		// batch; holding the turn until Apply returned would
 		// close that gap but serialize the batches' transactions.
 		err := retry(ctx, c.cfg.Logger, "applying batch", func() error {
 			attempts++

@@ -7,7 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/hub/storetest"
 )
 
@@ -326,4 +328,43 @@ func TestFailedPublishedRecordIsRetried(t *testing.T) {
 	if err := s.Ping(ctx); err != nil {
 		t.Errorf("Ping once writes succeed again: %v", err)
 	}
+}
+
+// TestFailedLogWriteKeepsTheTurn: ingest applies two batches of one
+// partition at once, each with its turn. When the first one's log write
+// fails (a full disk) the second must not be applied before the first
+// one's retry, even though the log takes writes again: history versions,
+// their sections and the notifications follow the partition's offsets.
+func TestFailedLogWriteKeepsTheTurn(t *testing.T) {
+	ctx := context.Background()
+	in := storetest.Population(t, 20, 9)
+	s, err := Open(ctx, Config{Dir: t.TempDir(), SnapshotEvery: 1 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	first, second := in[:len(in)/2], in[len(in)/2:]
+	s.wal.f = &faultyFile{logFile: s.wal.f, writes: 1}
+
+	passed := make(chan struct{})
+	ctxFirst := hub.WithTurn(ctx, nil, func() { close(passed) })
+	ctxSecond := hub.WithTurn(ctx, passed, func() {})
+	secondDone := make(chan error, 1)
+	go func() { _, err := s.Apply(ctxSecond, second); secondDone <- err }()
+	if _, err := s.Apply(ctxFirst, first); err == nil {
+		t.Fatal("the first batch's log write was meant to fail")
+	}
+	select {
+	case err := <-secondDone:
+		t.Fatalf("the second batch went ahead of the first one's retry (err %v)", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if _, err := s.Apply(ctxFirst, first); err != nil { // ingest's retry
+		t.Fatal(err)
+	}
+	if err := <-secondDone; err != nil {
+		t.Fatalf("second batch: %v", err)
+	}
+	storetest.CompareRecords(t, s, storetest.Expected(in))
+	storetest.CompareHistory(t, s, storetest.ExpectedHistory(in))
 }

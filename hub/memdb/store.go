@@ -201,8 +201,12 @@ func getMeta(txn *memdb.Txn) (meta, error) {
 // Apply implements hub.Store.
 func (s *Store) Apply(ctx context.Context, batch []hub.Input) (hub.ApplyResult, error) {
 	// Batches handed turns (hub.WithTurn) take s.mu in turn order, so that
-	// one partition's records take effect in offset order; one that ends
-	// before it takes s.mu keeps its turn for the caller (hub.Store).
+	// one partition's records take effect in offset order. A batch passes
+	// its turn only once it is committed: one that fails, its log write
+	// on a full disk for one, keeps it for the caller's retry
+	// (hub.Store), so the next batch cannot overtake it once the log
+	// takes writes again. Holding s.mu throughout, the store loses no
+	// concurrency by it.
 	if err := ctx.Err(); err != nil {
 		return hub.ApplyResult{}, err
 	}
@@ -211,7 +215,6 @@ func (s *Store) Apply(ctx context.Context, batch []hub.Input) (hub.ApplyResult, 
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	hub.PassTurn(ctx)
 	if s.closed {
 		return hub.ApplyResult{}, fmt.Errorf("applying batch: store closed: %w", hub.ErrUnavailable)
 	}
@@ -243,6 +246,7 @@ func (s *Store) Apply(ctx context.Context, batch []hub.Input) (hub.ApplyResult, 
 		return hub.ApplyResult{}, err
 	}
 	s.commit(txn, res)
+	hub.PassTurn(ctx)
 	if s.wal != nil && s.sinceSnap >= s.cfg.SnapshotEvery {
 		if err := s.startSnapshotLocked(); err != nil {
 			s.cfg.Logger.Error("starting snapshot", "err", err)
