@@ -34,7 +34,9 @@
 // pophub_notifications_republished_total those of the republish window
 // it stored again (it had lost them); pophub_notifications_duplicate_total
 // the acknowledgements of notifications the stream already held, which it
-// dropped (all three present from the start, at zero); the gauges
+// dropped; pophub_notifications_lost_total the notifications the stream
+// had stored and no longer holds though its limits did not remove them
+// (see Relay; all four present from the start, at zero); the gauges
 // pophub_relay_leader (1 while this instance's relay publishes, 0 while it
 // stands by), pophub_nats_connected (1 while this instance is connected to
 // NATS, 0 while not), pophub_outbox_backlog (the store's count of entries
@@ -290,6 +292,21 @@ func (c *Config) setDefaults() {
 // publishing per store. Should two publish the same entry anyway (a
 // leader cut off before it noticed, a crash before an entry was marked),
 // JetStream drops the repeat by Nats-Msg-Id.
+//
+// The publishing relay notices notifications the stream lost. Whenever it
+// looks for the stream (every few seconds unless every round is a full
+// batch), it compares the stream's sequences with what it knew the stream
+// held: what it saw at the previous look and the sequences JetStream
+// acknowledged to it since. A first sequence past the last message known
+// held (a purge, or messages deleted by hand), or a last sequence below
+// it (the stream deleted and created again, a server that lost what it
+// had stored), is logged at ERROR with the range of sequences lost and
+// counted in pophub_notifications_lost_total, unless the stream's limits
+// explain it (its age, message, byte or per-subject limit). A purge that
+// keeps the newest messages goes unnoticed, and so does one in the first
+// moments of a relay's turn, before it first looked. Nothing brings the
+// lost ones back: a purged stream keeps its duplicate ids, so publishing
+// them again within its duplicate window stores nothing.
 type Relay struct {
 	cfg Config
 	js  jetstream.JetStream
@@ -306,6 +323,7 @@ type Relay struct {
 	byKind      [len(kinds)]metric.AddOption // published's attribute sets
 	republished metric.Int64Counter
 	duplicates  metric.Int64Counter
+	lost        metric.Int64Counter
 	duration    metric.Float64Histogram
 
 	// streamCheckEvery is how often an idle relay looks for the stream
@@ -329,6 +347,7 @@ type Relay struct {
 	replay          bool      // the entries the store keeps must be published again
 	deletedAt       time.Time // when deleteOld last ran
 	streamCheckedAt time.Time // when checkStream last ran
+	held            streamHeld
 }
 
 // streamCheckInterval is how often an idle relay makes sure the stream is
@@ -362,6 +381,8 @@ func New(cfg Config, js jetstream.JetStream, outbox Outbox) *Relay {
 		metric.WithDescription("Notifications of the republish window JetStream stored again after a reconnect, a restart or a re-created stream: it had lost them."))
 	r.duplicates, _ = cfg.Meter.Int64Counter("pophub.notifications.duplicate", metric.WithUnit("{notification}"),
 		metric.WithDescription("Notifications JetStream acknowledged as repeats of ones it held (same Nats-Msg-Id within its duplicate window) and did not store again."))
+	r.lost, _ = cfg.Meter.Int64Counter("pophub.notifications.lost", metric.WithUnit("{notification}"),
+		metric.WithDescription("Notifications the stream had stored and no longer holds though its limits did not remove them (a purge, a deleted stream, a server that lost data), counted by stream sequence."))
 	// The counters show on /metrics from the start, at zero.
 	for i, k := range kinds {
 		r.byKind[i] = metric.WithAttributeSet(attribute.NewSet(attribute.String("kind", k)))
@@ -369,6 +390,7 @@ func New(cfg Config, js jetstream.JetStream, outbox Outbox) *Relay {
 	}
 	r.republished.Add(context.Background(), 0)
 	r.duplicates.Add(context.Background(), 0)
+	r.lost.Add(context.Background(), 0)
 	// No unit: the exporter would name a unit of 1 pophub_relay_leader_ratio.
 	_, _ = cfg.Meter.Int64ObservableGauge("pophub.relay.leader",
 		metric.WithDescription("1 while this instance's relay publishes the outbox (it holds the store's relay lease, or needs none), 0 while it stands by."),
@@ -596,6 +618,9 @@ func (r *Relay) lead(ctx context.Context) error {
 	// The previous leader may have gone down with the NATS server: publish
 	// the window the store keeps again, as at a start.
 	r.replay = r.cfg.RepublishWindow > 0
+	// What the stream holds is learnt afresh: other instances published
+	// into it meanwhile.
+	r.held = streamHeld{}
 	r.leading.Store(true)
 	_ = r.publishLoop(leadCtx)
 	r.leading.Store(false)
@@ -897,6 +922,7 @@ wait:
 		case ack := <-f.Ok():
 			acked = append(acked, entries[i])
 			duplicate = append(duplicate, ack.Duplicate)
+			r.held.stored(ack, r.cfg.Stream.Name)
 			end(i, nil)
 		case err := <-f.Err():
 			if refused++; firstRefusal == nil {
@@ -1090,16 +1116,116 @@ func (r *Relay) restoreStream(ctx context.Context) (created bool, _ error) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.AckTimeout)
 	defer cancel()
 	name := r.cfg.Stream.Name
-	switch _, err := r.js.Stream(ctx, name); {
+	switch st, err := r.js.Stream(ctx, name); {
 	case err == nil:
+		if info := st.CachedInfo(); info != nil {
+			r.lookedAt(ctx, info)
+		}
 		return false, nil
 	case !errors.Is(err, jetstream.ErrStreamNotFound):
 		return false, fmt.Errorf("looking up stream %s: %w", name, err)
 	}
 	r.cfg.Logger.Warn("the notification stream is missing: creating it again", "stream", name)
+	r.lookedAt(ctx, &jetstream.StreamInfo{}) // what it held is gone; the new one starts empty
 	if err := EnsureStream(ctx, r.js, r.cfg.Stream); err != nil {
 		return false, err
 	}
 	r.replay = r.cfg.RepublishWindow > 0
 	return true, nil
 }
+
+// lookedAt compares the stream, just looked up, with what the relay knew
+// it held; it reports the notifications the stream lost, and remembers
+// the stream's state for the next look.
+func (r *Relay) lookedAt(ctx context.Context, info *jetstream.StreamInfo) {
+	st := info.State
+	from, to := r.held.lost(info, time.Now())
+	r.held = streamHeld{looked: true, created: info.Created, first: st.FirstSeq, last: st.LastSeq, msgs: st.Msgs, lastAt: st.LastTime}
+	if to == 0 {
+		return
+	}
+	n := to - from + 1
+	r.lost.Add(ctx, int64(n))
+	r.cfg.Logger.Error("notifications lost from the stream: it no longer holds notifications it had stored, and its limits did not remove them (a purge, a deletion, or a server that lost its data); subscribers that had not read them must bootstrap again",
+		"stream", r.cfg.Stream.Name, "first_seq", from, "last_seq", to, "count", n, "stream_first_seq", st.FirstSeq, "stream_last_seq", st.LastSeq)
+}
+
+// streamHeld is what the publishing relay knows its stream held, for
+// noticing notifications the stream lost; the zero value knows nothing (a
+// relay that has just started leading).
+type streamHeld struct {
+	// From the last look at the stream, if any: when it was created (zero:
+	// not known, as after the relay created it), its first and last
+	// sequence and message count, and when its last message was stored
+	// (by the server's clock).
+	looked            bool
+	created           time.Time
+	first, last, msgs uint64
+	lastAt            time.Time
+	// Of the messages JetStream stored for the relay since (not the
+	// repeats it dropped): the lowest and highest sequence (0: none), and
+	// when the lowest was acknowledged.
+	ackedLow, ackedHigh uint64
+	ackedLowAt          time.Time
+}
+
+// stored notes a message JetStream acknowledged.
+func (h *streamHeld) stored(ack *jetstream.PubAck, stream string) {
+	if ack == nil || ack.Duplicate || ack.Stream != stream || ack.Sequence == 0 {
+		return
+	}
+	if h.ackedLow == 0 || ack.Sequence < h.ackedLow {
+		h.ackedLow, h.ackedLowAt = ack.Sequence, time.Now()
+	}
+	h.ackedHigh = max(h.ackedHigh, ack.Sequence)
+}
+
+// lost returns the range of sequences from the ones h knew held that
+// the stream, as info shows it, no longer holds though its limits did not
+// remove them; to is 0 when none.
+//
+// Another stream (created at another time than the one seen, or with
+// sequences that went back below the first seen) holds none of them. A
+// stream whose last sequence is below the last known held lost its tail
+// (a server that lost data; or another stream, created again before
+// this relay looked at the stream for the first time). Otherwise, the
+// stream's first sequence past mark, the last message seen held at the
+// last look (or, if the stream was empty then, the first stored since),
+// means a purge removed everything up to it, unless the limits explain
+// it: mark old enough for the age limit, enough messages after it for
+// the message limit, the stream half full for the byte limit, or any
+// message after it under a per-subject limit.
+func (h *streamHeld) lost(info *jetstream.StreamInfo, now time.Time) (from, to uint64) {
+	st, cfg := info.State, info.Config
+	var low, high, mark uint64
+	var markAt time.Time
+	if h.looked && h.msgs > 0 {
+		low, high, mark, markAt = h.first, h.last, h.last, h.lastAt
+	}
+	if h.ackedLow > 0 {
+		if low == 0 {
+			low, mark, markAt = h.ackedLow, h.ackedLow, h.ackedLowAt
+		}
+		high = max(high, h.ackedHigh)
+	}
+	switch {
+	case high == 0:
+		return 0, 0 // nothing known held
+	case h.looked && ((!h.created.IsZero() && !info.Created.Equal(h.created)) || st.FirstSeq < h.first):
+		return low, high // another stream
+	case st.LastSeq < high:
+		return max(st.LastSeq+1, low), high
+	case st.FirstSeq <= mark:
+		return 0, 0
+	case cfg.MaxAge > 0 && now.Sub(markAt)+ageSlack >= cfg.MaxAge,
+		cfg.MaxMsgs > 0 && st.LastSeq-mark >= uint64(cfg.MaxMsgs),
+		cfg.MaxBytes > 0 && st.Bytes >= uint64(cfg.MaxBytes)/2,
+		cfg.MaxMsgsPerSubject > 0 && st.LastSeq > mark:
+		return 0, 0
+	}
+	return low, st.FirstSeq - 1
+}
+
+// ageSlack allows for the difference between the server's clock, by
+// which the stream's messages are dated, and the hub's.
+const ageSlack = 30 * time.Second
