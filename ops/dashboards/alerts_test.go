@@ -146,7 +146,8 @@ func TestAlertRules(t *testing.T) {
 
 	for _, n := range []string{`job="pophub"`, "pophub_relay_leader", "pophub_nats_connected", "pophub_outbox_age_seconds",
 		"pophub_consumer_lag_timestamp_seconds", "pophub_consumer_lag", "pophub_events_rejected_total",
-		"pophub_dlq_dropped_total", "pophub_sdk_gaps_total", "pophub_store_apply_duration_seconds_count"} {
+		"pophub_dlq_dropped_total", "pophub_sdk_gaps_total", "pophub_store_apply_duration_seconds_count",
+		"pophub_notifications_lost_total"} {
 		if !watched[n] {
 			t.Errorf("no alert in ops/docker/alerts.yml watches %s", n)
 		}
@@ -159,6 +160,7 @@ func TestAlertRules(t *testing.T) {
 	// read the count.
 	for _, w := range []struct{ selector, severity string }{
 		{`pophub_events_skipped_total{reason="retention"}`, "critical"},
+		{"pophub_notifications_lost_total", "critical"},
 	} {
 		found := false
 		for expr, sev := range severities {
