@@ -303,10 +303,11 @@ func (c *Config) setDefaults() {
 // had stored), is logged at ERROR with the range of sequences lost and
 // counted in pophub_notifications_lost_total, unless the stream's limits
 // explain it (its age, message, byte or per-subject limit). A purge that
-// keeps the newest messages goes unnoticed, and so does one in the first
-// moments of a relay's turn, before it first looked. Nothing brings the
-// lost ones back: a purged stream keeps its duplicate ids, so publishing
-// them again within its duplicate window stores nothing.
+// keeps the newest messages goes unnoticed, and so does one made in a
+// relay's turn before it first looked at the stream or stored a message
+// in it. Nothing brings the lost ones back: a purged stream keeps its
+// duplicate ids, so publishing them again within its duplicate window
+// stores nothing.
 type Relay struct {
 	cfg Config
 	js  jetstream.JetStream
