@@ -497,6 +497,14 @@ func (r *Relay) noteRound(err error) {
 	r.lastFailure = err
 }
 
+// outboxError is a round's failure to read or mark the outbox: the
+// store's, which Ping must not put down to NATS (a memdb log on a full
+// disk fails the marks while NATS is well).
+type outboxError struct{ err error }
+
+func (e *outboxError) Error() string { return e.err.Error() }
+func (e *outboxError) Unwrap() error { return e.err }
+
 // pingTimeout bounds Ping's question to the server.
 const pingTimeout = 2 * time.Second
 
@@ -513,6 +521,10 @@ func (r *Relay) Ping(ctx context.Context) error {
 	since, last := r.failingSince, r.lastFailure
 	r.failMu.Unlock()
 	if !since.IsZero() && time.Since(since) >= r.stallAfter {
+		var store *outboxError
+		if errors.As(last, &store) {
+			return fmt.Errorf("notifications have been held up for %s by the store, not by NATS; the outbox keeps them: %w", time.Since(since).Round(time.Second), last)
+		}
 		return fmt.Errorf("publishing notifications has failed for %s; the outbox keeps them: %w", time.Since(since).Round(time.Second), last)
 	}
 	ctx, cancel := context.WithTimeout(ctx, pingTimeout)
@@ -802,7 +814,7 @@ func sleepUntilConnected(ctx context.Context, nc *nats.Conn, d time.Duration) bo
 func (r *Relay) round(ctx context.Context) (int, error) {
 	entries, err := r.outbox.PendingOutbox(ctx, 0, r.cfg.BatchSize)
 	if err != nil {
-		return 0, fmt.Errorf("reading outbox: %w", err)
+		return 0, &outboxError{fmt.Errorf("reading outbox: %w", err)}
 	}
 	if err := r.republish(ctx); err != nil {
 		return 0, err
@@ -827,7 +839,7 @@ func (r *Relay) round(ctx context.Context) (int, error) {
 		if err := r.outbox.MarkPublished(ctx, seqs); err != nil {
 			// Published but not marked: the next round publishes them
 			// again and JetStream drops the repeats.
-			return 0, fmt.Errorf("recording published notifications: %w", err)
+			return 0, &outboxError{fmt.Errorf("recording published notifications: %w", err)}
 		}
 		// Only what the stream stored counts as published: summed over
 		// instances, the counter is what the stream gained.

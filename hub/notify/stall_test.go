@@ -116,3 +116,26 @@ func TestRelayReadyWhileSomeArePublished(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestRelayReadinessNamesTheStore: when the outbox cannot be read or
+// marked (a memdb log on a full disk, PostgreSQL down) while NATS is
+// well, readiness says the store holds notifications up, so that the
+// operator is not sent to a healthy NATS.
+func TestRelayReadinessNamesTheStore(t *testing.T) {
+	n := natsServer(t, 0)
+	js := connect(t, n.ClientURL())
+	ctx := context.Background()
+	if err := EnsureStream(ctx, js, StreamConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	o := newOutbox(10)
+	o.fail = 1 << 30
+	r := New(Config{}, js, o)
+	r.stallAfter = time.Second
+	runRelay(t, r)
+	var err error
+	waitWithin(t, 30*time.Second, "readiness to fail", func() bool { err = r.Ping(ctx); return err != nil })
+	if msg := err.Error(); !strings.Contains(msg, "by the store, not by NATS") || !strings.Contains(msg, "store unavailable") {
+		t.Fatalf("Ping: %v; want it to name the store's failure, not NATS", err)
+	}
+}
