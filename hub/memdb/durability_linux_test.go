@@ -27,22 +27,7 @@ func TestPartialLogWriteIsCutOff(t *testing.T) {
 	path := walPath(dir, s.wal.gen)
 	good := fileSize(t, path)
 
-	// The Go runtime ignores SIGXFSZ: the write past the limit returns
-	// EFBIG after writing what fits.
-	var old syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &old); err != nil {
-		t.Fatal(err)
-	}
-	limit := old
-	limit.Cur = uint64(good) + 100
-	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &limit); err != nil {
-		// Lowering the soft limit never needs a privilege.
-		t.Fatalf("setting a file size limit: %v", err)
-	}
-	_, err = s.Apply(ctx, in[100:150])
-	if rerr := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &old); rerr != nil {
-		t.Fatal(rerr)
-	}
+	withFileSizeLimit(t, good+100, func() { _, err = s.Apply(ctx, in[100:150]) })
 	if !errors.Is(err, syscall.EFBIG) {
 		t.Fatalf("Apply past the file size limit: %v, want EFBIG", err)
 	}
@@ -82,20 +67,11 @@ func TestLogResumesAfterDiskFreed(t *testing.T) {
 	path := walPath(dir, s.wal.gen)
 	good := fileSize(t, path)
 
-	var old syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &old); err != nil {
-		t.Fatal(err)
-	}
-	limit := old
-	limit.Cur = uint64(good) + 100
-	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &limit); err != nil {
-		t.Fatalf("setting a file size limit: %v", err)
-	}
-	_, err = s.Apply(ctx, in[100:150])
-	perr := s.Ping(ctx)
-	if rerr := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &old); rerr != nil {
-		t.Fatal(rerr)
-	}
+	var perr error
+	withFileSizeLimit(t, good+100, func() {
+		_, err = s.Apply(ctx, in[100:150])
+		perr = s.Ping(ctx)
+	})
 	if !errors.Is(err, syscall.EFBIG) {
 		t.Fatalf("Apply past the file size limit: %v, want EFBIG", err)
 	}
@@ -126,4 +102,27 @@ func fileSize(t *testing.T, path string) int64 {
 		t.Fatal(err)
 	}
 	return fi.Size()
+}
+
+// withFileSizeLimit runs f with the process's file size limit at limit
+// bytes, as a disk that fills there. The Go runtime ignores SIGXFSZ: a
+// write past the limit returns EFBIG after writing what fits.
+func withFileSizeLimit(t *testing.T, limit int64, f func()) {
+	t.Helper()
+	var old syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &old); err != nil {
+		t.Fatal(err)
+	}
+	lowered := old
+	lowered.Cur = uint64(limit)
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &lowered); err != nil {
+		// Lowering the soft limit never needs a privilege.
+		t.Fatalf("setting a file size limit: %v", err)
+	}
+	defer func() {
+		if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &old); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	f()
 }
