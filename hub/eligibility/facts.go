@@ -146,9 +146,14 @@ type facts struct {
 	// maritalStatus is the marital status code (codes.Marital*) of the
 	// day, "" when neither the history nor the record says.
 	maritalStatus string
-	contracts     []span
-	rentals       []span
-	properties    []span
+	// divorcedFrom and divorcedOn are, while the person is divorced, the
+	// former spouse the divorce in force names ("" when it names none,
+	// or when only the record says so) and its day (zero when unknown).
+	divorcedFrom citizenid.ID
+	divorcedOn   time.Time
+	contracts    []span
+	rentals      []span
+	properties   []span
 	// insurance per kind, sorted by month, one entry per month (each
 	// with the regions it was paid in).
 	insurance  map[string][]contribution
@@ -214,6 +219,7 @@ func gather(rec *hub.Record, history []hub.Change, asOf time.Time) *facts {
 			if json.Unmarshal(c.Data, &d) == nil {
 				f.married, f.spouse, f.maritalEv, sawMarital = true, d.SpouseID, ev, true
 				f.maritalStatus = codes.MaritalMarried
+				f.divorcedFrom, f.divorcedOn = "", time.Time{}
 				latestSpouse, sawMarriage = d.SpouseID, true
 			}
 		case schemas.MarriageDivorced:
@@ -224,6 +230,7 @@ func gather(rec *hub.Record, history []hub.Change, asOf time.Time) *facts {
 			if json.Unmarshal(c.Data, &d) == nil && (!sawMarriage || d.SpouseID == latestSpouse) {
 				f.married, f.spouse, f.maritalEv, sawMarital = false, "", ev, true
 				f.maritalStatus = codes.MaritalDivorced
+				f.divorcedFrom, f.divorcedOn = d.SpouseID, day
 			}
 		case schemas.ContractStarted:
 			var d schemas.ContractStartedData
@@ -376,6 +383,9 @@ func (f *facts) maritalBefore(rec *hub.Record, history []hub.Change) {
 			f.maritalStatus = rec.Marital.Status
 			if rec.Marital.SpouseID != "" {
 				f.married, f.spouse = true, rec.Marital.SpouseID
+			}
+			if rec.Marital.Status == codes.MaritalDivorced {
+				f.divorcedOn, _ = parseDay(rec.Marital.Since)
 			}
 		}
 	case first.Type == schemas.MarriageRegistered:

@@ -36,9 +36,12 @@ import (
 // member's own record, and the basis says so ("no marriage on their own
 // record") rather than asserting it, since a marriage whose copy for them
 // has not arrived is not seen. A member whose own record names the
-// applicant as spouse is listed as the spouse (with a basis asking to
-// confirm when the applicant's record does not name them), never presumed
-// a child or parent by age. Members between (siblings, others) are not
+// applicant as spouse is never presumed a child or parent by age; they
+// are listed as the spouse (with a basis saying what the applicant's
+// record shows instead and asking to confirm, when it does not name
+// them), except when the applicant's record, as of the day, shows a
+// divorce from them or a marriage to another whose own record names the
+// applicant too (or is not held here). Members between (siblings, others) are not
 // listed. Basis says how each was matched, so that a clerk confirms it on
 // the household register.
 //
@@ -182,6 +185,9 @@ func familyOf(p *Policy, applicant *hub.Record, f *facts, family []hub.Record) [
 	}
 	seen := map[citizenid.ID]bool{applicant.CitizenID: true}
 	var spouse *hub.Record
+	// spouseStands: the applicant's record names a spouse whose own
+	// record, when held here, names the applicant too.
+	spouseStands := false
 	if f.married && f.spouse != "" {
 		// The spouse the applicant's record names is listed when their
 		// own record (as of the day) names the applicant in turn; one
@@ -207,6 +213,7 @@ func familyOf(p *Policy, applicant *hub.Record, f *facts, family []hub.Record) [
 		if !confirmed {
 			spouse = nil // nor are the parents of their household the spouse's
 		}
+		spouseStands = confirmed
 		if allows("spouse") && confirmed && (spouse == nil || spouse.Status == hub.StatusActive) {
 			out = append(out, m)
 		}
@@ -239,9 +246,11 @@ func familyOf(p *Policy, applicant *hub.Record, f *facts, family []hub.Record) [
 		if _, spouse := marriageOnOwnRecord(r, applicant.CitizenID); spouse && member {
 			// A member of the household whose own record names the
 			// applicant as spouse (the copy for the applicant may be late
-			// or missing): a spouse, never a child or parent by age.
-			if allows("spouse") {
-				add("spouse", spouseByOwnRecord(f))
+			// or missing): a spouse, never a child or parent by age, and
+			// not even that when the applicant's own record shows a
+			// divorce from them or a marriage to another that stands.
+			if basis, ok := spouseByOwnRecord(f, r.CitizenID, spouseStands); ok && allows("spouse") {
+				add("spouse", basis)
 			}
 			seen[r.CitizenID] = true
 			continue
@@ -301,15 +310,41 @@ func familyOf(p *Policy, applicant *hub.Record, f *facts, family []hub.Record) [
 	return out
 }
 
-// spouseByOwnRecord is the basis of a spouse listed because their own
-// record names the applicant, with what the applicant's record (f) shows.
-func spouseByOwnRecord(f *facts) string {
-	shows := "shows no marriage to them"
-	if f.married && f.spouse != "" {
-		shows = "names " + f.spouse.Masked() + " as spouse"
+// spouseByOwnRecord is the basis of member, a household member whose own
+// record names the applicant as spouse, listed as the spouse for a clerk
+// to confirm, saying truthfully what the applicant's record (f, as of the
+// day) shows instead; ok is false when that record speaks against them: a
+// divorce from member, or a marriage to another spouse that stands
+// (spouseStands: that spouse's own record names the applicant too, or is
+// not held here), since the copy the member's record lacks is then the
+// divorce or the other marriage, not the applicant's.
+func spouseByOwnRecord(f *facts, member citizenid.ID, spouseStands bool) (basis string, ok bool) {
+	var shows string
+	switch {
+	case f.married && f.spouse != "" && spouseStands:
+		return "", false
+	case f.married && f.spouse != "":
+		shows = "names " + f.spouse.Masked() + " as spouse, whose own record does not name the applicant"
+	case f.married:
+		shows = "shows a marriage naming no spouse"
+	case f.maritalStatus == codes.MaritalDivorced && f.divorcedFrom == member:
+		return "", false
+	case f.maritalStatus == codes.MaritalDivorced:
+		shows = "shows a divorce"
+		if f.divorcedFrom != "" {
+			shows += " from " + f.divorcedFrom.Masked()
+		}
+		if !f.divorcedOn.IsZero() {
+			shows += " (" + fmtDay(f.divorcedOn) + ")"
+		}
+		shows += " and no marriage to them"
+	case f.maritalStatus == "" || f.maritalStatus == codes.MaritalUnmarried:
+		shows = "shows no marriage to them"
+	default:
+		shows = "shows marital status " + f.maritalStatus + " (" + codes.Marital[f.maritalStatus] + ")"
 	}
 	return "names the applicant as spouse on their own marriage record; the applicant's record " + shows +
-		": confirm with the marriage register"
+		": confirm with the marriage register", true
 }
 
 func relationOrder(r string) int {

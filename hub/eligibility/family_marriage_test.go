@@ -15,7 +15,11 @@ import (
 // presumed from the household register by age, but a member's own
 // marriage record comes first. A member whose own record names the
 // applicant as spouse (the applicant's copy late or missing) is listed as
-// the spouse, for a clerk to confirm, never as a child or parent; and a
+// the spouse, for a clerk to confirm, with a basis saying what the
+// applicant's record shows instead, never as a child or parent; not even
+// as the spouse when the applicant's own record shows a divorce from them
+// or a marriage to another that their record confirms (the member's copy
+// of that divorce is the one missing); and a
 // child with no marital section on their own record is an unmarried child
 // under 未婚子女 (吉市政发〔2015〕5号), with a basis saying that their own
 // record shows no marriage rather than that they are unmarried: a
@@ -28,6 +32,12 @@ func TestFamilyMemberOwnMarriage(t *testing.T) {
 	}
 	marry := func(who, spouse citizenid.ID, eid string) hub.Input {
 		return storetest.Event(t, schemas.MarriageRegistered, who, eid, on(2015, 1, 1), schemas.MarriageRegisteredData{SpouseID: spouse})
+	}
+	divorce := func(who, spouse citizenid.ID, eid string) hub.Input {
+		return storetest.Event(t, schemas.MarriageDivorced, who, eid, on(2023, 1, 1), schemas.MarriageDivorcedData{SpouseID: spouse})
+	}
+	remarry := func(who, spouse citizenid.ID, eid string) hub.Input {
+		return storetest.Event(t, schemas.MarriageRegistered, who, eid, on(2024, 1, 1), schemas.MarriageRegisteredData{SpouseID: spouse})
 	}
 	const missingCopy = "names the applicant as spouse on their own marriage record; the applicant's record shows no marriage to them: confirm with the marriage register"
 	tests := []struct {
@@ -45,12 +55,27 @@ func TestFamilyMemberOwnMarriage(t *testing.T) {
 		{"both records show the marriage", "chifeng/central", chifengAddr,
 			"1970-01-01", "1990-01-01", []hub.Input{marry(me, member, "mz-m71"), marry(member, me, "mz-m72")},
 			[]eligibility.FamilyMember{{CitizenID: member, Name: "李娜", Relation: "spouse", Basis: "spouse on the marriage record"}}},
-		{"a member names the applicant, whose own record names another", "chifeng/central", chifengAddr,
+		{"a member names the applicant, whose marriage to another both records show", "chifeng/central", chifengAddr,
 			"1970-01-01", "1990-01-01", []hub.Input{marry(me, other, "mz-m71"), marry(other, me, "mz-m73"), marry(member, me, "mz-m72")},
-			[]eligibility.FamilyMember{
-				{CitizenID: other, Name: "王强", Relation: "spouse", Basis: "spouse on the marriage record"},
-				{CitizenID: member, Name: "李娜", Relation: "spouse", Basis: "names the applicant as spouse on their own marriage record; " +
-					"the applicant's record names " + other.Masked() + " as spouse: confirm with the marriage register"}}},
+			[]eligibility.FamilyMember{{CitizenID: other, Name: "王强", Relation: "spouse", Basis: "spouse on the marriage record"}}},
+		{"a member names the applicant, whose own record names another not naming them", "chifeng/central", chifengAddr,
+			"1970-01-01", "1990-01-01", []hub.Input{marry(me, other, "mz-m71"), marry(member, me, "mz-m72")},
+			[]eligibility.FamilyMember{{CitizenID: member, Name: "李娜", Relation: "spouse", Basis: "names the applicant as spouse on their own marriage record; " +
+				"the applicant's record names " + other.Masked() + " as spouse, whose own record does not name the applicant: confirm with the marriage register"}}},
+		{"the applicant's record shows the divorce from the member, the member's copy missing", "chifeng/central", chifengAddr,
+			"1970-01-01", "1972-01-01", []hub.Input{marry(me, member, "mz-m71"), marry(member, me, "mz-m72"), divorce(me, member, "mz-d71")},
+			[]eligibility.FamilyMember{}},
+		{"the member's record shows the divorce, the applicant's copy missing", "chifeng/central", chifengAddr,
+			"1970-01-01", "1972-01-01", []hub.Input{marry(me, member, "mz-m71"), marry(member, me, "mz-m72"), divorce(member, me, "mz-d72")},
+			[]eligibility.FamilyMember{}},
+		{"the applicant divorced the member and remarried another, the member's copies missing", "chifeng/central", chifengAddr,
+			"1970-01-01", "1990-01-01", []hub.Input{marry(me, member, "mz-m71"), marry(member, me, "mz-m72"), divorce(me, member, "mz-d71"),
+				remarry(me, other, "mz-m73"), remarry(other, me, "mz-m74")},
+			[]eligibility.FamilyMember{{CitizenID: other, Name: "王强", Relation: "spouse", Basis: "spouse on the marriage record"}}},
+		{"a member names the applicant, whose record shows a divorce from another", "chifeng/central", chifengAddr,
+			"1970-01-01", "1990-01-01", []hub.Input{marry(me, other, "mz-m71"), divorce(me, other, "mz-d71"), remarry(member, me, "mz-m72")},
+			[]eligibility.FamilyMember{{CitizenID: member, Name: "李娜", Relation: "spouse", Basis: "names the applicant as spouse on their own marriage record; " +
+				"the applicant's record shows a divorce from " + other.Masked() + " (2023-01-01) and no marriage to them: confirm with the marriage register"}}},
 		{"a child with no marriage on their own record", "jilin/city", jilinCity,
 			"1960-01-01", "1990-01-01", nil,
 			[]eligibility.FamilyMember{{CitizenID: member, Name: "李娜", Relation: "child",
