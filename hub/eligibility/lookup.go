@@ -46,7 +46,11 @@ func Decide(ctx context.Context, r Reader, p *Policy, id citizenid.ID, asOf time
 		if err != nil {
 			return Decision{}, err
 		}
-		if then := relativesOn(rec, hist, asOf, past); past && relativesKey(then) != relativesKey(rec) {
+		// For a past day, and for today when the person's history holds
+		// a change stamped after asOf (ahead, within the clock skew the
+		// hub accepts), which today's record already shows.
+		then := relativesOn(rec, hist, asOf, past || changedAfter(hist, asOf))
+		if relativesKey(then) != relativesKey(rec) {
 			// Those of that day too: a spouse since divorced, a
 			// household since left (today's members are kept: a
 			// household that moved together is found at its new
@@ -63,13 +67,22 @@ func Decide(ctx context.Context, r Reader, p *Policy, id citizenid.ID, asOf time
 		}
 		// For a past day, each relative's history too: their hukou and
 		// status are decided as of asOf, not as they are today. A
-		// decision for today takes their records as they stand, which
-		// spares a read per member of a large (collective) household on
-		// every decision the API and the watcher make.
+		// decision for today reads the history of the spouse of that
+		// day alone, whose marriage, hukou and status it takes as of
+		// asOf (a copy of the marriage stamped after asOf, on the next
+		// China day, does not count today, as it will not when the day
+		// is decided again later), and takes the other relatives'
+		// records as they stand, which spares a read per member of a
+		// large (collective) household on every decision the API and the
+		// watcher make.
+		var spouse citizenid.ID
+		if then.Marital != nil {
+			spouse = then.Marital.SpouseID
+		}
 		family = make([]Subject, len(recs))
 		for i, m := range recs {
 			family[i] = Subject{Record: m}
-			if !past {
+			if !past && (spouse == "" || m.CitizenID != spouse) {
 				continue
 			}
 			if family[i].History, err = r.History(ctx, m.CitizenID); err != nil {
@@ -78,6 +91,11 @@ func Decide(ctx context.Context, r Reader, p *Policy, id citizenid.ID, asOf time
 		}
 	}
 	return Evaluate(p, Subject{Record: rec, History: hist}, family, asOf), nil
+}
+
+// changedAfter reports whether history holds a change stamped after asOf.
+func changedAfter(history []hub.Change, asOf time.Time) bool {
+	return slices.ContainsFunc(history, func(c hub.Change) bool { return c.Time.After(asOf) })
 }
 
 // relativesOn is the record Relatives looks up a person's relatives
