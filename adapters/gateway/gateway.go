@@ -446,7 +446,8 @@ const (
 
 // unpublished lists the events that results (one per event) say were not
 // published, and counts those that sending again will not publish
-// (publisher.Retriable). Details name no citizen and no address of the
+// (publisher.Retriable; an event its closed publisher did not send, as
+// the hub stops, may pass). Details name no citizen and no address of the
 // hub's network: a passing failure's cause stays in the hub's log.
 func unpublished(events []schemas.Event, results []publisher.Result) (unsent []EventError, refused int) {
 	if len(results) != len(events) {
@@ -460,7 +461,10 @@ func unpublished(events []schemas.Event, results []publisher.Result) (unsent []E
 		var tm *publisher.TopicMissingError
 		var re *schemas.RejectError
 		switch {
-		case publisher.Retriable(res.Err):
+		case publisher.Retriable(res.Err), errors.Is(res.Err, publisher.ErrClosed):
+			// A closed publisher never sends again, but the hub that
+			// closed it is stopping: the event may be sent again to the
+			// hub once it, or another instance, is up.
 			e.Reason, e.Detail = reasonNotAcknowledged, "Kafka did not acknowledge the event, for a reason that may pass: it may be sent again"
 		case errors.As(res.Err, &tm):
 			e.Reason = publisher.ReasonTopicMissing

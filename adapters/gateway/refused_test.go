@@ -29,6 +29,7 @@ func TestKafkaRefusalsAnswered(t *testing.T) {
 		// answers its produce requests with.
 		refuse     map[int32]int16
 		noTopic    bool // the housing topic does not exist
+		closed     bool // the gateway's publisher is closed (the hub is stopping)
 		wantStatus int
 		wantAll    bool              // every event listed
 		wantReason map[string]string // each reason listed, with what its detail names
@@ -43,6 +44,9 @@ func TestKafkaRefusalsAnswered(t *testing.T) {
 			wantStatus: http.StatusBadGateway,
 			wantReason: map[string]string{reasonKafkaRefused: "[10] Message Size Too Large", reasonNotAcknowledged: "may be sent again"}},
 		{name: "not enough replicas", refuse: map[int32]int16{0: 19}, wantStatus: http.StatusServiceUnavailable},
+		// publisher.ErrClosed is not retriable with that publisher, but a
+		// hub stopping is a passing trouble for the department.
+		{name: "publisher closed as the hub stops", closed: true, wantStatus: http.StatusServiceUnavailable},
 	}
 	evs := housingEvents(t, 40)
 	v, err := jsonschema.NewValidator()
@@ -95,6 +99,11 @@ func TestKafkaRefusalsAnswered(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { pub.Close() })
+			if tt.closed {
+				if err := pub.Close(); err != nil {
+					t.Fatal(err)
+				}
+			}
 			url := serve(t, pub)
 
 			body, _ := json.Marshal(encodeAll(t, evs))

@@ -345,16 +345,17 @@ func (e *TopicMissingError) Error() string {
 }
 
 // Retriable reports whether an event whose Result carries err may be
-// delivered by sending it again unchanged, once whatever passing trouble
-// kept it out is over: a timeout, a connection lost, a partition's leader
-// moving, a broker short of in-sync replicas, ctx done, ErrClosed. It is
-// false for what stays until someone changes the event or the brokers: a
-// reject (*schemas.RejectError), a TopicMissingError, and a broker's
-// refusal Kafka does not deem retriable (kafka-go's Error.Temporary is
-// false), such as [10] Message Size Too Large (the topic's
-// max.message.bytes below the batch), [29] Topic Authorization Failed or
-// [58] SASL Authentication Failed. A retry loop should stop at these and
-// tell someone.
+// delivered by sending it again unchanged, with the same publisher, once
+// whatever passing trouble kept it out is over: a timeout, a connection
+// lost, a partition's leader moving, a broker short of in-sync replicas,
+// ctx done. It is false for what stays until someone changes the event,
+// the brokers or the publisher: a reject (*schemas.RejectError), a
+// TopicMissingError, a broker's refusal Kafka does not deem retriable
+// (kafka-go's Error.Temporary is false), such as [10] Message Size Too
+// Large (the topic's max.message.bytes below the batch), [29] Topic
+// Authorization Failed or [58] SASL Authentication Failed, and ErrClosed:
+// a closed publisher never sends again (a new one may). A retry loop
+// should stop at these and tell someone.
 func Retriable(err error) bool {
 	if err == nil {
 		return false
@@ -363,7 +364,7 @@ func Retriable(err error) bool {
 	var tm *TopicMissingError
 	var ke kafka.Error
 	switch {
-	case errors.As(err, &re), errors.As(err, &tm):
+	case errors.As(err, &re), errors.As(err, &tm), errors.Is(err, ErrClosed):
 		return false
 	case errors.As(err, &ke):
 		return ke.Temporary()
