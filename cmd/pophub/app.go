@@ -107,8 +107,9 @@ type Config struct {
 	RegionsFile string
 	// HTTPReadTimeout bounds the reading of a whole HTTP request, body
 	// included (api.Config.ReadTimeout); the gateway answers a body that
-	// does not arrive within it 408, naming it. Default
-	// api.DefaultReadTimeout (1 minute).
+	// does not arrive within it 408, naming it. 0 is the default,
+	// api.DefaultReadTimeout (1 minute), never no limit; the
+	// --http-read-timeout flag takes only a positive duration.
 	HTTPReadTimeout time.Duration
 	// GatewayTokens is a tokens file (adapters/gateway); when set, the hub
 	// takes events over HTTP at POST /v1/events for the departments it

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -142,7 +143,11 @@ func TestGatewayThroughTheHub(t *testing.T) {
 // TestHTTPReadTimeoutFlag: dev and serve take --http-read-timeout, the
 // time a client has to send a whole request (a gateway batch on a slow
 // line needs more than the default minute), say in --help what a body
-// past it gets, and refuse a negative one before starting anything.
+// past it gets, and refuse a negative one before starting anything. 0 is
+// refused too: it was taken and silently meant the default minute, where
+// an operator reads it, as Go's http.Server does, as no limit at all (which
+// the hub does not offer: a client sending slowly on purpose would hold its
+// connection for ever).
 func TestHTTPReadTimeoutFlag(t *testing.T) {
 	newLogger := func() *slog.Logger { return testLogger(t) }
 	dir := t.TempDir()
@@ -151,7 +156,8 @@ func TestHTTPReadTimeoutFlag(t *testing.T) {
 		cmd  func() *cobra.Command
 		args []string
 	}{
-		{"dev", func() *cobra.Command { return devCommand(newLogger) }, []string{"--data", dir}},
+		{"dev", func() *cobra.Command { return devCommand(newLogger) },
+			[]string{"--data", dir, "--http", "127.0.0.1:0", "--kafka", "127.0.0.1:0", "--nats", "127.0.0.1:0"}},
 		{"serve", func() *cobra.Command { return serveCommand(newLogger) },
 			[]string{"--kafka", "127.0.0.1:1", "--nats", "nats://127.0.0.1:1", "--data", dir}},
 	}
@@ -161,14 +167,25 @@ func TestHTTPReadTimeoutFlag(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, want := range []string{"--http-read-timeout duration", "answered 408", "(default 1m0s)"} {
+			for _, want := range []string{"--http-read-timeout duration", "answered 408", "(default 1m0s)", "0 is refused"} {
 				if !strings.Contains(help, want) {
 					t.Errorf("pophub %s --help does not mention %q:\n%s", c.name, want, help)
 				}
 			}
-			_, err = execute(t, c.cmd(), append(c.args, "--http-read-timeout", "-1s")...)
-			if want := "--http-read-timeout -1s: want a positive duration"; err == nil || !strings.Contains(err.Error(), want) {
-				t.Errorf("pophub %s --http-read-timeout -1s: %v; want %q", c.name, err, want)
+			for _, v := range []string{"-1s", "0", "0s"} {
+				cmd := c.cmd()
+				cmd.SetArgs(append(c.args, "--http-read-timeout", v))
+				cmd.SetOut(io.Discard)
+				cmd.SetErr(io.Discard)
+				cmd.SilenceUsage, cmd.SilenceErrors = true, true
+				// A hub that starts after all stops with the context.
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				err := cmd.ExecuteContext(ctx)
+				cancel()
+				want := fmt.Sprintf(`invalid argument %q for "--http-read-timeout" flag: want a positive duration`, v)
+				if err == nil || !strings.Contains(err.Error(), want) {
+					t.Errorf("pophub %s --http-read-timeout %s: %v; want %q", c.name, v, err, want)
+				}
 			}
 		})
 	}

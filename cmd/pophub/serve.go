@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -117,11 +118,36 @@ func tlsClientCAFlag(f *pflag.FlagSet, cfg *Config) {
 }
 
 // httpReadTimeoutFlag adds --http-read-timeout, the same for dev and serve.
+// It takes a positive duration only: Go's http.Server reads 0 as no limit,
+// and so would an operator, but a hub without one lets a client that sends
+// slowly on purpose hold connections for ever (slowloris), so there is no
+// such setting; Config's 0, the default, is not for the command line.
 func httpReadTimeoutFlag(f *pflag.FlagSet, cfg *Config) {
-	f.DurationVar(&cfg.HTTPReadTimeout, "http-read-timeout", api.DefaultReadTimeout,
+	cfg.HTTPReadTimeout = api.DefaultReadTimeout
+	f.Var((*positiveDuration)(&cfg.HTTPReadTimeout), "http-read-timeout",
 		"how long a client may take to send a whole HTTP request, body included; a gateway body that takes longer is answered 408 "+
-			"(at the 16 MiB body limit, 1m asks for about 280 kB/s)")
+			"(at the 16 MiB body limit, 1m asks for about 280 kB/s); 0 is refused: there is no unlimited setting, "+
+			"since a client sending slowly on purpose would hold its connection for ever")
 }
+
+// positiveDuration is a flag of a duration greater than zero.
+type positiveDuration time.Duration
+
+func (d *positiveDuration) Set(s string) error {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return errors.New("want a duration such as 90s or 5m")
+	}
+	if v <= 0 {
+		return errors.New("want a positive duration (there is no unlimited setting: give a longer one, such as 10m, for slow uploads)")
+	}
+	*d = positiveDuration(v)
+	return nil
+}
+
+func (d *positiveDuration) String() string { return time.Duration(*d).String() }
+
+func (d *positiveDuration) Type() string { return "duration" }
 
 func runUntilSignal(cmd *cobra.Command, log *slog.Logger, cfg Config) error {
 	m := &Main{Config: cfg, Logger: log}
