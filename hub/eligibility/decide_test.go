@@ -54,7 +54,9 @@ func (r *subjectReader) Persons(_ context.Context, q hub.PersonQuery) ([]hub.Rec
 // accepts) does not count today and then stop counting once the day is
 // past. It reads that history for the spouse alone (the spouse of the
 // applicant's marriage as of the day), not for the other members of the
-// household.
+// household. A decision that leaves out such a copy, the applicant's or
+// the spouse's, says to decide again on its day (RecheckOn), which no
+// new event will prompt.
 func TestTodayTakesTheSpouseAsOfTheDay(t *testing.T) {
 	const daoli = "230102001001"
 	now := time.Now()
@@ -73,10 +75,11 @@ func TestTodayTakesTheSpouseAsOfTheDay(t *testing.T) {
 		eligible     bool
 		// spouseHistory is whether Decide reads the spouse's history.
 		spouseHistory bool
+		recheck       bool // on the next China day
 	}{
-		{"both copies stamped today", today, today, true, true},
-		{"the spouse's copy stamped 16:30Z, on the next China day", today, nextDay, false, true},
-		{"the applicant's copy stamped 16:30Z, on the next China day", nextDay, today, false, false},
+		{"both copies stamped today", today, today, true, true, false},
+		{"the spouse's copy stamped 16:30Z, on the next China day", today, nextDay, false, true, true},
+		{"the applicant's copy stamped 16:30Z, on the next China day", nextDay, today, false, false, true},
 	}
 	p := policy(t, "chifeng/central")
 	for _, tt := range tests {
@@ -100,6 +103,13 @@ func TestTodayTakesTheSpouseAsOfTheDay(t *testing.T) {
 			for how, d := range map[string]eligibility.Decision{"decided today": decided, "decided later": later} {
 				if c, _ := conditionOf(d, "family_reunion"); d.Eligible != tt.eligible || c.Met != tt.eligible {
 					t.Errorf("%s: eligible = %v, family_reunion met = %v (missing %q), want %v", how, d.Eligible, c.Met, c.Missing, tt.eligible)
+				}
+				want := ""
+				if tt.recheck {
+					want = nextDay.In(cst).Format(time.DateOnly)
+				}
+				if d.RecheckOn != want {
+					t.Errorf("%s: recheck on %q, want %q", how, d.RecheckOn, want)
 				}
 			}
 			want := []citizenid.ID{me}

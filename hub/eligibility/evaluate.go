@@ -48,6 +48,18 @@ type Decision struct {
 	// they were alive and registered on the evaluation day.
 	QualifiesOn string         `json:"qualifies_on"`
 	Family      []FamilyMember `json:"family"`
+	// RecheckOn is the China day of the earliest change, of the person's
+	// history or of the joined spouse's (the spouse of the person's
+	// marriage as of the evaluation day, read with their history), that
+	// the decision left out because it is dated after asOf: an event a
+	// department stamped a little ahead, within the clock skew the hub
+	// accepts (a copy of a marriage stamped 16:30Z is on the next China
+	// day). Deciding again on that day may give another answer, with no
+	// new event to prompt it, so a watcher decides the person again on
+	// the earlier of this day and QualifiesOn. "" when no change was left
+	// out. It is not part of the answer (not in its JSON): a past
+	// evaluation leaves out every later change.
+	RecheckOn string `json:"-"`
 }
 
 // ConditionResult is one clause of the policy, met or not, with the facts
@@ -141,6 +153,17 @@ func Evaluate(p *Policy, subj Subject, relatives []Subject, asOf time.Time) Deci
 	}
 	d := Decision{CitizenID: subj.Record.CitizenID, Policy: p.ID, Title: p.Title, AsOf: fmtDay(f.asOf),
 		Conditions: []ConditionResult{}, Family: []FamilyMember{}}
+	recheck := firstDayAfter(subj.History, asOf)
+	for i := range relatives {
+		if f.married && f.spouse != "" && relatives[i].Record.CitizenID == f.spouse {
+			if day := firstDayAfter(relatives[i].History, asOf); !day.IsZero() && (recheck.IsZero() || day.Before(recheck)) {
+				recheck = day
+			}
+		}
+	}
+	if !recheck.IsZero() {
+		d.RecheckOn = fmtDay(recheck)
+	}
 
 	type placeResult struct {
 		place    Place
@@ -235,6 +258,21 @@ func Evaluate(p *Policy, subj Subject, relatives []Subject, asOf time.Time) Deci
 	}
 	d.Family = familyOf(p, &subj.Record, f, family)
 	return d
+}
+
+// firstDayAfter is the China day of the earliest change of history dated
+// after asOf, zero when there is none.
+func firstDayAfter(history []hub.Change, asOf time.Time) time.Time {
+	var first time.Time
+	for i := range history {
+		if t := history[i].Time; t.After(asOf) && (first.IsZero() || t.Before(first)) {
+			first = t
+		}
+	}
+	if first.IsZero() {
+		return first
+	}
+	return dayOf(first)
 }
 
 func (p *Policy) seedRef(cl *Clause) string {

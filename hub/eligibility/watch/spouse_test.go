@@ -132,3 +132,55 @@ func TestSpouseMarriageReDecidesApplicant(t *testing.T) {
 		})
 	}
 }
+
+// TestChangeStampedAheadReDecidedOnItsDay: the marriage register's copy
+// for one spouse carries the office's wall-clock time written as UTC
+// (16:30Z, 00:30 on the next China day), within the clock skew the hub
+// accepts, and both copies arrive on the wedding day. Decided as of the
+// end of that day the applicant is not yet married by both records, and
+// no event will come when the next day does: the watcher decides the
+// applicant again on the day of the change it left out, and announces
+// them then.
+func TestChangeStampedAheadReDecidedOnItsDay(t *testing.T) {
+	const daoli, chifengTown = "230102001001", "150402001001"
+	weddingDay, nextDay := time.Date(2025, 4, 10, 17, 0, 0, 0, china), time.Date(2025, 4, 11, 12, 0, 0, 0, china)
+	onTime, inUTC := time.Date(2025, 4, 10, 16, 30, 0, 0, china), time.Date(2025, 4, 10, 16, 30, 0, 0, time.UTC)
+	tests := []struct {
+		name string
+		// mine and theirs stamp the applicant's and the spouse's copies.
+		mine, theirs time.Time
+		// announcedOn is the day the applicant is announced.
+		announcedOn time.Time
+	}{
+		{"both copies stamped on the wedding day", onTime, onTime, weddingDay},
+		{"the applicant's copy stamped on the next China day", inUTC, onTime, nextDay},
+		{"the spouse's copy stamped on the next China day", onTime, inUTC, nextDay},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t, weddingDay, "chifeng/central")
+			c := eligibility.Case{
+				Person: eligibility.CasePerson{BirthDate: "1990-01-01", Hukou: daoli},
+				Family: []eligibility.CasePerson{{BirthDate: "1989-01-01", Hukou: chifengTown}},
+			}
+			ids, in, err := c.Inputs()
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, b := ids[0], ids[1]
+			r.apply(t, in)
+			r.expect(t, nil, 1500*time.Millisecond) // not married: nobody to join
+			r.apply(t, []hub.Input{
+				storetest.Event(t, schemas.MarriageRegistered, a, "mz-m1", tt.mine, schemas.MarriageRegisteredData{SpouseID: b}),
+				storetest.Event(t, schemas.MarriageRegistered, b, "mz-m2", tt.theirs, schemas.MarriageRegisteredData{SpouseID: a}),
+			})
+			want := &schemas.EligibilityNotification{CitizenID: a, Policy: "chifeng/central", RegionCode: "150400"}
+			if tt.announcedOn.Equal(nextDay) {
+				r.expect(t, nil, 1500*time.Millisecond)
+				r.now.Store(&nextDay)
+			}
+			r.expect(t, want, 10*time.Second)
+			r.expect(t, nil, 1500*time.Millisecond) // once
+		})
+	}
+}

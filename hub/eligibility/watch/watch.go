@@ -8,7 +8,11 @@
 // Nothing is scanned: a person is evaluated when a relevant change arrives,
 // and again on the day the decision said they would qualify if nothing
 // changed (a contract or an insurance reaching its length qualifies a
-// person without any new event). The last decision per policy and person
+// person without any new event), or, when earlier, on the day of a change
+// of the person's or the joined spouse's history that the decision left
+// out because a department stamped it a little ahead, on a later China day
+// than today (a copy of a marriage stamped 16:30Z): no notification comes
+// when that day does. The last decision per policy and person
 // is kept in a JetStream key-value bucket, so a restart neither repeats an
 // announcement nor forgets a qualifying day; the notification's
 // Nats-Msg-Id (policy, person, day) makes a re-publish after a crash a
@@ -95,14 +99,26 @@ type Keyer interface {
 	PersonKey(s string) string
 }
 
-// state is the last decision kept per policy and person. CitizenID is set
-// only while QualifiesOn is: the sweep of that day needs the ID, which the
-// entry's key no longer carries.
+// state is the last decision kept per policy and person. RecheckOn is the
+// decision's RecheckOn (the day of a change it left out, stamped after its
+// as_of) when that comes before QualifiesOn, or there is none. CitizenID
+// is set only while one of them is: the sweep of that day needs the ID,
+// which the entry's key no longer carries.
 type state struct {
 	Eligible    bool         `json:"eligible"`
 	AsOf        string       `json:"as_of"`
 	QualifiesOn string       `json:"qualifies_on,omitempty"`
+	RecheckOn   string       `json:"recheck_on,omitempty"`
 	CitizenID   citizenid.ID `json:"citizen_id,omitempty"`
+}
+
+// due is the day the sweep decides the person again: the earlier of
+// RecheckOn and QualifiesOn, "" when neither is set.
+func (st state) due() string {
+	if st.RecheckOn != "" && (st.QualifiesOn == "" || st.RecheckOn < st.QualifiesOn) {
+		return st.RecheckOn
+	}
+	return st.QualifiesOn
 }
 
 // Watcher evaluates and announces eligibility. Create it with New.
@@ -117,7 +133,7 @@ type Watcher struct {
 	kv             jetstream.KeyValue
 
 	mu  sync.Mutex
-	due map[string]map[string]citizenid.ID // qualifying day → key → person
+	due map[string]map[string]citizenid.ID // day due (state.due) → key → person
 
 	evaluations metric.Int64Counter
 	announced   metric.Int64Counter
@@ -309,24 +325,25 @@ func (w *Watcher) follow(ctx context.Context, decisions jetstream.KeyWatcher) {
 	}
 }
 
-// reschedule moves a key to the qualifying day of its latest decision,
-// or off the schedule when the decision names none.
+// reschedule moves a key to the day due of its latest decision (its
+// qualifying day, or the day of a change it left out), or off the
+// schedule when the decision names none.
 func (w *Watcher) reschedule(k string, st state) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for day, ks := range w.due {
-		if _, ok := ks[k]; ok && day != st.QualifiesOn {
+		if _, ok := ks[k]; ok && day != st.due() {
 			delete(ks, k)
 			if len(ks) == 0 {
 				delete(w.due, day)
 			}
 		}
 	}
-	if st.QualifiesOn != "" && st.CitizenID != "" && st.QualifiesOn > st.AsOf {
-		if w.due[st.QualifiesOn] == nil {
-			w.due[st.QualifiesOn] = map[string]citizenid.ID{}
+	if day := st.due(); day != "" && st.CitizenID != "" && day > st.AsOf {
+		if w.due[day] == nil {
+			w.due[day] = map[string]citizenid.ID{}
 		}
-		w.due[st.QualifiesOn][k] = st.CitizenID
+		w.due[day][k] = st.CitizenID
 	}
 }
 
@@ -590,7 +607,12 @@ func (w *Watcher) decideOnce(ctx context.Context, p *eligibility.Policy, id citi
 		return fmt.Errorf("reading the last decision: %w", err)
 	}
 	next := state{Eligible: d.Eligible, AsOf: d.AsOf, QualifiesOn: d.QualifiesOn}
-	if next.QualifiesOn != "" {
+	if d.RecheckOn > d.AsOf && (d.QualifiesOn == "" || d.RecheckOn < d.QualifiesOn) {
+		// A change stamped after today, left out: decide again on its
+		// day, which no notification will prompt.
+		next.RecheckOn = d.RecheckOn
+	}
+	if next.due() != "" {
 		next.CitizenID = id
 	}
 	if d.Eligible && !prev.Eligible {
@@ -619,7 +641,7 @@ func (w *Watcher) decideOnce(ctx context.Context, p *eligibility.Policy, id citi
 			return fmt.Errorf("saving the decision: %w", err)
 		}
 	}
-	w.schedule(k, id, prev.QualifiesOn, next.QualifiesOn, next.AsOf)
+	w.schedule(k, id, prev.due(), next.due(), next.AsOf)
 	return nil
 }
 
@@ -733,8 +755,8 @@ func (w *Watcher) loadSchedule(ctx context.Context) (_ jetstream.KeyWatcher, err
 				continue
 			}
 			var st state
-			if json.Unmarshal(e.Value(), &st) == nil && st.QualifiesOn != "" && st.CitizenID != "" {
-				w.schedule(e.Key(), st.CitizenID, "", st.QualifiesOn, st.AsOf)
+			if json.Unmarshal(e.Value(), &st) == nil && st.due() != "" && st.CitizenID != "" {
+				w.schedule(e.Key(), st.CitizenID, "", st.due(), st.AsOf)
 			}
 		}
 	}
@@ -768,7 +790,7 @@ func (w *Watcher) rekey(ctx context.Context, stream jetstream.Stream, e jetstrea
 		// Nothing to keep: deciding the person again makes a new entry.
 		w.cfg.Logger.Warn("eligibility: dropping an unreadable last decision", "err", err)
 	} else {
-		if st.QualifiesOn != "" {
+		if st.due() != "" {
 			st.CitizenID = id
 		}
 		k := w.key(tok, id)
@@ -776,7 +798,7 @@ func (w *Watcher) rekey(ctx context.Context, stream jetstream.Stream, e jetstrea
 		_, err := w.kv.Create(ctx, k, b)
 		switch {
 		case err == nil:
-			w.schedule(k, id, "", st.QualifiesOn, st.AsOf)
+			w.schedule(k, id, "", st.due(), st.AsOf)
 		case !errors.Is(err, jetstream.ErrKeyExists):
 			return fmt.Errorf("moving a last decision to its digest key: %w", err)
 		}
@@ -787,7 +809,8 @@ func (w *Watcher) rekey(ctx context.Context, stream jetstream.Stream, e jetstrea
 	return nil
 }
 
-// sweep re-decides the persons whose qualifying day has come.
+// sweep re-decides the persons whose day due (qualifying day, or the day of
+// a change a decision left out) has come.
 func (w *Watcher) sweep(ctx context.Context) error {
 	today := w.cfg.Now().In(china).Format(time.DateOnly)
 	w.mu.Lock()
