@@ -47,7 +47,8 @@ import (
 //
 // The hukou registration's relation (to the head of household) is not
 // used: the golden record does not keep it, and a decision for today
-// reads relatives' records without their histories.
+// reads relatives' records without their histories (the spouse's alone
+// excepted).
 type FamilyMember struct {
 	CitizenID citizenid.ID `json:"citizen_id"`
 	Name      string       `json:"name,omitempty"`

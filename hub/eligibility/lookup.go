@@ -24,7 +24,8 @@ type Reader interface {
 const maxHouseholdPages = 20
 
 // Decide reads a person, their history and their relatives (for a past
-// day, also those of that day, and with their histories) from r and
+// day, also those of that day, and with their histories; for today, the
+// spouse of the day with their history, the others without) from r and
 // evaluates them against p as of asOf. With listFamily false, relatives are
 // read only when a clause of p needs them (family reunion), and the
 // decision's family list may be incomplete: what announcing eligibility
