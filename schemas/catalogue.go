@@ -707,19 +707,19 @@ func (v *validator) month(field, s string) {
 	v.lived(field, s)
 }
 
-// notAhead refuses a month more than twelve months after the month, in
-// China (UTC+8), of the event's time. Contributions may be paid up to a
-// year ahead; a month beyond that is a typo (2062-03 for 2026-03) or a
+// notAhead refuses a month after December of the year after the event's
+// time, in China (UTC+8). Contributions may be paid ahead, resident
+// medical insurance (城乡居民医保) in the autumn for every month of the
+// next year; a month beyond that is a typo (2062-03 for 2026-03) or a
 // filler for "unknown" (9999-12), which the record would count for ever:
 // its months only grow, and no event takes one back.
 func (v *validator) notAhead(field, s string) {
-	year, month, ok := yearMonth(s)
+	year, _, ok := yearMonth(s)
 	if !ok {
 		return
 	}
-	at := v.at.In(cst)
-	if (year*12+month)-(at.Year()*12+int(at.Month())) > 12 {
-		v.fail(field, "lies more than a year after the event's time")
+	if year > v.at.In(cst).Year()+1 {
+		v.fail(field, "lies after the end of the year after the event's time")
 	}
 }
 

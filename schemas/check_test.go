@@ -522,13 +522,13 @@ func TestContributionMonthAhead(t *testing.T) {
 		{"a month paid late", "2026-04-15T09:00:00+08:00", "2026-03", false},
 		{"the next month", "2026-04-15T09:00:00+08:00", "2026-05", false},
 		{"a year paid ahead", "2026-04-15T09:00:00+08:00", "2027-04", false},
-		{"thirteen months ahead", "2026-04-15T09:00:00+08:00", "2027-05", true},
+		{"resident medical insurance paid in the autumn for the next year", "2026-09-15T09:00:00+08:00", "2027-12", false},
+		{"paid in January for the whole next year", "2026-01-05T09:00:00+08:00", "2027-12", false},
+		{"the year after next", "2025-12-31T09:00:00+08:00", "2027-01", true},
 		{"a typo for 2026-03", "2026-04-15T09:00:00+08:00", "2062-03", true},
 		{"a filler for an unknown month", "2026-04-15T09:00:00+08:00", "9999-12", true},
-		{"a year ahead of December", "2025-12-31T12:00:00+08:00", "2026-12", false},
-		{"thirteen months ahead of December", "2025-12-31T12:00:00+08:00", "2027-01", true},
-		{"a year ahead of April in China, March in UTC", "2026-03-31T16:30:00Z", "2027-04", false},
-		{"thirteen months ahead of March in China", "2026-03-31T15:30:00Z", "2027-04", true},
+		{"next year's December from the first day of the year in China, the last in UTC", "2024-12-31T16:30:00Z", "2026-12", false},
+		{"the year after next in China", "2024-12-31T15:30:00Z", "2026-01", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			at, err := time.Parse(time.RFC3339, tc.time)
@@ -541,8 +541,8 @@ func TestContributionMonthAhead(t *testing.T) {
 			switch {
 			case !tc.refused && err != nil:
 				t.Errorf("refused: %v", err)
-			case tc.refused && (!ok || re.Reason != ReasonInvalidData || re.Field != "data.month" || re.Detail != "lies more than a year after the event's time"):
-				t.Errorf("Decode = %v, want invalid_data on data.month: lies more than a year after the event's time", err)
+			case tc.refused && (!ok || re.Reason != ReasonInvalidData || re.Field != "data.month" || re.Detail != "lies after the end of the year after the event's time"):
+				t.Errorf("Decode = %v, want invalid_data on data.month: lies after the end of the year after the event's time", err)
 			}
 		})
 	}

@@ -21,7 +21,7 @@ import (
 // state explains why the decoder rejects data the schema accepts: a citizen
 // ID's check character or calendar birth date, a credit code's check
 // character, a date in the future, an end before its start, a
-// contribution month more than a year after the month of at, the event's
+// contribution month after December of the year after at, the event's
 // time (RFC 3339). It returns "" when none does, that is when the schema
 // and the decoder really disagree.
 func unexpressible(data map[string]any, at string, now time.Time) string {
@@ -29,8 +29,8 @@ func unexpressible(data map[string]any, at string, now time.Time) string {
 	if m, err := time.Parse("2006-01", str("month")); err == nil {
 		if t, err := time.Parse(time.RFC3339Nano, at); err == nil {
 			t = t.In(schemas.CST())
-			if m.After(time.Date(t.Year()+1, t.Month(), 1, 0, 0, 0, 0, time.UTC)) {
-				return "month: more than a year after the event's time"
+			if m.Year() > t.Year()+1 {
+				return "month: after the end of the year after the event's time"
 			}
 		}
 	}
