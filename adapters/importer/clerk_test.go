@@ -752,3 +752,37 @@ func TestMonthCells(t *testing.T) {
 		})
 	}
 }
+
+// TestJSONLLegacyIDRejects: a JSONL line whose 15-digit IDs upgrade but
+// which is bad otherwise is refused for what is wrong with it, as the same
+// line with 18-digit IDs is, not for the length of the IDs.
+func TestJSONLLegacyIDRejects(t *testing.T) {
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	line := func(at, birth string) []byte {
+		return []byte(`{"specversion":"1.0","id":"ps-1","source":"public_security","type":"hukou.registered","subject":"230102850101123",` +
+			`"time":"` + at + `","data":{"name":"张三","gender":"1","birth_date":"` + birth + `","ethnicity":"01","address_code":"230102001001","household_id":"H1","reason":"birth"}}`)
+	}
+	for _, tc := range []struct {
+		name          string
+		text          []byte
+		reason, field string
+		upgraded      int
+	}{
+		{"upgraded and taken", line("1985-01-02T09:00:00+08:00", "1985-01-01"), "", "", 1},
+		{"a time at the Unix epoch, before the birth", line("1970-01-01T00:00:00Z", "1985-01-01"), schemas.ReasonInvalidData, "time", 0},
+		{"a birth date in the future", line("1985-01-02T09:00:00+08:00", "2099-01-01"), schemas.ReasonInvalidData, "data.birth_date", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := decodeLine(schemas.PublicSecurity, 1, tc.text, now)
+			switch {
+			case tc.reason == "" && m.rej != nil:
+				t.Fatalf("refused: %s on %s: %s", m.rej.Reason, m.rej.Field, m.rej.Detail)
+			case tc.reason != "" && (m.rej == nil || m.rej.Reason != tc.reason || m.rej.Field != tc.field):
+				t.Fatalf("reject %+v, want %s on %s", m.rej, tc.reason, tc.field)
+			}
+			if m.upgraded != tc.upgraded {
+				t.Errorf("upgraded %d IDs, want %d", m.upgraded, tc.upgraded)
+			}
+		})
+	}
+}

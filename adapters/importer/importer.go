@@ -1167,8 +1167,11 @@ func decodeLine(source schemas.Source, line int, text []byte, now time.Time) map
 	ev, err := schemas.Decode(schemas.Input{Topic: topic, Value: text, Now: now})
 	if r := schemas.ReasonOf(err); r == schemas.ReasonInvalidSubject || r == schemas.ReasonInvalidData {
 		if up, n := upgradeLegacy(text); n > 0 {
-			if ev2, err2 := schemas.Decode(schemas.Input{Topic: topic, Value: up, Now: now}); err2 == nil {
-				ev, err, out.upgraded = ev2, nil, n
+			// With its IDs upgraded the line is judged as sent: a bad
+			// time or field is what to report, not the IDs' length.
+			ev, err = schemas.Decode(schemas.Input{Topic: topic, Value: up, Now: now})
+			if err == nil {
+				out.upgraded = n
 			}
 		}
 	}
