@@ -3,15 +3,20 @@ package publisher
 import (
 	"context"
 	"errors"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/pophub/pophub/internal/testenv"
 	"github.com/pophub/pophub/schemas"
 )
 
@@ -159,5 +164,216 @@ func TestCloseAmidConcurrentPublishes(t *testing.T) {
 	wg.Wait()
 	if delivered.Load() == 0 || refused.Load() == 0 {
 		t.Errorf("%d events delivered and %d refused as closed; want some of each", delivered.Load(), refused.Load())
+	}
+}
+
+// jsonlLines returns the encodings of n housing events, one a line.
+func jsonlLines(t testing.TB, n int) []string {
+	t.Helper()
+	var lines []string
+	for _, ev := range population(t, 20*n) {
+		if ev.Source != schemas.Housing {
+			continue
+		}
+		b, err := schemas.Encode(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lines = append(lines, string(b)+"\n"); len(lines) == n {
+			return lines
+		}
+	}
+	t.Fatalf("fewer than %d housing events", n)
+	return nil
+}
+
+// quietReader gives text, then nothing until quiet is closed: a pipe
+// whose writer went quiet. asked is closed when a Read finds text all
+// given: the reader's user asks for more.
+type quietReader struct {
+	text  string
+	asked chan struct{}
+	quiet chan struct{}
+	once  sync.Once
+}
+
+func newQuietReader(t testing.TB, text string) *quietReader {
+	r := &quietReader{text: text, asked: make(chan struct{}), quiet: make(chan struct{})}
+	t.Cleanup(func() { close(r.quiet) })
+	return r
+}
+
+func (r *quietReader) Read(p []byte) (int, error) {
+	if r.text != "" {
+		n := copy(p, r.text)
+		r.text = r.text[n:]
+		return n, nil
+	}
+	r.once.Do(func() { close(r.asked) })
+	<-r.quiet
+	return 0, io.EOF
+}
+
+// TestCloseStopsReadingQuietInput: a department program streaming JSONL
+// from a pipe, a socket or standard input closes its publisher as it shuts
+// down (`defer pub.Close()`). Close waited for the PublishJSONL call in
+// flight, which waited for its reader, which had nothing more to give:
+// Close never returned, nor did the program. Close now stops the call's
+// reading at once: the lines read are sent, and the call says ErrClosed,
+// naming the last line read.
+func TestCloseStopsReadingQuietInput(t *testing.T) {
+	addr := testenv.Kafka(t, partitions)
+	p := newPublisher(t, Config{Brokers: []string{addr}})
+	r := newQuietReader(t, strings.Join(jsonlLines(t, 2), ""))
+	type outcome struct {
+		rep FileReport
+		err error
+	}
+	published := make(chan outcome, 1)
+	go func() {
+		rep, err := p.PublishJSONL(context.Background(), r)
+		published <- outcome{rep, err}
+	}()
+	<-r.asked // both lines were read; the call waits for more
+	closed := make(chan error, 1)
+	go func() { closed <- p.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return within 10 s while a PublishJSONL call waited for its quiet reader")
+	}
+	o := <-published
+	if !errors.Is(o.err, ErrClosed) || !strings.Contains(o.err.Error(), "after line 2 were not read") {
+		t.Errorf("PublishJSONL stopped by Close: %v; want ErrClosed naming line 2 as the last read", o.err)
+	}
+	if Retriable(o.err) {
+		t.Errorf("Retriable(%v) = true; the publisher is closed", o.err)
+	}
+	if o.rep.Read != 2 || o.rep.Published != 2 || o.rep.BadLines != 0 {
+		t.Errorf("report %+v; want the 2 lines read before Close, both published", o.rep)
+	}
+	if got := consume(t, addr, []string{schemas.Topic(schemas.Housing)}, 2); len(got) != 2 {
+		t.Errorf("%d records on the broker, want the 2 lines read", len(got))
+	}
+}
+
+// TestCancelStopsReadingQuietInput: PublishJSONL noticed a cancelled
+// context only between chunks of 8,192 lines or at the end of its input,
+// so a call reading a quiet pipe ignored it. It now returns at once with
+// the context's error, the lines read counted and not sent; Close then
+// returns at once too.
+func TestCancelStopsReadingQuietInput(t *testing.T) {
+	addr := testenv.Kafka(t, partitions)
+	p := newPublisher(t, Config{Brokers: []string{addr}})
+	r := newQuietReader(t, strings.Join(jsonlLines(t, 2), ""))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type outcome struct {
+		rep FileReport
+		err error
+	}
+	published := make(chan outcome, 1)
+	go func() {
+		rep, err := p.PublishJSONL(ctx, r)
+		published <- outcome{rep, err}
+	}()
+	<-r.asked
+	cancel()
+	var o outcome
+	select {
+	case o = <-published:
+	case <-time.After(10 * time.Second):
+		t.Fatal("PublishJSONL did not return within 10 s of its context's cancellation while its reader was quiet")
+	}
+	if !errors.Is(o.err, context.Canceled) || !strings.Contains(o.err.Error(), "stopped reading after line 2") {
+		t.Errorf("PublishJSONL cancelled: %v; want context.Canceled, after line 2", o.err)
+	}
+	if o.rep.Read != 2 || o.rep.Published != 0 {
+		t.Errorf("report %+v; want the 2 lines read, none published", o.rep)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- p.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return within 10 s")
+	}
+}
+
+// TestCloseStopsPublishFileOnNamedPipe: PublishFile of a named pipe waits
+// in open until a program opens the pipe for writing, then for its lines;
+// Close stops it in either wait, and so does a cancelled context.
+func TestCloseStopsPublishFileOnNamedPipe(t *testing.T) {
+	addr := testenv.Kafka(t, partitions)
+	tests := []struct {
+		name   string
+		writer bool // a program opened the pipe for writing, and is quiet
+		cancel bool // the call's context is cancelled, rather than the publisher closed
+		want   error
+	}{
+		{"no writer yet, closed", false, false, ErrClosed},
+		{"quiet writer, closed", true, false, ErrClosed},
+		{"no writer yet, cancelled", false, true, context.Canceled},
+		{"quiet writer, cancelled", true, true, context.Canceled},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fifo := filepath.Join(t.TempDir(), "events.fifo")
+			if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+				t.Skipf("no named pipes here: %v", err)
+			}
+			p := newPublisher(t, Config{Brokers: []string{addr}})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			published := make(chan error, 1)
+			go func() {
+				_, err := p.PublishFile(ctx, fifo)
+				published <- err
+			}()
+			if tt.writer {
+				// Opening for writing waits for the reader: PublishFile
+				// opened the pipe once this returns.
+				w, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer w.Close()
+				if _, err := io.WriteString(w, strings.Join(jsonlLines(t, 1), "")); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				// Let PublishFile start waiting in open, then let any
+				// opener left behind by it go.
+				time.Sleep(100 * time.Millisecond)
+				t.Cleanup(func() {
+					if w, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+						w.Close()
+					}
+				})
+			}
+			stopped := time.Now()
+			if tt.cancel {
+				cancel()
+			} else {
+				go p.Close()
+			}
+			select {
+			case err := <-published:
+				if !errors.Is(err, tt.want) {
+					t.Errorf("PublishFile: %v; want %v", err, tt.want)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("PublishFile of a quiet named pipe did not return within 10 s")
+			}
+			if d := time.Since(stopped); d > 5*time.Second {
+				t.Errorf("PublishFile took %v to stop", d)
+			}
+		})
 	}
 }

@@ -48,7 +48,6 @@ import (
 	"io"
 	"log/slog"
 	"math/bits"
-	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -189,8 +188,11 @@ type Publisher struct {
 	// mu guards closed; calls counts the Publish and PublishJSONL calls
 	// in flight, which Close waits for before it closes w. A call enters
 	// only while closed is false, so none reaches w once it is closed.
+	// closing is closed with closed set: it stops the reading of
+	// PublishJSONL calls in flight, which then send what they read.
 	mu        sync.Mutex
 	closed    bool
+	closing   chan struct{}
 	calls     sync.WaitGroup
 	closeOnce sync.Once
 	closeErr  error
@@ -198,8 +200,10 @@ type Publisher struct {
 
 // ErrClosed is the error of every Result of a Publish call made after
 // Close (the call returns it too), and of a PublishFile or PublishJSONL
-// call made then: nothing of such a call is sent. Calls in flight when
-// Close is called are not affected: Close waits for them.
+// call made then: nothing of such a call is sent. Close waits for the
+// calls in flight: a Publish call sends all its events, a PublishFile or
+// PublishJSONL call stops reading, sends the lines it read, and returns an
+// error that is ErrClosed to errors.Is, naming the last line read.
 var ErrClosed = errors.New("the publisher is closed: nothing was sent")
 
 // enter registers a call in flight; it returns false once Close was
@@ -241,7 +245,7 @@ func New(cfg Config) (*Publisher, error) {
 	for _, s := range schemas.Sources {
 		topics[s] = schemas.Topic(s)
 	}
-	return &Publisher{cfg: cfg, w: w, fileChunk: max(cfg.BatchSize, 8192), listBad: 1000, topics: topics,
+	return &Publisher{cfg: cfg, w: w, fileChunk: max(cfg.BatchSize, 8192), listBad: 1000, topics: topics, closing: make(chan struct{}),
 		meta:   &kafka.Client{Addr: w.Addr, Transport: w.Transport, Timeout: 10 * time.Second},
 		tracer: cfg.TracerProvider.Tracer("github.com/pophub/pophub/adapters/publisher")}, nil
 }
@@ -1094,26 +1098,49 @@ var ErrLineTooLong = errors.New("line longer than 1 MiB")
 // naming that line), which the hub would drop as a repeat: one with other
 // content is a correction that needs an id of its own; one with the same
 // event is a harmless repeat, counted and listed apart (Repeated,
-// Repeats), not as a bad line. The error is set only if the file cannot be read or sending failed as a
-// whole; the report then covers the chunks sent before the failure, and
-// the file can simply be published again (the hub applies each event
-// once).
+// Repeats), not as a bad line. The error is set only if the file cannot
+// be read, sending failed as a whole, or the call was stopped; the report
+// then covers the chunks sent before, and the file can simply be published
+// again (the hub applies each event once).
+//
+// The call stops reading when ctx is done, even while the file has nothing
+// to give (a named pipe whose writer is quiet, or has not opened it yet),
+// and returns ctx's error: the lines read and not yet sent are counted as
+// read only. Close stops it reading too: the lines read before are sent,
+// and the error is ErrClosed to errors.Is, naming the last line read.
 func (p *Publisher) PublishFile(ctx context.Context, path string) (FileReport, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return FileReport{}, fmt.Errorf("opening events file: %w", err)
+	if !p.enter() {
+		return FileReport{}, ErrClosed
 	}
+	defer p.calls.Done()
+	f, err := p.open(ctx, path)
+	if err != nil {
+		return FileReport{}, err
+	}
+	// Closing the file also ends a read of a named pipe under way when
+	// the call stopped reading.
 	defer f.Close()
-	return p.PublishJSONL(ctx, f)
+	return p.publishJSONL(ctx, f)
 }
 
 // PublishJSONL is PublishFile reading from r. After Close it reads
 // nothing and returns ErrClosed.
+//
+// r is read in a goroutine of its own, so that the call returns as soon as
+// ctx is done or Close stops it, even while r's Read blocks (a pipe, a
+// socket, standard input). That goroutine then starts no other Read, but
+// one under way goes on until r returns, and what it returns is dropped:
+// close r (an *os.File, a net.Conn) after the call to end it at once.
 func (p *Publisher) PublishJSONL(ctx context.Context, r io.Reader) (FileReport, error) {
 	if !p.enter() {
 		return FileReport{}, ErrClosed
 	}
 	defer p.calls.Done()
+	return p.publishJSONL(ctx, r)
+}
+
+// publishJSONL is PublishJSONL once the call has entered.
+func (p *Publisher) publishJSONL(ctx context.Context, r io.Reader) (FileReport, error) {
 	var rep FileReport
 	// Lines go in chunks: while one chunk is being sent (which takes at
 	// least BatchTimeout), the next is read and validated.
@@ -1144,8 +1171,10 @@ func (p *Publisher) PublishJSONL(ctx context.Context, r io.Reader) (FileReport, 
 		return rep, err
 	}
 
+	in := newStoppableReader(ctx, p.closing, r)
+	defer in.stop()
 	// A line, its line end included, fits the buffer or is too long.
-	br := bufio.NewReaderSize(r, MaxLineBytes)
+	br := bufio.NewReaderSize(in, MaxLineBytes)
 	chunkSize := p.fileChunk
 	var pending []fileLine
 	var text arena // the lines of the pending chunk
@@ -1156,7 +1185,21 @@ func (p *Publisher) PublishJSONL(ctx context.Context, r io.Reader) (FileReport, 
 		if readErr == ErrLineTooLong {
 			lineErr, readErr = readErr, nil
 		}
-		if readErr != nil && readErr != io.EOF {
+		switch {
+		case readErr == errClosing:
+			// Close waits for this call: the lines read go out, and
+			// the line read in part, and the rest, are not read.
+			if len(pending) > 0 && !failed.Load() {
+				p.decodeLines(pending)
+				seen.mark(pending)
+				chunks <- pending
+			}
+			return finish(&closedReadingError{line: line - 1})
+		case readErr != nil && ctx.Err() != nil && errors.Is(readErr, ctx.Err()):
+			// Interrupted: nothing more is sent, the lines read but
+			// not sent are counted as read only.
+			return finish(fmt.Errorf("stopped reading after line %d: %w", line-1, readErr))
+		case readErr != nil && readErr != io.EOF:
 			return finish(fmt.Errorf("reading events file: %w", readErr))
 		}
 		raw = bytes.TrimRight(raw, "\r\n")
@@ -1352,14 +1395,19 @@ func (p *Publisher) decodeLine(a *arena, text []byte, msg *kafka.Message, now ti
 // Close flushes and closes the producer: it waits until the Publish,
 // PublishFile and PublishJSONL calls in flight have returned, their
 // records acknowledged or given up (cancel their contexts to end them
-// sooner), then closes the Kafka writer. Calls made after Close has been
-// called send nothing and return ErrClosed. It is safe to call more than
-// once, and from several goroutines: each call returns once the
-// publisher is closed.
+// sooner), then closes the Kafka writer. A Publish call in flight sends
+// all its events. A PublishFile or PublishJSONL call in flight stops
+// reading its input (at once, even while its reader has nothing to give):
+// it sends the lines it read and returns an error that is ErrClosed to
+// errors.Is and names the last line read; the lines after it are neither
+// read nor sent. Calls made after Close has been called send nothing and
+// return ErrClosed. It is safe to call more than once, and from several
+// goroutines: each call returns once the publisher is closed.
 func (p *Publisher) Close() error {
 	p.closeOnce.Do(func() {
 		p.mu.Lock()
 		p.closed = true
+		close(p.closing)
 		p.mu.Unlock()
 		p.calls.Wait()
 		if err := p.w.Close(); err != nil {
