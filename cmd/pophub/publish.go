@@ -31,6 +31,10 @@ naming that line): the hub would drop it as a repeat, so a change needs an id of
 its own. The same event repeated is not bad: it is reported with its line number
 and counted as repeated, sent once, and leaves the exit status 0.
 Re-publishing a file is harmless: the hub applies each (source, id) once.
+An interrupt (Ctrl-C, SIGTERM) stops it at once, even while it waits for a named
+pipe or standard input (--file /dev/stdin) that has nothing to give: it prints how
+many lines it read and published (lines read and not yet sent are not published)
+and exits 1; publish the file again.
 With --otlp, each produce request is a span whose trace context the records carry,
 so the hub and the subscribers continue its trace.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
