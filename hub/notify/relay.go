@@ -303,7 +303,9 @@ func (c *Config) setDefaults() {
 // had stored), is logged at ERROR with the range of sequences lost and
 // counted in pophub_notifications_lost_total, unless the stream's limits
 // explain it (its age, message, byte or per-subject limit). A purge that
-// keeps the newest messages goes unnoticed, and so does one made in a
+// keeps the newest messages, or of some subjects only (one city's), goes
+// unnoticed, since it leaves the first and last sequence in place, and
+// so does one made in a
 // relay's turn before it first looked at the stream or stored a message
 // in it. Nothing brings the lost ones back: a purged stream keeps its
 // duplicate ids, so publishing them again within its duplicate window
@@ -1159,7 +1161,7 @@ func (r *Relay) lookedAt(ctx context.Context, info *jetstream.StreamInfo) {
 	}
 	n := to - from + 1
 	r.lost.Add(ctx, int64(n))
-	r.cfg.Logger.Error("notifications lost from the stream: it no longer holds notifications it had stored, and its limits did not remove them (a purge, a deletion, or a server that lost its data); subscribers that had not read them must bootstrap again",
+	r.cfg.Logger.Error("notifications lost from the stream: it no longer holds notifications it had stored, and its limits did not remove them (a purge, a deletion, or a server that lost its data); after a deletion the relay publishes its republish window again, but a purged stream keeps the ids and stores none of them: subscribers that had not read them must bootstrap again",
 		"stream", r.cfg.Stream.Name, "first_seq", from, "last_seq", to, "count", n, "stream_first_seq", st.FirstSeq, "stream_last_seq", st.LastSeq)
 }
 
