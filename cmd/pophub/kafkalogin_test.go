@@ -46,7 +46,10 @@ func eventFile(t *testing.T) (string, schemas.Source) {
 
 // TestKafkaLoginPublishAndImport: `pophub publish` and `pophub import`
 // send to brokers that require SASL/SCRAM-SHA-512 with --kafka-user and
-// --kafka-password, and are refused without them.
+// --kafka-password, and are refused without them. `pophub publish` with
+// a wrong password said "unexpected EOF" and to publish the file again,
+// as for a connection lost: it says the login was refused, and to fix
+// that first.
 func TestKafkaLoginPublishAndImport(t *testing.T) {
 	newLogger := func() *slog.Logger { return testLogger(t) }
 	for _, tc := range []struct {
@@ -70,6 +73,13 @@ func TestKafkaLoginPublishAndImport(t *testing.T) {
 				t.Errorf("%d records on %s, want 1", n, schemas.Topic(src))
 			}
 
+			if tc.name == "publish" {
+				out, err = execute(t, tc.cmd(), append(args, "--kafka-user", "u", "--kafka-password", "guess")...)
+				if err == nil || !strings.Contains(err.Error(), "[58] SASL Authentication Failed: the broker closed the connection in answer to this client's SASL credentials") ||
+					!strings.HasSuffix(err.Error(), "publish the file again once that is fixed: the hub applies each event once") {
+					t.Errorf("with a wrong password: %v\n%s\nwant the login refused, to be fixed before publishing again", err, out)
+				}
+			}
 			if tc.name == "import" {
 				// A new file: the same one would be resumed, with nothing to send.
 				file, _ = eventFile(t)

@@ -73,7 +73,13 @@ so the hub and the subscribers continue its trace.`,
 				// that sending it all again is the remedy, and safe.
 				printFileReport(out, rep)
 				printFileCounts(out, file, rep)
-				return fmt.Errorf("publishing %s: %w; publish the file again: the hub applies each event once", file, err)
+				again := "publish the file again"
+				if !publisher.Retriable(err) {
+					// A refused login, a missing topic: sending again
+					// as it is fails the same way.
+					again += " once that is fixed"
+				}
+				return fmt.Errorf("publishing %s: %w; %s: the hub applies each event once", file, err, again)
 			}
 			printFileReport(out, rep)
 			printFileCounts(out, file, rep)
