@@ -151,9 +151,16 @@ type facts struct {
 	// or when only the record says so) and its day (zero when unknown).
 	divorcedFrom citizenid.ID
 	divorcedOn   time.Time
-	contracts    []span
-	rentals      []span
-	properties   []span
+	// divorces holds each person a divorce in the history names (whether
+	// or not it ended the marriage of its day), with the day of the last
+	// divorce from them, while no later marriage to them follows it;
+	// marriedOn the day of the last marriage to each spouse a marriage
+	// names. Both are nil while the history holds none.
+	divorces   map[citizenid.ID]time.Time
+	marriedOn  map[citizenid.ID]time.Time
+	contracts  []span
+	rentals    []span
+	properties []span
 	// insurance per kind, sorted by month, one entry per month (each
 	// with the regions it was paid in).
 	insurance  map[string][]contribution
@@ -221,13 +228,31 @@ func gather(rec *hub.Record, history []hub.Change, asOf time.Time) *facts {
 				f.maritalStatus = codes.MaritalMarried
 				f.divorcedFrom, f.divorcedOn = "", time.Time{}
 				latestSpouse, sawMarriage = d.SpouseID, true
+				if d.SpouseID != "" {
+					if f.marriedOn == nil {
+						f.marriedOn = map[citizenid.ID]time.Time{}
+					}
+					f.marriedOn[d.SpouseID] = day
+					delete(f.divorces, d.SpouseID)
+				}
 			}
 		case schemas.MarriageDivorced:
 			// As in the golden record (hub/merge, State.maritalNow), a
 			// divorce ends only the latest marriage, and only when it
 			// names that spouse; with no marriage known it stands.
+			// Any divorce still shows the person is no longer married to
+			// whom it names (divorces).
 			var d schemas.MarriageDivorcedData
-			if json.Unmarshal(c.Data, &d) == nil && (!sawMarriage || d.SpouseID == latestSpouse) {
+			if json.Unmarshal(c.Data, &d) != nil {
+				break
+			}
+			if d.SpouseID != "" {
+				if f.divorces == nil {
+					f.divorces = map[citizenid.ID]time.Time{}
+				}
+				f.divorces[d.SpouseID] = day
+			}
+			if !sawMarriage || d.SpouseID == latestSpouse {
 				f.married, f.spouse, f.maritalEv, sawMarital = false, "", ev, true
 				f.maritalStatus = codes.MaritalDivorced
 				f.divorcedFrom, f.divorcedOn = d.SpouseID, day

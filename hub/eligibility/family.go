@@ -40,8 +40,9 @@ import (
 // are listed as the spouse (with a basis saying what the applicant's
 // record shows instead and asking to confirm, when it does not name
 // them), except when the applicant's record, as of the day, shows a
-// divorce from them or a marriage to another whose own record names the
-// applicant too (or is not held here). Members between (siblings, others) are not
+// divorce from them with no later marriage to them (whatever marriages
+// or divorces follow it) or a marriage to another whose own record names
+// the applicant too (or is not held here). Members between (siblings, others) are not
 // listed. Basis says how each was matched, so that a clerk confirms it on
 // the household register.
 //
@@ -249,7 +250,8 @@ func familyOf(p *Policy, applicant *hub.Record, f *facts, family []hub.Record) [
 			// applicant as spouse (the copy for the applicant may be late
 			// or missing): a spouse, never a child or parent by age, and
 			// not even that when the applicant's own record shows a
-			// divorce from them or a marriage to another that stands.
+			// divorce from them that no marriage to them follows, or a
+			// marriage to another that stands.
 			if basis, ok := spouseByOwnRecord(f, r.CitizenID, spouseStands); ok && allows("spouse") {
 				add("spouse", basis)
 			}
@@ -315,21 +317,30 @@ func familyOf(p *Policy, applicant *hub.Record, f *facts, family []hub.Record) [
 // record names the applicant as spouse, listed as the spouse for a clerk
 // to confirm, saying truthfully what the applicant's record (f, as of the
 // day) shows instead; ok is false when that record speaks against them: a
-// divorce from member, or a marriage to another spouse that stands
-// (spouseStands: that spouse's own record names the applicant too, or is
-// not held here), since the copy the member's record lacks is then the
-// divorce or the other marriage, not the applicant's.
+// divorce from member that no later marriage to them follows (whatever
+// the applicant did after it, another marriage or divorce included), or
+// a marriage to another spouse that stands (spouseStands: that spouse's
+// own record names the applicant too, or is not held here), since the
+// copy the member's record lacks is then the divorce or the other
+// marriage, not the applicant's.
 func spouseByOwnRecord(f *facts, member citizenid.ID, spouseStands bool) (basis string, ok bool) {
+	if _, divorced := f.divorces[member]; divorced {
+		return "", false
+	}
+	// earlier: a marriage to member on the applicant's record that a
+	// marriage to another followed with no divorce from member.
+	earlier := ""
+	if on, married := f.marriedOn[member]; married {
+		earlier = ", and an earlier marriage to them (" + fmtDay(on) + ") that no divorce from them ended"
+	}
 	var shows string
 	switch {
 	case f.married && f.spouse != "" && spouseStands:
 		return "", false
 	case f.married && f.spouse != "":
-		shows = "names " + f.spouse.Masked() + " as spouse, whose own record does not name the applicant"
+		shows = "names " + f.spouse.Masked() + " as spouse, whose own record does not name the applicant" + earlier
 	case f.married:
-		shows = "shows a marriage naming no spouse"
-	case f.maritalStatus == codes.MaritalDivorced && f.divorcedFrom == member:
-		return "", false
+		shows = "shows a marriage naming no spouse" + earlier
 	case f.maritalStatus == codes.MaritalDivorced:
 		shows = "shows a divorce"
 		if f.divorcedFrom != "" {
@@ -338,7 +349,11 @@ func spouseByOwnRecord(f *facts, member citizenid.ID, spouseStands bool) (basis 
 		if !f.divorcedOn.IsZero() {
 			shows += " (" + fmtDay(f.divorcedOn) + ")"
 		}
-		shows += " and no marriage to them"
+		if earlier != "" {
+			shows += earlier
+		} else {
+			shows += " and no marriage to them"
+		}
 	case f.maritalStatus == "" || f.maritalStatus == codes.MaritalUnmarried:
 		shows = "shows no marriage to them"
 	default:

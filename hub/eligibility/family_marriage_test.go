@@ -18,8 +18,11 @@ import (
 // the spouse, for a clerk to confirm, with a basis saying what the
 // applicant's record shows instead, never as a child or parent; not even
 // as the spouse when the applicant's own record shows a divorce from them
-// or a marriage to another that their record confirms (the member's copy
-// of that divorce is the one missing); and a
+// that no marriage to them follows, whatever marriages or divorces of the
+// applicant come after it, or a marriage to another that their record
+// confirms (the member's copy of that divorce is the one missing); a
+// basis never says the applicant's record shows no marriage to a member
+// it shows a marriage to; and a
 // child with no marital section on their own record is an unmarried child
 // under 未婚子女 (吉市政发〔2015〕5号), with a basis saying that their own
 // record shows no marriage rather than that they are unmarried: a
@@ -39,6 +42,11 @@ func TestFamilyMemberOwnMarriage(t *testing.T) {
 	remarry := func(who, spouse citizenid.ID, eid string) hub.Input {
 		return storetest.Event(t, schemas.MarriageRegistered, who, eid, on(2024, 1, 1), schemas.MarriageRegisteredData{SpouseID: spouse})
 	}
+	divorceLater := func(who, spouse citizenid.ID, eid string) hub.Input {
+		return storetest.Event(t, schemas.MarriageDivorced, who, eid, on(2024, 3, 1), schemas.MarriageDivorcedData{SpouseID: spouse})
+	}
+	// third: a third person, married by the applicant after the member.
+	third := storetest.ValidID(74)
 	const missingCopy = "names the applicant as spouse on their own marriage record; the applicant's record shows no marriage to them: confirm with the marriage register"
 	tests := []struct {
 		name, policy, addr string
@@ -72,6 +80,33 @@ func TestFamilyMemberOwnMarriage(t *testing.T) {
 			"1970-01-01", "1990-01-01", []hub.Input{marry(me, member, "mz-m71"), marry(member, me, "mz-m72"), divorce(me, member, "mz-d71"),
 				remarry(me, other, "mz-m73"), remarry(other, me, "mz-m74")},
 			[]eligibility.FamilyMember{{CitizenID: other, Name: "王强", Relation: "spouse", Basis: "spouse on the marriage record"}}},
+		{"the applicant divorced the member and remarried another not naming them, the member's copy of the divorce missing", "chifeng/central", chifengAddr,
+			"1970-01-01", "1972-01-01", []hub.Input{marry(me, member, "mz-m71"), marry(member, me, "mz-m72"), divorce(me, member, "mz-d71"),
+				remarry(me, third, "mz-m75")},
+			[]eligibility.FamilyMember{}},
+		{"the applicant divorced the member, then married and divorced another, the member's copy of the first divorce missing", "chifeng/central", chifengAddr,
+			"1970-01-01", "1972-01-01", []hub.Input{marry(me, member, "mz-m71"), marry(member, me, "mz-m72"), divorce(me, member, "mz-d71"),
+				remarry(me, third, "mz-m75"), remarry(third, me, "mz-m76"), divorceLater(me, third, "mz-d75"), divorceLater(third, me, "mz-d76")},
+			[]eligibility.FamilyMember{}},
+		{"the applicant divorced the member, then married them again, the member's copies of both missing", "chifeng/central", chifengAddr,
+			"1970-01-01", "1972-01-01", []hub.Input{marry(me, member, "mz-m71"), marry(member, me, "mz-m72"), divorce(me, member, "mz-d71"),
+				remarry(me, member, "mz-m77")},
+			[]eligibility.FamilyMember{{CitizenID: member, Name: "李娜", Relation: "spouse", Basis: "spouse on the marriage record"}}},
+		{"a divorce from the member after the applicant married another, which does not end that marriage", "chifeng/central", chifengAddr,
+			"1970-01-01", "1972-01-01", []hub.Input{marry(me, member, "mz-m71"), marry(member, me, "mz-m72"),
+				remarry(me, third, "mz-m75"), divorceLater(me, member, "mz-d71")},
+			[]eligibility.FamilyMember{}},
+		{"the applicant married the member, then another not naming them, with no divorce from the member", "chifeng/central", chifengAddr,
+			"1970-01-01", "1972-01-01", []hub.Input{marry(me, member, "mz-m71"), marry(member, me, "mz-m72"), remarry(me, third, "mz-m75")},
+			[]eligibility.FamilyMember{{CitizenID: member, Name: "李娜", Relation: "spouse", Basis: "names the applicant as spouse on their own marriage record; " +
+				"the applicant's record names " + third.Masked() + " as spouse, whose own record does not name the applicant, " +
+				"and an earlier marriage to them (2015-01-01) that no divorce from them ended: confirm with the marriage register"}}},
+		{"the applicant married the member, then married and divorced another, with no divorce from the member", "chifeng/central", chifengAddr,
+			"1970-01-01", "1972-01-01", []hub.Input{marry(me, member, "mz-m71"), marry(member, me, "mz-m72"),
+				remarry(me, third, "mz-m75"), remarry(third, me, "mz-m76"), divorceLater(me, third, "mz-d75"), divorceLater(third, me, "mz-d76")},
+			[]eligibility.FamilyMember{{CitizenID: member, Name: "李娜", Relation: "spouse", Basis: "names the applicant as spouse on their own marriage record; " +
+				"the applicant's record shows a divorce from " + third.Masked() + " (2024-03-01), " +
+				"and an earlier marriage to them (2015-01-01) that no divorce from them ended: confirm with the marriage register"}}},
 		{"a member names the applicant, whose record shows a divorce from another", "chifeng/central", chifengAddr,
 			"1970-01-01", "1990-01-01", []hub.Input{marry(me, other, "mz-m71"), divorce(me, other, "mz-d71"), remarry(member, me, "mz-m72")},
 			[]eligibility.FamilyMember{{CitizenID: member, Name: "李娜", Relation: "spouse", Basis: "names the applicant as spouse on their own marriage record; " +
@@ -94,12 +129,13 @@ func TestFamilyMemberOwnMarriage(t *testing.T) {
 				register(me, "ps-r71", "张伟", tt.born, tt.addr, "H71"),
 				register(member, "ps-r72", "李娜", tt.memberBorn, tt.addr, "H71"),
 				register(other, "ps-r73", "王强", "1991-01-01", tt.addr, "H73"),
+				register(third, "ps-r74", "赵敏", "1980-01-01", tt.addr, "H74"),
 			}, tt.marriages...)
 			subj := subjects(t, in)
 			p := policy(t, tt.policy)
 			relatives := map[string][]eligibility.Subject{
-				"with histories": {subj[member], subj[other]},
-				"records only":   {{Record: subj[member].Record}, {Record: subj[other].Record}},
+				"with histories": {subj[member], subj[other], subj[third]},
+				"records only":   {{Record: subj[member].Record}, {Record: subj[other].Record}, {Record: subj[third].Record}},
 			}
 			for how, rel := range relatives {
 				d := eligibility.Evaluate(p, subj[me], rel, asOfDay(t, "2024-07-01"))
