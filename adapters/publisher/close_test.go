@@ -377,3 +377,31 @@ func TestCloseStopsPublishFileOnNamedPipe(t *testing.T) {
 		})
 	}
 }
+
+// TestCloseStopsReadingSaysWhySendingFailed: when the lines a call read
+// before Close cannot be sent, its error says why as well as that Close
+// stopped it.
+func TestCloseStopsReadingSaysWhySendingFailed(t *testing.T) {
+	p := newPublisher(t, Config{Brokers: []string{"127.0.0.1:1"}, MaxAttempts: 1})
+	r := newQuietReader(t, strings.Join(jsonlLines(t, 2), ""))
+	type outcome struct {
+		rep FileReport
+		err error
+	}
+	published := make(chan outcome, 1)
+	go func() {
+		rep, err := p.PublishJSONL(context.Background(), r)
+		published <- outcome{rep, err}
+	}()
+	<-r.asked
+	if err := p.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	o := <-published
+	if !errors.Is(o.err, ErrClosed) || !strings.Contains(o.err.Error(), "connection refused") || !strings.Contains(o.err.Error(), "after line 2") {
+		t.Errorf("PublishJSONL: %v; want ErrClosed after line 2, and why sending failed", o.err)
+	}
+	if o.rep.Read != 2 || o.rep.Published != 0 {
+		t.Errorf("report %+v; want 2 lines read, none published", o.rep)
+	}
+}

@@ -14,19 +14,26 @@ import (
 var errClosing = errors.New("the publisher is being closed")
 
 // closedReadingError is the error of a PublishFile or PublishJSONL call
-// that Close stopped while it read its input: the lines before the one
-// after Line were sent (or reported) as the FileReport says, the others
-// not. It is ErrClosed to errors.Is, and so not Retriable with this
-// publisher.
+// that Close stopped while it read its input: the lines up to line were
+// sent as the FileReport says (send is why sending failed as a whole, if
+// it did), the others not. It is ErrClosed to errors.Is, and so not
+// Retriable with this publisher.
 type closedReadingError struct {
 	line int // the last line read whole
+	send error
 }
 
 func (e *closedReadingError) Error() string {
-	return fmt.Sprintf("the publisher was closed while the events were being read: the lines after line %d were not read, nor sent", e.line)
+	msg := fmt.Sprintf("the publisher was closed while the events were being read: the lines after line %d were not read, nor sent", e.line)
+	if e.send != nil {
+		msg = e.send.Error() + "; " + msg
+	}
+	return msg
 }
 
 func (e *closedReadingError) Is(target error) bool { return target == ErrClosed }
+
+func (e *closedReadingError) Unwrap() error { return e.send }
 
 // stoppableReader reads r in a goroutine of its own, so that PublishJSONL
 // stops waiting for its input as soon as its context is done or the

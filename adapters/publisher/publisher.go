@@ -1202,7 +1202,8 @@ func (p *Publisher) publishJSONL(ctx context.Context, r io.Reader) (FileReport, 
 				seen.mark(pending)
 				chunks <- pending
 			}
-			return finish(&closedReadingError{line: line - 1})
+			rep, err := finish(nil)
+			return rep, &closedReadingError{line: line - 1, send: err}
 		case readErr != nil && ctx.Err() != nil && errors.Is(readErr, ctx.Err()):
 			// Interrupted: nothing more is sent, the lines read but
 			// not sent are counted as read only.
