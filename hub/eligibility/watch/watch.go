@@ -23,8 +23,12 @@
 // or read its permission-violation log, so the bucket is keyed by
 // <policy>.<digest of the ID> and the Nats-Msg-Id is a digest of (policy,
 // ID, day); see Config.Keys for how strong those digests are. The ID of a
-// person waiting for a qualifying day is kept in the entry's value, which
-// is how the day's sweep knows whom to decide after a restart.
+// person waiting for a qualifying day, or for the day of a change of
+// theirs or of the joined spouse's stamped ahead (recheck_on, whether the
+// person is eligible or not, the spouse decided under their own key
+// included), is kept in the entry's value, which is how the day's sweep
+// knows whom to decide after a restart; the first decision that leaves
+// neither day to wait for rewrites the entry without it.
 //
 // R is the region where the person qualifies: the address of their current
 // rental or home in the policy's place, else their work region there, else
