@@ -656,7 +656,7 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool
 		if !isTimeout(err) {
 			return false
 		}
-		problem(w, http.StatusRequestTimeout, "invalid-request", h.timeoutDetail(counted.n, r.ContentLength), nil)
+		problem(w, http.StatusRequestTimeout, "request-timeout", h.timeoutDetail(counted.n, r.ContentLength), nil)
 		return true
 	}
 	compressed := false

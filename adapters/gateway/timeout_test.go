@@ -100,7 +100,7 @@ func TestSlowBodyAnswers408(t *testing.T) {
 			}
 			want := fmt.Sprintf("the body did not arrive within 300ms (%d of %d bytes did)", tc.first, len(tc.body))
 			if resp.StatusCode != http.StatusRequestTimeout || p.Status != http.StatusRequestTimeout ||
-				p.Type != "urn:pophub:problem:invalid-request" || !strings.HasPrefix(p.Detail, want) {
+				p.Type != "urn:pophub:problem:request-timeout" || !strings.HasPrefix(p.Detail, want) {
 				t.Errorf("%s %s; want 408 saying %q", resp.Status, b, want)
 			}
 			if resp.Header.Get("Content-Type") != "application/problem+json" {
