@@ -26,7 +26,9 @@ type EligibilityNotification struct {
 	Route      string `json:"route"`
 	AsOf       string `json:"as_of"`
 	// Trigger is the change notification that led to the evaluation, or
-	// "scheduled" when the person qualified by the passing of time.
+	// "scheduled" for a decision made on a day the watcher set: the day
+	// an earlier decision said the person would qualify, or the China day
+	// of a change stamped ahead of the day it arrived.
 	Trigger     string    `json:"trigger"`
 	EvaluatedAt time.Time `json:"evaluated_at"`
 }
