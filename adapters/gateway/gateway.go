@@ -25,8 +25,7 @@
 //
 // Kafka's acknowledgement decides the rest. When Kafka refuses events in a
 // way that sending them again will not mend (Message Size Too Large, an
-// authorization failure, a missing topic, the hub's own Kafka login
-// refused: publisher.Retriable), the answer
+// authorization failure, a missing topic: publisher.Retriable), the answer
 // is 502, without Retry-After, listing every event not published with its
 // reason (kafka_refused, topic_missing, or not_acknowledged for one that
 // failed for a passing reason), for the hub's operators to fix. When every

@@ -180,7 +180,6 @@ type Publisher struct {
 	fileChunk int // lines of a file validated and sent at once
 	listBad   int // most lines FileReport.Bad lists
 	w         *kafka.Writer
-	tr        *kafka.Transport // w's and meta's, closed with them
 	// topics maps each department source to its topic, so that no
 	// record builds the name again.
 	topics map[schemas.Source]string
@@ -226,10 +225,10 @@ func New(cfg Config) (*Publisher, error) {
 		return nil, fmt.Errorf("configuring publisher: %w", err)
 	}
 	cfg.setDefaults()
-	tr := transport(cfg.SASL, cfg.TLS)
 	w := &kafka.Writer{
-		Addr:      kafka.TCP(cfg.Brokers...),
-		Transport: tr,
+		Addr: kafka.TCP(cfg.Brokers...),
+		// nil is kafka-go's default transport.
+		Transport: transport(cfg.SASL, cfg.TLS),
 		// Murmur2 is the Java client's partitioner: every department's
 		// client puts one citizen on the same partition.
 		Balancer:               &kafka.Murmur2Balancer{},
@@ -246,9 +245,17 @@ func New(cfg Config) (*Publisher, error) {
 	for _, s := range schemas.Sources {
 		topics[s] = schemas.Topic(s)
 	}
-	return &Publisher{cfg: cfg, w: w, tr: tr, fileChunk: max(cfg.BatchSize, 8192), listBad: 1000, topics: topics, closing: make(chan struct{}),
+	return &Publisher{cfg: cfg, w: w, fileChunk: max(cfg.BatchSize, 8192), listBad: 1000, topics: topics, closing: make(chan struct{}),
 		meta:   &kafka.Client{Addr: w.Addr, Transport: w.Transport, Timeout: 10 * time.Second},
 		tracer: cfg.TracerProvider.Tracer("github.com/pophub/pophub/adapters/publisher")}, nil
+}
+
+// transport authenticates with m and speaks TLS with tc when set.
+func transport(m sasl.Mechanism, tc *tls.Config) kafka.RoundTripper {
+	if m == nil && tc == nil {
+		return nil
+	}
+	return &kafka.Transport{SASL: m, TLS: tc, DialTimeout: 10 * time.Second}
 }
 
 // EventID derives a stable event id from the department's own record key
@@ -350,16 +357,16 @@ func (e *TopicMissingError) Error() string {
 // TopicMissingError, a broker's refusal Kafka does not deem retriable
 // (kafka-go's Error.Temporary is false), such as [10] Message Size Too
 // Large (the topic's max.message.bytes below the batch), [29] Topic
-// Authorization Failed or [58] SASL Authentication Failed, a *LoginError
-// (a broker that closed the connection at the login, as the hub's
-// embedded broker does on wrong credentials), and ErrClosed: a closed
-// publisher never sends again (a new one may). A retry loop should stop
-// at these and tell someone.
+// Authorization Failed or [58] SASL Authentication Failed, and ErrClosed:
+// a closed publisher never sends again (a new one may). A retry loop
+// should stop at these and tell someone.
 //
-// One refusal looks like a connection lost, and is retriable: a broker
-// that requires TLS closes the connection of a client configured without
-// it at its first request, without a word. The error then says that it
-// may be so.
+// A connection closed without an answer stays retriable, as a connection
+// lost is, though a broker refusing the login that way (the hub's
+// embedded broker on a wrong password or an unknown user, where Kafka
+// answers [58] first) or requiring TLS of a client without it closes it
+// just so: the client cannot tell them apart, and the error says it may be
+// either. A loop retrying it should give up after a while.
 func Retriable(err error) bool {
 	if err == nil {
 		return false
@@ -815,7 +822,7 @@ func (p *Publisher) write(ctx context.Context, span trace.Span, msgs []kafka.Mes
 		failed := 0
 		for j, e := range werrs {
 			if e != nil {
-				results[idx[j]].Err = fmt.Errorf("sending to Kafka: %w", p.closedHint(e))
+				results[idx[j]].Err = fmt.Errorf("sending to Kafka: %w", closedHint(e))
 				failed++
 			}
 		}
@@ -829,7 +836,7 @@ func (p *Publisher) write(ctx context.Context, span trace.Span, msgs []kafka.Mes
 			// able to tell an interruption from a broker's failure.
 			err = fmt.Errorf("%w (%v)", cerr, err)
 		}
-		err = p.closedHint(err)
+		err = closedHint(err)
 		for _, i := range idx {
 			results[i].Err = fmt.Errorf("sending to Kafka: %w", err)
 		}
@@ -842,22 +849,16 @@ func (p *Publisher) write(ctx context.Context, span trace.Span, msgs []kafka.Mes
 }
 
 // closedHint adds to err what a connection closed without an answer may
-// mean. A broker refusing the login that way is told apart (LoginError);
-// what is left is a connection lost, or, for a client without TLS, a
-// broker that requires it: a client that speaks plaintext to a TLS
-// listener sees its connection closed at its first request, as it would
-// when the broker dropped it. kafka-go gives it either for the whole write
-// or, when the connection closes mid-produce, for each message.
-func (p *Publisher) closedHint(err error) error {
-	var le *LoginError
-	if errors.As(err, &le) || !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
-		return err
-	}
-	if p.cfg.TLS == nil {
+// mean: a connection lost, or all a client sees of a broker that wants TLS
+// or refuses its login without a word. kafka-go gives it either for the
+// whole write or, when the connection closes mid-produce, for each
+// message.
+func closedHint(err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return fmt.Errorf("%w (the broker closed the connection: a connection lost, which sending again may mend, "+
-			"or a broker that requires TLS, which this client does not speak)", err)
+			"or credentials refused: are they right, and does it require TLS or SASL credentials?)", err)
 	}
-	return fmt.Errorf("%w (the broker closed the connection)", err)
+	return err
 }
 
 // startSpan starts the producer span of one produce of n records; single
@@ -1422,7 +1423,6 @@ func (p *Publisher) Close() error {
 		if err := p.w.Close(); err != nil {
 			p.closeErr = fmt.Errorf("closing Kafka writer: %w", err)
 		}
-		p.tr.CloseIdleConnections()
 	})
 	return p.closeErr
 }

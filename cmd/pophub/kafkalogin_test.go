@@ -75,9 +75,11 @@ func TestKafkaLoginPublishAndImport(t *testing.T) {
 
 			if tc.name == "publish" {
 				out, err = execute(t, tc.cmd(), append(args, "--kafka-user", "u", "--kafka-password", "guess")...)
-				if err == nil || !strings.Contains(err.Error(), "[58] SASL Authentication Failed: the broker closed the connection in answer to this client's SASL credentials") ||
-					!strings.HasSuffix(err.Error(), "publish the file again once that is fixed: the hub applies each event once") {
-					t.Errorf("with a wrong password: %v\n%s\nwant the login refused, to be fixed before publishing again", err, out)
+				// The embedded broker closes the connection without a
+				// word, which a client cannot tell from a connection
+				// lost: the error says it may be either.
+				if err == nil || !strings.Contains(err.Error(), "credentials refused: are they right") {
+					t.Errorf("with a wrong password: %v\n%s\nwant a hint that the credentials may have been refused", err, out)
 				}
 			}
 			if tc.name == "import" {
