@@ -1674,8 +1674,9 @@ func TestOtherCluster(t *testing.T) {
 
 // TestSASL: an import into brokers that require a SASL login logs in on
 // every connection it makes — sending, reading the topic's offsets, and,
-// on a resume, reading what the interrupted run sent; without credentials
-// it says what is likely wrong rather than only EOF.
+// on a resume, reading what the interrupted run sent; without credentials,
+// or with a wrong password, it says what is likely wrong rather than only
+// EOF.
 func TestSASL(t *testing.T) {
 	addr := testenv.Kafka(t, partitions, kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-512", "housing", "pw"))
 	lines := marriageLines(t, 200)
@@ -1688,6 +1689,11 @@ func TestSASL(t *testing.T) {
 	_, err := Run(context.Background(), cfg)
 	if err == nil || !strings.Contains(err.Error(), "does it require SASL credentials?") {
 		t.Errorf("without credentials: %v; want an error asking about SASL", err)
+	}
+
+	cfg.SASL = access.SCRAMClient{User: "housing", Password: "guess"}
+	if _, err := Run(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "the Kafka credentials refused: are they right?") {
+		t.Errorf("with a wrong password: %v; want an error asking whether the credentials are right", err)
 	}
 
 	cfg.SASL = access.SCRAMClient{User: "housing", Password: "pw"}

@@ -181,7 +181,7 @@ func (c *Config) kafkaTransport() *kafka.Transport {
 // brokerError adds to err, from the first request to the brokers, what a
 // connection closed without an answer most likely means: kafka-go only
 // says EOF when a broker that requires SASL drops a client that does not
-// log in.
+// log in, or the hub's own broker one whose login it refuses.
 //
 // With SASL, a topic the user may not describe looks missing: a Kafka
 // user sees only the topics its ACLs grant, and kafka-go gives an unseen
@@ -190,6 +190,10 @@ func (c *Config) brokerError(err error) error {
 	switch {
 	case c.SASL == nil && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)):
 		return fmt.Errorf("%w (the broker closed the connection: does it require SASL credentials?)", err)
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		// The hub's own broker refuses a login so, where Kafka answers
+		// [58]; a client cannot tell it from a connection lost.
+		return fmt.Errorf("%w (the broker closed the connection: a connection lost, or the Kafka credentials refused: are they right?)", err)
 	case c.SASL != nil && errors.Is(err, kafka.UnknownTopicOrPartition):
 		return fmt.Errorf("%w (or the Kafka user may not describe the topic: a user sees only the topics its ACLs grant; check its publish grants in the access policy)", err)
 	}
