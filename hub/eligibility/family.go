@@ -252,7 +252,8 @@ func familyOf(p *Policy, applicant *hub.Record, f *facts, family []hub.Record) [
 			// not even that when the applicant's own record shows a
 			// divorce from them that no marriage to them follows, or a
 			// marriage to another that stands.
-			if basis, ok := spouseByOwnRecord(f, r.CitizenID, spouseStands); ok && allows("spouse") {
+			since, _ := parseDay(r.Marital.Since)
+			if basis, ok := spouseByOwnRecord(f, r.CitizenID, since, spouseStands); ok && allows("spouse") {
 				add("spouse", basis)
 			}
 			seen[r.CitizenID] = true
@@ -317,20 +318,28 @@ func familyOf(p *Policy, applicant *hub.Record, f *facts, family []hub.Record) [
 // record names the applicant as spouse, listed as the spouse for a clerk
 // to confirm, saying truthfully what the applicant's record (f, as of the
 // day) shows instead; ok is false when that record speaks against them: a
-// divorce from member that no later marriage to them follows (whatever
-// the applicant did after it, another marriage or divorce included), or
+// divorce from member, on or after the marriage member's own record shows
+// (since), that no later marriage to them follows (whatever the applicant
+// did after it, another marriage or divorce included), or
 // a marriage to another spouse that stands (spouseStands: that spouse's
 // own record names the applicant too, or is not held here), since the
 // copy the member's record lacks is then the divorce or the other
 // marriage, not the applicant's.
-func spouseByOwnRecord(f *facts, member citizenid.ID, spouseStands bool) (basis string, ok bool) {
-	if _, divorced := f.divorces[member]; divorced {
-		return "", false
+func spouseByOwnRecord(f *facts, member citizenid.ID, since time.Time, spouseStands bool) (basis string, ok bool) {
+	// A divorce from member on or after the marriage their record shows
+	// is one whose copy for them is missing; one before it, a marriage
+	// again (复婚) whose copy for the applicant is: listed to confirm.
+	remarried := ""
+	if on, divorced := f.divorces[member]; divorced {
+		if !since.After(on) {
+			return "", false
+		}
+		remarried = "; it shows a divorce from them (" + fmtDay(on) + ") before the marriage to the applicant their own record shows (" + fmtDay(since) + ")"
 	}
 	// earlier: a marriage to member on the applicant's record that a
 	// marriage to another followed with no divorce from member.
 	earlier := ""
-	if on, married := f.marriedOn[member]; married {
+	if on, married := f.marriedOn[member]; married && remarried == "" {
 		earlier = ", and an earlier marriage to them (" + fmtDay(on) + ") that no divorce from them ended"
 	}
 	var shows string
@@ -341,6 +350,8 @@ func spouseByOwnRecord(f *facts, member citizenid.ID, spouseStands bool) (basis 
 		shows = "names " + f.spouse.Masked() + " as spouse, whose own record does not name the applicant" + earlier
 	case f.married:
 		shows = "shows a marriage naming no spouse" + earlier
+	case f.maritalStatus == codes.MaritalDivorced && f.divorcedFrom == member && remarried != "":
+		shows, remarried = "shows a divorce from them ("+fmtDay(f.divorcedOn)+"), before the marriage to the applicant their own record shows ("+fmtDay(since)+")", ""
 	case f.maritalStatus == codes.MaritalDivorced:
 		shows = "shows a divorce"
 		if f.divorcedFrom != "" {
@@ -359,7 +370,7 @@ func spouseByOwnRecord(f *facts, member citizenid.ID, spouseStands bool) (basis 
 	default:
 		shows = "shows marital status " + f.maritalStatus + " (" + codes.Marital[f.maritalStatus] + ")"
 	}
-	return "names the applicant as spouse on their own marriage record; the applicant's record " + shows +
+	return "names the applicant as spouse on their own marriage record; the applicant's record " + shows + remarried +
 		": confirm with the marriage register", true
 }
 

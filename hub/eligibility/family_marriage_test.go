@@ -45,6 +45,9 @@ func TestFamilyMemberOwnMarriage(t *testing.T) {
 	divorceLater := func(who, spouse citizenid.ID, eid string) hub.Input {
 		return storetest.Event(t, schemas.MarriageDivorced, who, eid, on(2024, 3, 1), schemas.MarriageDivorcedData{SpouseID: spouse})
 	}
+	remarryLate := func(who, spouse citizenid.ID, eid string) hub.Input {
+		return storetest.Event(t, schemas.MarriageRegistered, who, eid, on(2024, 6, 1), schemas.MarriageRegisteredData{SpouseID: spouse})
+	}
 	// third: a third person, married by the applicant after the member.
 	third := storetest.ValidID(74)
 	const missingCopy = "names the applicant as spouse on their own marriage record; the applicant's record shows no marriage to them: confirm with the marriage register"
@@ -111,6 +114,18 @@ func TestFamilyMemberOwnMarriage(t *testing.T) {
 			"1970-01-01", "1990-01-01", []hub.Input{marry(me, other, "mz-m71"), divorce(me, other, "mz-d71"), remarry(member, me, "mz-m72")},
 			[]eligibility.FamilyMember{{CitizenID: member, Name: "李娜", Relation: "spouse", Basis: "names the applicant as spouse on their own marriage record; " +
 				"the applicant's record shows a divorce from " + other.Masked() + " (2023-01-01) and no marriage to them: confirm with the marriage register"}}},
+		{"the applicant divorced the member, whose own record shows them married to the applicant again (复婚), the applicant's copy missing", "chifeng/central", chifengAddr,
+			"1970-01-01", "1972-01-01", []hub.Input{marry(me, member, "mz-m71"), marry(member, me, "mz-m72"), divorce(me, member, "mz-d71"),
+				divorce(member, me, "mz-d72"), remarry(member, me, "mz-m78")},
+			[]eligibility.FamilyMember{{CitizenID: member, Name: "李娜", Relation: "spouse", Basis: "names the applicant as spouse on their own marriage record; " +
+				"the applicant's record shows a divorce from them (2023-01-01), before the marriage to the applicant their own record shows (2024-01-01): confirm with the marriage register"}}},
+		{"the same after the applicant married and divorced another in between", "chifeng/central", chifengAddr,
+			"1970-01-01", "1972-01-01", []hub.Input{marry(me, member, "mz-m71"), marry(member, me, "mz-m72"), divorce(me, member, "mz-d71"),
+				divorce(member, me, "mz-d72"), remarry(me, third, "mz-m75"), remarry(third, me, "mz-m76"), divorceLater(me, third, "mz-d75"),
+				divorceLater(third, me, "mz-d76"), remarryLate(member, me, "mz-m78")},
+			[]eligibility.FamilyMember{{CitizenID: member, Name: "李娜", Relation: "spouse", Basis: "names the applicant as spouse on their own marriage record; " +
+				"the applicant's record shows a divorce from " + third.Masked() + " (2024-03-01) and no marriage to them; " +
+				"it shows a divorce from them (2023-01-01) before the marriage to the applicant their own record shows (2024-06-01): confirm with the marriage register"}}},
 		{"a child with no marriage on their own record", "jilin/city", jilinCity,
 			"1960-01-01", "1990-01-01", nil,
 			[]eligibility.FamilyMember{{CitizenID: member, Name: "李娜", Relation: "child",
