@@ -53,5 +53,7 @@ func TestClosedConnectionHint(t *testing.T) {
 	}
 	if got := results[0].Err; got == nil || !strings.Contains(got.Error(), "does it require TLS or SASL credentials?") {
 		t.Errorf("event error %v, want a hint that the broker may require credentials", got)
+	} else if !Retriable(got) {
+		t.Errorf("event error %v is not retriable; a connection closed may be a connection lost", got)
 	}
 }

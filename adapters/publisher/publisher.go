@@ -822,7 +822,7 @@ func (p *Publisher) write(ctx context.Context, span trace.Span, msgs []kafka.Mes
 		failed := 0
 		for j, e := range werrs {
 			if e != nil {
-				results[idx[j]].Err = fmt.Errorf("sending to Kafka: %w", closedHint(e))
+				results[idx[j]].Err = fmt.Errorf("sending to Kafka: %w", p.closedHint(e))
 				failed++
 			}
 		}
@@ -836,7 +836,7 @@ func (p *Publisher) write(ctx context.Context, span trace.Span, msgs []kafka.Mes
 			// able to tell an interruption from a broker's failure.
 			err = fmt.Errorf("%w (%v)", cerr, err)
 		}
-		err = closedHint(err)
+		err = p.closedHint(err)
 		for _, i := range idx {
 			results[i].Err = fmt.Errorf("sending to Kafka: %w", err)
 		}
@@ -850,15 +850,19 @@ func (p *Publisher) write(ctx context.Context, span trace.Span, msgs []kafka.Mes
 
 // closedHint adds to err what a connection closed without an answer may
 // mean: a connection lost, or all a client sees of a broker that wants TLS
-// or refuses its login without a word. kafka-go gives it either for the
-// whole write or, when the connection closes mid-produce, for each
-// message.
-func closedHint(err error) error {
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return fmt.Errorf("%w (the broker closed the connection: a connection lost, which sending again may mend, "+
-			"or credentials refused: are they right, and does it require TLS or SASL credentials?)", err)
+// or a login, or refuses its login without a word (the hub's own broker
+// does). kafka-go gives it either for the whole write or, when the
+// connection closes mid-produce, for each message.
+func (p *Publisher) closedHint(err error) error {
+	if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return err
 	}
-	return err
+	if p.cfg.SASL == nil {
+		return fmt.Errorf("%w (the broker closed the connection: a connection lost, which sending again may mend, "+
+			"or a broker that wants a login or TLS: does it require TLS or SASL credentials?)", err)
+	}
+	return fmt.Errorf("%w (the broker closed the connection: a connection lost, which sending again may mend, "+
+		"or credentials refused: are they right, and does the broker require TLS?)", err)
 }
 
 // startSpan starts the producer span of one produce of n records; single

@@ -46,10 +46,10 @@ func eventFile(t *testing.T) (string, schemas.Source) {
 
 // TestKafkaLoginPublishAndImport: `pophub publish` and `pophub import`
 // send to brokers that require SASL/SCRAM-SHA-512 with --kafka-user and
-// --kafka-password, and are refused without them. `pophub publish` with
-// a wrong password said "unexpected EOF" and to publish the file again,
-// as for a connection lost: it says the login was refused, and to fix
-// that first.
+// --kafka-password, and are refused without them. The hub's broker
+// refuses a wrong password by closing the connection, which a client
+// cannot tell from a connection lost: `pophub publish` says the
+// credentials may have been refused, beside publishing the file again.
 func TestKafkaLoginPublishAndImport(t *testing.T) {
 	newLogger := func() *slog.Logger { return testLogger(t) }
 	for _, tc := range []struct {
