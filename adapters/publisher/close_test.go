@@ -225,15 +225,7 @@ func TestCloseStopsReadingQuietInput(t *testing.T) {
 	addr := testenv.Kafka(t, partitions)
 	p := newPublisher(t, Config{Brokers: []string{addr}})
 	r := newQuietReader(t, strings.Join(jsonlLines(t, 2), ""))
-	type outcome struct {
-		rep FileReport
-		err error
-	}
-	published := make(chan outcome, 1)
-	go func() {
-		rep, err := p.PublishJSONL(context.Background(), r)
-		published <- outcome{rep, err}
-	}()
+	published := publishJSONLAsync(context.Background(), p, r)
 	<-r.asked // both lines were read; the call waits for more
 	closed := make(chan error, 1)
 	go func() { closed <- p.Close() }()
@@ -271,18 +263,10 @@ func TestCancelStopsReadingQuietInput(t *testing.T) {
 	r := newQuietReader(t, strings.Join(jsonlLines(t, 2), ""))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	type outcome struct {
-		rep FileReport
-		err error
-	}
-	published := make(chan outcome, 1)
-	go func() {
-		rep, err := p.PublishJSONL(ctx, r)
-		published <- outcome{rep, err}
-	}()
+	published := publishJSONLAsync(ctx, p, r)
 	<-r.asked
 	cancel()
-	var o outcome
+	var o jsonlOutcome
 	select {
 	case o = <-published:
 	case <-time.After(10 * time.Second):
@@ -384,15 +368,7 @@ func TestCloseStopsPublishFileOnNamedPipe(t *testing.T) {
 func TestCloseStopsReadingSaysWhySendingFailed(t *testing.T) {
 	p := newPublisher(t, Config{Brokers: []string{"127.0.0.1:1"}, MaxAttempts: 1})
 	r := newQuietReader(t, strings.Join(jsonlLines(t, 2), ""))
-	type outcome struct {
-		rep FileReport
-		err error
-	}
-	published := make(chan outcome, 1)
-	go func() {
-		rep, err := p.PublishJSONL(context.Background(), r)
-		published <- outcome{rep, err}
-	}()
+	published := publishJSONLAsync(context.Background(), p, r)
 	<-r.asked
 	if err := p.Close(); err != nil {
 		t.Errorf("Close: %v", err)
@@ -404,4 +380,21 @@ func TestCloseStopsReadingSaysWhySendingFailed(t *testing.T) {
 	if o.rep.Read != 2 || o.rep.Published != 0 {
 		t.Errorf("report %+v; want 2 lines read, none published", o.rep)
 	}
+}
+
+// jsonlOutcome is what a PublishJSONL call returned.
+type jsonlOutcome struct {
+	rep FileReport
+	err error
+}
+
+// publishJSONLAsync runs p.PublishJSONL(ctx, r) in the background and
+// hands over what it returned.
+func publishJSONLAsync(ctx context.Context, p *Publisher, r io.Reader) <-chan jsonlOutcome {
+	published := make(chan jsonlOutcome, 1)
+	go func() {
+		rep, err := p.PublishJSONL(ctx, r)
+		published <- jsonlOutcome{rep, err}
+	}()
+	return published
 }
