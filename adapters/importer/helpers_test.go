@@ -1,11 +1,13 @@
 package importer
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -338,4 +340,80 @@ func mustMapping(t testing.TB, src schemas.Source) *Mapping {
 func tempFile(t testing.TB, name string) string {
 	t.Helper()
 	return filepath.Join(t.TempDir(), name)
+}
+
+// setSheetRow writes cells as text into row number row of a sheet.
+func setSheetRow(t testing.TB, f *excelize.File, sheet string, row int, cells []string) {
+	t.Helper()
+	vals := make([]any, len(cells))
+	for i, c := range cells {
+		vals[i] = c
+	}
+	ref, err := excelize.CoordinatesToCellName(1, row)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.SetSheetRow(sheet, ref, &vals); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// rewritePart rewrites one part of a saved workbook (a sheet's XML), to
+// write cells as Excel writes them and excelize does not.
+func rewritePart(t testing.TB, file, part string, edit func(string) string) {
+	t.Helper()
+	zr, err := zip.OpenReader(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for _, f := range zr.File {
+		rc, err := f.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Name == part {
+			b = []byte(edit(string(b)))
+		}
+		w, err := zw.Create(f.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(b)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// hukouRegistrations returns the public security mapping, its table and
+// n hukou registration rows of distinct persons with names.
+func hukouRegistrations(t testing.TB, n int) (*Mapping, table, [][]string) {
+	t.Helper()
+	m := mustMapping(t, schemas.PublicSecurity)
+	tab, _ := render(t, m, population(t, 200, schemas.PublicSecurity))
+	seen := map[string]bool{}
+	var out [][]string
+	for _, r := range tab.rows {
+		id := r[colIndex(t, tab, "公民身份号码")]
+		if r[colIndex(t, tab, "业务类型")] == "户口登记" && r[colIndex(t, tab, "姓名")] != "" && !seen[id] {
+			seen[id] = true
+			out = append(out, append([]string(nil), r...))
+			if len(out) == n {
+				return m, tab, out
+			}
+		}
+	}
+	t.Fatalf("fewer than %d hukou registrations", n)
+	return nil, table{}, nil
 }

@@ -480,8 +480,20 @@ func (p *plan) mapRow(line int, row []string, kinds []cellKind, now time.Time) m
 			return fail(ReasonMalformedRow, "", p.headerOf(i), "not valid UTF-8 (is the file GBK-encoded? set encoding: gbk)")
 		}
 	}
+	// A formula's error in a column the event reads from: the type,
+	// subject, time and key columns here, the version and data fields
+	// where they are read.
+	formulaErr := func(reason, field string, i int) (mapped, bool) {
+		if e, ok := formulaError(cell(row, i), kindAt(kinds, i)); ok {
+			return fail(reason, field, p.header[i], "%s", formulaErrorDetail(e)), true
+		}
+		return mapped{}, false
+	}
 	typ := p.typeVal
 	if p.typeCol >= 0 {
+		if m, bad := formulaErr(ReasonInvalidValue, "type", p.typeCol); bad {
+			return m
+		}
 		v := cell(row, p.typeCol)
 		t, ok := p.typeMap[v]
 		if !ok {
@@ -496,6 +508,17 @@ func (p *plan) mapRow(line int, row []string, kinds []cellKind, now time.Time) m
 		typ = t
 	}
 	out.typ = typ
+	if m, bad := formulaErr(schemas.ReasonInvalidSubject, "subject", p.subject); bad {
+		return m
+	}
+	if m, bad := formulaErr(ReasonInvalidValue, "time", p.timeCol); bad {
+		return m
+	}
+	for _, i := range p.keyCols {
+		if m, bad := formulaErr(ReasonInvalidValue, "id", i); bad {
+			return m
+		}
+	}
 	subject, numeric := idCell(cell(row, p.subject), kindAt(kinds, p.subject))
 	if numeric {
 		return fail(schemas.ReasonInvalidSubject, "subject", p.header[p.subject], "%s", numberIDDetail)
@@ -651,6 +674,9 @@ func (c *column) appendValue(dst []byte, row []string, kinds []cellKind, date190
 	if v == "" {
 		return dst, false, 0, nil
 	}
+	if e, ok := formulaError(v, kind); ok {
+		return dst, false, 0, &convertError{ReasonInvalidValue, formulaErrorDetail(e)}
+	}
 	if c.kind != KindNumber && c.kind != KindCitizenID && lostDigits(v, kind) {
 		// An ID cell's own detail is numberIDDetail (see idCell).
 		return dst, false, 0, &convertError{ReasonInvalidValue, longNumberDetail}
@@ -757,6 +783,28 @@ const numberIDDetail = "the cell is a number (Excel keeps only 15 significant di
 // lost digits (see lostDigits).
 const longNumberDetail = "the cell is a number of more than 15 digits (Excel keeps only 15 significant digits, so numbers that differ in their last digits now read the same): format the column as text and re-enter the numbers"
 
+// excelErrors are the error values a spreadsheet's formula shows when it
+// fails: #N/A of a lookup that found nothing, #REF! of a reference to a
+// deleted cell or sheet. A file saved as CSV holds them as text.
+var excelErrors = map[string]bool{
+	"#N/A": true, "#REF!": true, "#VALUE!": true, "#DIV/0!": true, "#NAME?": true,
+	"#NULL!": true, "#NUM!": true, "#SPILL!": true, "#CALC!": true, "#GETTING_DATA": true,
+}
+
+// formulaError reports the error a cell of the given kind holds in place
+// of a value: a workbook's error cell, or an error value as text. It is
+// never the department's value: sent, one failed lookup would put every
+// person it failed for in one household "#N/A".
+func formulaError(v string, kind cellKind) (string, bool) {
+	return v, kind == errorCell || excelErrors[strings.ToUpper(v)]
+}
+
+// formulaErrorDetail is the reject detail of a cell holding the formula
+// error e.
+func formulaErrorDetail(e string) string {
+	return "the cell holds the formula error " + e + ": the spreadsheet's formula failed (#N/A: a lookup found nothing; #REF!: it refers to a deleted cell or sheet): correct the formula or type the value"
+}
+
 // lostDigits reports whether v, a cell of the given kind, is a workbook's
 // number of more than 15 digits before its decimal point. Excel keeps a
 // number in 15 significant digits, so the digits after the 15th are zeros
@@ -822,6 +870,9 @@ func (c *column) versionOf(row []string, kinds []cellKind, date1904 bool) (int64
 	}
 	if v == "" {
 		return 0, errors.New("empty cell")
+	}
+	if e, ok := formulaError(v, kind); ok {
+		return 0, errors.New(formulaErrorDetail(e))
 	}
 	v = foldWidth(v)
 	if lostDigits(v, kind) {

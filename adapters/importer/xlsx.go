@@ -33,6 +33,7 @@ const (
 	textCell   cellKind = iota
 	numberCell          // a workbook's number, as numberText writes it, or as shown (numberRead)
 	dateCell            // a workbook's number formatted as a date or time, in dateCellLayout
+	errorCell           // a workbook's formula error (#N/A, #REF!): no value at all (see formulaError)
 )
 
 // numberRead is how the number cells of a cell style are read.
@@ -384,7 +385,7 @@ func isDateFormat(code string) bool {
 }
 
 // row scans to row number n and returns its cells' kinds and the values
-// of its date cells and of the number cells read by value (nil for a row
+// of its date and error cells and of the number cells read by value (nil for a row
 // the sheet leaves out); a number cell read as shown has its kind and no
 // value. Rows are asked for in order.
 func (s *sheetCells) row(n int) ([]cellKind, map[int]string, error) {
@@ -483,6 +484,8 @@ func (s *sheetCells) add(i int, typ, style, v string) {
 				shown = true
 			}
 		}
+	case "e": // a formula's error, as the sheet shows it
+		kind, value = errorCell, v
 	case "d": // an ISO 8601 date cell
 		for _, l := range []string{"2006-01-02T15:04:05.999999999", "2006-01-02T15:04:05Z07:00", time.DateOnly} {
 			if t, err := time.Parse(l, v); err == nil {
