@@ -235,19 +235,7 @@ func writeXLSX(t testing.TB, path string, tab table) {
 	f := excelize.NewFile()
 	defer f.Close()
 	sheet := f.GetSheetName(0)
-	set := func(r int, cells []string) {
-		vals := make([]any, len(cells))
-		for i, c := range cells {
-			vals[i] = c
-		}
-		cellRef, err := excelize.CoordinatesToCellName(1, r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := f.SetSheetRow(sheet, cellRef, &vals); err != nil {
-			t.Fatal(err)
-		}
-	}
+	set := func(r int, cells []string) { setSheetRow(t, f, sheet, r, cells) }
 	set(1, []string{"导出数据（内部资料）"})
 	set(2, tab.header)
 	r := 3

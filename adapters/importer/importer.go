@@ -307,6 +307,9 @@ func (c *Config) Validate() error {
 type Report struct {
 	File   string
 	SHA256 string
+	// Sheet is the sheet of a workbook that was read: the mapping's, or,
+	// when it names none, the workbook's active sheet.
+	Sheet string
 	// Read counts the data lines (not the header, not blank lines).
 	Read int
 	// Valid lines would be sent; Rejected counts the lines that are bad,
@@ -401,7 +404,11 @@ func (r *Report) ByReason() map[string]int {
 // repeated, upgraded IDs.
 func (r *Report) Summary() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s: %d read, %d valid", filepath.Base(r.File), r.Read, r.Valid)
+	b.WriteString(filepath.Base(r.File))
+	if r.Sheet != "" {
+		fmt.Fprintf(&b, ", sheet %s", r.Sheet)
+	}
+	fmt.Fprintf(&b, ": %d read, %d valid", r.Read, r.Valid)
 	switch {
 	case r.Refused():
 		fmt.Fprintf(&b, ", refused at the reject limit of %d: nothing sent", r.RejectLimit)
@@ -690,6 +697,10 @@ func validate(ctx context.Context, cfg *Config, rep *Report, phase string, emit 
 		return "", err
 	}
 	defer src.Close()
+	if xs, ok := src.(*xlsxSource); ok {
+		rep.Sheet = xs.sheet
+		cfg.Logger.InfoContext(ctx, phase+": reading a sheet of the workbook", "file", cfg.File, "sheet", xs.sheet, "sheets", len(xs.f.GetSheetList()))
+	}
 	rejects := &rejectsFile{path: cfg.RejectsFile, header: src.header()}
 	defer rejects.discard()
 	var total int64
@@ -1100,6 +1111,9 @@ func open(cfg *Config) (rowSource, *plan, error) {
 		if err != nil {
 			if herr, ok := errors.AsType[*headerError](err); ok && herr.matched == 0 {
 				herr.found = findHeader(src, herr)
+				if xs, ok := src.(*xlsxSource); ok && herr.found == 0 {
+					herr.otherSheet, herr.otherRow = xs.findHeaderSheet(herr)
+				}
 			}
 			src.Close()
 			// A header read in the wrong encoding has none of the
@@ -1112,6 +1126,9 @@ func open(cfg *Config) (rowSource, *plan, error) {
 					return nil, nil, fmt.Errorf("mapping the columns of %s: %w\n(the header is one cell holding %s: the cells may be delimited by %s; set delimiter: %s in the mapping, or --delimiter %s)",
 						cfg.File, err, delimiterWord(d), delimiterWord(d), delimiterName(d), delimiterName(d))
 				}
+			}
+			if xs, ok := src.(*xlsxSource); ok {
+				return nil, nil, fmt.Errorf("mapping the columns of %s, sheet %s: %w", cfg.File, xs.sheet, err)
 			}
 			return nil, nil, fmt.Errorf("mapping the columns of %s: %w", cfg.File, err)
 		}

@@ -33,7 +33,9 @@ type Mapping struct {
 	// Delimiter of a CSV file's cells: "," (default), ";", "|" or "tab"
 	// (also written "\t"), as the department's system exports them.
 	Delimiter string `yaml:"delimiter"`
-	// Sheet of an XLSX workbook (default: the first sheet).
+	// Sheet of an XLSX workbook. Default: the workbook's only sheet, or
+	// its active one (open when it was saved) if visible; a hidden sheet
+	// is read only when named.
 	Sheet string `yaml:"sheet"`
 	// HeaderRow is the 1-based row holding the column names (default 1);
 	// rows above it (a title, say) are skipped.

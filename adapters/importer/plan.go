@@ -167,6 +167,11 @@ type headerError struct {
 	header     []string
 	row        int // the row the header was read from (header_row)
 	found      int // a later row holding the mapping's columns; 0 if none is known
+	// otherSheet is another sheet of the workbook holding the mapping's
+	// columns, in row otherRow ("" if none is known): the sheet read may
+	// be instructions (填表说明) or a summary.
+	otherSheet string
+	otherRow   int
 }
 
 // missingColumn is a column of the mapping missing from the header, or
@@ -238,9 +243,15 @@ func (e *headerError) Error() string {
 	}
 	fmt.Fprintf(&b, "\nrow %d of the file reads: %s", e.row, showHeader(e.header, e.columns))
 	if e.matched == 0 {
-		if e.found > 0 {
+		switch {
+		case e.found > 0:
 			fmt.Fprintf(&b, "\nnone of the mapping's columns is in row %d, but row %d has them: add header_row: %d to the mapping", e.row, e.found, e.found)
-		} else {
+		case e.otherSheet != "":
+			fmt.Fprintf(&b, "\nnone of the mapping's columns is in this sheet, but sheet %q has them in row %d: add sheet: %s to the mapping", e.otherSheet, e.otherRow, e.otherSheet)
+			if e.otherRow != max(e.row, 1) {
+				fmt.Fprintf(&b, ", and header_row: %d", e.otherRow)
+			}
+		default:
 			fmt.Fprintf(&b, "\nnone of the mapping's columns is in row %d: if the column names are in a later row (below a title), add header_row: N to the mapping, N that row's number; else the mapping is not for this file", e.row)
 		}
 	}

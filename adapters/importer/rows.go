@@ -1154,6 +1154,7 @@ func (s *jsonlSource) Close() error    { return s.f.Close() }
 // sheetCells reads them beside them.
 type xlsxSource struct {
 	f     *excelize.File
+	sheet string // the sheet read
 	rows  *excelize.Rows
 	types *sheetCells
 	sum   string
@@ -1186,7 +1187,10 @@ func openXLSX(path, sheet string, headerRow int) (*xlsxSource, error) {
 		return nil, fmt.Errorf("opening workbook: %w", err)
 	}
 	if sheet == "" {
-		sheet = x.GetSheetName(0)
+		if sheet, err = defaultSheet(x); err != nil {
+			x.Close()
+			return nil, err
+		}
 	}
 	rows, err := x.Rows(sheet)
 	if err != nil {
@@ -1199,7 +1203,7 @@ func openXLSX(path, sheet string, headerRow int) (*xlsxSource, error) {
 		x.Close()
 		return nil, err
 	}
-	s := &xlsxSource{f: x, rows: rows, types: types, sum: hex.EncodeToString(h.Sum(nil)), size: size}
+	s := &xlsxSource{f: x, sheet: sheet, rows: rows, types: types, sum: hex.EncodeToString(h.Sum(nil)), size: size}
 	for s.line < max(headerRow, 1) {
 		if !rows.Next() {
 			s.Close()
@@ -1215,6 +1219,63 @@ func openXLSX(path, sheet string, headerRow int) (*xlsxSource, error) {
 		s.cols[i] = cleanHeader(h)
 	}
 	return s, nil
+}
+
+// defaultSheet is the sheet read when the mapping names none: the
+// workbook's only sheet, or its active one, the sheet that was open when
+// it was saved and that the clerk sees on opening it. The first sheet may
+// be a hidden one (last month's, hidden away) or instructions (填表说明).
+// A hidden sheet is never read unnamed: when the active sheet is hidden,
+// the import is refused, naming the visible sheets.
+func defaultSheet(x *excelize.File) (string, error) {
+	sheets := x.GetSheetList()
+	if len(sheets) == 1 {
+		return sheets[0], nil
+	}
+	active := x.GetSheetName(x.GetActiveSheetIndex())
+	if visible, err := x.GetSheetVisible(active); err == nil && visible {
+		return active, nil
+	}
+	var visible []string
+	for _, name := range sheets {
+		if v, err := x.GetSheetVisible(name); err == nil && v {
+			visible = append(visible, strconv.Quote(name))
+		}
+	}
+	if len(visible) == 0 {
+		return "", fmt.Errorf("opening workbook: its sheets %s are all hidden: name the sheet to read in the mapping (sheet: NAME)", strings.Join(sheets, ", "))
+	}
+	example, _ := strconv.Unquote(visible[0])
+	return "", fmt.Errorf("opening workbook: its active sheet %q is hidden, and the mapping names no sheet: name the sheet to read in the mapping (sheet: %s); the visible sheets are %s",
+		active, example, strings.Join(visible, ", "))
+}
+
+// findHeaderSheet looks for the mapping's columns in the first rows of
+// the workbook's other sheets and returns the sheet and row with most of
+// them ("" if none has any).
+func (s *xlsxSource) findHeaderSheet(herr *headerError) (string, int) {
+	var sheet string
+	best, bestScore := 0, 0
+	for _, name := range s.f.GetSheetList() {
+		if name == s.sheet {
+			continue
+		}
+		rows, err := s.f.Rows(name)
+		if err != nil {
+			continue
+		}
+		for line := 1; line <= headerSearchRows && rows.Next(); line++ {
+			cells, err := rows.Columns()
+			if err != nil {
+				break
+			}
+			if n := herr.score(cells); n > bestScore {
+				sheet, best, bestScore = name, line, n
+			}
+		}
+		rows.Close()
+	}
+	return sheet, best
 }
 
 func (s *xlsxSource) header() []string { return s.cols }
