@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -503,9 +504,28 @@ func (v *validator) name(field, s string, req bool) {
 	if !printable(s) {
 		v.fail(field, "must not contain control characters")
 	}
+	if r, ok := garbled(s); ok {
+		v.fail(field, fmt.Sprintf("holds %s, which a program writes for a character the file's encoding lacks: the name was garbled when the file was saved or converted (Excel's and WPS's CSV in GBK write ? for 𠮷 or 䶮); save the file as UTF-8 (CSV UTF-8) or GB 18030, or as XLSX, and retype the character", r))
+	}
 	if r, ok := privateUse(s); ok {
 		v.fail(field, fmt.Sprintf("holds U+%04X, a private-use character (造字, drawn only by the sending department's own fonts; GB 18030 maps GBK's user-defined areas there): replace it with the character's standard code", r))
 	}
+}
+
+// garbled returns how the first character of s that stands for a lost
+// one is named: an ASCII ?, which Windows' code page conversions write
+// for a character the code page lacks (the 生僻字 of names, in GBK), or
+// U+FFFD, the replacement character of a conversion that met bytes it
+// could not read. No name holds either: it was garbled before it was
+// sent, and the character it stood for cannot be recovered from it.
+func garbled(s string) (string, bool) {
+	switch i := strings.IndexAny(s, "?\uFFFD"); {
+	case i < 0:
+		return "", false
+	case s[i] == '?':
+		return "?", true
+	}
+	return "U+FFFD (�)", true
 }
 
 // privateUse returns the first character of Unicode's private use areas

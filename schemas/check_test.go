@@ -548,34 +548,48 @@ func TestContributionMonthAhead(t *testing.T) {
 	}
 }
 
-// TestPrivateUseNames: a name holding a private-use character (a 造字
-// of a department's own font, as it comes in UTF-8) is refused naming the
-// code point, whichever encoding the department's file had; rare
-// characters with standard codes, in and beyond the BMP, are kept.
-func TestPrivateUseNames(t *testing.T) {
+// TestRefusedNameCharacters: a name holding a private-use character (a
+// 造字 of a department's own font, as it comes in UTF-8) is refused naming
+// the code point, whichever encoding the department's file had; so is a
+// name that lost a character on its way, to a ? (Excel's and WPS's CSV in
+// GBK write one for a character GBK lacks: 𠮷野 as ?野) or to U+FFFD (a
+// lossy conversion), saying to save the file as UTF-8. Rare characters
+// with standard codes, in and beyond the BMP, are kept.
+func TestRefusedNameCharacters(t *testing.T) {
+	const garbled = "save the file as UTF-8"
 	tests := []struct {
 		name, value string
-		refused     string // the code point named, or "" for accepted
+		refused     []string // what the detail says, or nil for accepted
 	}{
-		{"GBK AAA1 as GB 18030 maps it", "张\ue000", "U+E000"},
-		{"end of the BMP's area", "李\uf8ff明", "U+F8FF"},
-		{"plane 15", "王\U000F0001", "U+F0001"},
-		{"CJK extension B", "𠮷野", ""},
-		{"middle dot of a minority name", "阿依古丽·买买提", ""},
+		{"GBK AAA1 as GB 18030 maps it", "张\ue000", []string{"U+E000"}},
+		{"end of the BMP's area", "李\uf8ff明", []string{"U+F8FF"}},
+		{"plane 15", "王\U000F0001", []string{"U+F0001"}},
+		{"question mark for 𠮷", "?野", []string{"holds ?,", garbled}},
+		{"question mark for 䶮", "刘?", []string{"holds ?,", garbled}},
+		{"question mark inside a minority name", "阿依古丽?买买提", []string{"holds ?,", garbled}},
+		{"replacement character", "刘\ufffd", []string{"holds U+FFFD", garbled}},
+		{"CJK extension B", "𠮷野", nil},
+		{"CJK extension A", "刘䶮", nil},
+		{"middle dot of a minority name", "阿依古丽·买买提", nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			derr := checkedAlike(t, Event{ID: "ps-1", Source: PublicSecurity, Type: IdentityCorrected, Subject: validID, Time: fixedNow.Add(-time.Hour),
 				Payload: &IdentityCorrectedData{Name: tc.value}})
-			if tc.refused == "" {
+			if tc.refused == nil {
 				if derr != nil {
 					t.Errorf("refused: %v", derr)
 				}
 				return
 			}
 			re, ok := errors.AsType[*RejectError](derr)
-			if !ok || re.Reason != ReasonInvalidData || re.Field != "data.name" || !strings.Contains(re.Detail, tc.refused) {
-				t.Errorf("Decode = %v, want invalid_data on data.name naming %s", derr, tc.refused)
+			if !ok || re.Reason != ReasonInvalidData || re.Field != "data.name" {
+				t.Fatalf("Decode = %v, want invalid_data on data.name", derr)
+			}
+			for _, w := range tc.refused {
+				if !strings.Contains(re.Detail, w) {
+					t.Errorf("Decode = %v, want the detail to say %q", derr, w)
+				}
 			}
 		})
 	}
