@@ -287,14 +287,7 @@ func (a *admin) fail(w http.ResponseWriter, r *http.Request, err error) {
 		a.cfg.Logger.LogAttrs(r.Context(), serverErrorLevel(k.status), "serving admin request",
 			slog.String("route", routeOf(r)), slog.String("request_id", requestID(r.Context())), slog.String("err", citizenid.MaskText(err.Error())))
 	}
-	switch k.status {
-	case http.StatusUnauthorized:
-		w.Header().Set("WWW-Authenticate", "Bearer")
-	case http.StatusServiceUnavailable, http.StatusTooManyRequests:
-		if w.Header().Get("Retry-After") == "" {
-			w.Header().Set("Retry-After", "1")
-		}
-	}
+	setProblemHeaders(w.Header(), k.status, err)
 	b, _ := json.Marshal(Problem{Type: ProblemTypePrefix + k.slug, Title: http.StatusText(k.status), Status: k.status,
 		Detail: detail, Instance: instanceOf(r.Context())})
 	h := w.Header()

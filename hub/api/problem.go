@@ -93,19 +93,27 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 			slog.String("request_id", requestID(r.Context())),
 			slog.String("err", citizenid.MaskText(err.Error())))
 	}
-	switch k.status {
+	setProblemHeaders(w.Header(), k.status, err)
+	s.writeProblem(w, r, k.status, k.slug, detail)
+}
+
+// setProblemHeaders sets the headers a problem of status for err carries
+// on every route: the bearer challenge of a 401 (RFC 6750: a token no
+// identity lists is invalid_token, so that a client fetches another rather
+// than sending the same again) and a Retry-After for 503 and 429.
+func setProblemHeaders(h http.Header, status int, err error) {
+	switch status {
 	case http.StatusUnauthorized:
 		challenge := "Bearer"
 		if errors.Is(err, ErrInvalidToken) {
 			challenge = `Bearer error="invalid_token"`
 		}
-		w.Header().Set("WWW-Authenticate", challenge)
+		h.Set("WWW-Authenticate", challenge)
 	case http.StatusServiceUnavailable, http.StatusTooManyRequests:
-		if w.Header().Get("Retry-After") == "" {
-			w.Header().Set("Retry-After", "1")
+		if h.Get("Retry-After") == "" {
+			h.Set("Retry-After", "1")
 		}
 	}
-	s.writeProblem(w, r, k.status, k.slug, detail)
 }
 
 // serverErrorLevel is the level a 5xx answer is logged at. A dependency
