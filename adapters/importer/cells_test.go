@@ -1,6 +1,7 @@
 package importer
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -8,6 +9,7 @@ import (
 
 	"golang.org/x/text/width"
 
+	"github.com/pophub/pophub/internal/testenv"
 	"github.com/pophub/pophub/schemas"
 )
 
@@ -161,6 +163,67 @@ func TestTextForcedIDCells(t *testing.T) {
 		cells[subjectCol] = v
 		if got := p.mapRow(2, cells, nil, time.Now()); got.rej != nil || string(got.key) != id {
 			t.Errorf("%s: key %q, reject %v; want the ID", v, got.key, got.rej)
+		}
+	}
+}
+
+// TestTextForcedCells: exports that keep long numbers from Excel write
+// every such column as ="…" or with a leading apostrophe, not only the
+// citizen ID: 户号, 住址区划代码, 出生日期. A clerk relies on each being
+// read as the spreadsheet shows it: a household number sent without the
+// wrapper (the same household as in an export without it), a code and a
+// date read, not refused.
+func TestTextForcedCells(t *testing.T) {
+	m, tab, rows := hukouRegistrations(t, 4)
+	hc, ac, bc, kc := colIndex(t, tab, "户号"), colIndex(t, tab, "住址区划代码"), colIndex(t, tab, "出生日期"), colIndex(t, tab, "业务流水号")
+	in := table{header: tab.header}
+	want := map[string]string{} // household ids by event id, as sent from cells without wrappers
+	p, err := newPlan(m, tab.header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range rows {
+		plain := p.mapRow(i+2, r, nil, time.Now())
+		if plain.rej != nil {
+			t.Fatal(plain.rej)
+		}
+		want[plain.id] = r[hc]
+		r = append([]string(nil), r...)
+		switch i {
+		case 0:
+			r[hc] = `="` + r[hc] + `"`
+		case 1:
+			r[hc] = "'" + r[hc]
+		case 2:
+			r[ac], r[bc] = `="`+r[ac]+`"`, `="`+r[bc]+`"`
+		case 3:
+			r[kc] = `="` + r[kc] + `"`
+		}
+		in.rows = append(in.rows, r)
+	}
+	file := tempFile(t, "hukou.csv")
+	writeCSV(t, file, in, utf8BOM)
+	addr := testenv.Kafka(t, partitions)
+	rep, err := Run(context.Background(), Config{Source: schemas.PublicSecurity, File: file, Mapping: m, Brokers: []string{addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rep.Rejects {
+		t.Errorf("rejected: %s", r)
+	}
+	evs := decodeAll(t, testenv.Records(t, addr, schemas.Topic(schemas.PublicSecurity)))
+	if len(evs) != len(rows) {
+		t.Errorf("%d events sent, want %d", len(evs), len(rows))
+	}
+	for _, ev := range evs {
+		var d map[string]any
+		json.Unmarshal(ev.Data, &d)
+		h, ok := want[ev.ID]
+		switch {
+		case !ok:
+			t.Errorf("sent event %s, of an id no cell without its wrapper gives", ev.ID)
+		case d["household_id"] != h:
+			t.Errorf("sent household_id %q, want %q", d["household_id"], h)
 		}
 	}
 }

@@ -97,9 +97,11 @@
 // ignore, is rejected (duplicate_id), naming the columns that differ and
 // the version column to raise.
 //
-// Citizen ID cells (the subject, citizen_id fields) may hold full-width
-// digits and Ｘ, or a lower-case x, or be wrapped as ="…" or '… to keep
-// them text: they are read as the ASCII ID. An ID cell that was a number
+// Every cell an export wrapped as ="…" or '… to keep it text (IDs,
+// household numbers, codes, dates) is read as a spreadsheet shows it,
+// without the wrapper. Citizen ID cells (the subject, citizen_id fields)
+// may hold full-width digits and Ｘ, or a lower-case x: they are read as
+// the ASCII ID. An ID cell that was a number
 // in the spreadsheet (E notation, or an 18-digit number, whose last
 // digits Excel has lost) is rejected as such, and so is one holding an
 // invisible character, named (U+200B). Date, time, number, version and

@@ -419,7 +419,21 @@ func cell(row []string, i int) string {
 	if i < 0 || i >= len(row) {
 		return ""
 	}
-	return trimCell(row[i])
+	return textForced(trimCell(row[i]))
+}
+
+// textForced reads a cell as a spreadsheet shows it when an export forced
+// it to stay text, so that a long number is not turned into a float: the
+// formula ="0123…" shows what it quotes, and a leading apostrophe, the
+// mark of a number typed as text, is not shown. Exports write every such
+// column so (户号, 区划代码, dates as ="19840127"), not only IDs; read
+// with the wrapper, a household number would be another one and a code
+// no code.
+func textForced(v string) string {
+	if inner, ok := strings.CutPrefix(v, `="`); ok && len(inner) > 0 && strings.HasSuffix(inner, `"`) {
+		return strings.ReplaceAll(inner[:len(inner)-1], `""`, `"`)
+	}
+	return strings.TrimPrefix(v, "'")
 }
 
 // trimCell trims a cell of what a clerk cannot see at its edges
@@ -625,7 +639,7 @@ func (p *plan) appendRecordKey(b []byte, typ schemas.Type, row []string) []byte 
 	if len(p.keyCols) == 0 {
 		for _, c := range row {
 			b = append(b, 0x1f)
-			b = append(b, trimCell(c)...)
+			b = append(b, textForced(trimCell(c))...)
 		}
 		return b
 	}
@@ -842,14 +856,9 @@ func lostDigits(v string, kind cellKind) bool {
 // CSV file it saved) or, formatted as an integer, with its last digits
 // zeros. Only a legacy 15-digit ID survives being a number.
 //
-// An ID an export wrote as ="110101…" or '110101…, spreadsheet formulas
-// that keep a number as text, is read without them.
+// An ID an export wrote as ="110101…" or '110101… comes without them
+// (see textForced).
 func idCell(v string, kind cellKind) (id string, numeric bool) {
-	if inner, ok := strings.CutPrefix(v, `="`); ok && strings.HasSuffix(inner, `"`) {
-		v = inner[:len(inner)-1]
-	} else {
-		v = strings.TrimPrefix(v, "'")
-	}
 	for i := 0; i < len(v); i++ {
 		if v[i] >= utf8.RuneSelf {
 			v = width.Narrow.String(v)
