@@ -72,6 +72,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"gopkg.in/yaml.v3"
 
 	"github.com/pophub/pophub/adapters/publisher"
@@ -134,7 +135,10 @@ type Config struct {
 	// arrive within it. Zero: the 408 names no duration.
 	ReadTimeout time.Duration
 	// Propagator continues the caller's trace (traceparent) into the Kafka
-	// record headers (default W3C TraceContext).
+	// record headers (default W3C TraceContext). It is not used when the
+	// request's context already holds a span (a server middleware's, which
+	// continues the caller's trace itself): the events are published under
+	// that span.
 	Propagator propagation.TextMapPropagator
 	// Logger receives failures to publish (default: discard). It never sees
 	// citizen IDs or tokens.
@@ -399,7 +403,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// The department's trace context goes on in the records and the
 	// publish span: its trace state without members holding a citizen ID.
-	ctx := tracestate.Clean(h.cfg.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header)))
+	// Within the hub, its API middleware has made it the parent of the
+	// request's server span, which the request context holds: the events
+	// are published under that span, so that a slow or failed publish
+	// shows under the request that made it.
+	ctx := r.Context()
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		ctx = tracestate.Clean(h.cfg.Propagator.Extract(ctx, propagation.HeaderCarrier(r.Header)))
+	}
 	results, err := h.publish(ctx, int64(len(sent)), events)
 	if errors.Is(err, errBusy) {
 		h.cfg.Logger.Warn("gateway: waited too long for earlier requests' events to be published", "source", source, "events", len(events),
