@@ -660,8 +660,11 @@ func (s *Server) residencePermits(r *http.Request, g Grant, _ *Outcome) (any, er
 	if err != nil {
 		return nil, err
 	}
-	if len(ask.code) >= 4 {
-		ask.levels = 0 // permits are counted per city, not below
+	// Permits are counted per city, not below; a province's placeholder
+	// for the county-level cities it administers directly (4290) is no
+	// city but a sum of them, so its children are cities.
+	if len(ask.code) >= 4 && !(len(ask.code) == 4 && s.directlyAdministered(ask.code+"00")) {
+		ask.levels = 0
 	}
 	tree := s.regionTree(ask.code, ask.levels)
 	row := func(t hub.Tally) []int64 { return []int64{t.Permits} }

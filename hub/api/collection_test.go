@@ -495,28 +495,38 @@ func (hubeiRegions) Children(code string) []string {
 // issues residence permits under its own 6-digit code, which the hub
 // counts at 42, 4290 and 429004: its count is answered, read the same
 // under a minimum cell as in its placeholder's family, while an ordinary
-// county (江岸区 420102) is still refused and 4290 still sums the cities.
+// county (江岸区 420102) is still refused and 4290 still sums the cities;
+// asked with its children, 4290 lists those cities, while a city's
+// children are not counted (permits are counted per city).
 func TestPermitsOfDirectlyAdministeredCity(t *testing.T) {
 	counts := permitCounter{"42": 17, "4201": 10, "420100": 10, "4290": 7, "429004": 3, "429005": 4}
 	tests := []struct {
-		region  string
-		minCell int
-		status  int
-		name    string
-		holders stats.Cell
+		region   string
+		children bool
+		minCell  int
+		status   int
+		name     string
+		holders  stats.Cell
+		kids     []api.PermitCount
 	}{
-		{"429004", 0, http.StatusOK, "仙桃市", stats.Shown(3)},
-		{"429005", 0, http.StatusOK, "潜江市", stats.Shown(4)},
-		{"4290", 0, http.StatusOK, "省直辖县级行政区划", stats.Shown(7)},
-		{"429004", 5, http.StatusOK, "仙桃市", stats.Cell{Suppressed: true, Min: 5}},
-		{"420102", 0, http.StatusBadRequest, "", stats.Cell{}},
-		{"429099", 0, http.StatusNotFound, "", stats.Cell{}},
+		{"429004", false, 0, http.StatusOK, "仙桃市", stats.Shown(3), nil},
+		{"429005", false, 0, http.StatusOK, "潜江市", stats.Shown(4), nil},
+		{"4290", false, 0, http.StatusOK, "省直辖县级行政区划", stats.Shown(7), nil},
+		{"4290", true, 0, http.StatusOK, "省直辖县级行政区划", stats.Shown(7), []api.PermitCount{
+			{Region: "429004", Name: "仙桃市", Holders: stats.Shown(3)}, {Region: "429005", Name: "潜江市", Holders: stats.Shown(4)}}},
+		{"4201", true, 0, http.StatusOK, "武汉市", stats.Shown(10), nil},
+		{"429004", false, 5, http.StatusOK, "仙桃市", stats.Cell{Suppressed: true, Min: 5}, nil},
+		{"420102", false, 0, http.StatusBadRequest, "", stats.Cell{}, nil},
+		{"429099", false, 0, http.StatusNotFound, "", stats.Cell{}, nil},
 	}
 	for _, tc := range tests {
-		t.Run(fmt.Sprintf("%s, min cell %d", tc.region, tc.minCell), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s, children %v, min cell %d", tc.region, tc.children, tc.minCell), func(t *testing.T) {
 			srv := httptest.NewServer(api.New(api.Config{Store: newMemStore(t), Counter: counts, Regions: hubeiRegions{}, Authorizer: cellGrant{tc.minCell}}).Handler())
 			defer srv.Close()
 			url := srv.URL + "/v1/stats/residence-permits?as_of=2020-01-01&region=" + tc.region
+			if tc.children {
+				url += "&children=true"
+			}
 			if tc.status != http.StatusOK {
 				var p api.Problem
 				if status := getInto(t, url, &p); status != tc.status {
@@ -528,8 +538,8 @@ func TestPermitsOfDirectlyAdministeredCity(t *testing.T) {
 			if status := getInto(t, url, &got); status != tc.status {
 				t.Fatalf("status %d, want %d", status, tc.status)
 			}
-			if got.Region != tc.region || got.Name != tc.name || got.Holders != tc.holders || len(got.Children) != 0 {
-				t.Errorf("got %+v, want %s %s holding %v", got, tc.region, tc.name, tc.holders)
+			if got.Region != tc.region || got.Name != tc.name || got.Holders != tc.holders || !slices.Equal(got.Children, tc.kids) {
+				t.Errorf("got %+v, want %s %s holding %v, children %+v", got, tc.region, tc.name, tc.holders, tc.kids)
 			}
 		})
 	}
