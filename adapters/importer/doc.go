@@ -128,7 +128,8 @@
 // as a thousands separator, 1,234.5: "89,5" is refused, not read as 895), date
 // (→ YYYY-MM-DD; text only in its layouts, a workbook's number cell as an
 // Excel serial day number too), month (→ YYYY-MM; on the default layouts
-// also a date on the first of a month), list
+// also a date on the first of a month; a workbook's number ending in .1
+// is refused, being January or, typed 2026.10, October), list
 // (→ JSON array), citizen_id (15 digits upgraded). An empty cell leaves the
 // field out unless it has a default. Unknown keys, types of another source,
 // data fields not in the type's data and columns missing from the header

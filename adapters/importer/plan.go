@@ -756,6 +756,9 @@ func (c *column) appendValue(dst []byte, row []string, kinds []cellKind, date190
 		}
 		return strconv.AppendFloat(dst, f, 'f', -1, 64), true, 0, nil
 	case KindDate, KindMonth:
+		if c.kind == KindMonth && kind == numberCell && strings.HasSuffix(v, ".1") {
+			return dst, false, 0, &convertError{ReasonInvalidValue, decimalMonthDetail}
+		}
 		t, ok := parseCell(v, kind, c.layouts, wallClock, date1904)
 		if !ok && c.firstDays {
 			// A date with a time of day too, as databases export a
@@ -800,6 +803,12 @@ func (c *column) appendValue(dst []byte, row []string, kinds []cellKind, date190
 	}
 	return schemas.AppendJSONString(dst, v), true, 0, nil
 }
+
+// decimalMonthDetail is the reject detail of a workbook's number in a
+// month column that reads as January: typed 2026.10, Excel keeps the
+// number 2026.1, which a format such as 0.00 still shows as 2026.10, so
+// January and October are one number and cannot be told apart.
+const decimalMonthDetail = "the cell is a number ending in .1, which Excel also keeps for a month typed .10 (2026.10 is the number 2026.1): type the month as text, 2026-10 or 2026-01, or format the column as text and retype it"
 
 // numberIDDetail is the reject detail of an ID cell that is a number.
 const numberIDDetail = "the cell is a number (Excel keeps only 15 significant digits): format the column as text and re-enter the IDs"
