@@ -16,9 +16,12 @@
 // naming the same origin (pophub-topic, pophub-partition, pophub-offset).
 // The tools count an original once: Records lists its first copy, naming
 // the others in Record.Copies, Summarize counts it once, and Replay sends
-// it once (see Unique and Seen). A source topic deleted and created again
-// starts its offsets anew; rejects from before and after it that share an
-// offset count as one.
+// it once (see Unique and Seen). Copies of one original are byte for byte
+// the same, so a copy is one that names the same origin and holds the
+// same key and value: a source topic deleted and created again starts its
+// offsets anew, and a new reject at an offset an old one had is a reject
+// of its own, as is a new record at a DLQ ID that a DLQ topic deleted and
+// created again gives out a second time.
 //
 // # Replay
 //
@@ -229,9 +232,9 @@ type Record struct {
 	// Offset. Empty for a whole copy.
 	Dropped string
 	// Copies are the other DLQ records that copy the same original (the
-	// same Topic, Partition and Offset), later than this one: ingest reads
-	// a batch again after a group rebalance or a crash and copies its
-	// rejects again. Records lists such a reject once, here.
+	// same Topic, Partition and Offset, key and value), later than this
+	// one: ingest reads a batch again after a group rebalance or a crash
+	// and copies its rejects again. Records lists such a reject once, here.
 	Copies []ID
 }
 
@@ -256,14 +259,33 @@ func (r Record) Origin() (Origin, bool) {
 	return Origin{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}, true
 }
 
+// copyOf identifies an original: where it was and what it held. The
+// origin alone is not enough, since a topic deleted and created again
+// gives its offsets out anew.
+type copyOf struct {
+	Origin
+	sum string // replaySum of the key and value
+}
+
+// original returns what identifies r's original, and false when r's
+// headers do not say where it was.
+func (r Record) original() (copyOf, bool) {
+	o, ok := r.Origin()
+	if !ok {
+		return copyOf{}, false
+	}
+	return copyOf{Origin: o, sum: replaySum(r.Key, r.Value)}, true
+}
+
 // Unique returns recs with each original once: the first copy in the
-// order given, the IDs of the later ones appended to its Copies. Records
-// without an origin are kept, each as its own.
+// order given, the IDs of the later ones appended to its Copies. A copy
+// names the same origin and holds the same key and value. Records without
+// an origin are kept, each as its own.
 func Unique(recs []Record) []Record {
-	first := map[Origin]int{} // index in out
+	first := map[copyOf]int{} // index in out
 	out := make([]Record, 0, len(recs))
 	for _, r := range recs {
-		o, ok := r.Origin()
+		o, ok := r.original()
 		if !ok {
 			out = append(out, r)
 			continue
@@ -282,17 +304,18 @@ func Unique(recs []Record) []Record {
 	return out
 }
 
-// Seen remembers the origins of the DLQ records given to it, for a reader
-// that counts the DLQ a few records at a time (a status page) and, like
-// Records, counts each original once. Ingest writes the copies of one
-// original with its key, so they are in one DLQ partition while the
-// partition count stays the same.
-type Seen map[Origin]struct{}
+// Seen remembers the originals of the DLQ records given to it (origin,
+// key and value, as Unique tells them), for a reader that counts the DLQ
+// a few records at a time (a status page) and, like Records, counts each
+// original once. Ingest writes the copies of one original with its key,
+// so they are in one DLQ partition while the partition count stays the
+// same.
+type Seen map[copyOf]struct{}
 
 // First reports whether r is the first copy of its original s was given,
 // and remembers it; a record without an origin is always first.
 func (s Seen) First(r Record) bool {
-	o, ok := r.Origin()
+	o, ok := r.original()
 	if !ok {
 		return true
 	}

@@ -87,21 +87,32 @@ func replaySum(key, value []byte) string {
 // replayed is what the ledger says was replayed: DLQ record IDs, the
 // topics they were replayed to, and the originals the entries name.
 type replayed struct {
-	ids     map[string]bool
-	topics  map[string]string // by DLQ record ID; absent for an entry not naming it
-	sums    map[string]string // by DLQ record ID; absent for an entry without one
-	origins map[Origin]bool
+	ids    map[string]bool
+	topics map[string]string // by DLQ record ID; absent for an entry not naming it
+	sums   map[string]string // by DLQ record ID; absent for an entry without one
+	// origins holds, by origin, the sums of the records replayed from
+	// it, "" for an entry without one.
+	origins map[Origin]map[string]bool
 }
 
 // has reports whether r, another copy of its original that Records or
 // Unique found (r.Copies), or any copy the ledger names by its origin was
-// replayed.
+// replayed. An entry that records the digest of what it sent matches only
+// a record with that key and value: a topic deleted and created again
+// gives its offsets out anew, and the new reject at an old position (the
+// source topic's or the DLQ's) is not the one replayed. An entry without
+// one matches by position alone.
 func (d replayed) has(r Record) bool {
-	if d.ids[r.ID.String()] || slices.ContainsFunc(r.Copies, func(id ID) bool { return d.ids[id.String()] }) {
+	sum := replaySum(r.Key, r.Value)
+	byID := func(id ID) bool {
+		s, ok := d.sums[id.String()]
+		return d.ids[id.String()] && (!ok || s == sum)
+	}
+	if byID(r.ID) || slices.ContainsFunc(r.Copies, byID) {
 		return true
 	}
 	o, ok := r.Origin()
-	return ok && d.origins[o]
+	return ok && (d.origins[o][""] || d.origins[o][sum])
 }
 
 // Replay writes the selected records back to the topics they were
@@ -110,7 +121,8 @@ func (d replayed) has(r Record) bool {
 //
 // Copies of one original (see Unique) count as one: of those chosen, the
 // first is sent, and none if the ledger names any copy of it (by ID, or by
-// origin in entries that record it) as replayed.
+// origin in entries that record it, and by the digest of its key and value
+// in entries that record that) as replayed.
 //
 // It checks everything before sending anything: an ID the DLQ does not
 // hold (ErrUnknownRecord), a record without a source topic in
@@ -332,7 +344,7 @@ func (c *Client) ledger(ctx context.Context) (replayed, error) {
 // value does not name an origin (an older one, or not JSON) still names
 // its DLQ record.
 func ledgerOf(entries map[string][]byte) replayed {
-	d := replayed{ids: map[string]bool{}, topics: map[string]string{}, sums: map[string]string{}, origins: map[Origin]bool{}}
+	d := replayed{ids: map[string]bool{}, topics: map[string]string{}, sums: map[string]string{}, origins: map[Origin]map[string]bool{}}
 	for id, v := range entries {
 		d.ids[id] = true
 		var e ledgerEntry
@@ -344,7 +356,11 @@ func ledgerOf(entries map[string][]byte) replayed {
 			d.sums[id] = e.Sum
 		}
 		if e.Partition != nil && e.Offset != nil {
-			d.origins[Origin{Topic: e.Topic, Partition: *e.Partition, Offset: *e.Offset}] = true
+			o := Origin{Topic: e.Topic, Partition: *e.Partition, Offset: *e.Offset}
+			if d.origins[o] == nil {
+				d.origins[o] = map[string]bool{}
+			}
+			d.origins[o][e.Sum] = true
 		}
 	}
 	return d
