@@ -4,9 +4,11 @@
 // group's committed offset is either applied (its (source, id) is in the
 // store and this is its first occurrence), a duplicate (its key is in the
 // store and an earlier record carried it), or rejected (the DLQ holds a
-// copy naming its topic, partition and offset). Anything else is a gap:
-// the hub committed past a record that reached neither the store nor the
-// DLQ. So are the offsets retention deleted before the group committed
+// copy naming its topic, partition and offset and holding its key and
+// value: a topic deleted and created again gives its offsets out anew,
+// and an old reject must not account for a new record). Anything else is
+// a gap: the hub committed past a record that reached neither the store
+// nor the DLQ. So are the offsets retention deleted before the group committed
 // past them (committed offset below the log start): "expired unread",
 // records the hub never read, or read without committing, and that can no
 // longer be checked.
@@ -14,7 +16,8 @@
 // The evidence comes from three places the hub writes to, never from what
 // it counted: the source topics themselves (scanned with kafka-go), the
 // DLQ topic (indexed by the pophub-topic, pophub-partition and
-// pophub-offset headers) and the store's idempotency keys
+// pophub-offset headers, with a digest of each copy's key and value) and
+// the store's idempotency keys
 // (hub.Store.KnownEvents, over HTTP for the command line).
 //
 // Classify is the pure rule; Run gathers the evidence and classifies it.
@@ -112,7 +115,7 @@ func (c Class) String() string {
 //
 //   - skipped: the hub takes it for a transaction marker (Control) and
 //     skips it, as it does the markers of control batches;
-//   - rejected: the DLQ holds a copy made from its location;
+//   - rejected: the DLQ holds a copy of it (rejected says which: see Run);
 //   - gap: not rejected, and it has no key or its key is not in the store;
 //   - applied: not rejected, its key is in the store, and no earlier
 //     unrejected record carried the key;

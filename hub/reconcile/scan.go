@@ -2,7 +2,9 @@ package reconcile
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +12,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -161,19 +164,19 @@ func (r *runner) run(ctx context.Context) (Report, error) {
 		report.Sources = append(report.Sources, sr)
 	}
 
-	rejected, n, err := r.readDLQ(ctx)
+	copies, n, err := r.readDLQ(ctx)
 	if err != nil {
 		return report, err
 	}
 	report.DLQRecords = n
-	isRejected := func(l Loc) bool { _, ok := rejected[l]; return ok }
 	// One source at a time: keys are per source, so memory is bounded by
 	// the largest source rather than the sum.
 	for i := range report.Sources {
-		recs, err := r.scanSources(ctx, report.Sources[i:i+1])
+		recs, rejected, err := r.scanSources(ctx, report.Sources[i:i+1], copies)
 		if err != nil {
 			return report, err
 		}
+		isRejected := func(l Loc) bool { _, ok := rejected[l]; return ok }
 		known, err := r.known(ctx, recs, rejected)
 		if err != nil {
 			return report, err
@@ -244,10 +247,12 @@ func (r *runner) spans(ctx context.Context, parts map[string][]int) (map[string]
 
 // scanSources reads every partition's records in [log start, committed),
 // a few partitions at a time, and returns them in topic, partition and
-// offset order.
-func (r *runner) scanSources(ctx context.Context, sources []SourceReport) ([]Record, error) {
+// offset order, with the locations of those that a DLQ record in copies
+// copies.
+func (r *runner) scanSources(ctx context.Context, sources []SourceReport, copies map[Loc][]rejectCopy) ([]Record, map[Loc]struct{}, error) {
 	var mu sync.Mutex
 	var out []Record
+	rejected := map[Loc]struct{}{}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(r.cfg.Parallel)
 	for _, s := range sources {
@@ -259,8 +264,12 @@ func (r *runner) scanSources(ctx context.Context, sources []SourceReport) ([]Rec
 			topic, part, from, to := s.Topic, p.Partition, p.LogStart, p.Committed
 			g.Go(func() error {
 				var recs []Record
+				var rej []Loc
 				err := r.scan(gctx, topic, part, from, to, func(off int64, key []byte, _ []kafka.Header, value []byte) {
 					rec := Record{Loc: Loc{Topic: topic, Partition: part, Offset: off}}
+					if slices.ContainsFunc(copies[rec.Loc], func(c rejectCopy) bool { return c.of(key, value) }) {
+						rej = append(rej, rec.Loc)
+					}
 					// The hub's own test: kafka-go hands it records of
 					// control batches, which the scan does not see, and it
 					// cannot tell them from data records of their shape.
@@ -273,16 +282,19 @@ func (r *runner) scanSources(ctx context.Context, sources []SourceReport) ([]Rec
 				}
 				mu.Lock()
 				out = append(out, recs...)
+				for _, l := range rej {
+					rejected[l] = struct{}{}
+				}
 				mu.Unlock()
 				return nil
 			})
 		}
 	}
 	if err := g.Wait(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	SortRecords(out)
-	return out, nil
+	return out, rejected, nil
 }
 
 // EnvelopeKey reads the (source, id) of a record value with a minimal,
@@ -393,9 +405,42 @@ func (r *runner) scan(ctx context.Context, topic string, partition int, from, to
 	return nil
 }
 
+// rejectCopy is what reconciliation keeps of a DLQ record: enough to tell
+// whether the source record at the location it names is the one it
+// copies. A topic deleted and created again gives its offsets out anew,
+// so the location alone may name a newer record, which the old copy must
+// not account for.
+type rejectCopy struct {
+	sum     [sha256.Size]byte // contentSum of the copy's key and value, or of its key alone
+	dropped string            // pophub-dropped: what the copy left out
+}
+
+// of reports whether the source record with key and value is the one c
+// copies: the same key and value, or as much of them as the copy kept (a
+// copy without its key and value has only its location to go by).
+func (c rejectCopy) of(key, value []byte) bool {
+	switch {
+	case strings.Contains(c.dropped, "key"):
+		return true
+	case strings.Contains(c.dropped, "value"):
+		return c.sum == contentSum(key, nil)
+	}
+	return c.sum == contentSum(key, value)
+}
+
+// contentSum digests a record's key and value. Kafka's null and empty
+// read alike, as the hub reads them.
+func contentSum(key, value []byte) [sha256.Size]byte {
+	h := sha256.New()
+	h.Write(binary.BigEndian.AppendUint64(nil, uint64(len(key))))
+	h.Write(key)
+	h.Write(value)
+	return [sha256.Size]byte(h.Sum(nil))
+}
+
 // readDLQ reads the whole DLQ and indexes its records by the location of
 // the record each is a copy of. It returns how many records it read.
-func (r *runner) readDLQ(ctx context.Context) (map[Loc]struct{}, int64, error) {
+func (r *runner) readDLQ(ctx context.Context) (map[Loc][]rejectCopy, int64, error) {
 	parts, err := r.partitions(ctx, []string{r.cfg.DLQTopic})
 	if err != nil {
 		return nil, 0, err
@@ -405,16 +450,24 @@ func (r *runner) readDLQ(ctx context.Context) (map[Loc]struct{}, int64, error) {
 		return nil, 0, err
 	}
 	var mu sync.Mutex
-	out := map[Loc]struct{}{}
+	out := map[Loc][]rejectCopy{}
 	var total int64
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(r.cfg.Parallel)
 	for p, sp := range spans[r.cfg.DLQTopic] {
 		g.Go(func() error {
-			var locs []Loc
-			err := r.scan(gctx, r.cfg.DLQTopic, p, sp.first, sp.end, func(_ int64, _ []byte, headers []kafka.Header, _ []byte) {
-				if l, ok := dlqLoc(headers); ok {
-					locs = append(locs, l)
+			type located struct {
+				Loc
+				rejectCopy
+			}
+			var locs []located
+			err := r.scan(gctx, r.cfg.DLQTopic, p, sp.first, sp.end, func(_ int64, key []byte, headers []kafka.Header, value []byte) {
+				if l, dropped, ok := dlqLoc(headers); ok {
+					c := rejectCopy{sum: contentSum(key, value), dropped: dropped}
+					if strings.Contains(dropped, "value") {
+						c.sum = contentSum(key, nil)
+					}
+					locs = append(locs, located{l, c})
 				}
 			})
 			if err != nil {
@@ -424,7 +477,9 @@ func (r *runner) readDLQ(ctx context.Context) (map[Loc]struct{}, int64, error) {
 			defer mu.Unlock()
 			total += sp.end - sp.first
 			for _, l := range locs {
-				out[l] = struct{}{}
+				if !slices.Contains(out[l.Loc], l.rejectCopy) {
+					out[l.Loc] = append(out[l.Loc], l.rejectCopy)
+				}
 			}
 			return nil
 		})
@@ -435,13 +490,15 @@ func (r *runner) readDLQ(ctx context.Context) (map[Loc]struct{}, int64, error) {
 	return out, total, nil
 }
 
-// dlqLoc reads where a DLQ record came from. A record replayed and
-// rejected again carries the headers twice; the last ones name the
-// latest rejected record.
-func dlqLoc(headers []kafka.Header) (Loc, bool) {
-	l := Loc{Partition: -1, Offset: -1}
+// dlqLoc reads where a DLQ record came from, and what it left out of the
+// record (pophub-dropped). A record replayed and rejected again carries
+// the headers twice; the last ones name the latest rejected record.
+func dlqLoc(headers []kafka.Header) (l Loc, dropped string, ok bool) {
+	l = Loc{Partition: -1, Offset: -1}
 	for _, h := range headers {
 		switch h.Key {
+		case ingest.HeaderDropped:
+			dropped = string(h.Value)
 		case ingest.HeaderTopic:
 			l.Topic = string(h.Value)
 		case ingest.HeaderPartition:
@@ -454,7 +511,7 @@ func dlqLoc(headers []kafka.Header) (Loc, bool) {
 			}
 		}
 	}
-	return l, l.Topic != "" && l.Partition >= 0 && l.Offset >= 0
+	return l, dropped, l.Topic != "" && l.Partition >= 0 && l.Offset >= 0
 }
 
 // known asks the store about every distinct key of the records not
