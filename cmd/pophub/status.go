@@ -3,7 +3,9 @@ package main
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -363,9 +365,12 @@ func streamConsumers(ctx context.Context, js jetstream.JetStream) ([]api.Consume
 // that progress even when it cannot reach the end; the answer then lists
 // the partitions still catching up. A complete count is reused for ttl.
 //
-// A partition whose first offset moved (retention deleted records) or
-// whose end went back (the topic was recreated) is counted again from its
-// first offset: tallies of deleted records cannot be taken back one by one.
+// A partition whose first offset moved (retention deleted records), whose
+// end went back, or that no longer holds the last record counted (the
+// topic was deleted and created again: its offsets start anew, and once
+// it has as many records as were counted they alone do not tell it from
+// the old one) is counted again from its first offset: tallies of deleted
+// records cannot be taken back one by one.
 type cachedDLQ struct {
 	brokers []string
 	tls     *tls.Config    // nil: plaintext
@@ -386,9 +391,41 @@ type cachedDLQ struct {
 // [first, next) are counted.
 type dlqPartCount struct {
 	first, next int64
-	records     int64
-	byReason    map[string]int64
-	bySource    map[string]int64
+	// last is the last record counted, nil before the first; each call
+	// looks for it again before counting on.
+	last     *dlqMark
+	records  int64
+	byReason map[string]int64
+	bySource map[string]int64
+}
+
+// dlqMark recognises a DLQ record again: its offset, and a digest of its
+// time, key and headers (which name its origin and reason), enough to
+// tell it from another record a recreated topic put at that offset.
+type dlqMark struct {
+	offset int64
+	sum    [sha256.Size]byte
+}
+
+// markOf returns r's dlqMark, reading its key.
+func markOf(r kafka.Record) (dlqMark, error) {
+	h := sha256.New()
+	h.Write(binary.BigEndian.AppendUint64(nil, uint64(r.Time.UnixMilli())))
+	if r.Key != nil {
+		key, err := io.ReadAll(r.Key)
+		if err != nil {
+			return dlqMark{}, fmt.Errorf("reading the key at %d: %w", r.Offset, err)
+		}
+		h.Write(binary.BigEndian.AppendUint64(nil, uint64(len(key))))
+		h.Write(key)
+	}
+	for _, hd := range r.Headers {
+		for _, b := range [][]byte{[]byte(hd.Key), hd.Value} {
+			h.Write(binary.BigEndian.AppendUint64(nil, uint64(len(b))))
+			h.Write(b)
+		}
+	}
+	return dlqMark{offset: r.Offset, sum: [sha256.Size]byte(h.Sum(nil))}, nil
 }
 
 // dlqReadShare is the part of the context's remaining time a call spends
@@ -428,7 +465,7 @@ func (c *cachedDLQ) get(ctx context.Context) (api.DLQCounts, error) {
 	for p, s := range spans {
 		pc := c.parts[p]
 		if pc == nil || pc.first != s.First || s.End < pc.next {
-			c.parts[p] = &dlqPartCount{first: s.First, next: s.First, byReason: map[string]int64{}, bySource: map[string]int64{}}
+			c.restart(p, s.First)
 		}
 	}
 	for p := range c.parts {
@@ -444,7 +481,7 @@ func (c *cachedDLQ) get(ctx context.Context) (api.DLQCounts, error) {
 	rctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
 	for _, p := range slices.Sorted(maps.Keys(spans)) {
-		if err := c.readPartition(rctx, topic, p, spans[p].End); err != nil {
+		if err := c.readPartition(rctx, topic, p, spans[p]); err != nil {
 			if rctx.Err() != nil {
 				break // out of time: the rest is for the next call
 			}
@@ -477,15 +514,31 @@ func (c *cachedDLQ) get(ctx context.Context) (api.DLQCounts, error) {
 // ones before.
 const dlqFetchBytes = 1 << 20
 
+// restart starts partition p's count again at first.
+func (c *cachedDLQ) restart(p int, first int64) {
+	c.parts[p] = &dlqPartCount{first: first, next: first, byReason: map[string]int64{}, bySource: map[string]int64{}}
+}
+
 // readPartition counts partition p's records from where its count got to
-// up to end, keeping the progress of every record read. It fetches
+// up to the span's end, keeping the progress of every record read; first
+// it checks that the partition still holds the last record counted, and
+// counts again from the span's first offset when it does not. It fetches
 // through the counter's client, one request per batch on a connection
 // already open: a reader of its own per partition and call dialed,
 // looked up the leader and sought the offset first, round trips that on
 // a busy machine took all of a short call's time, every time, and left
 // a partition counted up to 0 for good.
-func (c *cachedDLQ) readPartition(ctx context.Context, topic string, p int, end int64) error {
-	pc := c.parts[p]
+func (c *cachedDLQ) readPartition(ctx context.Context, topic string, p int, s dlq.Span) error {
+	if m := c.parts[p].last; m != nil {
+		held, err := c.holds(ctx, topic, p, *m)
+		if err != nil {
+			return err
+		}
+		if !held {
+			c.restart(p, s.First)
+		}
+	}
+	pc, end := c.parts[p], s.End
 	for pc.next < end {
 		resp, err := c.client.Fetch(ctx, &kafka.FetchRequest{Topic: topic, Partition: p, Offset: pc.next,
 			MinBytes: 1, MaxBytes: dlqFetchBytes, MaxWait: dlq.ReaderMaxWait})
@@ -510,6 +563,38 @@ func (c *cachedDLQ) readPartition(ctx context.Context, topic string, p int, end 
 	return nil
 }
 
+// holds reports whether partition p still holds the record m marks.
+func (c *cachedDLQ) holds(ctx context.Context, topic string, p int, m dlqMark) (bool, error) {
+	resp, err := c.client.Fetch(ctx, &kafka.FetchRequest{Topic: topic, Partition: p, Offset: m.offset,
+		MinBytes: 1, MaxBytes: dlqFetchBytes, MaxWait: dlq.ReaderMaxWait})
+	if err == nil {
+		err = resp.Error
+	}
+	if errors.Is(err, kafka.OffsetOutOfRange) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("reading %s/%d at %d: %w", topic, p, m.offset, err)
+	}
+	for {
+		r, err := resp.Records.ReadRecord()
+		if errors.Is(err, io.EOF) {
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("reading %s/%d at %d: %w", topic, p, m.offset, err)
+		}
+		if r.Offset < m.offset {
+			continue
+		}
+		got, err := markOf(*r)
+		if err != nil {
+			return false, fmt.Errorf("reading %s/%d: %w", topic, p, err)
+		}
+		return got == m, nil
+	}
+}
+
 // countBatch counts the records of one fetch answer that lie in
 // [pc.next, end): an answer may start at its batch's first offset, before
 // the one asked for. kafka-go leaves out transaction markers.
@@ -526,8 +611,13 @@ func (c *cachedDLQ) countBatch(recs kafka.RecordReader, p int, end int64) error 
 		if r.Offset < pc.next || r.Offset >= end {
 			continue
 		}
+		mark, err := markOf(*r)
+		if err != nil {
+			return err
+		}
 		m := kafka.Message{Offset: r.Offset, Time: r.Time, Headers: r.Headers}
 		rec := dlq.Decode(p, m)
+		pc.last = &mark
 		pc.records++
 		pc.byReason[rec.Reason]++
 		pc.bySource[string(rec.Source())]++
