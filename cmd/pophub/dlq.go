@@ -165,8 +165,13 @@ func printRecord(out io.Writer, r dlq.Record, reveal bool) {
 		fmt.Fprintf(tw, "replay claim:\t%s (not confirmed by the replay ledger: the record's own %s header, which a replay sends back)\n",
 			printable([]byte(r.ReplayClaim)), dlq.HeaderReplayOf)
 	}
-	if r.Dropped != "" {
-		fmt.Fprintf(tw, "left out:\t%s (the copy was too large for the DLQ; the original is whole at its origin)\n", printable([]byte(r.Dropped)))
+	switch {
+	case r.Dropped != "" && r.OriginalGone:
+		fmt.Fprintf(tw, "left out:\t%s (the copy was too large for the DLQ, and its origin no longer holds the original: "+
+			"deleted by the topic's retention, or with the topic; what was left out is lost)\n", printable([]byte(r.Dropped)))
+	case r.Dropped != "":
+		fmt.Fprintf(tw, "left out:\t%s (the copy was too large for the DLQ; the original is at its origin only until the topic's retention deletes it)\n",
+			printable([]byte(r.Dropped)))
 	}
 	tw.Flush()
 	fmt.Fprintln(out, "headers:")

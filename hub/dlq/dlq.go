@@ -228,9 +228,15 @@ type Record struct {
 	ReplayClaim string
 	// Dropped (pophub-dropped) names what ingest left out of a copy too
 	// large for the DLQ: "value", or "key,value,headers". Such a record
-	// cannot be replayed; the original is whole at Topic, Partition and
-	// Offset. Empty for a whole copy.
+	// cannot be replayed; the original is at Topic, Partition and Offset
+	// only until the source topic's retention deletes it. Empty for a
+	// whole copy.
 	Dropped string
+	// OriginalGone is set on a copy with Dropped whose source partition
+	// no longer holds Offset, as Records, Record and Replay found: the
+	// topic's retention deleted the original (or the topic went), and
+	// what the copy left out is lost.
+	OriginalGone bool
 	// Copies are the other DLQ records that copy the same original (the
 	// same Topic, Partition and Offset, key and value), later than this
 	// one: ingest reads a batch again after a group rebalance or a crash
@@ -652,7 +658,38 @@ func (c *Client) Records(ctx context.Context, f Filter) ([]Record, error) {
 	slices.SortFunc(all, func(a, b Record) int {
 		return cmp.Or(a.Time.Compare(b.Time), cmp.Compare(a.ID.Partition, b.ID.Partition), cmp.Compare(a.ID.Offset, b.ID.Offset))
 	})
-	return slices.DeleteFunc(Unique(all), func(r Record) bool { return !f.match(r) }), nil
+	out := slices.DeleteFunc(Unique(all), func(r Record) bool { return !f.match(r) })
+	if err := c.checkOriginals(ctx, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// checkOriginals sets OriginalGone on the copies in recs that left parts
+// out whose source partition no longer holds the original. A copy written
+// whole needs no original, so only those copies cost a look at their
+// source topics.
+func (c *Client) checkOriginals(ctx context.Context, recs []Record) error {
+	spans := map[string]map[int]Span{} // by source topic; nil for one that is gone
+	for i := range recs {
+		r := &recs[i]
+		o, ok := r.Origin()
+		if r.Dropped == "" || !ok {
+			continue
+		}
+		s, read := spans[o.Topic]
+		if !read {
+			var err error
+			s, err = c.offsets(ctx, o.Topic)
+			if err != nil && !errors.Is(err, kafka.UnknownTopicOrPartition) {
+				return fmt.Errorf("looking for the original of DLQ record %s: %w", r.ID, err)
+			}
+			spans[o.Topic] = s
+		}
+		p, ok := s[o.Partition]
+		r.OriginalGone = !ok || o.Offset < p.First || o.Offset >= p.End
+	}
+	return nil
 }
 
 // ErrUnknownRecord is returned for an ID the DLQ does not hold.
@@ -694,6 +731,9 @@ func (c *Client) Record(ctx context.Context, id ID) (Record, error) {
 		return Record{}, err
 	}
 	if err := c.confirmReplays(ctx, spans, recs, nil, nil); err != nil {
+		return Record{}, err
+	}
+	if err := c.checkOriginals(ctx, recs); err != nil {
 		return Record{}, err
 	}
 	return recs[0], nil

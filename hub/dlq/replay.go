@@ -128,7 +128,8 @@ func (d replayed) has(r Record) bool {
 // hold (ErrUnknownRecord), a record without a source topic in
 // pophub-topic, or a copy that lacks parts of the original (Dropped: it
 // was too large for the DLQ, and sending it would apply a truncated
-// record) fails the whole replay. It writes in chunks of
+// record) fails the whole replay; for such a copy the error says whether
+// the source topic still holds the original or its retention deleted it. It writes in chunks of
 // Config.ReplayChunk records and records each acknowledged chunk in the
 // ledger before writing the next. On a failed write it records in the
 // ledger the records the broker did acknowledge and returns the error;
@@ -163,6 +164,9 @@ func (c *Client) Replay(ctx context.Context, sel Selection, dryRun bool) (Replay
 			err = c.confirmReplays(ctx, spans, res.Chosen, nil, &done)
 		}
 		res.Chosen = Unique(res.Chosen)
+		if err == nil {
+			err = c.checkOriginals(ctx, res.Chosen)
+		}
 	} else {
 		res.Chosen, err = c.Records(ctx, Filter{Reason: sel.Reason})
 	}
@@ -177,9 +181,12 @@ func (c *Client) Replay(ctx context.Context, sel Selection, dryRun bool) (Replay
 			bad = append(bad, fmt.Sprintf("DLQ record %s has no %s header, so its original topic is unknown", r.ID, "pophub-topic"))
 		case r.Source() == "":
 			bad = append(bad, fmt.Sprintf("DLQ record %s names topic %q, which is not a source topic", r.ID, r.Topic))
+		case r.Dropped != "" && r.OriginalGone:
+			bad = append(bad, fmt.Sprintf("DLQ record %s is a copy without its %s (too large for the DLQ), and %s partition %d no longer holds offset %d "+
+				"(deleted by the topic's retention, or with the topic): the original's %s is lost", r.ID, r.Dropped, r.Topic, r.Partition, r.Offset, r.Dropped))
 		case r.Dropped != "":
-			bad = append(bad, fmt.Sprintf("DLQ record %s is a copy without its %s (too large for the DLQ); the original is whole in %s partition %d at offset %d",
-				r.ID, r.Dropped, r.Topic, r.Partition, r.Offset))
+			bad = append(bad, fmt.Sprintf("DLQ record %s is a copy without its %s (too large for the DLQ); the original is in %s partition %d at offset %d "+
+				"only until the topic's retention deletes it", r.ID, r.Dropped, r.Topic, r.Partition, r.Offset))
 		}
 	}
 	if len(bad) > 0 {

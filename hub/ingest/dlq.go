@@ -43,7 +43,9 @@ type dlqCopy struct {
 // the DLQ topic's max.message.bytes, would fail for ever and, since offsets
 // commit in order, stop all ingest. Such a copy is written without its
 // value instead (see HeaderDropped), counted and logged: the original stays
-// in its source topic at the offset the copy names, so nothing is lost.
+// in its source topic at the offset the copy names, but only until the
+// topic's retention deletes it, after which what the copy left out is lost
+// (the DLQ tools say which it is).
 func (c *Consumer) writeRejects(ctx context.Context, rejects []kafka.Message) error {
 	pending := make([]dlqCopy, len(rejects))
 	for i, m := range rejects {
@@ -129,7 +131,7 @@ func (c *Consumer) writeAlone(ctx context.Context, orig kafka.Message) error {
 			return err
 		}
 	}
-	c.cfg.Logger.Error("reject too large for the DLQ even without key, value and headers; not copied (the original stays in its source topic)",
+	c.cfg.Logger.Error("reject too large for the DLQ even without key, value and headers; not copied (the original stays in its source topic only until its retention deletes it)",
 		"topic", lastHeader(orig, HeaderTopic), "partition", lastHeader(orig, HeaderPartition), "offset", lastHeader(orig, HeaderOffset),
 		"reason", lastHeader(orig, HeaderReason))
 	c.metrics.dlqDropped.Add(ctx, 1, dropAttrs(orig, dropRecord))
@@ -141,7 +143,7 @@ func (c *Consumer) noteDropped(ctx context.Context, p dlqCopy) {
 	if p.dropped == "" {
 		return
 	}
-	c.cfg.Logger.Warn("reject too large for the DLQ; copied without some parts (the original stays in its source topic)",
+	c.cfg.Logger.Warn("reject too large for the DLQ; copied without some parts (the original stays in its source topic only until its retention deletes it)",
 		"dropped", p.dropped, "size", dlqSize(p.orig),
 		"topic", lastHeader(p.orig, HeaderTopic), "partition", lastHeader(p.orig, HeaderPartition), "offset", lastHeader(p.orig, HeaderOffset),
 		"reason", lastHeader(p.orig, HeaderReason))
