@@ -702,6 +702,9 @@ func validate(ctx context.Context, cfg *Config, rep *Report, phase string, emit 
 		cfg.Logger.InfoContext(ctx, phase+": reading a sheet of the workbook", "file", cfg.File, "sheet", xs.sheet, "sheets", len(xs.f.GetSheetList()))
 	}
 	rejects := &rejectsFile{path: cfg.RejectsFile, header: src.header()}
+	if _, ok := src.(*xlsxSource); ok {
+		rejects.typed = p.asTyped
+	}
 	defer rejects.discard()
 	var total int64
 	if st, err := os.Stat(cfg.File); err == nil && cfg.Format != XLSX {
@@ -1309,9 +1312,13 @@ func readSpool(r *bufio.Reader) (spooled, error) {
 type rejectsFile struct {
 	path   string
 	header []string // the file's column names; nil for JSONL
-	f      *os.File // nil until the first reject
-	bw     *bufio.Writer
-	w      *csv.Writer
+	// typed writes a workbook row's cells as a CSV file for the mapping
+	// holds them (plan.asTyped); nil for a CSV or JSONL file, whose lines
+	// are copied as they are.
+	typed func(cells []string, kinds []cellKind) []string
+	f     *os.File // nil until the first reject
+	bw    *bufio.Writer
+	w     *csv.Writer
 }
 
 func (r *rejectsFile) add(rej *Reject, line row) error {
@@ -1334,6 +1341,8 @@ func (r *rejectsFile) add(rej *Reject, line row) error {
 	rec := []string{strconv.Itoa(rej.Line), rej.Reason, rej.Field, rej.Column, rej.Detail}
 	if line.text != nil {
 		rec = append(rec, string(line.text))
+	} else if r.typed != nil {
+		rec = append(rec, r.typed(line.cells, line.kinds)...)
 	} else {
 		rec = append(rec, line.cells...)
 	}

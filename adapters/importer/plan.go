@@ -650,6 +650,81 @@ func (p *plan) appendRecordKey(b []byte, typ schemas.Type, row []string) []byte 
 	return b
 }
 
+// asTyped writes a workbook row's cells as a clerk types them in a CSV
+// file the mapping reads, for the rejects file, to be corrected and
+// imported again with the same mapping: a date cell, or a number (an
+// Excel serial day) in a column of times, dates or months, in the
+// column's first layout rather than dateCellLayout or the serial; a
+// citizen ID after an apostrophe, so that opening and saving the file in
+// a spreadsheet keeps its 18 digits (the import reads it without, see
+// textForced).
+func (p *plan) asTyped(cells []string, kinds []cellKind) []string {
+	out := slices.Clone(cells)
+	for i, c := range out {
+		if c == "" {
+			continue
+		}
+		if p.isIDColumn(i) {
+			if !strings.HasPrefix(c, "'") {
+				out[i] = "'" + c
+			}
+			continue
+		}
+		kind := kindAt(kinds, i)
+		if kind != dateCell && kind != numberCell {
+			continue
+		}
+		layouts, loc, ok := p.timeColumn(i)
+		if !ok {
+			continue
+		}
+		if t, ok := parseCell(foldWidth(c), kind, layouts, loc, p.date1904); ok {
+			layout := layouts[0]
+			if layout == time.RFC3339Nano && len(layouts) > 1 {
+				layout = layouts[1] // the default forms: as a clerk writes a time
+			}
+			out[i] = t.Format(layout)
+		}
+	}
+	return out
+}
+
+// isIDColumn reports whether column i holds citizen IDs: the subject, or a
+// field of kind citizen_id.
+func (p *plan) isIDColumn(i int) bool {
+	if i == p.subject {
+		return true
+	}
+	for _, cs := range p.fields {
+		for _, c := range cs {
+			if c.col == i && c.kind == KindCitizenID {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// timeColumn returns the layouts and time zone column i is read in, if it
+// is the time column, a version read as a time, or a field of dates or
+// months.
+func (p *plan) timeColumn(i int) ([]string, *time.Location, bool) {
+	if i == p.timeCol {
+		return p.timeLay, p.timeLoc, true
+	}
+	if v := p.version; v != nil && v.col == i && v.layouts != nil {
+		return v.layouts, v.loc, true
+	}
+	for _, cs := range p.fields {
+		for _, c := range cs {
+			if c.col == i && (c.kind == KindDate || c.kind == KindMonth) {
+				return c.layouts, time.UTC, true
+			}
+		}
+	}
+	return nil, nil, false
+}
+
 func (p *plan) headerOf(i int) string {
 	if i < len(p.header) {
 		return p.header[i]

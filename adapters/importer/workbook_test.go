@@ -1,9 +1,14 @@
 package importer
 
 import (
+	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
+	"os"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/xuri/excelize/v2"
 
@@ -87,5 +92,87 @@ func TestWorkbookDecimalMonth(t *testing.T) {
 				t.Errorf("sent month %v, want %s", d["month"], tc.want)
 			}
 		})
+	}
+}
+
+// TestWorkbookRejectsReimport: a workbook line rejected for its ID is
+// copied to F.rejects.csv; a clerk relies on correcting the ID there and
+// importing that file with the same mapping. The workbook's date cells
+// (a date and time, dates, a date kept as a plain serial number) are
+// written in the mapping's layouts, so that the corrected line is valid,
+// and the ID with a leading apostrophe, so that opening and saving the
+// file in Excel keeps its digits.
+func TestWorkbookRejectsReimport(t *testing.T) {
+	m, tab, rental := rentalRow(t)
+	f := excelize.NewFile()
+	sheet := f.GetSheetName(0)
+	dateTime, _ := f.NewStyle(&excelize.Style{NumFmt: 22})
+	date, _ := f.NewStyle(&excelize.Style{NumFmt: 14})
+	serial := func(wall, layout string) float64 {
+		w, err := time.Parse(layout, wall)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return float64(w.Sub(time.Date(1899, 12, 30, 0, 0, 0, 0, time.UTC))) / float64(24*time.Hour)
+	}
+	timeCol, sc := colIndex(t, tab, "登记时间"), colIndex(t, tab, "权利人身份证号")
+	startCol, endCol := colIndex(t, tab, "租期起"), colIndex(t, tab, "租期止")
+	setSheetRow(t, f, sheet, 1, tab.header)
+	good := rental[sc]
+	bad := good[:17] + string("0123456789X"[(strings.IndexByte("0123456789X", good[17])+1)%11])
+	for i, v := range rental {
+		c, _ := excelize.CoordinatesToCellName(i+1, 2)
+		switch {
+		case i == timeCol:
+			f.SetCellValue(sheet, c, serial(v, "2006-01-02 15:04:05"))
+			f.SetCellStyle(sheet, c, c, dateTime)
+		case i == startCol:
+			f.SetCellValue(sheet, c, serial(v, "2006/1/2"))
+			f.SetCellStyle(sheet, c, c, date)
+		case i == endCol: // a date kept as a number (General)
+			f.SetCellValue(sheet, c, serial(v, "2006/1/2"))
+		case i == sc:
+			f.SetCellValue(sheet, c, bad)
+		default:
+			f.SetCellValue(sheet, c, v)
+		}
+	}
+	file := tempFile(t, "housing.xlsx")
+	if err := f.SaveAs(file); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Run(context.Background(), Config{Source: schemas.Housing, File: file, Mapping: m, DryRun: true})
+	if err != nil || rep.Rejected != 1 {
+		t.Fatalf("%v; %s: want the line rejected for its ID", err, rep.Summary())
+	}
+	rb, err := os.ReadFile(rep.RejectsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(strings.NewReader(strings.TrimPrefix(string(rb), bom))).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const lead = 5 // line, reason, field, column, detail
+	for col, want := range map[int]string{timeCol: rental[timeCol], startCol: rental[startCol], endCol: rental[endCol], sc: "'" + bad} {
+		if got := recs[1][lead+col]; got != want {
+			t.Errorf("rejects file: column %s holds %q, want %q", tab.header[col], got, want)
+		}
+	}
+	recs[1][lead+sc] = "'" + good // the clerk's correction
+	var buf bytes.Buffer
+	buf.WriteString(bom)
+	w := csv.NewWriter(&buf)
+	w.WriteAll(recs)
+	fixed := rep.RejectsFile
+	if err := os.WriteFile(fixed, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = Run(context.Background(), Config{Source: schemas.Housing, File: fixed, Mapping: m, DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Valid != 1 {
+		t.Errorf("the corrected rejects file: %s %v; want the corrected line valid", rep.Summary(), rep.Rejects)
 	}
 }
