@@ -216,6 +216,32 @@ type ApplyResult struct {
 	Applied       int
 	Duplicates    int
 	Notifications int
+	// DuplicateAt lists the indexes in the batch of the Duplicates inputs,
+	// in increasing order; nil when there are none. A batch mixes sources,
+	// and a caller counting per source must know whose events were
+	// repeats.
+	DuplicateAt []int
+}
+
+// DuplicateIndexes returns, for a batch with n duplicates, the indexes of
+// the inputs Store.Apply counts as such (ApplyResult.DuplicateAt): those
+// whose (source, id) appliedBefore reports as applied in an earlier batch,
+// and those repeating an input earlier in the batch. Stores call it only
+// when n > 0, so that a batch of new events pays nothing for it.
+func DuplicateIndexes(batch []Input, n int, appliedBefore func(schemas.EventKey) bool) []int {
+	if n == 0 {
+		return nil
+	}
+	at := make([]int, 0, n)
+	seen := make(map[schemas.EventKey]struct{}, len(batch))
+	for i := range batch {
+		k := batch[i].Event.Key()
+		if _, again := seen[k]; again || appliedBefore(k) {
+			at = append(at, i)
+		}
+		seen[k] = struct{}{}
+	}
+	return at
 }
 
 // OutboxEntry is a notification committed with its change and waiting for

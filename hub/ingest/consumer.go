@@ -39,7 +39,8 @@
 //
 // Telemetry: counters pophub_events_consumed_total{source},
 // pophub_events_applied_total{source}, pophub_events_duplicate_total{source}
-// and pophub_events_rejected_total{reason,source};
+// (a repeat counted under the source that sent it again) and
+// pophub_events_rejected_total{reason,source};
 // pophub_events_skipped_total{reason,source} counts records passed over,
 // outside consumed: reason "control", transactions' commit markers, and
 // "aborted_transaction", their abort markers (see below), and
@@ -119,7 +120,6 @@ package ingest
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -128,7 +128,6 @@ import (
 	"log/slog"
 	"maps"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -292,13 +291,9 @@ type Counts struct {
 }
 
 // SourceCounts are one source topic's totals. Consumed = Accepted +
-// the rejects, and Accepted = Applied + Duplicates, exactly.
-//
-// The store reports applied and duplicate events per batch, not per
-// source, so when a batch mixes sources and holds duplicates its
-// duplicates are split across those sources in proportion to their
-// accepted events (largest remainder); Applied and Duplicates of a source
-// are then close, and their sum is still exact.
+// the rejects, and Accepted = Applied + Duplicates, exactly; a duplicate
+// is counted under the source that sent it again (the store names the
+// duplicate inputs of each batch, hub.ApplyResult.DuplicateAt).
 type SourceCounts struct {
 	Consumed   int64
 	Accepted   int64
@@ -893,47 +888,20 @@ func (t tally) add(o tally) {
 	}
 }
 
-// split attributes a batch's applied and duplicate events to its sources:
-// exactly when the batch holds one source or no duplicates, else in
-// proportion to each source's accepted events (largest remainder).
-func (t tally) split(res hub.ApplyResult) (applied, dups map[schemas.Source]int64) {
+// split counts a batch's applied and duplicate events per source: a
+// source's duplicates are its inputs the store listed in res.DuplicateAt,
+// and the rest of its accepted events were applied.
+func (t tally) split(inputs []hub.Input, res hub.ApplyResult) (applied, dups map[schemas.Source]int64) {
 	applied, dups = map[schemas.Source]int64{}, map[schemas.Source]int64{}
-	var total int64
-	var srcs []schemas.Source
+	for _, i := range res.DuplicateAt {
+		if i >= 0 && i < len(inputs) {
+			dups[inputs[i].Event.Source]++
+		}
+	}
 	for src, st := range t {
 		if st.accepted > 0 {
-			srcs = append(srcs, src)
-			total += st.accepted
+			applied[src] = st.accepted - dups[src]
 		}
-	}
-	if total == 0 {
-		return applied, dups
-	}
-	slices.Sort(srcs)
-	d := min(int64(res.Duplicates), total)
-	type rem struct {
-		src  schemas.Source
-		frac int64
-	}
-	var rems []rem
-	var given int64
-	for _, src := range srcs {
-		acc := t[src].accepted
-		share := d * acc / total
-		dups[src] = share
-		given += share
-		rems = append(rems, rem{src, d * acc % total})
-	}
-	slices.SortStableFunc(rems, func(a, b rem) int { return cmp.Compare(b.frac, a.frac) })
-	for i := 0; given < d; i++ {
-		src := rems[i%len(rems)].src
-		if dups[src] < t[src].accepted {
-			dups[src]++
-			given++
-		}
-	}
-	for _, src := range srcs {
-		applied[src] = t[src].accepted - dups[src]
 	}
 	return applied, dups
 }
@@ -1298,7 +1266,7 @@ func (c *Consumer) commit(ctx context.Context, d decoded, res hub.ApplyResult) e
 		return err
 	}
 
-	applied, dups := d.tally.split(res)
+	applied, dups := d.tally.split(d.inputs, res)
 	c.metrics.batchSize.Record(ctx, int64(len(d.batch)))
 	rejectedBy := map[string]int64{}
 	for src, st := range d.tally {

@@ -245,6 +245,8 @@ func (s *Store) Apply(ctx context.Context, batch []hub.Input) (hub.ApplyResult, 
 	if err != nil {
 		return hub.ApplyResult{}, err
 	}
+	// Before commit, which adds the batch's keys to s.events.
+	res.DuplicateAt = hub.DuplicateIndexes(batch, res.Duplicates, s.events.hasLocked)
 	s.commit(txn, res)
 	hub.PassTurn(ctx)
 	if s.wal != nil && s.sinceSnap >= s.cfg.SnapshotEvery {

@@ -232,10 +232,12 @@ func (s *Store) applyOnce(ctx context.Context, batch []hub.Input, checkKeys bool
 
 	// Leave out events applied in earlier batches.
 	fresh := batch
+	var before map[schemas.EventKey]bool
 	if checkKeys {
-		if fresh, res.Duplicates, err = unapplied(ctx, tx, batch); err != nil {
+		if fresh, before, err = unapplied(ctx, tx, batch); err != nil {
 			return res, err
 		}
+		res.Duplicates = len(batch) - len(fresh)
 	}
 	if len(fresh) == 0 {
 		// Nothing to write; placeholders claimed for persons of repeated
@@ -243,6 +245,7 @@ func (s *Store) applyOnce(ctx context.Context, batch []hub.Input, checkKeys bool
 		if err := tx.Rollback(ctx); err != nil {
 			return res, fmt.Errorf("ending transaction: %w", err)
 		}
+		res.DuplicateAt = hub.DuplicateIndexes(batch, res.Duplicates, func(schemas.EventKey) bool { return true })
 		return res, nil
 	}
 
@@ -306,6 +309,7 @@ func (s *Store) applyOnce(ctx context.Context, batch []hub.Input, checkKeys bool
 	res.Applied = out.Applied
 	res.Duplicates += out.Duplicates
 	res.Notifications = len(out.Outbox)
+	res.DuplicateAt = hub.DuplicateIndexes(batch, res.Duplicates, func(k schemas.EventKey) bool { return before[k] })
 	return res, nil
 }
 
@@ -427,9 +431,9 @@ func (s *Store) dropUnused(ctx context.Context, tx pgx.Tx, loaded, changed map[c
 	return nil
 }
 
-// unapplied returns the events of batch not yet in history, and how many
-// were.
-func unapplied(ctx context.Context, tx pgx.Tx, batch []hub.Input) ([]hub.Input, int, error) {
+// unapplied returns the events of batch not yet in history, and the keys
+// of those that were (nil when none was).
+func unapplied(ctx context.Context, tx pgx.Tx, batch []hub.Input) ([]hub.Input, map[schemas.EventKey]bool, error) {
 	sources := make([]string, len(batch))
 	eventIDs := make([]string, len(batch))
 	for i := range batch {
@@ -438,33 +442,30 @@ func unapplied(ctx context.Context, tx pgx.Tx, batch []hub.Input) ([]hub.Input, 
 	rows, err := tx.Query(ctx, `SELECT h.source, h.event_id FROM unnest($1::text[], $2::text[]) AS b(source, event_id)
 		JOIN history h ON h.source = b.source AND h.event_id = b.event_id`, sources, eventIDs)
 	if err != nil {
-		return nil, 0, fmt.Errorf("checking idempotency keys: %w", err)
+		return nil, nil, fmt.Errorf("checking idempotency keys: %w", err)
 	}
 	seen := map[schemas.EventKey]bool{}
 	for rows.Next() {
 		var src, id string
 		if err := rows.Scan(&src, &id); err != nil {
 			rows.Close()
-			return nil, 0, fmt.Errorf("checking idempotency keys: %w", err)
+			return nil, nil, fmt.Errorf("checking idempotency keys: %w", err)
 		}
 		seen[schemas.EventKey{Source: schemas.Source(src), ID: id}] = true
 	}
 	if err := rows.Err(); err != nil {
-		return nil, 0, fmt.Errorf("checking idempotency keys: %w", err)
+		return nil, nil, fmt.Errorf("checking idempotency keys: %w", err)
 	}
 	if len(seen) == 0 {
-		return batch, 0, nil
+		return batch, nil, nil
 	}
 	fresh := make([]hub.Input, 0, len(batch))
-	dups := 0
 	for _, in := range batch {
-		if seen[in.Event.Key()] {
-			dups++
-			continue
+		if !seen[in.Event.Key()] {
+			fresh = append(fresh, in)
 		}
-		fresh = append(fresh, in)
 	}
-	return fresh, dups, nil
+	return fresh, seen, nil
 }
 
 // personColumns are the persons rows to write, as parallel arrays for

@@ -269,7 +269,7 @@ func testApplyDerivesRecord(t *testing.T, s hub.Store) {
 
 func testEmptyBatch(t *testing.T, s hub.Store) {
 	res, err := s.Apply(context.Background(), nil)
-	if err != nil || res != (hub.ApplyResult{}) {
+	if err != nil || res.Applied != 0 || res.Duplicates != 0 || res.Notifications != 0 || res.DuplicateAt != nil {
 		t.Fatalf("Apply(nil) = %+v, %v; want nothing done and no error", res, err)
 	}
 	if st := storeStats(t, s); st != (hub.StoreStats{}) {
@@ -378,7 +378,19 @@ func testDuplicatesAcrossBatches(t *testing.T, s hub.Store) {
 	if res.Applied != len(extra) || res.Duplicates != 20 {
 		t.Errorf("mixed batch: applied %d duplicates %d, want %d and 20", res.Applied, res.Duplicates, len(extra))
 	}
+	if want := indexes(0, 20); !slices.Equal(res.DuplicateAt, want) {
+		t.Errorf("mixed batch: duplicates at %v, want %v", res.DuplicateAt, want)
+	}
 	CompareRecords(t, s, Expected(append(slices.Clone(in), extra...)))
+}
+
+// indexes returns from, from+1, …, to-1.
+func indexes(from, to int) []int {
+	out := make([]int, 0, to-from)
+	for i := from; i < to; i++ {
+		out = append(out, i)
+	}
+	return out
 }
 
 func testDuplicatesWithinBatch(t *testing.T, s hub.Store) {
@@ -391,6 +403,9 @@ func testDuplicatesWithinBatch(t *testing.T, s hub.Store) {
 	}
 	if res.Applied != len(in) || res.Duplicates != len(in)+5 {
 		t.Errorf("batch with repeats: applied %d duplicates %d, want %d and %d", res.Applied, res.Duplicates, len(in), len(in)+5)
+	}
+	if want := indexes(len(in), len(batch)); !slices.Equal(res.DuplicateAt, want) {
+		t.Errorf("batch with repeats: duplicates at %v, want the repeats' %v", res.DuplicateAt, want)
 	}
 	for id, n := range subjects(in) {
 		r, err := s.Person(context.Background(), id)
