@@ -98,9 +98,10 @@
 // partition, which has no committed offset, at its first record.
 //
 // Tracing: one span "ingest batch" per batch, linked to the trace contexts
-// in the records' traceparent headers. A record whose trace context is
-// sampled also gets spans in its own trace, so one event can be followed
-// from the department to the subscriber:
+// in the records' traceparent headers. A tracestate over maxTraceState is
+// dropped before it becomes the parent of any span. A record whose trace
+// context is sampled also gets spans in its own trace, so one event can be
+// followed from the department to the subscriber:
 //
 //	ingest <topic>   consumer span, child of the record's context, from
 //	                 decoding to the store's commit; linked to the batch span
@@ -816,16 +817,34 @@ const (
 // NATS headers, where an oversized one would fail each publish.
 const maxTraceState = 512
 
+// recordTrace returns the trace context of a record's traceparent and
+// tracestate headers (invalid when it has none, or a malformed one), its
+// tracestate without members holding a citizen ID and dropped when over
+// maxTraceState. Only this context goes on: in the event's trace context
+// and, for a sampled one, as the parent of the hub's spans, whose
+// contexts the notifications carry.
+func recordTrace(m kafka.Message) trace.SpanContext {
+	if kafkaheaders.Get(m.Headers, headerTraceparent) == "" {
+		return trace.SpanContext{}
+	}
+	headers := m.Headers // escapes only for records that carry a trace
+	sc := trace.SpanContextFromContext(propagator.Extract(context.Background(), kafkaheaders.Carrier{Headers: &headers}))
+	if !sc.IsValid() {
+		return sc
+	}
+	ts := tracestate.WithoutCitizenIDs(sc.TraceState())
+	if ts.Len() > 0 && len(ts.String()) > maxTraceState {
+		ts = trace.TraceState{}
+	}
+	return sc.WithTraceState(ts)
+}
+
 // traceContext is the trace context an event carries on, written anew
-// from the parsed span context: a valid traceparent, and its tracestate
-// when that is within maxTraceState. Whatever else a record's headers held
-// stays behind.
+// from the record's (recordTrace): whatever else its headers held stays
+// behind.
 func traceContext(sc trace.SpanContext) map[string]string {
 	tc := make(map[string]string, 2)
 	propagator.Inject(trace.ContextWithRemoteSpanContext(context.Background(), sc), propagation.MapCarrier(tc))
-	if len(tc[headerTracestate]) > maxTraceState {
-		delete(tc, headerTracestate)
-	}
 	return tc
 }
 
@@ -971,16 +990,12 @@ func decodeChunk(batch []kafka.Message) decoded {
 		}
 		st.accepted++
 		in := hub.Input{Event: ev, Raw: value}
-		if tp := kafkaheaders.Get(m.Headers, headerTraceparent); tp != "" {
-			headers := m.Headers // escapes only for records that carry a trace
-			if sc := trace.SpanContextFromContext(propagator.Extract(context.Background(), kafkaheaders.Carrier{Headers: &headers})); sc.IsValid() {
-				sc = sc.WithTraceState(tracestate.WithoutCitizenIDs(sc.TraceState()))
-				in.Trace = traceContext(sc)
-				d.links = append(d.links, trace.Link{SpanContext: sc})
-				if sc.IsSampled() {
-					d.sampled = append(d.sampled, sampledInput{input: len(d.inputs), parent: sc,
-						topic: m.Topic, partition: m.Partition, offset: m.Offset, decoded: now})
-				}
+		if sc := recordTrace(m); sc.IsValid() {
+			in.Trace = traceContext(sc)
+			d.links = append(d.links, trace.Link{SpanContext: sc})
+			if sc.IsSampled() {
+				d.sampled = append(d.sampled, sampledInput{input: len(d.inputs), parent: sc,
+					topic: m.Topic, partition: m.Partition, offset: m.Offset, decoded: now})
 			}
 		}
 		d.inputs = append(d.inputs, in)
