@@ -98,15 +98,22 @@
 // partition, which has no committed offset, at its first record.
 //
 // Tracing: one span "ingest batch" per batch, linked to the trace contexts
-// in the records' traceparent headers. A tracestate over maxTraceState is
-// dropped before it becomes the parent of any span. A record whose trace
-// context is sampled also gets spans in its own trace, so one event can be
-// followed from the department to the subscriber:
+// in the records' traceparent headers, rejected records' included. A
+// tracestate over maxTraceState is dropped before it becomes the parent of
+// any span. A record whose trace context is sampled also gets spans in its
+// own trace, so one event can be followed from the department to the
+// subscriber:
 //
 //	ingest <topic>   consumer span, child of the record's context, from
-//	                 decoding to the store's commit; linked to the batch span
+//	                 decoding to the store's commit; linked to the batch
+//	                 span; pophub.outcome says "applied" or "duplicate"
 //	└ store commit   the batch's Apply as this event saw it (each sampled
 //	                 event of the batch has one, with the same times)
+//
+// A rejected record's "ingest <topic>" span ends once its copy is in the
+// DLQ, with pophub.outcome "rejected", the reason and field
+// (pophub.reject.reason, pophub.reject.field) and an error status: the
+// department following its event sees that the hub refused it, and why.
 //
 // and the event's notifications carry the context of its "store commit"
 // span in the outbox, so the relay's spans continue from it. The batch's
@@ -129,6 +136,7 @@ import (
 	"log/slog"
 	"maps"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -860,6 +868,11 @@ type decoded struct {
 	// sampled lists the inputs whose record carries a sampled trace
 	// context: they get spans of their own (see the package comment).
 	sampled []sampledInput
+	// listed names the first maxListedRejects rejects, for the log;
+	// sampledRejects are the rejects whose record carries a sampled trace
+	// context, which get a span of their own.
+	listed         []rejectNote
+	sampledRejects []sampledReject
 	// aborts are the batch's abort markers.
 	aborts []kafka.Message
 }
@@ -873,6 +886,33 @@ type sampledInput struct {
 	offset    int64
 	decoded   time.Time // when its chunk was decoded: the span's start
 }
+
+// rejectNote names a rejected record and why it was refused; the field
+// and event id masked, as they come from the department's record.
+type rejectNote struct {
+	topic     string
+	partition int
+	offset    int64
+	reason    string
+	field     string
+	eventID   string // "" when the record was not decoded that far
+}
+
+func noteReject(m kafka.Message, re *schemas.RejectError, eventID string) rejectNote {
+	return rejectNote{topic: m.Topic, partition: m.Partition, offset: m.Offset, reason: re.Reason,
+		field: citizenid.MaskText(clipText(re.Field, maxRejectField)), eventID: citizenid.MaskText(eventID)}
+}
+
+// sampledReject is a rejected record whose trace context is sampled.
+type sampledReject struct {
+	rejectNote
+	parent  trace.SpanContext
+	decoded time.Time
+}
+
+// maxListedRejects bounds the rejects of a batch the log names one by
+// one; the summary counts the rest.
+const maxListedRejects = 5
 
 // tally counts a batch per source.
 type tally map[schemas.Source]*sourceTally
@@ -952,6 +992,10 @@ func (c *Consumer) decode(batch []kafka.Message) decoded {
 		d.rejects = append(d.rejects, p.rejects...)
 		d.aborts = append(d.aborts, p.aborts...)
 		d.links = append(d.links, p.links...)
+		d.sampledRejects = append(d.sampledRejects, p.sampledRejects...)
+		if n := maxListedRejects - len(d.listed); n > 0 {
+			d.listed = append(d.listed, p.listed[:min(n, len(p.listed))]...)
+		}
 		d.tally.add(p.tally)
 	}
 	return d
@@ -986,6 +1030,19 @@ func decodeChunk(batch []kafka.Message) decoded {
 			}
 			d.rejects = append(d.rejects, dlqRecord(m, re))
 			st.rejected[re.Reason]++
+			sc := recordTrace(m)
+			if sc.IsValid() {
+				d.links = append(d.links, trace.Link{SpanContext: sc})
+			}
+			if len(d.listed) < maxListedRejects || sc.IsSampled() {
+				note := noteReject(m, re, ev.ID)
+				if len(d.listed) < maxListedRejects {
+					d.listed = append(d.listed, note)
+				}
+				if sc.IsSampled() {
+					d.sampledRejects = append(d.sampledRejects, sampledReject{rejectNote: note, parent: sc, decoded: now})
+				}
+			}
 			continue
 		}
 		st.accepted++
@@ -1143,10 +1200,13 @@ func (c *Consumer) apply(ctx context.Context, d decoded) (res hub.ApplyResult, e
 		trace.WithAttributes(attribute.Int("messaging.batch.message_count", len(batch)), attribute.String("messaging.system", "kafka")))
 	defer span.End()
 	events := c.startEventSpans(span.SpanContext(), d)
-	defer func() { endEventSpans(events, err) }()
+	defer func() { endEventSpans(events, res, err) }()
 
 	if len(rejects) > 0 {
-		if err := c.writeRejects(ctx, rejects); err != nil {
+		spans := c.startRejectSpans(span.SpanContext(), d.sampledRejects)
+		err := c.writeRejects(ctx, rejects)
+		endRejectSpans(spans, err)
+		if err != nil {
 			return hub.ApplyResult{}, err
 		}
 	}
@@ -1193,28 +1253,16 @@ func (c *Consumer) startEventSpans(batch trace.SpanContext, d decoded) []eventSp
 	if len(d.sampled) == 0 {
 		return nil
 	}
-	links := []trace.Link{{SpanContext: batch}}
 	out := make([]eventSpan, 0, len(d.sampled))
 	for _, si := range d.sampled {
 		ev := d.inputs[si.input].Event
-		ctx := trace.ContextWithRemoteSpanContext(context.Background(), si.parent)
-		ctx, span := c.cfg.Tracer.Start(ctx, "ingest "+si.topic, trace.WithSpanKind(trace.SpanKindConsumer),
-			trace.WithTimestamp(si.decoded), trace.WithLinks(links...))
+		ctx, span := c.startRecordSpan(batch, si.parent, si.topic, si.partition, si.offset, si.decoded)
 		if !span.IsRecording() { // a tracer that records nothing: leave the record's context as it is
 			span.End()
 			continue
 		}
-		// Never the record key nor the event's subject: both are the
-		// citizen ID.
+		// A department may build its event ids from citizen IDs.
 		span.SetAttributes(
-			attribute.String("messaging.system", "kafka"),
-			attribute.String("messaging.operation.type", "process"),
-			attribute.String("messaging.operation.name", "ingest"),
-			attribute.String("messaging.destination.name", si.topic),
-			attribute.String("messaging.destination.partition.id", strconv.Itoa(si.partition)),
-			attribute.Int64("messaging.kafka.offset", si.offset),
-			attribute.String("messaging.consumer.group.name", c.cfg.GroupID),
-			// A department may build its event ids from citizen IDs.
 			attribute.String("messaging.message.id", citizenid.MaskText(ev.ID)),
 			attribute.String("cloudevents.event_id", citizenid.MaskText(ev.ID)),
 			attribute.String("cloudevents.event_source", string(ev.Source)),
@@ -1224,6 +1272,71 @@ func (c *Consumer) startEventSpans(batch trace.SpanContext, d decoded) []eventSp
 	}
 	return out
 }
+
+// startRecordSpan starts the "ingest <topic>" span of a record with a
+// sampled trace context: a child of that context, linked to the batch
+// span, starting when the record was decoded.
+func (c *Consumer) startRecordSpan(batch, parent trace.SpanContext, topic string, partition int, offset int64, decoded time.Time) (context.Context, trace.Span) {
+	ctx := trace.ContextWithRemoteSpanContext(context.Background(), parent)
+	// Never the record key nor the event's subject: both are the
+	// citizen ID.
+	return c.cfg.Tracer.Start(ctx, "ingest "+topic, trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithTimestamp(decoded), trace.WithLinks(trace.Link{SpanContext: batch}),
+		trace.WithAttributes(
+			attribute.String("messaging.system", "kafka"),
+			attribute.String("messaging.operation.type", "process"),
+			attribute.String("messaging.operation.name", "ingest"),
+			attribute.String("messaging.destination.name", topic),
+			attribute.String("messaging.destination.partition.id", strconv.Itoa(partition)),
+			attribute.Int64("messaging.kafka.offset", offset),
+			attribute.String("messaging.consumer.group.name", c.cfg.GroupID),
+		))
+}
+
+// startRejectSpans starts the "ingest <topic>" span of each rejected
+// record with a sampled trace context, so that the department following
+// its event sees in its trace that the hub refused it, and why; the span
+// ends once the record's copy is in the DLQ.
+func (c *Consumer) startRejectSpans(batch trace.SpanContext, rejects []sampledReject) []trace.Span {
+	if len(rejects) == 0 {
+		return nil
+	}
+	spans := make([]trace.Span, 0, len(rejects))
+	for _, r := range rejects {
+		_, span := c.startRecordSpan(batch, r.parent, r.topic, r.partition, r.offset, r.decoded)
+		span.SetAttributes(
+			attribute.String(attrOutcome, outcomeRejected),
+			attribute.String("pophub.reject.reason", r.reason),
+			attribute.String("pophub.reject.field", r.field),
+		)
+		if r.eventID != "" {
+			span.SetAttributes(attribute.String("messaging.message.id", r.eventID), attribute.String("cloudevents.event_id", r.eventID))
+		}
+		span.SetStatus(codes.Error, "rejected: "+r.reason)
+		spans = append(spans, span)
+	}
+	return spans
+}
+
+func endRejectSpans(spans []trace.Span, err error) {
+	for _, span := range spans {
+		if err != nil {
+			span.RecordError(err)
+		}
+		span.End()
+	}
+}
+
+// attrOutcome is the attribute saying what became of a record, on its
+// "ingest <topic>" span: outcomeApplied, outcomeDuplicate (its (source,
+// id) was applied before: it changed nothing and raises no
+// notification) or outcomeRejected (copied to the DLQ).
+const (
+	attrOutcome      = "pophub.outcome"
+	outcomeApplied   = "applied"
+	outcomeDuplicate = "duplicate"
+	outcomeRejected  = "rejected"
+)
 
 // eventSpan is a sampled input's "ingest <topic>" span and its context.
 type eventSpan struct {
@@ -1264,13 +1377,24 @@ func endCommitSpans(spans []trace.Span, attempts int, err error) {
 	}
 }
 
-func endEventSpans(events []eventSpan, err error) {
+func endEventSpans(events []eventSpan, res hub.ApplyResult, err error) {
 	for _, e := range events {
-		if err != nil {
+		switch {
+		case err != nil:
 			e.span.SetStatus(codes.Error, "applying batch")
+		case isDuplicate(res, e.input):
+			e.span.SetAttributes(attribute.String(attrOutcome, outcomeDuplicate))
+		default:
+			e.span.SetAttributes(attribute.String(attrOutcome, outcomeApplied))
 		}
 		e.span.End()
 	}
+}
+
+// isDuplicate reports whether the store counted input i as a duplicate.
+func isDuplicate(res hub.ApplyResult, i int) bool {
+	_, found := slices.BinarySearch(res.DuplicateAt, i)
+	return found
 }
 
 // commit hands the batch's offsets to the reader and counts it.
@@ -1330,7 +1454,13 @@ func (c *Consumer) commit(ctx context.Context, d decoded, res hub.ApplyResult) e
 	}
 	c.mu.Unlock()
 	if len(d.rejects) > 0 {
-		c.cfg.Logger.Warn("rejected records to the DLQ", "count", len(d.rejects), "reasons", rejectedBy)
+		// The first few by name, so that an operator can tell whose
+		// records these are without reading the DLQ.
+		c.cfg.Logger.Warn("rejected records to the DLQ", "count", len(d.rejects), "reasons", rejectedBy, "listed", len(d.listed))
+		for _, r := range d.listed {
+			c.cfg.Logger.Warn("rejected a record to the DLQ", "topic", r.topic, "partition", r.partition, "offset", r.offset,
+				"reason", r.reason, "field", r.field, "event_id", r.eventID)
+		}
 	}
 	for _, m := range d.aborts {
 		c.cfg.Logger.Warn("a transaction on a source topic was aborted, and the hub has applied its records: "+

@@ -30,7 +30,7 @@ func BenchmarkEventSpans(b *testing.B) {
 		events := c.startEventSpans(trace.SpanContext{}, d)
 		commits := c.startCommitSpans(events, d.inputs)
 		endCommitSpans(commits, 1, nil)
-		endEventSpans(events, nil)
+		endEventSpans(events, hub.ApplyResult{Applied: n}, nil)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/event")
 }
