@@ -98,11 +98,12 @@
 // partition, which has no committed offset, at its first record.
 //
 // Tracing: one span "ingest batch" per batch, linked to the trace contexts
-// in the records' traceparent headers, rejected records' included. A
-// tracestate over maxTraceState is dropped before it becomes the parent of
-// any span. A record whose trace context is sampled also gets spans in its
-// own trace, so one event can be followed from the department to the
-// subscriber:
+// in the records' traceparent headers, rejected records' included. Trace
+// context is read from those headers only (not from the CloudEvents
+// distributed-tracing extension in the value), and a tracestate over
+// maxTraceState is dropped before it becomes the parent of any span. A
+// record whose trace context is sampled also gets spans in its own trace,
+// so one event can be followed from the department to the subscriber:
 //
 //	ingest <topic>   consumer span, child of the record's context, from
 //	                 decoding to the store's commit; linked to the batch

@@ -63,3 +63,21 @@ func TestTraceStateBoundWhenTracing(t *testing.T) {
 		})
 	}
 }
+
+// TestTracingExtensionNotRead: trace context is read from the record's
+// headers only, as README and the AsyncAPI document say. An event carrying
+// the CloudEvents distributed-tracing extension (traceparent and
+// tracestate as attributes of the event) is accepted, and its extension
+// neither continues a trace nor reaches the notifications.
+func TestTracingExtensionNotRead(t *testing.T) {
+	const parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	value := cloudEvent("m-1", "marriage", "marriage.registered", idA, `{"spouse_id":"`+idB+`"}`)
+	value = strings.Replace(value, `"specversion":"1.0",`, `"specversion":"1.0","traceparent":"`+parent+`","tracestate":"congo=t61rcWkgMzE",`, 1)
+	d := decodeChunk([]kafka.Message{{Topic: schemas.Topic(schemas.Marriage), Key: []byte(idA), Value: []byte(value)}})
+	if len(d.inputs) != 1 {
+		t.Fatalf("%d inputs, %d rejects; want the event accepted", len(d.inputs), len(d.rejects))
+	}
+	if tc := d.inputs[0].Trace; tc != nil || len(d.sampled) != 0 || len(d.links) != 0 {
+		t.Errorf("trace context %v, %d sampled, %d links; want none from the event's attributes", tc, len(d.sampled), len(d.links))
+	}
+}
