@@ -149,7 +149,10 @@
 // and the time column alike. A range of merged cells, whose value the
 // workbook keeps in its top-left cell only, is read with that value in
 // each row it spans, in its first column; the columns it spans to the
-// right are read empty, since they may be other fields.
+// right are read empty, since they may be other fields. The rows down to
+// the header are read so too: a header of two rows whose names are merged
+// down over both is read with header_row: 2. A range from the header
+// fills no data row.
 //
 // A file saved as UTF-16, as Excel 97-2003 (.xls) or with old Mac line
 // ends (CR alone) is refused, saying how to save it instead. So is a CSV

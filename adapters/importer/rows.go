@@ -1204,6 +1204,7 @@ func openXLSX(path, sheet string, headerRow int) (*xlsxSource, error) {
 		return nil, err
 	}
 	s := &xlsxSource{f: x, sheet: sheet, rows: rows, types: types, sum: hex.EncodeToString(h.Sum(nil)), size: size}
+	width := 0 // of the widest row so far: a range merged down ends a row short of it
 	for s.line < max(headerRow, 1) {
 		if !rows.Next() {
 			s.Close()
@@ -1214,7 +1215,14 @@ func openXLSX(path, sheet string, headerRow int) (*xlsxSource, error) {
 			s.Close()
 			return nil, fmt.Errorf("reading header: %w", err)
 		}
+		width = max(width, len(s.cols))
+		for len(s.cols) < width {
+			s.cols = append(s.cols, "")
+		}
+		// A form's header of two rows merges most names down over both.
+		types.merges.fill(s.line, s.cols, nil)
 	}
+	types.merges.endHeader()
 	for i, h := range s.cols {
 		s.cols[i] = cleanHeader(h)
 	}

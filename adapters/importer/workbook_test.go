@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -174,5 +175,77 @@ func TestWorkbookRejectsReimport(t *testing.T) {
 	}
 	if rep.Valid != 1 {
 		t.Errorf("the corrected rejects file: %s %v; want the corrected line valid", rep.Summary(), rep.Rejects)
+	}
+}
+
+// TestTwoRowMergedHeader: a form's header of two rows, most names merged
+// down over both and 租期 merged across its 起 and 止 in the second, as
+// county offices draw them. A clerk relies on header_row: 2 reading the
+// merged names in the second row, as a merged range's value is read in
+// every row it spans.
+func TestTwoRowMergedHeader(t *testing.T) {
+	m, tab, rental := rentalRow(t)
+	s, e := colIndex(t, tab, "租期起"), colIndex(t, tab, "租期止")
+	var header, cells []string
+	for i, h := range tab.header {
+		if i != s && i != e {
+			header, cells = append(header, h), append(cells, rental[i])
+		}
+	}
+	// 租期起 and 租期止 side by side, last.
+	header, cells = append(header, "租期起", "租期止"), append(cells, rental[s], rental[e])
+	f := excelize.NewFile()
+	sh := "Sheet1"
+	n := len(header)
+	for i, h := range header {
+		c1, _ := excelize.CoordinatesToCellName(i+1, 1)
+		c2, _ := excelize.CoordinatesToCellName(i+1, 2)
+		if i >= n-2 {
+			f.SetCellValue(sh, c2, h)
+			continue
+		}
+		f.SetCellValue(sh, c1, h)
+		if err := f.MergeCell(sh, c1, c2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, _ := excelize.CoordinatesToCellName(n-1, 1)
+	b, _ := excelize.CoordinatesToCellName(n, 1)
+	f.SetCellValue(sh, a, "租期")
+	if err := f.MergeCell(sh, a, b); err != nil {
+		t.Fatal(err)
+	}
+	setSheetRow(t, f, sh, 3, cells)
+	file := tempFile(t, "housing.xlsx")
+	if err := f.SaveAs(file); err != nil {
+		t.Fatal(err)
+	}
+	mm := *m
+	mm.HeaderRow = 2
+	rep, err := Run(context.Background(), Config{Source: schemas.Housing, File: file, Mapping: &mm, DryRun: true})
+	if err != nil {
+		t.Fatalf("header_row 2 of a two-row header: %v", err)
+	}
+	if rep.Valid != 1 {
+		t.Errorf("%s %v; want the line valid", rep.Summary(), rep.Rejects)
+	}
+}
+
+// TestMergedHeaderFillsNoDataRow: a range merged down from the header
+// into the data rows fills the header's rows with its name, and no data
+// row: a name is no value.
+func TestMergedHeaderFillsNoDataRow(t *testing.T) {
+	m := &merges{ranges: []mergedRange{{top: 1, bottom: 3, left: 0, right: 0}, {top: 3, bottom: 4, left: 1, right: 1}}}
+	rows := [][]string{{"备注", "户号"}, {"", "户号"}, {"", "H1"}, {"", ""}}
+	for i, r := range rows[:2] {
+		m.fill(i+1, r, nil)
+	}
+	m.endHeader()
+	for i, r := range rows[2:] {
+		m.fill(i+3, r, nil)
+	}
+	want := [][]string{{"备注", "户号"}, {"备注", "户号"}, {"", "H1"}, {"", "H1"}}
+	if !slices.EqualFunc(rows, want, slices.Equal) {
+		t.Errorf("filled %q, want %q", rows, want)
 	}
 }

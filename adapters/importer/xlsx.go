@@ -557,10 +557,11 @@ type mergedCell struct {
 
 // fill sets the empty cells of row number line that merged ranges cover
 // in their first column, below their top-left cells, to the values of
-// those, read from earlier rows. It is called for every row from the
-// first data row on, in order. A range whose top-left cell is above that
-// row (in a title or the header) fills nothing. It returns kinds,
-// allocated if a number or date fills a row of text.
+// those, read from earlier rows. It is called for every row, in order:
+// the rows down to the header, so that a column name merged down over a
+// header of two rows is read in the second, then, after endHeader, the
+// data rows. It returns kinds, allocated if a number or date fills a row
+// of text.
 func (m *merges) fill(line int, cells []string, kinds []cellKind) []cellKind {
 	m.active = slices.DeleteFunc(m.active, func(c mergedCell) bool { return c.bottom < line })
 	for ; m.next < len(m.ranges) && m.ranges[m.next].top <= line; m.next++ {
@@ -585,6 +586,13 @@ func (m *merges) fill(line int, cells []string, kinds []cellKind) []cellKind {
 		}
 	}
 	return kinds
+}
+
+// endHeader forgets the ranges reached in the rows down to the header: a
+// range whose top-left cell is in a title or the header fills no data
+// row with its name.
+func (m *merges) endHeader() {
+	m.active = m.active[:0]
 }
 
 // readMerges reads the merged ranges of a sheet part. They follow the
