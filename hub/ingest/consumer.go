@@ -1482,9 +1482,9 @@ const (
 	HeaderOffset    = "pophub-offset"
 	// HeaderDropped marks a copy too large for the DLQ and names what it
 	// lacks: "value", or "key,value,headers" (the original record's key
-	// and headers too). The original is whole at pophub-topic,
-	// pophub-partition and pophub-offset; the DLQ tools refuse to replay
-	// such a copy.
+	// and headers too). The original is at pophub-topic, pophub-partition
+	// and pophub-offset only until the topic's retention deletes it; the
+	// DLQ tools refuse to replay such a copy.
 	HeaderDropped = "pophub-dropped"
 	// HeaderReplayOf names the DLQ record ("partition:offset") that
 	// `pophub dlq replay` wrote a record back from. It is the one pophub-*
