@@ -842,10 +842,22 @@ func recordTrace(m kafka.Message) trace.SpanContext {
 		return sc
 	}
 	ts := tracestate.WithoutCitizenIDs(sc.TraceState())
-	if ts.Len() > 0 && len(ts.String()) > maxTraceState {
+	if encodedLen(ts) > maxTraceState {
 		ts = trace.TraceState{}
 	}
 	return sc.WithTraceState(ts)
+}
+
+// encodedLen is the length of ts as a tracestate header, "k=v" members
+// joined by commas, counted without writing it out: most records that
+// carry a tracestate keep it, and it is written once, when injected.
+func encodedLen(ts trace.TraceState) int {
+	n := ts.Len() - 1 // the commas
+	ts.Walk(func(k, v string) bool {
+		n += len(k) + 1 + len(v)
+		return true
+	})
+	return max(n, 0)
 }
 
 // traceContext is the trace context an event carries on, written anew
