@@ -169,6 +169,9 @@ func printRecord(out io.Writer, r dlq.Record, reveal bool) {
 	case r.Dropped != "" && r.OriginalGone:
 		fmt.Fprintf(tw, "left out:\t%s (the copy was too large for the DLQ, and its origin no longer holds the original: "+
 			"deleted by the topic's retention, or with the topic; what was left out is lost)\n", printable([]byte(r.Dropped)))
+	case r.Dropped != "" && r.OriginalUnknown != "":
+		fmt.Fprintf(tw, "left out:\t%s (the copy was too large for the DLQ; whether its origin still holds the original is unknown: %s)\n",
+			printable([]byte(r.Dropped)), printable([]byte(r.OriginalUnknown)))
 	case r.Dropped != "":
 		fmt.Fprintf(tw, "left out:\t%s (the copy was too large for the DLQ; the original is at its origin only until the topic's retention deletes it)\n",
 			printable([]byte(r.Dropped)))

@@ -237,6 +237,12 @@ type Record struct {
 	// topic's retention deleted the original (or the topic went), and
 	// what the copy left out is lost.
 	OriginalGone bool
+	// OriginalUnknown, when not empty, says why Records, Record or Replay
+	// could not check a copy with Dropped against its source partition
+	// (no leader during an election, a broker slow to answer): whether
+	// the original is still there is unknown, and OriginalGone is false.
+	// The look is best effort, so it never fails a listing.
+	OriginalUnknown string
 	// Copies are the other DLQ records that copy the same original (the
 	// same Topic, Partition and Offset, key and value), later than this
 	// one: ingest reads a batch again after a group rebalance or a crash
@@ -659,37 +665,52 @@ func (c *Client) Records(ctx context.Context, f Filter) ([]Record, error) {
 		return cmp.Or(a.Time.Compare(b.Time), cmp.Compare(a.ID.Partition, b.ID.Partition), cmp.Compare(a.ID.Offset, b.ID.Offset))
 	})
 	out := slices.DeleteFunc(Unique(all), func(r Record) bool { return !f.match(r) })
-	if err := c.checkOriginals(ctx, out); err != nil {
-		return nil, err
-	}
+	c.checkOriginals(ctx, out)
 	return out, nil
 }
 
+// originalCheckTimeout bounds each request checkOriginals makes to a
+// source topic. The look is best effort: a source partition without a
+// leader or a slow broker must not hold up dlq list or dlq show for the
+// client's whole Timeout, only leave that copy's original unknown.
+const originalCheckTimeout = 2 * time.Second
+
 // checkOriginals sets OriginalGone on the copies in recs that left parts
-// out whose source partition no longer holds the original. A copy written
-// whole needs no original, so only those copies cost a look at their
-// source topics.
-func (c *Client) checkOriginals(ctx context.Context, recs []Record) error {
-	spans := map[string]map[int]Span{} // by source topic; nil for one that is gone
+// out whose source partition no longer holds the original, and
+// OriginalUnknown on those it could not check. A copy written whole
+// needs no original, so only those copies cost a look at their source
+// topics, one offsets request per topic, bounded by
+// originalCheckTimeout.
+func (c *Client) checkOriginals(ctx context.Context, recs []Record) {
+	type source struct {
+		spans map[int]Span // nil for a topic that is gone
+		err   error
+	}
+	sources := map[string]*source{}
 	for i := range recs {
 		r := &recs[i]
 		o, ok := r.Origin()
 		if r.Dropped == "" || !ok {
 			continue
 		}
-		s, read := spans[o.Topic]
-		if !read {
-			var err error
-			s, err = c.offsets(ctx, o.Topic)
-			if err != nil && !errors.Is(err, kafka.UnknownTopicOrPartition) {
-				return fmt.Errorf("looking for the original of DLQ record %s: %w", r.ID, err)
+		src := sources[o.Topic]
+		if src == nil {
+			src = &source{}
+			tctx, cancel := context.WithTimeout(ctx, originalCheckTimeout)
+			src.spans, src.err = c.offsets(tctx, o.Topic)
+			cancel()
+			if errors.Is(src.err, kafka.UnknownTopicOrPartition) {
+				src.err = nil // the topic went, and every original with it
 			}
-			spans[o.Topic] = s
+			sources[o.Topic] = src
 		}
-		p, ok := s[o.Partition]
+		if src.err != nil {
+			r.OriginalUnknown = "could not check the source partition: " + src.err.Error()
+			continue
+		}
+		p, ok := src.spans[o.Partition]
 		r.OriginalGone = !ok || o.Offset < p.First || o.Offset >= p.End
 	}
-	return nil
 }
 
 // ErrUnknownRecord is returned for an ID the DLQ does not hold.
@@ -733,9 +754,7 @@ func (c *Client) Record(ctx context.Context, id ID) (Record, error) {
 	if err := c.confirmReplays(ctx, spans, recs, nil, nil); err != nil {
 		return Record{}, err
 	}
-	if err := c.checkOriginals(ctx, recs); err != nil {
-		return Record{}, err
-	}
+	c.checkOriginals(ctx, recs)
 	return recs[0], nil
 }
 

@@ -465,7 +465,7 @@ func TestReplayRefusesDroppedCopy(t *testing.T) {
 	}
 
 	_, err = c.Replay(ctx(t), dlq.Selection{IDs: []dlq.ID{{Partition: 0, Offset: 0}, id}}, false)
-	want := "DLQ record 1:1 is a copy without its value (too large for the DLQ), and " + marriage + " partition 0 no longer holds offset 12"
+	want := "DLQ record 1:1 is a copy without its value (too large for the DLQ), and " + marriage + " partition 0 no longer holds the original at offset 12"
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("replay error %v, want it to say %q", err, want)
 	}

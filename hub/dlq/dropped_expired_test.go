@@ -73,5 +73,5 @@ func TestDroppedCopyOriginalDeleted(t *testing.T) {
 	if code := resp.Topics[0].Partitions[0].ErrorCode; code != 0 {
 		t.Fatalf("delete records: error code %d", code)
 	}
-	check(t, true, marriage+" partition 0 no longer holds offset 0 (deleted by the topic's retention, or with the topic): the original's value is lost")
+	check(t, true, marriage+" partition 0 no longer holds the original at offset 0 (deleted by the topic's retention, or with the topic): the original's value is lost")
 }

@@ -129,7 +129,8 @@ func (d replayed) has(r Record) bool {
 // pophub-topic, or a copy that lacks parts of the original (Dropped: it
 // was too large for the DLQ, and sending it would apply a truncated
 // record) fails the whole replay; for such a copy the error says whether
-// the source topic still holds the original or its retention deleted it. It writes in chunks of
+// the source topic still holds the original, or its retention deleted it,
+// or that it could not be checked. It writes in chunks of
 // Config.ReplayChunk records and records each acknowledged chunk in the
 // ledger before writing the next. On a failed write it records in the
 // ledger the records the broker did acknowledge and returns the error;
@@ -165,7 +166,7 @@ func (c *Client) Replay(ctx context.Context, sel Selection, dryRun bool) (Replay
 		}
 		res.Chosen = Unique(res.Chosen)
 		if err == nil {
-			err = c.checkOriginals(ctx, res.Chosen)
+			c.checkOriginals(ctx, res.Chosen)
 		}
 	} else {
 		res.Chosen, err = c.Records(ctx, Filter{Reason: sel.Reason})
@@ -182,8 +183,11 @@ func (c *Client) Replay(ctx context.Context, sel Selection, dryRun bool) (Replay
 		case r.Source() == "":
 			bad = append(bad, fmt.Sprintf("DLQ record %s names topic %q, which is not a source topic", r.ID, r.Topic))
 		case r.Dropped != "" && r.OriginalGone:
-			bad = append(bad, fmt.Sprintf("DLQ record %s is a copy without its %s (too large for the DLQ), and %s partition %d no longer holds offset %d "+
+			bad = append(bad, fmt.Sprintf("DLQ record %s is a copy without its %s (too large for the DLQ), and %s partition %d no longer holds the original at offset %d "+
 				"(deleted by the topic's retention, or with the topic): the original's %s is lost", r.ID, r.Dropped, r.Topic, r.Partition, r.Offset, r.Dropped))
+		case r.Dropped != "" && r.OriginalUnknown != "":
+			bad = append(bad, fmt.Sprintf("DLQ record %s is a copy without its %s (too large for the DLQ); whether %s partition %d still holds the original at offset %d "+
+				"is unknown (%s)", r.ID, r.Dropped, r.Topic, r.Partition, r.Offset, r.OriginalUnknown))
 		case r.Dropped != "":
 			bad = append(bad, fmt.Sprintf("DLQ record %s is a copy without its %s (too large for the DLQ); the original is in %s partition %d at offset %d "+
 				"only until the topic's retention deletes it", r.ID, r.Dropped, r.Topic, r.Partition, r.Offset))
