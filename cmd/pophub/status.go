@@ -370,7 +370,11 @@ func streamConsumers(ctx context.Context, js jetstream.JetStream) ([]api.Consume
 // topic was deleted and created again: its offsets start anew, and once
 // it has as many records as were counted they alone do not tell it from
 // the old one) is counted again from its first offset: tallies of deleted
-// records cannot be taken back one by one.
+// records cannot be taken back one by one. The last record counted is
+// looked for only when the partition's end moved since it was last
+// checked, so a DLQ with no new rejects costs no fetch at all; a topic
+// recreated and refilled to exactly the end it had is then counted
+// anew once its end moves again.
 type cachedDLQ struct {
 	brokers []string
 	tls     *tls.Config    // nil: plaintext
@@ -391,12 +395,14 @@ type cachedDLQ struct {
 // [first, next) are counted.
 type dlqPartCount struct {
 	first, next int64
-	// last is the last record counted, nil before the first; each call
-	// looks for it again before counting on.
-	last     *dlqMark
-	records  int64
-	byReason map[string]int64
-	bySource map[string]int64
+	// last is the last record counted, nil before the first; a call
+	// looks for it again before counting on when the end moved since
+	// checkedEnd, the end the partition had when it was last found.
+	last       *dlqMark
+	checkedEnd int64
+	records    int64
+	byReason   map[string]int64
+	bySource   map[string]int64
 }
 
 // dlqMark recognises a DLQ record again: its offset, and a digest of its
@@ -482,8 +488,11 @@ func (c *cachedDLQ) get(ctx context.Context) (api.DLQCounts, error) {
 	defer cancel()
 	for _, p := range slices.Sorted(maps.Keys(spans)) {
 		if err := c.readPartition(rctx, topic, p, spans[p]); err != nil {
-			if rctx.Err() != nil {
-				break // out of time: the rest is for the next call
+			if dl, _ := rctx.Deadline(); rctx.Err() != nil || !time.Now().Before(dl) {
+				// Out of time (kafka-go may end a request at the
+				// deadline before the context says it is done): the
+				// rest is for the next call.
+				break
 			}
 			return api.DLQCounts{}, err
 		}
@@ -499,7 +508,7 @@ func (c *cachedDLQ) get(ctx context.Context) (api.DLQCounts, error) {
 		for s, k := range pc.bySource {
 			out.BySource[s] += k
 		}
-		if pc.next < spans[p].End {
+		if !pc.upToDate(spans[p]) {
 			out.CatchingUp = append(out.CatchingUp, api.DLQPartition{Partition: p, CountedTo: pc.next, End: spans[p].End})
 		}
 	}
@@ -519,17 +528,29 @@ func (c *cachedDLQ) restart(p int, first int64) {
 	c.parts[p] = &dlqPartCount{first: first, next: first, byReason: map[string]int64{}, bySource: map[string]int64{}}
 }
 
+// upToDate reports whether the count holds every record of span s: it got
+// to the end, and the last record counted was found again since the end
+// last moved. A partition not checked within a call's time is not, so the
+// answer is not taken (and cached) as complete.
+func (pc *dlqPartCount) upToDate(s dlq.Span) bool {
+	return pc.next >= s.End && (pc.last == nil || pc.checkedEnd == s.End)
+}
+
 // readPartition counts partition p's records from where its count got to
-// up to the span's end, keeping the progress of every record read; first
-// it checks that the partition still holds the last record counted, and
-// counts again from the span's first offset when it does not. It fetches
+// up to the span's end, keeping the progress of every record read; first,
+// when the end moved since it last did, it checks that the partition
+// still holds the last record counted, and counts again from the span's
+// first offset when it does not. A partition up to date costs nothing. It fetches
 // through the counter's client, one request per batch on a connection
 // already open: a reader of its own per partition and call dialed,
 // looked up the leader and sought the offset first, round trips that on
 // a busy machine took all of a short call's time, every time, and left
 // a partition counted up to 0 for good.
 func (c *cachedDLQ) readPartition(ctx context.Context, topic string, p int, s dlq.Span) error {
-	if m := c.parts[p].last; m != nil {
+	if c.parts[p].upToDate(s) {
+		return nil
+	}
+	if m := c.parts[p].last; m != nil && c.parts[p].checkedEnd != s.End {
 		held, err := c.holds(ctx, topic, p, *m)
 		if err != nil {
 			return err
@@ -539,6 +560,7 @@ func (c *cachedDLQ) readPartition(ctx context.Context, topic string, p int, s dl
 		}
 	}
 	pc, end := c.parts[p], s.End
+	pc.checkedEnd = end
 	for pc.next < end {
 		resp, err := c.client.Fetch(ctx, &kafka.FetchRequest{Topic: topic, Partition: p, Offset: pc.next,
 			MinBytes: 1, MaxBytes: dlqFetchBytes, MaxWait: dlq.ReaderMaxWait})
