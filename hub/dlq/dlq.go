@@ -74,6 +74,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -235,7 +236,9 @@ type Record struct {
 	// OriginalGone is set on a copy with Dropped whose source partition
 	// no longer holds Offset, as Records, Record and Replay found: the
 	// topic's retention deleted the original (or the topic went), and
-	// what the copy left out is lost.
+	// what the copy left out is lost. It is set too when the partition
+	// holds another record with another key at Offset (a topic deleted
+	// and created again): a copy without its value kept the key.
 	OriginalGone bool
 	// OriginalUnknown, when not empty, says why Records, Record or Replay
 	// could not check a copy with Dropped against its source partition
@@ -679,8 +682,10 @@ const originalCheckTimeout = 2 * time.Second
 // out whose source partition no longer holds the original, and
 // OriginalUnknown on those it could not check. A copy written whole
 // needs no original, so only those copies cost a look at their source
-// topics, one offsets request per topic, bounded by
-// originalCheckTimeout.
+// topics: one offsets request per topic, and a fetch of the record at
+// the origin for a copy that kept its key. After a request to a topic
+// failed, its other copies are not looked for, so a listing waits at
+// most a few originalCheckTimeouts per source topic.
 func (c *Client) checkOriginals(ctx context.Context, recs []Record) {
 	type source struct {
 		spans map[int]Span // nil for a topic that is gone
@@ -709,7 +714,60 @@ func (c *Client) checkOriginals(ctx context.Context, recs []Record) {
 			continue
 		}
 		p, ok := src.spans[o.Partition]
-		r.OriginalGone = !ok || o.Offset < p.First || o.Offset >= p.End
+		if !ok || o.Offset < p.First || o.Offset >= p.End {
+			r.OriginalGone = true
+			continue
+		}
+		if strings.Contains(r.Dropped, "key") {
+			continue // nothing to tell the original from another record by
+		}
+		key, held, err := c.keyAt(ctx, o)
+		if err != nil {
+			src.err = err
+			r.OriginalUnknown = "could not check the source partition: " + err.Error()
+			continue
+		}
+		r.OriginalGone = !held || string(key) != string(r.Key)
+	}
+}
+
+// keyAt returns the key of the record at o, an offset its partition's
+// span holds (nil for a record without one, as Decode reads a null key),
+// and false when no record has that offset any more (compaction removed
+// it, or a transaction marker has it).
+func (c *Client) keyAt(ctx context.Context, o Origin) ([]byte, bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, originalCheckTimeout)
+	defer cancel()
+	resp, err := c.client.Fetch(ctx, &kafka.FetchRequest{Topic: o.Topic, Partition: o.Partition, Offset: o.Offset,
+		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: originalCheckTimeout})
+	if err == nil {
+		err = resp.Error
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("reading %s/%d at %d: %w", o.Topic, o.Partition, o.Offset, outOfTime(ctx, err))
+	}
+	for {
+		rec, err := resp.Records.ReadRecord()
+		if errors.Is(err, io.EOF) {
+			return nil, false, nil
+		}
+		if err != nil {
+			return nil, false, fmt.Errorf("reading %s/%d at %d: %w", o.Topic, o.Partition, o.Offset, err)
+		}
+		if rec.Offset < o.Offset {
+			continue // the answer starts at its batch's first offset
+		}
+		if rec.Offset > o.Offset {
+			return nil, false, nil
+		}
+		if rec.Key == nil {
+			return nil, true, nil
+		}
+		key, err := io.ReadAll(rec.Key)
+		if err != nil {
+			return nil, false, fmt.Errorf("reading the key at %s/%d@%d: %w", o.Topic, o.Partition, o.Offset, err)
+		}
+		return key, true, nil
 	}
 }
 
