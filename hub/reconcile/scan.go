@@ -249,7 +249,7 @@ func (r *runner) spans(ctx context.Context, parts map[string][]int) (map[string]
 // a few partitions at a time, and returns them in topic, partition and
 // offset order, with the locations of those that a DLQ record in copies
 // copies.
-func (r *runner) scanSources(ctx context.Context, sources []SourceReport, copies map[Loc][]rejectCopy) ([]Record, map[Loc]struct{}, error) {
+func (r *runner) scanSources(ctx context.Context, sources []SourceReport, copies rejectIndex) ([]Record, map[Loc]struct{}, error) {
 	var mu sync.Mutex
 	var out []Record
 	rejected := map[Loc]struct{}{}
@@ -267,7 +267,7 @@ func (r *runner) scanSources(ctx context.Context, sources []SourceReport, copies
 				var rej []Loc
 				err := r.scan(gctx, topic, part, from, to, func(off int64, key []byte, _ []kafka.Header, value []byte) {
 					rec := Record{Loc: Loc{Topic: topic, Partition: part, Offset: off}}
-					if slices.ContainsFunc(copies[rec.Loc], func(c rejectCopy) bool { return c.of(key, value) }) {
+					if copies.has(rec.Loc, key, value) {
 						rej = append(rej, rec.Loc)
 					}
 					// The hub's own test: kafka-go hands it records of
@@ -411,9 +411,14 @@ func (r *runner) scan(ctx context.Context, topic string, partition int, from, to
 // so the location alone may name a newer record, which the old copy must
 // not account for.
 type rejectCopy struct {
-	sum     [sha256.Size]byte // contentSum of the copy's key and value, or of its key alone
-	dropped string            // pophub-dropped: what the copy left out
+	sum     contentDigest // contentSum of the copy's key and value, or of its key alone
+	dropped string        // pophub-dropped: what the copy left out
 }
+
+// contentDigest is the first 16 bytes of a SHA-256: the index holds one
+// per reject, millions for a large DLQ, and 128 bits keep a chance
+// collision between the few copies that name one location out of reach.
+type contentDigest [16]byte
 
 // of reports whether the source record with key and value is the one c
 // copies: the same key and value, or as much of them as the copy kept (a
@@ -430,27 +435,51 @@ func (c rejectCopy) of(key, value []byte) bool {
 
 // contentSum digests a record's key and value. Kafka's null and empty
 // read alike, as the hub reads them.
-func contentSum(key, value []byte) [sha256.Size]byte {
+func contentSum(key, value []byte) contentDigest {
 	h := sha256.New()
 	h.Write(binary.BigEndian.AppendUint64(nil, uint64(len(key))))
 	h.Write(key)
 	h.Write(value)
-	return [sha256.Size]byte(h.Sum(nil))
+	return contentDigest(h.Sum(nil))
+}
+
+// rejectIndex holds the DLQ's copies by the location they name. Nearly
+// every location has one original, copied once or more alike, so the
+// first copy is kept inline and only the rare different ones (a topic
+// deleted and created again, rejected at a reused offset) in more.
+type rejectIndex struct {
+	first map[Loc]rejectCopy
+	more  map[Loc][]rejectCopy
+}
+
+// add records c as a copy of the record at l.
+func (x rejectIndex) add(l Loc, c rejectCopy) {
+	if f, ok := x.first[l]; !ok {
+		x.first[l] = c
+	} else if f != c && !slices.Contains(x.more[l], c) {
+		x.more[l] = append(x.more[l], c)
+	}
+}
+
+// has reports whether a copy at l is of the record with key and value.
+func (x rejectIndex) has(l Loc, key, value []byte) bool {
+	f, ok := x.first[l]
+	return ok && (f.of(key, value) || slices.ContainsFunc(x.more[l], func(c rejectCopy) bool { return c.of(key, value) }))
 }
 
 // readDLQ reads the whole DLQ and indexes its records by the location of
 // the record each is a copy of. It returns how many records it read.
-func (r *runner) readDLQ(ctx context.Context) (map[Loc][]rejectCopy, int64, error) {
+func (r *runner) readDLQ(ctx context.Context) (rejectIndex, int64, error) {
 	parts, err := r.partitions(ctx, []string{r.cfg.DLQTopic})
 	if err != nil {
-		return nil, 0, err
+		return rejectIndex{}, 0, err
 	}
 	spans, err := r.spans(ctx, parts)
 	if err != nil {
-		return nil, 0, err
+		return rejectIndex{}, 0, err
 	}
 	var mu sync.Mutex
-	out := map[Loc][]rejectCopy{}
+	out := rejectIndex{first: map[Loc]rejectCopy{}, more: map[Loc][]rejectCopy{}}
 	var total int64
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(r.cfg.Parallel)
@@ -477,15 +506,13 @@ func (r *runner) readDLQ(ctx context.Context) (map[Loc][]rejectCopy, int64, erro
 			defer mu.Unlock()
 			total += sp.end - sp.first
 			for _, l := range locs {
-				if !slices.Contains(out[l.Loc], l.rejectCopy) {
-					out[l.Loc] = append(out[l.Loc], l.rejectCopy)
-				}
+				out.add(l.Loc, l.rejectCopy)
 			}
 			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return nil, 0, err
+		return rejectIndex{}, 0, err
 	}
 	return out, total, nil
 }
