@@ -622,7 +622,7 @@ var familyRelations = []string{"spouse", "children", "minor_children", "unmarrie
 // (eligibility.schema.json, the OpenAPI document) and that the
 // pop.eligibility subjects rely on: written with "_" for "/", it must be
 // one subject token that maps back to the id.
-var policyID = regexp.MustCompile(`^[a-z0-9-]+/[a-z0-9-]+$`)
+var policyID = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*/[a-z0-9][a-z0-9-]*$`)
 
 // validate checks the policy as a whole; errors name the clause.
 func (p *Policy) validate(wantID string) error {
@@ -632,7 +632,7 @@ func (p *Policy) validate(wantID string) error {
 	case p.ID != wantID:
 		return fmt.Errorf("id %q does not match the file's path %q", p.ID, wantID)
 	case !policyID.MatchString(p.ID):
-		return fmt.Errorf("id %q is not <group>/<name> in lower-case letters, digits and hyphens: it is one token of the pop.eligibility subjects and the documented form of a policy id; rename the file", p.ID)
+		return fmt.Errorf("id %q is not <group>/<name> in lower-case letters, digits and hyphens, each beginning with a letter or digit: it is one token of the pop.eligibility subjects and the documented form of a policy id; rename the file", p.ID)
 	case p.Title == "":
 		return errors.New("title is required")
 	case p.Seed.Doc == "" || p.Seed.File == "":

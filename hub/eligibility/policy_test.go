@@ -52,6 +52,8 @@ func TestLoadRejectsInvalidPolicies(t *testing.T) {
 			[]string{`id "test/city_2026" is not <group>/<name>`}},
 		{"no group", "city.yaml", strings.Replace(validPolicy, "id: test/city", "id: city", 1),
 			[]string{`id "city" is not <group>/<name>`}},
+		{"leading hyphen", "-test/city.yaml", strings.Replace(validPolicy, "id: test/city", "id: -test/city", 1),
+			[]string{`id "-test/city" is not <group>/<name>`}},
 		{"nested folders", "test/north/city.yaml", strings.Replace(validPolicy, "id: test/city", "id: test/north/city", 1),
 			[]string{`id "test/north/city" is not <group>/<name>`}},
 		{"unknown field", "test/city.yaml", validPolicy + "colour: red\n", []string{"test/city.yaml", "colour"}},
