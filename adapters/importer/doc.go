@@ -66,7 +66,7 @@
 //	source: housing               # must equal the import's source
 //	encoding: auto                # CSV: auto (default; a BOM is UTF-8, else what most lines are in), utf-8, gbk
 //	delimiter: ","                # CSV: the cells' delimiter: "," (default), ";", "|" or tab
-//	sheet: 租赁登记                # XLSX: the sheet (default the active one, never a hidden one)
+//	sheet: 租赁登记                # XLSX: the sheet (default the active one if it holds the header, else the first visible one that does)
 //	header_row: 1                 # the row of column names; rows above are skipped
 //	type: housing.rental_ended    # a fixed type, or:
 //	type: {column: 业务类型, map: {租赁登记备案: housing.rental_registered, 租赁注销: housing.rental_ended}}

@@ -67,7 +67,7 @@ func FuzzXLSXvsCSV(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		xs, err := openXLSX(xf, "", 1)
+		xs, err := openXLSX(xf, sheetChoice{}, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -115,7 +115,7 @@ func FuzzOpenXLSX(f *testing.F) {
 		if err := os.WriteFile(file, data, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		s, err := openXLSX(file, "", 1)
+		s, err := openXLSX(file, sheetChoice{}, 1)
 		if err != nil {
 			return
 		}

@@ -308,7 +308,7 @@ type Report struct {
 	File   string
 	SHA256 string
 	// Sheet is the sheet of a workbook that was read: the mapping's, or,
-	// when it names none, the workbook's active sheet.
+	// when it names none, the one chosen (see Mapping.Sheet).
 	Sheet string
 	// Read counts the data lines (not the header, not blank lines).
 	Read int
@@ -1105,7 +1105,7 @@ func open(cfg *Config) (rowSource, *plan, error) {
 		if cfg.Format == CSV {
 			src, err = openCSV(cfg.File, cfg.csvEncoding(), cfg.csvDelimiter(), m.HeaderRow)
 		} else {
-			src, err = openXLSX(cfg.File, m.Sheet, m.HeaderRow)
+			src, err = openXLSX(cfg.File, sheetChoice{name: m.Sheet, holds: m.holdsHeader}, m.HeaderRow)
 		}
 		if err != nil {
 			return nil, nil, fmt.Errorf("reading %s: %w", cfg.File, err)
@@ -1129,6 +1129,10 @@ func open(cfg *Config) (rowSource, *plan, error) {
 					return nil, nil, fmt.Errorf("mapping the columns of %s: %w\n(the header is one cell holding %s: the cells may be delimited by %s; set delimiter: %s in the mapping, or --delimiter %s)",
 						cfg.File, err, delimiterWord(d), delimiterWord(d), delimiterName(d), delimiterName(d))
 				}
+			}
+			if xs, ok := src.(*xlsxSource); ok && len(xs.lookedAt) > 0 {
+				return nil, nil, fmt.Errorf("mapping the columns of %s, sheet %s: %w\n(the mapping names no sheet, and none of the visible sheets %s holds its columns in row %d)",
+					cfg.File, xs.sheet, err, quoteAll(xs.lookedAt), max(m.HeaderRow, 1))
 			}
 			if xs, ok := src.(*xlsxSource); ok {
 				return nil, nil, fmt.Errorf("mapping the columns of %s, sheet %s: %w", cfg.File, xs.sheet, err)

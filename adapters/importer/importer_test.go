@@ -644,7 +644,7 @@ func TestXLSXNumberCells(t *testing.T) {
 			if err := f.SaveAs(file); err != nil {
 				t.Fatal(err)
 			}
-			s, err := openXLSX(file, "", 1)
+			s, err := openXLSX(file, sheetChoice{}, 1)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -838,7 +838,7 @@ func TestXLSXMergedAcrossColumns(t *testing.T) {
 	if err := f.SaveAs(file); err != nil {
 		t.Fatal(err)
 	}
-	s, err := openXLSX(file, "", 1)
+	s, err := openXLSX(file, sheetChoice{}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,8 +34,9 @@ type Mapping struct {
 	// (also written "\t"), as the department's system exports them.
 	Delimiter string `yaml:"delimiter"`
 	// Sheet of an XLSX workbook. Default: the workbook's only sheet, or
-	// its active one (open when it was saved) if visible; a hidden sheet
-	// is read only when named.
+	// its active one (open when it was saved) if it is visible and holds
+	// the mapping's header, else the first visible sheet that does; a
+	// hidden sheet is read only when named.
 	Sheet string `yaml:"sheet"`
 	// HeaderRow is the 1-based row holding the column names (default 1);
 	// rows above it (a title, say) are skipped.

@@ -269,6 +269,15 @@ func (e *headerError) score(cells []string) int {
 	return n
 }
 
+// holdsHeader reports whether header, a row read as the header, is the
+// mapping's: it has one of its columns at least. A header missing some
+// is still the mapping's, and refused naming them.
+func (m *Mapping) holdsHeader(header []string) bool {
+	_, err := newPlan(m, header)
+	herr, ok := errors.AsType[*headerError](err)
+	return !ok || herr.matched > 0
+}
+
 // showHeader writes the row read as the header for an error. It may be
 // a row of data (a file without a header row, or header_row set past the
 // header), so only a cell that is one of the mapping's column names is

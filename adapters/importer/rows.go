@@ -11,6 +11,7 @@ import (
 	"hash"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -1155,16 +1156,31 @@ func (s *jsonlSource) Close() error    { return s.f.Close() }
 type xlsxSource struct {
 	f     *excelize.File
 	sheet string // the sheet read
-	rows  *excelize.Rows
-	types *sheetCells
-	sum   string
-	size  int64
-	cols  []string
-	line  int
-	done  bool
+	// lookedAt is the visible sheets looked at for the mapping's header
+	// when the mapping names no sheet and none holds it (see chooseSheet).
+	lookedAt []string
+	rows     *excelize.Rows
+	types    *sheetCells
+	sum      string
+	size     int64
+	cols     []string
+	line     int
+	done     bool
 }
 
-func openXLSX(path, sheet string, headerRow int) (*xlsxSource, error) {
+// sheetChoice says which sheet of a workbook to read.
+type sheetChoice struct {
+	name string // the mapping's sheet; "" to choose one (see chooseSheet)
+	// holds reports whether a header row read is the mapping's; nil
+	// takes any.
+	holds func(header []string) bool
+}
+
+// errNoHeaderRow is the error of a sheet with fewer rows than header_row:
+// a blank sheet, or a chart sheet.
+var errNoHeaderRow = errors.New("reading header: the sheet has no header row")
+
+func openXLSX(path string, choice sheetChoice, headerRow int) (*xlsxSource, error) {
 	// The workbook is a zip: hash it first, then let excelize read it.
 	f, err := os.Open(path)
 	if err != nil {
@@ -1186,34 +1202,45 @@ func openXLSX(path, sheet string, headerRow int) (*xlsxSource, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening workbook: %w", err)
 	}
-	if sheet == "" {
-		if sheet, err = defaultSheet(x); err != nil {
-			x.Close()
-			return nil, err
-		}
+	s := &xlsxSource{f: x, sum: hex.EncodeToString(h.Sum(nil)), size: size}
+	switch {
+	case choice.name != "":
+		err = s.openSheet(path, choice.name, headerRow)
+	case len(x.GetSheetList()) == 1:
+		err = s.openSheet(path, x.GetSheetName(0), headerRow)
+	default:
+		err = s.chooseSheet(path, headerRow, choice.holds)
 	}
-	rows, err := x.Rows(sheet)
 	if err != nil {
 		x.Close()
-		return nil, fmt.Errorf("opening sheet %q: %w", sheet, err)
+		return nil, err
+	}
+	return s, nil
+}
+
+// openSheet opens sheet and reads its rows down to the header. On error
+// it leaves s with no sheet open.
+func (s *xlsxSource) openSheet(path, sheet string, headerRow int) error {
+	rows, err := s.f.Rows(sheet)
+	if err != nil {
+		return fmt.Errorf("opening sheet %q: %w", sheet, err)
 	}
 	types, err := openSheetCells(path, sheet)
 	if err != nil {
 		rows.Close()
-		x.Close()
-		return nil, err
+		return err
 	}
-	s := &xlsxSource{f: x, sheet: sheet, rows: rows, types: types, sum: hex.EncodeToString(h.Sum(nil)), size: size}
+	s.sheet, s.rows, s.types, s.cols, s.line = sheet, rows, types, nil, 0
 	width := 0 // of the widest row so far: a range merged down ends a row short of it
 	for s.line < max(headerRow, 1) {
 		if !rows.Next() {
-			s.Close()
-			return nil, errors.New("reading header: the sheet has no header row")
+			s.closeSheet()
+			return errNoHeaderRow
 		}
 		s.line++
 		if s.cols, err = rows.Columns(); err != nil {
-			s.Close()
-			return nil, fmt.Errorf("reading header: %w", err)
+			s.closeSheet()
+			return fmt.Errorf("reading header: %w", err)
 		}
 		width = max(width, len(s.cols))
 		for len(s.cols) < width {
@@ -1226,36 +1253,69 @@ func openXLSX(path, sheet string, headerRow int) (*xlsxSource, error) {
 	for i, h := range s.cols {
 		s.cols[i] = cleanHeader(h)
 	}
-	return s, nil
+	return nil
 }
 
-// defaultSheet is the sheet read when the mapping names none: the
-// workbook's only sheet, or its active one, the sheet that was open when
-// it was saved and that the clerk sees on opening it. The first sheet may
-// be a hidden one (last month's, hidden away) or instructions (填表说明).
-// A hidden sheet is never read unnamed: when the active sheet is hidden,
-// the import is refused, naming the visible sheets.
-func defaultSheet(x *excelize.File) (string, error) {
-	sheets := x.GetSheetList()
-	if len(sheets) == 1 {
-		return sheets[0], nil
-	}
-	active := x.GetSheetName(x.GetActiveSheetIndex())
-	if visible, err := x.GetSheetVisible(active); err == nil && visible {
-		return active, nil
-	}
+// closeSheet closes the sheet open, to read another.
+func (s *xlsxSource) closeSheet() {
+	s.rows.Close()
+	s.types.Close()
+	s.rows, s.types = nil, nil
+}
+
+// chooseSheet opens the sheet to read when the mapping names none: the
+// active sheet, the one open when the workbook was saved and that the
+// clerk sees on opening it, if it is visible and holds the mapping's
+// header; else the first visible sheet that does, as pophub read the
+// first sheet before. So a hidden sheet (last month's, hidden away) is
+// never read unnamed, nor one without the header that happened to be
+// open: instructions (填表说明), a chart sheet, the blank Sheet2 of a new
+// workbook. When no visible sheet holds the header, the first with rows
+// is read, for the header error, which names the sheets looked at.
+func (s *xlsxSource) chooseSheet(path string, headerRow int, holds func([]string) bool) error {
+	sheets := s.f.GetSheetList()
+	active := s.f.GetSheetName(s.f.GetActiveSheetIndex())
 	var visible []string
-	for _, name := range sheets {
-		if v, err := x.GetSheetVisible(name); err == nil && v {
-			visible = append(visible, strconv.Quote(name))
+	for _, name := range append([]string{active}, sheets...) {
+		if v, err := s.f.GetSheetVisible(name); err == nil && v && !slices.Contains(visible, name) {
+			visible = append(visible, name)
 		}
 	}
 	if len(visible) == 0 {
-		return "", fmt.Errorf("opening workbook: its sheets %s are all hidden: name the sheet to read in the mapping (sheet: NAME)", strings.Join(sheets, ", "))
+		return fmt.Errorf("opening workbook: its sheets %s are all hidden: name the sheet to read in the mapping (sheet: NAME)", strings.Join(sheets, ", "))
 	}
-	example, _ := strconv.Unquote(visible[0])
-	return "", fmt.Errorf("opening workbook: its active sheet %q is hidden, and the mapping names no sheet: name the sheet to read in the mapping (sheet: %s); the visible sheets are %s",
-		active, example, strings.Join(visible, ", "))
+	fallback := ""
+	for _, name := range visible {
+		err := s.openSheet(path, name, headerRow)
+		if errors.Is(err, errNoHeaderRow) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if holds == nil || holds(s.cols) {
+			return nil
+		}
+		s.closeSheet()
+		if fallback == "" {
+			fallback = name
+		}
+	}
+	s.lookedAt = visible
+	if fallback == "" {
+		return fmt.Errorf("%w: none of the workbook's visible sheets (%s) has a row %d, and the mapping names no sheet: name the sheet to read in the mapping (sheet: NAME)",
+			errNoHeaderRow, quoteAll(visible), max(headerRow, 1))
+	}
+	return s.openSheet(path, fallback, headerRow)
+}
+
+// quoteAll quotes names and joins them with commas.
+func quoteAll(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = strconv.Quote(n)
+	}
+	return strings.Join(q, ", ")
 }
 
 // findHeaderSheet looks for the mapping's columns in the first rows of

@@ -13,8 +13,8 @@ import (
 // TestSheetWithoutName: with no sheet in the mapping, a workbook of
 // several sheets is read from the sheet the clerk sees, its active one,
 // never from a hidden one (last month's, hidden away), and the report
-// names the sheet read. When the active sheet is hidden, the import is
-// refused naming the visible sheets and how to choose one.
+// names the sheet read. When the active sheet is hidden, the first
+// visible sheet is read.
 func TestSheetWithoutName(t *testing.T) {
 	m, tab, rows := hukouRegistrations(t, 7)
 	for _, tc := range []struct {
@@ -28,7 +28,7 @@ func TestSheetWithoutName(t *testing.T) {
 		{name: "hidden first sheet, active second", active: 1, hidden: "2月", read: 4, sheet: "3月"},
 		{name: "both visible, active first", active: 0, read: 3, sheet: "2月"},
 		{name: "both visible, active second", active: 1, read: 4, sheet: "3月"},
-		{name: "active sheet hidden", active: 0, hidden: "2月", err: []string{`"2月" is hidden`, "3月", "sheet: 3月"}},
+		{name: "active sheet hidden", active: 0, hidden: "2月", read: 4, sheet: "3月"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := excelize.NewFile()
@@ -103,9 +103,83 @@ func TestHeaderInAnotherSheet(t *testing.T) {
 	if err == nil {
 		t.Fatal("imported the instructions sheet")
 	}
-	for _, w := range []string{"sheet 填表说明", `sheet "户籍数据" has them in row 2`, "sheet: 户籍数据", "header_row: 2"} {
+	for _, w := range []string{"sheet 填表说明", `sheet "户籍数据" has them in row 2`, "sheet: 户籍数据", "header_row: 2", `visible sheets "填表说明", "户籍数据"`} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error %q; want it to say %q", err, w)
 		}
+	}
+}
+
+// TestSheetOpenWithoutHeader: a workbook saved while a sheet without the
+// mapping's header was open (the blank Sheet2 and Sheet3 that Excel
+// 2007–2010 and WPS add to a new workbook, a chart sheet, instructions)
+// imports its data sheet, as it did when the first sheet was read, and
+// the report names it.
+func TestSheetOpenWithoutHeader(t *testing.T) {
+	m, tab, rows := hukouRegistrations(t, 3)
+	for _, tc := range []struct {
+		name  string
+		build func(f *excelize.File) // adds sheets beside Sheet1, which holds the data, and selects one
+	}{
+		{name: "blank Sheet2 open", build: func(f *excelize.File) {
+			f.NewSheet("Sheet2")
+			f.NewSheet("Sheet3")
+			f.SetActiveSheet(1)
+		}},
+		{name: "chart sheet open", build: func(f *excelize.File) {
+			f.SetCellValue("Sheet1", "Z1", 1)
+			f.SetCellValue("Sheet1", "Z2", 2)
+			chart := &excelize.Chart{Type: excelize.Col, Series: []excelize.ChartSeries{{Name: "Sheet1!$Z$1", Values: "Sheet1!$Z$1:$Z$2"}}}
+			if err := f.AddChartSheet("统计图", chart); err != nil {
+				t.Fatal(err)
+			}
+			i, _ := f.GetSheetIndex("统计图")
+			f.SetActiveSheet(i)
+		}},
+		{name: "instructions first, open", build: func(f *excelize.File) {
+			f.NewSheet("填表说明")
+			setSheetRow(t, f, "填表说明", 1, []string{"1. 公民身份号码请设置为文本格式"})
+			if err := f.MoveSheet("填表说明", "Sheet1"); err != nil {
+				t.Fatal(err)
+			}
+			f.SetActiveSheet(0)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := excelize.NewFile()
+			setSheetRow(t, f, "Sheet1", 1, tab.header)
+			for i, r := range rows {
+				setSheetRow(t, f, "Sheet1", i+2, r)
+			}
+			tc.build(f)
+			file := tempFile(t, "hukou.xlsx")
+			if err := f.SaveAs(file); err != nil {
+				t.Fatal(err)
+			}
+			rep, err := Run(context.Background(), Config{Source: schemas.PublicSecurity, File: file, Mapping: m, DryRun: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Read != len(rows) || rep.Sheet != "Sheet1" || !strings.Contains(rep.Summary(), "sheet Sheet1") {
+				t.Errorf("%s (sheet %q); want %d lines read of Sheet1, named in the summary", rep.Summary(), rep.Sheet, len(rows))
+			}
+		})
+	}
+}
+
+// TestSheetNoneWithRows: a workbook whose visible sheets are all blank is
+// refused naming them, not with a bare "no header row".
+func TestSheetNoneWithRows(t *testing.T) {
+	m, _, _ := hukouRegistrations(t, 1)
+	f := excelize.NewFile()
+	f.NewSheet("Sheet2")
+	f.SetActiveSheet(1)
+	file := tempFile(t, "hukou.xlsx")
+	if err := f.SaveAs(file); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Run(context.Background(), Config{Source: schemas.PublicSecurity, File: file, Mapping: m, DryRun: true})
+	if err == nil || !strings.Contains(err.Error(), `"Sheet2", "Sheet1"`) || !strings.Contains(err.Error(), "sheet: NAME") {
+		t.Errorf("error %v; want the sheets looked at named, and how to name one", err)
 	}
 }
