@@ -1231,7 +1231,6 @@ func (s *xlsxSource) openSheet(path, sheet string, headerRow int) error {
 		return err
 	}
 	s.sheet, s.rows, s.types, s.cols, s.line = sheet, rows, types, nil, 0
-	width := 0 // of the widest row so far: a range merged down ends a row short of it
 	for s.line < max(headerRow, 1) {
 		if !rows.Next() {
 			s.closeSheet()
@@ -1242,11 +1241,14 @@ func (s *xlsxSource) openSheet(path, sheet string, headerRow int) error {
 			s.closeSheet()
 			return fmt.Errorf("reading header: %w", err)
 		}
-		width = max(width, len(s.cols))
-		for len(s.cols) < width {
+		// A form's header of two rows merges most names down over both.
+		// Excel leaves out a row's trailing empty cells, so a name merged
+		// down into the last columns lies past the row's end; the row is
+		// widened to it, and no further: a wider title above does not
+		// widen the header.
+		for len(s.cols) < types.merges.reach(s.line) {
 			s.cols = append(s.cols, "")
 		}
-		// A form's header of two rows merges most names down over both.
 		types.merges.fill(s.line, s.cols, nil)
 	}
 	types.merges.endHeader()

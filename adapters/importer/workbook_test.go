@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -247,5 +248,104 @@ func TestMergedHeaderFillsNoDataRow(t *testing.T) {
 	want := [][]string{{"备注", "户号"}, {"备注", "户号"}, {"", "H1"}, {"", "H1"}}
 	if !slices.EqualFunc(rows, want, slices.Equal) {
 		t.Errorf("filled %q, want %q", rows, want)
+	}
+}
+
+// TestTitleWiderThanHeader: a title row above a header in row 2 that
+// reaches further right than the header (a 制表日期 cell past its last
+// column, a title merged across) leaves the header its own width. A
+// clerk relies on the lines having the event ids they have without the
+// title, so that importing them again sends nothing twice, and on a
+// value past the header's last column being refused, not read.
+func TestTitleWiderThanHeader(t *testing.T) {
+	m := mustMapping(t, schemas.SocialInsurance) // no key: an id hashes every cell
+	tab, _ := render(t, m, population(t, 5, schemas.SocialInsurance))
+	rows := tab.rows[:4]
+	n := len(tab.header)
+	write := func(title bool, extra []string) string {
+		f := excelize.NewFile()
+		top := 1
+		if title {
+			f.SetCellValue("Sheet1", "A1", "2026年3月社保经办台账")
+			if err := f.MergeCell("Sheet1", "A1", "C1"); err != nil {
+				t.Fatal(err)
+			}
+			date, _ := excelize.CoordinatesToCellName(n+2, 1)
+			f.SetCellValue("Sheet1", date, "制表日期：2026-04-01")
+			top = 2
+		}
+		for i, r := range append([][]string{tab.header}, append(rows, extra)...) {
+			if r != nil {
+				setSheetRow(t, f, "Sheet1", top+i, r)
+			}
+		}
+		file := tempFile(t, "si.xlsx")
+		if err := f.SaveAs(file); err != nil {
+			t.Fatal(err)
+		}
+		return file
+	}
+	ids := func(file string, headerRow int) []string {
+		s, err := openXLSX(file, sheetChoice{}, headerRow)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if len(s.header()) != n {
+			t.Errorf("header of %d columns, want the header's own %d", len(s.header()), n)
+		}
+		p, err := newPlan(m, s.header())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for {
+			r, err := s.next()
+			if err != nil {
+				break
+			}
+			if r.malformed != "" {
+				out = append(out, r.malformed)
+				continue
+			}
+			out = append(out, p.mapRow(r.line, r.cells, r.kinds, time.Now()).id)
+		}
+		return out
+	}
+	beyond := append(slices.Clone(rows[0]), "", "备注")
+	plain := ids(write(false, beyond), 1)
+	titled := ids(write(true, beyond), 2)
+	if !slices.Equal(plain, titled) {
+		t.Errorf("below a wider title the lines read %q, want %q as without it", titled, plain)
+	}
+	if last := titled[len(titled)-1]; !strings.Contains(last, fmt.Sprintf("beyond the header's %d", n)) {
+		t.Errorf("a value past the header's last column read as %q, want it refused", last)
+	}
+}
+
+// TestHeaderMergedDownLast: a name merged down over a two-row header in
+// the last column, which Excel leaves out of the second row, is read in
+// it.
+func TestHeaderMergedDownLast(t *testing.T) {
+	f := excelize.NewFile()
+	setSheetRow(t, f, "Sheet1", 1, []string{"租期", "", "备注"})
+	setSheetRow(t, f, "Sheet1", 2, []string{"起", "止"})
+	setSheetRow(t, f, "Sheet1", 3, []string{"2026-01-01", "2026-12-31", "续租"})
+	for _, r := range [][2]string{{"A1", "B1"}, {"C1", "C2"}} {
+		if err := f.MergeCell("Sheet1", r[0], r[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	file := tempFile(t, "housing.xlsx")
+	if err := f.SaveAs(file); err != nil {
+		t.Fatal(err)
+	}
+	s, err := openXLSX(file, sheetChoice{}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if want := []string{"起", "止", "备注"}; !slices.Equal(s.header(), want) {
+		t.Errorf("header %q, want %q", s.header(), want)
 	}
 }

@@ -588,6 +588,20 @@ func (m *merges) fill(line int, cells []string, kinds []cellKind) []cellKind {
 	return kinds
 }
 
+// reach is how many cells row number line needs for the ranges reached
+// so far that fill it (see fill): one past the first column of the
+// rightmost. Excel leaves out a row's trailing empty cells, those of
+// such a range among them.
+func (m *merges) reach(line int) int {
+	n := 0
+	for _, c := range m.active {
+		if c.top < line && line <= c.bottom {
+			n = max(n, c.left+1)
+		}
+	}
+	return n
+}
+
 // endHeader forgets the ranges reached in the rows down to the header: a
 // range whose top-left cell is in a title or the header fills no data
 // row with its name.
