@@ -99,7 +99,8 @@
 //
 // Every cell an export wrapped as ="…" or '… to keep it text (IDs,
 // household numbers, codes, dates) is read as a spreadsheet shows it,
-// without the wrapper. Citizen ID cells (the subject, citizen_id fields)
+// without the wrapper; the event id is computed over the cells as they
+// are, wrapper kept, as it always was. Citizen ID cells (the subject, citizen_id fields)
 // may hold full-width digits and Ｘ, or a lower-case x: they are read as
 // the ASCII ID. An ID cell that was a number
 // in the spreadsheet (E notation, or an 18-digit number, whose last

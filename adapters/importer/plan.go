@@ -642,19 +642,24 @@ func (p *plan) mapRow(line int, row []string, kinds []cellKind, now time.Time) m
 // appendRecordKey appends the department's key of the row: the type and
 // the key columns, or, without key columns, every cell. The type is part
 // of it so that one record (a lease) yields distinct events for its
-// registration and its end.
+// registration and its end. The cells are taken trimmed, an export's
+// ="…" or '… kept (see textForced): the event ids of lines sent before
+// values were read without it stay theirs, so that a resume, or the same
+// lines imported again, sends nothing the hub does not recognise.
 func (p *plan) appendRecordKey(b []byte, typ schemas.Type, row []string) []byte {
 	b = append(b, typ...)
 	if len(p.keyCols) == 0 {
 		for _, c := range row {
 			b = append(b, 0x1f)
-			b = append(b, textForced(trimCell(c))...)
+			b = append(b, trimCell(c)...)
 		}
 		return b
 	}
 	for _, i := range p.keyCols {
 		b = append(b, 0x1f)
-		b = append(b, cell(row, i)...)
+		if i < len(row) {
+			b = append(b, trimCell(row[i])...)
+		}
 	}
 	return b
 }
