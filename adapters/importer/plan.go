@@ -688,6 +688,12 @@ func (p *plan) asTyped(cells []string, kinds []cellKind) []string {
 		if kind != dateCell && kind != numberCell {
 			continue
 		}
+		if year, ok := ambiguousMonth(c, kind); ok && p.isMonthColumn(i) {
+			// Written as either month, the line is refused again until
+			// the clerk keeps the right one.
+			out[i] = year + "-10 or " + year + "-01"
+			continue
+		}
 		layouts, loc, ok := p.timeColumn(i)
 		if !ok {
 			continue
@@ -712,6 +718,18 @@ func (p *plan) isIDColumn(i int) bool {
 	for _, cs := range p.fields {
 		for _, c := range cs {
 			if c.col == i && c.kind == KindCitizenID {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// isMonthColumn reports whether column i is a field of months.
+func (p *plan) isMonthColumn(i int) bool {
+	for _, cs := range p.fields {
+		for _, c := range cs {
+			if c.col == i && c.kind == KindMonth {
 				return true
 			}
 		}
@@ -845,7 +863,7 @@ func (c *column) appendValue(dst []byte, row []string, kinds []cellKind, date190
 		}
 		return strconv.AppendFloat(dst, f, 'f', -1, 64), true, 0, nil
 	case KindDate, KindMonth:
-		if c.kind == KindMonth && kind == numberCell && strings.HasSuffix(v, ".1") {
+		if _, ok := ambiguousMonth(v, kind); ok && c.kind == KindMonth {
 			return dst, false, 0, &convertError{ReasonInvalidValue, decimalMonthDetail}
 		}
 		t, ok := parseCell(v, kind, c.layouts, wallClock, date1904)
@@ -891,6 +909,14 @@ func (c *column) appendValue(dst []byte, row []string, kinds []cellKind, date190
 		}
 	}
 	return schemas.AppendJSONString(dst, v), true, 0, nil
+}
+
+// ambiguousMonth reports whether v, a cell of a month column, is a
+// workbook's number ending in .1 (see decimalMonthDetail), and returns
+// its year.
+func ambiguousMonth(v string, kind cellKind) (string, bool) {
+	year, ok := strings.CutSuffix(v, ".1")
+	return year, ok && kind == numberCell
 }
 
 // decimalMonthDetail is the reject detail of a workbook's number in a

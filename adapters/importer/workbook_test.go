@@ -24,22 +24,7 @@ import (
 // never read as January; a number that can be only one month (2026.3,
 // 202610) is read as that month.
 func TestWorkbookDecimalMonth(t *testing.T) {
-	m := mustMapping(t, schemas.SocialInsurance)
-	month := m.DataByType[schemas.ContributionRecorded]["month"]
-	month.Layout = "" // the default month forms, 2026.3 among them
-	m.DataByType[schemas.ContributionRecorded]["month"] = month
-	tab, _ := render(t, m, population(t, 100, schemas.SocialInsurance))
-	var row []string
-	for _, r := range tab.rows {
-		if r[colIndex(t, tab, "业务类型")] == "缴费记录" {
-			row = append([]string(nil), r...)
-			break
-		}
-	}
-	if row == nil {
-		t.Fatal("no contribution in the population")
-	}
-	row[colIndex(t, tab, "经办时间")] = "2026-11-15 10:00:00"
+	m, tab, row := contribution(t)
 	mc := colIndex(t, tab, "缴费月份")
 	for _, tc := range []struct {
 		name   string
@@ -348,4 +333,66 @@ func TestHeaderMergedDownLast(t *testing.T) {
 	if want := []string{"起", "止", "备注"}; !slices.Equal(s.header(), want) {
 		t.Errorf("header %q, want %q", s.header(), want)
 	}
+}
+
+// TestWorkbookRejectsAmbiguousMonth: a contribution month typed 2026.10
+// in a workbook, the number 2026.1 that a 0.00 format shows as 2026.10,
+// is refused as ambiguous. A clerk relies on its line in the rejects file
+// showing the month as still to be decided, not as January, so that the
+// file imported again without correcting it refuses the line again.
+func TestWorkbookRejectsAmbiguousMonth(t *testing.T) {
+	m, tab, row := contribution(t)
+	mc := colIndex(t, tab, "缴费月份")
+	f := excelize.NewFile()
+	setSheetRow(t, f, "Sheet1", 1, tab.header)
+	setSheetRow(t, f, "Sheet1", 2, row)
+	ref, _ := excelize.CoordinatesToCellName(mc+1, 2)
+	f.SetCellValue("Sheet1", ref, 2026.10)
+	code := "0.00"
+	st, _ := f.NewStyle(&excelize.Style{CustomNumFmt: &code})
+	f.SetCellStyle("Sheet1", ref, ref, st)
+	file := tempFile(t, "si.xlsx")
+	if err := f.SaveAs(file); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Run(context.Background(), Config{Source: schemas.SocialInsurance, File: file, Mapping: m, DryRun: true})
+	if err != nil || rep.Rejected != 1 {
+		t.Fatalf("%v %s: want the ambiguous month refused", err, rep.Summary())
+	}
+	b, err := os.ReadFile(file + ".rejects.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(strings.NewReader(strings.TrimPrefix(string(b), bom))).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i := slices.Index(recs[0], "缴费月份"); recs[1][i] != "2026-10 or 2026-01" {
+		t.Errorf("rejects file: 缴费月份 %q, want both months the cell may be", recs[1][i])
+	}
+	rep, err = Run(context.Background(), Config{Source: schemas.SocialInsurance, File: file + ".rejects.csv", Mapping: m, DryRun: true})
+	if err != nil || rep.Valid != 0 || rep.Rejected != 1 {
+		t.Errorf("the rejects file imported again: %v %s; want the line refused again", err, rep.Summary())
+	}
+}
+
+// contribution returns the social_insurance mapping with the default
+// month forms (2026.3 among them), its table, and a contribution's line
+// handled 2026-11-15.
+func contribution(t *testing.T) (*Mapping, table, []string) {
+	t.Helper()
+	m := mustMapping(t, schemas.SocialInsurance)
+	month := m.DataByType[schemas.ContributionRecorded]["month"]
+	month.Layout = ""
+	m.DataByType[schemas.ContributionRecorded]["month"] = month
+	tab, _ := render(t, m, population(t, 100, schemas.SocialInsurance))
+	for _, r := range tab.rows {
+		if r[colIndex(t, tab, "业务类型")] == "缴费记录" {
+			row := slices.Clone(r)
+			row[colIndex(t, tab, "经办时间")] = "2026-11-15 10:00:00"
+			return m, tab, row
+		}
+	}
+	t.Fatal("no contribution in the population")
+	return nil, table{}, nil
 }
