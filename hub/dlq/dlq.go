@@ -234,14 +234,15 @@ type Record struct {
 	// whole copy.
 	Dropped string
 	// OriginalGone is set on a copy with Dropped whose source partition
-	// no longer holds Offset, as Records, Record and Replay found: the
-	// topic's retention deleted the original (or the topic went), and
-	// what the copy left out is lost. It is set too when the partition
-	// holds another record with another key at Offset (a topic deleted
-	// and created again): a copy without its value kept the key.
+	// no longer holds Offset, as Record and Replay found (Records does not
+	// look): the topic's retention deleted the original (or the topic
+	// went), and what the copy left out is lost. Record and a replay by ID
+	// set it too when the partition holds another record with another key
+	// at Offset (a topic deleted and created again): a copy without its
+	// value kept the key.
 	OriginalGone bool
-	// OriginalUnknown, when not empty, says why Records, Record or Replay
-	// could not check a copy with Dropped against its source partition
+	// OriginalUnknown, when not empty, says why Record or Replay could not
+	// check a copy with Dropped against its source partition
 	// (no leader during an election, a broker slow to answer): whether
 	// the original is still there is unknown, and OriginalGone is false.
 	// The look is best effort, so it never fails a listing.
@@ -667,29 +668,37 @@ func (c *Client) Records(ctx context.Context, f Filter) ([]Record, error) {
 	slices.SortFunc(all, func(a, b Record) int {
 		return cmp.Or(a.Time.Compare(b.Time), cmp.Compare(a.ID.Partition, b.ID.Partition), cmp.Compare(a.ID.Offset, b.ID.Offset))
 	})
-	out := slices.DeleteFunc(Unique(all), func(r Record) bool { return !f.match(r) })
-	c.checkOriginals(ctx, out)
-	return out, nil
+	return slices.DeleteFunc(Unique(all), func(r Record) bool { return !f.match(r) }), nil
 }
 
 // originalCheckTimeout bounds each request checkOriginals makes to a
-// source topic. The look is best effort: a source partition without a
-// leader or a slow broker must not hold up dlq list or dlq show for the
-// client's whole Timeout, only leave that copy's original unknown.
-const originalCheckTimeout = 2 * time.Second
+// source topic, and originalCheckBudget the whole check. The look is best
+// effort: a source partition without a leader or a slow broker must not
+// hold up dlq show or dlq replay for the client's whole Timeout, only
+// leave the original unknown.
+const (
+	originalCheckTimeout = 2 * time.Second
+	originalCheckBudget  = 5 * time.Second
+)
 
 // checkOriginals sets OriginalGone on the copies in recs that left parts
 // out whose source partition no longer holds the original, and
 // OriginalUnknown on those it could not check. A copy written whole
 // needs no original, so only those copies cost a look at their source
-// topics: one offsets request per topic, and a fetch of the record at
-// the origin for a copy that kept its key. After a request to a topic
-// failed, its other copies are not looked for, so a listing waits at
-// most a few originalCheckTimeouts per source topic.
-func (c *Client) checkOriginals(ctx context.Context, recs []Record) {
+// topics: one offsets request per topic, which tells an original that
+// retention deleted, and, with readKeys, a read of the record at the
+// origin for a copy that kept its key, which tells one whose topic was
+// deleted and created again (its offset now holds another key). dlq show
+// and a replay by ID read keys; a replay by reason, which refuses every
+// such copy anyway, does not read the originals of possibly thousands.
+// After a read of a topic failed, its other keys are not read.
+func (c *Client) checkOriginals(ctx context.Context, recs []Record, readKeys bool) {
+	ctx, cancel := context.WithTimeout(ctx, originalCheckBudget)
+	defer cancel()
 	type source struct {
-		spans map[int]Span // nil for a topic that is gone
-		err   error
+		spans   map[int]Span // nil for a topic that is gone
+		err     error        // of the offsets request
+		readErr error        // of an earlier read of a key
 	}
 	sources := map[string]*source{}
 	for i := range recs {
@@ -718,12 +727,16 @@ func (c *Client) checkOriginals(ctx context.Context, recs []Record) {
 			r.OriginalGone = true
 			continue
 		}
-		if strings.Contains(r.Dropped, "key") {
-			continue // nothing to tell the original from another record by
+		if !readKeys || strings.Contains(r.Dropped, "key") {
+			continue // not read, or nothing to tell the original from another record by
+		}
+		if src.readErr != nil {
+			r.OriginalUnknown = "could not read the record at the original's offset: an earlier read of " + o.Topic + " failed (" + src.readErr.Error() + ")"
+			continue
 		}
 		key, held, err := c.keyAt(ctx, o)
 		if err != nil {
-			src.err = err
+			src.readErr = err
 			r.OriginalUnknown = "could not check the source partition: " + err.Error()
 			continue
 		}
@@ -739,7 +752,7 @@ func (c *Client) keyAt(ctx context.Context, o Origin) ([]byte, bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, originalCheckTimeout)
 	defer cancel()
 	resp, err := c.client.Fetch(ctx, &kafka.FetchRequest{Topic: o.Topic, Partition: o.Partition, Offset: o.Offset,
-		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: originalCheckTimeout})
+		MinBytes: 1, MaxBytes: 1, MaxWait: originalCheckTimeout}) // the broker still answers the batch at o, however large
 	if err == nil {
 		err = resp.Error
 	}
@@ -812,7 +825,7 @@ func (c *Client) Record(ctx context.Context, id ID) (Record, error) {
 	if err := c.confirmReplays(ctx, spans, recs, nil, nil); err != nil {
 		return Record{}, err
 	}
-	c.checkOriginals(ctx, recs)
+	c.checkOriginals(ctx, recs, true)
 	return recs[0], nil
 }
 

@@ -166,10 +166,13 @@ func (c *Client) Replay(ctx context.Context, sel Selection, dryRun bool) (Replay
 		}
 		res.Chosen = Unique(res.Chosen)
 		if err == nil {
-			c.checkOriginals(ctx, res.Chosen)
+			c.checkOriginals(ctx, res.Chosen, true)
 		}
 	} else {
 		res.Chosen, err = c.Records(ctx, Filter{Reason: sel.Reason})
+		if err == nil {
+			c.checkOriginals(ctx, res.Chosen, false)
+		}
 	}
 	if err != nil {
 		return res, err

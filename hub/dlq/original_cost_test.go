@@ -1,0 +1,143 @@
+package dlq_test
+
+import (
+	"context"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/pophub/pophub/hub/dlq"
+	"github.com/pophub/pophub/hub/embedded"
+	"github.com/pophub/pophub/hub/ingest"
+	"github.com/pophub/pophub/schemas"
+)
+
+// writeDroppedCopies writes n originals to marriage/0 (offsets 0 to n-1)
+// and their n copies without the value to DLQ partition 1, then 20 MB of
+// other records after the originals (a busy topic).
+func writeDroppedCopies(t *testing.T, addr string, n int) {
+	t.Helper()
+	marriage := schemas.Topic(schemas.Marriage)
+	conn, err := kafka.DialLeader(context.Background(), "tcp", addr, marriage, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for i := range n {
+		if _, err := conn.WriteMessages(kafka.Message{Key: []byte(idA), Value: []byte(strings.Repeat("x", 1000))}); err != nil {
+			t.Fatal(err)
+		}
+		writeReject(t, addr, reject{1, idA, "", schemas.ReasonNotJSON, "", marriage, 0, int64(i)},
+			kafka.Header{Key: ingest.HeaderDropped, Value: []byte("value")})
+	}
+	w := &kafka.Writer{Addr: kafka.TCP(addr), Topic: marriage, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond,
+		BatchBytes: 1 << 20, BatchSize: 8, Balancer: kafka.BalancerFunc(func(kafka.Message, ...int) int { return 0 })}
+	defer w.Close()
+	big := []byte(strings.Repeat("y", 100<<10))
+	msgs := make([]kafka.Message, 200)
+	for i := range msgs {
+		msgs[i] = kafka.Message{Key: []byte(idB), Value: big}
+	}
+	if err := w.WriteMessages(context.Background(), msgs...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// marriageFetches counts the fetches of the marriage topic, each delayed
+// by d.
+func marriageFetches(k *embedded.Kafka, d time.Duration) *atomic.Int32 {
+	var n atomic.Int32
+	cl := k.Cluster()
+	cl.ControlKey(int16(kmsg.Fetch), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		cl.KeepControl()
+		for _, tp := range kr.(*kmsg.FetchRequest).Topics {
+			if tp.Topic == schemas.Topic(schemas.Marriage) {
+				n.Add(1)
+				if d > 0 {
+					cl.SleepControl(func() { time.Sleep(d) })
+				}
+			}
+		}
+		return nil, nil, false
+	})
+	return &n
+}
+
+// TestOriginalsCostListingsNothing: dlq list never says whether an
+// original is still there, so it reads none, however many copies without
+// their value the DLQ holds and however slow their source broker; dlq
+// show reads the one batch at the original's offset, not megabytes after
+// it.
+func TestOriginalsCostListingsNothing(t *testing.T) {
+	const n = 12
+	c, k := setupKafka(t)
+	writeDroppedCopies(t, k.Addr(), n)
+	fetches := marriageFetches(k, 1500*time.Millisecond)
+	start := time.Now()
+	all, err := c.Records(ctx(t), dlq.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); fetches.Load() != 0 || took > 2*time.Second {
+		t.Errorf("dlq list of %d records took %v and %d fetches of the source topic", len(all), took, fetches.Load())
+	}
+
+	fetches = marriageFetches(k, 0)
+	id := dlq.ID{Partition: 1, Offset: 1}
+	if _, err := c.Record(ctx(t), id); err != nil { // connects and reads the metadata
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	r, err := c.Record(ctx(t), id)
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.OriginalGone || r.OriginalUnknown != "" {
+		t.Errorf("dlq show: OriginalGone %v, OriginalUnknown %q; the original is there", r.OriginalGone, r.OriginalUnknown)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 4<<20 {
+		t.Errorf("dlq show of one copy allocated %.1f MiB to read one key", float64(alloc)/(1<<20))
+	}
+}
+
+// TestOffsetsDecideBeforeAFailedRead: when reading the record at one
+// copy's origin fails, a replay by ID still says of another copy whose
+// partition no longer holds its offset that its original is lost, and
+// says of the first that it could not be checked.
+func TestOffsetsDecideBeforeAFailedRead(t *testing.T) {
+	c, k := setupKafka(t)
+	writeDroppedCopy(t, k.Addr()) // DLQ 1:1, its original at marriage/0@0
+	marriage := schemas.Topic(schemas.Marriage)
+	writeReject(t, k.Addr(), reject{1, idB, "", schemas.ReasonNotJSON, "", marriage, 1, 50}, // DLQ 1:2; marriage/1 is empty
+		kafka.Header{Key: ingest.HeaderDropped, Value: []byte("value")})
+	cl := k.Cluster()
+	cl.ControlKey(int16(kmsg.Fetch), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		cl.KeepControl()
+		for _, tp := range kr.(*kmsg.FetchRequest).Topics {
+			if tp.Topic == marriage {
+				return nil, context.DeadlineExceeded, true // the connection drops
+			}
+		}
+		return nil, nil, false
+	})
+	_, err := c.Replay(ctx(t), dlq.Selection{IDs: []dlq.ID{{Partition: 1, Offset: 1}, {Partition: 1, Offset: 2}}}, true)
+	if err == nil {
+		t.Fatal("replay of two copies without their value succeeded")
+	}
+	for _, want := range []string{
+		"DLQ record 1:1 is a copy without its value (too large for the DLQ); whether " + marriage + " partition 0 still holds the original at offset 0 is unknown",
+		"DLQ record 1:2 is a copy without its value (too large for the DLQ), and " + marriage + " partition 1 no longer holds the original at offset 50",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("replay says %q; want it to say %q", err, want)
+		}
+	}
+}
