@@ -1,7 +1,6 @@
 package importer
 
 import (
-	"context"
 	"encoding/json"
 	"strconv"
 	"testing"
@@ -78,7 +77,7 @@ func TestDate1904Serials(t *testing.T) {
 			cfg.setDefaults()
 			var events []schemas.Event
 			rep := &Report{}
-			if _, err := validate(context.Background(), &cfg, rep, "validating", func(mp *mapped) error {
+			if err := validateFile(&cfg, rep, func(mp *mapped) error {
 				ev, err := schemas.Decode(schemas.Input{Topic: schemas.Topic(schemas.Housing), Value: mp.value})
 				events = append(events, ev)
 				return err

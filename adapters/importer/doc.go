@@ -54,7 +54,11 @@
 // checkpoints recorded rejected lines is set aside. A checkpoint of other content
 // or of another cluster — or one that names no cluster, or whose offsets
 // the topic is behind (recreated, or another cluster with the same id) —
-// is set aside (Report.SetAside): the file is imported afresh. In doubt
+// is set aside (Report.SetAside): the file is imported afresh. The
+// checkpoint of a workbook names the sheet read; one naming another
+// sheet than the one read now is set aside, saying so, and one written
+// before checkpoints named it, when pophub read the first sheet of a
+// workbook whose mapping names none, is resumed on the first sheet. In doubt
 // the import sends lines again rather than skip them: the hub drops
 // events it already holds.
 //

@@ -405,3 +405,15 @@ func hukouRegistrations(t testing.TB, n int) (*Mapping, table, [][]string) {
 	t.Fatalf("fewer than %d hukou registrations", n)
 	return nil, table{}, nil
 }
+
+// validateFile runs the validation pass over cfg.File.
+func validateFile(cfg *Config, rep *Report, emit func(*mapped) error) error {
+	ctx := context.Background()
+	src, p, err := openInput(ctx, cfg, rep, "validating")
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	_, err = validate(ctx, cfg, rep, src, p, "validating", emit)
+	return err
+}

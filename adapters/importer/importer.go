@@ -217,9 +217,13 @@ type Config struct {
 	// sees citizen IDs or cells.
 	Logger *slog.Logger
 
-	now       func() time.Time
-	hookOK    func(chunk int) error // after a chunk is acknowledged (tests: a crash)
-	transport *kafka.Transport      // set by Run: see kafkaTransport
+	now    func() time.Time
+	hookOK func(chunk int) error // after a chunk is acknowledged (tests: a crash)
+	// firstSheet reads a workbook's first sheet though the mapping names
+	// none, to resume a checkpoint pophub wrote before it chose the sheet
+	// (see resumesFirstSheet).
+	firstSheet bool
+	transport  *kafka.Transport // set by Run: see kafkaTransport
 }
 
 func (c *Config) setDefaults() {
@@ -500,8 +504,13 @@ func validateFirst(ctx context.Context, cfg *Config, rep *Report) error {
 		return err
 	}
 	defer closeSpool()
+	src, p, err := openInput(ctx, cfg, rep, "validating")
+	if err != nil {
+		return err
+	}
+	defer src.Close()
 	sw := bufio.NewWriterSize(spool, 1<<20)
-	digest, err := validate(ctx, cfg, rep, "validating", func(m *mapped) error { return writeSpool(sw, m) })
+	digest, err := validate(ctx, cfg, rep, src, p, "validating", func(m *mapped) error { return writeSpool(sw, m) })
 	if err != nil {
 		return err
 	}
@@ -575,6 +584,12 @@ func stream(ctx context.Context, cfg *Config, rep *Report) error {
 		return err
 	}
 	rep.SHA256 = sum
+	// Opened first: the checkpoint names the sheet of a workbook read.
+	src, p, err := openInput(ctx, cfg, rep, "importing")
+	if err != nil {
+		return err
+	}
+	defer src.Close()
 	s, err := startSending(ctx, cfg, rep)
 	if err != nil {
 		return err
@@ -608,7 +623,7 @@ func stream(ctx context.Context, cfg *Config, rep *Report) error {
 			return fmt.Errorf("validating %s: %w", cfg.File, ctx.Err())
 		}
 	}
-	digest, verr := validate(ctx, cfg, rep, "importing", func(m *mapped) error {
+	digest, verr := validate(ctx, cfg, rep, src, p, "importing", func(m *mapped) error {
 		batch = append(batch, spooled{line: m.line, id: m.id, key: m.key, value: m.value})
 		if len(batch) == cap(batch) {
 			return handOn()
@@ -682,6 +697,29 @@ func fileDigest(path string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
+// openInput opens the file for the validation pass (see open). A
+// workbook is read from the sheet that a checkpoint written before
+// checkpoints named it counts the lines of (see Config.firstSheet), else
+// from the mapping's or the one chosen; the report and the log name it.
+func openInput(ctx context.Context, cfg *Config, rep *Report, phase string) (rowSource, *plan, error) {
+	if !cfg.firstSheet {
+		var err error
+		if cfg.firstSheet, err = resumesFirstSheet(cfg); err != nil {
+			return nil, nil, err
+		}
+	}
+	src, p, err := open(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	if xs, ok := src.(*xlsxSource); ok {
+		rep.Sheet = xs.sheet
+		cfg.Logger.InfoContext(ctx, phase+": reading a sheet of the workbook", "file", cfg.File, "sheet", xs.sheet, "sheets", len(xs.f.GetSheetList()),
+			"as_checkpoint_of_earlier_pophub", cfg.firstSheet)
+	}
+	return src, p, nil
+}
+
 // validate is the validation pass: every line mapped and decoded as the
 // hub will; emit receives the valid events in line order. Three stages
 // overlap, a chunk of lines apart: reading the file (CSV parsing and
@@ -691,16 +729,8 @@ func fileDigest(path string) (string, error) {
 // the rejects file in place and returns the file's digest, and an
 // excelIDsError (ErrExcelIDs) if the census tripped; a streamed import
 // stops with it at the line where it trips (see idCensus).
-func validate(ctx context.Context, cfg *Config, rep *Report, phase string, emit func(*mapped) error) (string, error) {
-	src, p, err := open(cfg)
-	if err != nil {
-		return "", err
-	}
-	defer src.Close()
-	if xs, ok := src.(*xlsxSource); ok {
-		rep.Sheet = xs.sheet
-		cfg.Logger.InfoContext(ctx, phase+": reading a sheet of the workbook", "file", cfg.File, "sheet", xs.sheet, "sheets", len(xs.f.GetSheetList()))
-	}
+func validate(ctx context.Context, cfg *Config, rep *Report, src rowSource, p *plan, phase string, emit func(*mapped) error) (string, error) {
+	var err error
 	rejects := &rejectsFile{path: cfg.RejectsFile, header: src.header()}
 	if _, ok := src.(*xlsxSource); ok {
 		rejects.typed = p.asTyped
@@ -1105,7 +1135,7 @@ func open(cfg *Config) (rowSource, *plan, error) {
 		if cfg.Format == CSV {
 			src, err = openCSV(cfg.File, cfg.csvEncoding(), cfg.csvDelimiter(), m.HeaderRow)
 		} else {
-			src, err = openXLSX(cfg.File, sheetChoice{name: m.Sheet, holds: m.holdsHeader}, m.HeaderRow)
+			src, err = openXLSX(cfg.File, sheetChoice{name: m.Sheet, first: cfg.firstSheet, holds: m.holdsHeader}, m.HeaderRow)
 		}
 		if err != nil {
 			return nil, nil, fmt.Errorf("reading %s: %w", cfg.File, err)

@@ -707,7 +707,7 @@ func TestXLSXNumberCells(t *testing.T) {
 	cfg.setDefaults()
 	rep := &Report{}
 	var events []string
-	if _, err := validate(context.Background(), &cfg, rep, "validating", func(mp *mapped) error {
+	if err := validateFile(&cfg, rep, func(mp *mapped) error {
 		if mp.rej == nil {
 			events = append(events, string(mp.value))
 		}
@@ -788,7 +788,7 @@ func TestXLSXMergedCells(t *testing.T) {
 	cfg.setDefaults()
 	rep := &Report{}
 	var events [][]byte
-	if _, err := validate(context.Background(), &cfg, rep, "validating", func(mp *mapped) error {
+	if err := validateFile(&cfg, rep, func(mp *mapped) error {
 		if mp.rej == nil {
 			events = append(events, mp.value)
 		}

@@ -1171,6 +1171,9 @@ type xlsxSource struct {
 // sheetChoice says which sheet of a workbook to read.
 type sheetChoice struct {
 	name string // the mapping's sheet; "" to choose one (see chooseSheet)
+	// first reads the workbook's first sheet, which pophub read before it
+	// chose one: a checkpoint written then counts that sheet's lines.
+	first bool
 	// holds reports whether a header row read is the mapping's; nil
 	// takes any.
 	holds func(header []string) bool
@@ -1206,7 +1209,7 @@ func openXLSX(path string, choice sheetChoice, headerRow int) (*xlsxSource, erro
 	switch {
 	case choice.name != "":
 		err = s.openSheet(path, choice.name, headerRow)
-	case len(x.GetSheetList()) == 1:
+	case choice.first || len(x.GetSheetList()) == 1:
 		err = s.openSheet(path, x.GetSheetName(0), headerRow)
 	default:
 		err = s.chooseSheet(path, headerRow, choice.holds)

@@ -47,6 +47,7 @@ type checkpoint struct {
 	Mapping    string         `json:"mapping_sha256,omitempty"`
 	Encoding   string         `json:"encoding,omitempty"`         // CSV: the one the file was read in
 	Delimiter  string         `json:"delimiter,omitempty"`        // CSV: the cells' delimiter other than the comma
+	Sheet      string         `json:"sheet,omitempty"`            // XLSX: the sheet read; see resumesFirstSheet
 	Cluster    string         `json:"kafka_cluster_id,omitempty"` // from the cluster's metadata; see sameTopic
 	LinesAcked int            `json:"lines_acknowledged"`
 	Rejected   lineRanges     `json:"rejected_lines,omitempty"` // [first, last] line ranges, sorted
@@ -60,7 +61,7 @@ type checkpoint struct {
 // same bytes, source, format, mapping, encoding and delimiter (a different
 // mapping yields different events; a CSV file read in another encoding or
 // delimiter, other names or cells, or valid lines where there were
-// rejects).
+// rejects). The sheet of a workbook is compared apart, to say so.
 func (c *checkpoint) sameImport(o *checkpoint) bool {
 	return c.Version == o.Version && c.Size == o.Size && c.SHA256 == o.SHA256 && c.Source == o.Source &&
 		c.Format == o.Format && c.Mapping == o.Mapping && c.Encoding == o.Encoding && c.Delimiter == o.Delimiter
@@ -91,6 +92,56 @@ func (c *checkpoint) sameTopic(cluster string, end map[int]int64) string {
 		}
 	}
 	return ""
+}
+
+// checkpointOf returns the checkpoint of a fresh import of the file, of
+// size and digest sum: what a checkpoint found must match to be resumed
+// (see sameImport), but for the sheet of a workbook, which only reading
+// it tells.
+func (c *Config) checkpointOf(size int64, sum string) (*checkpoint, error) {
+	ck := &checkpoint{Version: checkpointVersion, File: filepath.Base(c.File), Size: size, SHA256: sum, Source: c.Source, Format: c.Format}
+	if c.Mapping != nil && c.Format != JSONL {
+		ck.Mapping = c.Mapping.digest
+	}
+	if c.Format == CSV {
+		var err error
+		if ck.Encoding, err = csvEncoding(c.File, c.csvEncoding()); err != nil {
+			return nil, fmt.Errorf("checking %s: %w", c.File, err)
+		}
+		if d := c.csvDelimiter(); d != ',' {
+			ck.Delimiter = delimiterName(d)
+		}
+	}
+	return ck, nil
+}
+
+// resumesFirstSheet reports whether the import resumes a checkpoint of
+// a workbook that pophub wrote before it chose the sheet to read when the
+// mapping names none: it read the first sheet, and counted its lines. Such
+// a checkpoint names no sheet. Read on another sheet, its lines sent
+// would be taken for that sheet's, skipped unsent, and the first sheet's
+// left unsent; so the first sheet is read again, whatever is chosen now.
+func resumesFirstSheet(cfg *Config) (bool, error) {
+	if cfg.Format != XLSX || cfg.Mapping.Sheet != "" {
+		return false, nil
+	}
+	prev, err := loadCheckpoint(cfg.CheckpointFile)
+	if err != nil || prev == nil || prev.Format != XLSX || prev.Sheet != "" || prev.Version != checkpointVersion {
+		return false, err
+	}
+	st, err := os.Stat(cfg.File)
+	if err != nil || st.Size() != prev.Size {
+		return false, nil // not this file: set aside later, if anything
+	}
+	sum, err := fileDigest(cfg.File)
+	if err != nil {
+		return false, err
+	}
+	ck, err := cfg.checkpointOf(st.Size(), sum)
+	if err != nil {
+		return false, err
+	}
+	return prev.sameImport(ck), nil
 }
 
 // checkpointVersion is the version of the checkpoints written. Version 1
@@ -213,23 +264,21 @@ func startSending(ctx context.Context, cfg *Config, rep *Report) (*sender, error
 		return nil, fmt.Errorf("checking %s: %w", cfg.File, err)
 	}
 	topic := schemas.Topic(cfg.Source)
-	ck := &checkpoint{Version: checkpointVersion, File: filepath.Base(cfg.File), Size: st.Size(), SHA256: rep.SHA256, Source: cfg.Source, Format: cfg.Format}
-	if cfg.Mapping != nil && cfg.Format != JSONL {
-		ck.Mapping = cfg.Mapping.digest
+	ck, err := cfg.checkpointOf(st.Size(), rep.SHA256)
+	if err != nil {
+		return nil, err
 	}
-	if cfg.Format == CSV {
-		if ck.Encoding, err = csvEncoding(cfg.File, cfg.csvEncoding()); err != nil {
-			return nil, fmt.Errorf("checking %s: %w", cfg.File, err)
-		}
-		if d := cfg.csvDelimiter(); d != ',' {
-			ck.Delimiter = delimiterName(d)
-		}
-	}
+	ck.Sheet = rep.Sheet
 	client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 30 * time.Second, Transport: cfg.kafkaTransport()}
 
 	prev, err := loadCheckpoint(cfg.CheckpointFile)
 	if err != nil {
 		return nil, err
+	}
+	if prev != nil && prev.Format == XLSX && prev.Sheet == "" && (cfg.firstSheet || cfg.Mapping.Sheet != "") {
+		// Written before checkpoints named the sheet, of the one this
+		// run reads too: the mapping's, else the first.
+		prev.Sheet = ck.Sheet
 	}
 	var end map[int]int64
 	if ck.Cluster, end, err = topicState(ctx, client, topic); err != nil {
@@ -241,6 +290,8 @@ func startSending(ctx context.Context, cfg *Config, rep *Report) (*sender, error
 		rep.SetAside = "the checkpoint found was written by an earlier pophub, which did not record the lines it rejected (some may be valid now)"
 	case !prev.sameImport(ck):
 		rep.SetAside = "the checkpoint found is of another version of the file, mapping or encoding"
+	case prev.Sheet != ck.Sheet:
+		rep.SetAside = fmt.Sprintf("the checkpoint found counts the lines of the workbook's sheet %q, and this run reads sheet %q: name the sheet in the mapping (sheet:) to choose it", prev.Sheet, ck.Sheet)
 	default:
 		rep.SetAside = prev.sameTopic(ck.Cluster, end)
 	}

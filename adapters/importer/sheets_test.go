@@ -2,11 +2,16 @@ package importer
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/xuri/excelize/v2"
 
+	"github.com/pophub/pophub/internal/testenv"
 	"github.com/pophub/pophub/schemas"
 )
 
@@ -181,5 +186,96 @@ func TestSheetNoneWithRows(t *testing.T) {
 	_, err := Run(context.Background(), Config{Source: schemas.PublicSecurity, File: file, Mapping: m, DryRun: true})
 	if err == nil || !strings.Contains(err.Error(), `"Sheet2", "Sheet1"`) || !strings.Contains(err.Error(), "sheet: NAME") {
 		t.Errorf("error %v; want the sheets looked at named, and how to name one", err)
+	}
+}
+
+// TestSheetResumeCheckpoint: an import of a workbook of two sheets of the
+// same columns, saved while the second was open, stopped midway. A
+// checkpoint written before checkpoints named the sheet, when the first
+// sheet was read, is resumed on the first sheet: the user relies on
+// every line of it being sent once, none skipped as already sent. A
+// checkpoint naming another sheet than the one read now is set aside,
+// saying so, and the sheet read is imported afresh, all of it.
+func TestSheetResumeCheckpoint(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		stream  bool
+		legacy  bool   // the checkpoint names no sheet
+		sheet   string // the sheet the last run reads
+		aside   []string
+		resumed bool
+	}{
+		{name: "checkpoint naming no sheet", legacy: true, sheet: "3月", resumed: true},
+		{name: "checkpoint naming no sheet, streamed", legacy: true, stream: true, sheet: "3月", resumed: true},
+		{name: "checkpoint naming another sheet", sheet: "2月", aside: []string{`sheet "3月"`, `sheet "2月"`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, tab, rows := hukouRegistrations(t, 80)
+			f := excelize.NewFile()
+			f.SetSheetName("Sheet1", "3月")
+			f.NewSheet("2月")
+			for s, sheet := range []string{"3月", "2月"} {
+				setSheetRow(t, f, sheet, 1, tab.header)
+				for i, r := range rows[s*40 : s*40+40] {
+					setSheetRow(t, f, sheet, i+2, r)
+				}
+			}
+			f.SetActiveSheet(1) // saved while 2月 was open
+			file := tempFile(t, "hukou.xlsx")
+			if err := f.SaveAs(file); err != nil {
+				t.Fatal(err)
+			}
+			addr := testenv.Kafka(t, partitions)
+			cfg := Config{Source: schemas.PublicSecurity, File: file, Mapping: m, Brokers: []string{addr}, BatchSize: 5, ChunkSize: 10,
+				CheckpointInterval: time.Nanosecond, Stream: tc.stream}
+			// The first run reads the first sheet, as pophub did before it
+			// chose one, and stops after 20 lines.
+			first := cfg
+			first.firstSheet = true
+			crash := errors.New("crash")
+			first.hookOK = func(n int) error {
+				if n < 2 {
+					return nil
+				}
+				return crash
+			}
+			if _, err := Run(context.Background(), first); !errors.Is(err, crash) {
+				t.Fatalf("first run: %v", err)
+			}
+			if tc.legacy {
+				b, err := os.ReadFile(cfg.File + ".pophub-import.json")
+				if err != nil {
+					t.Fatal(err)
+				}
+				var ck map[string]any
+				if err := json.Unmarshal(b, &ck); err != nil {
+					t.Fatal(err)
+				}
+				delete(ck, "sheet")
+				b, _ = json.Marshal(ck)
+				if err := os.WriteFile(cfg.File+".pophub-import.json", b, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rep, err := Run(context.Background(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Sheet != tc.sheet || rep.Resumed != tc.resumed || rep.AlreadySent+rep.Sent != 40 {
+				t.Errorf("last run: %s; resumed %v, set aside %q; want sheet %s resumed %v, its 40 lines sent", rep.Summary(), rep.Resumed, rep.SetAside, tc.sheet, tc.resumed)
+			}
+			for _, w := range tc.aside {
+				if !strings.Contains(rep.SetAside, w) {
+					t.Errorf("set aside %q; want it to say %q", rep.SetAside, w)
+				}
+			}
+			ids := map[string]bool{}
+			for _, ev := range decodeAll(t, testenv.Records(t, addr, schemas.Topic(schemas.PublicSecurity))) {
+				ids[ev.ID] = true
+			}
+			if tc.resumed && len(ids) != 40 {
+				t.Errorf("%d distinct events on the topic, want the first sheet's 40 lines", len(ids))
+			}
+		})
 	}
 }
