@@ -762,6 +762,11 @@ func (c *Client) keyAt(ctx context.Context, o Origin) ([]byte, bool, error) {
 	for {
 		rec, err := resp.Records.ReadRecord()
 		if errors.Is(err, io.EOF) {
+			if resp.HighWatermark <= o.Offset {
+				// A leader that does not hold the offset yet (one just
+				// elected, catching up) proves nothing.
+				return nil, false, fmt.Errorf("reading %s/%d at %d: the partition's leader answers up to offset %d only", o.Topic, o.Partition, o.Offset, resp.HighWatermark)
+			}
 			return nil, false, nil
 		}
 		if err != nil {

@@ -141,3 +141,68 @@ func TestOffsetsDecideBeforeAFailedRead(t *testing.T) {
 		}
 	}
 }
+
+// TestReplayByReasonSaysWhatItDidNotCheck: a replay by reason does not
+// read the originals of the copies it refuses, so after the source topic
+// was deleted and created again, with another record at the original's
+// offset, it must not say the original is there: it says what it did not
+// check and names the command that does.
+func TestReplayByReasonSaysWhatItDidNotCheck(t *testing.T) {
+	c, addr := setup(t)
+	writeDroppedCopy(t, addr) // DLQ 1:1, its original at marriage/0@0
+	marriage := schemas.Topic(schemas.Marriage)
+	recreateTopic(t, addr, marriage)
+	conn, err := kafka.DialLeader(context.Background(), "tcp", addr, marriage, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.WriteMessages(kafka.Message{Key: []byte(idB), Value: []byte(`{"other":"record"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, sel := range []dlq.Selection{{Reason: schemas.ReasonNotJSON}, {All: true}} {
+		_, err := c.Replay(ctx(t), sel, true)
+		if err == nil {
+			t.Fatalf("replay %+v of a copy without its value succeeded", sel)
+		}
+		if msg := err.Error(); strings.Contains(msg, "the original is in") ||
+			!strings.Contains(msg, "unless the topic was deleted and created again (`pophub dlq show 1:1` tells)") {
+			t.Errorf("replay %+v says %q", sel, msg)
+		}
+	}
+}
+
+// TestOriginalOfALeaderCatchingUpIsUnknown: a source partition whose
+// leader answers a fetch at the original's offset with nothing, its high
+// watermark not past the offset (a leader just elected), proves nothing:
+// dlq show says the original is unknown, not lost.
+func TestOriginalOfALeaderCatchingUpIsUnknown(t *testing.T) {
+	c, k := setupKafka(t)
+	writeDroppedCopy(t, k.Addr()) // DLQ 1:1, its original at marriage/0@0
+	marriage := schemas.Topic(schemas.Marriage)
+	cl := k.Cluster()
+	cl.ControlKey(int16(kmsg.Fetch), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		cl.KeepControl()
+		req := kr.(*kmsg.FetchRequest)
+		if len(req.Topics) != 1 || req.Topics[0].Topic != marriage {
+			return nil, nil, false
+		}
+		resp := req.ResponseKind().(*kmsg.FetchResponse)
+		rt := kmsg.NewFetchResponseTopic()
+		rt.Topic, rt.TopicID = marriage, req.Topics[0].TopicID
+		for _, p := range req.Topics[0].Partitions {
+			rp := kmsg.NewFetchResponseTopicPartition()
+			rp.Partition, rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = p.Partition, 0, 0, 0
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+		return resp, nil, true
+	})
+	r, err := c.Record(ctx(t), dlq.ID{Partition: 1, Offset: 1})
+	if err != nil {
+		t.Fatalf("dlq show: %v", err)
+	}
+	if r.OriginalGone || !strings.Contains(r.OriginalUnknown, "the partition's leader answers up to offset 0 only") {
+		t.Errorf("OriginalGone %v, OriginalUnknown %q; want unknown", r.OriginalGone, r.OriginalUnknown)
+	}
+}

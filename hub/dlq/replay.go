@@ -149,7 +149,8 @@ func (c *Client) Replay(ctx context.Context, sel Selection, dryRun bool) (Replay
 	if err != nil {
 		return res, err
 	}
-	if len(sel.IDs) > 0 {
+	keysRead := len(sel.IDs) > 0 // see checkOriginals
+	if keysRead {
 		ids := make([]ID, 0, len(sel.IDs))
 		for _, id := range sel.IDs {
 			id, err := resolve(id, spans)
@@ -191,6 +192,10 @@ func (c *Client) Replay(ctx context.Context, sel Selection, dryRun bool) (Replay
 		case r.Dropped != "" && r.OriginalUnknown != "":
 			bad = append(bad, fmt.Sprintf("DLQ record %s is a copy without its %s (too large for the DLQ); whether %s partition %d still holds the original at offset %d "+
 				"is unknown (%s)", r.ID, r.Dropped, r.Topic, r.Partition, r.Offset, r.OriginalUnknown))
+		case r.Dropped != "" && !keysRead && !strings.Contains(r.Dropped, "key"):
+			bad = append(bad, fmt.Sprintf("DLQ record %s is a copy without its %s (too large for the DLQ); %s partition %d still holds offset %d, "+
+				"the original's only until the topic's retention deletes it, unless the topic was deleted and created again (`pophub dlq show %s` tells)",
+				r.ID, r.Dropped, r.Topic, r.Partition, r.Offset, r.ID))
 		case r.Dropped != "":
 			bad = append(bad, fmt.Sprintf("DLQ record %s is a copy without its %s (too large for the DLQ); the original is in %s partition %d at offset %d "+
 				"only until the topic's retention deletes it", r.ID, r.Dropped, r.Topic, r.Partition, r.Offset))
