@@ -66,7 +66,11 @@ func TestTodayTakesTheSpouseAsOfTheDay(t *testing.T) {
 		return storetest.Event(t, schemas.HukouRegistered, who, eid, on(2010, 1, 1), schemas.HukouRegisteredData{
 			Name: "王芳", Gender: "2", BirthDate: born, Ethnicity: "01", AddressCode: addr, HouseholdID: household, Reason: "birth"})
 	}
-	today, nextDay := time.Date(y, m, d, 16, 30, 0, 0, cst), time.Date(y, m, d, 16, 30, 0, 0, time.UTC)
+	// 16:00 of the China day written as UTC is the next China day's first
+	// instant, within the hub's clock skew of now at any time of day (a
+	// later hour is not from 16:00Z on, when the China date is the next
+	// UTC day).
+	today, nextDay := time.Date(y, m, d, 16, 0, 0, 0, cst), time.Date(y, m, d, 16, 0, 0, 0, time.UTC)
 	tests := []struct {
 		name string
 		// mine and theirs are when the applicant's and the spouse's copies
@@ -78,8 +82,8 @@ func TestTodayTakesTheSpouseAsOfTheDay(t *testing.T) {
 		recheck       bool // on the next China day
 	}{
 		{"both copies stamped today", today, today, true, true, false},
-		{"the spouse's copy stamped 16:30Z, on the next China day", today, nextDay, false, true, true},
-		{"the applicant's copy stamped 16:30Z, on the next China day", nextDay, today, false, false, true},
+		{"the spouse's copy stamped 16:00Z, on the next China day", today, nextDay, false, true, true},
+		{"the applicant's copy stamped 16:00Z, on the next China day", nextDay, today, false, false, true},
 	}
 	p := policy(t, "chifeng/central")
 	for _, tt := range tests {
