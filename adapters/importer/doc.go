@@ -55,12 +55,12 @@
 // or of another cluster — or one that names no cluster, or whose offsets
 // the topic is behind (recreated, or another cluster with the same id) —
 // is set aside (Report.SetAside): the file is imported afresh. The
-// checkpoint of a workbook names the sheet read; one naming another
-// sheet than the one read now is set aside, saying so, and one written
-// before checkpoints named it, when pophub read the first sheet of a
-// workbook whose mapping names none, is resumed on the first sheet. In doubt
-// the import sends lines again rather than skip them: the hub drops
-// events it already holds.
+// checkpoint of a workbook names the sheet read. When the mapping names
+// no sheet, a checkpoint of the same import is resumed on the sheet it
+// names, and one written before checkpoints named it on the first sheet,
+// which pophub read then: however often an import stops, it goes on with
+// the sheet its checkpoint counts. In doubt the import sends lines again
+// rather than skip them: the hub drops events it already holds.
 //
 // # Mapping
 //
@@ -70,7 +70,7 @@
 //	source: housing               # must equal the import's source
 //	encoding: auto                # CSV: auto (default; a BOM is UTF-8, else what most lines are in), utf-8, gbk
 //	delimiter: ","                # CSV: the cells' delimiter: "," (default), ";", "|" or tab
-//	sheet: 租赁登记                # XLSX: the sheet (default the active one if it holds the header, else the first visible one that does)
+//	sheet: 租赁登记                # XLSX: the sheet (see below)
 //	header_row: 1                 # the row of column names; rows above are skipped
 //	type: housing.rental_ended    # a fixed type, or:
 //	type: {column: 业务类型, map: {租赁登记备案: housing.rental_registered, 租赁注销: housing.rental_ended}}
@@ -87,6 +87,17 @@
 //	    gender: {column: 性别, codes: gender}       # 男 → 1 (a national code table by name)
 //	    acquired: {column: 取得方式, map: {购买: purchase}}
 //	    insurances: {column: 险种, kind: list, split: "、", map: {养老保险: pension}}
+//
+// A workbook is read from the mapping's sheet (a name it lacks is refused,
+// listing its sheets); else from the sheet a checkpoint of the same import
+// counts (see Resume); else from the first visible sheet, in workbook
+// order, whose header row holds every column of the mapping. Which sheet
+// was open when it was saved plays no part, and blank, chart and hidden
+// sheets are passed over; so a workbook whose first sheet holds the header
+// is read from it, as pophub always read it. When no visible sheet holds
+// them all, the import is refused naming the sheets looked at and the
+// columns the closest one lacks, saying to set sheet: (and header_row:
+// when the header is lower). The report names the sheet read.
 //
 // The event id is publisher.EventID(source, type + key cells, version),
 // whose ids sort as a record's versions do (a correction at an unchanged

@@ -219,11 +219,10 @@ type Config struct {
 
 	now    func() time.Time
 	hookOK func(chunk int) error // after a chunk is acknowledged (tests: a crash)
-	// firstSheet reads a workbook's first sheet though the mapping names
-	// none, to resume a checkpoint pophub wrote before it chose the sheet
-	// (see resumesFirstSheet).
-	firstSheet bool
-	transport  *kafka.Transport // set by Run: see kafkaTransport
+	// resume is the sheet of a workbook that a checkpoint of this import
+	// counts the lines of, set by openInput (see checkpointSheet).
+	resume    resumeSheet
+	transport *kafka.Transport // set by Run: see kafkaTransport
 }
 
 func (c *Config) setDefaults() {
@@ -698,15 +697,14 @@ func fileDigest(path string) (string, error) {
 }
 
 // openInput opens the file for the validation pass (see open). A
-// workbook is read from the sheet that a checkpoint written before
-// checkpoints named it counts the lines of (see Config.firstSheet), else
-// from the mapping's or the one chosen; the report and the log name it.
+// workbook is read from the mapping's sheet, else from the sheet a
+// checkpoint of this import counts the lines of (see checkpointSheet),
+// else from the one chosen (see chooseSheet); the report and the log name
+// it.
 func openInput(ctx context.Context, cfg *Config, rep *Report, phase string) (rowSource, *plan, error) {
-	if !cfg.firstSheet {
-		var err error
-		if cfg.firstSheet, err = resumesFirstSheet(cfg); err != nil {
-			return nil, nil, err
-		}
+	var err error
+	if cfg.resume, err = checkpointSheet(cfg); err != nil {
+		return nil, nil, err
 	}
 	src, p, err := open(cfg)
 	if err != nil {
@@ -715,7 +713,7 @@ func openInput(ctx context.Context, cfg *Config, rep *Report, phase string) (row
 	if xs, ok := src.(*xlsxSource); ok {
 		rep.Sheet = xs.sheet
 		cfg.Logger.InfoContext(ctx, phase+": reading a sheet of the workbook", "file", cfg.File, "sheet", xs.sheet, "sheets", len(xs.f.GetSheetList()),
-			"as_checkpoint_of_earlier_pophub", cfg.firstSheet)
+			"as_checkpoint", cfg.resume != resumeSheet{})
 	}
 	return src, p, nil
 }
@@ -1135,7 +1133,7 @@ func open(cfg *Config) (rowSource, *plan, error) {
 		if cfg.Format == CSV {
 			src, err = openCSV(cfg.File, cfg.csvEncoding(), cfg.csvDelimiter(), m.HeaderRow)
 		} else {
-			src, err = openXLSX(cfg.File, sheetChoice{name: m.Sheet, first: cfg.firstSheet, holds: m.holdsHeader}, m.HeaderRow)
+			src, err = openXLSX(cfg.File, sheetChoice{name: m.Sheet, resume: cfg.resume, fits: m.fitsHeader}, m.HeaderRow)
 		}
 		if err != nil {
 			return nil, nil, fmt.Errorf("reading %s: %w", cfg.File, err)
@@ -1161,8 +1159,8 @@ func open(cfg *Config) (rowSource, *plan, error) {
 				}
 			}
 			if xs, ok := src.(*xlsxSource); ok && len(xs.lookedAt) > 0 {
-				return nil, nil, fmt.Errorf("mapping the columns of %s, sheet %s: %w\n(the mapping names no sheet, and none of the visible sheets %s holds its columns in row %d)",
-					cfg.File, xs.sheet, err, quoteAll(xs.lookedAt), max(m.HeaderRow, 1))
+				return nil, nil, fmt.Errorf("mapping the columns of %s, sheet %s: %w\n(the mapping names no sheet, and none of the visible sheets %s holds all its columns in row %d; sheet %q holds most: name the sheet to read in the mapping, sheet: NAME, and its header row, header_row: N, if the header is lower)",
+					cfg.File, xs.sheet, err, quoteAll(xs.lookedAt), max(m.HeaderRow, 1), xs.sheet)
 			}
 			if xs, ok := src.(*xlsxSource); ok {
 				return nil, nil, fmt.Errorf("mapping the columns of %s, sheet %s: %w", cfg.File, xs.sheet, err)

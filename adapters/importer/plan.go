@@ -269,13 +269,17 @@ func (e *headerError) score(cells []string) int {
 	return n
 }
 
-// holdsHeader reports whether header, a row read as the header, is the
-// mapping's: it has one of its columns at least. A header missing some
-// is still the mapping's, and refused naming them.
-func (m *Mapping) holdsHeader(header []string) bool {
+// fitsHeader reports whether header, a row read as the header, holds
+// every column of the mapping, and how many of them it holds: a sheet of
+// a workbook is chosen by it (see chooseSheet). A header that has a
+// column more than once holds it, and is refused naming it.
+func (m *Mapping) fitsHeader(header []string) (bool, int) {
 	_, err := newPlan(m, header)
 	herr, ok := errors.AsType[*headerError](err)
-	return !ok || herr.matched > 0
+	if !ok {
+		return true, 0
+	}
+	return len(herr.missing) == 0, herr.matched
 }
 
 // showHeader writes the row read as the header for an error. It may be

@@ -1156,8 +1156,8 @@ func (s *jsonlSource) Close() error    { return s.f.Close() }
 type xlsxSource struct {
 	f     *excelize.File
 	sheet string // the sheet read
-	// lookedAt is the visible sheets looked at for the mapping's header
-	// when the mapping names no sheet and none holds it (see chooseSheet).
+	// lookedAt is the visible sheets of a workbook of several looked at
+	// for the mapping's header when none holds it (see chooseSheet).
 	lookedAt []string
 	rows     *excelize.Rows
 	types    *sheetCells
@@ -1168,15 +1168,21 @@ type xlsxSource struct {
 	done     bool
 }
 
-// sheetChoice says which sheet of a workbook to read.
+// sheetChoice says which sheet of a workbook to read (see openXLSX).
 type sheetChoice struct {
-	name string // the mapping's sheet; "" to choose one (see chooseSheet)
-	// first reads the workbook's first sheet, which pophub read before it
-	// chose one: a checkpoint written then counts that sheet's lines.
-	first bool
-	// holds reports whether a header row read is the mapping's; nil
-	// takes any.
-	holds func(header []string) bool
+	name   string      // the mapping's sheet; "" when it names none
+	resume resumeSheet // the sheet a checkpoint of this import counts
+	// fits reports whether a header row read holds every column of the
+	// mapping, and how many it holds; nil takes any.
+	fits func(header []string) (bool, int)
+}
+
+// resumeSheet is the sheet of a workbook whose lines a checkpoint of the
+// same import counts (see checkpointSheet). Resumed on another sheet, the
+// lines it counts as sent would be taken for that sheet's and skipped.
+type resumeSheet struct {
+	name  string // the sheet the checkpoint names
+	first bool   // the checkpoint names none: pophub read the first sheet then
 }
 
 // errNoHeaderRow is the error of a sheet with fewer rows than header_row:
@@ -1206,13 +1212,18 @@ func openXLSX(path string, choice sheetChoice, headerRow int) (*xlsxSource, erro
 		return nil, fmt.Errorf("opening workbook: %w", err)
 	}
 	s := &xlsxSource{f: x, sum: hex.EncodeToString(h.Sum(nil)), size: size}
+	sheets := x.GetSheetList()
 	switch {
+	case choice.name != "" && !slices.Contains(sheets, choice.name):
+		err = fmt.Errorf("opening workbook: it has no sheet %q, the mapping's sheet: its sheets are %s", choice.name, quoteAll(sheets))
 	case choice.name != "":
 		err = s.openSheet(path, choice.name, headerRow)
-	case choice.first || len(x.GetSheetList()) == 1:
-		err = s.openSheet(path, x.GetSheetName(0), headerRow)
+	case slices.Contains(sheets, choice.resume.name):
+		err = s.openSheet(path, choice.resume.name, headerRow)
+	case choice.resume.first:
+		err = s.openSheet(path, sheets[0], headerRow)
 	default:
-		err = s.chooseSheet(path, headerRow, choice.holds)
+		err = s.chooseSheet(path, headerRow, choice.fits)
 	}
 	if err != nil {
 		x.Close()
@@ -1268,50 +1279,54 @@ func (s *xlsxSource) closeSheet() {
 	s.rows, s.types = nil, nil
 }
 
-// chooseSheet opens the sheet to read when the mapping names none: the
-// active sheet, the one open when the workbook was saved and that the
-// clerk sees on opening it, if it is visible and holds the mapping's
-// header; else the first visible sheet that does, as pophub read the
-// first sheet before. So a hidden sheet (last month's, hidden away) is
-// never read unnamed, nor one without the header that happened to be
-// open: instructions (填表说明), a chart sheet, the blank Sheet2 of a new
-// workbook. When no visible sheet holds the header, the first with rows
-// is read, for the header error, which names the sheets looked at.
-func (s *xlsxSource) chooseSheet(path string, headerRow int, holds func([]string) bool) error {
+// chooseSheet opens the sheet to read when neither the mapping nor a
+// checkpoint names one: the first visible sheet, in workbook order, whose
+// header row holds every column of the mapping, as pophub read the first
+// sheet before. Which sheet was open when the workbook was saved says
+// nothing (a summary, instructions, a chart), and a hidden sheet (last
+// month's, hidden away) is never read unnamed. When no visible sheet
+// holds them all, the one holding most is opened, for the header error,
+// and lookedAt names the sheets looked at.
+func (s *xlsxSource) chooseSheet(path string, headerRow int, fits func([]string) (bool, int)) error {
 	sheets := s.f.GetSheetList()
-	active := s.f.GetSheetName(s.f.GetActiveSheetIndex())
 	var visible []string
-	for _, name := range append([]string{active}, sheets...) {
-		if v, err := s.f.GetSheetVisible(name); err == nil && v && !slices.Contains(visible, name) {
+	for _, name := range sheets {
+		if v, err := s.f.GetSheetVisible(name); err == nil && v {
 			visible = append(visible, name)
 		}
 	}
 	if len(visible) == 0 {
 		return fmt.Errorf("opening workbook: its sheets %s are all hidden: name the sheet to read in the mapping (sheet: NAME)", strings.Join(sheets, ", "))
 	}
-	fallback := ""
+	best, bestScore := "", -1
 	for _, name := range visible {
 		err := s.openSheet(path, name, headerRow)
 		if errors.Is(err, errNoHeaderRow) {
-			continue
+			continue // a blank sheet, or a chart sheet
 		}
 		if err != nil {
 			return err
 		}
-		if holds == nil || holds(s.cols) {
+		if fits == nil {
+			return nil
+		}
+		holds, score := fits(s.cols)
+		if holds {
 			return nil
 		}
 		s.closeSheet()
-		if fallback == "" {
-			fallback = name
+		if score > bestScore {
+			best, bestScore = name, score
 		}
 	}
-	s.lookedAt = visible
-	if fallback == "" {
+	if len(sheets) > 1 {
+		s.lookedAt = visible
+	}
+	if best == "" {
 		return fmt.Errorf("%w: none of the workbook's visible sheets (%s) has a row %d, and the mapping names no sheet: name the sheet to read in the mapping (sheet: NAME)",
 			errNoHeaderRow, quoteAll(visible), max(headerRow, 1))
 	}
-	return s.openSheet(path, fallback, headerRow)
+	return s.openSheet(path, best, headerRow)
 }
 
 // quoteAll quotes names and joins them with commas.

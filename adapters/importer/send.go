@@ -47,7 +47,7 @@ type checkpoint struct {
 	Mapping    string         `json:"mapping_sha256,omitempty"`
 	Encoding   string         `json:"encoding,omitempty"`         // CSV: the one the file was read in
 	Delimiter  string         `json:"delimiter,omitempty"`        // CSV: the cells' delimiter other than the comma
-	Sheet      string         `json:"sheet,omitempty"`            // XLSX: the sheet read; see resumesFirstSheet
+	Sheet      string         `json:"sheet,omitempty"`            // XLSX: the sheet read; see checkpointSheet
 	Cluster    string         `json:"kafka_cluster_id,omitempty"` // from the cluster's metadata; see sameTopic
 	LinesAcked int            `json:"lines_acknowledged"`
 	Rejected   lineRanges     `json:"rejected_lines,omitempty"` // [first, last] line ranges, sorted
@@ -115,33 +115,33 @@ func (c *Config) checkpointOf(size int64, sum string) (*checkpoint, error) {
 	return ck, nil
 }
 
-// resumesFirstSheet reports whether the import resumes a checkpoint of
-// a workbook that pophub wrote before it chose the sheet to read when the
-// mapping names none: it read the first sheet, and counted its lines. Such
-// a checkpoint names no sheet. Read on another sheet, its lines sent
-// would be taken for that sheet's, skipped unsent, and the first sheet's
-// left unsent; so the first sheet is read again, whatever is chosen now.
-func resumesFirstSheet(cfg *Config) (bool, error) {
+// checkpointSheet returns the sheet of a workbook whose lines a
+// checkpoint of this same import counts, when the mapping names none: the
+// sheet it names, or, when it names none, the first sheet, which pophub
+// read before checkpoints named the sheet. Reading it again resumes the
+// checkpoint, however often the import stops, whichever sheet a fresh
+// import would choose.
+func checkpointSheet(cfg *Config) (resumeSheet, error) {
 	if cfg.Format != XLSX || cfg.Mapping.Sheet != "" {
-		return false, nil
+		return resumeSheet{}, nil
 	}
 	prev, err := loadCheckpoint(cfg.CheckpointFile)
-	if err != nil || prev == nil || prev.Format != XLSX || prev.Sheet != "" || prev.Version != checkpointVersion {
-		return false, err
+	if err != nil || prev == nil || prev.Format != XLSX || prev.Version != checkpointVersion {
+		return resumeSheet{}, err
 	}
 	st, err := os.Stat(cfg.File)
 	if err != nil || st.Size() != prev.Size {
-		return false, nil // not this file: set aside later, if anything
+		return resumeSheet{}, nil // not this file: set aside later, if anything
 	}
 	sum, err := fileDigest(cfg.File)
 	if err != nil {
-		return false, err
+		return resumeSheet{}, err
 	}
 	ck, err := cfg.checkpointOf(st.Size(), sum)
-	if err != nil {
-		return false, err
+	if err != nil || !prev.sameImport(ck) {
+		return resumeSheet{}, err
 	}
-	return prev.sameImport(ck), nil
+	return resumeSheet{name: prev.Sheet, first: prev.Sheet == ""}, nil
 }
 
 // checkpointVersion is the version of the checkpoints written. Version 1
@@ -275,7 +275,7 @@ func startSending(ctx context.Context, cfg *Config, rep *Report) (*sender, error
 	if err != nil {
 		return nil, err
 	}
-	if prev != nil && prev.Format == XLSX && prev.Sheet == "" && (cfg.firstSheet || cfg.Mapping.Sheet != "") {
+	if prev != nil && prev.Format == XLSX && prev.Sheet == "" && (cfg.resume.first || cfg.Mapping.Sheet != "") {
 		// Written before checkpoints named the sheet, of the one this
 		// run reads too: the mapping's, else the first.
 		prev.Sheet = ck.Sheet

@@ -2,13 +2,14 @@ package importer
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
 	"github.com/xuri/excelize/v2"
 
 	"github.com/pophub/pophub/internal/testenv"
@@ -16,10 +17,10 @@ import (
 )
 
 // TestSheetWithoutName: with no sheet in the mapping, a workbook of
-// several sheets is read from the sheet the clerk sees, its active one,
-// never from a hidden one (last month's, hidden away), and the report
-// names the sheet read. When the active sheet is hidden, the first
-// visible sheet is read.
+// several sheets is read from its first visible sheet holding the
+// mapping's columns, as pophub read the first sheet before, whichever
+// sheet was open when it was saved; never from a hidden one (last
+// month's, hidden away). The report names the sheet read.
 func TestSheetWithoutName(t *testing.T) {
 	m, tab, rows := hukouRegistrations(t, 7)
 	for _, tc := range []struct {
@@ -32,7 +33,7 @@ func TestSheetWithoutName(t *testing.T) {
 	}{
 		{name: "hidden first sheet, active second", active: 1, hidden: "2月", read: 4, sheet: "3月"},
 		{name: "both visible, active first", active: 0, read: 3, sheet: "2月"},
-		{name: "both visible, active second", active: 1, read: 4, sheet: "3月"},
+		{name: "both visible, active second", active: 1, read: 3, sheet: "2月"},
 		{name: "active sheet hidden", active: 0, hidden: "2月", read: 4, sheet: "3月"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -117,9 +118,10 @@ func TestHeaderInAnotherSheet(t *testing.T) {
 
 // TestSheetOpenWithoutHeader: a workbook saved while a sheet without the
 // mapping's header was open (the blank Sheet2 and Sheet3 that Excel
-// 2007–2010 and WPS add to a new workbook, a chart sheet, instructions)
-// imports its data sheet, as it did when the first sheet was read, and
-// the report names it.
+// 2007–2010 and WPS add to a new workbook, a chart sheet, instructions, a
+// summary holding one of the mapping's columns) imports its data sheet,
+// as it did when the first sheet was read, and the report names it; so
+// does one whose first sheet is such a summary.
 func TestSheetOpenWithoutHeader(t *testing.T) {
 	m, tab, rows := hukouRegistrations(t, 3)
 	for _, tc := range []struct {
@@ -149,6 +151,20 @@ func TestSheetOpenWithoutHeader(t *testing.T) {
 			}
 			f.SetActiveSheet(0)
 		}},
+		{name: "summary open", build: func(f *excelize.File) {
+			f.NewSheet("汇总")
+			setSheetRow(t, f, "汇总", 1, []string{"业务类型", "人数"})
+			setSheetRow(t, f, "汇总", 2, []string{"户口登记", "3"})
+			f.SetActiveSheet(1)
+		}},
+		{name: "summary first, not open", build: func(f *excelize.File) {
+			f.NewSheet("汇总")
+			setSheetRow(t, f, "汇总", 1, []string{"业务类型", "人数"})
+			if err := f.MoveSheet("汇总", "Sheet1"); err != nil {
+				t.Fatal(err)
+			}
+			f.SetActiveSheet(1)
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := excelize.NewFile()
@@ -172,6 +188,50 @@ func TestSheetOpenWithoutHeader(t *testing.T) {
 	}
 }
 
+// TestSheetNoneHoldsColumns: a workbook none of whose visible sheets
+// holds every column of the mapping is refused naming the sheets looked
+// at, the one holding most and the columns it lacks, and how to name the
+// sheet to read; a sheet the mapping names that the workbook lacks is
+// refused listing the workbook's sheets.
+func TestSheetNoneHoldsColumns(t *testing.T) {
+	m, tab, rows := hukouRegistrations(t, 2)
+	f := excelize.NewFile()
+	f.SetSheetName("Sheet1", "汇总")
+	f.NewSheet("户籍数据")
+	setSheetRow(t, f, "汇总", 1, []string{"业务类型", "人数"})
+	name := colIndex(t, tab, "姓名")
+	setSheetRow(t, f, "户籍数据", 1, slices.Delete(slices.Clone(tab.header), name, name+1))
+	for i, r := range rows {
+		setSheetRow(t, f, "户籍数据", i+2, slices.Delete(slices.Clone(r), name, name+1))
+	}
+	file := tempFile(t, "hukou.xlsx")
+	if err := f.SaveAs(file); err != nil {
+		t.Fatal(err)
+	}
+	named := *m
+	named.Sheet = "3月"
+	for _, tc := range []struct {
+		name    string
+		mapping *Mapping
+		want    []string
+	}{
+		{name: "no sheet named", mapping: m, want: []string{`visible sheets "汇总", "户籍数据"`, `sheet "户籍数据" holds most`, `column "姓名" is not in the header`, "sheet: NAME", "header_row: N"}},
+		{name: "a sheet it lacks named", mapping: &named, want: []string{`no sheet "3月"`, `"汇总", "户籍数据"`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Run(context.Background(), Config{Source: schemas.PublicSecurity, File: file, Mapping: tc.mapping, DryRun: true})
+			if err == nil {
+				t.Fatal("imported")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q; want it to say %q", err, w)
+				}
+			}
+		})
+	}
+}
+
 // TestSheetNoneWithRows: a workbook whose visible sheets are all blank is
 // refused naming them, not with a bare "no header row".
 func TestSheetNoneWithRows(t *testing.T) {
@@ -184,30 +244,30 @@ func TestSheetNoneWithRows(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := Run(context.Background(), Config{Source: schemas.PublicSecurity, File: file, Mapping: m, DryRun: true})
-	if err == nil || !strings.Contains(err.Error(), `"Sheet2", "Sheet1"`) || !strings.Contains(err.Error(), "sheet: NAME") {
+	if err == nil || !strings.Contains(err.Error(), `"Sheet1", "Sheet2"`) || !strings.Contains(err.Error(), "sheet: NAME") {
 		t.Errorf("error %v; want the sheets looked at named, and how to name one", err)
 	}
 }
 
 // TestSheetResumeCheckpoint: an import of a workbook of two sheets of the
-// same columns, saved while the second was open, stopped midway. A
-// checkpoint written before checkpoints named the sheet, when the first
-// sheet was read, is resumed on the first sheet: the user relies on
-// every line of it being sent once, none skipped as already sent. A
-// checkpoint naming another sheet than the one read now is set aside,
-// saying so, and the sheet read is imported afresh, all of it.
+// same columns, saved while the second was open, was stopped midway by a
+// pophub that read the first sheet and wrote checkpoints naming no sheet.
+// Resumed after the upgrade, and stopped again any number of times, it
+// goes on with the first sheet, even when that sheet is hidden: the user
+// relies on every line of it being sent once, none skipped as already
+// sent, and nothing of the other sheet sent in their place.
 func TestSheetResumeCheckpoint(t *testing.T) {
 	for _, tc := range []struct {
-		name    string
-		stream  bool
-		legacy  bool   // the checkpoint names no sheet
-		sheet   string // the sheet the last run reads
-		aside   []string
-		resumed bool
+		name   string
+		stream bool
+		hidden bool // the first sheet is hidden
+		stops  int  // the runs of this pophub stopped before the last
 	}{
-		{name: "checkpoint naming no sheet", legacy: true, sheet: "3月", resumed: true},
-		{name: "checkpoint naming no sheet, streamed", legacy: true, stream: true, sheet: "3月", resumed: true},
-		{name: "checkpoint naming another sheet", sheet: "2月", aside: []string{`sheet "3月"`, `sheet "2月"`}},
+		{name: "resumed at once"},
+		{name: "resumed at once, streamed", stream: true},
+		{name: "stopped again", stops: 1},
+		{name: "stopped twice again, streamed", stream: true, stops: 2},
+		{name: "first sheet hidden, stopped again", hidden: true, stops: 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, tab, rows := hukouRegistrations(t, 80)
@@ -221,6 +281,11 @@ func TestSheetResumeCheckpoint(t *testing.T) {
 				}
 			}
 			f.SetActiveSheet(1) // saved while 2月 was open
+			if tc.hidden {
+				if err := f.SetSheetVisible("3月", false); err != nil {
+					t.Fatal(err)
+				}
+			}
 			file := tempFile(t, "hukou.xlsx")
 			if err := f.SaveAs(file); err != nil {
 				t.Fatal(err)
@@ -228,54 +293,67 @@ func TestSheetResumeCheckpoint(t *testing.T) {
 			addr := testenv.Kafka(t, partitions)
 			cfg := Config{Source: schemas.PublicSecurity, File: file, Mapping: m, Brokers: []string{addr}, BatchSize: 5, ChunkSize: 10,
 				CheckpointInterval: time.Nanosecond, Stream: tc.stream}
-			// The first run reads the first sheet, as pophub did before it
-			// chose one, and stops after 20 lines.
-			first := cfg
-			first.firstSheet = true
+			cfg.setDefaults()
+			saveSheetlessCheckpoint(t, &cfg)
 			crash := errors.New("crash")
-			first.hookOK = func(n int) error {
-				if n < 2 {
-					return nil
+			for i := range tc.stops {
+				// Stopped after its second chunk, the first checkpointed.
+				stop, chunks := cfg, 0
+				stop.hookOK = func(int) error {
+					if chunks++; chunks < 2 {
+						return nil
+					}
+					return crash
 				}
-				return crash
-			}
-			if _, err := Run(context.Background(), first); !errors.Is(err, crash) {
-				t.Fatalf("first run: %v", err)
-			}
-			if tc.legacy {
-				b, err := os.ReadFile(cfg.File + ".pophub-import.json")
-				if err != nil {
-					t.Fatal(err)
-				}
-				var ck map[string]any
-				if err := json.Unmarshal(b, &ck); err != nil {
-					t.Fatal(err)
-				}
-				delete(ck, "sheet")
-				b, _ = json.Marshal(ck)
-				if err := os.WriteFile(cfg.File+".pophub-import.json", b, 0o600); err != nil {
-					t.Fatal(err)
+				if _, err := Run(context.Background(), stop); !errors.Is(err, crash) {
+					t.Fatalf("run %d: %v", i+1, err)
 				}
 			}
 			rep, err := Run(context.Background(), cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if rep.Sheet != tc.sheet || rep.Resumed != tc.resumed || rep.AlreadySent+rep.Sent != 40 {
-				t.Errorf("last run: %s; resumed %v, set aside %q; want sheet %s resumed %v, its 40 lines sent", rep.Summary(), rep.Resumed, rep.SetAside, tc.sheet, tc.resumed)
+			if rep.Sheet != "3月" || !rep.Resumed || rep.AlreadySent+rep.Sent != 40 {
+				t.Errorf("last run: %s; resumed %v, set aside %q; want sheet 3月 resumed, its 40 lines sent", rep.Summary(), rep.Resumed, rep.SetAside)
 			}
-			for _, w := range tc.aside {
-				if !strings.Contains(rep.SetAside, w) {
-					t.Errorf("set aside %q; want it to say %q", rep.SetAside, w)
+			ids := map[string]int{}
+			for _, ev := range decodeAll(t, testenv.Records(t, addr, schemas.Topic(schemas.PublicSecurity))) {
+				ids[ev.ID]++
+			}
+			for id, n := range ids {
+				if n > 1 {
+					t.Errorf("event %s sent %d times", id, n)
 				}
 			}
-			ids := map[string]bool{}
-			for _, ev := range decodeAll(t, testenv.Records(t, addr, schemas.Topic(schemas.PublicSecurity))) {
-				ids[ev.ID] = true
-			}
-			if tc.resumed && len(ids) != 40 {
+			if len(ids) != 40 {
 				t.Errorf("%d distinct events on the topic, want the first sheet's 40 lines", len(ids))
 			}
 		})
+	}
+}
+
+// saveSheetlessCheckpoint saves the checkpoint that a pophub writing no
+// sheet in it saved at the start of an import of cfg.File to an empty
+// topic.
+func saveSheetlessCheckpoint(t *testing.T, cfg *Config) {
+	t.Helper()
+	st, err := os.Stat(cfg.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := fileDigest(cfg.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck, err := cfg.checkpointOf(st.Size(), sum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 10 * time.Second}
+	if ck.Cluster, ck.Offsets, err = topicState(context.Background(), client, schemas.Topic(cfg.Source)); err != nil {
+		t.Fatal(err)
+	}
+	if err := ck.save(cfg.CheckpointFile); err != nil {
+		t.Fatal(err)
 	}
 }
