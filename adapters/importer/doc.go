@@ -103,7 +103,8 @@
 // whose ids sort as a record's versions do (a correction at an unchanged
 // time wins the tie);
 // without id.key the record key is the whole row, so a repeated row is the
-// same event. Of two lines of a file yielding one id only the first is
+// same event: the cells of a workbook's row as wide as its header row, an
+// empty one past it (named by a name merged down into it) not counted. Of two lines of a file yielding one id only the first is
 // sent. A line repeating an earlier one exactly (the same id and event) is
 // a harmless repeat, as `pophub publish` counts it: counted and listed
 // apart (Report.Repeated, Report.Repeats), not a reject, so it is not in

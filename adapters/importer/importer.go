@@ -1168,7 +1168,7 @@ func open(cfg *Config) (rowSource, *plan, error) {
 			return nil, nil, fmt.Errorf("mapping the columns of %s: %w", cfg.File, err)
 		}
 		if xs, ok := src.(*xlsxSource); ok {
-			p.date1904 = xs.types.date1904
+			p.date1904, p.keyWidth = xs.types.date1904, xs.width
 		}
 		return src, p, nil
 	}

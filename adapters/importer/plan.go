@@ -38,6 +38,10 @@ type plan struct {
 	// date1904: the workbook counts serial day numbers from 1904-01-01
 	// (see excelDate); set by open for an XLSX file.
 	date1904 bool
+	// keyWidth, when set, is how many cells the header row of a workbook
+	// itself has: names merged down past it widen the header, not the
+	// record key (see appendRecordKey).
+	keyWidth int
 }
 
 // column is one converted value: a data field, or the version.
@@ -653,7 +657,15 @@ func (p *plan) mapRow(line int, row []string, kinds []cellKind, now time.Time) m
 func (p *plan) appendRecordKey(b []byte, typ schemas.Type, row []string) []byte {
 	b = append(b, typ...)
 	if len(p.keyCols) == 0 {
-		for _, c := range row {
+		// Empty cells past the header row's own width are those of
+		// columns named by a name merged down into them: pophub read
+		// rows only as wide as that row before, and hashed no cell for
+		// them.
+		n := len(row)
+		for p.keyWidth > 0 && n > p.keyWidth && trimCell(row[n-1]) == "" {
+			n--
+		}
+		for _, c := range row[:n] {
 			b = append(b, 0x1f)
 			b = append(b, trimCell(c)...)
 		}

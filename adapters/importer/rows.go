@@ -1164,6 +1164,7 @@ type xlsxSource struct {
 	sum      string
 	size     int64
 	cols     []string
+	width    int // the header row's own cells, before names merged down widen it
 	line     int
 	done     bool
 }
@@ -1255,6 +1256,7 @@ func (s *xlsxSource) openSheet(path, sheet string, headerRow int) error {
 			s.closeSheet()
 			return fmt.Errorf("reading header: %w", err)
 		}
+		s.width = len(s.cols)
 		// A form's header of two rows merges most names down over both.
 		// Excel leaves out a row's trailing empty cells, so a name merged
 		// down into the last columns lies past the row's end; the row is

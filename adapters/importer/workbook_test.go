@@ -335,6 +335,54 @@ func TestHeaderMergedDownLast(t *testing.T) {
 	}
 }
 
+// TestFormHeaderKeepsIDs: a form laid out with 序号 and 备注 merged down
+// over a two-row header, the mapping's names in row 2 below a group title
+// (header_row: 2) and 备注 left empty, gives its lines the event ids
+// pophub has always given them: a name merged down past the header row's
+// cells widens the header, not the ids, so a resume or the same form
+// imported again sends nothing the hub does not recognise. The ids are
+// pinned: they must never change.
+func TestFormHeaderKeepsIDs(t *testing.T) {
+	si := []string{"参保登记", "230604198401270165", "2010-02-28 09:20:00", "养老保险、医疗保险、失业保险、工伤保险", "", "230603", "职工", "2010-02-28", "", ""}
+	n := len(siHeader)
+	f := excelize.NewFile()
+	top := make([]string, n+2)
+	top[0], top[1], top[n+1] = "序号", "参保缴费明细", "备注"
+	setSheetRow(t, f, "Sheet1", 1, top)
+	setSheetRow(t, f, "Sheet1", 2, append([]string{""}, siHeader...))
+	setSheetRow(t, f, "Sheet1", 3, append([]string{"1"}, si...))
+	group, _ := excelize.CoordinatesToCellName(n+1, 1)
+	note, _ := excelize.CoordinatesToCellName(n+2, 1)
+	note2, _ := excelize.CoordinatesToCellName(n+2, 2)
+	for _, r := range [][2]string{{"A1", "A2"}, {"B1", group}, {note, note2}} {
+		if err := f.MergeCell("Sheet1", r[0], r[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	file := tempFile(t, "si.xlsx")
+	if err := f.SaveAs(file); err != nil {
+		t.Fatal(err)
+	}
+	m := mustMapping(t, schemas.SocialInsurance)
+	m.HeaderRow = 2
+	src, p, err := open(&Config{Source: schemas.SocialInsurance, Format: XLSX, File: file, Mapping: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	r, err := src.next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := p.mapRow(r.line, r.cells, r.kinds, time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
+	if got.rej != nil {
+		t.Fatal(got.rej)
+	}
+	if want := "social_insurance-6913c9c7d63384de469a3eb8-8000000000000000"; got.id != want {
+		t.Errorf("event id %s, want %s as always", got.id, want)
+	}
+}
+
 // TestWorkbookRejectsAmbiguousMonth: a contribution month typed 2026.10
 // in a workbook, the number 2026.1 that a 0.00 format shows as 2026.10,
 // is refused as ambiguous. A clerk relies on its line in the rejects file
