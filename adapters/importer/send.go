@@ -275,7 +275,7 @@ func startSending(ctx context.Context, cfg *Config, rep *Report) (*sender, error
 	if err != nil {
 		return nil, err
 	}
-	if prev != nil && prev.Format == XLSX && prev.Sheet == "" && (cfg.resume.first || cfg.Mapping.Sheet != "") {
+	if prev != nil && cfg.Format == XLSX && prev.Format == XLSX && prev.Sheet == "" && (cfg.resume.first || cfg.Mapping.Sheet != "") {
 		// Written before checkpoints named the sheet, of the one this
 		// run reads too: the mapping's, else the first.
 		prev.Sheet = ck.Sheet

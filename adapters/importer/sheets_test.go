@@ -357,3 +357,23 @@ func saveSheetlessCheckpoint(t *testing.T, cfg *Config) {
 		t.Fatal(err)
 	}
 }
+
+// TestWorkbookCheckpointFoundByJSONL: a JSONL import, which has no
+// mapping, that finds a workbook's checkpoint at its checkpoint path (the
+// same path imported before as a workbook, with --format) sets it aside
+// and imports the file afresh.
+func TestWorkbookCheckpointFoundByJSONL(t *testing.T) {
+	file := tempFile(t, "data.jsonl")
+	if err := os.WriteFile(file, []byte(strings.Join(marriageLines(t, 5), "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ck := `{"version":2,"file":"data.jsonl","size":1,"sha256":"x","source":"marriage","format":"xlsx","lines_acknowledged":3}`
+	if err := os.WriteFile(file+".pophub-import.json", []byte(ck), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := testenv.Kafka(t, partitions)
+	rep, err := Run(context.Background(), Config{Source: schemas.Marriage, File: file, Brokers: []string{addr}})
+	if err != nil || rep.Resumed || rep.SetAside == "" || rep.Sent != 5 {
+		t.Errorf("%v: %s (set aside %q); want the checkpoint set aside, the 5 lines sent", err, rep.Summary(), rep.SetAside)
+	}
+}
