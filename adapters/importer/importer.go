@@ -1159,8 +1159,16 @@ func open(cfg *Config) (rowSource, *plan, error) {
 				}
 			}
 			if xs, ok := src.(*xlsxSource); ok && len(xs.lookedAt) > 0 {
-				return nil, nil, fmt.Errorf("mapping the columns of %s, sheet %s: %w\n(the mapping names no sheet, and none of the visible sheets %s holds all its columns in row %d; sheet %q holds most: name the sheet to read in the mapping, sheet: NAME, and its header row, header_row: N, if the header is lower)",
-					cfg.File, xs.sheet, err, quoteAll(xs.lookedAt), max(m.HeaderRow, 1), xs.sheet)
+				most := ""
+				if xs.holdsSome {
+					most = fmt.Sprintf("; sheet %q holds most", xs.sheet)
+				}
+				if xs.hiddenFit != "" {
+					return nil, nil, fmt.Errorf("mapping the columns of %s, sheet %s: %w\n(the mapping names no sheet, and none of the visible sheets %s holds all its columns in row %d%s; the hidden sheet %q does: to read it, name it in the mapping, sheet: %s)",
+						cfg.File, xs.sheet, err, quoteAll(xs.lookedAt), max(m.HeaderRow, 1), most, xs.hiddenFit, xs.hiddenFit)
+				}
+				return nil, nil, fmt.Errorf("mapping the columns of %s, sheet %s: %w\n(the mapping names no sheet, and none of the visible sheets %s holds all its columns in row %d%s: name the sheet to read in the mapping, sheet: NAME, and its header row, header_row: N, if the header is lower)",
+					cfg.File, xs.sheet, err, quoteAll(xs.lookedAt), max(m.HeaderRow, 1), most)
 			}
 			if xs, ok := src.(*xlsxSource); ok {
 				return nil, nil, fmt.Errorf("mapping the columns of %s, sheet %s: %w", cfg.File, xs.sheet, err)

@@ -33,10 +33,11 @@ type Mapping struct {
 	// Delimiter of a CSV file's cells: "," (default), ";", "|" or "tab"
 	// (also written "\t"), as the department's system exports them.
 	Delimiter string `yaml:"delimiter"`
-	// Sheet of an XLSX workbook. Default: the workbook's only sheet, or
-	// its active one (open when it was saved) if it is visible and holds
-	// the mapping's header, else the first visible sheet that does; a
-	// hidden sheet is read only when named.
+	// Sheet of an XLSX workbook. Default: the sheet a checkpoint of the
+	// same import counts, else the first visible sheet, in workbook order,
+	// whose header row holds every column of the mapping (the one open
+	// when it was saved plays no part); a hidden sheet is read only when
+	// named.
 	Sheet string `yaml:"sheet"`
 	// HeaderRow is the 1-based row holding the column names (default 1);
 	// rows above it (a title, say) are skipped.

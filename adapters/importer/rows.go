@@ -1159,14 +1159,19 @@ type xlsxSource struct {
 	// lookedAt is the visible sheets of a workbook of several looked at
 	// for the mapping's header when none holds it (see chooseSheet).
 	lookedAt []string
-	rows     *excelize.Rows
-	types    *sheetCells
-	sum      string
-	size     int64
-	cols     []string
-	width    int // the header row's own cells, before names merged down widen it
-	line     int
-	done     bool
+	// holdsSome is whether the sheet opened for the header error holds any
+	// of the mapping's columns, and hiddenFit a hidden sheet that holds
+	// them all (read only when the mapping names it).
+	holdsSome bool
+	hiddenFit string
+	rows      *excelize.Rows
+	types     *sheetCells
+	sum       string
+	size      int64
+	cols      []string
+	width     int // the header row's own cells, before names merged down widen it
+	line      int
+	done      bool
 }
 
 // sheetChoice says which sheet of a workbook to read (see openXLSX).
@@ -1323,6 +1328,18 @@ func (s *xlsxSource) chooseSheet(path string, headerRow int, fits func([]string)
 	}
 	if len(sheets) > 1 {
 		s.lookedAt = visible
+		s.holdsSome = bestScore > 0
+		for _, name := range sheets {
+			if fits == nil || slices.Contains(visible, name) || s.openSheet(path, name, headerRow) != nil {
+				continue
+			}
+			holds, _ := fits(s.cols)
+			s.closeSheet()
+			if holds {
+				s.hiddenFit = name
+				break
+			}
+		}
 	}
 	if best == "" {
 		return fmt.Errorf("%w: none of the workbook's visible sheets (%s) has a row %d, and the mapping names no sheet: name the sheet to read in the mapping (sheet: NAME)",
