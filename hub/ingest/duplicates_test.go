@@ -85,13 +85,11 @@ func TestDuplicatesCountedUnderTheirSource(t *testing.T) {
 	stop2 := run(t, c2)
 	waitUntil(t, "the three records committed", func() bool { return c2.Counts().Consumed == 3 })
 	stop2()
+	// The counts are right however the reader batches the three records;
+	// TestSplit holds the mixed batch itself.
 	a.mu.Lock()
 	t.Logf("batches applied: %v", a.batches)
-	last := a.batches[len(a.batches)-1]
 	a.mu.Unlock()
-	if len(last) != 3 {
-		t.Skipf("the three records came in %d batches; the case needs them in one", len(a.batches)-1)
-	}
 
 	cnt := c2.Counts()
 	if cnt.Duplicates != 1 || cnt.Applied != 2 {
