@@ -3,9 +3,11 @@ package publisher
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/pophub/pophub/hub/access"
 	"github.com/pophub/pophub/internal/testenv"
 	"github.com/pophub/pophub/schemas"
 )
@@ -395,4 +398,78 @@ func closeWithin(t *testing.T, p *Publisher, limit time.Duration, msg string) {
 	case <-time.After(limit):
 		t.Fatal(msg)
 	}
+}
+
+// TestCloseReleasesConnections: a department service creates a publisher
+// per job (or per login, after a credential rotation) and closes it when
+// the job is done. Close used to leave the publisher's connection pool
+// running — a metadata refresh every 6 s and a goroutine and a TCP
+// connection per broker connection — so every New and Close leaked them
+// for the life of the process. A closed publisher now leaves no kafka-go
+// goroutine behind, with or without SASL.
+func TestCloseReleasesConnections(t *testing.T) {
+	tests := []struct {
+		name string
+		opts []kfake.Opt
+		sasl bool
+	}{
+		{name: "plain"},
+		{name: "SASL", opts: []kfake.Opt{kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-512", "housing", "pw")}, sasl: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addr := testenv.Kafka(t, partitions, tt.opts...)
+			before, _ := kafkaGoroutines()
+			for range 3 {
+				cfg := Config{Brokers: []string{addr}}
+				if tt.sasl {
+					cfg.SASL = access.SCRAMClient{User: "housing", Password: "pw"}
+				}
+				p, err := New(cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				_, err = p.Publish(ctx, population(t, 2)...)
+				cancel()
+				if err != nil {
+					t.Fatalf("Publish: %v", err)
+				}
+				if err := p.Close(); err != nil {
+					t.Fatalf("Close: %v", err)
+				}
+			}
+			var n int
+			var stacks string
+			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+				if n, stacks = kafkaGoroutines(); n <= before {
+					return
+				}
+			}
+			t.Errorf("3 publishers created, used and closed left %d kafka-go goroutines running (%d before):\n%s", n, before, stacks)
+		})
+	}
+}
+
+// kafkaGoroutines counts the goroutines running kafka-go code, and
+// returns their stacks.
+func kafkaGoroutines() (int, string) {
+	var b strings.Builder
+	if err := pprof.Lookup("goroutine").WriteTo(&b, 1); err != nil {
+		return 0, err.Error()
+	}
+	n := 0
+	var groups []string
+	for _, g := range strings.Split(b.String(), "\n\n") {
+		if !strings.Contains(g, "segmentio/kafka-go") {
+			continue
+		}
+		var count int
+		if _, err := fmt.Sscanf(g, "%d @", &count); err != nil {
+			count = 1
+		}
+		n += count
+		groups = append(groups, g)
+	}
+	return n, strings.Join(groups, "\n\n")
 }

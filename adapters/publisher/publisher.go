@@ -180,6 +180,10 @@ type Publisher struct {
 	fileChunk int // lines of a file validated and sent at once
 	listBad   int // most lines FileReport.Bad lists
 	w         *kafka.Writer
+	// transport is the publisher's own connection pool, shared by w and
+	// meta; Close closes it, so that a closed publisher leaves no
+	// connection or metadata-refresh goroutine behind.
+	transport *kafka.Transport
 	// topics maps each department source to its topic, so that no
 	// record builds the name again.
 	topics map[schemas.Source]string
@@ -225,10 +229,10 @@ func New(cfg Config) (*Publisher, error) {
 		return nil, fmt.Errorf("configuring publisher: %w", err)
 	}
 	cfg.setDefaults()
+	tr := transport(cfg.SASL, cfg.TLS)
 	w := &kafka.Writer{
-		Addr: kafka.TCP(cfg.Brokers...),
-		// nil is kafka-go's default transport.
-		Transport: transport(cfg.SASL, cfg.TLS),
+		Addr:      kafka.TCP(cfg.Brokers...),
+		Transport: tr,
 		// Murmur2 is the Java client's partitioner: every department's
 		// client puts one citizen on the same partition.
 		Balancer:               &kafka.Murmur2Balancer{},
@@ -245,16 +249,15 @@ func New(cfg Config) (*Publisher, error) {
 	for _, s := range schemas.Sources {
 		topics[s] = schemas.Topic(s)
 	}
-	return &Publisher{cfg: cfg, w: w, fileChunk: max(cfg.BatchSize, 8192), listBad: 1000, topics: topics, closing: make(chan struct{}),
+	return &Publisher{cfg: cfg, w: w, transport: tr, fileChunk: max(cfg.BatchSize, 8192), listBad: 1000, topics: topics, closing: make(chan struct{}),
 		meta:   &kafka.Client{Addr: w.Addr, Transport: w.Transport, Timeout: 10 * time.Second},
 		tracer: cfg.TracerProvider.Tracer("github.com/pophub/pophub/adapters/publisher")}, nil
 }
 
-// transport authenticates with m and speaks TLS with tc when set.
-func transport(m sasl.Mechanism, tc *tls.Config) kafka.RoundTripper {
-	if m == nil && tc == nil {
-		return nil
-	}
+// transport is a connection pool of the publisher's own, authenticating
+// with m and speaking TLS with tc when set. It is never kafka-go's
+// process-wide default, whose connections would outlive Close.
+func transport(m sasl.Mechanism, tc *tls.Config) *kafka.Transport {
 	return &kafka.Transport{SASL: m, TLS: tc, DialTimeout: 10 * time.Second}
 }
 
@@ -1409,7 +1412,7 @@ func (p *Publisher) decodeLine(a *arena, text []byte, msg *kafka.Message, now ti
 // Close flushes and closes the producer: it waits until the Publish,
 // PublishFile and PublishJSONL calls in flight have returned, their
 // records acknowledged or given up (cancel their contexts to end them
-// sooner), then closes the Kafka writer. A Publish call in flight sends
+// sooner), then closes the Kafka writer and its connections to the brokers. A Publish call in flight sends
 // all its events. A PublishFile or PublishJSONL call in flight stops
 // reading its input (at once, even while its reader has nothing to give):
 // it sends the lines it read and returns an error that is ErrClosed to
@@ -1427,6 +1430,7 @@ func (p *Publisher) Close() error {
 		if err := p.w.Close(); err != nil {
 			p.closeErr = fmt.Errorf("closing Kafka writer: %w", err)
 		}
+		p.transport.CloseIdleConnections()
 	})
 	return p.closeErr
 }
