@@ -893,7 +893,11 @@ func TestListPersonsPageTokenBoundToItsWalk(t *testing.T) {
 				if err != nil || cursor == "" {
 					t.Fatalf("Persons(%q): %v, cursor %q", region, err, cursor)
 				}
-				code, p, pr := page("region=" + region + "&limit=1&after=" + enc("17:"+cursor))
+				query := "limit=1&after=" + enc("17:"+cursor)
+				if region != "" {
+					query = "region=" + region + "&" + query
+				}
+				code, p, pr := page(query)
 				if code != http.StatusOK || p.StreamSequence != 17 || len(p.Persons) != 1 || p.Persons[0].CitizenID == recs[0].CitizenID {
 					t.Errorf("region %q, a token of the previous format: status %d (%s), stream sequence %d, %d persons",
 						region, code, pr.Detail, p.StreamSequence, len(p.Persons))
@@ -1082,9 +1086,10 @@ func TestRegionWalkWithinSubscribedCounty(t *testing.T) {
 	}
 }
 
-// TestQueryParametersChecked: a parameter a route does not take, or one
-// given twice, is a bad request naming it, rather than an answer that
-// silently ignores it (as-of for as_of would count today).
+// TestQueryParametersChecked: a parameter a route does not take, one
+// given twice, or one given empty, is a bad request naming it, rather than
+// an answer that silently ignores it (as-of for as_of would count today;
+// region= would walk the whole country, and after= begin the walk again).
 func TestQueryParametersChecked(t *testing.T) {
 	store := newMemStore(t)
 	id := storetest.ValidID(1)
@@ -1104,6 +1109,13 @@ func TestQueryParametersChecked(t *testing.T) {
 		{"/v1/persons?regoin=2301", []string{`"regoin"`, "region", "limit", "after"}},
 		{"/v1/persons?limit=1&limit=2", []string{`"limit"`, "2 times"}},
 		{"/v1/persons?region=2301;limit=1", []string{"query"}},
+		{"/v1/persons?region=", []string{`"region"`, "empty"}},
+		{"/v1/persons?region=&limit=10", []string{`"region"`, "empty"}},
+		{"/v1/persons?limit=", []string{`"limit"`, "empty"}},
+		{"/v1/persons?region=2301&after=", []string{`"after"`, "empty"}},
+		{"/v1/stats/urban-rural?region=2301&as_of=", []string{`"as_of"`, "empty"}},
+		{"/v1/stats/urban-rural?region=2301&children=", []string{`"children"`, "empty"}},
+		{"/v1/stats/urban-rural?region=2301&depth=", []string{`"depth"`, "empty"}},
 		{"/v1/stats/urban-rural?region=2301&as_of=2020-12-31", nil},
 		{"/v1/stats/urban-rural?region=2301&as-of=2020-12-31", []string{`"as-of"`, "as_of", "children"}},
 		{"/v1/stats/urban-rural?region=2301&as_of=2020-12-31&as_of=2021-12-31", []string{`"as_of"`}},
@@ -1113,6 +1125,7 @@ func TestQueryParametersChecked(t *testing.T) {
 		{"/v1/eligibility/" + string(id) + "?policy=" + policy, nil},
 		{"/v1/eligibility/" + string(id) + "?policy=" + policy + "&asof=2020-12-31", []string{`"asof"`, "policy", "as_of"}},
 		{"/v1/eligibility/" + string(id) + "?policy=" + policy + "&policy=" + policy, []string{`"policy"`}},
+		{"/v1/eligibility/" + string(id) + "?policy=" + policy + "&as_of=", []string{`"as_of"`, "empty"}},
 		// Routes that take no parameter refuse every one, rather than
 		// answer today's record to a caller asking for a past one, or the
 		// whole history to one asking for a page of it.

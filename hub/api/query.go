@@ -16,7 +16,8 @@ import (
 // ignored without a word: a malformed query string, a parameter the route
 // does not take (as-of for as_of would answer today's counts), and a
 // parameter given more than once (which of the two was meant is not ours
-// to guess). The detail names the parameter and lists the known ones.
+// to guess), and a parameter given with an empty value. The detail names
+// the parameter and lists the known ones.
 //
 // A route that takes no parameter calls it with none, and refuses every
 // one: GET /v1/persons/{citizen_id}?as_of= would otherwise answer today's
@@ -51,6 +52,12 @@ func queryHinted(r *http.Request, hints map[string]string, known ...string) (url
 		}
 		if n := len(q[name]); n > 1 {
 			return nil, fmt.Errorf("query parameter %q is given %d times: give it once: %w", name, n, hub.ErrInvalid)
+		}
+		// An empty value is a caller's unset variable, not a choice: taken
+		// as absent, region= would walk the whole country and after= begin
+		// the walk again.
+		if q.Get(name) == "" {
+			return nil, fmt.Errorf("query parameter %q is empty: give it a value, or leave it out: %w", name, hub.ErrInvalid)
 		}
 	}
 	return q, nil
