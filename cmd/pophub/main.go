@@ -51,10 +51,11 @@ type exitError int
 func (e exitError) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
 // rootCommand is the pophub command: the tree commandTree declares, with
-// the rules that hold for every command group applied.
+// the rules that hold for every command group and every command applied.
 func rootCommand() *cobra.Command {
 	root := commandTree()
 	rejectUnknownSubcommands(root)
+	refuseStrayArguments(root)
 	return root
 }
 
@@ -120,6 +121,35 @@ func rejectUnknownSubcommands(c *cobra.Command) {
 		}
 		return err
 	})
+}
+
+// refuseStrayArguments makes every runnable command without subcommands
+// that declares no Args refuse positional arguments. Left to cobra, such a
+// command takes any and ignores them: `pophub publish --file
+// housing-*.jsonl`, the glob expanded by the shell, published the first
+// file, dropped the others without a word and exited 0. A command that
+// reads a --file says it takes one; the others point to their flags.
+// Commands that declare their own Args are left alone.
+func refuseStrayArguments(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		refuseStrayArguments(sub)
+	}
+	if !c.HasParent() || c.HasSubCommands() || !c.Runnable() || c.Args != nil {
+		return
+	}
+	c.Args = strayArguments
+}
+
+// strayArguments is the Args of a command that takes none. Like
+// noArgsUse, it does not repeat the arguments: one might be a citizen ID.
+func strayArguments(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	if cmd.Flags().Lookup("file") != nil {
+		return fmt.Errorf("%s takes no arguments: it reads one --file; run it once per file", cmd.CommandPath())
+	}
+	return fmt.Errorf("%s takes no arguments: its settings are flags (%s --help)", cmd.CommandPath(), cmd.CommandPath())
 }
 
 // unknownSubcommand is the Args of a command group: no argument but a
