@@ -537,7 +537,8 @@ func auditPurgeCommand() *cobra.Command {
 statistics pulls, audit reads, requests that matched no route) are kept --access-months,
 at least %d (Cybersecurity Law art. 21); processing records (policy changes, gateway
 requests and anything else) --processing-months, at least %d (PIPL art. 56). Shorter
-retentions are refused.
+retentions are refused, 0 included: there is no "keep for ever" setting, give the number
+of months to keep.
 
 The expired entries at the start of the log are deleted, and the last one deleted is
 kept as the anchor the rest of the chain starts from. An expired entry after an entry
@@ -547,7 +548,7 @@ takes its stored hash as the link to the next entry. It prints how many entries 
 class it deleted and redacted.`, audit.AccessFloorMonths, audit.ProcessingFloorMonths, audit.ProcessingFloorMonths),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := r.Validate(); err != nil {
+			if err := retentionFlags(r); err != nil {
 				return err
 			}
 			s, err := t.open(cmd.Context())
@@ -576,6 +577,27 @@ class it deleted and redacted.`, audit.AccessFloorMonths, audit.ProcessingFloorM
 	cmd.Flags().IntVar(&r.AccessMonths, "access-months", audit.AccessFloorMonths, "months to keep access entries")
 	cmd.Flags().IntVar(&r.ProcessingMonths, "processing-months", audit.ProcessingFloorMonths, "months to keep processing records")
 	return cmd
+}
+
+// retentionFlags refuses a --access-months or --processing-months below
+// its legal floor, naming the flag. 0 is refused too: the library reads a
+// zero Retention field as the floor, so a 0 meant as "keep for ever" would
+// purge everything past the floor, for good.
+func retentionFlags(r audit.Retention) error {
+	return errors.Join(
+		belowFloor("--access-months", r.AccessMonths, audit.AccessFloorMonths, "Cybersecurity Law art. 21"),
+		belowFloor("--processing-months", r.ProcessingMonths, audit.ProcessingFloorMonths, "PIPL art. 56"))
+}
+
+func belowFloor(flag string, months, floor int, law string) error {
+	if months >= floor {
+		return nil
+	}
+	var hint string
+	if months == 0 {
+		hint = `; 0 does not mean "keep for ever": give the number of months to keep`
+	}
+	return fmt.Errorf("%s %d: %w: want at least %d (%s)%s", flag, months, audit.ErrBelowFloor, floor, law, hint)
 }
 
 func auditKeygenCommand() *cobra.Command {

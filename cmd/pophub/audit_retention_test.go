@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pophub/pophub/hub/audit"
+	"github.com/pophub/pophub/schemas/citizenid"
+)
+
+// TestAuditPurgeRetentionBelowFloor: `audit purge --processing-months 0`,
+// meant as "keep the processing records", was read as the legal floor and
+// deleted every record older than it, for good. A retention below the
+// floor, 0 included, is refused naming the flag, and the log is left as it
+// was.
+func TestAuditPurgeRetentionBelowFloor(t *testing.T) {
+	tests := []struct {
+		flag, value, want string
+	}{
+		{"--access-months", "0", `--access-months 0: retention below the legal floor: want at least 6 (Cybersecurity Law art. 21); 0 does not mean "keep for ever"`},
+		{"--access-months", "-1", "--access-months -1: retention below the legal floor: want at least 6"},
+		{"--access-months", "5", "--access-months 5: retention below the legal floor: want at least 6"},
+		{"--processing-months", "0", `--processing-months 0: retention below the legal floor: want at least 36 (PIPL art. 56); 0 does not mean "keep for ever"`},
+		{"--processing-months", "35", "--processing-months 35: retention below the legal floor: want at least 36 (PIPL art. 56)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.flag+" "+tc.value, func(t *testing.T) {
+			dir := t.TempDir()
+			keyFile, _ := auditKeygen(t, dir)
+			logFile := filepath.Join(dir, "audit.jsonl")
+			s, err := audit.OpenFile(logFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			k, err := audit.LoadKey(keyFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			l, err := audit.NewLog(s, k, audit.LogConfig{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			now := time.Now()
+			for _, e := range []audit.Entry{
+				{Time: now.AddDate(-4, 0, 0), Identity: "housing", Action: actionPublishEvents, Status: 202, Result: "ok"},
+				{Time: now.AddDate(0, -9, 0), Identity: "housing-bureau", Action: audit.ActionReadRecord,
+					Subject: k.Subject(citizenid.ID("230102199001011230")), Purpose: "subsidy check", Status: 200, Result: "ok"},
+			} {
+				if err := l.Append(ctx, e); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := l.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			s.Close()
+			before, err := os.ReadFile(logFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			out, err := execute(t, auditCommand(), "purge", "--file", logFile, tc.flag, tc.value)
+			if err == nil || !strings.HasPrefix(err.Error(), tc.want) || !errors.Is(err, audit.ErrBelowFloor) {
+				t.Fatalf("error %v, want one starting %q\n%s", err, tc.want, out)
+			}
+			if after, _ := os.ReadFile(logFile); string(after) != string(before) {
+				t.Errorf("the refused purge changed the log")
+			}
+		})
+	}
+}
