@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/pophub/pophub/hub/audit"
 	"github.com/pophub/pophub/hub/postgres"
@@ -42,10 +43,12 @@ seals every entry, so 'verify' with the key also catches a rewritten chain.`,
 // auditTarget is the flags that pick the log and the key.
 type auditTarget struct {
 	pgURL, schema, file, keyFile string
+	flags                        *pflag.FlagSet // tells a flag given from one defaulted to the environment
 }
 
 func (a *auditTarget) register(cmd *cobra.Command) {
 	f := cmd.Flags()
+	a.flags = f
 	f.StringVar(&a.pgURL, "postgres", os.Getenv("POPHUB_POSTGRES"), "PostgreSQL URL of the hub's store (env POPHUB_POSTGRES)")
 	f.StringVar(&a.schema, "schema", os.Getenv("POPHUB_POSTGRES_SCHEMA"),
 		"schema of the audit tables, the hub's (env POPHUB_POSTGRES_SCHEMA; default: the one the --postgres URL's search_path names, else public)")
@@ -57,10 +60,24 @@ func (a *auditTarget) register(cmd *cobra.Command) {
 // the tool never does, so a mistyped --file or --schema is an error (exit
 // status 1) instead of a new empty log that verifies, has no entries, or
 // takes the tool's own access entry.
+//
+// A log named on the command line wins over the other kind's environment
+// variable: `--file F` on a host with the hub's POPHUB_POSTGRES exported
+// opens F. Both given on the command line, or both only in the
+// environment, are refused.
 func (a *auditTarget) open(ctx context.Context) (audit.Store, error) {
+	pgGiven, fileGiven := a.flags.Changed("postgres"), a.flags.Changed("file")
 	switch {
-	case a.pgURL != "" && a.file != "":
+	case pgGiven && fileGiven:
 		return nil, errors.New("give either --postgres or --file, not both")
+	case pgGiven:
+		a.file = ""
+	case fileGiven:
+		a.pgURL = ""
+	case a.pgURL != "" && a.file != "":
+		return nil, errors.New("POPHUB_POSTGRES and POPHUB_AUDIT_FILE are both set: give --postgres or --file to choose the log")
+	}
+	switch {
 	case a.pgURL != "":
 		schema, err := postgres.SchemaOf(a.pgURL, a.schema)
 		if err != nil {

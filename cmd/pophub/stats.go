@@ -203,11 +203,18 @@ store keeps. Exit status 1 when any differs. Addresses are classified by the reg
 table the hub runs with, found as the hub finds it: --regions, else the one 'pophub
 regions import' installed in the --data directory, else the built-in table. With
 --postgres, --data is the PostgreSQL hub's data directory and serves only to find that
-table; without it, --data is a memdb hub's data directory and names the store.
+table; without it, --data is a memdb hub's data directory and names the store: --data
+on the command line without --postgres checks the memdb store even when POPHUB_POSTGRES
+is set. The first line names the store checked.
 On PostgreSQL it reads one consistent snapshot while the hub runs; a memdb data
 directory must not be in use by a running hub.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			// --data given without --postgres names a memdb store, even on
+			// a host with the hub's POPHUB_POSTGRES exported.
+			if cmd.Flags().Changed("data") && !cmd.Flags().Changed("postgres") {
+				pgURL = ""
+			}
 			if err := loadRegions(regionsFile(regions, dataDir)); err != nil {
 				return regionsError(regions, err)
 			}
@@ -223,11 +230,18 @@ directory must not be in use by a running hub.`,
 			if err != nil {
 				return err
 			}
+			var store string // the store checked, as the output names it
 			switch {
 			case pgURL != "":
 				s, err = postgres.OpenExisting(ctx, postgres.Config{URL: pgURL, Schema: schema, Keys: keys})
+				store = "the PostgreSQL store at " + redactURL(pgURL)
+				if sch, serr := postgres.SchemaOf(pgURL, schema); serr == nil {
+					store += ", schema " + sch
+				}
 			case dataDir != "":
-				s, err = memdb.OpenExisting(ctx, memdb.Config{Dir: filepath.Join(dataDir, "store"), Keys: keys})
+				dir := filepath.Join(dataDir, "store")
+				s, err = memdb.OpenExisting(ctx, memdb.Config{Dir: dir, Keys: keys})
+				store = "the memdb store in " + dir
 			default:
 				return errors.New("give --postgres URL or --data DIR")
 			}
@@ -235,11 +249,12 @@ directory must not be in use by a running hub.`,
 				return storeOpenError(err)
 			}
 			defer s.Close()
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "verifying %s\n", store)
 			diffs, err := s.VerifyCounters(ctx)
 			if err != nil {
 				return err
 			}
-			w := cmd.OutOrStdout()
 			for _, d := range diffs {
 				fmt.Fprintf(w, "region %s class %c bucket %s: stored %+d from the recount\n", d.Region, d.Class, d.Bucket, d.N)
 			}
