@@ -23,13 +23,24 @@ func day(t time.Time) string { return t.In(china).Format(time.DateOnly) }
 // cancelled while the latest lifecycle event is another cancellation;
 // otherwise active.
 func (s *State) Status() string {
-	if _, dead := s.deathInForce(); dead {
-		return hub.StatusDeceased
+	status, _ := s.statusFrom()
+	return status
+}
+
+// statusFrom derives the person's status (Status) and the stamp of the
+// event it rests on: the death in force (deathInForce: the latest
+// certificate since the hukou was last restored, else the latest
+// cancellation for death since then), or the cancellation in force (the
+// latest lifecycle event, whose reason stands). Active, the absence of
+// an end, rests on no one event: its stamp is zero.
+func (s *State) statusFrom() (string, Stamp) {
+	if at, dead := s.deathInForce(); dead {
+		return hub.StatusDeceased, at
 	}
 	if l, ok := s.Lifecycle.get(); ok && strings.HasPrefix(l, "cancelled:") {
-		return hub.StatusCancelled
+		return hub.StatusCancelled, s.Lifecycle.At
 	}
-	return hub.StatusActive
+	return hub.StatusActive, Stamp{}
 }
 
 // deathInForce returns the stamp of the event a death in force comes from
@@ -128,6 +139,7 @@ const provPaid schemas.Section = "contribution"
 // not named, nor is one the section no longer shows (a lower graduation, a
 // permit another city's replaced, a property transferred); and as it is
 // derived from the merged state, it does not depend on arrival order.
+// Status names the event it rests on (statusFrom), none while active.
 func (s *State) provenance(sec schemas.Section) Stamp {
 	var latest Stamp
 	see := func(at Stamp) {
@@ -141,6 +153,9 @@ func (s *State) provenance(sec schemas.Section) Stamp {
 		}
 	}
 	switch sec {
+	case schemas.SecStatus:
+		_, at := s.statusFrom()
+		see(at)
 	case schemas.SecIdentity:
 		seeReg(s.Name.V != nil, s.Name.At)
 		seeReg(s.Gender.V != nil, s.Gender.At)
@@ -236,10 +251,14 @@ func sectionOf(r *hub.Record, sec schemas.Section) any {
 	return nil
 }
 
-// present reports whether a record holds a data section (status and
-// anomalies are derived, and carry no provenance).
+// present reports whether a record holds a section that carries
+// provenance: a data section, or status. Anomalies are the hub's own
+// findings across sections, and carry none.
 func present(r *hub.Record, sec schemas.Section) bool {
-	if sec == schemas.SecStatus || sec == schemas.SecAnomalies {
+	switch sec {
+	case schemas.SecStatus:
+		return r.Status != ""
+	case schemas.SecAnomalies:
 		return false
 	}
 	v := reflect.ValueOf(sectionOf(r, sec))

@@ -256,3 +256,88 @@ func TestProvenanceOfStatesStoredBefore(t *testing.T) {
 		t.Fatalf("social_insurance provenance %+v, want si-5", got)
 	}
 }
+
+// TestStatusProvenance: the record's provenance names, for status, the
+// event the status rests on by the lifecycle rules Status applies (the
+// death certificate or cancellation for death in force, the cancellation
+// in force), none while active, and nothing for anomalies; in any arrival
+// order.
+func TestStatusProvenance(t *testing.T) {
+	p := id(t, male)
+	reg := func(eid, when string) hub.Input {
+		return registered(t, p, eid, when, "230102001001", "1", "1990-01-01")
+	}
+	cancel := func(eid, when, reason string) hub.Input {
+		return ev(t, schemas.HukouCancelled, p, eid, when, map[string]any{"reason": reason})
+	}
+	certify := func(eid, when, died string) hub.Input {
+		return ev(t, schemas.DeathCertified, p, eid, when, map[string]any{"date_of_death": died, "certificate_no": "D1"})
+	}
+	born := reg("r-1", "2000-01-01T09:00:00+08:00")
+	tests := []struct {
+		name   string
+		events []hub.Input
+		status string
+		want   string // event id; "" for no provenance
+	}{
+		{"registered: active rests on no one event", []hub.Input{born}, hub.StatusActive, ""},
+		{"a death certified", []hub.Input{born, certify("h-1", "2025-03-01T09:00:00+08:00", "2025-02-28")},
+			hub.StatusDeceased, "h-1"},
+		{"a death certified of a person never registered", []hub.Input{certify("h-1", "2025-03-01T09:00:00+08:00", "2025-02-28")},
+			hub.StatusDeceased, "h-1"},
+		{"the hukou cancelled for death", []hub.Input{born, cancel("c-1", "2025-03-10T09:00:00+08:00", "death")},
+			hub.StatusDeceased, "c-1"},
+		{"a certificate, then a cancellation for death: the certificate, which carries the date of death",
+			[]hub.Input{born, certify("h-1", "2025-03-01T09:00:00+08:00", "2025-02-28"), cancel("c-1", "2025-03-10T09:00:00+08:00", "death")},
+			hub.StatusDeceased, "h-1"},
+		{"a corrected certificate: the latest, whose date of death stands",
+			[]hub.Input{born, certify("h-1", "2024-03-20T09:00:00+08:00", "2024-03-15"), certify("h-2", "2024-04-02T09:00:00+08:00", "2024-03-10")},
+			hub.StatusDeceased, "h-2"},
+		{"a later cancellation for another reason leaves the cancellation for death",
+			[]hub.Input{born, cancel("c-1", "2025-03-01T09:00:00+08:00", "death"), cancel("c-2", "2025-06-01T09:00:00+08:00", "other")},
+			hub.StatusDeceased, "c-1"},
+		{"a restoration outweighs a death certified as of an earlier time",
+			[]hub.Input{born, cancel("c-1", "2025-03-10T09:00:00+08:00", "death"), reg("r-2", "2025-05-01T09:00:00+08:00"),
+				certify("h-1", "2025-03-01T09:00:00+08:00", "2025-02-28")},
+			hub.StatusActive, ""},
+		{"a death certified after the restoration",
+			[]hub.Input{born, cancel("c-1", "2025-01-10T09:00:00+08:00", "death"), reg("r-2", "2025-02-01T09:00:00+08:00"),
+				certify("h-1", "2025-03-01T09:00:00+08:00", "2025-02-28")},
+			hub.StatusDeceased, "h-1"},
+		{"the hukou cancelled on emigration", []hub.Input{born, cancel("c-1", "2023-08-01T09:00:00+08:00", "emigration")},
+			hub.StatusCancelled, "c-1"},
+		{"a later cancellation: the latest, whose reason stands",
+			[]hub.Input{born, cancel("c-1", "2023-08-01T09:00:00+08:00", "emigration"), cancel("c-2", "2023-09-01T09:00:00+08:00", "other")},
+			hub.StatusCancelled, "c-2"},
+		{"a registration older than the cancellation leaves it",
+			[]hub.Input{born, cancel("c-1", "2023-08-01T09:00:00+08:00", "emigration"), reg("r-0", "2010-01-01T09:00:00+08:00")},
+			hub.StatusCancelled, "c-1"},
+		{"restored after emigration: active again, resting on no one event",
+			[]hub.Input{born, cancel("c-1", "2023-08-01T09:00:00+08:00", "emigration"), reg("r-2", "2024-02-01T09:00:00+08:00")},
+			hub.StatusActive, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var want hub.Provenance
+			for _, in := range tc.events {
+				if in.Event.ID == tc.want {
+					want = hub.Provenance{Source: in.Event.Source, EventID: in.Event.ID, Time: in.Event.Time}
+				}
+			}
+			for i, batches := range arrivalOrders(tc.events, 5) {
+				states, _ := run(batches...)
+				r := states[p].Record()
+				if r.Status != tc.status {
+					t.Fatalf("order %d: status %q, want %q", i, r.Status, tc.status)
+				}
+				got, ok := r.Provenance[string(schemas.SecStatus)]
+				if ok != (tc.want != "") || got.EventID != want.EventID || got.Source != want.Source || !got.Time.Equal(want.Time) {
+					t.Fatalf("order %d: status provenance %+v (present %v), want %+v", i, got, ok, want)
+				}
+				if a, ok := r.Provenance[string(schemas.SecAnomalies)]; ok {
+					t.Fatalf("order %d: anomalies provenance %+v, want none", i, a)
+				}
+			}
+		})
+	}
+}

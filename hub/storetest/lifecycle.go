@@ -30,6 +30,10 @@ type lifecycleCase struct {
 	// lastSections, when set, are the sections the last event's history
 	// row lists.
 	lastSections []string
+	// statusFrom is the event, counted from 1 as listed, that
+	// provenance.status names: the one the status rests on. 0 for none,
+	// as while active.
+	statusFrom int
 }
 
 // lifecycleCases are the README's lifecycle rules where a late or
@@ -37,8 +41,9 @@ type lifecycleCase struct {
 // take effect in order of time; a later hukou.registered (restored) makes
 // the person active again, also over a death certified as of an earlier
 // time; a cancellation for death stays until such a registration; public
-// security knowing the hukou by any of its events is a registration; and
-// id_mismatch counts from when the disagreeing value was first recorded.
+// security knowing the hukou by any of its events is a registration;
+// id_mismatch counts from when the disagreeing value was first recorded;
+// and the status's provenance names the event the status rests on.
 func lifecycleCases() []lifecycleCase {
 	register := func(p citizenid.ID, birth, reason string) schemas.HukouRegisteredData {
 		if birth == "" {
@@ -72,7 +77,8 @@ func lifecycleCases() []lifecycleCase {
 				add(schemas.DeathCertified, "2025-03-01", cert)
 			},
 			status: hub.StatusDeceased, death: "2025-02-28", deaths: 2,
-			anomalies: []hub.Anomaly{{Kind: hub.AnomalyDeathNotCancelled, Since: "2025-02-28"}},
+			anomalies:  []hub.Anomaly{{Kind: hub.AnomalyDeathNotCancelled, Since: "2025-02-28"}},
+			statusFrom: 4,
 		},
 		{
 			name: "known to public security only by a migration: registered, and the death not cancelled",
@@ -81,7 +87,8 @@ func lifecycleCases() []lifecycleCase {
 				add(schemas.DeathCertified, "2025-03-01", cert)
 			},
 			status: hub.StatusDeceased, death: "2025-02-28", deaths: 1,
-			anomalies: []hub.Anomaly{{Kind: hub.AnomalyDeathNotCancelled, Since: "2025-02-28"}},
+			anomalies:  []hub.Anomaly{{Kind: hub.AnomalyDeathNotCancelled, Since: "2025-02-28"}},
+			statusFrom: 2,
 		},
 		{
 			name: "a migration ends the unregistered anomaly an earlier record raised",
@@ -97,7 +104,7 @@ func lifecycleCases() []lifecycleCase {
 			events: func(p citizenid.ID, add func(schemas.Type, string, any)) {
 				add(schemas.HukouCancelled, "2020-01-01", cancel("emigration"))
 			},
-			status: hub.StatusCancelled,
+			status: hub.StatusCancelled, statusFrom: 1,
 		},
 		{
 			name: "a later cancellation for another reason leaves the death",
@@ -106,7 +113,26 @@ func lifecycleCases() []lifecycleCase {
 				add(schemas.HukouCancelled, "2025-03-01", cancel("death"))
 				add(schemas.HukouCancelled, "2025-06-01", cancel("other"))
 			},
-			status: hub.StatusDeceased, death: "2025-03-01", deaths: 1,
+			status: hub.StatusDeceased, death: "2025-03-01", deaths: 1, statusFrom: 2,
+		},
+		{
+			name: "a certificate and a cancellation for death: the certificate, which carries the date of death",
+			events: func(p citizenid.ID, add func(schemas.Type, string, any)) {
+				add(schemas.HukouRegistered, "2000-01-01", register(p, "", "birth"))
+				add(schemas.DeathCertified, "2025-03-01", cert)
+				add(schemas.HukouCancelled, "2025-03-10", cancel("death"))
+			},
+			status: hub.StatusDeceased, death: "2025-02-28", deaths: 1, statusFrom: 2,
+		},
+		{
+			name: "a later cancellation: the latest, whose reason stands",
+			events: func(p citizenid.ID, add func(schemas.Type, string, any)) {
+				add(schemas.HukouRegistered, "2000-01-01", register(p, "", "birth"))
+				add(schemas.HukouCancelled, "2023-08-01", cancel("emigration"))
+				add(schemas.HukouCancelled, "2023-09-01", cancel("other"))
+				add(schemas.HukouRegistered, "2010-01-01", register(p, "", "restored"))
+			},
+			status: hub.StatusCancelled, statusFrom: 3,
 		},
 		{
 			name: "a correction repeating the wrong birth date leaves id_mismatch as it was",
@@ -137,18 +163,12 @@ func testLifecycleFollowsTime(t *testing.T, s hub.Store) {
 	for i, tc := range lifecycleCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			p := ValidID(8_100_000 + 7*i) // born 1950 or later, never 2000-01-01
-			n := 0
-			add := func(typ schemas.Type, date string, data any) {
-				n++
-				d, err := time.ParseInLocation(time.DateOnly, date, cst)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if _, err := s.Apply(ctx, []hub.Input{Event(t, typ, p, fmt.Sprintf("life-%d-%d", i, n), d.Add(9*time.Hour), data)}); err != nil {
+			in := lifecycleEvents(t, tc, p, fmt.Sprintf("life-%d", i))
+			for _, e := range in {
+				if _, err := s.Apply(ctx, []hub.Input{e}); err != nil {
 					t.Fatal(err)
 				}
 			}
-			tc.events(p, add)
 			r, err := s.Person(ctx, p)
 			if err != nil {
 				t.Fatal(err)
@@ -156,6 +176,7 @@ func testLifecycleFollowsTime(t *testing.T, s hub.Store) {
 			if r.Status != tc.status {
 				t.Errorf("status %q, want %q", r.Status, tc.status)
 			}
+			checkStatusFrom(t, r, in, tc.statusFrom)
 			if !reflect.DeepEqual(r.Anomalies, tc.anomalies) {
 				t.Errorf("anomalies %+v, want %+v", r.Anomalies, tc.anomalies)
 			}
@@ -184,6 +205,55 @@ func testLifecycleFollowsTime(t *testing.T, s hub.Store) {
 					t.Errorf("last event changed %v, want %v", got, tc.lastSections)
 				}
 			}
+			// The status and the event it rests on are the same when the
+			// events arrive the other way round (another person's).
+			q := ValidID(8_100_000 + 7*i + 3)
+			rev := lifecycleEvents(t, tc, q, fmt.Sprintf("life-rev-%d", i))
+			for k := len(rev) - 1; k >= 0; k-- {
+				if _, err := s.Apply(ctx, []hub.Input{rev[k]}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rr, err := s.Person(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rr.Status != tc.status {
+				t.Errorf("arriving in reverse: status %q, want %q", rr.Status, tc.status)
+			}
+			checkStatusFrom(t, rr, rev, tc.statusFrom)
 		})
+	}
+}
+
+// lifecycleEvents are tc's events for person p, in the order listed, with
+// event ids prefix-1, prefix-2, and so on.
+func lifecycleEvents(t *testing.T, tc lifecycleCase, p citizenid.ID, prefix string) []hub.Input {
+	t.Helper()
+	var in []hub.Input
+	tc.events(p, func(typ schemas.Type, date string, data any) {
+		d, err := time.ParseInLocation(time.DateOnly, date, cst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in = append(in, Event(t, typ, p, fmt.Sprintf("%s-%d", prefix, len(in)+1), d.Add(9*time.Hour), data))
+	})
+	return in
+}
+
+// checkStatusFrom checks that r's provenance.status names in[from-1], the
+// event the status rests on, or nothing for from 0.
+func checkStatusFrom(t *testing.T, r hub.Record, in []hub.Input, from int) {
+	t.Helper()
+	got, ok := r.Provenance[string(schemas.SecStatus)]
+	if from == 0 {
+		if ok {
+			t.Errorf("status %s: provenance.status %+v, want none", r.Status, got)
+		}
+		return
+	}
+	e := in[from-1].Event
+	if !ok || got.Source != e.Source || got.EventID != e.ID || !got.Time.Equal(e.Time) {
+		t.Errorf("status %s: provenance.status %+v (present %v), want %s %s at %s", r.Status, got, ok, e.Source, e.ID, e.Time)
 	}
 }
