@@ -335,6 +335,25 @@ func (m *Main) HTTPURL() string {
 // printing and for tests; empty without one.
 func (m *Main) CAFile() string { return m.Config.TLSCA }
 
+// eligibilityNotifyPolicies resolves --eligibility-notify against the
+// catalog: "all" is every policy, and an id the catalog lacks is refused,
+// so that a typo stops the start before anything is created.
+func eligibilityNotifyPolicies(c *eligibility.Catalog, ids []string) ([]string, error) {
+	if len(ids) == 1 && ids[0] == "all" {
+		ids = nil
+		for _, p := range c.Policies() {
+			ids = append(ids, p.ID)
+		}
+		return ids, nil
+	}
+	for _, id := range ids {
+		if _, ok := c.Policy(id); !ok {
+			return nil, fmt.Errorf("--eligibility-notify: no policy %q ('pophub policies list' names them; add --dir DIR for a --policies directory)", id)
+		}
+	}
+	return ids, nil
+}
+
 // Start brings the hub up: servers (when embedded), store, topics, stream,
 // HTTP, consumer and relay. It returns once everything listens; the parts
 // run until Close or until one fails (see Wait).
@@ -357,6 +376,16 @@ func (m *Main) Start(ctx context.Context) (err error) {
 	// leave no keys, store or certificates behind.
 	if m.Policies, err = loadPolicies(m.Config.PoliciesDir); err != nil {
 		return err
+	}
+	notifyPolicies, err := eligibilityNotifyPolicies(m.Policies, m.Config.EligibilityNotify)
+	if err != nil {
+		return err
+	}
+	var gatewayTokens []gateway.Token // under a policy, the policy's identities instead
+	if m.Config.GatewayTokens != "" {
+		if gatewayTokens, err = gateway.LoadTokens(m.Config.GatewayTokens); err != nil {
+			return fmt.Errorf("--gateway-tokens: %w", err)
+		}
 	}
 	if m.Config.Embedded && m.Config.DataDir != "" {
 		// Before anything (TLS, the embedded servers, keys, the store)
@@ -485,14 +514,8 @@ func (m *Main) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("creating consumer: %w", err)
 	}
 
-	if ids := m.Config.EligibilityNotify; len(ids) > 0 {
-		if len(ids) == 1 && ids[0] == "all" {
-			ids = nil
-			for _, p := range m.Policies.Policies() {
-				ids = append(ids, p.ID)
-			}
-		}
-		wcfg := watch.Config{JS: js, Store: m.Store, Catalog: m.Policies, Policies: ids, Logger: log, Meter: meter}
+	if len(notifyPolicies) > 0 {
+		wcfg := watch.Config{JS: js, Store: m.Store, Catalog: m.Policies, Policies: notifyPolicies, Logger: log, Meter: meter}
 		if m.keys != nil { // a nil *Keyring in the interface would not be nil
 			wcfg.Keys = m.keys
 		}
@@ -524,8 +547,8 @@ func (m *Main) Start(ctx context.Context) (err error) {
 			// token, X-Purpose and rate limit and audits every request,
 			// as on the other /v1 routes.
 			gwCfg.Caller = m.gatewayCaller
-		} else if gwCfg.Tokens, err = gateway.LoadTokens(m.Config.GatewayTokens); err != nil {
-			return fmt.Errorf("--gateway-tokens: %w", err)
+		} else {
+			gwCfg.Tokens = gatewayTokens
 		}
 		if m.gatewayPub, err = publisher.New(publisher.Config{Brokers: m.brokers, SASL: m.kafkaSASL, TLS: m.clientTLS, Logger: log,
 			TracerProvider: m.tel.TracerProvider, Propagator: m.tel.Propagator}); err != nil {
