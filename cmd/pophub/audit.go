@@ -178,6 +178,22 @@ func parseAuditTime(s string, endOfDay bool) (time.Time, error) {
 	return d, nil
 }
 
+// parseAuditRange reads --from and --to (parseAuditTime) and refuses a
+// range that ends before it begins: searched, it would answer "0 entries"
+// whatever the log holds.
+func parseAuditRange(from, to string) (f, t time.Time, err error) {
+	if f, err = parseAuditTime(from, false); err != nil {
+		return f, t, fmt.Errorf("--from: %w", err)
+	}
+	if t, err = parseAuditTime(to, true); err != nil {
+		return f, t, fmt.Errorf("--to: %w", err)
+	}
+	if !t.After(f) {
+		return f, t, fmt.Errorf("--from %s is not before --to %s: the range is empty", from, to)
+	}
+	return f, t, nil
+}
+
 func auditVerifyCommand() *cobra.Command {
 	var t auditTarget
 	var manifest, pubKey string
@@ -305,13 +321,9 @@ refused. This look-up is itself recorded (action audit_read).`,
 			if err != nil {
 				return err
 			}
-			f, err := parseAuditTime(from, false)
+			f, tt, err := parseAuditRange(from, to)
 			if err != nil {
-				return fmt.Errorf("--from: %w", err)
-			}
-			tt, err := parseAuditTime(to, true)
-			if err != nil {
-				return fmt.Errorf("--to: %w", err)
+				return err
 			}
 			s, err := t.open(ctx)
 			if err != nil {
@@ -371,13 +383,9 @@ recorded (action audit_read) when the audit key is given.`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			f, err := parseAuditTime(from, false)
+			f, tt, err := parseAuditRange(from, to)
 			if err != nil {
-				return fmt.Errorf("--from: %w", err)
-			}
-			tt, err := parseAuditTime(to, true)
-			if err != nil {
-				return fmt.Errorf("--to: %w", err)
+				return err
 			}
 			priv, err := audit.LoadSigningKey(signingKey)
 			if err != nil {
