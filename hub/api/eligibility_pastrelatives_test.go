@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -57,7 +58,7 @@ func TestEligibilityPastDayRelativesOfThatDay(t *testing.T) {
 
 // TestEligibilityFamilyReunionSaysWhySpouseFails: a spouse on record who
 // is deceased or whose hukou is cancelled is reported as such, not as a
-// record not found.
+// record not found, and the fact cites the certificate or cancellation.
 func TestEligibilityFamilyReunionSaysWhySpouseFails(t *testing.T) {
 	const daoli, chifeng = "230102001001", "150402001001"
 	me, sp := storetest.ValidID(33), storetest.ValidID(34)
@@ -74,11 +75,12 @@ func TestEligibilityFamilyReunionSaysWhySpouseFails(t *testing.T) {
 		event hub.Input
 		asOf  string
 		want  string
+		cites string // the event the fact about the spouse cites
 	}{
-		{"deceased today", certificate(t, sp, "hl-d34", cstDay(2024, 9, 5), "2024-09-01"), "", "the spouse is deceased"},
-		{"deceased by a past day", certificate(t, sp, "hl-d34", cstDay(2024, 9, 5), "2024-09-01"), "2024-10-01", "the spouse is deceased"},
+		{"deceased today", certificate(t, sp, "hl-d34", cstDay(2024, 9, 5), "2024-09-01"), "", "the spouse is deceased", "hl-d34"},
+		{"deceased by a past day", certificate(t, sp, "hl-d34", cstDay(2024, 9, 5), "2024-09-01"), "2024-10-01", "the spouse is deceased", "hl-d34"},
 		{"cancelled", storetest.Event(t, schemas.HukouCancelled, sp, "ps-c34", cstDay(2024, 9, 5), schemas.HukouCancelledData{Reason: "emigration"}),
-			"", "the spouse's hukou is cancelled"},
+			"", "the spouse's hukou is cancelled", "ps-c34"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -87,6 +89,15 @@ func TestEligibilityFamilyReunionSaysWhySpouseFails(t *testing.T) {
 			c, _ := condition(decide(t, s, me, "chifeng/central", tt.asOf), "family_reunion")
 			if c.Met || !strings.Contains(c.Missing, tt.want) || strings.Contains(c.Missing, "not found") {
 				t.Errorf("family_reunion met = %v, missing %q; want unmet, saying %q", c.Met, c.Missing, tt.want)
+			}
+			var cited []string
+			for _, f := range c.Facts {
+				if f.Text == tt.want {
+					cited = append(cited, f.EventID)
+				}
+			}
+			if !slices.Equal(cited, []string{tt.cites}) {
+				t.Errorf("the fact %q cites %q, want %s", tt.want, cited, tt.cites)
 			}
 		})
 	}

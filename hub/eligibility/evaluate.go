@@ -1133,7 +1133,7 @@ func (e *env) spouseInTown() (facts []Fact, missing string, ok bool) {
 			return []Fact{married, fact("the spouse is deceased", provenance(r, schemas.SecStatus))},
 				"a spouse alive and registered at an urban address in " + e.place.Name + " (the spouse is deceased)", false
 		case r.Status == hub.StatusCancelled:
-			return []Fact{married, fact("the spouse's hukou is cancelled", evidence{})},
+			return []Fact{married, fact("the spouse's hukou is cancelled", provenance(r, schemas.SecStatus))},
 				"a spouse registered at an urban address in " + e.place.Name + " (the spouse's hukou is cancelled)", false
 		case !confirmed:
 			return []Fact{married, fact("the spouse's own marriage record "+shows, provenance(r, schemas.SecMarital))},
