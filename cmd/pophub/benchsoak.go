@@ -54,6 +54,9 @@ and deaths) and the process's heap and resident memory; at the end it compares t
 first. Memory and lag that stay flat mean nothing accumulates.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.validate(); err != nil {
+				return err
+			}
 			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 			return runSoak(cmd.Context(), cmd.OutOrStdout(), log, o)
 		},
@@ -66,6 +69,23 @@ first. Memory and lag that stay flat mean nothing accumulates.`,
 	f.BoolVar(&o.Memdb, "memdb", false, "use the memdb store instead of PostgreSQL (it keeps all history in memory, so its memory grows by design)")
 	f.IntVar(&o.Persons, "persons", 20000, "persons of the synthetic population sent round after round")
 	return cmd
+}
+
+// validate refuses, before the broker, NATS or the hub process start,
+// the numbers the soak cannot run with: left to it, a rate below 1 or an
+// interval of 0 panicked once everything was up.
+func (o soakOptions) validate() error {
+	switch {
+	case o.Rate < 1:
+		return fmt.Errorf("--rate %d: want at least 1 event a second", o.Rate)
+	case o.Persons < 1:
+		return fmt.Errorf("--persons %d: want at least 1", o.Persons)
+	case o.Duration <= 0:
+		return fmt.Errorf("--duration %s: want a positive duration", o.Duration)
+	case o.Every <= 0:
+		return fmt.Errorf("--every %s: want a positive interval", o.Every)
+	}
+	return nil
 }
 
 // soakSample is one row of the soak's table.

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDevNegativeNATSSync: `pophub dev --nats-sync -1s` created keys and a
+// store, started the embedded servers and then died with a Go panic in
+// nats-server ("invalid argument to Int64N", exit status 2). It is refused
+// before anything is created, naming the flag. The command runs in a child
+// process (this test binary again): a panic in a nats-server goroutine
+// would take the test binary down.
+func TestDevNegativeNATSSync(t *testing.T) {
+	if os.Getenv("POPHUB_TEST_CHILD") == "dev-nats-sync" {
+		root := rootCommand()
+		root.SetArgs([]string{"dev", "--data", os.Getenv("POPHUB_TEST_DATA"), "--kafka", "127.0.0.1:0", "--nats", "127.0.0.1:0",
+			"--http", "127.0.0.1:0", "--nats-sync", "-1s"})
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := root.ExecuteContext(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "pophub:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	data := filepath.Join(t.TempDir(), "data")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestDevNegativeNATSSync$")
+	cmd.Env = append(os.Environ(), "POPHUB_TEST_CHILD=dev-nats-sync", "POPHUB_TEST_DATA="+data)
+	out, err := cmd.CombinedOutput()
+	if i := strings.Index(string(out), "panic:"); i >= 0 {
+		t.Fatalf("pophub dev --nats-sync -1s panicked (exit status %d): %s", cmd.ProcessState.ExitCode(), strings.SplitN(string(out[i:]), "\n", 2)[0])
+	}
+	if want := "pophub: --nats-sync -1s: want 0 (every write) or a positive interval"; err == nil || !strings.Contains(string(out), want) {
+		t.Fatalf("exit status %d, want 1 with %q:\n%s", cmd.ProcessState.ExitCode(), want, out)
+	}
+	if _, err := os.Stat(data); !os.IsNotExist(err) {
+		t.Errorf("the refused start created %s", data)
+	}
+}
+
+// TestBenchSoakFlags: `pophub bench soak --rate -5` panicked ("makechan:
+// size out of range") and `--every 0` likewise ("non-positive interval
+// for NewTicker"), both after starting the broker, NATS and a hub
+// process. Numbers the soak cannot run with are refused before anything
+// starts.
+func TestBenchSoakFlags(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--rate", "-5"}, "--rate -5: want at least 1 event a second"},
+		{[]string{"--rate", "0"}, "--rate 0: want at least 1 event a second"},
+		{[]string{"--persons", "0"}, "--persons 0: want at least 1"},
+		{[]string{"--duration", "0s"}, "--duration 0s: want a positive duration"},
+		{[]string{"--every", "0s"}, "--every 0s: want a positive interval"},
+		{[]string{"--every", "-1m"}, "--every -1m0s: want a positive interval"},
+	}
+	for _, tc := range tests {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			start := time.Now()
+			out, err := execute(t, benchCommand(func() *slog.Logger { return testLogger(t) }), append([]string{"soak", "--memdb"}, tc.args...)...)
+			if err == nil || err.Error() != tc.want {
+				t.Errorf("error %v, want %q\n%s", err, tc.want, out)
+			}
+			if took := time.Since(start); took > 5*time.Second {
+				t.Errorf("took %s to refuse: the soak started", took)
+			}
+		})
+	}
+}
