@@ -1109,12 +1109,16 @@ func TestQueryParametersChecked(t *testing.T) {
 		{"/v1/persons?regoin=2301", []string{`"regoin"`, "region", "limit", "after"}},
 		{"/v1/persons?limit=1&limit=2", []string{`"limit"`, "2 times"}},
 		{"/v1/persons?region=2301;limit=1", []string{"query"}},
-		{"/v1/persons?region=", []string{`"region"`, "empty"}},
+		// An empty value says what to send instead: for after=, that the
+		// walk is complete (leaving it out would begin the walk again);
+		// for a required parameter, that it is required.
+		{"/v1/persons?region=", []string{`"region"`, "empty", "leave region out to walk every person"}},
 		{"/v1/persons?region=&limit=10", []string{`"region"`, "empty"}},
-		{"/v1/persons?limit=", []string{`"limit"`, "empty"}},
-		{"/v1/persons?region=2301&after=", []string{`"after"`, "empty"}},
-		{"/v1/stats/urban-rural?region=2301&as_of=", []string{`"as_of"`, "empty"}},
-		{"/v1/stats/urban-rural?region=2301&children=", []string{`"children"`, "empty"}},
+		{"/v1/persons?limit=", []string{`"limit"`, "empty", "1 to 1000"}},
+		{"/v1/persons?region=2301&after=", []string{`"after"`, "empty", "the walk is complete"}},
+		{"/v1/stats/urban-rural?region=", []string{`"region"`, "empty", "region is required"}},
+		{"/v1/stats/urban-rural?region=2301&as_of=", []string{`"as_of"`, "empty", "as of today"}},
+		{"/v1/stats/urban-rural?region=2301&children=", []string{`"children"`, "empty", "true or false"}},
 		{"/v1/stats/urban-rural?region=2301&depth=", []string{`"depth"`, "empty"}},
 		{"/v1/stats/urban-rural?region=2301&as_of=2020-12-31", nil},
 		{"/v1/stats/urban-rural?region=2301&as-of=2020-12-31", []string{`"as-of"`, "as_of", "children"}},
@@ -1125,7 +1129,8 @@ func TestQueryParametersChecked(t *testing.T) {
 		{"/v1/eligibility/" + string(id) + "?policy=" + policy, nil},
 		{"/v1/eligibility/" + string(id) + "?policy=" + policy + "&asof=2020-12-31", []string{`"asof"`, "policy", "as_of"}},
 		{"/v1/eligibility/" + string(id) + "?policy=" + policy + "&policy=" + policy, []string{`"policy"`}},
-		{"/v1/eligibility/" + string(id) + "?policy=" + policy + "&as_of=", []string{`"as_of"`, "empty"}},
+		{"/v1/eligibility/" + string(id) + "?policy=" + policy + "&as_of=", []string{`"as_of"`, "empty", "as of today"}},
+		{"/v1/eligibility/" + string(id) + "?policy=", []string{`"policy"`, "empty", "policy is required"}},
 		// Routes that take no parameter refuse every one, rather than
 		// answer today's record to a caller asking for a past one, or the
 		// whole history to one asking for a page of it.

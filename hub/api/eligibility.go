@@ -32,6 +32,13 @@ func (s *Server) policies(r *http.Request, _ Grant, _ *Outcome) (any, error) {
 	return PolicyList{Policies: s.cfg.Policies.Policies()}, nil
 }
 
+// eligibilityAdvice says what to send instead of an empty parameter of a
+// decision.
+var eligibilityAdvice = map[string]string{
+	"policy": "policy is required: give a policy id (GET /v1/policies lists them)",
+	"as_of":  "give a date (YYYY-MM-DD), or leave as_of out to decide as of today",
+}
+
 // eligibility answers GET /v1/eligibility/{citizen_id}?policy=&as_of=: one
 // person decided against one policy from the golden records, with every
 // condition's facts, what is missing and the family who may come along.
@@ -39,7 +46,7 @@ func (s *Server) policies(r *http.Request, _ Grant, _ *Outcome) (any, error) {
 // For the audit, o gets the sections the decision read of the person, and
 // each family member it lists (by name) as a disclosure of their own.
 func (s *Server) eligibility(r *http.Request, id citizenid.ID, _ Grant, o *Outcome) (any, error) {
-	q, err := queryOf(r, "policy", "as_of")
+	q, err := queryHinted(r, eligibilityAdvice, "policy", "as_of")
 	if err != nil {
 		return nil, err
 	}

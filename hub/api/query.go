@@ -26,9 +26,10 @@ func queryOf(r *http.Request, known ...string) (url.Values, error) {
 	return queryHinted(r, nil, known...)
 }
 
-// queryHinted is queryOf for a route that knows where a parameter it
-// does not take is served instead: the refusal of a parameter named in
-// hints adds its hint.
+// queryHinted is queryOf with advice in the refusals: for a parameter the
+// route does not take, hints names where it is served instead; for one it
+// takes, what to send instead of an empty value (by default: a value, or
+// nothing).
 func queryHinted(r *http.Request, hints map[string]string, known ...string) (url.Values, error) {
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
@@ -57,7 +58,11 @@ func queryHinted(r *http.Request, hints map[string]string, known ...string) (url
 		// as absent, region= would walk the whole country and after= begin
 		// the walk again.
 		if q.Get(name) == "" {
-			return nil, fmt.Errorf("query parameter %q is empty: give it a value, or leave it out: %w", name, hub.ErrInvalid)
+			advice := hints[name]
+			if advice == "" {
+				advice = "give it a value, or leave it out"
+			}
+			return nil, fmt.Errorf("query parameter %q is empty: %s: %w", name, advice, hub.ErrInvalid)
 		}
 	}
 	return q, nil
