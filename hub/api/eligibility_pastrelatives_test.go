@@ -58,7 +58,9 @@ func TestEligibilityPastDayRelativesOfThatDay(t *testing.T) {
 
 // TestEligibilityFamilyReunionSaysWhySpouseFails: a spouse on record who
 // is deceased or whose hukou is cancelled is reported as such, not as a
-// record not found, and the fact cites the certificate or cancellation.
+// record not found, and the fact cites the certificate or cancellation
+// the spouse's status rests on as of the day decided — not the one
+// today's status rests on, which may not have happened by that day.
 func TestEligibilityFamilyReunionSaysWhySpouseFails(t *testing.T) {
 	const daoli, chifeng = "230102001001", "150402001001"
 	me, sp := storetest.ValidID(33), storetest.ValidID(34)
@@ -70,22 +72,40 @@ func TestEligibilityFamilyReunionSaysWhySpouseFails(t *testing.T) {
 		storetest.Event(t, schemas.MarriageRegistered, me, "mz-m33", cstDay(2020, 1, 1), schemas.MarriageRegisteredData{SpouseID: sp}),
 		storetest.Event(t, schemas.MarriageRegistered, sp, "mz-m34", cstDay(2020, 1, 1), schemas.MarriageRegisteredData{SpouseID: me}),
 	}
+	cancel := func(id string, y, m, d int, reason string) hub.Input {
+		return storetest.Event(t, schemas.HukouCancelled, sp, id, cstDay(y, time.Month(m), d), schemas.HukouCancelledData{Reason: reason})
+	}
+	restore := func(id string, y, m, d int) hub.Input {
+		return storetest.Event(t, schemas.HukouRegistered, sp, id, cstDay(y, time.Month(m), d), schemas.HukouRegisteredData{
+			Name: "张伟", Gender: "1", BirthDate: "1989-01-01", Ethnicity: "01", AddressCode: chifeng, HouseholdID: "H34", Reason: "restored"})
+	}
 	tests := []struct {
-		name  string
-		event hub.Input
-		asOf  string
-		want  string
-		cites string // the event the fact about the spouse cites
+		name   string
+		events []hub.Input
+		asOf   string
+		want   string
+		cites  string // the event the fact about the spouse cites
 	}{
-		{"deceased today", certificate(t, sp, "hl-d34", cstDay(2024, 9, 5), "2024-09-01"), "", "the spouse is deceased", "hl-d34"},
-		{"deceased by a past day", certificate(t, sp, "hl-d34", cstDay(2024, 9, 5), "2024-09-01"), "2024-10-01", "the spouse is deceased", "hl-d34"},
-		{"cancelled", storetest.Event(t, schemas.HukouCancelled, sp, "ps-c34", cstDay(2024, 9, 5), schemas.HukouCancelledData{Reason: "emigration"}),
-			"", "the spouse's hukou is cancelled", "ps-c34"},
+		{"deceased today", []hub.Input{certificate(t, sp, "hl-d34", cstDay(2024, 9, 5), "2024-09-01")}, "",
+			"the spouse is deceased", "hl-d34"},
+		{"deceased by a past day", []hub.Input{certificate(t, sp, "hl-d34", cstDay(2024, 9, 5), "2024-09-01")}, "2024-10-01",
+			"the spouse is deceased", "hl-d34"},
+		{"cancelled", []hub.Input{cancel("ps-c34", 2024, 9, 5, "emigration")}, "",
+			"the spouse's hukou is cancelled", "ps-c34"},
+		{"cancelled by a past day, deceased today",
+			[]hub.Input{cancel("ps-c34", 2024, 9, 5, "emigration"), certificate(t, sp, "hl-d34", cstDay(2025, 3, 5), "2025-03-01")}, "2024-10-01",
+			"the spouse's hukou is cancelled", "ps-c34"},
+		{"cancelled by a past day, restored and cancelled again since",
+			[]hub.Input{cancel("ps-c34", 2024, 9, 5, "emigration"), restore("ps-r34b", 2025, 1, 5), cancel("ps-c34b", 2025, 6, 5, "other")}, "2024-10-01",
+			"the spouse's hukou is cancelled", "ps-c34"},
+		{"deceased by a past day, restored since (a wrong certificate)",
+			[]hub.Input{certificate(t, sp, "hl-d34", cstDay(2024, 9, 5), "2024-09-01"), restore("ps-r34b", 2025, 1, 5)}, "2024-10-01",
+			"the spouse is deceased", "hl-d34"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newMemStore(t)
-			applyEach(t, s, append(append([]hub.Input(nil), base...), tt.event))
+			applyEach(t, s, append(append([]hub.Input(nil), base...), tt.events...))
 			c, _ := condition(decide(t, s, me, "chifeng/central", tt.asOf), "family_reunion")
 			if c.Met || !strings.Contains(c.Missing, tt.want) || strings.Contains(c.Missing, "not found") {
 				t.Errorf("family_reunion met = %v, missing %q; want unmet, saying %q", c.Met, c.Missing, tt.want)

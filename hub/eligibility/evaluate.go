@@ -193,7 +193,7 @@ func Evaluate(p *Policy, subj Subject, relatives []Subject, asOf time.Time) Deci
 		index[cl.ID] = i
 	}
 	goneBy := func(day time.Time) string {
-		if st := statusAsOf(&subj.Record, subj.History, endOfDay(day)); st == hub.StatusDeceased || st == hub.StatusCancelled {
+		if st, _ := statusAsOf(&subj.Record, subj.History, endOfDay(day)); st == hub.StatusDeceased || st == hub.StatusCancelled {
 			return st
 		}
 		return ""
@@ -241,7 +241,7 @@ func Evaluate(p *Policy, subj Subject, relatives []Subject, asOf time.Time) Deci
 	if !d.Eligible && !best.from.IsZero() {
 		d.QualifiesOn = fmtDay(best.from)
 	}
-	if st := statusAsOf(&subj.Record, subj.History, asOf); st == hub.StatusDeceased || st == hub.StatusCancelled {
+	if st, _ := statusAsOf(&subj.Record, subj.History, asOf); st == hub.StatusDeceased || st == hub.StatusCancelled {
 		d.Eligible, d.QualifiesOn = false, ""
 		d.Conditions = append(d.Conditions, ConditionResult{ID: "status", Text: "the person is alive and registered",
 			Seed: "—", Facts: []Fact{{Text: "status " + st}}, Missing: "the record's status is " + st})
@@ -252,7 +252,7 @@ func Evaluate(p *Policy, subj Subject, relatives []Subject, asOf time.Time) Deci
 	// no day is given on which the person will by then, as the hub knows
 	// today, be dead or no longer registered.
 	if d.QualifiesOn != "" {
-		if st := statusAsOf(&subj.Record, subj.History, endOfDay(best.from)); st == hub.StatusDeceased || st == hub.StatusCancelled {
+		if st, _ := statusAsOf(&subj.Record, subj.History, endOfDay(best.from)); st == hub.StatusDeceased || st == hub.StatusCancelled {
 			d.QualifiesOn = ""
 		}
 	}

@@ -583,9 +583,15 @@ func stampOf(c *hub.Change) merge.Stamp {
 // as the hub derives the status (hub/merge). When the history holds no
 // death and no cancellation at all, the record's own status stands: it
 // was handed in with less history than it reflects.
-func statusAsOf(rec *hub.Record, history []hub.Change, asOf time.Time) string {
+//
+// It also returns the change the status rests on, as the record's
+// provenance names it (hub/merge, statusFrom): the latest certificate of
+// the death in force, else the latest cancellation for death in force,
+// else the cancellation in force; nil while active, and when the record's
+// own status stands.
+func statusAsOf(rec *hub.Record, history []hub.Change, asOf time.Time) (string, *hub.Change) {
 	seen := latestDeath(history) != nil
-	dead := deadAsOf(history, asOf)
+	death := deathAsOf(history, asOf)
 	var lifecycle *hub.Change // the latest registration or cancellation by asOf
 	for i := range history {
 		c := &history[i]
@@ -599,12 +605,12 @@ func statusAsOf(rec *hub.Record, history []hub.Change, asOf time.Time) string {
 	}
 	if !seen {
 		if rec.Status == "" {
-			return hub.StatusActive
+			return hub.StatusActive, nil
 		}
-		return rec.Status
+		return rec.Status, nil
 	}
-	if dead {
-		return hub.StatusDeceased
+	if death != nil {
+		return hub.StatusDeceased, death
 	}
 	if lifecycle != nil && lifecycle.Type == schemas.HukouCancelled {
 		// A cancellation for death stays in force until a registration
@@ -616,19 +622,23 @@ func statusAsOf(rec *hub.Record, history []hub.Change, asOf time.Time) string {
 				reg = c
 			}
 		}
+		var forDeath *hub.Change
 		for i := range history {
 			c := &history[i]
 			if c.Type != schemas.HukouCancelled || c.Time.After(asOf) || reg != nil && stampBefore(c, reg) {
 				continue
 			}
 			var d schemas.HukouCancelledData
-			if json.Unmarshal(c.Data, &d) == nil && d.Reason == "death" {
-				return hub.StatusDeceased
+			if json.Unmarshal(c.Data, &d) == nil && d.Reason == "death" && (forDeath == nil || stampBefore(forDeath, c)) {
+				forDeath = c
 			}
 		}
-		return hub.StatusCancelled
+		if forDeath != nil {
+			return hub.StatusDeceased, forDeath
+		}
+		return hub.StatusCancelled, lifecycle
 	}
-	return hub.StatusActive
+	return hub.StatusActive, nil
 }
 
 // latestDeath is the latest death certificate in stamp order, nil when
@@ -783,14 +793,15 @@ func current(runs []run, asOf time.Time) (*run, bool) {
 	return best, best != nil
 }
 
-// deadAsOf reports whether a death is in force as of asOf, by the merge's
-// rule (hub/merge, Registrations and deathDayAt): the certificates before
-// one registration (in stamp order) are one death, counting from the day
-// its first certificate took effect, or from the date of death on its
-// latest certificate when that is earlier (each death keeps its own date;
-// a later certificate of the same death corrects it); the registration
-// after them ends it once in effect by asOf.
-func deadAsOf(history []hub.Change, asOf time.Time) bool {
+// deathAsOf is the latest certificate of a death in force as of asOf, or
+// nil, by the merge's rule (hub/merge, Registrations and deathDayAt): the
+// certificates before one registration (in stamp order) are one death,
+// counting from the day its first certificate took effect, or from the
+// date of death on its latest certificate when that is earlier (each
+// death keeps its own date; a later certificate of the same death
+// corrects it); the registration after them ends it once in effect by
+// asOf.
+func deathAsOf(history []hub.Change, asOf time.Time) *hub.Change {
 	type death struct{ first, last *hub.Change }
 	deaths := map[*hub.Change]*death{} // by the registration that ends it (nil: none)
 	for i := range history {
@@ -816,6 +827,7 @@ func deadAsOf(history []hub.Change, asOf time.Time) bool {
 			d.last = c
 		}
 	}
+	var latest *hub.Change
 	for end, d := range deaths {
 		if end != nil && !end.Time.After(asOf) {
 			continue // restored by asOf
@@ -827,9 +839,9 @@ func deadAsOf(history []hub.Change, asOf time.Time) bool {
 				day = died
 			}
 		}
-		if !day.After(dayOf(asOf)) {
-			return true
+		if !day.After(dayOf(asOf)) && (latest == nil || stampBefore(latest, d.last)) {
+			latest = d.last
 		}
 	}
-	return false
+	return latest
 }

@@ -87,8 +87,9 @@ func yearsBetween(a, b time.Time) int {
 // relativeAsOf is a relative's record as it stood on asOf, so that a
 // past decision is not changed by a relative's later move, death or
 // cancellation: the hukou (address and household, with the event it
-// comes from as its provenance) and the status are derived from their
-// history by the rules used for the applicant (gather, statusAsOf), and
+// comes from as its provenance) and the status (with the event it rests
+// on) are derived from their history by the rules used for the applicant
+// (gather, statusAsOf), and
 // so is the marriage (status and spouse, with its event as provenance),
 // which decides who is an unmarried child and whether a spouse's own
 // record shows the marriage to the applicant. A
@@ -102,7 +103,16 @@ func relativeAsOf(s Subject, asOf time.Time) hub.Record {
 		return r
 	}
 	f := gather(&r, s.History, asOf)
-	r.Status = statusAsOf(&r, s.History, asOf)
+	status, restsOn := statusAsOf(&r, s.History, asOf)
+	switch {
+	case restsOn != nil:
+		// The status's provenance is the event of that day.
+		r.Provenance = withProvenance(r.Provenance, schemas.SecStatus, s.History,
+			evidence{source: restsOn.Source, eventID: restsOn.EventID})
+	case status == hub.StatusActive:
+		r.Provenance = withProvenance(r.Provenance, schemas.SecStatus, s.History, evidence{})
+	}
+	r.Status = status
 	if f.maritalStatus != "" && (r.Marital == nil || r.Marital.Status != f.maritalStatus || r.Marital.SpouseID != f.spouse) {
 		r.Marital = &hub.Marital{Status: f.maritalStatus, SpouseID: f.spouse}
 	}

@@ -14,7 +14,8 @@ import (
 // TestStatusAgreesWithTheCounts compares, over random histories of deaths,
 // restorations and cancellations, the status a decision derives as of each
 // day (statusAsOf) with the merge's population count (Registrations) and
-// today's with the record's status: one rule, read two ways.
+// today's with the record's status and the event its provenance names:
+// one rule, read two ways.
 func TestStatusAgreesWithTheCounts(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 11))
 	base := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
@@ -62,9 +63,17 @@ func TestStatusAgreesWithTheCounts(t *testing.T) {
 		}
 		rec := st.Record()
 		ivs := st.Registrations()
-		if got := statusAsOf(&rec, history, time.Date(2029, 1, 1, 0, 0, 0, 0, time.UTC)); got != rec.Status {
+		got, restsOn := statusAsOf(&rec, history, time.Date(2029, 1, 1, 0, 0, 0, 0, time.UTC))
+		var restsOnID, provID string
+		if restsOn != nil {
+			restsOnID = restsOn.EventID
+		}
+		if p, ok := rec.Provenance[string(schemas.SecStatus)]; ok {
+			provID = p.EventID
+		}
+		if got != rec.Status || restsOnID != provID {
 			fails++
-			t.Errorf("today: statusAsOf %s, record %s", got, rec.Status)
+			t.Errorf("today: statusAsOf %s resting on %q, record %s with provenance %q", got, restsOnID, rec.Status, provID)
 			for _, e := range evs {
 				t.Errorf("  %s %s %v", e.Time, e.Type, e.Data)
 			}
@@ -77,7 +86,7 @@ func TestStatusAgreesWithTheCounts(t *testing.T) {
 					counted = true
 				}
 			}
-			status := statusAsOf(&rec, history, endOfDay(base.AddDate(0, 0, d)))
+			status, _ := statusAsOf(&rec, history, endOfDay(base.AddDate(0, 0, d)))
 			if counted != (status == hub.StatusActive) {
 				fails++
 				t.Errorf("as of %s: counted %v, status %s\nevents:", ds, counted, status)
