@@ -299,8 +299,12 @@ func auditAction(route string) audit.Action {
 	switch route {
 	case access.RouteEvents:
 		return actionPublishEvents
-	case api.RoutePerson, api.RouteEligibility:
+	case api.RoutePerson:
 		return audit.ActionReadRecord
+	case api.RouteEligibility:
+		// A decision about the person (and the relatives it lists): a
+		// processing record kept 3 years, not a read kept 6 months.
+		return audit.ActionDecideEligibility
 	case api.RouteHistory:
 		return audit.ActionReadHistory
 	case api.RoutePersons:

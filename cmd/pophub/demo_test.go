@@ -70,7 +70,7 @@ func TestDemoWithPolicy(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"uses its own credentials", "What the hub did", "unknown_address_code",
-		"Registered population of 哈尔滨市", "ELIGIBLE", "Who looked at", `public_security  read_record  200 purpose "settlement application"`} {
+		"Registered population of 哈尔滨市", "ELIGIBLE", "Who looked at", `public_security  decide_eligibility 200 purpose "settlement application"`} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the demo's summary lacks %q:\n%s", want, out.String())
 		}

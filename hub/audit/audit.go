@@ -84,6 +84,12 @@ const (
 	ActionStatsPull    Action = "stats_pull"    // GET /v1/stats/…
 	ActionAuditRead    Action = "audit_read"    // who-read or export of this log
 	ActionPolicyChange Action = "policy_change" // a change of an access policy
+	// ActionDecideEligibility is GET /v1/eligibility/{citizen_id}: a
+	// decision about the person, recorded for the person and for each
+	// relative it disclosed. A decision is a processing record, not a read
+	// (ClassProcessing). Trails written before it was named hold
+	// "read_record" with Detail "eligibility decision…" instead.
+	ActionDecideEligibility Action = "decide_eligibility"
 	// ActionUnmatched is a /v1 request that matched no route (answered
 	// 401, 404 or 405): it touched no personal data, so it is an access
 	// log entry. Trails written before it was named hold the same string.

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pophub/pophub/hub/access"
+	"github.com/pophub/pophub/hub/api"
+	"github.com/pophub/pophub/hub/audit"
+	"github.com/pophub/pophub/schemas"
+	"github.com/pophub/pophub/schemas/citizenid"
+)
+
+// trailOf writes accesses through the hub's own accessAuditor, as the
+// authorizer hands them over, into dir/audit.jsonl, and returns the log
+// file and its key file.
+func trailOf(t *testing.T, dir string, accs ...access.Access) (logFile, keyFile string) {
+	t.Helper()
+	keyFile, _ = auditKeygen(t, dir)
+	k, err := audit.LoadKey(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logFile = filepath.Join(dir, "audit.jsonl")
+	s, err := audit.OpenFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := audit.NewLog(s, k, audit.LogConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := accessAuditor{log: l, key: k, logger: slog.New(slog.DiscardHandler)}
+	for _, x := range accs {
+		a.Record(context.Background(), x)
+	}
+	if err := l.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	return logFile, keyFile
+}
+
+// TestAuditEligibilityDecisionKeptThreeYears: an eligibility decision is
+// recorded as decide_eligibility, a processing record: `audit purge` seven
+// months later keeps it, for the person decided and for a relative the
+// decision listed, and who-read still finds both.
+func TestAuditEligibilityDecisionKeptThreeYears(t *testing.T) {
+	if got := auditAction(api.RouteEligibility); got != audit.ActionDecideEligibility || got.Class() != audit.ClassProcessing {
+		t.Fatalf("the eligibility route is recorded as %s (class %d), want %s, a processing record",
+			got, got.Class(), audit.ActionDecideEligibility)
+	}
+	dir := t.TempDir()
+	id, spouse := citizenid.ID("230102199001011230"), citizenid.ID("230102199001011249")
+	at := time.Now().AddDate(0, -7, 0)
+	decision := access.Access{Identity: "housing-bureau", Route: api.RouteEligibility, CitizenID: id,
+		Sections: []schemas.Section{schemas.SecHukou, schemas.SecHousing}, Purpose: "settlement application", Status: 200, Time: at}
+	listed := decision
+	listed.CitizenID, listed.Detail = spouse, "eligibility decision: listed as family member"
+	logFile, keyFile := trailOf(t, dir, decision, listed)
+	if out, err := execute(t, auditCommand(), "purge", "--file", logFile); err != nil {
+		t.Fatalf("purge: %v\n%s", err, out)
+	}
+	for _, who := range []citizenid.ID{id, spouse} {
+		out, err := execute(t, auditCommand(), "who-read", string(who), "--file", logFile, "--key-file", keyFile)
+		if err != nil {
+			t.Fatalf("who-read: %v\n%s", err, out)
+		}
+		if !strings.Contains(out, "1 entries") || !strings.Contains(out, "housing-bureau") || !strings.Contains(out, "decide_eligibility") {
+			t.Errorf("7 months after an eligibility decision, who-read does not find it:\n%s", out)
+		}
+	}
+}

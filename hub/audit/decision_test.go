@@ -1,0 +1,55 @@
+package audit
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/pophub/pophub/schemas/citizenid"
+)
+
+// TestPurgeKeepsEligibilityDecisions: an eligibility decision is a
+// processing record, kept 3 years: a purge 7 months later deletes the
+// reads around it but leaves the decision whole, and who-read still finds
+// it, on both stores (the PostgreSQL trigger checks the floors again).
+func TestPurgeKeepsEligibilityDecisions(t *testing.T) {
+	if got := ActionDecideEligibility.Class(); got != ClassProcessing {
+		t.Fatalf("%s is class %d, want ClassProcessing", ActionDecideEligibility, got)
+	}
+	id := citizenid.ID("230102199001011230")
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			k := testKey(t)
+			s, _ := b.open(t)
+			ctx := context.Background()
+			now := time.Now().UTC()
+			c := newChainer(k)
+			add := func(at time.Time, a Action) {
+				t.Helper()
+				batch := []Entry{{Time: at, Identity: "housing-bureau", Action: a, Subject: k.Subject(id),
+					Purpose: "settlement application", Status: 200, Result: "ok", Detail: "eligibility decision"}}
+				if err := s.Append(ctx, batch, func(h Link) Link { return c.link(h, batch) }); err != nil {
+					t.Fatal(err)
+				}
+			}
+			add(now.AddDate(0, -8, 0), ActionReadRecord)        // 1: expired, deleted
+			add(now.AddDate(0, -7, 0), ActionDecideEligibility) // 2: kept whole
+			add(now.AddDate(0, -7, 0), ActionReadRecord)        // 3: expired behind 2, redacted
+			res, err := s.Purge(ctx, now, Retention{})
+			want := PurgeResult{Access: PurgeCount{Deleted: 1, Redacted: 1}}
+			if err != nil || res != want {
+				t.Fatalf("purged %+v, %v; want %+v", res, err, want)
+			}
+			got, err := s.WhoRead(ctx, k.Subject(id), time.Time{}, now.Add(time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 1 || got[0].Seq != 2 || got[0].Action != ActionDecideEligibility || got[0].Identity != "housing-bureau" {
+				t.Fatalf("who-read after the purge: %+v, want the decision (seq 2) whole", got)
+			}
+			if rep, err := Verify(ctx, s, VerifyOptions{Key: k}); err != nil || !rep.OK() {
+				t.Errorf("verify after the purge: %+v, %v", rep, err)
+			}
+		})
+	}
+}
