@@ -305,7 +305,9 @@ func auditWhoReadCommand() *cobra.Command {
 		Use:   "who-read CITIZEN_ID (--postgres URL | --file PATH) --key-file F [--from DATE] [--to DATE]",
 		Short: "Who looked at a citizen's data, when and why",
 		Long: `Lists every audit entry about the citizen: time (China Standard Time), who, what,
-which sections, the declared purpose and the result. The log is searched by the
+which sections, the declared purpose, the result and, when the action alone does not
+say it, what was done (an eligibility decision about the citizen, or the citizen
+listed as family member in another person's decision). The log is searched by the
 HMAC of the ID under the audit key, so the key that was in use when the entries were
 written is needed; a key other than the one the log's newest entry is sealed with is
 refused. This look-up is itself recorded (action audit_read).`,
@@ -349,8 +351,14 @@ refused. This look-up is itself recorded (action audit_read).`,
 				if sections == "" {
 					sections = "-"
 				}
-				fmt.Fprintf(w, "%s  seq %-8d %-24s %-14s %-30s purpose %q  %d %s\n", e.Time.In(chinaTime).Format(time.DateTime),
-					e.Seq, e.Identity, e.Action, sections, citizenid.MaskText(e.Purpose), e.Status, e.Result)
+				// Detail says what was done when the action alone does not
+				// (an eligibility decision, a listing as family member).
+				detail := ""
+				if e.Detail != "" {
+					detail = fmt.Sprintf("  detail %q", citizenid.MaskText(e.Detail))
+				}
+				fmt.Fprintf(w, "%s  seq %-8d %-24s %-18s %-30s purpose %q  %d %s%s\n", e.Time.In(chinaTime).Format(time.DateTime),
+					e.Seq, e.Identity, e.Action, sections, citizenid.MaskText(e.Purpose), e.Status, e.Result, detail)
 			}
 			return nil
 		},

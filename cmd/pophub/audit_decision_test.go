@@ -75,3 +75,60 @@ func TestAuditEligibilityDecisionKeptThreeYears(t *testing.T) {
 		}
 	}
 }
+
+// TestAuditWhoReadSaysWhatWasDone: who-read tells a record read, a
+// decision about the citizen and the citizen's listing as family member
+// in another person's decision apart, by action and by the entry's
+// detail; a citizen ID in a detail is printed masked, as in a purpose.
+func TestAuditWhoReadSaysWhatWasDone(t *testing.T) {
+	dir := t.TempDir()
+	id := citizenid.ID("230102199001011230")
+	now := time.Now().Add(-time.Hour)
+	read := access.Access{Identity: "housing-bureau", Route: api.RoutePerson, CitizenID: id,
+		Sections: []schemas.Section{schemas.SecIdentity}, Purpose: "p-read", Status: 200, Time: now}
+	decision := read
+	decision.Route, decision.Purpose, decision.Time = api.RouteEligibility, "p-decision", now.Add(time.Second)
+	family := decision
+	family.Purpose, family.Time, family.Detail = "p-family", now.Add(2*time.Second), "eligibility decision: listed as family member"
+	odd := read
+	odd.Purpose, odd.Time, odd.Detail = "p-odd", now.Add(3*time.Second), "about "+string(id)
+	logFile, keyFile := trailOf(t, dir, read, decision, family, odd)
+	out, err := execute(t, auditCommand(), "who-read", string(id), "--file", logFile, "--key-file", keyFile)
+	if err != nil {
+		t.Fatalf("who-read: %v\n%s", err, out)
+	}
+	lines := map[string]string{}
+	for line := range strings.Lines(out) {
+		for _, p := range []string{"p-read", "p-decision", "p-family", "p-odd"} {
+			if strings.Contains(line, `"`+p+`"`) {
+				lines[p] = line
+			}
+		}
+	}
+	for _, tc := range []struct {
+		purpose string
+		want    []string
+		not     []string
+	}{
+		{"p-read", []string{"read_record"}, []string{"detail", "eligibility"}},
+		{"p-decision", []string{"decide_eligibility", `detail "eligibility decision"`}, nil},
+		{"p-family", []string{"decide_eligibility", `detail "eligibility decision: listed as family member"`}, nil},
+		{"p-odd", []string{`detail "about ` + id.Masked() + `"`}, []string{string(id)}},
+	} {
+		line, ok := lines[tc.purpose]
+		if !ok {
+			t.Errorf("%s: no who-read line:\n%s", tc.purpose, out)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(line, w) {
+				t.Errorf("%s: the line lacks %q: %s", tc.purpose, w, line)
+			}
+		}
+		for _, n := range tc.not {
+			if strings.Contains(line, n) {
+				t.Errorf("%s: the line holds %q: %s", tc.purpose, n, line)
+			}
+		}
+	}
+}
