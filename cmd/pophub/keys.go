@@ -202,7 +202,8 @@ Start every hub instance with the new key file first.`,
 	f := cmd.Flags()
 	f.StringVar(&pgURL, "postgres", os.Getenv("POPHUB_POSTGRES"), "PostgreSQL URL of the hub's store (env POPHUB_POSTGRES)")
 	f.StringVar(&schema, "schema", os.Getenv("POPHUB_POSTGRES_SCHEMA"), "schema of the hub's tables (env POPHUB_POSTGRES_SCHEMA; default: the one the --postgres URL's search_path names, else public)")
-	f.IntVar(&batch, "batch", 1000, "rows per transaction")
+	batch = 1000
+	f.Var((*positiveInt)(&batch), "batch", "rows per transaction")
 	keysFlag(f, &keysFile, "")
 	return cmd
 }

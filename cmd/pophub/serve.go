@@ -48,7 +48,8 @@ Any Kafka client (kcat, librdkafka, franz-go, kafka-go) can publish to --kafka.`
 	f.StringVar(&cfg.PolicyFile, "policy", os.Getenv("POPHUB_POLICY"), "access policy (see ops/policy.example.yaml): credentials at every door, reads audited (env POPHUB_POLICY)")
 	f.StringVar(&cfg.AuditKeyFile, "audit-key-file", os.Getenv("POPHUB_AUDIT_KEY_FILE"), "the audit trail's key, from 'pophub audit keygen' (env POPHUB_AUDIT_KEY_FILE; dev default <data>/audit.key)")
 	f.StringVar(&cfg.NATSPassword, "nats-password", os.Getenv("POPHUB_NATS_PASSWORD"), "the hub's own NATS password when --policy is on (env POPHUB_NATS_PASSWORD)")
-	f.IntVar(&cfg.Partitions, "partitions", 8, "partitions per source topic")
+	cfg.Partitions = 8
+	f.Var((*positiveInt)(&cfg.Partitions), "partitions", "partitions per source topic")
 	f.BoolVar(&cfg.TLS, "tls", tlsEnv, "serve Kafka, NATS and HTTP over TLS only, with a local CA and certificate made in <data>/tls; clients trust <data>/tls/ca.pem (env POPHUB_TLS, true or false)")
 	tlsClientCAFlag(f, &cfg)
 	httpReadTimeoutFlag(f, &cfg)
@@ -102,7 +103,8 @@ Without --postgres the store is go-memdb persisted under --data (one instance on
 	f.StringVar(&cfg.PolicyFile, "policy", os.Getenv("POPHUB_POLICY"), "access policy (see ops/policy.example.yaml): credentials at every door, reads audited (env POPHUB_POLICY)")
 	f.StringVar(&cfg.AuditKeyFile, "audit-key-file", os.Getenv("POPHUB_AUDIT_KEY_FILE"), "the audit trail's key, from 'pophub audit keygen' (env POPHUB_AUDIT_KEY_FILE; dev default <data>/audit.key)")
 	f.StringVar(&cfg.NATSPassword, "nats-password", os.Getenv("POPHUB_NATS_PASSWORD"), "the hub's own NATS password when --policy is on (env POPHUB_NATS_PASSWORD)")
-	f.IntVar(&cfg.Partitions, "partitions", 8, "partitions for topics the hub creates")
+	cfg.Partitions = 8
+	f.Var((*positiveInt)(&cfg.Partitions), "partitions", "partitions for topics the hub creates")
 	f.StringVar(&cfg.TLSCert, "tls-cert", os.Getenv("POPHUB_TLS_CERT"), "serve the HTTP API over HTTPS only with this PEM certificate chain (env POPHUB_TLS_CERT)")
 	f.StringVar(&cfg.TLSKey, "tls-key", os.Getenv("POPHUB_TLS_KEY"), "the PEM private key of --tls-cert (env POPHUB_TLS_KEY)")
 	f.StringVar(&cfg.TLSCA, "tls-ca", os.Getenv("POPHUB_TLS_CA"), "speak TLS to Kafka and NATS, trusting the CA certificates in this PEM file (env POPHUB_TLS_CA)")
@@ -148,6 +150,27 @@ func (d *positiveDuration) Set(s string) error {
 func (d *positiveDuration) String() string { return time.Duration(*d).String() }
 
 func (d *positiveDuration) Type() string { return "duration" }
+
+// positiveInt is a flag of a count of at least 1: 0 or below is refused
+// naming the flag, where the settings behind it (Config, the store, the
+// SDK) would quietly read it as their default.
+type positiveInt int
+
+func (n *positiveInt) Set(s string) error {
+	v, err := strconv.Atoi(s)
+	if err != nil {
+		return errors.New("want a whole number")
+	}
+	if v < 1 {
+		return errors.New("want at least 1")
+	}
+	*n = positiveInt(v)
+	return nil
+}
+
+func (n *positiveInt) String() string { return strconv.Itoa(int(*n)) }
+
+func (n *positiveInt) Type() string { return "int" }
 
 func runUntilSignal(cmd *cobra.Command, log *slog.Logger, cfg Config) error {
 	m := &Main{Config: cfg, Logger: log}

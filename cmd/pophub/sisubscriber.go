@@ -146,7 +146,8 @@ refused without a token. --tls-cert and --tls-key serve the API over HTTPS only.
 	lf.StringVar(&api.tlsCert, "tls-cert", envOr("POPHUB_SI_TLS_CERT", ""), "serve the HTTP API over HTTPS only with this PEM certificate chain (env POPHUB_SI_TLS_CERT)")
 	lf.StringVar(&api.tlsKey, "tls-key", envOr("POPHUB_SI_TLS_KEY", ""), "the PEM private key of --tls-cert (env POPHUB_SI_TLS_KEY)")
 	lf.StringVar(&cfg.Name, "name", "", "durable subscriber name (default socialinsurance-<region>)")
-	lf.IntVar(&cfg.Concurrency, "concurrency", 8, "notifications handled in parallel (one citizen at a time)")
+	cfg.Concurrency = 8
+	lf.Var((*positiveInt)(&cfg.Concurrency), "concurrency", "notifications handled in parallel (one citizen at a time)")
 	lf.StringVar(&start, "start", "new", "where a new subscription starts without --hub: new, all, seq:N, or an RFC 3339 time")
 	cmd.AddCommand(siCompleteCommand(newLogger, &cfg, &kafkaBrokers, login, ca, otlp))
 	return cmd
