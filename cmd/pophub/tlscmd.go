@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
@@ -28,7 +30,7 @@ func tlsClientCertCommand() *cobra.Command {
 		Short: "Issue a client certificate for mutual TLS and print the fingerprint an access policy lists",
 		Long: `Issues a client certificate with common name NAME, signed by the development CA in
 --dir (made by 'pophub dev --tls'), to OUT.pem and OUT-key.pem, and prints its SHA-256
-fingerprint. List it as the identity's credentials.cert_sha256 in the access policy
+fingerprint. Existing files are never overwritten. List it as the identity's credentials.cert_sha256 in the access policy
 and run the hub with --tls-client-ca <dir>/ca.pem: the certificate then authenticates
 as that identity over HTTPS.`,
 		Args: cobra.ExactArgs(1),
@@ -42,6 +44,15 @@ as that identity over HTTPS.`,
 			}
 			files := tlsconf.DevFilesIn(dir)
 			certFile, keyFile := out+".pem", out+"-key.pem"
+			// As keys init and audit keygen, never overwrite: a re-run would
+			// replace a deployed client's key, and --out <dir>/ca the CA's.
+			for _, p := range []string{certFile, keyFile} {
+				if _, err := os.Lstat(p); err == nil {
+					return fmt.Errorf("%s exists; client-cert never overwrites a certificate or key: give another --out, or remove it first", p)
+				} else if !errors.Is(err, fs.ErrNotExist) {
+					return fmt.Errorf("--out: %w", err)
+				}
+			}
 			if err := tlsconf.IssueClient(files, name, certFile, keyFile); err != nil {
 				return fmt.Errorf("%w ('pophub dev --tls --data DIR' makes the CA in DIR/tls)", err)
 			}
