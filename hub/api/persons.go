@@ -1,10 +1,14 @@
 package api
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 
 	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/schemas"
 	"github.com/pophub/pophub/schemas/citizenid"
 )
 
@@ -73,7 +77,10 @@ var pastRecordHint = map[string]string{
 
 // person answers GET /v1/persons/{citizen_id}: the golden record exactly as
 // hub.Record encodes it. It takes no query parameter.
-func (s *Server) person(r *http.Request, id citizenid.ID, g Grant, _ *Outcome) (any, error) {
+//
+// For the audit, o gets the spouse the answer names (marital.spouse_id,
+// when the caller may read it) as a disclosure of their own.
+func (s *Server) person(r *http.Request, id citizenid.ID, g Grant, o *Outcome) (any, error) {
 	if _, err := queryHinted(r, pastRecordHint); err != nil {
 		return nil, err
 	}
@@ -81,13 +88,21 @@ func (s *Server) person(r *http.Request, id citizenid.ID, g Grant, _ *Outcome) (
 	if err != nil {
 		return nil, fmt.Errorf("reading person %v: %w", id, err)
 	}
-	return g.Record(r.Context(), rec), nil
+	rec = g.Record(r.Context(), rec)
+	if rec.Marital != nil {
+		o.Others = spouseDisclosures(o.Others, id, detailSpouseInRecord, rec.Marital.SpouseID)
+	}
+	return rec, nil
 }
 
 // history answers GET /v1/persons/{citizen_id}/history: every applied change
 // in version order, as a JSON array. It takes no query parameter: the
 // history is answered whole, never a page or a span of it.
-func (s *Server) history(r *http.Request, id citizenid.ID, g Grant, _ *Outcome) (any, error) {
+//
+// For the audit, o gets each spouse the answer names (spouse_id in the
+// data of the changes shown) as a disclosure of their own, once per
+// spouse however many changes name them.
+func (s *Server) history(r *http.Request, id citizenid.ID, g Grant, o *Outcome) (any, error) {
 	if _, err := queryOf(r); err != nil {
 		return nil, err
 	}
@@ -99,5 +114,50 @@ func (s *Server) history(r *http.Request, id citizenid.ID, g Grant, _ *Outcome) 
 	if changes == nil {
 		changes = []hub.Change{}
 	}
+	o.Others = spouseDisclosures(o.Others, id, detailSpouseInHistory, spousesNamed(changes)...)
 	return changes, nil
+}
+
+// Why a spouse named in an answer is audited under their own citizen.
+const (
+	detailSpouseInRecord  = "named as spouse in another person's record"
+	detailSpouseInHistory = "named as spouse in another person's history"
+)
+
+// spouseDisclosures appends to ds a disclosure of the marital section for
+// each spouse, skipping the empty ID, the person read (id) and a spouse
+// already in ds.
+func spouseDisclosures(ds []Disclosure, id citizenid.ID, detail string, spouses ...citizenid.ID) []Disclosure {
+	for _, sp := range spouses {
+		if sp == "" || sp == id || slices.ContainsFunc(ds, func(d Disclosure) bool { return d.CitizenID == sp }) {
+			continue
+		}
+		ds = append(ds, Disclosure{CitizenID: sp, Sections: []schemas.Section{schemas.SecMarital}, Detail: detail})
+	}
+	return ds
+}
+
+// spouseField is what spousesNamed reads of a change's data.
+var spouseField = []byte(`"spouse_id"`)
+
+// spousesNamed returns the spouse_id of every change whose shown data
+// names one (a marriage or a divorce), in order, without repeats. Data
+// that does not mention the field is not decoded.
+func spousesNamed(changes []hub.Change) []citizenid.ID {
+	var ids []citizenid.ID
+	for _, c := range changes {
+		if !bytes.Contains(c.Data, spouseField) {
+			continue
+		}
+		var d struct {
+			SpouseID string `json:"spouse_id"`
+		}
+		if json.Unmarshal(c.Data, &d) != nil || d.SpouseID == "" {
+			continue
+		}
+		if id := citizenid.ID(d.SpouseID); !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }
