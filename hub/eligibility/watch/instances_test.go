@@ -2,13 +2,22 @@ package watch_test
 
 import (
 	"context"
+	"encoding/json"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/hub/eligibility"
 	"github.com/pophub/pophub/hub/eligibility/watch"
+	"github.com/pophub/pophub/hub/embedded"
+	"github.com/pophub/pophub/hub/memdb"
+	"github.com/pophub/pophub/hub/notify"
+	"github.com/pophub/pophub/internal/testenv"
+	"github.com/pophub/pophub/ops/policies"
 	"github.com/pophub/pophub/schemas"
 	"github.com/pophub/pophub/schemas/citizenid"
 )
@@ -80,4 +89,200 @@ func TestQualifyingDayAfterScaleDown(t *testing.T) {
 	tomorrow := time.Date(2025, 3, 2, 12, 0, 0, 0, china)
 	r.now.Store(&tomorrow)
 	r.expect(t, &schemas.EligibilityNotification{CitizenID: id, Policy: "heilongjiang/daqing", RegionCode: "230602"}, 15*time.Second)
+}
+
+// slowReader is an instance whose store reads are slow (a loaded
+// PostgreSQL, a GC pause) while another instance decides the same person:
+// its first decision of subject answers from stale, the store as it was
+// one change earlier, and only once gate is closed; a decision made again
+// (it reads subject's record again) answers from fresh, the store as it
+// now is.
+type slowReader struct {
+	stale, fresh eligibility.Reader
+	subject      citizenid.ID
+	gate         chan struct{}
+	in           chan struct{} // closed at the first stale read
+	entered      sync.Once
+	mu           sync.Mutex
+	decisions    int // reads of subject's record
+}
+
+// from is the store a read answers from, and done waits for the gate when
+// that is the stale one; reading names the person whose record is read.
+func (g *slowReader) from(reading citizenid.ID) (r eligibility.Reader, done func()) {
+	g.mu.Lock()
+	if reading == g.subject {
+		g.decisions++
+	}
+	first := g.decisions <= 1
+	g.mu.Unlock()
+	if !first {
+		return g.fresh, func() {}
+	}
+	g.entered.Do(func() { close(g.in) })
+	return g.stale, func() { <-g.gate }
+}
+
+func (g *slowReader) Person(ctx context.Context, id citizenid.ID) (hub.Record, error) {
+	r, done := g.from(id)
+	defer done()
+	return r.Person(ctx, id)
+}
+
+func (g *slowReader) History(ctx context.Context, id citizenid.ID) ([]hub.Change, error) {
+	r, done := g.from("")
+	defer done()
+	return r.History(ctx, id)
+}
+
+func (g *slowReader) Persons(ctx context.Context, q hub.PersonQuery) ([]hub.Record, string, error) {
+	r, done := g.from("")
+	defer done()
+	return r.Persons(ctx, q)
+}
+
+// notesOf is one change notification per section of the person's last
+// change, as the relay publishes them.
+func notesOf(t *testing.T, s *memdb.Store, id citizenid.ID) []schemas.Notification {
+	t.Helper()
+	hist, err := s.History(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := hist[len(hist)-1]
+	var out []schemas.Notification
+	for _, sec := range c.Sections {
+		out = append(out, schemas.Notification{ChangeID: c.EventID + "/" + sec, CitizenID: id, Version: c.Version,
+			Section: sec, EventID: c.EventID, EventType: c.Type, Source: c.Source, Time: c.Time, AppliedAt: c.AppliedAt})
+	}
+	return out
+}
+
+// TestSlowInstanceDoesNotUndoAnnouncement: two instances share the
+// watcher's consumer, so two notifications of one person (its last two
+// changes) go to different instances. Instance A decides from the store
+// as it was before the last change (not yet eligible) and is slow; B
+// decides from the last change (eligible), announces and saves the
+// decision. A used to read the last decision only after deciding, and so
+// saved its stale "not eligible" over B's: the bucket forgot the
+// announcement, and the person's next change, on a later day, announced
+// them as newly eligible a second time, with another change_id (which
+// the SDK cannot drop). A now reads the last decision before deciding,
+// so B's save makes A decide again, from the store as it now is.
+func TestSlowInstanceDoesNotUndoAnnouncement(t *testing.T) {
+	ctx := context.Background()
+	srv := testenv.NATS(t, embedded.NATSConfig{})
+	js := testenv.JetStream(t, srv.ClientURL())
+	if err := notify.EnsureStream(ctx, js, notify.StreamConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	cat, err := eligibility.Load(policies.FS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The shared store, and a copy of it as it was one change earlier.
+	store, err := memdb.Open(ctx, memdb.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	before, err := memdb.Open(ctx, memdb.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { before.Close() })
+
+	id, in := daqing(t, "2023-03-01", "2023-04..2025-02") // 23 months: one short
+	_, more := daqing(t, "2023-03-01", "2025-03..2025-03")
+	last := more[len(more)-1]
+	last.Event.ID = "si-2025-03"
+	for _, s := range []*memdb.Store{store, before} {
+		if _, err := s.Apply(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	notesBefore := notesOf(t, before, id)
+	if _, err := store.Apply(ctx, []hub.Input{last}); err != nil {
+		t.Fatal(err)
+	}
+	notesLast := notesOf(t, store, id)
+
+	now := time.Date(2025, 4, 10, 12, 0, 0, 0, china)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	gated := &slowReader{stale: before, fresh: store, subject: id, gate: make(chan struct{}), in: make(chan struct{})}
+	a, err := watch.New(watch.Config{JS: js, Store: gated, Catalog: cat, Policies: []string{"heilongjiang/daqing"}, Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := watch.New(watch.Config{JS: js, Store: store, Catalog: cat, Policies: []string{"heilongjiang/daqing"}, Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []*watch.Watcher{a, b} {
+		if err := w.Open(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// What subscribers of pop.eligibility get.
+	cons, err := js.CreateOrUpdateConsumer(ctx, schemas.StreamName, jetstream.ConsumerConfig{
+		FilterSubject: schemas.EligibilityFilter("", ""), AckPolicy: jetstream.AckNonePolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan jetstream.Msg, 16)
+	cc, err := cons.Consume(func(m jetstream.Msg) { got <- m })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cc.Stop)
+
+	// A takes the earlier notification and reads the store before the
+	// last change lands; B takes the last change's notification.
+	aDone := make(chan error, 1)
+	go func() { _, err := a.Process(ctx, notesBefore); aDone <- err }()
+	<-gated.in
+	if _, err := b.Process(ctx, notesLast); err != nil {
+		t.Fatal(err)
+	}
+	close(gated.gate)
+	if err := <-aDone; err != nil {
+		t.Fatal(err)
+	}
+
+	// Days later, another contribution of the eligible person.
+	mu.Lock()
+	now = time.Date(2025, 5, 12, 12, 0, 0, 0, china)
+	mu.Unlock()
+	_, more = daqing(t, "2023-03-01", "2025-04..2025-04")
+	next := more[len(more)-1]
+	next.Event.ID = "si-2025-04"
+	if _, err := store.Apply(ctx, []hub.Input{next}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Process(ctx, notesOf(t, store, id)); err != nil {
+		t.Fatal(err)
+	}
+
+	var announced []schemas.EligibilityNotification
+	deadline := time.After(2 * time.Second)
+	for done := false; !done; {
+		select {
+		case m := <-got:
+			var n schemas.EligibilityNotification
+			if err := json.Unmarshal(m.Data(), &n); err != nil {
+				t.Fatal(err)
+			}
+			announced = append(announced, n)
+		case <-deadline:
+			done = true
+		}
+	}
+	if len(announced) != 1 {
+		for _, n := range announced {
+			t.Logf("announced: change_id %s as_of %s trigger %s", n.ChangeID, n.AsOf, n.Trigger)
+		}
+		t.Fatalf("the person became eligible once but was announced %d times", len(announced))
+	}
 }

@@ -582,7 +582,22 @@ func (w *Watcher) decide(ctx context.Context, p *eligibility.Policy, id citizeni
 // instance saved a decision for the same person first.
 const maxDecideAttempts = 5
 
+// decideOnce reads the last decision before it decides: a peer that saves
+// a decision while this one decides (perhaps from the store as it was
+// before the peer's change) then makes this one's save fail, and decide
+// starts over from the store as it now is, rather than write a stale
+// decision over one the peer announced.
 func (w *Watcher) decideOnce(ctx context.Context, p *eligibility.Policy, id citizenid.ID, trigger string) error {
+	k := w.key(schemas.PolicyToken(p.ID), id)
+	var prev state
+	var rev uint64 // 0: no decision saved yet
+	if e, err := w.kv.Get(ctx, k); err == nil {
+		_ = json.Unmarshal(e.Value(), &prev)
+		rev = e.Revision()
+	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("reading the last decision: %w", err)
+	}
+
 	now := w.cfg.Now()
 	// As of the end of today in China, as the API decides without as_of:
 	// a change effective later today (within the allowed clock skew) counts.
@@ -601,15 +616,6 @@ func (w *Watcher) decideOnce(ctx context.Context, p *eligibility.Policy, id citi
 	}
 	w.evaluations.Add(ctx, 1, metric.WithAttributes(attribute.String("policy", p.ID), attribute.String("outcome", outcome)))
 
-	k := w.key(schemas.PolicyToken(p.ID), id)
-	var prev state
-	var rev uint64 // 0: no decision saved yet
-	if e, err := w.kv.Get(ctx, k); err == nil {
-		_ = json.Unmarshal(e.Value(), &prev)
-		rev = e.Revision()
-	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
-		return fmt.Errorf("reading the last decision: %w", err)
-	}
 	next := state{Eligible: d.Eligible, AsOf: d.AsOf, QualifiesOn: d.QualifiesOn}
 	if d.RecheckOn > d.AsOf && (d.QualifiesOn == "" || d.RecheckOn < d.QualifiesOn) {
 		// A change stamped after today, left out: decide again on its
