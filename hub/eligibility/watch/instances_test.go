@@ -16,6 +16,7 @@ import (
 	"github.com/pophub/pophub/hub/embedded"
 	"github.com/pophub/pophub/hub/memdb"
 	"github.com/pophub/pophub/hub/notify"
+	"github.com/pophub/pophub/hub/storetest"
 	"github.com/pophub/pophub/internal/testenv"
 	"github.com/pophub/pophub/ops/policies"
 	"github.com/pophub/pophub/schemas"
@@ -284,5 +285,151 @@ func TestSlowInstanceDoesNotUndoAnnouncement(t *testing.T) {
 			t.Logf("announced: change_id %s as_of %s trigger %s", n.ChangeID, n.AsOf, n.Trigger)
 		}
 		t.Fatalf("the person became eligible once but was announced %d times", len(announced))
+	}
+}
+
+// TestConfirmedDecisionNotLostToStalePeer: an eligible, announced
+// person's hukou is cancelled by mistake and restored the same morning
+// (two changes, two notifications, two instances). B decides from the
+// store after the cancellation only (not eligible) and saves that a
+// moment late; A decides from the store after the restoration (eligible
+// again), which equals the last decision it read before deciding. Had A
+// not saved a decision that changes nothing, B's stale "not eligible"
+// would stay in the bucket, and the person's next change on a later day
+// would announce them again under another change_id.
+func TestConfirmedDecisionNotLostToStalePeer(t *testing.T) {
+	ctx := context.Background()
+	srv := testenv.NATS(t, embedded.NATSConfig{})
+	js := testenv.JetStream(t, srv.ClientURL())
+	if err := notify.EnsureStream(ctx, js, notify.StreamConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	cat, err := eligibility.Load(policies.FS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := func() *memdb.Store {
+		s, err := memdb.Open(ctx, memdb.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	store, mid := open(), open() // mid: the store after the cancellation, before the restoration
+
+	id, in := daqing(t, "2023-03-01", "2023-04..2025-03") // 24 months: eligible
+	cancel := storetest.Event(t, schemas.HukouCancelled, id, "ps-c1", time.Date(2025, 4, 10, 8, 0, 0, 0, china),
+		schemas.HukouCancelledData{Reason: "emigration"})
+	restore := storetest.Event(t, schemas.HukouRegistered, id, "ps-r2", time.Date(2025, 4, 10, 9, 0, 0, 0, china),
+		schemas.HukouRegisteredData{Name: "张伟", Gender: "1", BirthDate: "1990-01-01", Ethnicity: "01",
+			AddressCode: "231221100200", HouseholdID: "H1", Reason: "restored"})
+	for _, s := range []*memdb.Store{store, mid} {
+		if _, err := s.Apply(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	notesEligible := notesOf(t, store, id)
+
+	now := time.Date(2025, 4, 10, 12, 0, 0, 0, china)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	paused := &slowReader{stale: store, fresh: store, subject: id, gate: make(chan struct{}), in: make(chan struct{})}
+	pols := []string{"heilongjiang/daqing"}
+	a, err := watch.New(watch.Config{JS: js, Store: paused, Catalog: cat, Policies: pols, Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := watch.New(watch.Config{JS: js, Store: mid, Catalog: cat, Policies: pols, Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := watch.New(watch.Config{JS: js, Store: store, Catalog: cat, Policies: pols, Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []*watch.Watcher{a, b, c} {
+		if err := w.Open(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cons, err := js.CreateOrUpdateConsumer(ctx, schemas.StreamName, jetstream.ConsumerConfig{
+		FilterSubject: schemas.EligibilityFilter("", ""), AckPolicy: jetstream.AckNonePolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan jetstream.Msg, 16)
+	cc, err := cons.Consume(func(m jetstream.Msg) { got <- m })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cc.Stop)
+
+	// The person turns eligible and is announced.
+	if _, err := c.Process(ctx, notesEligible); err != nil {
+		t.Fatal(err)
+	}
+
+	// The cancellation lands; B takes its notification and decides from
+	// the store as it then is.
+	for _, s := range []*memdb.Store{store, mid} {
+		if _, err := s.Apply(ctx, []hub.Input{cancel}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	notesCancel := notesOf(t, mid, id)
+	// The restoration lands; A takes its notification, reads the last
+	// decision (eligible), and is slow to read the store.
+	if _, err := store.Apply(ctx, []hub.Input{restore}); err != nil {
+		t.Fatal(err)
+	}
+	notesRestore := notesOf(t, store, id)
+	aDone := make(chan error, 1)
+	go func() { _, err := a.Process(ctx, notesRestore); aDone <- err }()
+	<-paused.in
+	// B saves its decision of the store before the restoration.
+	if _, err := b.Process(ctx, notesCancel); err != nil {
+		t.Fatal(err)
+	}
+	close(paused.gate)
+	if err := <-aDone; err != nil {
+		t.Fatal(err)
+	}
+
+	// Weeks later, another contribution of the eligible person.
+	mu.Lock()
+	now = time.Date(2025, 5, 12, 12, 0, 0, 0, china)
+	mu.Unlock()
+	_, more := daqing(t, "2023-03-01", "2025-04..2025-04")
+	next := more[len(more)-1]
+	next.Event.ID = "si-2025-04"
+	if _, err := store.Apply(ctx, []hub.Input{next}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Process(ctx, notesOf(t, store, id)); err != nil {
+		t.Fatal(err)
+	}
+
+	ids := map[string]bool{}
+	var announced []schemas.EligibilityNotification
+	deadline := time.After(2 * time.Second)
+	for done := false; !done; {
+		select {
+		case m := <-got:
+			var n schemas.EligibilityNotification
+			if err := json.Unmarshal(m.Data(), &n); err != nil {
+				t.Fatal(err)
+			}
+			announced = append(announced, n)
+			ids[n.ChangeID] = true
+		case <-deadline:
+			done = true
+		}
+	}
+	for _, n := range announced {
+		t.Logf("announced: change_id %s as_of %s trigger %s", n.ChangeID, n.AsOf, n.Trigger)
+	}
+	if len(ids) != 1 {
+		t.Fatalf("the person, eligible again on 2025-04-10 by the restoration, was announced under %d change_ids", len(ids))
 	}
 }

@@ -582,11 +582,12 @@ func (w *Watcher) decide(ctx context.Context, p *eligibility.Policy, id citizeni
 // instance saved a decision for the same person first.
 const maxDecideAttempts = 5
 
-// decideOnce reads the last decision before it decides: a peer that saves
-// a decision while this one decides (perhaps from the store as it was
-// before the peer's change) then makes this one's save fail, and decide
-// starts over from the store as it now is, rather than write a stale
-// decision over one the peer announced.
+// decideOnce reads the last decision before it decides, and saves its
+// decision over that revision: of two instances deciding one person at
+// once, perhaps one from the store as it was before the other's change,
+// the second to save fails, and decide starts over from the store as it
+// now is, rather than write a stale decision over one the peer announced
+// or confirmed.
 func (w *Watcher) decideOnce(ctx context.Context, p *eligibility.Policy, id citizenid.ID, trigger string) error {
 	k := w.key(schemas.PolicyToken(p.ID), id)
 	var prev state
@@ -638,18 +639,21 @@ func (w *Watcher) decideOnce(ctx context.Context, p *eligibility.Policy, id citi
 		}
 		w.announced.Add(ctx, 1, pol)
 	}
-	if next != prev {
-		b, _ := json.Marshal(next)
-		var err error
-		if rev == 0 {
-			_, err = w.kv.Create(ctx, k, b)
-		} else {
-			_, err = w.kv.Update(ctx, k, b, rev)
-		}
-		if err != nil {
-			// ErrKeyExists: another instance saved first; decide again.
-			return fmt.Errorf("saving the decision: %w", err)
-		}
+	// Saved even when it changes nothing: a peer that read the same
+	// revision and decided from the store as it was before this decision's
+	// change then fails its save and decides again, rather than write its
+	// stale decision over one this instance only confirmed. (The decision
+	// of a new day differs in AsOf anyway; this costs a write only for a
+	// person decided again the same day.)
+	b, _ := json.Marshal(next)
+	if rev == 0 {
+		_, err = w.kv.Create(ctx, k, b)
+	} else {
+		_, err = w.kv.Update(ctx, k, b, rev)
+	}
+	if err != nil {
+		// ErrKeyExists: another instance saved first; decide again.
+		return fmt.Errorf("saving the decision: %w", err)
 	}
 	w.schedule(k, id, prev.due(), next.due(), next.AsOf)
 	return nil
