@@ -129,6 +129,15 @@ type PersonsPage struct {
 	StreamSequence uint64 `json:"stream_sequence"`
 }
 
+// walkAdvice says what to send instead of an empty parameter of a walk:
+// an unset variable taken for "everyone" or "from the start" would hand a
+// client the whole country, or the walk again.
+var walkAdvice = map[string]string{
+	"region": "give a 2-, 4-, 6-, 9- or 12-digit division code, or leave region out to walk every person you may read",
+	"limit":  "give a number from 1 to 1000, or leave limit out for 100",
+	"after":  "an empty next means the walk is complete: stop there; leave after out only to begin a walk",
+}
+
 // listPersons answers GET /v1/persons?region=&limit=&after=. Every
 // person on the page is a disclosure of its own: a walk reads records as
 // surely as GET /v1/persons/{citizen_id} does.
@@ -143,15 +152,6 @@ type PersonsPage struct {
 // The records shown to a caller without the hukou grant omit the address,
 // and so must its page tokens: its region walk goes in person-key order
 // (hub.PersonQuery.KeyOrder), whose store cursor is a person key alone.
-// walkAdvice says what to send instead of an empty parameter of a walk:
-// an unset variable taken for "everyone" or "from the start" would hand a
-// client the whole country, or the walk again.
-var walkAdvice = map[string]string{
-	"region": "give a 2-, 4-, 6-, 9- or 12-digit division code, or leave region out to walk every person you may read",
-	"limit":  "give a number from 1 to 1000, or leave limit out for 100",
-	"after":  "an empty next means the walk is complete: stop there; leave after out only to begin a walk",
-}
-
 func (s *Server) listPersons(r *http.Request, g Grant, o *Outcome) (any, error) {
 	q, err := queryHinted(r, walkAdvice, "region", "limit", "after")
 	if err != nil {
@@ -474,21 +474,20 @@ const MaxStatsDepth = 3
 // bad request (400); a well-formed code the table does not have, its
 // province included, is a region nobody knows (404), as a 2301-shaped city
 // that does not exist is.
-// statsAdvice says what to send instead of an empty parameter of a
-// statistics route.
-var statsAdvice = map[string]string{
-	"region":   "region is required: give a 2-, 4-, 6-, 9- or 12-digit division code",
-	"as_of":    "give a date (YYYY-MM-DD), or leave as_of out to count as of today",
-	"children": "give true or false, or leave children out",
-	"depth":    "give a number of levels, or leave depth out",
-}
-
 func (s *Server) statsQuery(r *http.Request, citiesOnly bool, maxDepth int, levels ...int) (statsAsk, error) {
 	known := []string{"region", "as_of", "children"}
+	// What to send instead of an empty parameter, for the parameters
+	// this route takes.
+	advice := map[string]string{
+		"region":   "region is required: give a " + codeLengths(levels) + " division code",
+		"as_of":    "give a date (YYYY-MM-DD), or leave as_of out to count as of today",
+		"children": "give true or false, or leave children out",
+	}
 	if maxDepth > 0 {
 		known = append(known, "depth")
+		advice["depth"] = fmt.Sprintf("give a number of levels from 1 to %d, or leave depth out", maxDepth)
 	}
-	q, err := queryHinted(r, statsAdvice, known...)
+	q, err := queryHinted(r, advice, known...)
 	if err != nil {
 		return statsAsk{}, err
 	}
@@ -533,6 +532,19 @@ func (s *Server) statsQuery(r *http.Request, citiesOnly bool, maxDepth int, leve
 		ask.deep = true
 	}
 	return ask, nil
+}
+
+// codeLengths names the lengths of the division codes a route takes, as
+// "2-, 4- or 6-digit".
+func codeLengths(levels []int) string {
+	names := make([]string, len(levels))
+	for i, n := range levels {
+		names[i] = strconv.Itoa(n) + "-"
+	}
+	if len(names) < 2 {
+		return strings.Join(names, "") + "digit"
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1] + "digit"
 }
 
 // depthOf reads depth: a number of levels from 1 to maxDepth.

@@ -1172,6 +1172,43 @@ func TestQueryParametersChecked(t *testing.T) {
 	}
 }
 
+// TestEmptyParameterAdviceFitsRoute: the advice in the refusal of an
+// empty parameter is the route's own — residence permits are counted per
+// city, so their region advice names 2-, 4- and 6-digit codes only — and
+// never follows the refusal of a parameter the route does not take.
+func TestEmptyParameterAdviceFitsRoute(t *testing.T) {
+	store := newMemStore(t)
+	srv := httptest.NewServer(api.New(api.Config{Store: store, Lister: store, Counter: store, Regions: testRegions{}}).Handler())
+	defer srv.Close()
+	tests := []struct {
+		path      string
+		want, not []string
+	}{
+		{"/v1/stats/residence-permits?region=", []string{"region is required", "2-, 4- or 6-digit"}, []string{"9-", "12-"}},
+		{"/v1/stats/urban-rural?region=", []string{"region is required", "2-, 4-, 6-, 9- or 12-digit"}, nil},
+		{"/v1/stats/urban-rural?region=23&depth=", []string{`"depth"`, "from 1 to 3"}, nil},
+		{"/v1/stats/residence-permits?region=2301&depth=1", []string{`unknown query parameter "depth"`}, []string{"give"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.path, func(t *testing.T) {
+			var p api.Problem
+			if code := getInto(t, srv.URL+tc.path, &p); code != http.StatusBadRequest {
+				t.Fatalf("status %d, want 400: %s", code, p.Detail)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(p.Detail, w) {
+					t.Errorf("detail %q does not say %q", p.Detail, w)
+				}
+			}
+			for _, n := range tc.not {
+				if strings.Contains(p.Detail, n) {
+					t.Errorf("detail %q says %q, which does not fit this route", p.Detail, n)
+				}
+			}
+		})
+	}
+}
+
 // TestRegionWalkWithoutHukouTokensCarryNoAddress: a subscriber without the
 // hukou grant whose subscriptions are fixed to one county (the example
 // policy's si-harbin, narrowed as the policy validator allows) walks that
