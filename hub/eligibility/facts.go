@@ -591,7 +591,6 @@ func stampOf(c *hub.Change) merge.Stamp {
 // own status stands.
 func statusAsOf(rec *hub.Record, history []hub.Change, asOf time.Time) (string, *hub.Change) {
 	seen := latestDeath(history) != nil
-	death := deathAsOf(history, asOf)
 	var lifecycle *hub.Change // the latest registration or cancellation by asOf
 	for i := range history {
 		c := &history[i]
@@ -609,32 +608,21 @@ func statusAsOf(rec *hub.Record, history []hub.Change, asOf time.Time) (string, 
 		}
 		return rec.Status, nil
 	}
-	if death != nil {
-		return hub.StatusDeceased, death
+	if last, issued := deathAsOf(history, asOf); last != nil {
+		// Evidence of that day: its latest certificate by then, else a
+		// cancellation for death in force by then; only when neither
+		// existed yet the later certificate whose date of death it is.
+		if issued != nil {
+			return hub.StatusDeceased, issued
+		}
+		if c := deathCancellationAsOf(history, asOf); c != nil {
+			return hub.StatusDeceased, c
+		}
+		return hub.StatusDeceased, last
 	}
 	if lifecycle != nil && lifecycle.Type == schemas.HukouCancelled {
-		// A cancellation for death stays in force until a registration
-		// stamped after it, whatever other cancellation follows (hub/merge,
-		// deathInForce).
-		var reg *hub.Change
-		for i := range history {
-			if c := &history[i]; c.Type == schemas.HukouRegistered && !c.Time.After(asOf) && (reg == nil || stampBefore(reg, c)) {
-				reg = c
-			}
-		}
-		var forDeath *hub.Change
-		for i := range history {
-			c := &history[i]
-			if c.Type != schemas.HukouCancelled || c.Time.After(asOf) || reg != nil && stampBefore(c, reg) {
-				continue
-			}
-			var d schemas.HukouCancelledData
-			if json.Unmarshal(c.Data, &d) == nil && d.Reason == "death" && (forDeath == nil || stampBefore(forDeath, c)) {
-				forDeath = c
-			}
-		}
-		if forDeath != nil {
-			return hub.StatusDeceased, forDeath
+		if c := deathCancellationAsOf(history, asOf); c != nil {
+			return hub.StatusDeceased, c
 		}
 		return hub.StatusCancelled, lifecycle
 	}
@@ -793,16 +781,19 @@ func current(runs []run, asOf time.Time) (*run, bool) {
 	return best, best != nil
 }
 
-// deathAsOf is the latest certificate of a death in force as of asOf, or
-// nil, by the merge's rule (hub/merge, Registrations and deathDayAt): the
-// certificates before one registration (in stamp order) are one death,
-// counting from the day its first certificate took effect, or from the
-// date of death on its latest certificate when that is earlier (each
-// death keeps its own date; a later certificate of the same death
-// corrects it); the registration after them ends it once in effect by
-// asOf.
-func deathAsOf(history []hub.Change, asOf time.Time) *hub.Change {
-	type death struct{ first, last *hub.Change }
+// deathAsOf finds a death in force as of asOf, by the merge's rule
+// (hub/merge, Registrations and deathDayAt): the certificates before one
+// registration (in stamp order) are one death, counting from the day its
+// first certificate took effect, or from the date of death on its latest
+// certificate when that is earlier (each death keeps its own date; a
+// later certificate of the same death corrects it); the registration
+// after them ends it once in effect by asOf. last is the latest
+// certificate of a death in force, nil when none is; issued is the latest
+// certificate of a death in force stamped by asOf, nil when every one came
+// later (a death known that day only from a later certificate's date of
+// death).
+func deathAsOf(history []hub.Change, asOf time.Time) (last, issued *hub.Change) {
+	type death struct{ first, last, issued *hub.Change }
 	deaths := map[*hub.Change]*death{} // by the registration that ends it (nil: none)
 	for i := range history {
 		c := &history[i]
@@ -826,8 +817,10 @@ func deathAsOf(history []hub.Change, asOf time.Time) *hub.Change {
 		if stampBefore(d.last, c) {
 			d.last = c
 		}
+		if !c.Time.After(asOf) && (d.issued == nil || stampBefore(d.issued, c)) {
+			d.issued = c
+		}
 	}
-	var latest *hub.Change
 	for end, d := range deaths {
 		if end != nil && !end.Time.After(asOf) {
 			continue // restored by asOf
@@ -839,8 +832,40 @@ func deathAsOf(history []hub.Change, asOf time.Time) *hub.Change {
 				day = died
 			}
 		}
-		if !day.After(dayOf(asOf)) && (latest == nil || stampBefore(latest, d.last)) {
-			latest = d.last
+		if day.After(dayOf(asOf)) {
+			continue
+		}
+		if last == nil || stampBefore(last, d.last) {
+			last = d.last
+		}
+		if d.issued != nil && (issued == nil || stampBefore(issued, d.issued)) {
+			issued = d.issued
+		}
+	}
+	return last, issued
+}
+
+// deathCancellationAsOf is the latest cancellation of the hukou for death
+// stamped by asOf and after the latest registration stamped by then (a
+// cancellation for death stays in force until a registration stamped
+// after it, whatever other cancellation follows: hub/merge,
+// deathInForce), or nil.
+func deathCancellationAsOf(history []hub.Change, asOf time.Time) *hub.Change {
+	var reg *hub.Change
+	for i := range history {
+		if c := &history[i]; c.Type == schemas.HukouRegistered && !c.Time.After(asOf) && (reg == nil || stampBefore(reg, c)) {
+			reg = c
+		}
+	}
+	var latest *hub.Change
+	for i := range history {
+		c := &history[i]
+		if c.Type != schemas.HukouCancelled || c.Time.After(asOf) || reg != nil && stampBefore(c, reg) {
+			continue
+		}
+		var d schemas.HukouCancelledData
+		if json.Unmarshal(c.Data, &d) == nil && d.Reason == "death" && (latest == nil || stampBefore(latest, c)) {
+			latest = c
 		}
 	}
 	return latest

@@ -14,8 +14,9 @@ import (
 // TestStatusAgreesWithTheCounts compares, over random histories of deaths,
 // restorations and cancellations, the status a decision derives as of each
 // day (statusAsOf) with the merge's population count (Registrations) and
-// today's with the record's status and the event its provenance names:
-// one rule, read two ways.
+// today's with the record's status and the event its provenance names,
+// and each past day's event with the one a record of the events stamped
+// by then names: one rule, read two ways.
 func TestStatusAgreesWithTheCounts(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 11))
 	base := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
@@ -86,7 +87,34 @@ func TestStatusAgreesWithTheCounts(t *testing.T) {
 					counted = true
 				}
 			}
-			status, _ := statusAsOf(&rec, history, endOfDay(base.AddDate(0, 0, d)))
+			asOf := endOfDay(base.AddDate(0, 0, d))
+			status, restsOn := statusAsOf(&rec, history, asOf)
+			// The event cited for a past day is the one a record of only
+			// the events stamped by then names, when that record has the
+			// same status (it does not when the death counts from a date of
+			// death a later certificate gave).
+			var byDay []hub.Input
+			for _, x := range in {
+				if !x.Event.Time.After(asOf) {
+					byDay = append(byDay, x)
+				}
+			}
+			if then, ok := merge.Batch(nil, byDay, time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)).States[ids[0]]; ok {
+				recThen := then.Record()
+				var restsOnID string
+				if restsOn != nil {
+					restsOnID = restsOn.EventID
+				}
+				if recThen.Status == status && restsOnID != recThen.Provenance[string(schemas.SecStatus)].EventID {
+					fails++
+					t.Errorf("as of %s: status %s resting on %q, the record of that day's events names %q",
+						ds, status, restsOnID, recThen.Provenance[string(schemas.SecStatus)].EventID)
+					for _, e := range evs {
+						t.Errorf("  %s %s %v", e.Time, e.Type, e.Data)
+					}
+					break
+				}
+			}
 			if counted != (status == hub.StatusActive) {
 				fails++
 				t.Errorf("as of %s: counted %v, status %s\nevents:", ds, counted, status)
