@@ -203,17 +203,25 @@ store keeps. Exit status 1 when any differs. Addresses are classified by the reg
 table the hub runs with, found as the hub finds it: --regions, else the one 'pophub
 regions import' installed in the --data directory, else the built-in table. With
 --postgres, --data is the PostgreSQL hub's data directory and serves only to find that
-table; without it, --data is a memdb hub's data directory and names the store: --data
-on the command line without --postgres checks the memdb store even when POPHUB_POSTGRES
-is set. The first line names the store checked.
+table; without it, --data is a memdb hub's data directory and names the store. A --data
+holding a memdb store with POPHUB_POSTGRES set and no --postgres is refused: give
+--postgres, or unset the variable. The first line names the store checked (host,
+database and schema; never a password).
 On PostgreSQL it reads one consistent snapshot while the hub runs; a memdb data
 directory must not be in use by a running hub.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			// --data given without --postgres names a memdb store, even on
-			// a host with the hub's POPHUB_POSTGRES exported.
+			// --data given without --postgres names a memdb store when it
+			// holds one; with the hub's POPHUB_POSTGRES exported as well,
+			// which store is meant is not ours to guess. A PostgreSQL hub's
+			// --data (its region table) holds no store.
 			if cmd.Flags().Changed("data") && !cmd.Flags().Changed("postgres") {
-				pgURL = ""
+				if _, err := os.Stat(filepath.Join(dataDir, "store")); err == nil {
+					if pgURL != "" {
+						return fmt.Errorf("POPHUB_POSTGRES is set and %s holds a memdb store: give --postgres to check "+
+							"the PostgreSQL store, or leave POPHUB_POSTGRES unset to check the memdb store", dataDir)
+					}
+				}
 			}
 			if err := loadRegions(regionsFile(regions, dataDir)); err != nil {
 				return regionsError(regions, err)
@@ -234,10 +242,7 @@ directory must not be in use by a running hub.`,
 			switch {
 			case pgURL != "":
 				s, err = postgres.OpenExisting(ctx, postgres.Config{URL: pgURL, Schema: schema, Keys: keys})
-				store = "the PostgreSQL store at " + redactURL(pgURL)
-				if sch, serr := postgres.SchemaOf(pgURL, schema); serr == nil {
-					store += ", schema " + sch
-				}
+				store = "the PostgreSQL store on " + postgres.Where(pgURL, schema)
 			case dataDir != "":
 				dir := filepath.Join(dataDir, "store")
 				s, err = memdb.OpenExisting(ctx, memdb.Config{Dir: dir, Keys: keys})

@@ -2,37 +2,98 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/hub/postgres"
+	"github.com/pophub/pophub/internal/testenv"
+	"github.com/pophub/pophub/schemas/region"
 )
 
-// TestStatsVerifyDataOverridesEnvironment: on a host with the hub's
-// POPHUB_POSTGRES exported, `stats verify --data DIR` verified the
-// PostgreSQL store of the environment and read DIR only for its region
-// table. The memdb store named on the command line is the one checked now,
-// and the output names it.
-func TestStatsVerifyDataOverridesEnvironment(t *testing.T) {
-	data := filepath.Join(t.TempDir(), "data")
-	m := &Main{Config: Config{Embedded: true, DataDir: data, KafkaAddr: "127.0.0.1:0", NATSAddr: "127.0.0.1:0",
-		HTTPAddr: "127.0.0.1:0", Partitions: 1}, Logger: testLogger(t)}
+// TestStatsVerifyStoreChoice: stats verify checks the store an operator
+// means, and names it on its first line without credentials. A memdb
+// hub's --data on a host with the PostgreSQL hub's POPHUB_POSTGRES
+// exported is ambiguous and refused (it used to verify the PostgreSQL
+// store silently); a PostgreSQL hub's --data, which holds only its region
+// table, keeps the store of the environment, as stats rebuild, serve and
+// dev do.
+func TestStatsVerifyStoreChoice(t *testing.T) {
+	t.Cleanup(func() { region.SetDefault(region.Builtin()) })
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	memData := filepath.Join(t.TempDir(), "data")
+	m := &Main{Config: Config{Embedded: true, DataDir: memData, KafkaAddr: "127.0.0.1:0", NATSAddr: "127.0.0.1:0",
+		HTTPAddr: "127.0.0.1:0", Partitions: 1}, Logger: testLogger(t)}
 	if err := m.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv("POPHUB_POSTGRES", "postgres://postgres@127.0.0.1:1/none")
-	out, err := execute(t, statsCommand(func() *slog.Logger { return testLogger(t) }), "verify", "--data", data)
-	if err != nil || !strings.Contains(out, "every counter equals the recount") {
-		t.Fatalf("stats verify --data with POPHUB_POSTGRES in the environment: %v\n%s", err, out)
+	pgData := t.TempDir()
+	url, schema := testenv.Postgres(t), testenv.Schema(t)
+	hubWithOfficialRegions(t, pgData, func() (hub.Store, error) {
+		return postgres.Open(ctx, postgres.Config{URL: url, Schema: schema})
+	})
+	region.SetDefault(region.Builtin())
+	cc, err := pgconn.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if want := "verifying the memdb store in " + filepath.Join(data, "store") + "\n"; !strings.HasPrefix(out, want) {
-		t.Errorf("output does not start %q:\n%s", want, out)
+	const secret = "S3cretPw"
+	tests := []struct {
+		name      string
+		env       map[string]string
+		args      []string
+		wantFirst string // the first line; "" when refused
+		wantErr   string
+	}{
+		{"a memdb hub's --data", nil, []string{"--data", memData},
+			"verifying the memdb store in " + filepath.Join(memData, "store"), ""},
+		{"a memdb hub's --data with POPHUB_POSTGRES set", map[string]string{"POPHUB_POSTGRES": "postgres://postgres@127.0.0.1:1/none"},
+			[]string{"--data", memData}, "", "POPHUB_POSTGRES is set and " + memData + " holds a memdb store"},
+		{"a PostgreSQL hub's --data with POPHUB_POSTGRES set", map[string]string{"POPHUB_POSTGRES": url, "POPHUB_POSTGRES_SCHEMA": schema},
+			[]string{"--data", pgData, "--keys", "none"}, "verifying the PostgreSQL store on ", ""},
+		{"a password as a URL parameter", nil, []string{"--postgres", url + "?password=" + secret, "--schema", schema, "--keys", "none"},
+			"verifying the PostgreSQL store on ", ""},
+		{"a password as a keyword", nil, []string{"--postgres", fmt.Sprintf("host=%s port=%d user=%s dbname=%s password=%s",
+			cc.Host, cc.Port, cc.User, cc.Database, secret), "--schema", schema, "--keys", "none"}, "verifying the PostgreSQL store on ", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("POPHUB_POSTGRES", "")
+			t.Setenv("POPHUB_POSTGRES_SCHEMA", "")
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			out, err := execute(t, statsCommand(func() *slog.Logger { return testLogger(t) }),
+				append([]string{"verify"}, tc.args...)...)
+			if strings.Contains(out, secret) || err != nil && strings.Contains(err.Error(), secret) {
+				t.Errorf("the password is in the output or the error (%v):\n%s", err, out)
+			}
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want one saying %q\n%s", err, tc.wantErr, out)
+				}
+				return
+			}
+			if err != nil || !strings.Contains(out, "every counter equals the recount") {
+				t.Fatalf("stats verify: %v\n%s", err, out)
+			}
+			if !strings.HasPrefix(out, tc.wantFirst) {
+				t.Errorf("output does not start %q:\n%s", tc.wantFirst, out)
+			}
+			if strings.Contains(tc.wantFirst, "PostgreSQL") && !strings.Contains(strings.SplitN(out, "\n", 2)[0], "schema "+schema) {
+				t.Errorf("the first line does not name schema %s:\n%s", schema, out)
+			}
+		})
 	}
 }
 

@@ -3,7 +3,9 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"net"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -149,6 +151,22 @@ func SchemaOf(url, configured string) (string, error) {
 		return "", fmt.Errorf("parsing PostgreSQL URL: %w", err)
 	}
 	return resolveSchema(configured, cc.RuntimeParams["search_path"])
+}
+
+// Where names the store a connection string and configured schema
+// (Config.Schema) reach, for output an operator reads: host and port,
+// database and schema, never the user or a password, whichever form the
+// string has (a URL, its password= parameter, or keyword/value pairs).
+func Where(url, configured string) string {
+	cc, err := pgconn.ParseConfig(url)
+	if err != nil {
+		return "an unparseable connection string"
+	}
+	out := fmt.Sprintf("%s, database %s", net.JoinHostPort(cc.Host, strconv.Itoa(int(cc.Port))), cc.Database)
+	if schema, err := resolveSchema(configured, cc.RuntimeParams["search_path"]); err == nil {
+		out += ", schema " + schema
+	}
+	return out
 }
 
 // legacySchema is where hubs before the URL's search_path was honoured
