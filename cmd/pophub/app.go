@@ -214,9 +214,9 @@ func (c *Config) Validate() error {
 	if c.Partitions < 1 {
 		errs = append(errs, errors.New("--partitions must be at least 1"))
 	}
-	if c.NATSSync < 0 {
+	if embedded.CheckSyncInterval(c.NATSSync) != nil {
 		// nats-server would panic on it once the stream is created.
-		errs = append(errs, fmt.Errorf("--nats-sync %v: want 0 (every write) or a positive interval", c.NATSSync))
+		errs = append(errs, fmt.Errorf("--nats-sync %v: want 0 (every write) or at least %v", c.NATSSync, embedded.MinSyncInterval))
 	}
 	if c.HTTPReadTimeout < 0 {
 		errs = append(errs, fmt.Errorf("--http-read-timeout %v: want a positive duration", c.HTTPReadTimeout))

@@ -126,8 +126,8 @@ func (o benchOptions) validate() error {
 		return fmt.Errorf("--latency-rate %d: want at least 1 event a second", o.Rate)
 	case o.LatencyFor <= 0:
 		return fmt.Errorf("--latency-duration %s: want a positive duration", o.LatencyFor)
-	case o.NATSSync < 0:
-		return fmt.Errorf("--nats-sync %s: want 0 (every write) or a positive interval", o.NATSSync)
+	case embedded.CheckSyncInterval(o.NATSSync) != nil:
+		return fmt.Errorf("--nats-sync %s: want 0 (every write) or at least %v", o.NATSSync, embedded.MinSyncInterval)
 	}
 	return nil
 }

@@ -164,7 +164,8 @@ func TestBenchFlags(t *testing.T) {
 		{func(o *benchOptions) { o.Months = 0 }, "--months 0: want at least 1"},
 		{func(o *benchOptions) { o.Rate = 0 }, "--latency-rate 0: want at least 1 event a second"},
 		{func(o *benchOptions) { o.LatencyFor = 0 }, "--latency-duration 0s: want a positive duration"},
-		{func(o *benchOptions) { o.NATSSync = -time.Second }, "--nats-sync -1s: want 0 (every write) or a positive interval"},
+		{func(o *benchOptions) { o.NATSSync = -time.Second }, "--nats-sync -1s: want 0 (every write) or at least 1ms"},
+		{func(o *benchOptions) { o.NATSSync = time.Nanosecond }, "--nats-sync 1ns: want 0 (every write) or at least 1ms"},
 	}
 	for _, tc := range tests {
 		o := ok

@@ -201,6 +201,21 @@ func (k *Kafka) Close() error {
 	return nil
 }
 
+// MinSyncInterval is the shortest NATSConfig.SyncInterval other than
+// zero: nats-server panics, once a stream is created, on an interval
+// below two nanoseconds, and one below a millisecond is no less costly
+// than syncing every write.
+const MinSyncInterval = time.Millisecond
+
+// CheckSyncInterval refuses a NATSConfig.SyncInterval that is neither
+// zero (every write) nor at least MinSyncInterval.
+func CheckSyncInterval(d time.Duration) error {
+	if d != 0 && d < MinSyncInterval {
+		return fmt.Errorf("JetStream sync interval %v: want 0 (every write) or at least %v", d, MinSyncInterval)
+	}
+	return nil
+}
+
 // NATSConfig configures the embedded NATS server.
 type NATSConfig struct {
 	// Addr is host:port; port 0 picks a free port. Default 127.0.0.1:0.
@@ -234,6 +249,9 @@ func StartNATS(ctx context.Context, cfg NATSConfig) (*NATS, error) {
 	}
 	if cfg.StoreDir == "" {
 		return nil, errors.New("starting NATS: a JetStream store directory is required")
+	}
+	if err := CheckSyncInterval(cfg.SyncInterval); err != nil {
+		return nil, fmt.Errorf("starting NATS: %w", err)
 	}
 	host, portStr, err := net.SplitHostPort(cfg.Addr)
 	if err != nil {
