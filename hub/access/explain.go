@@ -84,7 +84,7 @@ func (p *Policy) Explain(name string) (string, error) {
 		http = append(http, "GET /v1/eligibility/{id}: settlement and residence-permit decisions with their facts, "+
 			"from every section the policy decides from and the family's records, whatever the read list above")
 	}
-	if len(id.Publish) > 0 && c.TokenSHA256 != "" {
+	if len(id.Publish) > 0 && (c.TokenSHA256 != "" || c.CertSHA256 != "") {
 		http = append(http, "POST /v1/events (gateway): "+string(id.Publish[0])+" events")
 	}
 	if id.Kind == KindAdmin {

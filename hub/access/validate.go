@@ -369,8 +369,8 @@ func (c Credentials) validate(id *Identity, path string, ve *ValidationError) {
 	if len(id.Subscribe) > 0 && c.NATS == nil {
 		ve.add(path, "subscribes but has no nats credential")
 	}
-	if len(id.Publish) > 0 && c.Kafka == nil && c.TokenSHA256 == "" {
-		ve.add(path, "publishes but has neither a kafka credential nor a gateway token")
+	if len(id.Publish) > 0 && c.Kafka == nil && !http {
+		ve.add(path, "publishes but has neither a kafka credential nor an HTTP credential (token_sha256 or cert_sha256) for the gateway")
 	}
 	if id.Kind == KindHub && (c.Kafka == nil || c.NATS == nil) {
 		ve.add(path, "the hub needs a kafka and a nats credential")
