@@ -618,17 +618,24 @@ class it deleted and redacted.`, audit.AccessFloorMonths, audit.ProcessingFloorM
 // purge everything past the floor, for good.
 func retentionFlags(r audit.Retention) error {
 	return errors.Join(
-		belowFloor("--access-months", r.AccessMonths, audit.AccessFloorMonths, "Cybersecurity Law art. 21"),
-		belowFloor("--processing-months", r.ProcessingMonths, audit.ProcessingFloorMonths, "PIPL art. 56"))
+		outsideRetention("--access-months", r.AccessMonths, audit.AccessFloorMonths, "Cybersecurity Law art. 21"),
+		outsideRetention("--processing-months", r.ProcessingMonths, audit.ProcessingFloorMonths, "PIPL art. 56"))
 }
 
-func belowFloor(flag string, months, floor int, law string) error {
+// outsideRetention refuses months below the legal floor, and above
+// audit.MaxRetentionMonths (a very large count, as an operator wanting to
+// keep everything might give, would otherwise purge recent entries).
+func outsideRetention(flag string, months, floor int, law string) error {
+	if months > audit.MaxRetentionMonths {
+		return fmt.Errorf("%s %d: %w: want at most %d; to keep these entries for good, do not run purge",
+			flag, months, audit.ErrAboveCeiling, audit.MaxRetentionMonths)
+	}
 	if months >= floor {
 		return nil
 	}
 	var hint string
 	if months == 0 {
-		hint = `; 0 does not mean "keep for ever": give the number of months to keep`
+		hint = `; 0 does not mean "keep for ever": give the number of months to keep, or do not run purge`
 	}
 	return fmt.Errorf("%s %d: %w: want at least %d (%s)%s", flag, months, audit.ErrBelowFloor, floor, law, hint)
 }

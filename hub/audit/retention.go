@@ -18,9 +18,19 @@ const (
 	ProcessingFloorMonths = 36
 )
 
+// MaxRetentionMonths is the longest retention Validate takes: a hundred
+// years. Far longer ones would wrap the cut-off's arithmetic round to a
+// recent time and purge what is still kept; to keep a class for good, do
+// not purge.
+const MaxRetentionMonths = 1200
+
 // ErrBelowFloor is wrapped by Retention.Validate when a retention is
 // shorter than the law allows.
 var ErrBelowFloor = errors.New("retention below the legal floor")
+
+// ErrAboveCeiling is wrapped by Retention.Validate when a retention is
+// longer than MaxRetentionMonths.
+var ErrAboveCeiling = errors.New("retention above a hundred years")
 
 // Retention says how long entries are kept, per Class. The zero value keeps
 // each class for its legal floor.
@@ -42,9 +52,15 @@ func (r *Retention) setDefaults() {
 	}
 }
 
-// Validate refuses a retention shorter than a legal floor.
+// Validate refuses a retention shorter than a legal floor or longer than
+// MaxRetentionMonths.
 func (r Retention) Validate() error {
 	r.setDefaults()
+	for _, m := range []int{r.AccessMonths, r.ProcessingMonths} {
+		if m > MaxRetentionMonths {
+			return fmt.Errorf("retention of %d months: %w: give at most %d, or do not purge to keep entries for good", m, ErrAboveCeiling, MaxRetentionMonths)
+		}
+	}
 	if r.AccessMonths < AccessFloorMonths {
 		return fmt.Errorf("access-log retention of %d months: %w: the Cybersecurity Law (art. 21) requires at least %d months", r.AccessMonths, ErrBelowFloor, AccessFloorMonths)
 	}

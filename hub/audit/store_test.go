@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"math"
 	"os"
 	"strings"
 	"testing"
@@ -173,7 +174,13 @@ func TestRetention(t *testing.T) {
 			t.Errorf("%+v: %v, want ErrBelowFloor", r, err)
 		}
 	}
-	for _, r := range []Retention{{}, {AccessMonths: 6}, {AccessMonths: 12, ProcessingMonths: 60}} {
+	// A far longer retention would wrap the cut-off to a recent time.
+	for _, r := range []Retention{{AccessMonths: MaxRetentionMonths + 1}, {ProcessingMonths: 999999999999999}, {ProcessingMonths: math.MaxInt}} {
+		if err := r.Validate(); !errors.Is(err, ErrAboveCeiling) {
+			t.Errorf("%+v: %v, want ErrAboveCeiling", r, err)
+		}
+	}
+	for _, r := range []Retention{{}, {AccessMonths: 6}, {AccessMonths: 12, ProcessingMonths: 60}, {ProcessingMonths: MaxRetentionMonths}} {
 		if err := r.Validate(); err != nil {
 			t.Errorf("%+v: %v", r, err)
 		}
