@@ -13,6 +13,7 @@ import (
 	"github.com/pophub/pophub/consumers/sdk"
 	"github.com/pophub/pophub/consumers/socialinsurance"
 	"github.com/pophub/pophub/consumers/statsbureau"
+	"github.com/pophub/pophub/hub/postgres"
 	"github.com/pophub/pophub/schemas"
 )
 
@@ -68,7 +69,7 @@ func demoSocialInsurance(ctx context.Context, out io.Writer, log *slog.Logger, m
 	conn, err := pgx.Connect(pctx, pgURL)
 	cancel()
 	if err != nil {
-		fmt.Fprintf(out, "  skipped: its tasks live in PostgreSQL and none answers at %s (--si-postgres)\n", redactURL(pgURL))
+		fmt.Fprintf(out, "  skipped: its tasks live in PostgreSQL and none answers at %s (--si-postgres)\n", postgres.Server(pgURL))
 		return nil
 	}
 	schema := fmt.Sprintf("pophub_demo_si_%d", time.Now().UnixNano())

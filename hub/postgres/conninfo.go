@@ -154,19 +154,42 @@ func SchemaOf(url, configured string) (string, error) {
 }
 
 // Where names the store a connection string and configured schema
-// (Config.Schema) reach, for output an operator reads: host and port,
-// database and schema, never the user or a password, whichever form the
-// string has (a URL, its password= parameter, or keyword/value pairs).
+// (Config.Schema) reach, for output an operator reads: the servers (every
+// host a multi-host string lists, in order), database and schema, never
+// the user or a password, whichever form the string has (a URL, its
+// password= parameter, or keyword/value pairs).
 func Where(url, configured string) string {
 	cc, err := pgconn.ParseConfig(url)
 	if err != nil {
 		return "an unparseable connection string"
 	}
-	out := fmt.Sprintf("%s, database %s", net.JoinHostPort(cc.Host, strconv.Itoa(int(cc.Port))), cc.Database)
+	out := servers(cc)
 	if schema, err := resolveSchema(configured, cc.RuntimeParams["search_path"]); err == nil {
 		out += ", schema " + schema
 	}
 	return out
+}
+
+// Server names the servers and database a connection string reaches, as
+// Where does, without a schema.
+func Server(url string) string {
+	cc, err := pgconn.ParseConfig(url)
+	if err != nil {
+		return "an unparseable connection string"
+	}
+	return servers(cc)
+}
+
+// servers is "host:port, database D", with every host of a multi-host
+// string (pgconn lists each again as a fallback per TLS mode) once.
+func servers(cc *pgconn.Config) string {
+	hosts := []string{net.JoinHostPort(cc.Host, strconv.Itoa(int(cc.Port)))}
+	for _, f := range cc.Fallbacks {
+		if h := net.JoinHostPort(f.Host, strconv.Itoa(int(f.Port))); !slices.Contains(hosts, h) {
+			hosts = append(hosts, h)
+		}
+	}
+	return strings.Join(hosts, ",") + ", database " + cc.Database
 }
 
 // legacySchema is where hubs before the URL's search_path was honoured
