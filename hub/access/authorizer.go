@@ -50,9 +50,9 @@ type Access struct {
 	Purpose   string
 	Status    int
 	Time      time.Time
-	// Detail says, without personal data, why a person was disclosed when
-	// the route does not say it ("eligibility decision: listed as family
-	// member"); usually empty.
+	// Detail says, without personal data, what the request did or why a
+	// person was disclosed when the route does not say it ("eligibility
+	// decision: listed as family member"); usually empty.
 	Detail string
 }
 
@@ -454,7 +454,8 @@ func (g *grant) Done(ctx context.Context, o api.Outcome) {
 	if g.a.cfg.Auditor == nil {
 		return
 	}
-	acc := Access{Identity: g.p.Name, Route: o.Route, CitizenID: o.CitizenID, Purpose: g.purpose, Status: o.Status, Time: g.a.cfg.Now()}
+	acc := Access{Identity: g.p.Name, Route: o.Route, CitizenID: o.CitizenID, Purpose: g.purpose, Status: o.Status, Time: g.a.cfg.Now(),
+		Detail: o.Detail}
 	if o.Status < 300 {
 		acc.Sections = g.sections
 		if o.Sections != nil {

@@ -390,7 +390,7 @@ func errorsIs(err, target error) bool { return errors.Is(err, target) }
 // TestDoneAuditsEveryDisclosedPerson: a request that disclosed other
 // people (a page of GET /v1/persons, an eligibility decision's family) is
 // audited once for itself and once per person, under that person's ID,
-// with the sections disclosed.
+// with the sections disclosed and the detail the outcome gives.
 func TestDoneAuditsEveryDisclosedPerson(t *testing.T) {
 	az, err := NewAuthorizer(AuthorizerConfig{Policy: examplePolicy(t), Auditor: &auditLog{}})
 	if err != nil {
@@ -421,6 +421,15 @@ func TestDoneAuditsEveryDisclosedPerson(t *testing.T) {
 			[]Access{
 				{Identity: "public_security", Route: api.RouteEligibility, Purpose: "settlement application", Status: 200, Sections: decision, CitizenID: personID},
 				{Identity: "public_security", Route: api.RouteEligibility, Purpose: "settlement application", Status: 200, Sections: family, CitizenID: other, Detail: "listed as family member"},
+			}},
+		{"an eligibility decision naming its policy and day", "public_security", "settlement application",
+			api.Outcome{Route: api.RouteEligibility, CitizenID: personID, Sections: decision, Status: 200, Detail: "eligibility decision chifeng/central as of 2026-05-01",
+				Others: []api.Disclosure{{CitizenID: other, Sections: family, Detail: "eligibility decision chifeng/central as of 2026-05-01: listed as family member"}}},
+			[]Access{
+				{Identity: "public_security", Route: api.RouteEligibility, Purpose: "settlement application", Status: 200, Sections: decision, CitizenID: personID,
+					Detail: "eligibility decision chifeng/central as of 2026-05-01"},
+				{Identity: "public_security", Route: api.RouteEligibility, Purpose: "settlement application", Status: 200, Sections: family, CitizenID: other,
+					Detail: "eligibility decision chifeng/central as of 2026-05-01: listed as family member"},
 			}},
 	}
 	for _, tc := range tests {

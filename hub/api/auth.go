@@ -85,6 +85,10 @@ type Outcome struct {
 	// lists). Each is audited under its own citizen, so that "who read my
 	// data" finds reads that did not name the person in the path.
 	Others []Disclosure
+	// Detail says, in words with no personal data, what the request did
+	// when the route does not say it (an eligibility decision: its policy
+	// and the day decided); empty leaves it to the auditor.
+	Detail string
 	Status int   // the HTTP status answered
 	Err    error // the error behind a non-2xx status, or nil
 }

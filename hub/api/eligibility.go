@@ -43,8 +43,9 @@ var eligibilityAdvice = map[string]string{
 // person decided against one policy from the golden records, with every
 // condition's facts, what is missing and the family who may come along.
 //
-// For the audit, o gets the sections the decision read of the person, and
-// each family member it lists (by name) as a disclosure of their own.
+// For the audit, o gets the sections the decision read of the person, the
+// policy and the day decided, and each family member it lists (by name) as
+// a disclosure of their own.
 func (s *Server) eligibility(r *http.Request, id citizenid.ID, _ Grant, o *Outcome) (any, error) {
 	q, err := queryHinted(r, eligibilityAdvice, "policy", "as_of")
 	if err != nil {
@@ -79,10 +80,17 @@ func (s *Server) eligibility(r *http.Request, id citizenid.ID, _ Grant, o *Outco
 		return nil, fmt.Errorf("deciding eligibility for %v: %w", id, err)
 	}
 	o.Sections = decisionSections(p)
+	o.Detail = decisionDetail(d)
 	for _, m := range d.Family {
-		o.Others = append(o.Others, Disclosure{CitizenID: m.CitizenID, Sections: familySections, Detail: "eligibility decision: listed as family member"})
+		o.Others = append(o.Others, Disclosure{CitizenID: m.CitizenID, Sections: familySections, Detail: o.Detail + ": listed as family member"})
 	}
 	return d, nil
+}
+
+// decisionDetail says which decision was made, for the audit: the policy
+// and the day decided (policy ids and days hold no personal data).
+func decisionDetail(d eligibility.Decision) string {
+	return "eligibility decision " + d.Policy + " as of " + d.AsOf
 }
 
 // familySections are what a decision reads of a relative: identity (the

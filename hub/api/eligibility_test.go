@@ -177,8 +177,9 @@ func TestPoliciesList(t *testing.T) {
 func cstDay(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 10, 0, 0, 0, cst) }
 
 // checkDecisionAudit: the outcome of an eligibility decision names the
-// sections it read of the person (at least those the policy depends on)
-// and each family member it lists as a disclosure of their own.
+// sections it read of the person (at least those the policy depends on),
+// the policy and the day decided, and each family member it lists as a
+// disclosure of their own.
 func checkDecisionAudit(t *testing.T, o api.Outcome, cat *eligibility.Catalog, pid string, d eligibility.Decision) {
 	t.Helper()
 	p, _ := cat.Policy(pid)
@@ -187,11 +188,15 @@ func checkDecisionAudit(t *testing.T, o api.Outcome, cat *eligibility.Catalog, p
 			t.Errorf("outcome sections %v lack %s, which the policy reads", o.Sections, sec)
 		}
 	}
+	if want := "eligibility decision " + pid + " as of " + d.AsOf; o.Detail != want {
+		t.Errorf("outcome detail %q, want %q", o.Detail, want)
+	}
 	if len(o.Others) != len(d.Family) {
 		t.Fatalf("outcome discloses %d people, the decision lists %d family members", len(o.Others), len(d.Family))
 	}
 	for i, m := range d.Family {
-		if got := o.Others[i]; got.CitizenID != m.CitizenID || !slices.Contains(got.Sections, schemas.SecIdentity) || got.Detail == "" {
+		if got := o.Others[i]; got.CitizenID != m.CitizenID || !slices.Contains(got.Sections, schemas.SecIdentity) ||
+			got.Detail != o.Detail+": listed as family member" {
 			t.Errorf("family member %d disclosed as %+v", i, got)
 		}
 	}
