@@ -44,8 +44,9 @@ var eligibilityAdvice = map[string]string{
 // condition's facts, what is missing and the family who may come along.
 //
 // For the audit, o gets the sections the decision read of the person, the
-// policy and the day decided, and each family member it lists (by name) as
-// a disclosure of their own.
+// policy and the day decided, and as disclosures of their own each family
+// member it lists (by name) and each other relative whose own record gave
+// a fact it shows (a spouse not listed: not confirmed, deceased, …).
 func (s *Server) eligibility(r *http.Request, id citizenid.ID, _ Grant, o *Outcome) (any, error) {
 	q, err := queryHinted(r, eligibilityAdvice, "policy", "as_of")
 	if err != nil {
@@ -84,6 +85,9 @@ func (s *Server) eligibility(r *http.Request, id citizenid.ID, _ Grant, o *Outco
 	for _, m := range d.Family {
 		o.Others = append(o.Others, Disclosure{CitizenID: m.CitizenID, Sections: familySections, Detail: o.Detail + ": listed as family member"})
 	}
+	for _, rel := range d.Cited {
+		o.Others = append(o.Others, Disclosure{CitizenID: rel, Sections: citedSections, Detail: o.Detail + ": own record cited as a relative"})
+	}
 	return d, nil
 }
 
@@ -97,6 +101,10 @@ func decisionDetail(d eligibility.Decision) string {
 // name it shows, the birth date that presumes the relation), hukou (the
 // household), marital and status (who may come along).
 var familySections = []schemas.Section{schemas.SecIdentity, schemas.SecHukou, schemas.SecStatus, schemas.SecMarital}
+
+// citedSections are the sections of a relative's record whose facts a
+// decision may cite: marital (their own marriage), status and hukou.
+var citedSections = []schemas.Section{schemas.SecHukou, schemas.SecStatus, schemas.SecMarital}
 
 // decisionSections are the sections a decision under p reads of the
 // person: those its conditions depend on, and, when it lists family, the

@@ -191,13 +191,20 @@ func checkDecisionAudit(t *testing.T, o api.Outcome, cat *eligibility.Catalog, p
 	if want := "eligibility decision " + pid + " as of " + d.AsOf; o.Detail != want {
 		t.Errorf("outcome detail %q, want %q", o.Detail, want)
 	}
-	if len(o.Others) != len(d.Family) {
+	if len(o.Others) < len(d.Family) {
 		t.Fatalf("outcome discloses %d people, the decision lists %d family members", len(o.Others), len(d.Family))
 	}
 	for i, m := range d.Family {
 		if got := o.Others[i]; got.CitizenID != m.CitizenID || !slices.Contains(got.Sections, schemas.SecIdentity) ||
 			got.Detail != o.Detail+": listed as family member" {
 			t.Errorf("family member %d disclosed as %+v", i, got)
+		}
+	}
+	// The rest are relatives whose own records gave a fact, each once.
+	for _, got := range o.Others[len(d.Family):] {
+		if got.Detail != o.Detail+": own record cited as a relative" ||
+			slices.ContainsFunc(d.Family, func(m eligibility.FamilyMember) bool { return m.CitizenID == got.CitizenID }) {
+			t.Errorf("a relative cited disclosed as %+v", got)
 		}
 	}
 }

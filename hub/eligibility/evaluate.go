@@ -60,6 +60,12 @@ type Decision struct {
 	// out. It is not part of the answer (not in its JSON): a past
 	// evaluation leaves out every later change.
 	RecheckOn string `json:"-"`
+	// Cited lists, once each, the relatives not in Family whose own
+	// records gave a fact the conditions show (a spouse whose marriage,
+	// status or hukou a condition cites): the answer discloses something
+	// of them, so the audit records them too. Not part of the answer (not
+	// in its JSON).
+	Cited []citizenid.ID `json:"-"`
 }
 
 // ConditionResult is one clause of the policy, met or not, with the facts
@@ -79,6 +85,31 @@ type Fact struct {
 	Text    string         `json:"text"`
 	Source  schemas.Source `json:"source,omitempty"`
 	EventID string         `json:"event_id,omitempty"`
+	// of is the relative whose own record the fact comes from, "" for
+	// the person decided (Decision.Cited collects them).
+	of citizenid.ID
+}
+
+// ofRelative marks f as a fact of the relative id's own record.
+func (f Fact) ofRelative(id citizenid.ID) Fact {
+	f.of = id
+	return f
+}
+
+// cited lists, once each, the relatives whose own records gave a fact
+// of conds and who are not in family.
+func cited(conds []ConditionResult, family []FamilyMember) []citizenid.ID {
+	var ids []citizenid.ID
+	for _, c := range conds {
+		for _, f := range c.Facts {
+			if f.of == "" || slices.Contains(ids, f.of) ||
+				slices.ContainsFunc(family, func(m FamilyMember) bool { return m.CitizenID == f.of }) {
+				continue
+			}
+			ids = append(ids, f.of)
+		}
+	}
+	return ids
 }
 
 // outcome is a condition's result in one place.
@@ -245,6 +276,7 @@ func Evaluate(p *Policy, subj Subject, relatives []Subject, asOf time.Time) Deci
 		d.Eligible, d.QualifiesOn = false, ""
 		d.Conditions = append(d.Conditions, ConditionResult{ID: "status", Text: "the person is alive and registered",
 			Seed: "—", Facts: []Fact{{Text: "status " + st}}, Missing: "the record's status is " + st})
+		d.Cited = cited(d.Conditions, d.Family)
 		return d
 	}
 	// A past asOf decides with the status of then, but the history may
@@ -257,6 +289,7 @@ func Evaluate(p *Policy, subj Subject, relatives []Subject, asOf time.Time) Deci
 		}
 	}
 	d.Family = familyOf(p, &subj.Record, f, family)
+	d.Cited = cited(d.Conditions, d.Family)
 	return d
 }
 
@@ -1130,17 +1163,17 @@ func (e *env) spouseInTown() (facts []Fact, missing string, ok bool) {
 		shows, confirmed := marriageOnOwnRecord(r, e.applicant)
 		switch {
 		case r.Status == hub.StatusDeceased:
-			return []Fact{married, fact("the spouse is deceased", provenance(r, schemas.SecStatus))},
+			return []Fact{married, fact("the spouse is deceased", provenance(r, schemas.SecStatus)).ofRelative(r.CitizenID)},
 				"a spouse alive and registered at an urban address in " + e.place.Name + " (the spouse is deceased)", false
 		case r.Status == hub.StatusCancelled:
-			return []Fact{married, fact("the spouse's hukou is cancelled", provenance(r, schemas.SecStatus))},
+			return []Fact{married, fact("the spouse's hukou is cancelled", provenance(r, schemas.SecStatus)).ofRelative(r.CitizenID)},
 				"a spouse registered at an urban address in " + e.place.Name + " (the spouse's hukou is cancelled)", false
 		case !confirmed:
-			return []Fact{married, fact("the spouse's own marriage record "+shows, provenance(r, schemas.SecMarital))},
+			return []Fact{married, fact("the spouse's own marriage record "+shows, provenance(r, schemas.SecMarital)).ofRelative(r.CitizenID)},
 				"the spouse's own marriage record does not show the marriage to the applicant (it " + shows +
 					"); confirm with the marriage register", false
 		case r.Hukou == nil:
-			return []Fact{married, fact("the spouse has no hukou registered", evidence{})},
+			return []Fact{married, fact("the spouse has no hukou registered", evidence{}).ofRelative(r.CitizenID)},
 				"a spouse registered at an urban address in " + e.place.Name + " (the spouse has no hukou registered)", false
 		case r.Status != hub.StatusActive:
 			continue
@@ -1151,7 +1184,7 @@ func (e *env) spouseInTown() (facts []Fact, missing string, ok bool) {
 		if class != "" {
 			text += " (" + class + ")"
 		}
-		fa := fact(text, provenance(r, schemas.SecHukou))
+		fa := fact(text, provenance(r, schemas.SecHukou)).ofRelative(r.CitizenID)
 		if e.place.contains(addr) && class == "urban" {
 			return []Fact{married, fa}, "", true
 		}
