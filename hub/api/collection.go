@@ -14,6 +14,7 @@ import (
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/hub/stats"
 	"github.com/pophub/pophub/schemas"
+	"github.com/pophub/pophub/schemas/citizenid"
 	"github.com/pophub/pophub/schemas/region"
 )
 
@@ -210,9 +211,18 @@ func (s *Server) listPersons(r *http.Request, g Grant, o *Outcome) (any, error) 
 	}
 	page := PersonsPage{Persons: make([]hub.Record, 0, len(recs)), StreamSequence: seq}
 	o.Others = make([]Disclosure, 0, len(recs))
+	onPage := make(map[citizenid.ID]bool, len(recs))
 	for _, rec := range recs {
 		page.Persons = append(page.Persons, g.Record(r.Context(), rec))
 		o.Others = append(o.Others, Disclosure{CitizenID: rec.CitizenID})
+		onPage[rec.CitizenID] = true
+	}
+	// A spouse the page names but does not list is disclosed too, once.
+	for _, rec := range page.Persons {
+		if m := rec.Marital; m != nil && m.SpouseID != "" && !onPage[m.SpouseID] {
+			onPage[m.SpouseID] = true
+			o.Others = append(o.Others, Disclosure{CitizenID: m.SpouseID, Sections: []schemas.Section{schemas.SecMarital}, Detail: detailSpouseInRecord})
+		}
 	}
 	if next != "" {
 		page.Next = encodePageToken(seq, w, next)
