@@ -211,7 +211,7 @@ func demoWhoRead(ctx context.Context, out io.Writer, m *Main) error {
 	}
 	fmt.Fprintf(out, "\nWho looked at %s's data (pophub audit who-read):\n", demoNewcomer.Masked())
 	for _, e := range entries {
-		fmt.Fprintf(out, "  %s  %-16s %-12s %-3d purpose %q\n", e.Time.In(chinaTime).Format("2006-01-02 15:04:05"), e.Identity, e.Action, e.Status, e.Purpose)
+		fmt.Fprintf(out, "  %s  %-16s %-18s %-3d purpose %q\n", e.Time.In(chinaTime).Format("2006-01-02 15:04:05"), e.Identity, e.Action, e.Status, e.Purpose)
 	}
 	if len(entries) == 0 {
 		return errors.New("the audit trail holds no read of the newcomer")
