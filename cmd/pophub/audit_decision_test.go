@@ -50,7 +50,7 @@ func trailOf(t *testing.T, dir string, accs ...access.Access) (logFile, keyFile 
 // months later keeps it, for the person decided and for a relative the
 // decision listed, and who-read still finds both.
 func TestAuditEligibilityDecisionKeptThreeYears(t *testing.T) {
-	if got := auditAction(api.RouteEligibility); got != audit.ActionDecideEligibility || got.Class() != audit.ClassProcessing {
+	if got := auditAction(api.RouteEligibility, 200); got != audit.ActionDecideEligibility || got.Class() != audit.ClassProcessing {
 		t.Fatalf("the eligibility route is recorded as %s (class %d), want %s, a processing record",
 			got, got.Class(), audit.ActionDecideEligibility)
 	}
@@ -130,5 +130,42 @@ func TestAuditWhoReadSaysWhatWasDone(t *testing.T) {
 				t.Errorf("%s: the line holds %q: %s", tc.purpose, n, line)
 			}
 		}
+	}
+}
+
+// TestRefusedEligibilityIsNoDecision: a request to the eligibility route
+// that was refused (403: a purpose not allowed; 400: no such policy)
+// decided nothing and read no record. It is recorded as a refused read, an
+// access kept 6 months, and who-read does not tell the citizen that a
+// decision was made about them.
+func TestRefusedEligibilityIsNoDecision(t *testing.T) {
+	dir := t.TempDir()
+	id := citizenid.ID("230102199001011230")
+	at := time.Now().AddDate(0, -1, 0)
+	refused := access.Access{Identity: "housing-bureau", Route: api.RouteEligibility, CitizenID: id,
+		Purpose: "curiosity", Status: 403, Time: at}
+	invalid := refused
+	invalid.Status, invalid.Purpose, invalid.Time = 400, "settlement application", at.Add(time.Minute)
+	logFile, keyFile := trailOf(t, dir, refused, invalid)
+	out, err := execute(t, auditCommand(), "who-read", string(id), "--file", logFile, "--key-file", keyFile)
+	if err != nil {
+		t.Fatalf("who-read: %v\n%s", err, out)
+	}
+	lines := 0
+	for _, line := range strings.Split(out, "\n") {
+		if !strings.Contains(line, "housing-bureau") {
+			continue
+		}
+		lines++
+		if strings.Contains(line, "decide_eligibility") || strings.Contains(line, `"eligibility decision"`) ||
+			!strings.Contains(line, "no decision made") {
+			t.Errorf("a refused eligibility request is shown to the citizen as a decision:\n%s", line)
+		}
+	}
+	if lines != 2 {
+		t.Errorf("who-read shows %d refused requests, want 2:\n%s", lines, out)
+	}
+	if got := auditAction(api.RouteEligibility, 403); got.Class() != audit.ClassAccess {
+		t.Errorf("a refused eligibility request is %s, of class %d; want an access entry", got, got.Class())
 	}
 }

@@ -45,7 +45,7 @@ func TestAuditPurgeRedactsBehindProcessingRecord(t *testing.T) {
 		{Time: now.AddDate(-1, 0, 0), Identity: "housing", Action: actionPublishEvents, Status: 202, Result: "ok"},
 		read(now.AddDate(0, -9, 0)),
 		read(now.AddDate(0, -8, 0)),
-		{Time: now.AddDate(0, -7, 0), Identity: "(unidentified)", Action: auditAction(api.RouteUnmatched), Status: 401, Result: "denied"},
+		{Time: now.AddDate(0, -7, 0), Identity: "(unidentified)", Action: auditAction(api.RouteUnmatched, 401), Status: 401, Result: "denied"},
 		read(now.AddDate(0, 0, -1)),
 	} {
 		if err := l.Append(ctx, e); err != nil {
@@ -85,8 +85,8 @@ func TestAuditActionClass(t *testing.T) {
 		{api.RouteUrbanRural, audit.ClassAccess},
 		{access.RouteEvents, audit.ClassProcessing},
 	} {
-		if got := auditAction(tc.route).Class(); got != tc.want {
-			t.Errorf("%s: %s is class %d, want %d", tc.route, auditAction(tc.route), got, tc.want)
+		if got := auditAction(tc.route, 200).Class(); got != tc.want {
+			t.Errorf("%s: %s is class %d, want %d", tc.route, auditAction(tc.route, 200), got, tc.want)
 		}
 	}
 }

@@ -260,7 +260,7 @@ type accessAuditor struct {
 // log's buffer (a store that is down fills it); an access it cannot record
 // is logged as an error, without the citizen.
 func (a accessAuditor) Record(ctx context.Context, x access.Access) {
-	e := audit.Entry{Time: x.Time, Identity: x.Identity, Action: auditAction(x.Route), Purpose: x.Purpose,
+	e := audit.Entry{Time: x.Time, Identity: x.Identity, Action: auditAction(x.Route, x.Status), Purpose: x.Purpose,
 		Status: x.Status, Result: auditResult(x.Status)}
 	if e.Identity == "" {
 		e.Identity = "(unidentified)"
@@ -274,8 +274,10 @@ func (a accessAuditor) Record(ctx context.Context, x access.Access) {
 	switch {
 	case x.Detail != "":
 		e.Detail = x.Detail
-	case x.Route == api.RouteEligibility:
+	case x.Route == api.RouteEligibility && x.Status < 300:
 		e.Detail = "eligibility decision"
+	case x.Route == api.RouteEligibility:
+		e.Detail = "eligibility request refused: no decision made"
 	}
 	queued, err := a.log.TryAppend(e)
 	if !queued && err == nil {
@@ -294,8 +296,9 @@ func (a accessAuditor) Record(ctx context.Context, x access.Access) {
 // is kept for the longer floor (audit.ClassProcessing).
 const actionPublishEvents audit.Action = "publish_events"
 
-// auditAction names what a route does to personal data.
-func auditAction(route string) audit.Action {
+// auditAction names what a request to a route, answered with status,
+// did to personal data.
+func auditAction(route string, status int) audit.Action {
 	switch route {
 	case access.RouteEvents:
 		return actionPublishEvents
@@ -303,7 +306,11 @@ func auditAction(route string) audit.Action {
 		return audit.ActionReadRecord
 	case api.RouteEligibility:
 		// A decision about the person (and the relatives it lists): a
-		// processing record kept 3 years, not a read kept 6 months.
+		// processing record kept 3 years, not a read kept 6 months. A
+		// refused request decided nothing: an access, as a refused read is.
+		if status >= 300 {
+			return audit.ActionReadRecord
+		}
 		return audit.ActionDecideEligibility
 	case api.RouteHistory:
 		return audit.ActionReadHistory
