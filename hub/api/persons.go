@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -138,15 +137,14 @@ func spouseDisclosures(ds []Disclosure, id citizenid.ID, detail string, spouses 
 }
 
 // spouseField is what spousesNamed reads of a change's data.
-var spouseField = []byte(`"spouse_id"`)
-
 // spousesNamed returns the spouse_id of every change whose shown data
-// names one (a marriage or a divorce), in order, without repeats. Data
-// that does not mention the field is not decoded.
+// names one (a marriage or a divorce), in order, without repeats. Only
+// those types' data is decoded: by type, not by the text "spouse_id",
+// which data accepted with an escaped key (spouse\u005fid) lacks.
 func spousesNamed(changes []hub.Change) []citizenid.ID {
 	var ids []citizenid.ID
 	for _, c := range changes {
-		if !bytes.Contains(c.Data, spouseField) {
+		if c.Type != schemas.MarriageRegistered && c.Type != schemas.MarriageDivorced || len(c.Data) == 0 {
 			continue
 		}
 		var d struct {

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -109,4 +110,59 @@ func TestSpouseNamedInAnswerIsDisclosed(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSpouseNamedWithEscapedKeyIsDisclosed: the decoder accepts a
+// marriage whose data spells the key with a JSON escape
+// ("spouse\u005fid"); the history answers the data as sent, so the caller
+// receives the spouse's full ID, and the spouse is recorded as for any
+// other history naming them (the text "spouse_id" was looked for, and
+// this data lacks it).
+func TestSpouseNamedWithEscapedKeyIsDisclosed(t *testing.T) {
+	const daoli = "230102001001"
+	s := newMemStore(t)
+	me, sp := storetest.ValidID(81), storetest.ValidID(82)
+	applyEach(t, s, []hub.Input{
+		storetest.Event(t, schemas.HukouRegistered, me, "ps-r81", cstDay(2010, 1, 1), schemas.HukouRegisteredData{
+			Name: "王芳", Gender: "2", BirthDate: "1990-01-01", Ethnicity: "01", AddressCode: daoli, HouseholdID: "H81", Reason: "birth"}),
+		storetest.Event(t, schemas.MarriageRegistered, me, "mz-m81", cstDay(2021, 1, 1), json.RawMessage(`{"spouse\u005fid":"`+string(sp)+`"}`)),
+	})
+	log := &outcomeLog{}
+	srv := httptest.NewServer(api.New(api.Config{Store: s, Lister: s, Authorizer: log}).Handler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/v1/persons/" + string(me) + "/history")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	var changes []struct {
+		Data json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal(body, &changes); err != nil {
+		t.Fatal(err)
+	}
+	names := false
+	for _, c := range changes {
+		var d struct {
+			SpouseID string `json:"spouse_id"`
+		}
+		if json.Unmarshal(c.Data, &d) == nil && d.SpouseID == string(sp) {
+			names = true
+			t.Logf("history data as answered: %s", c.Data)
+		}
+	}
+	if !names || !strings.Contains(string(body), string(sp)) {
+		t.Fatalf("setup: the history does not answer the spouse's ID: %s", body)
+	}
+	o := log.last(t)
+	for _, d := range o.Others {
+		if d.CitizenID == sp {
+			return
+		}
+	}
+	t.Errorf("the history answered the spouse's full citizen ID (%s), but the outcome discloses %+v", sp.Masked(), o.Others)
 }
