@@ -26,8 +26,12 @@ func TestPurgeKeepsEligibilityDecisions(t *testing.T) {
 			c := newChainer(k)
 			add := func(at time.Time, a Action) {
 				t.Helper()
+				var detail string // a read's is empty
+				if a == ActionDecideEligibility {
+					detail = "eligibility decision"
+				}
 				batch := []Entry{{Time: at, Identity: "housing-bureau", Action: a, Subject: k.Subject(id),
-					Purpose: "settlement application", Status: 200, Result: "ok", Detail: "eligibility decision"}}
+					Purpose: "settlement application", Status: 200, Result: "ok", Detail: detail}}
 				if err := s.Append(ctx, batch, func(h Link) Link { return c.link(h, batch) }); err != nil {
 					t.Fatal(err)
 				}
@@ -49,6 +53,47 @@ func TestPurgeKeepsEligibilityDecisions(t *testing.T) {
 			}
 			if rep, err := Verify(ctx, s, VerifyOptions{Key: k}); err != nil || !rep.OK() {
 				t.Errorf("verify after the purge: %+v, %v", rep, err)
+			}
+		})
+	}
+}
+
+// TestPurgeKeepsDecisionsOfEarlierRelease: decisions written by a release
+// of 2026-12-06 or earlier (or by an instance of one still running beside
+// a newer one on the same PostgreSQL) are read_record entries whose detail
+// says "eligibility decision…". They are processing records all the same
+// (PIPL art. 56, 3 years): a purge 7 months later keeps them, and who-read
+// still finds them.
+func TestPurgeKeepsDecisionsOfEarlierRelease(t *testing.T) {
+	id := citizenid.ID("230102199001011230")
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			k := testKey(t)
+			s, _ := b.open(t)
+			ctx := context.Background()
+			now := time.Now().UTC()
+			c := newChainer(k)
+			add := func(at time.Time, a Action, detail string) {
+				t.Helper()
+				batch := []Entry{{Time: at, Identity: "housing-bureau", Action: a, Subject: k.Subject(id),
+					Purpose: "settlement application", Status: 200, Result: "ok", Detail: detail}}
+				if err := s.Append(ctx, batch, func(h Link) Link { return c.link(h, batch) }); err != nil {
+					t.Fatal(err)
+				}
+			}
+			add(now.AddDate(0, -7, 0), ActionReadRecord, "eligibility decision")                           // previous release: decision about the citizen
+			add(now.AddDate(0, -7, 0), ActionReadRecord, "eligibility decision: listed as family member")  // previous release: listed as family
+			add(now.AddDate(0, -1, 0), ActionDecideEligibility, "eligibility decision p as of 2026-11-06") // this release
+			res, err := s.Purge(ctx, now, Retention{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := s.WhoRead(ctx, k.Subject(id), time.Time{}, now.Add(time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 3 {
+				t.Errorf("purge %+v: 7 months after two decisions of an earlier release, who-read finds %d of 3 entries (%+v)", res, len(got), got)
 			}
 		})
 	}

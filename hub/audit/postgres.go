@@ -404,7 +404,9 @@ func (p *Postgres) Purge(ctx context.Context, now time.Time, r Retention) (Purge
 	}
 	// expired is the SQL of expired(); its first term lets the index on at
 	// bound the scan.
-	const expiredSQL = "at < greatest($2::timestamptz, $3::timestamptz) AND at < CASE WHEN action = ANY($1) THEN $2::timestamptz ELSE $3::timestamptz END"
+	const expiredSQL = "at < greatest($2::timestamptz, $3::timestamptz) AND at < CASE WHEN action = ANY($1) " +
+		"AND NOT (action = '" + string(ActionReadRecord) + "' AND starts_with(detail, '" + legacyDetailPrefix + "')) " +
+		"THEN $2::timestamptz ELSE $3::timestamptz END"
 	// perClass counts the rows a statement returned its action for.
 	const perClass = "SELECT count(*) FILTER (WHERE action = ANY($1)), count(*) FILTER (WHERE NOT action = ANY($1)) FROM "
 	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {

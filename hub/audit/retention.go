@@ -3,6 +3,7 @@ package audit
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/pophub/pophub/schemas"
@@ -95,10 +96,21 @@ func monthsBefore(now time.Time, n int) time.Time {
 
 // expired reports whether e is past its retention given the cutoffs.
 func expired(e *Entry, access, processing time.Time) bool {
-	if e.Action.Class() == ClassAccess {
+	if e.Action.Class() == ClassAccess && !legacyDecision(e) {
 		return e.Time.Before(access)
 	}
 	return e.Time.Before(processing)
+}
+
+// legacyDetailPrefix begins the detail of an eligibility decision that a
+// release of 2026-12-06 or earlier recorded as a read (ActionReadRecord).
+const legacyDetailPrefix = "eligibility decision"
+
+// legacyDecision reports whether e is such a decision: a processing
+// record, kept 3 years like ActionDecideEligibility, although its action
+// is a read's. (The PostgreSQL purge's expiredSQL says the same.)
+func legacyDecision(e *Entry) bool {
+	return e.Action == ActionReadRecord && strings.HasPrefix(e.Detail, legacyDetailPrefix)
 }
 
 // PurgeCount counts what a purge did to the entries of one class.
