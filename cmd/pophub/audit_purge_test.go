@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,20 +19,7 @@ import (
 // still verifies and answers who-read.
 func TestAuditPurgeRedactsBehindProcessingRecord(t *testing.T) {
 	dir := t.TempDir()
-	keyFile, _ := auditKeygen(t, dir)
-	logFile := filepath.Join(dir, "audit.jsonl")
-	s, err := audit.OpenFile(logFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := audit.LoadKey(keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := audit.NewLog(s, k, audit.LogConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, s, k, logFile, keyFile, _ := newAuditFile(t, dir)
 	ctx := context.Background()
 	now := time.Now()
 	id := citizenid.ID("230102199001011230")

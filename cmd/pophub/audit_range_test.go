@@ -20,20 +20,7 @@ import (
 // the look-up recorded; a single day (--from D --to D) is a range.
 func TestAuditReversedRange(t *testing.T) {
 	dir := t.TempDir()
-	keyFile, signing := auditKeygen(t, dir)
-	logFile := filepath.Join(dir, "audit.jsonl")
-	s, err := audit.OpenFile(logFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := audit.LoadKey(keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := audit.NewLog(s, k, audit.LogConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, s, k, logFile, keyFile, signing := newAuditFile(t, dir)
 	ctx := context.Background()
 	id := citizenid.ID("230102199001011230")
 	if err := l.Append(ctx, audit.Entry{Time: time.Date(2026, 6, 1, 10, 0, 0, 0, time.UTC), Identity: "housing-bureau",

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -36,20 +35,7 @@ func TestAuditPurgeRetentionBelowFloor(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.flag+" "+tc.value, func(t *testing.T) {
 			dir := t.TempDir()
-			keyFile, _ := auditKeygen(t, dir)
-			logFile := filepath.Join(dir, "audit.jsonl")
-			s, err := audit.OpenFile(logFile)
-			if err != nil {
-				t.Fatal(err)
-			}
-			k, err := audit.LoadKey(keyFile)
-			if err != nil {
-				t.Fatal(err)
-			}
-			l, err := audit.NewLog(s, k, audit.LogConfig{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			l, s, k, logFile, _, _ := newAuditFile(t, dir)
 			ctx := context.Background()
 			now := time.Now()
 			for _, e := range []audit.Entry{

@@ -64,6 +64,26 @@ func auditKeygen(t *testing.T, dir string) (keyFile, signing string) {
 // keygen run into dir, and the reads seedAudit writes appended to
 // dir/audit.jsonl, closed again for the audit commands to open. It
 // returns the log, the audit key file and the signing key.
+// newAuditFile makes an audit key pair in dir and opens a file log there
+// for appending: the log, its store (to close), its key, and the paths of
+// the log, the key and the export signing key.
+func newAuditFile(t *testing.T, dir string) (l *audit.Log, s *audit.File, k audit.Key, logFile, keyFile, signing string) {
+	t.Helper()
+	keyFile, signing = auditKeygen(t, dir)
+	logFile = filepath.Join(dir, "audit.jsonl")
+	s, err := audit.OpenFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, err = audit.LoadKey(keyFile); err != nil {
+		t.Fatal(err)
+	}
+	if l, err = audit.NewLog(s, k, audit.LogConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	return l, s, k, logFile, keyFile, signing
+}
+
 func seededAuditFile(t *testing.T, dir string) (logFile, keyFile, signing string) {
 	t.Helper()
 	keyFile, signing = auditKeygen(t, dir)
