@@ -212,32 +212,9 @@ func TestSlowInstanceDoesNotUndoAnnouncement(t *testing.T) {
 	var mu sync.Mutex
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	gated := &slowReader{stale: before, fresh: store, subject: id, gate: make(chan struct{}), in: make(chan struct{})}
-	a, err := watch.New(watch.Config{JS: js, Store: gated, Catalog: cat, Policies: []string{"heilongjiang/daqing"}, Now: clock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := watch.New(watch.Config{JS: js, Store: store, Catalog: cat, Policies: []string{"heilongjiang/daqing"}, Now: clock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, w := range []*watch.Watcher{a, b} {
-		if err := w.Open(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	// What subscribers of pop.eligibility get.
-	cons, err := js.CreateOrUpdateConsumer(ctx, schemas.StreamName, jetstream.ConsumerConfig{
-		FilterSubject: schemas.EligibilityFilter("", ""), AckPolicy: jetstream.AckNonePolicy})
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := make(chan jetstream.Msg, 16)
-	cc, err := cons.Consume(func(m jetstream.Msg) { got <- m })
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cc.Stop)
+	ws := daqingWatchers(t, js, cat, clock, gated, store)
+	a, b := ws[0], ws[1]
+	announcements := eligibilityAnnouncements(t, js)
 
 	// A takes the earlier notification and reads the store before the
 	// last change lands; B takes the last change's notification.
@@ -266,21 +243,7 @@ func TestSlowInstanceDoesNotUndoAnnouncement(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var announced []schemas.EligibilityNotification
-	deadline := time.After(2 * time.Second)
-	for done := false; !done; {
-		select {
-		case m := <-got:
-			var n schemas.EligibilityNotification
-			if err := json.Unmarshal(m.Data(), &n); err != nil {
-				t.Fatal(err)
-			}
-			announced = append(announced, n)
-		case <-deadline:
-			done = true
-		}
-	}
-	if len(announced) != 1 {
+	if announced := announcements(); len(announced) != 1 {
 		for _, n := range announced {
 			t.Logf("announced: change_id %s as_of %s trigger %s", n.ChangeID, n.AsOf, n.Trigger)
 		}
@@ -335,35 +298,9 @@ func TestConfirmedDecisionNotLostToStalePeer(t *testing.T) {
 	var mu sync.Mutex
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	paused := &slowReader{stale: store, fresh: store, subject: id, gate: make(chan struct{}), in: make(chan struct{})}
-	pols := []string{"heilongjiang/daqing"}
-	a, err := watch.New(watch.Config{JS: js, Store: paused, Catalog: cat, Policies: pols, Now: clock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := watch.New(watch.Config{JS: js, Store: mid, Catalog: cat, Policies: pols, Now: clock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := watch.New(watch.Config{JS: js, Store: store, Catalog: cat, Policies: pols, Now: clock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, w := range []*watch.Watcher{a, b, c} {
-		if err := w.Open(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cons, err := js.CreateOrUpdateConsumer(ctx, schemas.StreamName, jetstream.ConsumerConfig{
-		FilterSubject: schemas.EligibilityFilter("", ""), AckPolicy: jetstream.AckNonePolicy})
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := make(chan jetstream.Msg, 16)
-	cc, err := cons.Consume(func(m jetstream.Msg) { got <- m })
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cc.Stop)
+	ws := daqingWatchers(t, js, cat, clock, paused, mid, store)
+	a, b, c := ws[0], ws[1], ws[2]
+	announcements := eligibilityAnnouncements(t, js)
 
 	// The person turns eligible and is announced.
 	if _, err := c.Process(ctx, notesEligible); err != nil {
@@ -411,25 +348,66 @@ func TestConfirmedDecisionNotLostToStalePeer(t *testing.T) {
 	}
 
 	ids := map[string]bool{}
-	var announced []schemas.EligibilityNotification
-	deadline := time.After(2 * time.Second)
-	for done := false; !done; {
-		select {
-		case m := <-got:
-			var n schemas.EligibilityNotification
-			if err := json.Unmarshal(m.Data(), &n); err != nil {
-				t.Fatal(err)
-			}
-			announced = append(announced, n)
-			ids[n.ChangeID] = true
-		case <-deadline:
-			done = true
-		}
+	announced := announcements()
+	for _, n := range announced {
+		ids[n.ChangeID] = true
 	}
 	for _, n := range announced {
 		t.Logf("announced: change_id %s as_of %s trigger %s", n.ChangeID, n.AsOf, n.Trigger)
 	}
 	if len(ids) != 1 {
 		t.Fatalf("the person, eligible again on 2025-04-10 by the restoration, was announced under %d change_ids", len(ids))
+	}
+}
+
+// daqingWatchers opens a watcher of heilongjiang/daqing per reader on js,
+// as the instances of one hub group, each deciding through its reader.
+func daqingWatchers(t *testing.T, js jetstream.JetStream, cat *eligibility.Catalog, now func() time.Time,
+	readers ...eligibility.Reader) []*watch.Watcher {
+	t.Helper()
+	var ws []*watch.Watcher
+	for _, r := range readers {
+		w, err := watch.New(watch.Config{JS: js, Store: r, Catalog: cat, Policies: []string{"heilongjiang/daqing"}, Now: now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Open(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		ws = append(ws, w)
+	}
+	return ws
+}
+
+// eligibilityAnnouncements subscribes to pop.eligibility as a subscriber
+// does; the function it returns waits 2 s and returns what arrived.
+func eligibilityAnnouncements(t *testing.T, js jetstream.JetStream) func() []schemas.EligibilityNotification {
+	t.Helper()
+	cons, err := js.CreateOrUpdateConsumer(context.Background(), schemas.StreamName, jetstream.ConsumerConfig{
+		FilterSubject: schemas.EligibilityFilter("", ""), AckPolicy: jetstream.AckNonePolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan jetstream.Msg, 16)
+	cc, err := cons.Consume(func(m jetstream.Msg) { got <- m })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cc.Stop)
+	return func() []schemas.EligibilityNotification {
+		var announced []schemas.EligibilityNotification
+		deadline := time.After(2 * time.Second)
+		for {
+			select {
+			case m := <-got:
+				var n schemas.EligibilityNotification
+				if err := json.Unmarshal(m.Data(), &n); err != nil {
+					t.Fatal(err)
+				}
+				announced = append(announced, n)
+			case <-deadline:
+				return announced
+			}
+		}
 	}
 }
