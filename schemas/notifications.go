@@ -34,6 +34,10 @@ var Sections = []Section{SecIdentity, SecHukou, SecStatus, SecResidencePermits, 
 const (
 	StreamName     = "POP"
 	StreamSubjects = "pop.>"
+	// NATSAccount is the account holding the hub's streams on a server
+	// run with an access policy (hub/access Policy.NATSConfig); each
+	// other identity has an account of its own importing from it.
+	NATSAccount = "POPHUB"
 )
 
 // ChangedSubject is pop.changed.<R>.<section>, R from the person's current

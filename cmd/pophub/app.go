@@ -944,7 +944,7 @@ func (m *Main) startEmbedded(ctx context.Context) error {
 	}
 	natsCfg := embedded.NATSConfig{Addr: m.Config.NATSAddr, StoreDir: natsDir, SyncInterval: m.Config.NATSSync, TLS: serverTLS, Logger: m.Logger}
 	if m.Access != nil {
-		natsCfg.Authorize = m.Access.NATSUsers().Apply
+		natsCfg.Authorize = m.Access.NATSAuthorize
 	}
 	m.natsSrv, err = embedded.StartNATS(ctx, natsCfg)
 	if err != nil {

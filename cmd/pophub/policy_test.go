@@ -57,7 +57,7 @@ func TestPolicyCommands(t *testing.T) {
 		{name: "hash-token", stdin: "secret\n", args: []string{"hash-token"}, wantOut: []string{access.HashToken("secret")}},
 		{name: "new-token", args: []string{"new-token"}, wantOut: []string{"token:        pophub_", "token_sha256: "}},
 		{name: "hash-password", stdin: "pw\n", args: []string{"hash-password", "--iterations", "4096"}, wantOut: []string{"$2a$11$", "iterations: 4096"}},
-		{name: "nats-config", args: []string{"nats-config", "--policy", example}, wantOut: []string{"authorization {", `user: "si-harbin"`}},
+		{name: "nats-config", args: []string{"nats-config", "--policy", example}, wantOut: []string{"accounts {", `"si-harbin" {`, `user: "si-harbin"`}},
 		{name: "kafka-acls", args: []string{"kafka-acls", "--policy", example}, wantOut: []string{"--allow-principal User:health --operation Write --operation Describe --topic pop.events.health"}},
 	}
 	for _, tc := range tests {
@@ -266,7 +266,7 @@ func TestPolicyDemoEnvNATSPasswords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := testenv.NATS(t, embedded.NATSConfig{Authorize: p.NATSUsers().Apply})
+	srv := testenv.NATS(t, embedded.NATSConfig{Authorize: p.NATSAuthorize})
 	connect := func(user, password string) error {
 		// bcrypt on the server takes a while on a busy machine.
 		nc, err := nats.Connect(srv.ClientURL(), nats.UserInfo(user, password), nats.Timeout(time.Minute), nats.NoReconnect())

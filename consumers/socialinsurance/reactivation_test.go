@@ -336,7 +336,7 @@ func policyNATS(t *testing.T) (url, adminURL string) {
 func policyNATSOf(t *testing.T, p *access.Policy) (url, adminURL string) {
 	t.Helper()
 	opts := &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true}
-	p.NATSUsers().Apply(opts)
+	p.NATSAuthorize(opts)
 	// The example policy's passwords are bcrypt hashes of cost 11. The
 	// server checks one per connection, which under the race detector on
 	// a loaded machine takes over two seconds: its first PING then

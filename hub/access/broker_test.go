@@ -18,16 +18,36 @@ import (
 	"github.com/pophub/pophub/schemas"
 )
 
-func startNATS(t *testing.T, p *Policy) *server.Server {
+// startNATS starts an embedded NATS server running p and returns its URL.
+func startNATS(t *testing.T, p *Policy) string {
 	t.Helper()
-	return testenv.NATS(t, embedded.NATSConfig{Authorize: p.NATSUsers().Apply}).Server()
+	return testenv.NATS(t, embedded.NATSConfig{Authorize: p.NATSAuthorize}).ClientURL()
 }
 
-func connect(t *testing.T, srv *server.Server, p *Policy, name string, errs chan<- error) *nats.Conn {
+// onEachNATSServer runs test against the embedded server and against the
+// machine's nats-server binary (Debian's 2.9, what an operator's own
+// server may be) including `pophub policy nats-config`'s output, each
+// running the example policy.
+func onEachNATSServer(t *testing.T, test func(t *testing.T, p *Policy, url string)) {
+	for _, server := range []struct {
+		name  string
+		start func(*testing.T, *Policy) string
+	}{
+		{"embedded", startNATS},
+		{"nats-server binary", func(t *testing.T, p *Policy) string { return testenv.NATSServerProcess(t, p.NATSConfig()) }},
+	} {
+		t.Run(server.name, func(t *testing.T) {
+			p := examplePolicy(t)
+			test(t, p, server.start(t, p))
+		})
+	}
+}
+
+func connect(t *testing.T, url string, p *Policy, name string, errs chan<- error) *nats.Conn {
 	t.Helper()
 	id := mustID(t, p, name)
 	// bcrypt on the server takes a while under -race on a busy machine.
-	nc, err := nats.Connect(srv.ClientURL(), nats.UserInfo(name, DemoSecret("nats:"+name)), nats.Timeout(time.Minute),
+	nc, err := nats.Connect(url, nats.UserInfo(name, DemoSecret("nats:"+name)), nats.Timeout(time.Minute),
 		nats.CustomInboxPrefix(id.Credentials.NATS.InboxPrefix),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			if errs != nil {
@@ -41,9 +61,9 @@ func connect(t *testing.T, srv *server.Server, p *Policy, name string, errs chan
 	return nc
 }
 
-func TestNATSPermissions(t *testing.T) {
-	p := examplePolicy(t)
-	srv := startNATS(t, p)
+func TestNATSPermissions(t *testing.T) { onEachNATSServer(t, testNATSPermissions) }
+
+func testNATSPermissions(t *testing.T, p *Policy, srv string) {
 	// A bound for the whole test, connections included: under -race on a
 	// busy machine each connection's bcrypt check alone takes seconds.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -271,20 +291,38 @@ func TestNATSConfigParses(t *testing.T) {
 	if err != nil {
 		t.Fatalf("nats-server rejects the generated config: %v", err)
 	}
-	want := p.NATSUsers()
-	if len(opts.Users) != len(want.Users) {
-		t.Fatalf("%d users, want %d", len(opts.Users), len(want.Users))
+	// Each identity with a NATS credential is a user of its account: the
+	// hub and administrators of the hub's, every other of its own, with
+	// exactly NATSPermissions.
+	users := map[string]*server.User{}
+	for _, u := range opts.Users {
+		users[u.Username] = u
 	}
-	for i, u := range opts.Users {
-		w := want.Users[i]
-		if u.Username != w.Username || u.Password != w.Password || (u.Permissions == nil) != (w.Permissions == nil) {
-			t.Errorf("user %d: %+v, want %+v", i, u, w)
+	for _, id := range p.natsIdentities() {
+		u, ok := users[id.Name]
+		if !ok {
+			t.Errorf("%s: no user", id.Name)
 			continue
 		}
-		if w.Permissions != nil && (strings.Join(u.Permissions.Publish.Allow, " ") != strings.Join(w.Permissions.Publish.Allow, " ") ||
-			strings.Join(u.Permissions.Subscribe.Allow, " ") != strings.Join(w.Permissions.Subscribe.Allow, " ")) {
-			t.Errorf("user %s: permissions differ", u.Username)
+		wantAccount := id.Name
+		if id.Kind == KindHub || id.Kind == KindAdmin {
+			wantAccount = schemas.NATSAccount
 		}
+		if u.Account == nil || u.Account.Name != wantAccount {
+			t.Errorf("%s: account %v, want %s", id.Name, u.Account, wantAccount)
+		}
+		w := NATSPermissions(id)
+		if u.Password != id.Credentials.NATS.PasswordBcrypt || (u.Permissions == nil) != (w == nil) {
+			t.Errorf("%s: %+v, want password %s and permissions %+v", id.Name, u, id.Credentials.NATS.PasswordBcrypt, w)
+			continue
+		}
+		if w != nil && (strings.Join(u.Permissions.Publish.Allow, " ") != strings.Join(w.Publish.Allow, " ") ||
+			strings.Join(u.Permissions.Subscribe.Allow, " ") != strings.Join(w.Subscribe.Allow, " ")) {
+			t.Errorf("%s: permissions differ", id.Name)
+		}
+	}
+	if len(users) != len(p.natsIdentities()) {
+		t.Errorf("%d users, want %d", len(users), len(p.natsIdentities()))
 	}
 }
 
@@ -366,3 +404,76 @@ func TestKafkaACLs(t *testing.T) {
 }
 
 func writeFile(path, text string) error { return os.WriteFile(path, []byte(text), 0o600) }
+
+// NATS checks a publish permission against a message's subject, never its
+// reply subject, and a service answers on the reply subject: a subscriber
+// asking JetStream something it may ask, with the reply subject set to a
+// notification subject, a dead-letter subject, a bucket key or a
+// JetStream API subject, must not get the answer written into the hub's
+// streams or acted on as the hub's request.
+func TestNATSReplySubjectsReachNothingOfTheHub(t *testing.T) {
+	onEachNATSServer(t, testNATSReplySubjects)
+}
+
+func testNATSReplySubjects(t *testing.T, p *Policy, srv string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	hjs, _ := jetstream.New(connect(t, srv, p, "hub", nil))
+	pop, err := hjs.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: schemas.StreamName, Subjects: []string{schemas.StreamSubjects}})
+	if err != nil {
+		t.Fatalf("hub creating POP: %v", err)
+	}
+	dlq, err := hjs.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: DeadLetterStream, Subjects: []string{DeadLetterPrefix + ".>"}})
+	if err != nil {
+		t.Fatalf("hub creating POPDLQ: %v", err)
+	}
+	kv, err := hjs.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: EligibilityBucket})
+	if err != nil {
+		t.Fatalf("hub creating the eligibility bucket: %v", err)
+	}
+	harbin := schemas.DeathSubject("230102001001")
+	if _, err := hjs.Publish(ctx, harbin, []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+
+	nc := connect(t, srv, p, "si-harbin", nil)
+	replies := []string{
+		harbin, // a subject it reads
+		schemas.DeathSubject("440103001001"),
+		DeadLetterPrefix + ".admin",
+		"$KV." + EligibilityBucket + ".230102199001011234",
+		"$JS.API.STREAM.PURGE." + schemas.StreamName,
+		"$JS.API.STREAM.DELETE." + DeadLetterStream,
+		"$JS.API.CONSUMER.CREATE." + schemas.StreamName + ".snoop",
+	}
+	for _, reply := range replies {
+		if err := nc.PublishMsg(&nats.Msg{Subject: "$JS.API.INFO", Reply: reply}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// JetStream answers API requests in order: once this one is answered,
+	// the answers above have been written wherever they went.
+	if _, err := nc.Request("$JS.API.INFO", nil, 30*time.Second); err != nil {
+		t.Fatalf("account info: %v", err)
+	}
+	time.Sleep(500 * time.Millisecond)
+
+	if info, err := pop.Info(ctx); err != nil || info.State.Msgs != 1 {
+		t.Errorf("POP holds %+v (%v), want only the hub's notification", info.State, err)
+	}
+	if info, err := dlq.Info(ctx); err != nil || info.State.Msgs != 0 {
+		t.Errorf("POPDLQ holds %+v (%v), want nothing", info.State, err)
+	}
+	if keys, err := kv.ListKeys(ctx); err == nil {
+		var got []string
+		for k := range keys.Keys() {
+			got = append(got, k)
+		}
+		if len(got) != 0 {
+			t.Errorf("the eligibility bucket holds %v, want nothing", got)
+		}
+	}
+	for name := range pop.ConsumerNames(ctx).Name() {
+		t.Errorf("POP has consumer %s, which nobody made", name)
+	}
+}

@@ -153,13 +153,13 @@ func TestNarrowedSubscriptionPruned(t *testing.T) {
 	// Under the example policy si-harbin creates a consumer on its deaths
 	// and per-subject ones; the hub has its own and an administrator's.
 	p1 := examplePolicy(t)
-	n1 := testenv.NATS(t, embedded.NATSConfig{StoreDir: store, Authorize: p1.NATSUsers().Apply})
-	hubNC := connect(t, n1.Server(), p1, "hub", nil)
+	n1 := testenv.NATS(t, embedded.NATSConfig{StoreDir: store, Authorize: p1.NATSAuthorize})
+	hubNC := connect(t, n1.ClientURL(), p1, "hub", nil)
 	hjs, _ := jetstream.New(hubNC)
 	if _, err := hjs.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: schemas.StreamName, Subjects: []string{schemas.StreamSubjects}}); err != nil {
 		t.Fatal(err)
 	}
-	nc := connect(t, n1.Server(), p1, "si-harbin", nil)
+	nc := connect(t, n1.ClientURL(), p1, "si-harbin", nil)
 	js, _ := jetstream.New(nc)
 	for _, c := range []jetstream.ConsumerConfig{
 		{Durable: "si-harbin", FilterSubject: death},
@@ -189,8 +189,8 @@ func TestNarrowedSubscriptionPruned(t *testing.T) {
 
 	// The server restarts under the narrowed policy and the hub starts.
 	p2 := narrowedPolicy(t)
-	n2 := testenv.NATS(t, embedded.NATSConfig{StoreDir: store, Authorize: p2.NATSUsers().Apply})
-	hubNC = connect(t, n2.Server(), p2, "hub", nil)
+	n2 := testenv.NATS(t, embedded.NATSConfig{StoreDir: store, Authorize: p2.NATSAuthorize})
+	hubNC = connect(t, n2.ClientURL(), p2, "hub", nil)
 	hjs, _ = jetstream.New(hubNC)
 	logs := &testenv.LogBuffer{}
 	deleted, err := notify.PruneConsumers(ctx, hjs, schemas.StreamName, p2.ConsumerProblem, slog.New(slog.NewTextHandler(logs, nil)))
@@ -232,7 +232,7 @@ func TestNarrowedSubscriptionPruned(t *testing.T) {
 	if _, err := hjs.Publish(ctx, schemas.DeathSubject("230102001001"), []byte(`{"citizen_id":"230102199001011230"}`)); err != nil {
 		t.Fatal(err)
 	}
-	nc = connect(t, n2.Server(), p2, "si-harbin", nil)
+	nc = connect(t, n2.ClientURL(), p2, "si-harbin", nil)
 	js, _ = jetstream.New(nc)
 	if _, err := js.Consumer(ctx, schemas.StreamName, "si-harbin"); !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		t.Errorf("binding the revoked consumer: %v, want %v", err, jetstream.ErrConsumerNotFound)

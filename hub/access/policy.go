@@ -12,11 +12,13 @@
 //     header, a token bucket per identity, section filtering of records and
 //     history, an audit seam), also in front of the department gateway
 //     (RouteEvents), whose source is the identity's publish grant.
-//   - NATS: NATSUsers gives nats-server Options users whose publish and
-//     subscribe permissions allow exactly the identity's subjects and the
-//     JetStream API calls its durable pull consumers need (one named after
-//     it, or one per subject: see NATSPermissions); NATSConfig
-//     renders the same as a nats-server configuration file.
+//   - NATS: NATSConfig renders nats-server accounts and users (the hub's
+//     streams in an account of their own, each other identity in its own
+//     account importing from it) whose publish and subscribe permissions
+//     allow exactly the identity's subjects and the JetStream API calls its
+//     durable pull consumers need (one named after it, or one per subject:
+//     see NATSPermissions); NATSAuthorize applies the same to the embedded
+//     server.
 //   - Kafka: KfakeOptions gives the embedded broker SCRAM-SHA-512 users and
 //     ACLs; KafkaScript renders kafka-configs.sh and kafka-acls.sh commands
 //     for a real cluster.

@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -226,8 +227,10 @@ type NATSConfig struct {
 	// write, so that an acknowledged notification survives a hard stop.
 	SyncInterval time.Duration
 	// Authorize, when set, adjusts the server's options before it starts:
-	// users and permissions from the access policy (access.NATSUsers.Apply).
-	Authorize func(*server.Options)
+	// accounts, users and permissions from the access policy
+	// (access.Policy.NATSAuthorize), which put the hub's streams in
+	// account schemas.NATSAccount.
+	Authorize func(*server.Options) error
 	// TLS, when set, makes the server require TLS with this server
 	// configuration; ClientURL then starts with tls://.
 	TLS    *tls.Config
@@ -290,8 +293,13 @@ func StartNATS(ctx context.Context, cfg NATSConfig) (*NATS, error) {
 		// under the race detector on a busy two-core machine.
 		opts.TLSTimeout = 5
 	}
+	if err := moveStreams(cfg.StoreDir, cfg.Authorize != nil, cfg.Logger); err != nil {
+		return nil, fmt.Errorf("starting NATS: %w", err)
+	}
 	if cfg.Authorize != nil {
-		cfg.Authorize(opts)
+		if err := cfg.Authorize(opts); err != nil {
+			return nil, fmt.Errorf("starting NATS: %w", err)
+		}
 		// With users the server checks a password with bcrypt before it
 		// answers the client's first PING. Under the race detector on a
 		// busy machine that takes longer than the short first PING (2 s
@@ -320,6 +328,45 @@ func StartNATS(ctx context.Context, cfg NATSConfig) (*NATS, error) {
 	}
 	return &NATS{srv: srv}, nil
 }
+
+// moveStreams keeps the hub's streams, their consumers and its bucket
+// where the hub will look for them. JetStream stores each account's
+// streams in a directory of that account: the global account's ($G) when
+// the server runs without an access policy, and schemas.NATSAccount's
+// when it runs with one (releases before 2026-12-07 kept them in $G in
+// both cases). A store found under the other account's name, with none
+// under the one about to be used, is moved there before the server
+// starts, so that switching a policy on or off, or upgrading, loses no
+// notification and no subscriber's position.
+func moveStreams(storeDir string, withPolicy bool, log *slog.Logger) error {
+	from, to := globalAccount, schemas.NATSAccount
+	if !withPolicy {
+		from, to = to, from
+	}
+	js := filepath.Join(storeDir, server.JetStreamStoreDir)
+	src, dst := filepath.Join(js, from), filepath.Join(js, to)
+	if _, err := os.Stat(src); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("looking for JetStream's store of account %s: %w", from, err)
+	}
+	if _, err := os.Stat(dst); err == nil {
+		return nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("looking for JetStream's store of account %s: %w", to, err)
+	}
+	if err := os.Rename(src, dst); err != nil {
+		return fmt.Errorf("moving JetStream's store from account %s to %s: %w", from, to, err)
+	}
+	if log != nil {
+		log.Info("moved the notification streams to the account the hub now uses", "from", from, "to", to, "dir", js)
+	}
+	return nil
+}
+
+// globalAccount is the account of a NATS server's clients when it has no
+// accounts configured.
+const globalAccount = "$G"
 
 // ClientURL is the nats:// URL clients connect to.
 func (n *NATS) ClientURL() string { return n.srv.ClientURL() }

@@ -322,6 +322,69 @@ func MachineNATS(t testing.TB) string {
 	return u
 }
 
+// NATSServerProcess runs the machine's nats-server binary (Debian's 2.9,
+// older than the embedded server: what an operator's own server may be)
+// with JetStream on a temporary store, on a free port of 127.0.0.1, with
+// include as the rest of its configuration (such as `pophub policy
+// nats-config`'s output); it stops when the test ends. It returns the
+// server's URL.
+func NATSServerProcess(t testing.TB, include string) string {
+	t.Helper()
+	bin, err := exec.LookPath("nats-server")
+	if err != nil {
+		bin = "/usr/sbin/nats-server"
+	}
+	if _, err := os.Stat(bin); err != nil {
+		Unavailable(t, "the nats-server binary is not installed (Debian package nats-server): %v", err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	dir := t.TempDir()
+	conf := fmt.Sprintf("host: 127.0.0.1\nport: %d\njetstream { store_dir: %q }\ninclude ./policy-auth.conf\n", port, filepath.Join(dir, "js"))
+	for name, text := range map[string]string{"nats.conf": conf, "policy-auth.conf": include} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var log LogBuffer
+	cmd := exec.Command(bin, "-c", filepath.Join(dir, "nats.conf"))
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", bin, err)
+	}
+	var waitErr error
+	exited := make(chan struct{})
+	go func() { waitErr = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+	})
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			return "nats://" + addr
+		}
+		select {
+		case <-exited:
+			t.Fatalf("%s exited: %v\n%s", bin, waitErr, log.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not listening on %s after 30 s:\n%s", bin, addr, log.String())
+		}
+	}
+}
+
 // redact hides a URL's password.
 func redact(u string) string {
 	p, err := url.Parse(u)

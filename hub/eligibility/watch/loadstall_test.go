@@ -25,7 +25,7 @@ func TestOpenSaysWhenTheBucketStalls(t *testing.T) {
 	loadStall = 3 * time.Second
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	srv := testenv.NATS(t, embedded.NATSConfig{Authorize: func(o *server.Options) {
+	srv := testenv.NATS(t, embedded.NATSConfig{Authorize: func(o *server.Options) error {
 		o.Users = []*server.User{
 			{Username: "admin", Password: "a"},
 			{Username: "hub", Password: "h", Permissions: &server.Permissions{
@@ -33,6 +33,7 @@ func TestOpenSaysWhenTheBucketStalls(t *testing.T) {
 				Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>"}},
 			}},
 		}
+		return nil
 	}})
 	jsAs := func(user, password string) jetstream.JetStream {
 		return testenv.JetStream(t, srv.ClientURL(), nats.UserInfo(user, password))
