@@ -478,7 +478,16 @@ func (s *Stream) startReplication(ctx context.Context, repl *pgconn.PgConn, from
 // setSessionParams fixes how PostgreSQL prints values, on both
 // connections, so that dates and timestamps read the same whether they
 // come from the snapshot or from the WAL.
+//
+// It also asks for UTF-8, which is what the hub reads: without it
+// PostgreSQL sends text, the copy's and the changes' alike, in the
+// database's encoding (EUC_CN for many Chinese databases) or in a
+// client_encoding that ALTER DATABASE or ALTER ROLE … SET gives its other
+// clients (GBK, GB18030), and reads the table's name in it. A parameter
+// sent at the connection's start wins over both, and over the URL's
+// options (-c client_encoding=…).
 func setSessionParams(p map[string]string) {
+	p["client_encoding"] = "UTF8"
 	p["DateStyle"] = "ISO, YMD"
 	p["TimeZone"] = "UTC"
 	p["IntervalStyle"] = "iso_8601"
