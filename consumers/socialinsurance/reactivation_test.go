@@ -511,3 +511,64 @@ func TestRestoredWhileCompleting(t *testing.T) {
 		t.Errorf("task %+v after %d events, want done and flagged as reactivated", done, len(pub.inputs))
 	}
 }
+
+// TestRestoredHukouIsAnnouncedWhereTheDeathWas: a hukou cancelled for
+// death in 方正县 (230124) is restored at an address in 道里区 (230102),
+// where the person now lives. The bureau of 方正县 opened the
+// stop_benefits task from the death announced there; it relies on hearing
+// that the person is active again although the restored hukou is in
+// another county, so that it cancels the open task, or flags a completed
+// one for review, rather than end a living person's insurances.
+func TestRestoredHukouIsAnnouncedWhereTheDeathWas(t *testing.T) {
+	const (
+		fangzheng = "230124100013"
+		daoliAddr = "230102001001"
+	)
+	tests := []struct {
+		name         string
+		complete     bool // the bureau completes the task before the restoration
+		wantStatus   string
+		wantReactive bool
+	}{
+		{name: "restored while the task is open", wantStatus: StatusCancelled, wantReactive: true},
+		{name: "restored after the task was completed", complete: true, wantStatus: StatusDone, wantReactive: true},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			id := sdktest.CitizenID(1991 + i)
+			fz := openBureau(t, "230124")
+			h := newHubSim(t)
+			reg := func(name, at, addr, reason string) hub.Input {
+				return hubEvent(t, schemas.HukouRegistered, id, name, at, schemas.HukouRegisteredData{
+					Name: "王伟", Gender: "1", BirthDate: "1980-01-01", Ethnicity: "01", AddressCode: addr, HouseholdID: "H8", Reason: reason})
+			}
+			h.apply(reg("reg", "2020-01-01T09:00:00+08:00", fangzheng, "birth"))
+			fz.deliverEntries(t, subscribed(Filters("230124"), h.apply(hubEvent(t, schemas.HukouCancelled, id, "cancel",
+				"2025-03-01T09:00:00+08:00", schemas.HukouCancelledData{Reason: "death"}))))
+			if tt.complete {
+				pub := &hubPublisher{t: t}
+				if _, err := Complete(ctx, fz.store, pub, stopBenefits(t, fz, id).ID); err != nil {
+					t.Fatal(err)
+				}
+				for _, in := range pub.inputs {
+					h.apply(in)
+				}
+			}
+			restored := h.apply(reg("restore", "2025-03-10T09:00:00+08:00", daoliAddr, "restored"))
+			fz.deliverEntries(t, subscribed(Filters("230124"), restored))
+			if r := h.record(id); r.Status != hub.StatusActive || r.Hukou == nil || r.Hukou.RegionCode != "230102" {
+				t.Fatalf("the hub's record: %+v", r)
+			}
+			task := stopBenefits(t, fz, id)
+			if task.Status != tt.wantStatus || task.ReactivatedAt.IsZero() == tt.wantReactive {
+				var subjects []string
+				for _, e := range restored {
+					subjects = append(subjects, e.Subject)
+				}
+				t.Errorf("方正县's stop_benefits task: status %s, reactivated at %v; want %s, reactivated %v (the restoration announced %v)",
+					task.Status, task.ReactivatedAt, tt.wantStatus, tt.wantReactive, subjects)
+			}
+		})
+	}
+}

@@ -51,12 +51,20 @@ type mark struct {
 }
 
 // ChangeID identifies one notification: derived from the event's
-// idempotency key and the notification kind (a section, "migration" or
-// "death"), so re-deriving it after a crash gives the same id and JetStream
-// drops the repeat by Nats-Msg-Id. It carries no citizen ID.
+// idempotency key and the notification kind (a section, "migration",
+// "death" or KindStatusAtDeath), so re-deriving it after a crash gives the
+// same id and JetStream drops the repeat by Nats-Msg-Id. It carries no
+// citizen ID.
 func ChangeID(source schemas.Source, eventID, kind string) string {
 	return eventDigest(source, eventID) + "." + kind
 }
+
+// KindStatusAtDeath is the change id kind of a status change announced a
+// second time, in the region where the death it ends was announced: the
+// same notification as the status section's in the region after the
+// change, under an id of its own, since JetStream would drop a second
+// message with the first's Nats-Msg-Id.
+const KindStatusAtDeath = "status.at-death"
 
 // eventDigest is the part of an event's change ids that names the event,
 // computed once per event however many notifications it raises.
@@ -301,13 +309,24 @@ func (out *Outcome) apply(st *State, in *hub.Input, now time.Time) {
 	for _, sec := range changed {
 		n := base
 		n.Section = sec
-		out.notify(schemas.ChangedSubject(addr, schemas.Section(sec)), n, digest, timeText, in.Trace, now)
+		out.notify(schemas.ChangedSubject(addr, schemas.Section(sec)), sec, n, digest, timeText, in.Trace, now)
+	}
+	// A death ended (a registration restoring the hukou) is a status
+	// change, announced where the hukou is after it. The bureau that
+	// acted on the death heard of it where the death was announced
+	// (deathAddress before this event); when that is another county (the
+	// hukou restored at another address), the status change is announced
+	// there too, so that bureau learns the person is active again.
+	if wasDeceased && !deceased && wasDeathAddr != "" && region.Tokens(wasDeathAddr) != region.Tokens(addr) {
+		n := base
+		n.Section = string(schemas.SecStatus)
+		out.notify(schemas.ChangedSubject(wasDeathAddr, schemas.SecStatus), KindStatusAtDeath, n, digest, timeText, in.Trace, now)
 	}
 	if d := migration; d != nil {
 		n := base
 		n.Section = schemas.KindMigration
 		n.FromAddressCode, n.ToAddressCode, n.Reason = d.FromAddressCode, d.ToAddressCode, d.Reason
-		out.notify(schemas.MigrationSubject(d.FromAddressCode, d.ToAddressCode), n, digest, timeText, in.Trace, now)
+		out.notify(schemas.MigrationSubject(d.FromAddressCode, d.ToAddressCode), n.Section, n, digest, timeText, in.Trace, now)
 	}
 	if died {
 		n := base
@@ -321,14 +340,15 @@ func (out *Outcome) apply(st *State, in *hub.Input, now time.Time) {
 			n.Time = at.T.In(schemas.CST()) // a state stored before times were kept in CST
 			deathText = n.Time.AppendFormat(nil, time.RFC3339Nano)
 		}
-		out.notify(schemas.DeathSubject(deathAddr), n, digest, deathText, in.Trace, now)
+		out.notify(schemas.DeathSubject(deathAddr), n.Section, n, digest, deathText, in.Trace, now)
 	}
 }
 
-// notify adds a notification; digest is eventDigest of its event and
-// timeText its time as notifications write it.
-func (out *Outcome) notify(subject string, n schemas.Notification, digest string, timeText []byte, trace map[string]string, now time.Time) {
-	n.ChangeID = digest + "." + n.Section
+// notify adds a notification of the given change id kind (ChangeID);
+// digest is eventDigest of its event and timeText its time as
+// notifications write it.
+func (out *Outcome) notify(subject, kind string, n schemas.Notification, digest string, timeText []byte, trace map[string]string, now time.Time) {
+	n.ChangeID = digest + "." + kind
 	if cap(out.bodies)-len(out.bodies) < 1024 {
 		out.bodies = make([]byte, 0, 64<<10)
 	}

@@ -89,3 +89,96 @@ func TestDeathAnnouncedWhereTheHukouWasAtDeath(t *testing.T) {
 		})
 	}
 }
+
+// TestRestorationAnnouncedWhereTheDeathWas checks where a death ended (a
+// hukou restored) is announced. The status change goes to the county of
+// the hukou after it, and also to the county where the death was
+// announced when that is another one: the social-insurance bureau there
+// opened a stop_benefits task from the death and must hear that the
+// person is active again. The second announcement is the same
+// notification under a change id of its own (a shared Nats-Msg-Id would
+// be dropped by JetStream), derived from the event alone.
+func TestRestorationAnnouncedWhereTheDeathWas(t *testing.T) {
+	p := id(t, male)
+	const fangzheng, fangzheng2, daoli = "230124100013", "230124100014", "230102001001"
+	const (
+		inFangzheng = "pop.changed.23.2301.230124.status"
+		inDaoli     = "pop.changed.23.2301.230102.status"
+	)
+	reg := registered(t, p, "ps-1", "2020-01-01T09:00:00+08:00", fangzheng, "1", "1990-01-01")
+	cancelled := ev(t, schemas.HukouCancelled, p, "ps-2", "2025-03-01T09:00:00+08:00", map[string]any{"reason": "death"})
+	cert := ev(t, schemas.DeathCertified, p, "h-1", "2025-03-01T09:00:00+08:00", map[string]any{"date_of_death": "2025-02-28", "certificate_no": "D8"})
+	moved := ev(t, schemas.HukouMigrated, p, "ps-3", "2024-06-01T09:00:00+08:00", map[string]any{
+		"from_address_code": fangzheng, "to_address_code": daoli, "reason": "housing"})
+	restored := func(addr string) hub.Input {
+		return ev(t, schemas.HukouRegistered, p, "ps-9", "2025-03-10T09:00:00+08:00", map[string]any{"name": "张伟", "gender": "1",
+			"birth_date": "1990-01-01", "ethnicity": "01", "address_code": addr, "household_id": "H2", "reason": "restored"})
+	}
+	tests := []struct {
+		name   string
+		events []hub.Input // the last one restores the hukou
+		// want are the subjects of the restoration's status
+		// notifications, the one of the hukou after it first.
+		want []string
+	}{
+		{name: "cancelled for death, restored in another county", events: []hub.Input{reg, cancelled, restored(daoli)},
+			want: []string{inDaoli, inFangzheng}},
+		{name: "certified dead, restored in another county", events: []hub.Input{reg, cert, restored(daoli)},
+			want: []string{inDaoli, inFangzheng}},
+		{name: "restored in the county of the death", events: []hub.Input{reg, cancelled, restored(fangzheng2)},
+			want: []string{inFangzheng}},
+		// The death was announced where the hukou was at it, after a move.
+		{name: "moved before the death, restored back home", events: []hub.Input{reg, moved, cert, restored(fangzheng)},
+			want: []string{inFangzheng, inDaoli}},
+		// Announced under the unknown region, which no bureau follows.
+		{name: "death with no address known", events: []hub.Input{cert, restored(daoli)},
+			want: []string{inDaoli}},
+	}
+	for _, tc := range tests {
+		for how, batches := range map[string][][]hub.Input{"one by one": oneByOne(tc.events), "in one batch": {tc.events}} {
+			t.Run(tc.name+" "+how, func(t *testing.T) {
+				states, outs := run(batches...)
+				if s := states[p].Status(); s != hub.StatusActive {
+					t.Fatalf("status %s, want active", s)
+				}
+				last := outs[len(outs)-1]
+				ids := map[string]bool{}
+				var got []string
+				var bodies []schemas.Notification
+				for _, e := range last.Outbox {
+					if ids[e.MsgID] {
+						t.Errorf("msg id %s used twice", e.MsgID)
+					}
+					ids[e.MsgID] = true
+					var n schemas.Notification
+					if err := schemas.DecodeNotification(e.Body, &n); err != nil {
+						t.Fatal(err)
+					}
+					if n.ChangeID != e.MsgID {
+						t.Errorf("%s: change id %s, msg id %s", e.Subject, n.ChangeID, e.MsgID)
+					}
+					if n.EventID == "ps-9" && n.Section == string(schemas.SecStatus) {
+						got = append(got, e.Subject)
+						bodies = append(bodies, n)
+					}
+				}
+				if !reflect.DeepEqual(got, tc.want) {
+					t.Fatalf("status announced on %v, want %v", got, tc.want)
+				}
+				if want := ChangeID(schemas.PublicSecurity, "ps-9", string(schemas.SecStatus)); bodies[0].ChangeID != want {
+					t.Errorf("change id %s, want %s", bodies[0].ChangeID, want)
+				}
+				if len(bodies) == 2 {
+					again := bodies[1]
+					if want := ChangeID(schemas.PublicSecurity, "ps-9", KindStatusAtDeath); again.ChangeID != want {
+						t.Errorf("change id where the death was %s, want %s", again.ChangeID, want)
+					}
+					again.ChangeID = bodies[0].ChangeID
+					if !reflect.DeepEqual(again, bodies[0]) {
+						t.Errorf("announced where the death was:\n%+v\nwhere the hukou is:\n%+v", bodies[1], bodies[0])
+					}
+				}
+			})
+		}
+	}
+}
