@@ -374,7 +374,7 @@ type natsImport struct {
 	subject string
 	stream  bool
 	// streamed marks a service answering one request with many messages:
-	// a pull request's deliveries.
+	// a pull request's deliveries, and an ack-and-next's (+NXT).
 	streamed bool
 }
 
@@ -397,7 +397,8 @@ func natsImports(id Identity) []natsImport {
 	}
 	var out []natsImport
 	for _, s := range perms.Publish.Allow {
-		out = append(out, natsImport{subject: s, streamed: strings.HasPrefix(s, "$JS.API.CONSUMER.MSG.NEXT.")})
+		streamed := strings.HasPrefix(s, "$JS.API.CONSUMER.MSG.NEXT.") || strings.HasPrefix(s, "$JS.ACK.")
+		out = append(out, natsImport{subject: s, streamed: streamed})
 	}
 	for _, s := range perms.Subscribe.Allow {
 		out = append(out, natsImport{subject: s, stream: true})

@@ -130,6 +130,8 @@ func TestValidation(t *testing.T) {
 		{"inbox prefix is the notifications root", siNATS, siInbox("pop"), []string{`identities[2] "si": credentials.nats.inbox_prefix: "pop" is the hub's subject root pop (every notification)`, "leave inbox_prefix out for the default _INBOX_si or choose another"}},
 		{"inbox prefix is the dead-letter root", siNATS, siInbox("popdlq"), []string{`credentials.nats.inbox_prefix: "popdlq" is the hub's subject root popdlq (every subscriber's dead letters)`}},
 		{"inbox prefix is the shared inbox root", siNATS, siInbox("_INBOX"), []string{`credentials.nats.inbox_prefix: "_INBOX" is the hub's subject root _INBOX (the hub's replies)`}},
+		{"inbox prefix is the server's reply root", siNATS, siInbox("_R_"), []string{`credentials.nats.inbox_prefix: "_R_" is the server's reply root _R_ (the answers to every identity's requests to the hub's account`}},
+		{"inbox prefix is the gateways' reply root", siNATS, siInbox("_GR_"), []string{`credentials.nats.inbox_prefix: "_GR_" is the server's reply root _GR_`}},
 		{"inbox prefix is a server subject", siNATS, siInbox(`"$KV"`), []string{`credentials.nats.inbox_prefix: "$KV" is a server subject root`}},
 		{"inbox prefix with wildcard", siNATS, siInbox(`">"`), []string{`credentials.nats.inbox_prefix: ">": want one subject token`}},
 		{"inbox prefix is another's default", `bcrypt: "$2a$11$13jUY/34NnVpUIEi0G8uBOOcgqtptBPU7HlA9sQ4N.0dQ0dGgdVKy"}`, `bcrypt: "$2a$11$13jUY/34NnVpUIEi0G8uBOOcgqtptBPU7HlA9sQ4N.0dQ0dGgdVKy", inbox_prefix: _INBOX_si}`,

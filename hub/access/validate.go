@@ -395,6 +395,13 @@ func sharedRoot(pre string) string {
 	if strings.HasPrefix(pre, "$") {
 		return "a server subject root ($JS, $KV, $SYS: JetStream and system traffic)"
 	}
+	// The server answers a request that crossed an account import on a
+	// reply subject of its own under _R_ in the exporting account (every
+	// identity's pulls, in the hub's), and gateways under _GR_: an inbox
+	// there would be exported with them (NATSConfig).
+	if pre == "_R_" || pre == "_GR_" {
+		return "the server's reply root " + pre + " (the answers to every identity's requests to the hub's account, the notifications they pull)"
+	}
 	for _, r := range sharedRoots {
 		if pre == r.root {
 			return fmt.Sprintf("the hub's subject root %s (%s)", r.root, r.what)

@@ -3,6 +3,9 @@ package embedded
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -101,4 +104,34 @@ func TestStreamsFollowTheAccount(t *testing.T) {
 	n, js = open(nil)
 	check(js, "without the policy again", 3)
 	n.Close()
+}
+
+// A store holding streams under both accounts (a release before the move
+// run again on the directory, as a rollback does, writes to $G while the
+// moved store waits under POPHUB) is refused, naming both, rather than
+// opened with one of them left aside unsaid.
+func TestStreamsOfBothAccountsRefused(t *testing.T) {
+	dir := t.TempDir()
+	js := filepath.Join(dir, server.JetStreamStoreDir)
+	for _, account := range []string{globalAccount, schemas.NATSAccount} {
+		if err := os.MkdirAll(filepath.Join(js, account, "streams", schemas.StreamName), 0o750); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, policy := range []bool{true, false} {
+		cfg := NATSConfig{StoreDir: dir}
+		if policy {
+			cfg.Authorize = func(o *server.Options) error { return nil }
+		}
+		n, err := StartNATS(context.Background(), cfg)
+		if err == nil {
+			n.Close()
+			t.Fatalf("policy %v: started on a store holding streams of both accounts", policy)
+		}
+		for _, want := range []string{filepath.Join(js, globalAccount), filepath.Join(js, schemas.NATSAccount), "move the other out"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("policy %v: %v; want it to name %s", policy, err, want)
+			}
+		}
+	}
 }

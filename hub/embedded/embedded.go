@@ -351,6 +351,14 @@ func moveStreams(storeDir string, withPolicy bool, log *slog.Logger) error {
 		return fmt.Errorf("looking for JetStream's store of account %s: %w", from, err)
 	}
 	if _, err := os.Stat(dst); err == nil {
+		// Both: a release before the move run again on this directory
+		// (a rollback) wrote to $G while the moved store waited. Using one
+		// would leave the other's notifications and positions aside unsaid.
+		if holdsStreams(src) && holdsStreams(dst) {
+			return fmt.Errorf("JetStream's store holds streams of account %s (%s) and of account %s (%s), and the hub uses %s's: "+
+				"keep the one to go on with and move the other out of %s (its notifications and subscribers' positions are not merged)",
+				from, src, to, dst, to, js)
+		}
 		return nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("looking for JetStream's store of account %s: %w", to, err)
@@ -362,6 +370,13 @@ func moveStreams(storeDir string, withPolicy bool, log *slog.Logger) error {
 		log.Info("moved the notification streams to the account the hub now uses", "from", from, "to", to, "dir", js)
 	}
 	return nil
+}
+
+// holdsStreams reports whether an account's JetStream directory holds a
+// stream.
+func holdsStreams(accountDir string) bool {
+	entries, err := os.ReadDir(filepath.Join(accountDir, "streams"))
+	return err == nil && len(entries) > 0
 }
 
 // globalAccount is the account of a NATS server's clients when it has no
