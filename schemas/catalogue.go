@@ -491,6 +491,8 @@ func (v *validator) text(field, s string, req bool, max int) {
 	}
 }
 
+// name checks a person's name (see nameProblem for the rules beyond
+// these, and PersonName for the fields it applies to).
 func (v *validator) name(field, s string, req bool) {
 	if s == "" {
 		if req {
@@ -509,6 +511,9 @@ func (v *validator) name(field, s string, req bool) {
 	}
 	if r, ok := privateUse(s); ok {
 		v.fail(field, fmt.Sprintf("holds U+%04X, a private-use character (造字, drawn only by the sending department's own fonts; GB 18030 maps GBK's user-defined areas there): replace it with the character's standard code", r))
+	}
+	if p := nameProblem(s); p != "" {
+		v.fail(field, p)
 	}
 }
 

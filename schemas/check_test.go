@@ -553,8 +553,11 @@ func TestContributionMonthAhead(t *testing.T) {
 // the code point, whichever encoding the department's file had; so is a
 // name that lost a character on its way, to a ? (Excel's and WPS's CSV in
 // GBK write one for a character GBK lacks: 𠮷野 as ?野) or to U+FFFD (a
-// lossy conversion), saying to save the file as UTF-8. Rare characters
-// with standard codes, in and beyond the BMP, are kept.
+// lossy conversion), saying to save the file as UTF-8. A blank or padded
+// name, an invisible character or a look-alike of the middle dot is
+// refused naming it (see TestNameCharacterSets). Rare characters with
+// standard codes, in and beyond the BMP, and the joiners scripts need
+// inside a name, are kept.
 func TestRefusedNameCharacters(t *testing.T) {
 	const garbled = "save the file as UTF-8"
 	tests := []struct {
@@ -571,6 +574,17 @@ func TestRefusedNameCharacters(t *testing.T) {
 		{"CJK extension B", "𠮷野", nil},
 		{"CJK extension A", "刘䶮", nil},
 		{"middle dot of a minority name", "阿依古丽·买买提", nil},
+		{"blank of ideographic spaces", "\u3000\u3000", []string{"is blank", "U+3000 (ideographic space)"}},
+		{"padded with an ideographic space", "张三\u3000", []string{"ends with U+3000 (ideographic space): remove the padding"}},
+		{"padded with a space", " 张三", []string{"begins with U+0020 (space): remove the padding"}},
+		{"byte order mark first", "\ufeff张三", []string{"begins with U+FEFF (zero width no-break space, a byte order mark)"}},
+		{"zero width space inside", "张\u200b三", []string{"holds U+200B (zero width space), an invisible character"}},
+		{"right-to-left override", "\u202e三张", []string{"holds U+202E (right-to-left override), an invisible character"}},
+		{"left-to-right mark inside", "张\u200e三", []string{"holds U+200E (left-to-right mark), an invisible character"}},
+		{"katakana middle dot", "阿依古丽\u30fb买买提", []string{"holds ・, U+30FB (katakana middle dot), a look-alike of the middle dot", "use U+00B7"}},
+		{"zero width joiner inside", "क्\u200dष", nil},
+		{"Mongolian vowel separator", "ᠪᠠᠲᠤ\u180eᠶᠠ", nil},
+		{"space inside", "John Smith", nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

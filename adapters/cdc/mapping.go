@@ -72,7 +72,12 @@ type Operation struct {
 	// Data maps each data field (its JSON name in the type's data struct)
 	// to an expression: a column name; $commit_date or $commit_time;
 	// ='text' for a constant; or alternatives "a | b" taking the first
-	// that is not NULL. A field whose value is NULL is left out.
+	// that is not NULL. A field whose value is NULL is left out. A
+	// person's name (schemas.PersonName) is read as `pophub import` reads
+	// a name cell: trimmed of white space and of characters that show as
+	// nothing (citizenid.TrimTyped; left out when nothing remains), and
+	// with a look-alike of the middle dot between two of its parts
+	// replaced by U+00B7 (schemas.FixNameSeparators), as the hub asks.
 	Data map[string]string `yaml:"data"`
 }
 
@@ -128,6 +133,8 @@ type fieldPlan struct {
 	name string
 	kind fieldKind
 	expr expr
+	// personName: the field is a person's name (see Operation.Data).
+	personName bool
 }
 
 // fieldKind is the JSON shape a data field takes, from its Go type.
@@ -326,7 +333,7 @@ func (o *Operation) compile(source schemas.Source, defTime string) (*opPlan, err
 		if err != nil {
 			return nil, fmt.Errorf("data.%s: %w", name, err)
 		}
-		op.fields = append(op.fields, fieldPlan{name: name, kind: kind, expr: e})
+		op.fields = append(op.fields, fieldPlan{name: name, kind: kind, expr: e, personName: schemas.PersonName(o.Type, name)})
 	}
 	slices.SortFunc(op.fields, func(a, b fieldPlan) int { return strings.Compare(a.name, b.name) })
 	return op, nil
@@ -533,6 +540,14 @@ func (p *plan) event(c change) (ev schemas.Event, upgraded int, err error) {
 		}
 		if f.kind == kindDate {
 			v = p.date(v)
+		}
+		if f.personName {
+			// A name column a GBK-era system padded to its width with
+			// U+3000, or typed with ・ for the register's ·: one person,
+			// one name, whichever door it came through.
+			if v, _ = schemas.FixNameSeparators(citizenid.TrimTyped(v)); v == "" {
+				continue
+			}
 		}
 		if data[f.name], err = convert(v, f.kind); err != nil {
 			return ev, 0, &rowError{"bad_value", fmt.Sprintf("data.%s (%s): %v", f.name, f.expr, err)}

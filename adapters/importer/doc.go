@@ -124,9 +124,13 @@
 // invisible character, named (U+200B). Date, time, number, version and
 // code cells (value maps, code tables, region and division codes, credit
 // codes) read full-width ASCII as ASCII too; free text, such as a name,
-// is sent as typed. Cells and header cells are trimmed of white space and
-// of characters that show as nothing: zero-width space, non-joiner,
-// joiner, word joiner and byte order mark.
+// is sent as typed, but for the separator of a two-part name: a
+// look-alike of the middle dot (・ • ．‧ ･ ∙ ⋅, or a full stop between two
+// Han characters) between its parts is sent as U+00B7 ·, as the register
+// and the ID card write it and the hub asks (schemas.FixNameSeparators),
+// and counted (Report.Separators). Cells and header cells are trimmed
+// of white space and of characters that show as nothing: zero-width
+// space, non-joiner, joiner, word joiner and byte order mark.
 //
 // Without a layout, the time column and date columns take the same forms:
 // 2026-03-01, 2026-3-1, 2026/3/1, 20260301, 2026年3月1日, 2026.3.1, each

@@ -236,6 +236,7 @@ func (c *idCensus) settle(rep *Report, rejects *rejectsFile, list int) error {
 		}
 		rep.Valid--
 		rep.Upgraded -= h.m.upgraded
+		rep.Separators -= h.m.separators
 		rep.reject(*rej, len(rep.Rejects)+1) // listed, then sorted into place below
 		if err := rejects.add(rej, h.r); err != nil {
 			return err

@@ -332,6 +332,11 @@ type Report struct {
 	// Upgraded counts legacy 15-digit IDs upgraded to 18 digits in valid
 	// lines.
 	Upgraded int
+	// Separators counts the look-alikes of the middle dot (・ • ．…)
+	// replaced by it, U+00B7 ·, between the parts of names in valid lines
+	// (schemas.FixNameSeparators): the hub refuses them, and the register
+	// and the ID card write ·.
+	Separators int
 	// Sent counts the events the broker acknowledged in this run (lines
 	// an earlier run rejected that are valid now among them); AlreadySent
 	// the valid lines an earlier run sent.
@@ -404,7 +409,7 @@ func (r *Report) ByReason() map[string]int {
 }
 
 // Summary is a one-line account: read, valid, sent, rejected by reason,
-// repeated, upgraded IDs.
+// repeated, upgraded IDs, and name separators replaced (when any were).
 func (r *Report) Summary() string {
 	var b strings.Builder
 	b.WriteString(filepath.Base(r.File))
@@ -450,7 +455,11 @@ func (r *Report) Summary() string {
 		}
 		fmt.Fprintf(&b, ", %d repeated (the same row as an earlier line: %s, nothing to fix)", r.Repeated, sent)
 	}
-	fmt.Fprintf(&b, ", %d legacy IDs upgraded, %s", r.Upgraded, r.Elapsed.Round(time.Millisecond))
+	fmt.Fprintf(&b, ", %d legacy IDs upgraded", r.Upgraded)
+	if r.Separators > 0 {
+		fmt.Fprintf(&b, ", %d name separators replaced by the middle dot ·", r.Separators)
+	}
+	fmt.Fprintf(&b, ", %s", r.Elapsed.Round(time.Millisecond))
 	return b.String()
 }
 
@@ -796,6 +805,7 @@ func validate(ctx context.Context, cfg *Config, rep *Report, src rowSource, p *p
 			}
 			rep.Valid++
 			rep.Upgraded += m.upgraded
+			rep.Separators += m.separators
 			if err := emit(m); err != nil {
 				return "", err
 			}

@@ -64,6 +64,9 @@ type column struct {
 	table     string            // a Codes field's table and standard, for reject details: "education table (GB/T 4658)"
 	vague     map[string]bool   // short names of the table that fit several codes in this type
 	fold      bool              // read the cell as foldWidth does: a date, number, ID or code
+	// personName: the field is a person's name (schemas.PersonName),
+	// whose look-alikes of the middle dot are replaced by it.
+	personName bool
 }
 
 // Default layouts, tried in order, when a mapping names none. The time
@@ -319,7 +322,7 @@ func showHeader(header, columns []string) string {
 // only error is a time zone that does not load, which Mapping.Validate
 // refuses: a mapping built otherwise does not fall back to another zone.
 func newColumn(t schemas.Type, name string, f Field, find func(what, name string) int) (column, error) {
-	c := column{name: name, col: -1, value: f.Value, def: f.Default, kind: f.Kind, split: f.Split}
+	c := column{name: name, col: -1, value: f.Value, def: f.Default, kind: f.Kind, split: f.Split, personName: schemas.PersonName(t, name)}
 	c.member = append(strconv.AppendQuote(nil, name), ':') // names are ASCII JSON field names
 	if c.kind == "" {
 		c.kind = KindString
@@ -497,13 +500,21 @@ var codeFields = map[string]bool{
 
 // mapped is a row turned into an event, ready to send, or why not.
 type mapped struct {
-	line     int
-	typ      schemas.Type // the event's type, once known ("" for JSONL)
-	id       string
-	key      []byte // the record key: the citizen ID
-	value    []byte // the encoded event
-	upgraded int    // legacy 15-digit IDs upgraded
-	rej      *Reject
+	line       int
+	typ        schemas.Type // the event's type, once known ("" for JSONL)
+	id         string
+	key        []byte // the record key: the citizen ID
+	value      []byte // the encoded event
+	upgraded   int    // legacy 15-digit IDs upgraded
+	separators int    // look-alikes of the middle dot replaced in names
+	rej        *Reject
+}
+
+// fixes counts what reading a cell corrected, as a clerk would have
+// typed it, for the report.
+type fixes struct {
+	upgraded   int // legacy 15-digit IDs upgraded to 18 digits
+	separators int // look-alikes of the middle dot replaced by it in a name (schemas.FixNameSeparators)
 }
 
 // mapRow turns a row into an encoded event and validates it exactly as
@@ -612,9 +623,9 @@ func (p *plan) mapRow(line int, row []string, kinds []cellKind, now time.Time) m
 		}
 		data = append(data, c.member...)
 		var set bool
-		var upgraded int
+		var fixed fixes
 		var err *convertError
-		data, set, upgraded, err = c.appendValue(data, row, kinds, p.date1904)
+		data, set, fixed, err = c.appendValue(data, row, kinds, p.date1904)
 		if err != nil {
 			return fail(err.reason, "data."+c.name, c.header, "%s", err.detail)
 		}
@@ -622,7 +633,8 @@ func (p *plan) mapRow(line int, row []string, kinds []cellKind, now time.Time) m
 			data = data[:mark]
 			continue
 		}
-		out.upgraded += upgraded
+		out.upgraded += fixed.upgraded
+		out.separators += fixed.separators
 	}
 	data = append(data, '}')
 
@@ -809,9 +821,9 @@ func (p *plan) columnOf(typ schemas.Type, field string) string {
 type convertError struct{ reason, detail string }
 
 // appendValue appends the JSON value of the field to dst and returns it,
-// whether the field is set (dst is unchanged when not), and how many
-// legacy IDs it upgraded. date1904 is the workbook's date system.
-func (c *column) appendValue(dst []byte, row []string, kinds []cellKind, date1904 bool) ([]byte, bool, int, *convertError) {
+// whether the field is set (dst is unchanged when not), and what it
+// corrected. date1904 is the workbook's date system.
+func (c *column) appendValue(dst []byte, row []string, kinds []cellKind, date1904 bool) ([]byte, bool, fixes, *convertError) {
 	v, kind := c.value, textCell
 	if c.col >= 0 {
 		v, kind = cell(row, c.col), kindAt(kinds, c.col)
@@ -820,14 +832,14 @@ func (c *column) appendValue(dst []byte, row []string, kinds []cellKind, date190
 		v, kind = c.def, textCell
 	}
 	if v == "" {
-		return dst, false, 0, nil
+		return dst, false, fixes{}, nil
 	}
 	if e, ok := formulaError(v, kind); ok {
-		return dst, false, 0, &convertError{ReasonInvalidValue, formulaErrorDetail(e)}
+		return dst, false, fixes{}, &convertError{ReasonInvalidValue, formulaErrorDetail(e)}
 	}
 	if c.kind != KindNumber && c.kind != KindCitizenID && lostDigits(v, kind) {
 		// An ID cell's own detail is numberIDDetail (see idCell).
-		return dst, false, 0, &convertError{ReasonInvalidValue, longNumberDetail}
+		return dst, false, fixes{}, &convertError{ReasonInvalidValue, longNumberDetail}
 	}
 	switch c.kind {
 	case KindDate, KindMonth, KindNumber:
@@ -848,7 +860,7 @@ func (c *column) appendValue(dst []byte, row []string, kinds []cellKind, date190
 			if c.lookup != nil {
 				m, ok := c.find(e)
 				if !ok {
-					return dst, false, 0, c.unmapped(e, true)
+					return dst, false, fixes{}, c.unmapped(e, true)
 				}
 				e = m
 			}
@@ -858,40 +870,50 @@ func (c *column) appendValue(dst []byte, row []string, kinds []cellKind, date190
 			out = schemas.AppendJSONString(out, e)
 			n++
 		}
-		return append(out, ']'), true, 0, nil
+		return append(out, ']'), true, fixes{}, nil
 	}
 	if c.lookup != nil {
 		m, ok := c.find(v)
 		if !ok {
-			return dst, false, 0, c.unmapped(v, false)
+			return dst, false, fixes{}, c.unmapped(v, false)
 		}
 		v, kind = m, textCell
+	}
+	if c.personName && c.kind == KindString {
+		// Names are sent as typed, but for the separator of a two-part
+		// name: the clerk's ・ or • is the register's · (GBK A1A4), which
+		// the hub asks for. An export's ="…" may still hold padding.
+		var n int
+		if v, n = schemas.FixNameSeparators(trimCell(v)); v == "" {
+			return dst, false, fixes{}, nil
+		}
+		return schemas.AppendJSONString(dst, v), true, fixes{separators: n}, nil
 	}
 	switch c.kind {
 	case KindNumber:
 		n, ok := withoutThousands(v)
 		if !ok {
-			return dst, false, 0, &convertError{ReasonInvalidValue, decimalCommaDetail}
+			return dst, false, fixes{}, &convertError{ReasonInvalidValue, decimalCommaDetail}
 		}
 		f, err := strconv.ParseFloat(n, 64)
 		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
-			return dst, false, 0, &convertError{ReasonInvalidValue, "not a number"}
+			return dst, false, fixes{}, &convertError{ReasonInvalidValue, "not a number"}
 		}
-		return strconv.AppendFloat(dst, f, 'f', -1, 64), true, 0, nil
+		return strconv.AppendFloat(dst, f, 'f', -1, 64), true, fixes{}, nil
 	case KindDate, KindMonth:
 		if _, ok := ambiguousMonth(v, kind); ok && c.kind == KindMonth {
-			return dst, false, 0, &convertError{ReasonInvalidValue, decimalMonthDetail}
+			return dst, false, fixes{}, &convertError{ReasonInvalidValue, decimalMonthDetail}
 		}
 		t, ok := parseCell(v, kind, c.layouts, wallClock, date1904)
 		if !ok && c.firstDays {
 			// A date with a time of day too, as databases export a
 			// month kept as a timestamp: midnight only.
 			if t, ok = parseTime(v, monthDayForms, wallClock); ok && (t.Day() != 1 || t.Hour()+t.Minute()+t.Second() != 0) {
-				return dst, false, 0, &convertError{ReasonInvalidValue, "a date, not a month: only the first day of a month (2026-03-01, or 2026-03-01 00:00:00) is read as its month"}
+				return dst, false, fixes{}, &convertError{ReasonInvalidValue, "a date, not a month: only the first day of a month (2026-03-01, or 2026-03-01 00:00:00) is read as its month"}
 			}
 		}
 		if !ok {
-			return dst, false, 0, &convertError{ReasonInvalidValue, "not a " + c.kind + " in layout " + strings.Join(c.layouts, " or ")}
+			return dst, false, fixes{}, &convertError{ReasonInvalidValue, "not a " + c.kind + " in layout " + strings.Join(c.layouts, " or ")}
 		}
 		if t.Location() != wallClock {
 			// An instant (2026-02-28T16:30:00Z, as exporters write UTC):
@@ -904,27 +926,27 @@ func (c *column) appendValue(dst []byte, row []string, kinds []cellKind, date190
 			out = "2006-01"
 		}
 		dst = append(dst, '"')
-		return append(t.AppendFormat(dst, out), '"'), true, 0, nil
+		return append(t.AppendFormat(dst, out), '"'), true, fixes{}, nil
 	case KindCitizenID:
 		var numeric bool
 		if v, numeric = idCell(v, kind); numeric {
-			return dst, false, 0, &convertError{schemas.ReasonInvalidData, numberIDDetail}
+			return dst, false, fixes{}, &convertError{schemas.ReasonInvalidData, numberIDDetail}
 		}
 		if r := citizenid.Invisible(v); r != 0 {
-			return dst, false, 0, &convertError{schemas.ReasonInvalidData, invisibleDetail(r)}
+			return dst, false, fixes{}, &convertError{schemas.ReasonInvalidData, invisibleDetail(r)}
 		}
 		if zeroedBadCheck(v) {
-			return dst, false, 0, &convertError{schemas.ReasonInvalidData, zeroedIDDetail}
+			return dst, false, fixes{}, &convertError{schemas.ReasonInvalidData, zeroedIDDetail}
 		}
 		if len(v) == 15 {
 			id, err := citizenid.Upgrade15(v)
 			if err != nil {
-				return dst, false, 0, &convertError{schemas.ReasonInvalidData, "legacy 15-digit ID: " + errors.Unwrap(err).Error()}
+				return dst, false, fixes{}, &convertError{schemas.ReasonInvalidData, "legacy 15-digit ID: " + errors.Unwrap(err).Error()}
 			}
-			return schemas.AppendJSONString(dst, string(id)), true, 1, nil
+			return schemas.AppendJSONString(dst, string(id)), true, fixes{upgraded: 1}, nil
 		}
 	}
-	return schemas.AppendJSONString(dst, v), true, 0, nil
+	return schemas.AppendJSONString(dst, v), true, fixes{}, nil
 }
 
 // ambiguousMonth reports whether v, a cell of a month column, is a

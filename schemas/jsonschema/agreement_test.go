@@ -303,7 +303,10 @@ func samples(kind, prop string) (valid, invalid []any) {
 		return []any{"93440304MA5FXW7G24", "91350100M000100Y43"},
 			[]any{"91230102MA1B2C3D4", "91230102MA1B2C3D4I", "91230102MA1B2C3D466", "91230102ma1b2c3d46"}
 	case "name":
-		return []any{"阿依古丽·买买提", strings.Repeat("汉", 64), "A"}, []any{strings.Repeat("汉", 65), "张\n伟", "\u007f", "张\u0085伟", "\u0080", "张\ue000", "李\uf8ff明"}
+		return []any{"阿依古丽·买买提", strings.Repeat("汉", 64), "A", "张 伟", "J. Smith", "ᠪᠠᠲᠤ\u180eᠶᠠ", "क्\u200dष"},
+			[]any{strings.Repeat("汉", 65), "张\n伟", "\u007f", "张\u0085伟", "\u0080", "张\ue000", "李\uf8ff明",
+				"\u3000\u3000", " ", " 张伟", "张伟\u3000", "\u00a0张伟", "\ufeff张伟", "张伟\u200d", "张\u200b伟", "\u202e伟张", "张\u2066伟",
+				"阿依古丽\u30fb买买提", "阿依古丽\u2022买买提", "阿依古丽\uff0e买买提", "阿依古丽\u2027买买提", "阿依古丽\uff65买买提", "阿依古丽\u2219买买提", "阿依古丽\u22c5买买提"}
 	case "text32":
 		return text(32)
 	case "text64":
