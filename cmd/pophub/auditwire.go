@@ -57,7 +57,8 @@ func (m *Main) openAudit(ctx context.Context) error {
 }
 
 // openAuditStore opens (creating it) the trail: the store's PostgreSQL
-// schema, or <data>/audit.jsonl for memdb.
+// schema, or <data>/audit.jsonl for memdb, which it neither creates nor
+// begins when it was lost (checkAuditLogNotLost).
 func (m *Main) openAuditStore(ctx context.Context) (audit.Store, error) {
 	if pg, ok := m.Store.(*postgres.Store); ok {
 		schema := m.Config.PostgresSchema
@@ -74,11 +75,68 @@ func (m *Main) openAuditStore(ctx context.Context) (audit.Store, error) {
 	if dir == "" {
 		return nil, errors.New("--policy with the memdb store needs --data for the audit log")
 	}
-	store, err := audit.OpenFile(filepath.Join(dir, "audit.jsonl"))
+	logFile := filepath.Join(dir, "audit.jsonl")
+	_, err := os.Stat(logFile)
+	missing := errors.Is(err, fs.ErrNotExist)
+	if missing {
+		if err := m.checkAuditLogNotLost(logFile, true); err != nil {
+			return nil, err
+		}
+	}
+	store, err := audit.OpenFile(logFile)
 	if err != nil {
 		return nil, fmt.Errorf("opening the audit log: %w", err)
 	}
+	if !missing {
+		if head, err := store.Head(ctx); err == nil && head.Seq == 0 {
+			if err := m.checkAuditLogNotLost(logFile, false); err != nil {
+				store.Close()
+				return nil, err
+			}
+		}
+	}
 	return store, nil
+}
+
+// checkAuditLogNotLost refuses to begin the trail in logFile, missing or
+// (missing false) holding no entry, when files the hub writes only beside
+// a trail it keeps are still there: the log was lost (a data directory
+// restored without it, an emptied copy), and a new log sealed with the
+// old key would verify while every earlier entry is gone. The evidence is
+// the log's sidecars (audit.Sidecars) and, for a missing log, the key the
+// hub generated at <data>/audit.key: it generates that key only after
+// creating the log, so the key without the log means the log was removed.
+// An empty log beside that key alone is what a first start stopped before
+// its first entry leaves, and is begun again.
+//
+// A log kept with a supplied --audit-key-file and lost with its whole
+// directory leaves nothing here to tell it from a first start.
+func (m *Main) checkAuditLogNotLost(logFile string, missing bool) error {
+	var found, why []string
+	if keyFile := filepath.Join(m.Config.DataDir, "audit.key"); missing && m.Config.AuditKeyFile == "" {
+		if _, err := os.Stat(keyFile); err == nil {
+			found = append(found, keyFile)
+			why = append(why, keyFile+" (the key the hub generated when it began the log)")
+		}
+	}
+	for _, f := range audit.Sidecars(logFile) {
+		found = append(found, f)
+		why = append(why, f+" (written only once the log holds entries)")
+	}
+	if len(found) == 0 {
+		return nil
+	}
+	state, are := "holds no entry", "is"
+	if missing {
+		state = "is missing"
+	}
+	if len(found) > 1 {
+		are = "are"
+	}
+	return fmt.Errorf("the audit log %s %s, but %s %s still there: the log held entries and was lost, and a new log sealed with "+
+		"the same key would verify while every access entry before the loss is gone. Restore %s from the same backup as those "+
+		"files; to begin a new trail deliberately, move %s out of %s and keep them with the old trail's backups",
+		logFile, state, strings.Join(why, " and "), are, logFile, strings.Join(found, " and "), filepath.Dir(logFile))
 }
 
 // loadAuditKey loads the trail's key (Config.AuditKeyFile, else

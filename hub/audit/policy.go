@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/pophub/pophub/internal/durable"
 )
@@ -24,6 +25,26 @@ import (
 // writes it after the fsync, so a crash leaves no mark rather than a stale
 // one, and without a usable mark the log is read backwards from its end.
 const policyMarkSuffix = ".last-policy"
+
+// Sidecars lists the files beside the log at path that a File writes
+// only once the log holds entries: the policy mark, and the temporary
+// file a crash left while replacing it. Any of them beside a missing or
+// empty log shows that the log held entries there and was lost. It
+// returns nil when there are none (or the directory cannot be read).
+func Sidecars(path string) []string {
+	des, err := os.ReadDir(filepath.Dir(path))
+	if err != nil {
+		return nil
+	}
+	mark := filepath.Base(path) + policyMarkSuffix
+	var out []string
+	for _, de := range des {
+		if name := de.Name(); name == mark || strings.HasPrefix(name, mark+".") {
+			out = append(out, filepath.Join(filepath.Dir(path), name))
+		}
+	}
+	return out
+}
 
 type policyMark struct {
 	Offset int64 `json:"offset"`
