@@ -9,8 +9,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pophub/pophub/hub/merge"
@@ -235,19 +237,40 @@ func readSealing(ctx context.Context, pool *pgxpool.Pool, k *sealing.Keyring) er
 	return checkVersions(ctx, pool, k, false)
 }
 
+// resetLockTimeout bounds resetSealing's waits for its locks. A batch in
+// flight holds them for a moment; a VACUUM or ANALYZE of a table holds
+// off the table lock for as long as it runs (an anti-wraparound vacuum is
+// not cancelled for a waiter), and while resetSealing waits it holds the
+// mode's row, which every batch reads first.
+const resetLockTimeout = 3 * time.Second
+
 // resetSealing records want in place of got as the schema's sealing mode
 // if the schema holds no person, history or pending notification, and
-// reports whether it did. It takes the mode's row FOR UPDATE first, as
-// every batch takes it FOR KEY SHARE first (checkMode), so that a batch
-// in flight is waited for and seen (the schema then keeps the old mode),
-// and a batch of an instance that opened the schema in the old mode and
-// has written nothing yet waits, reads the new mode and is refused
-// instead of writing in the old one. The SHARE lock on the tables also
-// holds off writers that do not take the row (a hub of an earlier
-// version), until the mode is recorded.
+// reports whether it did.
+//
+// It first looks, without locks, whether the tables hold a row: a
+// populated schema (an instance started without its key file, or with
+// another) is refused there and then, taking no lock the running
+// instances wait for. Only for an empty schema does it take the mode's
+// row FOR UPDATE, as every batch takes it FOR KEY SHARE first
+// (checkMode), so that a batch in flight is waited for and seen (the
+// schema then keeps the old mode), and a batch of an instance that opened
+// the schema in the old mode and has written nothing yet waits, reads the
+// new mode and is refused instead of writing in the old one. The SHARE
+// lock on the tables also holds off writers that do not take the row (a
+// hub of an earlier version), until the mode is recorded. Both are taken
+// under resetLockTimeout: the start is refused rather than holding up
+// ingest behind a vacuum.
 func resetSealing(ctx context.Context, pool *pgxpool.Pool, got, want string) (bool, error) {
+	empty, err := schemaEmpty(ctx, pool)
+	if err != nil || !empty {
+		return false, err
+	}
 	var reset bool
-	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL lock_timeout = %d", resetLockTimeout.Milliseconds())); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, `SELECT 1 FROM hub_meta WHERE name = 'sealed' FOR UPDATE`); err != nil {
 			return err
 		}
@@ -255,8 +278,7 @@ func resetSealing(ctx context.Context, pool *pgxpool.Pool, got, want string) (bo
 			return err
 		}
 		tag, err := tx.Exec(ctx, `UPDATE hub_meta SET value = $1 WHERE name = 'sealed' AND value = $2
-			AND NOT EXISTS (SELECT 1 FROM persons) AND NOT EXISTS (SELECT 1 FROM history)
-			AND NOT EXISTS (SELECT 1 FROM outbox_batches)`, want, got)
+			AND `+emptySQL, want, got)
 		if reset = err == nil && tag.RowsAffected() == 1; reset {
 			// The fingerprints were the old keys'; the new ones are
 			// recorded by the caller.
@@ -264,10 +286,30 @@ func resetSealing(ctx context.Context, pool *pgxpool.Pool, got, want string) (bo
 		}
 		return err
 	})
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) && pg.Code == "55P03" {
+		return false, fmt.Errorf("recording sealing mode of an empty schema: waited %s for its tables or its mode's row (a VACUUM or ANALYZE of persons, history or outbox_batches, or a long transaction, holds them; see pg_locks); start again once it is done: %w", resetLockTimeout, err)
+	}
 	if err != nil {
 		return false, fmt.Errorf("recording sealing mode of an empty schema: %w", err)
 	}
 	return reset, nil
+}
+
+// emptySQL holds when the schema stores no person, history or
+// notification.
+const emptySQL = `NOT EXISTS (SELECT 1 FROM persons) AND NOT EXISTS (SELECT 1 FROM history)
+	AND NOT EXISTS (SELECT 1 FROM outbox_batches)`
+
+// schemaEmpty reports whether the schema stores no person, history or
+// notification, stopping at the first row of each table and taking no lock
+// but the ACCESS SHARE every reader takes, which a VACUUM does not block.
+func schemaEmpty(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
+	var empty bool
+	if err := pool.QueryRow(ctx, `SELECT `+emptySQL).Scan(&empty); err != nil {
+		return false, fmt.Errorf("looking whether the schema holds data: %w", err)
+	}
+	return empty, nil
 }
 
 // ErrSealingChanged is what Apply returns, wrapped, when the schema's

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -266,4 +267,104 @@ func TestResealWhileApplying(t *testing.T) {
 	}
 	storetest.CompareRecords(t, a, storetest.Expected(in))
 	storetest.CompareHistory(t, a, storetest.ExpectedHistory(in))
+}
+
+// vacuumLock holds on table of schema the lock VACUUM and ANALYZE take
+// (SHARE UPDATE EXCLUSIVE) until the test ends or release is called: a
+// vacuumdb at night, or an anti-wraparound autovacuum, which PostgreSQL
+// does not cancel for anyone waiting, runs for hours on a province's
+// history.
+func vacuumLock(t *testing.T, schema, table string) (release func()) {
+	t.Helper()
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, testenv.PostgresURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(ctx) })
+	tx, err := c.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release = func() { tx.Rollback(ctx) }
+	t.Cleanup(release)
+	if _, err := tx.Exec(ctx, "LOCK TABLE "+pgx.Identifier{schema, table}.Sanitize()+" IN SHARE UPDATE EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	return release
+}
+
+// TestWrongSealingModeStartDoesNotHoldUpIngest: an instance started on a
+// populated sealed schema without its key file is refused at once, and
+// the running instances go on applying batches, even while history is
+// being vacuumed. Before, the start took the 'sealed' row FOR UPDATE
+// (which every batch's first statement waits for) and then waited,
+// without a lock_timeout, for a SHARE lock on the tables behind the
+// vacuum: one forgotten --keys stopped ingest everywhere for as long as
+// the vacuum ran.
+func TestWrongSealingModeStartDoesNotHoldUpIngest(t *testing.T) {
+	ctx := context.Background()
+	schema := testenv.Schema(t)
+	k := storetest.Keyring(t, storetest.Keys(t))
+	s := openSealedStore(t, schema, k)
+	storetest.ApplyAll(t, s, storetest.Population(t, 20, 1), 100)
+	release := vacuumLock(t, schema, "history")
+
+	type result struct {
+		err  error
+		took time.Duration
+	}
+	opened := make(chan result, 1)
+	go func() {
+		octx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		start := time.Now()
+		o, err := Open(octx, Config{URL: testenv.PostgresURL(), Schema: schema})
+		if err == nil {
+			o.Close()
+		}
+		opened <- result{err, time.Since(start)}
+	}()
+	time.Sleep(700 * time.Millisecond)
+
+	actx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	_, applyErr := s.Apply(actx, storetest.Population(t, 5, 2))
+	release()
+	o := <-opened
+	if o.err == nil || !strings.Contains(o.err.Error(), "is sealed") {
+		t.Errorf("an instance without keys opening the sealed schema: %v, want refused as sealed", o.err)
+	}
+	if o.took > 3*time.Second {
+		t.Errorf("the refusal took %s: it waited behind the vacuum", o.took.Round(time.Millisecond))
+	}
+	if applyErr != nil {
+		t.Fatalf("a batch of the running instance while an instance without keys started: %v", applyErr)
+	}
+}
+
+// TestEmptySchemaModeChangeGivesUpBehindAVacuum: an empty schema takes the
+// sealing mode of the instance that opens it (resetSealing), which needs a
+// SHARE lock on its tables; behind a vacuum of history the start gives up
+// after a few seconds, saying why, instead of waiting for as long as the
+// vacuum runs while holding the row every batch reads first.
+func TestEmptySchemaModeChangeGivesUpBehindAVacuum(t *testing.T) {
+	ctx := context.Background()
+	schema := testenv.Schema(t)
+	openTestStore(t, schema) // recorded in clear, empty
+	vacuumLock(t, schema, "history")
+
+	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	s, err := Open(octx, Config{URL: testenv.PostgresURL(), Schema: schema, Keys: storetest.Keyring(t, storetest.Keys(t))})
+	took := time.Since(start)
+	if err == nil {
+		s.Close()
+		t.Fatal("opened an empty schema in another mode while its tables could not be locked")
+	}
+	if octx.Err() != nil || !strings.Contains(err.Error(), "lock") {
+		t.Fatalf("after %s: %v, want a refusal naming the lock it could not take", took.Round(time.Millisecond), err)
+	}
+	t.Logf("after %s: %v", took.Round(time.Millisecond), err)
 }
