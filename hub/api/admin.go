@@ -35,6 +35,14 @@ type AdminStore interface {
 	Ping(ctx context.Context) error
 }
 
+// EstimatingStore is an AdminStore whose exact totals cost a full count
+// (hub/postgres: a province's history outlasts ProbeTimeout). The status
+// reads its StatusTotals instead of Stats, and marks estimated totals
+// (StoreStatus.Estimated).
+type EstimatingStore interface {
+	StatusTotals(ctx context.Context) (st hub.StoreStats, estimated bool, err error)
+}
+
 // AdminConfig configures the admin routes. Only Store is required; each
 // nil function leaves its part out of the status (the JSON omits it).
 // The functions are called concurrently, on the request's goroutines, each
@@ -97,13 +105,16 @@ type Status struct {
 // StoreStatus is the store's health and totals. The totals are nil, and
 // left out of the JSON, when the store could not be read: unknown, not
 // zero. A failing store may still have them (memdb answers from memory
-// while its log cannot be written).
+// while its log cannot be written). Estimated is set when persons or
+// changes is the database's estimate (EstimatingStore); outbox_pending is
+// always exact.
 type StoreStatus struct {
 	OK            bool   `json:"ok"`
 	Error         string `json:"error,omitempty"`
 	Persons       *int64 `json:"persons,omitempty"`
 	Changes       *int64 `json:"changes,omitempty"`
 	OutboxPending *int64 `json:"outbox_pending,omitempty"`
+	Estimated     bool   `json:"estimated,omitempty"`
 }
 
 // IngestStatus is the consumer group's lag and the consumer's counts.
@@ -357,6 +368,16 @@ func (a *admin) status(w http.ResponseWriter, r *http.Request) error {
 	return writeAdminJSON(w, a.collect(r.Context()))
 }
 
+// statusTotals reads the store's totals for the status: estimated where
+// the store estimates (EstimatingStore), else Stats.
+func statusTotals(ctx context.Context, s AdminStore) (hub.StoreStats, bool, error) {
+	if e, ok := s.(EstimatingStore); ok {
+		return e.StatusTotals(ctx)
+	}
+	st, err := s.Stats(ctx)
+	return st, false, err
+}
+
 // collect gathers the status, its parts concurrently.
 func (a *admin) collect(ctx context.Context) Status {
 	st := Status{Time: a.cfg.Now().UTC()}
@@ -375,9 +396,10 @@ func (a *admin) collect(ctx context.Context) Status {
 			// The totals are asked for even when Ping fails: a store
 			// that cannot take writes may still answer them.
 			perr := a.cfg.Store.Ping(ctx)
-			s, err := a.cfg.Store.Stats(ctx)
+			s, estimated, err := statusTotals(ctx, a.cfg.Store)
 			if err == nil {
 				st.Store.Persons, st.Store.Changes, st.Store.OutboxPending = &s.Persons, &s.Changes, &s.OutboxPending
+				st.Store.Estimated = estimated
 			}
 			if perr != nil {
 				return perr

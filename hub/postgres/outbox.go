@@ -281,12 +281,17 @@ type decodedRow struct {
 	entries []hub.OutboxEntry
 }
 
+// pendingCountSQL counts the notifications left to publish. Its WHERE is
+// the outbox_batches_pending index's predicate, so that it reads only the
+// rows of that index, however many published rows wait for deletion.
+const pendingCountSQL = `SELECT coalesce(sum(size - cardinality(published)), 0) FROM outbox_batches
+	WHERE cardinality(published) < size`
+
 // CountPendingOutbox implements hub.Store: the sum over the rows with
 // notifications left to publish, read on the outbox_batches_pending index.
 func (s *Store) CountPendingOutbox(ctx context.Context) (int64, error) {
 	var n int64
-	err := s.pool.QueryRow(ctx, `SELECT coalesce(sum(size - cardinality(published)), 0) FROM outbox_batches
-		WHERE cardinality(published) < size`).Scan(&n)
+	err := s.pool.QueryRow(ctx, pendingCountSQL).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("counting pending notifications: %w", err)
 	}

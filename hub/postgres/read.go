@@ -87,19 +87,6 @@ func (s *Store) History(ctx context.Context, id citizenid.ID) ([]hub.Change, err
 	return out, nil
 }
 
-// Stats implements hub.Store. It counts rows, which takes time on large
-// tables: it is meant for status pages and reconciliation, not for every
-// request.
-func (s *Store) Stats(ctx context.Context) (hub.StoreStats, error) {
-	var st hub.StoreStats
-	err := s.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM persons), (SELECT count(*) FROM history),
-		(SELECT coalesce(sum(size - cardinality(published)), 0) FROM outbox_batches)`).Scan(&st.Persons, &st.Changes, &st.OutboxPending)
-	if err != nil {
-		return st, readFailed(ctx, "reading store totals", err)
-	}
-	return st, nil
-}
-
 // Persons implements hub.Store.
 //
 // A walk of everyone goes in person key order on the primary key, the
