@@ -326,7 +326,10 @@ type Store interface {
 	// last of them was acknowledged that long ago.
 	DeletePublished(ctx context.Context, olderThan time.Duration) error
 
-	// Stats reports totals for status pages and reconciliation.
+	// Stats reports exact totals, for reconciliation and tools. On
+	// PostgreSQL it counts every row, which takes minutes at a province's
+	// scale: the status page reads hub/postgres's StatusTotals
+	// (api.EstimatingStore) instead.
 	Stats(ctx context.Context) (StoreStats, error)
 
 	// KnownEvents reports, for each key in order, whether the event with

@@ -53,6 +53,8 @@ topic's retention deleted before the hub read them are shown as
 "LOST to retention: N records" (in --json, counts.lost_to_retention).
 Store totals the hub could not read are shown as "?" ("store unreadable";
 in --json persons, changes and outbox_pending are absent), never as 0.
+Totals shown with ~ are the database's estimates (PostgreSQL, tables of 10,000
+rows or more; in --json, "estimated": true).
 --json prints the raw answer.
 
 The hub counts the DLQ incrementally, reading on each request only the
@@ -248,7 +250,12 @@ func storeTotals(s api.StoreStatus) string {
 		}
 		return reconcile.Commas(*v)
 	}
-	line := fmt.Sprintf("persons %s  changes %s  outbox pending %s", total(s.Persons), total(s.Changes), total(s.OutboxPending))
+	approx := "" // the database's estimate (StoreStatus.Estimated)
+	if s.Estimated {
+		approx = "~"
+	}
+	line := fmt.Sprintf("persons %s%s  changes %s%s  outbox pending %s",
+		approx, total(s.Persons), approx, total(s.Changes), total(s.OutboxPending))
 	if unread {
 		line += " (store unreadable)"
 	}

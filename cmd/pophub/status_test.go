@@ -464,7 +464,8 @@ func TestStatusSubscriberBehind(t *testing.T) {
 // shown with "?" and says so; it once showed "persons 0  changes 0
 // outbox pending 0", an empty store with nothing waiting, in the middle of
 // an outage. A failing store that could still count (memdb, from memory)
-// shows its totals beside the failure.
+// shows its totals beside the failure. Totals PostgreSQL estimated are
+// marked with ~.
 func TestStatusStoreTotalsUnknown(t *testing.T) {
 	persons, changes, pending := int64(5000), int64(119746), int64(0)
 	tests := []struct {
@@ -478,6 +479,8 @@ func TestStatusStoreTotalsUnknown(t *testing.T) {
 			"store    FAILING: write-ahead log failed\n         persons 5,000  changes 119,746  outbox pending 0\n"},
 		{"ok", api.StoreStatus{OK: true, Persons: &persons, Changes: &changes, OutboxPending: &pending},
 			"store    ok\n         persons 5,000  changes 119,746  outbox pending 0\n"},
+		{"estimated", api.StoreStatus{OK: true, Persons: &persons, Changes: &changes, OutboxPending: &pending, Estimated: true},
+			"store    ok\n         persons ~5,000  changes ~119,746  outbox pending 0\n"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
