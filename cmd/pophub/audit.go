@@ -578,7 +578,11 @@ kept as the anchor the rest of the chain starts from. An expired entry after an 
 still retained (a gateway request or policy change is kept %d months) is redacted in
 place: it keeps only its sequence number, time, action and chain hashes, and verify
 takes its stored hash as the link to the next entry. It prints how many entries of each
-class it deleted and redacted.`, audit.AccessFloorMonths, audit.ProcessingFloorMonths, audit.ProcessingFloorMonths),
+class it deleted and redacted.
+
+On PostgreSQL it works in transactions of 10,000 entries, oldest first, and the hub
+goes on recording meanwhile. Stopped part-way (Ctrl-C, a lost connection), it keeps
+what it did and the log still verifies; run it again to finish.`, audit.AccessFloorMonths, audit.ProcessingFloorMonths, audit.ProcessingFloorMonths),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := retentionFlags(r); err != nil {
@@ -589,19 +593,23 @@ class it deleted and redacted.`, audit.AccessFloorMonths, audit.ProcessingFloorM
 				return err
 			}
 			defer s.Close()
-			res, err := s.Purge(cmd.Context(), time.Now(), r)
-			if err != nil {
-				return err
+			res, purgeErr := s.Purge(cmd.Context(), time.Now(), r)
+			if purgeErr != nil && res == (audit.PurgeResult{}) {
+				return purgeErr
 			}
-			a, err := s.Anchor(cmd.Context())
-			if err != nil {
-				return err
-			}
+			// On PostgreSQL a purge stopped part-way keeps what it did.
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "access entries past %d months: %d deleted, %d redacted\n", cmp.Or(r.AccessMonths, audit.AccessFloorMonths),
 				res.Access.Deleted, res.Access.Redacted)
 			fmt.Fprintf(w, "processing records past %d months: %d deleted, %d redacted\n", cmp.Or(r.ProcessingMonths, audit.ProcessingFloorMonths),
 				res.Processing.Deleted, res.Processing.Redacted)
+			if purgeErr != nil {
+				return fmt.Errorf("%w: the entries counted above stay purged and the log verifies; run purge again to finish", purgeErr)
+			}
+			a, err := s.Anchor(cmd.Context())
+			if err != nil {
+				return err
+			}
 			fmt.Fprintf(w, "the log starts after seq %d\n", a.Seq)
 			return nil
 		},

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -22,7 +23,8 @@ import (
 // when the test ends.
 func testPostgres(t testing.TB) *Postgres {
 	t.Helper()
-	p, err := OpenPostgres(context.Background(), PostgresConfig{URL: testenv.PostgresURL(), Schema: testenv.Schema(t)})
+	p, err := OpenPostgres(context.Background(), PostgresConfig{URL: testenv.PostgresURL(), Schema: testenv.Schema(t),
+		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatalf("opening store: %v", err)
 	}

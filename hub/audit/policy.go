@@ -183,7 +183,7 @@ func (l *File) writePolicyMark(m *policyMark) error {
 func (p *Postgres) LastPolicyChange(ctx context.Context) (Entry, bool, error) {
 	var out Entry
 	found := false
-	err := p.query(ctx, "seq = (SELECT max(seq) FROM "+p.log+" WHERE action = '"+string(ActionPolicyChange)+"')", nil, func(e *Entry) error {
+	err := p.query(ctx, p.pool, "seq = (SELECT max(seq) FROM "+p.log+" WHERE action = '"+string(ActionPolicyChange)+"')", nil, func(e *Entry) error {
 		out, found = *e, true
 		out.Sections = append([]string(nil), e.Sections...)
 		if len(out.Sections) == 0 {

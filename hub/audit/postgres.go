@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,6 +25,14 @@ type PostgresConfig struct {
 	// creates it if missing. Table names are qualified with it, so a shared pool's
 	// search_path does not matter.
 	Schema string
+	// LockTimeout bounds each wait of OpenPostgres (and Purge) for a lock
+	// on the audit tables when it must create or alter them (default 2s):
+	// behind a long reader it gives up its place in the lock queue, where
+	// it would stop every writer and reader of the trail, and tries again.
+	LockTimeout time.Duration
+	// Logger hears of the audit tables created or updated, of waits for
+	// their locks, and of a purge's progress (nil: slog.Default()).
+	Logger *slog.Logger
 }
 
 // Postgres is the audit log in PostgreSQL: table audit_log (one row per
@@ -35,22 +44,33 @@ type PostgresConfig struct {
 // and the anchor's update. A role that can disable triggers can still
 // tamper; Verify with the key catches all but what the package
 // documentation says a stub cannot show. Safe for concurrent use; writers in several processes
-// serialise on a transaction advisory lock.
+// serialise on a transaction advisory lock (the chain's), which neither
+// the creation of the tables nor a purge takes.
 type Postgres struct {
-	pool      *pgxpool.Pool
-	ownPool   bool
-	schema    string
-	log, anch string // qualified table names
-	lockKey   string
-	closeOnce sync.Once
+	pool        *pgxpool.Pool
+	ownPool     bool
+	schema      string
+	log, anch   string // qualified table names
+	lockKey     string
+	closeOnce   sync.Once
+	logger      *slog.Logger
+	lockTimeout time.Duration
+	// purgeChunk is how many positions one purge transaction covers.
+	purgeChunk int64
+	// chunkDone, when set (tests), is called after each purge transaction
+	// committed.
+	chunkDone func()
 	// redactedCol: audit_log has column redacted. A log created by a
 	// release before redaction lacks it until a hub of this release starts
 	// on it (or Purge adds it); its entries are then read as not redacted.
 	redactedCol atomic.Bool
 }
 
-// OpenPostgres connects (or takes cfg.Pool) and creates the schema, tables
-// and trigger if missing.
+// OpenPostgres connects (or takes cfg.Pool) and creates the schema,
+// tables, functions and triggers if missing or stale. It reads the
+// catalog first and, when everything is there, issues no DDL and takes
+// no lock, so a hub starting while someone reads the trail (an export,
+// pg_dump) stops nobody; see migrate for when DDL must run.
 func OpenPostgres(ctx context.Context, cfg PostgresConfig) (*Postgres, error) {
 	return openPostgres(ctx, cfg, true)
 }
@@ -67,7 +87,14 @@ func openPostgres(ctx context.Context, cfg PostgresConfig, create bool) (*Postgr
 	if cfg.Schema == "" {
 		cfg.Schema = "public"
 	}
-	p := &Postgres{pool: cfg.Pool, schema: cfg.Schema, lockKey: "pophub-audit:" + cfg.Schema}
+	if cfg.LockTimeout <= 0 {
+		cfg.LockTimeout = defaultLockTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	p := &Postgres{pool: cfg.Pool, schema: cfg.Schema, lockKey: "pophub-audit:" + cfg.Schema,
+		logger: cfg.Logger, lockTimeout: cfg.LockTimeout, purgeChunk: defaultPurgeChunk}
 	q := pgx.Identifier{cfg.Schema}.Sanitize()
 	p.log, p.anch = q+".audit_log", q+".audit_anchor"
 	if cfg.URL != "" {
@@ -107,103 +134,6 @@ func (p *Postgres) exists(ctx context.Context) error {
 	}
 	p.redactedCol.Store(col)
 	return nil
-}
-
-// migrate creates what is missing, under the chain's advisory lock so that
-// instances starting together do not race.
-func (p *Postgres) migrate(ctx context.Context) error {
-	ddl := ddlFor(p.schema)
-	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtext($1))", p.lockKey); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, ddl)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("creating audit tables: %w", err)
-	}
-	p.redactedCol.Store(true)
-	return nil
-}
-
-// ddlFor is the schema's audit tables and trigger.
-func ddlFor(schema string) string {
-	q := pgx.Identifier{schema}.Sanitize()
-	actions := make([]string, len(accessActions))
-	for i, a := range accessActions {
-		actions[i] = "'" + string(a) + "'"
-	}
-	return strings.NewReplacer("$S", q, "$ACCESS", strings.Join(actions, ", "),
-		"$AFLOOR", fmt.Sprint(AccessFloorMonths), "$PFLOOR", fmt.Sprint(ProcessingFloorMonths)).Replace(`
-CREATE SCHEMA IF NOT EXISTS $S;
-CREATE TABLE IF NOT EXISTS $S.audit_log (
-	seq      bigint PRIMARY KEY,
-	at       timestamptz NOT NULL,
-	identity text NOT NULL,
-	action   text NOT NULL,
-	subject  text NOT NULL,
-	sections text[] NOT NULL,
-	purpose  text NOT NULL,
-	status   integer NOT NULL,
-	result   text NOT NULL,
-	detail   text NOT NULL,
-	prev     bytea NOT NULL,
-	hash     bytea NOT NULL,
-	seal     bytea NOT NULL
-);
--- Added with redaction; a constant default adds it without a rewrite.
-ALTER TABLE $S.audit_log ADD COLUMN IF NOT EXISTS redacted boolean NOT NULL DEFAULT false;
-CREATE INDEX IF NOT EXISTS audit_log_subject ON $S.audit_log (subject, at) WHERE subject <> '';
-CREATE INDEX IF NOT EXISTS audit_log_at ON $S.audit_log (at);
-CREATE INDEX IF NOT EXISTS audit_log_policy_change ON $S.audit_log (seq) WHERE action = 'policy_change';
-CREATE TABLE IF NOT EXISTS $S.audit_anchor (
-	id   integer PRIMARY KEY CHECK (id = 1),
-	seq  bigint NOT NULL,
-	at   timestamptz NOT NULL,
-	hash bytea NOT NULL,
-	seal bytea NOT NULL
-);
--- The time n months before t on China's clocks, whatever the session's
--- TimeZone, on the month's last day when it has no such day: the purge
--- counts months so too (audit.monthsBefore).
-CREATE OR REPLACE FUNCTION $S.audit_floor(t timestamptz, n integer) RETURNS timestamptz
-	LANGUAGE sql IMMUTABLE STRICT AS
-	$g$ SELECT ((t AT TIME ZONE INTERVAL '+08:00') - make_interval(months => n)) AT TIME ZONE INTERVAL '+08:00'$g$;
-CREATE OR REPLACE FUNCTION $S.audit_guard() RETURNS trigger LANGUAGE plpgsql AS $f$
-BEGIN
-	IF TG_OP <> 'TRUNCATE' AND current_setting('pophub.audit_purge', true) = 'on' THEN
-		IF TG_TABLE_NAME = 'audit_anchor' THEN
-			RETURN NEW;
-		END IF;
-		IF OLD.at >= $S.audit_floor(now(), CASE WHEN OLD.action IN ($ACCESS) THEN $AFLOOR ELSE $PFLOOR END) THEN
-			RAISE EXCEPTION 'audit entry % is within its legal retention floor', OLD.seq USING ERRCODE = 'insufficient_privilege';
-		END IF;
-		IF TG_OP = 'DELETE' THEN
-			RETURN OLD;
-		END IF;
-		-- An UPDATE may only redact: empty the fields, keep the position,
-		-- time, action and chain links.
-		IF NEW.redacted AND NEW.seq = OLD.seq AND NEW.at = OLD.at AND NEW.action = OLD.action
-			AND NEW.prev = OLD.prev AND NEW.hash = OLD.hash AND NEW.seal = OLD.seal
-			AND NEW.identity = '' AND NEW.subject = '' AND NEW.sections = '{}' AND NEW.purpose = ''
-			AND NEW.status = 0 AND NEW.result = '' AND NEW.detail = '' THEN
-			RETURN NEW;
-		END IF;
-		RAISE EXCEPTION 'audit entry %: a purge may only redact it', OLD.seq USING ERRCODE = 'insufficient_privilege';
-	END IF;
-	RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP USING ERRCODE = 'insufficient_privilege';
-END
-$f$;
-CREATE OR REPLACE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON $S.audit_log
-	FOR EACH ROW EXECUTE FUNCTION $S.audit_guard();
-CREATE OR REPLACE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON $S.audit_log
-	FOR EACH STATEMENT EXECUTE FUNCTION $S.audit_guard();
-CREATE OR REPLACE TRIGGER audit_anchor_append_only BEFORE UPDATE OR DELETE ON $S.audit_anchor
-	FOR EACH ROW EXECUTE FUNCTION $S.audit_guard();
-CREATE OR REPLACE TRIGGER audit_anchor_no_truncate BEFORE TRUNCATE ON $S.audit_anchor
-	FOR EACH STATEMENT EXECUTE FUNCTION $S.audit_guard();
-`)
 }
 
 // Close closes the pool if the store opened it. Safe to call twice.
@@ -316,14 +246,23 @@ func (p *Postgres) Anchor(ctx context.Context) (Link, error) { return p.anchor(c
 
 // Scan implements Scanner, in sequence order, streaming.
 func (p *Postgres) Scan(ctx context.Context, first, last int64, fn func(*Entry) error) error {
+	return p.scan(ctx, p.pool, first, last, fn)
+}
+
+func (p *Postgres) scan(ctx context.Context, src rowsQuerier, first, last int64, fn func(*Entry) error) error {
 	if last <= 0 {
 		last = 1<<63 - 1
 	}
-	return p.query(ctx, "seq BETWEEN $1 AND $2", []any{first, last}, fn)
+	return p.query(ctx, src, "seq BETWEEN $1 AND $2", []any{first, last}, fn)
 }
 
-func (p *Postgres) query(ctx context.Context, where string, args []any, fn func(*Entry) error) error {
-	rows, err := p.pool.Query(ctx, "SELECT "+p.selectColumns()+" FROM "+p.log+" WHERE "+where+" ORDER BY seq", args...)
+// rowsQuerier is the pool, or a transaction reading one snapshot.
+type rowsQuerier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+func (p *Postgres) query(ctx context.Context, src rowsQuerier, where string, args []any, fn func(*Entry) error) error {
+	rows, err := src.Query(ctx, "SELECT "+p.selectColumns()+" FROM "+p.log+" WHERE "+where+" ORDER BY seq", args...)
 	if err != nil {
 		return fmt.Errorf("reading audit entries: %w", err)
 	}
@@ -375,88 +314,34 @@ func (p *Postgres) SeqRange(ctx context.Context, from, to time.Time) (first, las
 // WhoRead implements Store, using the subject index.
 func (p *Postgres) WhoRead(ctx context.Context, subject string, from, to time.Time) ([]Entry, error) {
 	var out []Entry
-	err := p.query(ctx, "subject = $1 AND subject <> '' AND at >= $2 AND at < $3", []any{subject, from, to}, func(e *Entry) error {
+	err := p.query(ctx, p.pool, "subject = $1 AND subject <> '' AND at >= $2 AND at < $3", []any{subject, from, to}, func(e *Entry) error {
 		out = append(out, *e)
 		return nil
 	})
 	return out, err
 }
 
-// Purge implements Store in one transaction: the expired prefix deleted
-// behind the new anchor, then the expired entries after it redacted. The
-// trigger checks the legal floors again against the database's clock. A
-// log that predates redaction gets the column and trigger first.
-func (p *Postgres) Purge(ctx context.Context, now time.Time, r Retention) (PurgeResult, error) {
-	var res PurgeResult
-	if err := r.Validate(); err != nil {
-		return res, err
-	}
-	// The tables and trigger of this release, first: a log of a release
-	// before redaction lacks the column, and an instance of that release
-	// started since re-created its trigger, which refuses redaction.
-	if err := p.migrate(ctx); err != nil {
-		return res, fmt.Errorf("purging the audit log: %w", err)
-	}
-	accessCut, procCut := r.cutoffs(now)
-	actions := make([]string, len(accessActions))
-	for i, a := range accessActions {
-		actions[i] = string(a)
-	}
-	// expired is the SQL of expired(); its first term lets the index on at
-	// bound the scan.
-	const expiredSQL = "at < greatest($2::timestamptz, $3::timestamptz) AND at < CASE WHEN action = ANY($1) " +
-		"AND NOT (action = '" + string(ActionReadRecord) + "' AND starts_with(detail, '" + legacyDetailPrefix + "')) " +
-		"THEN $2::timestamptz ELSE $3::timestamptz END"
-	// perClass counts the rows a statement returned its action for.
-	const perClass = "SELECT count(*) FILTER (WHERE action = ANY($1)), count(*) FILTER (WHERE NOT action = ANY($1)) FROM "
-	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
-		res = PurgeResult{}
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtext($1))", p.lockKey); err != nil {
-			return fmt.Errorf("locking the chain: %w", err)
-		}
-		if _, err := tx.Exec(ctx, "SELECT set_config('pophub.audit_purge', 'on', true)"); err != nil {
-			return fmt.Errorf("opening the purge: %w", err)
-		}
-		// The first entry that must stay, or none.
-		var keep *int64
-		if err := tx.QueryRow(ctx, "SELECT min(seq) FROM "+p.log+" WHERE NOT ("+expiredSQL+")",
-			actions, accessCut, procCut).Scan(&keep); err != nil {
-			return fmt.Errorf("finding retained entries: %w", err)
-		}
-		where, args := "TRUE", []any{}
-		if keep != nil {
-			where, args = "seq < $1", []any{*keep}
-		}
-		var a Link
-		var hash, seal []byte
-		err := tx.QueryRow(ctx, "SELECT seq, at, hash, seal FROM "+p.log+" WHERE "+where+" ORDER BY seq DESC LIMIT 1", args...).
-			Scan(&a.Seq, &a.Time, &hash, &seal)
-		switch {
-		case errors.Is(err, pgx.ErrNoRows):
-			// Nothing to delete from the start.
-		case err != nil:
-			return fmt.Errorf("finding the new anchor: %w", err)
-		default:
-			if _, err := tx.Exec(ctx, "INSERT INTO "+p.anch+" (id, seq, at, hash, seal) VALUES (1, $1, $2, $3, $4) "+
-				"ON CONFLICT (id) DO UPDATE SET seq = EXCLUDED.seq, at = EXCLUDED.at, hash = EXCLUDED.hash, seal = EXCLUDED.seal",
-				a.Seq, a.Time, hash, seal); err != nil {
-				return fmt.Errorf("storing the anchor: %w", err)
-			}
-			if err := tx.QueryRow(ctx, "WITH d AS (DELETE FROM "+p.log+" WHERE seq <= $2 RETURNING action) "+perClass+"d",
-				actions, a.Seq).Scan(&res.Access.Deleted, &res.Processing.Deleted); err != nil {
-				return fmt.Errorf("deleting entries: %w", err)
-			}
-		}
-		// What is left is after the anchor: redact the expired.
-		if err := tx.QueryRow(ctx, "WITH u AS (UPDATE "+p.log+" SET identity = '', subject = '', sections = '{}', purpose = '', "+
-			"status = 0, result = '', detail = '', redacted = true WHERE NOT redacted AND "+expiredSQL+" RETURNING action) "+perClass+"u",
-			actions, accessCut, procCut).Scan(&res.Access.Redacted, &res.Processing.Redacted); err != nil {
-			return fmt.Errorf("redacting entries: %w", err)
-		}
-		return nil
-	})
+// readConsistent calls fn with a Scanner that reads one snapshot of the
+// log, anchor and entries alike: a purge moves the anchor forward chunk
+// by chunk, and a verification that read the anchor before a chunk
+// committed and the entries after would see the chunk's entries missing.
+func (p *Postgres) readConsistent(ctx context.Context, fn func(Scanner) error) error {
+	tx, err := p.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
-		return PurgeResult{}, fmt.Errorf("purging the audit log: %w", err)
+		return fmt.Errorf("reading the audit log: %w", err)
 	}
-	return res, nil
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	return fn(snapshot{p: p, tx: tx})
+}
+
+// snapshot is a Scanner over one transaction's snapshot of the log.
+type snapshot struct {
+	p  *Postgres
+	tx pgx.Tx
+}
+
+func (s snapshot) Anchor(ctx context.Context) (Link, error) { return s.p.anchor(ctx, s.tx) }
+
+func (s snapshot) Scan(ctx context.Context, first, last int64, fn func(*Entry) error) error {
+	return s.p.scan(ctx, s.tx, first, last, fn)
 }

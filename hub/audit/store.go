@@ -30,7 +30,11 @@ type Store interface {
 	// retained (a policy change kept three years) does not keep the reads
 	// after it, and the rest still verifies. It refuses a retention below
 	// the legal floors (ErrBelowFloor) and says how many entries of each
-	// class it deleted and redacted. Writers wait while it runs.
+	// class it deleted and redacted. On a file, writers wait while it
+	// runs. On PostgreSQL it works in short transactions of 10,000
+	// positions and writers go on meanwhile; stopped part-way (ctx
+	// cancelled, a connection lost) it keeps what it did, returns it with
+	// the error, and leaves a log that verifies: run it again to finish.
 	Purge(ctx context.Context, now time.Time, r Retention) (PurgeResult, error)
 	// Head is the last entry's position, or the anchor when every entry
 	// was purged, or the zero Link for an empty log: what CheckKey

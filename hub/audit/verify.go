@@ -299,9 +299,30 @@ type Scanner interface {
 	Scan(ctx context.Context, first, last int64, fn func(e *Entry) error) error
 }
 
+// consistentReader is a Scanner that can read its anchor and entries in
+// one snapshot (Postgres), so that a purge running meanwhile is seen
+// wholly before or after each of its chunks.
+type consistentReader interface {
+	readConsistent(ctx context.Context, fn func(Scanner) error) error
+}
+
 // Verify reads the whole log and checks its chain. Reading (decoding rows
-// or lines) and checking (hashing) run on two goroutines.
+// or lines) and checking (hashing) run on two goroutines. On PostgreSQL
+// it reads one snapshot, so a purge running meanwhile is no problem.
 func Verify(ctx context.Context, s Scanner, opt VerifyOptions) (Report, error) {
+	if c, ok := s.(consistentReader); ok {
+		var rep Report
+		err := c.readConsistent(ctx, func(s Scanner) error {
+			var err error
+			rep, err = verify(ctx, s, opt)
+			return err
+		})
+		return rep, err
+	}
+	return verify(ctx, s, opt)
+}
+
+func verify(ctx context.Context, s Scanner, opt VerifyOptions) (Report, error) {
 	anchor, err := s.Anchor(ctx)
 	if err != nil {
 		return Report{}, fmt.Errorf("reading anchor: %w", err)
