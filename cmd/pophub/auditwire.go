@@ -65,7 +65,7 @@ func (m *Main) openAuditStore(ctx context.Context) (audit.Store, error) {
 		if schema == "" {
 			schema = "public"
 		}
-		store, err := audit.OpenPostgres(ctx, audit.PostgresConfig{Pool: pg.Pool(), Schema: schema})
+		store, err := audit.OpenPostgres(ctx, audit.PostgresConfig{Pool: pg.Pool(), Schema: schema, Logger: m.Logger})
 		if err != nil {
 			return nil, fmt.Errorf("opening the audit log: %w", err)
 		}
