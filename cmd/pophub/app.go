@@ -807,8 +807,9 @@ func inboxPrefix(id access.Identity) string {
 
 // readyChecks are what /readyz asks: the store (it answers, and batches
 // are being applied to it), NATS (the notification stream answers, not
-// only the connection), Kafka, and under a policy the audit trail, since
-// reads go on while it cannot be written.
+// only the connection), Kafka, under a policy the audit trail, since
+// reads go on while it cannot be written, and with --eligibility-notify
+// the watcher, which announces nobody while it cannot follow the changes.
 func (m *Main) readyChecks() []api.Check {
 	checks := []api.Check{
 		{Name: "store", Probe: func(ctx context.Context) error { return errors.Join(m.Store.Ping(ctx), m.Consumer.StoreProblem()) }},
@@ -817,6 +818,9 @@ func (m *Main) readyChecks() []api.Check {
 	}
 	if m.auditLog != nil {
 		checks = append(checks, api.Check{Name: "audit", Probe: func(context.Context) error { return m.auditLog.Err() }})
+	}
+	if m.Watcher != nil {
+		checks = append(checks, api.Check{Name: "eligibility", Probe: func(context.Context) error { return m.Watcher.Problem() }})
 	}
 	return checks
 }

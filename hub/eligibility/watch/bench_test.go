@@ -135,6 +135,7 @@ func BenchmarkDayOfCity(b *testing.B) {
 		b.Fatal(err)
 	}
 	watched := []string{"heilongjiang/daqing", "residence-permit/heilongjiang"}
+	ranBefore(b, js)
 	w, err := watch.New(watch.Config{JS: js, Store: store, Catalog: cat, Policies: watched, Now: func() time.Time { return end }})
 	if err != nil {
 		b.Fatal(err)

@@ -365,6 +365,7 @@ func TestConfirmedDecisionNotLostToStalePeer(t *testing.T) {
 func daqingWatchers(t *testing.T, js jetstream.JetStream, cat *eligibility.Catalog, now func() time.Time,
 	readers ...eligibility.Reader) []*watch.Watcher {
 	t.Helper()
+	ranBefore(t, js)
 	var ws []*watch.Watcher
 	for _, r := range readers {
 		w, err := watch.New(watch.Config{JS: js, Store: r, Catalog: cat, Policies: []string{"heilongjiang/daqing"}, Now: now})

@@ -51,6 +51,10 @@ func TestDecisionSavedOverItsRevision(t *testing.T) {
 	if _, err := store.Apply(ctx, in); err != nil {
 		t.Fatal(err)
 	}
+	// The watcher ran before the person came: Open decides nobody.
+	if _, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "pophub_eligibility"}); err != nil {
+		t.Fatal(err)
+	}
 	w, err := New(Config{JS: js, Store: store, Catalog: cat, Policies: []string{"heilongjiang/daqing"},
 		Now: func() time.Time { return time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC) }})
 	if err != nil {
@@ -65,7 +69,7 @@ func TestDecisionSavedOverItsRevision(t *testing.T) {
 	kv := &racingKV{KeyValue: w.kv, other: other}
 	w.kv = kv
 	p, _ := cat.Policy("heilongjiang/daqing")
-	if err := w.decide(ctx, p, ids[0], "test"); err != nil {
+	if err := w.decide(ctx, p, ids[0], "test", false); err != nil {
 		t.Fatal(err)
 	}
 	if n := kv.gets.Load(); n != 2 {

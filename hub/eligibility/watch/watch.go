@@ -16,7 +16,10 @@
 // is kept in a JetStream key-value bucket, so a restart neither repeats an
 // announcement nor forgets a qualifying day; the notification's
 // Nats-Msg-Id (policy, person, day) makes a re-publish after a crash a
-// duplicate the stream drops.
+// duplicate the stream drops. A bucket found missing while the store
+// holds persons (NATS lost its store) is rebuilt from the store, every
+// person decided again without an announcement; a consumer or bucket that
+// goes while the watcher runs is made again (Run).
 //
 // Citizen IDs appear only in the notification bodies. NATS shows keys and
 // headers to anyone who can list a bucket, watch the server's monitoring
@@ -136,8 +139,21 @@ type Watcher struct {
 	spouseRelevant map[string][]*eligibility.Policy
 	kv             jetstream.KeyValue
 
-	mu  sync.Mutex
-	due map[string]map[string]citizenid.ID // day due (state.due) → key → person
+	// Kept by Run's goroutine alone: the creation time of the
+	// notification stream the consumer was made on, to tell a stream
+	// created anew from the same stream when the consumer goes; the stream
+	// sequence to make the consumer again from should it go alone (past
+	// the batches acknowledged) and the lowest sequence of a batch
+	// returned for redelivery since (0: none); and the sequence to start
+	// a missing consumer from after rebuild (0: with new notifications).
+	streamCreated time.Time
+	floor         uint64
+	returned      uint64
+	rebuiltFrom   uint64
+
+	mu      sync.Mutex                         // guards due and problem
+	due     map[string]map[string]citizenid.ID // day due (state.due) → key → person
+	problem error                              // why notifications cannot be fetched now
 
 	evaluations metric.Int64Counter
 	announced   metric.Int64Counter
@@ -218,22 +234,47 @@ func (w *Watcher) Relevant(section string) []*eligibility.Policy { return w.rele
 // Run follows change notifications until ctx ends. It creates the bucket
 // and the durable consumer (starting with new notifications) when
 // missing, and resumes from the consumer's position otherwise.
+//
+// Should the consumer go while it runs, with the notification stream (a
+// lost NATS volume, a deletion by mistake) or alone, Run makes it again
+// rather than fetch from nothing for good: on a stream created anew, from
+// its first notification (the relay republishes its recent ones into
+// it), on the same stream from the first notification it had not
+// decided. A bucket gone too is made again as at a start (open). Until it
+// fetches again it says why at WARN, once, and on Problem.
 func (w *Watcher) Run(ctx context.Context) error {
 	decisions, err := w.open(ctx)
 	if err != nil {
 		return err
 	}
-	defer decisions.Stop()
-	go w.follow(ctx, decisions)
-	cons, err := w.cfg.JS.CreateOrUpdateConsumer(ctx, w.cfg.Stream, jetstream.ConsumerConfig{
-		Durable:       w.cfg.Durable,
-		Description:   "pophub eligibility notifications",
-		FilterSubject: "pop.changed.>",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		DeliverPolicy: jetstream.DeliverNewPolicy,
-		AckWait:       2 * time.Minute,
-		MaxAckPending: 4 * w.cfg.FetchBatch,
-	})
+	followCtx, stopFollowing := context.WithCancel(ctx)
+	go w.follow(followCtx, decisions)
+	defer func() { stopFollowing(); decisions.Stop() }()
+	// reopen makes the bucket again when it went, and follows the new one.
+	reopen := func() error {
+		if _, err := w.cfg.JS.KeyValue(ctx, w.cfg.Bucket); !errors.Is(err, jetstream.ErrBucketNotFound) {
+			return nil
+		}
+		w.cfg.Logger.Warn("eligibility: the bucket of last decisions is gone: making it again", "bucket", w.cfg.Bucket)
+		next, err := w.open(ctx)
+		if err != nil {
+			return err
+		}
+		stopFollowing()
+		decisions.Stop()
+		decisions = next
+		followCtx, stopFollowing = context.WithCancel(ctx)
+		go w.follow(followCtx, decisions)
+		return nil
+	}
+
+	start, seq := jetstream.DeliverNewPolicy, uint64(0)
+	if w.rebuiltFrom > 0 {
+		// What the store held when the bucket was rebuilt is decided;
+		// what came after waits in the stream.
+		start, seq = jetstream.DeliverByStartSequencePolicy, w.rebuiltFrom
+	}
+	cons, err := w.attach(ctx, start, seq)
 	if err != nil {
 		return fmt.Errorf("creating the eligibility consumer: %w", err)
 	}
@@ -245,34 +286,194 @@ func (w *Watcher) Run(ctx context.Context) error {
 				w.cfg.Logger.Warn("eligibility: re-deciding persons due today", "err", err)
 			}
 		}
-		batch, err := cons.Fetch(w.cfg.FetchBatch, jetstream.FetchMaxWait(time.Second))
-		if err != nil {
-			if ctx.Err() != nil {
-				break
+		msgs, fetchErr := fetch(cons, w.cfg.FetchBatch)
+		if fetchErr != nil && ctx.Err() != nil {
+			break
+		}
+		if len(msgs) > 0 {
+			if err := w.Handle(ctx, msgs); err != nil {
+				w.cfg.Logger.Warn("eligibility: deciding a batch; it will be redelivered", "err", err, "notifications", len(msgs))
+				for _, m := range msgs {
+					_ = m.NakWithDelay(5 * time.Second)
+				}
+				w.done(msgs, false)
+				if err := reopen(); err != nil && ctx.Err() == nil {
+					w.stalled(fmt.Errorf("making the eligibility bucket again: %w", err))
+				}
+				continue
 			}
-			w.cfg.Logger.Warn("eligibility: fetching notifications", "err", err)
-			sleep(ctx, time.Second)
-			continue
-		}
-		var msgs []jetstream.Msg
-		for m := range batch.Messages() {
-			msgs = append(msgs, m)
-		}
-		if len(msgs) == 0 {
-			continue
-		}
-		if err := w.Handle(ctx, msgs); err != nil {
-			w.cfg.Logger.Warn("eligibility: deciding a batch; it will be redelivered", "err", err, "notifications", len(msgs))
 			for _, m := range msgs {
-				_ = m.NakWithDelay(5 * time.Second)
+				_ = m.Ack()
 			}
+			w.done(msgs, true)
+		}
+		if fetchErr == nil {
+			w.resumed()
 			continue
 		}
-		for _, m := range msgs {
-			_ = m.Ack()
+		// A consumer or stream gone shows only as an error of the pull
+		// (no responders): ask what is missing, and make it again.
+		var trouble error
+		if err := reopen(); err != nil {
+			trouble = fmt.Errorf("making the eligibility bucket again: %w", err)
+		} else if next, err := w.reattach(ctx, cons); err != nil {
+			trouble = err
+		} else if next != cons {
+			cons = next
+			continue
+		} else {
+			trouble = fmt.Errorf("fetching change notifications: %w", fetchErr)
 		}
+		if ctx.Err() != nil {
+			break
+		}
+		w.stalled(trouble)
+		sleep(ctx, time.Second)
 	}
 	return ctx.Err()
+}
+
+// fetch takes the next batch of notifications, waiting a second at most.
+// A consumer or stream gone reports in the batch's error, not Fetch's.
+func fetch(cons jetstream.Consumer, n int) ([]jetstream.Msg, error) {
+	batch, err := cons.Fetch(n, jetstream.FetchMaxWait(time.Second))
+	if err != nil {
+		return nil, err
+	}
+	var msgs []jetstream.Msg
+	for m := range batch.Messages() {
+		msgs = append(msgs, m)
+	}
+	return msgs, batch.Error()
+}
+
+// done moves the sequence a consumer gone alone is made again from
+// (reattach) past a batch acknowledged, or keeps it at a batch returned
+// for redelivery until a batch from there down is acknowledged.
+func (w *Watcher) done(msgs []jetstream.Msg, acked bool) {
+	var lo, hi uint64
+	for _, m := range msgs {
+		md, err := m.Metadata()
+		if err != nil {
+			continue
+		}
+		if s := md.Sequence.Stream; lo == 0 || s < lo {
+			lo = s
+		}
+		hi = max(hi, md.Sequence.Stream)
+	}
+	switch {
+	case lo == 0:
+	case !acked:
+		if w.returned == 0 || lo < w.returned {
+			w.returned = lo
+		}
+	default:
+		if w.returned != 0 && lo <= w.returned {
+			w.returned = 0 // redelivered and decided
+		}
+		w.floor = max(w.floor, hi+1)
+	}
+}
+
+// attach opens the durable consumer of change notifications, creating it
+// when missing to start as start and seq say; an existing one keeps its
+// start and takes this release's other settings.
+func (w *Watcher) attach(ctx context.Context, start jetstream.DeliverPolicy, seq uint64) (jetstream.Consumer, error) {
+	cfg := jetstream.ConsumerConfig{
+		Durable:       w.cfg.Durable,
+		Description:   "pophub eligibility notifications",
+		FilterSubject: "pop.changed.>",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		DeliverPolicy: start,
+		AckWait:       2 * time.Minute,
+		MaxAckPending: 4 * w.cfg.FetchBatch,
+	}
+	if start == jetstream.DeliverByStartSequencePolicy {
+		cfg.OptStartSeq = seq
+	}
+	if c, err := w.cfg.JS.Consumer(ctx, w.cfg.Stream, w.cfg.Durable); err == nil {
+		old := c.CachedInfo().Config
+		cfg.DeliverPolicy, cfg.OptStartSeq, cfg.OptStartTime = old.DeliverPolicy, old.OptStartSeq, old.OptStartTime
+	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil, err
+	}
+	cons, err := w.cfg.JS.CreateOrUpdateConsumer(ctx, w.cfg.Stream, cfg)
+	if err != nil {
+		return nil, err
+	}
+	stream, err := w.cfg.JS.Stream(ctx, w.cfg.Stream)
+	if err != nil {
+		return nil, fmt.Errorf("reading the notification stream: %w", err)
+	}
+	w.streamCreated = stream.CachedInfo().Created
+	w.floor, w.returned = cons.CachedInfo().AckFloor.Stream+1, 0
+	return cons, nil
+}
+
+// reattach is asked after a failed fetch. It returns cons when the
+// consumer is still there (NATS slow or unreachable: fetch again), or
+// the consumer made again when it went: from the first notification of a
+// stream created anew since attach, else from the first this watcher had
+// not decided. It fails while the stream is missing, until the relay
+// creates it again.
+func (w *Watcher) reattach(ctx context.Context, cons jetstream.Consumer) (jetstream.Consumer, error) {
+	_, err := cons.Info(ctx)
+	if err == nil {
+		return cons, nil
+	}
+	if !errors.Is(err, jetstream.ErrConsumerNotFound) && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, fmt.Errorf("reading the eligibility consumer: %w", err)
+	}
+	stream, err := w.cfg.JS.Stream(ctx, w.cfg.Stream)
+	if err != nil {
+		return nil, fmt.Errorf("the notification stream %s is gone, and the consumer %s with it; waiting for the relay to create the stream again: %w", w.cfg.Stream, w.cfg.Durable, err)
+	}
+	start, seq, from := jetstream.DeliverByStartSequencePolicy, w.floor, "the first notification not decided"
+	if w.returned != 0 && w.returned < seq {
+		seq = w.returned
+	}
+	if !stream.CachedInfo().Created.Equal(w.streamCreated) {
+		start, seq, from = jetstream.DeliverAllPolicy, 0, "the first notification of the stream, created anew"
+	}
+	next, err := w.attach(ctx, start, seq)
+	if err != nil {
+		return nil, fmt.Errorf("making the eligibility consumer %s again: %w", w.cfg.Durable, err)
+	}
+	w.cfg.Logger.Warn("eligibility: the consumer of change notifications was gone: made it again", "consumer", w.cfg.Durable, "stream", w.cfg.Stream, "from", from, "stream_seq", max(seq, 1))
+	return next, nil
+}
+
+// stalled records why notifications cannot be fetched, for Problem, and
+// says it at WARN when the trouble starts.
+func (w *Watcher) stalled(err error) {
+	w.mu.Lock()
+	first := w.problem == nil
+	w.problem = err
+	w.mu.Unlock()
+	if first {
+		w.cfg.Logger.Warn("eligibility: cannot follow change notifications; nobody is decided or announced until it can", "err", err)
+	}
+}
+
+// resumed clears the trouble stalled recorded, saying so.
+func (w *Watcher) resumed() {
+	w.mu.Lock()
+	was := w.problem
+	w.problem = nil
+	w.mu.Unlock()
+	if was != nil {
+		w.cfg.Logger.Info("eligibility: following change notifications again")
+	}
+}
+
+// Problem reports why the watcher cannot follow change notifications at
+// the moment (the hub's /readyz shows it), nil while it can or before Run
+// first tried. Safe for concurrent use.
+func (w *Watcher) Problem() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.problem
 }
 
 // Open creates or opens the bucket of last decisions and rebuilds the
@@ -290,14 +491,82 @@ func (w *Watcher) Open(ctx context.Context) error {
 
 // open is Open, and returns the watch of the bucket it read, to follow
 // the decisions saved from then on (follow).
+//
+// A bucket it had to create while the store holds persons means the
+// decisions were lost (NATS's store lost or replaced by an empty one),
+// unless the watcher runs for the first time on this store: open says so
+// at ERROR and rebuilds the decisions before it returns.
 func (w *Watcher) open(ctx context.Context) (jetstream.KeyWatcher, error) {
+	_, err := w.cfg.JS.KeyValue(ctx, w.cfg.Bucket)
+	created := errors.Is(err, jetstream.ErrBucketNotFound)
 	kv, err := w.cfg.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: w.cfg.Bucket,
 		Description: "pophub: last eligibility decision per policy and person"})
 	if err != nil {
 		return nil, fmt.Errorf("opening the eligibility bucket: %w", err)
 	}
 	w.kv = kv
-	return w.loadSchedule(ctx)
+	decisions, err := w.loadSchedule(ctx)
+	if err != nil || !created {
+		return decisions, err
+	}
+	if some, _, err := w.cfg.Store.Persons(ctx, hub.PersonQuery{Limit: 1, KeyOrder: true}); err != nil || len(some) == 0 {
+		return decisions, nil // nothing to have lost (a store that cannot be walked says so elsewhere)
+	}
+	w.cfg.Logger.Error("eligibility: the bucket of last decisions was missing and is created empty, while the store holds persons: "+
+		"unless the watcher runs for the first time on this store, NATS lost the decisions (its store lost or replaced). "+
+		"Every person of the store is decided again now, saving without announcing: qualifying days come back, and persons announced before are not announced again; "+
+		"a person who became eligible while the decisions were missing is not announced (GET /v1/eligibility answers for them)",
+		"bucket", w.cfg.Bucket, "policies", w.cfg.Policies)
+	if stream, err := w.cfg.JS.Stream(ctx, w.cfg.Stream); err == nil {
+		w.rebuiltFrom = stream.CachedInfo().State.LastSeq + 1
+	}
+	began := time.Now()
+	persons, err := w.rebuild(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			decisions.Stop()
+			return nil, ctx.Err()
+		}
+		// The bucket exists now: a restart would not rebuild it. Go on
+		// with what is saved; the rest is decided at its next change.
+		w.cfg.Logger.Error("eligibility: deciding the store's persons again stopped; the others are decided at their next change, qualifying days of theirs are lost",
+			"persons", persons, "err", err)
+		return decisions, nil
+	}
+	w.cfg.Logger.Info("eligibility: decided every person of the store again", "persons", persons, "took", time.Since(began).Round(time.Millisecond))
+	return decisions, nil
+}
+
+// rebuild decides every person of the store under the watched policies
+// and saves the decisions without announcing any, into a bucket just
+// created: the qualifying days come back, and a person announced before
+// is not announced again at their next change. A decision already saved
+// (by a peer, or since) is newer and stays. It returns how many persons
+// it walked.
+func (w *Watcher) rebuild(ctx context.Context) (int, error) {
+	all := map[*eligibility.Policy]bool{}
+	for _, p := range w.policies {
+		all[p] = true
+	}
+	persons := 0
+	for after := ""; ; {
+		recs, next, err := w.cfg.Store.Persons(ctx, hub.PersonQuery{After: after, Limit: hub.MaxPersonsPage, KeyOrder: true})
+		if err != nil {
+			return persons, fmt.Errorf("walking the store's persons: %w", err)
+		}
+		items := make([]*work, 0, len(recs))
+		for _, rec := range recs {
+			items = append(items, &work{id: rec.CitizenID, policies: all, silent: true})
+		}
+		if err := w.decideAll(ctx, items); err != nil {
+			return persons, err
+		}
+		persons += len(recs)
+		if next == "" {
+			return persons, nil
+		}
+		after = next
+	}
 }
 
 // follow schedules the qualifying days of the decisions saved in the
@@ -356,6 +625,9 @@ type work struct {
 	id       citizenid.ID
 	policies map[*eligibility.Policy]bool
 	trigger  string
+	// silent saves the decisions without announcing, and only where
+	// none is saved yet (rebuild).
+	silent bool
 }
 
 // Handle decides the persons of a batch of change notifications whose
@@ -503,7 +775,7 @@ func (w *Watcher) decideAll(ctx context.Context, items []*work) error {
 		wg.Go(func() {
 			for _, it := range queues[i] {
 				for _, p := range w.sorted(it.policies) {
-					if err := w.decide(ctx, p, it.id, it.trigger); err != nil {
+					if err := w.decide(ctx, p, it.id, it.trigger, it.silent); err != nil {
 						errs[i] = err
 						return
 					}
@@ -569,9 +841,9 @@ func isDigest(s string) bool {
 // decide one person at once: the last decision is saved only over the
 // revision the decision was made against, and a decision that lost that
 // race is made again, so an older one never overwrites a newer.
-func (w *Watcher) decide(ctx context.Context, p *eligibility.Policy, id citizenid.ID, trigger string) error {
+func (w *Watcher) decide(ctx context.Context, p *eligibility.Policy, id citizenid.ID, trigger string, silent bool) error {
 	for attempt := 1; ; attempt++ {
-		err := w.decideOnce(ctx, p, id, trigger)
+		err := w.decideOnce(ctx, p, id, trigger, silent)
 		if !errors.Is(err, jetstream.ErrKeyExists) || attempt == maxDecideAttempts {
 			return err
 		}
@@ -587,8 +859,9 @@ const maxDecideAttempts = 5
 // once, perhaps one from the store as it was before the other's change,
 // the second to save fails, and decide starts over from the store as it
 // now is, rather than write a stale decision over one the peer announced
-// or confirmed.
-func (w *Watcher) decideOnce(ctx context.Context, p *eligibility.Policy, id citizenid.ID, trigger string) error {
+// or confirmed. A silent decision announces nothing, and is not made
+// over one saved.
+func (w *Watcher) decideOnce(ctx context.Context, p *eligibility.Policy, id citizenid.ID, trigger string, silent bool) error {
 	k := w.key(schemas.PolicyToken(p.ID), id)
 	var prev state
 	var rev uint64 // 0: no decision saved yet
@@ -597,6 +870,9 @@ func (w *Watcher) decideOnce(ctx context.Context, p *eligibility.Policy, id citi
 		rev = e.Revision()
 	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return fmt.Errorf("reading the last decision: %w", err)
+	}
+	if silent && rev != 0 {
+		return nil
 	}
 
 	now := w.cfg.Now()
@@ -626,7 +902,7 @@ func (w *Watcher) decideOnce(ctx context.Context, p *eligibility.Policy, id citi
 	if next.due() != "" {
 		next.CitizenID = id
 	}
-	if d.Eligible && !prev.Eligible {
+	if d.Eligible && !prev.Eligible && !silent {
 		n := schemas.EligibilityNotification{ChangeID: w.changeID(p.ID, id, d.AsOf), CitizenID: id, Policy: p.ID,
 			Title: d.Title, Place: d.Place, RegionCode: regionOf(ctx, w.cfg.Store, p, d), Route: d.Route, AsOf: d.AsOf,
 			Trigger: trigger, EvaluatedAt: now.UTC()}

@@ -3,6 +3,7 @@ package watch_test
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -37,6 +38,8 @@ type rig struct {
 	cat     *eligibility.Catalog
 	// stop ends the running watcher and waits for it.
 	stop func()
+	// log is what the watchers wrote.
+	log testenv.LogBuffer
 
 	schema *jsonschema.Validator
 }
@@ -98,7 +101,7 @@ func newRigWith(t *testing.T, now time.Time, before func(jetstream.JetStream), w
 func (r *rig) start(t *testing.T) {
 	t.Helper()
 	w, err := watch.New(watch.Config{JS: r.js, Store: r.store, Catalog: r.cat, Policies: r.watched,
-		Now: func() time.Time { return *r.now.Load() }})
+		Now: func() time.Time { return *r.now.Load() }, Logger: slog.New(slog.NewTextHandler(&r.log, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,6 +118,17 @@ func (r *rig) start(t *testing.T) {
 			t.Fatal("the watcher did not create its consumer")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// ranBefore creates the bucket of last decisions, as it is on a hub whose
+// watcher ran before the store's persons came: a watcher opened on it
+// does not take them for decisions NATS lost, and decides nobody until a
+// notification or a test asks.
+func ranBefore(tb testing.TB, js jetstream.JetStream) {
+	tb.Helper()
+	if _, err := js.CreateOrUpdateKeyValue(context.Background(), jetstream.KeyValueConfig{Bucket: "pophub_eligibility"}); err != nil {
+		tb.Fatal(err)
 	}
 }
 
