@@ -54,7 +54,7 @@ topic's retention deleted before the hub read them are shown as
 Store totals the hub could not read are shown as "?" ("store unreadable";
 in --json persons, changes and outbox_pending are absent), never as 0.
 Totals shown with ~ are the database's estimates (PostgreSQL, tables of 10,000
-rows or more; in --json, "estimated": true).
+rows or more; in --json, "estimated" names them).
 --json prints the raw answer.
 
 The hub counts the DLQ incrementally, reading on each request only the
@@ -250,12 +250,14 @@ func storeTotals(s api.StoreStatus) string {
 		}
 		return reconcile.Commas(*v)
 	}
-	approx := "" // the database's estimate (StoreStatus.Estimated)
-	if s.Estimated {
-		approx = "~"
+	approx := func(name string) string { // the database's estimate (StoreStatus.Estimated)
+		if slices.Contains(s.Estimated, name) {
+			return "~"
+		}
+		return ""
 	}
 	line := fmt.Sprintf("persons %s%s  changes %s%s  outbox pending %s",
-		approx, total(s.Persons), approx, total(s.Changes), total(s.OutboxPending))
+		approx("persons"), total(s.Persons), approx("changes"), total(s.Changes), total(s.OutboxPending))
 	if unread {
 		line += " (store unreadable)"
 	}

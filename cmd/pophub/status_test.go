@@ -479,8 +479,10 @@ func TestStatusStoreTotalsUnknown(t *testing.T) {
 			"store    FAILING: write-ahead log failed\n         persons 5,000  changes 119,746  outbox pending 0\n"},
 		{"ok", api.StoreStatus{OK: true, Persons: &persons, Changes: &changes, OutboxPending: &pending},
 			"store    ok\n         persons 5,000  changes 119,746  outbox pending 0\n"},
-		{"estimated", api.StoreStatus{OK: true, Persons: &persons, Changes: &changes, OutboxPending: &pending, Estimated: true},
+		{"estimated", api.StoreStatus{OK: true, Persons: &persons, Changes: &changes, OutboxPending: &pending, Estimated: []string{"persons", "changes"}},
 			"store    ok\n         persons ~5,000  changes ~119,746  outbox pending 0\n"},
+		{"changes estimated, persons counted", api.StoreStatus{OK: true, Persons: &persons, Changes: &changes, OutboxPending: &pending, Estimated: []string{"changes"}},
+			"store    ok\n         persons 5,000  changes ~119,746  outbox pending 0\n"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

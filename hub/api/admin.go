@@ -37,10 +37,10 @@ type AdminStore interface {
 
 // EstimatingStore is an AdminStore whose exact totals cost a full count
 // (hub/postgres: a province's history outlasts ProbeTimeout). The status
-// reads its StatusTotals instead of Stats, and marks estimated totals
-// (StoreStatus.Estimated).
+// reads its StatusTotals instead of Stats, and names the totals it
+// estimated ("persons", "changes": StoreStatus.Estimated).
 type EstimatingStore interface {
-	StatusTotals(ctx context.Context) (st hub.StoreStats, estimated bool, err error)
+	StatusTotals(ctx context.Context) (st hub.StoreStats, estimated []string, err error)
 }
 
 // AdminConfig configures the admin routes. Only Store is required; each
@@ -105,16 +105,16 @@ type Status struct {
 // StoreStatus is the store's health and totals. The totals are nil, and
 // left out of the JSON, when the store could not be read: unknown, not
 // zero. A failing store may still have them (memdb answers from memory
-// while its log cannot be written). Estimated is set when persons or
-// changes is the database's estimate (EstimatingStore); outbox_pending is
-// always exact.
+// while its log cannot be written). Estimated names the totals that are
+// the database's estimate, "persons" and/or "changes" (EstimatingStore);
+// outbox_pending is always exact.
 type StoreStatus struct {
-	OK            bool   `json:"ok"`
-	Error         string `json:"error,omitempty"`
-	Persons       *int64 `json:"persons,omitempty"`
-	Changes       *int64 `json:"changes,omitempty"`
-	OutboxPending *int64 `json:"outbox_pending,omitempty"`
-	Estimated     bool   `json:"estimated,omitempty"`
+	OK            bool     `json:"ok"`
+	Error         string   `json:"error,omitempty"`
+	Persons       *int64   `json:"persons,omitempty"`
+	Changes       *int64   `json:"changes,omitempty"`
+	OutboxPending *int64   `json:"outbox_pending,omitempty"`
+	Estimated     []string `json:"estimated,omitempty"`
 }
 
 // IngestStatus is the consumer group's lag and the consumer's counts.
@@ -370,12 +370,12 @@ func (a *admin) status(w http.ResponseWriter, r *http.Request) error {
 
 // statusTotals reads the store's totals for the status: estimated where
 // the store estimates (EstimatingStore), else Stats.
-func statusTotals(ctx context.Context, s AdminStore) (hub.StoreStats, bool, error) {
+func statusTotals(ctx context.Context, s AdminStore) (hub.StoreStats, []string, error) {
 	if e, ok := s.(EstimatingStore); ok {
 		return e.StatusTotals(ctx)
 	}
 	st, err := s.Stats(ctx)
-	return st, false, err
+	return st, nil, err
 }
 
 // collect gathers the status, its parts concurrently.

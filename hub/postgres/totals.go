@@ -31,24 +31,31 @@ const exactBelow = 10_000
 // StatusTotals is the store's totals for the status page (GET
 // /v1/admin/status, which must answer within its probe timeout, and is
 // polled): persons and changes are PostgreSQL's estimate for a table of
-// exactBelow rows or more, and estimated is then true; OutboxPending is
+// exactBelow rows or more, and estimated then names them ("persons",
+// "changes"); OutboxPending is
 // always exact, counted on the pending index. It reads at most
 // exactBelow rows of each table, however large. An estimate is the
 // planner's: the rows per page that VACUUM or ANALYZE last measured times
 // the table's pages now, so growth since is counted; usually within a few
 // per cent.
-func (s *Store) StatusTotals(ctx context.Context) (st hub.StoreStats, estimated bool, err error) {
+func (s *Store) StatusTotals(ctx context.Context) (st hub.StoreStats, estimated []string, err error) {
 	var estPersons, estChanges bool
 	if st.Persons, estPersons, err = s.tableRows(ctx, "persons"); err != nil {
-		return hub.StoreStats{}, false, readFailed(ctx, "reading store totals: persons", err)
+		return hub.StoreStats{}, nil, readFailed(ctx, "reading store totals: persons", err)
 	}
 	if st.Changes, estChanges, err = s.tableRows(ctx, "history"); err != nil {
-		return hub.StoreStats{}, false, readFailed(ctx, "reading store totals: history", err)
+		return hub.StoreStats{}, nil, readFailed(ctx, "reading store totals: history", err)
 	}
 	if err := s.pool.QueryRow(ctx, pendingCountSQL).Scan(&st.OutboxPending); err != nil {
-		return hub.StoreStats{}, false, readFailed(ctx, "reading store totals: pending notifications", err)
+		return hub.StoreStats{}, nil, readFailed(ctx, "reading store totals: pending notifications", err)
 	}
-	return st, estPersons || estChanges, nil
+	if estPersons {
+		estimated = append(estimated, "persons")
+	}
+	if estChanges {
+		estimated = append(estimated, "changes")
+	}
+	return st, estimated, nil
 }
 
 // tableRows is table's row count, exact below exactBelow rows, else
