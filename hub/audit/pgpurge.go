@@ -37,12 +37,15 @@ const perClass = "SELECT count(*) FILTER (WHERE action = ANY($1)), count(*) FILT
 // its last deleted entry in the same transaction; then it redacts the
 // expired entries after keep, chunk by chunk.
 //
-// None of this takes the chain's lock: Append only adds entries after the
-// head and reads the anchor only when no entry is left, and a chunk's
-// deletion and its anchor commit together, so Append sees either the
-// entry it links to or the anchor that stands for it. Purges serialise
-// chunk by chunk on a lock of their own, and each chunk reads the anchor
-// again, so two purges at once do each chunk once. After every committed
+// Only a deleting chunk takes the chain's lock, so Append waits for one
+// chunk at most: Append only adds entries after the head and reads the
+// anchor only when no entry is left, and a chunk's deletion and its
+// anchor commit together, so Append sees either the entry it links to or
+// the anchor that stands for it. The chain's lock is there for a purge
+// of the previous release, which holds it for its whole run and stores
+// its anchor unconditionally. Purges of this release serialise chunk by
+// chunk on a lock of their own, and each chunk reads the anchor again, so
+// two purges at once do each chunk once. After every committed
 // chunk the log verifies: the anchor is the last deleted entry and the
 // next entry links to it, and a stub keeps its links and seal. The
 // trigger checks every deleted or redacted entry against the legal floors
@@ -127,6 +130,14 @@ func (p *Postgres) deletePrefix(ctx context.Context, end int64, actions []string
 	for {
 		var access, processing int64
 		err := p.purgeTx(ctx, func(tx pgx.Tx) error {
+			// The chain's lock, for this chunk's anchor and deletion only:
+			// a purge of the previous release holds it while it reads its
+			// anchor and then stores it unconditionally, so a chunk
+			// committed in between would have the anchor moved back over
+			// the entries it deleted. Appends wait for one chunk at most.
+			if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtext($1))", p.lockKey); err != nil {
+				return fmt.Errorf("locking the chain: %w", err)
+			}
 			a, err := p.anchor(ctx, tx)
 			if err != nil {
 				return err
@@ -147,9 +158,7 @@ func (p *Postgres) deletePrefix(ctx context.Context, end int64, actions []string
 			if err != nil {
 				return fmt.Errorf("finding the new anchor: %w", err)
 			}
-			// The anchor only moves forward: a purge of an earlier release,
-			// which takes the chain's lock and not the purges', may have
-			// moved it past this chunk since it was read.
+			// The anchor only moves forward, whatever another purge did.
 			tag, err := tx.Exec(ctx, "INSERT INTO "+p.anch+" (id, seq, at, hash, seal) VALUES (1, $1, $2, $3, $4) "+
 				"ON CONFLICT (id) DO UPDATE SET seq = EXCLUDED.seq, at = EXCLUDED.at, hash = EXCLUDED.hash, seal = EXCLUDED.seal "+
 				"WHERE "+p.anch+".seq < EXCLUDED.seq",

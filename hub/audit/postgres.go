@@ -44,8 +44,9 @@ type PostgresConfig struct {
 // and the anchor's update. A role that can disable triggers can still
 // tamper; Verify with the key catches all but what the package
 // documentation says a stub cannot show. Safe for concurrent use; writers in several processes
-// serialise on a transaction advisory lock (the chain's), which neither
-// the creation of the tables nor a purge takes.
+// serialise on a transaction advisory lock (the chain's), which the
+// creation of the tables does not take and a purge takes for one chunk's
+// deletion at a time.
 type Postgres struct {
 	pool        *pgxpool.Pool
 	ownPool     bool
