@@ -520,7 +520,11 @@ func (p *plan) event(c change) (ev schemas.Event, upgraded int, err error) {
 	}
 	data := make(map[string]any, len(op.fields))
 	for _, f := range op.fields {
-		v, ok, err := p.value(f.expr, c)
+		value := p.value
+		if f.personName {
+			value = p.personName
+		}
+		v, ok, err := value(f.expr, c)
 		if err != nil {
 			return ev, 0, &rowError{"bad_value", fmt.Sprintf("data.%s (%s): %v", f.name, f.expr, err)}
 		}
@@ -542,12 +546,9 @@ func (p *plan) event(c change) (ev schemas.Event, upgraded int, err error) {
 			v = p.date(v)
 		}
 		if f.personName {
-			// A name column a GBK-era system padded to its width with
-			// U+3000, or typed with ・ for the register's ·: one person,
-			// one name, whichever door it came through.
-			if v, _ = schemas.FixNameSeparators(citizenid.TrimTyped(v)); v == "" {
-				continue
-			}
+			// Typed with ・ for the register's ·: one person, one name,
+			// whichever door it came through.
+			v, _ = schemas.FixNameSeparators(v)
 		}
 		if data[f.name], err = convert(v, f.kind); err != nil {
 			return ev, 0, &rowError{"bad_value", fmt.Sprintf("data.%s (%s): %v", f.name, f.expr, err)}
@@ -779,6 +780,24 @@ func (p *plan) value(e expr, c change) (string, bool, error) {
 			return "", false, fmt.Errorf("column %s is an unchanged TOASTed value the change does not carry (set REPLICA IDENTITY FULL)", t.column)
 		case !v.null:
 			return v.text, true, nil
+		}
+	}
+	return "", false, nil
+}
+
+// personName evaluates a person's name: the first alternative that holds
+// something once citizenid.TrimTyped trims it, trimmed. A name column a
+// GBK-era system padded to its width with U+3000 and left otherwise
+// empty reads as NULL, so that the mapping's fallback (name: xm | zjxm)
+// applies, as pophub import trims a cell before it takes a default.
+func (p *plan) personName(e expr, c change) (string, bool, error) {
+	for _, t := range e {
+		v, ok, err := p.value(expr{t}, c)
+		if err != nil {
+			return "", false, err
+		}
+		if v = citizenid.TrimTyped(v); ok && v != "" {
+			return v, true, nil
 		}
 	}
 	return "", false, nil

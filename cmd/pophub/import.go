@@ -209,7 +209,12 @@ func importSummary(rep *importer.Report, err error) string {
 	if rep.SetAside != "" {
 		fmt.Fprintf(&b, " (afresh: %s)", rep.SetAside)
 	}
-	fmt.Fprintf(&b, "; %d legacy IDs upgraded, %s", rep.Upgraded, rep.Elapsed.Round(time.Millisecond))
+	fmt.Fprintf(&b, "; %d legacy IDs upgraded", rep.Upgraded)
+	if rep.Separators > 0 {
+		// The lines sent carry · for what was typed, stopped or not.
+		fmt.Fprintf(&b, ", %d name separators replaced by the middle dot ·", rep.Separators)
+	}
+	fmt.Fprintf(&b, ", %s", rep.Elapsed.Round(time.Millisecond))
 	return b.String()
 }
 

@@ -456,6 +456,8 @@ func TestKnownDifferences(t *testing.T) {
 		{"credit code check character", schemas.BusinessDeregistered, `{"business_id":"91230102MA1B2C3D47"}`, true, false},
 		{"birth date in the future", schemas.HukouRegistered, `{"name":"张伟","gender":"1","birth_date":"2099-01-01","ethnicity":"01","address_code":"230102001001","household_id":"H1"}`, true, false},
 		{"private-use name character beyond the BMP", schemas.IdentityCorrected, `{"name":"王` + "\U000F0001" + `"}`, true, false},
+		{"format character beyond the BMP in a name", schemas.IdentityCorrected, `{"name":"王` + "\U000E0001" + `"}`, true, false},
+		{"full stop beside a Han ideograph beyond the BMP in a name", schemas.IdentityCorrected, `{"name":"𠮷.野"}`, true, false},
 		{"death before the subject's birth", schemas.DeathCertified, `{"date_of_death":"1900-01-01","certificate_no":"D1"}`, true, false},
 		{"death in the future", schemas.DeathCertified, `{"date_of_death":"2099-01-01","certificate_no":"D1"}`, true, false},
 		{"contract ends before it starts", schemas.ContractStarted, `{"contract_id":"C","employer_id":"91230102MA1B2C3D46","employer_name":"x","work_region":"230102","start":"2026-03-01","end":"2026-02-01"}`, true, false},
