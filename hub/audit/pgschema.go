@@ -124,8 +124,11 @@ func ddlFor(schema string) ddlPlan {
 		`CREATE OR REPLACE FUNCTION $S.audit_guard() RETURNS trigger LANGUAGE plpgsql AS $f$$BODY$f$`)
 
 	// A trigger is current when it is there, enabled, calls audit_guard
-	// and fires on what this release says, with no condition or argument
-	// (CREATE OR REPLACE TRIGGER re-enables a disabled one).
+	// and fires on what this release says: on every column (an UPDATE OF
+	// some columns lets an UPDATE of the others through), with no
+	// condition, argument or transition table, neither internal nor a
+	// constraint trigger (CREATE OR REPLACE TRIGGER re-enables a disabled
+	// one and widens a narrowed one).
 	for _, tg := range []struct {
 		name, table, rel, when string
 		tgtype                 int
@@ -140,7 +143,8 @@ func ddlFor(schema string) ddlPlan {
 			each = "ROW"
 		}
 		add("trigger "+tg.name, fmt.Sprintf("EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = %s AND tgname = %s AND tgfoid = %s "+
-			"AND tgtype = %d AND tgenabled = 'O' AND tgqual IS NULL AND tgnargs = 0)", tg.rel, arg(tg.name), guard, tg.tgtype),
+			"AND tgtype = %d AND tgenabled = 'O' AND tgqual IS NULL AND tgnargs = 0 AND tgattr = ''::int2vector "+
+			"AND NOT tgisinternal AND tgconstraint = 0 AND tgoldtable IS NULL AND tgnewtable IS NULL)", tg.rel, arg(tg.name), guard, tg.tgtype),
 			"CREATE OR REPLACE TRIGGER "+tg.name+" "+tg.when+" ON "+q+"."+tg.table+" FOR EACH "+each+" EXECUTE FUNCTION "+q+".audit_guard()")
 	}
 	return p

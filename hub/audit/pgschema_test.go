@@ -189,6 +189,8 @@ func TestOpenRepairsWhatIsMissingOrStale(t *testing.T) {
 		{"trigger dropped", "DROP TRIGGER audit_anchor_no_truncate ON $S.audit_anchor", "trigger audit_anchor_no_truncate"},
 		{"trigger given a condition", "CREATE OR REPLACE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON $S.audit_log " +
 			"FOR EACH ROW WHEN (false) EXECUTE FUNCTION $S.audit_guard()", "trigger audit_log_append_only"},
+		{"trigger narrowed to a column", "CREATE OR REPLACE TRIGGER audit_log_append_only BEFORE UPDATE OF status OR DELETE ON $S.audit_log " +
+			"FOR EACH ROW EXECUTE FUNCTION $S.audit_guard()", "trigger audit_log_append_only"},
 		{"guard of the previous release", oldGuard, "function audit_guard"},
 		{"floor changed", "CREATE OR REPLACE FUNCTION $S.audit_floor(t timestamptz, n integer) RETURNS timestamptz " +
 			"LANGUAGE sql IMMUTABLE STRICT AS $g$ SELECT t - make_interval(months => n)$g$", "function audit_floor"},
