@@ -105,23 +105,31 @@ func ddlFor(schema string) ddlPlan {
 	seal bytea NOT NULL
 )`))
 
-	// A function is current when its stored body is this release's: an
-	// instance of an earlier release replaces audit_guard at its start.
-	function := func(name, signature, body, create string) string {
+	// A function is current when it is as this release makes it: its
+	// body (an instance of an earlier release replaces audit_guard at its
+	// start), its language, volatility and strictness, run as its caller,
+	// and with its own search_path and no other setting (ALTER FUNCTION
+	// ... SET search_path would have now() or an operator resolve in
+	// another schema, and every entry count as past its floor). CREATE OR
+	// REPLACE FUNCTION resets all of these but the owner.
+	function := func(name, signature, lang, volatility string, strict bool, body, create string) string {
 		body = r.Replace(body)
 		oid := "to_regprocedure(" + arg(q+"."+signature) + ")"
-		add("function "+name, "coalesce((SELECT prosrc = "+arg(body)+" FROM pg_proc WHERE oid = "+oid+"), false)",
+		add("function "+name, "coalesce((SELECT prosrc = "+arg(body)+" AND proconfig = ARRAY["+arg(functionConfig)+"] "+
+			"AND NOT prosecdef AND prolang = (SELECT oid FROM pg_language WHERE lanname = "+arg(lang)+") "+
+			"AND provolatile = "+arg(volatility)+" AND proisstrict = "+fmt.Sprint(strict)+
+			" FROM pg_proc WHERE oid = "+oid+"), false)",
 			strings.Replace(r.Replace(create), "$BODY", body, 1))
 		return oid
 	}
 	// The time n months before t on China's clocks, whatever the session's
 	// TimeZone, on the month's last day when it has no such day: the purge
 	// counts months so too (audit.monthsBefore).
-	function("audit_floor", "audit_floor(timestamptz, integer)", floorBody,
+	function("audit_floor", "audit_floor(timestamptz, integer)", "sql", "i", true, floorBody,
 		`CREATE OR REPLACE FUNCTION $S.audit_floor(t timestamptz, n integer) RETURNS timestamptz
-	LANGUAGE sql IMMUTABLE STRICT AS $g$$BODY$g$`)
-	guard := function("audit_guard", "audit_guard()", guardBody,
-		`CREATE OR REPLACE FUNCTION $S.audit_guard() RETURNS trigger LANGUAGE plpgsql AS $f$$BODY$f$`)
+	LANGUAGE sql IMMUTABLE STRICT SET `+functionConfig+` AS $g$$BODY$g$`)
+	guard := function("audit_guard", "audit_guard()", "plpgsql", "v", false, guardBody,
+		`CREATE OR REPLACE FUNCTION $S.audit_guard() RETURNS trigger LANGUAGE plpgsql SET `+functionConfig+` AS $f$$BODY$f$`)
 
 	// A trigger is current when it is there, enabled, calls audit_guard
 	// and fires on what this release says: on every column (an UPDATE OF
@@ -150,6 +158,11 @@ func ddlFor(schema string) ddlPlan {
 	return p
 }
 
+// functionConfig is the only setting of the audit functions, as
+// pg_proc.proconfig stores it: names resolve in pg_catalog first, whatever
+// the calling session's search_path, and temporary objects last.
+const functionConfig = "search_path=pg_catalog, pg_temp"
+
 // floorBody is audit_floor's body (between its dollar quotes).
 const floorBody = ` SELECT ((t AT TIME ZONE INTERVAL '+08:00') - make_interval(months => n)) AT TIME ZONE INTERVAL '+08:00'`
 
@@ -163,7 +176,7 @@ BEGIN
 		IF TG_TABLE_NAME = 'audit_anchor' THEN
 			RETURN NEW;
 		END IF;
-		IF OLD.at >= $S.audit_floor(now(), CASE WHEN OLD.action IN ($ACCESS) THEN $AFLOOR ELSE $PFLOOR END) THEN
+		IF OLD.at >= $S.audit_floor(pg_catalog.now(), CASE WHEN OLD.action IN ($ACCESS) THEN $AFLOOR ELSE $PFLOOR END) THEN
 			RAISE EXCEPTION 'audit entry % is within its legal retention floor', OLD.seq USING ERRCODE = 'insufficient_privilege';
 		END IF;
 		IF TG_OP = 'DELETE' THEN

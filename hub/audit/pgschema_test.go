@@ -192,6 +192,11 @@ func TestOpenRepairsWhatIsMissingOrStale(t *testing.T) {
 		{"trigger narrowed to a column", "CREATE OR REPLACE TRIGGER audit_log_append_only BEFORE UPDATE OF status OR DELETE ON $S.audit_log " +
 			"FOR EACH ROW EXECUTE FUNCTION $S.audit_guard()", "trigger audit_log_append_only"},
 		{"guard of the previous release", oldGuard, "function audit_guard"},
+		{"guard given a search_path", "ALTER FUNCTION $S.audit_guard() SET search_path = public, pg_catalog", "function audit_guard"},
+		{"guard's settings reset", "ALTER FUNCTION $S.audit_guard() RESET ALL", "function audit_guard"},
+		{"guard made security definer", "ALTER FUNCTION $S.audit_guard() SECURITY DEFINER", "function audit_guard"},
+		{"floor made volatile", "ALTER FUNCTION $S.audit_floor(timestamptz, integer) VOLATILE", "function audit_floor"},
+		{"floor given a setting", "ALTER FUNCTION $S.audit_floor(timestamptz, integer) SET TimeZone = 'UTC'", "function audit_floor"},
 		{"floor changed", "CREATE OR REPLACE FUNCTION $S.audit_floor(t timestamptz, n integer) RETURNS timestamptz " +
 			"LANGUAGE sql IMMUTABLE STRICT AS $g$ SELECT t - make_interval(months => n)$g$", "function audit_floor"},
 	}
