@@ -194,6 +194,24 @@ func parseAuditRange(from, to string) (f, t time.Time, err error) {
 	return f, t, nil
 }
 
+// lostFileLog says why the file log at path, when rep finds it holding
+// nothing (no entry, no anchor), was emptied or lost: the files a hub
+// writes beside it only once it holds entries (audit.Sidecars) are still
+// there. This is the case the hub refuses to start on; an empty log
+// verifies by itself, so without this the auditor's tool would pass it.
+// It is "" for a database log, a log holding entries, or no sidecar.
+func lostFileLog(path string, rep audit.Report) string {
+	if path == "" || rep.Head.Seq != 0 || rep.Anchor.Seq != 0 {
+		return ""
+	}
+	found := audit.Sidecars(path)
+	if len(found) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("lost      the audit log %s holds no entry, but %s, written only once the log holds entries, "+
+		"is still there: restore the log from the same backup as that file", path, strings.Join(found, " and "))
+}
+
 func auditVerifyCommand() *cobra.Command {
 	var t auditTarget
 	var manifest, pubKey string
@@ -262,6 +280,11 @@ Exit status 1 when anything is wrong.`,
 				rep.Anchor.Seq+1, rep.Head.Seq, rep.Anchor.Seq, rep.Head.Hash, sealed, time.Since(start).Round(time.Millisecond))
 			if everySealFails(rep) {
 				fmt.Fprintln(w, "every entry's seal fails: is --key-file this log's key? (a log rewritten whole without the key fails the same way)")
+			}
+			if lost := lostFileLog(t.file, rep); lost != "" {
+				fmt.Fprintln(w, lost)
+				fmt.Fprintln(w, "the audit log does NOT verify: it held entries and was emptied or lost")
+				return exitError(1)
 			}
 			if !rep.OK() {
 				fmt.Fprintf(w, "the audit log does NOT verify: %d problems, the first at seq %d\n", rep.NumProblems, rep.Problems[0].Seq)
