@@ -240,8 +240,10 @@ func (w *Watcher) Relevant(section string) []*eligibility.Policy { return w.rele
 // rather than fetch from nothing for good: on a stream created anew, from
 // its first notification (the relay republishes its recent ones into
 // it), on the same stream from the first notification it had not
-// decided. A bucket gone too is made again as at a start (open). Until it
-// fetches again it says why at WARN, once, and on Problem.
+// decided. A bucket gone, with the stream or alone, is made again as at a
+// start (open): Run looks for it every few seconds, quiet days included.
+// Until it fetches again, and while it decides the store's persons again,
+// it says why on Problem (and at WARN, once).
 func (w *Watcher) Run(ctx context.Context) error {
 	decisions, err := w.open(ctx)
 	if err != nil {
@@ -278,12 +280,29 @@ func (w *Watcher) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("creating the eligibility consumer: %w", err)
 	}
-	lastSweep := time.Time{}
+	lastSweep, lastLook := time.Time{}, time.Now()
 	for ctx.Err() == nil {
+		// A bucket lost on a quiet day shows nowhere else: the fetches
+		// succeed, and the day's sweep would fail on it, its persons
+		// never announced. Look for it now and then, and after a failed
+		// sweep.
+		look := time.Since(lastLook) >= bucketLook
 		if now := w.cfg.Now(); now.Sub(lastSweep) >= time.Minute {
 			lastSweep = now
 			if err := w.sweep(ctx); err != nil && ctx.Err() == nil {
 				w.cfg.Logger.Warn("eligibility: re-deciding persons due today", "err", err)
+				look = true
+			}
+		}
+		if look {
+			lastLook = time.Now()
+			if err := reopen(); err != nil {
+				if ctx.Err() != nil {
+					break
+				}
+				w.stalled(fmt.Errorf("making the eligibility bucket again: %w", err))
+				sleep(ctx, time.Second)
+				continue
 			}
 		}
 		msgs, fetchErr := fetch(cons, w.cfg.FetchBatch)
@@ -332,6 +351,10 @@ func (w *Watcher) Run(ctx context.Context) error {
 	}
 	return ctx.Err()
 }
+
+// bucketLook is how often Run makes sure the bucket of last decisions is
+// still there: a stream-info request, at most one a second per instance.
+const bucketLook = 2 * time.Second
 
 // fetch takes the next batch of notifications, waiting a second at most.
 // A consumer or stream gone reports in the batch's error, not Fetch's.
@@ -456,6 +479,14 @@ func (w *Watcher) stalled(err error) {
 	}
 }
 
+// setProblem records why notifications are not decided, for Problem,
+// without a word in the log: the caller said it.
+func (w *Watcher) setProblem(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.problem = err
+}
+
 // resumed clears the trouble stalled recorded, saying so.
 func (w *Watcher) resumed() {
 	w.mu.Lock()
@@ -521,7 +552,12 @@ func (w *Watcher) open(ctx context.Context) (jetstream.KeyWatcher, error) {
 		w.rebuiltFrom = stream.CachedInfo().State.LastSeq + 1
 	}
 	began := time.Now()
-	persons, err := w.rebuild(ctx)
+	persons, err := w.rebuild(ctx, func(persons int) {
+		// No notification is decided meanwhile, for minutes in a city:
+		// /readyz says so.
+		w.setProblem(fmt.Errorf("rebuilding the eligibility decisions: %d persons of the store decided again so far; change notifications wait until every person is", persons))
+	})
+	w.resumed()
 	if err != nil {
 		if ctx.Err() != nil {
 			decisions.Stop()
@@ -542,14 +578,19 @@ func (w *Watcher) open(ctx context.Context) (jetstream.KeyWatcher, error) {
 // created: the qualifying days come back, and a person announced before
 // is not announced again at their next change. A decision already saved
 // (by a peer, or since) is newer and stays. It returns how many persons
-// it walked.
-func (w *Watcher) rebuild(ctx context.Context) (int, error) {
+// it walked; it tells progress how many before each page, and logs it
+// every 100 pages.
+func (w *Watcher) rebuild(ctx context.Context, progress func(persons int)) (int, error) {
 	all := map[*eligibility.Policy]bool{}
 	for _, p := range w.policies {
 		all[p] = true
 	}
 	persons := 0
-	for after := ""; ; {
+	for after, page := "", 1; ; page++ {
+		progress(persons)
+		if page%100 == 0 {
+			w.cfg.Logger.Info("eligibility: deciding the store's persons again", "persons", persons)
+		}
 		recs, next, err := w.cfg.Store.Persons(ctx, hub.PersonQuery{After: after, Limit: hub.MaxPersonsPage, KeyOrder: true})
 		if err != nil {
 			return persons, fmt.Errorf("walking the store's persons: %w", err)

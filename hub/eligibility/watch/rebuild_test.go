@@ -1,0 +1,157 @@
+package watch_test
+
+import (
+	"context"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/hub/eligibility"
+	"github.com/pophub/pophub/hub/eligibility/watch"
+)
+
+// gatedReader lets the first Persons call through (open's "does the
+// store hold persons?") and holds every later one (the walk) while armed,
+// until its context ends: a walk of a city's store, minutes long.
+type gatedReader struct {
+	eligibility.Reader
+	armed   atomic.Bool
+	inWalk  chan struct{}
+	release chan struct{}
+	// onePage, when set, lets the walk's first page through as a page of
+	// one person (recorded in first), and holds the next.
+	onePage bool
+	pages   atomic.Int64
+	first   atomic.Value
+}
+
+func newGated(r eligibility.Reader) *gatedReader {
+	g := &gatedReader{Reader: r, inWalk: make(chan struct{}, 16), release: make(chan struct{})}
+	g.armed.Store(true)
+	return g
+}
+
+func (g *gatedReader) Persons(ctx context.Context, q hub.PersonQuery) ([]hub.Record, string, error) {
+	if q.Limit > 1 && g.armed.Load() {
+		if g.onePage && g.pages.Add(1) == 1 {
+			q.Limit = 1
+			recs, next, err := g.Reader.Persons(ctx, q)
+			if len(recs) == 1 {
+				g.first.Store(recs[0].CitizenID)
+			}
+			return recs, next, err
+		}
+		select {
+		case g.inWalk <- struct{}{}:
+		default:
+		}
+		select {
+		case <-ctx.Done():
+			return nil, "", ctx.Err()
+		case <-g.release:
+		}
+	}
+	return g.Reader.Persons(ctx, q)
+}
+
+// startWith runs a watcher deciding through rd, logging to the rig's log.
+func startWith(t *testing.T, r *rig, rd eligibility.Reader) (*watch.Watcher, func()) {
+	t.Helper()
+	w, err := watch.New(watch.Config{JS: r.js, Store: rd, Catalog: r.cat, Policies: r.watched,
+		Now: func() time.Time { return *r.now.Load() }, Logger: slog.New(slog.NewTextHandler(&r.log, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(ctx) }()
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			cancel()
+			<-done
+		}
+	}
+	t.Cleanup(stop)
+	return w, stop
+}
+
+func waitWalk(t *testing.T, g *gatedReader) {
+	t.Helper()
+	select {
+	case <-g.inWalk:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the watcher did not start walking the store")
+	}
+}
+
+// TestBucketLostOnAQuietDayIsMadeAgain: a person qualifying tomorrow is
+// announced on the day although the bucket of last decisions went (alone,
+// on a day without change notifications to reveal it): the watcher makes
+// it again within seconds, and until it has, /readyz says why.
+func TestBucketLostOnAQuietDayIsMadeAgain(t *testing.T) {
+	r := newRig(t, time.Date(2025, 3, 1, 12, 0, 0, 0, china), "heilongjiang/daqing")
+	r.stop()
+	g := newGated(r.store)
+	g.armed.Store(false)
+	w, _ := startWith(t, r, g)
+	time.Sleep(500 * time.Millisecond)
+	id, in := daqing(t, "2023-03-03", "2023-01..2025-01") // qualifies tomorrow
+	r.apply(t, in)
+	r.expect(t, nil, 1500*time.Millisecond)
+
+	if err := r.js.DeleteKeyValue(context.Background(), "pophub_eligibility"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second)
+	_, err := r.js.KeyValue(context.Background(), "pophub_eligibility")
+	if err != nil && w.Problem() == nil {
+		t.Errorf("3 s after the bucket went: not made again (%v), and Problem() is nil (/readyz ready)", err)
+	}
+	tomorrow := time.Date(2025, 3, 2, 12, 0, 0, 0, china)
+	r.now.Store(&tomorrow)
+	select {
+	case <-r.got:
+	case <-time.After(15 * time.Second):
+		t.Errorf("no announcement on the qualifying day of %s; log:\n%s", id, r.log.String())
+	}
+}
+
+// TestNotReadyWhileRebuilding: while the watcher decides every person of
+// the store again after its bucket went (minutes per policy in a city),
+// it decides no change notification; on-call relies on /readyz failing
+// under eligibility meanwhile.
+func TestNotReadyWhileRebuilding(t *testing.T) {
+	r := newRig(t, time.Date(2025, 4, 10, 12, 0, 0, 0, china), "heilongjiang/daqing")
+	r.stop()
+	g := newGated(r.store)
+	g.armed.Store(false)
+	w, _ := startWith(t, r, g)
+	time.Sleep(500 * time.Millisecond)
+	_, in := daqing(t, "2023-03-01", "2023-04..2025-02")
+	r.apply(t, in)
+	r.expect(t, nil, 1500*time.Millisecond)
+
+	g.armed.Store(true)
+	if err := r.js.DeleteKeyValue(context.Background(), "pophub_eligibility"); err != nil {
+		t.Fatal(err)
+	}
+	_, more := daqing(t, "2023-03-01", "2025-03..2025-03")
+	last := more[len(more)-1]
+	last.Event.ID = "si-2025-03"
+	r.apply(t, []hub.Input{last})
+	waitWalk(t, g)
+	time.Sleep(2 * time.Second)
+	if w.Problem() == nil {
+		t.Errorf("Problem() nil while the watcher walks the store and decides no notification; log:\n%s", r.log.String())
+	}
+	close(g.release)
+	for deadline := time.Now().Add(10 * time.Second); w.Problem() != nil; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("Problem() still %v after the walk", w.Problem())
+		}
+	}
+}
