@@ -26,6 +26,9 @@ type racingKV struct {
 }
 
 func (kv *racingKV) Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
+	if key == rebuildKey { // not a decision
+		return kv.KeyValue.Get(ctx, key)
+	}
 	e, err := kv.KeyValue.Get(ctx, key)
 	if kv.gets.Add(1) == 1 {
 		if _, perr := kv.KeyValue.Put(ctx, key, kv.other); perr != nil {

@@ -2,6 +2,8 @@ package watch_test
 
 import (
 	"context"
+	"github.com/pophub/pophub/schemas"
+	"github.com/pophub/pophub/schemas/citizenid"
 	"log/slog"
 	"sync/atomic"
 	"testing"
@@ -154,4 +156,78 @@ func TestNotReadyWhileRebuilding(t *testing.T) {
 			t.Fatalf("Problem() still %v after the walk", w.Problem())
 		}
 	}
+}
+
+// TestPeerAnnouncesNobodyAgainWhileAnotherRebuilds: after NATS lost its
+// store, one instance makes the bucket again and decides the store's
+// persons again (minutes in a city); a peer starting meanwhile must not
+// take the empty bucket for "nobody eligible before": subscribers rely on
+// persons announced before not being announced again.
+func TestPeerAnnouncesNobodyAgainWhileAnotherRebuilds(t *testing.T) {
+	r := newRig(t, time.Date(2025, 3, 1, 12, 0, 0, 0, china), "heilongjiang/daqing")
+	announced, in := daqingBorn(t, "1992-03-03", "2023-01-01", "2023-01..2025-01")
+	r.apply(t, in)
+	r.expect(t, &schemas.EligibilityNotification{CitizenID: announced, Policy: "heilongjiang/daqing", RegionCode: "230602"}, 10*time.Second)
+
+	r.stop()
+	if err := r.js.DeleteKeyValue(context.Background(), "pophub_eligibility"); err != nil {
+		t.Fatal(err)
+	}
+	r.loseStream(t)
+	// Instance A: creates the bucket, walks (slowly).
+	g := newGated(r.store)
+	startWith(t, r, g)
+	waitWalk(t, g)
+	// Instance B restarts a moment later.
+	r.start(t)
+
+	_, more := daqingBorn(t, "1992-03-03", "2023-01-01", "2025-02..2025-02")
+	again := more[len(more)-1]
+	again.Event.ID = "si-announced-2025-02"
+	r.apply(t, []hub.Input{again})
+	r.expect(t, nil, 3*time.Second)
+}
+
+// TestChangeDuringAnInterruptedRebuildIsDecided: a hub stopped while it
+// decides the store's persons again (a rollout, a crash) walks again at
+// its restart, and decides the changes published since the first walk
+// began: a person the walk reached, and whose qualifying change came
+// during it, is announced.
+func TestChangeDuringAnInterruptedRebuildIsDecided(t *testing.T) {
+	r := newRig(t, time.Date(2025, 4, 10, 12, 0, 0, 0, china), "heilongjiang/daqing")
+	births := []string{"1991-02-02", "1993-05-05"}
+	for _, b := range births {
+		_, in := daqingBorn(t, b, "2023-03-01", "2023-04..2025-02") // 23 months: one short
+		r.apply(t, in)
+	}
+	r.expect(t, nil, 1500*time.Millisecond)
+
+	r.stop()
+	if err := r.js.DeleteKeyValue(context.Background(), "pophub_eligibility"); err != nil {
+		t.Fatal(err)
+	}
+	r.loseStream(t)
+	g := newGated(r.store)
+	g.onePage = true
+	_, stop := startWith(t, r, g)
+	waitWalk(t, g) // the first page (one person, Q) decided, the second held
+	q, _ := g.first.Load().(citizenid.ID)
+	var change hub.Input
+	for _, b := range births {
+		id, _ := daqingBorn(t, b, "2023-03-01", "2023-04..2025-02")
+		if id == q {
+			_, more := daqingBorn(t, b, "2023-03-01", "2025-03..2025-03")
+			change = more[len(more)-1]
+			change.Event.ID = b + "-si-2025-03"
+		}
+	}
+	if change.Event.ID == "" {
+		t.Fatalf("the walk's first person %q is none of the rig's", q)
+	}
+	r.apply(t, []hub.Input{change}) // Q's qualifying change, during the walk
+	time.Sleep(time.Second)         // published
+	stop()                          // the hub stopped mid-walk
+
+	r.start(t) // and started again
+	r.expect(t, &schemas.EligibilityNotification{CitizenID: q, Policy: "heilongjiang/daqing", RegionCode: "230602"}, 10*time.Second)
 }

@@ -254,10 +254,13 @@ func (w *Watcher) Run(ctx context.Context) error {
 	defer func() { stopFollowing(); decisions.Stop() }()
 	// reopen makes the bucket again when it went, and follows the new one.
 	reopen := func() error {
-		if _, err := w.cfg.JS.KeyValue(ctx, w.cfg.Bucket); !errors.Is(err, jetstream.ErrBucketNotFound) {
+		if _, err := w.cfg.JS.KeyValue(ctx, w.cfg.Bucket); err == nil && w.rebuildAbandoned(ctx) {
+			w.cfg.Logger.Warn("eligibility: a rebuild of the decisions was left unfinished: taking it over", "bucket", w.cfg.Bucket)
+		} else if !errors.Is(err, jetstream.ErrBucketNotFound) {
 			return nil
+		} else {
+			w.cfg.Logger.Warn("eligibility: the bucket of last decisions is gone: making it again", "bucket", w.cfg.Bucket)
 		}
-		w.cfg.Logger.Warn("eligibility: the bucket of last decisions is gone: making it again", "bucket", w.cfg.Bucket)
 		next, err := w.open(ctx)
 		if err != nil {
 			return err
@@ -536,26 +539,43 @@ func (w *Watcher) open(ctx context.Context) (jetstream.KeyWatcher, error) {
 		return nil, fmt.Errorf("opening the eligibility bucket: %w", err)
 	}
 	w.kv = kv
+	if created {
+		// Marked before anything is read, so that a peer opening the
+		// bucket meanwhile knows its emptiness is not news.
+		if err := w.markRebuild(ctx); err != nil {
+			return nil, err
+		}
+	}
 	decisions, err := w.loadSchedule(ctx)
-	if err != nil || !created {
-		return decisions, err
+	if err != nil {
+		return nil, err
 	}
-	if some, _, err := w.cfg.Store.Persons(ctx, hub.PersonQuery{Limit: 1, KeyOrder: true}); err != nil || len(some) == 0 {
-		return decisions, nil // nothing to have lost (a store that cannot be walked says so elsewhere)
+	mark, rev, err := w.rebuildMark(ctx)
+	if err != nil || rev == 0 {
+		if err != nil {
+			decisions.Stop()
+			return nil, err
+		}
+		return decisions, nil
 	}
-	w.cfg.Logger.Error("eligibility: the bucket of last decisions was missing and is created empty, while the store holds persons: "+
-		"unless the watcher runs for the first time on this store, NATS lost the decisions (its store lost or replaced). "+
-		"Every person of the store is decided again now, saving without announcing: qualifying days come back, and persons announced before are not announced again; "+
-		"a person who became eligible while the decisions were missing is not announced (GET /v1/eligibility answers for them)",
-		"bucket", w.cfg.Bucket, "policies", w.cfg.Policies)
-	if stream, err := w.cfg.JS.Stream(ctx, w.cfg.Stream); err == nil {
-		w.rebuiltFrom = stream.CachedInfo().State.LastSeq + 1
+	if created {
+		w.cfg.Logger.Error("eligibility: the bucket of last decisions was missing and is created empty, while the store holds persons: "+
+			"unless the watcher runs for the first time on this store, NATS lost the decisions (its store lost or replaced). "+
+			"Every person of the store is decided again now, saving without announcing: qualifying days come back, and persons announced before are not announced again; "+
+			"a person who became eligible while the decisions were missing is not announced (GET /v1/eligibility answers for them)",
+			"bucket", w.cfg.Bucket, "policies", w.cfg.Policies)
+	} else {
+		w.cfg.Logger.Warn("eligibility: the decisions of the store's persons are being made again, or were not all made (the instance deciding them stopped): deciding every person again here too",
+			"bucket", w.cfg.Bucket, "began", mark.Began)
 	}
+	w.rebuiltFrom = mark.From
 	began := time.Now()
 	persons, err := w.rebuild(ctx, func(persons int) {
 		// No notification is decided meanwhile, for minutes in a city:
-		// /readyz says so.
+		// /readyz says so. Peers see the mark kept fresh, and take the
+		// walk over only when it is not.
 		w.setProblem(fmt.Errorf("rebuilding the eligibility decisions: %d persons of the store decided again so far; change notifications wait until every person is", persons))
+		rev = w.touchRebuildMark(ctx, rev)
 	})
 	w.resumed()
 	if err != nil {
@@ -563,14 +583,93 @@ func (w *Watcher) open(ctx context.Context) (jetstream.KeyWatcher, error) {
 			decisions.Stop()
 			return nil, ctx.Err()
 		}
-		// The bucket exists now: a restart would not rebuild it. Go on
-		// with what is saved; the rest is decided at its next change.
-		w.cfg.Logger.Error("eligibility: deciding the store's persons again stopped; the others are decided at their next change, qualifying days of theirs are lost",
+		// The mark stays: a restart, or a peer once the mark is stale,
+		// walks again. Meanwhile go on with what is saved.
+		w.cfg.Logger.Error("eligibility: deciding the store's persons again stopped; it starts over at a restart, or on a peer within minutes",
 			"persons", persons, "err", err)
 		return decisions, nil
 	}
+	if err := w.kv.Delete(ctx, rebuildKey); err != nil {
+		w.cfg.Logger.Warn("eligibility: removing the bucket's rebuild mark; a peer will walk the store again", "err", err)
+	}
 	w.cfg.Logger.Info("eligibility: decided every person of the store again", "persons", persons, "took", time.Since(began).Round(time.Millisecond))
 	return decisions, nil
+}
+
+// rebuildKey is the bucket entry present while the decisions of the
+// store's persons are being made again (rebuildMark): without a dot, it
+// is never a decision's key, <policy>.<digest>.
+const rebuildKey = "_rebuild"
+
+// rebuildStale is how long a rebuild mark may go untouched before a
+// running peer takes the walk over: its walker touches it at every page
+// of persons, a second or so apart.
+const rebuildStale = 2 * time.Minute
+
+// rebuildMark is the value of rebuildKey. From is the notification
+// stream's sequence when the walk began: a consumer made while the mark
+// is there starts from it, so that the changes published during a walk
+// that was stopped are decided.
+type rebuildMark struct {
+	From  uint64    `json:"from"`
+	Began time.Time `json:"began"`
+}
+
+// markRebuild marks a bucket just created while the store holds persons:
+// their decisions were lost (or never made) and are to be made again.
+// Of instances creating the bucket at once, the first mark stays.
+func (w *Watcher) markRebuild(ctx context.Context) error {
+	if some, _, err := w.cfg.Store.Persons(ctx, hub.PersonQuery{Limit: 1, KeyOrder: true}); err != nil || len(some) == 0 {
+		return nil // nothing to have lost (a store that cannot be walked says so elsewhere)
+	}
+	mark := rebuildMark{Began: time.Now().UTC()}
+	if stream, err := w.cfg.JS.Stream(ctx, w.cfg.Stream); err == nil {
+		mark.From = stream.CachedInfo().State.LastSeq + 1
+	}
+	b, _ := json.Marshal(mark)
+	if _, err := w.kv.Create(ctx, rebuildKey, b); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+		return fmt.Errorf("marking the eligibility bucket as being rebuilt: %w", err)
+	}
+	return nil
+}
+
+// rebuildMark reads the rebuild mark and its revision, 0 when there is
+// none.
+func (w *Watcher) rebuildMark(ctx context.Context) (rebuildMark, uint64, error) {
+	var mark rebuildMark
+	e, err := w.kv.Get(ctx, rebuildKey)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return mark, 0, nil
+	}
+	if err != nil {
+		return mark, 0, fmt.Errorf("reading the eligibility bucket's rebuild mark: %w", err)
+	}
+	_ = json.Unmarshal(e.Value(), &mark)
+	return mark, e.Revision(), nil
+}
+
+// touchRebuildMark saves the mark again, unchanged, to show a walk goes
+// on; never over its removal by a peer whose walk ended.
+func (w *Watcher) touchRebuildMark(ctx context.Context, rev uint64) uint64 {
+	mark, cur, err := w.rebuildMark(ctx)
+	if err != nil || cur == 0 {
+		return rev
+	}
+	b, _ := json.Marshal(mark)
+	if next, err := w.kv.Update(ctx, rebuildKey, b, cur); err == nil {
+		return next
+	}
+	return cur
+}
+
+// rebuildAbandoned reports whether a rebuild mark is there that no
+// walker has touched for rebuildStale.
+func (w *Watcher) rebuildAbandoned(ctx context.Context) bool {
+	if w.kv == nil {
+		return false
+	}
+	e, err := w.kv.Get(ctx, rebuildKey)
+	return err == nil && time.Since(e.Created()) > rebuildStale
 }
 
 // rebuild decides every person of the store under the watched policies
@@ -915,6 +1014,16 @@ func (w *Watcher) decideOnce(ctx context.Context, p *eligibility.Policy, id citi
 	if silent && rev != 0 {
 		return nil
 	}
+	if rev == 0 && !silent {
+		// While the decisions are being made again, no decision saved
+		// does not mean not eligible before: decide without announcing,
+		// as the walk does.
+		_, marked, err := w.rebuildMark(ctx)
+		if err != nil {
+			return err
+		}
+		silent = marked != 0
+	}
 
 	now := w.cfg.Now()
 	// As of the end of today in China, as the API decides without as_of:
@@ -1079,6 +1188,9 @@ func (w *Watcher) loadSchedule(ctx context.Context) (_ jetstream.KeyWatcher, err
 			}
 			if e == nil { // every entry seen
 				done = true
+				continue
+			}
+			if e.Key() == rebuildKey {
 				continue
 			}
 			if _, rest, _ := strings.Cut(e.Key(), "."); !isDigest(rest) {
