@@ -307,6 +307,18 @@ func (w *Watcher) Run(ctx context.Context) error {
 				sleep(ctx, time.Second)
 				continue
 			}
+			// A consumer gone between two fetches leaves the next
+			// ones empty, without an error: ask.
+			if next, err := w.reattach(ctx, cons); err != nil {
+				if ctx.Err() != nil {
+					break
+				}
+				w.stalled(err)
+				sleep(ctx, time.Second)
+				continue
+			} else {
+				cons = next
+			}
 		}
 		msgs, fetchErr := fetch(cons, w.cfg.FetchBatch)
 		if fetchErr != nil && ctx.Err() != nil {
