@@ -1,7 +1,6 @@
 package audit
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
@@ -40,24 +39,6 @@ func longReader(t testing.TB, p *Postgres) (end func()) {
 	}
 	t.Cleanup(end)
 	return end
-}
-
-// syncBuffer is a log destination safe for the handler's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // stillRecording checks that the running instance p stores an entry and
@@ -137,7 +118,7 @@ func TestOpenThatMustAlterTheLogYieldsToReaders(t *testing.T) {
 	}
 	endReader := longReader(t, p)
 
-	var logs syncBuffer
+	var logs testenv.LogBuffer
 	started := make(chan error, 1)
 	go func() {
 		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)

@@ -1,11 +1,9 @@
 package pgmigrate
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -14,24 +12,6 @@ import (
 
 	"github.com/pophub/pophub/internal/testenv"
 )
-
-// syncBuffer is a log destination safe for concurrent writes and reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // longReader opens a transaction, as application app, that has read
 // table and stays open (pg_dump, a nightly report) until end is called.
@@ -89,7 +69,7 @@ func TestMigrationBehindAReaderDoesNotHoldUpOthers(t *testing.T) {
 	table := pgx.Identifier{schema, "a"}.Sanitize()
 	endReader := longReader(t, "nightly-report", table)
 
-	var logs syncBuffer
+	var logs testenv.LogBuffer
 	log := slog.New(slog.NewJSONHandler(&logs, nil))
 	migrated := make(chan error, 1)
 	go func() {

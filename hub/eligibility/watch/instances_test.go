@@ -45,23 +45,7 @@ func (c *countingReader) History(ctx context.Context, id citizenid.ID) ([]hub.Ch
 func startPeer(t *testing.T, r *rig, watched ...string) (*countingReader, func()) {
 	t.Helper()
 	rd := &countingReader{Reader: r.store}
-	w, err := watch.New(watch.Config{JS: r.js, Store: rd, Catalog: r.cat, Policies: watched,
-		Now: func() time.Time { return *r.now.Load() }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); w.Run(ctx) }()
-	stopped := false
-	stop := func() {
-		if !stopped {
-			stopped = true
-			cancel()
-			<-done
-		}
-	}
-	t.Cleanup(stop)
+	_, stop := startWatching(t, r, rd, watched)
 	time.Sleep(500 * time.Millisecond) // its consumer is the rig's, already there
 	return rd, stop
 }

@@ -58,10 +58,17 @@ func (g *gatedReader) Persons(ctx context.Context, q hub.PersonQuery) ([]hub.Rec
 	return g.Reader.Persons(ctx, q)
 }
 
-// startWith runs a watcher deciding through rd, logging to the rig's log.
+// startWith runs a watcher deciding through rd under the rig's policies,
+// logging to the rig's log.
 func startWith(t *testing.T, r *rig, rd eligibility.Reader) (*watch.Watcher, func()) {
+	return startWatching(t, r, rd, r.watched)
+}
+
+// startWatching runs a watcher deciding through rd under watched,
+// logging to the rig's log, and stopped when the test ends.
+func startWatching(t *testing.T, r *rig, rd eligibility.Reader, watched []string) (*watch.Watcher, func()) {
 	t.Helper()
-	w, err := watch.New(watch.Config{JS: r.js, Store: rd, Catalog: r.cat, Policies: r.watched,
+	w, err := watch.New(watch.Config{JS: r.js, Store: rd, Catalog: r.cat, Policies: watched,
 		Now: func() time.Time { return *r.now.Load() }, Logger: slog.New(slog.NewTextHandler(&r.log, nil))})
 	if err != nil {
 		t.Fatal(err)
