@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pophub/pophub/internal/testenv"
+
 	"github.com/pophub/pophub/schemas"
 )
 
@@ -19,7 +21,7 @@ import (
 func TestNamePatternUnderECMA262(t *testing.T) {
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Skip("no node")
+		testenv.Unavailable(t, "node is not installed (Debian package nodejs): %v", err)
 	}
 	names := []string{
 		"张三", "阿依古丽·买买提", "J. R. Smith", "阿依古丽.M", "𠮷野家", "野家𠮷", "ᠪᠠᠲᠤ\u180eᠶᠠ", "葛\U000E0100",
