@@ -113,7 +113,9 @@ func TestMigrationWaitEndsWithTheStart(t *testing.T) {
 	schema, next := migratedTwice(t)
 	longReader(t, "nightly-report", pgx.Identifier{schema, "a"}.Sanitize())
 
-	mctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	// Long enough for several 2 s lock waits and the look at who holds
+	// the lock, under -race on a busy machine.
+	mctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	p := poolAs(t, "", schema)
 	err := Apply(mctx, p, next, schema, "pgmigrate-test", nil)

@@ -23,8 +23,18 @@ func (r *rig) loseStream(t *testing.T) {
 	if err := r.js.DeleteStream(ctx, schemas.StreamName); err != nil {
 		t.Fatal(err)
 	}
-	if err := notify.EnsureStream(ctx, r.js, notify.StreamConfig{}); err != nil {
-		t.Fatal(err)
+	// The server removes a deleted stream's files behind its answer, and
+	// creating one of the same name meanwhile can fail ("error creating
+	// store for stream"): try again, as the relay does at its next round.
+	for attempt := 0; ; attempt++ {
+		err := notify.EnsureStream(ctx, r.js, notify.StreamConfig{})
+		if err == nil {
+			break
+		}
+		if attempt == 50 {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	cons, err := r.js.CreateOrUpdateConsumer(ctx, schemas.StreamName, jetstream.ConsumerConfig{
 		FilterSubject: schemas.EligibilityFilter("", ""), AckPolicy: jetstream.AckNonePolicy})
