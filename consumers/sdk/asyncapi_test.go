@@ -85,7 +85,7 @@ func checkDeadLettersDocumented(t *testing.T, b []byte) {
 	}
 	withID := nats.Header{}
 	withID.Set(nats.MsgIdHdr, "3f1c0a9e")
-	for _, id := range []string{deadLetterID("socialinsurance-2301", 7, withID, nil), deadLetterID("si-harbin", 1, nil, []byte("{"))} {
+	for _, id := range []string{deadLetterID("socialinsurance-2301", newInstanceID(), 7, withID, nil), deadLetterID("si-harbin", newInstanceID(), 1, nil, []byte("{"))} {
 		if !pattern.MatchString(id) {
 			t.Errorf("dead letter id %q does not match the documented pattern %s", id, pattern)
 		}

@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -105,25 +106,41 @@ func (s *Subscriber) warnIfDeadLettersExpire(ctx context.Context) {
 }
 
 // deadLetterID is a dead letter's Nats-Msg-Id,
-// "<name>:<stream sequence>:<notification id>": the same for a dead letter
-// published again after a crash or by another filter's consumer
-// (ConsumerPerFilter), which the dead-letter stream then drops as a
-// duplicate, and different for any other notification. The stream
+// "<name>:<instance>:<stream sequence>:<notification id>": the same for a
+// dead letter published again by this Subscriber (after a publish whose
+// acknowledgement was lost, or by another filter's consumer of a
+// ConsumerPerFilter subscriber), which the dead-letter stream then drops
+// as a duplicate, and different for any other notification. The stream
 // sequence alone is not enough: it starts again at 1 when the hub
 // re-creates its stream, and a later notification rejected at a sequence
 // used before would be dropped within the dead-letter stream's duplicate
 // window, then terminated: neither handled nor kept. The notification's
 // id is its Nats-Msg-Id, the change_id the hub sets, or for a message
-// without one the SHA-256 of its body (first 16 hex digits); the stream's
-// creation time would do too, but a subscriber under an access policy
-// may not read it.
-func deadLetterID(name string, seq uint64, h nats.Header, body []byte) string {
+// without one the SHA-256 of its body (first 16 hex digits).
+//
+// instance is random, drawn when the Subscriber is made: every identity
+// shares the dead-letter stream and its one duplicate window, and an id
+// made only of what the notification shows could be published first, on
+// its own dead-letter subject, by any identity that receives the same
+// notifications, so that this subscriber's dead letter were dropped as a
+// duplicate and lost. The price is that a dead letter published again
+// after a restart (a crash between publishing and terminating it) is
+// stored twice, with the same Pophub-Stream-Sequence and notification id.
+func deadLetterID(name, instance string, seq uint64, h nats.Header, body []byte) string {
 	notification := h.Get(nats.MsgIdHdr)
 	if notification == "" {
 		sum := sha256.Sum256(body)
 		notification = hex.EncodeToString(sum[:8])
 	}
-	return name + ":" + strconv.FormatUint(seq, 10) + ":" + notification
+	return name + ":" + instance + ":" + strconv.FormatUint(seq, 10) + ":" + notification
+}
+
+// newInstanceID returns the random instance part of dead-letter ids: 16
+// hex digits, as unguessable as the identity's other secrets need it.
+func newInstanceID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return hex.EncodeToString(b[:])
 }
 
 // deadLetter publishes the message to the dead-letter subject with the
@@ -147,11 +164,16 @@ func (s *Subscriber) deadLetter(ctx context.Context, msg jetstream.Msg, d *Deliv
 	dl.Header.Set(HeaderSubscriber, s.cfg.Name)
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	id := deadLetterID(s.cfg.Name, d.StreamSequence, msg.Headers(), msg.Data())
-	if _, err := s.js.PublishMsg(pctx, dl, jetstream.WithMsgID(id)); err != nil {
+	id := deadLetterID(s.cfg.Name, s.instance, d.StreamSequence, msg.Headers(), msg.Data())
+	ack, err := s.js.PublishMsg(pctx, dl, jetstream.WithMsgID(id))
+	if err != nil {
 		s.cfg.Logger.Error("subscriber: publishing dead letter", "subscriber", s.cfg.Name, "seq", d.StreamSequence, "error", err)
 		_ = msg.NakWithDelay(s.cfg.Backoff[len(s.cfg.Backoff)-1])
 		return false
+	}
+	if ack.Duplicate {
+		s.cfg.Logger.Info("subscriber: dead letter already stored", "subscriber", s.cfg.Name, "seq", d.StreamSequence,
+			"dead_letter_seq", ack.Sequence, "id", id)
 	}
 	if err := msg.Term(); err != nil {
 		s.cfg.Logger.Warn("subscriber: terminating dead letter", "subscriber", s.cfg.Name, "seq", d.StreamSequence, "error", err)

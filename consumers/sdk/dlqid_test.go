@@ -120,3 +120,41 @@ func taken(ctx context.Context, js jetstream.JetStream, want int) bool {
 	}
 	return n == want && delivered
 }
+
+// TestDeadLettersCannotBePreempted: every identity shares the dead-letter
+// stream's duplicate window, and another identity that receives the same
+// notifications knows everything the notification shows. Having it
+// publish first, on its own dead-letter subject, with the id made of
+// those (the subscriber's name, the stream sequence, the change id) must
+// not get the subscriber's dead letter dropped as a duplicate: it is
+// stored, on the subscriber's subject.
+func TestDeadLettersCannotBePreempted(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	dlq, err := e.js.CreateStream(ctx, jetstream.StreamConfig{Name: "POPDLQ", Subjects: []string{"popdlq.>"}, Storage: jetstream.FileStorage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := sdktest.Death("d1", sdktest.CitizenID(1), 1, "2026-01-02")
+	for _, id := range []string{"rejecting:1:" + n.ChangeID, "rejecting:" + n.ChangeID, n.ChangeID} {
+		m := nats.NewMsg("popdlq.intruder")
+		m.Data = []byte("{}")
+		if _, err := e.js.PublishMsg(ctx, m, jetstream.WithMsgID(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	handler := func(context.Context, *sdk.Delivery) error { return errors.New("the bureau's system rejects it") }
+	run(t, sdk.Config{Name: "rejecting", URL: e.srv.URL(), Filters: siFilters, Handler: handler,
+		Start: sdk.Start{Policy: sdk.StartAll}, MaxAttempts: 1, Backoff: []time.Duration{10 * time.Millisecond}})
+	if seq := sdktest.Publish(t, e.js, sdktest.Msg(sdktest.Subject("pop", n, daoli), n, "")); seq != 1 {
+		t.Fatalf("notification at stream sequence %d, want 1", seq)
+	}
+	waitFor(t, "the notification taken", 15*time.Second, func() bool { return taken(ctx, e.js, 1) })
+	m, err := dlq.GetLastMsgForSubject(ctx, "popdlq.rejecting")
+	if err != nil {
+		t.Fatalf("the subscriber's dead letter is not in POPDLQ: %v", err)
+	}
+	if m.Header.Get(sdk.HeaderStreamSequence) != "1" || !strings.Contains(m.Header.Get(nats.MsgIdHdr), n.ChangeID) {
+		t.Errorf("dead letter headers %v, want stream sequence 1 and an id naming change %s", m.Header, n.ChangeID)
+	}
+}

@@ -51,6 +51,9 @@ type Subscriber struct {
 	// spanOpts are the options of every handling span, built once.
 	spanOpts []trace.SpanStartOption
 	seed     maphash.Seed
+	// instance is the random part of this Subscriber's dead-letter ids
+	// (see deadLetterID).
+	instance string
 
 	// inflight holds the messages fetched and not yet acked or nakked, by
 	// consumer and stream sequence: a redelivery of one of them is not
@@ -229,6 +232,7 @@ func New(cfg Config) (*Subscriber, error) {
 		spanName: "process " + cfg.Name,
 		spanOpts: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer)},
 		seed:     maphash.MakeSeed(),
+		instance: newInstanceID(),
 		inflight: make(map[inflightKey]jetstream.Msg),
 		stopped:  make(chan struct{}),
 		health:   errNotStarted,
