@@ -15,6 +15,9 @@ package eligibility
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -59,6 +62,43 @@ type Policy struct {
 	Routes []Route `yaml:"routes,omitempty" json:"routes,omitempty"`
 
 	file string
+	// digest is Digest's value, computed by Load for the policy at
+	// digestOf: a copy (a policy edited in memory) computes its own.
+	digest   string
+	digestOf *Policy
+}
+
+// Digest names the version of the policy: "sha256:" and the hex SHA-256 of
+// what the policy says once loaded (its JSON encoding), so that an answer
+// given under one text of a policy can be told from one given under
+// another, while an edit of the file's comments or layout changes
+// nothing. Load computes it once; of a Policy made or copied otherwise it
+// is computed on each call.
+func (p *Policy) Digest() string {
+	if p.digestOf == p {
+		return p.digest
+	}
+	return policyDigest(p)
+}
+
+// policyDigest hashes the policy's JSON encoding and, after it, each
+// clause's condition, which that encoding leaves out (json:"-").
+func policyDigest(p *Policy) string {
+	conditions := make([]Condition, len(p.Clauses))
+	for i, c := range p.Clauses {
+		conditions[i] = c.Condition
+	}
+	b, err := json.Marshal(struct {
+		Policy     *Policy
+		Conditions []Condition
+	}{p, conditions})
+	if err != nil {
+		// Every field of a Policy encodes; a policy that did not would
+		// name no version.
+		return ""
+	}
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 // Seed identifies a seed document.
@@ -774,6 +814,7 @@ func parsePolicy(name string, b []byte) (*Policy, error) {
 	if err := p.validate(strings.TrimSuffix(name, ".yaml")); err != nil {
 		return nil, &PolicyError{File: name, Policy: p.ID, Err: err}
 	}
+	p.digest, p.digestOf = policyDigest(p), p
 	return p, nil
 }
 
