@@ -244,6 +244,21 @@ func DuplicateIndexes(batch []Input, n int, appliedBefore func(schemas.EventKey)
 	return at
 }
 
+// StreamMark is what the outbox relay last knew the notification stream
+// to hold, kept in the store so that a relay starting, or taking the lease
+// over, can tell what the stream lost while no relay watched it (NATS
+// restarted on a store restored from an older copy, or on an empty one).
+// Created is the stream's creation time by the server (zero when not
+// known); First and Last the lowest and highest sequence known held;
+// LastAt when the message at Last was stored, for telling a loss from
+// the stream's age limit.
+type StreamMark struct {
+	Created time.Time `json:"created"`
+	First   uint64    `json:"first"`
+	Last    uint64    `json:"last"`
+	LastAt  time.Time `json:"last_at"`
+}
+
 // OutboxEntry is a notification committed with its change and waiting for
 // the relay. Seq orders entries; MsgID is the notification's change id.
 type OutboxEntry struct {

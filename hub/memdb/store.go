@@ -85,6 +85,10 @@ type Store struct {
 	snapshotDone chan struct{}
 	closeOnce    sync.Once
 	closeErr     error
+	// marksMu guards the relay's stream marks (streammark.go): marks for
+	// a store in memory, the file in Dir otherwise.
+	marksMu sync.Mutex
+	marks   map[string]hub.StreamMark
 }
 
 var _ hub.Store = (*Store)(nil)

@@ -192,6 +192,19 @@ type OutboxAge interface {
 	OldestPendingOutbox(ctx context.Context) (time.Time, error)
 }
 
+// StreamMarks is an Outbox that keeps the relay's last look at the
+// notification stream (hub/postgres and hub/memdb do). What the relay saw
+// of the stream otherwise lives in memory only, and a relay starting next
+// to a NATS server that lost its store, or was given an older copy of it,
+// could not tell that notifications subscribers had not read are gone.
+type StreamMarks interface {
+	// StreamMark returns the mark last saved for the stream, and false
+	// when none was.
+	StreamMark(ctx context.Context, stream string) (hub.StreamMark, bool, error)
+	// SaveStreamMark replaces the stream's mark.
+	SaveStreamMark(ctx context.Context, stream string, m hub.StreamMark) error
+}
+
 // Lease elects the relay that publishes when several hub instances share
 // one store: the relay publishes only while it holds the lease. A Lease is
 // used by one relay, from one goroutine at a time.
@@ -351,7 +364,15 @@ type Relay struct {
 	deletedAt       time.Time // when deleteOld last ran
 	streamCheckedAt time.Time // when checkStream last ran
 	held            streamHeld
+	markSaved       hub.StreamMark // the stream mark last saved or recalled
+	markSavedAt     time.Time      // when it was saved
 }
+
+// markSaveEvery is how often a publishing relay saves what it knows of
+// the stream (StreamMarks): a relay starting after a crash compares the
+// stream with a mark at most this old, and does not notice the loss of
+// notifications stored since.
+const markSaveEvery = 5 * time.Second
 
 // streamCheckInterval is how often an idle relay makes sure the stream is
 // there: one stream info request per leader, short enough that readiness
@@ -567,7 +588,10 @@ func (r *Relay) Run(ctx context.Context) error {
 	if r.cfg.Lease == nil {
 		r.leading.Store(true)
 		defer r.leading.Store(false)
-		return r.publishLoop(ctx)
+		r.recallStream(ctx)
+		err := r.publishLoop(ctx)
+		r.rememberStream(ctx, true)
+		return err
 	}
 	defer r.releaseLease()
 	var state string // what was last logged of the lease
@@ -636,9 +660,16 @@ func (r *Relay) lead(ctx context.Context) error {
 	// What the stream holds is learnt afresh: other instances published
 	// into it meanwhile.
 	r.held = streamHeld{}
+	r.recallStream(leadCtx)
 	r.leading.Store(true)
 	_ = r.publishLoop(leadCtx)
 	r.leading.Store(false)
+	if ctx.Err() != nil {
+		// Stopping while still holding the lease: the next leader starts
+		// from what this one saw last. A relay that lost the lease does
+		// not save, over what the new leader may have saved.
+		r.rememberStream(ctx, true)
+	}
 	lose(nil)
 	<-watched
 	r.releaseLease()
@@ -749,6 +780,7 @@ func (r *Relay) publishLoop(ctx context.Context) error {
 			continue // more waiting
 		}
 		backoff = 50 * time.Millisecond
+		r.rememberStream(ctx, false)
 		if time.Since(r.streamCheckedAt) >= r.streamCheckEvery {
 			r.streamCheckedAt = time.Now()
 			if r.checkStream(ctx) {
@@ -1165,6 +1197,57 @@ func (r *Relay) lookedAt(ctx context.Context, info *jetstream.StreamInfo) {
 		"stream", r.cfg.Stream.Name, "first_seq", from, "last_seq", to, "count", n, "stream_first_seq", st.FirstSeq, "stream_last_seq", st.LastSeq)
 }
 
+// recallStream starts what the relay knows of the stream from the mark
+// the store keeps (StreamMarks), and looks at the stream at once, before
+// anything is published into it: notifications the stream no longer
+// holds, while no relay watched it, are reported as lost (lookedAt) at
+// the start, instead of passing unnoticed. A relay whose store keeps no
+// mark, or that is not connected, learns the stream afresh.
+func (r *Relay) recallStream(ctx context.Context) {
+	marks, ok := r.outbox.(StreamMarks)
+	if !ok {
+		return
+	}
+	m, found, err := marks.StreamMark(ctx, r.cfg.Stream.Name)
+	if err != nil {
+		r.cfg.Logger.Warn("reading the relay's last look at the notification stream: notifications the stream lost before this start go unnoticed",
+			"stream", r.cfg.Stream.Name, "err", err)
+		return
+	}
+	r.markSaved, r.markSavedAt = m, time.Now()
+	if !found || m.Last == 0 {
+		return
+	}
+	r.held = heldFromMark(m)
+	if nc := r.js.Conn(); nc != nil && !nc.IsConnected() {
+		return // compared at the first look once connected
+	}
+	r.streamCheckedAt = time.Now()
+	if _, err := r.restoreStream(ctx); err != nil && ctx.Err() == nil {
+		r.cfg.Logger.Warn("checking the notification stream", "err", err)
+	}
+}
+
+// rememberStream saves what the relay knows of the stream (StreamMarks)
+// when it changed, at most every markSaveEvery unless final.
+func (r *Relay) rememberStream(ctx context.Context, final bool) {
+	marks, ok := r.outbox.(StreamMarks)
+	if !ok {
+		return
+	}
+	m := r.held.mark()
+	if sameMark(m, r.markSaved) || (!final && time.Since(r.markSavedAt) < markSaveEvery) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.AckTimeout)
+	defer cancel()
+	if err := marks.SaveStreamMark(ctx, r.cfg.Stream.Name, m); err != nil {
+		r.cfg.Logger.Warn("saving the relay's look at the notification stream", "stream", r.cfg.Stream.Name, "err", err)
+		return
+	}
+	r.markSaved, r.markSavedAt = m, time.Now()
+}
+
 // streamHeld is what the publishing relay knows its stream held, for
 // noticing notifications the stream lost; the zero value knows nothing (a
 // relay that has just started leading).
@@ -1180,8 +1263,8 @@ type streamHeld struct {
 	// Of the messages JetStream stored for the relay since (not the
 	// repeats it dropped): the lowest and highest sequence (0: none), and
 	// when the lowest was acknowledged.
-	ackedLow, ackedHigh uint64
-	ackedLowAt          time.Time
+	ackedLow, ackedHigh     uint64
+	ackedLowAt, ackedHighAt time.Time
 }
 
 // stored notes a message JetStream acknowledged.
@@ -1192,7 +1275,42 @@ func (h *streamHeld) stored(ack *jetstream.PubAck, stream string) {
 	if h.ackedLow == 0 || ack.Sequence < h.ackedLow {
 		h.ackedLow, h.ackedLowAt = ack.Sequence, time.Now()
 	}
-	h.ackedHigh = max(h.ackedHigh, ack.Sequence)
+	if ack.Sequence > h.ackedHigh {
+		h.ackedHigh, h.ackedHighAt = ack.Sequence, time.Now()
+	}
+}
+
+// mark is what h knows the stream holds, to be saved (StreamMarks): the
+// lowest and the highest sequence known held, and when the highest was
+// stored; with Last 0 when nothing is known held (a stream just created,
+// whose mark replaces the one of the stream before it).
+func (h *streamHeld) mark() hub.StreamMark {
+	m := hub.StreamMark{Created: h.created}
+	if h.looked && h.msgs > 0 {
+		m.First, m.Last, m.LastAt = h.first, h.last, h.lastAt
+	}
+	if h.ackedHigh > 0 {
+		if m.First == 0 {
+			m.First = h.ackedLow
+		}
+		if h.ackedHigh > m.Last {
+			m.Last, m.LastAt = h.ackedHigh, h.ackedHighAt
+		}
+	}
+	if m.Last == 0 {
+		return hub.StreamMark{Created: h.created}
+	}
+	return m
+}
+
+func sameMark(a, b hub.StreamMark) bool {
+	return a.Created.Equal(b.Created) && a.First == b.First && a.Last == b.Last && a.LastAt.Equal(b.LastAt)
+}
+
+// heldFromMark is what a relay knows of the stream from a saved mark, as
+// if it had looked at the stream then.
+func heldFromMark(m hub.StreamMark) streamHeld {
+	return streamHeld{looked: true, created: m.Created, first: m.First, last: m.Last, msgs: m.Last - m.First + 1, lastAt: m.LastAt}
 }
 
 // lost returns the range of sequences from the ones h knew held that

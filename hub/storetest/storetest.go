@@ -57,6 +57,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"OutboxPagingAndPublishing", testOutboxPaging},
 		{"OutboxSeqIncreasesAcrossBatches", testOutboxSeq},
 		{"OutboxKeepsPublished", testOutboxKeepsPublished},
+		{"StreamMarks", testStreamMarks},
 		{"RestorationAnnouncedWhereTheDeathWas", testRestorationAnnouncedWhereTheDeathWas},
 		{"Stats", testStats},
 		{"KnownEvents", testKnownEvents},
