@@ -1,6 +1,7 @@
 package eligibility
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -272,10 +273,11 @@ func Evaluate(p *Policy, subj Subject, relatives []Subject, asOf time.Time) Deci
 	if !d.Eligible && !best.from.IsZero() {
 		d.QualifiesOn = fmtDay(best.from)
 	}
-	if st, _ := statusAsOf(&subj.Record, subj.History, asOf); st == hub.StatusDeceased || st == hub.StatusCancelled {
+	if st, restsOn := statusAsOf(&subj.Record, subj.History, asOf); st == hub.StatusDeceased || st == hub.StatusCancelled {
 		d.Eligible, d.QualifiesOn = false, ""
 		d.Conditions = append(d.Conditions, ConditionResult{ID: "status", Text: "the person is alive and registered",
-			Seed: "—", Facts: []Fact{{Text: "status " + st}}, Missing: "the record's status is " + st})
+			Seed: "—", Facts: statusFacts(&subj.Record, st, restsOn),
+			Missing: "the person's status on " + d.AsOf + " is " + st})
 		d.Cited = cited(d.Conditions, d.Family)
 		return d
 	}
@@ -291,6 +293,42 @@ func Evaluate(p *Policy, subj Subject, relatives []Subject, asOf time.Time) Deci
 	d.Family = familyOf(p, &subj.Record, f, family)
 	d.Cited = cited(d.Conditions, d.Family)
 	return d
+}
+
+// statusFacts are the facts of a refusal because the person was deceased
+// or their hukou cancelled on the day decided: the status, citing the
+// event it rests on (restsOn, as statusAsOf finds it), and what that
+// event says (the date of death on the certificate, the reason of the
+// cancellation), so that an appeal ("he was alive that day", "the
+// cancellation was reversed") starts from the record the refusal rested
+// on. When the record's own status stands (no history of it), its
+// provenance names the event.
+func statusFacts(rec *hub.Record, st string, restsOn *hub.Change) []Fact {
+	if restsOn == nil {
+		ev := evidence{}
+		if p, ok := rec.Provenance[string(schemas.SecStatus)]; ok {
+			ev = evidence{p.Source, p.EventID}
+		}
+		return []Fact{fact("status "+st, ev)}
+	}
+	ev := evidence{restsOn.Source, restsOn.EventID}
+	text := "status " + st
+	switch restsOn.Type {
+	case schemas.DeathCertified:
+		var dd schemas.DeathCertifiedData
+		if json.Unmarshal(restsOn.Data, &dd) == nil && dd.DateOfDeath != "" {
+			text += ": death certified " + fmtDay(dayOf(restsOn.Time)) + ", date of death " + dd.DateOfDeath
+		} else {
+			text += ": death certified " + fmtDay(dayOf(restsOn.Time))
+		}
+	case schemas.HukouCancelled:
+		var cd schemas.HukouCancelledData
+		text += ": hukou cancelled " + fmtDay(dayOf(restsOn.Time))
+		if json.Unmarshal(restsOn.Data, &cd) == nil && cd.Reason != "" {
+			text += " (" + cd.Reason + ")"
+		}
+	}
+	return []Fact{fact(text, ev)}
 }
 
 // firstDayAfter is the China day of the earliest change of history dated
