@@ -320,7 +320,26 @@ func familyOf(p *Policy, applicant *hub.Record, f *facts, family []hub.Record) [
 			add("spouse_parent", fmt.Sprintf("spouse's household, born %d years before the spouse", -yearsBetween(spouseBorn, rb)))
 		}
 	}
-	sort.SliceStable(out, func(i, j int) bool { return relationOrder(out[i].Relation) < relationOrder(out[j].Relation) })
+	// By relation, then eldest first, then by citizen ID: the relatives
+	// come in the order they were read (today's household before that
+	// day's, for a past day), and the same people must be listed alike
+	// whenever the day is decided.
+	births := make(map[citizenid.ID]time.Time, len(family))
+	for i := range family {
+		if b, ok := birthOf(&family[i]); ok {
+			births[family[i].CitizenID] = b
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if ra, rb := relationOrder(a.Relation), relationOrder(b.Relation); ra != rb {
+			return ra < rb
+		}
+		if ba, bb := births[a.CitizenID], births[b.CitizenID]; !ba.Equal(bb) {
+			return ba.Before(bb)
+		}
+		return a.CitizenID < b.CitizenID
+	})
 	return out
 }
 
