@@ -569,7 +569,7 @@ func (e *env) townHome() outcome {
 		o := outcome{met: true, from: asOf, until: now.coveredUntil(asOf)}
 		for _, s := range now.spans {
 			if s.coversDay(asOf) && !s.from.After(asOf) {
-				o.facts = append(o.facts, fact(e.describe(s, "home")+" (urban)", s.ev))
+				o.facts = append(o.facts, e.spanFacts(s, "home", " (urban)")...)
 			}
 		}
 		return o
@@ -610,11 +610,32 @@ func (e *env) describe(s span, what string) string {
 	if !s.open {
 		end = "until " + fmtDay(s.to)
 	}
-	text := fmt.Sprintf("%s %s in %s from %s %s", what, s.key, e.place.where(s.address), fmtDay(s.from), end)
+	return e.describeEnd(s, what, " "+end)
+}
+
+// describeEnd is describe with the words of the span's end given.
+func (e *env) describeEnd(s span, what, end string) string {
+	text := fmt.Sprintf("%s %s in %s from %s%s", what, s.key, e.place.where(s.address), fmtDay(s.from), end)
 	if s.from.After(e.f.asOf) {
 		text += " (registered ahead)"
 	}
 	return text
+}
+
+// spanFacts are the facts of a span, worded by describe (with tail
+// after it), citing the event that started it; a span ended by an event
+// of its own (a contract ended early, a lease given up, a property sold)
+// is two facts, its start citing the start's event and its end citing
+// the event that set that day, so that each day can be traced to the
+// record it comes from.
+func (e *env) spanFacts(s span, what, tail string) []Fact {
+	if s.open || s.endEv.eventID == "" {
+		return []Fact{fact(e.describe(s, what)+tail, s.ev)}
+	}
+	return []Fact{
+		fact(e.describeEnd(s, what, "")+tail, s.ev),
+		fact(fmt.Sprintf("%s %s ended: in force until %s", what, s.key, fmtDay(s.to)), s.endEv),
+	}
 }
 
 // aheadFacts lists the spans of a run registered ahead.
@@ -622,7 +643,7 @@ func (e *env) aheadFacts(r *run, what string) []Fact {
 	var out []Fact
 	for _, s := range r.spans {
 		if s.from.After(e.f.asOf) {
-			out = append(out, fact(e.describe(s, what), s.ev))
+			out = append(out, e.spanFacts(s, what, "")...)
 		}
 	}
 	return out
@@ -637,7 +658,7 @@ func (e *env) contract(minMonths int) outcome {
 	asOf := e.f.asOf
 	for _, s := range e.f.contracts {
 		if e.place.contains(s.address) && s.coversDay(asOf) {
-			o.facts = append(o.facts, fact(e.describe(s, "labour contract"), s.ev))
+			o.facts = append(o.facts, e.spanFacts(s, "labour contract", "")...)
 		}
 	}
 	long := func(s span) bool {
@@ -689,7 +710,7 @@ func (e *env) duration(runs []run, minMonths int, what, none string) outcome {
 	now, inForce := current(runs, asOf)
 	if inForce {
 		for _, s := range now.spans {
-			o.facts = append(o.facts, fact(e.describe(s, what), s.ev))
+			o.facts = append(o.facts, e.spanFacts(s, what, "")...)
 		}
 		tomorrow := asOf.AddDate(0, 0, 1)
 		o.facts = append(o.facts, Fact{Text: fmt.Sprintf("%d months since %s", monthsBetween(now.start, tomorrow), fmtDay(now.start))})
@@ -721,7 +742,7 @@ func (e *env) duration(runs []run, minMonths int, what, none string) outcome {
 	o.until = next.coveredUntil(o.from)
 	if next != now {
 		for _, s := range next.spans {
-			o.facts = append(o.facts, fact(e.describe(s, what), s.ev))
+			o.facts = append(o.facts, e.spanFacts(s, what, "")...)
 		}
 		o.missing += "; with what is registered ahead" + e.onDay(", met from", o.from)
 	}
@@ -1316,7 +1337,7 @@ func (e *env) runMeasure(it *PointsItem, runs []run, what string) (measure, []Fa
 	var fs []Fact
 	if shown != nil {
 		for _, s := range shown.spans {
-			fs = append(fs, fact(e.describe(s, what), s.ev))
+			fs = append(fs, e.spanFacts(s, what, "")...)
 		}
 	}
 	value := func(d time.Time) int {

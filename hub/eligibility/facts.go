@@ -86,7 +86,12 @@ type span struct {
 	from    time.Time
 	to      time.Time
 	open    bool
-	ev      evidence
+	ev      evidence // the event that started it (and agreed its end, if any)
+	// endEv is the event that ended it (contract_ended, rental_ended,
+	// property_transferred, business_deregistered), zero while the end is
+	// the one the start agreed or there is none: an appeal about the day
+	// it ended starts from that record, not from the start's.
+	endEv evidence
 }
 
 // coversDay reports whether the span holds on day d.
@@ -265,7 +270,7 @@ func gather(rec *hub.Record, history []hub.Change, asOf time.Time) *facts {
 		case schemas.ContractEnded:
 			var d schemas.ContractEndedData
 			if json.Unmarshal(c.Data, &d) == nil {
-				endSpan(f.contracts, contracts, d.ContractID, d.End)
+				endSpan(f.contracts, contracts, d.ContractID, d.End, ev)
 			}
 		case schemas.RentalRegistered:
 			var d schemas.RentalRegisteredData
@@ -275,7 +280,7 @@ func gather(rec *hub.Record, history []hub.Change, asOf time.Time) *facts {
 		case schemas.RentalEnded:
 			var d schemas.RentalEndedData
 			if json.Unmarshal(c.Data, &d) == nil {
-				endSpan(f.rentals, leases, d.LeaseID, d.End)
+				endSpan(f.rentals, leases, d.LeaseID, d.End, ev)
 			}
 		case schemas.PropertyRegistered:
 			var d schemas.PropertyRegisteredData
@@ -285,7 +290,7 @@ func gather(rec *hub.Record, history []hub.Change, asOf time.Time) *facts {
 		case schemas.PropertyTransferred:
 			var d schemas.PropertyTransferredData
 			if json.Unmarshal(c.Data, &d) == nil {
-				endSpan(f.properties, props, d.PropertyID, fmtDay(day))
+				endSpan(f.properties, props, d.PropertyID, fmtDay(day), ev)
 			}
 		case schemas.BusinessRegistered:
 			var d schemas.BusinessRegisteredData
@@ -295,7 +300,7 @@ func gather(rec *hub.Record, history []hub.Change, asOf time.Time) *facts {
 		case schemas.BusinessDeregistered:
 			var d schemas.BusinessDeregisteredData
 			if json.Unmarshal(c.Data, &d) == nil {
-				endSpan(f.businesses, biz, d.BusinessID, fmtDay(day))
+				endSpan(f.businesses, biz, d.BusinessID, fmtDay(day), ev)
 			}
 		case schemas.ContributionRecorded:
 			var d schemas.ContributionRecordedData
@@ -660,14 +665,14 @@ func upsertSpan(list []span, idx map[string]int, key, where, start, end string, 
 	return append(list, s)
 }
 
-// endSpan closes the span under key at end (inclusive).
-func endSpan(list []span, idx map[string]int, key, end string) {
+// endSpan closes the span under key at end (inclusive), by the event ev.
+func endSpan(list []span, idx map[string]int, key, end string, ev evidence) {
 	i, ok := idx[key]
 	to, valid := parseDay(end)
 	if !ok || !valid {
 		return
 	}
-	list[i].to, list[i].open = to, false
+	list[i].to, list[i].open, list[i].endEv = to, false, ev
 }
 
 // run is spans joined into one stretch: each starts at most the allowed
