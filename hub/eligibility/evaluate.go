@@ -939,6 +939,17 @@ type insuranceLine struct {
 	// prefecture-level code (Place.contains), cityCodes lists those codes.
 	cityWide  int
 	cityCodes []string
+	// months are the months counted, in order, each with the payments it
+	// counts by: an appeal over a month recorded late must find that
+	// month's record in the answer (monthFacts), not only the last one's.
+	months []lineMonth
+}
+
+// lineMonth is one month of an insuranceLine: the payment counted for
+// each of the line's kinds.
+type lineMonth struct {
+	month string
+	paid  []payment
 }
 
 // line counts the months contributed to every one of kinds (one kind, or
@@ -948,20 +959,21 @@ type insuranceLine struct {
 // kinds terminated since.
 func (e *env) line(kinds []string, local, continuous bool) insuranceLine {
 	var l insuranceLine
-	// others holds, for each further kind, the months it was contributed.
-	others := make([]map[string]bool, 0, len(kinds)-1)
+	// others holds, for each further kind, the months it was contributed
+	// and the payment each counts by.
+	others := make([]map[string]payment, 0, len(kinds)-1)
 	for _, k := range kinds[1:] {
-		months := map[string]bool{}
+		months := map[string]payment{}
 		for _, c := range e.f.insurance[k] {
-			if _, ok := e.counted(c, local); ok {
-				months[c.month] = true
+			if p, ok := e.counted(c, local); ok {
+				months[c.month] = p
 			}
 		}
 		others = append(others, months)
 	}
 	paidByOthers := func(month string) bool {
 		for _, months := range others {
-			if !months[month] {
+			if _, ok := months[month]; !ok {
 				return false
 			}
 		}
@@ -975,8 +987,13 @@ func (e *env) line(kinds []string, local, continuous bool) insuranceLine {
 		}
 		if continuous && prev != "" && c.month != nextMonth(prev) {
 			l.count, l.carried, l.cityWide, l.cityCodes = 0, 0, 0, nil
-			l.first = ""
+			l.first, l.months = "", nil
 		}
+		m := lineMonth{month: c.month, paid: []payment{p}}
+		for _, months := range others {
+			m.paid = append(m.paid, months[c.month])
+		}
+		l.months = append(l.months, m)
 		if l.first == "" {
 			l.first = c.month
 		}
@@ -1035,6 +1052,53 @@ func (e *env) counted(c contribution, local bool) (payment, bool) {
 	return payment{}, false
 }
 
+// monthFacts cite the record of each month the line counts, one fact
+// per month and record (several kinds counted together are usually one
+// record): the count's summary cites only the last month's, and an
+// appeal over a month recorded late, after an earlier decision, must
+// find that month's record in the answer.
+func (e *env) monthFacts(name string, l insuranceLine) []Fact {
+	out := make([]Fact, 0, len(l.months))
+	for _, m := range l.months {
+		var seen []evidence
+		for _, p := range m.paid {
+			if slices.Contains(seen, p.ev) {
+				continue
+			}
+			seen = append(seen, p.ev)
+			text := fmt.Sprintf("%s for %s recorded in %s", name, m.month, p.region)
+			if p.carriedFrom != "" {
+				text = fmt.Sprintf("%s for %s paid in %s, carried to %s by a transfer", name, m.month, p.carriedFrom, p.region)
+			}
+			out = append(out, fact(text, p.ev))
+		}
+	}
+	return out
+}
+
+// gapsTail words the months missing between the first and the last
+// month a line counts, "" when there are none: a refusal for "1 more
+// month" shows which month the records lack.
+func gapsTail(l insuranceLine) string {
+	var gaps []string
+	for i := 1; i < len(l.months); i++ {
+		from, to := nextMonth(l.months[i-1].month), l.months[i].month
+		if from == to || from == "" {
+			continue
+		}
+		last := monthStart(to).AddDate(0, -1, 0).Format("2006-01")
+		if from == last {
+			gaps = append(gaps, from)
+		} else {
+			gaps = append(gaps, from+" … "+last)
+		}
+	}
+	if len(gaps) == 0 {
+		return ""
+	}
+	return ", none counted for " + strings.Join(gaps, ", ")
+}
+
 // cityWideTail words the months of a line counted in the place by a
 // prefecture-level code, "" when there are none.
 func (e *env) cityWideTail(l insuranceLine) string {
@@ -1085,7 +1149,7 @@ func (e *env) insurance(c *Condition) outcome {
 		l := e.line(cl.kinds, local, c.Continuous)
 		text := fmt.Sprintf("%s: %s%s", cl.name, plural(l.count, "month"), where)
 		if l.count > 0 {
-			text += fmt.Sprintf(" (%s … %s)", l.first, l.last)
+			text += fmt.Sprintf(" (%s … %s%s)", l.first, l.last, gapsTail(l))
 		}
 		if l.carried > 0 {
 			text += fmt.Sprintf(", %d of them carried here by a transfer (转移接续)", l.carried)
@@ -1095,6 +1159,9 @@ func (e *env) insurance(c *Condition) outcome {
 			text += ", unbroken"
 		}
 		o.facts = append(o.facts, fact(text, l.ev))
+		if !cl.explainOnly {
+			o.facts = append(o.facts, e.monthFacts(cl.name, l)...)
+		}
 		need := *c.MinMonths - l.count
 		if need <= 0 || cl.explainOnly {
 			continue
@@ -1415,6 +1482,7 @@ func (e *env) insuranceMeasure(it *PointsItem) (measure, []Fact) {
 		lines[i] = e.line([]string{k}, local, false)
 		running = running || lines[i].running
 		fs = append(fs, fact(fmt.Sprintf("%s insurance: %s %s%s", k, plural(lines[i].count, "month"), where, e.cityWideTail(lines[i])), lines[i].ev))
+		fs = append(fs, e.monthFacts(k+" insurance", lines[i])...)
 	}
 	value := func(d time.Time) int {
 		least := -1

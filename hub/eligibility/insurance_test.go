@@ -58,7 +58,7 @@ func TestInsuranceMonths(t *testing.T) {
 			condition: "{kinds: [pension], min_months: 12}",
 			asOf:      "2025-02-15",
 			events:    evs(contrib(daqing, "2024-01..2024-06", "pension"), contrib(daqing, "2024-08..2025-01", "pension")),
-			wantMet:   true, wantFact: "pension insurance: 12 months in 大庆市市区 (2024-01 … 2025-01)",
+			wantMet:   true, wantFact: "pension insurance: 12 months in 大庆市市区 (2024-01 … 2025-01, none counted for 2024-07)",
 		},
 		{
 			name:        "still paying: the missing months are foreseen",
@@ -83,7 +83,7 @@ func TestInsuranceMonths(t *testing.T) {
 			asOf:      "2025-06-10",
 			events: evs(contrib(daqing, "2024-12..2025-02", "pension"),
 				insuranceTerminated(daqing, "2025-03-01", "2025-02-28", "pension"), contrib(daqing, "2025-04..2025-05", "pension")),
-			wantFact:    "pension insurance: 5 months in 大庆市市区 (2024-12 … 2025-05)",
+			wantFact:    "pension insurance: 5 months in 大庆市市区 (2024-12 … 2025-05, none counted for 2025-03)",
 			wantMissing: "7 more months of pension insurance in 大庆市市区", wantQualifiesOn: "2025-12-01",
 		},
 		{
