@@ -509,12 +509,12 @@ func (e *env) hukouElsewhere(ruralToUrban, toSpouse bool) outcome {
 		return outcome{missing: "a hukou registration on record (public security has registered none)"}
 	}
 	if !e.place.contains(f.hukou) {
-		return e.met(fact("hukou registered at "+f.hukou, f.hukouEv))
+		return e.met(f.hukouFact("hukou registered at " + f.hukou))
 	}
 	class := urbanRural(f.hukou)
-	fa := fact("hukou registered at "+f.hukou, f.hukouEv)
+	fa := f.hukouFact("hukou registered at " + f.hukou)
 	if class != "" {
-		fa = fact(fmt.Sprintf("hukou registered at %s (%s)", f.hukou, class), f.hukouEv)
+		fa = f.hukouFact(fmt.Sprintf("hukou registered at %s (%s)", f.hukou, class))
 	}
 	if !ruralToUrban || class != "rural" {
 		return outcome{facts: []Fact{fa}, missing: "the hukou is already registered in " + e.place.Name}
@@ -593,11 +593,11 @@ func (e *env) hukouIn(cs []string) outcome {
 	f := e.f
 	in := Place{Codes: cs}
 	if f.hukou != "" && in.contains(f.hukou) {
-		return e.met(fact("hukou registered at "+f.hukou, f.hukouEv))
+		return e.met(f.hukouFact("hukou registered at " + f.hukou))
 	}
 	o := outcome{missing: "a hukou registered in " + strings.Join(cs, ", ")}
 	if f.hukou != "" {
-		o.facts = []Fact{fact("hukou registered at "+f.hukou, f.hukouEv)}
+		o.facts = []Fact{f.hukouFact("hukou registered at " + f.hukou)}
 	}
 	return o
 }

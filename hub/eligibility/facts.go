@@ -145,6 +145,10 @@ type facts struct {
 	hukou     string // 12-digit address, "" when none
 	hukouEv   evidence
 	household string // household id of the registration, "" when unknown
+	// leftBy is, when the hukou of the day is the address the history's
+	// first migration moved it from (hukouBefore), that migration: the
+	// only record naming it. hukouEv is then zero.
+	leftBy    *hub.Change
 	married   bool
 	spouse    citizenid.ID
 	maritalEv evidence
@@ -389,7 +393,7 @@ func (f *facts) hukouBefore(rec *hub.Record, history []hub.Change) {
 	if first != nil && first.Type == schemas.HukouMigrated {
 		var d schemas.HukouMigratedData
 		if json.Unmarshal(first.Data, &d) == nil && d.FromAddressCode != "" {
-			f.hukou = d.FromAddressCode
+			f.hukou, f.leftBy = d.FromAddressCode, first
 			if rec.Hukou != nil && rec.Hukou.AddressCode == d.FromAddressCode {
 				f.household = rec.Hukou.HouseholdID
 			}
@@ -399,6 +403,17 @@ func (f *facts) hukouBefore(rec *hub.Record, history []hub.Change) {
 	if rec.Hukou != nil {
 		f.hukou, f.household = rec.Hukou.AddressCode, rec.Hukou.HouseholdID
 	}
+}
+
+// hukouFact is a fact about the hukou of the day, worded text, citing
+// the event that registered it there; a hukou known only as the address
+// a later migration moved it from cites that migration and says so.
+func (f *facts) hukouFact(text string) Fact {
+	if f.hukouEv.eventID == "" && f.leftBy != nil {
+		return fact(text+" (the address moved from by the migration of "+fmtDay(dayOf(f.leftBy.Time))+")",
+			evidence{f.leftBy.Source, f.leftBy.EventID})
+	}
+	return fact(text, f.hukouEv)
 }
 
 // maritalBefore sets the marriage of a day before the history's first
