@@ -279,11 +279,13 @@ func (s *Server) walkRegion(asked string) (string, error) {
 }
 
 // mayWalk refuses (ErrForbidden) a walk of region code to a caller who
-// may not read the hukou section, unless code lies within a county its
-// notifications are fixed to (CountyGrant). The refusal names the grant
-// and the counties the caller may walk; it does not send the caller to a
-// walk without region, which would read the whole country to find the
-// persons of one place.
+// may not read the hukou section, unless code is a county its
+// notifications are fixed to (CountyGrant): their subjects name the
+// county, no finer place, so a walk of one of its townships or villages
+// would tell the caller the hukou address it may not read. The refusal
+// names the grant and the counties the caller may walk; it does not send
+// the caller to a walk without region, which would read the whole
+// country to find the persons of one place.
 func mayWalk(g Grant, code string) error {
 	if readsHukou(g) {
 		return nil
@@ -292,17 +294,15 @@ func mayWalk(g Grant, code string) error {
 	if cg, ok := g.(CountyGrant); ok {
 		counties = cg.SubscribedCounties()
 	}
-	for _, c := range counties {
-		if len(code) >= len(c) && code[:len(c)] == c {
-			return nil
-		}
+	if slices.Contains(counties, code) {
+		return nil
 	}
 	if len(counties) == 0 {
 		return fmt.Errorf("region selects persons by their hukou address, which needs the %q read grant this identity lacks: "+
 			"ask for the grant: %w", schemas.SecHukou, ErrForbidden)
 	}
 	return fmt.Errorf("region selects persons by their hukou address, which needs the %q read grant this identity lacks; "+
-		"without it, it may walk only within the counties its subscriptions are fixed to (%s), or ask for the grant: %w",
+		"without it, it may walk only the counties its subscriptions are fixed to, as a whole (%s), or ask for the grant: %w",
 		schemas.SecHukou, strings.Join(counties, ", "), ErrForbidden)
 }
 

@@ -1021,9 +1021,11 @@ func (a grantAuthorizer) Authorize(*http.Request, string) (api.Grant, error) { r
 // TestRegionWalkWithinSubscribedCounty: a caller without the hukou grant
 // whose notifications are fixed to one county already learns who is
 // registered there from their subjects, and bootstraps that subscription
-// with a walk of the county: it may walk within the county, and is
-// refused (403) elsewhere with a detail that names the hukou grant and the
-// counties it may walk, never pointing it at a walk of the whole country.
+// with a walk of the county: it may walk the county, and is refused (403)
+// elsewhere, a township or village of the county included (which would
+// give away the hukou addresses it may not read), with a detail that
+// names the hukou grant and the counties it may walk, never pointing it
+// at a walk of the whole country.
 func TestRegionWalkWithinSubscribedCounty(t *testing.T) {
 	store := newMemStore(t)
 	at := time.Date(2020, 1, 1, 10, 0, 0, 0, cst)
@@ -1040,7 +1042,10 @@ func TestRegionWalkWithinSubscribedCounty(t *testing.T) {
 		detail   []string // the refusal's detail says these
 	}{
 		{"its county", []string{"230102"}, "230102", http.StatusOK, 2, nil},
-		{"a village in its county", []string{"230102"}, "230102019200", http.StatusOK, 1, nil},
+		// A township or a village would tell the caller who lives
+		// there: the hukou address it may not read.
+		{"a village in its county", []string{"230102"}, "230102019200", http.StatusForbidden, 0, []string{`"hukou" read grant`, "230102"}},
+		{"a township in its county", []string{"230102"}, "230102019", http.StatusForbidden, 0, []string{`"hukou" read grant`, "230102"}},
 		{"one of its counties", []string{"230103", "230102"}, "230103", http.StatusOK, 1, nil},
 		{"another county", []string{"230102"}, "230103", http.StatusForbidden, 0, []string{`"hukou" read grant`, "230102"}},
 		{"the city around its county", []string{"230102"}, "2301", http.StatusForbidden, 0, []string{`"hukou" read grant`, "230102"}},
