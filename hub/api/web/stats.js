@@ -69,15 +69,26 @@ async function fetchCounts(region, asOf, children, signal) {
 function count(v) {
   return typeof v === "number" ? nf.format(v) : v;
 }
+function shown(v) {
+  return typeof v === "number";
+}
 // barValue is a count for the chart: a hidden one draws nothing.
 function barValue(v) {
-  return typeof v === "number" ? v : 0;
+  return shown(v) ? v : 0;
 }
 // breakdownHidden is true of a region whose total is shown but whose
 // urban/rural counts are not all: it is drawn as one neutral bar of its
 // total, not as the (wrong) sum of what is shown.
 function breakdownHidden(c) {
-  return typeof c.total === "number" && (typeof c.urban !== "number" || typeof c.rural !== "number");
+  return shown(c.total) && (!shown(c.urban) || !shown(c.rural));
+}
+// partlyHidden is true of a region whose total is hidden but whose urban
+// or rural count is shown (the hub hides a rural count and the total where
+// the rural count would otherwise follow from the parent's row). Its shown
+// part is drawn with an open, dashed cap on top: more people live there,
+// and the bar must not pass for a wholly urban (or rural) region.
+function partlyHidden(c) {
+  return !shown(c.total) && (shown(c.urban) || shown(c.rural));
 }
 function barHeight(c) {
   return breakdownHidden(c) ? c.total : barValue(c.urban) + barValue(c.rural);
@@ -160,18 +171,26 @@ async function crumbs(region, name, asOf, signal, mine) {
   nav.appendChild(last);
 }
 
+// chart draws the children as stacked bars of their urban and rural
+// counts. Where the hub hides counts, no bar passes for a complete one: a
+// shown total with its breakdown hidden is one grey bar, a hidden total
+// with a class shown is that class's part under an open, dashed cap, and a
+// child with every count hidden is a dash. The legend under the chart
+// names the kinds drawn.
 function chart(children) {
   const svg = $("chart");
   const ns = "http://www.w3.org/2000/svg";
   svg.textContent = "";
-  if (children.length === 0) { svg.hidden = true; return; }
-  const barW = 28, gap = 14, top = 20, plotH = 220, left = 50;
+  if (children.length === 0) { svg.hidden = true; $("legend").hidden = true; return; }
+  const barW = 28, gap = 14, top = 20, plotH = 220, left = 50, capH = 14;
   const width = Math.max(360, left + children.length * (barW + gap) + gap);
   const height = top + plotH + 90;
   svg.setAttribute("width", width);
   svg.setAttribute("height", height);
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
   const max = Math.max(1, ...children.map(barHeight));
+  // A cap on the tallest bar stays inside the plot.
+  const scale = (children.some(partlyHidden) ? plotH - capH : plotH) / max;
   const el = (name, attrs, text) => {
     const e = document.createElementNS(ns, name);
     for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
@@ -180,35 +199,36 @@ function chart(children) {
     return e;
   };
   el("line", { x1: left, y1: top + plotH, x2: width, y2: top + plotH, class: "axis" });
-  el("text", { x: 4, y: top + 8, class: "label" }, nf.format(max));
+  el("text", { x: 4, y: top + plotH - scale * max + 8, class: "label" }, nf.format(max));
   const title = (e, text) => e.appendChild(Object.assign(document.createElementNS(ns, "title"), { textContent: text }));
+  const counts = (c) => `城镇 urban ${count(c.urban)}，乡村 rural ${count(c.rural)}，合计 total ${count(c.total)}`;
   children.forEach((c, i) => {
     const x = left + gap + i * (barW + gap);
     el("text", { x: x + barW / 2, y: top + plotH + 12, class: "label", transform: `rotate(60 ${x + barW / 2} ${top + plotH + 12})` }, c.name || c.region);
     if (breakdownHidden(c)) {
-      const h = plotH * c.total / max;
+      const h = scale * c.total;
       title(el("rect", { x, y: top + plotH - h, width: barW, height: h, class: "breakdown-hidden" }),
         `${c.name} 合计 total ${count(c.total)}（城乡构成已隐藏 class breakdown hidden）`);
       return;
     }
-    if (typeof c.total !== "number" && typeof c.urban !== "number" && typeof c.rural !== "number") {
+    if (!shown(c.total) && !shown(c.urban) && !shown(c.rural)) {
       title(el("text", { x: x + barW / 2, y: top + plotH - 4, class: "label", "text-anchor": "middle" }, "—"),
         `${c.name} 已隐藏 hidden ${count(c.total)}`);
       return;
     }
-    const hu = plotH * barValue(c.urban) / max, hr = plotH * barValue(c.rural) / max;
-    title(el("rect", { x, y: top + plotH - hu - hr, width: barW, height: hr, class: "rural" }), `${c.name} 乡村 rural ${count(c.rural)}`);
-    title(el("rect", { x, y: top + plotH - hu, width: barW, height: hu, class: "urban" }), `${c.name} 城镇 urban ${count(c.urban)}`);
+    const hu = scale * barValue(c.urban), hr = scale * barValue(c.rural);
+    if (shown(c.rural)) title(el("rect", { x, y: top + plotH - hu - hr, width: barW, height: hr, class: "rural" }), `${c.name} 乡村 rural ${count(c.rural)}`);
+    if (shown(c.urban)) title(el("rect", { x, y: top + plotH - hu, width: barW, height: hu, class: "urban" }), `${c.name} 城镇 urban ${count(c.urban)}`);
+    if (partlyHidden(c)) {
+      title(el("rect", { x, y: top + plotH - hu - hr - capH, width: barW, height: capH, class: "breakdown-hidden part-hidden" }),
+        `${c.name} 合计已隐藏，另有未显示的人数 total hidden, more people than shown（${counts(c)}）`);
+    }
   });
-  el("rect", { x: left, y: 2, width: 10, height: 10, class: "urban" });
-  el("text", { x: left + 14, y: 11, class: "label" }, "城镇 urban");
-  el("rect", { x: left + 90, y: 2, width: 10, height: 10, class: "rural" });
-  el("text", { x: left + 104, y: 11, class: "label" }, "乡村 rural");
-  if (children.some(breakdownHidden)) {
-    el("rect", { x: left + 180, y: 2, width: 10, height: 10, class: "breakdown-hidden" });
-    el("text", { x: left + 194, y: 11, class: "label" }, "合计（城乡构成已隐藏）total, breakdown hidden");
-  }
+  $("legend-breakdown").hidden = !children.some(breakdownHidden);
+  $("legend-part").hidden = !children.some(partlyHidden);
+  $("legend-all").hidden = !children.some((c) => !shown(c.total) && !shown(c.urban) && !shown(c.rural));
   svg.hidden = false;
+  $("legend").hidden = false;
 }
 
 // current numbers the calls of show; a call whose answer arrives after a
@@ -262,6 +282,7 @@ async function show(region, asOf, push) {
     $("summary").hidden = true;
     $("table").hidden = true;
     $("chart").hidden = true;
+    $("legend").hidden = true;
   }
 }
 
@@ -280,6 +301,7 @@ function askForRegion() {
   $("summary").hidden = true;
   $("table").hidden = true;
   $("chart").hidden = true;
+  $("legend").hidden = true;
   $("status").className = "";
   $("status").textContent = "输入区划代码 Enter a division code (2, 4, 6, 9 or 12 digits)";
 }
