@@ -3,15 +3,94 @@ package api_test
 import (
 	"fmt"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/chromedp/chromedp"
 
 	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/hub/access"
+	"github.com/pophub/pophub/hub/api"
 	"github.com/pophub/pophub/hub/storetest"
 )
+
+// TestStatsPageEveryRefusalLeadsInChinese: README promises that "a refusal
+// is shown with a short Chinese explanation ahead of the hub's detail".
+// A clerk on a Chinese desktop who opens a bookmark or link with a date
+// after today, or whose hub has lost its database (503), or whose network
+// drops the connection, must get a Chinese sentence first, not only the
+// hub's English detail or the browser's "Failed to fetch". The date field
+// itself offers no day after today (in China, where the hub counts).
+func TestStatsPageEveryRefusalLeadsInChinese(t *testing.T) {
+	store := districtsStore(t)
+	ctx := browser(t)
+	open := api.New(api.Config{Store: store, Counter: store, Regions: testRegions{}}).Handler()
+	afterTomorrow := time.Now().In(cst).AddDate(0, 0, 2).Format("2006-01-02")
+	tests := []struct {
+		name, asOf string
+		handler    http.Handler
+		wantHas    string // the hub's detail, or what the page says of a dropped connection
+	}{
+		{"as_of after today, in the address", afterTomorrow, open, "is in the future"},
+		{"hub unavailable", "", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", api.ProblemContentType)
+			w.Header().Set("Retry-After", "5")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"status":503,"detail":"a dependency of the hub is unavailable; retry later"}`))
+		}), "retry later"},
+		{"connection dropped", "", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			c, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				c.Close()
+			}
+		}), ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if strings.HasPrefix(r.URL.Path, "/v1/") {
+					tc.handler.ServeHTTP(w, r)
+					return
+				}
+				open.ServeHTTP(w, r)
+			}))
+			defer srv.Close()
+			if tc.asOf != "" {
+				// The date field refuses a day after today, so such a
+				// date comes by the address.
+				if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/stats?region=23&as_of="+tc.asOf),
+					chromedp.WaitVisible(chromedp.CSS(`#status.error`))); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/stats"), chromedp.WaitReady(chromedp.CSS(`#query`)),
+					chromedp.SetValue(chromedp.CSS(`#region`), "23"), chromedp.Click(chromedp.CSS(`#query button`)),
+					chromedp.WaitVisible(chromedp.CSS(`#status.error`))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			status, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#status`)))
+			first := []rune(strings.TrimSpace(status))
+			if len(first) == 0 || !unicode.Is(unicode.Han, first[0]) || !strings.Contains(status, tc.wantHas) {
+				t.Errorf("status %q: want a Chinese explanation first, then %q", status, tc.wantHas)
+			}
+		})
+	}
+
+	// The date picker offers nothing after today, China's today.
+	today := time.Now().In(cst).Format("2006-01-02")
+	maxDate, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("asof").max`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if maxDate != today && maxDate != time.Now().In(cst).Add(-time.Minute).Format("2006-01-02") {
+		t.Errorf("the date field's max is %q, want today in China, %s", maxDate, today)
+	}
+}
 
 // TestStatsPageChartContrast: the chart's bars are the only thing that
 // tells urban from rural in it; WCAG 2.1 1.4.11 (non-text contrast, AA)
@@ -118,5 +197,91 @@ func TestStatsPageChartPartlyHiddenBar(t *testing.T) {
 	}
 	if whollyUrban {
 		t.Errorf("南岗区 (urban / rural / total / share: %s) is drawn as a complete bar: %q", got[0], got[1:])
+	}
+}
+
+// TestStatsPageErrorClearsBreadcrumbs: the clerk looks at 哈尔滨市, then
+// asks for 2399, which the hub does not know (404). The table is hidden
+// and the error shown, but the breadcrumbs still announce 哈尔滨市 (2301)
+// as the current page (aria-current=page) while the address bar and the
+// region field say 2399.
+func TestStatsPageErrorClearsBreadcrumbs(t *testing.T) {
+	ctx := browser(t)
+	srv := pageServer(t, districtsStore(t), nil)
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/stats?region=2301&as_of=2020-06-30"),
+		chromedp.WaitVisible(chromedp.CSS(`#crumbs [aria-current=page]`)),
+		chromedp.SetValue(chromedp.CSS(`#region`), "2399"), chromedp.Click(chromedp.CSS(`#query button`)),
+		chromedp.WaitVisible(chromedp.CSS(`#status.error`))); err != nil {
+		t.Fatal(err)
+	}
+	crumb, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(document.querySelector("#crumbs [aria-current=page]") || {textContent: ""}).textContent`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	url, _ := chromedp.Run(ctx, chromedp.Location())
+	if strings.Contains(crumb, "2301") {
+		t.Errorf("after 2399 was refused (address bar %s) the breadcrumbs still mark %q as the current page", url, crumb)
+	}
+}
+
+// statsPolicy has the statistics bureau and a registry office whose token
+// reads records for its purpose but has no statistics grant.
+const statsPolicy = `version: 1
+identities:
+  - name: hub
+    kind: hub
+    credentials:
+      kafka: {password: env:HUB_PW}
+      nats: {password_bcrypt: "$2a$11$13jUY/34NnVpUIEi0G8uBOOcgqtptBPU7HlA9sQ4N.0dQ0dGgdVKy"}
+  - name: stats-bureau
+    kind: statistics
+    stats: true
+    purposes: ["official population statistics"]
+    credentials: {token_sha256: 0000000000000000000000000000000000000000000000000000000000000001}
+  - name: registry
+    kind: subscriber
+    read: [identity, hukou]
+    purposes: ["household registration"]
+    credentials: {token_sha256: 0000000000000000000000000000000000000000000000000000000000000002}
+`
+
+// TestStatsPageForbiddenTokenFocusesToken: a clerk pastes the wrong
+// token, one of an identity that reads records but may not use the
+// statistics at all, with that identity's own, allowed purpose. The hub
+// refuses (403: "identity registry may not use GET
+// /v1/stats/urban-rural"). README: "the token or purpose field to correct
+// is focused". The field to correct is the token, but the page tells the
+// clerk to check the purpose ("请检查「用途」") and focuses it, whatever
+// the refusal says; with the right purpose for the wrong token the clerk
+// can change the purpose for ever.
+func TestStatsPageForbiddenTokenFocusesToken(t *testing.T) {
+	policy, err := access.Parse([]byte(strings.NewReplacer(
+		"0000000000000000000000000000000000000000000000000000000000000001", access.HashToken("bureau-token"),
+		"0000000000000000000000000000000000000000000000000000000000000002", access.HashToken("registry-token"),
+	).Replace(statsPolicy)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	az, err := access.NewAuthorizer(access.AuthorizerConfig{Policy: policy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := browser(t)
+	srv := pageServer(t, districtsStore(t), az)
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/stats"), chromedp.WaitReady(chromedp.CSS(`#query`)),
+		chromedp.SetValue(chromedp.CSS(`#region`), "23"),
+		chromedp.SetValue(chromedp.CSS(`#token`), "registry-token"),
+		chromedp.SetValue(chromedp.CSS(`#purpose`), "household registration"),
+		chromedp.Click(chromedp.CSS(`#query button`)),
+		chromedp.WaitVisible(chromedp.CSS(`#status.error`))); err != nil {
+		t.Fatal(err)
+	}
+	status, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#status`)))
+	focus, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.activeElement.id`))
+	if !strings.Contains(status, "may not use") {
+		t.Fatalf("status %q: the scenario expects the hub's refusal of the route", status)
+	}
+	if focus != "token" || strings.Contains(status, "用途") && !strings.Contains(status, "令牌") {
+		t.Errorf("refused for the token's identity, the page says %q and focuses #%s, want the token named and #token focused", status, focus)
 	}
 }

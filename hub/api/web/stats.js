@@ -9,6 +9,18 @@
 const $ = (id) => document.getElementById(id);
 const levels = [2, 4, 6, 9, 12];
 const nf = new Intl.NumberFormat("zh-CN");
+// requestTimeout is how long the page waits for the hub's answer before
+// it says so, rather than "loading" for ever.
+const requestTimeout = 30000;
+
+// todayInChina is today where the hub counts (UTC+8, no daylight saving
+// time): the hub refuses a later as_of, so the date field offers none.
+function todayInChina() {
+  return new Date(Date.now() + 8 * 3600e3).toISOString().slice(0, 10);
+}
+$("asof").max = todayInChina();
+$("asof").addEventListener("focus", () => { $("asof").max = todayInChina(); });
+
 // The statistics bureau's purpose in ops/policy.example.yaml; a hub
 // without a policy takes any.
 const defaultPurpose = "official population statistics";
@@ -30,19 +42,54 @@ function purposeHeader(p) {
 // leads are the Chinese sentences a refusal's message begins with; the
 // hub's own detail (English) follows them.
 const leads = {
+  400: "查询条件有误，请检查区划代码和统计日期。",
   401: "需要有效的令牌，请在「令牌」中输入。",
   403: "该令牌无权用于此用途，请检查「用途」。",
   404: "区划代码不存在。",
   429: "请求过于频繁，请稍后再试。",
+  500: "服务器内部错误，请稍后再试；如仍出错，请联系管理员。",
+  route: "该令牌无权查询统计数据，请检查「令牌」。",
+  unavailable: "服务暂时不可用，请稍后再试。",
+  other: "请求未能完成。",
+  network: "无法连接到服务器，请检查网络后重试。",
+  timeout: "服务器长时间没有回答，请稍后再试。",
+  unreadable: "无法读取服务器的回答。",
 };
 
+// routeRefused tells, of a 403, a token whose identity may not use the
+// statistics at all from a purpose its identity may not act for. The
+// hub's policy answers both as a forbidden problem; its detail says "may
+// not use <route>" of the first and "may not act for this purpose" of the
+// second. The token is the field to correct for the first, the purpose
+// for the second (and for any other refusal).
+function routeRefused(detail) {
+  return / may not use /.test(detail);
+}
+
 // RequestError is a refusal or failure of the hub (or of a proxy in front
-// of it), with the HTTP status the page reacts to.
+// of it), or of the connection (status 0): a Chinese lead, the detail
+// (English, as the hub or browser says it), and the field to correct.
 class RequestError extends Error {
-  constructor(status, message) {
-    super(message);
+  constructor(status, lead, detail, field) {
+    super([lead, detail].filter(Boolean).join(" "));
     this.status = status;
+    this.lead = lead;
+    this.detail = detail;
+    this.field = field;
   }
+}
+
+// refusal is the RequestError of an answer with status and the hub's
+// detail (empty when the answer was no problem of the hub's).
+function refusal(status, detail) {
+  switch (status) {
+    case 400: return new RequestError(status, leads[400], detail, /^as_of\b/.test(detail) ? "asof" : "region");
+    case 401: return new RequestError(status, leads[401], detail, "token");
+    case 403: return routeRefused(detail) ? new RequestError(status, leads.route, detail, "token")
+      : new RequestError(status, leads[403], detail, "purpose");
+    case 404: return new RequestError(status, leads[404], detail, "region");
+  }
+  return new RequestError(status, leads[status] || (status > 500 ? leads.unavailable : leads.other), detail);
 }
 
 async function fetchCounts(region, asOf, children, signal) {
@@ -52,15 +99,23 @@ async function fetchCounts(region, asOf, children, signal) {
   const headers = { "X-Purpose": purposeHeader($("purpose").value.trim() || defaultPurpose), Accept: "application/json" };
   const token = $("token").value.trim();
   if (token) headers.Authorization = "Bearer " + token;
-  const resp = await fetch("/v1/stats/urban-rural?" + q, { headers, signal });
-  // Only the hub answers in JSON (problem+json when it refuses); a proxy
-  // in front of it may answer an HTML error page.
-  const body = /json/.test(resp.headers.get("Content-Type") || "") ? await resp.json() : null;
-  if (!resp.ok) {
-    const detail = (body && body.detail) || `服务器错误 server error: HTTP ${resp.status} ${resp.statusText}`.trim();
-    throw new RequestError(resp.status, [leads[resp.status], detail].filter(Boolean).join(" "));
+  let resp, body = null;
+  try {
+    resp = await fetch("/v1/stats/urban-rural?" + q, { headers, signal });
+    // Only the hub answers in JSON (problem+json when it refuses); a
+    // proxy in front of it may answer an HTML error page.
+    if (/json/.test(resp.headers.get("Content-Type") || "")) body = await resp.json();
+  } catch (err) {
+    if (err.name === "AbortError" || err.name === "TimeoutError") throw err;
+    // fetch rejects with a TypeError ("Failed to fetch") when the
+    // connection fails; a body cut short or not JSON fails to parse.
+    throw new RequestError(resp ? resp.status : 0, resp ? leads.unreadable : leads.network, String(err.message || err));
   }
-  if (!body) throw new RequestError(resp.status, `服务器的回答不是 JSON (answer is not JSON): HTTP ${resp.status}`);
+  if (!resp.ok) {
+    if (body && body.detail) throw refusal(resp.status, body.detail);
+    throw new RequestError(resp.status, "服务器错误", `server error: HTTP ${resp.status} ${resp.statusText}`.trim());
+  }
+  if (!body) throw new RequestError(resp.status, leads.unreadable, `answer is not JSON: HTTP ${resp.status}`);
   return body;
 }
 
@@ -241,10 +296,12 @@ async function show(region, asOf, push) {
   const mine = ++current;
   if (inflight) inflight.abort();
   const ctl = (inflight = new AbortController());
+  const timer = setTimeout(() => ctl.abort(new DOMException(`no answer within ${requestTimeout / 1000} s`, "TimeoutError")), requestTimeout);
   $("region").value = region;
   const status = $("status");
   status.className = "";
   status.textContent = "加载中 Loading…";
+  $("main").setAttribute("aria-busy", "true");
   if (push) {
     const q = new URLSearchParams({ region });
     if (asOf) q.set("as_of", asOf);
@@ -253,6 +310,7 @@ async function show(region, asOf, push) {
   try {
     const body = await fetchCounts(region, asOf, true, ctl.signal);
     if (mine !== current) return;
+    $("main").removeAttribute("aria-busy");
     $("asof").value = body.as_of;
     $("title").textContent = `${body.name} (${body.region}) · ${body.as_of}`;
     $("totals").textContent = `城镇 urban ${count(body.urban)} · 乡村 rural ${count(body.rural)} · 合计 total ${count(body.total)} · 城镇化率 ${share(body)}`;
@@ -275,14 +333,19 @@ async function show(region, asOf, push) {
     await crumbs(region, body.name, body.as_of, ctl.signal, mine);
   } catch (err) {
     if (mine !== current || err.name === "AbortError") return;
+    $("main").removeAttribute("aria-busy");
     status.className = "error";
-    status.textContent = String(err.message || err);
-    if (err.status === 401) $("token").focus();
-    if (err.status === 403) $("purpose").focus();
+    status.textContent = err.name === "TimeoutError" ? `${leads.timeout} ${err.message}` : String(err.message || err);
+    // The field to correct: the region, the date, the token or the purpose.
+    if (err.field) $(err.field).focus();
+    // Nothing of the region shown before stays, not even its breadcrumbs.
+    $("crumbs").textContent = "";
     $("summary").hidden = true;
     $("table").hidden = true;
     $("chart").hidden = true;
     $("legend").hidden = true;
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -297,6 +360,7 @@ function askForRegion() {
   ++current;
   if (inflight) inflight.abort();
   $("region").value = "";
+  $("main").removeAttribute("aria-busy");
   $("crumbs").textContent = "";
   $("summary").hidden = true;
   $("table").hidden = true;
