@@ -92,6 +92,38 @@ func TestStatsPageEveryRefusalLeadsInChinese(t *testing.T) {
 	}
 }
 
+// TestStatsPageAnnouncesAnswerAndKeepsFocus: a screen-reader user drills
+// down from 黑龙江省 into 哈尔滨市 with Enter on the link. The page's live
+// region (#status, role=status) said "加载中 Loading…"; when the answer
+// arrives it must say what is now shown (WCAG 4.1.3), and the keyboard
+// focus, whose link the redraw removed, must land somewhere in the page
+// (the heading or the table), not fall back to <body> so that the next Tab
+// starts again at the top of the form (WCAG 2.4.3).
+func TestStatsPageAnnouncesAnswerAndKeepsFocus(t *testing.T) {
+	ctx := browser(t)
+	srv := pageServer(t, districtsStore(t), nil)
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/stats?region=23&as_of=2020-06-30"),
+		chromedp.WaitVisible(chromedp.CSS(`#table tbody tr.child`)), chromedp.Sleep(300*time.Millisecond),
+		chromedp.Focus(chromedp.CSS(`#table tbody tr[data-region="2301"] a`)),
+		chromedp.KeyEvent("\r"),
+		chromedp.WaitVisible(chromedp.CSS(`#table tbody tr[data-region="230103"]`)),
+		chromedp.Sleep(500*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[
+		document.querySelector("[role=status],[aria-live]:not([aria-live=off])").textContent,
+		document.activeElement === document.body ? "BODY" : document.activeElement.tagName + "#" + document.activeElement.id]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(got[0], "哈尔滨市") {
+		t.Errorf("live region reads %q once 哈尔滨市 is shown: a screen reader announces nothing of the answer", got[0])
+	}
+	if got[1] == "BODY" {
+		t.Errorf("after drilling down by keyboard the focus is on <body>: the next Tab starts at the top of the form")
+	}
+}
+
 // TestStatsPageChartContrast: the chart's bars are the only thing that
 // tells urban from rural in it; WCAG 2.1 1.4.11 (non-text contrast, AA)
 // wants graphical objects needed to understand the content at 3:1 against
@@ -198,6 +230,64 @@ func TestStatsPageChartPartlyHiddenBar(t *testing.T) {
 	if whollyUrban {
 		t.Errorf("南岗区 (urban / rural / total / share: %s) is drawn as a complete bar: %q", got[0], got[1:])
 	}
+	// The markers in the table are explained under it.
+	markers, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(e => e.hidden ? "" : e.textContent)(document.getElementById("markers"))`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(markers, "suppressed") || !strings.Contains(markers, "<5") {
+		t.Errorf("the table shows hidden counts, but what its markers mean is explained as %q", markers)
+	}
+}
+
+// TestStatsPagePaddedCityCrumbs: a city written in six digits (230100, as
+// NBS tables often write it) is the city 2301, not its own child: the
+// breadcrumbs list 黑龙江省 alone above it, not 哈尔滨市 as its parent.
+func TestStatsPagePaddedCityCrumbs(t *testing.T) {
+	ctx := browser(t)
+	srv := pageServer(t, districtsStore(t), nil)
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/stats?region=230100&as_of=2020-06-30"),
+		chromedp.WaitVisible(chromedp.CSS(`#crumbs a`))); err != nil {
+		t.Fatal(err)
+	}
+	links, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#crumbs a")].map(a => a.textContent)`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(links) != 1 || links[0] != "黑龙江省" {
+		t.Errorf("breadcrumbs above 230100 link %q, want 黑龙江省 alone", links)
+	}
+}
+
+// TestStatsPageLanguageOfParts: the page is lang="zh-CN" and every label
+// carries an English translation ("Region", "As of", "Show", "Urban
+// share", …). WCAG 2.1 3.1.2 (Language of Parts, AA) wants those parts
+// marked lang="en", or a Chinese screen-reader voice reads them with
+// Chinese rules (letter by letter or mangled).
+func TestStatsPageLanguageOfParts(t *testing.T) {
+	ctx := browser(t)
+	srv := pageServer(t, districtsStore(t), nil)
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/stats?region=2301&as_of=2020-06-30"),
+		chromedp.WaitVisible(chromedp.CSS(`#table tbody tr.child`))); err != nil {
+		t.Fatal(err)
+	}
+	unmarked, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`(() => {
+		const out = [];
+		const w = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+		for (let n; (n = w.nextNode());) {
+			const words = n.textContent.match(/[A-Za-z]{3,}(?:[ \/][A-Za-z]{2,})*/g);
+			if (!words || n.parentElement.closest("script,style,title,[hidden]")) continue;
+			const lang = (n.parentElement.closest("[lang]") || document.documentElement).lang;
+			if (!lang.startsWith("en")) out.push(words.join(" "));
+		}
+		return out;
+	})()`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(unmarked) > 0 {
+		t.Errorf("%d English texts are read as zh-CN: %q", len(unmarked), unmarked)
+	}
 }
 
 // TestStatsPageErrorClearsBreadcrumbs: the clerk looks at 哈尔滨市, then
@@ -221,6 +311,32 @@ func TestStatsPageErrorClearsBreadcrumbs(t *testing.T) {
 	url, _ := chromedp.Run(ctx, chromedp.Location())
 	if strings.Contains(crumb, "2301") {
 		t.Errorf("after 2399 was refused (address bar %s) the breadcrumbs still mark %q as the current page", url, crumb)
+	}
+}
+
+// TestStatsPageRegionFormatExplained: a clerk types a code of the wrong
+// length (230, or a city padded wrongly) and presses 查询. The browser
+// refuses the form by the field's pattern, and its message is all the
+// clerk learns; without a title on the field it reads only "请与所请求的
+// 格式保持一致" (match the requested format), not which format (WCAG 2.1
+// 3.3.3, Error Suggestion, AA: the page knows the correction, 2, 4, 6, 9
+// or 12 digits, and must give it).
+func TestStatsPageRegionFormatExplained(t *testing.T) {
+	ctx := browser(t)
+	srv := pageServer(t, districtsStore(t), nil)
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/stats"), chromedp.WaitReady(chromedp.CSS(`#query`)),
+		chromedp.SetValue(chromedp.CSS(`#region`), "230")); err != nil {
+		t.Fatal(err)
+	}
+	msg, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("region").validationMessage`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg == "" {
+		t.Fatal("230 passes the field's check")
+	}
+	if !strings.Contains(msg, "12") {
+		t.Errorf("the browser refuses 230 saying %q: nothing tells the clerk a code has 2, 4, 6, 9 or 12 digits", msg)
 	}
 }
 

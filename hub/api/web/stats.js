@@ -13,6 +13,15 @@ const nf = new Intl.NumberFormat("zh-CN");
 // it says so, rather than "loading" for ever.
 const requestTimeout = 30000;
 
+// en is text in English inside the Chinese page, marked so that a Chinese
+// screen-reader voice reads it as English (WCAG 3.1.2).
+function en(text) {
+  const s = document.createElement("span");
+  s.lang = "en";
+  s.textContent = text;
+  return s;
+}
+
 // todayInChina is today where the hub counts (UTC+8, no daylight saving
 // time): the hub refuses a later as_of, so the date field offers none.
 function todayInChina() {
@@ -21,6 +30,28 @@ function todayInChina() {
 $("asof").max = todayInChina();
 $("asof").addEventListener("focus", () => { $("asof").max = todayInChina(); });
 
+// A code typed with a Chinese input method in full-width mode (２３０１)
+// is the same code: it is turned into ASCII digits before the field's
+// pattern refuses it.
+function normalizeRegion() {
+  const v = $("region").value;
+  const n = v.replace(/[\uff10-\uff19]/g, (d) => String.fromCharCode(d.charCodeAt(0) - 0xfee0)).replace(/\s+/g, "");
+  if (n !== v) $("region").value = n;
+}
+// checkRegion says, of a code of the wrong shape, what shape is wanted:
+// the browser's own message says only to match "the requested format"
+// (WCAG 3.3.3). It runs whenever the field's value changes, typed or set
+// by the page.
+function checkRegion() {
+  const r = $("region");
+  r.setCustomValidity("");
+  if (r.validity.patternMismatch) r.setCustomValidity(r.title + " (2, 4, 6, 9 or 12 digits)");
+}
+$("region").addEventListener("input", (e) => {
+  if (!e.isComposing) normalizeRegion();
+  checkRegion();
+});
+$("region").addEventListener("compositionend", () => { normalizeRegion(); checkRegion(); });
 // The statistics bureau's purpose in ops/policy.example.yaml; a hub
 // without a policy takes any.
 const defaultPurpose = "official population statistics";
@@ -127,6 +158,15 @@ function count(v) {
 function shown(v) {
   return typeof v === "number";
 }
+// countNode is a count for the page's text: a marker in English
+// ("suppressed") is marked as such.
+function countNode(v) {
+  return /[A-Za-z]/.test(count(v)) ? en(count(v)) : count(v);
+}
+// hides is true of a region with a count hidden, which #markers explains.
+function hides(c) {
+  return !shown(c.urban) || !shown(c.rural) || !shown(c.total);
+}
 // barValue is a count for the chart: a hidden one draws nothing.
 function barValue(v) {
   return shown(v) ? v : 0;
@@ -150,19 +190,29 @@ function barHeight(c) {
 }
 
 function share(c) {
-  if (typeof c.urban !== "number" || typeof c.total !== "number") return "–";
+  if (!shown(c.urban) || !shown(c.total)) return "–";
   return c.total > 0 ? (100 * c.urban / c.total).toFixed(1) + "%" : "–";
 }
 
 function cell(tr, text, tag) {
   const td = document.createElement(tag || "td");
   td.textContent = text;
+  if (/[A-Za-z]/.test(text)) td.lang = "en";
   tr.appendChild(td);
   return td;
 }
 
+// names caches region names by code and date from the answers seen, so
+// that the breadcrumbs of a drill-down cost no request per ancestor (a
+// rate limit of a few requests a second is soon spent otherwise).
+const names = new Map();
+function remember(c, asOf) {
+  if (c.name) names.set(c.region + "@" + asOf, c.name);
+}
+
 // regionLink is a link to region's page, opened in this page (a click
-// with a modifier key is left to the browser: a new tab or window).
+// with a modifier key is left to the browser: a new tab or window). The
+// focus, whose link the redraw removes, moves to the new page's heading.
 function regionLink(region, text) {
   const a = document.createElement("a");
   const q = new URLSearchParams({ region });
@@ -172,7 +222,7 @@ function regionLink(region, text) {
   a.addEventListener("click", (e) => {
     if (e.button !== 0 || e.ctrlKey || e.metaKey || e.shiftKey || e.altKey) return;
     e.preventDefault();
-    show(region, $("asof").value, true);
+    show(region, $("asof").value, true, true);
   });
   return a;
 }
@@ -190,7 +240,7 @@ function row(c, isChild) {
     tr.title = "下钻 drill down";
     name.appendChild(regionLink(c.region, c.name || c.region));
     tr.addEventListener("click", (e) => {
-      if (!e.target.closest("a")) show(c.region, $("asof").value, true);
+      if (!e.target.closest("a")) show(c.region, $("asof").value, true, true);
     });
   } else {
     name.textContent = c.name;
@@ -199,17 +249,25 @@ function row(c, isChild) {
   return tr;
 }
 
+// ancestors are the codes of region's ancestors, from the province down.
+// A code padded with zeros is the division it pads (230100 is the city
+// 2301), which is no ancestor of itself.
+function ancestors(region) {
+  return levels.filter((n) => n < region.length && !/^0*$/.test(region.slice(n))).map((n) => region.slice(0, n));
+}
+
 // crumbs draws the breadcrumbs of region (named name) once its ancestors'
 // names are in, unless another region was asked for meanwhile (mine is
 // show's request number).
 async function crumbs(region, name, asOf, signal, mine) {
   const nav = $("crumbs");
   nav.textContent = "";
-  const prefixes = levels.filter((n) => n < region.length).map((n) => region.slice(0, n));
-  const names = await Promise.all(prefixes.map((p) => fetchCounts(p, asOf, false, signal).then((b) => b.name).catch(() => p)));
+  const prefixes = ancestors(region);
+  const found = await Promise.all(prefixes.map((p) => names.get(p + "@" + asOf) ||
+    fetchCounts(p, asOf, false, signal).then((b) => (remember(b, asOf), b.name)).catch(() => p)));
   if (mine !== current) return;
   prefixes.forEach((p, i) => {
-    nav.appendChild(regionLink(p, names[i] || p));
+    nav.appendChild(regionLink(p, found[i] || p));
     const sep = document.createElement("span");
     sep.className = "sep";
     sep.textContent = "›";
@@ -292,15 +350,35 @@ function chart(children) {
 let current = 0;
 let inflight = null;
 
-async function show(region, asOf, push) {
+// say puts a message in the live region (#status, role=status), which a
+// screen reader announces: a Chinese lead and, marked as English, the
+// rest.
+function say(lead, rest, isError) {
+  const status = $("status");
+  status.className = isError ? "error" : "";
+  status.replaceChildren(lead);
+  if (rest) status.append(" ", en(rest));
+}
+
+// hideAnswer hides what an answer showed, once another region is asked
+// for or the answer was refused.
+function hideAnswer() {
+  $("crumbs").textContent = "";
+  for (const id of ["summary", "table", "chart", "legend", "markers"]) $(id).hidden = true;
+}
+
+// show asks for region as of asOf and shows the answer. push adds a
+// history entry; moveFocus moves the keyboard focus to the answer's
+// heading (after a drill-down or Back, whose link the redraw removes), or
+// on a refusal to the field to correct.
+async function show(region, asOf, push, moveFocus) {
   const mine = ++current;
   if (inflight) inflight.abort();
   const ctl = (inflight = new AbortController());
   const timer = setTimeout(() => ctl.abort(new DOMException(`no answer within ${requestTimeout / 1000} s`, "TimeoutError")), requestTimeout);
   $("region").value = region;
-  const status = $("status");
-  status.className = "";
-  status.textContent = "加载中 Loading…";
+  checkRegion();
+  say("加载中", "Loading…");
   $("main").setAttribute("aria-busy", "true");
   if (push) {
     const q = new URLSearchParams({ region });
@@ -311,13 +389,17 @@ async function show(region, asOf, push) {
     const body = await fetchCounts(region, asOf, true, ctl.signal);
     if (mine !== current) return;
     $("main").removeAttribute("aria-busy");
+    const children = body.children || [];
+    remember(body, body.as_of);
+    children.forEach((c) => remember(c, body.as_of));
     $("asof").value = body.as_of;
     $("title").textContent = `${body.name} (${body.region}) · ${body.as_of}`;
-    $("totals").textContent = `城镇 urban ${count(body.urban)} · 乡村 rural ${count(body.rural)} · 合计 total ${count(body.total)} · 城镇化率 ${share(body)}`;
+    document.title = `${body.name} (${body.region}) · ${body.as_of} · 户籍人口城乡统计`;
+    $("totals").replaceChildren("城镇 ", en("urban"), " ", countNode(body.urban), " · 乡村 ", en("rural"), " ", countNode(body.rural),
+      " · 合计 ", en("total"), " ", countNode(body.total), " · 城镇化率 ", share(body));
     $("summary").hidden = false;
     const tbody = $("table").querySelector("tbody");
     tbody.textContent = "";
-    const children = body.children || [];
     // A child with the region's own code would drill down to this same
     // page again (hubs once answered 441900, Dongguan's one county, as
     // the city 4419 and so as its own child): it is no link.
@@ -326,24 +408,28 @@ async function show(region, asOf, push) {
     if (!tfoot) { tfoot = document.createElement("tfoot"); $("table").appendChild(tfoot); }
     tfoot.textContent = "";
     tfoot.appendChild(row(body, false));
-    $("caption").textContent = `${body.name} 的下级区划 · Child regions of ${body.name} (${body.region})`;
+    $("caption").replaceChildren(`${body.name} 的下级区划 · `, en(`Child regions of ${body.name} (${body.region})`));
     $("table").hidden = false;
+    $("chart").setAttribute("aria-label", `${body.name} (${body.region}) ${body.as_of} 下级区划城镇、乡村人口 urban and rural population by child region`);
     chart(children);
-    status.textContent = children.length ? "" : "没有下级区划 No child regions";
+    $("markers").hidden = ![body, ...children].some(hides);
+    const what = `已显示 ${body.name} (${body.region}) · ${body.as_of} · `;
+    if (children.length) say(what + `${children.length} 个下级区划`, `Showing ${children.length} child region${children.length === 1 ? "" : "s"}`);
+    else say(what + "没有下级区划", "No child regions");
+    if (moveFocus) $("title").focus();
     await crumbs(region, body.name, body.as_of, ctl.signal, mine);
   } catch (err) {
     if (mine !== current || err.name === "AbortError") return;
     $("main").removeAttribute("aria-busy");
-    status.className = "error";
-    status.textContent = err.name === "TimeoutError" ? `${leads.timeout} ${err.message}` : String(err.message || err);
-    // The field to correct: the region, the date, the token or the purpose.
-    if (err.field) $(err.field).focus();
-    // Nothing of the region shown before stays, not even its breadcrumbs.
-    $("crumbs").textContent = "";
-    $("summary").hidden = true;
-    $("table").hidden = true;
-    $("chart").hidden = true;
-    $("legend").hidden = true;
+    hideAnswer();
+    document.title = "户籍人口城乡统计 · Registered population by urban/rural class";
+    if (err.name === "TimeoutError") say(leads.timeout, String(err.message), true);
+    else if (err instanceof RequestError) say(err.lead, err.detail, true);
+    else say(leads.other, String(err.message || err), true);
+    // The field to correct; after a drill-down, whose link is gone, the
+    // region field, from which the clerk asks again.
+    const field = err.field || (moveFocus || document.activeElement === document.body ? "region" : "");
+    if (field) $(field).focus();
   } finally {
     clearTimeout(timer);
   }
@@ -352,7 +438,7 @@ async function show(region, asOf, push) {
 $("query").addEventListener("submit", (e) => {
   e.preventDefault();
   keepCredentials();
-  show($("region").value.trim(), $("asof").value, true);
+  show($("region").value.trim(), $("asof").value, true, false);
 });
 
 // askForRegion clears the page back to asking for a region.
@@ -360,27 +446,23 @@ function askForRegion() {
   ++current;
   if (inflight) inflight.abort();
   $("region").value = "";
+  checkRegion();
   $("main").removeAttribute("aria-busy");
-  $("crumbs").textContent = "";
-  $("summary").hidden = true;
-  $("table").hidden = true;
-  $("chart").hidden = true;
-  $("legend").hidden = true;
-  $("status").className = "";
-  $("status").textContent = "输入区划代码 Enter a division code (2, 4, 6, 9 or 12 digits)";
+  hideAnswer();
+  say("输入区划代码", "Enter a division code (2, 4, 6, 9 or 12 digits)");
 }
 
 // showLocation shows what the address bar asks for: on load, and on Back
 // or Forward to an entry without a state of this page.
-function showLocation() {
+function showLocation(moveFocus) {
   const params = new URLSearchParams(location.search);
-  if (params.get("region")) show(params.get("region"), params.get("as_of") || "", false);
+  if (params.get("region")) show(params.get("region"), params.get("as_of") || "", false, moveFocus);
   else askForRegion();
 }
 
 window.addEventListener("popstate", (e) => {
-  if (e.state && e.state.region) show(e.state.region, e.state.asOf, false);
-  else showLocation();
+  if (e.state && e.state.region) show(e.state.region, e.state.asOf, false, true);
+  else showLocation(true);
 });
 // The entry the page was opened at gets a state too, so that Back to it
 // shows its region again.
@@ -388,4 +470,4 @@ window.addEventListener("popstate", (e) => {
   const params = new URLSearchParams(location.search);
   history.replaceState({ region: params.get("region") || "", asOf: params.get("as_of") || "" }, "", location.href);
 }
-showLocation();
+showLocation(false);
