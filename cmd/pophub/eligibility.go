@@ -137,6 +137,16 @@ func printDecision(w io.Writer, d eligibility.Decision) {
 	}
 	fmt.Fprintf(w, "%s — %s (%s)\n", d.Title, d.Policy, d.Place)
 	fmt.Fprintf(w, "%s: %s as of %s (route %s)\n", verdict, d.CitizenID, d.AsOf, d.Route)
+	// Which policy text and which state of the records the answer came
+	// from: an edited policy file, or an event recorded late, may answer
+	// otherwise for the same day.
+	if d.PolicyDigest != "" {
+		fmt.Fprintf(w, "policy version %s", d.PolicyDigest)
+		if d.RecordVersion > 0 {
+			fmt.Fprintf(w, ", record version %d", d.RecordVersion)
+		}
+		fmt.Fprintln(w)
+	}
 	if d.QualifiesOn != "" {
 		fmt.Fprintf(w, "qualifies on %s if nothing changes\n", d.QualifiesOn)
 	}
@@ -189,8 +199,12 @@ func policiesCommand() *cobra.Command {
 	}
 	list := &cobra.Command{
 		Use:   "list",
-		Short: "List the policies with their titles and the golden-record sections they read",
-		Args:  cobra.NoArgs,
+		Short: "List the policies with their titles, the golden-record sections they read and their digests",
+		Long: `Lists each policy's id, title, the golden-record sections it reads and its
+digest (sha256:…, the version of what the policy says, which a decision names
+as policy_digest): an edit of a requirement changes it, one of the file's
+comments or layout does not.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cat, _, err := load()
 			if err != nil {
@@ -203,7 +217,7 @@ func policiesCommand() *cobra.Command {
 				for _, sec := range eligibility.RelevantSections(p) {
 					secs = append(secs, string(sec))
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\n", s.ID, s.Title, strings.Join(secs, ","))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.ID, s.Title, strings.Join(secs, ","), s.Digest)
 			}
 			return tw.Flush()
 		},

@@ -81,20 +81,42 @@ func (s *Server) eligibility(r *http.Request, id citizenid.ID, _ Grant, o *Outco
 		return nil, fmt.Errorf("deciding eligibility for %v: %w", id, err)
 	}
 	o.Sections = decisionSections(p)
-	o.Detail = decisionDetail(d)
+	which := decisionDetail(d)
+	o.Detail = which + ": " + decisionOutcome(d)
 	for _, m := range d.Family {
-		o.Others = append(o.Others, Disclosure{CitizenID: m.CitizenID, Sections: familySections, Detail: o.Detail + ": listed as family member"})
+		o.Others = append(o.Others, Disclosure{CitizenID: m.CitizenID, Sections: familySections, Detail: which + ": listed as family member"})
 	}
 	for _, rel := range d.Cited {
-		o.Others = append(o.Others, Disclosure{CitizenID: rel, Sections: citedSections, Detail: o.Detail + ": own record cited as a relative"})
+		o.Others = append(o.Others, Disclosure{CitizenID: rel, Sections: citedSections, Detail: which + ": own record cited as a relative"})
 	}
 	return d, nil
 }
 
-// decisionDetail says which decision was made, for the audit: the policy
-// and the day decided (policy ids and days hold no personal data).
+// decisionDetail says which decision was made, for the audit: the policy,
+// the day decided, the policy's version (its digest) and the version of
+// the person's record decided from, so that the processing record, kept
+// 3 years, tells an answer given under one text of a policy, or before a
+// late event, from one given later (policy ids, digests, days and version
+// numbers hold no personal data).
 func decisionDetail(d eligibility.Decision) string {
-	return "eligibility decision " + d.Policy + " as of " + d.AsOf
+	s := "eligibility decision " + d.Policy + " as of " + d.AsOf + ", policy " + d.PolicyDigest
+	if d.RecordVersion > 0 {
+		s += fmt.Sprintf(", record version %d", d.RecordVersion)
+	}
+	return s
+}
+
+// decisionOutcome is what the clerk was shown, in short, for the person's
+// own processing record: eligible or not, and the day the person would
+// qualify. It is the person's, so a relative's entry does not carry it.
+func decisionOutcome(d eligibility.Decision) string {
+	switch {
+	case d.Eligible:
+		return "eligible"
+	case d.QualifiesOn != "":
+		return "not eligible, qualifies on " + d.QualifiesOn
+	}
+	return "not eligible"
 }
 
 // familySections are what a decision reads of a relative: identity (the

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"fmt"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
@@ -188,7 +189,21 @@ func checkDecisionAudit(t *testing.T, o api.Outcome, cat *eligibility.Catalog, p
 			t.Errorf("outcome sections %v lack %s, which the policy reads", o.Sections, sec)
 		}
 	}
-	if want := "eligibility decision " + pid + " as of " + d.AsOf; o.Detail != want {
+	which := "eligibility decision " + pid + " as of " + d.AsOf + ", policy " + p.Digest()
+	if d.PolicyDigest != p.Digest() {
+		t.Errorf("policy_digest %q, want the served policy's %q", d.PolicyDigest, p.Digest())
+	}
+	if d.RecordVersion > 0 {
+		which += fmt.Sprintf(", record version %d", d.RecordVersion)
+	}
+	outcome := "not eligible"
+	switch {
+	case d.Eligible:
+		outcome = "eligible"
+	case d.QualifiesOn != "":
+		outcome = "not eligible, qualifies on " + d.QualifiesOn
+	}
+	if want := which + ": " + outcome; o.Detail != want {
 		t.Errorf("outcome detail %q, want %q", o.Detail, want)
 	}
 	if len(o.Others) < len(d.Family) {
@@ -196,13 +211,13 @@ func checkDecisionAudit(t *testing.T, o api.Outcome, cat *eligibility.Catalog, p
 	}
 	for i, m := range d.Family {
 		if got := o.Others[i]; got.CitizenID != m.CitizenID || !slices.Contains(got.Sections, schemas.SecIdentity) ||
-			got.Detail != o.Detail+": listed as family member" {
+			got.Detail != which+": listed as family member" {
 			t.Errorf("family member %d disclosed as %+v", i, got)
 		}
 	}
 	// The rest are relatives whose own records gave a fact, each once.
 	for _, got := range o.Others[len(d.Family):] {
-		if got.Detail != o.Detail+": own record cited as a relative" ||
+		if got.Detail != which+": own record cited as a relative" ||
 			slices.ContainsFunc(d.Family, func(m eligibility.FamilyMember) bool { return m.CitizenID == got.CitizenID }) {
 			t.Errorf("a relative cited disclosed as %+v", got)
 		}

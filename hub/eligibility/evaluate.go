@@ -28,7 +28,18 @@ type Decision struct {
 	CitizenID citizenid.ID `json:"citizen_id"`
 	Policy    string       `json:"policy"`
 	Title     string       `json:"title"`
-	AsOf      string       `json:"as_of"`
+	// PolicyDigest names the version of the policy decided under
+	// (Policy.Digest): an answer given under one text of a policy file
+	// can be told from one given under an edited text, which may answer
+	// otherwise for the same person, day and records.
+	PolicyDigest string `json:"policy_digest"`
+	AsOf         string `json:"as_of"`
+	// RecordVersion is the version of the person's golden record the
+	// decision was made from (hub.Record.Version): a decision of the same
+	// day made again after a late event (a contribution recorded weeks
+	// later, effective before that day) reads a later version. Omitted
+	// when the record read carries none.
+	RecordVersion int64 `json:"record_version,omitempty"`
 	// Place is the place of the policy the person was evaluated in: the
 	// one where they are eligible, or else the one where they come closest.
 	Place    string `json:"place"`
@@ -183,8 +194,8 @@ func Evaluate(p *Policy, subj Subject, relatives []Subject, asOf time.Time) Deci
 	for i := range relatives {
 		family[i] = relativeAsOf(relatives[i], asOf)
 	}
-	d := Decision{CitizenID: subj.Record.CitizenID, Policy: p.ID, Title: p.Title, AsOf: fmtDay(f.asOf),
-		Conditions: []ConditionResult{}, Family: []FamilyMember{}}
+	d := Decision{CitizenID: subj.Record.CitizenID, Policy: p.ID, Title: p.Title, PolicyDigest: p.Digest(),
+		AsOf: fmtDay(f.asOf), RecordVersion: subj.Record.Version, Conditions: []ConditionResult{}, Family: []FamilyMember{}}
 	recheck := firstDayAfter(subj.History, asOf)
 	for i := range relatives {
 		if f.married && f.spouse != "" && relatives[i].Record.CitizenID == f.spouse {

@@ -760,10 +760,12 @@ type Catalog struct {
 	ids  []string
 }
 
-// Summary is a policy's id and title, as GET /v1/policies lists them.
+// Summary is a policy's id, title and digest (Policy.Digest, the version
+// a decision's policy_digest names), as GET /v1/policies lists them.
 type Summary struct {
-	ID    string `json:"id"`
-	Title string `json:"title"`
+	ID     string `json:"id"`
+	Title  string `json:"title"`
+	Digest string `json:"digest"`
 }
 
 // CasesSuffix ends the names of example-case files, which Load skips.
@@ -822,7 +824,8 @@ func parsePolicy(name string, b []byte) (*Policy, error) {
 func (c *Catalog) Policies() []Summary {
 	out := make([]Summary, len(c.ids))
 	for i, id := range c.ids {
-		out[i] = Summary{ID: id, Title: c.byID[id].Title}
+		p := c.byID[id]
+		out[i] = Summary{ID: id, Title: p.Title, Digest: p.Digest()}
 	}
 	return out
 }

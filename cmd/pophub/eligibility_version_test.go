@@ -1,0 +1,51 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pophub/pophub/hub/eligibility"
+	"github.com/pophub/pophub/ops/policies"
+)
+
+// TestPoliciesListNamesDigests: `pophub policies list` shows each
+// policy's digest, the version a decision's policy_digest names.
+func TestPoliciesListNamesDigests(t *testing.T) {
+	cat, err := eligibility.Load(policies.FS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := &cobra.Command{Use: "pophub"}
+	root.AddCommand(policiesCommand())
+	out, err := execute(t, root, "policies", "list")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	lines := map[string]string{}
+	for line := range strings.Lines(out) {
+		if f := strings.Fields(line); len(f) > 0 {
+			lines[f[0]] = strings.TrimSpace(line)
+		}
+	}
+	for _, s := range cat.Policies() {
+		if line := lines[s.ID]; !strings.HasSuffix(line, " "+s.Digest) {
+			t.Errorf("policy %s listed as %q, want its digest %s", s.ID, line, s.Digest)
+		}
+	}
+}
+
+// TestDecisionPrintNamesVersions: `pophub eligibility` prints, beside the
+// policy and the day, the policy version and the record version the
+// answer came from.
+func TestDecisionPrintNamesVersions(t *testing.T) {
+	d := eligibility.Decision{CitizenID: "230102199001011230", Policy: "heilongjiang/daqing", Title: "大庆市落户条件",
+		PolicyDigest: "sha256:" + strings.Repeat("ab", 32), AsOf: "2026-11-22", RecordVersion: 58, Place: "大庆市市区", Route: "all"}
+	var b bytes.Buffer
+	printDecision(&b, d)
+	if want := "policy version " + d.PolicyDigest + ", record version 58\n"; !strings.Contains(b.String(), want) {
+		t.Errorf("printed\n%s\nwant a line %q", b.String(), want)
+	}
+}
