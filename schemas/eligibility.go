@@ -19,16 +19,25 @@ type EligibilityNotification struct {
 	ChangeID  string       `json:"change_id"`
 	CitizenID citizenid.ID `json:"citizen_id"`
 	Policy    string       `json:"policy"`
-	Title     string       `json:"title"`
-	Place     string       `json:"place"`
+	// PolicyDigest names the version of the policy that decided:
+	// "sha256:" and the hex SHA-256 of what the policy says once loaded
+	// (a comment or layout edit of its file keeps it), so that a
+	// subscriber can tell a decision made under one text of an edited
+	// policy from one made under another. Absent from notifications of
+	// releases before it.
+	PolicyDigest string `json:"policy_digest,omitempty"`
+	Title        string `json:"title"`
+	Place        string `json:"place"`
 	// RegionCode is the 6-digit division of the subject's R tokens.
 	RegionCode string `json:"region_code"`
 	Route      string `json:"route"`
 	AsOf       string `json:"as_of"`
-	// Trigger is the change notification that led to the evaluation, or
+	// Trigger is the change notification that led to the evaluation,
 	// "scheduled" for a decision made on a day the watcher set: the day
 	// an earlier decision said the person would qualify, or the China day
-	// of a change stamped ahead of the day it arrived.
+	// of a change stamped ahead of the day it arrived; or
+	// "policy_changed" for a decision made again because the policy's
+	// text changed since the last decision was saved.
 	Trigger     string    `json:"trigger"`
 	EvaluatedAt time.Time `json:"evaluated_at"`
 }

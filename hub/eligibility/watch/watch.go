@@ -21,6 +21,13 @@
 // person decided again without an announcement; a consumer or bucket that
 // goes while the watcher runs is made again (Run).
 //
+// The bucket also names, per watched policy, the version of the policy
+// (eligibility.Policy.Digest) its saved decisions were made under. A
+// policy whose text changed since (a file under --policies edited, a
+// release with another text) has every person of the store decided again
+// under it at the start, the persons who turn eligible announced and the
+// qualifying days of the new text kept (checkPolicies).
+//
 // Citizen IDs appear only in the notification bodies. NATS shows keys and
 // headers to anyone who can list a bucket, watch the server's monitoring
 // or read its permission-violation log, so the bucket is keyed by
@@ -150,6 +157,10 @@ type Watcher struct {
 	floor         uint64
 	returned      uint64
 	rebuiltFrom   uint64
+	// saved holds the policy tokens of which loadSchedule read a
+	// decision, to tell a bucket an earlier release filled from one
+	// without decisions of the policy (Run's goroutine alone).
+	saved map[string]bool
 
 	mu      sync.Mutex                         // guards due and problem
 	due     map[string]map[string]citizenid.ID // day due (state.due) → key → person
@@ -254,11 +265,17 @@ func (w *Watcher) Run(ctx context.Context) error {
 	defer func() { stopFollowing(); decisions.Stop() }()
 	// reopen makes the bucket again when it went, and follows the new one.
 	reopen := func() error {
-		if _, err := w.cfg.JS.KeyValue(ctx, w.cfg.Bucket); err == nil && w.rebuildAbandoned(ctx) {
+		_, err := w.cfg.JS.KeyValue(ctx, w.cfg.Bucket)
+		switch {
+		case err == nil && w.rebuildAbandoned(ctx):
 			w.cfg.Logger.Warn("eligibility: a rebuild of the decisions was left unfinished: taking it over", "bucket", w.cfg.Bucket)
-		} else if !errors.Is(err, jetstream.ErrBucketNotFound) {
+		case err == nil && w.policyWalkAbandoned(ctx):
+			// Its walker stopped without a word (a crash, a lost
+			// connection): open walks again.
+			w.cfg.Logger.Warn("eligibility: deciding the store's persons again under an edited policy was left unfinished: taking it over", "bucket", w.cfg.Bucket)
+		case !errors.Is(err, jetstream.ErrBucketNotFound):
 			return nil
-		} else {
+		default:
 			w.cfg.Logger.Warn("eligibility: the bucket of last decisions is gone: making it again", "bucket", w.cfg.Bucket)
 		}
 		next, err := w.open(ctx)
@@ -541,7 +558,9 @@ func (w *Watcher) Open(ctx context.Context) error {
 // A bucket it had to create while the store holds persons means the
 // decisions were lost (NATS's store lost or replaced by an empty one),
 // unless the watcher runs for the first time on this store: open says so
-// at ERROR and rebuilds the decisions before it returns.
+// at ERROR and rebuilds the decisions before it returns. Last, it decides
+// the store's persons again under each watched policy edited since its
+// decisions were saved (checkPolicies).
 func (w *Watcher) open(ctx context.Context) (jetstream.KeyWatcher, error) {
 	_, err := w.cfg.JS.KeyValue(ctx, w.cfg.Bucket)
 	created := errors.Is(err, jetstream.ErrBucketNotFound)
@@ -563,12 +582,12 @@ func (w *Watcher) open(ctx context.Context) (jetstream.KeyWatcher, error) {
 		return nil, err
 	}
 	mark, rev, err := w.rebuildMark(ctx)
-	if err != nil || rev == 0 {
-		if err != nil {
-			decisions.Stop()
-			return nil, err
-		}
-		return decisions, nil
+	if err != nil {
+		decisions.Stop()
+		return nil, err
+	}
+	if rev == 0 {
+		return w.checkPolicies(ctx, decisions, false)
 	}
 	if created {
 		w.cfg.Logger.Error("eligibility: the bucket of last decisions was missing and is created empty, while the store holds persons: "+
@@ -582,7 +601,7 @@ func (w *Watcher) open(ctx context.Context) (jetstream.KeyWatcher, error) {
 	}
 	w.rebuiltFrom = mark.From
 	began := time.Now()
-	persons, err := w.rebuild(ctx, func(persons int) {
+	persons, err := w.walk(ctx, w.policies, true, "", func(persons int) {
 		// No notification is decided meanwhile, for minutes in a city:
 		// /readyz says so. Peers see the mark kept fresh, and take the
 		// walk over only when it is not.
@@ -605,7 +624,7 @@ func (w *Watcher) open(ctx context.Context) (jetstream.KeyWatcher, error) {
 		w.cfg.Logger.Warn("eligibility: removing the bucket's rebuild mark; a peer will walk the store again", "err", err)
 	}
 	w.cfg.Logger.Info("eligibility: decided every person of the store again", "persons", persons, "took", time.Since(began).Round(time.Millisecond))
-	return decisions, nil
+	return w.checkPolicies(ctx, decisions, true)
 }
 
 // rebuildKey is the bucket entry present while the decisions of the
@@ -684,16 +703,261 @@ func (w *Watcher) rebuildAbandoned(ctx context.Context) bool {
 	return err == nil && time.Since(e.Created()) > rebuildStale
 }
 
-// rebuild decides every person of the store under the watched policies
-// and saves the decisions without announcing any, into a bucket just
-// created: the qualifying days come back, and a person announced before
-// is not announced again at their next change. A decision already saved
-// (by a peer, or since) is newer and stays. It returns how many persons
-// it walked; it tells progress how many before each page, and logs it
-// every 100 pages.
-func (w *Watcher) rebuild(ctx context.Context, progress func(persons int)) (int, error) {
-	all := map[*eligibility.Policy]bool{}
+// policyKeyPrefix begins the bucket entry that names, per watched
+// policy, the version its saved decisions were made under (policyMark):
+// _policy.<hex SHA-256 of the policy id>. No policy token begins with
+// '_', so it is never a decision's key, <policy>.<digest>; its second
+// part is 64 hex digits as a decision key's, so that a release before it,
+// which moves an entry keyed otherwise to a digest key (rekey), leaves it
+// alone during a rolling upgrade, and reads it as a decision that waits
+// for no day.
+const policyKeyPrefix = "_policy."
+
+// policyKey is the key of the policy's version entry. A plain digest of
+// the public policy id, so that an operator can name it:
+// printf %s heilongjiang/daqing | sha256sum.
+func policyKey(policyID string) string {
+	h := sha256.Sum256([]byte(policyID))
+	return policyKeyPrefix + hex.EncodeToString(h[:])
+}
+
+// policyChanged is the trigger of an announcement made because the
+// policy's text changed since the person's last decision was saved.
+const policyChanged = "policy_changed"
+
+// policyMark is the value of a policy's version entry. Digest is the
+// version (eligibility.Policy.Digest) the saved decisions were made
+// under. Walking, while set, is the version an instance is deciding the
+// store's persons again under, since Began; it touches the entry at every
+// page, and a running peer takes the walk over once the entry has gone
+// rebuildStale untouched. Digest becomes Walking only when the walk is
+// complete, so that a walk stopped halfway is made again.
+type policyMark struct {
+	Policy  string    `json:"policy"`
+	Digest  string    `json:"digest"`
+	Walking string    `json:"walking,omitempty"`
+	Began   time.Time `json:"began,omitzero"`
+}
+
+// policyMarkOf reads the policy's version entry: nil when there is none.
+func (w *Watcher) policyMarkOf(ctx context.Context, p *eligibility.Policy) (jetstream.KeyValueEntry, policyMark, error) {
+	var m policyMark
+	e, err := w.kv.Get(ctx, policyKey(p.ID))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, m, nil
+	}
+	if err != nil {
+		return nil, m, fmt.Errorf("reading which version of policy %s the decisions were made under: %w", p.ID, err)
+	}
+	_ = json.Unmarshal(e.Value(), &m) // unreadable: no version, decided again
+	return e, m, nil
+}
+
+// checkPolicies is open's last step. For each watched policy it compares
+// the version the saved decisions were made under with the one loaded,
+// and decides every person of the store again under those that differ
+// (walkEdited). A policy whose version is not recorded is recorded as
+// loaded without a walk: its decisions were all made now (rebuilt, a
+// bucket just filled), there are none yet (a policy watched for the first
+// time), or an earlier release, which recorded no version, made them.
+// In the last case nothing tells whether the text changed with the
+// upgrade; a walk would keep this instance from deciding any change for
+// minutes in a city, and out of /readyz, on every upgrade, to announce
+// nobody when the text is the same: it is said at INFO, with the way to
+// ask for the walk. It returns decisions, or ctx's error when ctx ended.
+func (w *Watcher) checkPolicies(ctx context.Context, decisions jetstream.KeyWatcher, rebuilt bool) (jetstream.KeyWatcher, error) {
+	var edited []*eligibility.Policy
 	for _, p := range w.policies {
+		mine, err := w.claimPolicy(ctx, p, rebuilt)
+		if err != nil {
+			if ctx.Err() != nil {
+				decisions.Stop()
+				return nil, ctx.Err()
+			}
+			w.cfg.Logger.Error("eligibility: cannot tell which version of the policy the saved decisions were made under: they are not checked against the one loaded until the next start",
+				"policy", p.ID, "err", err)
+			continue
+		}
+		if mine {
+			edited = append(edited, p)
+		}
+	}
+	if len(edited) == 0 {
+		return decisions, nil
+	}
+	if err := w.walkEdited(ctx, edited); err != nil {
+		if ctx.Err() != nil {
+			decisions.Stop()
+			return nil, ctx.Err()
+		}
+		// The entries still say a walk is under way: once they have
+		// gone untouched rebuildStale, this instance or a peer walks
+		// again (Run). Meanwhile go on with what is saved.
+		w.cfg.Logger.Error("eligibility: deciding the store's persons again under the edited policies stopped; it starts over within minutes", "err", err)
+	}
+	return decisions, nil
+}
+
+// claimPolicy reports whether this instance is to decide the store's
+// persons again under p: the version recorded differs from p's, and no
+// peer is at it (it claims the walk, marking the entry with p's version).
+// Of instances starting at once, one claims it; the others follow change
+// notifications meanwhile, and take the walk over should the entry go
+// stale. Should two walk all the same (one taking over a walk it took
+// for stopped), a person is announced once: each instance decides over
+// the last decision it read and saves over its revision, so the second
+// finds the first's decision eligible already, and two announcements made
+// from the same revision carry one Nats-Msg-Id, for policy, person and
+// day, which the stream drops as a duplicate.
+func (w *Watcher) claimPolicy(ctx context.Context, p *eligibility.Policy, rebuilt bool) (bool, error) {
+	k, digest := policyKey(p.ID), p.Digest()
+	for attempt := 1; attempt <= maxDecideAttempts; attempt++ {
+		e, m, err := w.policyMarkOf(ctx, p)
+		if err != nil {
+			return false, err
+		}
+		if e == nil {
+			b, _ := json.Marshal(policyMark{Policy: p.ID, Digest: digest})
+			if _, err := w.kv.Create(ctx, k, b); errors.Is(err, jetstream.ErrKeyExists) {
+				continue // a peer recorded it first
+			} else if err != nil {
+				return false, fmt.Errorf("recording the version of policy %s the decisions are made under: %w", p.ID, err)
+			}
+			if w.saved[schemas.PolicyToken(p.ID)] && !rebuilt {
+				w.cfg.Logger.Info("eligibility: the saved decisions do not name the version of the policy they were made under (an earlier release made them): "+
+					"taking them as made under the one loaded, without deciding the store's persons again; should the policy have changed with this upgrade, "+
+					"put a value {} under key to have them decided again at the next start",
+					"policy", p.ID, "digest", digest, "bucket", w.cfg.Bucket, "key", k)
+			}
+			return false, nil
+		}
+		switch {
+		case m.Walking == "" && m.Digest == digest:
+			return false, nil
+		case m.Walking != "" && time.Since(e.Created()) <= rebuildStale:
+			if m.Walking != digest {
+				w.cfg.Logger.Warn("eligibility: another instance is deciding the store's persons again under another version of the policy than this one loaded: do the instances read the same --policies?",
+					"policy", p.ID, "digest", digest, "theirs", m.Walking)
+			} else {
+				w.cfg.Logger.Info("eligibility: another instance is deciding the store's persons again under the edited policy", "policy", p.ID, "digest", digest, "began", m.Began)
+			}
+			return false, nil
+		}
+		b, _ := json.Marshal(policyMark{Policy: p.ID, Digest: m.Digest, Walking: digest, Began: time.Now().UTC()})
+		if _, err := w.kv.Update(ctx, k, b, e.Revision()); errors.Is(err, jetstream.ErrKeyExists) {
+			continue // a peer claimed it or recorded it first
+		} else if err != nil {
+			return false, fmt.Errorf("marking policy %s as being decided again: %w", p.ID, err)
+		}
+		if m.Walking != "" {
+			w.cfg.Logger.Warn("eligibility: deciding the store's persons again under an edited policy was left unfinished: taking it over",
+				"policy", p.ID, "digest", digest, "began", m.Began)
+		} else {
+			w.cfg.Logger.Info("eligibility: the policy changed since its decisions were saved: deciding every person of the store again, announcing those who turn eligible",
+				"policy", p.ID, "digest", digest, "saved_under", m.Digest)
+		}
+		return true, nil
+	}
+	return false, fmt.Errorf("the version entry of policy %s keeps changing under peers", p.ID)
+}
+
+// walkEdited decides every person of the store again under the edited
+// policies it claimed, announcing those who turn eligible and saving the
+// qualifying days of the new text, and then records their versions. No
+// change notification is decided by this instance meanwhile, minutes in a
+// city: Problem says so (its peers decide them). Stopped (ctx), it gives
+// its claims back, so that the next start walks again at once.
+func (w *Watcher) walkEdited(ctx context.Context, edited []*eligibility.Policy) error {
+	ids := make([]string, len(edited))
+	for i, p := range edited {
+		ids[i] = p.ID
+	}
+	began := time.Now()
+	persons, err := w.walk(ctx, edited, false, policyChanged, func(persons int) {
+		w.setProblem(fmt.Errorf("deciding the store's persons again under the edited policies %s: %d decided so far; change notifications wait on this instance until every person is",
+			strings.Join(ids, ", "), persons))
+		for _, p := range edited {
+			w.settlePolicy(ctx, p, func(m policyMark) (policyMark, bool) { return m, m.Walking == p.Digest() })
+		}
+	})
+	w.resumed()
+	if err != nil {
+		if ctx.Err() != nil {
+			bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			for _, p := range edited {
+				w.settlePolicy(bg, p, func(m policyMark) (policyMark, bool) {
+					return policyMark{Policy: p.ID, Digest: m.Digest}, m.Walking == p.Digest()
+				})
+			}
+			w.cfg.Logger.Info("eligibility: stopped while deciding the store's persons again under the edited policies; the next start does it again",
+				"policies", ids, "persons", persons)
+			return ctx.Err()
+		}
+		return fmt.Errorf("after %d persons: %w", persons, err)
+	}
+	for _, p := range edited {
+		w.settlePolicy(ctx, p, func(m policyMark) (policyMark, bool) {
+			return policyMark{Policy: p.ID, Digest: p.Digest()}, m.Walking == p.Digest()
+		})
+	}
+	w.cfg.Logger.Info("eligibility: decided every person of the store again under the edited policies", "policies", ids,
+		"persons", persons, "took", time.Since(began).Round(time.Millisecond))
+	return nil
+}
+
+// settlePolicy saves change(mark) as the policy's version entry over the
+// revision read, when change says to (ok), trying again should a peer
+// save first. Failures are left to the walk's other steps: an entry not
+// touched goes stale and a peer walks again, one not recorded is walked
+// again at the next start.
+func (w *Watcher) settlePolicy(ctx context.Context, p *eligibility.Policy, change func(policyMark) (policyMark, bool)) {
+	for range maxDecideAttempts {
+		e, m, err := w.policyMarkOf(ctx, p)
+		if err != nil || e == nil {
+			return
+		}
+		next, ok := change(m)
+		if !ok {
+			return
+		}
+		b, _ := json.Marshal(next)
+		if _, err := w.kv.Update(ctx, policyKey(p.ID), b, e.Revision()); !errors.Is(err, jetstream.ErrKeyExists) {
+			if err != nil {
+				w.cfg.Logger.Warn("eligibility: saving the version entry of a policy", "policy", p.ID, "err", err)
+			}
+			return
+		}
+	}
+}
+
+// policyWalkAbandoned reports whether a watched policy's version entry
+// says a walk is under way that no walker has touched for rebuildStale.
+func (w *Watcher) policyWalkAbandoned(ctx context.Context) bool {
+	if w.kv == nil {
+		return false
+	}
+	for _, p := range w.policies {
+		e, m, err := w.policyMarkOf(ctx, p)
+		if err == nil && e != nil && m.Walking != "" && time.Since(e.Created()) > rebuildStale {
+			return true
+		}
+	}
+	return false
+}
+
+// walk decides every person of the store under policies. Silent (a
+// rebuild), it saves the decisions without announcing any, into a bucket
+// just created: the qualifying days come back, and a person announced
+// before is not announced again at their next change; a decision already
+// saved (by a peer, or since) is newer and stays. Otherwise (a policy
+// edited) it decides each person again as a change would, trigger
+// naming why, and announces those who turn eligible. It returns how many
+// persons it walked; it tells progress how many before each page, and
+// logs it every 100 pages.
+func (w *Watcher) walk(ctx context.Context, policies []*eligibility.Policy, silent bool, trigger string, progress func(persons int)) (int, error) {
+	all := map[*eligibility.Policy]bool{}
+	for _, p := range policies {
 		all[p] = true
 	}
 	persons := 0
@@ -708,7 +972,7 @@ func (w *Watcher) rebuild(ctx context.Context, progress func(persons int)) (int,
 		}
 		items := make([]*work, 0, len(recs))
 		for _, rec := range recs {
-			items = append(items, &work{id: rec.CitizenID, policies: all, silent: true})
+			items = append(items, &work{id: rec.CitizenID, policies: all, trigger: trigger, silent: silent})
 		}
 		if err := w.decideAll(ctx, items); err != nil {
 			return persons, err
@@ -735,7 +999,7 @@ func (w *Watcher) follow(ctx context.Context, decisions jetstream.KeyWatcher) {
 			if !ok {
 				return
 			}
-			if e == nil || e.Operation() != jetstream.KeyValuePut {
+			if e == nil || e.Operation() != jetstream.KeyValuePut || strings.HasPrefix(e.Key(), policyKeyPrefix) {
 				continue
 			}
 			if _, rest, _ := strings.Cut(e.Key(), "."); !isDigest(rest) {
@@ -778,7 +1042,7 @@ type work struct {
 	policies map[*eligibility.Policy]bool
 	trigger  string
 	// silent saves the decisions without announcing, and only where
-	// none is saved yet (rebuild).
+	// none is saved yet (a rebuild's walk).
 	silent bool
 }
 
@@ -1066,7 +1330,7 @@ func (w *Watcher) decideOnce(ctx context.Context, p *eligibility.Policy, id citi
 	}
 	if d.Eligible && !prev.Eligible && !silent {
 		n := schemas.EligibilityNotification{ChangeID: w.changeID(p.ID, id, d.AsOf), CitizenID: id, Policy: p.ID,
-			Title: d.Title, Place: d.Place, RegionCode: regionOf(ctx, w.cfg.Store, p, d), Route: d.Route, AsOf: d.AsOf,
+			PolicyDigest: p.Digest(), Title: d.Title, Place: d.Place, RegionCode: regionOf(ctx, w.cfg.Store, p, d), Route: d.Route, AsOf: d.AsOf,
 			Trigger: trigger, EvaluatedAt: now.UTC()}
 		body, err := json.Marshal(n)
 		if err != nil {
@@ -1179,6 +1443,7 @@ func (w *Watcher) loadSchedule(ctx context.Context) (_ jetstream.KeyWatcher, err
 		}
 	}()
 	var legacy []jetstream.KeyValueEntry
+	w.saved = map[string]bool{}
 	stall := time.NewTimer(loadStall)
 	defer stall.Stop()
 	read := 0
@@ -1202,10 +1467,12 @@ func (w *Watcher) loadSchedule(ctx context.Context) (_ jetstream.KeyWatcher, err
 				done = true
 				continue
 			}
-			if e.Key() == rebuildKey {
+			if e.Key() == rebuildKey || strings.HasPrefix(e.Key(), policyKeyPrefix) {
 				continue
 			}
-			if _, rest, _ := strings.Cut(e.Key(), "."); !isDigest(rest) {
+			tok, rest, _ := strings.Cut(e.Key(), ".")
+			w.saved[tok] = true
+			if !isDigest(rest) {
 				legacy = append(legacy, e)
 				continue
 			}
