@@ -157,3 +157,72 @@ func TestProblemWhileTheStreamIsMissing(t *testing.T) {
 		t.Errorf("the recovery is not logged:\n%s", log.String())
 	}
 }
+
+// streamGoneOnce is JetStream whose stream goes, once, right after the
+// watcher made its consumer: between the consumer's creation and the
+// watcher's reading of the stream.
+type streamGoneOnce struct {
+	jetstream.JetStream
+	t    *testing.T
+	gone bool
+}
+
+func (j *streamGoneOnce) Stream(ctx context.Context, name string) (jetstream.Stream, error) {
+	if !j.gone {
+		if _, err := j.JetStream.Consumer(ctx, name, "pophub-eligibility"); err == nil {
+			j.gone = true
+			if err := j.JetStream.DeleteStream(ctx, name); err != nil {
+				j.t.Error(err)
+			}
+		}
+	}
+	return j.JetStream.Stream(ctx, name)
+}
+
+// TestStreamGoneWhileStartingIsWaitedOut: the stream going while the
+// watcher starts, between making its consumer and reading the stream,
+// does not stop the watcher for good: it says so on Problem, waits for
+// the stream, and follows it once the relay has made it again.
+func TestStreamGoneWhileStartingIsWaitedOut(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	srv := testenv.NATS(t, embedded.NATSConfig{})
+	js := testenv.JetStream(t, srv.ClientURL())
+	if err := notify.EnsureStream(ctx, js, notify.StreamConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	store, cat := storeAndCatalog(t)
+	var log testenv.LogBuffer
+	w, err := New(Config{JS: &streamGoneOnce{JetStream: js, t: t}, Store: store, Catalog: cat, Policies: []string{"heilongjiang/daqing"},
+		Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ran := make(chan error, 1)
+	go func() { ran <- w.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-ran })
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !ok(); time.Sleep(20 * time.Millisecond) {
+			select {
+			case err := <-ran:
+				ran <- err
+				t.Fatalf("Run returned %v while %s; log:\n%s", err, what, log.String())
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s; Problem: %v; log:\n%s", what, w.Problem(), log.String())
+			}
+		}
+	}
+	waitFor("waiting for the missing stream, on Problem", func() bool {
+		err := w.Problem()
+		return err != nil && strings.Contains(err.Error(), "stream "+schemas.StreamName+" is gone")
+	})
+	if err := notify.EnsureStream(ctx, js, notify.StreamConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("following the stream made again", func() bool {
+		_, err := js.Consumer(ctx, schemas.StreamName, "pophub-eligibility")
+		return err == nil && w.Problem() == nil
+	})
+}

@@ -296,9 +296,26 @@ func (w *Watcher) Run(ctx context.Context) error {
 		// what came after waits in the stream.
 		start, seq = jetstream.DeliverByStartSequencePolicy, w.rebuiltFrom
 	}
-	cons, err := w.attach(ctx, start, seq)
-	if err != nil {
-		return fmt.Errorf("creating the eligibility consumer: %w", err)
+	// The stream can go between making the consumer and reading the
+	// stream, or NATS refuse for a moment: wait as the loop below does,
+	// on /readyz, rather than stop deciding for good.
+	var cons jetstream.Consumer
+	for {
+		if cons, err = w.attach(ctx, start, seq); err == nil {
+			w.resumed()
+			break
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			err = fmt.Errorf("the notification stream %s is gone; waiting for the relay to create it again: %w", w.cfg.Stream, err)
+			// The relay republishes its window into the new stream:
+			// decide from its first notification.
+			start, seq = jetstream.DeliverAllPolicy, 0
+		}
+		w.stalled(fmt.Errorf("creating the eligibility consumer: %w", err))
+		sleep(ctx, time.Second)
 	}
 	lastSweep, lastLook := time.Time{}, time.Now()
 	for ctx.Err() == nil {
