@@ -479,9 +479,9 @@ func (g *grant) Done(ctx context.Context, o api.Outcome) {
 func (g *grant) CanRead(s schemas.Section) bool { return g.p.all || g.p.mask.has(s) }
 
 // SubscribedCounties implements api.CountyGrant: a caller without the
-// hukou section may walk GET /v1/persons?region= within the counties its
-// notification subscriptions are fixed to, whose subjects already say who
-// is registered there.
+// hukou section may walk GET /v1/persons?region= of the counties its
+// notification subscriptions are fixed to, as a whole, whose subjects
+// already say who is registered there (not in which township or village).
 func (g *grant) SubscribedCounties() []string { return g.p.counties }
 
 // Identity is the identity the request authenticated as.

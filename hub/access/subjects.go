@@ -160,9 +160,9 @@ func fixedCounty(rest []string) (regionHukou bool, county string) {
 // 230102), each once, in the order of Subscribe. Such a subscription
 // needs no hukou grant, since its subjects say no more than a walk of the
 // county does; the same holds the other way, so GET
-// /v1/persons?region= within these counties is open to the identity
-// without the grant (api.CountyGrant), which is how its SDK bootstraps
-// the subscription. A subject the validator refuses fixes nothing.
+// /v1/persons?region= of these counties, as a whole, is open to the
+// identity without the grant (api.CountyGrant), which is how its SDK
+// bootstraps the subscription. A subject the validator refuses fixes nothing.
 func (id Identity) SubscribedCounties() []string {
 	var out []string
 	for _, s := range id.Subscribe {
