@@ -37,7 +37,10 @@ func (s *Store) SaveStreamMark(_ context.Context, stream string, m hub.StreamMar
 	defer s.marksMu.Unlock()
 	marks, err := s.readMarksLocked()
 	if err != nil {
-		return err
+		// A damaged file would otherwise stop every save for good: it
+		// is written anew, with this stream's mark only.
+		s.cfg.Logger.Warn("the notification streams' marks are unreadable: writing them anew", "err", err)
+		marks = map[string]hub.StreamMark{}
 	}
 	marks[stream] = m
 	if s.cfg.Dir == "" {

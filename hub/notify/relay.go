@@ -365,7 +365,18 @@ type Relay struct {
 	streamCheckedAt time.Time // when checkStream last ran
 	held            streamHeld
 	markSaved       hub.StreamMark // the stream mark last saved or recalled
-	markSavedAt     time.Time      // when it was saved
+	markSavedAt     time.Time      // when it was saved, or a save last failed
+	// mustLook is set while a mark recalled from the store has not been
+	// compared with the stream: nothing is published until it is, as
+	// new messages would take the sequences a stream restored from an
+	// older copy lacks, and hide the loss.
+	mustLook bool
+	// startLoss is a loss found by that first look, (from, to), held
+	// until the republish window has been published again into the
+	// stream (replay), so that what it stored again is not counted lost.
+	startLoss [2]uint64
+	// lookingFirst is set during that first look, for lookedAt.
+	lookingFirst bool
 }
 
 // markSaveEvery is how often a publishing relay saves what it knows of
@@ -728,12 +739,21 @@ func (r *Relay) publishLoop(ctx context.Context) error {
 	backoff := 50 * time.Millisecond
 	var partlyWarned time.Time
 	for {
+		if !r.firstLook(ctx) {
+			nc := r.js.Conn()
+			if !sleepUntilConnected(ctx, nc, backoff) {
+				return ctx.Err()
+			}
+			backoff = min(backoff*2, 5*time.Second)
+			continue
+		}
 		n, err := r.round(ctx)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		if n > 0 {
 			r.noteRound(nil) // notifications go out, if not all of them
+			r.rememberStream(ctx, false)
 		} else {
 			r.noteRound(err)
 		}
@@ -1117,6 +1137,7 @@ func (r *Relay) republish(ctx context.Context) error {
 		r.cfg.Logger.Info("published recent notifications again: the server may have lost them", "count", total, "stored_again", restored, "window", r.cfg.RepublishWindow)
 	}
 	r.replay = false
+	r.reportStartLoss(ctx, restored)
 	return nil
 }
 
@@ -1191,18 +1212,47 @@ func (r *Relay) lookedAt(ctx context.Context, info *jetstream.StreamInfo) {
 	if to == 0 {
 		return
 	}
+	if r.lookingFirst && r.replay {
+		// The republish window is about to go into the stream again:
+		// what it stores again is not lost (republish reports).
+		r.startLoss = [2]uint64{from, to}
+		return
+	}
 	n := to - from + 1
 	r.lost.Add(ctx, int64(n))
 	r.cfg.Logger.Error("notifications lost from the stream: it no longer holds notifications it had stored, and its limits did not remove them (a purge, a deletion, or a server that lost its data); after a deletion the relay publishes its republish window again, but a purged stream keeps the ids and stores none of them: subscribers that had not read them must bootstrap again",
 		"stream", r.cfg.Stream.Name, "first_seq", from, "last_seq", to, "count", n, "stream_first_seq", st.FirstSeq, "stream_last_seq", st.LastSeq)
 }
 
+// reportStartLoss reports the loss the first look at the stream found
+// (startLoss), once the republish window went into the stream again and
+// storedAgain of its notifications were stored anew: those reach the
+// subscribers (under new sequences), the rest of the range is lost.
+func (r *Relay) reportStartLoss(ctx context.Context, storedAgain int) {
+	from, to := r.startLoss[0], r.startLoss[1]
+	r.startLoss = [2]uint64{}
+	if to == 0 {
+		return
+	}
+	n := to - from + 1
+	if uint64(storedAgain) >= n {
+		r.cfg.Logger.Warn("the stream no longer held notifications it had stored when this relay started, and every one was published again from the store's republish window: subscribers get them under new sequences",
+			"stream", r.cfg.Stream.Name, "first_seq", from, "last_seq", to, "count", n, "stored_again", storedAgain)
+		return
+	}
+	lost := n - uint64(storedAgain)
+	r.lost.Add(ctx, int64(lost))
+	r.cfg.Logger.Error("notifications lost from the stream: when this relay started, the stream no longer held notifications it had stored (NATS started on an empty store, or on a copy older than them); those within the republish window were published again, the rest are lost: subscribers that had not read them must bootstrap again",
+		"stream", r.cfg.Stream.Name, "first_seq", from, "last_seq", to, "count", lost, "stored_again", storedAgain)
+}
+
 // recallStream starts what the relay knows of the stream from the mark
-// the store keeps (StreamMarks), and looks at the stream at once, before
-// anything is published into it: notifications the stream no longer
-// holds, while no relay watched it, are reported as lost (lookedAt) at
-// the start, instead of passing unnoticed. A relay whose store keeps no
-// mark, or that is not connected, learns the stream afresh.
+// the store keeps (StreamMarks), to be compared with the stream before
+// anything is published into it (firstLook): notifications the stream no
+// longer holds, while no relay watched it, are reported as lost at the
+// start (lookedAt, or reportStartLoss after the republish window),
+// instead of passing unnoticed. A relay whose store keeps no mark learns
+// the stream afresh.
 func (r *Relay) recallStream(ctx context.Context) {
 	marks, ok := r.outbox.(StreamMarks)
 	if !ok {
@@ -1219,13 +1269,32 @@ func (r *Relay) recallStream(ctx context.Context) {
 		return
 	}
 	r.held = heldFromMark(m)
+	r.mustLook = true
+}
+
+// firstLook compares the stream with the mark recallStream recalled, once,
+// before anything is published, and reports whether the relay may
+// publish: false while it cannot look (not connected, JetStream not
+// answering).
+func (r *Relay) firstLook(ctx context.Context) bool {
+	if !r.mustLook {
+		return true
+	}
 	if nc := r.js.Conn(); nc != nil && !nc.IsConnected() {
-		return // compared at the first look once connected
+		return false
 	}
 	r.streamCheckedAt = time.Now()
-	if _, err := r.restoreStream(ctx); err != nil && ctx.Err() == nil {
-		r.cfg.Logger.Warn("checking the notification stream", "err", err)
+	r.lookingFirst = true
+	_, err := r.restoreStream(ctx)
+	r.lookingFirst = false
+	if err != nil {
+		if ctx.Err() == nil {
+			r.cfg.Logger.Warn("looking at the notification stream before publishing", "err", err)
+		}
+		return false
 	}
+	r.mustLook = false
+	return true
 }
 
 // rememberStream saves what the relay knows of the stream (StreamMarks)
@@ -1242,7 +1311,8 @@ func (r *Relay) rememberStream(ctx context.Context, final bool) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.AckTimeout)
 	defer cancel()
 	if err := marks.SaveStreamMark(ctx, r.cfg.Stream.Name, m); err != nil {
-		r.cfg.Logger.Warn("saving the relay's look at the notification stream", "stream", r.cfg.Stream.Name, "err", err)
+		r.markSavedAt = time.Now() // tried again in markSaveEvery
+		r.cfg.Logger.Warn("saving the relay's look at the notification stream", "stream", r.cfg.Stream.Name, "err", err, "every", markSaveEvery)
 		return
 	}
 	r.markSaved, r.markSavedAt = m, time.Now()
@@ -1344,8 +1414,12 @@ func (h *streamHeld) lost(info *jetstream.StreamInfo, now time.Time) (from, to u
 	switch {
 	case high == 0:
 		return 0, 0 // nothing known held
-	case h.looked && ((!h.created.IsZero() && !info.Created.Equal(h.created)) || st.FirstSeq < h.first):
+	case h.looked && !h.created.IsZero() && !info.Created.Equal(h.created),
+		h.looked && h.created.IsZero() && st.FirstSeq < h.first:
 		return low, high // another stream
+	// The same stream with its first sequence back below the one seen:
+	// a copy of it from before its limits removed those (a restore). It
+	// lacks what it had stored after the copy, below.
 	case st.LastSeq < high:
 		return max(st.LastSeq+1, low), high
 	case st.FirstSeq <= mark:
