@@ -37,8 +37,11 @@ type Decision struct {
 	// RecordVersion is the version of the person's golden record the
 	// decision was made from (hub.Record.Version): a decision of the same
 	// day made again after a late event (a contribution recorded weeks
-	// later, effective before that day) reads a later version. Omitted
-	// when the record read carries none.
+	// later, effective before that day) reads a later version. The record
+	// and its history are read apart, so a change applied in between,
+	// which the decision counts, is named too: it is the highest version
+	// of the record and of the changes read (versionRead). Omitted when
+	// the record read carries none.
 	RecordVersion int64 `json:"record_version,omitempty"`
 	// Place is the place of the policy the person was evaluated in: the
 	// one where they are eligible, or else the one where they come closest.
@@ -195,7 +198,7 @@ func Evaluate(p *Policy, subj Subject, relatives []Subject, asOf time.Time) Deci
 		family[i] = relativeAsOf(relatives[i], asOf)
 	}
 	d := Decision{CitizenID: subj.Record.CitizenID, Policy: p.ID, Title: p.Title, PolicyDigest: p.Digest(),
-		AsOf: fmtDay(f.asOf), RecordVersion: subj.Record.Version, Conditions: []ConditionResult{}, Family: []FamilyMember{}}
+		AsOf: fmtDay(f.asOf), RecordVersion: versionRead(subj), Conditions: []ConditionResult{}, Family: []FamilyMember{}}
 	recheck := firstDayAfter(subj.History, asOf)
 	for i := range relatives {
 		if f.married && f.spouse != "" && relatives[i].Record.CitizenID == f.spouse {
@@ -304,6 +307,19 @@ func Evaluate(p *Policy, subj Subject, relatives []Subject, asOf time.Time) Deci
 	d.Family = familyOf(p, &subj.Record, f, family)
 	d.Cited = cited(d.Conditions, d.Family)
 	return d
+}
+
+// versionRead is the version of s's record a decision read: the
+// record's, or that of a later change its history holds. Deciding reads
+// the record and then the history, in two reads a change may be applied
+// between; the decision counts it (gather folds the history), so the
+// version it names must be one at which the record shows it.
+func versionRead(s Subject) int64 {
+	v := s.Record.Version
+	for _, c := range s.History {
+		v = max(v, c.Version)
+	}
+	return v
 }
 
 // statusFacts are the facts of a refusal because the person was deceased
