@@ -270,9 +270,9 @@ func (w *Watcher) Run(ctx context.Context) error {
 		case err == nil && w.rebuildAbandoned(ctx):
 			w.cfg.Logger.Warn("eligibility: a rebuild of the decisions was left unfinished: taking it over", "bucket", w.cfg.Bucket)
 		case err == nil && w.policyWalkAbandoned(ctx):
-			// Its walker stopped without a word (a crash, a lost
-			// connection): open walks again.
-			w.cfg.Logger.Warn("eligibility: deciding the store's persons again under an edited policy was left unfinished: taking it over", "bucket", w.cfg.Bucket)
+			// Its walker gave it back on a stop, or stopped without a
+			// word (a crash, a lost connection): open walks again, and
+			// says which.
 		case !errors.Is(err, jetstream.ErrBucketNotFound):
 			return nil
 		default:
@@ -747,13 +747,25 @@ const policyChanged = "policy_changed"
 // under. Walking, while set, is the version an instance is deciding the
 // store's persons again under, since Began; it touches the entry at every
 // page, and a running peer takes the walk over once the entry has gone
-// rebuildStale untouched. Digest becomes Walking only when the walk is
-// complete, so that a walk stopped halfway is made again.
+// rebuildStale untouched (its walker crashed or lost NATS). Released says
+// the walker was stopped before the end (a scale-down, a node drained, a
+// rollout) and gave the walk back: a running peer takes it over at its
+// next look at the bucket (Run, every bucketLook), and a start at once,
+// rather than leave the walk to whichever instance starts next, perhaps
+// weeks later. Digest becomes Walking only when the walk is complete, so
+// that a walk stopped halfway is made again.
 type policyMark struct {
-	Policy  string    `json:"policy"`
-	Digest  string    `json:"digest"`
-	Walking string    `json:"walking,omitempty"`
-	Began   time.Time `json:"began,omitzero"`
+	Policy   string    `json:"policy"`
+	Digest   string    `json:"digest"`
+	Walking  string    `json:"walking,omitempty"`
+	Began    time.Time `json:"began,omitzero"`
+	Released bool      `json:"released,omitempty"`
+}
+
+// walkClaimed reports whether the entry e, holding m, says a walker is at
+// it: claimed, not given back, and touched within rebuildStale.
+func walkClaimed(e jetstream.KeyValueEntry, m policyMark) bool {
+	return m.Walking != "" && !m.Released && time.Since(e.Created()) <= rebuildStale
 }
 
 // policyMarkOf reads the policy's version entry: nil when there is none.
@@ -815,17 +827,27 @@ func (w *Watcher) checkPolicies(ctx context.Context, decisions jetstream.KeyWatc
 	return decisions, nil
 }
 
+// policyIDs lists the policies' ids, for the log.
+func policyIDs(policies []*eligibility.Policy) []string {
+	ids := make([]string, len(policies))
+	for i, p := range policies {
+		ids[i] = p.ID
+	}
+	return ids
+}
+
 // claimPolicy reports whether this instance is to decide the store's
 // persons again under p: the version recorded differs from p's, and no
 // peer is at it (it claims the walk, marking the entry with p's version).
 // Of instances starting at once, one claims it; the others follow change
 // notifications meanwhile, and take the walk over should the entry go
-// stale. Should two walk all the same (one taking over a walk it took
-// for stopped), a person is announced once: each instance decides over
-// the last decision it read and saves over its revision, so the second
-// finds the first's decision eligible already, and two announcements made
-// from the same revision carry one Nats-Msg-Id, for policy, person and
-// day, which the stream drops as a duplicate.
+// stale, or its walker give it back (Released). Should two walk all the
+// same (one taking over a walk it took for stopped), a person is
+// announced once: each instance decides over the last decision it read
+// and saves over its revision, so the second finds the first's decision
+// eligible already, and two announcements made from the same revision
+// carry one Nats-Msg-Id, for policy, person and day, which the stream
+// drops as a duplicate.
 func (w *Watcher) claimPolicy(ctx context.Context, p *eligibility.Policy, rebuilt bool) (bool, error) {
 	k, digest := policyKey(p.ID), p.Digest()
 	for attempt := 1; attempt <= maxDecideAttempts; attempt++ {
@@ -851,7 +873,7 @@ func (w *Watcher) claimPolicy(ctx context.Context, p *eligibility.Policy, rebuil
 		switch {
 		case m.Walking == "" && m.Digest == digest:
 			return false, nil
-		case m.Walking != "" && time.Since(e.Created()) <= rebuildStale:
+		case walkClaimed(e, m):
 			if m.Walking != digest {
 				w.cfg.Logger.Warn("eligibility: another instance is deciding the store's persons again under another version of the policy than this one loaded: do the instances read the same --policies?",
 					"policy", p.ID, "digest", digest, "theirs", m.Walking)
@@ -866,10 +888,14 @@ func (w *Watcher) claimPolicy(ctx context.Context, p *eligibility.Policy, rebuil
 		} else if err != nil {
 			return false, fmt.Errorf("marking policy %s as being decided again: %w", p.ID, err)
 		}
-		if m.Walking != "" {
+		switch {
+		case m.Released:
+			w.cfg.Logger.Info("eligibility: deciding the store's persons again under an edited policy was given back by an instance that stopped: taking it over",
+				"policy", p.ID, "digest", digest, "theirs", m.Walking, "began", m.Began)
+		case m.Walking != "":
 			w.cfg.Logger.Warn("eligibility: deciding the store's persons again under an edited policy was left unfinished: taking it over",
-				"policy", p.ID, "digest", digest, "began", m.Began)
-		} else {
+				"policy", p.ID, "digest", digest, "theirs", m.Walking, "began", m.Began)
+		default:
 			w.cfg.Logger.Info("eligibility: the policy changed since its decisions were saved: deciding every person of the store again, announcing those who turn eligible",
 				"policy", p.ID, "digest", digest, "saved_under", m.Digest)
 		}
@@ -883,18 +909,21 @@ func (w *Watcher) claimPolicy(ctx context.Context, p *eligibility.Policy, rebuil
 // qualifying days of the new text, and then records their versions. No
 // change notification is decided by this instance meanwhile, minutes in a
 // city: Problem says so (its peers decide them). Stopped (ctx), it gives
-// its claims back, so that the next start walks again at once.
+// its claims back, marked released, so that a running peer takes the walk
+// over within seconds, or the next start at once.
 func (w *Watcher) walkEdited(ctx context.Context, edited []*eligibility.Policy) error {
-	ids := make([]string, len(edited))
-	for i, p := range edited {
-		ids[i] = p.ID
-	}
+	ids := policyIDs(edited)
 	began := time.Now()
 	persons, err := w.walk(ctx, edited, false, policyChanged, func(persons int) {
 		w.setProblem(fmt.Errorf("deciding the store's persons again under the edited policies %s: %d decided so far; change notifications wait on this instance until every person is",
 			strings.Join(ids, ", "), persons))
 		for _, p := range edited {
-			w.settlePolicy(ctx, p, func(m policyMark) (policyMark, bool) { return m, m.Walking == p.Digest() })
+			// Touched, and claimed again should an instance that
+			// walked too have given it back on its stop.
+			w.settlePolicy(ctx, p, func(m policyMark) (policyMark, bool) {
+				m.Released = false
+				return m, m.Walking == p.Digest()
+			})
 		}
 	})
 	w.resumed()
@@ -904,10 +933,12 @@ func (w *Watcher) walkEdited(ctx context.Context, edited []*eligibility.Policy) 
 			defer cancel()
 			for _, p := range edited {
 				w.settlePolicy(bg, p, func(m policyMark) (policyMark, bool) {
-					return policyMark{Policy: p.ID, Digest: m.Digest}, m.Walking == p.Digest()
+					m.Released = true
+					return m, m.Walking == p.Digest()
 				})
 			}
-			w.cfg.Logger.Info("eligibility: stopped while deciding the store's persons again under the edited policies; the next start does it again",
+			w.cfg.Logger.Info("eligibility: stopped while deciding the store's persons again under the edited policies: the walk is given back, "+
+				"for a running instance to take over within seconds, or the next start",
 				"policies", ids, "persons", persons)
 			return ctx.Err()
 		}
@@ -949,14 +980,15 @@ func (w *Watcher) settlePolicy(ctx context.Context, p *eligibility.Policy, chang
 }
 
 // policyWalkAbandoned reports whether a watched policy's version entry
-// says a walk is under way that no walker has touched for rebuildStale.
+// says a walk is under way that its walker gave back, or that no walker
+// has touched for rebuildStale.
 func (w *Watcher) policyWalkAbandoned(ctx context.Context) bool {
 	if w.kv == nil {
 		return false
 	}
 	for _, p := range w.policies {
 		e, m, err := w.policyMarkOf(ctx, p)
-		if err == nil && e != nil && m.Walking != "" && time.Since(e.Created()) > rebuildStale {
+		if err == nil && e != nil && m.Walking != "" && !walkClaimed(e, m) {
 			return true
 		}
 	}
