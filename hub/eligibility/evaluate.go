@@ -147,6 +147,10 @@ type env struct {
 	applicant citizenid.ID
 	place     Place
 	family    []hub.Record
+	// leftBy holds, for a relative whose hukou of the day is known only
+	// as the address a later migration moved them from, that migration
+	// (relativeAsOf).
+	leftBy map[citizenid.ID]*hub.Change
 	// goneBy says the person's status by the end of a day, as the
 	// hub's history tells it today, when it is deceased or cancelled
 	// ("" otherwise): a past decision names no day after that.
@@ -194,8 +198,15 @@ const horizonMonths = 120
 func Evaluate(p *Policy, subj Subject, relatives []Subject, asOf time.Time) Decision {
 	f := gather(&subj.Record, subj.History, asOf)
 	family := make([]hub.Record, len(relatives))
+	var leftBy map[citizenid.ID]*hub.Change
 	for i := range relatives {
-		family[i] = relativeAsOf(relatives[i], asOf)
+		var left *hub.Change
+		if family[i], left = relativeAsOf(relatives[i], asOf); left != nil {
+			if leftBy == nil {
+				leftBy = map[citizenid.ID]*hub.Change{}
+			}
+			leftBy[family[i].CitizenID] = left
+		}
 	}
 	d := Decision{CitizenID: subj.Record.CitizenID, Policy: p.ID, Title: p.Title, PolicyDigest: p.Digest(),
 		AsOf: fmtDay(f.asOf), RecordVersion: versionRead(subj), Conditions: []ConditionResult{}, Family: []FamilyMember{}}
@@ -245,7 +256,7 @@ func Evaluate(p *Policy, subj Subject, relatives []Subject, asOf time.Time) Deci
 		return ""
 	}
 	for _, pl := range p.Places {
-		e := &env{f: f, applicant: subj.Record.CitizenID, place: pl, family: family, goneBy: goneBy}
+		e := &env{f: f, applicant: subj.Record.CitizenID, place: pl, family: family, leftBy: leftBy, goneBy: goneBy}
 		r := &placeResult{place: pl, outs: make([]outcome, len(p.Clauses))}
 		for i := range p.Clauses {
 			r.outs[i] = e.eval(&p.Clauses[i].Condition)
@@ -1336,6 +1347,9 @@ func (e *env) spouseInTown() (facts []Fact, missing string, ok bool) {
 		text := "spouse's hukou registered at " + addr
 		if class != "" {
 			text += " (" + class + ")"
+		}
+		if left := e.leftBy[r.CitizenID]; left != nil {
+			text += " (the address moved from by the migration of " + fmtDay(dayOf(left.Time)) + ")"
 		}
 		fa := fact(text, provenance(r, schemas.SecHukou)).ofRelative(r.CitizenID)
 		if e.place.contains(addr) && class == "urban" {

@@ -95,12 +95,17 @@ func yearsBetween(a, b time.Time) int {
 // record shows the marriage to the applicant. A
 // relative not yet registered by asOf has no hukou, and one not yet
 // married is unmarried. A household the history does not give for that
-// day is today's, as for the applicant. A record handed in without
-// history stands as it is; the other sections stay as read today.
-func relativeAsOf(s Subject, asOf time.Time) hub.Record {
-	r := s.Record
+// day is today's, as for the applicant. A hukou known only as the
+// address a later migration moved the relative from (hukouBefore) has
+// that migration as its provenance, returned as leftBy too (nil
+// otherwise), so that a fact about it cites the one record naming it
+// and says so, as the applicant's does (hukouFact). A record handed in
+// without history stands as it is; the other sections stay as read
+// today.
+func relativeAsOf(s Subject, asOf time.Time) (r hub.Record, leftBy *hub.Change) {
+	r = s.Record
 	if len(s.History) == 0 {
-		return r
+		return r, nil
 	}
 	f := gather(&r, s.History, asOf)
 	status, restsOn := statusAsOf(&r, s.History, asOf)
@@ -123,7 +128,7 @@ func relativeAsOf(s Subject, asOf time.Time) hub.Record {
 	}
 	if f.hukou == "" {
 		r.Hukou = nil
-		return r
+		return r, nil
 	}
 	h := hub.Hukou{AddressCode: f.hukou, HouseholdID: f.household}
 	if h.HouseholdID == "" && r.Hukou != nil {
@@ -140,16 +145,28 @@ func relativeAsOf(s Subject, asOf time.Time) hub.Record {
 	if r.Hukou != nil && r.Hukou.AddressCode == f.hukou {
 		h.UrbanRural, h.ClassCode = r.Hukou.UrbanRural, r.Hukou.ClassCode
 	}
-	if f.hukouEv.eventID != "" {
+	switch {
+	case f.hukouEv.eventID != "":
 		r.Provenance = withProvenance(r.Provenance, schemas.SecHukou, s.History, f.hukouEv)
 		if p, ok := r.Provenance[string(schemas.SecHukou)]; ok {
 			h.Since = fmtDay(dayOf(p.Time))
 		}
-	} else if r.Hukou != nil {
+	case f.leftBy != nil:
+		// Registered there before the migration, since a day no record
+		// here says; today's provenance (a later migration, perhaps)
+		// names neither the address nor the day.
+		r.Provenance = withProvenance(r.Provenance, schemas.SecHukou, s.History,
+			evidence{source: f.leftBy.Source, eventID: f.leftBy.EventID})
+		leftBy = f.leftBy
+	case r.Hukou != nil && r.Hukou.AddressCode == f.hukou:
 		h.Since = r.Hukou.Since
+	default:
+		// An address other than today's that no event names: today's
+		// provenance is not its.
+		r.Provenance = withProvenance(r.Provenance, schemas.SecHukou, s.History, evidence{})
 	}
 	r.Hukou = &h
-	return r
+	return r, leftBy
 }
 
 // withProvenance is prov (not modified) with sec's provenance set to the
