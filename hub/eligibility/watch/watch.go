@@ -819,12 +819,45 @@ func (w *Watcher) checkPolicies(ctx context.Context, decisions jetstream.KeyWatc
 			decisions.Stop()
 			return nil, ctx.Err()
 		}
+		if w.walkLost(ctx, edited) {
+			// The bucket went with the decisions the walk compared
+			// against, and with its claim. It is made again (Run,
+			// here or on a peer) and every person decided again under
+			// the text loaded, without announcing, as for any bucket
+			// lost: announcing would repeat every eligible person
+			// announced before, and the old text is not loaded to tell
+			// who turned eligible through the edit. A walk afterwards
+			// would find everyone decided under the new text already.
+			w.cfg.Logger.Error("eligibility: the bucket of last decisions went while deciding the store's persons again under the edited policies: "+
+				"it is made again and every person decided again under the policies loaded, without announcing, and the edit is not walked again: "+
+				"persons who turned eligible through the edit, and whom this walk had not reached, are not announced (GET /v1/eligibility answers for them)",
+				"policies", policyIDs(edited), "bucket", w.cfg.Bucket, "err", err)
+			return decisions, nil
+		}
 		// The entries still say a walk is under way: once they have
 		// gone untouched rebuildStale, this instance or a peer walks
 		// again (Run). Meanwhile go on with what is saved.
-		w.cfg.Logger.Error("eligibility: deciding the store's persons again under the edited policies stopped; it starts over within minutes", "err", err)
+		w.cfg.Logger.Error("eligibility: deciding the store's persons again under the edited policies stopped; this instance or a peer starts over once the walk has gone two minutes untouched",
+			"policies", policyIDs(edited), "err", err)
 	}
 	return decisions, nil
+}
+
+// walkLost reports whether the walk of the edited policies, which failed,
+// lost its claim with the bucket: the bucket is gone, or made again
+// since without the policies' version entries.
+func (w *Watcher) walkLost(ctx context.Context, edited []*eligibility.Policy) bool {
+	if _, err := w.cfg.JS.KeyValue(ctx, w.cfg.Bucket); errors.Is(err, jetstream.ErrBucketNotFound) {
+		return true
+	} else if err != nil {
+		return false
+	}
+	for _, p := range edited {
+		if e, _, err := w.policyMarkOf(ctx, p); err == nil && e == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // policyIDs lists the policies' ids, for the log.
