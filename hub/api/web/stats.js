@@ -294,7 +294,7 @@ function chart(children) {
   const svg = $("chart");
   const ns = "http://www.w3.org/2000/svg";
   svg.textContent = "";
-  if (children.length === 0) { svg.hidden = true; $("legend").hidden = true; return; }
+  if (children.length === 0) { hide(svg, true); $("legend").hidden = true; return; }
   const barW = 28, gap = 14, top = 20, plotH = 220, left = 50, capH = 14;
   const width = Math.max(360, left + children.length * (barW + gap) + gap);
   const height = top + plotH + 90;
@@ -340,7 +340,7 @@ function chart(children) {
   $("legend-breakdown").hidden = !children.some(breakdownHidden);
   $("legend-part").hidden = !children.some(partlyHidden);
   $("legend-all").hidden = !children.some((c) => !shown(c.total) && !shown(c.urban) && !shown(c.rural));
-  svg.hidden = false;
+  hide(svg, false);
   $("legend").hidden = false;
 }
 
@@ -360,11 +360,18 @@ function say(lead, rest, isError) {
   if (rest) status.append(" ", en(rest));
 }
 
+// hide sets or removes the hidden attribute of e. An SVG element has no
+// hidden property (only HTML elements do): setting it there would hide
+// nothing, so the attribute itself is set.
+function hide(e, hidden) {
+  e.toggleAttribute("hidden", hidden);
+}
+
 // hideAnswer hides what an answer showed, once another region is asked
 // for or the answer was refused.
 function hideAnswer() {
   $("crumbs").textContent = "";
-  for (const id of ["summary", "table", "chart", "legend", "markers"]) $(id).hidden = true;
+  for (const id of ["summary", "table", "chart", "legend", "markers"]) hide($(id), true);
 }
 
 // show asks for region as of asOf and shows the answer. push adds a

@@ -1,0 +1,106 @@
+package api_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+
+	"github.com/pophub/pophub/hub/api"
+)
+
+// TestStatsPageRefusalHidesChartAndLegend: after a refusal the page hides
+// what the previous answer showed (hideAnswer sets hidden on the chart
+// and the legend, as on the table). A clerk who asked for 2301, then
+// typed 2399 (refused, 404) must not see 哈尔滨市's chart and legend
+// under the refusal, as if they were 2399's: the table is gone, and the
+// chart is the only thing left to read.
+func TestStatsPageRefusalHidesChartAndLegend(t *testing.T) {
+	ctx := browser(t)
+	srv := pageServer(t, districtsStore(t), nil)
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/stats?region=2301&as_of=2020-06-30"),
+		chromedp.WaitVisible(chromedp.CSS(`#chart rect.rural`)),
+		chromedp.SetValue(chromedp.CSS(`#region`), "2399"), chromedp.Click(chromedp.CSS(`#query button`)),
+		chromedp.WaitVisible(chromedp.CSS(`#status.error`))); err != nil {
+		t.Fatal(err)
+	}
+	// Each element hidden by the page (the attribute: an SVG element has
+	// no hidden property), and whether it is laid out (drawn) all the same.
+	got, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`["table", "chart", "legend", "summary", "markers"].map(id => {
+		const e = document.getElementById(id);
+		return id + " hidden=" + e.hasAttribute("hidden") + " drawn=" + (e.getClientRects().length > 0);
+	})`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range got {
+		if strings.Contains(g, "hidden=true drawn=true") {
+			t.Errorf("after 2399 was refused: %s: the previous answer's part is still on the page", g)
+		}
+	}
+}
+
+// TestStatsPageTimeoutThenRetry: the hub does not answer within the page's
+// 30 s (scaled here to 300 ms by a page whose timers run 100 times
+// faster): the page says so, the late answer is dropped, and asking
+// again shows the answer.
+func TestStatsPageTimeoutThenRetry(t *testing.T) {
+	store := districtsStore(t)
+	ctx := browser(t)
+	h := api.New(api.Config{Store: store, Counter: store, Regions: testRegions{}}).Handler()
+	var slow atomic.Bool
+	slow.Store(true)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/v1/") && slow.Load() {
+			time.Sleep(time.Second)
+		}
+		h.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
+		Source: `{ const st = window.setTimeout; window.setTimeout = (f, ms, ...a) => st(f, (ms || 0) / 100, ...a); }`}); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/stats?region=23&as_of=2020-06-30"),
+		chromedp.WaitVisible(chromedp.CSS(`#status.error`)), chromedp.Sleep(1500*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[document.getElementById("status").textContent, String(document.getElementById("table").hidden), String(document.getElementById("main").getAttribute("aria-busy"))]`))
+	if !strings.Contains(got[0], "30 s") || got[1] != "true" || got[2] != "null" {
+		t.Errorf("after the timeout and the late answer: status %q, table hidden %s, aria-busy %s", got[0], got[1], got[2])
+	}
+	slow.Store(false)
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#query button`)),
+		chromedp.WaitVisible(chromedp.CSS(`#table tbody tr.child`))); err != nil {
+		t.Fatalf("asking again: %v", err)
+	}
+}
+
+// TestStatsPageNoCSPViolation (exploratory): the page under its own CSP
+// reports no violation while it draws a chart with every kind of bar.
+func TestStatsPageNoCSPViolation(t *testing.T) {
+	ctx := browser(t)
+	srv := pageServer(t, districtsStore(t), cellGrant{5})
+	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
+		Source: `window.__v = []; document.addEventListener("securitypolicyviolation", e => window.__v.push(e.violatedDirective + " " + e.blockedURI + " " + e.sample));`}); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/stats?region=2301&as_of=2020-06-30"),
+		chromedp.WaitVisible(chromedp.CSS(`#table`)), chromedp.Sleep(500*time.Millisecond),
+		chromedp.SetValue(chromedp.CSS(`#region`), "2399"), chromedp.Click(chromedp.CSS(`#query button`)),
+		chromedp.WaitVisible(chromedp.CSS(`#status.error`))); err != nil {
+		t.Fatal(err)
+	}
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`window.__v`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(v) > 0 {
+		t.Errorf("CSP violations: %q", v)
+	}
+}
