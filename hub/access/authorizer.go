@@ -369,7 +369,9 @@ func personRoute(route string) bool {
 }
 
 // permit checks the route against the identity's grants and its purpose
-// against the allow-list. Unknown routes are refused.
+// against the allow-list. Unknown routes are refused (api.ErrForbidden); a
+// purpose outside the allow-list is api.ErrForbiddenPurpose, whose own
+// problem type tells a client which of the two to correct.
 func (p *principal) permit(route, purpose string) error {
 	var ok bool
 	switch route {
@@ -390,7 +392,7 @@ func (p *principal) permit(route, purpose string) error {
 		return fmt.Errorf("identity %s may not use %s: %w", p.Name, route, api.ErrForbidden)
 	}
 	if len(p.Purposes) > 0 && !slices.Contains(p.Purposes, purpose) {
-		return fmt.Errorf("identity %s may not act for this purpose (allowed: %s): %w", p.Name, strings.Join(p.Purposes, "; "), api.ErrForbidden)
+		return fmt.Errorf("identity %s may not act for this purpose (allowed: %s): %w", p.Name, strings.Join(p.Purposes, "; "), api.ErrForbiddenPurpose)
 	}
 	return nil
 }

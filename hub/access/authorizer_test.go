@@ -145,8 +145,14 @@ func TestAuthorizerOverHTTP(t *testing.T) {
 		{name: "history filtered", path: "/v1/persons/" + personID + "/history", token: tok("tax"), purpose: "tax audit", wantStatus: 200,
 			wantHas: []string{`"tax-1"`, `"ps-1"`, "张三"}, wantLacks: []string{`"si-1"`}},
 		{name: "history without data of partly readable changes", path: "/v1/persons/" + personID + "/history", token: tok("stats-bureau"), purpose: "official population statistics", wantStatus: 403},
-		{name: "stats forbidden", path: "/v1/persons/" + personID, token: tok("stats-bureau"), purpose: "official population statistics", wantStatus: 403, wantHas: []string{"urn:pophub:problem:forbidden"}},
-		{name: "purpose not allowed", path: "/v1/persons/" + personID, token: tok("si-harbin"), purpose: "curiosity", wantStatus: 403, wantHas: []string{"may not act for this purpose"}},
+		// The two 403s have their own problem types, so that a client
+		// knows whether the credentials or the purpose are to change
+		// without reading the detail (which quotes the policy's purposes).
+		{name: "stats forbidden", path: "/v1/persons/" + personID, token: tok("stats-bureau"), purpose: "official population statistics", wantStatus: 403, wantHas: []string{`"type":"urn:pophub:problem:forbidden"`}},
+		{name: "stats forbidden, whatever the purpose", path: "/v1/persons/" + personID, token: tok("stats-bureau"), purpose: "curiosity", wantStatus: 403,
+			wantHas: []string{`"type":"urn:pophub:problem:forbidden"`, "may not use"}, wantLacks: []string{"may not act for this purpose"}},
+		{name: "purpose not allowed", path: "/v1/persons/" + personID, token: tok("si-harbin"), purpose: "curiosity", wantStatus: 403,
+			wantHas: []string{`"type":"urn:pophub:problem:forbidden-purpose"`, "may not act for this purpose"}},
 		{name: "admin reads all", path: "/v1/persons/" + personID, token: tok("admin"), purpose: "operations", wantStatus: 200, wantHas: []string{`"hukou"`, `"social_insurance"`}},
 	}
 	for _, tc := range tests {

@@ -11,6 +11,7 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
+	"github.com/pophub/pophub/hub/access"
 	"github.com/pophub/pophub/hub/api"
 )
 
@@ -102,5 +103,44 @@ func TestStatsPageNoCSPViolation(t *testing.T) {
 	}
 	if len(v) > 0 {
 		t.Errorf("CSP violations: %q", v)
+	}
+}
+
+// TestStatsPagePurposeRefusalMentioningUse: a purpose refusal's detail
+// lists the identity's allowed purposes, the policy's free text, which
+// may say anything, even "may not use" as a route refusal does. The page
+// tells the two 403s apart by their problem types, and focuses the
+// purpose.
+func TestStatsPagePurposeRefusalMentioningUse(t *testing.T) {
+	pol := strings.Replace(statsPolicy, `purposes: ["official population statistics"]`,
+		`purposes: ["official statistics (staff may not use names)"]`, 1)
+	policy, err := access.Parse([]byte(strings.NewReplacer(
+		"0000000000000000000000000000000000000000000000000000000000000001", access.HashToken("bureau-token"),
+		"0000000000000000000000000000000000000000000000000000000000000002", access.HashToken("registry-token"),
+	).Replace(pol)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	az, err := access.NewAuthorizer(access.AuthorizerConfig{Policy: policy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := browser(t)
+	srv := pageServer(t, districtsStore(t), az)
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/stats"), chromedp.WaitReady(chromedp.CSS(`#query`)),
+		chromedp.SetValue(chromedp.CSS(`#region`), "23"),
+		chromedp.SetValue(chromedp.CSS(`#token`), "bureau-token"),
+		chromedp.SetValue(chromedp.CSS(`#purpose`), "official statistics"),
+		chromedp.Click(chromedp.CSS(`#query button`)),
+		chromedp.WaitVisible(chromedp.CSS(`#status.error`))); err != nil {
+		t.Fatal(err)
+	}
+	status, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#status`)))
+	focus, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.activeElement.id`))
+	if !strings.Contains(status, "may not act for this purpose") {
+		t.Fatalf("status %q: the scenario expects the hub's refusal of the purpose", status)
+	}
+	if focus != "purpose" {
+		t.Errorf("refused for its purpose, the page says %q and focuses #%s, want #purpose", status, focus)
 	}
 }

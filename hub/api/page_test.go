@@ -166,7 +166,7 @@ func (a tokenAuth) Authorize(r *http.Request, _ string) (api.Grant, error) {
 		return nil, err
 	}
 	if purpose != a.purpose {
-		return nil, fmt.Errorf("purpose %q is not allowed: %w", purpose, api.ErrForbidden)
+		return nil, fmt.Errorf("purpose %q is not allowed: %w", purpose, api.ErrForbiddenPurpose)
 	}
 	return cellGrant{}, nil
 }

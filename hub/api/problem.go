@@ -22,7 +22,14 @@ var (
 	// retry.
 	ErrInvalidToken = fmt.Errorf("invalid token: %w", ErrUnauthenticated)
 	ErrForbidden    = errors.New("forbidden")
-	ErrRateLimited  = errors.New("rate limited")
+	// ErrForbiddenPurpose is an ErrForbidden for a purpose the identity
+	// may not act for, on a route it may use: its 403 is typed
+	// forbidden-purpose rather than forbidden, so that a client (the
+	// statistics page) knows the purpose is what to change, not the
+	// credentials, without reading the detail, which quotes the policy's
+	// free text.
+	ErrForbiddenPurpose = fmt.Errorf("purpose %w", ErrForbidden)
+	ErrRateLimited      = errors.New("rate limited")
 )
 
 // ProblemContentType is the media type of error responses (RFC 9457).
@@ -63,6 +70,7 @@ func kindOf(err error) kind {
 		{hub.ErrConflict, http.StatusConflict, "conflict", "the record changed concurrently; retry"},
 		{hub.ErrUnavailable, http.StatusServiceUnavailable, "unavailable", "a dependency of the hub is unavailable; retry later"},
 		{ErrUnauthenticated, http.StatusUnauthorized, "unauthenticated", ""},
+		{ErrForbiddenPurpose, http.StatusForbidden, "forbidden-purpose", ""},
 		{ErrForbidden, http.StatusForbidden, "forbidden", ""},
 		{ErrRateLimited, http.StatusTooManyRequests, "rate-limited", ""},
 		{nil, http.StatusInternalServerError, "internal", "internal error; the request was logged under its instance id"},

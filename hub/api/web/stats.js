@@ -87,14 +87,13 @@ const leads = {
   unreadable: "无法读取服务器的回答。",
 };
 
-// routeRefused tells, of a 403, a token whose identity may not use the
-// statistics at all from a purpose its identity may not act for. The
-// hub's policy answers both as a forbidden problem; its detail says "may
-// not use <route>" of the first and "may not act for this purpose" of the
-// second. The token is the field to correct for the first, the purpose
-// for the second (and for any other refusal).
-function routeRefused(detail) {
-  return / may not use /.test(detail);
+// purposeRefused tells, of a 403, a purpose its identity may not act for
+// (problem type forbidden-purpose) from a token whose identity may not
+// use the statistics at all (forbidden). The purpose is the field to
+// correct for the first, the token for the second. The type, not the
+// detail, decides: the detail quotes the policy's purposes, free text.
+function purposeRefused(problem) {
+  return problem.type === "urn:pophub:problem:forbidden-purpose";
 }
 
 // RequestError is a refusal or failure of the hub (or of a proxy in front
@@ -111,13 +110,14 @@ class RequestError extends Error {
 }
 
 // refusal is the RequestError of an answer with status and the hub's
-// detail (empty when the answer was no problem of the hub's).
-function refusal(status, detail) {
+// problem.
+function refusal(status, problem) {
+  const detail = problem.detail;
   switch (status) {
     case 400: return new RequestError(status, leads[400], detail, /^as_of\b/.test(detail) ? "asof" : "region");
     case 401: return new RequestError(status, leads[401], detail, "token");
-    case 403: return routeRefused(detail) ? new RequestError(status, leads.route, detail, "token")
-      : new RequestError(status, leads[403], detail, "purpose");
+    case 403: return purposeRefused(problem) ? new RequestError(status, leads[403], detail, "purpose")
+      : new RequestError(status, leads.route, detail, "token");
     case 404: return new RequestError(status, leads[404], detail, "region");
   }
   return new RequestError(status, leads[status] || (status > 500 ? leads.unavailable : leads.other), detail);
@@ -143,7 +143,7 @@ async function fetchCounts(region, asOf, children, signal) {
     throw new RequestError(resp ? resp.status : 0, resp ? leads.unreadable : leads.network, String(err.message || err));
   }
   if (!resp.ok) {
-    if (body && body.detail) throw refusal(resp.status, body.detail);
+    if (body && body.detail) throw refusal(resp.status, body);
     throw new RequestError(resp.status, "服务器错误", `server error: HTTP ${resp.status} ${resp.statusText}`.trim());
   }
   if (!body) throw new RequestError(resp.status, leads.unreadable, `answer is not JSON: HTTP ${resp.status}`);
