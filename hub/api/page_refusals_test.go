@@ -144,3 +144,42 @@ func TestStatsPagePurposeRefusalMentioningUse(t *testing.T) {
 		t.Errorf("refused for its purpose, the page says %q and focuses #%s, want #purpose", status, focus)
 	}
 }
+
+// TestStatsPageBadPurposeFocusesPurpose: under the access policy a
+// purpose the hub cannot take (longer than 200 bytes: 70 Chinese
+// characters) is a 400 about the X-Purpose header. README: "the field to
+// correct is focused: ... the region or the date when the hub refuses
+// them". The region and the date are right here: the page must name the
+// purpose, not the region code, and focus it.
+func TestStatsPageBadPurposeFocusesPurpose(t *testing.T) {
+	policy, err := access.Parse([]byte(strings.NewReplacer(
+		"0000000000000000000000000000000000000000000000000000000000000001", access.HashToken("bureau-token"),
+		"0000000000000000000000000000000000000000000000000000000000000002", access.HashToken("registry-token"),
+	).Replace(statsPolicy)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	az, err := access.NewAuthorizer(access.AuthorizerConfig{Policy: policy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := browser(t)
+	srv := pageServer(t, districtsStore(t), az)
+	purpose := strings.Repeat("官方人口统计", 12) // 72 characters, 216 bytes
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/stats"), chromedp.WaitReady(chromedp.CSS(`#query`)),
+		chromedp.SetValue(chromedp.CSS(`#region`), "23"),
+		chromedp.SetValue(chromedp.CSS(`#token`), "bureau-token"),
+		chromedp.SetValue(chromedp.CSS(`#purpose`), purpose),
+		chromedp.Click(chromedp.CSS(`#query button`)),
+		chromedp.WaitVisible(chromedp.CSS(`#status.error`))); err != nil {
+		t.Fatal(err)
+	}
+	status, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#status`)))
+	focus, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.activeElement.id`))
+	if !strings.Contains(status, "X-Purpose") {
+		t.Fatalf("status %q: the scenario expects the hub's refusal of the purpose", status)
+	}
+	if focus != "purpose" || strings.Contains(status, "区划代码") {
+		t.Errorf("refused for its purpose, the page says %q and focuses #%s, want the purpose named and #purpose focused", status, focus)
+	}
+}

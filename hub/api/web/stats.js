@@ -74,6 +74,7 @@ function purposeHeader(p) {
 // hub's own detail (English) follows them.
 const leads = {
   400: "查询条件有误，请检查区划代码和统计日期。",
+  purpose: "用途有误，请检查「用途」。",
   401: "需要有效的令牌，请在「令牌」中输入。",
   403: "该令牌无权用于此用途，请检查「用途」。",
   404: "区划代码不存在。",
@@ -109,12 +110,25 @@ class RequestError extends Error {
   }
 }
 
+// badField is the field a 400 of the hub's is about. The hub's problem
+// names no parameter, so the detail tells: the access policy's refusals
+// of a purpose name the X-Purpose header; the date's begin with as_of;
+// the rest are the region's.
+function badField(detail) {
+  if (/\bX-Purpose\b/.test(detail)) return "purpose";
+  if (/^as_of\b/.test(detail)) return "asof";
+  return "region";
+}
+
 // refusal is the RequestError of an answer with status and the hub's
 // problem.
 function refusal(status, problem) {
   const detail = problem.detail;
   switch (status) {
-    case 400: return new RequestError(status, leads[400], detail, /^as_of\b/.test(detail) ? "asof" : "region");
+    case 400: {
+      const field = badField(detail);
+      return new RequestError(status, field === "purpose" ? leads.purpose : leads[400], detail, field);
+    }
     case 401: return new RequestError(status, leads[401], detail, "token");
     case 403: return purposeRefused(problem) ? new RequestError(status, leads[403], detail, "purpose")
       : new RequestError(status, leads.route, detail, "token");
