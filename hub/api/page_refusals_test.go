@@ -183,3 +183,27 @@ func TestStatsPageBadPurposeFocusesPurpose(t *testing.T) {
 		t.Errorf("refused for its purpose, the page says %q and focuses #%s, want the purpose named and #purpose focused", status, focus)
 	}
 }
+
+// TestStatsPageBadDateFocusesDate: a link with a date that is no day
+// (2020-02-30, or 2020-6-30) is refused by the hub (400, "as-of date
+// \"2020-02-30\" is not YYYY-MM-DD", with a hyphen, where the refusal of
+// a date in the future says as_of). README: the date field is focused
+// when the hub refuses the date.
+func TestStatsPageBadDateFocusesDate(t *testing.T) {
+	ctx := browser(t)
+	srv := pageServer(t, districtsStore(t), nil)
+	for _, asOf := range []string{"2020-02-30", "2020-6-30"} {
+		if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/stats?region=23&as_of="+asOf),
+			chromedp.WaitVisible(chromedp.CSS(`#status.error`))); err != nil {
+			t.Fatal(err)
+		}
+		status, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#status`)))
+		focus, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.activeElement.id`))
+		if !strings.Contains(status, "as-of date") {
+			t.Fatalf("status %q: the scenario expects the hub's refusal of the date", status)
+		}
+		if focus != "asof" {
+			t.Errorf("as_of=%s refused (%q), focus on #%s, want #asof", asOf, status, focus)
+		}
+	}
+}

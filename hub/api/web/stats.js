@@ -74,6 +74,7 @@ function purposeHeader(p) {
 // hub's own detail (English) follows them.
 const leads = {
   400: "查询条件有误，请检查区划代码和统计日期。",
+  asof: "统计日期有误，请检查「统计日期」。",
   purpose: "用途有误，请检查「用途」。",
   401: "需要有效的令牌，请在「令牌」中输入。",
   403: "该令牌无权用于此用途，请检查「用途」。",
@@ -112,11 +113,12 @@ class RequestError extends Error {
 
 // badField is the field a 400 of the hub's is about. The hub's problem
 // names no parameter, so the detail tells: the access policy's refusals
-// of a purpose name the X-Purpose header; the date's begin with as_of;
-// the rest are the region's.
+// of a purpose name the X-Purpose header; the date's begin with as_of
+// ("as_of … is in the future") or as-of ("as-of date … is not
+// YYYY-MM-DD"); the rest are the region's.
 function badField(detail) {
   if (/\bX-Purpose\b/.test(detail)) return "purpose";
-  if (/^as_of\b/.test(detail)) return "asof";
+  if (/^as[-_]of\b/.test(detail)) return "asof";
   return "region";
 }
 
@@ -127,7 +129,7 @@ function refusal(status, problem) {
   switch (status) {
     case 400: {
       const field = badField(detail);
-      return new RequestError(status, field === "purpose" ? leads.purpose : leads[400], detail, field);
+      return new RequestError(status, leads[field] || leads[400], detail, field);
     }
     case 401: return new RequestError(status, leads[401], detail, "token");
     case 403: return purposeRefused(problem) ? new RequestError(status, leads[403], detail, "purpose")
@@ -399,6 +401,9 @@ async function show(region, asOf, push, moveFocus) {
   const timer = setTimeout(() => ctl.abort(new DOMException(`no answer within ${requestTimeout / 1000} s`, "TimeoutError")), requestTimeout);
   $("region").value = region;
   checkRegion();
+  // The date asked for, so that the field focused on its refusal shows
+  // it (a date field takes only a valid day: another shows empty).
+  $("asof").value = asOf;
   say("加载中", "Loading…");
   $("main").setAttribute("aria-busy", "true");
   if (push) {
