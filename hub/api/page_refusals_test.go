@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -205,5 +206,48 @@ func TestStatsPageBadDateFocusesDate(t *testing.T) {
 		if focus != "asof" {
 			t.Errorf("as_of=%s refused (%q), focus on #%s, want #asof", asOf, status, focus)
 		}
+	}
+}
+
+// TestStatsPageProxyErrorsExplained: in production a reverse proxy
+// stands in front of the hub; when the hub is down or restarting the
+// clerk gets the proxy's HTML page (503 or 504), and a proxy's own rate
+// limit answers 429 in HTML. README: "a refusal or failure, including a
+// hub that is unavailable ..., is shown with a short Chinese explanation";
+// an answer that is not the hub's JSON must lead with the same sentences
+// as the hub's own 503 and 429 (try again later; too many requests).
+func TestStatsPageProxyErrorsExplained(t *testing.T) {
+	store := districtsStore(t)
+	ctx := browser(t)
+	open := api.New(api.Config{Store: store, Counter: store, Regions: testRegions{}}).Handler()
+	tests := []struct {
+		status   int
+		wantLead string
+	}{
+		{http.StatusServiceUnavailable, "服务暂时不可用"},
+		{http.StatusGatewayTimeout, "服务暂时不可用"},
+		{http.StatusTooManyRequests, "请求过于频繁"},
+	}
+	for _, tc := range tests {
+		t.Run(http.StatusText(tc.status), func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if strings.HasPrefix(r.URL.Path, "/v1/") {
+					w.Header().Set("Content-Type", "text/html")
+					w.WriteHeader(tc.status)
+					_, _ = fmt.Fprintf(w, "<html><body><center><h1>%d %s</h1></center><hr><center>nginx</center></body></html>", tc.status, http.StatusText(tc.status))
+					return
+				}
+				open.ServeHTTP(w, r)
+			}))
+			defer srv.Close()
+			if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/stats?region=23"),
+				chromedp.WaitVisible(chromedp.CSS(`#status.error`))); err != nil {
+				t.Fatal(err)
+			}
+			status, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#status`)))
+			if !strings.HasPrefix(status, tc.wantLead) {
+				t.Errorf("the proxy's HTML %d is shown as %q, want it to lead with %q", tc.status, status, tc.wantLead)
+			}
+		})
 	}
 }

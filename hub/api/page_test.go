@@ -483,7 +483,7 @@ func TestStatsPageRefusals(t *testing.T) {
 			w.Header().Set("Content-Type", "text/html")
 			w.WriteHeader(http.StatusBadGateway)
 			_, _ = w.Write([]byte("<html><body><h1>502 Bad Gateway</h1></body></html>"))
-		}), "服务器错误", "HTTP 502", ""},
+		}), "服务暂时不可用", "HTTP 502", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -136,7 +136,19 @@ function refusal(status, problem) {
       : new RequestError(status, leads.route, detail, "token");
     case 404: return new RequestError(status, leads[404], detail, "region");
   }
-  return new RequestError(status, leads[status] || (status > 500 ? leads.unavailable : leads.other), detail);
+  return failure(status, detail);
+}
+
+// failure is the RequestError of an answer with status that names no
+// field to correct: a hub's problem of another status, or an answer that
+// is none of the hub's (a proxy's HTML error page when the hub is down,
+// restarting or rate limited by the proxy). It still says what happened
+// and what to do: try again later (5xx), or slow down (429).
+function failure(status, detail) {
+  let lead = leads.other;
+  if (status === 429 || status === 500) lead = leads[status];
+  else if (status > 500) lead = leads.unavailable;
+  return new RequestError(status, lead, detail);
 }
 
 async function fetchCounts(region, asOf, children, signal) {
@@ -160,7 +172,7 @@ async function fetchCounts(region, asOf, children, signal) {
   }
   if (!resp.ok) {
     if (body && body.detail) throw refusal(resp.status, body);
-    throw new RequestError(resp.status, "服务器错误", `server error: HTTP ${resp.status} ${resp.statusText}`.trim());
+    throw failure(resp.status, `HTTP ${resp.status} ${resp.statusText}`.trim());
   }
   if (!body) throw new RequestError(resp.status, leads.unreadable, `answer is not JSON: HTTP ${resp.status}`);
   return body;
