@@ -251,3 +251,30 @@ func TestStatsPageProxyErrorsExplained(t *testing.T) {
 		})
 	}
 }
+
+// TestStatsPageDateMaxBehindHubsToday: the page opened without a date
+// shows the hub's today and puts it in the date field, whose max is the
+// browser's idea of today in China. Around China's midnight the two
+// differ (an answer that arrives after midnight to a page loaded before
+// it, or a desktop clock a few minutes slow); the browser then refuses to
+// submit the form for any region, saying the date must be no later than
+// yesterday. The clock is set back a day here to stand for that.
+func TestStatsPageDateMaxBehindHubsToday(t *testing.T) {
+	ctx := browser(t)
+	srv := pageServer(t, districtsStore(t), nil)
+	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
+		Source: `{ const now = Date.now; Date.now = () => now() - 24 * 3600e3; }`}); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/stats?region=23"),
+		chromedp.WaitVisible(chromedp.CSS(`#table tbody tr.child`)),
+		chromedp.SetValue(chromedp.CSS(`#region`), "2301"), chromedp.Click(chromedp.CSS(`#query button`)),
+		chromedp.Sleep(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[document.getElementById("title").textContent,
+		document.getElementById("asof").value, document.getElementById("asof").max, document.getElementById("asof").validationMessage]`))
+	if !strings.Contains(got[0], "(2301)") {
+		t.Errorf("asked for 2301, the page still shows %q: the date field (%s, max %s) refuses the form: %q", got[0], got[1], got[2], got[3])
+	}
+}

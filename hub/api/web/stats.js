@@ -27,8 +27,18 @@ function en(text) {
 function todayInChina() {
   return new Date(Date.now() + 8 * 3600e3).toISOString().slice(0, 10);
 }
-$("asof").max = todayInChina();
-$("asof").addEventListener("focus", () => { $("asof").max = todayInChina(); });
+// hubsLatest is the latest date the hub answered for. The hub is the
+// authority on its today: around China's midnight, or with a browser
+// clock a little slow, its answer may be dated a day after the browser's
+// idea of today, and the date field, which shows the answer's date, must
+// not then refuse the form for a max below its own value.
+let hubsLatest = "";
+function setDateMax() {
+  const today = todayInChina();
+  $("asof").max = hubsLatest > today ? hubsLatest : today;
+}
+setDateMax();
+$("asof").addEventListener("focus", setDateMax);
 
 // A code typed with a Chinese input method in full-width mode (２３０１)
 // is the same code: it is turned into ASCII digits before the field's
@@ -430,6 +440,8 @@ async function show(region, asOf, push, moveFocus) {
     const children = body.children || [];
     remember(body, body.as_of);
     children.forEach((c) => remember(c, body.as_of));
+    if (body.as_of > hubsLatest) hubsLatest = body.as_of;
+    setDateMax();
     $("asof").value = body.as_of;
     $("title").textContent = `${body.name} (${body.region}) · ${body.as_of}`;
     document.title = `${body.name} (${body.region}) · ${body.as_of} · 户籍人口城乡统计`;
@@ -473,6 +485,10 @@ async function show(region, asOf, push, moveFocus) {
   }
 }
 
+// The browser checks the date against max before the form is submitted,
+// after a click on its button (which Enter in a field also is): max is
+// brought up to date first, as on focus.
+$("query").querySelector("button").addEventListener("click", setDateMax);
 $("query").addEventListener("submit", (e) => {
   e.preventDefault();
   keepCredentials();
