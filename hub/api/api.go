@@ -17,6 +17,7 @@
 //	hub.ErrInvalid, malformed citizen ID  400  invalid-request
 //	ErrUnauthenticated                    401  unauthenticated
 //	ErrForbidden                          403  forbidden
+//	ErrForbiddenPurpose                   403  forbidden-purpose
 //	hub.ErrNotFound, unknown route        404  not-found
 //	wrong method                          405  method-not-allowed
 //	hub.ErrConflict                       409  conflict
