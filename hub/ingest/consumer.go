@@ -17,9 +17,14 @@
 //
 // Memory: the consumer holds at most Concurrency+4 batches (Concurrency being
 // applied, one waiting to start, two decoded ahead, one being fetched),
-// each of at most MaxBatch records and MaxBatchBytes, and kafka-go's queue
-// of readerQueue records: with the defaults and records near Kafka's 1 MiB
-// limit, about 130 MiB, however long the backlog behind a slow store.
+// each of at most MaxBatch records and MaxBatchBytes (recordBytes, which
+// counts a header's overhead, headerOverhead, besides its bytes), and
+// kafka-go's queue of readerQueue records: with the defaults and records
+// near Kafka's 1 MiB limit, about 130 MiB, however long the backlog behind
+// a slow store; up to about 150 MiB when the queued records carry a
+// megabyte of tiny headers each. A record with more than maxRecordHeaders
+// headers is refused as too_large (limits.go), and its batch keeps only the
+// first of them.
 //
 // Stopping: when Run's context ends, the consumer fetches no more, starts
 // no more batches, and lets the batches in flight (whose rejects may
@@ -229,10 +234,13 @@ const DefaultMaxBatchBytes = 16 << 20
 
 // readerQueue is the reader's QueueCapacity: how many records kafka-go's
 // partition readers fetch ahead of the batch being filled. kafka-go counts
-// records, not bytes, so it is kept to about two batches of records near
-// the 1 MiB limit (32 MiB), which fetching still keeps up with for small
-// records (BenchmarkConsume).
-const readerQueue = 32
+// records, not bytes, and holds a record's headers as it reads them, up to
+// about eleven times their size on the topic for tiny ones (a kafka.Header
+// and a name each): a queued record near the 1 MiB limit may weigh 11 MiB,
+// so the queue is kept to 8 records (at most about 90 MiB), which fetching
+// still keeps up with for small records (BenchmarkConsume: 32 was no
+// faster).
+const readerQueue = 8
 
 func (c *Config) setDefaults() {
 	if c.GroupID == "" {
@@ -455,7 +463,7 @@ func New(cfg Config, store Applier) (*Consumer, error) {
 	c.metrics.readerErrors.Add(context.Background(), 0)
 	for _, topic := range cfg.Topics {
 		src := attribute.String("source", string(schemas.SourceOfTopic(topic)))
-		for _, reason := range schemas.Reasons {
+		for _, reason := range append(slices.Clone(schemas.Reasons), reasonTooLarge) {
 			c.metrics.rejected.Add(context.Background(), 0, metric.WithAttributes(attribute.String("reason", reason), src))
 		}
 		for _, ctr := range []metric.Int64Counter{c.metrics.consumed, c.metrics.applied, c.metrics.duplicates} {
@@ -753,6 +761,7 @@ func (c *Consumer) fetch(ctx context.Context, held *kafka.Message) (batch []kafk
 		if err != nil {
 			return nil, nil, err
 		}
+		trimHeaders(&first)
 		held = &first
 	}
 	batch = make([]kafka.Message, 1, c.cfg.MaxBatch)
@@ -768,6 +777,7 @@ func (c *Consumer) fetch(ctx context.Context, held *kafka.Message) (batch []kafk
 			}
 			break // MaxWait passed
 		}
+		trimHeaders(&m)
 		n := recordBytes(m)
 		if size+n > c.cfg.MaxBatchBytes {
 			return batch, &m, nil
@@ -779,11 +789,13 @@ func (c *Consumer) fetch(ctx context.Context, held *kafka.Message) (batch []kafk
 }
 
 // recordBytes is what a fetched record holds in memory beyond its fixed
-// fields: its key, value and headers.
+// fields: its key, value and headers, each header also weighing its
+// kafka.Header and the allocations of its name and value (headerOverhead),
+// which for a header of a few bytes is many times its size on the topic.
 func recordBytes(m kafka.Message) int {
 	n := len(m.Key) + len(m.Value)
 	for _, h := range m.Headers {
-		n += len(h.Key) + len(h.Value)
+		n += headerOverhead + len(h.Key) + len(h.Value)
 	}
 	return n
 }
@@ -1019,6 +1031,15 @@ func decodeChunk(batch []kafka.Message) decoded {
 	now := time.Now()
 	for _, m := range batch {
 		st := d.tally.of(schemas.SourceOfTopic(m.Topic))
+		if re := recordTooLarge(m); re != nil {
+			st.consumed++
+			d.rejects = append(d.rejects, tooLargeCopy(m, re))
+			st.rejected[re.Reason]++
+			if len(d.listed) < maxListedRejects {
+				d.listed = append(d.listed, noteReject(m, re, ""))
+			}
+			continue
+		}
 		if typ, ok := markerOf(m); ok {
 			st.control++
 			if typ == markerAbort {

@@ -42,8 +42,8 @@ func liveHeap() uint64 {
 // waiting for its turn to start, two in the channel, one being
 // fetched) of at most DefaultMaxBatchBytes each, 96 MiB; the reader's
 // queue of readerQueue records and the one its partition reader is
-// handing over, 29 MiB; the broker's fetch response being encoded, 16 MiB
-// (the reader's MaxBytes): 141 MiB. 200 MiB leaves room for the garbage
+// handing over, 8 MiB; the broker's fetch response being encoded, 16 MiB
+// (the reader's MaxBytes): 120 MiB. 200 MiB leaves room for the garbage
 // collector's timing and the buffers of the broker and the reader.
 func TestMemoryBoundedByBytes(t *testing.T) {
 	const (
