@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/pophub/pophub/hub"
@@ -93,15 +95,26 @@ func (s *Server) eligibility(r *http.Request, id citizenid.ID, _ Grant, o *Outco
 }
 
 // decisionDetail says which decision was made, for the audit: the policy,
-// the day decided, the policy's version (its digest) and the version of
-// the person's record decided from, so that the processing record, kept
-// 3 years, tells an answer given under one text of a policy, or before a
-// late event, from one given later (policy ids, digests, days and version
-// numbers hold no personal data).
+// the day decided, the policy's version (its digest), the version of the
+// person's record decided from and those of the listed relatives' records
+// (in the order the answer lists them, without their IDs, which the
+// relatives' own entries carry), so that the processing record, kept 3
+// years, tells an answer given under one text of a policy, or before a
+// late event of the person or of a relative, from one given later (policy
+// ids, digests, days and version numbers hold no personal data).
 func decisionDetail(d eligibility.Decision) string {
 	s := "eligibility decision " + d.Policy + " as of " + d.AsOf + ", policy " + d.PolicyDigest
 	if d.RecordVersion > 0 {
 		s += fmt.Sprintf(", record version %d", d.RecordVersion)
+	}
+	var rel []string
+	for _, m := range d.Family {
+		if v, ok := d.RelativesVersions[m.CitizenID]; ok {
+			rel = append(rel, strconv.FormatInt(v, 10))
+		}
+	}
+	if len(rel) > 0 {
+		s += ", relatives' record versions " + strings.Join(rel, ", ")
 	}
 	return s
 }

@@ -196,6 +196,15 @@ func checkDecisionAudit(t *testing.T, o api.Outcome, cat *eligibility.Catalog, p
 	if d.RecordVersion > 0 {
 		which += fmt.Sprintf(", record version %d", d.RecordVersion)
 	}
+	var versions []string
+	for _, m := range d.Family {
+		if v, ok := d.RelativesVersions[m.CitizenID]; ok {
+			versions = append(versions, fmt.Sprint(v))
+		}
+	}
+	if len(versions) > 0 {
+		which += ", relatives' record versions " + strings.Join(versions, ", ")
+	}
 	outcome := "not eligible"
 	switch {
 	case d.Eligible:

@@ -85,12 +85,14 @@ func TestDecisionNamesPolicyAndRecordVersions(t *testing.T) {
 
 // TestDecisionAndPolicyListMatchOpenAPI: the members of a served decision
 // and of a served policy list are the ones the OpenAPI schemas describe,
-// the required ones present, policy_digest and record_version included.
+// the required ones present, policy_digest, record_version and
+// relatives_versions included.
 func TestDecisionAndPolicyListMatchOpenAPI(t *testing.T) {
 	doc := openAPIDoc(t)
 	cat := loadPolicies(t)
-	c := eligibility.Case{Name: "renting in Daqing", AsOf: "2025-03-01",
-		Person: eligibility.CasePerson{BirthDate: "1990-01-01", Hukou: "231221100200"},
+	c := eligibility.Case{Name: "married, renting in Daqing", AsOf: "2025-03-01",
+		Person: eligibility.CasePerson{BirthDate: "1990-01-01", Hukou: "231221100200", Household: "H1"},
+		Family: []eligibility.CasePerson{{BirthDate: "1991-01-01", Hukou: "231221100200", Household: "H1", MarriedOn: "2018-01-01"}},
 		Events: []eligibility.CaseEvent{
 			{Type: "housing.rental_registered", Time: "2023-01-01", Data: map[string]any{"lease_id": "L1", "address_code": "230602013001", "start": "2023-01-01"}},
 		}}
@@ -139,6 +141,9 @@ func TestDecisionAndPolicyListMatchOpenAPI(t *testing.T) {
 	d := raw(srv.URL + "/v1/eligibility/" + string(ids[0]) + "?" + url.Values{"policy": {"heilongjiang/daqing"}, "as_of": {c.AsOf}}.Encode())
 	if _, ok := d["record_version"]; !ok {
 		t.Errorf("the decision %v has no record_version", d)
+	}
+	if v, ok := d["relatives_versions"].(map[string]any); !ok || v[string(ids[1])] == nil {
+		t.Errorf("the decision %v names no version of the listed spouse's record", d)
 	}
 	check("decision", d, "components", "schemas", "decision")
 	list := raw(srv.URL + "/v1/policies")

@@ -43,6 +43,17 @@ type Decision struct {
 	// of the record and of the changes read (versionRead). Omitted when
 	// the record read carries none.
 	RecordVersion int64 `json:"record_version,omitempty"`
+	// RelativesVersions names, for each relative the answer lists in
+	// Family whose record the decision read, the version of that record
+	// read (as RecordVersion is the person's, versionRead): a relative's
+	// event recorded late (a spouse's migration effective before the day)
+	// can change the answer while the person's own record stays as it
+	// was. Only those listed are named, since the answer discloses them
+	// already; a relative it does not list (a spouse whose own record
+	// does not confirm the marriage, or who was deceased on the day) is
+	// not, and the facts it shows of their record cite the events they
+	// come from, a late one included. Omitted when there is none.
+	RelativesVersions map[citizenid.ID]int64 `json:"relatives_versions,omitempty"`
 	// Place is the place of the policy the person was evaluated in: the
 	// one where they are eligible, or else the one where they come closest.
 	Place    string `json:"place"`
@@ -316,8 +327,31 @@ func Evaluate(p *Policy, subj Subject, relatives []Subject, asOf time.Time) Deci
 		}
 	}
 	d.Family = familyOf(p, &subj.Record, f, family)
+	d.RelativesVersions = listedVersions(d.Family, relatives)
 	d.Cited = cited(d.Conditions, d.Family)
 	return d
+}
+
+// listedVersions is Decision.RelativesVersions: for each member of family
+// whose record is among relatives (a spouse listed for a clerk to confirm
+// may have none held here), the version of it read; nil when none.
+func listedVersions(family []FamilyMember, relatives []Subject) map[citizenid.ID]int64 {
+	var out map[citizenid.ID]int64
+	for _, m := range family {
+		for i := range relatives {
+			if relatives[i].Record.CitizenID != m.CitizenID {
+				continue
+			}
+			if v := versionRead(relatives[i]); v > 0 {
+				if out == nil {
+					out = map[citizenid.ID]int64{}
+				}
+				out[m.CitizenID] = v
+			}
+			break
+		}
+	}
+	return out
 }
 
 // versionRead is the version of s's record a decision read: the
