@@ -120,14 +120,19 @@ const (
 	// 6-digit region or city code, that the region table (schemas/region)
 	// does not have.
 	ReasonUnknownAddressCode = "unknown_address_code"
+	// ReasonTooLarge: a record the hub will not hold whole, whatever it
+	// holds (hub/ingest): more than 1,000 headers, or, in a compressed
+	// batch, over 1 MiB once decompressed. Decode never gives it.
+	ReasonTooLarge = "too_large"
 )
 
 // MaxIDLength is the most characters an event id may have.
 const MaxIDLength = 200
 
-// Reasons lists every reject reason Decode can give.
+// Reasons lists every reject reason: those Decode can give, and
+// ReasonTooLarge.
 var Reasons = []string{ReasonNotJSON, ReasonNotCloudEvent, ReasonUnknownType, ReasonSourceMismatch,
-	ReasonKeyMismatch, ReasonInvalidSubject, ReasonInvalidData, ReasonUnknownAddressCode}
+	ReasonKeyMismatch, ReasonInvalidSubject, ReasonInvalidData, ReasonUnknownAddressCode, ReasonTooLarge}
 
 // RejectError says why an event cannot be applied. Field names the offending
 // attribute or data field (JSON path), when there is one. It never contains

@@ -468,7 +468,7 @@ func New(cfg Config, store Applier) (*Consumer, error) {
 	c.metrics.readerErrors.Add(context.Background(), 0)
 	for _, topic := range cfg.Topics {
 		src := attribute.String("source", string(schemas.SourceOfTopic(topic)))
-		for _, reason := range append(slices.Clone(schemas.Reasons), reasonTooLarge) {
+		for _, reason := range schemas.Reasons {
 			c.metrics.rejected.Add(context.Background(), 0, metric.WithAttributes(attribute.String("reason", reason), src))
 		}
 		for _, ctr := range []metric.Int64Counter{c.metrics.consumed, c.metrics.applied, c.metrics.duplicates} {

@@ -20,14 +20,15 @@ import (
 	"github.com/pophub/pophub/schemas"
 )
 
-// reasonTooLarge is the reject reason of a record the hub will not hold
-// whole: one with more than maxRecordHeaders headers, or one that a
-// compressed batch holds above maxRecordBytes once decompressed (see
-// boundedCodec). Such records pass every limit Kafka has (the broker's
-// max.message.bytes counts a batch compressed, and a header of a few bytes
-// on the topic costs the hub many times that), and held as they come they
-// would break the consumer's memory bound (see the package comment).
-const reasonTooLarge = "too_large"
+// reasonTooLarge (schemas.ReasonTooLarge) is the reject reason of a
+// record the hub will not hold whole: one with more than maxRecordHeaders
+// headers, or one that a compressed batch holds above maxRecordBytes once
+// decompressed (see boundedCodec). Such records pass every limit Kafka has
+// (the broker's max.message.bytes counts a batch compressed, and a header
+// of a few bytes on the topic costs the hub many times that), and held as
+// they come they would break the consumer's memory bound (see the package
+// comment).
+const reasonTooLarge = schemas.ReasonTooLarge
 
 // maxRecordHeaders is the most headers a record may have. A department's
 // records carry a handful (trace context, a CloudEvents SDK's ce_*
