@@ -371,17 +371,7 @@ identities:
 // the refusal says; with the right purpose for the wrong token the clerk
 // can change the purpose for ever.
 func TestStatsPageForbiddenTokenFocusesToken(t *testing.T) {
-	policy, err := access.Parse([]byte(strings.NewReplacer(
-		"0000000000000000000000000000000000000000000000000000000000000001", access.HashToken("bureau-token"),
-		"0000000000000000000000000000000000000000000000000000000000000002", access.HashToken("registry-token"),
-	).Replace(statsPolicy)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	az, err := access.NewAuthorizer(access.AuthorizerConfig{Policy: policy})
-	if err != nil {
-		t.Fatal(err)
-	}
+	az := statsAuthorizer(t, statsPolicy)
 	ctx := browser(t)
 	srv := pageServer(t, districtsStore(t), az)
 	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/stats"), chromedp.WaitReady(chromedp.CSS(`#query`)),
@@ -400,4 +390,23 @@ func TestStatsPageForbiddenTokenFocusesToken(t *testing.T) {
 	if focus != "token" || strings.Contains(status, "用途") && !strings.Contains(status, "令牌") {
 		t.Errorf("refused for the token's identity, the page says %q and focuses #%s, want the token named and #token focused", status, focus)
 	}
+}
+
+// statsAuthorizer is the authorizer of the access policy yaml (statsPolicy
+// or a variant of it), its two placeholder token hashes standing for
+// "bureau-token" and "registry-token".
+func statsAuthorizer(t *testing.T, yaml string) *access.Authorizer {
+	t.Helper()
+	policy, err := access.Parse([]byte(strings.NewReplacer(
+		"0000000000000000000000000000000000000000000000000000000000000001", access.HashToken("bureau-token"),
+		"0000000000000000000000000000000000000000000000000000000000000002", access.HashToken("registry-token"),
+	).Replace(yaml)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	az, err := access.NewAuthorizer(access.AuthorizerConfig{Policy: policy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return az
 }

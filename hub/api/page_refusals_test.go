@@ -12,7 +12,6 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
-	"github.com/pophub/pophub/hub/access"
 	"github.com/pophub/pophub/hub/api"
 )
 
@@ -115,17 +114,7 @@ func TestStatsPageNoCSPViolation(t *testing.T) {
 func TestStatsPagePurposeRefusalMentioningUse(t *testing.T) {
 	pol := strings.Replace(statsPolicy, `purposes: ["official population statistics"]`,
 		`purposes: ["official statistics (staff may not use names)"]`, 1)
-	policy, err := access.Parse([]byte(strings.NewReplacer(
-		"0000000000000000000000000000000000000000000000000000000000000001", access.HashToken("bureau-token"),
-		"0000000000000000000000000000000000000000000000000000000000000002", access.HashToken("registry-token"),
-	).Replace(pol)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	az, err := access.NewAuthorizer(access.AuthorizerConfig{Policy: policy})
-	if err != nil {
-		t.Fatal(err)
-	}
+	az := statsAuthorizer(t, pol)
 	ctx := browser(t)
 	srv := pageServer(t, districtsStore(t), az)
 	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/stats"), chromedp.WaitReady(chromedp.CSS(`#query`)),
@@ -153,17 +142,7 @@ func TestStatsPagePurposeRefusalMentioningUse(t *testing.T) {
 // them". The region and the date are right here: the page must name the
 // purpose, not the region code, and focus it.
 func TestStatsPageBadPurposeFocusesPurpose(t *testing.T) {
-	policy, err := access.Parse([]byte(strings.NewReplacer(
-		"0000000000000000000000000000000000000000000000000000000000000001", access.HashToken("bureau-token"),
-		"0000000000000000000000000000000000000000000000000000000000000002", access.HashToken("registry-token"),
-	).Replace(statsPolicy)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	az, err := access.NewAuthorizer(access.AuthorizerConfig{Policy: policy})
-	if err != nil {
-		t.Fatal(err)
-	}
+	az := statsAuthorizer(t, statsPolicy)
 	ctx := browser(t)
 	srv := pageServer(t, districtsStore(t), az)
 	purpose := strings.Repeat("官方人口统计", 12) // 72 characters, 216 bytes
