@@ -136,6 +136,9 @@ const (
 // that the DBA can see what keeps the start waiting.
 func applyOne(ctx context.Context, pool *pgxpool.Pool, conn *pgxpool.Conn, version, sql, schema string, log *slog.Logger) error {
 	pause := firstPause
+	// last is the lock wait last seen: a start given up early in an
+	// attempt, before its wait was looked at, names the one before.
+	var last *lockWait
 	for attempt := 1; ; attempt++ {
 		waits := watchWaits(ctx, pool, conn.Conn().PgConn().PID())
 		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
@@ -154,6 +157,10 @@ func applyOne(ctx context.Context, pool *pgxpool.Pool, conn *pgxpool.Conn, versi
 		if err == nil {
 			return nil
 		}
+		if w == nil {
+			w = last
+		}
+		last = w
 		var pg *pgconn.PgError
 		timedOut := errors.As(err, &pg) && pg.Code == "55P03"
 		if !timedOut {
