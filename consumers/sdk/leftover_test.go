@@ -216,7 +216,9 @@ func TestConsumerPerFilterLeftoversNotListable(t *testing.T) {
 		if err := js.DeleteConsumer(context.Background(), schemas.StreamName, name); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "the deleted consumer created again", 30*time.Second, func() bool {
+		// The SDK finds its consumer gone and makes it again: seconds,
+		// more on a loaded machine under -race.
+		waitFor(t, "the deleted consumer created again", 90*time.Second, func() bool {
 			_, ok := consumersOf(t, js)[name]
 			return ok && sub.Health() == nil
 		})
