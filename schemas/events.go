@@ -120,9 +120,8 @@ const (
 	// 6-digit region or city code, that the region table (schemas/region)
 	// does not have.
 	ReasonUnknownAddressCode = "unknown_address_code"
-	// ReasonTooLarge: a record the hub will not hold whole, whatever it
-	// holds (hub/ingest): more than 1,000 headers, or, in a compressed
-	// batch, over 1 MiB once decompressed. Decode never gives it.
+	// ReasonTooLarge: a record the hub will not hold whole (hub/ingest):
+	// more than 1,000 headers. Decode never gives it.
 	ReasonTooLarge = "too_large"
 )
 

@@ -228,8 +228,7 @@ type Record struct {
 	// here; Records and Record move a confirmed one to ReplayOf.
 	ReplayClaim string
 	// Dropped (pophub-dropped) names what ingest left out of a copy too
-	// large for the DLQ: "value", "value,headers" (a record refused as
-	// too_large, whose value the hub never held) or "key,value,headers".
+	// large for the DLQ: "value", or "key,value,headers".
 	// Such a record
 	// cannot be replayed; the original is at Topic, Partition and Offset
 	// only until the source topic's retention deletes it. Empty for a

@@ -22,12 +22,9 @@
 // kafka-go's queue of readerQueue records: with the defaults and records
 // near Kafka's 1 MiB limit, about 130 MiB, however long the backlog behind
 // a slow store; up to about 150 MiB when the queued records carry a
-// megabyte of tiny headers each. A record the hub will not hold whole is
-// refused as too_large (limits.go): one with more than maxRecordHeaders
-// headers, whose batch keeps only the first of them, and one that a
-// compressed batch holds above maxRecordBytes once decompressed, which the
-// reader reads through without keeping (boundedCodec): the broker's
-// max.message.bytes and the fetch's MaxBytes count a batch compressed.
+// megabyte of tiny headers each. A record with more than maxRecordHeaders
+// headers is refused as too_large (limits.go), and its batch keeps only the
+// first of them.
 //
 // Stopping: when Run's context ends, the consumer fetches no more, starts
 // no more batches, and lets the batches in flight (whose rejects may
@@ -407,10 +404,8 @@ type metrics struct {
 	readerErrors metric.Int64Counter
 }
 
-// New creates a consumer that applies to store. The first call wraps
-// kafka-go's compression codecs for the whole process (see boundedCodec).
+// New creates a consumer that applies to store.
 func New(cfg Config, store Applier) (*Consumer, error) {
-	installBoundedCodecs()
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -1520,9 +1515,7 @@ const (
 	HeaderOffset    = "pophub-offset"
 	// HeaderDropped marks a copy too large for the DLQ and names what it
 	// lacks: "value", or "key,value,headers" (the original record's key
-	// and headers too); or a too_large reject's copy that lacks what the
-	// hub would not hold, "value,headers" or "key,value,headers" (see
-	// boundedCodec). The original is at pophub-topic, pophub-partition
+	// and headers too). The original is at pophub-topic, pophub-partition
 	// and pophub-offset only until the topic's retention deletes it; the
 	// DLQ tools refuse to replay such a copy.
 	HeaderDropped = "pophub-dropped"
