@@ -40,37 +40,7 @@ var notificationServers = []struct {
 // in pophub_notifications_lost_total, once, while it goes on publishing.
 func TestRelayNoticesLostNotifications(t *testing.T) {
 	for _, srv := range notificationServers {
-		for _, tc := range []struct {
-			name string
-			lose func(t *testing.T, js jetstream.JetStream, cfg StreamConfig)
-		}{
-			{"purged", func(t *testing.T, js jetstream.JetStream, cfg StreamConfig) {
-				s, err := js.Stream(context.Background(), cfg.Name)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := s.Purge(context.Background()); err != nil {
-					t.Fatalf("purging the stream: %v", err)
-				}
-			}},
-			{"deleted", func(t *testing.T, js jetstream.JetStream, cfg StreamConfig) {
-				if err := js.DeleteStream(context.Background(), cfg.Name); err != nil {
-					t.Fatal(err)
-				}
-			}},
-			{"replaced", func(t *testing.T, js jetstream.JetStream, cfg StreamConfig) {
-				if err := js.DeleteStream(context.Background(), cfg.Name); err != nil {
-					t.Fatal(err)
-				}
-				var err error
-				for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-					if err = EnsureStream(context.Background(), js, cfg); err == nil {
-						return
-					}
-				}
-				t.Fatalf("creating the deleted stream again: %v", err)
-			}},
-		} {
+		for _, tc := range streamLosses {
 			t.Run(srv.name+"/"+tc.name, func(t *testing.T) {
 				js, cfg, prefix := srv.open(t)
 				if err := EnsureStream(context.Background(), js, cfg); err != nil {
@@ -170,4 +140,40 @@ func TestRelayLimitsLoseNothing(t *testing.T) {
 			})
 		}
 	}
+}
+
+// streamLosses are the ways the notification stream loses what it held:
+// purged (JetStream keeps the duplicate ids, so publishing again stores
+// nothing), deleted (the relay creates it again), or deleted and created
+// again by someone else.
+var streamLosses = []struct {
+	name string
+	lose func(t *testing.T, js jetstream.JetStream, cfg StreamConfig)
+}{
+	{"purged", func(t *testing.T, js jetstream.JetStream, cfg StreamConfig) {
+		s, err := js.Stream(context.Background(), cfg.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Purge(context.Background()); err != nil {
+			t.Fatalf("purging the stream: %v", err)
+		}
+	}},
+	{"deleted", func(t *testing.T, js jetstream.JetStream, cfg StreamConfig) {
+		if err := js.DeleteStream(context.Background(), cfg.Name); err != nil {
+			t.Fatal(err)
+		}
+	}},
+	{"replaced", func(t *testing.T, js jetstream.JetStream, cfg StreamConfig) {
+		if err := js.DeleteStream(context.Background(), cfg.Name); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if err = EnsureStream(context.Background(), js, cfg); err == nil {
+				return
+			}
+		}
+		t.Fatalf("creating the deleted stream again: %v", err)
+	}},
 }

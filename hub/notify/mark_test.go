@@ -43,39 +43,12 @@ func (o markedOutbox) SaveStreamMark(ctx context.Context, stream string, m hub.S
 // the stream kept them reports nothing.
 func TestRelayNoticesLossesWhileStopped(t *testing.T) {
 	for _, srv := range notificationServers {
-		for _, tc := range []struct {
+		kept := struct {
 			name string
 			lose func(t *testing.T, js jetstream.JetStream, cfg StreamConfig)
-			lost bool
-		}{
-			{"kept", func(*testing.T, jetstream.JetStream, StreamConfig) {}, false},
-			{"purged", func(t *testing.T, js jetstream.JetStream, cfg StreamConfig) {
-				s, err := js.Stream(context.Background(), cfg.Name)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := s.Purge(context.Background()); err != nil {
-					t.Fatalf("purging the stream: %v", err)
-				}
-			}, true},
-			{"deleted", func(t *testing.T, js jetstream.JetStream, cfg StreamConfig) {
-				if err := js.DeleteStream(context.Background(), cfg.Name); err != nil {
-					t.Fatal(err)
-				}
-			}, true},
-			{"replaced", func(t *testing.T, js jetstream.JetStream, cfg StreamConfig) {
-				if err := js.DeleteStream(context.Background(), cfg.Name); err != nil {
-					t.Fatal(err)
-				}
-				var err error
-				for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-					if err = EnsureStream(context.Background(), js, cfg); err == nil {
-						return
-					}
-				}
-				t.Fatalf("creating the deleted stream again: %v", err)
-			}, true},
-		} {
+		}{"kept", func(*testing.T, jetstream.JetStream, StreamConfig) {}}
+		for _, tc := range append(streamLosses[:len(streamLosses):len(streamLosses)], kept) {
+			lost := tc.name != "kept"
 			t.Run(srv.name+"/"+tc.name, func(t *testing.T) {
 				ctx := context.Background()
 				js, cfg, prefix := srv.open(t)
@@ -97,18 +70,18 @@ func TestRelayNoticesLossesWhileStopped(t *testing.T) {
 				tc.lose(t, js, cfg)
 				next := start()
 				logs := next.logs
-				if tc.lost {
+				if lost {
 					waitWithin(t, 10*time.Second, "the loss logged", func() bool { return strings.Contains(logs.String(), "notifications lost from the stream") })
 				}
 				time.Sleep(300 * time.Millisecond) // more looks, which must not count the loss again
 				want := 0.0
-				if tc.lost {
+				if lost {
 					want = 300
 				}
 				if got := next.lost(t); got != want {
 					t.Fatalf("pophub_notifications_lost_total = %v, want %v; log:\n%s", got, want, logs)
 				}
-				if !tc.lost {
+				if !lost {
 					return
 				}
 				var line string
