@@ -289,7 +289,8 @@ func TestGracefulRestartKeepsCitizenOrder(t *testing.T) {
 
 // TestLostConsumerCreatedAgainWhereItLeftOff: the durable consumer of a
 // running subscriber that starts new consumers at new notifications
-// disappears, with notifications published before the subscriber notices:
+// disappears, with notifications published before the subscriber notices
+// (or, lost in a restart, with no notice at all):
 // it creates the consumer again where it left off, not as a new
 // subscriber, so none is lost, and says so.
 func TestLostConsumerCreatedAgainWhereItLeftOff(t *testing.T) {
@@ -301,6 +302,12 @@ func TestLostConsumerCreatedAgainWhereItLeftOff(t *testing.T) {
 			if err := e.js.DeleteConsumer(context.Background(), schemas.StreamName, "lost"); err != nil {
 				t.Fatal(err)
 			}
+		}},
+		// No pull of the subscriber's is waiting on the consumer when it
+		// goes, so the server has none to tell: the next pull finds no
+		// one to answer it.
+		{"consumer lost from the store in a restart", func(t *testing.T, e *env) {
+			e.srv.RestartLosing(schemas.StreamName, "lost")
 		}},
 		{"stream created again", func(t *testing.T, e *env) {
 			if err := e.js.DeleteStream(context.Background(), schemas.StreamName); err != nil {

@@ -547,8 +547,22 @@ func (s *Subscriber) returnGivenBack() {
 // (see queueLimit), which is what bounds what the process holds.
 func (s *Subscriber) fetchLoop(ctx context.Context, d int, cons jetstream.Consumer, queues []*queue) {
 	name := s.durables[d].name
-	onError := func(_ jetstream.ConsumeContext, err error) { s.consumeError(name, err) }
+	var probing atomic.Bool
 	for ctx.Err() == nil {
+		pulled := cons
+		onError := func(cc jetstream.ConsumeContext, err error) {
+			s.consumeError(name, err)
+			// A pull nobody answers, or no heartbeat from a pull that
+			// was waiting: the consumer may be gone without the server
+			// having had a pull of ours to tell (deleted between two
+			// pulls, lost in a restart). nats.go would pull for ever.
+			if (errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoHeartbeat)) && probing.CompareAndSwap(false, true) {
+				go func() {
+					defer probing.Store(false)
+					s.stopIfGone(ctx, pulled, cc, name)
+				}()
+			}
+		}
 		gather := s.gather(cons, queues[0].limit)
 		cc, err := cons.Consume(func(msg jetstream.Msg) {
 			if ctx.Err() != nil {
@@ -607,6 +621,19 @@ func (s *Subscriber) gather(cons jetstream.Consumer, limit int) int {
 		g = min(g, m/(2*s.cfg.Concurrency))
 	}
 	return max(1, g)
+}
+
+// stopIfGone stops cc when the server says its consumer does not exist,
+// so that fetchLoop sets it up again; any other answer leaves cc pulling.
+func (s *Subscriber) stopIfGone(ctx context.Context, cons jetstream.Consumer, cc jetstream.ConsumeContext, name string) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err := cons.Info(ctx)
+	if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return
+	}
+	s.cfg.Logger.Error("subscriber: the durable consumer is gone", "subscriber", s.cfg.Name, "consumer", name, "error", err)
+	cc.Stop()
 }
 
 // consumeError logs the errors Consume reports. nats.go stops consuming

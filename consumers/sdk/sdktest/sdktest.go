@@ -10,6 +10,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -64,6 +66,23 @@ func (s *Server) URL() string { return "nats://127.0.0.1:" + strconv.Itoa(s.port
 func (s *Server) Restart() {
 	s.t.Helper()
 	s.Shutdown()
+	s.start()
+}
+
+// RestartLosing restarts the server with the durable consumer name of
+// stream gone from its store, as a storage failure or a restore from a
+// backup taken before the consumer was made would leave it: the stream
+// and its messages are back, the consumer is not, and no client was told.
+func (s *Server) RestartLosing(stream, name string) {
+	s.t.Helper()
+	s.Shutdown()
+	dir := filepath.Join(s.dir, "jetstream", "$G", "streams", stream, "obs", name)
+	if _, err := os.Stat(dir); err != nil {
+		s.t.Fatalf("consumer %s of stream %s not in the store: %v", name, stream, err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		s.t.Fatal(err)
+	}
 	s.start()
 }
 
