@@ -174,7 +174,11 @@ func printDecision(w io.Writer, d eligibility.Decision) {
 	if len(d.Family) > 0 {
 		fmt.Fprintln(w, "\nfamily who may settle along:")
 		for _, m := range d.Family {
-			fmt.Fprintf(w, "    %s %s %s (%s)\n", m.Relation, m.CitizenID, m.Name, m.Basis)
+			fmt.Fprintf(w, "    %s %s %s (%s)", m.Relation, m.CitizenID, m.Name, m.Basis)
+			if v, ok := d.RelativesVersions[m.CitizenID]; ok {
+				fmt.Fprintf(w, ", record version %d", v)
+			}
+			fmt.Fprintln(w)
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/pophub/pophub/hub/eligibility"
 	"github.com/pophub/pophub/ops/policies"
+	"github.com/pophub/pophub/schemas/citizenid"
 )
 
 // TestPoliciesListNamesDigests: `pophub policies list` shows each
@@ -39,13 +40,25 @@ func TestPoliciesListNamesDigests(t *testing.T) {
 
 // TestDecisionPrintNamesVersions: `pophub eligibility` prints, beside the
 // policy and the day, the policy version and the record version the
-// answer came from.
+// answer came from, and the record version of each family member listed.
 func TestDecisionPrintNamesVersions(t *testing.T) {
+	const spouse, child = "230102199203041220", "230102201505060012"
 	d := eligibility.Decision{CitizenID: "230102199001011230", Policy: "heilongjiang/daqing", Title: "大庆市落户条件",
-		PolicyDigest: "sha256:" + strings.Repeat("ab", 32), AsOf: "2026-11-22", RecordVersion: 58, Place: "大庆市市区", Route: "all"}
+		PolicyDigest: "sha256:" + strings.Repeat("ab", 32), AsOf: "2026-11-22", RecordVersion: 58, Place: "大庆市市区", Route: "all",
+		Family: []eligibility.FamilyMember{
+			{CitizenID: spouse, Name: "王芳", Relation: "spouse", Basis: "marriage"},
+			{CitizenID: child, Name: "李明", Relation: "child", Basis: "household"},
+		},
+		RelativesVersions: map[citizenid.ID]int64{spouse: 12, child: 3}}
 	var b bytes.Buffer
 	printDecision(&b, d)
-	if want := "policy version " + d.PolicyDigest + ", record version 58\n"; !strings.Contains(b.String(), want) {
-		t.Errorf("printed\n%s\nwant a line %q", b.String(), want)
+	for _, want := range []string{
+		"policy version " + d.PolicyDigest + ", record version 58\n",
+		"spouse " + citizenid.ID(spouse).String() + " 王芳 (marriage), record version 12\n",
+		"child " + citizenid.ID(child).String() + " 李明 (household), record version 3\n",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("printed\n%s\nwant a line with %q", b.String(), want)
+		}
 	}
 }
