@@ -165,7 +165,7 @@ func (s *State) apply(ev *schemas.Event) {
 	case *schemas.InsuranceTransferredData:
 		s.SIRegion.set(ptr(d.ToRegion), at)
 	case *schemas.EducationEnrolledData:
-		regMap(&s.Enrolments, d.Institution+"\x00"+d.Level).set(&enrolment{
+		regMap(&s.Enrolments, enrolmentKey(d.Institution, d.Level)).set(&enrolment{
 			Institution: d.Institution, Level: d.Level, Region: d.Region, Start: d.Start}, at)
 	case *schemas.EducationGraduatedData:
 		// Education keeps the highest level, not the latest graduation.

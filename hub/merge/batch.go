@@ -38,6 +38,11 @@ type Outcome struct {
 	// would otherwise be derived again. An event changes only the
 	// sections it affects, so the others stay valid.
 	derived map[*State]map[schemas.Section]any
+	// walks holds, per person, the golden record's permit walk
+	// (walkPermits with expire false) of the person's state as the batch
+	// left it, for the next event to go on with (resume) rather than
+	// walk the whole timelines again.
+	walks map[*State]*permitWalk
 	// bodies is the shard's arena for notification bodies, which are
 	// many and small and never change once written.
 	bodies []byte
@@ -183,7 +188,7 @@ func fnv32(s string) uint32 {
 // batchShard applies distinct events in order.
 func batchShard(loaded map[citizenid.ID]*State, in []*hub.Input, now time.Time) Outcome {
 	out := Outcome{States: make(map[citizenid.ID]*State), History: make([]Entry, 0, len(in)), Outbox: make([]hub.OutboxEntry, 0, len(in)+len(in)/2),
-		derived: make(map[*State]map[schemas.Section]any), appliedAt: now.AppendFormat(nil, time.RFC3339Nano)}
+		derived: make(map[*State]map[schemas.Section]any), walks: make(map[*State]*permitWalk), appliedAt: now.AppendFormat(nil, time.RFC3339Nano)}
 	for _, p := range in {
 		ev := &p.Event
 		st, ok := out.States[ev.Subject]
@@ -217,8 +222,9 @@ func (out *Outcome) apply(st *State, in *hub.Input, now time.Time) {
 		derived = make(map[schemas.Section]any, len(secs))
 		out.derived[st] = derived
 	}
-	// A contract, property, lease or business: its section changed when
-	// the entry did (entryOf), and is not derived whole.
+	// A contract, property, lease, business, enrolment or graduation: its
+	// section changed when the entry did (entryOf), and is not derived
+	// whole.
 	keyedSec, entryBefore, keyed := st.entryOf(ev)
 	var buf [4]any
 	before := buf[:0]
@@ -231,9 +237,18 @@ func (out *Outcome) apply(st *State, in *hub.Input, now time.Time) {
 		} else if d, ok := derived[sec]; ok {
 			v = d
 		} else {
-			v = st.section(sec)
+			v = out.section(st, sec)
 		}
 		before = append(before, v)
+	}
+	// The permit walk kept goes on over this event's point, or is
+	// dropped if this event changes what it read.
+	var walk *permitWalk
+	if permitReads[ev.Type] {
+		if w := out.walks[st]; w != nil && st.resumable(ev) {
+			walk = w
+		}
+		delete(out.walks, st)
 	}
 	wasDeceased := st.Status() == hub.StatusDeceased
 	wasDate, wasDeathAddr := "", ""
@@ -247,6 +262,9 @@ func (out *Outcome) apply(st *State, in *hub.Input, now time.Time) {
 	st.apply(ev)
 	st.Ver++
 	st.UpdatedAt = now
+	if walk != nil && st.resume(walk, ev) {
+		out.walks[st] = walk
+	}
 
 	changed := []string{}
 	for i, sec := range secs {
@@ -259,7 +277,7 @@ func (out *Outcome) apply(st *State, in *hub.Input, now time.Time) {
 		if skip(sec) {
 			continue
 		}
-		after := st.section(sec)
+		after := out.section(st, sec)
 		derived[sec] = after
 		if !sectionEqual(before[i], after) {
 			changed = append(changed, string(sec))
@@ -342,6 +360,33 @@ func (out *Outcome) apply(st *State, in *hub.Input, now time.Time) {
 		}
 		out.notify(schemas.DeathSubject(deathAddr), n.Section, n, digest, deathText, in.Trace, now)
 	}
+}
+
+// permitReads are the events that write what a permit walk reads: the
+// timelines, the lifecycle and death registers (cancellationReason,
+// certifiedDate) and the permit registers (permitUntil).
+var permitReads = map[schemas.Type]bool{
+	schemas.HukouRegistered:        true,
+	schemas.HukouMigrated:          true,
+	schemas.HukouCancelled:         true,
+	schemas.DeathCertified:         true,
+	schemas.ResidencePermitIssued:  true,
+	schemas.ResidencePermitRevoked: true,
+}
+
+// section derives one section of st for change detection. The
+// residence permits come from the walk the batch keeps for st, walked
+// whole only when there is none.
+func (out *Outcome) section(st *State, sec schemas.Section) any {
+	if sec != schemas.SecResidencePermits || len(st.PermitLine) == 0 {
+		return st.section(sec)
+	}
+	w := out.walks[st]
+	if w == nil || w.hukou != len(st.HukouLine) || w.permits != len(st.PermitLine) {
+		w = st.walkPermits(false)
+		out.walks[st] = w
+	}
+	return permitViews(st.heldPermits(w))
 }
 
 // notify adds a notification of the given change id kind (ChangeID);

@@ -12,25 +12,27 @@ import (
 )
 
 // TestKeyedSectionsChangedAsDerived: for events about one contract,
-// property, lease or business, a merge tells whether the employment,
-// housing or tax section changed from that entry alone (entryOf). Over
-// random sequences — entries started, ended, registered and transferred,
-// late, out of order, at equal times, repeated — the history must name
-// the section exactly when deriving the whole section before and after
-// the event differs.
+// property, lease, business, enrolment or graduation, a merge tells
+// whether the employment, housing, tax or education section changed from
+// that entry alone (entryOf). Over random sequences — entries started,
+// ended, registered, transferred, enrolled and graduated from, late, out
+// of order, at equal times, repeated — the history must name the section
+// exactly when deriving the whole section before and after the event
+// differs.
 func TestKeyedSectionsChangedAsDerived(t *testing.T) {
 	p := id(t, male)
 	emp := uscc(t, "91230102MA1234567")
 	bizID := func(key string) string { return uscc(t, "92230102MA765432"+key) }
 	times := []string{"2021-01-01T00:00:00+08:00", "2022-06-01T00:00:00+08:00", "2022-06-01T00:00:00+08:00", "2023-03-01T09:00:00+08:00", "2024-12-31T00:00:00+08:00"}
 	dates := []string{"2021-01-01", "2022-06-01", "2023-03-01", "2024-12-31"}
+	levels := []string{"21", "31", "41"}
 	r := rand.New(rand.NewPCG(1, 2))
 	pick := func(s []string) string { return s[r.IntN(len(s))] }
 	random := func(n int) hub.Input {
 		key := fmt.Sprint(r.IntN(3))
 		when := pick(times)
 		evid := fmt.Sprintf("e%d", n)
-		switch r.IntN(8) {
+		switch r.IntN(10) {
 		case 0:
 			return ev(t, schemas.ContractStarted, p, evid, when, map[string]any{"contract_id": "C" + key, "employer_id": emp,
 				"employer_name": "龙江机械", "work_region": "230102", "start": pick(dates)})
@@ -48,8 +50,14 @@ func TestKeyedSectionsChangedAsDerived(t *testing.T) {
 			return ev(t, schemas.RentalEnded, p, evid, when, map[string]any{"lease_id": "L" + key, "end": pick(dates)})
 		case 6:
 			return ev(t, schemas.BusinessRegistered, p, evid, when, map[string]any{"business_id": bizID(key), "region": pick([]string{"230102", "230103"})})
-		default:
+		case 7:
 			return ev(t, schemas.BusinessDeregistered, p, evid, when, map[string]any{"business_id": bizID(key)})
+		case 8:
+			return ev(t, schemas.EducationEnrolled, p, evid, when, map[string]any{"institution": "I" + key,
+				"level": pick(levels), "region": pick([]string{"230102", "230103"}), "start": pick(dates)})
+		default:
+			return ev(t, schemas.EducationGraduated, p, evid, when, map[string]any{"institution": "I" + key,
+				"level": pick(levels), "date": pick(dates), "certificate_no": "G" + key})
 		}
 	}
 	for round := range 200 {

@@ -294,11 +294,7 @@ func (s *State) fill(r *hub.Record, sec schemas.Section) {
 			}
 		}
 	case schemas.SecResidencePermits:
-		for _, c := range s.currentPermits() {
-			r.ResidencePermits = append(r.ResidencePermits, hub.ResidencePermit{CityCode: c.code, AddressCode: c.p.Address,
-				Basis: c.p.Basis, Since: day(c.at.T), ValidUntil: c.p.ValidUntil})
-		}
-		sort.Slice(r.ResidencePermits, func(i, j int) bool { return r.ResidencePermits[i].CityCode < r.ResidencePermits[j].CityCode })
+		r.ResidencePermits = permitViews(s.currentPermits())
 	case schemas.SecMarital:
 		if m, at, ok := s.maritalNow(); ok {
 			r.Marital = &hub.Marital{Status: m.Status, SpouseID: m.Spouse, Since: day(at.T)}
@@ -308,9 +304,9 @@ func (s *State) fill(r *hub.Record, sec schemas.Section) {
 		if g, ok := s.Graduation.get(); ok {
 			e = hub.Education{HighestLevel: g.Level, Institution: g.Institution, GraduatedOn: g.Date}
 		}
-		for _, reg := range s.Enrolments {
-			if en, ok := reg.get(); ok {
-				e.Enrolments = append(e.Enrolments, hub.Enrolment{Institution: en.Institution, Level: en.Level, Region: en.Region, Start: en.Start})
+		for id, reg := range s.Enrolments {
+			if en, ok := enrolmentView(id, reg); ok {
+				e.Enrolments = append(e.Enrolments, en)
 			}
 		}
 		sort.Slice(e.Enrolments, func(i, j int) bool {
@@ -399,10 +395,22 @@ func (s *State) fill(r *hub.Record, sec schemas.Section) {
 	}
 }
 
-// The entries of the employment, housing and tax sections as the record
-// shows them, each from its own registers alone; false when it is not
-// shown. That independence is what lets a merge tell whether an event
-// changed such a section from the one entry it touched (see entryOf).
+// permitViews is the residence-permit section listing permits cs.
+func permitViews(cs []currentPermit) []hub.ResidencePermit {
+	var out []hub.ResidencePermit
+	for _, c := range cs {
+		out = append(out, hub.ResidencePermit{CityCode: c.code, AddressCode: c.p.Address,
+			Basis: c.p.Basis, Since: day(c.at.T), ValidUntil: c.p.ValidUntil})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].CityCode < out[j].CityCode })
+	return out
+}
+
+// The entries of the employment, housing, tax and education sections as
+// the record shows them, each from its own registers alone; false when it
+// is not shown. That independence is what lets a merge tell whether an
+// event changed such a section from the one entry it touched (see
+// entryOf).
 
 func contractView(id string, c *contract) (hub.Contract, bool) {
 	st, ok := c.Started.get()
@@ -445,16 +453,46 @@ func businessView(id string, reg *Reg[business]) (hub.Business, bool) {
 	return hub.Business{BusinessID: id, Region: b.Region, Since: day(reg.At.T)}, true
 }
 
-// entryOf is, for an event about one entry of the employment, housing or
-// tax section (a contract, a property, a lease, a business), that section
-// and the entry as it shows there, nil when not shown; ok is false for
-// other events. The section changed exactly when the entry did, which
-// costs nothing to compare, while deriving a section costs each event
-// its number of entries: a person with tens of thousands of contracts
-// (a department's runaway export) made each of their events take tens of
+func enrolmentView(_ string, reg *Reg[enrolment]) (hub.Enrolment, bool) {
+	en, ok := reg.get()
+	if !ok {
+		return hub.Enrolment{}, false
+	}
+	return hub.Enrolment{Institution: en.Institution, Level: en.Level, Region: en.Region, Start: en.Start}, true
+}
+
+// graduationView is the part of the education section the graduation
+// kept gives: the highest level, its institution and date.
+type graduationView struct{ level, institution, date string }
+
+// enrolmentKey is the key of an enrolment's register in State.Enrolments.
+func enrolmentKey(institution, level string) string { return institution + "\x00" + level }
+
+// entryOf is, for an event about one entry of the employment, housing,
+// tax or education section (a contract, a property, a lease, a
+// business, an enrolment, the graduation kept), that section and the
+// entry as it shows there, nil when not shown; ok is false for other
+// events. The section changed exactly when the entry did, which costs
+// nothing to compare, while deriving a section costs each event its
+// number of entries: a person with tens of thousands of contracts (a
+// department's runaway export) made each of their events take tens of
 // milliseconds and stalled the partition.
 func (s *State) entryOf(ev *schemas.Event) (sec schemas.Section, entry any, ok bool) {
 	switch d := ev.Payload.(type) {
+	case *schemas.EducationEnrolledData:
+		return schemas.SecEducation, keyedView(s.Enrolments, enrolmentKey(d.Institution, d.Level), enrolmentView), true
+	case *schemas.EducationGraduatedData:
+		g, shown := s.Graduation.get()
+		if d.Level == "" || shown && g.Level == "" {
+			// A graduation without a level (no valid event has one) shows
+			// its institution and date only beside enrolments: the
+			// section is derived whole.
+			return "", nil, false
+		}
+		if !shown {
+			return schemas.SecEducation, nil, true
+		}
+		return schemas.SecEducation, graduationView{g.Level, g.Institution, g.Date}, true
 	case *schemas.ContractStartedData:
 		return schemas.SecEmployment, keyedView(s.Contracts, d.ContractID, contractView), true
 	case *schemas.ContractEndedData:

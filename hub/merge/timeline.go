@@ -41,7 +41,16 @@ type point struct {
 
 // addPoint inserts p in stamp order unless a point with its stamp is there.
 func addPoint(ps []point, p point) []point {
-	i, found := slices.BinarySearchFunc(ps, p.At, func(q point, at Stamp) int {
+	i, found := findPoint(ps, p.At)
+	if found {
+		return ps
+	}
+	return slices.Insert(ps, i, p)
+}
+
+// findPoint is where a point stamped at is, or would be inserted, in ps.
+func findPoint(ps []point, at Stamp) (int, bool) {
+	return slices.BinarySearchFunc(ps, at, func(q point, at Stamp) int {
 		switch {
 		case q.At == at:
 			return 0
@@ -50,10 +59,6 @@ func addPoint(ps []point, p point) []point {
 		}
 		return 1
 	})
-	if found {
-		return ps
-	}
-	return slices.Insert(ps, i, p)
 }
 
 // track records the timeline step an event makes, if any.
@@ -280,13 +285,27 @@ func (s *State) PermitSpans() []hub.Interval {
 
 // permitWalk is a replay of the permit timeline, interleaved with the
 // registration timeline's deaths and cancellations, by the rules
-// PermitSpans states.
+// PermitSpans states. It remembers how far it walked, so that a walk can
+// go on over points added after its last one (resume).
 type permitWalk struct {
-	byCity map[string][]step // by region.PermitCity
+	// byCity holds the steps walked by region.PermitCity, for the spans;
+	// nil in the golden record's walk, which reads only held.
+	byCity map[string][]step
 	// held holds, by region.PermitCity, the permits still held after the
 	// steps walked, each with the issue that holds it and the first day
 	// it no longer covers ("" for none).
 	held map[string]heldPermit
+	// expire is whether valid_until ends a permit as later days pass.
+	expire bool
+	// barred is a death or a hukou cancelled for death or emigration: the
+	// person can hold no permit until the hukou is restored or they
+	// register again, so an issue in between is not held; a cancellation
+	// for death may be all the hub hears of a death. dead is a certified
+	// death not yet followed by a registration.
+	dead, barred bool
+	// hukou and permits count the points of HukouLine and PermitLine
+	// walked.
+	hukou, permits int
 }
 
 type heldPermit struct {
@@ -295,8 +314,15 @@ type heldPermit struct {
 }
 
 func (w *permitWalk) end(city, d string) {
-	w.byCity[city] = append(w.byCity[city], step{d, ""})
+	w.step(city, step{d, ""})
 	delete(w.held, city)
+}
+
+// step records a step of city's span, if w keeps spans.
+func (w *permitWalk) step(city string, st step) {
+	if w.byCity != nil {
+		w.byCity[city] = append(w.byCity[city], st)
+	}
 }
 
 // expireBy ends the permits whose validity ran out by day d.
@@ -311,69 +337,131 @@ func (w *permitWalk) expireBy(d string) {
 // walkPermits replays the timelines. With expire false, a permit's
 // valid_until does not end it as later days pass (a permit issued already
 // expired is still not held): that is the walk the golden record reads,
-// which does not depend on the day it is read.
+// which does not depend on the day it is read, and keeps no spans.
 func (s *State) walkPermits(expire bool) *permitWalk {
-	w := &permitWalk{byCity: map[string][]step{}, held: map[string]heldPermit{}}
-	// barred is a death or a hukou cancelled for death or emigration: the
-	// person can hold no permit until the hukou is restored or they
-	// register again, so an issue in between is not held; a cancellation
-	// for death may be all the hub hears of a death. dead is a certified
-	// death not yet followed by a registration.
-	dead, barred := false, false
-	hi, permits := 0, s.PermitLine
-	for hi < len(s.HukouLine) || len(permits) > 0 {
-		if len(permits) == 0 || hi < len(s.HukouLine) && permits[0].At.After(s.HukouLine[hi].At) {
-			p := s.HukouLine[hi]
-			d := day(p.At.T)
-			if expire {
-				w.expireBy(d)
-			}
-			switch {
-			case p.Kind == pointRegistered:
-				dead, barred = false, false
-			case p.Kind == pointDied && !dead:
-				// The permits end on the date of death, also those issued
-				// between it and the certificate.
-				dd := s.deathDayAt(hi)
-				for city := range w.byCity {
-					w.byCity[city] = endBy(w.byCity[city], dd)
-				}
-				clear(w.held)
-				dead, barred = true, true
-			case p.Kind == pointCancelled && permitEndingCancellations[s.cancellationReason(p)]:
-				for city := range w.held {
-					w.end(city, d)
-				}
-				barred = true
-			}
-			hi++
-			continue
-		}
-		p := permits[0]
-		permits = permits[1:]
-		d := day(p.At.T)
-		city := region.PermitCity(p.Code) // as the spans carry it, and the statistics API maps to the city (tableCode in hub/api)
-		if expire {
-			w.expireBy(d)
-		}
-		if p.Kind != pointPermit || dead || barred {
-			w.end(city, d)
-			continue
-		}
-		e := dayAfter(s.permitUntil(p))
-		if e != "" && e <= d {
-			w.end(city, d) // issued already expired
-			continue
-		}
-		for other := range w.held {
-			if other != city {
-				w.end(other, d) // moved: the new city's permit replaces it
-			}
-		}
-		w.byCity[city] = append(w.byCity[city], step{d, city})
-		w.held[city] = heldPermit{issue: p, end: e}
+	w := &permitWalk{held: map[string]heldPermit{}, expire: expire}
+	if expire {
+		w.byCity = map[string][]step{}
 	}
+	s.walkOn(w)
 	return w
+}
+
+// walkOn walks the points of both timelines that w has not walked yet.
+// Going on with a walk gives what walking again from the start would only
+// when the points added since it stopped all come after those it walked,
+// and nothing else it read changed (resume checks that).
+func (s *State) walkOn(w *permitWalk) {
+	for w.hukou < len(s.HukouLine) || w.permits < len(s.PermitLine) {
+		if w.permits == len(s.PermitLine) || w.hukou < len(s.HukouLine) && s.PermitLine[w.permits].At.After(s.HukouLine[w.hukou].At) {
+			s.walkHukou(w)
+			w.hukou++
+			continue
+		}
+		s.walkPermit(w, s.PermitLine[w.permits])
+		w.permits++
+	}
+}
+
+// walkHukou walks the registration timeline's next point.
+func (s *State) walkHukou(w *permitWalk) {
+	p := s.HukouLine[w.hukou]
+	d := day(p.At.T)
+	if w.expire {
+		w.expireBy(d)
+	}
+	switch {
+	case p.Kind == pointRegistered:
+		w.dead, w.barred = false, false
+	case p.Kind == pointDied && !w.dead:
+		// The permits end on the date of death, also those issued
+		// between it and the certificate.
+		if w.byCity != nil {
+			dd := s.deathDayAt(w.hukou)
+			for city := range w.byCity {
+				w.byCity[city] = endBy(w.byCity[city], dd)
+			}
+		}
+		clear(w.held)
+		w.dead, w.barred = true, true
+	case p.Kind == pointCancelled && permitEndingCancellations[s.cancellationReason(p)]:
+		for city := range w.held {
+			w.end(city, d)
+		}
+		w.barred = true
+	}
+}
+
+// walkPermit walks permit point p, the permit timeline's next.
+func (s *State) walkPermit(w *permitWalk, p point) {
+	d := day(p.At.T)
+	city := region.PermitCity(p.Code) // as the spans carry it, and the statistics API maps to the city (tableCode in hub/api)
+	if w.expire {
+		w.expireBy(d)
+	}
+	if p.Kind != pointPermit || w.dead || w.barred {
+		w.end(city, d)
+		return
+	}
+	e := dayAfter(s.permitUntil(p))
+	if e != "" && e <= d {
+		w.end(city, d) // issued already expired
+		return
+	}
+	for other := range w.held {
+		if other != city {
+			w.end(other, d) // moved: the new city's permit replaces it
+		}
+	}
+	w.step(city, step{d, city})
+	w.held[city] = heldPermit{issue: p, end: e}
+}
+
+// resumable reports whether a walk of the timelines as they are can go
+// on over the point permit event ev is about to add (resume), as far as
+// the state before ev tells. A permit point stored before points carried
+// valid_until reads it from its city's register (permitUntil) while it
+// is that register's latest issue: ev, writing the register, changes
+// what such a point meant, and only walking again from the start says
+// how.
+func (s *State) resumable(ev *schemas.Event) bool {
+	var code string
+	switch d := ev.Payload.(type) {
+	case *schemas.ResidencePermitIssuedData:
+		code = d.CityCode
+	case *schemas.ResidencePermitRevokedData:
+		code = d.CityCode
+	default:
+		return false
+	}
+	reg := s.Permits[code]
+	if reg == nil || reg.V == nil || reg.V.ValidUntil == "" {
+		return true
+	}
+	i, found := findPoint(s.PermitLine, reg.At)
+	return !found || s.PermitLine[i].Until != ""
+}
+
+// resume goes on with w, a walk of the timelines as they were before
+// permit event ev was applied (resumable), over the point ev added, and
+// reports whether that gives what walking again from the start would:
+// when that point comes after every point of both timelines. A permit
+// renewed again and again, or a department's runaway export, adds its
+// points in that order, and each then costs one step rather than the
+// whole timeline.
+func (s *State) resume(w *permitWalk, ev *schemas.Event) bool {
+	if w.hukou != len(s.HukouLine) || w.permits+1 != len(s.PermitLine) {
+		return false // a repeat adds no point
+	}
+	p := s.PermitLine[w.permits]
+	if p.At.Src != ev.Source || p.At.ID != ev.ID {
+		return false // ev's point is not the last
+	}
+	if n := len(s.HukouLine); n > 0 && !p.At.After(s.HukouLine[n-1].At) {
+		return false
+	}
+	s.walkOn(w)
+	return true
 }
 
 // currentPermits returns the residence permits the golden record lists:
@@ -396,8 +484,14 @@ func (s *State) currentPermits() []currentPermit {
 		}
 		return out
 	}
+	return s.heldPermits(s.walkPermits(false))
+}
+
+// heldPermits lists the permits the golden record's walk w (walkPermits
+// with expire false) holds, as currentPermits gives them.
+func (s *State) heldPermits(w *permitWalk) []currentPermit {
 	var out []currentPermit
-	for _, h := range s.walkPermits(false).held {
+	for _, h := range w.held {
 		if reg := s.Permits[h.issue.Code]; reg != nil && reg.V != nil {
 			out = append(out, currentPermit{h.issue.Code, *reg.V, reg.At})
 		}
@@ -454,6 +548,9 @@ func (s *State) permitUntil(p point) string {
 // day after has a five-digit year that days, compared as text, would
 // place before every other.
 func dayAfter(date string) string {
+	if date == "" {
+		return "" // most permits: no need to build a parse error
+	}
 	t, err := time.Parse(time.DateOnly, date)
 	if err != nil {
 		return ""
