@@ -61,8 +61,8 @@ func TestSpouseChangeReDecidesApplicant(t *testing.T) {
 // sends one event per spouse, late at times. The spouse's own marriage
 // event arriving after their move re-decides the applicant, who is
 // announced then; without it the applicant is not announced. A divorce
-// re-decides the former spouse, whose record still names the spouse, so
-// that a remarriage announces them again.
+// or a marriage to another re-decides the former spouse, whose record
+// still names the spouse, so that a remarriage announces them again.
 func TestSpouseMarriageReDecidesApplicant(t *testing.T) {
 	const daoli, chifengTown = "230102001001", "150402001001"
 	today, tomorrow := time.Date(2025, 4, 10, 12, 0, 0, 0, china), time.Date(2025, 4, 11, 12, 0, 0, 0, china)
@@ -84,6 +84,10 @@ func TestSpouseMarriageReDecidesApplicant(t *testing.T) {
 		return []hub.Input{storetest.Event(t, schemas.MarriageDivorced, b, "mz-d1", time.Date(2025, 4, 10, 10, 0, 0, 0, china),
 			schemas.MarriageDivorcedData{SpouseID: a})}
 	}
+	marriesAnother := func(t *testing.T, _, b citizenid.ID) []hub.Input {
+		return []hub.Input{storetest.Event(t, schemas.MarriageRegistered, b, "mz-o1", time.Date(2025, 4, 10, 10, 0, 0, 0, china),
+			schemas.MarriageRegisteredData{SpouseID: storetest.ValidID(1_000_000)})}
+	}
 	remarries := func(t *testing.T, a, b citizenid.ID) []hub.Input {
 		return []hub.Input{storetest.Event(t, schemas.MarriageRegistered, b, "mz-m2", time.Date(2025, 4, 11, 9, 0, 0, 0, china),
 			schemas.MarriageRegisteredData{SpouseID: a})}
@@ -101,6 +105,8 @@ func TestSpouseMarriageReDecidesApplicant(t *testing.T) {
 			[]step{{today, moves, false}}},
 		{"the spouse divorces the applicant, then remarries them", true,
 			[]step{{today, moves, true}, {today, divorces, false}, {tomorrow, remarries, true}}},
+		{"the spouse marries another, then the applicant again", true,
+			[]step{{today, moves, true}, {today, marriesAnother, false}, {tomorrow, remarries, true}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

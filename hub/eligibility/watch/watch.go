@@ -1153,9 +1153,9 @@ func (w *Watcher) Handle(ctx context.Context, msgs []jetstream.Msg) error {
 // spouse moving to a town address, or a spouse's own marriage event
 // arriving after the move, makes the applicant eligible without any change
 // to the applicant's own record. A change to the marriage also re-decides
-// everyone the changed person's marital events name, since a divorce or a
-// remarriage leaves a former spouse's record naming them. It returns how
-// many decisions it made.
+// the spouse the changed person's record named before it, since a divorce
+// or a remarriage leaves that former spouse's record naming them. It
+// returns how many decisions it made.
 func (w *Watcher) Process(ctx context.Context, notes []schemas.Notification) (int, error) {
 	byPerson := map[citizenid.ID]*work{}
 	var order []*work
@@ -1179,7 +1179,9 @@ func (w *Watcher) Process(ctx context.Context, notes []schemas.Notification) (in
 	}
 	viaSpouse := map[citizenid.ID]*work{} // changed person → policies reading them as a spouse
 	var viaOrder []*work
-	marital := map[citizenid.ID]bool{} // changed persons whose marriage changed
+	// maritalSince holds, per changed person whose marriage changed, the
+	// version of the earliest of those changes among notes.
+	maritalSince := map[citizenid.ID]int64{}
 	for i := range notes {
 		n := &notes[i]
 		if ps := w.relevant[n.Section]; len(ps) > 0 {
@@ -1196,11 +1198,14 @@ func (w *Watcher) Process(ctx context.Context, notes []schemas.Notification) (in
 			for _, p := range ps {
 				v.policies[p] = true
 			}
-			marital[n.CitizenID] = marital[n.CitizenID] || n.Section == string(schemas.SecMarital)
+			if since, ok := maritalSince[n.CitizenID]; n.Section == string(schemas.SecMarital) && (!ok || n.Version < since) {
+				maritalSince[n.CitizenID] = n.Version
+			}
 		}
 	}
 	for _, v := range viaOrder {
-		spouses, err := w.spousesOf(ctx, v.id, marital[v.id])
+		since, marital := maritalSince[v.id]
+		spouses, err := w.spousesOf(ctx, v.id, marital, since)
 		if err != nil {
 			return decisions, err
 		}
@@ -1216,10 +1221,19 @@ func (w *Watcher) Process(ctx context.Context, notes []schemas.Notification) (in
 }
 
 // spousesOf lists the persons whose decision reads id's record as their
-// spouse's: the spouse id's record names, and, when formerToo (id's
-// marriage changed), everyone id's marriage and divorce events name, whom
-// a divorce or remarriage leaves married to id by their own record alone.
-func (w *Watcher) spousesOf(ctx context.Context, id citizenid.ID, formerToo bool) ([]citizenid.ID, error) {
+// spouse's and may change with it: the spouse id's record names, and,
+// when id's marriage changed (maritalChanged, from the change of version
+// since on), the spouse it named before. A family reunion joins a spouse
+// whose own record names the applicant in turn, so a marital change
+// confirms or ends only those two marriages: anyone else an earlier
+// marriage or divorce of id's names, whose own record may still name id,
+// was the spouse named before some earlier change and was decided again
+// then. (A spouse_id reused in many marriages, a data error or a
+// placeholder, names hundreds: deciding all of them on each change of
+// that person cost k² decisions.) A change stamped after today moves the
+// day's spouse only on its day, on which the decisions of both, who read
+// id's history as their spouse's, are made again (RecheckOn).
+func (w *Watcher) spousesOf(ctx context.Context, id citizenid.ID, maritalChanged bool, since int64) ([]citizenid.ID, error) {
 	rec, err := w.cfg.Store.Person(ctx, id)
 	if errors.Is(err, hub.ErrNotFound) {
 		return nil, nil
@@ -1229,29 +1243,43 @@ func (w *Watcher) spousesOf(ctx context.Context, id citizenid.ID, formerToo bool
 	}
 	var out []citizenid.ID
 	named := func(sp citizenid.ID) {
-		if sp != "" && sp != id && !slices.Contains(out, sp) {
+		if sp != "" && sp != id && !slices.Contains(out, sp) { // two at most
 			out = append(out, sp)
 		}
 	}
 	if rec.Marital != nil {
 		named(rec.Marital.SpouseID)
 	}
-	if !formerToo {
+	if !maritalChanged {
 		return out, nil
 	}
 	hist, err := w.cfg.Store.History(ctx, id)
 	if err != nil {
-		return nil, fmt.Errorf("reading a changed person's former spouses: %w", err)
+		return nil, fmt.Errorf("reading a changed person's former spouse: %w", err)
 	}
-	for _, c := range hist {
-		var d struct {
-			SpouseID citizenid.ID `json:"spouse_id"`
-		}
-		if (c.Type == schemas.MarriageRegistered || c.Type == schemas.MarriageDivorced) && json.Unmarshal(c.Data, &d) == nil {
-			named(d.SpouseID)
-		}
-	}
+	named(spouseBefore(hist, since))
 	return out, nil
+}
+
+// spouseBefore is the spouse the record named before the change of
+// version since: the one the last marriage before it that changed the
+// marital section names. A marriage that changed the section is the one
+// the record shows (or a divorce from that spouse already recorded
+// ended it); a divorce that changed it left the record naming no one.
+// "" when none did.
+func spouseBefore(history []hub.Change, since int64) citizenid.ID {
+	var last *hub.Change
+	for i := range history {
+		c := &history[i]
+		if c.Version < since && (last == nil || c.Version > last.Version) && slices.Contains(c.Sections, string(schemas.SecMarital)) {
+			last = c
+		}
+	}
+	var d schemas.MarriageRegisteredData
+	if last == nil || last.Type != schemas.MarriageRegistered || json.Unmarshal(last.Data, &d) != nil {
+		return ""
+	}
+	return d.SpouseID
 }
 
 // decideAll decides the work items with Concurrency workers; a person
