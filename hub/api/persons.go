@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"slices"
 
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/schemas"
@@ -125,24 +124,35 @@ const (
 
 // spouseDisclosures appends to ds a disclosure of the marital section for
 // each spouse, skipping the empty ID, the person read (id) and a spouse
-// already in ds.
+// already in ds: each person once, however many times the answer names
+// them. A set keeps it linear in a history naming thousands of spouses
+// (a spouse_id the marriage register reused as a placeholder).
 func spouseDisclosures(ds []Disclosure, id citizenid.ID, detail string, spouses ...citizenid.ID) []Disclosure {
+	if len(spouses) == 0 {
+		return ds
+	}
+	seen := make(map[citizenid.ID]bool, len(ds)+len(spouses)+2)
+	seen[""], seen[id] = true, true
+	for _, d := range ds {
+		seen[d.CitizenID] = true
+	}
 	for _, sp := range spouses {
-		if sp == "" || sp == id || slices.ContainsFunc(ds, func(d Disclosure) bool { return d.CitizenID == sp }) {
+		if seen[sp] {
 			continue
 		}
+		seen[sp] = true
 		ds = append(ds, Disclosure{CitizenID: sp, Sections: []schemas.Section{schemas.SecMarital}, Detail: detail})
 	}
 	return ds
 }
 
-// spouseField is what spousesNamed reads of a change's data.
 // spousesNamed returns the spouse_id of every change whose shown data
 // names one (a marriage or a divorce), in order, without repeats. Only
 // those types' data is decoded: by type, not by the text "spouse_id",
 // which data accepted with an escaped key (spouse\u005fid) lacks.
 func spousesNamed(changes []hub.Change) []citizenid.ID {
 	var ids []citizenid.ID
+	seen := map[citizenid.ID]bool{}
 	for _, c := range changes {
 		if c.Type != schemas.MarriageRegistered && c.Type != schemas.MarriageDivorced || len(c.Data) == 0 {
 			continue
@@ -153,7 +163,8 @@ func spousesNamed(changes []hub.Change) []citizenid.ID {
 		if json.Unmarshal(c.Data, &d) != nil || d.SpouseID == "" {
 			continue
 		}
-		if id := citizenid.ID(d.SpouseID); !slices.Contains(ids, id) {
+		if id := citizenid.ID(d.SpouseID); !seen[id] {
+			seen[id] = true
 			ids = append(ids, id)
 		}
 	}
