@@ -7,14 +7,7 @@ import (
 	"time"
 
 	"github.com/pophub/pophub/hub"
-	"github.com/pophub/pophub/hub/eligibility"
-	"github.com/pophub/pophub/hub/eligibility/watch"
-	"github.com/pophub/pophub/hub/embedded"
-	"github.com/pophub/pophub/hub/memdb"
-	"github.com/pophub/pophub/hub/notify"
 	"github.com/pophub/pophub/hub/storetest"
-	"github.com/pophub/pophub/internal/testenv"
-	"github.com/pophub/pophub/ops/policies"
 	"github.com/pophub/pophub/schemas"
 	"github.com/pophub/pophub/schemas/citizenid"
 )
@@ -56,20 +49,8 @@ func TestMarriageChangeOfAHotSpouseDecidesAHandful(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
-			srv := testenv.NATS(t, embedded.NATSConfig{})
-			js := testenv.JetStream(t, srv.ClientURL())
-			if err := notify.EnsureStream(ctx, js, notify.StreamConfig{}); err != nil {
-				t.Fatal(err)
-			}
-			cat, err := eligibility.Load(policies.FS())
-			if err != nil {
-				t.Fatal(err)
-			}
-			store, err := memdb.Open(ctx, memdb.Config{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { store.Close() })
+			js, cat := streamAndCatalog(t)
+			store := openStore(t)
 			var in []hub.Input
 			for i := range named {
 				o := other(i)
@@ -92,15 +73,8 @@ func TestMarriageChangeOfAHotSpouseDecidesAHandful(t *testing.T) {
 			}
 			notes := notesOf(t, store, hot)
 
-			ranBefore(t, js)
 			now := func() time.Time { return time.Date(2025, 4, 10, 12, 0, 0, 0, china) }
-			w, err := watch.New(watch.Config{JS: js, Store: store, Catalog: cat, Policies: []string{"chifeng/central"}, Now: now})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := w.Open(ctx); err != nil {
-				t.Fatal(err)
-			}
+			w := watchers(t, js, cat, now, "chifeng/central", store)[0]
 			decisions, err := w.Process(ctx, notes)
 			if err != nil {
 				t.Fatal(err)

@@ -156,26 +156,9 @@ func notesOf(t *testing.T, s *memdb.Store, id citizenid.ID) []schemas.Notificati
 // so B's save makes A decide again, from the store as it now is.
 func TestSlowInstanceDoesNotUndoAnnouncement(t *testing.T) {
 	ctx := context.Background()
-	srv := testenv.NATS(t, embedded.NATSConfig{})
-	js := testenv.JetStream(t, srv.ClientURL())
-	if err := notify.EnsureStream(ctx, js, notify.StreamConfig{}); err != nil {
-		t.Fatal(err)
-	}
-	cat, err := eligibility.Load(policies.FS())
-	if err != nil {
-		t.Fatal(err)
-	}
+	js, cat := streamAndCatalog(t)
 	// The shared store, and a copy of it as it was one change earlier.
-	store, err := memdb.Open(ctx, memdb.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	before, err := memdb.Open(ctx, memdb.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { before.Close() })
+	store, before := openStore(t), openStore(t)
 
 	id, in := daqing(t, "2023-03-01", "2023-04..2025-02") // 23 months: one short
 	_, more := daqing(t, "2023-03-01", "2025-03..2025-03")
@@ -196,7 +179,7 @@ func TestSlowInstanceDoesNotUndoAnnouncement(t *testing.T) {
 	var mu sync.Mutex
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	gated := &slowReader{stale: before, fresh: store, subject: id, gate: make(chan struct{}), in: make(chan struct{})}
-	ws := daqingWatchers(t, js, cat, clock, gated, store)
+	ws := watchers(t, js, cat, clock, "heilongjiang/daqing", gated, store)
 	a, b := ws[0], ws[1]
 	announcements := eligibilityAnnouncements(t, js)
 
@@ -246,24 +229,8 @@ func TestSlowInstanceDoesNotUndoAnnouncement(t *testing.T) {
 // would announce them again under another change_id.
 func TestConfirmedDecisionNotLostToStalePeer(t *testing.T) {
 	ctx := context.Background()
-	srv := testenv.NATS(t, embedded.NATSConfig{})
-	js := testenv.JetStream(t, srv.ClientURL())
-	if err := notify.EnsureStream(ctx, js, notify.StreamConfig{}); err != nil {
-		t.Fatal(err)
-	}
-	cat, err := eligibility.Load(policies.FS())
-	if err != nil {
-		t.Fatal(err)
-	}
-	open := func() *memdb.Store {
-		s, err := memdb.Open(ctx, memdb.Config{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	}
-	store, mid := open(), open() // mid: the store after the cancellation, before the restoration
+	js, cat := streamAndCatalog(t)
+	store, mid := openStore(t), openStore(t) // mid: the store after the cancellation, before the restoration
 
 	id, in := daqing(t, "2023-03-01", "2023-04..2025-03") // 24 months: eligible
 	cancel := storetest.Event(t, schemas.HukouCancelled, id, "ps-c1", time.Date(2025, 4, 10, 8, 0, 0, 0, china),
@@ -282,7 +249,7 @@ func TestConfirmedDecisionNotLostToStalePeer(t *testing.T) {
 	var mu sync.Mutex
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	paused := &slowReader{stale: store, fresh: store, subject: id, gate: make(chan struct{}), in: make(chan struct{})}
-	ws := daqingWatchers(t, js, cat, clock, paused, mid, store)
+	ws := watchers(t, js, cat, clock, "heilongjiang/daqing", paused, mid, store)
 	a, b, c := ws[0], ws[1], ws[2]
 	announcements := eligibilityAnnouncements(t, js)
 
@@ -344,15 +311,43 @@ func TestConfirmedDecisionNotLostToStalePeer(t *testing.T) {
 	}
 }
 
-// daqingWatchers opens a watcher of heilongjiang/daqing per reader on js,
-// as the instances of one hub group, each deciding through its reader.
-func daqingWatchers(t *testing.T, js jetstream.JetStream, cat *eligibility.Catalog, now func() time.Time,
+// streamAndCatalog starts an embedded NATS server holding the hub's
+// notification stream, and loads the shipped policies: what a test that
+// calls Process itself needs besides a store.
+func streamAndCatalog(t *testing.T) (jetstream.JetStream, *eligibility.Catalog) {
+	t.Helper()
+	srv := testenv.NATS(t, embedded.NATSConfig{})
+	js := testenv.JetStream(t, srv.ClientURL())
+	if err := notify.EnsureStream(context.Background(), js, notify.StreamConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	cat, err := eligibility.Load(policies.FS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js, cat
+}
+
+// openStore opens an empty memdb store, closed when the test ends.
+func openStore(t *testing.T) *memdb.Store {
+	t.Helper()
+	s, err := memdb.Open(context.Background(), memdb.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// watchers opens a watcher of policy per reader on js, as the instances
+// of one hub group, each deciding through its reader.
+func watchers(t *testing.T, js jetstream.JetStream, cat *eligibility.Catalog, now func() time.Time, policy string,
 	readers ...eligibility.Reader) []*watch.Watcher {
 	t.Helper()
 	ranBefore(t, js)
 	var ws []*watch.Watcher
 	for _, r := range readers {
-		w, err := watch.New(watch.Config{JS: js, Store: r, Catalog: cat, Policies: []string{"heilongjiang/daqing"}, Now: now})
+		w, err := watch.New(watch.Config{JS: js, Store: r, Catalog: cat, Policies: []string{policy}, Now: now})
 		if err != nil {
 			t.Fatal(err)
 		}
