@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pophub/pophub/schemas"
 	"github.com/pophub/pophub/schemas/citizenid"
@@ -410,7 +411,18 @@ type PersonQuery struct {
 	// a cursor of a walk in the other order; one whose cursors are keys
 	// in both orders (memdb) takes it.
 	KeyOrder bool
+	// Household, with Region a whole 12-digit address code, selects the
+	// members of one household (Hukou.HouseholdID) registered at that
+	// address, in person-key order (the cursor is the last key), read
+	// through an index of households: a lookup costs the household's size,
+	// not the address's, which for a large community or a collective
+	// hukou holds tens of thousands. Empty walks the region.
+	Household string
 }
+
+// MaxHouseholdID bounds PersonQuery.Household, in characters, as the
+// registration event bounds household_id.
+const MaxHouseholdID = 64
 
 // MaxKnownEvents bounds the keys of one Store.KnownEvents call.
 const MaxKnownEvents = 10000
@@ -439,6 +451,12 @@ func (q PersonQuery) Validate() error {
 		if c < '0' || c > '9' {
 			return fmt.Errorf("region %q is not a division code: %w", q.Region, ErrInvalid)
 		}
+	}
+	if q.Household != "" && len(q.Region) != 12 {
+		return fmt.Errorf("a household is looked up at a 12-digit address, not region %q: %w", q.Region, ErrInvalid)
+	}
+	if n := utf8.RuneCountInString(q.Household); n > MaxHouseholdID || !utf8.ValidString(q.Household) {
+		return fmt.Errorf("household id of %d characters, at most %d of valid UTF-8: %w", n, MaxHouseholdID, ErrInvalid)
 	}
 	return nil
 }

@@ -19,10 +19,6 @@ type Reader interface {
 	Persons(ctx context.Context, q hub.PersonQuery) ([]hub.Record, string, error)
 }
 
-// maxHouseholdPages bounds the walk of one address for household members:
-// a residents' committee holds a few thousand registrations at most.
-const maxHouseholdPages = 20
-
 // Decide reads a person, their history and their relatives (for a past
 // day, also those of that day, and with their histories; for today, the
 // spouse of the day with their history, the others without) from r and
@@ -182,9 +178,10 @@ func needsFamily(p *Policy) bool {
 //
 // The golden record links households by household_id only, and members of
 // one household share its registered address; so a household is read by
-// walking the persons registered at that 12-digit address
-// (GET /v1/persons?region=<address>) and keeping those with the same
-// household_id, rather than by an index of its own.
+// (address, household_id) through the stores' household index
+// (hub.PersonQuery.Household), in full: its cost is the household's size,
+// not the address's, which for a large community or a collective hukou
+// holds tens of thousands.
 func Relatives(ctx context.Context, r Reader, rec hub.Record) ([]hub.Record, error) {
 	var out []hub.Record
 	seen := map[citizenid.ID]bool{rec.CitizenID: true}
@@ -224,27 +221,24 @@ func Relatives(ctx context.Context, r Reader, rec hub.Record) ([]hub.Record, err
 	return out, nil
 }
 
-// household lists the persons registered in h's household.
+// household lists the persons registered in h's household, every page of
+// it: a member left out would be missing from the family list with
+// nothing to say so.
 func household(ctx context.Context, r Reader, h *hub.Hukou) ([]hub.Record, error) {
 	if h.HouseholdID == "" || len(h.AddressCode) != 12 {
 		return nil, nil
 	}
 	var out []hub.Record
-	after := ""
-	for range maxHouseholdPages {
-		page, next, err := r.Persons(ctx, hub.PersonQuery{Region: h.AddressCode, After: after, Limit: hub.MaxPersonsPage})
+	q := hub.PersonQuery{Region: h.AddressCode, Household: h.HouseholdID, Limit: hub.MaxPersonsPage}
+	for {
+		page, next, err := r.Persons(ctx, q)
 		if err != nil {
 			return nil, fmt.Errorf("reading household members: %w", err)
 		}
-		for _, m := range page {
-			if m.Hukou != nil && m.Hukou.HouseholdID == h.HouseholdID {
-				out = append(out, m)
-			}
-		}
+		out = append(out, page...)
 		if next == "" {
-			break
+			return out, nil
 		}
-		after = next
+		q.After = next
 	}
-	return out, nil
 }

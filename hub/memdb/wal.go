@@ -966,7 +966,7 @@ func (s *Store) readSnapshot(sr *snapshotReader) (uint64, error) {
 				return 0, fmt.Errorf("line %d: %w", sr.lines, err)
 			}
 			st.UpdatedAt = st.UpdatedAt.UTC().Truncate(time.Microsecond) // as written before it was truncated
-			p := &person{Key: line.Key, State: st}
+			p := newPerson(line.Key, st, nil)
 			table, obj, persons[line.Key] = "persons", p, p
 			acc.Person(nil, st, s.cfg.Classify) // counters are derived, not stored
 		case "h":

@@ -474,10 +474,12 @@ type personColumns struct {
 	keys      []string
 	versions  []int64
 	addresses []string
-	statuses  []string
-	states    [][]byte
-	err       error
-	counters  []stats.Delta // the batch's counter changes, sorted
+	// households are the household_key values (sealer.householdKey).
+	households []string
+	statuses   []string
+	states     [][]byte
+	err        error
+	counters   []stats.Delta // the batch's counter changes, sorted
 }
 
 // encodePersons encodes (and seals) the changed states, in parallel.
@@ -489,6 +491,7 @@ func (s *Store) encodePersons(states map[citizenid.ID]*merge.State) personColumn
 		c.keys = append(c.keys, s.personKey(id))
 		c.versions = append(c.versions, st.Version())
 		c.addresses = append(c.addresses, st.AddressCode())
+		c.households = append(c.households, s.seal.householdKey(st.AddressCode(), householdOf(st)))
 		c.statuses = append(c.statuses, st.Status())
 	}
 	c.states = make([][]byte, len(sts))
@@ -503,9 +506,9 @@ func (s *Store) encodePersons(states map[citizenid.ID]*merge.State) personColumn
 // writePersons writes the new states. Every row exists and is locked by
 // this transaction (new persons have placeholders).
 func writePersons(ctx context.Context, tx pgx.Tx, c personColumns, now time.Time) error {
-	tag, err := tx.Exec(ctx, `UPDATE persons p SET version = u.v, address_code = u.a, status = u.s, state = u.st, updated_at = $6
-		FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bytea[]) AS u(k, v, a, s, st)
-		WHERE p.person_key = u.k`, c.keys, c.versions, c.addresses, c.statuses, c.states, now)
+	tag, err := tx.Exec(ctx, `UPDATE persons p SET version = u.v, address_code = u.a, household_key = u.h, status = u.s, state = u.st, updated_at = $7
+		FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bytea[]) AS u(k, v, a, h, s, st)
+		WHERE p.person_key = u.k`, c.keys, c.versions, c.addresses, c.households, c.statuses, c.states, now)
 	if err != nil {
 		return fmt.Errorf("writing persons: %w", err)
 	}

@@ -14,12 +14,13 @@ import (
 
 // baselineBatch holds the rows one batch of the hub writes.
 type baselineBatch struct {
-	keys     []string
-	versions []int64
-	addrs    []string
-	statuses []string
-	states   [][]byte
-	history  [][]any
+	keys       []string
+	versions   []int64
+	addrs      []string
+	households []string
+	statuses   []string
+	states     [][]byte
+	history    [][]any
 }
 
 // Baseline measures what PostgreSQL itself sustains for the writes the hub
@@ -51,6 +52,7 @@ func Baseline(ctx context.Context, url, schema string, events []hub.Input, batch
 			b.keys = append(b.keys, s.personKey(id))
 			b.versions = append(b.versions, st.Version())
 			b.addrs = append(b.addrs, st.AddressCode())
+			b.households = append(b.households, s.seal.householdKey(st.AddressCode(), householdOf(st)))
 			b.statuses = append(b.statuses, st.Status())
 			b.states = append(b.states, raw)
 		}
@@ -68,11 +70,11 @@ func Baseline(ctx context.Context, url, schema string, events []hub.Input, batch
 		if err != nil {
 			return 0, fmt.Errorf("baseline: %w", err)
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO persons (person_key, version, address_code, status, state, updated_at)
-			SELECT k, v, a, s, st, $6 FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bytea[]) AS u(k, v, a, s, st)
+		_, err = tx.Exec(ctx, `INSERT INTO persons (person_key, version, address_code, household_key, status, state, updated_at)
+			SELECT k, v, a, h, s, st, $7 FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bytea[]) AS u(k, v, a, h, s, st)
 			ON CONFLICT (person_key) DO UPDATE SET version = excluded.version, address_code = excluded.address_code,
-				status = excluded.status, state = excluded.state, updated_at = excluded.updated_at`,
-			b.keys, b.versions, b.addrs, b.statuses, b.states, now)
+				household_key = excluded.household_key, status = excluded.status, state = excluded.state, updated_at = excluded.updated_at`,
+			b.keys, b.versions, b.addrs, b.households, b.statuses, b.states, now)
 		if err == nil {
 			_, err = tx.CopyFrom(ctx, pgx.Identifier{"history"},
 				[]string{"person_key", "version", "source", "event_id", "type", "time", "applied_at", "sections", "data"}, pgx.CopyFromRows(b.history))

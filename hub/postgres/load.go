@@ -46,10 +46,10 @@ func (l *Loader) Load(ctx context.Context, chunk []hub.Input) error {
 	}
 	rows := make([][]any, len(cols.keys))
 	for i := range cols.keys {
-		rows[i] = []any{cols.keys[i], cols.versions[i], cols.addresses[i], cols.statuses[i], cols.states[i], now}
+		rows[i] = []any{cols.keys[i], cols.versions[i], cols.addresses[i], cols.households[i], cols.statuses[i], cols.states[i], now}
 	}
 	err := pgx.BeginFunc(ctx, l.s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"persons"}, []string{"person_key", "version", "address_code", "status", "state", "updated_at"},
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"persons"}, []string{"person_key", "version", "address_code", "household_key", "status", "state", "updated_at"},
 			pgx.CopyFromRows(rows)); err != nil {
 			return fmt.Errorf("writing persons: %w", err)
 		}

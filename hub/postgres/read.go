@@ -106,6 +106,9 @@ func (s *Store) History(ctx context.Context, id citizenid.ID) ([]hub.Change, err
 // read addresses, has the last key returned for its cursor, as a walk of
 // everyone has (personsInRegionByKey).
 //
+// A household (q.Household) is read in key order from the
+// persons_household index (personsInHousehold), its cursor the last key.
+//
 // A cursor of another kind of walk, or of any other shape (a key that is
 // not of the shape this store's keys have, keyShape), wraps
 // hub.ErrInvalid.
@@ -115,6 +118,9 @@ func (s *Store) Persons(ctx context.Context, q hub.PersonQuery) ([]hub.Record, s
 	}
 	if q.Region == "" {
 		return s.personsByKey(ctx, q)
+	}
+	if q.Household != "" {
+		return s.personsInHousehold(ctx, q)
 	}
 	if q.KeyOrder {
 		return s.personsInRegionByKey(ctx, q)

@@ -129,6 +129,9 @@ type Store struct {
 	mode string
 	// id is the schema's store id (StoreID).
 	id string
+	// householdsIndexed is set once every row's household_key is known
+	// to be filled in (households.go).
+	householdsIndexed atomic.Bool
 	// noCounters skips the statistics counters, for the benchmark that
 	// measures what keeping them costs.
 	noCounters bool
@@ -187,6 +190,9 @@ func open(ctx context.Context, cfg Config, create bool) (*Store, error) {
 		}
 		if err == nil {
 			err = s.recountIfAsked(ctx)
+		}
+		if err == nil {
+			err = s.indexHouseholdsIfAsked(ctx)
 		}
 		if err == nil {
 			err = s.warnIfStale(ctx)

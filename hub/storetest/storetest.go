@@ -63,6 +63,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"KnownEvents", testKnownEvents},
 		{"KnownEventsLimit", testKnownEventsLimit},
 		{"PersonsWalksRegionInPages", testPersons},
+		{"PersonsOfAHousehold", testHouseholds},
 		{"CountsEqualRecount", testCounts},
 		{"CountsAreOneSnapshot", testCountsOneSnapshot},
 		{"ConcurrentApplyLosesNothing", testConcurrent},
