@@ -74,6 +74,11 @@ type Decision struct {
 	// they were alive and registered on the evaluation day.
 	QualifiesOn string         `json:"qualifies_on"`
 	Family      []FamilyMember `json:"family"`
+	// FamilyNote tells the clerk why Family presumes no relatives by age
+	// where it otherwise would: the applicant's (or the spouse's)
+	// household is a collective one (集体户), by its size or by the
+	// applicant's registration (collectiveHousehold). "" otherwise.
+	FamilyNote string `json:"family_note,omitempty"`
 	// RecheckOn is the China day of the earliest change, of the person's
 	// history or of the joined spouse's (the spouse of the person's
 	// marriage as of the evaluation day, read with their history), that
@@ -326,7 +331,7 @@ func Evaluate(p *Policy, subj Subject, relatives []Subject, asOf time.Time) Deci
 			d.QualifiesOn = ""
 		}
 	}
-	d.Family = familyOf(p, &subj.Record, f, family)
+	d.Family, d.FamilyNote = familyOf(p, &subj.Record, f, family)
 	d.RelativesVersions = listedVersions(d.Family, relatives)
 	d.Cited = cited(d.Conditions, d.Family)
 	return d

@@ -145,6 +145,11 @@ type facts struct {
 	hukou     string // 12-digit address, "" when none
 	hukouEv   evidence
 	household string // household id of the registration, "" when unknown
+	// relation is what the registration of the day says of the person's
+	// relation to the head of the household (hukou.registered's
+	// relation: 户主, 配偶, 子, a GB/T 4761 code, 集体户成员…), "" when it
+	// says nothing or a migration into another household followed it.
+	relation string
 	// leftBy is, when the hukou of the day is the address the history's
 	// first migration moved it from (hukouBefore), that migration: the
 	// only record naming it. hukouEv is then zero.
@@ -218,14 +223,14 @@ func gather(rec *hub.Record, history []hub.Change, asOf time.Time) *facts {
 		case schemas.HukouRegistered:
 			var d schemas.HukouRegisteredData
 			if json.Unmarshal(c.Data, &d) == nil {
-				f.hukou, f.hukouEv, f.household, sawHukou = d.AddressCode, ev, d.HouseholdID, true
+				f.hukou, f.hukouEv, f.household, f.relation, sawHukou = d.AddressCode, ev, d.HouseholdID, d.Relation, true
 			}
 		case schemas.HukouMigrated:
 			var d schemas.HukouMigratedData
 			if json.Unmarshal(c.Data, &d) == nil {
 				f.hukou, f.hukouEv, sawHukou = d.ToAddressCode, ev, true
-				if d.HouseholdID != "" {
-					f.household = d.HouseholdID
+				if d.HouseholdID != "" && d.HouseholdID != f.household {
+					f.household, f.relation = d.HouseholdID, ""
 				}
 			}
 		case schemas.HukouCancelled:

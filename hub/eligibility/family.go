@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/pophub/pophub/hub"
@@ -46,8 +47,18 @@ import (
 // listed. Basis says how each was matched, so that a clerk confirms it on
 // the household register.
 //
-// The hukou registration's relation (to the head of household) is not
-// used: the golden record does not keep it, and a decision for today
+// A collective household (集体户: a university's, a factory's, a
+// barracks'; collectiveHousehold) registers unrelated people under one
+// household_id, and is no evidence of kinship: no member of it is presumed
+// a child, grandchild or parent by age (a lecturer would be the parent of
+// her 3,000 students), and Decision.FamilyNote says so, for the clerk to
+// take relatives from the household register. The spouse is still listed
+// by the marriage record, and a member by their own record naming the
+// applicant as spouse.
+//
+// The hukou registration's relation (to the head of household) is used
+// only as the applicant's own history gives it, to tell a collective
+// household: the golden record does not keep it, and a decision for today
 // reads relatives' records without their histories (the spouse's alone
 // excepted).
 type FamilyMember struct {
@@ -56,6 +67,39 @@ type FamilyMember struct {
 	Relation  string       `json:"relation"`
 	Basis     string       `json:"basis"`
 }
+
+// collectiveSize is the most members a household read as a family has;
+// one with more is read as a collective household. A family household in
+// China has 2.6 members on average (2020 census) and one of ten or more is
+// a rarity; four generations of a large family stay under 30, while a
+// collective household of a school, unit or factory has dozens to
+// thousands of members. A collective household of 30 or fewer is
+// recognised only by the applicant's registration (collectiveRelation).
+const collectiveSize = 30
+
+// collectiveHousehold reports, as a note for the clerk, why the household
+// hh, with members registered members besides the person (whose = "the
+// applicant's" or "the spouse's"), is read as a collective household: its
+// size, or the relation of the applicant's registration (relation, ""
+// for the spouse's). "" when it is read as a family.
+func collectiveHousehold(whose string, members int, relation string) string {
+	const presumes = "no member of it is presumed a relative by age; take relatives from the household register"
+	switch {
+	case members+1 > collectiveSize:
+		return fmt.Sprintf("%s household has %d registered members, more than a family household has (%d): read as a collective household (集体户), %s",
+			whose, members+1, collectiveSize, presumes)
+	case collectiveRelation(relation):
+		return fmt.Sprintf("%s registration gives the relation to the head of household as %q, a member of a collective household (集体户): %s", whose, relation, presumes)
+	}
+	return ""
+}
+
+// collectiveRelation reports whether a registration's relation to the head
+// of household marks a member of a collective household: 集体户 in any
+// wording (集体户成员, 集体户口). The relation is free text of up to 32
+// characters (户主, 配偶, 子, 女 or a code); nothing else in it tells a
+// collective household from a family.
+func collectiveRelation(relation string) bool { return strings.Contains(relation, "集体") }
 
 // Generation gaps, in years, for presuming relations by age.
 const (
@@ -206,11 +250,12 @@ func marriageOnOwnRecord(r *hub.Record, applicant citizenid.ID) (shows string, o
 	return "shows marital status " + m.Status + " (" + codes.Marital[m.Status] + ")", false
 }
 
-func familyOf(p *Policy, applicant *hub.Record, f *facts, family []hub.Record) []FamilyMember {
+// familyOf is Decision.Family, and Decision.FamilyNote.
+func familyOf(p *Policy, applicant *hub.Record, f *facts, family []hub.Record) ([]FamilyMember, string) {
 	out := []FamilyMember{}
 	allows := func(rel string) bool { return slices.Contains(p.Family, rel) }
 	if len(p.Family) == 0 {
-		return out
+		return out, ""
 	}
 	seen := map[citizenid.ID]bool{applicant.CitizenID: true}
 	var spouse *hub.Record
@@ -247,7 +292,7 @@ func familyOf(p *Policy, applicant *hub.Record, f *facts, family []hub.Record) [
 			out = append(out, m)
 		}
 	}
-	born, ok := birthOf(applicant)
+	born, byAge := birthOf(applicant)
 	household := f.household // as of the decision's day, as the relatives' are
 	if household == "" && applicant.Hukou != nil {
 		household = applicant.Hukou.HouseholdID
@@ -257,6 +302,20 @@ func familyOf(p *Policy, applicant *hub.Record, f *facts, family []hub.Record) [
 	if spouse != nil && spouse.Hukou != nil {
 		spouseHousehold = spouse.Hukou.HouseholdID
 		spouseBorn, _ = birthOf(spouse)
+	}
+	// byAge (the applicant's birth known) and spouseBorn gate every
+	// presumption by age below; a collective household presumes none.
+	var notes []string
+	if note := collectiveHousehold("the applicant's", householdSize(family, applicant.CitizenID, household), f.relation); note != "" {
+		notes, byAge = append(notes, note), false
+		if spouseHousehold == household {
+			spouseBorn = time.Time{}
+		}
+	}
+	if spouseHousehold != "" && spouseHousehold != household {
+		if note := collectiveHousehold("the spouse's", householdSize(family, spouse.CitizenID, spouseHousehold), ""); note != "" {
+			notes, spouseBorn = append(notes, note), time.Time{}
+		}
 	}
 	for i := range family {
 		r := &family[i]
@@ -290,7 +349,7 @@ func familyOf(p *Policy, applicant *hub.Record, f *facts, family []hub.Record) [
 		if !known {
 			continue
 		}
-		if ok && r.Hukou.HouseholdID == household {
+		if byAge && r.Hukou.HouseholdID == household {
 			gap := yearsBetween(born, rb) // positive: younger than the applicant
 			// Ages are full years (周岁), which complete the day after
 			// the birthday (法释〔2006〕1号 第二条): on the 18th
@@ -357,7 +416,19 @@ func familyOf(p *Policy, applicant *hub.Record, f *facts, family []hub.Record) [
 		}
 		return a.CitizenID < b.CitizenID
 	})
-	return out
+	return out, strings.Join(notes, "; ")
+}
+
+// householdSize counts the records of family in household hh, but for
+// the person's own.
+func householdSize(family []hub.Record, person citizenid.ID, hh string) int {
+	n := 0
+	for i := range family {
+		if r := &family[i]; r.CitizenID != person && r.Hukou != nil && hh != "" && r.Hukou.HouseholdID == hh {
+			n++
+		}
+	}
+	return n
 }
 
 // spouseByOwnRecord is the basis of member, a household member whose own
