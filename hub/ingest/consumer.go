@@ -138,7 +138,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
 	"runtime"
@@ -146,6 +145,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -383,6 +383,9 @@ type Consumer struct {
 	// shrunk carries the first such partition's error to Run.
 	shrunk chan error
 
+	// closing is set by Close before it closes the reader, which then
+	// answers io.EOF (see Run).
+	closing   atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -603,9 +606,13 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 			if err != nil {
 				// kafka-go's group reader reports broker, partition and
 				// group errors here and keeps retrying on its own with
-				// its own backoff; only a closed reader or ctx ends it.
-				// A broker restart must pause the hub, not stop it.
-				if ctx.Err() != nil || errors.Is(err, io.EOF) {
+				// its own backoff; only Close or ctx ends it. A broker
+				// restart must pause the hub, not stop it. A closed
+				// reader answers io.EOF, but so does a broker that closed
+				// the group coordinator's connection (one shutting down,
+				// a load balancer with no broker behind it): whether the
+				// reader was closed is the consumer's to know.
+				if ctx.Err() != nil || c.closing.Load() {
 					fetchErr <- err
 					return
 				}
@@ -1660,6 +1667,7 @@ func retry(ctx context.Context, log *slog.Logger, what string, op func() error) 
 // committed. Safe to call twice.
 func (c *Consumer) Close() error {
 	c.closeOnce.Do(func() {
+		c.closing.Store(true) // before the reader answers io.EOF
 		c.closeErr = errors.Join(c.reader.Close(), c.dlq.Close())
 		// The writer leaves a transport given to it open.
 		CloseTransport(c.dlq.Transport)

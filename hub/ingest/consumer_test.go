@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -570,4 +571,50 @@ func TestRefusedCommitsAreLogged(t *testing.T) {
 	waitUntil(t, "a warning about committing", func() bool {
 		return strings.Contains(grepLines(logs.String(), "level=WARN"), "committing offsets or joining the group failed")
 	})
+}
+
+// TestBrokerClosingConnectionsPausesConsumer: a broker that closes every
+// connection sent a request (one shutting down, or a load balancer in
+// front of Kafka with no broker behind it) makes kafka-go's group reader
+// report a plain io.EOF, the error a closed reader gives. The consumer
+// waits it out like any broker trouble, and goes on from where it was:
+// Run does not return.
+func TestBrokerClosingConnectionsPausesConsumer(t *testing.T) {
+	k := onePartitionBroker(t)
+	var down atomic.Bool
+	k.Cluster().Control(func(kmsg.Request) (kmsg.Response, error, bool) {
+		k.Cluster().KeepControl()
+		if down.Load() {
+			return nil, errors.New("broker down"), true // closes the connection
+		}
+		return nil, nil, false
+	})
+	writeRecords(t, k.Addr(), marriages(0, 3)...)
+	var logs testenv.LogBuffer
+	a := &recordingApplier{}
+	c, err := New(withLog(Config{Brokers: []string{k.Addr()}, GroupID: "closing-broker"}, &logs), a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+		c.Close()
+	}()
+	waitUntil(t, "3 applied", func() bool { return a.count() == 3 })
+
+	down.Store(true)
+	time.Sleep(5 * time.Second)
+	down.Store(false)
+	select {
+	case err := <-done:
+		done <- err
+		t.Fatalf("Run returned %v while the broker closed connections; logs:\n%s", err, logs.String())
+	default:
+	}
+	writeRecords(t, k.Addr(), marriages(3, 6)...)
+	waitUntil(t, "the records written after the outage applied", func() bool { return a.count() == 6 })
 }
