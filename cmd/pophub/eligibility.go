@@ -171,6 +171,9 @@ func printDecision(w io.Writer, d eligibility.Decision) {
 			fmt.Fprintf(w, "    note: %s\n", strings.TrimSpace(c.Note))
 		}
 	}
+	if d.FamilyNote != "" {
+		fmt.Fprintf(w, "\nfamily: %s\n", d.FamilyNote)
+	}
 	if len(d.Family) > 0 {
 		fmt.Fprintln(w, "\nfamily who may settle along:")
 		for _, m := range d.Family {

@@ -62,3 +62,17 @@ func TestDecisionPrintNamesVersions(t *testing.T) {
 		}
 	}
 }
+
+// TestDecisionPrintNamesFamilyNote: the printout says why no relative was
+// presumed in a collective household, so that the clerk takes them from
+// the household register.
+func TestDecisionPrintNamesFamilyNote(t *testing.T) {
+	d := eligibility.Decision{CitizenID: "230102199001011230", Policy: "inner-mongolia/chifeng-central", Title: "赤峰",
+		AsOf: "2026-11-22", Place: "赤峰市中心城区", Route: "family",
+		FamilyNote: "the applicant's household of 3001 members is read as a collective household (集体户)"}
+	var b bytes.Buffer
+	printDecision(&b, d)
+	if want := "family: " + d.FamilyNote + "\n"; !strings.Contains(b.String(), want) {
+		t.Errorf("printed\n%s\nwant a line %q", b.String(), want)
+	}
+}

@@ -140,8 +140,8 @@ func relativesKey(rec hub.Record) string {
 // hukou_elsewhere with to_spouse moves a rural hukou to it), none
 // otherwise. A change to them can turn the spouse's spouse eligible, or
 // no longer eligible, so a watcher re-decides that person too: the one
-// the spouse's record names, and after a marital change also those their
-// earlier marital events name (a divorce or a remarriage ends what a
+// the spouse's record names, and after a marital change also the one
+// their record named before it (a divorce or a remarriage ends what that
 // former spouse's decision joined).
 func SpouseSections(p *Policy) []schemas.Section {
 	if !needsFamily(p) {
