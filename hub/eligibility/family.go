@@ -24,7 +24,8 @@ import (
 // a later divorce or remarriage), or, with no record of theirs held, for
 // a clerk to confirm. Relations other than the spouse are presumed from
 // what the records hold: a member of the applicant's household (same
-// Hukou.HouseholdID, which also stands for 共同居住生活, living together)
+// Hukou.HouseholdID at the same address, which also stands for
+// 共同居住生活, living together)
 // born 15 to 35 years after the applicant is presumed a child, and 15 or
 // more years before a parent; a member of the spouse's household born 15
 // or more years before the spouse is presumed a parent of the spouse. A
@@ -78,7 +79,7 @@ type FamilyMember struct {
 const collectiveSize = 30
 
 // collectiveHousehold reports, as a note for the clerk, why the household
-// hh, with members registered members besides the person (whose = "the
+// hh, with members active members besides the person (whose = "the
 // applicant's" or "the spouse's"), is read as a collective household: its
 // size, or the relation of the applicant's registration (relation, ""
 // for the spouse's). "" when it is read as a family.
@@ -86,7 +87,7 @@ func collectiveHousehold(whose string, members int, relation string) string {
 	const presumes = "no member of it is presumed a relative by age; take relatives from the household register"
 	switch {
 	case members+1 > collectiveSize:
-		return fmt.Sprintf("%s household has %d registered members, more than a family household has (%d): read as a collective household (集体户), %s",
+		return fmt.Sprintf("%s household has %d active members, more than a family household has (%d): read as a collective household (集体户), %s",
 			whose, members+1, collectiveSize, presumes)
 	case collectiveRelation(relation):
 		return fmt.Sprintf("%s registration gives the relation to the head of household as %q, a member of a collective household (集体户): %s", whose, relation, presumes)
@@ -293,14 +294,21 @@ func familyOf(p *Policy, applicant *hub.Record, f *facts, family []hub.Record) (
 		}
 	}
 	born, byAge := birthOf(applicant)
-	household := f.household // as of the decision's day, as the relatives' are
-	if household == "" && applicant.Hukou != nil {
-		household = applicant.Hukou.HouseholdID
+	// As of the decision's day, as the relatives' are; what the history
+	// does not give for that day, today's record does.
+	household := householdKey{address: f.hukou, id: f.household}
+	if applicant.Hukou != nil {
+		if household.id == "" {
+			household.id = applicant.Hukou.HouseholdID
+		}
+		if household.address == "" {
+			household.address = applicant.Hukou.AddressCode
+		}
 	}
-	spouseHousehold := ""
+	var spouseHousehold householdKey
 	var spouseBorn time.Time
-	if spouse != nil && spouse.Hukou != nil {
-		spouseHousehold = spouse.Hukou.HouseholdID
+	if spouse != nil {
+		spouseHousehold = householdOf(spouse)
 		spouseBorn, _ = birthOf(spouse)
 	}
 	// byAge (the applicant's birth known) and spouseBorn gate every
@@ -312,14 +320,14 @@ func familyOf(p *Policy, applicant *hub.Record, f *facts, family []hub.Record) (
 			spouseBorn = time.Time{}
 		}
 	}
-	if spouseHousehold != "" && spouseHousehold != household {
+	if spouseHousehold.known() && spouseHousehold != household {
 		if note := collectiveHousehold("the spouse's", householdSize(family, spouse.CitizenID, spouseHousehold), ""); note != "" {
 			notes, spouseBorn = append(notes, note), time.Time{}
 		}
 	}
 	for i := range family {
 		r := &family[i]
-		if seen[r.CitizenID] || r.Status != hub.StatusActive || r.Hukou == nil || r.Hukou.HouseholdID == "" {
+		if seen[r.CitizenID] || r.Status != hub.StatusActive || !householdOf(r).known() {
 			continue
 		}
 		name := ""
@@ -330,7 +338,8 @@ func familyOf(p *Policy, applicant *hub.Record, f *facts, family []hub.Record) (
 			seen[r.CitizenID] = true
 			out = append(out, FamilyMember{CitizenID: r.CitizenID, Name: name, Relation: rel, Basis: basis})
 		}
-		member := r.Hukou.HouseholdID == household || r.Hukou.HouseholdID == spouseHousehold
+		in := householdOf(r)
+		member := in == household || in == spouseHousehold
 		if _, spouse := marriageOnOwnRecord(r, applicant.CitizenID); spouse && member {
 			// A member of the household whose own record names the
 			// applicant as spouse (the copy for the applicant may be late
@@ -349,7 +358,7 @@ func familyOf(p *Policy, applicant *hub.Record, f *facts, family []hub.Record) (
 		if !known {
 			continue
 		}
-		if byAge && r.Hukou.HouseholdID == household {
+		if byAge && in == household {
 			gap := yearsBetween(born, rb) // positive: younger than the applicant
 			// Ages are full years (周岁), which complete the day after
 			// the birthday (法释〔2006〕1号 第二条): on the 18th
@@ -391,7 +400,7 @@ func familyOf(p *Policy, applicant *hub.Record, f *facts, family []hub.Record) (
 			}
 			continue
 		}
-		if spouseHousehold != "" && r.Hukou.HouseholdID == spouseHousehold && !spouseBorn.IsZero() &&
+		if in == spouseHousehold && !spouseBorn.IsZero() &&
 			yearsBetween(spouseBorn, rb) <= -generationYears && allows("spouse_parents") {
 			add("spouse_parent", fmt.Sprintf("spouse's household, born %d years before the spouse", -yearsBetween(spouseBorn, rb)))
 		}
@@ -419,12 +428,33 @@ func familyOf(p *Policy, applicant *hub.Record, f *facts, family []hub.Record) (
 	return out, strings.Join(notes, "; ")
 }
 
-// householdSize counts the records of family in household hh, but for
-// the person's own.
-func householdSize(family []hub.Record, person citizenid.ID, hh string) int {
+// householdKey names a household: its id is unique only within its
+// 12-digit address (the stores' household index reads the same id at two
+// addresses as two households), so a spouse's household elsewhere that
+// happens to carry the applicant's id is another one.
+type householdKey struct{ address, id string }
+
+// householdOf is the household r is registered in (as of the day
+// decided, relativeAsOf); zero when none is known.
+func householdOf(r *hub.Record) householdKey {
+	if r.Hukou == nil || r.Hukou.HouseholdID == "" {
+		return householdKey{}
+	}
+	return householdKey{address: r.Hukou.AddressCode, id: r.Hukou.HouseholdID}
+}
+
+// known reports whether k names a household.
+func (k householdKey) known() bool { return k.id != "" }
+
+// householdSize counts the active members of family in household hh, but
+// for the person: those whose hukou was cancelled (death, emigration)
+// stay in the household's records, but neither live in it nor are listed
+// from it, and a family that lost 11 of them is no collective household.
+// For a past day the records carry the status of that day (relativeAsOf).
+func householdSize(family []hub.Record, person citizenid.ID, hh householdKey) int {
 	n := 0
 	for i := range family {
-		if r := &family[i]; r.CitizenID != person && r.Hukou != nil && hh != "" && r.Hukou.HouseholdID == hh {
+		if r := &family[i]; r.CitizenID != person && r.Status == hub.StatusActive && hh.known() && householdOf(r) == hh {
 			n++
 		}
 	}
