@@ -22,46 +22,8 @@ import (
 func TestMixedBatchChangedAsDerived(t *testing.T) {
 	persons := []citizenid.ID{id(t, male), id(t, female), id(t, "23010219850303124")}
 	r := rand.New(rand.NewPCG(13, 8))
-	pick := func(s []string) string { return s[r.IntN(len(s))] }
 	base := time.Date(2020, 1, 1, 8, 0, 0, 0, schemas.CST())
-	cities := []string{"230100", "230102", "230200", "110100"}
-	addresses := map[string]string{"230100": "230102001001", "230102": "230102001001", "230200": "230202001001", "110100": "110101001001"}
-	untils := []string{"", "2019-12-31", "2020-03-01", "2030-12-31", "9999-12-31"}
-	random := func(p citizenid.ID, n int, when string) hub.Input {
-		evid := fmt.Sprintf("e%d", n)
-		switch k := r.IntN(16); {
-		case k < 6:
-			city := pick(cities)
-			data := map[string]any{"city_code": city, "address_code": addresses[city], "basis": pick([]string{"employment", "study"})}
-			if u := pick(untils); u != "" {
-				data["valid_until"] = u
-			}
-			return ev(t, schemas.ResidencePermitIssued, p, evid, when, data)
-		case k < 8:
-			return ev(t, schemas.ResidencePermitRevoked, p, evid, when, map[string]any{"city_code": pick(cities)})
-		case k == 8:
-			return registered(t, p, evid, when, "440106001001", "1", "1990-01-01")
-		case k == 9:
-			return ev(t, schemas.HukouMigrated, p, evid, when, map[string]any{
-				"from_address_code": "440106001001", "to_address_code": "230602013004", "reason": "employment"})
-		case k == 10:
-			return ev(t, schemas.HukouCancelled, p, evid, when, map[string]any{"reason": pick([]string{"death", "emigration", "military", "duplicate"})})
-		case k == 11:
-			return ev(t, schemas.DeathCertified, p, evid, when, map[string]any{"date_of_death": pick([]string{"2020-02-01", "2021-06-30"}), "certificate_no": "D1"})
-		case k == 12:
-			return ev(t, schemas.IdentityCorrected, p, evid, when, map[string]any{"name": pick([]string{"张伟", "李四"})})
-		case k == 13:
-			return ev(t, schemas.EducationEnrolled, p, evid, when, map[string]any{"institution": pick([]string{"I1", "I2"}),
-				"level": pick([]string{"21", "31"}), "region": "230102", "start": pick([]string{"2020-09-01", "2021-09-01"})})
-		default:
-			in := ev(t, schemas.EducationGraduated, p, evid, when, map[string]any{"institution": pick([]string{"I1", "I2"}),
-				"level": pick([]string{"21", "31"}), "date": pick([]string{"2024-07-01", "2025-07-01"}), "certificate_no": "G"})
-			if r.IntN(4) == 0 {
-				in.Event.Payload.(*schemas.EducationGraduatedData).Level = "" // a level-less graduation, as stored states may hold
-			}
-			return in
-		}
-	}
+	random := func(p citizenid.ID, n int, when string) hub.Input { return randomEvent(t, r, p, allKinds, n, when) }
 	for round := range 600 {
 		loaded := map[citizenid.ID]*State{}
 		var rest []hub.Input

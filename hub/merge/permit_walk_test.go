@@ -27,34 +27,8 @@ import (
 func TestPermitWalkKeptAsDerived(t *testing.T) {
 	p := id(t, male)
 	r := rand.New(rand.NewPCG(3, 4))
-	pick := func(s []string) string { return s[r.IntN(len(s))] }
 	base := time.Date(2020, 1, 1, 8, 0, 0, 0, schemas.CST())
-	cities := []string{"230100", "230102", "230200", "110100"}
-	addresses := map[string]string{"230100": "230102001001", "230102": "230102001001", "230200": "230202001001", "110100": "110101001001"}
-	untils := []string{"", "2019-12-31", "2020-03-01", "2030-12-31", "9999-12-31"}
-	random := func(n int, when string) hub.Input {
-		evid := fmt.Sprintf("e%d", n)
-		switch k := r.IntN(12); {
-		case k < 6:
-			city := pick(cities)
-			data := map[string]any{"city_code": city, "address_code": addresses[city], "basis": pick([]string{"employment", "study"})}
-			if u := pick(untils); u != "" {
-				data["valid_until"] = u
-			}
-			return ev(t, schemas.ResidencePermitIssued, p, evid, when, data)
-		case k < 8:
-			return ev(t, schemas.ResidencePermitRevoked, p, evid, when, map[string]any{"city_code": pick(cities)})
-		case k == 8:
-			return registered(t, p, evid, when, "440106001001", "1", "1990-01-01")
-		case k == 9:
-			return ev(t, schemas.HukouMigrated, p, evid, when, map[string]any{
-				"from_address_code": "440106001001", "to_address_code": "230602013004", "reason": "employment"})
-		case k == 10:
-			return ev(t, schemas.HukouCancelled, p, evid, when, map[string]any{"reason": pick([]string{"death", "emigration", "military", "duplicate"})})
-		default:
-			return ev(t, schemas.DeathCertified, p, evid, when, map[string]any{"date_of_death": pick([]string{"2020-02-01", "2021-06-30"}), "certificate_no": "D1"})
-		}
-	}
+	random := func(n int, when string) hub.Input { return randomEvent(t, r, p, permitKinds, n, when) }
 	// check runs rest in one batch on loaded, against one event at a
 	// time with each section derived whole.
 	check := func(label string, loaded *State, rest []hub.Input) {
@@ -105,7 +79,7 @@ func TestPermitWalkKeptAsDerived(t *testing.T) {
 	// the start holds neither.
 	issue := func(eid, when, city, until string) hub.Input {
 		return ev(t, schemas.ResidencePermitIssued, p, eid, when, map[string]any{
-			"city_code": city, "address_code": addresses[city], "basis": "employment", "valid_until": until})
+			"city_code": city, "address_code": permitAddresses[city], "basis": "employment", "valid_until": until})
 	}
 	revoke := func(eid, when, city string) hub.Input {
 		return ev(t, schemas.ResidencePermitRevoked, p, eid, when, map[string]any{"city_code": city})
@@ -139,5 +113,63 @@ func TestPermitWalkKeptAsDerived(t *testing.T) {
 		// stored states without valid_until on their permit points.
 		split := r.IntN(len(events))
 		check(fmt.Sprintf("round %d", round), stored(events[:split], round%2 == 1), events[split:])
+	}
+}
+
+// permitAddresses is an address in each city or county permits are
+// issued in.
+var permitAddresses = map[string]string{"230100": "230102001001", "230102": "230102001001", "230200": "230202001001", "110100": "110101001001"}
+
+// Kinds of event randomEvent draws from: the first permitKinds are the
+// permit and registration events the permit walk reads; allKinds adds
+// identity corrections, enrolments and graduations.
+const (
+	permitKinds = 12
+	allKinds    = 16
+)
+
+// randomEvent draws one of the first kinds kinds of event of p, with id
+// "e<n>", at when: permits issued (in cities and under county codes, with
+// valid_until past, near, long-term or none) and revoked, registrations,
+// migrations, cancellations, deaths, and with allKinds identity
+// corrections, enrolments and graduations (a quarter of them without a
+// level, as stored states may hold).
+func randomEvent(t *testing.T, r *rand.Rand, p citizenid.ID, kinds, n int, when string) hub.Input {
+	t.Helper()
+	pick := func(s []string) string { return s[r.IntN(len(s))] }
+	cities := []string{"230100", "230102", "230200", "110100"} // permitAddresses' keys, in a fixed order
+	untils := []string{"", "2019-12-31", "2020-03-01", "2030-12-31", "9999-12-31"}
+	evid := fmt.Sprintf("e%d", n)
+	switch k := r.IntN(kinds); {
+	case k < 6:
+		city := pick(cities)
+		data := map[string]any{"city_code": city, "address_code": permitAddresses[city], "basis": pick([]string{"employment", "study"})}
+		if u := pick(untils); u != "" {
+			data["valid_until"] = u
+		}
+		return ev(t, schemas.ResidencePermitIssued, p, evid, when, data)
+	case k < 8:
+		return ev(t, schemas.ResidencePermitRevoked, p, evid, when, map[string]any{"city_code": pick(cities)})
+	case k == 8:
+		return registered(t, p, evid, when, "440106001001", "1", "1990-01-01")
+	case k == 9:
+		return ev(t, schemas.HukouMigrated, p, evid, when, map[string]any{
+			"from_address_code": "440106001001", "to_address_code": "230602013004", "reason": "employment"})
+	case k == 10:
+		return ev(t, schemas.HukouCancelled, p, evid, when, map[string]any{"reason": pick([]string{"death", "emigration", "military", "duplicate"})})
+	case k == 11:
+		return ev(t, schemas.DeathCertified, p, evid, when, map[string]any{"date_of_death": pick([]string{"2020-02-01", "2021-06-30"}), "certificate_no": "D1"})
+	case k == 12:
+		return ev(t, schemas.IdentityCorrected, p, evid, when, map[string]any{"name": pick([]string{"张伟", "李四"})})
+	case k == 13:
+		return ev(t, schemas.EducationEnrolled, p, evid, when, map[string]any{"institution": pick([]string{"I1", "I2"}),
+			"level": pick([]string{"21", "31"}), "region": "230102", "start": pick([]string{"2020-09-01", "2021-09-01"})})
+	default:
+		in := ev(t, schemas.EducationGraduated, p, evid, when, map[string]any{"institution": pick([]string{"I1", "I2"}),
+			"level": pick([]string{"21", "31"}), "date": pick([]string{"2024-07-01", "2025-07-01"}), "certificate_no": "G"})
+		if r.IntN(4) == 0 {
+			in.Event.Payload.(*schemas.EducationGraduatedData).Level = ""
+		}
+		return in
 	}
 }
