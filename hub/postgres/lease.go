@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -19,11 +18,17 @@ import (
 // whose connection the server closes, gives the lease up by itself, and a
 // standing-by instance takes it at its next try.
 //
+// The walk that fills in the household index of an older schema
+// (households.go) takes a lease of its own the same way, and works on
+// its session.
+//
 // A RelayLease is not safe for concurrent use: the relay calls it from
 // one goroutine at a time (notify.Lease).
 type RelayLease struct {
 	connConfig *pgx.ConnConfig
 	key        string
+	// name is what errors call the lease ("the relay lease").
+	name string
 	// keepalives SET the server's keepalives on a new session.
 	keepalives []string
 	// conn is the lease's session: the lock's holder while held is true,
@@ -53,12 +58,18 @@ const (
 // on the same database and schema, in any process, competes for the same
 // lease.
 func (s *Store) RelayLease() *RelayLease {
+	return s.sessionLease("pophub-relay:"+s.cfg.Schema, "the relay lease")
+}
+
+// sessionLease returns a lease on key, held on a session of its own; name
+// is what its errors call it.
+func (s *Store) sessionLease(key, name string) *RelayLease {
 	cc := s.pool.Config().ConnConfig.Copy()
 	d := &net.Dialer{KeepAliveConfig: net.KeepAliveConfig{
 		Enable: true, Idle: leaseKeepaliveIdle, Interval: leaseKeepaliveInterval, Count: leaseKeepaliveCount,
 	}}
 	cc.DialFunc = d.DialContext
-	l := &RelayLease{connConfig: cc, key: "pophub-relay:" + s.cfg.Schema}
+	l := &RelayLease{connConfig: cc, key: key, name: name}
 	for _, p := range []struct {
 		name  string
 		value int
@@ -83,20 +94,20 @@ func (l *RelayLease) TryAcquire(ctx context.Context) (bool, error) {
 	if l.conn == nil || l.conn.IsClosed() {
 		conn, err := pgx.ConnectConfig(ctx, l.connConfig)
 		if err != nil {
-			return false, fmt.Errorf("connecting for the relay lease: %w", err)
+			return false, fmt.Errorf("connecting for %s: %w", l.name, err)
 		}
 		l.conn = conn
 		if len(l.keepalives) > 0 {
 			if _, err := conn.Exec(ctx, strings.Join(l.keepalives, "; ")); err != nil {
 				l.closeConn(ctx)
-				return false, fmt.Errorf("setting the relay lease's keepalives: %w", err)
+				return false, fmt.Errorf("setting the keepalives of %s: %w", l.name, err)
 			}
 		}
 	}
 	var got bool
 	if err := l.conn.QueryRow(ctx, "SELECT pg_try_advisory_lock(hashtext($1))", l.key).Scan(&got); err != nil {
 		l.closeConn(ctx)
-		return false, fmt.Errorf("taking the relay lease: %w", err)
+		return false, fmt.Errorf("taking %s: %w", l.name, err)
 	}
 	l.held = got
 	return got, nil
@@ -109,11 +120,11 @@ func (l *RelayLease) TryAcquire(ctx context.Context) (bool, error) {
 // it again.
 func (l *RelayLease) Check(ctx context.Context) error {
 	if !l.held || l.conn == nil {
-		return errors.New("checking the relay lease: not held")
+		return fmt.Errorf("checking %s: not held", l.name)
 	}
 	if err := l.conn.Ping(ctx); err != nil {
 		l.closeConn(ctx)
-		return fmt.Errorf("checking the relay lease: %w", err)
+		return fmt.Errorf("checking %s: %w", l.name, err)
 	}
 	return nil
 }

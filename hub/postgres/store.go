@@ -90,6 +90,9 @@ type Config struct {
 	// Meter receives pophub.store.retries, the batches tried again by
 	// cause (default: none).
 	Meter metric.Meter
+	// indexing tunes the household index walk (households.go); tests
+	// set it.
+	indexing indexingTuning
 }
 
 // setDefaults fills in the defaults that do not depend on the URL;
@@ -104,6 +107,7 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	c.indexing.setDefaults()
 }
 
 // Validate reports what is wrong with the configuration.
@@ -132,6 +136,10 @@ type Store struct {
 	// householdsIndexed is set once every row's household_key is known
 	// to be filled in (households.go).
 	householdsIndexed atomic.Bool
+	// stopIndexing ends the walk that fills in household_key in the
+	// background, and indexing is done once it has ended (Close).
+	stopIndexing context.CancelFunc
+	indexing     sync.WaitGroup
 	// noCounters skips the statistics counters, for the benchmark that
 	// measures what keeping them costs.
 	noCounters bool
@@ -169,6 +177,7 @@ func open(ctx context.Context, cfg Config, create bool) (*Store, error) {
 		return nil, fmt.Errorf("connecting to PostgreSQL: %w", err)
 	}
 	s := &Store{cfg: cfg, pool: pool, seal: sealer{cfg.Keys}, mode: sealingValue(cfg.Keys)}
+	var unindexed bool // the schema asks for the household index to be filled in
 	if cfg.CacheSize > 0 {
 		s.cache = newStateCache(cfg.CacheSize)
 	}
@@ -192,7 +201,7 @@ func open(ctx context.Context, cfg Config, create bool) (*Store, error) {
 			err = s.recountIfAsked(ctx)
 		}
 		if err == nil {
-			err = s.indexHouseholdsIfAsked(ctx)
+			unindexed, err = s.householdsUnindexed(ctx)
 		}
 		if err == nil {
 			err = s.warnIfStale(ctx)
@@ -218,6 +227,9 @@ func open(ctx context.Context, cfg Config, create bool) (*Store, error) {
 			pool.Close()
 			return nil, err
 		}
+	}
+	if unindexed {
+		s.indexHouseholdsInBackground()
 	}
 	return s, nil
 }
@@ -255,10 +267,15 @@ func (s *Store) Schema() string { return s.cfg.Schema }
 // Pool exposes the connection pool, for tools and tests.
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
-// Close closes the pool, waiting for connections in use to be released.
-// Safe to call twice.
+// Close stops the household index walk, if one runs (its progress is
+// kept), and closes the pool, waiting for connections in use to be
+// released. Safe to call twice.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		if s.stopIndexing != nil {
+			s.stopIndexing()
+		}
+		s.indexing.Wait()
 		if s.metrics != nil {
 			s.metrics.Unregister()
 		}

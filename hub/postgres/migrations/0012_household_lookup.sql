@@ -7,10 +7,11 @@
 -- household_key is the household id in clear, or its keyed hash when the
 -- store seals personal data (sealer.householdKey): state may be sealed,
 -- so the column cannot be filled from it in SQL. Rows written before
--- this migration get it from the store the first time a hub of this
--- release opens the schema (indexHouseholdsIfAsked in households.go),
--- which this asks for in hub_meta when the schema holds persons; until
--- it is done a household lookup fails rather than miss members.
+-- this migration get it from a hub of this release, which walks them in
+-- the background once it has opened the schema
+-- (indexHouseholdsInBackground in households.go), as this asks in
+-- hub_meta when the schema holds persons; until it is done a household
+-- lookup fails rather than miss members.
 --
 -- ADD COLUMN with a constant default rewrites no row. The index holds
 -- only rows with a household; an update that keeps the address and the
