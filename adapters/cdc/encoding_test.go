@@ -194,7 +194,7 @@ func databaseIn(t testing.TB, encoding string, settings ...string) string {
 				t.Errorf("listing the slots of %s: %v", name, err)
 			}
 			for _, slot := range slots {
-				dropSlot(t, db, slot)
+				testenv.DropReplicationSlot(t, slot)
 			}
 		}
 		if _, err := db.Exec(ctx, "DROP DATABASE IF EXISTS "+quoted+" WITH (FORCE)"); err != nil {

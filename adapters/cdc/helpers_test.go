@@ -22,25 +22,18 @@ import (
 
 const partitions = 3
 
-// connect opens a plain connection to the test database and checks that
-// it can do logical replication.
+// connect opens a plain connection to the test database, which must run
+// with wal_level=logical.
 func connect(t testing.TB) *pgx.Conn {
 	t.Helper()
+	url := testenv.LogicalReplication(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	db, err := pgx.Connect(ctx, testenv.Postgres(t))
+	db, err := pgx.Connect(ctx, url)
 	if err != nil {
 		t.Fatalf("connecting to the test PostgreSQL: %v", err)
 	}
 	t.Cleanup(func() { db.Close(context.Background()) })
-	var level string
-	if err := db.QueryRow(ctx, "SHOW wal_level").Scan(&level); err != nil {
-		t.Fatal(err)
-	}
-	if level != "logical" {
-		testenv.Unavailable(t, "wal_level is %q; change data capture needs logical: "+
-			"ALTER SYSTEM SET wal_level = logical and restart PostgreSQL (.ci/run does it)", level)
-	}
 	return db
 }
 
@@ -116,7 +109,7 @@ func cleanUpRentals(t testing.TB, table string) {
 			return
 		}
 		defer db.Close(ctx)
-		dropSlot(t, db, "pophub_housing_"+table)
+		testenv.DropReplicationSlot(t, "pophub_housing_"+table)
 		if _, err := db.Exec(ctx, "DROP PUBLICATION IF EXISTS pophub_"+table); err != nil {
 			t.Errorf("dropping publication: %v", err)
 		}
@@ -124,25 +117,6 @@ func cleanUpRentals(t testing.TB, table string) {
 			t.Errorf("dropping table: %v", err)
 		}
 	})
-}
-
-// dropSlot drops a replication slot, terminating the walsender that still
-// holds it.
-func dropSlot(t testing.TB, db *pgx.Conn, slot string) {
-	t.Helper()
-	ctx := context.Background()
-	for range 100 {
-		_, err := db.Exec(ctx, `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots
-			WHERE slot_name = $1 AND active_pid IS NOT NULL`, slot)
-		if err == nil {
-			_, err = db.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1`, slot)
-		}
-		if err == nil {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Errorf("could not drop slot %s", slot)
 }
 
 func newPublisher(t testing.TB, addr string) *publisher.Publisher {

@@ -29,7 +29,7 @@ func namedRentals(t testing.TB, db *pgx.Conn, tables ...string) (cleanup func(na
 		}
 		defer db.Close(ctx)
 		for _, name := range names {
-			dropSlot(t, db, name)
+			testenv.DropReplicationSlot(t, name)
 			if _, err := db.Exec(ctx, "DROP PUBLICATION IF EXISTS "+name); err != nil {
 				t.Errorf("dropping publication: %v", err)
 			}

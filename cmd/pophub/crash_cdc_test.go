@@ -155,20 +155,13 @@ func TestCrashCDC(t *testing.T) {
 func cdcRentals(t testing.TB) (db *pgx.Conn, table, slot, publication string) {
 	t.Helper()
 	ctx := context.Background()
+	url := testenv.LogicalReplication(t)
 	schema := testenv.Schema(t)
-	db, err := pgx.Connect(ctx, testenv.PostgresURL())
+	db, err := pgx.Connect(ctx, url)
 	if err != nil {
 		t.Fatalf("connecting to the test PostgreSQL: %v", err)
 	}
 	t.Cleanup(func() { db.Close(context.Background()) })
-	var level string
-	if err := db.QueryRow(ctx, "SHOW wal_level").Scan(&level); err != nil {
-		t.Fatal(err)
-	}
-	if level != "logical" {
-		testenv.Unavailable(t, "wal_level is %q; change data capture needs logical: "+
-			"ALTER SYSTEM SET wal_level = logical and restart PostgreSQL (.ci/run does it)", level)
-	}
 	table, slot, publication = schema+".rentals", schema+"_slot", schema+"_pub"
 	if _, err := db.Exec(ctx, `CREATE SCHEMA `+schema+`;
 		CREATE TABLE `+table+` (lease_id bigint PRIMARY KEY, tenant_id char(18) NOT NULL, address_code text NOT NULL,
@@ -177,28 +170,14 @@ func cdcRentals(t testing.TB) (db *pgx.Conn, table, slot, publication string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		testenv.DropReplicationSlot(t, slot)
 		// A connection of its own: the test's may be in use or closed.
-		admin, err := pgx.Connect(ctx, testenv.PostgresURL())
+		admin, err := pgx.Connect(ctx, url)
 		if err != nil {
-			t.Errorf("cleaning up: %v", err)
+			t.Errorf("dropping publication %s: %v", publication, err)
 			return
 		}
 		defer admin.Close(ctx)
-		for range 100 {
-			// A killed cdc's walsender may hold the slot a moment longer.
-			_, err = admin.Exec(ctx, `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots
-				WHERE slot_name = $1 AND active_pid IS NOT NULL`, slot)
-			if err == nil {
-				_, err = admin.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1`, slot)
-			}
-			if err == nil {
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		if err != nil {
-			t.Errorf("dropping slot %s: %v", slot, err)
-		}
 		if _, err := admin.Exec(ctx, "DROP PUBLICATION IF EXISTS "+publication); err != nil {
 			t.Errorf("dropping publication %s: %v", publication, err)
 		}

@@ -108,6 +108,60 @@ func PostgresThroughProxy(t testing.TB) (string, *faults.Proxy) {
 	return u.String(), p
 }
 
+// LogicalReplication checks that the test database answers and runs with
+// wal_level=logical, which change data capture needs, and returns its URL.
+func LogicalReplication(t testing.TB) string {
+	t.Helper()
+	url := Postgres(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatalf("connecting to the test PostgreSQL: %v", err)
+	}
+	defer conn.Close(ctx)
+	var level string
+	if err := conn.QueryRow(ctx, "SHOW wal_level").Scan(&level); err != nil {
+		t.Fatalf("reading wal_level: %v", err)
+	}
+	if level != "logical" {
+		Unavailable(t, "wal_level is %q; change data capture needs logical: "+
+			"ALTER SYSTEM SET wal_level = logical and restart PostgreSQL (.ci/run does it)", level)
+	}
+	return url
+}
+
+// DropReplicationSlot drops a replication slot of the test database if it
+// exists, terminating the walsender that still holds it: a stopped or
+// killed stream's may hold it a moment longer.
+func DropReplicationSlot(t testing.TB, slot string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, PostgresURL())
+	if err != nil {
+		t.Errorf("dropping slot %s: %v", slot, err)
+		return
+	}
+	defer conn.Close(context.Background())
+	for {
+		_, err = conn.Exec(ctx, `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots
+			WHERE slot_name = $1 AND active_pid IS NOT NULL`, slot)
+		if err == nil {
+			_, err = conn.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1`, slot)
+		}
+		if err == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Errorf("dropping slot %s: %v", slot, err)
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
 var schemaSeq atomic.Int64
 
 // Schema checks that the test database (PostgresURL) answers and returns
