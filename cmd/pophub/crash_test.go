@@ -90,6 +90,7 @@ func startChild(t testing.TB, bin string, args ...string) *child {
 		t.Fatal(err)
 	}
 	c := &child{cmd: exec.Command(bin, args...), log: f.Name(), done: make(chan struct{})}
+	testenv.EndWithTest(c.cmd)
 	c.cmd.Stdout, c.cmd.Stderr = f, f
 	if err := c.cmd.Start(); err != nil {
 		f.Close()

@@ -48,6 +48,7 @@ func TestPublishStopsOnSIGTERMReadingAPipe(t *testing.T) {
 				t.Fatalf("making a named pipe: %v", err)
 			}
 			cmd := exec.Command(bin, "publish", "--source", source, "--file", fifo, "--kafka", addr, "--log-level", "error")
+			testenv.EndWithTest(cmd)
 			var stdout, stderr bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
 			if err := cmd.Start(); err != nil {

@@ -92,6 +92,7 @@ func startHelper(t *testing.T, natsURL, pg, schema string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperSubscriber$", "-test.count=1")
 	cmd.Env = append(os.Environ(), helperEnv+"=1", "SI_NATS="+natsURL, "SI_PG="+pg, "SI_SCHEMA="+schema)
+	testenv.EndWithTest(cmd)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

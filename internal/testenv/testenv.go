@@ -223,6 +223,7 @@ func KafkaProcess(t testing.TB, partitions int) string {
 		t.Fatalf("building the broker: %v\n%s", err, out)
 	}
 	cmd := exec.Command(bin, "-partitions", strconv.Itoa(partitions))
+	EndWithTest(cmd)
 	stdin, err := cmd.StdinPipe() // closed when the test ends, or by the exit of a test process that died
 	if err != nil {
 		t.Fatal(err)
@@ -406,6 +407,7 @@ func NATSServerProcess(t testing.TB, include string) string {
 	}
 	var log LogBuffer
 	cmd := exec.Command(bin, "-c", filepath.Join(dir, "nats.conf"))
+	EndWithTest(cmd)
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting %s: %v", bin, err)
@@ -545,6 +547,7 @@ max_client_conn = 200
 	}
 	var out LogBuffer
 	cmd := exec.Command(bin, args...)
+	EndWithTest(cmd)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting PgBouncer: %v", err)
