@@ -134,6 +134,14 @@ func renderStatus(w io.Writer, hubURL string, st api.Status) error {
 		health = "FAILING: " + s.Error
 	}
 	fmt.Fprintf(&b, "store    %s\n         %s\n", health, storeTotals(s))
+	if ix := s.HouseholdIndex; ix != nil {
+		of := ""
+		if s.Persons != nil {
+			of = " of ~" + n(*s.Persons)
+		}
+		fmt.Fprintf(&b, "         household index building: %s%s persons indexed; household lookups answer 503 until it is done\n",
+			n(ix.PersonsIndexed), of)
+	}
 
 	if in := st.Ingest; in != nil {
 		behind := 0

@@ -43,6 +43,15 @@ type EstimatingStore interface {
 	StatusTotals(ctx context.Context) (st hub.StoreStats, estimated []string, err error)
 }
 
+// IndexingStore is an AdminStore that may build an index in the
+// background after it opens (hub/postgres: the household index of a
+// schema written by an earlier release), during which the lookups it
+// serves answer 503. The status says so, and how far it got
+// (StoreStatus.HouseholdIndex).
+type IndexingStore interface {
+	HouseholdIndexing(ctx context.Context) (indexed int64, building bool, err error)
+}
+
 // AdminConfig configures the admin routes. Only Store is required; each
 // nil function leaves its part out of the status (the JSON omits it).
 // The functions are called concurrently, on the request's goroutines, each
@@ -115,6 +124,17 @@ type StoreStatus struct {
 	Changes       *int64   `json:"changes,omitempty"`
 	OutboxPending *int64   `json:"outbox_pending,omitempty"`
 	Estimated     []string `json:"estimated,omitempty"`
+	// HouseholdIndex is present while the store builds its household
+	// index (IndexingStore).
+	HouseholdIndex *IndexBuild `json:"household_index,omitempty"`
+}
+
+// IndexBuild is an index being built in the background: household
+// lookups answer 503 until it is done.
+type IndexBuild struct {
+	// PersonsIndexed is how many persons written before the index it
+	// has indexed so far; StoreStatus.Persons is about how many there are.
+	PersonsIndexed int64 `json:"persons_indexed"`
 }
 
 // IngestStatus is the consumer group's lag and the consumer's counts.
@@ -404,7 +424,19 @@ func (a *admin) collect(ctx context.Context) Status {
 			if perr != nil {
 				return perr
 			}
-			return err
+			if err != nil {
+				return err
+			}
+			if ix, ok := a.cfg.Store.(IndexingStore); ok {
+				indexed, building, err := ix.HouseholdIndexing(ctx)
+				if err != nil {
+					return err
+				}
+				if building {
+					st.Store.HouseholdIndex = &IndexBuild{PersonsIndexed: indexed}
+				}
+			}
+			return nil
 		})
 		st.Store.OK = st.Store.Error == ""
 	})

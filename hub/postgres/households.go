@@ -106,6 +106,26 @@ func (s *Store) householdsUnindexed(ctx context.Context) (bool, error) {
 	return asked, nil
 }
 
+// HouseholdIndexing reports whether the household index of persons
+// written before it is still being built (householdsMeta), and how many
+// of them the walks have indexed so far: for the status page (GET
+// /v1/admin/status), since household lookups answer 503 meanwhile.
+func (s *Store) HouseholdIndexing(ctx context.Context) (indexed int64, building bool, err error) {
+	if s.householdsIndexed.Load() {
+		return 0, false, nil
+	}
+	var value string
+	err = s.pool.QueryRow(ctx, "SELECT value FROM hub_meta WHERE name = $1", householdsMeta).Scan(&value)
+	if errors.Is(err, pgx.ErrNoRows) {
+		s.householdsIndexed.Store(true)
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, readFailed(ctx, "reading the household index walk's progress", err)
+	}
+	return parseHouseholdsProgress(value).Persons, true, nil
+}
+
 // indexingTuning tunes the walk that fills in the household index; its
 // zero value is the production setting, and tests lower it.
 type indexingTuning struct {

@@ -2,8 +2,10 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
+	"net/http/httptest"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -12,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/hub/api"
 	"github.com/pophub/pophub/hub/sealing"
 	"github.com/pophub/pophub/hub/storetest"
 	"github.com/pophub/pophub/internal/testenv"
@@ -124,6 +127,9 @@ func TestHouseholdIndexWalksInBackgroundAndResumes(t *testing.T) {
 			if _, _, err := first.Persons(ctx, probe); !errors.Is(err, hub.ErrUnavailable) {
 				t.Errorf("a household lookup while the index is walked: %v, want ErrUnavailable", err)
 			}
+			if got := indexStatus(t, first); got == nil || got.PersonsIndexed != pausedAfter {
+				t.Errorf("the status while the index is walked has household_index %+v, want %d persons indexed", got, pausedAfter)
+			}
 
 			// The second stands by while the first holds the lease.
 			standingBy := make(chan struct{}, 1)
@@ -159,6 +165,9 @@ func TestHouseholdIndexWalksInBackgroundAndResumes(t *testing.T) {
 				t.Errorf("the second instance logged %q, want the households indexed once", got)
 			}
 			checkEveryHousehold(t, second, want)
+			if got := indexStatus(t, second); got != nil {
+				t.Errorf("the status once the index is built has household_index %+v", got)
+			}
 
 			// A third finds it built.
 			rec3 := &logRecorder{}
@@ -174,6 +183,22 @@ func TestHouseholdIndexWalksInBackgroundAndResumes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// indexStatus is the household index part of GET /v1/admin/status served
+// on s.
+func indexStatus(t *testing.T, s *Store) *api.IndexBuild {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	api.AdminHandlers(api.AdminConfig{Store: s})[api.RouteStatus].ServeHTTP(rec, httptest.NewRequest("GET", "/v1/admin/status", nil))
+	var st api.Status
+	if err := json.Unmarshal(rec.Body.Bytes(), &st); rec.Code != 200 || err != nil {
+		t.Fatalf("status answered %d %s: %v", rec.Code, rec.Body, err)
+	}
+	if !st.Store.OK {
+		t.Errorf("the store's status is failing: %s", st.Store.Error)
+	}
+	return st.Store.HouseholdIndex
 }
 
 // loadAsOlderRelease loads in into cfg's schema and leaves it as a schema
