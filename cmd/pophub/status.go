@@ -54,7 +54,11 @@ topic's retention deleted before the hub read them are shown as
 Store totals the hub could not read are shown as "?" ("store unreadable";
 in --json persons, changes and outbox_pending are absent), never as 0.
 Totals shown with ~ are the database's estimates (PostgreSQL, tables of 10,000
-rows or more; in --json, "estimated" names them).
+rows or more; in --json, "estimated" names them). On PostgreSQL the "relay" line
+names the instance publishing the notifications (the relay lease's holder,
+"pophub (host pid N)") or says that none does, and while a schema an earlier
+release wrote gets its household index, "household index building" says how
+far it got (household lookups answer 503 until then).
 --json prints the raw answer.
 
 The hub counts the DLQ incrementally, reading on each request only the
@@ -141,6 +145,15 @@ func renderStatus(w io.Writer, hubURL string, st api.Status) error {
 		}
 		fmt.Fprintf(&b, "         household index building: %s%s persons indexed; household lookups answer 503 until it is done\n",
 			n(ix.PersonsIndexed), of)
+	}
+	switch r := s.Relay; {
+	case r == nil:
+	case r.Holder == "":
+		b.WriteString("         relay    NO INSTANCE holds the relay lease: notifications wait in the outbox\n")
+	case r.ThisInstance:
+		fmt.Fprintf(&b, "         relay    %s, this instance\n", r.Holder)
+	default:
+		fmt.Fprintf(&b, "         relay    %s, another instance\n", r.Holder)
 	}
 
 	if in := st.Ingest; in != nil {

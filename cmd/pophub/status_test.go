@@ -500,6 +500,32 @@ func TestStatusStoreTotalsUnknown(t *testing.T) {
 	}
 }
 
+// TestStatusNamesRelayHolder: on a shared store the status says which
+// instance publishes the notifications, and says loudly when none does.
+func TestStatusNamesRelayHolder(t *testing.T) {
+	tests := []struct {
+		name  string
+		relay *api.RelayStatus
+		want  string
+	}{
+		{"this instance", &api.RelayStatus{Holder: "pophub (hub-1 pid 812)", ThisInstance: true}, "         relay    pophub (hub-1 pid 812), this instance\n"},
+		{"another instance", &api.RelayStatus{Holder: "pophub (hub-2 pid 97)"}, "         relay    pophub (hub-2 pid 97), another instance\n"},
+		{"none", &api.RelayStatus{}, "         relay    NO INSTANCE holds the relay lease: notifications wait in the outbox\n"},
+		{"a store of one instance (memdb)", nil, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			if err := renderStatus(&out, "http://hub", api.Status{Store: api.StoreStatus{OK: true, Relay: tc.relay}}); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(out.String(), tc.want) || (tc.want == "" && strings.Contains(out.String(), "relay")) {
+				t.Errorf("want %q in\n%s", tc.want, out.String())
+			}
+		})
+	}
+}
+
 // TestStatusStreamNATSDisconnected: while the hub is cut off from NATS
 // the stream and subscriber lines say so at once; they once waited out
 // the probe and said "context deadline exceeded".

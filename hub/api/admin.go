@@ -52,6 +52,13 @@ type IndexingStore interface {
 	HouseholdIndexing(ctx context.Context) (indexed int64, building bool, err error)
 }
 
+// LeasedStore is an AdminStore that several hub instances may share,
+// one of which, holding the store's relay lease, publishes the
+// notifications (hub/postgres). The status names it (StoreStatus.Relay).
+type LeasedStore interface {
+	RelayHolder(ctx context.Context) (holder string, mine bool, err error)
+}
+
 // AdminConfig configures the admin routes. Only Store is required; each
 // nil function leaves its part out of the status (the JSON omits it).
 // The functions are called concurrently, on the request's goroutines, each
@@ -127,6 +134,20 @@ type StoreStatus struct {
 	// HouseholdIndex is present while the store builds its household
 	// index (IndexingStore).
 	HouseholdIndex *IndexBuild `json:"household_index,omitempty"`
+	// Relay names the instance publishing the store's notifications, on
+	// a store several instances share (LeasedStore).
+	Relay *RelayStatus `json:"relay,omitempty"`
+}
+
+// RelayStatus names the instance whose outbox relay publishes the
+// notifications: the holder of the store's relay lease.
+type RelayStatus struct {
+	// Holder is the holder's database session name, "pophub (host pid
+	// 1234)"; empty when no instance holds the lease, and notifications
+	// wait in the outbox.
+	Holder string `json:"holder"`
+	// ThisInstance is whether the instance answering holds it.
+	ThisInstance bool `json:"this_instance"`
 }
 
 // IndexBuild is an index being built in the background: household
@@ -435,6 +456,13 @@ func (a *admin) collect(ctx context.Context) Status {
 				if building {
 					st.Store.HouseholdIndex = &IndexBuild{PersonsIndexed: indexed}
 				}
+			}
+			if ls, ok := a.cfg.Store.(LeasedStore); ok {
+				holder, mine, err := ls.RelayHolder(ctx)
+				if err != nil {
+					return err
+				}
+				st.Store.Relay = &RelayStatus{Holder: holder, ThisInstance: mine}
 			}
 			return nil
 		})

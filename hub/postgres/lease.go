@@ -2,8 +2,11 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -61,6 +64,55 @@ func (s *Store) RelayLease() *RelayLease {
 	return s.sessionLease("pophub-relay:"+s.cfg.Schema, "the relay lease")
 }
 
+// instance names this process on the lease sessions it opens: its host
+// and process id.
+var instance = func() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "unknown-host"
+	}
+	return host + " pid " + strconv.Itoa(os.Getpid())
+}()
+
+// leaseHolderName is the application_name of this instance's lease
+// sessions: the pool's (the URL's, or "pophub") and the instance, within
+// PostgreSQL's 63 bytes, the instance kept whole.
+func (s *Store) leaseHolderName() string {
+	suffix := " (" + instance + ")"
+	base := s.pool.Config().ConnConfig.RuntimeParams["application_name"]
+	if room := 63 - len(suffix); len(base) > room {
+		base = strings.ToValidUTF8(base[:max(room, 0)], "")
+	}
+	name := base + suffix
+	if len(name) > 63 {
+		name = strings.ToValidUTF8(name[:63], "")
+	}
+	return name
+}
+
+// RelayHolder names the session that holds the schema's relay lease, by
+// its application_name ("pophub (host pid 1234)"), and whether it is
+// this instance's; "" when no instance holds it, and no notification
+// leaves the outbox. It reads pg_locks, so it sees every instance's
+// lease, whichever answers the status.
+func (s *Store) RelayHolder(ctx context.Context) (holder string, mine bool, err error) {
+	// An advisory lock on one bigint shows in pg_locks as its high and
+	// low 32 bits, classid and objid, with objsubid 1.
+	err = s.pool.QueryRow(ctx, `WITH k AS (SELECT hashtext($1)::bigint AS key)
+		SELECT coalesce(a.application_name, '') FROM k, pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+		WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+		  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+		  AND l.classid::text::bigint = (k.key >> 32) & 4294967295 AND l.objid::text::bigint = k.key & 4294967295
+		LIMIT 1`, "pophub-relay:"+s.cfg.Schema).Scan(&holder)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, readFailed(ctx, "reading who holds the relay lease", err)
+	}
+	return holder, holder == s.leaseHolderName(), nil
+}
+
 // sessionLease returns a lease on key, held on a session of its own; name
 // is what its errors call it.
 func (s *Store) sessionLease(key, name string) *RelayLease {
@@ -69,6 +121,9 @@ func (s *Store) sessionLease(key, name string) *RelayLease {
 		Enable: true, Idle: leaseKeepaliveIdle, Interval: leaseKeepaliveInterval, Count: leaseKeepaliveCount,
 	}}
 	cc.DialFunc = d.DialContext
+	// The session names the instance, so that the status (RelayHolder)
+	// and pg_stat_activity tell which hub leads.
+	cc.RuntimeParams["application_name"] = s.leaseHolderName()
 	l := &RelayLease{connConfig: cc, key: key, name: name}
 	for _, p := range []struct {
 		name  string

@@ -3,6 +3,8 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -78,4 +80,76 @@ func TestRelayLease(t *testing.T) {
 		t.Fatal("Check of the instance whose session ended reports the lease still held")
 	}
 	try("the instance whose session ended", b, false)
+}
+
+// TestRelayHolderNamesTheLeadingInstance: the status of any instance on a
+// schema names the one whose relay publishes, by its session's
+// application_name (the URL's, or pophub, and the host and process), and
+// says whether it is itself; while none holds the lease it says none does,
+// for then notifications wait in the outbox. Another schema's lease and
+// the household walk's lease are not taken for it.
+func TestRelayHolderNamesTheLeadingInstance(t *testing.T) {
+	ctx := context.Background()
+	schema := testenv.Schema(t)
+	open := func(url, schema string) *Store {
+		t.Helper()
+		s, err := Open(ctx, Config{URL: url, Schema: schema})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	long := strings.Repeat("x", 80)
+	a := open(testenv.PostgresURL()+"?application_name=hub-a", schema)
+	b := open(testenv.PostgresURL()+"?application_name="+long, schema)
+	plain := open(testenv.PostgresURL(), testenv.Schema(t))
+	host, _ := os.Hostname()
+	me := fmt.Sprintf(" (%s pid %d)", host, os.Getpid())
+
+	holder := func(name string, s *Store, wantHolder string, wantMine bool) {
+		t.Helper()
+		got, mine, err := s.RelayHolder(ctx)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got != wantHolder || mine != wantMine {
+			t.Errorf("%s: holder %q (this instance %v), want %q (%v)", name, got, mine, wantHolder, wantMine)
+		}
+	}
+	holder("no instance leading", a, "", false)
+
+	la := a.RelayLease()
+	t.Cleanup(func() { la.Release(ctx) })
+	if got, err := la.TryAcquire(ctx); err != nil || !got {
+		t.Fatalf("taking the lease: %v, %v", got, err)
+	}
+	holder("the leader itself", a, "hub-a"+me, true)
+	holder("another instance", b, "hub-a"+me, false)
+	holder("an instance on another schema", plain, "", false)
+
+	// Households' lease, on the same schema, is not the relay's.
+	hh := a.sessionLease("pophub-households:"+schema, "the household index lease")
+	t.Cleanup(func() { hh.Release(ctx) })
+	if got, err := hh.TryAcquire(ctx); err != nil || !got {
+		t.Fatalf("taking the household lease: %v, %v", got, err)
+	}
+	la.Release(ctx)
+	holder("after the leader released it", b, "", false)
+
+	lb := b.RelayLease()
+	t.Cleanup(func() { lb.Release(ctx) })
+	if got, err := lb.TryAcquire(ctx); err != nil || !got {
+		t.Fatalf("taking the lease: %v, %v", got, err)
+	}
+	wantB := long[:63-len(me)] + me
+	holder("a leader with a long application_name, cut to keep its instance", a, wantB, false)
+	holder("the leader with the long name itself", b, wantB, true)
+
+	lp := plain.RelayLease()
+	t.Cleanup(func() { lp.Release(ctx) })
+	if got, err := lp.TryAcquire(ctx); err != nil || !got {
+		t.Fatalf("taking the lease: %v, %v", got, err)
+	}
+	holder("a leader whose URL names no application", plain, "pophub"+me, true)
 }
