@@ -190,12 +190,12 @@ const lockSQL = `INSERT INTO persons (person_key, version, address_code, status,
 	ON CONFLICT (person_key) DO UPDATE SET version = persons.version WHERE false
 	RETURNING person_key`
 
-// readSQL returns the state of each locked person unless the caller holds
-// it at the same version ($2; -1 when not cached). Run after lockSQL in
-// its own statement, it sees what the transactions it waited for
-// committed.
-const readSQL = `SELECT p.person_key, CASE WHEN p.version = c.v THEN NULL ELSE p.state END
-	FROM unnest($1::text[], $2::bigint[]) AS c(k, v) JOIN persons p ON p.person_key = c.k`
+// readSQL returns the state of each locked person, and the write that
+// stored it, unless the caller holds it as that write stored it (version
+// $2, -1 when not cached, and write_id $3). Run after lockSQL in its own
+// statement, it sees what the transactions it waited for committed.
+const readSQL = `SELECT p.person_key, CASE WHEN p.version = c.v AND p.write_id = c.w THEN NULL ELSE p.state END, p.write_id
+	FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS c(k, v, w) JOIN persons p ON p.person_key = c.k`
 
 func (s *Store) applyOnce(ctx context.Context, batch []hub.Input, checkKeys bool) (res hub.ApplyResult, err error) {
 	// The touched persons, in key order, with what the cache holds.
@@ -251,6 +251,7 @@ func (s *Store) applyOnce(ctx context.Context, batch []hub.Input, checkKeys bool
 
 	now := time.Now().UTC().Truncate(time.Microsecond) // the precision PostgreSQL keeps
 	out := merge.Batch(loaded, fresh, now)
+	writeID := newWriteID()
 	if len(out.States) < len(keys) {
 		// Some persons had only repeated events: drop their placeholders.
 		if err := s.dropUnused(ctx, tx, loaded, out.States); err != nil {
@@ -262,7 +263,7 @@ func (s *Store) applyOnce(ctx context.Context, batch []hub.Input, checkKeys bool
 	// while the history and outbox rows are copied.
 	encoded := make(chan personColumns, 1)
 	go func() {
-		c := s.encodePersons(out.States)
+		c := s.encodePersons(out.States, writeID)
 		if !s.noCounters {
 			c.counters = counterDeltas(loaded, out.States, s.cfg.Classify)
 		}
@@ -275,7 +276,7 @@ func (s *Store) applyOnce(ctx context.Context, batch []hub.Input, checkKeys bool
 	// The persons are locked and the batch is no repeat: the next batch
 	// may go ahead (see Apply).
 	hub.PassTurn(ctx)
-	if err := s.writeOutbox(ctx, tx, out.Outbox); err != nil {
+	if err := s.writeOutbox(ctx, tx, out.Outbox, writeID); err != nil {
 		<-encoded
 		return res, err
 	}
@@ -303,7 +304,7 @@ func (s *Store) applyOnce(ctx context.Context, batch []hub.Input, checkKeys bool
 	}
 	if s.cache != nil {
 		for id, st := range out.States {
-			s.cache.put(s.personKey(id), st)
+			s.cache.put(s.personKey(id), st, writeID)
 		}
 	}
 	res.Applied = out.Applied
@@ -356,31 +357,33 @@ func (s *Store) lockPersons(ctx context.Context, tx pgx.Tx, keys []string, ids m
 // readLocked adds the states of the locked persons of keys to loaded and
 // returns how many it found.
 func (s *Store) readLocked(ctx context.Context, tx pgx.Tx, keys []string, ids map[string]citizenid.ID, loaded map[citizenid.ID]*merge.State) (int, error) {
-	versions := make([]int64, len(keys))
+	versions, writeIDs := make([]int64, len(keys)), make([]int64, len(keys))
 	hits := make(map[string]*merge.State, len(keys))
 	for i, k := range keys {
 		versions[i] = -1
 		if s.cache != nil {
 			if e, ok := s.cache.get(k); ok {
-				versions[i] = e.version
+				versions[i], writeIDs[i] = e.version, e.writeID
 				hits[k] = e.state
 			}
 		}
 	}
-	rows, err := tx.Query(ctx, readSQL, keys, versions)
+	rows, err := tx.Query(ctx, readSQL, keys, versions, writeIDs)
 	if err != nil {
 		return 0, fmt.Errorf("reading persons: %w", err)
 	}
 	type miss struct {
-		key string
-		raw []byte
+		key     string
+		raw     []byte
+		writeID int64
 	}
 	var misses []miss
 	found := 0
 	for rows.Next() {
 		var key string
 		var raw []byte
-		if err := rows.Scan(&key, &raw); err != nil {
+		var writeID int64
+		if err := rows.Scan(&key, &raw, &writeID); err != nil {
 			rows.Close()
 			return 0, fmt.Errorf("reading persons: %w", err)
 		}
@@ -389,7 +392,7 @@ func (s *Store) readLocked(ctx context.Context, tx pgx.Tx, keys []string, ids ma
 			loaded[ids[key]] = hits[key]
 			continue
 		}
-		misses = append(misses, miss{key, raw})
+		misses = append(misses, miss{key, raw, writeID})
 	}
 	if err := rows.Err(); err != nil {
 		return 0, fmt.Errorf("reading persons: %w", err)
@@ -407,7 +410,7 @@ func (s *Store) readLocked(ctx context.Context, tx pgx.Tx, keys []string, ids ma
 	for i, m := range misses {
 		loaded[ids[m.key]] = states[i]
 		if s.cache != nil {
-			s.cache.put(m.key, states[i]) // committed, at the locked version
+			s.cache.put(m.key, states[i], m.writeID) // committed, as the locked row holds it
 		}
 	}
 	return found, nil
@@ -468,6 +471,16 @@ func unapplied(ctx context.Context, tx pgx.Tx, batch []hub.Input) ([]hub.Input, 
 	return fresh, seen, nil
 }
 
+// newWriteID is the identity of a transaction's writes (migration
+// 0013_write_ids): random, never 0, which rows written before it hold.
+func newWriteID() int64 {
+	for {
+		if id := rand.Int64(); id != 0 {
+			return id
+		}
+	}
+}
+
 // personColumns are the persons rows to write, as parallel arrays for
 // unnest.
 type personColumns struct {
@@ -478,13 +491,14 @@ type personColumns struct {
 	households []string
 	statuses   []string
 	states     [][]byte
+	writeID    int64 // the transaction's (newWriteID)
 	err        error
 	counters   []stats.Delta // the batch's counter changes, sorted
 }
 
 // encodePersons encodes (and seals) the changed states, in parallel.
-func (s *Store) encodePersons(states map[citizenid.ID]*merge.State) personColumns {
-	var c personColumns
+func (s *Store) encodePersons(states map[citizenid.ID]*merge.State, writeID int64) personColumns {
+	c := personColumns{writeID: writeID}
 	sts := make([]*merge.State, 0, len(states))
 	for id, st := range states {
 		sts = append(sts, st)
@@ -506,9 +520,10 @@ func (s *Store) encodePersons(states map[citizenid.ID]*merge.State) personColumn
 // writePersons writes the new states. Every row exists and is locked by
 // this transaction (new persons have placeholders).
 func writePersons(ctx context.Context, tx pgx.Tx, c personColumns, now time.Time) error {
-	tag, err := tx.Exec(ctx, `UPDATE persons p SET version = u.v, address_code = u.a, household_key = u.h, status = u.s, state = u.st, updated_at = $7
+	tag, err := tx.Exec(ctx, `UPDATE persons p SET version = u.v, address_code = u.a, household_key = u.h, status = u.s, state = u.st,
+			updated_at = $7, write_id = $8
 		FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bytea[]) AS u(k, v, a, h, s, st)
-		WHERE p.person_key = u.k`, c.keys, c.versions, c.addresses, c.households, c.statuses, c.states, now)
+		WHERE p.person_key = u.k`, c.keys, c.versions, c.addresses, c.households, c.statuses, c.states, now, c.writeID)
 	if err != nil {
 		return fmt.Errorf("writing persons: %w", err)
 	}

@@ -8,9 +8,12 @@ import (
 
 // stateCache keeps recently written merge states by person key, so that a
 // batch need not read and decode the states this process wrote itself.
-// Entries pair a state with its version: the store uses one only when the
-// version equals that of the row it has just locked, so a state another
-// instance changed since is read again, never served stale. States are
+// Entries pair a state with its version and the write that stored it
+// (persons.write_id): the store uses one only when both equal those of the
+// row it has just locked, so a state another instance changed since is
+// read again, never served stale. The version alone would not do: after a
+// failover to a standby that lacks the last transactions, another
+// instance's writes take the versions of the lost ones. States are
 // immutable (merge works on clones), so entries are shared without copying.
 //
 // Eviction is two-generational: entries go into the young map; when it is
@@ -25,6 +28,7 @@ type stateCache struct {
 
 type cached struct {
 	version int64
+	writeID int64
 	state   *merge.State
 }
 
@@ -47,11 +51,12 @@ func (c *stateCache) get(key string) (cached, bool) {
 	return cached{}, false
 }
 
-// put records the committed state of key at its version.
-func (c *stateCache) put(key string, st *merge.State) {
+// put records the committed state of key at its version, as the write
+// writeID stored it.
+func (c *stateCache) put(key string, st *merge.State, writeID int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.putLocked(key, cached{version: st.Version(), state: st})
+	c.putLocked(key, cached{version: st.Version(), writeID: writeID, state: st})
 }
 
 func (c *stateCache) putLocked(key string, e cached) {

@@ -37,7 +37,7 @@ func (s *Store) NewLoader() *Loader { return &Loader{s: s, acc: stats.Acc{}} }
 func (l *Loader) Load(ctx context.Context, chunk []hub.Input) error {
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	out := merge.Batch(nil, chunk, now)
-	cols := l.s.encodePersons(out.States)
+	cols := l.s.encodePersons(out.States, newWriteID())
 	if cols.err != nil {
 		return cols.err
 	}
@@ -46,10 +46,10 @@ func (l *Loader) Load(ctx context.Context, chunk []hub.Input) error {
 	}
 	rows := make([][]any, len(cols.keys))
 	for i := range cols.keys {
-		rows[i] = []any{cols.keys[i], cols.versions[i], cols.addresses[i], cols.households[i], cols.statuses[i], cols.states[i], now}
+		rows[i] = []any{cols.keys[i], cols.versions[i], cols.addresses[i], cols.households[i], cols.statuses[i], cols.states[i], now, cols.writeID}
 	}
 	err := pgx.BeginFunc(ctx, l.s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"persons"}, []string{"person_key", "version", "address_code", "household_key", "status", "state", "updated_at"},
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"persons"}, []string{"person_key", "version", "address_code", "household_key", "status", "state", "updated_at", "write_id"},
 			pgx.CopyFromRows(rows)); err != nil {
 			return fmt.Errorf("writing persons: %w", err)
 		}

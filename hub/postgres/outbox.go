@@ -149,7 +149,7 @@ func (z sealer) decodeOutbox(format int16, b []byte) ([]hub.OutboxEntry, error) 
 
 // writeOutbox adds the batch's notifications as one row (more only past
 // maxEntries), numbered from the outbox_batch_seq sequence.
-func (s *Store) writeOutbox(ctx context.Context, tx pgx.Tx, entries []hub.OutboxEntry) error {
+func (s *Store) writeOutbox(ctx context.Context, tx pgx.Tx, entries []hub.OutboxEntry, writeID int64) error {
 	for len(entries) > 0 {
 		part := entries[:min(len(entries), maxEntries)]
 		entries = entries[len(part):]
@@ -157,8 +157,8 @@ func (s *Store) writeOutbox(ctx context.Context, tx pgx.Tx, entries []hub.Outbox
 		if err != nil {
 			return fmt.Errorf("writing outbox: %w", err)
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO outbox_batches (batch, size, format, entries, created_at)
-			VALUES (nextval('outbox_batch_seq'), $1, $2, $3, $4)`, len(part), outboxS2, value, part[0].CreatedAt); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO outbox_batches (batch, size, format, entries, created_at, write_id)
+			VALUES (nextval('outbox_batch_seq'), $1, $2, $3, $4, $5)`, len(part), outboxS2, value, part[0].CreatedAt, writeID); err != nil {
 			return fmt.Errorf("writing outbox: %w", err)
 		}
 	}
@@ -222,19 +222,23 @@ func (s *Store) PendingOutbox(ctx context.Context, after int64, limit int) ([]hu
 // published is false.
 func (s *Store) outboxEntries(ctx context.Context, need []int64, after int64, limit int, published bool) ([]hub.OutboxEntry, error) {
 	// A row's entries never change once written (only its published
-	// list does), so the row read in part last time is not read again.
+	// list does), so the row read in part last time is not read again:
+	// the same row, by its number and the write that stored it, since
+	// after a failover to a standby lacking the last transactions the
+	// numbers are given again.
 	part := s.partRow.Load()
-	partBatch := int64(-1)
+	partBatch, partWrite := int64(-1), int64(0)
 	if part != nil {
-		partBatch = part.batch
+		partBatch, partWrite = part.batch, part.writeID
 	}
-	rows, err := s.pool.Query(ctx, `SELECT batch, format, CASE WHEN batch = $2 THEN NULL ELSE entries END, created_at, published
-		FROM outbox_batches WHERE batch = ANY($1) ORDER BY batch`, need, partBatch)
+	rows, err := s.pool.Query(ctx, `SELECT batch, format, CASE WHEN batch = $2 AND write_id = $3 THEN NULL ELSE entries END, created_at, published, write_id
+		FROM outbox_batches WHERE batch = ANY($1) ORDER BY batch`, need, partBatch, partWrite)
 	if err != nil {
 		return nil, fmt.Errorf("reading outbox: %w", err)
 	}
 	defer rows.Close()
 	out := make([]hub.OutboxEntry, 0, limit)
+	read := map[int64]int64{} // the rows returned entries of, by write
 	for rows.Next() && len(out) < limit {
 		var (
 			batch     int64
@@ -242,12 +246,14 @@ func (s *Store) outboxEntries(ctx context.Context, need []int64, after int64, li
 			value     []byte
 			createdAt time.Time
 			marks     []int32
+			writeID   int64
 		)
-		if err := rows.Scan(&batch, &format, &value, &createdAt, &marks); err != nil {
+		if err := rows.Scan(&batch, &format, &value, &createdAt, &marks, &writeID); err != nil {
 			return nil, fmt.Errorf("reading outbox: %w", err)
 		}
 		var entries []hub.OutboxEntry
-		if value == nil && batch == partBatch {
+		fromPart := value == nil && batch == partBatch
+		if fromPart {
 			entries = part.entries
 		} else if entries, err = s.seal.decodeOutbox(format, value); err != nil {
 			return nil, fmt.Errorf("reading outbox batch row %d: %w", batch, err)
@@ -261,9 +267,10 @@ func (s *Store) outboxEntries(ctx context.Context, need []int64, after int64, li
 			e := entries[i]
 			e.Seq, e.CreatedAt = seq, createdAt.UTC()
 			out = append(out, e)
+			read[batch] = writeID
 			if len(out) == limit {
-				if i+1 < len(entries) && batch != partBatch {
-					s.partRow.Store(&decodedRow{batch: batch, entries: entries})
+				if i+1 < len(entries) && !fromPart {
+					s.partRow.Store(&decodedRow{batch: batch, writeID: writeID, entries: entries})
 				}
 				break
 			}
@@ -272,12 +279,16 @@ func (s *Store) outboxEntries(ctx context.Context, need []int64, after int64, li
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("reading outbox: %w", err)
 	}
+	if !published {
+		s.pendingRead.Store(&read)
+	}
 	return out, nil
 }
 
 // decodedRow is an outbox row's entries, decoded.
 type decodedRow struct {
 	batch   int64
+	writeID int64
 	entries []hub.OutboxEntry
 }
 
@@ -320,7 +331,17 @@ func (s *Store) OldestPendingOutbox(ctx context.Context) (time.Time, error) {
 // rows' published lists and sets the rows' published_at, under row locks
 // so that two relays marking one row do not lose each other's marks. A
 // row whose entries have all been published stays for DeletePublished.
+//
+// A row PendingOutbox last returned entries of is marked only if it is
+// still the row that read found, by the write that stored it: after a
+// failover to a standby that lacks the last transactions, the numbers of
+// the rows read on the old primary are given to other rows, whose
+// entries were never published.
 func (s *Store) MarkPublished(ctx context.Context, seqs []int64) error {
+	var read map[int64]int64
+	if p := s.pendingRead.Load(); p != nil {
+		read = *p
+	}
 	marks := map[int64][]int32{}
 	for _, seq := range seqs {
 		if seq > 0 {
@@ -336,20 +357,26 @@ func (s *Store) MarkPublished(ctx context.Context, seqs []int64) error {
 		batches = append(batches, b)
 	}
 	slices.Sort(batches)
+	stale := 0
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT batch, size, published FROM outbox_batches
+		stale = 0
+		rows, err := tx.Query(ctx, `SELECT batch, size, published, write_id FROM outbox_batches
 			WHERE batch = ANY($1) ORDER BY batch FOR UPDATE`, batches)
 		if err != nil {
 			return err
 		}
 		var updates pgx.Batch
 		for rows.Next() {
-			var batch int64
+			var batch, writeID int64
 			var size int32
 			var published []int32
-			if err := rows.Scan(&batch, &size, &published); err != nil {
+			if err := rows.Scan(&batch, &size, &published, &writeID); err != nil {
 				rows.Close()
 				return err
+			}
+			if w, ok := read[batch]; ok && w != writeID {
+				stale++
+				continue // another row under the number read
 			}
 			done := publishedSet(published, int(size))
 			grew := false
@@ -377,6 +404,10 @@ func (s *Store) MarkPublished(ctx context.Context, seqs []int64) error {
 	})
 	if err != nil {
 		return writeFailed(ctx, "marking outbox entries published", err)
+	}
+	if stale > 0 {
+		s.cfg.Logger.Warn("outbox rows read for publishing were replaced by others under their numbers (a failover to a standby that lacked them?): "+
+			"their entries were published, the new rows' are left pending", "rows", stale)
 	}
 	return nil
 }

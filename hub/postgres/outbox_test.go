@@ -215,7 +215,7 @@ func TestOutboxRowReadInParts(t *testing.T) {
 			entries[i] = hub.OutboxEntry{Subject: fmt.Sprintf("pop.changed.23.2301.230102.s%d", i), MsgID: fmt.Sprintf("chg-%d-%d", r, i),
 				Body: []byte(fmt.Sprintf(`{"row":%d,"i":%d}`, r, i)), Trace: map[string]string{"traceparent": fmt.Sprintf("00-%032x-%016x-01", r+1, i+1)}, CreatedAt: time.Now()}
 		}
-		if err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return s.writeOutbox(ctx, tx, entries) }); err != nil {
+		if err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return s.writeOutbox(ctx, tx, entries, newWriteID()) }); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -273,7 +273,7 @@ func BenchmarkOutboxDrain(b *testing.B) {
 			for i := range entries {
 				entries[i] = hub.OutboxEntry{Subject: "pop.changed.23.2301.230102.social_insurance", MsgID: fmt.Sprintf("chg-%d-%d", r, i), Body: body, CreatedAt: time.Now()}
 			}
-			err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return s.writeOutbox(ctx, tx, entries) })
+			err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return s.writeOutbox(ctx, tx, entries, newWriteID()) })
 			if err != nil {
 				b.Fatal(err)
 			}

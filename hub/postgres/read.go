@@ -15,20 +15,20 @@ import (
 	"github.com/pophub/pophub/schemas/citizenid"
 )
 
-// Person implements hub.Store. A state this process holds at the stored
-// version is not read again.
+// Person implements hub.Store. A state this process holds as the stored
+// row's write stored it is not read again.
 func (s *Store) Person(ctx context.Context, id citizenid.ID) (hub.Record, error) {
 	key := s.personKey(id)
-	cachedVersion := int64(-1)
+	cachedVersion, cachedWrite := int64(-1), int64(0)
 	var hit *merge.State
 	if s.cache != nil {
 		if e, ok := s.cache.get(key); ok {
-			cachedVersion, hit = e.version, e.state
+			cachedVersion, cachedWrite, hit = e.version, e.writeID, e.state
 		}
 	}
 	var raw []byte
-	err := s.pool.QueryRow(ctx, "SELECT CASE WHEN version = $2 THEN NULL ELSE state END FROM persons WHERE person_key = $1",
-		key, cachedVersion).Scan(&raw)
+	err := s.pool.QueryRow(ctx, "SELECT CASE WHEN version = $2 AND write_id = $3 THEN NULL ELSE state END FROM persons WHERE person_key = $1",
+		key, cachedVersion, cachedWrite).Scan(&raw)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return hub.Record{}, fmt.Errorf("person %v: %w", id, hub.ErrNotFound)
 	}

@@ -149,10 +149,15 @@ type Store struct {
 	// partRow is the outbox row PendingOutbox last returned only in part,
 	// decoded, so that the next round, which starts in it, does not read
 	// and decompress it again.
-	partRow   atomic.Pointer[decodedRow]
-	retries   retryCounters
-	metrics   metric.Registration
-	closeOnce sync.Once
+	partRow atomic.Pointer[decodedRow]
+	// pendingRead maps the outbox rows PendingOutbox last returned
+	// entries of to the writes that stored them, so that MarkPublished
+	// marks those rows and not others given their numbers since (after a
+	// failover).
+	pendingRead atomic.Pointer[map[int64]int64]
+	retries     retryCounters
+	metrics     metric.Registration
+	closeOnce   sync.Once
 }
 
 var _ hub.Store = (*Store)(nil)

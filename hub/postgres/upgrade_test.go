@@ -75,19 +75,26 @@ func migrationsUpTo(t *testing.T, last string) fstest.MapFS {
 func migrateAsOlderRelease(t *testing.T, schema, last string) {
 	t.Helper()
 	ctx := context.Background()
+	if err := pgmigrate.Apply(ctx, poolOn(t, schema), migrationsUpTo(t, last), schema, "pophub-migrate", nil); err != nil {
+		t.Fatalf("migrating %s as far as %s: %v", schema, last, err)
+	}
+}
+
+// poolOn is a pool on the test database searching schema, closed when
+// the test ends.
+func poolOn(t *testing.T, schema string) *pgxpool.Pool {
+	t.Helper()
 	pc, err := pgxpool.ParseConfig(testenv.PostgresURL())
 	if err != nil {
 		t.Fatal(err)
 	}
 	pc.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{schema}.Sanitize()
-	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	pool, err := pgxpool.NewWithConfig(context.Background(), pc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pool.Close()
-	if err := pgmigrate.Apply(ctx, pool, migrationsUpTo(t, last), schema, "pophub-migrate", nil); err != nil {
-		t.Fatalf("migrating %s as far as %s: %v", schema, last, err)
-	}
+	t.Cleanup(pool.Close)
+	return pool
 }
 
 // execIn runs SQL on the test database, outside any store.
