@@ -146,6 +146,10 @@ func renderStatus(w io.Writer, hubURL string, st api.Status) error {
 		fmt.Fprintf(&b, "         household index building: %s%s persons indexed; household lookups answer 503 until it is done\n",
 			n(ix.PersonsIndexed), of)
 	}
+	if f := s.Failover; f != nil {
+		fmt.Fprintf(&b, "         FAILOVER at %s (timeline %d -> %d): events of transactions the new server lacks may be lost; run pophub reconcile\n",
+			f.At.UTC().Format("2006-01-02 15:04:05Z"), f.FromTimeline, f.ToTimeline)
+	}
 	switch r := s.Relay; {
 	case r == nil:
 	case r.Holder == "":

@@ -465,7 +465,8 @@ func TestStatusSubscriberBehind(t *testing.T) {
 // outbox pending 0", an empty store with nothing waiting, in the middle of
 // an outage. A failing store that could still count (memdb, from memory)
 // shows its totals beside the failure. Totals PostgreSQL estimated are
-// marked with ~. A household index still being built says how far it got.
+// marked with ~. A household index still being built says how far it got,
+// and a failover of the database what to run.
 func TestStatusStoreTotalsUnknown(t *testing.T) {
 	persons, changes, pending := int64(5000), int64(119746), int64(0)
 	tests := []struct {
@@ -483,6 +484,9 @@ func TestStatusStoreTotalsUnknown(t *testing.T) {
 			"store    ok\n         persons ~5,000  changes ~119,746  outbox pending 0\n"},
 		{"changes estimated, persons counted", api.StoreStatus{OK: true, Persons: &persons, Changes: &changes, OutboxPending: &pending, Estimated: []string{"changes"}},
 			"store    ok\n         persons 5,000  changes ~119,746  outbox pending 0\n"},
+		{"failover", api.StoreStatus{OK: true, Persons: &persons, Changes: &changes, OutboxPending: &pending,
+			Failover: &api.FailoverStatus{FromTimeline: 1, ToTimeline: 2, At: time.Date(2026, 12, 7, 1, 2, 3, 0, time.UTC)}},
+			"outbox pending 0\n         FAILOVER at 2026-12-07 01:02:03Z (timeline 1 -> 2): events of transactions the new server lacks may be lost; run pophub reconcile\n"},
 		{"household index building", api.StoreStatus{OK: true, Persons: &persons, Changes: &changes, OutboxPending: &pending, Estimated: []string{"persons"},
 			HouseholdIndex: &api.IndexBuild{PersonsIndexed: 1500}},
 			"outbox pending 0\n         household index building: 1,500 of ~5,000 persons indexed; household lookups answer 503 until it is done\n"},

@@ -59,6 +59,14 @@ type LeasedStore interface {
 	RelayHolder(ctx context.Context) (holder string, mine bool, err error)
 }
 
+// FailoverStore is an AdminStore that notices a failover of its database
+// (hub/postgres: the server's timeline changed), after which events of
+// the transactions the new server lacks may be lost. The status says so
+// (StoreStatus.Failover) until the hub restarts.
+type FailoverStore interface {
+	LastFailover() (from, to int64, at time.Time, ok bool)
+}
+
 // AdminConfig configures the admin routes. Only Store is required; each
 // nil function leaves its part out of the status (the JSON omits it).
 // The functions are called concurrently, on the request's goroutines, each
@@ -137,6 +145,17 @@ type StoreStatus struct {
 	// Relay names the instance publishing the store's notifications, on
 	// a store several instances share (LeasedStore).
 	Relay *RelayStatus `json:"relay,omitempty"`
+	// Failover is the last failover of the database the store saw since
+	// the instance started (FailoverStore).
+	Failover *FailoverStatus `json:"failover,omitempty"`
+}
+
+// FailoverStatus is a change of the database server's timeline: a standby
+// promoted in the primary's place, or another server at the address.
+type FailoverStatus struct {
+	FromTimeline int64     `json:"from_timeline"`
+	ToTimeline   int64     `json:"to_timeline"`
+	At           time.Time `json:"at"`
 }
 
 // RelayStatus names the instance whose outbox relay publishes the
@@ -455,6 +474,11 @@ func (a *admin) collect(ctx context.Context) Status {
 				}
 				if building {
 					st.Store.HouseholdIndex = &IndexBuild{PersonsIndexed: indexed}
+				}
+			}
+			if fs, ok := a.cfg.Store.(FailoverStore); ok {
+				if from, to, at, ok := fs.LastFailover(); ok {
+					st.Store.Failover = &FailoverStatus{FromTimeline: from, ToTimeline: to, At: at}
 				}
 			}
 			if ls, ok := a.cfg.Store.(LeasedStore); ok {

@@ -66,6 +66,13 @@ func (c *stateCache) putLocked(key string, e cached) {
 	c.young[key] = e
 }
 
+// clear drops every entry.
+func (c *stateCache) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.young, c.old = make(map[string]cached, len(c.young)), nil
+}
+
 // forget drops key.
 func (c *stateCache) forget(key string) {
 	c.mu.Lock()

@@ -193,6 +193,13 @@ func TestHouseholdIndexWalksInBackgroundAndResumes(t *testing.T) {
 // on s.
 func indexStatus(t *testing.T, s *Store) *api.IndexBuild {
 	t.Helper()
+	return adminStatus(t, s).Store.HouseholdIndex
+}
+
+// adminStatus is GET /v1/admin/status served on s, whose store part must
+// be ok.
+func adminStatus(t *testing.T, s *Store) api.Status {
+	t.Helper()
 	rec := httptest.NewRecorder()
 	api.AdminHandlers(api.AdminConfig{Store: s})[api.RouteStatus].ServeHTTP(rec, httptest.NewRequest("GET", "/v1/admin/status", nil))
 	var st api.Status
@@ -202,7 +209,7 @@ func indexStatus(t *testing.T, s *Store) *api.IndexBuild {
 	if !st.Store.OK {
 		t.Errorf("the store's status is failing: %s", st.Store.Error)
 	}
-	return st.Store.HouseholdIndex
+	return st
 }
 
 // loadAsOlderRelease loads in into cfg's schema and leaves it as a schema

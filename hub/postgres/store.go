@@ -38,6 +38,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/metric"
@@ -88,11 +89,14 @@ type Config struct {
 	// first opened with, unless it holds no personal data yet (seal.go).
 	Keys *sealing.Keyring
 	// Meter receives pophub.store.retries, the batches tried again by
-	// cause (default: none).
+	// cause, and pophub.store.failovers (timeline.go) (default: none).
 	Meter metric.Meter
 	// indexing tunes the household index walk (households.go); tests
 	// set it.
 	indexing indexingTuning
+	// timelineEvery is how often the server's timeline is read
+	// (timeline.go; default timelineEvery); tests lower it.
+	timelineEvery time.Duration
 }
 
 // setDefaults fills in the defaults that do not depend on the URL;
@@ -155,9 +159,19 @@ type Store struct {
 	// marks those rows and not others given their numbers since (after a
 	// failover).
 	pendingRead atomic.Pointer[map[int64]int64]
-	retries     retryCounters
-	metrics     metric.Registration
-	closeOnce   sync.Once
+	// timeline is the server's WAL timeline as last read, failover the
+	// last change of it seen and failovers their count (timeline.go);
+	// the goroutine reading it ends with stopWatching.
+	timeline     atomic.Int64
+	failover     atomic.Pointer[Failover]
+	failovers    atomic.Int64
+	stopWatching context.CancelFunc
+	watching     sync.WaitGroup
+	retries      retryCounters
+	metrics      metric.Registration
+	// failoverMetrics exports failovers (timeline.go).
+	failoverMetrics metric.Registration
+	closeOnce       sync.Once
 }
 
 var _ hub.Store = (*Store)(nil)
@@ -232,9 +246,17 @@ func open(ctx context.Context, cfg Config, create bool) (*Store, error) {
 			pool.Close()
 			return nil, err
 		}
+		if s.failoverMetrics, err = s.registerFailovers(cfg.Meter); err != nil {
+			s.metrics.Unregister()
+			pool.Close()
+			return nil, err
+		}
 	}
 	if unindexed {
 		s.indexHouseholdsInBackground()
+	}
+	if create {
+		s.watchTimelineInBackground(ctx)
 	}
 	return s, nil
 }
@@ -281,8 +303,15 @@ func (s *Store) Close() error {
 			s.stopIndexing()
 		}
 		s.indexing.Wait()
+		if s.stopWatching != nil {
+			s.stopWatching()
+		}
+		s.watching.Wait()
 		if s.metrics != nil {
 			s.metrics.Unregister()
+		}
+		if s.failoverMetrics != nil {
+			s.failoverMetrics.Unregister()
 		}
 		s.pool.Close()
 	})
