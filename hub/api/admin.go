@@ -162,8 +162,8 @@ type FailoverStatus struct {
 // notifications: the holder of the store's relay lease.
 type RelayStatus struct {
 	// Holder is the holder's database session name, "pophub (host pid
-	// 1234)"; empty when no instance holds the lease, and notifications
-	// wait in the outbox.
+	// 1234 #3f9a)"; empty when no instance holds the lease, and
+	// notifications wait in the outbox.
 	Holder string `json:"holder"`
 	// ThisInstance is whether the instance answering holds it.
 	ThisInstance bool `json:"this_instance"`
@@ -453,6 +453,13 @@ func (a *admin) collect(ctx context.Context) Status {
 	}
 	wg.Go(func() {
 		st.Store.Error = probe("store", func(ctx context.Context) error {
+			// Held in memory, and most wanted while the database is
+			// away, as just after a failover: shown whatever it answers.
+			if fs, ok := a.cfg.Store.(FailoverStore); ok {
+				if from, to, at, ok := fs.LastFailover(); ok {
+					st.Store.Failover = &FailoverStatus{FromTimeline: from, ToTimeline: to, At: at}
+				}
+			}
 			// The totals are asked for even when Ping fails: a store
 			// that cannot take writes may still answer them.
 			perr := a.cfg.Store.Ping(ctx)
@@ -474,11 +481,6 @@ func (a *admin) collect(ctx context.Context) Status {
 				}
 				if building {
 					st.Store.HouseholdIndex = &IndexBuild{PersonsIndexed: indexed}
-				}
-			}
-			if fs, ok := a.cfg.Store.(FailoverStore); ok {
-				if from, to, at, ok := fs.LastFailover(); ok {
-					st.Store.Failover = &FailoverStatus{FromTimeline: from, ToTimeline: to, At: at}
 				}
 			}
 			if ls, ok := a.cfg.Store.(LeasedStore); ok {

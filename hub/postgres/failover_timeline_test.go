@@ -16,9 +16,9 @@ import (
 // promoted at the primary's address, and lacks its last transactions,
 // says so at once: an error in its log naming what to run, the failover
 // on the status page with the timelines, pophub.store.failovers counting
-// it. It once resumed on the promoted server as if nothing had happened,
-// and only pophub reconcile showed the events lost. A restart of the same
-// server is no failover.
+// it, also while the database is away again. It once resumed on the
+// promoted server as if nothing had happened, and only pophub reconcile
+// showed the events lost. A restart of the same server is no failover.
 func TestFailoverIsNoticed(t *testing.T) {
 	ctx := context.Background()
 	rig := newFailoverRig(t)
@@ -86,5 +86,60 @@ func TestFailoverIsNoticed(t *testing.T) {
 	}
 	if counted != 1 {
 		t.Errorf("pophub.store.failovers = %d, want 1", counted)
+	}
+
+	// The database away again (as often just after a failover): the
+	// status says the store fails, and still shows the failover, which
+	// it holds in memory.
+	if err := rig.standby.Stop(ctx, "fast"); err != nil {
+		t.Fatal(err)
+	}
+	st := adminStatusAnyway(t, s)
+	if st.Store.OK || st.Store.Failover == nil {
+		t.Errorf("with the database stopped the status has store ok %v and failover %+v, want failing and the failover", st.Store.OK, st.Store.Failover)
+	}
+}
+
+// TestFailoverWhileNoHubRanIsNoticed: a failover while every instance was
+// stopped (a deploy, the runbook's own restart) is noticed by the first
+// to open afterwards, from the timeline the schema's instances last saw,
+// which the promoted standby holds: an instance took the timeline it
+// found for the first, and said nothing.
+func TestFailoverWhileNoHubRanIsNoticed(t *testing.T) {
+	ctx := context.Background()
+	rig := newFailoverRig(t)
+	in := chunks(storetest.Population(t, 20, 9), 10)
+	s := rig.open(t)
+	applyRetrying(t, s, in[0])
+	rig.lag(t)
+	applyRetrying(t, s, in[1]) // lost
+	s.Close()
+	rig.failover(t)
+
+	rec := &logRecorder{}
+	cfg := rig.cfg
+	cfg.Logger = slog.New(rec)
+	again, err := Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	if from, to, _, ok := again.LastFailover(); !ok || from != 1 || to != 2 {
+		t.Errorf("failover while no hub ran: noticed %v, timelines %d to %d, want 1 to 2", ok, from, to)
+	}
+	if got := rec.logged("ERROR the database server's timeline changed"); len(got) != 1 {
+		t.Errorf("logged %q, want the failover once, as an error", got)
+	}
+
+	// The next instance to open finds the new timeline saved.
+	rec2 := &logRecorder{}
+	cfg.Logger = slog.New(rec2)
+	third, err := Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer third.Close()
+	if _, _, _, ok := third.LastFailover(); ok {
+		t.Error("an instance opening after the failover was noticed reported it again")
 	}
 }

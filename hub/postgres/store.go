@@ -36,6 +36,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -169,6 +170,9 @@ type Store struct {
 	watching     sync.WaitGroup
 	retries      retryCounters
 	metrics      metric.Registration
+	// leaseTag tells this store's lease sessions from others of the
+	// same process (leaseHolderName).
+	leaseTag string
 	// failoverMetrics exports failovers (timeline.go).
 	failoverMetrics metric.Registration
 	closeOnce       sync.Once
@@ -195,7 +199,7 @@ func open(ctx context.Context, cfg Config, create bool) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connecting to PostgreSQL: %w", err)
 	}
-	s := &Store{cfg: cfg, pool: pool, seal: sealer{cfg.Keys}, mode: sealingValue(cfg.Keys)}
+	s := &Store{cfg: cfg, pool: pool, seal: sealer{cfg.Keys}, mode: sealingValue(cfg.Keys), leaseTag: fmt.Sprintf("%04x", rand.Uint32()&0xffff)}
 	var unindexed bool // the schema asks for the household index to be filled in
 	if cfg.CacheSize > 0 {
 		s.cache = newStateCache(cfg.CacheSize)
@@ -256,7 +260,7 @@ func open(ctx context.Context, cfg Config, create bool) (*Store, error) {
 		s.indexHouseholdsInBackground()
 	}
 	if create {
-		s.watchTimelineInBackground(ctx)
+		s.watchTimeline(ctx)
 	}
 	return s, nil
 }

@@ -2,10 +2,14 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"go.opentelemetry.io/otel/metric"
 )
 
@@ -17,7 +21,8 @@ import (
 // store notices it instead by the server's WAL timeline, which a
 // promotion moves on by one (and which a server restored from a backup,
 // or another server at the address, may move back): it reads it when it
-// opens and every timelineEvery after, and on a change logs an error
+// opens and every timelineEvery after, compares it with the last one seen
+// (its own, or the schema's in hub_meta), and on a change logs an error
 // saying what to do, counts it (pophub.store.failovers) and keeps it for
 // the status page (LastFailover).
 //
@@ -47,17 +52,21 @@ func (s *Store) readTimeline(ctx context.Context) (int64, error) {
 	return tl, nil
 }
 
-// watchTimelineInBackground starts the goroutine that reads the timeline
-// every timelineEvery (Close stops it). A server whose timeline cannot be
-// read at all (the functions' EXECUTE revoked from the role) is not
-// watched, which the log says.
-func (s *Store) watchTimelineInBackground(ctx context.Context) {
-	tl, err := s.readTimeline(ctx)
-	if err != nil {
-		s.cfg.Logger.Warn("failovers will not be noticed: the server's timeline cannot be read", "err", err)
+// timelineMeta names the hub_meta row that holds the timeline the
+// schema's instances last saw. It is replicated with the rows, so a
+// promoted standby holds the old primary's: a failover while no instance
+// ran, or while every instance restarted, is noticed by the next to open.
+const timelineMeta = "timeline"
+
+// watchTimeline reads the timeline once, then every timelineEvery in a
+// goroutine that Close stops. A role that may not read it (the functions'
+// EXECUTE revoked) leaves failovers unnoticed, which the log says; other
+// errors (the server away) are tried again.
+func (s *Store) watchTimeline(ctx context.Context) {
+	if err := s.checkTimeline(ctx); cannotReadTimeline(err) {
+		s.cfg.Logger.Warn("failovers will not be noticed: the role may not read the server's timeline", "err", err)
 		return
 	}
-	s.timeline.Store(tl)
 	wctx, cancel := context.WithCancel(context.Background())
 	s.stopWatching = cancel
 	s.watching.Add(1)
@@ -75,25 +84,64 @@ func (s *Store) watchTimelineInBackground(ctx context.Context) {
 				return
 			case <-t.C:
 			}
-			rctx, cancel := context.WithTimeout(wctx, every)
-			s.checkTimeline(rctx)
+			rctx, cancel := context.WithTimeout(wctx, max(every, time.Second))
+			err := s.checkTimeline(rctx)
 			cancel()
+			if cannotReadTimeline(err) {
+				s.cfg.Logger.Warn("failovers will not be noticed: the role may not read the server's timeline", "err", err)
+				return
+			}
 		}
 	}()
 }
 
-// checkTimeline reads the timeline and handles a change. A server that
-// cannot be read, or is a standby, is looked at again next time: the
-// timeline it has once it takes writes is what counts.
-func (s *Store) checkTimeline(ctx context.Context) {
+// cannotReadTimeline reports whether err says the role may not read the
+// timeline, or the server has no such function: asking again is no use.
+func cannotReadTimeline(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "42501" || pe.Code == "42883")
+}
+
+// checkTimeline reads the server's timeline and, on a primary, compares it
+// with the last one seen: this store's, or, before it has seen one, the
+// schema's (timelineMeta). A server that cannot be read, or is a standby,
+// is looked at again next time: the timeline it has once it takes writes
+// is what counts.
+func (s *Store) checkTimeline(ctx context.Context) error {
 	tl, err := s.readTimeline(ctx)
 	if err != nil || tl == 0 {
-		return
+		return err
 	}
-	was := s.timeline.Swap(tl)
-	if was == 0 || was == tl {
-		return
+	was := s.timeline.Load()
+	if was == 0 {
+		var stored string
+		err := s.pool.QueryRow(ctx, "SELECT value FROM hub_meta WHERE name = $1", timelineMeta).Scan(&stored)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+		case err != nil:
+			return fmt.Errorf("reading the timeline last seen: %w", err)
+		default:
+			// A value this release did not write counts as none.
+			was, _ = strconv.ParseInt(stored, 10, 64)
+		}
 	}
+	if was == tl {
+		s.timeline.Store(tl)
+		return nil
+	}
+	if _, err := s.pool.Exec(ctx, `INSERT INTO hub_meta (name, value) VALUES ($1, $2)
+		ON CONFLICT (name) DO UPDATE SET value = excluded.value`, timelineMeta, strconv.FormatInt(tl, 10)); err != nil {
+		return fmt.Errorf("saving the timeline: %w", err)
+	}
+	s.timeline.Store(tl)
+	if was != 0 {
+		s.failedOver(ctx, was, tl)
+	}
+	return nil
+}
+
+// failedOver handles a change of the server's timeline from was to tl.
+func (s *Store) failedOver(ctx context.Context, was, tl int64) {
 	f := &Failover{From: was, To: tl, At: time.Now().UTC()}
 	s.failover.Store(f)
 	s.failovers.Add(1)
@@ -104,7 +152,7 @@ func (s *Store) checkTimeline(ctx context.Context) {
 		s.cache.clear()
 	}
 	s.partRow.Store(nil)
-	what := "a standby was promoted in place of the primary (a failover)"
+	what := "a standby was promoted in place of the primary (a failover), or the server restored from a backup"
 	if tl < was {
 		what = "the server is another one, or one restored from a backup"
 	}
