@@ -56,7 +56,7 @@ in --json persons, changes and outbox_pending are absent), never as 0.
 Totals shown with ~ are the database's estimates (PostgreSQL, tables of 10,000
 rows or more; in --json, "estimated" names them). On PostgreSQL the "relay" line
 names the instance publishing the notifications (the relay lease's holder,
-"pophub (host pid N)") or says that none does, and while a schema an earlier
+"pophub (host pid N #tag)") or says that none does, and while a schema an earlier
 release wrote gets its household index, "household index building" says how
 far it got (household lookups answer 503 until then).
 --json prints the raw answer.

@@ -512,8 +512,8 @@ func TestStatusNamesRelayHolder(t *testing.T) {
 		relay *api.RelayStatus
 		want  string
 	}{
-		{"this instance", &api.RelayStatus{Holder: "pophub (hub-1 pid 812)", ThisInstance: true}, "         relay    pophub (hub-1 pid 812), this instance\n"},
-		{"another instance", &api.RelayStatus{Holder: "pophub (hub-2 pid 97)"}, "         relay    pophub (hub-2 pid 97), another instance\n"},
+		{"this instance", &api.RelayStatus{Holder: "pophub (hub-1 pid 812 #3f9a)", ThisInstance: true}, "         relay    pophub (hub-1 pid 812 #3f9a), this instance\n"},
+		{"another instance", &api.RelayStatus{Holder: "pophub (hub-2 pid 97 #01c2)"}, "         relay    pophub (hub-2 pid 97 #01c2), another instance\n"},
 		{"none", &api.RelayStatus{}, "         relay    NO INSTANCE holds the relay lease: notifications wait in the outbox\n"},
 		{"a store of one instance (memdb)", nil, ""},
 	}

@@ -74,24 +74,33 @@ var instance = func() string {
 	return host + " pid " + strconv.Itoa(os.Getpid())
 }()
 
-// leaseHolderName is the application_name of this instance's lease
-// sessions: the pool's (the URL's, or "pophub") and the instance, within
-// PostgreSQL's 63 bytes, the instance kept whole.
+// leaseHolderName is the application_name of this store's lease sessions:
+// the pool's (the URL's, or "pophub"), then the instance and a number of
+// the store's own (two stores of one process, or two containers with one
+// host name and both pid 1, are told apart), within PostgreSQL's 63 bytes,
+// the suffix kept whole. PostgreSQL keeps printable ASCII only (15 shows
+// '?' for each other byte, later releases an escape), so the name is sent
+// as it will show: what pg_stat_activity says is what RelayHolder sent.
 func (s *Store) leaseHolderName() string {
-	suffix := " (" + instance + ")"
-	base := s.pool.Config().ConnConfig.RuntimeParams["application_name"]
+	suffix := " (" + instance + " #" + s.leaseTag + ")"
+	base := strings.Map(func(r rune) rune {
+		if r < 0x20 || r > 0x7e {
+			return '?'
+		}
+		return r
+	}, s.pool.Config().ConnConfig.RuntimeParams["application_name"])
 	if room := 63 - len(suffix); len(base) > room {
-		base = strings.ToValidUTF8(base[:max(room, 0)], "")
+		base = base[:max(room, 0)]
 	}
 	name := base + suffix
 	if len(name) > 63 {
-		name = strings.ToValidUTF8(name[:63], "")
+		name = name[:63]
 	}
 	return name
 }
 
 // RelayHolder names the session that holds the schema's relay lease, by
-// its application_name ("pophub (host pid 1234)"), and whether it is
+// its application_name ("pophub (host pid 1234 #3f9a)"), and whether it is
 // this instance's; "" when no instance holds it, and no notification
 // leaves the outbox. It reads pg_locks, so it sees every instance's
 // lease, whichever answers the status.

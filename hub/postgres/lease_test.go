@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -84,10 +85,12 @@ func TestRelayLease(t *testing.T) {
 
 // TestRelayHolderNamesTheLeadingInstance: the status of any instance on a
 // schema names the one whose relay publishes, by its session's
-// application_name (the URL's, or pophub, and the host and process), and
-// says whether it is itself; while none holds the lease it says none does,
-// for then notifications wait in the outbox. Another schema's lease and
-// the household walk's lease are not taken for it.
+// application_name (the URL's, or pophub, then the host, the process and a
+// number of the store's own), and says whether it is itself; while none
+// holds the lease it says none does, for then notifications wait in the
+// outbox. Another schema's lease and the household walk's lease are not
+// taken for it; a name PostgreSQL would not keep as sent (not ASCII) is
+// sent as it shows, and two stores of one process are told apart.
 func TestRelayHolderNamesTheLeadingInstance(t *testing.T) {
 	ctx := context.Background()
 	schema := testenv.Schema(t)
@@ -103,9 +106,22 @@ func TestRelayHolderNamesTheLeadingInstance(t *testing.T) {
 	long := strings.Repeat("x", 80)
 	a := open(testenv.PostgresURL()+"?application_name=hub-a", schema)
 	b := open(testenv.PostgresURL()+"?application_name="+long, schema)
+	twin := open(testenv.PostgresURL()+"?application_name=hub-a", schema)
+	chinese := open(testenv.PostgresURL()+"?application_name="+url.QueryEscape("人口枢纽-北京"), schema)
 	plain := open(testenv.PostgresURL(), testenv.Schema(t))
 	host, _ := os.Hostname()
-	me := fmt.Sprintf(" (%s pid %d)", host, os.Getpid())
+	process := fmt.Sprintf(" (%s pid %d #", host, os.Getpid())
+	for _, tc := range []struct {
+		s      *Store
+		prefix string
+	}{{a, "hub-a"}, {b, long[:63-len(process)-5]}, {chinese, "????-??"}, {plain, "pophub"}} {
+		if name := tc.s.leaseHolderName(); !strings.HasPrefix(name, tc.prefix+process) || !strings.HasSuffix(name, ")") || len(name) > 63 {
+			t.Errorf("lease session name %q, want %q, the process and a number", name, tc.prefix+process)
+		}
+	}
+	if a.leaseHolderName() == twin.leaseHolderName() {
+		t.Errorf("two stores of one process share the lease session name %q", a.leaseHolderName())
+	}
 
 	holder := func(name string, s *Store, wantHolder string, wantMine bool) {
 		t.Helper()
@@ -117,15 +133,21 @@ func TestRelayHolderNamesTheLeadingInstance(t *testing.T) {
 			t.Errorf("%s: holder %q (this instance %v), want %q (%v)", name, got, mine, wantHolder, wantMine)
 		}
 	}
+	take := func(s *Store) *RelayLease {
+		t.Helper()
+		l := s.RelayLease()
+		t.Cleanup(func() { l.Release(ctx) })
+		if got, err := l.TryAcquire(ctx); err != nil || !got {
+			t.Fatalf("taking the lease: %v, %v", got, err)
+		}
+		return l
+	}
 	holder("no instance leading", a, "", false)
 
-	la := a.RelayLease()
-	t.Cleanup(func() { la.Release(ctx) })
-	if got, err := la.TryAcquire(ctx); err != nil || !got {
-		t.Fatalf("taking the lease: %v, %v", got, err)
-	}
-	holder("the leader itself", a, "hub-a"+me, true)
-	holder("another instance", b, "hub-a"+me, false)
+	la := take(a)
+	holder("the leader itself", a, a.leaseHolderName(), true)
+	holder("another instance", b, a.leaseHolderName(), false)
+	holder("another store of the same process and URL", twin, a.leaseHolderName(), false)
 	holder("an instance on another schema", plain, "", false)
 
 	// Households' lease, on the same schema, is not the relay's.
@@ -137,19 +159,15 @@ func TestRelayHolderNamesTheLeadingInstance(t *testing.T) {
 	la.Release(ctx)
 	holder("after the leader released it", b, "", false)
 
-	lb := b.RelayLease()
-	t.Cleanup(func() { lb.Release(ctx) })
-	if got, err := lb.TryAcquire(ctx); err != nil || !got {
-		t.Fatalf("taking the lease: %v, %v", got, err)
-	}
-	wantB := long[:63-len(me)] + me
-	holder("a leader with a long application_name, cut to keep its instance", a, wantB, false)
-	holder("the leader with the long name itself", b, wantB, true)
+	lb := take(b)
+	holder("a leader with a long application_name, cut to keep its instance", a, b.leaseHolderName(), false)
+	holder("the leader with the long name itself", b, b.leaseHolderName(), true)
+	lb.Release(ctx)
 
-	lp := plain.RelayLease()
-	t.Cleanup(func() { lp.Release(ctx) })
-	if got, err := lp.TryAcquire(ctx); err != nil || !got {
-		t.Fatalf("taking the lease: %v, %v", got, err)
-	}
-	holder("a leader whose URL names no application", plain, "pophub"+me, true)
+	lc := take(chinese)
+	holder("a leader named in Chinese, itself", chinese, chinese.leaseHolderName(), true)
+	lc.Release(ctx)
+
+	take(plain)
+	holder("a leader whose URL names no application", plain, plain.leaseHolderName(), true)
 }
