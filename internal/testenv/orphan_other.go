@@ -4,6 +4,6 @@ package testenv
 
 import "os/exec"
 
-// EndWithTest does nothing here: only Linux lets a process ask to die
-// with its parent.
-func EndWithTest(cmd *exec.Cmd) {}
+// EndWithTest marks the process cmd starts as a test's (ChildMarker);
+// only Linux lets a process ask to die with its parent.
+func EndWithTest(cmd *exec.Cmd) { markChild(cmd) }
