@@ -77,6 +77,11 @@ func TestPolicyChangeRecorded(t *testing.T) {
 		return out
 	}
 
+	taxHash := access.HashToken(access.DemoSecret("token:tax"))
+	taxToken := "token_sha256: " + taxHash
+	if !strings.Contains(string(example), taxToken) {
+		t.Fatalf("the example policy no longer has tax's %s", taxToken)
+	}
 	changed := strings.Replace(string(example), harbinRead, `read: ["identity", "hukou", "status", "social_insurance", "housing"]`, 1)
 	for _, step := range []struct {
 		name   string
@@ -88,6 +93,10 @@ func TestPolicyChangeRecorded(t *testing.T) {
 		{"only a comment more", "# reviewed 2026-03-01\n" + string(example), 1},
 		{"si-harbin gains housing", changed, 2},
 		{"same again", changed, 2},
+		// A list of one token is the policy unchanged; a token being
+		// rotated, listed beside the old one, is a change of tax.
+		{"tax's token as a list of one", strings.Replace(changed, taxToken, "token_sha256: ["+taxHash+"]", 1), 2},
+		{"tax's token rotated", strings.Replace(changed, taxToken, "token_sha256: ["+taxHash+", "+access.HashToken("tax's next token")+"]", 1), 3},
 	} {
 		start(t, step.policy)
 		if got := recorded(t); len(got) != step.want {
@@ -96,13 +105,16 @@ func TestPolicyChangeRecorded(t *testing.T) {
 	}
 
 	got := recorded(t)
-	first, second := got[0], got[1]
+	first, second, third := got[0], got[1], got[2]
 	if first.Old != "" || !first.Unknown || first.New == "" || len(first.Identities) == 0 {
 		t.Errorf("first entry: %+v", first)
 	}
 	if second.Old != first.New || second.New == first.New || !slices.Equal(second.Changed, []string{"si-harbin"}) ||
 		second.Added != nil || second.Removed != nil || second.SettingsChanged || second.Unknown {
 		t.Errorf("second entry: %+v, want si-harbin changed from %s", second, first.New)
+	}
+	if third.Old != second.New || !slices.Equal(third.Changed, []string{"tax"}) || third.SettingsChanged {
+		t.Errorf("third entry: %+v, want tax changed from %s", third, second.New)
 	}
 	trail, _ := os.ReadFile(filepath.Join(dataDir, "audit.jsonl"))
 	for _, secret := range []string{"token_sha256", "0d88f472eead8b33", "$2a$", "env:", "stored_key"} {
@@ -112,11 +124,11 @@ func TestPolicyChangeRecorded(t *testing.T) {
 	}
 
 	out, err := execute(t, auditCommand(), "policy-changes", "--file", filepath.Join(dataDir, "audit.jsonl"))
-	if err != nil || !strings.Contains(out, "2 policy changes") || !strings.Contains(out, `"changed":["si-harbin"]`) {
+	if err != nil || !strings.Contains(out, "3 policy changes") || !strings.Contains(out, `"changed":["si-harbin"]`) {
 		t.Errorf("policy-changes: %v\n%s", err, out)
 	}
 	out, err = execute(t, auditCommand(), "verify", "--file", filepath.Join(dataDir, "audit.jsonl"), "--key-file", filepath.Join(dataDir, "audit.key"))
-	if err != nil || !strings.Contains(out, "2 entries") {
+	if err != nil || !strings.Contains(out, "3 entries") {
 		t.Errorf("verify: %v\n%s", err, out)
 	}
 }

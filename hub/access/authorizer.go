@@ -101,22 +101,33 @@ type AuthorizerConfig struct {
 // (400 when missing or malformed), the route's permission and the
 // identity's purpose allow-list (403).
 type Authorizer struct {
-	cfg      AuthorizerConfig
-	ids      []*principal
-	tokens   [][]byte // tokens[i] is ids[i]'s token hash, or nil
+	cfg AuthorizerConfig
+	ids []*principal
+	// tokens holds every token hash the policy lists, each with its
+	// identity: several for one being rotated.
+	tokens   []tokenHash
 	refusals *refusalLimiter
 	// suppressed counts refusals answered 429 without an audit entry of
 	// their own. No address label: addresses are unbounded, and personal.
 	suppressed metric.Int64Counter
 }
 
+// tokenHash is a token's SHA-256 and whose it is.
+type tokenHash struct {
+	sum []byte
+	id  *principal
+}
+
 type principal struct {
 	Identity
-	index    int // in Authorizer.ids and Authorizer.tokens
-	mask     sectionMask
-	all      bool // reads every section
-	limiter  *rate.Limiter
-	cert     []byte
+	mask    sectionMask
+	all     bool // reads every section
+	limiter *rate.Limiter
+	// certs are the client certificate fingerprints that authenticate
+	// the identity (several while one is renewed); hasToken says whether
+	// it has a bearer token too, which then must come with them.
+	certs    [][]byte
+	hasToken bool
 	sections []schemas.Section
 	minCell  int
 	counties []string // Identity.SubscribedCounties
@@ -150,19 +161,18 @@ func NewAuthorizer(cfg AuthorizerConfig) (*Authorizer, error) {
 		p.all = len(p.sections) == len(schemas.Sections)
 		rl := id.RateLimit
 		p.limiter = rate.NewLimiter(rate.Limit(rl.RPS), rl.Burst)
-		var tok []byte
-		if id.Credentials.TokenSHA256 != "" {
-			tok, _ = hex.DecodeString(id.Credentials.TokenSHA256)
+		for _, t := range id.Credentials.TokenSHA256 {
+			sum, _ := hex.DecodeString(t) // validated by Parse
+			a.tokens = append(a.tokens, tokenHash{sum: sum, id: p})
+			p.hasToken = true
 		}
-		if id.Credentials.CertSHA256 != "" {
-			p.cert, _ = hex.DecodeString(id.Credentials.CertSHA256)
+		for _, f := range id.Credentials.CertSHA256 {
+			fp, _ := hex.DecodeString(f)
+			p.certs = append(p.certs, fp)
 		}
-		if tok == nil && p.cert == nil {
-			continue // not an HTTP identity
+		if p.hasToken || len(p.certs) > 0 {
+			a.ids = append(a.ids, p)
 		}
-		p.index = len(a.ids)
-		a.ids = append(a.ids, p)
-		a.tokens = append(a.tokens, tok)
 	}
 	return a, nil
 }
@@ -324,31 +334,31 @@ func (a *Authorizer) authenticate(r *http.Request) (*principal, error) {
 			return nil, errNotBearer
 		}
 		sum := sha256.Sum256([]byte(tok))
-		found := -1
-		for i, t := range a.tokens { // every hash, no early exit
-			if t != nil && subtle.ConstantTimeCompare(sum[:], t) == 1 {
-				found = i
+		for _, t := range a.tokens { // every hash, no early exit
+			if subtle.ConstantTimeCompare(sum[:], t.sum) == 1 {
+				byToken = t.id
 			}
 		}
-		if found < 0 {
+		if byToken == nil {
 			return nil, errBadToken
 		}
-		byToken = a.ids[found]
 	}
 	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 		fp := sha256.Sum256(r.TLS.PeerCertificates[0].Raw)
 		for _, p := range a.ids {
-			if p.cert != nil && subtle.ConstantTimeCompare(fp[:], p.cert) == 1 {
-				byCert = p
+			for _, c := range p.certs {
+				if subtle.ConstantTimeCompare(fp[:], c) == 1 {
+					byCert = p
+				}
 			}
 		}
 	}
 	switch {
-	case byToken != nil && byToken.cert != nil && byCert != byToken:
+	case byToken != nil && len(byToken.certs) > 0 && byCert != byToken:
 		return nil, errCertRequired
 	case byToken != nil:
 		return byToken, nil
-	case byCert != nil && a.tokens[byCert.index] != nil:
+	case byCert != nil && byCert.hasToken:
 		// Both listed, both required: a stolen certificate alone is not
 		// the identity.
 		return nil, errTokenRequired

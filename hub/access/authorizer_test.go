@@ -7,7 +7,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
@@ -305,13 +304,7 @@ func TestAuthorizeMTLS(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r := httptest.NewRequest(http.MethodGet, "/", nil)
-			if tc.cert != nil {
-				r.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{tc.cert}}
-			}
-			if tc.token != "" {
-				r.Header.Set("Authorization", "Bearer "+tc.token)
-			}
+			r := requestWith(tc.cert, tc.token)
 			r.Header.Set(HeaderPurpose, "x")
 			_, err := az.Authorize(r, api.RoutePerson)
 			if got := statusOf(err); got != tc.want {

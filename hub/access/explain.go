@@ -26,11 +26,11 @@ func (p *Policy) Explain(name string) (string, error) {
 
 	c := id.Credentials
 	var creds []string
-	if c.TokenSHA256 != "" {
-		creds = append(creds, "bearer token sha256:"+c.TokenSHA256[:12]+"…")
+	if len(c.TokenSHA256) > 0 {
+		creds = append(creds, c.TokenSHA256.describe("bearer token", "bearer tokens"))
 	}
-	if c.CertSHA256 != "" {
-		creds = append(creds, "client certificate sha256:"+c.CertSHA256[:12]+"…")
+	if len(c.CertSHA256) > 0 {
+		creds = append(creds, c.CertSHA256.describe("client certificate", "client certificates"))
 	}
 	if c.Kafka != nil {
 		creds = append(creds, "Kafka SCRAM-SHA-512 user "+id.Name)
@@ -84,13 +84,13 @@ func (p *Policy) Explain(name string) (string, error) {
 		http = append(http, "GET /v1/eligibility/{id}: settlement and residence-permit decisions with their facts, "+
 			"from every section the policy decides from and the family's records, whatever the read list above")
 	}
-	if len(id.Publish) > 0 && (c.TokenSHA256 != "" || c.CertSHA256 != "") {
+	if len(id.Publish) > 0 && (len(c.TokenSHA256) > 0 || len(c.CertSHA256) > 0) {
 		http = append(http, "POST /v1/events (gateway): "+string(id.Publish[0])+" events")
 	}
 	if id.Kind == KindAdmin {
 		http = append(http, "GET /v1/admin/status, POST /v1/admin/known-events")
 	}
-	if len(http) > 0 || c.TokenSHA256 != "" || c.CertSHA256 != "" {
+	if len(http) > 0 || len(c.TokenSHA256) > 0 || len(c.CertSHA256) > 0 {
 		http = append(http, "GET /v1/policies: the eligibility policies, public rules")
 	}
 	line("http", orNone(strings.Join(http, "; ")))

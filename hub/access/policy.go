@@ -142,15 +142,17 @@ type RateLimit struct {
 
 // Credentials are hashes and references, never secrets.
 type Credentials struct {
-	// TokenSHA256 is the lower-case hex SHA-256 of the HTTP bearer token.
+	// TokenSHA256 is the lower-case hex SHA-256 of the HTTP bearer token,
+	// or of each of its tokens while one is rotated (see Digests).
 	// Tokens are 256-bit random strings (NewToken), so a fast hash is
 	// right: there is nothing to brute-force that a slow hash would
 	// protect, and every request can be checked in nanoseconds.
-	TokenSHA256 string `yaml:"token_sha256"`
+	TokenSHA256 Digests `yaml:"token_sha256"`
 	// CertSHA256 is the SHA-256 fingerprint (hex, colons allowed) of the
-	// identity's TLS client certificate, as an alternative to the token or,
-	// when both are set, bound to it.
-	CertSHA256 string `yaml:"cert_sha256"`
+	// identity's TLS client certificate, or of each of its certificates
+	// while one is renewed, as an alternative to the token or, when both
+	// are set, bound to it.
+	CertSHA256 Digests `yaml:"cert_sha256"`
 	// Kafka is the identity's SASL/SCRAM-SHA-512 credential.
 	Kafka *KafkaCredential `yaml:"kafka"`
 	// NATS is the identity's NATS credential.
@@ -284,8 +286,12 @@ func (p *Policy) index() {
 		if id.Credentials.NATS != nil && id.Credentials.NATS.InboxPrefix == "" {
 			id.Credentials.NATS.InboxPrefix = "_INBOX_" + id.Name
 		}
-		id.Credentials.TokenSHA256 = strings.ToLower(id.Credentials.TokenSHA256)
-		id.Credentials.CertSHA256 = normalizeFingerprint(id.Credentials.CertSHA256)
+		for i, t := range id.Credentials.TokenSHA256 {
+			id.Credentials.TokenSHA256[i] = strings.ToLower(t)
+		}
+		for i, f := range id.Credentials.CertSHA256 {
+			id.Credentials.CertSHA256[i] = normalizeFingerprint(f)
+		}
 	}
 }
 

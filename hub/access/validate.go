@@ -106,17 +106,23 @@ func (p *Policy) validate(ve *ValidationError) {
 		id.validate(p, path, ve)
 
 		c := id.Credentials
-		if c.TokenSHA256 != "" {
-			t := strings.ToLower(c.TokenSHA256)
-			if j, dup := tokens[t]; dup {
-				ve.add(path+": credentials.token_sha256", "the same token as identities[%d]", j)
+		for k, t := range c.TokenSHA256 {
+			t = strings.ToLower(t)
+			switch j, dup := tokens[t]; {
+			case dup && j == i:
+				ve.add(path+": credentials."+c.TokenSHA256.field("token_sha256", k), "the same token is listed twice")
+			case dup:
+				ve.add(path+": credentials."+c.TokenSHA256.field("token_sha256", k), "the same token as identities[%d]", j)
 			}
 			tokens[t] = i
 		}
-		if c.CertSHA256 != "" {
-			f := normalizeFingerprint(c.CertSHA256)
-			if j, dup := certs[f]; dup {
-				ve.add(path+": credentials.cert_sha256", "the same certificate as identities[%d]", j)
+		for k, f := range c.CertSHA256 {
+			f = normalizeFingerprint(f)
+			switch j, dup := certs[f]; {
+			case dup && j == i:
+				ve.add(path+": credentials."+c.CertSHA256.field("cert_sha256", k), "the same certificate is listed twice")
+			case dup:
+				ve.add(path+": credentials."+c.CertSHA256.field("cert_sha256", k), "the same certificate as identities[%d]", j)
 			}
 			certs[f] = i
 		}
@@ -300,14 +306,14 @@ func purposeProblem(s string) string {
 const maxPurpose = 200
 
 func (c Credentials) validate(id *Identity, path string, ve *ValidationError) {
-	if c.TokenSHA256 != "" {
-		if b, err := hex.DecodeString(c.TokenSHA256); err != nil || len(b) != 32 {
-			ve.add(path+".token_sha256", "want the 64 hexadecimal digits of the token's SHA-256 (`pophub policy hash-token`), never the token itself")
+	for k, t := range c.TokenSHA256 {
+		if b, err := hex.DecodeString(t); err != nil || len(b) != 32 {
+			ve.add(path+"."+c.TokenSHA256.field("token_sha256", k), "want the 64 hexadecimal digits of the token's SHA-256 (`pophub policy hash-token`), never the token itself")
 		}
 	}
-	if c.CertSHA256 != "" {
-		if b, err := hex.DecodeString(normalizeFingerprint(c.CertSHA256)); err != nil || len(b) != 32 {
-			ve.add(path+".cert_sha256", "want the certificate's SHA-256 fingerprint: 64 hexadecimal digits, colons allowed")
+	for k, f := range c.CertSHA256 {
+		if b, err := hex.DecodeString(normalizeFingerprint(f)); err != nil || len(b) != 32 {
+			ve.add(path+"."+c.CertSHA256.field("cert_sha256", k), "want the certificate's SHA-256 fingerprint: 64 hexadecimal digits, colons allowed")
 		}
 	}
 	if k := c.Kafka; k != nil {
@@ -362,7 +368,7 @@ func (c Credentials) validate(id *Identity, path string, ve *ValidationError) {
 	}
 
 	// Each grant needs a credential that can use it.
-	http := c.TokenSHA256 != "" || c.CertSHA256 != ""
+	http := len(c.TokenSHA256) > 0 || len(c.CertSHA256) > 0
 	if (len(id.Read) > 0 || id.Stats) && !http {
 		ve.add(path, "reads over HTTP but has neither token_sha256 nor cert_sha256")
 	}

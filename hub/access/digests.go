@@ -1,0 +1,81 @@
+package access
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Digests is an identity's token hashes or certificate fingerprints: one,
+// or several while a credential is rotated. Any one listed authenticates,
+// so a rotation refuses no request: list the new credential beside the
+// old one, restart the hub, move the client to the new one, then remove
+// the old one and restart again. In the policy file one value is a
+// string and several a list:
+//
+//	token_sha256: 3f5c…
+//	token_sha256: [3f5c…, 9a01…]
+type Digests []string
+
+// UnmarshalYAML takes a string or a list of strings.
+func (d *Digests) UnmarshalYAML(n *yaml.Node) error {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		var s string
+		if err := n.Decode(&s); err != nil {
+			return err
+		}
+		*d = nil
+		if s != "" {
+			*d = Digests{s}
+		}
+		return nil
+	case yaml.SequenceNode:
+		var l []string
+		if err := n.Decode(&l); err != nil {
+			return err
+		}
+		*d = l
+		return nil
+	}
+	// A TypeError, so that the decoder goes on and Parse reports every
+	// problem at once.
+	return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: want a hash, or a list of hashes while a credential is rotated", n.Line)}}
+}
+
+// MarshalJSON writes one value as a string and none as "", as the field
+// was written before it took lists: the policy digests recorded in the
+// audit trail (policy_change) stay the same for an unchanged policy.
+func (d Digests) MarshalJSON() ([]byte, error) {
+	switch len(d) {
+	case 0:
+		return []byte(`""`), nil
+	case 1:
+		return json.Marshal(d[0])
+	}
+	return json.Marshal([]string(d))
+}
+
+// field names the k-th value in a problem's path: the field alone when
+// it holds one value, as the file then has no list.
+func (d Digests) field(name string, k int) string {
+	if len(d) == 1 {
+		return name
+	}
+	return fmt.Sprintf("%s[%d]", name, k)
+}
+
+// describe is the credential as policy explain shows it: each value
+// shortened, and several said to be accepted alike.
+func (d Digests) describe(one, several string) string {
+	short := make([]string, len(d))
+	for i, v := range d {
+		short[i] = "sha256:" + v[:min(12, len(v))] + "…"
+	}
+	if len(d) == 1 {
+		return one + " " + short[0]
+	}
+	return fmt.Sprintf("%d %s, each accepted while one is rotated: %s", len(d), several, strings.Join(short, ", "))
+}

@@ -1,0 +1,163 @@
+package access
+
+import (
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/pophub/pophub/hub/api"
+)
+
+// TestRotatedCredentials lists two tokens for one identity and two
+// certificates, bound to two tokens, for another: while a credential is
+// rotated each listed one authenticates as its identity, and nothing else
+// does.
+func TestRotatedCredentials(t *testing.T) {
+	certOld, certNew, stranger := selfSigned(t), selfSigned(t), selfSigned(t)
+	fp := func(c *x509.Certificate) string { s := sha256.Sum256(c.Raw); return hex.EncodeToString(s[:]) }
+	src := strings.Replace(base, "      token_sha256: 0000000000000000000000000000000000000000000000000000000000000001\n",
+		"      token_sha256: ["+HashToken("tax-old")+", "+strings.ToUpper(HashToken("tax-new"))+"]\n", 1)
+	src = strings.Replace(src, "      token_sha256: 0000000000000000000000000000000000000000000000000000000000000002\n",
+		"      token_sha256:\n        - "+HashToken("si-old")+"\n        - "+HashToken("si-new")+
+			"\n      cert_sha256: ["+fp(certOld)+", "+fp(certNew)+"]\n", 1)
+	p, err := Parse([]byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	az, err := NewAuthorizer(AuthorizerConfig{Policy: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		token string
+		cert  *x509.Certificate
+		want  string // the identity, or the error's text
+	}{
+		{"old token", "tax-old", nil, "tax"},
+		{"new token, its hash in upper case", "tax-new", nil, "tax"},
+		{"a token never listed", "tax-older", nil, errBadToken.Error()},
+		{"old certificate with new token", "si-new", certOld, "si"},
+		{"new certificate with old token", "si-old", certNew, "si"},
+		{"new certificate with new token", "si-new", certNew, "si"},
+		{"bound token with an unlisted certificate", "si-new", stranger, errCertRequired.Error()},
+		{"bound token without a certificate", "si-old", nil, errCertRequired.Error()},
+		{"listed certificate without a token", "", certNew, errTokenRequired.Error()},
+		{"another identity's token with a certificate", "tax-new", certNew, "tax"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			id, err := az.Identify(requestWith(tc.cert, tc.token))
+			got := id.Name
+			if err != nil {
+				got = err.Error()
+			}
+			if got != tc.want {
+				t.Errorf("authenticated as %q, want %q", got, tc.want)
+			}
+		})
+	}
+	// The rotated identity keeps its grants under either token.
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.Header.Set("Authorization", "Bearer tax-new")
+	r.Header.Set(HeaderPurpose, "rotation check")
+	if _, err := az.Authorize(r, api.RoutePerson); err != nil {
+		t.Errorf("the new token lost the identity's grants: %v", err)
+	}
+}
+
+// TestRotatedCredentialsChecked: a list is checked value by value, and a
+// problem names the value's place in it.
+func TestRotatedCredentialsChecked(t *testing.T) {
+	one := "0000000000000000000000000000000000000000000000000000000000000001"
+	tests := []struct {
+		name, replace, want string
+	}{
+		{"a bad second hash", "[" + one + ", 12ab]",
+			`identities[1] "tax": credentials.token_sha256[1]: want the 64 hexadecimal digits of the token's SHA-256`},
+		{"the same token twice", "[" + one + ", " + strings.ToUpper(one) + "]",
+			`identities[1] "tax": credentials.token_sha256[1]: the same token is listed twice`},
+		{"another identity's token in the list", "[" + one + ", 0000000000000000000000000000000000000000000000000000000000000002]",
+			`identities[2] "si": credentials.token_sha256: the same token as identities[1]`},
+		{"a mapping", "{old: " + one + "}", "want a hash, or a list of hashes while a credential is rotated"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			src := strings.Replace(base, "token_sha256: "+one, "token_sha256: "+tc.replace, 1)
+			_, err := Parse([]byte(src))
+			var ve *ValidationError
+			if !errors.As(err, &ve) {
+				t.Fatalf("Parse: %v, want a ValidationError", err)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Parse:\n%v\nwant a problem containing %q", err, tc.want)
+			}
+		})
+	}
+	// An empty list is no token: the identity has no HTTP credential.
+	src := strings.Replace(base, "token_sha256: "+one, "token_sha256: []", 1)
+	if _, err := Parse([]byte(src)); err == nil || !strings.Contains(err.Error(), `identities[1] "tax": credentials: reads over HTTP but has neither token_sha256 nor cert_sha256`) {
+		t.Errorf("token_sha256: [] on an identity reading over HTTP: %v", err)
+	}
+}
+
+// TestRotatedCredentialsExplained: policy explain shows each credential
+// of a rotation.
+func TestRotatedCredentialsExplained(t *testing.T) {
+	src := strings.Replace(base, "token_sha256: 0000000000000000000000000000000000000000000000000000000000000001",
+		"token_sha256: [aaaaaaaaaaaa0000000000000000000000000000000000000000000000000001, bbbbbbbbbbbb0000000000000000000000000000000000000000000000000001]", 1)
+	p, err := Parse([]byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := p.Explain("tax")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "2 bearer tokens, each accepted while one is rotated: sha256:aaaaaaaaaaaa…, sha256:bbbbbbbbbbbb…"
+	if !strings.Contains(out, want) {
+		t.Errorf("explain:\n%s\nwant %q", out, want)
+	}
+}
+
+// TestDigestsJSON: one value is written as the plain string the field
+// held before it took lists, so that the policy digests the audit trail
+// recorded under earlier releases still match an unchanged policy.
+func TestDigestsJSON(t *testing.T) {
+	for _, tc := range []struct {
+		d    Digests
+		want string
+	}{
+		{nil, `""`},
+		{Digests{"ab"}, `"ab"`},
+		{Digests{"ab", "cd"}, `["ab","cd"]`},
+	} {
+		b, err := json.Marshal(struct{ T Digests }{tc.d})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := `{"T":` + tc.want + `}`; string(b) != want {
+			t.Errorf("%v encodes as %s, want %s", tc.d, b, want)
+		}
+	}
+}
+
+// requestWith is a request presenting the client certificate and the
+// bearer token, each when given.
+func requestWith(cert *x509.Certificate, token string) *http.Request {
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	if cert != nil {
+		r.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{cert}}
+	}
+	if token != "" {
+		r.Header.Set("Authorization", "Bearer "+token)
+	}
+	return r
+}
