@@ -9,6 +9,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 
@@ -160,4 +161,59 @@ func requestWith(cert *x509.Certificate, token string) *http.Request {
 		r.Header.Set("Authorization", "Bearer "+token)
 	}
 	return r
+}
+
+// TestOneSecretPerIdentity: a Kafka or NATS credential copied from
+// another identity's entry — mid-rotation, meant to be edited — is
+// refused, as a shared token is: with one password for both, whoever
+// holds one identity's publishes or subscribes as the other.
+func TestOneSecretPerIdentity(t *testing.T) {
+	b, err := os.ReadFile("../../ops/policy.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	block := func(name, next string) string {
+		from, to := strings.Index(s, "  - name: "+name+"\n"), strings.Index(s, "  - name: "+next+"\n")
+		if from < 0 || to < from {
+			t.Fatalf("the example policy no longer has %s before %s", name, next)
+		}
+		return s[from:to]
+	}
+	tail := func(blk, from string) string {
+		i := strings.Index(blk, from)
+		if i < 0 {
+			t.Fatalf("no %q in\n%s", from, blk)
+		}
+		return blk[i:]
+	}
+	health, tax := block("health", "employment"), block("tax", "marriage")
+	copied := strings.Replace(tax, tail(tax, "      kafka:\n"), tail(health, "      kafka:\n"), 1)
+	_, err = Parse([]byte(strings.Replace(s, tax, copied, 1)))
+	for _, want := range []string{
+		`identities[7] "tax": credentials.kafka.password: the same Kafka password reference as identities[2]`,
+		`identities[7] "tax": credentials.kafka.scram_sha512: the same Kafka SCRAM keys as identities[2]`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("tax given health's Kafka credential: %v\nwant %q", err, want)
+		}
+	}
+
+	// The same for a NATS password hash.
+	si := block("si-harbin", "stats-bureau")
+	bcryptLine := func(blk string) string {
+		for _, l := range strings.Split(blk, "\n") {
+			if strings.Contains(l, "password_bcrypt:") {
+				return l
+			}
+		}
+		t.Fatalf("no password_bcrypt in\n%s", blk)
+		return ""
+	}
+	hubBlock := block("hub", "public_security")
+	copiedSI := strings.Replace(si, bcryptLine(si), bcryptLine(hubBlock), 1)
+	_, err = Parse([]byte(strings.Replace(s, si, copiedSI, 1)))
+	if err == nil || !strings.Contains(err.Error(), `"si-harbin": credentials.nats.password_bcrypt: the same NATS password hash as identities[0]`) {
+		t.Errorf("si-harbin given the hub's NATS password hash: %v", err)
+	}
 }

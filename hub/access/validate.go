@@ -80,6 +80,7 @@ func (p *Policy) validate(ve *ValidationError) {
 	tokens := map[string]int{}
 	certs := map[string]int{}
 	inboxes := map[string]int{}
+	secrets := map[string]int{} // credential field and value → identity
 	hubs := 0
 	for i := range p.Identities {
 		id := &p.Identities[i]
@@ -125,6 +126,27 @@ func (p *Policy) validate(ve *ValidationError) {
 				ve.add(path+": credentials."+c.CertSHA256.field("cert_sha256", k), "the same certificate as identities[%d]", j)
 			}
 			certs[f] = i
+		}
+		// A secret copied from another identity's entry (mid-rotation,
+		// meant to be edited) would let either one act as the other.
+		shared := func(field, what, v string) {
+			if v == "" {
+				return
+			}
+			if j, dup := secrets[field+"\x00"+v]; dup {
+				ve.add(path+": credentials."+field, "the same %s as identities[%d]: each identity needs its own", what, j)
+			}
+			secrets[field+"\x00"+v] = i
+		}
+		if k := c.Kafka; k != nil {
+			shared("kafka.password", "Kafka password reference", k.Password)
+			if k.SCRAM != nil {
+				shared("kafka.scram_sha512", "Kafka SCRAM keys", k.SCRAM.StoredKey)
+			}
+		}
+		if n := c.NATS; n != nil {
+			shared("nats.password_bcrypt", "NATS password hash", n.PasswordBcrypt)
+			shared("nats.nkey", "NATS nkey", n.Nkey)
 		}
 		if c.NATS != nil {
 			pre := c.NATS.InboxPrefix
