@@ -470,7 +470,7 @@ func (m *Main) Start(ctx context.Context) (err error) {
 	}
 	m.nc, err = nats.Connect(m.natsURL, natsOpts...)
 	if err != nil {
-		return fmt.Errorf("connecting to NATS: %w", err)
+		return fmt.Errorf("connecting to NATS: %w", m.explainNATSLogin(err))
 	}
 	js, err := jetstream.New(m.nc)
 	if err != nil {
@@ -486,7 +486,7 @@ func (m *Main) Start(ctx context.Context) (err error) {
 	if natsDown {
 		args := []any{"nats", redactURL(m.natsURL)}
 		if err := m.nc.LastError(); err != nil {
-			args = append(args, "err", err)
+			args = append(args, "err", m.explainNATSLogin(err))
 		}
 		log.Warn("starting without NATS: notifications wait in the outbox until the NATS server is reachable; /readyz reports it until then", args...)
 	} else {
@@ -761,6 +761,21 @@ func (m *Main) setupTLS() error {
 	return nil
 }
 
+// explainNATSLogin adds to a login the NATS server refused, under a
+// policy, whether the hub's password is the one the policy's hash is of:
+// a rotation half done otherwise shows only as "Authorization Violation".
+// bcrypt is slow on purpose, so only a refusal pays for the check.
+func (m *Main) explainNATSLogin(err error) error {
+	if m.Access == nil || !errors.Is(err, nats.ErrAuthorization) {
+		return err
+	}
+	if perr := m.Access.Hub().CheckNATSPassword(m.Config.NATSPassword); perr != nil {
+		return fmt.Errorf("%w: %w: give the hub the new password (--nats-password, env POPHUB_NATS_PASSWORD), "+
+			"or put back the hash of the old one", err, perr)
+	}
+	return fmt.Errorf("%w (the hub's password is the one its policy's password_bcrypt is of: is the server's configuration the policy's? `pophub policy nats-config`)", err)
+}
+
 // identityKafka is the SASL mechanism of an identity's Kafka credential,
 // its password read through resolve.
 func identityKafka(id access.Identity, resolve access.Resolver) (sasl.Mechanism, error) {
@@ -770,6 +785,9 @@ func identityKafka(id access.Identity, resolve access.Resolver) (sasl.Mechanism,
 	}
 	pw, err := resolve(k.Password)
 	if err != nil {
+		return nil, err
+	}
+	if err := k.CheckPassword(pw); err != nil {
 		return nil, err
 	}
 	return access.SCRAMClient{User: id.Name, Password: pw}, nil

@@ -237,7 +237,8 @@ POPHUB_SI_TOKEN) and the NATS password of each identity other than the hub
 is the identity's name upper-cased, other characters than letters and digits
 written _ (si-harbin: POPHUB_TOKEN_SI_HARBIN). The example policy's secrets
 are public demo secrets; a policy whose Kafka keys are not the demo's is
-refused, and a token or NATS password not the demo's is not printed.
+refused, and a token or NATS password not the demo's, or a Kafka password
+reference without keys to tell, is not printed.
 
   eval "$(pophub policy demo-env ops/policy.example.yaml)"
   pophub dev --policy ops/policy.example.yaml
@@ -264,20 +265,31 @@ type demoExport struct{ name, value string }
 // passwords, each group under a comment that says which flags and
 // variables take them.
 func writeDemoEnv(out io.Writer, p *access.Policy) error {
+	tokens, natsPasswords, skipped, err := demoClientSecrets(p)
+	if err != nil {
+		return err
+	}
+	// The caller checked every Kafka password that has keys; one without
+	// keys could be a real password's reference, which an export of the
+	// demo secret would overwrite.
 	var brokers []demoExport
 	for _, id := range p.Identities {
 		if k := id.Credentials.Kafka; k != nil {
 			if name, ok := strings.CutPrefix(k.Password, "env:"); ok {
+				if k.SCRAM == nil {
+					skipped = append(skipped, id.Name+"'s Kafka password (no scram_sha512 keys to tell the demo's)")
+					continue
+				}
 				brokers = append(brokers, demoExport{name, access.DemoSecret(k.Password)})
 			}
 		}
 	}
 	if h := p.Hub(); h.Name != "" {
-		brokers = append(brokers, demoExport{"POPHUB_NATS_PASSWORD", access.DemoSecret("nats:" + h.Name)})
-	}
-	tokens, natsPasswords, skipped, err := demoClientSecrets(p)
-	if err != nil {
-		return err
+		if pw := access.DemoSecret("nats:" + h.Name); h.CheckNATSPassword(pw) != nil {
+			skipped = append(skipped, h.Name+"'s NATS password")
+		} else {
+			brokers = append(brokers, demoExport{"POPHUB_NATS_PASSWORD", pw})
+		}
 	}
 	fmt.Fprintln(out, "# pophub demo secrets: public, for the example policy only, never for production")
 	writeExports(out, brokers)

@@ -98,7 +98,8 @@ func (p *Policy) KfakeACLs() []kfake.ACL {
 // administrators as superusers, ACL enforcement on, and the ACLs of
 // KafkaACLs. kfake keeps salted passwords it derives itself, so every
 // Kafka identity needs a password reference, which resolve reads; an
-// identity with SCRAM keys only is an error naming it.
+// identity with SCRAM keys only is an error naming it, and so is one whose
+// password is not the one its keys are of (see KafkaCredential.CheckPassword).
 //
 // kfake seeds these ACLs only into a cluster that has no saved state, so
 // they suffice for an in-memory broker; a broker on a data directory
@@ -123,6 +124,10 @@ func (p *Policy) KfakeOptions(resolve Resolver) ([]kfake.Opt, error) {
 		}
 		pw, err := resolve(k.Password)
 		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", id.Name, err))
+			continue
+		}
+		if err := k.CheckPassword(pw); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", id.Name, err))
 			continue
 		}

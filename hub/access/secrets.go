@@ -158,9 +158,38 @@ func (p *Policy) VerifySecrets(resolve Resolver) error {
 			errs = append(errs, fmt.Errorf("%s: %w", id.Name, err))
 			continue
 		}
-		if k.SCRAM != nil && !k.SCRAM.Verify(pw) {
-			errs = append(errs, fmt.Errorf("%s: the password %s does not match credentials.kafka.scram_sha512", id.Name, k.Password))
+		if err := k.CheckPassword(pw); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", id.Name, err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// CheckPassword reports a password, read through the credential's reference,
+// that is not the one its SCRAM keys are of: a rotation half done (new
+// keys in the policy while the reference still holds the old password, or
+// the other way round). Installed as it is, the old password would go on
+// working while the policy, and the audit trail's record of the change,
+// say it was replaced.
+func (k *KafkaCredential) CheckPassword(pw string) error {
+	if k.SCRAM == nil || k.SCRAM.Verify(pw) {
+		return nil
+	}
+	return fmt.Errorf("the password %s holds is not the one credentials.kafka.scram_sha512 is of: "+
+		"after rotating it, set the new password where %s points, or put back the keys of the old one", k.Password, k.Password)
+}
+
+// CheckNATSPassword reports whether password is the one the identity's
+// credentials.nats.password_bcrypt is of; an identity without a bcrypt
+// hash has nothing to check it against. It is slow (bcrypt, on purpose):
+// call it to explain a login the server refused.
+func (id Identity) CheckNATSPassword(password string) error {
+	n := id.Credentials.NATS
+	if n == nil || n.PasswordBcrypt == "" {
+		return nil
+	}
+	if bcrypt.CompareHashAndPassword([]byte(n.PasswordBcrypt), []byte(password)) != nil {
+		return fmt.Errorf("the NATS password given to %s is not the one its credentials.nats.password_bcrypt is of", id.Name)
+	}
+	return nil
 }
