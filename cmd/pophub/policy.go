@@ -198,21 +198,34 @@ func policyNATSConfigCommand() *cobra.Command {
 }
 
 func policyKafkaACLsCommand() *cobra.Command {
-	var path string
+	var path, previous string
 	cmd := &cobra.Command{
-		Use:   "kafka-acls --policy FILE",
+		Use:   "kafka-acls --policy FILE [--previous OLD-FILE]",
 		Short: "Print a shell script of kafka-configs.sh and kafka-acls.sh commands generated from the policy",
-		Args:  noArgsUse("--policy FILE"),
+		Long: `Prints a shell script that sets up a Kafka cluster's SCRAM users and ACLs as the
+policy grants them. A cluster keeps what earlier scripts granted: with
+--previous, the policy the cluster was last set up from, the script first
+removes the ACLs that one granted and this one does not, and deletes the SCRAM
+users of identities that no longer have a Kafka credential. Without it the
+script only adds.`,
+		Args: noArgsUse("--policy FILE"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			p, err := loadPolicy(path)
 			if err != nil {
 				return err
 			}
-			_, err = io.WriteString(cmd.OutOrStdout(), p.KafkaScript())
+			var prev *access.Policy
+			if previous != "" {
+				if prev, err = access.Load(previous); err != nil {
+					return fmt.Errorf("--previous: %w", err)
+				}
+			}
+			_, err = io.WriteString(cmd.OutOrStdout(), p.KafkaScript(prev))
 			return err
 		},
 	}
 	policyFlag(cmd, &path)
+	cmd.Flags().StringVar(&previous, "previous", "", "the policy the cluster was last set up from: remove what it granted and this one does not")
 	return cmd
 }
 

@@ -58,7 +58,10 @@ func TestPolicyCommands(t *testing.T) {
 		{name: "new-token", args: []string{"new-token"}, wantOut: []string{"token:        pophub_", "token_sha256: "}},
 		{name: "hash-password", stdin: "pw\n", args: []string{"hash-password", "--iterations", "4096"}, wantOut: []string{"$2a$11$", "iterations: 4096"}},
 		{name: "nats-config", args: []string{"nats-config", "--policy", example}, wantOut: []string{"accounts {", `"si-harbin" {`, `user: "si-harbin"`}},
-		{name: "kafka-acls", args: []string{"kafka-acls", "--policy", example}, wantOut: []string{"--allow-principal User:health --operation Write --operation Describe --topic pop.events.health"}},
+		{name: "kafka-acls", args: []string{"kafka-acls", "--policy", example}, wantOut: []string{"--allow-principal User:health --operation Write --operation Describe --topic pop.events.health", "# It only adds"}},
+		{name: "kafka-acls from the previous policy", args: []string{"kafka-acls", "--policy", example, "--previous", example},
+			wantOut: []string{"--add --allow-principal User:health --operation Write --operation Describe --topic pop.events.health"}},
+		{name: "kafka-acls with a bad previous policy", args: []string{"kafka-acls", "--policy", example, "--previous", bad}, wantExit: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

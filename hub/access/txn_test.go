@@ -84,7 +84,7 @@ func TestDepartmentTransactions(t *testing.T) {
 // each on its own prefix.
 func TestKafkaScriptTransactionalIDs(t *testing.T) {
 	p := examplePolicy(t)
-	script := p.KafkaScript()
+	script := p.KafkaScript(nil)
 	want := "$KA --add --allow-principal User:health --operation Write --operation Describe --transactional-id health. --resource-pattern-type prefixed\n"
 	if !strings.Contains(script, want) {
 		t.Errorf("script lacks %q:\n%s", want, script)
