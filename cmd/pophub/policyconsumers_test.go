@@ -38,9 +38,7 @@ func TestStartPrunesConsumersOfANarrowedPolicy(t *testing.T) {
 		if err := os.WriteFile(policy, []byte(text), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		m := &Main{Logger: log, Config: Config{Embedded: true, DataDir: dataDir, KafkaAddr: "127.0.0.1:0", NATSAddr: "127.0.0.1:0",
-			HTTPAddr: "127.0.0.1:0", Partitions: 2, NATSSync: time.Second, PolicyFile: policy,
-			NATSPassword: access.DemoSecret("nats:hub"), Secrets: access.DemoResolver}}
+		m := &Main{Logger: log, Config: policyConfig(dataDir, "127.0.0.1:0", policy)}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		if err := m.Start(ctx); err != nil {

@@ -73,13 +73,20 @@ func withHubNATSPassword(t *testing.T, example, password string) string {
 	return strings.Replace(example, exampleHubBcrypt, fmt.Sprintf("password_bcrypt: %q", h), 1)
 }
 
+// policyConfig is the Config of an embedded hub on dataDir under the
+// policy at path, with the example's demo secrets, its NATS server on
+// natsAddr (host:port, or port 0 for a free one).
+func policyConfig(dataDir, natsAddr, path string) Config {
+	return Config{Embedded: true, DataDir: dataDir, KafkaAddr: "127.0.0.1:0", NATSAddr: natsAddr,
+		HTTPAddr: "127.0.0.1:0", Partitions: 2, NATSSync: time.Second, PolicyFile: path,
+		NATSPassword: access.DemoSecret("nats:hub"), Secrets: access.DemoResolver}
+}
+
 // startWithPolicy starts an embedded hub under the policy at path with
 // the example's demo secrets, and returns Start's error.
 func startWithPolicy(t *testing.T, path string) error {
 	t.Helper()
-	m := &Main{Logger: testLogger(t), Config: Config{Embedded: true, DataDir: t.TempDir(), KafkaAddr: "127.0.0.1:0",
-		NATSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", Partitions: 2, NATSSync: time.Second, PolicyFile: path,
-		NATSPassword: access.DemoSecret("nats:hub"), Secrets: access.DemoResolver}}
+	m := &Main{Logger: testLogger(t), Config: policyConfig(t.TempDir(), "127.0.0.1:0", path)}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	err := m.Start(ctx)

@@ -362,9 +362,63 @@ type item struct {
 // and returns nil. It returns an error only if setting up failed for good
 // (a bad configuration the server rejects; an existing durable consumer
 // of the name with other filters: ErrFilterChanged; or a bootstrap the hub
-// refuses: ErrBootstrapRefused); transient failures, such as the server
-// being down, are retried.
+// refuses: ErrBootstrapRefused) or the NATS connection closed for good
+// (ErrConnectionClosed: the server refused the login, as after a password
+// rotation); transient failures, such as the server being down, are
+// retried.
 func (s *Subscriber) Run(ctx context.Context) error {
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	go s.watchConnection(ctx, stop)
+	err := s.run(ctx)
+	if cause := context.Cause(ctx); errors.Is(cause, ErrConnectionClosed) {
+		s.setHealth(cause)
+		return cause
+	}
+	return err
+}
+
+// ErrConnectionClosed ends Run when its NATS connection closed for good:
+// nats.go gives up after the server refused the login twice (a rotated
+// password, an identity removed from the policy) however many reconnects
+// it was allowed, and nothing can be fetched or acked after that. Run
+// returns, as it does when the hub refuses a bootstrap, so that the
+// process's supervisor starts it again with the current credentials.
+var ErrConnectionClosed = errors.New("the NATS connection closed for good")
+
+// connectionCheck is how often Run checks that its connection is not
+// closed for good.
+const connectionCheck = time.Second
+
+// watchConnection ends ctx with ErrConnectionClosed once the connection
+// is closed, until ctx ends.
+func (s *Subscriber) watchConnection(ctx context.Context, stop context.CancelCauseFunc) {
+	t := time.NewTicker(connectionCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !s.nc.IsClosed() {
+			continue
+		}
+		err := fmt.Errorf("subscriber %s: %w", s.cfg.Name, ErrConnectionClosed)
+		if last := s.nc.LastError(); last != nil {
+			err = fmt.Errorf("%w: %w", err, last)
+			if errors.Is(last, nats.ErrAuthorization) {
+				err = fmt.Errorf("%w: the server refused the login (a rotated password, or an identity the policy no longer has): "+
+					"start the subscriber again with its current credentials", err)
+			}
+		}
+		s.cfg.Logger.Error("subscriber: stopping", "subscriber", s.cfg.Name, "error", err)
+		stop(err)
+		return
+	}
+}
+
+func (s *Subscriber) run(ctx context.Context) error {
 	s.setHealth(errors.New("setting up"))
 	conss, err := s.setup(ctx)
 	if err == nil || ctx.Err() != nil {
