@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"golang.org/x/time/rate"
@@ -110,12 +111,34 @@ type Authorizer struct {
 	// suppressed counts refusals answered 429 without an audit entry of
 	// their own. No address label: addresses are unbounded, and personal.
 	suppressed metric.Int64Counter
+	// authenticated counts requests by identity and by the credential
+	// that authenticated them (credentialLabel).
+	authenticated metric.Int64Counter
 }
 
 // tokenHash is a token's SHA-256 and whose it is.
 type tokenHash struct {
-	sum []byte
-	id  *principal
+	sum  []byte
+	id   *principal
+	used metric.MeasurementOption // the identity and credential, for Authorizer.authenticated
+}
+
+// certHash is a client certificate's fingerprint.
+type certHash struct {
+	sum  []byte
+	used metric.MeasurementOption
+}
+
+// credentialLabel names a credential on /metrics by its kind and the
+// first 8 hex digits of its hash as the policy lists it: enough to tell
+// an old token from its successor during a rotation, and nothing of the
+// secret (the hash is of a 256-bit random token, or a certificate).
+func credentialLabel(kind, hash string) string { return kind + " sha256:" + hash[:min(8, len(hash))] }
+
+// usedOption is the attribute set a credential's requests are counted
+// under.
+func usedOption(identity, credential string) metric.MeasurementOption {
+	return metric.WithAttributeSet(attribute.NewSet(attribute.String("identity", identity), attribute.String("credential", credential)))
 }
 
 type principal struct {
@@ -126,7 +149,7 @@ type principal struct {
 	// certs are the client certificate fingerprints that authenticate
 	// the identity (several while one is renewed); hasToken says whether
 	// it has a bearer token too, which then must come with them.
-	certs    [][]byte
+	certs    []certHash
 	hasToken bool
 	sections []schemas.Section
 	minCell  int
@@ -155,6 +178,14 @@ func NewAuthorizer(cfg AuthorizerConfig) (*Authorizer, error) {
 		return nil, fmt.Errorf("access: creating metrics: %w", err)
 	}
 	a.suppressed.Add(context.Background(), 0) // exported before the first
+	a.authenticated, err = cfg.Meter.Int64Counter("pophub.access.authenticated",
+		metric.WithUnit("{request}"),
+		metric.WithDescription("Requests authenticated, by identity and by the credential that did, named by its kind and the first "+
+			"8 hex digits of its hash in the policy (credential=\"token sha256:ce0d695d\"): while a credential is rotated, the old "+
+			"one's count stops rising once every client uses the new one. Every credential listed is exported from the start, at zero."))
+	if err != nil {
+		return nil, fmt.Errorf("access: creating metrics: %w", err)
+	}
 	for _, id := range cfg.Policy.Identities {
 		p := &principal{Identity: id, sections: id.Sections(), minCell: cfg.Policy.MinCell(id), counties: id.SubscribedCounties()}
 		p.mask = maskOf(p.sections)
@@ -163,12 +194,16 @@ func NewAuthorizer(cfg AuthorizerConfig) (*Authorizer, error) {
 		p.limiter = rate.NewLimiter(rate.Limit(rl.RPS), rl.Burst)
 		for _, t := range id.Credentials.TokenSHA256 {
 			sum, _ := hex.DecodeString(t) // validated by Parse
-			a.tokens = append(a.tokens, tokenHash{sum: sum, id: p})
+			used := usedOption(id.Name, credentialLabel("token", t))
+			a.tokens = append(a.tokens, tokenHash{sum: sum, id: p, used: used})
+			a.authenticated.Add(context.Background(), 0, used)
 			p.hasToken = true
 		}
 		for _, f := range id.Credentials.CertSHA256 {
 			fp, _ := hex.DecodeString(f)
-			p.certs = append(p.certs, fp)
+			used := usedOption(id.Name, credentialLabel("certificate", f))
+			p.certs = append(p.certs, certHash{sum: fp, used: used})
+			a.authenticated.Add(context.Background(), 0, used)
 		}
 		if p.hasToken || len(p.certs) > 0 {
 			a.ids = append(a.ids, p)
@@ -323,6 +358,7 @@ func (a *Authorizer) Identify(r *http.Request) (Identity, error) {
 
 func (a *Authorizer) authenticate(r *http.Request) (*principal, error) {
 	var byToken, byCert *principal
+	var tokenUsed, certUsed metric.MeasurementOption
 	if len(r.Header.Values("Authorization")) > 1 {
 		// Two credentials name whom? The audit trail must not guess.
 		return nil, errTwoCredentials
@@ -336,7 +372,7 @@ func (a *Authorizer) authenticate(r *http.Request) (*principal, error) {
 		sum := sha256.Sum256([]byte(tok))
 		for _, t := range a.tokens { // every hash, no early exit
 			if subtle.ConstantTimeCompare(sum[:], t.sum) == 1 {
-				byToken = t.id
+				byToken, tokenUsed = t.id, t.used
 			}
 		}
 		if byToken == nil {
@@ -347,23 +383,35 @@ func (a *Authorizer) authenticate(r *http.Request) (*principal, error) {
 		fp := sha256.Sum256(r.TLS.PeerCertificates[0].Raw)
 		for _, p := range a.ids {
 			for _, c := range p.certs {
-				if subtle.ConstantTimeCompare(fp[:], c) == 1 {
-					byCert = p
+				if subtle.ConstantTimeCompare(fp[:], c.sum) == 1 {
+					byCert, certUsed = p, c.used
 				}
 			}
 		}
+	}
+	// Each credential that authenticated counts: a token bound to a
+	// certificate, both.
+	count := func(p *principal) *principal {
+		ctx := r.Context()
+		if byToken == p && tokenUsed != nil {
+			a.authenticated.Add(ctx, 1, tokenUsed)
+		}
+		if byCert == p && certUsed != nil {
+			a.authenticated.Add(ctx, 1, certUsed)
+		}
+		return p
 	}
 	switch {
 	case byToken != nil && len(byToken.certs) > 0 && byCert != byToken:
 		return nil, errCertRequired
 	case byToken != nil:
-		return byToken, nil
+		return count(byToken), nil
 	case byCert != nil && byCert.hasToken:
 		// Both listed, both required: a stolen certificate alone is not
 		// the identity.
 		return nil, errTokenRequired
 	case byCert != nil:
-		return byCert, nil
+		return count(byCert), nil
 	case h == "" && (r.TLS == nil || len(r.TLS.PeerCertificates) == 0):
 		return nil, errNoCredentials
 	}

@@ -1,6 +1,7 @@
 package access
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -12,6 +13,9 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/pophub/pophub/hub/api"
 )
@@ -32,7 +36,10 @@ func TestRotatedCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	az, err := NewAuthorizer(AuthorizerConfig{Policy: p})
+	reader := sdkmetric.NewManualReader()
+	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { provider.Shutdown(context.Background()) })
+	az, err := NewAuthorizer(AuthorizerConfig{Policy: p, Meter: provider.Meter("test")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,6 +71,30 @@ func TestRotatedCredentials(t *testing.T) {
 				t.Errorf("authenticated as %q, want %q", got, tc.want)
 			}
 		})
+	}
+	// Each credential's requests are counted, the unused ones at zero, so
+	// that the operator sees when clients have left the old one.
+	label := func(kind, hash string) string { return kind + " sha256:" + strings.ToLower(hash)[:8] }
+	want := map[string]int64{
+		"tax " + label("token", HashToken("tax-old")):           1,
+		"tax " + label("token", HashToken("tax-new")):           2,
+		"si " + label("token", HashToken("si-old")):             1,
+		"si " + label("token", HashToken("si-new")):             2,
+		"si " + label("certificate", fp(certOld)):               1,
+		"si " + label("certificate", fp(certNew)):               2,
+		"hub-less " + label("token", HashToken("never listed")): -1, // not exported
+	}
+	got := authenticatedCounts(t, reader)
+	for k, n := range want {
+		if n < 0 {
+			if _, ok := got[k]; ok {
+				t.Errorf("pophub.access.authenticated has a series for %s", k)
+			}
+			continue
+		}
+		if got[k] != n {
+			t.Errorf("pophub.access.authenticated{%s} = %d, want %d (all: %v)", k, got[k], n, got)
+		}
 	}
 	// The rotated identity keeps its grants under either token.
 	r := httptest.NewRequest(http.MethodGet, "/", nil)
@@ -216,4 +247,28 @@ func TestOneSecretPerIdentity(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `"si-harbin": credentials.nats.password_bcrypt: the same NATS password hash as identities[0]`) {
 		t.Errorf("si-harbin given the hub's NATS password hash: %v", err)
 	}
+}
+
+// authenticatedCounts reads pophub.access.authenticated by "identity
+// credential".
+func authenticatedCounts(t *testing.T, reader *sdkmetric.ManualReader) map[string]int64 {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name != "pophub.access.authenticated" {
+				continue
+			}
+			for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+				id, _ := dp.Attributes.Value("identity")
+				cred, _ := dp.Attributes.Value("credential")
+				out[id.AsString()+" "+cred.AsString()] = dp.Value
+			}
+		}
+	}
+	return out
 }
