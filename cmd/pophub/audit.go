@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -715,7 +716,10 @@ func auditPolicyChangesCommand() *cobra.Command {
 what changed. A hub started with --policy records one whenever the policy's digest
 (SHA-256 of its canonical form) differs from the last one recorded, with the old and
 new digests and the identities added, removed or changed — names only, never a
-credential. It reads the whole log, and needs no key: the entries name no citizen.`,
+credential. A change of a policy too large for one entry is written as several, the
+identities' digests first ("part" 1 to "parts" - 1) and the change last; only the
+change is listed. It reads the whole log, and needs no key: the entries name no
+citizen.`,
 		Example: `  pophub audit policy-changes --file pophub-data/audit.jsonl`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -730,6 +734,10 @@ credential. It reads the whole log, and needs no key: the entries name no citize
 			err = s.Scan(ctx, 0, 0, func(e *audit.Entry) error {
 				if e.Action != audit.ActionPolicyChange {
 					return nil
+				}
+				var d policyDetail
+				if json.Unmarshal([]byte(e.Detail), &d) == nil && d.Part > 0 && d.Part < d.Parts {
+					return nil // identity digests of the change that follows
 				}
 				n++
 				fmt.Fprintf(w, "%s  seq %-8d %-12s %s\n", e.Time.In(chinaTime).Format(time.DateTime), e.Seq, e.Identity, e.Detail)

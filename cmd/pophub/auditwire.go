@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -194,6 +195,86 @@ type policyDetail struct {
 	// Identities maps each identity to the first 8 hex digits of its
 	// entry's digest: what the next change is compared with.
 	Identities map[string]string `json:"identities,omitempty"`
+	// Part and Parts number the entries of a change whose digests do not
+	// fit in one (policyEntries): the digests are in parts 1 to Parts-1,
+	// written just before the change itself, part Parts. Both are absent
+	// from a change written as one entry.
+	Part  int `json:"part,omitempty"`
+	Parts int `json:"parts,omitempty"`
+}
+
+// policyEntries is the details of the entries that record d: one, or,
+// when d's identity digests take it over maxPolicyDetail, parts holding
+// the digests (each with d's new digest) and then d without them.
+func policyEntries(d policyDetail) [][]byte {
+	one, _ := json.Marshal(d)
+	if len(one) <= maxPolicyDetail {
+		return [][]byte{one}
+	}
+	head := d
+	head.Identities = nil
+	if b, _ := json.Marshal(head); len(b) > maxPolicyDetail-20 {
+		head.Added, head.Removed, head.Changed = nil, nil, nil // too many names: the digests say there was a change
+	}
+	names := slices.Sorted(maps.Keys(d.Identities))
+	var chunks []map[string]string
+	size := 0
+	for _, name := range names {
+		// A name and digest take their quotes, colon and comma; a
+		// part's other fields take well under 200 bytes.
+		n := len(name) + len(d.Identities[name]) + 6
+		if len(chunks) == 0 || size+n > maxPolicyDetail-200 {
+			chunks = append(chunks, map[string]string{})
+			size = 0
+		}
+		chunks[len(chunks)-1][name] = d.Identities[name]
+		size += n
+	}
+	parts := len(chunks) + 1
+	out := make([][]byte, 0, parts)
+	for i, c := range chunks {
+		b, _ := json.Marshal(policyDetail{New: d.New, Identities: c, Part: i + 1, Parts: parts})
+		out = append(out, b)
+	}
+	head.Part, head.Parts = parts, parts
+	b, _ := json.Marshal(head)
+	return append(out, b)
+}
+
+// previousPolicy is the change recorded in last, its identity digests
+// gathered from the parts before it when it was written in several; nil
+// Identities when a part is missing (purged, or written by someone else),
+// so that the change is compared with nothing.
+func (m *Main) previousPolicy(ctx context.Context, last audit.Entry) (*policyDetail, error) {
+	prev := &policyDetail{}
+	if json.Unmarshal([]byte(last.Detail), prev) != nil {
+		return &policyDetail{}, nil // written by someone else: compare with nothing
+	}
+	if prev.Parts <= 1 {
+		return prev, nil
+	}
+	prev.Identities = nil
+	if prev.Part != prev.Parts {
+		return prev, nil
+	}
+	es, err := m.auditStore.PolicyChangesBefore(ctx, last.Seq, prev.Parts-1)
+	if err != nil {
+		return nil, fmt.Errorf("reading the parts of the last recorded policy: %w", err)
+	}
+	ids := map[string]string{}
+	seen := map[int]bool{}
+	for _, e := range es {
+		var p policyDetail
+		if json.Unmarshal([]byte(e.Detail), &p) != nil || p.New != prev.New || p.Parts != prev.Parts || p.Part < 1 || p.Part >= p.Parts {
+			break // the parts come just before the change
+		}
+		seen[p.Part] = true
+		maps.Copy(ids, p.Identities)
+	}
+	if len(seen) == prev.Parts-1 {
+		prev.Identities = ids
+	}
+	return prev, nil
 }
 
 // maxPolicyDetail keeps a policy_change Detail under the log's limit on
@@ -274,30 +355,22 @@ func (m *Main) recordPolicy(ctx context.Context) error {
 	}
 	var prev *policyDetail
 	if ok {
-		prev = &policyDetail{}
-		if json.Unmarshal([]byte(last.Detail), prev) != nil {
-			prev = &policyDetail{} // written by someone else: compare with nothing
+		if prev, err = m.previousPolicy(ctx, last); err != nil {
+			return err
 		}
 	}
 	d := comparePolicy(prev, m.Access)
 	if prev != nil && prev.New == d.New {
 		return nil
 	}
-	detail, _ := json.Marshal(d)
-	if len(detail) > maxPolicyDetail {
-		d.Identities = nil // the next change then reports previous_unknown
-		detail, _ = json.Marshal(d)
-	}
-	if len(detail) > maxPolicyDetail {
-		d.Added, d.Removed, d.Changed = nil, nil, nil
-		detail, _ = json.Marshal(d)
-	}
-	e := audit.Entry{Identity: "pophub", Action: audit.ActionPolicyChange, Purpose: "policy in force at start",
-		Result: "ok", Detail: string(detail)}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := m.auditLog.Append(ctx, e); err != nil {
-		return fmt.Errorf("recording the policy change: %w", err)
+	for _, detail := range policyEntries(d) {
+		e := audit.Entry{Identity: "pophub", Action: audit.ActionPolicyChange, Purpose: "policy in force at start",
+			Result: "ok", Detail: string(detail)}
+		if err := m.auditLog.Append(ctx, e); err != nil {
+			return fmt.Errorf("recording the policy change: %w", err)
+		}
 	}
 	if err := m.auditLog.Flush(ctx); err != nil {
 		return fmt.Errorf("recording the policy change: %w", err)

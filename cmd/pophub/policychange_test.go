@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -26,29 +27,9 @@ func TestPolicyChangeRecorded(t *testing.T) {
 	if !strings.Contains(string(example), harbinRead) {
 		t.Fatalf("the example policy no longer has %s", harbinRead)
 	}
-	dataDir, policyDir := t.TempDir(), t.TempDir()
+	dataDir := t.TempDir()
 	ctx := context.Background()
-
-	// start opens the audit trail as Main.Start does under --policy.
-	start := func(t *testing.T, policy string) {
-		t.Helper()
-		path := filepath.Join(policyDir, "policy.yaml")
-		if err := os.WriteFile(path, []byte(policy), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		p, err := access.Load(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m := &Main{Config: Config{DataDir: dataDir}, Logger: testLogger(t), Access: p}
-		if err := m.openAudit(ctx); err != nil {
-			t.Fatalf("opening the audit trail: %v", err)
-		}
-		if err := m.auditLog.Close(ctx); err != nil {
-			t.Fatal(err)
-		}
-		m.auditStore.Close()
-	}
+	start := func(t *testing.T, policy string) { t.Helper(); openAuditUnder(t, dataDir, policy) }
 	// recorded is the trail's policy changes.
 	recorded := func(t *testing.T) []policyDetail {
 		t.Helper()
@@ -131,4 +112,101 @@ func TestPolicyChangeRecorded(t *testing.T) {
 	if err != nil || !strings.Contains(out, "3 entries") {
 		t.Errorf("verify: %v\n%s", err, out)
 	}
+}
+
+// TestPolicyChangeNamesIdentitiesInALargePolicy: a provincial policy of
+// hundreds of identities (a subscriber per district bureau) has identity
+// digests too large for one entry's detail. They are written as parts
+// before the change, so the next change still names who changed, and
+// policy-changes lists the changes only.
+func TestPolicyChangeNamesIdentitiesInALargePolicy(t *testing.T) {
+	example, err := os.ReadFile(examplePolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	b.Write(example)
+	const n = 400
+	for i := range n {
+		fmt.Fprintf(&b, `
+  - name: district-bureau-%03d
+    kind: subscriber
+    read: ["identity", "hukou", "status"]
+    credentials:
+      token_sha256: %064x
+`, i, i+1)
+	}
+	large := b.String()
+	dataDir := t.TempDir()
+	ctx := context.Background()
+	start := func(text string) { t.Helper(); openAuditUnder(t, dataDir, text) }
+	start(large)
+	changed := strings.Replace(large, fmt.Sprintf("token_sha256: %064x", 8), fmt.Sprintf("token_sha256: %064x", 9999), 1)
+	changed = strings.Replace(changed, "  - name: district-bureau-042\n", "  - name: district-bureau-042-renamed\n", 1)
+	start(changed)
+	start(changed) // unchanged: nothing recorded
+
+	f, err := audit.OpenFile(filepath.Join(dataDir, "audit.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var changes []policyDetail
+	parts := 0
+	if err := f.Scan(ctx, 0, 0, func(e *audit.Entry) error {
+		if e.Action != audit.ActionPolicyChange {
+			return nil
+		}
+		if len(e.Detail) > maxPolicyDetail {
+			t.Errorf("seq %d: a detail of %d bytes", e.Seq, len(e.Detail))
+		}
+		var d policyDetail
+		if err := json.Unmarshal([]byte(e.Detail), &d); err != nil {
+			t.Errorf("detail %q: %v", e.Detail, err)
+		}
+		if d.Part < d.Parts {
+			parts++
+		} else {
+			changes = append(changes, d)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(changes) != 2 || parts < 4 {
+		t.Fatalf("%d changes and %d parts recorded, want 2 changes, each with its digests in parts", len(changes), parts)
+	}
+	d := changes[1]
+	if d.Unknown || !slices.Equal(d.Changed, []string{"district-bureau-007"}) || !slices.Equal(d.Removed, []string{"district-bureau-042"}) ||
+		!slices.Equal(d.Added, []string{"district-bureau-042-renamed"}) || d.Old != changes[0].New {
+		t.Errorf("the second change of a %d-identity policy: %+v", n, d)
+	}
+
+	out, err := execute(t, auditCommand(), "policy-changes", "--file", filepath.Join(dataDir, "audit.jsonl"))
+	if err != nil || !strings.Contains(out, "2 policy changes") || !strings.Contains(out, `"changed":["district-bureau-007"]`) {
+		t.Errorf("policy-changes: %v\n%s", err, out)
+	}
+	out, err = execute(t, auditCommand(), "verify", "--file", filepath.Join(dataDir, "audit.jsonl"), "--key-file", filepath.Join(dataDir, "audit.key"))
+	if err != nil {
+		t.Errorf("verify: %v\n%s", err, out)
+	}
+}
+
+// openAuditUnder opens the audit trail in dataDir as Main.Start does under
+// the policy text, recording it if it changed, and closes it.
+func openAuditUnder(t *testing.T, dataDir, policy string) {
+	t.Helper()
+	p, err := access.Load(writePolicy(t, policy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	m := &Main{Config: Config{DataDir: dataDir}, Logger: testLogger(t), Access: p}
+	if err := m.openAudit(ctx); err != nil {
+		t.Fatalf("opening the audit trail: %v", err)
+	}
+	if err := m.auditLog.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m.auditStore.Close()
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/pophub/pophub/internal/durable"
@@ -59,37 +60,72 @@ func (l *File) LastPolicyChange(ctx context.Context) (Entry, bool, error) {
 		return Entry{}, false, fmt.Errorf("opening audit file: %w", err)
 	}
 	defer f.Close()
-	if e, ok := l.markedPolicyChange(f); ok {
+	if e, _, ok := l.markedPolicyChange(f); ok {
 		return e, true, nil
 	}
 	st, err := f.Stat()
 	if err != nil {
 		return Entry{}, false, fmt.Errorf("opening audit file: %w", err)
 	}
-	return lastPolicyLine(ctx, f, st.Size(), 1<<20)
+	e, _, ok, err := lastPolicyLine(ctx, f, st.Size(), 1<<20)
+	return e, ok, err
 }
 
-// markedPolicyChange reads the entry the mark names; false when there is
-// no mark or it does not name a policy_change entry of that Seq (a purge
-// or a tool rewrote the file).
-func (l *File) markedPolicyChange(f *os.File) (Entry, bool) {
+// PolicyChangesBefore implements Store: it reads backwards from the line
+// of the policy change seq (located by the mark when it names it), so
+// parts written just before it cost a few lines' reading.
+func (l *File) PolicyChangesBefore(ctx context.Context, seq int64, n int) ([]Entry, error) {
+	f, err := os.Open(l.path)
+	if err != nil {
+		return nil, fmt.Errorf("opening audit file: %w", err)
+	}
+	defer f.Close()
+	end := int64(-1)
+	if e, off, ok := l.markedPolicyChange(f); ok && e.Seq == seq {
+		end = off
+	}
+	if end < 0 {
+		st, err := f.Stat()
+		if err != nil {
+			return nil, fmt.Errorf("opening audit file: %w", err)
+		}
+		end = st.Size()
+	}
+	var out []Entry
+	for len(out) < n && end > 0 {
+		e, off, ok, err := lastPolicyLine(ctx, f, end, 1<<20)
+		if err != nil || !ok {
+			return out, err
+		}
+		if e.Seq < seq {
+			out = append(out, e)
+		}
+		end = off
+	}
+	return out, nil
+}
+
+// markedPolicyChange reads the entry the mark names, and its line's
+// offset; false when there is no mark or it does not name a policy_change
+// entry of that Seq (a purge or a tool rewrote the file).
+func (l *File) markedPolicyChange(f *os.File) (Entry, int64, bool) {
 	b, err := os.ReadFile(l.path + policyMarkSuffix)
 	if err != nil {
-		return Entry{}, false
+		return Entry{}, 0, false
 	}
 	var m policyMark
 	if json.Unmarshal(b, &m) != nil || m.Offset < 0 {
-		return Entry{}, false
+		return Entry{}, 0, false
 	}
 	line, err := readLineAt(f, m.Offset)
 	if err != nil {
-		return Entry{}, false
+		return Entry{}, 0, false
 	}
 	var e Entry
 	if json.Unmarshal(line, &e) != nil || e.Action != ActionPolicyChange || e.Seq != m.Seq {
-		return Entry{}, false
+		return Entry{}, 0, false
 	}
-	return e, true
+	return e, m.Offset, true
 }
 
 // policyNeedle is how a policy_change entry's line names its action
@@ -98,18 +134,18 @@ var policyNeedle = []byte(`"action":"` + string(ActionPolicyChange) + `"`)
 
 // lastPolicyLine reads the complete lines of the first size bytes of f
 // from the end, chunk bytes at a time (at least the longest line), and
-// returns the newest policy_change entry.
-func lastPolicyLine(ctx context.Context, f *os.File, size, chunk int64) (Entry, bool, error) {
+// returns the newest policy_change entry and its line's offset.
+func lastPolicyLine(ctx context.Context, f *os.File, size, chunk int64) (Entry, int64, bool, error) {
 	var carry []byte // the start of a line that began before the chunk read last
 	first := true
 	for end := size; end > 0; {
 		if err := ctx.Err(); err != nil {
-			return Entry{}, false, err
+			return Entry{}, 0, false, err
 		}
 		start := max(0, end-chunk)
 		seg := make([]byte, end-start, end-start+int64(len(carry)))
 		if _, err := f.ReadAt(seg, start); err != nil {
-			return Entry{}, false, fmt.Errorf("reading audit file: %w", err)
+			return Entry{}, 0, false, fmt.Errorf("reading audit file: %w", err)
 		}
 		seg = append(seg, carry...)
 		if first {
@@ -118,12 +154,14 @@ func lastPolicyLine(ctx context.Context, f *os.File, size, chunk int64) (Entry, 
 			first = false
 		}
 		carry = nil
+		base := start // the offset of seg[0] in f
 		if start > 0 {
 			cut := bytes.IndexByte(seg, '\n') + 1
 			if cut == 0 {
-				return Entry{}, false, errors.New("reading audit file: a line longer than the chunk read")
+				return Entry{}, 0, false, errors.New("reading audit file: a line longer than the chunk read")
 			}
 			carry, seg = seg[:cut], seg[cut:]
+			base += int64(cut)
 		}
 		for len(seg) > 0 {
 			seg = seg[:len(seg)-1] // the newline
@@ -135,15 +173,15 @@ func lastPolicyLine(ctx context.Context, f *os.File, size, chunk int64) (Entry, 
 			}
 			var e Entry
 			if err := json.Unmarshal(line, &e); err != nil {
-				return Entry{}, false, fmt.Errorf("reading audit file: %w", err)
+				return Entry{}, 0, false, fmt.Errorf("reading audit file: %w", err)
 			}
 			if e.Action == ActionPolicyChange {
-				return e, true, nil
+				return e, base + int64(i), true, nil
 			}
 		}
 		end = start
 	}
-	return Entry{}, false, nil
+	return Entry{}, 0, false, nil
 }
 
 // writePolicyMark replaces the mark atomically; nil m removes it. Both
@@ -176,6 +214,27 @@ func (l *File) writePolicyMark(m *policyMark) error {
 		return fmt.Errorf("writing the policy mark: %w", err)
 	}
 	return durable.SyncDir(filepath.Dir(path))
+}
+
+// PolicyChangesBefore implements Store through the partial index
+// audit_log_policy_change.
+func (p *Postgres) PolicyChangesBefore(ctx context.Context, seq int64, n int) ([]Entry, error) {
+	var out []Entry
+	err := p.query(ctx, p.pool, "seq IN (SELECT seq FROM "+p.log+" WHERE action = '"+string(ActionPolicyChange)+"' AND seq < $1 ORDER BY seq DESC LIMIT $2)",
+		[]any{seq, n}, func(e *Entry) error {
+			c := *e
+			c.Sections = append([]string(nil), e.Sections...)
+			if len(c.Sections) == 0 {
+				c.Sections = nil
+			}
+			out = append(out, c)
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("reading the policy changes before %d: %w", seq, err)
+	}
+	slices.Reverse(out) // newest first, as File returns them
+	return out, nil
 }
 
 // LastPolicyChange implements Store through the partial index

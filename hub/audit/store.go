@@ -44,6 +44,10 @@ type Store interface {
 	// when there is none, without reading the whole log (a hub checks it on
 	// every start).
 	LastPolicyChange(ctx context.Context) (Entry, bool, error)
+	// PolicyChangesBefore returns up to n entries of ActionPolicyChange
+	// older than the one of seq, newest first: the parts a policy change
+	// too large for one entry was written in (a hub reads them on start).
+	PolicyChangesBefore(ctx context.Context, seq int64, n int) ([]Entry, error)
 	// Close releases the store. Safe to call twice.
 	Close() error
 }

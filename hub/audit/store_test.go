@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -333,7 +334,7 @@ func TestFilePolicyMark(t *testing.T) {
 			}
 			r, _ := os.Open(f.Path())
 			defer r.Close()
-			if e, ok := f.markedPolicyChange(r); !ok || e.Seq != 22 {
+			if e, _, ok := f.markedPolicyChange(r); !ok || e.Seq != 22 {
 				t.Errorf("after the purge the mark names seq %d, %v; want 22", e.Seq, ok)
 			}
 		})
@@ -363,9 +364,66 @@ func TestLastPolicyLineChunks(t *testing.T) {
 		longest = max(longest, len(line))
 	}
 	for chunk := int64(longest); chunk < st.Size()+10; chunk += 37 {
-		e, ok, err := lastPolicyLine(context.Background(), r, st.Size(), chunk)
+		e, off, ok, err := lastPolicyLine(context.Background(), r, st.Size(), chunk)
 		if err != nil || !ok || e.Seq != 30 {
 			t.Fatalf("chunk %d: seq %d, %v, %v; want 30", chunk, e.Seq, ok, err)
 		}
+		// The offset is the line's: reading back from it finds the one
+		// before.
+		if line, err := readLineAt(r, off); err != nil || !bytes.Contains(line, []byte(`"seq":30,`)) {
+			t.Fatalf("chunk %d: offset %d holds %q, %v; want seq 30's line", chunk, off, line, err)
+		}
+		if e, _, ok, err := lastPolicyLine(context.Background(), r, off, chunk); err != nil || !ok || e.Seq != 25 {
+			t.Fatalf("chunk %d: before offset %d: seq %d, %v, %v; want 25 (policy changes every fifth entry)", chunk, off, e.Seq, ok, err)
+		}
+	}
+}
+
+// TestPolicyChangesBefore finds the policy changes older than one, newest
+// first, on both stores: the parts of a change written in several
+// entries.
+func TestPolicyChangesBefore(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			k := testKey(t)
+			s, _ := b.open(t)
+			ctx := context.Background()
+			fill(t, s, k, base, 30, 7) // policy changes every fifth entry: seq 5, 10, …, 30
+			seqs := func(seq int64, n int) []int64 {
+				t.Helper()
+				es, err := s.PolicyChangesBefore(ctx, seq, n)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var out []int64
+				for _, e := range es {
+					if e.Action != ActionPolicyChange {
+						t.Errorf("seq %d is a %s", e.Seq, e.Action)
+					}
+					out = append(out, e.Seq)
+				}
+				return out
+			}
+			for _, tc := range []struct {
+				seq  int64
+				n    int
+				want []int64
+			}{
+				{30, 3, []int64{25, 20, 15}},
+				{30, 100, []int64{25, 20, 15, 10, 5}},
+				{12, 2, []int64{10, 5}},
+				{5, 2, nil},
+			} {
+				if got := seqs(tc.seq, tc.n); !slices.Equal(got, tc.want) {
+					t.Errorf("before %d, up to %d: %v, want %v", tc.seq, tc.n, got, tc.want)
+				}
+			}
+			if f, ok := s.(*File); ok {
+				f.writePolicyMark(nil) // read from the end instead
+				if got := seqs(30, 2); !slices.Equal(got, []int64{25, 20}) {
+					t.Errorf("without the mark: %v, want [25 20]", got)
+				}
+			}
+		})
 	}
 }
