@@ -40,10 +40,11 @@ func TestDevEnforcesThePolicyInForceOnKafka(t *testing.T) {
 		}
 		return path
 	}
-	// A: marriage may not publish yet. B: tax may no longer, marriage may.
-	policyA := writePolicy("a.yaml", strings.Replace(string(example), marriagePublish, `publish: []`, 1))
-	policyB := writePolicy("b.yaml", strings.Replace(string(example), taxPublish, `publish: []`, 1))
+	// A: marriage may not publish yet. B: tax may no longer, marriage may,
+	// and health's password is rotated (its keys those of the new one).
 	const healthRef, rotated = "env:POPHUB_KAFKA_PW_HEALTH", "rotated-health-password-2"
+	policyA := writePolicy("a.yaml", strings.Replace(string(example), marriagePublish, `publish: []`, 1))
+	policyB := writePolicy("b.yaml", withHealthKeys(t, strings.Replace(string(example), taxPublish, `publish: []`, 1), rotated))
 	oldHealth := access.DemoSecret(healthRef)
 	rotating := func(ref string) (string, error) {
 		if ref == healthRef {
