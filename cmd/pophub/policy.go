@@ -216,7 +216,7 @@ script only adds.`,
 			}
 			var prev *access.Policy
 			if previous != "" {
-				if prev, err = access.Load(previous); err != nil {
+				if prev, err = access.LoadPrevious(previous); err != nil {
 					return fmt.Errorf("--previous: %w", err)
 				}
 			}

@@ -168,3 +168,34 @@ func TestDemoEnvLeavesOutRotatedSecrets(t *testing.T) {
 		})
 	}
 }
+
+// TestKafkaACLsPreviousFromAnOlderRelease: --previous is the policy the
+// cluster was last set up from, often written for an earlier release and
+// valid then, such as one where two departments shared a Kafka password
+// reference, which this release refuses. Fixing that by giving marriage
+// up, the operator still gets the script that takes marriage away.
+func TestKafkaACLsPreviousFromAnOlderRelease(t *testing.T) {
+	example := exampleText(t)
+	const marriageRef, taxRef = "password: env:POPHUB_KAFKA_PW_MARRIAGE", "password: env:POPHUB_KAFKA_PW_TAX"
+	if strings.Count(example, marriageRef) != 1 || strings.Count(example, taxRef) != 1 {
+		t.Fatal("the example policy no longer has marriage's and tax's password references once")
+	}
+	old := writePolicy(t, strings.Replace(example, marriageRef, taxRef, 1))
+	from, to := strings.Index(example, "  - name: marriage\n"), strings.Index(example, "  - name: si-harbin\n")
+	if from < 0 || to < from {
+		t.Fatal("the example policy no longer has marriage before si-harbin")
+	}
+	current := writePolicy(t, example[:from]+example[to:])
+
+	out, errOut, err := runPolicy(t, "", "kafka-acls", "--policy", current, "--previous", old)
+	if err != nil {
+		t.Fatalf("kafka-acls --previous refuses the policy the cluster was set up from: %v\n%s", err, errOut)
+	}
+	if !strings.Contains(out, "--remove --force --allow-principal User:marriage") || !strings.Contains(out, "--entity-name marriage --delete-config") {
+		t.Errorf("the script does not take marriage away:\n%s", out)
+	}
+	// A file that is no policy at all is still refused.
+	if _, _, err := runPolicy(t, "", "kafka-acls", "--policy", current, "--previous", writePolicy(t, "identities: {nope")); err == nil {
+		t.Error("a --previous that does not decode is taken")
+	}
+}

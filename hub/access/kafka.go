@@ -188,8 +188,9 @@ KC='kafka-configs.sh --bootstrap-server '"$KAFKA_BOOTSTRAP"' --command-config '"
 KA='kafka-acls.sh --bootstrap-server '"$KAFKA_BOOTSTRAP"' --command-config '"$KAFKA_ADMIN_CONFIG"
 `)
 	acls := p.KafkaACLs()
+	var dropped []string
 	if prev != nil {
-		writeRevocations(&b, p, prev, acls)
+		dropped = writeRevocations(&b, p, prev, acls)
 	}
 	for _, id := range p.Identities {
 		k := id.Credentials.Kafka
@@ -208,13 +209,38 @@ KA='kafka-acls.sh --bootstrap-server '"$KAFKA_BOOTSTRAP"' --command-config '"$KA
 		}
 		writeACLs(&b, "--add", id.Name, acls)
 	}
+	writeUserDeletions(&b, prev, dropped)
 	return b.String()
 }
 
-// writeRevocations writes the commands that take away what prev granted
-// and p does not: first the users of identities left without a Kafka
-// credential, then the ACLs, by identity.
-func writeRevocations(b *strings.Builder, p, prev *Policy, acls []KafkaACL) {
+// writeUserDeletions writes, after every grant, the deletion of the SCRAM
+// users of the dropped identities: last, so that an administrator renamed
+// in the policy exists before the old one goes, and tolerant of a user
+// already gone, so that the script can run again (a broker refuses to
+// delete a credential it does not have). An administrator of prev is
+// never deleted here: the script may be running as it, and the brokers
+// take it as a superuser until they restart with the new super.users.
+func writeUserDeletions(b *strings.Builder, prev *Policy, dropped []string) {
+	if len(dropped) == 0 {
+		return
+	}
+	supers := superUsers(prev)
+	b.WriteString("\n# Users of identities without a Kafka credential now.\n")
+	for _, name := range dropped {
+		if slices.Contains(supers, "User:"+name) {
+			fmt.Fprintf(b, "# %s was an administrator: once the brokers run with the new super.users, delete it:\n"+
+				"#   $KC --alter --entity-type users --entity-name %s --delete-config SCRAM-SHA-512\n", name, name)
+			continue
+		}
+		fmt.Fprintf(b, "$KC --alter --entity-type users --entity-name %s --delete-config SCRAM-SHA-512 || echo \"%s: no SCRAM credential to delete (already gone?)\" >&2\n", name, name)
+	}
+}
+
+// writeRevocations writes the commands that remove the ACLs prev granted
+// and p does not, by identity, and returns the identities left without a
+// Kafka credential, whose users writeUserDeletions deletes once every
+// grant is made.
+func writeRevocations(b *strings.Builder, p, prev *Policy, acls []KafkaACL) (dropped []string) {
 	keep := map[KafkaACL]bool{}
 	for _, a := range acls {
 		keep[a] = true
@@ -225,23 +251,21 @@ func writeRevocations(b *strings.Builder, p, prev *Policy, acls []KafkaACL) {
 			gone = append(gone, a)
 		}
 	}
-	var names []string
+	header := false
 	for _, id := range prev.Identities {
-		now, ok := p.Identity(id.Name)
-		dropped := id.Credentials.Kafka != nil && (!ok || now.Credentials.Kafka == nil)
-		revoked := slices.ContainsFunc(gone, func(a KafkaACL) bool { return a.Principal == id.Name })
-		if !dropped && !revoked {
+		if now, ok := p.Identity(id.Name); id.Credentials.Kafka != nil && (!ok || now.Credentials.Kafka == nil) {
+			dropped = append(dropped, id.Name)
+		}
+		if !slices.ContainsFunc(gone, func(a KafkaACL) bool { return a.Principal == id.Name }) {
 			continue
 		}
-		if len(names) == 0 {
+		if !header {
 			b.WriteString("\n# Taken away: granted by the previous policy, not by this one.\n")
-		}
-		names = append(names, id.Name)
-		if dropped {
-			fmt.Fprintf(b, "$KC --alter --entity-type users --entity-name %s --delete-config SCRAM-SHA-512\n", id.Name)
+			header = true
 		}
 		writeACLs(b, "--remove --force", id.Name, gone)
 	}
+	return dropped
 }
 
 // writeACLs writes one kafka-acls.sh command (verb: --add, or --remove

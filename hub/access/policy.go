@@ -249,6 +249,30 @@ func Parse(b []byte) (*Policy, error) {
 	return &p, nil
 }
 
+// LoadPrevious reads a policy as `policy kafka-acls --previous` needs it:
+// decoded and given its defaults, but not held to this release's rules.
+// It is the policy a cluster was last set up from, often written for an
+// earlier release, and a rule added since (one secret per identity, say)
+// must not keep what it granted from being taken away. Only a file that
+// does not decode, or has fields no policy has, is refused.
+func LoadPrevious(path string) (*Policy, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading policy: %w", err)
+	}
+	var p Policy
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&p); err != nil {
+		return nil, fmt.Errorf("decoding policy %s: %w", path, err)
+	}
+	if len(p.Identities) == 0 {
+		return nil, fmt.Errorf("decoding policy %s: it names no identity", path)
+	}
+	p.index()
+	return &p, nil
+}
+
 // yamlHint adds advice to yaml.v3's unknown-field messages that look like
 // an attempt to write a secret in clear.
 func yamlHint(m string) string {
