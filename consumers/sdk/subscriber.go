@@ -368,9 +368,11 @@ type item struct {
 // retried.
 func (s *Subscriber) Run(ctx context.Context) error {
 	ctx, stop := context.WithCancelCause(ctx)
-	defer stop(nil)
-	go s.watchConnection(ctx, stop)
+	var watch sync.WaitGroup
+	watch.Go(func() { s.watchConnection(ctx, stop) })
 	err := s.run(ctx)
+	stop(nil)
+	watch.Wait()
 	if cause := context.Cause(ctx); errors.Is(cause, ErrConnectionClosed) {
 		s.setHealth(cause)
 		return cause
@@ -390,8 +392,11 @@ var ErrConnectionClosed = errors.New("the NATS connection closed for good")
 // closed for good.
 const connectionCheck = time.Second
 
-// watchConnection ends ctx with ErrConnectionClosed once the connection
-// is closed, until ctx ends.
+// watchConnection ends ctx with ErrConnectionClosed once the server has
+// closed the connection for good, until ctx ends. Only a refused login
+// does that (nats.go stops reconnecting after the second); a connection
+// closed by its owner (a Conn passed in Config, closed on purpose) is no
+// reason to report one.
 func (s *Subscriber) watchConnection(ctx context.Context, stop context.CancelCauseFunc) {
 	t := time.NewTicker(connectionCheck)
 	defer t.Stop()
@@ -401,21 +406,22 @@ func (s *Subscriber) watchConnection(ctx context.Context, stop context.CancelCau
 			return
 		case <-t.C:
 		}
-		if !s.nc.IsClosed() {
+		last := s.nc.LastError()
+		if !s.nc.IsClosed() || !loginRefused(last) {
 			continue
 		}
-		err := fmt.Errorf("subscriber %s: %w", s.cfg.Name, ErrConnectionClosed)
-		if last := s.nc.LastError(); last != nil {
-			err = fmt.Errorf("%w: %w", err, last)
-			if errors.Is(last, nats.ErrAuthorization) {
-				err = fmt.Errorf("%w: the server refused the login (a rotated password, or an identity the policy no longer has): "+
-					"start the subscriber again with its current credentials", err)
-			}
-		}
+		err := fmt.Errorf("subscriber %s: %w: %w: the server refused the login (a rotated password, or an identity the policy no longer has): "+
+			"start the subscriber again with its current credentials", s.cfg.Name, ErrConnectionClosed, last)
 		s.cfg.Logger.Error("subscriber: stopping", "subscriber", s.cfg.Name, "error", err)
 		stop(err)
 		return
 	}
+}
+
+// loginRefused reports whether err is the server refusing the
+// connection's credentials.
+func loginRefused(err error) bool {
+	return errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) || errors.Is(err, nats.ErrAuthRevoked)
 }
 
 func (s *Subscriber) run(ctx context.Context) error {

@@ -33,9 +33,20 @@ func (d *Digests) UnmarshalYAML(n *yaml.Node) error {
 		}
 		return nil
 	case yaml.SequenceNode:
-		var l []string
-		if err := n.Decode(&l); err != nil {
-			return err
+		// Item by item: decoding the list whole would drop a null item
+		// (a "-" line whose hash was never pasted) without a word.
+		l := make([]string, 0, len(n.Content))
+		var problems []string
+		for _, item := range n.Content {
+			var s string
+			if item.Kind != yaml.ScalarNode || item.Tag == "!!null" || item.Decode(&s) != nil || s == "" {
+				problems = append(problems, fmt.Sprintf("line %d: an empty or malformed item in a list of hashes", item.Line))
+				continue
+			}
+			l = append(l, s)
+		}
+		if len(problems) > 0 {
+			return &yaml.TypeError{Errors: problems}
 		}
 		*d = l
 		return nil

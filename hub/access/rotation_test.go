@@ -272,3 +272,37 @@ func authenticatedCounts(t *testing.T, reader *sdkmetric.ManualReader) map[strin
 	}
 	return out
 }
+
+// TestRotatedListItemMissing: a "-" line added for the new hash and never
+// filled in, or a template's "~", is refused with its line, as an empty
+// string is, not dropped: the file would otherwise check as valid and the
+// mistake show only as 401s once clients move to the new token.
+func TestRotatedListItemMissing(t *testing.T) {
+	one := "0000000000000000000000000000000000000000000000000000000000000001"
+	for _, list := range []string{"[" + one + ", null]", "[" + one + ", ~]", "\n        - " + one + "\n        -", "[" + one + `, ""]`, "[" + one + ", [x]]"} {
+		src := strings.Replace(base, "token_sha256: "+one, "token_sha256: "+list, 1)
+		_, err := Parse([]byte(src))
+		if err == nil || !strings.Contains(err.Error(), "an empty or malformed item in a list of hashes") {
+			t.Errorf("token_sha256: %s: %v", strings.TrimSpace(list), err)
+		}
+	}
+}
+
+// TestHubNeedsANATSPassword: the hub logs in to NATS with a password, so
+// a policy giving it an nkey is refused, rather than a refused login
+// being explained by a password hash the policy does not have.
+func TestHubNeedsANATSPassword(t *testing.T) {
+	src := strings.Replace(base, `nats: {password_bcrypt: "$2a$11$13jUY/34NnVpUIEi0G8uBOOcgqtptBPU7HlA9sQ4N.0dQ0dGgdVKy"}`,
+		"nats: {nkey: UAXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4}", 1)
+	if src == base {
+		t.Fatal("the test policy no longer gives the hub that password hash")
+	}
+	_, err := Parse([]byte(src))
+	if err == nil || !strings.Contains(err.Error(), `identities[0] "hub": credentials.nats: the hub logs in to NATS with a password (--nats-password): give password_bcrypt, not an nkey`) {
+		t.Errorf("a hub with an nkey: %v", err)
+	}
+	hub := Identity{Name: "hub", Credentials: Credentials{NATS: &NATSCredential{Nkey: "UAXU"}}}
+	if err := hub.CheckNATSPassword("anything"); err == nil {
+		t.Error("an identity without a password hash takes any NATS password as its own")
+	}
+}

@@ -181,12 +181,12 @@ func (k *KafkaCredential) CheckPassword(pw string) error {
 
 // CheckNATSPassword reports whether password is the one the identity's
 // credentials.nats.password_bcrypt is of; an identity without a bcrypt
-// hash has nothing to check it against. It is slow (bcrypt, on purpose):
-// call it to explain a login the server refused.
+// hash (none, or an nkey) has no password that could be right. It is slow
+// (bcrypt, on purpose): call it to explain a login the server refused.
 func (id Identity) CheckNATSPassword(password string) error {
 	n := id.Credentials.NATS
 	if n == nil || n.PasswordBcrypt == "" {
-		return nil
+		return fmt.Errorf("%s has no credentials.nats.password_bcrypt: no NATS password is its", id.Name)
 	}
 	if bcrypt.CompareHashAndPassword([]byte(n.PasswordBcrypt), []byte(password)) != nil {
 		return fmt.Errorf("the NATS password given to %s is not the one its credentials.nats.password_bcrypt is of", id.Name)

@@ -403,6 +403,9 @@ func (c Credentials) validate(id *Identity, path string, ve *ValidationError) {
 	if id.Kind == KindHub && (c.Kafka == nil || c.NATS == nil) {
 		ve.add(path, "the hub needs a kafka and a nats credential")
 	}
+	if id.Kind == KindHub && c.NATS != nil && c.NATS.PasswordBcrypt == "" {
+		ve.add(path+".nats", "the hub logs in to NATS with a password (--nats-password): give password_bcrypt, not an nkey")
+	}
 }
 
 // sharedRoots are the first tokens of the subjects the hub shares among
