@@ -130,7 +130,8 @@ func (s *Stream) retypedColumns(ctx context.Context, st *streamState) []string {
 		}
 		now := fmt.Sprintf("the type with OID %d", c.DataType)
 		var name string
-		if st.catalog.QueryRow(ctx, "SELECT format_type($1, $2)", c.DataType, c.TypeModifier).Scan(&name) == nil {
+		// A catch-up session has no catalog connection: the OID says it.
+		if st.catalog != nil && st.catalog.QueryRow(ctx, "SELECT format_type($1, $2)", c.DataType, c.TypeModifier).Scan(&name) == nil {
 			now = name
 		}
 		changed = append(changed, fmt.Sprintf("column %s was of type %s, not %s as when the stream started", c.Name, now, was.name))
