@@ -364,8 +364,8 @@ func (s *Stream) readPublication(ctx context.Context, db *pgx.Conn, t *tableInfo
 func (s *Stream) publicationMismatch(t *tableInfo, st publicationState) string {
 	pub := s.cfg.Publication
 	if !st.exists {
-		return fmt.Sprintf("publication %s was dropped, and PostgreSQL sends no change of the table without it: create it again (%s)",
-			pub, s.createPublicationSQL(t))
+		return fmt.Sprintf("publication %s was dropped, and PostgreSQL sends no change of the table without it: create it again, "+
+			"with the comment that records this slot's completed copy (%s; %s)", pub, s.createPublicationSQL(t), s.copyDoneSQL(t))
 	}
 	var lacking []string
 	for _, kind := range []string{opInsert, opUpdate, opDelete} {

@@ -436,6 +436,32 @@ func (e *identityGapError) Error() string {
 // created with it, and an existing one without it is refused. So is one
 // that leaves out a kind of change the mapping maps (someone else may
 // have created it, or altered it since), checked at every start.
+// refuseDroppedPublication stops a start that finds the publication
+// missing while the slot exists: the DBA dropped it since the stream
+// last ran. Created again without a word, it would lack the comment that
+// records the slot's completed copy, and the table would be copied again,
+// every row changed since sent twice under new event ids.
+func (s *Stream) refuseDroppedPublication(ctx context.Context, db *pgx.Conn, t *tableInfo) error {
+	var slot bool
+	if err := db.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)", s.cfg.Slot).Scan(&slot); err != nil {
+		return fmt.Errorf("looking up replication slot %s: %w", s.cfg.Slot, err)
+	}
+	if !slot {
+		return nil
+	}
+	return fmt.Errorf("checking publication %s: %w: it is missing while replication slot %s exists, so it was dropped since the stream "+
+		"last ran. If the stream had copied the table (it had run before), create it again with the comment that records the copy: "+
+		"%s; %s. Should the server then refuse to decode changes made while it was missing, or if the first copy never completed, "+
+		"drop the slot instead (SELECT pg_drop_replication_slot('%s')): the next start copies the table again",
+		s.cfg.Publication, ErrPublicationChanged, s.cfg.Slot, s.createPublicationSQL(t), s.copyDoneSQL(t), s.cfg.Slot)
+}
+
+// copyDoneSQL is the COMMENT that records, on a publication created again
+// by hand, that the slot's copy of t completed (see copyState).
+func (s *Stream) copyDoneSQL(t *tableInfo) string {
+	return fmt.Sprintf("COMMENT ON PUBLICATION %s IS '%s %s'", s.cfg.Publication, markPrefix, copyState{done: true, oid: t.oid}.entry(s.cfg.Slot))
+}
+
 func (s *Stream) ensurePublication(ctx context.Context, db *pgx.Conn, t *tableInfo) error {
 	var exists, hasTable, viaRoot, genPublished bool
 	var published, listed []string
@@ -474,6 +500,11 @@ func (s *Stream) ensurePublication(ctx context.Context, db *pgx.Conn, t *tableIn
 			if s.plan.ops[kind] != nil {
 				publish = append(publish, kind)
 			}
+		}
+	}
+	if !exists {
+		if err := s.refuseDroppedPublication(ctx, db, t); err != nil {
+			return err
 		}
 	}
 	already := exists && hasTable && (slices.Contains(published, opUpdate) || slices.Contains(published, opDelete))

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -322,6 +323,24 @@ func (s *Stream) Run(ctx context.Context) error {
 	}
 }
 
+// replicationError is the server's error ending the replication stream.
+// One that a publication it cannot find caused is final: the server
+// decodes each change through the publication as it was when the change
+// was made, so a change made while the publication did not exist fails
+// on every session, even once it exists again, and retrying would keep
+// the slot, and the WAL it holds, where it is for ever.
+func (s *Stream) replicationError(st *streamState, err *pgconn.PgError) error {
+	if err.Code != "42704" || !strings.Contains(err.Message, "publication") { // undefined_object
+		return fmt.Errorf("replicating: %w", err)
+	}
+	return fmt.Errorf("streaming %s: %w: the server cannot decode the slot's changes past LSN %s (%s): publication %s was dropped "+
+		"while changes of the table were made, and the server reads each change through the publication as it was then. "+
+		"Drop the slot (SELECT pg_drop_replication_slot('%s')) and start again: the next start creates the publication if it is "+
+		"missing and copies the table again; rows deleted meanwhile are not ended in the hub, so end those by hand. "+
+		"Nothing past LSN %s is confirmed",
+		st.tbl.qualified, ErrPublicationChanged, st.verified, err.Message, s.cfg.Publication, s.cfg.Slot, st.verified)
+}
+
 // Reconnecting: the first wait, the longest, and how long a session must
 // stream for its failure to count as a new outage rather than more of
 // the same.
@@ -594,7 +613,7 @@ func (s *Stream) stream(ctx context.Context, st *streamState) error {
 		}
 		switch msg := msg.(type) {
 		case *pgproto3.ErrorResponse:
-			return fmt.Errorf("replicating: %w", pgconn.ErrorResponseToPgError(msg))
+			return s.replicationError(st, pgconn.ErrorResponseToPgError(msg))
 		case *pgproto3.CopyData:
 			if err := s.handleCopyData(ctx, st, msg.Data); err != nil {
 				return failed(err)
