@@ -25,6 +25,9 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+
 	"github.com/pophub/pophub/adapters/gateway"
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/hub/api"
@@ -347,7 +350,9 @@ func BenchmarkAuthorize(b *testing.B) {
 	for _, bc := range []struct {
 		name string
 		az   api.Authorizer
-	}{{"none", nil}, {"policy", mustAuthorizer(b, p)}} {
+	}{{"none", nil}, {"policy", mustAuthorizer(b, p)},
+		// As the hub runs it: its metrics recorded by the SDK.
+		{"policy metered", mustAuthorizer(b, p, sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader())).Meter("bench"))}} {
 		b.Run(bc.name, func(b *testing.B) {
 			r := httptest.NewRequest(http.MethodGet, "/v1/persons/"+personID, nil)
 			r.Header.Set("Authorization", "Bearer "+DemoSecret("token:tax"))
@@ -370,14 +375,18 @@ func BenchmarkAuthorize(b *testing.B) {
 	}
 }
 
-func mustAuthorizer(b *testing.B, p *Policy) *Authorizer {
+func mustAuthorizer(b *testing.B, p *Policy, meter ...metric.Meter) *Authorizer {
 	// No rate limit in the benchmark: measure the checks, not the refusals.
 	q := *p
 	q.Identities = append([]Identity(nil), p.Identities...)
 	for i := range q.Identities {
 		q.Identities[i].RateLimit = &RateLimit{RPS: 1e12, Burst: 1 << 30}
 	}
-	az, err := NewAuthorizer(AuthorizerConfig{Policy: &q, Auditor: &auditLog{}})
+	cfg := AuthorizerConfig{Policy: &q, Auditor: &auditLog{}}
+	if len(meter) > 0 {
+		cfg.Meter = meter[0]
+	}
+	az, err := NewAuthorizer(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
