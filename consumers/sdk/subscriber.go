@@ -388,34 +388,30 @@ func (s *Subscriber) Run(ctx context.Context) error {
 // process's supervisor starts it again with the current credentials.
 var ErrConnectionClosed = errors.New("the NATS connection closed for good")
 
-// connectionCheck is how often Run checks that its connection is not
-// closed for good.
-const connectionCheck = time.Second
-
 // watchConnection ends ctx with ErrConnectionClosed once the server has
 // closed the connection for good, until ctx ends. Only a refused login
 // does that (nats.go stops reconnecting after the second); a connection
 // closed by its owner (a Conn passed in Config, closed on purpose) is no
-// reason to report one.
+// reason to report one. It listens for the connection's status rather
+// than setting a ClosedHandler, which a caller's Conn may have.
 func (s *Subscriber) watchConnection(ctx context.Context, stop context.CancelCauseFunc) {
-	t := time.NewTicker(connectionCheck)
-	defer t.Stop()
-	for {
+	closed := s.nc.StatusChanged(nats.CLOSED)
+	defer s.nc.RemoveStatusListener(closed)
+	if !s.nc.IsClosed() { // closed before the listener was there: no news will come
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-closed:
 		}
-		last := s.nc.LastError()
-		if !s.nc.IsClosed() || !loginRefused(last) {
-			continue
-		}
-		err := fmt.Errorf("subscriber %s: %w: %w: the server refused the login (a rotated password, or an identity the policy no longer has): "+
-			"start the subscriber again with its current credentials", s.cfg.Name, ErrConnectionClosed, last)
-		s.cfg.Logger.Error("subscriber: stopping", "subscriber", s.cfg.Name, "error", err)
-		stop(err)
+	}
+	last := s.nc.LastError()
+	if !loginRefused(last) {
 		return
 	}
+	err := fmt.Errorf("subscriber %s: %w: %w: the server refused the login (a rotated password, or an identity the policy no longer has): "+
+		"start the subscriber again with its current credentials", s.cfg.Name, ErrConnectionClosed, last)
+	s.cfg.Logger.Error("subscriber: stopping", "subscriber", s.cfg.Name, "error", err)
+	stop(err)
 }
 
 // loginRefused reports whether err is the server refusing the
