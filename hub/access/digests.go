@@ -90,3 +90,19 @@ func (d Digests) describe(one, several string) string {
 	}
 	return fmt.Sprintf("%d %s, each accepted while one is rotated: %s", len(d), several, strings.Join(short, ", "))
 }
+
+// unique reports a value of d, identity i's field, that d lists twice or
+// that another identity's list has (seen maps each value, normalized by
+// norm, to the identity listing it), and adds d's values to seen.
+func (d Digests) unique(ve *ValidationError, path string, i int, field, what string, norm func(string) string, seen map[string]int) {
+	for k, v := range d {
+		v = norm(v)
+		switch j, dup := seen[v]; {
+		case dup && j == i:
+			ve.add(path+": credentials."+d.field(field, k), "the same %s is listed twice", what)
+		case dup:
+			ve.add(path+": credentials."+d.field(field, k), "the same %s as identities[%d]", what, j)
+		}
+		seen[v] = i
+	}
+}

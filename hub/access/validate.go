@@ -107,26 +107,8 @@ func (p *Policy) validate(ve *ValidationError) {
 		id.validate(p, path, ve)
 
 		c := id.Credentials
-		for k, t := range c.TokenSHA256 {
-			t = strings.ToLower(t)
-			switch j, dup := tokens[t]; {
-			case dup && j == i:
-				ve.add(path+": credentials."+c.TokenSHA256.field("token_sha256", k), "the same token is listed twice")
-			case dup:
-				ve.add(path+": credentials."+c.TokenSHA256.field("token_sha256", k), "the same token as identities[%d]", j)
-			}
-			tokens[t] = i
-		}
-		for k, f := range c.CertSHA256 {
-			f = normalizeFingerprint(f)
-			switch j, dup := certs[f]; {
-			case dup && j == i:
-				ve.add(path+": credentials."+c.CertSHA256.field("cert_sha256", k), "the same certificate is listed twice")
-			case dup:
-				ve.add(path+": credentials."+c.CertSHA256.field("cert_sha256", k), "the same certificate as identities[%d]", j)
-			}
-			certs[f] = i
-		}
+		c.TokenSHA256.unique(ve, path, i, "token_sha256", "token", strings.ToLower, tokens)
+		c.CertSHA256.unique(ve, path, i, "cert_sha256", "certificate", normalizeFingerprint, certs)
 		// A secret copied from another identity's entry (mid-rotation,
 		// meant to be edited) would let either one act as the other.
 		shared := func(field, what, v string) {
