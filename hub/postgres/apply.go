@@ -287,9 +287,7 @@ func (s *Store) applyOnce(ctx context.Context, batch []hub.Input, checkKeys bool
 	if err := writePersons(ctx, tx, cols, now); err != nil {
 		return res, err
 	}
-	// Counters last: their rows are the most contended, so they are held
-	// for the shortest time.
-	if err := writeCounters(ctx, tx, cols.counters); err != nil {
+	if err := addCounterDeltas(ctx, tx, cols.counters); err != nil {
 		return res, err
 	}
 	if err := tx.Commit(ctx); err != nil {

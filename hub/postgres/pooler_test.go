@@ -33,7 +33,7 @@ func TestThroughPgBouncerInSessionMode(t *testing.T) {
 		inPublic := tablesIn(t, "public")
 		if inPublic == 0 { // what the defect created there, should it come back
 			t.Cleanup(func() {
-				admin(t, testenv.Postgres(t), "DROP TABLE IF EXISTS public.history, public.hub_meta, public.outbox_batches, public.persons, public.schema_migrations, public.stats_counters",
+				admin(t, testenv.Postgres(t), "DROP TABLE IF EXISTS public.history, public.hub_meta, public.outbox_batches, public.persons, public.schema_migrations, public.stats_counters, public.stats_counter_deltas",
 					"DROP SEQUENCE IF EXISTS public.outbox_batch_seq")
 			})
 		}

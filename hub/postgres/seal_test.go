@@ -21,12 +21,7 @@ import (
 // openSealedStore opens a store with keys on a schema.
 func openSealedStore(t testing.TB, schema string, k *sealing.Keyring) *Store {
 	t.Helper()
-	s, err := Open(context.Background(), Config{URL: testenv.PostgresURL(), Schema: schema, Keys: k})
-	if err != nil {
-		t.Fatalf("opening sealed PostgreSQL store: %v", err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
+	return openStoreWith(t, Config{Schema: schema, Keys: k})
 }
 
 func TestConformanceSealed(t *testing.T) {

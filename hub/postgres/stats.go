@@ -28,19 +28,32 @@ func counterDeltas(loaded, changed map[citizenid.ID]*merge.State, urban stats.Cl
 	return acc.Deltas()
 }
 
-// writeCounters adds the deltas to the counters. The deltas come sorted by
-// key, so concurrent batches lock counter rows in one order.
+// addCounterDeltas appends a batch's counter changes to
+// stats_counter_deltas, which the store folds into the counters
+// (counterdeltas.go): appending locks no row another batch needs.
+func addCounterDeltas(ctx context.Context, tx pgx.Tx, deltas []stats.Delta) error {
+	if len(deltas) == 0 {
+		return nil
+	}
+	regions, classes, buckets, ns := deltaColumns(deltas)
+	_, err := tx.Exec(ctx, `INSERT INTO stats_counter_deltas (region, class, bucket, n)
+		SELECT r, c::"char", b, n FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS u(r, c, b, n)`,
+		regions, classes, buckets, ns)
+	if err != nil {
+		return fmt.Errorf("writing counters: %w", err)
+	}
+	return nil
+}
+
+// writeCounters adds the deltas to the counters in place, for the writers
+// that hold the counters to themselves (a rebuild, the bulk loader). The
+// deltas come sorted by key, so concurrent writers lock counter rows in
+// one order.
 func writeCounters(ctx context.Context, tx pgx.Tx, deltas []stats.Delta) error {
 	if len(deltas) == 0 {
 		return nil
 	}
-	regions := make([]string, len(deltas))
-	classes := make([]string, len(deltas))
-	buckets := make([]string, len(deltas))
-	ns := make([]int64, len(deltas))
-	for i, d := range deltas {
-		regions[i], classes[i], buckets[i], ns[i] = d.Region, string(d.Class), d.Bucket, d.N
-	}
+	regions, classes, buckets, ns := deltaColumns(deltas)
 	_, err := tx.Exec(ctx, `INSERT INTO stats_counters (region, class, bucket, n)
 		SELECT r, c::"char", b, n FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS u(r, c, b, n)
 		ON CONFLICT (region, class, bucket) DO UPDATE SET n = stats_counters.n + excluded.n`,
@@ -51,6 +64,18 @@ func writeCounters(ctx context.Context, tx pgx.Tx, deltas []stats.Delta) error {
 	return nil
 }
 
+// deltaColumns splits deltas into the columns of their rows.
+func deltaColumns(deltas []stats.Delta) (regions, classes, buckets []string, ns []int64) {
+	regions = make([]string, len(deltas))
+	classes = make([]string, len(deltas))
+	buckets = make([]string, len(deltas))
+	ns = make([]int64, len(deltas))
+	for i, d := range deltas {
+		regions[i], classes[i], buckets[i], ns[i] = d.Region, string(d.Class), d.Bucket, d.N
+	}
+	return regions, classes, buckets, ns
+}
+
 // Counts implements hub.Store: one index range per region, class and
 // bucket range.
 func (s *Store) Counts(ctx context.Context, q hub.CountQuery) (map[string]hub.Tally, error) {
@@ -58,12 +83,20 @@ func (s *Store) Counts(ctx context.Context, q hub.CountQuery) (map[string]hub.Ta
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.pool.Query(ctx, `SELECT c.region, c.class::text, sum(c.n)::bigint
-		FROM unnest($1::text[]) AS q(region)
-		CROSS JOIN unnest($2::text[]) AS k(class)
-		CROSS JOIN unnest($3::text[], $4::text[]) AS r(lo, hi)
-		JOIN stats_counters c ON c.region = q.region AND c.class = k.class::"char" AND c.bucket >= r.lo AND c.bucket < r.hi
-		GROUP BY c.region, c.class`,
+	// The counters by their index, and the changes not yet folded into
+	// them by one scan of their small table, in one snapshot.
+	rows, err := s.pool.Query(ctx, `WITH q AS (
+			SELECT q.region, k.class::"char" AS class, r.lo, r.hi
+			FROM unnest($1::text[]) AS q(region)
+			CROSS JOIN unnest($2::text[]) AS k(class)
+			CROSS JOIN unnest($3::text[], $4::text[]) AS r(lo, hi))
+		SELECT region, class::text, sum(n)::bigint FROM (
+			SELECT c.region, c.class, c.n FROM q
+			JOIN stats_counters c ON c.region = q.region AND c.class = q.class AND c.bucket >= q.lo AND c.bucket < q.hi
+			UNION ALL
+			SELECT d.region, d.class, d.n FROM q
+			JOIN stats_counter_deltas d ON d.region = q.region AND d.class = q.class AND d.bucket >= q.lo AND d.bucket < q.hi
+		) AS c GROUP BY region, class`,
 		q.Regions, []string{string(stats.Urban), string(stats.Rural), string(stats.Permit)},
 		[]string{rs[0].Lo, rs[1].Lo, rs[2].Lo}, []string{rs[0].Hi, rs[1].Hi, rs[2].Hi})
 	if err != nil {
@@ -100,10 +133,11 @@ func (s *Store) Counts(ctx context.Context, q hub.CountQuery) (map[string]hub.Ta
 // RebuildCounters recomputes every counter from the persons' states and
 // replaces the stored ones, in one transaction: needed after an official
 // region table changes the urban/rural class of addresses, or after a bulk
-// load that wrote no counters. It locks the counters first, so batches
-// applied meanwhile wait and then add their changes to the rebuilt
-// counters; the scan sees every batch that committed before it. It
-// answers the schema's request for a recount (recountMeta) too.
+// load that wrote no counters. It locks the counters and the changes not
+// yet folded into them first, so batches applied meanwhile wait and then
+// add their changes to the rebuilt counters; the scan sees every batch
+// that committed before it. It answers the schema's request for a
+// recount (recountMeta) too.
 func (s *Store) RebuildCounters(ctx context.Context) (persons int64, err error) {
 	persons, _, err = s.rebuildCounters(ctx, false)
 	return persons, err
@@ -179,7 +213,8 @@ func (s *Store) rebuildCounters(ctx context.Context, onlyIfAsked bool) (persons 
 	defer tx.Rollback(context.WithoutCancel(ctx))
 	// LOCK is taken before the transaction's snapshot, which the first
 	// query after it fixes.
-	if _, err := tx.Exec(ctx, "LOCK TABLE stats_counters IN EXCLUSIVE MODE"); err != nil {
+	// In the order the fold locks them (foldCounters).
+	if _, err := tx.Exec(ctx, "LOCK TABLE stats_counter_deltas, stats_counters IN EXCLUSIVE MODE"); err != nil {
 		return 0, false, fmt.Errorf("rebuilding counters: %w", err)
 	}
 	if onlyIfAsked {
@@ -190,6 +225,9 @@ func (s *Store) rebuildCounters(ctx context.Context, onlyIfAsked bool) (persons 
 		if !asked {
 			return 0, false, nil
 		}
+	}
+	if _, err := tx.Exec(ctx, "DELETE FROM stats_counter_deltas"); err != nil {
+		return 0, false, fmt.Errorf("rebuilding counters: %w", err)
 	}
 	if _, err := tx.Exec(ctx, "DELETE FROM stats_counters"); err != nil {
 		return 0, false, fmt.Errorf("rebuilding counters: %w", err)

@@ -98,6 +98,10 @@ type Config struct {
 	// timelineEvery is how often the server's timeline is read
 	// (timeline.go; default timelineEvery); tests lower it.
 	timelineEvery time.Duration
+	// foldEvery is how often the batches' counter changes are folded
+	// into the counters (counterdeltas.go; default foldEvery); tests
+	// change it, and a negative one folds only when asked.
+	foldEvery time.Duration
 }
 
 // setDefaults fills in the defaults that do not depend on the URL;
@@ -168,8 +172,12 @@ type Store struct {
 	failovers    atomic.Int64
 	stopWatching context.CancelFunc
 	watching     sync.WaitGroup
-	retries      retryCounters
-	metrics      metric.Registration
+	// stopFolding ends the goroutine folding counter changes, and
+	// folding is done once it has (counterdeltas.go).
+	stopFolding context.CancelFunc
+	folding     sync.WaitGroup
+	retries     retryCounters
+	metrics     metric.Registration
 	// leaseTag tells this store's lease sessions from others of the
 	// same process (leaseHolderName).
 	leaseTag string
@@ -261,6 +269,7 @@ func open(ctx context.Context, cfg Config, create bool) (*Store, error) {
 	}
 	if create {
 		s.watchTimeline(ctx)
+		s.foldInBackground()
 	}
 	return s, nil
 }
@@ -311,6 +320,10 @@ func (s *Store) Close() error {
 			s.stopWatching()
 		}
 		s.watching.Wait()
+		if s.stopFolding != nil {
+			s.stopFolding()
+		}
+		s.folding.Wait()
 		if s.metrics != nil {
 			s.metrics.Unregister()
 		}

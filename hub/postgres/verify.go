@@ -30,8 +30,8 @@ const (
 
 // VerifyCounters recomputes every counter from the persons' states, by a
 // full scan in one snapshot with the stored counters, and returns the
-// counters that differ, in key order: N is the stored value minus the
-// recomputed one.
+// counters that differ, in key order: N is the stored value (the counter
+// plus its changes not yet folded into it) minus the recomputed one.
 //
 // The recount is not held whole. A person counts in every region they
 // ever lived in, not only where they live now, so no split of the persons
@@ -93,7 +93,33 @@ func (s *Store) recount(ctx context.Context, tx pgx.Tx, pieces *pieceSet) (delta
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
+	// What is stored is the counters plus the changes not yet folded into
+	// them: the recount less those changes is what the counters must hold.
+	if err := subtractPending(ctx, tx, acc); err != nil {
+		return nil, err
+	}
 	return pieces.merged(acc.Deltas())
+}
+
+// subtractPending subtracts from acc the counter changes not yet folded
+// into the counters, as tx sees them.
+func subtractPending(ctx context.Context, tx pgx.Tx, acc stats.Acc) error {
+	rows, err := tx.Query(ctx, "SELECT region, class::text, bucket, n FROM stats_counter_deltas")
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k stats.Key
+		var class string
+		var n int64
+		if err := rows.Scan(&k.Region, &class, &k.Bucket, &n); err != nil {
+			return err
+		}
+		k.Class = stats.Class(class[0])
+		acc[k] -= n
+	}
+	return rows.Err()
 }
 
 // compareStored reads the stored counters in key order beside the
@@ -113,7 +139,9 @@ func compareStored(ctx context.Context, tx pgx.Tx, recount deltaReader) ([]stats
 	// advance reports the recounted counters before k as stored at zero.
 	advance := func(k stats.Key, all bool) error {
 		for more && (all || compareKeys(r.Key, k) < 0) {
-			diffs = append(diffs, stats.Delta{Key: r.Key, N: -r.N})
+			if r.N != 0 { // pieces summing to zero, with the pending changes
+				diffs = append(diffs, stats.Delta{Key: r.Key, N: -r.N})
+			}
 			if r, more, err = recount.next(); err != nil {
 				return err
 			}

@@ -168,7 +168,7 @@ func (s *Store) verifyWhole(ctx context.Context) ([]stats.Delta, error) {
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("verifying counters: %w", err)
 	}
-	rows, err = tx.Query(ctx, "SELECT region, class::text, bucket, n FROM stats_counters")
+	rows, err = tx.Query(ctx, "SELECT region, class::text, bucket, n FROM stats_counters UNION ALL SELECT region, class::text, bucket, n FROM stats_counter_deltas")
 	if err != nil {
 		return nil, fmt.Errorf("verifying counters: %w", err)
 	}

@@ -1,0 +1,140 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pophub/pophub/hub"
+	"github.com/pophub/pophub/hub/storetest"
+	"github.com/pophub/pophub/internal/testenv"
+)
+
+// openFoldingStore opens a store on schema that folds counter changes
+// every `every` (negative: only when asked).
+func openFoldingStore(t testing.TB, schema string, every time.Duration) *Store {
+	t.Helper()
+	return openStoreWith(t, Config{Schema: schema, foldEvery: every})
+}
+
+// tableRows counts the rows of a table of s's schema.
+func tableRows(t testing.TB, s *Store, table string) int64 {
+	t.Helper()
+	var n int64
+	if err := s.Pool().QueryRow(context.Background(), "SELECT count(*) FROM "+table).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// countsOf reads the counts of every province, today and on a past day,
+// as one comparable string.
+func countsOf(t testing.TB, s *Store) string {
+	t.Helper()
+	var provinces []string
+	for p := 11; p <= 82; p++ {
+		provinces = append(provinces, fmt.Sprint(p))
+	}
+	out := ""
+	for _, asOf := range []string{time.Now().Format(time.DateOnly), "2025-06-30"} {
+		c, err := s.Counts(context.Background(), hub.CountQuery{Regions: provinces, AsOf: asOf})
+		if err != nil {
+			t.Fatalf("Counts as of %q: %v", asOf, err)
+		}
+		out += fmt.Sprint(c)
+	}
+	return out
+}
+
+// TestCounterChangesFolded: a batch's counter changes are counted at once,
+// before any fold, and a fold moves them into the counters without
+// changing a count.
+func TestCounterChangesFolded(t *testing.T) {
+	ctx := context.Background()
+	s := openFoldingStore(t, testenv.Schema(t), -1)
+	storetest.ApplyAll(t, s, storetest.Population(t, 60, 41), 25)
+	pending := tableRows(t, s, "stats_counter_deltas")
+	if pending == 0 || tableRows(t, s, "stats_counters") != 0 {
+		t.Fatalf("before a fold: %d changes pending and %d counters, want changes only", pending, tableRows(t, s, "stats_counters"))
+	}
+	before := countsOf(t, s)
+	if diffs, err := s.VerifyCounters(ctx); err != nil || len(diffs) != 0 {
+		t.Fatalf("before a fold: %d differences (%v): %v", len(diffs), err, diffs)
+	}
+	folded, err := s.foldCounters(ctx)
+	if err != nil || folded != pending {
+		t.Fatalf("foldCounters = %d, %v; want the %d pending changes", folded, err, pending)
+	}
+	if n := tableRows(t, s, "stats_counter_deltas"); n != 0 {
+		t.Errorf("after a fold: %d changes still pending", n)
+	}
+	if after := countsOf(t, s); after != before {
+		t.Errorf("counts changed by the fold:\nbefore %s\nafter  %s", before, after)
+	}
+	if diffs, err := s.VerifyCounters(ctx); err != nil || len(diffs) != 0 {
+		t.Fatalf("after a fold: %d differences (%v): %v", len(diffs), err, diffs)
+	}
+	// Changes that cancel out leave no counter behind.
+	if _, err := s.Pool().Exec(ctx, `INSERT INTO stats_counter_deltas VALUES ('4301', 'p', 'D19990101', 1), ('4301', 'p', 'D19990101', -1)`); err != nil {
+		t.Fatal(err)
+	}
+	if folded, err := s.foldCounters(ctx); err != nil || folded != 2 {
+		t.Fatalf("folding changes that cancel out: %d, %v", folded, err)
+	}
+	var zero int64
+	if err := s.Pool().QueryRow(ctx, "SELECT count(*) FROM stats_counters WHERE (region, class, bucket) = ('4301', 'p', 'D19990101')").Scan(&zero); err != nil || zero != 0 {
+		t.Errorf("changes that cancel out left %d counters (%v)", zero, err)
+	}
+}
+
+// TestCounterChangesFoldedWhileApplying: two instances on one schema apply
+// their batches while both fold every few milliseconds; no change is
+// counted twice or lost, and a rebuild in the middle leaves the counters
+// right too.
+func TestCounterChangesFoldedWhileApplying(t *testing.T) {
+	ctx := context.Background()
+	schema := testenv.Schema(t)
+	a := openFoldingStore(t, schema, 3*time.Millisecond)
+	b := openFoldingStore(t, schema, 5*time.Millisecond)
+	in := storetest.Population(t, 300, 43)
+	// One person's events stay with one instance, in their order.
+	var halves [2][]hub.Input
+	for _, e := range in {
+		h := int(e.Event.Subject[16]-'0') % 2
+		halves[h] = append(halves[h], e)
+	}
+	var wg sync.WaitGroup
+	for i, s := range []*Store{a, b} {
+		wg.Go(func() {
+			for j := 0; j < len(halves[i]); j += 40 {
+				if _, err := s.Apply(ctx, halves[i][j:min(j+40, len(halves[i]))]); err != nil {
+					t.Error(err)
+					return
+				}
+				if i == 0 && j == 40*20 {
+					if _, err := s.RebuildCounters(ctx); err != nil {
+						t.Error(err)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	if diffs, err := a.VerifyCounters(ctx); err != nil || len(diffs) != 0 {
+		t.Fatalf("%d differences (%v): %v", len(diffs), err, diffs)
+	}
+	if _, err := a.foldCounters(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := tableRows(t, a, "stats_counter_deltas"); n != 0 {
+		t.Errorf("after the last fold: %d changes still pending", n)
+	}
+	if diffs, err := a.VerifyCounters(ctx); err != nil || len(diffs) != 0 {
+		t.Fatalf("after the last fold: %d differences (%v): %v", len(diffs), err, diffs)
+	}
+}
