@@ -193,7 +193,7 @@ func runBench(ctx context.Context, out io.Writer, log *slog.Logger, opts benchOp
 		defer pprof.StopCPUProfile()
 	}
 	schema := fmt.Sprintf("pophub_bench_%d", time.Now().UnixNano())
-	defer dropSchema(context.WithoutCancel(ctx), opts.Postgres, schema, schema+"_base")
+	defer dropSchema(context.WithoutCancel(ctx), opts.Postgres, schema, schema+"_base", schema+"_latency")
 
 	// 1. Raw PostgreSQL baseline.
 	if run("baseline") {
@@ -232,7 +232,12 @@ func runBench(ctx context.Context, out io.Writer, log *slog.Logger, opts benchOp
 
 	// 4. Notification latency at a steady rate, PostgreSQL store.
 	if run("latency") {
+		// A schema of its own, as its NATS server is: the PostgreSQL
+		// run's store remembers what that run's stream held, and a hub
+		// continuing it on an empty server rightly reports those
+		// notifications lost.
 		pg.GroupID += "-latency"
+		pg.PostgresSchema = schema + "_latency"
 		natsSrv, err := startNATS("latency")
 		if err != nil {
 			return res, err

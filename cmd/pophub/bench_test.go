@@ -25,7 +25,11 @@ func TestBench(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var out bytes.Buffer
-	res, err := runBench(ctx, &out, slog.New(slog.DiscardHandler), benchOptions{
+	// A run that goes as it should logs no error: before, the latency
+	// run continued the PostgreSQL run's store on a new, empty NATS
+	// server, and the relay reported that run's notifications lost.
+	var errs testenv.LogBuffer
+	res, err := runBench(ctx, &out, slog.New(slog.NewTextHandler(&errs, &slog.HandlerOptions{Level: slog.LevelError})), benchOptions{
 		Persons: 3000, Months: 12, Postgres: testenv.PostgresURL(),
 		Rate: 300, LatencyFor: time.Second, NATSSync: time.Second,
 	})
@@ -50,6 +54,9 @@ func TestBench(t *testing.T) {
 	}
 	if res.Notified == 0 || res.P50 > res.P99 || res.P99 > res.PMax {
 		t.Errorf("latency run: %d notifications, p50 %s, p99 %s, max %s", res.Notified, res.P50, res.P99, res.PMax)
+	}
+	if errs.String() != "" {
+		t.Errorf("the bench logged errors:\n%s", errs.String())
 	}
 	for _, want := range []string{"raw PostgreSQL baseline", "hub end to end, PostgreSQL", "hub end to end, memdb", "µs of hub CPU an event", "notifications stored", "notification latency", "targets:"} {
 		if !strings.Contains(out.String(), want) {
