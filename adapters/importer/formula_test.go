@@ -97,6 +97,7 @@ func TestFormulaErrorValues(t *testing.T) {
 		{"业务办理时间", "#DIV/0!", "time", ReasonInvalidValue},
 		{"业务流水号", "#NUM!", "id", ReasonInvalidValue},
 		{"业务类型", "#NULL!", "type", ReasonInvalidValue},
+		{"户号", "#n/a", "data.household_id", ReasonInvalidValue}, // typed by hand
 	} {
 		t.Run(tc.column+" "+tc.value, func(t *testing.T) {
 			cells := append([]string(nil), reg...)
