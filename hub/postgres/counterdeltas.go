@@ -2,10 +2,12 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // foldEvery is how often a store folds the counter changes batches append
@@ -34,17 +36,24 @@ const foldSQL = `WITH moved AS (
 
 // foldCounters folds the committed counter changes into the counters in
 // one transaction and returns how many change rows it folded. A count
-// reads the same sums before and after.
+// reads the same sums before and after. While a rebuild holds the tables
+// (for as long as it scans every person) it folds nothing and says
+// nothing: the rebuild empties both, and the next fold takes what comes
+// after.
 func (s *Store) foldCounters(ctx context.Context) (int64, error) {
 	var rows int64
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		// In the order RebuildCounters locks them, so that the two
 		// cannot deadlock.
-		if _, err := tx.Exec(ctx, "LOCK TABLE stats_counter_deltas, stats_counters IN ROW EXCLUSIVE MODE"); err != nil {
+		if _, err := tx.Exec(ctx, "LOCK TABLE stats_counter_deltas, stats_counters IN ROW EXCLUSIVE MODE NOWAIT"); err != nil {
 			return err
 		}
 		return tx.QueryRow(ctx, foldSQL).Scan(&rows)
 	})
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) && pg.Code == "55P03" { // lock_not_available
+		return 0, nil
+	}
 	if err != nil {
 		return 0, fmt.Errorf("folding counter changes into the counters: %w", err)
 	}

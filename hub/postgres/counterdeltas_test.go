@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -136,5 +137,51 @@ func TestCounterChangesFoldedWhileApplying(t *testing.T) {
 	}
 	if diffs, err := a.VerifyCounters(ctx); err != nil || len(diffs) != 0 {
 		t.Fatalf("after the last fold: %d differences (%v): %v", len(diffs), err, diffs)
+	}
+}
+
+// TestFoldWaitsOutARebuild: while a rebuild holds the counters (for as
+// long as it scans every person, 45 s for 400,000), a fold neither waits
+// for it nor warns that folding fails; it folds once the rebuild is done.
+func TestFoldWaitsOutARebuild(t *testing.T) {
+	ctx := context.Background()
+	rec := &logRecorder{}
+	s := openStoreWith(t, Config{Schema: testenv.Schema(t), Logger: slog.New(rec), foldEvery: 10 * time.Millisecond})
+	// Changes the background fold must not take while the tables are held.
+	tx, err := s.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "LOCK TABLE stats_counter_deltas, stats_counters IN EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "INSERT INTO stats_counter_deltas VALUES ('2301', 'u', 'D20260101', 4)"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	fctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	folded, err := s.foldCounters(fctx)
+	if err != nil || folded != 0 || time.Since(start) > 2*time.Second {
+		t.Fatalf("fold while the tables are held: %d rows, %v after %s; want nothing folded at once", folded, err, time.Since(start))
+	}
+	time.Sleep(300 * time.Millisecond) // some thirty background rounds
+	if warned := rec.logged("not being folded"); len(warned) > 0 {
+		t.Errorf("a fold during a rebuild warned: %q", warned)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for tableRows(t, s, "stats_counter_deltas") != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the change was not folded after the tables were released")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var n int64
+	if err := s.Pool().QueryRow(ctx, "SELECT n FROM stats_counters WHERE (region, class, bucket) = ('2301', 'u', 'D20260101')").Scan(&n); err != nil || n != 4 {
+		t.Errorf("folded counter = %d (%v), want 4", n, err)
 	}
 }
