@@ -211,21 +211,38 @@ type namedTable struct {
 // past the change is confirmed; the next start resumes from the last
 // position checked.
 func (s *Stream) checkTable(ctx context.Context, st *streamState) error {
+	// The catalog connection crosses the same network as the stream's:
+	// one cut silently must not hold the stream for longer than the
+	// stream's own silence would (ReceiveTimeout).
+	cctx, cancel := context.WithTimeout(ctx, s.cfg.ReceiveTimeout)
+	defer cancel()
 	var cur namedTable
-	err := st.catalog.QueryRow(ctx, `SELECT c.oid, CASE WHEN c.oid IS NOT NULL THEN format('%I.%I', n.nspname, c.relname) END, o.nspname, o.relname
+	err := st.catalog.QueryRow(cctx, `SELECT c.oid, CASE WHEN c.oid IS NOT NULL THEN format('%I.%I', n.nspname, c.relname) END, o.nspname, o.relname
 		FROM (SELECT to_regclass($1) AS named) q
 		LEFT JOIN pg_class c ON c.oid = q.named LEFT JOIN pg_namespace n ON n.oid = c.relnamespace
 		LEFT JOIN (SELECT oc.relname, onsp.nspname FROM pg_class oc JOIN pg_namespace onsp ON onsp.oid = oc.relnamespace
 			WHERE oc.oid = $2) o ON true`, s.cfg.Table, st.tbl.oid).Scan(&cur.oid, &cur.qualified, &cur.namespace, &cur.name)
 	if err != nil {
-		return fmt.Errorf("checking that %s is still the table streamed: %w", s.cfg.Table, err)
+		return s.catalogFailed(ctx, cctx, fmt.Errorf("checking that %s is still the table streamed: %w", s.cfg.Table, err))
 	}
-	detail := tableGone(st.tbl, s.cfg.Publication, cur)
-	if detail == "" {
-		return s.checkPublication(ctx, st)
+	if detail := tableGone(st.tbl, s.cfg.Publication, cur); detail != "" {
+		return fmt.Errorf("streaming %s: %w: %s. Nothing past LSN %s is confirmed: the next start resumes there",
+			st.tbl.qualified, ErrTableChanged, detail, st.verified)
 	}
-	return fmt.Errorf("streaming %s: %w: %s. Nothing past LSN %s is confirmed: the next start resumes there",
-		st.tbl.qualified, ErrTableChanged, detail, st.verified)
+	if err := s.checkPublication(cctx, st); err != nil {
+		return s.catalogFailed(ctx, cctx, err)
+	}
+	return nil
+}
+
+// catalogFailed says, of a check on the catalog connection that failed
+// because it had no answer within ReceiveTimeout (cctx ended, ctx did
+// not), that the connection is presumed cut.
+func (s *Stream) catalogFailed(ctx, cctx context.Context, err error) error {
+	if ctx.Err() == nil && cctx.Err() != nil {
+		return fmt.Errorf("nothing from PostgreSQL for %s: the connection is presumed cut: %w", s.cfg.ReceiveTimeout, err)
+	}
+	return err
 }
 
 // tableGone says what became of the streamed table, and what to do, when

@@ -69,6 +69,15 @@ type Config struct {
 	// still names the table it streams (see checkTable): a position is
 	// confirmed only once a check made after it was received passed.
 	StatusInterval time.Duration
+	// ReceiveTimeout is how long a session may hear nothing from
+	// PostgreSQL, although every status update asks the server to answer
+	// at once, before the connection is presumed cut and the session is
+	// started again (default 60s). A network path that drops every
+	// packet, or a firewall that forgot the connection, otherwise leaves
+	// the session waiting for changes that never come until the
+	// operating system gives up on the connection, a quarter of an hour
+	// or more.
+	ReceiveTimeout time.Duration
 	// SlotWait is how long to wait for the slot to be released by a
 	// previous connection that is still going away (default 30s).
 	SlotWait time.Duration
@@ -114,6 +123,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.StatusInterval <= 0 {
 		c.StatusInterval = 10 * time.Second
+	}
+	if c.ReceiveTimeout <= 0 {
+		c.ReceiveTimeout = 60 * time.Second
 	}
 	if c.SlotWait <= 0 {
 		c.SlotWait = 30 * time.Second
@@ -559,6 +571,11 @@ type streamState struct {
 
 	// rec is Run's record of a streaming session; nil in a catch-up.
 	rec *sessionRecord
+	// silent is how long the session has waited on the connection since
+	// the server last sent anything (see ReceiveTimeout). Time spent
+	// converting and publishing does not count: the server may well have
+	// written meanwhile.
+	silent time.Duration
 
 	// catchUp, when set, makes this a session that only sends the ends a
 	// failed initial copy owes, up to a new copy's position (see resend).
@@ -595,7 +612,11 @@ func (s *Stream) stream(ctx context.Context, st *streamState) error {
 			s.logProgress(ctx, st.catalog, progressMsg)
 			st.nextProgress = now.Add(s.cfg.ProgressInterval)
 		}
-		deadline := st.nextStatus
+		if st.silent >= s.cfg.ReceiveTimeout {
+			return fmt.Errorf("receiving replication messages: nothing from PostgreSQL for %s although asked to answer every %s: the connection is presumed cut",
+				st.silent.Round(time.Millisecond), s.cfg.StatusInterval)
+		}
+		deadline := minTime(st.nextStatus, now.Add(s.cfg.ReceiveTimeout-st.silent))
 		if st.committed > 0 {
 			deadline = minTime(deadline, st.pendingSince.Add(s.cfg.FlushInterval))
 		}
@@ -607,10 +628,12 @@ func (s *Stream) stream(ctx context.Context, st *streamState) error {
 				return s.stop(ctx, st)
 			}
 			if pgconn.Timeout(err) {
+				st.silent += time.Since(now)
 				continue
 			}
 			return fmt.Errorf("receiving replication message: %w", err)
 		}
+		st.silent = 0
 		switch msg := msg.(type) {
 		case *pgproto3.ErrorResponse:
 			return s.replicationError(st, pgconn.ErrorResponseToPgError(msg))
@@ -1010,8 +1033,10 @@ func (s *Stream) sendStatus(ctx context.Context, st *streamState) error {
 	if err != nil {
 		return err
 	}
+	// The server answers a requested reply at once, which tells a quiet
+	// session from a cut one (see ReceiveTimeout).
 	err = pglogrepl.SendStandbyStatusUpdate(ctx, st.conn, pglogrepl.StandbyStatusUpdate{
-		WALWritePosition: pos, WALFlushPosition: pos, WALApplyPosition: pos,
+		WALWritePosition: pos, WALFlushPosition: pos, WALApplyPosition: pos, ReplyRequested: true,
 	})
 	if err != nil {
 		return fmt.Errorf("sending standby status: %w", err)

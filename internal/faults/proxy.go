@@ -33,6 +33,9 @@ type Proxy struct {
 type link struct {
 	client, server *net.TCPConn
 	once           sync.Once
+	// stalled: the link carries nothing more, either way, and closes
+	// neither side (Stall).
+	stalled atomic.Bool
 }
 
 // NewProxy listens on 127.0.0.1 at a free port and forwards to target.
@@ -68,6 +71,20 @@ func (p *Proxy) Cut() int { return p.closeAll(false) }
 // Reset aborts every open connection with a TCP RST (SO_LINGER 0), as a
 // crashed peer or a middlebox dropping state would. Returns how many.
 func (p *Proxy) Reset() int { return p.closeAll(true) }
+
+// Stall makes every open connection silently carry nothing more, either
+// way, not even a close, as a network path that drops every packet would,
+// or a firewall that forgot the flow: each end's writes succeed and
+// nothing arrives. New connections are not touched. Returns how many it
+// stalled.
+func (p *Proxy) Stall() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for l := range p.conns {
+		l.stalled.Store(true)
+	}
+	return len(p.conns)
+}
 
 // Close stops listening and closes every connection. Safe to call twice.
 func (p *Proxy) Close() error {
@@ -159,7 +176,11 @@ type chunk struct {
 // pipe copies src to dst, holding each chunk back by the latency set when
 // it was read, without limiting throughput to one chunk per latency.
 func (p *Proxy) pipe(l *link, dst, src *net.TCPConn) {
-	defer l.close(false)
+	defer func() {
+		if !l.stalled.Load() {
+			l.close(false)
+		}
+	}()
 	q := make(chan chunk, 256)
 	done := make(chan struct{})
 	go func() {
@@ -167,6 +188,9 @@ func (p *Proxy) pipe(l *link, dst, src *net.TCPConn) {
 		for c := range q {
 			if d := time.Until(c.due); d > 0 {
 				time.Sleep(d)
+			}
+			if l.stalled.Load() {
+				continue // lost on the way
 			}
 			if _, err := dst.Write(c.data); err != nil {
 				l.close(false)

@@ -108,6 +108,28 @@ func TestProxy(t *testing.T) {
 			t.Fatalf("after Reset: %v, want connection reset", err)
 		}
 	})
+	t.Run("stall", func(t *testing.T) {
+		c, r := dialProxy(t, p)
+		if _, err := roundTrip(t, c, r); err != nil {
+			t.Fatal(err)
+		}
+		if n := p.Stall(); n < 1 {
+			t.Fatalf("stalled %d connections", n)
+		}
+		// The write succeeds; no answer, no error, no close arrives.
+		c.SetDeadline(time.Now().Add(300 * time.Millisecond))
+		if _, err := c.Write([]byte("ping\n")); err != nil {
+			t.Fatalf("writing to a stalled connection: %v", err)
+		}
+		var ne net.Error
+		if _, err := r.ReadString('\n'); !errors.As(err, &ne) || !ne.Timeout() {
+			t.Fatalf("reading a stalled connection: %v, want a timeout", err)
+		}
+		c2, r2 := dialProxy(t, p)
+		if _, err := roundTrip(t, c2, r2); err != nil {
+			t.Fatalf("a new connection after Stall: %v", err)
+		}
+	})
 	t.Run("down", func(t *testing.T) {
 		p.SetDown(true)
 		if c, err := net.Dial("tcp", p.Addr()); err == nil {
