@@ -102,6 +102,9 @@ type Config struct {
 	// into the counters (counterdeltas.go; default foldEvery); tests
 	// change it, and a negative one folds only when asked.
 	foldEvery time.Duration
+	// vacuumEvery is how often, at most, the folding goroutine vacuums
+	// the changes' table (default vacuumEvery); tests lower it.
+	vacuumEvery time.Duration
 }
 
 // setDefaults fills in the defaults that do not depend on the URL;
