@@ -101,6 +101,20 @@ type StreamConfig struct {
 	// Logger is told when the stream's age limit shortens the duplicate
 	// window (default: discard).
 	Logger *slog.Logger
+
+	// lastSeen is the stream's configuration as a relay last saw it, for
+	// creating a stream that went missing again with the limits an
+	// operator had set with the NATS tools (restoreStream).
+	lastSeen *jetstream.StreamConfig
+}
+
+// operatorLimits copies onto sc the settings of seen that an operator
+// tunes with the NATS tools and the hub does not set.
+func operatorLimits(sc *jetstream.StreamConfig, seen *jetstream.StreamConfig) {
+	sc.Replicas, sc.Placement = seen.Replicas, seen.Placement
+	sc.MaxAge, sc.MaxBytes, sc.MaxMsgs, sc.MaxMsgsPerSubject = seen.MaxAge, seen.MaxBytes, seen.MaxMsgs, seen.MaxMsgsPerSubject
+	sc.MaxMsgSize, sc.MaxConsumers, sc.Compression = seen.MaxMsgSize, seen.MaxConsumers, seen.Compression
+	sc.DenyDelete, sc.DenyPurge = seen.DenyDelete, seen.DenyPurge
 }
 
 func (c *StreamConfig) setDefaults() {
@@ -129,6 +143,8 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig)
 		sc = st.CachedInfo().Config
 	case !errors.Is(err, jetstream.ErrStreamNotFound):
 		return fmt.Errorf("looking up stream %s: %w", cfg.Name, err)
+	case cfg.lastSeen != nil:
+		operatorLimits(&sc, cfg.lastSeen)
 	}
 	sc.Description = "pophub golden-record change notifications"
 	sc.Subjects = cfg.Subjects
@@ -364,8 +380,11 @@ type Relay struct {
 	deletedAt       time.Time // when deleteOld last ran
 	streamCheckedAt time.Time // when checkStream last ran
 	held            streamHeld
-	markSaved       hub.StreamMark // the stream mark last saved or recalled
-	markSavedAt     time.Time      // when it was saved, or a save last failed
+	// seen is the stream's configuration at the relay's last look, with
+	// which a stream gone missing is created again (restoreStream).
+	seen        jetstream.StreamConfig
+	markSaved   hub.StreamMark // the stream mark last saved or recalled
+	markSavedAt time.Time      // when it was saved, or a save last failed
 	// mustLook is set while a mark recalled from the store has not been
 	// compared with the stream: nothing is published until it is, as
 	// new messages would take the sequences a stream restored from an
@@ -1193,9 +1212,17 @@ func (r *Relay) restoreStream(ctx context.Context) (created bool, _ error) {
 	case !errors.Is(err, jetstream.ErrStreamNotFound):
 		return false, fmt.Errorf("looking up stream %s: %w", name, err)
 	}
-	r.cfg.Logger.Warn("the notification stream is missing: creating it again", "stream", name)
+	stream := r.cfg.Stream
+	if r.seen.Name != "" {
+		seen := r.seen
+		stream.lastSeen = &seen
+		r.cfg.Logger.Warn("the notification stream is missing: creating it again with the limits it had", "stream", name,
+			"max_bytes", seen.MaxBytes, "max_age", seen.MaxAge, "max_msgs", seen.MaxMsgs, "replicas", seen.Replicas)
+	} else {
+		r.cfg.Logger.Warn("the notification stream is missing: creating it again; limits set on it with the NATS tools were not seen by this relay and must be set again", "stream", name)
+	}
 	r.lookedAt(ctx, &jetstream.StreamInfo{}) // what it held is gone; the new one starts empty
-	if err := EnsureStream(ctx, r.js, r.cfg.Stream); err != nil {
+	if err := EnsureStream(ctx, r.js, stream); err != nil {
 		return false, err
 	}
 	r.replay = r.cfg.RepublishWindow > 0
@@ -1206,6 +1233,9 @@ func (r *Relay) restoreStream(ctx context.Context) (created bool, _ error) {
 // it held; it reports the notifications the stream lost, and remembers
 // the stream's state for the next look.
 func (r *Relay) lookedAt(ctx context.Context, info *jetstream.StreamInfo) {
+	if info.Config.Name != "" {
+		r.seen = info.Config
+	}
 	st := info.State
 	from, to := r.held.lost(info, time.Now())
 	r.held = streamHeld{looked: true, created: info.Created, first: st.FirstSeq, last: st.LastSeq, msgs: st.Msgs, lastAt: st.LastTime}
