@@ -2,6 +2,10 @@ package audit
 
 import (
 	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -96,5 +100,31 @@ func TestPurgeKeepsDecisionsOfEarlierRelease(t *testing.T) {
 				t.Errorf("purge %+v: 7 months after two decisions of an earlier release, who-read finds %d of 3 entries (%+v)", res, len(got), got)
 			}
 		})
+	}
+}
+
+// TestPurgeRemovesCopiesOfKilledPurges: a purge of the file log writes
+// the retained lines to a copy beside the log and renames it over; one
+// killed before the rename (kill -9, the OOM killer) left that whole copy
+// behind for good. The next purge, holding the lock no other purge holds
+// meanwhile, removes such copies; other files in the directory stay.
+func TestPurgeRemovesCopiesOfKilledPurges(t *testing.T) {
+	f := testFile(t)
+	dir := filepath.Dir(f.path)
+	stale := filepath.Join(dir, "audit.jsonl.purge-1234567")
+	other := filepath.Join(dir, "audit.jsonl.bak")
+	for _, p := range []string{stale, other} {
+		if err := os.WriteFile(p, []byte("a copy\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.Purge(context.Background(), time.Now(), Retention{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the killed purge's copy is still there (%v)", err)
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Errorf("another file of the directory went: %v", err)
 	}
 }

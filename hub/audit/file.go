@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -469,6 +470,22 @@ func (l *File) WhoRead(ctx context.Context, subject string, from, to time.Time) 
 	return out, err
 }
 
+// removeStalePurges removes the copies of the log that purges killed
+// before their rename left beside it (each a whole copy of what it
+// retained). Called under the file's lock, so no purge is writing one.
+func removeStalePurges(path string) {
+	dir, prefix := filepath.Dir(path), filepath.Base(path)+".purge-"
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return // the purge's own CreateTemp reports what is wrong
+	}
+	for _, e := range entries {
+		if !e.IsDir() && strings.HasPrefix(e.Name(), prefix) {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+}
+
 // Purge implements Store: it rewrites the file behind a new anchor line,
 // with the expired entries after the first retained one as stubs. A
 // purge with nothing to delete or redact leaves the file as it is.
@@ -488,6 +505,7 @@ func (l *File) Purge(ctx context.Context, now time.Time, r Retention) (PurgeResu
 	}
 	locked := l.f
 	defer func() { unlockFile(locked) }()
+	removeStalePurges(l.path)
 	tmp, err := os.CreateTemp(filepath.Dir(l.path), filepath.Base(l.path)+".purge-*")
 	if err != nil {
 		return res, fmt.Errorf("purging the audit log: %w", err)

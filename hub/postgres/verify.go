@@ -289,12 +289,16 @@ func (p *pieceSet) close() {
 
 // writePiece writes sorted deltas to a new temporary file, each as the
 // lengths and bytes of its region and bucket, its class and its N, and
-// returns the file.
+// returns the file. The file is unlinked as soon as it is created, so
+// that a verification killed halfway (kill -9, the OOM killer) leaves no
+// piece behind in $TMPDIR; where the system cannot unlink an open file,
+// close removes it.
 func writePiece(r deltaReader) (*os.File, error) {
 	f, err := os.CreateTemp("", "pophub-verify-*")
 	if err != nil {
 		return nil, fmt.Errorf("writing a piece of the recount: %w", err)
 	}
+	os.Remove(f.Name())
 	w := bufio.NewWriterSize(f, pieceBuffer)
 	var buf []byte
 	for {

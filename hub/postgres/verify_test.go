@@ -1,8 +1,11 @@
 package postgres
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
+	"os"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -192,4 +195,28 @@ func (s *Store) verifyWhole(ctx context.Context) ([]stats.Delta, error) {
 		diffs[i].N = -diffs[i].N
 	}
 	return diffs, nil
+}
+
+// TestVerifyPiecesLeaveNothingBehind: a piece of the recount is on disk
+// only while the verification holds it open, so a verification killed
+// halfway leaves no file in $TMPDIR, which nothing would remove.
+func TestVerifyPiecesLeaveNothingBehind(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	r := sliceReader([]stats.Delta{{Key: stats.Key{Region: "23", Class: stats.Urban, Bucket: "Y2026"}, N: 3}})
+	f, err := writePiece(&r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Errorf("a piece in use is a file in $TMPDIR (%s): killed now, it would stay", left[0].Name())
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	got, more, err := (&fileReader{r: bufio.NewReader(f)}).next()
+	if err != nil || !more || got.N != 3 || got.Region != "23" {
+		t.Errorf("reading the piece back: %+v, %v, %v", got, more, err)
+	}
 }
