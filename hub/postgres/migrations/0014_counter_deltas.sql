@@ -7,8 +7,8 @@
 -- stats_counters about every second (counterdeltas.go), and a count reads
 -- both tables in one snapshot, so it is exact at every moment.
 --
--- No index: the table holds about a second of changes, which the counts
--- read by one sequential scan, and every index would cost each batch.
+-- The table holds about a second of changes, unless folds are held up
+-- (0015_counter_deltas_index).
 CREATE TABLE stats_counter_deltas (
     region text   COLLATE "C" NOT NULL,
     class  "char" NOT NULL,
