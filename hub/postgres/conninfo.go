@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -16,6 +17,13 @@ import (
 // defaultMaxConns is the pool size when neither Config.MaxConns nor the
 // URL's pool_max_conns sets one.
 const defaultMaxConns = 8
+
+// defaultConnectTimeout bounds a connection's set-up when the URL's
+// connect_timeout does not: a server whose host froze accepts the TCP
+// connection and never answers, and the hub would wait, silent, for ever
+// (at start, where it should exit saying the database is unreachable, or
+// in the pool later).
+const defaultConnectTimeout = 10 * time.Second
 
 // poolConfig parses the URL into the pool's configuration and settles
 // cfg.Schema and cfg.MaxConns from what the Config and the URL say: an
@@ -43,6 +51,9 @@ func poolConfig(cfg *Config) (*pgxpool.Config, error) {
 	pc.MaxConns = cfg.MaxConns
 	pc.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{cfg.Schema}.Sanitize()
 	pc.AfterConnect = checkSearchPath(cfg.Schema)
+	if pc.ConnConfig.ConnectTimeout == 0 {
+		pc.ConnConfig.ConnectTimeout = defaultConnectTimeout
+	}
 	if pc.ConnConfig.RuntimeParams["application_name"] == "" {
 		pc.ConnConfig.RuntimeParams["application_name"] = "pophub"
 	}

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -191,4 +192,40 @@ func TestRetryAfterOutageKeepsTurn(t *testing.T) {
 		t.Fatal("the divorce's batch was never applied: the retry did not pass its turn")
 	}
 	storetest.AppliedInTurn(t, s, id, "m-1", "m-2")
+}
+
+// TestOpenGivesUpOnASilentServer: a server whose host froze accepts the
+// TCP connection and never answers. Open waited for it, silent, for ever
+// (`pophub serve` with it); it now gives up after the connect timeout
+// (defaultConnectTimeout, unless the URL's connect_timeout says
+// otherwise) and says so.
+func TestOpenGivesUpOnASilentServer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, never answered, until the test ends
+		}
+	}()
+	start := time.Now()
+	s, err := Open(context.Background(), Config{URL: "postgres://postgres@" + ln.Addr().String() + "/test?connect_timeout=1"})
+	if err == nil {
+		s.Close()
+		t.Fatal("Open succeeded on a server that never answers")
+	}
+	if took := time.Since(start); took > 20*time.Second || !strings.Contains(err.Error(), "timeout") {
+		t.Errorf("Open on a silent server: %v after %s, want a timeout", err, took.Round(time.Millisecond))
+	}
+	cfg := Config{URL: "postgres://postgres@" + ln.Addr().String() + "/test"}
+	pc, err := poolConfig(&cfg)
+	if err != nil || pc.ConnConfig.ConnectTimeout != defaultConnectTimeout {
+		t.Errorf("a URL without connect_timeout: %v (%v), want %v", pc.ConnConfig.ConnectTimeout, err, defaultConnectTimeout)
+	}
 }
