@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -111,6 +112,12 @@ type Config struct {
 	// api.DefaultReadTimeout (1 minute), never no limit; the
 	// --http-read-timeout flag takes only a positive duration.
 	HTTPReadTimeout time.Duration
+	// ShutdownDelay is how long a stop keeps serving, /readyz answering
+	// 503, before it stops: behind a load balancer or a Kubernetes
+	// Service, the time they take to stop routing requests to the hub
+	// (0: stop at once; at most maxShutdownDelay). The stop's own
+	// stopBudget comes after it.
+	ShutdownDelay time.Duration
 	// GatewayTokens is a tokens file (adapters/gateway); when set, the hub
 	// takes events over HTTP at POST /v1/events for the departments it
 	// names. With PolicyFile the gateway is on for the policy's departments
@@ -214,6 +221,9 @@ func (c *Config) Validate() error {
 	if c.Partitions < 1 {
 		errs = append(errs, errors.New("--partitions must be at least 1"))
 	}
+	if c.ShutdownDelay < 0 || c.ShutdownDelay > maxShutdownDelay {
+		errs = append(errs, fmt.Errorf("--shutdown-delay must be from 0 to %v: the stop itself takes up to %v more, within the 30 s a supervisor gives before SIGKILL", maxShutdownDelay, stopBudget))
+	}
 	if embedded.CheckSyncInterval(c.NATSSync) != nil {
 		// nats-server would panic on it once the stream is created.
 		errs = append(errs, fmt.Errorf("--nats-sync %v: want 0 (every write) or at least %v", c.NATSSync, embedded.MinSyncInterval))
@@ -316,6 +326,8 @@ type Main struct {
 	cancel     context.CancelFunc
 	closeOnce  sync.Once
 	closeErr   error
+	// stopping is set when a stop begins: /readyz answers 503 from then.
+	stopping atomic.Bool
 }
 
 // Brokers returns the Kafka bootstrap addresses in use.
@@ -830,6 +842,12 @@ func inboxPrefix(id access.Identity) string {
 // the watcher, which announces nobody while it cannot follow the changes.
 func (m *Main) readyChecks() []api.Check {
 	checks := []api.Check{
+		{Name: "hub", Probe: func(context.Context) error {
+			if m.stopping.Load() {
+				return errors.New("shutting down")
+			}
+			return nil
+		}},
 		{Name: "store", Probe: func(ctx context.Context) error { return errors.Join(m.Store.Ping(ctx), m.Consumer.StoreProblem()) }},
 		{Name: "nats", Probe: m.Relay.Ping},
 		{Name: "kafka", Probe: m.Consumer.Ping},
@@ -1033,16 +1051,32 @@ func (m *Main) Wait() error {
 	return m.group.Wait()
 }
 
+// maxShutdownDelay bounds Config.ShutdownDelay, so that the delay and
+// the stop's stopBudget stay under the 30 s before SIGKILL.
+const maxShutdownDelay = 10 * time.Second
+
+// stopBudget bounds a whole stop (Close), give or take the quarter second
+// each later step still gets: a supervisor sends SIGKILL 30 s after
+// SIGTERM (Kubernetes' default), and each step waiting out its own
+// timeout on a dependency that went silent added up to 25-36 s.
+const stopBudget = 18 * time.Second
+
 // Close shuts down in order: stop consuming and serving, let the relay
-// finish, then close NATS, the store and the embedded servers. Safe to call
-// more than once.
+// finish, then close NATS, the store and the embedded servers. The steps
+// share stopBudget: one that would outlast it is left behind, with a
+// warning saying what it did not finish. Safe to call more than once.
 func (m *Main) Close() error {
-	const gatewayCloseTimeout = 10 * time.Second
 	m.closeOnce.Do(func() {
+		m.stopping.Store(true)
+		if m.cancel != nil && m.Config.ShutdownDelay > 0 {
+			m.Logger.Info("stopping: /readyz answers 503 while the hub serves on for the shutdown delay", "delay", m.Config.ShutdownDelay)
+			time.Sleep(m.Config.ShutdownDelay)
+		}
+		deadline := time.Now().Add(stopBudget)
 		var errs []error
 		if m.cancel != nil {
 			m.cancel()
-			errs = append(errs, m.group.Wait())
+			errs = append(errs, m.group.Wait()) // bounded by the consumer's grace
 		}
 		if m.Consumer != nil {
 			errs = append(errs, m.Consumer.Close())
@@ -1052,30 +1086,24 @@ func (m *Main) Close() error {
 			// it still holds (about 100 s each while a broker hangs); none
 			// of them was acknowledged to a department, which sends them
 			// again, so the hub stops without them.
-			closed := make(chan error, 1)
-			go func() { closed <- m.gatewayPub.Close() }()
-			select {
-			case err := <-closed:
-				errs = append(errs, err)
-			case <-time.After(gatewayCloseTimeout):
-				m.Logger.Warn("gateway: Kafka did not take the last events within the shutdown timeout; stopping without them (no department got a 202 for them)",
-					"timeout", gatewayCloseTimeout)
-			}
+			errs = append(errs, m.closeBy(deadline, "gateway: Kafka did not take the last events within the stop's time; stopping without them (no department got a 202 for them)",
+				func(context.Context) error { return m.gatewayPub.Close() }))
 		}
 		if m.auditLog != nil { // after HTTP stopped: every access is in
 			if m.authz != nil {
 				m.authz.FlushRefusals() // the last interval's suppressed refusals
 			}
-			ctx, done := context.WithTimeout(context.Background(), 10*time.Second)
-			errs = append(errs, m.auditLog.Close(ctx))
-			done()
-			errs = append(errs, m.auditStore.Close())
+			errs = append(errs, m.closeBy(deadline, "audit: the last records were not stored within the stop's time",
+				func(ctx context.Context) error { return errors.Join(m.auditLog.Close(ctx), m.auditStore.Close()) }))
 		}
 		if m.nc != nil {
 			m.nc.Close()
 		}
 		if m.Store != nil {
-			errs = append(errs, m.Store.Close())
+			// A PostgreSQL that went silent holds each pooled connection's
+			// close for 15 s.
+			errs = append(errs, m.closeBy(deadline, "the store did not close within the stop's time; stopping without waiting for it (what it committed is kept)",
+				func(context.Context) error { return m.Store.Close() }))
 		}
 		if m.natsSrv != nil {
 			m.natsSrv.Close()
@@ -1084,9 +1112,8 @@ func (m *Main) Close() error {
 			errs = append(errs, m.kafka.Close())
 		}
 		if m.tel != nil {
-			ctx, done := context.WithTimeout(context.Background(), 5*time.Second)
-			errs = append(errs, m.tel.Shutdown(ctx))
-			done()
+			errs = append(errs, m.closeBy(earliest(deadline, time.Now().Add(5*time.Second)), "telemetry: the last spans and metrics were not exported within the stop's time",
+				m.tel.Shutdown))
 		}
 		if m.tempTLSDir != "" {
 			errs = append(errs, os.RemoveAll(m.tempTLSDir))
@@ -1096,6 +1123,35 @@ func (m *Main) Close() error {
 		m.closeErr = errors.Join(errs...)
 	})
 	return m.closeErr
+}
+
+// closeBy runs close with a context ending at deadline and waits for it
+// until then, a quarter second at least even when the stop's time is
+// spent; if it has not returned by then, it logs warning and leaves it
+// behind.
+func (m *Main) closeBy(deadline time.Time, warning string, close func(context.Context) error) error {
+	if soon := time.Now().Add(250 * time.Millisecond); deadline.Before(soon) {
+		deadline = soon
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- close(ctx) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		m.Logger.Warn(warning, "budget", stopBudget)
+		return nil
+	}
+}
+
+// earliest is the earlier of a and b.
+func earliest(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // wakeAfterApply applies a batch and then wakes the relay, so notifications

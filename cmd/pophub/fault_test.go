@@ -469,12 +469,7 @@ func TestFaultProxy(t *testing.T) {
 	l := newFaultLoad(t, faultPersons(), 12)
 	pgURL, pgProxy := testenv.PostgresThroughProxy(t)
 
-	ns := startNATS(t)
-	natsProxy, err := faults.NewProxy(ns.Server().Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { natsProxy.Close() })
+	ns, natsProxy := natsThroughProxy(t)
 	k := startBroker(t, embedded.KafkaConfig{})
 	t.Cleanup(func() { k.Close() })
 	m := startServe(t, Config{KafkaBrokers: []string{k.Addr()}, NATSURL: "nats://" + natsProxy.Addr(),
@@ -545,6 +540,19 @@ func TestFaultProxy(t *testing.T) {
 
 // requireCut fails the test when a proxy fault closed no connection: the
 // hub was then not tested against it.
+// natsThroughProxy starts an embedded NATS server and a proxy in front of
+// it, both closed when the test ends; clients connect to the proxy.
+func natsThroughProxy(t testing.TB) (*embedded.NATS, *faults.Proxy) {
+	t.Helper()
+	ns := startNATS(t)
+	p, err := faults.NewProxy(ns.Server().Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return ns, p
+}
+
 func requireCut(t testing.TB, what string, n int) {
 	t.Helper()
 	if n <= 0 {

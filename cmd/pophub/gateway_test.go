@@ -110,15 +110,7 @@ func TestGatewayThroughTheHub(t *testing.T) {
 
 	// A department that trickles its upload does not hold the connection
 	// past the read timeout, and is told so: 408, naming the limit.
-	conn, err := net.Dial("tcp", m.HTTPAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := io.WriteString(conn, "POST /v1/events HTTP/1.1\r\nHost: hub\r\nAuthorization: Bearer ps-token\r\n"+
-		"Content-Type: "+gateway.ContentTypeEvent+"\r\nContent-Length: 100000\r\n\r\n{\"specversion\""); err != nil {
-		t.Fatal(err)
-	}
+	conn := trickleUpload(t, m.HTTPAddr())
 	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	var ne net.Error
@@ -189,4 +181,21 @@ func TestHTTPReadTimeoutFlag(t *testing.T) {
 			}
 		})
 	}
+}
+
+// trickleUpload starts a POST /v1/events as public_security (token
+// ps-token) whose body stops after its first bytes, as a department's
+// slow upload does, and returns the connection, closed when the test ends.
+func trickleUpload(t testing.TB, addr string) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if _, err := io.WriteString(conn, "POST /v1/events HTTP/1.1\r\nHost: hub\r\nAuthorization: Bearer ps-token\r\n"+
+		"Content-Type: "+gateway.ContentTypeEvent+"\r\nContent-Length: 100000\r\n\r\n{\"specversion\""); err != nil {
+		t.Fatal(err)
+	}
+	return conn
 }

@@ -32,6 +32,12 @@ func main() {
 		debug.SetGCPercent(200)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		// After the first signal the command stops in order; a second
+		// one ends the process at once, as signals do by default.
+		<-ctx.Done()
+		stop()
+	}()
 	err := rootCommand().ExecuteContext(ctx)
 	stop()
 	if err != nil {

@@ -53,6 +53,7 @@ Any Kafka client (kcat, librdkafka, franz-go, kafka-go) can publish to --kafka.`
 	f.BoolVar(&cfg.TLS, "tls", tlsEnv, "serve Kafka, NATS and HTTP over TLS only, with a local CA and certificate made in <data>/tls; clients trust <data>/tls/ca.pem (env POPHUB_TLS, true or false)")
 	tlsClientCAFlag(f, &cfg)
 	httpReadTimeoutFlag(f, &cfg)
+	shutdownDelayFlag(f, &cfg)
 	f.DurationVar(&cfg.NATSSync, "nats-sync", time.Second, "how often the embedded JetStream store fsyncs; 0 = every write (durable against power loss, slower)")
 	f.DurationVar(&cfg.NATSRepublishWindow, "nats-republish-window", 5*time.Second,
 		"keep acknowledged notifications this long in the store and publish them again at start and after a reconnect (cover --nats-sync)")
@@ -110,6 +111,7 @@ Without --postgres the store is go-memdb persisted under --data (one instance on
 	f.StringVar(&cfg.TLSCA, "tls-ca", os.Getenv("POPHUB_TLS_CA"), "speak TLS to Kafka and NATS, trusting the CA certificates in this PEM file (env POPHUB_TLS_CA)")
 	tlsClientCAFlag(f, &cfg)
 	httpReadTimeoutFlag(f, &cfg)
+	shutdownDelayFlag(f, &cfg)
 	return cmd
 }
 
@@ -130,6 +132,12 @@ func httpReadTimeoutFlag(f *pflag.FlagSet, cfg *Config) {
 		"how long a client may take to send a whole HTTP request, body included; a gateway body that takes longer is answered 408 "+
 			"(at the 16 MiB body limit, 1m asks for about 280 kB/s); 0 is refused: there is no unlimited setting, "+
 			"since a client sending slowly on purpose would hold its connection for ever")
+}
+
+// shutdownDelayFlag declares --shutdown-delay (Config.ShutdownDelay).
+func shutdownDelayFlag(f *pflag.FlagSet, cfg *Config) {
+	f.DurationVar(&cfg.ShutdownDelay, "shutdown-delay", 0,
+		"on SIGTERM, serve on this long with /readyz answering 503 before stopping, for a load balancer or Kubernetes Service to stop routing here (at most 10s)")
 }
 
 // positiveDuration is a flag of a duration greater than zero.
@@ -176,6 +184,12 @@ func runUntilSignal(cmd *cobra.Command, log *slog.Logger, cfg Config) error {
 	m := &Main{Config: cfg, Logger: log}
 	ctx := cmd.Context()
 	if err := m.Start(ctx); err != nil {
+		if ctx.Err() != nil {
+			// A stop asked for while starting is a clean stop: nothing
+			// was started that it cut off.
+			log.Info("stopped while starting", "step", err.Error())
+			return nil
+		}
 		return err
 	}
 	printRunning(cmd.OutOrStdout(), m)

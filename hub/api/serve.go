@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/pophub/pophub/schemas/citizenid"
@@ -25,9 +26,9 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
 
 // Run serves the API on ln until ctx ends, then shuts down gracefully:
 // it stops accepting, lets requests in flight finish for up to
-// Config.ShutdownTimeout, and closes ln. It returns nil after a graceful
-// shutdown and an error if serving failed or the shutdown timed out. For
-// TLS, pass a tls.NewListener.
+// Config.ShutdownTimeout, and closes ln. It returns nil after a stop, also
+// one that had to cut requests off (it logs how many connections), and an
+// error if serving failed. For TLS, pass a tls.NewListener.
 //
 // Request contexts are not cancelled when ctx ends, so that requests in
 // flight can finish during the shutdown.
@@ -36,6 +37,7 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
 // timeouts and an ErrorLog that masks citizen IDs in net/http's own
 // messages.
 func (s *Server) Run(ctx context.Context, ln net.Listener) error {
+	var inFlight activeConns
 	srv := &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -43,6 +45,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(citizenid.MaskingHandler(s.cfg.Logger.Handler()), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		ConnState:         inFlight.track,
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -56,12 +59,46 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
+		// A stop asked for is a clean stop, whatever a client was doing:
+		// the requests still running (an upload the gateway allows a
+		// minute, a slow reader) are cut off and get no answer, so none
+		// is taken as done, and their clients send them again.
+		cut := inFlight.count()
 		_ = srv.Close()
 		<-errc
-		return fmt.Errorf("shutting down HTTP server: %w", err)
+		s.cfg.Logger.Warn("HTTP: requests still in flight when the stop's time ran out were cut off without an answer; their clients send them again",
+			"connections", cut, "shutdown_timeout", s.cfg.ShutdownTimeout)
+		return nil
 	}
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serving HTTP: %w", err)
 	}
 	return nil
+}
+
+// activeConns counts the connections serving a request, for the log of a
+// stop that cuts them off.
+type activeConns struct {
+	mu     sync.Mutex
+	active map[net.Conn]bool
+}
+
+// track is an http.Server's ConnState hook.
+func (a *activeConns) track(c net.Conn, st http.ConnState) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if st == http.StateActive {
+		if a.active == nil {
+			a.active = map[net.Conn]bool{}
+		}
+		a.active[c] = true
+		return
+	}
+	delete(a.active, c)
+}
+
+func (a *activeConns) count() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.active)
 }
