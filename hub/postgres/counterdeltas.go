@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"go.opentelemetry.io/otel/metric"
 )
 
 // foldEvery is how often a store folds the counter changes batches append
@@ -50,26 +51,25 @@ const foldTimeout = 10 * time.Second
 // foldCounters folds the committed counter changes into the counters, a
 // piece (foldPiece rows) a transaction, until none is left or ctx ends,
 // and returns how many change rows it folded. A count reads the same sums
-// before and after each piece. While a rebuild holds the tables (for as
-// long as it scans every person) it folds nothing and says nothing: the
-// rebuild empties both, and the next fold takes what comes after.
-func (s *Store) foldCounters(ctx context.Context) (int64, error) {
-	var total int64
+// before and after each piece. While another session holds the tables
+// (a rebuild, for as long as it scans every person) it folds nothing,
+// returns at once with skipped set and no error: the rebuild empties
+// both, and the next fold takes what comes after.
+func (s *Store) foldCounters(ctx context.Context) (total int64, skipped bool, err error) {
 	for {
-		n, err := s.foldPieceOf(ctx)
+		n, skipped, err := s.foldPieceOf(ctx)
 		total += n
-		if err != nil || n < foldPiece {
-			return total, err
+		if err != nil || skipped || n < foldPiece {
+			return total, skipped, err
 		}
 	}
 }
 
 // foldPieceOf folds one piece in one transaction.
-func (s *Store) foldPieceOf(ctx context.Context) (int64, error) {
+func (s *Store) foldPieceOf(ctx context.Context) (rows int64, skipped bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, foldTimeout)
 	defer cancel()
-	var rows int64
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		// In the order RebuildCounters locks them, so that the two
 		// cannot deadlock.
 		if _, err := tx.Exec(ctx, "LOCK TABLE stats_counter_deltas, stats_counters IN ROW EXCLUSIVE MODE NOWAIT"); err != nil {
@@ -79,12 +79,64 @@ func (s *Store) foldPieceOf(ctx context.Context) (int64, error) {
 	})
 	var pg *pgconn.PgError
 	if errors.As(err, &pg) && pg.Code == "55P03" { // lock_not_available
-		return 0, nil
+		return 0, true, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("folding counter changes into the counters: %w", err)
+		return 0, false, fmt.Errorf("folding counter changes into the counters: %w", err)
 	}
-	return rows, nil
+	return rows, false, nil
+}
+
+// foldWaitWarning is how long folds may find the tables held by another
+// session before the store says so: longer than a lock taken by hand for
+// a moment, shorter than the growth of the changes' table would matter.
+const foldWaitWarning = 5 * time.Minute
+
+func (s *Store) foldWaitWarning() time.Duration {
+	if s.cfg.foldWaitWarning > 0 {
+		return s.cfg.foldWaitWarning
+	}
+	return foldWaitWarning
+}
+
+// registerFoldAge exports, on a store that folds, pophub.stats.fold.age:
+// the seconds since a fold last left no committed change behind. It stays
+// under a few seconds while folds keep up, and grows while they fail or
+// wait for other sessions' locks, when counts stay exact but read more
+// rows and the changes' table grows.
+func (s *Store) registerFoldAge(m metric.Meter) (metric.Registration, error) {
+	gauge, err := m.Float64ObservableGauge("pophub.stats.fold.age", metric.WithUnit("s"),
+		metric.WithDescription("Seconds since this instance last folded the statistics counters' changes up to the newest committed one; grows while folds fail or wait for other sessions' locks."))
+	if err != nil {
+		return nil, fmt.Errorf("creating fold age gauge: %w", err)
+	}
+	reg, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		o.ObserveFloat64(gauge, time.Since(time.Unix(0, s.foldedAt.Load())).Seconds())
+		return nil
+	}, gauge)
+	if err != nil {
+		return nil, fmt.Errorf("registering fold age gauge: %w", err)
+	}
+	return reg, nil
+}
+
+// lockHolders names the other sessions holding locks on the counters'
+// tables, for the warning that folds wait for them; "" when it cannot
+// tell.
+func (s *Store) lockHolders(ctx context.Context) string {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var holders string
+	err := s.pool.QueryRow(ctx, `SELECT coalesce(string_agg(DISTINCT format('pid %s (%s, %s since %s)', a.pid,
+			coalesce(nullif(a.application_name, ''), a.usename), l.mode, to_char(a.xact_start, 'YYYY-MM-DD HH24:MI:SS TZ')), '; '), '')
+		FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+		WHERE l.granted AND l.pid <> pg_backend_pid()
+			AND l.relation IN ('stats_counters'::regclass, 'stats_counter_deltas'::regclass)
+			AND l.mode IN ('ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')`).Scan(&holders)
+	if err != nil {
+		return ""
+	}
+	return holders
 }
 
 // vacuumEvery is how often, at most, the folding goroutine vacuums
@@ -124,6 +176,7 @@ func (s *Store) foldInBackground() {
 	case every == 0:
 		every = foldEvery
 	}
+	s.foldedAt.Store(time.Now().UnixNano())
 	fctx, cancel := context.WithCancel(context.Background())
 	s.stopFolding = cancel
 	s.folding.Go(func() {
@@ -136,15 +189,31 @@ func (s *Store) foldInBackground() {
 		}
 		var sinceVacuum int64
 		lastVacuum := time.Now()
+		var waitingSince time.Time // the first of a run of rounds that found the tables held
+		warned := false
 		for {
 			select {
 			case <-fctx.Done():
 				return
 			case <-t.C:
 			}
-			folded, err := s.foldCounters(fctx)
+			folded, skipped, err := s.foldCounters(fctx)
 			if folded > 10*foldPiece {
 				s.cfg.Logger.Info("folded a backlog of statistics counter changes", "changes", folded)
+			}
+			switch {
+			case err == nil && !skipped:
+				s.foldedAt.Store(time.Now().UnixNano())
+				if warned {
+					s.cfg.Logger.Info("folding the statistics counters' changes again after waiting for other sessions' locks", "waited", time.Since(waitingSince).Round(time.Second).String())
+				}
+				waitingSince, warned = time.Time{}, false
+			case skipped && waitingSince.IsZero():
+				waitingSince = time.Now()
+			case skipped && !warned && time.Since(waitingSince) >= s.foldWaitWarning():
+				warned = true
+				s.cfg.Logger.Warn("the statistics counters' changes have not been folded for a while: other sessions hold locks on the counters' tables (`pophub stats rebuild` does while it runs); counts stay exact but read more rows",
+					"waiting", time.Since(waitingSince).Round(time.Second).String(), "holders", s.lockHolders(fctx))
 			}
 			if sinceVacuum += folded; sinceVacuum > 0 && time.Since(lastVacuum) >= vacuumAfter {
 				if verr := s.vacuumDeltas(fctx); verr != nil && fctx.Err() == nil {

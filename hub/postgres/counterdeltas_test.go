@@ -4,9 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/pophub/pophub/hub"
 	"github.com/pophub/pophub/hub/storetest"
@@ -64,7 +68,7 @@ func TestCounterChangesFolded(t *testing.T) {
 	if diffs, err := s.VerifyCounters(ctx); err != nil || len(diffs) != 0 {
 		t.Fatalf("before a fold: %d differences (%v): %v", len(diffs), err, diffs)
 	}
-	folded, err := s.foldCounters(ctx)
+	folded, _, err := s.foldCounters(ctx)
 	if err != nil || folded != pending {
 		t.Fatalf("foldCounters = %d, %v; want the %d pending changes", folded, err, pending)
 	}
@@ -81,7 +85,7 @@ func TestCounterChangesFolded(t *testing.T) {
 	if _, err := s.Pool().Exec(ctx, `INSERT INTO stats_counter_deltas VALUES ('4301', 'p', 'D19990101', 1), ('4301', 'p', 'D19990101', -1)`); err != nil {
 		t.Fatal(err)
 	}
-	if folded, err := s.foldCounters(ctx); err != nil || folded != 2 {
+	if folded, _, err := s.foldCounters(ctx); err != nil || folded != 2 {
 		t.Fatalf("folding changes that cancel out: %d, %v", folded, err)
 	}
 	var zero int64
@@ -129,7 +133,7 @@ func TestCounterChangesFoldedWhileApplying(t *testing.T) {
 	if diffs, err := a.VerifyCounters(ctx); err != nil || len(diffs) != 0 {
 		t.Fatalf("%d differences (%v): %v", len(diffs), err, diffs)
 	}
-	if _, err := a.foldCounters(ctx); err != nil {
+	if _, _, err := a.foldCounters(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if n := tableRows(t, a, "stats_counter_deltas"); n != 0 {
@@ -162,9 +166,9 @@ func TestFoldWaitsOutARebuild(t *testing.T) {
 	start := time.Now()
 	fctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	folded, err := s.foldCounters(fctx)
-	if err != nil || folded != 0 || time.Since(start) > 2*time.Second {
-		t.Fatalf("fold while the tables are held: %d rows, %v after %s; want nothing folded at once", folded, err, time.Since(start))
+	folded, skipped, err := s.foldCounters(fctx)
+	if err != nil || folded != 0 || !skipped || time.Since(start) > 2*time.Second {
+		t.Fatalf("fold while the tables are held: %d rows, skipped %v, %v after %s; want nothing folded at once, the round skipped", folded, skipped, err, time.Since(start))
 	}
 	time.Sleep(300 * time.Millisecond) // some thirty background rounds
 	if warned := rec.logged("not being folded"); len(warned) > 0 {
@@ -183,6 +187,77 @@ func TestFoldWaitsOutARebuild(t *testing.T) {
 	var n int64
 	if err := s.Pool().QueryRow(ctx, "SELECT n FROM stats_counters WHERE (region, class, bucket) = ('2301', 'u', 'D20260101')").Scan(&n); err != nil || n != 4 {
 		t.Errorf("folded counter = %d (%v), want 4", n, err)
+	}
+}
+
+// TestFoldSaysWhoHoldsItsTables: a session holding a lock on the
+// counters (a DBA's maintenance left open, anything but a moment's) made
+// every fold give way, silently and for good, while the changes' table
+// grew. The store now exports how long ago folds last caught up
+// (pophub.stats.fold.age, the alert PophubStatsFoldStalled), warns once
+// the wait is long, naming the sessions that hold the locks, and says
+// when folds go on again.
+func TestFoldSaysWhoHoldsItsTables(t *testing.T) {
+	ctx := context.Background()
+	reader := sdkmetric.NewManualReader()
+	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { provider.Shutdown(context.Background()) })
+	rec := &logRecorder{}
+	s := openStoreWith(t, Config{Schema: testenv.Schema(t), Logger: slog.New(rec), Meter: provider.Meter("test"),
+		foldEvery: 10 * time.Millisecond, foldWaitWarning: 300 * time.Millisecond})
+	age := func() float64 {
+		var rm metricdata.ResourceMetrics
+		if err := reader.Collect(ctx, &rm); err != nil {
+			t.Fatal(err)
+		}
+		for _, sm := range rm.ScopeMetrics {
+			for _, m := range sm.Metrics {
+				if m.Name == "pophub.stats.fold.age" {
+					return m.Data.(metricdata.Gauge[float64]).DataPoints[0].Value
+				}
+			}
+		}
+		t.Fatal("no pophub.stats.fold.age exported")
+		return 0
+	}
+	time.Sleep(100 * time.Millisecond)
+	if a := age(); a > 0.5 {
+		t.Fatalf("fold age %.2f s while folds keep up, want under half a second", a)
+	}
+
+	conn, err := s.Pool().Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "SET application_name = 'dba-maintenance'"); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "LOCK TABLE stats_counters IN SHARE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(800 * time.Millisecond)
+	if a := age(); a < 0.6 {
+		t.Errorf("fold age %.2f s after 0.8 s of folds giving way, want it to grow", a)
+	}
+	warned := rec.logged("WARN the statistics counters' changes have not been folded")
+	if len(warned) != 1 || !strings.Contains(warned[0], "dba-maintenance") || !strings.Contains(warned[0], "ShareLock") {
+		t.Errorf("warned %q, want one warning naming the session and its lock", warned)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for age() > 0.2 || len(rec.logged("INFO folding the statistics counters' changes again")) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("fold age %.2f s and logged %q after the lock went, want folds caught up and said so", age(), rec.logged("folding"))
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -102,6 +102,9 @@ type Config struct {
 	// into the counters (counterdeltas.go; default foldEvery); tests
 	// change it, and a negative one folds only when asked.
 	foldEvery time.Duration
+	// foldWaitWarning is how long folds may find the tables held before
+	// the store warns (default foldWaitWarning); tests lower it.
+	foldWaitWarning time.Duration
 	// vacuumEvery is how often, at most, the folding goroutine vacuums
 	// the changes' table (default vacuumEvery); tests lower it.
 	vacuumEvery time.Duration
@@ -179,6 +182,10 @@ type Store struct {
 	// folding is done once it has (counterdeltas.go).
 	stopFolding context.CancelFunc
 	folding     sync.WaitGroup
+	// foldedAt is when (Unix ns) a fold last left no committed change
+	// behind, and foldMetrics exports its age (counterdeltas.go).
+	foldedAt    atomic.Int64
+	foldMetrics metric.Registration
 	retries     retryCounters
 	metrics     metric.Registration
 	// leaseTag tells this store's lease sessions from others of the
@@ -273,6 +280,12 @@ func open(ctx context.Context, cfg Config, create bool) (*Store, error) {
 	if create {
 		s.watchTimeline(ctx)
 		s.foldInBackground()
+		if cfg.Meter != nil && s.stopFolding != nil {
+			if s.foldMetrics, err = s.registerFoldAge(cfg.Meter); err != nil {
+				s.Close()
+				return nil, err
+			}
+		}
 	}
 	return s, nil
 }
@@ -332,6 +345,9 @@ func (s *Store) Close() error {
 		}
 		if s.failoverMetrics != nil {
 			s.failoverMetrics.Unregister()
+		}
+		if s.foldMetrics != nil {
+			s.foldMetrics.Unregister()
 		}
 		s.pool.Close()
 	})

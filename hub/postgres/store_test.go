@@ -257,7 +257,7 @@ func TestVerifyCountersFindsDrift(t *testing.T) {
 	if diffs, err := s.VerifyCounters(context.Background()); err != nil || len(diffs) != 0 {
 		t.Fatalf("fresh store: %d differences (%v)", len(diffs), err)
 	}
-	if _, err := s.foldCounters(context.Background()); err != nil {
+	if _, _, err := s.foldCounters(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	var region, bucket string

@@ -22,8 +22,10 @@ import (
 // logRecorder keeps the messages a store logs.
 type logRecorder struct {
 	mu   sync.Mutex
-	msgs []string
+	msgs []logged // level and message, then attributes
 }
+
+type logged struct{ msg, attrs string }
 
 func (r *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
 func (r *logRecorder) WithAttrs([]slog.Attr) slog.Handler       { return r }
@@ -31,18 +33,24 @@ func (r *logRecorder) WithGroup(string) slog.Handler            { return r }
 func (r *logRecorder) Handle(_ context.Context, rec slog.Record) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.msgs = append(r.msgs, rec.Level.String()+" "+rec.Message)
+	l := logged{msg: rec.Level.String() + " " + rec.Message}
+	rec.Attrs(func(a slog.Attr) bool {
+		l.attrs += " " + a.String()
+		return true
+	})
+	r.msgs = append(r.msgs, l)
 	return nil
 }
 
-// logged returns the messages that contain s.
+// logged returns the records whose level and message contain s, each
+// with its attributes.
 func (r *logRecorder) logged(s string) []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []string
 	for _, m := range r.msgs {
-		if strings.Contains(m, s) {
-			out = append(out, m)
+		if strings.Contains(m.msg, s) {
+			out = append(out, m.msg+m.attrs)
 		}
 	}
 	return out
@@ -115,7 +123,7 @@ func execIn(t *testing.T, sql string, args ...any) {
 // them, into another schema, as an older release kept them.
 func copyCounters(t *testing.T, from *Store, to string) {
 	t.Helper()
-	if _, err := from.foldCounters(context.Background()); err != nil {
+	if _, _, err := from.foldCounters(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	execIn(t, "INSERT INTO "+pgx.Identifier{to, "stats_counters"}.Sanitize()+" SELECT * FROM "+pgx.Identifier{from.Schema(), "stats_counters"}.Sanitize())
