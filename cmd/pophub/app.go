@@ -40,6 +40,7 @@ import (
 	"github.com/pophub/pophub/hub/sealing"
 	"github.com/pophub/pophub/hub/telemetry"
 	"github.com/pophub/pophub/hub/tlsconf"
+	"github.com/pophub/pophub/internal/buildinfo"
 	"github.com/pophub/pophub/ops/policies"
 	"github.com/pophub/pophub/schemas"
 	"github.com/pophub/pophub/schemas/region"
@@ -651,7 +652,8 @@ func (m *Main) Start(ctx context.Context) (err error) {
 			return ignoreCanceled(m.Watcher.Run(gctx))
 		})
 	}
-	started := []any{"http", m.HTTPURL(), "kafka", strings.Join(m.brokers, ","), "nats", redactURL(m.natsURL), "store", m.storeName()}
+	build := buildinfo.Read()
+	started := []any{"version", build.Version, "revision", build.ShortRevision(), "http", m.HTTPURL(), "kafka", strings.Join(m.brokers, ","), "nats", redactURL(m.natsURL), "store", m.storeName()}
 	if id := storeID(m.Store); id != "" {
 		// The id that a consumer group's conflict error names.
 		started = append(started, "store_id", id, "group", m.Config.GroupID)

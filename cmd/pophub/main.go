@@ -22,6 +22,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/pophub/pophub/internal/buildinfo"
 	"github.com/spf13/cobra"
 )
 
@@ -73,7 +74,9 @@ func commandTree() *cobra.Command {
 		Short:         "Population data-sharing hub: department events in, golden records and notifications out",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       buildinfo.Read().String(),
 	}
+	root.SetVersionTemplate("pophub {{.Version}}\n")
 	root.PersistentFlags().StringVar(&logLevel, "log-level", envOr("POPHUB_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env POPHUB_LOG_LEVEL)")
 	var lvl slog.Level
 	// A level that is not one is refused before the command runs: read
@@ -91,7 +94,7 @@ func commandTree() *cobra.Command {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
 	}
 	root.AddCommand(devCommand(newLogger), serveCommand(newLogger), demoCommand(newLogger),
-		publishCommand(newLogger), importCommand(newLogger), cdcCommand(newLogger), synthCommand(), eligibilityCommand(), policiesCommand(), dlqCommand(), policyCommand(), auditCommand(), reconcileCommand(), statusCommand(), statsCommand(newLogger), regionsCommand(), siSubscriberCommand(newLogger), benchCommand(newLogger), healthcheckCommand(), tlsCommand(), keysCommand(), offsetsCommand())
+		publishCommand(newLogger), importCommand(newLogger), cdcCommand(newLogger), synthCommand(), eligibilityCommand(), policiesCommand(), dlqCommand(), policyCommand(), auditCommand(), reconcileCommand(), statusCommand(), statsCommand(newLogger), regionsCommand(), siSubscriberCommand(newLogger), benchCommand(newLogger), healthcheckCommand(), tlsCommand(), keysCommand(), offsetsCommand(), versionCommand())
 	return root
 }
 

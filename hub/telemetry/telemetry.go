@@ -60,6 +60,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pophub/pophub/internal/buildinfo"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -127,6 +128,19 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// buildInfoGauge is pophub_build_info, always 1, whose labels name the
+// running build, so that a dashboard shows which instances still run an
+// old one during a rolling upgrade.
+func buildInfoGauge(b buildinfo.Info) prometheus.Gauge {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "pophub_build_info",
+		Help:        "The running build of pophub: module version, source revision (+changes when the tree had uncommitted changes), and Go version. Always 1.",
+		ConstLabels: prometheus.Labels{"version": b.Version, "revision": b.ShortRevision(), "goversion": b.GoVersion},
+	})
+	g.Set(1)
+	return g
+}
+
 // Telemetry holds the providers Setup built. Its fields are safe for
 // concurrent use; call Shutdown once at exit to flush pending spans.
 type Telemetry struct {
@@ -149,8 +163,10 @@ type Telemetry struct {
 // exporter connects lazily), and changes no global state.
 func Setup(ctx context.Context, cfg Config) (*Telemetry, error) {
 	cfg.setDefaults()
+	build := buildinfo.Read()
 	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(
 		attribute.String("service.name", cfg.ServiceName),
+		attribute.String("service.version", build.Version+"+"+build.ShortRevision()),
 	))
 	if err != nil {
 		return nil, fmt.Errorf("building telemetry resource: %w", err)
@@ -162,6 +178,9 @@ func Setup(ctx context.Context, cfg Config) (*Telemetry, error) {
 	}
 	if err := reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
 		return nil, fmt.Errorf("registering process metrics: %w", err)
+	}
+	if err := reg.Register(buildInfoGauge(build)); err != nil {
+		return nil, fmt.Errorf("registering build information: %w", err)
 	}
 	exporter, err := otelprom.New(
 		otelprom.WithRegisterer(reg),

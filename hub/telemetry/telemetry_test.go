@@ -2,6 +2,7 @@ package telemetry_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/pophub/pophub/hub/telemetry"
+	"github.com/pophub/pophub/internal/buildinfo"
 )
 
 func setup(tb testing.TB, cfg telemetry.Config) *telemetry.Telemetry {
@@ -220,5 +222,17 @@ func TestBadEndpoint(t *testing.T) {
 		if _, err := telemetry.Setup(context.Background(), telemetry.Config{OTLPEndpoint: endpoint}); err == nil {
 			t.Errorf("Setup(%q) succeeded, want error", endpoint)
 		}
+	}
+}
+
+// TestMetricsNameTheBuild: /metrics says which build runs, so that a
+// dashboard shows the instances a rolling upgrade has not reached yet.
+func TestMetricsNameTheBuild(t *testing.T) {
+	tel := setup(t, telemetry.Config{})
+	body := scrape(t, tel.MetricsHandler())
+	b := buildinfo.Read()
+	want := fmt.Sprintf(`pophub_build_info{goversion=%q,revision=%q,version=%q} 1`, b.GoVersion, b.ShortRevision(), b.Version)
+	if !strings.Contains(body, want) {
+		t.Errorf("/metrics lacks %s; got:\n%s", want, body)
 	}
 }
