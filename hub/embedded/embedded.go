@@ -110,7 +110,14 @@ func StartKafka(ctx context.Context, cfg KafkaConfig) (*Kafka, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts = append(opts, kfake.ClusterID(id))
+	opts = append(opts, kfake.ClusterID(id),
+		// Records are kept until deleted. kfake applies time retention by
+		// the producers' timestamps (it has no LogAppendTime), so with
+		// Kafka's seven days a department's client that stamps records
+		// with their business time (last year's registrations, Kafka
+		// Connect, MirrorMaker) saw acknowledged records the hub had not
+		// read yet deleted within the hour.
+		kfake.BrokerConfigs(map[string]string{"log.retention.ms": "-1"}))
 	if cfg.Logger != nil {
 		opts = append(opts, kfake.WithLogger(kafkaLogger{cfg.Logger}))
 	}

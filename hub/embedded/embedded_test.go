@@ -133,6 +133,35 @@ func TestKafkaPersists(t *testing.T) {
 	}
 }
 
+// TestKafkaKeepsRecordsStampedLongAgo: a record a department's client
+// stamped with its business time (a registration of last year, as Kafka
+// Connect or a migration sends it) stays on the source topic however old
+// its timestamp, on a fresh broker and on one restarted on its data
+// directory. With Kafka's seven-day retention, which kfake applies by the
+// producers' timestamps, the broker's hourly pass deleted such records
+// seconds after acknowledging them, before the hub had read them.
+func TestKafkaKeepsRecordsStampedLongAgo(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	for _, start := range []string{"fresh", "restarted"} {
+		k := startKafka(t, KafkaConfig{DataDir: dir, Partitions: 1})
+		topic := schemas.Topic(schemas.PublicSecurity)
+		w := &kafka.Writer{Addr: kafka.TCP(k.Addr()), Topic: topic, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
+		stamped := time.Now().AddDate(-1, 0, 0)
+		if err := w.WriteMessages(ctx, kafka.Message{Key: []byte("230102199001011230"), Value: []byte(start), Time: stamped}); err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+		k.cluster.ApplyRetention() // the broker's hourly pass, now
+		if p := k.cluster.PartitionInfo(topic, 0); p.LogStartOffset != 0 {
+			t.Errorf("%s broker: %s starts at offset %d after a retention pass, want 0: records stamped a year ago were deleted", start, topic, p.LogStartOffset)
+		}
+		if err := k.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestKafkaClusterID: a broker keeps its cluster id across restarts on
 // its data directory, and another directory (or an in-memory broker) is
 // another cluster. Every kfake broker once said "kfake", so an import
