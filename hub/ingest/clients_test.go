@@ -20,8 +20,11 @@ import (
 // rather than as an event whose data's members are unknown attributes,
 // while an event in structured mode that also carries such headers keeps
 // its own reject.
-// A record without a value (a tombstone) is rejected saying so. Each
-// reject reaches the DLQ as it was sent, mark included.
+// A record without a value (a tombstone) is rejected saying so, and so
+// are good events wrapped by Kafka serializers' defaults: a Schema
+// Registry serializer's magic byte and schema id, a Kafka Connect
+// JsonConverter's schema envelope, a JSON serializer's quotes around the
+// key. Each reject reaches the DLQ as it was sent, mark included.
 func TestOtherClientsRecords(t *testing.T) {
 	topic := schemas.Topic(schemas.Marriage)
 	event := func(id, spouse string) string {
@@ -38,18 +41,30 @@ func TestOtherClientsRecords(t *testing.T) {
 		reason  string // "" when applied
 		field   string
 		detail  string
+		key     string // idA when ""
 	}{
-		{"event after a byte order mark", bom + event("m-bom", idB), nil, "", "", ""},
-		{"invalid event after a byte order mark", bom + event("m-bad", idA), nil, schemas.ReasonInvalidData, "data.spouse_id", ""},
-		{"binary content mode", `{"spouse_id":"` + idB + `"}`, binaryHeaders, schemas.ReasonNotCloudEvent, "ce_specversion", "binary content mode"},
-		{"binary content mode, data not JSON", `<lease id="1"/>`, binaryHeaders, schemas.ReasonNotCloudEvent, "ce_specversion", "binary content mode"},
-		{"structured event with ce_ headers", event("m-both", idB), binaryHeaders, "", "", ""},
-		{"invalid structured event with ce_ headers", event("m-both-bad", idA), binaryHeaders, schemas.ReasonInvalidData, "data.spouse_id", ""},
-		{"tombstone", "", nil, schemas.ReasonNotJSON, "", "tombstone"},
+		{"event after a byte order mark", bom + event("m-bom", idB), nil, "", "", "", ""},
+		{"invalid event after a byte order mark", bom + event("m-bad", idA), nil, schemas.ReasonInvalidData, "data.spouse_id", "", ""},
+		{"binary content mode", `{"spouse_id":"` + idB + `"}`, binaryHeaders, schemas.ReasonNotCloudEvent, "ce_specversion", "binary content mode", ""},
+		{"binary content mode, data not JSON", `<lease id="1"/>`, binaryHeaders, schemas.ReasonNotCloudEvent, "ce_specversion", "binary content mode", ""},
+		{"structured event with ce_ headers", event("m-both", idB), binaryHeaders, "", "", "", ""},
+		{"invalid structured event with ce_ headers", event("m-both-bad", idA), binaryHeaders, schemas.ReasonInvalidData, "data.spouse_id", "", ""},
+		{"tombstone", "", nil, schemas.ReasonNotJSON, "", "tombstone", ""},
+		{"Schema Registry framing", "\x00\x00\x00\x01\x07" + event("m-sr", idB), nil, schemas.ReasonNotJSON, "", "Schema Registry framing (magic byte 0, schema id 263)", ""},
+		{"Kafka Connect JsonConverter envelope", `{"schema":{"type":"string","optional":false},"payload":` + event("m-connect", idB) + `}`, nil,
+			schemas.ReasonNotCloudEvent, "payload", "value.converter.schemas.enable=false", ""},
+		{"key in JSON quotes", event("m-quoted", idB), nil, schemas.ReasonKeyMismatch, "subject", "the subject in JSON quotes", `"` + idA + `"`},
+		{"another key", event("m-other-key", idB), nil, schemas.ReasonKeyMismatch, "subject", "record key does not equal the subject", idB},
+	}
+	keyOf := func(k string) []byte {
+		if k == "" {
+			return []byte(idA)
+		}
+		return []byte(k)
 	}
 
 	for _, r := range records {
-		d := decodeChunk([]kafka.Message{{Topic: topic, Key: []byte(idA), Value: []byte(r.value), Headers: r.headers}})
+		d := decodeChunk([]kafka.Message{{Topic: topic, Key: keyOf(r.key), Value: []byte(r.value), Headers: r.headers}})
 		if r.reason == "" {
 			if len(d.inputs) != 1 || bytes.HasPrefix(d.inputs[0].Raw, []byte(bom)) || !strings.HasPrefix(string(d.inputs[0].Raw), "{") {
 				t.Errorf("%s: inputs %d; want one, its raw event without the mark", r.name, len(d.inputs))
@@ -60,7 +75,7 @@ func TestOtherClientsRecords(t *testing.T) {
 	k := broker(t)
 	var msgs []kafka.Message
 	for _, r := range records {
-		msgs = append(msgs, kafka.Message{Topic: topic, Key: []byte(idA), Value: []byte(r.value), Headers: r.headers})
+		msgs = append(msgs, kafka.Message{Topic: topic, Key: keyOf(r.key), Value: []byte(r.value), Headers: r.headers})
 	}
 	w := &kafka.Writer{Addr: kafka.TCP(k.Addr()), Balancer: toPartition0, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
 	if err := w.WriteMessages(context.Background(), msgs...); err != nil {
@@ -86,11 +101,21 @@ func TestOtherClientsRecords(t *testing.T) {
 			rejected = append(rejected, i)
 		}
 	}
-	dlq := readTopic(t, k.Addr(), schemas.DLQTopic, len(rejected))
-	for j, i := range rejected {
-		r, m := records[i], dlq[j]
-		if string(m.Value) != r.value {
-			t.Errorf("%s: DLQ value %q, want the record's %q", r.name, m.Value, r.value)
+	// The DLQ copies are keyed as their records: in order within a
+	// partition, not across them. Each record's value is its own.
+	dlq := map[string]kafka.Message{}
+	for _, m := range readTopic(t, k.Addr(), schemas.DLQTopic, len(rejected)) {
+		dlq[string(m.Value)] = m
+	}
+	for _, i := range rejected {
+		r := records[i]
+		m, ok := dlq[r.value]
+		if !ok {
+			t.Errorf("%s: no DLQ copy with the record's value %q", r.name, r.value)
+			continue
+		}
+		if !bytes.Equal(m.Key, keyOf(r.key)) {
+			t.Errorf("%s: DLQ key %q, want the record's %q", r.name, m.Key, keyOf(r.key))
 		}
 		if header(m, HeaderReason) != r.reason || header(m, HeaderField) != r.field || !strings.Contains(header(m, HeaderError), r.detail) {
 			t.Errorf("%s: DLQ reason %q field %q error %q; want %s, %s, saying %q", r.name,

@@ -1068,6 +1068,8 @@ func decodeChunk(batch []kafka.Message) decoded {
 				// The value is no event of its own: the data (JSON or
 				// not) of one whose attributes are in the headers.
 				re = errBinaryMode
+			} else if framed := serializerFraming(re, m.Key, value, ev.Subject); framed != nil {
+				re = framed
 			}
 			d.rejects = append(d.rejects, dlqRecord(m, re))
 			st.rejected[re.Reason]++
