@@ -123,3 +123,54 @@ func TestOtherClientsRecords(t *testing.T) {
 		}
 	}
 }
+
+// TestRejectBlamesABehindClock: on a hub whose clock is days behind (no
+// NTP in the data centre, a virtual machine restored with an old clock),
+// every current event lies "in the future" by the hub's clock, and the
+// reject said only that, blaming the department. When the record's Kafka
+// timestamp says the event's time is no future, the reject now names the
+// hub's clock; an event in the future by both keeps the plain reject.
+func TestRejectBlamesABehindClock(t *testing.T) {
+	real := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	at := func(t time.Time) string {
+		return `{"specversion":"1.0","id":"m-1","source":"marriage","type":"marriage.registered","subject":"` + idA +
+			`","time":"` + t.Format(time.RFC3339) + `","datacontenttype":"application/json","data":{"spouse_id":"` + idB + `"}}`
+	}
+	future := &schemas.RejectError{Reason: schemas.ReasonNotCloudEvent, Field: "time", Detail: "must not lie in the future or before 1850"}
+	tests := []struct {
+		name      string
+		hubClock  time.Time
+		eventTime time.Time
+		recorded  time.Time // the record's Kafka timestamp
+		re        *schemas.RejectError
+		blames    bool
+	}{
+		{"hub clock three days behind", real.AddDate(0, 0, -3), real, real, future, true},
+		{"event days ahead of every clock", real, real.AddDate(0, 0, 5), real, future, false},
+		{"hub behind, event still ahead of the record", real.AddDate(0, 0, -3), real.AddDate(0, 0, 10), real, future, false},
+		{"record without a timestamp", real.AddDate(0, 0, -3), real, time.Time{}, future, false},
+		{"hub clock seconds behind", real.Add(-30 * time.Second), real.AddDate(0, 0, 2), real, future, false},
+		{"another reject", real.AddDate(0, 0, -3), real, real, &schemas.RejectError{Reason: schemas.ReasonNotCloudEvent, Field: "id", Detail: "required attribute is missing"}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m := kafka.Message{Topic: schemas.Topic(schemas.Marriage), Key: []byte(idA), Value: []byte(at(tc.eventTime)), Time: tc.recorded}
+			got := clockBehind(tc.re, m, m.Value, tc.hubClock)
+			switch {
+			case tc.blames && got == nil:
+				t.Fatal("the reject does not name the hub's clock")
+			case tc.blames:
+				for _, want := range []string{"must not lie in the future", "by the hub's clock, which reads 2026-12-04T09:00:00Z, 72h0m0s behind", "NTP", "pophub dlq replay"} {
+					if !strings.Contains(got.Detail, want) {
+						t.Errorf("detail %q, want it to say %q", got.Detail, want)
+					}
+				}
+				if got.Reason != tc.re.Reason || got.Field != "time" {
+					t.Errorf("reason %s field %s, want %s time", got.Reason, got.Field, tc.re.Reason)
+				}
+			case got != nil:
+				t.Errorf("the reject names the hub's clock: %q", got.Detail)
+			}
+		})
+	}
+}

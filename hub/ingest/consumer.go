@@ -1070,6 +1070,8 @@ func decodeChunk(batch []kafka.Message) decoded {
 				re = errBinaryMode
 			} else if framed := serializerFraming(re, m.Key, value, ev.Subject); framed != nil {
 				re = framed
+			} else if behind := clockBehind(re, m, value, now); behind != nil {
+				re = behind
 			}
 			d.rejects = append(d.rejects, dlqRecord(m, re))
 			st.rejected[re.Reason]++

@@ -5,6 +5,9 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"time"
+
+	"github.com/segmentio/kafka-go"
 
 	"github.com/pophub/pophub/schemas"
 	"github.com/pophub/pophub/schemas/citizenid"
@@ -49,4 +52,32 @@ func serializerFraming(re *schemas.RejectError, key, value []byte, subject citiz
 		}
 	}
 	return nil
+}
+
+// clockBehind explains a reject for a time in the future when the hub's
+// own clock is the likely culprit: the record's Kafka timestamp (the
+// broker's append time on the source topics the hub creates) is later
+// than the hub's clock by over a minute, and the event's time would pass
+// by that timestamp. A hub host without NTP, or a virtual machine
+// restored with an old clock, would otherwise see every current event
+// rejected with words that blame the department. It returns nil for any
+// other reject.
+func clockBehind(re *schemas.RejectError, m kafka.Message, value []byte, now time.Time) *schemas.RejectError {
+	if re.Reason != schemas.ReasonNotCloudEvent || re.Field != "time" || m.Time.IsZero() || m.Time.Sub(now) < time.Minute {
+		return nil
+	}
+	var ev struct {
+		Time string `json:"time"`
+	}
+	if json.Unmarshal(value, &ev) != nil {
+		return nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, ev.Time)
+	if err != nil || !t.After(now.Add(schemas.MaxClockSkew)) || t.After(m.Time.Add(schemas.MaxClockSkew)) {
+		return nil
+	}
+	return &schemas.RejectError{Reason: re.Reason, Field: re.Field, Detail: fmt.Sprintf(
+		"%s: by the hub's clock, which reads %s, %s behind this record's Kafka timestamp %s; "+
+			"if the hub host's clock is wrong, set it right (NTP) and replay these rejects (pophub dlq replay)",
+		re.Detail, now.UTC().Format(time.RFC3339), m.Time.Sub(now).Round(time.Second), m.Time.UTC().Format(time.RFC3339))}
 }
