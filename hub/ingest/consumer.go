@@ -216,6 +216,10 @@ type Config struct {
 	Logger        *slog.Logger
 	Meter         metric.Meter
 	Tracer        trace.Tracer
+	// heldWarning is how long records may wait behind an open Kafka
+	// transaction before the consumer says so (default heldWarning);
+	// tests lower it.
+	heldWarning time.Duration
 }
 
 // DefaultShutdownGrace is Config.ShutdownGrace's default. A batch's apply
@@ -263,6 +267,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ShutdownGrace <= 0 {
 		c.ShutdownGrace = DefaultShutdownGrace
+	}
+	if c.heldWarning <= 0 {
+		c.heldWarning = heldWarning
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -528,7 +528,7 @@ func TestConfigValidate(t *testing.T) {
 func TestReaderLogLimitsRepeats(t *testing.T) {
 	var logs testenv.LogBuffer
 	var observed int
-	l := newReaderLog(slog.New(slog.NewTextHandler(&logs, nil)), slog.LevelWarn, func(string, []any) { observed++ })
+	l := newReaderLog(slog.New(slog.NewTextHandler(&logs, nil)), slog.LevelWarn, func(string, []any) bool { observed++; return false })
 	l.window = time.Hour
 	for range 1000 {
 		l.Printf("Problem getting partitions during startup, %v\n, Returning and setting up nextGeneration", "[3] Unknown Topic Or Partition")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"reflect"
 	"strings"
@@ -40,6 +41,9 @@ const (
 	fmtInitError = "error initializing the kafka reader for partition %d of %s: %s"
 	// The commit loop and the group loop report their errors bare.
 	fmtBare = "%v"
+	// A fetch failed; the reader connects again and fetches anew.
+	// Arguments: partition, topic, offset, error.
+	fmtUnknownError = "the kafka reader got an unknown error reading partition %d of %s at offset %d: %s"
 	// A partition's reader starts at the group's committed offset and
 	// seeks to where it reads, at debug level. It seeks further only when
 	// the committed offset lies below the partition's first offset:
@@ -62,8 +66,9 @@ type readerLog struct {
 	level  slog.Level
 	window time.Duration
 	// observe, when set, sees every message before rate limiting (to
-	// count errors and act on those the consumer knows).
-	observe func(format string, args []any)
+	// count errors and act on those the consumer knows); a message it
+	// calls expected is logged at debug level only.
+	observe func(format string, args []any) (expected bool)
 
 	mu   sync.Mutex
 	seen map[string]*repeat
@@ -74,17 +79,18 @@ type repeat struct {
 	suppressed int       // repeats since then, not written
 }
 
-func newReaderLog(log *slog.Logger, level slog.Level, observe func(string, []any)) *readerLog {
+func newReaderLog(log *slog.Logger, level slog.Level, observe func(string, []any) bool) *readerLog {
 	return &readerLog{log: log, level: level, window: readerLogWindow, observe: observe, seen: map[string]*repeat{}}
 }
 
 // Printf implements kafka.Logger.
 func (l *readerLog) Printf(format string, args ...any) {
-	if l.observe != nil {
-		l.observe(format, args)
+	level := l.level
+	if l.observe != nil && l.observe(format, args) {
+		level = slog.LevelDebug
 	}
 	ctx := context.Background()
-	if !l.log.Enabled(ctx, l.level) {
+	if !l.log.Enabled(ctx, level) {
 		return
 	}
 	msg := strings.TrimSpace(fmt.Sprintf(format, args...))
@@ -118,7 +124,7 @@ func (l *readerLog) Printf(format string, args ...any) {
 	if suppressed > 0 {
 		attrs = append(attrs, slog.Int("repeats_not_logged", suppressed))
 	}
-	l.log.LogAttrs(ctx, l.level, msg, attrs...)
+	l.log.LogAttrs(ctx, level, msg, attrs...)
 }
 
 // skipRetention is the reason of pophub_events_skipped_total for a record
@@ -129,29 +135,41 @@ const skipRetention = "retention"
 // reports records deleted before the hub read them (see noteDeleted), and
 // stops Run at a partition that became shorter than what was read of it
 // (see noteOutOfRange).
-func (c *Consumer) readerError(format string, args []any) {
+func (c *Consumer) readerError(format string, args []any) (expected bool) {
+	if format == fmtUnknownError && len(args) == 4 {
+		// A fetch at an open transaction's first record finds nothing
+		// committed, which kafka-go takes for a short read: expected
+		// while the partition waits (lagTracker.holds says so).
+		partition, _ := args[0].(int)
+		topic, _ := args[1].(string)
+		offset, _ := offsetArg(args[2])
+		if err, _ := args[3].(error); errors.Is(err, io.ErrUnexpectedEOF) && c.lag.heldAt(topic, partition, offset) {
+			return true
+		}
+	}
 	c.metrics.readerErrors.Add(context.Background(), 1)
 	switch {
 	case format == fmtBeyondEnd && len(args) == 3:
 		partition, _ := args[0].(int)
 		topic, _ := args[1].(string)
 		c.noteOutOfRange(topic, partition, true)
-		return
+		return false
 	case format == fmtInitError && len(args) == 3:
 		partition, _ := args[0].(int)
 		topic, _ := args[1].(string)
 		if err, _ := args[2].(error); errors.Is(err, kafka.OffsetOutOfRange) {
 			c.noteOutOfRange(topic, partition, false)
 		}
-		return
+		return false
 	case format != fmtSkippedDeleted || len(args) != 5:
-		return
+		return false
 	}
 	partition, _ := args[0].(int)
 	topic, _ := args[1].(string)
 	first, _ := args[3].(int64)
 	n, _ := args[4].(int64)
 	c.noteDeleted(topic, partition, first-n, first)
+	return false
 }
 
 // readerDebug sees kafka-go's debug messages: a partition's reader that
@@ -159,19 +177,19 @@ func (c *Consumer) readerError(format string, args []any) {
 // deleted (see fmtSeeking), which kafka-go reports at debug level only;
 // and a join of the group tells the store check whether this instance
 // still leads it (storeGuard.joined).
-func (c *Consumer) readerDebug(format string, args []any) {
+func (c *Consumer) readerDebug(format string, args []any) bool {
 	if format == fmtJoined {
 		c.stores.joined()
-		return
+		return false
 	}
 	if (format != fmtInitializing && format != fmtSeeking) || len(args) != 3 {
-		return
+		return false
 	}
 	partition, _ := args[0].(int)
 	topic, _ := args[1].(string)
 	offset, ok := offsetArg(args[2])
 	if !ok {
-		return
+		return false
 	}
 	tp := topicPartition{topic, partition}
 	if format == fmtInitializing {
@@ -190,6 +208,7 @@ func (c *Consumer) readerDebug(format string, args []any) {
 	if format == fmtSeeking && started && start >= 0 && offset > start {
 		c.noteDeleted(topic, partition, start, offset)
 	}
+	return false
 }
 
 // offsetArg is an offset that kafka-go passes to its loggers (an int64, or

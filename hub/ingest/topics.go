@@ -318,6 +318,10 @@ type lagTracker struct {
 	// while they last.
 	problems []partitionProblem
 	reported map[string]bool
+	// held are the partitions whose committed records reach their last
+	// stable offset, below the high watermark: the rest waits behind a
+	// transaction its producer has not ended (see holds).
+	held map[topicPartition]*heldPartition
 }
 
 // committedOffset is the group's committed offset of a partition, -1
@@ -501,6 +505,20 @@ func (t *lagTracker) measure(ctx context.Context) (map[string]map[int]int64, []p
 	if err != nil {
 		return nil, nil, fmt.Errorf("listing first offsets: %w", err)
 	}
+	// The last stable offsets, asked for after the high watermarks, so
+	// that one is never above the other for a moment's commit. An error
+	// only leaves transactions unseen this time.
+	stable := map[topicPartition]int64{}
+	if lso, err := cl.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: ends, IsolationLevel: kafka.ReadCommitted}); err == nil {
+		for topic, offs := range lso.Topics {
+			for _, o := range offs {
+				if o.Error == nil {
+					stable[topicPartition{topic, o.Partition}] = o.LastOffset
+				}
+			}
+		}
+	}
+	held := map[topicPartition]heldPartition{}
 	// A topic deleted since kafka-go's client cached the metadata shows
 	// here: it is a problem of its own, not a failed measurement.
 	for topic, offs := range hw.Topics {
@@ -543,9 +561,80 @@ func (t *lagTracker) measure(ctx context.Context) (map[string]map[int]int64, []p
 				problems = append(problems, partitionProblem{topic: topic, partition: o.Partition, committed: c, end: o.LastOffset})
 			}
 			lag[topic][o.Partition] = max(o.LastOffset-max(c, firstOf[topicPartition{topic, o.Partition}], 0), 0)
+			tp := topicPartition{topic, o.Partition}
+			read := max(c, firstOf[tp]) // where the group reads: without a commit, the log start
+			if lso, ok := stable[tp]; ok && lso < o.LastOffset && read >= lso {
+				held[tp] = heldPartition{stable: lso, records: o.LastOffset - lso}
+			}
 		}
 	}
+	t.holds(held)
 	return lag, problems, nil
+}
+
+// heldPartition is a partition whose records past its last stable offset
+// wait behind an open transaction: the hub, reading committed records
+// only, has read up to it.
+type heldPartition struct {
+	stable  int64 // the last stable offset: the open transaction's first record
+	records int64 // records from it to the high watermark
+	since   time.Time
+	warned  bool
+}
+
+// heldWarning is how long records may wait behind an open transaction
+// before the hub says so: longer than a department's transactions take,
+// shorter than Kafka's transaction.timeout.ms (1 min by default; a broker
+// allows up to 15).
+const heldWarning = time.Minute
+
+// holds records the partitions now held behind open transactions. A
+// hold that lasts heldWarning is logged, once, naming the partition, the
+// offset and the records waiting: kafka-go's reader reports each fetch
+// that finds nothing before the transaction as an unexpected EOF (see
+// readerError), which alone points at the broker or the network rather
+// than at a department's producer. Its end is logged too.
+func (t *lagTracker) holds(now map[topicPartition]heldPartition) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.held == nil {
+		t.held = map[topicPartition]*heldPartition{}
+	}
+	for tp, h := range t.held {
+		if n, ok := now[tp]; ok && n.stable == h.stable {
+			h.records = n.records
+			continue
+		}
+		if h.warned {
+			t.cfg.Logger.Info("records no longer wait behind a Kafka transaction", "topic", tp.topic, "partition", tp.partition,
+				"offset", h.stable, "waited", time.Since(h.since).Round(time.Second).String())
+		}
+		delete(t.held, tp)
+	}
+	for tp, n := range now {
+		h := t.held[tp]
+		if h == nil {
+			n.since = time.Now()
+			t.held[tp] = &n
+			continue
+		}
+		if !h.warned && time.Since(h.since) >= t.cfg.heldWarning {
+			h.warned = true
+			t.cfg.Logger.Warn("records wait behind a Kafka transaction its producer has not ended: the hub reads committed records only, "+
+				"and reads these once the producer commits or aborts, or the broker aborts it (transaction.timeout.ms); "+
+				"ask the department whose topic it is", "topic", tp.topic, "partition", tp.partition, "offset", h.stable,
+				"records", h.records, "since", h.since.UTC().Format(time.RFC3339))
+		}
+	}
+}
+
+// heldAt reports whether a partition's reads stop at offset because of an
+// open transaction, as last measured.
+func (t *lagTracker) heldAt(topic string, partition int, offset int64) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	h := t.held[topicPartition{topic, partition}]
+	return h != nil && h.stable == offset
 }
 
 // partitionProblem is a source topic or partition the group cannot read:

@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
@@ -250,4 +251,63 @@ func TestDecodeChunkSkipsControlRecords(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestOpenTransactionSaysWhy: while a department's transaction stays
+// open, the hub reads nothing past its first record, and kafka-go took
+// each empty fetch there for a broken read: a warning "unexpected EOF"
+// every few seconds, counted as a reader error, pointing at the broker or
+// the network. The hub now says that records wait behind a transaction
+// (topic, partition, offset, how many), keeps those fetches out of its
+// warnings, and says when the wait ends.
+func TestOpenTransactionSaysWhy(t *testing.T) {
+	k := onePartitionBroker(t)
+	topic := schemas.Topic(schemas.Marriage)
+	ctx := context.Background()
+	producer, err := kgo.NewClient(kgo.SeedBrokers(k.Addr()), kgo.TransactionalID("marriage-registry"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer producer.Close()
+	if err := producer.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := producer.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: []byte(idA),
+		Value: []byte(cloudEvent("m-txn", "marriage", "marriage.registered", idA, `{"spouse_id":"`+idB+`"}`))}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	var logs lockedBuffer
+	a := &recordingApplier{}
+	c, err := New(Config{Brokers: []string{k.Addr()}, GroupID: "open-txn", heldWarning: time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))}, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := run(t, c)
+	defer stop()
+
+	waitUntil(t, "the hub to say records wait behind a transaction", func() bool {
+		return strings.Contains(logs.String(), "records wait behind a Kafka transaction")
+	})
+	warned := grepLines(logs.String(), "records wait behind a Kafka transaction")
+	for _, want := range []string{"level=WARN", "topic=" + topic, "partition=0", "offset=0", "records=1"} {
+		if !strings.Contains(warned, want) {
+			t.Errorf("the warning %q lacks %s", warned, want)
+		}
+	}
+	eofWarnings := func() int {
+		return strings.Count(grepLines(logs.String(), "level=WARN"), "unexpected EOF")
+	}
+	before := eofWarnings()
+	time.Sleep(6 * time.Second) // beyond the reader log's 5 s window
+	if after := eofWarnings(); after != before {
+		t.Errorf("%d more warnings of an unexpected EOF while the transaction stayed open, want none:\n%s", after-before, logs.String())
+	}
+
+	if err := producer.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the event applied and the end of the wait said", func() bool {
+		return a.count() == 1 && strings.Contains(logs.String(), "records no longer wait behind a Kafka transaction")
+	})
 }
