@@ -3,13 +3,16 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"log/slog"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/snappy"
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/compress"
 
@@ -45,6 +48,78 @@ func TestBatchDecompressionBounded(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestBatchClaimsCheckedBeforeAllocating: snappy and zstd allocate what a
+// batch says it holds before decoding any of it, so a batch of a few
+// dozen bytes claiming gigabytes cost the consumer that much memory at
+// every try, though the bytes passed on were bounded. Such claims are now
+// refused before anything is allocated for them.
+func TestBatchClaimsCheckedBeforeAllocating(t *testing.T) {
+	xerial := func(chunks ...[]byte) []byte {
+		b := append([]byte{0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0}, 0, 0, 0, 1, 0, 0, 0, 1)
+		for _, c := range chunks {
+			b = binary.BigEndian.AppendUint32(b, uint32(len(c)))
+			b = append(b, c...)
+		}
+		return b
+	}
+	gibBlock := append(binary.AppendUvarint(nil, 1<<30), 0x00, 'x') // says 1 GiB, holds one literal byte
+	const mib = 1 << 20
+	tests := []struct {
+		name     string
+		codec    compress.Compression
+		batch    []byte
+		want     error  // nil: any error but errBatchTooLarge
+		maxAlloc uint64 // over three tries
+	}{
+		{"snappy block declaring 1 GiB", compress.Snappy, gibBlock, errBatchTooLarge, 16 * mib},
+		{"xerial chunk declaring 1 GiB", compress.Snappy, xerial(gibBlock), errBatchTooLarge, 16 * mib},
+		{"xerial chunks adding up past the bound", compress.Snappy, xerial(snappyOf(t, 40*mib), snappyOf(t, 40*mib)), errBatchTooLarge, 3 * 50 * mib},
+		{"xerial chunk length of 4 GiB", compress.Snappy, binary.BigEndian.AppendUint32(xerial()[:16], 0xFFFFFFFF), nil, 16 * mib},
+		// A frame declaring a 512 MiB window, one raw block of a byte.
+		{"zstd frame declaring a 512 MiB window", compress.Zstd, []byte{0x28, 0xB5, 0x2F, 0xFD, 0x00, 19 << 3, 0x09, 0x00, 0x00, 'x'}, errBatchTooLarge, 16 * mib},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			runtime.GC()
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			for range 3 { // the reader tries the batch again and again
+				r := tc.codec.Codec().NewReader(bytes.NewReader(tc.batch))
+				_, err := io.Copy(io.Discard, r)
+				r.Close()
+				switch {
+				case tc.want != nil && !errors.Is(err, tc.want):
+					t.Fatalf("read: %v, want %v", err, tc.want)
+				case tc.want == nil && (err == nil || errors.Is(err, errBatchTooLarge)):
+					t.Fatalf("read: %v, want the batch refused as corrupt", err)
+				}
+			}
+			runtime.ReadMemStats(&after)
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > tc.maxAlloc {
+				t.Errorf("three tries allocated %d MiB, want at most %d", alloc/mib, tc.maxAlloc/mib)
+			}
+		})
+	}
+}
+
+// TestSnappyUnframed: librdkafka sends snappy batches as one bare block,
+// Java clients and kafka-go in xerial framing; both read back whole.
+func TestSnappyUnframed(t *testing.T) {
+	want := bytes.Repeat([]byte(`{"specversion":"1.0","id":"e-1"}`), 40_000)
+	r := compress.Snappy.Codec().NewReader(bytes.NewReader(snappy.Encode(nil, want)))
+	defer r.Close()
+	got, err := io.ReadAll(r)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Errorf("read %d bytes, %v; want the %d encoded", len(got), err, len(want))
+	}
+}
+
+// snappyOf is a snappy block of n zero bytes.
+func snappyOf(t testing.TB, n int) []byte {
+	t.Helper()
+	return snappy.Encode(nil, make([]byte, n))
 }
 
 // TestInflatingRecordKeepsTheHubUp: a record of a few kilobytes of zstd
