@@ -24,7 +24,8 @@ import (
 // are good events wrapped by Kafka serializers' defaults: a Schema
 // Registry serializer's magic byte and schema id, a Kafka Connect
 // JsonConverter's schema envelope, a JSON serializer's quotes around the
-// key. Each reject reaches the DLQ as it was sent, mark included.
+// key, UTF-16 text; a binary value that merely starts with a zero byte is
+// not taken for Schema Registry framing. Each reject reaches the DLQ as it was sent, mark included.
 func TestOtherClientsRecords(t *testing.T) {
 	topic := schemas.Topic(schemas.Marriage)
 	event := func(id, spouse string) string {
@@ -51,6 +52,9 @@ func TestOtherClientsRecords(t *testing.T) {
 		{"invalid structured event with ce_ headers", event("m-both-bad", idA), binaryHeaders, schemas.ReasonInvalidData, "data.spouse_id", "", ""},
 		{"tombstone", "", nil, schemas.ReasonNotJSON, "", "tombstone", ""},
 		{"Schema Registry framing", "\x00\x00\x00\x01\x07" + event("m-sr", idB), nil, schemas.ReasonNotJSON, "", "Schema Registry framing (magic byte 0, schema id 263)", ""},
+		{"Schema Registry framing before Avro", "\x00\x00\x00\x00\x2a\x02\x24\x6d\x2d\x61\x76\x72\x6f", nil, schemas.ReasonNotJSON, "", "Schema Registry framing (magic byte 0, schema id 42)", ""},
+		{"UTF-16BE event", utf16BE(event("m-utf16", idB)), nil, schemas.ReasonNotJSON, "", "UTF-16", ""},
+		{"binary value starting with a zero byte", "\x00\xc3\x28\xa0\xa1\xe2\x28\xa1", nil, schemas.ReasonNotJSON, "", "not valid UTF-8", ""},
 		{"Kafka Connect JsonConverter envelope", `{"schema":{"type":"string","optional":false},"payload":` + event("m-connect", idB) + `}`, nil,
 			schemas.ReasonNotCloudEvent, "payload", "value.converter.schemas.enable=false", ""},
 		{"key in JSON quotes", event("m-quoted", idB), nil, schemas.ReasonKeyMismatch, "subject", "the subject in JSON quotes", `"` + idA + `"`},
@@ -124,12 +128,22 @@ func TestOtherClientsRecords(t *testing.T) {
 	}
 }
 
+// utf16BE is s (ASCII) in UTF-16, big-endian, without a byte order mark.
+func utf16BE(s string) string {
+	b := make([]byte, 0, 2*len(s))
+	for i := 0; i < len(s); i++ {
+		b = append(b, 0, s[i])
+	}
+	return string(b)
+}
+
 // TestRejectBlamesABehindClock: on a hub whose clock is days behind (no
 // NTP in the data centre, a virtual machine restored with an old clock),
 // every current event lies "in the future" by the hub's clock, and the
 // reject said only that, blaming the department. When the record's Kafka
 // timestamp says the event's time is no future, the reject now names the
-// hub's clock; an event in the future by both keeps the plain reject.
+// two clocks (the timestamp is the producer's, which may be the one
+// ahead); an event in the future by both keeps the plain reject.
 func TestRejectBlamesABehindClock(t *testing.T) {
 	real := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
 	at := func(t time.Time) string {
@@ -160,7 +174,8 @@ func TestRejectBlamesABehindClock(t *testing.T) {
 			case tc.blames && got == nil:
 				t.Fatal("the reject does not name the hub's clock")
 			case tc.blames:
-				for _, want := range []string{"must not lie in the future", "by the hub's clock, which reads 2026-12-04T09:00:00Z, 72h0m0s behind", "NTP", "pophub dlq replay"} {
+				for _, want := range []string{"must not lie in the future", "by the hub's clock, which reads 2026-12-04T09:00:00Z, 72h0m0s behind",
+					"either the hub host's clock is behind or the producer's is ahead", "NTP", "pophub dlq replay"} {
 					if !strings.Contains(got.Detail, want) {
 						t.Errorf("detail %q, want it to say %q", got.Detail, want)
 					}

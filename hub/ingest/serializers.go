@@ -25,12 +25,21 @@ import (
 func serializerFraming(re *schemas.RejectError, key, value []byte, subject citizenid.ID) *schemas.RejectError {
 	switch re.Reason {
 	case schemas.ReasonNotJSON:
+		if utf16(value) {
+			return &schemas.RejectError{Reason: schemas.ReasonNotJSON, Detail: "the value is UTF-16 text (a zero byte every other byte): " +
+				"send the event encoded as UTF-8"}
+		}
 		// Magic byte 0, a 4-byte big-endian schema id, then the
-		// serialized value (JSON here, or Avro or Protobuf).
+		// serialized value: JSON (which starts with "{"), or Avro or
+		// Protobuf. Registries number schemas from 1 upwards, so an id
+		// in the millions is taken for no framing.
 		if len(value) > 5 && value[0] == 0 {
-			return &schemas.RejectError{Reason: schemas.ReasonNotJSON, Detail: fmt.Sprintf(
-				"the value starts with Schema Registry framing (magic byte 0, schema id %d): send the event's JSON alone, "+
-					"with a string or byte-array serializer rather than a Schema Registry one", binary.BigEndian.Uint32(value[1:5]))}
+			id := binary.BigEndian.Uint32(value[1:5])
+			if isJSON := bytes.HasPrefix(bytes.TrimLeft(value[5:], " \t\r\n"), []byte("{")); isJSON || (id > 0 && id < 1<<20) {
+				return &schemas.RejectError{Reason: schemas.ReasonNotJSON, Detail: fmt.Sprintf(
+					"the value starts with Schema Registry framing (magic byte 0, schema id %d): send the event's JSON alone, "+
+						"with a string or byte-array serializer rather than a Schema Registry one", id)}
+			}
 		}
 	case schemas.ReasonNotCloudEvent:
 		var envelope map[string]json.RawMessage
@@ -54,14 +63,31 @@ func serializerFraming(re *schemas.RejectError, key, value []byte, subject citiz
 	return nil
 }
 
+// utf16 reports a value that looks like UTF-16 text: a byte order mark
+// of UTF-16, or a zero byte every other byte at its start, as JSON's
+// ASCII characters are in UTF-16 (Windows tools and .NET's Encoding.Unicode
+// write it so).
+func utf16(v []byte) bool {
+	if len(v) >= 2 && (v[0] == 0xFE && v[1] == 0xFF || v[0] == 0xFF && v[1] == 0xFE) {
+		return true
+	}
+	if len(v) < 4 {
+		return false
+	}
+	be := v[0] == 0 && v[1] != 0 && v[2] == 0 && v[3] != 0
+	le := v[0] != 0 && v[1] == 0 && v[2] != 0 && v[3] == 0
+	return be || le
+}
+
 // clockBehind explains a reject for a time in the future when the hub's
-// own clock is the likely culprit: the record's Kafka timestamp (the
-// broker's append time on the source topics the hub creates) is later
+// own clock may be the culprit: the record's Kafka timestamp is later
 // than the hub's clock by over a minute, and the event's time would pass
 // by that timestamp. A hub host without NTP, or a virtual machine
 // restored with an old clock, would otherwise see every current event
-// rejected with words that blame the department. It returns nil for any
-// other reject.
+// rejected with words that blame the department. The timestamp is the
+// producer's clock as kafka-go reads it (it ignores a topic's
+// LogAppendTime), so the words name both clocks: either may be wrong. It
+// returns nil for any other reject.
 func clockBehind(re *schemas.RejectError, m kafka.Message, value []byte, now time.Time) *schemas.RejectError {
 	if re.Reason != schemas.ReasonNotCloudEvent || re.Field != "time" || m.Time.IsZero() || m.Time.Sub(now) < time.Minute {
 		return nil
@@ -77,7 +103,8 @@ func clockBehind(re *schemas.RejectError, m kafka.Message, value []byte, now tim
 		return nil
 	}
 	return &schemas.RejectError{Reason: re.Reason, Field: re.Field, Detail: fmt.Sprintf(
-		"%s: by the hub's clock, which reads %s, %s behind this record's Kafka timestamp %s; "+
-			"if the hub host's clock is wrong, set it right (NTP) and replay these rejects (pophub dlq replay)",
+		"%s: by the hub's clock, which reads %s, %s behind this record's Kafka timestamp %s, by which the event's time is no future: "+
+			"either the hub host's clock is behind or the producer's is ahead; check the hub's against NTP, and if it was the hub's, "+
+			"set it right and replay these rejects (pophub dlq replay)",
 		re.Detail, now.UTC().Format(time.RFC3339), m.Time.Sub(now).Round(time.Second), m.Time.UTC().Format(time.RFC3339))}
 }

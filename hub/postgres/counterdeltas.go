@@ -127,10 +127,14 @@ func (s *Store) lockHolders(ctx context.Context) string {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	var holders string
-	err := s.pool.QueryRow(ctx, `SELECT coalesce(string_agg(DISTINCT format('pid %s (%s, %s since %s)', a.pid,
-			coalesce(nullif(a.application_name, ''), a.usename), l.mode, to_char(a.xact_start, 'YYYY-MM-DD HH24:MI:SS TZ')), '; '), '')
+	// Granted locks that conflict with the folds' ROW EXCLUSIVE, and
+	// requests for one still waiting (an ALTER TABLE queued behind a
+	// long reader blocks the folds as much), each with its session.
+	err := s.pool.QueryRow(ctx, `SELECT coalesce(string_agg(DISTINCT format('pid %s (%s, %s%s since %s)', a.pid,
+			coalesce(nullif(a.application_name, ''), a.usename), l.mode, CASE WHEN l.granted THEN '' ELSE ' waiting' END,
+			to_char(a.xact_start, 'YYYY-MM-DD HH24:MI:SS TZ')), '; '), '')
 		FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-		WHERE l.granted AND l.pid <> pg_backend_pid()
+		WHERE l.pid <> pg_backend_pid()
 			AND l.relation IN ('stats_counters'::regclass, 'stats_counter_deltas'::regclass)
 			AND l.mode IN ('ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')`).Scan(&holders)
 	if err != nil {

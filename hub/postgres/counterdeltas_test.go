@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
@@ -198,67 +199,109 @@ func TestFoldWaitsOutARebuild(t *testing.T) {
 // the wait is long, naming the sessions that hold the locks, and says
 // when folds go on again.
 func TestFoldSaysWhoHoldsItsTables(t *testing.T) {
-	ctx := context.Background()
-	reader := sdkmetric.NewManualReader()
-	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	t.Cleanup(func() { provider.Shutdown(context.Background()) })
-	rec := &logRecorder{}
-	s := openStoreWith(t, Config{Schema: testenv.Schema(t), Logger: slog.New(rec), Meter: provider.Meter("test"),
-		foldEvery: 10 * time.Millisecond, foldWaitWarning: 300 * time.Millisecond})
-	age := func() float64 {
-		var rm metricdata.ResourceMetrics
-		if err := reader.Collect(ctx, &rm); err != nil {
-			t.Fatal(err)
-		}
-		for _, sm := range rm.ScopeMetrics {
-			for _, m := range sm.Metrics {
-				if m.Name == "pophub.stats.fold.age" {
-					return m.Data.(metricdata.Gauge[float64]).DataPoints[0].Value
-				}
+	tests := []struct {
+		name string
+		// block makes folds give way, in sessions named dba-maintenance,
+		// and returns what ends it.
+		block func(t *testing.T, s *Store) (release func())
+		names string // what the warning must name
+	}{
+		{"a lock held", func(t *testing.T, s *Store) func() {
+			tx := namedTx(t, s, "dba-maintenance")
+			if _, err := tx.Exec(context.Background(), "LOCK TABLE stats_counters IN SHARE MODE"); err != nil {
+				t.Fatal(err)
 			}
-		}
-		t.Fatal("no pophub.stats.fold.age exported")
-		return 0
+			return func() { tx.Rollback(context.Background()) }
+		}, "ShareLock"},
+		{"an ALTER TABLE queued behind a reader", func(t *testing.T, s *Store) func() {
+			reader := namedTx(t, s, "report")
+			if _, err := reader.Exec(context.Background(), "SELECT count(*) FROM stats_counters"); err != nil {
+				t.Fatal(err)
+			}
+			alter := namedTx(t, s, "dba-maintenance")
+			actx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				alter.Exec(actx, "ALTER TABLE stats_counters ADD COLUMN note text") // waits for the reader; cancelled
+			}()
+			return func() {
+				cancel()
+				<-done
+				alter.Rollback(context.Background())
+				reader.Rollback(context.Background())
+			}
+		}, "AccessExclusiveLock waiting"},
 	}
-	time.Sleep(100 * time.Millisecond)
-	if a := age(); a > 0.5 {
-		t.Fatalf("fold age %.2f s while folds keep up, want under half a second", a)
-	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			reader := sdkmetric.NewManualReader()
+			provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+			t.Cleanup(func() { provider.Shutdown(context.Background()) })
+			rec := &logRecorder{}
+			s := openStoreWith(t, Config{Schema: testenv.Schema(t), Logger: slog.New(rec), Meter: provider.Meter("test"),
+				foldEvery: 10 * time.Millisecond, foldWaitWarning: 300 * time.Millisecond})
+			age := func() float64 {
+				var rm metricdata.ResourceMetrics
+				if err := reader.Collect(ctx, &rm); err != nil {
+					t.Fatal(err)
+				}
+				for _, sm := range rm.ScopeMetrics {
+					for _, m := range sm.Metrics {
+						if m.Name == "pophub.stats.fold.age" {
+							return m.Data.(metricdata.Gauge[float64]).DataPoints[0].Value
+						}
+					}
+				}
+				t.Fatal("no pophub.stats.fold.age exported")
+				return 0
+			}
+			time.Sleep(100 * time.Millisecond)
+			if a := age(); a > 0.5 {
+				t.Fatalf("fold age %.2f s while folds keep up, want under half a second", a)
+			}
 
-	conn, err := s.Pool().Acquire(ctx)
+			release := tc.block(t, s)
+			time.Sleep(800 * time.Millisecond)
+			if a := age(); a < 0.6 {
+				t.Errorf("fold age %.2f s after 0.8 s of folds giving way, want it to grow", a)
+			}
+			warned := rec.logged("WARN the statistics counters' changes have not been folded")
+			if len(warned) != 1 || !strings.Contains(warned[0], "dba-maintenance") || !strings.Contains(warned[0], tc.names) {
+				t.Errorf("warned %q, want one warning naming the session dba-maintenance and %s", warned, tc.names)
+			}
+			release()
+			deadline := time.Now().Add(5 * time.Second)
+			for age() > 0.2 || len(rec.logged("INFO folding the statistics counters' changes again")) == 0 {
+				if time.Now().After(deadline) {
+					t.Fatalf("fold age %.2f s and logged %q after the lock went, want folds caught up and said so", age(), rec.logged("folding"))
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
+	}
+}
+
+// namedTx begins a transaction on a connection of its own whose
+// application_name is name; the test's end rolls it back and closes it.
+func namedTx(t *testing.T, s *Store, name string) pgx.Tx {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, testenv.PostgresURL())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, "SET application_name = 'dba-maintenance'"); err != nil {
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	if _, err := conn.Exec(ctx, "SET application_name = '"+name+"'; SET search_path = "+pgx.Identifier{s.Schema()}.Sanitize()); err != nil {
 		t.Fatal(err)
 	}
 	tx, err := conn.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, "LOCK TABLE stats_counters IN SHARE MODE"); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(800 * time.Millisecond)
-	if a := age(); a < 0.6 {
-		t.Errorf("fold age %.2f s after 0.8 s of folds giving way, want it to grow", a)
-	}
-	warned := rec.logged("WARN the statistics counters' changes have not been folded")
-	if len(warned) != 1 || !strings.Contains(warned[0], "dba-maintenance") || !strings.Contains(warned[0], "ShareLock") {
-		t.Errorf("warned %q, want one warning naming the session and its lock", warned)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for age() > 0.2 || len(rec.logged("INFO folding the statistics counters' changes again")) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("fold age %.2f s and logged %q after the lock went, want folds caught up and said so", age(), rec.logged("folding"))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	t.Cleanup(func() { tx.Rollback(context.Background()) })
+	return tx
 }
 
 // addPending appends n counter changes of +1 to stats_counter_deltas,
