@@ -82,7 +82,11 @@ type Config struct {
 	// persisted under DataDir (in memory only when DataDir is empty).
 	PostgresURL    string
 	PostgresSchema string
-	DataDir        string
+	// PostgresStateCache is how many persons' merge states the
+	// PostgreSQL store keeps between batches: 0 the store's default,
+	// negative none.
+	PostgresStateCache int
+	DataDir            string
 	// KeysFile is the key file (hub/sealing) that seals personal data at
 	// rest in the store; "none" stores it in clear. Empty: POPHUB_KEYS
 	// when set, else in dev with a DataDir <data>/keys, generated when
@@ -1022,7 +1026,8 @@ func (m *Main) openStore(ctx context.Context, meter metric.Meter) error {
 	// *Store, which in the interface would not be nil, and Close would
 	// call through it.
 	if m.Config.PostgresURL != "" {
-		s, err := postgres.Open(ctx, postgres.Config{URL: m.Config.PostgresURL, Schema: m.Config.PostgresSchema, Logger: m.Logger, Keys: keys, Meter: meter})
+		s, err := postgres.Open(ctx, postgres.Config{URL: m.Config.PostgresURL, Schema: m.Config.PostgresSchema, Logger: m.Logger, Keys: keys, Meter: meter,
+			CacheSize: m.Config.PostgresStateCache})
 		if err != nil {
 			return fmt.Errorf("opening PostgreSQL store: %w", err)
 		}

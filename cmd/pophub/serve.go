@@ -63,6 +63,7 @@ Any Kafka client (kcat, librdkafka, franz-go, kafka-go) can publish to --kafka.`
 func serveCommand(newLogger func() *slog.Logger) *cobra.Command {
 	var cfg Config
 	var brokers string
+	var stateCache stateCacheFlag
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the hub against external Kafka, PostgreSQL and NATS (production)",
@@ -72,6 +73,9 @@ store locks the touched persons' rows, so no update is lost.
 Without --postgres the store is go-memdb persisted under --data (one instance only).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg.KafkaBrokers = splitList(brokers)
+			if err := stateCache.apply(cmd, &cfg); err != nil {
+				return err
+			}
 			log := newLogger()
 			if cfg.PolicyFile == "" {
 				// Production without a policy is a deployment mistake
@@ -106,6 +110,7 @@ Without --postgres the store is go-memdb persisted under --data (one instance on
 	f.StringVar(&cfg.NATSPassword, "nats-password", os.Getenv("POPHUB_NATS_PASSWORD"), "the hub's own NATS password when --policy is on (env POPHUB_NATS_PASSWORD)")
 	cfg.Partitions = 8
 	f.Var((*positiveInt)(&cfg.Partitions), "partitions", "partitions for topics the hub creates")
+	stateCache.register(f)
 	f.StringVar(&cfg.TLSCert, "tls-cert", os.Getenv("POPHUB_TLS_CERT"), "serve the HTTP API over HTTPS only with this PEM certificate chain (env POPHUB_TLS_CERT)")
 	f.StringVar(&cfg.TLSKey, "tls-key", os.Getenv("POPHUB_TLS_KEY"), "the PEM private key of --tls-cert (env POPHUB_TLS_KEY)")
 	f.StringVar(&cfg.TLSCA, "tls-ca", os.Getenv("POPHUB_TLS_CA"), "speak TLS to Kafka and NATS, trusting the CA certificates in this PEM file (env POPHUB_TLS_CA)")
@@ -179,6 +184,52 @@ func (n *positiveInt) Set(s string) error {
 func (n *positiveInt) String() string { return strconv.Itoa(int(*n)) }
 
 func (n *positiveInt) Type() string { return "int" }
+
+// defaultStateCache is --postgres-state-cache's default: the store's own.
+const defaultStateCache = 100_000
+
+// stateCacheFlag is --postgres-state-cache, with POPHUB_POSTGRES_STATE_CACHE
+// as its default, read when the command runs so that a bad value is
+// refused with its name.
+type stateCacheFlag struct{ n countValue }
+
+func (f *stateCacheFlag) register(fs *pflag.FlagSet) {
+	f.n = defaultStateCache
+	fs.Var(&f.n, "postgres-state-cache", "persons whose merge states the PostgreSQL store keeps in memory between batches, to save reading them "+
+		"again: it holds up to twice as many, about 8 kB each for a person with twenty events (1.6 GB at the default); 0 keeps none (env POPHUB_POSTGRES_STATE_CACHE)")
+}
+
+func (f *stateCacheFlag) apply(cmd *cobra.Command, cfg *Config) error {
+	if v := os.Getenv("POPHUB_POSTGRES_STATE_CACHE"); v != "" && !cmd.Flags().Changed("postgres-state-cache") {
+		if err := f.n.Set(v); err != nil {
+			return fmt.Errorf("POPHUB_POSTGRES_STATE_CACHE=%q: %w", v, err)
+		}
+	}
+	cfg.PostgresStateCache = int(f.n)
+	if f.n == 0 {
+		cfg.PostgresStateCache = -1 // none; Config's 0 is the store's default
+	}
+	return nil
+}
+
+// countValue is a flag holding a whole number, 0 or more.
+type countValue int
+
+func (n *countValue) Set(s string) error {
+	v, err := strconv.Atoi(s)
+	if err != nil {
+		return errors.New("want a whole number")
+	}
+	if v < 0 {
+		return errors.New("want 0 or more")
+	}
+	*n = countValue(v)
+	return nil
+}
+
+func (n *countValue) String() string { return strconv.Itoa(int(*n)) }
+
+func (n *countValue) Type() string { return "int" }
 
 func runUntilSignal(cmd *cobra.Command, log *slog.Logger, cfg Config) error {
 	m := &Main{Config: cfg, Logger: log}
