@@ -59,13 +59,18 @@ func daqing12(t *testing.T) *eligibility.Catalog {
 
 // versionEntry is the bucket entry naming the version of the policy the
 // saved decisions were made under: _policy.<hex SHA-256 of the id>.
+// versionEntryKey is the bucket key of a policy's version entry.
+func versionEntryKey(policyID string) string {
+	h := sha256.Sum256([]byte(policyID))
+	return "_policy." + hex.EncodeToString(h[:])
+}
+
 func versionEntry(t *testing.T, js jetstream.JetStream, policyID string) (key string, v struct {
 	Digest, Walking string
 	Released        bool
 }) {
 	t.Helper()
-	h := sha256.Sum256([]byte(policyID))
-	key = "_policy." + hex.EncodeToString(h[:])
+	key = versionEntryKey(policyID)
 	kv, err := js.KeyValue(context.Background(), "pophub_eligibility")
 	if err != nil {
 		t.Fatal(err)
