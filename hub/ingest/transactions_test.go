@@ -51,18 +51,7 @@ func TestTransactionReadOnceCommitted(t *testing.T) {
 	})
 
 	ctx := context.Background()
-	producer, err := kgo.NewClient(kgo.SeedBrokers(k.Addr()), kgo.TransactionalID("marriage-registry"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer producer.Close()
-	if err := producer.BeginTransaction(); err != nil {
-		t.Fatal(err)
-	}
-	if err := producer.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: []byte(idA),
-		Value: []byte(cloudEvent("m-txn", "marriage", "marriage.registered", idA, `{"spouse_id":"`+idB+`"}`))}).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	producer := openTransaction(t, k.Addr(), topic)
 	writeRecords(t, k.Addr(), kafka.Message{Topic: topic, Key: []byte(idB),
 		Value: []byte(cloudEvent("m-after", "marriage", "marriage.registered", idB, `{"spouse_id":"`+idA+`"}`))})
 
@@ -253,6 +242,26 @@ func TestDecodeChunkSkipsControlRecords(t *testing.T) {
 	}
 }
 
+// openTransaction begins a transaction as a department's transactional
+// producer would (franz-go), writes event m-txn of idA to topic in it, and
+// leaves it open; the test's end closes the producer.
+func openTransaction(t *testing.T, addr, topic string) *kgo.Client {
+	t.Helper()
+	producer, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.TransactionalID("marriage-registry"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(producer.Close)
+	if err := producer.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := producer.ProduceSync(context.Background(), &kgo.Record{Topic: topic, Key: []byte(idA),
+		Value: []byte(cloudEvent("m-txn", "marriage", "marriage.registered", idA, `{"spouse_id":"`+idB+`"}`))}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	return producer
+}
+
 // TestOpenTransactionSaysWhy: while a department's transaction stays
 // open, the hub reads nothing past its first record, and kafka-go took
 // each empty fetch there for a broken read: a warning "unexpected EOF"
@@ -264,18 +273,7 @@ func TestOpenTransactionSaysWhy(t *testing.T) {
 	k := onePartitionBroker(t)
 	topic := schemas.Topic(schemas.Marriage)
 	ctx := context.Background()
-	producer, err := kgo.NewClient(kgo.SeedBrokers(k.Addr()), kgo.TransactionalID("marriage-registry"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer producer.Close()
-	if err := producer.BeginTransaction(); err != nil {
-		t.Fatal(err)
-	}
-	if err := producer.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: []byte(idA),
-		Value: []byte(cloudEvent("m-txn", "marriage", "marriage.registered", idA, `{"spouse_id":"`+idB+`"}`))}).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	producer := openTransaction(t, k.Addr(), topic)
 	var logs lockedBuffer
 	a := &recordingApplier{}
 	c, err := New(Config{Brokers: []string{k.Addr()}, GroupID: "open-txn", heldWarning: time.Millisecond,
