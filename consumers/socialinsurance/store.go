@@ -180,10 +180,9 @@ type change struct {
 	// key orders a move or a death among the changes of its time as the
 	// hub does (orderKey); "" when the notification does not tell: a
 	// death the hub announces again under another event.
-	key         string
-	citizenID   citizenid.ID
-	version     int64
-	taskCreated bool
+	key       string
+	citizenID citizenid.ID
+	version   int64
 }
 
 // none reports whether the notification needs nothing recorded: a

@@ -1,11 +1,9 @@
 package audit
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -184,20 +182,4 @@ func fill(t testing.TB, s Appender, k Key, base time.Time, n, batch int) {
 			t.Fatalf("appending: %v", err)
 		}
 	}
-}
-
-// countLines counts the lines of a file.
-func countLines(t testing.TB, path string) int {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	n := 0
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		n++
-	}
-	return n
 }

@@ -747,17 +747,6 @@ func (r *run) inForceOn(asOf time.Time) bool {
 	return false
 }
 
-// covers reports whether a span of the run, registered ahead or not,
-// covers day d.
-func (r *run) covers(d time.Time) bool {
-	for _, s := range r.spans {
-		if s.coversDay(d) {
-			return true
-		}
-	}
-	return false
-}
-
 // firstDayFrom is the first day on or after d that a span of the run
 // covers, spans registered ahead included; ok is false when the run has
 // ended by d.

@@ -80,10 +80,3 @@ func (c *stateCache) forget(key string) {
 	delete(c.young, key)
 	delete(c.old, key)
 }
-
-// len counts the entries, for tests.
-func (c *stateCache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.young) + len(c.old)
-}
