@@ -152,6 +152,7 @@ func (s *Subscriber) refreshBacklog(ctx context.Context) {
 		s.backlog.durables[i].ackPending.Store(int64(info.NumAckPending))
 		if serr == nil {
 			s.observe(d, cons, si, info)
+			s.savePosition(ctx, d)
 		}
 	}
 	if ctx.Err() != nil {
@@ -207,4 +208,39 @@ func (s *Subscriber) observe(d *durable, cons jetstream.Consumer, si *jetstream.
 	d.mu.Unlock()
 	s.reportGap(d, from, to)
 	s.releaseSnapshot(d, si, ci)
+}
+
+// savePosition saves where consumer d has got to in Config.Positions,
+// when that changed since the last save. A failure is logged at WARN,
+// once until a save succeeds again: the position is saved again on the
+// next backlog read, and until then a consumer lost while the
+// subscriber is stopped resumes from an earlier one.
+func (s *Subscriber) savePosition(ctx context.Context, d *durable) {
+	if s.cfg.Positions == nil {
+		return
+	}
+	d.mu.Lock()
+	p := Position{Stream: d.streamCreated, AckFloor: d.ackFloor}
+	unchanged := d.hasSaved && p.Stream.Equal(d.saved.Stream) && p.AckFloor == d.saved.AckFloor
+	d.mu.Unlock()
+	if unchanged {
+		return
+	}
+	sctx, cancel := context.WithTimeout(ctx, pendingRefresh)
+	err := s.cfg.Positions.Save(sctx, d.name, p)
+	cancel()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err != nil {
+		if !d.saveFailing && ctx.Err() == nil {
+			s.cfg.Logger.Warn("subscriber: saving the consumer's position failed; a consumer lost while the subscriber is stopped would resume from an earlier one",
+				"subscriber", s.cfg.Name, "consumer", d.name, "ack_floor", p.AckFloor, "error", err)
+		}
+		d.saveFailing = ctx.Err() == nil
+		return
+	}
+	if d.saveFailing {
+		s.cfg.Logger.Info("subscriber: saving the consumer's position again", "subscriber", s.cfg.Name, "consumer", d.name, "ack_floor", p.AckFloor)
+	}
+	d.saveFailing, d.saved, d.hasSaved = false, p, true
 }

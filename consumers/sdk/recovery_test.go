@@ -342,7 +342,7 @@ func TestLostConsumerCreatedAgainWhereItLeftOff(t *testing.T) {
 			if got := counter(t, reader, "pophub_sdk_consumers_recreated_total"); got != 1 {
 				t.Errorf("pophub_sdk_consumers_recreated_total = %d, want 1", got)
 			}
-			if !strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), "created it again where this process left off") {
+			if !strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), "created it again where the subscriber left off") {
 				t.Errorf("no error logged; logs:\n%s", logs.String())
 			}
 		})

@@ -149,7 +149,8 @@ type Handler func(ctx context.Context, d *Delivery) error
 
 // StartPolicy says where a new durable consumer starts. It applies only
 // when the consumer is created; an existing one keeps its position, and
-// one this process bound and lost is created again where it left off.
+// one this process bound and lost, or one whose position Config.Positions
+// saved, is created again where it left off.
 type StartPolicy int
 
 // Start policies.
@@ -309,6 +310,16 @@ type Config struct {
 	Start Start
 	// Bootstrap, when set, makes a new consumer start from a snapshot.
 	Bootstrap *Bootstrap
+	// Positions, when set, keeps where each durable consumer had got to
+	// in the subscriber's own storage, so that a consumer found missing at
+	// start (deleted while the subscriber was stopped, or lost with the
+	// server's store) is created again where it left off, as one this
+	// process bound and lost is, instead of at Start or from a Bootstrap,
+	// which would skip or re-walk what it missed without a word. The SDK
+	// saves a consumer's position whenever it reads the backlog (every
+	// 5 s) and when Run ends. To start over from a Bootstrap, delete the
+	// saved positions along with the consumers.
+	Positions Positions
 	// ShutdownTimeout bounds how long in-flight handlers may run after
 	// Run's context ended before their context is cancelled (default 30s).
 	ShutdownTimeout time.Duration
@@ -364,12 +375,34 @@ var ErrBootstrapRefused = errors.New("the hub refused the bootstrap")
 // another name.
 var ErrFilterChanged = errors.New("the durable consumer filters other subjects than the configuration")
 
+// Position is where a durable consumer had got to: the server reported
+// every one of its messages up to stream sequence AckFloor acked, on the
+// stream created at Stream (zero when the subscriber may not read the
+// stream's info).
+type Position struct {
+	Stream   time.Time
+	AckFloor uint64
+}
+
+// Positions stores the subscriber's consumers' positions outside NATS,
+// keyed by consumer name (Subscriber.Durables). What was acked after a
+// saved position comes again after a restart from it, which the
+// idempotent Handler absorbs.
+type Positions interface {
+	// Load returns the consumer's last saved position; ok is false when
+	// none was saved.
+	Load(ctx context.Context, consumer string) (p Position, ok bool, err error)
+	// Save replaces the consumer's saved position.
+	Save(ctx context.Context, consumer string, p Position) error
+}
+
 // Bootstrap configures the snapshot a new subscriber starts from: it
 // applies when the subscriber creates a consumer that this process has not
 // bound before. A subscriber that missed notifications the stream deleted
 // (a gap, see the package doc) starts over from a snapshot this way: stop
 // it, delete its durable consumers (Subscriber.Durables; under the hub's
-// access policy the subscriber's identity may), and start it again.
+// access policy the subscriber's identity may) and its saved Positions,
+// and start it again.
 type Bootstrap struct {
 	// HubURL is the hub's HTTP API, e.g. http://hub:8080 (required).
 	HubURL string

@@ -83,7 +83,17 @@ func (s *Subscriber) trySetup(ctx context.Context) ([]jetstream.Consumer, error)
 				return nil, err
 			}
 		case errors.Is(err, jetstream.ErrConsumerNotFound):
-			missing = append(missing, i)
+			saved, err := s.loadPosition(ctx, d)
+			if err != nil {
+				return nil, err
+			}
+			if !saved {
+				missing = append(missing, i)
+				break
+			}
+			if conss[i], err = s.recreate(ctx, d, si); err != nil {
+				return nil, err
+			}
 		default:
 			return nil, err
 		}
@@ -218,9 +228,30 @@ func (s *Subscriber) readStreamInfo(ctx context.Context, stream string) (*jetstr
 // streamInfoSubject is the JetStream API subject of a stream's info.
 func streamInfoSubject(stream string) string { return "$JS.API.STREAM.INFO." + stream }
 
-// recreate creates again a consumer this process had bound and that is
-// gone (deleted by mistake, or lost with the stream, which the hub's relay
-// creates again), where this process left off rather than at
+// loadPosition takes consumer d's position from Config.Positions, when
+// one was saved, as where d left off (see recreate); saved reports
+// whether one was.
+func (s *Subscriber) loadPosition(ctx context.Context, d *durable) (saved bool, err error) {
+	if s.cfg.Positions == nil {
+		return false, nil
+	}
+	p, ok, err := s.cfg.Positions.Load(ctx, d.name)
+	if err != nil {
+		return false, fmt.Errorf("loading the saved position of consumer %s: %w", d.name, err)
+	}
+	if !ok {
+		return false, nil
+	}
+	d.mu.Lock()
+	d.streamCreated, d.ackFloor, d.accounted, d.saved, d.hasSaved = p.Stream, p.AckFloor, p.AckFloor, p, true
+	d.mu.Unlock()
+	return true, nil
+}
+
+// recreate creates again a consumer this process had bound, or whose
+// position was saved, and that is gone (deleted by mistake, or lost with
+// the stream, which the hub's relay creates again), where it left off
+// rather than at
 // Config.Start or from a new bootstrap: after the last message the server
 // reported acked, when the stream is the one the consumer was on, or from
 // the first message of a stream created since. What was acked after that
@@ -243,7 +274,7 @@ func (s *Subscriber) recreate(ctx context.Context, d *durable, si *jetstream.Str
 		return nil, fmt.Errorf("creating lost consumer %s again: %w", d.name, err)
 	}
 	s.recreated.Add(ctx, 1, s.attrs...)
-	s.cfg.Logger.Error("subscriber: the durable consumer was gone; created it again where this process left off",
+	s.cfg.Logger.Error("subscriber: the durable consumer was gone; created it again where the subscriber left off",
 		"subscriber", s.cfg.Name, "consumer", d.name, "same_stream", sameStream, "deliver", c.DeliverPolicy.String(), "start_seq", c.OptStartSeq)
 	s.adopt(d, cons, si, c.OptStartSeq)
 	return cons, nil
@@ -284,7 +315,7 @@ func (s *Subscriber) reportGap(d *durable, from, to uint64) {
 	s.gaps.Add(context.Background(), 1, s.attrs...)
 	s.cfg.Logger.Error("subscriber: the stream deleted messages before this subscriber took them; the notifications among them that match its filter are lost to it",
 		"subscriber", s.cfg.Name, "consumer", d.name, "filter", d.filter, "first_seq", from, "last_seq", to,
-		"recovery", "stop the subscriber, delete its durable consumers and start it with a bootstrap to start over from a snapshot")
+		"recovery", "stop the subscriber, delete its durable consumers and its saved positions, and start it with a bootstrap to start over from a snapshot")
 }
 
 // bind looks up an existing durable consumer, checks that it filters

@@ -159,6 +159,13 @@ type durable struct {
 	// matching the filter was acked, is held by this process, or was
 	// reported as a gap (see advance).
 	accounted uint64
+	// saved is the position last saved to or loaded from
+	// Config.Positions (when hasSaved), and saveFailing whether the last
+	// save failed. A consumer's first position is saved even before
+	// anything was acked: a consumer found missing after that resumes
+	// rather than starting at Config.Start.
+	saved                 Position
+	hasSaved, saveFailing bool
 }
 
 // consumer returns the consumer d reads now, or nil before setup.
@@ -508,6 +515,13 @@ func (s *Subscriber) run(ctx context.Context) error {
 	workers.Wait()
 	s.returnGivenBack()
 	s.touchInflight() // nothing should be left; keep any straggler alive
+	if s.cfg.Positions != nil && s.nc.IsConnected() {
+		// Where the consumers got to, acks of the last moments included
+		// as far as the server has them.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		s.refreshBacklog(fctx)
+		cancel()
+	}
 	s.cfg.Logger.Info("subscriber stopped", "subscriber", s.cfg.Name)
 	return nil
 }
