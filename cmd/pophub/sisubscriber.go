@@ -50,7 +50,14 @@ county moved to) has their open stop_benefits task cancelled likewise, naming th
 and a done one flagged with moved_out_at for review: the bureau of the county moved to
 stops the benefits. With --hub, the first start
 bootstraps the roster from the hub's snapshot of the region and continues with the
-notifications after it; otherwise it starts at --start. Tasks are listed at GET /tasks and
+notifications after it; otherwise it starts at --start. The service keeps where its
+consumers got to in its database: a consumer that disappears while it is stopped is
+created again there, and what the stream deleted meanwhile is logged and counted as a
+gap. To start over after a gap, stop it, delete its consumers and start it with
+--start-over and --hub: the bootstrap records the deaths it missed as stop_benefits
+tasks without a date of death (the golden record carries none), whose completion ends
+the insurances on the day the task was recorded: find the date before completing. People
+who moved out during the gap get no transfer_out task. Tasks are listed at GET /tasks and
 completed with POST /tasks/{id}/complete or "pophub si-subscriber complete TASK", which
 publishes the completion to the hub through Kafka; brokers that require a login (an
 access policy) take the identity that may write social_insurance events with
@@ -149,6 +156,7 @@ refused without a token. --tls-cert and --tls-key serve the API over HTTPS only.
 	cfg.Concurrency = 8
 	lf.Var((*positiveInt)(&cfg.Concurrency), "concurrency", "notifications handled in parallel (one citizen at a time)")
 	lf.StringVar(&start, "start", "new", "where a new subscription starts without --hub: new, all, seq:N, or an RFC 3339 time")
+	lf.BoolVar(&cfg.StartOver, "start-over", false, "forget where the consumers had got to, so that consumers deleted beforehand start again from a bootstrap (--hub) or at --start: the way back after a gap")
 	cmd.AddCommand(siCompleteCommand(newLogger, &cfg, &kafkaBrokers, login, ca, otlp))
 	return cmd
 }

@@ -137,6 +137,12 @@ type Config struct {
 	Token   string
 	// Start is where a new subscription starts when Hub is empty.
 	Start sdk.Start
+	// StartOver forgets where the consumers had got to (the positions
+	// the service keeps with its tasks, sdk.Config.Positions), so that
+	// consumers deleted beforehand start again from a bootstrap (with Hub)
+	// or at Start: the way back after a gap. Without it a consumer that
+	// is gone is created again where it left off.
+	StartOver bool
 	// Postgres is the database URL; Schema the service's schema (default
 	// "socialinsurance").
 	Postgres string
@@ -359,9 +365,43 @@ func databaseUnreachable(ctx context.Context, err error) bool {
 	return pgreach.Lost(ctx, err)
 }
 
-// HandlePerson records a snapshot person in the roster.
+// HandlePerson records a snapshot person in the roster. A person the
+// roster lists as alive whom the snapshot shows deceased in the region
+// died while the bureau was not listening: on a bootstrap that starts
+// over after a gap (the stream deleted the death notification unread)
+// the death is still work, so it becomes a stop_benefits task, as the
+// notification would have made it. The golden record carries no date of
+// death, so the task has none: its completion ends the insurances on the
+// day it was recorded unless the bureau corrects the date (README).
 func (h *Handler) HandlePerson(ctx context.Context, p sdk.Person) error {
+	if p.Status == "deceased" && within(p.AddressCode, h.region) {
+		status, version, found, err := h.store.rosterStatus(ctx, p.CitizenID)
+		if err != nil {
+			return err
+		}
+		if found && status != "deceased" && version < p.Version {
+			return h.missedDeath(ctx, p)
+		}
+	}
 	return h.store.upsertPerson(ctx, p.CitizenID, p.Version, p.AddressCode, p.Status)
+}
+
+// missedDeath records the death of roster person p that the snapshot
+// shows and no notification brought.
+func (h *Handler) missedDeath(ctx context.Context, p sdk.Person) error {
+	county := region.County(p.AddressCode)
+	c := change{citizenID: p.CitizenID, version: p.Version, status: "deceased", address: p.AddressCode,
+		task: Task{Kind: StopBenefits, CitizenID: p.CitizenID, ChangeID: fmt.Sprintf("snapshot.%s.v%d", string(p.CitizenID), p.Version), FromRegion: county}}
+	res, err := h.store.apply(ctx, c)
+	if err != nil {
+		return err
+	}
+	if res.created {
+		h.created.Add(ctx, 1, metric.WithAttributes(attribute.String("kind", StopBenefits)))
+		h.log.Warn("death found in the snapshot that no notification brought: stop_benefits task created without a date of death; check the date before completing it",
+			"citizen_id", p.CitizenID, "version", p.Version, "change_id", c.task.ChangeID)
+	}
+	return nil
 }
 
 // EventPublisher sends events to the hub (*publisher.Publisher).
@@ -556,7 +596,17 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	scfg := sdk.Config{Name: cfg.Name, URL: cfg.NATS, Stream: cfg.Stream, SubjectPrefix: cfg.SubjectPrefix,
 		Filters: cfg.filters(), Handler: h.Handle, Start: cfg.Start, Concurrency: cfg.Concurrency, AckWait: cfg.AckWait,
 		TracerProvider: cfg.TracerProvider, MeterProvider: mh.provider, Logger: cfg.Logger, TLS: cfg.TLS,
-		ConsumerPerFilter: cfg.ConsumerPerFilter, User: cfg.NATSUser, Password: cfg.NATSPassword, InboxPrefix: cfg.NATSInboxPrefix}
+		ConsumerPerFilter: cfg.ConsumerPerFilter, User: cfg.NATSUser, Password: cfg.NATSPassword, InboxPrefix: cfg.NATSInboxPrefix,
+		Positions: store}
+	if cfg.StartOver {
+		n, err := store.forgetPositions(ctx)
+		if err != nil {
+			store.Close()
+			return nil, err
+		}
+		cfg.Logger.Warn("starting over: forgot where the consumers had got to; consumers that are gone start again from a bootstrap or at the start position",
+			"positions", n, "bootstrap", cfg.Hub != "")
+	}
 	if cfg.Hub != "" {
 		// Notifications the snapshot already holds are still work: a death
 		// during the walk must become a stop_benefits task.

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/pophub/pophub/consumers/sdk"
 	"github.com/pophub/pophub/internal/pgmigrate"
 	"github.com/pophub/pophub/schemas"
 	"github.com/pophub/pophub/schemas/citizenid"
@@ -665,4 +666,55 @@ func (s *Store) markDone(ctx context.Context, id int64, eventID, dateOfDeath str
 		return fmt.Errorf("marking task done: %w", err)
 	}
 	return nil
+}
+
+// Load returns the saved position of a durable consumer (sdk.Positions).
+func (s *Store) Load(ctx context.Context, consumer string) (sdk.Position, bool, error) {
+	var created pgtype.Timestamptz
+	var p sdk.Position
+	err := s.pool.QueryRow(ctx, `SELECT stream_created, ack_floor FROM positions WHERE consumer = $1`, consumer).Scan(&created, &p.AckFloor)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return sdk.Position{}, false, nil
+	}
+	if err != nil {
+		return sdk.Position{}, false, fmt.Errorf("reading the position of consumer %s: %w", consumer, err)
+	}
+	if created.Valid {
+		p.Stream = created.Time
+	}
+	return p, true, nil
+}
+
+// Save records the position of a durable consumer (sdk.Positions).
+func (s *Store) Save(ctx context.Context, consumer string, p sdk.Position) error {
+	created := pgtype.Timestamptz{Time: p.Stream, Valid: !p.Stream.IsZero()}
+	if _, err := s.pool.Exec(ctx, `INSERT INTO positions (consumer, stream_created, ack_floor) VALUES ($1, $2, $3)
+		ON CONFLICT (consumer) DO UPDATE SET stream_created = excluded.stream_created, ack_floor = excluded.ack_floor`,
+		consumer, created, p.AckFloor); err != nil {
+		return fmt.Errorf("saving the position of consumer %s: %w", consumer, err)
+	}
+	return nil
+}
+
+// forgetPositions deletes every saved position, so that consumers
+// created from now on start from a bootstrap (Config.StartOver).
+func (s *Store) forgetPositions(ctx context.Context) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM positions`)
+	if err != nil {
+		return 0, fmt.Errorf("forgetting the consumers' positions: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// rosterStatus returns the roster's status of a person and the version
+// it is from; found is false when the roster does not list them.
+func (s *Store) rosterStatus(ctx context.Context, id citizenid.ID) (status string, version int64, found bool, err error) {
+	err = s.pool.QueryRow(ctx, `SELECT status, status_version FROM persons WHERE citizen_id = $1`, string(id)).Scan(&status, &version)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", 0, false, nil
+	}
+	if err != nil {
+		return "", 0, false, fmt.Errorf("reading the roster: %w", err)
+	}
+	return status, version, true, nil
 }
