@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -201,10 +202,10 @@ func printRecord(out io.Writer, r dlq.Record, reveal bool) {
 
 func dlqReplayCommand(client func() (*dlq.Client, error)) *cobra.Command {
 	var offsets []string
-	var reason string
+	var source, reason string
 	var all, dryRun bool
 	cmd := &cobra.Command{
-		Use:   "replay (--offset PARTITION:OFFSET... | --reason R | --all) [--dry-run]",
+		Use:   "replay (--offset PARTITION:OFFSET... | --source S [--reason R] | --reason R | --all) [--dry-run]",
 		Short: "Send chosen rejects back to their original topic, once",
 		Long: `Writes the chosen DLQ records back to the topic named in their pophub-topic
 header, with their original key, value and headers (the pophub-* reject headers
@@ -213,10 +214,16 @@ pophub-replay-of added), waiting for all in-sync replicas. A
 pophub-replay-of the ledger does not confirm (a department may send one)
 is the record's own header and goes back with it. Records
 replayed before (per the ledger ` + dlq.LedgerTopic + `) are skipped.
-Every chosen record is checked before anything is sent.`,
-		Args: noArgsUse("--offset PARTITION:OFFSET (repeatable), --reason R or --all"),
+Every chosen record is checked before anything is sent.
+
+Choose the records one way: --offset names them; --source S chooses every
+record from S's topic, --reason R every record with that reject reason, and
+both together the records of S with reason R (as 'dlq list --source S
+--reason R' lists them); --all chooses the whole DLQ. --offset and --all
+take neither --source nor --reason.`,
+		Args: noArgsUse("--offset PARTITION:OFFSET (repeatable), --source S, --reason R or --all"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			sel := dlq.Selection{Reason: reason, All: all}
+			sel := dlq.Selection{Source: schemas.Source(source), Reason: reason, All: all}
 			for _, o := range offsets {
 				id, err := dlq.ParseID(o)
 				if err != nil {
@@ -224,8 +231,13 @@ Every chosen record is checked before anything is sent.`,
 				}
 				sel.IDs = append(sel.IDs, id)
 			}
+			// An unknown source or reason is said as dlq list says it; a
+			// wrong choice names the flags.
 			if err := sel.Validate(); err != nil {
-				return fmt.Errorf("%w (--offset, --reason or --all)", err)
+				if errors.Is(err, dlq.ErrSelection) {
+					err = fmt.Errorf("%w (--offset; --source, --reason or both; or --all)", err)
+				}
+				return err
 			}
 			c, err := client()
 			if err != nil {
@@ -238,7 +250,8 @@ Every chosen record is checked before anything is sent.`,
 	}
 	f := cmd.Flags()
 	f.StringSliceVar(&offsets, "offset", nil, "DLQ record PARTITION:OFFSET to replay (repeatable, or comma-separated)")
-	f.StringVar(&reason, "reason", "", "replay every record with this reject reason")
+	f.StringVar(&source, "source", "", "replay every record from this source's topic (with --reason: those with that reason)")
+	f.StringVar(&reason, "reason", "", "replay every record with this reject reason (with --source: from that source)")
 	f.BoolVar(&all, "all", false, "replay every record in the DLQ")
 	f.BoolVar(&dryRun, "dry-run", false, "print what would be replayed, send nothing")
 	return cmd

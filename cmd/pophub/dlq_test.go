@@ -212,3 +212,102 @@ func TestDashboardMetricsExported(t *testing.T) {
 		}
 	}
 }
+
+// TestDLQReplayBySource: --source picks one department's rejects, alone
+// or with --reason, so that after a fix for that department the others'
+// rejects, still bad, are not sent again with them.
+func TestDLQReplayBySource(t *testing.T) {
+	m := startHub(t, "memdb")
+	id := string(personID(t, 11))
+	// "settlement" is a reason of registration, not of migration; a
+	// spouse_id naming the subject is refused: both invalid_data.
+	mig := `{"specversion":"1.0","id":"ps-new-reason-1","source":"public_security","type":"hukou.migrated","subject":"` + id +
+		`","time":"2026-01-01T00:00:00+08:00","data":{"from_address_code":"230102001001","to_address_code":"230602013004","reason":"settlement"}}`
+	mar := `{"specversion":"1.0","id":"mar-self-1","source":"marriage","type":"marriage.registered","subject":"` + id +
+		`","time":"2026-01-01T00:00:00+08:00","data":{"spouse_id":"` + id + `"}}`
+	produceAll(t, m.Brokers(), []kafka.Message{
+		{Topic: schemas.Topic(schemas.PublicSecurity), Key: []byte(id), Value: []byte(mig)},
+		{Topic: schemas.Topic(schemas.Marriage), Key: []byte(id), Value: []byte(mar)},
+	})
+	waitFor(t, time.Minute, "both rejects", func() bool { return m.Consumer.Counts().RejectedTotal() == 2 })
+
+	c, err := dlq.New(dlq.Config{Brokers: m.Brokers()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rejectOf := func(src schemas.Source) string {
+		t.Helper()
+		recs, err := c.Records(context.Background(), dlq.Filter{Source: src, Reason: schemas.ReasonInvalidData})
+		if err != nil || len(recs) != 1 {
+			t.Fatalf("%s's invalid_data rejects: %v, %v; want one", src, recs, err)
+		}
+		return recs[0].ID.String()
+	}
+	psID, marID := rejectOf(schemas.PublicSecurity), rejectOf(schemas.Marriage)
+
+	out, err := runDLQ(t, m.Brokers(), "list", "--source", "public_security", "--reason", "invalid_data")
+	if err != nil || !strings.Contains(out, "1 records") {
+		t.Fatalf("dlq list --source public_security --reason invalid_data: %v\n%s", err, out)
+	}
+
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		want    []string // in the output, or in the error when wantErr
+		notWant string
+		wantErr bool
+	}{
+		{"source and reason", []string{"--source", "public_security", "--reason", "invalid_data"},
+			[]string{"would replay " + psID + " -> pop.events.public_security", "1 chosen, 1 would replay"}, "pop.events.marriage", false},
+		{"source alone", []string{"--source", "marriage"},
+			[]string{"would replay " + marID + " -> pop.events.marriage", "1 chosen, 1 would replay"}, "pop.events.public_security", false},
+		{"source without that reason", []string{"--source", "public_security", "--reason", "not_json"},
+			[]string{"0 chosen"}, "would replay " + psID, false},
+		{"unknown source", []string{"--source", "civil_affairs"},
+			[]string{`unknown source "civil_affairs" (want one of `}, "--offset", true},
+		{"source and all", []string{"--source", "marriage", "--all"}, []string{"choose the records"}, "", true},
+		{"source and offset", []string{"--source", "marriage", "--offset", marID}, []string{"choose the records"}, "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := runDLQ(t, m.Brokers(), append([]string{"replay", "--dry-run"}, tc.args...)...)
+			got := out
+			if tc.wantErr {
+				if err == nil {
+					t.Fatalf("dlq replay %s succeeded:\n%s", strings.Join(tc.args, " "), out)
+				}
+				got = err.Error()
+			} else if err != nil {
+				t.Fatalf("dlq replay %s: %v\n%s", strings.Join(tc.args, " "), err, out)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("dlq replay %s said:\n%s\nwant %q", strings.Join(tc.args, " "), got, w)
+				}
+			}
+			if tc.notWant != "" && strings.Contains(got, tc.notWant) {
+				t.Errorf("dlq replay %s said:\n%s\nwant no %q", strings.Join(tc.args, " "), got, tc.notWant)
+			}
+		})
+	}
+
+	// A real replay sends public_security's reject alone and records it in
+	// the ledger; marriage's stays to be replayed.
+	out, err = runDLQ(t, m.Brokers(), "replay", "--source", "public_security", "--reason", "invalid_data")
+	if err != nil || !strings.Contains(out, "replayed "+psID+" -> pop.events.public_security") || !strings.Contains(out, "1 chosen, 1 replayed, 0 skipped") {
+		t.Fatalf("dlq replay --source public_security --reason invalid_data: %v\n%s\nwant %s replayed alone", err, out, psID)
+	}
+	// Still invalid: the hub rejects the replay again.
+	waitFor(t, time.Minute, "the replay rejected again", func() bool { return m.Consumer.Counts().RejectedTotal() == 3 })
+	out, err = runDLQ(t, m.Brokers(), "replay", "--source", "public_security", "--dry-run")
+	if err != nil || !strings.Contains(out, "skipped "+psID+": replayed before") {
+		t.Errorf("dlq replay --source public_security after the replay: %v\n%s\nwant %s skipped", err, out, psID)
+	}
+	out, err = runDLQ(t, m.Brokers(), "replay", "--source", "marriage", "--dry-run")
+	if err != nil || !strings.Contains(out, "would replay "+marID+" -> pop.events.marriage") || !strings.Contains(out, "0 skipped") {
+		t.Errorf("dlq replay --source marriage after public_security's replay: %v\n%s\nwant %s still to replay", err, out, marID)
+	}
+	out, _ = runDLQ(t, m.Brokers(), "list", "--source", "marriage")
+	if !strings.Contains(out, "1 records") {
+		t.Errorf("dlq list --source marriage after public_security's replay:\n%s\nwant marriage's reject alone", out)
+	}
+}

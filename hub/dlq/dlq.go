@@ -690,8 +690,9 @@ const (
 // retention deleted, and, with readKeys, a read of the record at the
 // origin for a copy that kept its key, which tells one whose topic was
 // deleted and created again (its offset now holds another key). dlq show
-// and a replay by ID read keys; a replay by reason, which refuses every
-// such copy anyway, does not read the originals of possibly thousands.
+// and a replay by ID read keys; a replay by source, reason or all, which
+// refuses every such copy anyway, does not read the originals of possibly
+// thousands.
 // After a read of a topic failed, its other keys are not read.
 func (c *Client) checkOriginals(ctx context.Context, recs []Record, readKeys bool) {
 	ctx, cancel := context.WithTimeout(ctx, originalCheckBudget)

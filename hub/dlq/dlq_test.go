@@ -417,6 +417,9 @@ func TestReplay(t *testing.T) {
 		{"unknown reason", dlq.Selection{Reason: "bad_vibes"}, `unknown reason "bad_vibes"`},
 		{"nothing chosen", dlq.Selection{}, "choose the records"},
 		{"two choices", dlq.Selection{All: true, Reason: schemas.ReasonNotJSON}, "choose the records"},
+		{"unknown source", dlq.Selection{Source: "civil_affairs"}, `unknown source "civil_affairs"`},
+		{"source and all", dlq.Selection{All: true, Source: schemas.Marriage}, "choose the records"},
+		{"source and IDs", dlq.Selection{IDs: []dlq.ID{{Partition: 0, Offset: 1}}, Source: schemas.Health}, "choose the records"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := c.Replay(ctx(t), tc.sel, false)
@@ -442,6 +445,64 @@ func indexIn(r reject) int {
 		}
 	}
 	return -1
+}
+
+// TestReplayBySource: a source alone chooses every record from its topic
+// (and not the topic-less 0:3, on which --all fails), with a reason those
+// of that reason; the other sources' rejects are neither sent nor
+// recorded in the ledger.
+func TestReplayBySource(t *testing.T) {
+	c, addr := setup(t)
+	marriage, housing, health := schemas.Topic(schemas.Marriage), schemas.Topic(schemas.Housing), schemas.Topic(schemas.Health)
+	for _, tc := range []struct {
+		name string
+		sel  dlq.Selection
+		want string // the chosen records, all to be sent
+	}{
+		{"source alone", dlq.Selection{Source: schemas.Health}, "0:1"},
+		{"source and reason", dlq.Selection{Source: schemas.Marriage, Reason: schemas.ReasonInvalidData}, "0:0 0:2"},
+		{"source without that reason", dlq.Selection{Source: schemas.Health, Reason: schemas.ReasonInvalidData}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dry, err := c.Replay(ctx(t), tc.sel, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ids(dry.Chosen) != tc.want || ids(dry.Sent) != tc.want || len(dry.Skipped) != 0 {
+				t.Errorf("dry run chose %q, would send %q, skip %q; want %q sent", ids(dry.Chosen), ids(dry.Sent), ids(dry.Skipped), tc.want)
+			}
+		})
+	}
+	if got := readTopic(t, addr, health); len(got) != 0 {
+		t.Fatalf("a dry run sent %d records to %s", len(got), health)
+	}
+
+	res, err := c.Replay(ctx(t), dlq.Selection{Source: schemas.Marriage, Reason: schemas.ReasonInvalidData}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids(res.Sent) != "0:0 0:2" {
+		t.Errorf("replay of marriage's invalid_data sent %q, want 0:0 0:2", ids(res.Sent))
+	}
+	for topic, n := range map[string]int{marriage: 2, health: 0, housing: 0} {
+		if got := readTopic(t, addr, topic); len(got) != n {
+			t.Errorf("%s holds %d records after marriage's replay, want %d", topic, len(got), n)
+		}
+	}
+	again, err := c.Replay(ctx(t), dlq.Selection{Source: schemas.Marriage}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(again.Sent) != 0 || ids(again.Skipped) != "0:0 0:2" {
+		t.Errorf("second replay of marriage would send %q, skip %q; want both skipped", ids(again.Sent), ids(again.Skipped))
+	}
+	other, err := c.Replay(ctx(t), dlq.Selection{Source: schemas.Housing}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids(other.Sent) != "1:0" || len(other.Skipped) != 0 {
+		t.Errorf("replay of housing after marriage's would send %q, skip %q; want 1:0 sent", ids(other.Sent), ids(other.Skipped))
+	}
 }
 
 // TestReplayRefusesDroppedCopy: a copy that ingest wrote without its value

@@ -13,38 +13,52 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/pophub/pophub/schemas"
 )
 
-// Selection chooses the records Replay sends: exactly one of IDs, Reason
-// and All.
+// Selection chooses the records Replay sends: exactly one of IDs, a
+// filter (Source, Reason, or both, which narrow each other) and All.
+// Source alone is All for one department: after a fix for one source, its
+// rejects go back without the others', which may still be bad.
 type Selection struct {
 	IDs    []ID
+	Source schemas.Source
 	Reason string
 	All    bool
 }
 
-// Validate checks that exactly one choice is made and the reason is known.
+// ErrSelection is Validate's error when not exactly one choice is made.
+var ErrSelection = errors.New("choose the records to replay: DLQ record IDs, a source and/or a reason, or all")
+
+// Validate checks that exactly one choice is made and that the source and
+// the reason are known, as Filter.Validate does for Records: a typo must
+// not look like a source without rejects.
 func (s Selection) Validate() error {
 	n := 0
 	if len(s.IDs) > 0 {
 		n++
 	}
-	if s.Reason != "" {
+	if s.Source != "" || s.Reason != "" {
 		n++
 	}
 	if s.All {
 		n++
 	}
 	if n != 1 {
-		return errors.New("choose the records to replay: DLQ record IDs, a reason, or all")
+		return ErrSelection
 	}
-	return Filter{Reason: s.Reason}.Validate()
+	return s.filter().Validate()
 }
+
+// filter is the Filter of a selection by source and reason; of All, the
+// empty one.
+func (s Selection) filter() Filter { return Filter{Source: s.Source, Reason: s.Reason} }
 
 // ReplayResult says what Replay did (or, dry, would do).
 type ReplayResult struct {
 	// Chosen are the selected records, in the order of the selection
-	// (IDs) or of rejection (reason, all), each original once (see
+	// (IDs) or of rejection (source, reason, all), each original once (see
 	// Unique): of several copies of one original, the first.
 	Chosen []Record
 	// Sent are the records written back to their topics (to be written,
@@ -170,7 +184,7 @@ func (c *Client) Replay(ctx context.Context, sel Selection, dryRun bool) (Replay
 			c.checkOriginals(ctx, res.Chosen, true)
 		}
 	} else {
-		res.Chosen, err = c.Records(ctx, Filter{Reason: sel.Reason})
+		res.Chosen, err = c.Records(ctx, sel.filter())
 		if err == nil {
 			c.checkOriginals(ctx, res.Chosen, false)
 		}
