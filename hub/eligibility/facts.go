@@ -211,6 +211,9 @@ func gather(rec *hub.Record, history []hub.Change, asOf time.Time) *facts {
 	// another region is a second payment.
 	months := map[string]map[string]map[string]payment{}
 	var transfers []transfer
+	// gradAt and enrolAt hold where in f.grads and f.enrols each
+	// department record's version is (see latestVersion).
+	gradAt, enrolAt := map[string]int{}, map[string]int{}
 	sawHukou, sawMarital := false, false
 	// latestSpouse is the spouse of the latest marriage so far, also once
 	// divorced: a divorce naming anyone else does not count.
@@ -341,19 +344,22 @@ func gather(rec *hub.Record, history []hub.Change, asOf time.Time) *facts {
 		case schemas.EducationGraduated:
 			var d schemas.EducationGraduatedData
 			if json.Unmarshal(c.Data, &d) == nil {
-				if t, ok := parseDay(d.Date); ok && !t.After(f.asOf) {
-					f.grads = append(f.grads, graduation{level: d.Level, institution: d.Institution, date: t, ev: ev})
+				if t, ok := parseDay(d.Date); ok {
+					f.grads = latestVersion(f.grads, gradAt, c, graduation{level: d.Level, institution: d.Institution, date: t, ev: ev})
 				}
 			}
 		case schemas.EducationEnrolled:
 			var d schemas.EducationEnrolledData
 			if json.Unmarshal(c.Data, &d) == nil {
 				if t, ok := parseDay(d.Start); ok {
-					f.enrols = append(f.enrols, enrolment{institution: d.Institution, level: d.Level, region: d.Region, start: t, ev: ev})
+					f.enrols = latestVersion(f.enrols, enrolAt, c, enrolment{institution: d.Institution, level: d.Level, region: d.Region, start: t, ev: ev})
 				}
 			}
 		}
 	}
+	// A diploma counts from its date (a school may register its graduates
+	// ahead), once the version in force says so.
+	f.grads = slices.DeleteFunc(f.grads, func(g graduation) bool { return g.date.After(f.asOf) })
 	for k, m := range months {
 		list := make([]contribution, 0, len(m))
 		for month, byRegion := range m {
@@ -369,6 +375,21 @@ func gather(rec *hub.Record, history []hub.Change, asOf time.Time) *facts {
 		f.maritalBefore(rec, history)
 	}
 	return f
+}
+
+// latestVersion appends v, what change c says, to list, or replaces with
+// it the version of the same department record (merge.RecordKey) that
+// list holds at at[key]: changes come in stamp order, so a correction
+// replaces what it corrects, as in the golden record.
+func latestVersion[T any](list []T, at map[string]int, c *hub.Change, v T) []T {
+	if key, ok := merge.RecordKey(stampOf(c)); ok {
+		if i, seen := at[key]; seen {
+			list[i] = v
+			return list
+		}
+		at[key] = len(list)
+	}
+	return append(list, v)
 }
 
 // firstOf is the earliest change (in stamp order) of the whole history

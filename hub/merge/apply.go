@@ -165,13 +165,12 @@ func (s *State) apply(ev *schemas.Event) {
 	case *schemas.InsuranceTransferredData:
 		s.SIRegion.set(ptr(d.ToRegion), at)
 	case *schemas.EducationEnrolledData:
-		regMap(&s.Enrolments, enrolmentKey(d.Institution, d.Level)).set(&enrolment{
-			Institution: d.Institution, Level: d.Level, Region: d.Region, Start: d.Start}, at)
+		en := enrolment{Institution: d.Institution, Level: d.Level, Region: d.Region, Start: d.Start}
+		regMap(&s.Enrolments, enrolmentKey(at, en)).set(&en, at)
 	case *schemas.EducationGraduatedData:
-		// Education keeps the highest level, not the latest graduation.
-		if s.outranks(d, at) {
-			s.Graduation = Reg[graduation]{V: &graduation{Level: d.Level, Institution: d.Institution, Date: d.Date}, At: at}
-		}
+		// Every graduation is kept; the record shows the highest level.
+		g := graduation{Level: d.Level, Institution: d.Institution, Date: d.Date}
+		regMap(&s.Graduations, graduationKey(at, g)).set(&g, at)
 	case *schemas.PropertyRegisteredData:
 		regMap(&s.Owned, d.PropertyID).set(&property{Address: d.AddressCode}, at)
 	case *schemas.PropertyTransferredData:
@@ -283,10 +282,19 @@ func valueSince(line []point, r Reg[string]) Stamp {
 	return since
 }
 
-// outranks reports whether graduation d, of at, replaces the one s shows.
-func (s *State) outranks(d *schemas.EducationGraduatedData, at Stamp) bool {
-	cur, ok := s.Graduation.get()
-	return !ok || higher(graduation{Level: d.Level, Institution: d.Institution, Date: d.Date}, at, cur, s.Graduation.At)
+// highestGraduation is the graduation the record shows: the highest of
+// the records' latest versions (see higher), and its stamp.
+func (s *State) highestGraduation() (graduation, Stamp, bool) {
+	var best Reg[graduation]
+	for _, r := range s.Graduations {
+		if g, ok := r.get(); ok {
+			if b, shown := best.get(); !shown || higher(g, r.At, b, best.At) {
+				best = *r
+			}
+		}
+	}
+	g, ok := best.get()
+	return g, best.At, ok
 }
 
 // higher orders graduations: the higher level wins, then the later date,

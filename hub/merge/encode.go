@@ -57,7 +57,7 @@ func appendState(b []byte, s *State) ([]byte, bool) {
 		e.raw(`}`)
 	})
 	appendStamps(&e, "div", s.Divorces)
-	appendReg(&e, "grad", &s.Graduation, func(v *graduation) {
+	grad := func(v *graduation) {
 		e.raw(`{"l":`)
 		e.str(v.Level)
 		e.raw(`,"n":`)
@@ -65,7 +65,9 @@ func appendState(b []byte, s *State) ([]byte, bool) {
 		e.raw(`,"d":`)
 		e.str(v.Date)
 		e.raw(`}`)
-	})
+	}
+	appendReg(&e, "grad", &s.Graduation, grad)
+	appendMap(&e, "grads", s.Graduations, func(r *Reg[graduation]) { regValue(&e, r, grad) })
 	appendMap(&e, "enr", s.Enrolments, func(r *Reg[enrolment]) {
 		regValue(&e, r, func(v *enrolment) {
 			e.raw(`{"n":`)

@@ -42,7 +42,7 @@ func TestAppendStateMatchesEncodingJSON(t *testing.T) {
 		}
 	}
 	// The population must exercise the encoder's branches.
-	for _, k := range []string{"name", "loc", "permits", "mar", "grad", "enr", "con", "ins", "own", "rent", "biz", "hkl", "pml", "prov", "death", "div"} {
+	for _, k := range []string{"name", "loc", "permits", "mar", "grads", "enr", "con", "ins", "own", "rent", "biz", "hkl", "pml", "prov", "death", "div"} {
 		if !sections[k] {
 			t.Errorf("no state of the population has %q: the comparison does not cover it", k)
 		}
@@ -56,6 +56,7 @@ func TestAppendStateMatchesEncodingJSON(t *testing.T) {
 		"name":{"v":"a<b>&\"c\"\\\n\u2028\u0001","at":{"t":"2024-01-01T00:00:00.5+08:00","s":"public_security","i":"x<1>"}},
 		"gender":{"at":{"t":"2024-01-01T00:00:00Z","s":"","i":""}},
 		"eth":{"v":""},
+		"grad":{"v":{"l":"21","n":"黑龙江大学","d":"2016-07-01"},"at":{"t":"2016-07-01T09:00:00+08:00","s":"education","i":"e1"}},
 		"permits":{"b":null,"a":{"v":{"a":"1","b":"employment"}}},
 		"con":{"c1":{},"c2":{"e":{"v":"2024-01-01"}}},
 		"ins":{"pension":{"m":[]},"medical":{"m":["2024-01"]}},

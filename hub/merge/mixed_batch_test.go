@@ -70,7 +70,9 @@ func TestMixedBatchChangedAsDerived(t *testing.T) {
 				}
 				utc(&st.Lifecycle.At)
 				utc(&st.Death.At)
-				utc(&st.Graduation.At)
+				for _, reg := range st.Graduations {
+					utc(&reg.At)
+				}
 				for _, reg := range st.Enrolments {
 					utc(&reg.At)
 				}

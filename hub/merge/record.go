@@ -175,7 +175,8 @@ func (s *State) provenance(sec schemas.Section) Stamp {
 	case schemas.SecEducation:
 		// The graduation kept (the highest, not the latest) and the
 		// enrolments.
-		seeReg(s.Graduation.V != nil, s.Graduation.At)
+		_, at, ok := s.highestGraduation()
+		seeReg(ok, at)
 		for _, reg := range s.Enrolments {
 			seeReg(reg.V != nil, reg.At)
 		}
@@ -301,7 +302,7 @@ func (s *State) fill(r *hub.Record, sec schemas.Section) {
 		}
 	case schemas.SecEducation:
 		var e hub.Education
-		if g, ok := s.Graduation.get(); ok {
+		if g, _, ok := s.highestGraduation(); ok {
 			e = hub.Education{HighestLevel: g.Level, Institution: g.Institution, GraduatedOn: g.Date}
 		}
 		for id, reg := range s.Enrolments {
@@ -465,8 +466,41 @@ func enrolmentView(_ string, reg *Reg[enrolment]) (hub.Enrolment, bool) {
 // kept gives: the highest level, its institution and date.
 type graduationView struct{ level, institution, date string }
 
-// enrolmentKey is the key of an enrolment's register in State.Enrolments.
-func enrolmentKey(institution, level string) string { return institution + "\x00" + level }
+// RecordKey names the department record an event is a version of, from
+// an id of publisher.EventID's form without its version; ok is false for
+// an id of another form, which names no record. Two events with one key
+// are versions of one record, the later in stamp order correcting the
+// earlier (see SameRecord).
+func RecordKey(at Stamp) (key string, ok bool) {
+	if !schemas.VersionedEventID(at.ID) {
+		return "", false
+	}
+	const version = 1 + 16 // "-" and 16 hex digits
+	return "\x01" + string(at.Src) + "\x00" + at.ID[:len(at.ID)-version], true
+}
+
+// recordKey keys an entry of the education section by the department
+// record its event is a version of (RecordKey), so that a correction
+// replaces the version it corrects whatever fields it changed; an event
+// naming no record is keyed by what it says (own).
+func recordKey(at Stamp, own string) string {
+	if key, ok := RecordKey(at); ok {
+		return key
+	}
+	return own
+}
+
+// enrolmentKey is the key of an enrolment's register in State.Enrolments:
+// its record's, or else its institution and level.
+func enrolmentKey(at Stamp, en enrolment) string {
+	return recordKey(at, en.Institution+"\x00"+en.Level)
+}
+
+// graduationKey is the key of a graduation's register in
+// State.Graduations: its record's, or else all it says.
+func graduationKey(at Stamp, g graduation) string {
+	return recordKey(at, g.Level+"\x00"+g.Institution+"\x00"+g.Date)
+}
 
 // entryOf is, for an event about one entry of the employment, housing,
 // tax or education section (a contract, a property, a lease, a
@@ -480,9 +514,10 @@ func enrolmentKey(institution, level string) string { return institution + "\x00
 func (s *State) entryOf(ev *schemas.Event) (sec schemas.Section, entry any, ok bool) {
 	switch d := ev.Payload.(type) {
 	case *schemas.EducationEnrolledData:
-		return schemas.SecEducation, keyedView(s.Enrolments, enrolmentKey(d.Institution, d.Level), enrolmentView), true
+		at := Stamp{Src: ev.Source, ID: ev.ID}
+		return schemas.SecEducation, keyedView(s.Enrolments, enrolmentKey(at, enrolment{Institution: d.Institution, Level: d.Level}), enrolmentView), true
 	case *schemas.EducationGraduatedData:
-		g, shown := s.Graduation.get()
+		g, _, shown := s.highestGraduation()
 		if d.Level == "" || shown && g.Level == "" {
 			// A graduation without a level (no valid event has one) shows
 			// its institution and date only beside enrolments: the

@@ -161,16 +161,22 @@ type State struct {
 	// Divorces holds, per spouse named, the latest divorce naming them (a
 	// maximum per key): a divorce ends only the marriage to the spouse
 	// it names, and which marriage is the latest may only be known later.
-	Divorces   map[citizenid.ID]Stamp     `json:"div,omitempty"`
-	Graduation Reg[graduation]            `json:"grad,omitzero"` // highest level, not latest
-	Enrolments map[string]*Reg[enrolment] `json:"enr,omitempty"`
-	Contracts  map[string]*contract       `json:"con,omitempty"`
-	Scheme     Reg[string]                `json:"scheme,omitzero"`
-	SIRegion   Reg[string]                `json:"sireg,omitzero"`
-	Insurances map[string]*insurance      `json:"ins,omitempty"`
-	Owned      map[string]*Reg[property]  `json:"own,omitempty"`
-	Rentals    map[string]*rental         `json:"rent,omitempty"`
-	Businesses map[string]*Reg[business]  `json:"biz,omitempty"`
+	Divorces map[citizenid.ID]Stamp `json:"div,omitempty"`
+	// Graduation is where a state stored before Graduations kept its
+	// highest graduation; Unmarshal moves it into Graduations.
+	Graduation Reg[graduation] `json:"grad,omitzero"`
+	// Graduations and Enrolments hold each department record's latest
+	// version (keyed by recordKey), so that a correction replaces what it
+	// corrects; the record shows the highest graduation, not the latest.
+	Graduations map[string]*Reg[graduation] `json:"grads,omitempty"`
+	Enrolments  map[string]*Reg[enrolment]  `json:"enr,omitempty"`
+	Contracts   map[string]*contract        `json:"con,omitempty"`
+	Scheme      Reg[string]                 `json:"scheme,omitzero"`
+	SIRegion    Reg[string]                 `json:"sireg,omitzero"`
+	Insurances  map[string]*insurance       `json:"ins,omitempty"`
+	Owned       map[string]*Reg[property]   `json:"own,omitempty"`
+	Rentals     map[string]*rental          `json:"rent,omitempty"`
+	Businesses  map[string]*Reg[business]   `json:"biz,omitempty"`
 	// HukouLine and PermitLine are the registration and residence-permit
 	// timelines, for statistics as of any date (timeline.go).
 	HukouLine  []point `json:"hkl,omitempty"`
@@ -218,13 +224,40 @@ func Marshal(s *State) ([]byte, error) {
 	return b, nil
 }
 
-// Unmarshal decodes a state written by Marshal.
+// Unmarshal decodes a state written by Marshal, by this release or an
+// earlier one (see upgrade).
 func Unmarshal(b []byte) (*State, error) {
 	var s State
 	if err := json.Unmarshal(b, &s); err != nil {
 		return nil, fmt.Errorf("decoding merge state: %w", err)
 	}
+	s.upgrade()
 	return &s, nil
+}
+
+// upgrade brings a state stored by an earlier release to this one's
+// shape: the one graduation it kept goes into Graduations, and
+// enrolments keyed by institution and level whose event was a version of
+// a department record are keyed by that record (recordKey), as the same
+// events applied now would be. Of two enrolments that meet under one
+// record, the later wins, as it would have.
+func (s *State) upgrade() {
+	if r := s.Graduation; r.V != nil {
+		regMap(&s.Graduations, graduationKey(r.At, *r.V)).set(r.V, r.At)
+		s.Graduation = Reg[graduation]{}
+	}
+	var moved []string
+	for k, r := range s.Enrolments {
+		if r.V != nil && enrolmentKey(r.At, *r.V) != k {
+			moved = append(moved, k)
+		}
+	}
+	sort.Strings(moved)
+	for _, k := range moved {
+		r := s.Enrolments[k]
+		delete(s.Enrolments, k)
+		regMap(&s.Enrolments, enrolmentKey(r.At, *r.V)).set(r.V, r.At)
+	}
 }
 
 func cloneMap[V any](m map[string]*V, clone func(*V) *V) map[string]*V {
@@ -245,6 +278,7 @@ func shallow[V any](v *V) *V { c := *v; return &c }
 func (s *State) Clone() *State {
 	c := *s
 	c.Permits = cloneMap(s.Permits, shallow[Reg[permit]])
+	c.Graduations = cloneMap(s.Graduations, shallow[Reg[graduation]])
 	c.Enrolments = cloneMap(s.Enrolments, shallow[Reg[enrolment]])
 	c.Contracts = cloneMap(s.Contracts, shallow[contract])
 	c.Insurances = cloneMap(s.Insurances, func(v *insurance) *insurance {
