@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"go.opentelemetry.io/otel/metric/noop"
@@ -761,6 +762,108 @@ func TestTasksPagedWithLink(t *testing.T) {
 	// A last page that is full cannot tell: its link leads to an empty one.
 	pages, ids = walk(fmt.Sprintf("%s/tasks?limit=%d", api.URL, total))
 	check("limit = total", pages, ids, []int{total, 0})
+}
+
+// TestTasksWalkSeesEveryTask: workers record tasks at once, each in its
+// own transaction, and a client reads the new tasks as they arrive,
+// continuing after the last id it saw. Task A draws its id first and its
+// transaction stays open while task B is recorded: B is not listed before
+// A commits, so the walk that continues after B's id has not skipped A.
+func TestTasksWalkSeesEveryTask(t *testing.T) {
+	b := openBureau(t, "2301")
+	ctx := context.Background()
+	death := func(citizen int, changeID string) change {
+		id := sdktest.CitizenID(citizen)
+		return change{citizenID: id, version: 1, status: "deceased", task: Task{Kind: StopBenefits, CitizenID: id,
+			ChangeID: changeID, FromRegion: "230102", DateOfDeath: "2025-03-01", ChangedAt: time.Now()}}
+	}
+	drawn, release := make(chan int32), make(chan struct{})
+	var releaseOnce sync.Once
+	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) }) // before the store closes
+	b.store.taskDrawn = func(tx pgx.Tx, c change) {
+		if c.task.ChangeID != "death-a" {
+			return
+		}
+		var pid int32
+		if err := tx.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+			t.Error(err)
+		}
+		drawn <- pid
+		<-release
+	}
+	doneA, doneB := make(chan error, 1), make(chan error, 1)
+	go func() { _, err := b.store.apply(ctx, death(1, "death-a")); doneA <- err }()
+	var pidA int32
+	select {
+	case pidA = <-drawn:
+	case err := <-doneA:
+		t.Fatalf("task A recorded without pausing: %v", err)
+	}
+	go func() { _, err := b.store.apply(ctx, death(2, "death-b")); doneB <- err }()
+
+	// Task B is recorded, or waits for task A's transaction.
+	recordedB := false
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		select {
+		case err := <-doneB:
+			if err != nil {
+				t.Fatal(err)
+			}
+			recordedB = true
+		case <-time.After(10 * time.Millisecond):
+		}
+		if recordedB {
+			break
+		}
+		var waiting bool
+		if err := b.store.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE $1::int = ANY (pg_blocking_pids(pid)))`,
+			pidA).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("task B neither recorded nor waiting for task A")
+		}
+	}
+
+	// walk lists the tasks after the id after page by page, as a client
+	// following the links does, and returns the last id it saw.
+	seen := map[string]int64{}
+	walk := func(after int64) int64 {
+		t.Helper()
+		for {
+			page, err := b.store.Tasks(ctx, TaskFilter{After: after, Limit: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page) == 0 {
+				return after
+			}
+			for _, task := range page {
+				seen[task.ChangeID] = task.ID
+				after = task.ID
+			}
+		}
+	}
+	after := walk(0)
+	releaseOnce.Do(func() { close(release) })
+	if err := <-doneA; err != nil {
+		t.Fatal(err)
+	}
+	if !recordedB {
+		if err := <-doneB; err != nil {
+			t.Fatal(err)
+		}
+	}
+	walk(after)
+	if _, ok := seen["death-a"]; !ok || len(seen) != 2 {
+		t.Fatalf("the walk saw %v (first pass up to id %d): missed task A, committed after task B", seen, after)
+	}
+	if seen["death-a"] >= seen["death-b"] {
+		t.Errorf("task ids %v: A drew its id first", seen)
+	}
 }
 
 // TestTasksShowDatesOfDeath: a stop_benefits task's JSON carries its date

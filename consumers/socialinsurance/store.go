@@ -137,6 +137,9 @@ func (t Task) retryable() bool { return t.inFlight != nil }
 // Store keeps tasks and the roster in the service's own schema.
 type Store struct {
 	pool *pgxpool.Pool
+	// taskDrawn, nil but in tests, is called inside apply's transaction
+	// after the statements of a notification giving a task, before commit.
+	taskDrawn func(pgx.Tx, change)
 }
 
 // OpenStore connects to PostgreSQL with search_path set to schema and
@@ -247,7 +250,8 @@ const reasonMovedOut = "the hukou moved to %s on or before the death: the death 
 // against the moves (settleMovedOut). A repeat changes nothing more. The
 // transaction holds a lock on the person (an advisory lock), so that a
 // death and a move handled at once by consumers per filter each see the
-// other's task.
+// other's task. A notification giving a task also takes the lock on task
+// ids (lockTaskIDs), after the person's.
 //
 // A transfer task is created once per change and kind. A stop_benefits
 // task is created once per person (see migration 0003): a later death
@@ -296,6 +300,9 @@ func (s *Store) apply(ctx context.Context, c change) (applied, error) {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
 		b.Queue(`SELECT pg_advisory_xact_lock(hashtext('pophub-si-person'), hashtext($1))`, string(c.citizenID))
+		if t.Kind != "" {
+			b.Queue(lockTaskIDs)
+		}
 		b.Queue(applyQuery, t.Kind, string(c.citizenID), t.ChangeID, c.version, t.FromRegion, t.ToRegion, t.DateOfDeath,
 			c.address, c.status, changedAt, c.reactivated, at, reasonReactivated, key)
 		if t.Kind != "" {
@@ -305,6 +312,11 @@ func (s *Store) apply(ctx context.Context, c change) (applied, error) {
 		defer br.Close()
 		if _, err := br.Exec(); err != nil {
 			return err
+		}
+		if t.Kind != "" {
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
 		}
 		if err := br.QueryRow().Scan(&created, &res.cancelled, &res.flagged, &updated); err != nil {
 			return err
@@ -329,7 +341,13 @@ func (s *Store) apply(ctx context.Context, c change) (applied, error) {
 		}); err != nil {
 			return err
 		}
-		return br.Close()
+		if err := br.Close(); err != nil {
+			return err
+		}
+		if s.taskDrawn != nil {
+			s.taskDrawn(tx, c)
+		}
+		return nil
 	})
 	if err != nil {
 		return applied{}, fmt.Errorf("recording notification: %w", err)
@@ -337,6 +355,16 @@ func (s *Store) apply(ctx context.Context, c change) (applied, error) {
 	res.created = created > 0
 	return res, nil
 }
+
+// lockTaskIDs makes task ids commit in the order they are drawn, so that a
+// client reading new tasks as they arrive (GET /tasks after the last id
+// it saw) misses none: apply takes it before the statement drawing the id
+// (from the bigserial) and holds it until commit, so a task's id is drawn
+// only once every lower id is committed or rolled back (a gap). It is
+// taken after the person's lock, never before (no deadlock), one per
+// schema (the tasks table's); its first key keeps it apart from the
+// person locks.
+const lockTaskIDs = `SELECT pg_advisory_xact_lock(hashtext('pophub-si-task-ids'), hashtext(current_schema()))`
 
 // applyQuery records a notification's task, reactivation and roster row
 // (see Store.apply).
