@@ -946,12 +946,14 @@ func (e *env) livingSpans(workAndStudy bool) []span {
 }
 
 // studySpans turns enrolments into spans ending on the day of the first
-// graduation from the same school on or after the start.
+// graduation from the same school on or after the start, one registered
+// ahead of its day included: the prediction must not count on a study
+// that a registered graduation ends.
 func (e *env) studySpans() []span {
 	out := make([]span, 0, len(e.f.enrols))
 	for _, en := range e.f.enrols {
 		s := span{key: en.institution, address: en.region, from: en.start, open: true, ev: en.ev}
-		for _, g := range e.f.grads {
+		for _, g := range e.f.studyEnds {
 			if g.institution == en.institution && !g.date.Before(en.start) && (s.open || g.date.Before(s.to)) {
 				s.to, s.open = g.date, false
 			}

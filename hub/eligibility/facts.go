@@ -180,6 +180,9 @@ type facts struct {
 	insurance  map[string][]contribution
 	terminated map[string]time.Time // last termination end per kind
 	grads      []graduation
+	// studyEnds are the graduations registered by the as-of instant,
+	// those dated after its day included: what ends an enrolment's span.
+	studyEnds  []graduation
 	enrols     []enrolment
 	businesses []span
 }
@@ -358,7 +361,9 @@ func gather(rec *hub.Record, history []hub.Change, asOf time.Time) *facts {
 		}
 	}
 	// A diploma counts from its date (a school may register its graduates
-	// ahead), once the version in force says so.
+	// ahead), once the version in force says so; a study ends on it, which
+	// is known as soon as it is registered.
+	f.studyEnds = slices.Clone(f.grads)
 	f.grads = slices.DeleteFunc(f.grads, func(g graduation) bool { return g.date.After(f.asOf) })
 	for k, m := range months {
 		list := make([]contribution, 0, len(m))

@@ -68,3 +68,27 @@ func TestDiplomaNotBeforeGraduation(t *testing.T) {
 		})
 	}
 }
+
+// TestNoQualifyingDayAfterARegisteredGraduation: a student from Suihua
+// enrolled at a Harbin school since 2025-01-01; on 2025-03-01 the school
+// registers the graduation ahead, dated 2025-05-31. The enrolment is the
+// only evidence of living in Harbin, so from 2025-06-01 the person lives
+// there on no record: decided on 2025-06-30 they are not eligible (living
+// and basis both fail). qualifies_on "is never a day on which a condition
+// has by then stopped holding" (README, Eligibility), so the decision of
+// 2025-03-10 must give no day, not 2025-06-30.
+func TestNoQualifyingDayAfterARegisteredGraduation(t *testing.T) {
+	events := evs(enrolled("某学院", "230103", "2025-01-01"), registeredOn("2025-03-01", graduated("20", "2025-05-31")))
+
+	later := runShipped(t, "residence-permit/heilongjiang", eligibility.Case{Name: "on the predicted day", AsOf: "2025-06-30", Person: outsider, Events: events,
+		Expect: eligibility.CaseExpect{Eligible: false}})
+	if !later.Passed || later.Decision.Eligible {
+		t.Fatalf("on 2025-06-30, a month after the graduation: %v %+v", later.Problems, later.Decision.Conditions)
+	}
+
+	r := runShipped(t, "residence-permit/heilongjiang", eligibility.Case{Name: "graduation registered ahead", AsOf: "2025-03-10", Person: outsider, Events: events,
+		Expect: eligibility.CaseExpect{Eligible: false, QualifiesOn: "none"}})
+	if !r.Passed {
+		t.Errorf("%v\n  qualifies_on %q; conditions %+v", r.Problems, r.Decision.QualifiesOn, r.Decision.Conditions)
+	}
+}
