@@ -87,9 +87,12 @@ type Decision struct {
 	// accepts (a copy of a marriage stamped 16:30Z is on the next China
 	// day). Deciding again on that day may give another answer, with no
 	// new event to prompt it, so a watcher decides the person again on
-	// the earlier of this day and QualifiesOn. "" when no change was left
-	// out. It is not part of the answer (not in its JSON): a past
-	// evaluation leaves out every later change.
+	// the earlier of this day and QualifiesOn. An eligible decision that
+	// lapses by the registered ends (a contract at its agreed end) with
+	// no event to say so has the day it lapses here, if earlier: a person
+	// decided not eligible then is announced again when eligible again.
+	// "" when neither. It is not part of the answer (not in its JSON): a
+	// past evaluation leaves out every later change.
 	RecheckOn string `json:"-"`
 	// Cited lists, once each, the relatives not in Family whose own
 	// records gave a fact the conditions show (a spouse whose marriage,
@@ -247,6 +250,12 @@ func Evaluate(p *Policy, subj Subject, relatives []Subject, asOf time.Time) Deci
 		met      int
 	}
 	var best *placeResult
+	// heldUntil is the last day an eligible route keeps holding by the
+	// registered ends (a contract's, a lease's), open when one holds
+	// open-ended: the decision lapses the day after, with no event to say
+	// so.
+	var heldUntil time.Time
+	heldOpen := false
 	better := func(a, b *placeResult) bool {
 		if b == nil || a.eligible != b.eligible {
 			return b == nil || a.eligible
@@ -287,6 +296,12 @@ func Evaluate(p *Policy, subj Subject, relatives []Subject, asOf time.Time) Deci
 				parts[i] = r.outs[index[id]]
 			}
 			all := allOf(parts, f.asOf)
+			if all.met {
+				heldOpen = heldOpen || all.until.IsZero()
+				if all.until.After(heldUntil) {
+					heldUntil = all.until
+				}
+			}
 			cand := &placeResult{route: rt, eligible: all.met, from: all.from}
 			for _, o := range parts {
 				if o.met {
@@ -313,6 +328,11 @@ func Evaluate(p *Policy, subj Subject, relatives []Subject, asOf time.Time) Deci
 	}
 	if !d.Eligible && !best.from.IsZero() {
 		d.QualifiesOn = fmtDay(best.from)
+	}
+	if d.Eligible && !heldOpen && !heldUntil.IsZero() {
+		if lapse := heldUntil.AddDate(0, 0, 1); recheck.IsZero() || lapse.Before(recheck) {
+			d.RecheckOn = fmtDay(lapse)
+		}
 	}
 	if st, restsOn := statusAsOf(&subj.Record, subj.History, asOf); st == hub.StatusDeceased || st == hub.StatusCancelled {
 		d.Eligible, d.QualifiesOn = false, ""

@@ -1473,8 +1473,12 @@ func (w *Watcher) decideOnce(ctx context.Context, p *eligibility.Policy, id citi
 
 // regionOf picks the division code of R: the person's current rental or
 // home in the decided place, else their work region there, else the
-// place's first code.
+// place's first code. A lease or contract is current when it covers the
+// decision's day: most carry the end agreed when they were signed.
 func regionOf(ctx context.Context, r eligibility.Reader, p *eligibility.Policy, d eligibility.Decision) string {
+	current := func(start, end string) bool {
+		return start <= d.AsOf && (end == "" || end >= d.AsOf)
+	}
 	var place eligibility.Place
 	for _, pl := range p.Places {
 		if pl.Name == d.Place {
@@ -1492,7 +1496,7 @@ func regionOf(ctx context.Context, r eligibility.Reader, p *eligibility.Policy, 
 	if rec, err := r.Person(ctx, d.CitizenID); err == nil {
 		if h := rec.Housing; h != nil {
 			for _, x := range h.Rentals {
-				if x.End == "" && in(x.AddressCode) {
+				if current(x.Start, x.End) && in(x.AddressCode) {
 					return x.AddressCode[:6]
 				}
 			}
@@ -1503,7 +1507,7 @@ func regionOf(ctx context.Context, r eligibility.Reader, p *eligibility.Policy, 
 			}
 		}
 		for _, c := range rec.Employment {
-			if c.End == "" && in(c.WorkRegion) {
+			if current(c.Start, c.End) && in(c.WorkRegion) {
 				return c.WorkRegion[:6]
 			}
 		}
