@@ -88,7 +88,10 @@ func (s *State) track(ev *schemas.Event, at Stamp) {
 
 // Registrations returns the spans of days in which the person counts in
 // the registered population, each at its 12-digit hukou address: from a
-// registration, moving on a migration's effective date, ending on death or
+// registration, moving on a migration's effective date (from it, for a
+// person whose registration predates the hub and whose first hukou event
+// is a migration: the record takes that hukou as registered, as
+// knownToPublicSecurity does), ending on death or
 // cancellation; a registration after a cancellation or a death restores
 // the count, as it makes the person active again (Status). Days are
 // China Standard Time dates of the events' effective times, except
@@ -106,6 +109,9 @@ func (s *State) Registrations() []hub.Interval {
 			addr, registered, cancelled, dead = p.Code, true, false, false
 		case pointMigrated:
 			addr = p.Code
+			if !cancelled && !dead {
+				registered = true
+			}
 		case pointCancelled:
 			cancelled = true
 		case pointDied:

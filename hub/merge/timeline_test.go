@@ -74,9 +74,15 @@ func TestRegistrations(t *testing.T) {
 		{"a migration after a cancellation does not end it",
 			[]hub.Input{reg("r1", "2020-01-01T08:00:00+08:00", a), cancel("c1", "2021-01-01T08:00:00+08:00", "other"), move("m1", "2022-01-01T08:00:00+08:00", b)},
 			[]hub.Interval{{Code: a, From: "2020-01-01", To: "2021-01-01"}}},
-		{"a migration before any registration counts nowhere",
+		{"a migration before any registration counts from it, as the record takes the hukou moved to",
 			[]hub.Input{move("m1", "2019-01-01T08:00:00+08:00", b), reg("r1", "2020-01-01T08:00:00+08:00", a)},
-			[]hub.Interval{{Code: a, From: "2020-01-01"}}},
+			[]hub.Interval{{Code: b, From: "2019-01-01", To: "2020-01-01"}, {Code: a, From: "2020-01-01"}}},
+		{"a person known only by a migration counts where it moved them",
+			[]hub.Input{move("m1", "2019-01-01T08:00:00+08:00", b)},
+			[]hub.Interval{{Code: b, From: "2019-01-01"}}},
+		{"a migration after a death does not count",
+			[]hub.Input{death("d1", "2018-06-01T08:00:00+08:00"), move("m1", "2019-01-01T08:00:00+08:00", b)},
+			nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

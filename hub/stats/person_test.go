@@ -244,3 +244,32 @@ func TestPersonEachDeathEndsOnItsDate(t *testing.T) {
 func registeredIn(t *testing.T, acc stats.Acc, region, day string) int64 {
 	return countAt(t, acc, region, day, func(c stats.Class) bool { return c != stats.Permit })
 }
+
+// TestPersonKnownByAMigrationIsCounted: a person whose registration
+// predates the hub and whose first hukou event is a migration is active,
+// with the hukou the migration moved to (the record, eligibility and
+// death_not_cancelled all take the hukou as registered there), so the
+// registered population counts them at that address from the
+// migration's effective date on.
+func TestPersonKnownByAMigrationIsCounted(t *testing.T) {
+	p := storetest.ValidID(9191)
+	cst := time.FixedZone("CST", 8*3600)
+	at := func(date string) time.Time {
+		d, err := time.ParseInLocation(time.DateOnly, date, cst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.Add(9 * time.Hour)
+	}
+	move := storetest.Event(t, schemas.HukouMigrated, p, "m1", at("2024-05-01"), schemas.HukouMigratedData{
+		FromAddressCode: "230102001001", ToAddressCode: "230103002002", Reason: "housing"})
+	kept, states := keptOver([][]hub.Input{{move}})
+	if got := states[p].Record(); got.Status != hub.StatusActive || got.Hukou == nil || got.Hukou.AddressCode != "230103002002" {
+		t.Fatalf("premise: record status %q hukou %+v, want active at 230103002002", got.Status, got.Hukou)
+	}
+	for day, want := range map[string]int64{"2024-04-30": 0, "2024-05-01": 1, "2026-01-01": 1} {
+		if got := registeredIn(t, kept, "230103", day); got != want {
+			t.Errorf("registered in 230103 (where the active record's hukou is) at the end of %s: %d, want %d", day, got, want)
+		}
+	}
+}
