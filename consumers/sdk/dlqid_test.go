@@ -72,10 +72,7 @@ func TestDeadLettersSurviveStreamRecreation(t *testing.T) {
 			if err := e.js.DeleteStream(ctx, schemas.StreamName); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := e.js.CreateStream(ctx, jetstream.StreamConfig{Name: schemas.StreamName, Subjects: []string{"pop.>"},
-				Storage: jetstream.FileStorage, Duplicates: 10 * time.Minute}); err != nil {
-				t.Fatal(err)
-			}
+			sdktest.CreateStream(t, e.js, schemas.StreamName, "pop")
 			consumers := 1
 			if tt.perFilter {
 				consumers = len(siFilters)

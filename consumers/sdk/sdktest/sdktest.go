@@ -115,13 +115,23 @@ func Connect(t testing.TB, url string) (*nats.Conn, jetstream.JetStream) {
 }
 
 // CreateStream creates the hub's notification stream under name and
-// subject prefix ("POP" and "pop" are the hub's).
+// subject prefix ("POP" and "pop" are the hub's), also right after it was
+// deleted: the server removes a deleted stream's files behind its answer
+// and may refuse a new store under the same name for a moment ("error
+// creating store for stream"), which the hub's relay outlasts by trying
+// again, and so does this.
 func CreateStream(t testing.TB, js jetstream.JetStream, name, prefix string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{prefix + ".>"},
-		Storage: jetstream.FileStorage, Duplicates: 10 * time.Minute})
+	var err error
+	for {
+		if _, err = js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{prefix + ".>"},
+			Storage: jetstream.FileStorage, Duplicates: 10 * time.Minute}); err == nil || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	if err != nil {
 		t.Fatalf("creating stream %s: %v", name, err)
 	}

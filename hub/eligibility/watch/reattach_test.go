@@ -57,9 +57,7 @@ func TestConsumerMadeAgainWhereDecidingStopped(t *testing.T) {
 			if err := js.DeleteStream(ctx, schemas.StreamName); err != nil {
 				t.Fatal(err)
 			}
-			if err := notify.EnsureStream(ctx, js, notify.StreamConfig{}); err != nil {
-				t.Fatal(err)
-			}
+			ensureStreamAgain(t, js)
 		} else if err := js.DeleteConsumer(ctx, schemas.StreamName, w.cfg.Durable); err != nil {
 			t.Fatal(err)
 		}
@@ -149,9 +147,7 @@ func TestProblemWhileTheStreamIsMissing(t *testing.T) {
 		t.Errorf("%d WARN lines about the missing stream, want 1:\n%s", n, log.String())
 	}
 
-	if err := notify.EnsureStream(ctx, js, notify.StreamConfig{}); err != nil {
-		t.Fatal(err)
-	}
+	ensureStreamAgain(t, js)
 	waitFor("Problem still set with the stream back", func() bool { return w.Problem() == nil })
 	if !strings.Contains(log.String(), "following change notifications again") {
 		t.Errorf("the recovery is not logged:\n%s", log.String())
@@ -225,4 +221,19 @@ func TestStreamGoneWhileStartingIsWaitedOut(t *testing.T) {
 		_, err := js.Consumer(ctx, schemas.StreamName, "pophub-eligibility")
 		return err == nil && w.Problem() == nil
 	})
+}
+
+// ensureStreamAgain creates the notification stream just deleted. The
+// server removes a deleted stream's files behind its answer and may
+// refuse a new store under the same name for a moment ("error creating
+// store for stream"): try again, as the relay does at its next round.
+func ensureStreamAgain(t *testing.T, js jetstream.JetStream) {
+	t.Helper()
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if err = notify.EnsureStream(context.Background(), js, notify.StreamConfig{}); err == nil {
+			return
+		}
+	}
+	t.Fatalf("creating the deleted stream again: %v", err)
 }
