@@ -3,6 +3,7 @@ package socialinsurance
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -187,4 +188,44 @@ func (h *fakeHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		"persons": []map[string]any{{"citizen_id": h.id, "version": h.version, "status": h.status,
 			"hukou": map[string]any{"address_code": daoli}}},
 		"next": "", "stream_sequence": h.seq})
+}
+
+// TestMissedDeathTakesItsNotification: a death during a start-over walk
+// is in the snapshot and is also announced after the stream sequence the
+// walk carries. The task the snapshot made takes the notification's date
+// of death, as it is still open, or keeps the completion's date and
+// shows the notification's as the corrected one for review once done.
+func TestMissedDeathTakesItsNotification(t *testing.T) {
+	for _, done := range []bool{false, true} {
+		t.Run(fmt.Sprintf("completed first %v", done), func(t *testing.T) {
+			b := openBureau(t, "2301")
+			ctx := context.Background()
+			id := sdktest.CitizenID(91)
+			for _, p := range []sdk.Person{
+				{CitizenID: id, Version: 1, Status: "active", AddressCode: daoli},   // the roster before
+				{CitizenID: id, Version: 2, Status: "deceased", AddressCode: daoli}, // the walk
+			} {
+				if err := b.handler.HandlePerson(ctx, p); err != nil {
+					t.Fatal(err)
+				}
+			}
+			task := stopBenefits(t, b, id)
+			if done {
+				if err := b.store.markDone(ctx, task.ID, "ev-1", "2026-12-07"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			b.deliverDeath(t, sdktest.Death("d91.death", id, 2, "2026-03-01"), daoli)
+			task = stopBenefits(t, b, id)
+			switch {
+			case !done && (task.DateOfDeath != "2026-03-01" || task.Status != StatusOpen):
+				t.Errorf("open task %+v: want the notification's date of death 2026-03-01", task)
+			case done && (task.DateOfDeath != "2026-12-07" || task.CorrectedDateOfDeath != "2026-03-01" || task.Status != StatusDone):
+				t.Errorf("done task %+v: want the completion's date kept and 2026-03-01 as the corrected one", task)
+			}
+			if _, status := b.rosterPerson(t, id); status != "deceased" {
+				t.Errorf("roster status %q, want deceased", status)
+			}
+		})
+	}
 }

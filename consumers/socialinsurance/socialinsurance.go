@@ -387,10 +387,17 @@ func (h *Handler) HandlePerson(ctx context.Context, p sdk.Person) error {
 }
 
 // missedDeath records the death of roster person p that the snapshot
-// shows and no notification brought.
+// shows and no notification brought. The roster takes the snapshot's
+// status first; the task has version 0, below any notification's, so
+// that the death's own notification, when it still comes (a death
+// during the walk, after the stream sequence the walk carries), gives
+// it its date as to any task of an older version.
 func (h *Handler) missedDeath(ctx context.Context, p sdk.Person) error {
+	if err := h.store.upsertPerson(ctx, p.CitizenID, p.Version, p.AddressCode, p.Status); err != nil {
+		return err
+	}
 	county := region.County(p.AddressCode)
-	c := change{citizenID: p.CitizenID, version: p.Version, status: "deceased", address: p.AddressCode,
+	c := change{citizenID: p.CitizenID,
 		task: Task{Kind: StopBenefits, CitizenID: p.CitizenID, ChangeID: fmt.Sprintf("snapshot.%s.v%d", string(p.CitizenID), p.Version), FromRegion: county}}
 	res, err := h.store.apply(ctx, c)
 	if err != nil {
