@@ -220,8 +220,8 @@ func (s *Subscriber) savePosition(ctx context.Context, d *durable) {
 		return
 	}
 	d.mu.Lock()
-	p := Position{Stream: d.streamCreated, AckFloor: d.ackFloor}
-	unchanged := d.hasSaved && p.Stream.Equal(d.saved.Stream) && p.AckFloor == d.saved.AckFloor
+	p := Position{Stream: d.streamCreated, AckFloor: d.ackFloor, Filter: d.filter}
+	unchanged := d.hasSaved && p.Stream.Equal(d.saved.Stream) && p.AckFloor == d.saved.AckFloor && p.Filter == d.saved.Filter
 	d.mu.Unlock()
 	if unchanged {
 		return

@@ -2,11 +2,13 @@ package sdk_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/pophub/pophub/consumers/sdk"
@@ -109,5 +111,50 @@ func TestConsumerLostWhileStopped(t *testing.T) {
 				t.Errorf("the subscriber did not say it resumed a lost consumer; logs:\n%s", logs.String())
 			}
 		})
+	}
+}
+
+// TestSavedPositionOfAnotherFilter: a subscriber whose filters changed
+// under the same name is told to delete its consumer (ErrFilterChanged);
+// its new consumer starts as a new one, at Start, not from the position
+// saved for the old filter.
+func TestSavedPositionOfAnotherFilter(t *testing.T) {
+	e := newEnv(t)
+	rec := newRecorder()
+	var logs testenv.LogBuffer
+	cfg := sdk.Config{Name: "county", URL: e.srv.URL(), Filters: []sdk.Filter{{Kind: sdk.MigrationsOut, Region: "2301"}},
+		Handler: rec.handle, Logger: debugLogger(&logs), Positions: &memPositions{}}
+	stop := run(t, cfg)
+	waitFor(t, "the consumer", 10*time.Second, func() bool {
+		_, err := e.js.Consumer(context.Background(), schemas.StreamName, "county")
+		return err == nil
+	})
+	sdktest.Publish(t, e.js, migrationMsgs(0, 5)...) // out of Harbin
+	waitFor(t, "the first five", 10*time.Second, func() bool { return rec.distinct() == 5 })
+	stop()
+
+	// Moves into Beijing, published before the subscriber is reconfigured
+	// to them (Start: new ones only).
+	var before []*nats.Msg
+	for i := 10; i < 13; i++ {
+		m := sdktest.Migration(fmt.Sprintf("in%d", i), sdktest.CitizenID(i), 1, daoli, beijing)
+		before = append(before, sdktest.Msg(sdktest.Subject("pop", m, ""), m, ""))
+	}
+	sdktest.Publish(t, e.js, before...)
+	if err := e.js.DeleteConsumer(context.Background(), schemas.StreamName, "county"); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Filters = []sdk.Filter{{Kind: sdk.MigrationsIn, Region: "11"}}
+	run(t, cfg)
+	waitFor(t, "the new consumer", 10*time.Second, func() bool {
+		_, err := e.js.Consumer(context.Background(), schemas.StreamName, "county")
+		return err == nil
+	})
+	time.Sleep(time.Second) // anything delivered would show
+	if got := rec.distinct(); got != 5 {
+		t.Errorf("the reconfigured subscriber handled %d notifications published before its consumer; logs:\n%s", got-5, logs.String())
+	}
+	if !strings.Contains(logs.String(), "saved position is of a consumer with another filter") {
+		t.Errorf("the subscriber did not say it left the other filter's position; logs:\n%s", logs.String())
 	}
 }

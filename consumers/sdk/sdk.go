@@ -378,10 +378,13 @@ var ErrFilterChanged = errors.New("the durable consumer filters other subjects t
 // Position is where a durable consumer had got to: the server reported
 // every one of its messages up to stream sequence AckFloor acked, on the
 // stream created at Stream (zero when the subscriber may not read the
-// stream's info).
+// stream's info), filtering Filter. A position saved under another filter
+// (the subscriber's filters changed under the same name) is not resumed
+// from: the consumer starts as a new one.
 type Position struct {
 	Stream   time.Time
 	AckFloor uint64
+	Filter   string
 }
 
 // Positions stores the subscriber's consumers' positions outside NATS,

@@ -242,6 +242,11 @@ func (s *Subscriber) loadPosition(ctx context.Context, d *durable) (saved bool, 
 	if !ok {
 		return false, nil
 	}
+	if p.Filter != d.filter {
+		s.cfg.Logger.Warn("subscriber: the saved position is of a consumer with another filter; creating the consumer as a new one",
+			"subscriber", s.cfg.Name, "consumer", d.name, "saved_filter", p.Filter, "filter", d.filter)
+		return false, nil
+	}
 	d.mu.Lock()
 	d.streamCreated, d.ackFloor, d.accounted, d.saved, d.hasSaved = p.Stream, p.AckFloor, p.AckFloor, p, true
 	d.mu.Unlock()

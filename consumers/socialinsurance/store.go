@@ -700,7 +700,7 @@ func (s *Store) markDone(ctx context.Context, id int64, eventID, dateOfDeath str
 func (s *Store) Load(ctx context.Context, consumer string) (sdk.Position, bool, error) {
 	var created pgtype.Timestamptz
 	var p sdk.Position
-	err := s.pool.QueryRow(ctx, `SELECT stream_created, ack_floor FROM positions WHERE consumer = $1`, consumer).Scan(&created, &p.AckFloor)
+	err := s.pool.QueryRow(ctx, `SELECT stream_created, ack_floor, filter FROM positions WHERE consumer = $1`, consumer).Scan(&created, &p.AckFloor, &p.Filter)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return sdk.Position{}, false, nil
 	}
@@ -716,9 +716,9 @@ func (s *Store) Load(ctx context.Context, consumer string) (sdk.Position, bool, 
 // Save records the position of a durable consumer (sdk.Positions).
 func (s *Store) Save(ctx context.Context, consumer string, p sdk.Position) error {
 	created := pgtype.Timestamptz{Time: p.Stream, Valid: !p.Stream.IsZero()}
-	if _, err := s.pool.Exec(ctx, `INSERT INTO positions (consumer, stream_created, ack_floor) VALUES ($1, $2, $3)
-		ON CONFLICT (consumer) DO UPDATE SET stream_created = excluded.stream_created, ack_floor = excluded.ack_floor`,
-		consumer, created, p.AckFloor); err != nil {
+	if _, err := s.pool.Exec(ctx, `INSERT INTO positions (consumer, stream_created, ack_floor, filter) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (consumer) DO UPDATE SET stream_created = excluded.stream_created, ack_floor = excluded.ack_floor, filter = excluded.filter`,
+		consumer, created, p.AckFloor, p.Filter); err != nil {
 		return fmt.Errorf("saving the position of consumer %s: %w", consumer, err)
 	}
 	return nil

@@ -6,5 +6,6 @@
 CREATE TABLE positions (
 	consumer       text PRIMARY KEY,
 	stream_created timestamptz,
-	ack_floor      bigint NOT NULL
+	ack_floor      bigint NOT NULL,
+	filter         text NOT NULL
 );
