@@ -3,6 +3,7 @@ package watch_test
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -60,6 +61,12 @@ func TestEligibleAgainAfterALapseIsAnnounced(t *testing.T) {
 	id, in := daqingWithEnds(t, "2025-06-30", "", "2023-04..2025-03") // an open lease
 	r.apply(t, in)
 	r.expect(t, &schemas.EligibilityNotification{CitizenID: id, Policy: "heilongjiang/daqing", RegionCode: "230604"}, 10*time.Second)
+
+	for deadline := time.Now().Add(10 * time.Second); eligibleInBucket(t, r) == 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no eligible decision saved")
+		}
+	}
 
 	// Time passes: the contract's agreed end goes by, no event.
 	july := time.Date(2025, 7, 15, 12, 0, 0, 0, china)
@@ -122,4 +129,50 @@ func eligibleInBucket(t *testing.T, r *rig) int {
 		}
 	}
 	return n
+}
+
+// TestLapseAfterTheUpgradeWalk: decisions saved by a release before the
+// lapse day carry none; the walk the README has the operator ask for
+// after the upgrade gives them theirs, so a person eligible at the
+// upgrade is decided again when their contract ends.
+func TestLapseAfterTheUpgradeWalk(t *testing.T) {
+	r := newRig(t, time.Date(2025, 4, 10, 12, 0, 0, 0, china), "heilongjiang/daqing")
+	id, in := daqingWithEnds(t, "2025-06-30", "", "2023-04..2025-03")
+	r.apply(t, in)
+	r.expect(t, &schemas.EligibilityNotification{CitizenID: id, Policy: "heilongjiang/daqing", RegionCode: "230604"}, 10*time.Second)
+	for deadline := time.Now().Add(10 * time.Second); eligibleInBucket(t, r) == 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no eligible decision saved")
+		}
+	}
+	// The decision as the earlier release saved it, then the operator's
+	// `nats kv put pophub_eligibility _policy.<hex> '{}'` and a restart.
+	r.stop()
+	ctx := context.Background()
+	kv, err := r.js.KeyValue(ctx, bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range bucketKeys(t, r.js) {
+		if !strings.HasPrefix(k, "_") {
+			if _, err := kv.Put(ctx, k, []byte(`{"eligible":true,"as_of":"2025-04-10"}`)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := kv.Put(ctx, versionEntryKey("heilongjiang/daqing"), []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	r.start(t)
+	r.expect(t, nil, 2*time.Second) // the walk announces nobody eligible already
+
+	july := time.Date(2025, 7, 15, 12, 0, 0, 0, china)
+	r.now.Store(&july)
+	deadline := time.Now().Add(15 * time.Second)
+	for eligibleInBucket(t, r) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("after the upgrade walk the person is still eligible past the contract's end; log:\n%s", r.log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
