@@ -55,8 +55,9 @@ consumers got to in its database: a consumer that disappears while it is stopped
 created again there, and what the stream deleted meanwhile is logged and counted as a
 gap. To start over after a gap, stop it, delete its consumers and start it with
 --start-over and --hub: the bootstrap records the deaths it missed as stop_benefits
-tasks without a date of death (the golden record carries none), whose completion ends
-the insurances on the day the task was recorded: find the date before completing. People
+tasks (reopening one a restoration ended) without a date of death (the golden record
+carries none), whose completion ends the insurances on the day the task was recorded; a
+date of death announced later is kept as the task's corrected date for review. People
 who moved out during the gap get no transfer_out task. Tasks are listed at GET /tasks and
 completed with POST /tasks/{id}/complete or "pophub si-subscriber complete TASK", which
 publishes the completion to the hub through Kafka; brokers that require a login (an

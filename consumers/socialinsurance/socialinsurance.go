@@ -370,9 +370,11 @@ func databaseUnreachable(ctx context.Context, err error) bool {
 // died while the bureau was not listening: on a bootstrap that starts
 // over after a gap (the stream deleted the death notification unread)
 // the death is still work, so it becomes a stop_benefits task, as the
-// notification would have made it. The golden record carries no date of
-// death, so the task has none: its completion ends the insurances on the
-// day it was recorded unless the bureau corrects the date (README).
+// notification would have made it (a task a restoration ended is
+// reopened). The golden record carries no date of death, so the task has
+// none until the death's notification, if it still comes, brings it: its
+// completion ends the insurances on the day the task was recorded, and a
+// date learnt after it is kept as the corrected date for review.
 func (h *Handler) HandlePerson(ctx context.Context, p sdk.Person) error {
 	if p.Status == "deceased" && within(p.AddressCode, h.region) {
 		status, version, found, err := h.store.rosterStatus(ctx, p.CitizenID)
@@ -380,24 +382,26 @@ func (h *Handler) HandlePerson(ctx context.Context, p sdk.Person) error {
 			return err
 		}
 		if found && status != "deceased" && version < p.Version {
-			return h.missedDeath(ctx, p)
+			return h.missedDeath(ctx, p, version)
 		}
 	}
 	return h.store.upsertPerson(ctx, p.CitizenID, p.Version, p.AddressCode, p.Status)
 }
 
 // missedDeath records the death of roster person p that the snapshot
-// shows and no notification brought. The roster takes the snapshot's
-// status first; the task has version 0, below any notification's, so
-// that the death's own notification, when it still comes (a death
-// during the walk, after the stream sequence the walk carries), gives
-// it its date as to any task of an older version.
-func (h *Handler) missedDeath(ctx context.Context, p sdk.Person) error {
+// shows and no notification brought; the roster had the person alive as
+// of version alive. The roster takes the snapshot's status first; the
+// task takes version alive, below the death's, so that the death's own
+// notification, when it still comes (a death during the walk, after the
+// stream sequence the walk carries), gives it its date as to any task of
+// an older version. A task a restoration ended is reopened
+// (reopenBySnapshot).
+func (h *Handler) missedDeath(ctx context.Context, p sdk.Person, alive int64) error {
 	if err := h.store.upsertPerson(ctx, p.CitizenID, p.Version, p.AddressCode, p.Status); err != nil {
 		return err
 	}
 	county := region.County(p.AddressCode)
-	c := change{citizenID: p.CitizenID,
+	c := change{citizenID: p.CitizenID, version: alive,
 		task: Task{Kind: StopBenefits, CitizenID: p.CitizenID, ChangeID: fmt.Sprintf("snapshot.%s.v%d", string(p.CitizenID), p.Version), FromRegion: county}}
 	res, err := h.store.apply(ctx, c)
 	if err != nil {
@@ -405,9 +409,9 @@ func (h *Handler) missedDeath(ctx context.Context, p sdk.Person) error {
 	}
 	if res.created {
 		h.created.Add(ctx, 1, metric.WithAttributes(attribute.String("kind", StopBenefits)))
-		h.log.Warn("death found in the snapshot that no notification brought: stop_benefits task created without a date of death; check the date before completing it",
-			"citizen_id", p.CitizenID, "version", p.Version, "change_id", c.task.ChangeID)
 	}
+	h.log.Warn("death found in the snapshot that no notification brought: stop_benefits task without a date of death; completed as it is, it ends the insurances on the day it was recorded",
+		"citizen_id", p.CitizenID, "version", p.Version, "change_id", c.task.ChangeID, "created", res.created)
 	return nil
 }
 

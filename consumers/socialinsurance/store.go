@@ -54,9 +54,9 @@ var ErrTaskCancelled = errors.New("task cancelled")
 // (ChangeID, Kind): one task per notification and kind; a stop_benefits
 // task's is the person (CitizenID), whose later death notifications
 // update it (ChangeID stays the first's, except that a death reopening a
-// done task gives it that death's, so that its completion's event id,
-// derived from ChangeID, is not the first completion's, which the hub
-// would ignore as applied). Its JSON, as
+// done or cancelled task gives it that death's, so that its completion's
+// event id, derived from ChangeID, is not the first completion's, which
+// the hub would ignore as applied). Its JSON, as
 // GET /tasks and the complete command answer it, is {id, kind, citizen_id,
 // change_id, from_region, to_region, date_of_death,
 // corrected_date_of_death, changed_at, created_at, status, cancel_reason,
@@ -278,7 +278,9 @@ const reasonMovedOut = "the hukou moved to %s on or before the death: the death 
 // and the completion (event_id, completed_at), and gives it the new
 // death's change_id: the completion's event id derives from change_id,
 // and the first completion's id would be dropped by the hub as already
-// applied. It stays the person's one task rather than a second row, which
+// applied; reopening a cancelled task gives it the new change_id too and
+// sets aside a completion left in flight (reopenCancelled). It stays the
+// person's one task rather than a second row, which
 // the one-task-per-person index (migration 0003) would refuse. A death
 // older than the roster's status 'active' creates its task cancelled, as
 // that reactivation would have, with its version and time, and leaves a
@@ -386,25 +388,30 @@ const applyQuery = `WITH t AS (
 	WHERE $1::text = 'stop_benefits'
 	ON CONFLICT (citizen_id) WHERE kind = 'stop_benefits' AND duplicate_of IS NULL DO UPDATE SET
 		version = excluded.version,
-		change_id = CASE WHEN ` + reopenDone + ` THEN excluded.change_id ELSE k.change_id END,
+		change_id = CASE WHEN ` + reopenDone + ` OR ` + reopenCancelled + ` THEN excluded.change_id ELSE k.change_id END,
+		publishing_event_id = CASE WHEN ` + reopenCancelled + ` THEN NULL ELSE k.publishing_event_id END,
+		publishing_end = CASE WHEN ` + reopenCancelled + ` THEN '' ELSE k.publishing_end END,
+		publishing_at = CASE WHEN ` + reopenCancelled + ` THEN NULL ELSE k.publishing_at END,
 		event_id = CASE WHEN ` + reopenDone + ` THEN NULL ELSE k.event_id END,
 		completed_at = CASE WHEN ` + reopenDone + ` THEN NULL ELSE k.completed_at END,
 		status = CASE WHEN k.status = 'done' AND NOT ` + reopenDone + ` THEN k.status ELSE excluded.status END,
 		cancel_reason = CASE WHEN k.status = 'done' AND NOT ` + reopenDone + ` THEN k.cancel_reason ELSE excluded.cancel_reason END,
 		reactivated_at = CASE WHEN k.status = 'done' AND NOT ` + reopenDone + ` THEN k.reactivated_at ELSE excluded.reactivated_at END,
-		date_of_death = CASE WHEN ` + reopenDone + ` THEN excluded.date_of_death
+		date_of_death = CASE WHEN ` + reopenDone + ` OR ` + reopenBySnapshot + ` THEN excluded.date_of_death
 			WHEN k.status <> 'done' AND excluded.date_of_death <> '' THEN excluded.date_of_death ELSE k.date_of_death END,
-		changed_at = CASE WHEN ` + reopenDone + ` OR (k.status <> 'done' AND excluded.date_of_death <> '')
+		changed_at = CASE WHEN ` + reopenBySnapshot + ` THEN NULL
+			WHEN ` + reopenDone + ` OR (k.status <> 'done' AND excluded.date_of_death <> '')
 			THEN coalesce(excluded.changed_at, k.changed_at) ELSE k.changed_at END,
-		death_at = coalesce(excluded.death_at, k.death_at, k.changed_at),
-		death_key = CASE WHEN excluded.death_at IS NULL OR (excluded.death_key IS NULL AND excluded.death_at = k.death_at)
+		death_at = CASE WHEN ` + reopenBySnapshot + ` THEN NULL ELSE coalesce(excluded.death_at, k.death_at, k.changed_at) END,
+		death_key = CASE WHEN ` + reopenBySnapshot + ` THEN NULL
+			WHEN excluded.death_at IS NULL OR (excluded.death_key IS NULL AND excluded.death_at = k.death_at)
 			THEN k.death_key ELSE excluded.death_key END,
 		corrected_date_of_death = CASE
 			WHEN k.status <> 'done' OR ` + reopenDone + ` THEN ''
 			WHEN excluded.date_of_death = '' THEN k.corrected_date_of_death
 			WHEN excluded.date_of_death = k.date_of_death THEN ''
 			ELSE excluded.date_of_death END
-	WHERE k.version < excluded.version
+	WHERE k.version < excluded.version OR ` + reopenBySnapshot + `
 	RETURNING xmax = 0 AS inserted
 ), r AS (
 	UPDATE tasks k SET version = $4::bigint,
@@ -496,6 +503,20 @@ const movedCancelled = `(t.status = 'cancelled' AND t.moved_out_at IS NOT NULL A
 // roster, and the task took the reactivation's version, which the death
 // outranks.
 const reopenDone = `(k.status = 'done' AND k.reactivated_at IS NOT NULL AND excluded.status = 'open')`
+
+// reopenCancelled: a newer death reopens a task a restoration cancelled
+// under the new death's change_id, setting aside a completion left in
+// flight before the cancellation: re-sending that one would send the
+// first death's event id, which the hub has applied or drops, and the
+// benefits re-enrolled after the restoration would never be stopped.
+const reopenCancelled = `(k.status = 'cancelled' AND excluded.status = 'open')`
+
+// reopenBySnapshot: a death a start-over bootstrap found (Handler's
+// missedDeath, change_id snapshot.…) reopens the task a restoration ended
+// (cancelled, or done and flagged), at the roster's version before it, so
+// that the death's own notification, when it still comes, gives it its
+// date; its date and time of death are unknown until then.
+const reopenBySnapshot = `(excluded.change_id LIKE 'snapshot.%' AND (k.status = 'cancelled' OR (k.status = 'done' AND k.reactivated_at IS NOT NULL)))`
 
 // The roster's rules, over p (the row) and excluded (the notification's).
 const (
