@@ -476,8 +476,11 @@ func RecordKey(at Stamp) (key string, ok bool) {
 		return "", false
 	}
 	const version = 1 + 16 // "-" and 16 hex digits
-	return "\x01" + string(at.Src) + "\x00" + at.ID[:len(at.ID)-version], true
+	return recordKeyPrefix + string(at.Src) + "\x00" + at.ID[:len(at.ID)-version], true
 }
+
+// recordKeyPrefix begins every RecordKey, which no institution name does.
+const recordKeyPrefix = "\x01"
 
 // recordKey keys an entry of the education section by the department
 // record its event is a version of (RecordKey), so that a correction

@@ -17,6 +17,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/pophub/pophub/schemas"
@@ -248,7 +249,8 @@ func (s *State) upgrade() {
 	}
 	var moved []string
 	for k, r := range s.Enrolments {
-		if r.V != nil && enrolmentKey(r.At, *r.V) != k {
+		// Every decoded state passes here: a cheap test, no new key.
+		if r.V != nil && !strings.HasPrefix(k, recordKeyPrefix) && schemas.VersionedEventID(r.At.ID) {
 			moved = append(moved, k)
 		}
 	}

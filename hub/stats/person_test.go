@@ -20,14 +20,7 @@ import (
 // end equal to those of the final state counted afresh.
 func TestPersonPermitCountsFollowLateEvents(t *testing.T) {
 	p := storetest.ValidID(1)
-	cst := time.FixedZone("CST", 8*3600)
-	at := func(date string) time.Time {
-		d, err := time.ParseInLocation(time.DateOnly, date, cst)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return d.Add(10 * time.Hour)
-	}
+	at := func(date string) time.Time { return dayAt(t, date, 10) }
 	reg := storetest.Event(t, schemas.HukouRegistered, p, "r1", at("2020-01-01"), schemas.HukouRegisteredData{
 		Name: "王芳", Gender: p.Gender(), BirthDate: p.BirthDate().Format(time.DateOnly), Ethnicity: "01",
 		AddressCode: "440106001001", HouseholdID: "H1", Reason: "birth"})
@@ -99,14 +92,7 @@ func countAt(t *testing.T, acc stats.Acc, region, day string, class func(stats.C
 // as the final state counted afresh has them.
 func TestPersonPermitHolderCountedOnce(t *testing.T) {
 	p := storetest.ValidID(4242)
-	cst := time.FixedZone("CST", 8*3600)
-	at := func(date string) time.Time {
-		d, err := time.ParseInLocation(time.DateOnly, date, cst)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return d.Add(9 * time.Hour)
-	}
+	at := func(date string) time.Time { return dayAt(t, date, 9) }
 	harbin := storetest.Event(t, schemas.ResidencePermitIssued, p, "rp-1", at("2025-01-10"), schemas.ResidencePermitIssuedData{
 		CityCode: "230100", AddressCode: "230102001001", Basis: "employment", ValidUntil: "2025-12-31"})
 	daqing := storetest.Event(t, schemas.ResidencePermitIssued, p, "rp-2", at("2025-06-01"), schemas.ResidencePermitIssuedData{
@@ -182,14 +168,7 @@ func keptOver(batches [][]hub.Input) (stats.Acc, map[citizenid.ID]*merge.State) 
 // state counted afresh.
 func TestPersonEachDeathEndsOnItsDate(t *testing.T) {
 	p := storetest.ValidID(77)
-	cst := time.FixedZone("CST", 8*3600)
-	at := func(date string) time.Time {
-		d, err := time.ParseInLocation(time.DateOnly, date, cst)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return d.Add(9 * time.Hour)
-	}
+	at := func(date string) time.Time { return dayAt(t, date, 9) }
 	reg := func(id, date, reason string) hub.Input {
 		return storetest.Event(t, schemas.HukouRegistered, p, id, at(date), schemas.HukouRegisteredData{
 			Name: "李四", Gender: p.Gender(), BirthDate: p.BirthDate().Format(time.DateOnly), Ethnicity: "01",
@@ -253,14 +232,7 @@ func registeredIn(t *testing.T, acc stats.Acc, region, day string) int64 {
 // migration's effective date on.
 func TestPersonKnownByAMigrationIsCounted(t *testing.T) {
 	p := storetest.ValidID(9191)
-	cst := time.FixedZone("CST", 8*3600)
-	at := func(date string) time.Time {
-		d, err := time.ParseInLocation(time.DateOnly, date, cst)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return d.Add(9 * time.Hour)
-	}
+	at := func(date string) time.Time { return dayAt(t, date, 9) }
 	move := storetest.Event(t, schemas.HukouMigrated, p, "m1", at("2024-05-01"), schemas.HukouMigratedData{
 		FromAddressCode: "230102001001", ToAddressCode: "230103002002", Reason: "housing"})
 	kept, states := keptOver([][]hub.Input{{move}})
@@ -272,4 +244,14 @@ func TestPersonKnownByAMigrationIsCounted(t *testing.T) {
 			t.Errorf("registered in 230103 (where the active record's hukou is) at the end of %s: %d, want %d", day, got, want)
 		}
 	}
+}
+
+// dayAt is hour o'clock China time on date (YYYY-MM-DD).
+func dayAt(t *testing.T, date string, hour int) time.Time {
+	t.Helper()
+	d, err := time.ParseInLocation(time.DateOnly, date, time.FixedZone("CST", 8*3600))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.Add(time.Duration(hour) * time.Hour)
 }

@@ -2,7 +2,6 @@ package watch_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
@@ -154,25 +153,7 @@ func TestUpgradeFromKeysWithIDs(t *testing.T) {
 	r.expect(t, &schemas.EligibilityNotification{CitizenID: waiting, Policy: "heilongjiang/daqing", RegionCode: "230602"}, 10*time.Second)
 	r.expect(t, nil, 1500*time.Millisecond)
 
-	kv, err := r.js.KeyValue(context.Background(), bucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	eligible := 0
-	for _, k := range bucketKeys(t, r.js) {
-		e, err := kv.Get(context.Background(), k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var st struct{ Eligible bool }
-		if err := json.Unmarshal(e.Value(), &st); err != nil {
-			t.Fatal(err)
-		}
-		if st.Eligible {
-			eligible++
-		}
-	}
-	if eligible != 3 {
+	if eligible := eligibleInBucket(t, r); eligible != 3 {
 		t.Fatalf("%d eligible decisions in the bucket, want 3 (both persons under daqing, the unwatched policy's kept)", eligible)
 	}
 	assertNoID(t, "bucket subject", bucketSubjects(t, r.js), announced, waiting)
