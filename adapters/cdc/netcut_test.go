@@ -1,6 +1,7 @@
 package cdc
 
 import (
+	"context"
 	"net/url"
 	"strings"
 	"testing"
@@ -71,5 +72,42 @@ func TestStreamNoticesASilentlyCutConnection(t *testing.T) {
 				t.Errorf("%d events in Kafka, want the 3 inserts once each", len(evs))
 			}
 		})
+	}
+}
+
+// TestLostConfirmationRepeatsNothing: a session ends (the server ended
+// its side, the connection was cut) after publishing a transaction whose
+// position it had not confirmed yet, since a confirmation waits for the
+// next check of the table. PostgreSQL sends the transaction again to the
+// next session, which published its events a second time. The stream now
+// skips what an earlier session of its Run published.
+func TestLostConfirmationRepeatsNothing(t *testing.T) {
+	db := connect(t)
+	table := rentalsTable(t, db)
+	addr := testenv.Kafka(t, partitions)
+	s := newStreamWith(t, table, newPublisher(t, addr), exampleMapping(t), func(c *Config) {
+		c.StatusInterval = time.Hour // the table is checked at the first confirmation only
+	})
+	insertLease(t, db, table, 1, citizen(1)) // copied
+	r := start(t, s)
+	waitFor(t, r, "the copy", func() bool { return s.Stats().Published >= 1 })
+	// The first streamed position confirmed is checked, the next not
+	// before an hour.
+	insertLease(t, db, table, 2, citizen(2))
+	waitFor(t, r, "the second insert", func() bool { return s.Stats().Published >= 2 })
+	insertLease(t, db, table, 3, citizen(3))
+	waitFor(t, r, "the third insert", func() bool { return s.Stats().Published >= 3 })
+
+	tag, err := db.Exec(context.Background(), "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active", s.Slot())
+	if err != nil || tag.RowsAffected() != 1 {
+		t.Fatalf("ending the replication session: %v (%d sessions)", err, tag.RowsAffected())
+	}
+	insertLease(t, db, table, 4, citizen(4))
+	waitFor(t, r, "the insert made after the session ended", func() bool { return s.Stats().Published >= 4 })
+	if evs := records(t, addr); len(evs) != 4 {
+		t.Errorf("%d events in Kafka, want the 4 inserts once each", len(evs))
+	}
+	if n := s.Stats().Skipped; n == 0 {
+		t.Error("no transaction sent again was skipped: the slot had its position confirmed past the inserts")
 	}
 }

@@ -179,6 +179,9 @@ type Stream struct {
 	// reported).
 	logged Stats
 	warned bool
+	// handled is how far the last session of this Run got (see
+	// handledPosition); only Run's goroutine touches it.
+	handled handledPosition
 	// slotCreated, when set, runs once a copy's slot exists and before
 	// the copy reads its rows: tests change rows there, in the window
 	// whose changes reach the hub both from the slot and, as they were
@@ -434,6 +437,10 @@ func (s *Stream) session(ctx context.Context, started *bool, rec *sessionRecord)
 	}
 	defer repl.Close(context.WithoutCancel(ctx))
 
+	server, err := pglogrepl.IdentifySystem(ctx, repl)
+	if err != nil {
+		return fmt.Errorf("identifying the PostgreSQL server: %w", err)
+	}
 	start, err := s.ensureSlot(ctx, db, repl, tbl)
 	if err != nil {
 		return err
@@ -455,9 +462,37 @@ func (s *Stream) session(ctx context.Context, started *bool, rec *sessionRecord)
 	s.log.InfoContext(ctx, "cdc: streaming", "from_lsn", start.String())
 	now := time.Now()
 	*rec = sessionRecord{streamedAt: now, from: start, published: s.stats.published.Load()}
+	here := handledPosition{system: server.SystemID, timeline: server.Timeline, slot: s.cfg.Slot}
 	st := &streamState{conn: repl, tbl: tbl, rec: rec, catalog: db, verified: start,
-		acked: start, skipBefore: start, nextStatus: now.Add(s.cfg.StatusInterval), nextProgress: now.Add(s.cfg.ProgressInterval)}
-	return s.stream(ctx, st)
+		acked: start, skipBefore: max(start, s.handled.on(here)), nextStatus: now.Add(s.cfg.StatusInterval), nextProgress: now.Add(s.cfg.ProgressInterval)}
+	err = s.stream(ctx, st)
+	here.lsn = st.acked
+	s.handled = here
+	return err
+}
+
+// handledPosition is the position before which a session handled every
+// transaction (published its events, or found them none of the table's),
+// on one server's timeline through one slot. The slot's position lags
+// it: a confirmation waits for the next check of the table, and one in
+// flight when the connection is cut is lost with it. PostgreSQL then
+// sends those transactions again to the next session, which skips them
+// rather than publish their events twice.
+type handledPosition struct {
+	system   string
+	timeline int32
+	slot     string
+	lsn      pglogrepl.LSN
+}
+
+// on is the position handled on the server, timeline and slot of here;
+// 0 on any other: a standby promoted since may have written other
+// transactions at the positions the old primary had reached.
+func (h handledPosition) on(here handledPosition) pglogrepl.LSN {
+	if h.system != here.system || h.timeline != here.timeline || h.slot != here.slot {
+		return 0
+	}
+	return h.lsn
 }
 
 // connect opens a plain connection to the department's database.
