@@ -157,13 +157,33 @@ const vacuumEvery = 30 * time.Second
 // strongest lock, which the folds, asking for theirs without waiting,
 // gave way to for seconds at a time; the space is used again instead
 // (autovacuum, if on, still gives it back).
-func (s *Store) vacuumDeltas(ctx context.Context) error {
+//
+// A vacuum has to leave the rows deleted after the oldest transaction
+// still running began (a long report, a backup), which might read them:
+// the folding goroutine looks again later (see foldInBackground). Unless
+// forced (rows were folded out since the last vacuum, which the
+// statistics may not count yet), it vacuums only if the statistics count
+// dead rows. It reports whether a vacuum ran: one that did not (the role
+// does not own the table, another vacuum had it) leaves the rows to the
+// owner's, or to autovacuum.
+func (s *Store) vacuumDeltas(ctx context.Context, force bool) (ran bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, vacuumEvery)
 	defer cancel()
-	if _, err := s.pool.Exec(ctx, "VACUUM (SKIP_LOCKED, TRUNCATE false) stats_counter_deltas"); err != nil {
-		return fmt.Errorf("vacuuming the counters' changes: %w", err)
+	const stats = `SELECT coalesce(vacuum_count, 0), coalesce(n_dead_tup, 0) FROM pg_stat_user_tables WHERE relid = 'stats_counter_deltas'::regclass`
+	var before, after, dead int64
+	if err := s.pool.QueryRow(ctx, stats).Scan(&before, &dead); err != nil {
+		return false, fmt.Errorf("reading the counters' changes' vacuum statistics: %w", err)
 	}
-	return nil
+	if !force && dead == 0 {
+		return false, nil
+	}
+	if _, err := s.pool.Exec(ctx, "VACUUM (SKIP_LOCKED, TRUNCATE false) stats_counter_deltas"); err != nil {
+		return false, fmt.Errorf("vacuuming the counters' changes: %w", err)
+	}
+	if err := s.pool.QueryRow(ctx, stats).Scan(&after, new(int64)); err != nil {
+		return false, fmt.Errorf("reading the counters' changes' vacuum statistics: %w", err)
+	}
+	return after > before, nil
 }
 
 // foldInBackground folds the counter changes every foldEvery (or
@@ -191,7 +211,11 @@ func (s *Store) foldInBackground() {
 		if vacuumAfter == 0 {
 			vacuumAfter = vacuumEvery
 		}
-		var sinceVacuum int64
+		// foldedOut counts the rows folded out since the last vacuum;
+		// recheck: the last vacuum ran, and may have left rows (or
+		// the statistics counted a fold's deletions after it).
+		var foldedOut int64
+		recheck := false
 		lastVacuum := time.Now()
 		var waitingSince time.Time // the first of a run of rounds that found the tables held
 		warned := false
@@ -219,11 +243,12 @@ func (s *Store) foldInBackground() {
 				s.cfg.Logger.Warn("the statistics counters' changes have not been folded for a while: other sessions hold locks on the counters' tables (`pophub stats rebuild` does while it runs); counts stay exact but read more rows",
 					"waiting", time.Since(waitingSince).Round(time.Second).String(), "holders", s.lockHolders(fctx))
 			}
-			if sinceVacuum += folded; sinceVacuum > 0 && time.Since(lastVacuum) >= vacuumAfter {
-				if verr := s.vacuumDeltas(fctx); verr != nil && fctx.Err() == nil {
+			if foldedOut += folded; (foldedOut > 0 || recheck) && time.Since(lastVacuum) >= vacuumAfter {
+				ran, verr := s.vacuumDeltas(fctx, foldedOut > 0)
+				if verr != nil && fctx.Err() == nil {
 					s.cfg.Logger.Debug("vacuuming the statistics counters' changes failed; autovacuum has to", "err", verr)
 				}
-				sinceVacuum, lastVacuum = 0, time.Now()
+				foldedOut, recheck, lastVacuum = 0, ran, time.Now()
 			}
 			switch {
 			case err != nil && fctx.Err() != nil:
