@@ -171,10 +171,12 @@ func TestBadLines(t *testing.T) {
 	file := tempFile(t, "housing.csv")
 	writeCSV(t, file, tab, gbk)
 	addr := testenv.Kafka(t, partitions)
+	before := time.Now().Truncate(time.Millisecond)
 	rep, err := Run(context.Background(), Config{Source: schemas.Housing, File: file, Mapping: m, Brokers: []string{addr}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	after := time.Now()
 	var got []string
 	for _, r := range rep.Rejects {
 		got = append(got, fmt.Sprintf("%d %s %s %s", r.Line, r.Reason, r.Field, r.Column))
@@ -191,8 +193,14 @@ func TestBadLines(t *testing.T) {
 	if !slices.Equal(rep.Repeats, wantRepeats) || rep.Repeated != 1 {
 		t.Errorf("%d repeated %v, want %v", rep.Repeated, rep.Repeats, wantRepeats)
 	}
-	if n := len(testenv.Records(t, addr, schemas.Topic(schemas.Housing))); n != len(events) {
+	sent := testenv.Records(t, addr, schemas.Topic(schemas.Housing))
+	if n := len(sent); n != len(events) {
 		t.Errorf("%d records on the topic, want %d", n, len(events))
+	}
+	for _, r := range sent { // time-based retention reads the timestamp
+		if r.Timestamp.Before(before) || r.Timestamp.After(after) {
+			t.Errorf("record at offset %d stamped %s, not when it was sent", r.Offset, r.Timestamp)
+		}
 	}
 	for _, s := range []string{"unmapped_value 2", "malformed_row 1", "invalid_value 3", fmt.Sprintf("%d sent", good)} {
 		if !strings.Contains(rep.Summary(), s) {

@@ -398,6 +398,7 @@ func (s *sender) run(ctx context.Context, next func() (spooled, error), prog *pr
 	sent := s.ck.Sent
 	for n, eof := 0, false; !eof; n++ {
 		msgs = msgs[:0]
+		now := time.Now()   // the records' timestamp
 		first, last := 0, 0 // lines of the chunk
 		for len(msgs) < cfg.ChunkSize {
 			e, err := next()
@@ -421,7 +422,7 @@ func (s *sender) run(ctx context.Context, next func() (spooled, error), prog *pr
 				first = e.line
 			}
 			last = e.line
-			msgs = append(msgs, kafka.Message{Topic: s.topic, Key: e.key, Value: e.value, Headers: headers})
+			msgs = append(msgs, kafka.Message{Topic: s.topic, Key: e.key, Value: e.value, Headers: headers, Time: now})
 		}
 		if len(msgs) == 0 {
 			break

@@ -954,7 +954,7 @@ func (p *Publisher) validate(a *arena, ev *schemas.Event, msg *kafka.Message, no
 	// Field by field into the zero record: assigning a whole
 	// kafka.Message (two hundred bytes, with pointers) cost a tenth of the
 	// check.
-	msg.Topic, msg.Key, msg.Value = topic, key, value
+	msg.Topic, msg.Key, msg.Value, msg.Time = topic, key, value, now
 	return nil
 }
 
@@ -1405,7 +1405,7 @@ func (p *Publisher) decodeLine(a *arena, text []byte, msg *kafka.Message, now ti
 	if err != nil {
 		return ev, &schemas.RejectError{Reason: schemas.ReasonInvalidData, Field: "data", Detail: err.Error()}
 	}
-	*msg = kafka.Message{Topic: p.topic(ev.Source), Key: a.copy(string(ev.Subject)), Value: value}
+	*msg = kafka.Message{Topic: p.topic(ev.Source), Key: a.copy(string(ev.Subject)), Value: value, Time: now}
 	return ev, nil
 }
 

@@ -123,10 +123,12 @@ func TestPublish(t *testing.T) {
 
 	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1, 2, 3}, SpanID: trace.SpanID{4}, TraceFlags: trace.FlagsSampled})
 	ctx := trace.ContextWithSpanContext(context.Background(), sc)
+	before := time.Now().Truncate(time.Millisecond)
 	results, err := p.Publish(ctx, all...)
 	if err != nil {
 		t.Fatal(err)
 	}
+	after := time.Now()
 	if len(results) != len(all) {
 		t.Fatalf("%d results for %d events", len(results), len(all))
 	}
@@ -187,6 +189,10 @@ func TestPublish(t *testing.T) {
 		}
 		if tp := header(r, "traceparent"); !traceparent.MatchString(tp) {
 			t.Errorf("record %s: traceparent %q does not carry the caller's trace", ev.ID, tp)
+		}
+		// Time-based retention and lag read the record's timestamp.
+		if r.Timestamp.Before(before) || r.Timestamp.After(after) {
+			t.Errorf("record %s stamped %s, not when it was published", ev.ID, r.Timestamp)
 		}
 	}
 	for topic, n := range perTopic {

@@ -268,10 +268,10 @@ func (c *Client) Replay(ctx context.Context, sel Selection, dryRun bool) (Replay
 // halfway leaves records on the topic that nobody knows to record in the
 // ledger.
 func (c *Client) send(ctx context.Context, w *kafka.Writer, chunk []Record) ([]Record, error) {
-	msgs := make([]kafka.Message, len(chunk))
+	msgs, now := make([]kafka.Message, len(chunk)), time.Now()
 	for i, r := range chunk {
 		headers := append(restoreNames(r.Headers), kafka.Header{Key: HeaderReplayOf, Value: []byte(r.ID.String())})
-		msgs[i] = kafka.Message{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: headers}
+		msgs[i] = kafka.Message{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: headers, Time: now}
 	}
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.chunkTimeout())
 	defer cancel()
@@ -421,7 +421,7 @@ func (c *Client) record(ctx context.Context, recs []Record) error {
 		return nil
 	}
 	now := time.Now().UTC()
-	msgs := make([]kafka.Message, len(recs))
+	msgs, now := make([]kafka.Message, len(recs)), time.Now()
 	for i, r := range recs {
 		e := ledgerEntry{Topic: r.Topic, Sum: replaySum(r.Key, r.Value), ReplayedAt: now}
 		if o, ok := r.Origin(); ok {
@@ -431,7 +431,7 @@ func (c *Client) record(ctx context.Context, recs []Record) error {
 		if err != nil {
 			return fmt.Errorf("encoding ledger entry: %w", err)
 		}
-		msgs[i] = kafka.Message{Key: []byte(r.ID.String()), Value: v}
+		msgs[i] = kafka.Message{Key: []byte(r.ID.String()), Value: v, Time: now}
 	}
 	w := c.writer(c.cfg.LedgerTopic)
 	err := w.WriteMessages(ctx, msgs...)

@@ -1604,7 +1604,7 @@ func dlqRecord(m kafka.Message, re *schemas.RejectError) kafka.Message {
 	if replayOf >= 0 {
 		headers = append(headers, kafka.Header{Key: HeaderReplayOf, Value: m.Headers[replayOf].Value})
 	}
-	return kafka.Message{Key: m.Key, Value: m.Value, Headers: headers}
+	return kafka.Message{Key: m.Key, Value: m.Value, Headers: headers, Time: time.Now()}
 }
 
 // The longest pophub-field and pophub-error texts a DLQ copy carries.

@@ -173,7 +173,7 @@ func fit(m kafka.Message) dlqCopy {
 // without its key and the original record's headers (dropAll), marked with
 // HeaderDropped. The pophub-* headers, which say why and whence, stay.
 func shrink(orig kafka.Message, drop string) dlqCopy {
-	msg := kafka.Message{Key: orig.Key, Headers: slices.Clip(orig.Headers)}
+	msg := kafka.Message{Key: orig.Key, Headers: slices.Clip(orig.Headers), Time: orig.Time}
 	if drop == dropAll {
 		msg.Key = nil
 		msg.Headers = slices.DeleteFunc(slices.Clone(orig.Headers), func(h kafka.Header) bool {

@@ -95,10 +95,12 @@ func TestRejectsGoToDLQ(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	rejectedFrom := time.Now().Truncate(time.Millisecond)
 	stop := run(t, c)
 	waitUntil(t, "the good records applied", func() bool { return a.count() == 3 })
 	waitUntil(t, "the batch committed", func() bool { return c.Counts().Consumed == int64(len(records)) })
 	stop()
+	rejectedBy := time.Now()
 	for _, id := range []string{"m-1", "m-2", "m-3"} {
 		if a.ids[id] != 1 {
 			t.Errorf("event %s applied %d times, want 1", id, a.ids[id])
@@ -130,6 +132,10 @@ func TestRejectsGoToDLQ(t *testing.T) {
 			}
 			if string(m.Key) != rec.key || string(m.Value) != rec.value {
 				t.Errorf("DLQ record key %q value %q, want the original %q %q", m.Key, m.Value, rec.key, rec.value)
+			}
+			// The DLQ's retention counts from the rejection.
+			if m.Time.Before(rejectedFrom) || m.Time.After(rejectedBy) {
+				t.Errorf("DLQ record stamped %s, not when it was rejected", m.Time)
 			}
 			want := map[string]string{
 				HeaderReason: rec.reason, HeaderTopic: topic, HeaderPartition: "0", HeaderOffset: strconv.Itoa(offset),
