@@ -66,18 +66,22 @@ func (s *State) track(ev *schemas.Event, at Stamp) {
 	var p point
 	switch d := ev.Payload.(type) {
 	case *schemas.HukouRegisteredData:
+		s.keepCancellationReason()
 		p = point{At: at, Kind: pointRegistered, Code: d.AddressCode}
 	case *schemas.HukouMigratedData:
 		p = point{At: at, Kind: pointMigrated, Code: d.ToAddressCode}
 	case *schemas.HukouCancelledData:
+		s.keepCancellationReason()
 		p = point{At: at, Kind: pointCancelled, Reason: d.Reason}
 	case *schemas.DeathCertifiedData:
 		s.keepDeathDate()
 		p = point{At: at, Kind: pointDied, Died: d.DateOfDeath}
 	case *schemas.ResidencePermitIssuedData:
+		s.keepPermitUntil(d.CityCode)
 		s.PermitLine = addPoint(s.PermitLine, point{At: at, Kind: pointPermit, Code: d.CityCode, Until: d.ValidUntil})
 		return
 	case *schemas.ResidencePermitRevokedData:
+		s.keepPermitUntil(d.CityCode)
 		s.PermitLine = addPoint(s.PermitLine, point{At: at, Kind: pointRevoked, Code: d.CityCode})
 		return
 	default:
@@ -226,6 +230,36 @@ func (s *State) keepDeathDate() {
 		if p := &s.HukouLine[i]; p.Kind == pointDied && p.Died == "" && p.At.Src == s.Death.At.Src && p.At.ID == s.Death.At.ID {
 			p.Died = c.Date
 		}
+	}
+}
+
+// keepCancellationReason writes the lifecycle register's cancellation
+// reason into the cancellation's point, if that point was stored before
+// points carried it (cancellationReason): a registration or another
+// cancellation is about to replace the register, and a cancellation for
+// death or emigration must go on ending the permits it ended.
+func (s *State) keepCancellationReason() {
+	v, ok := s.Lifecycle.get()
+	reason, cancelled := strings.CutPrefix(v, "cancelled:")
+	if !ok || !cancelled {
+		return
+	}
+	if i, found := findPoint(s.HukouLine, s.Lifecycle.At); found && s.HukouLine[i].Kind == pointCancelled && s.HukouLine[i].Reason == "" {
+		s.HukouLine[i].Reason = reason
+	}
+}
+
+// keepPermitUntil writes the valid_until of city's permit register into
+// its issue's point, if that point was stored before points carried it
+// (permitUntil): an issue or revocation is about to replace the register,
+// and the permit must go on lapsing when it did.
+func (s *State) keepPermitUntil(city string) {
+	r := s.Permits[city]
+	if r == nil || r.V == nil || r.V.ValidUntil == "" {
+		return
+	}
+	if i, found := findPoint(s.PermitLine, r.At); found && s.PermitLine[i].Kind == pointPermit && s.PermitLine[i].Until == "" {
+		s.PermitLine[i].Until = r.V.ValidUntil
 	}
 }
 
