@@ -144,7 +144,7 @@ func (d *HukouRegisteredData) validate(v *validator) {
 	v.notFuture("birth_date", d.BirthDate)
 	v.code("ethnicity", d.Ethnicity, codes.Ethnicity, true)
 	v.address("address_code", d.AddressCode, true)
-	v.text("household_id", d.HouseholdID, true, 64)
+	v.householdID("household_id", d.HouseholdID, true)
 	v.text("relation", d.Relation, false, 32)
 	v.enum("reason", d.Reason, RegistrationReasons, false)
 }
@@ -161,7 +161,7 @@ func (d *HukouMigratedData) validate(v *validator) {
 	v.address("from_address_code", d.FromAddressCode, true)
 	v.address("to_address_code", d.ToAddressCode, true)
 	v.enum("reason", d.Reason, MigrationReasons, true)
-	v.text("household_id", d.HouseholdID, false, 64)
+	v.householdID("household_id", d.HouseholdID, false)
 }
 
 // HukouCancelledData cancels a hukou.
@@ -489,6 +489,37 @@ func (v *validator) text(field, s string, req bool, max int) {
 	if !printable(s) {
 		v.fail(field, "must not contain control characters")
 	}
+}
+
+// householdID checks a household number (户号): text of at most 64
+// characters, neither blank nor padded. The stores find a family by its
+// household number at one address, so " H1" would be another household
+// than "H1", and the blanks of a fixed-width column left empty a
+// household of strangers.
+func (v *validator) householdID(field, s string, req bool) {
+	v.text(field, s, req, 64)
+	if s == "" {
+		return
+	}
+	trimmed := citizenid.TrimTyped(s)
+	switch {
+	case trimmed == "":
+		r, _ := utf8.DecodeRuneInString(s)
+		v.fail(field, fmt.Sprintf("is blank: it holds nothing but white space or invisible characters, beginning with %s; send the household's number", codePoint(r)))
+	case !strings.HasPrefix(s, trimmed):
+		r, _ := utf8.DecodeRuneInString(s)
+		v.fail(field, fmt.Sprintf("begins with %s: remove the padding", codePoint(r)))
+	case trimmed != s:
+		r, _ := utf8.DecodeLastRuneInString(s)
+		v.fail(field, fmt.Sprintf("ends with %s: remove the padding", codePoint(r)))
+	}
+}
+
+// HouseholdNumber reports whether field of events of type t is a
+// household number, which pophub cdc trims as pophub import trims every
+// cell (see validator.householdID).
+func HouseholdNumber(t Type, field string) bool {
+	return field == "household_id" && (t == HukouRegistered || t == HukouMigrated)
 }
 
 // name checks a person's name (see nameProblem for the rules beyond

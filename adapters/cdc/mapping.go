@@ -73,9 +73,10 @@ type Operation struct {
 	// to an expression: a column name; $commit_date or $commit_time;
 	// ='text' for a constant; or alternatives "a | b" taking the first
 	// that is not NULL. A field whose value is NULL is left out. A
-	// person's name (schemas.PersonName) is read as `pophub import` reads
-	// a name cell: trimmed of white space and of characters that show as
-	// nothing (citizenid.TrimTyped; left out when nothing remains), and
+	// person's name (schemas.PersonName) and a household number
+	// (schemas.HouseholdNumber) are read as `pophub import` reads a cell:
+	// trimmed of white space and of characters that show as nothing
+	// (citizenid.TrimTyped; left out when nothing remains); a name also
 	// with a look-alike of the middle dot between two of its parts
 	// replaced by U+00B7 (schemas.FixNameSeparators), as the hub asks.
 	Data map[string]string `yaml:"data"`
@@ -133,8 +134,9 @@ type fieldPlan struct {
 	name string
 	kind fieldKind
 	expr expr
-	// personName: the field is a person's name (see Operation.Data).
-	personName bool
+	// personName: the field is a person's name (see Operation.Data);
+	// trimmed: it is read trimmed, as a name or a household number is.
+	personName, trimmed bool
 }
 
 // fieldKind is the JSON shape a data field takes, from its Go type.
@@ -333,7 +335,9 @@ func (o *Operation) compile(source schemas.Source, defTime string) (*opPlan, err
 		if err != nil {
 			return nil, fmt.Errorf("data.%s: %w", name, err)
 		}
-		op.fields = append(op.fields, fieldPlan{name: name, kind: kind, expr: e, personName: schemas.PersonName(o.Type, name)})
+		personName := schemas.PersonName(o.Type, name)
+		op.fields = append(op.fields, fieldPlan{name: name, kind: kind, expr: e, personName: personName,
+			trimmed: personName || schemas.HouseholdNumber(o.Type, name)})
 	}
 	slices.SortFunc(op.fields, func(a, b fieldPlan) int { return strings.Compare(a.name, b.name) })
 	return op, nil
@@ -521,8 +525,8 @@ func (p *plan) event(c change) (ev schemas.Event, upgraded int, err error) {
 	data := make(map[string]any, len(op.fields))
 	for _, f := range op.fields {
 		value := p.value
-		if f.personName {
-			value = p.personName
+		if f.trimmed {
+			value = p.trimmedValue
 		}
 		v, ok, err := value(f.expr, c)
 		if err != nil {
@@ -785,12 +789,13 @@ func (p *plan) value(e expr, c change) (string, bool, error) {
 	return "", false, nil
 }
 
-// personName evaluates a person's name: the first alternative that holds
-// something once citizenid.TrimTyped trims it, trimmed. A name column a
-// GBK-era system padded to its width with U+3000 and left otherwise
-// empty reads as NULL, so that the mapping's fallback (name: xm | zjxm)
-// applies, as pophub import trims a cell before it takes a default.
-func (p *plan) personName(e expr, c change) (string, bool, error) {
+// trimmedValue evaluates a person's name or a household number: the
+// first alternative that holds something once citizenid.TrimTyped trims
+// it, trimmed. A column a GBK-era system padded to its width with U+3000
+// and left otherwise empty reads as NULL, so that the mapping's fallback
+// (name: xm | zjxm) applies, as pophub import trims a cell before it
+// takes a default.
+func (p *plan) trimmedValue(e expr, c change) (string, bool, error) {
 	for _, t := range e {
 		v, ok, err := p.value(expr{t}, c)
 		if err != nil {

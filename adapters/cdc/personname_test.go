@@ -95,3 +95,49 @@ func TestPersonNamesReadAsImportDoes(t *testing.T) {
 		t.Errorf("business name %+q (%v), want it sent as it is", data["name"], err)
 	}
 }
+
+// TestHouseholdNumbersReadAsImportDoes: a household number (户号) is read
+// trimmed, as `pophub import` reads every cell: the hub refuses a padded
+// one, since "H1 " would name another household than "H1", and a varchar
+// column keeps what the register's clerk pasted. A migration's number
+// left blank is left out (the person keeps their household).
+func TestHouseholdNumbersReadAsImportDoes(t *testing.T) {
+	m := Mapping{CitizenID: "citizen_id", Key: []string{"case_id"},
+		Insert: &Operation{Type: schemas.HukouMigrated, Data: map[string]string{
+			"from_address_code": "from", "to_address_code": "to", "reason": "='family'", "household_id": "hh"}}}
+	p, err := m.compile(schemas.PublicSecurity, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name, text string
+		want       any // the data's household_id; nil: left out
+	}{
+		{"as typed", "H230102000001", "H230102000001"},
+		{"a trailing space", "H230102000001 ", "H230102000001"},
+		{"ideographic spaces and a byte order mark", "\ufeffH230102000001\u3000", "H230102000001"},
+		{"blank", "            ", nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := row{"case_id": {text: "7"}, "citizen_id": {text: citizen(1)}, "from": {text: "230102001001"}, "to": {text: "230102001002"}, "hh": {text: tt.text}}
+			ev, _, err := p.event(change{kind: opInsert, row: r, version: 7, commit: time.Now()})
+			if err != nil {
+				t.Fatalf("event: %v", err)
+			}
+			var data map[string]any
+			if err := json.Unmarshal(ev.Data, &data); err != nil {
+				t.Fatal(err)
+			}
+			if got := data["household_id"]; got != tt.want {
+				t.Errorf("household_id %+q, want %+q", got, tt.want)
+			}
+			b, err := schemas.Encode(ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := schemas.Decode(schemas.Input{Value: b}); err != nil {
+				t.Errorf("the hub would reject it: %v", err)
+			}
+		})
+	}
+}

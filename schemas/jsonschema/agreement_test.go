@@ -307,6 +307,10 @@ func samples(kind, prop string) (valid, invalid []any) {
 			[]any{strings.Repeat("汉", 65), "张\n伟", "\u007f", "张\u0085伟", "\u0080", "张\ue000", "李\uf8ff明",
 				"\u3000\u3000", " ", " 张伟", "张伟\u3000", "\u00a0张伟", "\ufeff张伟", "张伟\u200d", "张\u200b伟", "\u202e伟张", "张\u2066伟",
 				"阿依古丽\u30fb买买提", "阿依古丽\u2022买买提", "阿依古丽\uff0e买买提", "阿依古丽\u2027买买提", "阿依古丽\uff65买买提", "阿依古丽\u2219买买提", "阿依古丽\u22c5买买提"}
+	case "household_id":
+		valid, invalid = text(64)
+		return append(valid, "H230102000001", "户 1", "H\u200b1"),
+			append(invalid, " ", "\u3000", "            ", " H1", "H1 ", "H1\u3000", "\u00a0H1", "\ufeffH1", "H1\u200d", "\u2060H1", "H1\u205f")
 	case "text32":
 		return text(32)
 	case "text64":
