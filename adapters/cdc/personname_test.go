@@ -41,23 +41,8 @@ func TestPersonNamesReadAsImportDoes(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r := row{"case_id": {text: "7"}, "citizen_id": {text: citizen(1)}, "name": {text: tt.text}, "gender": {text: "1"}}
-			ev, _, err := p.event(change{kind: opInsert, row: r, version: 7, commit: time.Now()})
-			if err != nil {
-				t.Fatalf("event: %v", err)
-			}
-			var data map[string]any
-			if err := json.Unmarshal(ev.Data, &data); err != nil {
-				t.Fatal(err)
-			}
-			if got := data["name"]; got != tt.want {
+			if got := acceptedData(t, p, r)["name"]; got != tt.want {
 				t.Errorf("name %+q, want %+q", got, tt.want)
-			}
-			b, err := schemas.Encode(ev)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := schemas.Decode(schemas.Input{Value: b}); err != nil {
-				t.Errorf("the hub would reject it: %v", err)
 			}
 		})
 	}
@@ -120,24 +105,31 @@ func TestHouseholdNumbersReadAsImportDoes(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r := row{"case_id": {text: "7"}, "citizen_id": {text: citizen(1)}, "from": {text: "230102001001"}, "to": {text: "230102001002"}, "hh": {text: tt.text}}
-			ev, _, err := p.event(change{kind: opInsert, row: r, version: 7, commit: time.Now()})
-			if err != nil {
-				t.Fatalf("event: %v", err)
-			}
-			var data map[string]any
-			if err := json.Unmarshal(ev.Data, &data); err != nil {
-				t.Fatal(err)
-			}
-			if got := data["household_id"]; got != tt.want {
+			if got := acceptedData(t, p, r)["household_id"]; got != tt.want {
 				t.Errorf("household_id %+q, want %+q", got, tt.want)
-			}
-			b, err := schemas.Encode(ev)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := schemas.Decode(schemas.Input{Value: b}); err != nil {
-				t.Errorf("the hub would reject it: %v", err)
 			}
 		})
 	}
+}
+
+// acceptedData is the data of the event p makes of an insert of r,
+// checking that the hub accepts the event.
+func acceptedData(t *testing.T, p *plan, r row) map[string]any {
+	t.Helper()
+	ev, _, err := p.event(change{kind: opInsert, row: r, version: 7, commit: time.Now()})
+	if err != nil {
+		t.Fatalf("event: %v", err)
+	}
+	var data map[string]any
+	if err := json.Unmarshal(ev.Data, &data); err != nil {
+		t.Fatal(err)
+	}
+	b, err := schemas.Encode(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := schemas.Decode(schemas.Input{Value: b}); err != nil {
+		t.Errorf("the hub would reject it: %v", err)
+	}
+	return data
 }
