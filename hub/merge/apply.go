@@ -50,15 +50,14 @@ func Affected(t schemas.Type) []schemas.Section { return affectedAll[t] }
 
 // ends lists the sections an event type can change without writing them:
 // a death, and a hukou cancelled for death or emigration, end the
-// residence permits (permitEndingCancellations). A registration can too,
-// in a state stored before cancellation points carried their reason: it
-// replaces the lifecycle register the reason is then read from
-// (cancellationReason). Their data carries no permit's fields, so
-// Affected leaves them out.
+// residence permits (permitEndingCancellations), and a registration or a
+// migration in a permit's city ends that permit (permitWalk.settle).
+// Their data carries no permit's fields, so Affected leaves them out.
 var ends = map[schemas.Type][]schemas.Section{
 	schemas.HukouCancelled:  {schemas.SecResidencePermits},
 	schemas.DeathCertified:  {schemas.SecResidencePermits},
 	schemas.HukouRegistered: {schemas.SecResidencePermits},
+	schemas.HukouMigrated:   {schemas.SecResidencePermits},
 }
 
 // changeable lists, per type, every section a merge compares before and

@@ -18,7 +18,7 @@ import (
 // 30 December is not counted on the year-end reference day.
 func TestDeathEndsOnDateOfDeath(t *testing.T) {
 	p := id(t, male)
-	const a, b, harbin = "230102001001", "230103002002", "230100"
+	const a, b, harbin = "230602013004", "230602013001", "230100" // registered in Daqing, permits in Harbin
 	reg := func(eid, when, addr string) hub.Input { return registered(t, p, eid, when, addr, "1", "1990-01-01") }
 	move := func(eid, when, to string) hub.Input {
 		return ev(t, schemas.HukouMigrated, p, eid, when, map[string]any{"from_address_code": a, "to_address_code": to, "reason": "employment"})
@@ -112,7 +112,7 @@ func TestDeathEndsOnDateOfDeath(t *testing.T) {
 // the death it corrects. Every arrival order gives the same spans.
 func TestEachDeathKeepsItsDate(t *testing.T) {
 	p := id(t, male)
-	const a, harbin = "230102001001", "230100"
+	const a, harbin = "230602013004", "230100" // registered in Daqing
 	reg := registered(t, p, "r1", "2020-01-01T08:00:00+08:00", a, "1", "1990-01-01")
 	cert := func(eid, when, died string) hub.Input {
 		return ev(t, schemas.DeathCertified, p, eid, when, map[string]any{"date_of_death": died, "certificate_no": "D-" + eid})

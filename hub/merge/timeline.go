@@ -31,6 +31,10 @@ type point struct {
 	Code string `json:"a,omitempty"`
 	// Until is an issued permit's last valid day (valid_until).
 	Until string `json:"u,omitempty"`
+	// City is an issued permit's city: region.PermitCity of its address,
+	// which a province's or a municipality's city_code does not name
+	// ("" in points stored before: permitCity).
+	City string `json:"c,omitempty"`
 	// Reason is a cancellation's reason.
 	Reason string `json:"r,omitempty"`
 	// Died is a death certificate's date_of_death: each death on the
@@ -78,7 +82,7 @@ func (s *State) track(ev *schemas.Event, at Stamp) {
 		p = point{At: at, Kind: pointDied, Died: d.DateOfDeath}
 	case *schemas.ResidencePermitIssuedData:
 		s.keepPermitUntil(d.CityCode)
-		s.PermitLine = addPoint(s.PermitLine, point{At: at, Kind: pointPermit, Code: d.CityCode, Until: d.ValidUntil})
+		s.PermitLine = addPoint(s.PermitLine, point{At: at, Kind: pointPermit, Code: d.CityCode, Until: d.ValidUntil, City: region.PermitCity(d.AddressCode)})
 		return
 	case *schemas.ResidencePermitRevokedData:
 		s.keepPermitUntil(d.CityCode)
@@ -343,6 +347,9 @@ type permitWalk struct {
 	// for death may be all the hub hears of a death. dead is a certified
 	// death not yet followed by a registration.
 	dead, barred bool
+	// home is the hukou address after the registration points walked:
+	// nobody holds a permit of the city they are registered in.
+	home string
 	// hukou and permits count the points of HukouLine and PermitLine
 	// walked.
 	hukou, permits int
@@ -362,6 +369,19 @@ func (w *permitWalk) end(city, d string) {
 func (w *permitWalk) step(city string, st step) {
 	if w.byCity != nil {
 		w.byCity[city] = append(w.byCity[city], st)
+	}
+}
+
+// settle moves the walk's hukou to address on day d, which ends a permit
+// held in address's city: the permit is for living away from one's
+// hukou (seed 000 clause 二(二), seed 003 clause 十五), and who settles in
+// its city no longer does.
+func (w *permitWalk) settle(address, d string) {
+	w.home = address
+	for city := range w.held {
+		if region.InPermitCity(address, city) {
+			w.end(city, d)
+		}
 	}
 }
 
@@ -413,6 +433,9 @@ func (s *State) walkHukou(w *permitWalk) {
 	switch {
 	case p.Kind == pointRegistered:
 		w.dead, w.barred = false, false
+		w.settle(p.Code, d)
+	case p.Kind == pointMigrated:
+		w.settle(p.Code, d)
 	case p.Kind == pointDied && !w.dead:
 		// The permits end on the date of death, also those issued
 		// between it and the certificate.
@@ -435,12 +458,23 @@ func (s *State) walkHukou(w *permitWalk) {
 // walkPermit walks permit point p, the permit timeline's next.
 func (s *State) walkPermit(w *permitWalk, p point) {
 	d := day(p.At.T)
-	city := region.PermitCity(p.Code) // as the spans carry it, and the statistics API maps to the city (tableCode in hub/api)
+	city := p.permitCity() // as the spans carry it, and the statistics API maps to the city (tableCode in hub/api)
 	if w.expire {
 		w.expireBy(d)
 	}
+	if p.Kind == pointRevoked {
+		for held := range w.held {
+			if held != city && revokes(p.Code, held) {
+				w.end(held, d)
+			}
+		}
+	}
 	if p.Kind != pointPermit || w.dead || w.barred {
 		w.end(city, d)
+		return
+	}
+	if w.home != "" && region.InPermitCity(w.home, city) {
+		w.end(city, d) // issued where the hukou is
 		return
 	}
 	e := dayAfter(s.permitUntil(p))
@@ -455,6 +489,26 @@ func (s *State) walkPermit(w *permitWalk, p point) {
 	}
 	w.step(city, step{d, city})
 	w.held[city] = heldPermit{issue: p, end: e}
+}
+
+// permitCity is the city of permit point p, by which the walk holds it:
+// an issue's address's, a revocation's (or an issue stored before points
+// carried their city) city_code's.
+func (p point) permitCity() string {
+	if p.City != "" {
+		return p.City
+	}
+	return region.PermitCity(p.Code)
+}
+
+// revokes reports whether a revocation written under city_code code ends
+// the permit held in city (a permitWalk.held key): a code of the city, or
+// of its province or municipality, any of which a department may write
+// for the permit's address (region.InPermitCity); a person holds one
+// permit at a time. A permit stored under a province's code before issue
+// points carried their city is ended by any code of the province.
+func revokes(code, city string) bool {
+	return region.InPermitCity(city, code) || region.InPermitCity(code, city)
 }
 
 // resumable reports whether a walk of the timelines as they are can go

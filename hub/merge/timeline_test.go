@@ -105,7 +105,7 @@ func TestPermitSpans(t *testing.T) {
 	const daoli, nangang = "230102", "230103"
 	address := map[string]string{harbin: "230102001001", guangzhou: "440106001001", daqing: "230602013001",
 		daoli: "230102001001", nangang: "230103002002"}
-	reg := registered(t, p, "r1", "2020-01-01T08:00:00+08:00", "440106001001", "1", "1990-01-01")
+	reg := registered(t, p, "r1", "2020-01-01T08:00:00+08:00", "430104001001", "1", "1990-01-01") // in Changsha, away from the permits' cities
 	issue := func(eid, when, city, validUntil string) hub.Input {
 		data := map[string]any{"city_code": city, "address_code": address[city], "basis": "employment"}
 		if validUntil != "" {

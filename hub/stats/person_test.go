@@ -180,14 +180,14 @@ func TestPersonEachDeathEndsOnItsDate(t *testing.T) {
 	}
 	issue := func(id, date string) hub.Input {
 		return storetest.Event(t, schemas.ResidencePermitIssued, p, id, at(date), schemas.ResidencePermitIssuedData{
-			CityCode: "230100", AddressCode: "230102001001", Basis: "employment", ValidUntil: "2030-12-31"})
+			CityCode: "230600", AddressCode: "230602013001", Basis: "employment", ValidUntil: "2030-12-31"})
 	}
 	born, restored := reg("r1", "2020-01-01", "birth"), reg("r2", "2023-09-01", "restored")
 	permit, permitAgain := issue("p1", "2021-01-01"), issue("p2", "2023-10-01")
 	first := death("d1", "2023-06-01", "2023-01-10")
 	corrected := death("d1c", "2023-07-01", "2023-01-05")
 	second := death("d2", "2026-11-01", "2026-10-01")
-	type counts struct{ registered, permits int64 } // in 方正县 230124, and Harbin's permit holders
+	type counts struct{ registered, permits int64 } // in 方正县 230124 (Harbin's), and Daqing's permit holders
 	firstDeath := map[string]counts{"2023-01-09": {1, 1}, "2023-01-10": {}, "2023-05-31": {}, "2023-06-01": {},
 		"2023-09-01": {1, 0}, "2023-10-01": {1, 1}, "2026-09-30": {1, 1}, "2026-10-01": {}}
 	correctedDeath := map[string]counts{"2023-01-04": {1, 1}, "2023-01-05": {}, "2023-01-10": {}, "2023-05-31": {},
@@ -210,8 +210,8 @@ func TestPersonEachDeathEndsOnItsDate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			kept, states := keptOver(tc.batches)
 			for day, want := range tc.want {
-				if got := (counts{registeredIn(t, kept, "230124", day), permitHolders(t, kept, "2301", day)}); got != want {
-					t.Errorf("registered in 230124 and Harbin's permit holders at the end of %s: %v, want %v", day, got, want)
+				if got := (counts{registeredIn(t, kept, "230124", day), permitHolders(t, kept, "2306", day)}); got != want {
+					t.Errorf("registered in 230124 and Daqing's permit holders at the end of %s: %v, want %v", day, got, want)
 				}
 			}
 			keptAsAfresh(t, kept, states[p])
