@@ -466,7 +466,7 @@ func (s *Stream) session(ctx context.Context, started *bool, rec *sessionRecord)
 	st := &streamState{conn: repl, tbl: tbl, rec: rec, catalog: db, verified: start,
 		acked: start, skipBefore: max(start, s.handled.on(here)), nextStatus: now.Add(s.cfg.StatusInterval), nextProgress: now.Add(s.cfg.ProgressInterval)}
 	err = s.stream(ctx, st)
-	here.lsn = st.acked
+	here.lsn = max(st.acked, st.skipBefore) // a session ended before the resends keeps the earlier one's
 	s.handled = here
 	return err
 }
