@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/sasl"
@@ -121,8 +122,9 @@ func (d *demoDepartments) Close() {
 // owns the topic (a careless department sending malformed records).
 func writeRaw(ctx context.Context, brokers []string, creds demoCreds, msgs []kafka.Message) error {
 	byTopic := map[string][]kafka.Message{}
+	now := time.Now()
 	for _, m := range msgs {
-		byTopic[m.Topic] = append(byTopic[m.Topic], kafka.Message{Key: m.Key, Value: m.Value})
+		byTopic[m.Topic] = append(byTopic[m.Topic], kafka.Message{Key: m.Key, Value: m.Value, Time: now})
 	}
 	topics := make([]string, 0, len(byTopic))
 	for t := range byTopic {

@@ -421,7 +421,7 @@ func (c *Client) record(ctx context.Context, recs []Record) error {
 		return nil
 	}
 	now := time.Now().UTC()
-	msgs, now := make([]kafka.Message, len(recs)), time.Now()
+	msgs := make([]kafka.Message, len(recs))
 	for i, r := range recs {
 		e := ledgerEntry{Topic: r.Topic, Sum: replaySum(r.Key, r.Value), ReplayedAt: now}
 		if o, ok := r.Origin(); ok {
