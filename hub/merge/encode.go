@@ -305,7 +305,7 @@ func (e *stateEncoder) points(k string, ps []point) {
 		e.str(ps[i].Kind)
 		e.optStr("a", ps[i].Code)
 		e.optStr("u", ps[i].Until)
-		e.optStr("c", ps[i].City)
+		e.optStr("ad", ps[i].Addr)
 		e.optStr("r", ps[i].Reason)
 		e.optStr("d", ps[i].Died)
 		e.b = append(e.b, '}')

@@ -31,10 +31,11 @@ type point struct {
 	Code string `json:"a,omitempty"`
 	// Until is an issued permit's last valid day (valid_until).
 	Until string `json:"u,omitempty"`
-	// City is an issued permit's city: region.PermitCity of its address,
-	// which a province's or a municipality's city_code does not name
-	// ("" in points stored before: permitCity).
-	City string `json:"c,omitempty"`
+	// Addr is an issued permit's address_code, whose city is the
+	// permit's (a province's or a municipality's city_code names none) and
+	// whose unit of residence its holder's hukou lies outside ("" in
+	// points stored before: permitCity, permitAddress).
+	Addr string `json:"ad,omitempty"`
 	// Reason is a cancellation's reason.
 	Reason string `json:"r,omitempty"`
 	// Died is a death certificate's date_of_death: each death on the
@@ -81,11 +82,11 @@ func (s *State) track(ev *schemas.Event, at Stamp) {
 		s.keepDeathDate()
 		p = point{At: at, Kind: pointDied, Died: d.DateOfDeath}
 	case *schemas.ResidencePermitIssuedData:
-		s.keepPermitUntil(d.CityCode)
-		s.PermitLine = addPoint(s.PermitLine, point{At: at, Kind: pointPermit, Code: d.CityCode, Until: d.ValidUntil, City: region.PermitCity(d.AddressCode)})
+		s.keepPermitIssue(d.CityCode)
+		s.PermitLine = addPoint(s.PermitLine, point{At: at, Kind: pointPermit, Code: d.CityCode, Until: d.ValidUntil, Addr: d.AddressCode})
 		return
 	case *schemas.ResidencePermitRevokedData:
-		s.keepPermitUntil(d.CityCode)
+		s.keepPermitIssue(d.CityCode)
 		s.PermitLine = addPoint(s.PermitLine, point{At: at, Kind: pointRevoked, Code: d.CityCode})
 		return
 	default:
@@ -253,17 +254,23 @@ func (s *State) keepCancellationReason() {
 	}
 }
 
-// keepPermitUntil writes the valid_until of city's permit register into
-// its issue's point, if that point was stored before points carried it
-// (permitUntil): an issue or revocation is about to replace the register,
-// and the permit must go on lapsing when it did.
-func (s *State) keepPermitUntil(city string) {
+// keepPermitIssue writes the valid_until and address of city's permit
+// register into its issue's point, if that point was stored before points
+// carried them (permitUntil, permitAddress): an issue or revocation is
+// about to replace the register, and the permit must go on lapsing when
+// it did, and ending when its holder settles where it was for.
+func (s *State) keepPermitIssue(city string) {
 	r := s.Permits[city]
-	if r == nil || r.V == nil || r.V.ValidUntil == "" {
+	if r == nil || r.V == nil {
 		return
 	}
-	if i, found := findPoint(s.PermitLine, r.At); found && s.PermitLine[i].Kind == pointPermit && s.PermitLine[i].Until == "" {
-		s.PermitLine[i].Until = r.V.ValidUntil
+	if i, found := findPoint(s.PermitLine, r.At); found && s.PermitLine[i].Kind == pointPermit {
+		if p := &s.PermitLine[i]; p.Until == "" {
+			p.Until = r.V.ValidUntil
+		}
+		if p := &s.PermitLine[i]; p.Addr == "" {
+			p.Addr = r.V.Address
+		}
 	}
 }
 
@@ -348,7 +355,8 @@ type permitWalk struct {
 	// death not yet followed by a registration.
 	dead, barred bool
 	// home is the hukou address after the registration points walked:
-	// nobody holds a permit of the city they are registered in.
+	// nobody holds a permit for the unit of residence they are
+	// registered in (region.ResidenceUnit).
 	home string
 	// hukou and permits count the points of HukouLine and PermitLine
 	// walked.
@@ -373,16 +381,25 @@ func (w *permitWalk) step(city string, st step) {
 }
 
 // settle moves the walk's hukou to address on day d, which ends a permit
-// held in address's city: the permit is for living away from one's
-// hukou (seed 000 clause 二(二), seed 003 clause 十五), and who settles in
-// its city no longer does.
-func (w *permitWalk) settle(address, d string) {
+// held for address's unit of residence: the permit is for living away
+// from one's hukou (seed 000 clause 二(二), seed 003 clause 十五), and who
+// settles where they live no longer does. A villager of 依兰县 keeps a
+// permit for Harbin's districts.
+func (s *State) settle(w *permitWalk, address, d string) {
 	w.home = address
-	for city := range w.held {
-		if region.InPermitCity(address, city) {
+	for city, h := range w.held {
+		if s.atHome(w, h.issue) {
 			w.end(city, d)
 		}
 	}
+}
+
+// atHome reports whether permit issue p is for the unit of residence the
+// walk's hukou lies in. An issue stored before points carried their
+// address, and no longer its city's latest, is not.
+func (s *State) atHome(w *permitWalk, p point) bool {
+	addr := s.permitAddress(p)
+	return w.home != "" && addr != "" && region.ResidenceUnit(w.home) == region.ResidenceUnit(addr)
 }
 
 // expireBy ends the permits whose validity ran out by day d.
@@ -430,12 +447,15 @@ func (s *State) walkHukou(w *permitWalk) {
 	if w.expire {
 		w.expireBy(d)
 	}
+	if p.Kind == pointCancelled {
+		w.home = "" // registered nowhere: a permit anywhere is held
+	}
 	switch {
 	case p.Kind == pointRegistered:
 		w.dead, w.barred = false, false
-		w.settle(p.Code, d)
+		s.settle(w, p.Code, d)
 	case p.Kind == pointMigrated:
-		w.settle(p.Code, d)
+		s.settle(w, p.Code, d)
 	case p.Kind == pointDied && !w.dead:
 		// The permits end on the date of death, also those issued
 		// between it and the certificate.
@@ -458,7 +478,7 @@ func (s *State) walkHukou(w *permitWalk) {
 // walkPermit walks permit point p, the permit timeline's next.
 func (s *State) walkPermit(w *permitWalk, p point) {
 	d := day(p.At.T)
-	city := p.permitCity() // as the spans carry it, and the statistics API maps to the city (tableCode in hub/api)
+	city := s.permitCity(p) // as the spans carry it, and the statistics API maps to the city (tableCode in hub/api)
 	if w.expire {
 		w.expireBy(d)
 	}
@@ -473,7 +493,15 @@ func (s *State) walkPermit(w *permitWalk, p point) {
 		w.end(city, d)
 		return
 	}
-	if w.home != "" && region.InPermitCity(w.home, city) {
+	// A later issue under the same city_code supersedes the earlier, as
+	// the register keeps it, even when it is not held itself: a province's
+	// code names permits of its every city.
+	for other, h := range w.held {
+		if other != city && h.issue.Code == p.Code {
+			w.end(other, d)
+		}
+	}
+	if s.atHome(w, p) {
 		w.end(city, d) // issued where the hukou is
 		return
 	}
@@ -492,13 +520,38 @@ func (s *State) walkPermit(w *permitWalk, p point) {
 }
 
 // permitCity is the city of permit point p, by which the walk holds it:
-// an issue's address's, a revocation's (or an issue stored before points
-// carried their city) city_code's.
-func (p point) permitCity() string {
-	if p.City != "" {
-		return p.City
+// an issue's address's (permitAddress), a revocation's city_code's, as
+// is an issue's whose address is not known.
+func (s *State) permitCity(p point) string {
+	if p.Kind == pointPermit {
+		if addr := s.permitAddress(p); addr != "" {
+			return region.PermitCity(addr)
+		}
 	}
 	return region.PermitCity(p.Code)
+}
+
+// permitAddress is the address_code of permit issue p. States stored
+// before points carried it have it only in the city's permit register,
+// when p is the city's latest issue; "" otherwise.
+func (s *State) permitAddress(p point) string {
+	if p.Addr != "" {
+		return p.Addr
+	}
+	if v := s.storedIssue(p); v != nil {
+		return v.Address
+	}
+	return ""
+}
+
+// storedIssue is the permit register of p's city_code when p is its
+// latest issue, nil otherwise: where a state stored before points carried
+// an issue's valid_until and address keeps them.
+func (s *State) storedIssue(p point) *permit {
+	if r := s.Permits[p.Code]; r != nil && r.V != nil && r.At.Src == p.At.Src && r.At.ID == p.At.ID {
+		return r.V
+	}
+	return nil
 }
 
 // revokes reports whether a revocation written under city_code code ends
@@ -586,7 +639,7 @@ func (s *State) currentPermits() []currentPermit {
 func (s *State) heldPermits(w *permitWalk) []currentPermit {
 	var out []currentPermit
 	for _, h := range w.held {
-		if reg := s.Permits[h.issue.Code]; reg != nil && reg.V != nil {
+		if reg := s.Permits[h.issue.Code]; reg != nil && reg.V != nil && reg.At == h.issue.At {
 			out = append(out, currentPermit{h.issue.Code, *reg.V, reg.At})
 		}
 	}
@@ -631,8 +684,8 @@ func (s *State) permitUntil(p point) string {
 	if p.Until != "" {
 		return p.Until
 	}
-	if r := s.Permits[p.Code]; r != nil && r.V != nil && r.At.Src == p.At.Src && r.At.ID == p.At.ID {
-		return r.V.ValidUntil
+	if v := s.storedIssue(p); v != nil {
+		return v.ValidUntil
 	}
 	return ""
 }

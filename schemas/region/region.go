@@ -83,6 +83,32 @@ func InPermitCity(address, cityCode string) bool {
 	return PermitCity(address) == PermitCity(cityCode)
 }
 
+// ResidenceUnit is the unit of residence an address lies in, as the
+// residence permit's rule draws it (seed 000 clause 二(二): leaving the
+// hukou place for 其他设区的市、县级市、县): the districts of a city
+// together (the city's code, 230100 for 道里区 and 南岗区 alike), or a
+// county, banner or county-level city on its own (its six-digit code:
+// 依兰县 230123 is not Harbin's districts). A county-level division is a
+// district when the region table names it 区 (铜梁区 500151 too) but for
+// one a province administers directly (神农架林区 429021); one the table
+// does not know is taken by its code, 01 to 20 being districts.
+func ResidenceUnit(address string) string {
+	if len(address) < 6 {
+		return address
+	}
+	county := address[:6]
+	district := false
+	if d, ok := Lookup(county); ok {
+		district = strings.HasSuffix(d.Name, "区")
+	} else {
+		district = county[4:6] >= "01" && county[4:6] <= "20"
+	}
+	if district && county[2:4] != "90" {
+		return county[:4] + "00"
+	}
+	return county
+}
+
 // municipalities are the provincial codes of the four municipalities
 // directly under the central government.
 var municipalities = map[string]bool{"11": true, "12": true, "31": true, "50": true}
