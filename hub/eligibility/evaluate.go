@@ -247,7 +247,9 @@ func Evaluate(p *Policy, subj Subject, relatives []Subject, asOf time.Time) Deci
 		route    Route
 		eligible bool
 		from     time.Time
-		met      int
+		// met counts the clauses met (of the route, or of the policy in
+		// the place), unmet the route's clauses not met.
+		met, unmet int
 	}
 	var best *placeResult
 	// heldUntil is the last day an eligible route keeps holding by the
@@ -267,6 +269,13 @@ func Evaluate(p *Policy, subj Subject, relatives []Subject, asOf time.Time) Deci
 			if a.from.IsZero() || b.from.Before(a.from) {
 				return false
 			}
+		}
+		// The route the person comes closest to lacks the fewest
+		// clauses: a talent route lacking a diploma's recency is closer
+		// than a business route lacking a licence and a home, though
+		// the business route's residence clause is met.
+		if a.unmet != b.unmet {
+			return a.unmet < b.unmet
 		}
 		return a.met > b.met
 	}
@@ -308,11 +317,12 @@ func Evaluate(p *Policy, subj Subject, relatives []Subject, asOf time.Time) Deci
 					cand.met++
 				}
 			}
+			cand.unmet = len(parts) - cand.met
 			if better(cand, bestRoute) {
 				bestRoute = cand
 			}
 		}
-		r.route, r.eligible, r.from = bestRoute.route, bestRoute.eligible, bestRoute.from
+		r.route, r.eligible, r.from, r.unmet = bestRoute.route, bestRoute.eligible, bestRoute.from, bestRoute.unmet
 		if better(r, best) {
 			best = r
 		}
