@@ -63,7 +63,8 @@ type Decision struct {
 	Conditions []ConditionResult `json:"conditions"`
 	// QualifiesOn is the day the person will qualify if nothing changes:
 	// running leases and contracts keep running to their registered end,
-	// those registered ahead start on their registered start, monthly
+	// those registered ahead start on their registered start, a diploma
+	// registered ahead counts from its date, monthly
 	// contributions that were paid for this month or the last one keep
 	// coming. It is "" when already eligible or not predictable: a missing
 	// contract, home or diploma cannot be foreseen, and when a condition
@@ -1343,6 +1344,23 @@ func (e *env) diploma(levels []string, withinYears int) outcome {
 		}
 		if len(stale) > 0 {
 			o.missing += fmt.Sprintf(" (graduated %s: %d years or more ago)", strings.Join(stale, ", "), withinYears)
+		}
+		// A school may register its graduates ahead of the day: the
+		// diploma counts from its date, which is foreseen.
+		var ahead *graduation
+		for i, g := range e.f.studyEnds {
+			if slices.Contains(levels, g.level) && g.date.After(e.f.asOf) && (ahead == nil || g.date.Before(ahead.date)) {
+				ahead = &e.f.studyEnds[i]
+			}
+		}
+		if ahead != nil {
+			o.facts = append(o.facts, fact(fmt.Sprintf("graduates %s (%s) from %s on %s (registered ahead)",
+				codes.Education[ahead.level], ahead.level, ahead.institution, fmtDay(ahead.date)), ahead.ev))
+			o.from = ahead.date
+			if withinYears > 0 {
+				o.until = addMonths(ahead.date, 12*withinYears).AddDate(0, 0, -1)
+			}
+			o.missing += "; one registered ahead" + e.onDay(" counts from", ahead.date)
 		}
 	}
 	return o
