@@ -432,11 +432,11 @@ func clauseCases() []clauseCase {
 			Name: "leap-day graduate on 2025-02-27", AsOf: "2025-02-27", Person: outsider,
 			Events: evs(graduated("31", "2020-02-29")),
 			Expect: eligibility.CaseExpect{Eligible: true, Conditions: map[string]bool{"talent": true}}}},
-		{"chifeng/central", "赤政发〔2016〕50号 二（一）1（4）: a villager of Chifeng graduating settles only on moving to a town address", eligibility.Case{
+		{"chifeng/central", "赤政发〔2016〕50号 二（一）1（4）: 农村学生升学……不受合法稳定住所……的限制: a villager of Chifeng graduating settles without a town home", eligibility.Case{
 			Name: "villager graduate without a town home", AsOf: "2024-06-01",
 			Person: eligibility.CasePerson{BirthDate: "1990-01-01", Hukou: chifengVillage},
 			Events: evs(graduated("31", "2023-07-01")),
-			Expect: eligibility.CaseExpect{Eligible: false, Conditions: map[string]bool{"hukou_elsewhere": false, "talent": true}}}},
+			Expect: eligibility.CaseExpect{Eligible: true, Conditions: map[string]bool{"hukou_elsewhere": false, "hukou_elsewhere_graduate": true, "talent": true}}}},
 		{"chifeng/central", "赤政发〔2016〕50号 二（一）1（2） 购房类……不受住房面积、金额限制", eligibility.Case{
 			Name: "owns home", AsOf: "2024-07-01", Person: outsider, Events: evs(home("P1", chifengAddr, "2024-06-01")),
 			Expect: eligibility.CaseExpect{Eligible: true, Conditions: map[string]bool{"home_purchase": true, "residence": true}}}},

@@ -466,7 +466,7 @@ func (p *Policy) seedRef(cl *Clause) string {
 func (e *env) eval(c *Condition) outcome {
 	switch c.Kind {
 	case KindHukouElsewhere:
-		return e.hukouElsewhere(c.RuralToUrban, c.ToSpouse)
+		return e.hukouElsewhere(c.RuralToUrban, c.ToSpouse, c.HomeWaived)
 	case KindHukouIn:
 		return e.hukouIn(c.Codes)
 	case KindContract:
@@ -607,7 +607,7 @@ func fact(text string, ev evidence) Fact {
 // joining a spouse registered at an urban address of the place moves to
 // that address (投靠, 二（一）1（1）: "不受…住房面积等其他条件限制"), the spouse's
 // registration taken as of the evaluation day, as familyReunion takes it.
-func (e *env) hukouElsewhere(ruralToUrban, toSpouse bool) outcome {
+func (e *env) hukouElsewhere(ruralToUrban, toSpouse, homeWaived bool) outcome {
 	f := e.f
 	if f.hukou == "" {
 		// Unknown is not elsewhere: the registration may simply not have
@@ -626,6 +626,11 @@ func (e *env) hukouElsewhere(ruralToUrban, toSpouse bool) outcome {
 	}
 	if !ruralToUrban || class != "rural" {
 		return outcome{facts: []Fact{fa}, missing: "the hukou is already registered in " + e.place.Name}
+	}
+	if homeWaived {
+		// A graduate settles in a town without a home of their own: a
+		// town's collective household registers them.
+		return e.met(f.hukouFact(fmt.Sprintf("hukou registered at %s (%s), which may move to a town without a home of the person's own", f.hukou, class)))
 	}
 	home := e.townHome()
 	o := home

@@ -196,7 +196,7 @@ type Route struct {
 // Condition kinds. Each takes the parameters listed; "in the place" means
 // within the place the person is evaluated in.
 const (
-	// KindHukouElsewhere {rural_to_urban, to_spouse}: the hukou (as of
+	// KindHukouElsewhere {rural_to_urban, to_spouse, home_waived}: the hukou (as of
 	// the date) is known and not in the place; a person with no
 	// registration on record does not meet it. With rural_to_urban, for
 	// the settlement seeds, which are written for people moving from the
@@ -207,7 +207,10 @@ const (
 	// place never does. With to_spouse as well, for a family-reunion route
 	// (投靠), the urban address may be the spouse's: a spouse alive and
 	// registered (as of the date) at an urban address of the place, the
-	// couple's home there stated for a clerk to confirm.
+	// couple's home there stated for a clerk to confirm. With home_waived
+	// instead, for a graduate route whose seed settles graduates 不受稳定
+	// 住所限制 (in a town's collective household), a rural hukou in the
+	// place meets it without a home.
 	KindHukouElsewhere = "hukou_elsewhere"
 	// KindHukouIn {codes}: the hukou lies in one of the codes.
 	KindHukouIn = "hukou_in"
@@ -276,7 +279,7 @@ const (
 
 // params lists the parameters each kind accepts.
 var params = map[string][]string{
-	KindHukouElsewhere: {"rural_to_urban", "to_spouse"},
+	KindHukouElsewhere: {"rural_to_urban", "to_spouse", "home_waived"},
 	KindHukouIn:        {"codes"},
 	KindContract:       {"min_months"},
 	KindEmployed:       {"min_months"},
@@ -322,6 +325,9 @@ type Condition struct {
 	// ToSpouse, with RuralToUrban, lets the spouse's registration at an
 	// urban address of the place be the one a rural hukou moves to.
 	ToSpouse bool
+	// HomeWaived, with RuralToUrban, lets a rural hukou in the place meet
+	// hukou_elsewhere without a home at an urban address.
+	HomeWaived bool
 	// WorkAndStudy lets contracts and enrolments evidence living.
 	WorkAndStudy bool
 	// Town limits owns_home and rental_same_address to addresses the
@@ -456,6 +462,7 @@ func (c *Condition) UnmarshalYAML(n *yaml.Node) error {
 		Codes        []string `yaml:"codes"`
 		RuralToUrban bool     `yaml:"rural_to_urban"`
 		ToSpouse     bool     `yaml:"to_spouse"`
+		HomeWaived   bool     `yaml:"home_waived"`
 		WorkAndStudy bool     `yaml:"work_and_study"`
 		Town         bool     `yaml:"town"`
 	}
@@ -464,7 +471,7 @@ func (c *Condition) UnmarshalYAML(n *yaml.Node) error {
 	}
 	c.MinMonths, c.Kinds, c.Local, c.Continuous, c.Together = p.MinMonths, p.Kinds, p.Local, p.Continuous, p.Together
 	c.Levels, c.WithinYears, c.WithTax, c.Codes = p.Levels, p.WithinYears, p.WithTax, p.Codes
-	c.RuralToUrban, c.ToSpouse, c.WorkAndStudy, c.Town = p.RuralToUrban, p.ToSpouse, p.WorkAndStudy, p.Town
+	c.RuralToUrban, c.ToSpouse, c.HomeWaived, c.WorkAndStudy, c.Town = p.RuralToUrban, p.ToSpouse, p.HomeWaived, p.WorkAndStudy, p.Town
 	return nil
 }
 
@@ -490,6 +497,9 @@ func (c *Condition) validate(capMonths int) error {
 	case KindHukouElsewhere:
 		if c.ToSpouse && !c.RuralToUrban {
 			return errors.New("hukou_elsewhere: to_spouse needs rural_to_urban (the spouse's address is the one a rural hukou moves to)")
+		}
+		if c.HomeWaived && !c.RuralToUrban {
+			return errors.New("hukou_elsewhere: home_waived needs rural_to_urban (it waives the town home a rural hukou moves to)")
 		}
 	case KindHukouIn:
 		if len(c.Codes) == 0 {

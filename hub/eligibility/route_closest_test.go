@@ -16,11 +16,11 @@ import (
 //     outside Chifeng), whose diploma is past the 5 years of 赤政发〔2016〕50号
 //     二（一）1（4）, lacks one clause of the talent route (talent) and two of
 //     the business route (a home, a business licence);
-//   - a villager of Chifeng who graduated in 2024 lacks one clause of the
-//     talent route (the town home the hub asks of villagers) and three of
-//     the business route.
+//   - a villager of Chifeng who graduated in 2017 lacks one clause of the
+//     talent route (the diploma's recency) and three of the business route
+//     (a town home, a business licence, and the home the hukou moves to).
 //
-// Both are told "route: business", the route they are furthest from:
+// Both were told "route: business", the route they are furthest from:
 // Evaluate compared routes by how many clauses they meet, not by how many
 // they lack, and region_resident (本自治区内人员) counted as a met clause of
 // the business route.
@@ -29,7 +29,7 @@ func TestGraduateRouteIsTheClosest(t *testing.T) {
 		"family_reunion": {"hukou_elsewhere_reunion", "family_reunion"},
 		"home_purchase":  {"hukou_elsewhere", "home_purchase"},
 		"business":       {"hukou_elsewhere", "residence", "business", "region_resident"},
-		"talent":         {"hukou_elsewhere", "talent"},
+		"talent":         {"hukou_elsewhere_graduate", "talent"},
 		"long_residence": {"hukou_elsewhere", "long_residence", "working"},
 	}
 	tests := []struct {
@@ -38,7 +38,7 @@ func TestGraduateRouteIsTheClosest(t *testing.T) {
 		grad   string
 	}{
 		{"Inner Mongolian outsider, diploma 7 years old", eligibility.CasePerson{BirthDate: "1995-03-01", Hukou: innerMongol}, "2017-07-01"},
-		{"Chifeng villager, diploma this year", eligibility.CasePerson{BirthDate: "2002-03-01", Hukou: chifengVillage}, "2024-07-01"},
+		{"Chifeng villager, diploma 7 years old", eligibility.CasePerson{BirthDate: "1995-03-01", Hukou: chifengVillage}, "2017-07-01"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
