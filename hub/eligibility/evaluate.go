@@ -973,12 +973,72 @@ func (e *env) livingSpans(workAndStudy bool) []span {
 	}
 	for _, list := range lists {
 		for _, s := range list {
-			if e.place.contains(s.address) {
-				all = append(all, s)
+			if !e.place.contains(s.address) {
+				continue
 			}
+			if workAndStudy {
+				// A residence permit's half year is lived away from
+				// the hukou (seed 000 二（二）: 离开常住户口所在地……居住
+				// 半年以上): days registered in the place do not count.
+				all = append(all, cutOut(s, e.hukouHere())...)
+				continue
+			}
+			all = append(all, s)
 		}
 	}
 	return all
+}
+
+// hukouHere lists the stretches of days on which the hukou lay in the
+// place, once it has left: while it is still there, hukou_elsewhere
+// decides, and living is shown as it is.
+func (e *env) hukouHere() []span {
+	if e.f.hukou != "" && e.place.contains(e.f.hukou) {
+		return nil
+	}
+	var out []span
+	steps := e.f.hukouSteps
+	for i, st := range steps {
+		if st.address == "" || !e.place.contains(st.address) {
+			continue
+		}
+		here := span{from: st.from, open: true}
+		if i+1 < len(steps) {
+			here.to, here.open = steps[i+1].from.AddDate(0, 0, -1), false
+		}
+		out = append(out, here)
+	}
+	return out
+}
+
+// cutOut is s without the days of the stretches cuts: the pieces of it
+// before, between and after them.
+func cutOut(s span, cuts []span) []span {
+	pieces := []span{s}
+	for _, c := range cuts {
+		var next []span
+		for _, p := range pieces {
+			if p.from.Before(c.from) { // the piece before c
+				q := p
+				if end := c.from.AddDate(0, 0, -1); q.open || q.to.After(end) {
+					q.to, q.open = end, false
+				}
+				next = append(next, q)
+			}
+			if c.open {
+				continue
+			}
+			if start := c.to.AddDate(0, 0, 1); p.open || !p.to.Before(start) { // the piece after c
+				q := p
+				if q.from.Before(start) {
+					q.from = start
+				}
+				next = append(next, q)
+			}
+		}
+		pieces = next
+	}
+	return pieces
 }
 
 // studySpans turns enrolments into spans ending on the day of the first

@@ -94,6 +94,12 @@ type span struct {
 	endEv evidence
 }
 
+// hukouStep is the hukou's address from a day on.
+type hukouStep struct {
+	from    time.Time
+	address string
+}
+
 // coversDay reports whether the span holds on day d.
 func (s span) coversDay(d time.Time) bool {
 	return !d.Before(s.from) && (s.open || !d.After(s.to))
@@ -142,9 +148,13 @@ type enrolment struct {
 type facts struct {
 	asOf time.Time // the evaluation day (CST)
 
-	hukou     string // 12-digit address, "" when none
-	hukouEv   evidence
-	household string // household id of the registration, "" when unknown
+	hukou   string // 12-digit address, "" when none
+	hukouEv evidence
+	// hukouSteps are the hukou's addresses over time, in order, each from
+	// a day on ("" when cancelled); the first, from the zero day, is the
+	// address a first migration moved it from.
+	hukouSteps []hukouStep
+	household  string // household id of the registration, "" when unknown
 	// relation is what the registration of the day says of the person's
 	// relation to the head of the household (hukou.registered's
 	// relation: 户主, 配偶, 子, a GB/T 4761 code, 集体户成员…), "" when it
@@ -230,10 +240,15 @@ func gather(rec *hub.Record, history []hub.Change, asOf time.Time) *facts {
 			var d schemas.HukouRegisteredData
 			if json.Unmarshal(c.Data, &d) == nil {
 				f.hukou, f.hukouEv, f.household, f.relation, sawHukou = d.AddressCode, ev, d.HouseholdID, d.Relation, true
+				f.hukouSteps = append(f.hukouSteps, hukouStep{day, d.AddressCode})
 			}
 		case schemas.HukouMigrated:
 			var d schemas.HukouMigratedData
 			if json.Unmarshal(c.Data, &d) == nil {
+				if len(f.hukouSteps) == 0 {
+					f.hukouSteps = append(f.hukouSteps, hukouStep{address: d.FromAddressCode})
+				}
+				f.hukouSteps = append(f.hukouSteps, hukouStep{day, d.ToAddressCode})
 				f.hukou, f.hukouEv, sawHukou = d.ToAddressCode, ev, true
 				if d.HouseholdID != "" && d.HouseholdID != f.household {
 					f.household, f.relation = d.HouseholdID, ""
@@ -241,6 +256,7 @@ func gather(rec *hub.Record, history []hub.Change, asOf time.Time) *facts {
 			}
 		case schemas.HukouCancelled:
 			f.hukou, f.hukouEv, sawHukou = "", ev, true
+			f.hukouSteps = append(f.hukouSteps, hukouStep{from: day})
 		case schemas.MarriageRegistered:
 			var d schemas.MarriageRegisteredData
 			if json.Unmarshal(c.Data, &d) == nil {
