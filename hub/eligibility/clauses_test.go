@@ -436,7 +436,7 @@ func clauseCases() []clauseCase {
 			Name: "villager graduate without a town home", AsOf: "2024-06-01",
 			Person: eligibility.CasePerson{BirthDate: "1990-01-01", Hukou: chifengVillage},
 			Events: evs(graduated("31", "2023-07-01")),
-			Expect: eligibility.CaseExpect{Eligible: true, Conditions: map[string]bool{"hukou_elsewhere": false, "hukou_elsewhere_graduate": true, "talent": true}}}},
+			Expect: eligibility.CaseExpect{Eligible: true, Conditions: map[string]bool{"hukou_elsewhere": false, "hukou_elsewhere_no_home": true, "talent": true}}}},
 		{"chifeng/central", "赤政发〔2016〕50号 二（一）1（2） 购房类……不受住房面积、金额限制", eligibility.Case{
 			Name: "owns home", AsOf: "2024-07-01", Person: outsider, Events: evs(home("P1", chifengAddr, "2024-06-01")),
 			Expect: eligibility.CaseExpect{Eligible: true, Conditions: map[string]bool{"home_purchase": true, "residence": true}}}},

@@ -497,7 +497,7 @@ func (f *facts) maritalBefore(rec *hub.Record, history []hub.Change) {
 // month recorded late still goes where its account went.
 func carry(month string, p payment, transfers []transfer) payment {
 	for _, t := range transfers {
-		if p.region == t.from && month <= t.month {
+		if sameAccount(p.region, t.from) && month <= t.month {
 			if p.carriedFrom == "" {
 				p.carriedFrom = p.region
 			}
@@ -505,6 +505,19 @@ func carry(month string, p payment, transfers []transfer) payment {
 		}
 	}
 	return p
+}
+
+// sameAccount reports whether a payment recorded in region is of the
+// account a transfer from from moves: the same code, or one a city-level
+// bureau wrote at the city's own code (230100) for the other, in one of
+// its districts or counties (230103).
+func sameAccount(region, from string) bool {
+	if region == from {
+		return true
+	}
+	cityCode := func(c string) bool { return len(c) == 6 && c[4:] == "00" && c[2:4] != "00" }
+	return cityCode(from) && region[:min(4, len(region))] == from[:4] ||
+		cityCode(region) && from[:min(4, len(from))] == region[:4]
 }
 
 // carryAll carries each of a month's payments (keyed by the region paid

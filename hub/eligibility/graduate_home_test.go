@@ -39,7 +39,7 @@ func TestRuralGraduateNeedsNoHome(t *testing.T) {
 			map[string]bool{"hukou_elsewhere_graduate": true, "graduate": true, "job": true}},
 		{"chifeng/central", "阿鲁科尔沁旗 villager, college graduate (农村学生升学)", chifengVillage,
 			evs(graduated("31", "2024-07-01")),
-			map[string]bool{"hukou_elsewhere_graduate": true, "talent": true}},
+			map[string]bool{"hukou_elsewhere_no_home": true, "talent": true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.policy+"/"+tt.name, func(t *testing.T) {

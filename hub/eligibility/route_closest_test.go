@@ -29,8 +29,8 @@ func TestGraduateRouteIsTheClosest(t *testing.T) {
 		"family_reunion": {"hukou_elsewhere_reunion", "family_reunion"},
 		"home_purchase":  {"hukou_elsewhere", "home_purchase"},
 		"business":       {"hukou_elsewhere", "residence", "business", "region_resident"},
-		"talent":         {"hukou_elsewhere_graduate", "talent"},
-		"long_residence": {"hukou_elsewhere", "long_residence", "working"},
+		"talent":         {"hukou_elsewhere_no_home", "talent"},
+		"long_residence": {"hukou_elsewhere_no_home", "long_residence", "working"},
 	}
 	tests := []struct {
 		name   string
