@@ -326,8 +326,11 @@ type Condition struct {
 	// urban address of the place be the one a rural hukou moves to.
 	ToSpouse bool
 	// HomeWaived, with RuralToUrban, lets a rural hukou in the place meet
-	// hukou_elsewhere without a home at an urban address.
-	HomeWaived bool
+	// hukou_elsewhere without a home at an urban address. Left out of the
+	// policy's digest when false, so that a policy not using it keeps the
+	// digest an earlier release gave it (PolicyDigest): fields added later
+	// are omitempty.
+	HomeWaived bool `json:",omitempty"`
 	// WorkAndStudy lets contracts and enrolments evidence living.
 	WorkAndStudy bool
 	// Town limits owns_home and rental_same_address to addresses the

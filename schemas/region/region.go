@@ -84,17 +84,23 @@ func InPermitCity(address, cityCode string) bool {
 }
 
 // ResidenceUnit is the unit of residence an address lies in, as the
-// residence permit's rule draws it (seed 000 clause 二(二): leaving the
-// hukou place for 其他设区的市、县级市、县): the districts of a city
-// together (the city's code, 230100 for 道里区 and 南岗区 alike), or a
-// county, banner or county-level city on its own (its six-digit code:
+// residence permit's rule draws it in the address's province. Where the
+// province's rule names county-level units (Heilongjiang, seed 000 clause
+// 二(二): 其他设区的市、县级市、县; Inner Mongolia, seed 001: 其他旗县(市、
+// 区), 市辖区 together; Jilin, seed 003: 吉林市市区) it is the districts of
+// a city together (the city's code, 230100 for 道里区 and 南岗区 alike), or
+// a county, banner or county-level city on its own (its six-digit code:
 // 依兰县 230123 is not Harbin's districts). A county-level division is a
-// district when the region table names it 区 (铜梁区 500151 too) but for
-// one a province administers directly (神农架林区 429021); one the table
-// does not know is taken by its code, 01 to 20 being districts.
+// district when the region table names it 区; one the table does not know
+// is taken by its code, 01 to 20 being districts. Elsewhere the national
+// rule (居住证暂行条例 第二条: 到其他城市居住) makes it the city
+// (PermitCity: 浏阳市 is Changsha's, 仙桃市 its own).
 func ResidenceUnit(address string) string {
 	if len(address) < 6 {
 		return address
+	}
+	if !countyUnits[address[:2]] {
+		return PermitCity(address)
 	}
 	county := address[:6]
 	district := false
@@ -108,6 +114,10 @@ func ResidenceUnit(address string) string {
 	}
 	return county
 }
+
+// countyUnits are the provinces whose residence-permit rule names
+// county-level units of residence (ResidenceUnit).
+var countyUnits = map[string]bool{"15": true, "22": true, "23": true}
 
 // municipalities are the provincial codes of the four municipalities
 // directly under the central government.
