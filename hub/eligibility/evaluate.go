@@ -1132,7 +1132,7 @@ type lineMonth struct {
 // last unbroken run when continuous, and whether they are still being
 // paid: a month counted for this month or the last one, and none of the
 // kinds terminated since.
-func (e *env) line(kinds []string, local, continuous bool) insuranceLine {
+func (e *env) line(kinds []string, local, continuous bool, schemes []string) insuranceLine {
 	var l insuranceLine
 	// others holds, for each further kind, the months it was contributed
 	// and the payment each counts by.
@@ -1140,7 +1140,7 @@ func (e *env) line(kinds []string, local, continuous bool) insuranceLine {
 	for _, k := range kinds[1:] {
 		months := map[string]payment{}
 		for _, c := range e.f.insurance[k] {
-			if p, ok := e.counted(c, local); ok {
+			if p, ok := e.counted(c, local, schemes); ok {
 				months[c.month] = p
 			}
 		}
@@ -1156,7 +1156,7 @@ func (e *env) line(kinds []string, local, continuous bool) insuranceLine {
 	}
 	prev := ""
 	for _, c := range e.f.insurance[kinds[0]] {
-		p, ok := e.counted(c, local)
+		p, ok := e.counted(c, local, schemes)
 		if !ok || !paidByOthers(c.month) {
 			continue
 		}
@@ -1204,16 +1204,23 @@ func (e *env) line(kinds []string, local, continuous bool) insuranceLine {
 // byPreference order, so one paid in the place goes before one a transfer
 // carried there; and one recorded in a district of the place goes before
 // one recorded only at its city's prefecture-level code.
-func (e *env) counted(c contribution, local bool) (payment, bool) {
+func (e *env) counted(c contribution, local bool, schemes []string) (payment, bool) {
+	// Paid under a scheme the condition takes, or under none on record.
+	paidUnder := func(p payment) bool {
+		return len(schemes) == 0 || p.scheme == "" || slices.Contains(schemes, p.scheme)
+	}
 	if !local {
-		if len(c.paid) == 0 {
-			return payment{}, false
+		for _, p := range c.paid {
+			if paidUnder(p) {
+				return p, true
+			}
 		}
-		return c.paid[0], true
+		return payment{}, false
 	}
 	var cityWide *payment
 	for i, p := range c.paid {
 		switch {
+		case !paidUnder(p):
 		case !e.place.contains(p.region):
 		case !e.place.byPrefecture(p.region):
 			return p, true
@@ -1313,15 +1320,19 @@ func (e *env) insurance(c *Condition) outcome {
 		explainOnly bool // a kind's own count, shown beside the count made together
 	}
 	var lines []counted
+	insurance := " insurance"
+	if len(c.Schemes) > 0 {
+		insurance = " insurance (" + joinAnd(c.Schemes) + " scheme)"
+	}
 	for _, k := range c.Kinds {
-		lines = append(lines, counted{kinds: []string{k}, name: k + " insurance", explainOnly: c.Together})
+		lines = append(lines, counted{kinds: []string{k}, name: k + insurance, explainOnly: c.Together})
 	}
 	if c.Together {
-		lines = append(lines, counted{kinds: c.Kinds, name: joinAnd(c.Kinds) + " insurance at the same time"})
+		lines = append(lines, counted{kinds: c.Kinds, name: joinAnd(c.Kinds) + insurance + " at the same time"})
 	}
 	var missing []string
 	for _, cl := range lines {
-		l := e.line(cl.kinds, local, c.Continuous)
+		l := e.line(cl.kinds, local, c.Continuous, c.Schemes)
 		text := fmt.Sprintf("%s: %s%s", cl.name, plural(l.count, "month"), where)
 		if l.count > 0 {
 			text += fmt.Sprintf(" (%s … %s%s)", l.first, l.last, gapsTail(l))
@@ -1674,7 +1685,7 @@ func (e *env) insuranceMeasure(it *PointsItem) (measure, []Fact) {
 	var fs []Fact
 	running := false
 	for i, k := range it.Kinds {
-		lines[i] = e.line([]string{k}, local, false)
+		lines[i] = e.line([]string{k}, local, false, it.Schemes)
 		running = running || lines[i].running
 		fs = append(fs, fact(fmt.Sprintf("%s insurance: %s %s%s", k, plural(lines[i].count, "month"), where, e.cityWideTail(lines[i])), lines[i].ev))
 		fs = append(fs, e.monthFacts(k+" insurance", lines[i])...)

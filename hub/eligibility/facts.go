@@ -122,7 +122,11 @@ type payment struct {
 	// carriedFrom is the region the month was paid in when a transfer
 	// (转移接续) carried it to region, "" otherwise.
 	carriedFrom string
-	ev          evidence
+	// scheme is the social-insurance scheme it was paid under: that of
+	// the latest enrolment in its region (or its city's code) before it,
+	// "" when none is on record.
+	scheme string
+	ev     evidence
 }
 
 // transfer is a completed transfer of the insurance account (转移接续):
@@ -224,6 +228,7 @@ func gather(rec *hub.Record, history []hub.Change, asOf time.Time) *facts {
 	// another region is a second payment.
 	months := map[string]map[string]map[string]payment{}
 	var transfers []transfer
+	schemeIn := map[string]string{} // the scheme of the latest enrolment in each region
 	// gradAt and enrolAt hold where in f.grads and f.enrols each
 	// department record's version is (see latestVersion).
 	gradAt, enrolAt := map[string]int{}, map[string]int{}
@@ -333,9 +338,18 @@ func gather(rec *hub.Record, history []hub.Change, asOf time.Time) *facts {
 			if json.Unmarshal(c.Data, &d) == nil {
 				endSpan(f.businesses, biz, d.BusinessID, fmtDay(day), ev)
 			}
+		case schemas.InsuranceEnrolled:
+			var d schemas.InsuranceEnrolledData
+			if json.Unmarshal(c.Data, &d) == nil {
+				schemeIn[d.Region] = d.Scheme
+			}
 		case schemas.ContributionRecorded:
 			var d schemas.ContributionRecordedData
 			if json.Unmarshal(c.Data, &d) == nil && d.Month <= f.asOf.Format("2006-01") {
+				scheme, ok := schemeIn[d.Region]
+				if !ok && len(d.Region) == 6 {
+					scheme = schemeIn[d.Region[:4]+"00"]
+				}
 				for _, k := range d.Insurances {
 					if months[k] == nil {
 						months[k] = map[string]map[string]payment{}
@@ -343,7 +357,7 @@ func gather(rec *hub.Record, history []hub.Change, asOf time.Time) *facts {
 					if months[k][d.Month] == nil {
 						months[k][d.Month] = map[string]payment{}
 					}
-					months[k][d.Month][d.Region] = payment{region: d.Region, ev: ev}
+					months[k][d.Month][d.Region] = payment{region: d.Region, scheme: scheme, ev: ev}
 				}
 			}
 		case schemas.InsuranceTransferred:

@@ -79,6 +79,19 @@ func TestMigrantTransferFromCityBureau(t *testing.T) {
 // A migrant worker employed and renting in Daqing who has paid no urban
 // insurance, only the rural residents' pension at home (enrolled in scheme
 // resident at his village's county, 望奎县 231221, the contributions
-// recorded there), has no urban social insurance at all; the hub counts
+// recorded there), has no urban social insurance at all; the hub counted
 // his village pension months as the 24 months of urban insurance and
-// finds him eligible.
+// found him eligible.
+func TestMigrantRuralResidentPensionIsNoUrbanInsurance(t *testing.T) {
+	events := evs(
+		eligibility.CaseEvent{Type: "social_insurance.enrolled", Time: "2021-01-01",
+			Data: map[string]any{"scheme": "resident", "insurances": []any{"pension", "medical"}, "region": "231221", "start": "2021-01-01"}},
+		contrib("231221", "2021-01..2023-12", "pension", "medical"),
+		contract("C1", "230602", "2022-01-01", ""), lease("L1", daqingAddr, "2021-06-01", ""))
+	r := runShipped(t, "heilongjiang/daqing", eligibility.Case{Name: "village pension", AsOf: "2024-01-20", Person: outsider, Events: events})
+	for _, c := range r.Decision.Conditions {
+		if c.ID == "insurance" && c.Met {
+			t.Errorf("参加城镇社会保险满2年 met (eligible = %t) by the rural residents' scheme paid in the village county: %s", r.Decision.Eligible, c.Facts[0].Text)
+		}
+	}
+}

@@ -246,7 +246,11 @@ const (
 	// for seeds that ask for the insurances held at the same time (同时参加),
 	// only months in which every listed kind was contributed count, so a
 	// year of pension followed by a year of medical insurance is no year
-	// of both; it needs at least two kinds.
+	// of both; it needs at least two kinds. With schemes, for seeds that
+	// ask for urban social insurance (城镇社会保险: schemes [employee]), a
+	// month counts only when paid under one of them, by the enrolment of
+	// its region (social_insurance.enrolled's scheme); a month of a region
+	// with no enrolment on record counts.
 	KindInsurance = "insurance_months"
 	// KindDiploma {levels, within_years}: graduated at one of the GB/T 4658
 	// levels, less than within_years ago when set.
@@ -286,7 +290,7 @@ var params = map[string][]string{
 	KindRental:         {"min_months", "town"},
 	KindOwnsHome:       {"town"},
 	KindLiving:         {"min_months", "work_and_study"},
-	KindInsurance:      {"kinds", "min_months", "local", "continuous", "together"},
+	KindInsurance:      {"kinds", "min_months", "local", "continuous", "together", "schemes"},
 	KindDiploma:        {"levels", "within_years"},
 	KindBusiness:       {"with_tax_registration"},
 	KindFamilyReunion:  {},
@@ -325,6 +329,9 @@ type Condition struct {
 	// ToSpouse, with RuralToUrban, lets the spouse's registration at an
 	// urban address of the place be the one a rural hukou moves to.
 	ToSpouse bool
+	// Schemes, for insurance_months, counts only months paid under these
+	// social-insurance schemes (KindInsurance).
+	Schemes []string `json:",omitempty"`
 	// HomeWaived, with RuralToUrban, lets a rural hukou in the place meet
 	// hukou_elsewhere without a home at an urban address. Left out of the
 	// policy's digest when false, so that a policy not using it keeps the
@@ -366,6 +373,10 @@ type PointsItem struct {
 	// insurance years without 当地 (黑政发〔2014〕25号 一（三）) counts them
 	// wherever they were paid.
 	Local *bool `yaml:"local,omitempty"`
+	// Schemes, for insurance_months only, counts only months paid under
+	// these social-insurance schemes, as the insurance_months condition's
+	// schemes does.
+	Schemes []string `yaml:"schemes,omitempty" json:",omitempty"`
 	// Group, when set, names the alternatives the item is one of, for a
 	// seed that scores one thing or another (合法稳定住所（含租赁）: an owned
 	// home or a rental, not both). A group holds two items or more,
@@ -378,7 +389,7 @@ type PointsItem struct {
 // pointsItemFields are the keys a points item may have. Points tables are
 // decoded from a node, where yaml.v3 does not reject unknown fields, so a
 // misspelt option would otherwise be dropped without a word.
-var pointsItemFields = []string{"id", "text", "measure", "kinds", "points", "per_months", "max", "local", "group"}
+var pointsItemFields = []string{"id", "text", "measure", "kinds", "points", "per_months", "max", "local", "schemes", "group"}
 
 // checkPointsItems rejects unknown keys in the items of a points table,
 // and a group that is not text: decoding would turn an empty or blank
@@ -466,6 +477,7 @@ func (c *Condition) UnmarshalYAML(n *yaml.Node) error {
 		RuralToUrban bool     `yaml:"rural_to_urban"`
 		ToSpouse     bool     `yaml:"to_spouse"`
 		HomeWaived   bool     `yaml:"home_waived"`
+		Schemes      []string `yaml:"schemes"`
 		WorkAndStudy bool     `yaml:"work_and_study"`
 		Town         bool     `yaml:"town"`
 	}
@@ -475,6 +487,7 @@ func (c *Condition) UnmarshalYAML(n *yaml.Node) error {
 	c.MinMonths, c.Kinds, c.Local, c.Continuous, c.Together = p.MinMonths, p.Kinds, p.Local, p.Continuous, p.Together
 	c.Levels, c.WithinYears, c.WithTax, c.Codes = p.Levels, p.WithinYears, p.WithTax, p.Codes
 	c.RuralToUrban, c.ToSpouse, c.HomeWaived, c.WorkAndStudy, c.Town = p.RuralToUrban, p.ToSpouse, p.HomeWaived, p.WorkAndStudy, p.Town
+	c.Schemes = p.Schemes
 	return nil
 }
 
@@ -526,6 +539,9 @@ func (c *Condition) validate(capMonths int) error {
 		if c.Together && len(c.Kinds) < 2 {
 			return errors.New("insurance_months: together needs at least two kinds held at the same time")
 		}
+		if err := checkSchemes(c.Schemes); err != nil {
+			return fmt.Errorf("insurance_months: %w", err)
+		}
 		return overCap(*c.MinMonths)
 	case KindDiploma:
 		if len(c.Levels) == 0 {
@@ -552,6 +568,20 @@ func (c *Condition) validate(capMonths int) error {
 		}
 	case "":
 		return errors.New("condition is missing")
+	}
+	return nil
+}
+
+// checkSchemes rejects a scheme the catalogue does not name, or one
+// listed twice.
+func checkSchemes(schemes []string) error {
+	for i, s := range schemes {
+		if !slices.Contains(schemas.Schemes, s) {
+			return fmt.Errorf("schemes: %q is not a social-insurance scheme (%s)", s, strings.Join(schemas.Schemes, ", "))
+		}
+		if slices.Contains(schemes[:i], s) {
+			return fmt.Errorf("schemes: %q is listed twice", s)
+		}
 	}
 	return nil
 }
@@ -609,6 +639,12 @@ func (p *Points) validate(capMonths int) error {
 		}
 		if it.Local != nil && it.Measure != MeasureInsuranceMonths {
 			return fmt.Errorf("points: item %s: local applies to insurance_months only (the other measures count in the place)", it.ID)
+		}
+		if len(it.Schemes) > 0 && it.Measure != MeasureInsuranceMonths {
+			return fmt.Errorf("points: item %s: schemes applies to insurance_months only", it.ID)
+		}
+		if err := checkSchemes(it.Schemes); err != nil {
+			return fmt.Errorf("points: item %s: %w", it.ID, err)
 		}
 		switch it.Measure {
 		case MeasureOwnsHome:
