@@ -35,7 +35,12 @@ func TestStatusIdleDLQCostsNoFetch(t *testing.T) {
 	for p := range parts {
 		msgs = append(msgs, reject(p))
 	}
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond,
+	// A transport of its own: kafka-go's default one keeps each broker
+	// address's metadata for seconds, and an earlier test's broker on
+	// the same port held a DLQ of fewer partitions.
+	tr := &kafka.Transport{}
+	defer tr.CloseIdleConnections()
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond, Transport: tr,
 		Balancer: kafka.BalancerFunc(func(m kafka.Message, _ ...int) int { return m.Partition })}
 	defer w.Close()
 	if err := w.WriteMessages(context.Background(), msgs...); err != nil {
