@@ -123,8 +123,8 @@ type payment struct {
 	// (转移接续) carried it to region, "" otherwise.
 	carriedFrom string
 	// scheme is the social-insurance scheme it was paid under: that of
-	// the latest enrolment in its region (or its city's code) before it,
-	// "" when none is on record.
+	// its insurance's enrolment in its region (or its city's code) with
+	// the latest start by its month (schemeOf), "" when none is on record.
 	scheme string
 	ev     evidence
 }
@@ -228,7 +228,7 @@ func gather(rec *hub.Record, history []hub.Change, asOf time.Time) *facts {
 	// another region is a second payment.
 	months := map[string]map[string]map[string]payment{}
 	var transfers []transfer
-	schemeIn := map[string]string{} // the scheme of the latest enrolment in each region
+	var enrolments []enrolled // social_insurance.enrolled, in the order of their times
 	// gradAt and enrolAt hold where in f.grads and f.enrols each
 	// department record's version is (see latestVersion).
 	gradAt, enrolAt := map[string]int{}, map[string]int{}
@@ -340,16 +340,12 @@ func gather(rec *hub.Record, history []hub.Change, asOf time.Time) *facts {
 			}
 		case schemas.InsuranceEnrolled:
 			var d schemas.InsuranceEnrolledData
-			if json.Unmarshal(c.Data, &d) == nil {
-				schemeIn[d.Region] = d.Scheme
+			if json.Unmarshal(c.Data, &d) == nil && len(d.Start) >= 7 {
+				enrolments = append(enrolments, enrolled{region: d.Region, insurances: d.Insurances, from: d.Start[:7], scheme: d.Scheme})
 			}
 		case schemas.ContributionRecorded:
 			var d schemas.ContributionRecordedData
 			if json.Unmarshal(c.Data, &d) == nil && d.Month <= f.asOf.Format("2006-01") {
-				scheme, ok := schemeIn[d.Region]
-				if !ok && len(d.Region) == 6 {
-					scheme = schemeIn[d.Region[:4]+"00"]
-				}
 				for _, k := range d.Insurances {
 					if months[k] == nil {
 						months[k] = map[string]map[string]payment{}
@@ -357,7 +353,7 @@ func gather(rec *hub.Record, history []hub.Change, asOf time.Time) *facts {
 					if months[k][d.Month] == nil {
 						months[k][d.Month] = map[string]payment{}
 					}
-					months[k][d.Month][d.Region] = payment{region: d.Region, scheme: scheme, ev: ev}
+					months[k][d.Month][d.Region] = payment{region: d.Region, ev: ev}
 				}
 			}
 		case schemas.InsuranceTransferred:
@@ -398,6 +394,10 @@ func gather(rec *hub.Record, history []hub.Change, asOf time.Time) *facts {
 	for k, m := range months {
 		list := make([]contribution, 0, len(m))
 		for month, byRegion := range m {
+			for region, p := range byRegion {
+				p.scheme = schemeOf(enrolments, k, region, month)
+				byRegion[region] = p
+			}
 			list = append(list, contribution{month: month, paid: carryAll(month, byRegion, transfers)})
 		}
 		sort.Slice(list, func(i, j int) bool { return list[i].month < list[j].month })
@@ -519,6 +519,40 @@ func carry(month string, p payment, transfers []transfer) payment {
 		}
 	}
 	return p
+}
+
+// enrolled is a social_insurance.enrolled: its insurances' scheme in a
+// region from a month on.
+type enrolled struct {
+	region     string
+	insurances []string
+	from       string // YYYY-MM of its start
+	scheme     string
+}
+
+// schemeOf is the scheme insurance k was paid under in region in month:
+// that of its enrolment there (or at the region's city code) with the
+// latest start by the month, the later recorded of two with the same
+// start; "" when none had started. A back payment (补缴) of a month under
+// an earlier scheme keeps that scheme, and an enrolment recorded after its
+// contributions gives them theirs.
+func schemeOf(enrolments []enrolled, k, region, month string) string {
+	best := -1
+	for i, e := range enrolments {
+		if e.from > month || !slices.Contains(e.insurances, k) {
+			continue
+		}
+		if e.region != region && !(len(region) == 6 && e.region == region[:4]+"00") {
+			continue
+		}
+		if best < 0 || e.from >= enrolments[best].from {
+			best = i
+		}
+	}
+	if best < 0 {
+		return ""
+	}
+	return enrolments[best].scheme
 }
 
 // sameAccount reports whether a payment recorded in region is of the

@@ -30,7 +30,7 @@ func TestGraduateRouteIsTheClosest(t *testing.T) {
 		"home_purchase":  {"hukou_elsewhere", "home_purchase"},
 		"business":       {"hukou_elsewhere", "residence", "business", "region_resident"},
 		"talent":         {"hukou_elsewhere_no_home", "talent"},
-		"long_residence": {"hukou_elsewhere_no_home", "long_residence", "working"},
+		"long_residence": {"hukou_elsewhere", "long_residence", "working"},
 	}
 	tests := []struct {
 		name   string
