@@ -1684,11 +1684,15 @@ func (e *env) insuranceMeasure(it *PointsItem) (measure, []Fact) {
 	lines := make([]insuranceLine, len(it.Kinds))
 	var fs []Fact
 	running := false
+	insurance := " insurance"
+	if len(it.Schemes) > 0 {
+		insurance = " insurance (" + joinAnd(it.Schemes) + " scheme)"
+	}
 	for i, k := range it.Kinds {
 		lines[i] = e.line([]string{k}, local, false, it.Schemes)
 		running = running || lines[i].running
-		fs = append(fs, fact(fmt.Sprintf("%s insurance: %s %s%s", k, plural(lines[i].count, "month"), where, e.cityWideTail(lines[i])), lines[i].ev))
-		fs = append(fs, e.monthFacts(k+" insurance", lines[i])...)
+		fs = append(fs, fact(fmt.Sprintf("%s%s: %s %s%s", k, insurance, plural(lines[i].count, "month"), where, e.cityWideTail(lines[i])), lines[i].ev))
+		fs = append(fs, e.monthFacts(k+insurance, lines[i])...)
 	}
 	value := func(d time.Time) int {
 		least := -1

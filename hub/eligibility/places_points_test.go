@@ -98,7 +98,7 @@ func TestHarbinPointsInsuranceAnywhere(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{"insurance: 60 months → 25 points", "pension insurance: 60 months anywhere", "64 points of 50 needed"} {
+	for _, want := range []string{"insurance: 60 months → 25 points", "pension insurance (employee scheme): 60 months anywhere", "64 points of 50 needed"} {
 		if !slices.Contains(facts, want) {
 			t.Errorf("points facts lack %q:\n%s", want, strings.Join(facts, "\n"))
 		}
