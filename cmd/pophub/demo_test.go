@@ -39,7 +39,7 @@ func TestDemo(t *testing.T) {
 			notYet = append(notYet, strings.TrimSpace(line))
 		}
 	}
-	if want := "not yet: insurance — missing 1 more month of pension insurance"; len(notYet) != 1 || notYet[0] != want {
+	if want := "not yet: insurance — missing 1 more month of pension insurance (employee scheme)"; len(notYet) != 1 || notYet[0] != want {
 		t.Errorf("before the last contribution the demo shows %q, want only %q", notYet, want)
 	}
 }
