@@ -216,17 +216,11 @@ func TestDeathDateOfStatesStoredBefore(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			states, _ := run(oneByOne(tc.stored)...)
-			st := states[p].Clone()
-			for i := range st.HukouLine {
-				st.HukouLine[i].Died = ""
-			}
-			b, err := Marshal(st)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if st, err = Unmarshal(b); err != nil {
-				t.Fatal(err)
-			}
+			st := storedBefore(t, states[p], func(st *State) {
+				for i := range st.HukouLine {
+					st.HukouLine[i].Died = ""
+				}
+			})
 			if got := st.Registrations(); !reflect.DeepEqual(got, tc.wantStored) {
 				t.Fatalf("registrations as stored %+v, want %+v", got, tc.wantStored)
 			}

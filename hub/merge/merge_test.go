@@ -65,6 +65,24 @@ func registered(t testing.TB, p citizenid.ID, eventID, when, addr, gender, birth
 var now = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 
 // run applies batches in sequence, each against the previous outcome.
+// storedBefore is st as an earlier release stored it: a clone with what
+// strip removes (fields points did not carry then), written by Marshal
+// and read back by Unmarshal.
+func storedBefore(t testing.TB, st *State, strip func(*State)) *State {
+	t.Helper()
+	c := st.Clone()
+	strip(c)
+	b, err := Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := Unmarshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 func run(batches ...[]hub.Input) (map[citizenid.ID]*State, []Outcome) {
 	states := map[citizenid.ID]*State{}
 	var outs []Outcome

@@ -85,17 +85,11 @@ func TestPermitAfterEndingCancellationOfStoredStates(t *testing.T) {
 				ev(t, schemas.ResidencePermitIssued, p, "p1", "2025-01-01T08:00:00+08:00",
 					map[string]any{"city_code": "230100", "address_code": "230102001001", "basis": "employment"}),
 			})
-			st := states[p].Clone()
-			for i := range st.HukouLine {
-				st.HukouLine[i].Reason = ""
-			}
-			b, err := Marshal(st)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if st, err = Unmarshal(b); err != nil {
-				t.Fatal(err)
-			}
+			st := storedBefore(t, states[p], func(st *State) {
+				for i := range st.HukouLine {
+					st.HukouLine[i].Reason = ""
+				}
+			})
 			if got := st.PermitSpans(); got != nil {
 				t.Errorf("permit spans %+v, want none", got)
 			}

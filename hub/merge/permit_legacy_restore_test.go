@@ -41,17 +41,11 @@ func TestRestorationDoesNotReviveEndedPermitOfStoredState(t *testing.T) {
 
 			// Stored by an earlier release: no reason on the points.
 			states, _ := run(before)
-			st := states[p].Clone()
-			for i := range st.HukouLine {
-				st.HukouLine[i].Reason = ""
-			}
-			b, err := Marshal(st)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if st, err = Unmarshal(b); err != nil {
-				t.Fatal(err)
-			}
+			st := storedBefore(t, states[p], func(st *State) {
+				for i := range st.HukouLine {
+					st.HukouLine[i].Reason = ""
+				}
+			})
 			if got := st.Record().ResidencePermits; got != nil {
 				t.Fatalf("stored state before the restoration lists %+v", got)
 			}
