@@ -1299,6 +1299,15 @@ func nextMonth(m string) string {
 	return t.AddDate(0, 1, 0).Format("2006-01")
 }
 
+// insuranceOf is what facts call the insurance counted under schemes:
+// " insurance", or " insurance (employee scheme)".
+func insuranceOf(schemes []string) string {
+	if len(schemes) == 0 {
+		return " insurance"
+	}
+	return " insurance (" + joinAnd(schemes) + " scheme)"
+}
+
 // monthStart parses YYYY-MM as its first day.
 func monthStart(m string) time.Time {
 	t, _ := time.Parse("2006-01", m)
@@ -1320,10 +1329,7 @@ func (e *env) insurance(c *Condition) outcome {
 		explainOnly bool // a kind's own count, shown beside the count made together
 	}
 	var lines []counted
-	insurance := " insurance"
-	if len(c.Schemes) > 0 {
-		insurance = " insurance (" + joinAnd(c.Schemes) + " scheme)"
-	}
+	insurance := insuranceOf(c.Schemes)
 	for _, k := range c.Kinds {
 		lines = append(lines, counted{kinds: []string{k}, name: k + insurance, explainOnly: c.Together})
 	}
@@ -1684,10 +1690,7 @@ func (e *env) insuranceMeasure(it *PointsItem) (measure, []Fact) {
 	lines := make([]insuranceLine, len(it.Kinds))
 	var fs []Fact
 	running := false
-	insurance := " insurance"
-	if len(it.Schemes) > 0 {
-		insurance = " insurance (" + joinAnd(it.Schemes) + " scheme)"
-	}
+	insurance := insuranceOf(it.Schemes)
 	for i, k := range it.Kinds {
 		lines[i] = e.line([]string{k}, local, false, it.Schemes)
 		running = running || lines[i].running

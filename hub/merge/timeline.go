@@ -264,13 +264,15 @@ func (s *State) keepPermitIssue(city string) {
 	if r == nil || r.V == nil {
 		return
 	}
-	if i, found := findPoint(s.PermitLine, r.At); found && s.PermitLine[i].Kind == pointPermit {
-		if p := &s.PermitLine[i]; p.Until == "" {
-			p.Until = r.V.ValidUntil
-		}
-		if p := &s.PermitLine[i]; p.Addr == "" {
-			p.Addr = r.V.Address
-		}
+	i, found := findPoint(s.PermitLine, r.At)
+	if !found || s.PermitLine[i].Kind != pointPermit {
+		return
+	}
+	if p := &s.PermitLine[i]; p.Until == "" {
+		p.Until = r.V.ValidUntil
+	}
+	if p := &s.PermitLine[i]; p.Addr == "" {
+		p.Addr = r.V.Address
 	}
 }
 
